@@ -1,0 +1,83 @@
+import { hostname as osHostname } from 'node:os';
+import { CofferError } from '../errors/index.js';
+import { DiskIndexReader, listQuarantined, listSnapshots, saveSnapshot, type DiskRecord, type Repository, type Snapshot } from '../repo/index.js';
+import type { VmSource } from '../source/index.js';
+import { backupDisk, type DiskProgress } from './backup-disk.js';
+import { KnownChunks } from './known-chunks.js';
+
+/** Progress of a VM backup: the disk in progress and the totals so far. */
+export interface BackupProgress extends DiskProgress {
+  /** Bytes done over every disk. */
+  vmBytesDone: number;
+  vmBytesTotal: number;
+}
+
+/** Options of {@link backupVm}. */
+export interface BackupOptions {
+  tags?: string[];
+  /** When the data was captured (default: the clock's now at the start). */
+  time?: Date;
+  hostname?: string;
+  /** Compare against this snapshot instead of the latest of the same VM; null for none. */
+  parent?: Snapshot | null;
+  signal?: AbortSignal;
+  onProgress?: (progress: BackupProgress) => void;
+  /** Injected clock (tests). */
+  clock?: () => Date;
+}
+
+/**
+ * Backs up every disk of a VM into one snapshot. The parent (by default the latest snapshot
+ * of the same VM) is the dedup fast path: a block whose hash equals the parent's entry costs
+ * no lookup. Chunks and index pages are stored first, the manifest last: if anything fails
+ * (or the run is aborted or killed) there is no snapshot, and what was stored is reused by
+ * the next run.
+ */
+export async function backupVm(repo: Repository, source: VmSource, options: BackupOptions = {}): Promise<Snapshot> {
+  const clock = options.clock ?? (() => new Date());
+  const started = clock();
+  if (source.disks.length === 0) throw new CofferError('E_USAGE', `VM ${source.vm} has no disks to back up`);
+  const parent = options.parent === undefined ? (await listSnapshots(repo, { vm: source.vm })).at(-1) ?? null : options.parent;
+  const damaged = await listQuarantined(repo);
+  const known = new KnownChunks();
+  const vmBytesTotal = source.disks.reduce((sum, disk) => sum + disk.device.size, 0);
+  let vmBytesBefore = 0;
+  const disks: DiskRecord[] = [];
+  const totals = { bytesLogical: 0, bytesRead: 0, bytesNew: 0, bytesStored: 0 };
+  for (const disk of source.disks) {
+    const parentDisk = parent?.disks.find((candidate) => candidate.name === disk.name);
+    const { record, progress } = await backupDisk(repo, disk.device, {
+      name: disk.name,
+      sourceFormat: disk.format,
+      source: disk.location,
+      parent: parentDisk === undefined ? undefined : new DiskIndexReader(repo, parentDisk),
+      known,
+      damaged,
+      trustChangeTracking: false,
+      signal: options.signal,
+      onProgress:
+        options.onProgress === undefined
+          ? undefined
+          : (p) => options.onProgress?.({ ...p, vmBytesDone: vmBytesBefore + p.bytesDone, vmBytesTotal }),
+    });
+    vmBytesBefore += disk.device.size;
+    disks.push(record);
+    totals.bytesLogical += record.size;
+    totals.bytesRead += progress.bytesRead;
+    totals.bytesNew += progress.bytesNew;
+    totals.bytesStored += progress.bytesStored;
+  }
+  if (options.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'backup interrupted before its snapshot was recorded');
+  const time = options.time ?? started;
+  return saveSnapshot(repo, {
+    version: 1,
+    vm: source.vm,
+    time: time.toISOString(),
+    hostname: options.hostname ?? osHostname(),
+    tags: options.tags ?? [],
+    parent: parent?.id ?? null,
+    definition: source.definition === null ? null : { format: source.definition.format, data: Buffer.from(source.definition.data).toString('base64') },
+    disks,
+    stats: { ...totals, durationMs: Math.max(0, clock().getTime() - started.getTime()) },
+  });
+}

@@ -1,0 +1,8 @@
+/**
+ * @module backup
+ * The backup direction of the pipeline: a {@link VmSource}'s disks, block by block, into a
+ * snapshot. Reads only data ranges, hashes on the worker pool, stores only new chunks, and
+ * writes the manifest last. Reports progress through a callback; never prints.
+ */
+export { backupVm, type BackupOptions, type BackupProgress } from './backup-vm.js';
+export { backupDisk, type BackupDiskOptions, type DiskProgress } from './backup-disk.js';

@@ -1,0 +1,104 @@
+import { open, type FileHandle } from 'node:fs/promises';
+import { assertReadInBounds, type BlockDevice, type Extent } from '../blockdev/index.js';
+import { CofferError } from '../errors/index.js';
+import { sparse } from './sparse-native.js';
+
+/**
+ * A raw disk image (a regular file, sparse or not) or a block device, as a block device.
+ * The extent map comes from `SEEK_DATA`/`SEEK_HOLE`: holes are `zero` and are never read.
+ * Filesystems without hole support report one data extent, which is still correct.
+ */
+export class RawImage implements BlockDevice {
+  private closed = false;
+
+  private constructor(
+    private readonly handle: FileHandle,
+    readonly path: string,
+    readonly size: number,
+  ) {}
+
+  /** Opens `path` read-only. Throws `E_SOURCE_UNREADABLE` when it cannot be opened. */
+  static async open(path: string): Promise<RawImage> {
+    let handle: FileHandle;
+    try {
+      handle = await open(path, 'r');
+    } catch (error) {
+      throw unreadable(path, error);
+    }
+    try {
+      const info = await handle.stat();
+      if (!info.isFile() && !info.isBlockDevice()) {
+        throw new CofferError('E_SOURCE_UNREADABLE', `${path} is neither a disk image file nor a block device`, { subject: { path } });
+      }
+      const size = info.isFile() ? info.size : sparse.seekEnd(handle.fd);
+      return new RawImage(handle, path, size);
+    } catch (error) {
+      await handle.close();
+      throw error instanceof CofferError ? error : unreadable(path, error);
+    }
+  }
+
+  async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
+    assertReadInBounds(this.size, offset, length);
+    const target = into === undefined ? new Uint8Array(length) : into.subarray(0, length);
+    let done = 0;
+    while (done < target.length) {
+      let bytesRead: number;
+      try {
+        ({ bytesRead } = await this.handle.read(target, done, target.length - done, offset + done));
+      } catch (error) {
+        throw unreadable(this.path, error, offset + done);
+      }
+      if (bytesRead === 0) {
+        throw new CofferError('E_SOURCE_SHRUNK', `${this.path} ended at byte ${offset + done} while it was read (it had ${this.size} bytes when opened)`, {
+          subject: { path: this.path, offset: offset + done },
+        });
+      }
+      done += bytesRead;
+    }
+    return target;
+  }
+
+  async *extents(offset = 0, length = this.size - offset): AsyncIterable<Extent> {
+    assertReadInBounds(this.size, offset, length);
+    const end = offset + length;
+    let position = offset;
+    while (position < end) {
+      let dataStart: number;
+      let dataEnd: number;
+      try {
+        dataStart = sparse.seekData(this.handle.fd, position);
+        dataEnd = dataStart < 0 ? end : sparse.seekHole(this.handle.fd, dataStart);
+      } catch (error) {
+        // No SEEK_DATA support (or a device that refuses it): everything is data.
+        if ((error as NodeJS.ErrnoException).code === 'EINVAL' || (error as NodeJS.ErrnoException).code === 'ESPIPE') {
+          yield { offset: position, length: end - position, kind: 'data' };
+          return;
+        }
+        throw unreadable(this.path, error, position);
+      }
+      if (dataStart < 0 || dataStart >= end) {
+        yield { offset: position, length: end - position, kind: 'zero' };
+        return;
+      }
+      if (dataStart > position) yield { offset: position, length: dataStart - position, kind: 'zero' };
+      const stop = Math.min(Math.max(dataEnd, dataStart), end);
+      if (stop > dataStart) yield { offset: dataStart, length: stop - dataStart, kind: 'data' };
+      position = Math.max(stop, dataStart + 1);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.handle.close();
+  }
+}
+
+function unreadable(path: string, error: unknown, offset?: number): CofferError {
+  const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : error instanceof Error ? error.message : String(error);
+  return new CofferError('E_SOURCE_UNREADABLE', `cannot read ${path}${offset === undefined ? '' : ` at byte ${offset}`}: ${reason}`, {
+    subject: offset === undefined ? { path } : { path, offset },
+    cause: error,
+  });
+}

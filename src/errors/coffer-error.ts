@@ -1,0 +1,77 @@
+/**
+ * Every code Coffer throws, with the situation it names. Codes are part of the public
+ * interface (scripts and the future REST API see them): never rename one.
+ */
+export const ERROR_CODES = {
+  /** The command line is wrong (unknown option, missing argument, bad value). */
+  E_USAGE: 'the command line is wrong',
+  /** No passphrase was given and none can be asked for (no TTY). */
+  E_NO_PASSPHRASE: 'a passphrase is needed',
+  /** No key of the repository opens with the passphrase given. */
+  E_WRONG_PASSPHRASE: 'the passphrase opens no key of the repository',
+  /** The path holds no Coffer repository. */
+  E_REPO_NOT_FOUND: 'no repository there',
+  /** `init` on a location that already holds a repository or other files. */
+  E_REPO_EXISTS: 'a repository or other files are already there',
+  /** The repository's config or keys cannot be read or parsed. */
+  E_REPO_DAMAGED: 'the repository is damaged',
+  /** The repository was written by a newer Coffer (format version unknown). */
+  E_REPO_VERSION: 'the repository format is newer than this Coffer',
+  /** A stored object failed its integrity check (authentication tag or hash). */
+  E_CORRUPT_OBJECT: 'a stored object is corrupt',
+  /** A stored object that something refers to is missing. */
+  E_MISSING_OBJECT: 'a stored object is missing',
+  /** No snapshot matches the id, prefix or `latest` given, or a prefix is ambiguous. */
+  E_SNAPSHOT_NOT_FOUND: 'no such snapshot',
+  /** The snapshot has no disk with that name or number. */
+  E_DISK_NOT_FOUND: 'no such disk in the snapshot',
+  /** The source image or device does not exist or cannot be opened. */
+  E_SOURCE_UNREADABLE: 'the source cannot be read',
+  /** The source got shorter while it was read. */
+  E_SOURCE_SHRUNK: 'the source shrank while it was read',
+  /** The restore target cannot be written, exists already, or is too small. */
+  E_TARGET_UNWRITABLE: 'the restore target cannot be written',
+  /** The storage the repository or the target lives on is full. */
+  E_NO_SPACE: 'no space left on the storage',
+  /** A backend (disk, object store) failed in a way not covered above. */
+  E_BACKEND_IO: 'the storage failed',
+  /** The operation was interrupted (Ctrl-C, a signal, an abort). */
+  E_INTERRUPTED: 'interrupted',
+  /** Verification found missing or corrupt data. */
+  E_VERIFY_FAILED: 'verification found damage',
+  /** A key operation that would lock everyone out (removing the last or the current key). */
+  E_KEY_REFUSED: 'the key operation was refused',
+} as const;
+
+/** A stable error code, see {@link ERROR_CODES}. */
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** What an error is about, so a human (or a script) can find it. */
+export interface ErrorSubject {
+  repository?: string;
+  path?: string;
+  object?: string;
+  snapshot?: string;
+  offset?: number;
+}
+
+/**
+ * The base of every error a user can cause. `message` is one line a human can act on;
+ * `subject` names the object concerned; `cause` keeps the underlying error.
+ */
+export class CofferError extends Error {
+  override readonly name = 'CofferError';
+  readonly code: ErrorCode;
+  readonly subject: ErrorSubject;
+
+  constructor(code: ErrorCode, message: string, options: { subject?: ErrorSubject; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.subject = options.subject ?? {};
+  }
+}
+
+/** True when `error` is a {@link CofferError}, optionally with the given code. */
+export function isCofferError(error: unknown, code?: ErrorCode): error is CofferError {
+  return error instanceof CofferError && (code === undefined || error.code === code);
+}

@@ -1,0 +1,148 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { dirname, join, sep } from 'node:path';
+import { CofferError } from '../../errors/index.js';
+import type { Backend, BackendEntry } from './backend.js';
+
+const TEMP_PREFIX = '.tmp-';
+const KEY_PATTERN = /^[a-z0-9._-]+(\/[a-z0-9._-]+)*$/;
+
+/**
+ * A repository in a local directory (or a mounted NAS share).
+ *
+ * Atomic put is a write to a temporary file in the same directory, `fdatasync`, then
+ * `rename` over the final name: rename is used only here, inside the backend, to give the
+ * atomicity that S3 gives natively. Directories are fsynced after a rename when the caller
+ * asks for it through {@link LocalBackend.put}'s `syncDirectory` (snapshots, keys, config):
+ * ext4 and XFS commit metadata in order, so a synced directory entry also commits every
+ * rename made before it. Temporary files left by a killed process start with `.tmp-`; they
+ * are never listed and may be deleted by anyone.
+ */
+export class LocalBackend implements Backend {
+  readonly location: string;
+  private readonly madeDirectories = new Set<string>();
+
+  constructor(readonly root: string) {
+    this.location = root;
+  }
+
+  async put(key: string, data: Uint8Array): Promise<void> {
+    const path = this.pathOf(key);
+    const directory = dirname(path);
+    await this.ensureDirectory(directory);
+    const temp = join(directory, `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
+    try {
+      const handle = await open(temp, 'wx', 0o600);
+      try {
+        let written = 0;
+        while (written < data.length) {
+          const { bytesWritten } = await handle.write(data, written, data.length - written);
+          written += bytesWritten;
+        }
+        await handle.datasync();
+      } finally {
+        await handle.close();
+      }
+      await rename(temp, path);
+    } catch (error) {
+      await unlink(temp).catch(() => undefined);
+      throw this.translate(error, key, 'write');
+    }
+    if (!key.startsWith('chunks/')) await this.syncDirectory(directory).catch((error) => {
+      throw this.translate(error, key, 'sync');
+    });
+  }
+
+  async get(key: string): Promise<Buffer> {
+    try {
+      return await readFile(this.pathOf(key));
+    } catch (error) {
+      throw this.translate(error, key, 'read');
+    }
+  }
+
+  async has(key: string): Promise<boolean> {
+    try {
+      await stat(this.pathOf(key));
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw this.translate(error, key, 'stat');
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await unlink(this.pathOf(key));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw this.translate(error, key, 'delete');
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<BackendEntry> {
+    // Walk only the directory the prefix names (keys are path-like), then filter.
+    const slash = prefix.lastIndexOf('/');
+    const base = slash < 0 ? '' : prefix.slice(0, slash);
+    yield* this.walk(base, prefix);
+  }
+
+  private async *walk(relative: string, prefix: string): AsyncIterable<BackendEntry> {
+    let entries;
+    try {
+      entries = await readdir(relative === '' ? this.root : join(this.root, relative), { withFileTypes: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw this.translate(error, relative, 'list');
+    }
+    for (const entry of entries) {
+      if (entry.name.startsWith(TEMP_PREFIX)) continue;
+      const key = relative === '' ? entry.name : `${relative}/${entry.name}`;
+      if (entry.isDirectory()) {
+        if (key.startsWith(prefix) || prefix.startsWith(`${key}/`)) yield* this.walk(key, prefix);
+      } else if (entry.isFile() && key.startsWith(prefix)) {
+        const info = await stat(join(this.root, key)).catch(() => undefined);
+        if (info !== undefined) yield { key, size: info.size };
+      }
+    }
+  }
+
+  private pathOf(key: string): string {
+    if (!KEY_PATTERN.test(key) || key.split('/').some((part) => part === '.' || part === '..')) {
+      throw new RangeError(`invalid backend key ${JSON.stringify(key)}`);
+    }
+    return join(this.root, key.split('/').join(sep));
+  }
+
+  private async ensureDirectory(directory: string): Promise<void> {
+    if (this.madeDirectories.has(directory)) return;
+    try {
+      await mkdir(directory, { recursive: true });
+    } catch (error) {
+      throw this.translate(error, directory, 'mkdir');
+    }
+    this.madeDirectories.add(directory);
+  }
+
+  private async syncDirectory(directory: string): Promise<void> {
+    const handle = await open(directory, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  }
+
+  private translate(error: unknown, key: string, action: string): CofferError {
+    const code = (error as NodeJS.ErrnoException).code;
+    const subject = { repository: this.root, object: key };
+    if (code === 'ENOENT' && action === 'read') {
+      return new CofferError('E_MISSING_OBJECT', `object ${key} is missing from ${this.root}`, { subject, cause: error });
+    }
+    if (code === 'ENOSPC' || code === 'EDQUOT') {
+      return new CofferError('E_NO_SPACE', `no space left to ${action} ${key} in ${this.root}`, { subject, cause: error });
+    }
+    const reason = error instanceof Error ? error.message : String(error);
+    return new CofferError('E_BACKEND_IO', `cannot ${action} ${key} in ${this.root}: ${reason}`, { subject, cause: error });
+  }
+}

@@ -1,0 +1,90 @@
+import { availableParallelism } from 'node:os';
+import { Piscina } from 'piscina';
+import { CofferError, type ErrorCode } from '../errors/index.js';
+import type { CodecSettings, ObjectId } from './codec.js';
+import type { ObjectKind } from './format/envelope.js';
+
+/** A task for a codec worker. Buffers should live in SharedArrayBuffers to avoid copies. */
+export type CodecTask =
+  | { op: 'hash'; data: Uint8Array }
+  | { op: 'seal'; data: Uint8Array; kind: number }
+  | { op: 'open'; data: Uint8Array; kind: number; name: string; id: Uint8Array | null; into: Uint8Array | undefined };
+
+/** What a codec worker answers. */
+export type CodecResult =
+  | { op: 'hash'; zero: boolean; id: Uint8Array | null }
+  | { op: 'seal'; sealed: Uint8Array }
+  | { op: 'open'; length: number; plaintext: Uint8Array | null }
+  | { op: 'error'; code: ErrorCode; message: string; object: string | null };
+
+/** What hashing a block found. */
+export interface BlockHash {
+  /** The block is all zeros: nothing is stored for it. */
+  zero: boolean;
+  /** The block's object id (null for a zero block). */
+  id: ObjectId | null;
+}
+
+/**
+ * The one pool of worker threads that does Coffer's CPU work on every core: hashing,
+ * compression, encryption, and back. Buffers passed in SharedArrayBuffer views cross to the
+ * workers without a copy; results are small (ids) or copied once (sealed objects).
+ *
+ * Threads default to the number of cores: the main thread only moves buffers and waits on
+ * I/O, so it needs no core of its own.
+ */
+export class CodecPool {
+  private readonly pool: Piscina<CodecTask, CodecResult>;
+  readonly threads: number;
+
+  constructor(settings: CodecSettings, options: { threads?: number } = {}) {
+    this.threads = Math.max(1, options.threads ?? availableParallelism());
+    this.pool = new Piscina({
+      filename: new URL('./codec-worker.js', import.meta.url).href,
+      workerData: settings,
+      minThreads: this.threads,
+      maxThreads: this.threads,
+      idleTimeout: 60_000,
+    });
+  }
+
+  /** Zero check and object id of a data block. */
+  async hash(data: Uint8Array): Promise<BlockHash> {
+    const result = expect(await this.pool.run({ op: 'hash', data }), 'hash');
+    return { zero: result.zero, id: result.id === null ? null : toBuffer(result.id) };
+  }
+
+  /** The stored form of `data`. */
+  async seal(data: Uint8Array, kind: ObjectKind): Promise<Buffer> {
+    return toBuffer(expect(await this.pool.run({ op: 'seal', data, kind }), 'seal').sealed);
+  }
+
+  /**
+   * The plaintext of a stored object, checked against `id`. With `into` (a shared buffer),
+   * the plaintext is written there and its length returned; otherwise it is returned.
+   */
+  async open(blob: Uint8Array, options: { kind: ObjectKind; name: string; id: ObjectId | null; into?: Uint8Array }): Promise<{ length: number; plaintext: Buffer | null }> {
+    const result = expect(
+      await this.pool.run({ op: 'open', data: blob, kind: options.kind, name: options.name, id: options.id, into: options.into }),
+      'open',
+    );
+    return { length: result.length, plaintext: result.plaintext === null ? null : toBuffer(result.plaintext) };
+  }
+
+  /** Stops the threads; pending tasks are rejected. */
+  async close(): Promise<void> {
+    await this.pool.destroy();
+  }
+}
+
+function expect<K extends CodecResult['op']>(result: CodecResult, op: K): Extract<CodecResult, { op: K }> {
+  if (result.op === 'error') {
+    throw new CofferError(result.code, result.message, { subject: result.object === null ? {} : { object: result.object } });
+  }
+  if (result.op !== op) throw new Error(`codec worker answered ${result.op} to ${op}`);
+  return result as Extract<CodecResult, { op: K }>;
+}
+
+function toBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}

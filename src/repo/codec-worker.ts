@@ -1,0 +1,54 @@
+/**
+ * The body of a codec worker thread: the CPU-heavy half of storing and reading objects
+ * (hashing, compression, encryption and their inverses), so the main thread never hashes or
+ * compresses large buffers. Loaded by {@link CodecPool} through piscina; one
+ * {@link ObjectCodec} per thread, built from the settings passed as workerData.
+ */
+import { workerData } from 'piscina';
+import { isCofferError } from '../errors/index.js';
+import { ObjectCodec, type CodecSettings } from './codec.js';
+import type { ObjectKind } from './format/envelope.js';
+import type { CodecTask, CodecResult } from './codec-pool.js';
+
+const settings = workerData as CodecSettings;
+const toBuffer = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+const codec = new ObjectCodec({
+  compressionLevel: settings.compressionLevel,
+  masterKey:
+    settings.masterKey === null
+      ? null
+      : { encryptionKey: toBuffer(settings.masterKey.encryptionKey), idKey: toBuffer(settings.masterKey.idKey) },
+});
+let zeros = Buffer.alloc(0);
+
+function isAllZero(bytes: Buffer): boolean {
+  if (zeros.length < bytes.length) zeros = Buffer.alloc(bytes.length);
+  return bytes.equals(zeros.subarray(0, bytes.length));
+}
+
+/** Runs one task; errors come back as values so their codes survive the thread boundary. */
+export default function run(task: CodecTask): CodecResult {
+  try {
+    switch (task.op) {
+      case 'hash': {
+        const bytes = toBuffer(task.data);
+        if (isAllZero(bytes)) return { op: 'hash', zero: true, id: null };
+        return { op: 'hash', zero: false, id: codec.idOf(bytes) };
+      }
+      case 'seal':
+        return { op: 'seal', sealed: codec.seal(toBuffer(task.data), task.kind as ObjectKind) };
+      case 'open': {
+        const plaintext = codec.open(task.data, task.kind as ObjectKind, task.name, task.id === null ? undefined : toBuffer(task.id));
+        if (task.into !== undefined) {
+          if (task.into.length < plaintext.length) throw new RangeError('output buffer too small');
+          task.into.set(plaintext);
+          return { op: 'open', length: plaintext.length, plaintext: null };
+        }
+        return { op: 'open', length: plaintext.length, plaintext };
+      }
+    }
+  } catch (error) {
+    if (isCofferError(error)) return { op: 'error', code: error.code, message: error.message, object: error.subject.object ?? null };
+    throw error;
+  }
+}

@@ -1,0 +1,133 @@
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { Compressor, Decompressor } from 'zstd-napi';
+import { CofferError } from '../errors/index.js';
+import {
+  Compression,
+  decodeEnvelopeHeader,
+  encodeEnvelopeHeader,
+  Encryption,
+  NONCE_SIZE,
+  ObjectKind,
+  TAG_SIZE,
+} from './format/envelope.js';
+import type { MasterKey } from './keys/master-key.js';
+
+/** An object's content address: 32 bytes. */
+export type ObjectId = Buffer;
+
+/** The settings a codec needs; plain data, so it can be handed to worker threads. */
+export interface CodecSettings {
+  /** null for an unencrypted repository. */
+  masterKey: MasterKey | null;
+  /** zstd level; 0 stores everything uncompressed. */
+  compressionLevel: number;
+}
+
+/**
+ * Turns plaintext into stored objects and back: content address, compression, encryption,
+ * and the integrity check on every read.
+ *
+ * - The id of a plaintext is SHA-256 of it, or HMAC-SHA256 keyed with the repository's id key
+ *   when the repository is encrypted (so ids reveal nothing about content).
+ * - `seal` compresses with zstd and keeps the compressed form only when it is smaller, then
+ *   encrypts with AES-256-GCM under a fresh random nonce.
+ * - `open` checks the envelope, authenticates, decompresses, checks the length, and (when
+ *   given the id the object was stored under) recomputes the id: a swapped or rotted object
+ *   is reported as `E_CORRUPT_OBJECT`, never returned.
+ *
+ * Not safe for concurrent use across threads; each worker builds its own.
+ */
+export class ObjectCodec {
+  private readonly compressor: Compressor | undefined;
+  private readonly decompressor = new Decompressor();
+
+  constructor(private readonly settings: CodecSettings) {
+    if (settings.compressionLevel > 0) {
+      this.compressor = new Compressor();
+      this.compressor.setParameters({ compressionLevel: settings.compressionLevel, contentSizeFlag: true });
+    }
+  }
+
+  get encrypted(): boolean {
+    return this.settings.masterKey !== null;
+  }
+
+  /** The content address of `plaintext`. */
+  idOf(plaintext: Uint8Array): ObjectId {
+    const key = this.settings.masterKey;
+    return key === null
+      ? createHash('sha256').update(plaintext).digest()
+      : createHmac('sha256', key.idKey).update(plaintext).digest();
+  }
+
+  /** The stored form of `plaintext`. */
+  seal(plaintext: Uint8Array, kind: ObjectKind): Buffer {
+    let compression: Compression = Compression.none;
+    let payload: Uint8Array = plaintext;
+    if (this.compressor !== undefined && plaintext.length > 0) {
+      const compressed = this.compressor.compress(plaintext);
+      if (compressed.length < plaintext.length) {
+        compression = Compression.zstd;
+        payload = compressed;
+      }
+    }
+    const key = this.settings.masterKey;
+    if (key === null) {
+      const header = encodeEnvelopeHeader({ kind, compression, encryption: Encryption.none, plaintextLength: plaintext.length, nonce: undefined });
+      return Buffer.concat([header, payload]);
+    }
+    const nonce = randomBytes(NONCE_SIZE);
+    const header = encodeEnvelopeHeader({ kind, compression, encryption: Encryption.aes256gcm, plaintextLength: plaintext.length, nonce });
+    const cipher = createCipheriv('aes-256-gcm', key.encryptionKey, nonce);
+    cipher.setAAD(header);
+    const body = cipher.update(payload);
+    const final = cipher.final();
+    return Buffer.concat([header, body, final, cipher.getAuthTag()]);
+  }
+
+  /**
+   * The plaintext of a stored object. `name` is used in error messages; when `expectedId` is
+   * given the plaintext must hash to it.
+   */
+  open(blob: Uint8Array, kind: ObjectKind, name: string, expectedId?: ObjectId): Buffer {
+    const corrupt = (why: string, cause?: unknown) =>
+      new CofferError('E_CORRUPT_OBJECT', `object ${name} is corrupt: ${why}`, { subject: { object: name }, cause });
+    const header = decodeEnvelopeHeader(blob, kind, name);
+    const bytes = Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength);
+    let payload: Buffer;
+    if (header.encryption === Encryption.aes256gcm) {
+      const key = this.settings.masterKey;
+      if (key === null) throw corrupt('encrypted, but the repository is not');
+      const tagStart = bytes.length - TAG_SIZE;
+      const decipher = createDecipheriv('aes-256-gcm', key.encryptionKey, header.nonce as Buffer);
+      decipher.setAAD(bytes.subarray(0, header.headerLength));
+      decipher.setAuthTag(bytes.subarray(tagStart));
+      try {
+        payload = Buffer.concat([decipher.update(bytes.subarray(header.headerLength, tagStart)), decipher.final()]);
+      } catch (error) {
+        throw corrupt('authentication failed', error);
+      }
+    } else {
+      if (this.settings.masterKey !== null) throw corrupt('not encrypted, but the repository is');
+      payload = bytes.subarray(header.headerLength);
+    }
+    let plaintext: Buffer;
+    if (header.compression === Compression.zstd) {
+      try {
+        plaintext = this.decompressor.decompress(payload);
+      } catch (error) {
+        throw corrupt('zstd frame does not decode', error);
+      }
+    } else {
+      plaintext = payload;
+    }
+    if (plaintext.length !== header.plaintextLength) {
+      throw corrupt(`${plaintext.length} bytes where the header says ${header.plaintextLength}`);
+    }
+    if (expectedId !== undefined) {
+      const actual = this.idOf(plaintext);
+      if (actual.length !== expectedId.length || !timingSafeEqual(actual, expectedId)) throw corrupt('content does not match its id');
+    }
+    return plaintext;
+  }
+}

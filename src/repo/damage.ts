@@ -1,0 +1,36 @@
+import { QUARANTINE_PREFIX, chunkKey } from './layout.js';
+import type { Repository } from './repository.js';
+import type { ObjectId } from './codec.js';
+
+/**
+ * Damaged chunks that verify has set aside under `quarantine/<id>.<unix ms>`. A backup reads
+ * this list first and never reuses those ids, so the next backup that meets the same data
+ * stores it again under the same id and every snapshot that needed it heals.
+ */
+export async function listQuarantined(repo: Repository): Promise<Set<string>> {
+  const ids = new Set<string>();
+  for await (const entry of repo.backend.list(QUARANTINE_PREFIX)) {
+    const name = entry.key.slice(QUARANTINE_PREFIX.length);
+    const hex = name.split('.')[0] ?? '';
+    if (/^[0-9a-f]{64}$/.test(hex)) ids.add(hex);
+  }
+  return ids;
+}
+
+/**
+ * Moves a damaged chunk aside: a copy under `quarantine/` (kept for inspection), then the
+ * chunk is deleted, so it counts as missing until a backup stores it again. Idempotent.
+ */
+export async function quarantineChunk(repo: Repository, id: ObjectId, now: Date): Promise<void> {
+  const hex = id.toString('hex');
+  const key = chunkKey(hex);
+  let blob: Buffer | undefined;
+  try {
+    blob = await repo.backend.get(key);
+  } catch {
+    blob = undefined; // already missing: nothing to keep
+  }
+  if (blob !== undefined) await repo.backend.put(`${QUARANTINE_PREFIX}${hex}.${now.getTime()}`, blob);
+  else await repo.backend.put(`${QUARANTINE_PREFIX}${hex}.${now.getTime()}`, Buffer.alloc(0));
+  await repo.backend.delete(key);
+}

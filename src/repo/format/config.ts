@@ -1,0 +1,93 @@
+/**
+ * The repository config, object `config`: plaintext JSON that says what the repository is and
+ * how to read it, so that any Coffer (and a human) can tell without a key. Version 1:
+ *
+ * ```json
+ * {
+ *   "format": "coffer-repository",
+ *   "version": 1,
+ *   "id": "<32 hex: random repository id>",
+ *   "created": "<ISO 8601 UTC>",
+ *   "encryption": "aes-256-gcm" | "none",
+ *   "objectId": "hmac-sha256" | "sha256",
+ *   "compression": { "algorithm": "zstd", "level": 3 },
+ *   "blockSize": 262144,
+ *   "entriesPerPage": 4096
+ * }
+ * ```
+ * `blockSize` and `entriesPerPage` are the defaults for new snapshots; each snapshot records
+ * its own, so changing them never breaks old snapshots. The config is never rewritten after
+ * `init`.
+ */
+import { CofferError } from '../../errors/index.js';
+import { MAX_ENTRIES_PER_PAGE } from './index-page.js';
+
+export const REPOSITORY_FORMAT_VERSION = 1;
+export const MIN_BLOCK_SIZE = 4096;
+export const MAX_BLOCK_SIZE = 16 * 1024 * 1024;
+
+/** A parsed config. */
+export interface RepositoryConfig {
+  format: 'coffer-repository';
+  version: number;
+  id: string;
+  created: string;
+  encryption: 'aes-256-gcm' | 'none';
+  objectId: 'hmac-sha256' | 'sha256';
+  compression: { algorithm: 'zstd'; level: number };
+  blockSize: number;
+  entriesPerPage: number;
+}
+
+/** Serializes a config. */
+export function encodeConfig(config: RepositoryConfig): Buffer {
+  return Buffer.from(`${JSON.stringify(config, null, 2)}\n`, 'utf8');
+}
+
+/** True when `blockSize` is a power of two within bounds. */
+export function isValidBlockSize(blockSize: number): boolean {
+  return Number.isInteger(blockSize) && blockSize >= MIN_BLOCK_SIZE && blockSize <= MAX_BLOCK_SIZE && (blockSize & (blockSize - 1)) === 0;
+}
+
+/** Parses and validates a config: `E_REPO_DAMAGED` if it is not one, `E_REPO_VERSION` if newer. */
+export function decodeConfig(bytes: Uint8Array, location: string): RepositoryConfig {
+  const damaged = (why: string) =>
+    new CofferError('E_REPO_DAMAGED', `the config of ${location} is damaged: ${why}`, { subject: { repository: location, object: 'config' } });
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(bytes).toString('utf8'));
+  } catch {
+    throw damaged('not JSON');
+  }
+  const config = value as Partial<RepositoryConfig>;
+  if (typeof config !== 'object' || config === null || config.format !== 'coffer-repository') throw damaged('not a Coffer config');
+  if (typeof config.version !== 'number') throw damaged('no version');
+  if (config.version > REPOSITORY_FORMAT_VERSION) {
+    throw new CofferError('E_REPO_VERSION', `${location} uses repository format ${config.version}; this Coffer reads up to ${REPOSITORY_FORMAT_VERSION}`, {
+      subject: { repository: location },
+    });
+  }
+  if (config.version !== REPOSITORY_FORMAT_VERSION) throw damaged(`version ${config.version}`);
+  if (typeof config.id !== 'string' || !/^[0-9a-f]{32}$/.test(config.id)) throw damaged('bad id');
+  if (config.encryption !== 'aes-256-gcm' && config.encryption !== 'none') throw damaged('unknown encryption');
+  const expectedObjectId = config.encryption === 'none' ? 'sha256' : 'hmac-sha256';
+  if (config.objectId !== expectedObjectId) throw damaged('object id does not match the encryption');
+  const level = config.compression?.level;
+  if (config.compression?.algorithm !== 'zstd' || typeof level !== 'number' || !Number.isInteger(level) || level < 0 || level > 22) {
+    throw damaged('bad compression');
+  }
+  if (typeof config.blockSize !== 'number' || !isValidBlockSize(config.blockSize)) throw damaged('bad block size');
+  const perPage = config.entriesPerPage;
+  if (typeof perPage !== 'number' || !Number.isInteger(perPage) || perPage < 1 || perPage > MAX_ENTRIES_PER_PAGE) throw damaged('bad entries per page');
+  return {
+    format: 'coffer-repository',
+    version: config.version,
+    id: config.id,
+    created: String(config.created ?? ''),
+    encryption: config.encryption,
+    objectId: config.objectId,
+    compression: { algorithm: 'zstd', level },
+    blockSize: config.blockSize,
+    entriesPerPage: perPage,
+  };
+}

@@ -1,0 +1,131 @@
+/**
+ * A snapshot manifest, version 1: one backup of one VM. Stored as a content-addressed object
+ * of kind 3 under `snapshots/<id>`, where `<id>` is the manifest's object id in hex; it is
+ * written last, atomically, after every chunk and index page it names, so a snapshot exists
+ * only when complete. The plaintext is UTF-8 JSON:
+ *
+ * ```json
+ * {
+ *   "version": 1,
+ *   "vm": "web01",                        // 1..200 printable characters
+ *   "time": "2026-11-25T01:00:00.000Z",   // ISO 8601 UTC, the instant the data was captured
+ *   "hostname": "hv03",                   // where the backup ran
+ *   "tags": ["nightly"],
+ *   "parent": "<64 hex> | null",          // the snapshot this one was compared against
+ *   "definition": { "format": "none" | "qemu-qmp" | "libvirt-xml" | ..., "data": "<base64>" } | null,
+ *   "disks": [{
+ *     "name": "disk0", "size": 4294967296, "sourceFormat": "raw", "source": "/vm/web01.raw",
+ *     "blockSize": 262144, "entriesPerPage": 4096,
+ *     "pages": ["<64 hex: index page object id>", ...]   // ceil(ceil(size / blockSize) / entriesPerPage)
+ *   }],
+ *   "stats": { "bytesLogical": 0, "bytesRead": 0, "bytesNew": 0, "bytesStored": 0, "durationMs": 0 }
+ * }
+ * ```
+ * Byte `i` of a disk lies in block `floor(i / blockSize)`, whose entry is entry
+ * `block % entriesPerPage` of page `floor(block / entriesPerPage)`. The last block of a disk
+ * may be shorter than `blockSize`; its chunk holds only the bytes inside the disk.
+ */
+import { CofferError } from '../../errors/index.js';
+import { isValidBlockSize } from './config.js';
+import { MAX_ENTRIES_PER_PAGE } from './index-page.js';
+
+/** The figures of one backup run. */
+export interface SnapshotStats {
+  /** Sum of the sizes of the disks. */
+  bytesLogical: number;
+  /** Bytes actually read from the source (zero and unchanged ranges are not read). */
+  bytesRead: number;
+  /** Plaintext bytes of chunks that the repository did not have before. */
+  bytesNew: number;
+  /** Bytes those new chunks (and new index pages) take in the repository. */
+  bytesStored: number;
+  durationMs: number;
+}
+
+/** One disk of a snapshot. */
+export interface DiskRecord {
+  name: string;
+  size: number;
+  sourceFormat: string;
+  source: string;
+  blockSize: number;
+  entriesPerPage: number;
+  pages: string[];
+}
+
+/** The VM's definition as the source reported it; opaque to the repository. */
+export interface VmDefinition {
+  format: string;
+  data: string;
+}
+
+/** A parsed manifest. */
+export interface SnapshotManifest {
+  version: 1;
+  vm: string;
+  time: string;
+  hostname: string;
+  tags: string[];
+  parent: string | null;
+  definition: VmDefinition | null;
+  disks: DiskRecord[];
+  stats: SnapshotStats;
+}
+
+const HEX_ID = /^[0-9a-f]{64}$/;
+const NAME = /^[^\u0000-\u001f\u007f]{1,200}$/;
+
+/** Serializes a manifest. */
+export function encodeManifest(manifest: SnapshotManifest): Buffer {
+  return Buffer.from(JSON.stringify(manifest), 'utf8');
+}
+
+/** Number of index pages a disk of `size` bytes needs. */
+export function pageCount(size: number, blockSize: number, entriesPerPage: number): number {
+  return Math.ceil(Math.ceil(size / blockSize) / entriesPerPage);
+}
+
+/** Parses and validates a manifest; `E_CORRUPT_OBJECT` for anything malformed. */
+export function decodeManifest(bytes: Buffer, name: string): SnapshotManifest {
+  const corrupt = (why: string) =>
+    new CofferError('E_CORRUPT_OBJECT', `snapshot manifest ${name} is corrupt: ${why}`, { subject: { object: name } });
+  let value: unknown;
+  try {
+    value = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    throw corrupt('not JSON');
+  }
+  const m = value as Partial<SnapshotManifest>;
+  if (typeof m !== 'object' || m === null || m.version !== 1) throw corrupt('unknown version');
+  if (typeof m.vm !== 'string' || !NAME.test(m.vm)) throw corrupt('bad VM name');
+  if (typeof m.time !== 'string' || Number.isNaN(Date.parse(m.time))) throw corrupt('bad time');
+  if (typeof m.hostname !== 'string') throw corrupt('bad hostname');
+  if (!Array.isArray(m.tags) || !m.tags.every((tag) => typeof tag === 'string' && NAME.test(tag))) throw corrupt('bad tags');
+  if (m.parent !== null && (typeof m.parent !== 'string' || !HEX_ID.test(m.parent))) throw corrupt('bad parent');
+  const definition = m.definition;
+  if (definition !== null && (typeof definition !== 'object' || typeof definition?.format !== 'string' || typeof definition.data !== 'string')) {
+    throw corrupt('bad definition');
+  }
+  if (!Array.isArray(m.disks) || m.disks.length === 0) throw corrupt('no disks');
+  for (const disk of m.disks) validateDisk(disk, corrupt);
+  const stats = m.stats;
+  const figures = ['bytesLogical', 'bytesRead', 'bytesNew', 'bytesStored', 'durationMs'] as const;
+  if (typeof stats !== 'object' || stats === null || !figures.every((key) => Number.isSafeInteger(stats[key]) && stats[key] >= 0)) {
+    throw corrupt('bad stats');
+  }
+  return m as SnapshotManifest;
+}
+
+function validateDisk(disk: DiskRecord, corrupt: (why: string) => CofferError): void {
+  if (typeof disk !== 'object' || disk === null || typeof disk.name !== 'string' || !NAME.test(disk.name)) throw corrupt('bad disk name');
+  if (!Number.isSafeInteger(disk.size) || disk.size < 0) throw corrupt(`disk ${disk.name}: bad size`);
+  if (!isValidBlockSize(disk.blockSize)) throw corrupt(`disk ${disk.name}: bad block size`);
+  if (!Number.isInteger(disk.entriesPerPage) || disk.entriesPerPage < 1 || disk.entriesPerPage > MAX_ENTRIES_PER_PAGE) {
+    throw corrupt(`disk ${disk.name}: bad entries per page`);
+  }
+  if (typeof disk.sourceFormat !== 'string' || typeof disk.source !== 'string') throw corrupt(`disk ${disk.name}: bad source`);
+  if (!Array.isArray(disk.pages) || !disk.pages.every((page) => typeof page === 'string' && HEX_ID.test(page))) {
+    throw corrupt(`disk ${disk.name}: bad pages`);
+  }
+  if (disk.pages.length !== pageCount(disk.size, disk.blockSize, disk.entriesPerPage)) throw corrupt(`disk ${disk.name}: wrong page count`);
+}

@@ -1,0 +1,24 @@
+/**
+ * @module repo
+ * The repository: a self-describing, content-addressed store of chunks, disk index pages and
+ * snapshot manifests on a {@link Backend} (a local directory now, S3 later), encrypted and
+ * compressed by {@link ObjectCodec}, with the CPU work on a {@link CodecPool} of worker
+ * threads. The byte layout of everything it writes is in docs/repository-format.md and in
+ * the `format/` files. It knows nothing of VMs, disk formats or filesystems.
+ */
+export type { Backend, BackendEntry } from './backend/backend.js';
+export { LocalBackend } from './backend/local-backend.js';
+export { ObjectCodec, type ObjectId, type CodecSettings } from './codec.js';
+export { CodecPool, type BlockHash } from './codec-pool.js';
+export { ObjectKind } from './format/envelope.js';
+export { ZERO_ENTRY, isZeroEntry, ENTRIES_PER_PAGE } from './format/index-page.js';
+export type { RepositoryConfig } from './format/config.js';
+export { pageCount, type DiskRecord, type SnapshotManifest, type SnapshotStats, type VmDefinition } from './format/manifest.js';
+export { DEFAULT_KDF, type KdfParams } from './keys/key-file.js';
+export { Repository, initRepository, openRepository, REPOSITORY_DEFAULTS, type InitOptions, type OpenOptions, type KeyInfo } from './repository.js';
+export { saveSnapshot, listSnapshots, loadSnapshot, deleteSnapshot, resolveSnapshot, type Snapshot } from './snapshots.js';
+export { DiskIndexReader, DiskIndexWriter } from './disk-index.js';
+export { listQuarantined, quarantineChunk } from './damage.js';
+export { CHUNKS_PREFIX, INDEXES_PREFIX, SNAPSHOTS_PREFIX, idFromKey } from './layout.js';
+export { verifyRepository, type VerifyReport, type VerifyProgress, type DamagedObject, type AffectedRange } from './verify.js';
+export { repositoryStats, type RepositoryStats } from './stats.js';

@@ -1,0 +1,33 @@
+/**
+ * Where each kind of object lives in a repository (the backend keys). Version 1:
+ *
+ * | key                           | what                                             |
+ * |-------------------------------|--------------------------------------------------|
+ * | `config`                      | the repository config (plain JSON)               |
+ * | `keys/<16 hex>`               | a key file (plain JSON, the wrapped master key)  |
+ * | `chunks/<2 hex>/<64 hex>`     | a data chunk (envelope kind 1)                   |
+ * | `indexes/<2 hex>/<64 hex>`    | a disk index page (envelope kind 2)              |
+ * | `snapshots/<64 hex>`          | a snapshot manifest (envelope kind 3)            |
+ * | `quarantine/<64 hex>.<unix ms>` | a damaged chunk set aside by verify           |
+ *
+ * The two-hex fan-out spreads a local repository's chunks over 256 directories (16,000
+ * entries each per TB at the default block size, not 4 million in one); object stores
+ * ignore it.
+ */
+export const CONFIG_KEY = 'config';
+export const KEYS_PREFIX = 'keys/';
+export const CHUNKS_PREFIX = 'chunks/';
+export const INDEXES_PREFIX = 'indexes/';
+export const SNAPSHOTS_PREFIX = 'snapshots/';
+export const QUARANTINE_PREFIX = 'quarantine/';
+
+export const chunkKey = (hex: string): string => `${CHUNKS_PREFIX}${hex.slice(0, 2)}/${hex}`;
+export const indexKey = (hex: string): string => `${INDEXES_PREFIX}${hex.slice(0, 2)}/${hex}`;
+export const snapshotKey = (hex: string): string => `${SNAPSHOTS_PREFIX}${hex}`;
+export const keyFileKey = (id: string): string => `${KEYS_PREFIX}${id}`;
+
+/** The hex id at the end of a content-addressed key, or null if the key is not one. */
+export function idFromKey(key: string): string | null {
+  const hex = key.slice(key.lastIndexOf('/') + 1);
+  return /^[0-9a-f]{64}$/.test(hex) ? hex : null;
+}

@@ -1,0 +1,238 @@
+import { randomBytes } from 'node:crypto';
+import { CofferError } from '../errors/index.js';
+import type { Backend } from './backend/backend.js';
+import { CodecPool } from './codec-pool.js';
+import { ObjectCodec, type ObjectId } from './codec.js';
+import { decodeConfig, encodeConfig, isValidBlockSize, REPOSITORY_FORMAT_VERSION, type RepositoryConfig } from './format/config.js';
+import { ObjectKind } from './format/envelope.js';
+import { ENTRIES_PER_PAGE } from './format/index-page.js';
+import { DEFAULT_KDF, parseKeyFile, unwrapMasterKey, wrapMasterKey, type KdfParams, type KeyFile } from './keys/key-file.js';
+import { newMasterKey, type MasterKey } from './keys/master-key.js';
+import { chunkKey, CONFIG_KEY, indexKey, keyFileKey, KEYS_PREFIX } from './layout.js';
+
+/**
+ * Defaults for new repositories, each with its reason.
+ * - blockSize 256 KiB: see docs/decisions/2026-11-25-block-size.md — small enough that a
+ *   4 KiB guest write costs at most 256 KiB of new data (a quarter of restic's ~1 MiB
+ *   average chunk), large enough that 1 TB is 4 million objects (S3 PUT cost and inodes).
+ * - zstd level 3: zstd's own default and what borg users pick.
+ */
+export const REPOSITORY_DEFAULTS = { blockSize: 256 * 1024, compressionLevel: 3 } as const;
+
+/** How to create a repository. */
+export interface InitOptions {
+  /** null creates an unencrypted repository (only on explicit request). */
+  passphrase: string | null;
+  blockSize?: number;
+  compressionLevel?: number;
+  kdf?: KdfParams;
+  now?: Date;
+}
+
+/** How to open a repository. */
+export interface OpenOptions {
+  /** Needed for encrypted repositories; ignored for unencrypted ones. */
+  passphrase?: string | undefined;
+  /** Worker threads for CPU work (default: every core). */
+  threads?: number;
+}
+
+/** A key file with its id. */
+export interface KeyInfo extends KeyFile {
+  id: string;
+}
+
+/**
+ * An open repository: the config, the codec, and typed access to its objects. Snapshots,
+ * verify and stats live in their own files and take a Repository. Close it to stop the
+ * worker threads.
+ */
+export class Repository {
+  /** Codec for small objects on the main thread (manifests, index pages). */
+  readonly codec: ObjectCodec;
+  private codecPool: CodecPool | undefined;
+
+  constructor(
+    readonly backend: Backend,
+    readonly config: RepositoryConfig,
+    private readonly masterKey: MasterKey | null,
+    /** The id of the key file that opened the repository (null when unencrypted). */
+    readonly openedWithKey: string | null,
+    private readonly threads: number | undefined,
+  ) {
+    this.codec = new ObjectCodec({ masterKey, compressionLevel: config.compression.level });
+  }
+
+  get location(): string {
+    return this.backend.location;
+  }
+
+  get encrypted(): boolean {
+    return this.masterKey !== null;
+  }
+
+  /** The worker pool, started on first use. */
+  get pool(): CodecPool {
+    this.codecPool ??= new CodecPool(
+      { masterKey: this.masterKey, compressionLevel: this.config.compression.level },
+      this.threads === undefined ? {} : { threads: this.threads },
+    );
+    return this.codecPool;
+  }
+
+  async close(): Promise<void> {
+    const pool = this.codecPool;
+    this.codecPool = undefined;
+    await pool?.close();
+  }
+
+  // --- chunks -------------------------------------------------------------------------
+
+  hasChunk(id: ObjectId): Promise<boolean> {
+    return this.backend.has(chunkKey(id.toString('hex')));
+  }
+
+  /** Stores an already sealed chunk under its id (idempotent). */
+  putChunk(id: ObjectId, sealed: Uint8Array): Promise<void> {
+    return this.backend.put(chunkKey(id.toString('hex')), sealed);
+  }
+
+  /** The sealed bytes of a chunk (not yet opened). */
+  getChunkBlob(id: ObjectId): Promise<Buffer> {
+    return this.backend.get(chunkKey(id.toString('hex')));
+  }
+
+  // --- index pages (small: handled on the main thread) --------------------------------
+
+  /** Stores an index page unless present; returns its id and the bytes it added. */
+  async putIndexPage(plaintext: Buffer): Promise<{ id: ObjectId; bytesStored: number }> {
+    const id = this.codec.idOf(plaintext);
+    const key = indexKey(id.toString('hex'));
+    if (await this.backend.has(key)) return { id, bytesStored: 0 };
+    const sealed = this.codec.seal(plaintext, ObjectKind.indexPage);
+    await this.backend.put(key, sealed);
+    return { id, bytesStored: sealed.length };
+  }
+
+  /** The plaintext of an index page, checked against its id. */
+  async getIndexPage(id: ObjectId): Promise<Buffer> {
+    const key = indexKey(id.toString('hex'));
+    return this.codec.open(await this.backend.get(key), ObjectKind.indexPage, key, id);
+  }
+
+  // --- keys ---------------------------------------------------------------------------
+
+  listKeys(): Promise<KeyInfo[]> {
+    return listKeyFiles(this.backend);
+  }
+
+  /** Adds a key file for `passphrase`; returns its id. */
+  async addKey(passphrase: string, options: { kdf?: KdfParams; now?: Date } = {}): Promise<string> {
+    if (this.masterKey === null) {
+      throw new CofferError('E_KEY_REFUSED', `${this.location} is not encrypted: it has no keys`, { subject: { repository: this.location } });
+    }
+    return writeKeyFile(this.backend, this.masterKey, passphrase, options);
+  }
+
+  /** Removes the key file whose id starts with `id`; refuses the key in use and the last key. */
+  async removeKey(id: string): Promise<string> {
+    const refuse = (message: string) => new CofferError('E_KEY_REFUSED', message, { subject: { repository: this.location } });
+    const keys = await this.listKeys();
+    const matches = keys.filter((key) => key.id.startsWith(id));
+    if (matches.length === 0) throw refuse(`no key ${id} in ${this.location}`);
+    if (matches.length > 1) throw refuse(`key id ${id} is ambiguous`);
+    const target = matches[0] as KeyInfo;
+    if (target.id === this.openedWithKey) throw refuse(`key ${target.id} is the one in use; open the repository with another key to remove it`);
+    if (keys.length <= 1) throw refuse('refusing to remove the last key');
+    await this.backend.delete(keyFileKey(target.id));
+    return target.id;
+  }
+}
+
+/** Creates a repository on an empty backend. Refuses (`E_REPO_EXISTS`) if a config is there. */
+export async function initRepository(backend: Backend, options: InitOptions): Promise<RepositoryConfig> {
+  const blockSize = options.blockSize ?? REPOSITORY_DEFAULTS.blockSize;
+  if (!isValidBlockSize(blockSize)) throw new CofferError('E_USAGE', `block size ${blockSize} must be a power of two between 4 KiB and 16 MiB`);
+  const level = options.compressionLevel ?? REPOSITORY_DEFAULTS.compressionLevel;
+  if (!Number.isInteger(level) || level < 0 || level > 19) throw new CofferError('E_USAGE', `compression level ${level} must be 0..19`);
+  if (await backend.has(CONFIG_KEY)) {
+    throw new CofferError('E_REPO_EXISTS', `${backend.location} already holds a repository`, { subject: { repository: backend.location } });
+  }
+  for await (const entry of backend.list('')) {
+    throw new CofferError('E_REPO_EXISTS', `${backend.location} is not empty (it holds ${entry.key}); choose an empty place for a new repository`, {
+      subject: { repository: backend.location },
+    });
+  }
+  const now = options.now ?? new Date();
+  const encrypted = options.passphrase !== null;
+  const config: RepositoryConfig = {
+    format: 'coffer-repository',
+    version: REPOSITORY_FORMAT_VERSION,
+    id: randomBytes(16).toString('hex'),
+    created: now.toISOString(),
+    encryption: encrypted ? 'aes-256-gcm' : 'none',
+    objectId: encrypted ? 'hmac-sha256' : 'sha256',
+    compression: { algorithm: 'zstd', level },
+    blockSize,
+    entriesPerPage: ENTRIES_PER_PAGE,
+  };
+  if (options.passphrase !== null) {
+    await writeKeyFile(backend, newMasterKey(), options.passphrase, { ...(options.kdf ? { kdf: options.kdf } : {}), now });
+  }
+  // The config goes last: a repository exists only once its key is in place.
+  await backend.put(CONFIG_KEY, encodeConfig(config));
+  return config;
+}
+
+/**
+ * Opens a repository: reads the config, then tries the passphrase on every key file.
+ * Throws `E_REPO_NOT_FOUND`, `E_REPO_DAMAGED`, `E_REPO_VERSION`, `E_NO_PASSPHRASE` or
+ * `E_WRONG_PASSPHRASE`.
+ */
+export async function openRepository(backend: Backend, options: OpenOptions = {}): Promise<Repository> {
+  let configBytes: Buffer;
+  try {
+    configBytes = await backend.get(CONFIG_KEY);
+  } catch (error) {
+    if (error instanceof CofferError && error.code === 'E_MISSING_OBJECT') {
+      throw new CofferError('E_REPO_NOT_FOUND', `${backend.location} is not a Coffer repository (no config); create one with 'coffer init'`, {
+        subject: { repository: backend.location },
+      });
+    }
+    throw error;
+  }
+  const config = decodeConfig(configBytes, backend.location);
+  if (config.encryption === 'none') return new Repository(backend, config, null, null, options.threads);
+  if (options.passphrase === undefined) {
+    throw new CofferError('E_NO_PASSPHRASE', `${backend.location} is encrypted: give a passphrase (COFFER_PASSWORD, COFFER_PASSWORD_FILE or --password-file)`, {
+      subject: { repository: backend.location },
+    });
+  }
+  const keys = await listKeyFiles(backend);
+  if (keys.length === 0) {
+    throw new CofferError('E_REPO_DAMAGED', `${backend.location} is encrypted but has no key files`, { subject: { repository: backend.location } });
+  }
+  for (const key of keys) {
+    const masterKey = await unwrapMasterKey(key, options.passphrase);
+    if (masterKey !== null) return new Repository(backend, config, masterKey, key.id, options.threads);
+  }
+  throw new CofferError('E_WRONG_PASSPHRASE', `the passphrase opens none of the ${keys.length} key(s) of ${backend.location}`, {
+    subject: { repository: backend.location },
+  });
+}
+
+async function listKeyFiles(backend: Backend): Promise<KeyInfo[]> {
+  const keys: KeyInfo[] = [];
+  for await (const entry of backend.list(KEYS_PREFIX)) {
+    const id = entry.key.slice(KEYS_PREFIX.length);
+    keys.push({ id, ...parseKeyFile(await backend.get(entry.key), entry.key) });
+  }
+  return keys.sort((a, b) => a.created.localeCompare(b.created) || a.id.localeCompare(b.id));
+}
+
+async function writeKeyFile(backend: Backend, masterKey: MasterKey, passphrase: string, options: { kdf?: KdfParams; now?: Date }): Promise<string> {
+  const file = await wrapMasterKey(masterKey, passphrase, { kdf: options.kdf ?? DEFAULT_KDF, now: options.now ?? new Date() });
+  const id = randomBytes(8).toString('hex');
+  await backend.put(keyFileKey(id), Buffer.from(`${JSON.stringify(file, null, 2)}\n`, 'utf8'));
+  return id;
+}

@@ -1,0 +1,93 @@
+import { forEachLimited } from '../concurrency/index.js';
+import { CofferError } from '../errors/index.js';
+import { ObjectKind } from './format/envelope.js';
+import { decodeManifest, encodeManifest, type SnapshotManifest } from './format/manifest.js';
+import { idFromKey, snapshotKey, SNAPSHOTS_PREFIX } from './layout.js';
+import type { Repository } from './repository.js';
+
+/** A manifest with its id (64 hex). */
+export interface Snapshot extends SnapshotManifest {
+  id: string;
+}
+
+/**
+ * Writes a manifest, the last step of a backup: atomic, so the snapshot appears whole or not
+ * at all. Returns the snapshot's id. Every chunk and index page it names must be stored.
+ */
+export async function saveSnapshot(repo: Repository, manifest: SnapshotManifest): Promise<Snapshot> {
+  const plaintext = encodeManifest(manifest);
+  const id = repo.codec.idOf(plaintext).toString('hex');
+  const sealed = repo.codec.seal(plaintext, ObjectKind.manifest);
+  await repo.backend.put(snapshotKey(id), sealed);
+  // Read back what was written (restic's verifyHeader habit): a manifest that does not open
+  // must never be left believed in.
+  loadFromBlob(repo, id, await repo.backend.get(snapshotKey(id)));
+  return { id, ...manifest };
+}
+
+/** Every snapshot, oldest first (by time, then id). Damaged manifests are reported by `onDamaged`. */
+export async function listSnapshots(
+  repo: Repository,
+  options: { vm?: string; onDamaged?: (id: string, error: CofferError) => void } = {},
+): Promise<Snapshot[]> {
+  const snapshots: Snapshot[] = [];
+  const ids: string[] = [];
+  for await (const entry of repo.backend.list(SNAPSHOTS_PREFIX)) {
+    const id = idFromKey(entry.key);
+    if (id !== null) ids.push(id);
+  }
+  await forEachLimited(ids, 16, async (id) => {
+    try {
+      const snapshot = await loadSnapshot(repo, id);
+      if (options.vm === undefined || snapshot.vm === options.vm) snapshots.push(snapshot);
+    } catch (error) {
+      if (error instanceof CofferError && (error.code === 'E_CORRUPT_OBJECT' || error.code === 'E_MISSING_OBJECT') && options.onDamaged) {
+        options.onDamaged(id, error);
+        return;
+      }
+      throw error;
+    }
+  });
+  return snapshots.sort((a, b) => a.time.localeCompare(b.time) || a.id.localeCompare(b.id));
+}
+
+/** One snapshot by full id. */
+export async function loadSnapshot(repo: Repository, id: string): Promise<Snapshot> {
+  return loadFromBlob(repo, id, await repo.backend.get(snapshotKey(id)));
+}
+
+/** Removes a snapshot's manifest (its chunks stay until prune). */
+export async function deleteSnapshot(repo: Repository, id: string): Promise<void> {
+  await repo.backend.delete(snapshotKey(id));
+}
+
+/**
+ * Finds a snapshot by what a user typed: a full id, a unique prefix of at least 4 hex
+ * characters, `latest` (the newest of all), or `NAME:latest` (the newest of one VM).
+ */
+export async function resolveSnapshot(repo: Repository, reference: string): Promise<Snapshot> {
+  const notFound = (message: string) => new CofferError('E_SNAPSHOT_NOT_FOUND', message, { subject: { repository: repo.location, snapshot: reference } });
+  const latest = /^(?:(.+):)?latest$/.exec(reference);
+  if (latest !== null) {
+    const vm = latest[1];
+    const snapshots = await listSnapshots(repo, vm === undefined ? {} : { vm });
+    const newest = snapshots.at(-1);
+    if (newest === undefined) throw notFound(vm === undefined ? `${repo.location} has no snapshots` : `no snapshot of VM ${vm} in ${repo.location}`);
+    return newest;
+  }
+  if (!/^[0-9a-f]{4,64}$/.test(reference)) throw notFound(`${JSON.stringify(reference)} is not a snapshot id, a prefix of one, 'latest' or 'NAME:latest'`);
+  const matches: string[] = [];
+  for await (const entry of repo.backend.list(SNAPSHOTS_PREFIX)) {
+    const id = idFromKey(entry.key);
+    if (id?.startsWith(reference)) matches.push(id);
+  }
+  if (matches.length === 0) throw notFound(`no snapshot ${reference} in ${repo.location}`);
+  if (matches.length > 1) throw notFound(`snapshot id ${reference} is ambiguous (${matches.length} match); give more characters`);
+  return loadSnapshot(repo, matches[0] as string);
+}
+
+function loadFromBlob(repo: Repository, id: string, blob: Buffer): Snapshot {
+  const name = snapshotKey(id);
+  const plaintext = repo.codec.open(blob, ObjectKind.manifest, name, Buffer.from(id, 'hex'));
+  return { id, ...decodeManifest(plaintext, name) };
+}

@@ -1,0 +1,70 @@
+import { CofferError, isCofferError } from '../errors/index.js';
+import { DiskIndexReader } from './disk-index.js';
+import type { DiskRecord } from './format/manifest.js';
+import type { Snapshot } from './snapshots.js';
+import type { Repository } from './repository.js';
+
+/** One block of one disk of one snapshot, as {@link walkBlocks} visits it. */
+export interface BlockVisit {
+  snapshot: Snapshot;
+  disk: DiskRecord;
+  block: number;
+  /** Bytes of the disk this block covers. */
+  offset: number;
+  length: number;
+  /** The 32-byte entry (all zeros for a zero block). */
+  entry: Buffer;
+}
+
+/** An index page that could not be read, with the range of the disk it covers. */
+export interface PageDamage {
+  snapshot: Snapshot;
+  disk: DiskRecord;
+  page: string;
+  offset: number;
+  length: number;
+  error: CofferError;
+}
+
+/**
+ * Visits every block of every disk of `snapshots`, page by page (one page in memory at a
+ * time). Pages that are missing or corrupt are reported to `onPageDamage` and skipped.
+ */
+export async function walkBlocks(
+  repo: Repository,
+  snapshots: readonly Snapshot[],
+  visit: (block: BlockVisit) => void,
+  onPageDamage: (damage: PageDamage) => void,
+): Promise<void> {
+  for (const snapshot of snapshots) {
+    for (const disk of snapshot.disks) {
+      const reader = new DiskIndexReader(repo, disk, 1);
+      const pageBytes = disk.blockSize * disk.entriesPerPage;
+      for (let page = 0; page < disk.pages.length; page++) {
+        let entries: Buffer[];
+        try {
+          entries = await reader.page(page);
+        } catch (error) {
+          if (isCofferError(error, 'E_MISSING_OBJECT') || isCofferError(error, 'E_CORRUPT_OBJECT')) {
+            const offset = page * pageBytes;
+            onPageDamage({ snapshot, disk, page: disk.pages[page] as string, offset, length: Math.min(pageBytes, disk.size - offset), error });
+            continue;
+          }
+          throw error;
+        }
+        const expected = Math.min(disk.entriesPerPage, Math.ceil(disk.size / disk.blockSize) - page * disk.entriesPerPage);
+        if (entries.length !== expected) {
+          const offset = page * pageBytes;
+          const error = new CofferError('E_CORRUPT_OBJECT', `index page ${disk.pages[page]} has ${entries.length} entries, expected ${expected}`);
+          onPageDamage({ snapshot, disk, page: disk.pages[page] as string, offset, length: Math.min(pageBytes, disk.size - offset), error });
+          continue;
+        }
+        entries.forEach((entry, i) => {
+          const block = page * disk.entriesPerPage + i;
+          const offset = block * disk.blockSize;
+          visit({ snapshot, disk, block, offset, length: Math.min(disk.blockSize, disk.size - offset), entry });
+        });
+      }
+    }
+  }
+}

@@ -1,0 +1,9 @@
+/**
+ * @module restore
+ * The restore direction: a snapshot's disk is itself a block device over the repository
+ * ({@link SnapshotDisk}), and restoring is copying that device to a target (a sparse raw
+ * file, a block device, standard output).
+ */
+export { SnapshotDisk } from './snapshot-disk.js';
+export { restoreDisk, type RestoreProgress } from './restore-disk.js';
+export { restoreSnapshot, findDisk, type RestoreOptions } from './restore-snapshot.js';

@@ -1,0 +1,30 @@
+import { RawImage } from '../disk/index.js';
+import type { SourceDisk, VmSource } from './vm-source.js';
+
+/**
+ * A VM given as disk image files or block devices (raw for now; the disk formats issue adds
+ * detection of qcow2, VMDK, VHD, VHDX). Disks are named `disk0`, `disk1` … in the order given,
+ * so the same command line matches the same disks across snapshots. No definition.
+ */
+export async function openImageSource(vm: string, paths: readonly string[]): Promise<VmSource> {
+  const disks: SourceDisk[] = [];
+  try {
+    for (const [i, path] of paths.entries()) {
+      disks.push({ name: `disk${i}`, format: 'raw', location: path, device: await RawImage.open(path) });
+    }
+  } catch (error) {
+    await Promise.all(disks.map((disk) => disk.device.close()));
+    throw error;
+  }
+  let closed = false;
+  return {
+    vm,
+    definition: null,
+    disks,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await Promise.all(disks.map((disk) => disk.device.close()));
+    },
+  };
+}

@@ -1,0 +1,25 @@
+import type { BlockDevice } from '../blockdev/index.js';
+
+/** One disk of a VM as a source offers it. */
+export interface SourceDisk {
+  /** Stable name within the VM (`disk0`, `sda`, `virtio0` …): matches disks across snapshots. */
+  name: string;
+  /** The format it was read from (`raw`, `qcow2`, `nbd` …), for the record. */
+  format: string;
+  /** Where it came from (a path, a URL), for the record. */
+  location: string;
+  device: BlockDevice;
+}
+
+/**
+ * Where a VM comes from: its definition and one block device per disk, all captured at the
+ * same instant. Image files, running QEMU VMs (QMP + NBD) and libvirt domains implement it.
+ */
+export interface VmSource {
+  readonly vm: string;
+  /** The VM's definition as the hypervisor describes it, or null when there is none. */
+  readonly definition: { format: string; data: Uint8Array } | null;
+  readonly disks: readonly SourceDisk[];
+  /** Releases every device (and, for live VMs, ends the point-in-time view). Idempotent. */
+  close(): Promise<void>;
+}
