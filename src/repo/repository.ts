@@ -31,8 +31,11 @@ export interface InitOptions {
 
 /** How to open a repository. */
 export interface OpenOptions {
-  /** Needed for encrypted repositories; ignored for unencrypted ones. */
-  passphrase?: string | undefined;
+  /**
+   * Needed for encrypted repositories; ignored for unencrypted ones. A function is called
+   * only when the repository turns out to be encrypted (so nobody is prompted for nothing).
+   */
+  passphrase?: string | undefined | (() => Promise<string | undefined>);
   /** Worker threads for CPU work (default: every core). */
   threads?: number;
 }
@@ -134,15 +137,18 @@ export class Repository {
     return writeKeyFile(this.backend, this.masterKey, passphrase, options);
   }
 
-  /** Removes the key file whose id starts with `id`; refuses the key in use and the last key. */
-  async removeKey(id: string): Promise<string> {
+  /**
+   * Removes the key file whose id starts with `id`. Refuses the last key, and the key in use
+   * unless `replacingCurrent` (a passphrase change, after the new key was added).
+   */
+  async removeKey(id: string, options: { replacingCurrent?: boolean } = {}): Promise<string> {
     const refuse = (message: string) => new CofferError('E_KEY_REFUSED', message, { subject: { repository: this.location } });
     const keys = await this.listKeys();
     const matches = keys.filter((key) => key.id.startsWith(id));
     if (matches.length === 0) throw refuse(`no key ${id} in ${this.location}`);
     if (matches.length > 1) throw refuse(`key id ${id} is ambiguous`);
     const target = matches[0] as KeyInfo;
-    if (target.id === this.openedWithKey) throw refuse(`key ${target.id} is the one in use; open the repository with another key to remove it`);
+    if (target.id === this.openedWithKey && options.replacingCurrent !== true) throw refuse(`key ${target.id} is the one in use; open the repository with another key to remove it`);
     if (keys.length <= 1) throw refuse('refusing to remove the last key');
     await this.backend.delete(keyFileKey(target.id));
     return target.id;
@@ -203,7 +209,8 @@ export async function openRepository(backend: Backend, options: OpenOptions = {}
   }
   const config = decodeConfig(configBytes, backend.location);
   if (config.encryption === 'none') return new Repository(backend, config, null, null, options.threads);
-  if (options.passphrase === undefined) {
+  const passphrase = typeof options.passphrase === 'function' ? await options.passphrase() : options.passphrase;
+  if (passphrase === undefined) {
     throw new CofferError('E_NO_PASSPHRASE', `${backend.location} is encrypted: give a passphrase (COFFER_PASSWORD, COFFER_PASSWORD_FILE or --password-file)`, {
       subject: { repository: backend.location },
     });
@@ -213,7 +220,7 @@ export async function openRepository(backend: Backend, options: OpenOptions = {}
     throw new CofferError('E_REPO_DAMAGED', `${backend.location} is encrypted but has no key files`, { subject: { repository: backend.location } });
   }
   for (const key of keys) {
-    const masterKey = await unwrapMasterKey(key, options.passphrase);
+    const masterKey = await unwrapMasterKey(key, passphrase);
     if (masterKey !== null) return new Repository(backend, config, masterKey, key.id, options.threads);
   }
   throw new CofferError('E_WRONG_PASSPHRASE', `the passphrase opens none of the ${keys.length} key(s) of ${backend.location}`, {

@@ -1,0 +1,40 @@
+import { CofferError } from '../../errors/index.js';
+import { resolveSnapshot } from '../../repo/index.js';
+import { restoreSnapshot } from '../../restore/index.js';
+import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
+import { formatBytes } from '../format.js';
+import { ProgressReporter } from '../progress.js';
+
+export interface RestoreCommandOptions extends RepositoryOptions {
+  disk?: string;
+  to?: string;
+  overwrite?: boolean;
+}
+
+/** `coffer restore SNAPSHOT --to PATH`: disks back as raw images, byte for byte. */
+export async function restoreCommand(reference: string, options: RestoreCommandOptions, context: CommandContext): Promise<number> {
+  if (options.to === undefined) throw new CofferError('E_USAGE', '--to PATH is required (a file, a block device, - for standard output, or a directory for several disks)');
+  const to = options.to;
+  return withRepository(options, context, async (repo) => {
+    const snapshot = await resolveSnapshot(repo, reference);
+    const progress = ProgressReporter.for(context.stderr, options.json === true);
+    const results = await restoreSnapshot(repo, snapshot, {
+      to,
+      ...(options.disk !== undefined ? { disk: options.disk } : {}),
+      overwrite: options.overwrite === true,
+      stdout: context.stdout,
+      signal: context.signal,
+      onProgress: (p) => progress.update({ label: `restore ${p.disk}`, done: p.bytesDone, total: p.bytesTotal }),
+    });
+    progress.done();
+    const summary = results.map((r) => ({ disk: r.disk, path: r.path, bytes: r.progress.bytesTotal, bytesWritten: r.progress.bytesWritten }));
+    if (to === '-') {
+      if (options.json) context.stderr.write(`${JSON.stringify({ snapshot: snapshot.id, disks: summary })}\n`);
+    } else if (options.json) {
+      context.stdout.write(`${JSON.stringify({ snapshot: snapshot.id, disks: summary })}\n`);
+    } else {
+      for (const r of summary) context.stdout.write(`restored ${snapshot.id.slice(0, 8)} ${r.disk} (${formatBytes(r.bytes)}) to ${r.path}\n`);
+    }
+    return 0;
+  });
+}

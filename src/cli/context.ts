@@ -1,0 +1,61 @@
+import { CofferError } from '../errors/index.js';
+import { LocalBackend, openRepository, type Backend, type Repository } from '../repo/index.js';
+import { readPassphrase } from './passphrase.js';
+
+/** What every command receives: the process's streams, environment and an abort signal. */
+export interface CommandContext {
+  stdout: NodeJS.WriteStream;
+  stderr: NodeJS.WriteStream;
+  stdin: NodeJS.ReadStream;
+  env: NodeJS.ProcessEnv;
+  signal: AbortSignal;
+}
+
+/** Options every repository command takes. */
+export interface RepositoryOptions {
+  repo?: string;
+  passwordFile?: string;
+  json?: boolean;
+}
+
+/** The repository location from `-r` or `$COFFER_REPOSITORY`. */
+export function repositoryLocation(options: RepositoryOptions, context: CommandContext): string {
+  const location = options.repo ?? context.env.COFFER_REPOSITORY;
+  if (location === undefined || location === '') {
+    throw new CofferError('E_USAGE', 'no repository given: use -r PATH or set COFFER_REPOSITORY');
+  }
+  return location;
+}
+
+/** The backend for a location: a local path (S3 URLs come with the offsite issue). */
+export function backendFor(location: string): Backend {
+  if (/^[a-z][a-z0-9+]*:/i.test(location) && !location.startsWith('local:')) {
+    throw new CofferError('E_USAGE', `repository ${location}: only local directories are supported so far`);
+  }
+  return new LocalBackend(location.replace(/^local:/, ''));
+}
+
+/** Opens the repository named by the options, asking for the passphrase if needed. */
+export async function openFromOptions(options: RepositoryOptions, context: CommandContext): Promise<Repository> {
+  const backend = backendFor(repositoryLocation(options, context));
+  const passphrase = () => readPassphrase({
+    passwordFile: options.passwordFile,
+    env: context.env,
+    variable: 'COFFER_PASSWORD',
+    stdin: context.stdin,
+    stderr: context.stderr,
+    prompt: `passphrase for ${backend.location}`,
+    confirm: false,
+  });
+  return openRepository(backend, { passphrase });
+}
+
+/** Runs `fn` on the opened repository and closes it whatever happens. */
+export async function withRepository<T>(options: RepositoryOptions, context: CommandContext, fn: (repo: Repository) => Promise<T>): Promise<T> {
+  const repo = await openFromOptions(options, context);
+  try {
+    return await fn(repo);
+  } finally {
+    await repo.close();
+  }
+}

@@ -1,0 +1,56 @@
+import type { ErrorCode } from '../errors/index.js';
+
+/**
+ * Exit codes of `coffer`, the one place errors become numbers (documented in
+ * docs/exit-codes.md; scripts rely on them, never renumber).
+ */
+export const ExitCode = {
+  ok: 0,
+  /** Anything not covered below: a storage I/O failure, or a bug. */
+  failure: 1,
+  /** The command line is wrong, or names something that does not exist. */
+  usage: 2,
+  /** The source (an image, a device) cannot be read, or shrank while read. */
+  sourceUnreadable: 3,
+  /** The restore target cannot be written. */
+  targetUnwritable: 4,
+  /** The repository's or the target's storage is full. */
+  noSpace: 5,
+  /** No repository at the location given. */
+  repositoryNotFound: 10,
+  /** The repository is damaged, or written by a newer Coffer. */
+  repositoryDamaged: 11,
+  /** The passphrase opens no key. */
+  wrongPassphrase: 12,
+  /** Verify found missing or corrupt data. */
+  verifyFailed: 13,
+  /** Interrupted by Ctrl-C or a signal. */
+  interrupted: 130,
+} as const;
+
+const BY_CODE: Record<ErrorCode, number> = {
+  E_USAGE: ExitCode.usage,
+  E_NO_PASSPHRASE: ExitCode.usage,
+  E_SNAPSHOT_NOT_FOUND: ExitCode.usage,
+  E_DISK_NOT_FOUND: ExitCode.usage,
+  E_KEY_REFUSED: ExitCode.usage,
+  E_REPO_EXISTS: ExitCode.usage,
+  E_WRONG_PASSPHRASE: ExitCode.wrongPassphrase,
+  E_REPO_NOT_FOUND: ExitCode.repositoryNotFound,
+  E_REPO_DAMAGED: ExitCode.repositoryDamaged,
+  E_REPO_VERSION: ExitCode.repositoryDamaged,
+  E_CORRUPT_OBJECT: ExitCode.repositoryDamaged,
+  E_MISSING_OBJECT: ExitCode.repositoryDamaged,
+  E_SOURCE_UNREADABLE: ExitCode.sourceUnreadable,
+  E_SOURCE_SHRUNK: ExitCode.sourceUnreadable,
+  E_TARGET_UNWRITABLE: ExitCode.targetUnwritable,
+  E_NO_SPACE: ExitCode.noSpace,
+  E_BACKEND_IO: ExitCode.failure,
+  E_INTERRUPTED: ExitCode.interrupted,
+  E_VERIFY_FAILED: ExitCode.verifyFailed,
+};
+
+/** The exit code for an error code. */
+export function exitCodeOf(code: ErrorCode): number {
+  return BY_CODE[code];
+}

@@ -1,0 +1,139 @@
+/**
+ * @module cli
+ * The `coffer` command: parses the command line, runs a command with the process's streams,
+ * and turns every {@link CofferError} into one line on stderr and a documented exit code
+ * (exit-codes.ts). Anything else is a bug: one line plus a hint, and exit 1, never a hang.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { CofferError, isCofferError } from '../errors/index.js';
+import { backupCommand } from './commands/backup.js';
+import { forgetCommand } from './commands/forget.js';
+import { initCommand } from './commands/init.js';
+import { keyCommand } from './commands/key.js';
+import { restoreCommand } from './commands/restore.js';
+import { snapshotsCommand } from './commands/snapshots.js';
+import { statsCommand } from './commands/stats.js';
+import { verifyCommand } from './commands/verify.js';
+import type { CommandContext } from './context.js';
+import { exitCodeOf, ExitCode } from './exit-codes.js';
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+/** Builds the program; each action stores its exit code in `result`. */
+function buildProgram(context: CommandContext, result: { code: number }): Command {
+  const program = new Command('coffer')
+    .description('Image-level backup for virtual machines: deduplicated, compressed, encrypted, verifiable.')
+    .version('0.1.0')
+    .exitOverride()
+    .configureOutput({ writeOut: (text) => context.stdout.write(text), writeErr: (text) => context.stderr.write(text) })
+    .showHelpAfterError('(run with --help for usage)');
+
+  const repoCommand = (name: string, description: string) =>
+    program
+      .command(name)
+      .description(description)
+      .option('-r, --repo <location>', 'repository (default: $COFFER_REPOSITORY)')
+      .option('--password-file <path>', 'read the passphrase from a file (default: $COFFER_PASSWORD, $COFFER_PASSWORD_FILE, or a prompt)')
+      .option('--json', 'machine-readable output: one JSON document on stdout, progress as JSON lines on stderr');
+  const run = (fn: () => Promise<number>) => async () => {
+    result.code = await fn();
+  };
+
+  repoCommand('init', 'create a new repository')
+    .option('--insecure-no-encryption', 'store data unencrypted (anyone with access to the storage can read it)')
+    .option('--block-size <size>', 'block size for disk images, a power of two from 4K to 16M (default 256K)')
+    .option('--compression-level <n>', 'zstd level 0-19, 0 for none (default 3)')
+    .action((options, command: Command) => run(() => initCommand(command.opts(), context))());
+
+  repoCommand('backup', 'back up the disks of a VM into a new snapshot')
+    .argument('<disk...>', 'disk images or block devices, in the VM\'s disk order')
+    .option('--vm <name>', 'the VM\'s name (snapshots of one VM share their parent chain)')
+    .option('--tag <tag>', 'tag the snapshot (repeatable)', collect)
+    .option('--time <iso8601>', 'record this capture time instead of now')
+    .option('--host <name>', 'record this hostname instead of this machine\'s')
+    .action((disks: string[], _options, command: Command) => run(() => backupCommand(disks, command.opts(), context))());
+
+  repoCommand('snapshots', 'list snapshots, oldest first')
+    .option('--vm <name>', 'only this VM')
+    .action((_options, command: Command) => run(() => snapshotsCommand(command.opts(), context))());
+
+  repoCommand('restore', 'write the disks of a snapshot back as raw images')
+    .argument('<snapshot>', 'snapshot id or prefix, latest, or NAME:latest')
+    .option('--disk <name|n>', 'only this disk (name or number)')
+    .option('--to <path>', 'a file, a block device, - for stdout, or a directory for several disks')
+    .option('--overwrite', 'replace an existing file')
+    .action((snapshot: string, _options, command: Command) => run(() => restoreCommand(snapshot, command.opts(), context))());
+
+  repoCommand('verify', 'check that every snapshot can be restored')
+    .option('--read-data', 'read, decrypt and rehash every chunk (otherwise only check they exist)')
+    .action((_options, command: Command) => run(() => verifyCommand(command.opts(), context))());
+
+  repoCommand('stats', 'sizes, and what deduplication and compression save').action((_options, command: Command) =>
+    run(() => statsCommand(command.opts(), context))(),
+  );
+
+  repoCommand('forget', 'remove snapshots (their data goes at the next prune)')
+    .argument('<snapshot...>', 'snapshot ids or prefixes, latest, or NAME:latest')
+    .action((snapshots: string[], _options, command: Command) => run(() => forgetCommand(snapshots, command.opts(), context))());
+
+  repoCommand('key', 'manage the passphrases that open the repository')
+    .addArgument(new Command().createArgument('<action>', 'list, add, remove or passwd').choices(['list', 'add', 'remove', 'passwd']))
+    .argument('[id]', 'the key to remove')
+    .addOption(new Option('--new-password-file <path>', 'the new passphrase (default: $COFFER_NEW_PASSWORD, $COFFER_NEW_PASSWORD_FILE, or a prompt)'))
+    .action((action: string, id: string | undefined, _options, command: Command) => run(() => keyCommand(action, id, command.opts(), context))());
+
+  return program;
+}
+
+/** Runs `coffer` with `argv` (without node and the script) and returns the exit code. */
+export async function runCli(argv: string[], context: CommandContext): Promise<number> {
+  const result = { code: ExitCode.ok as number };
+  const program = buildProgram(context, result);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return result.code;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Help and version exit 0; everything else commander rejects is a usage error.
+      return error.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
+    }
+    const json = argv.includes('--json');
+    if (isCofferError(error)) {
+      report(context, json, error.code, error.message);
+      return exitCodeOf(error.code);
+    }
+    const message = error instanceof Error ? error.message : String(error);
+    report(context, json, 'E_INTERNAL', `${message} (this is a bug in Coffer; set COFFER_DEBUG=1 for details)`);
+    if (context.env.COFFER_DEBUG) context.stderr.write(`${error instanceof Error ? error.stack : ''}\n`);
+    return ExitCode.failure;
+  }
+}
+
+function report(context: CommandContext, json: boolean, code: string, message: string): void {
+  context.stderr.write(json ? `${JSON.stringify({ type: 'error', code, message })}\n` : `coffer: ${message}\n`);
+}
+
+/** Entry point of the `coffer` binary: signals abort the running command. */
+export async function main(): Promise<void> {
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    interrupts += 1;
+    if (interrupts > 1) process.exit(ExitCode.interrupted);
+    process.stderr.write(`\ncoffer: ${signal}: stopping (press Ctrl-C again to quit at once)\n`);
+    controller.abort(new CofferError('E_INTERRUPTED', `interrupted by ${signal}`));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(ExitCode.ok);
+  });
+  const code = await runCli(process.argv.slice(2), {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    stdin: process.stdin,
+    env: process.env,
+    signal: controller.signal,
+  });
+  process.exitCode = code;
+}
