@@ -78,6 +78,7 @@ export class RawImage implements BlockDevice {
         throw unreadable(this.path, error, position);
       }
       if (dataStart < 0 || dataStart >= end) {
+        await this.assertNotShrunk();
         yield { offset: position, length: end - position, kind: 'zero' };
         return;
       }
@@ -85,6 +86,18 @@ export class RawImage implements BlockDevice {
       const stop = Math.min(Math.max(dataEnd, dataStart), end);
       if (stop > dataStart) yield { offset: dataStart, length: stop - dataStart, kind: 'data' };
       position = Math.max(stop, dataStart + 1);
+    }
+  }
+
+  /**
+   * A file truncated while read would show its lost tail as a hole, which reads as zeros:
+   * check the size before trusting a trailing hole, so a shrink is an error, not silent zeros.
+   */
+  private async assertNotShrunk(): Promise<void> {
+    const info = await this.handle.stat();
+    const now = info.isFile() ? info.size : sparse.seekEnd(this.handle.fd);
+    if (now < this.size) {
+      throw new CofferError('E_SOURCE_SHRUNK', `${this.path} shrank from ${this.size} to ${now} bytes while it was read`, { subject: { path: this.path, offset: now } });
     }
   }
 

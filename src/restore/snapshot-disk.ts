@@ -77,7 +77,11 @@ export class SnapshotDisk implements BlockDevice {
     const offset = block * this.disk.blockSize;
     try {
       const blob = await this.repo.getChunkBlob(entry);
-      const { length } = await this.repo.pool.open(blob, { kind: ObjectKind.chunk, name: `chunks/${hex}`, id: entry, into: target });
+      // Workers write straight into shared memory; any other buffer gets a copy back.
+      const shared = target.buffer instanceof SharedArrayBuffer;
+      const opened = await this.repo.pool.open(blob, { kind: ObjectKind.chunk, name: `chunks/${hex}`, id: entry, ...(shared ? { into: target } : {}) });
+      const length = opened.length;
+      if (opened.plaintext !== null && length === target.length) target.set(opened.plaintext);
       if (length !== target.length) {
         throw new CofferError('E_CORRUPT_OBJECT', `chunk ${hex} holds ${length} bytes where block ${block} needs ${target.length}`, { subject: { object: hex } });
       }

@@ -1,0 +1,180 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, open, readFile, truncate, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { isCofferError } from '../errors/index.js';
+import { FaultyBackend } from '../repo/backend/faulty-backend.js';
+import { initRepository, listSnapshots, LocalBackend, openRepository, verifyRepository, type Backend, type Repository } from '../repo/index.js';
+import { restoreSnapshot, SnapshotDisk } from '../restore/index.js';
+import { openImageSource } from '../source/index.js';
+import { seededBytes } from '../testing/index.js';
+import { backupVm } from './backup-vm.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const kdf = { N: 1024, r: 8, p: 1 };
+
+/** A sparse raw image with data written at the given offsets. */
+async function sparseImage(size: number, writes: { offset: number; data: Buffer }[]): Promise<string> {
+  const path = join(await mkdtemp(join(tmpdir(), 'coffer-img-')), 'disk.raw');
+  await writeFile(path, '');
+  await truncate(path, size);
+  const handle = await open(path, 'r+');
+  for (const { offset, data } of writes) await handle.write(data, 0, data.length, offset);
+  await handle.close();
+  return path;
+}
+
+async function newRepo(options: { blockSize?: number; encrypted?: boolean } = {}): Promise<{ backend: LocalBackend; root: string }> {
+  const root = await mkdtemp(join(tmpdir(), 'coffer-repo-'));
+  const backend = new LocalBackend(root);
+  await initRepository(backend, { passphrase: options.encrypted === false ? null : 'pw', kdf, blockSize: options.blockSize ?? 64 * KiB });
+  return { backend, root };
+}
+
+async function objectCount(backend: Backend): Promise<number> {
+  let count = 0;
+  for await (const _ of backend.list('')) count += 1;
+  return count;
+}
+
+async function withRepo<T>(backend: Backend, fn: (repo: Repository) => Promise<T>): Promise<T> {
+  const repo = await openRepository(backend, { passphrase: 'pw', threads: 2 });
+  try {
+    return await fn(repo);
+  } finally {
+    await repo.close();
+  }
+}
+
+async function backupFile(repo: Repository, vm: string, path: string) {
+  const source = await openImageSource(vm, [path]);
+  try {
+    return await backupVm(repo, source);
+  } finally {
+    await source.close();
+  }
+}
+
+test('holes are never read, and zero blocks are stored as nothing', async () => {
+  const image = await sparseImage(64 * MiB, [
+    { offset: 1 * MiB, data: seededBytes(1, 200 * KiB) },
+    { offset: 40 * MiB, data: Buffer.alloc(128 * KiB) }, // written zeros: read, but not stored
+  ]);
+  const { backend } = await newRepo();
+  await withRepo(backend, async (repo) => {
+    const snapshot = await backupFile(repo, 'vm', image);
+    // 200 KiB at 1 MiB touches 4 blocks of 64 KiB; the written zeros 2 more.
+    assert.equal(snapshot.stats.bytesRead, 6 * 64 * KiB);
+    assert.equal(snapshot.stats.bytesNew, 4 * 64 * KiB);
+    assert.equal(snapshot.stats.bytesLogical, 64 * MiB);
+  });
+});
+
+test('an incremental of an unchanged disk adds only its manifest, within 64 KiB + 0.01% of the disk', async () => {
+  const image = await sparseImage(256 * MiB, [{ offset: 0, data: seededBytes(2, 8 * MiB) }, { offset: 200 * MiB, data: seededBytes(3, 3 * MiB) }]);
+  const { backend, root } = await newRepo({ blockSize: 4 * KiB }); // many blocks: 65536 entries, 16 pages
+  await withRepo(backend, async (repo) => {
+    await backupFile(repo, 'vm', image);
+    const before = await objectCount(backend);
+    const second = await backupFile(repo, 'vm', image);
+    assert.equal(await objectCount(backend), before + 1);
+    assert.equal(second.stats.bytesNew, 0);
+    const manifestSize = (await readFile(join(root, 'snapshots', second.id))).length;
+    assert.ok(manifestSize <= 64 * KiB + 0.0001 * 256 * MiB, `manifest of ${manifestSize} bytes`);
+  });
+});
+
+test('the parent is the latest snapshot of the same VM, and changed blocks are all that is new', async () => {
+  const base = seededBytes(4, 4 * MiB);
+  const image = await sparseImage(16 * MiB, [{ offset: 0, data: base }]);
+  const { backend } = await newRepo();
+  await withRepo(backend, async (repo) => {
+    const first = await backupFile(repo, 'vm', image);
+    const handle = await open(image, 'r+');
+    await handle.write(seededBytes(5, 4 * KiB), 0, 4 * KiB, 3 * MiB + 100);
+    await handle.close();
+    const second = await backupFile(repo, 'vm', image);
+    assert.equal(second.parent, first.id);
+    assert.equal(second.stats.bytesNew, 64 * KiB);
+    const other = await backupFile(repo, 'other-vm', image);
+    assert.equal(other.parent, null);
+    assert.equal(other.stats.bytesNew, 0); // same data, another VM: all deduplicated
+  });
+});
+
+test('a full disk during backup leaves no snapshot and a repository that verifies; the rerun reuses what was stored', async () => {
+  const image = await sparseImage(8 * MiB, [{ offset: 0, data: seededBytes(6, 8 * MiB) }]);
+  const { backend } = await newRepo();
+  const faulty = new FaultyBackend(backend, [{ method: 'put', keyPrefix: 'chunks/', nth: 40, code: 'E_NO_SPACE' }]);
+  await withRepo(faulty, async (repo) => {
+    await assert.rejects(backupFile(repo, 'vm', image), (e) => isCofferError(e, 'E_NO_SPACE'));
+    assert.deepEqual(faulty.unexercised(), []);
+    assert.equal((await listSnapshots(repo)).length, 0);
+    const report = await verifyRepository(repo, { readData: true, now: () => new Date() });
+    assert.deepEqual(report.damaged, []);
+  });
+  await withRepo(backend, async (repo) => {
+    const snapshot = await backupFile(repo, 'vm', image);
+    assert.ok(snapshot.stats.bytesNew <= 8 * MiB - 39 * 64 * KiB, `rerun stored ${snapshot.stats.bytesNew} bytes again`);
+  });
+});
+
+test('a source that shrinks while read fails the backup with E_SOURCE_SHRUNK and records nothing', async () => {
+  const image = await sparseImage(8 * MiB, [{ offset: 0, data: seededBytes(7, 8 * MiB) }]);
+  const { backend } = await newRepo();
+  await withRepo(backend, async (repo) => {
+    const source = await openImageSource('vm', [image]);
+    await truncate(image, 2 * MiB); // after open: the device still believes in 8 MiB
+    try {
+      await assert.rejects(backupVm(repo, source), (e) => isCofferError(e, 'E_SOURCE_SHRUNK'));
+    } finally {
+      await source.close();
+    }
+    assert.equal((await listSnapshots(repo)).length, 0);
+  });
+});
+
+test('an aborted backup records nothing', async () => {
+  const image = await sparseImage(8 * MiB, [{ offset: 0, data: seededBytes(8, 8 * MiB) }]);
+  const { backend } = await newRepo();
+  await withRepo(backend, async (repo) => {
+    const source = await openImageSource('vm', [image]);
+    const controller = new AbortController();
+    const run = backupVm(repo, source, { signal: controller.signal, onProgress: (p) => p.bytesDone > MiB && controller.abort() });
+    await assert.rejects(run, (e) => isCofferError(e, 'E_INTERRUPTED'));
+    await source.close();
+    assert.equal((await listSnapshots(repo)).length, 0);
+  });
+});
+
+test('a snapshot disk reads any range like the source, across block boundaries', async () => {
+  const size = 3 * MiB + 12_345; // a short last block
+  const data = seededBytes(9, size);
+  const image = await sparseImage(size, [{ offset: 0, data }]);
+  const { backend } = await newRepo({ encrypted: false });
+  await withRepo(backend, async (repo) => {
+    const snapshot = await backupFile(repo, 'vm', image);
+    const disk = new SnapshotDisk(repo, snapshot.id, snapshot.disks[0]!);
+    for (const [offset, length] of [[0, 1], [65_535, 2], [100_000, 300_000], [size - 12_345, 12_345], [size - 1, 1], [0, size]] as const) {
+      assert.deepEqual(Buffer.from(await disk.read(offset, length)), data.subarray(offset, offset + length), `${offset}+${length}`);
+    }
+    await assert.rejects(disk.read(size, 1), RangeError);
+  });
+});
+
+test('restore to a stream writes blocks in order', async () => {
+  const data = seededBytes(10, 2 * MiB);
+  const image = await sparseImage(6 * MiB, [{ offset: MiB, data }]);
+  const { backend } = await newRepo();
+  await withRepo(backend, async (repo) => {
+    const snapshot = await backupFile(repo, 'vm', image);
+    const { PassThrough } = await import('node:stream');
+    const stream = new PassThrough();
+    const parts: Buffer[] = [];
+    stream.on('data', (part: Buffer) => parts.push(part));
+    await restoreSnapshot(repo, snapshot, { to: '-', stdout: stream });
+    assert.deepEqual(Buffer.concat(parts), await readFile(image));
+  });
+});

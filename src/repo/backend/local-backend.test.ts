@@ -1,0 +1,26 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { runBackendConformance } from './backend-conformance.js';
+import { LocalBackend } from './local-backend.js';
+
+runBackendConformance('local', async () => new LocalBackend(await mkdtemp(join(tmpdir(), 'coffer-local-'))));
+
+test('local: temporary files of a killed writer are never listed', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'coffer-local-'));
+  const backend = new LocalBackend(root);
+  await backend.put('chunks/00/real', Buffer.from('x'));
+  await writeFile(join(root, 'chunks', '00', '.tmp-deadbeef'), 'partial');
+  const keys = [];
+  for await (const entry of backend.list('chunks/')) keys.push(entry.key);
+  assert.deepEqual(keys, ['chunks/00/real']);
+});
+
+test('local: a put leaves no temporary file behind', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'coffer-local-'));
+  const backend = new LocalBackend(root);
+  await backend.put('snapshots/a', Buffer.from('x'));
+  assert.deepEqual(await readdir(join(root, 'snapshots')), ['a']);
+});

@@ -1,0 +1,91 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { test } from 'node:test';
+import { isCofferError } from '../errors/index.js';
+import { ObjectCodec } from './codec.js';
+import { ENVELOPE_HEADER_SIZE, NONCE_SIZE, ObjectKind } from './format/envelope.js';
+import { newMasterKey } from './keys/master-key.js';
+
+const encrypted = () => new ObjectCodec({ masterKey: newMasterKey(), compressionLevel: 3 });
+const plain = () => new ObjectCodec({ masterKey: null, compressionLevel: 3 });
+const compressible = Buffer.alloc(256 * 1024, 'coffer ');
+const incompressible = randomBytes(64 * 1024);
+
+const cases = [
+  { name: 'encrypted, compressible', codec: encrypted, data: compressible },
+  { name: 'encrypted, incompressible', codec: encrypted, data: incompressible },
+  { name: 'unencrypted, compressible', codec: plain, data: compressible },
+  { name: 'unencrypted, incompressible', codec: plain, data: incompressible },
+  { name: 'empty', codec: encrypted, data: Buffer.alloc(0) },
+];
+
+for (const { name, codec: make, data } of cases) {
+  test(`seal then open gives the plaintext back (${name})`, () => {
+    const codec = make();
+    const id = codec.idOf(data);
+    const sealed = codec.seal(data, ObjectKind.chunk);
+    assert.deepEqual(codec.open(sealed, ObjectKind.chunk, 'x', id), data);
+  });
+}
+
+test('compression is used only when it shrinks', () => {
+  const codec = plain();
+  assert.ok(codec.seal(compressible, ObjectKind.chunk).length < compressible.length / 10);
+  assert.equal(codec.seal(incompressible, ObjectKind.chunk).length, ENVELOPE_HEADER_SIZE + incompressible.length);
+});
+
+test('ids: SHA-256 when unencrypted, a keyed MAC that differs per repository when encrypted', () => {
+  assert.deepEqual(plain().idOf(compressible), createHash('sha256').update(compressible).digest());
+  const a = encrypted().idOf(compressible);
+  const b = encrypted().idOf(compressible);
+  assert.notDeepEqual(a, createHash('sha256').update(compressible).digest());
+  assert.notDeepEqual(a, b);
+});
+
+test('random nonces: sealing the same plaintext twice gives different ciphertexts', () => {
+  const codec = encrypted();
+  assert.notDeepEqual(codec.seal(compressible, ObjectKind.chunk), codec.seal(compressible, ObjectKind.chunk));
+});
+
+test('every flipped byte of an encrypted object is detected', () => {
+  const codec = encrypted();
+  const data = randomBytes(300);
+  const sealed = codec.seal(data, ObjectKind.chunk);
+  for (let i = 0; i < sealed.length; i++) {
+    const copy = Buffer.from(sealed);
+    copy[i] = (copy[i] as number) ^ 0x01;
+    assert.throws(() => codec.open(copy, ObjectKind.chunk, 'x', codec.idOf(data)), (e) => isCofferError(e, 'E_CORRUPT_OBJECT'), `byte ${i}`);
+  }
+});
+
+test('a flipped payload byte of an unencrypted object is caught by its id', () => {
+  const codec = plain();
+  const sealed = codec.seal(incompressible, ObjectKind.chunk);
+  sealed[ENVELOPE_HEADER_SIZE + 100] = (sealed[ENVELOPE_HEADER_SIZE + 100] as number) ^ 0x80;
+  assert.throws(() => codec.open(sealed, ObjectKind.chunk, 'x', codec.idOf(incompressible)), (e) => isCofferError(e, 'E_CORRUPT_OBJECT'));
+});
+
+test('an object stored under another id, or of another kind, is refused', () => {
+  const codec = encrypted();
+  const sealed = codec.seal(compressible, ObjectKind.chunk);
+  assert.throws(() => codec.open(sealed, ObjectKind.chunk, 'x', codec.idOf(incompressible)), (e) => isCofferError(e, 'E_CORRUPT_OBJECT'));
+  assert.throws(() => codec.open(sealed, ObjectKind.manifest, 'x'), (e) => isCofferError(e, 'E_CORRUPT_OBJECT'));
+});
+
+test('another repository\'s key cannot open an object', () => {
+  const sealed = encrypted().seal(compressible, ObjectKind.chunk);
+  assert.throws(() => encrypted().open(sealed, ObjectKind.chunk, 'x'), (e) => isCofferError(e, 'E_CORRUPT_OBJECT'));
+});
+
+test('truncated and garbage objects are refused, never crash', () => {
+  const codec = encrypted();
+  const sealed = codec.seal(compressible, ObjectKind.chunk);
+  for (const length of [0, 3, ENVELOPE_HEADER_SIZE, ENVELOPE_HEADER_SIZE + NONCE_SIZE, sealed.length - 1]) {
+    assert.throws(() => codec.open(sealed.subarray(0, length), ObjectKind.chunk, 'x'), (e) => isCofferError(e, 'E_CORRUPT_OBJECT'), `length ${length}`);
+  }
+  for (let i = 0; i < 200; i++) {
+    const garbage = randomBytes(1 + (i % 64));
+    if (i % 2 === 0) Buffer.from('CFE1').copy(garbage);
+    assert.throws(() => plain().open(garbage, ObjectKind.chunk, 'x'), (e) => isCofferError(e, 'E_CORRUPT_OBJECT'));
+  }
+});
