@@ -24,13 +24,8 @@ export async function listQuarantined(repo: Repository): Promise<Set<string>> {
 export async function quarantineChunk(repo: Repository, id: ObjectId, now: Date): Promise<void> {
   const hex = id.toString('hex');
   const key = chunkKey(hex);
-  let blob: Buffer | undefined;
-  try {
-    blob = await repo.backend.get(key);
-  } catch {
-    blob = undefined; // already missing: nothing to keep
-  }
-  if (blob !== undefined) await repo.backend.put(`${QUARANTINE_PREFIX}${hex}.${now.getTime()}`, blob);
-  else await repo.backend.put(`${QUARANTINE_PREFIX}${hex}.${now.getTime()}`, Buffer.alloc(0));
+  // A chunk already missing leaves an empty marker: the id is what backups need to know.
+  const blob = await repo.backend.get(key).catch(() => Buffer.alloc(0));
+  await repo.backend.put(`${QUARANTINE_PREFIX}${hex}.${now.getTime()}`, blob);
   await repo.backend.delete(key);
 }

@@ -8,6 +8,7 @@
  */
 export type { Backend, BackendEntry } from './backend/backend.js';
 export { LocalBackend } from './backend/local-backend.js';
+export { FaultyBackend, type Fault } from './backend/faulty-backend.js';
 export { ObjectCodec, type ObjectId, type CodecSettings } from './codec.js';
 export { CodecPool, type BlockHash } from './codec-pool.js';
 export { ObjectKind } from './format/envelope.js';

@@ -1,3 +1,4 @@
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { openRawTarget } from '../disk/index.js';
@@ -26,10 +27,7 @@ export async function restoreSnapshot(repo: Repository, snapshot: Snapshot, opti
   const disks = options.disk === undefined ? snapshot.disks : [findDisk(snapshot, options.disk)];
   const single = disks.length === 1;
   if (!single && options.to === '-') throw new CofferError('E_USAGE', `snapshot ${snapshot.id.slice(0, 8)} has ${disks.length} disks: choose one with --disk to write to standard output`);
-  if (!single) {
-    const { mkdir } = await import('node:fs/promises');
-    await mkdir(options.to, { recursive: true });
-  }
+  if (!single) await mkdir(options.to, { recursive: true });
   const results = [];
   for (const record of disks) {
     const path = single ? options.to : join(options.to, `${record.name}.raw`);

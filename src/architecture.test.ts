@@ -1,0 +1,62 @@
+/**
+ * The architecture, checked: which folder may import which (DESIGN.md: dependencies point
+ * downward; tests may use any part), and that folders import each other only through their
+ * index.ts. Reads the
+ * TypeScript sources next to the compiled tests.
+ */
+import assert from 'node:assert/strict';
+import { readdir, readFile } from 'node:fs/promises';
+import { dirname, join, relative, resolve } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const SRC = resolve(dirname(fileURLToPath(import.meta.url)), '../../src');
+
+/** Folder → the folders it may import (besides itself). */
+const ALLOWED: Record<string, string[]> = {
+  errors: [],
+  blockdev: [],
+  concurrency: [],
+  testing: [],
+  repo: ['errors', 'concurrency'],
+  disk: ['errors', 'blockdev'],
+  source: ['errors', 'blockdev', 'disk'],
+  backup: ['errors', 'blockdev', 'concurrency', 'repo', 'source', 'disk'],
+  restore: ['errors', 'blockdev', 'concurrency', 'repo', 'disk'],
+  cli: ['errors', 'blockdev', 'concurrency', 'repo', 'source', 'disk', 'backup', 'restore'],
+};
+
+async function sourceFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...(await sourceFiles(path)));
+    else if (entry.name.endsWith('.ts')) out.push(path);
+  }
+  return out;
+}
+
+test('every folder imports only the folders below it, through their index.ts', async () => {
+  const problems: string[] = [];
+  for (const file of await sourceFiles(SRC)) {
+    const rel = relative(SRC, file);
+    const folder = rel.split('/')[0] as string;
+    if (!rel.includes('/')) continue; // top-level files such as this test
+    const isTest = file.endsWith('.test.ts');
+    const allowed = ALLOWED[folder];
+    if (allowed === undefined) {
+      problems.push(`${rel}: folder ${folder} is not in the architecture table`);
+      continue;
+    }
+    const text = await readFile(file, 'utf8');
+    for (const match of text.matchAll(/from '(\.{1,2}\/[^']+)'/g)) {
+      const target = relative(SRC, resolve(dirname(file), match[1] as string));
+      const targetFolder = target.split('/')[0] as string;
+      if (targetFolder === folder) continue;
+      // Tests may use any part (a backup test checks by restoring), still through its index.
+      if (!isTest && !allowed.includes(targetFolder)) problems.push(`${rel} imports ${targetFolder}/ (allowed: ${allowed.join(', ') || 'nothing'})`);
+      if (target !== `${targetFolder}/index.js`) problems.push(`${rel} imports ${target} instead of ${targetFolder}/index.js`);
+    }
+  }
+  assert.deepEqual(problems, []);
+});
