@@ -116,11 +116,13 @@ function report(context: CommandContext, json: boolean, code: string, message: s
 /** Entry point of the `coffer` binary: signals abort the running command. */
 export async function main(): Promise<void> {
   const controller = new AbortController();
+  const json = process.argv.includes('--json');
   let interrupts = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     interrupts += 1;
     if (interrupts > 1) process.exit(ExitCode.interrupted);
-    process.stderr.write(`\ncoffer: ${signal}: stopping (press Ctrl-C again to quit at once)\n`);
+    const message = `${signal}: stopping (press Ctrl-C again to quit at once)`;
+    process.stderr.write(json ? `${JSON.stringify({ type: 'notice', message })}\n` : `\ncoffer: ${message}\n`);
     controller.abort(new CofferError('E_INTERRUPTED', `interrupted by ${signal}`));
   };
   process.on('SIGINT', onSignal);

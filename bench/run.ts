@@ -1,0 +1,127 @@
+/**
+ * `npm run bench`: Coffer against restic and borg on the same realistic 4 GiB disk and its
+ * derived versions, in one run, on this machine. Prints the tables and writes
+ * `bench/results/<timestamp>.json`. See bench/README.md for what is measured and how to
+ * read it; config.ts for the environment variables.
+ *
+ * @module
+ */
+import { mkdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadConfig, type BenchConfig, type ToolName } from './config.js';
+import { ensureDisks } from './derive.js';
+import { renderSteps, renderTargets, writeReport } from './report.js';
+import type { BenchReport, StepResult } from './results.js';
+import { runBigDisk, runSequence } from './sequence.js';
+import { evaluateTargets } from './targets.js';
+import { createTool, unavailable, type BackupTool, type ToolContext } from './tools.js';
+
+function log(line: string): void {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
+}
+
+async function main(): Promise<number> {
+  const startedAt = new Date().toISOString();
+  // dist/bench/run.js → project root two levels up (and bench/run.ts the same from source).
+  const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+  const cfg = loadConfig(process.env, projectRoot);
+  log(`scale ${cfg.scale}: ${cfg.diskBytes / 2 ** 30} GiB disk, work dir ${cfg.workDir}`);
+  const loadStart = os.loadavg();
+  if ((loadStart[0] ?? 0) > os.cpus().length / 2) {
+    log(`warning: load average ${loadStart[0]?.toFixed(1)} on ${os.cpus().length} CPUs; other work will distort wall times`);
+  }
+
+  const toolInfo: BenchReport['tools'] = {};
+  const tools: BackupTool[] = [];
+  for (const name of cfg.tools) {
+    const why = await unavailable(name, cfg.cofferBin);
+    if (why !== undefined) {
+      log(`skipping ${name}: ${why}`);
+      toolInfo[name] = { skipped: why };
+      continue;
+    }
+    const tool = createTool(name, toolCtx(cfg, name));
+    toolInfo[name] = { version: await tool.version(), settings: tool.settings };
+    tools.push(tool);
+  }
+  if (tools.length === 0) {
+    log('no tool can run; nothing to measure');
+    return 1;
+  }
+
+  const disks = await ensureDisks(cfg, log);
+  await rm(cfg.runDir, { recursive: true, force: true });
+  await mkdir(cfg.runDir, { recursive: true });
+
+  const results: StepResult[] = [];
+  for (const tool of tools) {
+    log(`${tool.name}: ${tool.settings}`);
+    results.push(...(await runSequence(cfg, { tool, repo: repoOf(cfg.runDir, tool.name), disks, log })));
+    if (!cfg.keep) await rm(path.join(cfg.runDir, tool.name), { recursive: true, force: true });
+  }
+  if (tools.some((t) => t.name === 'coffer')) {
+    const name = 'coffer-big' as const;
+    const tool = createTool('coffer', toolCtx(cfg, name));
+    log(`coffer: memory check on a ${cfg.bigDiskBytes / 2 ** 30} GiB sparse disk`);
+    results.push(await runBigDisk(cfg, { tool, repo: repoOf(cfg.runDir, name), disks, log }));
+    if (!cfg.keep) await rm(path.join(cfg.runDir, name), { recursive: true, force: true });
+  }
+  if (!cfg.keep) await rm(cfg.runDir, { recursive: true, force: true });
+
+  const targets = evaluateTargets(results);
+  const names = tools.map((t) => t.name);
+  process.stdout.write(`\n${renderSteps(results, names)}\n\n${renderTargets(targets)}\n\n`);
+
+  const report: BenchReport = {
+    version: 1,
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    machine: {
+      cpus: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model,
+      memoryBytes: os.totalmem(),
+      kernel: os.release(),
+      node: process.version,
+      loadavgStart: loadStart,
+      loadavgEnd: os.loadavg(),
+    },
+    config: {
+      scale: cfg.scale,
+      diskBytes: cfg.diskBytes,
+      partitionBytes: cfg.partitionBytes,
+      filesBytes: disks.layout.filesBytes,
+      fileCount: disks.layout.fileCount,
+      bigDiskBytes: cfg.bigDiskBytes,
+    },
+    disks: { changes: disks.changes },
+    tools: toolInfo,
+    results,
+    targets,
+  };
+  const file = await writeReport(cfg.resultsDir, report);
+  log(`results: ${file}`);
+  return results.some((r) => r.error !== undefined) ? 1 : 0;
+}
+
+function repoOf(runDir: string, name: string): string {
+  return path.join(runDir, name, 'repo');
+}
+
+function toolCtx(cfg: BenchConfig, name: ToolName | 'coffer-big'): ToolContext {
+  return {
+    repo: repoOf(cfg.runDir, name),
+    home: path.join(cfg.runDir, name, 'home'),
+    password: cfg.password,
+    cofferBin: cfg.cofferBin,
+  };
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    log(err instanceof Error ? (err.stack ?? err.message) : String(err));
+    process.exit(2);
+  },
+);

@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { ToolName } from './config.js';
+import type { StepName, StepResult } from './results.js';
+import { evaluateTargets } from './targets.js';
+
+function r(tool: ToolName, step: StepName, wallS: number, extra: Partial<StepResult> = {}): StepResult {
+  return { tool, step, wallS, cpuS: wallS, maxRssKiB: 100 * 1024, ...extra };
+}
+
+const cases: Array<{ name: string; results: StepResult[]; target: string; ratio: number | null; pass: boolean | null }> = [
+  {
+    name: 'compares with the faster peer',
+    results: [r('coffer', 'full', 3), r('restic', 'full', 10), r('borg', 'full', 12)],
+    target: 'full backup wall time',
+    ratio: 0.3,
+    pass: true,
+  },
+  {
+    name: 'a failed peer step does not count',
+    results: [r('coffer', 'full', 3), r('restic', 'full', 0, { error: 'boom' }), r('borg', 'full', 6)],
+    target: 'full backup wall time',
+    ratio: 0.5,
+    pass: false,
+  },
+  {
+    name: 'no Coffer number: not decided',
+    results: [r('restic', 'verify', 10)],
+    target: 'verify all data wall time',
+    ratio: null,
+    pass: null,
+  },
+  {
+    name: 'repository size is compared with borg, not the best peer',
+    results: [
+      r('coffer', 'full', 1, { repo: { apparent: 105, allocated: 0 } }),
+      r('restic', 'full', 1, { repo: { apparent: 50, allocated: 0 } }),
+      r('borg', 'full', 1, { repo: { apparent: 100, allocated: 0 } }),
+    ],
+    target: 'repository size after the full',
+    ratio: 1.05,
+    pass: true,
+  },
+  {
+    name: 'bytes added use the smaller peer',
+    results: [
+      r('coffer', 'incr-scattered', 1, { added: { apparent: 30, allocated: 0 } }),
+      r('restic', 'incr-scattered', 1, { added: { apparent: 40, allocated: 0 } }),
+      r('borg', 'incr-scattered', 1, { added: { apparent: 80, allocated: 0 } }),
+    ],
+    target: 'bytes added by the scattered incremental',
+    ratio: 0.75,
+    pass: false,
+  },
+  {
+    name: 'the big sparse disk may use 10% more memory than the 4 GiB one',
+    results: [r('coffer', 'full', 1, { maxRssKiB: 200 * 1024 }), r('coffer', 'full-16g', 1, { maxRssKiB: 210 * 1024 })],
+    target: 'peak RSS, 16 GiB vs 4 GiB full',
+    ratio: 1.05,
+    pass: true,
+  },
+];
+
+for (const c of cases) {
+  test(`evaluateTargets: ${c.name}`, () => {
+    const t = evaluateTargets(c.results).find((x) => x.name === c.target);
+    assert.ok(t, `target "${c.target}" exists`);
+    assert.equal(t.pass, c.pass);
+    if (c.ratio === null) assert.equal(t.ratio, null);
+    else assert.ok(Math.abs((t.ratio ?? NaN) - c.ratio) < 1e-9, `ratio ${t.ratio}`);
+  });
+}

@@ -1,0 +1,67 @@
+/**
+ * Coffer's own CLI (`node bin/coffer.js`) as a {@link BackupTool}, treated as a black box
+ * exactly like the peers: same inputs, same measurement. `backup --json` prints one JSON
+ * object (`id, bytesLogical, bytesRead, bytesNew, bytesStored, durationMs`), kept as the
+ * tool's own accounting.
+ *
+ * @module
+ */
+import path from 'node:path';
+import { run, timed, type Measurement } from './exec.js';
+import type { BackupOutcome, BackupTool, ToolContext } from './tools.js';
+
+/** Drives `node bin/coffer.js`. */
+export class CofferTool implements BackupTool {
+  readonly name = 'coffer' as const;
+  readonly settings = 'defaults';
+  readonly #ctx: ToolContext;
+  readonly #bin: string;
+  readonly #env: Record<string, string>;
+
+  constructor(ctx: ToolContext) {
+    this.#ctx = ctx;
+    this.#bin = ctx.cofferBin;
+    this.#env = { COFFER_PASSWORD: ctx.password, XDG_CACHE_HOME: path.join(ctx.home, 'cache') };
+  }
+
+  #timed(...args: string[]): ReturnType<typeof timed> {
+    return timed(process.execPath, [this.#bin, ...args], { env: this.#env });
+  }
+
+  async version(): Promise<string> {
+    const out = await run(process.execPath, [this.#bin, '--version'], { allowFail: true });
+    return out.code === 0 ? out.stdout.trim() : 'unknown';
+  }
+
+  async init(): Promise<Measurement> {
+    return (await this.#timed('init', '-r', this.#ctx.repo)).m;
+  }
+
+  async backup(vm: string, disk: string): Promise<BackupOutcome> {
+    const out = await this.#timed('backup', '-r', this.#ctx.repo, '--vm', vm, '--json', disk);
+    return { m: out.m, reported: lastJson(out.stdout) };
+  }
+
+  async restore(vm: string, _disk: string, dir: string): Promise<{ m: Measurement; file: string }> {
+    const file = path.join(dir, 'disk.raw');
+    const out = await this.#timed('restore', '-r', this.#ctx.repo, `${vm}:latest`, '--to', file);
+    return { m: out.m, file };
+  }
+
+  async verify(): Promise<Measurement> {
+    return (await this.#timed('verify', '-r', this.#ctx.repo, '--read-data')).m;
+  }
+}
+
+/** The last line of stdout that parses as a JSON object, or {}. */
+function lastJson(stdout: string): Record<string, unknown> {
+  for (const line of stdout.trim().split('\n').reverse()) {
+    try {
+      const v: unknown = JSON.parse(line);
+      if (v !== null && typeof v === 'object' && !Array.isArray(v)) return v as Record<string, unknown>;
+    } catch {
+      // not JSON: keep looking
+    }
+  }
+  return {};
+}

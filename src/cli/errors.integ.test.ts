@@ -1,0 +1,137 @@
+/**
+ * Black-box failures of the `coffer` binary: each documented exit code for what a user can
+ * get wrong, with one line on stderr and no stack trace, and nothing destroyed on the way.
+ */
+import assert from 'node:assert/strict';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { seededBytes } from '../testing/index.js';
+import { assertExit, assertOneLineError, coffer, cofferJson, describeRun, makeWorkDir, removeDir, type BackupJson } from './cli-harness.js';
+
+const KiB = 1024;
+const PASSWORD = { COFFER_PASSWORD: 'the right one' };
+
+let work: string;
+/** An encrypted repository with one snapshot of `image`. */
+let repo: string;
+let image: string;
+let snapshot: BackupJson;
+
+before(async () => {
+  work = await makeWorkDir('errors');
+  repo = join(work, 'repo');
+  image = join(work, 'disk.raw');
+  await writeFile(image, seededBytes(11, 256 * KiB));
+  await cofferJson(['init', '-r', repo, '--block-size', '64K'], { env: PASSWORD });
+  snapshot = await cofferJson<BackupJson>(['backup', '-r', repo, '--vm', 'vm1', image], { env: PASSWORD });
+});
+after(() => removeDir(work));
+
+interface Case {
+  title: string;
+  /** Arguments; REPO, IMAGE, WORK and SNAP are replaced. */
+  args: string[];
+  env?: Record<string, string>;
+  /** Prepares the scene in the fresh directory `dir` (WORK); may return a check to run afterwards. */
+  setup?: (dir: string) => Promise<(() => Promise<void>) | void>;
+  code: number;
+  /** What the one stderr line says. */
+  message: RegExp;
+  /** Usage errors from the option parser may add a hint line. */
+  hint?: boolean;
+}
+
+const cases: Case[] = [
+  { title: 'wrong passphrase', args: ['snapshots', '-r', 'REPO'], env: { COFFER_PASSWORD: 'wrong' }, code: 12, message: /^coffer: the passphrase opens none of the 1 key/ },
+  {
+    title: 'wrong passphrase, --json: the error is a JSON line',
+    args: ['snapshots', '-r', 'REPO', '--json'],
+    env: { COFFER_PASSWORD: 'wrong' },
+    code: 12,
+    message: /^\{"type":"error","code":"E_WRONG_PASSPHRASE","message":"[^"]+"\}$/,
+  },
+  { title: 'wrong passphrase from a file', args: ['snapshots', '-r', 'REPO', '--password-file', 'WORK/pw'], setup: async (dir) => writeFile(join(dir, 'pw'), 'wrong\n'), code: 12, message: /passphrase/ },
+  { title: 'no passphrase for an encrypted repository', args: ['snapshots', '-r', 'REPO'], code: 2, message: /is encrypted: give a passphrase/ },
+  { title: 'no repository there', args: ['snapshots', '-r', 'WORK/nothing-here'], env: PASSWORD, code: 10, message: /is not a Coffer repository/ },
+  { title: 'an empty directory is no repository', args: ['backup', '-r', 'WORK/empty', '--vm', 'x', 'IMAGE'], setup: (dir) => mkdir(join(dir, 'empty')), env: PASSWORD, code: 10, message: /not a Coffer repository/ },
+  { title: 'no repository given', args: ['snapshots'], env: PASSWORD, code: 2, message: /no repository given/ },
+  {
+    title: 'config overwritten with garbage',
+    args: ['snapshots', '-r', 'WORK/repo'],
+    setup: async (dir) => {
+      await cofferJson(['init', '-r', join(dir, 'repo')], { env: PASSWORD });
+      await writeFile(join(dir, 'repo', 'config'), seededBytes(5, 300));
+    },
+    env: PASSWORD,
+    code: 11,
+    message: /config/,
+  },
+  {
+    title: 'config truncated to half',
+    args: ['verify', '-r', 'WORK/repo'],
+    setup: async (dir) => {
+      await cofferJson(['init', '-r', join(dir, 'repo')], { env: PASSWORD });
+      const config = await readFile(join(dir, 'repo', 'config'));
+      await writeFile(join(dir, 'repo', 'config'), config.subarray(0, config.length >> 1));
+    },
+    env: PASSWORD,
+    code: 11,
+    message: /config/,
+  },
+  { title: 'missing source disk', args: ['backup', '-r', 'REPO', '--vm', 'vm1', 'WORK/no-such-disk.raw'], env: PASSWORD, code: 3, message: /no-such-disk\.raw/ },
+  { title: 'source is a directory', args: ['backup', '-r', 'REPO', '--vm', 'vm1', 'WORK'], env: PASSWORD, code: 3, message: /neither a disk image file nor a block device/ },
+  {
+    title: 'restore onto an existing file without --overwrite',
+    args: ['restore', '-r', 'REPO', 'SNAP', '--to', 'WORK/precious'],
+    setup: async (dir) => {
+      await writeFile(join(dir, 'precious'), 'do not lose me\n');
+      return async () => assert.equal(await readFile(join(dir, 'precious'), 'utf8'), 'do not lose me\n', 'the existing file was changed');
+    },
+    env: PASSWORD,
+    code: 4,
+    message: /exists \(add --overwrite/,
+  },
+  { title: 'restore into a directory that does not exist', args: ['restore', '-r', 'REPO', 'SNAP', '--to', 'WORK/no/such/dir/x.raw'], env: PASSWORD, code: 4, message: /no\/such\/dir/ },
+  { title: 'unknown snapshot id', args: ['restore', '-r', 'REPO', 'deadbeef', '--to', 'WORK/x.raw'], env: PASSWORD, code: 2, message: /no snapshot deadbeef/ },
+  { title: 'not a snapshot reference', args: ['restore', '-r', 'REPO', 'yesterday', '--to', 'WORK/x.raw'], env: PASSWORD, code: 2, message: /is not a snapshot id/ },
+  { title: 'no snapshot of that VM', args: ['restore', '-r', 'REPO', 'other:latest', '--to', 'WORK/x.raw'], env: PASSWORD, code: 2, message: /no snapshot of VM other/ },
+  { title: 'unknown disk', args: ['restore', '-r', 'REPO', 'SNAP', '--disk', 'disk7', '--to', 'WORK/x.raw'], env: PASSWORD, code: 2, message: /has no disk disk7/ },
+  { title: 'forget an unknown snapshot', args: ['forget', '-r', 'REPO', 'SNAP', 'abcd1234'], env: PASSWORD, code: 2, message: /abcd1234/ },
+  { title: 'restore without --to', args: ['restore', '-r', 'REPO', 'SNAP'], env: PASSWORD, code: 2, message: /--to PATH is required/ },
+  { title: 'backup without --vm', args: ['backup', '-r', 'REPO', 'IMAGE'], env: PASSWORD, code: 2, message: /--vm NAME is required/ },
+  { title: 'backup with a bad --time', args: ['backup', '-r', 'REPO', '--vm', 'v', '--time', 'noon', 'IMAGE'], env: PASSWORD, code: 2, message: /--time noon/ },
+  { title: 'init with a bad block size', args: ['init', '-r', 'WORK/new', '--block-size', '3K'], env: PASSWORD, code: 2, message: /block size/ },
+  { title: 'init over an existing repository', args: ['init', '-r', 'REPO'], env: PASSWORD, code: 2, message: /already holds a repository/ },
+  { title: 'unknown command', args: ['frobnicate'], code: 2, message: /unknown command/, hint: true },
+  { title: 'unknown option', args: ['snapshots', '-r', 'REPO', '--colour'], env: PASSWORD, code: 2, message: /unknown option/, hint: true },
+  { title: 'backup without disks', args: ['backup', '-r', 'REPO', '--vm', 'v'], env: PASSWORD, code: 2, message: /missing required argument/, hint: true },
+];
+
+for (const c of cases) {
+  test(`exit ${c.code}: ${c.title}`, async () => {
+    const dir = await makeWorkDir('case');
+    try {
+      const check = await c.setup?.(dir);
+      const args = c.args.map((arg) => arg.replace('REPO', repo).replace('IMAGE', image).replace('WORK', dir).replace('SNAP', snapshot.id.slice(0, 6)));
+      const result = await coffer(args, { env: c.env ?? {}, timeoutMs: 30_000 });
+      assertExit(result, c.code);
+      assert.equal(result.stdout.length, 0, `nothing belongs on stdout:\n${describeRun(result)}`);
+      if (c.hint) {
+        assert.doesNotMatch(result.stderr, /^\s+at /m);
+        assert.match(result.stderr.split('\n')[0]!, c.message);
+      } else {
+        assert.match(assertOneLineError(result), c.message);
+      }
+      if (check) await check();
+    } finally {
+      await removeDir(dir);
+    }
+  });
+}
+
+test('the failures above left the repository whole: one snapshot, verify passes', async () => {
+  const listed = await cofferJson<{ id: string }[]>(['snapshots', '-r', repo], { env: PASSWORD });
+  assert.deepEqual(listed.map((s) => s.id), [snapshot.id]);
+  assertExit(await coffer(['verify', '-r', repo, '--read-data'], { env: PASSWORD }), 0);
+});
