@@ -1,8 +1,8 @@
 {
   "targets": [
     {
-      "target_name": "coffer_sparse",
-      "sources": ["native/sparse.c"],
+      "target_name": "coffer_native",
+      "sources": ["native/syscalls.c"],
       "cflags": ["-O2", "-Wall", "-Wextra"],
       "defines": ["NAPI_VERSION=8"]
     }

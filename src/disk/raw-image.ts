@@ -1,7 +1,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { assertReadInBounds, type BlockDevice, type Extent } from '../blockdev/index.js';
 import { CofferError } from '../errors/index.js';
-import { sparse } from './sparse-native.js';
+import { syscalls } from '../native/index.js';
 
 /**
  * A raw disk image (a regular file, sparse or not) or a block device, as a block device.
@@ -30,7 +30,7 @@ export class RawImage implements BlockDevice {
       if (!info.isFile() && !info.isBlockDevice()) {
         throw new CofferError('E_SOURCE_UNREADABLE', `${path} is neither a disk image file nor a block device`, { subject: { path } });
       }
-      const size = info.isFile() ? info.size : sparse.seekEnd(handle.fd);
+      const size = info.isFile() ? info.size : syscalls.seekEnd(handle.fd);
       return new RawImage(handle, path, size);
     } catch (error) {
       await handle.close();
@@ -67,8 +67,8 @@ export class RawImage implements BlockDevice {
       let dataStart: number;
       let dataEnd: number;
       try {
-        dataStart = sparse.seekData(this.handle.fd, position);
-        dataEnd = dataStart < 0 ? end : sparse.seekHole(this.handle.fd, dataStart);
+        dataStart = syscalls.seekData(this.handle.fd, position);
+        dataEnd = dataStart < 0 ? end : syscalls.seekHole(this.handle.fd, dataStart);
       } catch (error) {
         // No SEEK_DATA support (or a device that refuses it): everything is data.
         if ((error as NodeJS.ErrnoException).code === 'EINVAL' || (error as NodeJS.ErrnoException).code === 'ESPIPE') {
@@ -95,7 +95,7 @@ export class RawImage implements BlockDevice {
    */
   private async assertNotShrunk(): Promise<void> {
     const info = await this.handle.stat();
-    const now = info.isFile() ? info.size : sparse.seekEnd(this.handle.fd);
+    const now = info.isFile() ? info.size : syscalls.seekEnd(this.handle.fd);
     if (now < this.size) {
       throw new CofferError('E_SOURCE_SHRUNK', `${this.path} shrank from ${this.size} to ${now} bytes while it was read`, { subject: { path: this.path, offset: now } });
     }

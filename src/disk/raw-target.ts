@@ -1,7 +1,7 @@
 import { open, stat, unlink, type FileHandle } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { CofferError } from '../errors/index.js';
-import { sparse } from './sparse-native.js';
+import { syscalls } from '../native/index.js';
 
 /**
  * Where a restored disk is written.
@@ -47,7 +47,7 @@ async function openBlockDevice(path: string, size: number): Promise<DiskTarget> 
   } catch (error) {
     throw translate(path, error);
   }
-  const deviceSize = sparse.seekEnd(handle.fd);
+  const deviceSize = syscalls.seekEnd(handle.fd);
   if (deviceSize < size) {
     await handle.close();
     throw unwritable(path, `the device has ${deviceSize} bytes, the disk needs ${size}`);

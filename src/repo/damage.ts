@@ -24,8 +24,9 @@ export async function listQuarantined(repo: Repository): Promise<Set<string>> {
 export async function quarantineChunk(repo: Repository, id: ObjectId, now: Date): Promise<void> {
   const hex = id.toString('hex');
   const key = chunkKey(hex);
-  // A chunk already missing leaves an empty marker: the id is what backups need to know.
-  const blob = await repo.backend.get(key).catch(() => Buffer.alloc(0));
+  // A chunk already missing leaves a marker: the id is what backups need to know.
+  const blob = await repo.backend.get(key).catch(() => Buffer.from('missing when verified\n'));
   await repo.backend.put(`${QUARANTINE_PREFIX}${hex}.${now.getTime()}`, blob);
+  await repo.backend.sync();
   await repo.backend.delete(key);
 }

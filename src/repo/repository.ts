@@ -187,6 +187,7 @@ export async function initRepository(backend: Backend, options: InitOptions): Pr
   }
   // The config goes last: a repository exists only once its key is in place.
   await backend.put(CONFIG_KEY, encodeConfig(config));
+  await backend.sync();
   return config;
 }
 
@@ -241,5 +242,6 @@ async function writeKeyFile(backend: Backend, masterKey: MasterKey, passphrase: 
   const file = await wrapMasterKey(masterKey, passphrase, { kdf: options.kdf ?? DEFAULT_KDF, now: options.now ?? new Date() });
   const id = randomBytes(8).toString('hex');
   await backend.put(keyFileKey(id), Buffer.from(`${JSON.stringify(file, null, 2)}\n`, 'utf8'));
+  await backend.sync();
   return id;
 }

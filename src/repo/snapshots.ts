@@ -18,7 +18,9 @@ export async function saveSnapshot(repo: Repository, manifest: SnapshotManifest)
   const plaintext = encodeManifest(manifest);
   const id = repo.codec.idOf(plaintext).toString('hex');
   const sealed = repo.codec.seal(plaintext, ObjectKind.manifest);
+  await repo.backend.sync(); // everything the manifest names is durable before it exists
   await repo.backend.put(snapshotKey(id), sealed);
+  await repo.backend.sync();
   // Read back what was written (restic's verifyHeader habit): a manifest that does not open
   // must never be left believed in.
   loadFromBlob(repo, id, await repo.backend.get(snapshotKey(id)));

@@ -48,6 +48,13 @@ export function runBackendConformance(name: string, makeBackend: () => Promise<B
     assert.equal((await collect(backend, 'chunks/')).size, 1);
   });
 
+  test(`${name}: sync resolves and keeps every object readable`, async () => {
+    const backend = await makeBackend();
+    await backend.put('chunks/aa/x', Buffer.from('x'));
+    await backend.sync();
+    assert.equal((await backend.get('chunks/aa/x')).toString(), 'x');
+  });
+
   test(`${name}: delete is idempotent`, async () => {
     const backend = await makeBackend();
     await backend.put('snapshots/a', Buffer.from('x'));

@@ -8,8 +8,11 @@
  * - `put(key, data)`: atomic — afterwards readers see either the whole new object or, if it
  *   failed, whatever was there before (never a partial object). Idempotent for the same
  *   bytes. Safe to call concurrently from several processes and hosts, also for the same key.
- *   Durable when it resolves. Throws `E_NO_SPACE` when the storage is full, `E_BACKEND_IO`
- *   otherwise.
+ *   Visible to every reader when it resolves; durable (it survives a power loss) once a later
+ *   `sync()` resolves. Throws `E_NO_SPACE` when the storage is full, `E_BACKEND_IO` otherwise.
+ * - `sync()`: every put that resolved before the call is durable when it resolves. A no-op
+ *   where puts are durable on their own (S3). Callers sync before they write an object that
+ *   refers to others (a manifest) and after writing it.
  * - `get(key)`: the whole object. Throws `E_MISSING_OBJECT` if absent.
  * - `has(key)`: existence, without reading the object.
  * - `delete(key)`: removes; deleting an absent key is not an error (idempotent).
@@ -22,6 +25,7 @@ export interface Backend {
   /** Where the repository lives, for messages (a path or a URL, never a secret). */
   readonly location: string;
   put(key: string, data: Uint8Array): Promise<void>;
+  sync(): Promise<void>;
   get(key: string): Promise<Buffer>;
   has(key: string): Promise<boolean>;
   delete(key: string): Promise<void>;

@@ -1,7 +1,7 @@
 import { CofferError, type ErrorCode } from '../../errors/index.js';
 import type { Backend, BackendEntry } from './backend.js';
 
-type Method = 'put' | 'get' | 'has' | 'delete' | 'list';
+type Method = 'put' | 'get' | 'has' | 'delete' | 'list' | 'sync';
 
 /** One scripted failure: the `nth` call (1-based) of `method` whose key matches fails. */
 export interface Fault {
@@ -36,6 +36,11 @@ export class FaultyBackend implements Backend {
   async put(key: string, data: Uint8Array): Promise<void> {
     this.check('put', key);
     return this.inner.put(key, data);
+  }
+
+  async sync(): Promise<void> {
+    this.check('sync', '');
+    return this.inner.sync();
   }
 
   async get(key: string): Promise<Buffer> {

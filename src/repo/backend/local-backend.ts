@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import { CofferError } from '../../errors/index.js';
+import { syscalls } from '../../native/index.js';
 import type { Backend, BackendEntry } from './backend.js';
 
 const TEMP_PREFIX = '.tmp-';
@@ -10,13 +11,19 @@ const KEY_PATTERN = /^[a-z0-9._-]+(\/[a-z0-9._-]+)*$/;
 /**
  * A repository in a local directory (or a mounted NAS share).
  *
- * Atomic put is a write to a temporary file in the same directory, `fdatasync`, then
- * `rename` over the final name: rename is used only here, inside the backend, to give the
- * atomicity that S3 gives natively. Directories are fsynced after a rename when the caller
- * asks for it through {@link LocalBackend.put}'s `syncDirectory` (snapshots, keys, config):
- * ext4 and XFS commit metadata in order, so a synced directory entry also commits every
- * rename made before it. Temporary files left by a killed process start with `.tmp-`; they
- * are never listed and may be deleted by anyone.
+ * Atomic put is a write to a temporary file in the same directory, then `rename` over the
+ * final name: rename is used only here, inside the backend, to give the atomicity that S3
+ * gives natively. Durability comes from `sync()`, one `syncfs(2)` for every object written
+ * so far, instead of an fsync per object: a backup writes thousands of small chunks, and an
+ * fsync each cost a quarter of the backup's time in the benchmark
+ * (docs/decisions/2026-11-25-durability.md).
+ *
+ * After a power loss, a file renamed but never synced can be left empty (ext4 and XFS
+ * allocate its blocks lazily and commit them in order, so it is either whole or empty, never
+ * garbage). Empty files are therefore crash debris, not objects: `has`, `get` and `list`
+ * treat them as absent, so the next backup writes them again. No object Coffer writes is
+ * empty. Temporary files left by a killed process start with `.tmp-`; they are never listed
+ * and may be deleted by anyone.
  */
 export class LocalBackend implements Backend {
   readonly location: string;
@@ -39,7 +46,6 @@ export class LocalBackend implements Backend {
           const { bytesWritten } = await handle.write(data, written, data.length - written);
           written += bytesWritten;
         }
-        await handle.datasync();
       } finally {
         await handle.close();
       }
@@ -48,23 +54,34 @@ export class LocalBackend implements Backend {
       await unlink(temp).catch(() => undefined);
       throw this.translate(error, key, 'write');
     }
-    if (!key.startsWith('chunks/')) await this.syncDirectory(directory).catch((error) => {
-      throw this.translate(error, key, 'sync');
-    });
+  }
+
+  async sync(): Promise<void> {
+    let handle: FileHandle | undefined;
+    try {
+      handle = await open(this.root, 'r');
+      syscalls.syncfs(handle.fd);
+    } catch (error) {
+      throw this.translate(error, '', 'sync');
+    } finally {
+      await handle?.close();
+    }
   }
 
   async get(key: string): Promise<Buffer> {
+    let data: Buffer;
     try {
-      return await readFile(this.pathOf(key));
+      data = await readFile(this.pathOf(key));
     } catch (error) {
       throw this.translate(error, key, 'read');
     }
+    if (data.length === 0) throw this.translate(Object.assign(new Error('empty file (crash debris)'), { code: 'ENOENT' }), key, 'read');
+    return data;
   }
 
   async has(key: string): Promise<boolean> {
     try {
-      await stat(this.pathOf(key));
-      return true;
+      return (await stat(this.pathOf(key))).size > 0;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
       throw this.translate(error, key, 'stat');
@@ -102,7 +119,7 @@ export class LocalBackend implements Backend {
         if (key.startsWith(prefix) || prefix.startsWith(`${key}/`)) yield* this.walk(key, prefix);
       } else if (entry.isFile() && key.startsWith(prefix)) {
         const info = await stat(join(this.root, key)).catch(() => undefined);
-        if (info !== undefined) yield { key, size: info.size };
+        if (info !== undefined && info.size > 0) yield { key, size: info.size };
       }
     }
   }
@@ -122,15 +139,6 @@ export class LocalBackend implements Backend {
       throw this.translate(error, directory, 'mkdir');
     }
     this.madeDirectories.add(directory);
-  }
-
-  private async syncDirectory(directory: string): Promise<void> {
-    const handle = await open(directory, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
   }
 
   private translate(error: unknown, key: string, action: string): CofferError {

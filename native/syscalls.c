@@ -1,9 +1,11 @@
 /*
- * coffer_sparse: the three lseek(2) calls Node.js does not expose.
+ * coffer_native: the system calls Node.js does not expose: three lseek(2) and syncfs(2).
  *
  *   seekData(fd, offset) -> next offset >= `offset` that holds data, or -1 past the last data
  *   seekHole(fd, offset) -> next offset >= `offset` that starts a hole (the end of file counts)
  *   seekEnd(fd)          -> size of the file or block device (stat reports 0 for devices)
+ *   syncfs(fd)           -> flushes the whole filesystem holding fd (one call instead of an
+ *                           fsync per file; see src/repo/backend/local-backend.ts)
  *
  * They let raw images be read by their allocation map, so holes are never read. Errors other
  * than ENXIO (no data past `offset`) are thrown as JS errors carrying the errno name in `code`.
@@ -23,6 +25,8 @@ static napi_value throw_errno(napi_env env, int err, const char *call) {
     case ESPIPE: name = "ESPIPE"; break;
     case EOVERFLOW: name = "EOVERFLOW"; break;
     case ENXIO: name = "ENXIO"; break;
+    case ENOSPC: name = "ENOSPC"; break;
+    case EDQUOT: name = "EDQUOT"; break;
     default: break;
   }
   char message[128];
@@ -70,11 +74,22 @@ static napi_value seek_data(napi_env env, napi_callback_info info) { return seek
 static napi_value seek_hole(napi_env env, napi_callback_info info) { return seek(env, info, SEEK_HOLE, "lseek(SEEK_HOLE)"); }
 static napi_value seek_end(napi_env env, napi_callback_info info) { return seek(env, info, SEEK_END, "lseek(SEEK_END)"); }
 
+static napi_value sync_fs(napi_env env, napi_callback_info info) {
+  int fd = -1;
+  int64_t unused = 0;
+  if (!read_args(env, info, 1, &fd, &unused)) return NULL;
+  if (syncfs(fd) != 0) return throw_errno(env, errno, "syncfs");
+  napi_value out;
+  napi_get_undefined(env, &out);
+  return out;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"seekData", NULL, seek_data, NULL, NULL, NULL, napi_default, NULL},
     {"seekHole", NULL, seek_hole, NULL, NULL, NULL, napi_default, NULL},
     {"seekEnd", NULL, seek_end, NULL, NULL, NULL, napi_default, NULL},
+    {"syncfs", NULL, sync_fs, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;
