@@ -8,6 +8,7 @@
  * - `BENCH_DIR` (default `bench/work`): where disks (cached), repositories and restores live.
  * - `BENCH_TOOLS` (default `coffer,restic,borg`): which tools to run, comma separated.
  * - `BENCH_KEEP=1`: keep the repositories after the run for inspection.
+ * - `BENCH_COFFER_INIT_ARGS`: extra `coffer init` options (e.g. `--block-size 64K`).
  * - `COFFER_BIN` (default `bin/coffer.js`): the Coffer CLI script to measure.
  *
  * @module

@@ -13,7 +13,7 @@ import type { BackupOutcome, BackupTool, ToolContext } from './tools.js';
 /** Drives `node bin/coffer.js`. */
 export class CofferTool implements BackupTool {
   readonly name = 'coffer' as const;
-  readonly settings = 'defaults';
+  readonly settings = process.env.BENCH_COFFER_INIT_ARGS ?? 'defaults';
   readonly #ctx: ToolContext;
   readonly #bin: string;
   readonly #env: Record<string, string>;
@@ -34,7 +34,9 @@ export class CofferTool implements BackupTool {
   }
 
   async init(): Promise<Measurement> {
-    return (await this.#timed('init', '-r', this.#ctx.repo)).m;
+    // BENCH_COFFER_INIT_ARGS (e.g. "--block-size 64K") compares repository settings.
+    const extra = (process.env.BENCH_COFFER_INIT_ARGS ?? '').split(/\s+/).filter(Boolean);
+    return (await this.#timed('init', '-r', this.#ctx.repo, ...extra)).m;
   }
 
   async backup(vm: string, disk: string): Promise<BackupOutcome> {

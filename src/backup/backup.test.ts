@@ -177,3 +177,16 @@ test('restore to a stream writes blocks in order', async () => {
     assert.deepEqual(Buffer.concat(parts), await readFile(image));
   });
 });
+
+test('restore into an existing directory writes <disk>.raw there, even for one disk', async () => {
+  const data = seededBytes(11, MiB);
+  const image = await sparseImage(4 * MiB, [{ offset: 2 * MiB, data }]);
+  const { backend } = await newRepo();
+  await withRepo(backend, async (repo) => {
+    const snapshot = await backupFile(repo, 'vm', image);
+    const directory = await mkdtemp(join(tmpdir(), 'coffer-restore-'));
+    const [result] = await restoreSnapshot(repo, snapshot, { to: directory });
+    assert.equal(result?.path, join(directory, 'disk0.raw'));
+    assert.deepEqual(await readFile(join(directory, 'disk0.raw')), await readFile(image));
+  });
+});

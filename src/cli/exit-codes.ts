@@ -1,8 +1,8 @@
 import type { ErrorCode } from '../errors/index.js';
 
 /**
- * Exit codes of `coffer`, the one place errors become numbers (documented in
- * docs/exit-codes.md; scripts rely on them, never renumber).
+ * Exit codes of `coffer`, the one place errors become numbers (documented in the README's
+ * "Exit codes" table; scripts rely on them, never renumber).
  */
 export const ExitCode = {
   ok: 0,

@@ -1,7 +1,7 @@
 /**
  * @module cli
  * The `coffer` command line: {@link runCli} for tests and embedding, {@link main} for the
- * binary. Exit codes are in exit-codes.ts and docs/exit-codes.md.
+ * binary. Exit codes are in exit-codes.ts and the README.
  */
 export { runCli, main } from './main.js';
 export { ExitCode, exitCodeOf } from './exit-codes.js';

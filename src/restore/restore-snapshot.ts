@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { openRawTarget } from '../disk/index.js';
@@ -25,8 +25,11 @@ export interface RestoreOptions {
 /** Restores one or all disks of a snapshot as raw images. Returns one result per disk. */
 export async function restoreSnapshot(repo: Repository, snapshot: Snapshot, options: RestoreOptions): Promise<{ disk: string; path: string; progress: RestoreProgress }[]> {
   const disks = options.disk === undefined ? snapshot.disks : [findDisk(snapshot, options.disk)];
-  const single = disks.length === 1;
-  if (!single && options.to === '-') throw new CofferError('E_USAGE', `snapshot ${snapshot.id.slice(0, 8)} has ${disks.length} disks: choose one with --disk to write to standard output`);
+  if (disks.length > 1 && options.to === '-') {
+    throw new CofferError('E_USAGE', `snapshot ${snapshot.id.slice(0, 8)} has ${disks.length} disks: choose one with --disk to write to standard output`);
+  }
+  // Several disks, or an existing directory, get one <disk>.raw file each in that directory.
+  const single = options.to === '-' || (disks.length === 1 && (await stat(options.to).catch(() => undefined))?.isDirectory() !== true);
   if (!single) await mkdir(options.to, { recursive: true });
   const results = [];
   for (const record of disks) {

@@ -90,7 +90,7 @@ export class SnapshotDisk implements BlockDevice {
         const what = error.code === 'E_MISSING_OBJECT' ? 'is missing' : 'is corrupt';
         throw new CofferError(
           error.code,
-          `snapshot ${this.snapshotId.slice(0, 8)} disk ${this.disk.name}: chunk ${hex.slice(0, 16)}… for bytes ${offset}–${offset + target.length - 1} ${what}`,
+          `snapshot ${this.snapshotId.slice(0, 8)} disk ${this.disk.name}: chunk ${hex} for bytes ${offset}-${offset + target.length - 1} ${what}; run 'coffer verify'`,
           { subject: { snapshot: this.snapshotId, object: hex, offset }, cause: error },
         );
       }
