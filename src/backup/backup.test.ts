@@ -4,11 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { isCofferError } from '../errors/index.js';
-import { FaultyBackend, initRepository, listSnapshots, LocalBackend, openRepository, verifyRepository, type Backend, type Repository } from '../repo/index.js';
+import { RawImage } from '../disk/index.js';
+import { DiskIndexReader, FaultyBackend, initRepository, listSnapshots, LocalBackend, openRepository, verifyRepository, type Backend, type Repository } from '../repo/index.js';
 import { restoreSnapshot, SnapshotDisk } from '../restore/index.js';
 import { openImageSource } from '../source/index.js';
 import { seededBytes } from '../testing/index.js';
+import { backupDisk } from './backup-disk.js';
 import { backupVm } from './backup-vm.js';
+import { KnownChunks } from './known-chunks.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -188,5 +191,38 @@ test('restore into an existing directory writes <disk>.raw there, even for one d
     const [result] = await restoreSnapshot(repo, snapshot, { to: directory });
     assert.equal(result?.path, join(directory, 'disk0.raw'));
     assert.deepEqual(await readFile(join(directory, 'disk0.raw')), await readFile(image));
+  });
+});
+
+test('with change tracking trusted, ranges marked unchanged are taken from the parent without being read', async () => {
+  const image = await sparseImage(4 * MiB, [{ offset: 0, data: seededBytes(12, 4 * MiB) }]);
+  const { backend } = await newRepo();
+  await withRepo(backend, async (repo) => {
+    const parent = await backupFile(repo, 'vm', image);
+    const raw = await RawImage.open(image);
+    // Change tracking (as a dirty bitmap would report it): only the second MiB changed.
+    const device = {
+      size: raw.size,
+      read: raw.read.bind(raw),
+      close: () => raw.close(),
+      async *extents() {
+        yield { offset: 0, length: MiB, kind: 'data' as const, changed: false };
+        yield { offset: MiB, length: MiB, kind: 'data' as const, changed: true };
+        yield { offset: 2 * MiB, length: 2 * MiB, kind: 'data' as const, changed: false };
+      },
+    };
+    const { progress } = await backupDisk(repo, device, {
+      name: 'disk0',
+      sourceFormat: 'raw',
+      source: image,
+      parent: new DiskIndexReader(repo, parent.disks[0]!),
+      known: new KnownChunks(),
+      damaged: new Set(),
+      trustChangeTracking: true,
+      signal: undefined,
+      onProgress: undefined,
+    });
+    await device.close();
+    assert.equal(progress.bytesRead, MiB);
   });
 });
