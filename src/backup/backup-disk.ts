@@ -61,7 +61,7 @@ export async function backupDisk(repo: Repository, device: BlockDevice, options:
     if (inFlight !== undefined) return inFlight; // the same block content is being stored right now
     const work = (async () => {
       if (!options.damaged.has(hex) && (await repo.hasChunk(id))) return;
-      const sealed = await pool.seal(data, ObjectKind.chunk);
+      const sealed = await pool.seal(data, ObjectKind.chunk, id);
       await repo.putChunk(id, sealed);
       progress.bytesNew += data.length;
       progress.bytesStored += sealed.length;

@@ -7,8 +7,8 @@ import type { ObjectKind } from './format/envelope.js';
 /** A task for a codec worker. Buffers should live in SharedArrayBuffers to avoid copies. */
 export type CodecTask =
   | { op: 'hash'; data: Uint8Array }
-  | { op: 'seal'; data: Uint8Array; kind: number }
-  | { op: 'open'; data: Uint8Array; kind: number; name: string; id: Uint8Array | null; into: Uint8Array | undefined };
+  | { op: 'seal'; data: Uint8Array; kind: number; id: Uint8Array }
+  | { op: 'open'; data: Uint8Array; kind: number; name: string; id: Uint8Array; rehash: boolean; into: Uint8Array | undefined };
 
 /** What a codec worker answers. */
 export type CodecResult =
@@ -54,20 +54,22 @@ export class CodecPool {
     return { zero: result.zero, id: result.id === null ? null : toBuffer(result.id) };
   }
 
-  /** The stored form of `data`. */
-  async seal(data: Uint8Array, kind: ObjectKind): Promise<Buffer> {
-    return toBuffer(expect(await this.pool.run({ op: 'seal', data, kind }), 'seal').sealed);
+  /** The stored form of `data`, whose id is `id`. */
+  async seal(data: Uint8Array, kind: ObjectKind, id: ObjectId): Promise<Buffer> {
+    return toBuffer(expect(await this.pool.run({ op: 'seal', data, kind, id }), 'seal').sealed);
   }
 
   /**
-   * The plaintext of a stored object, checked against `id`. With `into` (a shared buffer),
-   * the plaintext is written there and its length returned; otherwise it is returned.
+   * The plaintext of the object stored under `id` (see {@link ObjectCodec.open} for
+   * `rehash`). With `into` (a shared buffer), the plaintext is written there and its length
+   * returned; otherwise it is returned.
    */
-  async open(blob: Uint8Array, options: { kind: ObjectKind; name: string; id: ObjectId | null; into?: Uint8Array }): Promise<{ length: number; plaintext: Buffer | null }> {
-    const result = expect(
-      await this.pool.run({ op: 'open', data: blob, kind: options.kind, name: options.name, id: options.id, into: options.into }),
-      'open',
-    );
+  async open(
+    blob: Uint8Array,
+    options: { kind: ObjectKind; name: string; id: ObjectId; rehash: boolean; into?: Uint8Array },
+  ): Promise<{ length: number; plaintext: Buffer | null }> {
+    const task: CodecTask = { op: 'open', data: blob, kind: options.kind, name: options.name, id: options.id, rehash: options.rehash, into: options.into };
+    const result = expect(await this.pool.run(task), 'open');
     return { length: result.length, plaintext: result.plaintext === null ? null : toBuffer(result.plaintext) };
   }
 

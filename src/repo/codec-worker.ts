@@ -36,9 +36,9 @@ export default function run(task: CodecTask): CodecResult {
         return { op: 'hash', zero: false, id: codec.idOf(bytes) };
       }
       case 'seal':
-        return { op: 'seal', sealed: codec.seal(toBuffer(task.data), task.kind as ObjectKind) };
+        return { op: 'seal', sealed: codec.seal(toBuffer(task.data), task.kind as ObjectKind, toBuffer(task.id)) };
       case 'open': {
-        const plaintext = codec.open(task.data, task.kind as ObjectKind, task.name, task.id === null ? undefined : toBuffer(task.id));
+        const plaintext = codec.open(task.data, task.kind as ObjectKind, task.name, toBuffer(task.id), { rehash: task.rehash });
         if (task.into !== undefined) {
           if (task.into.length < plaintext.length) throw new RangeError('output buffer too small');
           task.into.set(plaintext);

@@ -23,15 +23,16 @@ for (const { name, codec: make, data } of cases) {
   test(`seal then open gives the plaintext back (${name})`, () => {
     const codec = make();
     const id = codec.idOf(data);
-    const sealed = codec.seal(data, ObjectKind.chunk);
+    const sealed = codec.seal(data, ObjectKind.chunk, id);
     assert.deepEqual(codec.open(sealed, ObjectKind.chunk, 'x', id), data);
+    assert.deepEqual(codec.open(sealed, ObjectKind.chunk, 'x', id, { rehash: false }), data);
   });
 }
 
 test('compression is used only when it shrinks', () => {
   const codec = plain();
-  assert.ok(codec.seal(compressible, ObjectKind.chunk).length < compressible.length / 10);
-  assert.equal(codec.seal(incompressible, ObjectKind.chunk).length, ENVELOPE_HEADER_SIZE + incompressible.length);
+  assert.ok(codec.seal(compressible, ObjectKind.chunk, codec.idOf(compressible)).length < compressible.length / 10);
+  assert.equal(codec.seal(incompressible, ObjectKind.chunk, codec.idOf(incompressible)).length, ENVELOPE_HEADER_SIZE + incompressible.length);
 });
 
 test('ids: SHA-256 when unencrypted, a keyed MAC that differs per repository when encrypted', () => {
@@ -44,48 +45,58 @@ test('ids: SHA-256 when unencrypted, a keyed MAC that differs per repository whe
 
 test('random nonces: sealing the same plaintext twice gives different ciphertexts', () => {
   const codec = encrypted();
-  assert.notDeepEqual(codec.seal(compressible, ObjectKind.chunk), codec.seal(compressible, ObjectKind.chunk));
+  const id = codec.idOf(compressible);
+  assert.notDeepEqual(codec.seal(compressible, ObjectKind.chunk, id), codec.seal(compressible, ObjectKind.chunk, id));
 });
 
 test('every flipped byte of an encrypted object is detected', () => {
   const codec = encrypted();
   const data = randomBytes(300);
-  const sealed = codec.seal(data, ObjectKind.chunk);
+  const id = codec.idOf(data);
+  const sealed = codec.seal(data, ObjectKind.chunk, id);
   for (let i = 0; i < sealed.length; i++) {
     const copy = Buffer.from(sealed);
     copy[i] = (copy[i] as number) ^ 0x01;
-    assert.throws(() => codec.open(copy, ObjectKind.chunk, 'x', codec.idOf(data)), (e) => isCofferError(e, 'E_CORRUPT_OBJECT'), `byte ${i}`);
+    assert.throws(() => codec.open(copy, ObjectKind.chunk, 'x', id, { rehash: false }), (e) => isCofferError(e, 'E_CORRUPT_OBJECT'), `byte ${i}`);
   }
 });
 
 test('a flipped payload byte of an unencrypted object is caught by its id', () => {
   const codec = plain();
-  const sealed = codec.seal(incompressible, ObjectKind.chunk);
+  const id = codec.idOf(incompressible);
+  const sealed = codec.seal(incompressible, ObjectKind.chunk, id);
   sealed[ENVELOPE_HEADER_SIZE + 100] = (sealed[ENVELOPE_HEADER_SIZE + 100] as number) ^ 0x80;
-  assert.throws(() => codec.open(sealed, ObjectKind.chunk, 'x', codec.idOf(incompressible)), (e) => isCofferError(e, 'E_CORRUPT_OBJECT'));
+  // Unencrypted: the id is always rechecked, whatever the caller asks.
+  assert.throws(() => codec.open(sealed, ObjectKind.chunk, 'x', id, { rehash: false }), (e) => isCofferError(e, 'E_CORRUPT_OBJECT'));
 });
 
-test('an object stored under another id, or of another kind, is refused', () => {
-  const codec = encrypted();
-  const sealed = codec.seal(compressible, ObjectKind.chunk);
-  assert.throws(() => codec.open(sealed, ObjectKind.chunk, 'x', codec.idOf(incompressible)), (e) => isCofferError(e, 'E_CORRUPT_OBJECT'));
-  assert.throws(() => codec.open(sealed, ObjectKind.manifest, 'x'), (e) => isCofferError(e, 'E_CORRUPT_OBJECT'));
+test('an object stored under another id, or of another kind, is refused, even without a rehash', () => {
+  for (const codec of [encrypted(), plain()]) {
+    const id = codec.idOf(compressible);
+    const sealed = codec.seal(compressible, ObjectKind.chunk, id);
+    const otherId = codec.idOf(incompressible);
+    assert.throws(() => codec.open(sealed, ObjectKind.chunk, 'x', otherId, { rehash: false }), (e) => isCofferError(e, 'E_CORRUPT_OBJECT'));
+    assert.throws(() => codec.open(sealed, ObjectKind.manifest, 'x', id), (e) => isCofferError(e, 'E_CORRUPT_OBJECT'));
+  }
 });
 
 test('another repository\'s key cannot open an object', () => {
-  const sealed = encrypted().seal(compressible, ObjectKind.chunk);
-  assert.throws(() => encrypted().open(sealed, ObjectKind.chunk, 'x'), (e) => isCofferError(e, 'E_CORRUPT_OBJECT'));
+  const codec = encrypted();
+  const id = codec.idOf(compressible);
+  const sealed = codec.seal(compressible, ObjectKind.chunk, id);
+  assert.throws(() => encrypted().open(sealed, ObjectKind.chunk, 'x', id), (e) => isCofferError(e, 'E_CORRUPT_OBJECT'));
 });
 
 test('truncated and garbage objects are refused, never crash', () => {
   const codec = encrypted();
-  const sealed = codec.seal(compressible, ObjectKind.chunk);
+  const id = codec.idOf(compressible);
+  const sealed = codec.seal(compressible, ObjectKind.chunk, id);
   for (const length of [0, 3, ENVELOPE_HEADER_SIZE, ENVELOPE_HEADER_SIZE + NONCE_SIZE, sealed.length - 1]) {
-    assert.throws(() => codec.open(sealed.subarray(0, length), ObjectKind.chunk, 'x'), (e) => isCofferError(e, 'E_CORRUPT_OBJECT'), `length ${length}`);
+    assert.throws(() => codec.open(sealed.subarray(0, length), ObjectKind.chunk, 'x', id), (e) => isCofferError(e, 'E_CORRUPT_OBJECT'), `length ${length}`);
   }
   for (let i = 0; i < 200; i++) {
     const garbage = randomBytes(1 + (i % 64));
     if (i % 2 === 0) Buffer.from('CFE1').copy(garbage);
-    assert.throws(() => plain().open(garbage, ObjectKind.chunk, 'x'), (e) => isCofferError(e, 'E_CORRUPT_OBJECT'));
+    assert.throws(() => plain().open(garbage, ObjectKind.chunk, 'x', id), (e) => isCofferError(e, 'E_CORRUPT_OBJECT'));
   }
 });

@@ -30,10 +30,13 @@ export interface CodecSettings {
  * - The id of a plaintext is SHA-256 of it, or HMAC-SHA256 keyed with the repository's id key
  *   when the repository is encrypted (so ids reveal nothing about content).
  * - `seal` compresses with zstd and keeps the compressed form only when it is smaller, then
- *   encrypts with AES-256-GCM under a fresh random nonce.
- * - `open` checks the envelope, authenticates, decompresses, checks the length, and (when
- *   given the id the object was stored under) recomputes the id: a swapped or rotted object
- *   is reported as `E_CORRUPT_OBJECT`, never returned.
+ *   encrypts with AES-256-GCM under a fresh random nonce, authenticating the header and the
+ *   object's id with it: an encrypted object opens only under the id it was sealed for.
+ * - `open` checks the envelope, authenticates, decompresses, checks the length, and
+ *   recomputes the id from the plaintext — always in an unencrypted repository (the hash is
+ *   the only integrity check there), and in an encrypted one when `rehash` is asked (verify
+ *   does; restore relies on the tag, which already binds content and id). A swapped or
+ *   rotted object is reported as `E_CORRUPT_OBJECT`, never returned.
  *
  * Not safe for concurrent use across threads; each worker builds its own.
  */
@@ -60,8 +63,8 @@ export class ObjectCodec {
       : createHmac('sha256', key.idKey).update(plaintext).digest();
   }
 
-  /** The stored form of `plaintext`. */
-  seal(plaintext: Uint8Array, kind: ObjectKind): Buffer {
+  /** The stored form of `plaintext`, whose id is `id`. */
+  seal(plaintext: Uint8Array, kind: ObjectKind, id: ObjectId): Buffer {
     let compression: Compression = Compression.none;
     let payload: Uint8Array = plaintext;
     if (this.compressor !== undefined && plaintext.length > 0) {
@@ -79,17 +82,17 @@ export class ObjectCodec {
     const nonce = randomBytes(NONCE_SIZE);
     const header = encodeEnvelopeHeader({ kind, compression, encryption: Encryption.aes256gcm, plaintextLength: plaintext.length, nonce });
     const cipher = createCipheriv('aes-256-gcm', key.encryptionKey, nonce);
-    cipher.setAAD(header);
+    cipher.setAAD(Buffer.concat([header, id]));
     const body = cipher.update(payload);
     const final = cipher.final();
     return Buffer.concat([header, body, final, cipher.getAuthTag()]);
   }
 
   /**
-   * The plaintext of a stored object. `name` is used in error messages; when `expectedId` is
-   * given the plaintext must hash to it.
+   * The plaintext of the object stored under `id`. `name` is used in error messages.
+   * `rehash` recomputes the id of the plaintext in an encrypted repository too.
    */
-  open(blob: Uint8Array, kind: ObjectKind, name: string, expectedId?: ObjectId): Buffer {
+  open(blob: Uint8Array, kind: ObjectKind, name: string, id: ObjectId, options: { rehash: boolean } = { rehash: true }): Buffer {
     const corrupt = (why: string, cause?: unknown) =>
       new CofferError('E_CORRUPT_OBJECT', `object ${name} is corrupt: ${why}`, { subject: { object: name }, cause });
     const header = decodeEnvelopeHeader(blob, kind, name);
@@ -100,7 +103,7 @@ export class ObjectCodec {
       if (key === null) throw corrupt('encrypted, but the repository is not');
       const tagStart = bytes.length - TAG_SIZE;
       const decipher = createDecipheriv('aes-256-gcm', key.encryptionKey, header.nonce as Buffer);
-      decipher.setAAD(bytes.subarray(0, header.headerLength));
+      decipher.setAAD(Buffer.concat([bytes.subarray(0, header.headerLength), id]));
       decipher.setAuthTag(bytes.subarray(tagStart));
       try {
         payload = Buffer.concat([decipher.update(bytes.subarray(header.headerLength, tagStart)), decipher.final()]);
@@ -124,9 +127,9 @@ export class ObjectCodec {
     if (plaintext.length !== header.plaintextLength) {
       throw corrupt(`${plaintext.length} bytes where the header says ${header.plaintextLength}`);
     }
-    if (expectedId !== undefined) {
+    if (options.rehash || header.encryption === Encryption.none) {
       const actual = this.idOf(plaintext);
-      if (actual.length !== expectedId.length || !timingSafeEqual(actual, expectedId)) throw corrupt('content does not match its id');
+      if (actual.length !== id.length || !timingSafeEqual(actual, id)) throw corrupt('content does not match its id');
     }
     return plaintext;
   }

@@ -112,7 +112,7 @@ export class Repository {
     const id = this.codec.idOf(plaintext);
     const key = indexKey(id.toString('hex'));
     if (await this.backend.has(key)) return { id, bytesStored: 0 };
-    const sealed = this.codec.seal(plaintext, ObjectKind.indexPage);
+    const sealed = this.codec.seal(plaintext, ObjectKind.indexPage, id);
     await this.backend.put(key, sealed);
     return { id, bytesStored: sealed.length };
   }

@@ -16,8 +16,9 @@ export interface Snapshot extends SnapshotManifest {
  */
 export async function saveSnapshot(repo: Repository, manifest: SnapshotManifest): Promise<Snapshot> {
   const plaintext = encodeManifest(manifest);
-  const id = repo.codec.idOf(plaintext).toString('hex');
-  const sealed = repo.codec.seal(plaintext, ObjectKind.manifest);
+  const objectId = repo.codec.idOf(plaintext);
+  const id = objectId.toString('hex');
+  const sealed = repo.codec.seal(plaintext, ObjectKind.manifest, objectId);
   await repo.backend.sync(); // everything the manifest names is durable before it exists
   await repo.backend.put(snapshotKey(id), sealed);
   await repo.backend.sync();

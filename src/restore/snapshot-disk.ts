@@ -79,7 +79,7 @@ export class SnapshotDisk implements BlockDevice {
       const blob = await this.repo.getChunkBlob(entry);
       // Workers write straight into shared memory; any other buffer gets a copy back.
       const shared = target.buffer instanceof SharedArrayBuffer;
-      const opened = await this.repo.pool.open(blob, { kind: ObjectKind.chunk, name: `chunks/${hex}`, id: entry, ...(shared ? { into: target } : {}) });
+      const opened = await this.repo.pool.open(blob, { kind: ObjectKind.chunk, name: `chunks/${hex}`, id: entry, rehash: false, ...(shared ? { into: target } : {}) });
       const length = opened.length;
       if (opened.plaintext !== null && length === target.length) target.set(opened.plaintext);
       if (length !== target.length) {

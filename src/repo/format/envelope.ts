@@ -16,9 +16,10 @@
  *               then encrypted if encryption = 1
  *    end    16  GCM authentication tag (only when encryption = 1)
  * ```
- * The header (bytes 0 to the end of the nonce) is the GCM additional authenticated data, so
- * no header field can be altered unnoticed. Unencrypted objects are checked by their content
- * address instead (see `codec.ts`).
+ * The GCM additional authenticated data is the header (bytes 0 to the end of the nonce)
+ * followed by the 32-byte object id the object is stored under: no header field can be
+ * altered, and no object can be swapped for another, unnoticed. Unencrypted objects are
+ * checked by their content address instead (see `codec.ts`).
  */
 import { CofferError } from '../../errors/index.js';
 
