@@ -20,6 +20,12 @@ export interface Extent {
    * `true` means it changed; absent means unknown (treat as changed).
    */
   changed?: boolean;
+  /**
+   * For images with a backing chain: which layer holds the range, 0 being the image opened
+   * (the top), 1 its backing file, and so on. Absent for devices without layers, and for
+   * zero ranges that no layer allocates.
+   */
+  layer?: number;
 }
 
 /**

@@ -1,8 +1,8 @@
 import type { Extent } from './block-device.js';
 
 /**
- * Merges adjacent extents of the same kind and change state, so callers see the fewest
- * ranges. Input must be ordered and non-overlapping.
+ * Merges adjacent extents of the same kind, change state and layer, so callers see the
+ * fewest ranges. Input must be ordered and non-overlapping.
  */
 export async function* coalesceExtents(source: AsyncIterable<Extent>): AsyncIterable<Extent> {
   let pending: Extent | undefined;
@@ -12,7 +12,8 @@ export async function* coalesceExtents(source: AsyncIterable<Extent>): AsyncIter
       pending !== undefined &&
       pending.offset + pending.length === extent.offset &&
       pending.kind === extent.kind &&
-      pending.changed === extent.changed
+      pending.changed === extent.changed &&
+      pending.layer === extent.layer
     ) {
       pending = { ...pending, length: pending.length + extent.length };
       continue;

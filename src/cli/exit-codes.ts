@@ -43,6 +43,8 @@ const BY_CODE: Record<ErrorCode, number> = {
   E_MISSING_OBJECT: ExitCode.repositoryDamaged,
   E_SOURCE_UNREADABLE: ExitCode.sourceUnreadable,
   E_SOURCE_SHRUNK: ExitCode.sourceUnreadable,
+  E_IMAGE_INVALID: ExitCode.sourceUnreadable,
+  E_UNSUPPORTED_FORMAT: ExitCode.sourceUnreadable,
   E_TARGET_UNWRITABLE: ExitCode.targetUnwritable,
   E_NO_SPACE: ExitCode.noSpace,
   E_BACKEND_IO: ExitCode.failure,

@@ -1,8 +1,13 @@
 /**
  * @module disk
- * Virtual disk formats as block devices, and writers to put disks back: raw images and block
- * devices for now (qcow2, VMDK, VHD, VHDX with backing chains come with the formats issue).
- * Knows nothing of the repository.
+ * Virtual disk formats as block devices, and writers to put disks back. Images are opened by
+ * their content ({@link openDiskImage}), with their backing chains; each format lives in its
+ * own folder with its on-disk layout documented beside the parser. Knows nothing of the
+ * repository.
  */
 export { RawImage } from './raw-image.js';
+export { openDiskImage, MAX_CHAIN_DEPTH } from './open-image.js';
+export { detectFormat } from './detect.js';
+export { ImageFile } from './image-file.js';
+export type { DiskImage, DiskFormat, BackingOpener } from './disk-image.js';
 export { openRawTarget, type DiskTarget } from './raw-target.js';

@@ -1,14 +1,17 @@
 import { open, type FileHandle } from 'node:fs/promises';
-import { assertReadInBounds, type BlockDevice, type Extent } from '../blockdev/index.js';
+import { assertReadInBounds, type Extent } from '../blockdev/index.js';
 import { CofferError } from '../errors/index.js';
 import { syscalls } from '../native/index.js';
+import type { DiskImage } from './disk-image.js';
 
 /**
  * A raw disk image (a regular file, sparse or not) or a block device, as a block device.
  * The extent map comes from `SEEK_DATA`/`SEEK_HOLE`: holes are `zero` and are never read.
  * Filesystems without hole support report one data extent, which is still correct.
  */
-export class RawImage implements BlockDevice {
+export class RawImage implements DiskImage {
+  readonly format = 'raw' as const;
+  readonly backing = null;
   private closed = false;
 
   private constructor(

@@ -29,6 +29,10 @@ export const ERROR_CODES = {
   E_SOURCE_UNREADABLE: 'the source cannot be read',
   /** The source got shorter while it was read. */
   E_SOURCE_SHRUNK: 'the source shrank while it was read',
+  /** A disk image is damaged, truncated, or contradicts its own format. */
+  E_IMAGE_INVALID: 'the disk image is invalid',
+  /** A disk image uses a format or feature Coffer does not read (encryption, external data…). */
+  E_UNSUPPORTED_FORMAT: 'the disk image format or feature is not supported',
   /** The restore target cannot be written, exists already, or is too small. */
   E_TARGET_UNWRITABLE: 'the restore target cannot be written',
   /** The storage the repository or the target lives on is full. */

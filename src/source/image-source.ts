@@ -1,16 +1,18 @@
-import { RawImage } from '../disk/index.js';
+import { openDiskImage } from '../disk/index.js';
 import type { SourceDisk, VmSource } from './vm-source.js';
 
 /**
- * A VM given as disk image files or block devices (raw for now; the disk formats issue adds
- * detection of qcow2, VMDK, VHD, VHDX). Disks are named `disk0`, `disk1` … in the order given,
- * so the same command line matches the same disks across snapshots. No definition.
+ * A VM given as disk image files or block devices, each in any format Coffer reads (detected
+ * by content; a chain is given by its top image). Disks are named `disk0`, `disk1` … in the
+ * order given, so the same command line matches the same disks across snapshots. No
+ * definition.
  */
 export async function openImageSource(vm: string, paths: readonly string[]): Promise<VmSource> {
   const disks: SourceDisk[] = [];
   try {
     for (const [i, path] of paths.entries()) {
-      disks.push({ name: `disk${i}`, format: 'raw', location: path, device: await RawImage.open(path) });
+      const image = await openDiskImage(path);
+      disks.push({ name: `disk${i}`, format: image.format, location: path, device: image });
     }
   } catch (error) {
     await Promise.all(disks.map((disk) => disk.device.close()));

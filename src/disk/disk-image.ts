@@ -1,0 +1,22 @@
+import type { BlockDevice } from '../blockdev/index.js';
+
+/** The formats Coffer reads, by the names qemu-img uses for them. */
+export type DiskFormat = 'raw' | 'qcow2' | 'vmdk' | 'vpc' | 'vhdx';
+
+/**
+ * A disk image as a block device, with what it is: its format, its file, and the image it
+ * is layered on (its backing file, parent, or delta parent), if any. `close()` closes the
+ * whole chain.
+ */
+export interface DiskImage extends BlockDevice {
+  readonly format: DiskFormat;
+  readonly path: string;
+  readonly backing: DiskImage | null;
+}
+
+/**
+ * Opens a backing image named by another image, resolved relative to that image's folder.
+ * Passed down to format readers so any format can back any other without the readers
+ * importing each other; it bounds the chain depth and refuses cycles.
+ */
+export type BackingOpener = (reference: string, from: string) => Promise<DiskImage>;

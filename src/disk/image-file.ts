@@ -1,0 +1,87 @@
+import { open, type FileHandle } from 'node:fs/promises';
+import { CofferError } from '../errors/index.js';
+import { syscalls } from '../native/index.js';
+
+/**
+ * A disk image file opened read-only, with the one read every format parser uses:
+ * `readAt(offset, length)`, which returns exactly `length` bytes or throws
+ * `E_IMAGE_INVALID` naming the image when the range lies past its end (a truncated image,
+ * a table offset pointing outside the file). Parsers stay pure: they get bytes from here
+ * and bound every size and offset they read from the image before using it.
+ */
+export class ImageFile {
+  private closed = false;
+
+  private constructor(
+    private readonly handle: FileHandle,
+    readonly path: string,
+    readonly size: number,
+  ) {}
+
+  /** Opens `path`; `E_SOURCE_UNREADABLE` if it cannot be opened. */
+  static async open(path: string): Promise<ImageFile> {
+    let handle: FileHandle;
+    try {
+      handle = await open(path, 'r');
+    } catch (error) {
+      const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message;
+      throw new CofferError('E_SOURCE_UNREADABLE', `cannot read ${path}: ${reason}`, { subject: { path }, cause: error });
+    }
+    try {
+      const info = await handle.stat();
+      if (!info.isFile() && !info.isBlockDevice()) {
+        throw new CofferError('E_SOURCE_UNREADABLE', `${path} is neither a disk image file nor a block device`, { subject: { path } });
+      }
+      return new ImageFile(handle, path, info.isFile() ? info.size : syscalls.seekEnd(handle.fd));
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
+  }
+
+  /** The file descriptor, for allocation queries (SEEK_DATA) on raw images. */
+  get fd(): number {
+    return this.handle.fd;
+  }
+
+  /** Exactly `length` bytes at `offset`, into `into` when given. */
+  async readAt(offset: number, length: number, into?: Uint8Array): Promise<Buffer> {
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.size) {
+      throw this.invalid(`needs bytes ${offset}..${offset + length} but the file has ${this.size}`);
+    }
+    const target = into === undefined ? Buffer.alloc(length) : Buffer.from(into.buffer, into.byteOffset, length);
+    let done = 0;
+    while (done < length) {
+      let bytesRead: number;
+      try {
+        ({ bytesRead } = await this.handle.read(target, done, length - done, offset + done));
+      } catch (error) {
+        throw new CofferError('E_SOURCE_UNREADABLE', `cannot read ${this.path} at byte ${offset + done}: ${(error as Error).message}`, {
+          subject: { path: this.path, offset: offset + done },
+          cause: error,
+        });
+      }
+      if (bytesRead === 0) {
+        throw new CofferError('E_SOURCE_SHRUNK', `${this.path} ended at byte ${offset + done} while it was read`, { subject: { path: this.path, offset: offset + done } });
+      }
+      done += bytesRead;
+    }
+    return target;
+  }
+
+  /** An `E_IMAGE_INVALID` error about this image. */
+  invalid(problem: string, offset?: number): CofferError {
+    return new CofferError('E_IMAGE_INVALID', `${this.path}: ${problem}`, { subject: offset === undefined ? { path: this.path } : { path: this.path, offset } });
+  }
+
+  /** An `E_UNSUPPORTED_FORMAT` error about this image. */
+  unsupported(feature: string): CofferError {
+    return new CofferError('E_UNSUPPORTED_FORMAT', `${this.path}: ${feature} is not supported`, { subject: { path: this.path } });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.handle.close();
+  }
+}

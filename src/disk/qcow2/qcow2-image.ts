@@ -1,0 +1,238 @@
+import { Decompressor } from 'zstd-napi';
+import { assertReadInBounds, coalesceExtents, type Extent } from '../../blockdev/index.js';
+import type { BackingOpener, DiskImage } from '../disk-image.js';
+import type { ImageFile } from '../image-file.js';
+import { decompressCluster } from './compressed-cluster.js';
+import { readQcow2Header, type Qcow2Header } from './qcow2-header.js';
+import { decodeL2Entry, l2TableOffset, type ClusterMapping } from './qcow2-l2.js';
+
+/** L2 tables kept in memory: 32 × (cluster size) — 2 MiB at 64 KiB clusters. */
+const CACHED_L2_TABLES = 32;
+/** Decompressed clusters kept for reads that touch one cluster several times. */
+const CACHED_CLUSTERS = 8;
+
+/** Where a run of guest bytes comes from. */
+type Segment =
+  | { offset: number; length: number; source: 'data'; host: number }
+  | { offset: number; length: number; source: 'zero' }
+  | { offset: number; length: number; source: 'backing' }
+  | { offset: number; length: number; source: 'compressed'; host: number; stored: number; within: number };
+
+/** Opens a qcow2 image (versions 2 and 3) with its backing chain. Takes ownership of `file`. */
+export async function openQcow2(file: ImageFile, openBacking: BackingOpener): Promise<DiskImage> {
+  const header = await readQcow2Header(file);
+  const l1 = await file.readAt(header.l1TableOffset, header.l1Size * 8);
+  const backing = header.backingFile === null ? null : await openBacking(header.backingFile, file.path);
+  return new Qcow2Image(file, header, l1, backing);
+}
+
+/**
+ * A qcow2 image as a block device: guest ranges are mapped through the L1 and L2 tables to
+ * host data, zeros, compressed clusters or the backing image; consecutive clusters stored
+ * one after the other are read with one file read.
+ */
+class Qcow2Image implements DiskImage {
+  readonly format = 'qcow2' as const;
+  readonly size: number;
+  private readonly clusterSize: number;
+  private readonly l2Entries: number;
+  private readonly entryBytes: number;
+  private readonly l2Cache = new Map<number, Promise<Buffer | null>>();
+  private readonly clusterCache = new Map<number, Buffer>();
+  private readonly zstd = new Decompressor();
+  private closed = false;
+
+  constructor(
+    private readonly file: ImageFile,
+    readonly header: Qcow2Header,
+    private readonly l1: Buffer,
+    readonly backing: DiskImage | null,
+  ) {
+    this.size = header.size;
+    this.clusterSize = header.clusterSize;
+    this.entryBytes = header.extendedL2 ? 16 : 8;
+    this.l2Entries = this.clusterSize / this.entryBytes;
+  }
+
+  get path(): string {
+    return this.file.path;
+  }
+
+  async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
+    assertReadInBounds(this.size, offset, length);
+    const target = into === undefined ? new Uint8Array(length) : into.subarray(0, length);
+    for await (const segment of this.segments(offset, length)) {
+      const slice = target.subarray(segment.offset - offset, segment.offset - offset + segment.length);
+      switch (segment.source) {
+        case 'zero':
+          slice.fill(0);
+          break;
+        case 'data':
+          await this.readHost(segment.host, slice);
+          break;
+        case 'backing':
+          await this.readBacking(segment.offset, slice);
+          break;
+        case 'compressed': {
+          const cluster = await this.compressedCluster(segment.host, segment.stored);
+          slice.set(cluster.subarray(segment.within, segment.within + segment.length));
+          break;
+        }
+      }
+    }
+    return target;
+  }
+
+  async *extents(offset = 0, length = this.size - offset): AsyncIterable<Extent> {
+    assertReadInBounds(this.size, offset, length);
+    yield* coalesceExtents(this.rawExtents(offset, length));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.file.close();
+    await this.backing?.close();
+  }
+
+  private async *rawExtents(offset: number, length: number): AsyncIterable<Extent> {
+    for await (const segment of this.segments(offset, length)) {
+      if (segment.source === 'data' || segment.source === 'compressed') {
+        yield { offset: segment.offset, length: segment.length, kind: 'data', layer: 0 };
+      } else if (segment.source === 'zero') {
+        yield { offset: segment.offset, length: segment.length, kind: 'zero', layer: 0 };
+      } else {
+        yield* this.backingExtents(segment.offset, segment.length);
+      }
+    }
+  }
+
+  private async *backingExtents(offset: number, length: number): AsyncIterable<Extent> {
+    const backing = this.backing;
+    const inside = backing === null ? 0 : Math.max(0, Math.min(length, backing.size - offset));
+    if (backing !== null && inside > 0) {
+      for await (const extent of backing.extents(offset, inside)) {
+        yield { ...extent, ...(extent.layer === undefined ? {} : { layer: extent.layer + 1 }) };
+      }
+    }
+    if (inside < length) yield { offset: offset + inside, length: length - inside, kind: 'zero' };
+  }
+
+  /** The guest range as segments, adjacent ones of the same source (and contiguous host data) merged. */
+  private async *segments(offset: number, length: number): AsyncIterable<Segment> {
+    let pending: Segment | undefined;
+    const end = offset + length;
+    for (let position = offset; position < end; ) {
+      const cluster = Math.floor(position / this.clusterSize);
+      const within = position - cluster * this.clusterSize;
+      const take = Math.min(end - position, this.clusterSize - within);
+      for (const next of this.split(await this.mapping(cluster), position, within, take)) {
+        if (pending !== undefined && canMerge(pending, next)) pending.length += next.length;
+        else {
+          if (pending !== undefined) yield pending;
+          pending = next;
+        }
+      }
+      position += take;
+    }
+    if (pending !== undefined) yield pending;
+  }
+
+  /** Segments for `take` bytes of one cluster starting `within` it. */
+  private split(mapping: ClusterMapping, position: number, within: number, take: number): Segment[] {
+    switch (mapping.kind) {
+      case 'unallocated':
+        return [{ offset: position, length: take, source: 'backing' }];
+      case 'zero':
+        return [{ offset: position, length: take, source: 'zero' }];
+      case 'data':
+        return [{ offset: position, length: take, source: 'data', host: mapping.host + within }];
+      case 'compressed':
+        return [{ offset: position, length: take, source: 'compressed', host: mapping.host, stored: mapping.length, within }];
+      case 'subclusters': {
+        const sub = this.clusterSize / 32;
+        const out: Segment[] = [];
+        for (let at = within; at < within + take; ) {
+          const index = Math.floor(at / sub);
+          const n = Math.min(within + take - at, (index + 1) * sub - at);
+          const bit = 2 ** index;
+          const guest = position + (at - within);
+          if (Math.floor(mapping.allocated / bit) % 2 === 1) out.push({ offset: guest, length: n, source: 'data', host: mapping.host + at });
+          else if (Math.floor(mapping.zero / bit) % 2 === 1) out.push({ offset: guest, length: n, source: 'zero' });
+          else out.push({ offset: guest, length: n, source: 'backing' });
+          at += n;
+        }
+        return out;
+      }
+    }
+  }
+
+  /** What guest cluster `cluster` holds, with its host offsets checked against the file. */
+  private async mapping(cluster: number): Promise<ClusterMapping> {
+    const l1Index = Math.floor(cluster / this.l2Entries);
+    const table = await this.l2Table(l1Index);
+    if (table === null) return { kind: 'unallocated' };
+    const at = (cluster % this.l2Entries) * this.entryBytes;
+    const entry = table.readBigUInt64BE(at);
+    const bitmap = this.header.extendedL2 ? table.readBigUInt64BE(at + 8) : undefined;
+    const mapping = decodeL2Entry(entry, bitmap, this.header.clusterBits);
+    if (mapping.kind === 'data' || mapping.kind === 'subclusters') {
+      if (mapping.host % this.clusterSize !== 0 || mapping.host >= this.file.size) {
+        throw this.file.invalid(`guest cluster ${cluster} points to host offset ${mapping.host}, outside the file or misaligned`);
+      }
+      if (mapping.kind === 'subclusters' && mapping.host === 0 && mapping.allocated !== 0) {
+        throw this.file.invalid(`guest cluster ${cluster} has allocated subclusters but no host cluster`);
+      }
+    } else if (mapping.kind === 'compressed' && (mapping.host >= this.file.size || mapping.length > 2 * this.clusterSize + 512)) {
+      throw this.file.invalid(`compressed guest cluster ${cluster} at host offset ${mapping.host} (${mapping.length} bytes) is outside the file or too large`);
+    }
+    return mapping;
+  }
+
+  private l2Table(l1Index: number): Promise<Buffer | null> {
+    let table = this.l2Cache.get(l1Index);
+    if (table === undefined) {
+      const offset = l2TableOffset(this.l1.readBigUInt64BE(l1Index * 8));
+      if (offset === 0) table = Promise.resolve(null);
+      else if (offset % this.clusterSize !== 0 || offset + this.clusterSize > this.file.size) {
+        table = Promise.reject(this.file.invalid(`L1 entry ${l1Index} points to an L2 table at ${offset}, outside the file or misaligned`));
+      } else {
+        table = this.file.readAt(offset, this.clusterSize);
+      }
+      table.catch(() => this.l2Cache.delete(l1Index));
+      this.l2Cache.set(l1Index, table);
+      while (this.l2Cache.size > CACHED_L2_TABLES) this.l2Cache.delete(this.l2Cache.keys().next().value as number);
+    }
+    return table;
+  }
+
+  /** Host data; the part of the last cluster past the end of the file reads as zeros (as in QEMU). */
+  private async readHost(host: number, slice: Uint8Array): Promise<void> {
+    const available = Math.max(0, Math.min(slice.length, this.file.size - host));
+    if (available > 0) await this.file.readAt(host, available, slice);
+    slice.fill(0, available);
+  }
+
+  private async readBacking(offset: number, slice: Uint8Array): Promise<void> {
+    const inside = this.backing === null ? 0 : Math.max(0, Math.min(slice.length, this.backing.size - offset));
+    if (this.backing !== null && inside > 0) await this.backing.read(offset, inside, slice.subarray(0, inside));
+    slice.fill(0, inside);
+  }
+
+  private async compressedCluster(host: number, stored: number): Promise<Buffer> {
+    const cached = this.clusterCache.get(host);
+    if (cached !== undefined) return cached;
+    const data = await this.file.readAt(host, Math.min(stored, this.file.size - host));
+    const cluster = decompressCluster(data, this.header.compression, this.clusterSize, this.zstd);
+    if (cluster === null) throw this.file.invalid(`the compressed cluster at host offset ${host} does not decompress to one cluster`, host);
+    this.clusterCache.set(host, cluster);
+    while (this.clusterCache.size > CACHED_CLUSTERS) this.clusterCache.delete(this.clusterCache.keys().next().value as number);
+    return cluster;
+  }
+}
+
+function canMerge(a: Segment, b: Segment): boolean {
+  if (a.offset + a.length !== b.offset || a.source !== b.source) return false;
+  if (a.source === 'data' && b.source === 'data') return a.host + a.length === b.host;
+  return a.source === 'zero' || a.source === 'backing';
+}
