@@ -7,6 +7,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { CofferError, isCofferError } from '../errors/index.js';
 import { backupCommand } from './commands/backup.js';
+import { diskCommand } from './commands/disk.js';
 import { forgetCommand } from './commands/forget.js';
 import { initCommand } from './commands/init.js';
 import { keyCommand } from './commands/key.js';
@@ -81,6 +82,14 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .argument('[id]', 'the key to remove')
     .addOption(new Option('--new-password-file <path>', 'the new passphrase (default: $COFFER_NEW_PASSWORD, $COFFER_NEW_PASSWORD_FILE, or a prompt)'))
     .action((action: string, id: string | undefined, _options, command: Command) => run(() => keyCommand(action, id, command.opts(), context))());
+
+  program
+    .command('disk')
+    .description('inspect a disk image of any supported format, without a repository')
+    .addArgument(new Command().createArgument('<action>', 'info or map').choices(['info', 'map']))
+    .argument('<image>', 'the image (a chain is given by its top image)')
+    .option('--json', 'machine-readable output')
+    .action((action: string, image: string, _options, command: Command) => run(() => diskCommand(action, image, command.opts(), context))());
 
   return program;
 }

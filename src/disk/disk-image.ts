@@ -12,6 +12,8 @@ export interface DiskImage extends BlockDevice {
   readonly format: DiskFormat;
   readonly path: string;
   readonly backing: DiskImage | null;
+  /** Format-specific facts for `coffer disk info` (cluster size, version, subformat …). */
+  readonly details?: Readonly<Record<string, string | number | boolean>>;
 }
 
 /**

@@ -58,6 +58,20 @@ class Qcow2Image implements DiskImage {
     return this.file.path;
   }
 
+  get details(): Record<string, string | number | boolean> {
+    const h = this.header;
+    return {
+      version: h.version,
+      clusterSize: h.clusterSize,
+      compression: h.compression,
+      extendedL2: h.extendedL2,
+      dirty: h.dirty,
+      internalSnapshots: h.snapshotCount,
+      persistentBitmaps: h.bitmapCount,
+      ...(h.backingFormat === null ? {} : { backingFormat: h.backingFormat }),
+    };
+  }
+
   async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
     assertReadInBounds(this.size, offset, length);
     const target = into === undefined ? new Uint8Array(length) : into.subarray(0, length);

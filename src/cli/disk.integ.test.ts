@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { buildExt4Disk, requireTools } from '../testing/index.js';
+import { assertExit, assertSameBytes, coffer, cofferJson, makeWorkDir, removeDir, runTool } from './cli-harness.js';
+
+const MiB = 1024 * 1024;
+let work: string;
+let base: string;
+
+before(async () => {
+  await requireTools('qemu-img', 'qemu-io', 'sfdisk', 'mke2fs');
+  work = await makeWorkDir('disk');
+  base = (await buildExt4Disk({ name: 'cli-disk-base', size: 64 * MiB, label: 'gpt', partitionSizeMiB: 40, files: 'small' })).path;
+});
+after(() => removeDir(work));
+
+interface InfoJson {
+  path: string;
+  format: string;
+  virtualSize: number;
+  dataBytes: number;
+  details: Record<string, unknown>;
+  chain: { path: string; format: string }[];
+}
+
+test('disk info and disk map describe a qcow2 chain like qemu-img does', async () => {
+  const bottom = join(work, 'base.qcow2');
+  const top = join(work, 'top.qcow2');
+  await runTool('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', '-c', base, bottom]);
+  await runTool('qemu-img', ['create', '-f', 'qcow2', '-b', bottom, '-F', 'qcow2', top]);
+  await runTool('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0x11 5M 128k', top]);
+  const info = await cofferJson<InfoJson>(['disk', 'info', '--json', top]);
+  assert.equal(info.format, 'qcow2');
+  assert.equal(info.virtualSize, 64 * MiB);
+  assert.deepEqual(info.chain.map((layer) => layer.format), ['qcow2']);
+  assert.equal(info.details.clusterSize, 65536);
+
+  // qemu-img map's allocated data ranges, per depth, against ours per layer.
+  const qemu = JSON.parse((await runTool('qemu-img', ['map', '--output=json', top])).stdout) as { start: number; length: number; depth: number; data: boolean }[];
+  const ours = await cofferJson<{ offset: number; length: number; kind: string; layer?: number }[]>(['disk', 'map', '--json', top]);
+  const dataBytes = (ranges: { length: number }[]) => ranges.reduce((sum, r) => sum + r.length, 0);
+  for (const depth of [0, 1]) {
+    assert.equal(
+      dataBytes(ours.filter((e) => e.kind === 'data' && e.layer === depth)),
+      dataBytes(qemu.filter((e) => e.data && e.depth === depth)),
+      `data at depth ${depth}`,
+    );
+  }
+});
+
+test('backup of a compressed qcow2 chain restores byte-identical, by qemu-img compare', async () => {
+  const top = join(work, 'top.qcow2');
+  const repo = join(work, 'repo');
+  const env = { COFFER_PASSWORD: 'pw' };
+  assertExit(await coffer(['init', '-r', repo], { env }), 0);
+  assertExit(await coffer(['backup', '-r', repo, '--vm', 'q', top], { env }), 0);
+  const out = join(work, 'restored.raw');
+  assertExit(await coffer(['restore', '-r', repo, 'latest', '--to', out], { env }), 0);
+  const compare = await runTool('qemu-img', ['compare', '-f', 'raw', '-F', 'qcow2', out, top]);
+  assert.equal(compare.code, 0, compare.stdout + compare.stderr);
+  const raw = join(work, 'oracle.raw');
+  await runTool('qemu-img', ['convert', '-O', 'raw', top, raw]);
+  await assertSameBytes(out, raw);
+});
+
+test('disk info on a missing or broken image exits 3 with one line', async () => {
+  assertExit(await coffer(['disk', 'info', join(work, 'nothing.qcow2')]), 3);
+});
