@@ -237,7 +237,7 @@ class Qcow2Image implements DiskImage {
     const cached = this.clusterCache.get(host);
     if (cached !== undefined) return cached;
     const data = await this.file.readAt(host, Math.min(stored, this.file.size - host));
-    const cluster = decompressCluster(data, this.header.compression, this.clusterSize, this.zstd);
+    const cluster = await decompressCluster(data, this.header.compression, this.clusterSize, this.zstd);
     if (cluster === null) throw this.file.invalid(`the compressed cluster at host offset ${host} does not decompress to one cluster`, host);
     this.clusterCache.set(host, cluster);
     while (this.clusterCache.size > CACHED_CLUSTERS) this.clusterCache.delete(this.clusterCache.keys().next().value as number);
