@@ -79,7 +79,8 @@ export async function backupDisk(repo: Repository, device: BlockDevice, options:
     if (options.signal?.aborted) throw interrupted();
     if (block.action === 'zero') {
       index.set(block.index, ZERO_ENTRY);
-    } else if (block.action === 'unchanged') {
+    } else if (block.action === 'unchanged' && !options.damaged.has(((await parentEntry(block.index)) as Buffer).toString('hex'))) {
+      // Unchanged since the parent, and the parent's chunk is not quarantined: reuse it unread.
       index.set(block.index, (await parentEntry(block.index)) as Buffer);
     } else {
       const buffer = await buffers.acquire();

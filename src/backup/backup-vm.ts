@@ -3,6 +3,7 @@ import { CofferError } from '../errors/index.js';
 import { DiskIndexReader, listQuarantined, listSnapshots, saveSnapshot, type DiskRecord, type Repository, type Snapshot } from '../repo/index.js';
 import type { VmSource } from '../source/index.js';
 import { backupDisk, type DiskProgress } from './backup-disk.js';
+import { unchangedFromLayer, withChangesAboveLayer } from './chain-tracking.js';
 import { KnownChunks } from './known-chunks.js';
 
 /** Progress of a VM backup: the disk in progress and the totals so far. */
@@ -29,7 +30,8 @@ export interface BackupOptions {
 /**
  * Backs up every disk of a VM into one snapshot. The parent (by default the latest snapshot
  * of the same VM) is the dedup fast path: a block whose hash equals the parent's entry costs
- * no lookup. Chunks and index pages are stored first, the manifest last: if anything fails
+ * no lookup; and when the parent read the files that now back the disk's image chain,
+ * untouched since, only what the layers above them allocate is read (chain-tracking.ts). Chunks and index pages are stored first, the manifest last: if anything fails
  * (or the run is aborted or killed) there is no snapshot, and what was stored is reused by
  * the next run.
  */
@@ -46,14 +48,16 @@ export async function backupVm(repo: Repository, source: VmSource, options: Back
   const totals = { bytesLogical: 0, bytesRead: 0, bytesNew: 0, bytesStored: 0 };
   for (const disk of source.disks) {
     const parentDisk = parent?.disks.find((candidate) => candidate.name === disk.name);
-    const { record, progress } = await backupDisk(repo, disk.device, {
+    const unchangedFrom = unchangedFromLayer(parentDisk?.layers, disk.layers);
+    const device = unchangedFrom === undefined ? disk.device : withChangesAboveLayer(disk.device, unchangedFrom);
+    const { record, progress } = await backupDisk(repo, device, {
       name: disk.name,
       sourceFormat: disk.format,
       source: disk.location,
       parent: parentDisk === undefined ? undefined : new DiskIndexReader(repo, parentDisk),
       known,
       damaged,
-      trustChangeTracking: false,
+      trustChangeTracking: unchangedFrom !== undefined,
       signal: options.signal,
       onProgress:
         options.onProgress === undefined
@@ -61,7 +65,7 @@ export async function backupVm(repo: Repository, source: VmSource, options: Back
           : (p) => options.onProgress?.({ ...p, vmBytesDone: vmBytesBefore + p.bytesDone, vmBytesTotal }),
     });
     vmBytesBefore += disk.device.size;
-    disks.push(record);
+    disks.push(disk.layers === undefined ? record : { ...record, layers: disk.layers.map((layer) => ({ ...layer })) });
     totals.bytesLogical += record.size;
     totals.bytesRead += progress.bytesRead;
     totals.bytesNew += progress.bytesNew;

@@ -1,5 +1,6 @@
-import { openDiskImage } from '../disk/index.js';
-import type { SourceDisk, VmSource } from './vm-source.js';
+import { stat } from 'node:fs/promises';
+import { openDiskImage, type DiskImage } from '../disk/index.js';
+import type { ImageLayer, SourceDisk, VmSource } from './vm-source.js';
 
 /**
  * A VM given as disk image files or block devices, each in any format Coffer reads (detected
@@ -12,7 +13,8 @@ export async function openImageSource(vm: string, paths: readonly string[]): Pro
   try {
     for (const [i, path] of paths.entries()) {
       const image = await openDiskImage(path);
-      disks.push({ name: `disk${i}`, format: image.format, location: path, device: image });
+      const layers = await layersOf(image);
+      disks.push({ name: `disk${i}`, format: image.format, location: path, device: image, ...(layers ? { layers } : {}) });
     }
   } catch (error) {
     await Promise.all(disks.map((disk) => disk.device.close()));
@@ -29,4 +31,20 @@ export async function openImageSource(vm: string, paths: readonly string[]): Pro
       await Promise.all(disks.map((disk) => disk.device.close()));
     },
   };
+}
+
+/**
+ * The chain's files, top first, with identities that change whenever a file's content can
+ * have: device, inode, size, modification and change times (the change time cannot be set
+ * back by tools that preserve mtimes). A block device's content changes without any of
+ * these, so a chain with a device in it has no layers (and gets no shortcut).
+ */
+async function layersOf(image: DiskImage): Promise<ImageLayer[] | undefined> {
+  const layers: ImageLayer[] = [];
+  for (let layer: DiskImage | null = image; layer !== null; layer = layer.backing) {
+    const info = await stat(layer.path, { bigint: true });
+    if (!info.isFile()) return undefined;
+    layers.push({ path: layer.path, identity: `${info.dev}:${info.ino}:${info.size}:${info.mtimeNs}:${info.ctimeNs}` });
+  }
+  return layers;
 }

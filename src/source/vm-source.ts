@@ -9,6 +9,18 @@ export interface SourceDisk {
   /** Where it came from (a path, a URL), for the record. */
   location: string;
   device: BlockDevice;
+  /**
+   * The files of an image chain, top first, each with an identity that changes whenever
+   * the file does (device, inode, size, modification time). Extents' `layer` numbers index
+   * this list. Absent for sources without layers.
+   */
+  layers?: readonly ImageLayer[];
+}
+
+/** One file of an image chain, as recorded in a snapshot. */
+export interface ImageLayer {
+  path: string;
+  identity: string;
 }
 
 /**

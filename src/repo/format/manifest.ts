@@ -16,7 +16,8 @@
  *   "disks": [{
  *     "name": "disk0", "size": 4294967296, "sourceFormat": "raw", "source": "/vm/web01.raw",
  *     "blockSize": 262144, "entriesPerPage": 4096,
- *     "pages": ["<64 hex: index page object id>", ...]   // ceil(ceil(size / blockSize) / entriesPerPage)
+ *     "pages": ["<64 hex: index page object id>", ...],  // ceil(ceil(size / blockSize) / entriesPerPage)
+ *     "layers": [{ "path": "/vm/top.qcow2", "identity": "<dev:ino:size:mtime>" }, ...]  // optional
  *   }],
  *   "stats": { "bytesLogical": 0, "bytesRead": 0, "bytesNew": 0, "bytesStored": 0, "durationMs": 0 }
  * }
@@ -51,6 +52,8 @@ export interface DiskRecord {
   blockSize: number;
   entriesPerPage: number;
   pages: string[];
+  /** The image chain read, top first, when the source was a chain of files (optional). */
+  layers?: { path: string; identity: string }[];
 }
 
 /** The VM's definition as the source reported it; opaque to the repository. */
@@ -128,4 +131,7 @@ function validateDisk(disk: DiskRecord, corrupt: (why: string) => CofferError): 
     throw corrupt(`disk ${disk.name}: bad pages`);
   }
   if (disk.pages.length !== pageCount(disk.size, disk.blockSize, disk.entriesPerPage)) throw corrupt(`disk ${disk.name}: wrong page count`);
+  if (disk.layers !== undefined && (!Array.isArray(disk.layers) || !disk.layers.every((l) => typeof l?.path === 'string' && typeof l.identity === 'string'))) {
+    throw corrupt(`disk ${disk.name}: bad layers`);
+  }
 }
