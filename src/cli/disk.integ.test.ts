@@ -67,3 +67,15 @@ test('backup of a compressed qcow2 chain restores byte-identical, by qemu-img co
 test('disk info on a missing or broken image exits 3 with one line', async () => {
   assertExit(await coffer(['disk', 'info', join(work, 'nothing.qcow2')]), 3);
 });
+
+test('restore --format qcow2 writes an image qemu-img checks and finds identical', async () => {
+  const top = join(work, 'top.qcow2');
+  const repo = join(work, 'repo');
+  const env = { COFFER_PASSWORD: 'pw' };
+  const out = join(work, 'restored.qcow2');
+  assertExit(await coffer(['restore', '-r', repo, 'latest', '--format', 'qcow2', '--to', out], { env }), 0);
+  assert.equal((await runTool('qemu-img', ['check', out])).code, 0);
+  const compare = await runTool('qemu-img', ['compare', '-f', 'qcow2', '-F', 'qcow2', out, top]);
+  assert.equal(compare.code, 0, compare.stdout + compare.stderr);
+  assertExit(await coffer(['restore', '-r', repo, 'latest', '--format', 'vdi', '--to', join(work, 'x.vdi')], { env }), 2);
+});

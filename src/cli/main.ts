@@ -58,10 +58,11 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--vm <name>', 'only this VM')
     .action((_options, command: Command) => run(() => snapshotsCommand(command.opts(), context))());
 
-  repoCommand('restore', 'write the disks of a snapshot back as raw images')
+  repoCommand('restore', 'write the disks of a snapshot back as disk images')
     .argument('<snapshot>', 'snapshot id or prefix, latest, or NAME:latest')
     .option('--disk <name|n>', 'only this disk (name or number)')
     .option('--to <path>', 'a file, a block device, - for stdout, or a directory for several disks')
+    .option('--format <format>', 'image format to write: raw (default) or qcow2')
     .option('--overwrite', 'replace an existing file')
     .action((snapshot: string, _options, command: Command) => run(() => restoreCommand(snapshot, command.opts(), context))());
 

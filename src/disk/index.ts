@@ -11,3 +11,4 @@ export { detectFormat } from './detect.js';
 export { ImageFile } from './image-file.js';
 export type { DiskImage, DiskFormat, BackingOpener } from './disk-image.js';
 export { openRawTarget, type DiskTarget } from './raw-target.js';
+export { openDiskTarget, TARGET_FORMATS, type TargetFormat } from './open-target.js';

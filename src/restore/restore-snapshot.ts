@@ -1,7 +1,7 @@
 import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
-import { openRawTarget } from '../disk/index.js';
+import { openDiskTarget, type TargetFormat } from '../disk/index.js';
 import { CofferError } from '../errors/index.js';
 import type { DiskRecord, Repository, Snapshot } from '../repo/index.js';
 import { restoreDisk, type RestoreProgress } from './restore-disk.js';
@@ -13,16 +13,18 @@ export interface RestoreOptions {
   disk?: string;
   /**
    * Where to write: a file, a block device, or `-` (standard output) for one disk; a
-   * directory (created if needed) for several, each disk written as `<name>.raw` in it.
+   * directory (created if needed) for several, each disk written as `<name>.<format>` in it.
    */
   to: string;
+  /** The image format to write (default raw). */
+  format?: TargetFormat;
   overwrite?: boolean;
   stdout?: Writable;
   signal?: AbortSignal;
   onProgress?: (progress: RestoreProgress) => void;
 }
 
-/** Restores one or all disks of a snapshot as raw images. Returns one result per disk. */
+/** Restores one or all disks of a snapshot as images of one format. Returns one result per disk. */
 export async function restoreSnapshot(repo: Repository, snapshot: Snapshot, options: RestoreOptions): Promise<{ disk: string; path: string; progress: RestoreProgress }[]> {
   const disks = options.disk === undefined ? snapshot.disks : [findDisk(snapshot, options.disk)];
   if (disks.length > 1 && options.to === '-') {
@@ -33,8 +35,9 @@ export async function restoreSnapshot(repo: Repository, snapshot: Snapshot, opti
   if (!single) await mkdir(options.to, { recursive: true });
   const results = [];
   for (const record of disks) {
-    const path = single ? options.to : join(options.to, `${record.name}.raw`);
-    const target = await openRawTarget(path, record.size, { overwrite: options.overwrite ?? false, ...(options.stdout ? { stdout: options.stdout } : {}) });
+    const format = options.format ?? 'raw';
+    const path = single ? options.to : join(options.to, `${record.name}.${format}`);
+    const target = await openDiskTarget(path, record.size, { format, overwrite: options.overwrite ?? false, ...(options.stdout ? { stdout: options.stdout } : {}) });
     const disk = new SnapshotDisk(repo, snapshot.id, record);
     const progress = await restoreDisk(disk, target, {
       threads: repo.pool.threads,

@@ -1,3 +1,4 @@
+import { TARGET_FORMATS, type TargetFormat } from '../../disk/index.js';
 import { CofferError } from '../../errors/index.js';
 import { resolveSnapshot } from '../../repo/index.js';
 import { restoreSnapshot } from '../../restore/index.js';
@@ -7,20 +8,24 @@ import { ProgressReporter } from '../progress.js';
 
 export interface RestoreCommandOptions extends RepositoryOptions {
   disk?: string;
+  format?: string;
   to?: string;
   overwrite?: boolean;
 }
 
-/** `coffer restore SNAPSHOT --to PATH`: disks back as raw images, byte for byte. */
+/** `coffer restore SNAPSHOT --to PATH [--format F]`: disks back as images, byte for byte. */
 export async function restoreCommand(reference: string, options: RestoreCommandOptions, context: CommandContext): Promise<number> {
   if (options.to === undefined) throw new CofferError('E_USAGE', '--to PATH is required (a file, a block device, - for standard output, or a directory for several disks)');
   const to = options.to;
+  const format = options.format ?? 'raw';
+  if (!(TARGET_FORMATS as readonly string[]).includes(format)) throw new CofferError('E_USAGE', `--format ${format}: choose one of ${TARGET_FORMATS.join(', ')}`);
   return withRepository(options, context, async (repo) => {
     const snapshot = await resolveSnapshot(repo, reference);
     const progress = ProgressReporter.for(context.stderr, options.json === true);
     const results = await restoreSnapshot(repo, snapshot, {
       to,
       ...(options.disk !== undefined ? { disk: options.disk } : {}),
+      format: format as TargetFormat,
       overwrite: options.overwrite === true,
       stdout: context.stdout,
       signal: context.signal,

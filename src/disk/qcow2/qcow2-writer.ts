@@ -1,0 +1,211 @@
+/**
+ * Writes a qcow2 version 3 image, sparse, in one pass: the restore feeds the disk in order,
+ * all-zero clusters are left unallocated, data clusters are appended as they come, each L2
+ * table is appended as soon as its range is complete, and the L1 table, refcounts and
+ * header are written at the end. Memory: one cluster and one L2 table.
+ *
+ * Layout of the file written (64 KiB clusters, 16-bit refcounts, no extensions):
+ * ```
+ * cluster 0              header (104 bytes + end-of-extensions marker), rest zero
+ * clusters 1..L          the L1 table (L = ceil(l1_size × 8 / cluster size))
+ * clusters L+1 …         data clusters and L2 tables, interleaved in disk order
+ * then                   refcount blocks (one per 32768 clusters), then the refcount table
+ * ```
+ * Every cluster of the file has refcount 1, and L1/L2 entries carry the COPIED flag (bit
+ * 63), which is what `qemu-img check` expects of an image without snapshots. QEMU counts
+ * virtual sizes in 512-byte sectors (and drops a partial one), so a disk whose size is not
+ * a multiple of 512 gets a virtual size rounded up, the added bytes zero.
+ */
+import { open, unlink, type FileHandle } from 'node:fs/promises';
+import { CofferError } from '../../errors/index.js';
+import type { DiskTarget } from '../raw-target.js';
+import { QCOW2_MAGIC } from './qcow2-header.js';
+
+const CLUSTER_BITS = 16;
+const CLUSTER_SIZE = 1 << CLUSTER_BITS;
+const L2_ENTRIES = CLUSTER_SIZE / 8;
+const REFCOUNT_ORDER = 4; // 16-bit refcounts
+const REFCOUNTS_PER_BLOCK = CLUSTER_SIZE / 2;
+const HEADER_LENGTH = 104;
+const COPIED = 1n << 63n;
+
+/** Creates a qcow2 image of `size` bytes at `path` to restore into (refuses to replace a file unless `overwrite`). */
+export async function openQcow2Target(path: string, size: number, options: { overwrite: boolean }): Promise<DiskTarget> {
+  let handle: FileHandle;
+  try {
+    handle = await open(path, options.overwrite ? 'w' : 'wx', 0o600);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why = code === 'EEXIST' ? 'it exists (add --overwrite to replace it)' : (error as Error).message;
+    throw new CofferError('E_TARGET_UNWRITABLE', `cannot restore to ${path}: ${why}`, { subject: { path }, cause: error });
+  }
+  return new Qcow2Writer(handle, path, size);
+}
+
+class Qcow2Writer implements DiskTarget {
+  readonly zeroed = false;
+  readonly sequential = true;
+  private readonly l1: BigUint64Array;
+  private readonly l1Clusters: number;
+  private l2 = new BigUint64Array(L2_ENTRIES);
+  private l2Index = 0;
+  private l2Used = false;
+  private readonly cluster = Buffer.alloc(CLUSTER_SIZE);
+  private clusterFill = 0;
+  private guestCluster = 0;
+  private nextHostCluster: number;
+  private position = 0;
+
+  constructor(
+    private readonly handle: FileHandle,
+    readonly path: string,
+    private readonly size: number,
+  ) {
+    const l1Size = Math.ceil(Math.ceil(size / CLUSTER_SIZE) / L2_ENTRIES);
+    this.l1 = new BigUint64Array(Math.max(1, l1Size));
+    this.l1Clusters = Math.ceil((this.l1.length * 8) / CLUSTER_SIZE);
+    this.nextHostCluster = 1 + this.l1Clusters;
+  }
+
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    if (offset !== this.position) throw new Error(`qcow2 target written at ${offset}, expected ${this.position}`);
+    this.position += data.length;
+    let done = 0;
+    while (done < data.length) {
+      const take = Math.min(data.length - done, CLUSTER_SIZE - this.clusterFill);
+      this.cluster.set(data.subarray(done, done + take), this.clusterFill);
+      this.clusterFill += take;
+      done += take;
+      if (this.clusterFill === CLUSTER_SIZE) await this.flushCluster();
+    }
+  }
+
+  async finish(): Promise<void> {
+    try {
+      if (this.position !== this.size) throw new Error(`qcow2 target got ${this.position} of ${this.size} bytes`);
+      if (this.clusterFill > 0) {
+        this.cluster.fill(0, this.clusterFill);
+        this.clusterFill = CLUSTER_SIZE;
+        await this.flushCluster();
+      }
+      await this.flushL2();
+      await this.writeMetadata();
+      await this.handle.datasync();
+    } catch (error) {
+      throw this.translate(error);
+    } finally {
+      await this.handle.close();
+    }
+  }
+
+  async abort(): Promise<void> {
+    await this.handle.close().catch(() => undefined);
+    await unlink(this.path).catch(() => undefined);
+  }
+
+  private async flushCluster(): Promise<void> {
+    const l2Index = Math.floor(this.guestCluster / L2_ENTRIES);
+    if (l2Index !== this.l2Index) {
+      await this.flushL2();
+      this.l2Index = l2Index;
+    }
+    if (!isZero(this.cluster)) {
+      const host = this.allocate();
+      await this.writeAt(this.cluster, host);
+      this.l2[this.guestCluster % L2_ENTRIES] = BigInt(host) | COPIED;
+      this.l2Used = true;
+    }
+    this.guestCluster += 1;
+    this.clusterFill = 0;
+  }
+
+  private async flushL2(): Promise<void> {
+    if (!this.l2Used) return;
+    const host = this.allocate();
+    await this.writeAt(bigEndian(this.l2), host);
+    this.l1[this.l2Index] = BigInt(host) | COPIED;
+    this.l2 = new BigUint64Array(L2_ENTRIES);
+    this.l2Used = false;
+  }
+
+  /** L1 table, refcount blocks and table, then the header, which makes the image valid last. */
+  private async writeMetadata(): Promise<void> {
+    await this.writeAt(bigEndian(this.l1), CLUSTER_SIZE);
+    // Refcount structures cover themselves: grow until the count is stable.
+    const dataClusters = this.nextHostCluster;
+    let blocks = 0;
+    let tableClusters = 0;
+    for (;;) {
+      const total = dataClusters + blocks + tableClusters;
+      const needBlocks = Math.ceil(total / REFCOUNTS_PER_BLOCK);
+      const needTable = Math.ceil((needBlocks * 8) / CLUSTER_SIZE);
+      if (needBlocks === blocks && needTable === tableClusters) break;
+      blocks = needBlocks;
+      tableClusters = needTable;
+    }
+    const total = dataClusters + blocks + tableClusters;
+    const firstBlock = dataClusters;
+    const table = new BigUint64Array((tableClusters * CLUSTER_SIZE) / 8);
+    for (let b = 0; b < blocks; b++) {
+      const refcounts = Buffer.alloc(CLUSTER_SIZE);
+      const from = b * REFCOUNTS_PER_BLOCK;
+      const to = Math.min(total, from + REFCOUNTS_PER_BLOCK);
+      for (let cluster = from; cluster < to; cluster++) refcounts.writeUInt16BE(1, (cluster - from) * 2);
+      await this.writeAt(refcounts, (firstBlock + b) * CLUSTER_SIZE);
+      table[b] = BigInt((firstBlock + b) * CLUSTER_SIZE);
+    }
+    const tableOffset = (firstBlock + blocks) * CLUSTER_SIZE;
+    await this.writeAt(bigEndian(table), tableOffset);
+
+    const header = Buffer.alloc(CLUSTER_SIZE);
+    header.writeUInt32BE(QCOW2_MAGIC, 0);
+    header.writeUInt32BE(3, 4); // version
+    header.writeUInt32BE(CLUSTER_BITS, 20);
+    header.writeBigUInt64BE(BigInt(Math.ceil(this.size / 512) * 512), 24);
+    header.writeUInt32BE(this.l1.length, 36);
+    header.writeBigUInt64BE(BigInt(CLUSTER_SIZE), 40); // L1 at cluster 1
+    header.writeBigUInt64BE(BigInt(tableOffset), 48);
+    header.writeUInt32BE(tableClusters, 56);
+    header.writeUInt32BE(REFCOUNT_ORDER, 96);
+    header.writeUInt32BE(HEADER_LENGTH, 100);
+    // Header extensions start at HEADER_LENGTH: only the end marker (type 0, length 0).
+    await this.writeAt(header, 0);
+  }
+
+  private allocate(): number {
+    const host = this.nextHostCluster * CLUSTER_SIZE;
+    this.nextHostCluster += 1;
+    return host;
+  }
+
+  private async writeAt(data: Uint8Array, offset: number): Promise<void> {
+    let done = 0;
+    try {
+      while (done < data.length) {
+        const { bytesWritten } = await this.handle.write(data, done, data.length - done, offset + done);
+        done += bytesWritten;
+      }
+    } catch (error) {
+      throw this.translate(error);
+    }
+  }
+
+  private translate(error: unknown): CofferError {
+    if (error instanceof CofferError) return error;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') return new CofferError('E_NO_SPACE', `no space left writing ${this.path}`, { subject: { path: this.path }, cause: error });
+    return new CofferError('E_TARGET_UNWRITABLE', `cannot write ${this.path}: ${(error as Error).message}`, { subject: { path: this.path }, cause: error });
+  }
+}
+
+function bigEndian(values: BigUint64Array): Buffer {
+  const out = Buffer.alloc(values.length * 8);
+  values.forEach((value, i) => out.writeBigUInt64BE(value, i * 8));
+  return out;
+}
+
+let zeroCluster = Buffer.alloc(0);
+function isZero(cluster: Buffer): boolean {
+  if (zeroCluster.length !== cluster.length) zeroCluster = Buffer.alloc(cluster.length);
+  return cluster.equals(zeroCluster);
+}
