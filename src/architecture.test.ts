@@ -20,7 +20,7 @@ const ALLOWED: Record<string, string[]> = {
   native: [],
   testing: [],
   repo: ['errors', 'concurrency', 'native'],
-  disk: ['errors', 'blockdev', 'native'],
+  disk: ['errors', 'blockdev', 'concurrency', 'native'],
   source: ['errors', 'blockdev', 'disk'],
   backup: ['errors', 'blockdev', 'concurrency', 'repo', 'source', 'disk'],
   restore: ['errors', 'blockdev', 'concurrency', 'repo', 'disk'],

@@ -1,8 +1,7 @@
-import type { BlockDevice } from '../blockdev/index.js';
+import { planBlocks, type BlockDevice, type PlannedBlock } from '../blockdev/index.js';
 import { forEachLimited, SharedBufferPool } from '../concurrency/index.js';
 import { CofferError } from '../errors/index.js';
 import { DiskIndexReader, DiskIndexWriter, isZeroEntry, ObjectKind, ZERO_ENTRY, type DiskRecord, type ObjectId, type Repository } from '../repo/index.js';
-import { planBlocks, type PlannedBlock } from './block-plan.js';
 import type { KnownChunks } from './known-chunks.js';
 
 /** Running totals of one disk's backup, reported as blocks complete. */

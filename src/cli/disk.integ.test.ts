@@ -79,3 +79,14 @@ test('restore --format qcow2 writes an image qemu-img checks and finds identical
   assert.equal(compare.code, 0, compare.stdout + compare.stderr);
   assertExit(await coffer(['restore', '-r', repo, 'latest', '--format', 'vdi', '--to', join(work, 'x.vdi')], { env }), 2);
 });
+
+test('disk convert: qcow2 chain to raw and to qcow2, both identical by qemu-img compare', async () => {
+  const top = join(work, 'top.qcow2');
+  for (const format of ['raw', 'qcow2']) {
+    const out = join(work, `converted.${format}`);
+    assertExit(await coffer(['disk', 'convert', top, out, '--format', format]), 0);
+    const compare = await runTool('qemu-img', ['compare', '-f', format, '-F', 'qcow2', out, top]);
+    assert.equal(compare.code, 0, compare.stdout + compare.stderr);
+    assertExit(await coffer(['disk', 'convert', top, out, '--format', format]), 4); // exists
+  }
+});

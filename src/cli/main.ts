@@ -86,11 +86,16 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
 
   program
     .command('disk')
-    .description('inspect a disk image of any supported format, without a repository')
-    .addArgument(new Command().createArgument('<action>', 'info or map').choices(['info', 'map']))
+    .description('inspect or convert a disk image of any supported format, without a repository')
+    .addArgument(new Command().createArgument('<action>', 'info, map or convert').choices(['info', 'map', 'convert']))
     .argument('<image>', 'the image (a chain is given by its top image)')
+    .argument('[output]', 'convert: the image to write (- for stdout, raw only)')
+    .option('--format <format>', 'convert: the format to write, raw (default) or qcow2')
+    .option('--overwrite', 'convert: replace an existing output file')
     .option('--json', 'machine-readable output')
-    .action((action: string, image: string, _options, command: Command) => run(() => diskCommand(action, image, command.opts(), context))());
+    .action((action: string, image: string, output: string | undefined, _options, command: Command) =>
+      run(() => diskCommand(action, image, output, command.opts(), context))(),
+    );
 
   return program;
 }

@@ -12,3 +12,4 @@ export { ImageFile } from './image-file.js';
 export type { DiskImage, DiskFormat, BackingOpener } from './disk-image.js';
 export { openRawTarget, type DiskTarget } from './raw-target.js';
 export { openDiskTarget, TARGET_FORMATS, type TargetFormat } from './open-target.js';
+export { copyDevice, type CopyProgress } from './copy-device.js';

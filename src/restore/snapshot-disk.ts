@@ -61,11 +61,6 @@ export class SnapshotDisk implements BlockDevice {
     this.cache.clear();
   }
 
-  /** True when block `block` reads as zeros (no chunk is stored for it). */
-  async isZeroBlock(block: number): Promise<boolean> {
-    return isZeroEntry(await this.index.entry(block));
-  }
-
   /** Reads block `block` into `target` (exactly the block's length). */
   async readBlock(block: number, target: Uint8Array): Promise<void> {
     const entry = await this.index.entry(block);

@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import type { Extent } from '../../blockdev/index.js';
-import { openDiskImage, type DiskImage } from '../../disk/index.js';
+import { copyDevice, openDiskImage, openDiskTarget, TARGET_FORMATS, type DiskImage, type TargetFormat } from '../../disk/index.js';
 import { CofferError } from '../../errors/index.js';
 import type { CommandContext } from '../context.js';
 import { formatBytes, formatTable } from '../format.js';
@@ -8,18 +8,28 @@ import { formatBytes, formatTable } from '../format.js';
 /** Options of `coffer disk`. */
 export interface DiskCommandOptions {
   json?: boolean;
+  format?: string;
+  overwrite?: boolean;
 }
 
+/** Bytes copied per read when converting: large reads, few of them. */
+const CONVERT_BLOCK_SIZE = 1024 * 1024;
+
 /**
- * `coffer disk info IMAGE` and `coffer disk map IMAGE`: what an image is and where its data
- * lies, without a repository (qemu-img info / map for every format Coffer reads).
+ * `coffer disk info IMAGE`, `coffer disk map IMAGE` and `coffer disk convert IN OUT`: what an
+ * image is, where its data lies, and the same disk in another format, without a repository
+ * (qemu-img info / map / convert for every format Coffer reads and writes).
  */
-export async function diskCommand(action: string, path: string, options: DiskCommandOptions, context: CommandContext): Promise<number> {
+export async function diskCommand(action: string, path: string, output: string | undefined, options: DiskCommandOptions, context: CommandContext): Promise<number> {
+  if (action === 'convert' && output === undefined) throw new CofferError('E_USAGE', 'disk convert needs an input and an output: coffer disk convert IN OUT --format FMT');
+  const format = options.format ?? 'raw';
+  if (!(TARGET_FORMATS as readonly string[]).includes(format)) throw new CofferError('E_USAGE', `--format ${format}: choose one of ${TARGET_FORMATS.join(', ')}`);
   const image = await openDiskImage(path);
   try {
     if (action === 'info') await info(image, options, context);
     else if (action === 'map') await map(image, options, context);
-    else throw new CofferError('E_USAGE', `unknown disk action ${action}: use info or map`);
+    else if (action === 'convert') await convert(image, output as string, format as TargetFormat, options, context);
+    else throw new CofferError('E_USAGE', `unknown disk action ${action}: use info, map or convert`);
     return 0;
   } finally {
     await image.close();
@@ -62,4 +72,12 @@ async function map(image: DiskImage, options: DiskCommandOptions, context: Comma
   const rows = [['Offset', 'Length', 'Kind', 'Layer']];
   for (const e of extents) rows.push([`0x${e.offset.toString(16)}`, `0x${e.length.toString(16)}`, e.kind, e.layer === undefined ? '-' : String(e.layer)]);
   context.stdout.write(`${formatTable(rows)}\n`);
+}
+
+async function convert(image: DiskImage, output: string, format: TargetFormat, options: DiskCommandOptions, context: CommandContext): Promise<void> {
+  const target = await openDiskTarget(output, image.size, { format, overwrite: options.overwrite === true, stdout: context.stdout });
+  const progress = await copyDevice(image, target, { blockSize: CONVERT_BLOCK_SIZE, inFlight: 4, signal: context.signal });
+  const summary = { input: image.path, inputFormat: image.format, output, format, size: image.size, bytesWritten: progress.bytesWritten };
+  if (output === '-') return;
+  context.stdout.write(options.json ? `${JSON.stringify(summary)}\n` : `converted ${image.path} (${image.format}) to ${output} (${format}), ${formatBytes(image.size)}\n`);
 }

@@ -1,11 +1,11 @@
-import type { BlockDevice, Extent } from '../blockdev/index.js';
+import type { BlockDevice, Extent } from './block-device.js';
 
 /**
- * What a backup must do with one block:
- * - `zero`: the device says it reads as zeros, nothing to read or store;
- * - `unchanged`: the device says it has not changed since the parent snapshot, take the
- *   parent's entry without reading;
- * - `read`: read, hash, and store if new.
+ * What a reader of the device must do with one fixed-size block:
+ * - `zero`: the device says it reads as zeros, nothing to read;
+ * - `unchanged`: the device says it has not changed since its reference point (a backup
+ *   takes the parent's entry without reading);
+ * - `read`: read it.
  */
 export interface PlannedBlock {
   index: number;
@@ -15,7 +15,8 @@ export interface PlannedBlock {
 }
 
 /**
- * Walks the device's extent map once and yields every block in order with its action.
+ * Walks the device's extent map once and yields every block in order with its action
+ * (backup plans its reads with it, a copy skips zero blocks with it).
  * A block is `zero` only if every byte of it is in zero extents, `unchanged` only if every
  * byte is in extents marked `changed: false` (and the caller trusts change tracking).
  */

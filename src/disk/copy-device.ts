@@ -1,0 +1,69 @@
+import { planBlocks, type BlockDevice } from '../blockdev/index.js';
+import { forEachLimited, SharedBufferPool } from '../concurrency/index.js';
+import { CofferError } from '../errors/index.js';
+import type { DiskTarget } from './raw-target.js';
+
+/** How far a copy got. */
+export interface CopyProgress {
+  bytesDone: number;
+  bytesTotal: number;
+  /** Bytes read and written (zero blocks on a zeroed target cost nothing). */
+  bytesWritten: number;
+}
+
+/**
+ * Copies a block device to a target, byte for byte: restore (a snapshot's disk) and convert
+ * (an image) are both this. Blocks the extent map calls zero are not read, and not written
+ * either on a target that starts zeroed (a new sparse file). Reads run `inFlight` at a time
+ * into a fixed set of shared buffers; a sequential target (a pipe, a qcow2 writer) gets the
+ * blocks in order. The target is finished on success and aborted on failure.
+ */
+export async function copyDevice(
+  device: BlockDevice,
+  target: DiskTarget,
+  options: { blockSize: number; inFlight: number; signal?: AbortSignal; onProgress?: (progress: CopyProgress) => void },
+): Promise<CopyProgress> {
+  const buffers = new SharedBufferPool(options.blockSize, Math.max(2, options.inFlight));
+  const progress: CopyProgress = { bytesDone: 0, bytesTotal: device.size, bytesWritten: 0 };
+  // For a sequential target each block waits for the previous one's write: the turn is
+  // taken synchronously when the block is taken, so the order is the block order.
+  let previousWrite: Promise<void> = Promise.resolve();
+
+  const copyBlock = async (block: { offset: number; length: number; action: string }): Promise<void> => {
+    const turn = previousWrite;
+    let myWrite!: () => void;
+    previousWrite = new Promise<void>((resolve) => (myWrite = resolve));
+    try {
+      if (options.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'copy interrupted');
+      if (block.action === 'zero' && target.zeroed) {
+        progress.bytesDone += block.length;
+        options.onProgress?.({ ...progress });
+        return;
+      }
+      const buffer = await buffers.acquire();
+      try {
+        const data = buffer.subarray(0, block.length);
+        if (block.action === 'zero') data.fill(0);
+        else await device.read(block.offset, block.length, data);
+        if (target.sequential) await turn;
+        await target.write(block.offset, data);
+        progress.bytesWritten += block.length;
+      } finally {
+        buffers.release(buffer);
+      }
+      progress.bytesDone += block.length;
+      options.onProgress?.({ ...progress });
+    } finally {
+      myWrite();
+    }
+  };
+
+  try {
+    await forEachLimited(planBlocks(device, options.blockSize, false), buffers.count, copyBlock);
+    await target.finish();
+  } catch (error) {
+    await target.abort();
+    throw error;
+  }
+  return progress;
+}
