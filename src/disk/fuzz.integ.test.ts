@@ -1,0 +1,97 @@
+/**
+ * Every format reader over mutated real images, for a bounded time: whatever the bytes, a
+ * reader either reads or throws a CofferError with a code a user can act on; it never
+ * throws anything else, never hangs, and never allocates without bound. The seed of each
+ * run is printed so a failure can be replayed (COFFER_FUZZ_SEED, COFFER_FUZZ_MS).
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { promisify } from 'node:util';
+import { isCofferError } from '../errors/index.js';
+import { requireTools, seededBytes } from '../testing/index.js';
+import { openDiskImage } from './open-image.js';
+
+const run = promisify(execFile);
+const MiB = 1024 * 1024;
+const BUDGET_MS = Number(process.env.COFFER_FUZZ_MS ?? 4000);
+const EXPECTED = ['E_IMAGE_INVALID', 'E_UNSUPPORTED_FORMAT', 'E_SOURCE_UNREADABLE', 'E_SOURCE_SHRUNK'] as const;
+let work: string;
+
+/** Small real images, one per format and subformat, made by qemu-img from the same raw disk. */
+const IMAGES: { name: string; args: string[] }[] = [
+  { name: 'qcow2', args: ['-O', 'qcow2', '-o', 'cluster_size=4k'] },
+  { name: 'qcow2-compressed', args: ['-O', 'qcow2', '-c', '-o', 'cluster_size=4k'] },
+  { name: 'qcow2-extended-l2', args: ['-O', 'qcow2', '-o', 'extended_l2=on,cluster_size=64k'] },
+];
+
+before(async () => {
+  await requireTools('qemu-img');
+  work = await mkdtemp(join(tmpdir(), 'coffer-fuzz-'));
+  const raw = join(work, 'source.raw');
+  const disk = Buffer.alloc(2 * MiB);
+  seededBytes(7, 300_000).copy(disk, 100_000);
+  Buffer.alloc(200_000, 'text ').copy(disk, MiB);
+  await writeFile(raw, disk);
+  for (const image of IMAGES) await run('qemu-img', ['convert', '-f', 'raw', ...image.args, raw, join(work, image.name)]);
+});
+after(() => rm(work, { recursive: true, force: true }));
+
+/** xorshift32: small, seedable, good enough to pick bytes to break. */
+function random(seed: number): () => number {
+  let state = seed >>> 0 || 1;
+  return () => {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    return (state >>> 0) / 2 ** 32;
+  };
+}
+
+function mutate(bytes: Buffer, next: () => number): Buffer {
+  const out = Buffer.from(bytes);
+  const flips = 1 + Math.floor(next() * 8);
+  // Most structure sits in the first clusters: aim half the damage there.
+  for (let i = 0; i < flips; i++) {
+    const span = next() < 0.5 ? Math.min(out.length, 64 * 1024) : out.length;
+    const at = Math.floor(next() * span);
+    out[at] = next() < 0.3 ? 0xff : Math.floor(next() * 256);
+  }
+  return next() < 0.1 ? out.subarray(0, Math.floor(next() * out.length)) : out;
+}
+
+for (const image of IMAGES) {
+  test(`fuzz ${image.name}: mutated images read or fail with a coded error, never anything else`, async () => {
+    const seed = Number(process.env.COFFER_FUZZ_SEED ?? Date.now() % 2 ** 31);
+    const next = random(seed);
+    const original = await readFile(join(work, image.name));
+    const path = join(work, `${image.name}.mutant`);
+    const started = Date.now();
+    let runs = 0;
+    while (Date.now() - started < BUDGET_MS) {
+      await writeFile(path, mutate(original, next));
+      runs += 1;
+      try {
+        const device = await openDiskImage(path);
+        try {
+          assert.ok(device.size <= 2 ** 56, 'absurd sizes are refused at open');
+          const length = Math.min(device.size, 4 * MiB);
+          if (length > 0) await device.read(0, length);
+          for await (const _ of device.extents(0, length)) {
+            // walking the map must terminate
+          }
+        } finally {
+          await device.close();
+        }
+      } catch (error) {
+        if (!EXPECTED.some((code) => isCofferError(error, code))) {
+          assert.fail(`seed ${seed}, run ${runs}: ${image.name} threw ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`);
+        }
+      }
+    }
+    assert.ok(runs > 10, `only ${runs} runs in ${BUDGET_MS} ms`);
+  });
+}
