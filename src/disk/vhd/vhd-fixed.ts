@@ -1,0 +1,72 @@
+import { assertReadInBounds, type Extent } from '../../blockdev/index.js';
+import { CofferError } from '../../errors/index.js';
+import { syscalls } from '../../native/index.js';
+import type { DiskImage } from '../disk-image.js';
+import type { ImageFile } from '../image-file.js';
+import type { VhdFooter } from './vhd-footer.js';
+
+/**
+ * A fixed VHD: the guest disk stored as is, followed by the footer. Reads go straight to the
+ * file; the extent map comes from the file's holes (SEEK_DATA/SEEK_HOLE), as for a raw image,
+ * so a sparse fixed VHD shows its holes as zeros.
+ */
+export class FixedVhd implements DiskImage {
+  readonly format = 'vpc' as const;
+  readonly backing = null;
+  readonly size: number;
+  private closed = false;
+
+  /** `file` must hold at least `footer.currentSize` bytes before its footer (checked by the opener). */
+  constructor(
+    private readonly file: ImageFile,
+    readonly footer: VhdFooter,
+  ) {
+    this.size = footer.currentSize;
+  }
+
+  get path(): string {
+    return this.file.path;
+  }
+
+  async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
+    assertReadInBounds(this.size, offset, length);
+    const target = into === undefined ? new Uint8Array(length) : into.subarray(0, length);
+    if (length > 0) await this.file.readAt(offset, length, target);
+    return target;
+  }
+
+  async *extents(offset = 0, length = this.size - offset): AsyncIterable<Extent> {
+    assertReadInBounds(this.size, offset, length);
+    const end = offset + length;
+    for (let position = offset; position < end; ) {
+      let dataStart: number;
+      let dataEnd: number;
+      try {
+        dataStart = syscalls.seekData(this.file.fd, position);
+        dataEnd = dataStart < 0 ? end : syscalls.seekHole(this.file.fd, dataStart);
+      } catch {
+        // No SEEK_DATA here (or a device that refuses it): everything is data.
+        yield { offset: position, length: end - position, kind: 'data', layer: 0 };
+        return;
+      }
+      // The footer is data, so no hole runs to the end of the file unless the file shrank.
+      if (dataStart < 0) {
+        throw new CofferError('E_SOURCE_SHRUNK', `${this.path} lost its VHD footer (the file shrank) while it was read`, { subject: { path: this.path, offset: position } });
+      }
+      if (dataStart >= end) {
+        yield { offset: position, length: end - position, kind: 'zero', layer: 0 };
+        return;
+      }
+      if (dataStart > position) yield { offset: position, length: dataStart - position, kind: 'zero', layer: 0 };
+      const stop = Math.min(Math.max(dataEnd, dataStart + 1), end);
+      yield { offset: dataStart, length: stop - dataStart, kind: 'data', layer: 0 };
+      position = stop;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.file.close();
+  }
+}

@@ -1,0 +1,180 @@
+import { assertReadInBounds, coalesceExtents, type Extent } from '../../blockdev/index.js';
+import type { DiskImage } from '../disk-image.js';
+import type { ImageFile } from '../image-file.js';
+import { parseSectorBitmap, sectorRuns, type SectorBitmap } from './vhd-bat.js';
+import { BAT_UNALLOCATED, type VhdDynamicHeader } from './vhd-dynamic-header.js';
+import { VHD_SECTOR, type VhdFooter } from './vhd-footer.js';
+
+/** Sector bitmaps cached: as many as 4 MiB holds (8192 of qemu's and Hyper-V's 512-byte ones)… */
+const BITMAP_CACHE_BYTES = 4 * 1024 * 1024;
+/** …but at least this many bitmaps, so a read spanning a few huge blocks keeps them. */
+const MIN_CACHED_BITMAPS = 16;
+
+/** Where a run of guest bytes comes from. */
+type Segment =
+  | { offset: number; length: number; source: 'data'; host: number }
+  | { offset: number; length: number; source: 'zero' }
+  | { offset: number; length: number; source: 'parent' };
+
+/**
+ * A dynamic or differencing VHD as a block device. Guest offsets map through the BAT (kept in
+ * memory) to blocks; within a block, the sector bitmap says which sectors the block holds. A
+ * sector the image does not hold (its block unallocated, or its bitmap bit clear) reads as
+ * zeros on a dynamic disk and from the parent on a differencing disk. Each run of held sectors
+ * inside a block is one file read; blocks are never adjacent in the file (a bitmap sits between
+ * two), so a read spanning k blocks costs k file reads plus the bitmaps not yet cached.
+ * Concurrent reads are allowed.
+ */
+export class SparseVhd implements DiskImage {
+  readonly format = 'vpc' as const;
+  readonly size: number;
+  private readonly blockSize: number;
+  private readonly sectorsPerBlock: number;
+  private readonly bitmaps = new Map<number, Promise<SectorBitmap>>();
+  private readonly cachedBitmaps: number;
+  private closed = false;
+
+  /**
+   * `bat` must have been checked against the file (parseBat) and cover the virtual size;
+   * `parent` is the opened parent of a differencing disk, null for a dynamic one. Takes
+   * ownership of both.
+   */
+  constructor(
+    private readonly file: ImageFile,
+    readonly footer: VhdFooter,
+    readonly header: VhdDynamicHeader,
+    private readonly bat: Uint32Array,
+    readonly backing: DiskImage | null,
+  ) {
+    this.size = footer.currentSize;
+    this.blockSize = header.blockSize;
+    this.sectorsPerBlock = header.blockSize / VHD_SECTOR;
+    this.cachedBitmaps = Math.max(MIN_CACHED_BITMAPS, Math.floor(BITMAP_CACHE_BYTES / header.bitmapSize));
+  }
+
+  get path(): string {
+    return this.file.path;
+  }
+
+  async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
+    assertReadInBounds(this.size, offset, length);
+    const target = into === undefined ? new Uint8Array(length) : into.subarray(0, length);
+    // File and parent reads of one call run together while the map (bitmaps) is walked in
+    // order; a read that fails early is held (not an unhandled rejection) until all are started.
+    const pending: Promise<unknown>[] = [];
+    const start = (work: Promise<unknown>) => {
+      work.catch(() => {});
+      pending.push(work);
+    };
+    try {
+      for await (const segment of this.segments(offset, length)) {
+        const slice = target.subarray(segment.offset - offset, segment.offset - offset + segment.length);
+        if (segment.source === 'zero') slice.fill(0);
+        else if (segment.source === 'data') start(this.file.readAt(segment.host, segment.length, slice));
+        else start(this.readParent(segment.offset, slice));
+      }
+    } catch (error) {
+      await Promise.allSettled(pending); // no read still writing into `target` after we throw
+      throw error;
+    }
+    await Promise.all(pending);
+    return target;
+  }
+
+  async *extents(offset = 0, length = this.size - offset): AsyncIterable<Extent> {
+    assertReadInBounds(this.size, offset, length);
+    yield* coalesceExtents(this.rawExtents(offset, length));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.file.close();
+    await this.backing?.close();
+  }
+
+  private async *rawExtents(offset: number, length: number): AsyncIterable<Extent> {
+    for await (const segment of this.segments(offset, length)) {
+      if (segment.source === 'data') yield { offset: segment.offset, length: segment.length, kind: 'data', layer: 0 };
+      else if (segment.source === 'zero') yield { offset: segment.offset, length: segment.length, kind: 'zero' };
+      else yield* this.parentExtents(segment.offset, segment.length);
+    }
+  }
+
+  private async *parentExtents(offset: number, length: number): AsyncIterable<Extent> {
+    const parent = this.backing;
+    const inside = parent === null ? 0 : Math.max(0, Math.min(length, parent.size - offset));
+    if (parent !== null && inside > 0) {
+      for await (const extent of parent.extents(offset, inside)) {
+        yield { ...extent, ...(extent.layer === undefined ? {} : { layer: extent.layer + 1 }) };
+      }
+    }
+    if (inside < length) yield { offset: offset + inside, length: length - inside, kind: 'zero' };
+  }
+
+  /** The guest range as segments, adjacent ones of the same source (and contiguous host bytes) merged. */
+  private async *segments(offset: number, length: number): AsyncIterable<Segment> {
+    let pending: Segment | undefined;
+    const end = offset + length;
+    for (let position = offset; position < end; ) {
+      const block = Math.floor(position / this.blockSize);
+      const within = position - block * this.blockSize;
+      const take = Math.min(end - position, this.blockSize - within);
+      for (const next of await this.blockSegments(block, position, within, take)) {
+        if (pending !== undefined && canMerge(pending, next)) pending.length += next.length;
+        else {
+          if (pending !== undefined) yield pending;
+          pending = next;
+        }
+      }
+      position += take;
+    }
+    if (pending !== undefined) yield pending;
+  }
+
+  /** Segments for `take` bytes of block `block` starting `within` it (guest offset `position`). */
+  private async blockSegments(block: number, position: number, within: number, take: number): Promise<Segment[]> {
+    const absent = this.backing === null ? 'zero' : 'parent';
+    const entry = this.bat[block] as number;
+    if (entry === BAT_UNALLOCATED) return [{ offset: position, length: take, source: absent }];
+    const data = entry * VHD_SECTOR + this.header.bitmapSize;
+    const firstSector = Math.floor(within / VHD_SECTOR);
+    const lastSector = Math.floor((within + take - 1) / VHD_SECTOR);
+    return sectorRuns(await this.bitmap(block, entry), firstSector, lastSector - firstSector + 1).map((run): Segment => {
+      const from = Math.max(within, run.first * VHD_SECTOR);
+      const to = Math.min(within + take, (run.first + run.count) * VHD_SECTOR);
+      const guest = position + (from - within);
+      return run.present ? { offset: guest, length: to - from, source: 'data', host: data + from } : { offset: guest, length: to - from, source: absent };
+    });
+  }
+
+  /** The sector bitmap of an allocated block, from the cache or the file. */
+  private bitmap(block: number, entry: number): Promise<SectorBitmap> {
+    let bitmap = this.bitmaps.get(block);
+    if (bitmap === undefined) {
+      bitmap = this.file.readAt(entry * VHD_SECTOR, this.header.bitmapSize).then((bytes) => parseSectorBitmap(bytes, this.sectorsPerBlock));
+      const fetched = bitmap;
+      fetched.catch(() => {
+        if (this.bitmaps.get(block) === fetched) this.bitmaps.delete(block);
+      });
+      while (this.bitmaps.size >= this.cachedBitmaps) this.bitmaps.delete(this.bitmaps.keys().next().value as number);
+    } else {
+      this.bitmaps.delete(block); // re-inserted below: the most recently used is last
+    }
+    this.bitmaps.set(block, bitmap);
+    return bitmap;
+  }
+
+  private async readParent(offset: number, slice: Uint8Array): Promise<void> {
+    const parent = this.backing;
+    const inside = parent === null ? 0 : Math.max(0, Math.min(slice.length, parent.size - offset));
+    if (parent !== null && inside > 0) await parent.read(offset, inside, slice.subarray(0, inside));
+    slice.fill(0, inside);
+  }
+}
+
+function canMerge(a: Segment, b: Segment): boolean {
+  if (a.offset + a.length !== b.offset || a.source !== b.source) return false;
+  if (a.source === 'data' && b.source === 'data') return a.host + a.length === b.host;
+  return true;
+}
