@@ -8,7 +8,7 @@ import type { ObjectKind } from './format/envelope.js';
 export type CodecTask =
   | { op: 'hash'; data: Uint8Array }
   | { op: 'seal'; data: Uint8Array; kind: number; id: Uint8Array }
-  | { op: 'open'; data: Uint8Array; kind: number; name: string; id: Uint8Array; rehash: boolean; into: Uint8Array | undefined };
+  | { op: 'open'; data: Uint8Array; kind: number; name: string; id: Uint8Array; rehash: boolean; into: Uint8Array | 'discard' | undefined };
 
 /** What a codec worker answers. */
 export type CodecResult =
@@ -62,14 +62,18 @@ export class CodecPool {
   /**
    * The plaintext of the object stored under `id` (see {@link ObjectCodec.open} for
    * `rehash`). With `into` (a shared buffer), the plaintext is written there and its length
-   * returned; otherwise it is returned.
+   * returned; with `'discard'` it is only checked (verify), so nothing crosses back;
+   * otherwise it is returned. `blob` is consumed: it may be moved to the worker thread.
    */
   async open(
     blob: Uint8Array,
-    options: { kind: ObjectKind; name: string; id: ObjectId; rehash: boolean; into?: Uint8Array },
+    options: { kind: ObjectKind; name: string; id: ObjectId; rehash: boolean; into?: Uint8Array | 'discard' },
   ): Promise<{ length: number; plaintext: Buffer | null }> {
     const task: CodecTask = { op: 'open', data: blob, kind: options.kind, name: options.name, id: options.id, rehash: options.rehash, into: options.into };
-    const result = expect(await this.pool.run(task), 'open');
+    // A blob that owns its whole ArrayBuffer (as a file just read does) moves to the worker
+    // instead of being copied; the caller must not use it afterwards.
+    const owned = blob.buffer instanceof ArrayBuffer && blob.byteOffset === 0 && blob.byteLength === blob.buffer.byteLength;
+    const result = expect(await this.pool.run(task, owned ? { transferList: [blob.buffer as ArrayBuffer] } : {}), 'open');
     return { length: result.length, plaintext: result.plaintext === null ? null : toBuffer(result.plaintext) };
   }
 

@@ -39,6 +39,7 @@ export default function run(task: CodecTask): CodecResult {
         return { op: 'seal', sealed: codec.seal(toBuffer(task.data), task.kind as ObjectKind, toBuffer(task.id)) };
       case 'open': {
         const plaintext = codec.open(task.data, task.kind as ObjectKind, task.name, toBuffer(task.id), { rehash: task.rehash });
+        if (task.into === 'discard') return { op: 'open', length: plaintext.length, plaintext: null };
         if (task.into !== undefined) {
           if (task.into.length < plaintext.length) throw new RangeError('output buffer too small');
           task.into.set(plaintext);

@@ -84,7 +84,7 @@ export async function verifyRepository(
       try {
         const blob = await repo.getChunkBlob(id);
         bytesRead += blob.length;
-        await repo.pool.open(blob, { kind: ObjectKind.chunk, name: chunkKey(hex), id, rehash: true });
+        await repo.pool.open(blob, { kind: ObjectKind.chunk, name: chunkKey(hex), id, rehash: true, into: 'discard' });
       } catch (error) {
         if (!isCofferError(error, 'E_MISSING_OBJECT') && !isCofferError(error, 'E_CORRUPT_OBJECT')) throw error;
         bad.set(hex, { kind: 'chunk', id: hex, problem: error.code === 'E_MISSING_OBJECT' ? 'missing' : 'corrupt', message: error.message });
