@@ -17,7 +17,7 @@ import { openDiskImage } from './open-image.js';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
-const BUDGET_MS = Number(process.env.COFFER_FUZZ_MS ?? 3000);
+const BUDGET_MS = Number(process.env.COFFER_FUZZ_MS ?? 2500);
 const EXPECTED = ['E_IMAGE_INVALID', 'E_UNSUPPORTED_FORMAT', 'E_SOURCE_UNREADABLE', 'E_SOURCE_SHRUNK'] as const;
 let work: string;
 
@@ -28,6 +28,8 @@ const IMAGES: { name: string; args: string[] }[] = [
   { name: 'qcow2-extended-l2', args: ['-O', 'qcow2', '-o', 'extended_l2=on,cluster_size=64k'] },
   { name: 'vhd-dynamic', args: ['-O', 'vpc', '-o', 'subformat=dynamic,force_size=on'] },
   { name: 'vhd-fixed', args: ['-O', 'vpc', '-o', 'subformat=fixed,force_size=on'] },
+  { name: 'vmdk-sparse', args: ['-O', 'vmdk', '-o', 'subformat=monolithicSparse'] },
+  { name: 'vmdk-stream', args: ['-O', 'vmdk', '-o', 'subformat=streamOptimized'] },
 ];
 
 before(async () => {

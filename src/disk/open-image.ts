@@ -7,6 +7,7 @@ import { ImageFile } from './image-file.js';
 import { openQcow2 } from './qcow2/qcow2-image.js';
 import { RawImage } from './raw-image.js';
 import { openVhd } from './vhd/vhd-image.js';
+import { openVmdk } from './vmdk/vmdk-image.js';
 
 /** Longest backing chain followed; deeper is treated as a damaged or hostile image. */
 export const MAX_CHAIN_DEPTH = 64;
@@ -17,6 +18,7 @@ type FormatReader = (file: ImageFile, openBacking: BackingOpener) => Promise<Dis
 const READERS: Partial<Record<DiskFormat, FormatReader>> = {
   qcow2: openQcow2,
   vpc: openVhd,
+  vmdk: openVmdk,
 };
 
 /**

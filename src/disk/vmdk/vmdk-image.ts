@@ -1,0 +1,289 @@
+import { assertReadInBounds, coalesceExtents, type Extent } from '../../blockdev/index.js';
+import type { BackingOpener, DiskImage } from '../disk-image.js';
+import type { ImageFile } from '../image-file.js';
+import { MAX_DESCRIPTOR_BYTES, parseDescriptor, type VmdkDescriptor } from './descriptor.js';
+import { closePieces, openDescriptorLayout, type Piece } from './layout.js';
+import { SECTOR, SPARSE_HEADER_SIZE, isSparseHeader } from './sparse-header.js';
+import { SparseExtent } from './sparse-extent.js';
+
+/**
+ * Segments of one read filled at the same time: enough to keep libuv's four threads
+ * inflating compressed grains, few enough to bound memory (each holds at most two grains).
+ */
+const READ_AHEAD = 8;
+
+/** Where a run of guest bytes comes from. */
+type Segment =
+  | { offset: number; length: number; source: 'data'; file: ImageFile; host: number }
+  | { offset: number; length: number; source: 'zero' }
+  | { offset: number; length: number; source: 'parent' }
+  | { offset: number; length: number; source: 'compressed'; extent: SparseExtent; host: number; grain: number; within: number };
+
+/**
+ * Opens a VMDK image: a monolithic sparse or stream-optimized file (its descriptor
+ * embedded), or a descriptor file naming flat, sparse or zero extents in its folder
+ * (monolithicFlat, twoGbMaxExtentFlat/Sparse, ESXi's vmfs); a delta disk's parent is opened
+ * through `openBacking` from its `parentFileNameHint`. Takes ownership of `file`.
+ * Throws `E_IMAGE_INVALID` naming the file for damaged or hostile images and
+ * `E_UNSUPPORTED_FORMAT` for layouts Coffer does not read (seSparse, vsanSparse, COWD, raw
+ * device mappings).
+ */
+export async function openVmdk(file: ImageFile, openBacking: BackingOpener): Promise<DiskImage> {
+  let pieces: Piece[] = [];
+  let parent: DiskImage | null = null;
+  try {
+    const head = await file.readAt(0, Math.min(file.size, SPARSE_HEADER_SIZE));
+    let descriptor: VmdkDescriptor | null;
+    if (isSparseHeader(head)) {
+      const extent = await SparseExtent.open(file, 0);
+      pieces = [{ start: 0, length: extent.bytes, kind: 'sparse', extent }];
+      descriptor = await readEmbeddedDescriptor(extent);
+    } else {
+      if (file.size > MAX_DESCRIPTOR_BYTES) throw file.invalid(`not a VMDK sparse extent, and at ${file.size} bytes too large for a VMDK descriptor`);
+      descriptor = parseDescriptor((await file.readAt(0, file.size)).toString('utf8'), file);
+      pieces = await openDescriptorLayout(file, descriptor);
+    }
+    parent = await openParent(file, descriptor, openBacking);
+    return new VmdkImage(file, { pieces, parent, descriptor });
+  } catch (error) {
+    await closePieces(pieces);
+    await parent?.close();
+    await file.close();
+    throw error;
+  }
+}
+
+/** The descriptor a sparse extent embeds (null when it has none); its extent line (the file itself) is not used. */
+async function readEmbeddedDescriptor(extent: SparseExtent): Promise<VmdkDescriptor | null> {
+  const { descriptorOffset, descriptorSize } = extent.header;
+  if (descriptorOffset === 0) return null;
+  const start = descriptorOffset * SECTOR;
+  const size = descriptorSize * SECTOR;
+  if (start + size > extent.file.size) throw extent.file.invalid(`the embedded descriptor (bytes ${start}..${start + size}) lies past the end of the file`, start);
+  const bytes = await extent.file.readAt(start, size);
+  const end = bytes.indexOf(0);
+  return parseDescriptor(bytes.subarray(0, end < 0 ? bytes.length : end).toString('utf8'), extent.file, { embedded: true });
+}
+
+/**
+ * The parent a delta disk names, checked as QEMU checks it: its CID must be the delta's
+ * parentCID (otherwise the parent changed after the delta was taken, and reading through it
+ * would mix two states of the disk).
+ */
+async function openParent(file: ImageFile, descriptor: VmdkDescriptor | null, openBacking: BackingOpener): Promise<DiskImage | null> {
+  if (descriptor === null) return null;
+  const hint = descriptor.parentFileNameHint;
+  if (hint === null) {
+    if (descriptor.parentCid !== null) throw file.invalid(`the descriptor has parentCID ${hex(descriptor.parentCid)} but no parentFileNameHint to find the parent by`);
+    return null;
+  }
+  const parent = await openBacking(hint, file.path);
+  if (parent instanceof VmdkImage && parent.cid !== null && parent.cid !== descriptor.parentCid) {
+    await parent.close();
+    throw file.invalid(`its parent ${parent.path} has CID ${hex(parent.cid)}, not the parentCID ${descriptor.parentCid === null ? 'ffffffff' : hex(descriptor.parentCid)} it was made from`);
+  }
+  return parent;
+}
+
+function hex(cid: number): string {
+  return cid.toString(16).padStart(8, '0');
+}
+
+/**
+ * A VMDK disk as a block device: guest ranges map through the extents to flat file ranges,
+ * grains of sparse extents (plain or compressed), zeros, or the parent. Consecutive ranges
+ * stored one after the other in one file are read with one file read.
+ */
+export class VmdkImage implements DiskImage {
+  readonly format = 'vmdk' as const;
+  readonly size: number;
+  /** The disk's content id (CID), null when its descriptor has none. */
+  readonly cid: number | null;
+  /** The layout (`createType`), `monolithicSparse` for a sparse file without a descriptor. */
+  readonly createType: string;
+
+  readonly backing: DiskImage | null;
+  private readonly pieces: readonly Piece[];
+  private closed = false;
+
+  /** Takes ownership of `file`, the pieces' files and the parent; see {@link openVmdk}. */
+  constructor(
+    private readonly file: ImageFile,
+    parts: { pieces: readonly Piece[]; parent: DiskImage | null; descriptor: VmdkDescriptor | null },
+  ) {
+    const { pieces, descriptor } = parts;
+    this.pieces = pieces;
+    this.backing = parts.parent;
+    const last = pieces[pieces.length - 1];
+    this.size = last === undefined ? 0 : last.start + last.length;
+    this.cid = descriptor?.cid ?? null;
+    const first = pieces[0];
+    const compressed = pieces.length === 1 && first?.kind === 'sparse' && first.extent.header.compressed;
+    this.createType = descriptor?.createType ?? (compressed ? 'streamOptimized' : 'monolithicSparse');
+  }
+
+  get path(): string {
+    return this.file.path;
+  }
+
+  /**
+   * Fills segments as they are mapped, up to {@link READ_AHEAD} at once (so compressed grains
+   * inflate in parallel on the thread pool); all of them have settled before it returns or
+   * throws, so nothing writes into `into` afterwards.
+   */
+  async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
+    assertReadInBounds(this.size, offset, length);
+    const target = into === undefined ? new Uint8Array(length) : into.subarray(0, length);
+    const inFlight = new Set<Promise<void>>();
+    let failure: { error: unknown } | undefined;
+    try {
+      for await (const segment of this.segments(offset, length)) {
+        const slice = target.subarray(segment.offset - offset, segment.offset - offset + segment.length);
+        const filling: Promise<void> = this.fill(segment, slice).then(
+          () => void inFlight.delete(filling),
+          (error: unknown) => {
+            inFlight.delete(filling);
+            failure ??= { error };
+          },
+        );
+        inFlight.add(filling);
+        if (inFlight.size >= READ_AHEAD) await Promise.race(inFlight);
+        if (failure !== undefined) break;
+      }
+    } finally {
+      await Promise.all(inFlight);
+    }
+    if (failure !== undefined) throw failure.error;
+    return target;
+  }
+
+  async *extents(offset = 0, length = this.size - offset): AsyncIterable<Extent> {
+    assertReadInBounds(this.size, offset, length);
+    yield* coalesceExtents(this.rawExtents(offset, length));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      await closePieces(this.pieces);
+      await this.file.close();
+    } finally {
+      await this.backing?.close();
+    }
+  }
+
+  private async *rawExtents(offset: number, length: number): AsyncIterable<Extent> {
+    for await (const segment of this.segments(offset, length)) {
+      if (segment.source === 'data' || segment.source === 'compressed') {
+        yield { offset: segment.offset, length: segment.length, kind: 'data', layer: 0 };
+      } else if (segment.source === 'zero') {
+        yield { offset: segment.offset, length: segment.length, kind: 'zero', layer: 0 };
+      } else {
+        yield* this.parentExtents(segment.offset, segment.length);
+      }
+    }
+  }
+
+  /** The parent's map of a range this disk leaves unallocated, one layer down; zeros without a parent or past its end. */
+  private async *parentExtents(offset: number, length: number): AsyncIterable<Extent> {
+    const parent = this.backing;
+    const inside = parent === null ? 0 : Math.max(0, Math.min(length, parent.size - offset));
+    if (parent !== null && inside > 0) {
+      for await (const extent of parent.extents(offset, inside)) {
+        yield { ...extent, ...(extent.layer === undefined ? {} : { layer: extent.layer + 1 }) };
+      }
+    }
+    if (inside < length) yield { offset: offset + inside, length: length - inside, kind: 'zero' };
+  }
+
+  private async fill(segment: Segment, slice: Uint8Array): Promise<void> {
+    switch (segment.source) {
+      case 'zero':
+        slice.fill(0);
+        break;
+      case 'data':
+        await segment.file.readAt(segment.host, segment.length, slice);
+        break;
+      case 'parent':
+        await this.readParent(segment.offset, slice);
+        break;
+      case 'compressed': {
+        const grain = await segment.extent.inflatedGrain(segment.host, segment.grain);
+        slice.set(grain.subarray(segment.within, segment.within + segment.length));
+        break;
+      }
+    }
+  }
+
+  private async readParent(offset: number, slice: Uint8Array): Promise<void> {
+    const inside = this.backing === null ? 0 : Math.max(0, Math.min(slice.length, this.backing.size - offset));
+    if (this.backing !== null && inside > 0) await this.backing.read(offset, inside, slice.subarray(0, inside));
+    slice.fill(0, inside);
+  }
+
+  /** The guest range as segments; adjacent ones of the same source (and contiguous file data) merged. */
+  private async *segments(offset: number, length: number): AsyncIterable<Segment> {
+    let pending: Segment | undefined;
+    for await (const next of this.pieceSegments(offset, offset + length)) {
+      if (pending !== undefined && canMerge(pending, next)) {
+        pending.length += next.length;
+        continue;
+      }
+      if (pending !== undefined) yield pending;
+      pending = { ...next };
+    }
+    if (pending !== undefined) yield pending;
+  }
+
+  private async *pieceSegments(from: number, to: number): AsyncIterable<Segment> {
+    for (let index = this.pieceAt(from); index < this.pieces.length; index++) {
+      const piece = this.pieces[index] as Piece;
+      if (piece.start >= to) break;
+      const start = Math.max(from, piece.start);
+      const end = Math.min(to, piece.start + piece.length);
+      if (piece.kind === 'zero') {
+        yield { offset: start, length: end - start, source: 'zero' };
+      } else if (piece.kind === 'flat') {
+        yield { offset: start, length: end - start, source: 'data', file: piece.file, host: piece.base + (start - piece.start) };
+      } else {
+        const file = piece.extent.file;
+        for await (const run of piece.extent.runs(start - piece.start, end - piece.start)) {
+          const at = piece.start + run.offset;
+          switch (run.kind) {
+            case 'unallocated':
+              yield { offset: at, length: run.length, source: 'parent' };
+              break;
+            case 'zero':
+              yield { offset: at, length: run.length, source: 'zero' };
+              break;
+            case 'data':
+              yield { offset: at, length: run.length, source: 'data', file, host: run.host };
+              break;
+            case 'compressed':
+              yield { offset: at, length: run.length, source: 'compressed', extent: piece.extent, host: run.host, grain: run.grain, within: run.within };
+              break;
+          }
+        }
+      }
+    }
+  }
+
+  /** The index of the piece holding byte `offset` (binary search; pieces are in order). */
+  private pieceAt(offset: number): number {
+    let low = 0;
+    let high = this.pieces.length - 1;
+    while (low < high) {
+      const middle = (low + high + 1) >> 1;
+      if ((this.pieces[middle] as Piece).start <= offset) low = middle;
+      else high = middle - 1;
+    }
+    return low;
+  }
+}
+
+function canMerge(a: Segment, b: Segment): boolean {
+  if (a.offset + a.length !== b.offset || a.source !== b.source) return false;
+  if (a.source === 'data' && b.source === 'data') return a.file === b.file && a.host + a.length === b.host;
+  return a.source === 'zero' || a.source === 'parent';
+}
