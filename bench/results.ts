@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { FormatResult } from './formats.js';
 import type { ToolName } from './config.js';
 import type { TreeSize } from './measure.js';
 
@@ -66,4 +67,6 @@ export interface BenchReport {
   readonly tools: Record<string, { version?: string; settings?: string; skipped?: string }>;
   readonly results: readonly StepResult[];
   readonly targets: readonly TargetCheck[];
+  /** Disk formats against qemu-img (formats.ts). */
+  readonly formats: readonly FormatResult[];
 }

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig, type BenchConfig, type ToolName } from './config.js';
 import { ensureDisks } from './derive.js';
+import { renderFormats, runFormats, type FormatResult } from './formats.js';
 import { renderSteps, renderTargets, writeReport } from './report.js';
 import type { BenchReport, StepResult } from './results.js';
 import { runBigDisk, runSequence } from './sequence.js';
@@ -70,9 +71,14 @@ async function main(): Promise<number> {
   }
   if (!cfg.keep) await rm(cfg.runDir, { recursive: true, force: true });
 
+  // Disk formats against qemu-img (BENCH_FORMATS=0 skips them).
+  let formats: FormatResult[] = [];
+  if (process.env.BENCH_FORMATS !== '0' && tools.some((t) => t.name === 'coffer')) formats = await runFormats(cfg, disks.base, log);
+
   const targets = evaluateTargets(results);
   const names = tools.map((t) => t.name);
   process.stdout.write(`\n${renderSteps(results, names)}\n\n${renderTargets(targets)}\n\n`);
+  if (formats.length > 0) process.stdout.write(`${renderFormats(formats)}\n\n`);
 
   const report: BenchReport = {
     version: 1,
@@ -99,6 +105,7 @@ async function main(): Promise<number> {
     tools: toolInfo,
     results,
     targets,
+    formats,
   };
   const file = await writeReport(cfg.resultsDir, report);
   log(`results: ${file}`);
