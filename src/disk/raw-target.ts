@@ -57,6 +57,12 @@ async function openBlockDevice(path: string, size: number): Promise<DiskTarget> 
 
 class FileTarget implements DiskTarget {
   readonly sequential = false;
+  /**
+   * Writes to one file serialize on its inode lock in the kernel anyway; issuing them one at
+   * a time avoids threads spinning on that lock (a quarter of a convert's CPU time when
+   * four were in flight). Reads and decoding still overlap with the writing.
+   */
+  private lastWrite: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly handle: FileHandle,
@@ -65,7 +71,13 @@ class FileTarget implements DiskTarget {
     private readonly created: boolean,
   ) {}
 
-  async write(offset: number, data: Uint8Array): Promise<void> {
+  write(offset: number, data: Uint8Array): Promise<void> {
+    const write = this.lastWrite.then(() => this.writeNow(offset, data));
+    this.lastWrite = write.catch(() => undefined);
+    return write;
+  }
+
+  private async writeNow(offset: number, data: Uint8Array): Promise<void> {
     let done = 0;
     try {
       while (done < data.length) {
