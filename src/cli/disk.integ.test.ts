@@ -90,3 +90,25 @@ test('disk convert: qcow2 chain to raw and to qcow2, both identical by qemu-img 
     assertExit(await coffer(['disk', 'convert', top, out, '--format', format]), 4); // exists
   }
 });
+
+test('qcow2 internal snapshots: disk info lists them, backup --image-snapshot reads one', async () => {
+  const image = join(work, 'snapshots.qcow2');
+  await runTool('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', base, image]);
+  await runTool('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0x21 1M 256k', image]);
+  assert.equal((await runTool('qemu-img', ['snapshot', '-c', 'before-upgrade', image])).code, 0);
+  await runTool('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0x42 1M 512k', '-c', 'write -P 0x43 20M 64k', image]);
+  const info = await cofferJson<{ internalSnapshots: { id: string; name: string }[] }>(['disk', 'info', '--json', image]);
+  assert.deepEqual(info.internalSnapshots.map((s) => s.name), ['before-upgrade']);
+
+  const repo = join(work, 'repo-snapshots');
+  const env = { COFFER_PASSWORD: 'pw' };
+  assertExit(await coffer(['init', '-r', repo], { env }), 0);
+  assertExit(await coffer(['backup', '-r', repo, '--vm', 's', '--image-snapshot', 'before-upgrade', image], { env }), 0);
+  const restored = join(work, 'snapshot-restored.raw');
+  assertExit(await coffer(['restore', '-r', repo, 'latest', '--to', restored], { env }), 0);
+  const oracle = join(work, 'snapshot-oracle.raw');
+  assert.equal((await runTool('qemu-img', ['convert', '-l', 'snapshot.name=before-upgrade', '-O', 'raw', image, oracle])).code, 0);
+  await assertSameBytes(restored, oracle);
+  assertExit(await coffer(['backup', '-r', repo, '--vm', 's', '--image-snapshot', 'nope', image], { env }), 2);
+  assertExit(await coffer(['disk', 'info', '--image-snapshot', 'x', base]), 3); // raw has no internal snapshots
+});

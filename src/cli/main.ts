@@ -52,6 +52,7 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--tag <tag>', 'tag the snapshot (repeatable)', collect)
     .option('--time <iso8601>', 'record this capture time instead of now')
     .option('--host <name>', 'record this hostname instead of this machine\'s')
+    .option('--image-snapshot <name>', 'read each image at this internal snapshot (qcow2 qemu-img snapshot -c)')
     .action((disks: string[], _options, command: Command) => run(() => backupCommand(disks, command.opts(), context))());
 
   repoCommand('snapshots', 'list snapshots, oldest first')
@@ -92,6 +93,7 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .argument('[output]', 'convert: the image to write (- for stdout, raw only)')
     .option('--format <format>', 'convert: the format to write, raw (default) or qcow2')
     .option('--overwrite', 'convert: replace an existing output file')
+    .option('--image-snapshot <name>', 'read the image at this internal snapshot (qcow2)')
     .option('--json', 'machine-readable output')
     .action((action: string, image: string, output: string | undefined, _options, command: Command) =>
       run(() => diskCommand(action, image, output, command.opts(), context))(),

@@ -14,6 +14,24 @@ export interface DiskImage extends BlockDevice {
   readonly backing: DiskImage | null;
   /** Format-specific facts for `coffer disk info` (cluster size, version, subformat …). */
   readonly details?: Readonly<Record<string, string | number | boolean>>;
+  /** Internal snapshots the image holds (qcow2), whichever one is being read. */
+  readonly internalSnapshots?: readonly InternalSnapshot[];
+}
+
+/** An internal snapshot of an image (qcow2 `qemu-img snapshot -c`). */
+export interface InternalSnapshot {
+  id: string;
+  name: string;
+  /** ISO 8601 UTC. */
+  date: string;
+  /** Virtual size when it was taken, when recorded. */
+  size: number | null;
+}
+
+/** How to open an image. */
+export interface OpenImageOptions {
+  /** Read this internal snapshot (name or id) instead of the current state (qcow2 only). */
+  snapshot?: string;
 }
 
 /**

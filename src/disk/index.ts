@@ -9,7 +9,7 @@ export { RawImage } from './raw-image.js';
 export { openDiskImage, MAX_CHAIN_DEPTH } from './open-image.js';
 export { detectFormat } from './detect.js';
 export { ImageFile } from './image-file.js';
-export type { DiskImage, DiskFormat, BackingOpener } from './disk-image.js';
+export type { DiskImage, DiskFormat, BackingOpener, InternalSnapshot, OpenImageOptions } from './disk-image.js';
 export { openRawTarget, type DiskTarget } from './raw-target.js';
 export { openDiskTarget, TARGET_FORMATS, type TargetFormat } from './open-target.js';
 export { copyDevice, type CopyProgress } from './copy-device.js';

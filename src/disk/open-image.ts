@@ -2,7 +2,7 @@ import { realpath } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { CofferError } from '../errors/index.js';
 import { detectFormat } from './detect.js';
-import type { BackingOpener, DiskFormat, DiskImage } from './disk-image.js';
+import type { BackingOpener, DiskFormat, DiskImage, OpenImageOptions } from './disk-image.js';
 import { ImageFile } from './image-file.js';
 import { openQcow2 } from './qcow2/qcow2-image.js';
 import { RawImage } from './raw-image.js';
@@ -13,7 +13,7 @@ import { openVmdk } from './vmdk/vmdk-image.js';
 export const MAX_CHAIN_DEPTH = 64;
 
 /** A reader of one format: parses `file` and returns it as a disk image. */
-type FormatReader = (file: ImageFile, openBacking: BackingOpener) => Promise<DiskImage>;
+type FormatReader = (file: ImageFile, openBacking: BackingOpener, options: OpenImageOptions) => Promise<DiskImage>;
 
 const READERS: Partial<Record<DiskFormat, FormatReader>> = {
   qcow2: openQcow2,
@@ -26,11 +26,11 @@ const READERS: Partial<Record<DiskFormat, FormatReader>> = {
  * A chain deeper than {@link MAX_CHAIN_DEPTH} or one that loops back on itself is
  * `E_IMAGE_INVALID`; a format Coffer does not read yet is `E_UNSUPPORTED_FORMAT`.
  */
-export async function openDiskImage(path: string): Promise<DiskImage> {
-  return openInChain(path, []);
+export async function openDiskImage(path: string, options: OpenImageOptions = {}): Promise<DiskImage> {
+  return openInChain(path, [], options);
 }
 
-async function openInChain(path: string, chain: readonly string[]): Promise<DiskImage> {
+async function openInChain(path: string, chain: readonly string[], options: OpenImageOptions): Promise<DiskImage> {
   const file = await ImageFile.open(path);
   let real: string;
   try {
@@ -38,14 +38,15 @@ async function openInChain(path: string, chain: readonly string[]): Promise<Disk
     if (chain.includes(real)) throw file.invalid(`its backing chain loops back to ${real}`);
     if (chain.length >= MAX_CHAIN_DEPTH) throw file.invalid(`its backing chain is deeper than ${MAX_CHAIN_DEPTH} images`);
     const format = await detectFormat(file);
+    if (options.snapshot !== undefined && format !== 'qcow2') throw file.unsupported(`an internal snapshot of a ${format} image (only qcow2 has them)`);
     if (format === 'raw') {
       await file.close();
       return RawImage.open(path);
     }
     const reader = READERS[format];
     if (reader === undefined) throw file.unsupported(`the ${format} format`);
-    const openBacking: BackingOpener = (reference, from) => openInChain(resolveReference(reference, from), [...chain, real]);
-    return await reader(file, openBacking);
+    const openBacking: BackingOpener = (reference, from) => openInChain(resolveReference(reference, from), [...chain, real], {});
+    return await reader(file, openBacking, options);
   } catch (error) {
     await file.close();
     throw error;

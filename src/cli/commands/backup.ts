@@ -10,6 +10,7 @@ export interface BackupCommandOptions extends RepositoryOptions {
   tag?: string[];
   time?: string;
   host?: string;
+  imageSnapshot?: string;
 }
 
 const NAME = /^[^\u0000-\u001f\u007f]{1,200}$/;
@@ -27,7 +28,7 @@ export async function backupCommand(disks: string[], options: BackupCommandOptio
     time = new Date(options.time);
     if (Number.isNaN(time.getTime())) throw new CofferError('E_USAGE', `--time ${options.time} is not an ISO 8601 date`);
   }
-  const source = await openImageSource(vm, disks);
+  const source = await openImageSource(vm, disks, options.imageSnapshot === undefined ? {} : { imageSnapshot: options.imageSnapshot });
   try {
     return await withRepository(options, context, async (repo) => {
       const progress = ProgressReporter.for(context.stderr, options.json === true);

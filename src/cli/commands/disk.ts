@@ -10,6 +10,7 @@ export interface DiskCommandOptions {
   json?: boolean;
   format?: string;
   overwrite?: boolean;
+  imageSnapshot?: string;
 }
 
 /** Bytes copied per read when converting: large reads, few of them. */
@@ -24,7 +25,7 @@ export async function diskCommand(action: string, path: string, output: string |
   if (action === 'convert' && output === undefined) throw new CofferError('E_USAGE', 'disk convert needs an input and an output: coffer disk convert IN OUT --format FMT');
   const format = options.format ?? 'raw';
   if (!(TARGET_FORMATS as readonly string[]).includes(format)) throw new CofferError('E_USAGE', `--format ${format}: choose one of ${TARGET_FORMATS.join(', ')}`);
-  const image = await openDiskImage(path);
+  const image = await openDiskImage(path, options.imageSnapshot === undefined ? {} : { snapshot: options.imageSnapshot });
   try {
     if (action === 'info') await info(image, options, context);
     else if (action === 'map') await map(image, options, context);
@@ -45,8 +46,9 @@ async function info(image: DiskImage, options: DiskCommandOptions, context: Comm
   let dataBytes = 0;
   for await (const extent of image.extents()) if (extent.kind === 'data') dataBytes += extent.length;
   const top = chain[0] as (typeof chain)[number];
+  const internalSnapshots = image.internalSnapshots ?? [];
   if (options.json) {
-    context.stdout.write(`${JSON.stringify({ ...top, dataBytes, chain: chain.slice(1) })}\n`);
+    context.stdout.write(`${JSON.stringify({ ...top, dataBytes, internalSnapshots, chain: chain.slice(1) })}\n`);
     return;
   }
   const rows: [string, string][] = [
@@ -57,6 +59,7 @@ async function info(image: DiskImage, options: DiskCommandOptions, context: Comm
     ['data', `${formatBytes(dataBytes)} (the rest reads as zeros)`],
     ...Object.entries(top.details).map(([key, value]): [string, string] => [key, String(value)]),
     ...chain.slice(1).map((layer, depth): [string, string] => [`backing ${depth + 1}`, `${layer.path} (${layer.format}, ${formatBytes(layer.virtualSize)})`]),
+    ...internalSnapshots.map((s): [string, string] => [`snapshot ${s.id}`, `${s.name} (${s.date}${s.size === null ? '' : `, ${formatBytes(s.size)}`})`]),
   ];
   const width = Math.max(...rows.map(([label]) => label.length)) + 2;
   context.stdout.write(`${rows.map(([label, value]) => `${`${label}:`.padEnd(width)}${value}`).join('\n')}\n`);

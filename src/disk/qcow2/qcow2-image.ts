@@ -1,10 +1,12 @@
 import { Decompressor } from 'zstd-napi';
 import { assertReadInBounds, coalesceExtents, type Extent } from '../../blockdev/index.js';
-import type { BackingOpener, DiskImage } from '../disk-image.js';
+import { CofferError } from '../../errors/index.js';
+import type { BackingOpener, DiskImage, InternalSnapshot, OpenImageOptions } from '../disk-image.js';
 import type { ImageFile } from '../image-file.js';
 import { decompressCluster } from './compressed-cluster.js';
 import { readQcow2Header, type Qcow2Header } from './qcow2-header.js';
 import { decodeL2Entry, l2TableOffset, type ClusterMapping } from './qcow2-l2.js';
+import { readQcow2Snapshots } from './qcow2-snapshots.js';
 
 /** L2 tables kept in memory: 32 × (cluster size) — 2 MiB at 64 KiB clusters. */
 const CACHED_L2_TABLES = 32;
@@ -18,12 +20,32 @@ type Segment =
   | { offset: number; length: number; source: 'backing' }
   | { offset: number; length: number; source: 'compressed'; host: number; stored: number; within: number };
 
-/** Opens a qcow2 image (versions 2 and 3) with its backing chain. Takes ownership of `file`. */
-export async function openQcow2(file: ImageFile, openBacking: BackingOpener): Promise<DiskImage> {
+/**
+ * Opens a qcow2 image (versions 2 and 3) with its backing chain, at its current state or at
+ * one of its internal snapshots. Takes ownership of `file`.
+ */
+export async function openQcow2(file: ImageFile, openBacking: BackingOpener, options: OpenImageOptions = {}): Promise<DiskImage> {
   const header = await readQcow2Header(file);
-  const l1 = await file.readAt(header.l1TableOffset, header.l1Size * 8);
+  const snapshots = await readQcow2Snapshots(file, header.snapshotsOffset, header.snapshotCount);
+  let view = { l1TableOffset: header.l1TableOffset, l1Size: header.l1Size, size: header.size };
+  if (options.snapshot !== undefined) {
+    const chosen = snapshots.find((s) => s.name === options.snapshot) ?? snapshots.find((s) => s.id === options.snapshot);
+    if (chosen === undefined) {
+      throw new CofferError('E_USAGE', `${file.path} has no internal snapshot ${JSON.stringify(options.snapshot)} (it has: ${snapshots.map((s) => s.name).join(', ') || 'none'})`, {
+        subject: { path: file.path },
+      });
+    }
+    view = { l1TableOffset: chosen.l1TableOffset, l1Size: chosen.l1Size, size: chosen.diskSize ?? header.size };
+    const l2Entries = header.clusterSize / (header.extendedL2 ? 16 : 8);
+    if (view.l1Size < Math.ceil(view.size / (header.clusterSize * l2Entries)) || view.l1Size * 8 > 32 * 1024 * 1024) {
+      throw file.invalid(`the L1 table of snapshot ${chosen.name} does not cover its disk`);
+    }
+    if (view.l1Size > 0 && view.l1TableOffset % header.clusterSize !== 0) throw file.invalid(`the L1 table of snapshot ${chosen.name} is misaligned`);
+  }
+  const l1 = await file.readAt(view.l1TableOffset, view.l1Size * 8);
   const backing = header.backingFile === null ? null : await openBacking(header.backingFile, file.path);
-  return new Qcow2Image(file, header, l1, backing);
+  const internalSnapshots = snapshots.map((s) => ({ id: s.id, name: s.name, date: s.date, size: s.diskSize }));
+  return new Qcow2Image(file, { ...header, size: view.size }, l1, backing, internalSnapshots);
 }
 
 /**
@@ -47,6 +69,7 @@ class Qcow2Image implements DiskImage {
     readonly header: Qcow2Header,
     private readonly l1: Buffer,
     readonly backing: DiskImage | null,
+    readonly internalSnapshots: readonly InternalSnapshot[],
   ) {
     this.size = header.size;
     this.clusterSize = header.clusterSize;
