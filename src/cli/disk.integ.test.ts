@@ -97,8 +97,10 @@ test('qcow2 internal snapshots: disk info lists them, backup --image-snapshot re
   await runTool('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0x21 1M 256k', image]);
   assert.equal((await runTool('qemu-img', ['snapshot', '-c', 'before-upgrade', image])).code, 0);
   await runTool('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0x42 1M 512k', '-c', 'write -P 0x43 20M 64k', image]);
-  const info = await cofferJson<{ internalSnapshots: { id: string; name: string }[] }>(['disk', 'info', '--json', image]);
+  assert.equal((await runTool('qemu-img', ['bitmap', '--add', '-g', '128k', image, 'nightly'])).code, 0);
+  const info = await cofferJson<{ internalSnapshots: { id: string; name: string }[]; details: { persistentBitmaps: string } }>(['disk', 'info', '--json', image]);
   assert.deepEqual(info.internalSnapshots.map((s) => s.name), ['before-upgrade']);
+  assert.equal(info.details.persistentBitmaps, 'nightly (128 KiB, tracking)');
 
   const repo = join(work, 'repo-snapshots');
   const env = { COFFER_PASSWORD: 'pw' };

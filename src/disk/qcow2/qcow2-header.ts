@@ -27,8 +27,9 @@
  * ```
  * Header extensions follow at header_length, each `type u32, length u32, data` padded to 8
  * bytes, until type 0. Coffer reads: 0xe2792aca backing file format name, 0x23852875
- * bitmaps (listed), 0x0537be77 full disk encryption and 0x44415441 external data file
- * (refused as unsupported).
+ * bitmaps (`nb_bitmaps u32, reserved u32, directory size u64, directory offset u64`;
+ * listed, see qcow2-bitmaps.ts), 0x0537be77 full disk encryption and 0x44415441 external
+ * data file (refused as unsupported).
  */
 import type { ImageFile } from '../image-file.js';
 
@@ -71,6 +72,8 @@ export interface Qcow2Header {
   dirty: boolean;
   /** Number of persistent dirty bitmaps the image declares. */
   bitmapCount: number;
+  /** Where their directory lies (bitmaps extension), or null. */
+  bitmapDirectory: { offset: number; size: number } | null;
 }
 
 /** Reads and checks the header of a qcow2 image; every value is bounded before use. */
@@ -131,6 +134,7 @@ export async function readQcow2Header(file: ImageFile): Promise<Qcow2Header> {
 
   let backingFormat: string | null = null;
   let bitmapCount = 0;
+  let bitmapDirectory: Qcow2Header['bitmapDirectory'] = null;
   for (let offset = headerLength; ; ) {
     if (offset + 8 > head.length) throw file.invalid('qcow2 header extensions run past the first 4 KiB');
     const type = head.readUInt32BE(offset);
@@ -142,7 +146,13 @@ export async function readQcow2Header(file: ImageFile): Promise<Qcow2Header> {
     if (type === EXT_BACKING_FORMAT) backingFormat = data.toString('utf8');
     else if (type === EXT_ENCRYPTION) throw file.unsupported('an encrypted qcow2 image (LUKS)');
     else if (type === EXT_EXTERNAL_DATA) throw file.unsupported('a qcow2 image with an external data file');
-    else if (type === EXT_BITMAPS && length >= 4) bitmapCount = data.readUInt32BE(0);
+    else if (type === EXT_BITMAPS && length >= 24) {
+      bitmapCount = data.readUInt32BE(0);
+      const size = data.readBigUInt64BE(8);
+      const offset = data.readBigUInt64BE(16);
+      if (size > 64n * 1024n * 1024n || offset > BigInt(Number.MAX_SAFE_INTEGER)) throw file.invalid('qcow2 bitmap directory is out of range');
+      bitmapDirectory = { offset: Number(offset), size: Number(size) };
+    }
     offset = dataStart + Math.ceil(length / 8) * 8;
   }
 
@@ -161,5 +171,6 @@ export async function readQcow2Header(file: ImageFile): Promise<Qcow2Header> {
     extendedL2,
     dirty: (incompatible & INCOMPAT_DIRTY) !== 0n,
     bitmapCount,
+    bitmapDirectory,
   };
 }

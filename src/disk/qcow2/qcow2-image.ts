@@ -6,6 +6,7 @@ import type { ImageFile } from '../image-file.js';
 import { decompressCluster } from './compressed-cluster.js';
 import { readQcow2Header, type Qcow2Header } from './qcow2-header.js';
 import { decodeL2Entry, l2TableOffset, type ClusterMapping } from './qcow2-l2.js';
+import { readQcow2Bitmaps, type Qcow2Bitmap } from './qcow2-bitmaps.js';
 import { readQcow2Snapshots } from './qcow2-snapshots.js';
 
 /** L2 tables kept in memory: 32 × (cluster size) — 2 MiB at 64 KiB clusters. */
@@ -45,7 +46,8 @@ export async function openQcow2(file: ImageFile, openBacking: BackingOpener, opt
   const l1 = await file.readAt(view.l1TableOffset, view.l1Size * 8);
   const backing = header.backingFile === null ? null : await openBacking(header.backingFile, file.path);
   const internalSnapshots = snapshots.map((s) => ({ id: s.id, name: s.name, date: s.date, size: s.diskSize }));
-  return new Qcow2Image(file, { ...header, size: view.size }, l1, backing, internalSnapshots);
+  const bitmaps = await readQcow2Bitmaps(file, header.bitmapDirectory, header.bitmapCount);
+  return new Qcow2Image(file, { ...header, size: view.size }, l1, backing, internalSnapshots, bitmaps);
 }
 
 /**
@@ -70,6 +72,7 @@ class Qcow2Image implements DiskImage {
     private readonly l1: Buffer,
     readonly backing: DiskImage | null,
     readonly internalSnapshots: readonly InternalSnapshot[],
+    private readonly bitmaps: readonly Qcow2Bitmap[],
   ) {
     this.size = header.size;
     this.clusterSize = header.clusterSize;
@@ -90,7 +93,9 @@ class Qcow2Image implements DiskImage {
       extendedL2: h.extendedL2,
       dirty: h.dirty,
       internalSnapshots: h.snapshotCount,
-      persistentBitmaps: h.bitmapCount,
+      persistentBitmaps: this.bitmaps
+        .map((b) => `${b.name} (${b.granularity / 1024} KiB${b.auto ? ', tracking' : ''}${b.inUse ? ', in use' : ''})`)
+        .join('; '),
       ...(h.backingFormat === null ? {} : { backingFormat: h.backingFormat }),
     };
   }
