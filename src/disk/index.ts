@@ -11,5 +11,5 @@ export { detectFormat } from './detect.js';
 export { ImageFile } from './image-file.js';
 export type { DiskImage, DiskFormat, BackingOpener, InternalSnapshot, OpenImageOptions } from './disk-image.js';
 export { openRawTarget, type DiskTarget } from './raw-target.js';
-export { openDiskTarget, TARGET_FORMATS, type TargetFormat } from './open-target.js';
+export { openDiskTarget, TARGET_FORMATS, TARGET_EXTENSIONS, type TargetFormat } from './open-target.js';
 export { copyDevice, type CopyProgress } from './copy-device.js';

@@ -2,14 +2,30 @@ import type { Writable } from 'node:stream';
 import { CofferError } from '../errors/index.js';
 import { openQcow2Target } from './qcow2/qcow2-writer.js';
 import { openRawTarget, type DiskTarget } from './raw-target.js';
+import { openVhdTarget } from './vhd/vhd-writer.js';
+import { openVmdkTarget } from './vmdk/vmdk-writer.js';
 
-/** Formats a restore can write. */
-export const TARGET_FORMATS = ['raw', 'qcow2'] as const;
+/**
+ * Formats a restore can write: `raw`, `qcow2`, `vhd` (dynamic VHD, what Hyper-V and Azure
+ * tools take), `vhd-fixed`, `vmdk` (streamOptimized, what VMware imports) and `vmdk-sparse`
+ * (monolithicSparse, what VMware Workstation runs).
+ */
+export const TARGET_FORMATS = ['raw', 'qcow2', 'vhd', 'vhd-fixed', 'vmdk', 'vmdk-sparse'] as const;
 export type TargetFormat = (typeof TARGET_FORMATS)[number];
+
+/** The file name extension of each format's images (`vhd-fixed` is still a `.vhd`). */
+export const TARGET_EXTENSIONS: Readonly<Record<TargetFormat, string>> = {
+  raw: 'raw',
+  qcow2: 'qcow2',
+  vhd: 'vhd',
+  'vhd-fixed': 'vhd',
+  vmdk: 'vmdk',
+  'vmdk-sparse': 'vmdk',
+};
 
 /**
  * Opens where a restored disk goes, in the format asked: `raw` (a sparse file, a block
- * device, or `-` for standard output) or `qcow2` (a sparse image file).
+ * device, or `-` for standard output) or an image file (sparse where the format allows).
  */
 export async function openDiskTarget(
   path: string,
@@ -18,5 +34,17 @@ export async function openDiskTarget(
 ): Promise<DiskTarget> {
   if (options.format === 'raw') return openRawTarget(path, size, options);
   if (path === '-') throw new CofferError('E_USAGE', `${options.format} images are not written to standard output; give a file with --to`);
-  return openQcow2Target(path, size, options);
+  const { overwrite } = options;
+  switch (options.format) {
+    case 'qcow2':
+      return openQcow2Target(path, size, { overwrite });
+    case 'vhd':
+      return openVhdTarget(path, size, { overwrite, subformat: 'dynamic' });
+    case 'vhd-fixed':
+      return openVhdTarget(path, size, { overwrite, subformat: 'fixed' });
+    case 'vmdk':
+      return openVmdkTarget(path, size, { overwrite, subformat: 'streamOptimized' });
+    case 'vmdk-sparse':
+      return openVmdkTarget(path, size, { overwrite, subformat: 'monolithicSparse' });
+  }
 }

@@ -1,7 +1,7 @@
 import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
-import { openDiskTarget, type TargetFormat } from '../disk/index.js';
+import { openDiskTarget, TARGET_EXTENSIONS, type TargetFormat } from '../disk/index.js';
 import { CofferError } from '../errors/index.js';
 import type { DiskRecord, Repository, Snapshot } from '../repo/index.js';
 import { restoreDisk, type RestoreProgress } from './restore-disk.js';
@@ -13,7 +13,7 @@ export interface RestoreOptions {
   disk?: string;
   /**
    * Where to write: a file, a block device, or `-` (standard output) for one disk; a
-   * directory (created if needed) for several, each disk written as `<name>.<format>` in it.
+   * directory (created if needed) for several, each disk written as `<name>.<extension>` in it.
    */
   to: string;
   /** The image format to write (default raw). */
@@ -36,7 +36,7 @@ export async function restoreSnapshot(repo: Repository, snapshot: Snapshot, opti
   const results = [];
   for (const record of disks) {
     const format = options.format ?? 'raw';
-    const path = single ? options.to : join(options.to, `${record.name}.${format}`);
+    const path = single ? options.to : join(options.to, `${record.name}.${TARGET_EXTENSIONS[format]}`);
     const target = await openDiskTarget(path, record.size, { format, overwrite: options.overwrite ?? false, ...(options.stdout ? { stdout: options.stdout } : {}) });
     const disk = new SnapshotDisk(repo, snapshot.id, record);
     const progress = await restoreDisk(disk, target, {

@@ -171,6 +171,23 @@ export function parseVhdDynamicHeader(bytes: Uint8Array, image: Pick<ImageFile, 
 }
 
 /**
+ * Encodes the 1024-byte dynamic header of a disk without a parent (no parent id, name or
+ * locators), computing its checksum: the inverse of {@link parseVhdDynamicHeader} for the
+ * fields given.
+ */
+export function encodeVhdDynamicHeader(header: Pick<VhdDynamicHeader, 'tableOffset' | 'maxTableEntries' | 'blockSize'>): Buffer {
+  const b = Buffer.alloc(VHD_DYNAMIC_HEADER_SIZE);
+  b.write(VHD_DYNAMIC_HEADER_COOKIE, DYNAMIC_HEADER.cookie, 'latin1');
+  b.writeBigUInt64BE(0xffff_ffff_ffff_ffffn, DYNAMIC_HEADER.dataOffset);
+  b.writeBigUInt64BE(BigInt(header.tableOffset), DYNAMIC_HEADER.tableOffset);
+  b.writeUInt32BE(SUPPORTED_MAJOR_VERSION << 16, DYNAMIC_HEADER.version);
+  b.writeUInt32BE(header.maxTableEntries, DYNAMIC_HEADER.maxTableEntries);
+  b.writeUInt32BE(header.blockSize, DYNAMIC_HEADER.blockSize);
+  b.writeUInt32BE(vhdChecksum(b, DYNAMIC_HEADER.checksum), DYNAMIC_HEADER.checksum);
+  return b;
+}
+
+/**
  * The path a locator's data names, as stored (Windows separators kept), or null for a
  * platform that names no path ("Mac " aliases, unknown codes) or empty data.
  */

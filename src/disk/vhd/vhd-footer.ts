@@ -172,6 +172,33 @@ export function parseVhdFooter(bytes: Uint8Array, image: ImageComplaints): VhdFo
   };
 }
 
+/**
+ * Encodes `footer` as the 512 bytes of the layout above, computing its checksum (the
+ * inverse of {@link parseVhdFooter}; `dataOffset` null is written as all ones).
+ */
+export function encodeVhdFooter(footer: Omit<VhdFooter, 'checksum'>): Buffer {
+  const b = Buffer.alloc(VHD_FOOTER_SIZE);
+  const typeCode = Number(Object.entries(TYPE_NAMES).find(([, name]) => name === footer.diskType)?.[0]);
+  b.write(VHD_FOOTER_COOKIE, FOOTER.cookie, 'latin1');
+  b.writeUInt32BE(footer.features, FOOTER.features);
+  b.writeUInt32BE(footer.version, FOOTER.version);
+  b.writeBigUInt64BE(footer.dataOffset === null ? 0xffff_ffff_ffff_ffffn : BigInt(footer.dataOffset), FOOTER.dataOffset);
+  b.writeUInt32BE(footer.timestamp, FOOTER.timestamp);
+  b.write(footer.creatorApp.padEnd(4, '\0').slice(0, 4), FOOTER.creatorApp, 'latin1');
+  b.writeUInt32BE(footer.creatorVersion, FOOTER.creatorVersion);
+  b.write(footer.creatorOs.padEnd(4, '\0').slice(0, 4), FOOTER.creatorOs, 'latin1');
+  b.writeBigUInt64BE(BigInt(footer.originalSize), FOOTER.originalSize);
+  b.writeBigUInt64BE(BigInt(footer.currentSize), FOOTER.currentSize);
+  b.writeUInt16BE(footer.geometry.cylinders, FOOTER.cylinders);
+  b[FOOTER.heads] = footer.geometry.heads;
+  b[FOOTER.sectorsPerTrack] = footer.geometry.sectorsPerTrack;
+  b.writeUInt32BE(typeCode, FOOTER.diskType);
+  b.write(footer.uniqueId, FOOTER.uniqueId, 16, 'hex');
+  b[FOOTER.savedState] = footer.savedState ? 1 : 0;
+  b.writeUInt32BE(vhdChecksum(b, FOOTER.checksum), FOOTER.checksum);
+  return b;
+}
+
 /** A 32-hex-digit id as the usual 8-4-4-4-12 UUID text, for messages. */
 export function formatUniqueId(hex: string): string {
   return hex.replace(/^(.{8})(.{4})(.{4})(.{4})(.{12})$/, '$1-$2-$3-$4-$5');

@@ -186,3 +186,41 @@ export function parseSparseHeader(bytes: Uint8Array, image: Complaints, where = 
     markers,
   };
 }
+
+/** The header flag bits, for writers. */
+export const SPARSE_FLAGS = {
+  newlineTest: FLAG_NEWLINE_TEST,
+  redundantGt: FLAG_REDUNDANT_GT,
+  compressed: FLAG_COMPRESSED,
+  markers: FLAG_MARKERS,
+} as const;
+
+/** The fields a writer sets; the rest of the sector is zero. */
+export type SparseHeaderFields = Pick<
+  SparseHeader,
+  'version' | 'flags' | 'capacity' | 'grainSize' | 'descriptorOffset' | 'descriptorSize' | 'gtesPerGt' | 'rgdOffset' | 'gdOffset' | 'overHead' | 'compressed'
+>;
+
+/**
+ * Encodes a 512-byte header (the inverse of {@link parseSparseHeader}): `gdOffset` 'footer'
+ * is written as 0xFFFFFFFFFFFFFFFF, `compressed` as algorithm 1 (deflate), the newline test
+ * characters always, uncleanShutdown 0.
+ */
+export function encodeSparseHeader(header: SparseHeaderFields): Buffer {
+  const b = Buffer.alloc(SPARSE_HEADER_SIZE);
+  b.write(SPARSE_MAGIC, OFF_MAGIC, 'latin1');
+  b.writeUInt32LE(header.version, OFF_VERSION);
+  b.writeUInt32LE(header.flags, OFF_FLAGS);
+  b.writeBigUInt64LE(BigInt(header.capacity), OFF_CAPACITY);
+  b.writeBigUInt64LE(BigInt(header.grainSize), OFF_GRAIN_SIZE);
+  b.writeBigUInt64LE(BigInt(header.descriptorOffset), OFF_DESCRIPTOR_OFFSET);
+  b.writeBigUInt64LE(BigInt(header.descriptorSize), OFF_DESCRIPTOR_SIZE);
+  b.writeUInt32LE(header.gtesPerGt, OFF_GTES_PER_GT);
+  b.writeBigUInt64LE(BigInt(header.rgdOffset), OFF_RGD_OFFSET);
+  b.writeBigUInt64LE(header.gdOffset === 'footer' ? GD_AT_END : BigInt(header.gdOffset), OFF_GD_OFFSET);
+  b.writeBigUInt64LE(BigInt(header.overHead), OFF_OVERHEAD);
+  b[OFF_UNCLEAN_SHUTDOWN] = 0;
+  b.write(NEWLINE_TEST, OFF_NEWLINE_TEST, 'latin1');
+  b.writeUInt16LE(header.compressed ? COMPRESS_DEFLATE : COMPRESS_NONE, OFF_COMPRESS_ALGORITHM);
+  return b;
+}

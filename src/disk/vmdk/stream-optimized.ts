@@ -34,7 +34,11 @@ const OFF_LBA = 0;
 const OFF_SIZE = 8;
 const OFF_TYPE = 12;
 const MARKER_END_OF_STREAM = 0;
+const MARKER_GRAIN_TABLE = 1;
+const MARKER_GRAIN_DIRECTORY = 2;
 const MARKER_FOOTER = 3;
+/** Metadata marker types, for writers. */
+export const MARKER_TYPES = { endOfStream: MARKER_END_OF_STREAM, grainTable: MARKER_GRAIN_TABLE, grainDirectory: MARKER_GRAIN_DIRECTORY, footer: MARKER_FOOTER } as const;
 /** Footer marker, footer, end-of-stream marker. */
 export const FOOTER_TAIL_SIZE = 3 * SECTOR;
 
@@ -88,4 +92,20 @@ export async function inflateGrain(compressed: Buffer, grainBytes: number, neede
   const grain = Buffer.alloc(grainBytes);
   out.copy(grain);
   return grain;
+}
+
+/** Encodes the 12 bytes of a grain marker (the inverse of {@link parseGrainMarker}). */
+export function encodeGrainMarker(marker: GrainMarker): Buffer {
+  const b = Buffer.alloc(GRAIN_MARKER_SIZE);
+  b.writeBigUInt64LE(BigInt(marker.lba), OFF_LBA);
+  b.writeUInt32LE(marker.size, OFF_SIZE);
+  return b;
+}
+
+/** Encodes a metadata marker sector announcing `numSectors` of metadata of `type` ({@link MARKER_TYPES}). */
+export function encodeMetadataMarker(numSectors: number, type: number): Buffer {
+  const b = Buffer.alloc(SECTOR);
+  b.writeBigUInt64LE(BigInt(numSectors), OFF_LBA);
+  b.writeUInt32LE(type, OFF_TYPE);
+  return b;
 }

@@ -1,0 +1,299 @@
+/**
+ * Writes a VHD (QEMU: "vpc") in one pass, as the restore feeds the disk in order. Two
+ * subformats:
+ *
+ * Dynamic (sparse; 2 MiB blocks, as qemu-img and Hyper-V write them):
+ * ```
+ * 0                 copy of the footer (written last: it makes the image valid)
+ * 512               dynamic header (1024 bytes), table offset 1536
+ * 1536              BAT: ceil(size / 2 MiB) big-endian u32 entries, padded to 512 bytes
+ * then              each block holding a non-zero byte, in disk order: its sector bitmap
+ *                   (512 bytes, all ones: every sector is in the block) then 2 MiB of data
+ * end − 512         the footer
+ * ```
+ * Fixed: the disk's bytes (zero ranges left as holes of a sparse file), then the footer.
+ *
+ * Sizes. The footer's current size counts whole sectors: an odd size is rounded up to the
+ * next 512 bytes, the added bytes zero (as the qcow2 writer does). The CHS geometry is the
+ * VHD specification's (appendix "CHS calculation"), which rarely multiplies out to the size
+ * exactly; QEMU takes C×H×S as the size unless the creator application is one it knows to
+ * mean "current size" (vhd-footer.ts), so the creator is written as "qem2", what qemu-img
+ * itself writes with `force_size`. Hyper-V, VirtualBox and Coffer read the current size.
+ * Memory: one 2 MiB block and the BAT (4 bytes per 2 MiB of disk).
+ */
+import { randomBytes } from 'node:crypto';
+import { open, unlink, type FileHandle } from 'node:fs/promises';
+import { CofferError } from '../../errors/index.js';
+import type { DiskTarget } from '../raw-target.js';
+import { BAT_UNALLOCATED, encodeVhdDynamicHeader, VHD_DYNAMIC_HEADER_SIZE } from './vhd-dynamic-header.js';
+import { encodeVhdFooter, VHD_EPOCH_UNIX_SECONDS, VHD_FOOTER_SIZE, VHD_MAX_SIZE, VHD_SECTOR, type VhdFooter } from './vhd-footer.js';
+
+/** The two kinds of VHD written: sparse blocks, or the disk as is followed by the footer. */
+export type VhdSubformat = 'dynamic' | 'fixed';
+
+/** Options of {@link openVhdTarget}. */
+export interface VhdTargetOptions {
+  /** Replace an existing file (otherwise refused). */
+  overwrite: boolean;
+  subformat: VhdSubformat;
+  /** The clock for the footer's time stamp; defaults to the system clock. */
+  now?: () => Date;
+}
+
+const BLOCK_SIZE = 2 * 1024 * 1024;
+const BITMAP_SIZE = Math.ceil(BLOCK_SIZE / VHD_SECTOR / 8 / VHD_SECTOR) * VHD_SECTOR;
+const HEADER_OFFSET = VHD_FOOTER_SIZE;
+const TABLE_OFFSET = HEADER_OFFSET + VHD_DYNAMIC_HEADER_SIZE;
+/** Written in the footer: qemu-img's own "current size is the size" creator, and its version. */
+const CREATOR_APP = 'qem2';
+const CREATOR_VERSION = 0x0005_0003;
+const CREATOR_OS = 'Wi2k';
+const FEATURES_RESERVED = 2;
+const FORMAT_VERSION = 0x0001_0000;
+/** Zero ranges of a fixed disk smaller than this are written rather than skipped. */
+const FIXED_HOLE_GRAIN = 64 * 1024;
+
+/**
+ * Creates a VHD of `size` bytes at `path` to restore into (refuses to replace a file unless
+ * `overwrite`). Throws `E_TARGET_UNWRITABLE` when the file cannot be created or the size
+ * exceeds the format's 2040 GiB.
+ * @example const target = await openVhdTarget('disk.vhd', size, { overwrite: false, subformat: 'dynamic' });
+ */
+export async function openVhdTarget(path: string, size: number, options: VhdTargetOptions): Promise<DiskTarget> {
+  const virtualSize = Math.ceil(size / VHD_SECTOR) * VHD_SECTOR;
+  if (virtualSize > VHD_MAX_SIZE) {
+    throw new CofferError('E_TARGET_UNWRITABLE', `cannot restore to ${path}: a VHD holds at most 2040 GiB, the disk has ${size} bytes`, { subject: { path } });
+  }
+  let handle: FileHandle;
+  try {
+    handle = await open(path, options.overwrite ? 'w' : 'wx', 0o600);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why = code === 'EEXIST' ? 'it exists (add --overwrite to replace it)' : (error as Error).message;
+    throw new CofferError('E_TARGET_UNWRITABLE', `cannot restore to ${path}: ${why}`, { subject: { path }, cause: error });
+  }
+  const file = new OutputFile(handle, path);
+  const footer = footerFor(virtualSize, options.subformat, (options.now ?? (() => new Date()))());
+  return options.subformat === 'fixed' ? new FixedVhdWriter(file, size, footer) : new DynamicVhdWriter(file, size, footer);
+}
+
+/** The footer of a new disk of `virtualSize` bytes (a multiple of 512). */
+function footerFor(virtualSize: number, subformat: VhdSubformat, now: Date): Omit<VhdFooter, 'checksum'> {
+  return {
+    diskType: subformat,
+    features: FEATURES_RESERVED,
+    version: FORMAT_VERSION,
+    dataOffset: subformat === 'fixed' ? null : HEADER_OFFSET,
+    timestamp: Math.max(0, Math.floor(now.getTime() / 1000) - VHD_EPOCH_UNIX_SECONDS) >>> 0,
+    creatorApp: CREATOR_APP,
+    creatorVersion: CREATOR_VERSION,
+    creatorOs: CREATOR_OS,
+    originalSize: virtualSize,
+    currentSize: virtualSize,
+    geometry: vhdGeometry(virtualSize / VHD_SECTOR),
+    uniqueId: randomBytes(16).toString('hex'),
+    savedState: false,
+  };
+}
+
+/**
+ * The CHS geometry the VHD specification assigns to a disk of `totalSectors` sectors
+ * (appendix "CHS calculation"): at most 65535 × 16 × 255, C×H×S ≤ the sectors.
+ */
+export function vhdGeometry(totalSectors: number): VhdFooter['geometry'] {
+  const sectors = Math.min(totalSectors, 65535 * 16 * 255);
+  let sectorsPerTrack: number;
+  let heads: number;
+  let cylinderTimesHeads: number;
+  if (sectors >= 65535 * 16 * 63) {
+    sectorsPerTrack = 255;
+    heads = 16;
+    cylinderTimesHeads = Math.floor(sectors / sectorsPerTrack);
+  } else {
+    sectorsPerTrack = 17;
+    cylinderTimesHeads = Math.floor(sectors / sectorsPerTrack);
+    heads = Math.max(4, Math.floor((cylinderTimesHeads + 1023) / 1024));
+    if (cylinderTimesHeads >= heads * 1024 || heads > 16) {
+      sectorsPerTrack = 31;
+      heads = 16;
+      cylinderTimesHeads = Math.floor(sectors / sectorsPerTrack);
+    }
+    if (cylinderTimesHeads >= heads * 1024) {
+      sectorsPerTrack = 63;
+      heads = 16;
+      cylinderTimesHeads = Math.floor(sectors / sectorsPerTrack);
+    }
+  }
+  return { cylinders: Math.floor(cylinderTimesHeads / heads), heads, sectorsPerTrack };
+}
+
+/** A fixed VHD: data at its own offsets (zero ranges skipped, left as holes), footer at the end. */
+class FixedVhdWriter implements DiskTarget {
+  readonly zeroed = false;
+  readonly sequential = true;
+  private position = 0;
+
+  constructor(
+    private readonly file: OutputFile,
+    private readonly size: number,
+    private readonly footer: Omit<VhdFooter, 'checksum'>,
+  ) {}
+
+  get path(): string {
+    return this.file.path;
+  }
+
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    if (offset !== this.position) throw new Error(`VHD target written at ${offset}, expected ${this.position}`);
+    if (offset + data.length > this.size) throw new Error(`VHD target written past its size ${this.size}`);
+    this.position += data.length;
+    for (let done = 0; done < data.length; done += FIXED_HOLE_GRAIN) {
+      const piece = data.subarray(done, Math.min(data.length, done + FIXED_HOLE_GRAIN));
+      if (!isZero(piece)) await this.file.writeAt(piece, offset + done);
+    }
+  }
+
+  async finish(): Promise<void> {
+    await this.file.finish(async () => {
+      if (this.position !== this.size) throw new Error(`VHD target got ${this.position} of ${this.size} bytes`);
+      await this.file.writeAt(encodeVhdFooter(this.footer), this.footer.currentSize);
+    });
+  }
+
+  abort(): Promise<void> {
+    return this.file.abort();
+  }
+}
+
+/** A dynamic VHD, blocks appended in disk order as each completes; see the module comment. */
+class DynamicVhdWriter implements DiskTarget {
+  readonly zeroed = false;
+  readonly sequential = true;
+  private readonly bat: Uint32Array;
+  private readonly block = Buffer.alloc(BLOCK_SIZE);
+  private blockFill = 0;
+  private blockIndex = 0;
+  private nextFree: number;
+  private position = 0;
+
+  constructor(
+    private readonly file: OutputFile,
+    private readonly size: number,
+    private readonly footer: Omit<VhdFooter, 'checksum'>,
+  ) {
+    this.bat = new Uint32Array(Math.max(1, Math.ceil(footer.currentSize / BLOCK_SIZE))).fill(BAT_UNALLOCATED);
+    this.nextFree = TABLE_OFFSET + roundUp(this.bat.length * 4, VHD_SECTOR);
+  }
+
+  get path(): string {
+    return this.file.path;
+  }
+
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    if (offset !== this.position) throw new Error(`VHD target written at ${offset}, expected ${this.position}`);
+    if (offset + data.length > this.size) throw new Error(`VHD target written past its size ${this.size}`);
+    this.position += data.length;
+    let done = 0;
+    while (done < data.length) {
+      const take = Math.min(data.length - done, BLOCK_SIZE - this.blockFill);
+      this.block.set(data.subarray(done, done + take), this.blockFill);
+      this.blockFill += take;
+      done += take;
+      if (this.blockFill === BLOCK_SIZE) await this.flushBlock();
+    }
+  }
+
+  /** The last block, the footer at the end, the BAT, the header, then the footer's copy at 0. */
+  async finish(): Promise<void> {
+    await this.file.finish(async () => {
+      if (this.position !== this.size) throw new Error(`VHD target got ${this.position} of ${this.size} bytes`);
+      if (this.blockFill > 0) {
+        this.block.fill(0, this.blockFill);
+        await this.flushBlock();
+      }
+      const footer = encodeVhdFooter(this.footer);
+      await this.file.writeAt(footer, this.nextFree);
+      const table = Buffer.alloc(roundUp(this.bat.length * 4, VHD_SECTOR), 0xff);
+      this.bat.forEach((sector, i) => table.writeUInt32BE(sector, i * 4));
+      await this.file.writeAt(table, TABLE_OFFSET);
+      await this.file.writeAt(encodeVhdDynamicHeader({ tableOffset: TABLE_OFFSET, maxTableEntries: this.bat.length, blockSize: BLOCK_SIZE }), HEADER_OFFSET);
+      await this.file.writeAt(footer, 0);
+    });
+  }
+
+  abort(): Promise<void> {
+    return this.file.abort();
+  }
+
+  private async flushBlock(): Promise<void> {
+    if (!isZero(this.block)) {
+      const at = this.nextFree;
+      if (at / VHD_SECTOR >= BAT_UNALLOCATED) throw new Error('VHD file would exceed what its table can address');
+      await this.file.writeAt(ALL_PRESENT_BITMAP, at);
+      await this.file.writeAt(this.block, at + BITMAP_SIZE);
+      this.bat[this.blockIndex] = at / VHD_SECTOR;
+      this.nextFree = at + BITMAP_SIZE + BLOCK_SIZE;
+    }
+    this.blockIndex += 1;
+    this.blockFill = 0;
+  }
+}
+
+/** Every sector of the block is present in it. */
+const ALL_PRESENT_BITMAP = Buffer.alloc(BITMAP_SIZE, 0xff);
+
+/**
+ * The file being written: positioned writes, and the errors a user can act on
+ * (`E_NO_SPACE`, `E_TARGET_UNWRITABLE`). `finish` runs the last writes, syncs and closes;
+ * `abort` closes and removes the file.
+ */
+class OutputFile {
+  constructor(
+    private readonly handle: FileHandle,
+    readonly path: string,
+  ) {}
+
+  async writeAt(data: Uint8Array, offset: number): Promise<void> {
+    let done = 0;
+    try {
+      while (done < data.length) {
+        const { bytesWritten } = await this.handle.write(data, done, data.length - done, offset + done);
+        done += bytesWritten;
+      }
+    } catch (error) {
+      throw this.translate(error);
+    }
+  }
+
+  async finish(last: () => Promise<void>): Promise<void> {
+    try {
+      await last();
+      await this.handle.datasync();
+    } catch (error) {
+      throw this.translate(error);
+    } finally {
+      await this.handle.close();
+    }
+  }
+
+  async abort(): Promise<void> {
+    await this.handle.close().catch(() => undefined);
+    await unlink(this.path).catch(() => undefined);
+  }
+
+  private translate(error: unknown): CofferError {
+    if (error instanceof CofferError) return error;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') return new CofferError('E_NO_SPACE', `no space left writing ${this.path}`, { subject: { path: this.path }, cause: error });
+    return new CofferError('E_TARGET_UNWRITABLE', `cannot write ${this.path}: ${(error as Error).message}`, { subject: { path: this.path }, cause: error });
+  }
+}
+
+function roundUp(value: number, unit: number): number {
+  return Math.ceil(value / unit) * unit;
+}
+
+const ZEROS = Buffer.alloc(BLOCK_SIZE);
+function isZero(bytes: Uint8Array): boolean {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).equals(ZEROS.subarray(0, bytes.length));
+}

@@ -1,0 +1,248 @@
+/**
+ * Writes a single-file VMDK in one pass, as the restore feeds the disk in order: 64 KiB
+ * grains, 512 entries per grain table (32 MiB of disk each), an embedded descriptor, grains
+ * that are all zeros left unallocated. Two subformats:
+ *
+ * monolithicSparse (VMware Workstation's and qemu-img's default; version 1, flags: newline
+ * test, redundant grain directory), laid out as qemu-img and VMware lay it out:
+ * ```
+ * sector 0        header (written last: it makes the image valid)
+ * sectors 1..20   descriptor
+ * 21              redundant grain directory, then its grain tables (4 sectors each)
+ * then            grain directory, then its grain tables, all preallocated
+ * overHead        (rounded up to a grain) grains, appended in disk order
+ * ```
+ * Both copies of a grain table are written when its 32 MiB are complete.
+ *
+ * streamOptimized (what VMware imports, inside OVA/OVF; version 3, flags: newline test,
+ * compressed grains, markers; header gdOffset 0xFFFFFFFFFFFFFFFF):
+ * ```
+ * sector 0        header; descriptor at 1..20; first grain at sector 128
+ * grains          per non-zero grain: grain marker (LBA, length) + zlib stream, padded to 512
+ * per table       after its grains, if it has any: GT marker sector + 4 sectors of table
+ * then            GD marker + grain directory (entry 0 for tables omitted), footer marker +
+ *                 footer (the header with the real gdOffset), end-of-stream marker
+ * ```
+ * Marker layouts are in stream-optimized.ts, the header's in sparse-header.ts. Compression
+ * runs on libuv's thread pool (zlib's async API), off the main thread.
+ *
+ * Sizes: capacity counts whole sectors, so an odd size is rounded up to the next 512 bytes,
+ * the added bytes zero. Hosted sparse extents address sectors in 32 bits, so disks up to
+ * 2 TiB are accepted. The descriptor's geometry is IDE's (16 heads, 63 sectors, at most
+ * 16383 cylinders) with adapterType "ide" and virtualHWVersion "4", qemu-img's defaults,
+ * which every VMware product and guest reads.
+ */
+import { randomBytes } from 'node:crypto';
+import { open, unlink, type FileHandle } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { CofferError } from '../../errors/index.js';
+import type { DiskTarget } from '../raw-target.js';
+import { capacityOf, GRAIN_SIZE, GTES_PER_GT, MonolithicSparseLayout, StreamOptimizedLayout, type GrainLayout, type LayoutOutput } from './sparse-layout-writer.js';
+
+/** The two single-file layouts written; see the module comment. */
+export type VmdkSubformat = 'streamOptimized' | 'monolithicSparse';
+
+/** Options of {@link openVmdkTarget}. */
+export interface VmdkTargetOptions {
+  /** Replace an existing file (otherwise refused). */
+  overwrite: boolean;
+  subformat: VmdkSubformat;
+}
+
+/** Hosted sparse extents address sectors in 32 bits: 2 TiB. */
+export const VMDK_MAX_SIZE = 2 * 1024 ** 4;
+
+/**
+ * Creates a VMDK of `size` bytes at `path` to restore into (refuses to replace a file unless
+ * `overwrite`). Throws `E_TARGET_UNWRITABLE` when the file cannot be created or the disk is
+ * larger than 2 TiB.
+ * @example const target = await openVmdkTarget('disk.vmdk', size, { overwrite: false, subformat: 'streamOptimized' });
+ */
+export async function openVmdkTarget(path: string, size: number, options: VmdkTargetOptions): Promise<DiskTarget> {
+  if (size > VMDK_MAX_SIZE) {
+    throw new CofferError('E_TARGET_UNWRITABLE', `cannot restore to ${path}: a sparse VMDK holds at most 2 TiB, the disk has ${size} bytes`, { subject: { path } });
+  }
+  let handle: FileHandle;
+  try {
+    handle = await open(path, options.overwrite ? 'w' : 'wx', 0o600);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why = code === 'EEXIST' ? 'it exists (add --overwrite to replace it)' : (error as Error).message;
+    throw new CofferError('E_TARGET_UNWRITABLE', `cannot restore to ${path}: ${why}`, { subject: { path }, cause: error });
+  }
+  const file = new OutputFile(handle, path);
+  const layout = options.subformat === 'streamOptimized' ? new StreamOptimizedLayout(file, size) : new MonolithicSparseLayout(file, size);
+  return new VmdkWriter(file, size, { layout, subformat: options.subformat });
+}
+
+/** Cuts the disk into grains and grain tables, in order, and hands them to the layout. */
+class VmdkWriter implements DiskTarget {
+  readonly zeroed = false;
+  readonly sequential = true;
+  private readonly grain = Buffer.alloc(GRAIN_SIZE);
+  private grainFill = 0;
+  private grainIndex = 0;
+  private table = Buffer.alloc(GTES_PER_GT * 4);
+  private tableIndex = 0;
+  private tableUsed = false;
+  private position = 0;
+
+  private readonly layout: GrainLayout;
+  private readonly subformat: VmdkSubformat;
+
+  constructor(
+    private readonly file: OutputFile,
+    private readonly size: number,
+    how: { layout: GrainLayout; subformat: VmdkSubformat },
+  ) {
+    this.layout = how.layout;
+    this.subformat = how.subformat;
+  }
+
+  get path(): string {
+    return this.file.path;
+  }
+
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    if (offset !== this.position) throw new Error(`VMDK target written at ${offset}, expected ${this.position}`);
+    if (offset + data.length > this.size) throw new Error(`VMDK target written past its size ${this.size}`);
+    this.position += data.length;
+    let done = 0;
+    while (done < data.length) {
+      const take = Math.min(data.length - done, GRAIN_SIZE - this.grainFill);
+      this.grain.set(data.subarray(done, done + take), this.grainFill);
+      this.grainFill += take;
+      done += take;
+      if (this.grainFill === GRAIN_SIZE) await this.flushGrain();
+    }
+  }
+
+  async finish(): Promise<void> {
+    await this.file.finish(async () => {
+      if (this.position !== this.size) throw new Error(`VMDK target got ${this.position} of ${this.size} bytes`);
+      if (this.grainFill > 0) {
+        this.grain.fill(0, this.grainFill);
+        await this.flushGrain();
+      }
+      await this.flushTable();
+      await this.layout.finish(descriptorText(basename(this.path), { createType: this.subformat, capacity: capacityOf(this.size) }));
+    });
+  }
+
+  abort(): Promise<void> {
+    return this.file.abort();
+  }
+
+  private async flushGrain(): Promise<void> {
+    const tableIndex = Math.floor(this.grainIndex / GTES_PER_GT);
+    if (tableIndex !== this.tableIndex) {
+      await this.flushTable();
+      this.tableIndex = tableIndex;
+    }
+    if (!isZero(this.grain)) {
+      const sector = await this.layout.storeGrain(this.grain, this.grainIndex);
+      this.table.writeUInt32LE(sector, (this.grainIndex % GTES_PER_GT) * 4);
+      this.tableUsed = true;
+    }
+    this.grainIndex += 1;
+    this.grainFill = 0;
+  }
+
+  private async flushTable(): Promise<void> {
+    await this.layout.storeTable(this.table, this.tableIndex, this.tableUsed);
+    this.table = Buffer.alloc(GTES_PER_GT * 4);
+    this.tableUsed = false;
+  }
+}
+
+/**
+ * The embedded descriptor (layout in descriptor.ts): a fresh random CID, no parent, one
+ * sparse extent naming the file itself, and IDE geometry.
+ */
+function descriptorText(fileName: string, { createType, capacity }: { createType: VmdkSubformat; capacity: number }): string {
+  const heads = 16;
+  const sectors = 63;
+  const cylinders = Math.min(16383, Math.ceil(capacity / (heads * sectors)));
+  return [
+    '# Disk DescriptorFile',
+    'version=1',
+    'encoding="UTF-8"',
+    `CID=${randomBytes(4).toString('hex')}`,
+    'parentCID=ffffffff',
+    `createType="${createType}"`,
+    '',
+    '# Extent description',
+    `RW ${capacity} SPARSE "${fileName.replace(/"/g, '_')}"`,
+    '',
+    '# The Disk Data Base',
+    '#DDB',
+    '',
+    'ddb.virtualHWVersion = "4"',
+    `ddb.geometry.cylinders = "${cylinders}"`,
+    `ddb.geometry.heads = "${heads}"`,
+    `ddb.geometry.sectors = "${sectors}"`,
+    'ddb.adapterType = "ide"',
+    '',
+  ].join('\n');
+}
+
+/**
+ * The file being written: positioned writes, and the errors a user can act on
+ * (`E_NO_SPACE`, `E_TARGET_UNWRITABLE`). `finish` runs the last writes, syncs and closes;
+ * `abort` closes and removes the file.
+ */
+class OutputFile implements LayoutOutput {
+  constructor(
+    private readonly handle: FileHandle,
+    readonly path: string,
+  ) {}
+
+  async writeAt(data: Uint8Array, offset: number): Promise<void> {
+    let done = 0;
+    try {
+      while (done < data.length) {
+        const { bytesWritten } = await this.handle.write(data, done, data.length - done, offset + done);
+        done += bytesWritten;
+      }
+    } catch (error) {
+      throw this.translate(error);
+    }
+  }
+
+  /** Extends the file (with a hole) to at least `length` bytes. */
+  async ensureLength(length: number): Promise<void> {
+    try {
+      if ((await this.handle.stat()).size < length) await this.handle.truncate(length);
+    } catch (error) {
+      throw this.translate(error);
+    }
+  }
+
+  async finish(last: () => Promise<void>): Promise<void> {
+    try {
+      await last();
+      await this.handle.datasync();
+    } catch (error) {
+      throw this.translate(error);
+    } finally {
+      await this.handle.close();
+    }
+  }
+
+  async abort(): Promise<void> {
+    await this.handle.close().catch(() => undefined);
+    await unlink(this.path).catch(() => undefined);
+  }
+
+  private translate(error: unknown): CofferError {
+    if (error instanceof CofferError) return error;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') return new CofferError('E_NO_SPACE', `no space left writing ${this.path}`, { subject: { path: this.path }, cause: error });
+    return new CofferError('E_TARGET_UNWRITABLE', `cannot write ${this.path}: ${(error as Error).message}`, { subject: { path: this.path }, cause: error });
+  }
+}
+
+const ZEROS = Buffer.alloc(GRAIN_SIZE);
+function isZero(bytes: Buffer): boolean {
+  return bytes.equals(ZEROS);
+}
