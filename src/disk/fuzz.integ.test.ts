@@ -30,6 +30,7 @@ const IMAGES: { name: string; args: string[] }[] = [
   { name: 'vhd-fixed', args: ['-O', 'vpc', '-o', 'subformat=fixed,force_size=on'] },
   { name: 'vmdk-sparse', args: ['-O', 'vmdk', '-o', 'subformat=monolithicSparse'] },
   { name: 'vmdk-stream', args: ['-O', 'vmdk', '-o', 'subformat=streamOptimized'] },
+  { name: 'vhdx', args: ['-O', 'vhdx'] },
 ];
 
 before(async () => {

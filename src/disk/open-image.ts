@@ -7,6 +7,7 @@ import { ImageFile } from './image-file.js';
 import { openQcow2 } from './qcow2/qcow2-image.js';
 import { RawImage } from './raw-image.js';
 import { openVhd } from './vhd/vhd-image.js';
+import { openVhdx } from './vhdx/vhdx-image.js';
 import { openVmdk } from './vmdk/vmdk-image.js';
 
 /** Longest backing chain followed; deeper is treated as a damaged or hostile image. */
@@ -19,6 +20,7 @@ const READERS: Partial<Record<DiskFormat, FormatReader>> = {
   qcow2: openQcow2,
   vpc: openVhd,
   vmdk: openVmdk,
+  vhdx: openVhdx,
 };
 
 /**
