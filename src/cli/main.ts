@@ -63,7 +63,7 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .argument('<snapshot>', 'snapshot id or prefix, latest, or NAME:latest')
     .option('--disk <name|n>', 'only this disk (name or number)')
     .option('--to <path>', 'a file, a block device, - for stdout, or a directory for several disks')
-    .option('--format <format>', 'image format to write: raw (default), qcow2, vhd, vhd-fixed, vmdk (streamOptimized) or vmdk-sparse')
+    .option('--format <format>', 'image format to write: raw (default), qcow2, vhd, vhd-fixed, vhdx, vmdk (streamOptimized) or vmdk-sparse')
     .option('--overwrite', 'replace an existing file')
     .action((snapshot: string, _options, command: Command) => run(() => restoreCommand(snapshot, command.opts(), context))());
 
@@ -91,7 +91,7 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .addArgument(new Command().createArgument('<action>', 'info, map or convert').choices(['info', 'map', 'convert']))
     .argument('<image>', 'the image (a chain is given by its top image)')
     .argument('[output]', 'convert: the image to write (- for stdout, raw only)')
-    .option('--format <format>', 'convert: the format to write, raw (default), qcow2, vhd, vhd-fixed, vmdk (streamOptimized) or vmdk-sparse')
+    .option('--format <format>', 'convert: the format to write, raw (default), qcow2, vhd, vhd-fixed, vhdx, vmdk (streamOptimized) or vmdk-sparse')
     .option('--overwrite', 'convert: replace an existing output file')
     .option('--image-snapshot <name>', 'read the image at this internal snapshot (qcow2)')
     .option('--json', 'machine-readable output')

@@ -3,14 +3,15 @@ import { CofferError } from '../errors/index.js';
 import { openQcow2Target } from './qcow2/qcow2-writer.js';
 import { openRawTarget, type DiskTarget } from './raw-target.js';
 import { openVhdTarget } from './vhd/vhd-writer.js';
+import { openVhdxTarget } from './vhdx/vhdx-writer.js';
 import { openVmdkTarget } from './vmdk/vmdk-writer.js';
 
 /**
  * Formats a restore can write: `raw`, `qcow2`, `vhd` (dynamic VHD, what Hyper-V and Azure
- * tools take), `vhd-fixed`, `vmdk` (streamOptimized, what VMware imports) and `vmdk-sparse`
- * (monolithicSparse, what VMware Workstation runs).
+ * tools take), `vhd-fixed`, `vhdx` (dynamic VHDX, what Hyper-V takes), `vmdk` (streamOptimized,
+ * what VMware imports) and `vmdk-sparse` (monolithicSparse, what VMware Workstation runs).
  */
-export const TARGET_FORMATS = ['raw', 'qcow2', 'vhd', 'vhd-fixed', 'vmdk', 'vmdk-sparse'] as const;
+export const TARGET_FORMATS = ['raw', 'qcow2', 'vhd', 'vhd-fixed', 'vhdx', 'vmdk', 'vmdk-sparse'] as const;
 export type TargetFormat = (typeof TARGET_FORMATS)[number];
 
 /** The file name extension of each format's images (`vhd-fixed` is still a `.vhd`). */
@@ -19,6 +20,7 @@ export const TARGET_EXTENSIONS: Readonly<Record<TargetFormat, string>> = {
   qcow2: 'qcow2',
   vhd: 'vhd',
   'vhd-fixed': 'vhd',
+  vhdx: 'vhdx',
   vmdk: 'vmdk',
   'vmdk-sparse': 'vmdk',
 };
@@ -42,6 +44,8 @@ export async function openDiskTarget(
       return openVhdTarget(path, size, { overwrite, subformat: 'dynamic' });
     case 'vhd-fixed':
       return openVhdTarget(path, size, { overwrite, subformat: 'fixed' });
+    case 'vhdx':
+      return openVhdxTarget(path, size, { overwrite });
     case 'vmdk':
       return openVmdkTarget(path, size, { overwrite, subformat: 'streamOptimized' });
     case 'vmdk-sparse':

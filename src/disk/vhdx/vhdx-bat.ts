@@ -154,3 +154,27 @@ export function sectorRuns(bitmap: Uint8Array, first: number, count: number): Se
   }
   return runs;
 }
+
+/**
+ * The table of a disk that is not differencing (the inverse of {@link parseVhdxBat}): the
+ * {@link batGeometry} entries, payload block i at entry i + floor(i / chunk ratio) with its state
+ * and offset (a multiple of 1 MiB, 0 for a block not in the file), sector bitmap entries
+ * NOT_PRESENT. Throws `RangeError` for a differencing layout, a table of the wrong length or
+ * an offset not aligned to 1 MiB.
+ */
+export function encodeVhdxBat(bat: Pick<VhdxBat, 'states' | 'offsets'>, layout: BatLayout): Buffer {
+  if (layout.hasParent) throw new RangeError('VHDX BATs of differencing disks (with sector bitmaps) are not written');
+  const { chunkRatio, payloadBlocks, entries } = batGeometry(layout);
+  if (bat.states.length !== payloadBlocks || bat.offsets.length !== payloadBlocks) throw new RangeError(`VHDX BAT of ${bat.states.length} blocks, the virtual size needs ${payloadBlocks}`);
+  const out = Buffer.alloc(entries * BAT_ENTRY_SIZE);
+  for (let block = 0; block < payloadBlocks; block++) {
+    const offset = bat.offsets[block] as number;
+    if (offset % MiB !== 0) throw new RangeError(`VHDX block ${block} at byte ${offset} is not aligned to 1 MiB`);
+    const mib = offset / MiB;
+    const at = (block + Math.floor(block / chunkRatio)) * BAT_ENTRY_SIZE;
+    // bits 0-2 state, 20-63 offset in MiB: the low word holds the offset's low 12 bits.
+    out.writeUInt32LE((mib % 4096) * 2 ** 20 + ((bat.states[block] as number) & 7), at);
+    out.writeUInt32LE(Math.floor(mib / 4096), at + 4);
+  }
+  return out;
+}

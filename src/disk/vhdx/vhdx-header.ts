@@ -34,7 +34,7 @@
  */
 import type { ImageFile } from '../image-file.js';
 import { crc32c } from './crc32c.js';
-import { NIL_GUID, readGuid } from './vhdx-guid.js';
+import { guidBytes, NIL_GUID, readGuid } from './vhdx-guid.js';
 
 export const KiB = 1024;
 export const MiB = 1024 * KiB;
@@ -132,4 +132,40 @@ export function logNeedsReplay(header: VhdxHeader): boolean {
 
 export function hex32(value: number): string {
   return value.toString(16).padStart(8, '0');
+}
+
+/** Where the creator (UTF-16LE, at most 512 bytes) lies in the file type identifier. */
+export const FILE_IDENTIFIER = { signature: 0, creator: 8, creatorSize: 512 } as const;
+
+/**
+ * The file type identifier (the first 64 KiB of the file): the signature and `creator`, a
+ * free-form name of the program that made the file, cut to 256 UTF-16 code units.
+ */
+export function encodeVhdxFileIdentifier(creator: string): Buffer {
+  const out = Buffer.alloc(64 * KiB);
+  out.write(VHDX_SIGNATURE, FILE_IDENTIFIER.signature, 'latin1');
+  Buffer.from(creator, 'utf16le').subarray(0, FILE_IDENTIFIER.creatorSize).copy(out, FILE_IDENTIFIER.creator);
+  return out;
+}
+
+/**
+ * One 4 KiB header copy with its checksum (the inverse of {@link parseVhdxHeader}). Throws
+ * `RangeError` for a log not aligned to 1 MiB, which no reader would accept.
+ */
+export function encodeVhdxHeader(header: VhdxHeader): Buffer {
+  if (header.logOffset % MiB !== 0 || header.logLength % MiB !== 0 || header.logOffset < VHDX_HEADER_SECTION_SIZE) {
+    throw new RangeError(`VHDX log (${header.logLength} bytes at ${header.logOffset}) must be 1 MiB-aligned and past the first MiB`);
+  }
+  const out = Buffer.alloc(VHDX_HEADER_SIZE);
+  out.write(VHDX_HEADER_SIGNATURE, HEADER.signature, 'latin1');
+  out.writeBigUInt64LE(header.sequenceNumber, HEADER.sequenceNumber);
+  guidBytes(header.fileWriteGuid).copy(out, HEADER.fileWriteGuid);
+  guidBytes(header.dataWriteGuid).copy(out, HEADER.dataWriteGuid);
+  guidBytes(header.logGuid).copy(out, HEADER.logGuid);
+  out.writeUInt16LE(header.logVersion, HEADER.logVersion);
+  out.writeUInt16LE(header.version, HEADER.version);
+  out.writeUInt32LE(header.logLength, HEADER.logLength);
+  out.writeBigUInt64LE(BigInt(header.logOffset), HEADER.logOffset);
+  out.writeUInt32LE(crc32c(out, HEADER.checksum), HEADER.checksum);
+  return out;
 }

@@ -38,7 +38,7 @@
  *
  * PLEASE DO NOT MODIFY THESE MAGIC VALUES: they are the format.
  */
-import { readGuid } from './vhdx-guid.js';
+import { guidBytes, readGuid } from './vhdx-guid.js';
 import { KiB, MiB, type ImageComplaints } from './vhdx-header.js';
 
 export const VHDX_METADATA_TABLE_SIZE = 64 * KiB;
@@ -189,4 +189,55 @@ export function parseParentLocator(bytes: Uint8Array, image: ImageComplaints): M
     out.set(key, value);
   }
   return out;
+}
+
+/** The metadata of a new disk that is not differencing: what {@link encodeVhdxMetadata} writes. */
+export type NewVhdxMetadata = Pick<VhdxMetadata, 'blockSize' | 'leaveBlocksAllocated' | 'virtualSize' | 'logicalSectorSize' | 'physicalSectorSize'> & {
+  page83Data: string;
+};
+
+/** Entry flag bit 1: the item describes the virtual disk (File Parameters describe the file). */
+const FLAG_VIRTUAL_DISK = 2;
+
+/**
+ * The start of a metadata region for a disk that is not differencing: the 64 KiB table, then
+ * the five items MS-VHDX requires, in the order and with the flags qemu-img and Hyper-V write
+ * (File Parameters IsRequired; the other four IsRequired and IsVirtualDisk). Returns the table
+ * and items (64 KiB + 40 bytes); the rest of the region is zeros. Throws `RangeError` for values
+ * {@link parseVhdxMetadata} would refuse.
+ */
+export function encodeVhdxMetadata(metadata: NewVhdxMetadata): Buffer {
+  const { blockSize, virtualSize, logicalSectorSize, physicalSectorSize } = metadata;
+  if (blockSize < MIN_BLOCK || blockSize > MAX_BLOCK || (blockSize & (blockSize - 1)) !== 0) throw new RangeError(`VHDX block size ${blockSize} is not a power of two from 1 MiB to 256 MiB`);
+  if (virtualSize > VHDX_MAX_SIZE || virtualSize % logicalSectorSize !== 0) throw new RangeError(`VHDX virtual size ${virtualSize} is over 64 TiB or not whole ${logicalSectorSize}-byte sectors`);
+  const parameters = Buffer.alloc(8);
+  parameters.writeUInt32LE(blockSize, 0);
+  parameters.writeUInt32LE(metadata.leaveBlocksAllocated ? 1 : 0, 4);
+  const size = Buffer.alloc(8);
+  size.writeBigUInt64LE(BigInt(virtualSize), 0);
+  const u32 = (value: number) => {
+    const out = Buffer.alloc(4);
+    out.writeUInt32LE(value, 0);
+    return out;
+  };
+  const items: [string, Buffer, number][] = [
+    [ITEM.fileParameters, parameters, FLAG_REQUIRED],
+    [ITEM.virtualDiskSize, size, FLAG_REQUIRED | FLAG_VIRTUAL_DISK],
+    [ITEM.page83Data, guidBytes(metadata.page83Data), FLAG_REQUIRED | FLAG_VIRTUAL_DISK],
+    [ITEM.logicalSectorSize, u32(logicalSectorSize), FLAG_REQUIRED | FLAG_VIRTUAL_DISK],
+    [ITEM.physicalSectorSize, u32(physicalSectorSize), FLAG_REQUIRED | FLAG_VIRTUAL_DISK],
+  ];
+  const table = Buffer.alloc(VHDX_METADATA_TABLE_SIZE);
+  table.write(VHDX_METADATA_SIGNATURE, METADATA_TABLE.signature, 'latin1');
+  table.writeUInt16LE(items.length, METADATA_TABLE.entryCount);
+  let offset = VHDX_METADATA_TABLE_SIZE;
+  items.forEach(([id, bytes, flags], i) => {
+    const at = METADATA_TABLE.entries + i * METADATA_ENTRY.size;
+    guidBytes(id).copy(table, at + METADATA_ENTRY.itemId);
+    table.writeUInt32LE(offset, at + METADATA_ENTRY.offset);
+    table.writeUInt32LE(bytes.length, at + METADATA_ENTRY.length);
+    table.writeUInt32LE(flags, at + METADATA_ENTRY.flags);
+    offset += bytes.length;
+  });
+  return Buffer.concat([table, ...items.map(([, bytes]) => bytes)]);
 }

@@ -21,7 +21,7 @@
  * PLEASE DO NOT MODIFY THESE MAGIC VALUES: they are the format.
  */
 import { crc32c } from './crc32c.js';
-import { readGuid } from './vhdx-guid.js';
+import { guidBytes, readGuid } from './vhdx-guid.js';
 import { hex32, KiB, MiB, VHDX_HEADER_SECTION_SIZE, type ImageComplaints } from './vhdx-header.js';
 
 export const VHDX_REGION_TABLE_OFFSETS = [192 * KiB, 256 * KiB] as const;
@@ -30,6 +30,8 @@ export const VHDX_REGION_SIGNATURE = 'regi';
 export const REGION_TABLE = { signature: 0, checksum: 4, entryCount: 8, reserved: 12, entries: 16 } as const;
 export const REGION_ENTRY = { guid: 0, fileOffset: 16, length: 24, required: 28, size: 32 } as const;
 const MAX_ENTRIES = 2047;
+/** Bit 0 of an entry's flags: a reader that does not know the region must refuse the file. */
+const REGION_REQUIRED = 1;
 if (REGION_TABLE.entries + MAX_ENTRIES * REGION_ENTRY.size > VHDX_REGION_TABLE_SIZE) throw new Error('VHDX region table layout exceeds 64 KiB');
 
 export const BAT_REGION_GUID = '2DC27766-F623-4200-9D64-115E9BFD4A08';
@@ -99,4 +101,31 @@ export function parseVhdxRegionTable(bytes: Uint8Array, options: { fileSize: num
   if (bat === undefined) throw image.invalid('VHDX region table has no BAT region');
   if (metadata === undefined) throw image.invalid('VHDX region table has no metadata region');
   return { bat, metadata };
+}
+
+/**
+ * One 64 KiB region table copy with its checksum, listing the BAT and the metadata regions,
+ * both required (the inverse of {@link parseVhdxRegionTable} for the regions Coffer knows).
+ * Throws `RangeError` for a region not aligned to 1 MiB or inside the first MiB.
+ */
+export function encodeVhdxRegionTable(regions: VhdxRegions): Buffer {
+  const out = Buffer.alloc(VHDX_REGION_TABLE_SIZE);
+  out.write(VHDX_REGION_SIGNATURE, REGION_TABLE.signature, 'latin1');
+  const entries: [string, VhdxRegion][] = [
+    [BAT_REGION_GUID, regions.bat],
+    [METADATA_REGION_GUID, regions.metadata],
+  ];
+  out.writeUInt32LE(entries.length, REGION_TABLE.entryCount);
+  entries.forEach(([guid, region], i) => {
+    if (region.fileOffset % MiB !== 0 || region.length % MiB !== 0 || region.length === 0 || region.fileOffset < VHDX_HEADER_SECTION_SIZE) {
+      throw new RangeError(`VHDX region ${guid} (${region.length} bytes at ${region.fileOffset}) must be 1 MiB-aligned, non-empty and past the first MiB`);
+    }
+    const at = REGION_TABLE.entries + i * REGION_ENTRY.size;
+    guidBytes(guid).copy(out, at + REGION_ENTRY.guid);
+    out.writeBigUInt64LE(BigInt(region.fileOffset), at + REGION_ENTRY.fileOffset);
+    out.writeUInt32LE(region.length, at + REGION_ENTRY.length);
+    out.writeUInt32LE(REGION_REQUIRED, at + REGION_ENTRY.required);
+  });
+  out.writeUInt32LE(crc32c(out, REGION_TABLE.checksum), REGION_TABLE.checksum);
+  return out;
 }
