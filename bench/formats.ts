@@ -37,6 +37,7 @@ const OUTPUTS: { coffer: string; qemu: string; options: string[] }[] = [
   { coffer: 'qcow2', qemu: 'qcow2', options: [] },
   { coffer: 'vhd', qemu: 'vpc', options: ['-o', 'subformat=dynamic,force_size=on'] },
   { coffer: 'vmdk', qemu: 'vmdk', options: ['-o', 'subformat=streamOptimized'] },
+  { coffer: 'vhdx', qemu: 'vhdx', options: [] },
 ];
 
 async function exists(p: string): Promise<boolean> {

@@ -40,6 +40,13 @@ export async function copyDevice(
         options.onProgress?.({ ...progress });
         return;
       }
+      if (block.action === 'zero' && target.skipZeros !== undefined) {
+        if (target.sequential) await turn;
+        await target.skipZeros(block.offset, block.length);
+        progress.bytesDone += block.length;
+        options.onProgress?.({ ...progress });
+        return;
+      }
       const buffer = await buffers.acquire();
       try {
         const data = buffer.subarray(0, block.length);

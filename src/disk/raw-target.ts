@@ -15,6 +15,12 @@ export interface DiskTarget {
   readonly zeroed: boolean;
   readonly sequential: boolean;
   write(offset: number, data: Uint8Array): Promise<void>;
+  /**
+   * Optional, for sequential targets: `length` bytes of zeros at `offset` (the next range in
+   * order), recorded without being handed over as data — an image format leaves them
+   * unallocated. Targets without it get zeros through `write`.
+   */
+  skipZeros?(offset: number, length: number): Promise<void>;
   finish(): Promise<void>;
   abort(): Promise<void>;
 }
