@@ -14,7 +14,8 @@ export interface CopyProgress {
 /**
  * Copies a block device to a target, byte for byte: restore (a snapshot's disk) and convert
  * (an image) are both this. Blocks the extent map calls zero are not read, and not written
- * either on a target that starts zeroed (a new sparse file). Reads run `inFlight` at a time
+ * either on a target that starts zeroed (a new sparse file), nor are blocks read that turn
+ * out to hold only zeros. Reads run `inFlight` at a time
  * into a fixed set of shared buffers; a sequential target (a pipe, a qcow2 writer) gets the
  * blocks in order. The target is finished on success and aborted on failure.
  */
@@ -52,9 +53,12 @@ export async function copyDevice(
         const data = buffer.subarray(0, block.length);
         if (block.action === 'zero') data.fill(0);
         else await device.read(block.offset, block.length, data);
-        if (target.sequential) await turn;
-        await target.write(block.offset, data);
-        progress.bytesWritten += block.length;
+        // Data that turns out to be zeros stays a hole on a target that starts zeroed.
+        if (!(target.zeroed && isAllZero(data))) {
+          if (target.sequential) await turn;
+          await target.write(block.offset, data);
+          progress.bytesWritten += block.length;
+        }
       } finally {
         buffers.release(buffer);
       }
@@ -73,4 +77,10 @@ export async function copyDevice(
     throw error;
   }
   return progress;
+}
+
+let zeros = new Uint8Array(0);
+function isAllZero(data: Uint8Array): boolean {
+  if (zeros.length < data.length) zeros = new Uint8Array(data.length);
+  return Buffer.compare(data, zeros.subarray(0, data.length)) === 0;
 }
