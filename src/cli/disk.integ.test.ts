@@ -114,3 +114,30 @@ test('qcow2 internal snapshots: disk info lists them, backup --image-snapshot re
   assertExit(await coffer(['backup', '-r', repo, '--vm', 's', '--image-snapshot', 'nope', image], { env }), 2);
   assertExit(await coffer(['disk', 'info', '--image-snapshot', 'x', base]), 3); // raw has no internal snapshots
 });
+
+/** Every output format: what qemu-img calls it, and whether qemu-img check supports it. */
+const OUTPUTS = [
+  { format: 'raw', qemu: 'raw', check: false },
+  { format: 'qcow2', qemu: 'qcow2', check: true },
+  { format: 'vhd', qemu: 'vpc', check: false },
+  { format: 'vhd-fixed', qemu: 'vpc', check: false },
+  { format: 'vhdx', qemu: 'vhdx', check: true },
+  { format: 'vmdk', qemu: 'vmdk', check: true },
+  { format: 'vmdk-sparse', qemu: 'vmdk', check: true },
+];
+
+test('backup then restore to every output format: qemu-img compare (and check) pass', async () => {
+  const top = join(work, 'top.qcow2');
+  const repo = join(work, 'repo');
+  const env = { COFFER_PASSWORD: 'pw' };
+  for (const output of OUTPUTS) {
+    const out = join(work, `every-format.${output.format}`);
+    assertExit(await coffer(['restore', '-r', repo, 'latest', '--format', output.format, '--to', out], { env }), 0);
+    if (output.check) {
+      const check = await runTool('qemu-img', ['check', '-f', output.qemu, out]);
+      assert.equal(check.code, 0, `${output.format}: ${check.stdout}${check.stderr}`);
+    }
+    const compare = await runTool('qemu-img', ['compare', '-f', output.qemu, '-F', 'qcow2', out, top]);
+    assert.equal(compare.code, 0, `${output.format}: ${compare.stdout}${compare.stderr}`);
+  }
+});
