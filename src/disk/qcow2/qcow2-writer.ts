@@ -16,8 +16,7 @@
  * virtual sizes in 512-byte sectors (and drops a partial one), so a disk whose size is not
  * a multiple of 512 gets a virtual size rounded up, the added bytes zero.
  */
-import { open, unlink, type FileHandle } from 'node:fs/promises';
-import { CofferError } from '../../errors/index.js';
+import { OutputFile } from '../output-file.js';
 import type { DiskTarget } from '../raw-target.js';
 import { QCOW2_MAGIC } from './qcow2-header.js';
 
@@ -31,15 +30,7 @@ const COPIED = 1n << 63n;
 
 /** Creates a qcow2 image of `size` bytes at `path` to restore into (refuses to replace a file unless `overwrite`). */
 export async function openQcow2Target(path: string, size: number, options: { overwrite: boolean }): Promise<DiskTarget> {
-  let handle: FileHandle;
-  try {
-    handle = await open(path, options.overwrite ? 'w' : 'wx', 0o600);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    const why = code === 'EEXIST' ? 'it exists (add --overwrite to replace it)' : (error as Error).message;
-    throw new CofferError('E_TARGET_UNWRITABLE', `cannot restore to ${path}: ${why}`, { subject: { path }, cause: error });
-  }
-  return new Qcow2Writer(handle, path, size);
+  return new Qcow2Writer(await OutputFile.create(path, options), size);
 }
 
 class Qcow2Writer implements DiskTarget {
@@ -59,8 +50,7 @@ class Qcow2Writer implements DiskTarget {
   private position = 0;
 
   constructor(
-    private readonly handle: FileHandle,
-    readonly path: string,
+    private readonly file: OutputFile,
     private readonly size: number,
   ) {
     const l1Size = Math.ceil(Math.ceil(size / CLUSTER_SIZE) / L2_ENTRIES);
@@ -105,8 +95,12 @@ class Qcow2Writer implements DiskTarget {
     if (done < length) await this.write(offset + done, new Uint8Array(length - done));
   }
 
+  get path(): string {
+    return this.file.path;
+  }
+
   async finish(): Promise<void> {
-    try {
+    await this.file.finish(async () => {
       if (this.position !== this.size) throw new Error(`qcow2 target got ${this.position} of ${this.size} bytes`);
       if (this.clusterFill > 0) {
         this.cluster.fill(0, this.clusterFill);
@@ -115,17 +109,11 @@ class Qcow2Writer implements DiskTarget {
       }
       await this.flushL2();
       await this.writeMetadata();
-      await this.handle.datasync();
-    } catch (error) {
-      throw this.translate(error);
-    } finally {
-      await this.handle.close();
-    }
+    });
   }
 
-  async abort(): Promise<void> {
-    await this.handle.close().catch(() => undefined);
-    await unlink(this.path).catch(() => undefined);
+  abort(): Promise<void> {
+    return this.file.abort();
   }
 
   private async flushCluster(): Promise<void> {
@@ -217,23 +205,8 @@ class Qcow2Writer implements DiskTarget {
     this.pendingLength = 0;
   }
 
-  private async writeAt(data: Uint8Array, offset: number): Promise<void> {
-    let done = 0;
-    try {
-      while (done < data.length) {
-        const { bytesWritten } = await this.handle.write(data, done, data.length - done, offset + done);
-        done += bytesWritten;
-      }
-    } catch (error) {
-      throw this.translate(error);
-    }
-  }
-
-  private translate(error: unknown): CofferError {
-    if (error instanceof CofferError) return error;
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOSPC' || code === 'EDQUOT') return new CofferError('E_NO_SPACE', `no space left writing ${this.path}`, { subject: { path: this.path }, cause: error });
-    return new CofferError('E_TARGET_UNWRITABLE', `cannot write ${this.path}: ${(error as Error).message}`, { subject: { path: this.path }, cause: error });
+  private writeAt(data: Uint8Array, offset: number): Promise<void> {
+    return this.file.writeAt(data, offset);
   }
 }
 

@@ -22,8 +22,8 @@
  * Memory: one 2 MiB block and the BAT (4 bytes per 2 MiB of disk).
  */
 import { randomBytes } from 'node:crypto';
-import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { CofferError } from '../../errors/index.js';
+import { OutputFile } from '../output-file.js';
 import type { DiskTarget } from '../raw-target.js';
 import { BAT_UNALLOCATED, encodeVhdDynamicHeader, VHD_DYNAMIC_HEADER_SIZE } from './vhd-dynamic-header.js';
 import { encodeVhdFooter, VHD_EPOCH_UNIX_SECONDS, VHD_FOOTER_SIZE, VHD_MAX_SIZE, VHD_SECTOR, type VhdFooter } from './vhd-footer.js';
@@ -64,15 +64,7 @@ export async function openVhdTarget(path: string, size: number, options: VhdTarg
   if (virtualSize > VHD_MAX_SIZE) {
     throw new CofferError('E_TARGET_UNWRITABLE', `cannot restore to ${path}: a VHD holds at most 2040 GiB, the disk has ${size} bytes`, { subject: { path } });
   }
-  let handle: FileHandle;
-  try {
-    handle = await open(path, options.overwrite ? 'w' : 'wx', 0o600);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    const why = code === 'EEXIST' ? 'it exists (add --overwrite to replace it)' : (error as Error).message;
-    throw new CofferError('E_TARGET_UNWRITABLE', `cannot restore to ${path}: ${why}`, { subject: { path }, cause: error });
-  }
-  const file = new OutputFile(handle, path);
+  const file = await OutputFile.create(path, { overwrite: options.overwrite });
   const footer = footerFor(virtualSize, options.subformat, (options.now ?? (() => new Date()))());
   return options.subformat === 'fixed' ? new FixedVhdWriter(file, size, footer) : new DynamicVhdWriter(file, size, footer);
 }
@@ -241,53 +233,6 @@ class DynamicVhdWriter implements DiskTarget {
 
 /** Every sector of the block is present in it. */
 const ALL_PRESENT_BITMAP = Buffer.alloc(BITMAP_SIZE, 0xff);
-
-/**
- * The file being written: positioned writes, and the errors a user can act on
- * (`E_NO_SPACE`, `E_TARGET_UNWRITABLE`). `finish` runs the last writes, syncs and closes;
- * `abort` closes and removes the file.
- */
-class OutputFile {
-  constructor(
-    private readonly handle: FileHandle,
-    readonly path: string,
-  ) {}
-
-  async writeAt(data: Uint8Array, offset: number): Promise<void> {
-    let done = 0;
-    try {
-      while (done < data.length) {
-        const { bytesWritten } = await this.handle.write(data, done, data.length - done, offset + done);
-        done += bytesWritten;
-      }
-    } catch (error) {
-      throw this.translate(error);
-    }
-  }
-
-  async finish(last: () => Promise<void>): Promise<void> {
-    try {
-      await last();
-      await this.handle.datasync();
-    } catch (error) {
-      throw this.translate(error);
-    } finally {
-      await this.handle.close();
-    }
-  }
-
-  async abort(): Promise<void> {
-    await this.handle.close().catch(() => undefined);
-    await unlink(this.path).catch(() => undefined);
-  }
-
-  private translate(error: unknown): CofferError {
-    if (error instanceof CofferError) return error;
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOSPC' || code === 'EDQUOT') return new CofferError('E_NO_SPACE', `no space left writing ${this.path}`, { subject: { path: this.path }, cause: error });
-    return new CofferError('E_TARGET_UNWRITABLE', `cannot write ${this.path}: ${(error as Error).message}`, { subject: { path: this.path }, cause: error });
-  }
-}
 
 function roundUp(value: number, unit: number): number {
   return Math.ceil(value / unit) * unit;

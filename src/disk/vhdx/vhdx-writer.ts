@@ -34,8 +34,8 @@
  * Memory: one block and 9 bytes per block of the disk.
  */
 import { randomUUID } from 'node:crypto';
-import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { CofferError } from '../../errors/index.js';
+import { OutputFile } from '../output-file.js';
 import type { DiskTarget } from '../raw-target.js';
 import { batGeometry, BAT_ENTRY_SIZE, encodeVhdxBat, PAYLOAD_BLOCK_FULLY_PRESENT, PAYLOAD_BLOCK_NOT_PRESENT, type BatLayout } from './vhdx-bat.js';
 import { NIL_GUID } from './vhdx-guid.js';
@@ -76,15 +76,8 @@ export async function openVhdxTarget(path: string, size: number, options: VhdxTa
   if (virtualSize > VHDX_MAX_SIZE) {
     throw new CofferError('E_TARGET_UNWRITABLE', `cannot restore to ${path}: a VHDX holds at most 64 TiB, the disk has ${size} bytes`, { subject: { path } });
   }
-  let handle: FileHandle;
-  try {
-    handle = await open(path, options.overwrite ? 'w' : 'wx', 0o600);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    const why = code === 'EEXIST' ? 'it exists (add --overwrite to replace it)' : (error as Error).message;
-    throw new CofferError('E_TARGET_UNWRITABLE', `cannot restore to ${path}: ${why}`, { subject: { path }, cause: error });
-  }
-  return new VhdxWriter(new OutputFile(handle, path), size, virtualSize);
+  const file = await OutputFile.create(path, { overwrite: options.overwrite });
+  return new VhdxWriter(file, size, virtualSize);
 }
 
 /** The block size written for a disk of `virtualSize` bytes (see the module comment). */
@@ -214,69 +207,6 @@ class VhdxWriter implements DiskTarget {
       }
     }
     if (runStart >= 0) await this.file.writeAt(data.subarray(runStart), at + runStart);
-  }
-}
-
-/**
- * The file being written: positioned writes, and the errors a user can act on
- * (`E_NO_SPACE`, `E_TARGET_UNWRITABLE`). `finish` runs the last writes, syncs and closes;
- * `abort` closes and removes the file.
- */
-class OutputFile {
-  constructor(
-    private readonly handle: FileHandle,
-    readonly path: string,
-  ) {}
-
-  async writeAt(data: Uint8Array, offset: number): Promise<void> {
-    let done = 0;
-    try {
-      while (done < data.length) {
-        const { bytesWritten } = await this.handle.write(data, done, data.length - done, offset + done);
-        done += bytesWritten;
-      }
-    } catch (error) {
-      throw this.translate(error);
-    }
-  }
-
-  async truncate(length: number): Promise<void> {
-    try {
-      await this.handle.truncate(length);
-    } catch (error) {
-      throw this.translate(error);
-    }
-  }
-
-  async sync(): Promise<void> {
-    try {
-      await this.handle.datasync();
-    } catch (error) {
-      throw this.translate(error);
-    }
-  }
-
-  async finish(last: () => Promise<void>): Promise<void> {
-    try {
-      await last();
-      await this.handle.datasync();
-    } catch (error) {
-      throw this.translate(error);
-    } finally {
-      await this.handle.close();
-    }
-  }
-
-  async abort(): Promise<void> {
-    await this.handle.close().catch(() => undefined);
-    await unlink(this.path).catch(() => undefined);
-  }
-
-  private translate(error: unknown): CofferError {
-    if (error instanceof CofferError) return error;
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOSPC' || code === 'EDQUOT') return new CofferError('E_NO_SPACE', `no space left writing ${this.path}`, { subject: { path: this.path }, cause: error });
-    return new CofferError('E_TARGET_UNWRITABLE', `cannot write ${this.path}: ${(error as Error).message}`, { subject: { path: this.path }, cause: error });
   }
 }
 

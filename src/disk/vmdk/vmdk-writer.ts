@@ -33,11 +33,11 @@
  * which every VMware product and guest reads.
  */
 import { randomBytes } from 'node:crypto';
-import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { CofferError } from '../../errors/index.js';
+import { OutputFile } from '../output-file.js';
 import type { DiskTarget } from '../raw-target.js';
-import { capacityOf, GRAIN_SIZE, GTES_PER_GT, MonolithicSparseLayout, StreamOptimizedLayout, type GrainLayout, type LayoutOutput } from './sparse-layout-writer.js';
+import { capacityOf, GRAIN_SIZE, GTES_PER_GT, MonolithicSparseLayout, StreamOptimizedLayout, type GrainLayout } from './sparse-layout-writer.js';
 
 /** The two single-file layouts written; see the module comment. */
 export type VmdkSubformat = 'streamOptimized' | 'monolithicSparse';
@@ -62,15 +62,7 @@ export async function openVmdkTarget(path: string, size: number, options: VmdkTa
   if (size > VMDK_MAX_SIZE) {
     throw new CofferError('E_TARGET_UNWRITABLE', `cannot restore to ${path}: a sparse VMDK holds at most 2 TiB, the disk has ${size} bytes`, { subject: { path } });
   }
-  let handle: FileHandle;
-  try {
-    handle = await open(path, options.overwrite ? 'w' : 'wx', 0o600);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    const why = code === 'EEXIST' ? 'it exists (add --overwrite to replace it)' : (error as Error).message;
-    throw new CofferError('E_TARGET_UNWRITABLE', `cannot restore to ${path}: ${why}`, { subject: { path }, cause: error });
-  }
-  const file = new OutputFile(handle, path);
+  const file = await OutputFile.create(path, { overwrite: options.overwrite });
   const layout = options.subformat === 'streamOptimized' ? new StreamOptimizedLayout(file, size) : new MonolithicSparseLayout(file, size);
   return new VmdkWriter(file, size, { layout, subformat: options.subformat });
 }
@@ -184,62 +176,6 @@ function descriptorText(fileName: string, { createType, capacity }: { createType
     'ddb.adapterType = "ide"',
     '',
   ].join('\n');
-}
-
-/**
- * The file being written: positioned writes, and the errors a user can act on
- * (`E_NO_SPACE`, `E_TARGET_UNWRITABLE`). `finish` runs the last writes, syncs and closes;
- * `abort` closes and removes the file.
- */
-class OutputFile implements LayoutOutput {
-  constructor(
-    private readonly handle: FileHandle,
-    readonly path: string,
-  ) {}
-
-  async writeAt(data: Uint8Array, offset: number): Promise<void> {
-    let done = 0;
-    try {
-      while (done < data.length) {
-        const { bytesWritten } = await this.handle.write(data, done, data.length - done, offset + done);
-        done += bytesWritten;
-      }
-    } catch (error) {
-      throw this.translate(error);
-    }
-  }
-
-  /** Extends the file (with a hole) to at least `length` bytes. */
-  async ensureLength(length: number): Promise<void> {
-    try {
-      if ((await this.handle.stat()).size < length) await this.handle.truncate(length);
-    } catch (error) {
-      throw this.translate(error);
-    }
-  }
-
-  async finish(last: () => Promise<void>): Promise<void> {
-    try {
-      await last();
-      await this.handle.datasync();
-    } catch (error) {
-      throw this.translate(error);
-    } finally {
-      await this.handle.close();
-    }
-  }
-
-  async abort(): Promise<void> {
-    await this.handle.close().catch(() => undefined);
-    await unlink(this.path).catch(() => undefined);
-  }
-
-  private translate(error: unknown): CofferError {
-    if (error instanceof CofferError) return error;
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOSPC' || code === 'EDQUOT') return new CofferError('E_NO_SPACE', `no space left writing ${this.path}`, { subject: { path: this.path }, cause: error });
-    return new CofferError('E_TARGET_UNWRITABLE', `cannot write ${this.path}: ${(error as Error).message}`, { subject: { path: this.path }, cause: error });
-  }
 }
 
 const ZEROS = Buffer.alloc(GRAIN_SIZE);

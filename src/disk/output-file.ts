@@ -1,0 +1,89 @@
+import { open, unlink, type FileHandle } from 'node:fs/promises';
+import { CofferError } from '../errors/index.js';
+
+/**
+ * An image file being written by a restore or a convert: created (never replacing a file
+ * unless asked), written at positions, and turned into the errors a user can act on
+ * (`E_NO_SPACE`, `E_TARGET_UNWRITABLE`). `finish` runs the last writes, syncs and closes;
+ * `abort` closes and removes the file. Every image writer (qcow2, VHD, VHDX, VMDK) writes
+ * through one.
+ */
+export class OutputFile {
+  private constructor(
+    private readonly handle: FileHandle,
+    readonly path: string,
+  ) {}
+
+  /** Creates `path` (mode 0600); an existing file is replaced only with `overwrite`. */
+  static async create(path: string, options: { overwrite: boolean }): Promise<OutputFile> {
+    try {
+      return new OutputFile(await open(path, options.overwrite ? 'w' : 'wx', 0o600), path);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      const why = code === 'EEXIST' ? 'it exists (add --overwrite to replace it)' : (error as Error).message;
+      throw new CofferError('E_TARGET_UNWRITABLE', `cannot restore to ${path}: ${why}`, { subject: { path }, cause: error });
+    }
+  }
+
+  async writeAt(data: Uint8Array, offset: number): Promise<void> {
+    let done = 0;
+    try {
+      while (done < data.length) {
+        const { bytesWritten } = await this.handle.write(data, done, data.length - done, offset + done);
+        done += bytesWritten;
+      }
+    } catch (error) {
+      throw this.translate(error);
+    }
+  }
+
+  /** Sets the file's length (a longer file ends in a hole). */
+  async truncate(length: number): Promise<void> {
+    await this.guard(() => this.handle.truncate(length));
+  }
+
+  /** Extends the file (with a hole) to at least `length` bytes. */
+  async ensureLength(length: number): Promise<void> {
+    await this.guard(async () => {
+      if ((await this.handle.stat()).size < length) await this.handle.truncate(length);
+    });
+  }
+
+  /** Makes what was written so far durable. */
+  async sync(): Promise<void> {
+    await this.guard(() => this.handle.datasync());
+  }
+
+  /** Runs `last` (the final writes), syncs and closes, whatever happens. */
+  async finish(last: () => Promise<void>): Promise<void> {
+    try {
+      await last();
+      await this.handle.datasync();
+    } catch (error) {
+      throw this.translate(error);
+    } finally {
+      await this.handle.close();
+    }
+  }
+
+  /** Closes and removes the file. */
+  async abort(): Promise<void> {
+    await this.handle.close().catch(() => undefined);
+    await unlink(this.path).catch(() => undefined);
+  }
+
+  private async guard(fn: () => Promise<void>): Promise<void> {
+    try {
+      await fn();
+    } catch (error) {
+      throw this.translate(error);
+    }
+  }
+
+  private translate(error: unknown): CofferError {
+    if (error instanceof CofferError) return error;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') return new CofferError('E_NO_SPACE', `no space left writing ${this.path}`, { subject: { path: this.path }, cause: error });
+    return new CofferError('E_TARGET_UNWRITABLE', `cannot write ${this.path}: ${(error as Error).message}`, { subject: { path: this.path }, cause: error });
+  }
+}
