@@ -1,6 +1,7 @@
 import { Decompressor } from 'zstd-napi';
 import { assertReadInBounds, coalesceExtents, type Extent } from '../../blockdev/index.js';
 import { CofferError } from '../../errors/index.js';
+import { backingExtents, readFromBacking } from '../backing.js';
 import type { BackingOpener, DiskImage, InternalSnapshot, OpenImageOptions } from '../disk-image.js';
 import type { ImageFile } from '../image-file.js';
 import { decompressCluster } from './compressed-cluster.js';
@@ -149,16 +150,10 @@ class Qcow2Image implements DiskImage {
     }
   }
 
-  private async *backingExtents(offset: number, length: number): AsyncIterable<Extent> {
-    const backing = this.backing;
-    const inside = backing === null ? 0 : Math.max(0, Math.min(length, backing.size - offset));
-    if (backing !== null && inside > 0) {
-      for await (const extent of backing.extents(offset, inside)) {
-        yield { ...extent, ...(extent.layer === undefined ? {} : { layer: extent.layer + 1 }) };
-      }
-    }
-    if (inside < length) yield { offset: offset + inside, length: length - inside, kind: 'zero' };
+  private backingExtents(offset: number, length: number): AsyncIterable<Extent> {
+    return backingExtents(this.backing, offset, length);
   }
+
 
   /** The guest range as segments, adjacent ones of the same source (and contiguous host data) merged. */
   private async *segments(offset: number, length: number): AsyncIterable<Segment> {
@@ -255,11 +250,10 @@ class Qcow2Image implements DiskImage {
     slice.fill(0, available);
   }
 
-  private async readBacking(offset: number, slice: Uint8Array): Promise<void> {
-    const inside = this.backing === null ? 0 : Math.max(0, Math.min(slice.length, this.backing.size - offset));
-    if (this.backing !== null && inside > 0) await this.backing.read(offset, inside, slice.subarray(0, inside));
-    slice.fill(0, inside);
+  private readBacking(offset: number, slice: Uint8Array): Promise<void> {
+    return readFromBacking(this.backing, offset, slice);
   }
+
 
   private async compressedCluster(host: number, stored: number): Promise<Buffer> {
     const cached = this.clusterCache.get(host);

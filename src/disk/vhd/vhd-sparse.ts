@@ -1,4 +1,5 @@
 import { assertReadInBounds, coalesceExtents, type Extent } from '../../blockdev/index.js';
+import { backingExtents, readFromBacking } from '../backing.js';
 import type { DiskImage } from '../disk-image.js';
 import type { ImageFile } from '../image-file.js';
 import { parseSectorBitmap, sectorRuns, type SectorBitmap } from './vhd-bat.js';
@@ -101,16 +102,10 @@ export class SparseVhd implements DiskImage {
     }
   }
 
-  private async *parentExtents(offset: number, length: number): AsyncIterable<Extent> {
-    const parent = this.backing;
-    const inside = parent === null ? 0 : Math.max(0, Math.min(length, parent.size - offset));
-    if (parent !== null && inside > 0) {
-      for await (const extent of parent.extents(offset, inside)) {
-        yield { ...extent, ...(extent.layer === undefined ? {} : { layer: extent.layer + 1 }) };
-      }
-    }
-    if (inside < length) yield { offset: offset + inside, length: length - inside, kind: 'zero' };
+  private parentExtents(offset: number, length: number): AsyncIterable<Extent> {
+    return backingExtents(this.backing, offset, length);
   }
+
 
   /** The guest range as segments, adjacent ones of the same source (and contiguous host bytes) merged. */
   private async *segments(offset: number, length: number): AsyncIterable<Segment> {
@@ -165,12 +160,10 @@ export class SparseVhd implements DiskImage {
     return bitmap;
   }
 
-  private async readParent(offset: number, slice: Uint8Array): Promise<void> {
-    const parent = this.backing;
-    const inside = parent === null ? 0 : Math.max(0, Math.min(slice.length, parent.size - offset));
-    if (parent !== null && inside > 0) await parent.read(offset, inside, slice.subarray(0, inside));
-    slice.fill(0, inside);
+  private readParent(offset: number, slice: Uint8Array): Promise<void> {
+    return readFromBacking(this.backing, offset, slice);
   }
+
 }
 
 function canMerge(a: Segment, b: Segment): boolean {

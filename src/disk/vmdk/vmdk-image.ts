@@ -1,4 +1,5 @@
 import { assertReadInBounds, coalesceExtents, type Extent } from '../../blockdev/index.js';
+import { backingExtents, readFromBacking } from '../backing.js';
 import type { BackingOpener, DiskImage } from '../disk-image.js';
 import type { ImageFile } from '../image-file.js';
 import { MAX_DESCRIPTOR_BYTES, parseDescriptor, type VmdkDescriptor } from './descriptor.js';
@@ -186,16 +187,10 @@ export class VmdkImage implements DiskImage {
   }
 
   /** The parent's map of a range this disk leaves unallocated, one layer down; zeros without a parent or past its end. */
-  private async *parentExtents(offset: number, length: number): AsyncIterable<Extent> {
-    const parent = this.backing;
-    const inside = parent === null ? 0 : Math.max(0, Math.min(length, parent.size - offset));
-    if (parent !== null && inside > 0) {
-      for await (const extent of parent.extents(offset, inside)) {
-        yield { ...extent, ...(extent.layer === undefined ? {} : { layer: extent.layer + 1 }) };
-      }
-    }
-    if (inside < length) yield { offset: offset + inside, length: length - inside, kind: 'zero' };
+  private parentExtents(offset: number, length: number): AsyncIterable<Extent> {
+    return backingExtents(this.backing, offset, length);
   }
+
 
   private async fill(segment: Segment, slice: Uint8Array): Promise<void> {
     switch (segment.source) {
@@ -216,11 +211,10 @@ export class VmdkImage implements DiskImage {
     }
   }
 
-  private async readParent(offset: number, slice: Uint8Array): Promise<void> {
-    const inside = this.backing === null ? 0 : Math.max(0, Math.min(slice.length, this.backing.size - offset));
-    if (this.backing !== null && inside > 0) await this.backing.read(offset, inside, slice.subarray(0, inside));
-    slice.fill(0, inside);
+  private readParent(offset: number, slice: Uint8Array): Promise<void> {
+    return readFromBacking(this.backing, offset, slice);
   }
+
 
   /** The guest range as segments; adjacent ones of the same source (and contiguous file data) merged. */
   private async *segments(offset: number, length: number): AsyncIterable<Segment> {

@@ -1,0 +1,26 @@
+import type { Extent } from '../blockdev/index.js';
+import type { DiskImage } from './disk-image.js';
+
+/**
+ * What every layered format does with ranges its top image does not hold: read them from
+ * the backing image (parent, delta parent) — zeros past its end or when there is none —
+ * and report their extents one layer deeper.
+ */
+
+/** Fills `slice` with the backing image's bytes at `offset` (zeros where it has none). */
+export async function readFromBacking(backing: DiskImage | null, offset: number, slice: Uint8Array): Promise<void> {
+  const inside = backing === null ? 0 : Math.max(0, Math.min(slice.length, backing.size - offset));
+  if (backing !== null && inside > 0) await backing.read(offset, inside, slice.subarray(0, inside));
+  slice.fill(0, inside);
+}
+
+/** The backing image's extents over a range, one layer deeper; zero past its end or without one. */
+export async function* backingExtents(backing: DiskImage | null, offset: number, length: number): AsyncIterable<Extent> {
+  const inside = backing === null ? 0 : Math.max(0, Math.min(length, backing.size - offset));
+  if (backing !== null && inside > 0) {
+    for await (const extent of backing.extents(offset, inside)) {
+      yield { ...extent, ...(extent.layer === undefined ? {} : { layer: extent.layer + 1 }) };
+    }
+  }
+  if (inside < length) yield { offset: offset + inside, length: length - inside, kind: 'zero' };
+}
