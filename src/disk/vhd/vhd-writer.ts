@@ -181,6 +181,21 @@ class DynamicVhdWriter implements DiskTarget {
     return this.file.path;
   }
 
+  /** Whole zero blocks are only skipped (left unallocated); a partial block's share goes through `write`. */
+  async skipZeros(offset: number, length: number): Promise<void> {
+    if (offset !== this.position) throw new Error(`VHD target skipped at ${offset}, expected ${this.position}`);
+    let done = 0;
+    if (this.blockFill > 0) {
+      done = Math.min(length, BLOCK_SIZE - this.blockFill);
+      await this.write(offset, new Uint8Array(done));
+    }
+    const blocks = Math.floor((length - done) / BLOCK_SIZE);
+    this.blockIndex += blocks;
+    this.position += blocks * BLOCK_SIZE;
+    done += blocks * BLOCK_SIZE;
+    if (done < length) await this.write(offset + done, new Uint8Array(length - done));
+  }
+
   async write(offset: number, data: Uint8Array): Promise<void> {
     if (offset !== this.position) throw new Error(`VHD target written at ${offset}, expected ${this.position}`);
     if (offset + data.length > this.size) throw new Error(`VHD target written past its size ${this.size}`);

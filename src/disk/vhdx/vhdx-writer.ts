@@ -120,6 +120,21 @@ class VhdxWriter implements DiskTarget {
     return this.file.path;
   }
 
+  /** Whole zero blocks are only skipped (left unallocated); a partial block's share goes through `write`. */
+  async skipZeros(offset: number, length: number): Promise<void> {
+    if (offset !== this.position) throw new Error(`VHDX target skipped at ${offset}, expected ${this.position}`);
+    let done = 0;
+    if (this.blockFill > 0) {
+      done = Math.min(length, this.block.length - this.blockFill);
+      await this.write(offset, new Uint8Array(done));
+    }
+    const blocks = Math.floor((length - done) / this.block.length);
+    this.blockIndex += blocks;
+    this.position += blocks * this.block.length;
+    done += blocks * this.block.length;
+    if (done < length) await this.write(offset + done, new Uint8Array(length - done));
+  }
+
   async write(offset: number, data: Uint8Array): Promise<void> {
     if (offset !== this.position) throw new Error(`VHDX target written at ${offset}, expected ${this.position}`);
     if (offset + data.length > this.size) throw new Error(`VHDX target written past its size ${this.size}`);
