@@ -1,7 +1,7 @@
 import { planBlocks, type BlockDevice, type PlannedBlock } from '../blockdev/index.js';
 import { forEachLimited, SharedBufferPool } from '../concurrency/index.js';
 import { CofferError } from '../errors/index.js';
-import { DiskIndexReader, DiskIndexWriter, isZeroEntry, ObjectKind, ZERO_ENTRY, type DiskRecord, type ObjectId, type Repository } from '../repo/index.js';
+import { DiskIndexReader, DiskIndexWriter, isZeroEntry, ObjectKind, ZERO_ENTRY, type BlockHash, type DiskRecord, type ObjectId, type Repository } from '../repo/index.js';
 import type { KnownChunks } from './known-chunks.js';
 
 /** Running totals of one disk's backup, reported as blocks complete. */
@@ -31,14 +31,19 @@ export interface BackupDiskOptions {
   onProgress: ((progress: DiskProgress) => void) | undefined;
 }
 
-/** Blocks in flight per worker thread: enough to keep reads and CPU work overlapped. */
-const BLOCKS_IN_FLIGHT_PER_THREAD = 4;
+/** Groups in flight per worker thread: enough to keep reads and CPU work overlapped. */
+const GROUPS_IN_FLIGHT_PER_THREAD = 2;
+/**
+ * Consecutive blocks read and hashed together: one read and one worker round trip for four
+ * blocks instead of four (the per-task overhead was about a fifth of an incremental's time).
+ */
+const BLOCKS_PER_GROUP = 4;
 
 /**
  * Backs up one disk: block device → fixed blocks → zero check → hash → dedup (parent entry,
  * then known ids, then the repository) → compress and encrypt → store; then the index pages.
- * Memory is a fixed set of shared buffers (`threads × 4` blocks) plus the index pages in
- * progress, whatever the disk size. Blocks complete out of order; entries go to a
+ * Memory is a fixed set of shared buffers (`threads × 2` groups of 4 blocks) plus the index
+ * pages in progress, whatever the disk size. Blocks complete out of order; entries go to a
  * {@link DiskIndexWriter} that stores each page once complete.
  */
 export async function backupDisk(repo: Repository, device: BlockDevice, options: BackupDiskOptions): Promise<{ record: DiskRecord; progress: DiskProgress }> {
@@ -46,7 +51,7 @@ export async function backupDisk(repo: Repository, device: BlockDevice, options:
   const parent = options.parent !== undefined && options.parent.disk.blockSize === blockSize ? options.parent : undefined;
   const index = new DiskIndexWriter(repo, device.size, blockSize, repo.config.entriesPerPage);
   const pool = repo.pool;
-  const buffers = new SharedBufferPool(blockSize, pool.threads * BLOCKS_IN_FLIGHT_PER_THREAD);
+  const buffers = new SharedBufferPool(blockSize * BLOCKS_PER_GROUP, pool.threads * GROUPS_IN_FLIGHT_PER_THREAD);
   const writing = new Map<string, Promise<void>>();
   const progress: DiskProgress = { disk: options.name, bytesDone: 0, bytesTotal: device.size, bytesRead: 0, bytesNew: 0, bytesStored: 0 };
 
@@ -74,37 +79,63 @@ export async function backupDisk(repo: Repository, device: BlockDevice, options:
     }
   };
 
-  const processBlock = async (block: PlannedBlock): Promise<void> => {
-    if (options.signal?.aborted) throw interrupted();
+  /** Zero and unchanged blocks need no data; they are settled from the plan and the parent. */
+  const settle = async (block: PlannedBlock): Promise<boolean> => {
     if (block.action === 'zero') {
       index.set(block.index, ZERO_ENTRY);
-    } else if (block.action === 'unchanged' && !options.damaged.has(((await parentEntry(block.index)) as Buffer).toString('hex'))) {
-      // Unchanged since the parent, and the parent's chunk is not quarantined: reuse it unread.
-      index.set(block.index, (await parentEntry(block.index)) as Buffer);
-    } else {
-      const buffer = await buffers.acquire();
-      try {
-        const data = await device.read(block.offset, block.length, buffer);
-        progress.bytesRead += block.length;
-        const hash = await pool.hash(data);
-        if (hash.zero || hash.id === null) {
-          index.set(block.index, ZERO_ENTRY);
-        } else {
+      return true;
+    }
+    if (block.action !== 'unchanged') return false;
+    const previous = (await parentEntry(block.index)) as Buffer;
+    // Unchanged since the parent, and the parent's chunk is not quarantined: reuse it unread.
+    if (options.damaged.has(previous.toString('hex'))) return false;
+    index.set(block.index, previous);
+    return true;
+  };
+
+  /** Blocks that must be read, as one contiguous read and one hashing task. */
+  const readGroup = async (group: PlannedBlock[]): Promise<void> => {
+    const first = group[0] as PlannedBlock;
+    const lengths = group.map((block) => block.length);
+    const total = lengths.reduce((sum, length) => sum + length, 0);
+    const buffer = await buffers.acquire();
+    try {
+      const data = await device.read(first.offset, total, buffer);
+      progress.bytesRead += total;
+      const hashes = await pool.hashMany(data, lengths);
+      let at = 0;
+      await Promise.all(
+        group.map(async (block, i) => {
+          const view = data.subarray(at, at + block.length);
+          at += block.length;
+          const hash = hashes[i] as BlockHash;
+          if (hash.zero || hash.id === null) {
+            index.set(block.index, ZERO_ENTRY);
+            return;
+          }
           const hex = hash.id.toString('hex');
           const previous = await parentEntry(block.index);
           const fromParent = previous !== undefined && !isZeroEntry(previous) && previous.equals(hash.id) && !options.damaged.has(hex);
-          if (!fromParent && !options.known.has(hex)) await store(hash.id, hex, data);
+          if (!fromParent && !options.known.has(hex)) await store(hash.id, hex, view);
           index.set(block.index, hash.id);
-        }
-      } finally {
-        buffers.release(buffer);
-      }
+        }),
+      );
+    } finally {
+      buffers.release(buffer);
     }
-    progress.bytesDone += block.length;
+  };
+
+  const processGroup = async (group: PlannedBlock[]): Promise<void> => {
+    if (options.signal?.aborted) throw interrupted();
+    const toRead: PlannedBlock[] = [];
+    for (const block of group) if (!(await settle(block))) toRead.push(block);
+    // A block the plan called unchanged may still need reading (quarantined parent chunk).
+    for (const run of contiguousRuns(toRead)) await readGroup(run);
+    for (const block of group) progress.bytesDone += block.length;
     options.onProgress?.({ ...progress });
   };
 
-  await forEachLimited(planBlocks(device, blockSize, trustChangeTracking), buffers.count, processBlock);
+  await forEachLimited(groupBlocks(planBlocks(device, blockSize, trustChangeTracking), BLOCKS_PER_GROUP), buffers.count, processGroup);
   const pages = await index.finish();
   progress.bytesStored += index.bytesStored;
   return {
@@ -119,6 +150,32 @@ export async function backupDisk(repo: Repository, device: BlockDevice, options:
     },
     progress,
   };
+}
+
+/** Consecutive planned blocks in groups of up to `size`, a group never mixing reads with the rest. */
+async function* groupBlocks(plan: AsyncIterable<PlannedBlock>, size: number): AsyncIterable<PlannedBlock[]> {
+  let group: PlannedBlock[] = [];
+  for await (const block of plan) {
+    const last = group.at(-1);
+    if (last !== undefined && (group.length === size || (last.action === 'read') !== (block.action === 'read'))) {
+      yield group;
+      group = [];
+    }
+    group.push(block);
+  }
+  if (group.length > 0) yield group;
+}
+
+/** Splits blocks into runs of adjacent ones (each run is one contiguous read). */
+function contiguousRuns(blocks: PlannedBlock[]): PlannedBlock[][] {
+  const runs: PlannedBlock[][] = [];
+  for (const block of blocks) {
+    const run = runs.at(-1);
+    const last = run?.at(-1);
+    if (run !== undefined && last !== undefined && last.index + 1 === block.index) run.push(block);
+    else runs.push([block]);
+  }
+  return runs;
 }
 
 function interrupted(): CofferError {

@@ -26,14 +26,25 @@ function isAllZero(bytes: Buffer): boolean {
   return bytes.equals(zeros.subarray(0, bytes.length));
 }
 
+function hashOf(bytes: Buffer): { zero: boolean; id: Uint8Array | null } {
+  return isAllZero(bytes) ? { zero: true, id: null } : { zero: false, id: codec.idOf(bytes) };
+}
+
 /** Runs one task; errors come back as values so their codes survive the thread boundary. */
 export default function run(task: CodecTask): CodecResult {
   try {
     switch (task.op) {
-      case 'hash': {
-        const bytes = toBuffer(task.data);
-        if (isAllZero(bytes)) return { op: 'hash', zero: true, id: null };
-        return { op: 'hash', zero: false, id: codec.idOf(bytes) };
+      case 'hash':
+        return { op: 'hash', ...hashOf(toBuffer(task.data)) };
+      case 'hashMany': {
+        const all = toBuffer(task.data);
+        let at = 0;
+        const hashes = task.lengths.map((length) => {
+          const hash = hashOf(all.subarray(at, at + length));
+          at += length;
+          return hash;
+        });
+        return { op: 'hashMany', hashes };
       }
       case 'seal':
         return { op: 'seal', sealed: codec.seal(toBuffer(task.data), task.kind as ObjectKind, toBuffer(task.id)) };
