@@ -22,9 +22,11 @@ const ALLOWED: Record<string, string[]> = {
   repo: ['errors', 'concurrency', 'native'],
   disk: ['errors', 'blockdev', 'concurrency', 'native'],
   source: ['errors', 'blockdev', 'disk'],
+  volume: ['errors', 'blockdev'],
+  fs: ['errors', 'blockdev'],
   backup: ['errors', 'blockdev', 'concurrency', 'repo', 'source', 'disk'],
-  restore: ['errors', 'blockdev', 'concurrency', 'repo', 'disk'],
-  cli: ['errors', 'blockdev', 'concurrency', 'repo', 'source', 'disk', 'backup', 'restore'],
+  restore: ['errors', 'blockdev', 'concurrency', 'repo', 'disk', 'volume', 'fs'],
+  cli: ['errors', 'blockdev', 'concurrency', 'repo', 'source', 'disk', 'volume', 'fs', 'backup', 'restore'],
 };
 
 async function sourceFiles(dir: string): Promise<string[]> {

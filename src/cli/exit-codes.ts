@@ -24,6 +24,8 @@ export const ExitCode = {
   wrongPassphrase: 12,
   /** Verify found missing or corrupt data. */
   verifyFailed: 13,
+  /** A volume or filesystem inside the backup cannot be browsed: damaged, encrypted or unsupported. */
+  contentUnreadable: 14,
   /** Interrupted by Ctrl-C or a signal. */
   interrupted: 130,
 } as const;
@@ -50,6 +52,11 @@ const BY_CODE: Record<ErrorCode, number> = {
   E_BACKEND_IO: ExitCode.failure,
   E_INTERRUPTED: ExitCode.interrupted,
   E_VERIFY_FAILED: ExitCode.verifyFailed,
+  E_VOLUME_NOT_FOUND: ExitCode.usage,
+  E_PATH_NOT_FOUND: ExitCode.usage,
+  E_VOLUME_ENCRYPTED: ExitCode.contentUnreadable,
+  E_FS_UNSUPPORTED: ExitCode.contentUnreadable,
+  E_FS_CORRUPT: ExitCode.contentUnreadable,
 };
 
 /** The exit code for an error code. */

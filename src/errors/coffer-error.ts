@@ -45,6 +45,16 @@ export const ERROR_CODES = {
   E_VERIFY_FAILED: 'verification found damage',
   /** A key operation that would lock everyone out (removing the last or the current key). */
   E_KEY_REFUSED: 'the key operation was refused',
+  /** No volume (partition, logical volume, whole disk) of that name in the snapshot. */
+  E_VOLUME_NOT_FOUND: 'no such volume',
+  /** The volume is encrypted (LUKS, BitLocker): its files cannot be read without its key. */
+  E_VOLUME_ENCRYPTED: 'the volume is encrypted',
+  /** The volume holds no filesystem Coffer reads, or one with a feature it does not read. */
+  E_FS_UNSUPPORTED: 'the filesystem or one of its features is not supported',
+  /** A filesystem structure is damaged or contradicts itself (a guest's disk is untrusted input). */
+  E_FS_CORRUPT: 'the filesystem is damaged',
+  /** No file or directory at that path in the filesystem, or a path through a non-directory. */
+  E_PATH_NOT_FOUND: 'no such file or directory',
 } as const;
 
 /** A stable error code, see {@link ERROR_CODES}. */

@@ -163,6 +163,18 @@ async function findTool(name: string): Promise<string | undefined> {
 }
 
 /** Runs a tool (found as {@link requireTools} finds it) and returns its stdout. */
+export async function runTool(tool: string, args: string[], input = ''): Promise<string> {
+  return run(tool, args, input);
+}
+
+/**
+ * A fixture file built once per `name` and `recipe` (any JSON; put everything the bytes
+ * depend on in it) by `build(tmpPath)`, cached like every disk here; returns its path.
+ */
+export async function cachedFixture(name: string, recipe: object, build: (tmp: string) => Promise<void>): Promise<string> {
+  return buildCached(cacheName(name, { kind: 'custom', ...recipe }).replace(/\.raw$/, '.img'), build);
+}
+
 async function run(tool: string, args: string[], input = ''): Promise<string> {
   const file = await findTool(tool);
   if (file === undefined) await requireTools(tool);

@@ -1,8 +1,9 @@
 /**
  * @module testing
  * Helpers for Coffer's own tests, never imported by the product: real test disks built by real
- * tools (sfdisk, mke2fs) and cached across test files and processes, deterministic
- * pseudo-random bytes, and a check that the tools a test needs are installed.
+ * tools (sfdisk, mke2fs, mtools, mkntfs, mkfs.xfs, LVM) and cached across test files and
+ * processes, the one file tree every filesystem fixture holds, deterministic pseudo-random
+ * bytes, and a check that the tools a test needs are installed.
  */
 export {
   fixtureDir,
@@ -11,5 +12,8 @@ export {
   deriveDisk,
   seededBytes,
   requireTools,
+  runTool,
+  cachedFixture,
 } from './disks.js';
 export type { PartitionedDisk, Ext4DiskOptions } from './disks.js';
+export { writeFsTree, FS_TREE_LINKS, FS_TREE_TIME, type FsTreeOptions } from './fs-tree.js';

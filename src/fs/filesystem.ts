@@ -1,0 +1,139 @@
+import type { BlockDevice } from '../blockdev/index.js';
+import type { CofferError } from '../errors/index.js';
+
+/**
+ * The filesystems Coffer reads. `ext2`/`ext3`/`ext4` are one reader (named by the features
+ * the superblock declares), as are `fat12`/`fat16`/`fat32`.
+ */
+export type FsType = 'ext2' | 'ext3' | 'ext4' | 'fat12' | 'fat16' | 'fat32' | 'exfat' | 'ntfs' | 'xfs';
+
+/** What a node is. Device nodes, FIFOs and sockets are listed but hold no data to read. */
+export type FsNodeType = 'file' | 'directory' | 'symlink' | 'char-device' | 'block-device' | 'fifo' | 'socket' | 'unknown';
+
+/**
+ * One file, directory or link of a filesystem, as its metadata says (a guest's disk is
+ * untrusted: sizes and counts are what the disk claims, never allocated blindly).
+ */
+export interface FsNode {
+  /**
+   * Identifies the node within its filesystem (ext4/XFS inode number, NTFS MFT record
+   * number, FAT first cluster and directory entry position). Hard links share it; a walk
+   * uses it to detect directory loops.
+   */
+  readonly id: string;
+  readonly type: FsNodeType;
+  /** Logical size in bytes (for a symlink: the length of its target). */
+  readonly size: number;
+  /**
+   * Permission bits and setuid/setgid/sticky (`mode & 0o7777`). Filesystems without them
+   * (FAT, NTFS) synthesize 0o755 for directories, 0o644 for files (0o444 when read-only).
+   */
+  readonly mode: number;
+  /** Owner and group (0 where the filesystem has none). */
+  readonly uid: number;
+  readonly gid: number;
+  /** Number of names this node has (1 where the filesystem does not count them). */
+  readonly nlink: number;
+  /** Times in milliseconds since 1970 UTC; NaN where the filesystem does not record one. */
+  readonly mtimeMs: number;
+  readonly atimeMs: number;
+  readonly ctimeMs: number;
+  readonly birthtimeMs: number;
+  /**
+   * Alternate data streams (NTFS), listed by name and size; the unnamed stream is the
+   * file's content and is not listed.
+   */
+  readonly streams?: readonly { name: string; size: number }[];
+  /** Filesystem-specific attributes worth showing: `hidden`, `system`, `readonly`, `archive`, `compressed`, `sparse`, `encrypted`, `reparse:junction`… */
+  readonly attributes?: readonly string[];
+  /** Device numbers for char/block devices. */
+  readonly rdev?: { major: number; minor: number };
+}
+
+/**
+ * One name in a directory. `node` is set when the entry could be read; otherwise `error`
+ * says why (a damaged inode, an out-of-range record) and the rest of the directory stays
+ * readable. `name` is exactly what the disk holds, decoded (UTF-8 for ext4/XFS with U+FFFD
+ * for invalid bytes, UTF-16 for NTFS/FAT long names): it may contain `/`, NUL or control
+ * characters on a hostile disk; callers that write files must sanitize it.
+ */
+export interface FsDirEntry {
+  readonly name: string;
+  readonly node?: FsNode;
+  readonly error?: CofferError;
+}
+
+/** A range of a file: `data` must be read, `zero` is a hole (or unwritten) and reads as zeros. */
+export interface FsFileExtent {
+  offset: number;
+  length: number;
+  kind: 'data' | 'zero';
+}
+
+/**
+ * A read-only filesystem on a block device. Every method may throw `E_FS_CORRUPT` (a
+ * structure is damaged: out-of-range block, bad magic, loop in a tree, checksum mismatch
+ * where the format has one), `E_FS_UNSUPPORTED` (a feature this reader does not handle), or
+ * what the device throws (`E_MISSING_OBJECT`, `E_CORRUPT_OBJECT` for a snapshot disk).
+ * Nothing hangs and nothing allocates more than a bounded amount per call, whatever the
+ * disk claims.
+ */
+export interface Filesystem {
+  readonly type: FsType;
+  /** The volume label ('' when none). */
+  readonly label: string;
+  /** The filesystem UUID or serial number as usually printed ('' when none). */
+  readonly uuid: string;
+  /** Bytes the filesystem spans on its device. */
+  readonly size: number;
+  /** The allocation unit (block or cluster size) in bytes. */
+  readonly blockSize: number;
+  /** True for filesystems that match names case-insensitively (FAT, NTFS, exFAT). */
+  readonly caseInsensitive: boolean;
+  /** The device it reads. */
+  readonly device: BlockDevice;
+
+  /** The root directory. */
+  root(): Promise<FsNode>;
+
+  /** The entries of a directory, without `.` and `..`, in on-disk order. */
+  readdir(directory: FsNode): Promise<FsDirEntry[]>;
+
+  /**
+   * One entry of a directory by name, using the filesystem's index where it has one (ext4
+   * htree, NTFS and XFS B+trees); undefined when absent. Optional: without it, callers scan
+   * {@link readdir}.
+   */
+  lookup?(directory: FsNode, name: string): Promise<FsNode | undefined>;
+
+  /**
+   * Bytes `[offset, offset + length)` of a file's content, clipped to its size (a read at or
+   * past the end returns an empty array). Holes read as zeros. Callers read in pieces of at
+   * most a few MiB.
+   */
+  read(file: FsNode, offset: number, length: number): Promise<Uint8Array>;
+
+  /**
+   * The data and hole ranges of a file, in order, covering `[0, size)`; lets extraction
+   * write sparse files without reading holes. Optional: without it, a file is all data.
+   */
+  fileExtents?(file: FsNode): AsyncIterable<FsFileExtent>;
+
+  /** A symlink's target, exactly as stored (may be absolute or escape the filesystem). */
+  readlink(link: FsNode): Promise<string>;
+
+  /** Bytes of a named alternate data stream (NTFS); optional. */
+  readStream?(file: FsNode, stream: string, offset: number, length: number): Promise<Uint8Array>;
+}
+
+/**
+ * A reader for one family of filesystems. `probe` looks only at the superblock (magic numbers
+ * and consistent geometry), so the right reader is found whatever the partition type says;
+ * `open` then reads what it needs and throws `E_FS_CORRUPT`/`E_FS_UNSUPPORTED` when it
+ * cannot go on.
+ */
+export interface FilesystemDriver {
+  readonly name: string;
+  probe(device: BlockDevice): Promise<boolean>;
+  open(device: BlockDevice): Promise<Filesystem>;
+}

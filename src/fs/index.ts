@@ -1,0 +1,9 @@
+/**
+ * @module fs
+ * Read-only filesystem readers for file-level restore: each is a {@link FilesystemDriver}
+ * that recognises its superblock on a block device and opens a {@link Filesystem} (list
+ * directories, stat, read files by range, read links). A guest's disk is untrusted input:
+ * every reader bounds its work and memory and reports damage as `E_FS_CORRUPT`.
+ */
+export type { Filesystem, FilesystemDriver, FsDirEntry, FsFileExtent, FsNode, FsNodeType, FsType } from './filesystem.js';
+export { fsCorrupt, fsUnsupported } from './fs-errors.js';
