@@ -10,3 +10,4 @@ export type { BlockDevice, Extent, ExtentKind } from './block-device.js';
 export { coalesceExtents, wholeDeviceAsData, assertReadInBounds } from './extents.js';
 export { planBlocks, type PlannedBlock } from './block-plan.js';
 export { SliceDevice } from './slice-device.js';
+export { isAllZero } from './all-zero.js';

@@ -1,4 +1,4 @@
-import { planBlocks, type BlockDevice } from '../blockdev/index.js';
+import { isAllZero, planBlocks, type BlockDevice } from '../blockdev/index.js';
 import { forEachLimited, SharedBufferPool } from '../concurrency/index.js';
 import { CofferError } from '../errors/index.js';
 import type { DiskTarget } from './raw-target.js';
@@ -77,10 +77,4 @@ export async function copyDevice(
     throw error;
   }
   return progress;
-}
-
-let zeros = new Uint8Array(0);
-function isAllZero(data: Uint8Array): boolean {
-  if (zeros.length < data.length) zeros = new Uint8Array(data.length);
-  return Buffer.compare(data, zeros.subarray(0, data.length)) === 0;
 }

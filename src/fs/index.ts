@@ -7,3 +7,6 @@
  */
 export type { Filesystem, FilesystemDriver, FsDirEntry, FsFileExtent, FsNode, FsNodeType, FsType } from './filesystem.js';
 export { fsCorrupt, fsUnsupported } from './fs-errors.js';
+export { openFilesystem, FILESYSTEM_DRIVERS } from './open-filesystem.js';
+export { resolvePath, lookupChild, type ResolvedNode } from './resolve-path.js';
+export { walkTree, MAX_WALK_DEPTH, type WalkItem } from './walk-tree.js';

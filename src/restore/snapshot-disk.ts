@@ -17,6 +17,8 @@ export class SnapshotDisk implements BlockDevice {
   readonly size: number;
   private readonly index: DiskIndexReader;
   private readonly cache = new Map<number, Promise<Uint8Array>>();
+  /** What this disk fetched from the repository so far: chunks and their stored bytes. */
+  readonly fetched = { chunks: 0, bytes: 0 };
 
   constructor(
     private readonly repo: Repository,
@@ -72,6 +74,8 @@ export class SnapshotDisk implements BlockDevice {
     const offset = block * this.disk.blockSize;
     try {
       const blob = await this.repo.getChunkBlob(entry);
+      this.fetched.chunks += 1;
+      this.fetched.bytes += blob.length;
       // Workers write straight into shared memory; any other buffer gets a copy back.
       const shared = target.buffer instanceof SharedArrayBuffer;
       const opened = await this.repo.pool.open(blob, { kind: ObjectKind.chunk, name: `chunks/${hex}`, id: entry, rehash: false, ...(shared ? { into: target } : {}) });

@@ -1,0 +1,167 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import * as fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { test } from 'node:test';
+import { promisify } from 'node:util';
+import { resolvePath } from '../../fs/index.js';
+import { extractTree } from './extract-tree.js';
+import { dir, file, MemoryFs, symlink, type MemoryEntry } from './memory-fs.test-support.js';
+import { tarTree } from './tar-tree.js';
+
+const run = promisify(execFile);
+
+async function tempDir(t: { after: (fn: () => Promise<void>) => void }): Promise<string> {
+  const d = await fsp.mkdtemp(path.join(os.tmpdir(), 'coffer-extract-'));
+  t.after(() => fsp.rm(d, { recursive: true, force: true }));
+  return d;
+}
+
+/** Every path below `root` (lstat, never following links), sorted. */
+async function listAll(root: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await fsp.readdir(root, { withFileTypes: true })) {
+    out.push(e.name);
+    if (e.isDirectory()) for (const sub of await listAll(path.join(root, e.name))) out.push(`${e.name}/${sub}`);
+  }
+  return out.sort();
+}
+
+function hostile(): MemoryFs {
+  const shared = file('shared content\n', { nlink: 2 });
+  const loop = dir({});
+  (loop.children as MemoryEntry[]).push({ name: 'again', node: loop });
+  return new MemoryFs(
+    dir({
+      'ok.txt': file('fine\n', { mode: 0o640, mtimeMs: 1_500_000_000_000 }),
+      'setuid-tool': file('#!/bin/sh\n', { mode: 0o4755 }),
+      'a/b': file('slash in a name\n'),
+      'nul\0name': file('nul\n'),
+      'tab\there': file('control\n'),
+      '..': dir({ 'escaped.txt': file('must not land outside\n') }),
+      '.': file('dot\n'),
+      '': file('empty name\n'),
+      'escape-link': symlink('../../../../etc/passwd'),
+      'abs-link': symlink('/etc/shadow'),
+      'first-name': shared,
+      'loop': loop,
+      'broken': file('0123456789', { failAt: 5 }),
+      'dup': file('first\n'),
+      sub: dir([
+        { name: 'damaged', error: 'inode 77: bad extent header' },
+        { name: 'second-name', node: shared },
+      ]),
+    }),
+  );
+}
+
+test('extraction of a hostile tree writes nothing outside the folder and reports each bad entry', async (t) => {
+  const work = await tempDir(t);
+  const to = path.join(work, 'out');
+  const fs = hostile();
+  // A second entry called "dup" (as a hostile directory may hold).
+  ((await fs.root()) as unknown as { children: MemoryEntry[] }).children.push({ name: 'dup', node: file('second\n') });
+  const report = await extractTree(fs, [await resolvePath(fs, '/')], { to });
+  assert.deepEqual(await fsp.readdir(work), ['out'], 'nothing next to the folder');
+  assert.deepEqual(await listAll(to), [
+    'a%2Fb', 'abs-link', 'dup', 'escape-link', 'first-name', 'loop', 'nul%00name', 'ok.txt', 'setuid-tool', 'sub', 'sub/second-name', 'tab%09here',
+  ]);
+  assert.equal(await fsp.readFile(path.join(to, 'ok.txt'), 'utf8'), 'fine\n');
+  assert.equal(await fsp.readFile(path.join(to, 'dup'), 'utf8'), 'first\n');
+  const ok = await fsp.stat(path.join(to, 'ok.txt'));
+  assert.equal(ok.mode & 0o7777, 0o640);
+  assert.equal(ok.mtimeMs, 1_500_000_000_000);
+  assert.equal((await fsp.stat(path.join(to, 'setuid-tool'))).mode & 0o7777, 0o4755);
+  assert.equal(await fsp.readlink(path.join(to, 'escape-link')), '../../../../etc/passwd', 'links are kept as links');
+  const a = await fsp.stat(path.join(to, 'first-name'));
+  const b = await fsp.stat(path.join(to, 'sub/second-name'));
+  assert.equal(a.ino, b.ino, 'a second name is a hard link');
+  assert.equal(report.hardLinks, 1);
+  const messages = report.problems.map((p) => p.message).join('\n');
+  for (const expected of ['"..", ', '"."', 'empty name', 'directory loop', 'block map damaged', 'bad extent header', 'a second entry named "dup"']) {
+    assert.ok(messages.includes(expected.replace(', ', '')), `a problem mentions ${expected}:\n${messages}`);
+  }
+  assert.ok(!(await fsp.readdir(to)).includes('broken'), 'a file that failed part-way is removed');
+  assert.deepEqual(report.renamed.map((r) => r.as).sort(), ['a%2Fb', 'nul%00name', 'tab%09here']);
+});
+
+test('extraction never follows a link that already exists in the folder', async (t) => {
+  const work = await tempDir(t);
+  const to = path.join(work, 'out');
+  const outside = path.join(work, 'outside');
+  await fsp.mkdir(outside);
+  await fsp.mkdir(to);
+  await fsp.symlink(outside, path.join(to, 'docs'));
+  await fsp.symlink(path.join(outside, 'victim'), path.join(to, 'victim'));
+  const fs = new MemoryFs(dir({ docs: dir({ 'x.txt': file('x\n') }), victim: file('overwrite?\n') }));
+  const report = await extractTree(fs, [await resolvePath(fs, '/')], { to });
+  assert.deepEqual(await fsp.readdir(outside), [], 'nothing written through the links');
+  assert.equal(report.problems.length, 2, JSON.stringify(report.problems));
+  const again = await extractTree(fs, [await resolvePath(fs, '/')], { to, overwrite: true });
+  assert.deepEqual(await fsp.readdir(outside), [], '--overwrite replaces the links themselves');
+  assert.equal(await fsp.readFile(path.join(to, 'victim'), 'utf8'), 'overwrite?\n');
+  assert.equal(await fsp.readFile(path.join(to, 'docs/x.txt'), 'utf8'), 'x\n');
+  assert.equal(again.problems.length, 0, JSON.stringify(again.problems));
+});
+
+test('a single path lands under its own name, and a file keeps its holes', async (t) => {
+  const to = await tempDir(t);
+  const content = new Uint8Array(3 << 20);
+  content.fill(7, 2 << 20, (2 << 20) + 10);
+  const fs = new MemoryFs(dir({ var: dir({ 'disk.img': file(content) }) }));
+  const report = await extractTree(fs, [await resolvePath(fs, '/var/disk.img')], { to });
+  const st = await fsp.stat(path.join(to, 'disk.img'));
+  assert.equal(st.size, 3 << 20);
+  assert.ok(st.blocks * 512 <= (1 << 20) + 65536, `only the data piece is allocated (${st.blocks * 512} bytes)`);
+  assert.deepEqual(await fsp.readFile(path.join(to, 'disk.img')), Buffer.from(content));
+  assert.equal(report.bytes, 1 << 20);
+});
+
+test('a tar stream holds the safe tree, readable by GNU tar', async (t) => {
+  const work = await tempDir(t);
+  const fs = hostile();
+  const out = new PassThrough();
+  const chunks: Buffer[] = [];
+  out.on('data', (c: Buffer) => chunks.push(c));
+  const report = await tarTree(fs, [await resolvePath(fs, '/')], out);
+  const archive = path.join(work, 'a.tar');
+  await fsp.writeFile(archive, Buffer.concat(chunks));
+  const { stdout } = await run('tar', ['-tvf', archive]);
+  const names = stdout.trim().split('\n').map((l) => l.split(/\s+/).slice(5).join(' ').replace(/ -> .*| link to .*/, ''));
+  assert.deepEqual(names.sort(), [
+    'a%2Fb', 'abs-link', 'broken', 'dup', 'escape-link', 'first-name', 'loop/', 'nul%00name', 'ok.txt', 'setuid-tool', 'sub/', 'sub/second-name', 'tab%09here',
+  ]);
+  assert.match(stdout, /-rwsr-xr-x 1000\/1000 .* setuid-tool/);
+  assert.match(stdout, /hrw-r--r-- .* sub\/second-name link to first-name/);
+  await fsp.mkdir(path.join(work, 'x'));
+  await run('tar', ['-xf', archive, '-C', path.join(work, 'x')]);
+  assert.equal(await fsp.readFile(path.join(work, 'x/ok.txt'), 'utf8'), 'fine\n');
+  assert.deepEqual(await fsp.readFile(path.join(work, 'x/broken')), Buffer.alloc(10), 'zeros from the failed piece on');
+  assert.ok(report.problems.some((p) => p.path === '/broken' && p.message.includes('zeros from there')));
+});
+
+test('a tar stream keeps long and non-ASCII names (PAX headers)', async (t) => {
+  const work = await tempDir(t);
+  const long = `${'very-long-directory-name-'.repeat(8)}end`;
+  const fs = new MemoryFs(dir({ [long]: dir({ 'café ☕ 日本.txt': file('unicode\n') }) }));
+  const out = new PassThrough();
+  const chunks: Buffer[] = [];
+  out.on('data', (c: Buffer) => chunks.push(c));
+  await tarTree(fs, [await resolvePath(fs, '/')], out);
+  await fsp.writeFile(path.join(work, 'a.tar'), Buffer.concat(chunks));
+  await run('tar', ['-xf', path.join(work, 'a.tar'), '-C', work]);
+  assert.equal(await fsp.readFile(path.join(work, long, 'café ☕ 日本.txt'), 'utf8'), 'unicode\n');
+});
+
+test('paths resolve through links inside the filesystem, case-insensitively where it is', async () => {
+  const fs = new MemoryFs(dir({ Docs: dir({ 'Read.txt': file('r') }), up: symlink('/Docs'), self: symlink('self') }), true);
+  assert.equal((await resolvePath(fs, '/docs/read.TXT')).path, '/docs/read.TXT');
+  assert.equal((await resolvePath(fs, '/up/../up/Read.txt')).node.size, 1);
+  assert.equal((await resolvePath(fs, '/up')).node.type, 'symlink');
+  assert.equal((await resolvePath(fs, '/up', { followLast: true })).node.type, 'directory');
+  await assert.rejects(resolvePath(fs, '/self/x'), { code: 'E_PATH_NOT_FOUND', message: /symbolic links/ });
+  await assert.rejects(resolvePath(fs, '/Docs/Read.txt/x'), { code: 'E_PATH_NOT_FOUND', message: /not a directory/ });
+  await assert.rejects(resolvePath(fs, '/nope'), { code: 'E_PATH_NOT_FOUND' });
+});

@@ -1,0 +1,167 @@
+import { constants as fsConstants } from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import path from 'node:path';
+import { CofferError } from '../../errors/index.js';
+import type { Filesystem, FsNode, ResolvedNode } from '../../fs/index.js';
+import { filePieces } from './file-pieces.js';
+import { isEntryProblem, safeWalk, type EntryProblem, type SafeItem } from './safe-walk.js';
+
+export interface ExtractOptions {
+  /** The folder to extract into; created if missing. */
+  to: string;
+  /** Replace files that exist in the folder (never follows a link there: it is removed first). */
+  overwrite?: boolean;
+  /** Restore owners (uid/gid); default: when running as root. */
+  owners?: boolean;
+  signal?: AbortSignal;
+  onProgress?: (progress: { files: number; bytes: number; path: string }) => void;
+}
+
+/** What an extraction did, and every entry it could not restore and why. */
+export interface ExtractReport {
+  files: number;
+  directories: number;
+  symlinks: number;
+  hardLinks: number;
+  /** Bytes of file content written (holes excluded). */
+  bytes: number;
+  /** Device nodes, FIFOs and sockets are listed here, not created. */
+  skipped: { path: string; reason: string }[];
+  /** Entries whose names had to be escaped to be written. */
+  renamed: { path: string; as: string }[];
+  problems: EntryProblem[];
+}
+
+/**
+ * Writes files, directories and symlinks from a guest filesystem into a folder, safely:
+ * - nothing is written outside `to`: every name is checked by `safeName` (no `/`, `..`, NUL),
+ *   every folder written into was created by this run or checked with lstat to be a real
+ *   folder, files are created with O_EXCL (which never follows a link), symlinks are created
+ *   as symlinks with their target as stored and are never followed;
+ * - a damaged entry (unreadable inode, bad block map, missing chunk) is reported in
+ *   `problems` and the rest goes on; a partial file is removed;
+ * - content, mode (with setuid/setgid/sticky), times, and (as root) owners are kept; files
+ *   with several names are restored as hard links; holes stay holes.
+ * A name that exists in the folder, or one the target refuses, is a problem of that entry
+ * (`E_TARGET_UNWRITABLE`); a full target ends the run with `E_NO_SPACE`.
+ */
+export async function extractTree(fs: Filesystem, sources: readonly ResolvedNode[], options: ExtractOptions): Promise<ExtractReport> {
+  const report: ExtractReport = { files: 0, directories: 0, symlinks: 0, hardLinks: 0, bytes: 0, skipped: [], renamed: [], problems: [] };
+  const owners = options.owners ?? process.getuid?.() === 0;
+  const root = path.resolve(options.to);
+  await targetCall(root, () => fsp.mkdir(root, { recursive: true }));
+  const rootStat = await targetCall(root, () => fsp.lstat(root));
+  if (!rootStat.isDirectory()) throw new CofferError('E_TARGET_UNWRITABLE', `${root} is not a folder`, { subject: { path: root } });
+  await targetCall(root, () => fsp.access(root, fsConstants.W_OK));
+  const skipBelow = new Set<string>();
+  const linked = new Map<string, string>(); // node id → host path of its first name
+  const host = (item: SafeItem): string => path.join(root, ...item.hostPath);
+
+  for await (const item of safeWalk(fs, sources, report, skipBelow)) {
+    if (options.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'interrupted');
+    const target = host(item);
+    try {
+      if (item.kind === 'enter') {
+        if (item.hostPath.length > 0) await makeFolder(target);
+        report.directories += item.hostPath.length > 0 ? 1 : 0;
+      } else if (item.kind === 'leave') {
+        if (item.hostPath.length > 0) await setAttributes(target, item.node, owners, 'folder');
+      } else if (item.node.type === 'file') {
+        await writeFile(fs, item, target, options, linked, report);
+      } else if (item.node.type === 'symlink') {
+        const link = await fs.readlink(item.node);
+        if (link === '' || link.includes('\0')) throw new CofferError('E_FS_CORRUPT', `${item.guestPath}: symlink target ${JSON.stringify(link)} cannot be created`);
+        if (options.overwrite) await removeIfNotFolder(target);
+        await targetCall(target, () => fsp.symlink(link, target));
+        await setAttributes(target, item.node, owners, 'link');
+        report.symlinks++;
+      } else {
+        report.skipped.push({ path: item.guestPath, reason: `${item.node.type} not restored` });
+      }
+    } catch (error) {
+      if (!isEntryProblem(error)) throw error;
+      report.problems.push({ path: item.guestPath, code: error.code, message: error.message });
+      if (item.kind === 'enter') skipBelow.add(item.walkKey);
+    }
+  }
+  return report;
+
+  async function makeFolder(target: string): Promise<void> {
+    if (options.overwrite) await removeIfNotFolder(target);
+    try {
+      await fsp.mkdir(target, { mode: 0o700 });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') return targetError(target, error);
+      const st = await fsp.lstat(target);
+      if (!st.isDirectory()) throw new CofferError('E_TARGET_UNWRITABLE', `${target} exists and is not a folder`, { subject: { path: target } });
+    }
+  }
+
+  async function writeFile(fsys: Filesystem, item: SafeItem, target: string, o: ExtractOptions, links: Map<string, string>, r: ExtractReport): Promise<void> {
+    if (o.overwrite) await removeIfNotFolder(target);
+    const first = item.node.nlink > 1 ? links.get(item.node.id) : undefined;
+    if (first !== undefined) {
+      const ok = await fsp.link(first, target).then(() => true, () => false);
+      if (ok) {
+        r.hardLinks++;
+        return;
+      }
+    }
+    const handle = await targetCall(target, () => fsp.open(target, 'wx', 0o600));
+    let complete = false;
+    try {
+      for await (const piece of filePieces(fsys, item.node, o.signal)) {
+        if ('bytes' in piece) {
+          await targetCall(target, () => handle.write(piece.bytes, 0, piece.bytes.length, piece.offset));
+          r.bytes += piece.bytes.length;
+        }
+      }
+      await targetCall(target, () => handle.truncate(item.node.size));
+      await setAttributes(target, item.node, owners, 'file', handle);
+      complete = true;
+    } finally {
+      await handle.close();
+      if (!complete) await fsp.rm(target, { force: true });
+    }
+    r.files++;
+    if (item.node.nlink > 1) links.set(item.node.id, target);
+    o.onProgress?.({ files: r.files, bytes: r.bytes, path: item.guestPath });
+  }
+
+  async function removeIfNotFolder(target: string): Promise<void> {
+    const st = await fsp.lstat(target).catch(() => undefined);
+    if (st !== undefined && !st.isDirectory()) await targetCall(target, () => fsp.unlink(target));
+  }
+}
+
+/** Owner, mode and times, in that order (chown clears setuid bits, so mode comes after it). */
+async function setAttributes(target: string, node: FsNode, owners: boolean, what: 'file' | 'folder' | 'link', handle?: fsp.FileHandle): Promise<void> {
+  const seconds = (ms: number): number => ms / 1000;
+  const mtime = Number.isFinite(node.mtimeMs) ? node.mtimeMs : undefined;
+  const atime = Number.isFinite(node.atimeMs) ? node.atimeMs : mtime;
+  await targetCall(target, async () => {
+    if (owners) await (handle !== undefined ? handle.chown(node.uid, node.gid) : fsp.lchown(target, node.uid, node.gid));
+    if (what !== 'link') await (handle !== undefined ? handle.chmod(node.mode & 0o7777) : fsp.chmod(target, node.mode & 0o7777));
+    if (mtime === undefined || atime === undefined) return;
+    if (handle !== undefined) await handle.utimes(seconds(atime), seconds(mtime));
+    else if (what === 'link') await fsp.lutimes(target, seconds(atime), seconds(mtime));
+    else await fsp.utimes(target, seconds(atime), seconds(mtime));
+  });
+}
+
+/** Runs a call on the target and turns its failures into Coffer's target errors. */
+async function targetCall<T>(target: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    return targetError(target, error);
+  }
+}
+
+function targetError(target: string, error: unknown): never {
+  if (error instanceof CofferError) throw error;
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') throw new CofferError('E_NO_SPACE', `${target}: no space left on the target`, { subject: { path: target }, cause: error });
+  if (code === 'EEXIST') throw new CofferError('E_TARGET_UNWRITABLE', `${target} exists already (--overwrite replaces files)`, { subject: { path: target }, cause: error });
+  throw new CofferError('E_TARGET_UNWRITABLE', `${target}: ${(error as Error).message}`, { subject: { path: target }, cause: error });
+}

@@ -1,0 +1,20 @@
+/**
+ * Names from a guest's filesystem made safe to create on the host. A guest's disk is
+ * untrusted: a name may hold `/` (which would make a path), NUL, control characters, or be
+ * `.`/`..`/empty. Such characters are percent-escaped (`/` → `%2F`, NUL → `%00`, ESC →
+ * `%1B`); `.`, `..` and empty names cannot be made safe and are refused.
+ */
+
+/** Longest file name Linux filesystems take, in bytes of UTF-8. */
+const NAME_MAX = 255;
+
+export type SafeName = { ok: true; name: string; escaped: boolean } | { ok: false; reason: string };
+
+export function safeName(name: string): SafeName {
+  if (name === '' ) return { ok: false, reason: 'empty name' };
+  if (name === '.' || name === '..') return { ok: false, reason: `an entry named ${JSON.stringify(name)} is refused` };
+  // eslint-disable-next-line no-control-regex
+  const escaped = name.replace(/[\u0000-\u001f\u007f/]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
+  if (Buffer.byteLength(escaped) > NAME_MAX) return { ok: false, reason: `name longer than ${NAME_MAX} bytes` };
+  return { ok: true, name: escaped, escaped: escaped !== name };
+}

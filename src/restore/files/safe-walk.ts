@@ -1,0 +1,101 @@
+import { CofferError, type ErrorCode } from '../../errors/index.js';
+import { walkTree, type Filesystem, type FsNode, type ResolvedNode } from '../../fs/index.js';
+import { safeName } from './safe-name.js';
+
+/** Something that went wrong with one entry; the rest of the extraction goes on. */
+export interface EntryProblem {
+  /** The entry's path inside the filesystem, as on disk. */
+  path: string;
+  code: ErrorCode;
+  message: string;
+}
+
+/** A walk item with the host-safe relative path it is written to. */
+export interface SafeItem {
+  kind: 'enter' | 'leave' | 'entry';
+  node: FsNode;
+  /** The path inside the filesystem (for messages). */
+  guestPath: string;
+  /** Safe names, relative to the extraction folder: never empty components, `.`, `..` or `/`. */
+  hostPath: string[];
+  /** Identifies the entry for `skipBelow`: add it when a folder could not be created. */
+  walkKey: string;
+}
+
+/**
+ * Walks each source (as `resolvePath` found it) and yields its entries with host-safe
+ * relative paths: a source `/a/b` lands as `b`, the root `/` as its children. Unsafe names
+ * are escaped (reported through `renamed`) or refused (reported as problems, with all below
+ * them skipped); a name that repeats in a directory after escaping is reported and skipped;
+ * a directory the consumer could not create (`skipBelow`) has its children skipped.
+ */
+export async function* safeWalk(
+  fs: Filesystem,
+  sources: readonly ResolvedNode[],
+  report: { problems: EntryProblem[]; renamed: { path: string; as: string }[] },
+  skipBelow: Set<string>,
+): AsyncIterable<SafeItem> {
+  const topNames = new Set<string>();
+  for (const source of sources) {
+    const guestBase = source.path === '/' ? [] : source.path.split('/').filter(Boolean);
+    const startPath = guestBase.length === 0 ? [] : [guestBase.at(-1) as string];
+    const prefix = guestBase.slice(0, -1);
+    const hostByGuest = new Map<string, string[]>();
+    const seenIn = new Map<string, Set<string>>();
+    hostByGuest.set(JSON.stringify([]), []);
+    seenIn.set(JSON.stringify([]), topNames);
+    for await (const item of walkTree(fs, source.node, startPath)) {
+      const guestPath = `/${[...prefix, ...item.path].join('/')}`;
+      if (item.kind === 'error') {
+        report.problems.push({ path: guestPath, code: item.error.code, message: item.error.message });
+        continue;
+      }
+      if (item.path.length === 0) {
+        // The root itself: its children go straight into the folder.
+        if (item.kind === 'enter' || item.kind === 'leave') yield { kind: item.kind, node: item.node, guestPath, hostPath: [], walkKey: '[]' };
+        continue;
+      }
+      const parentKey = JSON.stringify(item.path.slice(0, -1));
+      const parentHost = hostByGuest.get(parentKey);
+      if (parentHost === undefined || skipBelow.has(parentKey)) {
+        if (item.kind === 'enter') skipBelow.add(JSON.stringify(item.path));
+        continue; // below a refused or failed directory
+      }
+      const key = JSON.stringify(item.path);
+      if (item.kind === 'leave') {
+        const hostPath = hostByGuest.get(key);
+        const skipped = skipBelow.delete(key);
+        hostByGuest.delete(key);
+        seenIn.delete(key);
+        if (hostPath !== undefined && !skipped) yield { kind: 'leave', node: item.node, guestPath, hostPath, walkKey: key };
+        continue;
+      }
+      const name = item.path.at(-1) as string;
+      const safe = safeName(name);
+      if (!safe.ok) {
+        report.problems.push({ path: guestPath, code: 'E_FS_CORRUPT', message: `${guestPath}: ${safe.reason}; skipped` });
+        if (item.kind === 'enter') skipBelow.add(key);
+        continue;
+      }
+      const seen = seenIn.get(parentKey) as Set<string>;
+      if (seen.has(safe.name)) {
+        report.problems.push({ path: guestPath, code: 'E_FS_CORRUPT', message: `${guestPath}: a second entry named ${JSON.stringify(safe.name)}; skipped` });
+        if (item.kind === 'enter') skipBelow.add(key);
+        continue;
+      }
+      seen.add(safe.name);
+      const hostPath = [...parentHost, safe.name];
+      if (safe.escaped) report.renamed.push({ path: guestPath, as: hostPath.join('/') });
+      if (item.kind === 'enter') {
+        hostByGuest.set(key, hostPath);
+        seenIn.set(key, new Set());
+      }
+      yield { kind: item.kind, node: item.node, guestPath, hostPath, walkKey: key };
+    }
+  }
+}
+
+/** True when a failure belongs to one entry (damage in the backup) rather than to the whole run. */
+export function isEntryProblem(error: unknown): error is CofferError {
+  return error instanceof CofferError && ['E_FS_CORRUPT', 'E_FS_UNSUPPORTED', 'E_MISSING_OBJECT', 'E_CORRUPT_OBJECT', 'E_PATH_NOT_FOUND', 'E_TARGET_UNWRITABLE'].includes(error.code);
+}

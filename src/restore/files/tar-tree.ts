@@ -1,0 +1,137 @@
+import { once } from 'node:events';
+import type { Writable } from 'node:stream';
+import { pack as tarPack, type Pack } from 'tar-stream';
+import { CofferError } from '../../errors/index.js';
+import type { Filesystem, FsNode, ResolvedNode } from '../../fs/index.js';
+import { filePieces, PIECE_BYTES } from './file-pieces.js';
+import { isEntryProblem, safeWalk, type EntryProblem } from './safe-walk.js';
+
+type TarHeader = Parameters<Pack['entry']>[0];
+type TarType = TarHeader['type'];
+
+/** What a tar stream held, and the entries it could not hold. */
+export interface TarReport {
+  files: number;
+  directories: number;
+  symlinks: number;
+  hardLinks: number;
+  bytes: number;
+  skipped: { path: string; reason: string }[];
+  renamed: { path: string; as: string }[];
+  problems: EntryProblem[];
+}
+
+/**
+ * Streams files from a guest filesystem as a POSIX tar archive (ustar, with PAX headers for
+ * long or non-ASCII names) into `out`: the same entries, safe names and problems as
+ * {@link extractTree}, with modes, owners and mtimes in the headers, second names of a file
+ * as hard-link entries. A file whose content fails part-way has its announced size filled with
+ * zeros (a tar header cannot be taken back) and is reported in `problems`.
+ */
+export async function tarTree(fs: Filesystem, sources: readonly ResolvedNode[], out: Writable, signal?: AbortSignal): Promise<TarReport> {
+  const report: TarReport = { files: 0, directories: 0, symlinks: 0, hardLinks: 0, bytes: 0, skipped: [], renamed: [], problems: [] };
+  const archive = tarPack();
+  // The archive is pumped into `out` with backpressure; `out` is never ended (it may be stdout).
+  const piped = (async () => {
+    for await (const chunk of archive) {
+      if (!out.write(chunk)) await Promise.race([once(out, 'drain'), once(out, 'close')]);
+      if (out.destroyed) throw new CofferError('E_TARGET_UNWRITABLE', 'the output stream closed');
+    }
+  })();
+  piped.catch(() => {});
+  const linked = new Map<string, string>();
+  const header = (node: FsNode, name: string, type: TarType, extra: Partial<TarHeader> = {}): TarHeader => ({
+    name,
+    type,
+    mode: node.mode & 0o7777,
+    uid: node.uid,
+    gid: node.gid,
+    mtime: new Date(Number.isFinite(node.mtimeMs) ? node.mtimeMs : 0),
+    ...extra,
+  });
+  const failed = async (): Promise<never> => {
+    await piped; // the stream's own error
+    throw new CofferError('E_TARGET_UNWRITABLE', 'the output stream closed');
+  };
+
+  for await (const item of safeWalk(fs, sources, report, new Set())) {
+    if (signal?.aborted) throw new CofferError('E_INTERRUPTED', 'interrupted');
+    const name = item.hostPath.join('/');
+    const node = item.node;
+    try {
+      if (item.kind === 'leave') continue;
+      if (item.kind === 'enter') {
+        if (name === '') continue;
+        await writeEntry(archive, header(node, `${name}/`, 'directory'));
+        report.directories++;
+      } else if (node.type === 'symlink') {
+        const target = await fs.readlink(node);
+        await writeEntry(archive, header(node, name, 'symlink', { linkname: target }));
+        report.symlinks++;
+      } else if (node.type === 'file' && node.nlink > 1 && linked.has(node.id)) {
+        await writeEntry(archive, header(node, name, 'link', { linkname: linked.get(node.id) as string, mode: node.mode & 0o7777 }));
+        report.hardLinks++;
+      } else if (node.type === 'file') {
+        await writeFile(fs, node, header(node, name, 'file', { size: node.size }), archive, report, item.guestPath, signal);
+        if (node.nlink > 1) linked.set(node.id, name);
+      } else {
+        report.skipped.push({ path: item.guestPath, reason: `${node.type} not archived` });
+      }
+    } catch (error) {
+      if (!isEntryProblem(error)) {
+        if (archive.destroyed || out.destroyed) await failed();
+        throw error;
+      }
+      report.problems.push({ path: item.guestPath, code: error.code, message: error.message });
+    }
+  }
+  archive.finalize();
+  await piped;
+  return report;
+}
+
+async function writeEntry(archive: Pack, header: TarHeader): Promise<void> {
+  await new Promise<void>((resolve, reject) => archive.entry(header, (error) => (error ? reject(error) : resolve())));
+}
+
+/** One file's entry: the header, then its content in pieces with backpressure, holes as zeros. */
+async function writeFile(
+  fs: Filesystem,
+  node: FsNode,
+  header: TarHeader,
+  archive: Pack,
+  report: TarReport,
+  guestPath: string,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  let written = 0;
+  let failure: CofferError | undefined;
+  const entry = archive.entry(header);
+  const finished = new Promise<void>((resolve, reject) => {
+    entry.on('finish', resolve);
+    entry.on('close', resolve);
+    entry.on('error', reject);
+  });
+  const zeros = Buffer.alloc(PIECE_BYTES);
+  const put = async (bytes: Uint8Array): Promise<void> => {
+    if (!entry.write(bytes)) await once(entry, 'drain');
+    written += bytes.length;
+  };
+  try {
+    for await (const piece of filePieces(fs, node, signal)) {
+      if ('bytes' in piece) await put(piece.bytes);
+      else for (let left = piece.zero; left > 0; left -= PIECE_BYTES) await put(zeros.subarray(0, Math.min(PIECE_BYTES, left)));
+    }
+  } catch (error) {
+    if (!isEntryProblem(error)) throw error;
+    failure = error;
+    for (let left = node.size - written; left > 0; left -= PIECE_BYTES) await put(zeros.subarray(0, Math.min(PIECE_BYTES, left)));
+  }
+  entry.end(undefined); // streamx: end(data), undefined writes nothing
+  await finished;
+  report.files++;
+  report.bytes += written;
+  if (failure !== undefined) {
+    report.problems.push({ path: guestPath, code: failure.code, message: `${failure.message} (the archive holds zeros from there)` });
+  }
+}
