@@ -17,3 +17,17 @@ export {
 } from './disks.js';
 export type { PartitionedDisk, Ext4DiskOptions } from './disks.js';
 export { writeFsTree, FS_TREE_LINKS, FS_TREE_TIME, type FsTreeOptions } from './fs-tree.js';
+export {
+  buildGptVolumesDisk,
+  buildMbrVolumesDisk,
+  buildWholeDiskExt4,
+  buildWholeDiskFat,
+  buildLvmOneDisk,
+  buildLvmTwoDisks,
+  lvPlacement,
+  bytes,
+  fixtureUuid,
+  GPT_TYPES,
+  GPT_DISK_PARTITIONS,
+} from './volume-disks.js';
+export type { LvmFixture, LvmOracle, LvmReportRow } from './volume-disks.js';
