@@ -19,6 +19,7 @@ export type { PartitionedDisk, Ext4DiskOptions } from './disks.js';
 export { writeFsTree, FS_TREE_LINKS, FS_TREE_TIME, type FsTreeOptions } from './fs-tree.js';
 export {
   buildGptVolumesDisk,
+  buildGpt4kDisk,
   buildMbrVolumesDisk,
   buildWholeDiskExt4,
   buildWholeDiskFat,

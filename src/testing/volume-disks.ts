@@ -111,6 +111,27 @@ export async function buildMbrVolumesDisk(): Promise<string> {
   });
 }
 
+/**
+ * A 32 MiB GPT disk with 4096-byte sectors (written by sfdisk through a loop device with
+ * `losetup -b 4096`): p1 "four k" (Linux filesystem) at 1 MiB, 8 MiB; p2 (Linux swap) at
+ * 9 MiB, 4 MiB. Its header is at byte 4096, its LBAs count 4 KiB sectors.
+ */
+export async function buildGpt4kDisk(): Promise<string> {
+  return cachedFixture('volume-gpt-4k', { VOLUME_RECIPE }, async (tmp) => {
+    await newSparseFile(tmp, 32 * MiB);
+    const loop = (await runTool('losetup', ['-f', '--show', '-b', '4096', tmp])).trim();
+    try {
+      await runTool('sfdisk', ['-q', loop], [
+        'label: gpt', `label-id: ${fixtureUuid('gpt-4k')}`,
+        `start=256, size=2048, type=${GPT_TYPES.linux}, uuid=${fixtureUuid('gpt-4k-p1')}, name="four k"`,
+        `start=2304, size=1024, type=${GPT_TYPES.swap}, uuid=${fixtureUuid('gpt-4k-p2')}`, '',
+      ].join('\n'));
+    } finally {
+      await runTool('losetup', ['-d', loop]);
+    }
+  });
+}
+
 /** A 16 MiB ext4 filesystem over the whole disk (no partition table), by mke2fs. */
 export async function buildWholeDiskExt4(): Promise<string> {
   return cachedFixture('volume-whole-ext4', { VOLUME_RECIPE }, async (tmp) => {
