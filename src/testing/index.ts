@@ -23,6 +23,7 @@ export {
   buildMbrVolumesDisk,
   buildWholeDiskExt4,
   buildWholeDiskFat,
+  buildWholeDiskNtfs,
   buildLvmOneDisk,
   buildLvmTwoDisks,
   lvPlacement,

@@ -150,6 +150,14 @@ export async function buildWholeDiskFat(): Promise<string> {
   });
 }
 
+/** A 16 MiB NTFS filesystem over the whole disk (no partition table), by mkntfs. */
+export async function buildWholeDiskNtfs(): Promise<string> {
+  return cachedFixture('volume-whole-ntfs', { VOLUME_RECIPE }, async (tmp) => {
+    await newSparseFile(tmp, 16 * MiB);
+    await runTool('mkntfs', ['-F', '-Q', '-q', '-s', '512', '-L', 'WHOLENTFS', tmp]);
+  });
+}
+
 /** The JSON reports LVM gave when a fixture was built, loop devices renamed `diskN` / `diskNpM`. */
 export interface LvmOracle {
   lvs: LvmReportRow[];

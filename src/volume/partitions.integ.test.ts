@@ -15,6 +15,7 @@ import {
   buildMbrVolumesDisk,
   buildWholeDiskExt4,
   buildWholeDiskFat,
+  buildWholeDiskNtfs,
   deriveDisk,
   requireTools,
   runTool,
@@ -23,7 +24,7 @@ import { listVolumes, type Volume } from './index.js';
 
 const MiB = 1024 * 1024;
 
-before(() => requireTools('sfdisk', 'mke2fs', 'mformat', 'cryptsetup', 'blkid', 'losetup'));
+before(() => requireTools('sfdisk', 'mke2fs', 'mformat', 'mkntfs', 'cryptsetup', 'blkid', 'losetup'));
 
 async function volumesOf(...paths: string[]): Promise<Volume[]> {
   const disks = await Promise.all(paths.map((p) => RawImage.open(p)));
@@ -117,6 +118,13 @@ test('a FAT boot sector on the whole disk is not read as an MBR (sfdisk is foole
   assert.equal((await blkid(path, 0))['TYPE'], 'vfat');
   const volumes = await volumesOf(path);
   assert.deepEqual(volumes.map((v) => [v.name, v.kind, v.offset, v.size]), [['disk', 'whole-disk', 0, 16 * MiB]]);
+});
+
+test('an NTFS boot sector on the whole disk is one volume "disk", with no warning about an empty MBR', async () => {
+  const path = await buildWholeDiskNtfs();
+  assert.equal((await blkid(path, 0))['TYPE'], 'ntfs');
+  const volumes = await volumesOf(path);
+  assert.deepEqual(volumes.map((v) => [v.name, v.kind, v.offset, v.size, v.warnings]), [['disk', 'whole-disk', 0, 16 * MiB, undefined]]);
 });
 
 test('GPT with a damaged primary header or entry array: the backup is read, with a warning', async () => {
