@@ -33,6 +33,8 @@ const PACKAGES: Record<string, string> = {
   'wimlib-imagex': 'wimtools', 'mkfs.xfs': 'xfsprogs', xfs_repair: 'xfsprogs', xfs_db: 'xfsprogs',
   nbdinfo: 'libnbd-bin', nbdcopy: 'libnbd-bin', jq: 'jq', '7zz': '7zip',
   'qemu-system-x86_64': 'qemu-system-x86', 'grub-fstest': 'grub-common',
+  pvcreate: 'lvm2', vgcreate: 'lvm2', lvcreate: 'lvm2', lvs: 'lvm2', pvs: 'lvm2', vgs: 'lvm2', vgcfgbackup: 'lvm2',
+  vgcfgrestore: 'lvm2', cryptsetup: 'cryptsetup-bin', losetup: 'mount', blkid: 'util-linux', env: 'coreutils',
 };
 
 /** A raw disk image and its partitions, all in bytes. */

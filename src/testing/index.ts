@@ -17,3 +17,19 @@ export {
 } from './disks.js';
 export type { PartitionedDisk, Ext4DiskOptions } from './disks.js';
 export { writeFsTree, FS_TREE_LINKS, FS_TREE_TIME, type FsTreeOptions } from './fs-tree.js';
+export {
+  buildGptVolumesDisk,
+  buildGpt4kDisk,
+  buildMbrVolumesDisk,
+  buildWholeDiskExt4,
+  buildWholeDiskFat,
+  buildWholeDiskNtfs,
+  buildLvmOneDisk,
+  buildLvmTwoDisks,
+  lvPlacement,
+  bytes,
+  fixtureUuid,
+  GPT_TYPES,
+  GPT_DISK_PARTITIONS,
+} from './volume-disks.js';
+export type { LvmFixture, LvmOracle, LvmReportRow } from './volume-disks.js';
