@@ -8,6 +8,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { CofferError, isCofferError } from '../errors/index.js';
 import { backupCommand } from './commands/backup.js';
 import { diskCommand } from './commands/disk.js';
+import { filesCommand } from './commands/files.js';
 import { forgetCommand } from './commands/forget.js';
 import { initCommand } from './commands/init.js';
 import { keyCommand } from './commands/key.js';
@@ -66,6 +67,22 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--format <format>', 'image format to write: raw (default), qcow2, vhd, vhd-fixed, vhdx, vmdk (streamOptimized) or vmdk-sparse')
     .option('--overwrite', 'replace an existing file')
     .action((snapshot: string, _options, command: Command) => run(() => restoreCommand(snapshot, command.opts(), context))());
+
+  repoCommand('files', 'browse and extract single files from a snapshot, without restoring the disks')
+    .usage('[options] SNAPSHOT [ls|cat|get|find] [VOLUME:/PATH...]')
+    .argument('<snapshot>', 'snapshot id or prefix, latest, or NAME:latest')
+    .argument('[action]', 'ls, cat, get or find; none lists the volumes (partitions, LVM volumes, filesystems)')
+    .argument('[targets...]', 'VOLUME:/PATH, where VOLUME is p1, p5, vg0/root or disk (a filesystem on the whole disk)')
+    .option('--disk <name|n>', 'the disk whose partitions are meant (default: all disks)')
+    .option('-l, --long', 'ls: modes, owners, sizes and times')
+    .option('--to <dir>', 'get: the folder to write into (created if missing)')
+    .option('--tar', 'get: stream a tar archive to stdout instead')
+    .option('--overwrite', 'get: replace files that exist in the folder')
+    .option('--name <glob>', 'find: names matching this pattern (*, ?, [abc])')
+    .option('--stats', 'print the chunks and bytes read from the repository on stderr')
+    .action((snapshot: string, action: string | undefined, targets: string[], _options, command: Command) =>
+      run(() => filesCommand(snapshot, action, targets, command.opts(), context))(),
+    );
 
   repoCommand('verify', 'check that every snapshot can be restored')
     .option('--read-data', 'read, decrypt and rehash every chunk (otherwise only check they exist)')

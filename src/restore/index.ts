@@ -7,4 +7,4 @@
 export { SnapshotDisk } from './snapshot-disk.js';
 export { restoreDisk, type RestoreProgress } from './restore-disk.js';
 export { restoreSnapshot, findDisk, type RestoreOptions } from './restore-snapshot.js';
-export { extractTree, tarTree, globToRegExp, type ExtractOptions, type ExtractReport, type TarReport, type EntryProblem } from './files/index.js';
+export { SnapshotFiles, type SnapshotVolume, extractTree, tarTree, globToRegExp, type ExtractOptions, type ExtractReport, type TarReport, type EntryProblem } from './files/index.js';

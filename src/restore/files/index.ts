@@ -3,3 +3,4 @@ export { tarTree, type TarReport } from './tar-tree.js';
 export { globToRegExp } from './name-glob.js';
 export { safeName } from './safe-name.js';
 export type { EntryProblem } from './safe-walk.js';
+export { SnapshotFiles, type SnapshotVolume } from './snapshot-files.js';

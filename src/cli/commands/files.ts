@@ -1,0 +1,222 @@
+import { CofferError } from '../../errors/index.js';
+import { resolvePath, walkTree, type Filesystem, type FsDirEntry, type FsNode } from '../../fs/index.js';
+import { resolveSnapshot } from '../../repo/index.js';
+import { extractTree, globToRegExp, SnapshotFiles, tarTree, type EntryProblem } from '../../restore/index.js';
+import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
+import { ExitCode } from '../exit-codes.js';
+import { formatBytes, formatTable } from '../format.js';
+
+export interface FilesCommandOptions extends RepositoryOptions {
+  disk?: string;
+  long?: boolean;
+  to?: string;
+  tar?: boolean;
+  overwrite?: boolean;
+  name?: string;
+  stats?: boolean;
+}
+
+const ACTIONS = ['ls', 'cat', 'get', 'find'] as const;
+
+/**
+ * `coffer files SNAPSHOT [ls|cat|get|find] [VOLUME:/PATH...]`: browse a snapshot's volumes and
+ * files straight from the repository, reading only the chunks that hold what is asked for.
+ */
+export async function filesCommand(reference: string, action: string | undefined, targets: string[], options: FilesCommandOptions, context: CommandContext): Promise<number> {
+  if (action !== undefined && !(ACTIONS as readonly string[]).includes(action)) {
+    throw new CofferError('E_USAGE', `unknown action ${action}: use ls, cat, get or find (or none to list the volumes)`);
+  }
+  if (action !== undefined && targets.length === 0) throw new CofferError('E_USAGE', `${action} needs VOLUME:/PATH (volumes: coffer files SNAPSHOT)`);
+  if (action !== 'get' && action !== undefined && targets.length > 1) throw new CofferError('E_USAGE', `${action} takes one VOLUME:/PATH`);
+  if (action === 'get' && (options.to === undefined) === (options.tar !== true)) throw new CofferError('E_USAGE', 'get needs --to DIR, or --tar to stream a tar archive to stdout');
+  if (action === 'find' && options.name === undefined) throw new CofferError('E_USAGE', 'find needs --name GLOB');
+  return withRepository(options, context, async (repo) => {
+    const snapshot = await resolveSnapshot(repo, reference);
+    const files = await SnapshotFiles.open(repo, snapshot, options.disk !== undefined ? { disk: options.disk } : {});
+    try {
+      const code = action === undefined ? await listVolumes(files, options, context) : await runAction(files, action, targets, options, context);
+      if (options.stats) {
+        const fetched = files.fetched();
+        const line = options.json ? JSON.stringify({ type: 'stats', chunksFetched: fetched.chunks, bytesFetched: fetched.bytes }) : `read ${fetched.chunks} chunks (${formatBytes(fetched.bytes)}) from the repository`;
+        context.stderr.write(`${line}\n`);
+      }
+      return code;
+    } finally {
+      await files.close();
+    }
+  });
+}
+
+async function listVolumes(files: SnapshotFiles, options: FilesCommandOptions, context: CommandContext): Promise<number> {
+  const volumes = await files.list();
+  const rows = volumes.map((v) => ({
+    disk: v.diskName,
+    volume: v.volume.name,
+    kind: v.volume.kind,
+    size: v.volume.size,
+    ...(v.volume.offset !== undefined ? { offset: v.volume.offset } : {}),
+    type: v.volume.typeDescription ?? v.volume.partitionType ?? '',
+    filesystem: v.filesystem?.type ?? (v.volume.encrypted !== undefined ? `${v.volume.encrypted} (encrypted)` : v.volume.lvmPhysicalVolume !== undefined ? 'LVM2 PV' : null),
+    label: v.filesystem?.label ?? v.volume.label ?? '',
+    ...(v.filesystem !== undefined && v.filesystem.uuid !== '' ? { uuid: v.filesystem.uuid } : {}),
+    notes: [...(v.volume.warnings ?? []), ...(v.problem !== undefined ? [v.problem.message] : [])],
+  }));
+  if (options.json) {
+    context.stdout.write(`${JSON.stringify(rows)}\n`);
+  } else if (rows.length === 0) {
+    context.stdout.write('no volumes\n');
+  } else {
+    const table = [['DISK', 'VOLUME', 'SIZE', 'FILESYSTEM', 'LABEL', 'TYPE', 'NOTES']];
+    for (const r of rows) table.push([r.disk, r.volume, formatBytes(r.size), r.filesystem ?? '-', r.label, r.type, r.notes.join('; ')]);
+    context.stdout.write(`${formatTable(table)}\n`);
+  }
+  return 0;
+}
+
+async function runAction(files: SnapshotFiles, action: string, targets: string[], options: FilesCommandOptions, context: CommandContext): Promise<number> {
+  const parsed = targets.map(parseTarget);
+  const volumeName = parsed[0]?.volume as string;
+  if (parsed.some((p) => p.volume !== volumeName)) throw new CofferError('E_USAGE', 'get takes paths of one volume at a time');
+  const { filesystem: fs } = await files.filesystem(volumeName);
+  const first = parsed[0]?.path as string;
+  switch (action) {
+    case 'ls':
+      return listDirectory(fs, first, options, context);
+    case 'cat': {
+      const { node } = await resolvePath(fs, first, { followLast: true });
+      if (node.type !== 'file') throw new CofferError('E_PATH_NOT_FOUND', `${first} is a ${node.type}, not a file`);
+      return catFile(fs, node, context);
+    }
+    case 'get': {
+      const sources = [];
+      for (const p of parsed) sources.push(await resolvePath(fs, p.path));
+      const report = options.tar
+        ? await tarTree(fs, sources, context.stdout, context.signal)
+        : await extractTree(fs, sources, { to: options.to as string, overwrite: options.overwrite === true, signal: context.signal });
+      return reportExtraction(report, options, context, options.tar ? 'archived' : `restored to ${options.to}`);
+    }
+    default:
+      return findFiles(fs, first, options, context);
+  }
+}
+
+/** `VOLUME:/PATH` → its parts (`vg0/root:/etc` → `vg0/root`, `/etc`); the path defaults to `/`. */
+function parseTarget(target: string): { volume: string; path: string } {
+  const colon = target.indexOf(':');
+  if (colon <= 0) throw new CofferError('E_USAGE', `${target}: write VOLUME:/PATH, e.g. p1:/etc (volumes: coffer files SNAPSHOT)`);
+  const path = target.slice(colon + 1) || '/';
+  return { volume: target.slice(0, colon), path: path.startsWith('/') ? path : `/${path}` };
+}
+
+async function listDirectory(fs: Filesystem, path: string, options: FilesCommandOptions, context: CommandContext): Promise<number> {
+  const { node } = await resolvePath(fs, path, { followLast: true });
+  const entries: FsDirEntry[] = node.type === 'directory' ? await fs.readdir(node) : [{ name: path.split('/').pop() ?? path, node }];
+  let damaged = 0;
+  const out: object[] = [];
+  const rows: string[][] = [];
+  for (const entry of entries) {
+    if (entry.node === undefined) {
+      damaged++;
+      context.stderr.write(options.json ? `${JSON.stringify({ type: 'error', code: entry.error?.code, path: entry.name, message: entry.error?.message })}\n` : `coffer: ${entry.name}: ${entry.error?.message ?? 'unreadable'}\n`);
+      continue;
+    }
+    const target = entry.node.type === 'symlink' ? await fs.readlink(entry.node).catch(() => '?') : undefined;
+    if (options.json) out.push(describe(entry.name, entry.node, target));
+    else if (options.long) rows.push(longRow(entry.name, entry.node, target));
+    else context.stdout.write(`${printable(entry.name)}${entry.node.type === 'directory' ? '/' : ''}\n`);
+  }
+  if (options.json) context.stdout.write(`${JSON.stringify(out)}\n`);
+  else if (options.long && rows.length > 0) context.stdout.write(`${formatTable(rows)}\n`);
+  return damaged > 0 ? ExitCode.contentUnreadable : 0;
+}
+
+async function catFile(fs: Filesystem, node: FsNode, context: CommandContext): Promise<number> {
+  const piece = 1 << 20;
+  for (let offset = 0; offset < node.size; offset += piece) {
+    if (context.signal.aborted) throw new CofferError('E_INTERRUPTED', 'interrupted');
+    const bytes = await fs.read(node, offset, Math.min(piece, node.size - offset));
+    if (!context.stdout.write(bytes)) await new Promise((resolve) => context.stdout.once('drain', resolve));
+  }
+  return 0;
+}
+
+async function findFiles(fs: Filesystem, path: string, options: FilesCommandOptions, context: CommandContext): Promise<number> {
+  const pattern = globToRegExp(options.name as string, fs.caseInsensitive);
+  const start = await resolvePath(fs, path, { followLast: true });
+  const base = start.path === '/' ? [] : start.path.split('/').filter(Boolean);
+  const found: object[] = [];
+  let damaged = 0;
+  for await (const item of walkTree(fs, start.node, base)) {
+    if (item.kind === 'error') {
+      damaged++;
+      context.stderr.write(`coffer: ${item.error.message}\n`);
+      continue;
+    }
+    if (item.kind === 'leave' || item.path.length === base.length) continue;
+    const name = item.path.at(-1) as string;
+    if (!pattern.test(name)) continue;
+    const full = `/${item.path.join('/')}`;
+    if (options.json) found.push(describe(full, item.node, undefined));
+    else context.stdout.write(`${printable(full)}\n`);
+  }
+  if (options.json) context.stdout.write(`${JSON.stringify(found)}\n`);
+  return damaged > 0 ? ExitCode.contentUnreadable : 0;
+}
+
+function reportExtraction(
+  report: { files: number; directories: number; symlinks: number; hardLinks: number; bytes: number; skipped: { path: string; reason: string }[]; renamed: { path: string; as: string }[]; problems: EntryProblem[] },
+  options: FilesCommandOptions,
+  context: CommandContext,
+  where: string,
+): number {
+  const summary = { files: report.files, directories: report.directories, symlinks: report.symlinks, hardLinks: report.hardLinks, bytes: report.bytes, skipped: report.skipped, renamed: report.renamed, problems: report.problems };
+  const out = options.tar ? context.stderr : context.stdout;
+  if (options.json) {
+    out.write(`${JSON.stringify(summary)}\n`);
+  } else {
+    for (const p of report.problems) context.stderr.write(`coffer: ${p.message}\n`);
+    for (const r of report.renamed) context.stderr.write(`coffer: ${printable(r.path)} has an unsafe name: written as ${r.as}\n`);
+    for (const s of report.skipped) context.stderr.write(`coffer: ${printable(s.path)}: ${s.reason}\n`);
+    out.write(`${where}: ${report.files} files (${formatBytes(report.bytes)}), ${report.directories} folders, ${report.symlinks} symlinks, ${report.hardLinks} hard links${report.problems.length > 0 ? `; ${report.problems.length} entries failed` : ''}\n`);
+  }
+  return report.problems.length > 0 ? ExitCode.contentUnreadable : 0;
+}
+
+function describe(name: string, node: FsNode, target: string | undefined): object {
+  const iso = (ms: number): string | null => (Number.isFinite(ms) ? new Date(ms).toISOString() : null);
+  return {
+    name,
+    type: node.type,
+    size: node.size,
+    mode: node.mode & 0o7777,
+    uid: node.uid,
+    gid: node.gid,
+    nlink: node.nlink,
+    mtime: iso(node.mtimeMs),
+    atime: iso(node.atimeMs),
+    ctime: iso(node.ctimeMs),
+    birthtime: iso(node.birthtimeMs),
+    ...(target !== undefined ? { target } : {}),
+    ...(node.streams !== undefined && node.streams.length > 0 ? { streams: node.streams } : {}),
+    ...(node.attributes !== undefined && node.attributes.length > 0 ? { attributes: node.attributes } : {}),
+  };
+}
+
+const TYPE_CHAR: Record<string, string> = { file: '-', directory: 'd', symlink: 'l', 'char-device': 'c', 'block-device': 'b', fifo: 'p', socket: 's', unknown: '?' };
+
+/** `ls -l`-style columns: mode, links, owner, group, size, mtime, name (-> target). */
+function longRow(name: string, node: FsNode, target: string | undefined): string[] {
+  const m = node.mode;
+  const rwx = (shift: number, special: number, char: string): string =>
+    `${m & (4 << shift) ? 'r' : '-'}${m & (2 << shift) ? 'w' : '-'}${m & special ? (m & (1 << shift) ? char : char.toUpperCase()) : m & (1 << shift) ? 'x' : '-'}`;
+  const mode = `${TYPE_CHAR[node.type] ?? '?'}${rwx(6, 0o4000, 's')}${rwx(3, 0o2000, 's')}${rwx(0, 0o1000, 't')}`;
+  const time = Number.isFinite(node.mtimeMs) ? new Date(node.mtimeMs).toISOString().slice(0, 19).replace('T', ' ') : '-';
+  return [mode, String(node.nlink), String(node.uid), String(node.gid), String(node.size), time, `${printable(name)}${target !== undefined ? ` -> ${printable(target)}` : ''}`];
+}
+
+/** A name safe to print on a terminal: control characters shown as \xNN. */
+function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
