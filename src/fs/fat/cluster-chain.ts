@@ -44,7 +44,7 @@ export async function followChain(fat: FatTable, first: number, limit: number, w
       lengths.push(1);
     }
     clusters += 1;
-    const entry = await fat.entry(current);
+    const entry = fat.peek(current) ?? (await fat.entry(current));
     if (entry.kind === 'end') break;
     if (entry.kind !== 'next') {
       const value = entry.kind === 'invalid' ? `0x${entry.value.toString(16)}` : entry.kind;

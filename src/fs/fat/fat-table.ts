@@ -28,6 +28,8 @@ const MAX_PAGES = 32;
 /** Reads FAT entries through a bounded page cache. Concurrent calls share page reads. */
 export class FatTable {
   private readonly pages = new Map<number, Promise<Uint8Array>>();
+  /** The pages of `pages` already read, for {@link peek}. */
+  private readonly loaded = new Map<number, Uint8Array>();
   private readonly end: number;
   private readonly bad: number;
 
@@ -42,7 +44,37 @@ export class FatTable {
 
   /** Entry of cluster `cluster`, which must be a valid cluster number (2..clusterCount+1). */
   async entry(cluster: number): Promise<FatEntry> {
-    const value = await this.rawValue(cluster);
+    return this.peek(cluster) ?? this.classify(await this.rawValue(cluster));
+  }
+
+  /**
+   * The entry when the pages holding it are already read, else undefined: following a long
+   * chain then costs no promise per cluster.
+   */
+  peek(cluster: number): FatEntry | undefined {
+    this.checkCluster(cluster);
+    const bytes = this.geometry.kind === 'fat12' ? 2 : this.geometry.kind === 'fat16' ? 2 : 4;
+    const at = this.geometry.kind === 'fat12' ? cluster + (cluster >> 1) : bytes * cluster;
+    const first = this.loaded.get(at - (at % PAGE_BYTES));
+    const last = this.loaded.get(at + bytes - 1 - ((at + bytes - 1) % PAGE_BYTES));
+    if (first === undefined || last === undefined) return undefined;
+    const byte = (i: number): number => {
+      const page = i - (i % PAGE_BYTES) === at - (at % PAGE_BYTES) ? first : last;
+      return page[i % PAGE_BYTES] ?? 0;
+    };
+    let value: number;
+    if (this.geometry.kind === 'fat12') {
+      const word = byte(at) | (byte(at + 1) << 8);
+      value = cluster & 1 ? word >> 4 : word & 0x0fff;
+    } else if (this.geometry.kind === 'fat16') {
+      value = byte(at) | (byte(at + 1) << 8);
+    } else {
+      value = (byte(at) | (byte(at + 1) << 8) | (byte(at + 2) << 16) | (byte(at + 3) << 24)) & 0x0fffffff;
+    }
+    return this.classify(value);
+  }
+
+  private classify(value: number): FatEntry {
     if (value >= this.end) return { kind: 'end' };
     if (value === this.bad) return { kind: 'bad' };
     if (value === 0) return { kind: 'free' };
@@ -50,10 +82,14 @@ export class FatTable {
     return { kind: 'invalid', value };
   }
 
-  private async rawValue(cluster: number): Promise<number> {
+  private checkCluster(cluster: number): void {
     if (!Number.isInteger(cluster) || cluster < 2 || cluster > this.geometry.clusterCount + 1) {
       throw new RangeError(`cluster ${cluster} is outside 2..${this.geometry.clusterCount + 1}`);
     }
+  }
+
+  private async rawValue(cluster: number): Promise<number> {
+    this.checkCluster(cluster);
     switch (this.geometry.kind) {
       case 'fat12': {
         const at = cluster + (cluster >> 1);
@@ -86,9 +122,18 @@ export class FatTable {
     }
     const length = Math.min(PAGE_BYTES, this.geometry.fatBytes - start);
     const pending = this.device.read(this.geometry.fatOffset + start, length);
-    pending.catch(() => this.pages.delete(start)); // a failed read is not cached
+    pending.then(
+      (page) => {
+        if (this.pages.get(start) === pending) this.loaded.set(start, page);
+      },
+      () => this.pages.delete(start), // a failed read is not cached
+    );
     this.pages.set(start, pending);
-    if (this.pages.size > MAX_PAGES) this.pages.delete(this.pages.keys().next().value as number);
+    if (this.pages.size > MAX_PAGES) {
+      const oldest = this.pages.keys().next().value as number;
+      this.pages.delete(oldest);
+      this.loaded.delete(oldest);
+    }
     return pending;
   }
 }
