@@ -1,8 +1,12 @@
 import type { BlockDevice } from '../blockdev/index.js';
+import { fatDriver } from './fat/index.js';
 import type { Filesystem, FilesystemDriver } from './filesystem.js';
 
-/** Every filesystem reader, tried in this order (each probe looks at its own superblock only). */
-export const FILESYSTEM_DRIVERS: readonly FilesystemDriver[] = [];
+/**
+ * Every filesystem reader, tried in this order (each probe looks at its own superblock only).
+ * FAT comes last: its boot sector has the fewest magic bytes.
+ */
+export const FILESYSTEM_DRIVERS: readonly FilesystemDriver[] = [fatDriver];
 
 /**
  * The filesystem on `device`, found by its superblock whatever the partition type says;
@@ -11,7 +15,11 @@ export const FILESYSTEM_DRIVERS: readonly FilesystemDriver[] = [];
  */
 export async function openFilesystem(device: BlockDevice, drivers: readonly FilesystemDriver[] = FILESYSTEM_DRIVERS): Promise<Filesystem | undefined> {
   for (const driver of drivers) {
-    if (await driver.probe(device)) return driver.open(device);
+    const recognised = await driver.probe(device).catch((error: unknown) => {
+      if (error instanceof RangeError) return false; // a device too small for this superblock
+      throw error;
+    });
+    if (recognised) return driver.open(device);
   }
   return undefined;
 }

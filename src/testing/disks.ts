@@ -35,6 +35,10 @@ const PACKAGES: Record<string, string> = {
   'qemu-system-x86_64': 'qemu-system-x86', 'grub-fstest': 'grub-common',
   pvcreate: 'lvm2', vgcreate: 'lvm2', lvcreate: 'lvm2', lvs: 'lvm2', pvs: 'lvm2', vgs: 'lvm2', vgcfgbackup: 'lvm2',
   vgcfgrestore: 'lvm2', cryptsetup: 'cryptsetup-bin', losetup: 'mount', blkid: 'util-linux', env: 'coreutils',
+  'fsck.fat': 'dosfstools',
+  mmd: 'mtools',
+  mdel: 'mtools',
+  mattrib: 'mtools',
 };
 
 /** A raw disk image and its partitions, all in bytes. */

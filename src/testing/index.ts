@@ -33,3 +33,4 @@ export {
   GPT_DISK_PARTITIONS,
 } from './volume-disks.js';
 export type { LvmFixture, LvmOracle, LvmReportRow } from './volume-disks.js';
+export { buildFatImage, readFatWithMtools, runMtools, FAT_SMALL_TREE, type FatImageOptions, type MtoolsEntry } from './fat-image.js';

@@ -1,0 +1,28 @@
+import type { BlockDevice } from '../../blockdev/index.js';
+import { isCofferError } from '../../errors/index.js';
+import type { FilesystemDriver } from '../filesystem.js';
+import { BOOT_SECTOR_SIZE, parseBootSector } from './boot-sector.js';
+import { FatFilesystem } from './fat-filesystem.js';
+
+/**
+ * FAT12, FAT16 and FAT32. `probe` accepts a boot sector with the jump instruction, the 0x55AA
+ * signature and a consistent BPB (sizes that are powers of two, FATs large enough for the
+ * clusters, a volume that fits the device): not an NTFS or exFAT boot sector (no FATs), not
+ * an MBR (no BPB). A FAT32 of an unknown version probes true so that `open` can say why it
+ * cannot read it.
+ */
+export const fatDriver: FilesystemDriver = {
+  name: 'fat',
+  async probe(device: BlockDevice): Promise<boolean> {
+    if (device.size < BOOT_SECTOR_SIZE) return false;
+    try {
+      parseBootSector(await device.read(0, BOOT_SECTOR_SIZE), device.size);
+      return true;
+    } catch (error) {
+      if (isCofferError(error, 'E_FS_CORRUPT')) return false;
+      if (isCofferError(error, 'E_FS_UNSUPPORTED')) return true;
+      throw error;
+    }
+  },
+  open: (device: BlockDevice) => FatFilesystem.open(device),
+};
