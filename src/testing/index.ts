@@ -34,3 +34,4 @@ export {
 } from './volume-disks.js';
 export type { LvmFixture, LvmOracle, LvmReportRow } from './volume-disks.js';
 export { buildFatImage, readFatWithMtools, runMtools, FAT_SMALL_TREE, type FatImageOptions, type MtoolsEntry } from './fat-image.js';
+export { describeTree, type TreeEntry } from './describe-tree.js';
