@@ -17,3 +17,4 @@ export {
 } from './disks.js';
 export type { PartitionedDisk, Ext4DiskOptions } from './disks.js';
 export { writeFsTree, FS_TREE_LINKS, FS_TREE_TIME, type FsTreeOptions } from './fs-tree.js';
+export { buildExtImage, buildHostileExtImage, HUGE_SPARSE_FILE, type ExtImageOptions, type ExtVariant } from './ext-image.js';
