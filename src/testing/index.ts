@@ -18,3 +18,4 @@ export {
 export type { PartitionedDisk, Ext4DiskOptions } from './disks.js';
 export { writeFsTree, FS_TREE_LINKS, FS_TREE_TIME, type FsTreeOptions } from './fs-tree.js';
 export { buildExtImage, buildHostileExtImage, HUGE_SPARSE_FILE, type ExtImageOptions, type ExtVariant } from './ext-image.js';
+export { debugfsTree, type OracleNode, type OracleTree } from './ext-oracle.js';
