@@ -11,3 +11,4 @@ export { openFilesystem, FILESYSTEM_DRIVERS } from './open-filesystem.js';
 export { resolvePath, lookupChild, type ResolvedNode } from './resolve-path.js';
 export { walkTree, MAX_WALK_DEPTH, type WalkItem } from './walk-tree.js';
 export { fatDriver } from './fat/index.js';
+export { extDriver } from './ext/index.js';

@@ -1,0 +1,181 @@
+/**
+ * The ext reader against debugfs (e2fsprogs) on real images made by mke2fs from the shared
+ * tree, one per variant: every file, directory and link with its type, size, mode, owner,
+ * mtime, inode number, content hash and link target; lookups through the htree; reads at
+ * odd offsets; hard links and link counts; a file beyond 4 GiB, almost all holes.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import * as fsp from 'node:fs/promises';
+import path from 'node:path';
+import { test } from 'node:test';
+import { RawImage } from '../../disk/index.js';
+import {
+  buildExtImage, debugfsTree, HUGE_SPARSE_FILE, requireTools, runTool, seededBytes, type ExtVariant,
+} from '../../testing/index.js';
+import type { Filesystem, FsNode } from '../index.js';
+import { extDriver } from './index.js';
+
+const SMALL = { sizeMiB: 96, bigFileBytes: 3_000_000 };
+const VARIANTS: { variant: ExtVariant; type: string; blockSize: number }[] = [
+  { variant: 'ext4', type: 'ext4', blockSize: 4096 },
+  { variant: 'ext4-inline', type: 'ext4', blockSize: 4096 },
+  { variant: 'ext4-meta-bg', type: 'ext4', blockSize: 1024 },
+  { variant: 'ext4-32bit', type: 'ext4', blockSize: 4096 },
+  { variant: 'ext3', type: 'ext3', blockSize: 4096 },
+  { variant: 'ext2-1k', type: 'ext2', blockSize: 1024 },
+];
+
+async function withFs<T>(image: string, body: (fs: Filesystem) => Promise<T>): Promise<T> {
+  const device = await RawImage.open(image);
+  try {
+    assert.equal(await extDriver.probe(device), true);
+    return await body(await extDriver.open(device));
+  } finally {
+    await device.close();
+  }
+}
+
+interface Seen { node: FsNode; sha256?: string; target?: string; parent: FsNode; name: string }
+
+/** Every node below the root, by relative path, read through the reader. */
+async function walk(fs: Filesystem): Promise<Map<string, Seen>> {
+  const root = await fs.root();
+  const out = new Map<string, Seen>([['', { node: root, parent: root, name: '' }]]);
+  const visit = async (dir: FsNode, rel: string): Promise<void> => {
+    for (const entry of await fs.readdir(dir)) {
+      assert.equal(entry.error, undefined, `${rel}/${entry.name}: ${entry.error?.message}`);
+      const node = entry.node!;
+      const child = rel === '' ? entry.name : `${rel}/${entry.name}`;
+      const seen: Seen = { node, parent: dir, name: entry.name };
+      if (node.type === 'file') {
+        const hash = createHash('sha256');
+        for (let at = 0; at < node.size; at += 1 << 20) hash.update(await fs.read(node, at, 1 << 20));
+        seen.sha256 = hash.digest('hex');
+      }
+      if (node.type === 'symlink') seen.target = await fs.readlink(node);
+      out.set(child, seen);
+      if (node.type === 'directory') await visit(node, child);
+    }
+  };
+  await visit(root, '');
+  return out;
+}
+
+for (const { variant, type, blockSize } of VARIANTS) {
+  test(`${variant}: every node matches debugfs (type, size, mode, owner, mtime, inode, content, link target)`, async () => {
+    await requireTools('mke2fs', 'e2fsck', 'debugfs');
+    const image = await buildExtImage({ ...SMALL, variant });
+    const oracle = await debugfsTree(image);
+    try {
+      await withFs(image, async (fs) => {
+        assert.equal(fs.type, type);
+        assert.equal(fs.blockSize, blockSize);
+        assert.equal(fs.size, SMALL.sizeMiB * 1024 * 1024);
+        assert.equal(fs.label, 'coffer-ext');
+        const mine = await walk(fs);
+        assert.deepEqual([...mine.keys()].sort(), [...oracle.nodes.keys()].sort());
+        for (const [rel, expected] of oracle.nodes) {
+          const seen = mine.get(rel)!;
+          const n = seen.node;
+          const got = {
+            type: n.type, size: n.type === 'directory' ? expected.size : n.size, mode: n.mode, uid: n.uid, gid: n.gid,
+            mtimeSeconds: Math.floor(n.mtimeMs / 1000), inode: Number(n.id), sha256: seen.sha256, target: seen.target,
+          };
+          const want = { ...expected, sha256: expected.sha256, target: expected.target };
+          assert.deepEqual(got, want, rel);
+        }
+        // Link counts, derived from the oracle's tree: 2 + subdirectories, or the names of an inode.
+        const namesOf = new Map<number, number>();
+        for (const o of oracle.nodes.values()) namesOf.set(o.inode, (namesOf.get(o.inode) ?? 0) + 1);
+        for (const [rel, seen] of mine) {
+          const subdirs = [...oracle.nodes.entries()].filter(([p, o]) => o.type === 'directory' && path.dirname(p === '' ? '/' : p) === (rel === '' ? '.' : rel)).length;
+          const expected = seen.node.type === 'directory' ? 2 + subdirs : namesOf.get(Number(seen.node.id));
+          assert.equal(seen.node.nlink, expected, `nlink of ${rel || '/'}`);
+        }
+        assert.equal(mine.get('links/hard-link')!.node.id, mine.get('docs/notes.txt')!.node.id);
+        // Every name is found by lookup (through the htree in many/ and wide/), and absent names are not.
+        for (const [rel, seen] of mine) {
+          if (rel === '') continue;
+          assert.equal((await fs.lookup!(seen.parent, seen.name))?.id, seen.node.id, `lookup ${rel}`);
+        }
+        for (const dir of ['many', 'wide', 'docs', 'empty-dir', '']) {
+          assert.equal(await fs.lookup!(mine.get(dir)!.node, 'entry-with-a-longer-name-999.txt'), undefined);
+        }
+        // Reads at odd offsets and lengths equal debugfs's extracted bytes.
+        const big = mine.get('big.bin')!.node;
+        const reference = await fsp.readFile(path.join(oracle.dir, 'big.bin'));
+        for (const [at, length] of [[0, 1], [1023, 2], [4095, 4097], [123_457, 1_000_003], [2_999_990, 100], [3_000_000, 5], [5_000_000, 5]] as const) {
+          assert.deepEqual(Buffer.from(await fs.read(big, at, length)), reference.subarray(at, at + length), `big.bin ${at}+${length}`);
+        }
+        // sparse.img: the holes the tree has (64 KiB pieces at 0, 1 MiB, 40 MiB) are holes here.
+        const sparse = mine.get('sparse.img')!.node;
+        const extents = [];
+        for await (const e of fs.fileExtents!(sparse)) extents.push(e);
+        const data = extents.filter((e) => e.kind === 'data').map((e) => [e.offset, e.length]);
+        assert.deepEqual(data, [[0, 65536], [1 << 20, 65536], [40 << 20, 65536]]);
+        assert.equal(extents.reduce((sum, e) => sum + e.length, 0), sparse.size);
+      });
+    } finally {
+      await oracle.cleanup();
+    }
+  });
+}
+
+test('ext4-inline keeps small files and directories in the inode, and reads them', async () => {
+  const image = await buildExtImage({ ...SMALL, variant: 'ext4-inline' });
+  await withFs(image, async (fs) => {
+    const root = await fs.root();
+    const docs = (await fs.lookup!(root, 'docs'))!;
+    const script = (await fs.lookup!(docs, 'script.sh'))!;
+    assert.ok(script.attributes?.includes('inline'));
+    assert.equal(new TextDecoder().decode(await fs.read(script, 0, 100)), '#!/bin/sh\necho restored\n');
+    assert.equal(new TextDecoder().decode(await fs.read(script, 10, 4)), 'echo');
+    // Every directory on the 24-level chain holds one entry: all inline.
+    let dir = (await fs.lookup!(root, 'deep'))!;
+    for (let level = 1; level <= 24; level++) {
+      dir = (await fs.lookup!(dir, `d${String(level).padStart(2, '0')}`))!;
+      assert.ok(dir.attributes?.includes('inline'), `deep level ${level}`);
+    }
+    assert.equal((await fs.readdir(dir)).map((e) => e.name).join(), 'leaf.txt');
+    // Files of 61..160 bytes continue in the system.data attribute: many/ has some.
+    const many = (await fs.lookup!(root, 'many'))!;
+    const tails = (await fs.readdir(many)).filter((e) => e.node!.attributes?.includes('inline') && e.node!.size > 60);
+    assert.ok(tails.length > 5, `${tails.length} inline files longer than i_block`);
+  });
+});
+
+for (const variant of ['ext4', 'ext2-1k'] as const) {
+  test(`${variant}: a ${HUGE_SPARSE_FILE.size}-byte sparse file reads beyond 4 GiB, its holes agree with debugfs bmap`, async () => {
+    await requireTools('mke2fs', 'e2fsck', 'debugfs');
+    const image = await buildExtImage({ ...SMALL, variant, hugeSparseFile: true });
+    const stat = await runTool('debugfs', ['-R', `stat /${HUGE_SPARSE_FILE.path}`, image]);
+    assert.match(stat, new RegExp(`Size: ${HUGE_SPARSE_FILE.size}\\b`));
+    await withFs(image, async (fs) => {
+      const root = await fs.root();
+      const file = (await fs.lookup!((await fs.lookup!(root, 'huge'))!, 'sparse-5g.bin'))!;
+      assert.equal(file.size, HUGE_SPARSE_FILE.size);
+      for (const piece of HUGE_SPARSE_FILE.pieces) {
+        const before = Math.min(piece.offset, 777);
+        const got = await fs.read(file, piece.offset - before, before + piece.length + 999);
+        const want = Buffer.concat([Buffer.alloc(before), seededBytes(piece.seed, piece.length)]);
+        assert.deepEqual(Buffer.from(got.subarray(0, want.length)), want, `piece at ${piece.offset}`);
+        assert.ok(got.subarray(want.length).every((b) => b === 0));
+      }
+      assert.equal((await fs.read(file, HUGE_SPARSE_FILE.size - 10, 100)).length, 10);
+      assert.equal((await fs.read(file, 4 * 1024 ** 3, 1 << 20)).every((b) => b === 0), true);
+      const extents = [];
+      for await (const e of fs.fileExtents!(file)) extents.push(e);
+      assert.equal(extents.reduce((sum, e) => sum + e.length, 0), HUGE_SPARSE_FILE.size);
+      const data = extents.filter((e) => e.kind === 'data');
+      assert.ok(data.length >= 3 && data.reduce((s, e) => s + e.length, 0) < 1 << 20, JSON.stringify(data));
+      // Oracle: debugfs bmap of the first and last block of every extent (0 = hole).
+      const bs = fs.blockSize;
+      const probes = extents.flatMap((e) => [Math.floor(e.offset / bs), Math.floor((e.offset + e.length - 1) / bs)].map((block) => ({ block, kind: e.kind })));
+      const out = await runTool('debugfs', ['-f', '-', image], probes.map((p) => `bmap /${HUGE_SPARSE_FILE.path} ${p.block}`).join('\n') + '\n');
+      const answers = out.split('\n').filter((l) => /^\d+$/.test(l.trim())).map(Number);
+      assert.equal(answers.length, probes.length);
+      probes.forEach((p, i) => assert.equal(answers[i] !== 0, p.kind === 'data', `block ${p.block}`));
+    });
+  });
+}
