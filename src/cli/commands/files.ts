@@ -174,7 +174,7 @@ function reportExtraction(
   if (options.json) {
     out.write(`${JSON.stringify(summary)}\n`);
   } else {
-    for (const p of report.problems) context.stderr.write(`coffer: ${p.message}\n`);
+    for (const p of report.problems) context.stderr.write(`coffer: ${p.message.startsWith(p.path) ? '' : `${printable(p.path)}: `}${printable(p.message)}\n`);
     for (const r of report.renamed) context.stderr.write(`coffer: ${printable(r.path)} has an unsafe name: written as ${r.as}\n`);
     for (const s of report.skipped) context.stderr.write(`coffer: ${printable(s.path)}: ${s.reason}\n`);
     out.write(`${where}: ${report.files} files (${formatBytes(report.bytes)}), ${report.directories} folders, ${report.symlinks} symlinks, ${report.hardLinks} hard links${report.problems.length > 0 ? `; ${report.problems.length} entries failed` : ''}\n`);
