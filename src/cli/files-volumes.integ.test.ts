@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { buildGptVolumesDisk, buildLvmTwoDisks, GPT_DISK_PARTITIONS, requireTools } from '../testing/index.js';
+import { buildGptVolumesDisk, buildLvmOneDisk, buildLvmTwoDisks, GPT_DISK_PARTITIONS, requireTools } from '../testing/index.js';
 import { assertExit, assertOneLineError, coffer, cofferJson, makeWorkDir, removeDir } from './cli-harness.js';
 
 interface VolumeJson {
@@ -75,4 +75,15 @@ test('logical volumes striped and spanning over two disks of one VM', async () =
   const pvs = volumes.filter((v) => v.filesystem === 'LVM2 PV');
   assert.equal(pvs.length, 2, 'each disk is a whole-disk PV');
   assert.notEqual(pvs[0]?.disk, pvs[1]?.disk);
+});
+
+test('an ext4 inside an LVM logical volume is browsed by its vg/lv name', async () => {
+  const { disks } = await buildLvmOneDisk();
+  assertExit(await coffer(['backup', '-r', repo, '--vm', 'lvm-one', ...disks], { env }), 0);
+  const volumes = await cofferJson<VolumeJson[]>(['files', '-r', repo, 'lvm-one:latest'], { env });
+  const root = volumes.find((v) => v.volume === 'coffer-one/root');
+  assert.equal(root?.filesystem, 'ext4');
+  assert.equal(root?.label, 'lv-root');
+  const listing = await cofferJson<{ name: string; type: string }[]>(['files', '-r', repo, 'lvm-one:latest', 'ls', 'coffer-one/root:/'], { env });
+  assert.deepEqual(listing.map((e) => `${e.name}:${e.type}`), ['lost+found:directory']);
 });
