@@ -33,6 +33,10 @@ const PACKAGES: Record<string, string> = {
   'wimlib-imagex': 'wimtools', 'mkfs.xfs': 'xfsprogs', xfs_repair: 'xfsprogs', xfs_db: 'xfsprogs',
   nbdinfo: 'libnbd-bin', nbdcopy: 'libnbd-bin', jq: 'jq', '7zz': '7zip',
   'qemu-system-x86_64': 'qemu-system-x86', 'grub-fstest': 'grub-common',
+  ntfscp: 'ntfs-3g',
+  ntfsfix: 'ntfs-3g',
+  ntfsinfo: 'ntfs-3g',
+  zstd: 'zstd',
 };
 
 /** A raw disk image and its partitions, all in bytes. */
