@@ -17,4 +17,4 @@ export {
 } from './disks.js';
 export type { PartitionedDisk, Ext4DiskOptions } from './disks.js';
 export { writeFsTree, FS_TREE_LINKS, FS_TREE_TIME, type FsTreeOptions } from './fs-tree.js';
-export { buildNtfsImage, NTFS_STREAMS, NTFS_SERIAL, type NtfsImageOptions } from './ntfs-image.js';
+export { buildNtfsImage, ntfsExtrasImage, NTFS_STREAMS, NTFS_SERIAL, type NtfsImageOptions } from './ntfs-image.js';

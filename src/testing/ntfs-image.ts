@@ -7,6 +7,9 @@
 import * as fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { createHash } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { gunzipSync } from 'node:zlib';
 import { cachedFixture, requireTools, runTool } from './disks.js';
 import { writeFsTree } from './fs-tree.js';
 
@@ -77,4 +80,17 @@ async function setSerial(image: string): Promise<void> {
   } finally {
     await handle.close();
   }
+}
+
+/**
+ * The checked-in NTFS volume made through a FUSE mount of ntfs-3g (LZNT1-compressed files,
+ * a junction, an attribute list, a fragmented file, a stream: see
+ * src/testing/fixtures/README.md), decompressed once into the fixture cache. Returns its path.
+ */
+export async function ntfsExtrasImage(): Promise<string> {
+  // Compiled to dist/src/testing/: the fixture stays in the sources.
+  const gz = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../src/testing/fixtures/ntfs-extras.img.gz');
+  const packed = await fs.readFile(gz);
+  const digest = createHash('sha256').update(packed).digest('hex');
+  return cachedFixture('ntfs-extras', { kind: 'ntfs-extras', digest }, (tmp) => fs.writeFile(tmp, gunzipSync(packed)));
 }
