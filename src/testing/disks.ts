@@ -36,7 +36,6 @@ const PACKAGES: Record<string, string> = {
   ntfscp: 'ntfs-3g',
   ntfsfix: 'ntfs-3g',
   ntfsinfo: 'ntfs-3g',
-  zstd: 'zstd',
 };
 
 /** A raw disk image and its partitions, all in bytes. */

@@ -88,8 +88,9 @@ function bootSectorProblem(bytes: Uint8Array): BootSector | string {
   if (mftMirrLcn === 0 || mftMirrLcn >= totalClusters) return `$MFTMirr cluster ${mftMirrLcn} outside the volume`;
   const mftRecordSize = decodeSize(view.getInt8(0x40), clusterSize);
   const indexBlockSize = decodeSize(view.getInt8(0x44), clusterSize);
-  if (mftRecordSize === undefined || mftRecordSize < 512 || mftRecordSize > 65536) return 'bad MFT record size';
-  if (indexBlockSize === undefined || indexBlockSize < 512 || indexBlockSize > 65536) return 'bad index block size';
+  const sane = (size: number | undefined): size is number => size !== undefined && size >= 512 && size <= 65536 && (size & (size - 1)) === 0;
+  if (!sane(mftRecordSize)) return `bad MFT record size ${mftRecordSize}`;
+  if (!sane(indexBlockSize)) return `bad index block size ${indexBlockSize}`;
   const serial = [...bytes.subarray(0x48, 0x50)].reverse().map((b) => b.toString(16).padStart(2, '0')).join('').toUpperCase();
   return { bytesPerSector, clusterSize, totalSectors, volumeSize, totalClusters, mftLcn, mftMirrLcn, mftRecordSize, indexBlockSize, serial };
 }
