@@ -12,3 +12,4 @@ export { resolvePath, lookupChild, type ResolvedNode } from './resolve-path.js';
 export { walkTree, MAX_WALK_DEPTH, type WalkItem } from './walk-tree.js';
 export { fatDriver } from './fat/index.js';
 export { extDriver } from './ext/index.js';
+export { ntfsDriver } from './ntfs/index.js';

@@ -39,6 +39,9 @@ const PACKAGES: Record<string, string> = {
   mmd: 'mtools',
   mdel: 'mtools',
   mattrib: 'mtools',
+  ntfscp: 'ntfs-3g',
+  ntfsfix: 'ntfs-3g',
+  ntfsinfo: 'ntfs-3g',
 };
 
 /** A raw disk image and its partitions, all in bytes. */

@@ -1,0 +1,142 @@
+/**
+ * The NTFS reader over real volumes with damaged metadata, for a bounded time: boot sector,
+ * MFT records and index blocks get random bytes; opening, listing, looking up, reading files
+ * and streams, listing extents and reading links then either work or throw a CofferError,
+ * never anything else, and every operation ends within a deadline. The seed is printed on
+ * failure (COFFER_FUZZ_SEED, COFFER_FUZZ_MS replay and lengthen a run).
+ */
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { test } from 'node:test';
+import { assertReadInBounds, type BlockDevice, type Extent } from '../../blockdev/index.js';
+import { isCofferError } from '../../errors/index.js';
+import { buildNtfsImage, ntfsExtrasImage } from '../../testing/index.js';
+import type { Filesystem, FsNode } from '../index.js';
+import { ntfsDriver } from './index.js';
+
+const BUDGET_MS = Number(process.env['COFFER_FUZZ_MS'] ?? 2000);
+const OPERATION_MS = 2000;
+
+/** A buffer with some bytes replaced, as a block device (no copy of the whole image per run). */
+class PatchedDevice implements BlockDevice {
+  constructor(
+    private readonly base: Buffer,
+    private readonly patches: Map<number, number>,
+  ) {}
+  get size(): number {
+    return this.base.length;
+  }
+  async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
+    assertReadInBounds(this.size, offset, length);
+    const out = into === undefined ? new Uint8Array(length) : into.subarray(0, length);
+    out.set(this.base.subarray(offset, offset + length));
+    for (const [at, value] of this.patches) if (at >= offset && at < offset + length) out[at - offset] = value;
+    return out;
+  }
+  async *extents(offset = 0, length = this.size - offset): AsyncIterable<Extent> {
+    yield { offset, length, kind: 'data' };
+  }
+  async close(): Promise<void> {}
+}
+
+function random(seed: number): () => number {
+  let state = seed >>> 0 || 1;
+  return () => {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    return (state >>> 0) / 2 ** 32;
+  };
+}
+
+/** Where the metadata lies: the boot sector, the MFT's records in use, every INDX block. */
+function metadataRegions(image: Buffer): [number, number][] {
+  const clusterSize = image.readUInt16LE(0x0b) * image[0x0d]!;
+  const mft = Number(image.readBigUInt64LE(0x30)) * clusterSize;
+  const regions: [number, number][] = [[0, 512], [mft, 1024 * 1024]];
+  for (let at = 0; at + 4 <= image.length; at += 512) if (image.toString('latin1', at, at + 4) === 'INDX') regions.push([at, 4096]);
+  return regions;
+}
+
+/** Runs `operation` with a deadline. */
+async function within<T>(what: string, operation: () => Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took more than ${OPERATION_MS} ms`)), OPERATION_MS);
+  });
+  try {
+    return await Promise.race([operation(), deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Everything a restore does, over a bounded number of nodes. */
+async function exercise(device: BlockDevice): Promise<void> {
+  const fs: Filesystem = await within('open', () => ntfsDriver.open(device));
+  const queue: FsNode[] = [await within('root', () => fs.root())];
+  let visited = 0;
+  while (queue.length > 0 && visited < 120) {
+    const node = queue.shift()!;
+    visited++;
+    await attempt(async () => {
+      if (node.type === 'directory') {
+        const entries = await within('readdir', () => fs.readdir(node));
+        for (const entry of entries.slice(0, 30)) if (entry.node !== undefined) queue.push(entry.node);
+        const first = entries[0];
+        if (first !== undefined) await within('lookup', () => fs.lookup!(node, first.name.toUpperCase()));
+      } else if (node.type === 'symlink') {
+        await within('readlink', () => fs.readlink(node));
+      } else {
+        await within('read', () => fs.read(node, 0, 65536));
+        await within('read tail', () => fs.read(node, Math.max(0, node.size - 5000), 5000));
+        await within('extents', async () => {
+          let n = 0;
+          for await (const _ of fs.fileExtents!(node)) if (++n > 100_000) break;
+        });
+        for (const stream of node.streams ?? []) await within('stream', () => fs.readStream!(node, stream.name, 0, 4096));
+      }
+    });
+  }
+}
+
+/** Damage is fine as a CofferError; anything else fails the test. */
+async function attempt(operation: () => Promise<void>): Promise<void> {
+  try {
+    await operation();
+  } catch (error) {
+    if (!isCofferError(error)) throw error;
+  }
+}
+
+const IMAGES: { name: string; path: () => Promise<string> }[] = [
+  { name: 'mkntfs + wimlib volume', path: () => buildNtfsImage({ sizeMiB: 96, bigFileBytes: 3_000_000 }) },
+  { name: 'ntfs-3g volume with compressed files and an attribute list', path: ntfsExtrasImage },
+];
+
+for (const image of IMAGES) {
+  test(`fuzz NTFS (${image.name}): damaged metadata reads or fails with a CofferError, in bounded time`, async () => {
+    const seed = Number(process.env['COFFER_FUZZ_SEED'] ?? Date.now() % 2 ** 31);
+    const next = random(seed);
+    const base = await readFile(await image.path());
+    const regions = metadataRegions(base);
+    const started = Date.now();
+    let runs = 0;
+    while (Date.now() - started < BUDGET_MS) {
+      runs++;
+      const patches = new Map<number, number>();
+      const flips = 1 + Math.floor(next() * 12);
+      for (let i = 0; i < flips; i++) {
+        const [start, length] = regions[next() < 0.6 ? 1 : Math.floor(next() * regions.length)]!;
+        const at = start + Math.floor(next() * Math.min(length, base.length - start));
+        patches.set(at, next() < 0.3 ? 0xff : Math.floor(next() * 256));
+      }
+      try {
+        await attempt(() => exercise(new PatchedDevice(base, patches)));
+      } catch (error) {
+        assert.fail(`seed ${seed}, run ${runs}: ${error instanceof Error ? `${error.name}: ${error.message}\n${error.stack}` : String(error)}`);
+      }
+    }
+    assert.ok(runs > 5, `only ${runs} runs in ${BUDGET_MS} ms`);
+  });
+}
