@@ -7,3 +7,4 @@
  */
 export type { Filesystem, FilesystemDriver, FsDirEntry, FsFileExtent, FsNode, FsNodeType, FsType } from './filesystem.js';
 export { fsCorrupt, fsUnsupported } from './fs-errors.js';
+export { xfsDriver } from './xfs/index.js';

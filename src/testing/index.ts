@@ -17,3 +17,5 @@ export {
 } from './disks.js';
 export type { PartitionedDisk, Ext4DiskOptions } from './disks.js';
 export { writeFsTree, FS_TREE_LINKS, FS_TREE_TIME, type FsTreeOptions } from './fs-tree.js';
+export { buildXfsImage, xfsFragmentedImage, type XfsImageOptions } from './xfs-image.js';
+export { xfsDbTree, xfsDbGeometry, xfsDbFileBytes, type XfsDbNode, type XfsDbGeometry } from './xfs-db.js';
