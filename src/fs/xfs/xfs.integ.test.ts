@@ -176,7 +176,7 @@ test('the fragmented image: B+tree block map, unwritten extents, holes, hard lin
     assert.deepEqual(get('/block-dev').rdev, { major: 7, minor: 0 });
     assert.equal(get('/fifo').type, 'fifo');
     assert.deepEqual([get('/setuid.sh').mode, get('/setuid.sh').uid, get('/setuid.sh').gid], [0o4755, 1234, 5678]);
-    assert.ok(Math.abs(get('/future.txt').mtimeMs - (Date.parse('2100-01-02T03:04:05.123Z') + 0.000456789)) < 1e-3);
+    assert.ok(Math.abs(get('/future.txt').mtimeMs - (Date.parse('2100-01-02T03:04:05.123Z') + 0.456789)) < 1e-3);
     assert.equal(get('/past.txt').mtimeMs, Date.parse('1960-06-07T08:09:10.500Z'));
     assert.equal(get('/block-dir').mtimeMs, Date.parse('2020-02-02T02:02:02Z'));
     assert.equal((await fsys.readdir(get('/block-dir'))).length, 40);
