@@ -13,3 +13,4 @@ export { walkTree, MAX_WALK_DEPTH, type WalkItem } from './walk-tree.js';
 export { fatDriver } from './fat/index.js';
 export { extDriver } from './ext/index.js';
 export { ntfsDriver } from './ntfs/index.js';
+export { xfsDriver } from './xfs/index.js';

@@ -2,13 +2,14 @@ import type { BlockDevice } from '../blockdev/index.js';
 import { extDriver } from './ext/index.js';
 import { fatDriver } from './fat/index.js';
 import { ntfsDriver } from './ntfs/index.js';
+import { xfsDriver } from './xfs/index.js';
 import type { Filesystem, FilesystemDriver } from './filesystem.js';
 
 /**
  * Every filesystem reader, tried in this order (each probe looks at its own superblock only).
  * FAT comes last: its boot sector has the fewest magic bytes.
  */
-export const FILESYSTEM_DRIVERS: readonly FilesystemDriver[] = [extDriver, ntfsDriver, fatDriver];
+export const FILESYSTEM_DRIVERS: readonly FilesystemDriver[] = [extDriver, xfsDriver, ntfsDriver, fatDriver];
 
 /**
  * The filesystem on `device`, found by its superblock whatever the partition type says;

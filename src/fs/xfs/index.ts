@@ -1,0 +1,9 @@
+/**
+ * @module fs/xfs
+ * A read-only XFS v5 reader for file-level restore: superblock, inodes (v3, bigtime),
+ * block maps (extents and B+trees, unwritten extents as zeros), directories in all four
+ * shapes (short-form, block, leaf, node, with hash lookup), inline and remote symlinks.
+ * Checksums of the superblock, inodes and the metadata blocks read are verified.
+ */
+export { xfsDriver } from './xfs-driver.js';
+export type { XfsFilesystem } from './xfs-filesystem.js';
