@@ -40,3 +40,4 @@ export { debugfsTree, type OracleNode, type OracleTree } from './ext-oracle.js';
 export { buildNtfsImage, ntfsExtrasImage, NTFS_STREAMS, NTFS_SERIAL, type NtfsImageOptions } from './ntfs-image.js';
 export { buildXfsImage, xfsFragmentedImage, type XfsImageOptions } from './xfs-image.js';
 export { xfsDbTree, xfsDbGeometry, xfsDbFileBytes, type XfsDbNode, type XfsDbGeometry } from './xfs-db.js';
+export { buildFilesVmDisk, type FilesVmDisk, type FilesVmDiskOptions } from './vm-disks.js';
