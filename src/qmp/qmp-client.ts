@@ -191,6 +191,7 @@ class Connection {
   private readonly waiters = new Set<Waiter>();
   private readonly listeners = new Map<string, Set<QmpEventListener>>();
   private greetingWaiter: Waiter | undefined;
+  private connected = false;
   private greeted = false;
   private nextId = 1;
   private closing: Promise<void> | undefined;
@@ -203,10 +204,14 @@ class Connection {
   ) {
     this.framer = new LineFramer(maxMessageBytes, peer);
     this.whenEnded = new Promise((resolve) => (this.resolveEnded = resolve));
+    socket.once('connect', () => (this.connected = true));
     socket.on('data', (chunk: Buffer) => this.receive(chunk));
     socket.on('error', (err: NodeJS.ErrnoException) => {
-      const what = this.greeted ? 'failed' : 'cannot be reached';
-      this.end(new CofferError('E_CONNECTION_FAILED', `${peer} ${what}: ${err.code ?? err.message}`, { subject: { path: peer }, cause: err }));
+      const code = err.code ?? err.message;
+      // A peer that dies with our requests unread resets the connection instead of closing it.
+      const what = !this.connected ? `cannot be reached: ${code}`
+        : code === 'ECONNRESET' || code === 'EPIPE' ? `closed the connection (${code})` : `failed: ${code}`;
+      this.end(new CofferError('E_CONNECTION_FAILED', `${peer} ${what}`, { subject: { path: peer }, cause: err }));
     });
     socket.on('close', () => this.end(new CofferError('E_CONNECTION_FAILED', `${peer} closed the connection`, { subject: { path: peer } })));
   }

@@ -3,7 +3,8 @@
  * Helpers for Coffer's own tests, never imported by the product: real test disks built by real
  * tools (sfdisk, mke2fs, mtools, mkntfs, mkfs.xfs, LVM) and cached across test files and
  * processes, the one file tree every filesystem fixture holds, deterministic pseudo-random
- * bytes, and a check that the tools a test needs are installed.
+ * bytes, a check that the tools a test needs are installed, and a running QEMU with disks and a
+ * QMP socket (qemu-vm.ts).
  */
 export {
   fixtureDir,
@@ -37,3 +38,4 @@ export { buildFatImage, readFatWithMtools, runMtools, FAT_SMALL_TREE, type FatIm
 export { describeTree, type TreeEntry } from './describe-tree.js';
 export { buildExtImage, buildHostileExtImage, HUGE_SPARSE_FILE, type ExtImageOptions, type ExtVariant } from './ext-image.js';
 export { debugfsTree, type OracleNode, type OracleTree } from './ext-oracle.js';
+export { startTestVm, type TestVm, type TestVmDisk, type TestVmDiskSpec, type TestVmOptions } from './qemu-vm.js';
