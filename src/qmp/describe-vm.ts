@@ -20,8 +20,9 @@
  *   `query-uuid` (`-uuid`, zeros when unset), `query-status`, `query-cpus-fast` (vCPUs and
  *   their topology), `query-memory-size-summary` (base and hot-plugged RAM), `query-pci` (the
  *   PCI tree with addresses and ids), `query-block` and `query-named-block-nodes` (drives and
- *   the block graph), `query-chardev` (serial ports, monitors, the guest agent channel), and
- *   HMP `info qtree` (the whole bus/device tree with every property, as text, for humans).
+ *   the block graph), `query-chardev` (serial ports, monitors, the guest agent channel), HMP
+ *   `info qtree` (the whole bus/device tree with every property, as text, for humans) and HMP
+ *   `info network` (NICs with their `-netdev` backends, which QMP 7.2 cannot query).
  * Queries this QEMU lacks (probed with `query-commands`) are skipped and listed in `missing`.
  */
 import { forEachLimited } from '../concurrency/index.js';
@@ -40,7 +41,7 @@ export interface DeviceDescription {
   /** QOM path, e.g. `/machine/peripheral/sda`. */
   path: string;
   /** The `-device …,id=` (absent for anonymous devices). */
-  id: string | undefined;
+  id?: string;
   /** The device type, e.g. `scsi-hd`, `virtio-blk-pci`. */
   type: string;
   /** Readable non-child properties by name: `-device` parameters and `parent_bus`. */
@@ -49,23 +50,31 @@ export interface DeviceDescription {
   unreadable: string[];
 }
 
-/** What {@link describeVm} returns: JSON, kept verbatim where QEMU's replies are stored. */
+/**
+ * What {@link describeVm} returns: plain JSON (what is absent is omitted, never `undefined`), with
+ * QEMU's replies kept verbatim under `queries`. Integers above 2^53 (a few uint64 properties
+ * such as `max-bytes`) lose precision in JSON.parse.
+ */
 export interface VmDescription {
   format: typeof VM_DESCRIPTION_FORMAT;
   version: 1;
   qemu: QemuVersion;
   machineType: string;
   /** QEMU target architecture (`x86_64`, `aarch64`…). */
-  arch: string | undefined;
-  name: string | undefined;
-  uuid: string | undefined;
+  arch?: string;
+  /** `-name`, when given. */
+  name?: string;
+  /** `-uuid` (all zeros when not given). */
+  uuid?: string;
   devices: DeviceDescription[];
   /** The `-object`s: ids and types only. */
   objects: { id: string; type: string }[];
   /** Raw replies of the queries named in the module doc, by command name. */
   queries: Record<string, unknown>;
-  /** HMP `info qtree` output. */
-  qtree: string | undefined;
+  /** HMP `info qtree` output (LF line ends). */
+  qtree?: string;
+  /** HMP `info network` output (LF line ends). */
+  network?: string;
   /** Commands this QEMU lacks, so their part is absent. */
   missing: string[];
 }
@@ -106,24 +115,28 @@ export async function describeVm(qmp: QmpClient, options: QmpCallOptions = {}): 
   const nodes = await optional('query-named-block-nodes', () => qmp.execute('query-named-block-nodes', { flat: true }, options));
   if (nodes !== undefined) queries['query-named-block-nodes'] = nodes;
   const qtree = await optional('human-monitor-command', () => humanMonitorCommand(qmp, 'info qtree', options));
+  const network = qtree === undefined ? undefined : await humanMonitorCommand(qmp, 'info network', options);
 
-  return {
+  const description: VmDescription = {
     format: VM_DESCRIPTION_FORMAT,
     version: 1,
     qemu,
     machineType,
-    arch: target === undefined ? undefined : asString(asObject(target, 'query-target')['arch'], 'query-target.arch'),
-    name: name === undefined ? undefined : optString(asObject(name, 'query-name')['name'], 'query-name.name'),
-    uuid: uuid === undefined ? undefined : asString(asObject(uuid, 'query-uuid')['UUID'], 'query-uuid.UUID'),
     devices: [
       ...(await describeDevices(qmp, '/machine/peripheral', true, options)),
       ...(await describeDevices(qmp, '/machine/peripheral-anon', false, options)),
     ],
     objects: (await qomChildren(qmp, '/objects', options)).map((c) => ({ id: c.name, type: c.type })),
     queries,
-    qtree: qtree?.replace(/\r\n/g, '\n'),
     missing,
   };
+  if (target !== undefined) description.arch = asString(asObject(target, 'query-target')['arch'], 'query-target.arch');
+  const vmName = name === undefined ? undefined : optString(asObject(name, 'query-name')['name'], 'query-name.name');
+  if (vmName !== undefined) description.name = vmName;
+  if (uuid !== undefined) description.uuid = asString(asObject(uuid, 'query-uuid')['UUID'], 'query-uuid.UUID');
+  if (qtree !== undefined) description.qtree = qtree.replace(/\r\n/g, '\n');
+  if (network !== undefined) description.network = network.replace(/\r\n/g, '\n');
+  return description;
 }
 
 /** `qom-list PATH`: `[{name, type}]` (QAPI `ObjectPropertyInfo`). */
@@ -158,7 +171,7 @@ async function describeDevices(qmp: QmpClient, folder: string, named: boolean, o
   const devices: DeviceDescription[] = [];
   for (const child of await qomChildren(qmp, folder, options)) {
     const path = `${folder}/${child.name}`;
-    const device: DeviceDescription = { path, id: named ? child.name : undefined, type: child.type, properties: {}, unreadable: [] };
+    const device: DeviceDescription = { path, ...(named ? { id: child.name } : {}), type: child.type, properties: {}, unreadable: [] };
     const readable = (await qomList(qmp, path, options)).filter((p) => !p.type.startsWith('child<') && p.name !== 'type');
     const values = new Map<string, unknown>();
     await forEachLimited(readable, QOM_CONCURRENCY, async (p) => {

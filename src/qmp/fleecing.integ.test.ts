@@ -89,8 +89,8 @@ async function tearDown(exportId: string, jobId: string, overlay: string): Promi
 }
 
 test('round 1: checkpoint bitmap + fleecing job in one transaction; the export shows the disk at that instant', async () => {
-  await qemuIo(qmp, 'disk0-dev', 'write -P 0xa1 1M 64k');
-  await qemuIo(qmp, 'disk0-dev', 'write -P 0xa2 20M 128k');
+  await qemuIo(qmp, { device: 'disk0-dev', command: 'write -P 0xa1 1M 64k' });
+  await qemuIo(qmp, { device: 'disk0-dev', command: 'write -P 0xa2 20M 128k' });
   await addOverlay('fleece1');
 
   const jobEvents: string[] = [];
@@ -105,8 +105,8 @@ test('round 1: checkpoint bitmap + fleecing job in one transaction; the export s
   await running;
 
   // The guest writes after the instant of capture: the live disk changes, the export must not.
-  await qemuIo(qmp, 'disk0-dev', 'write -P 0xb1 1M 64k');
-  await qemuIo(qmp, 'disk0-dev', 'write -z 20M 64k');
+  await qemuIo(qmp, { device: 'disk0-dev', command: 'write -P 0xb1 1M 64k' });
+  await qemuIo(qmp, { device: 'disk0-dev', command: 'write -z 20M 64k' });
 
   const [job, ...otherJobs] = await queryBlockJobs(qmp);
   assert.equal(otherJobs.length, 0);
@@ -150,7 +150,7 @@ test('round 1: checkpoint bitmap + fleecing job in one transaction; the export s
 });
 
 test('round 2: incremental, with a frozen copy of the checkpoint exported as qemu:dirty-bitmap', async () => {
-  await qemuIo(qmp, 'disk0-dev', 'write -P 0xc1 8M 64k'); // dirty since cp1
+  await qemuIo(qmp, { device: 'disk0-dev', command: 'write -P 0xc1 8M 64k' }); // dirty since cp1
   await addOverlay('fleece2');
   await transaction(qmp, [
     bitmapAddAction({ node: 'disk0', name: 'cp2', persistent: true }),
@@ -159,7 +159,7 @@ test('round 2: incremental, with a frozen copy of the checkpoint exported as qem
     bitmapAction('disable', { node: 'disk0', name: 'cp1' }),
     blockdevBackupAction({ jobId: 'fleece2-job', device: 'disk0', target: 'fleece2', sync: 'none' }),
   ]);
-  await qemuIo(qmp, 'disk0-dev', 'write -P 0xd1 12M 64k'); // after the instant: only in cp2
+  await qemuIo(qmp, { device: 'disk0-dev', command: 'write -P 0xd1 12M 64k' }); // after the instant: only in cp2
 
   const before = await bitmaps();
   assert.deepEqual([before.get('cp1')?.recording, before.get('temp2')?.recording, before.get('cp2')?.recording], [false, false, true]);

@@ -18,6 +18,14 @@ export async function humanMonitorCommand(qmp: QmpClient, commandLine: string, o
   return asString(reply, 'human-monitor-command');
 }
 
+/** Options of {@link qemuIo}. */
+export interface QemuIoOptions extends QmpCallOptions {
+  /** The guest device id (or QOM path of a virtio-blk backend). */
+  device: string;
+  /** One qemu-io command, e.g. `write -P 0xab 1M 64k`, `write -z 0 64k`, `discard 0 1M`. */
+  command: string;
+}
+
 /**
  * Runs HMP `qemu-io -d DEVICE "COMMAND"` (a write or read as the guest would make it) and
  * throws E_QMP_ERROR when it reports a failure. Checked on QEMU 7.2: qemu-io prints its own
@@ -27,9 +35,10 @@ export async function humanMonitorCommand(qmp: QmpClient, commandLine: string, o
  * is neither empty nor a qemu-io result line is a failure, and a failure qemu-io prints on
  * stdout (an I/O error, a pattern mismatch) is NOT seen here: verify data by reading it back.
  */
-export async function qemuIo(qmp: QmpClient, device: string, command: string, options?: QmpCallOptions): Promise<string> {
-  if (command.includes('"')) throw new RangeError('a qemu-io command cannot contain a double quote');
-  const output = await humanMonitorCommand(qmp, `qemu-io -d ${device} "${command}"`, options);
+export async function qemuIo(qmp: QmpClient, options: QemuIoOptions): Promise<string> {
+  const { device, command, ...call } = options;
+  if (command.includes('"') || /\s/.test(device)) throw new RangeError('a qemu-io command cannot contain a double quote, nor a device id a space');
+  const output = await humanMonitorCommand(qmp, `qemu-io -d ${device} "${command}"`, call);
   const text = output.trim();
   if (text !== '' && (!/^(wrote|read) \d+\/\d+ bytes/m.test(text) || /failed|error/i.test(text))) {
     throw new CofferError('E_QMP_ERROR', `qemu-io on ${device} failed: ${text}`, { subject: { path: qmp.peer } });

@@ -43,6 +43,6 @@ export { nbdServerStart, nbdServerStop, blockExportAdd, blockExportDel, queryBlo
 export type { NbdListenAddress, NbdExportArgs, BlockExportInfo } from './nbd-export.js';
 export { queryVersion, queryStatus, queryCommands, missingCommands } from './vm-status.js';
 export type { VmStatus } from './vm-status.js';
-export { humanMonitorCommand, qemuIo } from './hmp.js';
+export { humanMonitorCommand, qemuIo, type QemuIoOptions } from './hmp.js';
 export { describeVm, VM_DESCRIPTION_FORMAT } from './describe-vm.js';
 export type { VmDescription, DeviceDescription } from './describe-vm.js';

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import net from 'node:net';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { isCofferError } from '../errors/index.js';
@@ -99,7 +100,7 @@ test('stop and cont raise STOP and RESUME, subscribed before the command', async
 
 test('disks and dirty bitmaps as query-block and query-named-block-nodes report them', async () => {
   await addDirtyBitmap(qmp, { node: 'disk0', name: 'probe', persistent: true });
-  await qemuIo(qmp, 'disk0-dev', 'write -P 0x5a 3M 64k');
+  await qemuIo(qmp, { device: 'disk0-dev', command: 'write -P 0x5a 3M 64k' });
   const [drive, ...others] = await queryBlock(qmp);
   assert.equal(others.length, 0);
   assert.equal(drive?.device, ''); // -blockdev disks have no legacy drive id
@@ -121,7 +122,7 @@ test('disks and dirty bitmaps as query-block and query-named-block-nodes report 
 
 test('HMP through QMP: qemu-io writes as the guest, and a bad device is E_QMP_ERROR', async () => {
   assert.match(await humanMonitorCommand(qmp, 'info version'), /\d+\.\d+\.\d+/);
-  await assert.rejects(qemuIo(qmp, 'no-such-dev', 'write 0 512'), (err) => isCofferError(err, 'E_QMP_ERROR') && /no-such-dev/.test(err.message));
+  await assert.rejects(qemuIo(qmp, { device: 'no-such-dev', command: 'write 0 512' }), (err) => isCofferError(err, 'E_QMP_ERROR') && /no-such-dev/.test(err.message));
 });
 
 test('a second client waits for the greeting: E_TIMEOUT saying QEMU serves one client', async () => {
@@ -156,5 +157,30 @@ test('QEMU killed mid-command: every pending command and waiter fails with E_CON
     await client.close();
   } finally {
     await doomed.stop();
+  }
+});
+
+test('QMP over TCP on loopback works the same', async () => {
+  const port = await new Promise<number>((resolve) => {
+    const probe = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port: free } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(free));
+    });
+  });
+  const tcpVm = await startTestVm({ disks: [], extraArgs: ['-qmp', `tcp:127.0.0.1:${port},server=on,wait=off`] });
+  try {
+    let client: QmpClient | undefined;
+    for (let attempt = 0; client === undefined; attempt++) {
+      // The unix monitor (which startTestVm waits for) may come up a moment before the TCP one.
+      client = await QmpClient.connect({ host: '127.0.0.1', port }).catch((err: unknown) => {
+        if (attempt >= 20 || !isCofferError(err, 'E_CONNECTION_FAILED')) throw err;
+        return new Promise<undefined>((r) => setTimeout(() => r(undefined), 50));
+      });
+    }
+    assert.equal(client.peer, `QMP at 127.0.0.1:${port}`);
+    assert.equal((await queryStatus(client)).status, 'running');
+    await client.close();
+  } finally {
+    await tcpVm.stop();
   }
 });
