@@ -27,7 +27,7 @@ export type QmpAddress = { path: string } | { host: string; port: number };
 
 /** Defaults, one place. */
 export const QMP_DEFAULTS = {
-  /** Connect + greeting + negotiation. QEMU greets at once; 10 s covers a loaded host. */
+  /** Connect + greeting, then negotiation, each. QEMU greets at once; 10 s covers a loaded host. */
   connectTimeoutMs: 10_000,
   /**
    * One command. Block-layer commands run in QEMU's main loop and return in milliseconds, but
@@ -45,7 +45,7 @@ export const QMP_DEFAULTS = {
 
 /** Options of {@link QmpClient.connect}. */
 export interface QmpConnectOptions {
-  /** Time allowed to connect, receive the greeting and negotiate. Default 10 s. */
+  /** Time allowed to connect and receive the greeting, and again for negotiation. Default 10 s. */
   timeoutMs?: number;
   /** Default timeout of each command and event wait. Default 30 s. */
   commandTimeoutMs?: number;
