@@ -19,6 +19,7 @@ const ALLOWED: Record<string, string[]> = {
   concurrency: [],
   native: [],
   testing: [],
+  qmp: ['errors', 'blockdev', 'concurrency'],
   repo: ['errors', 'concurrency', 'native'],
   disk: ['errors', 'blockdev', 'concurrency', 'native'],
   source: ['errors', 'blockdev', 'disk'],

@@ -57,6 +57,11 @@ const BY_CODE: Record<ErrorCode, number> = {
   E_VOLUME_ENCRYPTED: ExitCode.contentUnreadable,
   E_FS_UNSUPPORTED: ExitCode.contentUnreadable,
   E_FS_CORRUPT: ExitCode.contentUnreadable,
+  // A hypervisor or NBD peer that fails is a source that cannot be read.
+  E_PROTOCOL: ExitCode.sourceUnreadable,
+  E_CONNECTION_FAILED: ExitCode.sourceUnreadable,
+  E_TIMEOUT: ExitCode.sourceUnreadable,
+  E_QMP_ERROR: ExitCode.sourceUnreadable,
 };
 
 /** The exit code for an error code. */

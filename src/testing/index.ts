@@ -3,7 +3,8 @@
  * Helpers for Coffer's own tests, never imported by the product: real test disks built by real
  * tools (sfdisk, mke2fs, mtools, mkntfs, mkfs.xfs, LVM) and cached across test files and
  * processes, the one file tree every filesystem fixture holds, deterministic pseudo-random
- * bytes, and a check that the tools a test needs are installed.
+ * bytes, a check that the tools a test needs are installed, and a running QEMU with disks and a
+ * QMP socket (qemu-vm.ts).
  */
 export {
   fixtureDir,
@@ -41,3 +42,4 @@ export { buildNtfsImage, ntfsExtrasImage, NTFS_STREAMS, NTFS_SERIAL, type NtfsIm
 export { buildXfsImage, xfsFragmentedImage, type XfsImageOptions } from './xfs-image.js';
 export { xfsDbTree, xfsDbGeometry, xfsDbFileBytes, type XfsDbNode, type XfsDbGeometry } from './xfs-db.js';
 export { buildFilesVmDisk, type FilesVmDisk, type FilesVmDiskOptions } from './vm-disks.js';
+export { startTestVm, type TestVm, type TestVmDisk, type TestVmDiskSpec, type TestVmOptions } from './qemu-vm.js';

@@ -1,0 +1,48 @@
+/**
+ * @module qmp
+ * A strict client of the QEMU Machine Protocol, and the typed commands live backup needs.
+ *
+ * {@link QmpClient} owns one connection to a QEMU monitor (unix socket or TCP): greeting and
+ * capabilities negotiation, commands with ids and several in flight, QMP errors as
+ * {@link QmpCommandError} (E_QMP_ERROR with QEMU's error class), events to subscribers and
+ * waiters, timeouts, and bounded, line-framed input from a peer that is never trusted
+ * (E_PROTOCOL, E_CONNECTION_FAILED, E_TIMEOUT: never a hang).
+ *
+ * On top, one function per QMP command used by live backup, each checking QEMU's reply
+ * against the QAPI schema it documents: disks and dirty bitmaps (block-query.ts), node
+ * management (block-nodes.ts), bitmaps (dirty-bitmaps.ts), atomic `transaction`s, backup jobs
+ * (block-jobs.ts), QEMU's NBD server (nbd-export.ts), version/status/capability probing
+ * (vm-status.ts), HMP (hmp.ts) and the VM's definition (describe-vm.ts). The orchestration of
+ * a backup (fleecing, checkpoints, teardown) belongs to `source/`.
+ */
+export { QmpClient, QMP_DEFAULTS } from './qmp-client.js';
+export type { QmpAddress, QmpConnectOptions, QmpCallOptions, QmpEventListener } from './qmp-client.js';
+export { QmpCommandError, isQmpCommandError } from './qmp-command-error.js';
+export type { QmpEvent, QmpGreeting, QemuVersion } from './qmp-message.js';
+export { queryBlock, queryNamedBlockNodes } from './block-query.js';
+export type { BlockDriveInfo, BlockNodeInfo, DirtyBitmapInfo } from './block-query.js';
+export { blockdevAdd, blockdevDel, fleecingOverlayOptions } from './block-nodes.js';
+export type { BlockdevOptions } from './block-nodes.js';
+export {
+  addDirtyBitmap,
+  removeDirtyBitmap,
+  mergeDirtyBitmaps,
+  clearDirtyBitmap,
+  enableDirtyBitmap,
+  disableDirtyBitmap,
+  bitmapAddAction,
+  bitmapMergeAction,
+  bitmapAction,
+} from './dirty-bitmaps.js';
+export type { DirtyBitmapRef, DirtyBitmapAddArgs, DirtyBitmapMergeArgs } from './dirty-bitmaps.js';
+export { transaction } from './transaction.js';
+export type { TransactionAction, TransactionOptions } from './transaction.js';
+export { blockdevBackup, blockdevBackupAction, blockJobCancel, jobDismiss, queryBlockJobs, queryJobs } from './block-jobs.js';
+export type { BlockdevBackupArgs, BlockdevOnError, BlockJobInfo, JobInfo } from './block-jobs.js';
+export { nbdServerStart, nbdServerStop, blockExportAdd, blockExportDel, queryBlockExports } from './nbd-export.js';
+export type { NbdListenAddress, NbdExportArgs, BlockExportInfo } from './nbd-export.js';
+export { queryVersion, queryStatus, queryCommands, missingCommands } from './vm-status.js';
+export type { VmStatus } from './vm-status.js';
+export { humanMonitorCommand, qemuIo, type QemuIoOptions } from './hmp.js';
+export { describeVm, VM_DESCRIPTION_FORMAT } from './describe-vm.js';
+export type { VmDescription, DeviceDescription } from './describe-vm.js';
