@@ -1,7 +1,7 @@
 import { hostname as osHostname } from 'node:os';
 import { CofferError } from '../errors/index.js';
-import { DiskIndexReader, listQuarantined, listSnapshots, saveSnapshot, type DiskRecord, type Repository, type Snapshot } from '../repo/index.js';
-import type { VmSource } from '../source/index.js';
+import { DiskIndexReader, listQuarantined, listSnapshots, saveSnapshot, type ChangeTrackingRecord, type DiskRecord, type Repository, type Snapshot } from '../repo/index.js';
+import type { SourceDisk, VmSource } from '../source/index.js';
 import { backupDisk, type DiskProgress } from './backup-disk.js';
 import { unchangedFromLayer, withChangesAboveLayer } from './chain-tracking.js';
 import { KnownChunks } from './known-chunks.js';
@@ -50,6 +50,7 @@ export async function backupVm(repo: Repository, source: VmSource, options: Back
     const parentDisk = parent?.disks.find((candidate) => candidate.name === disk.name);
     const unchangedFrom = unchangedFromLayer(parentDisk?.layers, disk.layers);
     const device = unchangedFrom === undefined ? disk.device : withChangesAboveLayer(disk.device, unchangedFrom);
+    const tracking = changeTrackingOf(disk, parentDisk, unchangedFrom !== undefined);
     const { record, progress } = await backupDisk(repo, device, {
       name: disk.name,
       sourceFormat: disk.format,
@@ -57,7 +58,7 @@ export async function backupVm(repo: Repository, source: VmSource, options: Back
       parent: parentDisk === undefined ? undefined : new DiskIndexReader(repo, parentDisk),
       known,
       damaged,
-      trustChangeTracking: unchangedFrom !== undefined,
+      trustChangeTracking: tracking.method !== 'none',
       signal: options.signal,
       onProgress:
         options.onProgress === undefined
@@ -65,7 +66,11 @@ export async function backupVm(repo: Repository, source: VmSource, options: Back
           : (p) => options.onProgress?.({ ...p, vmBytesDone: vmBytesBefore + p.bytesDone, vmBytesTotal }),
     });
     vmBytesBefore += disk.device.size;
-    disks.push(disk.layers === undefined ? record : { ...record, layers: disk.layers.map((layer) => ({ ...layer })) });
+    disks.push({
+      ...record,
+      ...(disk.layers === undefined ? {} : { layers: disk.layers.map((layer) => ({ ...layer })) }),
+      ...(tracking.method === 'none' && tracking.reason === undefined && disk.checkpoint === undefined ? {} : { changeTracking: tracking }),
+    });
     totals.bytesLogical += record.size;
     totals.bytesRead += progress.bytesRead;
     totals.bytesNew += progress.bytesNew;
@@ -73,7 +78,7 @@ export async function backupVm(repo: Repository, source: VmSource, options: Back
   }
   if (options.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'backup interrupted before its snapshot was recorded');
   const time = options.time ?? started;
-  return saveSnapshot(repo, {
+  const snapshot = await saveSnapshot(repo, {
     version: 1,
     vm: source.vm,
     time: time.toISOString(),
@@ -84,4 +89,27 @@ export async function backupVm(repo: Repository, source: VmSource, options: Back
     disks,
     stats: { ...totals, durationMs: Math.max(0, clock().getTime() - started.getTime()) },
   });
+  // The snapshot stands whatever happens next; a checkpoint the source fails to drop now is
+  // dropped by its next successful commit.
+  await source.commit?.().catch(() => {});
+  return snapshot;
+}
+
+/**
+ * Which change tracking a disk's backup may trust: the image chain (see chain-tracking.ts),
+ * or the source's own (a dirty bitmap) when it runs from the checkpoint the parent recorded.
+ * Anything else is a full read, with the reason kept in the snapshot.
+ */
+function changeTrackingOf(disk: SourceDisk, parentDisk: DiskRecord | undefined, chainUnchanged: boolean): ChangeTrackingRecord {
+  const checkpoint = disk.checkpoint === undefined ? {} : { checkpoint: disk.checkpoint };
+  if (chainUnchanged) return { method: 'image-chain', ...checkpoint };
+  const offered = disk.changeTracking;
+  if (offered === undefined) return { method: 'none', ...checkpoint };
+  if ('unavailable' in offered) return { method: 'none', reason: offered.unavailable, ...checkpoint };
+  if (parentDisk === undefined) return { method: 'none', reason: 'no parent snapshot of this disk', ...checkpoint };
+  if (parentDisk.changeTracking?.checkpoint !== offered.since) {
+    return { method: 'none', reason: `the parent snapshot did not leave checkpoint ${offered.since}`, ...checkpoint };
+  }
+  if (parentDisk.size !== disk.device.size) return { method: 'none', reason: 'the disk was resized', ...checkpoint };
+  return { method: 'dirty-bitmap', ...checkpoint };
 }

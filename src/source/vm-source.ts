@@ -15,6 +15,15 @@ export interface SourceDisk {
    * this list. Absent for sources without layers.
    */
   layers?: readonly ImageLayer[];
+  /**
+   * Change tracking the source offers for this disk. `since`: the device's extents carry
+   * `changed` relative to the capture that left checkpoint `since` (the parent snapshot's
+   * disk must record that checkpoint, or the flags are ignored). `unavailable`: why there is
+   * none although the source tracks changes (a missing or inconsistent bitmap…).
+   */
+  changeTracking?: { since: string } | { unavailable: string };
+  /** The checkpoint this capture leaves for the next backup (recorded in the snapshot). */
+  checkpoint?: string;
 }
 
 /** One file of an image chain, as recorded in a snapshot. */
@@ -32,6 +41,12 @@ export interface VmSource {
   /** The VM's definition as the hypervisor describes it, or null when there is none. */
   readonly definition: { format: string; data: Uint8Array } | null;
   readonly disks: readonly SourceDisk[];
+  /**
+   * Called once the snapshot is recorded: this capture's checkpoints become the reference
+   * (a live source drops the older ones). Not called when the backup fails, so the previous
+   * checkpoints keep covering every change. Optional.
+   */
+  commit?(): Promise<void>;
   /** Releases every device (and, for live VMs, ends the point-in-time view). Idempotent. */
   close(): Promise<void>;
 }

@@ -17,7 +17,8 @@
  *     "name": "disk0", "size": 4294967296, "sourceFormat": "raw", "source": "/vm/web01.raw",
  *     "blockSize": 262144, "entriesPerPage": 4096,
  *     "pages": ["<64 hex: index page object id>", ...],  // ceil(ceil(size / blockSize) / entriesPerPage)
- *     "layers": [{ "path": "/vm/top.qcow2", "identity": "<dev:ino:size:mtime>" }, ...]  // optional
+ *     "layers": [{ "path": "/vm/top.qcow2", "identity": "<dev:ino:size:mtime>" }, ...],  // optional
+ *     "changeTracking": { "method": "dirty-bitmap", "checkpoint": "coffer-…", "reason": "…" }  // optional
  *   }],
  *   "stats": { "bytesLogical": 0, "bytesRead": 0, "bytesNew": 0, "bytesStored": 0, "durationMs": 0 }
  * }
@@ -54,6 +55,21 @@ export interface DiskRecord {
   pages: string[];
   /** The image chain read, top first, when the source was a chain of files (optional). */
   layers?: { path: string; identity: string }[];
+  /** How this capture knew which ranges were unchanged since its parent (optional). */
+  changeTracking?: ChangeTrackingRecord;
+}
+
+/**
+ * Change tracking of one disk in one snapshot. `method` says how unchanged ranges were known:
+ * `dirty-bitmap` (a QEMU dirty bitmap since the parent's checkpoint), `image-chain` (the
+ * parent read the same backing files), or `none` (every allocated range was read; `reason`
+ * says why when tracking was expected). `checkpoint` names what this capture left for the next
+ * backup to start from (a QEMU persistent dirty bitmap on the disk's node).
+ */
+export interface ChangeTrackingRecord {
+  method: 'dirty-bitmap' | 'image-chain' | 'none';
+  reason?: string;
+  checkpoint?: string;
 }
 
 /** The VM's definition as the source reported it; opaque to the repository. */
@@ -133,5 +149,14 @@ function validateDisk(disk: DiskRecord, corrupt: (why: string) => CofferError): 
   if (disk.pages.length !== pageCount(disk.size, disk.blockSize, disk.entriesPerPage)) throw corrupt(`disk ${disk.name}: wrong page count`);
   if (disk.layers !== undefined && (!Array.isArray(disk.layers) || !disk.layers.every((l) => typeof l?.path === 'string' && typeof l.identity === 'string'))) {
     throw corrupt(`disk ${disk.name}: bad layers`);
+  }
+  const tracking = disk.changeTracking;
+  if (
+    tracking !== undefined &&
+    (typeof tracking !== 'object' || tracking === null || !['dirty-bitmap', 'image-chain', 'none'].includes(tracking.method) ||
+      (tracking.reason !== undefined && typeof tracking.reason !== 'string') ||
+      (tracking.checkpoint !== undefined && (typeof tracking.checkpoint !== 'string' || !NAME.test(tracking.checkpoint))))
+  ) {
+    throw corrupt(`disk ${disk.name}: bad change tracking`);
   }
 }
