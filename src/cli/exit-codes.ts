@@ -57,6 +57,10 @@ const BY_CODE: Record<ErrorCode, number> = {
   E_VOLUME_ENCRYPTED: ExitCode.contentUnreadable,
   E_FS_UNSUPPORTED: ExitCode.contentUnreadable,
   E_FS_CORRUPT: ExitCode.contentUnreadable,
+  E_PROTOCOL: ExitCode.sourceUnreadable,
+  E_TIMEOUT: ExitCode.sourceUnreadable,
+  E_NETWORK: ExitCode.sourceUnreadable,
+  E_NBD_ERROR: ExitCode.sourceUnreadable,
 };
 
 /** The exit code for an error code. */

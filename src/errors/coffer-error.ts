@@ -55,6 +55,14 @@ export const ERROR_CODES = {
   E_FS_CORRUPT: 'the filesystem is damaged',
   /** No file or directory at that path in the filesystem, or a path through a non-directory. */
   E_PATH_NOT_FOUND: 'no such file or directory',
+  /** A network peer (an NBD server or client) sent something its protocol forbids. */
+  E_PROTOCOL: 'the peer broke the protocol',
+  /** A network peer did not answer in time. */
+  E_TIMEOUT: 'the peer did not answer in time',
+  /** A connection could not be made, was lost, or an address could not be listened on. */
+  E_NETWORK: 'the connection failed',
+  /** An NBD server refused a request or an option (no such export, an I/O error on its side…). */
+  E_NBD_ERROR: 'the NBD server reported an error',
 } as const;
 
 /** A stable error code, see {@link ERROR_CODES}. */
