@@ -37,3 +37,4 @@ export { buildFatImage, readFatWithMtools, runMtools, FAT_SMALL_TREE, type FatIm
 export { describeTree, type TreeEntry } from './describe-tree.js';
 export { buildExtImage, buildHostileExtImage, HUGE_SPARSE_FILE, type ExtImageOptions, type ExtVariant } from './ext-image.js';
 export { debugfsTree, type OracleNode, type OracleTree } from './ext-oracle.js';
+export { startDaemon, makeTempDir, type Daemon } from './daemons.js';
