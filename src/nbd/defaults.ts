@@ -16,7 +16,9 @@ export const NBD_DEFAULTS = {
   requestTimeoutMs: 60_000,
   /**
    * Requests in flight per connection. qemu-nbd serves 16 at once (its MAX_NBD_REQUESTS);
-   * more only queues on its side. The server applies the same bound per client.
+   * more only queues on its side. The server applies the same bound per client, which also
+   * bounds its memory per client: at most maxInFlight × serverMaxPayload for writes and for
+   * reads with simple replies (structured reads go out in serverReadChunk pieces).
    */
   maxInFlight: 16,
   /** The client never reads more than this per request, whatever the server allows (2^25, the spec's interoperable limit). */

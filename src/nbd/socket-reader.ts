@@ -18,11 +18,12 @@ export class SocketReader {
   private wake: (() => void) | undefined;
   private pausedByUs = false;
 
-  /** `describeEnd` names the error to throw when the peer closes the connection. */
+  /** `peer` names the other end in errors, e.g. `the NBD server on /run/x.sock`. */
   constructor(
     private readonly socket: Socket,
-    describeEnd: () => CofferError,
+    peer: string,
   ) {
+    const ended = (): CofferError => new CofferError('E_NETWORK', `${peer} closed the connection`);
     socket.on('data', (chunk: Buffer) => {
       this.chunks.push(chunk);
       this.buffered += chunk.length;
@@ -33,9 +34,9 @@ export class SocketReader {
       this.notify();
     });
     // The peer's end keeps what it sent before: reads drain it, then reject.
-    socket.on('end', () => this.finish(describeEnd()));
-    socket.on('close', () => this.finish(describeEnd()));
-    socket.on('error', (error) => this.finish(new CofferError('E_NETWORK', `the connection failed: ${error.message}`, { cause: error })));
+    socket.on('end', () => this.finish(ended()));
+    socket.on('close', () => this.finish(ended()));
+    socket.on('error', (error: NodeJS.ErrnoException) => this.finish(new CofferError('E_NETWORK', `the connection to ${peer} failed: ${error.code ?? error.message}`, { cause: error })));
   }
 
   /** The error that ended the stream, if it ended. */

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { CofferError, isCofferError, type ErrorCode } from '../../errors/index.js';
+import { isCofferError, type ErrorCode } from '../../errors/index.js';
 import { makeTempDir } from '../../testing/index.js';
 import { NbdClient, type NbdClientOptions } from '../index.js';
 import { ChunkType, Info, Option, OptionReply, ReplyFlag, TransmissionFlag } from '../protocol/constants.js';
@@ -42,7 +42,7 @@ after(async () => {
 async function scripted(script: (p: RawPeer) => Promise<void>): Promise<string> {
   const socketPath = path.join(dir.path, `${servers.length}.sock`);
   const server = createServer((socket) => {
-    const p = new RawPeer(socket, new SocketReader(socket, () => new CofferError('E_NETWORK', 'client left')));
+    const p = new RawPeer(socket, new SocketReader(socket, 'the client'));
     script(p).catch(() => undefined).finally(() => undefined);
   });
   servers.push(server);

@@ -93,8 +93,7 @@ export class NbdClient {
     try {
       return await withDeadline(socket, reader, options.handshakeTimeoutMs ?? NBD_DEFAULTS.handshakeTimeoutMs, describeAddress(address), () => listExports(socket, reader));
     } finally {
-      socket.end();
-      socket.destroySoon();
+      socket.end(() => socket.destroy());
     }
   }
 
@@ -174,8 +173,15 @@ export class NbdClient {
   private async shutDown(): Promise<void> {
     await Promise.allSettled([...this.pending.values()].map((p) => p.settled));
     if (this.failure === undefined) {
+      // NBD_CMD_DISC, flushed before the socket goes (the server closes its side on it).
       this.socket.write(encodeRequest({ flags: 0, type: Command.DISC, cookie: 0n, offset: 0, length: 0 }));
-      this.socket.end();
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 1000);
+        this.socket.end(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
     }
     this.fail(new CofferError('E_NETWORK', `the connection to the ${this.where} is closed`));
     await this.receiving;
@@ -235,9 +241,7 @@ export class NbdClient {
 
   private fail(error: CofferError): void {
     if (this.failure !== undefined) return;
-    this.failure = error.code === 'E_NETWORK' && this.closing === undefined
-      ? new CofferError('E_NETWORK', `the ${this.where} closed the connection${error.message.includes('failed') ? `: ${error.message}` : ''}`, { cause: error })
-      : error;
+    this.failure = error;
     this.reader.fail(this.failure);
     for (const request of this.pending.values()) request.fail(this.failure);
     this.slots.rejectWaiters(this.failure);
@@ -260,7 +264,7 @@ export class NbdClient {
 
 async function openConnection(address: NbdAddress, options: Pick<NbdClientOptions, 'connectTimeoutMs'>): Promise<{ socket: Socket; reader: SocketReader }> {
   const socket = await openSocket(address, options.connectTimeoutMs ?? NBD_DEFAULTS.connectTimeoutMs);
-  const reader = new SocketReader(socket, () => new CofferError('E_NETWORK', `the ${describeAddress(address)} closed the connection`));
+  const reader = new SocketReader(socket, `the ${describeAddress(address)}`);
   return { socket, reader };
 }
 

@@ -12,7 +12,7 @@ import { isCofferError } from '../../errors/index.js';
 import { makeTempDir, seededBytes } from '../../testing/index.js';
 import { NbdClient, NbdServer } from '../index.js';
 import { ChunkType, Command, CommandFlag, NbdErrno, Option, OptionReply, ReplyFlag } from '../protocol/constants.js';
-import { encodeClientFlags, encodeInfoRequest, encodeMetaContextRequest, encodeOption } from '../protocol/handshake.js';
+import { encodeInfoRequest, encodeMetaContextRequest, encodeOption } from '../protocol/handshake.js';
 import { decodeBlockStatus, decodeErrorChunk, decodeHole, encodeRequest, type RequestHeader } from '../protocol/transmission.js';
 import { RawPeer, type RawReply } from '../testing/raw-peer.js';
 

@@ -10,6 +10,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { CofferError, isCofferError } from '../../errors/index.js';
 import { NBD_DEFAULTS } from '../defaults.js';
+import { MAX_STRING_BYTES } from '../protocol/constants.js';
 import { SocketReader } from '../socket-reader.js';
 import type { NbdExport } from './nbd-export.js';
 import { haggle } from './option-haggling.js';
@@ -57,8 +58,10 @@ export class NbdServer {
   /** Starts listening. Throws `E_NETWORK` when the address cannot be listened on (in use, no permission). */
   static async listen(address: NbdListenAddress, options: NbdServerOptions): Promise<NbdServer> {
     const exports = options.exports instanceof Map ? options.exports : new Map(Object.entries(options.exports));
-    for (const name of exports.keys()) {
-      if (Buffer.byteLength(name, 'utf8') > 4096 || name.includes('\0')) throw new RangeError(`export name ${JSON.stringify(name.slice(0, 40))} is not a valid NBD string`);
+    for (const [name, exp] of exports) {
+      for (const text of [name, exp.description ?? '']) {
+        if (Buffer.byteLength(text, 'utf8') > MAX_STRING_BYTES || text.includes('\0')) throw new RangeError(`${JSON.stringify(text.slice(0, 40))} is not a valid NBD string (export name or description)`);
+      }
     }
     const server = createServer({ pauseOnConnect: false });
     await new Promise<void>((resolve, reject) => {
@@ -113,7 +116,7 @@ export class NbdServer {
   }
 
   private async serve(socket: Socket, entry: { reader?: SocketReader }): Promise<void> {
-    const reader = new SocketReader(socket, () => new CofferError('E_NETWORK', 'an NBD client closed the connection'));
+    const reader = new SocketReader(socket, 'an NBD client');
     entry.reader = reader;
     const handshakeMs = this.options.handshakeTimeoutMs ?? NBD_DEFAULTS.handshakeTimeoutMs;
     const timer = setTimeout(() => reader.fail(new CofferError('E_TIMEOUT', `an NBD client did not finish the handshake within ${handshakeMs} ms`)), handshakeMs);

@@ -31,7 +31,7 @@ export class RawPeer {
       socket.once('connect', resolve);
       socket.once('error', reject);
     });
-    return new RawPeer(socket, new SocketReader(socket, () => new CofferError('E_NETWORK', 'closed by the peer')));
+    return new RawPeer(socket, new SocketReader(socket, 'the peer'));
   }
 
   /** Exactly `n` bytes within `ms`. */
