@@ -25,6 +25,7 @@ const ALLOWED: Record<string, string[]> = {
   source: ['errors', 'blockdev', 'disk'],
   volume: ['errors', 'blockdev'],
   fs: ['errors', 'blockdev'],
+  nbd: ['errors', 'blockdev', 'concurrency'],
   backup: ['errors', 'blockdev', 'concurrency', 'repo', 'source', 'disk'],
   restore: ['errors', 'blockdev', 'concurrency', 'repo', 'disk', 'volume', 'fs'],
   cli: ['errors', 'blockdev', 'concurrency', 'repo', 'source', 'disk', 'volume', 'fs', 'backup', 'restore'],

@@ -62,6 +62,7 @@ const BY_CODE: Record<ErrorCode, number> = {
   E_CONNECTION_FAILED: ExitCode.sourceUnreadable,
   E_TIMEOUT: ExitCode.sourceUnreadable,
   E_QMP_ERROR: ExitCode.sourceUnreadable,
+  E_NBD_ERROR: ExitCode.sourceUnreadable,
 };
 
 /** The exit code for an error code. */

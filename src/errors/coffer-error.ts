@@ -57,12 +57,14 @@ export const ERROR_CODES = {
   E_PATH_NOT_FOUND: 'no such file or directory',
   /** A network peer (QEMU's monitor, an NBD server or client) sent something the protocol forbids. */
   E_PROTOCOL: 'the peer broke the protocol',
-  /** A connection to a peer could not be made, or was lost with requests still unanswered. */
+  /** A connection to a peer could not be made or was lost (requests unanswered), or an address could not be listened on. */
   E_CONNECTION_FAILED: 'the connection to the peer failed',
   /** A peer did not answer within the time allowed. */
   E_TIMEOUT: 'the peer did not answer in time',
   /** QEMU refused a QMP command; the error carries QEMU's error class and description. */
   E_QMP_ERROR: 'QEMU refused the command',
+  /** An NBD server refused a request or an option (no such export, an I/O error on its side…). */
+  E_NBD_ERROR: 'the NBD server reported an error',
 } as const;
 
 /** A stable error code, see {@link ERROR_CODES}. */

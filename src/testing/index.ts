@@ -43,3 +43,4 @@ export { buildXfsImage, xfsFragmentedImage, type XfsImageOptions } from './xfs-i
 export { xfsDbTree, xfsDbGeometry, xfsDbFileBytes, type XfsDbNode, type XfsDbGeometry } from './xfs-db.js';
 export { buildFilesVmDisk, type FilesVmDisk, type FilesVmDiskOptions } from './vm-disks.js';
 export { startTestVm, type TestVm, type TestVmDisk, type TestVmDiskSpec, type TestVmOptions } from './qemu-vm.js';
+export { startDaemon, makeTempDir, type Daemon } from './daemons.js';

@@ -1,0 +1,61 @@
+import type { Socket } from 'node:net';
+import { CofferError } from '../../errors/index.js';
+import { encodeChunkHeader, encodeSimpleReply } from '../protocol/transmission.js';
+import type { SocketReader } from '../socket-reader.js';
+
+/**
+ * Writes replies to one client. Each message is written whole in one synchronous burst, so
+ * messages of concurrent requests never interleave inside each other. When the socket's buffer
+ * is full, senders wait for it to drain (backpressure); a client that reads nothing for
+ * `stallMs` is dropped. Writing to a connection that is gone does nothing (its requests' work
+ * is lost with it, as for any vanished client).
+ */
+export class ReplyWriter {
+  private drained: Promise<void> | undefined;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly reader: SocketReader,
+    private readonly stallMs: number,
+  ) {}
+
+  get gone(): boolean {
+    return this.socket.destroyed || this.reader.error !== undefined;
+  }
+
+  simple(cookie: bigint, error: number, data?: Uint8Array): Promise<void> {
+    const header = encodeSimpleReply({ error, cookie });
+    return this.send(data === undefined ? [header] : [header, data]);
+  }
+
+  chunk(cookie: bigint, type: number, flags: number, payload: Uint8Array[]): Promise<void> {
+    const length = payload.reduce((sum, part) => sum + part.length, 0);
+    return this.send([encodeChunkHeader({ flags, type, cookie, length }), ...payload]);
+  }
+
+  private async send(parts: Uint8Array[]): Promise<void> {
+    if (this.gone) return;
+    let full = false;
+    for (const part of parts) if (part.length > 0) full = !this.socket.write(part) || full;
+    if (full) await this.waitForDrain();
+  }
+
+  private waitForDrain(): Promise<void> {
+    this.drained ??= new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.socket.off('drain', done);
+        this.socket.off('close', done);
+        this.drained = undefined;
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.reader.fail(new CofferError('E_TIMEOUT', `an NBD client read none of its replies for ${this.stallMs} ms`));
+        done();
+      }, this.stallMs);
+      this.socket.on('drain', done);
+      this.socket.on('close', done);
+    });
+    return this.drained;
+  }
+}
