@@ -22,7 +22,7 @@ const ALLOWED: Record<string, string[]> = {
   qmp: ['errors', 'blockdev', 'concurrency'],
   repo: ['errors', 'concurrency', 'native'],
   disk: ['errors', 'blockdev', 'concurrency', 'native'],
-  source: ['errors', 'blockdev', 'disk'],
+  source: ['errors', 'blockdev', 'disk', 'qmp', 'nbd'],
   volume: ['errors', 'blockdev'],
   fs: ['errors', 'blockdev'],
   nbd: ['errors', 'blockdev', 'concurrency'],

@@ -48,12 +48,13 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .action((options, command: Command) => run(() => initCommand(command.opts(), context))());
 
   repoCommand('backup', 'back up the disks of a VM into a new snapshot')
-    .argument('<disk...>', 'disk images or block devices, in the VM\'s disk order')
+    .argument('[disk...]', 'disk images or block devices, in the VM\'s disk order')
     .option('--vm <name>', 'the VM\'s name (snapshots of one VM share their parent chain)')
     .option('--tag <tag>', 'tag the snapshot (repeatable)', collect)
     .option('--time <iso8601>', 'record this capture time instead of now')
     .option('--host <name>', 'record this hostname instead of this machine\'s')
     .option('--image-snapshot <name>', 'read each image at this internal snapshot (qcow2 qemu-img snapshot -c)')
+    .option('--qemu <qmp>', 'back up the running QEMU VM behind this QMP monitor (a unix socket, or HOST:PORT): every disk at one instant, only what changed since the last backup')
     .action((disks: string[], _options, command: Command) => run(() => backupCommand(disks, command.opts(), context))());
 
   repoCommand('snapshots', 'list snapshots, oldest first')

@@ -1,6 +1,7 @@
 import { backupVm } from '../../backup/index.js';
 import { CofferError } from '../../errors/index.js';
-import { openImageSource } from '../../source/index.js';
+import { listSnapshots } from '../../repo/index.js';
+import { openImageSource, openQemuSource, type VmSource } from '../../source/index.js';
 import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
 import { formatBytes, formatDuration } from '../format.js';
 import { ProgressReporter } from '../progress.js';
@@ -11,6 +12,7 @@ export interface BackupCommandOptions extends RepositoryOptions {
   time?: string;
   host?: string;
   imageSnapshot?: string;
+  qemu?: string;
 }
 
 const NAME = /^[^\u0000-\u001f\u007f]{1,200}$/;
@@ -19,7 +21,9 @@ const NAME = /^[^\u0000-\u001f\u007f]{1,200}$/;
 export async function backupCommand(disks: string[], options: BackupCommandOptions, context: CommandContext): Promise<number> {
   const vm = options.vm;
   if (vm === undefined || !NAME.test(vm)) throw new CofferError('E_USAGE', '--vm NAME is required (1 to 200 printable characters)');
-  if (disks.length === 0) throw new CofferError('E_USAGE', 'name at least one disk image or block device to back up');
+  if (options.qemu !== undefined && disks.length > 0) throw new CofferError('E_USAGE', '--qemu backs up the disks of the running VM: name no disk images with it');
+  if (options.qemu !== undefined && options.imageSnapshot !== undefined) throw new CofferError('E_USAGE', '--image-snapshot applies to image files, not to --qemu');
+  if (options.qemu === undefined && disks.length === 0) throw new CofferError('E_USAGE', 'name at least one disk image or block device to back up (or --qemu QMP_SOCKET for a running VM)');
   const tags = options.tag ?? [];
   const badTag = tags.find((tag) => !NAME.test(tag));
   if (badTag !== undefined) throw new CofferError('E_USAGE', `tag ${JSON.stringify(badTag)} is not 1 to 200 printable characters`);
@@ -28,12 +32,14 @@ export async function backupCommand(disks: string[], options: BackupCommandOptio
     time = new Date(options.time);
     if (Number.isNaN(time.getTime())) throw new CofferError('E_USAGE', `--time ${options.time} is not an ISO 8601 date`);
   }
-  const source = await openImageSource(vm, disks, options.imageSnapshot === undefined ? {} : { imageSnapshot: options.imageSnapshot });
-  try {
-    return await withRepository(options, context, async (repo) => {
+  return withRepository(options, context, async (repo) => {
+    const parent = (await listSnapshots(repo, { vm })).at(-1) ?? null;
+    const source = await openSource(vm, disks, options, parent, context.signal);
+    try {
       const progress = ProgressReporter.for(context.stderr, options.json === true);
       const snapshot = await backupVm(repo, source, {
         tags,
+        parent,
         ...(time ? { time } : {}),
         ...(options.host ? { hostname: options.host } : {}),
         signal: context.signal,
@@ -42,21 +48,44 @@ export async function backupCommand(disks: string[], options: BackupCommandOptio
       });
       progress.done();
       const stats = snapshot.stats;
+      const tracking = snapshot.disks.map((d) => ({ name: d.name, ...(d.changeTracking === undefined ? {} : { changeTracking: d.changeTracking }) }));
       if (options.json) {
-        context.stdout.write(`${JSON.stringify({ id: snapshot.id, vm: snapshot.vm, time: snapshot.time, parent: snapshot.parent, ...stats })}\n`);
+        context.stdout.write(`${JSON.stringify({ id: snapshot.id, vm: snapshot.vm, time: snapshot.time, parent: snapshot.parent, ...stats, disks: tracking })}\n`);
       } else {
         const seconds = stats.durationMs / 1000;
-        context.stdout.write(
-          [
-            `vm ${vm}: ${snapshot.disks.length} disk(s), ${formatBytes(stats.bytesLogical)}${snapshot.parent ? `, compared with snapshot ${snapshot.parent.slice(0, 8)}` : ', no parent'}`,
-            `read ${formatBytes(stats.bytesRead)}, new ${formatBytes(stats.bytesNew)}, stored ${formatBytes(stats.bytesStored)} in ${formatDuration(seconds)} (${formatBytes(stats.bytesRead / Math.max(seconds, 0.001))}/s)`,
-            `snapshot ${snapshot.id} saved`,
-          ].join('\n') + '\n',
+        const lines = [
+          `vm ${vm}: ${snapshot.disks.length} disk(s), ${formatBytes(stats.bytesLogical)}${snapshot.parent ? `, compared with snapshot ${snapshot.parent.slice(0, 8)}` : ', no parent'}`,
+        ];
+        for (const d of tracking) {
+          const t = d.changeTracking;
+          if (t?.method === 'dirty-bitmap') lines.push(`  ${d.name}: read only what QEMU's dirty bitmap marked since the last backup`);
+          else if (t?.method === 'image-chain') lines.push(`  ${d.name}: read only the image layers written since the last backup`);
+          else if (t?.reason !== undefined) lines.push(`  ${d.name}: read in full: ${t.reason}`);
+        }
+        lines.push(
+          `read ${formatBytes(stats.bytesRead)}, new ${formatBytes(stats.bytesNew)}, stored ${formatBytes(stats.bytesStored)} in ${formatDuration(seconds)} (${formatBytes(stats.bytesRead / Math.max(seconds, 0.001))}/s)`,
+          `snapshot ${snapshot.id} saved`,
         );
+        context.stdout.write(`${lines.join('\n')}\n`);
       }
       return 0;
-    });
-  } finally {
-    await source.close();
-  }
+    } finally {
+      await source.close();
+    }
+  });
+}
+
+/** Image files, or a running QEMU VM whose checkpoints the parent snapshot recorded. */
+async function openSource(vm: string, disks: string[], options: BackupCommandOptions, parent: { disks: { name: string; changeTracking?: { checkpoint?: string } }[] } | null, signal: AbortSignal): Promise<VmSource> {
+  if (options.qemu === undefined) return openImageSource(vm, disks, options.imageSnapshot === undefined ? {} : { imageSnapshot: options.imageSnapshot });
+  const previous = new Map<string, string>();
+  for (const disk of parent?.disks ?? []) if (disk.changeTracking?.checkpoint !== undefined) previous.set(disk.name, disk.changeTracking.checkpoint);
+  return openQemuSource({ vm, qmp: qmpAddress(options.qemu), previous, signal });
+}
+
+/** `/run/vm.qmp` (a unix socket) or `HOST:PORT`. */
+function qmpAddress(text: string): { path: string } | { host: string; port: number } {
+  const tcp = /^([^/:]+|\[[0-9a-f:]+\]):(\d{1,5})$/i.exec(text);
+  if (tcp !== null) return { host: (tcp[1] as string).replace(/^\[|\]$/g, ''), port: Number(tcp[2]) };
+  return { path: text };
 }

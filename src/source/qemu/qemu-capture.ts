@@ -1,0 +1,219 @@
+import * as fs from 'node:fs/promises';
+import path from 'node:path';
+import { openDiskTarget } from '../../disk/index.js';
+import { CofferError } from '../../errors/index.js';
+import {
+  bitmapAddAction,
+  bitmapMergeAction,
+  blockExportAdd,
+  blockExportDel,
+  blockJobCancel,
+  blockdevAdd,
+  blockdevBackupAction,
+  blockdevDel,
+  fleecingOverlayOptions,
+  nbdServerStart,
+  nbdServerStop,
+  queryBlockExports,
+  queryBlockJobs,
+  queryNamedBlockNodes,
+  removeDirtyBitmap,
+  transaction,
+  type QmpClient,
+  type TransactionAction,
+} from '../../qmp/index.js';
+import { CHECKPOINT_PREFIX, checkpointProblem, type QemuDisk } from './qemu-disks.js';
+
+/** One disk in a point-in-time capture. */
+export interface CapturedDisk {
+  disk: QemuDisk;
+  /** The checkpoint this capture leaves (a bitmap recording from the capture's instant on). */
+  checkpoint: string;
+  /** The previous checkpoint the exported changes are relative to, when usable. */
+  since?: string;
+  /** Why the disk is read in full although a previous backup exists. */
+  fullReason?: string;
+  /** A frozen copy of `since` at the instant: what changed between the two captures. */
+  changes?: string;
+  overlayNode: string;
+  overlayFile: string;
+  jobId: string;
+  exportId: string;
+}
+
+/**
+ * A point-in-time view of every disk of a running VM, taken with QEMU's fleecing (see
+ * shared facts in docs/live-backup.md):
+ * 1. for each disk, an empty qcow2 overlay backed by the live node is added;
+ * 2. ONE `transaction` then, for every disk at the same instant: adds the new persistent
+ *    checkpoint bitmap; for an incremental, adds a disabled bitmap and merges the previous
+ *    checkpoint into it (the changes between the two captures, frozen); starts a
+ *    `blockdev-backup sync=none` job into the overlay, which copies old data there before the
+ *    guest overwrites it. The VM never pauses.
+ * 3. QEMU's NBD server exports each overlay (export name = disk name) with the frozen bitmap,
+ *    read as `qemu:dirty-bitmap:NAME`.
+ * The previous checkpoint is never disabled or removed here: if this backup fails, it still
+ * covers every change since the last good one. {@link end} undoes everything but the
+ * checkpoints; {@link dropNewCheckpoints} (a failed backup) or {@link dropOldCheckpoints} (a
+ * recorded one) then settles which checkpoint lives on.
+ */
+export class QemuCapture {
+  private ended = false;
+
+  private constructor(
+    private readonly qmp: QmpClient,
+    readonly disks: CapturedDisk[],
+    readonly nbdSocket: string,
+    private readonly workDir: string,
+  ) {}
+
+  static async start(qmp: QmpClient, disks: QemuDisk[], options: { previous: ReadonlyMap<string, string>; workDir: string; tag: string; run: string }): Promise<QemuCapture> {
+    const nbdSocket = path.join(options.workDir, 'nbd.sock');
+    const captured: CapturedDisk[] = disks.map((disk, i) => {
+      const previous = options.previous.get(disk.name);
+      const problem = checkpointProblem(disk, previous);
+      return {
+        disk,
+        checkpoint: `${CHECKPOINT_PREFIX}${options.tag}-${i}`,
+        ...(problem === undefined ? { since: previous, changes: `coffer-changes-${options.run}-${i}` } : { fullReason: problem }),
+        // QEMU limits node names to 31 characters: the run's short id, not the whole tag.
+        overlayNode: `coffer-fleece-${options.run}-${i}`,
+        overlayFile: path.join(options.workDir, `fleece-${i}.qcow2`),
+        jobId: `coffer-job-${options.run}-${i}`,
+        exportId: `coffer-export-${options.run}-${i}`,
+      };
+    });
+    const capture = new QemuCapture(qmp, captured, nbdSocket, options.workDir);
+    try {
+      for (const c of captured) {
+        const target = await openDiskTarget(c.overlayFile, c.disk.size, { format: 'qcow2', overwrite: false });
+        await target.skipZeros?.(0, c.disk.size);
+        await target.finish();
+        await blockdevAdd(qmp, fleecingOverlayOptions(c.overlayNode, { filename: c.overlayFile, backingNode: c.disk.nodeName }));
+      }
+      const actions: TransactionAction[] = [];
+      for (const c of captured) {
+        // Persistent bitmaps live in qcow2 files; on other formats a checkpoint lasts until QEMU stops.
+        actions.push(bitmapAddAction({ node: c.disk.nodeName, name: c.checkpoint, persistent: c.disk.format === 'qcow2' }));
+        if (c.changes !== undefined && c.since !== undefined) {
+          actions.push(bitmapAddAction({ node: c.disk.nodeName, name: c.changes, disabled: true }));
+          actions.push(bitmapMergeAction({ node: c.disk.nodeName, target: c.changes, bitmaps: [c.since] }));
+        }
+        actions.push(blockdevBackupAction({ jobId: c.jobId, device: c.disk.nodeName, target: c.overlayNode, sync: 'none' }));
+      }
+      await transaction(qmp, actions);
+      await nbdServerStart(qmp, { path: nbdSocket });
+      for (const c of captured) {
+        await blockExportAdd(qmp, { id: c.exportId, nodeName: c.overlayNode, name: c.disk.name, writable: false, ...(c.changes !== undefined ? { bitmaps: [c.changes] } : {}) });
+      }
+      return capture;
+    } catch (error) {
+      await capture.end();
+      await capture.dropNewCheckpoints();
+      throw error;
+    }
+  }
+
+  /** The NBD URI of a disk's export. */
+  uri(disk: CapturedDisk): string {
+    return `nbd+unix:///${encodeURIComponent(disk.disk.name)}?socket=${this.nbdSocket}`;
+  }
+
+  /**
+   * Ends the point-in-time view: exports, NBD server, fleecing jobs, overlays (nodes and files),
+   * frozen change bitmaps. Goes on through failures (a step may never have happened) and
+   * throws the first one at the end. Idempotent.
+   */
+  async end(): Promise<void> {
+    if (this.ended) return;
+    this.ended = true;
+    const failures: unknown[] = [];
+    const step = async (fn: () => Promise<unknown>): Promise<void> => {
+      await fn().catch((error: unknown) => failures.push(error));
+    };
+    const present = await this.presentNodes().catch(() => new Set<string>());
+    for (const c of this.disks) await step(() => blockExportDel(this.qmp, c.exportId, { timeoutMs: 30_000 }));
+    await step(() => nbdServerStop(this.qmp));
+    for (const c of this.disks) {
+      await step(async () => {
+        const cancelled = this.qmp.waitForEvent('BLOCK_JOB_CANCELLED', (e) => e.data['device'] === c.jobId, { timeoutMs: 30_000 });
+        try {
+          await blockJobCancel(this.qmp, c.jobId, { force: true });
+        } catch (error) {
+          void cancelled.catch(() => {});
+          throw error;
+        }
+        await cancelled;
+      });
+    }
+    for (const c of this.disks) {
+      if (present.has(c.overlayNode)) await step(() => blockdevDel(this.qmp, c.overlayNode));
+      await step(() => fs.rm(c.overlayFile, { force: true }));
+      if (c.changes !== undefined) await step(() => removeDirtyBitmap(this.qmp, { node: c.disk.nodeName, name: c.changes as string }));
+    }
+    await fs.rm(this.nbdSocket, { force: true }).catch(() => {});
+    // Failures of steps that never happened (no such export, job or bitmap) are expected.
+    const real = failures.filter((error) => !/not found|does not exist|No export|no block job|cannot find|could not find|not running/i.test(String((error as Error)?.message)));
+    if (real.length > 0) throw real[0];
+  }
+
+  /** A failed backup: remove the checkpoints this capture added (the previous ones still cover everything). */
+  async dropNewCheckpoints(): Promise<void> {
+    for (const c of this.disks) await removeDirtyBitmap(this.qmp, { node: c.disk.nodeName, name: c.checkpoint }).catch(() => {});
+  }
+
+  /** A recorded backup: its checkpoints are the reference now; every older Coffer checkpoint goes. */
+  async dropOldCheckpoints(): Promise<void> {
+    const nodes = await queryNamedBlockNodes(this.qmp);
+    for (const c of this.disks) {
+      const node = nodes.find((n) => n.nodeName === c.disk.nodeName);
+      for (const bitmap of node?.dirtyBitmaps ?? []) {
+        const name = bitmap.name;
+        if (name === undefined || name === c.checkpoint || !name.startsWith(CHECKPOINT_PREFIX) || bitmap.busy) continue;
+        await removeDirtyBitmap(this.qmp, { node: c.disk.nodeName, name });
+      }
+    }
+  }
+
+  /** Where the capture keeps its files. */
+  get directory(): string {
+    return this.workDir;
+  }
+
+  private async presentNodes(): Promise<Set<string>> {
+    return new Set((await queryNamedBlockNodes(this.qmp)).map((n) => n.nodeName ?? ''));
+  }
+}
+
+/**
+ * What a Coffer run killed mid-way (kill -9, a crash) left in QEMU: its exports, the NBD
+ * server they were on, its fleecing jobs and overlay nodes, its frozen change bitmaps. Its
+ * new checkpoint stays (harmless: the previous one still records, and the next recorded
+ * backup drops both). Another tool's exports, jobs and bitmaps are never touched; a server
+ * with other exports is left running. Run it before listing the disks: a fleecing job puts a
+ * filter node above the disk's node while it lives.
+ */
+export async function removeStaleCapture(qmp: QmpClient): Promise<void> {
+  const exports = await queryBlockExports(qmp);
+  const stale = exports.filter((e) => e.id.startsWith('coffer-export-'));
+  for (const e of stale) await blockExportDel(qmp, e.id, { timeoutMs: 30_000 });
+  if (stale.length > 0 && stale.length === exports.length) await nbdServerStop(qmp).catch(() => {});
+  for (const job of await queryBlockJobs(qmp)) {
+    if (!job.id.startsWith('coffer-job-')) continue;
+    const cancelled = qmp.waitForEvent('BLOCK_JOB_CANCELLED', (e) => e.data['device'] === job.id, { timeoutMs: 30_000 });
+    await blockJobCancel(qmp, job.id, { force: true });
+    await cancelled;
+  }
+  for (const node of await queryNamedBlockNodes(qmp)) {
+    if (node.nodeName?.startsWith('coffer-fleece-')) await blockdevDel(qmp, node.nodeName).catch(() => {});
+    for (const bitmap of node.dirtyBitmaps) {
+      if (bitmap.name?.startsWith('coffer-changes-') && node.nodeName !== undefined) await removeDirtyBitmap(qmp, { node: node.nodeName, name: bitmap.name }).catch(() => {});
+    }
+  }
+}
+
+/** `E_SOURCE_UNREADABLE` for a capture that could not be set up, naming the step's error. */
+export function captureFailed(vm: string, error: unknown): CofferError {
+  if (error instanceof CofferError && error.code !== 'E_QMP_ERROR') return error;
+  return new CofferError('E_SOURCE_UNREADABLE', `VM ${vm}: the point-in-time capture failed: ${(error as Error).message}`, { cause: error });
+}

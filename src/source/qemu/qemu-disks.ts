@@ -1,0 +1,52 @@
+import { CofferError } from '../../errors/index.js';
+import { queryBlock, type BlockNodeInfo, type QmpClient } from '../../qmp/index.js';
+
+/** Every bitmap Coffer makes starts with this, so it never touches another tool's. */
+export const CHECKPOINT_PREFIX = 'coffer-';
+
+/** One disk of a running VM, as live backup sees it. */
+export interface QemuDisk {
+  /** Stable name: the guest device id (`-device …,id=NAME`), else the drive id, else the node name. */
+  name: string;
+  /** The format node the guest writes through: bitmaps, jobs and overlays attach here. */
+  nodeName: string;
+  size: number;
+  format: string;
+  filename: string;
+  node: BlockNodeInfo;
+}
+
+/**
+ * The VM's writable disks with a medium, in the order QEMU lists them (read-only drives such
+ * as CD-ROMs are left out: they are not the VM's state).
+ */
+export async function listQemuDisks(qmp: QmpClient): Promise<QemuDisk[]> {
+  const disks: QemuDisk[] = [];
+  for (const drive of await queryBlock(qmp)) {
+    const node = drive.inserted;
+    if (node === undefined || node.readOnly) continue;
+    if (node.nodeName === undefined) throw new CofferError('E_SOURCE_UNREADABLE', `drive ${drive.device || drive.qdev}: QEMU reports no node name (QEMU too old for live backup)`);
+    const qdev = drive.qdev !== undefined && !drive.qdev.startsWith('/') ? drive.qdev : undefined;
+    const name = qdev ?? (drive.device !== '' ? drive.device : node.nodeName);
+    disks.push({ name, nodeName: node.nodeName, size: node.virtualSize, format: node.format, filename: node.filename, node });
+  }
+  if (disks.length === 0) throw new CofferError('E_SOURCE_UNREADABLE', 'the VM has no writable disk to back up');
+  const names = new Set(disks.map((d) => d.name));
+  if (names.size !== disks.length) throw new CofferError('E_SOURCE_UNREADABLE', `two disks of the VM share a name (${disks.map((d) => d.name).join(', ')}): give the devices ids`);
+  return disks;
+}
+
+/**
+ * Whether a disk's bitmap `checkpoint` (left by the previous backup) can tell what changed
+ * since: it must exist, be recording, consistent and not in use. Otherwise the reason for a
+ * full read.
+ */
+export function checkpointProblem(disk: QemuDisk, checkpoint: string | undefined): string | undefined {
+  if (checkpoint === undefined) return 'no checkpoint from a previous backup of this disk';
+  const bitmap = disk.node.dirtyBitmaps.find((b) => b.name === checkpoint);
+  if (bitmap === undefined) return `checkpoint bitmap ${checkpoint} is missing on node ${disk.nodeName} (VM restarted without persistent bitmaps, or the disk was replaced)`;
+  if (bitmap.inconsistent) return `checkpoint bitmap ${checkpoint} is inconsistent (QEMU stopped without saving it)`;
+  if (!bitmap.recording) return `checkpoint bitmap ${checkpoint} is not recording`;
+  if (bitmap.busy) return `checkpoint bitmap ${checkpoint} is in use by another job`;
+  return undefined;
+}

@@ -1,0 +1,197 @@
+/**
+ * Live backup of a running QEMU (TCG, no guest OS; guest writes by HMP qemu-io through a
+ * second QMP monitor): every disk at one instant, writes after the instant excluded,
+ * incrementals that read only what the dirty bitmap marked, a capture abandoned by a killed
+ * run that loses no change, and a full read with its reason when the checkpoint is gone.
+ * The oracle is a model of each disk in memory, updated with every write the test makes.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { backupVm } from '../../backup/index.js';
+import { queryNamedBlockNodes, qemuIo, QmpClient } from '../../qmp/index.js';
+import { LocalBackend, initRepository, openRepository, type Repository, type Snapshot } from '../../repo/index.js';
+import { SnapshotDisk } from '../../restore/index.js';
+import { requireTools, runTool, startTestVm, type TestVm } from '../../testing/index.js';
+import { openQemuSource } from '../index.js';
+
+const MiB = 1024 * 1024;
+const KiB = 1024;
+const SIZES = { disk0: 48 * MiB, disk1: 16 * MiB } as const;
+type DiskName = keyof typeof SIZES;
+
+let vm: TestVm;
+let testMonitor: QmpClient;
+let backupMonitor: string;
+let repo: Repository;
+let work: string;
+const model: Record<DiskName, Buffer> = { disk0: Buffer.alloc(SIZES.disk0), disk1: Buffer.alloc(SIZES.disk1) };
+
+before(async () => {
+  await requireTools('qemu-system-x86_64', 'qemu-img');
+  work = await fs.mkdtemp(path.join((await import('node:os')).tmpdir(), 'coffer-live-test-'));
+  vm = await startLiveVm();
+  repo = await newRepository(path.join(work, 'repo'));
+});
+after(async () => {
+  await testMonitor?.close();
+  await vm?.stop();
+  await repo?.close();
+  await fs.rm(work, { recursive: true, force: true });
+});
+
+async function startLiveVm(from?: Record<DiskName, string>): Promise<TestVm> {
+  const dir = await fs.mkdtemp(path.join(work, 'vm-'));
+  const testSocket = path.join(dir, 'test.qmp');
+  const started = await startTestVm({
+    disks: (Object.keys(SIZES) as DiskName[]).map((name) => ({ name, size: SIZES[name], ...(from ? { from: from[name] } : {}) })),
+    extraArgs: ['-qmp', `unix:${testSocket},server=on,wait=off`],
+  });
+  backupMonitor = started.qmpSocket;
+  testMonitor = await QmpClient.connect({ path: testSocket });
+  return started;
+}
+
+async function newRepository(location: string): Promise<Repository> {
+  const backend = new LocalBackend(location);
+  await initRepository(backend, { passphrase: 'live', kdf: { N: 1024, r: 8, p: 1 } });
+  return openRepository(backend, { passphrase: 'live', threads: 2 });
+}
+
+/** A guest write of `length` bytes of `pattern` at `offset`, mirrored in the model. */
+async function write(disk: DiskName, offset: number, length: number, pattern: number): Promise<void> {
+  await qemuIo(testMonitor, { device: `${disk}-dev`, command: `write -P ${pattern} ${offset} ${length}` });
+  model[disk].fill(pattern, offset, offset + length);
+}
+
+/** The model now, to compare a snapshot with the disks at its instant. */
+function instant(): Record<DiskName, Buffer> {
+  return { disk0: Buffer.from(model.disk0), disk1: Buffer.from(model.disk1) };
+}
+
+async function assertSnapshotEquals(snapshot: Snapshot, expected: Record<DiskName, Buffer>): Promise<void> {
+  for (const name of Object.keys(SIZES) as DiskName[]) {
+    const record = snapshot.disks.find((d) => d.name === `${name}-dev`);
+    assert.ok(record, `disk ${name}-dev in the snapshot (has ${snapshot.disks.map((d) => d.name).join(', ')})`);
+    const disk = new SnapshotDisk(repo, snapshot.id, record);
+    const bytes = Buffer.from(await disk.read(0, disk.size));
+    assert.equal(disk.size, SIZES[name]);
+    assert.ok(bytes.equals(expected[name]), `${name}: the snapshot holds the disk at its instant (first difference at ${firstDifference(bytes, expected[name])})`);
+  }
+}
+
+function firstDifference(a: Buffer, b: Buffer): number {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return i;
+  return a.length === b.length ? -1 : Math.min(a.length, b.length);
+}
+
+function checkpoints(snapshot: Snapshot): Map<string, string> {
+  return new Map(snapshot.disks.flatMap((d) => (d.changeTracking?.checkpoint ? [[d.name, d.changeTracking.checkpoint] as const] : [])));
+}
+
+async function cofferBitmaps(): Promise<string[]> {
+  const nodes = await queryNamedBlockNodes(testMonitor);
+  return nodes.flatMap((n) => n.dirtyBitmaps.map((b) => `${n.nodeName}:${b.name}`)).filter((n) => n.includes(':coffer-')).sort();
+}
+
+let first: Snapshot;
+let second: Snapshot;
+
+test('a full backup holds both disks at one instant, not the writes made after it', async () => {
+  await write('disk0', 1 * MiB, 64 * KiB, 0xa1);
+  await write('disk0', 40 * MiB, 256 * KiB, 0xa2);
+  await write('disk1', 0, 64 * KiB, 0xa3);
+  const expected = instant();
+  const source = await openQemuSource({ vm: 'live', qmp: { path: backupMonitor } });
+  try {
+    await write('disk0', 1 * MiB, 64 * KiB, 0xb1); // after the instant: must not be seen
+    await write('disk1', 0, 4 * KiB, 0xb2);
+    first = await backupVm(repo, source, { parent: null });
+  } finally {
+    await source.close();
+  }
+  assert.deepEqual(first.disks.map((d) => d.changeTracking?.method), ['none', 'none']);
+  assert.equal(first.stats.bytesRead, 3 * 256 * KiB, 'only the blocks holding data were read');
+  await assertSnapshotEquals(first, expected);
+  const definition = JSON.parse(Buffer.from(first.definition?.data ?? '', 'base64').toString('utf8')) as { devices?: unknown };
+  assert.ok(definition.devices !== undefined, 'the VM definition is stored');
+  assert.deepEqual(await cofferBitmaps(), [...checkpoints(first).values()].map((c, i) => `${['disk0', 'disk1'][i]}:${c}`).sort());
+});
+
+test('an incremental reads only what the dirty bitmap marked since the last backup', async () => {
+  for (let i = 0; i < 6; i++) await write('disk0', (3 + 5 * i) * MiB, 4 * KiB, 0xc0 + i);
+  const expected = instant();
+  const source = await openQemuSource({ vm: 'live', qmp: { path: backupMonitor }, previous: checkpoints(first) });
+  try {
+    await write('disk0', 44 * MiB, 64 * KiB, 0xd1); // after this instant
+    second = await backupVm(repo, source, { parent: first });
+  } finally {
+    await source.close();
+  }
+  assert.deepEqual(second.disks.map((d) => d.changeTracking?.method), ['dirty-bitmap', 'dirty-bitmap']);
+  // Dirty since the first instant: 1 MiB (0xb1), disk1's 0xb2, and the six writes: one block each.
+  assert.ok(second.stats.bytesRead <= 8 * 256 * KiB, `read ${second.stats.bytesRead} bytes`);
+  assert.ok(second.stats.bytesRead >= 8 * 64 * KiB, `read ${second.stats.bytesRead} bytes`);
+  await assertSnapshotEquals(second, expected);
+  assert.deepEqual((await cofferBitmaps()).length, 2, 'only the newest checkpoints remain');
+});
+
+test('a capture abandoned by a killed run loses no change, and its leftovers are cleared', async () => {
+  await write('disk1', 8 * MiB, 64 * KiB, 0xe1);
+  const script = `
+    const { openQemuSource } = await import(${JSON.stringify(new URL('../index.js', import.meta.url).href)});
+    await openQemuSource({ vm: 'live', qmp: { path: ${JSON.stringify(backupMonitor)} }, previous: new Map(${JSON.stringify([...checkpoints(second)])}) });
+    process.stdout.write('captured\\n');
+    setInterval(() => {}, 1000);`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (d: Buffer) => d.toString().includes('captured') && resolve());
+    child.once('exit', (code) => reject(new Error(`the capturing process exited with ${code}`)));
+  });
+  child.kill('SIGKILL');
+  await new Promise((resolve) => child.once('exit', resolve));
+  await write('disk1', 9 * MiB, 64 * KiB, 0xe2); // after the abandoned capture
+  const expected = instant();
+  const source = await openQemuSource({ vm: 'live', qmp: { path: backupMonitor }, previous: checkpoints(second) });
+  let third: Snapshot;
+  try {
+    third = await backupVm(repo, source, { parent: second });
+  } finally {
+    await source.close();
+  }
+  assert.deepEqual(third.disks.map((d) => d.changeTracking?.method), ['dirty-bitmap', 'dirty-bitmap']);
+  await assertSnapshotEquals(third, expected);
+  assert.deepEqual((await cofferBitmaps()).length, 2, 'the killed run\'s checkpoint and frozen copy are gone too');
+  const nodes = await queryNamedBlockNodes(testMonitor);
+  assert.ok(!nodes.some((n) => n.nodeName?.startsWith('coffer-fleece-')), 'no overlay left');
+  second = third;
+});
+
+test('a VM restarted without its checkpoint bitmap is read in full, with the reason recorded', async () => {
+  await testMonitor.execute('quit').catch(() => {});
+  await testMonitor.close();
+  await vm.exited;
+  const copies = {} as Record<DiskName, string>;
+  for (const disk of vm.disks) {
+    const copy = path.join(work, `${disk.name}.qcow2`);
+    await fs.copyFile(disk.path, copy);
+    for (const bitmap of checkpoints(second).values()) await runTool('qemu-img', ['bitmap', '--remove', copy, bitmap]).catch(() => ''); // each disk has one of them
+    copies[disk.name as DiskName] = copy;
+  }
+  await vm.stop();
+  vm = await startLiveVm(copies);
+  const expected = instant();
+  const source = await openQemuSource({ vm: 'live', qmp: { path: backupMonitor }, previous: checkpoints(second) });
+  let fourth: Snapshot;
+  try {
+    fourth = await backupVm(repo, source, { parent: second });
+  } finally {
+    await source.close();
+  }
+  assert.deepEqual(fourth.disks.map((d) => d.changeTracking?.method), ['none', 'none']);
+  assert.match(fourth.disks[0]?.changeTracking?.reason ?? '', /checkpoint bitmap coffer-.* is missing/);
+  await assertSnapshotEquals(fourth, expected);
+});
+

@@ -1,0 +1,108 @@
+import { createHash, randomBytes } from 'node:crypto';
+import * as fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { NbdBlockDevice } from '../../nbd/index.js';
+import { describeVm, QmpClient, VM_DESCRIPTION_FORMAT, type QmpAddress } from '../../qmp/index.js';
+import type { SourceDisk, VmSource } from '../vm-source.js';
+import { captureFailed, QemuCapture, removeStaleCapture } from './qemu-capture.js';
+import { listQemuDisks } from './qemu-disks.js';
+
+/** Options of {@link openQemuSource}. */
+export interface QemuSourceOptions {
+  /** The VM's name in the repository. */
+  vm: string;
+  /** QEMU's QMP monitor: a unix socket path, or host and port. */
+  qmp: QmpAddress;
+  /**
+   * The checkpoint each disk's last recorded backup left (disk name → bitmap name), from
+   * the parent snapshot: disks whose checkpoint is usable are read incrementally.
+   */
+  previous?: ReadonlyMap<string, string>;
+  /**
+   * Where the fleecing overlays and the NBD socket go while the backup runs; QEMU must be
+   * able to read and write there (default: a folder of this VM in the system's temporary
+   * folder, emptied first: what a killed run left there goes).
+   */
+  workDir?: string;
+  signal?: AbortSignal;
+  clock?: () => Date;
+}
+
+/**
+ * A running QEMU VM as a backup source: every disk captured at one instant (see
+ * {@link QemuCapture}), read over NBD from QEMU's own export, with the dirty bitmap since the
+ * previous checkpoint where one is usable (extents then say `changed`), and the VM's
+ * definition as QMP describes it. `commit()` makes this capture's checkpoints the reference;
+ * `close()` ends the capture (and, without a commit, drops its new checkpoints: the previous
+ * ones still cover every change).
+ */
+export async function openQemuSource(options: QemuSourceOptions): Promise<VmSource> {
+  const qmp = await QmpClient.connect(options.qmp, options.signal === undefined ? {} : { signal: options.signal });
+  const ownDir = options.workDir === undefined;
+  let capture: QemuCapture | undefined;
+  const devices: NbdBlockDevice[] = [];
+  let workDir: string | undefined;
+  const cleanUp = async (): Promise<void> => {
+    for (const device of devices) await device.close().catch(() => {});
+    await capture?.end().catch(() => {});
+    await qmp.close();
+    if (ownDir && workDir !== undefined) await fs.rm(workDir, { recursive: true, force: true }).catch(() => {});
+  };
+  try {
+    const definition = Buffer.from(JSON.stringify(await describeVm(qmp)));
+    await removeStaleCapture(qmp).catch((error: unknown) => {
+      throw captureFailed(options.vm, error);
+    });
+    const disks = await listQemuDisks(qmp);
+    // One folder per VM, so a run killed mid-way leaves nothing the next run does not clear.
+    workDir = options.workDir ?? path.join(os.tmpdir(), `coffer-live-${createHash('sha256').update(`${options.vm}\0${JSON.stringify(options.qmp)}`).digest('hex').slice(0, 16)}`);
+    if (ownDir) await fs.rm(workDir, { recursive: true, force: true });
+    await fs.mkdir(workDir, { recursive: true, mode: 0o700 });
+    const now = (options.clock ?? (() => new Date()))();
+    const run = randomBytes(3).toString('hex');
+    const tag = `${now.toISOString().replace(/[-:.]/g, '').replace('T', 't').toLowerCase()}-${run}`;
+    capture = await QemuCapture.start(qmp, disks, { previous: options.previous ?? new Map(), workDir, tag, run }).catch((error: unknown) => {
+      throw captureFailed(options.vm, error);
+    });
+    const sourceDisks: SourceDisk[] = [];
+    for (const c of capture.disks) {
+      const device = await NbdBlockDevice.open(capture.uri(c), c.changes === undefined ? {} : { dirtyBitmap: c.changes });
+      devices.push(device);
+      sourceDisks.push({
+        name: c.disk.name,
+        format: `qemu-${c.disk.format}`,
+        location: `qemu:${c.disk.nodeName}:${c.disk.filename}`,
+        device,
+        changeTracking: c.since !== undefined ? { since: c.since } : { unavailable: c.fullReason ?? 'no checkpoint' },
+        checkpoint: c.checkpoint,
+      });
+    }
+    let committed = false;
+    let closed = false;
+    const live = capture;
+    return {
+      vm: options.vm,
+      definition: { format: VM_DESCRIPTION_FORMAT, data: definition },
+      disks: sourceDisks,
+      async commit() {
+        committed = true;
+        for (const device of devices) await device.close().catch(() => {});
+        await live.end();
+        await live.dropOldCheckpoints();
+      },
+      async close() {
+        if (closed) return;
+        closed = true;
+        for (const device of devices) await device.close().catch(() => {});
+        await live.end().catch(() => {});
+        if (!committed) await live.dropNewCheckpoints();
+        await qmp.close();
+        if (ownDir && workDir !== undefined) await fs.rm(workDir, { recursive: true, force: true }).catch(() => {});
+      },
+    };
+  } catch (error) {
+    await cleanUp();
+    throw error;
+  }
+}
