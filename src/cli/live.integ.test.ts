@@ -1,0 +1,81 @@
+/**
+ * `coffer backup --qemu QMP_SOCKET` on a running QEMU (TCG, no guest OS): a full backup, then
+ * an incremental that reads only the dirty blocks, each restored by `coffer restore` equal to
+ * the disk as it was; a dead monitor gives a one-line error and exit code 3.
+ */
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { qemuIo, QmpClient } from '../qmp/index.js';
+import { requireTools, startTestVm, type TestVm } from '../testing/index.js';
+import { assertExit, assertOneLineError, coffer, cofferJson, makeWorkDir, removeDir, type BackupJson } from './cli-harness.js';
+
+const MiB = 1024 * 1024;
+const SIZE = 32 * MiB;
+const env = { COFFER_PASSWORD: 'live cli' };
+let vm: TestVm;
+let monitor: QmpClient;
+let work: string;
+let repo: string;
+const model = Buffer.alloc(SIZE);
+
+before(async () => {
+  await requireTools('qemu-system-x86_64', 'qemu-img');
+  work = await makeWorkDir('live');
+  repo = join(work, 'repo');
+  vm = await startTestVm({ disks: [{ name: 'disk0', size: SIZE }], extraArgs: ['-qmp', `unix:${join(work, 'test.qmp')},server=on,wait=off`, '-name', 'web01'] });
+  monitor = await QmpClient.connect({ path: join(work, 'test.qmp') });
+  assertExit(await coffer(['init', '-r', repo], { env }), 0);
+});
+after(async () => {
+  await monitor?.close();
+  await vm?.stop();
+  await removeDir(work);
+});
+
+async function write(offset: number, length: number, pattern: number): Promise<void> {
+  await qemuIo(monitor, { device: 'disk0-dev', command: `write -P ${pattern} ${offset} ${length}` });
+  model.fill(pattern, offset, offset + length);
+}
+
+async function assertRestoresToModel(id: string): Promise<void> {
+  const out = join(work, `${id}.raw`);
+  assertExit(await coffer(['restore', '-r', repo, id, '--to', out], { env }), 0);
+  assert.ok((await readFile(out)).equals(model), 'the restored disk equals the disk at the backup\'s instant');
+  await removeDir(out);
+}
+
+interface LiveBackupJson extends BackupJson {
+  disks: { name: string; changeTracking?: { method: string; reason?: string; checkpoint?: string } }[];
+}
+
+test('a full backup, then an incremental that reads only the blocks the guest wrote', async () => {
+  await write(2 * MiB, 1 * MiB, 0x11);
+  const full = await cofferJson<LiveBackupJson>(['backup', '-r', repo, '--vm', 'web01', '--qemu', vm.qmpSocket], { env, timeoutMs: 120_000 });
+  assert.equal(full.bytesRead, 1 * MiB);
+  assert.equal(full.disks[0]?.name, 'disk0-dev');
+  assert.equal(full.disks[0]?.changeTracking?.method, 'none');
+  assert.match(full.disks[0]?.changeTracking?.reason ?? '', /no checkpoint/);
+  await assertRestoresToModel(full.id);
+
+  await write(20 * MiB, 4096, 0x22);
+  await write(30 * MiB, 4096, 0x33);
+  const incremental = await cofferJson<LiveBackupJson>(['backup', '-r', repo, '--vm', 'web01', '--qemu', vm.qmpSocket], { env, timeoutMs: 120_000 });
+  assert.equal(incremental.parent, full.id);
+  assert.equal(incremental.disks[0]?.changeTracking?.method, 'dirty-bitmap');
+  assert.equal(incremental.bytesRead, 2 * 256 * 1024, 'two dirty blocks read, nothing else');
+  await assertRestoresToModel(incremental.id);
+
+  const text = await coffer(['backup', '-r', repo, '--vm', 'web01', '--qemu', vm.qmpSocket], { env, timeoutMs: 120_000 });
+  assertExit(text, 0);
+  assert.match(text.stdout.toString('utf8'), /disk0-dev: read only what QEMU's dirty bitmap marked since the last backup/);
+});
+
+test('a monitor nobody listens on gives one line and exit code 3', async () => {
+  const result = await coffer(['backup', '-r', repo, '--vm', 'web01', '--qemu', join(work, 'nothing.qmp')], { env });
+  assertExit(result, 3);
+  assertOneLineError(result);
+  const both = await coffer(['backup', '-r', repo, '--vm', 'web01', '--qemu', vm.qmpSocket, '/some/disk.raw'], { env });
+  assertExit(both, 2);
+});
