@@ -11,3 +11,4 @@ export { coalesceExtents, wholeDeviceAsData, assertReadInBounds } from './extent
 export { planBlocks, type PlannedBlock } from './block-plan.js';
 export { SliceDevice } from './slice-device.js';
 export { isAllZero } from './all-zero.js';
+export type { WritableBlockDevice } from './writable-block-device.js';

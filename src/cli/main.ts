@@ -13,6 +13,7 @@ import { forgetCommand } from './commands/forget.js';
 import { initCommand } from './commands/init.js';
 import { keyCommand } from './commands/key.js';
 import { restoreCommand } from './commands/restore.js';
+import { serveCommand } from './commands/serve.js';
 import { snapshotsCommand } from './commands/snapshots.js';
 import { statsCommand } from './commands/stats.js';
 import { verifyCommand } from './commands/verify.js';
@@ -84,6 +85,13 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .action((snapshot: string, action: string | undefined, targets: string[], _options, command: Command) =>
       run(() => filesCommand(snapshot, action, targets, command.opts(), context))(),
     );
+
+  repoCommand('serve', 'export a snapshot\'s disks over NBD, straight from the repository (instant recovery)')
+    .argument('<snapshot>', 'snapshot id or prefix, latest, or NAME:latest')
+    .option('--socket <path>', 'listen on this unix socket')
+    .option('--listen <host:port>', 'listen on TCP (e.g. 127.0.0.1:10809; there is no TLS: keep it on a trusted network)')
+    .option('--overlay <dir>', 'make the exports writable: writes go to overlay files in this folder, never to the repository')
+    .action((snapshot: string, _options, command: Command) => run(() => serveCommand(snapshot, command.opts(), context))());
 
   repoCommand('verify', 'check that every snapshot can be restored')
     .option('--read-data', 'read, decrypt and rehash every chunk (otherwise only check they exist)')

@@ -19,7 +19,7 @@ export type { NegotiatedExport } from './client/handshake.js';
 export { NbdServer, type NbdServerOptions, type NbdListenAddress } from './server/nbd-server.js';
 export type { NbdExport } from './server/nbd-export.js';
 export { RawFileDevice } from './server/raw-file-device.js';
-export type { WritableBlockDevice } from './writable-block-device.js';
+export type { WritableBlockDevice } from '../blockdev/index.js';
 export type { BlockDescriptor } from './protocol/transmission.js';
 export type { BlockSizes, ExportListing } from './protocol/handshake.js';
 export { NBD_DEFAULTS } from './defaults.js';

@@ -8,3 +8,4 @@ export { SnapshotDisk } from './snapshot-disk.js';
 export { restoreDisk, type RestoreProgress } from './restore-disk.js';
 export { restoreSnapshot, findDisk, type RestoreOptions } from './restore-snapshot.js';
 export { SnapshotFiles, type SnapshotVolume, extractTree, tarTree, globToRegExp, type ExtractOptions, type ExtractReport, type TarReport, type EntryProblem } from './files/index.js';
+export { CowOverlay, GRANULE } from './cow-overlay.js';

@@ -1,5 +1,5 @@
 import type { BlockDevice } from '../../blockdev/index.js';
-import type { WritableBlockDevice } from '../writable-block-device.js';
+import type { WritableBlockDevice } from '../../blockdev/index.js';
 import { TransmissionFlag } from '../protocol/constants.js';
 
 /**

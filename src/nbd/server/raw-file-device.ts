@@ -1,7 +1,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { assertReadInBounds, type Extent } from '../../blockdev/index.js';
 import { CofferError } from '../../errors/index.js';
-import type { WritableBlockDevice } from '../writable-block-device.js';
+import type { WritableBlockDevice } from '../../blockdev/index.js';
 
 /**
  * A raw file of fixed size as a {@link WritableBlockDevice}: the simplest writable export

@@ -19,7 +19,7 @@ import { protocolError } from '../protocol/cursor.js';
 import { decodeRequest, encodeBlockStatus, encodeErrorChunk, encodeHole, encodeOffset, REQUEST_BYTES, type BlockDescriptor, type RequestHeader } from '../protocol/transmission.js';
 import { Slots } from '../slots.js';
 import type { SocketReader } from '../socket-reader.js';
-import type { WritableBlockDevice } from '../writable-block-device.js';
+import type { WritableBlockDevice } from '../../blockdev/index.js';
 import { BASE_ALLOCATION_ID, type Session } from './option-haggling.js';
 import type { ReplyWriter } from './reply-writer.js';
 

@@ -1,4 +1,4 @@
-import type { BlockDevice } from '../blockdev/index.js';
+import type { BlockDevice } from './block-device.js';
 
 /**
  * A block device that can also be written: what a writable NBD export serves (instant

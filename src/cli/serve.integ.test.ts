@@ -1,0 +1,131 @@
+/**
+ * `coffer serve`: a snapshot's disks over NBD straight from the repository, checked with real
+ * NBD clients (qemu-img compare, nbdinfo, nbdcopy, qemu-io) and a QEMU that attaches the
+ * export; writes through `--overlay` land in the overlay and never in the repository.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { humanMonitorCommand, QmpClient } from '../qmp/index.js';
+import { buildExt4Disk, requireTools, startTestVm, type PartitionedDisk } from '../testing/index.js';
+import { assertExit, assertSameBytes, coffer, makeWorkDir, removeDir, runTool, startCoffer, type RunningCoffer } from './cli-harness.js';
+
+const env = { COFFER_PASSWORD: 'serve' };
+let work: string;
+let repo: string;
+let disk: PartitionedDisk;
+
+before(async () => {
+  await requireTools('qemu-img', 'qemu-io', 'nbdinfo', 'nbdcopy', 'sfdisk', 'mke2fs');
+  work = await makeWorkDir('serve');
+  repo = join(work, 'repo');
+  disk = await buildExt4Disk({ name: 'serve-gpt', size: 64 << 20, label: 'gpt', partitionSizeMiB: 48, files: 'small' });
+  assertExit(await coffer(['init', '-r', repo], { env }), 0);
+  assertExit(await coffer(['backup', '-r', repo, '--vm', 'web01', disk.path], { env }), 0);
+});
+after(() => removeDir(work));
+
+/** Starts `coffer serve` and waits until it says where it serves. */
+async function serve(args: string[]): Promise<RunningCoffer> {
+  const running = startCoffer(['serve', '-r', repo, 'web01:latest', ...args], { env, timeoutMs: 120_000 });
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    running.child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('nbd')) resolve();
+    });
+    void running.done.then((r) => reject(new Error(`coffer serve ended early: ${r.code} ${r.stderr}`)), reject);
+  });
+  return running;
+}
+
+async function stop(running: RunningCoffer): Promise<void> {
+  running.child.kill('SIGTERM');
+  const result = await running.done;
+  assert.equal(result.code, 0, `coffer serve stops cleanly on SIGTERM: ${result.stderr}`);
+}
+
+/** sha256 of every file of the repository, to prove it unchanged. */
+async function repositoryDigest(): Promise<string> {
+  const hash = createHash('sha256');
+  const walk = async (dir: string): Promise<void> => {
+    for (const e of (await readdir(dir, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) await walk(p);
+      else hash.update(p).update(await readFile(p));
+    }
+  };
+  await walk(repo);
+  return hash.digest('hex');
+}
+
+test('a read-only export equals the disk, for qemu-img, nbdinfo and nbdcopy', async () => {
+  const socket = join(work, 'ro.sock');
+  const running = await serve(['--socket', socket]);
+  try {
+    const uri = `nbd+unix:///disk0?socket=${socket}`;
+    const compare = await runTool('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', disk.path, uri]);
+    assert.equal(compare.code, 0, compare.stdout + compare.stderr);
+    const info = JSON.parse((await runTool('nbdinfo', ['--json', uri])).stdout) as { exports: { 'export-size': number; 'is_read_only': boolean }[] };
+    assert.equal(info.exports[0]?.['export-size'], disk.size);
+    assert.equal(info.exports[0]?.is_read_only, true);
+    const map = (await runTool('nbdinfo', ['--map', uri])).stdout;
+    assert.match(map, /hole,zero/, 'holes are reported as holes');
+    const copy = join(work, 'copy.raw');
+    assert.equal((await runTool('nbdcopy', [uri, copy])).code, 0);
+    await assertSameBytes(copy, disk.path, 'nbdcopy of the export');
+    const write = await runTool('qemu-io', ['-f', 'raw', '-c', 'write -P 0x5a 1M 64k', uri]);
+    assert.match(write.stdout + write.stderr, /Permission denied|read-only|Operation not permitted/i, 'a read-only export refuses writes');
+  } finally {
+    await stop(running);
+  }
+});
+
+test('writes through --overlay stay in the overlay; the repository never changes', async () => {
+  const before = await repositoryDigest();
+  const socket = join(work, 'rw.sock');
+  const overlay = join(work, 'overlay');
+  const uri = `nbd+unix:///disk0?socket=${socket}`;
+  let running = await serve(['--socket', socket, '--overlay', overlay]);
+  try {
+    const write = await runTool('qemu-io', ['-f', 'raw', '-c', 'write -P 0x5a 1M 64k', '-c', 'write -P 0x6b 4095 2', uri]);
+    assert.equal(write.code, 0, write.stderr);
+    const read = await runTool('qemu-io', ['-f', 'raw', '-c', 'read -P 0x5a 1M 64k', '-c', 'read -P 0x6b 4095 2', uri]);
+    assert.doesNotMatch(read.stdout, /Pattern verification failed/, read.stdout);
+  } finally {
+    await stop(running);
+  }
+  running = await serve(['--socket', socket, '--overlay', overlay]);
+  try {
+    const read = await runTool('qemu-io', ['-f', 'raw', '-c', 'read -P 0x5a 1M 64k', uri]);
+    assert.doesNotMatch(read.stdout, /Pattern verification failed/, 'the overlay keeps the writes across restarts');
+    const untouched = await runTool('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', disk.path, uri]);
+    assert.equal(untouched.code, 1, 'the export differs from the disk where it was written');
+  } finally {
+    await stop(running);
+  }
+  assert.equal(await repositoryDigest(), before, 'not one byte of the repository changed');
+  assertExit(await coffer(['verify', '-r', repo, '--read-data'], { env }), 0);
+});
+
+test('a QEMU attaches the export as a disk and reads the backup', async () => {
+  const socket = join(work, 'vm.sock');
+  const running = await serve(['--socket', socket]);
+  const vm = await startTestVm({
+    disks: [{ name: 'scratch', size: 1 << 20 }],
+    extraArgs: ['-blockdev', `driver=nbd,server.type=unix,server.path=${socket},export=disk0,node-name=restored,read-only=on`, '-device', 'virtio-blk-pci,drive=restored,id=restored-dev'],
+  });
+  const qmp = await QmpClient.connect({ path: vm.qmpSocket });
+  try {
+    // The ext4 superblock magic 0xEF53 at 1024 + 56 of the partition, read by the VM's block layer.
+    const reply = await humanMonitorCommand(qmp, `qemu-io -d /machine/peripheral/restored-dev/virtio-backend "read -v ${(disk.partitions[0]?.start ?? 0) + 1024 + 56} 2"`);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.match(reply + vm.output(), /53 ef/i, `the VM read the backed-up superblock:\n${reply}\n${vm.output()}`);
+  } finally {
+    await qmp.close();
+    await vm.stop();
+    await stop(running);
+  }
+});

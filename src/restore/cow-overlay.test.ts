@@ -1,0 +1,59 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import type { BlockDevice, Extent } from '../blockdev/index.js';
+import { CowOverlay, GRANULE } from './index.js';
+
+/** A read-only device over bytes, with a zero extent where the bytes are zero in 64 KiB units. */
+function baseOver(bytes: Uint8Array): BlockDevice & { writes: number } {
+  return {
+    size: bytes.length,
+    writes: 0,
+    read: async (offset, length, into) => {
+      const out = into?.subarray(0, length) ?? new Uint8Array(length);
+      out.set(bytes.subarray(offset, offset + length));
+      return out;
+    },
+    async *extents(offset = 0, length = bytes.length - offset): AsyncIterable<Extent> {
+      for (let at = offset; at < offset + length; ) {
+        const unit = Math.min(offset + length, (Math.floor(at / 65536) + 1) * 65536) - at;
+        const zero = bytes.subarray(at, at + unit).every((b) => b === 0);
+        yield { offset: at, length: unit, kind: zero ? 'zero' : 'data' };
+        at += unit;
+      }
+    },
+    close: async () => {},
+  };
+}
+
+test('writes land in the overlay, reads mix overlay and base, the base is never written', async (t) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'coffer-cow-'));
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  const original = randomBytes(1 << 20);
+  original.fill(0, 512 * 1024); // the second half reads as zeros
+  const baseBytes = Buffer.from(original);
+  const model = Buffer.from(original);
+  const overlay = await CowOverlay.open(baseOver(baseBytes), dir, 'disk0');
+  const writes: [number, Buffer][] = [[100, randomBytes(10)], [GRANULE * 3 - 5, randomBytes(GRANULE + 10)], [700 * 1024, randomBytes(3 * GRANULE)], [(1 << 20) - 7, randomBytes(7)]];
+  for (const [at, data] of writes) {
+    await overlay.write(at, data);
+    data.copy(model, at);
+  }
+  await overlay.writeZeroes(50_000, 20_000);
+  model.fill(0, 50_000, 70_000);
+  assert.ok(Buffer.from(await overlay.read(0, 1 << 20)).equals(model));
+  assert.ok(Buffer.from(await overlay.read(GRANULE * 3 - 100, 300)).equals(model.subarray(GRANULE * 3 - 100, GRANULE * 3 + 200)));
+  assert.ok(baseBytes.equals(original), 'the base is untouched');
+  const map: Extent[] = [];
+  for await (const e of overlay.extents()) map.push(e);
+  assert.ok(map.some((e) => e.kind === 'data' && e.offset <= 700 * 1024 && e.offset + e.length >= 700 * 1024 + 3 * GRANULE), 'written granules are data');
+  assert.ok(map.some((e) => e.kind === 'zero' && e.offset >= 512 * 1024), 'untouched zero ranges stay zero');
+  await overlay.close();
+
+  const reopened = await CowOverlay.open(baseOver(baseBytes), dir, 'disk0');
+  assert.ok(Buffer.from(await reopened.read(0, 1 << 20)).equals(model), 'a flushed overlay reopens as it was');
+  await reopened.close();
+});

@@ -1,0 +1,189 @@
+import * as fs from 'node:fs/promises';
+import path from 'node:path';
+import { assertReadInBounds, coalesceExtents, type BlockDevice, type Extent, type WritableBlockDevice } from '../blockdev/index.js';
+import { CofferError } from '../errors/index.js';
+
+/** Bytes of one overlay granule: the unit of copy-on-write. */
+export const GRANULE = 4096;
+
+/**
+ * A writable view of a read-only device (a snapshot's disk, for instant recovery): writes go to
+ * an overlay on local storage, the base is never written. On-disk, for a disk named NAME in
+ * the overlay folder:
+ * - `NAME.data` — a sparse file of the disk's size; a written granule's bytes lie at their own
+ *   offset in it;
+ * - `NAME.map` — one bit per 4 KiB granule (bit `g % 8` of byte `floor(g / 8)`, LSB first): set
+ *   when the granule lives in `NAME.data`. Rewritten (temporary file, fsync, rename) on every
+ *   flush, so an overlay that was flushed reopens as it was.
+ * A partial-granule write first copies the rest of the granule from the base. Writes are
+ * serialized (recovery VMs write little; reads run concurrently).
+ */
+export class CowOverlay implements WritableBlockDevice {
+  readonly size: number;
+  private readonly map: Uint8Array;
+  private queue: Promise<unknown> = Promise.resolve();
+  private dirtyMap = false;
+
+  private constructor(
+    private readonly base: BlockDevice,
+    private readonly data: fs.FileHandle,
+    private readonly mapPath: string,
+    map: Uint8Array,
+  ) {
+    this.size = base.size;
+    this.map = map;
+  }
+
+  /** Opens (or creates) the overlay of `name` in `folder` over `base`. */
+  static async open(base: BlockDevice, folder: string, name: string): Promise<CowOverlay> {
+    await fs.mkdir(folder, { recursive: true });
+    const dataPath = path.join(folder, `${name}.data`);
+    const mapPath = path.join(folder, `${name}.map`);
+    const mapBytes = Math.ceil(Math.ceil(base.size / GRANULE) / 8);
+    let map = new Uint8Array(mapBytes);
+    try {
+      const stored = await fs.readFile(mapPath);
+      if (stored.length !== mapBytes) throw new CofferError('E_TARGET_UNWRITABLE', `${mapPath} belongs to a disk of another size`);
+      map = new Uint8Array(stored);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw asTargetError(mapPath, error);
+    }
+    const data = await fs.open(dataPath, 'a+').then(async (h) => {
+      await h.close();
+      return fs.open(dataPath, 'r+');
+    }).catch((error: unknown) => {
+      throw asTargetError(dataPath, error);
+    });
+    await data.truncate(base.size);
+    return new CowOverlay(base, data, mapPath, map);
+  }
+
+  async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
+    assertReadInBounds(this.size, offset, length);
+    const target = into === undefined ? new Uint8Array(length) : into.subarray(0, length);
+    const pieces: Promise<unknown>[] = [];
+    for (const run of this.runs(offset, length)) {
+      const view = target.subarray(run.offset - offset, run.offset - offset + run.length);
+      pieces.push(run.inOverlay ? this.data.read(view, 0, run.length, run.offset) : this.base.read(run.offset, run.length, view));
+    }
+    await Promise.all(pieces);
+    return target;
+  }
+
+  async *extents(offset = 0, length = this.size - offset): AsyncIterable<Extent> {
+    assertReadInBounds(this.size, offset, length);
+    const self = this;
+    async function* merged(): AsyncIterable<Extent> {
+      for await (const extent of self.base.extents(offset, length)) {
+        for (const run of self.runs(extent.offset, extent.length)) {
+          yield run.inOverlay ? { offset: run.offset, length: run.length, kind: 'data' } : { ...extent, offset: run.offset, length: run.length };
+        }
+      }
+    }
+    yield* coalesceExtents(merged());
+  }
+
+  write(offset: number, data: Uint8Array): Promise<void> {
+    assertReadInBounds(this.size, offset, data.length);
+    return this.serialized(async () => {
+      const first = Math.floor(offset / GRANULE);
+      const end = offset + data.length;
+      const last = Math.floor((end - 1) / GRANULE);
+      // Fill partial granules at the edges from what they hold now.
+      for (const g of new Set([first, last])) {
+        const from = g * GRANULE;
+        const to = Math.min(this.size, from + GRANULE);
+        if (this.has(g) || (offset <= from && end >= to)) continue;
+        const current = await this.read(from, to - from);
+        await this.put(from, current);
+        this.mark(g);
+      }
+      await this.put(offset, data);
+      for (let g = first; g <= last; g++) this.mark(g);
+    });
+  }
+
+  async writeZeroes(offset: number, length: number): Promise<void> {
+    assertReadInBounds(this.size, offset, length);
+    for (let done = 0; done < length; done += 1 << 20) await this.write(offset + done, new Uint8Array(Math.min(1 << 20, length - done)));
+  }
+
+  /** Trimmed ranges keep their contents (allowed: trim makes them unspecified). */
+  async trim(offset: number, length: number): Promise<void> {
+    assertReadInBounds(this.size, offset, length);
+  }
+
+  flush(): Promise<void> {
+    return this.serialized(async () => {
+      await this.data.datasync().catch((error: unknown) => {
+        throw asTargetError(this.mapPath, error);
+      });
+      if (!this.dirtyMap) return;
+      const tmp = `${this.mapPath}.tmp`;
+      const handle = await fs.open(tmp, 'w');
+      try {
+        await handle.write(this.map);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await fs.rename(tmp, this.mapPath);
+      this.dirtyMap = false;
+    });
+  }
+
+  /** Flushes, then closes the overlay file (the base stays open: it belongs to the caller). */
+  async close(): Promise<void> {
+    await this.flush().catch(() => {});
+    await this.data.close().catch(() => {});
+  }
+
+  private serialized<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.queue.then(work);
+    this.queue = result.catch(() => {});
+    return result;
+  }
+
+  private async put(offset: number, data: Uint8Array): Promise<void> {
+    try {
+      await this.data.write(data, 0, data.length, offset);
+    } catch (error) {
+      throw asTargetError(this.mapPath, error);
+    }
+  }
+
+  private has(granule: number): boolean {
+    return ((this.map[granule >>> 3] as number) & (1 << (granule & 7))) !== 0;
+  }
+
+  private mark(granule: number): void {
+    this.map[granule >>> 3] = (this.map[granule >>> 3] as number) | (1 << (granule & 7));
+    this.dirtyMap = true;
+  }
+
+  /** `[offset, offset + length)` cut where it passes between overlay and base. */
+  private *runs(offset: number, length: number): Iterable<{ offset: number; length: number; inOverlay: boolean }> {
+    let at = offset;
+    const end = offset + length;
+    while (at < end) {
+      const inOverlay = this.has(Math.floor(at / GRANULE));
+      let next = Math.min(end, (Math.floor(at / GRANULE) + 1) * GRANULE);
+      const whole = inOverlay ? 0xff : 0x00;
+      while (next < end) {
+        const g = Math.floor(next / GRANULE);
+        if (g % 8 === 0 && this.map[g >>> 3] === whole) next = Math.min(end, next + 8 * GRANULE); // 8 granules at once
+        else if (this.has(g) === inOverlay) next = Math.min(end, next + GRANULE);
+        else break;
+      }
+      yield { offset: at, length: next - at, inOverlay };
+      at = next;
+    }
+  }
+}
+
+function asTargetError(file: string, error: unknown): CofferError {
+  if (error instanceof CofferError) return error;
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') return new CofferError('E_NO_SPACE', `${file}: no space left for the overlay`, { cause: error });
+  return new CofferError('E_TARGET_UNWRITABLE', `${file}: ${(error as Error).message}`, { cause: error });
+}
