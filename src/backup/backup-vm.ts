@@ -5,6 +5,7 @@ import type { SourceDisk, VmSource } from '../source/index.js';
 import { backupDisk, type DiskProgress } from './backup-disk.js';
 import { unchangedFromLayer, withChangesAboveLayer } from './chain-tracking.js';
 import { KnownChunks } from './known-chunks.js';
+import { verifyUnchangedSample } from './verify-unchanged.js';
 
 /** Progress of a VM backup: the disk in progress and the totals so far. */
 export interface BackupProgress extends DiskProgress {
@@ -25,6 +26,12 @@ export interface BackupOptions {
   onProgress?: (progress: BackupProgress) => void;
   /** Injected clock (tests). */
   clock?: () => Date;
+  /**
+   * Hash this fraction (0..1) of the blocks a source's own change tracking (dirty bitmap,
+   * given ranges) calls unchanged and compare them with the parent; on any mismatch, read
+   * that disk in full and say so in the snapshot.
+   */
+  verifyUnchanged?: number;
 }
 
 /**
@@ -50,7 +57,11 @@ export async function backupVm(repo: Repository, source: VmSource, options: Back
     const parentDisk = parent?.disks.find((candidate) => candidate.name === disk.name);
     const unchangedFrom = unchangedFromLayer(parentDisk?.layers, disk.layers);
     const device = unchangedFrom === undefined ? disk.device : withChangesAboveLayer(disk.device, unchangedFrom);
-    const tracking = changeTrackingOf(disk, parentDisk, unchangedFrom !== undefined);
+    let tracking = changeTrackingOf(disk, parentDisk, unchangedFrom !== undefined);
+    if (options.verifyUnchanged !== undefined && parentDisk !== undefined && (tracking.method === 'dirty-bitmap' || tracking.method === 'changed-ranges')) {
+      const mismatch = await verifyUnchangedSample(repo, device, new DiskIndexReader(repo, parentDisk), options.verifyUnchanged);
+      if (mismatch !== undefined) tracking = { method: 'none', reason: `--verify-unchanged: ${mismatch}; read in full`, ...(disk.checkpoint ? { checkpoint: disk.checkpoint } : {}) };
+    }
     const { record, progress } = await backupDisk(repo, device, {
       name: disk.name,
       sourceFormat: disk.format,
@@ -107,6 +118,10 @@ function changeTrackingOf(disk: SourceDisk, parentDisk: DiskRecord | undefined, 
   if (offered === undefined) return { method: 'none', ...checkpoint };
   if ('unavailable' in offered) return { method: 'none', reason: offered.unavailable, ...checkpoint };
   if (parentDisk === undefined) return { method: 'none', reason: 'no parent snapshot of this disk', ...checkpoint };
+  if ('givenRanges' in offered) {
+    if (parentDisk.size !== disk.device.size) return { method: 'none', reason: 'the disk is not the size of the base snapshot\'s', ...checkpoint };
+    return { method: 'changed-ranges', reason: `ranges from ${offered.givenRanges}`, ...checkpoint };
+  }
   if (parentDisk.changeTracking?.checkpoint !== offered.since) {
     return { method: 'none', reason: `the parent snapshot did not leave checkpoint ${offered.since}`, ...checkpoint };
   }

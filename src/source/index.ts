@@ -6,3 +6,4 @@
 export type { VmSource, SourceDisk, ImageLayer } from './vm-source.js';
 export { openImageSource } from './image-source.js';
 export { openQemuSource, type QemuSourceOptions } from './qemu/qemu-source.js';
+export { parseChangedRanges, mergeRanges, withChangedRanges, type ChangedRange } from './changed-ranges.js';

@@ -20,8 +20,11 @@ export interface SourceDisk {
    * `changed` relative to the capture that left checkpoint `since` (the parent snapshot's
    * disk must record that checkpoint, or the flags are ignored). `unavailable`: why there is
    * none although the source tracks changes (a missing or inconsistent bitmap…).
+   * `givenRanges`: the flags come from a list of changed ranges relative to the parent the
+   * backup is told to use (`--changed-ranges FILE --base SNAPSHOT`); the string says where
+   * the list came from.
    */
-  changeTracking?: { since: string } | { unavailable: string };
+  changeTracking?: { since: string } | { unavailable: string } | { givenRanges: string };
   /** The checkpoint this capture leaves for the next backup (recorded in the snapshot). */
   checkpoint?: string;
 }

@@ -1,7 +1,8 @@
 import { backupVm } from '../../backup/index.js';
 import { CofferError } from '../../errors/index.js';
-import { listSnapshots } from '../../repo/index.js';
-import { openImageSource, openQemuSource, type VmSource } from '../../source/index.js';
+import { readFile } from 'node:fs/promises';
+import { listSnapshots, resolveSnapshot, type Snapshot } from '../../repo/index.js';
+import { openImageSource, openQemuSource, parseChangedRanges, withChangedRanges, type VmSource } from '../../source/index.js';
 import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
 import { formatBytes, formatDuration } from '../format.js';
 import { ProgressReporter } from '../progress.js';
@@ -13,6 +14,9 @@ export interface BackupCommandOptions extends RepositoryOptions {
   host?: string;
   imageSnapshot?: string;
   qemu?: string;
+  changedRanges?: string[];
+  base?: string;
+  verifyUnchanged?: string;
 }
 
 const NAME = /^[^\u0000-\u001f\u007f]{1,200}$/;
@@ -32,14 +36,20 @@ export async function backupCommand(disks: string[], options: BackupCommandOptio
     time = new Date(options.time);
     if (Number.isNaN(time.getTime())) throw new CofferError('E_USAGE', `--time ${options.time} is not an ISO 8601 date`);
   }
+  const ranges = options.changedRanges ?? [];
+  if (ranges.length > 0 && options.qemu !== undefined) throw new CofferError('E_USAGE', '--changed-ranges applies to disk images, not to --qemu (QEMU tracks its own changes)');
+  if (ranges.length > 0 && ranges.length !== disks.length) throw new CofferError('E_USAGE', `give one --changed-ranges per disk, in the same order (${disks.length} disk(s), ${ranges.length} list(s))`);
+  if ((ranges.length > 0) !== (options.base !== undefined)) throw new CofferError('E_USAGE', '--changed-ranges and --base SNAPSHOT go together: the ranges say what changed since that snapshot');
+  const verifyUnchanged = options.verifyUnchanged === undefined ? undefined : parsePercent(options.verifyUnchanged);
   return withRepository(options, context, async (repo) => {
-    const parent = (await listSnapshots(repo, { vm })).at(-1) ?? null;
-    const source = await openSource(vm, disks, options, parent, context.signal);
+    const parent: Snapshot | null = options.base !== undefined ? await resolveSnapshot(repo, options.base) : (await listSnapshots(repo, { vm })).at(-1) ?? null;
+    const source = await withRanges(await openSource(vm, disks, options, parent, context.signal), ranges);
     try {
       const progress = ProgressReporter.for(context.stderr, options.json === true);
       const snapshot = await backupVm(repo, source, {
         tags,
         parent,
+        ...(verifyUnchanged !== undefined ? { verifyUnchanged } : {}),
         ...(time ? { time } : {}),
         ...(options.host ? { hostname: options.host } : {}),
         signal: context.signal,
@@ -60,6 +70,7 @@ export async function backupCommand(disks: string[], options: BackupCommandOptio
           const t = d.changeTracking;
           if (t?.method === 'dirty-bitmap') lines.push(`  ${d.name}: read only what QEMU's dirty bitmap marked since the last backup`);
           else if (t?.method === 'image-chain') lines.push(`  ${d.name}: read only the image layers written since the last backup`);
+          else if (t?.method === 'changed-ranges') lines.push(`  ${d.name}: read only the changed ranges (${t.reason ?? 'given'})`);
           else if (t?.reason !== undefined) lines.push(`  ${d.name}: read in full: ${t.reason}`);
         }
         lines.push(
@@ -88,4 +99,31 @@ function qmpAddress(text: string): { path: string } | { host: string; port: numb
   const tcp = /^([^/:]+|\[[0-9a-f:]+\]):(\d{1,5})$/i.exec(text);
   if (tcp !== null) return { host: (tcp[1] as string).replace(/^\[|\]$/g, ''), port: Number(tcp[2]) };
   return { path: text };
+}
+
+/** Each disk's device marked with the changed ranges of its list (files read and checked first). */
+async function withRanges(source: VmSource, files: string[]): Promise<VmSource> {
+  if (files.length === 0) return source;
+  try {
+    const disks = [];
+    for (const [i, disk] of source.disks.entries()) {
+      const file = files[i] as string;
+      const text = await readFile(file, 'utf8').catch((error: unknown) => {
+        throw new CofferError('E_USAGE', `--changed-ranges ${file}: ${(error as Error).message}`);
+      });
+      // The list replaces any other tracking: no image-chain layers mixed in.
+      disks.push({ name: disk.name, format: disk.format, location: disk.location, device: withChangedRanges(disk.device, parseChangedRanges(text, file)), changeTracking: { givenRanges: file } });
+    }
+    return { vm: source.vm, definition: source.definition, disks, close: () => source.close() };
+  } catch (error) {
+    await source.close();
+    throw error;
+  }
+}
+
+/** `5%`, `5` or `0.5%` → a fraction. */
+function parsePercent(text: string): number {
+  const value = Number(text.replace(/%$/, ''));
+  if (!Number.isFinite(value) || value <= 0 || value > 100) throw new CofferError('E_USAGE', `--verify-unchanged ${text}: give a percentage above 0 and at most 100, e.g. 2%`);
+  return value / 100;
 }

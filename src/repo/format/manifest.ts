@@ -62,12 +62,13 @@ export interface DiskRecord {
 /**
  * Change tracking of one disk in one snapshot. `method` says how unchanged ranges were known:
  * `dirty-bitmap` (a QEMU dirty bitmap since the parent's checkpoint), `image-chain` (the
- * parent read the same backing files), or `none` (every allocated range was read; `reason`
+ * parent read the same backing files), `changed-ranges` (a list given by the user against an
+ * explicit base), or `none` (every allocated range was read; `reason`
  * says why when tracking was expected). `checkpoint` names what this capture left for the next
  * backup to start from (a QEMU persistent dirty bitmap on the disk's node).
  */
 export interface ChangeTrackingRecord {
-  method: 'dirty-bitmap' | 'image-chain' | 'none';
+  method: 'dirty-bitmap' | 'image-chain' | 'changed-ranges' | 'none';
   reason?: string;
   checkpoint?: string;
 }
@@ -153,7 +154,7 @@ function validateDisk(disk: DiskRecord, corrupt: (why: string) => CofferError): 
   const tracking = disk.changeTracking;
   if (
     tracking !== undefined &&
-    (typeof tracking !== 'object' || tracking === null || !['dirty-bitmap', 'image-chain', 'none'].includes(tracking.method) ||
+    (typeof tracking !== 'object' || tracking === null || !['dirty-bitmap', 'image-chain', 'changed-ranges', 'none'].includes(tracking.method) ||
       (tracking.reason !== undefined && typeof tracking.reason !== 'string') ||
       (tracking.checkpoint !== undefined && (typeof tracking.checkpoint !== 'string' || !NAME.test(tracking.checkpoint))))
   ) {
