@@ -79,3 +79,25 @@ test('a monitor nobody listens on gives one line and exit code 3', async () => {
   const both = await coffer(['backup', '-r', repo, '--vm', 'web01', '--qemu', vm.qmpSocket, '/some/disk.raw'], { env });
   assertExit(both, 2);
 });
+
+test('capture hooks run around the instant; a failing pre-capture hook stops the backup and loses nothing', async () => {
+  const log = join(work, 'hooks.log');
+  const ok = await cofferJson<LiveBackupJson>([
+    'backup', '-r', repo, '--vm', 'web01', '--qemu', vm.qmpSocket,
+    '--pre-capture', `echo "pre $COFFER_VM $COFFER_HOOK" >> ${log}`,
+    '--post-capture', `echo "post $COFFER_VM $COFFER_HOOK" >> ${log}`,
+  ], { env, timeoutMs: 120_000 });
+  assert.equal(await readFile(log, 'utf8'), 'pre web01 pre-capture\npost web01 post-capture\n');
+
+  await write(12 * MiB, 4096, 0x44);
+  const refused = await coffer(['backup', '-r', repo, '--vm', 'web01', '--qemu', vm.qmpSocket, '--pre-capture', 'exit 7', '--post-capture', `echo post-after-failure >> ${log}`], { env, timeoutMs: 120_000 });
+  assertExit(refused, 3);
+  assert.match(assertOneLineError(refused), /pre-capture hook "exit 7" exited with 7/);
+  assert.match(await readFile(log, 'utf8'), /post-after-failure\n$/, 'the post hook runs even when the capture failed');
+
+  const next = await cofferJson<LiveBackupJson>(['backup', '-r', repo, '--vm', 'web01', '--qemu', vm.qmpSocket], { env, timeoutMs: 120_000 });
+  assert.equal(next.parent, ok.id);
+  assert.equal(next.disks[0]?.changeTracking?.method, 'dirty-bitmap');
+  assert.equal(next.bytesRead, 256 * 1024, 'the write made before the refused backup is still tracked');
+  await assertRestoresToModel(next.id);
+});

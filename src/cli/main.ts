@@ -58,6 +58,8 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--changed-ranges <file>', 'what changed since --base, per disk in order: JSON [[offset, length], ...] or qemu-img map --output=json of a delta (repeatable)', collect)
     .option('--base <snapshot>', 'the snapshot the changed ranges are relative to (blocks outside them are taken from it unread)')
     .option('--verify-unchanged <percent>', 'hash this share of the blocks said to be unchanged and compare with the parent; any mismatch means a full read')
+    .option('--pre-capture <command>', 'with --qemu: a shell command run just before the instant of capture (quiesce an application); failing stops the backup')
+    .option('--post-capture <command>', 'with --qemu: a shell command run right after it, even when the capture failed')
     .option('--qemu <qmp>', 'back up the running QEMU VM behind this QMP monitor (a unix socket, or HOST:PORT): every disk at one instant, only what changed since the last backup')
     .action((disks: string[], _options, command: Command) => run(() => backupCommand(disks, command.opts(), context))());
 

@@ -6,4 +6,5 @@
 export type { VmSource, SourceDisk, ImageLayer } from './vm-source.js';
 export { openImageSource } from './image-source.js';
 export { openQemuSource, type QemuSourceOptions } from './qemu/qemu-source.js';
+export type { CaptureHooks } from './qemu/qemu-capture.js';
 export { parseChangedRanges, mergeRanges, withChangedRanges, type ChangedRange } from './changed-ranges.js';

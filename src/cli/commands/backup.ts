@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { listSnapshots, resolveSnapshot, type Snapshot } from '../../repo/index.js';
 import { openImageSource, openQemuSource, parseChangedRanges, withChangedRanges, type VmSource } from '../../source/index.js';
 import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
+import { runHook } from '../hooks.js';
 import { formatBytes, formatDuration } from '../format.js';
 import { ProgressReporter } from '../progress.js';
 
@@ -17,6 +18,8 @@ export interface BackupCommandOptions extends RepositoryOptions {
   changedRanges?: string[];
   base?: string;
   verifyUnchanged?: string;
+  preCapture?: string;
+  postCapture?: string;
 }
 
 const NAME = /^[^\u0000-\u001f\u007f]{1,200}$/;
@@ -40,10 +43,13 @@ export async function backupCommand(disks: string[], options: BackupCommandOptio
   if (ranges.length > 0 && options.qemu !== undefined) throw new CofferError('E_USAGE', '--changed-ranges applies to disk images, not to --qemu (QEMU tracks its own changes)');
   if (ranges.length > 0 && ranges.length !== disks.length) throw new CofferError('E_USAGE', `give one --changed-ranges per disk, in the same order (${disks.length} disk(s), ${ranges.length} list(s))`);
   if ((ranges.length > 0) !== (options.base !== undefined)) throw new CofferError('E_USAGE', '--changed-ranges and --base SNAPSHOT go together: the ranges say what changed since that snapshot');
+  if ((options.preCapture !== undefined || options.postCapture !== undefined) && options.qemu === undefined) {
+    throw new CofferError('E_USAGE', '--pre-capture and --post-capture run around the instant a running VM is captured: use them with --qemu');
+  }
   const verifyUnchanged = options.verifyUnchanged === undefined ? undefined : parsePercent(options.verifyUnchanged);
   return withRepository(options, context, async (repo) => {
     const parent: Snapshot | null = options.base !== undefined ? await resolveSnapshot(repo, options.base) : (await listSnapshots(repo, { vm })).at(-1) ?? null;
-    const source = await withRanges(await openSource(vm, disks, options, parent, context.signal), ranges);
+    const source = await withRanges(await openSource(vm, disks, options, parent, context), ranges);
     try {
       const progress = ProgressReporter.for(context.stderr, options.json === true);
       const snapshot = await backupVm(repo, source, {
@@ -87,11 +93,23 @@ export async function backupCommand(disks: string[], options: BackupCommandOptio
 }
 
 /** Image files, or a running QEMU VM whose checkpoints the parent snapshot recorded. */
-async function openSource(vm: string, disks: string[], options: BackupCommandOptions, parent: { disks: { name: string; changeTracking?: { checkpoint?: string } }[] } | null, signal: AbortSignal): Promise<VmSource> {
+async function openSource(vm: string, disks: string[], options: BackupCommandOptions, parent: { disks: { name: string; changeTracking?: { checkpoint?: string } }[] } | null, context: CommandContext): Promise<VmSource> {
   if (options.qemu === undefined) return openImageSource(vm, disks, options.imageSnapshot === undefined ? {} : { imageSnapshot: options.imageSnapshot });
   const previous = new Map<string, string>();
   for (const disk of parent?.disks ?? []) if (disk.changeTracking?.checkpoint !== undefined) previous.set(disk.name, disk.changeTracking.checkpoint);
-  return openQemuSource({ vm, qmp: qmpAddress(options.qemu), previous, signal });
+  const { preCapture, postCapture } = options;
+  const hooks = {
+    ...(preCapture !== undefined ? { beforeCapture: () => runHook(preCapture, 'pre-capture', vm, context.stderr) } : {}),
+    ...(postCapture !== undefined
+      ? {
+          // The capture happened (or failed) already: a failing post hook is reported, not fatal.
+          afterCapture: () => runHook(postCapture, 'post-capture', vm, context.stderr).catch((error: unknown) => {
+            context.stderr.write(`coffer: warning: ${(error as Error).message}\n`);
+          }),
+        }
+      : {}),
+  };
+  return openQemuSource({ vm, qmp: qmpAddress(options.qemu), previous, signal: context.signal, hooks });
 }
 
 /** `/run/vm.qmp` (a unix socket) or `HOST:PORT`. */

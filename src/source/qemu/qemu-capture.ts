@@ -24,6 +24,17 @@ import {
 } from '../../qmp/index.js';
 import { CHECKPOINT_PREFIX, checkpointProblem, type QemuDisk } from './qemu-disks.js';
 
+/**
+ * Commands around the instant of capture (quiescing an application, freezing a database):
+ * `beforeCapture` runs just before the transaction and may refuse it by throwing;
+ * `afterCapture` runs right after it, whether it or `beforeCapture` succeeded or not (a thaw
+ * must follow any attempt to freeze).
+ */
+export interface CaptureHooks {
+  beforeCapture?: () => Promise<void>;
+  afterCapture?: () => Promise<void>;
+}
+
 /** One disk in a point-in-time capture. */
 export interface CapturedDisk {
   disk: QemuDisk;
@@ -67,7 +78,7 @@ export class QemuCapture {
     private readonly workDir: string,
   ) {}
 
-  static async start(qmp: QmpClient, disks: QemuDisk[], options: { previous: ReadonlyMap<string, string>; workDir: string; tag: string; run: string }): Promise<QemuCapture> {
+  static async start(qmp: QmpClient, disks: QemuDisk[], options: { previous: ReadonlyMap<string, string>; workDir: string; tag: string; run: string; hooks?: CaptureHooks }): Promise<QemuCapture> {
     const nbdSocket = path.join(options.workDir, 'nbd.sock');
     const captured: CapturedDisk[] = disks.map((disk, i) => {
       const previous = options.previous.get(disk.name);
@@ -101,7 +112,12 @@ export class QemuCapture {
         }
         actions.push(blockdevBackupAction({ jobId: c.jobId, device: c.disk.nodeName, target: c.overlayNode, sync: 'none' }));
       }
-      await transaction(qmp, actions);
+      try {
+        await options.hooks?.beforeCapture?.();
+        await transaction(qmp, actions);
+      } finally {
+        await options.hooks?.afterCapture?.();
+      }
       await nbdServerStart(qmp, { path: nbdSocket });
       for (const c of captured) {
         await blockExportAdd(qmp, { id: c.exportId, nodeName: c.overlayNode, name: c.disk.name, writable: false, ...(c.changes !== undefined ? { bitmaps: [c.changes] } : {}) });

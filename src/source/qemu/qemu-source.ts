@@ -5,7 +5,7 @@ import path from 'node:path';
 import { NbdBlockDevice } from '../../nbd/index.js';
 import { describeVm, QmpClient, VM_DESCRIPTION_FORMAT, type QmpAddress } from '../../qmp/index.js';
 import type { SourceDisk, VmSource } from '../vm-source.js';
-import { captureFailed, QemuCapture, removeStaleCapture } from './qemu-capture.js';
+import { captureFailed, QemuCapture, removeStaleCapture, type CaptureHooks } from './qemu-capture.js';
 import { listQemuDisks } from './qemu-disks.js';
 
 /** Options of {@link openQemuSource}. */
@@ -27,6 +27,8 @@ export interface QemuSourceOptions {
   workDir?: string;
   signal?: AbortSignal;
   clock?: () => Date;
+  /** Run just before and right after the instant of capture (see {@link CaptureHooks}). */
+  hooks?: CaptureHooks;
 }
 
 /**
@@ -62,7 +64,7 @@ export async function openQemuSource(options: QemuSourceOptions): Promise<VmSour
     const now = (options.clock ?? (() => new Date()))();
     const run = randomBytes(3).toString('hex');
     const tag = `${now.toISOString().replace(/[-:.]/g, '').replace('T', 't').toLowerCase()}-${run}`;
-    capture = await QemuCapture.start(qmp, disks, { previous: options.previous ?? new Map(), workDir, tag, run }).catch((error: unknown) => {
+    capture = await QemuCapture.start(qmp, disks, { previous: options.previous ?? new Map(), workDir, tag, run, ...(options.hooks ? { hooks: options.hooks } : {}) }).catch((error: unknown) => {
       throw captureFailed(options.vm, error);
     });
     const sourceDisks: SourceDisk[] = [];
