@@ -5,6 +5,7 @@
  * @module
  */
 import type { FormatResult } from './formats.js';
+import type { LiveResult, LiveTarget } from './live.js';
 import type { ToolName } from './config.js';
 import type { TreeSize } from './measure.js';
 
@@ -69,4 +70,6 @@ export interface BenchReport {
   readonly targets: readonly TargetCheck[];
   /** Disk formats against qemu-img (formats.ts). */
   readonly formats: readonly FormatResult[];
+  /** A running QEMU VM and instant recovery (live.ts), unless skipped. */
+  readonly live?: LiveResult & { targets: LiveTarget[] };
 }

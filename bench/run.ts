@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig, type BenchConfig, type ToolName } from './config.js';
 import { ensureDisks } from './derive.js';
 import { renderFormats, runFormats, type FormatResult } from './formats.js';
+import { liveTargets, renderLive, runLive, type LiveResult } from './live.js';
 import { renderSteps, renderTargets, writeReport } from './report.js';
 import type { BenchReport, StepResult } from './results.js';
 import { runBigDisk, runSequence } from './sequence.js';
@@ -75,10 +76,15 @@ async function main(): Promise<number> {
   let formats: FormatResult[] = [];
   if (process.env.BENCH_FORMATS !== '0' && tools.some((t) => t.name === 'coffer')) formats = await runFormats(cfg, disks.base, log);
 
+  // A running QEMU VM and instant recovery (BENCH_LIVE=0 skips it).
+  let live: LiveResult | undefined;
+  if (process.env.BENCH_LIVE !== '0' && tools.some((t) => t.name === 'coffer')) live = await runLive(cfg, disks.base, log);
+
   const targets = evaluateTargets(results);
   const names = tools.map((t) => t.name);
   process.stdout.write(`\n${renderSteps(results, names)}\n\n${renderTargets(targets)}\n\n`);
   if (formats.length > 0) process.stdout.write(`${renderFormats(formats)}\n\n`);
+  if (live !== undefined) process.stdout.write(`${renderLive(live)}\n\n`);
 
   const report: BenchReport = {
     version: 1,
@@ -106,6 +112,7 @@ async function main(): Promise<number> {
     results,
     targets,
     formats,
+    ...(live !== undefined ? { live: { ...live, targets: liveTargets(live) } } : {}),
   };
   const file = await writeReport(cfg.resultsDir, report);
   log(`results: ${file}`);

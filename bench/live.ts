@@ -1,0 +1,191 @@
+/**
+ * Live VMs (issue #5): the benchmark's base disk in a running QEMU (TCG, no guest OS; guest
+ * writes by HMP qemu-io), backed up by `coffer backup --qemu`; then ~1% of the disk rewritten
+ * (half as scattered 4 KiB writes, half as 4 MiB runs) and an incremental. Then instant
+ * recovery: how long `coffer serve` takes to serve its first NBD read, and nbdcopy through
+ * its export against nbdcopy through `qemu-nbd` serving the same disk restored to a raw file.
+ *
+ * Targets: the incremental reads <= 1.1x the bytes the guest dirtied at the bitmap's
+ * granularity and takes <= 0.05x the full backup's time; first read <= 1 s; nbdcopy through
+ * Coffer >= 0.5x the speed through qemu-nbd.
+ *
+ * @module
+ */
+import { spawn } from 'node:child_process';
+import { mkdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { BenchConfig } from './config.js';
+import { run, timed, type Measurement } from './exec.js';
+import { NbdClient } from '../src/nbd/index.js';
+import { qemuIo, QmpClient } from '../src/qmp/index.js';
+import { startTestVm } from '../src/testing/index.js';
+
+/** QEMU's default dirty bitmap granularity for a qcow2 with 64 KiB clusters. */
+const BITMAP_GRANULARITY = 64 * 1024;
+
+export interface LiveResult {
+  readonly full: Measurement & { bytesRead: number };
+  readonly incremental: Measurement & { bytesRead: number; bytesNew: number };
+  readonly guestBytesWritten: number;
+  /** Bytes the guest's writes dirty at the bitmap's granularity. */
+  readonly dirtyBytes: number;
+  readonly serveFirstReadS: number;
+  readonly nbdcopyCofferS: number;
+  readonly nbdcopyQemuNbdS: number;
+}
+
+export interface LiveTarget {
+  readonly name: string;
+  readonly value: number;
+  readonly limit: string;
+  readonly pass: boolean;
+}
+
+/** Runs the live section in `cfg.runDir/live` and removes it after. */
+export async function runLive(cfg: BenchConfig, baseRaw: string, log: (line: string) => void): Promise<LiveResult> {
+  const dir = path.join(cfg.runDir, 'live');
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  const env = { COFFER_PASSWORD: cfg.password };
+  const repo = path.join(dir, 'repo');
+  const coffer = (args: string[]) => timed(process.execPath, [cfg.cofferBin, ...args], { env });
+  try {
+    log('live: converting the base disk to qcow2 and starting QEMU');
+    const qcow2 = path.join(dir, 'vm.qcow2');
+    await run('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', baseRaw, qcow2]);
+    const benchMonitor = path.join(dir, 'bench.qmp');
+    const vm = await startTestVm({ disks: [{ name: 'disk0', size: cfg.diskBytes, from: qcow2 }], memoryMiB: 128, extraArgs: ['-qmp', `unix:${benchMonitor},server=on,wait=off`] });
+    await rm(qcow2, { force: true });
+    const monitor = await QmpClient.connect({ path: benchMonitor });
+    try {
+      await run(process.execPath, [cfg.cofferBin, 'init', '-r', repo], { env });
+      log('live: full backup of the running VM');
+      const full = await coffer(['backup', '-r', repo, '--vm', 'live', '--qemu', vm.qmpSocket, '--json']);
+      const fullJson = JSON.parse(full.stdout) as { bytesRead: number };
+
+      log('live: ~1% of the disk rewritten by the guest');
+      const { written, dirty } = await guestWrites(monitor, cfg.diskBytes);
+      log('live: incremental backup');
+      const incr = await coffer(['backup', '-r', repo, '--vm', 'live', '--qemu', vm.qmpSocket, '--json']);
+      const incrJson = JSON.parse(incr.stdout) as { bytesRead: number; bytesNew: number };
+
+      log('live: instant recovery');
+      const serveFirstReadS = await firstReadLatency(cfg, repo, path.join(dir, 'serve.sock'), env);
+      const nbdcopyCofferS = await throughCoffer(cfg, repo, path.join(dir, 'serve2.sock'), env);
+      const restored = path.join(dir, 'restored.raw');
+      await run(process.execPath, [cfg.cofferBin, 'restore', '-r', repo, 'live:latest', '--to', restored], { env });
+      const nbdcopyQemuNbdS = await throughQemuNbd(restored, path.join(dir, 'qemu-nbd.sock'));
+      return {
+        full: { ...full.m, bytesRead: fullJson.bytesRead },
+        incremental: { ...incr.m, bytesRead: incrJson.bytesRead, bytesNew: incrJson.bytesNew },
+        guestBytesWritten: written,
+        dirtyBytes: dirty,
+        serveFirstReadS,
+        nbdcopyCofferS,
+        nbdcopyQemuNbdS,
+      };
+    } finally {
+      await monitor.close();
+      await vm.stop();
+    }
+  } finally {
+    if (!cfg.keep) await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Half of 1% as scattered 4 KiB writes, half as 4 MiB runs; returns bytes written and dirtied. */
+async function guestWrites(monitor: QmpClient, diskBytes: number): Promise<{ written: number; dirty: number }> {
+  const budget = Math.floor(diskBytes / 100);
+  const granules = new Set<number>();
+  let state = 0x9e3779b9;
+  const random = (): number => {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    return (state >>> 0) / 2 ** 32;
+  };
+  let written = 0;
+  const write = async (offset: number, length: number): Promise<void> => {
+    await qemuIo(monitor, { device: 'disk0-dev', command: `write -P ${1 + (written % 250)} ${offset} ${length}` });
+    for (let g = Math.floor(offset / BITMAP_GRANULARITY); g * BITMAP_GRANULARITY < offset + length; g++) granules.add(g);
+    written += length;
+  };
+  while (written < budget / 2) await write(Math.floor(random() * (diskBytes / 4096)) * 4096, 4096);
+  while (written < budget) await write(Math.floor(random() * (diskBytes / (4 << 20))) * (4 << 20), 4 << 20);
+  return { written, dirty: granules.size * BITMAP_GRANULARITY };
+}
+
+/** Seconds from starting `coffer serve` to the first 4 KiB read answered through its export. */
+async function firstReadLatency(cfg: BenchConfig, repo: string, socket: string, env: Record<string, string>): Promise<number> {
+  const started = process.hrtime.bigint();
+  const serve = spawn(process.execPath, [cfg.cofferBin, 'serve', '-r', repo, 'live:latest', '--socket', socket], { env: { ...process.env, ...env }, stdio: 'ignore' });
+  try {
+    for (;;) {
+      try {
+        const client = await NbdClient.connect(`nbd+unix:///disk0-dev?socket=${socket}`);
+        await client.read(0, 4096);
+        await client.close();
+        return Number(process.hrtime.bigint() - started) / 1e9;
+      } catch {
+        if (serve.exitCode !== null) throw new Error('coffer serve ended before serving');
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    }
+  } finally {
+    serve.kill('SIGTERM');
+    await new Promise((resolve) => serve.once('close', resolve));
+  }
+}
+
+async function throughCoffer(cfg: BenchConfig, repo: string, socket: string, env: Record<string, string>): Promise<number> {
+  const serve = spawn(process.execPath, [cfg.cofferBin, 'serve', '-r', repo, 'live:latest', '--socket', socket], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'ignore'] });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      serve.stdout?.on('data', (d: Buffer) => d.toString().includes('nbd') && resolve());
+      serve.once('close', () => reject(new Error('coffer serve ended before serving')));
+    });
+    return (await timed('nbdcopy', [`nbd+unix:///disk0-dev?socket=${socket}`, 'null:'])).m.wallS;
+  } finally {
+    serve.kill('SIGTERM');
+    await new Promise((resolve) => serve.once('close', resolve));
+  }
+}
+
+async function throughQemuNbd(image: string, socket: string): Promise<number> {
+  const server = spawn('qemu-nbd', ['-r', '-f', 'raw', '-x', 'disk0', '-k', socket, '--shared=4', image], { stdio: 'ignore' });
+  try {
+    for (let i = 0; i < 500; i++) {
+      const ok = await run('nbdinfo', ['--size', `nbd+unix:///disk0?socket=${socket}`], { allowFail: true });
+      if (ok.code === 0) break;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    return (await timed('nbdcopy', [`nbd+unix:///disk0?socket=${socket}`, 'null:'])).m.wallS;
+  } finally {
+    server.kill('SIGTERM');
+    await new Promise((resolve) => server.once('close', resolve));
+  }
+}
+
+/** The issue's targets for the live section. */
+export function liveTargets(r: LiveResult): LiveTarget[] {
+  const readRatio = r.incremental.bytesRead / Math.max(1, r.dirtyBytes);
+  const timeRatio = r.incremental.wallS / Math.max(0.001, r.full.wallS);
+  const nbdRatio = r.nbdcopyQemuNbdS / Math.max(0.001, r.nbdcopyCofferS);
+  return [
+    { name: 'incremental bytes read / dirty bytes (64 KiB granules)', value: readRatio, limit: '<= 1.1', pass: readRatio <= 1.1 },
+    { name: 'incremental time / full time', value: timeRatio, limit: '<= 0.05', pass: timeRatio <= 0.05 },
+    { name: 'coffer serve to first NBD read (s)', value: r.serveFirstReadS, limit: '<= 1.0', pass: r.serveFirstReadS <= 1 },
+    { name: 'nbdcopy speed through coffer / through qemu-nbd', value: nbdRatio, limit: '>= 0.5', pass: nbdRatio >= 0.5 },
+  ];
+}
+
+export function renderLive(r: LiveResult): string {
+  const lines = [
+    `live VM: full ${r.full.wallS.toFixed(1)} s (read ${(r.full.bytesRead / 2 ** 20).toFixed(0)} MiB); guest wrote ${(r.guestBytesWritten / 2 ** 20).toFixed(0)} MiB, dirtying ${(r.dirtyBytes / 2 ** 20).toFixed(0)} MiB at 64 KiB granules;`,
+    `incremental ${r.incremental.wallS.toFixed(1)} s, read ${(r.incremental.bytesRead / 2 ** 20).toFixed(0)} MiB, new ${(r.incremental.bytesNew / 2 ** 20).toFixed(0)} MiB; nbdcopy ${r.nbdcopyCofferS.toFixed(1)} s via coffer serve, ${r.nbdcopyQemuNbdS.toFixed(1)} s via qemu-nbd`,
+    'live target                                              | value  | limit   | result',
+    '-'.repeat(86),
+  ];
+  for (const t of liveTargets(r)) lines.push(`${t.name.padEnd(56)} | ${t.value.toFixed(3).padStart(6)} | ${t.limit.padEnd(7)} | ${t.pass ? 'pass' : 'FAIL'}`);
+  return lines.join('\n');
+}
