@@ -13,8 +13,12 @@ export interface DiskCommandOptions {
   imageSnapshot?: string;
 }
 
-/** Bytes copied per read when converting: large reads, few of them. */
-const CONVERT_BLOCK_SIZE = 1024 * 1024;
+/**
+ * Bytes copied per read when converting: large reads, few of them. 4 MiB holds whole VHD and
+ * VHDX blocks (2 MiB), which the writers then store without copying, and halves the system
+ * calls and thread hand-offs of qemu-img's 2 MiB.
+ */
+const CONVERT_BLOCK_SIZE = 4 * 1024 * 1024;
 
 /**
  * `coffer disk info IMAGE`, `coffer disk map IMAGE` and `coffer disk convert IN OUT`: what an
