@@ -1,9 +1,10 @@
 import { Decompressor } from 'zstd-napi';
-import { assertReadInBounds, coalesceExtents, type Extent } from '../../blockdev/index.js';
+import { assertReadInBounds, type Extent } from '../../blockdev/index.js';
 import { CofferError } from '../../errors/index.js';
-import { backingExtents, readFromBacking } from '../backing.js';
+import { readFromBacking } from '../backing.js';
 import type { BackingOpener, DiskImage, InternalSnapshot, OpenImageOptions } from '../disk-image.js';
 import type { ImageFile } from '../image-file.js';
+import { fillSegments, segmentExtents, unitSegments, type SegmentKind } from '../segments.js';
 import { ClusterDecompressor, type DecompressPiece } from './cluster-decompressor.js';
 import { decompressCluster } from './compressed-cluster.js';
 import { readQcow2Header, type Qcow2Header } from './qcow2-header.js';
@@ -120,12 +121,7 @@ class Qcow2Image implements DiskImage {
     assertReadInBounds(this.size, offset, length);
     const target = into === undefined ? new Uint8Array(length) : into.subarray(0, length);
     const compressed: CompressedSegment[] = [];
-    for await (const segment of this.segments(offset, length)) {
-      const slice = target.subarray(segment.offset - offset, segment.offset - offset + segment.length);
-      if (segment.source === 'compressed' && this.clusterCache.get(segment.host) === undefined) {
-        compressed.push(segment);
-        continue;
-      }
+    await fillSegments(target, offset, this.segments(offset, length), async (segment, slice) => {
       switch (segment.source) {
         case 'zero':
           slice.fill(0);
@@ -137,12 +133,14 @@ class Qcow2Image implements DiskImage {
           await this.readBacking(segment.offset, slice);
           break;
         case 'compressed': {
-          const cluster = await this.compressedCluster(segment.host, segment.stored);
-          slice.set(cluster.subarray(segment.within, segment.within + segment.length));
+          // Decoded together after the walk, unless it is cached.
+          const cluster = this.clusterCache.get(segment.host);
+          if (cluster === undefined) compressed.push(segment);
+          else slice.set(cluster.subarray(segment.within, segment.within + segment.length));
           break;
         }
       }
-    }
+    });
     if (compressed.length >= MIN_BATCH) await this.decompressBatch(compressed, target, offset);
     else {
       for (const segment of compressed) {
@@ -155,7 +153,7 @@ class Qcow2Image implements DiskImage {
 
   async *extents(offset = 0, length = this.size - offset): AsyncIterable<Extent> {
     assertReadInBounds(this.size, offset, length);
-    yield* coalesceExtents(this.rawExtents(offset, length));
+    yield* segmentExtents(this.segments(offset, length), { backing: this.backing, classify });
   }
 
   async close(): Promise<void> {
@@ -166,41 +164,13 @@ class Qcow2Image implements DiskImage {
     await this.backing?.close();
   }
 
-  private async *rawExtents(offset: number, length: number): AsyncIterable<Extent> {
-    for await (const segment of this.segments(offset, length)) {
-      if (segment.source === 'data' || segment.source === 'compressed') {
-        yield { offset: segment.offset, length: segment.length, kind: 'data', layer: 0 };
-      } else if (segment.source === 'zero') {
-        yield { offset: segment.offset, length: segment.length, kind: 'zero', layer: 0 };
-      } else {
-        yield* this.backingExtents(segment.offset, segment.length);
-      }
-    }
-  }
-
-  private backingExtents(offset: number, length: number): AsyncIterable<Extent> {
-    return backingExtents(this.backing, offset, length);
-  }
-
-
   /** The guest range as segments, adjacent ones of the same source (and contiguous host data) merged. */
-  private async *segments(offset: number, length: number): AsyncIterable<Segment> {
-    let pending: Segment | undefined;
-    const end = offset + length;
-    for (let position = offset; position < end; ) {
-      const cluster = Math.floor(position / this.clusterSize);
-      const within = position - cluster * this.clusterSize;
-      const take = Math.min(end - position, this.clusterSize - within);
-      for (const next of this.split(await this.mapping(cluster), position, within, take)) {
-        if (pending !== undefined && canMerge(pending, next)) pending.length += next.length;
-        else {
-          if (pending !== undefined) yield pending;
-          pending = next;
-        }
-      }
-      position += take;
-    }
-    if (pending !== undefined) yield pending;
+  private segments(offset: number, length: number): AsyncIterable<Segment> {
+    return unitSegments(offset, length, {
+      unitSize: this.clusterSize,
+      map: async (cluster, position, within, take) => this.split(await this.mapping(cluster), position, within, take),
+      canMerge,
+    });
   }
 
   /** Segments for `take` bytes of one cluster starting `within` it. */
@@ -282,7 +252,6 @@ class Qcow2Image implements DiskImage {
     return readFromBacking(this.backing, offset, slice);
   }
 
-
   /**
    * The compressed clusters of one read, decoded on worker threads in one task: their stored
    * bytes are read in a few large reads (compressed clusters lie packed one after the other)
@@ -335,8 +304,13 @@ class Qcow2Image implements DiskImage {
   }
 }
 
+function classify(segment: Segment): SegmentKind {
+  if (segment.source === 'data' || segment.source === 'compressed') return { kind: 'data', layer: 0 };
+  return segment.source === 'zero' ? { kind: 'zero', layer: 0 } : 'backing';
+}
+
 function canMerge(a: Segment, b: Segment): boolean {
-  if (a.offset + a.length !== b.offset || a.source !== b.source) return false;
+  if (a.source !== b.source) return false;
   if (a.source === 'data' && b.source === 'data') return a.host + a.length === b.host;
   return a.source === 'zero' || a.source === 'backing';
 }
