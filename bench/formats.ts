@@ -26,6 +26,7 @@ export interface FormatResult {
 const INPUTS: { name: string; format: string; options: string[] }[] = [
   { name: 'qcow2', format: 'qcow2', options: [] },
   { name: 'qcow2-compressed', format: 'qcow2', options: ['-c'] },
+  { name: 'qcow2-zstd', format: 'qcow2', options: ['-c', '-o', 'compression_type=zstd'] },
   { name: 'vmdk-sparse', format: 'vmdk', options: ['-o', 'subformat=monolithicSparse'] },
   { name: 'vmdk-stream', format: 'vmdk', options: ['-o', 'subformat=streamOptimized'] },
   { name: 'vhd-dynamic', format: 'vpc', options: ['-o', 'subformat=dynamic,force_size=on'] },
@@ -37,6 +38,7 @@ const OUTPUTS: { coffer: string; qemu: string; options: string[] }[] = [
   { coffer: 'qcow2', qemu: 'qcow2', options: [] },
   { coffer: 'vhd', qemu: 'vpc', options: ['-o', 'subformat=dynamic,force_size=on'] },
   { coffer: 'vmdk', qemu: 'vmdk', options: ['-o', 'subformat=streamOptimized'] },
+  { coffer: 'vmdk-sparse', qemu: 'vmdk', options: ['-o', 'subformat=monolithicSparse'] },
   { coffer: 'vhdx', qemu: 'vhdx', options: [] },
 ];
 

@@ -1,6 +1,9 @@
 import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { CofferError } from '../errors/index.js';
 
+/** Pieces one `pwritev` takes on Linux. */
+const IOV_MAX = 1024;
+
 /**
  * An image file being written by a restore or a convert: created (never replacing a file
  * unless asked), written at positions, and turned into the errors a user can act on
@@ -34,6 +37,32 @@ export class OutputFile {
       }
     } catch (error) {
       throw this.translate(error);
+    }
+  }
+
+  /**
+   * Writes `chunks` one after the other from `offset`, in as few system calls as the kernel
+   * allows (one `pwritev` of up to {@link IOV_MAX} pieces, continued after a short write).
+   */
+  async writevAt(chunks: readonly Uint8Array[], offset: number): Promise<void> {
+    let position = offset;
+    for (let first = 0; first < chunks.length; first += IOV_MAX) {
+      let batch = chunks.slice(first, first + IOV_MAX);
+      let left = batch.reduce((sum, chunk) => sum + chunk.length, 0);
+      while (left > 0) {
+        let written: number;
+        try {
+          ({ bytesWritten: written } = await this.handle.writev(batch, position));
+        } catch (error) {
+          throw this.translate(error);
+        }
+        if (written === 0) throw this.translate(new Error(`no byte written at ${position}`));
+        position += written;
+        left -= written;
+        // A short write: drop what went through and go on with the rest.
+        while (batch.length > 0 && written >= (batch[0] as Uint8Array).length) written -= (batch.shift() as Uint8Array).length;
+        if (written > 0) batch = [(batch[0] as Uint8Array).subarray(written), ...batch.slice(1)];
+      }
     }
   }
 

@@ -13,8 +13,13 @@ export interface DiskCommandOptions {
   imageSnapshot?: string;
 }
 
-/** Bytes copied per read when converting: large reads, few of them. */
-const CONVERT_BLOCK_SIZE = 1024 * 1024;
+/**
+ * Bytes copied per read when converting: large reads, few of them. 2 MiB (qemu-img's own
+ * buffer) holds whole VHD and VHDX blocks, which the writers then store without copying;
+ * 4 MiB measured no faster (2026-11-25, 4 GiB bench disk: four 4 MiB buffers in flight no
+ * longer stay in the CPU cache between the read and the write), 1 MiB slower.
+ */
+const CONVERT_BLOCK_SIZE = 2 * 1024 * 1024;
 
 /**
  * `coffer disk info IMAGE`, `coffer disk map IMAGE` and `coffer disk convert IN OUT`: what an

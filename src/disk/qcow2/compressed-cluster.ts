@@ -1,21 +1,33 @@
 import { promisify } from 'node:util';
-import { inflateRaw } from 'node:zlib';
+import { inflateRaw, inflateRawSync } from 'node:zlib';
 import { Decompressor } from 'zstd-napi';
 
 const inflateRawAsync = promisify(inflateRaw);
 
 /**
  * Decompresses one qcow2 compressed cluster (deflate on libuv's thread pool, off the main
- * thread; zstd, whose binding is synchronous, in place). The stored bytes run to a sector boundary, so
+ * thread; zstd, whose binding is synchronous, in place: only for small reads, see
+ * qcow2-image.ts, larger ones go to worker threads in batches). The stored bytes run to a sector boundary, so
  * they may end with the start of the next cluster's data: deflate ignores what follows its
  * stream's end, and a zstd frame's own length is found by walking its block headers
  * ({@link zstdFrameLength}) so that only the frame is decoded. Output is bounded by the
  * cluster size. Returns null when the data does not decode to exactly one cluster.
  */
 export async function decompressCluster(data: Buffer, algorithm: 'zlib' | 'zstd', clusterSize: number, zstd: Decompressor): Promise<Buffer | null> {
+  if (algorithm === 'zstd') return decompressClusterSync(data, algorithm, clusterSize, zstd);
+  try {
+    const out = await inflateRawAsync(data, { maxOutputLength: clusterSize });
+    return out.length === clusterSize ? out : null;
+  } catch {
+    return null;
+  }
+}
+
+/** {@link decompressCluster} on the calling thread, for a worker thread (decompress-worker.ts). */
+export function decompressClusterSync(data: Buffer, algorithm: 'zlib' | 'zstd', clusterSize: number, zstd: Decompressor): Buffer | null {
   try {
     if (algorithm === 'zlib') {
-      const out = await inflateRawAsync(data, { maxOutputLength: clusterSize });
+      const out = inflateRawSync(data, { maxOutputLength: clusterSize });
       return out.length === clusterSize ? out : null;
     }
     const frame = zstdFrameLength(data);

@@ -1,9 +1,11 @@
 import { Decompressor } from 'zstd-napi';
-import { assertReadInBounds, coalesceExtents, type Extent } from '../../blockdev/index.js';
+import { assertReadInBounds, type Extent } from '../../blockdev/index.js';
 import { CofferError } from '../../errors/index.js';
-import { backingExtents, readFromBacking } from '../backing.js';
+import { readFromBacking } from '../backing.js';
 import type { BackingOpener, DiskImage, InternalSnapshot, OpenImageOptions } from '../disk-image.js';
 import type { ImageFile } from '../image-file.js';
+import { fillSegments, segmentExtents, unitSegments, type SegmentKind } from '../segments.js';
+import { ClusterDecompressor, type DecompressPiece } from './cluster-decompressor.js';
 import { decompressCluster } from './compressed-cluster.js';
 import { readQcow2Header, type Qcow2Header } from './qcow2-header.js';
 import { decodeL2Entry, l2TableOffset, type ClusterMapping } from './qcow2-l2.js';
@@ -15,12 +17,25 @@ const CACHED_L2_TABLES = 32;
 /** Decompressed clusters kept for reads that touch one cluster several times. */
 const CACHED_CLUSTERS = 8;
 
+/**
+ * Compressed clusters in one read from which they are decoded on worker threads together;
+ * fewer go through the cache and libuv's pool (a small read touching one cluster again and
+ * again is served from the cache).
+ */
+const MIN_BATCH = 4;
+/** Compressed clusters whose stored bytes are at most this far apart are read together… */
+const RUN_GAP = 64 * 1024;
+/** …in reads of at most this many bytes. */
+const MAX_RUN = 16 * 1024 * 1024;
+
 /** Where a run of guest bytes comes from. */
 type Segment =
   | { offset: number; length: number; source: 'data'; host: number }
   | { offset: number; length: number; source: 'zero' }
   | { offset: number; length: number; source: 'backing' }
   | { offset: number; length: number; source: 'compressed'; host: number; stored: number; within: number };
+
+type CompressedSegment = Extract<Segment, { source: 'compressed' }>;
 
 /**
  * Opens a qcow2 image (versions 2 and 3) with its backing chain, at its current state or at
@@ -65,6 +80,7 @@ class Qcow2Image implements DiskImage {
   private readonly l2Cache = new Map<number, Promise<Buffer | null>>();
   private readonly clusterCache = new Map<number, Buffer>();
   private readonly zstd = new Decompressor();
+  private readonly decompressor = new ClusterDecompressor();
   private closed = false;
 
   constructor(
@@ -104,8 +120,8 @@ class Qcow2Image implements DiskImage {
   async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
     assertReadInBounds(this.size, offset, length);
     const target = into === undefined ? new Uint8Array(length) : into.subarray(0, length);
-    for await (const segment of this.segments(offset, length)) {
-      const slice = target.subarray(segment.offset - offset, segment.offset - offset + segment.length);
+    const compressed: CompressedSegment[] = [];
+    await fillSegments(target, offset, this.segments(offset, length), async (segment, slice) => {
       switch (segment.source) {
         case 'zero':
           slice.fill(0);
@@ -117,10 +133,19 @@ class Qcow2Image implements DiskImage {
           await this.readBacking(segment.offset, slice);
           break;
         case 'compressed': {
-          const cluster = await this.compressedCluster(segment.host, segment.stored);
-          slice.set(cluster.subarray(segment.within, segment.within + segment.length));
+          // Decoded together after the walk, unless it is cached.
+          const cluster = this.clusterCache.get(segment.host);
+          if (cluster === undefined) compressed.push(segment);
+          else slice.set(cluster.subarray(segment.within, segment.within + segment.length));
           break;
         }
+      }
+    });
+    if (compressed.length >= MIN_BATCH) await this.decompressBatch(compressed, target, offset);
+    else {
+      for (const segment of compressed) {
+        const cluster = await this.compressedCluster(segment.host, segment.stored);
+        target.set(cluster.subarray(segment.within, segment.within + segment.length), segment.offset - offset);
       }
     }
     return target;
@@ -128,51 +153,24 @@ class Qcow2Image implements DiskImage {
 
   async *extents(offset = 0, length = this.size - offset): AsyncIterable<Extent> {
     assertReadInBounds(this.size, offset, length);
-    yield* coalesceExtents(this.rawExtents(offset, length));
+    yield* segmentExtents(this.segments(offset, length), { backing: this.backing, classify });
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.decompressor.close();
     await this.file.close();
     await this.backing?.close();
   }
 
-  private async *rawExtents(offset: number, length: number): AsyncIterable<Extent> {
-    for await (const segment of this.segments(offset, length)) {
-      if (segment.source === 'data' || segment.source === 'compressed') {
-        yield { offset: segment.offset, length: segment.length, kind: 'data', layer: 0 };
-      } else if (segment.source === 'zero') {
-        yield { offset: segment.offset, length: segment.length, kind: 'zero', layer: 0 };
-      } else {
-        yield* this.backingExtents(segment.offset, segment.length);
-      }
-    }
-  }
-
-  private backingExtents(offset: number, length: number): AsyncIterable<Extent> {
-    return backingExtents(this.backing, offset, length);
-  }
-
-
   /** The guest range as segments, adjacent ones of the same source (and contiguous host data) merged. */
-  private async *segments(offset: number, length: number): AsyncIterable<Segment> {
-    let pending: Segment | undefined;
-    const end = offset + length;
-    for (let position = offset; position < end; ) {
-      const cluster = Math.floor(position / this.clusterSize);
-      const within = position - cluster * this.clusterSize;
-      const take = Math.min(end - position, this.clusterSize - within);
-      for (const next of this.split(await this.mapping(cluster), position, within, take)) {
-        if (pending !== undefined && canMerge(pending, next)) pending.length += next.length;
-        else {
-          if (pending !== undefined) yield pending;
-          pending = next;
-        }
-      }
-      position += take;
-    }
-    if (pending !== undefined) yield pending;
+  private segments(offset: number, length: number): AsyncIterable<Segment> {
+    return unitSegments(offset, length, {
+      unitSize: this.clusterSize,
+      map: async (cluster, position, within, take) => this.split(await this.mapping(cluster), position, within, take),
+      canMerge,
+    });
   }
 
   /** Segments for `take` bytes of one cluster starting `within` it. */
@@ -254,6 +252,45 @@ class Qcow2Image implements DiskImage {
     return readFromBacking(this.backing, offset, slice);
   }
 
+  /**
+   * The compressed clusters of one read, decoded on worker threads in one task: their stored
+   * bytes are read in a few large reads (compressed clusters lie packed one after the other)
+   * into shared memory, and the workers write each cluster's wanted part into `target`
+   * (through a shared copy when `target` is not in shared memory).
+   */
+  private async decompressBatch(segments: readonly CompressedSegment[], target: Uint8Array, offset: number): Promise<void> {
+    const runs: { start: number; end: number; at: number }[] = [];
+    const placed = segments.map((segment) => {
+      const stored = Math.min(segment.stored, this.file.size - segment.host);
+      const end = segment.host + stored;
+      let run = runs[runs.length - 1];
+      if (run === undefined || segment.host < run.start || segment.host > run.end + RUN_GAP || Math.max(run.end, end) - run.start > MAX_RUN) {
+        run = { start: segment.host, end, at: run === undefined ? 0 : run.at + (run.end - run.start) };
+        runs.push(run);
+      } else {
+        run.end = Math.max(run.end, end);
+      }
+      return { segment, run, stored };
+    });
+    const last = runs[runs.length - 1] as (typeof runs)[number];
+    const input = new Uint8Array(new SharedArrayBuffer(last.at + (last.end - last.start)));
+    await Promise.all(runs.map((run) => this.file.readAt(run.start, run.end - run.start, input.subarray(run.at, run.at + (run.end - run.start)))));
+    const shared = target.buffer instanceof SharedArrayBuffer;
+    const output = shared ? target : new Uint8Array(new SharedArrayBuffer(target.length));
+    const pieces: DecompressPiece[] = placed.map(({ segment, run, stored }) => ({
+      at: run.at + (segment.host - run.start),
+      stored,
+      within: segment.within,
+      length: segment.length,
+      to: segment.offset - offset,
+    }));
+    const failed = await this.decompressor.run({ algorithm: this.header.compression, clusterSize: this.clusterSize, input, pieces, output });
+    if (failed >= 0) {
+      const host = (segments[failed] as CompressedSegment).host;
+      throw this.file.invalid(`the compressed cluster at host offset ${host} does not decompress to one cluster`, host);
+    }
+    if (!shared) for (const piece of pieces) target.set(output.subarray(piece.to, piece.to + piece.length), piece.to);
+  }
 
   private async compressedCluster(host: number, stored: number): Promise<Buffer> {
     const cached = this.clusterCache.get(host);
@@ -267,8 +304,13 @@ class Qcow2Image implements DiskImage {
   }
 }
 
+function classify(segment: Segment): SegmentKind {
+  if (segment.source === 'data' || segment.source === 'compressed') return { kind: 'data', layer: 0 };
+  return segment.source === 'zero' ? { kind: 'zero', layer: 0 } : 'backing';
+}
+
 function canMerge(a: Segment, b: Segment): boolean {
-  if (a.offset + a.length !== b.offset || a.source !== b.source) return false;
+  if (a.source !== b.source) return false;
   if (a.source === 'data' && b.source === 'data') return a.host + a.length === b.host;
   return a.source === 'zero' || a.source === 'backing';
 }

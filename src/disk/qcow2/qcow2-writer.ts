@@ -2,7 +2,9 @@
  * Writes a qcow2 version 3 image, sparse, in one pass: the restore feeds the disk in order,
  * all-zero clusters are left unallocated, data clusters are appended as they come, each L2
  * table is appended as soon as its range is complete, and the L1 table, refcounts and
- * header are written at the end. Memory: one cluster, one L2 table and a 1 MiB append buffer.
+ * header are written at the end. Whole clusters go to the file straight from the caller's
+ * buffer, gathered into large writes (file-appender.ts). Memory: one cluster, one L2 table,
+ * and the clusters copied while waiting for a write (at most 8 MiB).
  *
  * Layout of the file written (64 KiB clusters, 16-bit refcounts, no extensions):
  * ```
@@ -16,7 +18,9 @@
  * virtual sizes in 512-byte sectors (and drops a partial one), so a disk whose size is not
  * a multiple of 512 gets a virtual size rounded up, the added bytes zero.
  */
+import { FileAppender } from '../file-appender.js';
 import { OutputFile } from '../output-file.js';
+import { isAllZero, UnitCutter, type UnitStore } from '../unit-cutter.js';
 import type { DiskTarget } from '../raw-target.js';
 import { QCOW2_MAGIC } from './qcow2-header.js';
 
@@ -37,16 +41,12 @@ class Qcow2Writer implements DiskTarget {
   readonly zeroed = false;
   readonly sequential = true;
   private readonly l1: BigUint64Array;
-  private readonly l1Clusters: number;
+  private readonly out: FileAppender;
   private l2 = new BigUint64Array(L2_ENTRIES);
   private l2Index = 0;
   private l2Used = false;
-  private readonly cluster = Buffer.alloc(CLUSTER_SIZE);
-  private readonly pending = Buffer.alloc(16 * CLUSTER_SIZE);
-  private pendingLength = 0;
-  private clusterFill = 0;
+  private readonly clusters = new UnitCutter(CLUSTER_SIZE);
   private guestCluster = 0;
-  private nextHostCluster: number;
   private position = 0;
 
   constructor(
@@ -55,44 +55,32 @@ class Qcow2Writer implements DiskTarget {
   ) {
     const l1Size = Math.ceil(Math.ceil(size / CLUSTER_SIZE) / L2_ENTRIES);
     this.l1 = new BigUint64Array(Math.max(1, l1Size));
-    this.l1Clusters = Math.ceil((this.l1.length * 8) / CLUSTER_SIZE);
-    this.nextHostCluster = 1 + this.l1Clusters;
+    const l1Clusters = Math.ceil((this.l1.length * 8) / CLUSTER_SIZE);
+    this.out = new FileAppender(file, (1 + l1Clusters) * CLUSTER_SIZE);
   }
 
+  /** Whole clusters of `data` are stored straight from it (see unit-cutter.ts), gathered into large writes. */
   async write(offset: number, data: Uint8Array): Promise<void> {
     if (offset !== this.position) throw new Error(`qcow2 target written at ${offset}, expected ${this.position}`);
     this.position += data.length;
-    let done = 0;
-    while (done < data.length) {
-      const take = Math.min(data.length - done, CLUSTER_SIZE - this.clusterFill);
-      this.cluster.set(data.subarray(done, done + take), this.clusterFill);
-      this.clusterFill += take;
-      done += take;
-      if (this.clusterFill === CLUSTER_SIZE) await this.flushCluster();
-    }
+    await this.clusters.write(data, this.store);
+    await this.out.release();
   }
 
-  /** Whole zero clusters just advance the map; a partial cluster's share goes through `write`. */
+  /** Whole zero clusters just advance the map; a partial cluster's share is stored as zeros. */
   async skipZeros(offset: number, length: number): Promise<void> {
     if (offset !== this.position) throw new Error(`qcow2 target skipped at ${offset}, expected ${this.position}`);
-    let done = 0;
-    if (this.clusterFill > 0) {
-      const head = Math.min(length, CLUSTER_SIZE - this.clusterFill);
-      await this.write(offset, new Uint8Array(head));
-      done = head;
-    }
-    const clusters = Math.floor((length - done) / CLUSTER_SIZE);
-    for (let i = 0; i < clusters; i++) {
-      const l2Index = Math.floor(this.guestCluster / L2_ENTRIES);
-      if (l2Index !== this.l2Index) {
-        await this.flushL2();
-        this.l2Index = l2Index;
-      }
-      this.guestCluster += 1;
-    }
-    done += clusters * CLUSTER_SIZE;
-    this.position += clusters * CLUSTER_SIZE;
-    if (done < length) await this.write(offset + done, new Uint8Array(length - done));
+    this.position += length;
+    await this.clusters.skipZeros(length, {
+      store: this.store,
+      skip: async (clusters) => {
+        for (let i = 0; i < clusters; i++) {
+          await this.enterL2(Math.floor(this.guestCluster / L2_ENTRIES));
+          this.guestCluster += 1;
+        }
+      },
+    });
+    await this.out.release();
   }
 
   get path(): string {
@@ -102,12 +90,9 @@ class Qcow2Writer implements DiskTarget {
   async finish(): Promise<void> {
     await this.file.finish(async () => {
       if (this.position !== this.size) throw new Error(`qcow2 target got ${this.position} of ${this.size} bytes`);
-      if (this.clusterFill > 0) {
-        this.cluster.fill(0, this.clusterFill);
-        this.clusterFill = CLUSTER_SIZE;
-        await this.flushCluster();
-      }
+      await this.clusters.finish(this.store);
       await this.flushL2();
+      await this.out.flush();
       await this.writeMetadata();
     });
   }
@@ -116,24 +101,29 @@ class Qcow2Writer implements DiskTarget {
     return this.file.abort();
   }
 
-  private async flushCluster(): Promise<void> {
-    const l2Index = Math.floor(this.guestCluster / L2_ENTRIES);
-    if (l2Index !== this.l2Index) {
-      await this.flushL2();
-      this.l2Index = l2Index;
+  /** Stores guest clusters in order, leaving zero ones unallocated (`borrowed`: see UnitCutter). */
+  private readonly store: UnitStore = async (clusters, borrowed) => {
+    for (const cluster of clusters) {
+      await this.enterL2(Math.floor(this.guestCluster / L2_ENTRIES));
+      if (!isAllZero(cluster)) {
+        const host = borrowed ? await this.out.borrow(cluster) : await this.out.copy(cluster);
+        this.l2[this.guestCluster % L2_ENTRIES] = BigInt(host) | COPIED;
+        this.l2Used = true;
+      }
+      this.guestCluster += 1;
     }
-    if (!isZero(this.cluster)) {
-      const host = await this.append(this.cluster);
-      this.l2[this.guestCluster % L2_ENTRIES] = BigInt(host) | COPIED;
-      this.l2Used = true;
-    }
-    this.guestCluster += 1;
-    this.clusterFill = 0;
+  };
+
+  /** Moves to L2 table `index`, appending the previous one if it maps anything. */
+  private async enterL2(index: number): Promise<void> {
+    if (index === this.l2Index) return;
+    await this.flushL2();
+    this.l2Index = index;
   }
 
   private async flushL2(): Promise<void> {
     if (!this.l2Used) return;
-    const host = await this.append(bigEndian(this.l2));
+    const host = await this.out.take(bigEndian(this.l2));
     this.l1[this.l2Index] = BigInt(host) | COPIED;
     this.l2 = new BigUint64Array(L2_ENTRIES);
     this.l2Used = false;
@@ -141,10 +131,9 @@ class Qcow2Writer implements DiskTarget {
 
   /** L1 table, refcount blocks and table, then the header, which makes the image valid last. */
   private async writeMetadata(): Promise<void> {
-    await this.flushPending();
     await this.writeAt(bigEndian(this.l1), CLUSTER_SIZE);
     // Refcount structures cover themselves: grow until the count is stable.
-    const dataClusters = this.nextHostCluster;
+    const dataClusters = this.out.end / CLUSTER_SIZE;
     let blocks = 0;
     let tableClusters = 0;
     for (;;) {
@@ -184,27 +173,6 @@ class Qcow2Writer implements DiskTarget {
     await this.writeAt(header, 0);
   }
 
-  /**
-   * Appends one cluster at the end of the file and returns its offset. Clusters are only
-   * ever allocated at the end, so they gather in one buffer and reach the file in 1 MiB
-   * writes instead of one write per cluster.
-   */
-  private async append(cluster: Uint8Array): Promise<number> {
-    const host = this.nextHostCluster * CLUSTER_SIZE;
-    this.nextHostCluster += 1;
-    this.pending.set(cluster, this.pendingLength);
-    this.pendingLength += CLUSTER_SIZE;
-    if (this.pendingLength === this.pending.length) await this.flushPending();
-    return host;
-  }
-
-  private async flushPending(): Promise<void> {
-    if (this.pendingLength === 0) return;
-    const start = (this.nextHostCluster - this.pendingLength / CLUSTER_SIZE) * CLUSTER_SIZE;
-    await this.writeAt(this.pending.subarray(0, this.pendingLength), start);
-    this.pendingLength = 0;
-  }
-
   private writeAt(data: Uint8Array, offset: number): Promise<void> {
     return this.file.writeAt(data, offset);
   }
@@ -214,10 +182,4 @@ function bigEndian(values: BigUint64Array): Buffer {
   const out = Buffer.alloc(values.length * 8);
   values.forEach((value, i) => out.writeBigUInt64BE(value, i * 8));
   return out;
-}
-
-let zeroCluster = Buffer.alloc(0);
-function isZero(cluster: Buffer): boolean {
-  if (zeroCluster.length !== cluster.length) zeroCluster = Buffer.alloc(cluster.length);
-  return cluster.equals(zeroCluster);
 }

@@ -1,7 +1,8 @@
-import { assertReadInBounds, coalesceExtents, type Extent } from '../../blockdev/index.js';
-import { backingExtents, readFromBacking } from '../backing.js';
+import { assertReadInBounds, type Extent } from '../../blockdev/index.js';
+import { readFromBacking } from '../backing.js';
 import type { DiskImage } from '../disk-image.js';
 import type { ImageFile } from '../image-file.js';
+import { fillSegments, segmentExtents, unitSegments, type SegmentKind } from '../segments.js';
 import { parseSectorBitmap, sectorRuns, type SectorBitmap } from './vhd-bat.js';
 import { BAT_UNALLOCATED, type VhdDynamicHeader } from './vhd-dynamic-header.js';
 import { VHD_SECTOR, type VhdFooter } from './vhd-footer.js';
@@ -60,31 +61,17 @@ export class SparseVhd implements DiskImage {
   async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
     assertReadInBounds(this.size, offset, length);
     const target = into === undefined ? new Uint8Array(length) : into.subarray(0, length);
-    // File and parent reads of one call run together while the map (bitmaps) is walked in
-    // order; a read that fails early is held (not an unhandled rejection) until all are started.
-    const pending: Promise<unknown>[] = [];
-    const start = (work: Promise<unknown>) => {
-      work.catch(() => {});
-      pending.push(work);
-    };
-    try {
-      for await (const segment of this.segments(offset, length)) {
-        const slice = target.subarray(segment.offset - offset, segment.offset - offset + segment.length);
-        if (segment.source === 'zero') slice.fill(0);
-        else if (segment.source === 'data') start(this.file.readAt(segment.host, segment.length, slice));
-        else start(this.readParent(segment.offset, slice));
-      }
-    } catch (error) {
-      await Promise.allSettled(pending); // no read still writing into `target` after we throw
-      throw error;
-    }
-    await Promise.all(pending);
+    await fillSegments(target, offset, this.segments(offset, length), (segment, slice) => {
+      if (segment.source === 'zero') slice.fill(0);
+      else if (segment.source === 'data') return this.file.readAt(segment.host, segment.length, slice).then(() => undefined);
+      else return this.readParent(segment.offset, slice);
+    });
     return target;
   }
 
   async *extents(offset = 0, length = this.size - offset): AsyncIterable<Extent> {
     assertReadInBounds(this.size, offset, length);
-    yield* coalesceExtents(this.rawExtents(offset, length));
+    yield* segmentExtents(this.segments(offset, length), { backing: this.backing, classify });
   }
 
   async close(): Promise<void> {
@@ -94,37 +81,9 @@ export class SparseVhd implements DiskImage {
     await this.backing?.close();
   }
 
-  private async *rawExtents(offset: number, length: number): AsyncIterable<Extent> {
-    for await (const segment of this.segments(offset, length)) {
-      if (segment.source === 'data') yield { offset: segment.offset, length: segment.length, kind: 'data', layer: 0 };
-      else if (segment.source === 'zero') yield { offset: segment.offset, length: segment.length, kind: 'zero' };
-      else yield* this.parentExtents(segment.offset, segment.length);
-    }
-  }
-
-  private parentExtents(offset: number, length: number): AsyncIterable<Extent> {
-    return backingExtents(this.backing, offset, length);
-  }
-
-
   /** The guest range as segments, adjacent ones of the same source (and contiguous host bytes) merged. */
-  private async *segments(offset: number, length: number): AsyncIterable<Segment> {
-    let pending: Segment | undefined;
-    const end = offset + length;
-    for (let position = offset; position < end; ) {
-      const block = Math.floor(position / this.blockSize);
-      const within = position - block * this.blockSize;
-      const take = Math.min(end - position, this.blockSize - within);
-      for (const next of await this.blockSegments(block, position, within, take)) {
-        if (pending !== undefined && canMerge(pending, next)) pending.length += next.length;
-        else {
-          if (pending !== undefined) yield pending;
-          pending = next;
-        }
-      }
-      position += take;
-    }
-    if (pending !== undefined) yield pending;
+  private segments(offset: number, length: number): AsyncIterable<Segment> {
+    return unitSegments(offset, length, { unitSize: this.blockSize, map: (block, position, within, take) => this.blockSegments(block, position, within, take), canMerge });
   }
 
   /** Segments for `take` bytes of block `block` starting `within` it (guest offset `position`). */
@@ -163,11 +122,16 @@ export class SparseVhd implements DiskImage {
   private readParent(offset: number, slice: Uint8Array): Promise<void> {
     return readFromBacking(this.backing, offset, slice);
   }
+}
 
+/** Held sectors are this image's data; absent ones are zeros on a dynamic disk, the parent's on a differencing one. */
+function classify(segment: Segment): SegmentKind {
+  if (segment.source === 'data') return { kind: 'data', layer: 0 };
+  return segment.source === 'zero' ? { kind: 'zero' } : 'backing';
 }
 
 function canMerge(a: Segment, b: Segment): boolean {
-  if (a.offset + a.length !== b.offset || a.source !== b.source) return false;
+  if (a.source !== b.source) return false;
   if (a.source === 'data' && b.source === 'data') return a.host + a.length === b.host;
   return true;
 }

@@ -35,7 +35,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { CofferError } from '../../errors/index.js';
+import { FileAppender } from '../file-appender.js';
 import { OutputFile } from '../output-file.js';
+import { isAllZero, UnitCutter, type UnitStore } from '../unit-cutter.js';
 import type { DiskTarget } from '../raw-target.js';
 import { batGeometry, BAT_ENTRY_SIZE, encodeVhdxBat, PAYLOAD_BLOCK_FULLY_PRESENT, PAYLOAD_BLOCK_NOT_PRESENT, type BatLayout } from './vhdx-bat.js';
 import { NIL_GUID } from './vhdx-guid.js';
@@ -95,10 +97,9 @@ class VhdxWriter implements DiskTarget {
   private readonly batLength: number;
   private readonly states: Uint8Array;
   private readonly offsets: Float64Array;
-  private readonly block: Buffer;
-  private blockFill = 0;
+  private readonly blocks: UnitCutter;
+  private readonly out: FileAppender;
   private blockIndex = 0;
-  private nextFree: number;
   private position = 0;
 
   constructor(
@@ -112,52 +113,38 @@ class VhdxWriter implements DiskTarget {
     this.batLength = Math.max(MiB, roundUp(entries * BAT_ENTRY_SIZE, MiB));
     this.states = new Uint8Array(payloadBlocks).fill(PAYLOAD_BLOCK_NOT_PRESENT);
     this.offsets = new Float64Array(payloadBlocks);
-    this.block = Buffer.alloc(blockSize);
-    this.nextFree = BAT_OFFSET + this.batLength;
+    this.blocks = new UnitCutter(blockSize);
+    this.out = new FileAppender(file, BAT_OFFSET + this.batLength);
   }
 
   get path(): string {
     return this.file.path;
   }
 
-  /** Whole zero blocks are only skipped (left unallocated); a partial block's share goes through `write`. */
+  /** Whole zero blocks are only skipped (left unallocated); a partial block's share is stored as zeros. */
   async skipZeros(offset: number, length: number): Promise<void> {
     if (offset !== this.position) throw new Error(`VHDX target skipped at ${offset}, expected ${this.position}`);
-    let done = 0;
-    if (this.blockFill > 0) {
-      done = Math.min(length, this.block.length - this.blockFill);
-      await this.write(offset, new Uint8Array(done));
-    }
-    const blocks = Math.floor((length - done) / this.block.length);
-    this.blockIndex += blocks;
-    this.position += blocks * this.block.length;
-    done += blocks * this.block.length;
-    if (done < length) await this.write(offset + done, new Uint8Array(length - done));
+    this.position += length;
+    await this.blocks.skipZeros(length, { store: this.store, skip: async (blocks) => void (this.blockIndex += blocks) });
+    await this.out.release();
   }
 
+  /** Whole blocks of `data` are stored straight from it (see unit-cutter.ts), with their neighbours in one write. */
   async write(offset: number, data: Uint8Array): Promise<void> {
     if (offset !== this.position) throw new Error(`VHDX target written at ${offset}, expected ${this.position}`);
     if (offset + data.length > this.size) throw new Error(`VHDX target written past its size ${this.size}`);
     this.position += data.length;
-    let done = 0;
-    while (done < data.length) {
-      const take = Math.min(data.length - done, this.block.length - this.blockFill);
-      this.block.set(data.subarray(done, done + take), this.blockFill);
-      this.blockFill += take;
-      done += take;
-      if (this.blockFill === this.block.length) await this.flushBlock();
-    }
+    await this.blocks.write(data, this.store);
+    await this.out.release();
   }
 
   /** The last block, the file's length, the BAT, metadata, region tables, headers, then the identifier. */
   async finish(): Promise<void> {
     await this.file.finish(async () => {
       if (this.position !== this.size) throw new Error(`VHDX target got ${this.position} of ${this.size} bytes`);
-      if (this.blockFill > 0) {
-        this.block.fill(0, this.blockFill);
-        await this.flushBlock();
-      }
-      await this.file.truncate(this.nextFree);
+      await this.blocks.finish(this.store);
+      await this.out.flush();
+      await this.file.truncate(this.out.end);
       await this.file.writeAt(encodeVhdxBat({ states: this.states, offsets: this.offsets }, this.layout), BAT_OFFSET);
       const metadata: NewVhdxMetadata = {
         blockSize: this.layout.blockSize,
@@ -195,42 +182,25 @@ class VhdxWriter implements DiskTarget {
     return this.file.abort();
   }
 
-  /** Stores the block if it holds a non-zero byte (only the part inside the virtual size). */
-  private async flushBlock(): Promise<void> {
+  /**
+   * Appends each block that holds a non-zero byte (only the part inside the virtual size),
+   * its zero 64 KiB pieces left as holes (`borrowed`: see UnitCutter; otherwise copied).
+   */
+  private readonly store: UnitStore = async (blocks, borrowed) => {
     const { blockSize, virtualSize } = this.layout;
-    const used = this.block.subarray(0, Math.min(blockSize, virtualSize - this.blockIndex * blockSize));
-    if (!isZero(used)) {
-      const at = this.nextFree;
-      await this.writeSkippingZeros(used, at);
-      this.states[this.blockIndex] = PAYLOAD_BLOCK_FULLY_PRESENT;
-      this.offsets[this.blockIndex] = at;
-      this.nextFree = at + blockSize;
-    }
-    this.blockIndex += 1;
-    this.blockFill = 0;
-  }
-
-  /** Writes `data` at `at`, runs of non-zero pieces in one write each, zero pieces left as holes. */
-  private async writeSkippingZeros(data: Buffer, at: number): Promise<void> {
-    let runStart = -1;
-    for (let piece = 0; piece < data.length; piece += HOLE_GRAIN) {
-      const zero = isZero(data.subarray(piece, piece + HOLE_GRAIN));
-      if (!zero && runStart < 0) runStart = piece;
-      else if (zero && runStart >= 0) {
-        await this.file.writeAt(data.subarray(runStart, piece), at + runStart);
-        runStart = -1;
+    for (const block of blocks) {
+      const used = block.subarray(0, Math.min(blockSize, virtualSize - this.blockIndex * blockSize));
+      if (!isAllZero(used)) {
+        const at = await this.out.borrowSparse(borrowed ? used : Uint8Array.prototype.slice.call(used), HOLE_GRAIN);
+        await this.out.skip(blockSize - used.length);
+        this.states[this.blockIndex] = PAYLOAD_BLOCK_FULLY_PRESENT;
+        this.offsets[this.blockIndex] = at;
       }
+      this.blockIndex += 1;
     }
-    if (runStart >= 0) await this.file.writeAt(data.subarray(runStart), at + runStart);
-  }
+  };
 }
 
 function roundUp(value: number, unit: number): number {
   return Math.ceil(value / unit) * unit;
-}
-
-let zeros = Buffer.alloc(0);
-function isZero(bytes: Buffer): boolean {
-  if (zeros.length < bytes.length) zeros = Buffer.alloc(bytes.length);
-  return bytes.equals(zeros.subarray(0, bytes.length));
 }

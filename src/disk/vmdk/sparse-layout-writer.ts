@@ -7,6 +7,7 @@
  */
 import { promisify } from 'node:util';
 import { deflate } from 'node:zlib';
+import { FileAppender, type VectoredOutput } from '../file-appender.js';
 import { encodeSparseHeader, SECTOR, SPARSE_FLAGS, type SparseHeaderFields } from './sparse-header.js';
 import { encodeGrainMarker, encodeMetadataMarker, GRAIN_MARKER_SIZE, MARKER_TYPES } from './stream-optimized.js';
 
@@ -29,10 +30,21 @@ export interface LayoutOutput {
   ensureLength(length: number): Promise<void>;
 }
 
+/** A grain handed to a layout: its bytes (`borrowed` until the writer's next `release`) and its number. */
+export interface GrainToStore {
+  data: Uint8Array;
+  index: number;
+}
+
 /** What differs between the subformats: where grains and tables go, and the final metadata. */
 export interface GrainLayout {
-  /** Stores a grain that is not all zeros; returns the sector its grain table entry holds. */
-  storeGrain(grain: Buffer, index: number): Promise<number>;
+  /** Where the layout appends (grains, and for streamOptimized everything else): the writer releases it before returning a caller's buffer. */
+  readonly out: FileAppender;
+  /**
+   * Stores grains that are not all zeros, in disk order; returns the sector each one's grain
+   * table entry holds. Their bytes may be kept by reference until `out` is released.
+   */
+  storeGrains(grains: readonly GrainToStore[]): Promise<number[]>;
   /** Stores a complete grain table (`used`: some entry is non-zero). */
   storeTable(table: Buffer, index: number, used: boolean): Promise<void>;
   /** Writes the directories, descriptor and header; the file is complete after it. */
@@ -47,10 +59,10 @@ export class MonolithicSparseLayout implements GrainLayout {
   private readonly rgdOffset = DESCRIPTOR_OFFSET + DESCRIPTOR_SECTORS;
   private readonly gdOffset: number;
   private readonly overHead: number;
-  private nextSector: number;
+  readonly out: FileAppender;
 
   constructor(
-    private readonly file: LayoutOutput,
+    private readonly file: LayoutOutput & VectoredOutput,
     size: number,
   ) {
     this.capacity = capacityOf(size);
@@ -58,15 +70,19 @@ export class MonolithicSparseLayout implements GrainLayout {
     this.dirSectors = Math.ceil((this.tables * 4) / SECTOR);
     this.gdOffset = this.rgdOffset + this.dirSectors + this.tables * GT_SECTORS;
     this.overHead = roundUp(this.gdOffset + this.dirSectors + this.tables * GT_SECTORS, GRAIN_SECTORS);
-    this.nextSector = this.overHead;
+    this.out = new FileAppender(file, this.overHead * SECTOR);
   }
 
-  async storeGrain(grain: Buffer): Promise<number> {
-    const sector = this.nextSector;
-    if (sector + GRAIN_SECTORS > MAX_FILE_SECTORS) throw new Error('the VMDK file would exceed the 2 TiB its tables can address');
-    await this.file.writeAt(grain, sector * SECTOR);
-    this.nextSector += GRAIN_SECTORS;
-    return sector;
+  /** Raw grains, appended by reference: consecutive ones reach the file in one write. */
+  async storeGrains(grains: readonly GrainToStore[]): Promise<number[]> {
+    const sectors: number[] = [];
+    for (const grain of grains) {
+      const sector = this.out.end / SECTOR;
+      if (sector + GRAIN_SECTORS > MAX_FILE_SECTORS) throw new Error('the VMDK file would exceed the 2 TiB its tables can address');
+      await this.out.borrow(grain.data);
+      sectors.push(sector);
+    }
+    return sectors;
   }
 
   async storeTable(table: Buffer, index: number, used: boolean): Promise<void> {
@@ -76,7 +92,8 @@ export class MonolithicSparseLayout implements GrainLayout {
   }
 
   async finish(descriptor: string): Promise<void> {
-    await this.file.ensureLength(this.nextSector * SECTOR);
+    await this.out.flush();
+    await this.file.ensureLength(this.out.end);
     for (const dirOffset of [this.rgdOffset, this.gdOffset]) {
       const directory = Buffer.alloc(this.dirSectors * SECTOR);
       for (let i = 0; i < this.tables; i++) directory.writeUInt32LE(this.tableSector(dirOffset, i), i * 4);
@@ -108,23 +125,30 @@ export class StreamOptimizedLayout implements GrainLayout {
   private static readonly OVERHEAD = GRAIN_SECTORS;
   private readonly capacity: number;
   private readonly directory: Buffer;
-  private nextSector = StreamOptimizedLayout.OVERHEAD;
+  readonly out: FileAppender;
 
   constructor(
-    private readonly file: LayoutOutput,
+    private readonly file: LayoutOutput & VectoredOutput,
     size: number,
   ) {
     this.capacity = capacityOf(size);
     const tables = Math.ceil(this.capacity / (GT_SPAN / SECTOR));
     this.directory = Buffer.alloc(roundUp(tables * 4, SECTOR));
+    this.out = new FileAppender(file, StreamOptimizedLayout.OVERHEAD * SECTOR);
   }
 
-  async storeGrain(grain: Buffer, index: number): Promise<number> {
-    const compressed = await deflateAsync(grain);
-    const record = Buffer.alloc(roundUp(GRAIN_MARKER_SIZE + compressed.length, SECTOR));
-    encodeGrainMarker({ lba: index * GRAIN_SECTORS, size: compressed.length }).copy(record, 0);
-    compressed.copy(record, GRAIN_MARKER_SIZE);
-    return this.append(record);
+  /** Grains compressed all at once (libuv's threads work on them together), then appended in order. */
+  async storeGrains(grains: readonly GrainToStore[]): Promise<number[]> {
+    const compressed = await Promise.all(grains.map((grain) => deflateAsync(grain.data)));
+    const sectors: number[] = [];
+    for (const [i, grain] of grains.entries()) {
+      const data = compressed[i] as Buffer;
+      const record = Buffer.alloc(roundUp(GRAIN_MARKER_SIZE + data.length, SECTOR));
+      encodeGrainMarker({ lba: grain.index * GRAIN_SECTORS, size: data.length }).copy(record, 0);
+      data.copy(record, GRAIN_MARKER_SIZE);
+      sectors.push(await this.append(record));
+    }
+    return sectors;
   }
 
   async storeTable(table: Buffer, index: number, used: boolean): Promise<void> {
@@ -148,16 +172,16 @@ export class StreamOptimizedLayout implements GrainLayout {
     await this.append(encodeMetadataMarker(1, MARKER_TYPES.footer));
     await this.append(encodeSparseHeader({ ...header, gdOffset }));
     await this.append(encodeMetadataMarker(0, MARKER_TYPES.endOfStream));
+    await this.out.flush();
     await this.file.writeAt(descriptorSectors(descriptor), DESCRIPTOR_OFFSET * SECTOR);
     await this.file.writeAt(encodeSparseHeader(header), 0);
   }
 
   /** Writes `record` (whole sectors) at the end of the stream; returns its first sector. */
   private async append(record: Buffer): Promise<number> {
-    const sector = this.nextSector;
+    const sector = this.out.end / SECTOR;
     if (sector + record.length / SECTOR > MAX_FILE_SECTORS) throw new Error('the VMDK file would exceed the 2 TiB its tables can address');
-    await this.file.writeAt(record, sector * SECTOR);
-    this.nextSector += record.length / SECTOR;
+    await this.out.take(record);
     return sector;
   }
 }

@@ -1,17 +1,12 @@
-import { assertReadInBounds, coalesceExtents, type Extent } from '../../blockdev/index.js';
-import { backingExtents, readFromBacking } from '../backing.js';
+import { assertReadInBounds, type Extent } from '../../blockdev/index.js';
+import { readFromBacking } from '../backing.js';
 import type { BackingOpener, DiskImage } from '../disk-image.js';
 import type { ImageFile } from '../image-file.js';
+import { fillSegments, segmentExtents, mergeSegments, type SegmentKind } from '../segments.js';
 import { MAX_DESCRIPTOR_BYTES, parseDescriptor, type VmdkDescriptor } from './descriptor.js';
 import { closePieces, openDescriptorLayout, type Piece } from './layout.js';
 import { SECTOR, SPARSE_HEADER_SIZE, isSparseHeader } from './sparse-header.js';
 import { SparseExtent } from './sparse-extent.js';
-
-/**
- * Segments of one read filled at the same time: enough to keep libuv's four threads
- * inflating compressed grains, few enough to bound memory (each holds at most two grains).
- */
-const READ_AHEAD = 8;
 
 /** Where a run of guest bytes comes from. */
 type Segment =
@@ -128,39 +123,19 @@ export class VmdkImage implements DiskImage {
   }
 
   /**
-   * Fills segments as they are mapped, up to {@link READ_AHEAD} at once (so compressed grains
-   * inflate in parallel on the thread pool); all of them have settled before it returns or
-   * throws, so nothing writes into `into` afterwards.
+   * Fills segments as they are mapped, several at once (so compressed grains inflate in
+   * parallel on the thread pool; see segments.ts).
    */
   async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
     assertReadInBounds(this.size, offset, length);
     const target = into === undefined ? new Uint8Array(length) : into.subarray(0, length);
-    const inFlight = new Set<Promise<void>>();
-    let failure: { error: unknown } | undefined;
-    try {
-      for await (const segment of this.segments(offset, length)) {
-        const slice = target.subarray(segment.offset - offset, segment.offset - offset + segment.length);
-        const filling: Promise<void> = this.fill(segment, slice).then(
-          () => void inFlight.delete(filling),
-          (error: unknown) => {
-            inFlight.delete(filling);
-            failure ??= { error };
-          },
-        );
-        inFlight.add(filling);
-        if (inFlight.size >= READ_AHEAD) await Promise.race(inFlight);
-        if (failure !== undefined) break;
-      }
-    } finally {
-      await Promise.all(inFlight);
-    }
-    if (failure !== undefined) throw failure.error;
+    await fillSegments(target, offset, this.segments(offset, length), (segment, slice) => this.fill(segment, slice));
     return target;
   }
 
   async *extents(offset = 0, length = this.size - offset): AsyncIterable<Extent> {
     assertReadInBounds(this.size, offset, length);
-    yield* coalesceExtents(this.rawExtents(offset, length));
+    yield* segmentExtents(this.segments(offset, length), { backing: this.backing, classify });
   }
 
   async close(): Promise<void> {
@@ -173,24 +148,6 @@ export class VmdkImage implements DiskImage {
       await this.backing?.close();
     }
   }
-
-  private async *rawExtents(offset: number, length: number): AsyncIterable<Extent> {
-    for await (const segment of this.segments(offset, length)) {
-      if (segment.source === 'data' || segment.source === 'compressed') {
-        yield { offset: segment.offset, length: segment.length, kind: 'data', layer: 0 };
-      } else if (segment.source === 'zero') {
-        yield { offset: segment.offset, length: segment.length, kind: 'zero', layer: 0 };
-      } else {
-        yield* this.parentExtents(segment.offset, segment.length);
-      }
-    }
-  }
-
-  /** The parent's map of a range this disk leaves unallocated, one layer down; zeros without a parent or past its end. */
-  private parentExtents(offset: number, length: number): AsyncIterable<Extent> {
-    return backingExtents(this.backing, offset, length);
-  }
-
 
   private async fill(segment: Segment, slice: Uint8Array): Promise<void> {
     switch (segment.source) {
@@ -215,19 +172,9 @@ export class VmdkImage implements DiskImage {
     return readFromBacking(this.backing, offset, slice);
   }
 
-
   /** The guest range as segments; adjacent ones of the same source (and contiguous file data) merged. */
-  private async *segments(offset: number, length: number): AsyncIterable<Segment> {
-    let pending: Segment | undefined;
-    for await (const next of this.pieceSegments(offset, offset + length)) {
-      if (pending !== undefined && canMerge(pending, next)) {
-        pending.length += next.length;
-        continue;
-      }
-      if (pending !== undefined) yield pending;
-      pending = { ...next };
-    }
-    if (pending !== undefined) yield pending;
+  private segments(offset: number, length: number): AsyncIterable<Segment> {
+    return mergeSegments(this.pieceSegments(offset, offset + length), canMerge);
   }
 
   private async *pieceSegments(from: number, to: number): AsyncIterable<Segment> {
@@ -276,8 +223,13 @@ export class VmdkImage implements DiskImage {
   }
 }
 
+function classify(segment: Segment): SegmentKind {
+  if (segment.source === 'data' || segment.source === 'compressed') return { kind: 'data', layer: 0 };
+  return segment.source === 'zero' ? { kind: 'zero', layer: 0 } : 'backing';
+}
+
 function canMerge(a: Segment, b: Segment): boolean {
-  if (a.offset + a.length !== b.offset || a.source !== b.source) return false;
+  if (a.source !== b.source) return false;
   if (a.source === 'data' && b.source === 'data') return a.file === b.file && a.host + a.length === b.host;
   return a.source === 'zero' || a.source === 'parent';
 }

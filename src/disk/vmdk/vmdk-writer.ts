@@ -36,8 +36,9 @@ import { randomBytes } from 'node:crypto';
 import { basename } from 'node:path';
 import { CofferError } from '../../errors/index.js';
 import { OutputFile } from '../output-file.js';
+import { isAllZero, UnitCutter, type UnitStore } from '../unit-cutter.js';
 import type { DiskTarget } from '../raw-target.js';
-import { capacityOf, GRAIN_SIZE, GTES_PER_GT, MonolithicSparseLayout, StreamOptimizedLayout, type GrainLayout } from './sparse-layout-writer.js';
+import { capacityOf, GRAIN_SIZE, GTES_PER_GT, MonolithicSparseLayout, StreamOptimizedLayout, type GrainLayout, type GrainToStore } from './sparse-layout-writer.js';
 
 /** The two single-file layouts written; see the module comment. */
 export type VmdkSubformat = 'streamOptimized' | 'monolithicSparse';
@@ -71,8 +72,7 @@ export async function openVmdkTarget(path: string, size: number, options: VmdkTa
 class VmdkWriter implements DiskTarget {
   readonly zeroed = false;
   readonly sequential = true;
-  private readonly grain = Buffer.alloc(GRAIN_SIZE);
-  private grainFill = 0;
+  private readonly grains = new UnitCutter(GRAIN_SIZE);
   private grainIndex = 0;
   private table = Buffer.alloc(GTES_PER_GT * 4);
   private tableIndex = 0;
@@ -95,27 +95,38 @@ class VmdkWriter implements DiskTarget {
     return this.file.path;
   }
 
+  /**
+   * Whole grains of `data` go to the layout straight from it (see unit-cutter.ts), a table's
+   * worth at a time (the layout compresses them together or gathers them into one write).
+   */
   async write(offset: number, data: Uint8Array): Promise<void> {
     if (offset !== this.position) throw new Error(`VMDK target written at ${offset}, expected ${this.position}`);
     if (offset + data.length > this.size) throw new Error(`VMDK target written past its size ${this.size}`);
     this.position += data.length;
-    let done = 0;
-    while (done < data.length) {
-      const take = Math.min(data.length - done, GRAIN_SIZE - this.grainFill);
-      this.grain.set(data.subarray(done, done + take), this.grainFill);
-      this.grainFill += take;
-      done += take;
-      if (this.grainFill === GRAIN_SIZE) await this.flushGrain();
-    }
+    await this.grains.write(data, this.store);
+    await this.layout.out.release();
+  }
+
+  /** Whole zero grains only advance the tables; a partial grain's share is stored as zeros. */
+  async skipZeros(offset: number, length: number): Promise<void> {
+    if (offset !== this.position) throw new Error(`VMDK target skipped at ${offset}, expected ${this.position}`);
+    this.position += length;
+    await this.grains.skipZeros(length, {
+      store: this.store,
+      skip: async (grains) => {
+        for (let i = 0; i < grains; i++) {
+          await this.enterTable(Math.floor(this.grainIndex / GTES_PER_GT));
+          this.grainIndex += 1;
+        }
+      },
+    });
+    await this.layout.out.release();
   }
 
   async finish(): Promise<void> {
     await this.file.finish(async () => {
       if (this.position !== this.size) throw new Error(`VMDK target got ${this.position} of ${this.size} bytes`);
-      if (this.grainFill > 0) {
-        this.grain.fill(0, this.grainFill);
-        await this.flushGrain();
-      }
+      await this.grains.finish(this.store);
       await this.flushTable();
       await this.layout.finish(descriptorText(basename(this.path), { createType: this.subformat, capacity: capacityOf(this.size) }));
     });
@@ -125,19 +136,37 @@ class VmdkWriter implements DiskTarget {
     return this.file.abort();
   }
 
-  private async flushGrain(): Promise<void> {
-    const tableIndex = Math.floor(this.grainIndex / GTES_PER_GT);
-    if (tableIndex !== this.tableIndex) {
-      await this.flushTable();
-      this.tableIndex = tableIndex;
-    }
-    if (!isZero(this.grain)) {
-      const sector = await this.layout.storeGrain(this.grain, this.grainIndex);
-      this.table.writeUInt32LE(sector, (this.grainIndex % GTES_PER_GT) * 4);
+  /**
+   * Consecutive grains from `grainIndex` on: the non-zero ones of each grain table go to the
+   * layout together, then the table is closed when the next one starts. The cutter's own
+   * buffer (not borrowed) is copied: a layout may keep grains until its appender is released.
+   */
+  private readonly store: UnitStore = async (grains, borrowed) => {
+    let batch: GrainToStore[] = [];
+    const store = async () => {
+      if (batch.length === 0) return;
+      const sectors = await this.layout.storeGrains(batch);
+      batch.forEach((grain, i) => this.table.writeUInt32LE(sectors[i] as number, (grain.index % GTES_PER_GT) * 4));
       this.tableUsed = true;
+      batch = [];
+    };
+    for (const data of grains) {
+      const tableIndex = Math.floor(this.grainIndex / GTES_PER_GT);
+      if (tableIndex !== this.tableIndex) {
+        await store();
+        await this.enterTable(tableIndex);
+      }
+      if (!isAllZero(data)) batch.push({ data: borrowed ? data : Uint8Array.prototype.slice.call(data), index: this.grainIndex });
+      this.grainIndex += 1;
     }
-    this.grainIndex += 1;
-    this.grainFill = 0;
+    await store();
+  };
+
+  /** Moves to grain table `index`, storing the current one. */
+  private async enterTable(index: number): Promise<void> {
+    if (index === this.tableIndex) return;
+    await this.flushTable();
+    this.tableIndex = index;
   }
 
   private async flushTable(): Promise<void> {
@@ -176,9 +205,4 @@ function descriptorText(fileName: string, { createType, capacity }: { createType
     'ddb.adapterType = "ide"',
     '',
   ].join('\n');
-}
-
-const ZEROS = Buffer.alloc(GRAIN_SIZE);
-function isZero(bytes: Buffer): boolean {
-  return bytes.equals(ZEROS);
 }

@@ -1,0 +1,83 @@
+/**
+ * Every image writer fed as a copy feeds it, but in awkward pieces: writes of uneven lengths
+ * that start and end inside clusters, blocks and grains, zero ranges handed to `skipZeros`,
+ * and one scratch buffer refilled as soon as each write resolves (a writer that keeps a
+ * reference to it past its write would store the wrong bytes). qemu-img is the oracle:
+ * `compare` against the raw disk, and `check` where it supports the format.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { promisify } from 'node:util';
+import { requireTools, seededBytes } from '../testing/index.js';
+import { openDiskTarget, TARGET_FORMATS, type TargetFormat } from './open-target.js';
+
+const run = promisify(execFile);
+const KiB = 1024;
+const MiB = 1024 * KiB;
+let work: string;
+
+before(async () => {
+  await requireTools('qemu-img');
+  work = await mkdtemp(join(tmpdir(), 'coffer-writers-'));
+});
+after(() => rm(work, { recursive: true, force: true }));
+
+/** qemu-img's name for each format, and whether `qemu-img check` supports it. */
+const QEMU: Record<Exclude<TargetFormat, 'raw'>, { format: string; check: boolean }> = {
+  qcow2: { format: 'qcow2', check: true },
+  vhd: { format: 'vpc', check: false },
+  'vhd-fixed': { format: 'vpc', check: false },
+  vhdx: { format: 'vhdx', check: true },
+  vmdk: { format: 'vmdk', check: true },
+  'vmdk-sparse': { format: 'vmdk', check: true },
+};
+
+/** Data around unit boundaries, whole data blocks, a few bytes, and long zero ranges between; an odd size. */
+function sampleDisk(): Buffer {
+  const size = 45 * MiB + 12_345;
+  const disk = Buffer.alloc(size);
+  seededBytes(1, 5 * MiB + 3 * KiB).copy(disk, MiB - 7 * KiB);
+  seededBytes(2, 100 * KiB).copy(disk, 16 * MiB - 50 * KiB);
+  seededBytes(3, 9).copy(disk, 20 * MiB + 65 * KiB);
+  seededBytes(4, 8 * MiB).copy(disk, 32 * MiB);
+  seededBytes(5, 1000).copy(disk, size - 1000);
+  return disk;
+}
+
+/** Piece lengths, repeated: unaligned to every unit (64 KiB, 1 and 2 MiB). */
+const PIECES = [300 * KiB + 512, 3 * MiB + 4 * KiB, 17, 1536 * KiB, 7 * MiB + 100 * KiB];
+
+for (const format of TARGET_FORMATS.filter((f): f is Exclude<TargetFormat, 'raw'> => f !== 'raw')) {
+  test(`${format} writer: uneven writes, skipped zeros and a reused buffer make an image equal to the disk`, async () => {
+    const disk = sampleDisk();
+    const raw = join(work, `${format}.raw`);
+    await writeFile(raw, disk);
+    const path = join(work, `${format}.img`);
+    const target = await openDiskTarget(path, disk.length, { format, overwrite: false });
+    const scratch = Buffer.alloc(Math.max(...PIECES));
+    let skipped = 0;
+    for (let offset = 0, i = 0; offset < disk.length; i++) {
+      const length = Math.min(disk.length - offset, PIECES[i % PIECES.length] as number);
+      const piece = disk.subarray(offset, offset + length);
+      if (target.skipZeros !== undefined && piece.equals(Buffer.alloc(length))) {
+        await target.skipZeros(offset, length);
+        skipped++;
+      } else {
+        piece.copy(scratch);
+        await target.write(offset, scratch.subarray(0, length));
+        scratch.fill(0xee); // the caller reuses its buffer as soon as the write resolves
+      }
+      offset += length;
+    }
+    await target.finish();
+    assert.ok(skipped > 0, 'some zero ranges went through skipZeros');
+    const { format: qemuFormat, check } = QEMU[format];
+    if (check) await run('qemu-img', ['check', '-f', qemuFormat, path]);
+    const compare = await run('qemu-img', ['compare', '-f', 'raw', '-F', qemuFormat, raw, path]).catch((error: { stdout: string }) => error);
+    assert.match(compare.stdout, /Images are identical/);
+  });
+}
