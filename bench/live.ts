@@ -127,13 +127,12 @@ async function firstReadLatency(cfg: BenchConfig, repo: string, socket: string, 
         await client.close();
         return Number(process.hrtime.bigint() - started) / 1e9;
       } catch {
-        if (serve.exitCode !== null) throw new Error('coffer serve ended before serving');
+        if (serve.exitCode !== null || serve.signalCode !== null) throw new Error('coffer serve ended before serving');
         await new Promise((resolve) => setTimeout(resolve, 5));
       }
     }
   } finally {
-    serve.kill('SIGTERM');
-    await new Promise((resolve) => serve.once('close', resolve));
+    await stopProcess(serve);
   }
 }
 
@@ -146,13 +145,13 @@ async function throughCoffer(cfg: BenchConfig, repo: string, socket: string, env
     });
     return (await timed('nbdcopy', [`nbd+unix:///disk0-dev?socket=${socket}`, 'null:'])).m.wallS;
   } finally {
-    serve.kill('SIGTERM');
-    await new Promise((resolve) => serve.once('close', resolve));
+    await stopProcess(serve);
   }
 }
 
 async function throughQemuNbd(image: string, socket: string): Promise<number> {
-  const server = spawn('qemu-nbd', ['-r', '-f', 'raw', '-x', 'disk0', '-k', socket, '--shared=4', image], { stdio: 'ignore' });
+  // -t: keep serving after the readiness probe disconnects (qemu-nbd exits with its last client otherwise).
+  const server = spawn('qemu-nbd', ['-t', '-r', '-f', 'raw', '-x', 'disk0', '-k', socket, '--shared=4', image], { stdio: 'ignore' });
   try {
     for (let i = 0; i < 500; i++) {
       const ok = await run('nbdinfo', ['--size', `nbd+unix:///disk0?socket=${socket}`], { allowFail: true });
@@ -161,9 +160,16 @@ async function throughQemuNbd(image: string, socket: string): Promise<number> {
     }
     return (await timed('nbdcopy', [`nbd+unix:///disk0?socket=${socket}`, 'null:'])).m.wallS;
   } finally {
-    server.kill('SIGTERM');
-    await new Promise((resolve) => server.once('close', resolve));
+    await stopProcess(server);
   }
+}
+
+/** SIGTERM, then waits for the process to be gone (at once if it already is). */
+async function stopProcess(child: ReturnType<typeof spawn>): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const closed = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  await closed;
 }
 
 /** The issue's targets for the live section. */
