@@ -25,7 +25,7 @@ before(async () => {
   await requireTools('sfdisk', 'mke2fs', 'mformat', 'mcopy', 'mkntfs', 'wimlib-imagex', 'mkfs.xfs', 'qemu-img');
   work = await makeWorkDir('files');
   repo = join(work, 'repo');
-  assertExit(await coffer(['init', '-r', repo], { env }), 0);
+  assertExit(await coffer(['init', '-r', repo], { env, timeoutMs: 180_000 }), 0);
   const tree = join(work, 'tree');
   await mkdir(tree);
   await writeFsTree(tree, { bigFileBytes: BIG });
@@ -70,7 +70,7 @@ for (const table of ['gpt', 'dos'] as const) {
   test(`every file of ext4, FAT32, NTFS and XFS on a ${table} disk, extracted from the repository`, async () => {
     const disk = await buildFilesVmDisk({ table, bigFileBytes: BIG });
     assertExit(await coffer(['backup', '-r', repo, '--vm', `files-${table}`, disk.path], { env, timeoutMs: 300_000 }), 0);
-    const volumes = await cofferJson<{ volume: string; filesystem: string | null }[]>(['files', '-r', repo, `files-${table}:latest`], { env });
+    const volumes = await cofferJson<{ volume: string; filesystem: string | null }[]>(['files', '-r', repo, `files-${table}:latest`], { env, timeoutMs: 180_000 });
     for (const f of disk.filesystems) {
       assert.equal(volumes.find((v) => v.volume === f.volume)?.filesystem, f.type, `${f.volume} is ${f.type}`);
       const out = join(work, `${table}-${f.volume}`);
@@ -100,7 +100,7 @@ for (const table of ['gpt', 'dos'] as const) {
       const backup = await cofferJson<BackupJson>(['backup', '-r', repo, '--vm', vm, image], { env, timeoutMs: 300_000 });
       assert.equal(backup.bytesLogical, disk.size, `${f.name}: same size`);
       for (const fs of disk.filesystems) {
-        const listing = await coffer(['files', '-r', repo, `${vm}:latest`, 'find', `${fs.volume}:/`, '--name', '*', '--json'], { env });
+        const listing = await coffer(['files', '-r', repo, `${vm}:latest`, 'find', `${fs.volume}:/`, '--name', '*', '--json'], { env, timeoutMs: 180_000 });
         assertExit(listing, 0);
         const found = JSON.parse(listing.stdout.toString('utf8')) as { name: string }[];
         const expected = fs.type === 'fat32' ? sourceWithoutLinks.size : source.size + (fs.type === 'ext4' ? 1 : 0); // + lost+found
@@ -121,11 +121,11 @@ test('listing / and extracting a 1 MB file of a 20 GiB disk read a handful of ch
   assertExit(await coffer(['backup', '-r', repo, '--vm', 'files-20g', image], { env, timeoutMs: 300_000 }), 0);
   const stats = (stderr: string): { chunksFetched: number; bytesFetched: number } =>
     JSON.parse(stderr.split('\n').find((l) => l.includes('"type":"stats"')) ?? '{}') as { chunksFetched: number; bytesFetched: number };
-  const ls = await coffer(['files', '-r', repo, 'files-20g:latest', 'ls', 'disk:/', '--json', '--stats'], { env });
+  const ls = await coffer(['files', '-r', repo, 'files-20g:latest', 'ls', 'disk:/', '--json', '--stats'], { env, timeoutMs: 180_000 });
   assertExit(ls, 0);
   const listed = stats(ls.stderr);
   const out = join(work, 'one-file');
-  const get = await coffer(['files', '-r', repo, 'files-20g:latest', 'get', 'disk:/big.bin', '--to', out, '--json', '--stats'], { env });
+  const get = await coffer(['files', '-r', repo, 'files-20g:latest', 'get', 'disk:/big.bin', '--to', out, '--json', '--stats'], { env, timeoutMs: 180_000 });
   assertExit(get, 0);
   const fetched = stats(get.stderr);
   const file = await describeTree(out);
