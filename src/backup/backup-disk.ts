@@ -1,6 +1,6 @@
 import { planBlocks, type BlockDevice, type PlannedBlock } from '../blockdev/index.js';
 import { forEachLimited, SharedBufferPool } from '../concurrency/index.js';
-import { CofferError } from '../errors/index.js';
+import { CofferError, isCofferError } from '../errors/index.js';
 import { DiskIndexReader, DiskIndexWriter, isZeroEntry, ObjectKind, ZERO_ENTRY, type BlockHash, type DiskRecord, type ObjectId, type Repository } from '../repo/index.js';
 import type { KnownChunks } from './known-chunks.js';
 
@@ -93,6 +93,19 @@ export async function backupDisk(repo: Repository, device: BlockDevice, options:
     return true;
   };
 
+  /** Records a block whose bytes are in `view`: zero, the parent's chunk, a known one, or a new one. */
+  const record = async (block: PlannedBlock, view: Uint8Array, hash: BlockHash): Promise<void> => {
+    if (hash.zero || hash.id === null) {
+      index.set(block.index, ZERO_ENTRY);
+      return;
+    }
+    const hex = hash.id.toString('hex');
+    const previous = await parentEntry(block.index);
+    const fromParent = previous !== undefined && !isZeroEntry(previous) && previous.equals(hash.id) && !options.damaged.has(hex);
+    if (!fromParent && !options.known.has(hex)) await store(hash.id, hex, view);
+    index.set(block.index, hash.id);
+  };
+
   /** Blocks that must be read, as one contiguous read and one hashing task. */
   const readGroup = async (group: PlannedBlock[]): Promise<void> => {
     const first = group[0] as PlannedBlock;
@@ -108,16 +121,7 @@ export async function backupDisk(repo: Repository, device: BlockDevice, options:
         group.map(async (block, i) => {
           const view = data.subarray(at, at + block.length);
           at += block.length;
-          const hash = hashes[i] as BlockHash;
-          if (hash.zero || hash.id === null) {
-            index.set(block.index, ZERO_ENTRY);
-            return;
-          }
-          const hex = hash.id.toString('hex');
-          const previous = await parentEntry(block.index);
-          const fromParent = previous !== undefined && !isZeroEntry(previous) && previous.equals(hash.id) && !options.damaged.has(hex);
-          if (!fromParent && !options.known.has(hex)) await store(hash.id, hex, view);
-          index.set(block.index, hash.id);
+          await record(block, view, hashes[i] as BlockHash);
         }),
       );
     } finally {
@@ -125,12 +129,54 @@ export async function backupDisk(repo: Repository, device: BlockDevice, options:
     }
   };
 
+  /**
+   * A block that changed only in part (change tracking said which ranges): its previous
+   * content comes from the parent's chunk, only the changed ranges are read from the source.
+   * Returns false (read it whole instead) when the parent has no usable chunk for it.
+   */
+  const patchBlock = async (block: PlannedBlock): Promise<boolean> => {
+    const previous = await parentEntry(block.index);
+    if (previous === undefined || options.damaged.has(previous.toString('hex'))) return false;
+    const buffer = await buffers.acquire();
+    try {
+      const view = buffer.subarray(0, block.length);
+      if (isZeroEntry(previous)) {
+        view.fill(0); // the block read as zeros at the parent's instant
+      } else {
+        const opened = await repo
+          .getChunkBlob(previous)
+          .then((blob) => pool.open(blob, { kind: ObjectKind.chunk, name: `chunks/${previous.toString('hex')}`, id: previous, rehash: false, into: view }))
+          .catch((error: unknown) => {
+            if (isCofferError(error, 'E_MISSING_OBJECT') || isCofferError(error, 'E_CORRUPT_OBJECT')) return undefined; // read it whole: heals too
+            throw error;
+          });
+        if (opened === undefined || opened.length !== block.length) return false;
+        if (opened.plaintext !== null) view.set(opened.plaintext);
+      }
+      for (const range of block.changed ?? []) {
+        await device.read(range.offset, range.length, view.subarray(range.offset - block.offset, range.offset - block.offset + range.length));
+        progress.bytesRead += range.length;
+      }
+      const [hash] = await pool.hashMany(view, [block.length]);
+      await record(block, view, hash as BlockHash);
+      return true;
+    } finally {
+      buffers.release(buffer);
+    }
+  };
+
+
   const processGroup = async (group: PlannedBlock[]): Promise<void> => {
     if (options.signal?.aborted) throw interrupted();
     const toRead: PlannedBlock[] = [];
     for (const block of group) if (!(await settle(block))) toRead.push(block);
     // A block the plan called unchanged may still need reading (quarantined parent chunk).
-    for (const run of contiguousRuns(toRead)) await readGroup(run);
+    const whole: PlannedBlock[] = [];
+    for (const block of toRead) {
+      const patched = block.changed !== undefined && trustChangeTracking && (await patchBlock(block));
+      if (!patched) whole.push(block);
+    }
+    for (const run of contiguousRuns(whole)) await readGroup(run);
     for (const block of group) progress.bytesDone += block.length;
     options.onProgress?.({ ...progress });
   };

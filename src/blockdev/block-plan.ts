@@ -12,6 +12,12 @@ export interface PlannedBlock {
   offset: number;
   length: number;
   action: 'zero' | 'unchanged' | 'read';
+  /**
+   * For a `read` block that change tracking says changed only in part (every byte of it is
+   * marked `changed: true` or `false`, some of each): the changed byte ranges, absolute and
+   * in order. A reader that has the block's previous content may read only these.
+   */
+  changed?: { offset: number; length: number }[];
 }
 
 /**
@@ -38,15 +44,25 @@ export async function* planBlocks(device: BlockDevice, blockSize: number, trustC
     const end = offset + length;
     let allZero = true;
     let allUnchanged = trustChangeTracking;
+    let allKnown = trustChangeTracking;
+    const changed: { offset: number; length: number }[] = [];
     let position = offset;
     while (position < end) {
       await advanceTo(position);
       const extent = current as Extent;
+      const to = Math.min(end, extent.offset + extent.length);
       if (extent.kind !== 'zero') allZero = false;
       if (extent.changed !== false) allUnchanged = false;
-      position = Math.min(end, extent.offset + extent.length);
+      if (extent.changed === undefined) allKnown = false;
+      if (extent.changed === true) {
+        const last = changed.at(-1);
+        if (last !== undefined && last.offset + last.length === position) last.length += to - position;
+        else changed.push({ offset: position, length: to - position });
+      }
+      position = to;
     }
     const action = allZero ? 'zero' : allUnchanged ? 'unchanged' : 'read';
-    yield { index, offset, length, action };
+    const partial = action === 'read' && allKnown && changed.length > 0 && !(changed.length === 1 && changed[0]?.length === length);
+    yield partial ? { index, offset, length, action, changed } : { index, offset, length, action };
   }
 }
