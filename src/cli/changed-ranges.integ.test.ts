@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { buildExt4Disk, deriveDisk, requireTools, type PartitionedDisk } from '../testing/index.js';
-import { assertExit, assertOneLineError, assertSameBytes, coffer, cofferJson, makeWorkDir, removeDir, type BackupJson } from './cli-harness.js';
+import { buildExt4Disk, deriveDisk, requireTools, startDaemon, type PartitionedDisk } from '../testing/index.js';
+import { assertExit, assertOneLineError, assertSameBytes, coffer, cofferJson, makeWorkDir, removeDir, runTool, type BackupJson } from './cli-harness.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -28,7 +28,7 @@ interface RangesBackupJson extends BackupJson {
 }
 
 before(async () => {
-  await requireTools('sfdisk', 'mke2fs', 'cp');
+  await requireTools('sfdisk', 'mke2fs', 'cp', 'qemu-img', 'qemu-io', 'qemu-nbd', 'nbdinfo');
   work = await makeWorkDir('ranges');
   repo = join(work, 'repo');
   base = await buildExt4Disk({ name: 'ranges-base', size: 48 * MiB, label: 'gpt', partitionSizeMiB: 40, files: 'small' });
@@ -74,6 +74,28 @@ test('a list that misses a change is caught by --verify-unchanged, and the disk 
   const out = join(work, 'trusted.raw');
   assertExit(await coffer(['restore', '-r', repo, trusted.id, '--to', out], { env }), 0);
   await assert.rejects(assertSameBytes(out, changed), 'the missed change is missing from the snapshot');
+});
+
+test('changed ranges from a qemu:dirty-bitmap context over NBD (qemu-nbd -B)', async () => {
+  // A qcow2 of the base with a bitmap recording from now, then guest-like writes into it.
+  const image = join(work, 'tracked.qcow2');
+  assert.equal((await runTool('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', base.path, image])).code, 0);
+  assert.equal((await runTool('qemu-img', ['bitmap', '--add', image, 'since-base'])).code, 0);
+  const io = await runTool('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0x77 3M 4k', '-c', 'write -P 0x78 20M 100k', image]);
+  assert.equal(io.code, 0, io.stderr);
+  const changed = join(work, 'tracked.raw');
+  assert.equal((await runTool('qemu-img', ['convert', '-f', 'qcow2', '-O', 'raw', image, changed])).code, 0);
+  const socket = join(work, 'bitmap.sock');
+  const server = await startDaemon('qemu-nbd', ['-t', '-r', '-f', 'qcow2', '-B', 'since-base', '-x', 'disk0', '-k', socket, image], socket);
+  try {
+    const uri = `nbd+unix:///disk0?socket=${socket}&bitmap=since-base`;
+    const result = await cofferJson<RangesBackupJson>(['backup', '-r', repo, '--vm', 'db01', changed, '--changed-ranges', uri, '--base', baseId], { env });
+    assert.equal(result.disks[0]?.changeTracking?.method, 'changed-ranges');
+    assert.equal(result.bytesRead, 64 * KiB + 128 * KiB, 'the dirty 64 KiB granules: one for 4 KiB at 3M, two for 100 KiB at 20M');
+    await restoresTo(result.id, changed);
+  } finally {
+    await server.stop();
+  }
 });
 
 test('bad lists and missing --base are usage errors', async () => {

@@ -55,7 +55,7 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--time <iso8601>', 'record this capture time instead of now')
     .option('--host <name>', 'record this hostname instead of this machine\'s')
     .option('--image-snapshot <name>', 'read each image at this internal snapshot (qcow2 qemu-img snapshot -c)')
-    .option('--changed-ranges <file>', 'what changed since --base, per disk in order: JSON [[offset, length], ...] or qemu-img map --output=json of a delta (repeatable)', collect)
+    .option('--changed-ranges <file>', 'what changed since --base, per disk in order: a JSON file ([[offset, length], ...] or qemu-img map --output=json of a delta), or an NBD URI with bitmap=NAME for a qemu:dirty-bitmap context (repeatable)', collect)
     .option('--base <snapshot>', 'the snapshot the changed ranges are relative to (blocks outside them are taken from it unread)')
     .option('--verify-unchanged <percent>', 'hash this share of the blocks said to be unchanged and compare with the parent; any mismatch means a full read')
     .option('--pre-capture <command>', 'with --qemu: a shell command run just before the instant of capture (quiesce an application); failing stops the backup')

@@ -2,7 +2,8 @@ import { backupVm } from '../../backup/index.js';
 import { CofferError } from '../../errors/index.js';
 import { readFile } from 'node:fs/promises';
 import { listSnapshots, resolveSnapshot, type Snapshot } from '../../repo/index.js';
-import { openImageSource, openQemuSource, parseChangedRanges, withChangedRanges, type VmSource } from '../../source/index.js';
+import { NbdBlockDevice } from '../../nbd/index.js';
+import { mergeRanges, openImageSource, openQemuSource, parseChangedRanges, withChangedRanges, type ChangedRange, type VmSource } from '../../source/index.js';
 import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
 import { runHook } from '../hooks.js';
 import { formatBytes, formatDuration } from '../format.js';
@@ -126,16 +127,37 @@ async function withRanges(source: VmSource, files: string[]): Promise<VmSource> 
     const disks = [];
     for (const [i, disk] of source.disks.entries()) {
       const file = files[i] as string;
-      const text = await readFile(file, 'utf8').catch((error: unknown) => {
-        throw new CofferError('E_USAGE', `--changed-ranges ${file}: ${(error as Error).message}`);
-      });
+      const ranges = /^nbds?(\+unix)?:\/\//.test(file) ? await rangesFromNbdBitmap(file) : parseChangedRanges(await readRangesFile(file), file);
       // The list replaces any other tracking: no image-chain layers mixed in.
-      disks.push({ name: disk.name, format: disk.format, location: disk.location, device: withChangedRanges(disk.device, parseChangedRanges(text, file)), changeTracking: { givenRanges: file } });
+      disks.push({ name: disk.name, format: disk.format, location: disk.location, device: withChangedRanges(disk.device, ranges), changeTracking: { givenRanges: file } });
     }
     return { vm: source.vm, definition: source.definition, disks, close: () => source.close() };
   } catch (error) {
     await source.close();
     throw error;
+  }
+}
+
+async function readRangesFile(file: string): Promise<string> {
+  return readFile(file, 'utf8').catch((error: unknown) => {
+    throw new CofferError('E_USAGE', `--changed-ranges ${file}: ${(error as Error).message}`);
+  });
+}
+
+/**
+ * The dirty ranges of a `qemu:dirty-bitmap:NAME` context, from an NBD URI with a `bitmap=NAME`
+ * query parameter (e.g. `qemu-nbd -B NAME` or QEMU's own export of a bitmap).
+ */
+async function rangesFromNbdBitmap(uri: string): Promise<ChangedRange[]> {
+  const bitmap = new URL(uri).searchParams.get('bitmap');
+  if (bitmap === null || bitmap === '') throw new CofferError('E_USAGE', `--changed-ranges ${uri}: add bitmap=NAME (the qemu:dirty-bitmap context to read)`);
+  const device = await NbdBlockDevice.open(uri, { dirtyBitmap: bitmap });
+  try {
+    const ranges: ChangedRange[] = [];
+    for await (const extent of device.extents()) if (extent.changed === true) ranges.push({ offset: extent.offset, length: extent.length });
+    return mergeRanges(ranges);
+  } finally {
+    await device.close();
   }
 }
 
