@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { isCofferError } from '../errors/index.js';
-import { requireTools, seededBytes } from '../testing/index.js';
+import { requireTools, seededBytes, seededRandom as random } from '../testing/index.js';
 import { openDiskImage } from './open-image.js';
 
 const run = promisify(execFile);
@@ -45,16 +45,6 @@ before(async () => {
 });
 after(() => rm(work, { recursive: true, force: true }));
 
-/** xorshift32: small, seedable, good enough to pick bytes to break. */
-function random(seed: number): () => number {
-  let state = seed >>> 0 || 1;
-  return () => {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return (state >>> 0) / 2 ** 32;
-  };
-}
 
 function mutate(bytes: Buffer, next: () => number): Buffer {
   const out = Buffer.from(bytes);

@@ -7,5 +7,5 @@
 export { SnapshotDisk } from './snapshot-disk.js';
 export { restoreDisk, type RestoreProgress } from './restore-disk.js';
 export { restoreSnapshot, findDisk, type RestoreOptions } from './restore-snapshot.js';
-export { SnapshotFiles, type SnapshotVolume, extractTree, tarTree, globToRegExp, type ExtractOptions, type ExtractReport, type TarReport, type EntryProblem } from './files/index.js';
+export { SnapshotFiles, type SnapshotVolume, extractTree, tarTree, globToRegExp, type ExtractOptions, type ExtractReport, type TarReport, type EntryProblem, type TreeReport } from './files/index.js';
 export { CowOverlay, GRANULE } from './cow-overlay.js';

@@ -44,3 +44,4 @@ export { xfsDbTree, xfsDbGeometry, xfsDbFileBytes, type XfsDbNode, type XfsDbGeo
 export { buildFilesVmDisk, type FilesVmDisk, type FilesVmDiskOptions } from './vm-disks.js';
 export { startTestVm, type TestVm, type TestVmDisk, type TestVmDiskSpec, type TestVmOptions } from './qemu-vm.js';
 export { startDaemon, makeTempDir, type Daemon } from './daemons.js';
+export { seededRandom, withDeadline } from './fuzz-kit.js';

@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import type { BlockDevice, Extent } from '../blockdev/index.js';
 import { RawImage } from '../disk/index.js';
 import { isCofferError } from '../errors/index.js';
-import { buildGptVolumesDisk, buildLvmOneDisk, buildLvmTwoDisks, buildMbrVolumesDisk, requireTools } from '../testing/index.js';
+import { buildGptVolumesDisk, buildLvmOneDisk, buildLvmTwoDisks, buildMbrVolumesDisk, requireTools, seededRandom as random, withDeadline } from '../testing/index.js';
 import { listVolumes } from './index.js';
 import { parseLvmConfig } from './lvm/config-text.js';
 import { readMetadataText } from './lvm/metadata-area.js';
@@ -44,24 +44,8 @@ class OverlayDevice implements BlockDevice {
   async close(): Promise<void> {}
 }
 
-/** xorshift32 */
-function random(seed: number): () => number {
-  let state = seed >>> 0 || 1;
-  return () => {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return (state >>> 0) / 2 ** 32;
-  };
-}
 
-function withTimeout<T>(what: string, promise: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} hung for ${OPERATION_TIMEOUT_MS} ms`)), OPERATION_TIMEOUT_MS);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
+const withTimeout = <T>(what: string, work: Promise<T>): Promise<T> => withDeadline(what, work, OPERATION_TIMEOUT_MS);
 
 /** Each fixture, and where its structures lie ([start, end) byte ranges worth breaking). */
 const FIXTURES: { name: string; build: () => Promise<string[]>; areas: (sizes: number[]) => [disk: number, from: number, to: number][] }[] = [

@@ -1,7 +1,7 @@
 import { CofferError } from '../../errors/index.js';
 import { resolvePath, walkTree, type Filesystem, type FsDirEntry, type FsNode } from '../../fs/index.js';
 import { resolveSnapshot } from '../../repo/index.js';
-import { extractTree, globToRegExp, SnapshotFiles, tarTree, type EntryProblem } from '../../restore/index.js';
+import { extractTree, globToRegExp, SnapshotFiles, tarTree, type TreeReport } from '../../restore/index.js';
 import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
 import { ExitCode } from '../exit-codes.js';
 import { formatBytes, formatTable } from '../format.js';
@@ -164,15 +164,14 @@ async function findFiles(fs: Filesystem, path: string, options: FilesCommandOpti
 }
 
 function reportExtraction(
-  report: { files: number; directories: number; symlinks: number; hardLinks: number; bytes: number; skipped: { path: string; reason: string }[]; renamed: { path: string; as: string }[]; problems: EntryProblem[] },
+  report: TreeReport,
   options: FilesCommandOptions,
   context: CommandContext,
   where: string,
 ): number {
-  const summary = { files: report.files, directories: report.directories, symlinks: report.symlinks, hardLinks: report.hardLinks, bytes: report.bytes, skipped: report.skipped, renamed: report.renamed, problems: report.problems };
   const out = options.tar ? context.stderr : context.stdout;
   if (options.json) {
-    out.write(`${JSON.stringify(summary)}\n`);
+    out.write(`${JSON.stringify(report)}\n`);
   } else {
     for (const p of report.problems) context.stderr.write(`coffer: ${p.message.startsWith(p.path) ? '' : `${printable(p.path)}: `}${printable(p.message)}\n`);
     for (const r of report.renamed) context.stderr.write(`coffer: ${printable(r.path)} has an unsafe name: written as ${r.as}\n`);

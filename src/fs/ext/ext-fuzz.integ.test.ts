@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import type { BlockDevice, Extent } from '../../blockdev/index.js';
 import { RawImage } from '../../disk/index.js';
 import { isCofferError } from '../../errors/index.js';
-import { buildExtImage, requireTools, type ExtVariant } from '../../testing/index.js';
+import { buildExtImage, requireTools, type ExtVariant, seededRandom as random, withDeadline } from '../../testing/index.js';
 import type { FsNode } from '../index.js';
 import { extDriver } from './index.js';
 
@@ -37,27 +37,8 @@ class PatchedDevice implements BlockDevice {
   async close(): Promise<void> {}
 }
 
-function random(seed: number): () => number {
-  let state = seed >>> 0 || 1;
-  return () => {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return (state >>> 0) / 2 ** 32;
-  };
-}
 
-async function timed<T>(what: string, operation: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} took more than ${OPERATION_MS} ms`)), OPERATION_MS);
-  });
-  try {
-    return await Promise.race([operation, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+const timed = <T>(what: string, work: Promise<T>): Promise<T> => withDeadline(what, work, OPERATION_MS);
 
 /** Opens and walks (bounded) the filesystem on `device`, exercising every operation. */
 async function exercise(device: BlockDevice): Promise<void> {

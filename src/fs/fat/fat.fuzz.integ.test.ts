@@ -12,7 +12,7 @@ import { assertReadInBounds } from '../../blockdev/index.js';
 import { isCofferError } from '../../errors/index.js';
 import type { Filesystem, FsNode } from '../index.js';
 import { fatDriver } from './index.js';
-import { buildFatImage, requireTools } from '../../testing/index.js';
+import { buildFatImage, requireTools, seededRandom as random, withDeadline as deadlineOf } from '../../testing/index.js';
 
 const BUDGET_MS = Number(process.env.COFFER_FUZZ_MS ?? 2000);
 const OPERATION_MS = 2000;
@@ -39,27 +39,8 @@ class MutatedDevice implements BlockDevice {
   async close(): Promise<void> {}
 }
 
-function random(seed: number): () => number {
-  let state = seed >>> 0 || 1;
-  return () => {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return (state >>> 0) / 2 ** 32;
-  };
-}
 
-async function withDeadline<T>(what: string, work: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} took more than ${OPERATION_MS} ms`)), OPERATION_MS);
-  });
-  try {
-    return await Promise.race([work, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+const withDeadline = <T>(what: string, work: Promise<T>): Promise<T> => deadlineOf(what, work, OPERATION_MS);
 
 /** Walks everything (bounded: 400 nodes), reading each file's head and tail and its map. */
 async function exercise(fs: Filesystem): Promise<void> {

@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
 import { assertReadInBounds, type BlockDevice, type Extent } from '../../blockdev/index.js';
 import { isCofferError } from '../../errors/index.js';
-import { buildNtfsImage, ntfsExtrasImage } from '../../testing/index.js';
+import { buildNtfsImage, ntfsExtrasImage, seededRandom as random, withDeadline } from '../../testing/index.js';
 import type { Filesystem, FsNode } from '../index.js';
 import { ntfsDriver } from './index.js';
 
@@ -39,15 +39,6 @@ class PatchedDevice implements BlockDevice {
   async close(): Promise<void> {}
 }
 
-function random(seed: number): () => number {
-  let state = seed >>> 0 || 1;
-  return () => {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return (state >>> 0) / 2 ** 32;
-  };
-}
 
 /** Where the metadata lies: the boot sector, the MFT's records in use, every INDX block. */
 function metadataRegions(image: Buffer): [number, number][] {
@@ -59,17 +50,7 @@ function metadataRegions(image: Buffer): [number, number][] {
 }
 
 /** Runs `operation` with a deadline. */
-async function within<T>(what: string, operation: () => Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} took more than ${OPERATION_MS} ms`)), OPERATION_MS);
-  });
-  try {
-    return await Promise.race([operation(), deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+const within = <T>(what: string, operation: () => Promise<T>): Promise<T> => withDeadline(what, operation(), OPERATION_MS);
 
 /** Everything a restore does, over a bounded number of nodes. */
 async function exercise(device: BlockDevice): Promise<void> {

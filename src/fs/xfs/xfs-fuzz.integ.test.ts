@@ -11,7 +11,7 @@ import { before, test } from 'node:test';
 import type { BlockDevice, Extent } from '../../blockdev/index.js';
 import { RawImage } from '../../disk/index.js';
 import { isCofferError } from '../../errors/index.js';
-import { buildXfsImage, requireTools, xfsFragmentedImage } from '../../testing/index.js';
+import { buildXfsImage, requireTools, xfsFragmentedImage, seededRandom as random, withDeadline } from '../../testing/index.js';
 import type { Filesystem, FsNode } from '../index.js';
 import { crc32c } from './crc32c.js';
 import { xfsDriver } from './index.js';
@@ -51,16 +51,6 @@ class MutatedDevice implements BlockDevice {
   async close(): Promise<void> {}
 }
 
-/** xorshift32. */
-function random(seed: number): () => number {
-  let state = seed >>> 0 || 1;
-  return () => {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return (state >>> 0) / 2 ** 32;
-  };
-}
 
 /** Recomputes the CRC of every XFS structure in the 4 KiB block at `blockOffset` (as a guest's kernel would have). */
 async function fixChecksums(device: MutatedDevice, blockOffset: number): Promise<void> {
@@ -82,13 +72,7 @@ async function fixChecksums(device: MutatedDevice, blockOffset: number): Promise
   else for (let at = 0; at < 4096; at += 512) if (view.getUint16(at) === 0x494e) set(at, 512, 100);
 }
 
-function withTimeout<T>(what: string, work: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not finish in ${OPERATION_MS} ms`)), OPERATION_MS);
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
-}
+const withTimeout = <T>(what: string, work: Promise<T>): Promise<T> => withDeadline(what, work, OPERATION_MS);
 
 /** Walks up to `limit` nodes: every operation of the reader on each. */
 async function exercise(device: BlockDevice, limit: number): Promise<void> {

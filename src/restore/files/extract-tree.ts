@@ -4,7 +4,7 @@ import path from 'node:path';
 import { CofferError } from '../../errors/index.js';
 import type { Filesystem, FsNode, ResolvedNode } from '../../fs/index.js';
 import { filePieces } from './file-pieces.js';
-import { isEntryProblem, safeWalk, type EntryProblem, type SafeItem } from './safe-walk.js';
+import { emptyReport, isEntryProblem, safeWalk, type SafeItem, type TreeReport } from './safe-walk.js';
 
 export interface ExtractOptions {
   /** The folder to extract into; created if missing. */
@@ -18,19 +18,7 @@ export interface ExtractOptions {
 }
 
 /** What an extraction did, and every entry it could not restore and why. */
-export interface ExtractReport {
-  files: number;
-  directories: number;
-  symlinks: number;
-  hardLinks: number;
-  /** Bytes of file content written (holes excluded). */
-  bytes: number;
-  /** Device nodes, FIFOs and sockets are listed here, not created. */
-  skipped: { path: string; reason: string }[];
-  /** Entries whose names had to be escaped to be written. */
-  renamed: { path: string; as: string }[];
-  problems: EntryProblem[];
-}
+export type ExtractReport = TreeReport;
 
 /**
  * Writes files, directories and symlinks from a guest filesystem into a folder, safely:
@@ -46,7 +34,7 @@ export interface ExtractReport {
  * (`E_TARGET_UNWRITABLE`); a full target ends the run with `E_NO_SPACE`.
  */
 export async function extractTree(fs: Filesystem, sources: readonly ResolvedNode[], options: ExtractOptions): Promise<ExtractReport> {
-  const report: ExtractReport = { files: 0, directories: 0, symlinks: 0, hardLinks: 0, bytes: 0, skipped: [], renamed: [], problems: [] };
+  const report: ExtractReport = emptyReport();
   const owners = options.owners ?? process.getuid?.() === 0;
   const root = path.resolve(options.to);
   await targetCall(root, () => fsp.mkdir(root, { recursive: true }));

@@ -2,5 +2,5 @@ export { extractTree, type ExtractOptions, type ExtractReport } from './extract-
 export { tarTree, type TarReport } from './tar-tree.js';
 export { globToRegExp } from './name-glob.js';
 export { safeName } from './safe-name.js';
-export type { EntryProblem } from './safe-walk.js';
+export type { EntryProblem, TreeReport } from './safe-walk.js';
 export { SnapshotFiles, type SnapshotVolume } from './snapshot-files.js';

@@ -10,6 +10,26 @@ export interface EntryProblem {
   message: string;
 }
 
+/** What an extraction or a tar stream held, and every entry it could not hold and why. */
+export interface TreeReport {
+  files: number;
+  directories: number;
+  symlinks: number;
+  hardLinks: number;
+  /** Bytes of file content written (holes excluded when extracting). */
+  bytes: number;
+  /** Device nodes, FIFOs and sockets are listed here, not created. */
+  skipped: { path: string; reason: string }[];
+  /** Entries whose names had to be escaped to be written. */
+  renamed: { path: string; as: string }[];
+  problems: EntryProblem[];
+}
+
+/** An empty report. */
+export function emptyReport(): TreeReport {
+  return { files: 0, directories: 0, symlinks: 0, hardLinks: 0, bytes: 0, skipped: [], renamed: [], problems: [] };
+}
+
 /** A walk item with the host-safe relative path it is written to. */
 export interface SafeItem {
   kind: 'enter' | 'leave' | 'entry';

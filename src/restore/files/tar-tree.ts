@@ -4,22 +4,13 @@ import { pack as tarPack, type Pack } from 'tar-stream';
 import { CofferError } from '../../errors/index.js';
 import type { Filesystem, FsNode, ResolvedNode } from '../../fs/index.js';
 import { filePieces, PIECE_BYTES } from './file-pieces.js';
-import { isEntryProblem, safeWalk, type EntryProblem } from './safe-walk.js';
+import { emptyReport, isEntryProblem, safeWalk, type TreeReport } from './safe-walk.js';
 
 type TarHeader = Parameters<Pack['entry']>[0];
 type TarType = TarHeader['type'];
 
 /** What a tar stream held, and the entries it could not hold. */
-export interface TarReport {
-  files: number;
-  directories: number;
-  symlinks: number;
-  hardLinks: number;
-  bytes: number;
-  skipped: { path: string; reason: string }[];
-  renamed: { path: string; as: string }[];
-  problems: EntryProblem[];
-}
+export type TarReport = TreeReport;
 
 /**
  * Streams files from a guest filesystem as a POSIX tar archive (ustar, with PAX headers for
@@ -29,7 +20,7 @@ export interface TarReport {
  * zeros (a tar header cannot be taken back) and is reported in `problems`.
  */
 export async function tarTree(fs: Filesystem, sources: readonly ResolvedNode[], out: Writable, signal?: AbortSignal): Promise<TarReport> {
-  const report: TarReport = { files: 0, directories: 0, symlinks: 0, hardLinks: 0, bytes: 0, skipped: [], renamed: [], problems: [] };
+  const report: TarReport = emptyReport();
   const archive = tarPack();
   // The archive is pumped into `out` with backpressure; `out` is never ended (it may be stdout).
   const piped = (async () => {

@@ -45,9 +45,11 @@ export async function openQemuSource(options: QemuSourceOptions): Promise<VmSour
   let capture: QemuCapture | undefined;
   const devices: NbdBlockDevice[] = [];
   let workDir: string | undefined;
-  const cleanUp = async (): Promise<void> => {
+  /** Ends the NBD connections and the capture, then `beforeDisconnect`, then QMP and the folder. */
+  const cleanUp = async (beforeDisconnect?: () => Promise<void>): Promise<void> => {
     for (const device of devices) await device.close().catch(() => {});
     await capture?.end().catch(() => {});
+    await beforeDisconnect?.();
     await qmp.close();
     if (ownDir && workDir !== undefined) await fs.rm(workDir, { recursive: true, force: true }).catch(() => {});
   };
@@ -96,15 +98,11 @@ export async function openQemuSource(options: QemuSourceOptions): Promise<VmSour
       async close() {
         if (closed) return;
         closed = true;
-        for (const device of devices) await device.close().catch(() => {});
-        await live.end().catch(() => {});
-        if (!committed) await live.dropNewCheckpoints();
-        await qmp.close();
-        if (ownDir && workDir !== undefined) await fs.rm(workDir, { recursive: true, force: true }).catch(() => {});
+        await cleanUp(committed ? undefined : () => live.dropNewCheckpoints());
       },
     };
   } catch (error) {
-    await cleanUp();
+    await cleanUp(async () => capture?.dropNewCheckpoints()); // this capture never reached a snapshot
     throw error;
   }
 }
