@@ -42,6 +42,8 @@ const PACKAGES: Record<string, string> = {
   ntfscp: 'ntfs-3g',
   ntfsfix: 'ntfs-3g',
   ntfsinfo: 'ntfs-3g',
+  'dpkg-deb': 'dpkg',
+  tar: 'tar',
 };
 
 /** A raw disk image and its partitions, all in bytes. */

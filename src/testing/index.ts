@@ -45,3 +45,4 @@ export { buildFilesVmDisk, type FilesVmDisk, type FilesVmDiskOptions } from './v
 export { startTestVm, type TestVm, type TestVmDisk, type TestVmDiskSpec, type TestVmOptions } from './qemu-vm.js';
 export { startDaemon, makeTempDir, type Daemon } from './daemons.js';
 export { seededRandom, withDeadline } from './fuzz-kit.js';
+export { guestKernel, debianPackage, unpackDebianPackage, GUEST_KERNEL_META_PACKAGE, type GuestKernel } from './debian-packages.js';
