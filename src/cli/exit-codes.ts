@@ -26,6 +26,8 @@ export const ExitCode = {
   verifyFailed: 13,
   /** A volume or filesystem inside the backup cannot be browsed: damaged, encrypted or unsupported. */
   contentUnreadable: 14,
+  /** A test restore found the snapshot does not restore intact (the report says why). */
+  testRestoreFailed: 15,
   /** Interrupted by Ctrl-C or a signal. */
   interrupted: 130,
 } as const;

@@ -16,6 +16,7 @@ import { restoreCommand } from './commands/restore.js';
 import { serveCommand } from './commands/serve.js';
 import { snapshotsCommand } from './commands/snapshots.js';
 import { statsCommand } from './commands/stats.js';
+import { testRestoreCommand } from './commands/test-restore.js';
 import { verifyCommand } from './commands/verify.js';
 import type { CommandContext } from './context.js';
 import { exitCodeOf, ExitCode } from './exit-codes.js';
@@ -101,6 +102,12 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
   repoCommand('verify', 'check that every snapshot can be restored')
     .option('--read-data', 'read, decrypt and rehash every chunk (otherwise only check they exist)')
     .action((_options, command: Command) => run(() => verifyCommand(command.opts(), context))());
+
+  repoCommand('test-restore', 'prove a snapshot restores: read every disk back, walk and read every file, run each filesystem\'s checker; the result is stored with the snapshot')
+    .argument('<snapshot>', 'snapshot id or prefix, latest, or NAME:latest')
+    .option('--no-fsck', 'do not run the filesystems\' own checkers (they need a temporary copy of each volume)')
+    .option('--work-dir <dir>', 'where the checkers\' temporary volume copies go (default: the system\'s temporary folder)')
+    .action((snapshot: string, _options, command: Command) => run(() => testRestoreCommand(snapshot, command.opts(), context))());
 
   repoCommand('stats', 'sizes, and what deduplication and compression save').action((_options, command: Command) =>
     run(() => statsCommand(command.opts(), context))(),

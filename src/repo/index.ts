@@ -23,3 +23,5 @@ export { listQuarantined, quarantineChunk } from './damage.js';
 export { CHUNKS_PREFIX, INDEXES_PREFIX, SNAPSHOTS_PREFIX, idFromKey } from './layout.js';
 export { verifyRepository, type VerifyReport, type VerifyProgress, type DamagedObject, type AffectedRange } from './verify.js';
 export { repositoryStats, type RepositoryStats } from './stats.js';
+export { addSnapshotNote, listSnapshotNotes, deleteSnapshotNotes, type StoredSnapshotNote } from './snapshot-notes.js';
+export type { SnapshotNote } from './format/snapshot-note.js';

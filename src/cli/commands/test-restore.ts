@@ -1,0 +1,76 @@
+import { addSnapshotNote, resolveSnapshot } from '../../repo/index.js';
+import { testRestore, type TestRestoreReport } from '../../restore/index.js';
+import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
+import { ExitCode } from '../exit-codes.js';
+import { formatBytes } from '../format.js';
+
+/** The note kind under which results are stored with the snapshot. */
+export const TEST_RESTORE_NOTE = 'test-restore';
+
+export interface TestRestoreCommandOptions extends RepositoryOptions {
+  fsck?: boolean;
+  workDir?: string;
+}
+
+/**
+ * `coffer test-restore SNAPSHOT [--no-fsck] [--work-dir DIR]`: proves a snapshot restores
+ * without writing a restored copy (see restore/test-restore). The report is printed and
+ * stored with the snapshot as a note; exit 0 when it passed, 15 when it did not.
+ */
+export async function testRestoreCommand(reference: string, options: TestRestoreCommandOptions, context: CommandContext): Promise<number> {
+  return withRepository(options, context, async (repo) => {
+    const snapshot = await resolveSnapshot(repo, reference);
+    const report = await testRestore(repo, snapshot, {
+      fsck: options.fsck !== false,
+      ...(options.workDir !== undefined ? { workDir: options.workDir } : {}),
+      signal: context.signal,
+      onPhase: (phase) => {
+        if (options.json) context.stderr.write(`${JSON.stringify({ phase })}\n`);
+        else context.stderr.write(`${phase}…\n`);
+      },
+    });
+    await addSnapshotNote(repo, snapshot.id, TEST_RESTORE_NOTE, report);
+    if (options.json) context.stdout.write(`${JSON.stringify(report)}\n`);
+    else context.stdout.write(renderReport(report));
+    return report.passed ? ExitCode.ok : ExitCode.testRestoreFailed;
+  });
+}
+
+/** The report as text for a terminal. */
+export function renderReport(report: TestRestoreReport): string {
+  const lines = [`test restore of snapshot ${report.snapshot.slice(0, 8)} (vm ${report.vm})`];
+  for (const disk of report.disks) {
+    const bad = disk.unreadable.filter((u) => u.offset >= 0);
+    lines.push(`disk ${disk.name}: ${formatBytes(disk.size)}, ${formatBytes(disk.bytesRead)} read back, ${bad.length === 0 ? 'every block readable' : `${bad.length} unreadable block(s)`}`);
+    for (const u of disk.unreadable) lines.push(u.offset < 0 ? `  ${u.error}` : `  UNREADABLE bytes ${u.offset}-${u.offset + u.length - 1}: ${u.error}`);
+  }
+  for (const v of report.volumes) {
+    const name = `${v.disk} ${v.name}`;
+    if (v.notChecked !== undefined) {
+      lines.push(`${name}: not checked: ${v.notChecked}`);
+      continue;
+    }
+    if (v.filesystem === undefined) {
+      lines.push(`${name}: ${v.problems[0] ?? 'unreadable'}`);
+      continue;
+    }
+    const label = v.label ? ` "${v.label}"` : '';
+    lines.push(`${name} ${v.filesystem}${label}: ${v.directories} folders, ${v.files} files, ${v.symlinks} symlinks, ${formatBytes(v.bytesRead)} of file data read${v.problemCount === 0 ? '' : `, ${v.problemCount} damaged`}`);
+    for (const problem of v.problems) lines.push(`  DAMAGED ${problem}`);
+    if (v.problemCount > v.problems.length) lines.push(`  … and ${v.problemCount - v.problems.length} more`);
+    const c = v.checker;
+    if (c !== undefined) {
+      if (c.skipped !== undefined) lines.push(`  ${c.command}: skipped (${c.skipped})`);
+      else lines.push(`  ${c.command}: ${c.passed ? 'clean' : `FAILED (exit ${c.exitCode})`}`);
+      if (c.skipped === undefined && !c.passed && c.output) for (const line of c.output.split('\n').slice(-12)) lines.push(`    | ${line}`);
+    }
+  }
+  for (const warning of report.warnings) lines.push(`warning: ${warning}`);
+  const seconds = (report.durationMs / 1000).toFixed(1);
+  if (report.passed) lines.push(`PASSED in ${seconds} s`);
+  else {
+    lines.push(`FAILED in ${seconds} s:`);
+    for (const failure of report.failures) lines.push(`  ${failure}`);
+  }
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,56 @@
+import { forEachLimited } from '../concurrency/index.js';
+import { CofferError } from '../errors/index.js';
+import { ObjectKind } from './format/envelope.js';
+import { decodeSnapshotNote, encodeSnapshotNote, NOTE_KIND, type SnapshotNote } from './format/snapshot-note.js';
+import { noteKey, NOTES_PREFIX } from './layout.js';
+import type { Repository } from './repository.js';
+
+/** A stored note with its object id. */
+export interface StoredSnapshotNote extends SnapshotNote {
+  id: string;
+}
+
+/** Adds a note about a snapshot (see format/snapshot-note.ts); returns it with its id. */
+export async function addSnapshotNote(repo: Repository, snapshot: string, kind: string, data: unknown, time = new Date()): Promise<StoredSnapshotNote> {
+  if (!NOTE_KIND.test(kind)) throw new RangeError(`bad note kind ${JSON.stringify(kind)}`);
+  const note: SnapshotNote = { version: 1, snapshot, kind, time: time.toISOString(), data };
+  const plaintext = encodeSnapshotNote(note);
+  const objectId = repo.codec.idOf(plaintext);
+  const id = objectId.toString('hex');
+  await repo.backend.put(noteKey(snapshot, id), repo.codec.seal(plaintext, ObjectKind.snapshotNote, objectId));
+  return { id, ...note };
+}
+
+/**
+ * The notes of one snapshot (or of all, without `snapshot`), oldest first (by time, then
+ * id), optionally of one kind. A damaged note is reported by `onDamaged` and skipped, or
+ * throws `E_CORRUPT_OBJECT` without it.
+ */
+export async function listSnapshotNotes(
+  repo: Repository,
+  options: { snapshot?: string; kind?: string; onDamaged?: (key: string, error: CofferError) => void } = {},
+): Promise<StoredSnapshotNote[]> {
+  const keys: { key: string; snapshot: string; id: string }[] = [];
+  for await (const entry of repo.backend.list(`${NOTES_PREFIX}${options.snapshot ?? ''}`)) {
+    const match = /^notes\/([0-9a-f]{64})\.([0-9a-f]{64})$/.exec(entry.key);
+    if (match !== null) keys.push({ key: entry.key, snapshot: match[1] as string, id: match[2] as string });
+  }
+  const notes: StoredSnapshotNote[] = [];
+  await forEachLimited(keys, 16, async ({ key, snapshot, id }) => {
+    try {
+      const note = decodeSnapshotNote(repo.codec.open(await repo.backend.get(key), ObjectKind.snapshotNote, key, Buffer.from(id, 'hex')), key);
+      if (note.snapshot !== snapshot) throw new CofferError('E_CORRUPT_OBJECT', `snapshot note ${key} names another snapshot`, { subject: { object: key } });
+      if (options.kind === undefined || note.kind === options.kind) notes.push({ id, ...note });
+    } catch (error) {
+      if (error instanceof CofferError && error.code === 'E_CORRUPT_OBJECT' && options.onDamaged) return options.onDamaged(key, error);
+      if (error instanceof CofferError && error.code === 'E_MISSING_OBJECT') return; // deleted since it was listed
+      throw error;
+    }
+  });
+  return notes.sort((a, b) => a.time.localeCompare(b.time) || a.id.localeCompare(b.id));
+}
+
+/** Removes every note of a snapshot (when the snapshot is forgotten). */
+export async function deleteSnapshotNotes(repo: Repository, snapshot: string): Promise<void> {
+  for await (const entry of repo.backend.list(`${NOTES_PREFIX}${snapshot}.`)) await repo.backend.delete(entry.key);
+}

@@ -1,0 +1,65 @@
+/**
+ * What a test restore found, as one JSON document: printed by `coffer test-restore`, stored
+ * with the snapshot, and read back by `coffer snapshots`. Plain JSON (absent = omitted).
+ */
+
+/** One disk of the snapshot read back in full through the repository. */
+export interface DiskCheck {
+  name: string;
+  size: number;
+  /** Bytes read back (zero ranges are known from the index and not fetched). */
+  bytesRead: number;
+  /** Ranges that could not be read, with the reason (a missing or corrupt chunk). */
+  unreadable: { offset: number; length: number; error: string }[];
+}
+
+/** The result of a filesystem's own checker, run read-only on a temporary copy of the volume. */
+export interface CheckerResult {
+  /** The command as run, without the file name, e.g. `e2fsck -fn`. */
+  command: string;
+  /** Null when it was not run (`skipped` says why). */
+  exitCode: number | null;
+  passed: boolean;
+  /** Why the checker was not run (tool not installed, `--no-fsck`, no room for the copy). */
+  skipped?: string;
+  /** The last lines it printed (at most 40). */
+  output?: string;
+}
+
+/** One volume (partition, logical volume, whole disk): its files walked and read. */
+export interface VolumeCheck {
+  disk: string;
+  name: string;
+  /** `ext4`, `ntfs`…, absent when no filesystem Coffer reads is on the volume. */
+  filesystem?: string;
+  label?: string;
+  directories: number;
+  files: number;
+  symlinks: number;
+  /** File content bytes read (holes are not read; all-zero pieces are not counted). */
+  bytesRead: number;
+  /** Why the volume's content was not checked (encrypted, no known filesystem). */
+  notChecked?: string;
+  /** Damage found: one line each, at most {@link MAX_PROBLEMS_PER_VOLUME}. */
+  problems: string[];
+  /** How many problems there were in all (more than `problems` holds when capped). */
+  problemCount: number;
+  checker?: CheckerResult;
+}
+
+/** A test restore of one snapshot. */
+export interface TestRestoreReport {
+  snapshot: string;
+  vm: string;
+  startedAt: string;
+  durationMs: number;
+  passed: boolean;
+  /** Why it failed, one line each (empty when it passed). */
+  failures: string[];
+  disks: DiskCheck[];
+  volumes: VolumeCheck[];
+  /** Volume-table notes (a GPT read from its backup header, a missing LVM PV…). */
+  warnings: string[];
+}
+
+export const MAX_PROBLEMS_PER_VOLUME = 50;
