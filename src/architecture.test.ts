@@ -27,7 +27,7 @@ const ALLOWED: Record<string, string[]> = {
   fs: ['errors', 'blockdev'],
   nbd: ['errors', 'blockdev', 'concurrency'],
   backup: ['errors', 'blockdev', 'concurrency', 'repo', 'source', 'disk'],
-  restore: ['errors', 'blockdev', 'concurrency', 'repo', 'disk', 'volume', 'fs'],
+  restore: ['errors', 'blockdev', 'concurrency', 'repo', 'disk', 'volume', 'fs', 'nbd'],
   cli: ['errors', 'blockdev', 'concurrency', 'repo', 'source', 'disk', 'volume', 'fs', 'nbd', 'backup', 'restore'],
 };
 

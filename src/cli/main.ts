@@ -107,6 +107,12 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .argument('<snapshot>', 'snapshot id or prefix, latest, or NAME:latest')
     .option('--no-fsck', 'do not run the filesystems\' own checkers (they need a temporary copy of each volume)')
     .option('--work-dir <dir>', 'where the checkers\' temporary volume copies go (default: the system\'s temporary folder)')
+    .option('--boot', 'also boot the VM from the backup (QEMU over an NBD export, no network, writes discarded) and wait for --boot-expect on its serial console')
+    .option('--boot-expect <text>', 'the text that means the VM is up (default: login:)')
+    .option('--boot-timeout <seconds>', 'how long to wait for it (default 300)')
+    .option('--boot-bus <bus>', 'how the disks are attached: sata (default), virtio, ide or scsi')
+    .option('--boot-memory <MiB>', 'guest memory (default 1024)')
+    .option('--accel <accel>', 'auto (default: KVM when /dev/kvm opens, else TCG), kvm or tcg')
     .action((snapshot: string, _options, command: Command) => run(() => testRestoreCommand(snapshot, command.opts(), context))());
 
   repoCommand('stats', 'sizes, and what deduplication and compression save').action((_options, command: Command) =>

@@ -1,5 +1,6 @@
 import { addSnapshotNote, resolveSnapshot } from '../../repo/index.js';
-import { testRestore, type TestRestoreReport } from '../../restore/index.js';
+import { CofferError } from '../../errors/index.js';
+import { BOOT_BUSES, testRestore, type BootBus, type BootCheckOptions, type TestRestoreReport } from '../../restore/index.js';
 import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
 import { ExitCode } from '../exit-codes.js';
 import { formatBytes } from '../format.js';
@@ -10,6 +11,12 @@ export const TEST_RESTORE_NOTE = 'test-restore';
 export interface TestRestoreCommandOptions extends RepositoryOptions {
   fsck?: boolean;
   workDir?: string;
+  boot?: boolean;
+  bootExpect?: string;
+  bootTimeout?: string;
+  bootBus?: string;
+  bootMemory?: string;
+  accel?: string;
 }
 
 /**
@@ -18,9 +25,11 @@ export interface TestRestoreCommandOptions extends RepositoryOptions {
  * stored with the snapshot as a note; exit 0 when it passed, 15 when it did not.
  */
 export async function testRestoreCommand(reference: string, options: TestRestoreCommandOptions, context: CommandContext): Promise<number> {
+  const boot = options.boot === true ? bootOptions(options) : undefined;
   return withRepository(options, context, async (repo) => {
     const snapshot = await resolveSnapshot(repo, reference);
     const report = await testRestore(repo, snapshot, {
+      ...(boot !== undefined ? { boot } : {}),
       fsck: options.fsck !== false,
       ...(options.workDir !== undefined ? { workDir: options.workDir } : {}),
       signal: context.signal,
@@ -34,6 +43,26 @@ export async function testRestoreCommand(reference: string, options: TestRestore
     else context.stdout.write(renderReport(report));
     return report.passed ? ExitCode.ok : ExitCode.testRestoreFailed;
   });
+}
+
+function bootOptions(options: TestRestoreCommandOptions): BootCheckOptions {
+  const seconds = options.bootTimeout === undefined ? 300 : Number(options.bootTimeout);
+  if (!Number.isFinite(seconds) || seconds <= 0) throw new CofferError('E_USAGE', `--boot-timeout ${options.bootTimeout}: give a number of seconds`);
+  const memory = options.bootMemory === undefined ? 1024 : Number(options.bootMemory);
+  if (!Number.isInteger(memory) || memory < 16) throw new CofferError('E_USAGE', `--boot-memory ${options.bootMemory}: give MiB, at least 16`);
+  const bus = options.bootBus ?? 'sata';
+  if (!(BOOT_BUSES as readonly string[]).includes(bus)) throw new CofferError('E_USAGE', `--boot-bus ${bus}: choose one of ${BOOT_BUSES.join(', ')}`);
+  const accel = options.accel ?? 'auto';
+  if (!['auto', 'kvm', 'tcg'].includes(accel)) throw new CofferError('E_USAGE', `--accel ${accel}: choose auto, kvm or tcg`);
+  if (options.bootExpect === '') throw new CofferError('E_USAGE', '--boot-expect cannot be empty');
+  return {
+    ...(options.bootExpect !== undefined ? { expect: options.bootExpect } : {}),
+    timeoutMs: seconds * 1000,
+    bus: bus as BootBus,
+    memoryMiB: memory,
+    accel: accel as 'auto' | 'kvm' | 'tcg',
+    ...(options.workDir !== undefined ? { workDir: options.workDir } : {}),
+  };
 }
 
 /** The report as text for a terminal. */
@@ -64,6 +93,13 @@ export function renderReport(report: TestRestoreReport): string {
       else lines.push(`  ${c.command}: ${c.passed ? 'clean' : `FAILED (exit ${c.exitCode})`}`);
       if (c.skipped === undefined && !c.passed && c.output) for (const line of c.output.split('\n').slice(-12)) lines.push(`    | ${line}`);
     }
+  }
+  if (report.boot !== undefined) {
+    const b = report.boot;
+    lines.push(b.passed
+      ? `boot (${b.accel}, ${b.bus}): ${JSON.stringify(b.expect)} appeared on the serial console after ${b.secondsToText?.toFixed(1)} s`
+      : `boot (${b.accel}, ${b.bus}): FAILED: ${b.reason}`);
+    if (!b.passed) for (const line of b.serialTail.split('\n').slice(-12)) lines.push(`    | ${line}`);
   }
   for (const warning of report.warnings) lines.push(`warning: ${warning}`);
   const seconds = (report.durationMs / 1000).toFixed(1);

@@ -47,6 +47,22 @@ export interface VolumeCheck {
   checker?: CheckerResult;
 }
 
+/** The VM booted from its backup (`--boot`). */
+export interface BootResult {
+  passed: boolean;
+  /** The text waited for on the serial console. */
+  expect: string;
+  accel: 'kvm' | 'tcg';
+  bus: string;
+  /** Seconds from QEMU's start to the text (when it appeared). */
+  secondsToText?: number;
+  /** Why it failed. */
+  reason?: string;
+  /** The last lines of the serial console. */
+  serialTail: string;
+  durationMs: number;
+}
+
 /** A test restore of one snapshot. */
 export interface TestRestoreReport {
   snapshot: string;
@@ -60,6 +76,8 @@ export interface TestRestoreReport {
   volumes: VolumeCheck[];
   /** Volume-table notes (a GPT read from its backup header, a missing LVM PV…). */
   warnings: string[];
+  /** Present when the VM was booted from the backup. */
+  boot?: BootResult;
 }
 
 export const MAX_PROBLEMS_PER_VOLUME = 50;

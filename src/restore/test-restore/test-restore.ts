@@ -3,6 +3,7 @@ import { CofferError, isCofferError } from '../../errors/index.js';
 import type { Repository, Snapshot } from '../../repo/index.js';
 import { SnapshotFiles } from '../files/snapshot-files.js';
 import { SnapshotDisk } from '../snapshot-disk.js';
+import { bootCheck, type BootCheckOptions } from './boot-check.js';
 import { checkerCommand, runFilesystemChecker } from './fs-checkers.js';
 import { readWholeDisk } from './read-disks.js';
 import type { TestRestoreReport, VolumeCheck } from './report.js';
@@ -19,6 +20,8 @@ export interface TestRestoreOptions {
   signal?: AbortSignal;
   onPhase?: (phase: string) => void;
   clock?: () => Date;
+  /** Also boot the VM from the backup, isolated, and wait for a text on its serial console. */
+  boot?: BootCheckOptions;
 }
 
 /**
@@ -26,7 +29,8 @@ export interface TestRestoreOptions {
  * in full through the repository (each chunk authenticated and checked against its id),
  * every partition table and LVM volume group is read, every filesystem Coffer reads is walked
  * from its root with every file, symlink and alternate stream read, and, where the system
- * has it, the filesystem's own checker runs read-only on a temporary copy of the volume.
+ * has it, the filesystem's own checker runs read-only on a temporary copy of the volume;
+ * optionally the VM is booted from the backup (see boot-check.ts).
  * Damage is reported, never thrown: the report says whether the snapshot passed and why not.
  * Only an interruption or a failure of the repository itself (not of one chunk) throws.
  */
@@ -105,6 +109,11 @@ export async function testRestore(repo: Repository, snapshot: Snapshot, options:
     }
   } finally {
     await files?.close();
+  }
+  if (options.boot !== undefined) {
+    options.onPhase?.(`booting the VM from the backup, waiting for ${JSON.stringify(options.boot.expect ?? 'login:')} on its serial console`);
+    report.boot = await bootCheck(repo, snapshot, { ...options.boot, ...signalOption });
+    if (!report.boot.passed) report.failures.push(`boot: ${report.boot.reason ?? 'failed'}`);
   }
   report.passed = report.failures.length === 0;
   report.durationMs = clock().getTime() - started.getTime();
