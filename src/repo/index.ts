@@ -21,7 +21,9 @@ export { saveSnapshot, listSnapshots, loadSnapshot, deleteSnapshot, resolveSnaps
 export { DiskIndexReader, DiskIndexWriter } from './disk-index.js';
 export { listQuarantined, quarantineChunk } from './damage.js';
 export { CHUNKS_PREFIX, INDEXES_PREFIX, SNAPSHOTS_PREFIX, idFromKey } from './layout.js';
-export { verifyRepository, type VerifyReport, type VerifyProgress, type DamagedObject, type AffectedRange } from './verify.js';
+export { verifyRepository, type VerifyReport, type VerifyProgress, type DamagedObject, type AffectedRange, type SnapshotVerification } from './verify.js';
 export { repositoryStats, type RepositoryStats } from './stats.js';
 export { addSnapshotNote, listSnapshotNotes, deleteSnapshotNotes, type StoredSnapshotNote } from './snapshot-notes.js';
 export type { SnapshotNote } from './format/snapshot-note.js';
+export { addVerificationRecord, listVerificationRecords, lastVerifiedLookup } from './verification-log.js';
+export { subsetContains, type VerificationRecord, type VerificationSubset } from './format/verification-record.js';

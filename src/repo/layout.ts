@@ -10,6 +10,7 @@
  * | `snapshots/<64 hex>`          | a snapshot manifest (envelope kind 3)            |
  * | `quarantine/<64 hex>.<unix ms>` | a damaged chunk set aside by verify           |
  * | `notes/<64 hex>.<64 hex>`     | a snapshot note: snapshot id, note id (kind 5)   |
+ * | `verifications/<64 hex>`      | the record of a verify run (kind 6)              |
  *
  * The two-hex fan-out spreads a local repository's chunks over 256 directories (16,000
  * entries each per TB at the default block size, not 4 million in one); object stores
@@ -22,11 +23,13 @@ export const INDEXES_PREFIX = 'indexes/';
 export const SNAPSHOTS_PREFIX = 'snapshots/';
 export const QUARANTINE_PREFIX = 'quarantine/';
 export const NOTES_PREFIX = 'notes/';
+export const VERIFICATIONS_PREFIX = 'verifications/';
 
 export const chunkKey = (hex: string): string => `${CHUNKS_PREFIX}${hex.slice(0, 2)}/${hex}`;
 export const indexKey = (hex: string): string => `${INDEXES_PREFIX}${hex.slice(0, 2)}/${hex}`;
 export const snapshotKey = (hex: string): string => `${SNAPSHOTS_PREFIX}${hex}`;
 export const noteKey = (snapshotHex: string, noteHex: string): string => `${NOTES_PREFIX}${snapshotHex}.${noteHex}`;
+export const verificationKey = (hex: string): string => `${VERIFICATIONS_PREFIX}${hex}`;
 export const keyFileKey = (id: string): string => `${KEYS_PREFIX}${id}`;
 
 /** The hex id at the end of a content-addressed key, or null if the key is not one. */

@@ -7,6 +7,8 @@ import { CHUNKS_PREFIX, chunkKey, idFromKey } from './layout.js';
 import type { Repository } from './repository.js';
 import { listSnapshots, type Snapshot } from './snapshots.js';
 import { walkBlocks } from './walk.js';
+import { subsetContains, type VerificationRecord, type VerificationSubset } from './format/verification-record.js';
+import { addVerificationRecord, lastVerifiedLookup, listVerificationRecords } from './verification-log.js';
 
 /** A chunk, index page or manifest that is missing or corrupt. */
 export interface DamagedObject {
@@ -25,10 +27,27 @@ export interface AffectedRange {
   ranges: { start: number; end: number }[];
 }
 
+/** How much of a snapshot's data has been read and found intact, over all verify runs. */
+export interface SnapshotVerification {
+  snapshot: string;
+  vm: string;
+  time: string;
+  /** Distinct chunks the snapshot uses. */
+  chunks: number;
+  /** Of those, how many some verify run read and found intact (this one included). */
+  verifiedChunks: number;
+  /** When every chunk had been read: the oldest of their last reads; null while some never was. */
+  fullyVerifiedAt: string | null;
+}
+
 /** What verify found. */
 export interface VerifyReport {
   snapshots: number;
   chunksReferenced: number;
+  /** Chunks of the subset not read because a run within `since` read them (with readData). */
+  chunksSkipped: number;
+  /** Per snapshot, how much is verified (with readData). */
+  verification: SnapshotVerification[];
   /** Chunks read and checked in full (with readData). */
   chunksRead: number;
   bytesRead: number;
@@ -54,8 +73,21 @@ export interface VerifyProgress {
  */
 export async function verifyRepository(
   repo: Repository,
-  options: { readData: boolean; now: () => Date; onProgress?: (progress: VerifyProgress) => void; concurrency?: number },
+  options: {
+    readData: boolean;
+    now: () => Date;
+    onProgress?: (progress: VerifyProgress) => void;
+    concurrency?: number;
+    /** With readData: which chunks to read (default all); see format/verification-record.ts. */
+    subset?: VerificationSubset;
+    /** With readData: skip chunks some run read and found intact less than this many ms ago. */
+    sinceMs?: number;
+  },
 ): Promise<VerifyReport> {
+  const started = options.now();
+  const subset: VerificationSubset = options.subset ?? { kind: 'all' };
+  const records = options.readData ? await listVerificationRecords(repo) : [];
+  const lastVerified = lastVerifiedLookup(records);
   const damaged: DamagedObject[] = [];
   const snapshots = await listSnapshots(repo, {
     onDamaged: (id, error) => damaged.push({ kind: 'manifest', id, problem: error.code === 'E_MISSING_OBJECT' ? 'missing' : 'corrupt', message: error.message }),
@@ -78,8 +110,18 @@ export async function verifyRepository(
   const bad = new Map<string, DamagedObject>();
   let chunksRead = 0;
   let bytesRead = 0;
+  let chunksSkipped = 0;
   if (options.readData) {
-    await forEachLimited(referenced.keys(), options.concurrency ?? repo.pool.threads * 4, async (hex) => {
+    const cutoff = options.sinceMs === undefined ? undefined : started.getTime() - options.sinceMs;
+    const toRead: string[] = [];
+    for (const hex of referenced.keys()) {
+      const id = Buffer.from(hex, 'hex');
+      if (!subsetContains(subset, id)) continue;
+      const last = cutoff === undefined ? undefined : lastVerified(id, hex);
+      if (last !== undefined && cutoff !== undefined && last >= cutoff) chunksSkipped++;
+      else toRead.push(hex);
+    }
+    await forEachLimited(toRead, options.concurrency ?? repo.pool.threads * 4, async (hex) => {
       const id = Buffer.from(hex, 'hex');
       try {
         const blob = await repo.getChunkBlob(id);
@@ -90,10 +132,12 @@ export async function verifyRepository(
         bad.set(hex, { kind: 'chunk', id: hex, problem: error.code === 'E_MISSING_OBJECT' ? 'missing' : 'corrupt', message: error.message });
       }
       chunksRead += 1;
-      options.onProgress?.({ phase: 'chunks', done: chunksRead, total: referenced.size, bytesRead });
+      options.onProgress?.({ phase: 'chunks', done: chunksRead, total: toRead.length, bytesRead });
     });
-  } else {
-    const missing = new Set(referenced.keys());
+  }
+  if (!options.readData || subset.kind !== 'all' || chunksSkipped > 0) {
+    // What was not read is at least checked to exist (one listing).
+    const missing = new Set([...referenced.keys()].filter((hex) => !bad.has(hex)));
     for await (const entry of repo.backend.list(CHUNKS_PREFIX)) {
       const hex = idFromKey(entry.key);
       if (hex !== null) missing.delete(hex);
@@ -104,7 +148,63 @@ export async function verifyRepository(
 
   const affected = await affectedRanges(repo, snapshots, bad, damagedPages);
   for (const hex of bad.keys()) await quarantineChunk(repo, Buffer.from(hex, 'hex'), options.now());
-  return { snapshots: snapshots.length, chunksReferenced: referenced.size, chunksRead, bytesRead, damaged, affected, quarantined: bad.size };
+  let verification: SnapshotVerification[] = [];
+  if (options.readData) {
+    const record: VerificationRecord = {
+      version: 1,
+      time: started.toISOString(),
+      subset,
+      since: options.sinceMs ?? null,
+      chunksRead,
+      bytesRead,
+      damaged: [...bad.keys()].filter((hex) => subsetContains(subset, Buffer.from(hex, 'hex'))).sort(),
+    };
+    await addVerificationRecord(repo, record);
+    verification = await verificationOfSnapshots(repo, snapshots, lastVerifiedLookup([...records, record]));
+  }
+  return { snapshots: snapshots.length, chunksReferenced: referenced.size, chunksSkipped, verification, chunksRead, bytesRead, damaged, affected, quarantined: bad.size };
+}
+
+/** Per snapshot: how many of its chunks have been verified, and since when all of them. */
+async function verificationOfSnapshots(
+  repo: Repository,
+  snapshots: Snapshot[],
+  lastVerified: (id: Uint8Array, hex: string) => number | undefined,
+): Promise<SnapshotVerification[]> {
+  const results: SnapshotVerification[] = [];
+  for (const snapshot of snapshots) {
+    const seen = new Set<string>();
+    let verified = 0;
+    let neverRead = false;
+    let oldest = Number.POSITIVE_INFINITY;
+    await walkBlocks(
+      repo,
+      [snapshot],
+      (visit) => {
+        if (isZeroEntry(visit.entry)) return;
+        const hex = visit.entry.toString('hex');
+        if (seen.has(hex)) return;
+        seen.add(hex);
+        const last = lastVerified(visit.entry, hex);
+        if (last === undefined) neverRead = true;
+        else {
+          verified++;
+          oldest = Math.min(oldest, last);
+        }
+      },
+      () => (neverRead = true), // a damaged index page: its chunks are unknown
+    );
+    const complete = !neverRead && Number.isFinite(oldest);
+    results.push({
+      snapshot: snapshot.id,
+      vm: snapshot.vm,
+      time: snapshot.time,
+      chunks: seen.size,
+      verifiedChunks: verified,
+      fullyVerifiedAt: complete ? new Date(oldest).toISOString() : null,
+    });
+  }
+  return results;
 }
 
 /** Second pass, only when something is damaged: which snapshot, disk and bytes it touches. */

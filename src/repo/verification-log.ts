@@ -1,0 +1,54 @@
+import { forEachLimited } from '../concurrency/index.js';
+import { CofferError } from '../errors/index.js';
+import { ObjectKind } from './format/envelope.js';
+import { decodeVerificationRecord, encodeVerificationRecord, subsetContains, type VerificationRecord } from './format/verification-record.js';
+import { verificationKey, VERIFICATIONS_PREFIX } from './layout.js';
+import type { Repository } from './repository.js';
+
+/** Stores the record of a verify run (see format/verification-record.ts). */
+export async function addVerificationRecord(repo: Repository, record: VerificationRecord): Promise<string> {
+  const plaintext = encodeVerificationRecord(record);
+  const objectId = repo.codec.idOf(plaintext);
+  const id = objectId.toString('hex');
+  await repo.backend.put(verificationKey(id), repo.codec.seal(plaintext, ObjectKind.verificationRecord, objectId));
+  return id;
+}
+
+/** Every verification record, oldest first; damaged ones are reported and skipped. */
+export async function listVerificationRecords(repo: Repository, onDamaged?: (key: string, error: CofferError) => void): Promise<VerificationRecord[]> {
+  const keys: string[] = [];
+  for await (const entry of repo.backend.list(VERIFICATIONS_PREFIX)) if (/^verifications\/[0-9a-f]{64}$/.test(entry.key)) keys.push(entry.key);
+  const records: VerificationRecord[] = [];
+  await forEachLimited(keys, 16, async (key) => {
+    try {
+      const id = Buffer.from(key.slice(VERIFICATIONS_PREFIX.length), 'hex');
+      records.push(decodeVerificationRecord(repo.codec.open(await repo.backend.get(key), ObjectKind.verificationRecord, key, id), key));
+    } catch (error) {
+      if (error instanceof CofferError && error.code === 'E_CORRUPT_OBJECT' && onDamaged) return onDamaged(key, error);
+      if (error instanceof CofferError && error.code === 'E_MISSING_OBJECT') return;
+      throw error;
+    }
+  });
+  return records.sort((a, b) => a.time.localeCompare(b.time));
+}
+
+/**
+ * When each chunk was last read and found intact, from the verification records: a function
+ * from a chunk id to a time in ms since 1970, or undefined when no record read it.
+ */
+export function lastVerifiedLookup(records: readonly VerificationRecord[]): (id: Uint8Array, hex: string) => number | undefined {
+  const parsed = records
+    .map((r) => ({ subset: r.subset, since: r.since, time: Date.parse(r.time), damaged: new Set(r.damaged) }))
+    .sort((a, b) => a.time - b.time);
+  return (id, hex) => {
+    // Replays the runs oldest first: a run read the chunk unless its `since` let it skip it
+    // (then the older read still stands: skipping never makes a chunk look fresher).
+    let last: number | undefined;
+    for (const run of parsed) {
+      if (!subsetContains(run.subset, id)) continue;
+      if (run.damaged.has(hex)) last = undefined;
+      else if (run.since === null || last === undefined || last < run.time - run.since) last = run.time;
+    }
+    return last;
+  };
+}
