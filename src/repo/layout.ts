@@ -9,6 +9,7 @@
  * | `indexes/<2 hex>/<64 hex>`    | a disk index page (envelope kind 2)              |
  * | `snapshots/<64 hex>`          | a snapshot manifest (envelope kind 3)            |
  * | `quarantine/<64 hex>.<unix ms>` | a damaged chunk set aside by verify           |
+ * | `protected/<64 hex>.<64 hex>` | a protection marker: snapshot id, marker id (kind 4) |
  *
  * The two-hex fan-out spreads a local repository's chunks over 256 directories (16,000
  * entries each per TB at the default block size, not 4 million in one); object stores
@@ -20,10 +21,12 @@ export const CHUNKS_PREFIX = 'chunks/';
 export const INDEXES_PREFIX = 'indexes/';
 export const SNAPSHOTS_PREFIX = 'snapshots/';
 export const QUARANTINE_PREFIX = 'quarantine/';
+export const PROTECTED_PREFIX = 'protected/';
 
 export const chunkKey = (hex: string): string => `${CHUNKS_PREFIX}${hex.slice(0, 2)}/${hex}`;
 export const indexKey = (hex: string): string => `${INDEXES_PREFIX}${hex.slice(0, 2)}/${hex}`;
 export const snapshotKey = (hex: string): string => `${SNAPSHOTS_PREFIX}${hex}`;
+export const protectionKey = (snapshotHex: string, markerHex: string): string => `${PROTECTED_PREFIX}${snapshotHex}.${markerHex}`;
 export const keyFileKey = (id: string): string => `${KEYS_PREFIX}${id}`;
 
 /** The hex id at the end of a content-addressed key, or null if the key is not one. */
