@@ -1,4 +1,4 @@
-import { listSnapshots, type Snapshot } from '../../repo/index.js';
+import { listProtections, listSnapshots, type Protection, type Snapshot } from '../../repo/index.js';
 import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
 import { formatBytes, formatTable } from '../format.js';
 
@@ -6,8 +6,11 @@ export interface SnapshotsOptions extends RepositoryOptions {
   vm?: string;
 }
 
-/** The JSON form of a snapshot in `coffer snapshots --json` (a stable interface). */
-export function snapshotJson(snapshot: Snapshot): Record<string, unknown> {
+/**
+ * The JSON form of a snapshot in `coffer snapshots --json` (a stable interface). `protection`
+ * is null when the snapshot is not protected (`coffer protect`).
+ */
+export function snapshotJson(snapshot: Snapshot, protection: Protection | null = null): Record<string, unknown> {
   return {
     id: snapshot.id,
     shortId: snapshot.id.slice(0, 8),
@@ -18,6 +21,8 @@ export function snapshotJson(snapshot: Snapshot): Record<string, unknown> {
     parent: snapshot.parent,
     disks: snapshot.disks.map((disk) => ({ name: disk.name, size: disk.size, sourceFormat: disk.sourceFormat, source: disk.source, blockSize: disk.blockSize })),
     stats: snapshot.stats,
+    protected: protection !== null,
+    protection: protection === null ? null : { time: protection.time, reason: protection.reason, damaged: protection.damaged },
   };
 }
 
@@ -26,16 +31,28 @@ export async function snapshotsCommand(options: SnapshotsOptions, context: Comma
   return withRepository(options, context, async (repo) => {
     const damaged: string[] = [];
     const snapshots = await listSnapshots(repo, { ...(options.vm ? { vm: options.vm } : {}), onDamaged: (id) => damaged.push(id) });
+    const protections = await listProtections(repo);
     if (options.json) {
-      context.stdout.write(`${JSON.stringify(snapshots.map(snapshotJson))}\n`);
+      context.stdout.write(`${JSON.stringify(snapshots.map((s) => snapshotJson(s, protections.get(s.id) ?? null)))}\n`);
     } else {
-      const rows = [['ID', 'Time (UTC)', 'VM', 'Host', 'Tags', 'Disks', 'Size']];
+      const rows = [['ID', 'Time (UTC)', 'VM', 'Host', 'Tags', 'Disks', 'Size', 'Protected']];
       for (const s of snapshots) {
-        rows.push([s.id.slice(0, 8), s.time.replace('T', ' ').replace(/\.\d+Z$/, 'Z'), s.vm, s.hostname, s.tags.join(','), String(s.disks.length), formatBytes(s.disks.reduce((sum, d) => sum + d.size, 0))]);
+        rows.push([
+          s.id.slice(0, 8), s.time.replace('T', ' ').replace(/\.\d+Z$/, 'Z'), s.vm, s.hostname, s.tags.join(','), String(s.disks.length),
+          formatBytes(s.disks.reduce((sum, d) => sum + d.size, 0)), protectedCell(protections.get(s.id)),
+        ]);
       }
       context.stdout.write(`${formatTable(rows)}\n${snapshots.length} snapshot(s)\n`);
     }
     for (const id of damaged) context.stderr.write(`warning: snapshot ${id.slice(0, 8)} has a damaged manifest and is not listed; run 'coffer verify'\n`);
     return 0;
   });
+}
+
+/** `yes`, with the reason (cut to 40 characters) when there is one. */
+function protectedCell(protection: Protection | undefined): string {
+  if (protection === undefined) return '';
+  if (protection.damaged) return 'yes (marker damaged)';
+  if (protection.reason === null) return 'yes';
+  return `yes: ${protection.reason.length > 40 ? `${protection.reason.slice(0, 39)}…` : protection.reason}`;
 }
