@@ -133,7 +133,7 @@ test('forget --keep-daily 3 --keep-weekly 2: dry run, then for real, per VM, pro
   assert.deepEqual(await listed(), ['d1', 'd2', 'w7', 'w8']);
 });
 
-test('forget refuses a wrong command line with one line and exit 2, removing nothing', async () => {
+test('forget refuses a wrong command line with one line and exit 2, and a dry run by name removes nothing', async () => {
   const before = await listed();
   const cases: string[][] = [
     [],
@@ -151,6 +151,8 @@ test('forget refuses a wrong command line with one line and exit 2, removing not
     assertExit(result, 2);
     assertOneLineError(result);
   }
+  const named = await cofferJson<{ dryRun: boolean; removed: { id: string }[] }>(['forget', '-r', repo, '--dry-run', 'web:latest'], ENV);
+  assert.deepEqual([named.dryRun, named.removed.map((r) => nameOf(r.id))], [true, ['w8']]);
   assertExit(await coffer(['protect', '-r', repo, 'latest', '--reason', 'x'.repeat(201)], ENV), 2);
   assertExit(await coffer(['protect', '-r', repo, 'ffff'], ENV), 2);
   assert.deepEqual(await listed(), before);

@@ -50,7 +50,7 @@ test('keep-hourly: the newest of each hour that has snapshots; the oldest too wh
   });
   // 12:00 has no snapshot and does not count: three hours reach back to 10:00.
   assert.deepEqual(outcome(history, { hourly: 3 }).removed, ['2026-11-24T10:05:00Z', '2026-11-24T13:00:00Z']);
-  // A fourth hour is left over, so the oldest snapshot is kept as well (restic ≥ 0.14).
+  // A fourth hour is left over, so the oldest snapshot is kept as well (restic 0.17 and later).
   assert.deepEqual(outcome(history, { hourly: 4 }), {
     kept: {
       '2026-11-24T10:05:00Z': ['hourly 2026-11-24T10 (oldest)'],

@@ -42,8 +42,8 @@ export interface RetentionGroup<S extends RetentionCandidate> {
  * - `last N` keeps the N newest. `hourly N` (daily, weekly, monthly, yearly) walks from the
  *   newest snapshot backwards and keeps the newest snapshot of each period until N periods
  *   that have snapshots are kept; periods without snapshots do not count. When the rule has
- *   periods left to fill after the walk, the oldest snapshot is kept too (as restic ≥ 0.14
- *   does: it keeps the longest history the counts allow). -1 is unlimited.
+ *   periods left to fill when the walk reaches the oldest snapshot, that one is kept too
+ *   (as restic 0.17 and later do: the longest history the counts allow). -1 is unlimited.
  * - `within D` keeps snapshots strictly newer than the VM's newest snapshot minus D.
  * - `tags` keeps every snapshot that has all the tags of one of the lists.
  * - Protected snapshots are always kept and are left out of `last` and the periods (they
