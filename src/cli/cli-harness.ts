@@ -235,6 +235,17 @@ export interface SnapshotJson {
   parent: string | null;
   disks: { name: string; size: number; sourceFormat: string; source: string; blockSize: number }[];
   stats: { bytesLogical: number; bytesRead: number; bytesNew: number; bytesStored: number; durationMs: number };
+  protected: boolean;
+  protection: { time: string | null; reason: string | null; damaged: boolean } | null;
+}
+
+/** `coffer forget --keep-* --json`. */
+export interface ForgetPolicyJson {
+  dryRun: boolean;
+  policy: Record<string, unknown>;
+  vms: { vm: string; snapshots: { id: string; shortId: string; time: string; tags: string[]; protected: boolean; keep: boolean; reasons: string[] }[] }[];
+  kept: number;
+  removed: { id: string; vm: string; time: string }[];
 }
 
 /** `coffer verify --json`. */

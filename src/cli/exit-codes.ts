@@ -36,6 +36,7 @@ const BY_CODE: Record<ErrorCode, number> = {
   E_USAGE: ExitCode.usage,
   E_NO_PASSPHRASE: ExitCode.usage,
   E_SNAPSHOT_NOT_FOUND: ExitCode.usage,
+  E_SNAPSHOT_PROTECTED: ExitCode.usage,
   E_DISK_NOT_FOUND: ExitCode.usage,
   E_KEY_REFUSED: ExitCode.usage,
   E_REPO_EXISTS: ExitCode.usage,

@@ -12,6 +12,7 @@ import { filesCommand } from './commands/files.js';
 import { forgetCommand } from './commands/forget.js';
 import { initCommand } from './commands/init.js';
 import { keyCommand } from './commands/key.js';
+import { protectCommand, unprotectCommand } from './commands/protect.js';
 import { restoreCommand } from './commands/restore.js';
 import { serveCommand } from './commands/serve.js';
 import { snapshotsCommand } from './commands/snapshots.js';
@@ -101,6 +102,8 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
 
   repoCommand('verify', 'check that every snapshot can be restored')
     .option('--read-data', 'read, decrypt and rehash every chunk (otherwise only check they exist)')
+    .option('--read-data-subset <N/M|P%>', 'read only a share of the chunks: the N-th of M slices by id (e.g. 3/7: a week of nightly runs covers all), or a random P% sample; the rest is checked to exist')
+    .option('--since <duration>', 'with --read-data(-subset): skip chunks a run read and found intact within this long (e.g. 30d)')
     .action((_options, command: Command) => run(() => verifyCommand(command.opts(), context))());
 
   repoCommand('test-restore', 'prove a snapshot restores: read every disk back, walk and read every file, run each filesystem\'s checker; the result is stored with the snapshot')
@@ -119,9 +122,29 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     run(() => statsCommand(command.opts(), context))(),
   );
 
-  repoCommand('forget', 'remove snapshots (their data goes at the next prune)')
-    .argument('<snapshot...>', 'snapshot ids or prefixes, latest, or NAME:latest')
+  repoCommand('forget', 'remove snapshots by name, or those a retention policy does not keep (their data goes at the next prune)')
+    .usage('[options] SNAPSHOT... | --keep-* [--vm NAME] [--dry-run]')
+    .argument('[snapshot...]', 'snapshot ids or prefixes, latest, or NAME:latest (or a policy instead)')
+    .option('--keep-last <n>', 'keep the n newest snapshots of each VM (a number, or unlimited)')
+    .option('--keep-hourly <n>', 'keep the newest snapshot of each of the n newest hours that have one (UTC)')
+    .option('--keep-daily <n>', 'the same for days (UTC)')
+    .option('--keep-weekly <n>', 'the same for ISO weeks, Monday to Sunday (UTC)')
+    .option('--keep-monthly <n>', 'the same for months (UTC)')
+    .option('--keep-yearly <n>', 'the same for years (UTC)')
+    .option('--keep-within <duration>', 'keep snapshots newer than this before the VM\'s newest one (e.g. 7d, 36h, 1y5m7d2h)')
+    .option('--keep-tag <tags>', 'keep snapshots with these tags (TAG or TAG,TAG: all of them; repeatable)', collect)
+    .option('--vm <name>', 'with a policy: only this VM (each VM is always counted on its own)')
+    .option('-n, --dry-run', 'print what would be kept and removed, remove nothing')
     .action((snapshots: string[], _options, command: Command) => run(() => forgetCommand(snapshots, command.opts(), context))());
+
+  repoCommand('protect', 'protect a snapshot: no forget removes it (by policy or by name) until it is unprotected')
+    .argument('<snapshot>', 'snapshot id or prefix, latest, or NAME:latest')
+    .option('--reason <text>', 'why (shown by snapshots and forget)')
+    .action((snapshot: string, _options, command: Command) => run(() => protectCommand(snapshot, command.opts(), context))());
+
+  repoCommand('unprotect', 'remove the protection of a snapshot')
+    .argument('<snapshot>', 'snapshot id or prefix, latest, or NAME:latest')
+    .action((snapshot: string, _options, command: Command) => run(() => unprotectCommand(snapshot, command.opts(), context))());
 
   repoCommand('key', 'manage the passphrases that open the repository')
     .addArgument(new Command().createArgument('<action>', 'list, add, remove or passwd').choices(['list', 'add', 'remove', 'passwd']))

@@ -23,6 +23,8 @@ export const ERROR_CODES = {
   E_MISSING_OBJECT: 'a stored object is missing',
   /** No snapshot matches the id, prefix or `latest` given, or a prefix is ambiguous. */
   E_SNAPSHOT_NOT_FOUND: 'no such snapshot',
+  /** The snapshot is protected (`coffer protect`): nothing removes it until it is unprotected. */
+  E_SNAPSHOT_PROTECTED: 'the snapshot is protected',
   /** The snapshot has no disk with that name or number. */
   E_DISK_NOT_FOUND: 'no such disk in the snapshot',
   /** The source image or device does not exist or cannot be opened. */

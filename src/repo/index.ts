@@ -3,7 +3,8 @@
  * The repository: a self-describing, content-addressed store of chunks, disk index pages and
  * snapshot manifests on a {@link Backend} (a local directory now, S3 later), encrypted and
  * compressed by {@link ObjectCodec}, with the CPU work on a {@link CodecPool} of worker
- * threads. The byte layout of everything it writes is in docs/repository-format.md and in
+ * threads; protection markers beside the manifests, and the retention policies that decide
+ * which snapshots to keep (`retention/`). The byte layout of everything it writes is in docs/repository-format.md and in
  * the `format/` files. It knows nothing of VMs, disk formats or filesystems.
  */
 export type { Backend, BackendEntry } from './backend/backend.js';
@@ -18,12 +19,14 @@ export { pageCount, type DiskRecord, type ChangeTrackingRecord, type SnapshotMan
 export { DEFAULT_KDF, type KdfParams } from './keys/key-file.js';
 export { Repository, initRepository, openRepository, REPOSITORY_DEFAULTS, type InitOptions, type OpenOptions, type KeyInfo } from './repository.js';
 export { saveSnapshot, listSnapshots, loadSnapshot, deleteSnapshot, resolveSnapshot, type Snapshot } from './snapshots.js';
+export { listProtections, protectionOf, protectSnapshot, unprotectSnapshot, type Protection } from './protection.js';
+export * from './retention/index.js';
 export { DiskIndexReader, DiskIndexWriter } from './disk-index.js';
 export { listQuarantined, quarantineChunk } from './damage.js';
-export { CHUNKS_PREFIX, INDEXES_PREFIX, SNAPSHOTS_PREFIX, idFromKey } from './layout.js';
+export { CHUNKS_PREFIX, INDEXES_PREFIX, SNAPSHOTS_PREFIX, PROTECTED_PREFIX, idFromKey } from './layout.js';
 export { verifyRepository, type VerifyReport, type VerifyProgress, type DamagedObject, type AffectedRange, type SnapshotVerification } from './verify.js';
 export { repositoryStats, type RepositoryStats } from './stats.js';
-export { addSnapshotNote, listSnapshotNotes, deleteSnapshotNotes, type StoredSnapshotNote } from './snapshot-notes.js';
+export { addSnapshotNote, listSnapshotNotes, deleteSnapshotNotes, deleteSnapshotNote, type StoredSnapshotNote } from './snapshot-notes.js';
 export type { SnapshotNote } from './format/snapshot-note.js';
 export { addVerificationRecord, listVerificationRecords, lastVerifiedLookup } from './verification-log.js';
 export { subsetContains, type VerificationRecord, type VerificationSubset } from './format/verification-record.js';

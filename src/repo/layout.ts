@@ -9,6 +9,7 @@
  * | `indexes/<2 hex>/<64 hex>`    | a disk index page (envelope kind 2)              |
  * | `snapshots/<64 hex>`          | a snapshot manifest (envelope kind 3)            |
  * | `quarantine/<64 hex>.<unix ms>` | a damaged chunk set aside by verify           |
+ * | `protected/<64 hex>.<64 hex>` | a protection marker: snapshot id, marker id (kind 4) |
  * | `notes/<64 hex>.<64 hex>`     | a snapshot note: snapshot id, note id (kind 5)   |
  * | `verifications/<64 hex>`      | the record of a verify run (kind 6)              |
  *
@@ -22,12 +23,14 @@ export const CHUNKS_PREFIX = 'chunks/';
 export const INDEXES_PREFIX = 'indexes/';
 export const SNAPSHOTS_PREFIX = 'snapshots/';
 export const QUARANTINE_PREFIX = 'quarantine/';
+export const PROTECTED_PREFIX = 'protected/';
 export const NOTES_PREFIX = 'notes/';
 export const VERIFICATIONS_PREFIX = 'verifications/';
 
 export const chunkKey = (hex: string): string => `${CHUNKS_PREFIX}${hex.slice(0, 2)}/${hex}`;
 export const indexKey = (hex: string): string => `${INDEXES_PREFIX}${hex.slice(0, 2)}/${hex}`;
 export const snapshotKey = (hex: string): string => `${SNAPSHOTS_PREFIX}${hex}`;
+export const protectionKey = (snapshotHex: string, markerHex: string): string => `${PROTECTED_PREFIX}${snapshotHex}.${markerHex}`;
 export const noteKey = (snapshotHex: string, noteHex: string): string => `${NOTES_PREFIX}${snapshotHex}.${noteHex}`;
 export const verificationKey = (hex: string): string => `${VERIFICATIONS_PREFIX}${hex}`;
 export const keyFileKey = (id: string): string => `${KEYS_PREFIX}${id}`;

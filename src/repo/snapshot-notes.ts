@@ -54,3 +54,8 @@ export async function listSnapshotNotes(
 export async function deleteSnapshotNotes(repo: Repository, snapshot: string): Promise<void> {
   for await (const entry of repo.backend.list(`${NOTES_PREFIX}${snapshot}.`)) await repo.backend.delete(entry.key);
 }
+
+/** Removes one note (e.g. one superseded by a newer note of the same kind). */
+export async function deleteSnapshotNote(repo: Repository, snapshot: string, id: string): Promise<void> {
+  await repo.backend.delete(noteKey(snapshot, id));
+}

@@ -3,7 +3,9 @@ import { CofferError } from '../errors/index.js';
 import { ObjectKind } from './format/envelope.js';
 import { decodeManifest, encodeManifest, type SnapshotManifest } from './format/manifest.js';
 import { idFromKey, snapshotKey, SNAPSHOTS_PREFIX } from './layout.js';
+import { protectionOf } from './protection.js';
 import type { Repository } from './repository.js';
+import { deleteSnapshotNotes } from './snapshot-notes.js';
 
 /** A manifest with its id (64 hex). */
 export interface Snapshot extends SnapshotManifest {
@@ -59,9 +61,16 @@ export async function loadSnapshot(repo: Repository, id: string): Promise<Snapsh
   return loadFromBlob(repo, id, await repo.backend.get(snapshotKey(id)));
 }
 
-/** Removes a snapshot's manifest (its chunks stay until prune). */
+/**
+ * Removes a snapshot's manifest (its chunks stay until prune). Refuses a protected snapshot
+ * (`E_SNAPSHOT_PROTECTED`), checked right before the delete: `coffer unprotect` first.
+ */
 export async function deleteSnapshot(repo: Repository, id: string): Promise<void> {
+  if ((await protectionOf(repo, id)) !== null) {
+    throw new CofferError('E_SNAPSHOT_PROTECTED', `snapshot ${id.slice(0, 8)} is protected; run 'coffer unprotect ${id.slice(0, 8)}' first`, { subject: { repository: repo.location, snapshot: id } });
+  }
   await repo.backend.delete(snapshotKey(id));
+  await deleteSnapshotNotes(repo, id); // after the manifest: a crash leaves orphan notes, which are ignored
 }
 
 /**

@@ -1,24 +1,54 @@
 import { CofferError } from '../../errors/index.js';
-import { deleteSnapshot, resolveSnapshot, type Snapshot } from '../../repo/index.js';
+import { deleteSnapshot, protectionOf, resolveSnapshot, type Snapshot } from '../../repo/index.js';
 import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
+import { forgetByPolicy } from './forget-policy.js';
+import { policyFromOptions, type RetentionOptions } from './retention-options.js';
+
+export interface ForgetOptions extends RepositoryOptions, RetentionOptions {
+  /** With a policy: only this VM's snapshots. */
+  vm?: string;
+  /** Print what would be removed, remove nothing. */
+  dryRun?: boolean;
+}
 
 /**
- * `coffer forget SNAPSHOT...`: removes snapshots. Their chunks stay until a prune removes
- * what no snapshot uses any more.
+ * `coffer forget SNAPSHOT...` removes the snapshots named; `coffer forget --keep-…` removes
+ * what a retention policy does not keep (forget-policy.ts). Never both at once. Protected
+ * snapshots are never removed: naming one is an error (`E_SNAPSHOT_PROTECTED`) and nothing
+ * is removed; `coffer unprotect` it first. Their chunks stay until a prune removes what no
+ * snapshot uses any more.
  */
-export async function forgetCommand(references: string[], options: RepositoryOptions, context: CommandContext): Promise<number> {
-  if (references.length === 0) throw new CofferError('E_USAGE', 'name the snapshots to forget');
+export async function forgetCommand(references: string[], options: ForgetOptions, context: CommandContext): Promise<number> {
+  const policy = policyFromOptions(options);
+  if (policy !== null && references.length > 0) throw new CofferError('E_USAGE', 'name snapshots or give a policy (--keep-*), not both');
+  if (policy === null && references.length === 0) {
+    throw new CofferError('E_USAGE', 'name the snapshots to forget, or give a policy (--keep-last, --keep-daily, --keep-within, …)');
+  }
+  if (policy === null && options.vm !== undefined) throw new CofferError('E_USAGE', '--vm applies to a policy (--keep-*), not to snapshots named');
+  const dryRun = options.dryRun === true;
   return withRepository(options, context, async (repo) => {
-    // Resolve all first: a typo in the third id must not leave the first two forgotten.
-    const snapshots: Snapshot[] = [];
-    for (const reference of references) snapshots.push(await resolveSnapshot(repo, reference));
-    const removed = [];
-    for (const snapshot of new Map(snapshots.map((s) => [s.id, s])).values()) {
-      await deleteSnapshot(repo, snapshot.id);
-      removed.push({ id: snapshot.id, vm: snapshot.vm, time: snapshot.time });
-      if (!options.json) context.stdout.write(`removed snapshot ${snapshot.id.slice(0, 8)} (vm ${snapshot.vm}, ${snapshot.time})\n`);
+    if (policy !== null) return forgetByPolicy(repo, policy, { vm: options.vm, dryRun, json: options.json === true }, context);
+    // Resolve and check all first: a typo or a protected snapshot in the third reference must not leave the first two forgotten.
+    const snapshots = new Map<string, Snapshot>();
+    for (const reference of references) {
+      const snapshot = await resolveSnapshot(repo, reference);
+      snapshots.set(snapshot.id, snapshot);
     }
-    if (options.json) context.stdout.write(`${JSON.stringify({ removed })}\n`);
+    for (const snapshot of snapshots.values()) {
+      if ((await protectionOf(repo, snapshot.id)) !== null) {
+        const short = snapshot.id.slice(0, 8);
+        throw new CofferError('E_SNAPSHOT_PROTECTED', `snapshot ${short} (vm ${snapshot.vm}, ${snapshot.time}) is protected; run 'coffer unprotect ${short}' first; nothing was removed`, {
+          subject: { repository: repo.location, snapshot: snapshot.id },
+        });
+      }
+    }
+    const removed = [];
+    for (const snapshot of snapshots.values()) {
+      if (!dryRun) await deleteSnapshot(repo, snapshot.id);
+      removed.push({ id: snapshot.id, vm: snapshot.vm, time: snapshot.time });
+      if (!options.json) context.stdout.write(`${dryRun ? 'would remove' : 'removed'} snapshot ${snapshot.id.slice(0, 8)} (vm ${snapshot.vm}, ${snapshot.time})\n`);
+    }
+    if (options.json) context.stdout.write(`${JSON.stringify({ dryRun, removed })}\n`);
     return 0;
   });
 }

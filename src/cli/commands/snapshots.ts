@@ -1,5 +1,6 @@
-import { listSnapshotNotes, listSnapshots, type Snapshot, type StoredSnapshotNote } from '../../repo/index.js';
+import { listProtections, listSnapshotNotes, listSnapshots, type Protection, type Snapshot, type StoredSnapshotNote } from '../../repo/index.js';
 import { TEST_RESTORE_NOTE } from './test-restore.js';
+import { VERIFICATION_NOTE } from './verify.js';
 import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
 import { formatBytes, formatTable } from '../format.js';
 
@@ -7,8 +8,12 @@ export interface SnapshotsOptions extends RepositoryOptions {
   vm?: string;
 }
 
-/** The JSON form of a snapshot in `coffer snapshots --json` (a stable interface). */
-export function snapshotJson(snapshot: Snapshot, testRestore?: TestRestoreSummary): Record<string, unknown> {
+/**
+ * The JSON form of a snapshot in `coffer snapshots --json` (a stable interface). `protection`
+ * is null when the snapshot is not protected (`coffer protect`); `testRestore` is the newest
+ * `coffer test-restore` result, absent when there is none.
+ */
+export function snapshotJson(snapshot: Snapshot, protection: Protection | null = null, testRestore?: TestRestoreSummary, verification?: VerificationSummary): Record<string, unknown> {
   return {
     id: snapshot.id,
     shortId: snapshot.id.slice(0, 8),
@@ -19,8 +24,38 @@ export function snapshotJson(snapshot: Snapshot, testRestore?: TestRestoreSummar
     parent: snapshot.parent,
     disks: snapshot.disks.map((disk) => ({ name: disk.name, size: disk.size, sourceFormat: disk.sourceFormat, source: disk.source, blockSize: disk.blockSize })),
     stats: snapshot.stats,
+    protected: protection !== null,
+    protection: protection === null ? null : { time: protection.time, reason: protection.reason, damaged: protection.damaged },
     ...(testRestore ? { testRestore } : {}),
+    ...(verification ? { verification } : {}),
   };
+}
+
+/** How much of a snapshot `coffer verify --read-data(-subset)` has read and found intact. */
+export interface VerificationSummary {
+  /** When the newest verify run recorded it. */
+  time: string;
+  chunks: number;
+  verifiedChunks: number;
+  fullyVerifiedAt: string | null;
+}
+
+/** The newest verification note of each snapshot, by snapshot id. */
+function latestVerifications(notes: StoredSnapshotNote[]): Map<string, VerificationSummary> {
+  const latest = new Map<string, VerificationSummary>();
+  for (const note of notes) {
+    const data = note.data as { chunks?: unknown; verifiedChunks?: unknown; fullyVerifiedAt?: unknown };
+    if (typeof data !== 'object' || data === null || typeof data.chunks !== 'number' || typeof data.verifiedChunks !== 'number') continue;
+    latest.set(note.snapshot, { time: note.time, chunks: data.chunks, verifiedChunks: data.verifiedChunks, fullyVerifiedAt: typeof data.fullyVerifiedAt === 'string' ? data.fullyVerifiedAt : null });
+  }
+  return latest;
+}
+
+/** `2026-11-24` when every chunk was read, else the share read so far. */
+function verifiedCell(v: VerificationSummary | undefined): string {
+  if (v === undefined) return '';
+  if (v.fullyVerifiedAt !== null) return v.fullyVerifiedAt.slice(0, 10);
+  return v.chunks === 0 ? '' : `${Math.floor((100 * v.verifiedChunks) / v.chunks)}%`;
 }
 
 /** The newest test restore of a snapshot, as `coffer snapshots` shows it. */
@@ -52,15 +87,20 @@ export async function snapshotsCommand(options: SnapshotsOptions, context: Comma
   return withRepository(options, context, async (repo) => {
     const damaged: string[] = [];
     const snapshots = await listSnapshots(repo, { ...(options.vm ? { vm: options.vm } : {}), onDamaged: (id) => damaged.push(id) });
+    const protections = await listProtections(repo);
     const tested = latestTestRestores(await listSnapshotNotes(repo, { kind: TEST_RESTORE_NOTE, onDamaged: (key) => damaged.push(key) }));
+    const verified = latestVerifications(await listSnapshotNotes(repo, { kind: VERIFICATION_NOTE, onDamaged: (key) => damaged.push(key) }));
     if (options.json) {
-      context.stdout.write(`${JSON.stringify(snapshots.map((s) => snapshotJson(s, tested.get(s.id))))}\n`);
+      context.stdout.write(`${JSON.stringify(snapshots.map((s) => snapshotJson(s, protections.get(s.id) ?? null, tested.get(s.id), verified.get(s.id))))}\n`);
     } else {
-      const rows = [['ID', 'Time (UTC)', 'VM', 'Host', 'Tags', 'Disks', 'Size', 'Test restore']];
+      const rows = [['ID', 'Time (UTC)', 'VM', 'Host', 'Tags', 'Disks', 'Size', 'Protected', 'Verified', 'Test restore']];
       for (const s of snapshots) {
         const test = tested.get(s.id);
-        const testText = test === undefined ? '' : `${test.passed ? 'passed' : 'FAILED'} ${test.time.slice(0, 10)}`;
-        rows.push([s.id.slice(0, 8), s.time.replace('T', ' ').replace(/\.\d+Z$/, 'Z'), s.vm, s.hostname, s.tags.join(','), String(s.disks.length), formatBytes(s.disks.reduce((sum, d) => sum + d.size, 0)), testText]);
+        rows.push([
+          s.id.slice(0, 8), s.time.replace('T', ' ').replace(/\.\d+Z$/, 'Z'), s.vm, s.hostname, s.tags.join(','), String(s.disks.length),
+          formatBytes(s.disks.reduce((sum, d) => sum + d.size, 0)), protectedCell(protections.get(s.id)), verifiedCell(verified.get(s.id)),
+          test === undefined ? '' : `${test.passed ? 'passed' : 'FAILED'} ${test.time.slice(0, 10)}`,
+        ]);
       }
       context.stdout.write(`${formatTable(rows)}\n${snapshots.length} snapshot(s)\n`);
     }
@@ -70,4 +110,12 @@ export async function snapshotsCommand(options: SnapshotsOptions, context: Comma
     }
     return 0;
   });
+}
+
+/** `yes`, with the reason (cut to 40 characters) when there is one. */
+function protectedCell(protection: Protection | undefined): string {
+  if (protection === undefined) return '';
+  if (protection.damaged) return 'yes (marker damaged)';
+  if (protection.reason === null) return 'yes';
+  return `yes: ${protection.reason.length > 40 ? `${protection.reason.slice(0, 39)}…` : protection.reason}`;
 }
