@@ -18,6 +18,7 @@ export function snapshotJson(snapshot: Snapshot): Record<string, unknown> {
     parent: snapshot.parent,
     disks: snapshot.disks.map((disk) => ({ name: disk.name, size: disk.size, sourceFormat: disk.sourceFormat, source: disk.source, blockSize: disk.blockSize })),
     stats: snapshot.stats,
+    ...(snapshot.consistency === undefined ? {} : { consistency: snapshot.consistency }),
   };
 }
 
@@ -29,13 +30,21 @@ export async function snapshotsCommand(options: SnapshotsOptions, context: Comma
     if (options.json) {
       context.stdout.write(`${JSON.stringify(snapshots.map(snapshotJson))}\n`);
     } else {
-      const rows = [['ID', 'Time (UTC)', 'VM', 'Host', 'Tags', 'Disks', 'Size']];
+      const rows = [['ID', 'Time (UTC)', 'VM', 'Host', 'Tags', 'Disks', 'Size', 'Consistency']];
       for (const s of snapshots) {
-        rows.push([s.id.slice(0, 8), s.time.replace('T', ' ').replace(/\.\d+Z$/, 'Z'), s.vm, s.hostname, s.tags.join(','), String(s.disks.length), formatBytes(s.disks.reduce((sum, d) => sum + d.size, 0))]);
+        rows.push([s.id.slice(0, 8), s.time.replace('T', ' ').replace(/\.\d+Z$/, 'Z'), s.vm, s.hostname, s.tags.join(','), String(s.disks.length), formatBytes(s.disks.reduce((sum, d) => sum + d.size, 0)), consistencyLabel(s)]);
       }
       context.stdout.write(`${formatTable(rows)}\n${snapshots.length} snapshot(s)\n`);
     }
     for (const id of damaged) context.stderr.write(`warning: snapshot ${id.slice(0, 8)} has a damaged manifest and is not listed; run 'coffer verify'\n`);
     return 0;
   });
+}
+
+/** `application (2 fs frozen 35 ms)`, `crash (no guest agent channel)`, or `-` when the source could not tell. */
+export function consistencyLabel(snapshot: Pick<Snapshot, 'consistency'>): string {
+  const c = snapshot.consistency;
+  if (c === undefined) return '-';
+  if (c.level === 'application') return `application (${c.frozenFilesystems ?? '?'} fs frozen ${c.frozenMs ?? '?'} ms)`;
+  return c.reason === undefined ? 'crash' : `crash (${c.reason})`;
 }
