@@ -14,6 +14,11 @@
  * (block-jobs.ts), QEMU's NBD server (nbd-export.ts), version/status/capability probing
  * (vm-status.ts), HMP (hmp.ts) and the VM's definition (describe-vm.ts). The orchestration of
  * a backup (fleecing, checkpoints, teardown) belongs to `source/`.
+ *
+ * Beside QMP, {@link GuestAgentClient} speaks to the QEMU guest agent inside the VM over its
+ * virtio-serial channel (no greeting; resynchronised with guest-sync-delimited; a deadline on
+ * every command, since an absent agent never answers), with the fsfreeze commands
+ * (guest-agent-commands.ts) and the channel's host end found through QMP (guest-agent-channel.ts).
  */
 export { QmpClient, QMP_DEFAULTS } from './qmp-client.js';
 export type { QmpAddress, QmpConnectOptions, QmpCallOptions, QmpEventListener } from './qmp-client.js';

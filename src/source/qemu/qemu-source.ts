@@ -42,7 +42,8 @@ export interface QemuSourceOptions {
  * A running QEMU VM as a backup source: every disk captured at one instant (see
  * {@link QemuCapture}), read over NBD from QEMU's own export, with the dirty bitmap since the
  * previous checkpoint where one is usable (extents then say `changed`), and the VM's
- * definition as QMP describes it. `commit()` makes this capture's checkpoints the reference;
+ * definition as QMP describes it. With a guest agent, the guest's filesystems are frozen just
+ * around the instant ({@link GuestFreeze}); `consistency` says what was reached. `commit()` makes this capture's checkpoints the reference;
  * `close()` ends the capture (and, without a commit, drops its new checkpoints: the previous
  * ones still cover every change).
  */
