@@ -3,7 +3,7 @@
  * qemu-ga (TCG, src/testing/agent-guest.ts): an application-consistent snapshot that records
  * the frozen count and time; a thaw after a transaction that really fails (its fleecing
  * node deleted from a second monitor by the pre-capture hook) and after a freeze that timed
- * out; `--no-freeze`; and QEMUs without a guest OS whose channel is absent or unanswered.
+ * out, or an abort when the freeze is due; `--no-freeze`; and QEMUs without a guest OS whose channel is absent or unanswered.
  * After each capture the agent itself must say `thawed`.
  */
 import assert from 'node:assert/strict';
@@ -94,6 +94,15 @@ test('a freeze that times out is followed by a thaw, and the capture goes on cra
     await source.close();
   }
   assert.deepEqual(events.map((e) => e.type), ['crash-consistent', 'thawed'], 'the late freeze was thawed: the agent ran it before the thaw');
+  assert.equal(await agentStatus(), 'thawed');
+});
+
+test('an abort (Ctrl-C) when the freeze is due stops the capture and still thaws', async () => {
+  const events: FreezeEvent[] = [];
+  const controller = new AbortController();
+  const options = sourceOptions(events, { signal: controller.signal, hooks: { beforeCapture: async () => controller.abort() } });
+  await assert.rejects(openQemuSource(options), { code: 'E_INTERRUPTED' });
+  assert.deepEqual(events, [{ type: 'crash-consistent', reason: 'interrupted while freezing' }, { type: 'thawed', filesystems: 0, frozenMs: 0 }]);
   assert.equal(await agentStatus(), 'thawed');
 });
 
