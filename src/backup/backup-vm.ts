@@ -99,6 +99,7 @@ export async function backupVm(repo: Repository, source: VmSource, options: Back
     definition: source.definition === null ? null : { format: source.definition.format, data: Buffer.from(source.definition.data).toString('base64') },
     disks,
     stats: { ...totals, durationMs: Math.max(0, clock().getTime() - started.getTime()) },
+    ...(source.consistency === undefined ? {} : { consistency: { ...source.consistency } }),
   });
   // The snapshot stands whatever happens next; a checkpoint the source fails to drop now is
   // dropped by its next successful commit.

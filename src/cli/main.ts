@@ -62,6 +62,9 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--verify-unchanged <percent>', 'hash this share of the blocks said to be unchanged and compare with the parent; any mismatch means a full read')
     .option('--pre-capture <command>', 'with --qemu: a shell command run just before the instant of capture (quiesce an application); failing stops the backup')
     .option('--post-capture <command>', 'with --qemu: a shell command run right after it, even when the capture failed')
+    .option('--guest-agent <socket>', 'with --qemu: the host end of the VM\'s guest agent channel (default: found through QMP, the org.qemu.guest_agent.0 port)')
+    .option('--no-freeze', 'with --qemu: do not freeze the guest\'s filesystems through its agent (the snapshot is crash-consistent)')
+    .option('--freeze-timeout <seconds>', 'with --qemu: how long the guest agent may take to flush and freeze (default 60)')
     .option('--qemu <qmp>', 'back up the running QEMU VM behind this QMP monitor (a unix socket, or HOST:PORT): every disk at one instant, only what changed since the last backup')
     .action((disks: string[], _options, command: Command) => run(() => backupCommand(disks, command.opts(), context))());
 

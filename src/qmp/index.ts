@@ -14,6 +14,11 @@
  * (block-jobs.ts), QEMU's NBD server (nbd-export.ts), version/status/capability probing
  * (vm-status.ts), HMP (hmp.ts) and the VM's definition (describe-vm.ts). The orchestration of
  * a backup (fleecing, checkpoints, teardown) belongs to `source/`.
+ *
+ * Beside QMP, {@link GuestAgentClient} speaks to the QEMU guest agent inside the VM over its
+ * virtio-serial channel (no greeting; resynchronised with guest-sync-delimited; a deadline on
+ * every command, since an absent agent never answers), with the fsfreeze commands
+ * (guest-agent-commands.ts) and the channel's host end found through QMP (guest-agent-channel.ts).
  */
 export { QmpClient, QMP_DEFAULTS } from './qmp-client.js';
 export type { QmpAddress, QmpConnectOptions, QmpCallOptions, QmpEventListener } from './qmp-client.js';
@@ -46,3 +51,9 @@ export type { VmStatus } from './vm-status.js';
 export { humanMonitorCommand, qemuIo, type QemuIoOptions } from './hmp.js';
 export { describeVm, VM_DESCRIPTION_FORMAT } from './describe-vm.js';
 export type { VmDescription, DeviceDescription } from './describe-vm.js';
+export { GuestAgentClient, GuestAgentCommandError, GUEST_AGENT_DEFAULTS } from './guest-agent-client.js';
+export type { GuestAgentConnectOptions, GuestAgentCallOptions } from './guest-agent-client.js';
+export { guestPing, guestInfo, guestFsfreezeStatus, guestFsfreezeFreeze, guestFsfreezeThaw } from './guest-agent-commands.js';
+export type { GuestAgentInfo, GuestFsfreezeStatus } from './guest-agent-commands.js';
+export { findGuestAgentChannel, parseChardevFilename, GUEST_AGENT_PORT_NAME } from './guest-agent-channel.js';
+export type { GuestAgentChannel } from './guest-agent-channel.js';

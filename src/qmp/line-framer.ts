@@ -30,6 +30,12 @@ export class LineFramer {
     return this.pendingBytes;
   }
 
+  /** Drops an unfinished line (a resynchronising peer, see guest-agent-client.ts). */
+  reset(): void {
+    this.pending = [];
+    this.pendingBytes = 0;
+  }
+
   /** Takes one chunk; returns the lines it completes (UTF-8 decoded, without the line end). */
   push(chunk: Buffer): string[] {
     const lines: string[] = [];

@@ -15,7 +15,7 @@ export { CodecPool, type BlockHash } from './codec-pool.js';
 export { ObjectKind } from './format/envelope.js';
 export { ZERO_ENTRY, isZeroEntry, ENTRIES_PER_PAGE } from './format/index-page.js';
 export type { RepositoryConfig } from './format/config.js';
-export { pageCount, type DiskRecord, type ChangeTrackingRecord, type SnapshotManifest, type SnapshotStats, type VmDefinition } from './format/manifest.js';
+export { pageCount, type DiskRecord, type ChangeTrackingRecord, type ConsistencyRecord, type SnapshotManifest, type SnapshotStats, type VmDefinition } from './format/manifest.js';
 export { DEFAULT_KDF, type KdfParams } from './keys/key-file.js';
 export { Repository, initRepository, openRepository, REPOSITORY_DEFAULTS, type InitOptions, type OpenOptions, type KeyInfo } from './repository.js';
 export { saveSnapshot, listSnapshots, loadSnapshot, deleteSnapshot, resolveSnapshot, type Snapshot } from './snapshots.js';

@@ -36,6 +36,19 @@ export interface ImageLayer {
 }
 
 /**
+ * How consistent a capture is, recorded in the snapshot. `application`: the guest's
+ * filesystems were frozen (flushed, writes held) through its agent at the instant of capture,
+ * `frozenFilesystems` of them for `frozenMs` milliseconds. `crash`: the disks are as after a
+ * power cut at that instant (journals replay on boot); `reason` says why nothing was frozen.
+ */
+export interface SourceConsistency {
+  level: 'application' | 'crash';
+  reason?: string;
+  frozenFilesystems?: number;
+  frozenMs?: number;
+}
+
+/**
  * Where a VM comes from: its definition and one block device per disk, all captured at the
  * same instant. Image files, running QEMU VMs (QMP + NBD) and libvirt domains implement it.
  */
@@ -44,6 +57,8 @@ export interface VmSource {
   /** The VM's definition as the hypervisor describes it, or null when there is none. */
   readonly definition: { format: string; data: Uint8Array } | null;
   readonly disks: readonly SourceDisk[];
+  /** How consistent the capture is; absent when the source cannot tell (image files). */
+  readonly consistency?: SourceConsistency;
   /**
    * Called once the snapshot is recorded: this capture's checkpoints become the reference
    * (a live source drops the older ones). Not called when the backup fails, so the previous

@@ -58,14 +58,18 @@ export async function guestKernel(): Promise<GuestKernel> {
  */
 export async function debianPackage(name: string): Promise<string> {
   if (!/^[a-z0-9][a-z0-9.+-]+$/.test(name)) throw new RangeError(`bad package name ${JSON.stringify(name)}`);
-  const policy = await aptCache(['policy', name]);
-  const version = /Candidate: (\S+)/.exec(policy)?.[1];
-  if (version === undefined || version === '(none)') throw new Error(`Debian package ${name} is not in the apt lists (run apt-get update)`);
+  const candidate = async () => /Candidate: (\S+)/.exec(await aptCache(['policy', name]))?.[1];
+  let version = await candidate();
+  if (version === undefined || version === '(none)') {
+    await aptUpdateOnce(); // a fresh machine may have no apt lists yet
+    version = await candidate();
+  }
+  if (version === undefined || version === '(none)') throw new Error(`Debian package ${name} is not in the apt lists, even after apt-get update`);
   return cachedFixture(`deb-${name}`, { version }, async (tmp) => {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'coffer-deb-'));
     try {
       await aptDownload(name, dir).catch(async () => {
-        await execFileAsync('apt-get', ['update', '-q'], { maxBuffer: 16 << 20 });
+        await aptUpdateOnce(); // stale lists name a version the archive no longer has
         await aptDownload(name, dir);
       });
       const [file] = (await fs.readdir(dir)).filter((f) => f.endsWith('.deb'));
@@ -87,6 +91,13 @@ export async function unpackDebianPackage(deb: string, dir: string, members: str
   const quoted = [deb, dir, ...members].map((s) => `'${s.replace(/'/g, `'\\''`)}'`);
   const [debQ, dirQ, ...membersQ] = quoted;
   await execFileAsync('/bin/sh', ['-c', `dpkg-deb --fsys-tarfile ${debQ} | tar -x -C ${dirQ} ${membersQ.join(' ')}`], { maxBuffer: 16 << 20 });
+}
+
+let aptUpdated: Promise<unknown> | undefined;
+/** `apt-get update`, at most once per test process. */
+function aptUpdateOnce(): Promise<unknown> {
+  aptUpdated ??= execFileAsync('apt-get', ['update', '-q'], { maxBuffer: 16 << 20 });
+  return aptUpdated;
 }
 
 async function aptCache(args: string[]): Promise<string> {

@@ -44,6 +44,9 @@ const PACKAGES: Record<string, string> = {
   ntfsinfo: 'ntfs-3g',
   'dpkg-deb': 'dpkg',
   tar: 'tar',
+  cpio: 'cpio',
+  gzip: 'gzip',
+  ldd: 'libc-bin',
 };
 
 /** A raw disk image and its partitions, all in bytes. */

@@ -4,7 +4,8 @@
  * tools (sfdisk, mke2fs, mtools, mkntfs, mkfs.xfs, LVM) and cached across test files and
  * processes, the one file tree every filesystem fixture holds, deterministic pseudo-random
  * bytes, a check that the tools a test needs are installed, and a running QEMU with disks and a
- * QMP socket (qemu-vm.ts).
+ * QMP socket (qemu-vm.ts), and a booted Linux guest running the real QEMU guest agent
+ * (agent-guest.ts).
  */
 export {
   fixtureDir,
@@ -46,3 +47,4 @@ export { startTestVm, type TestVm, type TestVmDisk, type TestVmDiskSpec, type Te
 export { startDaemon, makeTempDir, type Daemon } from './daemons.js';
 export { seededRandom, withDeadline } from './fuzz-kit.js';
 export { guestKernel, debianPackage, unpackDebianPackage, GUEST_KERNEL_META_PACKAGE, type GuestKernel } from './debian-packages.js';
+export { startAgentGuest, agentGuestInitramfs, agentGuestFilesystem, type AgentGuest, type AgentGuestOptions } from './agent-guest.js';

@@ -27,6 +27,8 @@ export interface TestVmDiskSpec {
   format?: 'qcow2' | 'raw';
   /** An existing image to copy instead of an empty one (its format must be `format`). */
   from?: string;
+  /** The guest device: `scsi` (default, `scsi-hd` on virtio-scsi) or `virtio` (`virtio-blk-pci`, /dev/vda… in a Linux guest). */
+  bus?: 'scsi' | 'virtio';
 }
 
 /** Options of {@link startTestVm}. */
@@ -37,6 +39,11 @@ export interface TestVmOptions {
   memoryMiB?: number;
   /** More QEMU arguments (e.g. `-name`, `-uuid`, a chardev). */
   extraArgs?: string[];
+  /**
+   * Boot a Linux kernel directly (`-kernel`, `-initrd`, `-append`, `-no-reboot`); its serial
+   * console (ttyS0) goes to QEMU's stdout, see `output()`. Default: no guest OS.
+   */
+  kernel?: { vmlinuz: string; initrd: string; append: string };
 }
 
 /** An attached disk. */
@@ -51,6 +58,7 @@ export interface TestVmDisk {
   path: string;
   format: 'qcow2' | 'raw';
   size: number;
+  bus: 'scsi' | 'virtio';
 }
 
 /** A QEMU process for one test file. */
@@ -62,7 +70,7 @@ export interface TestVm {
   disks: TestVmDisk[];
   /** Resolves when QEMU has exited. */
   exited: Promise<void>;
-  /** The last 64 KiB QEMU printed (stdout: HMP qemu-io results; stderr: errors). */
+  /** The last 64 KiB QEMU printed (stdout: HMP qemu-io results and a booted guest's serial console; stderr: errors). */
   output(): string;
   /** Sends a signal (SIGSTOP freezes QEMU to test stalls, SIGCONT resumes, SIGKILL kills). */
   signal(signal: NodeJS.Signals): void;
@@ -85,7 +93,7 @@ export async function startTestVm(options: TestVmOptions = {}): Promise<TestVm> 
       const file = path.join(dir, `${spec.name}.${format}`);
       if (spec.from !== undefined) await fs.copyFile(spec.from, file);
       else await runTool('qemu-img', ['create', '-q', '-f', format, file, String(spec.size)]);
-      disks.push({ name: spec.name, nodeName: spec.name, fileNodeName: `${spec.name}-file`, deviceId: `${spec.name}-dev`, path: file, format, size: spec.size });
+      disks.push({ name: spec.name, nodeName: spec.name, fileNodeName: `${spec.name}-file`, deviceId: `${spec.name}-dev`, path: file, format, size: spec.size, bus: spec.bus ?? 'scsi' });
     }
   } catch (err) {
     await fs.rm(dir, { recursive: true, force: true });
@@ -102,8 +110,11 @@ export async function startTestVm(options: TestVmOptions = {}): Promise<TestVm> 
     args.push(
       '-blockdev', `driver=file,filename=${d.path},node-name=${d.fileNodeName}`,
       '-blockdev', `driver=${d.format},file=${d.fileNodeName},node-name=${d.nodeName}`,
-      '-device', `scsi-hd,id=${d.deviceId},drive=${d.nodeName}`,
+      '-device', d.bus === 'virtio' ? `virtio-blk-pci,id=${d.deviceId},drive=${d.nodeName}` : `scsi-hd,id=${d.deviceId},drive=${d.nodeName}`,
     );
+  }
+  if (options.kernel !== undefined) {
+    args.push('-kernel', options.kernel.vmlinuz, '-initrd', options.kernel.initrd, '-append', options.kernel.append, '-no-reboot', '-serial', 'stdio');
   }
   args.push(...(options.extraArgs ?? []));
 

@@ -3,11 +3,12 @@ import { CofferError } from '../../errors/index.js';
 import { readFile } from 'node:fs/promises';
 import { listSnapshots, resolveSnapshot, type Snapshot } from '../../repo/index.js';
 import { NbdBlockDevice } from '../../nbd/index.js';
-import { mergeRanges, openImageSource, openQemuSource, parseChangedRanges, withChangedRanges, type ChangedRange, type VmSource } from '../../source/index.js';
+import { mergeRanges, openImageSource, openQemuSource, parseChangedRanges, withChangedRanges, type ChangedRange, type FreezeEvent, type VmSource } from '../../source/index.js';
 import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
 import { runHook } from '../hooks.js';
 import { formatBytes, formatDuration } from '../format.js';
 import { ProgressReporter } from '../progress.js';
+import { consistencyLabel } from './snapshots.js';
 
 export interface BackupCommandOptions extends RepositoryOptions {
   vm?: string;
@@ -21,6 +22,10 @@ export interface BackupCommandOptions extends RepositoryOptions {
   verifyUnchanged?: string;
   preCapture?: string;
   postCapture?: string;
+  guestAgent?: string;
+  /** false with `--no-freeze`. */
+  freeze?: boolean;
+  freezeTimeout?: string;
 }
 
 const NAME = /^[^\u0000-\u001f\u007f]{1,200}$/;
@@ -47,6 +52,11 @@ export async function backupCommand(disks: string[], options: BackupCommandOptio
   if ((options.preCapture !== undefined || options.postCapture !== undefined) && options.qemu === undefined) {
     throw new CofferError('E_USAGE', '--pre-capture and --post-capture run around the instant a running VM is captured: use them with --qemu');
   }
+  if ((options.guestAgent !== undefined || options.freeze === false || options.freezeTimeout !== undefined) && options.qemu === undefined) {
+    throw new CofferError('E_USAGE', '--guest-agent, --no-freeze and --freeze-timeout freeze a running VM\'s filesystems: use them with --qemu');
+  }
+  if (options.guestAgent !== undefined && options.freeze === false) throw new CofferError('E_USAGE', '--guest-agent names the agent to freeze with: it contradicts --no-freeze');
+  if (options.freezeTimeout !== undefined) parseSeconds(options.freezeTimeout, '--freeze-timeout'); // refused before anything starts
   const verifyUnchanged = options.verifyUnchanged === undefined ? undefined : parsePercent(options.verifyUnchanged);
   return withRepository(options, context, async (repo) => {
     const parent: Snapshot | null = options.base !== undefined ? await resolveSnapshot(repo, options.base) : (await listSnapshots(repo, { vm })).at(-1) ?? null;
@@ -65,9 +75,10 @@ export async function backupCommand(disks: string[], options: BackupCommandOptio
       });
       progress.done();
       const stats = snapshot.stats;
+      const consistency = snapshot.consistency === undefined ? {} : { consistency: snapshot.consistency };
       const tracking = snapshot.disks.map((d) => ({ name: d.name, ...(d.changeTracking === undefined ? {} : { changeTracking: d.changeTracking }) }));
       if (options.json) {
-        context.stdout.write(`${JSON.stringify({ id: snapshot.id, vm: snapshot.vm, time: snapshot.time, parent: snapshot.parent, ...stats, disks: tracking })}\n`);
+        context.stdout.write(`${JSON.stringify({ id: snapshot.id, vm: snapshot.vm, time: snapshot.time, parent: snapshot.parent, ...stats, disks: tracking, ...consistency })}\n`);
       } else {
         const seconds = stats.durationMs / 1000;
         const lines = [
@@ -80,6 +91,7 @@ export async function backupCommand(disks: string[], options: BackupCommandOptio
           else if (t?.method === 'changed-ranges') lines.push(`  ${d.name}: read only the changed ranges (${t.reason ?? 'given'})`);
           else if (t?.reason !== undefined) lines.push(`  ${d.name}: read in full: ${t.reason}`);
         }
+        if (snapshot.consistency !== undefined) lines.push(`consistency: ${consistencyLabel(snapshot)}`);
         lines.push(
           `read ${formatBytes(stats.bytesRead)}, new ${formatBytes(stats.bytesNew)}, stored ${formatBytes(stats.bytesStored)} in ${formatDuration(seconds)} (${formatBytes(stats.bytesRead / Math.max(seconds, 0.001))}/s)`,
           `snapshot ${snapshot.id} saved`,
@@ -110,7 +122,15 @@ async function openSource(vm: string, disks: string[], options: BackupCommandOpt
         }
       : {}),
   };
-  return openQemuSource({ vm, qmp: qmpAddress(options.qemu), previous, signal: context.signal, hooks });
+  const guestAgent = {
+    ...(options.guestAgent !== undefined ? { agentSocket: options.guestAgent } : {}),
+    ...(options.freeze === false ? { freeze: false } : {}),
+    ...(options.freezeTimeout !== undefined ? { freezeTimeoutMs: parseSeconds(options.freezeTimeout, '--freeze-timeout') } : {}),
+    onEvent: (event: FreezeEvent) => {
+      if (event.type === 'thaw-failed') context.stderr.write(`coffer: warning: ${event.reason}\n`);
+    },
+  };
+  return openQemuSource({ vm, qmp: qmpAddress(options.qemu), previous, signal: context.signal, hooks, guestAgent });
 }
 
 /** `/run/vm.qmp` (a unix socket) or `HOST:PORT`. */
@@ -159,6 +179,13 @@ async function rangesFromNbdBitmap(uri: string): Promise<ChangedRange[]> {
   } finally {
     await device.close();
   }
+}
+
+/** `90` or `2.5` seconds → milliseconds. */
+function parseSeconds(text: string, option: string): number {
+  const value = Number(text);
+  if (!Number.isFinite(value) || value <= 0 || value > 3600) throw new CofferError('E_USAGE', `${option} ${text}: give a number of seconds above 0 and at most 3600`);
+  return Math.round(value * 1000);
 }
 
 /** `5%`, `5` or `0.5%` → a fraction. */

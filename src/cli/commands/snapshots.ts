@@ -28,6 +28,7 @@ export function snapshotJson(snapshot: Snapshot, protection: Protection | null =
     protection: protection === null ? null : { time: protection.time, reason: protection.reason, damaged: protection.damaged },
     ...(testRestore ? { testRestore } : {}),
     ...(verification ? { verification } : {}),
+    ...(snapshot.consistency === undefined ? {} : { consistency: snapshot.consistency }),
   };
 }
 
@@ -93,12 +94,12 @@ export async function snapshotsCommand(options: SnapshotsOptions, context: Comma
     if (options.json) {
       context.stdout.write(`${JSON.stringify(snapshots.map((s) => snapshotJson(s, protections.get(s.id) ?? null, tested.get(s.id), verified.get(s.id))))}\n`);
     } else {
-      const rows = [['ID', 'Time (UTC)', 'VM', 'Host', 'Tags', 'Disks', 'Size', 'Protected', 'Verified', 'Test restore']];
+      const rows = [['ID', 'Time (UTC)', 'VM', 'Host', 'Tags', 'Disks', 'Size', 'Consistency', 'Protected', 'Verified', 'Test restore']];
       for (const s of snapshots) {
         const test = tested.get(s.id);
         rows.push([
           s.id.slice(0, 8), s.time.replace('T', ' ').replace(/\.\d+Z$/, 'Z'), s.vm, s.hostname, s.tags.join(','), String(s.disks.length),
-          formatBytes(s.disks.reduce((sum, d) => sum + d.size, 0)), protectedCell(protections.get(s.id)), verifiedCell(verified.get(s.id)),
+          formatBytes(s.disks.reduce((sum, d) => sum + d.size, 0)), consistencyLabel(s), protectedCell(protections.get(s.id)), verifiedCell(verified.get(s.id)),
           test === undefined ? '' : `${test.passed ? 'passed' : 'FAILED'} ${test.time.slice(0, 10)}`,
         ]);
       }
@@ -118,4 +119,12 @@ function protectedCell(protection: Protection | undefined): string {
   if (protection.damaged) return 'yes (marker damaged)';
   if (protection.reason === null) return 'yes';
   return `yes: ${protection.reason.length > 40 ? `${protection.reason.slice(0, 39)}…` : protection.reason}`;
+}
+
+/** `application (2 fs frozen 35 ms)`, `crash (no guest agent channel)`, or `-` when the source could not tell. */
+export function consistencyLabel(snapshot: Pick<Snapshot, 'consistency'>): string {
+  const c = snapshot.consistency;
+  if (c === undefined) return '-';
+  if (c.level === 'application') return `application (${c.frozenFilesystems ?? '?'} fs frozen ${c.frozenMs ?? '?'} ms)`;
+  return c.reason === undefined ? 'crash' : `crash (${c.reason})`;
 }

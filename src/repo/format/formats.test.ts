@@ -64,6 +64,14 @@ test('manifest round trip, and the page count follows the disk size', () => {
   assert.deepEqual(decodeManifest(encodeManifest(manifest), 'm'), manifest);
 });
 
+test('the consistency record is optional and round-trips', () => {
+  const consistent: SnapshotManifest = { ...manifest, consistency: { level: 'application', frozenFilesystems: 2, frozenMs: 35 } };
+  assert.deepEqual(decodeManifest(encodeManifest(consistent), 'm'), consistent);
+  const crash: SnapshotManifest = { ...manifest, consistency: { level: 'crash', reason: 'no guest agent channel' } };
+  assert.deepEqual(decodeManifest(encodeManifest(crash), 'm').consistency, crash.consistency);
+  assert.equal(decodeManifest(encodeManifest(manifest), 'm').consistency, undefined);
+});
+
 test('malformed manifests are refused', () => {
   const variants: unknown[] = [
     { ...manifest, vm: '' },
@@ -74,6 +82,10 @@ test('malformed manifests are refused', () => {
     { ...manifest, disks: [{ ...manifest.disks[0], pages: [] }] },
     { ...manifest, disks: [{ ...manifest.disks[0], size: -1 }] },
     { ...manifest, stats: { ...manifest.stats, bytesNew: -1 } },
+    { ...manifest, consistency: { level: 'filesystem' } },
+    { ...manifest, consistency: { level: 'application', frozenFilesystems: -1 } },
+    { ...manifest, consistency: { level: 'crash', reason: 5 } },
+    { ...manifest, consistency: null },
   ];
   for (const value of variants) {
     assert.throws(() => decodeManifest(Buffer.from(JSON.stringify(value)), 'm'), (e) => isCofferError(e, 'E_CORRUPT_OBJECT'));

@@ -20,7 +20,9 @@
  *     "layers": [{ "path": "/vm/top.qcow2", "identity": "<dev:ino:size:mtime>" }, ...],  // optional
  *     "changeTracking": { "method": "dirty-bitmap", "checkpoint": "coffer-…", "reason": "…" }  // optional
  *   }],
- *   "stats": { "bytesLogical": 0, "bytesRead": 0, "bytesNew": 0, "bytesStored": 0, "durationMs": 0 }
+ *   "stats": { "bytesLogical": 0, "bytesRead": 0, "bytesNew": 0, "bytesStored": 0, "durationMs": 0 },
+ *   "consistency": { "level": "application" | "crash", "reason": "…",   // optional: absent when
+ *                    "frozenFilesystems": 2, "frozenMs": 35 }            // the source cannot tell
  * }
  * ```
  * Byte `i` of a disk lies in block `floor(i / blockSize)`, whose entry is entry
@@ -73,6 +75,20 @@ export interface ChangeTrackingRecord {
   checkpoint?: string;
 }
 
+/**
+ * How consistent the captured disks are. `application`: the guest's filesystems were frozen
+ * through its agent at the instant (`frozenFilesystems` of them, for `frozenMs` ms);
+ * `crash`: as after a power cut at the instant, `reason` says why nothing was frozen (no
+ * guest agent channel, the agent did not answer, the freeze failed, `--no-freeze`).
+ * Optional and added later: readers ignore it when absent, and older readers ignore it.
+ */
+export interface ConsistencyRecord {
+  level: 'application' | 'crash';
+  reason?: string;
+  frozenFilesystems?: number;
+  frozenMs?: number;
+}
+
 /** The VM's definition as the source reported it; opaque to the repository. */
 export interface VmDefinition {
   format: string;
@@ -90,6 +106,7 @@ export interface SnapshotManifest {
   definition: VmDefinition | null;
   disks: DiskRecord[];
   stats: SnapshotStats;
+  consistency?: ConsistencyRecord;
 }
 
 const HEX_ID = /^[0-9a-f]{64}$/;
@@ -133,6 +150,7 @@ export function decodeManifest(bytes: Buffer, name: string): SnapshotManifest {
   if (typeof stats !== 'object' || stats === null || !figures.every((key) => Number.isSafeInteger(stats[key]) && stats[key] >= 0)) {
     throw corrupt('bad stats');
   }
+  if (m.consistency !== undefined && !isConsistency(m.consistency)) throw corrupt('bad consistency');
   return m as SnapshotManifest;
 }
 
@@ -160,4 +178,11 @@ function validateDisk(disk: DiskRecord, corrupt: (why: string) => CofferError): 
   ) {
     throw corrupt(`disk ${disk.name}: bad change tracking`);
   }
+}
+
+function isConsistency(value: unknown): value is ConsistencyRecord {
+  if (typeof value !== 'object' || value === null) return false;
+  const c = value as Partial<ConsistencyRecord>;
+  const count = (n: unknown) => n === undefined || (Number.isSafeInteger(n) && (n as number) >= 0);
+  return (c.level === 'application' || c.level === 'crash') && (c.reason === undefined || typeof c.reason === 'string') && count(c.frozenFilesystems) && count(c.frozenMs);
 }

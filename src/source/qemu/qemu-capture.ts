@@ -35,6 +35,17 @@ export interface CaptureHooks {
   afterCapture?: () => Promise<void>;
 }
 
+/**
+ * Quiesces the guest just around the transaction (a guest agent's filesystem freeze, see
+ * guest-freeze.ts): `freeze` right before it, after the pre-capture hook; `thaw` right after
+ * it in a `finally` (whether the freeze or the transaction succeeded or not), before the
+ * post-capture hook. `thaw` must not throw.
+ */
+export interface CaptureQuiescer {
+  freeze(): Promise<void>;
+  thaw(): Promise<void>;
+}
+
 /** One disk in a point-in-time capture. */
 export interface CapturedDisk {
   disk: QemuDisk;
@@ -78,7 +89,7 @@ export class QemuCapture {
     private readonly workDir: string,
   ) {}
 
-  static async start(qmp: QmpClient, disks: QemuDisk[], options: { previous: ReadonlyMap<string, string>; workDir: string; tag: string; run: string; hooks?: CaptureHooks }): Promise<QemuCapture> {
+  static async start(qmp: QmpClient, disks: QemuDisk[], options: { previous: ReadonlyMap<string, string>; workDir: string; tag: string; run: string; hooks?: CaptureHooks; quiesce?: CaptureQuiescer }): Promise<QemuCapture> {
     const nbdSocket = path.join(options.workDir, 'nbd.sock');
     const captured: CapturedDisk[] = disks.map((disk, i) => {
       const previous = options.previous.get(disk.name);
@@ -114,7 +125,12 @@ export class QemuCapture {
       }
       try {
         await options.hooks?.beforeCapture?.();
-        await transaction(qmp, actions);
+        try {
+          await options.quiesce?.freeze();
+          await transaction(qmp, actions);
+        } finally {
+          await options.quiesce?.thaw();
+        }
       } finally {
         await options.hooks?.afterCapture?.();
       }

@@ -7,6 +7,7 @@ import { describeVm, QmpClient, VM_DESCRIPTION_FORMAT, type QmpAddress } from '.
 import type { SourceDisk, VmSource } from '../vm-source.js';
 import { captureFailed, QemuCapture, removeStaleCapture, type CaptureHooks } from './qemu-capture.js';
 import { listQemuDisks } from './qemu-disks.js';
+import { GuestFreeze, type GuestFreezeOptions } from './guest-freeze.js';
 
 /** Options of {@link openQemuSource}. */
 export interface QemuSourceOptions {
@@ -29,13 +30,20 @@ export interface QemuSourceOptions {
   clock?: () => Date;
   /** Run just before and right after the instant of capture (see {@link CaptureHooks}). */
   hooks?: CaptureHooks;
+  /**
+   * Freezing the guest's filesystems through its QEMU guest agent around the instant (see
+   * {@link GuestFreeze}): the agent's socket (default: found through QMP), `freeze: false`,
+   * deadlines, and the events to show. The snapshot records the consistency reached.
+   */
+  guestAgent?: Omit<GuestFreezeOptions, 'signal'>;
 }
 
 /**
  * A running QEMU VM as a backup source: every disk captured at one instant (see
  * {@link QemuCapture}), read over NBD from QEMU's own export, with the dirty bitmap since the
  * previous checkpoint where one is usable (extents then say `changed`), and the VM's
- * definition as QMP describes it. `commit()` makes this capture's checkpoints the reference;
+ * definition as QMP describes it. With a guest agent, the guest's filesystems are frozen just
+ * around the instant ({@link GuestFreeze}); `consistency` says what was reached. `commit()` makes this capture's checkpoints the reference;
  * `close()` ends the capture (and, without a commit, drops its new checkpoints: the previous
  * ones still cover every change).
  */
@@ -43,11 +51,13 @@ export async function openQemuSource(options: QemuSourceOptions): Promise<VmSour
   const qmp = await QmpClient.connect(options.qmp, options.signal === undefined ? {} : { signal: options.signal });
   const ownDir = options.workDir === undefined;
   let capture: QemuCapture | undefined;
+  let freezer: GuestFreeze | undefined;
   const devices: NbdBlockDevice[] = [];
   let workDir: string | undefined;
   /** Ends the NBD connections and the capture, then `beforeDisconnect`, then QMP and the folder. */
   const cleanUp = async (beforeDisconnect?: () => Promise<void>): Promise<void> => {
     for (const device of devices) await device.close().catch(() => {});
+    await freezer?.close().catch(() => {});
     await capture?.end().catch(() => {});
     await beforeDisconnect?.();
     await qmp.close();
@@ -66,9 +76,12 @@ export async function openQemuSource(options: QemuSourceOptions): Promise<VmSour
     const now = (options.clock ?? (() => new Date()))();
     const run = randomBytes(3).toString('hex');
     const tag = `${now.toISOString().replace(/[-:.]/g, '').replace('T', 't').toLowerCase()}-${run}`;
-    capture = await QemuCapture.start(qmp, disks, { previous: options.previous ?? new Map(), workDir, tag, run, ...(options.hooks ? { hooks: options.hooks } : {}) }).catch((error: unknown) => {
+    freezer = await GuestFreeze.prepare(qmp, { ...options.guestAgent, ...(options.signal ? { signal: options.signal } : {}) });
+    capture = await QemuCapture.start(qmp, disks, { previous: options.previous ?? new Map(), workDir, tag, run, quiesce: freezer, ...(options.hooks ? { hooks: options.hooks } : {}) }).catch((error: unknown) => {
       throw captureFailed(options.vm, error);
     });
+    const consistency = freezer.consistency;
+    await freezer.close();
     const sourceDisks: SourceDisk[] = [];
     for (const c of capture.disks) {
       const device = await NbdBlockDevice.open(capture.uri(c), c.changes === undefined ? {} : { dirtyBitmap: c.changes });
@@ -89,6 +102,7 @@ export async function openQemuSource(options: QemuSourceOptions): Promise<VmSour
       vm: options.vm,
       definition: { format: VM_DESCRIPTION_FORMAT, data: definition },
       disks: sourceDisks,
+      consistency,
       async commit() {
         committed = true;
         for (const device of devices) await device.close().catch(() => {});
