@@ -9,3 +9,19 @@ export { restoreDisk, type RestoreProgress } from './restore-disk.js';
 export { restoreSnapshot, findDisk, type RestoreOptions } from './restore-snapshot.js';
 export { SnapshotFiles, type SnapshotVolume, extractTree, tarTree, globToRegExp, type ExtractOptions, type ExtractReport, type TarReport, type EntryProblem, type TreeReport } from './files/index.js';
 export { CowOverlay, GRANULE } from './cow-overlay.js';
+export {
+  restoreAsVm,
+  cloneLibvirtDomain,
+  cloneQemuScript,
+  randomIdentities,
+  defineLibvirtDomain,
+  LIBVIRT_XML_FORMAT,
+  QMP_DESCRIPTION_FORMAT,
+  MAC_PREFIX,
+  type RestoreAsVmOptions,
+  type RestoredVm,
+  type CloneDefinition,
+  type QemuCloneScript,
+  type RestoredDiskImage,
+  type IdentitySource,
+} from './vm/index.js';

@@ -43,6 +43,7 @@ const PACKAGES: Record<string, string> = {
   ntfsfix: 'ntfs-3g',
   ntfsinfo: 'ntfs-3g',
   'dpkg-deb': 'dpkg',
+  virsh: 'libvirt-clients',
   tar: 'tar',
 };
 
