@@ -44,6 +44,12 @@ const PACKAGES: Record<string, string> = {
   ntfsinfo: 'ntfs-3g',
   'dpkg-deb': 'dpkg',
   virsh: 'libvirt-clients',
+  syslinux: 'syslinux',
+  cpio: 'cpio',
+  gzip: 'gzip',
+  dd: 'coreutils',
+  'mkfs.fat': 'dosfstools',
+  sh: 'dash',
   tar: 'tar',
 };
 

@@ -46,3 +46,4 @@ export { startTestVm, type TestVm, type TestVmDisk, type TestVmDiskSpec, type Te
 export { startDaemon, makeTempDir, type Daemon } from './daemons.js';
 export { seededRandom, withDeadline } from './fuzz-kit.js';
 export { guestKernel, debianPackage, unpackDebianPackage, GUEST_KERNEL_META_PACKAGE, type GuestKernel } from './debian-packages.js';
+export { buildBootDisk, BOOT_MARK } from './boot-disk.js';
