@@ -76,6 +76,7 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--as-vm <name>', 'restore as a new VM of this name: every disk into the --to folder, and the definition with a new UUID and MACs (NAME.xml for libvirt, NAME.sh for QEMU)')
     .option('--define', 'with --as-vm: register the new libvirt domain (virsh define)')
     .option('--connect <uri>', 'with --define: the libvirt connection (default: virsh\'s)')
+    .option('--to-vm <qmp>', 'instead of a snapshot: move the running VM behind this QMP monitor (booted from coffer serve) onto local images in the --to folder while it runs (--format qcow2 or raw), so the export can end')
     .action((snapshot: string | undefined, _options, command: Command) => run(() => restoreCommand(snapshot, command.opts(), context))());
 
   repoCommand('files', 'browse and extract single files from a snapshot, without restoring the disks')

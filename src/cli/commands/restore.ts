@@ -6,6 +6,7 @@ import { withRepository, type CommandContext, type RepositoryOptions } from '../
 import { formatBytes } from '../format.js';
 import { ProgressReporter } from '../progress.js';
 import { restoreAsVmCommand } from './restore-as-vm.js';
+import { restoreToVmCommand } from './restore-to-vm.js';
 
 export interface RestoreCommandOptions extends RepositoryOptions {
   disk?: string;
@@ -16,10 +17,13 @@ export interface RestoreCommandOptions extends RepositoryOptions {
   asVm?: string;
   define?: boolean;
   connect?: string;
+  /** Move the running VM behind this QMP monitor onto local storage (restore-to-vm.ts). */
+  toVm?: string;
 }
 
 /** `coffer restore SNAPSHOT --to PATH [--format F]`: disks back as images, byte for byte. */
 export async function restoreCommand(reference: string | undefined, options: RestoreCommandOptions, context: CommandContext): Promise<number> {
+  if (options.toVm !== undefined) return restoreToVmCommand(reference, { ...options, toVm: options.toVm }, context);
   if (reference === undefined) throw new CofferError('E_USAGE', 'name the snapshot to restore (an id or prefix, latest, or NAME:latest)');
   if (options.asVm !== undefined) return restoreAsVmCommand(reference, { ...options, asVm: options.asVm }, context);
   if (options.define === true || options.connect !== undefined) throw new CofferError('E_USAGE', '--define and --connect go with --as-vm');
