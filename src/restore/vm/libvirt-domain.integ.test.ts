@@ -51,6 +51,9 @@ const RUNNING_QEMU_DOMAIN = `<domain type='kvm' id='7'>
       <driver name='qemu' type='raw' cache='none'/>
       <source dev='/dev/vg0/web01-data' index='1'/>
       <backingStore/>
+      <encryption format='luks'>
+        <secret type='passphrase' uuid='0a81f5b2-8403-7b23-c8d6-21ccc2f80d6f'/>
+      </encryption>
       <target dev='vdb' bus='virtio'/>
       <alias name='ua-data'/>
     </disk>
@@ -134,7 +137,7 @@ test('a running QEMU domain, cloned: no runtime or identity state of the origina
     { name: 'vdb', path: join(work.path, 'web02 data,1.raw'), format: 'raw' },
   ];
   const clone = cloneLibvirtDomain(RUNNING_QEMU_DOMAIN, { name: 'web02', disks, identity: randomIdentities() });
-  for (const gone of ["id='7'", 'seclabel', 'libvirt-4dea22b3', 'backingStore', 'base.raw', 'vnet3', "alias name='virtio-disk0'", "alias name='net0'", 'web01_VARS.fd', '43dc0cf8', '52:54:00:6b:3c:58', '52:54:00:aa:bb:cc', '/dev/vg0', "index='"]) {
+  for (const gone of ["id='7'", 'seclabel', 'libvirt-4dea22b3', 'backingStore', 'base.raw', 'vnet3', "alias name='virtio-disk0'", "alias name='net0'", 'web01_VARS.fd', '43dc0cf8', '52:54:00:6b:3c:58', '52:54:00:aa:bb:cc', '/dev/vg0', "index='", 'encryption', '0a81f5b2']) {
     assert.ok(!clone.text.includes(gone), `${gone} is gone from the clone:\n${clone.text}`);
   }
   for (const kept of ["<alias name='ua-data'/>", "device='cdrom'", "<model type='e1000'/>", "<source bridge='br0'/>", "cache='none'", "bus='0x04'", 'OVMF_VARS_4M.fd', 'OVMF_CODE_4M.fd']) {

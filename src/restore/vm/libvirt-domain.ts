@@ -13,7 +13,8 @@
  * - `<disk device='disk'>` (and `lun`) whose `<target dev>` names a restored disk (or, when
  *   no target matches any, the N-th such disk for the N-th restored disk): `type='file'`,
  *   `<source file='PATH'/>`, `<driver type='FORMAT'>`; `<backingStore>`, `<mirror>` (block
- *   job state) and the `index` of the source are dropped. CD-ROMs and floppies are kept.
+ *   job state), `<auth>` and `<encryption>` (of the old source; the restored file is plain)
+ *   and the old `<source>` with its `index` are dropped. CD-ROMs and floppies are kept.
  * - `<seclabel>` anywhere (the original's SELinux/AppArmor labels, relabel state): dropped.
  * - `<alias name>` not starting with `ua-` (names libvirt gave the running domain): dropped.
  * - `<os><nvram>` (the original's UEFI variable store, not part of the backup): its path is
@@ -111,7 +112,8 @@ export function cloneLibvirtDomain(xml: string, options: { name: string; disks: 
 
 function pointDiskAt(disk: XmlElement, restored: RestoredDiskImage): void {
   setAttr(disk, 'type', 'file');
-  removeChildren(disk, (c) => c.name === 'backingStore' || c.name === 'mirror');
+  // The old source's chain, block job, network credentials and image encryption do not apply to the restored file.
+  removeChildren(disk, (c) => ['backingStore', 'mirror', 'auth', 'encryption'].includes(c.name));
   const source = newElement('source', { file: restored.path });
   const old = childElements(disk, 'source')[0];
   if (old) disk.children[disk.children.indexOf(old)] = source;
