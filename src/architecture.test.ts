@@ -28,7 +28,8 @@ const ALLOWED: Record<string, string[]> = {
   nbd: ['errors', 'blockdev', 'concurrency'],
   backup: ['errors', 'blockdev', 'concurrency', 'repo', 'source', 'disk'],
   restore: ['errors', 'blockdev', 'concurrency', 'repo', 'disk', 'volume', 'fs', 'nbd'],
-  cli: ['errors', 'blockdev', 'concurrency', 'repo', 'source', 'disk', 'volume', 'fs', 'nbd', 'backup', 'restore'],
+  relocate: ['errors', 'qmp'],
+  cli: ['errors', 'blockdev', 'concurrency', 'repo', 'source', 'disk', 'volume', 'fs', 'nbd', 'backup', 'restore', 'relocate'],
 };
 
 async function sourceFiles(dir: string): Promise<string[]> {

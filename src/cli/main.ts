@@ -72,13 +72,17 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--vm <name>', 'only this VM')
     .action((_options, command: Command) => run(() => snapshotsCommand(command.opts(), context))());
 
-  repoCommand('restore', 'write the disks of a snapshot back as disk images')
-    .argument('<snapshot>', 'snapshot id or prefix, latest, or NAME:latest')
+  repoCommand('restore', 'write the disks of a snapshot back as disk images, or as a new VM')
+    .argument('[snapshot]', 'snapshot id or prefix, latest, or NAME:latest')
     .option('--disk <name|n>', 'only this disk (name or number)')
     .option('--to <path>', 'a file, a block device, - for stdout, or a directory for several disks')
     .option('--format <format>', 'image format to write: raw (default), qcow2, vhd, vhd-fixed, vhdx, vmdk (streamOptimized) or vmdk-sparse')
     .option('--overwrite', 'replace an existing file')
-    .action((snapshot: string, _options, command: Command) => run(() => restoreCommand(snapshot, command.opts(), context))());
+    .option('--as-vm <name>', 'restore as a new VM of this name: every disk into the --to folder, and the definition with a new UUID and MACs (NAME.xml for libvirt, NAME.sh for QEMU)')
+    .option('--define', 'with --as-vm: register the new libvirt domain (virsh define)')
+    .option('--connect <uri>', 'with --define: the libvirt connection (default: virsh\'s)')
+    .option('--to-vm <qmp>', 'instead of a snapshot: move the running VM behind this QMP monitor (booted from coffer serve) onto local images in the --to folder while it runs (--format qcow2 or raw), so the export can end')
+    .action((snapshot: string | undefined, _options, command: Command) => run(() => restoreCommand(snapshot, command.opts(), context))());
 
   repoCommand('files', 'browse and extract single files from a snapshot, without restoring the disks')
     .usage('[options] SNAPSHOT [ls|cat|get|find] [VOLUME:/PATH...]')

@@ -56,6 +56,12 @@ export interface BlockNodeInfo {
   backingFilename: string | undefined;
   backingDepth: number;
   dirtyBitmaps: DirtyBitmapInfo[];
+  /**
+   * The image chain as `image` and its nested `backing-image`s describe it, top first: each
+   * layer's file name (`nbd+unix:///disk0?socket=…` for an NBD export) and format (`nbd` for
+   * a node of the nbd driver itself). Only the top with `flat: true`.
+   */
+  imageChain: { filename: string; format: string }[];
 }
 
 /** One drive the guest sees. */
@@ -105,7 +111,21 @@ export function parseBlockNode(value: unknown, where: string): BlockNodeInfo {
     backingFilename: optString(image['backing-filename'], `${where}.image.backing-filename`),
     backingDepth: asInteger(node['backing_file_depth'], `${where}.backing_file_depth`),
     dirtyBitmaps: node['dirty-bitmaps'] === undefined ? [] : arrayOf(node['dirty-bitmaps'], `${where}.dirty-bitmaps`, parseDirtyBitmap),
+    imageChain: imageChain(image, `${where}.image`),
   };
+}
+
+/** At most this many layers are read from a reply (QEMU's own limit on chains is about 1000). */
+const MAX_CHAIN = 1024;
+
+function imageChain(top: Record<string, unknown>, where: string): { filename: string; format: string }[] {
+  const chain: { filename: string; format: string }[] = [];
+  let image: Record<string, unknown> | undefined = top;
+  for (let at = where; image !== undefined && chain.length < MAX_CHAIN; at = `${at}.backing-image`) {
+    chain.push({ filename: asString(image['filename'], `${at}.filename`), format: asString(image['format'], `${at}.format`) });
+    image = image['backing-image'] === undefined ? undefined : asObject(image['backing-image'], `${at}.backing-image`);
+  }
+  return chain;
 }
 
 function parseDirtyBitmap(value: unknown, where: string): DirtyBitmapInfo {

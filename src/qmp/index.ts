@@ -44,6 +44,8 @@ export { transaction } from './transaction.js';
 export type { TransactionAction, TransactionOptions } from './transaction.js';
 export { blockdevBackup, blockdevBackupAction, blockJobCancel, jobDismiss, queryBlockJobs, queryJobs } from './block-jobs.js';
 export type { BlockdevBackupArgs, BlockdevOnError, BlockJobInfo, JobInfo } from './block-jobs.js';
+export { blockdevCreate, blockdevMirror, jobComplete, jobFinalize } from './block-mirror.js';
+export type { BlockdevMirrorArgs } from './block-mirror.js';
 export { nbdServerStart, nbdServerStop, blockExportAdd, blockExportDel, queryBlockExports } from './nbd-export.js';
 export type { NbdListenAddress, NbdExportArgs, BlockExportInfo } from './nbd-export.js';
 export { queryVersion, queryStatus, queryCommands, missingCommands } from './vm-status.js';

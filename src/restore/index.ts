@@ -10,3 +10,19 @@ export { restoreSnapshot, findDisk, type RestoreOptions } from './restore-snapsh
 export { SnapshotFiles, type SnapshotVolume, extractTree, tarTree, globToRegExp, type ExtractOptions, type ExtractReport, type TarReport, type EntryProblem, type TreeReport } from './files/index.js';
 export { CowOverlay, GRANULE } from './cow-overlay.js';
 export { testRestore, checkerCommand, bootCheck, BOOT_BUSES, type BootBus, type BootCheckOptions, type BootResult, type TestRestoreOptions, type TestRestoreReport, type DiskCheck, type VolumeCheck, type CheckerResult } from './test-restore/index.js';
+export {
+  restoreAsVm,
+  cloneLibvirtDomain,
+  cloneQemuScript,
+  randomIdentities,
+  defineLibvirtDomain,
+  LIBVIRT_XML_FORMAT,
+  QMP_DESCRIPTION_FORMAT,
+  MAC_PREFIX,
+  type RestoreAsVmOptions,
+  type RestoredVm,
+  type CloneDefinition,
+  type QemuCloneScript,
+  type RestoredDiskImage,
+  type IdentitySource,
+} from './vm/index.js';

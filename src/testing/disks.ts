@@ -43,9 +43,14 @@ const PACKAGES: Record<string, string> = {
   ntfsfix: 'ntfs-3g',
   ntfsinfo: 'ntfs-3g',
   'dpkg-deb': 'dpkg',
-  tar: 'tar',
+  virsh: 'libvirt-clients',
+  syslinux: 'syslinux',
   cpio: 'cpio',
   gzip: 'gzip',
+  dd: 'coreutils',
+  'mkfs.fat': 'dosfstools',
+  sh: 'dash',
+  tar: 'tar',
   ldd: 'libc-bin',
 };
 

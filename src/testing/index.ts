@@ -48,3 +48,4 @@ export { startDaemon, makeTempDir, type Daemon } from './daemons.js';
 export { seededRandom, withDeadline } from './fuzz-kit.js';
 export { guestKernel, debianPackage, unpackDebianPackage, GUEST_KERNEL_META_PACKAGE, type GuestKernel } from './debian-packages.js';
 export { startAgentGuest, agentGuestInitramfs, agentGuestFilesystem, type AgentGuest, type AgentGuestOptions } from './agent-guest.js';
+export { buildBootDisk, BOOT_MARK } from './boot-disk.js';

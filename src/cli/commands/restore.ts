@@ -5,16 +5,28 @@ import { restoreSnapshot } from '../../restore/index.js';
 import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
 import { formatBytes } from '../format.js';
 import { ProgressReporter } from '../progress.js';
+import { restoreAsVmCommand } from './restore-as-vm.js';
+import { restoreToVmCommand } from './restore-to-vm.js';
 
 export interface RestoreCommandOptions extends RepositoryOptions {
   disk?: string;
   format?: string;
   to?: string;
   overwrite?: boolean;
+  /** Restore as a new VM of this name (restore-as-vm.ts). */
+  asVm?: string;
+  define?: boolean;
+  connect?: string;
+  /** Move the running VM behind this QMP monitor onto local storage (restore-to-vm.ts). */
+  toVm?: string;
 }
 
 /** `coffer restore SNAPSHOT --to PATH [--format F]`: disks back as images, byte for byte. */
-export async function restoreCommand(reference: string, options: RestoreCommandOptions, context: CommandContext): Promise<number> {
+export async function restoreCommand(reference: string | undefined, options: RestoreCommandOptions, context: CommandContext): Promise<number> {
+  if (options.toVm !== undefined) return restoreToVmCommand(reference, { ...options, toVm: options.toVm }, context);
+  if (reference === undefined) throw new CofferError('E_USAGE', 'name the snapshot to restore (an id or prefix, latest, or NAME:latest)');
+  if (options.asVm !== undefined) return restoreAsVmCommand(reference, { ...options, asVm: options.asVm }, context);
+  if (options.define === true || options.connect !== undefined) throw new CofferError('E_USAGE', '--define and --connect go with --as-vm');
   if (options.to === undefined) throw new CofferError('E_USAGE', '--to PATH is required (a file, a block device, - for standard output, or a directory for several disks)');
   const to = options.to;
   const format = options.format ?? 'raw';

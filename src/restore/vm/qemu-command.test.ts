@@ -1,0 +1,99 @@
+/**
+ * The clone script from a QMP description: the shell (/bin/sh, the real one) runs it with a
+ * stand-in `qemu-system-x86_64` on PATH that prints its arguments, so quoting, option
+ * escaping and `"$@"` are checked as QEMU would receive them.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { promisify } from 'node:util';
+import { isCofferError } from '../../errors/index.js';
+import { cloneQemuScript, type IdentitySource } from '../index.js';
+
+const execFileAsync = promisify(execFile);
+let dir: string;
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'coffer-qemu-script-'));
+  await writeFile(join(dir, 'qemu-system-x86_64'), '#!/bin/sh\nfor a in "$@"; do printf "%s\\n" "$a"; done\n');
+  await chmod(join(dir, 'qemu-system-x86_64'), 0o755);
+});
+after(() => rm(dir, { recursive: true, force: true }));
+
+const identity = (): IdentitySource => {
+  let n = 0;
+  return { uuid: () => '00000000-0000-4000-8000-000000000001', mac: () => `52:54:00:00:00:0${++n}` };
+};
+
+/** A description of the shape src/qmp/describe-vm.ts stores (QEMU 7.2), cut to what matters. */
+const DESCRIPTION = {
+  format: 'coffer.qmp-vm-description',
+  version: 1,
+  machineType: 'pc-i440fx-7.2-machine',
+  arch: 'x86_64',
+  name: 'db01',
+  uuid: '11111111-2222-3333-4444-555555555555',
+  devices: [
+    { path: '/machine/peripheral/vd0', id: 'vd0', type: 'virtio-blk-pci', properties: { drive: 'sys', bootindex: 1, addr: 32, multifunction: false, parent_bus: '/machine/i440fx/pci.0', serial: 'SYS-1' } },
+    { path: '/machine/peripheral/cd0', id: 'cd0', type: 'ide-cd', properties: { drive: 'iso', bootindex: -1, unit: 0, parent_bus: '/machine/unattached/device[4]/ide.1' } },
+    { path: '/machine/peripheral/nic0', id: 'nic0', type: 'e1000', properties: { mac: '52:54:00:aa:bb:cc', netdev: 'hostnet0', addr: 24, multifunction: false, parent_bus: '/machine/i440fx/pci.0' } },
+    { path: '/machine/peripheral/ch0', id: 'ch0', type: 'virtserialport', properties: { chardev: 'qga0', name: 'org.qemu.guest_agent.0' } },
+    { path: '/machine/peripheral-anon/device[0]', type: 'virtio-net-pci', properties: { mac: '52:54:00:dd:ee:ff', netdev: 'hostnet1', parent_bus: '/machine/i440fx/pci.0' } },
+  ],
+  objects: [],
+  queries: {
+    'query-cpus-fast': [{ 'cpu-index': 0 }, { 'cpu-index': 1 }],
+    'query-memory-size-summary': { 'base-memory': 1073741824 },
+    'query-block': [
+      { device: '', qdev: '/machine/peripheral/vd0/virtio-backend', inserted: { 'node-name': 'sys', ro: false } },
+      { device: '', qdev: 'cd0', inserted: { 'node-name': 'iso', ro: true } },
+    ],
+  },
+  network: 'nic0: index=0,type=nic,model=e1000,macaddr=52:54:00:aa:bb:cc\n \\ hostnet0: index=0,type=tap,ifname=tap0,script=/etc/qemu-ifup\n',
+  missing: [],
+};
+
+async function argv(script: string, extra: string[]): Promise<string[]> {
+  const file = join(dir, 'clone.sh');
+  await writeFile(file, script, { mode: 0o755 });
+  const { stdout } = await execFileAsync('/bin/sh', [file, ...extra], { env: { PATH: `${dir}:/usr/bin:/bin` } });
+  return stdout.split('\n').slice(0, -1);
+}
+
+test('the script starts QEMU with the machine, the new identity, the restored disk and the NICs on user networking', async () => {
+  const path = "/srv/restore/it's a disk, really.qcow2";
+  const clone = cloneQemuScript(JSON.stringify(DESCRIPTION), { name: 'db02', disks: [{ name: 'sys', path, format: 'qcow2' }], identity: identity() });
+  const args = await argv(clone.text, ['-display', 'none', '-serial', 'file:/tmp/a b.log']);
+  assert.deepEqual(args, [
+    '-machine', 'pc-i440fx-7.2',
+    '-name', 'db02',
+    '-uuid', '00000000-0000-4000-8000-000000000001',
+    '-nodefaults',
+    '-m', '1024M',
+    '-smp', '2',
+    '-blockdev', "driver=file,filename=/srv/restore/it's a disk,, really.qcow2,node-name=sys-file",
+    '-blockdev', 'driver=qcow2,file=sys-file,node-name=sys',
+    '-device', 'virtio-blk-pci,id=vd0,addr=0x4.0,serial=SYS-1,drive=sys,bootindex=1',
+    '-device', 'ide-cd,id=cd0,unit=0',
+    '-netdev', 'user,id=net0',
+    '-device', 'e1000,id=nic0,addr=0x3.0,netdev=net0,mac=52:54:00:00:00:01',
+    '-netdev', 'user,id=net1',
+    '-device', 'virtio-net-pci,netdev=net1,mac=52:54:00:00:00:02',
+    '-display', 'none', '-serial', 'file:/tmp/a b.log',
+  ]);
+  assert.deepEqual(clone.macs, [{ from: '52:54:00:aa:bb:cc', to: '52:54:00:00:00:01' }, { from: '52:54:00:dd:ee:ff', to: '52:54:00:00:00:02' }]);
+  assert.deepEqual(clone.disks, [{ device: 'vd0', disk: 'sys', path }]);
+  assert.match(clone.text, /#\s+\\ hostnet0: index=0,type=tap,ifname=tap0/, 'the original backend is quoted for the admin');
+  assert.match(clone.text, /ch0 \(virtserialport\) used chardev qga0/);
+  assert.match(clone.text, /cd0 \(ide-cd\) had drive iso, which is not in the backup/);
+});
+
+test('a disk the definition does not name is reported; a bad description is E_IMAGE_INVALID', () => {
+  const clone = cloneQemuScript(JSON.stringify(DESCRIPTION), { name: 'x', disks: [{ name: 'sys', path: '/a', format: 'raw' }, { name: 'extra', path: '/b', format: 'raw' }], identity: identity() });
+  assert.match(clone.notes.join('\n'), /restored disk extra matches no device/);
+  for (const bad of ['', '[]', '{"format":"libvirt-xml"}', JSON.stringify({ ...DESCRIPTION, version: 2 }), JSON.stringify({ ...DESCRIPTION, machineType: 'pc; rm -rf /' })]) {
+    assert.throws(() => cloneQemuScript(bad, { name: 'x', disks: [], identity: identity() }), (e) => isCofferError(e, 'E_IMAGE_INVALID'), bad);
+  }
+});

@@ -1,0 +1,109 @@
+/**
+ * Restore as a new VM (a clone on demand): every disk of a snapshot restored into a folder as
+ * `NAME-<disk>.<ext>`, and the VM's stored definition rewritten for the clone (new name, UUID
+ * and MAC addresses, disks on the restored images) beside them:
+ * - `libvirt-xml` → `NAME.xml`, for `virsh define` (libvirt-domain.ts);
+ * - `coffer.qmp-vm-description` → `NAME.sh`, a QEMU command line (qemu-command.ts).
+ * A snapshot without a definition (image backups) cannot be restored as a VM: E_USAGE, and
+ * nothing is written. The definition is checked (parsed and rewritten) before any disk is
+ * restored, and written last, atomically (tmp + rename).
+ */
+import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { TARGET_EXTENSIONS, type TargetFormat } from '../../disk/index.js';
+import { CofferError } from '../../errors/index.js';
+import type { Repository, Snapshot } from '../../repo/index.js';
+import type { RestoreProgress } from '../restore-disk.js';
+import { restoreSnapshot } from '../restore-snapshot.js';
+import { cloneLibvirtDomain, LIBVIRT_XML_FORMAT, type RestoredDiskImage } from './libvirt-domain.js';
+import { randomIdentities, type IdentitySource } from './new-identity.js';
+import { cloneQemuScript, QMP_DESCRIPTION_FORMAT } from './qemu-command.js';
+
+/** Options of {@link restoreAsVm}. */
+export interface RestoreAsVmOptions {
+  /** The clone's name: letters, digits, `.`, `_`, `-`, at most 64, starting with a letter or digit. */
+  name: string;
+  /** The folder for the disks and the definition (created if missing). */
+  to: string;
+  /** Image format of the disks (default raw). */
+  format?: TargetFormat;
+  overwrite?: boolean;
+  signal?: AbortSignal;
+  onProgress?: (progress: RestoreProgress) => void;
+  /** Default: random UUIDs and MACs. */
+  identity?: IdentitySource;
+}
+
+/** What {@link restoreAsVm} made. */
+export interface RestoredVm {
+  name: string;
+  uuid: string;
+  /** `libvirt-xml` or `qemu-script`. */
+  kind: 'libvirt-xml' | 'qemu-script';
+  /** The definition file written: `NAME.xml` or `NAME.sh`. */
+  definitionPath: string;
+  macs: { from: string | undefined; to: string }[];
+  disks: { disk: string; path: string; bytes: number }[];
+  notes: string[];
+}
+
+const CLONE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/** The disk driver name QEMU and libvirt give each format Coffer writes. */
+const DRIVER_OF: Readonly<Record<TargetFormat, string>> = {
+  raw: 'raw', qcow2: 'qcow2', vhd: 'vpc', 'vhd-fixed': 'vpc', vhdx: 'vhdx', vmdk: 'vmdk', 'vmdk-sparse': 'vmdk',
+};
+
+/** Restores `snapshot` as a new VM named `options.name` in `options.to`. */
+export async function restoreAsVm(repo: Repository, snapshot: Snapshot, options: RestoreAsVmOptions): Promise<RestoredVm> {
+  if (!CLONE_NAME.test(options.name)) {
+    throw new CofferError('E_USAGE', `--as-vm ${JSON.stringify(options.name)}: a VM name is 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit`);
+  }
+  const definition = snapshot.definition;
+  const short = snapshot.id.slice(0, 8);
+  if (definition === null) {
+    throw new CofferError('E_USAGE', `snapshot ${short} stores no VM definition (a backup of disk images): restore its disks with --to and define the VM yourself`, { subject: { snapshot: snapshot.id } });
+  }
+  if (definition.format !== LIBVIRT_XML_FORMAT && definition.format !== QMP_DESCRIPTION_FORMAT) {
+    throw new CofferError('E_UNSUPPORTED_FORMAT', `snapshot ${short} stores a VM definition of format ${definition.format}, which this Coffer cannot turn into a new VM`, { subject: { snapshot: snapshot.id } });
+  }
+  const format = options.format ?? 'raw';
+  const dir = resolve(options.to);
+  const images: RestoredDiskImage[] = snapshot.disks.map((d) => ({
+    name: d.name,
+    path: join(dir, `${options.name}-${d.name.replace(/[^A-Za-z0-9._-]/g, '_')}.${TARGET_EXTENSIONS[format]}`),
+    format: DRIVER_OF[format],
+  }));
+  const identity = options.identity ?? randomIdentities();
+  const text = Buffer.from(definition.data, 'base64').toString('utf8');
+  const clone = definition.format === LIBVIRT_XML_FORMAT
+    ? { kind: 'libvirt-xml' as const, file: `${options.name}.xml`, ...cloneLibvirtDomain(text, { name: options.name, disks: images, identity }) }
+    : { kind: 'qemu-script' as const, file: `${options.name}.sh`, ...cloneQemuScript(text, { name: options.name, disks: images, identity }) };
+
+  await mkdir(dir, { recursive: true });
+  const definitionPath = join(dir, clone.file);
+  if (options.overwrite !== true && (await stat(definitionPath).catch(() => undefined)) !== undefined) {
+    throw new CofferError('E_TARGET_UNWRITABLE', `${definitionPath} exists (add --overwrite to replace it)`, { subject: { path: definitionPath } });
+  }
+  const disks: RestoredVm['disks'] = [];
+  for (const image of images) {
+    const [result] = await restoreSnapshot(repo, snapshot, {
+      disk: image.name,
+      to: image.path,
+      format,
+      overwrite: options.overwrite ?? false,
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    });
+    disks.push({ disk: image.name, path: image.path, bytes: result?.progress.bytesTotal ?? 0 });
+  }
+  const tmp = `${definitionPath}.${process.pid}.tmp`;
+  try {
+    await writeFile(tmp, clone.text, { mode: clone.kind === 'qemu-script' ? 0o755 : 0o644 });
+    await rename(tmp, definitionPath);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw new CofferError('E_TARGET_UNWRITABLE', `cannot write ${definitionPath}: ${(err as Error).message}`, { subject: { path: definitionPath }, cause: err });
+  }
+  return { name: clone.name, uuid: clone.uuid, kind: clone.kind, definitionPath, macs: clone.macs, disks, notes: clone.notes };
+}
