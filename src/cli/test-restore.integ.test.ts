@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs/promises';
 import { after, before, test } from 'node:test';
 import type { TestRestoreReport } from '../restore/index.js';
-import { buildExt4Disk, buildFilesVmDisk, buildNtfsImage, deriveDisk, requireTools, runTool, seededBytes } from '../testing/index.js';
+import { BOOT_MARK, buildBootDisk, buildExt4Disk, buildFilesVmDisk, buildNtfsImage, deriveDisk, requireTools, runTool, seededBytes } from '../testing/index.js';
 import { assertExit, chunkIds, chunkPath, coffer, cofferJson, makeWorkDir, removeDir } from './cli-harness.js';
 
 const BIG = 150_000_000; // the files tests' disk, so the cached fixture is shared
@@ -26,8 +26,8 @@ before(async () => {
 });
 after(() => removeDir(work));
 
-async function testRestoreJson(reference: string, expectedExit: number): Promise<TestRestoreReport> {
-  const result = await coffer(['test-restore', '-r', repo, '--json', reference], slow);
+async function testRestoreJson(reference: string, expectedExit: number, extra: string[] = []): Promise<TestRestoreReport> {
+  const result = await coffer(['test-restore', '-r', repo, '--json', reference, ...extra], slow);
   assertExit(result, expectedExit);
   return JSON.parse(result.stdout.toString('utf8')) as TestRestoreReport;
 }
@@ -115,4 +115,29 @@ test('a chunk corrupted in the repository is reported as unreadable bytes of the
   assert.equal(bad.length, 1, JSON.stringify(bad));
   assert.match(bad[0]?.error ?? '', /corrupt|authentic/i);
   assert.ok(report.failures.some((f) => /unreadable block/.test(f)), report.failures.join('\n'));
+});
+
+test('--boot boots the VM straight from the backup, isolated, and fails with the console when the text never shows', async () => {
+  await requireTools('qemu-system-x86_64', 'syslinux');
+  const disk = await buildBootDisk();
+  assertExit(await coffer(['backup', '-r', repo, '--vm', 'bootable', disk], slow), 0);
+  const boot = ['--boot', '--accel', 'tcg', '--boot-timeout', '120'];
+  const good = await testRestoreJson('bootable:latest', 0, [...boot, '--boot-expect', BOOT_MARK]);
+  assert.equal(good.boot?.passed, true, good.boot?.reason);
+  assert.equal(good.boot?.bus, 'sata');
+  assert.ok((good.boot?.secondsToText ?? 0) > 0);
+  assert.match(good.boot?.serialTail ?? '', new RegExp(`${BOOT_MARK} `));
+  assert.deepEqual(good.volumes.map((v) => [v.filesystem, v.checker?.command, v.checker?.exitCode]), [['fat16', 'fsck.fat -n', 0]]);
+
+  // The guest powers off after printing its line: waiting for another text fails fast, with the console.
+  const bad = await testRestoreJson('bootable:latest', 15, ['--no-fsck', ...boot, '--boot-bus', 'virtio', '--boot-expect', 'login:']);
+  assert.equal(bad.boot?.passed, false);
+  assert.match(bad.boot?.reason ?? '', /QEMU exited .* before "login:" appeared/);
+  assert.match(bad.boot?.serialTail ?? '', new RegExp(BOOT_MARK));
+  assert.ok(bad.failures.some((f) => /^boot: /.test(f)), bad.failures.join('\n'));
+  const snapshots = await cofferJson<{ id: string; testRestore?: { passed: boolean } }[]>(['snapshots', '-r', repo, '--vm', 'bootable'], slow);
+  assert.equal(snapshots[0]?.testRestore?.passed, false, 'the newest result is the one shown');
+
+  const usage = await coffer(['test-restore', '-r', repo, 'bootable:latest', '--boot', '--boot-bus', 'floppy'], slow);
+  assertExit(usage, 2);
 });
