@@ -44,6 +44,8 @@ const PACKAGES: Record<string, string> = {
   ntfsinfo: 'ntfs-3g',
   'dpkg-deb': 'dpkg',
   tar: 'tar',
+  libvirtd: 'libvirt-daemon libvirt-daemon-driver-qemu',
+  virsh: 'libvirt-clients',
 };
 
 /** A raw disk image and its partitions, all in bytes. */
