@@ -98,12 +98,12 @@ export async function startTestLibvirt(): Promise<TestLibvirt> {
     async startDomain(options) {
       const disks: TestDomainDisk[] = [];
       const diskXml: string[] = [];
-      for (const [i, spec] of options.disks.entries()) {
+      for (const spec of options.disks) {
         const format = spec.format ?? 'qcow2';
         const file = path.join(sub('images'), `${options.name}-${spec.target}.${format}`);
         await runTool('qemu-img', ['create', '-q', '-f', format, file, String(spec.size)]);
         await fs.chown(file, NOBODY.uid, NOBODY.gid);
-        disks.push({ target: spec.target, path: file, format, size: spec.size, qdev: `/machine/peripheral/virtio-disk${i}/virtio-backend` });
+        disks.push({ target: spec.target, path: file, format, size: spec.size, qdev: '' });
         diskXml.push(
           `<disk type='file' device='disk'><driver name='qemu' type='${format}'/><source file='${file}'/><target dev='${spec.target}' bus='virtio'/>${spec.readOnly ? '<readonly/>' : ''}</disk>`,
         );
@@ -119,7 +119,14 @@ export async function startTestLibvirt(): Promise<TestLibvirt> {
       await virsh('define', file);
       domains.push(options.name);
       await virsh('start', options.name);
-      // libvirt names the devices virtio-disk<N> in document order; check, as qemu-io relies on it.
+      // The device id is libvirt's alias of the disk (virtio-disk<N>, N from the target's letter).
+      const live = await virsh('dumpxml', options.name);
+      for (const d of disks) {
+        const block = [...live.matchAll(/<disk[ >][\s\S]*?<\/disk>/g)].map((m) => m[0]).find((b) => b.includes(`<target dev='${d.target}'`));
+        const alias = /<alias name='([^']+)'\/>/.exec(block ?? '')?.[1];
+        if (alias === undefined) throw new Error(`domain ${options.name}: no alias for disk ${d.target}`);
+        d.qdev = `/machine/peripheral/${alias}/virtio-backend`;
+      }
       const blocks = JSON.parse(await virsh('qemu-monitor-command', options.name, '{"execute":"query-block"}')) as { return: { qdev?: string }[] };
       for (const d of disks) {
         if (!blocks.return.some((b) => b.qdev === d.qdev)) throw new Error(`domain ${options.name}: no device ${d.qdev} (query-block: ${JSON.stringify(blocks.return.map((b) => b.qdev))})`);

@@ -148,9 +148,7 @@ export class LibvirtBackup {
   /** A failed backup: delete this capture's checkpoint (its bitmap merges into the previous one's). */
   async dropNewCheckpoint(): Promise<void> {
     if (this.checkpoint === undefined) return;
-    await this.virsh.run(['checkpoint-delete', this.domain, this.checkpoint]).catch((error: unknown) => {
-      if (!isNoCheckpointError(error)) throw error;
-    });
+    await deleteCheckpoint(this.virsh, this.domain, this.checkpoint);
   }
 
   /** A recorded backup: its checkpoint is the reference now; every other Coffer checkpoint goes. */
@@ -168,14 +166,29 @@ export async function listCheckpoints(virsh: Virsh, domain: string): Promise<str
 
 /**
  * Deletes every `coffer-` checkpoint of the domain but `keep`, newest first. Deleting a
- * checkpoint never loses a change for the others: libvirt merges its bitmap into its parent's.
+ * checkpoint never loses a change for the others: libvirt merges its bitmap into its parent's
+ * (and keeps every checkpoint's bitmap recording anyway). A checkpoint libvirt cannot delete
+ * because a disk lost its bitmap (`bitmap … not found in backing chain`) is useless: only its
+ * metadata is removed (`--metadata`); the bitmaps other disks still hold for it stay in their
+ * qcow2 files (libvirt offers no way to remove them without its QEMU monitor).
  */
 export async function deleteCofferCheckpoints(virsh: Virsh, domain: string, keep: ReadonlySet<string>): Promise<void> {
   const names = await listCheckpoints(virsh, domain);
   for (const name of names.reverse()) {
     if (!name.startsWith(LIBVIRT_CHECKPOINT_PREFIX) || keep.has(name)) continue;
-    await virsh.run(['checkpoint-delete', domain, name]).catch((error: unknown) => {
-      if (!isNoCheckpointError(error)) throw error;
+    await deleteCheckpoint(virsh, domain, name);
+  }
+}
+
+/** Deletes one checkpoint (see {@link deleteCofferCheckpoints}); an absent one is no error. */
+export async function deleteCheckpoint(virsh: Virsh, domain: string, name: string): Promise<void> {
+  try {
+    await virsh.run(['checkpoint-delete', domain, name]);
+  } catch (error) {
+    if (isNoCheckpointError(error)) return;
+    if (!/not found in backing chain/i.test((error as Error).message)) throw error;
+    await virsh.run(['checkpoint-delete', '--metadata', domain, name]).catch((second: unknown) => {
+      if (!isNoCheckpointError(second)) throw second;
     });
   }
 }
