@@ -3,11 +3,12 @@
  * (TCG, no guest OS): a full backup and an incremental, each restored by `coffer restore`
  * equal to the domain's image (`qemu-img compare -U` against the live qcow2, no write between
  * the backup and the compare) and to a model of the writes; `--vm` defaults to the domain's
- * name; an unknown domain, an unreachable libvirt and misused options give one line and their
- * exit codes.
+ * name; hooks run around backup-begin, and a failing pre hook leaves no job and no checkpoint;
+ * an unknown or stopped domain, an unreachable libvirt and misused options give one line and
+ * their exit codes.
  */
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { startTestLibvirt, type TestDomain, type TestLibvirt } from '../testing/index.js';
@@ -72,9 +73,11 @@ test('a full backup, then an incremental that reads only the ranges the guest wr
   assert.equal(incremental.bytesRead, 2 * 64 * 1024, 'two dirty 64 KiB granules read, nothing else');
   await assertRestoresToDomainImage(incremental.id);
 
-  const text = await coffer([...base, '--vm', 'db01-renamed'], { env, timeoutMs: 120_000 });
+  await write(21 * MiB, 4096, 0x23);
+  const text = await coffer(base, { env, timeoutMs: 120_000 });
   assertExit(text, 0);
-  assert.match(text.stdout.toString('utf8'), /vm db01-renamed: 1 disk\(s\)/);
+  assert.match(text.stdout.toString('utf8'), /vm coffer-cli-db01: 1 disk\(s\)/);
+  assert.match(text.stdout.toString('utf8'), /vda: read only what the libvirt checkpoint marked since the last backup/);
   const checkpoints = (await libvirt.virsh('checkpoint-list', '--name', DOMAIN)).trim().split('\n');
   assert.equal(checkpoints.length, 1, 'one checkpoint left on the domain');
 });
@@ -88,4 +91,31 @@ test('an unknown domain, an unreachable libvirt and misused options give one lin
   assert.match(assertOneLineError(unreachable), /cannot reach libvirt/);
   assertExit(await coffer(['backup', '-r', repo, '--vm', 'x', '--connect', libvirt.uri, '/some/disk.raw'], { env }), 2);
   assertExit(await coffer(['backup', '-r', repo, '--libvirt', DOMAIN, '/some/disk.raw'], { env }), 2);
+});
+
+test('hooks run around the capture; a failing pre hook stops the backup and leaves no job and no checkpoint', async () => {
+  const log = join(work, 'hooks.log');
+  await writeFile(log, '');
+  const base = ['backup', '-r', repo, '--libvirt', DOMAIN, '--connect', libvirt.uri];
+  const before = await libvirt.virsh('checkpoint-list', '--name', DOMAIN);
+  const refused = await coffer([...base, '--pre-capture', `echo pre >> ${log}; exit 7`, '--post-capture', `echo "post $COFFER_VM" >> ${log}`], { env, timeoutMs: 120_000 });
+  assertExit(refused, 3);
+  assertOneLineError(refused);
+  assert.equal(await readFile(log, 'utf8'), `pre\npost ${DOMAIN}\n`, 'the post hook ran after the failed pre hook');
+  assert.equal(await libvirt.virsh('checkpoint-list', '--name', DOMAIN), before, 'no checkpoint added');
+  await assert.rejects(libvirt.virsh('backup-dumpxml', DOMAIN), /no domain backup job/);
+
+  await write(5 * MiB, 4096, 0x44);
+  await writeFile(log, '');
+  const done = await cofferJson<LibvirtBackupJson>([...base, '--pre-capture', `echo pre >> ${log}`, '--post-capture', `echo post >> ${log}`], { env, timeoutMs: 120_000 });
+  assert.equal(await readFile(log, 'utf8'), 'pre\npost\n');
+  assert.equal(done.disks[0]?.changeTracking?.method, 'dirty-bitmap', 'the refused run lost no change');
+  await assertRestoresToDomainImage(done.id);
+});
+
+test('a stopped domain gives one line and exit code 3', async () => {
+  await libvirt.virsh('destroy', DOMAIN);
+  const stopped = await coffer(['backup', '-r', repo, '--libvirt', DOMAIN, '--connect', libvirt.uri], { env });
+  assertExit(stopped, 3);
+  assert.match(assertOneLineError(stopped), /is not running \(shut off\)/);
 });

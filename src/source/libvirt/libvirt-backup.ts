@@ -217,9 +217,11 @@ async function endBackupJob(virsh: Virsh, domain: string): Promise<void> {
 
 /**
  * What a Coffer run killed mid-way left in libvirt: its backup job (recognised by its socket's
- * name) is aborted, and every `coffer-` checkpoint but the ones the parent snapshot recorded
- * (`keep`) is deleted (their bitmaps merge into their parents': nothing is lost). Another
- * tool's job is never aborted: libvirt runs one backup job per domain, so it is an error.
+ * name) is aborted, and the `coffer-` checkpoints made after the one the parent snapshot
+ * recorded (`keep`) are deleted (their bitmaps merge into their parents': nothing is lost).
+ * Older ones, and all of them when the recorded one is gone, wait for the next recorded
+ * backup's pruning. Another tool's job is never aborted: libvirt runs one backup job per
+ * domain, so it is an error.
  */
 export async function removeStaleBackup(virsh: Virsh, domain: string, keep: ReadonlySet<string>): Promise<void> {
   const job = await currentBackupJob(virsh, domain);
@@ -229,5 +231,11 @@ export async function removeStaleBackup(virsh: Virsh, domain: string, keep: Read
     }
     await endBackupJob(virsh, domain);
   }
-  await deleteCofferCheckpoints(virsh, domain, keep);
+  const names = await listCheckpoints(virsh, domain);
+  let newestKept = -1;
+  for (const [i, name] of names.entries()) if (keep.has(name)) newestKept = i;
+  if (newestKept < 0) return;
+  for (const name of names.slice(newestKept + 1).reverse()) {
+    if (name.startsWith(LIBVIRT_CHECKPOINT_PREFIX)) await deleteCheckpoint(virsh, domain, name);
+  }
 }
