@@ -17,6 +17,7 @@
  * await domain.write('vda', 1 << 20, 65536, 0xab);
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -85,8 +86,12 @@ export async function startTestLibvirt(): Promise<TestLibvirt> {
   const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
   const domains: string[] = [];
   const virsh = (...args: string[]): Promise<string> => runVirsh(uri, args);
+  // Last resort when the test process exits without stop(): QEMU and virtlogd outlive libvirtd.
   const killOnExit = (): void => {
     child.kill('SIGKILL');
+    for (const file of qemuPidFilesSync(runtime)) killPidSync(file);
+    killPidSync(path.join(runtime, 'libvirt', 'virtlogd.pid'));
+    rmSync(dir, { recursive: true, force: true });
   };
   process.once('exit', killOnExit);
 
@@ -202,6 +207,24 @@ async function qemuPidFiles(runtime: string): Promise<string[]> {
   const folder = path.join(runtime, 'libvirt', 'qemu', 'run');
   const names = await fs.readdir(folder).catch(() => [] as string[]);
   return names.filter((n) => n.endsWith('.pid') && n !== 'driver.pid').map((n) => path.join(folder, n));
+}
+
+function qemuPidFilesSync(runtime: string): string[] {
+  const folder = path.join(runtime, 'libvirt', 'qemu', 'run');
+  try {
+    return readdirSync(folder).filter((n) => n.endsWith('.pid') && n !== 'driver.pid').map((n) => path.join(folder, n));
+  } catch {
+    return [];
+  }
+}
+
+function killPidSync(file: string): void {
+  try {
+    const pid = Number(readFileSync(file, 'utf8').trim());
+    if (Number.isInteger(pid) && pid > 1) process.kill(pid, 'SIGKILL');
+  } catch {
+    // no file, or already gone
+  }
 }
 
 async function killPidFile(file: string): Promise<void> {
