@@ -66,6 +66,8 @@ const BY_CODE: Record<ErrorCode, number> = {
   E_TIMEOUT: ExitCode.sourceUnreadable,
   E_QMP_ERROR: ExitCode.sourceUnreadable,
   E_NBD_ERROR: ExitCode.sourceUnreadable,
+  E_LIBVIRT_ERROR: ExitCode.sourceUnreadable,
+  E_DOMAIN_NOT_FOUND: ExitCode.usage,
 };
 
 /** The exit code for an error code. */

@@ -60,12 +60,14 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--changed-ranges <file>', 'what changed since --base, per disk in order: a JSON file ([[offset, length], ...] or qemu-img map --output=json of a delta), or an NBD URI with bitmap=NAME for a qemu:dirty-bitmap context (repeatable)', collect)
     .option('--base <snapshot>', 'the snapshot the changed ranges are relative to (blocks outside them are taken from it unread)')
     .option('--verify-unchanged <percent>', 'hash this share of the blocks said to be unchanged and compare with the parent; any mismatch means a full read')
-    .option('--pre-capture <command>', 'with --qemu: a shell command run just before the instant of capture (quiesce an application); failing stops the backup')
-    .option('--post-capture <command>', 'with --qemu: a shell command run right after it, even when the capture failed')
+    .option('--pre-capture <command>', 'with --qemu or --libvirt: a shell command run just before the instant of capture (quiesce an application); failing stops the backup')
+    .option('--post-capture <command>', 'with --qemu or --libvirt: a shell command run right after it, even when the capture failed')
     .option('--guest-agent <socket>', 'with --qemu: the host end of the VM\'s guest agent channel (default: found through QMP, the org.qemu.guest_agent.0 port)')
     .option('--no-freeze', 'with --qemu: do not freeze the guest\'s filesystems through its agent (the snapshot is crash-consistent)')
     .option('--freeze-timeout <seconds>', 'with --qemu: how long the guest agent may take to flush and freeze (default 60)')
     .option('--qemu <qmp>', 'back up the running QEMU VM behind this QMP monitor (a unix socket, or HOST:PORT): every disk at one instant, only what changed since the last backup')
+    .option('--libvirt <domain>', 'back up this running libvirt domain through libvirt\'s backup API (pull mode, checkpoints): every disk at one instant, only what changed since the last backup; --vm defaults to the domain\'s name')
+    .option('--connect <uri>', 'with --libvirt: the libvirt URI (default: virsh\'s default, e.g. qemu:///system)')
     .action((disks: string[], _options, command: Command) => run(() => backupCommand(disks, command.opts(), context))());
 
   repoCommand('snapshots', 'list snapshots, oldest first')

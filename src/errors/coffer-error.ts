@@ -67,6 +67,10 @@ export const ERROR_CODES = {
   E_QMP_ERROR: 'QEMU refused the command',
   /** An NBD server refused a request or an option (no such export, an I/O error on its side…). */
   E_NBD_ERROR: 'the NBD server reported an error',
+  /** libvirt could not be reached (no daemon, bad URI, no virsh) or refused a command. */
+  E_LIBVIRT_ERROR: 'libvirt failed or refused the command',
+  /** libvirt knows no domain of that name. */
+  E_DOMAIN_NOT_FOUND: 'no such libvirt domain',
 } as const;
 
 /** A stable error code, see {@link ERROR_CODES}. */

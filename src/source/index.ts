@@ -1,12 +1,14 @@
 /**
  * @module source
  * Where VMs come from. A {@link VmSource} yields the VM's definition and one block device per
- * disk, captured at one instant: image files, and running QEMU VMs (QMP + NBD, dirty bitmaps;
- * the guest's filesystems frozen through its agent around the instant when it has one).
+ * disk, captured at one instant: image files, running QEMU VMs (QMP + NBD, dirty bitmaps;
+ * the guest's filesystems frozen through its agent around the instant when it has one) and
+ * running libvirt domains (virsh's pull-mode backup API + NBD, checkpoints).
  */
 export type { VmSource, SourceDisk, ImageLayer, SourceConsistency } from './vm-source.js';
 export { openImageSource } from './image-source.js';
 export { openQemuSource, type QemuSourceOptions } from './qemu/qemu-source.js';
 export type { CaptureHooks, CaptureQuiescer } from './qemu/qemu-capture.js';
 export { GuestFreeze, GUEST_FREEZE_DEFAULTS, type FreezeEvent, type GuestFreezeOptions } from './qemu/guest-freeze.js';
+export { openLibvirtSource, LIBVIRT_DEFINITION_FORMAT, type LibvirtSourceOptions } from './libvirt/libvirt-source.js';
 export { parseChangedRanges, mergeRanges, withChangedRanges, type ChangedRange } from './changed-ranges.js';

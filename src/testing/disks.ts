@@ -52,6 +52,7 @@ const PACKAGES: Record<string, string> = {
   sh: 'dash',
   tar: 'tar',
   ldd: 'libc-bin',
+  libvirtd: 'libvirt-daemon libvirt-daemon-driver-qemu',
 };
 
 /** A raw disk image and its partitions, all in bytes. */

@@ -4,8 +4,8 @@
  * tools (sfdisk, mke2fs, mtools, mkntfs, mkfs.xfs, LVM) and cached across test files and
  * processes, the one file tree every filesystem fixture holds, deterministic pseudo-random
  * bytes, a check that the tools a test needs are installed, and a running QEMU with disks and a
- * QMP socket (qemu-vm.ts), and a booted Linux guest running the real QEMU guest agent
- * (agent-guest.ts).
+ * QMP socket (qemu-vm.ts), a booted Linux guest running the real QEMU guest agent
+ * (agent-guest.ts), and a private libvirtd with test domains (libvirt.ts).
  */
 export {
   fixtureDir,
@@ -44,6 +44,7 @@ export { buildXfsImage, xfsFragmentedImage, type XfsImageOptions } from './xfs-i
 export { xfsDbTree, xfsDbGeometry, xfsDbFileBytes, type XfsDbNode, type XfsDbGeometry } from './xfs-db.js';
 export { buildFilesVmDisk, type FilesVmDisk, type FilesVmDiskOptions } from './vm-disks.js';
 export { startTestVm, type TestVm, type TestVmDisk, type TestVmDiskSpec, type TestVmOptions } from './qemu-vm.js';
+export { startTestLibvirt, type TestLibvirt, type TestDomain, type TestDomainDisk, type TestDomainDiskSpec } from './libvirt.js';
 export { startDaemon, makeTempDir, type Daemon } from './daemons.js';
 export { seededRandom, withDeadline } from './fuzz-kit.js';
 export { guestKernel, debianPackage, unpackDebianPackage, GUEST_KERNEL_META_PACKAGE, type GuestKernel } from './debian-packages.js';

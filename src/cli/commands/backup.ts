@@ -3,7 +3,7 @@ import { CofferError } from '../../errors/index.js';
 import { readFile } from 'node:fs/promises';
 import { listSnapshots, resolveSnapshot, type Snapshot } from '../../repo/index.js';
 import { NbdBlockDevice } from '../../nbd/index.js';
-import { mergeRanges, openImageSource, openQemuSource, parseChangedRanges, withChangedRanges, type ChangedRange, type FreezeEvent, type VmSource } from '../../source/index.js';
+import { mergeRanges, openImageSource, openLibvirtSource, openQemuSource, parseChangedRanges, withChangedRanges, type ChangedRange, type FreezeEvent, type VmSource } from '../../source/index.js';
 import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
 import { runHook } from '../hooks.js';
 import { formatBytes, formatDuration } from '../format.js';
@@ -17,6 +17,8 @@ export interface BackupCommandOptions extends RepositoryOptions {
   host?: string;
   imageSnapshot?: string;
   qemu?: string;
+  libvirt?: string;
+  connect?: string;
   changedRanges?: string[];
   base?: string;
   verifyUnchanged?: string;
@@ -32,11 +34,12 @@ const NAME = /^[^\u0000-\u001f\u007f]{1,200}$/;
 
 /** `coffer backup --vm NAME DISK...`: one snapshot of the VM's disks. */
 export async function backupCommand(disks: string[], options: BackupCommandOptions, context: CommandContext): Promise<number> {
-  const vm = options.vm;
+  checkLibvirtOptions(disks, options);
+  const vm = options.vm ?? options.libvirt;
   if (vm === undefined || !NAME.test(vm)) throw new CofferError('E_USAGE', '--vm NAME is required (1 to 200 printable characters)');
   if (options.qemu !== undefined && disks.length > 0) throw new CofferError('E_USAGE', '--qemu backs up the disks of the running VM: name no disk images with it');
   if (options.qemu !== undefined && options.imageSnapshot !== undefined) throw new CofferError('E_USAGE', '--image-snapshot applies to image files, not to --qemu');
-  if (options.qemu === undefined && disks.length === 0) throw new CofferError('E_USAGE', 'name at least one disk image or block device to back up (or --qemu QMP_SOCKET for a running VM)');
+  if (options.qemu === undefined && options.libvirt === undefined && disks.length === 0) throw new CofferError('E_USAGE', 'name at least one disk image or block device to back up (or --qemu QMP_SOCKET for a running VM)');
   const tags = options.tag ?? [];
   const badTag = tags.find((tag) => !NAME.test(tag));
   if (badTag !== undefined) throw new CofferError('E_USAGE', `tag ${JSON.stringify(badTag)} is not 1 to 200 printable characters`);
@@ -49,8 +52,8 @@ export async function backupCommand(disks: string[], options: BackupCommandOptio
   if (ranges.length > 0 && options.qemu !== undefined) throw new CofferError('E_USAGE', '--changed-ranges applies to disk images, not to --qemu (QEMU tracks its own changes)');
   if (ranges.length > 0 && ranges.length !== disks.length) throw new CofferError('E_USAGE', `give one --changed-ranges per disk, in the same order (${disks.length} disk(s), ${ranges.length} list(s))`);
   if ((ranges.length > 0) !== (options.base !== undefined)) throw new CofferError('E_USAGE', '--changed-ranges and --base SNAPSHOT go together: the ranges say what changed since that snapshot');
-  if ((options.preCapture !== undefined || options.postCapture !== undefined) && options.qemu === undefined) {
-    throw new CofferError('E_USAGE', '--pre-capture and --post-capture run around the instant a running VM is captured: use them with --qemu');
+  if ((options.preCapture !== undefined || options.postCapture !== undefined) && options.qemu === undefined && options.libvirt === undefined) {
+    throw new CofferError('E_USAGE', '--pre-capture and --post-capture run around the instant a running VM is captured: use them with --qemu or --libvirt');
   }
   if ((options.guestAgent !== undefined || options.freeze === false || options.freezeTimeout !== undefined) && options.qemu === undefined) {
     throw new CofferError('E_USAGE', '--guest-agent, --no-freeze and --freeze-timeout freeze a running VM\'s filesystems: use them with --qemu');
@@ -76,9 +79,10 @@ export async function backupCommand(disks: string[], options: BackupCommandOptio
       progress.done();
       const stats = snapshot.stats;
       const consistency = snapshot.consistency === undefined ? {} : { consistency: snapshot.consistency };
+      const skipped = 'skipped' in source ? (source.skipped as { name: string; reason: string }[]) : [];
       const tracking = snapshot.disks.map((d) => ({ name: d.name, ...(d.changeTracking === undefined ? {} : { changeTracking: d.changeTracking }) }));
       if (options.json) {
-        context.stdout.write(`${JSON.stringify({ id: snapshot.id, vm: snapshot.vm, time: snapshot.time, parent: snapshot.parent, ...stats, disks: tracking, ...consistency })}\n`);
+        context.stdout.write(`${JSON.stringify({ id: snapshot.id, vm: snapshot.vm, time: snapshot.time, parent: snapshot.parent, ...stats, disks: tracking, ...consistency, ...(skipped.length > 0 ? { skipped } : {}) })}\n`);
       } else {
         const seconds = stats.durationMs / 1000;
         const lines = [
@@ -86,12 +90,13 @@ export async function backupCommand(disks: string[], options: BackupCommandOptio
         ];
         for (const d of tracking) {
           const t = d.changeTracking;
-          if (t?.method === 'dirty-bitmap') lines.push(`  ${d.name}: read only what QEMU's dirty bitmap marked since the last backup`);
+          if (t?.method === 'dirty-bitmap') lines.push(`  ${d.name}: read only what ${options.libvirt !== undefined ? 'the libvirt checkpoint' : 'QEMU\'s dirty bitmap'} marked since the last backup`);
           else if (t?.method === 'image-chain') lines.push(`  ${d.name}: read only the image layers written since the last backup`);
           else if (t?.method === 'changed-ranges') lines.push(`  ${d.name}: read only the changed ranges (${t.reason ?? 'given'})`);
           else if (t?.reason !== undefined) lines.push(`  ${d.name}: read in full: ${t.reason}`);
         }
         if (snapshot.consistency !== undefined) lines.push(`consistency: ${consistencyLabel(snapshot)}`);
+        for (const d of skipped) lines.push(`  ${d.name}: not backed up: ${d.reason}`);
         lines.push(
           `read ${formatBytes(stats.bytesRead)}, new ${formatBytes(stats.bytesNew)}, stored ${formatBytes(stats.bytesStored)} in ${formatDuration(seconds)} (${formatBytes(stats.bytesRead / Math.max(seconds, 0.001))}/s)`,
           `snapshot ${snapshot.id} saved`,
@@ -105,9 +110,20 @@ export async function backupCommand(disks: string[], options: BackupCommandOptio
   });
 }
 
-/** Image files, or a running QEMU VM whose checkpoints the parent snapshot recorded. */
+/** `--libvirt` excludes disk images, `--qemu` and the image options; `--connect` needs it. */
+function checkLibvirtOptions(disks: string[], options: BackupCommandOptions): void {
+  if (options.connect !== undefined && options.libvirt === undefined) throw new CofferError('E_USAGE', '--connect URI names the libvirt to reach: use it with --libvirt DOMAIN');
+  if (options.libvirt === undefined) return;
+  if (options.libvirt === '' || !NAME.test(options.libvirt)) throw new CofferError('E_USAGE', '--libvirt DOMAIN: give a domain name, UUID or id');
+  if (options.qemu !== undefined) throw new CofferError('E_USAGE', '--libvirt and --qemu are two ways to reach a running VM: give one');
+  if (disks.length > 0) throw new CofferError('E_USAGE', '--libvirt backs up the disks of the running domain: name no disk images with it');
+  if (options.imageSnapshot !== undefined) throw new CofferError('E_USAGE', '--image-snapshot applies to image files, not to --libvirt');
+  if ((options.changedRanges ?? []).length > 0) throw new CofferError('E_USAGE', '--changed-ranges applies to disk images, not to --libvirt (libvirt checkpoints track changes)');
+}
+
+/** Image files, or a running QEMU VM or libvirt domain whose checkpoints the parent snapshot recorded. */
 async function openSource(vm: string, disks: string[], options: BackupCommandOptions, parent: { disks: { name: string; changeTracking?: { checkpoint?: string } }[] } | null, context: CommandContext): Promise<VmSource> {
-  if (options.qemu === undefined) return openImageSource(vm, disks, options.imageSnapshot === undefined ? {} : { imageSnapshot: options.imageSnapshot });
+  if (options.qemu === undefined && options.libvirt === undefined) return openImageSource(vm, disks, options.imageSnapshot === undefined ? {} : { imageSnapshot: options.imageSnapshot });
   const previous = new Map<string, string>();
   for (const disk of parent?.disks ?? []) if (disk.changeTracking?.checkpoint !== undefined) previous.set(disk.name, disk.changeTracking.checkpoint);
   const { preCapture, postCapture } = options;
@@ -122,6 +138,9 @@ async function openSource(vm: string, disks: string[], options: BackupCommandOpt
         }
       : {}),
   };
+  if (options.libvirt !== undefined) {
+    return openLibvirtSource({ vm, domain: options.libvirt, ...(options.connect !== undefined ? { connect: options.connect } : {}), previous, signal: context.signal, hooks });
+  }
   const guestAgent = {
     ...(options.guestAgent !== undefined ? { agentSocket: options.guestAgent } : {}),
     ...(options.freeze === false ? { freeze: false } : {}),
@@ -130,7 +149,7 @@ async function openSource(vm: string, disks: string[], options: BackupCommandOpt
       if (event.type === 'thaw-failed') context.stderr.write(`coffer: warning: ${event.reason}\n`);
     },
   };
-  return openQemuSource({ vm, qmp: qmpAddress(options.qemu), previous, signal: context.signal, hooks, guestAgent });
+  return openQemuSource({ vm, qmp: qmpAddress(options.qemu as string), previous, signal: context.signal, hooks, guestAgent });
 }
 
 /** `/run/vm.qmp` (a unix socket) or `HOST:PORT`. */

@@ -1,0 +1,124 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { checkpointXml, parseBackupJob, parseCheckpointDisks, parseDacOwner, parseDomainDisks, pullBackupXml } from './libvirt-documents.js';
+import { parseXml } from './xml.js';
+
+/** A system-mode domain as libvirt 9.0 prints it (abridged), with every kind of disk. */
+const DOMAIN = `<domain type='kvm' id='7'>
+  <name>web01</name>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='/var/lib/libvirt/images/web01.qcow2' index='2'/>
+      <backingStore/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <disk type='block' device='disk'>
+      <driver name='qemu' type='raw' cache='none'/>
+      <source dev='/dev/vg0/web01-data' index='1'/>
+      <target dev='vdb' bus='virtio'/>
+    </disk>
+    <disk type='file' device='cdrom'>
+      <driver name='qemu' type='raw'/>
+      <source file='/iso/debian.iso'/>
+      <target dev='sda' bus='sata'/>
+      <readonly/>
+    </disk>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='raw'/>
+      <source file='/srv/shared.img'/>
+      <target dev='vdc' bus='virtio'/>
+      <shareable/>
+    </disk>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='/srv/ro.qcow2'/>
+      <target dev='vdd' bus='virtio'/>
+      <readonly/>
+    </disk>
+    <disk type='file' device='cdrom'>
+      <target dev='sdb' bus='sata'/>
+      <readonly/>
+    </disk>
+  </devices>
+  <seclabel type='dynamic' model='apparmor' relabel='yes'><label>libvirt-1234</label></seclabel>
+  <seclabel type='dynamic' model='dac' relabel='yes'>
+    <label>+64055:+994</label>
+    <imagelabel>+64055:+994</imagelabel>
+  </seclabel>
+</domain>
+`;
+
+test("a domain's disks by target, and why the ones not backed up are left out", () => {
+  assert.deepEqual(parseDomainDisks(DOMAIN), [
+    { target: 'vda', device: 'disk', type: 'file', format: 'qcow2', source: '/var/lib/libvirt/images/web01.qcow2' },
+    { target: 'vdb', device: 'disk', type: 'block', format: 'raw', source: '/dev/vg0/web01-data' },
+    { target: 'sda', device: 'cdrom', type: 'file', format: 'raw', source: '/iso/debian.iso', skip: 'a cdrom, not a disk' },
+    { target: 'vdc', device: 'disk', type: 'file', format: 'raw', source: '/srv/shared.img', skip: 'shareable (other VMs may write it: it has no instant of this VM)' },
+    { target: 'vdd', device: 'disk', type: 'file', format: 'qcow2', source: '/srv/ro.qcow2', skip: 'read-only' },
+    { target: 'sdb', device: 'cdrom', type: 'file', skip: 'a cdrom, not a disk' },
+  ]);
+  assert.deepEqual(parseDacOwner(DOMAIN), { uid: 64055, gid: 994 });
+  assert.equal(parseDacOwner(`<domain type='qemu'><name>s</name></domain>`), undefined, 'a session daemon labels nothing');
+  assert.throws(() => parseDomainDisks('<domaincheckpoint/>'), /expected a <domain> document/);
+  assert.throws(() => parseDomainDisks(`<domain><devices><disk><target dev='../x'/></disk></devices></domain>`), /target/);
+  assert.throws(() => parseDomainDisks(`<domain><devices><disk><target dev='vda'/></disk><disk><target dev='vda'/></disk></devices></domain>`), /share a target/);
+});
+
+test("a checkpoint's tracked disks and a running job, as virsh 9.0 prints them", () => {
+  const checkpoint = `<domaincheckpoint>
+  <name>coffer-1</name>
+  <creationTime>1795656017</creationTime>
+  <disks>
+    <disk name='vda' checkpoint='bitmap' bitmap='coffer-1'/>
+    <disk name='vdb' checkpoint='no'/>
+  </disks>
+</domaincheckpoint>`;
+  assert.deepEqual([...parseCheckpointDisks(checkpoint)], ['vda']);
+  const job = `<domainbackup mode='pull'>
+  <incremental>coffer-1</incremental>
+  <server transport='unix' socket='/tmp/lvt/w/coffer-backup.sock'/>
+  <disks>
+    <disk name='vda' backup='yes' type='file' backupmode='incremental' incremental='coffer-1' exportname='vda' exportbitmap='backup-vda' index='6'>
+      <driver type='qcow2'/>
+      <scratch file='/tmp/lvt/w/s-vda.qcow2'/>
+    </disk>
+    <disk name='vdb' backup='yes' type='file' backupmode='full' exportname='vdb' index='7'>
+      <driver type='qcow2'/>
+      <scratch file='/tmp/lvt/w/s-vdb.qcow2'/>
+    </disk>
+    <disk name='sda' backup='no'/>
+  </disks>
+</domainbackup>`;
+  assert.deepEqual(parseBackupJob(job), {
+    mode: 'pull',
+    socket: '/tmp/lvt/w/coffer-backup.sock',
+    disks: [
+      { name: 'vda', exportName: 'vda', exportBitmap: 'backup-vda', backupMode: 'incremental', incremental: 'coffer-1' },
+      { name: 'vdb', exportName: 'vdb', backupMode: 'full' },
+    ],
+  });
+});
+
+test('the backup request and the checkpoint read back as what was asked, with hostile names escaped', () => {
+  const request = parseXml(
+    pullBackupXml(`/run/c'o<ffer/coffer-backup.sock`, [
+      { target: 'vda', backup: true, since: 'coffer-1', scratch: '/w/scratch-vda.qcow2' },
+      { target: 'vdb', backup: true, scratch: '/w/scratch-vdb.qcow2' },
+      { target: 'sda', backup: false },
+    ]),
+  );
+  assert.equal(request.attributes['mode'], 'pull');
+  assert.deepEqual(request.children[0]?.attributes, { transport: 'unix', socket: `/run/c'o<ffer/coffer-backup.sock` });
+  const disks = request.children[1]?.children ?? [];
+  assert.deepEqual(disks.map((d) => ({ ...d.attributes })), [
+    { name: 'vda', backupmode: 'incremental', incremental: 'coffer-1', type: 'file' },
+    { name: 'vdb', backupmode: 'full', type: 'file' },
+    { name: 'sda', backup: 'no' },
+  ]);
+  assert.deepEqual(disks.map((d) => d.children[0]?.attributes['file']), ['/w/scratch-vda.qcow2', '/w/scratch-vdb.qcow2', undefined]);
+  const checkpoint = checkpointXml('coffer-2', [{ target: 'vda', tracked: true }, { target: 'vdb', tracked: false }]);
+  assert.equal(parseXml(checkpoint).children[0]?.text, 'coffer-2');
+  assert.deepEqual([...parseCheckpointDisks(checkpoint)], ['vda']);
+});

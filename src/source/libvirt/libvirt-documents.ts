@@ -1,0 +1,160 @@
+/**
+ * The libvirt XML documents live backup reads and writes, as libvirt 9.0 defines them
+ * (docs/formatdomain.rst, formatcheckpoint.rst, formatbackup.rst; schemas in
+ * /usr/share/libvirt/schemas/domainbackup.rng and domaincheckpoint.rng). Pure: text in,
+ * typed values out, and the reverse; `virsh` is driven elsewhere.
+ *
+ * Read:
+ * - domain (`virsh dumpxml`): `<domain><devices><disk type='file|block|network|volume'
+ *   device='disk|cdrom|floppy|lun'><driver type='qcow2'/><source file|dev|name=…/>
+ *   <target dev='vda'/><readonly/><shareable/><transient/></disk>` and the DAC label QEMU runs
+ *   under, `<seclabel model='dac'><label>+UID:+GID</label></seclabel>` (absent without a
+ *   DAC security driver, e.g. a session daemon).
+ * - checkpoint (`virsh checkpoint-dumpxml --no-domain`): `<domaincheckpoint><name>…</name>
+ *   <disks><disk name='vda' checkpoint='bitmap|no' bitmap='…'/></disks></domaincheckpoint>`.
+ * - running backup job (`virsh backup-dumpxml`): `<domainbackup mode='pull'><server
+ *   transport='unix' socket='…'/><disks><disk name='vda' backup='yes' backupmode='full|incremental'
+ *   incremental='CP' exportname='vda' exportbitmap='backup-vda'>…</disk></disks></domainbackup>`.
+ *   The export name is the disk's target; the bitmap context is `qemu:dirty-bitmap:<exportbitmap>`.
+ * Written: the pull-mode backup request and the checkpoint definition (see the builders).
+ * Quirk of the 9.0 schema: a pull-mode `<disk>` may carry `backup='yes'` only together with
+ * `type='file'`; `<scratch file=…/>` is needed (without it QEMU 7.2 refuses the blockdev).
+ */
+import { childNamed, childrenNamed, escapeXml, parseXml, type XmlElement } from './xml.js';
+
+/** One `<disk>` of a domain. */
+export interface LibvirtDisk {
+  /** The target device (`vda`, `sdb`): the disk's name in the repository and in backup XML. */
+  target: string;
+  /** `disk`, `cdrom`, `floppy`, `lun`. */
+  device: string;
+  /** `file`, `block`, `network`, `volume`… */
+  type: string;
+  /** The image format (`qcow2`, `raw`), when the driver names one. */
+  format?: string;
+  /** The file, device, or network name, when there is a medium. */
+  source?: string;
+  /** Why the disk is not backed up (read-only, shareable, no medium, not a disk), if it is not. */
+  skip?: string;
+}
+
+/** A `<domain>` document's disks, in document order. Throws on a document that is not a domain. */
+export function parseDomainDisks(xml: string): LibvirtDisk[] {
+  const domain = rootNamed(xml, 'domain');
+  const devices = childNamed(domain, 'devices');
+  const disks: LibvirtDisk[] = [];
+  for (const element of devices === undefined ? [] : childrenNamed(devices, 'disk')) {
+    const target = childNamed(element, 'target')?.attributes['dev'];
+    if (target === undefined || !/^[A-Za-z0-9_.-]{1,64}$/.test(target)) throw new Error(`a <disk> has no usable <target dev=…> (${String(target)})`);
+    const device = element.attributes['device'] ?? 'disk';
+    const type = element.attributes['type'] ?? 'file';
+    const format = childNamed(element, 'driver')?.attributes['type'];
+    const sourceElement = childNamed(element, 'source');
+    const source = sourceElement === undefined ? undefined : sourceElement.attributes['file'] ?? sourceElement.attributes['dev'] ?? sourceElement.attributes['name'] ?? sourceElement.attributes['volume'];
+    const skip =
+      device !== 'disk'
+        ? `a ${device}, not a disk`
+        : source === undefined
+          ? 'no medium'
+          : childNamed(element, 'readonly') !== undefined
+            ? 'read-only'
+            : childNamed(element, 'shareable') !== undefined
+              ? 'shareable (other VMs may write it: it has no instant of this VM)'
+              : childNamed(element, 'transient') !== undefined
+                ? 'transient (its writes are dropped when the VM stops)'
+                : undefined;
+    disks.push({ target, device, type, ...(format !== undefined ? { format } : {}), ...(source !== undefined ? { source } : {}), ...(skip !== undefined ? { skip } : {}) });
+  }
+  const targets = new Set(disks.map((d) => d.target));
+  if (targets.size !== disks.length) throw new Error('two disks share a target device');
+  return disks;
+}
+
+/** The numeric user and group QEMU runs as, from the domain's DAC label (`+64055:+64055`), if given. */
+export function parseDacOwner(xml: string): { uid: number; gid: number } | undefined {
+  const domain = rootNamed(xml, 'domain');
+  for (const seclabel of childrenNamed(domain, 'seclabel')) {
+    if (seclabel.attributes['model'] !== 'dac') continue;
+    const label = childNamed(seclabel, 'label')?.text.trim() ?? '';
+    const match = /^\+?(\d{1,10}):\+?(\d{1,10})$/.exec(label);
+    if (match !== null) return { uid: Number(match[1]), gid: Number(match[2]) };
+  }
+  return undefined;
+}
+
+/** The disks a checkpoint keeps a bitmap for (`checkpoint='bitmap'`), by target. */
+export function parseCheckpointDisks(xml: string): Set<string> {
+  const checkpoint = rootNamed(xml, 'domaincheckpoint');
+  const disks = childNamed(checkpoint, 'disks');
+  const tracked = new Set<string>();
+  for (const disk of disks === undefined ? [] : childrenNamed(disks, 'disk')) {
+    const name = disk.attributes['name'];
+    if (name !== undefined && (disk.attributes['checkpoint'] ?? 'bitmap') === 'bitmap') tracked.add(name);
+  }
+  return tracked;
+}
+
+/** A running pull-mode backup job, as `backup-dumpxml` describes it. */
+export interface BackupJob {
+  /** The NBD server's unix socket (undefined for a TCP server or a push-mode job). */
+  socket?: string;
+  mode: string;
+  disks: { name: string; exportName: string; exportBitmap?: string; backupMode?: string; incremental?: string }[];
+}
+
+/** Parses `virsh backup-dumpxml` output. */
+export function parseBackupJob(xml: string): BackupJob {
+  const backup = rootNamed(xml, 'domainbackup');
+  const server = childNamed(backup, 'server');
+  const socket = server?.attributes['transport'] === 'unix' ? server.attributes['socket'] : undefined;
+  const disks: BackupJob['disks'] = [];
+  const list = childNamed(backup, 'disks');
+  for (const disk of list === undefined ? [] : childrenNamed(list, 'disk')) {
+    const name = disk.attributes['name'];
+    if (name === undefined || disk.attributes['backup'] === 'no') continue;
+    const a = disk.attributes;
+    disks.push({
+      name,
+      exportName: a['exportname'] ?? name,
+      ...(a['exportbitmap'] !== undefined ? { exportBitmap: a['exportbitmap'] } : {}),
+      ...(a['backupmode'] !== undefined ? { backupMode: a['backupmode'] } : {}),
+      ...(a['incremental'] !== undefined ? { incremental: a['incremental'] } : {}),
+    });
+  }
+  return { mode: backup.attributes['mode'] ?? 'push', ...(socket !== undefined ? { socket } : {}), disks };
+}
+
+/** One disk in a backup request: left out, read in full, or read as the changes since a checkpoint. */
+export type BackupDiskRequest = { target: string; backup: false } | { target: string; backup: true; since?: string; scratch: string };
+
+/**
+ * `<domainbackup mode='pull'>` exporting over a unix socket. Each disk names its own mode
+ * (`backupmode='incremental' incremental='CP'` or `backupmode='full'`), so one disk without a
+ * usable checkpoint does not force the others to a full read.
+ */
+export function pullBackupXml(socket: string, disks: readonly BackupDiskRequest[]): string {
+  const lines = [`<domainbackup mode='pull'>`, `  <server transport='unix' socket='${escapeXml(socket)}'/>`, '  <disks>'];
+  for (const d of disks) {
+    if (!d.backup) lines.push(`    <disk name='${escapeXml(d.target)}' backup='no'/>`);
+    else {
+      const mode = d.since === undefined ? `backupmode='full'` : `backupmode='incremental' incremental='${escapeXml(d.since)}'`;
+      lines.push(`    <disk name='${escapeXml(d.target)}' ${mode} type='file'><scratch file='${escapeXml(d.scratch)}'/></disk>`);
+    }
+  }
+  lines.push('  </disks>', '</domainbackup>', '');
+  return lines.join('\n');
+}
+
+/** `<domaincheckpoint>` named `name`, with a bitmap for the `tracked` disks and none for the others. */
+export function checkpointXml(name: string, disks: readonly { target: string; tracked: boolean }[]): string {
+  const lines = ['<domaincheckpoint>', `  <name>${escapeXml(name)}</name>`, '  <disks>'];
+  for (const d of disks) lines.push(`    <disk name='${escapeXml(d.target)}' checkpoint='${d.tracked ? 'bitmap' : 'no'}'/>`);
+  lines.push('  </disks>', '</domaincheckpoint>', '');
+  return lines.join('\n');
+}
+
+function rootNamed(xml: string, name: string): XmlElement {
+  const root = parseXml(xml);
+  if (root.name !== name) throw new Error(`expected a <${name}> document, got <${root.name}>`);
+  return root;
+}
