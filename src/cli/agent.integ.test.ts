@@ -70,7 +70,7 @@ test('an agent channel nobody answers: the backup succeeds crash-consistent with
 test('agent options without --qemu are a usage error', async () => {
   const result = await coffer(['backup', '-r', repo, '--vm', 'x', '--no-freeze', '/some/disk.raw'], { env });
   assertExit(result, 2);
-  assert.match(assertOneLineError(result), /use them with --qemu/);
+  assert.match(assertOneLineError(result), /use it with --qemu or --libvirt/);
   const timeout = await coffer(['backup', '-r', repo, '--vm', 'x', '--qemu', guest.vm.qmpSocket, '--freeze-timeout', 'soon'], { env });
   assertExit(timeout, 2);
   assert.match(assertOneLineError(timeout), /--freeze-timeout soon/);

@@ -63,7 +63,7 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--pre-capture <command>', 'with --qemu or --libvirt: a shell command run just before the instant of capture (quiesce an application); failing stops the backup')
     .option('--post-capture <command>', 'with --qemu or --libvirt: a shell command run right after it, even when the capture failed')
     .option('--guest-agent <socket>', 'with --qemu: the host end of the VM\'s guest agent channel (default: found through QMP, the org.qemu.guest_agent.0 port)')
-    .option('--no-freeze', 'with --qemu: do not freeze the guest\'s filesystems through its agent (the snapshot is crash-consistent)')
+    .option('--no-freeze', 'with --qemu or --libvirt: do not freeze the guest\'s filesystems through its agent (the snapshot is crash-consistent)')
     .option('--freeze-timeout <seconds>', 'with --qemu: how long the guest agent may take to flush and freeze (default 60)')
     .option('--qemu <qmp>', 'back up the running QEMU VM behind this QMP monitor (a unix socket, or HOST:PORT): every disk at one instant, only what changed since the last backup')
     .option('--libvirt <domain>', 'back up this running libvirt domain through libvirt\'s backup API (pull mode, checkpoints): every disk at one instant, only what changed since the last backup; --vm defaults to the domain\'s name')

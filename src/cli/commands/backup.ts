@@ -55,8 +55,11 @@ export async function backupCommand(disks: string[], options: BackupCommandOptio
   if ((options.preCapture !== undefined || options.postCapture !== undefined) && options.qemu === undefined && options.libvirt === undefined) {
     throw new CofferError('E_USAGE', '--pre-capture and --post-capture run around the instant a running VM is captured: use them with --qemu or --libvirt');
   }
-  if ((options.guestAgent !== undefined || options.freeze === false || options.freezeTimeout !== undefined) && options.qemu === undefined) {
-    throw new CofferError('E_USAGE', '--guest-agent, --no-freeze and --freeze-timeout freeze a running VM\'s filesystems: use them with --qemu');
+  if (options.freeze === false && options.qemu === undefined && options.libvirt === undefined) {
+    throw new CofferError('E_USAGE', '--no-freeze is about freezing a running VM\'s filesystems: use it with --qemu or --libvirt');
+  }
+  if ((options.guestAgent !== undefined || options.freezeTimeout !== undefined) && options.qemu === undefined) {
+    throw new CofferError('E_USAGE', '--guest-agent and --freeze-timeout freeze a running QEMU VM\'s filesystems: use them with --qemu (libvirt talks to its domains\' agents itself)');
   }
   if (options.guestAgent !== undefined && options.freeze === false) throw new CofferError('E_USAGE', '--guest-agent names the agent to freeze with: it contradicts --no-freeze');
   if (options.freezeTimeout !== undefined) parseSeconds(options.freezeTimeout, '--freeze-timeout'); // refused before anything starts
@@ -139,7 +142,11 @@ async function openSource(vm: string, disks: string[], options: BackupCommandOpt
       : {}),
   };
   if (options.libvirt !== undefined) {
-    return openLibvirtSource({ vm, domain: options.libvirt, ...(options.connect !== undefined ? { connect: options.connect } : {}), previous, signal: context.signal, hooks });
+    return openLibvirtSource({
+      vm, domain: options.libvirt, ...(options.connect !== undefined ? { connect: options.connect } : {}), previous, signal: context.signal, hooks,
+      ...(options.freeze === false ? { freeze: false } : {}),
+      onThawFailed: (reason) => context.stderr.write(`coffer: warning: ${reason}\n`),
+    });
   }
   const guestAgent = {
     ...(options.guestAgent !== undefined ? { agentSocket: options.guestAgent } : {}),

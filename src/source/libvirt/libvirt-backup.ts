@@ -1,6 +1,7 @@
 import * as fs from 'node:fs/promises';
 import path from 'node:path';
 import { CofferError } from '../../errors/index.js';
+import type { LibvirtFreeze } from './libvirt-freeze.js';
 import type { CaptureHooks } from '../qemu/qemu-capture.js';
 import { checkpointXml, parseBackupJob, parseCheckpointDisks, pullBackupXml, type BackupDiskRequest, type BackupJob, type LibvirtDisk } from './libvirt-documents.js';
 import { isNoCheckpointError, isNoJobError, type Virsh } from './virsh.js';
@@ -58,7 +59,7 @@ export class LibvirtBackup {
     virsh: Virsh,
     domain: string,
     disks: readonly LibvirtDisk[],
-    options: { previous: ReadonlyMap<string, string>; workDir: string; checkpoint: string; hooks?: CaptureHooks },
+    options: { previous: ReadonlyMap<string, string>; workDir: string; checkpoint: string; hooks?: CaptureHooks; freeze?: LibvirtFreeze },
   ): Promise<LibvirtBackup> {
     const socket = path.join(options.workDir, BACKUP_SOCKET_NAME);
     const included = disks.filter((d) => d.skip === undefined);
@@ -111,7 +112,7 @@ export class LibvirtBackup {
     }
   }
 
-  private async begin(disks: readonly LibvirtDisk[], options: { workDir: string; hooks?: CaptureHooks }): Promise<void> {
+  private async begin(disks: readonly LibvirtDisk[], options: { workDir: string; hooks?: CaptureHooks; freeze?: LibvirtFreeze }): Promise<void> {
     const requests: BackupDiskRequest[] = disks.map((disk) => {
       const c = this.disks.find((x) => x.disk === disk);
       if (c === undefined) return { target: disk.target, backup: false };
@@ -127,7 +128,12 @@ export class LibvirtBackup {
     }
     try {
       await options.hooks?.beforeCapture?.();
-      await this.virsh.run(args);
+      try {
+        await options.freeze?.freeze();
+        await this.virsh.run(args);
+      } finally {
+        await options.freeze?.thaw();
+      }
     } finally {
       await options.hooks?.afterCapture?.();
     }

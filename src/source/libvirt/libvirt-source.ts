@@ -7,6 +7,7 @@ import { NbdBlockDevice } from '../../nbd/index.js';
 import type { CaptureHooks } from '../qemu/qemu-capture.js';
 import type { SourceDisk, VmSource } from '../vm-source.js';
 import { LIBVIRT_CHECKPOINT_PREFIX, LibvirtBackup, removeStaleBackup } from './libvirt-backup.js';
+import { LibvirtFreeze } from './libvirt-freeze.js';
 import { parseDacOwner, parseDomainDisks, type LibvirtDisk } from './libvirt-documents.js';
 import { Virsh } from './virsh.js';
 
@@ -36,6 +37,13 @@ export interface LibvirtSourceOptions {
   clock?: () => Date;
   /** Run just before and right after `backup-begin` (see {@link CaptureHooks}). */
   hooks?: CaptureHooks;
+  /**
+   * Freeze the guest's filesystems through libvirt and the domain's guest agent just around
+   * `backup-begin` (default true; see {@link LibvirtFreeze}).
+   */
+  freeze?: boolean;
+  /** Told when a thaw could not be confirmed (the guest may still be frozen). */
+  onThawFailed?: (reason: string) => void;
 }
 
 /**
@@ -92,7 +100,8 @@ export async function openLibvirtSource(options: LibvirtSourceOptions): Promise<
     if (owner !== undefined) await fs.chown(workDir, owner.uid, owner.gid);
     const now = (options.clock ?? (() => new Date()))();
     const tag = `${now.toISOString().replace(/[-:.]/g, '').replace('T', 't').toLowerCase()}-${randomBytes(3).toString('hex')}`;
-    backup = await LibvirtBackup.start(virsh, domain, disks, { previous, workDir, checkpoint: `${LIBVIRT_CHECKPOINT_PREFIX}${tag}`, ...(options.hooks ? { hooks: options.hooks } : {}) });
+    const freeze = new LibvirtFreeze(virsh, domain, options.freeze !== false, options.onThawFailed);
+    backup = await LibvirtBackup.start(virsh, domain, disks, { previous, workDir, checkpoint: `${LIBVIRT_CHECKPOINT_PREFIX}${tag}`, freeze, ...(options.hooks ? { hooks: options.hooks } : {}) });
     const sourceDisks: SourceDisk[] = [];
     for (const c of backup.disks) {
       const device = await NbdBlockDevice.open(backup.uri(c), c.exportBitmap === undefined ? {} : { dirtyBitmap: c.exportBitmap });
@@ -113,6 +122,7 @@ export async function openLibvirtSource(options: LibvirtSourceOptions): Promise<
       vm: options.vm,
       definition: { format: LIBVIRT_DEFINITION_FORMAT, data: Buffer.from(definition) },
       disks: sourceDisks,
+      consistency: freeze.consistency,
       skipped: disks.flatMap((d) => (d.skip === undefined ? [] : [{ name: d.target, reason: d.skip }])),
       async commit() {
         committed = true;
