@@ -1,6 +1,6 @@
 import { hostname as osHostname } from 'node:os';
 import { CofferError } from '../errors/index.js';
-import { DiskIndexReader, listQuarantined, listSnapshots, saveSnapshot, type ChangeTrackingRecord, type DiskRecord, type Repository, type Snapshot } from '../repo/index.js';
+import { acquireBackupLease, DiskIndexReader, listQuarantined, type HeldLease, listSnapshots, saveSnapshot, type ChangeTrackingRecord, type DiskRecord, type Repository, type Snapshot } from '../repo/index.js';
 import type { SourceDisk, VmSource } from '../source/index.js';
 import { backupDisk, type DiskProgress } from './backup-disk.js';
 import { unchangedFromLayer, withChangesAboveLayer } from './chain-tracking.js';
@@ -27,6 +27,15 @@ export interface BackupOptions {
   /** Injected clock (tests). */
   clock?: () => Date;
   /**
+   * The backup lease (leases.ts), when the caller took it already — before capturing a live
+   * VM, so no capture waits for a prune. Otherwise the backup takes and releases its own.
+   */
+  lease?: HeldLease;
+  /** How long to wait for a running prune to end before giving up (`E_REPO_BUSY`); default 30 minutes. */
+  waitForPruneMs?: number;
+  /** Told when the backup waits for a prune. */
+  onWait?: (reason: string) => void;
+  /**
    * Hash this fraction (0..1) of the blocks a source's own change tracking (dirty bitmap,
    * given ranges) calls unchanged and compare them with the parent; on any mismatch, read
    * that disk in full and say so in the snapshot.
@@ -46,6 +55,21 @@ export async function backupVm(repo: Repository, source: VmSource, options: Back
   const clock = options.clock ?? (() => new Date());
   const started = clock();
   if (source.disks.length === 0) throw new CofferError('E_USAGE', `VM ${source.vm} has no disks to back up`);
+  // A prune must not run while this backup's chunks are referenced by no manifest yet.
+  if (options.lease !== undefined) return backupWithLease(repo, source, options, clock, started, options.lease);
+  const lease = await acquireBackupLease(repo, {
+    ...(options.waitForPruneMs !== undefined ? { waitMs: options.waitForPruneMs } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+    onWait: (holders) => options.onWait?.(`waiting for a prune to end (${holders.map((h) => `${h.host}, pid ${h.pid}`).join('; ')})`),
+  });
+  try {
+    return await backupWithLease(repo, source, options, clock, started, lease);
+  } finally {
+    await lease.release().catch(() => {});
+  }
+}
+
+async function backupWithLease(repo: Repository, source: VmSource, options: BackupOptions, clock: () => Date, started: Date, lease: HeldLease): Promise<Snapshot> {
   const parent = options.parent === undefined ? (await listSnapshots(repo, { vm: source.vm })).at(-1) ?? null : options.parent;
   const damaged = await listQuarantined(repo);
   const known = new KnownChunks();
@@ -88,6 +112,7 @@ export async function backupVm(repo: Repository, source: VmSource, options: Back
     totals.bytesStored += progress.bytesStored;
   }
   if (options.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'backup interrupted before its snapshot was recorded');
+  await lease.confirm(); // no prune presumed this backup dead and swept its chunks
   const time = options.time ?? started;
   const snapshot = await saveSnapshot(repo, {
     version: 1,

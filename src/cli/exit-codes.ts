@@ -28,6 +28,8 @@ export const ExitCode = {
   contentUnreadable: 14,
   /** A test restore found the snapshot does not restore intact (the report says why). */
   testRestoreFailed: 15,
+  /** A backup and a prune would overlap and the other did not end in time (or a lease was lost). */
+  repositoryBusy: 16,
   /** Interrupted by Ctrl-C or a signal. */
   interrupted: 130,
 } as const;
@@ -54,6 +56,8 @@ const BY_CODE: Record<ErrorCode, number> = {
   E_NO_SPACE: ExitCode.noSpace,
   E_BACKEND_IO: ExitCode.failure,
   E_INTERRUPTED: ExitCode.interrupted,
+  E_REPO_BUSY: ExitCode.repositoryBusy,
+  E_LEASE_LOST: ExitCode.repositoryBusy,
   E_VERIFY_FAILED: ExitCode.verifyFailed,
   E_VOLUME_NOT_FOUND: ExitCode.usage,
   E_PATH_NOT_FOUND: ExitCode.usage,

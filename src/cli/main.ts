@@ -10,6 +10,7 @@ import { backupCommand } from './commands/backup.js';
 import { diskCommand } from './commands/disk.js';
 import { filesCommand } from './commands/files.js';
 import { forgetCommand } from './commands/forget.js';
+import { pruneCommand } from './commands/prune.js';
 import { initCommand } from './commands/init.js';
 import { keyCommand } from './commands/key.js';
 import { protectCommand, unprotectCommand } from './commands/protect.js';
@@ -144,7 +145,13 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--keep-tag <tags>', 'keep snapshots with these tags (TAG or TAG,TAG: all of them; repeatable)', collect)
     .option('--vm <name>', 'with a policy: only this VM (each VM is always counted on its own)')
     .option('-n, --dry-run', 'print what would be kept and removed, remove nothing')
+    .option('--prune', 'then remove the data no snapshot uses any more (coffer prune)')
     .action((snapshots: string[], _options, command: Command) => run(() => forgetCommand(snapshots, command.opts(), context))());
+
+  repoCommand('prune', 'remove the chunks and index pages no snapshot references (after forget), and report the space freed')
+    .option('-n, --dry-run', 'count what would be removed, remove nothing')
+    .option('--wait <minutes>', 'how long to wait for running backups to end (default 30; 0: fail at once)')
+    .action((_options, command: Command) => run(() => pruneCommand(command.opts(), context))());
 
   repoCommand('protect', 'protect a snapshot: no forget removes it (by policy or by name) until it is unprotected')
     .argument('<snapshot>', 'snapshot id or prefix, latest, or NAME:latest')

@@ -101,8 +101,8 @@ for (const c of roundTrips) {
       const stats = (b: BackupJson) => ({ bytesLogical: b.bytesLogical, bytesRead: b.bytesRead, bytesNew: b.bytesNew, bytesStored: b.bytesStored, durationMs: b.durationMs });
       const diskRecord = (source: string) => [{ name: 'disk0', size: disk.size, sourceFormat: 'raw', source, blockSize: c.blockSize }];
       assert.deepEqual(listed, [
-        { id: first.id, shortId: first.id.slice(0, 8), vm: 'web', time: '2024-03-01T09:00:00.000Z', hostname: hostname(), tags: ['first', 'nightly'], parent: null, disks: diskRecord(disk.path), stats: stats(first) },
-        { id: second.id, shortId: second.id.slice(0, 8), vm: 'web', time: '2024-03-02T09:00:00.000Z', hostname: hostname(), tags: [], parent: first.id, disks: diskRecord(v2), stats: stats(second) },
+        { id: first.id, shortId: first.id.slice(0, 8), vm: 'web', time: '2024-03-01T09:00:00.000Z', hostname: hostname(), tags: ['first', 'nightly'], parent: null, disks: diskRecord(disk.path), stats: stats(first), protected: false, protection: null },
+        { id: second.id, shortId: second.id.slice(0, 8), vm: 'web', time: '2024-03-02T09:00:00.000Z', hostname: hostname(), tags: [], parent: first.id, disks: diskRecord(v2), stats: stats(second), protected: false, protection: null },
       ]);
       assert.match(first.id, /^[0-9a-f]{64}$/);
 

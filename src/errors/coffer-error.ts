@@ -71,6 +71,10 @@ export const ERROR_CODES = {
   E_LIBVIRT_ERROR: 'libvirt failed or refused the command',
   /** libvirt knows no domain of that name. */
   E_DOMAIN_NOT_FOUND: 'no such libvirt domain',
+  /** A backup and a prune cannot run together, and the other one did not end in time. */
+  E_REPO_BUSY: 'the repository is busy',
+  /** A backup's lease was removed or expired while it ran (a prune presumed it dead). */
+  E_LEASE_LOST: 'the lease on the repository was lost',
 } as const;
 
 /** A stable error code, see {@link ERROR_CODES}. */

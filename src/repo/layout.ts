@@ -12,6 +12,7 @@
  * | `protected/<64 hex>.<64 hex>` | a protection marker: snapshot id, marker id (kind 4) |
  * | `notes/<64 hex>.<64 hex>`     | a snapshot note: snapshot id, note id (kind 5)   |
  * | `verifications/<64 hex>`      | the record of a verify run (kind 6)              |
+ * | `leases/<64 hex>`             | a running backup's or prune's lease (kind 7)     |
  *
  * The two-hex fan-out spreads a local repository's chunks over 256 directories (16,000
  * entries each per TB at the default block size, not 4 million in one); object stores
@@ -26,6 +27,7 @@ export const QUARANTINE_PREFIX = 'quarantine/';
 export const PROTECTED_PREFIX = 'protected/';
 export const NOTES_PREFIX = 'notes/';
 export const VERIFICATIONS_PREFIX = 'verifications/';
+export const LEASES_PREFIX = 'leases/';
 
 export const chunkKey = (hex: string): string => `${CHUNKS_PREFIX}${hex.slice(0, 2)}/${hex}`;
 export const indexKey = (hex: string): string => `${INDEXES_PREFIX}${hex.slice(0, 2)}/${hex}`;
@@ -33,6 +35,7 @@ export const snapshotKey = (hex: string): string => `${SNAPSHOTS_PREFIX}${hex}`;
 export const protectionKey = (snapshotHex: string, markerHex: string): string => `${PROTECTED_PREFIX}${snapshotHex}.${markerHex}`;
 export const noteKey = (snapshotHex: string, noteHex: string): string => `${NOTES_PREFIX}${snapshotHex}.${noteHex}`;
 export const verificationKey = (hex: string): string => `${VERIFICATIONS_PREFIX}${hex}`;
+export const leaseKey = (hex: string): string => `${LEASES_PREFIX}${hex}`;
 export const keyFileKey = (id: string): string => `${KEYS_PREFIX}${id}`;
 
 /** The hex id at the end of a content-addressed key, or null if the key is not one. */

@@ -1,7 +1,7 @@
 import { backupVm } from '../../backup/index.js';
 import { CofferError } from '../../errors/index.js';
 import { readFile } from 'node:fs/promises';
-import { listSnapshots, resolveSnapshot, type Snapshot } from '../../repo/index.js';
+import { acquireBackupLease, listSnapshots, resolveSnapshot, type Snapshot } from '../../repo/index.js';
 import { NbdBlockDevice } from '../../nbd/index.js';
 import { mergeRanges, openImageSource, openLibvirtSource, openQemuSource, parseChangedRanges, withChangedRanges, type ChangedRange, type FreezeEvent, type VmSource } from '../../source/index.js';
 import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
@@ -66,10 +66,22 @@ export async function backupCommand(disks: string[], options: BackupCommandOptio
   const verifyUnchanged = options.verifyUnchanged === undefined ? undefined : parsePercent(options.verifyUnchanged);
   return withRepository(options, context, async (repo) => {
     const parent: Snapshot | null = options.base !== undefined ? await resolveSnapshot(repo, options.base) : (await listSnapshots(repo, { vm })).at(-1) ?? null;
-    const source = await withRanges(await openSource(vm, disks, options, parent, context), ranges);
+    // Taken before any live capture starts: a prune running now is waited for first.
+    const lease = await acquireBackupLease(repo, {
+      signal: context.signal,
+      onWait: (holders) => context.stderr.write(`waiting for a prune to end (${holders.map((h) => `${h.host}, pid ${h.pid}, since ${h.started}`).join('; ')})\n`),
+    });
+    let source: VmSource;
+    try {
+      source = await withRanges(await openSource(vm, disks, options, parent, context), ranges);
+    } catch (error) {
+      await lease.release().catch(() => {});
+      throw error;
+    }
     try {
       const progress = ProgressReporter.for(context.stderr, options.json === true);
       const snapshot = await backupVm(repo, source, {
+        lease,
         tags,
         parent,
         ...(verifyUnchanged !== undefined ? { verifyUnchanged } : {}),
@@ -109,6 +121,7 @@ export async function backupCommand(disks: string[], options: BackupCommandOptio
       return 0;
     } finally {
       await source.close();
+      await lease.release().catch(() => {});
     }
   });
 }

@@ -1,5 +1,6 @@
 import { CofferError } from '../../errors/index.js';
-import { deleteSnapshot, protectionOf, resolveSnapshot, type Snapshot } from '../../repo/index.js';
+import { deleteSnapshot, protectionOf, resolveSnapshot, type Repository, type RetentionPolicy, type Snapshot } from '../../repo/index.js';
+import { renderPrune, runPrune } from './prune.js';
 import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
 import { forgetByPolicy } from './forget-policy.js';
 import { policyFromOptions, type RetentionOptions } from './retention-options.js';
@@ -9,6 +10,8 @@ export interface ForgetOptions extends RepositoryOptions, RetentionOptions {
   vm?: string;
   /** Print what would be removed, remove nothing. */
   dryRun?: boolean;
+  /** Then prune. */
+  prune?: boolean;
 }
 
 /**
@@ -27,6 +30,24 @@ export async function forgetCommand(references: string[], options: ForgetOptions
   if (policy === null && options.vm !== undefined) throw new CofferError('E_USAGE', '--vm applies to a policy (--keep-*), not to snapshots named');
   const dryRun = options.dryRun === true;
   return withRepository(options, context, async (repo) => {
+    if (options.prune === true && !dryRun) {
+      // The forget's own output stays one document with --json: the prune's report is added to it.
+      const json = options.json === true;
+      const captured: string[] = [];
+      const inner = json ? { ...context, stdout: { write: (text: string) => captured.push(text) } as unknown as NodeJS.WritableStream } : context;
+      const code = await forgetOnly(repo, references, policy, options, dryRun, inner as CommandContext);
+      if (code !== 0) return code;
+      const report = await runPrune(repo, { dryRun: false, waitMs: 30 * 60_000, json }, context);
+      if (json) context.stdout.write(`${JSON.stringify({ ...(JSON.parse(captured.join('')) as object), prune: report })}\n`);
+      else context.stdout.write(renderPrune(report));
+      return 0;
+    }
+    return forgetOnly(repo, references, policy, options, dryRun, context);
+  });
+}
+
+async function forgetOnly(repo: Repository, references: string[], policy: RetentionPolicy | null, options: ForgetOptions, dryRun: boolean, context: CommandContext): Promise<number> {
+  {
     if (policy !== null) return forgetByPolicy(repo, policy, { vm: options.vm, dryRun, json: options.json === true }, context);
     // Resolve and check all first: a typo or a protected snapshot in the third reference must not leave the first two forgotten.
     const snapshots = new Map<string, Snapshot>();
@@ -50,5 +71,5 @@ export async function forgetCommand(references: string[], options: ForgetOptions
     }
     if (options.json) context.stdout.write(`${JSON.stringify({ dryRun, removed })}\n`);
     return 0;
-  });
+  }
 }

@@ -1,0 +1,61 @@
+import { pruneRepository, type PruneReport } from '../../repo/index.js';
+import { CofferError } from '../../errors/index.js';
+import type { CommandContext } from '../context.js';
+import { withRepository, type RepositoryOptions } from '../context.js';
+import { formatBytes } from '../format.js';
+import { ProgressReporter } from '../progress.js';
+import type { Repository } from '../../repo/index.js';
+
+export interface PruneCommandOptions extends RepositoryOptions {
+  dryRun?: boolean;
+  wait?: string;
+}
+
+/** `coffer prune [--dry-run] [--wait MINUTES]`: removes what no snapshot references. */
+export async function pruneCommand(options: PruneCommandOptions, context: CommandContext): Promise<number> {
+  const waitMs = parseWait(options.wait);
+  return withRepository(options, context, async (repo) => {
+    const report = await runPrune(repo, { dryRun: options.dryRun === true, waitMs, json: options.json === true }, context);
+    if (options.json) context.stdout.write(`${JSON.stringify(report)}\n`);
+    else context.stdout.write(renderPrune(report));
+    return 0;
+  });
+}
+
+/** Minutes to wait for running backups (default 30); 0 fails at once when one runs. */
+export function parseWait(text: string | undefined): number {
+  if (text === undefined) return 30 * 60_000;
+  const minutes = Number(text);
+  if (!Number.isFinite(minutes) || minutes < 0) throw new CofferError('E_USAGE', `--wait ${text}: give minutes (0: do not wait)`);
+  return minutes * 60_000;
+}
+
+/** Runs a prune with progress on stderr (also used by `forget --prune`). */
+export async function runPrune(repo: Repository, options: { dryRun: boolean; waitMs: number; json: boolean }, context: CommandContext): Promise<PruneReport> {
+  const progress = ProgressReporter.for(context.stderr, options.json);
+  const report = await pruneRepository(repo, {
+    dryRun: options.dryRun,
+    waitMs: options.waitMs,
+    signal: context.signal,
+    onProgress: (p) => {
+      if (p.phase === 'waiting') {
+        const who = (p.holders ?? []).map((h) => `${h.kind} on ${h.host} (pid ${h.pid}) since ${h.started}`).join('; ');
+        context.stderr.write(`${options.json ? JSON.stringify({ waiting: who }) : `waiting for running backups to end: ${who}`}\n`);
+      } else if (p.phase === 'sweep') progress.update({ label: options.dryRun ? 'prune (dry run)' : 'prune', done: p.done, total: p.total });
+    },
+  });
+  progress.done();
+  return report;
+}
+
+/** The report as text. */
+export function renderPrune(r: PruneReport): string {
+  const verb = r.dryRun ? 'would remove' : 'removed';
+  const lines = [
+    `${r.snapshots} snapshot(s) reference ${r.chunksReferenced} chunks and ${r.indexPagesReferenced} index pages`,
+    `${verb} ${r.chunksRemoved} chunk(s), ${r.indexPagesRemoved} index page(s) and ${r.notesRemoved} note(s) no snapshot uses: ${formatBytes(r.bytesFreed)} ${r.dryRun ? 'would be ' : ''}freed`,
+    `kept ${r.chunksKept} chunk(s), ${formatBytes(r.bytesKept)}`,
+  ];
+  if (r.expiredLeasesRemoved > 0) lines.push(`removed ${r.expiredLeasesRemoved} lease(s) of processes that died`);
+  return `${lines.join('\n')}\n`;
+}

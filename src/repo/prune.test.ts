@@ -1,0 +1,133 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { backupVm } from '../backup/index.js';
+import { isCofferError } from '../errors/index.js';
+import { openImageSource } from '../source/index.js';
+import { seededBytes } from '../testing/index.js';
+import {
+  acquireBackupLease,
+  acquirePruneLease,
+  addSnapshotNote,
+  CHUNKS_PREFIX,
+  deleteSnapshot,
+  initRepository,
+  LEASE_EXPIRY_MS,
+  listLeases,
+  listSnapshotNotes,
+  LocalBackend,
+  openRepository,
+  pruneRepository,
+  verifyRepository,
+  type Repository,
+} from './index.js';
+
+const KiB = 1024;
+const dirs: string[] = [];
+after(async () => {
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+});
+
+async function newRepo(): Promise<Repository> {
+  const root = await mkdtemp(join(tmpdir(), 'coffer-prune-'));
+  dirs.push(root);
+  const backend = new LocalBackend(root);
+  await initRepository(backend, { passphrase: 'pw', kdf: { N: 1024, r: 8, p: 1 }, blockSize: 64 * KiB });
+  return openRepository(backend, { passphrase: 'pw', threads: 2 });
+}
+
+async function backup(repo: Repository, vm: string, bytes: Buffer) {
+  const dir = await mkdtemp(join(tmpdir(), 'coffer-prune-disk-'));
+  dirs.push(dir);
+  await writeFile(join(dir, 'disk.raw'), bytes);
+  const source = await openImageSource(vm, [join(dir, 'disk.raw')]);
+  try {
+    return await backupVm(repo, source, { parent: null });
+  } finally {
+    await source.close();
+  }
+}
+
+async function count(repo: Repository, prefix: string): Promise<number> {
+  let n = 0;
+  for await (const _ of repo.backend.list(prefix)) n++;
+  return n;
+}
+
+test('prune removes exactly what no snapshot references, and the notes of forgotten snapshots', async () => {
+  const repo = await newRepo();
+  try {
+    const shared = seededBytes(1, 512 * KiB); // 8 chunks both snapshots use
+    const a = await backup(repo, 'a', Buffer.concat([shared, seededBytes(2, 256 * KiB)]));
+    const b = await backup(repo, 'b', Buffer.concat([shared, seededBytes(3, 384 * KiB)]));
+    await addSnapshotNote(repo, a.id, 'test-restore', { passed: true });
+    assert.equal(await count(repo, CHUNKS_PREFIX), 8 + 4 + 6);
+    const dry = await pruneRepository(repo, { dryRun: true });
+    assert.equal(dry.chunksRemoved, 0);
+    assert.equal(dry.chunksKept, 18);
+
+    await deleteSnapshot(repo, a.id);
+    assert.equal((await listSnapshotNotes(repo)).length, 0, 'forget removes the notes of the snapshot');
+    await addSnapshotNote(repo, a.id, 'test-restore', { passed: true }); // an orphan, as a crash would leave
+    const preview = await pruneRepository(repo, { dryRun: true });
+    assert.deepEqual([preview.chunksRemoved, preview.notesRemoved], [4, 1]);
+    assert.equal(await count(repo, CHUNKS_PREFIX), 18, 'a dry run removes nothing');
+
+    const report = await pruneRepository(repo);
+    assert.equal(report.chunksRemoved, 4);
+    assert.ok(report.indexPagesRemoved >= 1, 'a\'s index page went too');
+    assert.equal(report.notesRemoved, 1);
+    assert.ok(report.bytesFreed > 4 * 64 * KiB * 0.9, `${report.bytesFreed} bytes freed`);
+    assert.equal(report.chunksKept, 14);
+    assert.equal(await count(repo, CHUNKS_PREFIX), 14);
+    const verify = await verifyRepository(repo, { readData: true, now: () => new Date() });
+    assert.deepEqual(verify.damaged, [], 'b restores in full');
+    assert.equal(verify.verification[0]?.snapshot, b.id);
+    assert.deepEqual(await pruneRepository(repo).then((r) => [r.chunksRemoved, r.indexPagesRemoved]), [0, 0], 'a second prune finds nothing');
+  } finally {
+    await repo.close();
+  }
+});
+
+test('a prune waits for a running backup, and a backup for a running prune; neither deadlocks', async () => {
+  const repo = await newRepo();
+  try {
+    const running = await acquireBackupLease(repo);
+    await assert.rejects(pruneRepository(repo, { waitMs: 0 }), (e: unknown) => isCofferError(e, 'E_REPO_BUSY') && /backups are running \(backup on /.test((e as Error).message));
+    const waiting = pruneRepository(repo, { waitMs: 20_000, pollMs: 20 });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    // While the prune waits, a new backup waits for it (its lease taken back meanwhile).
+    const second = acquireBackupLease(repo, { waitMs: 20_000, pollMs: 20 });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.deepEqual((await listLeases(repo)).map((l) => l.kind).sort(), ['backup', 'prune'], 'only the first backup and the prune hold leases');
+    await running.release();
+    await waiting;
+    const lease = await second;
+    assert.equal(lease.kind, 'backup');
+    await assert.rejects(acquirePruneLease(repo, { waitMs: 0 }), (e: unknown) => isCofferError(e, 'E_REPO_BUSY'));
+    await lease.release();
+    assert.deepEqual(await listLeases(repo), []);
+  } finally {
+    await repo.close();
+  }
+});
+
+test('a dead process\'s lease expires and is removed; a backup whose lease was removed refuses to write its manifest', async () => {
+  const repo = await newRepo();
+  try {
+    const longAgo = new Date(Date.now() - LEASE_EXPIRY_MS - 60_000);
+    const dead = await acquireBackupLease(repo, { now: () => longAgo });
+    const report = await pruneRepository(repo, { waitMs: 0 });
+    assert.equal(report.expiredLeasesRemoved, 1);
+    await assert.rejects(dead.confirm(), (e: unknown) => isCofferError(e, 'E_LEASE_LOST'));
+    await dead.release();
+    // Two prunes at once: the second one is refused at once.
+    const { lease } = await acquirePruneLease(repo, { waitMs: 0 });
+    await assert.rejects(pruneRepository(repo, { waitMs: 10_000 }), (e: unknown) => isCofferError(e, 'E_REPO_BUSY') && /another prune/.test((e as Error).message));
+    await lease.release();
+  } finally {
+    await repo.close();
+  }
+});

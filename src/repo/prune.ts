@@ -1,0 +1,128 @@
+import { forEachLimited } from '../concurrency/index.js';
+import { CofferError } from '../errors/index.js';
+import { isZeroEntry } from './format/index-page.js';
+import { IdPrefixSet } from './id-prefix-set.js';
+import { CHUNKS_PREFIX, idFromKey, INDEXES_PREFIX, NOTES_PREFIX } from './layout.js';
+import { acquirePruneLease, type LeaseInfo } from './leases.js';
+import type { Repository } from './repository.js';
+import { listSnapshots } from './snapshots.js';
+import { walkBlocks } from './walk.js';
+
+/** What prune found and did. */
+export interface PruneReport {
+  dryRun: boolean;
+  snapshots: number;
+  chunksReferenced: number;
+  indexPagesReferenced: number;
+  /** Objects no snapshot references, removed (or, with dryRun, that would be). */
+  chunksRemoved: number;
+  indexPagesRemoved: number;
+  /** Notes about snapshots that no longer exist. */
+  notesRemoved: number;
+  bytesFreed: number;
+  /** Chunks and index pages kept (still referenced). */
+  chunksKept: number;
+  bytesKept: number;
+  /** Leases of processes that died, removed. */
+  expiredLeasesRemoved: number;
+}
+
+/** Progress of a prune. */
+export interface PruneProgress {
+  phase: 'waiting' | 'mark' | 'sweep';
+  done: number;
+  total: number;
+  /** While waiting: what for. */
+  holders?: LeaseInfo[];
+}
+
+/**
+ * Removes every chunk and index page no snapshot references (after `forget`), and the notes
+ * of snapshots that are gone. Safe while other hosts use the repository: a prune and a backup
+ * never overlap (leases.ts — a running backup's chunks are referenced by no manifest yet), so
+ * prune first waits for running backups (up to `waitMs`; new ones wait for it). The mark
+ * keeps 8 bytes per referenced id (80 MB for 10 million chunks), never the ids themselves.
+ * Refuses (`E_REPO_DAMAGED`) when a manifest or an index page cannot be read: what it
+ * references is unknown, and deleting it could destroy data a repair would save. An
+ * interrupted prune leaves a consistent repository (it only deletes garbage, one object at a
+ * time) and is simply run again.
+ */
+export async function pruneRepository(
+  repo: Repository,
+  options: { dryRun?: boolean; waitMs?: number; pollMs?: number; now?: () => Date; signal?: AbortSignal; onProgress?: (p: PruneProgress) => void } = {},
+): Promise<PruneReport> {
+  const dryRun = options.dryRun === true;
+  const held = dryRun
+    ? undefined
+    : await acquirePruneLease(repo, {
+        ...(options.waitMs !== undefined ? { waitMs: options.waitMs } : {}),
+        ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}),
+        ...(options.now ? { now: options.now } : {}),
+        ...(options.signal ? { signal: options.signal } : {}),
+        onWait: (holders) => options.onProgress?.({ phase: 'waiting', done: 0, total: 0, holders }),
+      });
+  try {
+    const report: PruneReport = {
+      dryRun, snapshots: 0, chunksReferenced: 0, indexPagesReferenced: 0, chunksRemoved: 0, indexPagesRemoved: 0,
+      notesRemoved: 0, bytesFreed: 0, chunksKept: 0, bytesKept: 0, expiredLeasesRemoved: held?.expiredRemoved ?? 0,
+    };
+    // Mark.
+    const damaged: string[] = [];
+    const snapshots = await listSnapshots(repo, { onDamaged: (id, error) => damaged.push(`manifest ${id.slice(0, 8)}: ${error.message}`) });
+    const chunks = new IdPrefixSet();
+    const pages = new IdPrefixSet();
+    for (const snapshot of snapshots) for (const disk of snapshot.disks) for (const page of disk.pages) pages.add(page);
+    let marked = 0;
+    await walkBlocks(
+      repo,
+      snapshots,
+      (visit) => {
+        if (!isZeroEntry(visit.entry)) chunks.add(visit.entry);
+      },
+      (damage) => damaged.push(`index page ${damage.page.slice(0, 16)} of snapshot ${damage.snapshot.id.slice(0, 8)}: ${damage.error.message}`),
+    );
+    options.onProgress?.({ phase: 'mark', done: ++marked, total: 1 });
+    if (damaged.length > 0) {
+      throw new CofferError('E_REPO_DAMAGED', `prune refuses to run: what these reference is unknown, so nothing can be deleted safely: ${damaged.slice(0, 3).join('; ')}${damaged.length > 3 ? ` (and ${damaged.length - 3} more)` : ''}; run 'coffer verify' and forget or repair the damaged snapshots first`);
+    }
+    chunks.seal();
+    pages.seal();
+    report.snapshots = snapshots.length;
+    report.chunksReferenced = chunks.size;
+    report.indexPagesReferenced = pages.size;
+
+    // Sweep: list, then delete what nothing references.
+    const garbage: { key: string; size: number; kind: 'chunk' | 'page' | 'note' }[] = [];
+    for await (const entry of repo.backend.list(CHUNKS_PREFIX)) {
+      const id = idFromKey(entry.key);
+      if (id === null) continue;
+      if (chunks.has(id)) {
+        report.chunksKept++;
+        report.bytesKept += entry.size;
+      } else garbage.push({ key: entry.key, size: entry.size, kind: 'chunk' });
+    }
+    for await (const entry of repo.backend.list(INDEXES_PREFIX)) {
+      const id = idFromKey(entry.key);
+      if (id !== null && !pages.has(id)) garbage.push({ key: entry.key, size: entry.size, kind: 'page' });
+    }
+    const alive = new Set(snapshots.map((s) => s.id));
+    for await (const entry of repo.backend.list(NOTES_PREFIX)) {
+      const snapshot = /^notes\/([0-9a-f]{64})\./.exec(entry.key)?.[1];
+      if (snapshot !== undefined && !alive.has(snapshot)) garbage.push({ key: entry.key, size: entry.size, kind: 'note' });
+    }
+    let swept = 0;
+    await forEachLimited(garbage, 8, async (object) => {
+      if (options.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'prune interrupted (run it again: what is left is only garbage)');
+      if (!dryRun) await repo.backend.delete(object.key);
+      if (object.kind === 'chunk') report.chunksRemoved++;
+      else if (object.kind === 'page') report.indexPagesRemoved++;
+      else report.notesRemoved++;
+      report.bytesFreed += object.size;
+      options.onProgress?.({ phase: 'sweep', done: ++swept, total: garbage.length });
+    });
+    if (!dryRun) await repo.backend.sync();
+    return report;
+  } finally {
+    await held?.lease.release().catch(() => {});
+  }
+}
