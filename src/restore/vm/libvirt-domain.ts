@@ -27,7 +27,7 @@ import type { IdentitySource } from './new-identity.js';
 import {
   attr, childElements, newElement, parseXml, removeAttr, removeChildren, serializeXml, setAttr, setText,
   type XmlElement, type XmlNode,
-} from './xml-tree.js';
+} from '../../xml/index.js';
 
 /** The stored definition format this module reads. */
 export const LIBVIRT_XML_FORMAT = 'libvirt-xml';
@@ -56,7 +56,7 @@ export interface CloneDefinition {
 
 /** Rewrites `xml` for a clone named `name` whose disks are `disks`. Pure; throws E_IMAGE_INVALID for XML it cannot read. */
 export function cloneLibvirtDomain(xml: string, options: { name: string; disks: readonly RestoredDiskImage[]; identity: IdentitySource }): CloneDefinition {
-  const doc = parseXml(xml, 'the stored libvirt domain XML');
+  const doc = parseXml(xml, { what: 'the stored libvirt domain XML', code: 'E_IMAGE_INVALID' });
   const domain = doc.root;
   if (domain.name !== 'domain') throw new CofferError('E_IMAGE_INVALID', `the stored libvirt definition is a <${domain.name}>, not a <domain>`);
   const uuid = options.identity.uuid();
@@ -151,7 +151,7 @@ function insertFirst(parent: XmlElement, element: XmlElement): void {
 function indentLike(parent: XmlElement): XmlNode[] {
   const first = parent.children.findIndex((c) => c.kind === 'element');
   const before = first > 0 ? parent.children[first - 1] : undefined;
-  return before?.kind === 'verbatim' && /^\s*$/.test(before.text) ? [{ kind: 'verbatim', text: before.text }] : [];
+  return before?.kind === 'text' && /^\s*$/.test(before.raw) ? [{ kind: 'text', raw: before.raw }] : [];
 }
 
 function dropEverywhere(element: XmlElement, drop: (e: XmlElement) => boolean): void {

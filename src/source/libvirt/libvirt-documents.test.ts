@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { checkpointXml, parseBackupJob, parseCheckpointDisks, parseDacOwner, parseDomainDisks, pullBackupXml } from './libvirt-documents.js';
-import { parseXml } from './xml.js';
+import { attr, childElement, childElements, parseXml, textOf, type XmlElement } from '../../xml/index.js';
+
+const READ = { what: 'the test document', code: 'E_LIBVIRT_ERROR' } as const;
 
 /** A system-mode domain as libvirt 9.0 prints it (abridged), with every kind of disk. */
 const DOMAIN = `<domain type='kvm' id='7'>
@@ -102,23 +104,28 @@ test("a checkpoint's tracked disks and a running job, as virsh 9.0 prints them",
 });
 
 test('the backup request and the checkpoint read back as what was asked, with hostile names escaped', () => {
-  const request = parseXml(
+  const { root: request } = parseXml(
     pullBackupXml(`/run/c'o<ffer/coffer-backup.sock`, [
       { target: 'vda', backup: true, since: 'coffer-1', scratch: '/w/scratch-vda.qcow2' },
       { target: 'vdb', backup: true, scratch: '/w/scratch-vdb.qcow2' },
       { target: 'sda', backup: false },
     ]),
+    READ,
   );
-  assert.equal(request.attributes['mode'], 'pull');
-  assert.deepEqual(request.children[0]?.attributes, { transport: 'unix', socket: `/run/c'o<ffer/coffer-backup.sock` });
-  const disks = request.children[1]?.children ?? [];
-  assert.deepEqual(disks.map((d) => ({ ...d.attributes })), [
+  const attributes = (e: XmlElement | undefined): Record<string, string | undefined> => Object.fromEntries((e?.attributes ?? []).map((a) => [a.name, attr(e, a.name)]));
+  assert.equal(attr(request, 'mode'), 'pull');
+  assert.deepEqual(attributes(childElements(request)[0]), { transport: 'unix', socket: `/run/c'o<ffer/coffer-backup.sock` });
+  const list = childElement(request, 'disks');
+  assert.ok(list !== undefined);
+  const disks = childElements(list, 'disk');
+  assert.deepEqual(disks.map(attributes), [
     { name: 'vda', backupmode: 'incremental', incremental: 'coffer-1', type: 'file' },
     { name: 'vdb', backupmode: 'full', type: 'file' },
     { name: 'sda', backup: 'no' },
   ]);
-  assert.deepEqual(disks.map((d) => d.children[0]?.attributes['file']), ['/w/scratch-vda.qcow2', '/w/scratch-vdb.qcow2', undefined]);
+  assert.deepEqual(disks.map((d) => attr(childElements(d)[0], 'file')), ['/w/scratch-vda.qcow2', '/w/scratch-vdb.qcow2', undefined]);
   const checkpoint = checkpointXml('coffer-2', [{ target: 'vda', tracked: true }, { target: 'vdb', tracked: false }]);
-  assert.equal(parseXml(checkpoint).children[0]?.text, 'coffer-2');
+  const name = childElement(parseXml(checkpoint, READ).root, 'name');
+  assert.equal(name === undefined ? undefined : textOf(name), 'coffer-2');
   assert.deepEqual([...parseCheckpointDisks(checkpoint)], ['vda']);
 });

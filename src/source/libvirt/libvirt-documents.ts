@@ -20,7 +20,7 @@
  * Quirk of the 9.0 schema: a pull-mode `<disk>` may carry `backup='yes'` only together with
  * `type='file'`; `<scratch file=…/>` is needed (without it QEMU 7.2 refuses the blockdev).
  */
-import { childNamed, childrenNamed, escapeXml, parseXml, type XmlElement } from './xml.js';
+import { attr, childElement, childElements, escapeXml, parseXml, textOf, type XmlElement } from '../../xml/index.js';
 
 /** One `<disk>` of a domain. */
 export interface LibvirtDisk {
@@ -41,26 +41,26 @@ export interface LibvirtDisk {
 /** A `<domain>` document's disks, in document order. Throws on a document that is not a domain. */
 export function parseDomainDisks(xml: string): LibvirtDisk[] {
   const domain = rootNamed(xml, 'domain');
-  const devices = childNamed(domain, 'devices');
+  const devices = childElement(domain, 'devices');
   const disks: LibvirtDisk[] = [];
-  for (const element of devices === undefined ? [] : childrenNamed(devices, 'disk')) {
-    const target = childNamed(element, 'target')?.attributes['dev'];
+  for (const element of devices === undefined ? [] : childElements(devices, 'disk')) {
+    const target = attr(childElement(element, 'target'), 'dev');
     if (target === undefined || !/^[A-Za-z0-9_.-]{1,64}$/.test(target)) throw new Error(`a <disk> has no usable <target dev=…> (${String(target)})`);
-    const device = element.attributes['device'] ?? 'disk';
-    const type = element.attributes['type'] ?? 'file';
-    const format = childNamed(element, 'driver')?.attributes['type'];
-    const sourceElement = childNamed(element, 'source');
-    const source = sourceElement === undefined ? undefined : sourceElement.attributes['file'] ?? sourceElement.attributes['dev'] ?? sourceElement.attributes['name'] ?? sourceElement.attributes['volume'];
+    const device = attr(element, 'device') ?? 'disk';
+    const type = attr(element, 'type') ?? 'file';
+    const format = attr(childElement(element, 'driver'), 'type');
+    const sourceElement = childElement(element, 'source');
+    const source = sourceElement === undefined ? undefined : attr(sourceElement, 'file') ?? attr(sourceElement, 'dev') ?? attr(sourceElement, 'name') ?? attr(sourceElement, 'volume');
     const skip =
       device !== 'disk'
         ? `a ${device}, not a disk`
         : source === undefined
           ? 'no medium'
-          : childNamed(element, 'readonly') !== undefined
+          : childElement(element, 'readonly') !== undefined
             ? 'read-only'
-            : childNamed(element, 'shareable') !== undefined
+            : childElement(element, 'shareable') !== undefined
               ? 'shareable (other VMs may write it: it has no instant of this VM)'
-              : childNamed(element, 'transient') !== undefined
+              : childElement(element, 'transient') !== undefined
                 ? 'transient (its writes are dropped when the VM stops)'
                 : undefined;
     disks.push({ target, device, type, ...(format !== undefined ? { format } : {}), ...(source !== undefined ? { source } : {}), ...(skip !== undefined ? { skip } : {}) });
@@ -73,9 +73,10 @@ export function parseDomainDisks(xml: string): LibvirtDisk[] {
 /** The numeric user and group QEMU runs as, from the domain's DAC label (`+64055:+64055`), if given. */
 export function parseDacOwner(xml: string): { uid: number; gid: number } | undefined {
   const domain = rootNamed(xml, 'domain');
-  for (const seclabel of childrenNamed(domain, 'seclabel')) {
-    if (seclabel.attributes['model'] !== 'dac') continue;
-    const label = childNamed(seclabel, 'label')?.text.trim() ?? '';
+  for (const seclabel of childElements(domain, 'seclabel')) {
+    if (attr(seclabel, 'model') !== 'dac') continue;
+    const labelElement = childElement(seclabel, 'label');
+    const label = labelElement === undefined ? '' : textOf(labelElement).trim();
     const match = /^\+?(\d{1,10}):\+?(\d{1,10})$/.exec(label);
     if (match !== null) return { uid: Number(match[1]), gid: Number(match[2]) };
   }
@@ -85,11 +86,11 @@ export function parseDacOwner(xml: string): { uid: number; gid: number } | undef
 /** The disks a checkpoint keeps a bitmap for (`checkpoint='bitmap'`), by target. */
 export function parseCheckpointDisks(xml: string): Set<string> {
   const checkpoint = rootNamed(xml, 'domaincheckpoint');
-  const disks = childNamed(checkpoint, 'disks');
+  const disks = childElement(checkpoint, 'disks');
   const tracked = new Set<string>();
-  for (const disk of disks === undefined ? [] : childrenNamed(disks, 'disk')) {
-    const name = disk.attributes['name'];
-    if (name !== undefined && (disk.attributes['checkpoint'] ?? 'bitmap') === 'bitmap') tracked.add(name);
+  for (const disk of disks === undefined ? [] : childElements(disks, 'disk')) {
+    const name = attr(disk, 'name');
+    if (name !== undefined && (attr(disk, 'checkpoint') ?? 'bitmap') === 'bitmap') tracked.add(name);
   }
   return tracked;
 }
@@ -105,23 +106,23 @@ export interface BackupJob {
 /** Parses `virsh backup-dumpxml` output. */
 export function parseBackupJob(xml: string): BackupJob {
   const backup = rootNamed(xml, 'domainbackup');
-  const server = childNamed(backup, 'server');
-  const socket = server?.attributes['transport'] === 'unix' ? server.attributes['socket'] : undefined;
+  const server = childElement(backup, 'server');
+  const socket = attr(server, 'transport') === 'unix' ? attr(server, 'socket') : undefined;
   const disks: BackupJob['disks'] = [];
-  const list = childNamed(backup, 'disks');
-  for (const disk of list === undefined ? [] : childrenNamed(list, 'disk')) {
-    const name = disk.attributes['name'];
-    if (name === undefined || disk.attributes['backup'] === 'no') continue;
-    const a = disk.attributes;
+  const list = childElement(backup, 'disks');
+  for (const disk of list === undefined ? [] : childElements(list, 'disk')) {
+    const name = attr(disk, 'name');
+    if (name === undefined || attr(disk, 'backup') === 'no') continue;
+    const [exportBitmap, backupMode, incremental] = [attr(disk, 'exportbitmap'), attr(disk, 'backupmode'), attr(disk, 'incremental')];
     disks.push({
       name,
-      exportName: a['exportname'] ?? name,
-      ...(a['exportbitmap'] !== undefined ? { exportBitmap: a['exportbitmap'] } : {}),
-      ...(a['backupmode'] !== undefined ? { backupMode: a['backupmode'] } : {}),
-      ...(a['incremental'] !== undefined ? { incremental: a['incremental'] } : {}),
+      exportName: attr(disk, 'exportname') ?? name,
+      ...(exportBitmap !== undefined ? { exportBitmap } : {}),
+      ...(backupMode !== undefined ? { backupMode } : {}),
+      ...(incremental !== undefined ? { incremental } : {}),
     });
   }
-  return { mode: backup.attributes['mode'] ?? 'push', ...(socket !== undefined ? { socket } : {}), disks };
+  return { mode: attr(backup, 'mode') ?? 'push', ...(socket !== undefined ? { socket } : {}), disks };
 }
 
 /** One disk in a backup request: left out, read in full, or read as the changes since a checkpoint. */
@@ -154,7 +155,7 @@ export function checkpointXml(name: string, disks: readonly { target: string; tr
 }
 
 function rootNamed(xml: string, name: string): XmlElement {
-  const root = parseXml(xml);
+  const { root } = parseXml(xml, { what: `libvirt's <${name}> XML`, code: 'E_LIBVIRT_ERROR' });
   if (root.name !== name) throw new Error(`expected a <${name}> document, got <${root.name}>`);
   return root;
 }

@@ -18,7 +18,7 @@ import { SnapshotDisk } from '../../restore/index.js';
 import { runTool, startTestLibvirt, type TestDomain, type TestLibvirt } from '../../testing/index.js';
 import { isCofferError } from '../../errors/index.js';
 import { LIBVIRT_DEFINITION_FORMAT, openLibvirtSource } from '../index.js';
-import { parseXml } from './xml.js';
+import { childElement, parseXml, textOf } from '../../xml/index.js';
 
 const MiB = 1024 * 1024;
 const KiB = 1024;
@@ -141,7 +141,8 @@ test('a full backup holds every disk at one instant, not the writes made after i
   assert.equal(first.definition?.format, LIBVIRT_DEFINITION_FORMAT);
   const stored = Buffer.from(first.definition?.data ?? '', 'base64').toString('utf8');
   assert.equal(stored, await libvirt.virsh('dumpxml', '--inactive', DOMAIN), 'the stored definition is the domain\'s inactive XML');
-  assert.equal(parseXml(stored).children.find((c) => c.name === 'name')?.text, DOMAIN);
+  const name = childElement(parseXml(stored, { what: 'the stored definition', code: 'E_IMAGE_INVALID' }).root, 'name');
+  assert.equal(name === undefined ? undefined : textOf(name), DOMAIN);
 
   // The test domain has no guest agent channel: libvirt cannot freeze it, and the snapshot says so.
   assert.deepEqual(first.consistency, { level: 'crash', reason: 'freeze through libvirt failed: the domain has no guest agent channel' });
