@@ -11,6 +11,7 @@ import { diskCommand } from './commands/disk.js';
 import { filesCommand } from './commands/files.js';
 import { forgetCommand } from './commands/forget.js';
 import { pruneCommand } from './commands/prune.js';
+import { repairCommand } from './commands/repair.js';
 import { initCommand } from './commands/init.js';
 import { keyCommand } from './commands/key.js';
 import { protectCommand, unprotectCommand } from './commands/protect.js';
@@ -127,6 +128,12 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--boot-memory <MiB>', 'guest memory (default 1024)')
     .option('--accel <accel>', 'auto (default: KVM when /dev/kvm opens, else TCG), kvm or tcg')
     .action((snapshot: string, _options, command: Command) => run(() => testRestoreCommand(snapshot, command.opts(), context))());
+
+  repoCommand('repair', 'find the snapshots that cannot be restored and mark them; only when asked, salvage a copy or forget them')
+    .option('--read-data', 'read every chunk (otherwise only check that each exists)')
+    .option('--salvage', 'for each damaged snapshot, write a copy (tag salvaged) whose damaged blocks read as zeros')
+    .option('--forget', 'remove the damaged snapshots (never a protected one)')
+    .action((_options, command: Command) => run(() => repairCommand(command.opts(), context))());
 
   repoCommand('stats', 'sizes, and what deduplication and compression save').action((_options, command: Command) =>
     run(() => statsCommand(command.opts(), context))(),

@@ -34,3 +34,4 @@ export { pruneRepository, type PruneReport, type PruneProgress } from './prune.j
 export { acquireBackupLease, acquirePruneLease, listLeases, HeldLease, type LeaseInfo, type LeaseOptions } from './leases.js';
 export { LEASE_EXPIRY_MS, LEASE_REFRESH_MS, type Lease, type LeaseKind } from './format/lease.js';
 export { IdPrefixSet } from './id-prefix-set.js';
+export { salvageSnapshot, type ZeroedRanges } from './salvage.js';

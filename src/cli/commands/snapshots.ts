@@ -1,6 +1,7 @@
 import { listProtections, listSnapshotNotes, listSnapshots, type Protection, type Snapshot, type StoredSnapshotNote } from '../../repo/index.js';
 import { TEST_RESTORE_NOTE } from './test-restore.js';
 import { VERIFICATION_NOTE } from './verify.js';
+import { DAMAGE_NOTE } from './repair.js';
 import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
 import { formatBytes, formatTable } from '../format.js';
 
@@ -91,15 +92,16 @@ export async function snapshotsCommand(options: SnapshotsOptions, context: Comma
     const protections = await listProtections(repo);
     const tested = latestTestRestores(await listSnapshotNotes(repo, { kind: TEST_RESTORE_NOTE, onDamaged: (key) => damaged.push(key) }));
     const verified = latestVerifications(await listSnapshotNotes(repo, { kind: VERIFICATION_NOTE, onDamaged: (key) => damaged.push(key) }));
+    const marked = new Map((await listSnapshotNotes(repo, { kind: DAMAGE_NOTE, onDamaged: (key) => damaged.push(key) })).map((n) => [n.snapshot, { time: n.time, ...(n.data as object) }]));
     if (options.json) {
-      context.stdout.write(`${JSON.stringify(snapshots.map((s) => snapshotJson(s, protections.get(s.id) ?? null, tested.get(s.id), verified.get(s.id))))}\n`);
+      context.stdout.write(`${JSON.stringify(snapshots.map((s) => ({ ...snapshotJson(s, protections.get(s.id) ?? null, tested.get(s.id), verified.get(s.id)), ...(marked.has(s.id) ? { damage: marked.get(s.id) } : {}) })))}\n`);
     } else {
       const rows = [['ID', 'Time (UTC)', 'VM', 'Host', 'Tags', 'Disks', 'Size', 'Consistency', 'Protected', 'Verified', 'Test restore']];
       for (const s of snapshots) {
         const test = tested.get(s.id);
         rows.push([
           s.id.slice(0, 8), s.time.replace('T', ' ').replace(/\.\d+Z$/, 'Z'), s.vm, s.hostname, s.tags.join(','), String(s.disks.length),
-          formatBytes(s.disks.reduce((sum, d) => sum + d.size, 0)), consistencyLabel(s), protectedCell(protections.get(s.id)), verifiedCell(verified.get(s.id)),
+          formatBytes(s.disks.reduce((sum, d) => sum + d.size, 0)), consistencyLabel(s), protectedCell(protections.get(s.id)), marked.has(s.id) ? 'DAMAGED' : verifiedCell(verified.get(s.id)),
           test === undefined ? '' : `${test.passed ? 'passed' : 'FAILED'} ${test.time.slice(0, 10)}`,
         ]);
       }

@@ -1,0 +1,125 @@
+import {
+  addSnapshotNote,
+  deleteSnapshot,
+  deleteSnapshotNote,
+  listSnapshotNotes,
+  listSnapshots,
+  protectionOf,
+  salvageSnapshot,
+  verifyRepository,
+  type AffectedRange,
+  type Repository,
+  type Snapshot,
+} from '../../repo/index.js';
+import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
+import { ExitCode } from '../exit-codes.js';
+import { ProgressReporter } from '../progress.js';
+
+/** The note kind that marks a snapshot as damaged (its data: the ranges that cannot be restored). */
+export const DAMAGE_NOTE = 'damage';
+/** The note kind on a salvaged copy: which snapshot it was made from and what reads as zeros. */
+export const SALVAGE_NOTE = 'salvage';
+
+export interface RepairCommandOptions extends RepositoryOptions {
+  readData?: boolean;
+  salvage?: boolean;
+  forget?: boolean;
+}
+
+/** One damaged snapshot and what was done about it. */
+interface RepairedSnapshot {
+  snapshot: string;
+  vm: string;
+  time: string;
+  disks: { disk: string; ranges: { start: number; end: number }[] }[];
+  salvagedAs?: string;
+  forgotten: boolean;
+  /** Why it was not forgotten although asked (protected). */
+  kept?: string;
+}
+
+/**
+ * `coffer repair [--read-data] [--salvage] [--forget]`: finds what cannot be restored (as
+ * verify does: damaged chunks are set aside so the next backup of the same data heals them)
+ * and marks every damaged snapshot with a `damage` note, which `coffer snapshots` shows; marks
+ * of snapshots that have healed since are removed. Only when asked: `--salvage` writes, for
+ * each damaged snapshot, a copy whose damaged blocks read as zeros (tag `salvaged`: restorable,
+ * browsable for the files the damage spares); `--forget` removes the damaged snapshots (never
+ * a protected one). Exit 0 when nothing is damaged or every damaged snapshot was dealt with
+ * (salvaged or forgotten), 13 when damaged snapshots remain, only marked.
+ */
+export async function repairCommand(options: RepairCommandOptions, context: CommandContext): Promise<number> {
+  return withRepository(options, context, async (repo) => {
+    const progress = ProgressReporter.for(context.stderr, options.json === true);
+    const report = await verifyRepository(repo, {
+      readData: options.readData === true,
+      now: () => new Date(),
+      onProgress: (p) => {
+        if (p.phase === 'chunks') progress.update({ label: 'repair: check chunks', done: p.done, total: p.total });
+      },
+    });
+    progress.done();
+    const bad = new Set(report.damaged.filter((d) => d.kind === 'chunk').map((d) => d.id));
+    const bySnapshot = groupBySnapshot(report.affected);
+    const snapshots = new Map((await listSnapshots(repo)).map((s) => [s.id, s]));
+    const repaired: RepairedSnapshot[] = [];
+    for (const [id, disks] of bySnapshot) {
+      const snapshot = snapshots.get(id);
+      if (snapshot === undefined) continue;
+      const entry: RepairedSnapshot = { snapshot: id, vm: snapshot.vm, time: snapshot.time, disks, forgotten: false };
+      const older = await listSnapshotNotes(repo, { snapshot: id, kind: DAMAGE_NOTE, onDamaged: () => undefined });
+      await addSnapshotNote(repo, id, DAMAGE_NOTE, { disks, damagedObjects: report.damaged.length });
+      for (const note of older) await deleteSnapshotNote(repo, id, note.id); // one current mark per snapshot
+      if (options.salvage) {
+        const salvaged = await salvageSnapshot(repo, snapshot, (hex) => bad.has(hex));
+        await addSnapshotNote(repo, salvaged.snapshot.id, SALVAGE_NOTE, { from: id, zeroed: salvaged.zeroed });
+        entry.salvagedAs = salvaged.snapshot.id;
+      }
+      if (options.forget) {
+        if ((await protectionOf(repo, id)) !== null) entry.kept = 'protected: unprotect it to forget it';
+        else {
+          await deleteSnapshot(repo, id);
+          entry.forgotten = true;
+        }
+      }
+      repaired.push(entry);
+    }
+    const healed = await clearHealedMarks(repo, new Set(bySnapshot.keys()), snapshots);
+    if (options.json) context.stdout.write(`${JSON.stringify({ damaged: report.damaged, snapshots: repaired, healed })}\n`);
+    else context.stdout.write(render(repaired, healed, report.damaged.length));
+    const remaining = repaired.filter((r) => !r.forgotten && r.salvagedAs === undefined);
+    return remaining.length === 0 ? ExitCode.ok : ExitCode.verifyFailed;
+  });
+}
+
+function groupBySnapshot(affected: AffectedRange[]): Map<string, RepairedSnapshot['disks']> {
+  const out = new Map<string, RepairedSnapshot['disks']>();
+  for (const a of affected) out.set(a.snapshot, [...(out.get(a.snapshot) ?? []), { disk: a.disk, ranges: a.ranges }]);
+  return out;
+}
+
+/** Removes the damage marks of snapshots this run found intact (a later backup healed them). */
+async function clearHealedMarks(repo: Repository, damaged: ReadonlySet<string>, snapshots: ReadonlyMap<string, Snapshot>): Promise<string[]> {
+  const healed = new Set<string>();
+  for (const note of await listSnapshotNotes(repo, { kind: DAMAGE_NOTE, onDamaged: () => undefined })) {
+    if (damaged.has(note.snapshot) || !snapshots.has(note.snapshot)) continue;
+    await deleteSnapshotNote(repo, note.snapshot, note.id);
+    healed.add(note.snapshot);
+  }
+  return [...healed];
+}
+
+function render(repaired: RepairedSnapshot[], healed: string[], damagedObjects: number): string {
+  const lines: string[] = [];
+  if (repaired.length === 0) lines.push(damagedObjects === 0 ? 'no damage found' : `${damagedObjects} damaged object(s), used by no snapshot`);
+  for (const r of repaired) {
+    const ranges = r.disks.map((d) => `${d.disk} ${d.ranges.map((x) => `${x.start}-${x.end - 1}`).join(', ')}`).join('; ');
+    lines.push(`DAMAGED snapshot ${r.snapshot.slice(0, 8)} (vm ${r.vm}, ${r.time}): ${ranges}`);
+    if (r.salvagedAs !== undefined) lines.push(`  salvaged as ${r.salvagedAs.slice(0, 8)} (tag salvaged): the ranges above read as zeros there`);
+    if (r.forgotten) lines.push('  forgotten');
+    if (r.kept !== undefined) lines.push(`  kept: ${r.kept}`);
+    if (r.salvagedAs === undefined && !r.forgotten) lines.push('  marked damaged (coffer snapshots shows it); --salvage for a restorable copy, --forget to remove it');
+  }
+  for (const id of healed) lines.push(`snapshot ${id.slice(0, 8)} is intact again (healed by a later backup): its damage mark was removed`);
+  return `${lines.join('\n')}\n`;
+}

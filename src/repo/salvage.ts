@@ -1,0 +1,77 @@
+import { isCofferError } from '../errors/index.js';
+import { DiskIndexReader, DiskIndexWriter } from './disk-index.js';
+import { ZERO_ENTRY } from './format/index-page.js';
+import type { DiskRecord } from './format/manifest.js';
+import { acquireBackupLease } from './leases.js';
+import type { Repository } from './repository.js';
+import { saveSnapshot, type Snapshot } from './snapshots.js';
+
+/** What a salvage zeroed, per disk, in bytes of the disk. */
+export interface ZeroedRanges {
+  disk: string;
+  ranges: { start: number; end: number }[];
+}
+
+/**
+ * Makes a restorable copy of a damaged snapshot: a new snapshot (tag `salvaged`, parent the
+ * damaged one, same VM and time) whose blocks are the original's, except the blocks whose
+ * chunk `isDamaged` says is bad and the blocks of index pages that cannot be read: those read
+ * as zeros. What was zeroed is returned (and should be recorded). The damaged snapshot is not
+ * touched. The new index pages are written under a backup lease, so a prune cannot sweep
+ * them before the manifest names them.
+ */
+export async function salvageSnapshot(
+  repo: Repository,
+  snapshot: Snapshot,
+  isDamaged: (entryHex: string) => boolean,
+): Promise<{ snapshot: Snapshot; zeroed: ZeroedRanges[] }> {
+  const started = Date.now();
+  const lease = await acquireBackupLease(repo);
+  try {
+    const disks: DiskRecord[] = [];
+    const zeroed: ZeroedRanges[] = [];
+    for (const disk of snapshot.disks) {
+      const reader = new DiskIndexReader(repo, disk, 1);
+      const writer = new DiskIndexWriter(repo, disk.size, disk.blockSize, disk.entriesPerPage);
+      const ranges: { start: number; end: number }[] = [];
+      const zero = (block: number) => {
+        const start = block * disk.blockSize;
+        const end = Math.min(disk.size, start + disk.blockSize);
+        const last = ranges.at(-1);
+        if (last !== undefined && last.end === start) last.end = end;
+        else ranges.push({ start, end });
+      };
+      for (let page = 0; page < disk.pages.length; page++) {
+        const first = page * disk.entriesPerPage;
+        const count = Math.min(disk.entriesPerPage, writer.blockCount - first);
+        let entries: Buffer[] | undefined;
+        try {
+          entries = await reader.page(page);
+        } catch (error) {
+          if (!isCofferError(error, 'E_MISSING_OBJECT') && !isCofferError(error, 'E_CORRUPT_OBJECT')) throw error;
+        }
+        for (let i = 0; i < count; i++) {
+          const entry = entries?.[i];
+          if (entry === undefined || (!ZERO_ENTRY.equals(entry) && isDamaged(entry.toString('hex')))) {
+            writer.set(first + i, ZERO_ENTRY);
+            if (entry === undefined || !ZERO_ENTRY.equals(entry)) zero(first + i);
+          } else writer.set(first + i, entry);
+        }
+      }
+      disks.push({ ...disk, pages: await writer.finish() });
+      if (ranges.length > 0) zeroed.push({ disk: disk.name, ranges });
+    }
+    await lease.confirm();
+    const { id: _id, ...manifest } = snapshot;
+    const salvaged = await saveSnapshot(repo, {
+      ...manifest,
+      tags: [...new Set([...snapshot.tags, 'salvaged'])],
+      parent: snapshot.id,
+      disks,
+      stats: { ...snapshot.stats, bytesNew: 0, bytesStored: 0, bytesRead: 0, durationMs: Date.now() - started },
+    });
+    return { snapshot: salvaged, zeroed };
+  } finally {
+    await lease.release().catch(() => {});
+  }
+}
