@@ -51,8 +51,7 @@ const PATCHES_IN_FLIGHT_PER_THREAD = 8;
  * Backs up one disk: block device → fixed blocks → zero check → hash → dedup (parent entry,
  * then known ids, then the repository) → compress and encrypt → store; then the index pages.
  * Memory is a fixed set of shared buffers (`threads × 2` groups of 4 blocks, `threads × 8`
- * blocks for patching) plus the index
- * pages in progress, whatever the disk size. Blocks complete out of order; entries go to a
+ * blocks for patching) plus the index pages in progress, whatever the disk size. Blocks complete out of order; entries go to a
  * {@link DiskIndexWriter} that stores each page once complete.
  */
 export async function backupDisk(repo: Repository, device: BlockDevice, options: BackupDiskOptions): Promise<{ record: DiskRecord; progress: DiskProgress }> {
