@@ -42,8 +42,10 @@ const BLOCKS_PER_GROUP = 4;
  * Blocks patched at once per worker thread. Patching one (an incremental's typical block: a
  * few KiB changed) is a chain of short waits: the parent's chunk from the repository, its
  * opening on a worker, the changed ranges over NBD, hashing, sealing, storing. With only the
- * 4 groups in flight that bound the reads, the live benchmark's incremental left the CPUs
- * idle half the time; 8 per thread (16 × 256 KiB of buffers on 2 cores) keep them busy.
+ * 4 groups in flight that bound the reads, the live benchmark's incremental left the main
+ * thread idle 40% and the workers 70% of the time (--cpu-prof, quiet machine); 8 per thread
+ * (16 × 256 KiB on 2 cores) overlap the waits. On a loaded machine the run is CPU-bound and
+ * measured no faster (2026-11-26, load 5-9): the gain needs idle cores.
  */
 const PATCHES_IN_FLIGHT_PER_THREAD = 8;
 
@@ -51,8 +53,9 @@ const PATCHES_IN_FLIGHT_PER_THREAD = 8;
  * Backs up one disk: block device → fixed blocks → zero check → hash → dedup (parent entry,
  * then known ids, then the repository) → compress and encrypt → store; then the index pages.
  * Memory is a fixed set of shared buffers (`threads × 2` groups of 4 blocks, `threads × 8`
- * blocks for patching) plus the index pages in progress, whatever the disk size. Blocks complete out of order; entries go to a
- * {@link DiskIndexWriter} that stores each page once complete.
+ * blocks for patching) plus the index pages in progress, whatever the disk size. Blocks
+ * complete out of order; entries go to a {@link DiskIndexWriter} that stores each page once
+ * complete.
  */
 export async function backupDisk(repo: Repository, device: BlockDevice, options: BackupDiskOptions): Promise<{ record: DiskRecord; progress: DiskProgress }> {
   const blockSize = repo.config.blockSize;
