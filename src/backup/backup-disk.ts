@@ -38,13 +38,24 @@ const GROUPS_IN_FLIGHT_PER_THREAD = 2;
  * blocks instead of four (the per-task overhead was about a fifth of an incremental's time).
  */
 const BLOCKS_PER_GROUP = 4;
+/**
+ * Blocks patched at once per worker thread. Patching one (an incremental's typical block: a
+ * few KiB changed) is a chain of short waits: the parent's chunk from the repository, its
+ * opening on a worker, the changed ranges over NBD, hashing, sealing, storing. With only the
+ * 4 groups in flight that bound the reads, the live benchmark's incremental left the main
+ * thread idle 40% and the workers 70% of the time (--cpu-prof, quiet machine); 8 per thread
+ * (16 × 256 KiB on 2 cores) overlap the waits. On a loaded machine the run is CPU-bound and
+ * measured no faster (2026-11-26, load 5-9): the gain needs idle cores.
+ */
+const PATCHES_IN_FLIGHT_PER_THREAD = 8;
 
 /**
  * Backs up one disk: block device → fixed blocks → zero check → hash → dedup (parent entry,
  * then known ids, then the repository) → compress and encrypt → store; then the index pages.
- * Memory is a fixed set of shared buffers (`threads × 2` groups of 4 blocks) plus the index
- * pages in progress, whatever the disk size. Blocks complete out of order; entries go to a
- * {@link DiskIndexWriter} that stores each page once complete.
+ * Memory is a fixed set of shared buffers (`threads × 2` groups of 4 blocks, `threads × 8`
+ * blocks for patching) plus the index pages in progress, whatever the disk size. Blocks
+ * complete out of order; entries go to a {@link DiskIndexWriter} that stores each page once
+ * complete.
  */
 export async function backupDisk(repo: Repository, device: BlockDevice, options: BackupDiskOptions): Promise<{ record: DiskRecord; progress: DiskProgress }> {
   const blockSize = repo.config.blockSize;
@@ -52,6 +63,7 @@ export async function backupDisk(repo: Repository, device: BlockDevice, options:
   const index = new DiskIndexWriter(repo, device.size, blockSize, repo.config.entriesPerPage);
   const pool = repo.pool;
   const buffers = new SharedBufferPool(blockSize * BLOCKS_PER_GROUP, pool.threads * GROUPS_IN_FLIGHT_PER_THREAD);
+  const patchBuffers = new SharedBufferPool(blockSize, pool.threads * PATCHES_IN_FLIGHT_PER_THREAD);
   const writing = new Map<string, Promise<void>>();
   const progress: DiskProgress = { disk: options.name, bytesDone: 0, bytesTotal: device.size, bytesRead: 0, bytesNew: 0, bytesStored: 0 };
 
@@ -137,7 +149,7 @@ export async function backupDisk(repo: Repository, device: BlockDevice, options:
   const patchBlock = async (block: PlannedBlock): Promise<boolean> => {
     const previous = await parentEntry(block.index);
     if (previous === undefined || options.damaged.has(previous.toString('hex'))) return false;
-    const buffer = await buffers.acquire();
+    const buffer = await patchBuffers.acquire();
     try {
       const view = buffer.subarray(0, block.length);
       if (isZeroEntry(previous)) {
@@ -153,15 +165,17 @@ export async function backupDisk(repo: Repository, device: BlockDevice, options:
         if (opened === undefined || opened.length !== block.length) return false;
         if (opened.plaintext !== null) view.set(opened.plaintext);
       }
-      for (const range of block.changed ?? []) {
-        await device.read(range.offset, range.length, view.subarray(range.offset - block.offset, range.offset - block.offset + range.length));
-        progress.bytesRead += range.length;
-      }
+      await Promise.all(
+        (block.changed ?? []).map(async (range) => {
+          await device.read(range.offset, range.length, view.subarray(range.offset - block.offset, range.offset - block.offset + range.length));
+          progress.bytesRead += range.length;
+        }),
+      );
       const [hash] = await pool.hashMany(view, [block.length]);
       await record(block, view, hash as BlockHash);
       return true;
     } finally {
-      buffers.release(buffer);
+      patchBuffers.release(buffer);
     }
   };
 
@@ -171,17 +185,17 @@ export async function backupDisk(repo: Repository, device: BlockDevice, options:
     const toRead: PlannedBlock[] = [];
     for (const block of group) if (!(await settle(block))) toRead.push(block);
     // A block the plan called unchanged may still need reading (quarantined parent chunk).
-    const whole: PlannedBlock[] = [];
-    for (const block of toRead) {
-      const patched = block.changed !== undefined && trustChangeTracking && (await patchBlock(block));
-      if (!patched) whole.push(block);
-    }
+    // The group's partly changed blocks are patched together (each waits for a patch buffer).
+    const patched = await Promise.all(toRead.map((block) => (block.changed !== undefined && trustChangeTracking ? patchBlock(block) : false)));
+    const whole = toRead.filter((_, i) => !patched[i]);
     for (const run of contiguousRuns(whole)) await readGroup(run);
     for (const block of group) progress.bytesDone += block.length;
     options.onProgress?.({ ...progress });
   };
 
-  await forEachLimited(groupBlocks(planBlocks(device, blockSize, trustChangeTracking), BLOCKS_PER_GROUP), buffers.count, processGroup);
+  // Enough groups in flight to fill both kinds of buffers; each waits for the buffer it needs.
+  const groupsInFlight = buffers.count + patchBuffers.count / BLOCKS_PER_GROUP;
+  await forEachLimited(groupBlocks(planBlocks(device, blockSize, trustChangeTracking), BLOCKS_PER_GROUP), groupsInFlight, processGroup);
   const pages = await index.finish();
   progress.bytesStored += index.bytesStored;
   return {

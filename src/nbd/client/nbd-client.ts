@@ -26,7 +26,7 @@ import {
   type BlockDescriptor,
 } from '../protocol/transmission.js';
 import { Slots } from '../slots.js';
-import { SocketReader } from '../socket-reader.js';
+import { reusedReadBuffer, SocketReader } from '../socket-reader.js';
 import { describeAddress, parseNbdUri, type NbdAddress } from './address.js';
 import { listExports, negotiateExport, type NegotiatedExport } from './handshake.js';
 import { openSocket } from './open-socket.js';
@@ -263,8 +263,10 @@ export class NbdClient {
 }
 
 async function openConnection(address: NbdAddress, options: Pick<NbdClientOptions, 'connectTimeoutMs'>): Promise<{ socket: Socket; reader: SocketReader }> {
-  const socket = await openSocket(address, options.connectTimeoutMs ?? NBD_DEFAULTS.connectTimeoutMs);
+  const reading = reusedReadBuffer();
+  const socket = await openSocket(address, options.connectTimeoutMs ?? NBD_DEFAULTS.connectTimeoutMs, reading.onread);
   const reader = new SocketReader(socket, `the ${describeAddress(address)}`);
+  reading.bind(reader);
   return { socket, reader };
 }
 

@@ -1,15 +1,17 @@
-import { createConnection, type Socket } from 'node:net';
+import { createConnection, type OnReadOpts, type Socket } from 'node:net';
 import { CofferError } from '../../errors/index.js';
 import { NBD_DEFAULT_PORT } from '../protocol/constants.js';
 import { describeAddress, type NbdAddress } from './address.js';
 
 /**
- * Connects to `address` (a unix socket or TCP, with TCP_NODELAY as the spec advises).
- * Throws `E_CONNECTION_FAILED` when refused or unreachable, `E_TIMEOUT` after `timeoutMs`.
+ * Connects to `address` (a unix socket or TCP, with TCP_NODELAY as the spec advises), reading
+ * through `onread` when given. Throws `E_CONNECTION_FAILED` when refused or unreachable,
+ * `E_TIMEOUT` after `timeoutMs`.
  */
-export function openSocket(address: NbdAddress, timeoutMs: number): Promise<Socket> {
+export function openSocket(address: NbdAddress, timeoutMs: number, onread?: OnReadOpts): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = 'socket' in address ? createConnection({ path: address.socket }) : createConnection({ host: address.host, port: address.port ?? NBD_DEFAULT_PORT });
+    const reading = onread === undefined ? {} : { onread };
+    const socket = 'socket' in address ? createConnection({ path: address.socket, ...reading }) : createConnection({ host: address.host, port: address.port ?? NBD_DEFAULT_PORT, ...reading });
     const timer = setTimeout(() => {
       socket.destroy();
       reject(new CofferError('E_TIMEOUT', `no connection to the ${describeAddress(address)} within ${timeoutMs} ms`));
