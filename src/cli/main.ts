@@ -124,8 +124,9 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--boot', 'also boot the VM from the backup (QEMU over an NBD export, no network, writes discarded) and wait for --boot-expect on its serial console')
     .option('--boot-expect <text>', 'the text that means the VM is up (default: login:)')
     .option('--boot-timeout <seconds>', 'how long to wait for it (default 300)')
-    .option('--boot-bus <bus>', 'how the disks are attached: sata (default), virtio, ide or scsi')
-    .option('--boot-memory <MiB>', 'guest memory (default 1024)')
+    .option('--boot-bus <bus>', 'how the disks are attached: sata, virtio, ide or scsi (default: the VM\'s own, from its stored definition, else sata)')
+    .option('--boot-memory <MiB>', 'guest memory (default: the VM\'s own, else 1024)')
+    .option('--boot-machine <type>', 'QEMU machine type (default: the VM\'s own, e.g. pc-i440fx-7.2, else q35)')
     .option('--accel <accel>', 'auto (default: KVM when /dev/kvm opens, else TCG), kvm or tcg')
     .action((snapshot: string, _options, command: Command) => run(() => testRestoreCommand(snapshot, command.opts(), context))());
 

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs/promises';
 import { after, before, test } from 'node:test';
 import type { TestRestoreReport } from '../restore/index.js';
-import { BOOT_MARK, buildBootDisk, buildExt4Disk, buildFilesVmDisk, buildNtfsImage, deriveDisk, requireTools, runTool, seededBytes } from '../testing/index.js';
+import { BOOT_MARK, buildBootDisk, buildExt4Disk, startTestVm, buildFilesVmDisk, buildNtfsImage, deriveDisk, requireTools, runTool, seededBytes } from '../testing/index.js';
 import { assertExit, chunkIds, chunkPath, coffer, cofferJson, makeWorkDir, removeDir } from './cli-harness.js';
 
 const BIG = 150_000_000; // the files tests' disk, so the cached fixture is shared
@@ -140,4 +140,22 @@ test('--boot boots the VM straight from the backup, isolated, and fails with the
 
   const usage = await coffer(['test-restore', '-r', repo, 'bootable:latest', '--boot', '--boot-bus', 'floppy'], slow);
   assertExit(usage, 2);
+});
+
+test('--boot takes the machine, memory and disk bus from the VM\'s stored definition', async () => {
+  await requireTools('qemu-system-x86_64', 'syslinux');
+  const disk = await buildBootDisk();
+  const size = (await fs.stat(disk)).size;
+  // A running QEMU (no need for the guest to run: the disk is what is backed up) with its
+  // disk on virtio-scsi and 256 MiB; the backup stores its QMP description.
+  const vm = await startTestVm({ disks: [{ name: 'disk0', size, format: 'raw', from: disk }], memoryMiB: 256 });
+  try {
+    assertExit(await coffer(['backup', '-r', repo, '--vm', 'described', '--qemu', vm.qmpSocket, '--no-freeze'], slow), 0);
+  } finally {
+    await vm.stop();
+  }
+  const report = await testRestoreJson('described:latest', 0, ['--no-fsck', '--boot', '--accel', 'tcg', '--boot-timeout', '120', '--boot-expect', BOOT_MARK]);
+  assert.equal(report.boot?.passed, true, report.boot?.reason);
+  assert.equal(report.boot?.bus, 'scsi');
+  assert.match(report.boot?.machine ?? '', /^pc-q35-/);
 });

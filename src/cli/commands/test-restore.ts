@@ -16,6 +16,7 @@ export interface TestRestoreCommandOptions extends RepositoryOptions {
   bootTimeout?: string;
   bootBus?: string;
   bootMemory?: string;
+  bootMachine?: string;
   accel?: string;
 }
 
@@ -48,18 +49,22 @@ export async function testRestoreCommand(reference: string, options: TestRestore
 function bootOptions(options: TestRestoreCommandOptions): BootCheckOptions {
   const seconds = options.bootTimeout === undefined ? 300 : Number(options.bootTimeout);
   if (!Number.isFinite(seconds) || seconds <= 0) throw new CofferError('E_USAGE', `--boot-timeout ${options.bootTimeout}: give a number of seconds`);
-  const memory = options.bootMemory === undefined ? 1024 : Number(options.bootMemory);
-  if (!Number.isInteger(memory) || memory < 16) throw new CofferError('E_USAGE', `--boot-memory ${options.bootMemory}: give MiB, at least 16`);
-  const bus = options.bootBus ?? 'sata';
-  if (!(BOOT_BUSES as readonly string[]).includes(bus)) throw new CofferError('E_USAGE', `--boot-bus ${bus}: choose one of ${BOOT_BUSES.join(', ')}`);
+  const memory = options.bootMemory === undefined ? undefined : Number(options.bootMemory);
+  if (memory !== undefined && (!Number.isInteger(memory) || memory < 16)) throw new CofferError('E_USAGE', `--boot-memory ${options.bootMemory}: give MiB, at least 16`);
+  const bus = options.bootBus;
+  if (bus !== undefined && !(BOOT_BUSES as readonly string[]).includes(bus)) throw new CofferError('E_USAGE', `--boot-bus ${bus}: choose one of ${BOOT_BUSES.join(', ')}`);
+  const machine = options.bootMachine;
+  if (machine !== undefined && !/^[A-Za-z0-9._-]+$/.test(machine)) throw new CofferError('E_USAGE', `--boot-machine ${machine}: a QEMU machine type, e.g. q35 or pc-i440fx-7.2`);
   const accel = options.accel ?? 'auto';
   if (!['auto', 'kvm', 'tcg'].includes(accel)) throw new CofferError('E_USAGE', `--accel ${accel}: choose auto, kvm or tcg`);
   if (options.bootExpect === '') throw new CofferError('E_USAGE', '--boot-expect cannot be empty');
+  // Bus, memory and machine default to the VM's own, from its stored definition (boot-hints.ts).
   return {
     ...(options.bootExpect !== undefined ? { expect: options.bootExpect } : {}),
     timeoutMs: seconds * 1000,
-    bus: bus as BootBus,
-    memoryMiB: memory,
+    ...(bus !== undefined ? { bus: bus as BootBus } : {}),
+    ...(memory !== undefined ? { memoryMiB: memory } : {}),
+    ...(machine !== undefined ? { machine } : {}),
     accel: accel as 'auto' | 'kvm' | 'tcg',
     ...(options.workDir !== undefined ? { workDir: options.workDir } : {}),
   };
@@ -97,8 +102,8 @@ export function renderReport(report: TestRestoreReport): string {
   if (report.boot !== undefined) {
     const b = report.boot;
     lines.push(b.passed
-      ? `boot (${b.accel}, ${b.bus}): ${JSON.stringify(b.expect)} appeared on the serial console after ${b.secondsToText?.toFixed(1)} s`
-      : `boot (${b.accel}, ${b.bus}): FAILED: ${b.reason}`);
+      ? `boot (${b.machine}, ${b.accel}, ${b.bus}): ${JSON.stringify(b.expect)} appeared on the serial console after ${b.secondsToText?.toFixed(1)} s`
+      : `boot (${b.machine}, ${b.accel}, ${b.bus}): FAILED: ${b.reason}`);
     if (!b.passed) for (const line of b.serialTail.split('\n').slice(-12)) lines.push(`    | ${line}`);
   }
   for (const warning of report.warnings) lines.push(`warning: ${warning}`);

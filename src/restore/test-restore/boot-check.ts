@@ -7,6 +7,7 @@ import { CofferError } from '../../errors/index.js';
 import { NbdServer, type NbdExport } from '../../nbd/index.js';
 import type { Repository, Snapshot } from '../../repo/index.js';
 import { SnapshotDisk } from '../snapshot-disk.js';
+import { bootHints } from '../vm/boot-hints.js';
 import type { BootResult } from './report.js';
 
 /** How the disks are attached: the bus the guest's drivers must know. */
@@ -21,10 +22,12 @@ export interface BootCheckOptions {
   timeoutMs?: number;
   /** `kvm`, `tcg`, or `auto` (default: KVM when /dev/kvm can be opened, else TCG). */
   accel?: 'kvm' | 'tcg' | 'auto';
-  /** Default `sata` (AHCI: every modern OS has its driver). */
+  /** Default: the VM's own (from its stored definition), else `sata` (AHCI: every modern OS has its driver). */
   bus?: BootBus;
-  /** Guest memory in MiB (default 1024). */
+  /** Guest memory in MiB. Default: the VM's own, else 1024. */
   memoryMiB?: number;
+  /** QEMU machine type. Default: the VM's own (`pc-i440fx-7.2`, `pc-q35-7.2`…), else `q35`. */
+  machine?: string;
   /** The QEMU binary (default `qemu-system-x86_64` on the PATH). */
   qemu?: string;
   /** Where the NBD socket goes (default: a new folder in the system's temporary folder). */
@@ -47,9 +50,15 @@ export async function bootCheck(repo: Repository, snapshot: Snapshot, options: B
   const expect = options.expect ?? 'login:';
   if (expect === '') throw new CofferError('E_USAGE', 'the text to wait for on the serial console cannot be empty');
   const timeoutMs = options.timeoutMs ?? 5 * 60_000;
-  const bus = options.bus ?? 'sata';
+  const hints = bootHints(snapshot.definition);
+  const bus = options.bus ?? hints.bus ?? 'sata';
+  const machine = options.machine ?? hints.machine ?? 'q35';
+  const memoryMiB = options.memoryMiB ?? hints.memoryMiB ?? 1024;
   const accel = options.accel === undefined || options.accel === 'auto' ? ((await canOpen('/dev/kvm')) ? 'kvm' : 'tcg') : options.accel;
   const started = Date.now();
+  if (hints.uefi === true) {
+    return { passed: false, reason: 'the VM boots through UEFI firmware (its stored definition says so); booting UEFI guests from a backup is not supported yet', serialTail: '', expect, accel, bus, machine, durationMs: 0 };
+  }
   const dir = await fsp.mkdtemp(path.join(options.workDir ?? os.tmpdir(), 'coffer-boot-'));
   const disks = snapshot.disks.map((disk) => new SnapshotDisk(repo, snapshot.id, disk));
   let server: NbdServer | undefined;
@@ -59,12 +68,12 @@ export async function bootCheck(repo: Repository, snapshot: Snapshot, options: B
     for (const disk of disks) exports[disk.disk.name] = { device: disk, description: `coffer boot check ${snapshot.id.slice(0, 8)} ${disk.disk.name}` };
     server = await NbdServer.listen({ socket }, { exports });
     const args = [
-      '-machine', `q35,accel=${accel}`, '-m', String(options.memoryMiB ?? 1024), '-nodefaults', '-display', 'none',
+      '-machine', `${machine},accel=${accel}`, '-m', String(memoryMiB), '-nodefaults', '-display', 'none',
       '-no-reboot', '-boot', 'strict=on,reboot-timeout=1000', '-nic', 'none', '-serial', 'stdio', '-monitor', 'none',
-      ...diskArguments(snapshot.disks.map((d) => d.name), socket, bus),
+      ...diskArguments(snapshot.disks.map((d) => d.name), socket, bus, /q35/.test(machine)),
     ];
     const result = await runUntilText(options.qemu ?? 'qemu-system-x86_64', args, expect, timeoutMs, options.signal);
-    return { ...result, expect, accel, bus, durationMs: Date.now() - started };
+    return { ...result, expect, accel, bus, machine, durationMs: Date.now() - started };
   } finally {
     await server?.close().catch(() => {});
     for (const disk of disks) await disk.close();
@@ -72,15 +81,21 @@ export async function bootCheck(repo: Repository, snapshot: Snapshot, options: B
   }
 }
 
-/** QEMU options attaching each export, the first disk first in the boot order. */
-function diskArguments(names: string[], socket: string, bus: BootBus): string[] {
-  const args: string[] = bus === 'scsi' ? ['-device', 'virtio-scsi-pci,id=scsi0'] : [];
+/**
+ * QEMU options attaching each export, the first disk first in the boot order. On q35, `sata`
+ * and `ide` both use the built-in AHCI controller (ports ide.0 … ide.5); on the i440fx `pc`
+ * machines, `ide` is the PIIX controller (two buses, two units each) and `sata` adds an AHCI
+ * controller.
+ */
+function diskArguments(names: string[], socket: string, bus: BootBus, q35: boolean): string[] {
+  const args: string[] = bus === 'scsi' ? ['-device', 'virtio-scsi-pci,id=scsi0'] : bus === 'sata' && !q35 ? ['-device', 'ahci,id=ahci0'] : [];
   names.forEach((name, i) => {
     const file = `nbd+unix:///${encodeURIComponent(name)}?socket=${socket}`;
     args.push('-drive', `file=${file.replace(/,/g, ',,')},format=raw,if=none,id=d${i},snapshot=on,cache=unsafe`);
     const device = { virtio: 'virtio-blk-pci', sata: 'ide-hd', ide: 'ide-hd', scsi: 'scsi-hd' }[bus];
-    // On q35, ide-hd sits on the built-in AHCI controller (ide.0 … ide.5): 'sata' and 'ide' are the same there.
-    const where = bus === 'scsi' ? ',bus=scsi0.0' : bus === 'virtio' ? '' : `,bus=ide.${i}`;
+    let where = '';
+    if (bus === 'scsi') where = ',bus=scsi0.0';
+    else if (bus !== 'virtio') where = q35 ? `,bus=ide.${i}` : bus === 'sata' ? `,bus=ahci0.${i}` : `,bus=ide.${Math.floor(i / 2)},unit=${i % 2}`;
     args.push('-device', `${device},drive=d${i}${where},bootindex=${i + 1}`);
   });
   return args;

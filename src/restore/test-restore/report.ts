@@ -54,6 +54,8 @@ export interface BootResult {
   expect: string;
   accel: 'kvm' | 'tcg';
   bus: string;
+  /** The QEMU machine type it ran on. */
+  machine: string;
   /** Seconds from QEMU's start to the text (when it appeared). */
   secondsToText?: number;
   /** Why it failed. */

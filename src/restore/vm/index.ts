@@ -8,3 +8,4 @@ export { cloneLibvirtDomain, LIBVIRT_XML_FORMAT, type CloneDefinition, type Rest
 export { cloneQemuScript, QMP_DESCRIPTION_FORMAT, type QemuCloneScript } from './qemu-command.js';
 export { randomIdentities, MAC_PREFIX, type IdentitySource } from './new-identity.js';
 export { defineLibvirtDomain } from './define-domain.js';
+export { bootHints, type BootHints } from './boot-hints.js';

@@ -44,7 +44,7 @@ export interface QemuCloneScript {
   notes: string[];
 }
 
-interface Device {
+export interface Device {
   path: string;
   id: string | undefined;
   type: string;
@@ -142,7 +142,7 @@ export function cloneQemuScript(json: string, options: { name: string; disks: re
   return { text: lines.join('\n'), name: options.name, uuid, macs, disks: mapped, notes };
 }
 
-interface ParsedDescription {
+export interface ParsedDescription {
   machineType: string;
   arch: string | undefined;
   name: string | undefined;
@@ -153,7 +153,7 @@ interface ParsedDescription {
   network: string | undefined;
 }
 
-function parseDescription(json: string): ParsedDescription {
+export function parseDescription(json: string): ParsedDescription {
   const bad = (why: string): CofferError => new CofferError('E_IMAGE_INVALID', `the stored QMP description of the VM ${why}`);
   let d: unknown;
   try {

@@ -1,0 +1,68 @@
+import { CofferError } from '../../errors/index.js';
+import { attr, childElement, childElements, parseXml, textOf } from '../../xml/index.js';
+import { LIBVIRT_XML_FORMAT } from './libvirt-domain.js';
+import { parseDescription, QMP_DESCRIPTION_FORMAT } from './qemu-command.js';
+
+/** How the VM of a snapshot was set up, as far as booting it again needs to know. */
+export interface BootHints {
+  /** QEMU machine type, e.g. `pc-q35-7.2` or `pc-i440fx-7.2`. */
+  machine?: string;
+  memoryMiB?: number;
+  /** How its first disk was attached. */
+  bus?: 'virtio' | 'sata' | 'ide' | 'scsi';
+  /** The VM booted through UEFI firmware. */
+  uefi?: boolean;
+}
+
+/**
+ * Reads the boot-relevant settings from a snapshot's stored definition: a libvirt domain XML
+ * (`<os><type machine=…>`, `<memory>`, the first disk's `<target bus=…>`, `firmware='efi'` or
+ * a `<loader>`), or a QMP description (machine type, base memory, the first disk's device
+ * type). Nothing for other definitions, or what a definition does not say. Never throws for a
+ * definition it cannot read: booting then uses the defaults.
+ */
+export function bootHints(definition: { format: string; data: string } | null): BootHints {
+  if (definition === null) return {};
+  try {
+    const text = Buffer.from(definition.data, 'base64').toString('utf8');
+    if (definition.format === LIBVIRT_XML_FORMAT) return libvirtHints(text);
+    if (definition.format === QMP_DESCRIPTION_FORMAT) return qmpHints(text);
+  } catch (error) {
+    if (!(error instanceof CofferError)) throw error;
+  }
+  return {};
+}
+
+function libvirtHints(xml: string): BootHints {
+  const domain = parseXml(xml, { what: 'the stored libvirt domain XML', code: 'E_IMAGE_INVALID' }).root;
+  const hints: BootHints = {};
+  const os = childElement(domain, 'os');
+  const machine = os === undefined ? undefined : attr(childElement(os, 'type'), 'machine');
+  if (machine !== undefined && /^[A-Za-z0-9._-]+$/.test(machine)) hints.machine = machine;
+  if (os !== undefined && (attr(os, 'firmware') === 'efi' || childElement(os, 'loader') !== undefined)) hints.uefi = true;
+  const memory = childElement(domain, 'memory');
+  if (memory !== undefined) {
+    const value = Number(textOf(memory).trim());
+    const unit = (attr(memory, 'unit') ?? 'KiB').toLowerCase();
+    const factor: Record<string, number> = { b: 1 / 1048576, bytes: 1 / 1048576, k: 1 / 1024, kib: 1 / 1024, m: 1, mib: 1, g: 1024, gib: 1024 };
+    if (Number.isFinite(value) && value > 0 && factor[unit] !== undefined) hints.memoryMiB = Math.max(16, Math.round(value * (factor[unit] as number)));
+  }
+  const devices = childElement(domain, 'devices');
+  const disk = devices === undefined ? undefined : childElements(devices, 'disk').find((d) => (attr(d, 'device') ?? 'disk') === 'disk');
+  const bus = disk === undefined ? undefined : attr(childElement(disk, 'target'), 'bus');
+  if (bus === 'virtio' || bus === 'sata' || bus === 'ide' || bus === 'scsi') hints.bus = bus;
+  return hints;
+}
+
+function qmpHints(json: string): BootHints {
+  const d = parseDescription(json);
+  const hints: BootHints = {};
+  const machine = d.machineType.replace(/-machine$/, '');
+  if (/^(pc|q35|pc-q35-[0-9.]+|pc-i440fx-[0-9.]+)$/.test(machine)) hints.machine = machine;
+  if (d.memoryBytes !== undefined) hints.memoryMiB = Math.max(16, Math.round(d.memoryBytes / 1048576));
+  const types = new Set(d.devices.map((x) => x.type));
+  if (types.has('virtio-blk-pci') || types.has('virtio-blk')) hints.bus = 'virtio';
+  else if (types.has('scsi-hd')) hints.bus = 'scsi';
+  else if (types.has('ide-hd')) hints.bus = machine.includes('q35') ? 'sata' : 'ide';
+  return hints;
+}
