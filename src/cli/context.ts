@@ -11,6 +11,17 @@ export interface CommandContext {
   signal: AbortSignal;
 }
 
+/**
+ * The same context with standard output kept in memory (`captured()` returns it): for a
+ * command that runs another one and prints both results as one document (`forget --prune
+ * --json`).
+ */
+export function withCapturedStdout(context: CommandContext): { context: CommandContext; captured: () => string } {
+  const parts: string[] = [];
+  const stdout = { write: (chunk: string | Uint8Array) => (parts.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8')), true) };
+  return { context: { ...context, stdout: stdout as unknown as NodeJS.WriteStream }, captured: () => parts.join('') };
+}
+
 /** Options every repository command takes. */
 export interface RepositoryOptions {
   repo?: string;

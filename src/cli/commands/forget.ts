@@ -1,7 +1,7 @@
 import { CofferError } from '../../errors/index.js';
 import { deleteSnapshot, protectionOf, resolveSnapshot, type Repository, type RetentionPolicy, type Snapshot } from '../../repo/index.js';
 import { renderPrune, runPrune } from './prune.js';
-import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
+import { withCapturedStdout, withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
 import { forgetByPolicy } from './forget-policy.js';
 import { policyFromOptions, type RetentionOptions } from './retention-options.js';
 
@@ -31,14 +31,13 @@ export async function forgetCommand(references: string[], options: ForgetOptions
   const dryRun = options.dryRun === true;
   return withRepository(options, context, async (repo) => {
     if (options.prune === true && !dryRun) {
-      // The forget's own output stays one document with --json: the prune's report is added to it.
+      // With --json the forget's document and the prune's report are printed as one.
       const json = options.json === true;
-      const captured: string[] = [];
-      const inner = json ? { ...context, stdout: { write: (text: string) => captured.push(text) } as unknown as NodeJS.WritableStream } : context;
-      const code = await forgetOnly(repo, references, policy, options, dryRun, inner as CommandContext);
+      const inner = json ? withCapturedStdout(context) : undefined;
+      const code = await forgetOnly(repo, references, policy, options, dryRun, inner?.context ?? context);
       if (code !== 0) return code;
       const report = await runPrune(repo, { dryRun: false, waitMs: 30 * 60_000, json }, context);
-      if (json) context.stdout.write(`${JSON.stringify({ ...(JSON.parse(captured.join('')) as object), prune: report })}\n`);
+      if (inner !== undefined) context.stdout.write(`${JSON.stringify({ ...(JSON.parse(inner.captured()) as object), prune: report })}\n`);
       else context.stdout.write(renderPrune(report));
       return 0;
     }
