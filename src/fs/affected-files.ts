@@ -111,7 +111,7 @@ function showPath(path: readonly string[]): string {
 
 /** Sorted, merged copies of `ranges` (empty ones dropped). */
 export function mergeRanges(ranges: readonly ByteRange[]): ByteRange[] {
-  const sorted = ranges.filter((r) => r.length > 0).map((r) => ({ ...r })).sort((a, b) => a.offset - b.offset);
+  const sorted = ranges.filter((r) => r.length > 0).map((r) => ({ offset: r.offset, length: r.length })).sort((a, b) => a.offset - b.offset);
   const out: ByteRange[] = [];
   for (const r of sorted) {
     const last = out[out.length - 1];

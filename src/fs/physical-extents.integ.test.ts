@@ -3,11 +3,14 @@
  * directory's) blocks lie, as debugfs `ex`, mtools `mshowfat` (+ `minfo` geometry), ntfsinfo's
  * runlists and xfs_db `bmap` say; where its inode / MFT record lies, as debugfs `imap`, the
  * $MFT runlist and xfs_db `convert ino … byte` say. Then `findAffectedFiles` on a damaged
- * range names exactly the files whose blocks the tools place there.
+ * range names exactly the files whose blocks the tools place there, and a folder whose
+ * blocks cannot be read (as a snapshot's disk fails over a damaged chunk) as unknown.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import type { BlockDevice } from '../blockdev/index.js';
 import { RawImage } from '../disk/index.js';
+import { CofferError } from '../errors/index.js';
 import { buildExtImage, buildFatImage, buildNtfsImage, buildXfsImage, requireTools, runTool, xfsDbGeometry, xfsDbTree } from '../testing/index.js';
 import { findAffectedFiles, openFilesystem, resolvePath, type Filesystem, type FsPhysicalExtent } from './index.js';
 
@@ -202,5 +205,48 @@ for (const c of CASES) {
     // Nothing else lies in those device ranges (a hard link of notes.txt is listed under its own name too).
     const others = report.files.filter((f) => f.path !== '/big.bin' && f.path !== '/docs/notes.txt');
     assert.deepEqual(others.map((f) => f.path).filter((p) => p !== '/links/hard-link'), [], `${c.name}: only those files`);
+  });
+}
+
+/** The device, except that reading any byte of `bad` fails as a snapshot disk does over a damaged chunk. */
+function withUnreadableRange(device: BlockDevice, bad: { offset: number; length: number }): BlockDevice {
+  return {
+    size: device.size,
+    read: async (offset, length, into) => {
+      if (offset < bad.offset + bad.length && bad.offset < offset + length) throw new CofferError('E_CORRUPT_OBJECT', `test damage at ${bad.offset}`);
+      return device.read(offset, length, into);
+    },
+    extents: (offset, length) => device.extents(offset, length),
+    close: async () => {},
+  };
+}
+
+for (const c of CASES) {
+  test(`${c.name}: a folder whose blocks cannot be read is reported, its files unknown, and the walk goes on`, async () => {
+    await requireTools(...c.tools);
+    const device = await RawImage.open(await c.build());
+    try {
+      const clean = (await openFilesystem(device))!;
+      // /wide: its blocks lie apart from what opening reads (NTFS reads $UpCase, next to /many's index, in 64 KiB pieces).
+      const wide = (await resolvePath(clean, '/wide')).node;
+      let first: FsPhysicalExtent | undefined;
+      for await (const e of clean.physicalExtents!(wide)) if (e.kind === 'data' && first === undefined) first = e;
+      assert.ok(first, `${c.name}: /wide has blocks`);
+      const bad = { offset: first.deviceOffset, length: 512 };
+      const fs = (await openFilesystem(withUnreadableRange(device, bad)))!;
+      const report = await findAffectedFiles(fs, [bad]);
+      assert.deepEqual(report.unknown.map((u) => u.path), ['/wide'], `${c.name}: /wide is unknown`);
+      assert.match(report.unknown[0]!.error, /test damage/);
+      assert.deepEqual(report.files, [], `${c.name}: no other file lies there`);
+      // The rest of the tree is still walked: a file in another folder is named.
+      const notes = (await resolvePath(clean, '/docs/notes.txt')).node;
+      let notesAt: number | undefined;
+      for await (const e of clean.physicalExtents!(notes)) if (e.kind === 'data') notesAt ??= e.deviceOffset;
+      const both = await findAffectedFiles(fs, [bad, { offset: notesAt!, length: 1 }]);
+      assert.deepEqual(both.files.map((f) => f.path).filter((p) => p !== '/links/hard-link'), ['/docs/notes.txt'], `${c.name}: notes.txt still found`);
+      assert.deepEqual(both.unknown.map((u) => u.path), ['/wide']);
+    } finally {
+      await device.close();
+    }
   });
 }
