@@ -4,7 +4,7 @@
  * on its volume plus the partition's offset, and checked to hold big.bin's bytes) is
  * damaged in the repository. `coffer test-restore` names big.bin under each unreadable block,
  * and `coffer verify --read-data` names exactly big.bin in each volume, with the file bytes
- * that block held.
+ * that block held. On an LVM disk, damage is traced through the logical volume's segments.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { RawImage } from '../disk/index.js';
 import { openFilesystem, resolvePath } from '../fs/index.js';
-import { buildFilesVmDisk, requireTools, seededBytes, type FilesVmDisk } from '../testing/index.js';
+import { buildFilesVmDisk, buildLvmOneDisk, lvPlacement, requireTools, seededBytes, type FilesVmDisk } from '../testing/index.js';
+import { listVolumes } from '../volume/index.js';
 import { assertExit, chunkPath, coffer, cofferJson, makeWorkDir, removeDir, type BackupJson, type VerifyJson } from './cli-harness.js';
 
 const BIG = 3_000_000;
@@ -44,6 +45,15 @@ let disk: FilesVmDisk;
 let blockSize: number;
 let snapshot: string;
 const damaged: Damaged[] = [];
+
+/** Flips a byte in the middle of the stored chunk holding `block` (an unencrypted repository's chunk id is the SHA-256 of its bytes). */
+async function damageChunkOf(repository: string, block: Uint8Array): Promise<void> {
+  const file = chunkPath(repository, createHash('sha256').update(block).digest('hex'));
+  const blob = await readFile(file);
+  const at = Math.floor(blob.length / 2);
+  blob[at] = blob[at]! ^ 0x01;
+  await writeFile(file, blob);
+}
 
 /** Every whole block (of the repository's block size) that lies in big.bin's data on this filesystem, with the disk offset and big.bin offset of each. */
 async function bigBinBlocks(f: FilesVmDisk['filesystems'][number]): Promise<Damaged[]> {
@@ -90,11 +100,7 @@ before(async () => {
     const block = Buffer.from(await image.read(pick.diskOffset, blockSize));
     // The disk really holds big.bin's bytes there: the mapping is checked against the content.
     assert.ok(block.equals(big.subarray(pick.fileOffset, pick.fileOffset + blockSize)), `${f.volume}: the block at ${pick.diskOffset} is big.bin at ${pick.fileOffset}`);
-    const file = chunkPath(repo, createHash('sha256').update(block).digest('hex'));
-    const blob = await readFile(file);
-    const at = Math.floor(blob.length / 2);
-    blob[at] = blob[at]! ^ 0x01;
-    await writeFile(file, blob);
+    await damageChunkOf(repo, block);
   }
   await image.close();
   damaged.push(...candidates.filter((c) => chosen.has(c.fileOffset)).sort((a, b) => a.diskOffset - b.diskOffset));
@@ -140,4 +146,34 @@ test('verify --read-data names exactly big.bin in each volume, with the bytes th
   const bare = await coffer(['verify', '-r', repo, '--no-files'], { timeoutMs: 300_000 });
   assertExit(bare, 13);
   assert.doesNotMatch(bare.stdout.toString('utf8'), /FILE/);
+});
+
+test('on an LVM disk, damage is traced through the logical volumes: a folder of the ext4 in one, raw data in another', async () => {
+  await requireTools('sfdisk', 'mke2fs', 'losetup', 'pvcreate', 'vgcreate', 'lvcreate', 'lvs', 'vgcfgrestore');
+  const { disks, oracle } = await buildLvmOneDisk();
+  const lvmRepo = join(work, 'lvm-repo');
+  await cofferJson(['init', '-r', lvmRepo, '--insecure-no-encryption']);
+  await cofferJson<BackupJson>(['backup', '-r', lvmRepo, '--vm', 'lvm', disks[0]!], { timeoutMs: 120_000 });
+  const image = await RawImage.open(disks[0]!);
+  try {
+    const pvStart = (await listVolumes([image])).find((v) => v.name === 'p2')!.offset!;
+    // Where LVM's own report puts the LVs: root's block at 1 MiB holds its ext4's root folder
+    // (and lost+found); home's second block is seeded bytes, no filesystem.
+    const rootAt = pvStart + lvPlacement(oracle, 'root').at + 1024 * 1024;
+    const homeAt = pvStart + lvPlacement(oracle, 'home').at + blockSize;
+    for (const at of [rootAt, homeAt]) await damageChunkOf(lvmRepo, await image.read(at, blockSize));
+    const run = await coffer(['verify', '-r', lvmRepo, '--read-data', '--json'], { timeoutMs: 120_000 });
+    assertExit(run, 13);
+    const hit = (JSON.parse(run.stdout.toString('utf8')) as VerifyWithFiles).affected[0]!;
+    assert.deepEqual(hit.ranges, [rootAt, homeAt].sort((a, b) => a - b).map((at) => ({ start: at, end: at + blockSize })));
+    const byVolume = new Map(hit.files?.map((v) => [v.volume, v]));
+    assert.deepEqual([...byVolume.keys()].sort(), ['coffer-one/home', 'coffer-one/root']);
+    const root = byVolume.get('coffer-one/root')!;
+    assert.deepEqual([root.filesystem, root.ranges], ['ext4', [{ offset: 1024 * 1024, length: blockSize }]]);
+    assert.deepEqual(root.unknown.map((u) => u.path), ['/'], 'the root folder cannot be read: what is in it is unknown');
+    const home = byVolume.get('coffer-one/home')!;
+    assert.deepEqual([home.ranges, home.problem], [[{ offset: blockSize, length: blockSize }], 'no filesystem Coffer reads is on it']);
+  } finally {
+    await image.close();
+  }
 });
