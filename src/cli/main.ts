@@ -115,6 +115,7 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--read-data', 'read, decrypt and rehash every chunk (otherwise only check they exist)')
     .option('--read-data-subset <N/M|P%>', 'read only a share of the chunks: the N-th of M slices by id (e.g. 3/7: a week of nightly runs covers all), or a random P% sample; the rest is checked to exist')
     .option('--since <duration>', 'with --read-data(-subset): skip chunks a run read and found intact within this long (e.g. 30d)')
+    .option('--no-files', 'do not name the files that damaged ranges touch (naming them walks the affected filesystems\' metadata)')
     .action((_options, command: Command) => run(() => verifyCommand(command.opts(), context))());
 
   repoCommand('test-restore', 'prove a snapshot restores: read every disk back, walk and read every file, run each filesystem\'s checker; the result is stored with the snapshot')

@@ -71,6 +71,30 @@ export interface FsFileExtent {
 }
 
 /**
+ * Where some of a node's bytes lie on the filesystem's device (its volume), so that damage
+ * to device bytes can be traced to the files it touches.
+ * - `data`: `length` bytes of content stored as they are: file byte `fileOffset + i` is
+ *   device byte `deviceOffset + i` (`fileLength === length`). A directory's data are its
+ *   entry blocks.
+ * - `packed`: content stored transformed or mixed with other bytes (an NTFS compression
+ *   unit, inline data inside an inode or MFT record): any damaged byte of the device range
+ *   spoils all of `[fileOffset, fileOffset + fileLength)`.
+ * - `metadata`: the structure that describes the node (inode, MFT record, directory entry),
+ *   named by `what`: damage there loses the whole node (`fileOffset` 0, `fileLength` its size).
+ * Ranges hold only bytes that matter: the slack after a file's last byte in its last block
+ * is left out.
+ */
+export interface FsPhysicalExtent {
+  kind: 'data' | 'packed' | 'metadata';
+  fileOffset: number;
+  fileLength: number;
+  deviceOffset: number;
+  length: number;
+  /** What the metadata is ('inode 12', 'MFT record 40', 'directory entry'). */
+  what?: string;
+}
+
+/**
  * A read-only filesystem on a block device. Every method may throw `E_FS_CORRUPT` (a
  * structure is damaged: out-of-range block, bad magic, loop in a tree, checksum mismatch
  * where the format has one), `E_FS_UNSUPPORTED` (a feature this reader does not handle), or
@@ -118,6 +142,15 @@ export interface Filesystem {
    * write sparse files without reading holes. Optional: without it, a file is all data.
    */
   fileExtents?(file: FsNode): AsyncIterable<FsFileExtent>;
+
+  /**
+   * Where a node lies on the device: its own metadata first (where the reader knows it
+   * cheaply), then its content (a file's data, a directory's entry blocks, a symlink's
+   * target when stored in blocks), in file order. Reads only metadata, never file content;
+   * holes and unwritten ranges have no place and are not listed. Optional: without it, damage
+   * on the device cannot be traced to files. Throws like {@link read} on a damaged map.
+   */
+  physicalExtents?(node: FsNode): AsyncIterable<FsPhysicalExtent>;
 
   /** A symlink's target, exactly as stored (may be absolute or escape the filesystem). */
   readlink(link: FsNode): Promise<string>;

@@ -5,7 +5,7 @@
  * directories, stat, read files by range, read links). A guest's disk is untrusted input:
  * every reader bounds its work and memory and reports damage as `E_FS_CORRUPT`.
  */
-export type { Filesystem, FilesystemDriver, FsDirEntry, FsFileExtent, FsNode, FsNodeType, FsType } from './filesystem.js';
+export type { Filesystem, FilesystemDriver, FsDirEntry, FsFileExtent, FsNode, FsPhysicalExtent, FsNodeType, FsType } from './filesystem.js';
 export { fsCorrupt, fsUnsupported } from './fs-errors.js';
 export { openFilesystem, FILESYSTEM_DRIVERS } from './open-filesystem.js';
 export { resolvePath, lookupChild, type ResolvedNode } from './resolve-path.js';
@@ -14,3 +14,4 @@ export { fatDriver } from './fat/index.js';
 export { extDriver } from './ext/index.js';
 export { ntfsDriver } from './ntfs/index.js';
 export { xfsDriver } from './xfs/index.js';
+export { findAffectedFiles, mergeRanges, DEFAULT_MAX_AFFECTED_FILES, type AffectedFile, type AffectedFilesReport, type ByteRange, type FindAffectedOptions } from './affected-files.js';

@@ -42,6 +42,8 @@ const PACKAGES: Record<string, string> = {
   ntfscp: 'ntfs-3g',
   ntfsfix: 'ntfs-3g',
   ntfsinfo: 'ntfs-3g',
+  mshowfat: 'mtools',
+  minfo: 'mtools',
   'dpkg-deb': 'dpkg',
   virsh: 'libvirt-clients',
   syslinux: 'syslinux',

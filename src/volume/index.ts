@@ -8,3 +8,5 @@
  */
 export type { Volume, VolumeKind } from './volume.js';
 export { listVolumes } from './list-volumes.js';
+export type { VolumeSegment } from './volume.js';
+export { volumeRangesOnDisk, type VolumePiece } from './disk-ranges.js';

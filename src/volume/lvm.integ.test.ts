@@ -18,7 +18,7 @@ import {
   seededBytes,
   type LvmOracle,
 } from '../testing/index.js';
-import { listVolumes, type Volume } from './index.js';
+import { listVolumes, volumeRangesOnDisk, type Volume } from './index.js';
 
 const MiB = 1024 * 1024;
 
@@ -191,4 +191,42 @@ test('LVM metadata garbage: a PV whose metadata text is damaged gets a warning; 
     assert.deepEqual(volumes.map((v) => [v.name, v.lvmPhysicalVolume?.vg]), [['disk', ''], ['disk', '']]);
     assert.ok(volumes.every((v) => /metadata text checksum mismatch/.test(v.warnings?.join() ?? '')));
   });
+});
+
+test('disk ranges map back to LV ranges through linear and striped segments, across disks and inside a partition', async () => {
+  const check = async (paths: string[], names: string[]): Promise<void> => {
+    await withVolumes(paths, async (volumes, raw) => {
+      for (const name of names) {
+        const lv = volumes.find((v) => v.name === name)!;
+        const covered: { volumeOffset: number; length: number }[] = [];
+        for (const [index, disk] of raw.entries()) {
+          const pieces = volumeRangesOnDisk(lv, index, { offset: 0, length: disk.size });
+          for (const p of pieces) {
+            // Each piece's bytes on the disk are the LV's bytes at the offset it names (the PV data is seeded, so no two places agree by chance).
+            assert.ok(Buffer.from(await disk.read(p.diskOffset, p.length)).equals(Buffer.from(await lv.device.read(p.volumeOffset, p.length))), `${name}: disk ${index} at ${p.diskOffset}`);
+            covered.push(p);
+          }
+          // A range that straddles pieces is cut at the same places.
+          const middle = pieces[Math.floor(pieces.length / 2)];
+          if (middle !== undefined) {
+            const sub = volumeRangesOnDisk(lv, index, { offset: middle.diskOffset - 1000, length: 2000 });
+            assert.equal(sub.reduce((sum, p) => sum + p.length, 0), pieces.some((p) => p.diskOffset + p.length === middle.diskOffset) ? 2000 : 1000, `${name}: a 2000-byte range`);
+          }
+        }
+        covered.sort((a, b) => a.volumeOffset - b.volumeOffset);
+        let next = 0;
+        for (const p of covered) {
+          assert.equal(p.volumeOffset, next, `${name}: the pieces cover the LV once`);
+          next += p.length;
+        }
+        assert.equal(next, lv.size, `${name}: all of it`);
+      }
+      const p1 = volumes.find((v) => v.kind === 'partition');
+      if (p1 !== undefined) assert.deepEqual(volumeRangesOnDisk(p1, 0, { offset: p1.offset! - 10, length: 20 }), [{ volumeOffset: 0, diskOffset: p1.offset!, length: 10 }]);
+    });
+  };
+  const one = await buildLvmOneDisk();
+  await check(one.disks, ['coffer-one/root', 'coffer-one/home']);
+  const two = await buildLvmTwoDisks();
+  await check(two.disks, ['coffer-two/striped', 'coffer-two/span']);
 });

@@ -1,5 +1,18 @@
 import type { BlockDevice } from '../blockdev/index.js';
 
+/**
+ * A run of a logical volume as it lies on the disks: `length` bytes from `start` in the
+ * volume over `stripes.length` areas, each at byte `offset` of VM disk `disk` (or on a PV
+ * none of the disks holds). One stripe is linear; with N, chunks of `stripeSize` bytes go
+ * round-robin over the areas (chunk c on stripe c mod N, at row ⌊c / N⌋ of that area).
+ */
+export interface VolumeSegment {
+  readonly start: number;
+  readonly length: number;
+  readonly stripeSize: number;
+  readonly stripes: readonly ({ disk: number; offset: number } | { missing: string })[];
+}
+
 /** Where a volume comes from. */
 export type VolumeKind = 'partition' | 'logical-volume' | 'whole-disk';
 
@@ -37,6 +50,11 @@ export interface Volume {
   readonly lvmPhysicalVolume?: { vg: string; uuid: string };
   /** Notes for the user (a GPT read from its backup header, a missing PV of a VG…). */
   readonly warnings?: readonly string[];
+  /**
+   * Logical volumes: where their bytes lie on the disks (partitions and whole disks lie at
+   * `offset` of `disk`). Absent for logical volumes Coffer cannot read.
+   */
+  readonly segments?: readonly VolumeSegment[];
   /** The volume's bytes. */
   readonly device: BlockDevice;
 }

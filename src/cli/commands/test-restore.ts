@@ -76,7 +76,11 @@ export function renderReport(report: TestRestoreReport): string {
   for (const disk of report.disks) {
     const bad = disk.unreadable.filter((u) => u.offset >= 0);
     lines.push(`disk ${disk.name}: ${formatBytes(disk.size)}, ${formatBytes(disk.bytesRead)} read back, ${bad.length === 0 ? 'every block readable' : `${bad.length} unreadable block(s)`}`);
-    for (const u of disk.unreadable) lines.push(u.offset < 0 ? `  ${u.error}` : `  UNREADABLE bytes ${u.offset}-${u.offset + u.length - 1}: ${u.error}`);
+    for (const u of disk.unreadable) {
+      lines.push(u.offset < 0 ? `  ${u.error}` : `  UNREADABLE bytes ${u.offset}-${u.offset + u.length - 1}: ${u.error}`);
+      for (const f of u.files ?? []) lines.push(`    FILE ${f.volume}: ${f.path}${f.metadata !== undefined ? ` (its ${f.metadata.join(', ')})` : ''}`);
+    }
+    for (const line of disk.filesUnknown ?? []) lines.push(`  ${line}`);
   }
   for (const v of report.volumes) {
     const name = `${v.disk} ${v.name}`;

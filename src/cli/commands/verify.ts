@@ -2,6 +2,7 @@ import { randomInt } from 'node:crypto';
 import { CofferError } from '../../errors/index.js';
 import { addSnapshotNote, deleteSnapshotNote, listSnapshotNotes, parseRetentionDuration, subtractDuration, verifyRepository, type Repository, type SnapshotVerification, type VerificationSubset } from '../../repo/index.js';
 import { ExitCode } from '../exit-codes.js';
+import { lookUpDamagedFiles, renderDamagedFiles } from './damaged-files.js';
 import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
 import { formatBytes } from '../format.js';
 import { ProgressReporter } from '../progress.js';
@@ -10,6 +11,8 @@ export interface VerifyCommandOptions extends RepositoryOptions {
   readData?: boolean;
   readDataSubset?: string;
   since?: string;
+  /** False (`--no-files`): do not name the files the damage touches. */
+  files?: boolean;
 }
 
 /** The note kind under which each snapshot's verified share is recorded after a run. */
@@ -52,17 +55,21 @@ export async function verifyCommand(options: VerifyCommandOptions, context: Comm
     progress.done();
     if (readData) await recordVerification(repo, report.verification);
     const ok = report.damaged.length === 0;
+    const files = options.files === false ? [] : await lookUpDamagedFiles(repo, report.affected, { signal: context.signal });
     if (options.json) {
-      context.stdout.write(`${JSON.stringify({ ok, ...report })}\n`);
+      const affected = report.affected.map((hit, i) => ({ ...hit, ...files[i] }));
+      context.stdout.write(`${JSON.stringify({ ok, ...report, affected })}\n`);
     } else {
       const skipped = report.chunksSkipped > 0 ? `, skipped ${report.chunksSkipped} read intact within ${options.since}` : '';
       const share = subset === undefined || subset.kind === 'all' ? '' : ` of subset ${options.readDataSubset}`;
       const what = readData ? `read and checked ${report.chunksRead} chunks${share} (${formatBytes(report.bytesRead)})${skipped}` : 'checked that every chunk exists';
       context.stdout.write(`${report.snapshots} snapshot(s), ${report.chunksReferenced} distinct chunks referenced; ${what}\n`);
       for (const damage of report.damaged) context.stdout.write(`DAMAGED ${damage.kind} ${damage.id.slice(0, 16)}… (${damage.problem}): ${damage.message}\n`);
-      for (const hit of report.affected) {
+      for (const [i, hit] of report.affected.entries()) {
         const ranges = hit.ranges.map((r) => `${r.start}-${r.end - 1}`).join(', ');
         context.stdout.write(`AFFECTED snapshot ${hit.snapshot.slice(0, 8)} (vm ${hit.vm}, ${hit.time}) disk ${hit.disk} bytes ${ranges}\n`);
+        const found = files[i];
+        if (found !== undefined) for (const line of renderDamagedFiles(found)) context.stdout.write(`${line}\n`);
       }
       if (report.quarantined > 0) {
         context.stdout.write(`${report.quarantined} damaged chunk(s) set aside under quarantine/; the next backup of the same data stores them again and heals the snapshots above\n`);

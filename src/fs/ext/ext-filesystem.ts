@@ -1,6 +1,6 @@
 import type { BlockDevice } from '../../blockdev/index.js';
 import { CofferError, isCofferError } from '../../errors/index.js';
-import type { Filesystem, FsDirEntry, FsFileExtent, FsNode, FsType } from '../filesystem.js';
+import type { Filesystem, FsDirEntry, FsFileExtent, FsNode, FsPhysicalExtent, FsType } from '../filesystem.js';
 import { fsCorrupt, fsUnsupported } from '../fs-errors.js';
 import { coalesce, type BlockRun } from './block-map.js';
 import type { BlockReader } from './block-reader.js';
@@ -55,14 +55,20 @@ export class ExtFilesystem implements Filesystem {
     if (!Number.isSafeInteger(number) || number < 1 || number > sb.inodesCount) {
       throw fsCorrupt(this.type, `inode ${number} is out of range (1..${sb.inodesCount})`, { object: `inode ${number}` });
     }
+    const { block: tableBlock, at } = await this.inodeLocation(number);
+    const block = await this.blocks.block(tableBlock, `inode ${number}`);
+    return parseInode(sb, number, block.subarray(at, at + sb.inodeSize));
+  }
+
+  /** The inode table block holding inode `number` (in range) and its byte offset in that block. */
+  private async inodeLocation(number: number): Promise<{ block: number; at: number }> {
+    const sb = this.sb;
     const group = Math.floor((number - 1) / sb.inodesPerGroup);
     const index = (number - 1) % sb.inodesPerGroup;
     const descriptor = await readGroupDescriptor(sb, this.blocks, group);
     if (!descriptor.inodesInitialized) throw fsCorrupt(this.type, `inode ${number} is in a group never initialised`, { object: `inode ${number}` });
     const byteOffset = index * sb.inodeSize;
-    const block = await this.blocks.block(descriptor.inodeTable + Math.floor(byteOffset / sb.blockSize), `inode ${number}`);
-    const at = byteOffset % sb.blockSize;
-    return parseInode(sb, number, block.subarray(at, at + sb.inodeSize));
+    return { block: descriptor.inodeTable + Math.floor(byteOffset / sb.blockSize), at: byteOffset % sb.blockSize };
   }
 
   private async node(number: number): Promise<ExtNode> {
@@ -139,9 +145,7 @@ export class ExtFilesystem implements Filesystem {
     this.assertReadable(inode);
     if (inode.size > Math.min(MAX_LINK_BYTES, this.blockSize)) throw fsCorrupt(this.type, `symlink inode ${inode.number} claims ${inode.size} bytes`, where);
     if ((inode.flags & FLAGS.INLINE_DATA) !== 0) return utf8.decode(inlineContent(inode));
-    const eaBytes = inode.fileAcl !== 0 ? this.blockSize : 0;
-    const fast = (inode.flags & FLAGS.EXTENTS) === 0 && inode.allocatedBytes - eaBytes <= 0;
-    if (fast) {
+    if (this.isFastSymlink(inode)) {
       if (inode.size > I_BLOCK_SIZE) throw fsCorrupt(this.type, `fast symlink inode ${inode.number} claims ${inode.size} bytes`, where);
       return utf8.decode(iBlock(inode).subarray(0, inode.size));
     }
@@ -153,6 +157,38 @@ export class ExtFilesystem implements Filesystem {
       await this.blocks.readInto(run.physical, run.count, 0, bytes.subarray(from, to), `symlink inode ${inode.number}`);
     }
     return utf8.decode(bytes);
+  }
+
+  /** A symlink whose target is stored in i_block itself (no block is allocated to it). */
+  private isFastSymlink(inode: ExtInode): boolean {
+    const eaBytes = inode.fileAcl !== 0 ? this.blockSize : 0;
+    return inode.type === 'symlink' && (inode.flags & FLAGS.EXTENTS) === 0 && inode.allocatedBytes - eaBytes <= 0;
+  }
+
+  /**
+   * The inode itself (`metadata`), then: inline content (`packed`, inside the inode), or the
+   * data blocks of a file, directory or slow symlink from the same block map {@link read}
+   * uses. Extent-tree and indirect blocks are not listed.
+   */
+  async *physicalExtents(node: FsNode): AsyncIterable<FsPhysicalExtent> {
+    const inode = await this.inodeOf(node);
+    const { block, at } = await this.inodeLocation(inode.number);
+    const inodeAt = block * this.blockSize + at;
+    const size = inode.size;
+    yield { kind: 'metadata', fileOffset: 0, fileLength: size, deviceOffset: inodeAt, length: this.sb.inodeSize, what: `inode ${inode.number}` };
+    if (size === 0 || !(inode.type === 'file' || inode.type === 'directory' || inode.type === 'symlink')) return;
+    if ((inode.flags & FLAGS.INLINE_DATA) !== 0) {
+      yield { kind: 'packed', fileOffset: 0, fileLength: size, deviceOffset: inodeAt, length: this.sb.inodeSize };
+      return;
+    }
+    if (this.isFastSymlink(inode)) return; // the target is inside the inode, already listed
+    const bs = this.blockSize;
+    for await (const run of this.runs(inode, 0, Math.ceil(size / bs))) {
+      if (run.physical === null) continue;
+      const fileOffset = run.logical * bs;
+      const length = Math.min(size, (run.logical + run.count) * bs) - fileOffset;
+      yield { kind: 'data', fileOffset, fileLength: length, deviceOffset: run.physical * bs, length };
+    }
   }
 
   async readdir(directory: FsNode): Promise<FsDirEntry[]> {

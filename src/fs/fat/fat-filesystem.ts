@@ -1,6 +1,6 @@
 import type { BlockDevice } from '../../blockdev/index.js';
 import { isCofferError } from '../../errors/index.js';
-import type { Filesystem, FsDirEntry, FsFileExtent, FsNode } from '../filesystem.js';
+import type { Filesystem, FsDirEntry, FsFileExtent, FsNode, FsPhysicalExtent } from '../filesystem.js';
 import { fsCorrupt, fsUnsupported } from '../fs-errors.js';
 import { BOOT_SECTOR_SIZE, type FatGeometry, parseBootSector } from './boot-sector.js';
 import { ChainIndex, type ClusterChain, followChain } from './cluster-chain.js';
@@ -102,17 +102,27 @@ export class FatFilesystem implements Filesystem {
     const end = Math.min(file.size, offset + length);
     if (offset >= end) return new Uint8Array(0);
     const out = new Uint8Array(end - offset);
+    for await (const piece of this.pieces(ref, file, offset, end)) {
+      await this.device.read(piece.deviceOffset, piece.length, out.subarray(piece.position - offset));
+    }
+    return out;
+  }
+
+  /**
+   * Where file bytes `[offset, end)` lie on the device, in pieces of consecutive clusters (the
+   * one mapping {@link read}, {@link fileExtents} and {@link physicalExtents} share).
+   */
+  private async *pieces(ref: FatNodeRef & { kind: 'file' }, file: FsNode, offset: number, end: number): AsyncGenerator<{ position: number; length: number; deviceOffset: number }> {
     const { clusterSize, dataOffset } = this.geometry;
     const { chain, index } = await this.fileChain(ref, file);
     for (let position = offset; position < end; ) {
       const found = index.locate(Math.floor(position / clusterSize));
       if (found === undefined) throw this.shortChainError(file, chain);
       const within = position % clusterSize;
-      const count = Math.min(end - position, found.consecutive * clusterSize - within);
-      await this.device.read(dataOffset + (found.cluster - 2) * clusterSize + within, count, out.subarray(position - offset));
-      position += count;
+      const length = Math.min(end - position, found.consecutive * clusterSize - within);
+      yield { position, length, deviceOffset: dataOffset + (found.cluster - 2) * clusterSize + within };
+      position += length;
     }
-    return out;
   }
 
   /**
@@ -123,16 +133,10 @@ export class FatFilesystem implements Filesystem {
   async *fileExtents(file: FsNode): AsyncIterable<FsFileExtent> {
     const ref = this.fileRef(file);
     if (file.size === 0) return;
-    const { clusterSize, dataOffset } = this.geometry;
-    const { chain, index } = await this.fileChain(ref, file);
     let pending: FsFileExtent | undefined;
-    for (let position = 0; position < file.size; ) {
-      const found = index.locate(Math.floor(position / clusterSize));
-      if (found === undefined) throw this.shortChainError(file, chain);
-      const count = Math.min(file.size - position, found.consecutive * clusterSize);
-      const base = dataOffset + (found.cluster - 2) * clusterSize;
-      for await (const extent of this.device.extents(base, count)) {
-        const piece: FsFileExtent = { offset: position + extent.offset - base, length: extent.length, kind: extent.kind };
+    for await (const { position, length, deviceOffset } of this.pieces(ref, file, 0, file.size)) {
+      for await (const extent of this.device.extents(deviceOffset, length)) {
+        const piece: FsFileExtent = { offset: position + extent.offset - deviceOffset, length: extent.length, kind: extent.kind };
         if (pending && pending.kind === piece.kind && pending.offset + pending.length === piece.offset) {
           pending.length += piece.length;
         } else {
@@ -140,9 +144,36 @@ export class FatFilesystem implements Filesystem {
           pending = piece;
         }
       }
-      position += count;
     }
     if (pending) yield pending;
+  }
+
+  /**
+   * A file: its 32-byte directory entry (`metadata`: it holds the size and first cluster),
+   * then its clusters. A directory: its clusters (the fixed FAT12/16 root: its area). The FAT
+   * itself and long-name entries are not listed.
+   */
+  async *physicalExtents(node: FsNode): AsyncIterable<FsPhysicalExtent> {
+    const ref = parseNodeId(node.id);
+    if (ref.kind === 'file') {
+      yield { kind: 'metadata', fileOffset: 0, fileLength: node.size, deviceOffset: ref.position, length: DIR_ENTRY_SIZE, what: 'directory entry' };
+      if (node.size === 0) return;
+      for await (const { position, length, deviceOffset } of this.pieces(ref, node, 0, node.size)) {
+        yield { kind: 'data', fileOffset: position, fileLength: length, deviceOffset, length };
+      }
+    } else if (ref.kind === 'fixed-root') {
+      const { rootDirOffset, rootDirBytes } = this.geometry;
+      yield { kind: 'data', fileOffset: 0, fileLength: rootDirBytes, deviceOffset: rootDirOffset, length: rootDirBytes };
+    } else {
+      const { chain } = await this.directoryChain(ref.cluster, `directory ${node.id}`);
+      const { clusterSize, dataOffset } = this.geometry;
+      let fileOffset = 0;
+      for (let i = 0; i < chain.starts.length; i++) {
+        const length = chain.lengths[i]! * clusterSize;
+        yield { kind: 'data', fileOffset, fileLength: length, deviceOffset: dataOffset + (chain.starts[i]! - 2) * clusterSize, length };
+        fileOffset += length;
+      }
+    }
   }
 
   async readlink(link: FsNode): Promise<string> {

@@ -1,5 +1,5 @@
 import type { BlockDevice } from '../../blockdev/index.js';
-import type { FsFileExtent } from '../filesystem.js';
+import type { FsFileExtent, FsPhysicalExtent } from '../filesystem.js';
 import { fsCorrupt, fsUnsupported } from '../fs-errors.js';
 import { ATTRIBUTE_COMPRESSED, ATTRIBUTE_ENCRYPTED, type Attribute, type NonResidentAttribute } from './attribute.js';
 import { decompressLznt1 } from './lznt1.js';
@@ -137,7 +137,39 @@ export class AttributeStream {
     if (pending !== undefined) yield pending;
   }
 
-  private async readPlain(offset: number, end: number, out: Uint8Array): Promise<void> {
+  /**
+   * Where the attribute's bytes lie on the volume (non-resident only: a resident value lies in
+   * its MFT record, which this stream does not know): `data` for plain runs up to the
+   * initialized size, `packed` for the clusters of each compressed unit (they decode into the
+   * whole unit). Sparse runs are left out. Reads nothing.
+   */
+  *physicalExtents(): Generator<FsPhysicalExtent> {
+    if (this.resident !== undefined) return;
+    const limit = Math.min(this.size, this.initializedSize);
+    if (this.unitClusters === 0) {
+      for (const piece of this.plainPieces(0, limit)) {
+        if (piece.deviceOffset !== null) yield { kind: 'data', fileOffset: piece.position, fileLength: piece.length, deviceOffset: piece.deviceOffset, length: piece.length };
+      }
+      return;
+    }
+    const cs = this.clusterSize;
+    const unitBytes = this.unitClusters * cs;
+    for (let unit = 0; unit * unitBytes < limit; unit++) {
+      const { pieces, allocated } = this.unitPieces(unit);
+      const fileOffset = unit * unitBytes;
+      const fileLength = Math.min(limit, fileOffset + unitBytes) - fileOffset;
+      const kind = allocated === this.unitClusters ? 'data' : 'packed'; // a full unit is stored as is
+      let within = 0;
+      for (const piece of pieces) {
+        const length = kind === 'data' ? Math.min(piece.count * cs, fileLength - within) : piece.count * cs;
+        if (length > 0) yield { kind, fileOffset: kind === 'data' ? fileOffset + within : fileOffset, fileLength: kind === 'data' ? length : fileLength, deviceOffset: piece.lcn * cs, length };
+        within += piece.count * cs;
+      }
+    }
+  }
+
+  /** Where bytes `[offset, end)` of an uncompressed attribute lie: pieces within one run each (null: sparse). */
+  private *plainPieces(offset: number, end: number): Generator<{ position: number; length: number; deviceOffset: number | null }> {
     const cs = this.clusterSize;
     let position = offset;
     let index = this.runIndex(Math.floor(position / cs));
@@ -145,12 +177,16 @@ export class AttributeStream {
       const run = this.runs[index];
       if (run === undefined || run.vcn * cs > position) throw fsCorrupt('ntfs', `${this.what}: no run maps byte ${position}`);
       const runEnd = Math.min(end, (run.vcn + run.length) * cs);
-      if (run.lcn !== null) {
-        const deviceOffset = run.lcn * cs + (position - run.vcn * cs);
-        await this.device.read(deviceOffset, runEnd - position, out.subarray(position - offset, runEnd - offset));
-      }
+      const deviceOffset = run.lcn === null ? null : run.lcn * cs + (position - run.vcn * cs);
+      yield { position, length: runEnd - position, deviceOffset };
       position = runEnd;
       index++;
+    }
+  }
+
+  private async readPlain(offset: number, end: number, out: Uint8Array): Promise<void> {
+    for (const { position, length, deviceOffset } of this.plainPieces(offset, end)) {
+      if (deviceOffset !== null) await this.device.read(deviceOffset, length, out.subarray(position - offset, position - offset + length));
     }
   }
 
@@ -179,6 +215,21 @@ export class AttributeStream {
   private async loadUnit(unit: number): Promise<Uint8Array> {
     const cs = this.clusterSize;
     const unitBytes = this.unitClusters * cs;
+    const { pieces, allocated } = this.unitPieces(unit);
+    const raw = new Uint8Array(allocated * cs);
+    let at = 0;
+    for (const piece of pieces) {
+      await this.device.read(piece.lcn * cs, piece.count * cs, raw.subarray(at, at + piece.count * cs));
+      at += piece.count * cs;
+    }
+    if (allocated === this.unitClusters) return raw; // stored uncompressed
+    const out = new Uint8Array(unitBytes);
+    if (allocated > 0) decompressLznt1(raw, out, `${this.what}: compression unit ${unit}`);
+    return out;
+  }
+
+  /** The allocated clusters at the start of compression unit `unit`, in VCN order, and how many. */
+  private unitPieces(unit: number): { pieces: { lcn: number; count: number }[]; allocated: number } {
     const firstVcn = unit * this.unitClusters;
     const lastVcn = firstVcn + this.unitClusters;
     // The allocated clusters at the start of the unit, in VCN order.
@@ -198,16 +249,7 @@ export class AttributeStream {
       pieces.push({ lcn: run.lcn + (from - run.vcn), count: to - from });
       allocated += to - from;
     }
-    const raw = new Uint8Array(allocated * cs);
-    let at = 0;
-    for (const piece of pieces) {
-      await this.device.read(piece.lcn * cs, piece.count * cs, raw.subarray(at, at + piece.count * cs));
-      at += piece.count * cs;
-    }
-    if (allocated === this.unitClusters) return raw; // stored uncompressed
-    const out = new Uint8Array(unitBytes);
-    if (allocated > 0) decompressLznt1(raw, out, `${this.what}: compression unit ${unit}`);
-    return out;
+    return { pieces, allocated };
   }
 
   /** How many whole compression units from `unit` on are entirely sparse (0 if `unit` holds data). */

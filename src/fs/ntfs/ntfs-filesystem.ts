@@ -1,6 +1,6 @@
 import type { BlockDevice } from '../../blockdev/index.js';
 import { CofferError } from '../../errors/index.js';
-import type { Filesystem, FsDirEntry, FsFileExtent, FsNode } from '../filesystem.js';
+import type { Filesystem, FsDirEntry, FsFileExtent, FsNode, FsPhysicalExtent } from '../filesystem.js';
 import { fsCorrupt } from '../fs-errors.js';
 import { AttributeType, decodeUtf16 } from './attribute.js';
 import type { AttributeStream } from './attribute-stream.js';
@@ -111,6 +111,26 @@ export class NtfsFilesystem implements Filesystem {
     const inode = await this.inodeOf(file);
     if (!inode.attributes.some((a) => a.type === AttributeType.DATA && a.name === '')) return;
     yield* dataStream(this.volume, inode, '', `MFT record ${inode.number}`, 'device').extents();
+  }
+
+  /**
+   * The base MFT record (`metadata`; extension records are not listed), then the content: a
+   * file's unnamed $DATA (resident: `packed` inside the record; else its runs, compressed
+   * units `packed`), a directory's $I30 index allocation.
+   */
+  async *physicalExtents(node: FsNode): AsyncIterable<FsPhysicalExtent> {
+    const inode = await this.inodeOf(node);
+    const record = this.volume.recordLocation(inode.number);
+    for (const piece of record) yield { kind: 'metadata', fileOffset: 0, fileLength: node.size, deviceOffset: piece.offset, length: piece.length, what: `MFT record ${inode.number}` };
+    const [type, name] = node.type === 'directory' ? [AttributeType.INDEX_ALLOCATION, '$I30'] : [AttributeType.DATA, ''];
+    const extents = inode.attributes.filter((a) => a.type === type && a.name === name);
+    if (extents.length === 0) return;
+    if (extents[0]!.resident) {
+      const size = extents[0]!.value.length;
+      if (size > 0) for (const piece of record) yield { kind: 'packed', fileOffset: 0, fileLength: size, deviceOffset: piece.offset, length: piece.length };
+      return;
+    }
+    yield* this.volume.stream(extents, `MFT record ${inode.number}`, 'device').physicalExtents();
   }
 
   async readlink(link: FsNode): Promise<string> {

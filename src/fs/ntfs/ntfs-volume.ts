@@ -100,20 +100,31 @@ export class NtfsVolume {
 
   /** One MFT record, parsed (fixups checked). */
   async readRecord(number: number): Promise<MftRecord> {
+    const bytes = new Uint8Array(this.boot.mftRecordSize);
+    let done = 0;
+    for (const piece of this.recordLocation(number)) {
+      bytes.set(await this.readAt(piece.offset, piece.length), done);
+      done += piece.length;
+    }
+    return parseMftRecord(bytes, number);
+  }
+
+  /** Where MFT record `number` lies on the device: one piece, or more when it spans $MFT runs. */
+  recordLocation(number: number): { offset: number; length: number }[] {
     if (!Number.isSafeInteger(number) || number < 0 || number >= this.recordCount) throw fsCorrupt('ntfs', `MFT record ${number} beyond the $MFT (${this.recordCount} records)`);
     const size = this.boot.mftRecordSize;
     const cs = this.boot.clusterSize;
-    const bytes = new Uint8Array(size);
+    const pieces: { offset: number; length: number }[] = [];
     for (let done = 0; done < size; ) {
       const byte = number * size + done;
       const vcn = Math.floor(byte / cs);
       const run = this.mftRuns.find((r) => r.vcn <= vcn && vcn < r.vcn + r.length);
       if (run === undefined || run.lcn === null) throw fsCorrupt('ntfs', `MFT record ${number} is not mapped by the $MFT runlist`);
       const n = Math.min(size - done, (run.vcn + run.length) * cs - byte);
-      bytes.set(await this.readAt(run.lcn * cs + (byte - run.vcn * cs), n), done);
+      pieces.push({ offset: run.lcn * cs + (byte - run.vcn * cs), length: n });
       done += n;
     }
-    return parseMftRecord(bytes, number);
+    return pieces;
   }
 
   /** A file's base record and its extension records' attributes, cached. */

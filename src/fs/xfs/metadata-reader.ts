@@ -51,12 +51,17 @@ export class MetadataReader {
 
   /** The `inodeSize` bytes of inode `ino`; `E_FS_CORRUPT` when the number points outside the filesystem. */
   async readInodeBytes(ino: bigint): Promise<Uint8Array> {
+    return this.readBytes(this.inodeOffset(ino), this.sb.inodeSize);
+  }
+
+  /** The device byte offset of inode `ino` (`inodeSize` bytes); `E_FS_CORRUPT` when it points outside the filesystem. */
+  inodeOffset(ino: bigint): number {
     const sb = this.sb;
     const fsbno = ino >> BigInt(sb.inodesPerBlockLog);
     const index = Number(ino & ((1n << BigInt(sb.inodesPerBlockLog)) - 1n));
     if (ino >> BigInt(sb.agBlockLog + sb.inodesPerBlockLog) >= BigInt(sb.agCount)) throw fsCorrupt('xfs', `inode ${ino} is in no allocation group`);
     const linear = this.linearBlock(fsbno, 1, `inode ${ino}`);
-    return this.readBytes(linear * sb.blockSize + index * sb.inodeSize, sb.inodeSize);
+    return linear * sb.blockSize + index * sb.inodeSize;
   }
 
   private async readBytes(offset: number, length: number): Promise<Uint8Array> {

@@ -1,6 +1,6 @@
 import type { BlockDevice } from '../../blockdev/index.js';
 import { CofferError } from '../../errors/index.js';
-import type { Filesystem, FsDirEntry, FsFileExtent, FsNode } from '../filesystem.js';
+import type { Filesystem, FsDirEntry, FsFileExtent, FsNode, FsPhysicalExtent } from '../filesystem.js';
 import { fsCorrupt } from '../fs-errors.js';
 import { DirectoryReader } from './directory.js';
 import { firstExtentEndingAfter, readExtentMap, type MappedExtent } from './extent-map.js';
@@ -85,23 +85,56 @@ export class XfsFilesystem implements Filesystem {
       out.set(inode.dataFork.subarray(offset, end));
       return out;
     }
-    const map = await this.extents(inode);
-    const bs = this.blockSize;
-    for (let i = firstExtentEndingAfter(map, Math.floor(offset / bs)), position = offset; position < end; i++) {
-      const e = map[i];
-      if (e === undefined) break; // a hole to the end: already zeros
-      position = Math.max(position, e.fileBlock * bs); // skip a hole
-      const extentEnd = Math.min(end, (e.fileBlock + e.blocks) * bs);
-      for (; position < extentEnd && !e.unwritten; ) {
-        const stop = Math.min(extentEnd, position + MAX_DATA_READ);
-        const at = (e.diskBlock - e.fileBlock) * bs + position;
-        if (at + (stop - position) > Math.min(this.size, this.device.size)) throw fsCorrupt('xfs', `inode ${inode.ino}: data beyond the device`);
-        await this.device.read(at, stop - position, out.subarray(position - offset, stop - offset));
-        position = stop;
+    for await (const piece of this.written(inode, offset, end)) {
+      for (let done = 0; done < piece.length; done += MAX_DATA_READ) {
+        const n = Math.min(MAX_DATA_READ, piece.length - done);
+        const at = piece.position - offset + done;
+        await this.device.read(piece.deviceOffset + done, n, out.subarray(at, at + n));
       }
-      position = Math.max(position, extentEnd);
     }
     return out;
+  }
+
+  /**
+   * Where the written bytes of `[offset, end)` of an extent-mapped inode lie on the device,
+   * one piece per extent (holes and unwritten extents left out): the one mapping
+   * {@link read} and {@link physicalExtents} share.
+   */
+  private async *written(inode: XfsInode, offset: number, end: number): AsyncGenerator<{ position: number; length: number; deviceOffset: number }> {
+    const map = await this.extents(inode);
+    const bs = this.blockSize;
+    for (let i = firstExtentEndingAfter(map, Math.floor(offset / bs)); i < map.length; i++) {
+      const e = map[i]!;
+      const from = Math.max(offset, e.fileBlock * bs);
+      const to = Math.min(end, (e.fileBlock + e.blocks) * bs);
+      if (from >= end) break;
+      if (to <= from || e.unwritten) continue;
+      const at = (e.diskBlock - e.fileBlock) * bs + from;
+      if (at + (to - from) > Math.min(this.size, this.device.size)) throw fsCorrupt('xfs', `inode ${inode.ino}: data beyond the device`);
+      yield { position: from, length: to - from, deviceOffset: at };
+    }
+  }
+
+  /**
+   * The inode (`metadata`), then: inline content (`packed` in the inode: small files, short
+   * directories and symlinks), or the written extents (a file's up to its size; a
+   * directory's all of them, data, leaf and free-index blocks). B+tree blocks are not listed.
+   */
+  async *physicalExtents(node: FsNode): AsyncIterable<FsPhysicalExtent> {
+    if (!/^\d{1,20}$/.test(node.id)) throw new CofferError('E_PATH_NOT_FOUND', `xfs: ${JSON.stringify(node.id)} is not an inode number`);
+    const inode = await this.inode(BigInt(node.id));
+    const inodeAt = this.reader.inodeOffset(inode.ino);
+    const inodeBytes = this.sb.inodeSize;
+    yield { kind: 'metadata', fileOffset: 0, fileLength: inode.size, deviceOffset: inodeAt, length: inodeBytes, what: `inode ${inode.ino}` };
+    if (inode.format === ForkFormat.Local) {
+      if (inode.size > 0) yield { kind: 'packed', fileOffset: 0, fileLength: inode.size, deviceOffset: inodeAt, length: inodeBytes };
+      return;
+    }
+    if (inode.format !== ForkFormat.Extents && inode.format !== ForkFormat.Btree) return;
+    const end = inode.type === 'directory' ? Number.MAX_SAFE_INTEGER : inode.size;
+    for await (const { position, length, deviceOffset } of this.written(inode, 0, end)) {
+      yield { kind: 'data', fileOffset: position, fileLength: length, deviceOffset, length };
+    }
   }
 
   async *fileExtents(file: FsNode): AsyncIterable<FsFileExtent> {

@@ -4,3 +4,4 @@ export { globToRegExp } from './name-glob.js';
 export { safeName } from './safe-name.js';
 export type { EntryProblem, TreeReport } from './safe-walk.js';
 export { SnapshotFiles, type SnapshotVolume } from './snapshot-files.js';
+export { affectedFiles, affectedFilesOfSnapshot, type AffectedFilesOptions, type VolumeDamage } from './affected-files.js';

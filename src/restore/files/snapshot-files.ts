@@ -77,7 +77,11 @@ export class SnapshotFiles {
     for (const disk of this.disks) await disk.close();
   }
 
-  private async probe(v: SnapshotVolume): Promise<void> {
+  /**
+   * Looks at `v` once for its filesystem: sets `filesystem`, or `problem` (encrypted,
+   * damaged), or neither (no filesystem Coffer reads; an LVM PV, whose LVs are listed apart).
+   */
+  async probe(v: SnapshotVolume): Promise<void> {
     if (v.filesystem !== undefined || v.problem !== undefined) return;
     if (v.volume.encrypted !== undefined) {
       const kind = v.volume.encrypted === 'luks' ? 'LUKS' : 'BitLocker';

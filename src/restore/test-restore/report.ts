@@ -9,8 +9,14 @@ export interface DiskCheck {
   size: number;
   /** Bytes read back (zero ranges are known from the index and not fetched). */
   bytesRead: number;
-  /** Ranges that could not be read, with the reason (a missing or corrupt chunk). */
-  unreadable: { offset: number; length: number; error: string }[];
+  /**
+   * Ranges that could not be read, with the reason (a missing or corrupt chunk) and, where
+   * the filesystems tell, the files holding bytes there (`ranges`: their bytes in all the
+   * disk's unreadable blocks; `metadata`: their own inode or record is there).
+   */
+  unreadable: { offset: number; length: number; error: string; files?: { volume: string; path: string; metadata?: string[]; ranges: { offset: number; length: number }[] }[] }[];
+  /** What the damage does to files that could not be told (a volume without a readable filesystem, an unreadable folder). */
+  filesUnknown?: string[];
 }
 
 /** The result of a filesystem's own checker, run read-only on a temporary copy of the volume. */

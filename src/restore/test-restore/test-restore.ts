@@ -6,6 +6,7 @@ import { SnapshotDisk } from '../snapshot-disk.js';
 import { bootCheck, type BootCheckOptions } from './boot-check.js';
 import { checkerCommand, runFilesystemChecker } from './fs-checkers.js';
 import { readWholeDisk } from './read-disks.js';
+import { nameUnreadableFiles } from './unreadable-files.js';
 import type { TestRestoreReport, VolumeCheck } from './report.js';
 import { walkAndReadEverything } from './walk-volume.js';
 
@@ -67,6 +68,7 @@ export async function testRestore(repo: Repository, snapshot: Snapshot, options:
     return undefined;
   });
   try {
+    if (files !== undefined) for (const check of report.disks) await nameUnreadableFiles(files, check, options.signal);
     for (const v of files === undefined ? [] : await files.list()) {
       if (options.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'test restore interrupted');
       for (const warning of v.volume.warnings ?? []) report.warnings.push(`${v.diskName} ${v.volume.name}: ${warning}`);

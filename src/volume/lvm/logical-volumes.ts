@@ -1,6 +1,7 @@
 import type { BlockDevice } from '../../blockdev/index.js';
 import { CofferError } from '../../errors/index.js';
 import type { DraftVolume } from '../draft-volume.js';
+import type { VolumeSegment } from '../volume.js';
 import { parseLvmConfig } from './config-text.js';
 import { LogicalVolumeDevice, UnreadableDevice, type MappedSegment, type StripeArea } from './lv-device.js';
 import { readMetadataText } from './metadata-area.js';
@@ -89,10 +90,12 @@ function logicalVolume(vg: VgMetadata, lv: LvMetadata, snapshotOf: string | unde
   if (other.length > 0) return unreadable('E_FS_UNSUPPORTED', `segment type ${other.join(', ')} is not read (only linear and striped volumes are)`);
   const warnings: string[] = [];
   const segments: MappedSegment[] = [];
+  const layout: VolumeSegment[] = [];
   let disk: number | undefined;
   for (const segment of lv.segments) {
     const perStripe = (segment.extentCount / segment.stripes.length) * vg.extentSize;
     const stripes: StripeArea[] = [];
+    const placed: VolumeSegment['stripes'][number][] = [];
     for (const stripe of segment.stripes) {
       const pv = vg.pvs.get(stripe.pv);
       if (pv === undefined) return unreadable('E_FS_CORRUPT', `damaged LV metadata: no physical volume ${stripe.pv} in the VG`);
@@ -104,6 +107,7 @@ function logicalVolume(vg: VgMetadata, lv: LvMetadata, snapshotOf: string | unde
         const warning = `physical volume ${pv.uuid} (${stripe.pv}) is on none of the disks given: parts of this volume cannot be read`;
         if (!warnings.includes(warning)) warnings.push(warning);
         stripes.push({ missing: pv.uuid });
+        placed.push({ missing: pv.uuid });
         continue;
       }
       const offset = pv.peStart + stripe.extent * vg.extentSize;
@@ -112,11 +116,14 @@ function logicalVolume(vg: VgMetadata, lv: LvMetadata, snapshotOf: string | unde
       }
       disk ??= holder.volume.disk;
       stripes.push({ device: holder.volume.device, offset });
+      placed.push({ disk: holder.volume.disk, offset: (holder.volume.offset ?? 0) + offset });
     }
-    segments.push({ start: segment.startExtent * vg.extentSize, length: segment.extentCount * vg.extentSize, stripeSize: segment.stripeSize, stripes });
+    const mapped = { start: segment.startExtent * vg.extentSize, length: segment.extentCount * vg.extentSize, stripeSize: segment.stripeSize };
+    segments.push({ ...mapped, stripes });
+    layout.push({ ...mapped, stripes: placed });
   }
   const device: BlockDevice = new LogicalVolumeDevice(name, segments);
-  return { ...base, disk: disk ?? from.volume.disk, size, warnings, device };
+  return { ...base, disk: disk ?? from.volume.disk, size, warnings, segments: layout, device };
 }
 
 function describe(volume: DraftVolume): string {
