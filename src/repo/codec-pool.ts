@@ -42,7 +42,7 @@ export class CodecPool {
   constructor(settings: CodecSettings, options: { threads?: number } = {}) {
     this.threads = Math.max(1, options.threads ?? availableParallelism());
     this.pool = new Piscina({
-      filename: new URL('./codec-worker.js', import.meta.url).href,
+      filename: new URL('./codec-worker-entry.cjs', import.meta.url).href,
       workerData: settings,
       minThreads: this.threads,
       maxThreads: this.threads,

@@ -36,7 +36,7 @@ export class ClusterDecompressor {
    */
   run(task: DecompressTask): Promise<number> {
     this.pool ??= new Piscina({
-      filename: new URL('./decompress-worker.js', import.meta.url).href,
+      filename: new URL('./decompress-worker-entry.cjs', import.meta.url).href,
       minThreads: 0,
       maxThreads: availableParallelism(),
       idleTimeout: 1000,
