@@ -66,7 +66,8 @@ for (const image of IMAGES) {
     const path = join(work, `${image.name}.mutant`);
     const started = Date.now();
     let runs = 0;
-    while (Date.now() - started < BUDGET_MS) {
+    // At least 11 runs whatever the machine's load (each has its own deadline), then until the budget is spent.
+    while (runs < 11 || Date.now() - started < BUDGET_MS) {
       await writeFile(path, mutate(original, next));
       runs += 1;
       try {
@@ -87,6 +88,5 @@ for (const image of IMAGES) {
         }
       }
     }
-    assert.ok(runs > 10, `only ${runs} runs in ${BUDGET_MS} ms`);
   });
 }

@@ -103,7 +103,8 @@ for (const image of IMAGES) {
     const regions = metadataRegions(base);
     const started = Date.now();
     let runs = 0;
-    while (Date.now() - started < BUDGET_MS) {
+    // At least 6 runs whatever the machine's load (each has its own deadline), then until the budget is spent.
+    while (runs < 6 || Date.now() - started < BUDGET_MS) {
       runs++;
       const patches = new Map<number, number>();
       const flips = 1 + Math.floor(next() * 12);
@@ -118,6 +119,5 @@ for (const image of IMAGES) {
         assert.fail(`seed ${seed}, run ${runs}: ${error instanceof Error ? `${error.name}: ${error.message}\n${error.stack}` : String(error)}`);
       }
     }
-    assert.ok(runs > 5, `only ${runs} runs in ${BUDGET_MS} ms`);
   });
 }

@@ -121,7 +121,8 @@ for (const name of ['protofile', 'fragmented']) {
       assert.ok(pieces.length > 3, 'the clean walk reads metadata');
       const started = Date.now();
       let runs = 0;
-      while (Date.now() - started < BUDGET_MS) {
+      // At least 6 runs whatever the machine's load (each has its own deadline), then until the budget is spent.
+    while (runs < 6 || Date.now() - started < BUDGET_MS) {
         runs += 1;
         const device = new MutatedDevice(base);
         const flips = 1 + Math.floor(next() * 6);
@@ -136,7 +137,6 @@ for (const name of ['protofile', 'fragmented']) {
           if (!isCofferError(error)) assert.fail(`seed ${seed}, run ${runs}: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`);
         }
       }
-      assert.ok(runs > 5, `only ${runs} runs in ${BUDGET_MS} ms`);
     } finally {
       await base.close();
     }
