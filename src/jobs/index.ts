@@ -1,0 +1,9 @@
+/**
+ * @module jobs
+ * When backups run, and how many at once: calendar schedules (systemd / Proxmox calendar
+ * events and cron, per time zone), the run semantics of a scheduled job (no overlap, one
+ * catch-up run after downtime when asked, no catch-up after an edit), and the layered limiter
+ * that staggers VM backups under global, per-host, per-datastore, per-repository and per-job
+ * limits inside backup windows. Pure logic over an injected clock: the server drives it.
+ */
+export { parseSchedule, type Schedule, type ScheduleOptions } from './calendar/index.js';
