@@ -7,3 +7,4 @@
  * limits inside backup windows. Pure logic over an injected clock: the server drives it.
  */
 export { parseSchedule, type Schedule, type ScheduleOptions } from './calendar/index.js';
+export { decideRun, MAX_COUNTED_FIRINGS, scheduleEdited, type RunCheck, type RunDecision, type ScheduleState } from './schedule-state.js';
