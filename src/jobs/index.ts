@@ -8,3 +8,21 @@
  */
 export { parseSchedule, type Schedule, type ScheduleOptions } from './calendar/index.js';
 export { decideRun, MAX_COUNTED_FIRINGS, scheduleEdited, type RunCheck, type RunDecision, type ScheduleState } from './schedule-state.js';
+export {
+  DEFAULT_PER_HOST_LIMIT,
+  forecastRun,
+  inPriorityOrder,
+  LAYERS,
+  planStarts,
+  type ConcurrencyLimits,
+  type Forecast,
+  type ForecastEntry,
+  type ForecastOptions,
+  type Layer,
+  type LimitTable,
+  type PendingTask,
+  type PlanOptions,
+  type RunningTask,
+  type StartPlan,
+  type TaskPlacement,
+} from './planner/index.js';
