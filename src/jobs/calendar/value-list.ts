@@ -1,7 +1,8 @@
 /**
  * One field of a schedule written as a list of values (shared by calendar events and cron):
  * comma-separated items, each `*`, a value, a range, or either followed by `/step`.
- * The range separator is `..` in calendar events and `-` in cron.
+ * The range separator is `..` in calendar events and `-` in cron. A repetition without an
+ * end (`a/n`, `*\/n`) runs to the field's maximum in both.
  */
 import { scheduleSyntaxError } from './schedule-syntax-error.js';
 
@@ -13,10 +14,7 @@ export interface FieldSyntax {
   readonly max: number;
   /** `..` (calendar events) or `-` (cron). */
   readonly rangeSeparator: '..' | '-';
-  /**
-   * `a/n` without an end: systemd repeats up to the field's maximum; so does cron.
-   * Reads one value (a number or, where the field has them, a name); undefined if it is none.
-   */
+  /** Reads one value (a number or, where the field has them, a name); undefined if it is none. Default: 1 to 4 digits. */
   readonly readValue?: (word: string) => number | undefined;
 }
 
