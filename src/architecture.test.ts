@@ -30,6 +30,7 @@ const ALLOWED: Record<string, string[]> = {
   backup: ['errors', 'blockdev', 'concurrency', 'repo', 'source', 'disk'],
   restore: ['errors', 'blockdev', 'concurrency', 'repo', 'disk', 'volume', 'fs', 'nbd', 'xml'],
   relocate: ['errors', 'qmp'],
+  jobs: ['errors', 'concurrency', 'repo'],
   cli: ['errors', 'blockdev', 'concurrency', 'repo', 'source', 'disk', 'volume', 'fs', 'nbd', 'backup', 'restore', 'relocate'],
 };
 

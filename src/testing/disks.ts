@@ -55,6 +55,7 @@ const PACKAGES: Record<string, string> = {
   tar: 'tar',
   ldd: 'libc-bin',
   libvirtd: 'libvirt-daemon libvirt-daemon-driver-qemu',
+  'systemd-analyze': 'systemd',
 };
 
 /** A raw disk image and its partitions, all in bytes. */
