@@ -53,6 +53,13 @@ const PACKAGES: Record<string, string> = {
   tar: 'tar',
   ldd: 'libc-bin',
   libvirtd: 'libvirt-daemon libvirt-daemon-driver-qemu',
+  'ceph-mon': 'ceph-mon',
+  monmaptool: 'ceph-base',
+  'ceph-osd': 'ceph-osd',
+  radosgw: 'radosgw',
+  'radosgw-admin': 'ceph-common',
+  'ceph-authtool': 'ceph-common',
+  ceph: 'ceph-common',
 };
 
 /** A raw disk image and its partitions, all in bytes. */
