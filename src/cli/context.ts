@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { CofferError } from '../errors/index.js';
 import { isS3Location, LocalBackend, openRepository, parseS3Location, S3Backend, type Backend, type S3BackendOptions, type Repository } from '../repo/index.js';
 import { readPassphrase } from './passphrase.js';
@@ -60,7 +61,18 @@ export async function openFromOptions(options: RepositoryOptions, context: Comma
     prompt: `passphrase for ${backend.location}`,
     confirm: false,
   });
-  return openRepository(backend, { passphrase });
+  const cacheDirectory = isS3Location(backend.location) ? cacheDirectoryOf(context.env) : undefined;
+  return openRepository(backend, { passphrase, ...(cacheDirectory === undefined ? {} : { chunkCache: { directory: cacheDirectory } }) });
+}
+
+/**
+ * Where Coffer keeps what it may forget (the chunk cache of S3 repositories):
+ * `$XDG_CACHE_HOME/coffer`, else `~/.cache/coffer`; none without a home.
+ */
+export function cacheDirectoryOf(env: NodeJS.ProcessEnv): string | undefined {
+  if (env.XDG_CACHE_HOME) return join(env.XDG_CACHE_HOME, 'coffer');
+  if (env.HOME) return join(env.HOME, '.cache', 'coffer');
+  return undefined;
 }
 
 /** Runs `fn` on the opened repository and closes it whatever happens. */

@@ -95,6 +95,17 @@ test('backup, restore, files, serve, verify, forget and prune on S3', async () =
   await fs.rm(restored);
   assertExit(await coffer(['restore', '-r', repo, 'web01:latest', '--to', restored], opts()), 0);
   await assertSameBytes(restored, second);
+
+  // The chunk cache listed the pruned chunks as present; the prune made it stale, so backing
+  // the first version up again stores them again instead of trusting the cache.
+  const cacheFiles = await fs.readdir(join(work, 'cache', 'coffer'));
+  assert.equal(cacheFiles.length, 1, 'one chunk cache, for this repository');
+  const again = await cofferJson<BackupJson>(['backup', '-r', repo, '--vm', 'web01', '--time', '2026-11-22T00:00:00Z', firstDisk], opts());
+  assert.ok(again.bytesNew >= MiB, `the pruned MiB was stored again (${again.bytesNew} bytes new)`);
+  assertExit(await coffer(['verify', '-r', repo, '--read-data'], opts()), 0);
+  await fs.rm(restored);
+  assertExit(await coffer(['restore', '-r', repo, 'web01:latest', '--to', restored], opts()), 0);
+  await assertSameBytes(restored, firstDisk);
 });
 
 test('a missing bucket and a dead endpoint are one-line errors with their exit codes', async () => {

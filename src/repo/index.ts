@@ -12,6 +12,7 @@ export { LocalBackend } from './backend/local-backend.js';
 export { FaultyBackend, type Fault } from './backend/faulty-backend.js';
 export { S3Backend, S3_DEFAULTS, type S3BackendOptions } from './backend/s3-backend.js';
 export { isS3Location, parseS3Location, type S3Location } from './backend/s3-location.js';
+export { recordChunkDeletions, CHUNK_CACHE_MAX_AGE_MS, type ChunkCacheOptions } from './chunk-cache.js';
 export { ObjectCodec, type ObjectId, type CodecSettings } from './codec.js';
 export { CodecPool, type BlockHash } from './codec-pool.js';
 export { ObjectKind } from './format/envelope.js';
