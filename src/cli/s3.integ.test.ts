@@ -108,13 +108,18 @@ test('backup, restore, files, serve, verify, forget and prune on S3', async () =
   await assertSameBytes(restored, firstDisk);
 });
 
-test('a missing bucket and a dead endpoint are one-line errors with their exit codes', async () => {
+test('a missing bucket, a dead endpoint, no credentials and a location with a secret are one-line errors with their exit codes', async () => {
   const missing = await coffer(['snapshots', '-r', `s3:${s3.endpoint}/no-such-bucket-here/x`], opts());
   assertExit(missing, 10);
   assert.match(assertOneLineError(missing), /bucket no-such-bucket-here does not exist/);
   const dead = await coffer(['snapshots', '-r', `s3:http://127.0.0.1:${await freePort()}/${bucket}/x`], { ...opts(), env: { ...env, AWS_MAX_ATTEMPTS: '2' } });
   assertExit(dead, 1);
   assert.match(assertOneLineError(dead), /cannot be reached/);
+  const noHome = join(work, 'no-home');
+  await fs.mkdir(noHome, { recursive: true });
+  const anonymous = await coffer(['snapshots', '-r', `s3:${s3.endpoint}/${bucket}/x`], { env: { HOME: noHome, AWS_EC2_METADATA_DISABLED: 'true', COFFER_PASSWORD: 'x' } });
+  assertExit(anonymous, 2);
+  assert.match(assertOneLineError(anonymous), /no S3 credentials .*AWS_ACCESS_KEY_ID/);
   const malformed = await coffer(['snapshots', '-r', 's3:https://key:secret@example.com/b'], opts());
   assertExit(malformed, 2);
   assert.doesNotMatch(assertOneLineError(malformed), /secret/);

@@ -141,6 +141,7 @@ async function startCluster(): Promise<CephS3> {
     await runTool('radosgw-admin', ['-c', conf, '-n', 'client.admin', 'user', 'create', '--uid=coffer', '--display-name=coffer', `--access-key=${ACCESS_KEY}`, `--secret-key=${SECRET_KEY}`]);
     const endpoint = `http://127.0.0.1:${rgwPort}`;
     const credentials = { accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY };
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'; // its stderr warning about Node 20
     const client = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
     return {
       endpoint,
