@@ -27,7 +27,9 @@ export interface CephS3 {
   /** Environment variables that make the AWS SDK (and the `coffer` CLI) use this gateway's user. */
   readonly env: Record<string, string>;
   /** Creates a bucket with a unique name starting with `label`; returns its name. */
-  createBucket(label: string): Promise<string>;
+  createBucket(label: string, credentials?: { accessKeyId: string; secretAccessKey: string }): Promise<string>;
+  /** Creates another gateway user, optionally with a quota on the bytes it may store; returns its keys. */
+  createUser(options?: { maxSizeBytes?: number }): Promise<{ accessKeyId: string; secretAccessKey: string }>;
   /** Stops the gateway only (the cluster keeps its data), to test a dead endpoint. */
   stopGateway(): Promise<void>;
   /** Starts the gateway again on the same port and waits until it answers. */
@@ -100,11 +102,13 @@ async function startCluster(): Promise<CephS3> {
   };
   // SIGKILL: the cluster is thrown away (its data lives in memory), and ceph-osd takes
   // seconds to honour SIGTERM.
-  const stopChild = async (child: ChildProcess): Promise<void> => {
+  const stopChild = async (child: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.kill('SIGKILL');
+    child.kill(signal);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
     await exited;
+    clearTimeout(timer);
   };
   const killAll = () => {
     for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
@@ -114,7 +118,7 @@ async function startCluster(): Promise<CephS3> {
   const stop = () => {
     stopping ??= (async () => {
       shared = undefined;
-      await Promise.all(children.map(stopChild));
+      await Promise.all(children.map((child) => stopChild(child)));
       process.removeListener('exit', killAll);
       if (process.env.COFFER_KEEP_CEPH === undefined) await dir.remove();
     })();
@@ -147,14 +151,32 @@ async function startCluster(): Promise<CephS3> {
       endpoint,
       credentials,
       env: { AWS_ACCESS_KEY_ID: ACCESS_KEY, AWS_SECRET_ACCESS_KEY: SECRET_KEY, AWS_REGION: 'us-east-1' },
-      async createBucket(label: string): Promise<string> {
+      async createBucket(label: string, as?: { accessKeyId: string; secretAccessKey: string }): Promise<string> {
         const name = `${label}-${randomBytes(4).toString('hex')}`;
-        // The first PUT may wait for the gateway's pools to be created.
-        await retryUntil(`bucket ${name} created`, () => client.send(new CreateBucketCommand({ Bucket: name })));
+        const owner = as === undefined ? client : new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: as });
+        try {
+          // The first PUT may wait for the gateway's pools to be created.
+          await retryUntil(`bucket ${name} created`, () => owner.send(new CreateBucketCommand({ Bucket: name })));
+        } finally {
+          if (owner !== client) owner.destroy();
+        }
         return name;
       },
+      async createUser(options: { maxSizeBytes?: number } = {}) {
+        const uid = `user-${randomBytes(4).toString('hex')}`;
+        const keys = { accessKeyId: uid.toUpperCase().replace('-', ''), secretAccessKey: randomBytes(20).toString('hex') };
+        const admin = (args: string[]) => runTool('radosgw-admin', ['-c', conf, '-n', 'client.admin', ...args]);
+        await admin(['user', 'create', `--uid=${uid}`, `--display-name=${uid}`, `--access-key=${keys.accessKeyId}`, `--secret-key=${keys.secretAccessKey}`]);
+        if (options.maxSizeBytes !== undefined) {
+          await admin(['quota', 'set', '--quota-scope=user', `--uid=${uid}`, `--max-size=${options.maxSizeBytes}`]);
+          await admin(['quota', 'enable', '--quota-scope=user', `--uid=${uid}`]);
+        }
+        return keys;
+      },
       async stopGateway(): Promise<void> {
-        if (gateway !== undefined) await stopChild(gateway);
+        // SIGTERM: a gateway that dies leaves watches on the cluster that make every
+        // radosgw-admin change wait ~30 s for it to time out.
+        if (gateway !== undefined) await stopChild(gateway, 'SIGTERM');
       },
       startGateway,
       async stop(): Promise<void> {

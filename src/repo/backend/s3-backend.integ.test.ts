@@ -1,10 +1,12 @@
 /**
  * S3Backend against a real Ceph RADOS Gateway (src/testing/ceph-s3.ts): the backend
- * conformance suite, multipart uploads, prefixes, error mapping, retries through a gateway
- * restart, and deadlines on a dead endpoint.
+ * conformance suite, multipart uploads, prefixes, error mapping (a quota is E_NO_SPACE),
+ * retries through a gateway restart and through throttling (503 SlowDown from a proxy in
+ * front of the gateway), and deadlines on a dead endpoint.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import http from 'node:http';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
 import { isCofferError } from '../../errors/index.js';
@@ -120,5 +122,67 @@ test('s3: a closed port and a silent peer fail within their deadlines with a one
   } finally {
     for (const socket of sockets) socket.destroy();
     silent.close();
+  }
+});
+
+test('s3: a full quota is E_NO_SPACE', async () => {
+  const credentials = await s3.createUser({ maxSizeBytes: 100 * 1024 });
+  const small = await s3.createBucket('quota', credentials);
+  const backend = backendAt(`s3:${s3.endpoint}/${small}/p`, { credentials });
+  await backend.put('chunks/00/fits', Buffer.alloc(50_000, 1));
+  await assert.rejects(backend.put('chunks/00/too-big', Buffer.alloc(200_000, 2)), (e) => isCofferError(e, 'E_NO_SPACE') && /quota/.test(e.message));
+});
+
+/**
+ * A proxy in front of the gateway that answers the first `throttled` requests with what S3
+ * sends an over-eager client (503 SlowDown) and forwards the rest untouched (the signature
+ * covers the Host header, which is forwarded as is).
+ */
+async function throttlingProxy(throttled: number): Promise<{ endpoint: string; seen: () => number; close: () => Promise<void> }> {
+  const target = new URL(s3.endpoint);
+  let requests = 0;
+  const server = http.createServer((request, response) => {
+    requests++;
+    if (requests <= throttled) {
+      request.resume();
+      response.writeHead(503, { 'content-type': 'application/xml' });
+      response.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>');
+      return;
+    }
+    const upstream = http.request({ host: target.hostname, port: target.port, method: request.method, path: request.url, headers: request.headers }, (answer) => {
+      response.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(response);
+    });
+    upstream.on('error', () => response.destroy());
+    request.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    endpoint: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    seen: () => requests,
+    close: () => new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  };
+}
+
+test('s3: throttling (503 SlowDown) is retried with backoff; past the attempts it is a one-line E_BACKEND_IO', async () => {
+  const proxy = await throttlingProxy(2);
+  try {
+    const backend = backendAt(`s3:${proxy.endpoint}/${bucket}/throttled`, { maxAttempts: 3 });
+    await backend.put('config', Buffer.from('through'));
+    assert.equal(proxy.seen(), 3, 'two refusals, then the put');
+    assert.equal((await backend.get('config')).toString(), 'through');
+  } finally {
+    await proxy.close();
+  }
+  const stubborn = await throttlingProxy(Number.MAX_SAFE_INTEGER);
+  try {
+    const backend = backendAt(`s3:${stubborn.endpoint}/${bucket}/throttled`, { maxAttempts: 2 });
+    await assert.rejects(backend.get('config'), (e) => isCofferError(e, 'E_BACKEND_IO') && /SlowDown/.test(e.message) && !e.message.includes('\n'));
+    assert.equal(stubborn.seen(), 2);
+  } finally {
+    await stubborn.close();
   }
 });
