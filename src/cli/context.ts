@@ -1,5 +1,6 @@
+import { join } from 'node:path';
 import { CofferError } from '../errors/index.js';
-import { LocalBackend, openRepository, type Backend, type Repository } from '../repo/index.js';
+import { isS3Location, LocalBackend, openRepository, parseS3Location, S3Backend, type Backend, type S3BackendOptions, type Repository } from '../repo/index.js';
 import { readPassphrase } from './passphrase.js';
 
 /** What every command receives: the process's streams, environment and an abort signal. */
@@ -33,22 +34,35 @@ export interface RepositoryOptions {
 export function repositoryLocation(options: RepositoryOptions, context: CommandContext): string {
   const location = options.repo ?? context.env.COFFER_REPOSITORY;
   if (location === undefined || location === '') {
-    throw new CofferError('E_USAGE', 'no repository given: use -r PATH or set COFFER_REPOSITORY');
+    throw new CofferError('E_USAGE', 'no repository given: use -r PATH (or -r s3:https://HOST/BUCKET/PREFIX) or set COFFER_REPOSITORY');
   }
   return location;
 }
 
-/** The backend for a location: a local path (S3 URLs come with the offsite issue). */
-export function backendFor(location: string): Backend {
+/**
+ * The backend for a location: `s3:https://…` (an S3-compatible bucket, see
+ * repo/backend/s3-location.ts for the forms; credentials from the AWS SDK's chain, the region
+ * from AWS_REGION or AWS_DEFAULT_REGION when the location names none, the attempts per request
+ * from AWS_MAX_ATTEMPTS), or a local path (optionally `local:PATH`).
+ */
+export function backendFor(location: string, env: NodeJS.ProcessEnv = {}): Backend {
+  if (isS3Location(location)) {
+    const options: S3BackendOptions = {};
+    const region = env.AWS_REGION || env.AWS_DEFAULT_REGION;
+    if (region) options.region = region;
+    const attempts = Number(env.AWS_MAX_ATTEMPTS);
+    if (Number.isInteger(attempts) && attempts >= 1) options.maxAttempts = attempts;
+    return new S3Backend(parseS3Location(location), options);
+  }
   if (/^[a-z][a-z0-9+]*:/i.test(location) && !location.startsWith('local:')) {
-    throw new CofferError('E_USAGE', `repository ${location}: only local directories are supported so far`);
+    throw new CofferError('E_USAGE', `repository ${location}: not a local directory or an s3: location`);
   }
   return new LocalBackend(location.replace(/^local:/, ''));
 }
 
 /** Opens the repository named by the options, asking for the passphrase if needed. */
 export async function openFromOptions(options: RepositoryOptions, context: CommandContext): Promise<Repository> {
-  const backend = backendFor(repositoryLocation(options, context));
+  const backend = backendFor(repositoryLocation(options, context), context.env);
   const passphrase = () => readPassphrase({
     passwordFile: options.passwordFile,
     env: context.env,
@@ -58,7 +72,18 @@ export async function openFromOptions(options: RepositoryOptions, context: Comma
     prompt: `passphrase for ${backend.location}`,
     confirm: false,
   });
-  return openRepository(backend, { passphrase });
+  const cacheDirectory = isS3Location(backend.location) ? cacheDirectoryOf(context.env) : undefined;
+  return openRepository(backend, { passphrase, ...(cacheDirectory === undefined ? {} : { chunkCache: { directory: cacheDirectory } }) });
+}
+
+/**
+ * Where Coffer keeps what it may forget (the chunk cache of S3 repositories):
+ * `$XDG_CACHE_HOME/coffer`, else `~/.cache/coffer`; none without a home.
+ */
+export function cacheDirectoryOf(env: NodeJS.ProcessEnv): string | undefined {
+  if (env.XDG_CACHE_HOME) return join(env.XDG_CACHE_HOME, 'coffer');
+  if (env.HOME) return join(env.HOME, '.cache', 'coffer');
+  return undefined;
 }
 
 /** Runs `fn` on the opened repository and closes it whatever happens. */

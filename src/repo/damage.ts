@@ -1,3 +1,4 @@
+import { recordChunkDeletions } from './chunk-cache.js';
 import { QUARANTINE_PREFIX, chunkKey } from './layout.js';
 import type { Repository } from './repository.js';
 import type { ObjectId } from './codec.js';
@@ -28,5 +29,6 @@ export async function quarantineChunk(repo: Repository, id: ObjectId, now: Date)
   const blob = await repo.backend.get(key).catch(() => Buffer.from('missing when verified\n'));
   await repo.backend.put(`${QUARANTINE_PREFIX}${hex}.${now.getTime()}`, blob);
   await repo.backend.sync();
+  await recordChunkDeletions(repo.backend);
   await repo.backend.delete(key);
 }

@@ -1,7 +1,7 @@
 /**
  * @module repo
  * The repository: a self-describing, content-addressed store of chunks, disk index pages and
- * snapshot manifests on a {@link Backend} (a local directory now, S3 later), encrypted and
+ * snapshot manifests on a {@link Backend} (a local directory or an S3-compatible bucket), encrypted and
  * compressed by {@link ObjectCodec}, with the CPU work on a {@link CodecPool} of worker
  * threads; protection markers beside the manifests, and the retention policies that decide
  * which snapshots to keep (`retention/`). The byte layout of everything it writes is in docs/repository-format.md and in
@@ -10,6 +10,9 @@
 export type { Backend, BackendEntry } from './backend/backend.js';
 export { LocalBackend } from './backend/local-backend.js';
 export { FaultyBackend, type Fault } from './backend/faulty-backend.js';
+export { S3Backend, S3_DEFAULTS, type S3BackendOptions } from './backend/s3-backend.js';
+export { isS3Location, parseS3Location, type S3Location } from './backend/s3-location.js';
+export { recordChunkDeletions, CHUNK_CACHE_MAX_AGE_MS, type ChunkCacheOptions } from './chunk-cache.js';
 export { ObjectCodec, type ObjectId, type CodecSettings } from './codec.js';
 export { CodecPool, type BlockHash } from './codec-pool.js';
 export { ObjectKind } from './format/envelope.js';

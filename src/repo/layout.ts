@@ -13,12 +13,14 @@
  * | `notes/<64 hex>.<64 hex>`     | a snapshot note: snapshot id, note id (kind 5)   |
  * | `verifications/<64 hex>`      | the record of a verify run (kind 6)              |
  * | `leases/<64 hex>`             | a running backup's or prune's lease (kind 7)     |
+ * | `deletions`                   | a random token (32 hex + newline), rewritten before chunks are deleted (chunk-cache.ts) |
  *
  * The two-hex fan-out spreads a local repository's chunks over 256 directories (16,000
  * entries each per TB at the default block size, not 4 million in one); object stores
  * ignore it.
  */
 export const CONFIG_KEY = 'config';
+export const DELETIONS_KEY = 'deletions';
 export const KEYS_PREFIX = 'keys/';
 export const CHUNKS_PREFIX = 'chunks/';
 export const INDEXES_PREFIX = 'indexes/';

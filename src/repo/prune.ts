@@ -2,6 +2,7 @@ import { forEachLimited } from '../concurrency/index.js';
 import { CofferError } from '../errors/index.js';
 import { isZeroEntry } from './format/index-page.js';
 import { IdPrefixSet } from './id-prefix-set.js';
+import { recordChunkDeletions } from './chunk-cache.js';
 import { CHUNKS_PREFIX, idFromKey, INDEXES_PREFIX, NOTES_PREFIX } from './layout.js';
 import { acquirePruneLease, type LeaseInfo } from './leases.js';
 import type { Repository } from './repository.js';
@@ -110,6 +111,8 @@ export async function pruneRepository(
       const snapshot = /^notes\/([0-9a-f]{64})\./.exec(entry.key)?.[1];
       if (snapshot !== undefined && !alive.has(snapshot)) garbage.push({ key: entry.key, size: entry.size, kind: 'note' });
     }
+    // Before the first delete: every chunk cache built until now is stale (chunk-cache.ts).
+    if (!dryRun && garbage.some((object) => object.kind === 'chunk')) await recordChunkDeletions(repo.backend);
     let swept = 0;
     await forEachLimited(garbage, 8, async (object) => {
       if (options.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'prune interrupted (run it again: what is left is only garbage)');

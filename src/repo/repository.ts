@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { CofferError } from '../errors/index.js';
 import type { Backend } from './backend/backend.js';
+import { ChunkCache, type ChunkCacheOptions } from './chunk-cache.js';
 import { CodecPool } from './codec-pool.js';
 import { ObjectCodec, type ObjectId } from './codec.js';
 import { decodeConfig, encodeConfig, isValidBlockSize, REPOSITORY_FORMAT_VERSION, type RepositoryConfig } from './format/config.js';
@@ -38,6 +39,11 @@ export interface OpenOptions {
   passphrase?: string | undefined | (() => Promise<string | undefined>);
   /** Worker threads for CPU work (default: every core). */
   threads?: number;
+  /**
+   * Answer backups' "is this chunk stored?" from a local cache of the chunk ids instead of
+   * asking the backend each time (for object storage; see chunk-cache.ts for why it is safe).
+   */
+  chunkCache?: ChunkCacheOptions;
 }
 
 /** A key file with its id. */
@@ -54,6 +60,7 @@ export class Repository {
   /** Codec for small objects on the main thread (manifests, index pages). */
   readonly codec: ObjectCodec;
   private codecPool: CodecPool | undefined;
+  private chunkCache: ChunkCache | undefined;
 
   constructor(
     readonly backend: Backend,
@@ -83,7 +90,13 @@ export class Repository {
     return this.codecPool;
   }
 
+  /** Consults a local cache of chunk ids in {@link hasChunk} (only backups call it). */
+  useChunkCache(options: ChunkCacheOptions): void {
+    this.chunkCache = new ChunkCache(this.backend, this.config.id, options);
+  }
+
   async close(): Promise<void> {
+    await this.chunkCache?.save();
     const pool = this.codecPool;
     this.codecPool = undefined;
     await pool?.close();
@@ -91,13 +104,21 @@ export class Repository {
 
   // --- chunks -------------------------------------------------------------------------
 
+  /**
+   * Whether the chunk is stored, for a backup deciding to store it: with a chunk cache, a
+   * "no" may be wrong (another host stored it since; storing it again is harmless), a "yes"
+   * never is. Prune and verify list the backend instead.
+   */
   hasChunk(id: ObjectId): Promise<boolean> {
-    return this.backend.has(chunkKey(id.toString('hex')));
+    const hex = id.toString('hex');
+    return this.chunkCache === undefined ? this.backend.has(chunkKey(hex)) : this.chunkCache.has(hex);
   }
 
   /** Stores an already sealed chunk under its id (idempotent). */
-  putChunk(id: ObjectId, sealed: Uint8Array): Promise<void> {
-    return this.backend.put(chunkKey(id.toString('hex')), sealed);
+  async putChunk(id: ObjectId, sealed: Uint8Array): Promise<void> {
+    const hex = id.toString('hex');
+    await this.backend.put(chunkKey(hex), sealed);
+    this.chunkCache?.add(hex);
   }
 
   /** The sealed bytes of a chunk (not yet opened). */
@@ -209,7 +230,12 @@ export async function openRepository(backend: Backend, options: OpenOptions = {}
     throw error;
   }
   const config = decodeConfig(configBytes, backend.location);
-  if (config.encryption === 'none') return new Repository(backend, config, null, null, options.threads);
+  const opened = (masterKey: MasterKey | null, keyId: string | null): Repository => {
+    const repo = new Repository(backend, config, masterKey, keyId, options.threads);
+    if (options.chunkCache !== undefined) repo.useChunkCache(options.chunkCache);
+    return repo;
+  };
+  if (config.encryption === 'none') return opened(null, null);
   const passphrase = typeof options.passphrase === 'function' ? await options.passphrase() : options.passphrase;
   if (passphrase === undefined) {
     throw new CofferError('E_NO_PASSPHRASE', `${backend.location} is encrypted: give a passphrase (COFFER_PASSWORD, COFFER_PASSWORD_FILE or --password-file)`, {
@@ -222,7 +248,7 @@ export async function openRepository(backend: Backend, options: OpenOptions = {}
   }
   for (const key of keys) {
     const masterKey = await unwrapMasterKey(key, passphrase);
-    if (masterKey !== null) return new Repository(backend, config, masterKey, key.id, options.threads);
+    if (masterKey !== null) return opened(masterKey, key.id);
   }
   throw new CofferError('E_WRONG_PASSPHRASE', `the passphrase opens none of the ${keys.length} key(s) of ${backend.location}`, {
     subject: { repository: backend.location },

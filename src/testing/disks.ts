@@ -56,6 +56,13 @@ const PACKAGES: Record<string, string> = {
   ldd: 'libc-bin',
   libvirtd: 'libvirt-daemon libvirt-daemon-driver-qemu',
   'systemd-analyze': 'systemd',
+  'ceph-mon': 'ceph-mon',
+  monmaptool: 'ceph-base',
+  'ceph-osd': 'ceph-osd',
+  radosgw: 'radosgw',
+  'radosgw-admin': 'ceph-common',
+  'ceph-authtool': 'ceph-common',
+  ceph: 'ceph-common',
 };
 
 /** A raw disk image and its partitions, all in bytes. */

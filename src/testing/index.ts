@@ -50,3 +50,4 @@ export { seededRandom, withDeadline } from './fuzz-kit.js';
 export { guestKernel, debianPackage, unpackDebianPackage, GUEST_KERNEL_META_PACKAGE, type GuestKernel } from './debian-packages.js';
 export { startAgentGuest, agentGuestInitramfs, agentGuestFilesystem, type AgentGuest, type AgentGuestOptions } from './agent-guest.js';
 export { buildBootDisk, BOOT_MARK } from './boot-disk.js';
+export { startCephS3, freePort, type CephS3 } from './ceph-s3.js';

@@ -4,9 +4,9 @@ import { dirname, join, sep } from 'node:path';
 import { CofferError } from '../../errors/index.js';
 import { syscalls } from '../../native/index.js';
 import type { Backend, BackendEntry } from './backend.js';
+import { checkedKey } from './backend-key.js';
 
 const TEMP_PREFIX = '.tmp-';
-const KEY_PATTERN = /^[a-z0-9._-]+(\/[a-z0-9._-]+)*$/;
 
 /**
  * A repository in a local directory (or a mounted NAS share).
@@ -125,10 +125,7 @@ export class LocalBackend implements Backend {
   }
 
   private pathOf(key: string): string {
-    if (!KEY_PATTERN.test(key) || key.split('/').some((part) => part === '.' || part === '..')) {
-      throw new RangeError(`invalid backend key ${JSON.stringify(key)}`);
-    }
-    return join(this.root, key.split('/').join(sep));
+    return join(this.root, checkedKey(key).split('/').join(sep));
   }
 
   private async ensureDirectory(directory: string): Promise<void> {

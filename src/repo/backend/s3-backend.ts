@@ -1,0 +1,221 @@
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
+import { forEachLimited } from '../../concurrency/index.js';
+import type { Backend, BackendEntry } from './backend.js';
+import { checkedKey } from './backend-key.js';
+import { translateS3Error, type S3Failure } from './s3-errors.js';
+import type { S3Location } from './s3-location.js';
+
+/**
+ * Settings of {@link S3Backend}, each default with its reason.
+ * - maxAttempts 10: the SDK's standard retry strategy (exponential backoff with full jitter,
+ *   base 100 ms, cap 20 s) retries throttling (503 SlowDown, 429), 5xx, timeouts and reset or
+ *   refused connections; 10 attempts ride out ~10-50 s of a gateway restarting.
+ * - connectTimeoutMs 10 s, requestTimeoutMs 120 s (a 64 MiB PUT at 1 MB/s fits), idleTimeoutMs
+ *   30 s (no byte in either direction): no request can hang on a dead endpoint.
+ * - multipartThreshold 64 MiB, partSize 16 MiB: objects are at most 64 MiB today (a chunk is
+ *   at most 16 MiB before compression), so multipart is the rare path; 16 MiB parts are well
+ *   above S3's 5 MiB minimum and keep 4 parts in flight under 64 MiB of memory.
+ * - maxSockets 64: many requests in flight (a backup keeps dozens of puts going).
+ * - listPageSize 1000: S3's maximum keys per ListObjectsV2 page.
+ */
+export const S3_DEFAULTS = {
+  maxAttempts: 10,
+  connectTimeoutMs: 10_000,
+  requestTimeoutMs: 120_000,
+  idleTimeoutMs: 30_000,
+  multipartThreshold: 64 * 1024 * 1024,
+  partSize: 16 * 1024 * 1024,
+  partsInFlight: 4,
+  maxSockets: 64,
+  listPageSize: 1000,
+} as const;
+
+type S3Settings = { -readonly [K in keyof typeof S3_DEFAULTS]: number };
+
+/** Options of {@link S3Backend}. */
+export interface S3BackendOptions extends Partial<S3Settings> {
+  /** The signing region when the location names none (default `us-east-1`). */
+  region?: string;
+  /** Explicit keys (tests); by default the SDK's chain: environment, AWS_PROFILE, ~/.aws, instance roles. */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+}
+
+/**
+ * A repository in an S3-compatible bucket (AWS S3, Ceph RGW, MinIO…), under a key prefix:
+ * backend key `k` is object `PREFIX/k`.
+ *
+ * How each promise of {@link Backend} is kept:
+ * - put: one PutObject, which S3 makes visible whole or not at all; above
+ *   `multipartThreshold`, a multipart upload, which is equally invisible until
+ *   CompleteMultipartUpload (an upload that fails is aborted, so no part lingers).
+ * - sync: nothing to do, S3 acknowledges a PUT once it is durable.
+ * - get: GetObject; `NoSuchKey` is `E_MISSING_OBJECT`. An empty object is an object (no crash
+ *   leaves debris on S3, unlike a local file system).
+ * - has: HeadObject; 404 is false.
+ * - delete: DeleteObject, which S3 answers 204 for an absent key too.
+ * - list: ListObjectsV2, page by page (1000 keys each); its order (lexicographic on S3, but not
+ *   promised by every implementation) is not relied upon.
+ * Every request has a deadline and is retried with backoff by the SDK; errors are mapped by
+ * {@link translateS3Error}.
+ */
+export class S3Backend implements Backend {
+  readonly location: string;
+  private readonly client: S3Client;
+  private readonly bucket: string;
+  private readonly root: string;
+  private readonly settings: S3Settings;
+
+  constructor(target: S3Location, options: S3BackendOptions = {}) {
+    this.location = target.display;
+    this.bucket = target.bucket;
+    this.root = target.prefix === '' ? '' : `${target.prefix}/`;
+    this.settings = { ...S3_DEFAULTS, ...settingsOf(options) };
+    if (this.settings.partSize < 5 * 1024 * 1024) throw new RangeError('S3 multipart parts must be at least 5 MiB');
+    // The SDK prints a warning about future Node versions on stderr; the core never prints.
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+    const agent = { keepAlive: true, maxSockets: this.settings.maxSockets };
+    this.client = new S3Client({
+      endpoint: target.endpoint,
+      region: target.region ?? options.region ?? 'us-east-1',
+      forcePathStyle: target.forcePathStyle,
+      ...(options.credentials ? { credentials: options.credentials } : {}),
+      maxAttempts: this.settings.maxAttempts,
+      retryMode: 'standard',
+      // The default (checksums on every request) breaks streamed PUTs on RGW 16
+      // (MissingContentLength 411) and costs a CRC pass over every chunk.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      requestHandler: {
+        connectionTimeout: this.settings.connectTimeoutMs,
+        requestTimeout: this.settings.requestTimeoutMs,
+        throwOnRequestTimeout: true,
+        socketTimeout: this.settings.idleTimeoutMs,
+        httpAgent: agent,
+        httpsAgent: agent,
+      },
+    });
+  }
+
+  async put(key: string, data: Uint8Array): Promise<void> {
+    const objectKey = this.objectKey(key);
+    try {
+      if (data.length > this.settings.multipartThreshold) await this.putMultipart(objectKey, data);
+      else await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: objectKey, Body: data, ContentLength: data.length }));
+    } catch (error) {
+      throw this.translate(error, 'write', key);
+    }
+  }
+
+  async sync(): Promise<void> {
+    // S3 acknowledges a PUT only once the object is durable.
+  }
+
+  async get(key: string): Promise<Buffer> {
+    const objectKey = this.objectKey(key);
+    try {
+      const response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: objectKey }));
+      if (response.Body === undefined) return Buffer.alloc(0);
+      const bytes = await response.Body.transformToByteArray();
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    } catch (error) {
+      throw this.translate(error, 'read', key);
+    }
+  }
+
+  async has(key: string): Promise<boolean> {
+    const objectKey = this.objectKey(key);
+    try {
+      await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: objectKey }));
+      return true;
+    } catch (error) {
+      const info = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+      if (info.name === 'NotFound' || info.name === 'NoSuchKey' || (info.$metadata?.httpStatusCode === 404 && info.name !== 'NoSuchBucket')) return false;
+      throw this.translate(error, 'check', key);
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    const objectKey = this.objectKey(key);
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: objectKey }));
+    } catch (error) {
+      throw this.translate(error, 'delete', key);
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<BackendEntry> {
+    let token: string | undefined;
+    do {
+      let page;
+      try {
+        page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: `${this.root}${prefix}`, MaxKeys: this.settings.listPageSize, ...(token === undefined ? {} : { ContinuationToken: token }) }));
+      } catch (error) {
+        throw this.translate(error, 'list', prefix);
+      }
+      for (const object of page.Contents ?? []) {
+        if (object.Key === undefined || !object.Key.startsWith(this.root)) continue;
+        yield { key: object.Key.slice(this.root.length), size: object.Size ?? 0 };
+      }
+      token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
+    } while (token !== undefined);
+  }
+
+  /** Closes the connections (the backend cannot be used afterwards). */
+  destroy(): void {
+    this.client.destroy();
+  }
+
+  private async putMultipart(objectKey: string, data: Uint8Array): Promise<void> {
+    const created = await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: objectKey }));
+    const uploadId = created.UploadId;
+    if (uploadId === undefined) throw new Error('CreateMultipartUpload returned no UploadId');
+    try {
+      const { partSize } = this.settings;
+      const numbers = Array.from({ length: Math.ceil(data.length / partSize) }, (_, i) => i + 1);
+      const etags = new Map<number, string>();
+      await forEachLimited(numbers, this.settings.partsInFlight, async (partNumber) => {
+        const body = data.subarray((partNumber - 1) * partSize, Math.min(data.length, partNumber * partSize));
+        const part = await this.client.send(new UploadPartCommand({ Bucket: this.bucket, Key: objectKey, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: body.length }));
+        if (part.ETag === undefined) throw new Error(`UploadPart ${partNumber} returned no ETag`);
+        etags.set(partNumber, part.ETag);
+      });
+      await this.client.send(new CompleteMultipartUploadCommand({
+        Bucket: this.bucket,
+        Key: objectKey,
+        UploadId: uploadId,
+        MultipartUpload: { Parts: numbers.map((n) => ({ PartNumber: n, ETag: etags.get(n) as string })) },
+      }));
+    } catch (error) {
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: objectKey, UploadId: uploadId })).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  private objectKey(key: string): string {
+    return `${this.root}${checkedKey(key)}`;
+  }
+
+  private translate(error: unknown, action: S3Failure['action'], key: string) {
+    return translateS3Error(error, { action, location: this.location, bucket: this.bucket, key: `${this.root}${key}` });
+  }
+}
+
+function settingsOf(options: S3BackendOptions): Partial<S3Settings> {
+  const out: Partial<S3Settings> = {};
+  for (const name of Object.keys(S3_DEFAULTS) as (keyof S3Settings)[]) {
+    const value = options[name];
+    if (value !== undefined) out[name] = value;
+  }
+  return out;
+}
