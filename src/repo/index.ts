@@ -35,3 +35,7 @@ export { acquireBackupLease, acquirePruneLease, listLeases, HeldLease, type Leas
 export { LEASE_EXPIRY_MS, LEASE_REFRESH_MS, type Lease, type LeaseKind } from './format/lease.js';
 export { IdPrefixSet } from './id-prefix-set.js';
 export { salvageSnapshot, type ZeroedRanges } from './salvage.js';
+export { RateLimitedBackend, type BandwidthLimits } from './backend/rate-limited-backend.js';
+export { syncSnapshots, type SyncOptions } from './sync/sync-snapshots.js';
+export type { SyncReport, SyncProgress, SyncCounters, SyncedSnapshot } from './sync/sync-report.js';
+export { SYNCED_FROM_NOTE, parseSyncedFrom, type SyncedFrom } from './sync/synced-from.js';
