@@ -28,7 +28,7 @@ export interface CopyContext {
   transfer: ChunkTransfer;
   counters: SyncCounters;
   signal?: AbortSignal | undefined;
-  /** Called after each index page with the bytes of the disks done so far. */
+  /** Called as the disks are copied, with the bytes of them done so far (several times a page). */
   onPage?: (done: number) => void;
 }
 
@@ -79,6 +79,7 @@ async function copyDisk(context: CopyContext, disk: DiskRecord, before: { source
       const entries = await readPage(context.src, sourcePage, counters, 'source');
       const earlier = aligned ? await Promise.all([readPage(context.src, before.source.pages[p] as string, counters, 'source'), readPage(dst, before.copy.pages[p] as string, counters, 'destination')]) : null;
       const translated: Buffer[] = new Array(entries.length);
+      let finished = 0;
       await forEachLimited(entries.keys(), CHUNKS_IN_FLIGHT, async (i) => {
         const entry = entries[i] as Buffer;
         if (isZeroEntry(entry)) {
@@ -89,6 +90,8 @@ async function copyDisk(context: CopyContext, disk: DiskRecord, before: { source
         } else {
           translated[i] = await context.transfer.translate(entry);
         }
+        finished++;
+        if (finished % 64 === 0) onProgress(Math.min(disk.size, p * pageBytes + finished * disk.blockSize));
       });
       pages.push(await writePage(dst, encodeIndexPage(translated), counters));
     }
