@@ -4,7 +4,8 @@
  * snapshot manifests on a {@link Backend} (a local directory now, S3 later), encrypted and
  * compressed by {@link ObjectCodec}, with the CPU work on a {@link CodecPool} of worker
  * threads; protection markers beside the manifests, and the retention policies that decide
- * which snapshots to keep (`retention/`). The byte layout of everything it writes is in docs/repository-format.md and in
+ * which snapshots to keep (`retention/`), and the replication of snapshots to another repository
+ * (`sync/`, with other keys too). The byte layout of everything it writes is in docs/repository-format.md and in
  * the `format/` files. It knows nothing of VMs, disk formats or filesystems.
  */
 export type { Backend, BackendEntry } from './backend/backend.js';
