@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { CofferError } from '../errors/index.js';
-import { isS3Location, LocalBackend, openRepository, parseS3Location, S3Backend, type Backend, type S3BackendOptions, type Repository } from '../repo/index.js';
+import { isS3Location, LocalBackend, openRepository, parseS3Location, S3Backend, type Backend, type BandwidthLimits, type S3BackendOptions, type Repository } from '../repo/index.js';
+import { bandwidthLimits, limitBackend, type BandwidthOptions } from './bandwidth.js';
 import { readPassphrase } from './passphrase.js';
 
 /** What every command receives: the process's streams, environment and an abort signal. */
@@ -23,8 +24,8 @@ export function withCapturedStdout(context: CommandContext): { context: CommandC
   return { context: { ...context, stdout: stdout as unknown as NodeJS.WriteStream }, captured: () => parts.join('') };
 }
 
-/** Options every repository command takes. */
-export interface RepositoryOptions {
+/** Options every repository command takes (the bandwidth limits only where offered). */
+export interface RepositoryOptions extends BandwidthOptions {
   repo?: string;
   passwordFile?: string;
   json?: boolean;
@@ -60,13 +61,22 @@ export function backendFor(location: string, env: NodeJS.ProcessEnv = {}): Backe
   return new LocalBackend(location.replace(/^local:/, ''));
 }
 
-/** Opens the repository named by the options, asking for the passphrase if needed. */
-export async function openFromOptions(options: RepositoryOptions, context: CommandContext): Promise<Repository> {
-  const backend = backendFor(repositoryLocation(options, context), context.env);
+/**
+ * Opens the repository named by the options, asking for the passphrase if needed. `limits`
+ * (default: from the options' --limit-upload/--limit-download) hold its backend to a
+ * bandwidth; `variable` names where the passphrase comes from (`COFFER_TO_PASSWORD` for the
+ * destination of a sync).
+ */
+export async function openFromOptions(
+  options: RepositoryOptions,
+  context: CommandContext,
+  how: { limits?: BandwidthLimits; variable?: 'COFFER_PASSWORD' | 'COFFER_TO_PASSWORD' } = {},
+): Promise<Repository> {
+  const backend = limitBackend(backendFor(repositoryLocation(options, context), context.env), how.limits ?? bandwidthLimits(options), context.signal);
   const passphrase = () => readPassphrase({
     passwordFile: options.passwordFile,
     env: context.env,
-    variable: 'COFFER_PASSWORD',
+    variable: how.variable ?? 'COFFER_PASSWORD',
     stdin: context.stdin,
     stderr: context.stderr,
     prompt: `passphrase for ${backend.location}`,

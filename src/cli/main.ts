@@ -19,12 +19,15 @@ import { restoreCommand } from './commands/restore.js';
 import { serveCommand } from './commands/serve.js';
 import { snapshotsCommand } from './commands/snapshots.js';
 import { statsCommand } from './commands/stats.js';
+import { syncCommand } from './commands/sync.js';
 import { testRestoreCommand } from './commands/test-restore.js';
 import { verifyCommand } from './commands/verify.js';
 import type { CommandContext } from './context.js';
 import { exitCodeOf, ExitCode } from './exit-codes.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
+const LIMIT_UPLOAD = 'send at most this many bytes per second to repositories (e.g. 20M, 500K)';
+const LIMIT_DOWNLOAD = 'receive at most this many bytes per second from repositories (e.g. 20M, 500K)';
 
 /** Builds the program; each action stores its exit code in `result`. */
 function buildProgram(context: CommandContext, result: { code: number }): Command {
@@ -70,7 +73,18 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--qemu <qmp>', 'back up the running QEMU VM behind this QMP monitor (a unix socket, or HOST:PORT): every disk at one instant, only what changed since the last backup')
     .option('--libvirt <domain>', 'back up this running libvirt domain through libvirt\'s backup API (pull mode, checkpoints): every disk at one instant, only what changed since the last backup; --vm defaults to the domain\'s name')
     .option('--connect <uri>', 'with --libvirt: the libvirt URI (default: virsh\'s default, e.g. qemu:///system)')
+    .option('--limit-upload <rate>', LIMIT_UPLOAD)
+    .option('--limit-download <rate>', LIMIT_DOWNLOAD)
     .action((disks: string[], _options, command: Command) => run(() => backupCommand(disks, command.opts(), context))());
+
+  repoCommand('sync', 'copy snapshots to another repository (other keys too), sending only the chunks it lacks')
+    .option('--to <location>', 'the destination repository')
+    .option('--to-password-file <path>', 'the destination\'s passphrase (default: $COFFER_TO_PASSWORD, $COFFER_TO_PASSWORD_FILE, or a prompt)')
+    .option('--vm <name>', 'only the snapshots of this VM')
+    .option('--since <duration>', 'only the snapshots captured within this long (e.g. 7d, 36h)')
+    .option('--limit-upload <rate>', LIMIT_UPLOAD)
+    .option('--limit-download <rate>', LIMIT_DOWNLOAD)
+    .action((_options, command: Command) => run(() => syncCommand(command.opts(), context))());
 
   repoCommand('snapshots', 'list snapshots, oldest first')
     .option('--vm <name>', 'only this VM')
@@ -86,6 +100,7 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--define', 'with --as-vm: register the new libvirt domain (virsh define)')
     .option('--connect <uri>', 'with --define: the libvirt connection (default: virsh\'s)')
     .option('--to-vm <qmp>', 'instead of a snapshot: move the running VM behind this QMP monitor (booted from coffer serve) onto local images in the --to folder while it runs (--format qcow2 or raw), so the export can end')
+    .option('--limit-download <rate>', LIMIT_DOWNLOAD)
     .action((snapshot: string | undefined, _options, command: Command) => run(() => restoreCommand(snapshot, command.opts(), context))());
 
   repoCommand('files', 'browse and extract single files from a snapshot, without restoring the disks')

@@ -5,8 +5,8 @@ import { CofferError } from '../errors/index.js';
 export interface PassphraseSources {
   passwordFile?: string | undefined;
   env: NodeJS.ProcessEnv;
-  /** Variables to read: COFFER_PASSWORD / COFFER_PASSWORD_FILE, or the NEW_ ones for `key add`. */
-  variable: 'COFFER_PASSWORD' | 'COFFER_NEW_PASSWORD';
+  /** Variables to read: COFFER_PASSWORD / COFFER_PASSWORD_FILE, the NEW_ ones for `key add`, the TO_ ones for a sync's destination. */
+  variable: 'COFFER_PASSWORD' | 'COFFER_NEW_PASSWORD' | 'COFFER_TO_PASSWORD';
   stdin: NodeJS.ReadStream;
   stderr: NodeJS.WriteStream;
   prompt: string;

@@ -1,8 +1,10 @@
 /**
  * @module concurrency
- * The two small tools the pipelines share to bound their work: a limit on tasks in flight,
- * and a fixed pool of shared-memory buffers (whose size is the pipeline's whole memory
- * budget, and which cross to worker threads without a copy).
+ * The small tools the pipelines share to bound their work: a limit on tasks in flight, a
+ * fixed pool of shared-memory buffers (whose size is the pipeline's whole memory budget, and
+ * which cross to worker threads without a copy), and a token bucket that holds a byte stream
+ * to a rate (bandwidth limits).
  */
 export { forEachLimited } from './for-each-limited.js';
 export { SharedBufferPool } from './shared-buffer-pool.js';
+export { RateLimiter, type RateLimiterOptions } from './rate-limiter.js';

@@ -4,7 +4,8 @@
  * snapshot manifests on a {@link Backend} (a local directory or an S3-compatible bucket), encrypted and
  * compressed by {@link ObjectCodec}, with the CPU work on a {@link CodecPool} of worker
  * threads; protection markers beside the manifests, and the retention policies that decide
- * which snapshots to keep (`retention/`). The byte layout of everything it writes is in docs/repository-format.md and in
+ * which snapshots to keep (`retention/`), and the replication of snapshots to another repository
+ * (`sync/`, with other keys too). The byte layout of everything it writes is in docs/repository-format.md and in
  * the `format/` files. It knows nothing of VMs, disk formats or filesystems.
  */
 export type { Backend, BackendEntry } from './backend/backend.js';
@@ -38,3 +39,7 @@ export { acquireBackupLease, acquirePruneLease, listLeases, HeldLease, type Leas
 export { LEASE_EXPIRY_MS, LEASE_REFRESH_MS, type Lease, type LeaseKind } from './format/lease.js';
 export { IdPrefixSet } from './id-prefix-set.js';
 export { salvageSnapshot, type ZeroedRanges } from './salvage.js';
+export { RateLimitedBackend, type BandwidthLimits } from './backend/rate-limited-backend.js';
+export { syncSnapshots, type SyncOptions } from './sync/sync-snapshots.js';
+export type { SyncReport, SyncProgress, SyncCounters, SyncedSnapshot } from './sync/sync-report.js';
+export { SYNCED_FROM_NOTE, parseSyncedFrom, type SyncedFrom } from './sync/synced-from.js';

@@ -1,0 +1,70 @@
+import { CofferError } from '../../errors/index.js';
+import { parseRetentionDuration, subtractDuration, syncSnapshots, type SyncReport } from '../../repo/index.js';
+import { bandwidthLimits } from '../bandwidth.js';
+import { openFromOptions, type CommandContext, type RepositoryOptions } from '../context.js';
+import { exitCodeOf } from '../exit-codes.js';
+import { formatBytes } from '../format.js';
+import { ProgressReporter } from '../progress.js';
+
+export interface SyncCommandOptions extends RepositoryOptions {
+  to?: string;
+  toPasswordFile?: string;
+  vm?: string;
+  since?: string;
+}
+
+/**
+ * `coffer sync -r SRC --to DST [--vm NAME] [--since DURATION] [--limit-upload R]
+ * [--limit-download R] [--json]`: copies the snapshots the destination lacks. The source's
+ * passphrase comes as for every command; the destination's from `--to-password-file`,
+ * `$COFFER_TO_PASSWORD` or `$COFFER_TO_PASSWORD_FILE`. Exit 0 when every selected snapshot is
+ * in the destination, else the exit code of the first failure (11: the source is damaged,
+ * 13: a copy did not read back intact).
+ */
+export async function syncCommand(options: SyncCommandOptions, context: CommandContext): Promise<number> {
+  if (options.to === undefined || options.to === '') throw new CofferError('E_USAGE', 'no destination given: use --to PATH');
+  const now = new Date();
+  const since = options.since === undefined ? undefined : new Date(subtractDuration(now.getTime(), parseRetentionDuration(options.since)));
+  const limits = bandwidthLimits(options); // one budget per direction for both repositories
+  const src = await openFromOptions(options, context, { limits });
+  try {
+    const dst = await openFromOptions({ repo: options.to, ...(options.toPasswordFile !== undefined ? { passwordFile: options.toPasswordFile } : {}) }, context, { limits, variable: 'COFFER_TO_PASSWORD' });
+    try {
+      const progress = ProgressReporter.for(context.stderr, options.json === true);
+      const report = await syncSnapshots(src, dst, {
+        vm: options.vm,
+        since,
+        signal: context.signal,
+        onWait: (holders) => {
+          const who = holders.map((h) => `${h.kind} on ${h.host} (pid ${h.pid}) since ${h.started}`).join('; ');
+          context.stderr.write(`${options.json ? JSON.stringify({ waiting: who }) : `waiting for a prune of the destination to end: ${who}`}\n`);
+        },
+        onProgress: (p) =>
+          progress.update({ label: `sync ${p.vm} (${p.index}/${p.snapshots})`, done: p.done, total: p.total, figures: { sent: p.counters.chunkBytesSent, read: p.counters.bytesRead } }),
+      });
+      progress.done();
+      context.stdout.write(options.json ? `${JSON.stringify(report)}\n` : renderSync(report));
+      const failure = report.snapshots.find((s) => s.error !== undefined)?.error;
+      return failure === undefined ? 0 : exitCodeOf(failure.code);
+    } finally {
+      await dst.close();
+    }
+  } finally {
+    await src.close();
+  }
+}
+
+/** The report as text. */
+export function renderSync(r: SyncReport): string {
+  const lines = [
+    `${r.source} → ${r.destination}${r.sameKeys ? ' (same keys: objects copied as stored)' : ''}`,
+    `${r.copied} snapshot(s) copied, ${r.present} already there, ${r.failed} failed`,
+    `sent ${r.chunksSent} chunk(s), ${formatBytes(r.chunkBytesSent)}, and ${r.indexPagesSent} index page(s), ${formatBytes(r.indexBytesSent)}; ${r.chunksPresent} chunk(s) read were there already; ${r.chunksReused} chunk(s) and ${r.indexPagesReused} index page(s) reused unread from earlier copies`,
+    `read ${formatBytes(r.bytesRead)} from the source; wrote ${formatBytes(r.bytesWritten)} to the destination and read it back intact`,
+  ];
+  for (const s of r.snapshots) {
+    if (s.status === 'copied') lines.push(`copied  ${s.source.slice(0, 8)} → ${s.destination?.slice(0, 8)}  ${s.vm}  ${s.time}`);
+    else if (s.status === 'failed') lines.push(`FAILED  ${s.source.slice(0, 8)}  ${s.vm}  ${s.time}: ${s.error?.message ?? ''}`);
+  }
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,57 @@
+import type { RateLimiter } from '../../concurrency/index.js';
+import type { Backend, BackendEntry } from './backend.js';
+
+/** The limits a {@link RateLimitedBackend} applies; either may be absent (no limit). */
+export interface BandwidthLimits {
+  /** Bytes the backend returns (get). */
+  download?: RateLimiter;
+  /** Bytes given to the backend (put). */
+  upload?: RateLimiter;
+}
+
+/**
+ * A backend wrapper that holds object bodies to a bandwidth (`--limit-download`,
+ * `--limit-upload`): a put waits for its bytes' tokens before it starts; a get pays for the
+ * bytes it received once they arrived (their size is not known before), so the next transfer
+ * waits for the debt. Metadata calls (has, list, delete, sync) are not counted: they carry
+ * no object body. Wrapping, not a flag in each backend (kopia's and restic's habit), so the
+ * local and S3 backends need no change.
+ */
+export class RateLimitedBackend implements Backend {
+  constructor(
+    private readonly inner: Backend,
+    private readonly limits: BandwidthLimits,
+    private readonly signal?: AbortSignal,
+  ) {}
+
+  get location(): string {
+    return this.inner.location;
+  }
+
+  async put(key: string, data: Uint8Array): Promise<void> {
+    await this.limits.upload?.take(data.length, this.signal);
+    return this.inner.put(key, data);
+  }
+
+  sync(): Promise<void> {
+    return this.inner.sync();
+  }
+
+  async get(key: string): Promise<Buffer> {
+    const data = await this.inner.get(key);
+    await this.limits.download?.take(data.length, this.signal);
+    return data;
+  }
+
+  has(key: string): Promise<boolean> {
+    return this.inner.has(key);
+  }
+
+  delete(key: string): Promise<void> {
+    return this.inner.delete(key);
+  }
+
+  list(prefix: string): AsyncIterable<BackendEntry> {
+    return this.inner.list(prefix);
+  }
+}

@@ -1,0 +1,134 @@
+import { forEachLimited } from '../../concurrency/index.js';
+import { CofferError } from '../../errors/index.js';
+import { ObjectKind } from '../format/envelope.js';
+import { decodeIndexPage, encodeIndexPage, isZeroEntry, ZERO_ENTRY } from '../format/index-page.js';
+import type { DiskRecord, SnapshotManifest } from '../format/manifest.js';
+import { indexKey } from '../layout.js';
+import type { Repository } from '../repository.js';
+import type { Snapshot } from '../snapshots.js';
+import type { ChunkTransfer } from './chunk-transfer.js';
+import type { SyncCounters } from './sync-report.js';
+
+/**
+ * Chunks translated at once within a page, so reads, opening, sealing, writes and read-backs
+ * overlap: 16 hides an object store's latency (tens of ms a request) at 2 × 16 sealed blocks
+ * in memory (8 MiB at the default block size).
+ */
+const CHUNKS_IN_FLIGHT = 16;
+
+/**
+ * An earlier snapshot of the same VM and its copy in the destination: blocks whose source id
+ * did not change since it have the copy's destination id, known without reading anything.
+ */
+export interface CopiedPair {
+  source: Snapshot;
+  copy: Snapshot;
+}
+
+/** What copying a snapshot needs. */
+export interface CopyContext {
+  src: Repository;
+  dst: Repository;
+  transfer: ChunkTransfer;
+  counters: SyncCounters;
+  signal?: AbortSignal | undefined;
+  /** Called as the disks are copied, with the bytes of them done so far (several times a page). */
+  onPage?: (done: number) => void;
+}
+
+/**
+ * The destination's manifest for source snapshot `snapshot`: every chunk and index page it
+ * names is stored (and read back) in the destination when this resolves; the manifest itself
+ * is not written (the caller writes it last). `parent` is the destination id of the parent's
+ * copy, or null.
+ */
+export async function copySnapshotData(context: CopyContext, snapshot: Snapshot, previous: CopiedPair | null, parent: string | null): Promise<SnapshotManifest> {
+  const disks: DiskRecord[] = [];
+  let done = 0;
+  for (const disk of snapshot.disks) {
+    const before = previous === null ? null : pairedDisk(previous, disk);
+    const pages = await copyDisk(context, disk, before, (bytes) => context.onPage?.(done + bytes));
+    done += disk.size;
+    disks.push({ ...disk, pages });
+  }
+  const { id: _sourceId, ...manifest } = snapshot;
+  return { ...manifest, parent, disks };
+}
+
+/** The same disk in the earlier pair, when its blocks line up (same name and geometry). */
+function pairedDisk(pair: CopiedPair, disk: DiskRecord): { source: DiskRecord; copy: DiskRecord } | null {
+  const source = pair.source.disks.find((d) => d.name === disk.name);
+  const copy = pair.copy.disks.find((d) => d.name === disk.name);
+  if (source === undefined || copy === undefined) return null;
+  const lines = (d: DiskRecord) => d.blockSize === disk.blockSize && d.entriesPerPage === disk.entriesPerPage;
+  if (!lines(source) || !lines(copy) || source.pages.length !== copy.pages.length || source.size !== copy.size) return null;
+  return { source, copy };
+}
+
+/** Copies one disk page by page (one page in memory at a time); returns the destination page ids. */
+async function copyDisk(context: CopyContext, disk: DiskRecord, before: { source: DiskRecord; copy: DiskRecord } | null, onProgress: (bytes: number) => void): Promise<string[]> {
+  const { dst, counters } = context;
+  const pageBytes = disk.blockSize * disk.entriesPerPage;
+  const pages: string[] = [];
+  for (let p = 0; p < disk.pages.length; p++) {
+    if (context.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'sync interrupted (run it again: what was sent is kept)');
+    const sourcePage = disk.pages[p] as string;
+    // Same page id: same entries, so the copy's page translates it whole. Otherwise entries
+    // are compared position by position (a disk that grew or shrank still lines up).
+    const aligned = before !== null && p < before.source.pages.length;
+    if (aligned && before.source.pages[p] === sourcePage) {
+      pages.push(before.copy.pages[p] as string);
+      counters.indexPagesReused++;
+    } else {
+      const entries = await readPage(context.src, sourcePage, counters, 'source');
+      const earlier = aligned ? await Promise.all([readPage(context.src, before.source.pages[p] as string, counters, 'source'), readPage(dst, before.copy.pages[p] as string, counters, 'destination')]) : null;
+      const translated: Buffer[] = new Array(entries.length);
+      let finished = 0;
+      await forEachLimited(entries.keys(), CHUNKS_IN_FLIGHT, async (i) => {
+        const entry = entries[i] as Buffer;
+        if (isZeroEntry(entry)) {
+          translated[i] = ZERO_ENTRY;
+        } else if (earlier !== null && earlier[0][i]?.equals(entry) === true && earlier[1][i] !== undefined) {
+          translated[i] = earlier[1][i] as Buffer;
+          counters.chunksReused++;
+        } else {
+          translated[i] = await context.transfer.translate(entry);
+        }
+        finished++;
+        if (finished % 64 === 0) onProgress(Math.min(disk.size, p * pageBytes + finished * disk.blockSize));
+      });
+      pages.push(await writePage(dst, encodeIndexPage(translated), counters));
+    }
+    onProgress(Math.min(disk.size, (p + 1) * pageBytes));
+  }
+  return pages;
+}
+
+/** The entries of an index page, read and opened (rehashed), counting the bytes. */
+async function readPage(repo: Repository, hex: string, counters: SyncCounters, side: 'source' | 'destination'): Promise<Buffer[]> {
+  const key = indexKey(hex);
+  const blob = await repo.backend.get(key);
+  if (side === 'source') counters.bytesRead += blob.length;
+  else counters.bytesReadFromDestination += blob.length;
+  return decodeIndexPage(repo.codec.open(blob, ObjectKind.indexPage, key, Buffer.from(hex, 'hex')), hex);
+}
+
+/** Stores an index page unless present, and reads a new one back; returns its id. */
+async function writePage(dst: Repository, plaintext: Buffer, counters: SyncCounters): Promise<string> {
+  const { id, bytesStored } = await dst.putIndexPage(plaintext);
+  const hex = id.toString('hex');
+  if (bytesStored > 0) {
+    counters.indexPagesSent++;
+    counters.indexBytesSent += bytesStored;
+    counters.bytesWritten += bytesStored;
+    try {
+      await readPage(dst, hex, counters, 'destination');
+    } catch (error) {
+      throw new CofferError('E_VERIFY_FAILED', `index page ${hex} written to ${dst.location} does not read back intact: ${(error as Error).message}`, {
+        subject: { repository: dst.location, object: indexKey(hex) },
+        cause: error,
+      });
+    }
+  }
+  return hex;
+}

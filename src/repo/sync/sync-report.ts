@@ -1,0 +1,82 @@
+import type { ErrorCode } from '../../errors/index.js';
+
+/** What happened to one source snapshot. */
+export interface SyncedSnapshot {
+  /** The source snapshot's id. */
+  source: string;
+  vm: string;
+  time: string;
+  /** `copied` now, `present` already (an earlier sync), or `failed` (see `error`). */
+  status: 'copied' | 'present' | 'failed';
+  /** The destination snapshot's id (null when failed). */
+  destination: string | null;
+  error?: { code: ErrorCode; message: string };
+}
+
+/**
+ * The figures of a sync. Bytes are stored (sealed) bytes as the backends moved them, not
+ * plaintext; manifests and notes (a few KB a snapshot) are not counted.
+ */
+export interface SyncCounters {
+  /** Chunks read from the source (those whose destination id had to be learned, or that were sent). */
+  chunksRead: number;
+  /** Chunks written to the destination. */
+  chunksSent: number;
+  /** Their stored bytes: what the destination lacked. */
+  chunkBytesSent: number;
+  /** Chunks read from the source that the destination turned out to have already. */
+  chunksPresent: number;
+  /** Chunk entries taken from the destination's copy of an earlier snapshot, unread. */
+  chunksReused: number;
+  /** Index pages written to the destination, and their bytes. */
+  indexPagesSent: number;
+  indexBytesSent: number;
+  /** Index pages taken whole from the destination's copy of an earlier snapshot, unread. */
+  indexPagesReused: number;
+  /** Bytes read from the source backend (chunks and index pages). */
+  bytesRead: number;
+  /** Bytes written to the destination backend (chunks and index pages). */
+  bytesWritten: number;
+  /** Bytes read back from the destination: what was written, checked, and earlier copies' pages. */
+  bytesReadFromDestination: number;
+}
+
+/** The result of {@link syncSnapshots}. */
+export interface SyncReport extends SyncCounters {
+  source: string;
+  destination: string;
+  /** Both repositories share their keys: objects were copied as stored, ids unchanged. */
+  sameKeys: boolean;
+  snapshots: SyncedSnapshot[];
+  copied: number;
+  present: number;
+  failed: number;
+}
+
+/** Progress of a sync: the snapshot being copied and how far, in bytes of its disks. */
+export interface SyncProgress {
+  snapshot: string;
+  vm: string;
+  /** 1-based position among the snapshots to copy, of `snapshots`. */
+  index: number;
+  snapshots: number;
+  done: number;
+  total: number;
+  counters: Readonly<SyncCounters>;
+}
+
+export function emptyCounters(): SyncCounters {
+  return {
+    chunksRead: 0,
+    chunksSent: 0,
+    chunkBytesSent: 0,
+    chunksPresent: 0,
+    chunksReused: 0,
+    indexPagesSent: 0,
+    indexBytesSent: 0,
+    indexPagesReused: 0,
+    bytesRead: 0,
+    bytesWritten: 0,
+    bytesReadFromDestination: 0,
+  };
+}

@@ -1,0 +1,195 @@
+/**
+ * syncSnapshots against real local repositories with different keys, behind backends that
+ * behave like the destinations sync must cope with: one that refuses every delete (an
+ * append-only bucket), one that stores something else than what it was given (rot, a lying
+ * server), and an abort part-way.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { backupVm } from '../../backup/index.js';
+import { CofferError, isCofferError } from '../../errors/index.js';
+import { openImageSource } from '../../source/index.js';
+import { seededBytes } from '../../testing/index.js';
+import {
+  DiskIndexReader,
+  initRepository,
+  isZeroEntry,
+  listLeases,
+  listSnapshots,
+  LocalBackend,
+  ObjectKind,
+  openRepository,
+  syncSnapshots,
+  verifyRepository,
+  type Backend,
+  type BackendEntry,
+  type Repository,
+  type Snapshot,
+} from '../index.js';
+
+const KiB = 1024;
+const dirs: string[] = [];
+const repos: Repository[] = [];
+after(async () => {
+  for (const repo of repos) await repo.close();
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+});
+
+async function tempDir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), `coffer-sync-${prefix}-`));
+  dirs.push(dir);
+  return dir;
+}
+
+/** A new repository (64 KiB blocks; unencrypted for a null passphrase) on `wrap(LocalBackend)`. */
+async function newRepo(passphrase: string | null, wrap: (backend: Backend) => Backend = (b) => b): Promise<Repository> {
+  const local = new LocalBackend(await tempDir('repo'));
+  await initRepository(local, { passphrase, kdf: { N: 1024, r: 8, p: 1 }, blockSize: 64 * KiB });
+  const repo = await openRepository(wrap(local), { passphrase: passphrase ?? undefined, threads: 1 });
+  repos.push(repo);
+  return repo;
+}
+
+async function backup(repo: Repository, vm: string, bytes: Buffer, time: string): Promise<Snapshot> {
+  const dir = await tempDir('disk');
+  await writeFile(join(dir, 'disk.raw'), bytes);
+  const source = await openImageSource(vm, [join(dir, 'disk.raw')]);
+  try {
+    return await backupVm(repo, source, { time: new Date(time) });
+  } finally {
+    await source.close();
+  }
+}
+
+/** The bytes of a snapshot's first disk, read from the repository block by block. */
+async function diskBytes(repo: Repository, snapshot: Snapshot): Promise<Buffer> {
+  const disk = snapshot.disks[0];
+  assert.ok(disk);
+  const reader = new DiskIndexReader(repo, disk);
+  const out = Buffer.alloc(disk.size);
+  for (let block = 0; block < reader.blockCount; block++) {
+    const entry = await reader.entry(block);
+    if (isZeroEntry(entry)) continue;
+    const plaintext = repo.codec.open(await repo.getChunkBlob(entry), ObjectKind.chunk, 'chunk', entry);
+    plaintext.copy(out, block * disk.blockSize);
+  }
+  return out;
+}
+
+/** Records deletes and refuses them all, as a bucket policy without s3:DeleteObject does. */
+class AppendOnlyBackend implements Backend {
+  readonly deletes: string[] = [];
+  constructor(private readonly inner: Backend) {}
+  get location() {
+    return this.inner.location;
+  }
+  put(key: string, data: Uint8Array) {
+    return this.inner.put(key, data);
+  }
+  sync() {
+    return this.inner.sync();
+  }
+  get(key: string) {
+    return this.inner.get(key);
+  }
+  has(key: string) {
+    return this.inner.has(key);
+  }
+  async delete(key: string): Promise<void> {
+    this.deletes.push(key);
+    throw new CofferError('E_BACKEND_IO', `delete of ${key} refused: append-only`);
+  }
+  list(prefix: string): AsyncIterable<BackendEntry> {
+    return this.inner.list(prefix);
+  }
+}
+
+/** Stores chunks with one byte flipped: what arrives is not what was sent. */
+class RottingBackend extends AppendOnlyBackend {
+  override put(key: string, data: Uint8Array) {
+    if (!key.startsWith('chunks/')) return super.put(key, data);
+    const rotten = Buffer.from(data);
+    rotten[rotten.length - 1] = (rotten[rotten.length - 1] as number) ^ 1;
+    return super.put(key, rotten);
+  }
+  override async delete(key: string): Promise<void> {
+    this.deletes.push(key);
+  }
+}
+
+const now = () => new Date('2026-11-26T00:00:00Z');
+
+test('to an append-only destination with other keys: copies read back byte for byte, nothing but the lease is ever deleted, a grown disk reuses its unchanged blocks', async () => {
+  const src = await newRepo('source');
+  let appendOnly: AppendOnlyBackend | undefined;
+  const dst = await newRepo('destination', (backend) => (appendOnly = new AppendOnlyBackend(backend)));
+  const v1 = Buffer.concat([seededBytes(1, 512 * KiB), Buffer.alloc(256 * KiB), seededBytes(2, 256 * KiB)]);
+  const v2 = Buffer.concat([v1.subarray(0, 64 * KiB), seededBytes(3, 64 * KiB), v1.subarray(128 * KiB), seededBytes(4, 128 * KiB)]); // one block changed, two added
+  const first = await backup(src, 'vm', v1, '2026-11-20T00:00:00Z');
+  const report1 = await syncSnapshots(src, dst, { now });
+  assert.deepEqual([report1.copied, report1.chunksSent, report1.chunksRead], [1, 12, 12]);
+  const second = await backup(src, 'vm', v2, '2026-11-21T00:00:00Z');
+  const report2 = await syncSnapshots(src, dst, { now });
+  assert.deepEqual([report2.copied, report2.present], [1, 1]);
+  assert.equal(report2.chunksRead, 3, 'only the changed and the added blocks are read');
+  assert.equal(report2.chunksSent, 3);
+  assert.equal(report2.chunksReused, 11);
+
+  const copies = await listSnapshots(dst);
+  assert.deepEqual(copies.map((c) => c.time), [first.time, second.time]);
+  assert.equal(copies[1]?.parent, copies[0]?.id, 'the parent is the copy of the parent');
+  assert.ok((await diskBytes(dst, copies[0] as Snapshot)).equals(v1));
+  assert.ok((await diskBytes(dst, copies[1] as Snapshot)).equals(v2));
+  const verify = await verifyRepository(dst, { readData: true, now });
+  assert.deepEqual(verify.damaged, []);
+
+  assert.ok(appendOnly !== undefined);
+  assert.ok(appendOnly.deletes.length >= 2, 'each sync tried to release its lease');
+  assert.deepEqual(appendOnly.deletes.filter((key) => !key.startsWith('leases/')), []);
+  // The refused release leaves the lease to expire; a new backup or sync is not held up by it.
+  assert.equal((await listLeases(dst, now())).filter((l) => l.kind === 'backup').length, 2);
+});
+
+test('what does not read back intact fails the snapshot with E_VERIFY_FAILED, and no manifest names it', async () => {
+  const src = await newRepo('source');
+  const dst = await newRepo('destination', (backend) => new RottingBackend(backend));
+  await backup(src, 'vm', seededBytes(5, 256 * KiB), '2026-11-20T00:00:00Z');
+  const report = await syncSnapshots(src, dst, { now });
+  assert.equal(report.failed, 1);
+  assert.equal(report.snapshots[0]?.error?.code, 'E_VERIFY_FAILED');
+  assert.deepEqual(await listSnapshots(dst), []);
+});
+
+test('an abort stops the sync with E_INTERRUPTED, writes no manifest and releases the lease', async () => {
+  const src = await newRepo('source');
+  const dst = await newRepo('destination');
+  await backup(src, 'vm', seededBytes(6, 256 * KiB), '2026-11-20T00:00:00Z');
+  const controller = new AbortController();
+  await assert.rejects(
+    syncSnapshots(src, dst, { now, signal: controller.signal, onProgress: () => controller.abort() }),
+    (error) => isCofferError(error, 'E_INTERRUPTED'),
+  );
+  assert.deepEqual(await listSnapshots(dst), []);
+  assert.deepEqual(await listLeases(dst, now()), []);
+  const resumed = await syncSnapshots(src, dst, { now });
+  assert.equal(resumed.copied, 1);
+});
+
+test('from an unencrypted repository to an encrypted one, and back: ids change, data does not', async () => {
+  const plain = await newRepo(null);
+  const sealed = await newRepo('destination');
+  const back = await newRepo(null);
+  const data = Buffer.concat([seededBytes(7, 192 * KiB), Buffer.alloc(64 * KiB)]);
+  const original = await backup(plain, 'vm', data, '2026-11-20T00:00:00Z');
+  const there = await syncSnapshots(plain, sealed, { now });
+  assert.deepEqual([there.sameKeys, there.copied, there.chunksSent], [false, 1, 3]);
+  const again = await syncSnapshots(sealed, back, { now });
+  assert.deepEqual([again.sameKeys, again.copied, again.chunksSent], [false, 1, 3]);
+  // Unencrypted ids are SHA-256 of the content on both ends: the round trip gives the same manifest back.
+  assert.equal(again.snapshots[0]?.destination, original.id);
+  const [copy] = await listSnapshots(back);
+  assert.ok((await diskBytes(back, copy as Snapshot)).equals(data));
+});

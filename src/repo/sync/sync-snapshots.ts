@@ -1,0 +1,138 @@
+import { CofferError, isCofferError, type ErrorCode } from '../../errors/index.js';
+import { IdPrefixSet } from '../id-prefix-set.js';
+import { CHUNKS_PREFIX, idFromKey } from '../layout.js';
+import { acquireBackupLease, type LeaseInfo } from '../leases.js';
+import type { Repository } from '../repository.js';
+import { listSnapshots, saveSnapshot, type Snapshot } from '../snapshots.js';
+import { ChunkTransfer, shareKeys } from './chunk-transfer.js';
+import { copySnapshotData, type CopiedPair } from './copy-snapshot.js';
+import { emptyCounters, type SyncedSnapshot, type SyncProgress, type SyncReport } from './sync-report.js';
+import { recordSyncedFrom, syncedCopies } from './synced-from.js';
+
+/** What to copy and how to report. */
+export interface SyncOptions {
+  /** Only the snapshots of this VM. */
+  vm?: string | undefined;
+  /** Only the snapshots captured at or after this instant. */
+  since?: Date | undefined;
+  signal?: AbortSignal | undefined;
+  onProgress?: ((progress: SyncProgress) => void) | undefined;
+  /** Told once when a prune of the destination runs and the sync waits for it to end. */
+  onWait?: ((holders: LeaseInfo[]) => void) | undefined;
+  /** How long to wait for a prune of the destination (default 30 minutes). */
+  leaseWaitMs?: number | undefined;
+  now?: (() => Date) | undefined;
+}
+
+/** Codes that make one snapshot fail (its source is damaged, or its copy did not arrive intact) while the others go on. */
+const SNAPSHOT_FAILURES: ErrorCode[] = ['E_CORRUPT_OBJECT', 'E_MISSING_OBJECT', 'E_VERIFY_FAILED'];
+
+/**
+ * Copies snapshots from `src` to `dst`, oldest first, sending only the chunks `dst` lacks.
+ *
+ * Per snapshot: every chunk and index page is stored in the destination and read back, then
+ * the manifest is written (last, like a backup), then a `synced-from` note (synced-from.ts)
+ * that tells later syncs it is there. A sync that is interrupted leaves no snapshot half
+ * copied; run again, it finds the chunks it sent present and sends them no more.
+ *
+ * Between repositories with different keys a chunk's destination id is known only from its
+ * plaintext, so a chunk is read from the source unless its block is unchanged since an
+ * earlier snapshot of the same VM already copied (then the copy's entry is reused, unread;
+ * incremental-forever syncs read only what changed). Between repositories sharing their keys
+ * (see {@link shareKeys}), ids are the same and only what the destination lacks is read.
+ *
+ * Holds a backup lease on the destination meanwhile (a prune there waits, and the sync waits
+ * for a running prune). Never deletes anything in the destination but its own lease.
+ * Throws `E_INTERRUPTED` on abort; damage in one source snapshot fails that snapshot only.
+ */
+export async function syncSnapshots(src: Repository, dst: Repository, options: SyncOptions = {}): Promise<SyncReport> {
+  if (src.config.id === dst.config.id && src.location === dst.location) {
+    throw new CofferError('E_USAGE', `the source and the destination are the same repository (${src.location})`);
+  }
+  const now = options.now ?? (() => new Date());
+  const sameKeys = shareKeys(src, dst);
+  const counters = emptyCounters();
+  const results: SyncedSnapshot[] = [];
+  const all = await listSnapshots(src, {
+    onDamaged: (id, error) => results.push({ source: id, vm: '?', time: '', status: 'failed', destination: null, error: { code: error.code, message: error.message } }),
+  });
+  const selected = all.filter((s) => (options.vm === undefined || s.vm === options.vm) && (options.since === undefined || Date.parse(s.time) >= options.since.getTime()));
+
+  const lease = await acquireBackupLease(dst, {
+    now,
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.leaseWaitMs !== undefined ? { waitMs: options.leaseWaitMs } : {}),
+    ...(options.onWait ? { onWait: options.onWait } : {}),
+  });
+  try {
+    const copies = new Map<string, Snapshot>(); // source id → its copy in the destination
+    const existing = new Map((await listSnapshots(dst, { onDamaged: () => undefined })).map((s) => [s.id, s]));
+    for (const [source, copy] of await syncedCopies(dst, src.config.id, new Set(existing.keys()))) copies.set(source, existing.get(copy) as Snapshot);
+    if (sameKeys) for (const s of all) if (existing.has(s.id)) copies.set(s.id, existing.get(s.id) as Snapshot);
+
+    const todo = selected.filter((s) => !copies.has(s.id));
+    for (const s of selected) {
+      const copy = copies.get(s.id);
+      if (copy !== undefined) results.push({ source: s.id, vm: s.vm, time: s.time, status: 'present', destination: copy.id });
+    }
+    const present = todo.length === 0 ? new IdPrefixSet() : await chunkPrefixes(dst);
+    present.seal();
+    const transfer = new ChunkTransfer(src, dst, { sameKeys, present, counters, signal: options.signal });
+
+    for (const [index, snapshot] of todo.entries()) {
+      const total = snapshot.disks.reduce((sum, disk) => sum + disk.size, 0);
+      const progress = (done: number) => options.onProgress?.({ snapshot: snapshot.id, vm: snapshot.vm, index: index + 1, snapshots: todo.length, done, total, counters });
+      progress(0);
+      try {
+        const parent = snapshot.parent === null ? null : (copies.get(snapshot.parent)?.id ?? null);
+        const manifest = await copySnapshotData(
+          { src, dst, transfer, counters, signal: options.signal, onPage: progress },
+          snapshot,
+          previousPair(snapshot, all, copies),
+          parent,
+        );
+        await lease.confirm(); // no prune presumed this sync dead and swept what it sent
+        const copy = await saveSnapshot(dst, manifest);
+        await recordSyncedFrom(dst, copy.id, { repository: src.config.id, snapshot: snapshot.id, location: src.location }, now());
+        copies.set(snapshot.id, copy);
+        results.push({ source: snapshot.id, vm: snapshot.vm, time: snapshot.time, status: 'copied', destination: copy.id });
+      } catch (error) {
+        if (!isCofferError(error) || !SNAPSHOT_FAILURES.includes(error.code)) throw error;
+        results.push({ source: snapshot.id, vm: snapshot.vm, time: snapshot.time, status: 'failed', destination: null, error: { code: error.code, message: error.message } });
+      }
+      progress(total);
+    }
+  } finally {
+    // On an append-only destination this delete may be refused: the lease then expires.
+    await lease.release().catch(() => undefined);
+  }
+  const order = new Map(all.map((s, i) => [s.id, i]));
+  results.sort((a, b) => (order.get(a.source) ?? -1) - (order.get(b.source) ?? -1));
+  const count = (status: SyncedSnapshot['status']) => results.filter((r) => r.status === status).length;
+  return { source: src.location, destination: dst.location, sameKeys, snapshots: results, copied: count('copied'), present: count('present'), failed: count('failed'), ...counters };
+}
+
+/**
+ * The earlier snapshot of the same VM already in the destination whose blocks are most
+ * likely unchanged: the parent when copied, else the newest copied one not newer than it.
+ */
+function previousPair(snapshot: Snapshot, all: readonly Snapshot[], copies: ReadonlyMap<string, Snapshot>): CopiedPair | null {
+  const pair = (source: Snapshot | undefined): CopiedPair | null => {
+    const copy = source === undefined ? undefined : copies.get(source.id);
+    return source === undefined || copy === undefined ? null : { source, copy };
+  };
+  const parent = pair(all.find((s) => s.id === snapshot.parent));
+  if (parent !== null) return parent;
+  const copied = all.filter((s) => s.vm === snapshot.vm && s.id !== snapshot.id && copies.has(s.id));
+  return pair(copied.filter((s) => s.time <= snapshot.time).at(-1) ?? copied.at(-1));
+}
+
+/** The prefixes of every chunk the destination holds (8 bytes each, however many). */
+async function chunkPrefixes(dst: Repository): Promise<IdPrefixSet> {
+  const set = new IdPrefixSet();
+  for await (const entry of dst.backend.list(CHUNKS_PREFIX)) {
+    const id = idFromKey(entry.key);
+    if (id !== null) set.add(id);
+  }
+  return set;
+}
