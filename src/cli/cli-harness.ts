@@ -74,6 +74,23 @@ export function startCoffer(args: string[], options: RunOptions = {}): RunningCo
   return { child, done };
 }
 
+/**
+ * Starts a long-running `coffer` command (`coffer serve …`) and resolves once it has printed
+ * `marker` on stdout (serve prints its `nbd…` URIs when it listens); rejects if it ends first.
+ */
+export async function startCofferUntil(args: string[], marker: string, options: RunOptions = {}): Promise<RunningCoffer> {
+  const running = startCoffer(args, options);
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    running.child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes(marker)) resolve();
+    });
+    void running.done.then((r) => reject(new Error(`coffer ${args[0] ?? ''} ended early: ${r.code} ${r.stderr}`)), reject);
+  });
+  return running;
+}
+
 /** Runs `coffer args…` to its end. */
 export function coffer(args: string[], options: RunOptions = {}): Promise<CofferResult> {
   return startCoffer(args, options).done;

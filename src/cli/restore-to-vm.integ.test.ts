@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { qemuIo, QmpClient } from '../qmp/index.js';
 import { requireTools, startTestVm, type TestVm } from '../testing/index.js';
-import { assertExit, assertOneLineError, coffer, cofferJson, makeWorkDir, removeDir, runTool, startCoffer, type RunningCoffer } from './cli-harness.js';
+import { assertExit, assertOneLineError, coffer, cofferJson, makeWorkDir, removeDir, runTool, startCofferUntil, type RunningCoffer } from './cli-harness.js';
 
 const MiB = 1024 * 1024;
 const SIZE = 32 * MiB;
@@ -50,16 +50,7 @@ after(async () => {
 });
 
 async function serve(socket: string): Promise<RunningCoffer> {
-  const running = startCoffer(['serve', '-r', repo, 'web01:latest', '--socket', socket], { env, timeoutMs: 300_000 });
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    running.child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('nbd')) resolve();
-    });
-    void running.done.then((r) => reject(new Error(`coffer serve ended early: ${r.code} ${r.stderr}`)), reject);
-  });
-  return running;
+  return startCofferUntil(['serve', '-r', repo, 'web01:latest', '--socket', socket], 'nbd', { env, timeoutMs: 300_000 });
 }
 
 /** HMP qemu-io read with a pattern; qemu-io prints its verdict on QEMU's stdout. */

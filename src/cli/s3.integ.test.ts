@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { parseS3Location, S3Backend } from '../repo/index.js';
 import { buildExt4Disk, freePort, requireTools, seededBytes, startCephS3, type CephS3, type PartitionedDisk } from '../testing/index.js';
-import { assertExit, assertOneLineError, assertSameBytes, coffer, cofferJson, makeWorkDir, removeDir, runTool, startCoffer, type BackupJson, type RunningCoffer } from './cli-harness.js';
+import { assertExit, assertOneLineError, assertSameBytes, coffer, cofferJson, makeWorkDir, removeDir, runTool, startCofferUntil, type BackupJson, type RunningCoffer } from './cli-harness.js';
 
 let s3: CephS3;
 let work: string;
@@ -137,14 +137,5 @@ async function variant(name: string, seed: number): Promise<string> {
 
 /** Starts `coffer serve …` and waits until it says where it serves. */
 async function serve(args: string[]): Promise<RunningCoffer> {
-  const running = startCoffer(args, opts());
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    running.child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('nbd')) resolve();
-    });
-    void running.done.then((r) => reject(new Error(`coffer serve ended early: ${r.code} ${r.stderr}`)), reject);
-  });
-  return running;
+  return startCofferUntil(args, 'nbd', opts());
 }

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { humanMonitorCommand, QmpClient } from '../qmp/index.js';
 import { buildExt4Disk, requireTools, startTestVm, type PartitionedDisk } from '../testing/index.js';
-import { assertExit, assertSameBytes, coffer, makeWorkDir, removeDir, runTool, startCoffer, type RunningCoffer } from './cli-harness.js';
+import { assertExit, assertSameBytes, coffer, makeWorkDir, removeDir, runTool, startCofferUntil, type RunningCoffer } from './cli-harness.js';
 
 const env = { COFFER_PASSWORD: 'serve' };
 let work: string;
@@ -29,16 +29,7 @@ after(() => removeDir(work));
 
 /** Starts `coffer serve` and waits until it says where it serves. */
 async function serve(args: string[]): Promise<RunningCoffer> {
-  const running = startCoffer(['serve', '-r', repo, 'web01:latest', ...args], { env, timeoutMs: 120_000 });
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    running.child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('nbd')) resolve();
-    });
-    void running.done.then((r) => reject(new Error(`coffer serve ended early: ${r.code} ${r.stderr}`)), reject);
-  });
-  return running;
+  return startCofferUntil(['serve', '-r', repo, 'web01:latest', ...args], 'nbd', { env, timeoutMs: 120_000 });
 }
 
 async function stop(running: RunningCoffer): Promise<void> {
