@@ -6,6 +6,7 @@
  */
 import type { FormatResult } from './formats.js';
 import type { LiveResult, LiveTarget } from './live.js';
+import type { PruneResult } from './prune.js';
 import type { ToolName } from './config.js';
 import type { TreeSize } from './measure.js';
 
@@ -70,6 +71,8 @@ export interface BenchReport {
   readonly targets: readonly TargetCheck[];
   /** Disk formats against qemu-img (formats.ts). */
   readonly formats: readonly FormatResult[];
+  /** Thirty daily backups, forget half, prune (prune.ts), unless skipped. */
+  readonly prune?: PruneResult;
   /** A running QEMU VM and instant recovery (live.ts), unless skipped. */
   readonly live?: LiveResult & { targets: LiveTarget[] };
 }

@@ -14,10 +14,12 @@ import { loadConfig, type BenchConfig, type ToolName } from './config.js';
 import { ensureDisks } from './derive.js';
 import { renderFormats, runFormats, type FormatResult } from './formats.js';
 import { liveTargets, renderLive, runLive, type LiveResult } from './live.js';
+import { runPrune, type PruneResult } from './prune.js';
+import { renderPrune } from './prune-report.js';
 import { renderSteps, renderTargets, writeReport } from './report.js';
 import type { BenchReport, StepResult } from './results.js';
 import { runBigDisk, runSequence } from './sequence.js';
-import { evaluateTargets } from './targets.js';
+import { evaluateTargets, pruneTargets } from './targets.js';
 import { createTool, unavailable, type BackupTool, type ToolContext } from './tools.js';
 
 function log(line: string): void {
@@ -70,6 +72,21 @@ async function main(): Promise<number> {
     results.push(await runBigDisk(cfg, { tool, repo: repoOf(cfg.runDir, name), disks, log }));
     if (!cfg.keep) await rm(path.join(cfg.runDir, name), { recursive: true, force: true });
   }
+
+  // Thirty daily backups, forget half, prune (BENCH_PRUNE=0 skips it). Coffer alone (≈3 min at
+  // scale 1) unless BENCH_PRUNE_PEERS=1 adds restic and borg (≈10 min more).
+  let prune: PruneResult | undefined;
+  const pruneTools = tools.filter((t) => t.name === 'coffer' || process.env.BENCH_PRUNE_PEERS === '1');
+  if (process.env.BENCH_PRUNE !== '0' && pruneTools.length > 0) {
+    const name = (t: ToolName): string => `prune-${t}`;
+    prune = await runPrune(cfg, {
+      tools: pruneTools.map((t) => createTool(t.name, toolCtx(cfg, name(t.name)))),
+      repoOf: (t) => repoOf(cfg.runDir, name(t)),
+      base: disks.base,
+      layout: disks.layout,
+      log,
+    });
+  }
   if (!cfg.keep) await rm(cfg.runDir, { recursive: true, force: true });
 
   // Disk formats against qemu-img (BENCH_FORMATS=0 skips them).
@@ -80,9 +97,10 @@ async function main(): Promise<number> {
   let live: LiveResult | undefined;
   if (process.env.BENCH_LIVE !== '0' && tools.some((t) => t.name === 'coffer')) live = await runLive(cfg, disks.base, log);
 
-  const targets = evaluateTargets(results);
+  const targets = [...evaluateTargets(results), ...(prune !== undefined ? pruneTargets(prune) : [])];
   const names = tools.map((t) => t.name);
   process.stdout.write(`\n${renderSteps(results, names)}\n\n${renderTargets(targets)}\n\n`);
+  if (prune !== undefined) process.stdout.write(`${renderPrune(prune)}\n\n`);
   if (formats.length > 0) process.stdout.write(`${renderFormats(formats)}\n\n`);
   if (live !== undefined) process.stdout.write(`${renderLive(live)}\n\n`);
 
@@ -112,18 +130,20 @@ async function main(): Promise<number> {
     results,
     targets,
     formats,
+    ...(prune !== undefined ? { prune } : {}),
     ...(live !== undefined ? { live: { ...live, targets: liveTargets(live) } } : {}),
   };
   const file = await writeReport(cfg.resultsDir, report);
   log(`results: ${file}`);
-  return results.some((r) => r.error !== undefined) ? 1 : 0;
+  const pruneFailed = prune?.tools.some((t) => t.error !== undefined) ?? false;
+  return results.some((r) => r.error !== undefined) || pruneFailed ? 1 : 0;
 }
 
 function repoOf(runDir: string, name: string): string {
   return path.join(runDir, name, 'repo');
 }
 
-function toolCtx(cfg: BenchConfig, name: ToolName | 'coffer-big'): ToolContext {
+function toolCtx(cfg: BenchConfig, name: string): ToolContext {
   return {
     repo: repoOf(cfg.runDir, name),
     home: path.join(cfg.runDir, name, 'home'),

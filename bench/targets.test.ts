@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ToolName } from './config.js';
 import type { StepName, StepResult } from './results.js';
-import { evaluateTargets } from './targets.js';
+import { evaluateTargets, pruneTargets } from './targets.js';
 
 function r(tool: ToolName, step: StepName, wallS: number, extra: Partial<StepResult> = {}): StepResult {
   return { tool, step, wallS, cpuS: wallS, maxRssKiB: 100 * 1024, ...extra };
@@ -70,3 +70,16 @@ for (const c of cases) {
     else assert.ok(Math.abs((t.ratio ?? NaN) - c.ratio) < 1e-9, `ratio ${t.ratio}`);
   });
 }
+
+test('pruneTargets: the larger RSS of forget and prune is held to the 256 MiB limit', () => {
+  const m = (rssMiB: number) => ({ wallS: 1, cpuS: 1, maxRssKiB: rssMiB * 1024 });
+  const settings = { days: 30, keepDaily: 15, churn: { scattered: 1, runs: 1, maxRunBytes: 4096 } };
+  const coffer = (forget: number, prune: number) => ({ tool: 'coffer' as const, forget: m(forget), prune: m(prune) });
+  const [ok] = pruneTargets({ settings, bytesWritten: 0, writes: 0, tools: [coffer(250, 100)] });
+  assert.equal(ok?.pass, true);
+  const [over] = pruneTargets({ settings, bytesWritten: 0, writes: 0, tools: [coffer(100, 300)] });
+  assert.equal(over?.pass, false);
+  assert.ok(Math.abs((over?.ratio ?? 0) - 300 / 256) < 1e-9);
+  const [failed] = pruneTargets({ settings, bytesWritten: 0, writes: 0, tools: [{ ...coffer(1, 1), error: 'prune: boom' }] });
+  assert.equal(failed?.pass, null);
+});

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { PruneResult } from './prune.js';
 import type { StepName, StepResult, TargetCheck } from './results.js';
 
 const MiB_IN_KiB = 1024;
@@ -90,4 +91,14 @@ export function evaluateTargets(results: readonly StepResult[]): TargetCheck[] {
   checks.push(check('peak RSS, 16 GiB sparse full', 'KiB', big, RSS_LIMIT_KiB, 'limit', 1));
   checks.push(check('peak RSS, 16 GiB vs 4 GiB full', 'KiB', big, find(results, 'coffer', 'full')?.maxRssKiB, 'coffer 4 GiB', RSS_GROWTH_LIMIT));
   return checks;
+}
+
+/**
+ * The prune part's target (issue #6 asks for prune's time and peak memory; the memory limit
+ * is the one every 4 GiB step has): Coffer's largest RSS of its forget and its prune.
+ */
+export function pruneTargets(prune: PruneResult): TargetCheck[] {
+  const coffer = prune.tools.find((t) => t.tool === 'coffer' && t.error === undefined);
+  const rss = coffer?.forget !== undefined && coffer.prune !== undefined ? Math.max(coffer.forget.maxRssKiB, coffer.prune.maxRssKiB) : undefined;
+  return [check(`peak RSS, forget + prune of ${prune.settings.days} days`, 'KiB', rss, RSS_LIMIT_KiB, 'limit', 1)];
 }

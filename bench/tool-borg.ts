@@ -35,11 +35,13 @@ export class BorgTool implements BackupTool {
     return (await timed('borg', ['init', '-e', 'repokey', this.#ctx.repo], { env: this.#env })).m;
   }
 
-  async backup(vm: string, disk: string, tag: string): Promise<BackupOutcome> {
+  async backup(vm: string, disk: string, tag: string, time?: Date): Promise<BackupOutcome> {
     const archive = `${vm}-${tag}`;
+    // --timestamp is read as UTC.
+    const when = time === undefined ? [] : ['--timestamp', time.toISOString().slice(0, 19)];
     const out = await timed(
       'borg',
-      ['create', '--json', '--compression', 'zstd,3', '--files-cache=disabled', `${this.#ctx.repo}::${archive}`, disk],
+      ['create', '--json', '--compression', 'zstd,3', '--files-cache=disabled', ...when, `${this.#ctx.repo}::${archive}`, disk],
       { env: this.#env },
     );
     this.#latest.set(vm, archive);
@@ -58,6 +60,19 @@ export class BorgTool implements BackupTool {
 
   async verify(): Promise<Measurement> {
     return (await timed('borg', ['check', '--verify-data', this.#ctx.repo], { env: this.#env })).m;
+  }
+
+  /** borg 1.2 `prune` removes the archives and their chunk references; `compact` frees the space. */
+  async forget(vm: string, keepDaily: number): Promise<Measurement> {
+    const args = ['prune', '--keep-daily', String(keepDaily), '--glob-archives', `${vm}-*`, this.#ctx.repo];
+    return (await timed('borg', args, { env: this.#env })).m;
+  }
+
+  /** `compact` with its default threshold (segments more than 10% unused are rewritten). */
+  async prune(): Promise<{ m: Measurement; reported: Record<string, unknown> }> {
+    const out = await timed('borg', ['compact', '--verbose', this.#ctx.repo], { env: this.#env });
+    const freed = /compaction freed about ([\d.]+ \w+)/i.exec(out.stderr)?.[1];
+    return { m: out.m, reported: freed === undefined ? {} : { freed } };
   }
 }
 

@@ -39,8 +39,9 @@ export class CofferTool implements BackupTool {
     return (await this.#timed('init', '-r', this.#ctx.repo, ...extra)).m;
   }
 
-  async backup(vm: string, disk: string): Promise<BackupOutcome> {
-    const out = await this.#timed('backup', '-r', this.#ctx.repo, '--vm', vm, '--json', disk);
+  async backup(vm: string, disk: string, _tag: string, time?: Date): Promise<BackupOutcome> {
+    const when = time === undefined ? [] : ['--time', time.toISOString()];
+    const out = await this.#timed('backup', '-r', this.#ctx.repo, '--vm', vm, ...when, '--json', disk);
     return { m: out.m, reported: lastJson(out.stdout) };
   }
 
@@ -52,6 +53,16 @@ export class CofferTool implements BackupTool {
 
   async verify(): Promise<Measurement> {
     return (await this.#timed('verify', '-r', this.#ctx.repo, '--read-data')).m;
+  }
+
+  async forget(vm: string, keepDaily: number): Promise<Measurement> {
+    return (await this.#timed('forget', '-r', this.#ctx.repo, '--vm', vm, '--keep-daily', String(keepDaily), '--json')).m;
+  }
+
+  /** `prune --json` prints the PruneReport (chunks and index pages removed, bytes freed). */
+  async prune(): Promise<{ m: Measurement; reported: Record<string, unknown> }> {
+    const out = await this.#timed('prune', '-r', this.#ctx.repo, '--json');
+    return { m: out.m, reported: lastJson(out.stdout) };
   }
 }
 

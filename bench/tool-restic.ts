@@ -19,7 +19,8 @@ export class ResticTool implements BackupTool {
 
   constructor(ctx: ToolContext) {
     this.#ctx = ctx;
-    this.#env = { RESTIC_PASSWORD: ctx.password, RESTIC_CACHE_DIR: path.join(ctx.home, 'cache') };
+    // TZ: `backup --time` is read in local time; UTC makes it the instant the others record.
+    this.#env = { RESTIC_PASSWORD: ctx.password, RESTIC_CACHE_DIR: path.join(ctx.home, 'cache'), TZ: 'UTC' };
   }
 
   #args(...rest: string[]): string[] {
@@ -34,8 +35,9 @@ export class ResticTool implements BackupTool {
     return (await timed('restic', this.#args('init', '--repository-version', '2'), { env: this.#env })).m;
   }
 
-  async backup(vm: string, disk: string, tag: string): Promise<BackupOutcome> {
-    const out = await timed('restic', this.#args('backup', '--force', '--json', '--host', vm, '--tag', tag, disk), {
+  async backup(vm: string, disk: string, tag: string, time?: Date): Promise<BackupOutcome> {
+    const when = time === undefined ? [] : ['--time', time.toISOString().slice(0, 19).replace('T', ' ')];
+    const out = await timed('restic', this.#args('backup', '--force', '--json', '--host', vm, '--tag', tag, ...when, disk), {
       env: this.#env,
     });
     return { m: out.m, reported: summaryLine(out.stdout) };
@@ -51,6 +53,26 @@ export class ResticTool implements BackupTool {
   async verify(): Promise<Measurement> {
     return (await timed('restic', this.#args('check', '--read-data'), { env: this.#env })).m;
   }
+
+  async forget(vm: string, keepDaily: number): Promise<Measurement> {
+    return (await timed('restic', this.#args('forget', '--host', vm, '--keep-daily', String(keepDaily)), { env: this.#env })).m;
+  }
+
+  /** `restic prune` with its defaults (repacks packs more than 5% unused). */
+  async prune(): Promise<{ m: Measurement; reported: Record<string, unknown> }> {
+    const out = await timed('restic', this.#args('prune'), { env: this.#env });
+    return { m: out.m, reported: pruneSummary(out.stdout) };
+  }
+}
+
+/**
+ * restic 0.14 `prune` prints no JSON; its plan lines are kept as they are, e.g.
+ * `this removes:        1234 blobs / 567.890 MiB` and `total prune:  ... blobs / ... MiB`.
+ */
+function pruneSummary(stdout: string): Record<string, unknown> {
+  const keep = /^(to delete|to repack|this removes|total prune|remaining|unused size after prune):/;
+  const lines = stdout.split('\n').map((l) => l.trim()).filter((l) => keep.test(l));
+  return { plan: lines };
 }
 
 /** The `summary` message of `restic backup --json`, trimmed to the byte counts. */

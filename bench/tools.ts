@@ -44,9 +44,11 @@ export interface BackupTool {
   init(): Promise<Measurement>;
   /**
    * Backs up the disk image at `disk` as VM `vm`; always reads the whole image (no
-   * change tracking, no skipping by mtime). `tag` names this backup (e.g. `full`).
+   * change tracking, no skipping by mtime). `tag` names this backup (e.g. `full`);
+   * `time`, when given, is recorded as the backup's time instead of now (the prune part
+   * backs up thirty days in a few minutes).
    */
-  backup(vm: string, disk: string, tag: string): Promise<BackupOutcome>;
+  backup(vm: string, disk: string, tag: string, time?: Date): Promise<BackupOutcome>;
   /**
    * Restores the newest backup of `vm` into the empty directory `dir`.
    * @returns the measurement and the path of the restored image
@@ -54,6 +56,13 @@ export interface BackupTool {
   restore(vm: string, disk: string, dir: string): Promise<{ m: Measurement; file: string }>;
   /** Reads and checks every byte stored in the repository. */
   verify(): Promise<Measurement>;
+  /**
+   * Removes the backups of `vm` a "keep the newest backup of each of the last `keepDaily`
+   * days" policy does not keep (by recorded time). Space is not freed yet: see prune.
+   */
+  forget(vm: string, keepDaily: number): Promise<Measurement>;
+  /** Frees the space of data no remaining backup uses. */
+  prune(): Promise<{ m: Measurement; reported: Record<string, unknown> }>;
 }
 
 /** Makes the adapter for a tool. */

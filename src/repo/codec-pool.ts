@@ -9,7 +9,8 @@ export type CodecTask =
   | { op: 'hash'; data: Uint8Array }
   | { op: 'hashMany'; data: Uint8Array; lengths: number[] }
   | { op: 'seal'; data: Uint8Array; kind: number; id: Uint8Array }
-  | { op: 'open'; data: Uint8Array; kind: number; name: string; id: Uint8Array; rehash: boolean; into: Uint8Array | 'discard' | undefined };
+  | { op: 'open'; data: Uint8Array; kind: number; name: string; id: Uint8Array; rehash: boolean; into: Uint8Array | 'discard' | undefined }
+  | { op: 'checkMany'; objects: { data: Uint8Array; kind: number; name: string; id: Uint8Array }[] };
 
 /** What a codec worker answers. */
 export type CodecResult =
@@ -17,6 +18,7 @@ export type CodecResult =
   | { op: 'hashMany'; hashes: { zero: boolean; id: Uint8Array | null }[] }
   | { op: 'seal'; sealed: Uint8Array }
   | { op: 'open'; length: number; plaintext: Uint8Array | null }
+  | { op: 'checkMany'; problems: ({ code: ErrorCode; message: string; object: string | null } | null)[] }
   | { op: 'error'; code: ErrorCode; message: string; object: string | null };
 
 /** What hashing a block found. */
@@ -83,15 +85,41 @@ export class CodecPool {
     const task: CodecTask = { op: 'open', data: blob, kind: options.kind, name: options.name, id: standalone(options.id), rehash: options.rehash, into: options.into };
     // A blob that owns its whole ArrayBuffer (as a file just read does) moves to the worker
     // instead of being copied; the caller must not use it afterwards.
-    const owned = blob.buffer instanceof ArrayBuffer && blob.byteOffset === 0 && blob.byteLength === blob.buffer.byteLength;
-    const result = expect(await this.pool.run(task, owned ? { transferList: [blob.buffer as ArrayBuffer] } : {}), 'open');
+    const result = expect(await this.pool.run(task, owns(blob) ? { transferList: [blob.buffer as ArrayBuffer] } : {}), 'open');
     return { length: result.length, plaintext: result.plaintext === null ? null : toBuffer(result.plaintext) };
+  }
+
+  /**
+   * Checks several stored objects in one worker task, as verify does: each is opened with
+   * `rehash` (authenticated, decompressed, its id recomputed from the plaintext) and the
+   * plaintext dropped. Answers, in order, null for an intact object or the `E_CORRUPT_OBJECT`
+   * error it failed with. One task for many objects: a task's round trip to a worker
+   * (posting, waking, answering) cost as much CPU as AES-GCM on a chunk (verify's
+   * --cpu-prof, 2026-11-26). The blobs are consumed (moved to the worker when they own
+   * their memory).
+   */
+  async checkMany(objects: { blob: Uint8Array; kind: ObjectKind; name: string; id: ObjectId }[]): Promise<(CofferError | null)[]> {
+    const transferList: ArrayBuffer[] = [];
+    const task: CodecTask = {
+      op: 'checkMany',
+      objects: objects.map((o) => {
+        if (owns(o.blob)) transferList.push(o.blob.buffer as ArrayBuffer);
+        return { data: o.blob, kind: o.kind, name: o.name, id: standalone(o.id) };
+      }),
+    };
+    const result = expect(await this.pool.run(task, { transferList }), 'checkMany');
+    return result.problems.map((p) => (p === null ? null : new CofferError(p.code, p.message, { subject: p.object === null ? {} : { object: p.object } })));
   }
 
   /** Stops the threads; pending tasks are rejected. */
   async close(): Promise<void> {
     await this.pool.destroy();
   }
+}
+
+/** True when `blob` is its whole (non-shared) ArrayBuffer, so that buffer can move to a worker. */
+function owns(blob: Uint8Array): boolean {
+  return blob.buffer instanceof ArrayBuffer && blob.byteOffset === 0 && blob.byteLength === blob.buffer.byteLength;
 }
 
 function expect<K extends CodecResult['op']>(result: CodecResult, op: K): Extract<CodecResult, { op: K }> {

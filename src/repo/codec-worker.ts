@@ -58,6 +58,18 @@ export default function run(task: CodecTask): CodecResult {
         }
         return { op: 'open', length: plaintext.length, plaintext };
       }
+      case 'checkMany': {
+        const problems = task.objects.map((o) => {
+          try {
+            codec.open(o.data, o.kind as ObjectKind, o.name, toBuffer(o.id), { rehash: true, scratch: true });
+            return null;
+          } catch (error) {
+            if (isCofferError(error)) return { code: error.code, message: error.message, object: error.subject.object ?? null };
+            throw error;
+          }
+        });
+        return { op: 'checkMany', problems };
+      }
     }
   } catch (error) {
     if (isCofferError(error)) return { op: 'error', code: error.code, message: error.message, object: error.subject.object ?? null };

@@ -26,8 +26,36 @@ for (const { name, codec: make, data } of cases) {
     const sealed = codec.seal(data, ObjectKind.chunk, id);
     assert.deepEqual(codec.open(sealed, ObjectKind.chunk, 'x', id), data);
     assert.deepEqual(codec.open(sealed, ObjectKind.chunk, 'x', id, { rehash: false }), data);
+    assert.deepEqual(codec.open(sealed, ObjectKind.chunk, 'x', id, { rehash: true, scratch: true }), data);
   });
 }
+
+test('scratch opens reuse one buffer and still check every object', () => {
+  const codec = encrypted();
+  const big = Buffer.alloc(256 * 1024, 'first ');
+  const small = Buffer.alloc(64 * 1024, 'second ');
+  const [bigId, smallId] = [codec.idOf(big), codec.idOf(small)];
+  const [bigSealed, smallSealed] = [codec.seal(big, ObjectKind.chunk, bigId), codec.seal(small, ObjectKind.chunk, smallId)];
+  const first = codec.open(bigSealed, ObjectKind.chunk, 'x', bigId, { rehash: true, scratch: true });
+  assert.deepEqual(first, big);
+  const second = codec.open(smallSealed, ObjectKind.chunk, 'x', smallId, { rehash: true, scratch: true });
+  assert.deepEqual(second, small);
+  assert.equal(second.buffer, first.buffer, 'the same memory, overwritten');
+  // Opened under the other's id: the rehash refuses it (the tag would too, but unencrypted only the rehash can).
+  const plainCodec = plain();
+  const sealed = plainCodec.seal(big, ObjectKind.chunk, plainCodec.idOf(big));
+  assert.throws(() => plainCodec.open(sealed, ObjectKind.chunk, 'x', plainCodec.idOf(small), { rehash: true, scratch: true }), (e) => isCofferError(e, 'E_CORRUPT_OBJECT'));
+});
+
+test('a zstd frame longer than its header says is corrupt, with or without scratch', () => {
+  const codec = plain();
+  const id = codec.idOf(compressible);
+  const sealed = codec.seal(compressible, ObjectKind.chunk, id);
+  sealed.writeUInt32LE(compressible.length - 1, 8); // the header's plaintext length
+  for (const scratch of [false, true]) {
+    assert.throws(() => codec.open(sealed, ObjectKind.chunk, 'x', id, { rehash: true, scratch }), (e) => isCofferError(e, 'E_CORRUPT_OBJECT'), `scratch ${scratch}`);
+  }
+});
 
 test('compression is used only when it shrinks', () => {
   const codec = plain();

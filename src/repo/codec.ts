@@ -1,5 +1,6 @@
 import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { Compressor, Decompressor } from 'zstd-napi';
+import zstdBinding from 'zstd-napi/binding.js';
 import { CofferError } from '../errors/index.js';
 import {
   Compression,
@@ -43,6 +44,10 @@ export interface CodecSettings {
 export class ObjectCodec {
   private readonly compressor: Compressor | undefined;
   private readonly decompressor = new Decompressor();
+  /** zstd's own context, to decompress into {@link scratch} (the Decompressor always allocates). */
+  private readonly dctx = new zstdBinding.DCtx();
+  /** Reused plaintext buffer of `open(…, { scratch: true })`. */
+  private scratch = Buffer.alloc(0);
 
   constructor(private readonly settings: CodecSettings) {
     if (settings.compressionLevel > 0) {
@@ -90,9 +95,13 @@ export class ObjectCodec {
 
   /**
    * The plaintext of the object stored under `id`. `name` is used in error messages.
-   * `rehash` recomputes the id of the plaintext in an encrypted repository too.
+   * `rehash` recomputes the id of the plaintext in an encrypted repository too. With
+   * `scratch`, a compressed object is decompressed into a buffer this codec reuses: the
+   * plaintext returned is valid only until the next call (verify checks and drops it; not
+   * allocating 256 KiB per chunk saves verify's workers a tenth of their time and keeps their
+   * memory flat).
    */
-  open(blob: Uint8Array, kind: ObjectKind, name: string, id: ObjectId, options: { rehash: boolean } = { rehash: true }): Buffer {
+  open(blob: Uint8Array, kind: ObjectKind, name: string, id: ObjectId, options: { rehash: boolean; scratch?: boolean } = { rehash: true }): Buffer {
     const corrupt = (why: string, cause?: unknown) =>
       new CofferError('E_CORRUPT_OBJECT', `object ${name} is corrupt: ${why}`, { subject: { object: name }, cause });
     const header = decodeEnvelopeHeader(blob, kind, name);
@@ -106,7 +115,9 @@ export class ObjectCodec {
       decipher.setAAD(Buffer.concat([bytes.subarray(0, header.headerLength), id]));
       decipher.setAuthTag(bytes.subarray(tagStart));
       try {
-        payload = Buffer.concat([decipher.update(bytes.subarray(header.headerLength, tagStart)), decipher.final()]);
+        const body = decipher.update(bytes.subarray(header.headerLength, tagStart));
+        const final = decipher.final(); // empty for GCM: no copy then
+        payload = final.length === 0 ? body : Buffer.concat([body, final]);
       } catch (error) {
         throw corrupt('authentication failed', error);
       }
@@ -117,7 +128,7 @@ export class ObjectCodec {
     let plaintext: Buffer;
     if (header.compression === Compression.zstd) {
       try {
-        plaintext = this.decompressor.decompress(payload);
+        plaintext = options.scratch === true ? this.decompressIntoScratch(payload, header.plaintextLength) : this.decompressor.decompress(payload);
       } catch (error) {
         throw corrupt('zstd frame does not decode', error);
       }
@@ -132,5 +143,15 @@ export class ObjectCodec {
       if (actual.length !== id.length || !timingSafeEqual(actual, id)) throw corrupt('content does not match its id');
     }
     return plaintext;
+  }
+
+  /**
+   * Decompresses `payload` into the scratch buffer, which holds at most `expected` bytes: a
+   * frame that decodes to more fails (zstd: destination too small) and so is corrupt.
+   */
+  private decompressIntoScratch(payload: Buffer, expected: number): Buffer {
+    if (this.scratch.length < expected) this.scratch = Buffer.allocUnsafe(expected);
+    const written = this.dctx.decompress(this.scratch.subarray(0, expected), payload);
+    return this.scratch.subarray(0, written);
   }
 }
