@@ -4,7 +4,8 @@
  * snapshot manifests on a {@link Backend} (a local directory now, S3 later), encrypted and
  * compressed by {@link ObjectCodec}, with the CPU work on a {@link CodecPool} of worker
  * threads; protection markers beside the manifests, and the retention policies that decide
- * which snapshots to keep (`retention/`). The byte layout of everything it writes is in docs/repository-format.md and in
+ * which snapshots to keep (`retention/`), and tape sets (`tape/`: self-contained tar streams of
+ * snapshots for tapes and files, docs/tape-format.md). The byte layout of everything it writes is in docs/repository-format.md and in
  * the `format/` files. It knows nothing of VMs, disk formats or filesystems.
  */
 export type { Backend, BackendEntry } from './backend/backend.js';
@@ -35,3 +36,9 @@ export { acquireBackupLease, acquirePruneLease, listLeases, HeldLease, type Leas
 export { LEASE_EXPIRY_MS, LEASE_REFRESH_MS, type Lease, type LeaseKind } from './format/lease.js';
 export { IdPrefixSet } from './id-prefix-set.js';
 export { salvageSnapshot, type ZeroedRanges } from './salvage.js';
+export { exportTape, TAPE_NOTE, TAPE_DEFAULTS, type TapeExportOptions, type TapeExportReport, type TapeExportProgress, type TapeNoteData } from './tape/tape-export.js';
+export { importTape, orderVolumes, type TapeImportOptions, type TapeImportReport } from './tape/tape-import.js';
+export { listTape, type TapeVolumeListing } from './tape/tape-list.js';
+export { fileVolumeTarget, fileVolumeSource, type FileVolumeOptions } from './tape/file-volumes.js';
+export type { VolumeSink, VolumeSource, VolumeTarget } from './tape/volume-sink.js';
+export { TAPE_FORMAT_VERSION, type TapeLabel, type TapeIndex, type TapeMember } from './tape/tape-format.js';
