@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import { pack as tarPack, type Pack } from 'tar-stream';
-import { CofferError } from '../../errors/index.js';
 import { RecordWriter } from './record-writer.js';
 import {
   encodeTapeIndex,
@@ -42,6 +41,8 @@ export class VolumeWriter {
   private position = 0;
   private readonly members: TapeMember[] = [];
   private indexLength: number;
+  private pumpFailure: unknown;
+  private rejectEntry: ((error: unknown) => void) | undefined;
 
   private constructor(
     private readonly sink: VolumeSink,
@@ -57,7 +58,15 @@ export class VolumeWriter {
       let bytes = 0;
       for await (const chunk of this.archive as AsyncIterable<Buffer>) {
         bytes += chunk.length;
-        await records.write(chunk);
+        try {
+          await records.write(chunk);
+        } catch (error) {
+          // Recorded before the loop's exit destroys the archive (which fails the entry in
+          // progress with tar-stream's own "tar entry destroyed"): the sink's error is the one told.
+          this.pumpFailure = error;
+          this.rejectEntry?.(error);
+          throw error;
+        }
       }
       return bytes;
     })();
@@ -126,13 +135,19 @@ export class VolumeWriter {
   }
 
   private async entry(name: string, data: Buffer): Promise<void> {
-    const written = new Promise<void>((resolve, reject) => {
-      this.archive.entry({ name, size: data.length, type: 'file', mode: 0o600, uid: 0, gid: 0, mtime: new Date(this.label.created) }, data, (error) => (error ? reject(error) : resolve()));
-    });
-    written.catch(() => {}); // when the pump failed first, its error is the one reported
-    // A sink that fails stops the pump: its error, not a wait for ever.
-    await Promise.race([written, this.pumped.then(() => {
-      throw new CofferError('E_TARGET_UNWRITABLE', `the tar stream to ${this.sink.name} ended early`);
-    })]);
+    if (this.pumpFailure !== undefined) throw this.pumpFailure;
+    // A sink that fails stops the pump, which rejects the entry in progress: its error, not a
+    // wait for ever. (Not a Promise.race with the pump: every race would leave a reaction,
+    // and the data it closes over, on a promise that stays pending for the whole volume.)
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.rejectEntry = reject;
+        this.archive.entry({ name, size: data.length, type: 'file', mode: 0o600, uid: 0, gid: 0, mtime: new Date(this.label.created) }, data, (error) => (error ? reject(error) : resolve()));
+      });
+    } catch (error) {
+      throw this.pumpFailure ?? error;
+    } finally {
+      this.rejectEntry = undefined;
+    }
   }
 }

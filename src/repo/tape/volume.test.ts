@@ -159,3 +159,21 @@ test('label and index decoders refuse malformed fields', () => {
   for (const [what, value] of indexes) assert.throws(() => decodeTapeIndex(Buffer.from(JSON.stringify(value)), 'x'), /x: /, what);
   assert.equal(TAR_END_BYTES, 1024);
 });
+
+test('a sink that fails mid-volume: its error comes out of the writer, no hang', async () => {
+  let records = 0;
+  const sink: VolumeSink = {
+    name: 'failing',
+    async writeRecord() {
+      if (++records > 2) throw new CofferError('E_NO_SPACE', 'no space left to write failing');
+    },
+    async close() {},
+  };
+  const writer = await VolumeWriter.start(sink, label(), [], Number.MAX_SAFE_INTEGER);
+  const writing = (async () => {
+    for (let i = 0; i < 20; i++) await writer.add(objectName(i), Buffer.alloc(50_000, i));
+    await writer.finish(true);
+  })();
+  const deadline = new Promise((_, reject) => setTimeout(() => reject(new Error('the writer hung after its sink failed')), 5000).unref());
+  await assert.rejects(Promise.race([writing, deadline]), (error: CofferError) => error.code === 'E_NO_SPACE');
+});
