@@ -29,6 +29,9 @@ export function fileVolumeTarget(path: string, options: FileVolumeOptions): Volu
         if (options.changeVolume === undefined) throw new CofferError('E_USAGE', `the tape set needs volume ${sequence} on ${path}: give a command that loads the next tape`);
         await options.changeVolume(sequence);
       }
+      if (!device && !options.split && sequence > 1) {
+        throw new CofferError('E_USAGE', `the tape set needs a volume ${sequence} (a volume's index holds about 3 million objects at most): give --volume-size to write ${path}.1, ${path}.2 …`);
+      }
       const name = device || !options.split ? path : `${path}.${sequence}`;
       let handle: FileHandle;
       try {

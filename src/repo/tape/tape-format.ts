@@ -10,7 +10,7 @@
  * | member                     | content                                                      |
  * |----------------------------|--------------------------------------------------------------|
  * | `COFFER-TAPE/label.json`   | the volume's label (below), always first                     |
- * | `config`, `keys/<16 hex>`  | the repository's config and key files (volume 1 only)        |
+ * | `keys/<16 hex>`, `config`  | the repository's key files, then its config (volume 1 only)  |
  * | `snapshots/<64 hex>`       | a snapshot manifest, then its disks' index pages and chunks  |
  * | `indexes/<2>/<64 hex>`     | an index page, once per tape set                             |
  * | `chunks/<2>/<64 hex>`      | a chunk, once per tape set                                   |
@@ -49,6 +49,12 @@ export const TAR_BLOCK = 512;
 export const TAR_END_BYTES = 2 * TAR_BLOCK;
 /** The longest member name a plain ustar header holds without a prefix field. */
 export const USTAR_NAME_MAX = 100;
+/**
+ * The largest index a volume may have: a JSON text past ~512 MiB cannot be parsed in one
+ * string by V8. About 160 bytes per member: over 3 million members (750 GiB of 256 KiB
+ * chunks); the writer starts a new volume before an index would grow past it.
+ */
+export const MAX_INDEX_BYTES = 512 * 1024 * 1024;
 /** Record sizes accepted: multiples of 512 from 512 bytes to 16 MiB (LTO drives take up to 8 MiB). */
 export const RECORD_SIZE_MAX = 16 * 1024 * 1024;
 

@@ -7,6 +7,7 @@ import {
   decodeTapeLabel,
   INDEX_MEMBER,
   LABEL_MEMBER,
+  MAX_INDEX_BYTES,
   memberLength,
   OBJECT_MEMBER,
   type TapeIndex,
@@ -17,8 +18,6 @@ import type { VolumeSource } from './volume-sink.js';
 
 /** Bounds on what a member may hold, checked before it is read (a tape is untrusted input). */
 const MAX_LABEL_BYTES = 64 * 1024;
-/** An index lists ~160 bytes per member: 512 MiB is over 3 million members. */
-const MAX_INDEX_BYTES = 512 * 1024 * 1024;
 /** The largest sealed object: the plaintext limit plus the envelope's header and tag. */
 const MAX_OBJECT_BYTES = MAX_PLAINTEXT_SIZE + 64;
 

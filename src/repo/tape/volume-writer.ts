@@ -7,6 +7,7 @@ import {
   INDEX_MEMBER,
   indexEntryLength,
   LABEL_MEMBER,
+  MAX_INDEX_BYTES,
   memberLength,
   TAR_END_BYTES,
   USTAR_NAME_MAX,
@@ -92,6 +93,7 @@ export class VolumeWriter {
   /** Whether a member of `size` bytes still fits, with the index and the end of the archive after it. */
   fits(name: string, size: number): boolean {
     const entry = indexEntryLength({ name, offset: this.position, size, sha256: '0'.repeat(64) }, this.members.length === 0);
+    if (this.indexLength + entry > MAX_INDEX_BYTES) return false;
     const end = this.position + memberLength(size) + memberLength(this.indexLength + entry) + TAR_END_BYTES;
     return roundUp(end, this.label.recordSize) <= this.capacity;
   }
