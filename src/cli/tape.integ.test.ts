@@ -240,3 +240,39 @@ test('a file that is not a tape, and a volume of another set, are refused in one
   assertExit(mixed, 11);
   assert.match(assertOneLineError(mixed), /belongs to tape set/);
 });
+
+test('a snapshot forgotten and pruned comes back from the tape into its own repository; another repository and a wrong passphrase are refused', async () => {
+  const own = join(work, 'own');
+  const copied = await runTool('cp', ['-a', repo, own]);
+  assert.equal(copied.code, 0, copied.stderr);
+  assertExit(await coffer(['forget', '-r', own, second.id], env), 0);
+  assertExit(await coffer(['prune', '-r', own], env), 0);
+  const back = await cofferJson<{ createdRepository: boolean; snapshots: { id: string; added: boolean }[]; objectsWritten: number }>(['tape', 'import', '--from', tape, '-r', own], env);
+  assert.equal(back.createdRepository, false);
+  assert.deepEqual(back.snapshots, [{ id: first.id, added: false }, { id: second.id, added: true }]);
+  assert.ok(back.objectsWritten >= 3 && back.objectsWritten < 10, `${back.objectsWritten} objects written: only what the prune removed`);
+  await restoreAndCompare(own, second.id, disk2);
+
+  const other = join(work, 'other-repo');
+  await cofferJson(['init', '-r', other], env);
+  const refused = await coffer(['tape', 'import', '--from', tape, '-r', other], env);
+  assertExit(refused, 2);
+  assert.match(assertOneLineError(refused), /the tape holds repository [0-9a-f]{32}: import into an empty folder or into that repository/);
+
+  const wrong = await coffer(['tape', 'import', '--from', tape, '-r', join(work, 'wrong-pass')], { env: { COFFER_PASSWORD: 'not it' } });
+  assertExit(wrong, 12);
+  assertOneLineError(wrong);
+  assert.equal((await readdir(work)).includes('wrong-pass'), false, 'a wrong passphrase writes nothing');
+});
+
+test('an unencrypted repository goes to tape and back without any passphrase', async () => {
+  const plain = join(work, 'plain');
+  await cofferJson(['init', '-r', plain, '--insecure-no-encryption'], {});
+  const snapshot = await cofferJson<BackupJson>(['backup', '-r', plain, '--vm', 'db', disk2], {});
+  const out = join(work, 'plain.tar');
+  await cofferJson(['tape', 'export', '-r', plain, snapshot.id, '--to', out, '--block-size', '10K'], {});
+  assert.equal((await readFile(out)).length % (10 * KiB), 0, 'records of 10 KiB, as GNU tar writes by default');
+  const copy = join(work, 'plain-copy');
+  await cofferJson(['tape', 'import', '--from', out, '-r', copy], {});
+  await restoreAndCompare(copy, snapshot.id, disk2);
+});

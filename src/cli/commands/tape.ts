@@ -57,7 +57,8 @@ export async function tapeExportCommand(references: string[], options: TapeExpor
     // A prune waits while the export reads (a snapshot forgotten meanwhile keeps its chunks).
     const lease = await acquireBackupLease(repo, { signal: context.signal });
     try {
-      const report = await exportTape(repo, snapshots, target, {
+      const report = await exportTape(repo, snapshots, {
+        target,
         recordSize,
         ...(volumeSize === undefined ? {} : { volumeSize }),
         signal: context.signal,

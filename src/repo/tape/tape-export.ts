@@ -38,6 +38,8 @@ export interface TapeExportProgress {
 }
 
 export interface TapeExportOptions {
+  /** Where the volumes go. */
+  target: VolumeTarget;
   /** Record (tape block) size: a multiple of 512, at most 16 MiB. */
   recordSize?: number;
   /** The most bytes a volume may take; a new volume starts when the next object would not fit. Unlimited when absent. */
@@ -59,7 +61,7 @@ export interface TapeExportReport {
 }
 
 /**
- * Writes `snapshots` as a self-contained tape set (tape-format.ts) to `target`: the label,
+ * Writes `snapshots` as a self-contained tape set (tape-format.ts) to `options.target`: the label,
  * the repository's config and keys, then each snapshot's manifest followed by its disks'
  * index pages, each page followed by the chunks it names that are not on the set yet, and an
  * index closing every volume. Objects are copied as stored; each chunk is authenticated first
@@ -67,7 +69,8 @@ export interface TapeExportReport {
  * When it is done, each snapshot gets a media catalog note (kind `tape`) naming the volumes
  * holding its objects.
  */
-export async function exportTape(repo: Repository, snapshots: readonly Snapshot[], target: VolumeTarget, options: TapeExportOptions = {}): Promise<TapeExportReport> {
+export async function exportTape(repo: Repository, snapshots: readonly Snapshot[], options: TapeExportOptions): Promise<TapeExportReport> {
+  const target = options.target;
   const recordSize = options.recordSize ?? TAPE_DEFAULTS.recordSize;
   if (!isValidRecordSize(recordSize)) throw new CofferError('E_USAGE', `block size ${recordSize} must be a multiple of 512 bytes, at most 16 MiB`);
   const capacity = options.volumeSize ?? Number.MAX_SAFE_INTEGER;

@@ -119,8 +119,9 @@ export async function importTape(sources: readonly VolumeSource[], target: Backe
       for await (const entry of target.list('')) {
         throw new CofferError('E_REPO_EXISTS', `${target.location} is neither empty nor a repository (it holds ${entry.key})`, { subject: { repository: target.location } });
       }
-      for (const [key, bytes] of staged) if (key !== CONFIG_KEY) await target.put(key, bytes);
-      await target.sync();
+      const keys = [...staged].filter(([key]) => key !== CONFIG_KEY);
+      for (const [key, bytes] of keys) await target.put(key, bytes);
+      if (keys.length > 0) await target.sync(); // (an unencrypted repository has none)
       await target.put(CONFIG_KEY, staged.get(CONFIG_KEY) as Buffer); // last, as init does
       await target.sync();
       report.createdRepository = true;
