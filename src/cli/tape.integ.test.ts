@@ -276,3 +276,22 @@ test('an unencrypted repository goes to tape and back without any passphrase', a
   await cofferJson(['tape', 'import', '--from', out, '-r', copy], {});
   await restoreAndCompare(copy, snapshot.id, disk2);
 });
+
+test('on a character device every volume goes to the device, each after the new-volume command loaded the next tape', async () => {
+  // /dev/null stands in for /dev/nst0: the device path (one write per record, no FILE.N
+  // names, the command between volumes) without tape semantics, which no test here has.
+  const log = join(work, 'changer.log');
+  const exported = await cofferJson<ExportJson>(
+    ['tape', 'export', '-r', repo, first.id, second.id, '--to', '/dev/null', '--volume-size', '1536K', '--new-volume-command', `echo "load $COFFER_TAPE_VOLUME into $COFFER_TAPE_DEVICE" >> '${log}'`],
+    env,
+  );
+  assert.deepEqual(exported.volumes.map((v) => [v.sequence, v.name]), [[1, '/dev/null'], [2, '/dev/null'], [3, '/dev/null']]);
+  assert.equal(await readFile(log, 'utf8'), 'load 2 into /dev/null\nload 3 into /dev/null\n');
+
+  const noChanger = await coffer(['tape', 'export', '-r', repo, first.id, '--to', '/dev/null', '--volume-size', '1536K'], env);
+  assertExit(noChanger, 2);
+  assert.match(assertOneLineError(noChanger), /needs volume 2 on \/dev\/null: give --new-volume-command to load the next tape/);
+  const failing = await coffer(['tape', 'export', '-r', repo, first.id, '--to', '/dev/null', '--volume-size', '1536K', '--new-volume-command', 'exit 3'], env);
+  assertExit(failing, 4);
+  assert.match(assertOneLineError(failing), /new-volume command "exit 3" failed \(exit 3\) before volume 2/);
+});

@@ -26,7 +26,7 @@ export function fileVolumeTarget(path: string, options: FileVolumeOptions): Volu
     async open(sequence: number): Promise<VolumeSink> {
       const device = await isCharacterDevice(path);
       if (device && sequence > 1) {
-        if (options.changeVolume === undefined) throw new CofferError('E_USAGE', `the tape set needs volume ${sequence} on ${path}: give a command that loads the next tape`);
+        if (options.changeVolume === undefined) throw new CofferError('E_USAGE', `the tape set needs volume ${sequence} on ${path}: give --new-volume-command to load the next tape`);
         await options.changeVolume(sequence);
       }
       if (!device && !options.split && sequence > 1) {
