@@ -201,33 +201,37 @@ test('--volume-size spans three volumes, each a tar archive of its own; import n
 });
 
 test('a corrupted byte in a chunk member is refused at import and by tape list, naming the member', async () => {
-  const damaged = join(work, 'damaged.tar');
-  await copyFile(tape, damaged);
   const index = await tapeIndex(tape);
-  const chunk = index.members.find((m) => m.name.startsWith('chunks/'));
-  assert.ok(chunk);
-  const handle = await open(damaged, 'r+');
-  try {
-    const at = chunk.offset + 512 + 1000; // inside the member's data, past its header
-    const byte = Buffer.alloc(1);
-    await handle.read(byte, 0, 1, at);
-    byte[0] = (byte[0] as number) ^ 0x40;
-    await handle.write(byte, 0, 1, at);
-  } finally {
-    await handle.close();
-  }
-  const imported = await coffer(['tape', 'import', '--from', damaged, '-r', join(work, 'from-damaged')], env);
-  assertExit(imported, 11);
-  const line = assertOneLineError(imported);
-  assert.ok(line.includes(chunk.name), line);
-  assert.match(line, /corrupt: authentication failed/);
-  const none = await cofferJson<SnapshotJson[]>(['snapshots', '-r', join(work, 'from-damaged')], env);
-  assert.deepEqual(none, []);
+  const chunks = index.members.filter((m) => m.name.startsWith('chunks/'));
+  // The first chunk (found while later members are read) and the last (found as the volume ends).
+  for (const [which, chunk] of [['first', chunks[0]], ['last', chunks.at(-1)]] as const) {
+    assert.ok(chunk);
+    const damaged = join(work, `damaged-${which}.tar`);
+    await copyFile(tape, damaged);
+    const handle = await open(damaged, 'r+');
+    try {
+      const at = chunk.offset + 512 + 1000; // inside the member's data, past its header
+      const byte = Buffer.alloc(1);
+      await handle.read(byte, 0, 1, at);
+      byte[0] = (byte[0] as number) ^ 0x40;
+      await handle.write(byte, 0, 1, at);
+    } finally {
+      await handle.close();
+    }
+    const target = join(work, `from-damaged-${which}`);
+    const imported = await coffer(['tape', 'import', '--from', damaged, '-r', target], env);
+    assertExit(imported, 11);
+    const line = assertOneLineError(imported);
+    assert.ok(line.includes(`member ${chunk.name} at offset ${chunk.offset}`), `${which}: ${line}`);
+    assert.match(line, /corrupt: authentication failed/);
+    const none = await cofferJson<SnapshotJson[]>(['snapshots', '-r', target], env);
+    assert.deepEqual(none, [], 'no snapshot from a damaged tape');
 
-  const listed = await coffer(['tape', 'list', '--from', damaged]);
-  assertExit(listed, 11);
-  const listLine = assertOneLineError(listed);
-  assert.ok(listLine.includes(chunk.name) && listLine.includes('sha256'), listLine);
+    const listed = await coffer(['tape', 'list', '--from', damaged]);
+    assertExit(listed, 11);
+    const listLine = assertOneLineError(listed);
+    assert.ok(listLine.includes(chunk.name) && listLine.includes('sha256'), listLine);
+  }
 });
 
 test('a file that is not a tape, and a volume of another set, are refused in one line', async () => {

@@ -1,4 +1,4 @@
-import { CofferError } from '../../errors/index.js';
+import { CofferError, isCofferError } from '../../errors/index.js';
 import type { Backend, BackendEntry } from '../backend/backend.js';
 import { ObjectKind } from '../format/envelope.js';
 import { decodeIndexPage } from '../format/index-page.js';
@@ -11,6 +11,9 @@ import { TAPE_NOTE, type TapeNoteData } from './tape-export.js';
 import type { TapeIndex, TapeLabel } from './tape-format.js';
 import { readVolume, type VolumeMember } from './volume-reader.js';
 import type { VolumeSource } from './volume-sink.js';
+
+/** Objects being authenticated and stored while the next are read (each at most 64 MiB, mostly 256 KiB). */
+const IMPORT_AHEAD = 8;
 
 export interface TapeImportOptions {
   /** The passphrase of the tape's repository (its keys are on the tape); asked for once. */
@@ -132,7 +135,8 @@ export async function importTape(sources: readonly VolumeSource[], target: Backe
     return repo;
   };
 
-  const store = async (member: VolumeMember, volume: number) => {
+  const inflight: Promise<void>[] = [];
+  const store = async (member: VolumeMember, volume: number, source: string) => {
     const data = member.data as Buffer;
     if (member.name === CONFIG_KEY || member.name.startsWith(KEYS_PREFIX)) {
       if (volume !== 1 || repo !== undefined) throw new CofferError('E_TAPE_INVALID', `member ${member.name} outside the start of volume 1`);
@@ -143,25 +147,51 @@ export async function importTape(sources: readonly VolumeSource[], target: Backe
     report.objectsRead++;
     options.onProgress?.({ volume, objects: report.objectsRead });
     const id = Buffer.from(idFromKey(member.name) as string, 'hex');
-    if (member.name.startsWith(CHUNKS_PREFIX)) {
-      await r.pool.open(Buffer.from(data), { kind: ObjectKind.chunk, name: member.name, id, rehash: false, into: 'discard' });
-    } else if (member.name.startsWith(INDEXES_PREFIX)) {
-      decodeIndexPage(r.codec.open(data, ObjectKind.indexPage, member.name, id), member.name);
-    } else if (member.name.startsWith(SNAPSHOTS_PREFIX)) {
+    if (member.name.startsWith(SNAPSHOTS_PREFIX)) {
       r.codec.open(data, ObjectKind.manifest, member.name, id);
       manifests.set(id.toString('hex'), data);
       return;
     }
-    if (await r.backend.has(member.name)) return;
-    await r.backend.put(member.name, data);
-    report.objectsWritten++;
-    report.bytesWritten += data.length;
+    // Authenticated and stored while the next members are read, a few at a time.
+    const task = (async () => {
+      try {
+        if (member.name.startsWith(CHUNKS_PREFIX)) {
+          await r.pool.open(Buffer.from(data), { kind: ObjectKind.chunk, name: member.name, id, rehash: false, into: 'discard' });
+        } else if (member.name.startsWith(INDEXES_PREFIX)) {
+          decodeIndexPage(r.codec.open(data, ObjectKind.indexPage, member.name, id), member.name);
+        }
+      } catch (error) {
+        if (!isCofferError(error, 'E_CORRUPT_OBJECT')) throw error;
+        throw new CofferError('E_CORRUPT_OBJECT', `${source}: member ${member.name} at offset ${member.offset}: ${error.message}`, {
+          subject: { path: source, object: member.name, offset: member.offset },
+          cause: error,
+        });
+      }
+      if (await r.backend.has(member.name)) return;
+      await r.backend.put(member.name, data);
+      report.objectsWritten++;
+      report.bytesWritten += data.length;
+    })();
+    task.catch(() => {}); // awaited below or when the volume ends
+    inflight.push(task);
+    if (inflight.length >= IMPORT_AHEAD) await inflight.shift();
+  };
+  const drain = async () => {
+    const tasks = inflight.splice(0);
+    for (const task of tasks) await task; // in order: the first failure is the one told
   };
 
   try {
     let last: TapeIndex | undefined;
     for (const { source, label } of volumes) {
-      const { index } = await readVolume(source, (member) => store(member, label.sequence), options.signal === undefined ? {} : { signal: options.signal });
+      let index: TapeIndex | null;
+      try {
+        ({ index } = await readVolume(source, (member) => store(member, label.sequence, source.name), options.signal === undefined ? {} : { signal: options.signal }));
+      } catch (error) {
+        await drain(); // a member read earlier that failed is the first problem: told first
+        throw error;
+      }
+      await drain();
       last = index as TapeIndex;
     }
     const end = last as TapeIndex;
@@ -191,6 +221,7 @@ export async function importTape(sources: readonly VolumeSource[], target: Backe
     }
     return report;
   } finally {
+    await Promise.allSettled(inflight);
     await lease?.release().catch(() => {});
     await repo?.close();
   }

@@ -91,7 +91,8 @@ export async function readVolume(
         try {
           await onMember({ ...member, data: keep ? Buffer.concat(pieces) : null });
         } catch (error) {
-          if (isCofferError(error, 'E_CORRUPT_OBJECT')) {
+          // (An error that already names its volume is about an earlier member, told as it is.)
+          if (isCofferError(error, 'E_CORRUPT_OBJECT') && error.subject.path === undefined) {
             throw new CofferError('E_CORRUPT_OBJECT', `${where}: member ${name} at offset ${member.offset}: ${error.message}`, { subject: { path: where, object: name, offset: member.offset }, cause: error });
           }
           throw error;
