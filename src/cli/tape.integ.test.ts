@@ -243,6 +243,19 @@ test('a file that is not a tape, and a volume of another set, are refused in one
   const mixed = await coffer(['tape', 'import', '--from', `${tape},${other}`, '-r', join(work, 'mixed')], env);
   assertExit(mixed, 11);
   assert.match(assertOneLineError(mixed), /belongs to tape set/);
+  const usage: [string[], RegExp][] = [
+    [['tape', 'export', '-r', repo, 'latest', '--to', join(work, 'u.tar'), '--block-size', '1000'], /--block-size 1000 must be a multiple of 512/],
+    [['tape', 'export', '-r', repo, 'latest', '--to', join(work, 'u.tar'), '--volume-size', '100K'], /--volume-size must hold at least 4 records/],
+    [['tape', 'export', '-r', repo, 'latest'], /needs --to/],
+    [['tape', 'import', '-r', join(work, 'u')], /--from/],
+    [['tape', 'list', '--from', join(work, 'absent.tar')], /no tape volume at/],
+    [['tape', 'export', '-r', repo, 'latest', '--to', tape], /exists: remove it or add --overwrite/],
+  ];
+  for (const [args, message] of usage) {
+    const result = await coffer(args, env);
+    assertExit(result, args.includes(tape) ? 4 : 2);
+    assert.match(assertOneLineError(result), message);
+  }
 });
 
 test('a snapshot forgotten and pruned comes back from the tape into its own repository; another repository and a wrong passphrase are refused', async () => {

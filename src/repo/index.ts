@@ -41,4 +41,4 @@ export { importTape, orderVolumes, type TapeImportOptions, type TapeImportReport
 export { listTape, type TapeVolumeListing } from './tape/tape-list.js';
 export { fileVolumeTarget, fileVolumeSource, type FileVolumeOptions } from './tape/file-volumes.js';
 export type { VolumeSink, VolumeSource, VolumeTarget } from './tape/volume-sink.js';
-export { TAPE_FORMAT_VERSION, type TapeLabel, type TapeIndex, type TapeMember } from './tape/tape-format.js';
+export { TAPE_FORMAT_VERSION, isValidRecordSize, type TapeLabel, type TapeIndex, type TapeMember } from './tape/tape-format.js';

@@ -7,6 +7,7 @@ import {
   fileVolumeSource,
   fileVolumeTarget,
   importTape,
+  isValidRecordSize,
   listTape,
   resolveSnapshot,
   TAPE_DEFAULTS,
@@ -43,7 +44,9 @@ export async function tapeExportCommand(references: string[], options: TapeExpor
   if (options.to === undefined) throw new CofferError('E_USAGE', 'tape export needs --to FILE_OR_DEVICE');
   if (references.length === 0) throw new CofferError('E_USAGE', 'tape export needs at least one snapshot (an id, a prefix, latest or NAME:latest)');
   const recordSize = sizeOption(options.blockSize, '--block-size', TAPE_DEFAULTS.recordSize) as number;
+  if (!isValidRecordSize(recordSize)) throw new CofferError('E_USAGE', `--block-size ${options.blockSize ?? ''} must be a multiple of 512 bytes, at most 16M`);
   const volumeSize = sizeOption(options.volumeSize, '--volume-size', undefined);
+  if (volumeSize !== undefined && volumeSize < 4 * recordSize) throw new CofferError('E_USAGE', `--volume-size must hold at least 4 records of ${recordSize} bytes`);
   const to = options.to;
   const command = options.newVolumeCommand;
   const target = fileVolumeTarget(to, {
