@@ -271,7 +271,7 @@ test('a snapshot forgotten and pruned comes back from the tape into its own repo
   await restoreAndCompare(own, second.id, disk2);
 
   const other = join(work, 'other-repo');
-  await cofferJson(['init', '-r', other], env);
+  await cofferJson(['init', '-r', other], { env: { COFFER_PASSWORD: 'another passphrase' } }); // refused for what it is, not for the passphrase
   const refused = await coffer(['tape', 'import', '--from', tape, '-r', other], env);
   assertExit(refused, 2);
   assert.match(assertOneLineError(refused), /the tape holds repository [0-9a-f]{32}: import into an empty folder or into that repository/);

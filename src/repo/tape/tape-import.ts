@@ -1,5 +1,6 @@
 import { CofferError, isCofferError } from '../../errors/index.js';
 import type { Backend, BackendEntry } from '../backend/backend.js';
+import { decodeConfig } from '../format/config.js';
 import { ObjectKind } from '../format/envelope.js';
 import { decodeIndexPage } from '../format/index-page.js';
 import { CHUNKS_PREFIX, CONFIG_KEY, idFromKey, INDEXES_PREFIX, KEYS_PREFIX, snapshotKey, SNAPSHOTS_PREFIX } from '../layout.js';
@@ -113,11 +114,12 @@ export async function importTape(sources: readonly VolumeSource[], target: Backe
     await onTape.close();
     if (onTape.config.id !== first.repository) throw new CofferError('E_TAPE_INVALID', `the config on the tape is of repository ${onTape.config.id}, its label says ${first.repository}`);
     if (await target.has(CONFIG_KEY)) {
-      repo = await openRepository(target, { passphrase: askOnce, ...(options.threads === undefined ? {} : { threads: options.threads }) });
-      if (repo.config.id !== first.repository) {
-        await repo.close();
-        throw new CofferError('E_USAGE', `${target.location} is repository ${repo.config.id}, the tape holds repository ${first.repository}: import into an empty folder or into that repository`, { subject: { repository: target.location } });
+      // Which repository it is, before any passphrase is tried on it.
+      const existing = decodeConfig(await target.get(CONFIG_KEY), target.location);
+      if (existing.id !== first.repository) {
+        throw new CofferError('E_USAGE', `${target.location} is repository ${existing.id}, the tape holds repository ${first.repository}: import into an empty folder or into that repository`, { subject: { repository: target.location } });
       }
+      repo = await openRepository(target, { passphrase: askOnce, ...(options.threads === undefined ? {} : { threads: options.threads }) });
     } else {
       for await (const entry of target.list('')) {
         throw new CofferError('E_REPO_EXISTS', `${target.location} is neither empty nor a repository (it holds ${entry.key})`, { subject: { repository: target.location } });
