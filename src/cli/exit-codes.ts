@@ -72,6 +72,9 @@ const BY_CODE: Record<ErrorCode, number> = {
   E_NBD_ERROR: ExitCode.sourceUnreadable,
   E_LIBVIRT_ERROR: ExitCode.sourceUnreadable,
   E_DOMAIN_NOT_FOUND: ExitCode.usage,
+  // A damaged tape is damaged backup data; a volume left out is a command line to complete.
+  E_TAPE_INVALID: ExitCode.repositoryDamaged,
+  E_TAPE_VOLUME_MISSING: ExitCode.usage,
 };
 
 /** The exit code for an error code. */

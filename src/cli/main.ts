@@ -20,6 +20,7 @@ import { serveCommand } from './commands/serve.js';
 import { snapshotsCommand } from './commands/snapshots.js';
 import { statsCommand } from './commands/stats.js';
 import { syncCommand } from './commands/sync.js';
+import { tapeExportCommand, tapeImportCommand, tapeListCommand } from './commands/tape.js';
 import { testRestoreCommand } from './commands/test-restore.js';
 import { verifyCommand } from './commands/verify.js';
 import type { CommandContext } from './context.js';
@@ -191,6 +192,29 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .argument('[id]', 'the key to remove')
     .addOption(new Option('--new-password-file <path>', 'the new passphrase (default: $COFFER_NEW_PASSWORD, $COFFER_NEW_PASSWORD_FILE, or a prompt)'))
     .action((action: string, id: string | undefined, _options, command: Command) => run(() => keyCommand(action, id, command.opts(), context))());
+
+  const tape = program.command('tape').description('write snapshots to a tape or a file as a self-contained tar stream, list it, and import it into a repository');
+  const tapeCommand = (name: string, description: string, repository: boolean) => {
+    const sub = tape.command(name).description(description);
+    if (repository) {
+      sub.option('-r, --repo <location>', 'repository (default: $COFFER_REPOSITORY)').option('--password-file <path>', 'read the passphrase from a file (default: $COFFER_PASSWORD, $COFFER_PASSWORD_FILE, or a prompt)');
+    }
+    return sub.option('--json', 'machine-readable output: one JSON document on stdout');
+  };
+  tapeCommand('export', 'write snapshots, every chunk they need, the repository\'s config and keys and an index as POSIX tar, readable by GNU tar', true)
+    .argument('<snapshot...>', 'snapshot ids or prefixes, latest, or NAME:latest')
+    .option('--to <file|device>', 'a file, or a tape drive (/dev/nst0)')
+    .option('--volume-size <size>', 'start a new volume when the next object would not fit in this many bytes (files: FILE.1, FILE.2 …)')
+    .option('--block-size <size>', 'record (tape block) size, a multiple of 512 (default 256K)')
+    .option('--new-volume-command <command>', 'on a tape drive: a shell command that loads the next tape ($COFFER_TAPE_VOLUME, $COFFER_TAPE_DEVICE set)')
+    .option('--overwrite', 'replace existing files')
+    .action((snapshots: string[], _options, command: Command) => run(() => tapeExportCommand(snapshots, command.opts(), context))());
+  tapeCommand('import', 'restore a tape set into an empty folder (it becomes the tape\'s repository) or into the same repository', true)
+    .option('--from <files>', 'the volumes, comma-separated or repeated, in any order', collect)
+    .action((_options, command: Command) => run(() => tapeImportCommand(command.opts(), context))());
+  tapeCommand('list', 'what a tape set holds, from each volume\'s label and index (no passphrase needed); every member is read and checked', false)
+    .option('--from <files>', 'the volumes, comma-separated or repeated', collect)
+    .action((_options, command: Command) => run(() => tapeListCommand(command.opts(), context))());
 
   program
     .command('disk')

@@ -75,6 +75,10 @@ export const ERROR_CODES = {
   E_REPO_BUSY: 'the repository is busy',
   /** A backup's lease was removed or expired while it ran (a prune presumed it dead). */
   E_LEASE_LOST: 'the lease on the repository was lost',
+  /** A tape volume (or tape file) is not a Coffer tape, is of another tape set, or contradicts its own index. */
+  E_TAPE_INVALID: 'the tape is not a valid Coffer tape',
+  /** A tape set is incomplete: a volume (sequence number) was not given. */
+  E_TAPE_VOLUME_MISSING: 'a volume of the tape set is missing',
 } as const;
 
 /** A stable error code, see {@link ERROR_CODES}. */

@@ -4,8 +4,9 @@
  * snapshot manifests on a {@link Backend} (a local directory or an S3-compatible bucket), encrypted and
  * compressed by {@link ObjectCodec}, with the CPU work on a {@link CodecPool} of worker
  * threads; protection markers beside the manifests, and the retention policies that decide
- * which snapshots to keep (`retention/`), and the replication of snapshots to another repository
- * (`sync/`, with other keys too). The byte layout of everything it writes is in docs/repository-format.md and in
+ * which snapshots to keep (`retention/`), the replication of snapshots to another repository
+ * (`sync/`, with other keys too), and tape sets (`tape/`: self-contained tar streams of
+ * snapshots for tapes and files, docs/tape-format.md). The byte layout of everything it writes is in docs/repository-format.md and in
  * the `format/` files. It knows nothing of VMs, disk formats or filesystems.
  */
 export type { Backend, BackendEntry } from './backend/backend.js';
@@ -43,3 +44,9 @@ export { RateLimitedBackend, type BandwidthLimits } from './backend/rate-limited
 export { syncSnapshots, type SyncOptions } from './sync/sync-snapshots.js';
 export type { SyncReport, SyncProgress, SyncCounters, SyncedSnapshot } from './sync/sync-report.js';
 export { SYNCED_FROM_NOTE, parseSyncedFrom, type SyncedFrom } from './sync/synced-from.js';
+export { exportTape, TAPE_NOTE, TAPE_DEFAULTS, type TapeExportOptions, type TapeExportReport, type TapeExportProgress, type TapeNoteData } from './tape/tape-export.js';
+export { importTape, orderVolumes, type TapeImportOptions, type TapeImportReport } from './tape/tape-import.js';
+export { listTape, type TapeVolumeListing } from './tape/tape-list.js';
+export { fileVolumeTarget, fileVolumeSource, type FileVolumeOptions } from './tape/file-volumes.js';
+export type { VolumeSink, VolumeSource, VolumeTarget } from './tape/volume-sink.js';
+export { TAPE_FORMAT_VERSION, isValidRecordSize, type TapeLabel, type TapeIndex, type TapeMember } from './tape/tape-format.js';

@@ -1,4 +1,4 @@
-import { listProtections, listSnapshotNotes, listSnapshots, type Protection, type Snapshot, type StoredSnapshotNote } from '../../repo/index.js';
+import { listProtections, listSnapshotNotes, listSnapshots, TAPE_NOTE, type Protection, type Snapshot, type StoredSnapshotNote, type TapeNoteData } from '../../repo/index.js';
 import { TEST_RESTORE_NOTE } from './test-restore.js';
 import { VERIFICATION_NOTE } from './verify.js';
 import { DAMAGE_NOTE } from './repair.js';
@@ -92,9 +92,10 @@ export async function snapshotsCommand(options: SnapshotsOptions, context: Comma
     const protections = await listProtections(repo);
     const tested = latestTestRestores(await listSnapshotNotes(repo, { kind: TEST_RESTORE_NOTE, onDamaged: (key) => damaged.push(key) }));
     const verified = latestVerifications(await listSnapshotNotes(repo, { kind: VERIFICATION_NOTE, onDamaged: (key) => damaged.push(key) }));
+    const tapes = tapesBySnapshot(await listSnapshotNotes(repo, { kind: TAPE_NOTE, onDamaged: (key) => damaged.push(key) }));
     const marked = new Map((await listSnapshotNotes(repo, { kind: DAMAGE_NOTE, onDamaged: (key) => damaged.push(key) })).map((n) => [n.snapshot, { time: n.time, ...(n.data as object) }]));
     if (options.json) {
-      context.stdout.write(`${JSON.stringify(snapshots.map((s) => ({ ...snapshotJson(s, protections.get(s.id) ?? null, tested.get(s.id), verified.get(s.id)), ...(marked.has(s.id) ? { damage: marked.get(s.id) } : {}) })))}\n`);
+      context.stdout.write(`${JSON.stringify(snapshots.map((s) => ({ ...snapshotJson(s, protections.get(s.id) ?? null, tested.get(s.id), verified.get(s.id)), ...(marked.has(s.id) ? { damage: marked.get(s.id) } : {}), ...(tapes.has(s.id) ? { tapes: tapes.get(s.id) } : {}) })))}\n`);
     } else {
       const rows = [['ID', 'Time (UTC)', 'VM', 'Host', 'Tags', 'Disks', 'Size', 'Consistency', 'Protected', 'Verified', 'Test restore']];
       for (const s of snapshots) {
@@ -113,6 +114,17 @@ export async function snapshotsCommand(options: SnapshotsOptions, context: Comma
     }
     return 0;
   });
+}
+
+/** The media catalog: every tape set holding each snapshot (notes of kind `tape`), oldest first. */
+function tapesBySnapshot(notes: StoredSnapshotNote[]): Map<string, (TapeNoteData & { time: string })[]> {
+  const tapes = new Map<string, (TapeNoteData & { time: string })[]>();
+  for (const note of notes) {
+    const data = note.data as TapeNoteData;
+    if (typeof data !== 'object' || data === null || typeof data.tapeSet !== 'string' || !Array.isArray(data.volumes)) continue;
+    tapes.set(note.snapshot, [...(tapes.get(note.snapshot) ?? []), { time: note.time, ...data }]);
+  }
+  return tapes;
 }
 
 /** `yes`, with the reason (cut to 40 characters) when there is one. */
