@@ -126,7 +126,7 @@ test('--boot boots the VM straight from the backup, isolated, and fails with the
   assert.equal(good.boot?.passed, true, good.boot?.reason);
   assert.equal(good.boot?.bus, 'sata');
   assert.ok((good.boot?.secondsToText ?? 0) > 0);
-  assert.match(good.boot?.serialTail ?? '', new RegExp(`${BOOT_MARK} `));
+  assert.match(good.boot?.serialTail ?? '', new RegExp(BOOT_MARK)); // QEMU is killed the moment it shows: what follows may not be there
   assert.deepEqual(good.volumes.map((v) => [v.filesystem, v.checker?.command, v.checker?.exitCode]), [['fat16', 'fsck.fat -n', 0]]);
 
   // The guest powers off after printing its line: waiting for another text fails fast, with the console.
