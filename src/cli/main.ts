@@ -20,7 +20,7 @@ import { serveCommand } from './commands/serve.js';
 import { snapshotsCommand } from './commands/snapshots.js';
 import { statsCommand } from './commands/stats.js';
 import { syncCommand } from './commands/sync.js';
-import { tapeExportCommand, tapeImportCommand, tapeListCommand } from './commands/tape.js';
+import { tapeCatalogCommand, tapeExportCommand, tapeImportCommand, tapeListCommand } from './commands/tape.js';
 import { testRestoreCommand } from './commands/test-restore.js';
 import { verifyCommand } from './commands/verify.js';
 import type { CommandContext } from './context.js';
@@ -215,6 +215,8 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
   tapeCommand('list', 'what a tape set holds, from each volume\'s label and index (no passphrase needed); every member is read and checked', false)
     .option('--from <files>', 'the volumes, comma-separated or repeated', collect)
     .action((_options, command: Command) => run(() => tapeListCommand(command.opts(), context))());
+  tapeCommand('catalog', 'the media catalog: which tapes hold which snapshots, forgotten ones included', true)
+    .action((_options, command: Command) => run(() => tapeCatalogCommand(command.opts(), context))());
 
   program
     .command('disk')

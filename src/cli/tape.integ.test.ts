@@ -264,6 +264,13 @@ test('a snapshot forgotten and pruned comes back from the tape into its own repo
   assert.equal(copied.code, 0, copied.stderr);
   assertExit(await coffer(['forget', '-r', own, second.id], env), 0);
   assertExit(await coffer(['prune', '-r', own], env), 0);
+  // The media catalog outlives the snapshot: it says which tape to import it back from.
+  const catalog = await cofferJson<{ snapshot: string; vm: string | null; inRepository: boolean; volumes: { name: string }[] }[]>(['tape', 'catalog', '-r', own], env);
+  const entry = catalog.find((e) => e.snapshot === second.id);
+  assert.equal(entry?.inRepository, false);
+  assert.equal(entry?.vm, 'db');
+  assert.deepEqual(entry?.volumes.map((v) => v.name), [tape]);
+  assert.equal(catalog.find((e) => e.snapshot === first.id)?.inRepository, true);
   const back = await cofferJson<{ createdRepository: boolean; snapshots: { id: string; added: boolean }[]; objectsWritten: number }>(['tape', 'import', '--from', tape, '-r', own], env);
   assert.equal(back.createdRepository, false);
   assert.deepEqual(back.snapshots, [{ id: first.id, added: false }, { id: second.id, added: true }]);

@@ -31,7 +31,7 @@ export { listQuarantined, quarantineChunk } from './damage.js';
 export { CHUNKS_PREFIX, INDEXES_PREFIX, SNAPSHOTS_PREFIX, PROTECTED_PREFIX, idFromKey } from './layout.js';
 export { verifyRepository, type VerifyReport, type VerifyProgress, type DamagedObject, type AffectedRange, type SnapshotVerification } from './verify.js';
 export { repositoryStats, type RepositoryStats } from './stats.js';
-export { addSnapshotNote, listSnapshotNotes, deleteSnapshotNotes, deleteSnapshotNote, type StoredSnapshotNote } from './snapshot-notes.js';
+export { addSnapshotNote, listSnapshotNotes, deleteSnapshotNotes, deleteSnapshotNote, LASTING_NOTE_KINDS, type StoredSnapshotNote } from './snapshot-notes.js';
 export type { SnapshotNote } from './format/snapshot-note.js';
 export { addVerificationRecord, listVerificationRecords, lastVerifiedLookup } from './verification-log.js';
 export { subsetContains, type VerificationRecord, type VerificationSubset } from './format/verification-record.js';

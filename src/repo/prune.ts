@@ -3,7 +3,8 @@ import { CofferError } from '../errors/index.js';
 import { isZeroEntry } from './format/index-page.js';
 import { IdPrefixSet } from './id-prefix-set.js';
 import { recordChunkDeletions } from './chunk-cache.js';
-import { CHUNKS_PREFIX, idFromKey, INDEXES_PREFIX, NOTES_PREFIX } from './layout.js';
+import { CHUNKS_PREFIX, idFromKey, INDEXES_PREFIX, noteKey, NOTES_PREFIX } from './layout.js';
+import { LASTING_NOTE_KINDS, listSnapshotNotes } from './snapshot-notes.js';
 import { acquirePruneLease, type LeaseInfo } from './leases.js';
 import type { Repository } from './repository.js';
 import { listSnapshots } from './snapshots.js';
@@ -106,10 +107,20 @@ export async function pruneRepository(
       const id = idFromKey(entry.key);
       if (id !== null && !pages.has(id)) garbage.push({ key: entry.key, size: entry.size, kind: 'page' });
     }
+    // Notes of snapshots that are gone, except the lasting kinds (the tape catalog); an orphan
+    // note that cannot be read goes too.
     const alive = new Set(snapshots.map((s) => s.id));
+    const orphans = new Map<string, number>();
     for await (const entry of repo.backend.list(NOTES_PREFIX)) {
       const snapshot = /^notes\/([0-9a-f]{64})\./.exec(entry.key)?.[1];
-      if (snapshot !== undefined && !alive.has(snapshot)) garbage.push({ key: entry.key, size: entry.size, kind: 'note' });
+      if (snapshot !== undefined && !alive.has(snapshot)) orphans.set(entry.key, entry.size);
+    }
+    if (orphans.size > 0) {
+      const lasting = new Set<string>();
+      for (const note of await listSnapshotNotes(repo, { onDamaged: () => undefined })) {
+        if (LASTING_NOTE_KINDS.has(note.kind)) lasting.add(noteKey(note.snapshot, note.id));
+      }
+      for (const [key, size] of orphans) if (!lasting.has(key)) garbage.push({ key, size, kind: 'note' });
     }
     // Before the first delete: every chunk cache built until now is stale (chunk-cache.ts).
     if (!dryRun && garbage.some((object) => object.kind === 'chunk')) await recordChunkDeletions(repo.backend);

@@ -50,9 +50,21 @@ export async function listSnapshotNotes(
   return notes.sort((a, b) => a.time.localeCompare(b.time) || a.id.localeCompare(b.id));
 }
 
-/** Removes every note of a snapshot (when the snapshot is forgotten). */
+/**
+ * Kinds of notes that outlive their snapshot: the media catalog (`tape`) must still say which
+ * tape holds a snapshot after it is forgotten from the repository — that is when it is needed.
+ */
+export const LASTING_NOTE_KINDS: ReadonlySet<string> = new Set(['tape']);
+
+/**
+ * Removes the notes of a snapshot that is forgotten, except the lasting kinds
+ * ({@link LASTING_NOTE_KINDS}); a note that cannot be read is removed.
+ */
 export async function deleteSnapshotNotes(repo: Repository, snapshot: string): Promise<void> {
-  for await (const entry of repo.backend.list(`${NOTES_PREFIX}${snapshot}.`)) await repo.backend.delete(entry.key);
+  const damaged: string[] = [];
+  const notes = await listSnapshotNotes(repo, { snapshot, onDamaged: (key) => damaged.push(key) });
+  for (const note of notes) if (!LASTING_NOTE_KINDS.has(note.kind)) await repo.backend.delete(noteKey(snapshot, note.id));
+  for (const key of damaged) await repo.backend.delete(key);
 }
 
 /** Removes one note (e.g. one superseded by a newer note of the same kind). */

@@ -8,10 +8,14 @@ import {
   fileVolumeTarget,
   importTape,
   isValidRecordSize,
+  listSnapshotNotes,
+  listSnapshots,
   listTape,
   resolveSnapshot,
   TAPE_DEFAULTS,
+  TAPE_NOTE,
   type Snapshot,
+  type TapeNoteData,
 } from '../../repo/index.js';
 import { backendFor, repositoryLocation, withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
 import { formatBytes, formatTable, parseSize } from '../format.js';
@@ -148,4 +152,41 @@ async function runVolumeCommand(command: string, sequence: number, device: strin
     child.once('close', (c) => resolve(c));
   }).finally(() => clearTimeout(timer));
   if (code !== 0) throw new CofferError('E_TARGET_UNWRITABLE', `the new-volume command ${JSON.stringify(command)} failed (exit ${code}) before volume ${sequence}`);
+}
+
+/**
+ * `coffer tape catalog`: the media catalog — every snapshot that was written to tape, which
+ * tape set and volumes hold it, and whether it is still in the repository (a forgotten
+ * snapshot's catalog entry stays: it says which tapes to `tape import` it back from).
+ */
+export async function tapeCatalogCommand(options: RepositoryOptions, context: CommandContext): Promise<number> {
+  return withRepository(options, context, async (repo) => {
+    const present = new Set((await listSnapshots(repo)).map((s) => s.id));
+    const entries = (await listSnapshotNotes(repo, { kind: TAPE_NOTE, onDamaged: (key) => context.stderr.write(`warning: catalog note ${key} is damaged and was skipped\n`) })).map((note) => {
+      const data = note.data as Partial<TapeNoteData>;
+      return {
+        snapshot: note.snapshot,
+        vm: data.vm ?? null,
+        time: data.time ?? null,
+        inRepository: present.has(note.snapshot),
+        tapeSet: data.tapeSet ?? null,
+        volumes: Array.isArray(data.volumes) ? data.volumes : [],
+        written: note.time,
+        imported: data.imported === true,
+      };
+    });
+    if (options.json) {
+      context.stdout.write(`${JSON.stringify(entries)}\n`);
+      return 0;
+    }
+    const rows = [['Snapshot', 'VM', 'Time (UTC)', 'In repository', 'Tape set', 'Volumes', 'Written (UTC)']];
+    for (const e of entries) {
+      rows.push([
+        e.snapshot.slice(0, 8), e.vm ?? '?', e.time?.replace('T', ' ').replace(/\.\d+Z$/, 'Z') ?? '?', e.inRepository ? 'yes' : 'forgotten',
+        e.tapeSet?.slice(0, 8) ?? '?', e.volumes.map((v) => v.name || `#${v.sequence}`).join(', '), e.written.replace('T', ' ').replace(/\.\d+Z$/, 'Z'),
+      ]);
+    }
+    context.stdout.write(`${formatTable(rows)}\n${entries.length} catalog entr${entries.length === 1 ? 'y' : 'ies'}\n`);
+    return 0;
+  });
 }

@@ -30,6 +30,9 @@ const READ_AHEAD = 8;
 export interface TapeNoteData {
   tapeSet: string;
   created: string;
+  /** The snapshot's VM and time, so the catalog still names it once it is forgotten. */
+  vm?: string;
+  time?: string;
   /** The volumes holding the snapshot's objects, with where they were written. */
   volumes: { sequence: number; name: string }[];
   /** Set when the note was written by `tape import` (the snapshot came from this tape). */
@@ -177,7 +180,7 @@ export async function exportTape(repo: Repository, snapshots: readonly Snapshot[
 
   for (const snapshot of snapshots) {
     const sequences = [...(onVolumes.get(snapshot.id) ?? [])].sort((a, b) => a - b);
-    const data: TapeNoteData = { tapeSet, created, volumes: sequences.map((sequence) => ({ sequence, name: report.volumes[sequence - 1]?.name ?? '' })) };
+    const data: TapeNoteData = { tapeSet, created, vm: snapshot.vm, time: snapshot.time, volumes: sequences.map((sequence) => ({ sequence, name: report.volumes[sequence - 1]?.name ?? '' })) };
     await addSnapshotNote(repo, snapshot.id, TAPE_NOTE, data, options.now);
   }
   return report;
