@@ -1,20 +1,28 @@
-import {
-  AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
-  CreateMultipartUploadCommand,
-  DeleteObjectCommand,
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-  UploadPartCommand,
-} from '@aws-sdk/client-s3';
+import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { forEachLimited } from '../../concurrency/index.js';
 import type { Backend, BackendEntry } from './backend.js';
 import { checkedKey } from './backend-key.js';
 import { translateS3Error, type S3Failure } from './s3-errors.js';
 import type { S3Location } from './s3-location.js';
+
+type Sdk = typeof import('@aws-sdk/client-s3');
+let sdkModule: Sdk | undefined;
+let sdkLoading: Promise<Sdk> | undefined;
+
+/**
+ * The AWS SDK, imported on the first S3 request: importing it costs ~70 ms, which every
+ * command would otherwise pay at start-up, local repositories included.
+ */
+async function loadSdk(): Promise<Sdk> {
+  sdkLoading ??= import('@aws-sdk/client-s3').then((module) => (sdkModule = module));
+  return sdkLoading;
+}
+
+/** The SDK once {@link loadSdk} resolved (every caller awaits the client first). */
+function sdk(): Sdk {
+  if (sdkModule === undefined) throw new Error('the AWS SDK is used before it was loaded');
+  return sdkModule;
+}
 
 /**
  * Settings of {@link S3Backend}, each default with its reason.
@@ -71,7 +79,8 @@ export interface S3BackendOptions extends Partial<S3Settings> {
  */
 export class S3Backend implements Backend {
   readonly location: string;
-  private readonly client: S3Client;
+  private s3: S3Client | undefined;
+  private readonly clientConfig: S3ClientConfig;
   private readonly bucket: string;
   private readonly root: string;
   private readonly settings: S3Settings;
@@ -85,7 +94,7 @@ export class S3Backend implements Backend {
     // The SDK prints a warning about future Node versions on stderr; the core never prints.
     process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     const agent = { keepAlive: true, maxSockets: this.settings.maxSockets };
-    this.client = new S3Client({
+    this.clientConfig = {
       endpoint: target.endpoint,
       region: target.region ?? options.region ?? 'us-east-1',
       forcePathStyle: target.forcePathStyle,
@@ -104,14 +113,23 @@ export class S3Backend implements Backend {
         httpAgent: agent,
         httpsAgent: agent,
       },
-    });
+    };
+  }
+
+  /** The SDK client, made on first use (see {@link loadSdk}). */
+  private async client(): Promise<S3Client> {
+    if (this.s3 === undefined) {
+      const { S3Client } = await loadSdk();
+      this.s3 ??= new S3Client(this.clientConfig);
+    }
+    return this.s3;
   }
 
   async put(key: string, data: Uint8Array): Promise<void> {
     const objectKey = this.objectKey(key);
     try {
       if (data.length > this.settings.multipartThreshold) await this.putMultipart(objectKey, data);
-      else await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: objectKey, Body: data, ContentLength: data.length }));
+      else await (await this.client()).send(new (sdk().PutObjectCommand)({ Bucket: this.bucket, Key: objectKey, Body: data, ContentLength: data.length }));
     } catch (error) {
       throw this.translate(error, 'write', key);
     }
@@ -124,7 +142,7 @@ export class S3Backend implements Backend {
   async get(key: string): Promise<Buffer> {
     const objectKey = this.objectKey(key);
     try {
-      const response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: objectKey }));
+      const response = await (await this.client()).send(new (sdk().GetObjectCommand)({ Bucket: this.bucket, Key: objectKey }));
       if (response.Body === undefined) return Buffer.alloc(0);
       const bytes = await response.Body.transformToByteArray();
       return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -136,7 +154,7 @@ export class S3Backend implements Backend {
   async has(key: string): Promise<boolean> {
     const objectKey = this.objectKey(key);
     try {
-      await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: objectKey }));
+      await (await this.client()).send(new (sdk().HeadObjectCommand)({ Bucket: this.bucket, Key: objectKey }));
       return true;
     } catch (error) {
       const info = error as { name?: string; $metadata?: { httpStatusCode?: number } };
@@ -148,7 +166,7 @@ export class S3Backend implements Backend {
   async delete(key: string): Promise<void> {
     const objectKey = this.objectKey(key);
     try {
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: objectKey }));
+      await (await this.client()).send(new (sdk().DeleteObjectCommand)({ Bucket: this.bucket, Key: objectKey }));
     } catch (error) {
       throw this.translate(error, 'delete', key);
     }
@@ -159,7 +177,7 @@ export class S3Backend implements Backend {
     do {
       let page;
       try {
-        page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: `${this.root}${prefix}`, MaxKeys: this.settings.listPageSize, ...(token === undefined ? {} : { ContinuationToken: token }) }));
+        page = await (await this.client()).send(new (sdk().ListObjectsV2Command)({ Bucket: this.bucket, Prefix: `${this.root}${prefix}`, MaxKeys: this.settings.listPageSize, ...(token === undefined ? {} : { ContinuationToken: token }) }));
       } catch (error) {
         throw this.translate(error, 'list', prefix);
       }
@@ -173,11 +191,11 @@ export class S3Backend implements Backend {
 
   /** Closes the connections (the backend cannot be used afterwards). */
   destroy(): void {
-    this.client.destroy();
+    this.s3?.destroy();
   }
 
   private async putMultipart(objectKey: string, data: Uint8Array): Promise<void> {
-    const created = await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: objectKey }));
+    const created = await (await this.client()).send(new (sdk().CreateMultipartUploadCommand)({ Bucket: this.bucket, Key: objectKey }));
     const uploadId = created.UploadId;
     if (uploadId === undefined) throw new Error('CreateMultipartUpload returned no UploadId');
     try {
@@ -186,18 +204,18 @@ export class S3Backend implements Backend {
       const etags = new Map<number, string>();
       await forEachLimited(numbers, this.settings.partsInFlight, async (partNumber) => {
         const body = data.subarray((partNumber - 1) * partSize, Math.min(data.length, partNumber * partSize));
-        const part = await this.client.send(new UploadPartCommand({ Bucket: this.bucket, Key: objectKey, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: body.length }));
+        const part = await (await this.client()).send(new (sdk().UploadPartCommand)({ Bucket: this.bucket, Key: objectKey, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: body.length }));
         if (part.ETag === undefined) throw new Error(`UploadPart ${partNumber} returned no ETag`);
         etags.set(partNumber, part.ETag);
       });
-      await this.client.send(new CompleteMultipartUploadCommand({
+      await (await this.client()).send(new (sdk().CompleteMultipartUploadCommand)({
         Bucket: this.bucket,
         Key: objectKey,
         UploadId: uploadId,
         MultipartUpload: { Parts: numbers.map((n) => ({ PartNumber: n, ETag: etags.get(n) as string })) },
       }));
     } catch (error) {
-      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: objectKey, UploadId: uploadId })).catch(() => undefined);
+      await (await this.client()).send(new (sdk().AbortMultipartUploadCommand)({ Bucket: this.bucket, Key: objectKey, UploadId: uploadId })).catch(() => undefined);
       throw error;
     }
   }
