@@ -136,6 +136,7 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--read-data', 'read every chunk (otherwise only check that each exists)')
     .option('--salvage', 'for each damaged snapshot, write a copy (tag salvaged) whose damaged blocks read as zeros')
     .option('--forget', 'remove the damaged snapshots (never a protected one)')
+    .option('--no-files', 'do not name the files the damage touches')
     .action((_options, command: Command) => run(async () => (await import('./commands/repair.js')).repairCommand(command.opts(), context))());
 
   repoCommand('stats', 'sizes, and what deduplication and compression save').action((_options, command: Command) =>

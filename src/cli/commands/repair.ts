@@ -14,6 +14,7 @@ import {
 import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
 import { ExitCode } from '../exit-codes.js';
 import { ProgressReporter } from '../progress.js';
+import { lookUpDamagedFiles, type DamagedFiles } from './damaged-files.js';
 
 /** The note kind that marks a snapshot as damaged (its data: the ranges that cannot be restored). */
 export const DAMAGE_NOTE = 'damage';
@@ -24,6 +25,8 @@ export interface RepairCommandOptions extends RepositoryOptions {
   readData?: boolean;
   salvage?: boolean;
   forget?: boolean;
+  /** False (`--no-files`): do not name the files the damage touches. */
+  files?: boolean;
 }
 
 /** One damaged snapshot and what was done about it. */
@@ -31,7 +34,7 @@ interface RepairedSnapshot {
   snapshot: string;
   vm: string;
   time: string;
-  disks: { disk: string; ranges: { start: number; end: number }[] }[];
+  disks: { disk: string; ranges: { start: number; end: number }[]; files?: string[]; filesProblem?: string }[];
   salvagedAs?: string;
   forgotten: boolean;
   /** Why it was not forgotten although asked (protected). */
@@ -60,7 +63,9 @@ export async function repairCommand(options: RepairCommandOptions, context: Comm
     });
     progress.done();
     const bad = new Set(report.damaged.filter((d) => d.kind === 'chunk').map((d) => d.id));
-    const bySnapshot = groupBySnapshot(report.affected);
+    // Named before anything is forgotten: the lookup reads the damaged snapshots' filesystems.
+    const files = options.files === false ? [] : await lookUpDamagedFiles(repo, report.affected, { signal: context.signal });
+    const bySnapshot = groupBySnapshot(report.affected, files);
     const snapshots = new Map((await listSnapshots(repo)).map((s) => [s.id, s]));
     const repaired: RepairedSnapshot[] = [];
     for (const [id, disks] of bySnapshot) {
@@ -92,11 +97,19 @@ export async function repairCommand(options: RepairCommandOptions, context: Comm
   });
 }
 
-function groupBySnapshot(affected: AffectedRange[]): Map<string, RepairedSnapshot['disks']> {
+function groupBySnapshot(affected: AffectedRange[], files: readonly DamagedFiles[]): Map<string, RepairedSnapshot['disks']> {
   const out = new Map<string, RepairedSnapshot['disks']>();
-  for (const a of affected) out.set(a.snapshot, [...(out.get(a.snapshot) ?? []), { disk: a.disk, ranges: a.ranges }]);
+  affected.forEach((a, i) => {
+    const found = files[i];
+    const named = found?.files?.flatMap((v) => v.files.map((f) => `${v.volume}:${f.path}`)).slice(0, MAX_FILES_IN_MARK);
+    const entry = { disk: a.disk, ranges: a.ranges, ...(named !== undefined ? { files: named } : {}), ...(found?.filesProblem !== undefined ? { filesProblem: found.filesProblem } : {}) };
+    out.set(a.snapshot, [...(out.get(a.snapshot) ?? []), entry]);
+  });
   return out;
 }
+
+/** Files named per disk in a damage mark (the verify report has them all). */
+const MAX_FILES_IN_MARK = 100;
 
 /** Removes the damage marks of snapshots this run found intact (a later backup healed them). */
 async function clearHealedMarks(repo: Repository, damaged: ReadonlySet<string>, snapshots: ReadonlyMap<string, Snapshot>): Promise<string[]> {
@@ -115,6 +128,7 @@ function render(repaired: RepairedSnapshot[], healed: string[], damagedObjects: 
   for (const r of repaired) {
     const ranges = r.disks.map((d) => `${d.disk} ${d.ranges.map((x) => `${x.start}-${x.end - 1}`).join(', ')}`).join('; ');
     lines.push(`DAMAGED snapshot ${r.snapshot.slice(0, 8)} (vm ${r.vm}, ${r.time}): ${ranges}`);
+    for (const d of r.disks) for (const file of d.files ?? []) lines.push(`  FILE ${d.disk} ${file}`);
     if (r.salvagedAs !== undefined) lines.push(`  salvaged as ${r.salvagedAs.slice(0, 8)} (tag salvaged): the ranges above read as zeros there`);
     if (r.forgotten) lines.push('  forgotten');
     if (r.kept !== undefined) lines.push(`  kept: ${r.kept}`);
