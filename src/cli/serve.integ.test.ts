@@ -108,14 +108,15 @@ test('a QEMU attaches the export as a disk and reads the backup', async () => {
     disks: [{ name: 'scratch', size: 1 << 20 }],
     extraArgs: ['-blockdev', `driver=nbd,server.type=unix,server.path=${socket},export=disk0,node-name=restored,read-only=on`, '-device', 'virtio-blk-pci,drive=restored,id=restored-dev'],
   });
-  const qmp = await QmpClient.connect({ path: vm.qmpSocket });
+  let qmp: QmpClient | undefined;
   try {
+    qmp = await QmpClient.connect({ path: vm.qmpSocket });
     // The ext4 superblock magic 0xEF53 at 1024 + 56 of the partition, read by the VM's block layer.
     const reply = await humanMonitorCommand(qmp, `qemu-io -d /machine/peripheral/restored-dev/virtio-backend "read -v ${(disk.partitions[0]?.start ?? 0) + 1024 + 56} 2"`);
     await new Promise((resolve) => setTimeout(resolve, 500));
     assert.match(reply + vm.output(), /53 ef/i, `the VM read the backed-up superblock:\n${reply}\n${vm.output()}`);
   } finally {
-    await qmp.close();
+    await qmp?.close();
     await vm.stop();
     await stop(running);
   }

@@ -14,6 +14,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs/promises';
 import os from 'node:os';
+import net from 'node:net';
 import path from 'node:path';
 import { requireTools, runTool } from './disks.js';
 
@@ -155,12 +156,27 @@ export async function startTestVm(options: TestVmOptions = {}): Promise<TestVm> 
   };
 
   try {
-    await waitForSocket(qmpSocket, exited, () => output);
+    // Every QMP monitor, the tests' own (`-qmp unix:PATH,…` in extraArgs) included: a socket
+    // file exists from bind() on, but refuses connections until QEMU listens on it.
+    const monitors = [qmpSocket, ...(options.extraArgs ?? []).flatMap((arg, i, all) => (all[i - 1] === '-qmp' && arg.startsWith('unix:') ? [arg.slice(5).split(',')[0] as string] : []))];
+    for (const monitor of monitors) await waitForSocket(monitor, exited, () => output);
   } catch (err) {
     await vm.stop();
     throw err;
   }
   return vm;
+}
+
+/** True when something listens on the unix socket (the connection is closed at once). */
+function accepts(socket: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const connection = net.createConnection(socket);
+    connection.once('connect', () => {
+      connection.destroy();
+      resolve(true);
+    });
+    connection.once('error', () => resolve(false));
+  });
 }
 
 function isRunning(child: ChildProcess): boolean {
@@ -173,7 +189,7 @@ async function waitForSocket(socket: string, exited: Promise<void>, output: () =
   const deadline = Date.now() + START_TIMEOUT_MS;
   for (;;) {
     if (gone) throw new Error(`qemu-system-x86_64 exited at start:\n${output()}`);
-    if (await fs.access(socket).then(() => true, () => false)) return;
+    if (await accepts(socket)) return;
     if (Date.now() > deadline) throw new Error(`qemu-system-x86_64 made no QMP socket within ${START_TIMEOUT_MS} ms:\n${output()}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
