@@ -90,10 +90,13 @@ export async function snapshotsCommand(options: SnapshotsOptions, context: Comma
     const damaged: string[] = [];
     const snapshots = await listSnapshots(repo, { ...(options.vm ? { vm: options.vm } : {}), onDamaged: (id) => damaged.push(id) });
     const protections = await listProtections(repo);
-    const tested = latestTestRestores(await listSnapshotNotes(repo, { kind: TEST_RESTORE_NOTE, onDamaged: (key) => damaged.push(key) }));
-    const verified = latestVerifications(await listSnapshotNotes(repo, { kind: VERIFICATION_NOTE, onDamaged: (key) => damaged.push(key) }));
-    const tapes = tapesBySnapshot(await listSnapshotNotes(repo, { kind: TAPE_NOTE, onDamaged: (key) => damaged.push(key) }));
-    const marked = new Map((await listSnapshotNotes(repo, { kind: DAMAGE_NOTE, onDamaged: (key) => damaged.push(key) })).map((n) => [n.snapshot, { time: n.time, ...(n.data as object) }]));
+    // One pass over the notes (each is fetched and decrypted), split by kind.
+    const notes = await listSnapshotNotes(repo, { onDamaged: (key) => damaged.push(key) });
+    const ofKind = (kind: string) => notes.filter((n) => n.kind === kind);
+    const tested = latestTestRestores(ofKind(TEST_RESTORE_NOTE));
+    const verified = latestVerifications(ofKind(VERIFICATION_NOTE));
+    const tapes = tapesBySnapshot(ofKind(TAPE_NOTE));
+    const marked = new Map(ofKind(DAMAGE_NOTE).map((n) => [n.snapshot, { time: n.time, ...(n.data as object) }]));
     if (options.json) {
       context.stdout.write(`${JSON.stringify(snapshots.map((s) => ({ ...snapshotJson(s, protections.get(s.id) ?? null, tested.get(s.id), verified.get(s.id)), ...(marked.has(s.id) ? { damage: marked.get(s.id) } : {}), ...(tapes.has(s.id) ? { tapes: tapes.get(s.id) } : {}) })))}\n`);
     } else {
