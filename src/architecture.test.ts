@@ -31,6 +31,7 @@ const ALLOWED: Record<string, string[]> = {
   restore: ['errors', 'blockdev', 'concurrency', 'repo', 'disk', 'volume', 'fs', 'nbd', 'xml'],
   relocate: ['errors', 'qmp'],
   jobs: ['errors', 'concurrency', 'repo'],
+  server: ['errors', 'concurrency', 'repo', 'jobs', 'backup', 'restore', 'source', 'disk', 'volume', 'fs', 'nbd'],
   cli: ['errors', 'blockdev', 'concurrency', 'repo', 'source', 'disk', 'volume', 'fs', 'nbd', 'backup', 'restore', 'relocate'],
 };
 

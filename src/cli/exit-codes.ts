@@ -30,6 +30,8 @@ export const ExitCode = {
   testRestoreFailed: 15,
   /** A backup and a prune would overlap and the other did not end in time (or a lease was lost). */
   repositoryBusy: 16,
+  /** The service's state database cannot be opened, or is newer than this Coffer. */
+  stateUnavailable: 20,
   /** Interrupted by Ctrl-C or a signal. */
   interrupted: 130,
 } as const;
@@ -75,6 +77,8 @@ const BY_CODE: Record<ErrorCode, number> = {
   // A damaged tape is damaged backup data; a volume left out is a command line to complete.
   E_TAPE_INVALID: ExitCode.repositoryDamaged,
   E_TAPE_VOLUME_MISSING: ExitCode.usage,
+  E_STATE_UNAVAILABLE: ExitCode.stateUnavailable,
+  E_STATE_TOO_NEW: ExitCode.stateUnavailable,
 };
 
 /** The exit code for an error code. */

@@ -79,6 +79,10 @@ export const ERROR_CODES = {
   E_TAPE_INVALID: 'the tape is not a valid Coffer tape',
   /** A tape set is incomplete: a volume (sequence number) was not given. */
   E_TAPE_VOLUME_MISSING: 'a volume of the tape set is missing',
+  /** The service's state database cannot be opened or migrated (locked, damaged, unreachable). */
+  E_STATE_UNAVAILABLE: 'the state database cannot be used',
+  /** The service's state database was migrated by a newer Coffer than this one. */
+  E_STATE_TOO_NEW: 'the state database is newer than this Coffer',
 } as const;
 
 /** A stable error code, see {@link ERROR_CODES}. */

@@ -1,0 +1,10 @@
+/**
+ * Every migration, in order. Add a new one at the end with the next id; never edit or remove
+ * one that has been released.
+ */
+import type { Migration } from '../migration.js';
+import { foundation } from './0001-foundation.js';
+
+export const MIGRATIONS: readonly Migration[] = [
+  foundation,
+];
