@@ -12,6 +12,7 @@ import * as fs from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
+import { requireTools } from '../testing/index.js';
 import { assertExit, COFFER_BIN, coffer, makeWorkDir, removeDir, runTool } from './cli-harness.js';
 
 const env = { COFFER_PASSWORD: 'files test' };
@@ -61,6 +62,7 @@ async function backup(args: string[], code = 0): Promise<Json> {
 }
 
 before(async () => {
+  await requireTools('setfattr', 'getfattr', 'setfacl', 'getfacl');
   work = await makeWorkDir('files');
   repo = join(work, 'repo');
   src = join(work, 'src');
@@ -113,6 +115,8 @@ test('backup, modify, incremental, restore both: content and metadata as the sou
   assert.equal(cat.stdout.toString(), 'hello\nmore\n');
   const big = await coffer(['files', '-r', repo, second.id, 'cat', `${src}/big`], opts);
   assert.ok(big.stdout.equals(await fs.readFile(join(src, 'big'))));
+  const listed = await coffer(['snapshots', '-r', repo, '--vm', 'h1'], opts);
+  assert.match(listed.stdout.toString(), new RegExp(`files: ${src}`));
   const find = await coffer(['files', '-r', repo, second.id, 'find', src, '--name', 'ünï*'], opts);
   assert.equal(find.stdout.toString().trim(), `${src}/ünï cødé ✓`);
 
