@@ -7,6 +7,18 @@
  *   syncfs(fd)           -> flushes the whole filesystem holding fd (one call instead of an
  *                           fsync per file; see src/repo/backend/local-backend.ts)
  *
+ * and, for file-level backup and restore (never following a final symlink):
+ *
+ *   listXattrs(path)               -> names of the extended attributes (llistxattr(2))
+ *   getXattr(path, name)           -> value as a Buffer, or null when absent (lgetxattr(2))
+ *   setXattr(path, name, buffer)   -> lsetxattr(2)
+ *   mknod(path, mode, major, minor)-> mknod(2): FIFOs, character and block devices
+ *   setTimes(path, atimeNs, mtimeNs) -> utimensat(2) with AT_SYMLINK_NOFOLLOW, times as BigInt
+ *                                     nanoseconds since 1970 (Node's lutimes rounds to µs)
+ *
+ * Paths are UTF-8 strings of at most PATH_MAX bytes; names at most XATTR_NAME_MAX bytes and
+ * values at most XATTR_SIZE_MAX (64 KiB), as Linux allows.
+ *
  * They let raw images be read by their allocation map, so holes are never read. Errors other
  * than ENXIO (no data past `offset`) are thrown as JS errors carrying the errno name in `code`.
  */
@@ -14,6 +26,13 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <linux/limits.h>
 #include <unistd.h>
 #include <node_api.h>
 
@@ -27,6 +46,16 @@ static napi_value throw_errno(napi_env env, int err, const char *call) {
     case ENXIO: name = "ENXIO"; break;
     case ENOSPC: name = "ENOSPC"; break;
     case EDQUOT: name = "EDQUOT"; break;
+    case ENOENT: name = "ENOENT"; break;
+    case EACCES: name = "EACCES"; break;
+    case EPERM: name = "EPERM"; break;
+    case EEXIST: name = "EEXIST"; break;
+    case ENOTSUP: name = "ENOTSUP"; break;
+    case ERANGE: name = "ERANGE"; break;
+    case E2BIG: name = "E2BIG"; break;
+    case ENAMETOOLONG: name = "ENAMETOOLONG"; break;
+    case ENOTDIR: name = "ENOTDIR"; break;
+    case ELOOP: name = "ELOOP"; break;
     default: break;
   }
   char message[128];
@@ -84,12 +113,166 @@ static napi_value sync_fs(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* Reads argument `i` as a UTF-8 string into `out` (size `size`, NUL-terminated); 0 on error. */
+static int read_string(napi_env env, napi_value value, char *out, size_t size, const char *what) {
+  size_t length = 0;
+  if (napi_get_value_string_utf8(env, value, NULL, 0, &length) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", what);
+    return 0;
+  }
+  if (length + 1 > size) {
+    napi_throw_error(env, "ENAMETOOLONG", what);
+    return 0;
+  }
+  napi_get_value_string_utf8(env, value, out, size, &length);
+  if (strlen(out) != length) { /* an embedded NUL would silently cut the path */
+    napi_throw_type_error(env, "EINVAL", what);
+    return 0;
+  }
+  return 1;
+}
+
+static int get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < want) {
+    napi_throw_type_error(env, "EINVAL", "missing arguments");
+    return 0;
+  }
+  return 1;
+}
+
+static napi_value list_xattrs(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  char path[PATH_MAX];
+  if (!get_args(env, info, 1, argv) || !read_string(env, argv[0], path, sizeof path, "path must be a string")) return NULL;
+  char *list = malloc(XATTR_LIST_MAX);
+  if (list == NULL) return throw_errno(env, ENOMEM, "llistxattr");
+  ssize_t size = llistxattr(path, list, XATTR_LIST_MAX);
+  if (size < 0) {
+    int err = errno;
+    free(list);
+    if (err == ENOTSUP) size = 0; /* the filesystem has none */
+    else return throw_errno(env, err, "llistxattr");
+  }
+  napi_value out;
+  napi_create_array(env, &out);
+  uint32_t count = 0;
+  for (ssize_t start = 0; start < size;) {
+    size_t length = strnlen(list + start, (size_t)(size - start));
+    if (length > 0) {
+      napi_value name;
+      napi_create_string_utf8(env, list + start, length, &name);
+      napi_set_element(env, out, count++, name);
+    }
+    start += (ssize_t)length + 1;
+  }
+  if (size > 0) free(list);
+  return out;
+}
+
+static napi_value get_xattr(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  char path[PATH_MAX];
+  char name[XATTR_NAME_MAX + 1];
+  if (!get_args(env, info, 2, argv) || !read_string(env, argv[0], path, sizeof path, "path must be a string") ||
+      !read_string(env, argv[1], name, sizeof name, "attribute name must be a string of at most 255 bytes")) return NULL;
+  char *value = malloc(XATTR_SIZE_MAX);
+  if (value == NULL) return throw_errno(env, ENOMEM, "lgetxattr");
+  ssize_t size = lgetxattr(path, name, value, XATTR_SIZE_MAX);
+  napi_value out;
+  if (size < 0) {
+    int err = errno;
+    free(value);
+    if (err == ENODATA) {
+      napi_get_null(env, &out);
+      return out;
+    }
+    return throw_errno(env, err, "lgetxattr");
+  }
+  void *data = NULL;
+  napi_create_buffer_copy(env, (size_t)size, value, &data, &out);
+  free(value);
+  return out;
+}
+
+static napi_value set_xattr(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  char path[PATH_MAX];
+  char name[XATTR_NAME_MAX + 1];
+  if (!get_args(env, info, 3, argv) || !read_string(env, argv[0], path, sizeof path, "path must be a string") ||
+      !read_string(env, argv[1], name, sizeof name, "attribute name must be a string of at most 255 bytes")) return NULL;
+  void *data = NULL;
+  size_t length = 0;
+  bool is_buffer = false;
+  if (napi_is_buffer(env, argv[2], &is_buffer) != napi_ok || !is_buffer || napi_get_buffer_info(env, argv[2], &data, &length) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "value must be a Buffer");
+    return NULL;
+  }
+  if (length > XATTR_SIZE_MAX) return throw_errno(env, E2BIG, "lsetxattr");
+  if (lsetxattr(path, name, length == 0 ? "" : data, length, 0) != 0) return throw_errno(env, errno, "lsetxattr");
+  napi_value out;
+  napi_get_undefined(env, &out);
+  return out;
+}
+
+static napi_value make_node(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  char path[PATH_MAX];
+  uint32_t mode = 0, major_number = 0, minor_number = 0;
+  if (!get_args(env, info, 4, argv) || !read_string(env, argv[0], path, sizeof path, "path must be a string")) return NULL;
+  if (napi_get_value_uint32(env, argv[1], &mode) != napi_ok || napi_get_value_uint32(env, argv[2], &major_number) != napi_ok ||
+      napi_get_value_uint32(env, argv[3], &minor_number) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "mode, major and minor must be numbers");
+    return NULL;
+  }
+  mode_t type = mode & S_IFMT;
+  if (type != S_IFIFO && type != S_IFCHR && type != S_IFBLK) return throw_errno(env, EINVAL, "mknod");
+  if (mknod(path, (mode_t)mode, makedev(major_number, minor_number)) != 0) return throw_errno(env, errno, "mknod");
+  napi_value out;
+  napi_get_undefined(env, &out);
+  return out;
+}
+
+static int read_ns(napi_env env, napi_value value, struct timespec *out) {
+  int64_t ns = 0;
+  bool lossless = false;
+  if (napi_get_value_bigint_int64(env, value, &ns, &lossless) != napi_ok || !lossless) {
+    napi_throw_type_error(env, "EINVAL", "times must be BigInt nanoseconds");
+    return 0;
+  }
+  int64_t sec = ns / 1000000000, nsec = ns % 1000000000;
+  if (nsec < 0) {
+    nsec += 1000000000;
+    sec -= 1;
+  }
+  out->tv_sec = (time_t)sec;
+  out->tv_nsec = (long)nsec;
+  return 1;
+}
+
+static napi_value set_times(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  char path[PATH_MAX];
+  struct timespec times[2];
+  if (!get_args(env, info, 3, argv) || !read_string(env, argv[0], path, sizeof path, "path must be a string") ||
+      !read_ns(env, argv[1], &times[0]) || !read_ns(env, argv[2], &times[1])) return NULL;
+  if (utimensat(AT_FDCWD, path, times, AT_SYMLINK_NOFOLLOW) != 0) return throw_errno(env, errno, "utimensat");
+  napi_value out;
+  napi_get_undefined(env, &out);
+  return out;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"seekData", NULL, seek_data, NULL, NULL, NULL, napi_default, NULL},
     {"seekHole", NULL, seek_hole, NULL, NULL, NULL, napi_default, NULL},
     {"seekEnd", NULL, seek_end, NULL, NULL, NULL, napi_default, NULL},
     {"syncfs", NULL, sync_fs, NULL, NULL, NULL, napi_default, NULL},
+    {"listXattrs", NULL, list_xattrs, NULL, NULL, NULL, napi_default, NULL},
+    {"getXattr", NULL, get_xattr, NULL, NULL, NULL, napi_default, NULL},
+    {"setXattr", NULL, set_xattr, NULL, NULL, NULL, napi_default, NULL},
+    {"mknod", NULL, make_node, NULL, NULL, NULL, napi_default, NULL},
+    {"setTimes", NULL, set_times, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -2,7 +2,10 @@
  * @module backup
  * The backup direction of the pipeline: a {@link VmSource}'s disks, block by block, into a
  * snapshot. Reads only data ranges, hashes on the worker pool, stores only new chunks, and
- * writes the manifest last. Reports progress through a callback; never prints.
+ * writes the manifest last; and directory trees into file snapshots (`files/`: content-defined
+ * chunks, one tree object per directory). Reports progress through a callback; never prints.
  */
 export { backupVm, type BackupOptions, type BackupProgress } from './backup-vm.js';
 export { backupDisk, type BackupDiskOptions, type DiskProgress } from './backup-disk.js';
+export { backupFiles, fileParentOf, type FileBackupOptions, type FileBackupProgress } from './files/backup-files.js';
+export { FastCdc, FILE_CHUNK_SIZES, type ChunkSizes } from './files/fastcdc.js';

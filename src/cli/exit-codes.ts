@@ -30,6 +30,13 @@ export const ExitCode = {
   testRestoreFailed: 15,
   /** A backup and a prune would overlap and the other did not end in time (or a lease was lost). */
   repositoryBusy: 16,
+  /** A hook command failed or timed out (file backups: `--pre-hook`, `--post-hook`). */
+  hookFailed: 17,
+  /**
+   * A file backup saved its snapshot, but some files changed, vanished or could not be read
+   * while it ran (the snapshot's warnings name them): like restic's 3.
+   */
+  filesIncomplete: 18,
   /** The service's state database cannot be opened, or is newer than this Coffer. */
   stateUnavailable: 20,
   /** Interrupted by Ctrl-C or a signal. */
@@ -58,6 +65,7 @@ const BY_CODE: Record<ErrorCode, number> = {
   E_NO_SPACE: ExitCode.noSpace,
   E_BACKEND_IO: ExitCode.failure,
   E_INTERRUPTED: ExitCode.interrupted,
+  E_HOOK_FAILED: ExitCode.hookFailed,
   E_REPO_BUSY: ExitCode.repositoryBusy,
   E_LEASE_LOST: ExitCode.repositoryBusy,
   E_VERIFY_FAILED: ExitCode.verifyFailed,

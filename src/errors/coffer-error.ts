@@ -43,6 +43,8 @@ export const ERROR_CODES = {
   E_BACKEND_IO: 'the storage failed',
   /** The operation was interrupted (Ctrl-C, a signal, an abort). */
   E_INTERRUPTED: 'interrupted',
+  /** A backup hook command failed or ran past its timeout (a pre-backup hook stops the backup). */
+  E_HOOK_FAILED: 'a hook command failed',
   /** Verification found missing or corrupt data. */
   E_VERIFY_FAILED: 'verification found damage',
   /** A key operation that would lock everyone out (removing the last or the current key). */

@@ -5,7 +5,7 @@ import type { CofferError } from '../errors/index.js';
  * The filesystems Coffer reads. `ext2`/`ext3`/`ext4` are one reader (named by the features
  * the superblock declares), as are `fat12`/`fat16`/`fat32`.
  */
-export type FsType = 'ext2' | 'ext3' | 'ext4' | 'fat12' | 'fat16' | 'fat32' | 'exfat' | 'ntfs' | 'xfs';
+export type FsType = 'ext2' | 'ext3' | 'ext4' | 'fat12' | 'fat16' | 'fat32' | 'exfat' | 'ntfs' | 'xfs' | 'coffer-files';
 
 /** What a node is. Device nodes, FIFOs and sockets are listed but hold no data to read. */
 export type FsNodeType = 'file' | 'directory' | 'symlink' | 'char-device' | 'block-device' | 'fifo' | 'socket' | 'unknown';

@@ -2,7 +2,10 @@
  * The system calls Node.js lacks, from the addon built from `native/syscalls.c` by
  * `npm install` (node-gyp): lseek(2) with SEEK_DATA/SEEK_HOLE/SEEK_END, so raw images and
  * block devices have an allocation map without being read, and syncfs(2), so a repository
- * makes thousands of objects durable with one call.
+ * makes thousands of objects durable with one call; and for file-level backup and restore,
+ * the extended attribute calls (POSIX ACLs are the xattrs `system.posix_acl_access` and
+ * `system.posix_acl_default`), mknod(2), and utimensat(2) with nanoseconds on symlinks.
+ * Errors are thrown with the errno name in `code`.
  */
 import { createRequire } from 'node:module';
 
@@ -15,6 +18,16 @@ interface Syscalls {
   seekEnd(fd: number): number;
   /** Flushes every dirty page and inode of the filesystem holding `fd`; throws on I/O errors. */
   syncfs(fd: number): void;
+  /** Names of a path's extended attributes (a final symlink is not followed); [] where unsupported. */
+  listXattrs(path: string): string[];
+  /** The value of one extended attribute, or null when it is absent (symlinks not followed). */
+  getXattr(path: string, name: string): Buffer | null;
+  /** Sets one extended attribute (at most 64 KiB; symlinks not followed). */
+  setXattr(path: string, name: string, value: Buffer): void;
+  /** Creates a FIFO, character or block device: `mode` carries the type bits (S_IFIFO…). */
+  mknod(path: string, mode: number, major: number, minor: number): void;
+  /** Access and modification times in nanoseconds since 1970, on the path itself (a symlink too). */
+  setTimes(path: string, atimeNs: bigint, mtimeNs: bigint): void;
 }
 
 // Compiled code lives in dist/src/native/, the addon in build/Release/ at the project root.

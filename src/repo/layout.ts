@@ -13,6 +13,7 @@
  * | `notes/<64 hex>.<64 hex>`     | a snapshot note: snapshot id, note id (kind 5)   |
  * | `verifications/<64 hex>`      | the record of a verify run (kind 6)              |
  * | `leases/<64 hex>`             | a running backup's or prune's lease (kind 7)     |
+ * | `trees/<2 hex>/<64 hex>`      | a directory of a file snapshot (kind 8)          |
  * | `deletions`                   | a random token (32 hex + newline), rewritten before chunks are deleted (chunk-cache.ts) |
  *
  * The two-hex fan-out spreads a local repository's chunks over 256 directories (16,000
@@ -30,9 +31,11 @@ export const PROTECTED_PREFIX = 'protected/';
 export const NOTES_PREFIX = 'notes/';
 export const VERIFICATIONS_PREFIX = 'verifications/';
 export const LEASES_PREFIX = 'leases/';
+export const TREES_PREFIX = 'trees/';
 
 export const chunkKey = (hex: string): string => `${CHUNKS_PREFIX}${hex.slice(0, 2)}/${hex}`;
 export const indexKey = (hex: string): string => `${INDEXES_PREFIX}${hex.slice(0, 2)}/${hex}`;
+export const treeKey = (hex: string): string => `${TREES_PREFIX}${hex.slice(0, 2)}/${hex}`;
 export const snapshotKey = (hex: string): string => `${SNAPSHOTS_PREFIX}${hex}`;
 export const protectionKey = (snapshotHex: string, markerHex: string): string => `${PROTECTED_PREFIX}${snapshotHex}.${markerHex}`;
 export const noteKey = (snapshotHex: string, noteHex: string): string => `${NOTES_PREFIX}${snapshotHex}.${noteHex}`;

@@ -3,18 +3,20 @@ import { CofferError } from '../errors/index.js';
 import { isZeroEntry } from './format/index-page.js';
 import { IdPrefixSet } from './id-prefix-set.js';
 import { recordChunkDeletions } from './chunk-cache.js';
-import { CHUNKS_PREFIX, idFromKey, INDEXES_PREFIX, noteKey, NOTES_PREFIX } from './layout.js';
+import { CHUNKS_PREFIX, idFromKey, INDEXES_PREFIX, noteKey, NOTES_PREFIX, TREES_PREFIX } from './layout.js';
 import { LASTING_NOTE_KINDS, listSnapshotNotes } from './snapshot-notes.js';
 import { acquirePruneLease, type LeaseInfo } from './leases.js';
 import type { Repository } from './repository.js';
 import { listSnapshots } from './snapshots.js';
 import { walkBlocks } from './walk.js';
+import { walkFileTrees } from './file-trees.js';
 
 /** What prune found and did. */
 export interface PruneReport {
   dryRun: boolean;
   snapshots: number;
   chunksReferenced: number;
+  /** Index pages and file trees (docs/repository-format.md §16). */
   indexPagesReferenced: number;
   /** Objects no snapshot references, removed (or, with dryRun, that would be). */
   chunksRemoved: number;
@@ -83,6 +85,14 @@ export async function pruneRepository(
       },
       (damage) => damaged.push(`index page ${damage.page.slice(0, 16)} of snapshot ${damage.snapshot.id.slice(0, 8)}: ${damage.error.message}`),
     );
+    // File snapshots: their trees are kept with the index pages, their files' chunks with the rest.
+    await walkFileTrees(
+      repo,
+      snapshots,
+      { tree: (id) => pages.add(id), chunk: (visit) => chunks.add(visit.id) },
+      (damage) => damaged.push(`file tree ${damage.tree.slice(0, 16)} (${damage.path}) of snapshot ${damage.snapshot.id.slice(0, 8)}: ${damage.error.message}`),
+      { distinct: true },
+    );
     options.onProgress?.({ phase: 'mark', done: ++marked, total: 1 });
     if (damaged.length > 0) {
       throw new CofferError('E_REPO_DAMAGED', `prune refuses to run: what these reference is unknown, so nothing can be deleted safely: ${damaged.slice(0, 3).join('; ')}${damaged.length > 3 ? ` (and ${damaged.length - 3} more)` : ''}; run 'coffer verify' and forget or repair the damaged snapshots first`);
@@ -103,9 +113,11 @@ export async function pruneRepository(
         report.bytesKept += entry.size;
       } else garbage.push({ key: entry.key, size: entry.size, kind: 'chunk' });
     }
-    for await (const entry of repo.backend.list(INDEXES_PREFIX)) {
-      const id = idFromKey(entry.key);
-      if (id !== null && !pages.has(id)) garbage.push({ key: entry.key, size: entry.size, kind: 'page' });
+    for (const prefix of [INDEXES_PREFIX, TREES_PREFIX]) {
+      for await (const entry of repo.backend.list(prefix)) {
+        const id = idFromKey(entry.key);
+        if (id !== null && !pages.has(id)) garbage.push({ key: entry.key, size: entry.size, kind: 'page' });
+      }
     }
     // Notes of snapshots that are gone, except the lasting kinds (the tape catalog); an orphan
     // note that cannot be read goes too.

@@ -7,6 +7,7 @@ import { CHUNKS_PREFIX, chunkKey, idFromKey } from './layout.js';
 import type { Repository } from './repository.js';
 import { listSnapshots, type Snapshot } from './snapshots.js';
 import { walkBlocks } from './walk.js';
+import { walkFileTrees } from './file-trees.js';
 import { subsetContains, type VerificationRecord, type VerificationSubset } from './format/verification-record.js';
 import { addVerificationRecord, lastVerifiedLookup, listVerificationRecords } from './verification-log.js';
 
@@ -18,13 +19,16 @@ const CHECK_BATCH = 16;
 
 /** A chunk, index page or manifest that is missing or corrupt. */
 export interface DamagedObject {
-  kind: 'chunk' | 'index page' | 'manifest';
+  kind: 'chunk' | 'index page' | 'manifest' | 'file tree';
   id: string;
   problem: 'missing' | 'corrupt';
   message: string;
 }
 
-/** A byte range of a disk of a snapshot that cannot be restored. */
+/**
+ * A byte range of a disk of a snapshot that cannot be restored; for a file snapshot, `disk`
+ * is the path of the file (or of the directory whose tree is damaged, with no ranges).
+ */
 export interface AffectedRange {
   snapshot: string;
   vm: string;
@@ -110,6 +114,17 @@ export async function verifyRepository(
       damaged.push({ kind: 'index page', id: damage.page, problem: damage.error.code === 'E_MISSING_OBJECT' ? 'missing' : 'corrupt', message: damage.error.message });
       damagedPages.push({ snapshot: damage.snapshot, disk: damage.disk.name, start: damage.offset, end: damage.offset + damage.length });
     },
+  );
+  // File snapshots: every tree is read (and so checked), every chunk of every file marked.
+  await walkFileTrees(
+    repo,
+    snapshots,
+    { chunk: (visit) => referenced.set(visit.id, visit.length) },
+    (damage) => {
+      damaged.push({ kind: 'file tree', id: damage.tree, problem: damage.error.code === 'E_MISSING_OBJECT' ? 'missing' : 'corrupt', message: damage.error.message });
+      damagedPages.push({ snapshot: damage.snapshot, disk: damage.path, start: 0, end: 0 });
+    },
+    { distinct: true },
   );
   options.onProgress?.({ phase: 'index', done: snapshots.length, total: snapshots.length, bytesRead: 0 });
 
@@ -217,6 +232,24 @@ async function verificationOfSnapshots(
       },
       () => (neverRead = true), // a damaged index page: its chunks are unknown
     );
+    await walkFileTrees(
+      repo,
+      [snapshot],
+      {
+        chunk: (visit) => {
+          if (seen.has(visit.id)) return;
+          seen.add(visit.id);
+          const last = lastVerified(Buffer.from(visit.id, 'hex'), visit.id);
+          if (last === undefined) neverRead = true;
+          else {
+            verified++;
+            oldest = Math.min(oldest, last);
+          }
+        },
+      },
+      () => (neverRead = true),
+      { distinct: true },
+    );
     const complete = !neverRead && Number.isFinite(oldest);
     results.push({
       snapshot: snapshot.id,
@@ -247,7 +280,7 @@ async function affectedRanges(
     }
     const last = record.ranges.at(-1);
     if (last !== undefined && last.end === start) last.end = end;
-    else record.ranges.push({ start, end });
+    else if (end > start) record.ranges.push({ start, end });
   };
   for (const page of damagedPages) add(page.snapshot, page.disk, page.start, page.end);
   if (bad.size > 0) {
@@ -257,6 +290,12 @@ async function affectedRanges(
       (visit) => {
         if (bad.has(visit.entry.toString('hex'))) add(visit.snapshot, visit.disk.name, visit.offset, visit.offset + visit.length);
       },
+      () => undefined,
+    );
+    await walkFileTrees(
+      repo,
+      snapshots,
+      { chunk: (visit) => (bad.has(visit.id) ? add(visit.snapshot, visit.path, visit.offset, visit.offset + visit.length) : undefined) },
       () => undefined,
     );
   }

@@ -26,3 +26,4 @@ export {
   type RestoredDiskImage,
   type IdentitySource,
 } from './vm/index.js';
+export { restoreFileSnapshot, TreeFilesystem, type FileRestoreOptions, type FileRestoreReport } from './file-snapshot/index.js';

@@ -3,7 +3,8 @@
  * Where VMs come from. A {@link VmSource} yields the VM's definition and one block device per
  * disk, captured at one instant: image files, running QEMU VMs (QMP + NBD, dirty bitmaps;
  * the guest's filesystems frozen through its agent around the instant when it has one) and
- * running libvirt domains (virsh's pull-mode backup API + NBD, checkpoints).
+ * running libvirt domains (virsh's pull-mode backup API + NBD, checkpoints). For file-level
+ * backup, `files/` reads a directory tree's metadata and decides what is excluded.
  */
 export type { VmSource, SourceDisk, ImageLayer, SourceConsistency } from './vm-source.js';
 export { openImageSource } from './image-source.js';
@@ -12,3 +13,4 @@ export type { CaptureHooks, CaptureQuiescer } from './qemu/qemu-capture.js';
 export { GuestFreeze, GUEST_FREEZE_DEFAULTS, type FreezeEvent, type GuestFreezeOptions } from './qemu/guest-freeze.js';
 export { openLibvirtSource, LIBVIRT_DEFINITION_FORMAT, type LibvirtSourceOptions } from './libvirt/libvirt-source.js';
 export { parseChangedRanges, mergeRanges, withChangedRanges, type ChangedRange } from './changed-ranges.js';
+export { readFileMetadata, readXattrs, readAccountNames, Excludes, CACHEDIR_TAG_SIGNATURE, type FileMetadata, type FileType, type AccountNames, type ExcludeOptions } from './files/index.js';

@@ -9,8 +9,11 @@ import { runHook } from '../hooks.js';
 import { formatBytes, formatDuration } from '../format.js';
 import { ProgressReporter } from '../progress.js';
 import { consistencyLabel } from './snapshots.js';
+import type { FileBackupCommandOptions } from './backup-files.js';
 
-export interface BackupCommandOptions extends RepositoryOptions {
+export interface BackupCommandOptions extends RepositoryOptions, FileBackupCommandOptions {
+  /** Back up the paths given as files (backup-files.ts). */
+  files?: boolean;
   vm?: string;
   tag?: string[];
   time?: string;
@@ -32,8 +35,15 @@ export interface BackupCommandOptions extends RepositoryOptions {
 
 const NAME = /^[^\u0000-\u001f\u007f]{1,200}$/;
 
-/** `coffer backup --vm NAME DISK...`: one snapshot of the VM's disks. */
+/** `coffer backup --vm NAME DISK...`: one snapshot of the VM's disks (or, with `--files` or `--stdin`, of files). */
 export async function backupCommand(disks: string[], options: BackupCommandOptions, context: CommandContext): Promise<number> {
+  if (options.files === true || options.stdin === true) {
+    const imageOnly = (['vm', 'qemu', 'libvirt', 'imageSnapshot', 'changedRanges', 'preCapture', 'postCapture', 'guestAgent', 'verifyUnchanged'] as const).find((key) => options[key] !== undefined);
+    if (imageOnly !== undefined) throw new CofferError('E_USAGE', `--${imageOnly.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} is about VM disks: it does not go with --files or --stdin`);
+    return (await import('./backup-files.js')).backupFilesCommand(disks, options, context);
+  }
+  const fileOnly = (['force', 'exclude', 'excludeFile', 'excludeCaches', 'oneFileSystem', 'excludeLargerThan', 'stdinName', 'preHook', 'postHook', 'hookTimeout'] as const).find((key) => options[key] !== undefined);
+  if (fileOnly !== undefined) throw new CofferError('E_USAGE', `--${fileOnly.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} is about file backups: use it with --files or --stdin`);
   checkLibvirtOptions(disks, options);
   const vm = options.vm ?? options.libvirt;
   if (vm === undefined || !NAME.test(vm)) throw new CofferError('E_USAGE', '--vm NAME is required (1 to 200 printable characters)');

@@ -1,7 +1,8 @@
 import { CofferError } from '../../errors/index.js';
 import { resolvePath, walkTree, type Filesystem, type FsDirEntry, type FsNode } from '../../fs/index.js';
 import { resolveSnapshot } from '../../repo/index.js';
-import { extractTree, globToRegExp, SnapshotFiles, tarTree, type TreeReport } from '../../restore/index.js';
+import { extractTree, globToRegExp, SnapshotFiles, tarTree, TreeFilesystem, type TreeReport } from '../../restore/index.js';
+import type { Repository, Snapshot } from '../../repo/index.js';
 import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
 import { ExitCode } from '../exit-codes.js';
 import { formatBytes, formatTable } from '../format.js';
@@ -26,12 +27,13 @@ export async function filesCommand(reference: string, action: string | undefined
   if (action !== undefined && !(ACTIONS as readonly string[]).includes(action)) {
     throw new CofferError('E_USAGE', `unknown action ${action}: use ls, cat, get or find (or none to list the volumes)`);
   }
-  if (action !== undefined && targets.length === 0) throw new CofferError('E_USAGE', `${action} needs VOLUME:/PATH (volumes: coffer files SNAPSHOT)`);
+  if (action !== undefined && action !== 'ls' && targets.length === 0) throw new CofferError('E_USAGE', `${action} needs VOLUME:/PATH (volumes: coffer files SNAPSHOT), or /PATH in a file snapshot`);
   if (action !== 'get' && action !== undefined && targets.length > 1) throw new CofferError('E_USAGE', `${action} takes one VOLUME:/PATH`);
   if (action === 'get' && (options.to === undefined) === (options.tar !== true)) throw new CofferError('E_USAGE', 'get needs --to DIR, or --tar to stream a tar archive to stdout');
   if (action === 'find' && options.name === undefined) throw new CofferError('E_USAGE', 'find needs --name GLOB');
   return withRepository(options, context, async (repo) => {
     const snapshot = await resolveSnapshot(repo, reference);
+    if (snapshot.files !== undefined) return fileSnapshotAction(repo, snapshot as Snapshot & { files: NonNullable<Snapshot['files']> }, action ?? 'ls', targets.length > 0 ? targets : ['/'], options, context);
     const files = await SnapshotFiles.open(repo, snapshot, options.disk !== undefined ? { disk: options.disk } : {});
     try {
       const code = action === undefined ? await listVolumes(files, options, context) : await runAction(files, action, targets, options, context);
@@ -45,6 +47,48 @@ export async function filesCommand(reference: string, action: string | undefined
       await files.close();
     }
   });
+}
+
+/**
+ * The verbs on a file snapshot: its tree is the one filesystem, so paths need no volume
+ * (`/etc/passwd`; a leading `:` as in `:/etc` is accepted too). No action lists `/`.
+ */
+async function fileSnapshotAction(repo: Repository, snapshot: Snapshot & { files: NonNullable<Snapshot['files']> }, action: string, targets: string[], options: FilesCommandOptions, context: CommandContext): Promise<number> {
+  const fs = new TreeFilesystem(repo, snapshot);
+  const paths = targets.map((t) => {
+    const path = t.startsWith(':') ? t.slice(1) : t;
+    if (!path.startsWith('/')) throw new CofferError('E_USAGE', `${t}: give an absolute path in the snapshot, e.g. /etc/passwd`);
+    return path;
+  });
+  const first = paths[0] as string;
+  let code: number;
+  switch (action) {
+    case 'ls':
+      code = await listDirectory(fs, first, options, context);
+      break;
+    case 'cat': {
+      const { node } = await resolvePath(fs, first, { followLast: true });
+      if (node.type !== 'file') throw new CofferError('E_PATH_NOT_FOUND', `${first} is a ${node.type}, not a file`);
+      code = await catFile(fs, node, context);
+      break;
+    }
+    case 'get': {
+      const sources = [];
+      for (const p of paths) sources.push(await resolvePath(fs, p));
+      const report = options.tar
+        ? await tarTree(fs, sources, context.stdout, context.signal)
+        : await extractTree(fs, sources, { to: options.to as string, overwrite: options.overwrite === true, signal: context.signal });
+      code = reportExtraction(report, options, context, options.tar ? 'archived' : `restored to ${options.to}`);
+      break;
+    }
+    default:
+      code = await findFiles(fs, first, options, context);
+  }
+  if (options.stats) {
+    const fetched = fs.fetched();
+    context.stderr.write(`${options.json ? JSON.stringify({ type: 'stats', chunksFetched: fetched.chunks, bytesFetched: fetched.bytes }) : `read ${fetched.chunks} chunks (${formatBytes(fetched.bytes)}) from the repository`}\n`);
+  }
+  return code;
 }
 
 async function listVolumes(files: SnapshotFiles, options: FilesCommandOptions, context: CommandContext): Promise<number> {

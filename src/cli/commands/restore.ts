@@ -1,7 +1,8 @@
 import { TARGET_FORMATS, type TargetFormat } from '../../disk/index.js';
 import { CofferError } from '../../errors/index.js';
 import { resolveSnapshot } from '../../repo/index.js';
-import { restoreSnapshot } from '../../restore/index.js';
+import { restoreFileSnapshot, restoreSnapshot } from '../../restore/index.js';
+import { ExitCode } from '../exit-codes.js';
 import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
 import { formatBytes } from '../format.js';
 import { ProgressReporter } from '../progress.js';
@@ -19,6 +20,10 @@ export interface RestoreCommandOptions extends RepositoryOptions {
   connect?: string;
   /** Move the running VM behind this QMP monitor onto local storage (restore-to-vm.ts). */
   toVm?: string;
+  /** File snapshots: what to restore, and whether to read it back. */
+  include?: string[];
+  exclude?: string[];
+  verify?: boolean;
 }
 
 /** `coffer restore SNAPSHOT --to PATH [--format F]`: disks back as images, byte for byte. */
@@ -33,6 +38,17 @@ export async function restoreCommand(reference: string | undefined, options: Res
   if (!(TARGET_FORMATS as readonly string[]).includes(format)) throw new CofferError('E_USAGE', `--format ${format}: choose one of ${TARGET_FORMATS.join(', ')}`);
   return withRepository(options, context, async (repo) => {
     const snapshot = await resolveSnapshot(repo, reference);
+    if (snapshot.files !== undefined) {
+      if (options.disk !== undefined || options.format !== undefined || options.overwrite === true || to === '-') throw new CofferError('E_USAGE', `snapshot ${snapshot.id.slice(0, 8)} holds files: restore it --to an empty DIR (--disk, --format, --overwrite and - are for disks)`);
+      const report = await restoreFileSnapshot(repo, snapshot, { to, include: options.include ?? [], exclude: options.exclude ?? [], verify: options.verify === true, signal: context.signal });
+      if (options.json) context.stdout.write(`${JSON.stringify({ snapshot: snapshot.id, to, ...report })}\n`);
+      else {
+        for (const p of report.problems) context.stderr.write(`coffer: ${p.path}: ${p.message}\n`);
+        context.stdout.write(`restored ${snapshot.id.slice(0, 8)} to ${to}: ${report.files} files (${formatBytes(report.bytes)}), ${report.directories} folders, ${report.symlinks} symlinks, ${report.hardLinks} hard links, ${report.special} special${options.verify === true ? `, ${report.verified} verified` : ''}${report.problems.length > 0 ? `; ${report.problems.length} problems` : ''}\n`);
+      }
+      return report.problems.some((p) => /differ|E_CORRUPT|E_MISSING|chunk/.test(p.message)) ? ExitCode.verifyFailed : report.problems.length > 0 ? ExitCode.targetUnwritable : 0;
+    }
+    if (options.include !== undefined || options.exclude !== undefined || options.verify === true) throw new CofferError('E_USAGE', '--include, --exclude and --verify are for file snapshots');
     const progress = ProgressReporter.for(context.stderr, options.json === true);
     const results = await restoreSnapshot(repo, snapshot, {
       to,

@@ -25,6 +25,7 @@ export function snapshotJson(snapshot: Snapshot, protection: Protection | null =
     parent: snapshot.parent,
     disks: snapshot.disks.map((disk) => ({ name: disk.name, size: disk.size, sourceFormat: disk.sourceFormat, source: disk.source, blockSize: disk.blockSize })),
     stats: snapshot.stats,
+    ...(snapshot.files !== undefined ? { files: { paths: snapshot.files.paths, ...(snapshot.files.stdinName !== undefined ? { stdinName: snapshot.files.stdinName } : {}), entries: snapshot.files.entries, warnings: snapshot.files.warnings.length } } : {}),
     protected: protection !== null,
     protection: protection === null ? null : { time: protection.time, reason: protection.reason, damaged: protection.damaged },
     ...(testRestore ? { testRestore } : {}),
@@ -104,8 +105,8 @@ export async function snapshotsCommand(options: SnapshotsOptions, context: Comma
       for (const s of snapshots) {
         const test = tested.get(s.id);
         rows.push([
-          s.id.slice(0, 8), s.time.replace('T', ' ').replace(/\.\d+Z$/, 'Z'), s.vm, s.hostname, s.tags.join(','), String(s.disks.length),
-          formatBytes(s.disks.reduce((sum, d) => sum + d.size, 0)), consistencyLabel(s), protectedCell(protections.get(s.id)), marked.has(s.id) ? 'DAMAGED' : verifiedCell(verified.get(s.id)),
+          s.id.slice(0, 8), s.time.replace('T', ' ').replace(/\.\d+Z$/, 'Z'), s.vm, s.hostname, s.tags.join(','), s.files !== undefined ? `files: ${s.files.stdinName !== undefined ? `stdin ${s.files.stdinName}` : s.files.paths.join(' ')}` : String(s.disks.length),
+          formatBytes(s.files !== undefined ? s.stats.bytesLogical : s.disks.reduce((sum, d) => sum + d.size, 0)), consistencyLabel(s), protectedCell(protections.get(s.id)), marked.has(s.id) ? 'DAMAGED' : verifiedCell(verified.get(s.id)),
           test === undefined ? '' : `${test.passed ? 'passed' : 'FAILED'} ${test.time.slice(0, 10)}`,
         ]);
       }

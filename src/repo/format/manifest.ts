@@ -25,6 +25,17 @@
  *                    "frozenFilesystems": 2, "frozenMs": 35 }            // the source cannot tell
  * }
  * ```
+ * Version 2 (a file snapshot, docs/repository-format.md §16) has the same fields with
+ * `"version": 2`, `"disks": []` and a `files` member:
+ * ```json
+ *   "files": { "tree": "<64 hex: root tree object>", "paths": ["/etc", "/home/ann"],
+ *              "stdinName": "db.sql",            // optional: a stream read from standard input
+ *              "entries": 1234,                  // entries in all the trees
+ *              "warnings": [{ "path": "/var/log/x", "message": "changed while read" }] }
+ * ```
+ * A version 1 reader refuses version 2 ("unknown version"), so nothing that only knows disks
+ * (a prune that would not see the chunks of file snapshots) ever misreads one.
+ *
  * Byte `i` of a disk lies in block `floor(i / blockSize)`, whose entry is entry
  * `block % entriesPerPage` of page `floor(block / entriesPerPage)`. The last block of a disk
  * may be shorter than `blockSize`; its chunk holds only the bytes inside the disk.
@@ -95,9 +106,29 @@ export interface VmDefinition {
   data: string;
 }
 
+/** A problem met while reading the files of a file snapshot (the backup went on). */
+export interface FileWarning {
+  path: string;
+  message: string;
+}
+
+/** What a file snapshot (manifest version 2) holds instead of disks. */
+export interface FilesRecord {
+  /** The root tree object (64 hex). */
+  tree: string;
+  /** The absolute paths backed up (empty for a stream from standard input). */
+  paths: string[];
+  /** The name of the stream read from standard input, when that is what was backed up. */
+  stdinName?: string;
+  /** Entries in all trees. */
+  entries: number;
+  warnings: FileWarning[];
+}
+
 /** A parsed manifest. */
 export interface SnapshotManifest {
-  version: 1;
+  /** 1: disks; 2: a file snapshot (`files`, no disks). */
+  version: 1 | 2;
   vm: string;
   time: string;
   hostname: string;
@@ -107,6 +138,8 @@ export interface SnapshotManifest {
   disks: DiskRecord[];
   stats: SnapshotStats;
   consistency?: ConsistencyRecord;
+  /** Version 2 only. */
+  files?: FilesRecord;
 }
 
 const HEX_ID = /^[0-9a-f]{64}$/;
@@ -133,7 +166,7 @@ export function decodeManifest(bytes: Buffer, name: string): SnapshotManifest {
     throw corrupt('not JSON');
   }
   const m = value as Partial<SnapshotManifest>;
-  if (typeof m !== 'object' || m === null || m.version !== 1) throw corrupt('unknown version');
+  if (typeof m !== 'object' || m === null || (m.version !== 1 && m.version !== 2)) throw corrupt('unknown version');
   if (typeof m.vm !== 'string' || !NAME.test(m.vm)) throw corrupt('bad VM name');
   if (typeof m.time !== 'string' || Number.isNaN(Date.parse(m.time))) throw corrupt('bad time');
   if (typeof m.hostname !== 'string') throw corrupt('bad hostname');
@@ -143,7 +176,9 @@ export function decodeManifest(bytes: Buffer, name: string): SnapshotManifest {
   if (definition !== null && (typeof definition !== 'object' || typeof definition?.format !== 'string' || typeof definition.data !== 'string')) {
     throw corrupt('bad definition');
   }
-  if (!Array.isArray(m.disks) || m.disks.length === 0) throw corrupt('no disks');
+  if (m.version === 1 && m.files !== undefined) throw corrupt('files in a version 1 manifest');
+  if (m.version === 2 && !isFilesRecord(m.files)) throw corrupt('bad files');
+  if (!Array.isArray(m.disks) || (m.version === 1 ? m.disks.length === 0 : m.disks.length !== 0)) throw corrupt(m.version === 1 ? 'no disks' : 'disks in a file snapshot');
   for (const disk of m.disks) validateDisk(disk, corrupt);
   const stats = m.stats;
   const figures = ['bytesLogical', 'bytesRead', 'bytesNew', 'bytesStored', 'durationMs'] as const;
@@ -185,4 +220,16 @@ function isConsistency(value: unknown): value is ConsistencyRecord {
   const c = value as Partial<ConsistencyRecord>;
   const count = (n: unknown) => n === undefined || (Number.isSafeInteger(n) && (n as number) >= 0);
   return (c.level === 'application' || c.level === 'crash') && (c.reason === undefined || typeof c.reason === 'string') && count(c.frozenFilesystems) && count(c.frozenMs);
+}
+
+function isFilesRecord(value: unknown): value is FilesRecord {
+  if (typeof value !== 'object' || value === null) return false;
+  const f = value as Partial<FilesRecord>;
+  return (
+    typeof f.tree === 'string' && HEX_ID.test(f.tree) &&
+    Array.isArray(f.paths) && f.paths.every((p) => typeof p === 'string' && p.startsWith('/')) &&
+    (f.stdinName === undefined || typeof f.stdinName === 'string') &&
+    Number.isSafeInteger(f.entries) && (f.entries as number) >= 0 &&
+    Array.isArray(f.warnings) && f.warnings.every((w) => typeof w?.path === 'string' && typeof w.message === 'string')
+  );
 }

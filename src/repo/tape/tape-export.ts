@@ -79,6 +79,8 @@ export interface TapeExportReport {
  * holding its objects.
  */
 export async function exportTape(repo: Repository, snapshots: readonly Snapshot[], options: TapeExportOptions): Promise<TapeExportReport> {
+  const files = snapshots.find((s) => s.files !== undefined);
+  if (files !== undefined) throw new CofferError('E_UNSUPPORTED_FORMAT', `snapshot ${files.id.slice(0, 8)} is a file snapshot: tape export does not write file snapshots yet`);
   const target = options.target;
   const recordSize = options.recordSize ?? TAPE_DEFAULTS.recordSize;
   if (!isValidRecordSize(recordSize)) throw new CofferError('E_USAGE', `block size ${recordSize} must be a multiple of 512 bytes, at most 16 MiB`);

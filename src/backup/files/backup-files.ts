@@ -1,0 +1,393 @@
+import { readdir } from 'node:fs/promises';
+import { hostname as osHostname } from 'node:os';
+import { resolve } from 'node:path';
+import { SharedBufferPool } from '../../concurrency/index.js';
+import { CofferError } from '../../errors/index.js';
+import {
+  acquireBackupLease,
+  compareNames,
+  getFileTree,
+  isSafeEntryName,
+  listQuarantined,
+  putFileTree,
+  saveSnapshot,
+  type FileWarning,
+  type HeldLease,
+  type Repository,
+  type Snapshot,
+  type TreeEntry,
+} from '../../repo/index.js';
+import { readAccountNames, readFileMetadata, type AccountNames, type Excludes, type FileMetadata } from '../../source/index.js';
+import { KnownChunks } from '../known-chunks.js';
+import { ChunkStore, type FileBackupFigures } from './chunk-store.js';
+import { readFileContent, type FileRead } from './read-file.js';
+
+/** Progress of a file backup. */
+export interface FileBackupProgress {
+  entries: number;
+  bytesRead: number;
+  bytesNew: number;
+}
+
+/** How to back up files. */
+export interface FileBackupOptions {
+  /** The name the snapshots are grouped under (the machine backed up: `--host`). */
+  host: string;
+  /** Paths to back up (made absolute); or none with `stdin`. */
+  paths: string[];
+  /** One stream instead of paths: stored as a single file of this name. */
+  stdin?: { name: string; stream: AsyncIterable<Uint8Array> };
+  /** The snapshot compared with; undefined: the latest file snapshot of the same host and paths. */
+  parent?: Snapshot | null;
+  /** Read every file, even those unchanged since the parent. */
+  force?: boolean;
+  excludes?: Excludes;
+  tags?: string[];
+  time?: Date;
+  lease?: HeldLease;
+  signal?: AbortSignal;
+  clock?: () => Date;
+  onProgress?: (progress: FileBackupProgress) => void;
+  /** Each problem as it is met (also recorded in the snapshot). */
+  onWarning?: (warning: FileWarning) => void;
+}
+
+/**
+ * Files read at once per worker thread: reading overlaps hashing, and each file in flight
+ * holds one 16 MiB window (2 × the largest chunk), so 2 threads read 4 files in 64 MiB.
+ */
+const FILES_PER_THREAD = 2;
+
+/**
+ * Backs up directory trees into a file snapshot (manifest version 2): every directory
+ * becomes a tree object (sorted entries with full metadata), every file's content
+ * content-defined chunks. A file whose size, mtime, ctime and inode match its entry in the
+ * parent snapshot reuses that entry's content unread (unless `force`). A file that changes
+ * or vanishes while read, or cannot be read, is recorded as a warning and the backup goes
+ * on. Hard links are found by (device, inode) within the snapshot; hostile names (not
+ * UTF-8, `/`) are refused with a warning. The manifest is written last, as for images.
+ */
+export async function backupFiles(repo: Repository, options: FileBackupOptions): Promise<Snapshot> {
+  if (options.lease !== undefined) return backupWithLease(repo, options, options.lease);
+  const lease = await acquireBackupLease(repo, options.signal ? { signal: options.signal } : {});
+  try {
+    return await backupWithLease(repo, options, lease);
+  } finally {
+    await lease.release().catch(() => {});
+  }
+}
+
+/** The latest file snapshot of `host` that backed up exactly `paths` (or the same stdin name). */
+export function fileParentOf(snapshots: readonly Snapshot[], host: string, paths: readonly string[], stdinName?: string): Snapshot | null {
+  const key = JSON.stringify([...paths].sort());
+  const same = snapshots.filter((s) => s.files !== undefined && s.vm === host && JSON.stringify([...s.files.paths].sort()) === key && s.files.stdinName === stdinName);
+  return same.at(-1) ?? null;
+}
+
+async function backupWithLease(repo: Repository, options: FileBackupOptions, lease: HeldLease): Promise<Snapshot> {
+  const clock = options.clock ?? (() => new Date());
+  const started = clock();
+  const paths = [...new Set(options.paths.map((p) => resolve(p)))].sort();
+  if ((paths.length === 0) === (options.stdin === undefined)) throw new CofferError('E_USAGE', 'give paths to back up, or a stream from standard input');
+  const parent = options.parent === undefined ? null : options.parent;
+  const figures: FileBackupFigures = { bytesRead: 0, bytesNew: 0, bytesStored: 0 };
+  const threads = repo.pool.threads;
+  const windows = new SharedBufferPool(ChunkStore.windowSize(), threads * FILES_PER_THREAD);
+  const store = new ChunkStore(repo, windows, new KnownChunks(), await listQuarantined(repo), figures);
+  const walker = new TreeWalker(repo, store, figures, options, await readAccountNames());
+  const root = options.stdin !== undefined ? await walker.stdinTree(options.stdin, clock()) : await walker.rootTree(paths, parent);
+  if (options.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'backup interrupted before its snapshot was recorded');
+  await lease.confirm();
+  const time = options.time ?? started;
+  return saveSnapshot(repo, {
+    version: 2,
+    vm: options.host,
+    time: time.toISOString(),
+    hostname: osHostname(),
+    tags: options.tags ?? [],
+    parent: parent?.id ?? null,
+    definition: null,
+    disks: [],
+    stats: { bytesLogical: walker.bytesLogical, bytesRead: figures.bytesRead, bytesNew: figures.bytesNew, bytesStored: figures.bytesStored, durationMs: Math.max(0, clock().getTime() - started.getTime()) },
+    files: {
+      tree: root,
+      paths: options.stdin !== undefined ? [] : paths,
+      ...(options.stdin !== undefined ? { stdinName: options.stdin.name } : {}),
+      entries: walker.entries,
+      warnings: walker.warnings,
+    },
+  });
+}
+
+/** A path given to back up, or a directory above one (`/home` for `/home/ann`). */
+interface PathNode {
+  /** True when the path itself was given: everything below it is backed up. */
+  given: boolean;
+  children: Map<string, PathNode>;
+}
+
+/** Walks the trees, depth first, writing each directory's tree once its entries are done. */
+class TreeWalker {
+  entries = 0;
+  bytesLogical = 0;
+  readonly warnings: FileWarning[] = [];
+  private readonly hardLinks = new Map<string, { group: number; content: Promise<FileRead | null> }>();
+  private readonly slots: Slots;
+
+  constructor(
+    private readonly repo: Repository,
+    private readonly store: ChunkStore,
+    private readonly figures: FileBackupFigures,
+    private readonly options: FileBackupOptions,
+    private readonly accounts: AccountNames,
+  ) {
+    this.slots = new Slots(repo.pool.threads * FILES_PER_THREAD);
+  }
+
+  private warn(path: string, message: string): void {
+    const warning = { path, message };
+    this.warnings.push(warning);
+    this.options.onWarning?.(warning);
+  }
+
+  /** The root tree: the given paths with the directories above them. */
+  async rootTree(paths: string[], parent: Snapshot | null): Promise<string> {
+    const top: PathNode = { given: false, children: new Map() };
+    for (const path of paths) {
+      let node = top;
+      for (const name of path.split('/').filter(Boolean)) {
+        let child = node.children.get(name);
+        if (child === undefined) node.children.set(name, (child = { given: false, children: new Map() }));
+        node = child;
+      }
+      node.given = true;
+    }
+    if (top.given) return this.directoryTree('/', parent === null ? undefined : parent.files?.tree, undefined);
+    return this.pathTree('', top, parent?.files?.tree);
+  }
+
+  /** One file holding the stream, in a root tree of its own. */
+  async stdinTree(stdin: { name: string; stream: AsyncIterable<Uint8Array> }, now: Date): Promise<string> {
+    if (!isSafeEntryName(stdin.name)) throw new CofferError('E_USAGE', `--stdin-name ${JSON.stringify(stdin.name)} must be a file name: no "/", not "." or ".."`);
+    const iterator = stdin.stream[Symbol.asyncIterator]();
+    let pending: Uint8Array | undefined;
+    const fill = async (into: Uint8Array, offset: number, length: number): Promise<number> => {
+      while (pending === undefined || pending.length === 0) {
+        const next = await iterator.next();
+        if (next.done === true) return 0;
+        pending = next.value;
+      }
+      const n = Math.min(length, pending.length);
+      into.set(pending.subarray(0, n), offset);
+      pending = pending.subarray(n);
+      return n;
+    };
+    const { pieces, bytes } = await this.store.storeStream(fill, Number.POSITIVE_INFINITY);
+    const ns = (BigInt(now.getTime()) * 1_000_000n).toString();
+    const uid = process.getuid?.() ?? 0;
+    const gid = process.getgid?.() ?? 0;
+    const entry: TreeEntry = { name: stdin.name, type: 'file', mode: 0o600, uid, gid, ...this.names(uid, gid), mtime: ns, atime: ns, ctime: ns, inode: 0, links: 1, size: bytes, content: pieces };
+    this.entries = 1;
+    this.bytesLogical = bytes;
+    return (await this.putTree([entry])).id;
+  }
+
+  /** A directory above the given paths: only the branches leading to them. */
+  private async pathTree(path: string, node: PathNode, parentTree: string | undefined): Promise<string> {
+    const previous = await this.parentEntries(parentTree);
+    const entries: TreeEntry[] = [];
+    for (const [name, child] of node.children) {
+      const childPath = `${path}/${name}`;
+      if (child.given) {
+        const entry = await this.entry(childPath, name, previous.get(name), undefined);
+        if (entry !== null) entries.push(entry);
+        continue;
+      }
+      let metadata: FileMetadata;
+      try {
+        metadata = await readFileMetadata(childPath);
+      } catch (error) {
+        this.warn(childPath, describe(error));
+        continue;
+      }
+      if (metadata.type !== 'directory') {
+        this.warn(childPath, 'not a directory');
+        continue;
+      }
+      const tree = await this.pathTree(childPath, child, previous.get(name)?.tree);
+      entries.push(this.metadataEntry(name, metadata, { tree }));
+    }
+    return (await this.putTree(entries)).id;
+  }
+
+  /** The entries of a parent tree by name (none when there is no parent or it cannot be read). */
+  private async parentEntries(tree: string | undefined): Promise<Map<string, TreeEntry>> {
+    if (tree === undefined) return new Map();
+    try {
+      return new Map((await getFileTree(this.repo, tree)).entries.map((e) => [e.name, e]));
+    } catch {
+      return new Map(); // a damaged parent only costs reading everything again
+    }
+  }
+
+  /** The tree of a directory being backed up in full. */
+  private async directoryTree(path: string, parentTree: string | undefined, rootDev: bigint | undefined): Promise<string> {
+    const previous = await this.parentEntries(parentTree);
+    let names: string[];
+    try {
+      names = await safeNames(path === '/' ? '/' : path, (name, why) => this.warn(`${path}/${name}`, why));
+    } catch (error) {
+      this.warn(path, describe(error));
+      names = [];
+    }
+    const prefix = path === '/' ? '' : path;
+    const excludes = this.options.excludes;
+    if (excludes !== undefined && (await excludes.isTaggedCache(path))) names = names.filter((n) => n === 'CACHEDIR.TAG');
+    const results = await Promise.all(
+      names.map((name) => {
+        const childPath = `${prefix}/${name}`;
+        if (excludes?.matches(childPath, name) === true) return null;
+        return this.entry(childPath, name, previous.get(name), rootDev);
+      }),
+    );
+    const entries = results.filter((e): e is TreeEntry => e !== null).sort((a, b) => compareNames(a.name, b.name));
+    return (await this.putTree(entries)).id;
+  }
+
+  /** One entry (and everything below it): null when it is excluded, vanished or unreadable. */
+  private async entry(path: string, name: string, previous: TreeEntry | undefined, rootDev: bigint | undefined): Promise<TreeEntry | null> {
+    if (this.options.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'backup interrupted');
+    let metadata: FileMetadata;
+    try {
+      metadata = await readFileMetadata(path);
+    } catch (error) {
+      this.warn(path, (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'vanished' : describe(error));
+      return null;
+    }
+    const dev = rootDev ?? metadata.dev;
+    const otherFilesystem = this.options.excludes?.options.oneFileSystem === true && metadata.dev !== dev;
+    if (metadata.type === 'directory') {
+      // A mount point under --one-file-system is kept, empty.
+      const tree = otherFilesystem ? (await this.putTree([])).id : await this.directoryTree(path, previous?.type === 'directory' ? previous.tree : undefined, dev);
+      return this.metadataEntry(name, metadata, { tree });
+    }
+    if (otherFilesystem) return null;
+    if (metadata.type !== 'file') return this.metadataEntry(name, metadata, {});
+    if (this.options.excludes?.tooLarge(metadata.size) === true) return null;
+    const linkKey = metadata.links > 1 ? `${metadata.dev}:${metadata.inode}` : undefined;
+    let group: number | undefined;
+    let read: FileRead | null;
+    const link = linkKey === undefined ? undefined : this.hardLinks.get(linkKey);
+    if (link !== undefined) {
+      group = link.group;
+      read = await link.content; // another name of an inode already read
+    } else {
+      const content = this.fileContent(path, metadata, previous);
+      if (linkKey !== undefined) {
+        group = this.hardLinks.size + 1;
+        this.hardLinks.set(linkKey, { group, content });
+      }
+      read = await content;
+    }
+    if (read === null) return null;
+    this.bytesLogical += read.size;
+    return this.metadataEntry(name, { ...metadata, size: read.size }, { content: read, ...(group !== undefined ? { hardlink: group } : {}) });
+  }
+
+  /** A file's content: the parent's when unchanged, else read (null when it cannot be read). */
+  private async fileContent(path: string, metadata: FileMetadata, previous: TreeEntry | undefined): Promise<FileRead | null> {
+    if (
+      this.options.force !== true && previous?.type === 'file' && previous.content !== undefined &&
+      previous.size === metadata.size && previous.mtime === metadata.mtimeNs.toString() && previous.ctime === metadata.ctimeNs.toString() &&
+      previous.inode === Number(metadata.inode)
+    ) {
+      return { pieces: previous.content, size: previous.size };
+    }
+    await this.slots.acquire();
+    try {
+      const read = await readFileContent(path, metadata, this.store);
+      if (read.warning !== undefined) this.warn(path, read.warning);
+      this.options.onProgress?.({ entries: this.entries, bytesRead: this.figures.bytesRead, bytesNew: this.figures.bytesNew });
+      return read;
+    } catch (error) {
+      this.warn(path, (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'vanished' : describe(error));
+      return null;
+    } finally {
+      this.slots.release();
+    }
+  }
+
+  private names(uid: number, gid: number): { user?: string; group?: string } {
+    const user = this.accounts.users.get(uid);
+    const group = this.accounts.groups.get(gid);
+    return { ...(user !== undefined ? { user } : {}), ...(group !== undefined ? { group } : {}) };
+  }
+
+  private metadataEntry(name: string, m: FileMetadata, extra: { tree?: string; content?: FileRead; hardlink?: number }): TreeEntry {
+    this.entries++;
+    return {
+      name,
+      type: m.type,
+      mode: m.mode,
+      uid: m.uid,
+      gid: m.gid,
+      ...this.names(m.uid, m.gid),
+      mtime: m.mtimeNs.toString(),
+      atime: m.atimeNs.toString(),
+      ctime: m.ctimeNs.toString(),
+      inode: Number(m.inode),
+      links: m.links,
+      size: m.type === 'file' ? m.size : 0,
+      ...(extra.content !== undefined ? { content: extra.content.pieces } : {}),
+      ...(extra.hardlink !== undefined ? { hardlink: extra.hardlink } : {}),
+      ...(m.target !== undefined ? { target: m.target } : {}),
+      ...(m.rdev !== undefined ? { rdev: [m.rdev.major, m.rdev.minor] as [number, number] } : {}),
+      ...(m.xattrs.length > 0 ? { xattrs: m.xattrs.map((x) => [x.name, x.value.toString('base64')] as [string, string]) } : {}),
+      ...(extra.tree !== undefined ? { tree: extra.tree } : {}),
+    };
+  }
+
+  private async putTree(entries: TreeEntry[]): Promise<{ id: string }> {
+    const { id, bytesStored } = await putFileTree(this.repo, entries);
+    this.figures.bytesStored += bytesStored;
+    return { id };
+  }
+}
+
+/** A directory's names, those that cannot be stored faithfully (not UTF-8) reported and left out. */
+async function safeNames(path: string, refuse: (name: string, why: string) => void): Promise<string[]> {
+  const raw = await readdir(path, { encoding: 'buffer' });
+  const names: string[] = [];
+  for (const bytes of raw) {
+    const name = bytes.toString('utf8');
+    if (!Buffer.from(name, 'utf8').equals(bytes) || !isSafeEntryName(name)) refuse(name, 'name is not valid UTF-8: not backed up');
+    else names.push(name);
+  }
+  return names;
+}
+
+function describe(error: unknown): string {
+  const e = error as NodeJS.ErrnoException;
+  return e.code !== undefined ? `${e.code}: ${e.message.replace(/^[A-Z]+: /, '')}` : String(e.message ?? error);
+}
+
+/** A counting semaphore: at most `count` holders. */
+class Slots {
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(private free: number) {}
+
+  async acquire(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+
+  release(): void {
+    const next = this.waiting.shift();
+    if (next !== undefined) next();
+    else this.free++;
+  }
+}

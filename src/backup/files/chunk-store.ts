@@ -1,0 +1,106 @@
+import type { SharedBufferPool } from '../../concurrency/index.js';
+import { ObjectKind, type ContentPiece, type Repository } from '../../repo/index.js';
+import type { KnownChunks } from '../known-chunks.js';
+import { FastCdc } from './fastcdc.js';
+
+/** Figures of a file backup, added to as files are read. */
+export interface FileBackupFigures {
+  bytesRead: number;
+  bytesNew: number;
+  bytesStored: number;
+}
+
+/**
+ * Reads bytes of one file or stream into `into[offset, offset + length)`, answering how many
+ * it wrote: 0 only at the end.
+ */
+export type FillFunction = (into: Uint8Array, offset: number, length: number) => Promise<number>;
+
+/**
+ * Cuts a byte stream into content-defined chunks and stores the new ones: each chunk is
+ * hashed on the worker pool (the repository's keyed MAC, as for image blocks, so file and
+ * image snapshots deduplicate together), checked against the ids this run knows and the
+ * repository, then sealed on the pool and put. All-zero chunks are recorded as `zero`
+ * pieces and never stored. Memory: one shared window of `2 × max chunk` bytes per stream
+ * being read, from `windows` (its count bounds the files read at once).
+ */
+export class ChunkStore {
+  private readonly cdc = new FastCdc();
+  private readonly writing = new Map<string, Promise<void>>();
+
+  constructor(
+    private readonly repo: Repository,
+    private readonly windows: SharedBufferPool,
+    private readonly known: KnownChunks,
+    private readonly damaged: ReadonlySet<string>,
+    readonly figures: FileBackupFigures,
+  ) {}
+
+  /** Window size needed: two maximal chunks. */
+  static windowSize(): number {
+    return 2 * new FastCdc().sizes.max;
+  }
+
+  /**
+   * Reads up to `length` bytes through `fill` (fewer when it ends early), chunks and stores
+   * them. Returns the pieces and how many bytes were read.
+   */
+  async storeStream(fill: FillFunction, length: number): Promise<{ pieces: ContentPiece[]; bytes: number }> {
+    const window = await this.windows.acquire();
+    const pieces: ContentPiece[] = [];
+    let bytes = 0;
+    try {
+      let filled = 0;
+      let ended = false;
+      while (!ended || filled > 0) {
+        // Fill the window (or up to the length asked for).
+        while (!ended && filled < window.length && bytes + filled < length) {
+          const n = await fill(window, filled, Math.min(window.length - filled, length - bytes - filled));
+          if (n === 0) ended = true;
+          filled += n;
+        }
+        if (bytes + filled >= length) ended = true;
+        // Cut every whole chunk in the window (all of it once the stream ended).
+        const cuts: [number, number][] = [];
+        let start = 0;
+        while (start < filled && (ended || filled - start >= this.cdc.sizes.max)) {
+          const size = this.cdc.cut(window, start, filled);
+          cuts.push([start, size]);
+          start += size;
+        }
+        const stored = await Promise.all(cuts.map(([at, size]) => this.storeChunk(window.subarray(at, at + size))));
+        pieces.push(...stored);
+        bytes += start;
+        this.figures.bytesRead += start;
+        window.copyWithin(0, start, filled);
+        filled -= start;
+        if (ended && filled === 0) break;
+      }
+    } finally {
+      this.windows.release(window);
+    }
+    return { pieces, bytes };
+  }
+
+  private async storeChunk(data: Uint8Array): Promise<ContentPiece> {
+    const hash = await this.repo.pool.hash(data);
+    if (hash.zero || hash.id === null) return ['zero', data.length];
+    const id = hash.id;
+    const hex = id.toString('hex');
+    if (this.known.has(hex) && !this.damaged.has(hex)) return [hex, data.length];
+    let work = this.writing.get(hex);
+    if (work === undefined) {
+      work = (async () => {
+        if (!this.damaged.has(hex) && (await this.repo.hasChunk(id))) return;
+        const sealed = await this.repo.pool.seal(data, ObjectKind.chunk, id);
+        await this.repo.putChunk(id, sealed);
+        this.figures.bytesNew += data.length;
+        this.figures.bytesStored += sealed.length;
+      })();
+      this.writing.set(hex, work);
+      work.then(() => this.known.add(hex), () => undefined).finally(() => this.writing.delete(hex));
+    }
+    await work;
+    return [hex, data.length];
+  }
+}

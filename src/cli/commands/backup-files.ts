@@ -1,0 +1,141 @@
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+import { backupFiles, fileParentOf } from '../../backup/index.js';
+import { CofferError } from '../../errors/index.js';
+import { acquireBackupLease, listSnapshots, resolveSnapshot, type Snapshot } from '../../repo/index.js';
+import { Excludes } from '../../source/index.js';
+import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
+import { ExitCode } from '../exit-codes.js';
+import { formatBytes, formatDuration, parseSize } from '../format.js';
+import { runTimedHook } from '../timed-hook.js';
+
+export interface FileBackupCommandOptions extends RepositoryOptions {
+  host?: string;
+  tag?: string[];
+  time?: string;
+  base?: string;
+  force?: boolean;
+  exclude?: string[];
+  excludeFile?: string[];
+  excludeCaches?: boolean;
+  oneFileSystem?: boolean;
+  excludeLargerThan?: string;
+  stdin?: boolean;
+  stdinName?: string;
+  preHook?: string;
+  postHook?: string;
+  hookTimeout?: string;
+}
+
+/** Hooks that say nothing run for at most this long (a dump of a big database takes time). */
+const DEFAULT_HOOK_TIMEOUT_MS = 10 * 60_000;
+const NAME = /^[^\u0000-\u001f\u007f]{1,200}$/;
+
+/**
+ * `coffer backup --files PATH... [--host NAME]` and `coffer backup --stdin --stdin-name NAME`:
+ * directory trees (or one stream) into a file snapshot. The pre-backup hook runs first (its
+ * failure stops everything); the post-backup hook runs always after it, also after a failed
+ * or interrupted backup. Exit 0, or 18 when the snapshot was saved with warnings.
+ */
+export async function backupFilesCommand(paths: string[], options: FileBackupCommandOptions, context: CommandContext): Promise<number> {
+  const host = options.host ?? hostname();
+  if (!NAME.test(host)) throw new CofferError('E_USAGE', '--host NAME: 1 to 200 printable characters');
+  if (options.stdin === true) {
+    if (paths.length > 0) throw new CofferError('E_USAGE', '--stdin backs up standard input: name no paths with it');
+    if (options.stdinName === undefined) throw new CofferError('E_USAGE', '--stdin needs --stdin-name NAME, the file name the stream is stored under');
+  } else {
+    if (paths.length === 0) throw new CofferError('E_USAGE', 'name the directories or files to back up (or --stdin)');
+    if (options.stdinName !== undefined) throw new CofferError('E_USAGE', '--stdin-name goes with --stdin');
+  }
+  const tags = options.tag ?? [];
+  const badTag = tags.find((tag) => !NAME.test(tag));
+  if (badTag !== undefined) throw new CofferError('E_USAGE', `tag ${JSON.stringify(badTag)} is not 1 to 200 printable characters`);
+  const time = options.time === undefined ? undefined : new Date(options.time);
+  if (time !== undefined && Number.isNaN(time.getTime())) throw new CofferError('E_USAGE', `--time ${options.time} is not an ISO 8601 date`);
+  const largerThan = options.excludeLargerThan === undefined ? undefined : parseSize(options.excludeLargerThan);
+  if (largerThan !== undefined && !Number.isFinite(largerThan)) throw new CofferError('E_USAGE', `--exclude-larger-than ${options.excludeLargerThan}: give a size such as 500M or 2G`);
+  const hookTimeoutMs = options.hookTimeout === undefined ? DEFAULT_HOOK_TIMEOUT_MS : parseDuration(options.hookTimeout);
+  const excludes = await Excludes.compile({
+    patterns: options.exclude ?? [],
+    patternFiles: options.excludeFile ?? [],
+    excludeCaches: options.excludeCaches === true,
+    oneFileSystem: options.oneFileSystem === true,
+    ...(largerThan !== undefined ? { largerThan } : {}),
+  });
+  const hook = (command: string, phase: 'pre-backup' | 'post-backup', result?: string) =>
+    runTimedHook({ command, phase, host, timeoutMs: hookTimeoutMs, output: context.stderr, ...(result !== undefined ? { result } : {}) });
+
+  if (options.preHook !== undefined) {
+    try {
+      await hook(options.preHook, 'pre-backup');
+    } catch (error) {
+      // The application may be half-quiesced: the post hook undoes what the pre hook did.
+      if (options.postHook !== undefined) await hook(options.postHook, 'post-backup', 'failed').catch((e: Error) => context.stderr.write(`coffer: warning: ${e.message}\n`));
+      throw error;
+    }
+  }
+  let result = 'failed';
+  try {
+    const code = await withRepository(options, context, async (repo) => {
+      const snapshots = await listSnapshots(repo);
+      const resolved = options.stdin === true ? [] : [...new Set(paths.map((p) => resolve(p)))].sort();
+      const parent: Snapshot | null = options.base !== undefined ? await resolveSnapshot(repo, options.base) : fileParentOf(snapshots, host, resolved, options.stdinName);
+      if (parent !== null && parent.files === undefined) throw new CofferError('E_USAGE', `--base ${options.base}: snapshot ${parent.id.slice(0, 8)} holds disks, not files`);
+      const lease = await acquireBackupLease(repo, {
+        signal: context.signal,
+        onWait: (holders) => context.stderr.write(`waiting for a prune to end (${holders.map((h) => `${h.host}, pid ${h.pid}`).join('; ')})\n`),
+      });
+      try {
+        const snapshot = await backupFiles(repo, {
+          host,
+          paths: resolved,
+          ...(options.stdin === true ? { stdin: { name: options.stdinName as string, stream: context.stdin } } : {}),
+          parent,
+          force: options.force === true,
+          excludes,
+          tags,
+          ...(time !== undefined ? { time } : {}),
+          lease,
+          signal: context.signal,
+          onWarning: (w) => context.stderr.write(options.json ? `${JSON.stringify({ type: 'warning', ...w })}\n` : `coffer: warning: ${w.path}: ${w.message}\n`),
+        });
+        const files = snapshot.files as NonNullable<Snapshot['files']>;
+        const stats = snapshot.stats;
+        if (options.json) {
+          context.stdout.write(`${JSON.stringify({ id: snapshot.id, host: snapshot.vm, time: snapshot.time, parent: snapshot.parent, paths: files.paths, entries: files.entries, warnings: files.warnings, ...stats })}\n`);
+        } else {
+          const seconds = stats.durationMs / 1000;
+          context.stdout.write(
+            [
+              `host ${host}: ${files.stdinName !== undefined ? `standard input as ${files.stdinName}` : files.paths.join(', ')}: ${files.entries} entries, ${formatBytes(stats.bytesLogical)}${snapshot.parent ? `, compared with snapshot ${snapshot.parent.slice(0, 8)}` : ', no parent'}`,
+              `read ${formatBytes(stats.bytesRead)}, new ${formatBytes(stats.bytesNew)}, stored ${formatBytes(stats.bytesStored)} in ${formatDuration(seconds)}`,
+              ...(files.warnings.length > 0 ? [`${files.warnings.length} warning(s): some files changed, vanished or could not be read (listed above)`] : []),
+              `snapshot ${snapshot.id} saved`,
+            ].join('\n') + '\n',
+          );
+        }
+        return files.warnings.length > 0 ? ExitCode.filesIncomplete : 0;
+      } finally {
+        await lease.release().catch(() => {});
+      }
+    });
+    result = code === 0 ? 'ok' : 'warnings';
+    return code;
+  } catch (error) {
+    if (error instanceof CofferError && error.code === 'E_INTERRUPTED') result = 'interrupted';
+    throw error;
+  } finally {
+    if (options.postHook !== undefined) {
+      // Always, whatever happened: a failure here is reported, the backup's outcome stands.
+      await hook(options.postHook, 'post-backup', result).catch((e: Error) => context.stderr.write(`coffer: warning: ${e.message}\n`));
+    }
+  }
+}
+
+/** `30`, `30s`, `5m`, `1h` → milliseconds. */
+function parseDuration(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)(s|m|h)?$/.exec(text.trim());
+  const value = match === null ? Number.NaN : Number(match[1]) * { s: 1000, m: 60_000, h: 3_600_000 }[(match[2] ?? 's') as 's' | 'm' | 'h'];
+  if (!Number.isFinite(value) || value <= 0 || value > 24 * 3_600_000) throw new CofferError('E_USAGE', `--hook-timeout ${text}: give a duration such as 30s, 5m or 1h (at most 24h)`);
+  return value;
+}

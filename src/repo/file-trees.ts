@@ -1,0 +1,98 @@
+import { isCofferError, type CofferError } from '../errors/index.js';
+import { ObjectKind } from './format/envelope.js';
+import { decodeFileTree, encodeFileTree, type FileTree, type TreeEntry } from './format/file-tree.js';
+import { treeKey } from './layout.js';
+import type { Repository } from './repository.js';
+import type { Snapshot } from './snapshots.js';
+
+/**
+ * Stores a directory's tree unless it is there (trees are small: sealed on the main thread).
+ * Returns its id and the bytes it added. Idempotent: the same entries are the same object.
+ */
+export async function putFileTree(repo: Repository, entries: readonly TreeEntry[]): Promise<{ id: string; bytesStored: number }> {
+  const plaintext = encodeFileTree(entries);
+  const objectId = repo.codec.idOf(plaintext);
+  const id = objectId.toString('hex');
+  const key = treeKey(id);
+  if (await repo.backend.has(key)) return { id, bytesStored: 0 };
+  const sealed = repo.codec.seal(plaintext, ObjectKind.fileTree, objectId);
+  await repo.backend.put(key, sealed);
+  return { id, bytesStored: sealed.length };
+}
+
+/** A tree by id, opened and validated (`E_MISSING_OBJECT`, `E_CORRUPT_OBJECT`). */
+export async function getFileTree(repo: Repository, id: string): Promise<FileTree> {
+  const key = treeKey(id);
+  const plaintext = repo.codec.open(await repo.backend.get(key), ObjectKind.fileTree, key, Buffer.from(id, 'hex'));
+  return decodeFileTree(plaintext, key);
+}
+
+/** One file's chunk, as {@link walkFileTrees} visits it. */
+export interface FileChunkVisit {
+  snapshot: Snapshot;
+  /** The file's path in the snapshot (`/etc/passwd`). */
+  path: string;
+  /** Where the chunk lies in the file. */
+  offset: number;
+  length: number;
+  /** The chunk id, 64 hex. */
+  id: string;
+}
+
+/** A tree that could not be read, and the directory it held. */
+export interface TreeDamage {
+  snapshot: Snapshot;
+  path: string;
+  tree: string;
+  error: CofferError;
+}
+
+/**
+ * Visits every tree and every chunk of the file snapshots among `snapshots` (the others are
+ * skipped), depth first. With `distinct` (a mark, as prune's), a tree already walked —
+ * shared by several snapshots, or reached twice — is visited but not read again, and its
+ * chunks are not visited again; without it every file of every snapshot is visited (verify
+ * names every file a damaged chunk touches). Trees that are missing or corrupt are reported
+ * to `onDamage` and their subtrees skipped. Memory: one tree per level of depth.
+ */
+export async function walkFileTrees(
+  repo: Repository,
+  snapshots: readonly Snapshot[],
+  visit: { tree?: (id: string, snapshot: Snapshot) => void; chunk?: (chunk: FileChunkVisit) => void },
+  onDamage: (damage: TreeDamage) => void,
+  options: { distinct?: boolean } = {},
+): Promise<void> {
+  const seen = new Set<string>();
+  for (const snapshot of snapshots) {
+    if (snapshot.files === undefined) continue;
+    const walk = async (id: string, path: string): Promise<void> => {
+      visit.tree?.(id, snapshot);
+      if (options.distinct === true) {
+        if (seen.has(id)) return;
+        seen.add(id);
+      }
+      let tree: FileTree;
+      try {
+        tree = await getFileTree(repo, id);
+      } catch (error) {
+        if (isCofferError(error, 'E_MISSING_OBJECT') || isCofferError(error, 'E_CORRUPT_OBJECT')) {
+          onDamage({ snapshot, path: path === '' ? '/' : path, tree: id, error });
+          return;
+        }
+        throw error;
+      }
+      for (const entry of tree.entries) {
+        const child = `${path}/${entry.name}`;
+        if (entry.type === 'directory') await walk(entry.tree as string, child);
+        else if (entry.content !== undefined && visit.chunk !== undefined) {
+          let offset = 0;
+          for (const [what, length] of entry.content) {
+            if (what !== 'hole' && what !== 'zero') visit.chunk({ snapshot, path: child, offset, length, id: what });
+            offset += length;
+          }
+        }
+      }
+    };
+    await walk(snapshot.files.tree, '');
+  }
+}

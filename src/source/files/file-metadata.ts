@@ -1,0 +1,77 @@
+import { lstat, readlink } from 'node:fs/promises';
+import { syscalls } from '../../native/index.js';
+
+/** What a directory entry is (the names a file tree uses). */
+export type FileType = 'file' | 'directory' | 'symlink' | 'fifo' | 'char-device' | 'block-device' | 'socket';
+
+/** Everything Coffer records of one path, read without following a final symlink. */
+export interface FileMetadata {
+  type: FileType;
+  /** Permission bits and setuid/setgid/sticky. */
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Nanoseconds since 1970. */
+  mtimeNs: bigint;
+  atimeNs: bigint;
+  ctimeNs: bigint;
+  dev: bigint;
+  inode: bigint;
+  links: number;
+  size: number;
+  /** Bytes allocated (st_blocks × 512): less than `size` hints at holes. */
+  allocated: number;
+  rdev?: { major: number; minor: number };
+  /** A symlink's target. */
+  target?: string;
+  /** Extended attributes, POSIX ACLs included, sorted by name. */
+  xattrs: { name: string; value: Buffer }[];
+}
+
+const TYPES: [number, FileType][] = [
+  [0o100000, 'file'], [0o040000, 'directory'], [0o120000, 'symlink'], [0o010000, 'fifo'],
+  [0o020000, 'char-device'], [0o060000, 'block-device'], [0o140000, 'socket'],
+];
+
+/**
+ * Reads a path's metadata with lstat(2) (nanosecond times, as BigInts), its symlink target,
+ * and its extended attributes (llistxattr/lgetxattr). Throws Node's errors (`ENOENT` when the
+ * path vanished) for the caller to report.
+ */
+export async function readFileMetadata(path: string): Promise<FileMetadata> {
+  const st = await lstat(path, { bigint: true });
+  const format = Number(st.mode & 0o170000n);
+  const type = TYPES.find(([bits]) => bits === format)?.[1] ?? 'file';
+  const rdev = Number(st.rdev);
+  const metadata: FileMetadata = {
+    type,
+    mode: Number(st.mode & 0o7777n),
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    mtimeNs: st.mtimeNs,
+    atimeNs: st.atimeNs,
+    ctimeNs: st.ctimeNs,
+    dev: st.dev,
+    inode: st.ino,
+    links: Number(st.nlink),
+    size: type === 'file' ? Number(st.size) : 0,
+    allocated: Number(st.blocks) * 512,
+    xattrs: readXattrs(path),
+  };
+  // Linux's dev_t: major in bits 8-19 and 32-43, minor in bits 0-7 and 20-31 (gnu_dev_major).
+  if (type === 'char-device' || type === 'block-device') {
+    metadata.rdev = { major: ((rdev >>> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & ~0xfff), minor: (rdev & 0xff) | ((rdev >>> 12) & ~0xff) };
+  }
+  if (type === 'symlink') metadata.target = await readlink(path);
+  return metadata;
+}
+
+/** Extended attributes of a path, sorted by name; none where the filesystem has none. */
+export function readXattrs(path: string): { name: string; value: Buffer }[] {
+  const out: { name: string; value: Buffer }[] = [];
+  for (const name of syscalls.listXattrs(path).sort()) {
+    const value = syscalls.getXattr(path, name);
+    if (value !== null) out.push({ name, value });
+  }
+  return out;
+}

@@ -1,0 +1,9 @@
+/**
+ * @module source/files
+ * Reading a directory tree for file-level backup: each path's complete metadata (lstat with
+ * nanoseconds, symlink targets, device numbers, extended attributes and so POSIX ACLs), the
+ * local account names, and the exclusion rules.
+ */
+export { readFileMetadata, readXattrs, type FileMetadata, type FileType } from './file-metadata.js';
+export { readAccountNames, type AccountNames } from './account-names.js';
+export { Excludes, CACHEDIR_TAG_SIGNATURE, type ExcludeOptions } from './excludes.js';
