@@ -48,6 +48,9 @@ const BY_CODE: Record<ErrorCode, number> = {
   E_NO_PASSPHRASE: ExitCode.usage,
   E_SNAPSHOT_NOT_FOUND: ExitCode.usage,
   E_SNAPSHOT_PROTECTED: ExitCode.usage,
+  E_SNAPSHOT_LOCKED: ExitCode.usage,
+  // Only a later run can delete it: the storage refused, as for any storage failure.
+  E_OBJECT_LOCKED: ExitCode.failure,
   E_DISK_NOT_FOUND: ExitCode.usage,
   E_KEY_REFUSED: ExitCode.usage,
   E_REPO_EXISTS: ExitCode.usage,

@@ -39,6 +39,8 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--insecure-no-encryption', 'store data unencrypted (anyone with access to the storage can read it)')
     .option('--block-size <size>', 'block size for disk images, a power of two from 4K to 16M (default 256K)')
     .option('--compression-level <n>', 'zstd level 0-19, 0 for none (default 3)')
+    .option('--lock-days <days>', 'S3 Object Lock: keep every snapshot and the data it needs immutable this many days (the bucket must have Object Lock enabled)')
+    .option('--lock-mode <mode>', 'with --lock-days: compliance (nobody can shorten it, the default) or governance (users with the bypass right can)')
     .action((options, command: Command) => run(async () => (await import('./commands/init.js')).initCommand(command.opts(), context))());
 
   repoCommand('backup', 'back up the disks of a VM into a new snapshot (or, with --files, directory trees)')
@@ -193,6 +195,10 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .argument('[id]', 'the key to remove')
     .addOption(new Option('--new-password-file <path>', 'the new passphrase (default: $COFFER_NEW_PASSWORD, $COFFER_NEW_PASSWORD_FILE, or a prompt)'))
     .action((action: string, id: string | undefined, _options, command: Command) => run(async () => (await import('./commands/key.js')).keyCommand(action, id, command.opts(), context))());
+
+  repoCommand('lock', 'Object Lock (immutable backups): show each snapshot\'s lock, or extend what locked snapshots need')
+    .addArgument(new Command().createArgument('<action>', 'status or extend').choices(['status', 'extend']))
+    .action((action: string, _options, command: Command) => run(async () => (await import('./commands/lock.js')).lockCommand(action, command.opts(), context))());
 
   const tape = program.command('tape').description('write snapshots to a tape or a file as a self-contained tar stream, list it, and import it into a repository');
   const tapeCommand = (name: string, description: string, repository: boolean) => {

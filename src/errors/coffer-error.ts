@@ -25,6 +25,10 @@ export const ERROR_CODES = {
   E_SNAPSHOT_NOT_FOUND: 'no such snapshot',
   /** The snapshot is protected (`coffer protect`): nothing removes it until it is unprotected. */
   E_SNAPSHOT_PROTECTED: 'the snapshot is protected',
+  /** The snapshot is within its Object Lock retention (`coffer init --lock-days`): it cannot be forgotten before the date given. */
+  E_SNAPSHOT_LOCKED: 'the snapshot is locked',
+  /** An object under Object Lock retention cannot be deleted (or its retention shortened) yet. */
+  E_OBJECT_LOCKED: 'the object is locked',
   /** The snapshot has no disk with that name or number. */
   E_DISK_NOT_FOUND: 'no such disk in the snapshot',
   /** The source image or device does not exist or cannot be opened. */

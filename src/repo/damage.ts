@@ -1,3 +1,4 @@
+import { isCofferError } from '../errors/index.js';
 import { recordChunkDeletions } from './chunk-cache.js';
 import { QUARANTINE_PREFIX, chunkKey } from './layout.js';
 import type { Repository } from './repository.js';
@@ -21,6 +22,9 @@ export async function listQuarantined(repo: Repository): Promise<Set<string>> {
 /**
  * Moves a damaged chunk aside: a copy under `quarantine/` (kept for inspection), then the
  * chunk is deleted, so it counts as missing until a backup stores it again. Idempotent.
+ * Under Object Lock the damaged chunk may not be deletable yet: it stays, and the next
+ * backup that meets the data writes a good version over it (backups never reuse a
+ * quarantined id), which is what reads then see.
  */
 export async function quarantineChunk(repo: Repository, id: ObjectId, now: Date): Promise<void> {
   const hex = id.toString('hex');
@@ -30,5 +34,7 @@ export async function quarantineChunk(repo: Repository, id: ObjectId, now: Date)
   await repo.backend.put(`${QUARANTINE_PREFIX}${hex}.${now.getTime()}`, blob);
   await repo.backend.sync();
   await recordChunkDeletions(repo.backend);
-  await repo.backend.delete(key);
+  await repo.backend.delete(key).catch((error: unknown) => {
+    if (!isCofferError(error, 'E_OBJECT_LOCKED')) throw error;
+  });
 }

@@ -9,7 +9,7 @@
  * snapshots for tapes and files, docs/tape-format.md). The byte layout of everything it writes is in docs/repository-format.md and in
  * the `format/` files. It knows nothing of VMs, disk formats or filesystems.
  */
-export type { Backend, BackendEntry } from './backend/backend.js';
+export type { Backend, BackendEntry, ObjectLockStore, Retention, RetentionMode } from './backend/backend.js';
 export { LocalBackend } from './backend/local-backend.js';
 export { FaultyBackend, type Fault } from './backend/faulty-backend.js';
 export { S3Backend, S3_DEFAULTS, type S3BackendOptions } from './backend/s3-backend.js';
@@ -19,11 +19,13 @@ export { ObjectCodec, type ObjectId, type CodecSettings } from './codec.js';
 export { CodecPool, type BlockHash } from './codec-pool.js';
 export { ObjectKind } from './format/envelope.js';
 export { ZERO_ENTRY, isZeroEntry, ENTRIES_PER_PAGE } from './format/index-page.js';
-export type { RepositoryConfig } from './format/config.js';
+export type { RepositoryConfig, ObjectLockPolicy } from './format/config.js';
+export { MAX_LOCK_DAYS } from './format/config.js';
+export * from './lock/index.js';
 export { pageCount, type FilesRecord, type FileWarning, type DiskRecord, type ChangeTrackingRecord, type ConsistencyRecord, type SnapshotManifest, type SnapshotStats, type VmDefinition } from './format/manifest.js';
 export { DEFAULT_KDF, type KdfParams } from './keys/key-file.js';
 export { Repository, initRepository, openRepository, REPOSITORY_DEFAULTS, type InitOptions, type OpenOptions, type KeyInfo } from './repository.js';
-export { saveSnapshot, listSnapshots, loadSnapshot, deleteSnapshot, resolveSnapshot, type Snapshot } from './snapshots.js';
+export { saveSnapshot, listSnapshots, loadSnapshot, deleteSnapshot, refuseLocked, resolveSnapshot, type Snapshot } from './snapshots.js';
 export { listProtections, protectionOf, protectSnapshot, unprotectSnapshot, type Protection } from './protection.js';
 export * from './retention/index.js';
 export { DiskIndexReader, DiskIndexWriter } from './disk-index.js';

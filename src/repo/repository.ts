@@ -4,12 +4,14 @@ import type { Backend } from './backend/backend.js';
 import { ChunkCache, type ChunkCacheOptions } from './chunk-cache.js';
 import { CodecPool } from './codec-pool.js';
 import { ObjectCodec, type ObjectId } from './codec.js';
-import { decodeConfig, encodeConfig, isValidBlockSize, REPOSITORY_FORMAT_VERSION, type RepositoryConfig } from './format/config.js';
+import { decodeConfig, encodeConfig, isValidBlockSize, isValidLockPolicy, REPOSITORY_FORMAT_VERSION, type ObjectLockPolicy, type RepositoryConfig } from './format/config.js';
 import { ObjectKind } from './format/envelope.js';
 import { ENTRIES_PER_PAGE } from './format/index-page.js';
 import { DEFAULT_KDF, parseKeyFile, unwrapMasterKey, wrapMasterKey, type KdfParams, type KeyFile } from './keys/key-file.js';
 import { newMasterKey, type MasterKey } from './keys/master-key.js';
 import { chunkKey, CONFIG_KEY, indexKey, keyFileKey, KEYS_PREFIX } from './layout.js';
+import { LockedBackend } from './lock/locked-backend.js';
+import { RetentionCache } from './lock/retention-cache.js';
 
 /**
  * Defaults for new repositories, each with its reason.
@@ -28,6 +30,11 @@ export interface InitOptions {
   compressionLevel?: number;
   kdf?: KdfParams;
   now?: Date;
+  /**
+   * Make the repository immutable (S3 Object Lock): refused (`E_USAGE`) unless the backend
+   * offers Object Lock and the bucket has it enabled. Recorded in the config.
+   */
+  objectLock?: ObjectLockPolicy;
 }
 
 /** How to open a repository. */
@@ -44,6 +51,14 @@ export interface OpenOptions {
    * asking the backend each time (for object storage; see chunk-cache.ts for why it is safe).
    */
   chunkCache?: ChunkCacheOptions;
+  /**
+   * Where to keep the cache of known retentions of a locked repository (beside the chunk
+   * cache: `DIRECTORY/<repository id>/retention`); default: the chunk cache's directory, else
+   * memory only.
+   */
+  retentionCacheDirectory?: string;
+  /** The clock that dates Object Lock retentions (tests). */
+  clock?: () => Date;
 }
 
 /** A key file with its id. */
@@ -182,6 +197,7 @@ export async function initRepository(backend: Backend, options: InitOptions): Pr
   if (!isValidBlockSize(blockSize)) throw new CofferError('E_USAGE', `block size ${blockSize} must be a power of two between 4 KiB and 16 MiB`);
   const level = options.compressionLevel ?? REPOSITORY_DEFAULTS.compressionLevel;
   if (!Number.isInteger(level) || level < 0 || level > 19) throw new CofferError('E_USAGE', `compression level ${level} must be 0..19`);
+  if (options.objectLock !== undefined) await checkLockable(backend, options.objectLock);
   if (await backend.has(CONFIG_KEY)) {
     throw new CofferError('E_REPO_EXISTS', `${backend.location} already holds a repository`, { subject: { repository: backend.location } });
   }
@@ -202,7 +218,10 @@ export async function initRepository(backend: Backend, options: InitOptions): Pr
     compression: { algorithm: 'zstd', level },
     blockSize,
     entriesPerPage: ENTRIES_PER_PAGE,
+    ...(options.objectLock === undefined ? {} : { objectLock: { ...options.objectLock } }),
   };
+  // A locked repository's config and key files are locked too (without them nothing reads).
+  if (config.objectLock !== undefined) backend = new LockedBackend(backend, config.objectLock, new RetentionCache(config.id, undefined), () => options.now ?? new Date());
   if (options.passphrase !== null) {
     await writeKeyFile(backend, newMasterKey(), options.passphrase, { ...(options.kdf ? { kdf: options.kdf } : {}), now });
   }
@@ -230,6 +249,10 @@ export async function openRepository(backend: Backend, options: OpenOptions = {}
     throw error;
   }
   const config = decodeConfig(configBytes, backend.location);
+  if (config.objectLock !== undefined) {
+    const directory = options.retentionCacheDirectory ?? options.chunkCache?.directory;
+    backend = new LockedBackend(backend, config.objectLock, new RetentionCache(config.id, directory), options.clock);
+  }
   const opened = (masterKey: MasterKey | null, keyId: string | null): Repository => {
     const repo = new Repository(backend, config, masterKey, keyId, options.threads);
     if (options.chunkCache !== undefined) repo.useChunkCache(options.chunkCache);
@@ -253,6 +276,17 @@ export async function openRepository(backend: Backend, options: OpenOptions = {}
   throw new CofferError('E_WRONG_PASSPHRASE', `the passphrase opens none of the ${keys.length} key(s) of ${backend.location}`, {
     subject: { repository: backend.location },
   });
+}
+
+/** `E_USAGE` unless `backend` can lock objects with `policy`. */
+async function checkLockable(backend: Backend, policy: ObjectLockPolicy): Promise<void> {
+  const refuse = (message: string) => new CofferError('E_USAGE', message, { subject: { repository: backend.location } });
+  const given: { days: unknown; mode: unknown } = policy;
+  if (!isValidLockPolicy(given)) throw refuse(`an Object Lock of ${String(given.days)} day(s) in mode ${String(given.mode)} is not possible: give a mode compliance or governance and 0 < days <= 36500`);
+  if (backend.objectLock === undefined) throw refuse(`${backend.location} cannot lock objects: --lock-days needs an S3 bucket with Object Lock enabled`);
+  if (!(await backend.objectLock.enabled())) {
+    throw refuse(`the bucket of ${backend.location} does not have Object Lock enabled; create the bucket with it (aws s3api create-bucket --object-lock-enabled-for-bucket …), it cannot be turned on later on every store`);
+  }
 }
 
 async function listKeyFiles(backend: Backend): Promise<KeyInfo[]> {

@@ -3,6 +3,9 @@ import { CofferError } from '../errors/index.js';
 import { ObjectKind } from './format/envelope.js';
 import { decodeManifest, encodeManifest, type SnapshotManifest } from './format/manifest.js';
 import { idFromKey, snapshotKey, SNAPSHOTS_PREFIX } from './layout.js';
+import { RetentionEnsurer } from './lock/ensure-retention.js';
+import { snapshotLockUntil, writeRetention } from './lock/lock-policy.js';
+import { lockedBackendOf, type LockedBackend } from './lock/locked-backend.js';
 import { protectionOf } from './protection.js';
 import type { Repository } from './repository.js';
 import { deleteSnapshotNotes } from './snapshot-notes.js';
@@ -15,6 +18,10 @@ export interface Snapshot extends SnapshotManifest {
 /**
  * Writes a manifest, the last step of a backup: atomic, so the snapshot appears whole or not
  * at all. Returns the snapshot's id. Every chunk and index page it names must be stored.
+ * In a repository with Object Lock, first every object the snapshot needs (its index pages
+ * and chunks, the config and the key files) is made to stay locked at least until the
+ * snapshot's lock-until (extending those a reuse left short, lock/ensure-retention.ts), then
+ * the manifest is written locked until exactly that date; `lock.lastSnapshot` says what it took.
  */
 export async function saveSnapshot(repo: Repository, manifest: SnapshotManifest): Promise<Snapshot> {
   const plaintext = encodeManifest(manifest);
@@ -22,12 +29,27 @@ export async function saveSnapshot(repo: Repository, manifest: SnapshotManifest)
   const id = objectId.toString('hex');
   const sealed = repo.codec.seal(plaintext, ObjectKind.manifest, objectId);
   await repo.backend.sync(); // everything the manifest names is durable before it exists
-  await repo.backend.put(snapshotKey(id), sealed);
+  const lock = lockedBackendOf(repo);
+  if (lock === undefined) await repo.backend.put(snapshotKey(id), sealed);
+  else await putLockedManifest(repo, lock, id, manifest, sealed);
   await repo.backend.sync();
   // Read back what was written (restic's verifyHeader habit): a manifest that does not open
   // must never be left believed in.
   loadFromBlob(repo, id, await repo.backend.get(snapshotKey(id)));
   return { id, ...manifest };
+}
+
+async function putLockedManifest(repo: Repository, lock: LockedBackend, id: string, manifest: SnapshotManifest, sealed: Buffer): Promise<void> {
+  const now = lock.now();
+  const lockedUntil = snapshotLockUntil(lock.policy, now);
+  const ensurer = new RetentionEnsurer(lock, { trustCache: true, target: (required) => new Date(Math.max(required.getTime(), writeRetention(lock.policy, lock.now()).until.getTime())) });
+  const started = Date.now();
+  await ensurer.requireConfigAndKeys(repo, lockedUntil);
+  await ensurer.requireDisks(repo, manifest.disks, lockedUntil);
+  if (manifest.files !== undefined) await ensurer.requireFileTree(repo, manifest.files.tree, lockedUntil);
+  await lock.putUntil(snapshotKey(id), sealed, lockedUntil);
+  lock.lastSnapshot = { id, lockedUntil, ...ensurer.report, durationMs: Date.now() - started };
+  await lock.cache.save(now);
 }
 
 /** Every snapshot, oldest first (by time, then id). Damaged manifests are reported by `onDamaged`. */
@@ -63,14 +85,32 @@ export async function loadSnapshot(repo: Repository, id: string): Promise<Snapsh
 
 /**
  * Removes a snapshot's manifest (its chunks stay until prune). Refuses a protected snapshot
- * (`E_SNAPSHOT_PROTECTED`), checked right before the delete: `coffer unprotect` first.
+ * (`E_SNAPSHOT_PROTECTED`), checked right before the delete: `coffer unprotect` first; and,
+ * in a repository with Object Lock, a snapshot whose manifest is still locked
+ * (`E_SNAPSHOT_LOCKED`, with the date).
  */
 export async function deleteSnapshot(repo: Repository, id: string): Promise<void> {
   if ((await protectionOf(repo, id)) !== null) {
     throw new CofferError('E_SNAPSHOT_PROTECTED', `snapshot ${id.slice(0, 8)} is protected; run 'coffer unprotect ${id.slice(0, 8)}' first`, { subject: { repository: repo.location, snapshot: id } });
   }
+  await refuseLocked(repo, id);
   await repo.backend.delete(snapshotKey(id));
   await deleteSnapshotNotes(repo, id); // after the manifest: a crash leaves orphan notes, which are ignored
+}
+
+/**
+ * `E_SNAPSHOT_LOCKED` when the repository has Object Lock and the snapshot's manifest is
+ * locked now (read from the store: the truth, whatever any cache says).
+ */
+export async function refuseLocked(repo: Repository, id: string): Promise<void> {
+  const lock = lockedBackendOf(repo);
+  if (lock === undefined) return;
+  const until = (await lock.retention(snapshotKey(id)))?.until;
+  if (until !== undefined && until.getTime() > lock.now().getTime()) {
+    throw new CofferError('E_SNAPSHOT_LOCKED', `snapshot ${id.slice(0, 8)} is locked until ${until.toISOString()} (Object Lock, ${lock.policy.mode}): it can be forgotten after that`, {
+      subject: { repository: repo.location, snapshot: id },
+    });
+  }
 }
 
 /**

@@ -26,8 +26,11 @@ export interface CephS3 {
   readonly credentials: { accessKeyId: string; secretAccessKey: string };
   /** Environment variables that make the AWS SDK (and the `coffer` CLI) use this gateway's user. */
   readonly env: Record<string, string>;
-  /** Creates a bucket with a unique name starting with `label`; returns its name. */
-  createBucket(label: string, credentials?: { accessKeyId: string; secretAccessKey: string }): Promise<string>;
+  /**
+   * Creates a bucket with a unique name starting with `label`; returns its name. `objectLock`:
+   * with S3 Object Lock enabled (which turns versioning on; RGW needs no option for it).
+   */
+  createBucket(label: string, credentials?: { accessKeyId: string; secretAccessKey: string }, options?: { objectLock?: boolean }): Promise<string>;
   /** Creates another gateway user, optionally with a quota on the bytes it may store; returns its keys. */
   createUser(options?: { maxSizeBytes?: number }): Promise<{ accessKeyId: string; secretAccessKey: string }>;
   /** Stops the gateway only (the cluster keeps its data), to test a dead endpoint. */
@@ -151,12 +154,12 @@ async function startCluster(): Promise<CephS3> {
       endpoint,
       credentials,
       env: { AWS_ACCESS_KEY_ID: ACCESS_KEY, AWS_SECRET_ACCESS_KEY: SECRET_KEY, AWS_REGION: 'us-east-1' },
-      async createBucket(label: string, as?: { accessKeyId: string; secretAccessKey: string }): Promise<string> {
+      async createBucket(label: string, as?: { accessKeyId: string; secretAccessKey: string }, options: { objectLock?: boolean } = {}): Promise<string> {
         const name = `${label}-${randomBytes(4).toString('hex')}`;
         const owner = as === undefined ? client : new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: as });
         try {
           // The first PUT may wait for the gateway's pools to be created.
-          await retryUntil(`bucket ${name} created`, () => owner.send(new CreateBucketCommand({ Bucket: name })));
+          await retryUntil(`bucket ${name} created`, () => owner.send(new CreateBucketCommand({ Bucket: name, ...(options.objectLock === true ? { ObjectLockEnabledForBucket: true } : {}) })));
         } finally {
           if (owner !== client) owner.destroy();
         }

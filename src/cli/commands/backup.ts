@@ -1,7 +1,7 @@
 import { backupVm } from '../../backup/index.js';
 import { CofferError } from '../../errors/index.js';
 import { readFile } from 'node:fs/promises';
-import { acquireBackupLease, listSnapshots, resolveSnapshot, type Snapshot } from '../../repo/index.js';
+import { acquireBackupLease, listSnapshots, lockedBackendOf, resolveSnapshot, type Snapshot } from '../../repo/index.js';
 import { NbdBlockDevice } from '../../nbd/index.js';
 import { mergeRanges, openImageSource, openLibvirtSource, openQemuSource, parseChangedRanges, withChangedRanges, type ChangedRange, type FreezeEvent, type VmSource } from '../../source/index.js';
 import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
@@ -106,8 +106,10 @@ export async function backupCommand(disks: string[], options: BackupCommandOptio
       const consistency = snapshot.consistency === undefined ? {} : { consistency: snapshot.consistency };
       const skipped = 'skipped' in source ? (source.skipped as { name: string; reason: string }[]) : [];
       const tracking = snapshot.disks.map((d) => ({ name: d.name, ...(d.changeTracking === undefined ? {} : { changeTracking: d.changeTracking }) }));
+      const locked = lockedBackendOf(repo)?.lastSnapshot;
+      const lock = locked === undefined ? {} : { lock: { lockedUntil: locked.lockedUntil.toISOString(), checked: locked.checked, lookedUp: locked.lookedUp, extended: locked.extended, durationMs: locked.durationMs } };
       if (options.json) {
-        context.stdout.write(`${JSON.stringify({ id: snapshot.id, vm: snapshot.vm, time: snapshot.time, parent: snapshot.parent, ...stats, disks: tracking, ...consistency, ...(skipped.length > 0 ? { skipped } : {}) })}\n`);
+        context.stdout.write(`${JSON.stringify({ id: snapshot.id, vm: snapshot.vm, time: snapshot.time, parent: snapshot.parent, ...stats, disks: tracking, ...consistency, ...(skipped.length > 0 ? { skipped } : {}), ...lock })}\n`);
       } else {
         const seconds = stats.durationMs / 1000;
         const lines = [
@@ -122,6 +124,9 @@ export async function backupCommand(disks: string[], options: BackupCommandOptio
         }
         if (snapshot.consistency !== undefined) lines.push(`consistency: ${consistencyLabel(snapshot)}`);
         for (const d of skipped) lines.push(`  ${d.name}: not backed up: ${d.reason}`);
+        if (locked !== undefined) {
+          lines.push(`locked until ${locked.lockedUntil.toISOString()} (Object Lock): ${locked.checked} object(s) checked, ${locked.lookedUp} asked, ${locked.extended} extended`);
+        }
         lines.push(
           `read ${formatBytes(stats.bytesRead)}, new ${formatBytes(stats.bytesNew)}, stored ${formatBytes(stats.bytesStored)} in ${formatDuration(seconds)} (${formatBytes(stats.bytesRead / Math.max(seconds, 0.001))}/s)`,
           `snapshot ${snapshot.id} saved`,

@@ -44,7 +44,12 @@ export async function forgetByPolicy(
         try {
           await deleteSnapshot(repo, decision.snapshot.id);
         } catch (error) {
-          // Protected by someone else since the listing: kept, and said so.
+          // Protected by someone else since the listing, or still under Object Lock: kept, and said so.
+          if (isCofferError(error, 'E_SNAPSHOT_LOCKED')) {
+            decision.keep = true;
+            decision.reasons.push('locked');
+            continue;
+          }
           if (!isCofferError(error, 'E_SNAPSHOT_PROTECTED')) throw error;
           decision.keep = true;
           decision.reasons.push('protected');

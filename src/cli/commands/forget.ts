@@ -1,5 +1,5 @@
 import { CofferError } from '../../errors/index.js';
-import { deleteSnapshot, protectionOf, resolveSnapshot, type Repository, type RetentionPolicy, type Snapshot } from '../../repo/index.js';
+import { deleteSnapshot, protectionOf, refuseLocked, resolveSnapshot, type Repository, type RetentionPolicy, type Snapshot } from '../../repo/index.js';
 import { renderPrune, runPrune } from './prune.js';
 import { withCapturedStdout, withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
 import { forgetByPolicy } from './forget-policy.js';
@@ -18,7 +18,8 @@ export interface ForgetOptions extends RepositoryOptions, RetentionOptions {
  * `coffer forget SNAPSHOT...` removes the snapshots named; `coffer forget --keep-…` removes
  * what a retention policy does not keep (forget-policy.ts). Never both at once. Protected
  * snapshots are never removed: naming one is an error (`E_SNAPSHOT_PROTECTED`) and nothing
- * is removed; `coffer unprotect` it first. Their chunks stay until a prune removes what no
+ * is removed; `coffer unprotect` it first. Likewise a snapshot still under Object Lock
+ * (`E_SNAPSHOT_LOCKED`, with the date). Their chunks stay until a prune removes what no
  * snapshot uses any more.
  */
 export async function forgetCommand(references: string[], options: ForgetOptions, context: CommandContext): Promise<number> {
@@ -61,6 +62,9 @@ async function forgetOnly(repo: Repository, references: string[], policy: Retent
           subject: { repository: repo.location, snapshot: snapshot.id },
         });
       }
+      await refuseLocked(repo, snapshot.id).catch((error: unknown) => {
+        throw error instanceof CofferError ? new CofferError(error.code, `${error.message}; nothing was removed`, { subject: error.subject, cause: error }) : error;
+      });
     }
     const removed = [];
     for (const snapshot of snapshots.values()) {

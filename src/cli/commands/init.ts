@@ -1,5 +1,5 @@
 import { CofferError } from '../../errors/index.js';
-import { initRepository, REPOSITORY_DEFAULTS } from '../../repo/index.js';
+import { describeLock, initRepository, MAX_LOCK_DAYS, REPOSITORY_DEFAULTS, type ObjectLockPolicy } from '../../repo/index.js';
 import { backendFor, repositoryLocation, type CommandContext, type RepositoryOptions } from '../context.js';
 import { formatBytes, parseSize } from '../format.js';
 import { readPassphrase } from '../passphrase.js';
@@ -8,6 +8,23 @@ export interface InitOptions extends RepositoryOptions {
   insecureNoEncryption?: boolean;
   blockSize?: string;
   compressionLevel?: string;
+  lockDays?: string;
+  lockMode?: string;
+}
+
+/** `--lock-days N [--lock-mode compliance|governance]` as a policy (mode compliance by default). */
+function lockPolicy(options: InitOptions): ObjectLockPolicy | undefined {
+  if (options.lockDays === undefined) {
+    if (options.lockMode !== undefined) throw new CofferError('E_USAGE', '--lock-mode goes with --lock-days N');
+    return undefined;
+  }
+  const days = Number(options.lockDays);
+  if (!/^\d*\.?\d+$/.test(options.lockDays) || !(days > 0) || days > MAX_LOCK_DAYS) {
+    throw new CofferError('E_USAGE', `--lock-days ${options.lockDays}: give a number of days above 0 and at most ${MAX_LOCK_DAYS} (fractions allowed)`);
+  }
+  const mode = options.lockMode ?? 'compliance';
+  if (mode !== 'compliance' && mode !== 'governance') throw new CofferError('E_USAGE', `--lock-mode ${mode}: give compliance or governance`);
+  return { mode, days };
 }
 
 /** `coffer init`: creates an encrypted repository (unencrypted only on explicit request). */
@@ -15,6 +32,7 @@ export async function initCommand(options: InitOptions, context: CommandContext)
   const backend = backendFor(repositoryLocation(options, context), context.env);
   const blockSize = options.blockSize === undefined ? REPOSITORY_DEFAULTS.blockSize : parseSize(options.blockSize);
   const compressionLevel = options.compressionLevel === undefined ? REPOSITORY_DEFAULTS.compressionLevel : Number(options.compressionLevel);
+  const objectLock = lockPolicy(options);
   let passphrase: string | null = null;
   if (!options.insecureNoEncryption) {
     const given = await readPassphrase({
@@ -31,13 +49,14 @@ export async function initCommand(options: InitOptions, context: CommandContext)
     }
     passphrase = given;
   }
-  const config = await initRepository(backend, { passphrase, blockSize, compressionLevel });
+  const config = await initRepository(backend, { passphrase, blockSize, compressionLevel, ...(objectLock === undefined ? {} : { objectLock }) });
   if (options.json) {
-    context.stdout.write(`${JSON.stringify({ id: config.id, location: backend.location, encryption: config.encryption, blockSize: config.blockSize })}\n`);
+    context.stdout.write(`${JSON.stringify({ id: config.id, location: backend.location, encryption: config.encryption, blockSize: config.blockSize, ...(config.objectLock === undefined ? {} : { objectLock: config.objectLock }) })}\n`);
   } else {
     context.stdout.write(
       `created ${config.encryption === 'none' ? 'UNENCRYPTED ' : ''}repository ${config.id.slice(0, 10)} at ${backend.location} (block size ${formatBytes(config.blockSize)}, zstd level ${config.compression.level})\n`,
     );
+    if (config.objectLock !== undefined) context.stdout.write(`Object Lock: ${describeLock(config.objectLock)}; snapshots cannot be forgotten, nor their data deleted, before then\n`);
     if (config.encryption !== 'none') context.stdout.write('keep the passphrase safe: without it the data cannot be read back\n');
   }
   return 0;

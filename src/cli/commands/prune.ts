@@ -56,6 +56,7 @@ export function renderPrune(r: PruneReport): string {
     `${verb} ${r.chunksRemoved} chunk(s), ${r.indexPagesRemoved} index page(s) and ${r.notesRemoved} note(s) no snapshot uses: ${formatBytes(r.bytesFreed)} ${r.dryRun ? 'would be ' : ''}freed`,
     `kept ${r.chunksKept} chunk(s), ${formatBytes(r.bytesKept)}`,
   ];
+  if (r.stillLocked > 0) lines.push(`${r.stillLocked} object(s) no snapshot uses are still locked (Object Lock): a later prune removes them`);
   if (r.expiredLeasesRemoved > 0) lines.push(`removed ${r.expiredLeasesRemoved} lease(s) of processes that died`);
   return `${lines.join('\n')}\n`;
 }

@@ -30,6 +30,45 @@ export interface Backend {
   has(key: string): Promise<boolean>;
   delete(key: string): Promise<void>;
   list(prefix: string): AsyncIterable<BackendEntry>;
+  /**
+   * Present only on storage that can make objects immutable for a time (S3 Object Lock);
+   * absent on a local directory.
+   */
+  readonly objectLock?: ObjectLockStore;
+}
+
+/** How an object is held: COMPLIANCE (nobody can shorten or delete) or GOVERNANCE (a user with the bypass right can). */
+export type RetentionMode = 'COMPLIANCE' | 'GOVERNANCE';
+
+/** An object's retention: it cannot be deleted or overwritten in place before `until`. */
+export interface Retention {
+  mode: RetentionMode;
+  until: Date;
+}
+
+/**
+ * The Object Lock capability of a {@link Backend} (docs/s3.md, "Immutable backups"). The
+ * store keeps every version of an object; a locked version cannot be deleted before its
+ * retain-until date. Contract, per method:
+ * - `enabled()`: whether the bucket has Object Lock on (only then may the others be used).
+ * - `put(key, data, retention)`: like {@link Backend.put}, the new version locked until
+ *   `retention.until` (which must lie in the future).
+ * - `retention(key)`: the retention of the key's current version (null when it has none);
+ *   `E_MISSING_OBJECT` when the key is absent. Read from the store, never from a cache.
+ * - `extend(key, retention)`: sets the current version's retain-until to `retention.until`,
+ *   which must not be earlier than what it has (the store refuses to shorten:
+ *   `E_OBJECT_LOCKED`). Idempotent.
+ * - `deleteAll(key)`: deletes every version of the key (never a mere delete marker, which
+ *   would hide a locked version without freeing it). `E_OBJECT_LOCKED` when a version is
+ *   still locked (the others are deleted). Absent keys are not an error.
+ * All may run concurrently; errors as for {@link Backend}.
+ */
+export interface ObjectLockStore {
+  enabled(): Promise<boolean>;
+  put(key: string, data: Uint8Array, retention: Retention): Promise<void>;
+  retention(key: string): Promise<Retention | null>;
+  extend(key: string, retention: Retention): Promise<void>;
+  deleteAll(key: string): Promise<void>;
 }
 
 /** One object found by {@link Backend.list}. */

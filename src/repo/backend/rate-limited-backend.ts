@@ -1,5 +1,5 @@
 import type { RateLimiter } from '../../concurrency/index.js';
-import type { Backend, BackendEntry } from './backend.js';
+import type { Backend, BackendEntry, ObjectLockStore } from './backend.js';
 
 /** The limits a {@link RateLimitedBackend} applies; either may be absent (no limit). */
 export interface BandwidthLimits {
@@ -18,11 +18,28 @@ export interface BandwidthLimits {
  * local and S3 backends need no change.
  */
 export class RateLimitedBackend implements Backend {
+  /** The inner backend's Object Lock, its locked puts held to the upload limit too. */
+  readonly objectLock?: ObjectLockStore;
+
   constructor(
     private readonly inner: Backend,
     private readonly limits: BandwidthLimits,
     private readonly signal?: AbortSignal,
-  ) {}
+  ) {
+    const lock = inner.objectLock;
+    if (lock !== undefined) {
+      this.objectLock = {
+        enabled: () => lock.enabled(),
+        put: async (key, data, retention) => {
+          await this.limits.upload?.take(data.length, this.signal);
+          return lock.put(key, data, retention);
+        },
+        retention: (key) => lock.retention(key),
+        extend: (key, retention) => lock.extend(key, retention),
+        deleteAll: (key) => lock.deleteAll(key),
+      };
+    }
+  }
 
   get location(): string {
     return this.inner.location;

@@ -1,9 +1,10 @@
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { forEachLimited } from '../../concurrency/index.js';
-import type { Backend, BackendEntry } from './backend.js';
+import type { Backend, BackendEntry, Retention } from './backend.js';
 import { checkedKey } from './backend-key.js';
 import { translateS3Error, type S3Failure } from './s3-errors.js';
 import type { S3Location } from './s3-location.js';
+import { S3ObjectLock } from './s3-object-lock.js';
 
 type Sdk = typeof import('@aws-sdk/client-s3');
 let sdkModule: Sdk | undefined;
@@ -75,10 +76,12 @@ export interface S3BackendOptions extends Partial<S3Settings> {
  * - list: ListObjectsV2, page by page (1000 keys each); its order (lexicographic on S3, but not
  *   promised by every implementation) is not relied upon.
  * Every request has a deadline and is retried with backoff by the SDK; errors are mapped by
- * {@link translateS3Error}.
+ * {@link translateS3Error}. `objectLock` speaks S3 Object Lock (s3-object-lock.ts); it works
+ * only on a bucket created with Object Lock enabled.
  */
 export class S3Backend implements Backend {
   readonly location: string;
+  readonly objectLock: S3ObjectLock;
   private s3: S3Client | undefined;
   private readonly clientConfig: S3ClientConfig;
   private readonly bucket: string;
@@ -114,6 +117,14 @@ export class S3Backend implements Backend {
         httpsAgent: agent,
       },
     };
+    this.objectLock = new S3ObjectLock({
+      client: () => this.client(),
+      sdk,
+      bucket: this.bucket,
+      objectKey: (key) => this.objectKey(key),
+      put: (key, data, retention) => this.putObject(key, data, retention),
+      translate: (error, action, key) => this.translate(error, action, key),
+    });
   }
 
   /** The SDK client, made on first use (see {@link loadSdk}). */
@@ -125,11 +136,17 @@ export class S3Backend implements Backend {
     return this.s3;
   }
 
-  async put(key: string, data: Uint8Array): Promise<void> {
+  put(key: string, data: Uint8Array): Promise<void> {
+    return this.putObject(key, data, undefined);
+  }
+
+  /** A put, locked when `retention` is given (only on a bucket with Object Lock). */
+  private async putObject(key: string, data: Uint8Array, retention: Retention | undefined): Promise<void> {
     const objectKey = this.objectKey(key);
+    const lock = retention === undefined ? {} : { ObjectLockMode: retention.mode, ObjectLockRetainUntilDate: retention.until };
     try {
-      if (data.length > this.settings.multipartThreshold) await this.putMultipart(objectKey, data);
-      else await (await this.client()).send(new (sdk().PutObjectCommand)({ Bucket: this.bucket, Key: objectKey, Body: data, ContentLength: data.length }));
+      if (data.length > this.settings.multipartThreshold) await this.putMultipart(objectKey, data, lock);
+      else await (await this.client()).send(new (sdk().PutObjectCommand)({ Bucket: this.bucket, Key: objectKey, Body: data, ContentLength: data.length, ...lock }));
     } catch (error) {
       throw this.translate(error, 'write', key);
     }
@@ -194,8 +211,8 @@ export class S3Backend implements Backend {
     this.s3?.destroy();
   }
 
-  private async putMultipart(objectKey: string, data: Uint8Array): Promise<void> {
-    const created = await (await this.client()).send(new (sdk().CreateMultipartUploadCommand)({ Bucket: this.bucket, Key: objectKey }));
+  private async putMultipart(objectKey: string, data: Uint8Array, lock: { ObjectLockMode?: Retention['mode']; ObjectLockRetainUntilDate?: Date }): Promise<void> {
+    const created = await (await this.client()).send(new (sdk().CreateMultipartUploadCommand)({ Bucket: this.bucket, Key: objectKey, ...lock }));
     const uploadId = created.UploadId;
     if (uploadId === undefined) throw new Error('CreateMultipartUpload returned no UploadId');
     try {

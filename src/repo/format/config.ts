@@ -12,9 +12,15 @@
  *   "objectId": "hmac-sha256" | "sha256",
  *   "compression": { "algorithm": "zstd", "level": 3 },
  *   "blockSize": 262144,
- *   "entriesPerPage": 4096
+ *   "entriesPerPage": 4096,
+ *   "objectLock": { "mode": "compliance" | "governance", "days": 30 }
  * }
  * ```
+ * `objectLock` is optional (added 2026-11-26; a config without it has no lock): the
+ * repository lives in a bucket with S3 Object Lock and every object a restore needs is
+ * written immutable for `days` (a positive number, fractions allowed: tests use seconds) in
+ * that mode; docs/s3.md, "Immutable backups". An older Coffer ignores the field (and would
+ * write unlocked objects): lock-aware readers are version 1 too, since nothing else changed.
  * `blockSize` and `entriesPerPage` are the defaults for new snapshots; each snapshot records
  * its own, so changing them never breaks old snapshots. The config is never rewritten after
  * `init`.
@@ -37,6 +43,22 @@ export interface RepositoryConfig {
   compression: { algorithm: 'zstd'; level: number };
   blockSize: number;
   entriesPerPage: number;
+  objectLock?: ObjectLockPolicy;
+}
+
+/** The Object Lock policy of a repository: each snapshot and what it needs stay immutable `days` days. */
+export interface ObjectLockPolicy {
+  mode: 'compliance' | 'governance';
+  /** Positive; fractions allowed (at most {@link MAX_LOCK_DAYS}). */
+  days: number;
+}
+
+/** 100 years: S3 allows longer, but a longer lock is surely a typo. */
+export const MAX_LOCK_DAYS = 36_500;
+
+/** True for a policy that can be recorded. */
+export function isValidLockPolicy(policy: { mode?: unknown; days?: unknown }): policy is ObjectLockPolicy {
+  return (policy.mode === 'compliance' || policy.mode === 'governance') && typeof policy.days === 'number' && Number.isFinite(policy.days) && policy.days > 0 && policy.days <= MAX_LOCK_DAYS;
 }
 
 /** Serializes a config. */
@@ -79,6 +101,8 @@ export function decodeConfig(bytes: Uint8Array, location: string): RepositoryCon
   if (typeof config.blockSize !== 'number' || !isValidBlockSize(config.blockSize)) throw damaged('bad block size');
   const perPage = config.entriesPerPage;
   if (typeof perPage !== 'number' || !Number.isInteger(perPage) || perPage < 1 || perPage > MAX_ENTRIES_PER_PAGE) throw damaged('bad entries per page');
+  const lock = config.objectLock as unknown;
+  if (lock !== undefined && (typeof lock !== 'object' || lock === null || !isValidLockPolicy(lock))) throw damaged('bad object lock policy');
   return {
     format: 'coffer-repository',
     version: config.version,
@@ -89,5 +113,6 @@ export function decodeConfig(bytes: Uint8Array, location: string): RepositoryCon
     compression: { algorithm: 'zstd', level },
     blockSize: config.blockSize,
     entriesPerPage: perPage,
+    ...(lock === undefined ? {} : { objectLock: { mode: lock.mode, days: lock.days } }),
   };
 }
