@@ -31,7 +31,8 @@ const ALLOWED: Record<string, string[]> = {
   restore: ['errors', 'blockdev', 'concurrency', 'repo', 'disk', 'volume', 'fs', 'nbd', 'xml'],
   relocate: ['errors', 'qmp'],
   jobs: ['errors', 'concurrency', 'repo'],
-  cli: ['errors', 'blockdev', 'concurrency', 'repo', 'source', 'disk', 'volume', 'fs', 'nbd', 'backup', 'restore', 'relocate'],
+  server: ['errors', 'concurrency', 'repo'],
+  cli: ['errors', 'blockdev', 'concurrency', 'repo', 'source', 'disk', 'volume', 'fs', 'nbd', 'backup', 'restore', 'relocate', 'server'],
 };
 
 async function sourceFiles(dir: string): Promise<string[]> {

@@ -30,6 +30,8 @@ export const ExitCode = {
   testRestoreFailed: 15,
   /** A backup and a prune would overlap and the other did not end in time (or a lease was lost). */
   repositoryBusy: 16,
+  /** A repository server refused the token or the operation, or its certificate is not trusted. */
+  accessDenied: 17,
   /** Interrupted by Ctrl-C or a signal. */
   interrupted: 130,
 } as const;
@@ -75,6 +77,8 @@ const BY_CODE: Record<ErrorCode, number> = {
   // A damaged tape is damaged backup data; a volume left out is a command line to complete.
   E_TAPE_INVALID: ExitCode.repositoryDamaged,
   E_TAPE_VOLUME_MISSING: ExitCode.usage,
+  E_ACCESS_DENIED: ExitCode.accessDenied,
+  E_SERVER_UNTRUSTED: ExitCode.accessDenied,
 };
 
 /** The exit code for an error code. */

@@ -79,6 +79,10 @@ export const ERROR_CODES = {
   E_TAPE_INVALID: 'the tape is not a valid Coffer tape',
   /** A tape set is incomplete: a volume (sequence number) was not given. */
   E_TAPE_VOLUME_MISSING: 'a volume of the tape set is missing',
+  /** A repository server refused the request: no token, a wrong or expired one, or one not allowed to do that (append-only). */
+  E_ACCESS_DENIED: 'the repository server refused access',
+  /** A repository server's TLS certificate is not the one pinned, or not signed by a trusted CA. */
+  E_SERVER_UNTRUSTED: 'the repository server\'s certificate is not trusted',
 } as const;
 
 /** A stable error code, see {@link ERROR_CODES}. */
