@@ -185,6 +185,8 @@ export class HttpBackend implements Backend {
 function parseProblem(answer: HttpAnswer): { detail?: string; code?: string } {
   const header = answer.headers['coffer-error'];
   const out: { detail?: string; code?: string } = typeof header === 'string' ? { code: header } : {};
+  const challenge = /error_description="([^"]{1,300})"/.exec(String(answer.headers['www-authenticate'] ?? ''));
+  if (challenge !== null) out.detail = challenge[1] as string; // RFC 6750: also on HEAD answers
   if (!String(answer.headers['content-type'] ?? '').startsWith('application/problem+json')) return out;
   try {
     const parsed = JSON.parse(answer.body.toString('utf8')) as { detail?: unknown; code?: unknown };

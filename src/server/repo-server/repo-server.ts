@@ -105,10 +105,11 @@ export async function startRepoServer(options: RepoServerOptions): Promise<Runni
     if (typeof verdict === 'string') {
       if (verdict !== 'missing') {
         limiter.fail(address);
-        log(`refused a ${verdict} token from ${address} for ${request.method} ${request.url.split('?')[0]}`);
+        log(`refused a token (${verdict}) from ${address} for ${request.method} ${request.url.split('?')[0]}`);
       }
-      reply.header('www-authenticate', verdict === 'missing' ? 'Bearer realm="coffer"' : 'Bearer realm="coffer", error="invalid_token"');
       const detail = { missing: 'no token: send Authorization: Bearer <token>', unknown: 'the token is not known to this server', expired: 'the token has expired' }[verdict];
+      // RFC 6750's error_description carries the reason to HEAD requests too (they have no body).
+      reply.header('www-authenticate', verdict === 'missing' ? 'Bearer realm="coffer"' : `Bearer realm="coffer", error="invalid_token", error_description="${detail}"`);
       return send(reply, problem('E_UNAUTHENTICATED', detail));
     }
     request.principal = verdict;
