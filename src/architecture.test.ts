@@ -31,7 +31,7 @@ const ALLOWED: Record<string, string[]> = {
   restore: ['errors', 'blockdev', 'concurrency', 'repo', 'disk', 'volume', 'fs', 'nbd', 'xml'],
   relocate: ['errors', 'qmp'],
   jobs: ['errors', 'concurrency', 'repo'],
-  server: ['errors', 'concurrency', 'repo'],
+  server: ['errors', 'repo'],
   cli: ['errors', 'blockdev', 'concurrency', 'repo', 'source', 'disk', 'volume', 'fs', 'nbd', 'backup', 'restore', 'relocate', 'server'],
 };
 
