@@ -109,6 +109,18 @@ test('append-only: config, keys, deletions and quarantine are not written; chunk
   assert.deepEqual(await keys(web01, 'keys/'), []);
 });
 
+test('has is batched: many checks at once come back right, a refused key fails alone', async () => {
+  const web01 = as('web01');
+  const stored = Array.from({ length: 40 }, () => `chunks/cd/${hex()}`);
+  await Promise.all(stored.map((key) => web01.put(key, Buffer.from(key))));
+  const absent = Array.from({ length: 40 }, () => `chunks/ef/${hex()}`);
+  const checks = [...stored, ...absent].map((key) => web01.has(key));
+  const refused = web01.has(`quarantine/${hex()}.1`);
+  assert.deepEqual(await Promise.all(checks), [...stored.map(() => true), ...absent.map(() => false)]);
+  await assert.rejects(refused, denied);
+  assert.equal(await web01.has('config'), false, 'one alone still works');
+});
+
 test('isolation: an agent never sees another agent\'s snapshots or notes', async () => {
   const snapshot = `snapshots/${hex()}`;
   const note = `notes/${hex()}.${hex()}`;

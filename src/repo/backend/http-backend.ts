@@ -14,6 +14,9 @@ import { HttpsTransport, type HttpAnswer } from './https-transport.js';
  * - connectTimeoutMs 10 s, idleTimeoutMs 60 s (no byte either way: a 64 MiB object at 2 MB/s
  *   still moves bytes every second): nothing waits forever on a dead server.
  * - listPageSize 1000: a page of keys is ~100 KB of JSON.
+ * - hasBatchesInFlight 2, hasBatchSize 1000: existence checks leave in batches (POST /has);
+ *   with a backup's 16 concurrent checks, one request answers ~8 of them. Measured in
+ *   docs/repository-server.md.
  */
 export const HTTP_DEFAULTS = {
   attempts: 6,
@@ -23,6 +26,8 @@ export const HTTP_DEFAULTS = {
   connectTimeoutMs: 10_000,
   idleTimeoutMs: 60_000,
   listPageSize: 1000,
+  hasBatchesInFlight: 2,
+  hasBatchSize: 1000,
 } as const;
 
 type HttpSettings = { -readonly [K in keyof typeof HTTP_DEFAULTS]: number };
@@ -40,6 +45,12 @@ export interface HttpBackendOptions extends Partial<HttpSettings> {
 /** Node's codes for failures a later attempt may not meet (the server restarting, a dropped connection). */
 const RETRIED_NETWORK_ERRORS = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED']);
 const TOKEN_PATTERN = /^[A-Za-z0-9._~+/=-]{1,200}$/;
+
+interface PendingHas {
+  key: string;
+  resolve: (present: boolean) => void;
+  reject: (error: unknown) => void;
+}
 
 type Operation = 'read' | 'write' | 'check' | 'delete' | 'list' | 'sync';
 
@@ -59,6 +70,8 @@ export class HttpBackend implements Backend {
   private readonly settings: HttpSettings;
   private readonly base: string;
   private readonly authorization: string;
+  private readonly pendingHas: PendingHas[] = [];
+  private hasBatchesInFlight = 0;
 
   constructor(target: HttpLocation, options: HttpBackendOptions) {
     this.location = target.display;
@@ -97,11 +110,45 @@ export class HttpBackend implements Backend {
     return answer.body;
   }
 
-  async has(key: string): Promise<boolean> {
-    const answer = await this.exchange('HEAD', this.objectPath(key), 'check', key);
-    if (answer.status === 200) return true;
-    if (answer.status === 404 && answer.headers['coffer-error'] !== 'E_REPO_NOT_FOUND') return false;
-    throw this.failure(answer, 'check', key);
+  /**
+   * Existence checks are batched: one goes out at once, and those asked while
+   * `hasBatchesInFlight` batches are already out wait and leave together as one request
+   * (a backup asks about every new block, 16 at a time). See {@link HTTP_DEFAULTS}.
+   */
+  has(key: string): Promise<boolean> {
+    checkedKey(key);
+    return new Promise<boolean>((resolve, reject) => {
+      this.pendingHas.push({ key, resolve, reject });
+      this.flushHas();
+    });
+  }
+
+  private flushHas(): void {
+    while (this.pendingHas.length > 0 && this.hasBatchesInFlight < this.settings.hasBatchesInFlight) {
+      const batch = this.pendingHas.splice(0, this.settings.hasBatchSize);
+      this.hasBatchesInFlight++;
+      void this.hasBatch(batch).finally(() => {
+        this.hasBatchesInFlight--;
+        this.flushHas();
+      });
+    }
+  }
+
+  private async hasBatch(batch: PendingHas[]): Promise<void> {
+    const label = batch.length === 1 ? (batch[0] as PendingHas).key : `${batch.length} keys`;
+    try {
+      const body = Buffer.from(JSON.stringify({ keys: batch.map((item) => item.key) }), 'utf8');
+      const answer = await this.exchange('POST', `${this.base}/has`, 'check', label, body, 'application/json');
+      if (answer.status !== 200) throw this.failure(answer, 'check', label);
+      const present = parseHasAnswer(answer.body, batch.length, this.location);
+      batch.forEach((item, i) => {
+        const value = present[i];
+        if (value === null) item.reject(new CofferError('E_ACCESS_DENIED', `${this.location} does not allow this token to check ${item.key}`, { subject: { repository: this.location, object: item.key } }));
+        else item.resolve(value === true);
+      });
+    } catch (error) {
+      for (const item of batch) item.reject(error);
+    }
   }
 
   async delete(key: string): Promise<void> {
@@ -132,12 +179,14 @@ export class HttpBackend implements Backend {
   }
 
   /** One request with retries on network failures, timeouts, 429 and 5xx; the last answer otherwise. */
-  private async exchange(method: string, path: string, operation: Operation, key: string, body?: Uint8Array): Promise<HttpAnswer> {
+  private async exchange(method: string, path: string, operation: Operation, key: string, body?: Uint8Array, contentType = 'application/octet-stream'): Promise<HttpAnswer> {
     for (let attempt = 1; ; attempt++) {
       let answer: HttpAnswer | undefined;
       let failure: unknown;
       try {
-        answer = await this.transport.send(method, path, body, { authorization: this.authorization, accept: 'application/octet-stream, application/json, application/problem+json' });
+        const headers: Record<string, string> = { authorization: this.authorization, accept: 'application/octet-stream, application/json, application/problem+json' };
+        if (body !== undefined) headers['content-type'] = contentType;
+        answer = await this.transport.send(method, path, body, headers);
       } catch (error) {
         if (error instanceof CofferError) throw error; // untrusted certificate: never retried
         if (!RETRIED_NETWORK_ERRORS.has((error as NodeJS.ErrnoException).code ?? '')) throw this.unreachable(error, operation, key, attempt);
@@ -196,6 +245,21 @@ function parseProblem(answer: HttpAnswer): { detail?: string; code?: string } {
     // not JSON after all: the status alone speaks
   }
   return out;
+}
+
+/** The answer to a batched has: one of true, false or null (not allowed) per key asked. */
+function parseHasAnswer(body: Buffer, count: number, location: string): (boolean | null)[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    parsed = undefined;
+  }
+  const present = (parsed as { present?: unknown } | undefined)?.present;
+  if (!Array.isArray(present) || present.length !== count || !present.every((v) => v === true || v === false || v === null)) {
+    throw new CofferError('E_PROTOCOL', `${location} answered an existence check with something that is not ${count} answers`);
+  }
+  return present as (boolean | null)[];
 }
 
 /** One page of a listing, validated (the server is a network peer). */

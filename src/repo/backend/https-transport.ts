@@ -96,7 +96,7 @@ export class HttpsTransport {
         port: this.url.port === '' ? 443 : Number(this.url.port),
         method,
         path,
-        headers: body === undefined ? headers : { ...headers, 'content-type': 'application/octet-stream', 'content-length': String(body.length) },
+        headers: body === undefined ? headers : { 'content-type': 'application/octet-stream', ...headers, 'content-length': String(body.length) },
       };
       const req = request(options, (res) => {
         const parts: Buffer[] = [];

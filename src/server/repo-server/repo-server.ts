@@ -13,11 +13,12 @@ import { tokensFile, TokenVerifier, type Principal } from './token-store.js';
  * Settings of the repository server, each default with its reason.
  * - maxObjectBytes 80 MiB: the largest object Coffer writes is an envelope of a 64 MiB
  *   plaintext (a chunk is at most 16 MiB today); the rest is headroom, not an invitation.
- * - maxListPage 1000: keys per listing page (~100 KB of JSON).
+ * - maxListPage 1000: keys per listing page (~100 KB of JSON); maxHasBatch 1000: keys per
+ *   batched existence check, likewise.
  * - requestTimeoutMs 5 min: a whole request (an 80 MiB put at ~300 KB/s) must arrive in it;
  *   a client that stalls forever does not hold a connection forever.
  */
-export const REPO_SERVER_DEFAULTS = { maxObjectBytes: 80 * 1024 * 1024, maxListPage: 1000, requestTimeoutMs: 5 * 60_000 } as const;
+export const REPO_SERVER_DEFAULTS = { maxObjectBytes: 80 * 1024 * 1024, maxListPage: 1000, maxHasBatch: 1000, requestTimeoutMs: 5 * 60_000 } as const;
 
 /** What {@link startRepoServer} serves, where, and how. */
 export interface RepoServerOptions {
@@ -84,6 +85,13 @@ export async function startRepoServer(options: RepoServerOptions): Promise<Runni
   app.decorateRequest('principal', null);
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: maxObjectBytes }, (_request, body, done) => done(null, body));
+  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: REPO_SERVER_DEFAULTS.maxHasBatch * 400 }, (_request, body, done) => {
+    try {
+      done(null, JSON.parse(body as string));
+    } catch {
+      done(Object.assign(new Error('the body is not JSON'), { code: 'FST_ERR_CTP_INVALID_JSON' }));
+    }
+  });
 
   const send = (reply: FastifyReply, p: Problem) =>
     reply
@@ -240,6 +248,29 @@ export async function startRepoServer(options: RepoServerOptions): Promise<Runni
       page = await listings.start(`${t.name}:${name}`, filtered, limit);
     }
     return reply.code(200).header('content-type', 'application/json').send(JSON.stringify(page));
+  });
+
+  app.post('/:repo/has', async (request, reply) => {
+    const t = target(request, reply, false);
+    if (t === undefined) return reply;
+    const keys = (request.body as { keys?: unknown } | undefined)?.keys;
+    if (!Array.isArray(keys) || keys.length === 0 || keys.length > REPO_SERVER_DEFAULTS.maxHasBatch || !keys.every((key) => typeof key === 'string')) {
+      return send(reply, problem('E_BAD_REQUEST', `expected {"keys": [1..${REPO_SERVER_DEFAULTS.maxHasBatch} keys]}`));
+    }
+    const checked: string[] = [];
+    for (const key of keys as string[]) {
+      try {
+        checked.push(checkedKey(key));
+      } catch {
+        return send(reply, problem('E_BAD_KEY', `${JSON.stringify(key).slice(0, 200)} is not an object key`));
+      }
+    }
+    const present = await Promise.all(checked.map(async (key) => {
+      const access = readAccess(t.who, key, t.repo.owners.ownerOf(key));
+      if (access === 'denied') return null;
+      return access === 'yes' && (await t.repo.backend.has(key));
+    }));
+    return reply.code(200).header('content-type', 'application/json').send(JSON.stringify({ present }));
   });
 
   app.post('/:repo/sync', async (request, reply) => {
