@@ -62,6 +62,9 @@ export async function serveRepoCommand(options: ServeRepoOptions, context: Comma
     if (/^https?:\/\//i.test(location)) throw new CofferError('E_USAGE', `--repo ${name}: serve a local path or an s3: location, not another server`);
     repositories.set(name, backendFor(location, context.env));
   }
+  if ((await readTokens(tokensFile(stateDir))).length === 0) {
+    context.stderr.write(`coffer serve-repo: no tokens in ${tokensFile(stateDir)} yet: every request is refused until one is added (coffer serve-repo token add NAME [--append-only])\n`);
+  }
   const identity = await loadTlsIdentity(stateDir, { ...(options.cert === undefined ? {} : { certFile: options.cert }), ...(options.key === undefined ? {} : { keyFile: options.key }) });
   const server = await startRepoServer({
     repositories,

@@ -171,7 +171,7 @@ test('tokens: an unknown one and an expired one are refused (401); an unknown re
 function raw(method: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
   const url = new URL(server.origin);
   return new Promise((resolve, reject) => {
-    const req = request({ hostname: url.hostname, port: url.port, method, path, headers, rejectUnauthorized: false }, (res) => {
+    const req = request({ hostname: url.hostname, port: url.port, method, path, headers, rejectUnauthorized: false, agent: false }, (res) => {
       const fingerprint = (res.socket as import('node:tls').TLSSocket).getPeerCertificate().fingerprint256;
       if (fingerprint !== server.fingerprint) return reject(new Error('not our server'));
       let body = '';
@@ -193,6 +193,34 @@ test('no token: 401 with WWW-Authenticate and an RFC 9457 problem document', asy
   assert.equal(problem.code, 'E_UNAUTHENTICATED');
   assert.equal(typeof problem.type, 'string');
   assert.equal(typeof problem.detail, 'string');
+});
+
+test('a put without Content-Length is refused (411); an upload cut short stores nothing', async () => {
+  const key = `snapshots/${hex()}`;
+  const chunked = await new Promise<number>((resolve, reject) => {
+    const url = new URL(server.origin);
+    const req = request({ hostname: url.hostname, port: url.port, method: 'PUT', path: `/agents/objects/${key}`, rejectUnauthorized: false, agent: false,
+      headers: { authorization: `Bearer ${server.tokens.admin}`, 'content-type': 'application/octet-stream', 'transfer-encoding': 'chunked' } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.once('error', reject);
+    req.write('part');
+    req.end();
+  });
+  assert.equal(chunked, 411);
+  await new Promise<void>((resolve) => {
+    const url = new URL(server.origin);
+    const req = request({ hostname: url.hostname, port: url.port, method: 'PUT', path: `/agents/objects/${key}`, rejectUnauthorized: false, agent: false,
+      headers: { authorization: `Bearer ${server.tokens.admin}`, 'content-type': 'application/octet-stream', 'content-length': '100000' } });
+    req.once('error', () => resolve());
+    req.write(randomBytes(50_000), () => setTimeout(() => {
+      req.destroy();
+      resolve();
+    }, 200));
+  });
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.equal(await as('admin').has(key), false, 'half an object is never published');
 });
 
 // Last: it blocks this address for a minute.
