@@ -87,6 +87,7 @@ export async function serveRepoCommand(options: ServeRepoOptions, context: Comma
     if (!context.signal.aborted) await once(context.signal, 'abort');
   } finally {
     await server.close();
+    for (const backend of repositories.values()) (backend as { destroy?: () => void }).destroy?.();
   }
   return 0;
 }

@@ -6,11 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { isCofferError } from '../../errors/index.js';
-import { makeTempDir, startTestRepoServer, type TestRepoServer } from '../../testing/index.js';
+import { freePort, makeTempDir, startTestRepoServer, type TestRepoServer } from '../../testing/index.js';
 import type { Backend } from './backend.js';
 import { runBackendConformance } from './backend-conformance.js';
 import { HttpBackend, type HttpBackendOptions } from './http-backend.js';
@@ -154,7 +155,6 @@ test('TLS: no pin and no CA, or a wrong pin, is E_SERVER_UNTRUSTED; the certific
   const wrong = new HttpBackend(location, { token, fingerprint: server.fingerprint.replace(/^../, server.fingerprint.startsWith('00') ? '11' : '00') });
   opened.push(wrong);
   await assert.rejects(wrong.has('config'), (e) => isCofferError(e, 'E_SERVER_UNTRUSTED') && /not the one pinned/.test((e as Error).message));
-  const { readFile } = await import('node:fs/promises');
   const withCa = new HttpBackend(location, { token, ca: await readFile(join(server.stateDir, 'tls', 'cert.pem')) });
   opened.push(withCa);
   assert.equal(await withCa.has('config'), false);
@@ -221,6 +221,15 @@ test('a put without Content-Length is refused (411); an upload cut short stores 
   });
   await new Promise((resolve) => setTimeout(resolve, 200));
   assert.equal(await as('admin').has(key), false, 'half an object is never published');
+});
+
+test('a server that cannot be reached is retried with backoff, then one E_BACKEND_IO naming the attempts', async () => {
+  const port = await freePort();
+  const dead = new HttpBackend(parseHttpLocation(`https://127.0.0.1:${port}/agents`), { token: 'cfr_x', fingerprint: server.fingerprint, attempts: 3, backoffBaseMs: 50 });
+  opened.push(dead);
+  const started = Date.now();
+  await assert.rejects(dead.get('config'), (e) => isCofferError(e, 'E_BACKEND_IO') && /ECONNREFUSED.*\(3 attempts\)/.test((e as Error).message));
+  assert.ok(Date.now() - started < 5000);
 });
 
 // Last: it blocks this address for a minute.
