@@ -116,7 +116,11 @@ export class HttpBackend implements Backend {
    * (a backup asks about every new block, 16 at a time). See {@link HTTP_DEFAULTS}.
    */
   has(key: string): Promise<boolean> {
-    checkedKey(key);
+    try {
+      checkedKey(key);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return new Promise<boolean>((resolve, reject) => {
       this.pendingHas.push({ key, resolve, reject });
       this.flushHas();
