@@ -31,7 +31,7 @@ export const ExitCode = {
   /** A backup and a prune would overlap and the other did not end in time (or a lease was lost). */
   repositoryBusy: 16,
   /** A repository server refused the token or the operation, or its certificate is not trusted. */
-  accessDenied: 17,
+  accessDenied: 21,
   /** Interrupted by Ctrl-C or a signal. */
   interrupted: 130,
 } as const;

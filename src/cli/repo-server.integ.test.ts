@@ -60,10 +60,10 @@ test('an append-only agent backs up, restores and lists files; it cannot forget 
   assertExit(notFound, 2);
 
   const forget = await coffer(as('web01', ['forget', backup.id]), { env: env() });
-  assertExit(forget, 17);
+  assertExit(forget, 21);
   assert.match(assertOneLineError(forget), /does not allow this token to delete snapshots\//);
   const prune = await coffer(as('web01', ['prune', '--wait', '0']), { env: env() });
-  assertExit(prune, 17);
+  assertExit(prune, 21);
   assert.match(assertOneLineError(prune), /may not list/);
 
   assertExit(await coffer(as('admin', ['forget', backup.id, second.id, '--prune']), { env: env(), timeoutMs: 120_000 }), 0);
@@ -72,19 +72,19 @@ test('an append-only agent backs up, restores and lists files; it cannot forget 
   assert.deepEqual([stats.chunks, stats.bytesStoredChunks], [0, 0], 'prune removed every chunk');
 });
 
-test('refusals are one line with an exit code: no token (2), an unknown token (17), a wrong fingerprint (17), no pin at all (17)', async () => {
+test('refusals are one line with an exit code: no token (2), an unknown token (21), a wrong fingerprint (21), no pin at all (21)', async () => {
   const noToken = await coffer(['snapshots', '-r', url], { env: env() });
   assertExit(noToken, 2);
   assert.match(assertOneLineError(noToken), /no token for https:\/\/127\.0\.0\.1:\d+\/vms/);
   await writeFile(join(work, 'bad.token'), 'cfr_wrong\n');
   const wrongToken = await coffer(['snapshots', '-r', url, '--repo-token-file', join(work, 'bad.token')], { env: env() });
-  assertExit(wrongToken, 17);
+  assertExit(wrongToken, 21);
   assert.match(assertOneLineError(wrongToken), /refused the token to read config: the token is not known/);
   const flipped = server.fingerprint.startsWith('00') ? `11${server.fingerprint.slice(2)}` : `00${server.fingerprint.slice(2)}`;
   const wrongPin = await coffer(as('admin', ['snapshots']), { env: { ...env(), COFFER_REPO_FINGERPRINT: flipped } });
-  assertExit(wrongPin, 17);
+  assertExit(wrongPin, 21);
   assert.match(assertOneLineError(wrongPin), /is not the one pinned/);
   const unpinned = await coffer(as('admin', ['snapshots']), { env: { ...env(), COFFER_REPO_FINGERPRINT: undefined } });
-  assertExit(unpinned, 17);
+  assertExit(unpinned, 21);
   assert.match(assertOneLineError(unpinned), /is not trusted/);
 });
