@@ -11,13 +11,13 @@ import type { Principal } from './token-store.js';
  * |-----------------------------------------------------|-----------|-----------------|---------|----------------------------------|--------|
  * | `config`, `deletions`                               | yes       | —               | no      | no                               | no     |
  * | `keys/`                                             | yes       | yes             | no      | no                               | no     |
- * | `chunks/`, `indexes/`                               | yes (by id) | **no**        | yes     | kept as is, answered as stored ¹ | no     |
+ * | `chunks/`, `indexes/`, `trees/`                     | yes (by id) | **no**        | yes     | kept as is, answered as stored ¹ | no     |
  * | `snapshots/`, `notes/`, `protected/`, `verifications/` | its own ² | its own only  | yes     | only the identical bytes         | no     |
  * | `leases/`                                           | yes       | yes ³           | yes     | its own (a refresh)              | its own |
  * | `quarantine/`                                       | no        | yes ⁴           | no      | no                               | no     |
  * | anything else, and listing everything (`''`)        | no        | no              | no      | no                               | no     |
  *
- * ¹ Chunk and index ids are keyed MACs of their plaintext: an object already stored under an
+ * ¹ Chunk, index page and file tree ids are keyed MACs of their plaintext: an object already stored under an
  *   id holds that content, so a second writer (a retry, or another guest deduplicating the same
  *   block at the same moment, whose random nonce makes other bytes) is told it is stored and
  *   nothing is overwritten. Listing them is refused: the ids are unguessable, and a listing
@@ -37,8 +37,15 @@ export function recordsOwner(key: string): boolean {
   return key.startsWith(LEASES_PREFIX) || OWNED_PREFIXES.some((prefix) => key.startsWith(prefix));
 }
 
+/**
+ * Content-addressed prefixes: chunks, disk index pages, and the file trees of file-level
+ * snapshots (`trees/`, docs/repository-format.md §16, written by the file backup agents
+ * this server is for; spelled here until the layout of that branch exports it to this one).
+ */
+const CONTENT_ADDRESSED_PREFIXES = [CHUNKS_PREFIX, INDEXES_PREFIX, 'trees/'] as const;
+
 const isOwned = (key: string) => OWNED_PREFIXES.some((prefix) => key.startsWith(prefix));
-const isContentAddressed = (key: string) => key.startsWith(CHUNKS_PREFIX) || key.startsWith(INDEXES_PREFIX);
+const isContentAddressed = (key: string) => CONTENT_ADDRESSED_PREFIXES.some((prefix) => key.startsWith(prefix));
 
 /** May this token read (get, has) `key`? `'hidden'`: answer as if absent. */
 export function readAccess(who: Principal, key: string, owner: string | undefined): 'yes' | 'hidden' | 'denied' {
