@@ -1,8 +1,9 @@
 import { join } from 'node:path';
 import { CofferError } from '../errors/index.js';
-import { isS3Location, LocalBackend, openRepository, parseS3Location, S3Backend, type Backend, type BandwidthLimits, type S3BackendOptions, type Repository } from '../repo/index.js';
+import { isHttpLocation, isS3Location, LocalBackend, openRepository, parseS3Location, S3Backend, type Backend, type BandwidthLimits, type S3BackendOptions, type Repository } from '../repo/index.js';
 import { bandwidthLimits, limitBackend, type BandwidthOptions } from './bandwidth.js';
 import { readPassphrase } from './passphrase.js';
+import { httpBackendFor, type RepoServerClientOptions } from './repo-server-client.js';
 
 /** What every command receives: the process's streams, environment and an abort signal. */
 export interface CommandContext {
@@ -25,7 +26,7 @@ export function withCapturedStdout(context: CommandContext): { context: CommandC
 }
 
 /** Options every repository command takes (the bandwidth limits only where offered). */
-export interface RepositoryOptions extends BandwidthOptions {
+export interface RepositoryOptions extends BandwidthOptions, RepoServerClientOptions {
   repo?: string;
   passwordFile?: string;
   json?: boolean;
@@ -35,7 +36,7 @@ export interface RepositoryOptions extends BandwidthOptions {
 export function repositoryLocation(options: RepositoryOptions, context: CommandContext): string {
   const location = options.repo ?? context.env.COFFER_REPOSITORY;
   if (location === undefined || location === '') {
-    throw new CofferError('E_USAGE', 'no repository given: use -r PATH (or -r s3:https://HOST/BUCKET/PREFIX) or set COFFER_REPOSITORY');
+    throw new CofferError('E_USAGE', 'no repository given: use -r PATH (or -r s3:https://HOST/BUCKET/PREFIX, or -r https://HOST:PORT/REPO) or set COFFER_REPOSITORY');
   }
   return location;
 }
@@ -44,9 +45,11 @@ export function repositoryLocation(options: RepositoryOptions, context: CommandC
  * The backend for a location: `s3:https://…` (an S3-compatible bucket, see
  * repo/backend/s3-location.ts for the forms; credentials from the AWS SDK's chain, the region
  * from AWS_REGION or AWS_DEFAULT_REGION when the location names none, the attempts per request
- * from AWS_MAX_ATTEMPTS), or a local path (optionally `local:PATH`).
+ * from AWS_MAX_ATTEMPTS), `https://HOST:PORT/REPO` (a `coffer serve-repo`, see
+ * repo-server-client.ts), or a local path (optionally `local:PATH`).
  */
-export function backendFor(location: string, env: NodeJS.ProcessEnv = {}): Backend {
+export function backendFor(location: string, env: NodeJS.ProcessEnv = {}, client: RepoServerClientOptions = {}): Backend {
+  if (isHttpLocation(location)) return httpBackendFor(location, env, client);
   if (isS3Location(location)) {
     const options: S3BackendOptions = {};
     const region = env.AWS_REGION || env.AWS_DEFAULT_REGION;
@@ -56,7 +59,7 @@ export function backendFor(location: string, env: NodeJS.ProcessEnv = {}): Backe
     return new S3Backend(parseS3Location(location), options);
   }
   if (/^[a-z][a-z0-9+]*:/i.test(location) && !location.startsWith('local:')) {
-    throw new CofferError('E_USAGE', `repository ${location}: not a local directory or an s3: location`);
+    throw new CofferError('E_USAGE', `repository ${location}: not a local directory, an s3: location or an https:// repository server`);
   }
   return new LocalBackend(location.replace(/^local:/, ''));
 }
@@ -72,7 +75,7 @@ export async function openFromOptions(
   context: CommandContext,
   how: { limits?: BandwidthLimits; variable?: 'COFFER_PASSWORD' | 'COFFER_TO_PASSWORD' } = {},
 ): Promise<Repository> {
-  const backend = limitBackend(backendFor(repositoryLocation(options, context), context.env), how.limits ?? bandwidthLimits(options), context.signal);
+  const backend = limitBackend(backendFor(repositoryLocation(options, context), context.env, options), how.limits ?? bandwidthLimits(options), context.signal);
   const passphrase = () => readPassphrase({
     passwordFile: options.passwordFile,
     env: context.env,

@@ -39,6 +39,8 @@ export const ExitCode = {
   filesIncomplete: 18,
   /** The service's state database cannot be opened, or is newer than this Coffer. */
   stateUnavailable: 20,
+  /** A repository server refused the token or the operation, or its certificate is not trusted. */
+  accessDenied: 21,
   /** Interrupted by Ctrl-C or a signal. */
   interrupted: 130,
 } as const;
@@ -90,6 +92,8 @@ const BY_CODE: Record<ErrorCode, number> = {
   E_TAPE_VOLUME_MISSING: ExitCode.usage,
   E_STATE_UNAVAILABLE: ExitCode.stateUnavailable,
   E_STATE_TOO_NEW: ExitCode.stateUnavailable,
+  E_ACCESS_DENIED: ExitCode.accessDenied,
+  E_SERVER_UNTRUSTED: ExitCode.accessDenied,
 };
 
 /** The exit code for an error code. */

@@ -30,7 +30,10 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
       .description(description)
       .option('-r, --repo <location>', 'repository (default: $COFFER_REPOSITORY)')
       .option('--password-file <path>', 'read the passphrase from a file (default: $COFFER_PASSWORD, $COFFER_PASSWORD_FILE, or a prompt)')
-      .option('--json', 'machine-readable output: one JSON document on stdout, progress as JSON lines on stderr');
+      .option('--json', 'machine-readable output: one JSON document on stdout, progress as JSON lines on stderr')
+      .option('--repo-token-file <path>', 'with -r https://…: the repository server token (default: $COFFER_REPO_TOKEN)')
+      .option('--repo-fingerprint <sha256>', 'with -r https://…: trust only the server certificate with this SHA-256 fingerprint (default: $COFFER_REPO_FINGERPRINT)')
+      .option('--cacert <file>', 'with -r https://…: trust the CA certificates in this PEM file instead of the system\'s');
   const run = (fn: () => Promise<number>) => async () => {
     result.code = await fn();
   };
@@ -224,6 +227,30 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .action((_options, command: Command) => run(async () => (await import('./commands/tape.js')).tapeListCommand(command.opts(), context))());
   tapeCommand('catalog', 'the media catalog: which tapes hold which snapshots, forgotten ones included', true)
     .action((_options, command: Command) => run(async () => (await import('./commands/tape.js')).tapeCatalogCommand(command.opts(), context))());
+
+  const serveRepo = program
+    .command('serve-repo')
+    .description('serve repositories over HTTPS to backup agents: per-agent tokens, append-only agents, each agent sees only its own snapshots')
+    .option('--repo <name=location>', 'serve the repository at LOCATION (a path or s3:…) as https://HOST:PORT/NAME (repeatable)', collect)
+    .option('--listen <host:port>', 'address to listen on (default 0.0.0.0:8443; port 0 picks a free one)')
+    .option('--state-dir <dir>', 'tokens, owner records and the self-signed certificate (default: $COFFER_REPO_SERVER_STATE or ~/.local/state/coffer/repo-server)')
+    .option('--cert <file>', 'the server certificate, PEM (default: a self-signed one made at first start)')
+    .option('--key <file>', 'its private key, PEM')
+    .option('--json', 'print the address and fingerprint as one JSON line')
+    .action((_options, command: Command) => run(async () => (await import('./commands/serve-repo.js')).serveRepoCommand(command.opts(), context))());
+  const repoToken = serveRepo.command('token').description('manage the tokens agents and administrators use');
+  const tokenCommand = (name: string, description: string) =>
+    repoToken.command(name).description(description).option('--state-dir <dir>', 'the server\'s state folder (as for serve-repo)').option('--json', 'machine-readable output');
+  tokenCommand('add', 'add a token and print its secret (once)')
+    .argument('<name>', 'who it is for (a VM or host name); what the server records as the writer of its snapshots')
+    .option('--append-only', 'may add chunks and snapshots, never delete or overwrite, and sees only its own snapshots (for agents)')
+    .option('--expires <duration>', 'stop accepting it after this long (e.g. 90d, 12h, 30m)')
+    .action((name: string, _options, command: Command) => run(async () => (await import('./commands/serve-repo.js')).tokenAddCommand(name, command.optsWithGlobals(), context))());
+  tokenCommand('list', 'list the tokens (never their secrets)')
+    .action((_options, command: Command) => run(async () => (await import('./commands/serve-repo.js')).tokenListCommand(command.optsWithGlobals(), context))());
+  tokenCommand('remove', 'remove a token (refused from the next request on)')
+    .argument('<name>', 'the token\'s name')
+    .action((name: string, _options, command: Command) => run(async () => (await import('./commands/serve-repo.js')).tokenRemoveCommand(name, command.optsWithGlobals(), context))());
 
   program
     .command('disk')

@@ -89,6 +89,10 @@ export const ERROR_CODES = {
   E_STATE_UNAVAILABLE: 'the state database cannot be used',
   /** The service's state database was migrated by a newer Coffer than this one. */
   E_STATE_TOO_NEW: 'the state database is newer than this Coffer',
+  /** A repository server refused the request: no token, a wrong or expired one, or one not allowed to do that (append-only). */
+  E_ACCESS_DENIED: 'the repository server refused access',
+  /** A repository server's TLS certificate is not the one pinned, or not signed by a trusted CA. */
+  E_SERVER_UNTRUSTED: 'the repository server\'s certificate is not trusted',
 } as const;
 
 /** A stable error code, see {@link ERROR_CODES}. */

@@ -14,6 +14,10 @@ export { LocalBackend } from './backend/local-backend.js';
 export { FaultyBackend, type Fault } from './backend/faulty-backend.js';
 export { S3Backend, S3_DEFAULTS, type S3BackendOptions } from './backend/s3-backend.js';
 export { isS3Location, parseS3Location, type S3Location } from './backend/s3-location.js';
+export { HttpBackend, HTTP_DEFAULTS, type HttpBackendOptions } from './backend/http-backend.js';
+export { isHttpLocation, parseHttpLocation, type HttpLocation } from './backend/http-location.js';
+export { normalizeFingerprint } from './backend/https-transport.js';
+export { checkedKey } from './backend/backend-key.js';
 export { recordChunkDeletions, CHUNK_CACHE_MAX_AGE_MS, type ChunkCacheOptions } from './chunk-cache.js';
 export { ObjectCodec, type ObjectId, type CodecSettings } from './codec.js';
 export { CodecPool, type BlockHash } from './codec-pool.js';
@@ -33,6 +37,7 @@ export { putFileTree, getFileTree, walkFileTrees, type FileChunkVisit, type Tree
 export { isSafeEntryName, compareNames, TREE_ENTRY_TYPES, type TreeEntry, type TreeEntryType, type ContentPiece, type FileTree } from './format/file-tree.js';
 export { listQuarantined, quarantineChunk } from './damage.js';
 export { CHUNKS_PREFIX, INDEXES_PREFIX, SNAPSHOTS_PREFIX, PROTECTED_PREFIX, TREES_PREFIX, idFromKey } from './layout.js';
+export { CONFIG_KEY, DELETIONS_KEY, KEYS_PREFIX, QUARANTINE_PREFIX, NOTES_PREFIX, VERIFICATIONS_PREFIX, LEASES_PREFIX } from './layout.js';
 export { verifyRepository, type VerifyReport, type VerifyProgress, type DamagedObject, type AffectedRange, type SnapshotVerification } from './verify.js';
 export { repositoryStats, type RepositoryStats } from './stats.js';
 export { addSnapshotNote, listSnapshotNotes, deleteSnapshotNotes, deleteSnapshotNote, LASTING_NOTE_KINDS, type StoredSnapshotNote } from './snapshot-notes.js';

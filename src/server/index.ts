@@ -4,4 +4,7 @@
  * task runner and its worker processes, and the repository server that guest agents write to.
  * Stands on jobs, backup and restore; nothing below imports it.
  */
+export { startRepoServer, REPO_SERVER_DEFAULTS, type RepoServerOptions, type RunningRepoServer } from './repo-server/repo-server.js';
+export { loadTlsIdentity, type TlsIdentity } from './repo-server/tls-identity.js';
+export { addToken, removeToken, readTokens, tokensFile, parseLifetime, type TokenRecord } from './repo-server/token-store.js';
 export * from './state/index.js';

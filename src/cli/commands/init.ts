@@ -29,7 +29,7 @@ function lockPolicy(options: InitOptions): ObjectLockPolicy | undefined {
 
 /** `coffer init`: creates an encrypted repository (unencrypted only on explicit request). */
 export async function initCommand(options: InitOptions, context: CommandContext): Promise<number> {
-  const backend = backendFor(repositoryLocation(options, context), context.env);
+  const backend = backendFor(repositoryLocation(options, context), context.env, options);
   const blockSize = options.blockSize === undefined ? REPOSITORY_DEFAULTS.blockSize : parseSize(options.blockSize);
   const compressionLevel = options.compressionLevel === undefined ? REPOSITORY_DEFAULTS.compressionLevel : Number(options.compressionLevel);
   const objectLock = lockPolicy(options);

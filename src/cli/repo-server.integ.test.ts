@@ -1,0 +1,107 @@
+/**
+ * A repository served by a real `coffer serve-repo` (HTTPS, self-signed certificate pinned
+ * through COFFER_REPO_FINGERPRINT), used by the `coffer` binary with `-r https://…`: an agent
+ * with an append-only token backs up, restores byte for byte and lists files; it cannot forget
+ * or prune; a second agent sees none of its snapshots; the administrator's full token forgets
+ * and prunes. And the one-line refusals: no token, a wrong token, a wrong fingerprint.
+ */
+import assert from 'node:assert/strict';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { buildExt4Disk, requireTools, startTestRepoServer, type PartitionedDisk, type TestRepoServer } from '../testing/index.js';
+import { assertExit, assertOneLineError, assertSameBytes, coffer, cofferJson, makeWorkDir, removeDir, type BackupJson } from './cli-harness.js';
+
+const MiB = 1 << 20;
+let work: string;
+let disk: PartitionedDisk;
+let server: TestRepoServer;
+let url: string;
+const tokenFile = (name: string) => join(work, `${name}.token`);
+
+before(async () => {
+  await requireTools('sfdisk', 'mke2fs');
+  [work, disk] = await Promise.all([makeWorkDir('repo-server'), buildExt4Disk({ name: 'repo-server-gpt', size: 64 * MiB, label: 'gpt', partitionSizeMiB: 48, files: 'small' })]);
+  const local = join(work, 'repo');
+  assertExit(await coffer(['init', '-r', local], { env: { COFFER_PASSWORD: 'served' } }), 0);
+  server = await startTestRepoServer({
+    stateDir: join(work, 'state'),
+    repos: { vms: local },
+    tokens: [{ name: 'admin' }, { name: 'web01', appendOnly: true }, { name: 'web02', appendOnly: true }],
+  });
+  url = `${server.origin}/vms`;
+  for (const [name, secret] of Object.entries(server.tokens)) await writeFile(tokenFile(name), `${secret}\n`, { mode: 0o600 });
+});
+after(async () => {
+  await server?.stop();
+  if (work !== undefined) await removeDir(work);
+});
+
+const env = () => ({ COFFER_PASSWORD: 'served', COFFER_REPO_FINGERPRINT: server.fingerprint, XDG_CACHE_HOME: join(work, 'cache') });
+const as = (name: string, args: string[]) => [...args, '-r', url, '--repo-token-file', tokenFile(name)];
+
+test('an append-only agent backs up, restores and lists files; it cannot forget or prune; another agent sees nothing; the administrator forgets and prunes', async () => {
+  const backup = await cofferJson<BackupJson>(as('web01', ['backup', '--vm', 'web01', disk.path]), { env: env(), timeoutMs: 120_000 });
+  const restored = join(work, 'restored.raw');
+  assertExit(await coffer(as('web01', ['restore', 'web01:latest', '--to', restored]), { env: env(), timeoutMs: 120_000 }), 0);
+  await assertSameBytes(restored, disk.path);
+  const listing = await coffer(as('web01', ['files', 'web01:latest', 'ls', 'p1:/etc']), { env: env() });
+  assertExit(listing, 0);
+  assert.match(listing.stdout.toString('utf8'), /file-1\.txt/);
+  // A second backup through the same token finds its parent (its own snapshots are listed).
+  const second = await cofferJson<BackupJson>(as('web01', ['backup', '--vm', 'web01', disk.path]), { env: env(), timeoutMs: 120_000 });
+  assert.equal(second.bytesNew, 0);
+
+  const mine = await cofferJson<{ id: string }[]>(as('web01', ['snapshots']), { env: env() });
+  assert.deepEqual(mine.map((s) => s.id).sort(), [backup.id, second.id].sort());
+  const theirs = await cofferJson<unknown[]>(as('web02', ['snapshots']), { env: env() });
+  assert.deepEqual(theirs, [], 'a second agent sees none of the first agent\'s snapshots');
+  const notFound = await coffer(as('web02', ['restore', backup.id, '--to', join(work, 'nope.raw')]), { env: env() });
+  assertExit(notFound, 2);
+
+  const forget = await coffer(as('web01', ['forget', backup.id]), { env: env() });
+  assertExit(forget, 21);
+  assert.match(assertOneLineError(forget), /does not allow this token to delete snapshots\//);
+  const prune = await coffer(as('web01', ['prune', '--wait', '0']), { env: env() });
+  assertExit(prune, 21);
+  assert.match(assertOneLineError(prune), /may not list/);
+
+  assertExit(await coffer(as('admin', ['forget', backup.id, second.id, '--prune']), { env: env(), timeoutMs: 120_000 }), 0);
+  assert.deepEqual(await cofferJson<unknown[]>(as('admin', ['snapshots']), { env: env() }), []);
+  const stats = await cofferJson<{ chunks: number; bytesStoredChunks: number }>(as('admin', ['stats']), { env: env() });
+  assert.deepEqual([stats.chunks, stats.bytesStoredChunks], [0, 0], 'prune removed every chunk');
+});
+
+test('refusals are one line with an exit code: no token (2), an unknown token (21), a wrong fingerprint (21), no pin at all (21)', async () => {
+  const noToken = await coffer(['snapshots', '-r', url], { env: env() });
+  assertExit(noToken, 2);
+  assert.match(assertOneLineError(noToken), /no token for https:\/\/127\.0\.0\.1:\d+\/vms/);
+  await writeFile(join(work, 'bad.token'), 'cfr_wrong\n');
+  const wrongToken = await coffer(['snapshots', '-r', url, '--repo-token-file', join(work, 'bad.token')], { env: env() });
+  assertExit(wrongToken, 21);
+  assert.match(assertOneLineError(wrongToken), /refused the token to read config: the token is not known/);
+  const flipped = server.fingerprint.startsWith('00') ? `11${server.fingerprint.slice(2)}` : `00${server.fingerprint.slice(2)}`;
+  const wrongPin = await coffer(as('admin', ['snapshots']), { env: { ...env(), COFFER_REPO_FINGERPRINT: flipped } });
+  assertExit(wrongPin, 21);
+  assert.match(assertOneLineError(wrongPin), /is not the one pinned/);
+  const unpinned = await coffer(as('admin', ['snapshots']), { env: { ...env(), COFFER_REPO_FINGERPRINT: undefined } });
+  assertExit(unpinned, 21);
+  assert.match(assertOneLineError(unpinned), /is not trusted/);
+});
+
+test('a guest agent backs up its files (trees, content-defined chunks) through an append-only token and restores them', async () => {
+  const tree = join(work, 'guest-files');
+  await mkdir(join(tree, 'etc', 'app'), { recursive: true });
+  await writeFile(join(tree, 'etc', 'app', 'app.conf'), 'listen 8080\n');
+  await writeFile(join(tree, 'data.bin'), Buffer.alloc(3 * MiB, 7));
+  assertExit(await coffer(as('web01', ['backup', '--files', tree, '--host', 'guest01']), { env: env(), timeoutMs: 120_000 }), 0);
+  // Again: every tree and chunk is already there (re-puts of content-addressed objects succeed).
+  assertExit(await coffer(as('web01', ['backup', '--files', tree, '--host', 'guest01', '--force']), { env: env(), timeoutMs: 120_000 }), 0);
+  const back = join(work, 'guest-restored');
+  assertExit(await coffer(as('web01', ['restore', 'guest01:latest', '--to', back, '--verify']), { env: env(), timeoutMs: 120_000 }), 0);
+  const restoredRoot = join(back, tree);
+  assert.equal(await readFile(join(restoredRoot, 'etc', 'app', 'app.conf'), 'utf8'), 'listen 8080\n');
+  assert.deepEqual(await readFile(join(restoredRoot, 'data.bin')), Buffer.alloc(3 * MiB, 7));
+  const theirs = await cofferJson<unknown[]>(as('web02', ['snapshots', '--vm', 'guest01']), { env: env() });
+  assert.deepEqual(theirs, [], 'another agent does not see the file snapshot');
+});

@@ -1,0 +1,85 @@
+import { CHUNKS_PREFIX, CONFIG_KEY, DELETIONS_KEY, INDEXES_PREFIX, KEYS_PREFIX, LEASES_PREFIX, NOTES_PREFIX, PROTECTED_PREFIX, QUARANTINE_PREFIX, SNAPSHOTS_PREFIX, TREES_PREFIX, VERIFICATIONS_PREFIX } from '../../repo/index.js';
+import type { Principal } from './token-store.js';
+
+/**
+ * What a token may do to which object: the whole policy of the repository server, as pure
+ * functions of the token, the key and the key's recorded writer (owner-index.ts). A full
+ * token (the administrator's: prune, forget, verify) may do everything. An append-only token
+ * (a guest's agent) may:
+ *
+ * | prefix / key                                        | read, has | list            | put new | put existing                     | delete |
+ * |-----------------------------------------------------|-----------|-----------------|---------|----------------------------------|--------|
+ * | `config`, `deletions`                               | yes       | —               | no      | no                               | no     |
+ * | `keys/`                                             | yes       | yes             | no      | no                               | no     |
+ * | `chunks/`, `indexes/`, `trees/`                     | yes (by id) | **no**        | yes     | kept as is, answered as stored ¹ | no     |
+ * | `snapshots/`, `notes/`, `protected/`, `verifications/` | its own ² | its own only  | yes     | only the identical bytes         | no     |
+ * | `leases/`                                           | yes       | yes ³           | yes     | its own (a refresh)              | its own |
+ * | `quarantine/`                                       | no        | yes ⁴           | no      | no                               | no     |
+ * | anything else, and listing everything (`''`)        | no        | no              | no      | no                               | no     |
+ *
+ * ¹ Chunk, index page and file tree ids are keyed MACs of their plaintext: an object already stored under an
+ *   id holds that content, so a second writer (a retry, or another guest deduplicating the same
+ *   block at the same moment, whose random nonce makes other bytes) is told it is stored and
+ *   nothing is overwritten. Listing them is refused: the ids are unguessable, and a listing
+ *   would hand them out (a backup through such a token asks `has` per chunk instead).
+ * ² Another writer's object there is answered 404, as if absent: a guest learns nothing of
+ *   other guests' snapshots.
+ * ³ A backup lists every lease to see a running prune; leases are random ids.
+ * ⁴ A backup lists the quarantined chunk ids so that it stores those chunks again.
+ */
+export type ListScope = 'all' | 'own' | 'denied';
+
+/** Prefixes whose objects are visible to an append-only token only when it wrote them. */
+export const OWNED_PREFIXES = [SNAPSHOTS_PREFIX, NOTES_PREFIX, PROTECTED_PREFIX, VERIFICATIONS_PREFIX] as const;
+
+/** True for keys whose writer the server records (the owned prefixes and leases). */
+export function recordsOwner(key: string): boolean {
+  return key.startsWith(LEASES_PREFIX) || OWNED_PREFIXES.some((prefix) => key.startsWith(prefix));
+}
+
+/**
+ * Content-addressed prefixes: chunks, disk index pages, and the file trees of file-level
+ * snapshots (`trees/`, docs/repository-format.md §16, written by the file backup agents
+ * this server is for; spelled here until the layout of that branch exports it to this one).
+ */
+const CONTENT_ADDRESSED_PREFIXES = [CHUNKS_PREFIX, INDEXES_PREFIX, TREES_PREFIX] as const;
+
+const isOwned = (key: string) => OWNED_PREFIXES.some((prefix) => key.startsWith(prefix));
+const isContentAddressed = (key: string) => CONTENT_ADDRESSED_PREFIXES.some((prefix) => key.startsWith(prefix));
+
+/** May this token read (get, has) `key`? `'hidden'`: answer as if absent. */
+export function readAccess(who: Principal, key: string, owner: string | undefined): 'yes' | 'hidden' | 'denied' {
+  if (!who.appendOnly) return 'yes';
+  if (key === CONFIG_KEY || key === DELETIONS_KEY || key.startsWith(KEYS_PREFIX) || isContentAddressed(key) || key.startsWith(LEASES_PREFIX)) return 'yes';
+  if (isOwned(key)) return owner === who.name ? 'yes' : 'hidden';
+  return 'denied';
+}
+
+/** Which keys under `prefix` this token may list. */
+export function listScope(who: Principal, prefix: string): ListScope {
+  if (!who.appendOnly) return 'all';
+  if (prefix.startsWith(KEYS_PREFIX) || prefix.startsWith(LEASES_PREFIX) || prefix.startsWith(QUARANTINE_PREFIX)) return 'all';
+  if (isOwned(prefix)) return 'own';
+  return 'denied';
+}
+
+/**
+ * What a put of `key` by this token does, given whether the key exists and who wrote it:
+ * `write` (store it), `keep` (leave the stored object, answer success), `same-bytes` (succeed
+ * only if the bytes equal the stored ones, otherwise refuse), or `denied`.
+ */
+export function putAccess(who: Principal, key: string, existing: { owner: string | undefined } | null): 'write' | 'keep' | 'same-bytes' | 'denied' {
+  if (!who.appendOnly) return 'write';
+  if (key === CONFIG_KEY || key === DELETIONS_KEY || key.startsWith(KEYS_PREFIX) || key.startsWith(QUARANTINE_PREFIX)) return 'denied';
+  if (!isContentAddressed(key) && !isOwned(key) && !key.startsWith(LEASES_PREFIX)) return 'denied';
+  if (existing === null) return 'write';
+  if (isContentAddressed(key)) return 'keep';
+  if (key.startsWith(LEASES_PREFIX) && existing.owner === who.name) return 'write';
+  return 'same-bytes';
+}
+
+/** May this token delete `key`? */
+export function deleteAccess(who: Principal, key: string, owner: string | undefined): boolean {
+  if (!who.appendOnly) return true;
+  return key.startsWith(LEASES_PREFIX) && owner === who.name;
+}
