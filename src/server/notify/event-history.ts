@@ -44,7 +44,7 @@ export async function recordEvent(db: Db, event: NotificationEvent & { at: numbe
       await trx
         .insertInto('metrics_vm_backups')
         .values({ vm: event.vm, job: event.job, ...row })
-        .onConflict((c) => c.columns(['vm', 'job']).doUpdateSet(row))
+        .onConflict((c) => c.columns(['vm', 'job']).doUpdateSet(row).where('metrics_vm_backups.at', '<=', event.at)) // an older event arriving late changes nothing
         .execute();
     }
     const r = event.repository;
