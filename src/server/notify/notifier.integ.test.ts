@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
+import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { freePort, makeTempDir, startHttpReceiver, startSmtpSink } from '../../testing/index.js';
@@ -230,4 +231,52 @@ test('the daily summary is sent at its time, failures first with their errors, o
   await notifier.idle();
   await new Promise((r) => setTimeout(r, 100));
   assert.equal(sink.mails.length, 1, 'once a day');
+});
+
+test('a target that hangs never delays another: the mail goes out while the webhook times out', async () => {
+  const sockets: Socket[] = [];
+  const silent = createServer((socket) => sockets.push(socket)); // accepts, never answers
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  cleanups.push(async () => {
+    for (const s of sockets) s.destroy();
+    await new Promise((resolve) => silent.close(resolve));
+  });
+  const address = silent.address();
+  const sink = await startSmtpSink();
+  cleanups.push(() => sink.close());
+  const { notifier } = await start({
+    targets: {
+      stuck: { type: 'webhook', url: `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}/`, timeout: '800ms', retry: { attempts: 1 } },
+      mail: mailTarget(sink.port),
+    },
+    rules: [{ name: 'all', targets: ['stuck', 'mail'] }],
+  });
+  const started = Date.now();
+  await notifier.emit({ type: 'verify.result', severity: 'error', summary: 'verify main: damage found', error: 'pack 9: checksum mismatch' });
+  await sink.waitForMails(1);
+  assert.ok(Date.now() - started < 700, `the mail did not wait for the stuck webhook (${Date.now() - started} ms)`);
+  await notifier.idle();
+  const stuck = (await notifier.deliveries()).find((d) => d.target === 'stuck');
+  assert.equal(stuck?.outcome, 'failed');
+  assert.match(stuck?.error ?? '', /^the webhook http:\/\/127\.0\.0\.1:\d+\/ did not answer within 0\.8 s$/);
+});
+
+test('a rule\'s dedupe window sends a repeated event once', async () => {
+  const hook = await startHttpReceiver();
+  cleanups.push(() => hook.close());
+  let clock = Date.parse('2026-11-26T10:00:00Z');
+  const { notifier } = await start(
+    { targets: { chat: { type: 'webhook', url: hook.url, retry: fastRetry } }, rules: [{ name: 'space', match: { types: ['disk-space.low'] }, targets: ['chat'], dedupe: '1h' }] },
+    { now: () => clock },
+  );
+  const low = { type: 'disk-space.low', severity: 'warning', summary: 'main: 4% free', repository: { name: 'main' } } as const;
+  assert.equal((await notifier.emit(low)).queued.length, 1);
+  clock += 30 * 60_000;
+  assert.equal((await notifier.emit(low)).queued.length, 0, 'inside the hour: deduplicated');
+  assert.equal((await notifier.emit({ ...low, summary: 'main: 2% free' })).queued.length, 1, 'a different summary is news');
+  clock += 31 * 60_000;
+  assert.equal((await notifier.emit(low)).queued.length, 1, 'after the hour: sent again');
+  await hook.waitForRequests(3);
+  await notifier.idle();
+  assert.equal(hook.requests.length, 3);
 });
