@@ -5,3 +5,5 @@
  * Stands on jobs, backup and restore; nothing below imports it.
  */
 export * from './state/index.js';
+export * from './notify/index.js';
+export * from './metrics/index.js';

@@ -280,3 +280,16 @@ test('a rule\'s dedupe window sends a repeated event once', async () => {
   await notifier.idle();
   assert.equal(hook.requests.length, 3);
 });
+
+test('a webhook answering 503 is retried, and the log keeps its answer', async () => {
+  const hook = await startHttpReceiver({ failFirst: 2, failStatus: 503 });
+  cleanups.push(() => hook.close());
+  const { notifier } = await start({ targets: { chat: { type: 'webhook', url: hook.url, retry: fastRetry } }, rules: [{ name: 'all', targets: ['chat'] }] });
+  await notifier.emit({ type: 'run.overlap-skipped', severity: 'warning', job: 'nightly', summary: 'nightly: the 22:00 run was skipped, the previous run is still going' });
+  await hook.waitForRequests(3);
+  await notifier.idle();
+  const log = (await notifier.deliveries()).reverse();
+  assert.deepEqual(log.map((d) => [d.attempt, d.outcome]), [[1, 'failed'], [2, 'failed'], [3, 'sent']]);
+  assert.match(log[0]?.error ?? '', /^the webhook http:\/\/127\.0\.0\.1:\d+\/ answered 503: not now$/);
+  assert.equal(new Set(hook.requests.map((r) => r.body)).size, 1, 'the same body each time');
+});
