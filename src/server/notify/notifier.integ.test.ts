@@ -246,19 +246,20 @@ test('a target that hangs never delays another: the mail goes out while the webh
   cleanups.push(() => sink.close());
   const { notifier } = await start({
     targets: {
-      stuck: { type: 'webhook', url: `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}/`, timeout: '800ms', retry: { attempts: 1 } },
+      stuck: { type: 'webhook', url: `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}/`, timeout: '2s', retry: { attempts: 1 } },
       mail: mailTarget(sink.port),
     },
     rules: [{ name: 'all', targets: ['stuck', 'mail'] }],
   });
-  const started = Date.now();
   await notifier.emit({ type: 'verify.result', severity: 'error', summary: 'verify main: damage found', error: 'pack 9: checksum mismatch' });
   await sink.waitForMails(1);
-  assert.ok(Date.now() - started < 700, `the mail did not wait for the stuck webhook (${Date.now() - started} ms)`);
+  let log = await notifier.deliveries();
+  for (const deadline = Date.now() + 1000; log.length === 0 && Date.now() < deadline; log = await notifier.deliveries()) await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(log.map((d) => d.target), ['mail'], 'the mail went out while the webhook still hung');
   await notifier.idle();
   const stuck = (await notifier.deliveries()).find((d) => d.target === 'stuck');
   assert.equal(stuck?.outcome, 'failed');
-  assert.match(stuck?.error ?? '', /^the webhook http:\/\/127\.0\.0\.1:\d+\/ did not answer within 0\.8 s$/);
+  assert.match(stuck?.error ?? '', /^the webhook http:\/\/127\.0\.0\.1:\d+\/ did not answer within 2 s$/);
 });
 
 test('a rule\'s dedupe window sends a repeated event once', async () => {
