@@ -1,7 +1,8 @@
 /**
  * A real SMTP server (smtp-server, the nodemailer project's) on a local port that keeps every
- * mail it receives, for notification tests. Plain SMTP (no STARTTLS); AUTH PLAIN/LOGIN over it
- * when a user is given (allowInsecureAuth: the test runs on 127.0.0.1).
+ * mail it receives, for notification tests. Plain SMTP, or STARTTLS when given a key and
+ * certificate; AUTH PLAIN/LOGIN when a user is given (allowed over plain text: the test runs on
+ * 127.0.0.1).
  */
 import { SMTPServer } from 'smtp-server';
 
@@ -16,6 +17,8 @@ export interface ReceivedMail {
   raw: string;
   /** The user that authenticated, if any. */
   user?: string;
+  /** Whether the mail came over TLS (after STARTTLS). */
+  secure: boolean;
 }
 
 export interface SmtpSink {
@@ -29,12 +32,14 @@ export interface SmtpSink {
 /**
  * Starts the sink on `port` (0: any free port).
  * @param options.user / options.password  when given, only that login is accepted.
+ * @param options.tls  a PEM key and certificate: STARTTLS is offered.
  */
-export async function startSmtpSink(port = 0, options: { user?: string; password?: string } = {}): Promise<SmtpSink> {
+export async function startSmtpSink(port = 0, options: { user?: string; password?: string; tls?: { key: string; cert: string } } = {}): Promise<SmtpSink> {
   const mails: ReceivedMail[] = [];
   const waiters = new Set<() => void>();
   const server = new SMTPServer({
-    disabledCommands: options.user === undefined ? ['STARTTLS', 'AUTH'] : ['STARTTLS'],
+    disabledCommands: [...(options.tls === undefined ? ['STARTTLS'] : []), ...(options.user === undefined ? ['AUTH'] : [])],
+    ...(options.tls === undefined ? {} : { key: options.tls.key, cert: options.tls.cert }),
     authOptional: options.user === undefined,
     allowInsecureAuth: true,
     logger: false,
@@ -52,6 +57,7 @@ export async function startSmtpSink(port = 0, options: { user?: string; password
           from: session.envelope.mailFrom === false ? '' : session.envelope.mailFrom.address,
           to: session.envelope.rcptTo.map((r) => r.address),
           raw,
+          secure: session.secure,
           ...(typeof session.user === 'string' ? { user: session.user } : {}),
         });
         for (const wake of waiters) wake();

@@ -17,7 +17,7 @@ const CASES: [string, string, string, string | undefined][] = [
 
 test('the daily summary is due at its calendar time in its zone, once, and once after downtime', () => {
   for (const [name, last, now, due] of CASES) {
-    const got = summaryDue(at0700Berlin, t(last), t(now));
+    const got = summaryDue(at0700Berlin, { lastDue: t(last), now: t(now) });
     assert.equal(got === undefined ? undefined : new Date(got).toISOString(), due, name);
   }
 });

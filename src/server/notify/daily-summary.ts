@@ -15,7 +15,8 @@ export const SUMMARY_SPAN_MS = 24 * 3_600_000;
  * before `now`, or undefined when none is. Several missed firings (the server was down) give
  * one summary, for the latest.
  */
-export function summaryDue(schedule: Schedule, lastDue: number, now: number): number | undefined {
+export function summaryDue(schedule: Schedule, times: { lastDue: number; now: number }): number | undefined {
+  const { lastDue, now } = times;
   let due: number | undefined;
   let next = schedule.next(new Date(lastDue));
   for (let i = 0; next !== undefined && next.getTime() <= now && i < 10_000; i++) {

@@ -8,6 +8,8 @@ import { writeFile } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { generate } from 'selfsigned';
+import { isCofferError } from '../../errors/index.js';
 import { freePort, makeTempDir, startHttpReceiver, startSmtpSink } from '../../testing/index.js';
 import { openStateDatabase } from '../state/index.js';
 import { Notifier, parseNotificationConfig, type NotificationEvent } from './index.js';
@@ -293,4 +295,37 @@ test('a webhook answering 503 is retried, and the log keeps its answer', async (
   assert.deepEqual(log.map((d) => [d.attempt, d.outcome]), [[1, 'failed'], [2, 'failed'], [3, 'sent']]);
   assert.match(log[0]?.error ?? '', /^the webhook http:\/\/127\.0\.0\.1:\d+\/ answered 503: not now$/);
   assert.equal(new Set(hook.requests.map((r) => r.body)).size, 1, 'the same body each time');
+});
+
+test('STARTTLS: the mail goes over TLS; a certificate that cannot be verified is refused when tls-verify is on', async () => {
+  const pems = await generate([{ name: 'commonName', value: '127.0.0.1' }], { keySize: 2048 });
+  const sink = await startSmtpSink(0, { tls: { key: pems.private, cert: pems.cert } });
+  cleanups.push(() => sink.close());
+  const { notifier } = await start({
+    targets: {
+      lax: mailTarget(sink.port, { tls: 'starttls', 'tls-verify': false }),
+      strict: mailTarget(sink.port, { tls: 'starttls', retry: { attempts: 1 } }),
+    },
+    rules: [{ name: 'all', targets: ['lax', 'strict'] }],
+  });
+  await notifier.emit({ type: 'test-restore.result', severity: 'info', summary: 'test restore of web1 passed' });
+  const [mail] = await sink.waitForMails(1);
+  assert.equal(mail?.secure, true, 'sent after STARTTLS');
+  await notifier.idle();
+  const strict = (await notifier.deliveries()).find((d) => d.target === 'strict');
+  assert.equal(strict?.outcome, 'failed');
+  assert.match(strict?.error ?? '', /self[- ]signed certificate/);
+  assert.equal(sink.mails.length, 1);
+});
+
+test('a test message goes straight to one target, and its failure is a one-line error', async () => {
+  const sink = await startSmtpSink();
+  cleanups.push(() => sink.close());
+  const deadPort = await freePort();
+  const { notifier } = await start({ targets: { mail: mailTarget(sink.port), dead: mailTarget(deadPort) } });
+  await notifier.sendTestMessage('mail');
+  assert.match(sink.mails[0]?.subject ?? '', /test message from Coffer to the target mail/);
+  await assert.rejects(notifier.sendTestMessage('dead'), (e: unknown) => isCofferError(e, 'E_CONNECTION_FAILED') && /ECONNREFUSED/.test(e.message) && !e.message.includes('\n'));
+  await assert.rejects(notifier.sendTestMessage('pager'), (e: unknown) => isCofferError(e, 'E_USAGE'));
+  assert.deepEqual(await notifier.deliveries(), [], 'not in the outbox or its log');
 });

@@ -12,6 +12,7 @@
  * time and on every emit, and asks `now` what is due.
  */
 import type { Kysely } from 'kysely';
+import { CofferError } from '../../errors/index.js';
 import type { StateSchema } from '../state/index.js';
 import { summaryDue, renderDailySummary, SUMMARY_SPAN_MS } from './daily-summary.js';
 import { checkEvent, maxSeverity, type NotificationEvent, type RecordedEvent } from './event.js';
@@ -145,6 +146,20 @@ export class Notifier {
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight.values()]);
   }
 
+  /**
+   * Sends a test message to one target now, bypassing rules and the outbox (for an
+   * administrator checking a new target): resolves when the target took it.
+   * @throws CofferError E_USAGE for an unknown target; the delivery's error otherwise
+   * (E_CONNECTION_FAILED, E_TIMEOUT, …), with the peer's answer in the message.
+   */
+  async sendTestMessage(targetName: string): Promise<void> {
+    const target = this.config.targets.get(targetName);
+    if (target === undefined) throw new CofferError('E_USAGE', `no notification target is named ${JSON.stringify(targetName)}`);
+    const at = this.now();
+    const message = renderEventMessage({ id: 0, type: 'task.finished', severity: 'info', at, vmTags: [], summary: `test message from Coffer to the target ${targetName}`, task: { kind: 'notification-test', status: 'succeeded' } });
+    await send(target, message);
+  }
+
   /** The delivery log, newest first. */
   deliveries(options: { limit?: number; offset?: number } = {}): Promise<DeliveryRecord[]> {
     return deliveryLog(this.db, options);
@@ -176,7 +191,7 @@ export class Notifier {
     const severity = run.reduce((s, e) => maxSeverity(s, e.severity), event.severity);
     const tags = [...new Set(run.flatMap((e) => e.vmTags).concat(event.vmTags))];
     const matches = ruleMatches(rule, { ...subjectOf(event), severity, vmTags: tags }) || run.some((e) => ruleMatches(rule, subjectOf(e)));
-    return matches ? renderRunMessage(event, run, severity) : undefined;
+    return matches ? renderRunMessage(event, { vmEvents: run, severity }) : undefined;
   }
 
   private async sendDueSummary(): Promise<void> {
@@ -184,7 +199,7 @@ export class Notifier {
     if (summary === undefined) return;
     const now = this.now();
     const state = await this.db.selectFrom('notify_state').select('value').where('key', '=', SUMMARY_STATE_KEY).executeTakeFirst();
-    const due = summaryDue(summary.schedule, Number(state?.value ?? now), now);
+    const due = summaryDue(summary.schedule, { lastDue: Number(state?.value ?? now), now });
     if (due === undefined) return;
     const message = renderDailySummary(await eventsBetween(this.db, due - SUMMARY_SPAN_MS, due), due);
     for (const target of summary.targets) {
@@ -217,7 +232,7 @@ export class Notifier {
       }
     }
     const policy = target?.retry ?? { attempts: 1, initialMs: 0, maxMs: 0 };
-    const state = await recordAttempt(this.db, entry, { ...(error === undefined ? {} : { error }), durationMs: performance.now() - started, now: this.now() }, policy);
+    const state = await recordAttempt(this.db, entry, { ...(error === undefined ? {} : { error }), durationMs: performance.now() - started, now: this.now(), policy });
     if (state === 'sent' && entry.attempts > 0) {
       // A target that failed before is back: deliver its backlog now, not at each row's backoff.
       await releaseTarget(this.db, entry.target, this.now());

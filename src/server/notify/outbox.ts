@@ -118,9 +118,9 @@ export function backoffMs(policy: RetryPolicy, attempt: number): number {
 export async function recordAttempt(
   db: Db,
   entry: OutboxEntry,
-  outcome: { error?: string; durationMs: number; now: number },
-  policy: RetryPolicy,
+  outcome: { error?: string; durationMs: number; now: number; policy: RetryPolicy },
 ): Promise<'sent' | 'retry' | 'failed'> {
+  const { policy } = outcome;
   const attempt = entry.attempts + 1;
   const sent = outcome.error === undefined;
   const state = sent ? 'sent' : attempt >= policy.attempts ? 'failed' : 'retry';

@@ -38,9 +38,11 @@ export function renderEventMessage(event: RecordedEvent): Message {
 
 /**
  * The message for a run: its `job.finished` event and the VM events recorded with the same run
- * id. Failures come first, each with its error text, then warnings, then successes.
+ * id; `severity` is the run's (the worst of them). Failures come first, each with its error
+ * text, then other results, then successes.
  */
-export function renderRunMessage(finished: RecordedEvent, vmEvents: readonly RecordedEvent[], severity: string): Message {
+export function renderRunMessage(finished: RecordedEvent, run: { vmEvents: readonly RecordedEvent[]; severity: string }): Message {
+  const { vmEvents, severity } = run;
   const vms = vmResults(vmEvents);
   const failed = vms.filter((v) => v.status === 'failed');
   const succeeded = vms.filter((v) => v.status === 'succeeded');
