@@ -329,3 +329,21 @@ test('a test message goes straight to one target, and its failure is a one-line 
   await assert.rejects(notifier.sendTestMessage('pager'), (e: unknown) => isCofferError(e, 'E_USAGE'));
   assert.deepEqual(await notifier.deliveries(), [], 'not in the outbox or its log');
 });
+
+test('events and finished messages older than history-days are pruned; pending ones are kept', async () => {
+  let clock = Date.parse('2026-11-26T12:00:00Z');
+  const deadPort = await freePort();
+  const { notifier, state } = await start(
+    { targets: { dead: mailTarget(deadPort, { retry: { attempts: 3, initial: '30d', max: '30d' } }) }, rules: [{ name: 'all', targets: ['dead'] }], 'history-days': 2 },
+    { now: () => clock },
+  );
+  await notifier.emit({ type: 'rpo.missed', severity: 'warning', summary: 'old', at: clock - 3 * 86_400_000 });
+  await notifier.emit({ type: 'rpo.missed', severity: 'warning', summary: 'recent', at: clock - 86_400_000 });
+  await notifier.idle();
+  clock += 3 * 86_400_000; // a later tick prunes (once an hour)
+  await notifier.tick();
+  const events = await state.db.selectFrom('notify_events').select('summary').execute();
+  assert.deepEqual(events.map((e) => e.summary), [], 'both are now older than 2 days');
+  const outbox = await state.db.selectFrom('notify_outbox').select('status').execute();
+  assert.deepEqual(outbox.map((o) => o.status), ['pending', 'pending'], 'messages still to deliver are never pruned');
+});
