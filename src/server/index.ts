@@ -8,3 +8,5 @@ export { startRepoServer, REPO_SERVER_DEFAULTS, type RepoServerOptions, type Run
 export { loadTlsIdentity, type TlsIdentity } from './repo-server/tls-identity.js';
 export { addToken, removeToken, readTokens, tokensFile, parseLifetime, type TokenRecord } from './repo-server/token-store.js';
 export * from './state/index.js';
+export * from './notify/index.js';
+export * from './metrics/index.js';

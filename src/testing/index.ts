@@ -52,3 +52,5 @@ export { startAgentGuest, agentGuestInitramfs, agentGuestFilesystem, type AgentG
 export { buildBootDisk, BOOT_MARK } from './boot-disk.js';
 export { startCephS3, freePort, type CephS3 } from './ceph-s3.js';
 export { startTestRepoServer, type TestRepoServer, type TestTokenSpec } from './repo-server.js';
+export { startSmtpSink, type SmtpSink, type ReceivedMail } from './smtp-sink.js';
+export { startHttpReceiver, type HttpReceiver, type ReceivedRequest } from './http-receiver.js';

@@ -9,7 +9,7 @@
  * what was changed by whom). Nothing a restore needs lives only here: the repository alone
  * restores everything (DESIGN.md).
  */
-
+import type { Generated } from 'kysely';
 
 /** Which migrations have run: one row per applied migration. */
 export interface MigrationTable {
@@ -24,8 +24,107 @@ export interface MetaTable {
   value: string;
 }
 
+/**
+ * What the notifier was told (migration 20): one row per event, kept `history-days` for the
+ * daily summary and for grouping a run's VM results into its `job.finished` message.
+ */
+export interface NotifyEventTable {
+  id: Generated<number>;
+  /** When it happened, ms since the epoch. */
+  at: number;
+  type: string;
+  severity: string;
+  job: string | null;
+  run_id: string | null;
+  vm: string | null;
+  host: string | null;
+  /** JSON array of the VM's tags. */
+  vm_tags: string;
+  summary: string;
+  error: string | null;
+  /** JSON: the event's structured extras (backup stats, repository figures, task). */
+  data: string;
+}
+
+/**
+ * Messages waiting to be delivered, and delivered (migration 21): one row per message and
+ * target, rendered when queued, so a restart delivers what was promised.
+ */
+export interface NotifyOutboxTable {
+  id: Generated<number>;
+  created_at: number;
+  rule: string;
+  target: string;
+  /** `event` or `summary`. */
+  kind: string;
+  /** Rows with the same key inside a rule's dedupe window are not queued twice. */
+  dedupe_key: string;
+  /** JSON: the rendered message (subject, text, and the webhook's JSON body). */
+  message: string;
+  /** `pending`, `sent` or `failed` (gave up after the target's attempts). */
+  status: string;
+  attempts: number;
+  next_attempt_at: number;
+  last_error: string | null;
+  done_at: number | null;
+}
+
+/** Each delivery attempt (migration 21): the delivery log. */
+export interface NotifyDeliveryTable {
+  id: Generated<number>;
+  outbox_id: number;
+  target: string;
+  at: number;
+  attempt: number;
+  /** `sent` or `failed`. */
+  outcome: string;
+  error: string | null;
+  duration_ms: number;
+}
+
+/** The notifier's small facts (migration 22), such as the last daily summary sent. */
+export interface NotifyStateTable {
+  key: string;
+  value: string;
+}
+
+/** The last successful backup of each VM in each job (migration 22), for `/metrics`. */
+export interface MetricsVmBackupTable {
+  vm: string;
+  job: string;
+  at: number;
+  logical_bytes: number;
+  read_bytes: number;
+  new_bytes: number;
+  stored_bytes: number;
+  duration_ms: number;
+}
+
+/** The latest known figures of each repository (migration 22), for `/metrics`. */
+export interface MetricsRepositoryTable {
+  repository: string;
+  at: number;
+  stored_bytes: number | null;
+  free_bytes: number | null;
+  total_bytes: number | null;
+}
+
+/** Finished tasks counted by kind and status (migration 22), for `/metrics`. */
+export interface MetricsTaskCountTable {
+  kind: string;
+  status: string;
+  count: number;
+}
+
 /** Every table of the state database. */
 export interface StateSchema {
   coffer_migrations: MigrationTable;
   meta: MetaTable;
+  notify_events: NotifyEventTable;
+  notify_outbox: NotifyOutboxTable;
+  notify_deliveries: NotifyDeliveryTable;
+  notify_state: NotifyStateTable;
+  metrics_vm_backups: MetricsVmBackupTable;
+  metrics_repositories: MetricsRepositoryTable;
+  metrics_task_counts: MetricsTaskCountTable;
 }

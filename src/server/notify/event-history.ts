@@ -1,0 +1,111 @@
+/**
+ * The notifier's own record of events (`notify_events`) and the `/metrics` figures kept
+ * current from them (`metrics_*` tables). Each `record` is one transaction, so an event is
+ * either recorded with its figures or not at all.
+ */
+import type { Kysely, Selectable } from 'kysely';
+import type { StateSchema } from '../state/index.js';
+import type { EventType, NotificationEvent, RecordedEvent, Severity } from './event.js';
+
+type Db = Kysely<StateSchema>;
+type EventRow = Selectable<StateSchema['notify_events']>;
+
+/** Records `event` (with `at` resolved) and updates the metrics tables; returns it with its id. */
+export async function recordEvent(db: Db, event: NotificationEvent & { at: number }): Promise<RecordedEvent> {
+  return db.transaction().execute(async (trx) => {
+    const data = { repository: event.repository, backup: event.backup, task: event.task };
+    const { id } = await trx
+      .insertInto('notify_events')
+      .values({
+        at: event.at,
+        type: event.type,
+        severity: event.severity,
+        job: event.job ?? null,
+        run_id: event.runId ?? null,
+        vm: event.vm ?? null,
+        host: event.host ?? null,
+        vm_tags: JSON.stringify(event.vmTags ?? []),
+        summary: event.summary,
+        error: event.error ?? null,
+        data: JSON.stringify(data),
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    if (event.type === 'vm.succeeded' && event.backup !== undefined && event.vm !== undefined && event.job !== undefined) {
+      const b = event.backup;
+      const row = {
+        at: event.at,
+        logical_bytes: b.logicalBytes,
+        read_bytes: b.readBytes,
+        new_bytes: b.newBytes,
+        stored_bytes: b.storedBytes,
+        duration_ms: b.durationMs,
+      };
+      await trx
+        .insertInto('metrics_vm_backups')
+        .values({ vm: event.vm, job: event.job, ...row })
+        .onConflict((c) => c.columns(['vm', 'job']).doUpdateSet(row).where('metrics_vm_backups.at', '<=', event.at)) // an older event arriving late changes nothing
+        .execute();
+    }
+    const r = event.repository;
+    if (r !== undefined && (r.storedBytes !== undefined || r.freeBytes !== undefined || r.totalBytes !== undefined)) {
+      const known = {
+        at: event.at,
+        ...(r.storedBytes === undefined ? {} : { stored_bytes: r.storedBytes }),
+        ...(r.freeBytes === undefined ? {} : { free_bytes: r.freeBytes }),
+        ...(r.totalBytes === undefined ? {} : { total_bytes: r.totalBytes }),
+      };
+      await trx
+        .insertInto('metrics_repositories')
+        .values({ repository: r.name, stored_bytes: null, free_bytes: null, total_bytes: null, ...known })
+        .onConflict((c) => c.column('repository').doUpdateSet(known))
+        .execute();
+    }
+    if (event.type === 'task.finished' && event.task !== undefined) {
+      await trx
+        .insertInto('metrics_task_counts')
+        .values({ kind: event.task.kind, status: event.task.status, count: 1 })
+        .onConflict((c) => c.columns(['kind', 'status']).doUpdateSet((eb) => ({ count: eb('metrics_task_counts.count', '+', 1) })))
+        .execute();
+    }
+    return { ...event, id: Number(id), vmTags: event.vmTags ?? [] };
+  });
+}
+
+/** The VM events (`vm.*`) recorded with run id `runId`, oldest first. */
+export async function runVmEvents(db: Db, runId: string): Promise<RecordedEvent[]> {
+  const rows = await db.selectFrom('notify_events').selectAll().where('run_id', '=', runId).where('type', 'like', 'vm.%').orderBy('id').execute();
+  return rows.map(toEvent);
+}
+
+/** The events recorded in [from, to), oldest first. */
+export async function eventsBetween(db: Db, from: number, to: number): Promise<RecordedEvent[]> {
+  const rows = await db.selectFrom('notify_events').selectAll().where('at', '>=', from).where('at', '<', to).orderBy('at').orderBy('id').execute();
+  return rows.map(toEvent);
+}
+
+/** Deletes events older than `before`; returns how many. */
+export async function pruneEvents(db: Db, before: number): Promise<number> {
+  const result = await db.deleteFrom('notify_events').where('at', '<', before).executeTakeFirst();
+  return Number(result.numDeletedRows);
+}
+
+function toEvent(row: EventRow): RecordedEvent {
+  const data = JSON.parse(row.data) as Pick<NotificationEvent, 'repository' | 'backup' | 'task'>;
+  return {
+    id: Number(row.id),
+    at: Number(row.at),
+    type: row.type as EventType,
+    severity: row.severity as Severity,
+    summary: row.summary,
+    vmTags: JSON.parse(row.vm_tags) as string[],
+    ...(row.error === null ? {} : { error: row.error }),
+    ...(row.job === null ? {} : { job: row.job }),
+    ...(row.run_id === null ? {} : { runId: row.run_id }),
+    ...(row.vm === null ? {} : { vm: row.vm }),
+    ...(row.host === null ? {} : { host: row.host }),
+    ...(data.repository === undefined ? {} : { repository: data.repository }),
+    ...(data.backup === undefined ? {} : { backup: data.backup }),
+    ...(data.task === undefined ? {} : { task: data.task }),
+  };
+}
