@@ -79,6 +79,9 @@ const BY_CODE: Record<ErrorCode, number> = {
   E_TAPE_VOLUME_MISSING: ExitCode.usage,
   E_STATE_UNAVAILABLE: ExitCode.stateUnavailable,
   E_STATE_TOO_NEW: ExitCode.stateUnavailable,
+  E_TASK_NOT_FOUND: ExitCode.usage,
+  E_WORKER_FAILED: ExitCode.failure,
+  E_WINDOW_CLOSED: ExitCode.failure,
 };
 
 /** The exit code for an error code. */

@@ -83,6 +83,12 @@ export const ERROR_CODES = {
   E_STATE_UNAVAILABLE: 'the state database cannot be used',
   /** The service's state database was migrated by a newer Coffer than this one. */
   E_STATE_TOO_NEW: 'the state database is newer than this Coffer',
+  /** No task or run with that id (server tasks). */
+  E_TASK_NOT_FOUND: 'no such task or run',
+  /** A task's worker process died without reporting (a signal, out of memory, a crash). */
+  E_WORKER_FAILED: 'the task\'s worker process failed',
+  /** A task did not start because its job's backup window closed first; it goes first next time. */
+  E_WINDOW_CLOSED: 'the backup window closed before the task started',
 } as const;
 
 /** A stable error code, see {@link ERROR_CODES}. */

@@ -5,3 +5,6 @@
  * Stands on jobs, backup and restore; nothing below imports it.
  */
 export * from './state/index.js';
+export * from './tasks/index.js';
+export * from './scheduler/index.js';
+export { startWorker, type WorkerHandle, type WorkerOptions, type WorkerOutcome, type WorkerRates } from './worker/index.js';

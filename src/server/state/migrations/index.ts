@@ -4,7 +4,9 @@
  */
 import type { Migration } from '../migration.js';
 import { foundation } from './0001-foundation.js';
+import { tasks } from './0010-tasks.js';
 
 export const MIGRATIONS: readonly Migration[] = [
   foundation,
+  tasks,
 ];
