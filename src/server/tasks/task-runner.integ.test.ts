@@ -1,0 +1,140 @@
+/**
+ * The task runner with real worker processes backing up real disk images into a real
+ * repository, its state in a real SQLite file. Sources are slowed by a source-read bandwidth
+ * rule so that backups overlap in time.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { LocalBackend, listSnapshots, openRepository, verifyRepository } from '../../repo/index.js';
+import { makeTempDir } from '../../testing/index.js';
+import type { StateDatabase } from '../state/index.js';
+import { makeRepository, makeVms, openState, runEnded, waitFor } from './task-fixtures.js';
+import { TaskRunner } from './task-runner.js';
+import type { TaskInfo } from './task-types.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const dir = await makeTempDir('coffer-task-runner');
+const repository = await makeRepository(dir.path);
+const opened: { runner: TaskRunner; state: StateDatabase }[] = [];
+after(async () => {
+  for (const { runner, state } of opened) {
+    await runner.close();
+    await state.close();
+  }
+  await dir.remove();
+});
+
+async function newRunner(name: string, options: ConstructorParameters<typeof TaskRunner>[1]): Promise<TaskRunner> {
+  const state = await openState(join(dir.path, `${name}.db`));
+  const runner = new TaskRunner(state.db, { threads: 1, tickMs: 100, ...options });
+  opened.push({ runner, state });
+  await runner.start();
+  return runner;
+}
+
+async function tasksOf(runner: TaskRunner, runId: string): Promise<TaskInfo[]> {
+  return (await runner.listTasks({ runId, limit: 1000 })).items;
+}
+
+/** The most tasks whose [started, ended) intervals overlap at one instant. */
+function maxOverlap(tasks: readonly TaskInfo[]): number {
+  const edges = tasks.flatMap((t) => [[Date.parse(t.started as string), 1], [Date.parse(t.ended as string), -1]] as [number, number][]);
+  edges.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  let now = 0;
+  let max = 0;
+  for (const [, delta] of edges) max = Math.max(max, (now += delta));
+  return max;
+}
+
+test('staggering: 3 hosts × 4 VMs, one backup per host and two at most at once, all 12 complete', async () => {
+  const vms = await makeVms(dir.path, repository, Array.from({ length: 12 }, (_, i) => ({ vm: `stagger-${i}`, host: `hv${i % 3}` })), 512 * KiB);
+  const runner = await newRunner('stagger', { limits: { global: 2, host: { default: 1 } }, bandwidth: [{ direction: 'source-read', bytesPerSecond: 2 * MiB }] });
+  const run = await runner.startRun({ job: 'nightly', reason: 'on-demand', owner: 'test', vms });
+  const ended = await runEnded(runner, run.id, 60_000);
+  const tasks = await tasksOf(runner, run.id);
+  assert.equal(ended.status, 'succeeded', ended.detail ?? '');
+  assert.equal(tasks.length, 12);
+  assert.ok(tasks.every((t) => t.status === 'succeeded' && t.result !== null && t.started !== null && t.ended !== null));
+  assert.equal(maxOverlap(tasks), 2, 'two backups ran at once (so the limit was what held the third back)');
+  for (const host of ['hv0', 'hv1', 'hv2']) assert.equal(maxOverlap(tasks.filter((t) => t.host === host)), 1, `one backup at a time on ${host}`);
+  const first = tasks.find((t) => t.vm === 'stagger-0') as TaskInfo;
+  assert.equal(first.result?.mode, 'full');
+  assert.equal(first.result?.bytesRead, 512 * KiB);
+  const log = await runner.taskLog(first.id);
+  assert.ok(log.items.some((l) => /started in worker process \d+/.test(l.line)));
+  assert.ok(log.items.some((l) => /snapshot [0-9a-f]+ saved/.test(l.line)));
+});
+
+test('the window closes mid-run: no VM starts after it, and the skipped ones go first next run', async () => {
+  const vms = await makeVms(dir.path, repository, Array.from({ length: 4 }, (_, i) => ({ vm: `window-${i}`, host: 'hv-window' })), 512 * KiB);
+  const runner = await newRunner('window', { bandwidth: [{ direction: 'source-read', bytesPerSecond: 1 * MiB }] });
+  const windowEnd = new Date(Date.now() + 1200);
+  const run = await runner.startRun({ job: 'nightly', reason: 'schedule', owner: 'test', vms, windowEnd });
+  const ended = await runEnded(runner, run.id, 30_000);
+  const tasks = await tasksOf(runner, run.id);
+  const started = tasks.filter((t) => t.started !== null);
+  const skipped = tasks.filter((t) => t.error?.code === 'E_WINDOW_CLOSED');
+  assert.ok(started.length >= 1 && skipped.length >= 1, `${started.length} started, ${skipped.length} skipped`);
+  assert.equal(started.length + skipped.length, 4);
+  for (const t of started) assert.ok(Date.parse(t.started as string) < windowEnd.getTime(), `${t.vm} started at ${t.started}, after the window closed`);
+  assert.ok(started.every((t) => t.status === 'succeeded'), 'running ones finish');
+  assert.equal(ended.status, 'warning');
+  assert.match(ended.detail ?? '', /not started before the window closed/);
+
+  const next = await runner.startRun({ job: 'nightly', reason: 'schedule', owner: 'test', vms });
+  await runEnded(runner, next.id, 30_000);
+  const order = (await tasksOf(runner, next.id)).sort((a, b) => Date.parse(a.started as string) - Date.parse(b.started as string)).map((t) => t.vm);
+  const skippedVms = new Set(skipped.map((t) => t.vm));
+  assert.deepEqual(new Set(order.slice(0, skippedVms.size)), skippedVms, `order ${order.join(', ')}`);
+});
+
+test('bandwidth: two tasks under one source-read rule share it, within 15 % of the set rate', async (t) => {
+  const rate = 2 * MiB;
+  const vms = await makeVms(dir.path, repository, [{ vm: 'bw-a', host: 'hv-a' }, { vm: 'bw-b', host: 'hv-b' }], 3 * MiB);
+  const runner = await newRunner('bandwidth', { bandwidth: [{ direction: 'source-read', bytesPerSecond: rate }] });
+  const run = await runner.startRun({ job: null, reason: 'on-demand', owner: 'test', vms });
+  await runEnded(runner, run.id, 30_000);
+  const results = (await tasksOf(runner, run.id)).map((t) => t.result);
+  assert.ok(results.every((r) => r !== null));
+  const bytes = results.reduce((sum, r) => sum + (r?.bytesRead ?? 0), 0);
+  const from = Math.min(...results.map((r) => Date.parse(r?.started ?? '')));
+  const to = Math.max(...results.map((r) => Date.parse(r?.ended ?? '')));
+  const measured = bytes / ((to - from) / 1000);
+  t.diagnostic(`measured ${(measured / MiB).toFixed(3)} MiB/s for a rule of ${rate / MiB} MiB/s`);
+  assert.ok(Math.abs(measured - rate) / rate <= 0.15, `measured ${(measured / MiB).toFixed(2)} MiB/s for a rule of ${rate / MiB} MiB/s`);
+  for (const r of results) assert.equal(r?.bottleneck, 'throttle');
+});
+
+test('a worker killed with -9 fails only its own task; a cancelled one ends cleanly', async () => {
+  const vms = await makeVms(dir.path, repository, [{ vm: 'kill-a', host: 'hv-a' }, { vm: 'kill-b', host: 'hv-b' }, { vm: 'cancel-c', host: 'hv-c' }], 1 * MiB);
+  const runner = await newRunner('kill-worker', { retry: { retries: 0 }, bandwidth: [{ direction: 'source-read', bytesPerSecond: 1536 * KiB }], worker: { cancelGraceMs: 2000, killGraceMs: 1000 } });
+  const run = await runner.startRun({ job: null, reason: 'on-demand', owner: 'test', vms });
+  const running = await waitFor('three running workers', async () => {
+    const workers = runner.runningWorkers();
+    return workers.length === 3 ? workers : undefined;
+  }, 10_000);
+  const tasks = await tasksOf(runner, run.id);
+  const victim = tasks.find((t) => t.vm === 'kill-a') as TaskInfo;
+  const cancelled = tasks.find((t) => t.vm === 'cancel-c') as TaskInfo;
+  process.kill(running.find((w) => w.taskId === victim.id)?.pid as number, 'SIGKILL');
+  await runner.cancelTask(cancelled.id, 'tester');
+  const ended = await runEnded(runner, run.id, 30_000);
+  const after = await tasksOf(runner, run.id);
+  const byVm = new Map(after.map((t) => [t.vm, t]));
+  assert.equal(byVm.get('kill-a')?.status, 'failed');
+  assert.equal(byVm.get('kill-a')?.error?.code, 'E_WORKER_FAILED');
+  assert.match(byVm.get('kill-a')?.error?.message ?? '', /SIGKILL/);
+  assert.equal(byVm.get('kill-b')?.status, 'succeeded');
+  assert.equal(byVm.get('cancel-c')?.status, 'cancelled');
+  assert.equal(ended.status, 'failed');
+  const repo = await openRepository(new LocalBackend(repository.url), { passphrase: 'pw', threads: 1 });
+  try {
+    assert.deepEqual((await listSnapshots(repo)).filter((s) => s.vm === 'kill-a' || s.vm === 'cancel-c'), [], 'no snapshot from a killed or cancelled backup');
+    const report = await verifyRepository(repo, { readData: true, now: () => new Date() });
+    assert.equal(report.damaged.length, 0);
+  } finally {
+    await repo.close();
+  }
+});
