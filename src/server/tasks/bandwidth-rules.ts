@@ -7,9 +7,11 @@
  * `DAYS H1-H2` (`mon..fri 8-18`: from H1:00 to H2:00). For each direction the first rule in
  * the list that applies now wins; put time-of-day rules before a constant one.
  *
- * Sharing: the rule's rate is divided evenly among the tasks running (each worker gets
- * rate / n as its own token bucket), and the parent sends every worker its new share when n
- * changes or a rule begins or ends. Chosen over a central bucket granting byte budgets over
+ * Sharing: the rule's rate is divided evenly among the tasks under it (each worker gets
+ * rate / n as its own token bucket): for a read rule the tasks still reading their sources (a
+ * task that read its last block, and only writes its index and manifest, gives its share
+ * back), for a write rule every running task. The parent sends every worker its new share
+ * when n changes or a rule begins or ends. Chosen over a central bucket granting byte budgets over
  * IPC: no round trip per read, and a worker that dies holds no grant; the cost is that a task
  * still opening its repository does not use its share (measured below 15 % on the test).
  */
@@ -52,12 +54,11 @@ export class BandwidthRules {
     return undefined;
   }
 
-  /** Each of `running` tasks' share now. */
-  shareAt(now: Date, running: number): WorkerRates {
-    const n = Math.max(1, running);
+  /** Each task's share now, with `reading` tasks still reading their sources and `running` tasks in all. */
+  shareAt(now: Date, reading: number, running: number = reading): WorkerRates {
     const read = this.rateAt('source-read', now);
     const write = this.rateAt('repository-write', now);
-    return { ...(read === undefined ? {} : { sourceRead: read / n }), ...(write === undefined ? {} : { repositoryWrite: write / n }) };
+    return { ...(read === undefined ? {} : { sourceRead: read / Math.max(1, reading) }), ...(write === undefined ? {} : { repositoryWrite: write / Math.max(1, running) }) };
   }
 }
 

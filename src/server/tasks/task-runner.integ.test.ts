@@ -4,10 +4,11 @@
  * rule so that backups overlap in time.
  */
 import assert from 'node:assert/strict';
+import { getPriority } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { LocalBackend, listSnapshots, openRepository, verifyRepository } from '../../repo/index.js';
-import { makeTempDir } from '../../testing/index.js';
+import { makeTempDir, runTool } from '../../testing/index.js';
 import type { StateDatabase } from '../state/index.js';
 import { makeRepository, makeVms, openState, runEnded, waitFor } from './task-fixtures.js';
 import { TaskRunner } from './task-runner.js';
@@ -92,7 +93,7 @@ test('the window closes mid-run: no VM starts after it, and the skipped ones go 
 
 test('bandwidth: two tasks under one source-read rule share it, within 15 % of the set rate', async (t) => {
   const rate = 2 * MiB;
-  const vms = await makeVms(dir.path, repository, [{ vm: 'bw-a', host: 'hv-a' }, { vm: 'bw-b', host: 'hv-b' }], 3 * MiB);
+  const vms = await makeVms(dir.path, repository, [{ vm: 'bw-a', host: 'hv-a' }, { vm: 'bw-b', host: 'hv-b' }], 4 * MiB);
   const runner = await newRunner('bandwidth', { bandwidth: [{ direction: 'source-read', bytesPerSecond: rate }] });
   const run = await runner.startRun({ job: null, reason: 'on-demand', owner: 'test', vms });
   await runEnded(runner, run.id, 30_000);
@@ -115,6 +116,11 @@ test('a worker killed with -9 fails only its own task; a cancelled one ends clea
     const workers = runner.runningWorkers();
     return workers.length === 3 ? workers : undefined;
   }, 10_000);
+  for (const worker of running) {
+    assert.equal(getPriority(worker.pid as number), 10, 'workers run under nice 10');
+    const ionice = await runTool('ionice', ['-p', String(worker.pid)]);
+    assert.match(ionice, /idle/, 'and in the idle I/O class');
+  }
   const tasks = await tasksOf(runner, run.id);
   const victim = tasks.find((t) => t.vm === 'kill-a') as TaskInfo;
   const cancelled = tasks.find((t) => t.vm === 'cancel-c') as TaskInfo;
@@ -137,4 +143,18 @@ test('a worker killed with -9 fails only its own task; a cancelled one ends clea
   } finally {
     await repo.close();
   }
+});
+
+test('drain: no new VM starts, the running one is cancelled cleanly within the timeout', async () => {
+  const vms = await makeVms(dir.path, repository, [{ vm: 'drain-a', host: 'hv-d' }, { vm: 'drain-b', host: 'hv-d' }], 4 * MiB);
+  const runner = await newRunner('drain', { bandwidth: [{ direction: 'source-read', bytesPerSecond: 1 * MiB }] });
+  const run = await runner.startRun({ job: null, reason: 'on-demand', owner: 'test', vms });
+  await waitFor('a running worker', async () => (runner.runningWorkers().length === 1 ? true : undefined), 10_000);
+  const started = performance.now();
+  await runner.drain(2000);
+  const seconds = (performance.now() - started) / 1000;
+  assert.ok(seconds < 2.5, `drained in ${seconds} s`);
+  const tasks = await tasksOf(runner, run.id);
+  assert.deepEqual(tasks.map((t) => t.status).sort(), ['cancelled', 'queued'], 'the running one cancelled, the other left queued for the next start');
+  await assert.rejects(runner.startRun({ job: null, reason: 'on-demand', owner: 'test', vms }), /shutting down/);
 });

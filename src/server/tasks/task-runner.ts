@@ -61,6 +61,8 @@ interface Running {
   handle: WorkerHandle;
   placement: RunningTask;
   cancelRequested: boolean;
+  /** Until its progress says every byte is read: it counts under the read bandwidth rules. */
+  reading: boolean;
   rates: WorkerRates;
 }
 
@@ -332,14 +334,20 @@ export class TaskRunner {
   private async launch(row: Selectable<TaskTable>): Promise<void> {
     const startedAt = Date.now();
     await this.store.markRunning(row.id, startedAt);
-    const rates = this.bandwidth.shareAt(this.now(), this.running.size + 1);
+    const reading = [...this.running.values()].filter((r) => r.reading).length;
+    const rates = this.bandwidth.shareAt(this.now(), reading + 1, this.running.size + 1);
     const handle = startWorker({ taskId: row.id, spec: JSON.parse(row.spec) as VmBackupSpec, rates }, {
       onProgress: (done, total) => {
+        const entry = this.running.get(row.id);
+        if (entry !== undefined && entry.reading && done >= total) {
+          entry.reading = false;
+          this.rebalance(this.now());
+        }
         void this.store.setProgress(row.id, total === 0 ? 0 : done / total).then(() => this.changed(row.id));
       },
       onLog: (level, line) => void this.log(row.id, level, line),
     }, this.options.worker);
-    this.running.set(row.id, { handle, placement: placementOf(row), cancelRequested: false, rates });
+    this.running.set(row.id, { handle, placement: placementOf(row), cancelRequested: false, reading: true, rates });
     this.rebalance(this.now());
     await this.log(row.id, 'info', `started in worker process ${handle.pid ?? '?'} (attempt ${row.attempt})`);
     await this.changed(row.id);
@@ -393,8 +401,9 @@ export class TaskRunner {
 
   /** Sends each worker its share of the bandwidth rules when it changed. */
   private rebalance(now: Date): void {
-    const share = this.bandwidth.shareAt(now, this.running.size);
-    for (const r of this.running.values()) {
+    const all = [...this.running.values()];
+    const share = this.bandwidth.shareAt(now, all.filter((r) => r.reading).length, all.length);
+    for (const r of all) {
       if (r.rates.sourceRead === share.sourceRead && r.rates.repositoryWrite === share.repositoryWrite) continue;
       r.rates = share;
       r.handle.setRates(share);
