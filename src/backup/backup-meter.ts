@@ -24,17 +24,32 @@ export class BusyClock {
   private inFlight = 0;
   private since = 0;
   private total = 0;
+  private operations = 0;
+  private operationMs = 0;
 
   constructor(private readonly now: () => number = () => performance.now()) {}
 
   /** Times `work` as busy. */
   async time<T>(work: () => Promise<T>): Promise<T> {
-    if (this.inFlight++ === 0) this.since = this.now();
+    const start = this.now();
+    if (this.inFlight++ === 0) this.since = start;
     try {
       return await work();
     } finally {
-      if (--this.inFlight === 0) this.total += this.now() - this.since;
+      const end = this.now();
+      if (--this.inFlight === 0) this.total += end - this.since;
+      this.operations++;
+      this.operationMs += end - start;
     }
+  }
+
+  /** The mean duration of the operations that ended since the last call (undefined if none): the latency. */
+  takeMeanLatencyMs(): number | undefined {
+    if (this.operations === 0) return undefined;
+    const mean = this.operationMs / this.operations;
+    this.operations = 0;
+    this.operationMs = 0;
+    return mean;
   }
 
   /** Milliseconds busy so far (including an interval still open). */

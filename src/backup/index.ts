@@ -6,5 +6,5 @@
  */
 export { backupVm, type BackupOptions, type BackupProgress } from './backup-vm.js';
 export { backupDisk, type BackupDiskOptions, type DiskProgress } from './backup-disk.js';
-export { runVmBackup, type RunVmBackupOptions, type VmBackupResult, type VmBackupSource, type VmBackupSpec } from './run-vm-backup.js';
+export { runVmBackup, type RunVmBackupOptions, type VmBackupProgress, type VmBackupResult, type VmBackupSource, type VmBackupSpec } from './run-vm-backup.js';
 export { BusyClock, type Bottleneck, type ByteThrottle, type TimeBreakdown } from './backup-meter.js';

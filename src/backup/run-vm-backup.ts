@@ -48,13 +48,20 @@ export interface VmBackupSpec {
 /** Options of {@link runVmBackup}. */
 export interface RunVmBackupOptions {
   signal?: AbortSignal;
-  onProgress?: (progress: BackupProgress) => void;
+  /** Progress, with the mean latency of the source reads since the previous call (the latency guard's measure). */
+  onProgress?: (progress: VmBackupProgress) => void;
   /** Told of anything worth a line in the task's log (waits, warnings). */
   onLog?: (line: string) => void;
   /** Bandwidth: bytes read from the source, and bytes written to the repository. */
   limits?: { readonly sourceRead?: ByteThrottle; readonly repositoryWrite?: ByteThrottle };
   /** Injected clock for the reported times (tests). */
   clock?: () => Date;
+}
+
+/** Progress of {@link runVmBackup}. */
+export interface VmBackupProgress extends BackupProgress {
+  /** Mean milliseconds per source read since the previous progress report (absent when none ended). */
+  sourceLatencyMs?: number;
 }
 
 /** The figures of one VM backup (issue #8, "per task and per VM"). */
@@ -122,7 +129,14 @@ export async function runVmBackup(spec: VmBackupSpec, options: RunVmBackupOption
           tags: [...(spec.tags ?? []), ...(spec.job === undefined ? [] : [`job:${spec.job}`])],
           hostname: spec.host,
           ...(signal ? { signal } : {}),
-          ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+          ...(options.onProgress
+            ? {
+                onProgress: (p: BackupProgress) => {
+                  const latency = meter.source.takeMeanLatencyMs();
+                  options.onProgress?.(latency === undefined ? p : { ...p, sourceLatencyMs: latency });
+                },
+              }
+            : {}),
         });
         return figures(spec, snapshot, started, clock(), meter.breakdown(), warnings);
       } finally {

@@ -49,6 +49,26 @@ function maxOverlap(tasks: readonly TaskInfo[]): number {
   return max;
 }
 
+function byStart(tasks: readonly TaskInfo[]): TaskInfo[] {
+  return [...tasks].sort((a, b) => Date.parse(a.started as string) - Date.parse(b.started as string));
+}
+
+/** How many tasks (in start order) started before the previous one was 60 % through (it was still reading: reads are most of a throttled backup). */
+function startsWhileAnotherReads(tasks: readonly TaskInfo[]): number {
+  let count = 0;
+  for (let i = 1; i < tasks.length; i++) {
+    const previous = tasks[i - 1] as TaskInfo;
+    const span = Date.parse(previous.ended as string) - Date.parse(previous.started as string);
+    if (Date.parse(tasks[i]?.started as string) < Date.parse(previous.started as string) + 0.6 * span) count++;
+  }
+  return count;
+}
+
+function describe(tasks: readonly TaskInfo[]): string {
+  const origin = Date.parse(tasks[0]?.started as string);
+  return tasks.map((t) => `${t.vm} ${Date.parse(t.started as string) - origin}..${Date.parse(t.ended as string) - origin} ms`).join(', ');
+}
+
 test('staggering: 3 hosts × 4 VMs, one backup per host and two at most at once, all 12 complete', async () => {
   const vms = await makeVms(dir.path, repository, Array.from({ length: 12 }, (_, i) => ({ vm: `stagger-${i}`, host: `hv${i % 3}` })), 512 * KiB);
   const runner = await newRunner('stagger', { limits: { global: 2, host: { default: 1 } }, bandwidth: [{ direction: 'source-read', bytesPerSecond: 2 * MiB }] });
@@ -157,4 +177,24 @@ test('drain: no new VM starts, the running one is cancelled cleanly within the t
   const tasks = await tasksOf(runner, run.id);
   assert.deepEqual(tasks.map((t) => t.status).sort(), ['cancelled', 'queued'], 'the running one cancelled, the other left queued for the next start');
   await assert.rejects(runner.startRun({ job: null, reason: 'on-demand', owner: 'test', vms }), /shutting down/);
+});
+
+test('the source latency guard holds new tasks off a datastore whose reads are slower than the threshold', async () => {
+  const layout = [{ vm: 'lat-1', host: 'hv-1', datastore: 'san' }, { vm: 'lat-2', host: 'hv-2', datastore: 'san' }, { vm: 'lat-3', host: 'hv-3', datastore: 'san' }, { vm: 'lat-x', host: 'hv-x', datastore: 'nfs' }];
+  const vms = await makeVms(dir.path, repository, layout, 1 * MiB);
+  const bandwidth = [{ direction: 'source-read' as const, bytesPerSecond: 3 * MiB }];
+  // Every real read takes more than 0 ms: the guard holds the datastore as long as a backup reads from it.
+  const guarded = await newRunner('latency-guarded', { bandwidth, latencyGuard: { thresholdMs: 0 } });
+  const held = await tasksOf(guarded, (await runEnded(guarded, (await guarded.startRun({ job: null, reason: 'on-demand', owner: 'test', vms })).id, 30_000)).id);
+  const san = byStart(held.filter((t) => t.datastore === 'san'));
+  assert.equal(startsWhileAnotherReads(san), 0, `on a slow datastore each backup starts once the previous one read everything: ${describe(san)}`);
+  const other = held.find((t) => t.datastore === 'nfs') as TaskInfo;
+  assert.ok(Date.parse(other.started as string) < Date.parse(san[0]?.ended as string), 'another datastore is not held back');
+  assert.ok(held.every((t) => t.status === 'succeeded'));
+
+  const lenient = await newRunner('latency-lenient', { bandwidth, latencyGuard: { thresholdMs: 60_000 } });
+  const fresh = await makeVms(dir.path, repository, layout.map((v) => ({ ...v, vm: `${v.vm}-lenient` })), 2 * MiB);
+  const free = await tasksOf(lenient, (await runEnded(lenient, (await lenient.startRun({ job: null, reason: 'on-demand', owner: 'test', vms: fresh })).id, 30_000)).id);
+  const freeSan = byStart(free.filter((t) => t.datastore === 'san'));
+  assert.ok(startsWhileAnotherReads(freeSan) >= 1, `under the threshold, backups of one datastore overlap: ${describe(freeSan)}`);
 });

@@ -42,6 +42,12 @@ export interface TaskRunnerOptions {
   worker?: WorkerOptions;
   /** Codec threads per worker (default: every core). */
   threads?: number;
+  /**
+   * Source latency guard: no new task starts on a datastore while a backup running on it
+   * reads with a mean latency above `thresholdMs`, or has not measured it yet (one probe at a
+   * time). Off by default.
+   */
+  latencyGuard?: { thresholdMs: number };
 }
 
 /** What a new run covers. */
@@ -64,6 +70,8 @@ interface Running {
   /** Until its progress says every byte is read: it counts under the read bandwidth rules. */
   reading: boolean;
   rates: WorkerRates;
+  /** The mean source read latency it last reported, ms. */
+  latencyMs: number | undefined;
 }
 
 /**
@@ -310,8 +318,10 @@ export class TaskRunner {
       if (end !== undefined && now.getTime() >= end) await this.endWindowClosed(row, now.getTime());
       else open.push(row);
     }
-    const states = await this.store.vmStates(open.flatMap((r) => (r.vm === null ? [] : [r.vm])));
-    const pending: (PendingTask & { row: Selectable<TaskTable> })[] = open.map((row) => {
+    const slow = this.slowDatastores();
+    const assignable = open.filter((row) => row.datastore === null || !slow.has(row.datastore));
+    const states = await this.store.vmStates(assignable.flatMap((r) => (r.vm === null ? [] : [r.vm])));
+    const pending: (PendingTask & { row: Selectable<TaskTable> })[] = assignable.map((row) => {
       const state = row.vm === null ? undefined : states.get(row.vm);
       return {
         row, ...placementOf(row),
@@ -320,7 +330,28 @@ export class TaskRunner {
       };
     });
     const plan = planStarts(pending, { running: [...this.running.values()].map((r) => r.placement), limits: this.limits, now });
-    for (const task of plan.start) await this.launch(task.row);
+    const probing = new Set<string>();
+    for (const task of plan.start) {
+      const datastore = task.row.datastore;
+      if (this.options.latencyGuard !== undefined && datastore !== null) {
+        // One new task per guarded datastore until it has measured the latency.
+        if (probing.has(datastore)) continue;
+        probing.add(datastore);
+      }
+      await this.launch(task.row);
+    }
+  }
+
+  /** The datastores the latency guard holds new tasks off: a backup on it reads slowly, or has not measured yet. */
+  private slowDatastores(): Set<string> {
+    const slow = new Set<string>();
+    const guard = this.options.latencyGuard;
+    if (guard === undefined) return slow;
+    for (const r of this.running.values()) {
+      const datastore = r.placement.datastore;
+      if (datastore !== undefined && r.reading && (r.latencyMs === undefined || r.latencyMs > guard.thresholdMs)) slow.add(datastore);
+    }
+    return slow;
   }
 
   private async endWindowClosed(row: Selectable<TaskTable>, now: number): Promise<void> {
@@ -337,8 +368,14 @@ export class TaskRunner {
     const reading = [...this.running.values()].filter((r) => r.reading).length;
     const rates = this.bandwidth.shareAt(this.now(), reading + 1, this.running.size + 1);
     const handle = startWorker({ taskId: row.id, spec: JSON.parse(row.spec) as VmBackupSpec, rates }, {
-      onProgress: (done, total) => {
+      onProgress: (done, total, latencyMs) => {
         const entry = this.running.get(row.id);
+        if (entry !== undefined && latencyMs !== undefined) {
+          const guard = this.options.latencyGuard;
+          const wasOver = entry.latencyMs === undefined || (guard !== undefined && entry.latencyMs > guard.thresholdMs);
+          entry.latencyMs = latencyMs;
+          if (guard !== undefined && wasOver && latencyMs <= guard.thresholdMs) void this.dispatch();
+        }
         if (entry !== undefined && entry.reading && done >= total) {
           entry.reading = false;
           this.rebalance(this.now());
@@ -347,7 +384,7 @@ export class TaskRunner {
       },
       onLog: (level, line) => void this.log(row.id, level, line),
     }, this.options.worker);
-    this.running.set(row.id, { handle, placement: placementOf(row), cancelRequested: false, reading: true, rates });
+    this.running.set(row.id, { handle, placement: placementOf(row), cancelRequested: false, reading: true, rates, latencyMs: undefined });
     this.rebalance(this.now());
     await this.log(row.id, 'info', `started in worker process ${handle.pid ?? '?'} (attempt ${row.attempt})`);
     await this.changed(row.id);

@@ -49,16 +49,25 @@ process.on('disconnect', () => {
 
 async function run(message: Extract<ToWorker, { type: 'start' }>): Promise<void> {
   let lastProgress = 0;
+  let latencySum = 0;
+  let latencyCount = 0;
   try {
     const result = await runVmBackup(message.spec, {
       signal: controller.signal,
       limits,
       onLog: (line) => void send({ type: 'log', level: line.startsWith('warning:') ? 'warning' : 'info', line }),
       onProgress: (p) => {
+        if (p.sourceLatencyMs !== undefined) {
+          latencySum += p.sourceLatencyMs;
+          latencyCount++;
+        }
         const now = performance.now();
         if (now - lastProgress < PROGRESS_INTERVAL_MS && p.vmBytesDone < p.vmBytesTotal) return;
         lastProgress = now;
-        void send({ type: 'progress', done: p.vmBytesDone, total: p.vmBytesTotal });
+        const latency = latencyCount === 0 ? {} : { latencyMs: latencySum / latencyCount };
+        latencySum = 0;
+        latencyCount = 0;
+        void send({ type: 'progress', done: p.vmBytesDone, total: p.vmBytesTotal, ...latency });
       },
     });
     await send({ type: 'result', result });

@@ -23,7 +23,7 @@ export type WorkerOutcome =
 
 /** What the parent hears from a worker while it runs. */
 export interface WorkerListener {
-  onProgress?(done: number, total: number): void;
+  onProgress?(done: number, total: number, latencyMs: number | undefined): void;
   onLog?(level: 'info' | 'warning' | 'error', line: string): void;
 }
 
@@ -61,7 +61,7 @@ export function startWorker(task: { taskId: string; spec: VmBackupSpec; rates: W
   });
   let reported: WorkerOutcome | undefined;
   child.on('message', (message: FromWorker) => {
-    if (message.type === 'progress') listener.onProgress?.(message.done, message.total);
+    if (message.type === 'progress') listener.onProgress?.(message.done, message.total, message.latencyMs);
     else if (message.type === 'log') listener.onLog?.(message.level, message.line);
     else if (message.type === 'result') reported = { kind: 'result', result: message.result };
     else if (message.type === 'error') reported = { kind: 'error', code: message.code, message: message.message };

@@ -5,7 +5,8 @@
  *   parent → child   { type: 'start', taskId, kind: 'backup', spec, rates }   once, first
  *                    { type: 'rates', rates }                                   when the fair share changes
  *                    { type: 'cancel' }                                         abort cleanly (then SIGTERM, then SIGKILL)
- *   child → parent   { type: 'progress', done, total }                          at most every PROGRESS_INTERVAL_MS
+ *   child → parent   { type: 'progress', done, total, latencyMs? }              at most every PROGRESS_INTERVAL_MS;
+ *                                                                              latencyMs: mean ms per source read since the last one
  *                    { type: 'log', level, line }
  *                    { type: 'result', result }                                 the task ended well; the child exits 0
  *                    { type: 'error', code, message }                           it failed; the child exits 1
@@ -28,7 +29,7 @@ export type ToWorker =
   | { type: 'cancel' };
 
 export type FromWorker =
-  | { type: 'progress'; done: number; total: number }
+  | { type: 'progress'; done: number; total: number; latencyMs?: number }
   | { type: 'log'; level: 'info' | 'warning' | 'error'; line: string }
   | { type: 'result'; result: VmBackupResult }
   | { type: 'error'; code: string; message: string };
