@@ -48,9 +48,9 @@ export interface SchedulerOptions {
 }
 
 /**
- * Events: `fired` (RunInfo) when a schedule starts a run, `skipped` (RunInfo) when a firing is
- * skipped (overlap) or dropped (missed while down), `error` (Error) when a job's VMs cannot be
- * resolved.
+ * Events: `fired` (RunInfo) when a schedule (or an `after` chain) starts a run, `skipped`
+ * (RunInfo) when a firing is skipped (overlap), dropped (missed while down) or its VMs cannot
+ * be resolved, `error` (Error) for a failure outside any request (the database went away).
  */
 export class JobScheduler {
   readonly events = new EventEmitter();
@@ -64,7 +64,7 @@ export class JobScheduler {
     this.now = options.now ?? (() => new Date());
     this.upSince = options.upSince ?? this.now();
     this.setJobs(jobs);
-    runner.events.on('run', (run: RunInfo) => void this.onRunChanged(run).catch((error: unknown) => this.events.emit('error', error)));
+    runner.events.on('run', (run: RunInfo) => void this.onRunChanged(run).catch((error: unknown) => this.report(error)));
   }
 
   /**
@@ -88,7 +88,7 @@ export class JobScheduler {
 
   /** Ticks every `intervalMs` (default 1 s) until {@link stop}. */
   start(intervalMs = 1000): void {
-    this.timer ??= setInterval(() => void this.tick().catch((error: unknown) => this.events.emit('error', error)), intervalMs);
+    this.timer ??= setInterval(() => void this.tick().catch((error: unknown) => this.report(error)), intervalMs);
     this.timer.unref();
   }
 
@@ -137,6 +137,12 @@ export class JobScheduler {
     const row = await this.db.selectFrom('schedule_state').selectAll().where('job', '=', name).executeTakeFirst();
     if (row === undefined) return undefined;
     return { settledUntil: new Date(Number(row.settled_until)), ...(row.last_fired === null ? {} : { lastFired: new Date(Number(row.last_fired)) }), ...(row.last_run_id === null ? {} : { lastRunId: row.last_run_id }) };
+  }
+
+  /** A failure outside any caller's request: `error` listeners hear it; without one, a process warning. */
+  private report(error: unknown): void {
+    if (this.events.listenerCount('error') > 0) this.events.emit('error', error);
+    else process.emitWarning(`coffer scheduler: ${(error as Error).message}`);
   }
 
   private job(name: string): ScheduledJob {

@@ -12,7 +12,8 @@ import { makeTempDir, runTool } from '../../testing/index.js';
 import type { StateDatabase } from '../state/index.js';
 import { makeRepository, makeVms, openState, runEnded, waitFor } from './task-fixtures.js';
 import { TaskRunner } from './task-runner.js';
-import type { TaskInfo } from './task-types.js';
+import type { TaskInfo, VmTarget as VmBackupTarget } from './task-types.js';
+import { isCofferError } from '../../errors/index.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -197,4 +198,25 @@ test('the source latency guard holds new tasks off a datastore whose reads are s
   const free = await tasksOf(lenient, (await runEnded(lenient, (await lenient.startRun({ job: null, reason: 'on-demand', owner: 'test', vms: fresh })).id, 30_000)).id);
   const freeSan = byStart(free.filter((t) => t.datastore === 'san'));
   assert.ok(startsWhileAnotherReads(freeSan) >= 1, `under the threshold, backups of one datastore overlap: ${describe(freeSan)}`);
+});
+
+test('back up one VM now, wait for its task, page through its log and the task list; unknown ids are clear errors', async () => {
+  const [target] = await makeVms(dir.path, repository, [{ vm: 'now-1', host: 'hv-now' }], 256 * KiB);
+  const runner = await newRunner('now', {});
+  const events: string[] = [];
+  runner.events.on('task', (t: TaskInfo) => events.push(t.status));
+  const task = await runner.backupNow(target as VmBackupTarget, 'alice');
+  assert.deepEqual([task.status, task.owner, task.vm, task.kind], ['queued', 'alice', 'now-1', 'backup']);
+  const done = await runner.waitForTask(task.id, 20_000);
+  assert.equal(done.status, 'succeeded');
+  assert.equal(done.progress, 1);
+  assert.ok(events.includes('running') && events.includes('succeeded'));
+  const first = await runner.taskLog(task.id, { limit: 1 });
+  assert.equal(first.items.length, 1);
+  assert.equal(first.next, 1);
+  const rest = await runner.taskLog(task.id, { after: first.next as number });
+  assert.ok(rest.items.length >= 1 && rest.items.every((l) => l.seq > 1));
+  assert.deepEqual((await runner.listTasks({ vm: 'now-1', limit: 1 })).items.map((t) => t.id), [task.id]);
+  await assert.rejects(runner.getTask('nope'), (e) => isCofferError(e, 'E_TASK_NOT_FOUND'));
+  await assert.rejects(runner.cancelTask('nope', 'alice'), (e) => isCofferError(e, 'E_TASK_NOT_FOUND'));
 });

@@ -156,6 +156,38 @@ export class TaskRunner {
     return (await this.store.getRun(id)) as RunInfo;
   }
 
+  /** Backs up one VM now (a run of its own, reason `vm`); returns its task. */
+  async backupNow(target: VmTarget, owner: string, job: string | null = null): Promise<TaskInfo> {
+    const run = await this.startRun({ job, reason: 'vm', owner, vms: [target] });
+    const [task] = (await this.store.listTasks({ runId: run.id })).items;
+    return task as TaskInfo;
+  }
+
+  /**
+   * Resolves with the task once it is in a final state (for `?wait=true`), or with its state
+   * at the deadline. @throws CofferError E_TASK_NOT_FOUND.
+   */
+  async waitForTask(id: string, timeoutMs: number): Promise<TaskInfo> {
+    const final = (t: TaskInfo) => t.status !== 'queued' && t.status !== 'running';
+    const now = await this.getTask(id);
+    if (final(now)) return now;
+    return new Promise<TaskInfo>((resolve, reject) => {
+      const onTask = (task: TaskInfo) => {
+        if (task.id !== id || !final(task)) return;
+        clearTimeout(timer);
+        this.events.off('task', onTask);
+        resolve(task);
+      };
+      const timer = setTimeout(() => {
+        this.events.off('task', onTask);
+        this.getTask(id).then(resolve, reject);
+      }, timeoutMs);
+      this.events.on('task', onTask);
+      // It may have ended between the first read and the subscription.
+      void this.getTask(id).then((task) => onTask(task), () => {});
+    });
+  }
+
   /** Records a firing that did not run (overlap, or missed while down): a run in state `skipped`. */
   async recordSkippedRun(job: string, firing: Date, reason: RunReason, detail: string, owner: string): Promise<RunInfo> {
     const id = randomUUID();
@@ -296,7 +328,7 @@ export class TaskRunner {
           await this.dispatchOnce();
         } while (this.again && !this.draining);
       } catch (error) {
-        this.events.emit('error', error);
+        this.report(error);
       } finally {
         this.dispatching = undefined;
       }
@@ -388,7 +420,7 @@ export class TaskRunner {
     this.rebalance(this.now());
     await this.log(row.id, 'info', `started in worker process ${handle.pid ?? '?'} (attempt ${row.attempt})`);
     await this.changed(row.id);
-    const ending = handle.ended.then((outcome) => this.ended(row, outcome)).catch((error: unknown) => void this.events.emit('error', error));
+    const ending = handle.ended.then((outcome) => this.ended(row, outcome)).catch((error: unknown) => this.report(error));
     this.endings.add(ending);
     void ending.finally(() => this.endings.delete(ending));
   }
@@ -445,6 +477,12 @@ export class TaskRunner {
       r.rates = share;
       r.handle.setRates(share);
     }
+  }
+
+  /** An internal failure (the state database went away…): `error` listeners hear it; without one, a process warning. */
+  private report(error: unknown): void {
+    if (this.events.listenerCount('error') > 0) this.events.emit('error', error);
+    else process.emitWarning(`coffer task runner: ${(error as Error).message}`);
   }
 
   private async log(taskId: string, level: TaskLogLine['level'], line: string): Promise<void> {
