@@ -21,10 +21,11 @@ import { EventEmitter } from 'node:events';
 import type { Kysely, Selectable } from 'kysely';
 import type { VmBackupSpec } from '../../backup/index.js';
 import { CofferError } from '../../errors/index.js';
-import { planStarts, type ConcurrencyLimits, type PendingTask, type RunningTask } from '../../jobs/index.js';
+import type { ConcurrencyLimits, RunningTask } from '../../jobs/index.js';
 import type { StateSchema, TaskTable } from '../state/schema.js';
 import { startWorker, type WorkerHandle, type WorkerOptions, type WorkerRates } from '../worker/index.js';
 import { BandwidthRules, type BandwidthRule } from './bandwidth-rules.js';
+import { chooseStarts } from './choose-starts.js';
 import { retryAt, runEnd, taskEnd, type RetryPolicy } from './outcomes.js';
 import { TaskStore, type TaskFilter } from './task-store.js';
 import type { Page, RunInfo, RunReason, TaskInfo, TaskLogLine, VmTarget } from './task-types.js';
@@ -340,50 +341,20 @@ export class TaskRunner {
     if (this.draining) return;
     const now = this.now();
     this.rebalance(now);
-    const queued = (await this.store.tasksIn('queued')).filter((row) => row.not_before === null || Number(row.not_before) <= now.getTime());
-    if (queued.length === 0) return;
-    const windows = new Map<string, number>();
-    for (const run of await this.store.runningRuns()) if (run.windowEnd !== null) windows.set(run.id, Date.parse(run.windowEnd));
-    const open: Selectable<TaskTable>[] = [];
-    for (const row of queued) {
-      const end = row.run_id === null ? undefined : windows.get(row.run_id);
-      if (end !== undefined && now.getTime() >= end) await this.endWindowClosed(row, now.getTime());
-      else open.push(row);
-    }
-    const slow = this.slowDatastores();
-    const assignable = open.filter((row) => row.datastore === null || !slow.has(row.datastore));
-    const states = await this.store.vmStates(assignable.flatMap((r) => (r.vm === null ? [] : [r.vm])));
-    const pending: (PendingTask & { row: Selectable<TaskTable> })[] = assignable.map((row) => {
-      const state = row.vm === null ? undefined : states.get(row.vm);
-      return {
-        row, ...placementOf(row),
-        ...(state?.lastSuccess === undefined ? {} : { lastSuccess: new Date(state.lastSuccess) }),
-        ...(state?.missedWindow === true ? { missedLastWindow: true } : {}),
-      };
+    const rows = new Map((await this.store.tasksIn('queued')).map((row) => [row.id, row]));
+    if (rows.size === 0) return;
+    const windowEnds = new Map<string, number>();
+    for (const run of await this.store.runningRuns()) if (run.windowEnd !== null) windowEnds.set(run.id, Date.parse(run.windowEnd));
+    const queued = [...rows.values()].map((row) => ({
+      ...placementOf(row), runId: row.run_id, vm: row.vm, datastore: row.datastore, notBefore: row.not_before === null ? null : Number(row.not_before),
+    }));
+    const vmStates = await this.store.vmStates(queued.flatMap((t) => (t.vm === null ? [] : [t.vm])));
+    const running = [...this.running.values()].map((r) => ({ ...r.placement, reading: r.reading, latencyMs: r.latencyMs }));
+    const { start, windowClosed } = chooseStarts(queued, running, {
+      now, limits: this.limits, windowEnds, vmStates, ...(this.options.latencyGuard === undefined ? {} : { latencyGuard: this.options.latencyGuard }),
     });
-    const plan = planStarts(pending, { running: [...this.running.values()].map((r) => r.placement), limits: this.limits, now });
-    const probing = new Set<string>();
-    for (const task of plan.start) {
-      const datastore = task.row.datastore;
-      if (this.options.latencyGuard !== undefined && datastore !== null) {
-        // One new task per guarded datastore until it has measured the latency.
-        if (probing.has(datastore)) continue;
-        probing.add(datastore);
-      }
-      await this.launch(task.row);
-    }
-  }
-
-  /** The datastores the latency guard holds new tasks off: a backup on it reads slowly, or has not measured yet. */
-  private slowDatastores(): Set<string> {
-    const slow = new Set<string>();
-    const guard = this.options.latencyGuard;
-    if (guard === undefined) return slow;
-    for (const r of this.running.values()) {
-      const datastore = r.placement.datastore;
-      if (datastore !== undefined && r.reading && (r.latencyMs === undefined || r.latencyMs > guard.thresholdMs)) slow.add(datastore);
-    }
-    return slow;
+    for (const task of windowClosed) await this.endWindowClosed(rows.get(task.id) as Selectable<TaskTable>, now.getTime());
+    for (const task of start) await this.launch(rows.get(task.id) as Selectable<TaskTable>);
   }
 
   private async endWindowClosed(row: Selectable<TaskTable>, now: number): Promise<void> {
