@@ -28,6 +28,8 @@ export interface ScheduledJob {
   readonly window?: string;
   /** Or: the window closes this long after the run starts. */
   readonly windowMs?: number;
+  /** Cancel (cleanly) the backups still running when the window closes; by default they finish. */
+  readonly cancelAtWindowEnd?: boolean;
   /** At most this many of the job's VMs at once (the per-job limit). */
   readonly concurrency?: number;
   /** Run when a run of this job ends (whatever its outcome). */
@@ -187,7 +189,11 @@ export class JobScheduler {
 
   private startRun(job: ScheduledJob, reason: RunReason, owner: string, vms: readonly VmTarget[], firing?: Date): Promise<RunInfo> {
     const windowEnd = this.windowEnd(job, firing ?? this.now());
-    return this.runner.startRun({ job: job.name, reason, owner, vms, ...(firing === undefined ? {} : { firing }), ...(windowEnd === undefined || reason !== 'schedule' && reason !== 'missed' ? {} : { windowEnd }) });
+    const windowed = windowEnd !== undefined && (reason === 'schedule' || reason === 'missed');
+    return this.runner.startRun({
+      job: job.name, reason, owner, vms, ...(firing === undefined ? {} : { firing }),
+      ...(windowed ? { windowEnd, ...(job.cancelAtWindowEnd === true ? { cancelAtWindowEnd: true } : {}) } : {}),
+    });
   }
 
   /** When a run starting at `from` must stop starting VMs. */

@@ -46,6 +46,8 @@ export interface RunTable {
   owner: string;
   firing: number | null;
   window_end: number | null;
+  /** 1: backups still running when the window closes are cancelled. */
+  cancel_at_window_end: number;
   /** JSON: the VM names. */
   vms: string;
   /** Why it was skipped, or a summary. */

@@ -45,7 +45,7 @@ test('a worker\'s outcome gives the task\'s status; the latest attempts give the
   assert.deepEqual(taskEnd({ kind: 'crashed', exitCode: null, signal: 'SIGKILL', stderr: '' }, false).error?.code, 'E_WORKER_FAILED');
   assert.equal(taskEnd({ kind: 'error', code: 'E_INTERRUPTED', message: 'x' }, true).status, 'cancelled');
   assert.equal(taskEnd({ kind: 'error', code: 'E_SOURCE_UNREADABLE', message: 'x' }, false).status, 'failed');
-  assert.deepEqual(runEnd([{ status: 'succeeded', errorCode: null }, { status: 'cancelled', errorCode: 'E_WINDOW_CLOSED' }]), { status: 'warning', detail: '1 succeeded, 1 not started before the window closed' });
+  assert.deepEqual(runEnd([{ status: 'succeeded', errorCode: null }, { status: 'cancelled', errorCode: 'E_WINDOW_CLOSED' }]), { status: 'warning', detail: '1 succeeded, 1 stopped by the backup window' });
   assert.equal(runEnd([{ status: 'succeeded', errorCode: null }, { status: 'interrupted', errorCode: 'E_INTERRUPTED' }]).status, 'failed');
   assert.equal(runEnd([]).status, 'succeeded');
 });

@@ -25,10 +25,10 @@ export function retryAt(policy: RetryPolicy, attempt: number, now: number): numb
   return now + delay;
 }
 
-/** A task's end from its worker's outcome; `cancelled` when someone asked for it. */
-export function taskEnd(outcome: WorkerOutcome, cancelled: boolean): { status: TaskStatus; error?: { code: string; message: string } } {
+/** A task's end from its worker's outcome; `cancelled` when someone (or the window, `why`) asked for it. */
+export function taskEnd(outcome: WorkerOutcome, cancelled: boolean, why: { code: string; message: string } = { code: 'E_INTERRUPTED', message: 'cancelled' }): { status: TaskStatus; error?: { code: string; message: string } } {
   if (outcome.kind === 'result') return { status: outcome.result.warnings.length > 0 ? 'warning' : 'succeeded' };
-  if (cancelled) return { status: 'cancelled', error: { code: 'E_INTERRUPTED', message: 'cancelled' } };
+  if (cancelled) return { status: 'cancelled', error: why };
   if (outcome.kind === 'error') return { status: 'failed', error: { code: outcome.code, message: outcome.message } };
   const how = outcome.signal !== null
     ? `was killed by ${outcome.signal}${outcome.signal === 'SIGKILL' ? ' (out of memory, or killed by hand)' : ''}`
@@ -37,13 +37,13 @@ export function taskEnd(outcome: WorkerOutcome, cancelled: boolean): { status: T
   return { status: 'failed', error: { code: 'E_WORKER_FAILED', message: `the worker process ${how}${detail}` } };
 }
 
-/** A run's status once none of its tasks is queued or running; a window-closed task makes it a warning. */
+/** A run's status once none of its tasks is queued or running; a task the window stopped (E_WINDOW_CLOSED) makes it a warning. */
 export function runEnd(tasks: readonly { status: TaskStatus; errorCode: string | null }[]): { status: RunStatus; detail: string } {
   const count = (status: TaskStatus) => tasks.filter((t) => t.status === status).length;
   const windowClosed = tasks.filter((t) => t.status === 'cancelled' && t.errorCode === 'E_WINDOW_CLOSED').length;
   const failed = count('failed') + count('interrupted');
   const cancelled = count('cancelled') - windowClosed;
-  const parts = [`${count('succeeded')} succeeded`, `${count('warning')} with warnings`, `${failed} failed`, `${cancelled} cancelled`, `${windowClosed} not started before the window closed`];
+  const parts = [`${count('succeeded')} succeeded`, `${count('warning')} with warnings`, `${failed} failed`, `${cancelled} cancelled`, `${windowClosed} stopped by the backup window`];
   const detail = parts.filter((p) => !p.startsWith('0 ')).join(', ') || 'no VM';
   if (failed > 0) return { status: 'failed', detail };
   if (cancelled > 0) return { status: 'cancelled', detail };

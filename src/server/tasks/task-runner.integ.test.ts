@@ -103,7 +103,7 @@ test('the window closes mid-run: no VM starts after it, and the skipped ones go 
   for (const t of started) assert.ok(Date.parse(t.started as string) < windowEnd.getTime(), `${t.vm} started at ${t.started}, after the window closed`);
   assert.ok(started.every((t) => t.status === 'succeeded'), 'running ones finish');
   assert.equal(ended.status, 'warning');
-  assert.match(ended.detail ?? '', /not started before the window closed/);
+  assert.match(ended.detail ?? '', /stopped by the backup window/);
 
   const next = await runner.startRun({ job: 'nightly', reason: 'schedule', owner: 'test', vms });
   await runEnded(runner, next.id, 30_000);
@@ -219,4 +219,24 @@ test('back up one VM now, wait for its task, page through its log and the task l
   assert.deepEqual((await runner.listTasks({ vm: 'now-1', limit: 1 })).items.map((t) => t.id), [task.id]);
   await assert.rejects(runner.getTask('nope'), (e) => isCofferError(e, 'E_TASK_NOT_FOUND'));
   await assert.rejects(runner.cancelTask('nope', 'alice'), (e) => isCofferError(e, 'E_TASK_NOT_FOUND'));
+});
+
+test('when the job\'s policy says so, a backup still running when the window closes is cancelled cleanly', async () => {
+  const [target] = await makeVms(dir.path, repository, [{ vm: 'overrun', host: 'hv-o' }], 4 * MiB);
+  const runner = await newRunner('overrun', { bandwidth: [{ direction: 'source-read', bytesPerSecond: 1 * MiB }] });
+  const windowEnd = new Date(Date.now() + 1500);
+  const run = await runner.startRun({ job: 'nightly', reason: 'schedule', owner: 'test', vms: [target as VmBackupTarget], windowEnd, cancelAtWindowEnd: true });
+  assert.equal(run.cancelAtWindowEnd, true);
+  const ended = await runEnded(runner, run.id, 20_000);
+  const [task] = await tasksOf(runner, run.id);
+  assert.equal(task?.status, 'cancelled');
+  assert.equal(task?.error?.code, 'E_WINDOW_CLOSED');
+  assert.ok(Date.parse(task?.ended as string) - windowEnd.getTime() < 2500, `ended ${Date.parse(task?.ended as string) - windowEnd.getTime()} ms after the window closed`);
+  assert.equal(ended.status, 'warning');
+  const repo = await openRepository(new LocalBackend(repository.url), { passphrase: 'pw', threads: 1 });
+  try {
+    assert.deepEqual(await listSnapshots(repo, { vm: 'overrun' }), []);
+  } finally {
+    await repo.close();
+  }
 });

@@ -61,13 +61,18 @@ export interface RunRequest {
   firing?: Date;
   /** No VM of it starts at or after this instant. */
   windowEnd?: Date;
+  /** Cancel its backups still running when the window closes (default: they finish). */
+  cancelAtWindowEnd?: boolean;
   tags?: readonly string[];
 }
 
 interface Running {
+  runId: string | null;
   handle: WorkerHandle;
   placement: RunningTask;
   cancelRequested: boolean;
+  /** Why it was cancelled, when not by a person. */
+  cancelReason?: { code: string; message: string };
   /** Until its progress says every byte is read: it counts under the read bandwidth rules. */
   reading: boolean;
   rates: WorkerRates;
@@ -135,6 +140,7 @@ export class TaskRunner {
       id, job: request.job, reason: request.reason, status: 'running', owner: request.owner, vms: request.vms.map((v) => v.vm),
       ...(request.firing === undefined ? {} : { firing: request.firing.getTime() }),
       ...(request.windowEnd === undefined ? {} : { windowEnd: request.windowEnd.getTime() }),
+      ...(request.cancelAtWindowEnd === true ? { cancelAtWindowEnd: true } : {}),
     }, now);
     for (const target of request.vms) {
       const spec: VmBackupSpec = {
@@ -341,10 +347,14 @@ export class TaskRunner {
     if (this.draining) return;
     const now = this.now();
     this.rebalance(now);
+    const windowEnds = new Map<string, number>();
+    for (const run of await this.store.runningRuns()) {
+      if (run.windowEnd === null) continue;
+      windowEnds.set(run.id, Date.parse(run.windowEnd));
+      if (run.cancelAtWindowEnd && now.getTime() >= Date.parse(run.windowEnd)) await this.cancelAtWindowEnd(run.id);
+    }
     const rows = new Map((await this.store.tasksIn('queued')).map((row) => [row.id, row]));
     if (rows.size === 0) return;
-    const windowEnds = new Map<string, number>();
-    for (const run of await this.store.runningRuns()) if (run.windowEnd !== null) windowEnds.set(run.id, Date.parse(run.windowEnd));
     const queued = [...rows.values()].map((row) => ({
       ...placementOf(row), runId: row.run_id, vm: row.vm, datastore: row.datastore, notBefore: row.not_before === null ? null : Number(row.not_before),
     }));
@@ -355,6 +365,19 @@ export class TaskRunner {
     });
     for (const task of windowClosed) await this.endWindowClosed(rows.get(task.id) as Selectable<TaskTable>, now.getTime());
     for (const task of start) await this.launch(rows.get(task.id) as Selectable<TaskTable>);
+  }
+
+  /** The run's window closed and its policy says stop: cancel its running backups (cleanly: message, then signals). */
+  private async cancelAtWindowEnd(runId: string): Promise<void> {
+    for (const [id, r] of this.running) {
+      if (r.runId !== runId || r.cancelRequested) continue;
+      r.cancelRequested = true;
+      r.cancelReason = { code: 'E_WINDOW_CLOSED', message: 'cancelled: the job\'s backup window closed while it ran; it goes first next time' };
+      const vm = (await this.store.taskRow(id))?.vm;
+      if (vm !== null && vm !== undefined) await this.store.setMissedWindow(vm, true);
+      await this.log(id, 'warning', 'cancelling: the backup window closed and the job\'s policy stops running backups');
+      r.handle.cancel();
+    }
   }
 
   private async endWindowClosed(row: Selectable<TaskTable>, now: number): Promise<void> {
@@ -387,7 +410,7 @@ export class TaskRunner {
       },
       onLog: (level, line) => void this.log(row.id, level, line),
     }, this.options.worker);
-    this.running.set(row.id, { handle, placement: placementOf(row), cancelRequested: false, reading: true, rates, latencyMs: undefined });
+    this.running.set(row.id, { runId: row.run_id, handle, placement: placementOf(row), cancelRequested: false, reading: true, rates, latencyMs: undefined });
     this.rebalance(this.now());
     await this.log(row.id, 'info', `started in worker process ${handle.pid ?? '?'} (attempt ${row.attempt})`);
     await this.changed(row.id);
@@ -401,7 +424,7 @@ export class TaskRunner {
     this.running.delete(row.id);
     this.rebalance(this.now());
     const now = Date.now();
-    const end = taskEnd(outcome, running?.cancelRequested === true);
+    const end = taskEnd(outcome, running?.cancelRequested === true, running?.cancelReason);
     const result = outcome.kind === 'result' ? outcome.result : undefined;
     await this.store.finish(row.id, { status: end.status, now, ...(end.error ? { error: end.error } : {}), ...(result ? { result } : {}) });
     if (result !== undefined && row.vm !== null) await this.store.recordVmSuccess(row.vm, now, result.durationMs);

@@ -115,9 +115,9 @@ export class TaskStore {
 
   // --- runs ---------------------------------------------------------------------------
 
-  async insertRun(run: { id: string; job: string | null; reason: RunReason; status: RunStatus; owner: string; firing?: number; windowEnd?: number; vms: string[]; detail?: string }, now: number): Promise<void> {
+  async insertRun(run: { id: string; job: string | null; reason: RunReason; status: RunStatus; owner: string; firing?: number; windowEnd?: number; cancelAtWindowEnd?: boolean; vms: string[]; detail?: string }, now: number): Promise<void> {
     await this.db.insertInto('runs').values({
-      id: run.id, job: run.job, reason: run.reason, status: run.status, owner: run.owner, firing: run.firing ?? null, window_end: run.windowEnd ?? null,
+      id: run.id, job: run.job, reason: run.reason, status: run.status, owner: run.owner, firing: run.firing ?? null, window_end: run.windowEnd ?? null, cancel_at_window_end: run.cancelAtWindowEnd === true ? 1 : 0,
       vms: JSON.stringify(run.vms), detail: run.detail ?? null, created_at: now, ended_at: run.status === 'running' ? null : now,
     }).execute();
   }
@@ -198,7 +198,7 @@ function runInfo(row: Selectable<RunTable>): RunInfo {
   const iso = (ms: number | null) => (ms === null ? null : new Date(Number(ms)).toISOString());
   return {
     id: row.id, job: row.job, reason: row.reason as RunReason, status: row.status as RunStatus, owner: row.owner,
-    firing: iso(row.firing), windowEnd: iso(row.window_end), vms: JSON.parse(row.vms) as string[], detail: row.detail,
+    firing: iso(row.firing), windowEnd: iso(row.window_end), cancelAtWindowEnd: Number(row.cancel_at_window_end) === 1, vms: JSON.parse(row.vms) as string[], detail: row.detail,
     created: iso(row.created_at) as string, ended: iso(row.ended_at),
   };
 }

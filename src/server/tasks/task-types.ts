@@ -66,6 +66,8 @@ export interface RunInfo {
   owner: string;
   firing: string | null;
   windowEnd: string | null;
+  /** Backups still running when the window closes are cancelled (else they finish). */
+  cancelAtWindowEnd: boolean;
   vms: string[];
   detail: string | null;
   created: string;

@@ -17,6 +17,7 @@ export const tasks: Migration = {
       .addColumn('owner', 'text', (c) => c.notNull())
       .addColumn('firing', 'bigint')
       .addColumn('window_end', 'bigint')
+      .addColumn('cancel_at_window_end', 'integer', (c) => c.notNull().defaultTo(0))
       .addColumn('vms', 'text', (c) => c.notNull())
       .addColumn('detail', 'text')
       .addColumn('created_at', 'bigint', (c) => c.notNull())
