@@ -26,9 +26,9 @@ after(async () => {
 const held: VmTarget = { vm: 'held', host: 'maintenance', repository: { name: 'r', url: join(dir.path, 'none') }, source: { images: ['/nonexistent'] } };
 const HELD_LIMITS = { host: { default: 1, overrides: { maintenance: 0 } } };
 
-async function setUp(name: string, options: { retries?: number } = {}): Promise<{ state: StateDatabase; runner: TaskRunner }> {
+async function setUp(name: string, options: { retries?: number; now?: () => Date } = {}): Promise<{ state: StateDatabase; runner: TaskRunner }> {
   const state = await openState(join(dir.path, `${name}.db`));
-  const runner = new TaskRunner(state.db, { threads: 1, limits: HELD_LIMITS, retry: { retries: options.retries ?? 0 } });
+  const runner = new TaskRunner(state.db, { threads: 1, limits: HELD_LIMITS, retry: { retries: options.retries ?? 0 }, ...(options.now ? { now: options.now } : {}) });
   open.push({ runner, state });
   return { state, runner };
 }
@@ -139,4 +139,39 @@ test('on demand: a whole job, one VM, or just the VMs that failed last time', as
   const one = await runEnded(runner, (await scheduler.runVm('j', 'bad', 'bob')).id, 30_000);
   assert.deepEqual([one.reason, one.vms, one.status], ['vm', ['bad'], 'succeeded']);
   await assert.rejects(scheduler.runVm('j', 'nope', 'bob'), /does not cover VM nope/);
+});
+
+test('forecast: the next run replayed with each VM\'s last duration says which VM overruns the window', async () => {
+  const { state, runner } = await setUp('forecast');
+  const at = (iso: string) => new Date(iso).getTime();
+  await state.db.insertInto('vm_state').values([
+    { vm: 'f1', last_success_at: at('2026-03-01T22:10:00Z'), missed_window: 0, last_duration_ms: 40 * 60_000 },
+    { vm: 'f2', last_success_at: at('2026-03-01T22:50:00Z'), missed_window: 0, last_duration_ms: 40 * 60_000 },
+  ]).execute();
+  const vm = (name: string): VmTarget => ({ ...held, vm: name, host: 'hv' });
+  const scheduler = new JobScheduler(state.db, runner, [{ name: 'n', schedule: '22:00', window: '22:00-23:00', resolveVms: async () => [vm('f1'), vm('f2'), vm('f3')] }]);
+  const { firing, windowEnd, forecast } = await scheduler.forecast('n', { after: new Date('2026-03-02T12:00:00Z'), defaultDurationMs: 10 * 60_000 });
+  assert.equal(firing.toISOString(), '2026-03-02T22:00:00.000Z');
+  assert.equal(windowEnd?.toISOString(), '2026-03-02T23:00:00.000Z');
+  assert.deepEqual(forecast.entries.map((e) => [e.task.vm, e.outcome, e.start?.toISOString().slice(11, 16)]), [['f3', 'fits', '22:00'], ['f1', 'fits', '22:10'], ['f2', 'overruns', '22:50']]);
+});
+
+test('history retention forgets old runs with their tasks and logs, never a run still going', async () => {
+  const clock = clockAt('2026-03-01T00:00:00Z');
+  const { state, runner } = await setUp('history', { now: clock.now });
+  const old = await runner.startRun({ job: 'j', reason: 'on-demand', owner: 't', vms: [] });
+  const going = await runner.startRun({ job: 'j', reason: 'on-demand', owner: 't', vms: [held] });
+  const [heldTask] = (await runner.listTasks({ runId: going.id })).items;
+  await runner.cancelTask(heldTask?.id as string, 't');
+  const oldCancelled = await runner.getRun(going.id);
+  assert.equal(oldCancelled.status, 'cancelled');
+  const kept = await runner.startRun({ job: 'j', reason: 'on-demand', owner: 't', vms: [{ ...held, vm: 'held-2' }] });
+  clock.set('2026-03-10T00:00:00Z');
+  const recent = await runner.startRun({ job: 'j', reason: 'on-demand', owner: 't', vms: [] });
+  assert.equal(await runner.forgetHistory(7 * 86_400_000), 2);
+  assert.deepEqual((await runner.listRuns({ job: 'j' })).items.map((r) => r.id).sort(), [kept.id, recent.id].sort());
+  await assert.rejects(runner.getRun(old.id), /no run/);
+  await assert.rejects(runner.getTask(heldTask?.id as string), /no task/);
+  const logs = await state.db.selectFrom('task_log').select('task_id').where('task_id', '=', heldTask?.id as string).execute();
+  assert.deepEqual(logs, []);
 });

@@ -11,7 +11,7 @@
 import { EventEmitter } from 'node:events';
 import type { Kysely } from 'kysely';
 import { CofferError } from '../../errors/index.js';
-import { decideRun, parseSchedule, scheduleEdited, type ConcurrencyLimits, type Schedule, type ScheduleState } from '../../jobs/index.js';
+import { decideRun, forecastRun, parseSchedule, scheduleEdited, type ConcurrencyLimits, type Forecast, type PendingTask, type Schedule, type ScheduleState } from '../../jobs/index.js';
 import type { StateSchema } from '../state/schema.js';
 import type { RunInfo, RunReason, TaskRunner, VmTarget } from '../tasks/index.js';
 
@@ -132,6 +132,33 @@ export class JobScheduler {
     const failed = new Set(await this.runner.failedVmsOf(name));
     if (failed.size === 0) throw new CofferError('E_USAGE', `no VM failed in the last run of job ${name}`);
     return this.startRun(job, 'failed-again', owner, (await job.resolveVms()).filter((t) => failed.has(t.vm)));
+  }
+
+  /**
+   * Will the job's next scheduled run fit its window? Replays the planner with each VM's last
+   * backup duration (`defaultDurationMs` for a VM without one) from the next firing after
+   * `after` (default now), under the limits, as if nothing else ran.
+   * @throws CofferError E_USAGE for an unknown job or one without a schedule that fires again.
+   */
+  async forecast(name: string, options: { after?: Date; defaultDurationMs: number }): Promise<{ firing: Date; windowEnd?: Date; forecast: Forecast<PendingTask & { vm: string }> }> {
+    const entry = this.jobs.get(name);
+    if (entry === undefined) throw new CofferError('E_USAGE', `no job named ${name}`);
+    const firing = entry.schedule?.next(options.after ?? this.now());
+    if (firing === undefined) throw new CofferError('E_USAGE', `job ${name} has no scheduled run ahead`);
+    const targets = await entry.job.resolveVms();
+    const history = await this.runner.vmHistory(targets.map((t) => t.vm));
+    const pending = targets.map((t, i) => {
+      const h = history.get(t.vm);
+      return {
+        id: `${i}`, vm: t.vm, host: t.host, repository: t.repository.name, job: name, ...(t.datastore === undefined ? {} : { datastore: t.datastore }),
+        ...(h?.lastSuccess === undefined ? {} : { lastSuccess: new Date(h.lastSuccess) }),
+        ...(h?.missedWindow === true ? { missedLastWindow: true } : {}),
+        ...(h?.lastDurationMs === undefined ? {} : { expectedDurationMs: h.lastDurationMs }),
+      };
+    });
+    const windowEnd = this.windowEnd(entry.job, firing);
+    const forecast = forecastRun(pending, { limits: this.runner.limitsNow(), start: firing, defaultDurationMs: options.defaultDurationMs, ...(windowEnd === undefined ? {} : { windowEnds: { [name]: windowEnd } }) });
+    return { firing, ...(windowEnd === undefined ? {} : { windowEnd }), forecast };
   }
 
   /** A job's stored schedule state, if it has one. */

@@ -125,6 +125,11 @@ export class TaskRunner {
     return interrupted;
   }
 
+  /** The concurrency limits in force. */
+  limitsNow(): ConcurrencyLimits {
+    return this.limits;
+  }
+
   /** Replaces the concurrency limits (a config edit); takes effect at once. */
   setLimits(limits: ConcurrencyLimits): void {
     this.limits = limits;
@@ -276,6 +281,19 @@ export class TaskRunner {
     await this.getRun(id);
     for (const row of await this.store.tasksOfRun(id)) if (row.status === 'queued' || row.status === 'running') await this.cancelTask(row.id, by);
     return this.getRun(id);
+  }
+
+  /**
+   * History retention: forgets the runs that ended more than `keepMs` ago, with their tasks
+   * and logs (the snapshots stay in their repositories). Returns how many runs were forgotten.
+   */
+  forgetHistory(keepMs: number): Promise<number> {
+    return this.store.deleteHistory(this.now().getTime() - keepMs);
+  }
+
+  /** What the order and the forecast use per VM: last success, missed last window, last duration. */
+  vmHistory(vms: readonly string[]): Promise<Map<string, { lastSuccess?: number; missedWindow: boolean; lastDurationMs?: number }>> {
+    return this.store.vmStates(vms);
   }
 
   /** The ids of the tasks whose workers run now, with their workers' process ids. */

@@ -155,6 +155,27 @@ export class TaskStore {
     return this.db.selectFrom('tasks').selectAll().where('run_id', '=', runId).orderBy('created_at').orderBy('id').execute();
   }
 
+  /**
+   * Deletes the runs that ended before `cutoff` with their tasks and logs (one transaction).
+   * Runs still going, and their tasks, are kept whatever their age. Returns how many runs went.
+   */
+  async deleteHistory(cutoff: number): Promise<number> {
+    return this.db.transaction().execute(async (trx) => {
+      const runs = (await trx.selectFrom('runs').select('id').where('status', '!=', 'running').where('ended_at', '<', cutoff).execute()).map((r) => r.id);
+      for (let i = 0; i < runs.length; i += 500) {
+        const batch = runs.slice(i, i + 500);
+        const tasks = trx.selectFrom('tasks').select('id').where('run_id', 'in', batch);
+        await trx.deleteFrom('task_log').where('task_id', 'in', tasks).execute();
+        await trx.deleteFrom('tasks').where('run_id', 'in', batch).execute();
+        await trx.deleteFrom('runs').where('id', 'in', batch).execute();
+      }
+      const loose = trx.selectFrom('tasks').select('id').where('run_id', 'is', null).where('status', 'in', ['succeeded', 'warning', 'failed', 'cancelled', 'interrupted']).where('ended_at', '<', cutoff);
+      await trx.deleteFrom('task_log').where('task_id', 'in', loose).execute();
+      await trx.deleteFrom('tasks').where('run_id', 'is', null).where('status', 'in', ['succeeded', 'warning', 'failed', 'cancelled', 'interrupted']).where('ended_at', '<', cutoff).execute();
+      return runs.length;
+    });
+  }
+
   // --- per-VM ordering facts ------------------------------------------------------------
 
   async vmStates(vms: readonly string[]): Promise<Map<string, { lastSuccess?: number; missedWindow: boolean; lastDurationMs?: number }>> {
