@@ -94,6 +94,9 @@ const BY_CODE: Record<ErrorCode, number> = {
   E_STATE_TOO_NEW: ExitCode.stateUnavailable,
   E_ACCESS_DENIED: ExitCode.accessDenied,
   E_SERVER_UNTRUSTED: ExitCode.accessDenied,
+  E_TASK_NOT_FOUND: ExitCode.usage,
+  E_WORKER_FAILED: ExitCode.failure,
+  E_WINDOW_CLOSED: ExitCode.failure,
 };
 
 /** The exit code for an error code. */

@@ -93,6 +93,12 @@ export const ERROR_CODES = {
   E_ACCESS_DENIED: 'the repository server refused access',
   /** A repository server's TLS certificate is not the one pinned, or not signed by a trusted CA. */
   E_SERVER_UNTRUSTED: 'the repository server\'s certificate is not trusted',
+  /** No task or run with that id (server tasks). */
+  E_TASK_NOT_FOUND: 'no such task or run',
+  /** A task's worker process died without reporting (a signal, out of memory, a crash). */
+  E_WORKER_FAILED: 'the task\'s worker process failed',
+  /** A task did not start because its job's backup window closed first; it goes first next time. */
+  E_WINDOW_CLOSED: 'the backup window closed before the task started',
 } as const;
 
 /** A stable error code, see {@link ERROR_CODES}. */

@@ -10,3 +10,6 @@ export { addToken, removeToken, readTokens, tokensFile, parseLifetime, type Toke
 export * from './state/index.js';
 export * from './notify/index.js';
 export * from './metrics/index.js';
+export * from './tasks/index.js';
+export * from './scheduler/index.js';
+export { startWorker, type WorkerHandle, type WorkerOptions, type WorkerOutcome, type WorkerRates } from './worker/index.js';

@@ -67,6 +67,7 @@ const PACKAGES: Record<string, string> = {
   'radosgw-admin': 'ceph-common',
   'ceph-authtool': 'ceph-common',
   ceph: 'ceph-common',
+  ionice: 'util-linux',
 };
 
 /** A raw disk image and its partitions, all in bytes. */

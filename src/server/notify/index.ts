@@ -16,7 +16,7 @@ export {
   type NotificationConfig,
   type NotificationRule,
   type NotificationTarget,
-  type RetryPolicy,
+  type DeliveryRetryPolicy,
   type SmtpTarget,
   type SmtpTlsMode,
   type TimeWindow,

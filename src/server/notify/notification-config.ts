@@ -8,7 +8,7 @@ import type { Schedule } from '../../jobs/index.js';
 import type { EventType, Severity } from './event.js';
 
 /** How often and how patiently a target is retried: attempt n waits initial × 2^(n-1), at most max. */
-export interface RetryPolicy {
+export interface DeliveryRetryPolicy {
   /** Attempts in all, the first included. */
   attempts: number;
   initialMs: number;
@@ -32,7 +32,7 @@ export interface SmtpTarget {
   from: string;
   to: string[];
   timeoutMs: number;
-  retry: RetryPolicy;
+  retry: DeliveryRetryPolicy;
 }
 
 export interface WebhookTarget {
@@ -46,7 +46,7 @@ export interface WebhookTarget {
   /** The file holding the HMAC-SHA256 key that signs each body (header `X-Coffer-Signature-256`). */
   secretFile?: string;
   timeoutMs: number;
-  retry: RetryPolicy;
+  retry: DeliveryRetryPolicy;
 }
 
 export type NotificationTarget = SmtpTarget | WebhookTarget;
@@ -95,7 +95,7 @@ export interface NotificationConfig {
 /** Defaults, each with its reason. */
 export const NOTIFY_DEFAULTS = {
   /** 10 attempts from 30 s doubling to at most 1 h: a mail server down for ~5 h still gets the mail. */
-  retry: { attempts: 10, initialMs: 30_000, maxMs: 3_600_000 } satisfies RetryPolicy,
+  retry: { attempts: 10, initialMs: 30_000, maxMs: 3_600_000 } satisfies DeliveryRetryPolicy,
   /** Long enough for a slow mail relay, short enough that a dead one never holds the queue. */
   timeoutMs: 30_000,
   /** A month and a bit: the daily summary needs a day, a monthly report a month. */

@@ -9,7 +9,7 @@
  */
 import type { Kysely, Selectable } from 'kysely';
 import type { StateSchema } from '../state/index.js';
-import type { RetryPolicy } from './notification-config.js';
+import type { DeliveryRetryPolicy } from './notification-config.js';
 import type { Message } from './render-message.js';
 
 type Db = Kysely<StateSchema>;
@@ -107,7 +107,7 @@ export async function nextDueAt(db: Db): Promise<number | undefined> {
 }
 
 /** The wait after failed attempt `attempt` (1-based). */
-export function backoffMs(policy: RetryPolicy, attempt: number): number {
+export function backoffMs(policy: DeliveryRetryPolicy, attempt: number): number {
   return Math.min(policy.maxMs, policy.initialMs * 2 ** Math.max(0, attempt - 1));
 }
 
@@ -118,7 +118,7 @@ export function backoffMs(policy: RetryPolicy, attempt: number): number {
 export async function recordAttempt(
   db: Db,
   entry: OutboxEntry,
-  outcome: { error?: string; durationMs: number; now: number; policy: RetryPolicy },
+  outcome: { error?: string; durationMs: number; now: number; policy: DeliveryRetryPolicy },
 ): Promise<'sent' | 'retry' | 'failed'> {
   const { policy } = outcome;
   const attempt = entry.attempts + 1;

@@ -14,7 +14,7 @@ import {
   type NotificationConfig,
   type NotificationRule,
   type NotificationTarget,
-  type RetryPolicy,
+  type DeliveryRetryPolicy,
   type TimeWindow,
 } from './notification-config.js';
 
@@ -169,8 +169,8 @@ class Checker {
     return undefined;
   }
 
-  private retry(value: unknown, path: Path): RetryPolicy {
-    const retry: RetryPolicy = { ...NOTIFY_DEFAULTS.retry };
+  private retry(value: unknown, path: Path): DeliveryRetryPolicy {
+    const retry: DeliveryRetryPolicy = { ...NOTIFY_DEFAULTS.retry };
     if (value === undefined) return retry;
     const o = this.object(value, path, ['attempts', 'initial', 'max']);
     if (o === undefined) return retry;

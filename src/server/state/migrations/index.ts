@@ -4,12 +4,14 @@
  */
 import type { Migration } from '../migration.js';
 import { foundation } from './0001-foundation.js';
+import { tasks } from './0010-tasks.js';
 import { notifyEvents } from './0020-notify-events.js';
 import { notifyOutbox } from './0021-notify-outbox.js';
 import { notifyMetrics } from './0022-notify-metrics.js';
 
 export const MIGRATIONS: readonly Migration[] = [
   foundation,
+  tasks,
   notifyEvents,
   notifyOutbox,
   notifyMetrics,

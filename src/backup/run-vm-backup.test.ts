@@ -1,0 +1,65 @@
+import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { RateLimiter } from '../concurrency/index.js';
+import { isCofferError } from '../errors/index.js';
+import { initRepository, listSnapshots, LocalBackend, openRepository } from '../repo/index.js';
+import { makeTempDir, seededBytes } from '../testing/index.js';
+import { runVmBackup, type VmBackupSpec } from './index.js';
+
+const KiB = 1024;
+const dir = await makeTempDir('coffer-run-vm-backup');
+after(() => dir.remove());
+const repoPath = join(dir.path, 'repo');
+const passphraseFile = join(dir.path, 'pass');
+await writeFile(passphraseFile, 'pw\n');
+await initRepository(new LocalBackend(repoPath), { passphrase: 'pw', kdf: { N: 1024, r: 8, p: 1 }, blockSize: 64 * KiB });
+const image = join(dir.path, 'vm1.raw');
+await writeFile(image, seededBytes(7, 512 * KiB));
+const spec: VmBackupSpec = { repository: { url: repoPath, passphraseFile }, vm: 'vm1', host: 'hv1', job: 'nightly', source: { images: [image] }, threads: 1 };
+
+test('a first backup is full, a second incremental, with the figures of the run', async () => {
+  const first = await runVmBackup(spec);
+  assert.equal(first.mode, 'full');
+  assert.match(first.modeReason, /no earlier snapshot/);
+  assert.equal(first.bytesLogical, 512 * KiB);
+  assert.equal(first.bytesRead, 512 * KiB);
+  assert.equal(first.changeRate, 1, 'everything was new');
+  assert.equal(first.consistency, 'unknown', 'image files cannot tell');
+  const second = await runVmBackup(spec);
+  assert.equal(second.mode, 'incremental');
+  assert.match(second.modeReason, new RegExp(first.snapshot.slice(0, 8)));
+  assert.equal(second.bytesNew, 0);
+  assert.equal(second.changeRate, 0);
+  const repo = await openRepository(new LocalBackend(repoPath), { passphrase: 'pw', threads: 1 });
+  const snapshots = await listSnapshots(repo, { vm: 'vm1' });
+  await repo.close();
+  assert.deepEqual(snapshots.map((s) => s.id), [first.snapshot, second.snapshot]);
+  assert.ok(snapshots.every((s) => s.tags.includes('job:nightly') && s.hostname === 'hv1'));
+});
+
+test('a read limit holds the source to its rate and is named the bottleneck', async () => {
+  const rate = 512 * KiB;
+  const started = performance.now();
+  const result = await runVmBackup({ ...spec, vm: 'vm-throttled' }, { limits: { sourceRead: new RateLimiter({ bytesPerSecond: rate, burst: 64 * KiB }) } });
+  const seconds = (performance.now() - started) / 1000;
+  // 512 KiB at 512 KiB/s after a 64 KiB burst: 0.875 s at least.
+  assert.ok(seconds >= 0.8, `took ${seconds} s`);
+  assert.equal(result.bottleneck, 'throttle');
+  assert.ok(result.time.throttleMs > result.time.sourceMs);
+});
+
+test('an abort ends the backup with E_INTERRUPTED and records no snapshot', async () => {
+  const controller = new AbortController();
+  const run = runVmBackup({ ...spec, vm: 'vm-aborted' }, { signal: controller.signal, limits: { sourceRead: new RateLimiter({ bytesPerSecond: 128 * KiB, burst: 64 * KiB }) } });
+  setTimeout(() => controller.abort(), 200);
+  await assert.rejects(run, (e) => isCofferError(e, 'E_INTERRUPTED') || (e as Error).name === 'AbortError');
+  const repo = await openRepository(new LocalBackend(repoPath), { passphrase: 'pw', threads: 1 });
+  assert.deepEqual(await listSnapshots(repo, { vm: 'vm-aborted' }), []);
+  await repo.close();
+});
+
+test('a wrong repository location is a clear error', async () => {
+  await assert.rejects(runVmBackup({ ...spec, repository: { url: 'ftp://nowhere/x' } }), (e) => isCofferError(e, 'E_USAGE') && /ftp:/.test(e.message));
+});

@@ -1,0 +1,528 @@
+/**
+ * The task runner: keeps the queue of tasks in the state database, starts each in a worker
+ * process when the layered limits allow (the dispatcher), hands out bandwidth shares, ends
+ * tasks and runs, retries failed VMs, and recovers after a crash.
+ *
+ * Dispatch happens whenever something changes (a task is queued or ends, a limit is set) and
+ * on a tick (`tickMs`, for retries coming due and time-of-day bandwidth rules). Each pass:
+ * tasks whose run's window closed are ended (`cancelled`, E_WINDOW_CLOSED) and their VMs
+ * marked to go first next time; the rest go through jobs' `planStarts` (global, per host,
+ * per datastore, per repository, per job limits; missed-window VMs, then the oldest last
+ * success first); the ones it picks start.
+ *
+ * Crash safety: a task is `running` in the database before its worker starts. At start,
+ * {@link TaskRunner.start} marks tasks still `running` (their server was killed) as
+ * `interrupted` and retries them per policy. Their workers died with the server (a worker
+ * aborts when its IPC channel closes), their snapshots were never written (manifest last),
+ * and their leases expire or were released: the repository needs nothing.
+ */
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { Kysely, Selectable } from 'kysely';
+import type { VmBackupSpec } from '../../backup/index.js';
+import { CofferError } from '../../errors/index.js';
+import type { ConcurrencyLimits, RunningTask } from '../../jobs/index.js';
+import type { StateSchema, TaskTable } from '../state/schema.js';
+import { startWorker, type WorkerHandle, type WorkerOptions, type WorkerRates } from '../worker/index.js';
+import { BandwidthRules, type BandwidthRule } from './bandwidth-rules.js';
+import { chooseStarts } from './choose-starts.js';
+import { retryAt, runEnd, taskEnd, type RetryPolicy } from './outcomes.js';
+import { TaskStore, type TaskFilter } from './task-store.js';
+import type { Page, RunInfo, RunReason, TaskInfo, TaskLogLine, VmTarget } from './task-types.js';
+
+/** Options of {@link TaskRunner}. */
+export interface TaskRunnerOptions {
+  /** Concurrency limits (per host 1 by default); see jobs/planner/limits.ts. */
+  limits?: ConcurrencyLimits;
+  bandwidth?: readonly BandwidthRule[];
+  retry?: RetryPolicy;
+  /** The clock for the database's times, windows and retries. */
+  now?: () => Date;
+  /** How often to dispatch without a change, ms (default 1000). */
+  tickMs?: number;
+  worker?: WorkerOptions;
+  /** Codec threads per worker (default: every core). */
+  threads?: number;
+  /**
+   * Source latency guard: no new task starts on a datastore while a backup running on it
+   * reads with a mean latency above `thresholdMs`, or has not measured it yet (one probe at a
+   * time). Off by default.
+   */
+  latencyGuard?: { thresholdMs: number };
+}
+
+/** What a new run covers. */
+export interface RunRequest {
+  job: string | null;
+  reason: RunReason;
+  owner: string;
+  vms: readonly VmTarget[];
+  /** The scheduled time it is for. */
+  firing?: Date;
+  /** No VM of it starts at or after this instant. */
+  windowEnd?: Date;
+  /** Cancel its backups still running when the window closes (default: they finish). */
+  cancelAtWindowEnd?: boolean;
+  tags?: readonly string[];
+}
+
+interface Running {
+  runId: string | null;
+  handle: WorkerHandle;
+  placement: RunningTask;
+  cancelRequested: boolean;
+  /** Why it was cancelled, when not by a person. */
+  cancelReason?: { code: string; message: string };
+  /** Until its progress says every byte is read: it counts under the read bandwidth rules. */
+  reading: boolean;
+  rates: WorkerRates;
+  /** The mean source read latency it last reported, ms. */
+  latencyMs: number | undefined;
+}
+
+/**
+ * Events (an EventEmitter, for server-sent events): `task` (TaskInfo) on every change of a
+ * task, progress included; `run` (RunInfo) when a run starts or ends; `log` ({ taskId, ...line }).
+ */
+export class TaskRunner {
+  readonly events = new EventEmitter();
+  private readonly store: TaskStore;
+  private readonly now: () => Date;
+  private limits: ConcurrencyLimits;
+  private readonly bandwidth: BandwidthRules;
+  private readonly running = new Map<string, Running>();
+  private dispatching: Promise<void> | undefined;
+  private again = false;
+  private draining = false;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(db: Kysely<StateSchema>, private readonly options: TaskRunnerOptions = {}) {
+    this.store = new TaskStore(db);
+    this.now = options.now ?? (() => new Date());
+    this.limits = options.limits ?? {};
+    this.bandwidth = new BandwidthRules(options.bandwidth ?? []);
+    this.events.setMaxListeners(0);
+  }
+
+  /**
+   * Recovers from the previous process (tasks left `running` become `interrupted` and are
+   * retried per policy) and starts dispatching. Returns the interrupted tasks.
+   */
+  async start(): Promise<TaskInfo[]> {
+    const interrupted: TaskInfo[] = [];
+    const now = this.now().getTime();
+    for (const row of await this.store.tasksIn('running')) {
+      if (!(await this.store.finish(row.id, { status: 'interrupted', now, error: { code: 'E_INTERRUPTED', message: 'the server stopped while the task ran' } }))) continue;
+      await this.log(row.id, 'error', 'interrupted: the server stopped while the task ran');
+      await this.retryIfAllowed(row, now);
+      const info = await this.store.getTask(row.id);
+      if (info !== undefined) interrupted.push(info);
+    }
+    for (const run of await this.store.runningRuns()) await this.checkRun(run.id);
+    this.timer = setInterval(() => void this.dispatch(), this.options.tickMs ?? 1000);
+    this.timer.unref();
+    await this.dispatch();
+    return interrupted;
+  }
+
+  /** The concurrency limits in force. */
+  limitsNow(): ConcurrencyLimits {
+    return this.limits;
+  }
+
+  /** Replaces the concurrency limits (a config edit); takes effect at once. */
+  setLimits(limits: ConcurrencyLimits): void {
+    this.limits = limits;
+    void this.dispatch();
+  }
+
+  /** Starts a run: one queued backup task per VM. */
+  async startRun(request: RunRequest): Promise<RunInfo> {
+    if (this.draining) throw new CofferError('E_USAGE', 'the server is shutting down: no new run starts');
+    const id = randomUUID();
+    const now = this.now().getTime();
+    await this.store.insertRun({
+      id, job: request.job, reason: request.reason, status: 'running', owner: request.owner, vms: request.vms.map((v) => v.vm),
+      ...(request.firing === undefined ? {} : { firing: request.firing.getTime() }),
+      ...(request.windowEnd === undefined ? {} : { windowEnd: request.windowEnd.getTime() }),
+      ...(request.cancelAtWindowEnd === true ? { cancelAtWindowEnd: true } : {}),
+    }, now);
+    for (const target of request.vms) {
+      const spec: VmBackupSpec = {
+        repository: { url: target.repository.url, ...(target.repository.passphraseFile === undefined ? {} : { passphraseFile: target.repository.passphraseFile }) },
+        vm: target.vm, host: target.host, source: target.source,
+        tags: [...(target.tags ?? []), ...(request.tags ?? [])],
+        ...(request.job === null ? {} : { job: request.job }),
+        ...(this.options.threads === undefined ? {} : { threads: this.options.threads }),
+      };
+      await this.store.insertTask({
+        id: randomUUID(), runId: id, kind: 'backup', owner: request.owner, vm: target.vm, host: target.host,
+        ...(target.datastore === undefined ? {} : { datastore: target.datastore }),
+        repository: target.repository.name, ...(request.job === null ? {} : { job: request.job }), spec, attempt: 1,
+      }, now);
+    }
+    const run = (await this.store.getRun(id)) as RunInfo;
+    this.events.emit('run', run);
+    if (request.vms.length === 0) await this.checkRun(id);
+    void this.dispatch();
+    return (await this.store.getRun(id)) as RunInfo;
+  }
+
+  /** Backs up one VM now (a run of its own, reason `vm`); returns its task. */
+  async backupNow(target: VmTarget, owner: string, job: string | null = null): Promise<TaskInfo> {
+    const run = await this.startRun({ job, reason: 'vm', owner, vms: [target] });
+    const [task] = (await this.store.listTasks({ runId: run.id })).items;
+    return task as TaskInfo;
+  }
+
+  /**
+   * Resolves with the task once it is in a final state (for `?wait=true`), or with its state
+   * at the deadline. @throws CofferError E_TASK_NOT_FOUND.
+   */
+  async waitForTask(id: string, timeoutMs: number): Promise<TaskInfo> {
+    const final = (t: TaskInfo) => t.status !== 'queued' && t.status !== 'running';
+    const now = await this.getTask(id);
+    if (final(now)) return now;
+    return new Promise<TaskInfo>((resolve, reject) => {
+      const onTask = (task: TaskInfo) => {
+        if (task.id !== id || !final(task)) return;
+        clearTimeout(timer);
+        this.events.off('task', onTask);
+        resolve(task);
+      };
+      const timer = setTimeout(() => {
+        this.events.off('task', onTask);
+        this.getTask(id).then(resolve, reject);
+      }, timeoutMs);
+      this.events.on('task', onTask);
+      // It may have ended between the first read and the subscription.
+      void this.getTask(id).then((task) => onTask(task), () => {});
+    });
+  }
+
+  /** Records a firing that did not run (overlap, or missed while down): a run in state `skipped`. */
+  async recordSkippedRun(job: string, firing: Date, reason: RunReason, detail: string, owner: string): Promise<RunInfo> {
+    const id = randomUUID();
+    await this.store.insertRun({ id, job, reason, status: 'skipped', owner, firing: firing.getTime(), vms: [], detail }, this.now().getTime());
+    const run = (await this.store.getRun(id)) as RunInfo;
+    this.events.emit('run', run);
+    return run;
+  }
+
+  /** @throws CofferError E_TASK_NOT_FOUND. */
+  async getTask(id: string): Promise<TaskInfo> {
+    const task = await this.store.getTask(id);
+    if (task === undefined) throw new CofferError('E_TASK_NOT_FOUND', `no task ${id}`);
+    return task;
+  }
+
+  listTasks(filter: TaskFilter = {}): Promise<Page<TaskInfo>> {
+    return this.store.listTasks(filter);
+  }
+
+  /** A page of a task's log after line `after`. @throws CofferError E_TASK_NOT_FOUND. */
+  async taskLog(id: string, options: { after?: number; limit?: number } = {}): Promise<Page<TaskLogLine>> {
+    await this.getTask(id);
+    return this.store.log(id, options);
+  }
+
+  /** @throws CofferError E_TASK_NOT_FOUND. */
+  async getRun(id: string): Promise<RunInfo> {
+    const run = await this.store.getRun(id);
+    if (run === undefined) throw new CofferError('E_TASK_NOT_FOUND', `no run ${id}`);
+    return run;
+  }
+
+  listRuns(filter: { job?: string; limit?: number; after?: number } = {}): Promise<Page<RunInfo>> {
+    return this.store.listRuns(filter);
+  }
+
+  /** The latest run of a job that ran (not a skipped firing). */
+  lastRunOf(job: string): Promise<RunInfo | undefined> {
+    return this.store.lastRunOf(job);
+  }
+
+  /** Whether a run of the job is in progress. */
+  async jobRunning(job: string): Promise<boolean> {
+    return (await this.store.runningRuns()).some((run) => run.job === job);
+  }
+
+  /** The VMs whose last attempt in the job's latest run failed (or was interrupted or not started before the window closed). */
+  async failedVmsOf(job: string): Promise<string[]> {
+    const last = await this.store.lastRunOf(job);
+    if (last === undefined) return [];
+    return latestAttempts(await this.store.tasksOfRun(last.id)).filter((t) => t.status === 'failed' || t.status === 'interrupted' || t.error_code === 'E_WINDOW_CLOSED').flatMap((t) => (t.vm === null ? [] : [t.vm]));
+  }
+
+  /**
+   * Cancels a task: a queued one at once; a running one by message, then SIGTERM, then
+   * SIGKILL (WorkerOptions). Its run's other tasks go on. Cancelled tasks are not retried.
+   * @throws CofferError E_TASK_NOT_FOUND.
+   */
+  async cancelTask(id: string, by: string): Promise<TaskInfo> {
+    const task = await this.getTask(id);
+    const running = this.running.get(id);
+    if (running !== undefined) {
+      running.cancelRequested = true;
+      await this.log(id, 'info', `cancel requested by ${by}`);
+      running.handle.cancel();
+    } else if (task.status === 'queued') {
+      if (await this.store.finish(id, { status: 'cancelled', now: this.now().getTime(), error: { code: 'E_INTERRUPTED', message: `cancelled by ${by}` } })) {
+        await this.log(id, 'info', `cancelled by ${by} before it started`);
+        await this.changed(id);
+        if (task.runId !== null) await this.checkRun(task.runId);
+      }
+    }
+    return this.getTask(id);
+  }
+
+  /** Cancels every task of a run still queued or running. @throws CofferError E_TASK_NOT_FOUND. */
+  async cancelRun(id: string, by: string): Promise<RunInfo> {
+    await this.getRun(id);
+    for (const row of await this.store.tasksOfRun(id)) if (row.status === 'queued' || row.status === 'running') await this.cancelTask(row.id, by);
+    return this.getRun(id);
+  }
+
+  /**
+   * History retention: forgets the runs that ended more than `keepMs` ago, with their tasks
+   * and logs (the snapshots stay in their repositories). Returns how many runs were forgotten.
+   */
+  forgetHistory(keepMs: number): Promise<number> {
+    return this.store.deleteHistory(this.now().getTime() - keepMs);
+  }
+
+  /** What the order and the forecast use per VM: last success, missed last window, last duration. */
+  vmHistory(vms: readonly string[]): Promise<Map<string, { lastSuccess?: number; missedWindow: boolean; lastDurationMs?: number }>> {
+    return this.store.vmStates(vms);
+  }
+
+  /** The ids of the tasks whose workers run now, with their workers' process ids. */
+  runningWorkers(): { taskId: string; pid: number | undefined; rates: WorkerRates }[] {
+    return [...this.running].map(([taskId, r]) => ({ taskId, pid: r.handle.pid, rates: r.rates }));
+  }
+
+  /**
+   * Graceful shutdown: no new task starts; running ones may finish until `timeoutMs` minus a
+   * cancel allowance (a quarter of it, at most 10 s), then are cancelled; whatever still runs at
+   * the deadline is killed. Resolves when no worker is left. Queued tasks stay queued for the
+   * next start.
+   */
+  async drain(timeoutMs: number): Promise<void> {
+    this.draining = true;
+    if (this.timer !== undefined) clearInterval(this.timer);
+    await this.dispatching;
+    const allEnded = () => Promise.all([...this.running.values()].map((r) => r.handle.ended));
+    const allowance = Math.min(10_000, timeoutMs / 4);
+    if (await settlesWithin(allEnded(), timeoutMs - allowance)) return;
+    for (const [id, r] of this.running) {
+      r.cancelRequested = true;
+      await this.log(id, 'info', 'cancelled: the server is shutting down');
+      r.handle.cancel();
+    }
+    if (await settlesWithin(allEnded(), allowance)) return;
+    for (const r of this.running.values()) r.handle.kill();
+    await allEnded();
+    // Let the ends be recorded.
+    await new Promise((resolve) => setImmediate(resolve));
+    await Promise.all(this.endings);
+  }
+
+  private readonly endings = new Set<Promise<void>>();
+
+  /** Stops dispatching and kills every worker at once (tests; a server stops with {@link drain}). */
+  async close(): Promise<void> {
+    this.draining = true;
+    if (this.timer !== undefined) clearInterval(this.timer);
+    for (const r of this.running.values()) r.handle.kill();
+    await Promise.all([...this.running.values()].map((r) => r.handle.ended));
+    await Promise.all(this.endings);
+  }
+
+  // --- dispatch ---------------------------------------------------------------------------
+
+  /** Runs a dispatch pass, or another one right after the current one if one is running. */
+  dispatch(): Promise<void> {
+    if (this.dispatching !== undefined) {
+      this.again = true;
+      return this.dispatching;
+    }
+    this.dispatching = (async () => {
+      try {
+        do {
+          this.again = false;
+          await this.dispatchOnce();
+        } while (this.again && !this.draining);
+      } catch (error) {
+        this.report(error);
+      } finally {
+        this.dispatching = undefined;
+      }
+    })();
+    return this.dispatching;
+  }
+
+  private async dispatchOnce(): Promise<void> {
+    if (this.draining) return;
+    const now = this.now();
+    this.rebalance(now);
+    const windowEnds = new Map<string, number>();
+    for (const run of await this.store.runningRuns()) {
+      if (run.windowEnd === null) continue;
+      windowEnds.set(run.id, Date.parse(run.windowEnd));
+      if (run.cancelAtWindowEnd && now.getTime() >= Date.parse(run.windowEnd)) await this.cancelAtWindowEnd(run.id);
+    }
+    const rows = new Map((await this.store.tasksIn('queued')).map((row) => [row.id, row]));
+    if (rows.size === 0) return;
+    const queued = [...rows.values()].map((row) => ({
+      ...placementOf(row), runId: row.run_id, vm: row.vm, datastore: row.datastore, notBefore: row.not_before === null ? null : Number(row.not_before),
+    }));
+    const vmStates = await this.store.vmStates(queued.flatMap((t) => (t.vm === null ? [] : [t.vm])));
+    const running = [...this.running.values()].map((r) => ({ ...r.placement, reading: r.reading, latencyMs: r.latencyMs }));
+    const { start, windowClosed } = chooseStarts(queued, running, {
+      now, limits: this.limits, windowEnds, vmStates, ...(this.options.latencyGuard === undefined ? {} : { latencyGuard: this.options.latencyGuard }),
+    });
+    for (const task of windowClosed) await this.endWindowClosed(rows.get(task.id) as Selectable<TaskTable>, now.getTime());
+    for (const task of start) await this.launch(rows.get(task.id) as Selectable<TaskTable>);
+  }
+
+  /** The run's window closed and its policy says stop: cancel its running backups (cleanly: message, then signals). */
+  private async cancelAtWindowEnd(runId: string): Promise<void> {
+    for (const [id, r] of this.running) {
+      if (r.runId !== runId || r.cancelRequested) continue;
+      r.cancelRequested = true;
+      r.cancelReason = { code: 'E_WINDOW_CLOSED', message: 'cancelled: the job\'s backup window closed while it ran; it goes first next time' };
+      const vm = (await this.store.taskRow(id))?.vm;
+      if (vm !== null && vm !== undefined) await this.store.setMissedWindow(vm, true);
+      await this.log(id, 'warning', 'cancelling: the backup window closed and the job\'s policy stops running backups');
+      r.handle.cancel();
+    }
+  }
+
+  private async endWindowClosed(row: Selectable<TaskTable>, now: number): Promise<void> {
+    if (!(await this.store.finish(row.id, { status: 'cancelled', now, error: { code: 'E_WINDOW_CLOSED', message: 'the job\'s backup window closed before this VM\'s turn; it goes first next time' } }))) return;
+    if (row.vm !== null) await this.store.setMissedWindow(row.vm, true);
+    await this.log(row.id, 'warning', 'not started: the backup window closed before its turn; it goes first next time');
+    await this.changed(row.id);
+    if (row.run_id !== null) await this.checkRun(row.run_id);
+  }
+
+  private async launch(row: Selectable<TaskTable>): Promise<void> {
+    const startedAt = Date.now();
+    await this.store.markRunning(row.id, startedAt);
+    const reading = [...this.running.values()].filter((r) => r.reading).length;
+    const rates = this.bandwidth.shareAt(this.now(), reading + 1, this.running.size + 1);
+    const handle = startWorker({ taskId: row.id, spec: JSON.parse(row.spec) as VmBackupSpec, rates }, {
+      onProgress: (done, total, latencyMs) => {
+        const entry = this.running.get(row.id);
+        if (entry !== undefined && latencyMs !== undefined) {
+          const guard = this.options.latencyGuard;
+          const wasOver = entry.latencyMs === undefined || (guard !== undefined && entry.latencyMs > guard.thresholdMs);
+          entry.latencyMs = latencyMs;
+          if (guard !== undefined && wasOver && latencyMs <= guard.thresholdMs) void this.dispatch();
+        }
+        if (entry !== undefined && entry.reading && done >= total) {
+          entry.reading = false;
+          this.rebalance(this.now());
+        }
+        void this.store.setProgress(row.id, total === 0 ? 0 : done / total).then(() => this.changed(row.id));
+      },
+      onLog: (level, line) => void this.log(row.id, level, line),
+    }, this.options.worker);
+    this.running.set(row.id, { runId: row.run_id, handle, placement: placementOf(row), cancelRequested: false, reading: true, rates, latencyMs: undefined });
+    this.rebalance(this.now());
+    await this.log(row.id, 'info', `started in worker process ${handle.pid ?? '?'} (attempt ${row.attempt})`);
+    await this.changed(row.id);
+    const ending = handle.ended.then((outcome) => this.ended(row, outcome)).catch((error: unknown) => this.report(error));
+    this.endings.add(ending);
+    void ending.finally(() => this.endings.delete(ending));
+  }
+
+  private async ended(row: Selectable<TaskTable>, outcome: Awaited<WorkerHandle['ended']>): Promise<void> {
+    const running = this.running.get(row.id);
+    this.running.delete(row.id);
+    this.rebalance(this.now());
+    const now = Date.now();
+    const end = taskEnd(outcome, running?.cancelRequested === true, running?.cancelReason);
+    const result = outcome.kind === 'result' ? outcome.result : undefined;
+    await this.store.finish(row.id, { status: end.status, now, ...(end.error ? { error: end.error } : {}), ...(result ? { result } : {}) });
+    if (result !== undefined && row.vm !== null) await this.store.recordVmSuccess(row.vm, now, result.durationMs);
+    await this.log(row.id, end.error === undefined ? 'info' : end.status === 'cancelled' ? 'info' : 'error',
+      result !== undefined ? `snapshot ${result.snapshot} saved: read ${result.bytesRead} bytes, ${result.bytesNew} new, ${result.mode}; bottleneck ${result.bottleneck}` : `${end.status}: ${end.error?.message ?? ''}`);
+    if (end.status === 'failed') await this.retryIfAllowed(row, now);
+    await this.changed(row.id);
+    if (row.run_id !== null) await this.checkRun(row.run_id);
+    void this.dispatch();
+  }
+
+  private async retryIfAllowed(row: Selectable<TaskTable>, now: number): Promise<void> {
+    const at = retryAt(this.options.retry ?? {}, Number(row.attempt), now);
+    if (at === undefined || row.kind !== 'backup') return;
+    const id = randomUUID();
+    await this.store.insertTask({
+      id, runId: row.run_id, kind: 'backup', owner: row.owner,
+      ...(row.vm === null ? {} : { vm: row.vm }), ...(row.host === null ? {} : { host: row.host }),
+      ...(row.datastore === null ? {} : { datastore: row.datastore }), ...(row.repository === null ? {} : { repository: row.repository }),
+      ...(row.job === null ? {} : { job: row.job }),
+      spec: JSON.parse(row.spec), attempt: Number(row.attempt) + 1, retryOf: row.id, notBefore: at,
+    }, this.now().getTime());
+    await this.log(row.id, 'info', `retry ${row.attempt} of this VM queued as task ${id}, not before ${new Date(at).toISOString()}`);
+    await this.changed(id);
+  }
+
+  /** Ends the run if none of its latest attempts is queued or running. */
+  private async checkRun(runId: string): Promise<void> {
+    const latest = latestAttempts(await this.store.tasksOfRun(runId));
+    if (latest.some((t) => t.status === 'queued' || t.status === 'running')) return;
+    const end = runEnd(latest.map((t) => ({ status: t.status as TaskInfo['status'], errorCode: t.error_code })));
+    if (await this.store.endRun(runId, end.status, end.detail, this.now().getTime())) {
+      const run = await this.store.getRun(runId);
+      if (run !== undefined) this.events.emit('run', run);
+    }
+  }
+
+  /** Sends each worker its share of the bandwidth rules when it changed. */
+  private rebalance(now: Date): void {
+    const all = [...this.running.values()];
+    const share = this.bandwidth.shareAt(now, all.filter((r) => r.reading).length, all.length);
+    for (const r of all) {
+      if (r.rates.sourceRead === share.sourceRead && r.rates.repositoryWrite === share.repositoryWrite) continue;
+      r.rates = share;
+      r.handle.setRates(share);
+    }
+  }
+
+  /** An internal failure (the state database went away…): `error` listeners hear it; without one, a process warning. */
+  private report(error: unknown): void {
+    if (this.events.listenerCount('error') > 0) this.events.emit('error', error);
+    else process.emitWarning(`coffer task runner: ${(error as Error).message}`);
+  }
+
+  private async log(taskId: string, level: TaskLogLine['level'], line: string): Promise<void> {
+    const entry = await this.store.appendLog(taskId, level, line, Date.now());
+    this.events.emit('log', { taskId, ...entry });
+  }
+
+  private async changed(taskId: string): Promise<void> {
+    const task = await this.store.getTask(taskId);
+    if (task !== undefined) this.events.emit('task', task);
+  }
+}
+
+/** A task's keys for the limits (on-demand tasks without a job count under the job `''`). */
+function placementOf(row: Selectable<TaskTable>): { id: string; host: string; datastore?: string; repository: string; job: string } {
+  return { id: row.id, host: row.host ?? '', ...(row.datastore === null ? {} : { datastore: row.datastore }), repository: row.repository ?? '', job: row.job ?? '' };
+}
+
+/** The tasks no retry supersedes: each VM's latest attempt. */
+function latestAttempts(rows: readonly Selectable<TaskTable>[]): Selectable<TaskTable>[] {
+  const superseded = new Set(rows.flatMap((r) => (r.retry_of === null ? [] : [r.retry_of])));
+  return rows.filter((r) => !superseded.has(r.id));
+}
+
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), Math.max(0, ms))));
+  const done = await Promise.race([promise.then(() => true), timeout]);
+  clearTimeout(timer);
+  return done;
+}

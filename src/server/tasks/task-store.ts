@@ -1,0 +1,225 @@
+/**
+ * The tasks' and runs' rows in the state database: every read and write of the `runs`,
+ * `tasks`, `task_log` and `vm_state` tables goes through here (Kysely, so PostgreSQL fits
+ * later). Each method is one statement or one transaction: a crash leaves whole rows.
+ * Times are milliseconds since the epoch in the database and ISO 8601 outside.
+ */
+import type { Kysely, Selectable } from 'kysely';
+import type { VmBackupResult } from '../../backup/index.js';
+import type { RunTable, StateSchema, TaskTable } from '../state/schema.js';
+import type { Page, RunInfo, RunReason, RunStatus, TaskInfo, TaskKind, TaskLogLine, TaskStatus } from './task-types.js';
+
+/** The columns of a new task. */
+export interface NewTask {
+  id: string;
+  runId: string | null;
+  kind: TaskKind;
+  owner: string;
+  vm?: string;
+  host?: string;
+  datastore?: string;
+  repository?: string;
+  job?: string;
+  spec: unknown;
+  attempt: number;
+  retryOf?: string;
+  notBefore?: number;
+}
+
+/** Filters of {@link TaskStore.listTasks}; `after` is the cursor of the previous page. */
+export interface TaskFilter {
+  status?: TaskStatus;
+  runId?: string;
+  vm?: string;
+  job?: string;
+  limit?: number;
+  after?: number;
+}
+
+export class TaskStore {
+  constructor(private readonly db: Kysely<StateSchema>) {}
+
+  async insertTask(task: NewTask, now: number): Promise<void> {
+    await this.db.insertInto('tasks').values({
+      id: task.id, run_id: task.runId, kind: task.kind, owner: task.owner, status: 'queued',
+      vm: task.vm ?? null, host: task.host ?? null, datastore: task.datastore ?? null, repository: task.repository ?? null, job: task.job ?? null,
+      spec: JSON.stringify(task.spec), attempt: task.attempt, retry_of: task.retryOf ?? null, not_before: task.notBefore ?? null,
+      progress: 0, created_at: now, started_at: null, ended_at: null, error_code: null, error_message: null, result: null,
+    }).execute();
+  }
+
+  async taskRow(id: string): Promise<Selectable<TaskTable> | undefined> {
+    return this.db.selectFrom('tasks').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  async getTask(id: string): Promise<TaskInfo | undefined> {
+    const row = await this.taskRow(id);
+    return row === undefined ? undefined : taskInfo(row);
+  }
+
+  /** Tasks newest first, `limit` (default 50, at most 1000) per page. */
+  async listTasks(filter: TaskFilter = {}): Promise<Page<TaskInfo>> {
+    const limit = Math.min(Math.max(1, filter.limit ?? 50), 1000);
+    let query = this.db.selectFrom('tasks').selectAll().orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit + 1).offset(filter.after ?? 0);
+    if (filter.status !== undefined) query = query.where('status', '=', filter.status);
+    if (filter.runId !== undefined) query = query.where('run_id', '=', filter.runId);
+    if (filter.vm !== undefined) query = query.where('vm', '=', filter.vm);
+    if (filter.job !== undefined) query = query.where('job', '=', filter.job);
+    const rows = await query.execute();
+    const items = rows.slice(0, limit).map(taskInfo);
+    return rows.length > limit ? { items, next: (filter.after ?? 0) + limit } : { items };
+  }
+
+  /** Rows in a state, oldest first (the dispatcher's and the recovery's view). */
+  async tasksIn(status: TaskStatus): Promise<Selectable<TaskTable>[]> {
+    return this.db.selectFrom('tasks').selectAll().where('status', '=', status).orderBy('created_at').orderBy('id').execute();
+  }
+
+  async markRunning(id: string, now: number): Promise<void> {
+    await this.db.updateTable('tasks').set({ status: 'running', started_at: now }).where('id', '=', id).execute();
+  }
+
+  async setProgress(id: string, progress: number): Promise<void> {
+    await this.db.updateTable('tasks').set({ progress }).where('id', '=', id).where('status', '=', 'running').execute();
+  }
+
+  /** Ends a task once: a task already in a final state is left as it is. Returns whether it changed. */
+  async finish(id: string, end: { status: TaskStatus; now: number; error?: { code: string; message: string }; result?: VmBackupResult }): Promise<boolean> {
+    const changed = await this.db.updateTable('tasks')
+      .set({
+        status: end.status, ended_at: end.now, ...(end.status === 'succeeded' || end.status === 'warning' ? { progress: 1 } : {}),
+        error_code: end.error?.code ?? null, error_message: end.error?.message ?? null, result: end.result === undefined ? null : JSON.stringify(end.result),
+      })
+      .where('id', '=', id).where('status', 'in', ['queued', 'running'])
+      .executeTakeFirst();
+    return Number(changed.numUpdatedRows) > 0;
+  }
+
+  async appendLog(taskId: string, level: TaskLogLine['level'], line: string, now: number): Promise<TaskLogLine> {
+    return this.db.transaction().execute(async (trx) => {
+      const last = await trx.selectFrom('task_log').select((eb) => eb.fn.max('seq').as('seq')).where('task_id', '=', taskId).executeTakeFirst();
+      const seq = Number(last?.seq ?? 0) + 1;
+      await trx.insertInto('task_log').values({ task_id: taskId, seq, at: now, level, line }).execute();
+      return { seq, at: new Date(now).toISOString(), level, line };
+    });
+  }
+
+  /** Log lines after `after` (a sequence number; 0 from the start), `limit` (default 100, at most 1000) at a time. */
+  async log(taskId: string, options: { after?: number; limit?: number } = {}): Promise<Page<TaskLogLine>> {
+    const limit = Math.min(Math.max(1, options.limit ?? 100), 1000);
+    const rows = await this.db.selectFrom('task_log').selectAll().where('task_id', '=', taskId).where('seq', '>', options.after ?? 0).orderBy('seq').limit(limit + 1).execute();
+    const items = rows.slice(0, limit).map((r) => ({ seq: Number(r.seq), at: new Date(Number(r.at)).toISOString(), level: r.level as TaskLogLine['level'], line: r.line }));
+    const last = items.at(-1);
+    return rows.length > limit && last !== undefined ? { items, next: last.seq } : { items };
+  }
+
+  // --- runs ---------------------------------------------------------------------------
+
+  async insertRun(run: { id: string; job: string | null; reason: RunReason; status: RunStatus; owner: string; firing?: number; windowEnd?: number; cancelAtWindowEnd?: boolean; vms: string[]; detail?: string }, now: number): Promise<void> {
+    await this.db.insertInto('runs').values({
+      id: run.id, job: run.job, reason: run.reason, status: run.status, owner: run.owner, firing: run.firing ?? null, window_end: run.windowEnd ?? null, cancel_at_window_end: run.cancelAtWindowEnd === true ? 1 : 0,
+      vms: JSON.stringify(run.vms), detail: run.detail ?? null, created_at: now, ended_at: run.status === 'running' ? null : now,
+    }).execute();
+  }
+
+  async getRun(id: string): Promise<RunInfo | undefined> {
+    const row = await this.db.selectFrom('runs').selectAll().where('id', '=', id).executeTakeFirst();
+    return row === undefined ? undefined : runInfo(row);
+  }
+
+  async listRuns(filter: { job?: string; limit?: number; after?: number } = {}): Promise<Page<RunInfo>> {
+    const limit = Math.min(Math.max(1, filter.limit ?? 50), 1000);
+    let query = this.db.selectFrom('runs').selectAll().orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit + 1).offset(filter.after ?? 0);
+    if (filter.job !== undefined) query = query.where('job', '=', filter.job);
+    const rows = await query.execute();
+    const items = rows.slice(0, limit).map(runInfo);
+    return rows.length > limit ? { items, next: (filter.after ?? 0) + limit } : { items };
+  }
+
+  async runningRuns(): Promise<RunInfo[]> {
+    return (await this.db.selectFrom('runs').selectAll().where('status', '=', 'running').execute()).map(runInfo);
+  }
+
+  /** The latest run of a job that did run (not a skipped firing). */
+  async lastRunOf(job: string): Promise<RunInfo | undefined> {
+    const row = await this.db.selectFrom('runs').selectAll().where('job', '=', job).where('status', '!=', 'skipped').orderBy('created_at', 'desc').orderBy('id', 'desc').limit(1).executeTakeFirst();
+    return row === undefined ? undefined : runInfo(row);
+  }
+
+  async endRun(id: string, status: RunStatus, detail: string, now: number): Promise<boolean> {
+    const changed = await this.db.updateTable('runs').set({ status, detail, ended_at: now }).where('id', '=', id).where('status', '=', 'running').executeTakeFirst();
+    return Number(changed.numUpdatedRows) > 0;
+  }
+
+  async tasksOfRun(runId: string): Promise<Selectable<TaskTable>[]> {
+    return this.db.selectFrom('tasks').selectAll().where('run_id', '=', runId).orderBy('created_at').orderBy('id').execute();
+  }
+
+  /**
+   * Deletes the runs that ended before `cutoff` with their tasks and logs (one transaction).
+   * Runs still going, and their tasks, are kept whatever their age. Returns how many runs went.
+   */
+  async deleteHistory(cutoff: number): Promise<number> {
+    return this.db.transaction().execute(async (trx) => {
+      const runs = (await trx.selectFrom('runs').select('id').where('status', '!=', 'running').where('ended_at', '<', cutoff).execute()).map((r) => r.id);
+      for (let i = 0; i < runs.length; i += 500) {
+        const batch = runs.slice(i, i + 500);
+        const tasks = trx.selectFrom('tasks').select('id').where('run_id', 'in', batch);
+        await trx.deleteFrom('task_log').where('task_id', 'in', tasks).execute();
+        await trx.deleteFrom('tasks').where('run_id', 'in', batch).execute();
+        await trx.deleteFrom('runs').where('id', 'in', batch).execute();
+      }
+      const loose = trx.selectFrom('tasks').select('id').where('run_id', 'is', null).where('status', 'in', ['succeeded', 'warning', 'failed', 'cancelled', 'interrupted']).where('ended_at', '<', cutoff);
+      await trx.deleteFrom('task_log').where('task_id', 'in', loose).execute();
+      await trx.deleteFrom('tasks').where('run_id', 'is', null).where('status', 'in', ['succeeded', 'warning', 'failed', 'cancelled', 'interrupted']).where('ended_at', '<', cutoff).execute();
+      return runs.length;
+    });
+  }
+
+  // --- per-VM ordering facts ------------------------------------------------------------
+
+  async vmStates(vms: readonly string[]): Promise<Map<string, { lastSuccess?: number; missedWindow: boolean; lastDurationMs?: number }>> {
+    const out = new Map<string, { lastSuccess?: number; missedWindow: boolean; lastDurationMs?: number }>();
+    if (vms.length === 0) return out;
+    const rows = await this.db.selectFrom('vm_state').selectAll().where('vm', 'in', [...new Set(vms)]).execute();
+    for (const r of rows) {
+      out.set(r.vm, {
+        ...(r.last_success_at === null ? {} : { lastSuccess: Number(r.last_success_at) }),
+        missedWindow: Number(r.missed_window) === 1,
+        ...(r.last_duration_ms === null ? {} : { lastDurationMs: Number(r.last_duration_ms) }),
+      });
+    }
+    return out;
+  }
+
+  async recordVmSuccess(vm: string, now: number, durationMs: number): Promise<void> {
+    await this.db.insertInto('vm_state').values({ vm, last_success_at: now, missed_window: 0, last_duration_ms: durationMs })
+      .onConflict((c) => c.column('vm').doUpdateSet({ last_success_at: now, missed_window: 0, last_duration_ms: durationMs })).execute();
+  }
+
+  async setMissedWindow(vm: string, missed: boolean): Promise<void> {
+    await this.db.insertInto('vm_state').values({ vm, last_success_at: null, missed_window: missed ? 1 : 0, last_duration_ms: null })
+      .onConflict((c) => c.column('vm').doUpdateSet({ missed_window: missed ? 1 : 0 })).execute();
+  }
+}
+
+export function taskInfo(row: Selectable<TaskTable>): TaskInfo {
+  const iso = (ms: number | null) => (ms === null ? null : new Date(Number(ms)).toISOString());
+  return {
+    id: row.id, runId: row.run_id, kind: row.kind as TaskKind, owner: row.owner, status: row.status as TaskStatus,
+    vm: row.vm, host: row.host, datastore: row.datastore, repository: row.repository, job: row.job,
+    attempt: Number(row.attempt), retryOf: row.retry_of, notBefore: iso(row.not_before), progress: Number(row.progress),
+    created: iso(row.created_at) as string, started: iso(row.started_at), ended: iso(row.ended_at),
+    error: row.error_code === null ? null : { code: row.error_code, message: row.error_message ?? '' },
+    result: row.result === null ? null : (JSON.parse(row.result) as VmBackupResult),
+  };
+}
+
+function runInfo(row: Selectable<RunTable>): RunInfo {
+  const iso = (ms: number | null) => (ms === null ? null : new Date(Number(ms)).toISOString());
+  return {
+    id: row.id, job: row.job, reason: row.reason as RunReason, status: row.status as RunStatus, owner: row.owner,
+    firing: iso(row.firing), windowEnd: iso(row.window_end), cancelAtWindowEnd: Number(row.cancel_at_window_end) === 1, vms: JSON.parse(row.vms) as string[], detail: row.detail,
+    created: iso(row.created_at) as string, ended: iso(row.ended_at),
+  };
+}

@@ -1,0 +1,96 @@
+/**
+ * What a task and a run are, as the HTTP layer and the events see them.
+ */
+import type { VmBackupResult, VmBackupSource } from '../../backup/index.js';
+
+/** What a task does. Only backups run today; the others use the same machinery later. */
+export type TaskKind = 'backup' | 'restore' | 'verify' | 'prune' | 'sync' | 'test-restore';
+
+/**
+ * A task's state. `queued` → `running` → one of the ends. `interrupted`: it was running when
+ * the server stopped without finishing it (kill -9, power loss), found so at the next start.
+ */
+export type TaskStatus = 'queued' | 'running' | 'succeeded' | 'warning' | 'failed' | 'cancelled' | 'interrupted';
+
+/** The states a task never leaves. */
+export const FINAL_STATUSES: readonly TaskStatus[] = ['succeeded', 'warning', 'failed', 'cancelled', 'interrupted'];
+
+/** A run's state; `skipped` is a firing that did not run (overlap, or missed while down without repeat-missed). */
+export type RunStatus = 'running' | 'succeeded' | 'warning' | 'failed' | 'cancelled' | 'skipped';
+
+/** Why a run exists. */
+export type RunReason = 'schedule' | 'missed' | 'on-demand' | 'vm' | 'failed-again' | `after:${string}`;
+
+/** A VM as the inventory gives it: where it runs, where it is backed up to, where its disks come from. */
+export interface VmTarget {
+  readonly vm: string;
+  readonly host: string;
+  /** The storage its disks live on, for per-datastore limits. */
+  readonly datastore?: string;
+  readonly repository: { readonly name: string; readonly url: string; readonly passphraseFile?: string };
+  readonly source: VmBackupSource;
+  readonly tags?: readonly string[];
+}
+
+/** A task as callers see it. Times are ISO 8601. */
+export interface TaskInfo {
+  id: string;
+  runId: string | null;
+  kind: TaskKind;
+  owner: string;
+  status: TaskStatus;
+  vm: string | null;
+  host: string | null;
+  datastore: string | null;
+  repository: string | null;
+  job: string | null;
+  attempt: number;
+  retryOf: string | null;
+  /** A retry does not start before then. */
+  notBefore: string | null;
+  progress: number;
+  created: string;
+  started: string | null;
+  ended: string | null;
+  error: { code: string; message: string } | null;
+  /** For a backup, its figures once it ended well. */
+  result: VmBackupResult | null;
+}
+
+/** A run as callers see it. */
+export interface RunInfo {
+  id: string;
+  job: string | null;
+  reason: RunReason;
+  status: RunStatus;
+  owner: string;
+  firing: string | null;
+  windowEnd: string | null;
+  /** Backups still running when the window closes are cancelled (else they finish). */
+  cancelAtWindowEnd: boolean;
+  vms: string[];
+  detail: string | null;
+  created: string;
+  ended: string | null;
+}
+
+/** One line of a task's log. */
+export interface TaskLogLine {
+  seq: number;
+  at: string;
+  level: 'info' | 'warning' | 'error';
+  line: string;
+}
+
+/** A page of a list: `next` is the cursor for the following page (undefined at the end). */
+export interface Page<T> {
+  items: T[];
+  next?: number;
+}
+
+/** What {@link TaskEvents} emit: `task` when a task changes (state or progress), `run` when a run does. */
+export interface TaskEventMap {
+  task: [TaskInfo];
+  run: [RunInfo];
+  log: [{ taskId: string } & TaskLogLine];
+}

@@ -1,0 +1,9 @@
+/**
+ * Worker processes: each task runs in its own child process (a fork at low CPU and I/O
+ * priority), so a crash or an out-of-memory in one backup never takes the server down. The
+ * parent talks to it over IPC (worker-protocol.ts): start, bandwidth share, cancel; progress,
+ * log lines, result.
+ */
+export { startWorker, type WorkerHandle, type WorkerListener, type WorkerOptions, type WorkerOutcome } from './worker-process.js';
+export { AdjustableRateLimiter } from './adjustable-rate-limiter.js';
+export { PROGRESS_INTERVAL_MS, type FromWorker, type ToWorker, type WorkerRates } from './worker-protocol.js';

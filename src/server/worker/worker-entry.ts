@@ -1,0 +1,81 @@
+/**
+ * The main module of a worker process: waits for its one `start` message, runs the task,
+ * reports progress, log lines and the result over IPC (worker-protocol.ts), and exits. A
+ * `cancel` message, SIGTERM, or the parent going away (the IPC channel closes) aborts the task
+ * cleanly: reads stop, no snapshot is written, the lease is released.
+ */
+import { setPriority } from 'node:os';
+import { runVmBackup } from '../../backup/index.js';
+import { isCofferError } from '../../errors/index.js';
+import { AdjustableRateLimiter } from './adjustable-rate-limiter.js';
+import { PROGRESS_INTERVAL_MS, type FromWorker, type ToWorker, type WorkerRates } from './worker-protocol.js';
+
+/** The nice value a worker takes if its parent could not start it under `nice` (threads made later inherit it). */
+const WORKER_NICE = 10;
+
+const controller = new AbortController();
+const send = (message: FromWorker) => new Promise<void>((resolve) => (process.send ? process.send(message, undefined, {}, () => resolve()) : resolve()));
+
+if (process.env.COFFER_WORKER_NICED !== '1') {
+  try {
+    setPriority(WORKER_NICE);
+  } catch {
+    // Not allowed to lower our own priority: run at normal priority.
+  }
+}
+
+const limits = { sourceRead: new AdjustableRateLimiter(undefined), repositoryWrite: new AdjustableRateLimiter(undefined) };
+const applyRates = (rates: WorkerRates) => {
+  limits.sourceRead.setRate(rates.sourceRead);
+  limits.repositoryWrite.setRate(rates.repositoryWrite);
+};
+
+let started = false;
+process.on('message', (message: ToWorker) => {
+  if (message.type === 'rates') applyRates(message.rates);
+  else if (message.type === 'cancel') controller.abort(new Error('cancelled'));
+  else if (message.type === 'start' && !started) {
+    started = true;
+    applyRates(message.rates);
+    void run(message);
+  }
+});
+process.on('SIGTERM', () => controller.abort(new Error('terminated')));
+process.on('disconnect', () => {
+  controller.abort(new Error('the task runner went away'));
+  // Nobody to report to: give the backup a moment to release its lease, then go.
+  setTimeout(() => process.exit(1), 5000).unref();
+});
+
+async function run(message: Extract<ToWorker, { type: 'start' }>): Promise<void> {
+  let lastProgress = 0;
+  let latencySum = 0;
+  let latencyCount = 0;
+  try {
+    const result = await runVmBackup(message.spec, {
+      signal: controller.signal,
+      limits,
+      onLog: (line) => void send({ type: 'log', level: line.startsWith('warning:') ? 'warning' : 'info', line }),
+      onProgress: (p) => {
+        if (p.sourceLatencyMs !== undefined) {
+          latencySum += p.sourceLatencyMs;
+          latencyCount++;
+        }
+        const now = performance.now();
+        if (now - lastProgress < PROGRESS_INTERVAL_MS && p.vmBytesDone < p.vmBytesTotal) return;
+        lastProgress = now;
+        const latency = latencyCount === 0 ? {} : { latencyMs: latencySum / latencyCount };
+        latencySum = 0;
+        latencyCount = 0;
+        void send({ type: 'progress', done: p.vmBytesDone, total: p.vmBytesTotal, ...latency });
+      },
+    });
+    await send({ type: 'result', result });
+    process.exit(0);
+  } catch (error) {
+    const code = isCofferError(error) ? error.code : controller.signal.aborted ? 'E_INTERRUPTED' : 'E_WORKER_FAILED';
+    const text = controller.signal.aborted && !isCofferError(error) ? `interrupted: ${(controller.signal.reason as Error).message}` : (error as Error).message;
+    await send({ type: 'error', code, message: text });
+    process.exit(1);
+  }
+}

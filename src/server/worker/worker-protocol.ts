@@ -1,0 +1,38 @@
+/**
+ * The messages between the task runner (parent) and a worker process (child), over Node's IPC
+ * channel (`child_process.fork`, JSON serialization). One worker runs one task, then exits.
+ *
+ *   parent → child   { type: 'start', taskId, kind: 'backup', spec, rates }   once, first
+ *                    { type: 'rates', rates }                                   when the fair share changes
+ *                    { type: 'cancel' }                                         abort cleanly (then SIGTERM, then SIGKILL)
+ *   child → parent   { type: 'progress', done, total, latencyMs? }              at most every PROGRESS_INTERVAL_MS;
+ *                                                                              latencyMs: mean ms per source read since the last one
+ *                    { type: 'log', level, line }
+ *                    { type: 'result', result }                                 the task ended well; the child exits 0
+ *                    { type: 'error', code, message }                           it failed; the child exits 1
+ *
+ * A child that exits without sending `result` or `error` crashed (a signal, out of memory):
+ * the parent fails the task with E_WORKER_FAILED. Rates are bytes per second for this worker
+ * alone (the parent divides each rule among the tasks under it); absent means unlimited.
+ */
+import type { VmBackupResult, VmBackupSpec } from '../../backup/index.js';
+
+/** Bytes per second this worker may read from its source and write to its repository. */
+export interface WorkerRates {
+  sourceRead?: number;
+  repositoryWrite?: number;
+}
+
+export type ToWorker =
+  | { type: 'start'; taskId: string; kind: 'backup'; spec: VmBackupSpec; rates: WorkerRates }
+  | { type: 'rates'; rates: WorkerRates }
+  | { type: 'cancel' };
+
+export type FromWorker =
+  | { type: 'progress'; done: number; total: number; latencyMs?: number }
+  | { type: 'log'; level: 'info' | 'warning' | 'error'; line: string }
+  | { type: 'result'; result: VmBackupResult }
+  | { type: 'error'; code: string; message: string };
+
+/** Progress messages are spaced at least this far apart (a fast backup would flood the channel and the database). */
+export const PROGRESS_INTERVAL_MS = 250;
