@@ -32,6 +32,10 @@ export const ExitCode = {
   repositoryBusy: 16,
   /** The service's state database cannot be opened, or is newer than this Coffer. */
   stateUnavailable: 20,
+  /** `coffer server`: the configuration file is invalid. */
+  configInvalid: 21,
+  /** `coffer server`: the address is in use or cannot be listened on. */
+  addressUnavailable: 22,
   /** Interrupted by Ctrl-C or a signal. */
   interrupted: 130,
 } as const;
@@ -79,6 +83,8 @@ const BY_CODE: Record<ErrorCode, number> = {
   E_TAPE_VOLUME_MISSING: ExitCode.usage,
   E_STATE_UNAVAILABLE: ExitCode.stateUnavailable,
   E_STATE_TOO_NEW: ExitCode.stateUnavailable,
+  E_CONFIG_INVALID: ExitCode.configInvalid,
+  E_ADDRESS_IN_USE: ExitCode.addressUnavailable,
 };
 
 /** The exit code for an error code. */

@@ -83,6 +83,10 @@ export const ERROR_CODES = {
   E_STATE_UNAVAILABLE: 'the state database cannot be used',
   /** The service's state database was migrated by a newer Coffer than this one. */
   E_STATE_TOO_NEW: 'the state database is newer than this Coffer',
+  /** The service's configuration file (or a change sent through the API) is invalid: `file:line: key: message`. */
+  E_CONFIG_INVALID: 'the service configuration is invalid',
+  /** The service cannot listen on its address (in use, not local, or not allowed). */
+  E_ADDRESS_IN_USE: 'the address cannot be listened on',
 } as const;
 
 /** A stable error code, see {@link ERROR_CODES}. */
