@@ -4,7 +4,15 @@
  */
 import type { Migration } from '../migration.js';
 import { foundation } from './0001-foundation.js';
+import { usersAndAccess } from './0002-users-and-access.js';
+import { auditLog } from './0003-audit-log.js';
+import { configVersions } from './0004-config-versions.js';
+import { approvals } from './0005-approvals.js';
 
 export const MIGRATIONS: readonly Migration[] = [
   foundation,
+  usersAndAccess,
+  auditLog,
+  configVersions,
+  approvals,
 ];
