@@ -5,3 +5,6 @@
  * Stands on jobs, backup and restore; nothing below imports it.
  */
 export * from './state/index.js';
+export { startService, parseListen, DEFAULT_LISTEN, DEFAULT_STOP_TIMEOUT_MS, SERVICE_VERSION, type ServiceOptions, type RunningService, type DrainHook } from './service.js';
+export { parseConfig, ConfigSchema, ConfigInvalidError, type ServiceConfig, type VmSelector, type VmConfig, type JobConfig } from './config/index.js';
+export { selectVms } from './inventory/index.js';
