@@ -93,7 +93,7 @@ export function tokenRoutes(app: FastifyInstance, context: ServiceContext): void
     method: 'DELETE',
     url: '/tokens/:id',
     operationId: 'deleteToken',
-    summary: 'Revoke an API token (mine, or anyone\'s with users.write)',
+    summary: 'Revoke an API token: a session its user\'s, a token itself, users.write any',
     tag: 'tokens',
     access: { authenticated: true },
     params: { type: 'object', required: ['id'], properties: { id: { type: 'string', format: 'uuid' } } },
@@ -104,7 +104,10 @@ export function tokenRoutes(app: FastifyInstance, context: ServiceContext): void
       const { id } = request.params as { id: string };
       const token = await context.tokens.byId(id);
       if (token === undefined) throw new ApiError('E_NOT_FOUND', `no token ${id}`);
-      if (token.userId !== p.userId && !allows(p.grants, 'users.write', ['/'])) throw new ApiError('E_FORBIDDEN', 'revoking another user\'s token needs users.write on /');
+      // A session revokes its user's tokens; a token revokes only itself (a restore-only token
+      // must not delete its owner's other tokens); anything else needs users.write on /.
+      const own = p.kind === 'session' ? token.userId === p.userId : token.id === p.tokenId;
+      if (!own && !allows(p.grants, 'users.write', ['/'])) throw new ApiError('E_FORBIDDEN', 'revoking this token needs users.write on / (a token may revoke only itself)');
       await context.tokens.delete(id);
       await auditRequest(context, request, { action: 'token.delete', target: `/tokens/${id}`, outcome: 'success', details: { name: token.name } });
       return reply.code(204).send();
