@@ -20,10 +20,6 @@ export const API_ERROR_CODES = {
   E_CONFLICT: 409,
   /** Too many failed logins: wait (Retry-After). */
   E_RATE_LIMITED: 429,
-  /** The operation waits for a second administrator's approval (four-eyes). */
-  E_APPROVAL_REQUIRED: 202,
-  /** The server is stopping. */
-  E_SHUTTING_DOWN: 503,
 } as const;
 export type ApiErrorCode = keyof typeof API_ERROR_CODES;
 
