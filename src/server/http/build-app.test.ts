@@ -45,3 +45,42 @@ test('a route group added by another part of the server is served, guarded and d
     await service.stop();
   }
 });
+
+test('a graceful stop lets a running request finish, refuses new ones, and runs the drain hooks', async () => {
+  let release: () => void = () => {};
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const service = await startService({
+    ...quiet,
+    dataDir: join(dir, 'c'),
+    routeGroups: [
+      (app) =>
+        defineRoute(app, {
+          method: 'GET',
+          url: '/slow',
+          operationId: 'slow',
+          summary: 'waits for the test',
+          tag: 'test',
+          access: { public: true },
+          response: { 200: { type: 'object', properties: { done: { type: 'boolean' } } } },
+          handler: async () => {
+            await gate;
+            return { done: true };
+          },
+        }),
+    ],
+  });
+  const drained: number[] = [];
+  service.onDrain(async (timeLeftMs) => void drained.push(timeLeftMs));
+  const running = fetch(`${service.url}/api/v1/slow`, { headers: { connection: 'close' } });
+  await new Promise((r) => setTimeout(r, 100));
+  const stopped = service.stop(5000);
+  await new Promise((r) => setTimeout(r, 100));
+  await assert.rejects(fetch(`${service.url}/api/v1/health`), 'the listener is closed');
+  release();
+  const answer = await running;
+  assert.equal(answer.status, 200);
+  assert.deepEqual(await answer.json(), { done: true });
+  await stopped;
+  assert.equal(drained.length, 1);
+  assert.ok((drained[0] as number) > 4000 && (drained[0] as number) <= 5000);
+});
