@@ -33,9 +33,9 @@ export const ExitCode = {
   /** The service's state database cannot be opened, or is newer than this Coffer. */
   stateUnavailable: 20,
   /** `coffer server`: the configuration file is invalid. */
-  configInvalid: 21,
+  configInvalid: 22,
   /** `coffer server`: the address is in use or cannot be listened on. */
-  addressUnavailable: 22,
+  addressUnavailable: 23,
   /** Interrupted by Ctrl-C or a signal. */
   interrupted: 130,
 } as const;

@@ -12,9 +12,11 @@ after(() => rm(dir, { recursive: true, force: true }));
 const WITH_SECRET = `${FIRST_START_CONFIG}
 notifications:
   targets:
-    - name: mail
-      type: smtp
-      password: hunter2   # the SMTP password
+    chat:
+      type: webhook
+      url: https://hooks.example.com/coffer
+      headers:
+        X-Api-Token: hunter2   # the receiver's key
 `;
 
 test('the config store writes the first-start file, versions every change, keeps secrets out of its answers', async () => {
@@ -28,15 +30,16 @@ test('the config store writes the first-start file, versions every change, keeps
 
     assert.deepEqual(await store.update(WITH_SECRET, { author: 'user:alice', comment: 'mail' }), { version: 2, changed: true });
     const shown = store.current();
-    assert.ok(!shown.text.includes('hunter2') && shown.text.includes(REDACTED) && shown.text.includes('# the SMTP password'), shown.text);
-    assert.equal(shown.config.notifications?.targets?.[0]?.password, REDACTED);
-    assert.equal(store.config.notifications?.targets?.[0]?.password, 'hunter2', 'the server itself keeps the secret');
+    const header = (config: typeof shown.config) => (config.notifications as { targets: { chat: { headers: Record<string, string> } } }).targets.chat.headers['X-Api-Token'];
+    assert.ok(!shown.text.includes('hunter2') && shown.text.includes(REDACTED) && shown.text.includes("# the receiver's key"), shown.text);
+    assert.equal(header(shown.config), REDACTED);
+    assert.equal(header(store.config), 'hunter2', 'the server itself keeps the secret');
     assert.ok(!(await store.versionText(2))?.text.includes('hunter2'));
 
     // The redacted text sent back with another change keeps the stored secret.
     const edited = shown.text.replace('session-hours: 12', 'session-hours: 6');
     assert.deepEqual(await store.update(edited, { author: 'user:alice', comment: 'shorter sessions' }), { version: 3, changed: true });
-    assert.match(await readFile(file, 'utf8'), /password: hunter2/);
+    assert.match(await readFile(file, 'utf8'), /X-Api-Token: hunter2/);
     assert.equal(store.config.security?.['session-hours'], 6);
 
     assert.deepEqual(await store.update(edited, { author: 'user:bob', comment: 'same' }), { version: 3, changed: false });

@@ -10,7 +10,7 @@ import { isPair, isScalar, isSeq, visit, type Document } from 'yaml';
 export const REDACTED = '(secret)';
 
 export function isSecretKey(key: string): boolean {
-  return /(password|passphrase|passwd|secret|token|api-?key|credentials?)$/i.test(key) && !/-file$/i.test(key);
+  return /(password|passphrase|passwd|secret|token|api-?key|credentials?|authorization)$/i.test(key) && !/-file$/i.test(key);
 }
 
 /** A deep copy of `value` with every secret replaced by {@link REDACTED}. */

@@ -319,17 +319,17 @@ test('SIGTERM stops cleanly; a restart keeps users, tokens and the certificate, 
   assert.equal((await call('POST', '/auth/login', { body: { user: 'admin', password: ADMIN_PASSWORD } })).status, 200);
 });
 
-test('refusals at start: plain HTTP off loopback (exit 2), an address in use (exit 22), a bad config file (exit 21)', async () => {
+test('refusals at start: plain HTTP off loopback (exit 2), an address in use (exit 23), a bad config file (exit 22)', async () => {
   const insecure = await runCoffer(['server', '--data', join(dir, 'other'), '--listen', '0.0.0.0:0', '--insecure-http']);
   assert.equal(insecure.code, 2, insecure.stderr);
   assert.match(insecure.stderr, /^coffer: --insecure-http is refused on 0\.0\.0\.0[^\n]*\n$/);
   const port = new URL(server.url).port;
   const busy = await runCoffer(['server', '--data', join(dir, 'other'), '--listen', `127.0.0.1:${port}`]);
-  assert.equal(busy.code, 22, busy.stderr);
+  assert.equal(busy.code, 23, busy.stderr);
   assert.match(busy.stderr, /^coffer: cannot listen on 127\.0\.0\.1:\d+: the address is in use[^\n]*\n$/);
   const badFile = join(dir, 'bad.yaml');
   await writeFile(badFile, 'jobs:\n  - name: x\n    select: {}\n    repository: none\n    schedule: daily\n');
   const bad = await runCoffer(['server', '--data', join(dir, 'other'), '--config', badFile, '--listen', '127.0.0.1:0']);
-  assert.equal(bad.code, 21, bad.stderr);
+  assert.equal(bad.code, 22, bad.stderr);
   assert.equal(bad.stderr, `coffer: ${badFile}:4: jobs[0].repository: no repository "none" in repositories\n`);
 });
