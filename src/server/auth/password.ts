@@ -4,7 +4,7 @@
  *
  *   scrypt$<N>$<r>$<p>$<salt, base64url, 16 bytes>$<hash, base64url, 32 bytes>
  *
- * N = 2^15, r = 8, p = 1 (32 MiB, about 60 ms on one core here): OWASP's minimum for scrypt is
+ * N = 2^15, r = 8, p = 1 (32 MiB, about 90 ms on one core here, measured): OWASP's minimum for scrypt is
  * N = 2^17 with r = 8, p = 1 or an equivalent; 2^15 keeps logins snappy on the 2-core CI and a
  * login rate limiter stands in front (login-throttle.ts).
  */
