@@ -32,7 +32,7 @@ const ALLOWED: Record<string, string[]> = {
   relocate: ['errors', 'qmp'],
   jobs: ['errors', 'concurrency', 'repo'],
   server: ['errors', 'concurrency', 'repo', 'jobs', 'backup', 'restore', 'source', 'disk', 'volume', 'fs', 'nbd'],
-  cli: ['errors', 'blockdev', 'concurrency', 'repo', 'source', 'disk', 'volume', 'fs', 'nbd', 'backup', 'restore', 'relocate', 'server'],
+  cli: ['errors', 'blockdev', 'concurrency', 'repo', 'source', 'disk', 'volume', 'fs', 'nbd', 'backup', 'restore', 'relocate', 'jobs', 'server'],
 };
 
 async function sourceFiles(dir: string): Promise<string[]> {

@@ -41,6 +41,10 @@ export const ExitCode = {
   stateUnavailable: 20,
   /** A repository server refused the token or the operation, or its certificate is not trusted. */
   accessDenied: 21,
+  /** `coffer server`: the configuration file is invalid. */
+  configInvalid: 22,
+  /** `coffer server`: the address is in use or cannot be listened on. */
+  addressUnavailable: 23,
   /** Interrupted by Ctrl-C or a signal. */
   interrupted: 130,
 } as const;
@@ -97,6 +101,8 @@ const BY_CODE: Record<ErrorCode, number> = {
   E_TASK_NOT_FOUND: ExitCode.usage,
   E_WORKER_FAILED: ExitCode.failure,
   E_WINDOW_CLOSED: ExitCode.failure,
+  E_CONFIG_INVALID: ExitCode.configInvalid,
+  E_ADDRESS_IN_USE: ExitCode.addressUnavailable,
 };
 
 /** The exit code for an error code. */

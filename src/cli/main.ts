@@ -253,6 +253,18 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .action((name: string, _options, command: Command) => run(async () => (await import('./commands/serve-repo.js')).tokenRemoveCommand(name, command.optsWithGlobals(), context))());
 
   program
+    .command('server')
+    .description('run the Coffer service: the REST API (and the console) over HTTPS, with its state in a data directory')
+    .option('--data <dir>', 'the data directory: state.db, coffer.yaml (written at first start), tls/ (made at first start)')
+    .option('--config <file>', 'the configuration file (default: DIR/coffer.yaml; see docs/server-config.md)')
+    .option('--listen <host:port>', 'the address to listen on (default 0.0.0.0:8443; port 0: any free port)')
+    .option('--tls-cert <file>', 'your own certificate (PEM) instead of the self-signed one')
+    .option('--tls-key <file>', 'the key of --tls-cert (PEM)')
+    .option('--insecure-http', 'plain HTTP, only on a loopback address (tests, or behind a local TLS proxy)')
+    .option('--stop-timeout <seconds>', 'at SIGTERM, how long running requests and tasks get to finish (default 10)')
+    .action((_options, command: Command) => run(async () => (await import('./commands/server.js')).serverCommand(command.opts(), context))());
+
+  program
     .command('disk')
     .description('inspect or convert a disk image of any supported format, without a repository')
     .addArgument(new Command().createArgument('<action>', 'info, map or convert').choices(['info', 'map', 'convert']))

@@ -99,6 +99,10 @@ export const ERROR_CODES = {
   E_WORKER_FAILED: 'the task\'s worker process failed',
   /** A task did not start because its job's backup window closed first; it goes first next time. */
   E_WINDOW_CLOSED: 'the backup window closed before the task started',
+  /** The service's configuration file (or a change sent through the API) is invalid: `file:line: key: message`. */
+  E_CONFIG_INVALID: 'the service configuration is invalid',
+  /** The service cannot listen on its address (in use, not local, or not allowed). */
+  E_ADDRESS_IN_USE: 'the address cannot be listened on',
 } as const;
 
 /** A stable error code, see {@link ERROR_CODES}. */

@@ -8,6 +8,9 @@ export { startRepoServer, REPO_SERVER_DEFAULTS, type RepoServerOptions, type Run
 export { loadTlsIdentity, type TlsIdentity } from './repo-server/tls-identity.js';
 export { addToken, removeToken, readTokens, tokensFile, parseLifetime, type TokenRecord } from './repo-server/token-store.js';
 export * from './state/index.js';
+export { startService, parseListen, DEFAULT_LISTEN, DEFAULT_STOP_TIMEOUT_MS, SERVICE_VERSION, type ServiceOptions, type RunningService, type DrainHook } from './service.js';
+export { parseConfig, ConfigSchema, ConfigInvalidError, type ServiceConfig, type VmSelector, type VmConfig, type JobConfig } from './config/index.js';
+export { selectVms } from './inventory/index.js';
 export * from './notify/index.js';
 export * from './metrics/index.js';
 export * from './tasks/index.js';

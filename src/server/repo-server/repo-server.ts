@@ -52,7 +52,8 @@ interface Served {
 
 declare module 'fastify' {
   interface FastifyRequest {
-    principal: Principal | null;
+    /** The agent token a repository-server request carries (repo-server only; the API has `principal`). */
+    repoAgent: Principal | null;
   }
 }
 
@@ -82,7 +83,7 @@ export async function startRepoServer(options: RepoServerOptions): Promise<Runni
     requestTimeout: REPO_SERVER_DEFAULTS.requestTimeoutMs,
     keepAliveTimeout: 65_000,
   });
-  app.decorateRequest('principal', null);
+  app.decorateRequest('repoAgent', null);
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: maxObjectBytes }, (_request, body, done) => done(null, body));
   app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: REPO_SERVER_DEFAULTS.maxHasBatch * 400 }, (_request, body, done) => {
@@ -120,7 +121,7 @@ export async function startRepoServer(options: RepoServerOptions): Promise<Runni
       reply.header('www-authenticate', verdict === 'missing' ? 'Bearer realm="coffer"' : `Bearer realm="coffer", error="invalid_token", error_description="${detail}"`);
       return send(reply, problem('E_UNAUTHENTICATED', detail));
     }
-    request.principal = verdict;
+    request.repoAgent = verdict;
     if (request.method === 'PUT' && request.headers['content-length'] === undefined) {
       return send(reply, problem('E_LENGTH_REQUIRED', 'a put must send Content-Length (no chunked uploads)'));
     }
@@ -153,7 +154,7 @@ export async function startRepoServer(options: RepoServerOptions): Promise<Runni
         return undefined;
       }
     }
-    return { name: params.repo, repo, key, who: request.principal as Principal };
+    return { name: params.repo, repo, key, who: request.repoAgent as Principal };
   };
 
   const locked = async <T>(repo: Served, key: string, fn: () => Promise<T>): Promise<T> => {

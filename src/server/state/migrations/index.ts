@@ -4,6 +4,10 @@
  */
 import type { Migration } from '../migration.js';
 import { foundation } from './0001-foundation.js';
+import { usersAndAccess } from './0002-users-and-access.js';
+import { auditLog } from './0003-audit-log.js';
+import { configVersions } from './0004-config-versions.js';
+import { approvals } from './0005-approvals.js';
 import { tasks } from './0010-tasks.js';
 import { notifyEvents } from './0020-notify-events.js';
 import { notifyOutbox } from './0021-notify-outbox.js';
@@ -11,6 +15,10 @@ import { notifyMetrics } from './0022-notify-metrics.js';
 
 export const MIGRATIONS: readonly Migration[] = [
   foundation,
+  usersAndAccess,
+  auditLog,
+  configVersions,
+  approvals,
   tasks,
   notifyEvents,
   notifyOutbox,

@@ -1,0 +1,271 @@
+/**
+ * The configuration file's shape, declared once as JSON Schema: the loader validates the YAML
+ * file with it, and the API routes use the same pieces for their bodies and responses (and
+ * so for the OpenAPI document), so the file, the API and the console cannot disagree.
+ * Every key is documented in docs/server-config.md. Keys are kebab-case, as in the file.
+ *
+ * What the schema cannot say (a job names a repository that exists, a schedule parses, names
+ * are unique) is checked by check-config.ts.
+ */
+
+/** A name: what the config's lists are keyed by, and what appears in paths like `/vms/NAME`. */
+export const NameSchema = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$' } as const;
+const Names = { type: 'array', items: NameSchema } as const;
+/** A duration such as `26h`, `7d`, `90m`, `1d12h` (durations.ts). */
+export const DurationSchema = { type: 'string', pattern: '^([0-9]+[smhdw])+$' } as const;
+/** A rate in bytes per second such as `20M`, `500K`, `1G` (rates.ts). */
+const RateSchema = { type: 'string', pattern: '^[0-9]+(\\.[0-9]+)?[KMGT]?$' } as const;
+const TimeOfDaySchema = { type: 'string', pattern: '^([01][0-9]|2[0-3]):[0-5][0-9]$' } as const;
+const PositiveInteger = { type: 'integer', minimum: 1 } as const;
+
+export const SecuritySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    'four-eyes': { type: 'boolean', description: 'destructive operations wait for a second administrator' },
+    'session-hours': { type: 'integer', minimum: 1, maximum: 720, description: 'how long a console session lasts (default 12)' },
+  },
+} as const;
+
+export const RepositorySchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'url'],
+  properties: {
+    name: NameSchema,
+    url: { type: 'string', minLength: 1, description: 'a local path, or s3:https://HOST/BUCKET/PREFIX' },
+    'passphrase-file': { type: 'string', minLength: 1, description: 'a file holding the passphrase (its content never leaves the server)' },
+  },
+} as const;
+
+export const HostSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name'],
+  properties: {
+    name: NameSchema,
+    address: { type: 'string', minLength: 1 },
+    datastores: Names,
+  },
+} as const;
+
+export const VmSourceSchema = {
+  oneOf: [
+    { type: 'object', additionalProperties: false, required: ['images'], properties: { images: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } } } },
+    { type: 'object', additionalProperties: false, required: ['qmp'], properties: { qmp: { type: 'string', minLength: 1 } } },
+    {
+      type: 'object',
+      additionalProperties: false,
+      required: ['libvirt'],
+      properties: {
+        libvirt: { type: 'object', additionalProperties: false, required: ['domain'], properties: { uri: { type: 'string', minLength: 1 }, domain: { type: 'string', minLength: 1 } } },
+      },
+    },
+  ],
+} as const;
+
+export const VmSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'host', 'source'],
+  properties: {
+    name: NameSchema,
+    host: NameSchema,
+    datastore: NameSchema,
+    source: VmSourceSchema,
+    tags: Names,
+    rpo: DurationSchema,
+  },
+} as const;
+
+export const SelectorSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    names: Names,
+    globs: { type: 'array', items: { type: 'string', minLength: 1 } },
+    tags: Names,
+    hosts: Names,
+  },
+} as const;
+
+export const RetentionSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    'keep-last': PositiveInteger,
+    'keep-hourly': PositiveInteger,
+    'keep-daily': PositiveInteger,
+    'keep-weekly': PositiveInteger,
+    'keep-monthly': PositiveInteger,
+    'keep-yearly': PositiveInteger,
+    'keep-within': DurationSchema,
+    'keep-tags': Names,
+  },
+} as const;
+
+const ScheduledCheckSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['schedule'],
+  properties: {
+    schedule: { type: 'string', minLength: 1 },
+    'read-data-subset': { type: 'string', pattern: '^([0-9]+/[0-9]+|[0-9]+(\\.[0-9]+)?%)$' },
+    boot: { type: 'boolean' },
+  },
+} as const;
+
+export const JobSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'select', 'repository', 'schedule'],
+  properties: {
+    name: NameSchema,
+    select: SelectorSchema,
+    repository: NameSchema,
+    schedule: { type: 'string', minLength: 1, description: 'a calendar event (mon..fri 22:00) or a cron expression' },
+    timezone: { type: 'string', minLength: 1, description: 'IANA time zone of the schedule (default UTC)' },
+    'repeat-missed': { type: 'boolean' },
+    retention: RetentionSchema,
+    window: { type: 'object', additionalProperties: false, required: ['start', 'end'], properties: { start: TimeOfDaySchema, end: TimeOfDaySchema } },
+    limits: { type: 'object', additionalProperties: false, properties: { concurrent: PositiveInteger } },
+    after: NameSchema,
+    verify: ScheduledCheckSchema,
+    'test-restore': ScheduledCheckSchema,
+  },
+} as const;
+
+const LimitMap = { type: 'object', additionalProperties: PositiveInteger, propertyNames: NameSchema } as const;
+
+export const LimitsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    global: PositiveInteger,
+    'per-host': PositiveInteger,
+    'per-datastore': PositiveInteger,
+    'per-repository': PositiveInteger,
+    hosts: LimitMap,
+    datastores: LimitMap,
+    repositories: LimitMap,
+    bandwidth: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          when: { type: 'string', minLength: 1, description: 'days and hours, e.g. "mon..fri 08:00-18:00" (always when absent)' },
+          read: RateSchema,
+          write: RateSchema,
+          hosts: Names,
+          repositories: Names,
+        },
+      },
+    },
+  },
+} as const;
+
+/**
+ * Notification targets, rules and the daily summary: carried as given here; their shape is
+ * server/notify's NOTIFICATION_CONFIG_SCHEMA (docs/notifications.md), to be put in this place
+ * when both are merged.
+ */
+export const NotificationsSchema = { type: 'object', additionalProperties: true } as const;
+
+export const ConfigSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    security: SecuritySchema,
+    repositories: { type: 'array', items: RepositorySchema },
+    hosts: { type: 'array', items: HostSchema },
+    vms: { type: 'array', items: VmSchema },
+    jobs: { type: 'array', items: JobSchema },
+    limits: LimitsSchema,
+    notifications: NotificationsSchema,
+  },
+} as const;
+
+export interface RepositoryConfig {
+  name: string;
+  url: string;
+  'passphrase-file'?: string;
+}
+export interface HostConfig {
+  name: string;
+  address?: string;
+  datastores?: string[];
+}
+export type VmSource = { images: string[] } | { qmp: string } | { libvirt: { uri?: string; domain: string } };
+export interface VmConfig {
+  name: string;
+  host: string;
+  datastore?: string;
+  source: VmSource;
+  tags?: string[];
+  rpo?: string;
+}
+export interface VmSelector {
+  names?: string[];
+  globs?: string[];
+  tags?: string[];
+  hosts?: string[];
+}
+export interface RetentionConfig {
+  'keep-last'?: number;
+  'keep-hourly'?: number;
+  'keep-daily'?: number;
+  'keep-weekly'?: number;
+  'keep-monthly'?: number;
+  'keep-yearly'?: number;
+  'keep-within'?: string;
+  'keep-tags'?: string[];
+}
+export interface ScheduledCheckConfig {
+  schedule: string;
+  'read-data-subset'?: string;
+  boot?: boolean;
+}
+export interface JobConfig {
+  name: string;
+  select: VmSelector;
+  repository: string;
+  schedule: string;
+  timezone?: string;
+  'repeat-missed'?: boolean;
+  retention?: RetentionConfig;
+  window?: { start: string; end: string };
+  limits?: { concurrent?: number };
+  after?: string;
+  verify?: ScheduledCheckConfig;
+  'test-restore'?: ScheduledCheckConfig;
+}
+export interface BandwidthRuleConfig {
+  when?: string;
+  read?: string;
+  write?: string;
+  hosts?: string[];
+  repositories?: string[];
+}
+export interface LimitsConfig {
+  global?: number;
+  'per-host'?: number;
+  'per-datastore'?: number;
+  'per-repository'?: number;
+  hosts?: Record<string, number>;
+  datastores?: Record<string, number>;
+  repositories?: Record<string, number>;
+  bandwidth?: BandwidthRuleConfig[];
+}
+/** The `notifications` section, validated by server/notify. */
+export type NotificationsConfig = Record<string, unknown>;
+/** The whole configuration file, as validated by {@link ConfigSchema}. */
+export interface ServiceConfig {
+  security?: { 'four-eyes'?: boolean; 'session-hours'?: number };
+  repositories?: RepositoryConfig[];
+  hosts?: HostConfig[];
+  vms?: VmConfig[];
+  jobs?: JobConfig[];
+  limits?: LimitsConfig;
+  notifications?: NotificationsConfig;
+}

@@ -1,0 +1,38 @@
+/**
+ * Errors the API answers with that are not Coffer's own (HTTP-level: not logged in, not
+ * allowed, not found, too many attempts…): a status, a stable code and one line of detail.
+ * They become RFC 9457 problem details in problem.ts, like CofferErrors do.
+ */
+export const API_ERROR_CODES = {
+  /** No valid session cookie or token. */
+  E_UNAUTHENTICATED: 401,
+  /** Authenticated, but no grant gives the permission the operation needs on its object. */
+  E_FORBIDDEN: 403,
+  /** A cookie-authenticated unsafe request without the session's X-CSRF-Token header. */
+  E_CSRF: 403,
+  /** The user must change the one-time password first (POST /api/v1/auth/password). */
+  E_PASSWORD_CHANGE_REQUIRED: 403,
+  /** The request does not match the operation's schema (`errors` lists where). */
+  E_VALIDATION: 400,
+  /** No such object (user, token, host, VM, job, repository, snapshot, config version). */
+  E_NOT_FOUND: 404,
+  /** The object exists already, or changed since it was read. */
+  E_CONFLICT: 409,
+  /** Too many failed logins: wait (Retry-After). */
+  E_RATE_LIMITED: 429,
+} as const;
+export type ApiErrorCode = keyof typeof API_ERROR_CODES;
+
+export class ApiError extends Error {
+  override readonly name = 'ApiError';
+  readonly status: number;
+
+  constructor(
+    readonly code: ApiErrorCode,
+    message: string,
+    readonly extra: Record<string, unknown> = {},
+  ) {
+    super(message);
+    this.status = API_ERROR_CODES[code];
+  }
+}

@@ -1,0 +1,32 @@
+/**
+ * Paging for every list: `limit` (1–500, default 50) and `offset`, or for the audit log a
+ * `cursor` (the `next` of the previous page); every answer carries `total`, the number of
+ * items that match the filters across all pages.
+ */
+export const MAX_PAGE = 500;
+export const DEFAULT_PAGE = 50;
+
+export const PageQueryProperties = {
+  limit: { type: 'integer', minimum: 1, maximum: MAX_PAGE, default: DEFAULT_PAGE },
+  offset: { type: 'integer', minimum: 0, default: 0 },
+} as const;
+
+/** The response schema of a page of `item`. */
+export function pageOf(item: object): object {
+  return {
+    type: 'object',
+    required: ['items', 'total', 'limit', 'offset'],
+    properties: {
+      items: { type: 'array', items: item },
+      total: { type: 'integer' },
+      limit: { type: 'integer' },
+      offset: { type: 'integer' },
+      next: { type: ['string', 'null'] },
+    },
+  };
+}
+
+/** Slices an in-memory list into a page. */
+export function pageList<T>(items: readonly T[], query: { limit: number; offset: number }): { items: T[]; total: number; limit: number; offset: number } {
+  return { items: items.slice(query.offset, query.offset + query.limit), total: items.length, limit: query.limit, offset: query.offset };
+}

@@ -1,0 +1,32 @@
+/**
+ * Every route group of the API, in the order they appear in the OpenAPI document. A new group
+ * (runs, tasks, restores, browsing…) is one file exporting `(app, context) => void` that
+ * declares its routes with `defineRoute`, and one line here.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { ServiceContext } from '../service-context.js';
+import { approvalRoutes } from './approval-routes.js';
+import { auditRoutes } from './audit-routes.js';
+import { authRoutes } from './auth-routes.js';
+import { configRoutes } from './config-routes.js';
+import { inventoryRoutes } from './inventory-routes.js';
+import { jobRoutes } from './job-routes.js';
+import { repositoryRoutes } from './repository-routes.js';
+import { systemRoutes } from './system-routes.js';
+import { tokenRoutes } from './token-routes.js';
+import { userRoutes } from './user-routes.js';
+
+export type RouteGroup = (app: FastifyInstance, context: ServiceContext) => void;
+
+export const ROUTE_GROUPS: readonly RouteGroup[] = [
+  systemRoutes,
+  authRoutes,
+  userRoutes,
+  tokenRoutes,
+  approvalRoutes,
+  auditRoutes,
+  configRoutes,
+  inventoryRoutes,
+  jobRoutes,
+  repositoryRoutes,
+];

@@ -1,0 +1,31 @@
+/**
+ * What the routes stand on, built once by the composition root (service.ts) and passed to each
+ * route group: the stores, the audit log, the configuration, the repositories, the clock.
+ */
+import type { FastifyRequest } from 'fastify';
+import type { AuditEvent, AuditLog } from '../audit/index.js';
+import type { Authenticator, LoginThrottle, SessionStore, TokenStore, UserStore } from '../auth/index.js';
+import type { ConfigStore } from '../config/index.js';
+import type { RepositoryCatalog } from '../inventory/index.js';
+import type { ApprovalStore } from './approvals.js';
+
+export interface ServiceContext {
+  users: UserStore;
+  sessions: SessionStore;
+  tokens: TokenStore;
+  authenticator: Authenticator;
+  throttle: LoginThrottle;
+  audit: AuditLog;
+  config: ConfigStore;
+  catalog: RepositoryCatalog;
+  approvals: ApprovalStore;
+  now: () => number;
+  /** The Secure attribute on the session cookie (off only for --insecure-http). */
+  secureCookies: boolean;
+  version: string;
+}
+
+/** Records an audit entry for a request: the caller and the address come from it. */
+export function auditRequest(context: ServiceContext, request: FastifyRequest, event: Omit<AuditEvent, 'actor' | 'address'> & { actor?: string }): Promise<unknown> {
+  return context.audit.record({ actor: request.principal?.actor ?? 'anonymous', address: request.ip, ...event });
+}

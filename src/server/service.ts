@@ -1,0 +1,184 @@
+/**
+ * The composition root of `coffer server`: opens the state database in the data directory,
+ * loads the configuration (writing a commented sample at first start), makes the first
+ * administrator and the HTTPS certificate when missing, builds the Fastify app, and listens.
+ * Stopping is graceful: the listener closes, in-flight requests get until the deadline to
+ * finish, the drain hooks (the task runner registers one) run, then everything is closed.
+ */
+import { mkdir } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { CofferError } from '../errors/index.js';
+import { AuditLog } from './audit/index.js';
+import { Authenticator, ensureFirstAdmin, FIRST_ADMIN, LoginThrottle, SessionStore, TokenStore, UserStore } from './auth/index.js';
+import { ConfigStore } from './config/index.js';
+import { ApprovalStore, buildApp, loadOrCreateCertificate, type RouteGroup, type ServiceContext } from './http/index.js';
+import { RepositoryCatalog } from './inventory/index.js';
+import { openStateDatabase, type StateDatabase } from './state/index.js';
+
+export const SERVICE_VERSION = '0.1.0';
+/** The default address: every interface, HTTPS. */
+export const DEFAULT_LISTEN = '0.0.0.0:8443';
+/** How long in-flight requests and drain hooks get at shutdown by default. */
+export const DEFAULT_STOP_TIMEOUT_MS = 10_000;
+
+export interface ServiceOptions {
+  dataDir: string;
+  /** Default DIR/coffer.yaml. */
+  configFile?: string;
+  /** HOST:PORT (port 0: any free port); default {@link DEFAULT_LISTEN}. */
+  listen?: string;
+  /** The administrator's own certificate and key (PEM files). */
+  tls?: { cert: string; key: string };
+  /** Plain HTTP: only on a loopback address (tests, or behind a local TLS proxy). */
+  insecureHttp?: boolean;
+  /** One line of output for the administrator (the CLI's stdout). */
+  print: (line: string) => void;
+  /** Unexpected errors (the CLI's stderr). */
+  logError?: (error: unknown, where: string) => void;
+  /** Route groups added by other parts of the server (tasks, notifications). */
+  routeGroups?: readonly RouteGroup[];
+  now?: () => number;
+}
+
+/** Runs during a graceful stop, before the state is closed; gets the time left (ms). */
+export type DrainHook = (timeLeftMs: number) => Promise<void>;
+
+export interface RunningService {
+  /** The base URL, e.g. https://127.0.0.1:8443. */
+  readonly url: string;
+  readonly port: number;
+  readonly context: ServiceContext;
+  readonly app: FastifyInstance;
+  readonly state: StateDatabase;
+  /** Registers work to finish at stop (the task runner: no new task, running ones end or are cancelled). */
+  onDrain(hook: DrainHook): void;
+  /** Stops accepting, lets in-flight requests and drain hooks finish within `timeoutMs`, closes. Idempotent. */
+  stop(timeoutMs?: number): Promise<void>;
+}
+
+export async function startService(options: ServiceOptions): Promise<RunningService> {
+  const now = options.now ?? Date.now;
+  const { host, port } = parseListen(options.listen ?? DEFAULT_LISTEN);
+  if (options.insecureHttp === true && !isLoopback(host)) {
+    throw new CofferError('E_USAGE', `--insecure-http is refused on ${host}: plain HTTP only on a loopback address (127.0.0.1, ::1, localhost)`);
+  }
+  if (options.insecureHttp === true && options.tls !== undefined) throw new CofferError('E_USAGE', '--insecure-http and --tls-cert/--tls-key exclude each other');
+  await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
+  const state = await openStateDatabase({ file: join(options.dataDir, 'state.db'), now });
+  let catalog: RepositoryCatalog | undefined;
+  try {
+    const db = state.db;
+    const configFile = options.configFile ?? join(options.dataDir, 'coffer.yaml');
+    const { store: config, created } = await ConfigStore.open(db, configFile, now);
+    options.print(`coffer server ${SERVICE_VERSION}: data in ${options.dataDir}`);
+    options.print(`configuration: ${configFile} (version ${config.version}${created ? ', written now from a commented sample' : ''})`);
+    const users = new UserStore(db, now);
+    const sessions = new SessionStore(db, now);
+    const tokens = new TokenStore(db, now);
+    const audit = new AuditLog(db, now);
+    catalog = new RepositoryCatalog(() => config.config.repositories ?? [], now);
+    const context: ServiceContext = {
+      users,
+      sessions,
+      tokens,
+      authenticator: new Authenticator(users, sessions, tokens),
+      throttle: new LoginThrottle(now),
+      audit,
+      config,
+      catalog,
+      approvals: new ApprovalStore(db, now),
+      now,
+      secureCookies: options.insecureHttp !== true,
+      version: SERVICE_VERSION,
+    };
+
+    const oneTimePassword = await ensureFirstAdmin(users);
+    if (oneTimePassword !== undefined) {
+      await audit.record({ actor: 'system', address: '-', action: 'user.create', target: `/users/${FIRST_ADMIN}`, outcome: 'success', details: { reason: 'first start', grants: [{ role: 'Admin', path: '/' }] } });
+    }
+
+    let https: { key: string; cert: string } | undefined;
+    if (options.insecureHttp !== true) {
+      const tls = await loadOrCreateCertificate(options.dataDir, options.tls);
+      https = { key: tls.key, cert: tls.cert };
+      options.print(`TLS certificate: ${tls.certFile}${tls.created ? ' (self-signed, made now)' : ''}`);
+      options.print(`  SHA-256 fingerprint: ${tls.fingerprint}`);
+    } else {
+      options.print('WARNING: plain HTTP (--insecure-http): only for tests or behind a local TLS proxy');
+    }
+
+    const app = await buildApp(context, {
+      server: { ...(https === undefined ? {} : { https }), forceCloseConnections: 'idle' },
+      ...(options.routeGroups === undefined ? {} : { routeGroups: options.routeGroups }),
+      ...(options.logError === undefined ? {} : { logError: options.logError }),
+    });
+    try {
+      await app.listen({ host, port });
+    } catch (error) {
+      await app.close();
+      const code = (error as NodeJS.ErrnoException).code;
+      const why = code === 'EADDRINUSE' ? 'the address is in use (another coffer server?)' : code === 'EADDRNOTAVAIL' ? 'no interface of this machine has that address' : code === 'EACCES' ? 'permission denied (ports below 1024 need privileges)' : String((error as Error).message);
+      throw new CofferError('E_ADDRESS_IN_USE', `cannot listen on ${options.listen ?? DEFAULT_LISTEN}: ${why}`, { cause: error });
+    }
+    const address = app.server.address();
+    const boundPort = typeof address === 'object' && address !== null ? address.port : port;
+    const shownHost = host === '0.0.0.0' || host === '::' ? hostname() : host.includes(':') ? `[${host}]` : host;
+    const url = `${https === undefined ? 'http' : 'https'}://${shownHost}:${boundPort}`;
+    if (oneTimePassword !== undefined) {
+      options.print(`first start: created user ${FIRST_ADMIN} with the one-time password ${oneTimePassword}`);
+      options.print('  (shown only now: log in and change it; until then the account can do nothing else)');
+    }
+    options.print(`console: ${url}/`);
+    options.print(`API reference: ${url}/api/v1/docs`);
+    options.print(`listening on ${url}`);
+
+    const drains: DrainHook[] = [];
+    let stopping: Promise<void> | undefined;
+    const openCatalog = catalog;
+    return {
+      url,
+      port: boundPort,
+      context,
+      app,
+      state,
+      onDrain: (hook) => void drains.push(hook),
+      stop(timeoutMs = DEFAULT_STOP_TIMEOUT_MS) {
+        stopping ??= (async () => {
+          const deadline = Date.now() + timeoutMs;
+          const closing = app.close();
+          const drained = Promise.allSettled(drains.map((hook) => hook(Math.max(0, deadline - Date.now()))));
+          let timer: NodeJS.Timeout | undefined;
+          const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), Math.max(0, deadline - Date.now()))));
+          const outcome = await Promise.race([Promise.all([closing, drained]).then(() => 'done' as const), late]);
+          clearTimeout(timer);
+          if (outcome === 'late') {
+            options.print(`stop: requests still running after ${timeoutMs} ms; closing their connections`);
+            app.server.closeAllConnections();
+            await closing;
+          }
+          await openCatalog.close();
+          await state.close();
+        })();
+        return stopping;
+      },
+    };
+  } catch (error) {
+    await catalog?.close();
+    await state.close();
+    throw error;
+  }
+}
+
+/** `HOST:PORT`, `[v6]:PORT`. */
+export function parseListen(text: string): { host: string; port: number } {
+  const match = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]+):(\d{1,5})$/.exec(text);
+  const port = Number(match?.[2]);
+  if (match === null || port > 65535) throw new CofferError('E_USAGE', `--listen ${text}: write HOST:PORT, e.g. 0.0.0.0:8443 or 127.0.0.1:0`);
+  return { host: (match[1] as string).replace(/^\[|\]$/g, ''), port };
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
