@@ -36,6 +36,8 @@ export type { SnapshotNote } from './format/snapshot-note.js';
 export { addVerificationRecord, listVerificationRecords, lastVerifiedLookup } from './verification-log.js';
 export { subsetContains, type VerificationRecord, type VerificationSubset } from './format/verification-record.js';
 export { pruneRepository, type PruneReport, type PruneProgress } from './prune.js';
+export { verifyStored, parseFingerprint, type StoredVerifyOptions, type StoredVerifyReport, type StoredVerifyProgress, type StoredProblem } from './digests/verify-stored.js';
+export { storedDigestKeyFingerprint } from './digests/stored-key.js';
 export { acquireBackupLease, acquirePruneLease, listLeases, HeldLease, type LeaseInfo, type LeaseOptions } from './leases.js';
 export { LEASE_EXPIRY_MS, LEASE_REFRESH_MS, type Lease, type LeaseKind } from './format/lease.js';
 export { IdPrefixSet } from './id-prefix-set.js';

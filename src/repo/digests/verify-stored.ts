@@ -1,0 +1,235 @@
+import { createHash } from 'node:crypto';
+import { forEachLimited } from '../../concurrency/index.js';
+import { CofferError, isCofferError } from '../../errors/index.js';
+import type { Backend } from '../backend/backend.js';
+import { decodeConfig } from '../format/config.js';
+import { decodeDigestKey } from '../format/digest-key.js';
+import { decodeDigestRecord } from '../format/digest-record.js';
+import { fingerprintOf, verifySignature } from '../keys/signing-key.js';
+import { CONFIG_KEY, DIGEST_KEY_KEY, DIGESTS_PREFIX } from '../layout.js';
+import { isCoveredKey } from './covered-keys.js';
+
+/** Options of {@link verifyStored}. */
+export interface StoredVerifyOptions {
+  /**
+   * The fingerprint the key holder gave out of band (64 hex, `sha256:` allowed before it).
+   * Without it the stored public key is used as found, and the report says it is unverified.
+   */
+  trust?: string;
+  /** Objects read at once (default 8). */
+  concurrency?: number;
+  onProgress?: (progress: StoredVerifyProgress) => void;
+  signal?: AbortSignal;
+}
+
+export interface StoredVerifyProgress {
+  phase: 'records' | 'objects';
+  /** Records checked, or objects read. */
+  done: number;
+  bytesRead: number;
+  /** Objects phase: the bytes the records say are stored (what a full read reads). */
+  bytesExpected: number;
+}
+
+/** What is wrong with one object or record, by backend key. */
+export interface StoredProblem {
+  key: string;
+  problem: 'corrupt' | 'wrong-length' | 'missing' | 'bad-signature' | 'corrupt-record' | 'foreign-signer';
+  message: string;
+}
+
+/** The result of {@link verifyStored}. */
+export interface StoredVerifyReport {
+  /** The fingerprint of the stored public key. */
+  fingerprint: string;
+  /** True when it equals the `trust` given; false when none was given. */
+  trusted: boolean;
+  /** Digest records whose signature checked. */
+  records: number;
+  /** Objects read (the digest records not counted). */
+  objectsRead: number;
+  /** Objects read and found as recorded. */
+  objectsIntact: number;
+  bytesRead: number;
+  /** Damaged or missing objects, and records that cannot be trusted: each one is damage. */
+  damaged: StoredProblem[];
+  /** Objects no trusted record covers (written before digests existed, or by someone else). */
+  notCovered: { key: string; size: number }[];
+}
+
+interface RecordedState {
+  op: 'stored' | 'deleted';
+  length: number;
+  sha256: Buffer | null;
+  record: string;
+  seen: boolean;
+}
+
+/**
+ * `coffer verify --stored`: proves that every object's stored bytes are the ones the key holder
+ * wrote, with no key (docs/repository-format.md §16). Loads the public key and checks it
+ * against `trust`; checks every digest record's id and signature; replays them oldest first
+ * into the expected state of every key (stored with a length and SHA-256, or deleted); then
+ * lists the repository and reads every covered object (in parallel, one object in memory per
+ * lane), comparing length and SHA-256. Covered objects not found are missing, unless a record
+ * written meanwhile (a prune running at the same time) deleted them.
+ *
+ * Memory: the expected state, about 200 bytes per recorded object (200 MB for a 1 TB
+ * repository at the default block size), plus one object per lane.
+ *
+ * Throws `E_REPO_NOT_FOUND` (no config), `E_USAGE` (a malformed `trust`, an unencrypted
+ * repository), `E_VERIFY_FAILED` (no public key, or one whose fingerprint is not `trust`).
+ */
+export async function verifyStored(backend: Backend, options: StoredVerifyOptions = {}): Promise<StoredVerifyReport> {
+  const trust = options.trust === undefined ? undefined : parseFingerprint(options.trust);
+  if (!(await backend.has(CONFIG_KEY))) {
+    throw new CofferError('E_REPO_NOT_FOUND', `${backend.location} is not a Coffer repository (no config)`, { subject: { repository: backend.location } });
+  }
+  const config = decodeConfig(await backend.get(CONFIG_KEY), backend.location);
+  if (config.encryption === 'none') {
+    throw new CofferError('E_USAGE', `${backend.location} is not encrypted, so it has no signed digests: 'coffer verify --read-data' needs no passphrase there`, {
+      subject: { repository: backend.location },
+    });
+  }
+  if (!(await backend.has(DIGEST_KEY_KEY))) {
+    throw new CofferError('E_VERIFY_FAILED', `${backend.location} has no ${DIGEST_KEY_KEY}: no key holder has written to it since stored digests exist, so nothing can be checked without the key`, {
+      subject: { repository: backend.location },
+    });
+  }
+  const publicKey = decodeDigestKey(await backend.get(DIGEST_KEY_KEY), `${backend.location}/${DIGEST_KEY_KEY}`);
+  const fingerprint = fingerprintOf(publicKey);
+  if (trust !== undefined && trust !== fingerprint) {
+    throw new CofferError(
+      'E_VERIFY_FAILED',
+      `the ${DIGEST_KEY_KEY} of ${backend.location} has fingerprint ${fingerprint}, not the trusted ${trust}: refusing to check with it (it was replaced, or this is another repository)`,
+      { subject: { repository: backend.location } },
+    );
+  }
+  const report: StoredVerifyReport = { fingerprint, trusted: trust !== undefined, records: 0, objectsRead: 0, objectsIntact: 0, bytesRead: 0, damaged: [], notCovered: [] };
+  const concurrency = options.concurrency ?? 8;
+  const checkAbort = () => {
+    if (options.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'verify --stored interrupted');
+  };
+
+  // 1. Records: check each, then replay the trusted ones oldest first.
+  const knownRecords = new Set<string>();
+  const loadRecords = async (): Promise<{ id: string; timeMs: number; entries: ReturnType<typeof decodeDigestRecord>['entries'] }[]> => {
+    const accepted: { id: string; timeMs: number; entries: ReturnType<typeof decodeDigestRecord>['entries'] }[] = [];
+    const keys: string[] = [];
+    for await (const entry of backend.list(DIGESTS_PREFIX)) if (!knownRecords.has(entry.key)) keys.push(entry.key);
+    await forEachLimited(keys, concurrency, async (key) => {
+      checkAbort();
+      knownRecords.add(key);
+      let bytes: Buffer;
+      try {
+        bytes = await backend.get(key);
+      } catch (error) {
+        if (isCofferError(error) && error.code === 'E_MISSING_OBJECT') return; // deleted since listed
+        throw error;
+      }
+      report.bytesRead += bytes.length;
+      const id = key.slice(DIGESTS_PREFIX.length);
+      if (createHash('sha256').update(bytes).digest('hex') !== id) {
+        report.damaged.push({ key, problem: 'corrupt-record', message: 'its bytes do not hash to its name: the record was altered or damaged, its entries are ignored' });
+        return;
+      }
+      let record;
+      try {
+        record = decodeDigestRecord(bytes, key);
+      } catch (error) {
+        if (!isCofferError(error)) throw error;
+        report.damaged.push({ key, problem: 'corrupt-record', message: `${error.message}; its entries are ignored` });
+        return;
+      }
+      if (!record.signer.equals(publicKey)) {
+        report.damaged.push({ key, problem: 'foreign-signer', message: `signed by key ${fingerprintOf(record.signer)}, not the repository's: its entries are ignored` });
+        return;
+      }
+      if (!verifySignature(publicKey, record.signed, record.signature)) {
+        report.damaged.push({ key, problem: 'bad-signature', message: 'its signature does not check: the record was tampered with, its entries are ignored' });
+        return;
+      }
+      report.records++;
+      accepted.push({ id: key, timeMs: record.timeMs, entries: record.entries });
+      options.onProgress?.({ phase: 'records', done: report.records, bytesRead: report.bytesRead, bytesExpected: 0 });
+    });
+    return accepted.sort((a, b) => a.timeMs - b.timeMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  };
+  const expected = new Map<string, RecordedState>();
+  const replay = (records: Awaited<ReturnType<typeof loadRecords>>) => {
+    for (const record of records) {
+      for (const entry of record.entries) {
+        const seen = expected.get(entry.key)?.seen ?? false;
+        expected.set(
+          entry.key,
+          entry.op === 'stored'
+            ? { op: 'stored', length: entry.length, sha256: entry.sha256, record: record.id, seen }
+            : { op: 'deleted', length: 0, sha256: null, record: record.id, seen },
+        );
+      }
+    }
+  };
+  replay(await loadRecords());
+  let bytesExpected = 0;
+  for (const state of expected.values()) bytesExpected += state.length;
+  const bytesOfRecords = report.bytesRead;
+
+  // 2. Objects: read every covered one; note the others.
+  let done = 0;
+  async function* covered(): AsyncGenerator<{ key: string; size: number; state: RecordedState }> {
+    for await (const entry of backend.list('')) {
+      if (!isCoveredKey(entry.key)) continue;
+      const state = expected.get(entry.key);
+      if (state === undefined || state.op === 'deleted') {
+        report.notCovered.push({ key: entry.key, size: entry.size });
+        continue;
+      }
+      state.seen = true;
+      yield { key: entry.key, size: entry.size, state };
+    }
+  }
+  await forEachLimited(covered(), concurrency, async ({ key, size, state }) => {
+    checkAbort();
+    const by = `recorded by ${state.record}`;
+    if (size !== state.length) {
+      report.damaged.push({ key, problem: 'wrong-length', message: `${size} bytes stored, ${state.length} written (${by})` });
+      return;
+    }
+    let bytes: Buffer;
+    try {
+      bytes = await backend.get(key);
+    } catch (error) {
+      if (!isCofferError(error) || error.code !== 'E_MISSING_OBJECT') throw error;
+      state.seen = false; // gone since listed: judged with the missing ones below
+      return;
+    }
+    report.bytesRead += bytes.length;
+    report.objectsRead++;
+    if (bytes.length !== state.length) {
+      report.damaged.push({ key, problem: 'wrong-length', message: `${bytes.length} bytes stored, ${state.length} written (${by})` });
+    } else if (!createHash('sha256').update(bytes).digest().equals(state.sha256 as Buffer)) {
+      report.damaged.push({ key, problem: 'corrupt', message: `the stored bytes differ from those written (SHA-256 mismatch, ${by})` });
+    } else report.objectsIntact++;
+    options.onProgress?.({ phase: 'objects', done: ++done, bytesRead: report.bytesRead - bytesOfRecords, bytesExpected });
+  });
+
+  // 3. Missing: recorded as stored, not found. Records written since the first pass (a prune
+  //    deleting at the same time) are read first, so their deletions are not reported.
+  //    A key that a new record names was written or deleted after the listing: not judged.
+  const unseen = [...expected.entries()].filter(([, state]) => state.op === 'stored' && !state.seen).map(([key, state]) => ({ key, record: state.record }));
+  if (unseen.length > 0) replay(await loadRecords());
+  for (const { key, record } of unseen) {
+    const state = expected.get(key) as RecordedState;
+    if (state.record === record) report.damaged.push({ key, problem: 'missing', message: `not found, but written (recorded by ${state.record})` });
+  }
+  report.damaged.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  report.notCovered.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  return report;
+}
+
+/** A fingerprint as given on the command line: 64 hex, optionally after `sha256:`. */
+export function parseFingerprint(text: string): string {
+  const hex = text.trim().toLowerCase().replace(/^sha256:/, '').replace(/:/g, '');
+  if (!/^[0-9a-f]{64}$/.test(hex)) throw new CofferError('E_USAGE', `--trust ${text}: a fingerprint is 64 hex digits (coffer init and coffer key list print it)`);
+  return hex;
+}
