@@ -39,7 +39,7 @@ export async function verifyStoredCommand(options: VerifyStoredOptions, context:
     if (!report.trusted) {
       context.stderr.write(`coffer: warning: this key was not checked against a fingerprint from the key holder: anyone who can write the storage could have replaced it and the records; pass --trust ${report.fingerprint} once you have compared it with the one coffer init or coffer key list printed\n`);
     }
-    out(`${report.records} digest record(s); read ${report.objectsRead} object(s), ${formatBytes(report.bytesRead)}`);
+    out(`${report.records} digest record(s), the newest of ${report.newestRecord ?? 'never'}; read ${report.objectsRead} object(s), ${formatBytes(report.bytesRead)}`);
     for (const problem of report.damaged) out(`DAMAGED ${problem.key} (${problem.problem}): ${problem.message}`);
     const shown = 20;
     for (const object of report.notCovered.slice(0, shown)) out(`NOT COVERED ${object.key} (${object.size} bytes): no signed digest; written before digests were recorded, or not by a key holder`);

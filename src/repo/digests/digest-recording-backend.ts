@@ -42,6 +42,8 @@ export class DigestRecordingBackend implements Backend {
   private pending = new Map<string, DigestEntry>();
   private writing: Promise<void> = Promise.resolve();
   private keyStored = false;
+  /** The time of the last record written: each is later, so the replay order is the writing order. */
+  private lastTimeMs = 0;
   private readonly now: () => Date;
   private readonly maxEntries: number;
 
@@ -120,9 +122,11 @@ export class DigestRecordingBackend implements Backend {
         if (!(await this.inner.has(DIGEST_KEY_KEY))) await this.inner.put(DIGEST_KEY_KEY, encodeDigestKey(this.signer.publicKey));
         this.keyStored = true;
       }
-      const body = encodeDigestRecordBody(this.now().getTime(), this.signer.publicKey, entries);
+      const timeMs = Math.max(this.now().getTime(), this.lastTimeMs + 1);
+      const body = encodeDigestRecordBody(timeMs, this.signer.publicKey, entries);
       const record = Buffer.concat([body, this.signer.sign(body)]);
       await this.inner.put(digestRecordKey(createHash('sha256').update(record).digest('hex')), record);
+      this.lastTimeMs = timeMs;
     } catch (error) {
       // Not written: keep the entries for the next record (unless newer ones replaced them).
       for (const entry of entries) if (!this.pending.has(entry.key)) this.pending.set(entry.key, entry);

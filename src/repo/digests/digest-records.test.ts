@@ -119,7 +119,8 @@ test('a record round-trips, its signature checks with the derived key only, and 
 
 test('the record of what a backup stored is written before its manifest; the manifest is recorded at the next sync', async () => {
   const log = new PutLog(await localBackend());
-  const backend = new DigestRecordingBackend(log, deriveSigningKey(newMasterKey()), { now: () => new Date(1_000) });
+  let clock = 0;
+  const backend = new DigestRecordingBackend(log, deriveSigningKey(newMasterKey()), { now: () => new Date(++clock * 1000) });
   await backend.put(chunk(1), Buffer.from('one'));
   await backend.put('indexes/00/'.padEnd(75, '0'), Buffer.from('page'));
   await backend.put('leases/'.padEnd(71, 'a'), Buffer.from('lease')); // rewritten by design: not recorded

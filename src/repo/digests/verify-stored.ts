@@ -46,6 +46,8 @@ export interface StoredVerifyReport {
   trusted: boolean;
   /** Digest records whose signature checked. */
   records: number;
+  /** When the newest of them was written (ISO 8601 UTC), null when there is none. */
+  newestRecord: string | null;
   /** Objects read (the digest records not counted). */
   objectsRead: number;
   /** Objects read and found as recorded. */
@@ -105,7 +107,7 @@ export async function verifyStored(backend: Backend, options: StoredVerifyOption
       { subject: { repository: backend.location } },
     );
   }
-  const report: StoredVerifyReport = { fingerprint, trusted: trust !== undefined, records: 0, objectsRead: 0, objectsIntact: 0, bytesRead: 0, damaged: [], notCovered: [] };
+  const report: StoredVerifyReport = { fingerprint, trusted: trust !== undefined, records: 0, newestRecord: null, objectsRead: 0, objectsIntact: 0, bytesRead: 0, damaged: [], notCovered: [] };
   const concurrency = options.concurrency ?? 8;
   const checkAbort = () => {
     if (options.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'verify --stored interrupted');
@@ -150,6 +152,7 @@ export async function verifyStored(backend: Backend, options: StoredVerifyOption
         return;
       }
       report.records++;
+      if (report.newestRecord === null || record.timeMs > Date.parse(report.newestRecord)) report.newestRecord = new Date(record.timeMs).toISOString();
       accepted.push({ id: key, timeMs: record.timeMs, entries: record.entries });
       options.onProgress?.({ phase: 'records', done: report.records, bytesRead: report.bytesRead, bytesExpected: 0 });
     });
