@@ -4,9 +4,8 @@ import { CofferError, isCofferError } from '../../errors/index.js';
 import type { Backend } from '../backend/backend.js';
 import { decodeConfig } from '../format/config.js';
 import { decodeDigestKey } from '../format/digest-key.js';
-import { decodeDigestRecord } from '../format/digest-record.js';
-import { fingerprintOf, verifySignature } from '../keys/signing-key.js';
-import { CONFIG_KEY, DIGEST_KEY_KEY, DIGESTS_PREFIX } from '../layout.js';
+import { fingerprintOf } from '../keys/signing-key.js';
+import { CONFIG_KEY, DIGEST_KEY_KEY } from '../layout.js';
 import { isCoveredKey } from './covered-keys.js';
 
 /** Options of {@link verifyStored}. */
@@ -31,12 +30,9 @@ export interface StoredVerifyProgress {
   bytesExpected: number;
 }
 
-/** What is wrong with one object or record, by backend key. */
-export interface StoredProblem {
-  key: string;
-  problem: 'corrupt' | 'wrong-length' | 'missing' | 'bad-signature' | 'corrupt-record' | 'foreign-signer';
-  message: string;
-}
+import { DigestState, type RecordedState, type StoredProblem } from './digest-state.js';
+
+export type { StoredProblem } from './digest-state.js';
 
 /** The result of {@link verifyStored}. */
 export interface StoredVerifyReport {
@@ -59,13 +55,6 @@ export interface StoredVerifyReport {
   notCovered: { key: string; size: number }[];
 }
 
-interface RecordedState {
-  op: 'stored' | 'deleted';
-  length: number;
-  sha256: Buffer | null;
-  record: string;
-  seen: boolean;
-}
 
 /**
  * `coffer verify --stored`: proves that every object's stored bytes are the ones the key holder
@@ -114,65 +103,15 @@ export async function verifyStored(backend: Backend, options: StoredVerifyOption
   };
 
   // 1. Records: check each, then replay the trusted ones oldest first.
-  const knownRecords = new Set<string>();
-  const loadRecords = async (): Promise<{ id: string; timeMs: number; entries: ReturnType<typeof decodeDigestRecord>['entries'] }[]> => {
-    const accepted: { id: string; timeMs: number; entries: ReturnType<typeof decodeDigestRecord>['entries'] }[] = [];
-    const keys: string[] = [];
-    for await (const entry of backend.list(DIGESTS_PREFIX)) if (!knownRecords.has(entry.key)) keys.push(entry.key);
-    await forEachLimited(keys, concurrency, async (key) => {
-      checkAbort();
-      knownRecords.add(key);
-      let bytes: Buffer;
-      try {
-        bytes = await backend.get(key);
-      } catch (error) {
-        if (isCofferError(error) && error.code === 'E_MISSING_OBJECT') return; // deleted since listed
-        throw error;
-      }
-      report.bytesRead += bytes.length;
-      const id = key.slice(DIGESTS_PREFIX.length);
-      if (createHash('sha256').update(bytes).digest('hex') !== id) {
-        report.damaged.push({ key, problem: 'corrupt-record', message: 'its bytes do not hash to its name: the record was altered or damaged, its entries are ignored' });
-        return;
-      }
-      let record;
-      try {
-        record = decodeDigestRecord(bytes, key);
-      } catch (error) {
-        if (!isCofferError(error)) throw error;
-        report.damaged.push({ key, problem: 'corrupt-record', message: `${error.message}; its entries are ignored` });
-        return;
-      }
-      if (!record.signer.equals(publicKey)) {
-        report.damaged.push({ key, problem: 'foreign-signer', message: `signed by key ${fingerprintOf(record.signer)}, not the repository's: its entries are ignored` });
-        return;
-      }
-      if (!verifySignature(publicKey, record.signed, record.signature)) {
-        report.damaged.push({ key, problem: 'bad-signature', message: 'its signature does not check: the record was tampered with, its entries are ignored' });
-        return;
-      }
-      report.records++;
-      if (report.newestRecord === null || record.timeMs > Date.parse(report.newestRecord)) report.newestRecord = new Date(record.timeMs).toISOString();
-      accepted.push({ id: key, timeMs: record.timeMs, entries: record.entries });
-      options.onProgress?.({ phase: 'records', done: report.records, bytesRead: report.bytesRead, bytesExpected: 0 });
-    });
-    return accepted.sort((a, b) => a.timeMs - b.timeMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  };
-  const expected = new Map<string, RecordedState>();
-  const replay = (records: Awaited<ReturnType<typeof loadRecords>>) => {
-    for (const record of records) {
-      for (const entry of record.entries) {
-        const seen = expected.get(entry.key)?.seen ?? false;
-        expected.set(
-          entry.key,
-          entry.op === 'stored'
-            ? { op: 'stored', length: entry.length, sha256: entry.sha256, record: record.id, seen }
-            : { op: 'deleted', length: 0, sha256: null, record: record.id, seen },
-        );
-      }
-    }
-  };
-  replay(await loadRecords());
+  const state = new DigestState(backend, publicKey, {
+    concurrency,
+    signal: options.signal,
+    onRejected: (problem) => report.damaged.push(problem),
+    onRecord: () => options.onProgress?.({ phase: 'records', done: state.records, bytesRead: state.bytesRead, bytesExpected: 0 }),
+  });
+  await state.update();
+  const expected = state.expected;
+  report.bytesRead = state.bytesRead;
   let bytesExpected = 0;
   for (const state of expected.values()) bytesExpected += state.length;
   const bytesOfRecords = report.bytesRead;
@@ -220,11 +159,13 @@ export async function verifyStored(backend: Backend, options: StoredVerifyOption
   //    deleting at the same time) are read first, so their deletions are not reported.
   //    A key that a new record names was written or deleted after the listing: not judged.
   const unseen = [...expected.entries()].filter(([, state]) => state.op === 'stored' && !state.seen).map(([key, state]) => ({ key, record: state.record }));
-  if (unseen.length > 0) replay(await loadRecords());
+  if (unseen.length > 0) await state.update();
   for (const { key, record } of unseen) {
     const state = expected.get(key) as RecordedState;
     if (state.record === record) report.damaged.push({ key, problem: 'missing', message: `not found, but written (recorded by ${state.record})` });
   }
+  report.records = state.records;
+  report.newestRecord = state.newestMs === null ? null : new Date(state.newestMs).toISOString();
   report.damaged.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   report.notCovered.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   return report;
