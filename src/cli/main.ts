@@ -121,9 +121,11 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--trust <fingerprint>', 'with --stored: the stored-digest key fingerprint the key holder gave you (coffer init and coffer key list print it); refuse any other key')
     .option('--strict', 'with --stored: objects no signed digest covers count as damage')
     .option('--stored-key', 'print the fingerprint of the stored-digest key as stored (no passphrase; unverified)')
+    .option('--cover-stored', 'with the passphrase: sign digests for the objects that have none (written before stored digests existed), once each is authenticated')
     .action((_options, command: Command) =>
       run(async () => {
         const opts = command.opts();
+        if (opts.coverStored) return (await import('./commands/verify-stored.js')).coverStoredCommand(opts, context);
         if (opts.storedKey) return (await import('./commands/verify-stored.js')).storedKeyCommand(opts, context);
         if (opts.stored && (opts.readData || opts.readDataSubset !== undefined || opts.since !== undefined)) throw new CofferError('E_USAGE', '--stored reads every object already: leave out --read-data, --read-data-subset and --since');
         if (opts.stored) return (await import('./commands/verify-stored.js')).verifyStoredCommand(opts, context);

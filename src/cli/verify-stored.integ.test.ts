@@ -196,6 +196,26 @@ test('objects written before digests existed are "not covered", never damaged; -
   assert.equal((await chunkIds(repo)).length, 32);
   assert.equal([...uncovered].filter((key) => key.startsWith('chunks/')).length, 24);
   await verifyStored(repo, 13, ['--strict']);
+
+  // The key holder covers them, after authenticating each: all but one damaged old chunk.
+  const old = [...uncovered].filter((key) => key.startsWith('chunks/')).sort()[3] as string;
+  const file = join(repo, old);
+  const bytes = await fs.readFile(file);
+  bytes.writeUInt8(bytes.readUInt8(40) ^ 1, 40);
+  await fs.writeFile(file, bytes);
+  const cover = await coffer(['verify', '--cover-stored', '-r', repo, '--json'], keyHolder);
+  assertExit(cover, 13);
+  const covered = JSON.parse(cover.stdout.toString()) as { objectsCovered: number; skipped: { key: string; reason: string }[] };
+  assert.deepEqual(covered.skipped.map((s) => s.key), [old]);
+  assert.match((covered.skipped[0] as { reason: string }).reason, /does not authenticate/);
+  assert.equal(covered.objectsCovered, uncovered.size - 1);
+  const after = await verifyStored(repo, 0);
+  assert.deepEqual(after.damaged, []);
+  assert.deepEqual(after.notCovered.map((o) => o.key), [old]);
+  // Once repaired (the chunk set aside and stored again by a backup), --strict passes.
+  await fs.rm(file);
+  assertExit(await coffer(['verify', '--cover-stored', '-r', repo], keyHolder), 0);
+  await verifyStored(repo, 0, ['--strict']);
 });
 
 test('an unencrypted repository has no signed digests: a one-line usage error', async () => {

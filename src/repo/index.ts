@@ -38,6 +38,7 @@ export { subsetContains, type VerificationRecord, type VerificationSubset } from
 export { pruneRepository, type PruneReport, type PruneProgress } from './prune.js';
 export { verifyStored, parseFingerprint, type StoredVerifyOptions, type StoredVerifyReport, type StoredVerifyProgress, type StoredProblem } from './digests/verify-stored.js';
 export { storedDigestKeyFingerprint } from './digests/stored-key.js';
+export { coverStoredObjects, type CoverReport } from './digests/cover-stored.js';
 export { acquireBackupLease, acquirePruneLease, listLeases, HeldLease, type LeaseInfo, type LeaseOptions } from './leases.js';
 export { LEASE_EXPIRY_MS, LEASE_REFRESH_MS, type Lease, type LeaseKind } from './format/lease.js';
 export { IdPrefixSet } from './id-prefix-set.js';

@@ -1,7 +1,7 @@
 import { CofferError } from '../../errors/index.js';
-import { storedDigestKeyFingerprint, verifyStored } from '../../repo/index.js';
+import { coverStoredObjects, storedDigestKeyFingerprint, verifyStored } from '../../repo/index.js';
 import { ExitCode } from '../exit-codes.js';
-import { backendFor, repositoryLocation, type CommandContext, type RepositoryOptions } from '../context.js';
+import { backendFor, repositoryLocation, withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
 import { formatBytes } from '../format.js';
 import { ProgressReporter } from '../progress.js';
 
@@ -63,4 +63,25 @@ export async function storedKeyCommand(options: RepositoryOptions, context: Comm
   if (options.json) context.stdout.write(`${JSON.stringify({ fingerprint, verified: false })}\n`);
   else context.stdout.write(`${fingerprint}\n`);
   return 0;
+}
+
+/**
+ * `coffer verify --cover-stored` (with the passphrase): signs digests for the objects that
+ * have none (written before stored digests existed), once each is authenticated. Exit 13 when
+ * an object does not authenticate (it stays not covered; verify --read-data tells more).
+ */
+export async function coverStoredCommand(options: RepositoryOptions, context: CommandContext): Promise<number> {
+  return withRepository(options, context, async (repo) => {
+    const report = await coverStoredObjects(repo, { signal: context.signal });
+    const damaged = report.skipped.filter((s) => s.reason.startsWith('does not authenticate'));
+    if (options.json) {
+      context.stdout.write(`${JSON.stringify({ ok: damaged.length === 0, fingerprint: repo.storedDigestFingerprint, ...report })}\n`);
+    } else {
+      const out = (line: string) => context.stdout.write(`${line}\n`);
+      for (const problem of report.rejectedRecords) out(`UNTRUSTED ${problem.key} (${problem.problem}): ${problem.message}`);
+      for (const skipped of report.skipped) out(`NOT COVERED ${skipped.key}: ${skipped.reason}`);
+      out(`covered ${report.objectsCovered} object(s) that had no signed digest (read ${formatBytes(report.bytesRead)}); stored-digest key ${repo.storedDigestFingerprint ?? '-'}`);
+    }
+    return damaged.length === 0 ? ExitCode.ok : ExitCode.verifyFailed;
+  });
 }

@@ -65,6 +65,21 @@ export class DigestRecordingBackend implements Backend {
     return this.signer.fingerprint;
   }
 
+  /** The raw public key that signs this backend's records. */
+  get publicKey(): Buffer {
+    return this.signer.publicKey;
+  }
+
+  /**
+   * Records an object that is already stored, as these bytes, without writing it: for objects
+   * written before stored digests existed, once the key holder has authenticated them
+   * (cover-stored.ts). Recorded at the next flush like any put.
+   */
+  async vouch(key: string, data: Uint8Array): Promise<void> {
+    if (!isCoveredKey(key)) return;
+    await this.add({ op: 'stored', key, length: data.length, sha256: createHash('sha256').update(data).digest() });
+  }
+
   async put(key: string, data: Uint8Array): Promise<void> {
     if (!isCoveredKey(key)) return this.inner.put(key, data);
     // Recorded before the manifest exists: what it names is covered first.

@@ -152,7 +152,8 @@ export async function verifyStored(backend: Backend, options: StoredVerifyOption
     } else if (!createHash('sha256').update(bytes).digest().equals(state.sha256 as Buffer)) {
       report.damaged.push({ key, problem: 'corrupt', message: `the stored bytes differ from those written (SHA-256 mismatch, ${by})` });
     } else report.objectsIntact++;
-    options.onProgress?.({ phase: 'objects', done: ++done, bytesRead: report.bytesRead - bytesOfRecords, bytesExpected });
+    done++;
+    options.onProgress?.({ phase: 'objects', done, bytesRead: report.bytesRead - bytesOfRecords, bytesExpected });
   });
 
   // 3. Missing: recorded as stored, not found. Records written since the first pass (a prune
