@@ -39,6 +39,7 @@ export { pruneRepository, type PruneReport, type PruneProgress } from './prune.j
 export { verifyStored, parseFingerprint, type StoredVerifyOptions, type StoredVerifyReport, type StoredVerifyProgress, type StoredProblem } from './digests/verify-stored.js';
 export { storedDigestKeyFingerprint } from './digests/stored-key.js';
 export { coverStoredObjects, type CoverReport } from './digests/cover-stored.js';
+export { DigestRecordingBackend, digestRecorderOf } from './digests/digest-recording-backend.js';
 export { acquireBackupLease, acquirePruneLease, listLeases, HeldLease, type LeaseInfo, type LeaseOptions } from './leases.js';
 export { LEASE_EXPIRY_MS, LEASE_REFRESH_MS, type Lease, type LeaseKind } from './format/lease.js';
 export { IdPrefixSet } from './id-prefix-set.js';

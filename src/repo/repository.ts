@@ -10,7 +10,7 @@ import { ENTRIES_PER_PAGE } from './format/index-page.js';
 import { DEFAULT_KDF, parseKeyFile, unwrapMasterKey, wrapMasterKey, type KdfParams, type KeyFile } from './keys/key-file.js';
 import { newMasterKey, type MasterKey } from './keys/master-key.js';
 import { deriveSigningKey } from './keys/signing-key.js';
-import { DigestRecordingBackend } from './digests/digest-recording-backend.js';
+import { DigestRecordingBackend, digestRecorderOf } from './digests/digest-recording-backend.js';
 import { chunkKey, CONFIG_KEY, indexKey, keyFileKey, KEYS_PREFIX } from './layout.js';
 
 /**
@@ -104,12 +104,13 @@ export class Repository {
    * unencrypted): what the storage operator passes to `coffer verify --stored --trust`.
    */
   get storedDigestFingerprint(): string | null {
-    return this.backend instanceof DigestRecordingBackend ? this.backend.fingerprint : null;
+    return digestRecorderOf(this)?.fingerprint ?? null;
   }
 
   async close(): Promise<void> {
     // Digests of what this process wrote since the last sync (notes, markers, deletions).
-    if (this.backend instanceof DigestRecordingBackend && (await this.backend.flush())) await this.backend.inner.sync();
+    const recorder = digestRecorderOf(this);
+    if (recorder !== undefined && (await recorder.flush())) await recorder.inner.sync();
     await this.chunkCache?.save();
     const pool = this.codecPool;
     this.codecPool = undefined;

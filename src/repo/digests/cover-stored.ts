@@ -5,7 +5,7 @@ import { ObjectKind } from '../format/envelope.js';
 import { CONFIG_KEY, KEYS_PREFIX, QUARANTINE_PREFIX } from '../layout.js';
 import type { Repository } from '../repository.js';
 import { isCoveredKey } from './covered-keys.js';
-import { DigestRecordingBackend } from './digest-recording-backend.js';
+import { digestRecorderOf, type DigestRecordingBackend } from './digest-recording-backend.js';
 import { DigestState, type StoredProblem } from './digest-state.js';
 
 /** What {@link coverStoredObjects} did. */
@@ -39,10 +39,11 @@ const ENVELOPES: { prefix: string; kind: ObjectKind; id: (key: string) => string
  * listed). Reads every object that needs it, `concurrency` at a time, on the worker pool.
  */
 export async function coverStoredObjects(repo: Repository, options: { concurrency?: number; signal?: AbortSignal; onProgress?: (done: number) => void } = {}): Promise<CoverReport> {
-  if (!(repo.backend instanceof DigestRecordingBackend)) {
+  const recorder = digestRecorderOf(repo);
+  if (recorder === undefined) {
     throw new CofferError('E_USAGE', `${repo.location} is not encrypted: it has no signed digests to cover objects with`, { subject: { repository: repo.location } });
   }
-  const backend: DigestRecordingBackend = repo.backend;
+  const backend: DigestRecordingBackend = recorder;
   const report: CoverReport = { objectsCovered: 0, bytesRead: 0, skipped: [], rejectedRecords: [] };
   const concurrency = options.concurrency ?? 8;
   const state = new DigestState(backend.inner, backend.publicKey, { concurrency, signal: options.signal, onRejected: (problem) => report.rejectedRecords.push(problem) });

@@ -151,3 +151,17 @@ export class DigestRecordingBackend implements Backend {
     return true;
   }
 }
+
+/**
+ * The digest recorder of a repository's backend, whatever wrappers lie above it (each wrapper
+ * exposes the backend it wraps as `inner`), or undefined when nothing records (an
+ * unencrypted repository).
+ */
+export function digestRecorderOf(repo: { backend: Backend }): DigestRecordingBackend | undefined {
+  let backend: Backend | undefined = repo.backend;
+  for (let depth = 0; backend !== undefined && depth < 16; depth++) {
+    if (backend instanceof DigestRecordingBackend) return backend;
+    backend = (backend as { inner?: Backend }).inner;
+  }
+  return undefined;
+}

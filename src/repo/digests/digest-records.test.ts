@@ -19,7 +19,7 @@ import { decodeDigestRecord, encodeDigestRecordBody, type DigestEntry } from '..
 import { deriveSigningKey, verifySignature } from '../keys/signing-key.js';
 import { newMasterKey } from '../keys/master-key.js';
 import { initRepository, openRepository } from '../repository.js';
-import { DigestRecordingBackend } from './digest-recording-backend.js';
+import { DigestRecordingBackend, digestRecorderOf } from './digest-recording-backend.js';
 import { verifyStored } from './verify-stored.js';
 
 const roots: string[] = [];
@@ -187,3 +187,12 @@ class ListHook extends PutLog {
     yield* super.list(prefix);
   }
 }
+
+test('the recorder is found under other wrappers (Object Lock, faults), and not where there is none', async () => {
+  const local = await localBackend();
+  const recorder = new DigestRecordingBackend(local, deriveSigningKey(newMasterKey()));
+  assert.equal(digestRecorderOf({ backend: recorder }), recorder);
+  assert.equal(digestRecorderOf({ backend: new FaultyBackend(new PutLog(recorder), []) }), recorder);
+  assert.equal(digestRecorderOf({ backend: new FaultyBackend(recorder, []) }), recorder);
+  assert.equal(digestRecorderOf({ backend: local }), undefined);
+});
