@@ -82,7 +82,7 @@ test('an incremental of an unchanged disk adds only its manifest, within 64 KiB 
     const before = await objectCount(backend);
     const digestsBefore = await objectCount(backend, 'digests/');
     const second = await backupFile(repo, 'vm', image);
-    // The manifest, and the signed digest record that covers it (repository-format.md §16).
+    // The manifest, and the signed digest record that covers it (repository-format.md §18).
     assert.equal(await objectCount(backend), before + 2);
     assert.equal(await objectCount(backend, 'digests/'), digestsBefore + 1);
     assert.equal(second.stats.bytesNew, 0);

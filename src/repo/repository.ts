@@ -218,7 +218,7 @@ export async function initRepository(backend: Backend, options: InitOptions): Pr
     blockSize,
     entriesPerPage: ENTRIES_PER_PAGE,
   };
-  // Encrypted: the key file and the config are recorded in the first digest record (§16).
+  // Encrypted: the key file and the config are recorded in the first digest record (§18).
   const masterKey = options.passphrase === null ? null : newMasterKey();
   const writer = masterKey === null ? backend : new DigestRecordingBackend(backend, deriveSigningKey(masterKey), { now: () => now });
   if (masterKey !== null && options.passphrase !== null) {

@@ -31,7 +31,7 @@ const ENVELOPES: { prefix: string; kind: ObjectKind; id: (key: string) => string
 
 /**
  * `coffer verify --cover-stored`, run by a key holder: gives a signed digest
- * (docs/repository-format.md §16) to every object that has none — objects written before
+ * (docs/repository-format.md §18) to every object that has none — objects written before
  * stored digests existed, which a backup never rewrites — after checking that it is genuine:
  * each envelope is authenticated under its id (AES-GCM, §5), the config must be the one the
  * repository was opened with, and of the key files only the one that opened it counts.

@@ -1,7 +1,7 @@
 import { DELETIONS_KEY, DIGEST_KEY_KEY, DIGESTS_PREFIX, LEASES_PREFIX } from '../layout.js';
 
 /**
- * Whether the digest records cover an object (docs/repository-format.md §16): every object a
+ * Whether the digest records cover an object (docs/repository-format.md §18): every object a
  * key holder writes, except those rewritten in place by design (leases, refreshed every two
  * minutes; the `deletions` token) and the digest machinery itself (records prove themselves by
  * their signature, the public key by its fingerprint).

@@ -25,7 +25,7 @@ export interface RecordedState {
 }
 
 /**
- * The digest records of a repository, checked and replayed (docs/repository-format.md §16):
+ * The digest records of a repository, checked and replayed (docs/repository-format.md §18):
  * a record counts when its name is the SHA-256 of its bytes, it parses, its signer is
  * `publicKey` and its signature checks; the others are told to `onRejected` and ignored.
  * Trusted records are replayed in order of (time, record id), so each key's state is that of

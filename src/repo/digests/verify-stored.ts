@@ -58,7 +58,7 @@ export interface StoredVerifyReport {
 
 /**
  * `coffer verify --stored`: proves that every object's stored bytes are the ones the key holder
- * wrote, with no key (docs/repository-format.md §16). Loads the public key and checks it
+ * wrote, with no key (docs/repository-format.md §18). Loads the public key and checks it
  * against `trust`; checks every digest record's id and signature; replays them oldest first
  * into the expected state of every key (stored with a length and SHA-256, or deleted); then
  * lists the repository and reads every covered object (in parallel, one object in memory per

@@ -1,5 +1,5 @@
 /**
- * The stored-digest public key (`stored-digest-key`, docs/repository-format.md §16): the
+ * The stored-digest public key (`stored-digest-key`, docs/repository-format.md §18): the
  * Ed25519 public key that signs the digest records, in plaintext so that the storage side can
  * check them without the master key. UTF-8 JSON and a newline:
  *

@@ -1,5 +1,5 @@
 /**
- * A digest record, version 1 (docs/repository-format.md §16): a signed list of what the key
+ * A digest record, version 1 (docs/repository-format.md §18): a signed list of what the key
  * holder stored and deleted, so that whoever holds only the storage can prove that every
  * object's stored bytes are the ones written, without being able to read them. Plaintext
  * (not an envelope), stored under `digests/<record id>`, the record id being the SHA-256 of

@@ -3,7 +3,7 @@ import { joinMasterKey, type MasterKey } from './master-key.js';
 
 /**
  * The repository's Ed25519 signing key, which authenticates the digest records
- * (docs/repository-format.md §16) so that the storage side can check stored bytes without
+ * (docs/repository-format.md §18) so that the storage side can check stored bytes without
  * the master key.
  *
  * It is not stored: every key holder derives the same key pair from the master key,
