@@ -40,6 +40,7 @@ export { verifyStored, parseFingerprint, type StoredVerifyOptions, type StoredVe
 export { storedDigestKeyFingerprint } from './digests/stored-key.js';
 export { coverStoredObjects, type CoverReport } from './digests/cover-stored.js';
 export { DigestRecordingBackend, digestRecorderOf } from './digests/digest-recording-backend.js';
+export { DIGESTS_PREFIX, DIGEST_KEY_KEY } from './layout.js';
 export { acquireBackupLease, acquirePruneLease, listLeases, HeldLease, type LeaseInfo, type LeaseOptions } from './leases.js';
 export { LEASE_EXPIRY_MS, LEASE_REFRESH_MS, type Lease, type LeaseKind } from './format/lease.js';
 export { IdPrefixSet } from './id-prefix-set.js';
