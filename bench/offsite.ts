@@ -38,6 +38,9 @@ export interface OffsiteToolResult {
   readonly restore?: Measurement;
   /** The restored image equals the base byte for byte. */
   readonly restoredIntact?: boolean;
+  /** Coffer only: `verify --stored` (no passphrase) and `verify --read-data` of the bucket. */
+  readonly verifyStored?: Measurement;
+  readonly verifyReadData?: Measurement;
   readonly error?: string;
 }
 
@@ -131,7 +134,12 @@ async function backupAndRestore(cfg: BenchConfig, name: 'coffer' | 'restic', bas
     log(`offsite ${name}: restore from S3 ${restored.m.wallS.toFixed(1)} s`);
     const restoredIntact = await sameContent(restored.file, base);
     if (!restoredIntact) log(`offsite ${name}: the restored image DIFFERS from the base`);
-    return { tool: name, backup, restore: restored.m, restoredIntact };
+    if (name !== 'coffer') return { tool: name, backup, restore: restored.m, restoredIntact };
+    // The storage side's check (no passphrase) against the key holder's full read.
+    const verifyStored = (await timed(process.execPath, [cfg.cofferBin, 'verify', '--stored', '-r', repo, '--strict'])).m;
+    const verifyReadData = (await timed(process.execPath, [cfg.cofferBin, 'verify', '--read-data', '-r', repo], { env: { COFFER_PASSWORD: cfg.password, XDG_CACHE_HOME: path.join(dir, 'coffer-home', 'cache') } })).m;
+    log(`offsite coffer: verify --stored ${verifyStored.wallS.toFixed(1)} s, verify --read-data ${verifyReadData.wallS.toFixed(1)} s`);
+    return { tool: name, backup, restore: restored.m, restoredIntact, verifyStored, verifyReadData };
   } catch (err) {
     log(`offsite ${name}: ${message(err)}`);
     return { tool: name, error: message(err) };
@@ -231,6 +239,10 @@ export function renderOffsite(r: OffsiteResult): string {
   };
   row('backup to S3', (t) => t.backup, r.backupRatio);
   row('restore from S3', (t) => t.restore, r.restoreRatio);
+  const c = r.tools.find((t) => t.tool === 'coffer');
+  if (c?.verifyStored !== undefined && c.verifyReadData !== undefined) {
+    lines.push(`coffer verify --stored (no passphrase) ${c.verifyStored.wallS.toFixed(1)} s (${c.verifyStored.cpuS.toFixed(1)} CPU-s); verify --read-data ${c.verifyReadData.wallS.toFixed(1)} s (${c.verifyReadData.cpuS.toFixed(1)} CPU-s)`);
+  }
   const sent = r.days.reduce((s, d) => s + d.bytesSent, 0);
   const lacked = r.days.reduce((s, d) => s + d.bytesLacked, 0);
   const verdict = r.syncRatio === null ? 'n/a' : r.syncRatio <= 1.05 ? 'pass' : 'FAIL';
