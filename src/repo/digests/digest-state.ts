@@ -17,7 +17,8 @@ export interface StoredProblem {
 export interface RecordedState {
   op: 'stored' | 'deleted';
   length: number;
-  sha256: Buffer | null;
+  /** The SHA-256 as a 32-character binary (latin1) string (a Buffer each costs ~150 bytes more). */
+  sha256: string | null;
   /** The record (`digests/…`) that set it. */
   record: string;
   /** Set by the checker when the key was listed. */
@@ -67,7 +68,7 @@ export class DigestState {
         this.expected.set(
           entry.key,
           entry.op === 'stored'
-            ? { op: 'stored', length: entry.length, sha256: entry.sha256, record: record.id, seen }
+            ? { op: 'stored', length: entry.length, sha256: entry.sha256.toString('binary'), record: record.id, seen }
             : { op: 'deleted', length: 0, sha256: null, record: record.id, seen },
         );
       }

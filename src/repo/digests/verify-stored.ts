@@ -65,8 +65,9 @@ export interface StoredVerifyReport {
  * lane), comparing length and SHA-256. Covered objects not found are missing, unless a record
  * written meanwhile (a prune running at the same time) deleted them.
  *
- * Memory: the expected state, about 200 bytes per recorded object (200 MB for a 1 TB
- * repository at the default block size), plus one object per lane.
+ * Memory: the expected state, about 250 bytes per recorded object (measured: 500,000 chunk
+ * keys take 240 bytes each of heap; a 1 TB repository at the default block size, 4 million
+ * chunks, about 1 GB), plus one object per lane.
  *
  * Throws `E_REPO_NOT_FOUND` (no config), `E_USAGE` (a malformed `trust`, an unencrypted
  * repository), `E_VERIFY_FAILED` (no public key, or one whose fingerprint is not `trust`).
@@ -149,7 +150,7 @@ export async function verifyStored(backend: Backend, options: StoredVerifyOption
     report.objectsRead++;
     if (bytes.length !== state.length) {
       report.damaged.push({ key, problem: 'wrong-length', message: `${bytes.length} bytes stored, ${state.length} written (${by})` });
-    } else if (!createHash('sha256').update(bytes).digest().equals(state.sha256 as Buffer)) {
+    } else if (createHash('sha256').update(bytes).digest('binary') !== state.sha256) {
       report.damaged.push({ key, problem: 'corrupt', message: `the stored bytes differ from those written (SHA-256 mismatch, ${by})` });
     } else report.objectsIntact++;
     done++;
