@@ -104,17 +104,17 @@ export async function verifyStored(backend: Backend, options: StoredVerifyOption
   };
 
   // 1. Records: check each, then replay the trusted ones oldest first.
-  const state = new DigestState(backend, publicKey, {
+  const digests = new DigestState(backend, publicKey, {
     concurrency,
     signal: options.signal,
     onRejected: (problem) => report.damaged.push(problem),
-    onRecord: () => options.onProgress?.({ phase: 'records', done: state.records, bytesRead: state.bytesRead, bytesExpected: 0 }),
+    onRecord: () => options.onProgress?.({ phase: 'records', done: digests.records, bytesRead: digests.bytesRead, bytesExpected: 0 }),
   });
-  await state.update();
-  const expected = state.expected;
-  report.bytesRead = state.bytesRead;
+  await digests.update();
+  const expected = digests.expected;
+  report.bytesRead = digests.bytesRead;
   let bytesExpected = 0;
-  for (const state of expected.values()) bytesExpected += state.length;
+  for (const recorded of expected.values()) bytesExpected += recorded.length;
   const bytesOfRecords = report.bytesRead;
 
   // 2. Objects: read every covered one; note the others.
@@ -161,13 +161,13 @@ export async function verifyStored(backend: Backend, options: StoredVerifyOption
   //    deleting at the same time) are read first, so their deletions are not reported.
   //    A key that a new record names was written or deleted after the listing: not judged.
   const unseen = [...expected.entries()].filter(([, state]) => state.op === 'stored' && !state.seen).map(([key, state]) => ({ key, record: state.record }));
-  if (unseen.length > 0) await state.update();
+  if (unseen.length > 0) await digests.update();
   for (const { key, record } of unseen) {
     const state = expected.get(key) as RecordedState;
     if (state.record === record) report.damaged.push({ key, problem: 'missing', message: `not found, but written (recorded by ${state.record})` });
   }
-  report.records = state.records;
-  report.newestRecord = state.newestMs === null ? null : new Date(state.newestMs).toISOString();
+  report.records = digests.records;
+  report.newestRecord = digests.newestMs === null ? null : new Date(digests.newestMs).toISOString();
   report.damaged.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   report.notCovered.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   return report;
