@@ -6,6 +6,7 @@
  */
 import type { FormatResult } from './formats.js';
 import type { LiveResult, LiveTarget } from './live.js';
+import type { OffsiteResult } from './offsite.js';
 import type { PruneResult } from './prune.js';
 import type { ToolName } from './config.js';
 import type { TreeSize } from './measure.js';
@@ -75,4 +76,6 @@ export interface BenchReport {
   readonly prune?: PruneResult;
   /** A running QEMU VM and instant recovery (live.ts), unless skipped. */
   readonly live?: LiveResult & { targets: LiveTarget[] };
+  /** Backup and restore over S3 against restic, and daily syncs to a bucket (offsite.ts), unless skipped. */
+  readonly offsite?: OffsiteResult;
 }

@@ -14,6 +14,7 @@ import { loadConfig, type BenchConfig, type ToolName } from './config.js';
 import { ensureDisks } from './derive.js';
 import { renderFormats, runFormats, type FormatResult } from './formats.js';
 import { liveTargets, renderLive, runLive, type LiveResult } from './live.js';
+import { renderOffsite, runOffsite, type OffsiteResult } from './offsite.js';
 import { runPrune, type PruneResult } from './prune.js';
 import { renderPrune } from './prune-report.js';
 import { renderSteps, renderTargets, writeReport } from './report.js';
@@ -60,12 +61,14 @@ async function main(): Promise<number> {
   await mkdir(cfg.runDir, { recursive: true });
 
   const results: StepResult[] = [];
-  for (const tool of tools) {
+  // BENCH_SEQUENCE=0 skips the main comparison (to run only the parts after it).
+  const sequenceTools = process.env.BENCH_SEQUENCE === '0' ? [] : tools;
+  for (const tool of sequenceTools) {
     log(`${tool.name}: ${tool.settings}`);
     results.push(...(await runSequence(cfg, { tool, repo: repoOf(cfg.runDir, tool.name), disks, log })));
     if (!cfg.keep) await rm(path.join(cfg.runDir, tool.name), { recursive: true, force: true });
   }
-  if (tools.some((t) => t.name === 'coffer')) {
+  if (sequenceTools.some((t) => t.name === 'coffer')) {
     const name = 'coffer-big' as const;
     const tool = createTool('coffer', toolCtx(cfg, name));
     log(`coffer: memory check on a ${cfg.bigDiskBytes / 2 ** 30} GiB sparse disk`);
@@ -97,12 +100,19 @@ async function main(): Promise<number> {
   let live: LiveResult | undefined;
   if (process.env.BENCH_LIVE !== '0' && tools.some((t) => t.name === 'coffer')) live = await runLive(cfg, disks.base, log);
 
+  // Backup and restore over S3 against restic, and ten daily syncs to a bucket (BENCH_S3=0 skips it).
+  let offsite: OffsiteResult | undefined;
+  if (process.env.BENCH_S3 !== '0' && tools.some((t) => t.name === 'coffer')) {
+    offsite = await runOffsite(cfg, { base: disks.base, layout: disks.layout, peers: tools.some((t) => t.name === 'restic') ? ['restic'] : [], log });
+  }
+
   const targets = [...evaluateTargets(results), ...(prune !== undefined ? pruneTargets(prune) : [])];
   const names = tools.map((t) => t.name);
   process.stdout.write(`\n${renderSteps(results, names)}\n\n${renderTargets(targets)}\n\n`);
   if (prune !== undefined) process.stdout.write(`${renderPrune(prune)}\n\n`);
   if (formats.length > 0) process.stdout.write(`${renderFormats(formats)}\n\n`);
   if (live !== undefined) process.stdout.write(`${renderLive(live)}\n\n`);
+  if (offsite !== undefined) process.stdout.write(`${renderOffsite(offsite)}\n\n`);
 
   const report: BenchReport = {
     version: 1,
@@ -132,6 +142,7 @@ async function main(): Promise<number> {
     formats,
     ...(prune !== undefined ? { prune } : {}),
     ...(live !== undefined ? { live: { ...live, targets: liveTargets(live) } } : {}),
+    ...(offsite !== undefined ? { offsite } : {}),
   };
   const file = await writeReport(cfg.resultsDir, report);
   log(`results: ${file}`);

@@ -35,9 +35,9 @@ async function newRepo(options: { blockSize?: number; encrypted?: boolean } = {}
   return { backend, root };
 }
 
-async function objectCount(backend: Backend): Promise<number> {
+async function objectCount(backend: Backend, prefix = ''): Promise<number> {
   let count = 0;
-  for await (const _ of backend.list('')) count += 1;
+  for await (const _ of backend.list(prefix)) count += 1;
   return count;
 }
 
@@ -80,8 +80,11 @@ test('an incremental of an unchanged disk adds only its manifest, within 64 KiB 
   await withRepo(backend, async (repo) => {
     await backupFile(repo, 'vm', image);
     const before = await objectCount(backend);
+    const digestsBefore = await objectCount(backend, 'digests/');
     const second = await backupFile(repo, 'vm', image);
-    assert.equal(await objectCount(backend), before + 1);
+    // The manifest, and the signed digest record that covers it (repository-format.md §18).
+    assert.equal(await objectCount(backend), before + 2);
+    assert.equal(await objectCount(backend, 'digests/'), digestsBefore + 1);
     assert.equal(second.stats.bytesNew, 0);
     const manifestSize = (await readFile(join(root, 'snapshots', second.id))).length;
     assert.ok(manifestSize <= 64 * KiB + 0.0001 * 256 * MiB, `manifest of ${manifestSize} bytes`);

@@ -137,7 +137,22 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--read-data-subset <N/M|P%>', 'read only a share of the chunks: the N-th of M slices by id (e.g. 3/7: a week of nightly runs covers all), or a random P% sample; the rest is checked to exist')
     .option('--since <duration>', 'with --read-data(-subset): skip chunks a run read and found intact within this long (e.g. 30d)')
     .option('--no-files', 'do not name the files that damaged ranges touch (naming them walks the affected filesystems\' metadata)')
-    .action((_options, command: Command) => run(async () => (await import('./commands/verify.js')).verifyCommand(command.opts(), context))());
+    .option('--stored', 'without the passphrase (on the storage side): check every object\'s stored bytes against the key holder\'s signed digests')
+    .option('--trust <fingerprint>', 'with --stored: the stored-digest key fingerprint the key holder gave you (coffer init and coffer key list print it); refuse any other key')
+    .option('--strict', 'with --stored: objects no signed digest covers count as damage')
+    .option('--stored-key', 'print the fingerprint of the stored-digest key as stored (no passphrase; unverified)')
+    .option('--cover-stored', 'with the passphrase: sign digests for the objects that have none (written before stored digests existed), once each is authenticated')
+    .action((_options, command: Command) =>
+      run(async () => {
+        const opts = command.opts();
+        if (opts.coverStored) return (await import('./commands/verify-stored.js')).coverStoredCommand(opts, context);
+        if (opts.storedKey) return (await import('./commands/verify-stored.js')).storedKeyCommand(opts, context);
+        if (opts.stored && (opts.readData || opts.readDataSubset !== undefined || opts.since !== undefined)) throw new CofferError('E_USAGE', '--stored reads every object already: leave out --read-data, --read-data-subset and --since');
+        if (opts.stored) return (await import('./commands/verify-stored.js')).verifyStoredCommand(opts, context);
+        if (opts.trust !== undefined || opts.strict) throw new CofferError('E_USAGE', '--trust and --strict go with --stored');
+        return (await import('./commands/verify.js')).verifyCommand(opts, context);
+      })(),
+    );
 
   repoCommand('test-restore', 'prove a snapshot restores: read every disk back, walk and read every file, run each filesystem\'s checker; the result is stored with the snapshot')
     .argument('<snapshot>', 'snapshot id or prefix, latest, or NAME:latest')

@@ -32,9 +32,9 @@ let client: S3Client;
 let work: string;
 let env: Record<string, string>;
 const MiB = 1 << 20;
-/** ~13.8 s: long enough for a few CLI runs, short enough to wait for its end. */
-const LOCK_DAYS = '0.00016';
-const LOCK_MS = 0.00016 * 86_400_000;
+/** ~24 s: long enough for a few CLI runs on a loaded 2-core machine (13.8 s flaked there), short enough to wait for its end. */
+const LOCK_DAYS = '0.00028';
+const LOCK_MS = 0.00028 * 86_400_000;
 
 interface LockedBackupJson extends BackupJson {
   lock: { lockedUntil: string; checked: number; lookedUp: number; extended: number; durationMs: number };

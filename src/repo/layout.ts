@@ -15,6 +15,8 @@
  * | `leases/<64 hex>`             | a running backup's or prune's lease (kind 7)     |
  * | `trees/<2 hex>/<64 hex>`      | a directory of a file snapshot (kind 8)          |
  * | `deletions`                   | a random token (32 hex + newline), rewritten before chunks are deleted (chunk-cache.ts) |
+ * | `digests/<64 hex>`            | a signed digest record: SHA-256 of stored bytes, plaintext (format/digest-record.ts) |
+ * | `stored-digest-key`           | the public key that signs digest records, plain JSON (format/digest-key.ts) |
  *
  * The two-hex fan-out spreads a local repository's chunks over 256 directories (16,000
  * entries each per TB at the default block size, not 4 million in one); object stores
@@ -32,6 +34,8 @@ export const NOTES_PREFIX = 'notes/';
 export const VERIFICATIONS_PREFIX = 'verifications/';
 export const LEASES_PREFIX = 'leases/';
 export const TREES_PREFIX = 'trees/';
+export const DIGESTS_PREFIX = 'digests/';
+export const DIGEST_KEY_KEY = 'stored-digest-key';
 
 export const chunkKey = (hex: string): string => `${CHUNKS_PREFIX}${hex.slice(0, 2)}/${hex}`;
 export const indexKey = (hex: string): string => `${INDEXES_PREFIX}${hex.slice(0, 2)}/${hex}`;
@@ -42,6 +46,7 @@ export const noteKey = (snapshotHex: string, noteHex: string): string => `${NOTE
 export const verificationKey = (hex: string): string => `${VERIFICATIONS_PREFIX}${hex}`;
 export const leaseKey = (hex: string): string => `${LEASES_PREFIX}${hex}`;
 export const keyFileKey = (id: string): string => `${KEYS_PREFIX}${id}`;
+export const digestRecordKey = (hex: string): string => `${DIGESTS_PREFIX}${hex}`;
 
 /** The hex id at the end of a content-addressed key, or null if the key is not one. */
 export function idFromKey(key: string): string | null {

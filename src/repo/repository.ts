@@ -9,6 +9,8 @@ import { ObjectKind } from './format/envelope.js';
 import { ENTRIES_PER_PAGE } from './format/index-page.js';
 import { DEFAULT_KDF, parseKeyFile, unwrapMasterKey, wrapMasterKey, type KdfParams, type KeyFile } from './keys/key-file.js';
 import { newMasterKey, type MasterKey } from './keys/master-key.js';
+import { deriveSigningKey } from './keys/signing-key.js';
+import { DigestRecordingBackend, digestRecorderOf } from './digests/digest-recording-backend.js';
 import { chunkKey, CONFIG_KEY, indexKey, keyFileKey, KEYS_PREFIX } from './layout.js';
 import { LockedBackend } from './lock/locked-backend.js';
 import { RetentionCache } from './lock/retention-cache.js';
@@ -35,6 +37,8 @@ export interface InitOptions {
    * offers Object Lock and the bucket has it enabled. Recorded in the config.
    */
   objectLock?: ObjectLockPolicy;
+  /** Told the fingerprint of the stored-digest key (encrypted repositories), to show the user. */
+  onStoredDigestKey?: (fingerprint: string) => void;
 }
 
 /** How to open a repository. */
@@ -110,7 +114,18 @@ export class Repository {
     this.chunkCache = new ChunkCache(this.backend, this.config.id, options);
   }
 
+  /**
+   * The fingerprint of the key that signs this repository's digest records (null when
+   * unencrypted): what the storage operator passes to `coffer verify --stored --trust`.
+   */
+  get storedDigestFingerprint(): string | null {
+    return digestRecorderOf(this)?.fingerprint ?? null;
+  }
+
   async close(): Promise<void> {
+    // Digests of what this process wrote since the last sync (notes, markers, deletions).
+    const recorder = digestRecorderOf(this);
+    if (recorder !== undefined && (await recorder.flush())) await recorder.inner.sync();
     await this.chunkCache?.save();
     const pool = this.codecPool;
     this.codecPool = undefined;
@@ -222,12 +237,16 @@ export async function initRepository(backend: Backend, options: InitOptions): Pr
   };
   // A locked repository's config and key files are locked too (without them nothing reads).
   if (config.objectLock !== undefined) backend = new LockedBackend(backend, config.objectLock, new RetentionCache(config.id, undefined), () => options.now ?? new Date());
-  if (options.passphrase !== null) {
-    await writeKeyFile(backend, newMasterKey(), options.passphrase, { ...(options.kdf ? { kdf: options.kdf } : {}), now });
+  // Encrypted: the key file and the config are recorded in the first digest record (§18).
+  const masterKey = options.passphrase === null ? null : newMasterKey();
+  const writer = masterKey === null ? backend : new DigestRecordingBackend(backend, deriveSigningKey(masterKey), { now: () => now });
+  if (masterKey !== null && options.passphrase !== null) {
+    await writeKeyFile(writer, masterKey, options.passphrase, { ...(options.kdf ? { kdf: options.kdf } : {}), now });
   }
   // The config goes last: a repository exists only once its key is in place.
-  await backend.put(CONFIG_KEY, encodeConfig(config));
-  await backend.sync();
+  await writer.put(CONFIG_KEY, encodeConfig(config));
+  await writer.sync();
+  if (writer instanceof DigestRecordingBackend) options.onStoredDigestKey?.(writer.fingerprint);
   return config;
 }
 
@@ -254,7 +273,9 @@ export async function openRepository(backend: Backend, options: OpenOptions = {}
     backend = new LockedBackend(backend, config.objectLock, new RetentionCache(config.id, directory), options.clock);
   }
   const opened = (masterKey: MasterKey | null, keyId: string | null): Repository => {
-    const repo = new Repository(backend, config, masterKey, keyId, options.threads);
+    // A key holder records the digest of every object it writes (digests/digest-recording-backend.ts).
+    const writer = masterKey === null ? backend : new DigestRecordingBackend(backend, deriveSigningKey(masterKey));
+    const repo = new Repository(writer, config, masterKey, keyId, options.threads);
     if (options.chunkCache !== undefined) repo.useChunkCache(options.chunkCache);
     return repo;
   };

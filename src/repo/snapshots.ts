@@ -6,6 +6,7 @@ import { idFromKey, snapshotKey, SNAPSHOTS_PREFIX } from './layout.js';
 import { RetentionEnsurer } from './lock/ensure-retention.js';
 import { snapshotLockUntil, writeRetention } from './lock/lock-policy.js';
 import { lockedBackendOf, type LockedBackend } from './lock/locked-backend.js';
+import { digestRecorderOf } from './digests/digest-recording-backend.js';
 import { protectionOf } from './protection.js';
 import type { Repository } from './repository.js';
 import { deleteSnapshotNotes } from './snapshot-notes.js';
@@ -48,6 +49,8 @@ async function putLockedManifest(repo: Repository, lock: LockedBackend, id: stri
   await ensurer.requireDisks(repo, manifest.disks, lockedUntil);
   if (manifest.files !== undefined) await ensurer.requireFileTree(repo, manifest.files.tree, lockedUntil);
   await lock.putUntil(snapshotKey(id), sealed, lockedUntil);
+  // Written below the digest recorder: recorded here (repository-format.md §18).
+  await digestRecorderOf(repo)?.vouch(snapshotKey(id), sealed);
   lock.lastSnapshot = { id, lockedUntil, ...ensurer.report, durationMs: Date.now() - started };
   await lock.cache.save(now);
 }

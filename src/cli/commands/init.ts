@@ -49,15 +49,25 @@ export async function initCommand(options: InitOptions, context: CommandContext)
     }
     passphrase = given;
   }
-  const config = await initRepository(backend, { passphrase, blockSize, compressionLevel, ...(objectLock === undefined ? {} : { objectLock }) });
+  let storedDigestKey: string | null = null;
+  const config = await initRepository(backend, {
+    passphrase,
+    blockSize,
+    compressionLevel,
+    ...(objectLock === undefined ? {} : { objectLock }),
+    onStoredDigestKey: (fingerprint) => (storedDigestKey = fingerprint),
+  });
   if (options.json) {
-    context.stdout.write(`${JSON.stringify({ id: config.id, location: backend.location, encryption: config.encryption, blockSize: config.blockSize, ...(config.objectLock === undefined ? {} : { objectLock: config.objectLock }) })}\n`);
+    context.stdout.write(`${JSON.stringify({ id: config.id, location: backend.location, encryption: config.encryption, blockSize: config.blockSize, ...(config.objectLock === undefined ? {} : { objectLock: config.objectLock }), storedDigestKey })}\n`);
   } else {
     context.stdout.write(
       `created ${config.encryption === 'none' ? 'UNENCRYPTED ' : ''}repository ${config.id.slice(0, 10)} at ${backend.location} (block size ${formatBytes(config.blockSize)}, zstd level ${config.compression.level})\n`,
     );
     if (config.objectLock !== undefined) context.stdout.write(`Object Lock: ${describeLock(config.objectLock)}; snapshots cannot be forgotten, nor their data deleted, before then\n`);
     if (config.encryption !== 'none') context.stdout.write('keep the passphrase safe: without it the data cannot be read back\n');
+    if (storedDigestKey !== null) {
+      context.stdout.write(`stored-digest key fingerprint ${storedDigestKey}: give it to whoever keeps the storage, to check it without the passphrase (coffer verify --stored --trust …)\n`);
+    }
   }
   return 0;
 }

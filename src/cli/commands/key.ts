@@ -20,6 +20,7 @@ export async function keyCommand(action: string, id: string | undefined, options
           const rows = [[' ', 'ID', 'Created', 'Host', 'User']];
           for (const k of keys) rows.push([k.id === repo.openedWithKey ? '*' : ' ', k.id, k.created, k.hostname, k.username]);
           context.stdout.write(`${formatTable(rows)}\n`);
+          if (repo.storedDigestFingerprint !== null) context.stdout.write(`stored-digest key fingerprint ${repo.storedDigestFingerprint} (for coffer verify --stored --trust)\n`);
         }
         return 0;
       }

@@ -5,6 +5,7 @@ import { CHUNKS_PREFIX, CONFIG_KEY, INDEXES_PREFIX, KEYS_PREFIX, SNAPSHOTS_PREFI
 import { retentionUntil, writeRetention } from './lock-policy.js';
 import type { RetentionReport } from './ensure-retention.js';
 import { RetentionCache } from './retention-cache.js';
+import { digestRecorderOf } from '../digests/digest-recording-backend.js';
 
 /**
  * The objects a restore needs, which Object Lock makes immutable: config, key files, chunks,
@@ -95,5 +96,7 @@ export class LockedBackend implements Backend {
 
 /** The repository's backend as a {@link LockedBackend}, or undefined when it has no lock. */
 export function lockedBackendOf(repo: { backend: Backend }): LockedBackend | undefined {
-  return repo.backend instanceof LockedBackend ? repo.backend : undefined;
+  // A key holder's digest recorder (docs/repository-format.md §18) sits above the lock.
+  const backend = digestRecorderOf(repo)?.inner ?? repo.backend;
+  return backend instanceof LockedBackend ? backend : undefined;
 }

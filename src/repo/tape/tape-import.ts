@@ -131,6 +131,9 @@ export async function importTape(sources: readonly VolumeSource[], target: Backe
       await target.sync();
       report.createdRepository = true;
       repo = await openRepository(target, { passphrase: askOnce, ...(options.threads === undefined ? {} : { threads: options.threads }) });
+      // The same bytes again, through the key holder's backend: now its digests cover them
+      // (repository-format.md §18); identical content, so nothing changes for any reader.
+      for (const [key, bytes] of [...keys, [CONFIG_KEY, staged.get(CONFIG_KEY) as Buffer] as const]) await repo.backend.put(key, bytes);
     }
     // Chunks stored before their manifests are unreferenced for a while: no prune meanwhile.
     lease = await acquireBackupLease(repo, options.signal === undefined ? {} : { signal: options.signal });

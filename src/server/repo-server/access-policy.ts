@@ -1,4 +1,4 @@
-import { CHUNKS_PREFIX, CONFIG_KEY, DELETIONS_KEY, INDEXES_PREFIX, KEYS_PREFIX, LEASES_PREFIX, NOTES_PREFIX, PROTECTED_PREFIX, QUARANTINE_PREFIX, SNAPSHOTS_PREFIX, TREES_PREFIX, VERIFICATIONS_PREFIX } from '../../repo/index.js';
+import { CHUNKS_PREFIX, CONFIG_KEY, DELETIONS_KEY, DIGEST_KEY_KEY, DIGESTS_PREFIX, INDEXES_PREFIX, KEYS_PREFIX, LEASES_PREFIX, NOTES_PREFIX, PROTECTED_PREFIX, QUARANTINE_PREFIX, SNAPSHOTS_PREFIX, TREES_PREFIX, VERIFICATIONS_PREFIX } from '../../repo/index.js';
 import type { Principal } from './token-store.js';
 
 /**
@@ -15,6 +15,8 @@ import type { Principal } from './token-store.js';
  * | `snapshots/`, `notes/`, `protected/`, `verifications/` | its own ² | its own only  | yes     | only the identical bytes         | no     |
  * | `leases/`                                           | yes       | yes ³           | yes     | its own (a refresh)              | its own |
  * | `quarantine/`                                       | no        | yes ⁴           | no      | no                               | no     |
+ * | `stored-digest-key`                                 | yes       | —               | yes     | only the identical bytes         | no     |
+ * | `digests/` ⁵                                        | no        | no              | yes     | kept as is                       | no     |
  * | anything else, and listing everything (`''`)        | no        | no              | no      | no                               | no     |
  *
  * ¹ Chunk, index page and file tree ids are keyed MACs of their plaintext: an object already stored under an
@@ -26,6 +28,9 @@ import type { Principal } from './token-store.js';
  *   other guests' snapshots.
  * ³ A backup lists every lease to see a running prune; leases are random ids.
  * ⁴ A backup lists the quarantined chunk ids so that it stores those chunks again.
+ * ⁵ Signed digest records (docs/repository-format.md §18), named by the SHA-256 of their
+ *   bytes. A writer adds its own; reading them is refused, since they name other writers'
+ *   objects (`verify --stored` runs with a full token, or on the storage itself).
  */
 export type ListScope = 'all' | 'own' | 'denied';
 
@@ -51,6 +56,7 @@ const isContentAddressed = (key: string) => CONTENT_ADDRESSED_PREFIXES.some((pre
 export function readAccess(who: Principal, key: string, owner: string | undefined): 'yes' | 'hidden' | 'denied' {
   if (!who.appendOnly) return 'yes';
   if (key === CONFIG_KEY || key === DELETIONS_KEY || key.startsWith(KEYS_PREFIX) || isContentAddressed(key) || key.startsWith(LEASES_PREFIX)) return 'yes';
+  if (key === DIGEST_KEY_KEY) return 'yes';
   if (isOwned(key)) return owner === who.name ? 'yes' : 'hidden';
   return 'denied';
 }
@@ -71,6 +77,8 @@ export function listScope(who: Principal, prefix: string): ListScope {
 export function putAccess(who: Principal, key: string, existing: { owner: string | undefined } | null): 'write' | 'keep' | 'same-bytes' | 'denied' {
   if (!who.appendOnly) return 'write';
   if (key === CONFIG_KEY || key === DELETIONS_KEY || key.startsWith(KEYS_PREFIX) || key.startsWith(QUARANTINE_PREFIX)) return 'denied';
+  if (key === DIGEST_KEY_KEY) return existing === null ? 'write' : 'same-bytes';
+  if (key.startsWith(DIGESTS_PREFIX)) return /^digests\/[0-9a-f]{64}$/.test(key) ? (existing === null ? 'write' : 'keep') : 'denied';
   if (!isContentAddressed(key) && !isOwned(key) && !key.startsWith(LEASES_PREFIX)) return 'denied';
   if (existing === null) return 'write';
   if (isContentAddressed(key)) return 'keep';
