@@ -11,7 +11,7 @@
  * CPU share: process CPU time (main thread and codec workers) over wall time × threads.
  */
 import type { BlockDevice, Extent } from '../blockdev/index.js';
-import type { Backend, BackendEntry } from '../repo/index.js';
+import type { Backend, BackendEntry, ObjectLockStore } from '../repo/index.js';
 
 /** What bounds a byte stream's rate: a token bucket (RateLimiter) or anything with `take`. */
 export interface ByteThrottle {
@@ -139,24 +139,47 @@ export class MeteredDevice implements BlockDevice {
   }
 }
 
-/** A backend whose transfers are timed, and whose puts first pay `throttle` (if any). */
+/**
+ * A backend whose transfers are timed, and whose puts first pay `throttle` (if any). The
+ * inner backend's Object Lock passes through, its locked puts timed and throttled too (a
+ * repository with Object Lock writes everything a restore needs through it).
+ */
 export class MeteredBackend implements Backend {
+  readonly objectLock?: ObjectLockStore;
+
   constructor(
     private readonly inner: Backend,
     private readonly meter: BackupMeter,
     private readonly throttle: ByteThrottle | undefined,
     private readonly signal: AbortSignal | undefined,
-  ) {}
+  ) {
+    const lock = inner.objectLock;
+    if (lock !== undefined) {
+      this.objectLock = {
+        enabled: () => lock.enabled(),
+        put: async (key, data, retention) => {
+          await this.pay(data.length);
+          return this.meter.repository.time(() => lock.put(key, data, retention));
+        },
+        retention: (key) => this.meter.repository.time(() => lock.retention(key)),
+        extend: (key, retention) => this.meter.repository.time(() => lock.extend(key, retention)),
+        deleteAll: (key) => lock.deleteAll(key),
+      };
+    }
+  }
+
+  private async pay(bytes: number): Promise<void> {
+    if (this.throttle === undefined) return;
+    const throttle = this.throttle;
+    await this.meter.throttle.time(() => throttle.take(bytes, this.signal));
+  }
 
   get location(): string {
     return this.inner.location;
   }
 
   async put(key: string, data: Uint8Array): Promise<void> {
-    if (this.throttle !== undefined) {
-      const throttle = this.throttle;
-      await this.meter.throttle.time(() => throttle.take(data.length, this.signal));
-    }
+    await this.pay(data.length);
     return this.meter.repository.time(() => this.inner.put(key, data));
   }
 

@@ -9,5 +9,6 @@ export { backupVm, type BackupOptions, type BackupProgress } from './backup-vm.j
 export { backupDisk, type BackupDiskOptions, type DiskProgress } from './backup-disk.js';
 export { backupFiles, fileParentOf, type FileBackupOptions, type FileBackupProgress } from './files/backup-files.js';
 export { FastCdc, FILE_CHUNK_SIZES, type ChunkSizes } from './files/fastcdc.js';
-export { runVmBackup, type RunVmBackupOptions, type VmBackupProgress, type VmBackupResult, type VmBackupSource, type VmBackupSpec } from './run-vm-backup.js';
+export { runVmBackup, repositoryOpenerAt, type RunVmBackupOptions, type VmBackupProgress } from './run-vm-backup.js';
+export type { CaptureHookCommands, RepositoryLocation, RepositoryOpener, VmBackupEvent, VmBackupRequest, VmBackupResult, VmBackupSource, VmBackupSpec } from './vm-backup-spec.js';
 export { BusyClock, type Bottleneck, type ByteThrottle, type TimeBreakdown } from './backup-meter.js';

@@ -13,4 +13,5 @@ export type { CaptureHooks, CaptureQuiescer } from './qemu/qemu-capture.js';
 export { GuestFreeze, GUEST_FREEZE_DEFAULTS, type FreezeEvent, type GuestFreezeOptions } from './qemu/guest-freeze.js';
 export { openLibvirtSource, LIBVIRT_DEFINITION_FORMAT, type LibvirtSourceOptions } from './libvirt/libvirt-source.js';
 export { parseChangedRanges, mergeRanges, withChangedRanges, type ChangedRange } from './changed-ranges.js';
+export { readChangedRanges } from './changed-ranges-input.js';
 export { readFileMetadata, readXattrs, readAccountNames, Excludes, CACHEDIR_TAG_SIGNATURE, type FileMetadata, type FileType, type AccountNames, type ExcludeOptions } from './files/index.js';

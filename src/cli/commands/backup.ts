@@ -1,11 +1,6 @@
-import { backupVm } from '../../backup/index.js';
+import { runVmBackup, type VmBackupRequest, type VmBackupResult, type VmBackupSource } from '../../backup/index.js';
 import { CofferError } from '../../errors/index.js';
-import { readFile } from 'node:fs/promises';
-import { acquireBackupLease, listSnapshots, lockedBackendOf, resolveSnapshot, type Snapshot } from '../../repo/index.js';
-import { NbdBlockDevice } from '../../nbd/index.js';
-import { mergeRanges, openImageSource, openLibvirtSource, openQemuSource, parseChangedRanges, withChangedRanges, type ChangedRange, type FreezeEvent, type VmSource } from '../../source/index.js';
-import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
-import { runHook } from '../hooks.js';
+import { openFromOptions, type CommandContext, type RepositoryOptions } from '../context.js';
 import { formatBytes, formatDuration } from '../format.js';
 import { ProgressReporter } from '../progress.js';
 import { consistencyLabel } from './snapshots.js';
@@ -74,71 +69,112 @@ export async function backupCommand(disks: string[], options: BackupCommandOptio
   if (options.guestAgent !== undefined && options.freeze === false) throw new CofferError('E_USAGE', '--guest-agent names the agent to freeze with: it contradicts --no-freeze');
   if (options.freezeTimeout !== undefined) parseSeconds(options.freezeTimeout, '--freeze-timeout'); // refused before anything starts
   const verifyUnchanged = options.verifyUnchanged === undefined ? undefined : parsePercent(options.verifyUnchanged);
-  return withRepository(options, context, async (repo) => {
-    const parent: Snapshot | null = options.base !== undefined ? await resolveSnapshot(repo, options.base) : (await listSnapshots(repo, { vm })).at(-1) ?? null;
-    // Taken before any live capture starts: a prune running now is waited for first.
-    const lease = await acquireBackupLease(repo, {
-      signal: context.signal,
-      onWait: (holders) => context.stderr.write(`waiting for a prune to end (${holders.map((h) => `${h.host}, pid ${h.pid}, since ${h.started}`).join('; ')})\n`),
-    });
-    let source: VmSource;
-    try {
-      source = await withRanges(await openSource(vm, disks, options, parent, context), ranges);
-    } catch (error) {
-      await lease.release().catch(() => {});
-      throw error;
-    }
-    try {
-      const progress = ProgressReporter.for(context.stderr, options.json === true);
-      const snapshot = await backupVm(repo, source, {
-        lease,
-        tags,
-        parent,
-        ...(verifyUnchanged !== undefined ? { verifyUnchanged } : {}),
-        ...(time ? { time } : {}),
-        ...(options.host ? { hostname: options.host } : {}),
-        signal: context.signal,
-        onProgress: (p) =>
-          progress.update({ label: `${vm} ${p.disk}`, done: p.vmBytesDone, total: p.vmBytesTotal, figures: { read: p.bytesRead, new: p.bytesNew } }),
-      });
-      progress.done();
-      const stats = snapshot.stats;
-      const consistency = snapshot.consistency === undefined ? {} : { consistency: snapshot.consistency };
-      const skipped = 'skipped' in source ? (source.skipped as { name: string; reason: string }[]) : [];
-      const tracking = snapshot.disks.map((d) => ({ name: d.name, ...(d.changeTracking === undefined ? {} : { changeTracking: d.changeTracking }) }));
-      const locked = lockedBackendOf(repo)?.lastSnapshot;
-      const lock = locked === undefined ? {} : { lock: { lockedUntil: locked.lockedUntil.toISOString(), checked: locked.checked, lookedUp: locked.lookedUp, extended: locked.extended, durationMs: locked.durationMs } };
-      if (options.json) {
-        context.stdout.write(`${JSON.stringify({ id: snapshot.id, vm: snapshot.vm, time: snapshot.time, parent: snapshot.parent, ...stats, disks: tracking, ...consistency, ...(skipped.length > 0 ? { skipped } : {}), ...lock })}\n`);
-      } else {
-        const seconds = stats.durationMs / 1000;
-        const lines = [
-          `vm ${vm}: ${snapshot.disks.length} disk(s), ${formatBytes(stats.bytesLogical)}${snapshot.parent ? `, compared with snapshot ${snapshot.parent.slice(0, 8)}` : ', no parent'}`,
-        ];
-        for (const d of tracking) {
-          const t = d.changeTracking;
-          if (t?.method === 'dirty-bitmap') lines.push(`  ${d.name}: read only what ${options.libvirt !== undefined ? 'the libvirt checkpoint' : 'QEMU\'s dirty bitmap'} marked since the last backup`);
-          else if (t?.method === 'image-chain') lines.push(`  ${d.name}: read only the image layers written since the last backup`);
-          else if (t?.method === 'changed-ranges') lines.push(`  ${d.name}: read only the changed ranges (${t.reason ?? 'given'})`);
-          else if (t?.reason !== undefined) lines.push(`  ${d.name}: read in full: ${t.reason}`);
-        }
-        if (snapshot.consistency !== undefined) lines.push(`consistency: ${consistencyLabel(snapshot)}`);
-        for (const d of skipped) lines.push(`  ${d.name}: not backed up: ${d.reason}`);
-        if (locked !== undefined) {
-          lines.push(`locked until ${locked.lockedUntil.toISOString()} (Object Lock): ${locked.checked} object(s) checked, ${locked.lookedUp} asked, ${locked.extended} extended`);
-        }
-        lines.push(
-          `read ${formatBytes(stats.bytesRead)}, new ${formatBytes(stats.bytesNew)}, stored ${formatBytes(stats.bytesStored)} in ${formatDuration(seconds)} (${formatBytes(stats.bytesRead / Math.max(seconds, 0.001))}/s)`,
-          `snapshot ${snapshot.id} saved`,
-        );
-        context.stdout.write(`${lines.join('\n')}\n`);
-      }
-      return 0;
-    } finally {
-      await source.close();
-      await lease.release().catch(() => {});
-    }
+  const request: VmBackupRequest = {
+    vm,
+    source: sourceOf(disks, options),
+    tags,
+    ...(time ? { time: time.toISOString() } : {}),
+    ...(options.host ? { host: options.host } : {}),
+    ...(options.base !== undefined ? { base: options.base } : {}),
+    ...(verifyUnchanged !== undefined ? { verifyUnchanged } : {}),
+  };
+  const progress = ProgressReporter.for(context.stderr, options.json === true);
+  const result = await runVmBackup(request, {
+    openRepository: (wrapBackend) => openFromOptions(options, context, { wrapBackend }),
+    signal: context.signal,
+    onEvent: (event) => {
+      if (event.type === 'waiting-for-prune') {
+        context.stderr.write(`waiting for a prune to end (${event.holders.map((h) => `${h.host}, pid ${h.pid}, since ${h.started}`).join('; ')})\n`);
+      } else if (event.type === 'hook-output') context.stderr.write(event.data);
+      else if (event.about !== 'skipped-disk') context.stderr.write(`coffer: warning: ${event.message}\n`); // skipped disks: in the summary
+    },
+    onProgress: (p) =>
+      progress.update({ label: `${vm} ${p.disk}`, done: p.vmBytesDone, total: p.vmBytesTotal, figures: { read: p.bytesRead, new: p.bytesNew } }),
   });
+  progress.done();
+  context.stdout.write(options.json ? `${JSON.stringify(backupJson(result))}\n` : `${backupSummary(result, options.libvirt !== undefined).join('\n')}\n`);
+  return 0;
+}
+
+/** What `--json` prints: the snapshot, its figures, and where the time went. */
+function backupJson(result: VmBackupResult): Record<string, unknown> {
+  const { objectLock, skipped, consistencyRecord } = result;
+  return {
+    id: result.snapshot,
+    vm: result.vm,
+    time: result.snapshotTime,
+    parent: result.parent,
+    bytesLogical: result.bytesLogical,
+    bytesRead: result.bytesRead,
+    bytesNew: result.bytesNew,
+    bytesStored: result.bytesStored,
+    durationMs: result.backupMs,
+    disks: result.disks,
+    ...(consistencyRecord === undefined ? {} : { consistency: consistencyRecord }),
+    ...(skipped.length > 0 ? { skipped } : {}),
+    ...(objectLock === undefined ? {} : { lock: objectLock }),
+    bottleneck: result.bottleneck,
+    timeBreakdown: result.time,
+  };
+}
+
+/** The text summary's lines. */
+function backupSummary(result: VmBackupResult, libvirt: boolean): string[] {
+  const seconds = result.backupMs / 1000;
+  const lines = [
+    `vm ${result.vm}: ${result.disks.length} disk(s), ${formatBytes(result.bytesLogical)}${result.parent ? `, compared with snapshot ${result.parent.slice(0, 8)}` : ', no parent'}`,
+  ];
+  for (const d of result.disks) {
+    const t = d.changeTracking;
+    if (t?.method === 'dirty-bitmap') lines.push(`  ${d.name}: read only what ${libvirt ? 'the libvirt checkpoint' : 'QEMU\'s dirty bitmap'} marked since the last backup`);
+    else if (t?.method === 'image-chain') lines.push(`  ${d.name}: read only the image layers written since the last backup`);
+    else if (t?.method === 'changed-ranges') lines.push(`  ${d.name}: read only the changed ranges (${t.reason ?? 'given'})`);
+    else if (t?.reason !== undefined) lines.push(`  ${d.name}: read in full: ${t.reason}`);
+  }
+  if (result.consistencyRecord !== undefined) lines.push(`consistency: ${consistencyLabel({ consistency: result.consistencyRecord })}`);
+  for (const d of result.skipped) lines.push(`  ${d.name}: not backed up: ${d.reason}`);
+  const locked = result.objectLock;
+  if (locked !== undefined) {
+    lines.push(`locked until ${locked.lockedUntil} (Object Lock): ${locked.checked} object(s) checked, ${locked.lookedUp} asked, ${locked.extended} extended`);
+  }
+  lines.push(
+    `read ${formatBytes(result.bytesRead)}, new ${formatBytes(result.bytesNew)}, stored ${formatBytes(result.bytesStored)} in ${formatDuration(seconds)} (${formatBytes(result.bytesRead / Math.max(seconds, 0.001))}/s)`,
+    `time: ${timeShares(result.time)}; bottleneck: ${result.bottleneck}`,
+    `snapshot ${result.snapshot} saved`,
+  );
+  return lines;
+}
+
+/** `source 62%, repository 20%, cpu 35%, throttle 0% of 4.1 s` (shares of the run's wall time; CPU over every thread). */
+function timeShares(time: VmBackupResult['time']): string {
+  const wall = Math.max(time.wallMs, 1);
+  const share = (ms: number) => `${Math.round((100 * ms) / wall)}%`;
+  return `source ${share(time.sourceMs)}, repository ${share(time.repositoryMs)}, cpu ${share(time.cpuMs)}, throttle ${share(time.throttleMs)} of ${(time.wallMs / 1000).toFixed(1)} s`;
+}
+
+/** The request's source: a running QEMU VM, a libvirt domain, or image files (with their changed ranges). */
+function sourceOf(disks: string[], options: BackupCommandOptions): VmBackupSource {
+  const hooks = {
+    ...(options.preCapture !== undefined ? { pre: options.preCapture } : {}),
+    ...(options.postCapture !== undefined ? { post: options.postCapture } : {}),
+  };
+  if (options.libvirt !== undefined) {
+    return {
+      libvirt: { domain: options.libvirt, ...(options.connect !== undefined ? { uri: options.connect } : {}), ...(options.freeze === false ? { freeze: false } : {}) },
+      hooks,
+    };
+  }
+  if (options.qemu !== undefined) {
+    return {
+      qmp: options.qemu,
+      ...(options.guestAgent !== undefined ? { guestAgent: options.guestAgent } : {}),
+      ...(options.freeze === false ? { freeze: false } : {}),
+      ...(options.freezeTimeout !== undefined ? { freezeTimeoutMs: parseSeconds(options.freezeTimeout, '--freeze-timeout') } : {}),
+      hooks,
+    };
+  }
+  const ranges = options.changedRanges ?? [];
+  return { images: disks, ...(options.imageSnapshot !== undefined ? { imageSnapshot: options.imageSnapshot } : {}), ...(ranges.length > 0 ? { changedRanges: ranges } : {}) };
 }
 
 /** `--libvirt` excludes disk images, `--qemu` and the image options; `--connect` needs it. */
@@ -150,89 +186,6 @@ function checkLibvirtOptions(disks: string[], options: BackupCommandOptions): vo
   if (disks.length > 0) throw new CofferError('E_USAGE', '--libvirt backs up the disks of the running domain: name no disk images with it');
   if (options.imageSnapshot !== undefined) throw new CofferError('E_USAGE', '--image-snapshot applies to image files, not to --libvirt');
   if ((options.changedRanges ?? []).length > 0) throw new CofferError('E_USAGE', '--changed-ranges applies to disk images, not to --libvirt (libvirt checkpoints track changes)');
-}
-
-/** Image files, or a running QEMU VM or libvirt domain whose checkpoints the parent snapshot recorded. */
-async function openSource(vm: string, disks: string[], options: BackupCommandOptions, parent: { disks: { name: string; changeTracking?: { checkpoint?: string } }[] } | null, context: CommandContext): Promise<VmSource> {
-  if (options.qemu === undefined && options.libvirt === undefined) return openImageSource(vm, disks, options.imageSnapshot === undefined ? {} : { imageSnapshot: options.imageSnapshot });
-  const previous = new Map<string, string>();
-  for (const disk of parent?.disks ?? []) if (disk.changeTracking?.checkpoint !== undefined) previous.set(disk.name, disk.changeTracking.checkpoint);
-  const { preCapture, postCapture } = options;
-  const hooks = {
-    ...(preCapture !== undefined ? { beforeCapture: () => runHook(preCapture, 'pre-capture', vm, context.stderr) } : {}),
-    ...(postCapture !== undefined
-      ? {
-          // The capture happened (or failed) already: a failing post hook is reported, not fatal.
-          afterCapture: () => runHook(postCapture, 'post-capture', vm, context.stderr).catch((error: unknown) => {
-            context.stderr.write(`coffer: warning: ${(error as Error).message}\n`);
-          }),
-        }
-      : {}),
-  };
-  if (options.libvirt !== undefined) {
-    return openLibvirtSource({
-      vm, domain: options.libvirt, ...(options.connect !== undefined ? { connect: options.connect } : {}), previous, signal: context.signal, hooks,
-      ...(options.freeze === false ? { freeze: false } : {}),
-      onThawFailed: (reason) => context.stderr.write(`coffer: warning: ${reason}\n`),
-    });
-  }
-  const guestAgent = {
-    ...(options.guestAgent !== undefined ? { agentSocket: options.guestAgent } : {}),
-    ...(options.freeze === false ? { freeze: false } : {}),
-    ...(options.freezeTimeout !== undefined ? { freezeTimeoutMs: parseSeconds(options.freezeTimeout, '--freeze-timeout') } : {}),
-    onEvent: (event: FreezeEvent) => {
-      if (event.type === 'thaw-failed') context.stderr.write(`coffer: warning: ${event.reason}\n`);
-    },
-  };
-  return openQemuSource({ vm, qmp: qmpAddress(options.qemu as string), previous, signal: context.signal, hooks, guestAgent });
-}
-
-/** `/run/vm.qmp` (a unix socket) or `HOST:PORT`. */
-function qmpAddress(text: string): { path: string } | { host: string; port: number } {
-  const tcp = /^([^/:]+|\[[0-9a-f:]+\]):(\d{1,5})$/i.exec(text);
-  if (tcp !== null) return { host: (tcp[1] as string).replace(/^\[|\]$/g, ''), port: Number(tcp[2]) };
-  return { path: text };
-}
-
-/** Each disk's device marked with the changed ranges of its list (files read and checked first). */
-async function withRanges(source: VmSource, files: string[]): Promise<VmSource> {
-  if (files.length === 0) return source;
-  try {
-    const disks = [];
-    for (const [i, disk] of source.disks.entries()) {
-      const file = files[i] as string;
-      const ranges = /^nbds?(\+unix)?:\/\//.test(file) ? await rangesFromNbdBitmap(file) : parseChangedRanges(await readRangesFile(file), file);
-      // The list replaces any other tracking: no image-chain layers mixed in.
-      disks.push({ name: disk.name, format: disk.format, location: disk.location, device: withChangedRanges(disk.device, ranges), changeTracking: { givenRanges: file } });
-    }
-    return { vm: source.vm, definition: source.definition, disks, close: () => source.close() };
-  } catch (error) {
-    await source.close();
-    throw error;
-  }
-}
-
-async function readRangesFile(file: string): Promise<string> {
-  return readFile(file, 'utf8').catch((error: unknown) => {
-    throw new CofferError('E_USAGE', `--changed-ranges ${file}: ${(error as Error).message}`);
-  });
-}
-
-/**
- * The dirty ranges of a `qemu:dirty-bitmap:NAME` context, from an NBD URI with a `bitmap=NAME`
- * query parameter (e.g. `qemu-nbd -B NAME` or QEMU's own export of a bitmap).
- */
-async function rangesFromNbdBitmap(uri: string): Promise<ChangedRange[]> {
-  const bitmap = new URL(uri).searchParams.get('bitmap');
-  if (bitmap === null || bitmap === '') throw new CofferError('E_USAGE', `--changed-ranges ${uri}: add bitmap=NAME (the qemu:dirty-bitmap context to read)`);
-  const device = await NbdBlockDevice.open(uri, { dirtyBitmap: bitmap });
-  try {
-    const ranges: ChangedRange[] = [];
-    for await (const extent of device.extents()) if (extent.changed === true) ranges.push({ offset: extent.offset, length: extent.length });
-    return mergeRanges(ranges);
-  } finally {
-    await device.close();
-  }
 }
 
 /** `90` or `2.5` seconds → milliseconds. */

@@ -152,6 +152,7 @@ export class TaskRunner {
         repository: { url: target.repository.url, ...(target.repository.passphraseFile === undefined ? {} : { passphraseFile: target.repository.passphraseFile }) },
         vm: target.vm, host: target.host, source: target.source,
         tags: [...(target.tags ?? []), ...(request.tags ?? [])],
+        ...(target.verifyUnchanged === undefined ? {} : { verifyUnchanged: target.verifyUnchanged }),
         ...(request.job === null ? {} : { job: request.job }),
         ...(this.options.threads === undefined ? {} : { threads: this.options.threads }),
       };

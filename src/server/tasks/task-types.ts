@@ -30,6 +30,8 @@ export interface VmTarget {
   readonly repository: { readonly name: string; readonly url: string; readonly passphraseFile?: string };
   readonly source: VmBackupSource;
   readonly tags?: readonly string[];
+  /** Check this fraction (0..1] of what the source's change tracking calls unchanged (`coffer backup --verify-unchanged`). */
+  readonly verifyUnchanged?: number;
 }
 
 /** A task as callers see it. Times are ISO 8601. */

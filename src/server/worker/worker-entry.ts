@@ -5,7 +5,7 @@
  * cleanly: reads stop, no snapshot is written, the lease is released.
  */
 import { setPriority } from 'node:os';
-import { runVmBackup } from '../../backup/index.js';
+import { repositoryOpenerAt, runVmBackup, type VmBackupEvent } from '../../backup/index.js';
 import { isCofferError } from '../../errors/index.js';
 import { AdjustableRateLimiter } from './adjustable-rate-limiter.js';
 import { PROGRESS_INTERVAL_MS, type FromWorker, type ToWorker, type WorkerRates } from './worker-protocol.js';
@@ -52,10 +52,15 @@ async function run(message: Extract<ToWorker, { type: 'start' }>): Promise<void>
   let latencySum = 0;
   let latencyCount = 0;
   try {
-    const result = await runVmBackup(message.spec, {
+    const { spec } = message;
+    const result = await runVmBackup(spec, {
+      // The repository as the CLI would open it (same URL dispatch, S3 chunk cache), unlocked by its passphrase file.
+      openRepository: repositoryOpenerAt(spec.repository, { env: process.env, ...(spec.threads === undefined ? {} : { threads: spec.threads }) }),
       signal: controller.signal,
       limits,
-      onLog: (line) => void send({ type: 'log', level: line.startsWith('warning:') ? 'warning' : 'info', line }),
+      onEvent: (event) => {
+        for (const { level, line } of logLines(event)) void send({ type: 'log', level, line });
+      },
       onProgress: (p) => {
         if (p.sourceLatencyMs !== undefined) {
           latencySum += p.sourceLatencyMs;
@@ -77,5 +82,17 @@ async function run(message: Extract<ToWorker, { type: 'start' }>): Promise<void>
     const text = controller.signal.aborted && !isCofferError(error) ? `interrupted: ${(controller.signal.reason as Error).message}` : (error as Error).message;
     await send({ type: 'error', code, message: text });
     process.exit(1);
+  }
+}
+
+/** A backup's event as lines of the task's log. */
+function logLines(event: VmBackupEvent): { level: 'info' | 'warning'; line: string }[] {
+  switch (event.type) {
+    case 'waiting-for-prune':
+      return [{ level: 'info', line: `waiting for a prune to end (${event.holders.map((h) => `${h.host}, pid ${h.pid}, since ${h.started}`).join('; ')})` }];
+    case 'hook-output':
+      return event.data.toString('utf8').split('\n').filter((line) => line !== '').map((line) => ({ level: 'info' as const, line: `hook: ${line}` }));
+    case 'warning':
+      return [{ level: 'warning', line: `warning: ${event.message}` }];
   }
 }
