@@ -6,7 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { CofferError } from '../../errors/index.js';
-import { isS3Location, listSnapshots, LocalBackend, openRepository, parseS3Location, repositoryStats, S3Backend, type Backend, type Repository, type RepositoryStats, type Snapshot } from '../../repo/index.js';
+import { listSnapshots, openRepositoryAt, repositoryStats, type Repository, type RepositoryStats, type Snapshot } from '../../repo/index.js';
 import type { RepositoryConfig } from '../config/index.js';
 
 /** How long a snapshot list or statistics stay fresh: short enough that a finished backup shows up soon. */
@@ -77,7 +77,8 @@ export class RepositoryCatalog {
       const passphrase = passphraseFile === undefined ? undefined : async () => (await readFile(passphraseFile, 'utf8').catch((cause: unknown) => {
         throw new CofferError('E_NO_PASSPHRASE', `repository ${name}: cannot read its passphrase file ${passphraseFile}`, { cause });
       })).replace(/\r?\n$/, '');
-      return openRepository(backendFor(config.url), { passphrase, threads: 1 });
+      // The same location handling as the CLI: local paths, s3: (AWS_* settings, chunk cache), https:// repository servers.
+      return openRepositoryAt(config.url, { env: process.env, passphrase, threads: 1 });
     })();
     this.open.set(name, { url: config.url, repo });
     repo.catch(() => this.open.delete(name));
@@ -85,7 +86,3 @@ export class RepositoryCatalog {
   }
 }
 
-function backendFor(url: string): Backend {
-  if (isS3Location(url)) return new S3Backend(parseS3Location(url));
-  return new LocalBackend(url.replace(/^local:/, ''));
-}
