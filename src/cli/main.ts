@@ -252,6 +252,17 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .argument('<name>', 'the token\'s name')
     .action((name: string, _options, command: Command) => run(async () => (await import('./commands/serve-repo.js')).tokenRemoveCommand(name, command.optsWithGlobals(), context))());
 
+  // The service's commands; `migrate` is server-migrate.ts (the lead attaches it to `server`).
+  const server = program.command('server').description('the Coffer service: `coffer server migrate` manages its state database');
+  server
+    .command('migrate')
+    .description('bring the state database (SQLite file or PostgreSQL) to this Coffer\'s schema, show its status, or copy an SQLite one into PostgreSQL')
+    .option('--database <url>', 'postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE or an SQLite file (default: $COFFER_DATABASE)')
+    .option('--status', 'print the applied and pending schema steps, change nothing')
+    .option('--from-sqlite <file>', 'copy every row of this SQLite state database into the new, empty PostgreSQL --database')
+    .option('--json', 'machine-readable output: one JSON document')
+    .action((_options, command: Command) => run(async () => (await import('./commands/server-migrate.js')).serverMigrateCommand(command.opts(), context))());
+
   program
     .command('disk')
     .description('inspect or convert a disk image of any supported format, without a repository')
