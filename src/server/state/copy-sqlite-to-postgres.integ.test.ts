@@ -1,5 +1,5 @@
 /**
- * The move from SQLite to PostgreSQL (`coffer server migrate --from-sqlite`), against a real
+ * The move from SQLite to PostgreSQL (what `coffer server migrate --from-sqlite` runs), against a real
  * PostgreSQL: every row of every table arrives unchanged (ids, gaps, NULLs, large integers,
  * non-ASCII text), the database keeps its id, new rows get ids past the copied ones, and a
  * copy that cannot be complete changes nothing.
@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { sql, type Kysely } from 'kysely';
-import { assertExit, assertOneLineError, coffer } from '../../cli/cli-harness.js';
 import { isCofferError } from '../../errors/index.js';
 import { makeTempDir, startPostgres, type TestPostgres } from '../../testing/index.js';
 import { copySqliteToPostgres } from './copy-sqlite-to-postgres.js';
@@ -64,12 +63,10 @@ async function everyRow(state: StateDatabase): Promise<Record<string, unknown[]>
   return out;
 }
 
-test('coffer server migrate --from-sqlite copies every row of every table, keeps the id, and new ids follow the copied ones', async () => {
+test('the copy moves every row of every table, keeps the id, and new ids follow the copied ones', async () => {
   const { file, id } = await filledSqlite();
   const url = await server.createDatabase();
-  const run = await coffer(['server', 'migrate', '--from-sqlite', file, '--database', url, '--json']);
-  assertExit(run, 0);
-  const report = JSON.parse(run.stdout.toString()) as { tables: { table: string; rows: number }[]; schemaVersion: number };
+  const report = await copySqliteToPostgres(file, { url, batchRows: 2 });
   assert.equal(report.schemaVersion, MIGRATIONS.at(-1)?.id);
   const order = report.tables.map((t) => t.table);
   assert.ok(order.indexOf('notify_outbox') < order.indexOf('notify_deliveries'), `parents first: ${order.join(', ')}`);
@@ -94,9 +91,7 @@ test('coffer server migrate --from-sqlite copies every row of every table, keeps
     await target.close();
   }
 
-  const again = await coffer(['server', 'migrate', '--from-sqlite', file, '--database', url]);
-  assertExit(again, 20);
-  assert.match(assertOneLineError(again), /already holds data \(table \w+\)/);
+  await assert.rejects(copySqliteToPostgres(file, { url }), (e) => isCofferError(e, 'E_STATE_UNAVAILABLE') && /already holds data \(table \w+\)/.test(e.message));
 });
 
 test('a copy that fails half-way leaves the PostgreSQL database as it was', async () => {

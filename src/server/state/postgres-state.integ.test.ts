@@ -1,6 +1,6 @@
 /**
  * The state database on a real PostgreSQL (started here): opening by URL, the migration lock
- * with several `coffer server migrate` processes at once, refusal of a newer schema, a failed
+ * with several openers racing, refusal of a newer schema, a failed
  * step rolled back whole, and connection errors as one line that names the database and never
  * the password.
  */
@@ -8,12 +8,11 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { sql } from 'kysely';
 import pg from 'pg';
-import { assertExit, assertOneLineError, coffer, describeRun, startCoffer } from '../../cli/cli-harness.js';
 import { isCofferError } from '../../errors/index.js';
 import { freePort, startPostgres, type TestPostgres } from '../../testing/index.js';
 import type { Migration } from './migration.js';
 import { MIGRATIONS } from './migrations/index.js';
-import { connectStateDatabase, openStateDatabase } from './state-database.js';
+import { openStateDatabase } from './state-database.js';
 
 let server: TestPostgres;
 before(async () => {
@@ -46,25 +45,6 @@ test('a new PostgreSQL database is migrated, gets a stable id, and its connectio
   await again.close();
 });
 
-test('three `coffer server migrate` processes started at once on one database: each step is applied exactly once', async () => {
-  const url = await server.createDatabase();
-  const runs = await Promise.all([1, 2, 3].map(() => startCoffer(['server', 'migrate', '--database', url, '--json'], { timeoutMs: 30_000 }).done));
-  for (const run of runs) assertExit(run, 0);
-  const reports = runs.map((r) => JSON.parse(r.stdout.toString('utf8')) as { applied: string[]; id: string; to: number });
-  const applied = reports.flatMap((r) => r.applied).sort();
-  assert.deepEqual(applied, MIGRATIONS.map((m) => `${m.id}-${m.name}`).sort(), `every step once across the processes: ${runs.map((r) => r.stdout).join('')}`);
-  assert.equal(new Set(reports.map((r) => r.id)).size, 1, 'one database id for all');
-  const state = await openStateDatabase({ url });
-  const rows = await state.db.selectFrom('coffer_migrations').select('id').execute();
-  assert.equal(rows.length, MIGRATIONS.length);
-  await state.close();
-
-  const status = await coffer(['server', 'migrate', '--database', url, '--status']);
-  assertExit(status, 0);
-  assert.match(status.stdout.toString(), new RegExp(`applied  ${MIGRATIONS[0]?.id}-${MIGRATIONS[0]?.name}`));
-  assert.match(status.stdout.toString(), /up to date/);
-});
-
 test('four openers on separate pools racing through slow steps: each step runs once, all four succeed', async () => {
   const url = await server.createDatabase();
   const slow = (id: number): Migration => ({
@@ -85,26 +65,10 @@ test('four openers on separate pools racing through slow steps: each step runs o
   }
 });
 
-test('--status lists pending steps without applying them', async () => {
-  const url = await server.createDatabase();
-  const status = await coffer(['server', 'migrate', '--database', url, '--status', '--json']);
-  assertExit(status, 0);
-  const report = JSON.parse(status.stdout.toString()) as { applied: unknown[]; pending: { id: number }[] };
-  assert.deepEqual(report.applied, []);
-  assert.deepEqual(report.pending.map((p) => p.id), MIGRATIONS.map((m) => m.id));
-  const connection = await connectStateDatabase({ url });
-  const tables = await sql`SELECT 1 FROM information_schema.tables WHERE table_schema = 'public'`.execute(connection.db);
-  assert.equal(tables.rows.length, 0, 'nothing created');
-  await connection.close();
-});
-
-test('a database migrated by a newer Coffer is refused, on PostgreSQL too (exit code 20 in the CLI)', async () => {
+test('a database migrated by a newer Coffer is refused, on PostgreSQL too', async () => {
   const url = await server.createDatabase();
   await (await openStateDatabase({ url, migrations: [...MIGRATIONS, widgets] })).close();
   await assert.rejects(openStateDatabase({ url }), (e) => isCofferError(e, 'E_STATE_TOO_NEW') && /1000/.test(e.message));
-  const run = await coffer(['server', 'migrate', '--database', url]);
-  assertExit(run, 20);
-  assert.match(assertOneLineError(run), /schema step 1000/);
 });
 
 test('a step that fails leaves no trace on PostgreSQL: neither its tables nor its record', async () => {
@@ -139,15 +103,8 @@ test('an unreachable server or a missing database: one line naming host and data
       assert.doesNotMatch(JSON.stringify(e.subject), /hunter2/);
       return true;
     });
-    const run = await coffer(['server', 'migrate', '--database', url]);
-    assertExit(run, 20);
-    assert.doesNotMatch(run.stderr, /hunter2/, describeRun(run));
-    assert.match(assertOneLineError(run), says);
   }
-  const usage = await coffer(['server', 'migrate', '--database', 'mysql://root@db/state']);
-  assertExit(usage, 2);
-  assert.match(assertOneLineError(usage), /unsupported state database mysql/);
-  assertExit(await coffer(['server', 'migrate']), 2);
+  await assert.rejects(openStateDatabase({ url: 'mysql://root@db/state' }), (e) => isCofferError(e, 'E_USAGE') && /unsupported state database mysql/.test(e.message));
 });
 
 test('a bigint beyond 2^53 fails its query instead of coming back rounded', async () => {
