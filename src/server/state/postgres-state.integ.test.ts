@@ -39,9 +39,12 @@ test('a new PostgreSQL database is migrated, gets a stable id, and its connectio
   const timeout = await sql<{ statement_timeout: string }>`SHOW statement_timeout`.execute(first.db);
   assert.equal(timeout.rows[0]?.statement_timeout, '30s');
   await first.close();
-  const again = await openStateDatabase({ url });
+  const database = url.split('/').at(-1) as string;
+  const overSocket = `postgres://postgres@/${database}?host=${encodeURIComponent(server.dir)}&port=${server.port}`;
+  const again = await openStateDatabase({ url: overSocket });
   assert.deepEqual(again.migrations.applied, []);
-  assert.equal(again.id, first.id);
+  assert.equal(again.id, first.id, 'the same database over the unix socket');
+  assert.equal(again.label, `postgres://postgres@/${database} (host ${server.dir})`);
   await again.close();
 });
 

@@ -34,7 +34,9 @@ function postgresLabel(text: string): string {
     url = new URL(text);
   } catch {
     // Forms the WHATWG parser refuses but libpq and pg accept (`postgres://user@/db?host=/run/pg`).
-    return text.replace(/\?.*$/, '').replace(/\/\/([^:@/]*):[^@/]*@/, '//$1@');
+    const socketDir = /[?&]host=([^&]*)/.exec(text)?.[1];
+    const base = text.replace(/\?.*$/, '').replace(/\/\/([^:@/]*):[^@/]*@/, '//$1@');
+    return socketDir === undefined ? base : `${base} (host ${decodeURIComponent(socketDir)})`;
   }
   const socketDir = url.searchParams.get('host');
   const host = url.hostname !== '' ? url.hostname : socketDir ?? 'localhost';
