@@ -74,6 +74,18 @@ test('a database migrated by a newer Coffer is refused, on PostgreSQL too', asyn
   await assert.rejects(openStateDatabase({ url }), (e) => isCofferError(e, 'E_STATE_TOO_NEW') && /1000/.test(e.message));
 });
 
+test('a migration step has its own deadline: longer than the pool\'s statement timeout, and still finite', async () => {
+  const slow: Migration = { id: 1002, name: 'slow', up: async (db) => void (await sql`SELECT pg_sleep(0.5)`.execute(db)) };
+  const patient = await openStateDatabase({ url: await server.createDatabase(), migrations: [...MIGRATIONS, slow], statementTimeoutMs: 200 });
+  assert.ok(patient.migrations.applied.includes('1002-slow'));
+  await assert.rejects(sql`SELECT pg_sleep(0.5)`.execute(patient.db), /statement timeout/, 'outside migrations the pool\'s timeout holds');
+  await patient.close();
+  await assert.rejects(
+    openStateDatabase({ url: await server.createDatabase(), migrations: [...MIGRATIONS, slow], migrationStepTimeoutMs: 200 }),
+    (e) => isCofferError(e, 'E_STATE_UNAVAILABLE') && /statement timeout/.test(e.message),
+  );
+});
+
 test('a step that fails leaves no trace on PostgreSQL: neither its tables nor its record', async () => {
   const url = await server.createDatabase();
   const broken: Migration = {

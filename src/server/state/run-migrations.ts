@@ -36,6 +36,12 @@ export const MIGRATION_LOCK_KEY = 0x636f666665723a6dn;
 export interface RunMigrationsOptions {
   /** The clock for `applied_at` (ms since the epoch). */
   now?: () => number;
+  /**
+   * PostgreSQL: the statement timeout inside a migration's transaction, ms, instead of the
+   * pool's (30 s, sized for API queries): a step that rewrites a large table, or a wait for
+   * the lock while another process runs one, may take longer. Default 10 minutes.
+   */
+  stepTimeoutMs?: number;
 }
 
 export async function runMigrations(
@@ -44,11 +50,12 @@ export async function runMigrations(
   options: RunMigrationsOptions = {},
 ): Promise<MigrationReport> {
   const now = options.now ?? Date.now;
+  const stepTimeoutMs = options.stepTimeoutMs ?? 600_000;
   const dialect = dialectOf(db as unknown as Kysely<unknown>);
   checkOrdered(migrations);
   await db.transaction().execute(async (trx) => {
     // Two PostgreSQL sessions creating the same table at once would collide in the catalog.
-    await takeMigrationLock(trx, dialect);
+    await takeMigrationLock(trx, dialect, stepTimeoutMs);
     await trx.schema
       .createTable('coffer_migrations')
       .ifNotExists()
@@ -66,7 +73,7 @@ export async function runMigrations(
   for (const migration of migrations) {
     if (before.has(migration.id)) continue;
     const ran = await db.transaction().execute(async (trx) => {
-      await takeMigrationLock(trx, dialect);
+      await takeMigrationLock(trx, dialect, stepTimeoutMs);
       // Another process may have applied it since we looked: the check is inside the lock.
       const done = await trx.selectFrom('coffer_migrations').select('id').where('id', '=', migration.id).executeTakeFirst();
       if (done !== undefined) return false;
@@ -88,9 +95,11 @@ export async function appliedIds(db: Kysely<StateSchema>): Promise<Set<number>> 
 }
 
 /** Blocks until this transaction holds the migration lock. */
-async function takeMigrationLock(trx: Transaction<StateSchema>, dialect: StateDialect): Promise<void> {
+async function takeMigrationLock(trx: Transaction<StateSchema>, dialect: StateDialect, timeoutMs: number): Promise<void> {
   // SQLite: the transaction's first write takes the database's write lock (busy timeout).
-  if (dialect === 'postgres') await sql`SELECT pg_advisory_xact_lock(${sql.raw(MIGRATION_LOCK_KEY.toString())})`.execute(trx);
+  if (dialect !== 'postgres') return;
+  await sql`SELECT set_config('statement_timeout', ${String(Math.max(1, Math.round(timeoutMs)))}, true)`.execute(trx);
+  await sql`SELECT pg_advisory_xact_lock(${sql.raw(MIGRATION_LOCK_KEY.toString())})`.execute(trx);
 }
 
 function refuseUnknown(applied: Set<number>, migrations: readonly Migration[]): void {

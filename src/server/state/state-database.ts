@@ -21,7 +21,7 @@ import type { StateDialect } from './dialect.js';
 import type { Migration } from './migration.js';
 import { MIGRATIONS } from './migrations/index.js';
 import { createPostgresPool, type PoolSettings } from './postgres-pool.js';
-import { runMigrations, type MigrationReport } from './run-migrations.js';
+import { runMigrations, type MigrationReport, type RunMigrationsOptions } from './run-migrations.js';
 import type { StateSchema } from './schema.js';
 import { parseStateTarget } from './state-target.js';
 
@@ -54,6 +54,8 @@ export type ConnectStateOptions = StateLocation &
 export type OpenStateOptions = ConnectStateOptions & {
   /** The migrations to apply; all of Coffer's by default (tests pass their own lists). */
   migrations?: readonly Migration[];
+  /** PostgreSQL: the statement timeout while migrating (see {@link RunMigrationsOptions}). */
+  migrationStepTimeoutMs?: number;
   now?: () => number;
 };
 
@@ -96,7 +98,7 @@ export async function openStateDatabase(options: OpenStateOptions): Promise<Stat
   const { db, label } = connection;
   try {
     const now = options.now ?? Date.now;
-    const migrations = await runMigrations(db, options.migrations ?? MIGRATIONS, { now });
+    const migrations = await runMigrations(db, options.migrations ?? MIGRATIONS, { now, ...(options.migrationStepTimeoutMs === undefined ? {} : { stepTimeoutMs: options.migrationStepTimeoutMs }) });
     const id = await ensureDatabaseId(db, now);
     return { ...connection, id, migrations };
   } catch (error) {
