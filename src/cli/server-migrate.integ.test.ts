@@ -39,9 +39,6 @@ test('three `coffer server migrate` processes started at once on one PostgreSQL 
   assertExit(status, 0);
   assert.match(status.stdout.toString(), new RegExp(`applied  ${ALL[0]}`));
   assert.match(status.stdout.toString(), /up to date/);
-  const again = await coffer(['server', 'migrate', '--database', url]);
-  assertExit(again, 0);
-  assert.match(again.stdout.toString(), /is up to date \(schema step \d+\)/);
 });
 
 test('an SQLite file migrates the same way; a newer schema exits 20 with one line', async () => {
@@ -58,16 +55,11 @@ test('an SQLite file migrates the same way; a newer schema exits 20 with one lin
 
 test('connection errors: exit 20, one line naming host and database, never the password; bad usage exits 2', async () => {
   const closedPort = await freePort();
-  const cases = [
-    { url: `postgres://coffer:hunter2@127.0.0.1:${closedPort}/state`, says: new RegExp(`postgres://coffer@127\\.0\\.0\\.1:${closedPort}/state: .*ECONNREFUSED`) },
-    { url: `postgresql://postgres:hunter2@127.0.0.1:${server.port}/no_such_db`, says: /no_such_db: database "no_such_db" does not exist/ },
-  ];
-  for (const { url, says } of cases) {
-    const run = await coffer(['server', 'migrate', '--database', url]);
-    assertExit(run, 20);
-    assert.doesNotMatch(run.stderr, /hunter2/, describeRun(run));
-    assert.match(assertOneLineError(run), says);
-  }
+  // (More failures, each checked for the password: postgres-state.integ.test.ts.)
+  const run = await coffer(['server', 'migrate', '--database', `postgres://coffer:hunter2@127.0.0.1:${closedPort}/state`]);
+  assertExit(run, 20);
+  assert.doesNotMatch(run.stderr, /hunter2/, describeRun(run));
+  assert.match(assertOneLineError(run), new RegExp(`postgres://coffer@127\\.0\\.0\\.1:${closedPort}/state: .*ECONNREFUSED`));
   const usage = await coffer(['server', 'migrate', '--database', 'mysql://root@db/state']);
   assertExit(usage, 2);
   assert.match(assertOneLineError(usage), /unsupported state database mysql/);
