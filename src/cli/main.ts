@@ -267,17 +267,28 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .argument('<name>', 'the token\'s name')
     .action((name: string, _options, command: Command) => run(async () => (await import('./commands/serve-repo.js')).tokenRemoveCommand(name, command.optsWithGlobals(), context))());
 
-  program
+  // The service, and `server migrate` for its state database (SQLite or PostgreSQL).
+  const server = program
     .command('server')
     .description('run the Coffer service: the REST API (and the console) over HTTPS, with its state in a data directory')
     .option('--data <dir>', 'the data directory: state.db, coffer.yaml (written at first start), tls/ (made at first start)')
     .option('--config <file>', 'the configuration file (default: DIR/coffer.yaml; see docs/server-config.md)')
+    .option('--database <url>', 'the state database: postgres://USER@HOST/DB (shared by several servers) or an SQLite file (default: DIR/state.db, or $COFFER_DATABASE)')
     .option('--listen <host:port>', 'the address to listen on (default 0.0.0.0:8443; port 0: any free port)')
     .option('--tls-cert <file>', 'your own certificate (PEM) instead of the self-signed one')
     .option('--tls-key <file>', 'the key of --tls-cert (PEM)')
     .option('--insecure-http', 'plain HTTP, only on a loopback address (tests, or behind a local TLS proxy)')
     .option('--stop-timeout <seconds>', 'at SIGTERM, how long running requests and tasks get to finish (default 10)')
     .action((_options, command: Command) => run(async () => (await import('./commands/server.js')).serverCommand(command.opts(), context))());
+
+  server
+    .command('migrate')
+    .description('bring the state database (SQLite file or PostgreSQL) to this Coffer\'s schema, show its status, or copy an SQLite one into PostgreSQL')
+    .option('--database <url>', 'postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE or an SQLite file (default: $COFFER_DATABASE)')
+    .option('--status', 'print the applied and pending schema steps, change nothing')
+    .option('--from-sqlite <file>', 'copy every row of this SQLite state database into the new, empty PostgreSQL --database')
+    .option('--json', 'machine-readable output: one JSON document')
+    .action((_options, command: Command) => run(async () => (await import('./commands/server-migrate.js')).serverMigrateCommand(command.optsWithGlobals(), context))());
 
   program
     .command('disk')

@@ -27,6 +27,8 @@ export interface ServiceOptions {
   dataDir: string;
   /** Default DIR/coffer.yaml. */
   configFile?: string;
+  /** The state database: `postgres://…` (several servers and workers share it, #10) or an SQLite file; default DIR/state.db. */
+  database?: string;
   /** HOST:PORT (port 0: any free port); default {@link DEFAULT_LISTEN}. */
   listen?: string;
   /** The administrator's own certificate and key (PEM files). */
@@ -66,7 +68,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   }
   if (options.insecureHttp === true && options.tls !== undefined) throw new CofferError('E_USAGE', '--insecure-http and --tls-cert/--tls-key exclude each other');
   await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
-  const state = await openStateDatabase({ file: join(options.dataDir, 'state.db'), now });
+  const state = await openStateDatabase({ url: options.database ?? join(options.dataDir, 'state.db'), now });
   let catalog: RepositoryCatalog | undefined;
   try {
     const db = state.db;

@@ -54,3 +54,4 @@ export { startCephS3, freePort, type CephS3 } from './ceph-s3.js';
 export { startTestRepoServer, type TestRepoServer, type TestTokenSpec } from './repo-server.js';
 export { startSmtpSink, type SmtpSink, type ReceivedMail } from './smtp-sink.js';
 export { startHttpReceiver, type HttpReceiver, type ReceivedRequest } from './http-receiver.js';
+export { startPostgres, POSTGRES_PACKAGES, type TestPostgres } from './postgres.js';

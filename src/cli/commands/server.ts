@@ -6,6 +6,7 @@ import type { CommandContext } from '../context.js';
 export interface ServerCommandOptions {
   data?: string;
   config?: string;
+  database?: string;
   listen?: string;
   tlsCert?: string;
   tlsKey?: string;
@@ -24,9 +25,11 @@ export async function serverCommand(options: ServerCommandOptions, context: Comm
   if ((options.tlsCert === undefined) !== (options.tlsKey === undefined)) throw new CofferError('E_USAGE', 'give both --tls-cert and --tls-key, or neither (a self-signed certificate is made)');
   const stopTimeoutMs = options.stopTimeout === undefined ? undefined : Number(options.stopTimeout) * 1000;
   if (stopTimeoutMs !== undefined && !(Number.isFinite(stopTimeoutMs) && stopTimeoutMs >= 0)) throw new CofferError('E_USAGE', `--stop-timeout ${options.stopTimeout}: a number of seconds`);
+  const database = options.database ?? (context.env.COFFER_DATABASE || undefined);
   const service = await startService({
     dataDir: options.data,
     ...(options.config === undefined ? {} : { configFile: options.config }),
+    ...(database === undefined ? {} : { database }),
     ...(options.listen === undefined ? {} : { listen: options.listen }),
     ...(options.tlsCert === undefined || options.tlsKey === undefined ? {} : { tls: { cert: options.tlsCert, key: options.tlsKey } }),
     insecureHttp: options.insecureHttp === true,

@@ -4,7 +4,7 @@
  * concurrent requests cannot leave half a user.
  */
 import { randomUUID } from 'node:crypto';
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { StateSchema } from '../state/index.js';
 import { ApiError } from '../http/api-error.js';
 import type { Grant } from './access.js';
@@ -65,7 +65,12 @@ export class UserStore {
   /** A page of users by name, optionally only names containing `search`. */
   async list(options: { offset: number; limit: number; search?: string }): Promise<{ items: User[]; total: number }> {
     let query = this.db.selectFrom('users');
-    if (options.search !== undefined) query = query.where('name', 'like', `%${options.search.replace(/[%_\\]/g, '\\$&')}%`);
+    if (options.search !== undefined) {
+      // Case-insensitive on both engines (SQLite's LIKE is, PostgreSQL's is not), with an
+      // explicit escape character so a searched `%` or `_` is literal.
+      const pattern = `%${options.search.replace(/[%_\\]/g, '\\$&')}%`;
+      query = query.where(sql<boolean>`lower(name) like lower(${pattern}) escape '\\'`);
+    }
     const total = Number((await query.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
     const rows = await query.select('id').orderBy('name').limit(options.limit).offset(options.offset).execute();
     const items: User[] = [];

@@ -111,7 +111,8 @@ export class Notifier {
           target,
           kind: 'event',
           message,
-          dedupeKey: [rule.name, target, recorded.type, recorded.job ?? '', recorded.vm ?? '', recorded.summary].join('\u0000'),
+          // JSON, not NUL-joined: PostgreSQL's text cannot hold a NUL byte.
+          dedupeKey: JSON.stringify([rule.name, target, recorded.type, recorded.job ?? '', recorded.vm ?? '', recorded.summary]),
           dedupeMs: rule.dedupeMs,
           now: this.now(),
         });
@@ -204,7 +205,7 @@ export class Notifier {
     const message = renderDailySummary(await eventsBetween(this.db, due - SUMMARY_SPAN_MS, due), due);
     for (const target of summary.targets) {
       // The key makes a summary idempotent: a crash before the state update below does not send it twice.
-      await enqueue(this.db, { rule: 'daily-summary', target, kind: 'summary', message, dedupeKey: `summary\u0000${due}\u0000${target}`, dedupeMs: 2 * SUMMARY_SPAN_MS, now });
+      await enqueue(this.db, { rule: 'daily-summary', target, kind: 'summary', message, dedupeKey: JSON.stringify(['summary', due, target]), dedupeMs: 2 * SUMMARY_SPAN_MS, now });
     }
     await this.db.updateTable('notify_state').set({ value: String(due) }).where('key', '=', SUMMARY_STATE_KEY).execute();
   }

@@ -183,12 +183,14 @@ export async function deliveryLog(db: Db, options: { limit?: number; offset?: nu
   }));
 }
 
-/** Delivery attempts counted by target and outcome (for `/metrics`). */
+/** Delivery attempts counted by target and outcome (for `/metrics`), ordered by both. */
 export async function deliveryCounts(db: Db): Promise<{ target: string; outcome: string; count: number }[]> {
   const rows = await db
     .selectFrom('notify_deliveries')
     .select(['target', 'outcome', (eb) => eb.fn.countAll<number>().as('count')])
     .groupBy(['target', 'outcome'])
+    .orderBy('target')
+    .orderBy('outcome') // without it the order is the engine's: SQLite's and PostgreSQL's differ
     .execute();
   return rows.map((r) => ({ target: r.target, outcome: r.outcome, count: Number(r.count) }));
 }

@@ -182,7 +182,8 @@ export class JobScheduler {
 
   private async tickJob(job: ScheduledJob, schedule: Schedule): Promise<void> {
     const now = this.now();
-    const key = `${schedule.text}\u0000${schedule.timeZone}`;
+    // JSON, not a NUL separator: PostgreSQL text cannot hold NUL bytes.
+    const key = JSON.stringify([schedule.text, schedule.timeZone]);
     const row = await this.db.selectFrom('schedule_state').selectAll().where('job', '=', job.name).executeTakeFirst();
     let state: ScheduleState = row === undefined ? scheduleEdited(now) : { settledUntil: new Date(Number(row.settled_until)) };
     if (row !== undefined && row.schedule !== key) state = scheduleEdited(now, state);

@@ -95,7 +95,22 @@ export class TaskStore {
     return Number(changed.numUpdatedRows) > 0;
   }
 
-  async appendLog(taskId: string, level: TaskLogLine['level'], line: string, now: number): Promise<TaskLogLine> {
+  /** Appends of one task run one after another (sequence numbers are max + 1; a pool of connections would race). */
+  private readonly logChains = new Map<string, Promise<unknown>>();
+
+  appendLog(taskId: string, level: TaskLogLine['level'], text: string, now: number): Promise<TaskLogLine> {
+    const previous = this.logChains.get(taskId) ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(() => this.appendLogNow(taskId, level, text, now));
+    this.logChains.set(taskId, next);
+    void next.finally(() => {
+      if (this.logChains.get(taskId) === next) this.logChains.delete(taskId);
+    }).catch(() => undefined);
+    return next;
+  }
+
+  private async appendLogNow(taskId: string, level: TaskLogLine['level'], text: string, now: number): Promise<TaskLogLine> {
+    // Tool output may hold NUL bytes, which PostgreSQL text refuses.
+    const line = text.replace(/\u0000/g, '\uFFFD');
     return this.db.transaction().execute(async (trx) => {
       const last = await trx.selectFrom('task_log').select((eb) => eb.fn.max('seq').as('seq')).where('task_id', '=', taskId).executeTakeFirst();
       const seq = Number(last?.seq ?? 0) + 1;

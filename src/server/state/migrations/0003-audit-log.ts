@@ -4,13 +4,13 @@
  * through the service's connection cannot rewrite history. Ids sort by time (see
  * audit/audit-id.ts), so paging by id is paging by time.
  */
-import { sql, SqliteAdapter } from 'kysely';
+import { forbidUpdateAndDelete } from '../dialect.js';
 import type { Migration } from '../migration.js';
 
 export const auditLog: Migration = {
   id: 3,
   name: 'audit-log',
-  async up(db) {
+  async up(db, context) {
     await db.schema
       .createTable('audit_log')
       .addColumn('id', 'text', (c) => c.primaryKey())
@@ -24,18 +24,7 @@ export const auditLog: Migration = {
       .execute();
     await db.schema.createIndex('audit_by_actor').on('audit_log').columns(['actor', 'id']).execute();
     await db.schema.createIndex('audit_by_action').on('audit_log').columns(['action', 'id']).execute();
-    if (db.getExecutor().adapter instanceof SqliteAdapter) {
-      for (const operation of ['UPDATE', 'DELETE']) {
-        await sql
-          .raw(`CREATE TRIGGER audit_log_no_${operation.toLowerCase()} BEFORE ${operation} ON audit_log BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END`)
-          .execute(db);
-      }
-    } else {
-      // PostgreSQL (#10): the same refusal as a rule-free trigger function.
-      await sql
-        .raw(`CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$`)
-        .execute(db);
-      await sql.raw('CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()').execute(db);
-    }
+    // Both engines refuse UPDATE and DELETE (and TRUNCATE on PostgreSQL) with triggers.
+    await forbidUpdateAndDelete(db, 'audit_log', context);
   },
 };

@@ -1,13 +1,14 @@
 /** Migration 20: `notify_events`, what the notifier was told (for summaries and run grouping). */
+import { idColumn } from '../dialect.js';
 import type { Migration } from '../migration.js';
 
 export const notifyEvents: Migration = {
   id: 20,
   name: 'notify-events',
-  async up(db) {
+  async up(db, context) {
     await db.schema
       .createTable('notify_events')
-      .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+      .$call(idColumn(context))
       .addColumn('at', 'bigint', (c) => c.notNull())
       .addColumn('type', 'text', (c) => c.notNull())
       .addColumn('severity', 'text', (c) => c.notNull())

@@ -2,15 +2,16 @@
  * Migration 21: `notify_outbox` (messages queued per target, kept after delivery as the
  * record of what was sent) and `notify_deliveries` (every attempt, with its error).
  */
+import { idColumn, idReferenceType } from '../dialect.js';
 import type { Migration } from '../migration.js';
 
 export const notifyOutbox: Migration = {
   id: 21,
   name: 'notify-outbox',
-  async up(db) {
+  async up(db, context) {
     await db.schema
       .createTable('notify_outbox')
-      .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+      .$call(idColumn(context))
       .addColumn('created_at', 'bigint', (c) => c.notNull())
       .addColumn('rule', 'text', (c) => c.notNull())
       .addColumn('target', 'text', (c) => c.notNull())
@@ -27,8 +28,8 @@ export const notifyOutbox: Migration = {
     await db.schema.createIndex('notify_outbox_dedupe').on('notify_outbox').columns(['dedupe_key', 'created_at']).execute();
     await db.schema
       .createTable('notify_deliveries')
-      .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
-      .addColumn('outbox_id', 'integer', (c) => c.notNull().references('notify_outbox.id').onDelete('cascade'))
+      .$call(idColumn(context))
+      .addColumn('outbox_id', idReferenceType(context), (c) => c.notNull().references('notify_outbox.id').onDelete('cascade'))
       .addColumn('target', 'text', (c) => c.notNull())
       .addColumn('at', 'bigint', (c) => c.notNull())
       .addColumn('attempt', 'integer', (c) => c.notNull())

@@ -1,0 +1,64 @@
+/**
+ * The connection pool behind a PostgreSQL state database (`pg`), and how values come back.
+ *
+ * - `bigint` (int8) columns, `count(*)` and `bigserial` ids come back as JavaScript numbers,
+ *   not pg's default strings, so that rows read the same as from SQLite. Coffer stores only
+ *   values below 2^53 there (ms since the epoch, byte counts up to 8 PiB, ids); a larger one
+ *   fails the query rather than being rounded. `numeric` (what `sum(bigint)` returns) stays a
+ *   string: wrap it in `Number()` (docs/state-database.md).
+ * - Every connection is tagged `application_name=coffer` (visible in pg_stat_activity) and
+ *   carries a statement timeout, so no query (nor a wait for a lock) hangs forever.
+ * - An idle connection that the server drops (restart, failover) is discarded quietly; the
+ *   next query opens a new one, or fails with the server's error.
+ */
+import pg from 'pg';
+
+/** Pool settings; see {@link POOL_DEFAULTS}. */
+export interface PoolSettings {
+  /** Most connections this process opens. */
+  poolSize?: number;
+  /** The longest one statement may run (and wait for locks), ms. */
+  statementTimeoutMs?: number;
+  /** The longest a new connection may take to establish, ms. */
+  connectTimeoutMs?: number;
+}
+
+/**
+ * Defaults: 10 connections (a server's API and scheduler rarely have more queries in flight;
+ * PostgreSQL's default max_connections of 100 then allows ~10 Coffer processes), 30 s per
+ * statement (the slowest expected query is a paged list; a migration step is a few DDL
+ * statements), 10 s to connect.
+ */
+export const POOL_DEFAULTS: Required<PoolSettings> = { poolSize: 10, statementTimeoutMs: 30_000, connectTimeoutMs: 10_000 };
+
+const INT8_OID = 20;
+
+function parseInt8(text: string): number {
+  const value = Number(text);
+  if (!Number.isSafeInteger(value)) throw new RangeError(`the state database returned ${text}, beyond what Coffer stores in a bigint column (2^53)`);
+  return value;
+}
+
+/** pg's own parsers, except int8 → number. Per pool, so other pg users in the process are untouched. */
+const TYPES = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === INT8_OID && format !== 'binary' ? parseInt8 : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+};
+
+/** A pool for `url` (not connected yet). */
+export function createPostgresPool(url: string, settings: PoolSettings = {}): pg.Pool {
+  const s = { ...POOL_DEFAULTS, ...settings };
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: s.poolSize,
+    statement_timeout: s.statementTimeoutMs,
+    connectionTimeoutMillis: s.connectTimeoutMs,
+    application_name: 'coffer',
+    keepAlive: true,
+    types: TYPES,
+  });
+  pool.on('error', () => {
+    // An idle client lost its connection: pg removes it from the pool; the next query reports.
+  });
+  return pool;
+}
