@@ -15,6 +15,7 @@ import { Authenticator, ensureFirstAdmin, FIRST_ADMIN, LoginThrottle, SessionSto
 import { ConfigStore } from './config/index.js';
 import { ApprovalStore, buildApp, loadOrCreateCertificate, type RouteGroup, type ServiceContext } from './http/index.js';
 import { RepositoryCatalog } from './inventory/index.js';
+import { startServiceParts, type ServiceParts, type ServicePartsOptions } from './service-parts.js';
 import { openStateDatabase, type StateDatabase } from './state/index.js';
 
 export const SERVICE_VERSION = '0.1.0';
@@ -40,6 +41,8 @@ export interface ServiceOptions {
   /** Route groups added by other parts of the server (tasks, notifications). */
   routeGroups?: readonly RouteGroup[];
   now?: () => number;
+  /** Worker process options (tests shorten the cancel grace). */
+  worker?: ServicePartsOptions['worker'];
 }
 
 /** Runs during a graceful stop, before the state is closed; gets the time left (ms). */
@@ -52,6 +55,8 @@ export interface RunningService {
   readonly context: ServiceContext;
   readonly app: FastifyInstance;
   readonly state: StateDatabase;
+  /** The task runner, the scheduler and the notifier. */
+  readonly parts: ServiceParts;
   /** Registers work to finish at stop (the task runner: no new task, running ones end or are cancelled). */
   onDrain(hook: DrainHook): void;
   /** Stops accepting, lets in-flight requests and drain hooks finish within `timeoutMs`, closes. Idempotent. */
@@ -68,6 +73,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
   const state = await openStateDatabase({ file: join(options.dataDir, 'state.db'), now });
   let catalog: RepositoryCatalog | undefined;
+  let parts: ServiceParts | undefined;
   try {
     const db = state.db;
     const configFile = options.configFile ?? join(options.dataDir, 'coffer.yaml');
@@ -79,6 +85,9 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     const tokens = new TokenStore(db, now);
     const audit = new AuditLog(db, now);
     catalog = new RepositoryCatalog(() => config.config.repositories ?? [], now);
+    const logError = options.logError ?? (() => {});
+    parts = await startServiceParts({ db, config, catalog, print: options.print, logError, ...(options.worker === undefined ? {} : { worker: options.worker }) });
+    const metricsRoutes = await parts.metricsRoutes();
     const context: ServiceContext = {
       users,
       sessions,
@@ -89,6 +98,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       config,
       catalog,
       approvals: new ApprovalStore(db, now),
+      work: { runner: parts.runner, scheduler: parts.scheduler },
       now,
       secureCookies: options.insecureHttp !== true,
       version: SERVICE_VERSION,
@@ -111,7 +121,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
 
     const app = await buildApp(context, {
       server: { ...(https === undefined ? {} : { https }), forceCloseConnections: 'idle' },
-      ...(options.routeGroups === undefined ? {} : { routeGroups: options.routeGroups }),
+      routeGroups: [...(metricsRoutes === undefined ? [] : [metricsRoutes]), ...(options.routeGroups ?? [])],
       ...(options.logError === undefined ? {} : { logError: options.logError }),
     });
     try {
@@ -134,7 +144,9 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     options.print(`API reference: ${url}/api/v1/docs`);
     options.print(`listening on ${url}`);
 
-    const drains: DrainHook[] = [];
+    const openParts = parts;
+    openParts.startScheduling();
+    const drains: DrainHook[] = [(timeLeftMs) => openParts.drain(timeLeftMs)];
     let stopping: Promise<void> | undefined;
     const openCatalog = catalog;
     return {
@@ -143,6 +155,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       context,
       app,
       state,
+      parts,
       onDrain: (hook) => void drains.push(hook),
       stop(timeoutMs = DEFAULT_STOP_TIMEOUT_MS) {
         stopping ??= (async () => {
@@ -165,6 +178,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       },
     };
   } catch (error) {
+    await parts?.drain(0);
     await catalog?.close();
     await state.close();
     throw error;
