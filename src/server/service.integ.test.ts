@@ -110,7 +110,7 @@ async function adminToken(s: ServerProcess): Promise<string> {
 const api = (method: string, path: string, body?: unknown): Promise<Response> => server.request(method, `/api/v1${path}`, { token, ...(body === undefined ? {} : { body }) });
 
 /** Reads `/api/v1/events` until `stop()`; returns what arrived. */
-function openEvents(query = ''): { stop(): Promise<string>; text(): string } {
+function openEvents(query = ''): { stop(): Promise<string>; ended(): Promise<string>; text(): string } {
   let text = '';
   let closed: () => void = () => {};
   const ended = new Promise<void>((resolve) => (closed = resolve));
@@ -124,6 +124,11 @@ function openEvents(query = ''): { stop(): Promise<string>; text(): string } {
   req.end();
   return {
     text: () => text,
+    /** Waits for the server to end the stream. */
+    async ended() {
+      await ended;
+      return text;
+    },
     async stop() {
       req.destroy();
       await ended;
@@ -243,7 +248,14 @@ test('kill -9 of the server mid-run: at restart the interrupted VMs are marked a
   assert.equal((await api('GET', `/runs/${run}`)).json.status, 'succeeded');
   assert.equal(tasks.filter((t) => t.status === 'succeeded').length, 4);
 
-  await server.stop();
+  // SIGTERM ends the open event streams and the server exits cleanly.
+  const events = openEvents('?types=run');
+  await new Promise((r) => setTimeout(r, 200));
+  const began = Date.now();
+  const stopped = await server.stop();
+  assert.equal(stopped.code, 0, server.stderr());
+  assert.ok(Date.now() - began < 8000, 'the open stream did not hold the stop up');
+  assert.match(await events.ended(), /^: coffer events\n/);
   const verify = await runCoffer(['verify', '-r', repo, '--password-file', passFile, '--read-data'], 120_000);
   assert.equal(verify.code, 0, verify.stdout + verify.stderr);
 });
