@@ -1,9 +1,12 @@
 /**
  * The composition root of `coffer server`: opens the state database in the data directory,
- * loads the configuration (writing a commented sample at first start), makes the first
- * administrator and the HTTPS certificate when missing, builds the Fastify app, and listens.
+ * loads the configuration (writing a commented sample at first start), starts the task
+ * runner, the scheduler and the notifier from it (service-parts.ts), makes the first
+ * administrator and the HTTPS certificate when missing, builds the Fastify app (with
+ * `/metrics` when configured), listens, and then lets the scheduler fire.
  * Stopping is graceful: the listener closes, in-flight requests get until the deadline to
- * finish, the drain hooks (the task runner registers one) run, then everything is closed.
+ * finish, event streams end, the drain hooks run (the scheduler stops firing, running backups
+ * finish or are cancelled cleanly, notifications are handed over), then everything is closed.
  */
 import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
