@@ -35,7 +35,7 @@ export function runRoutes(app: FastifyInstance, context: ServiceContext): void {
     method: 'GET',
     url: '/runs',
     operationId: 'listRuns',
-    summary: 'Runs of jobs, newest first (filters: job, status)',
+    summary: 'Runs of jobs, newest first (filters: job, status: among the latest 1000)',
     description: 'A caller whose grants do not cover `/` sees only the runs of the jobs, VMs and hosts granted; a page may then hold fewer than `limit` items.',
     tag: 'runs',
     access: { permission: 'inventory.read', filtered: true },
@@ -43,7 +43,7 @@ export function runRoutes(app: FastifyInstance, context: ServiceContext): void {
     response: { 200: pageOf(RunSchema) },
     async handler(request) {
       const q = request.query as { limit: number; offset: number; job?: string; status?: string };
-      // The store filters by job; status is a filter over the page (runs are few per day).
+      // The store filters by job; status filters the latest 1000 runs (runs are few per day).
       const filter = q.job === undefined ? {} : { job: q.job };
       if (q.status === undefined) {
         const page = await runner.listRuns({ ...filter, limit: q.limit, after: q.offset });
