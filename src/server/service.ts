@@ -1,9 +1,12 @@
 /**
  * The composition root of `coffer server`: opens the state database in the data directory,
- * loads the configuration (writing a commented sample at first start), makes the first
- * administrator and the HTTPS certificate when missing, builds the Fastify app, and listens.
+ * loads the configuration (writing a commented sample at first start), starts the task
+ * runner, the scheduler and the notifier from it (service-parts.ts), makes the first
+ * administrator and the HTTPS certificate when missing, builds the Fastify app (with
+ * `/metrics` when configured), listens, and then lets the scheduler fire.
  * Stopping is graceful: the listener closes, in-flight requests get until the deadline to
- * finish, the drain hooks (the task runner registers one) run, then everything is closed.
+ * finish, event streams end, the drain hooks run (the scheduler stops firing, running backups
+ * finish or are cancelled cleanly, notifications are handed over), then everything is closed.
  */
 import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -15,6 +18,7 @@ import { Authenticator, ensureFirstAdmin, FIRST_ADMIN, LoginThrottle, SessionSto
 import { ConfigStore } from './config/index.js';
 import { ApprovalStore, buildApp, loadOrCreateCertificate, type RouteGroup, type ServiceContext } from './http/index.js';
 import { RepositoryCatalog } from './inventory/index.js';
+import { startServiceParts, type ServiceParts, type ServicePartsOptions } from './service-parts.js';
 import { openStateDatabase, type StateDatabase } from './state/index.js';
 
 export const SERVICE_VERSION = '0.1.0';
@@ -42,6 +46,8 @@ export interface ServiceOptions {
   /** Route groups added by other parts of the server (tasks, notifications). */
   routeGroups?: readonly RouteGroup[];
   now?: () => number;
+  /** Worker process options (tests shorten the cancel grace). */
+  worker?: ServicePartsOptions['worker'];
 }
 
 /** Runs during a graceful stop, before the state is closed; gets the time left (ms). */
@@ -54,6 +60,8 @@ export interface RunningService {
   readonly context: ServiceContext;
   readonly app: FastifyInstance;
   readonly state: StateDatabase;
+  /** The task runner, the scheduler and the notifier. */
+  readonly parts: ServiceParts;
   /** Registers work to finish at stop (the task runner: no new task, running ones end or are cancelled). */
   onDrain(hook: DrainHook): void;
   /** Stops accepting, lets in-flight requests and drain hooks finish within `timeoutMs`, closes. Idempotent. */
@@ -70,6 +78,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
   const state = await openStateDatabase({ url: options.database ?? join(options.dataDir, 'state.db'), now });
   let catalog: RepositoryCatalog | undefined;
+  let parts: ServiceParts | undefined;
   try {
     const db = state.db;
     const configFile = options.configFile ?? join(options.dataDir, 'coffer.yaml');
@@ -81,6 +90,9 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     const tokens = new TokenStore(db, now);
     const audit = new AuditLog(db, now);
     catalog = new RepositoryCatalog(() => config.config.repositories ?? [], now);
+    const logError = options.logError ?? (() => {});
+    parts = await startServiceParts({ db, config, catalog, print: options.print, logError, ...(options.worker === undefined ? {} : { worker: options.worker }) });
+    const metricsRoutes = await parts.metricsRoutes();
     const context: ServiceContext = {
       users,
       sessions,
@@ -91,6 +103,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       config,
       catalog,
       approvals: new ApprovalStore(db, now),
+      work: { runner: parts.runner, scheduler: parts.scheduler },
       now,
       secureCookies: options.insecureHttp !== true,
       version: SERVICE_VERSION,
@@ -113,7 +126,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
 
     const app = await buildApp(context, {
       server: { ...(https === undefined ? {} : { https }), forceCloseConnections: 'idle' },
-      ...(options.routeGroups === undefined ? {} : { routeGroups: options.routeGroups }),
+      routeGroups: [...(metricsRoutes === undefined ? [] : [metricsRoutes]), ...(options.routeGroups ?? [])],
       ...(options.logError === undefined ? {} : { logError: options.logError }),
     });
     try {
@@ -136,7 +149,9 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     options.print(`API reference: ${url}/api/v1/docs`);
     options.print(`listening on ${url}`);
 
-    const drains: DrainHook[] = [];
+    const openParts = parts;
+    openParts.startScheduling();
+    const drains: DrainHook[] = [(timeLeftMs) => openParts.drain(timeLeftMs)];
     let stopping: Promise<void> | undefined;
     const openCatalog = catalog;
     return {
@@ -145,6 +160,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       context,
       app,
       state,
+      parts,
       onDrain: (hook) => void drains.push(hook),
       stop(timeoutMs = DEFAULT_STOP_TIMEOUT_MS) {
         stopping ??= (async () => {
@@ -167,6 +183,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       },
     };
   } catch (error) {
+    await parts?.drain(0);
     await catalog?.close();
     await state.close();
     throw error;

@@ -1,10 +1,12 @@
 /**
  * The rules the JSON schema cannot state: unique names, references between sections (a VM's
  * host, a job's repository and selected hosts, `after`), schedules that parse in their time
- * zone (the scheduler's own parser, src/jobs), durations and rates. Pure: returns problems
+ * zone (the scheduler's own parser, src/jobs), durations and rates, and the notifications
+ * section by server/notify's own checks (targets named by rules exist…). Pure: returns problems
  * with their key paths; the loader adds the line numbers.
  */
 import { parseSchedule } from '../../jobs/index.js';
+import { validateNotificationConfig } from '../notify/index.js';
 import type { ServiceConfig } from './config-schema.js';
 import { parseDuration } from './durations.js';
 
@@ -73,6 +75,14 @@ export function checkConfig(config: ServiceConfig): PathProblem[] {
     if (rule.read === undefined && rule.write === undefined) add(['limits', 'bandwidth', i], 'a bandwidth rule needs read or write (or both)');
     if (rule.when !== undefined && !WHEN.test(rule.when)) add(['limits', 'bandwidth', i, 'when'], `"${rule.when}" is not days and hours such as "mon..fri 08:00-18:00"`);
   });
+  for (const key of ['retry-delay', 'history'] as const) {
+    const text = config.tasks?.[key];
+    if (text !== undefined && parseDuration(text) === undefined) add(['tasks', key], `"${text}" is not a duration such as 5m or 90d`);
+  }
+  if (config.notifications !== undefined) {
+    const notifications = validateNotificationConfig(config.notifications);
+    if (!notifications.ok) for (const issue of notifications.issues) add(['notifications', ...issue.path], issue.message);
+  }
   return problems;
 }
 

@@ -7,6 +7,7 @@
  * What the schema cannot say (a job names a repository that exists, a schedule parses, names
  * are unique) is checked by check-config.ts.
  */
+import { NOTIFICATION_CONFIG_SCHEMA } from '../notify/index.js';
 
 /** A name: what the config's lists are keyed by, and what appears in paths like `/vms/NAME`. */
 export const NameSchema = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$' } as const;
@@ -166,11 +167,33 @@ export const LimitsSchema = {
 } as const;
 
 /**
- * Notification targets, rules and the daily summary: carried as given here; their shape is
- * server/notify's NOTIFICATION_CONFIG_SCHEMA (docs/notifications.md), to be put in this place
- * when both are merged.
+ * Notification targets, rules and the daily summary: server/notify's own schema (its shape is
+ * docs/notifications.md), without its `$schema` (this document is validated as a whole).
  */
-export const NotificationsSchema = { type: 'object', additionalProperties: true } as const;
+const { $schema: _notifySchemaDialect, ...notificationsSchema } = NOTIFICATION_CONFIG_SCHEMA;
+export const NotificationsSchema = notificationsSchema;
+
+/** `/metrics` for Prometheus: on or off, and the file holding the bearer token scrapers send. */
+export const MetricsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    enabled: { type: 'boolean', description: 'serve GET /metrics (default true)' },
+    'token-file': { type: 'string', minLength: 1, description: 'a file holding the bearer token scrapes must send (none: no token asked)' },
+  },
+} as const;
+
+/** The task runner: retries of failed VM backups, and how long finished runs are kept. */
+export const TasksSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    retries: { type: 'integer', minimum: 0, maximum: 20, description: 'how many times a failed or interrupted VM backup is tried again (default 2)' },
+    'retry-delay': DurationSchema,
+    'retry-backoff': { type: 'number', minimum: 1, maximum: 10, description: 'each further retry waits this many times longer (default 2)' },
+    history: DurationSchema,
+  },
+} as const;
 
 export const ConfigSchema = {
   type: 'object',
@@ -183,6 +206,8 @@ export const ConfigSchema = {
     jobs: { type: 'array', items: JobSchema },
     limits: LimitsSchema,
     notifications: NotificationsSchema,
+    metrics: MetricsSchema,
+    tasks: TasksSchema,
   },
 } as const;
 
@@ -257,8 +282,18 @@ export interface LimitsConfig {
   repositories?: Record<string, number>;
   bandwidth?: BandwidthRuleConfig[];
 }
-/** The `notifications` section, validated by server/notify. */
+/** The `notifications` section, validated by server/notify (`validateNotificationConfig`). */
 export type NotificationsConfig = Record<string, unknown>;
+export interface MetricsConfig {
+  enabled?: boolean;
+  'token-file'?: string;
+}
+export interface TasksConfig {
+  retries?: number;
+  'retry-delay'?: string;
+  'retry-backoff'?: number;
+  history?: string;
+}
 /** The whole configuration file, as validated by {@link ConfigSchema}. */
 export interface ServiceConfig {
   security?: { 'four-eyes'?: boolean; 'session-hours'?: number };
@@ -268,4 +303,6 @@ export interface ServiceConfig {
   jobs?: JobConfig[];
   limits?: LimitsConfig;
   notifications?: NotificationsConfig;
+  metrics?: MetricsConfig;
+  tasks?: TasksConfig;
 }

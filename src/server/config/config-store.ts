@@ -28,6 +28,7 @@ export interface ConfigVersion {
 
 export class ConfigStore {
   private queue: Promise<unknown> = Promise.resolve();
+  private readonly listeners: ((config: ServiceConfig, version: number) => void)[] = [];
 
   private constructor(
     private readonly db: Kysely<StateSchema>,
@@ -73,6 +74,15 @@ export class ConfigStore {
     return this.state.version;
   }
 
+  /**
+   * Calls `listener` after every change applied through {@link update} (the task runner, the
+   * scheduler and the notifier take the new configuration). A listener that throws does not
+   * undo the change: the file and the version are already written.
+   */
+  onChange(listener: (config: ServiceConfig, version: number) => void): void {
+    this.listeners.push(listener);
+  }
+
   /** The current text and parsed configuration with secrets redacted, for the API. */
   current(): { version: number; text: string; config: ServiceConfig } {
     return { version: this.state.version, text: redactText(this.state.text), config: redactValue(this.state.config) };
@@ -106,6 +116,13 @@ export class ConfigStore {
     const version = this.state.version + 1;
     await this.db.insertInto('config_versions').values({ version, text, sha256: sha256(text), author: change.author, created_at: this.now(), comment: change.comment }).execute();
     this.state = { version, text, config };
+    for (const listener of this.listeners) {
+      try {
+        listener(config, version);
+      } catch {
+        // A listener reports its own failures (the change stands: it is written and versioned).
+      }
+    }
     return { version, changed: true };
   }
 

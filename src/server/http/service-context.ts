@@ -1,12 +1,15 @@
 /**
  * What the routes stand on, built once by the composition root (service.ts) and passed to each
- * route group: the stores, the audit log, the configuration, the repositories, the clock.
+ * route group: the stores, the audit log, the configuration, the repositories, the task
+ * runner and the scheduler, the clock.
  */
 import type { FastifyRequest } from 'fastify';
 import type { AuditEvent, AuditLog } from '../audit/index.js';
 import type { Authenticator, LoginThrottle, SessionStore, TokenStore, UserStore } from '../auth/index.js';
 import type { ConfigStore } from '../config/index.js';
 import type { RepositoryCatalog } from '../inventory/index.js';
+import type { JobScheduler } from '../scheduler/index.js';
+import type { TaskRunner } from '../tasks/index.js';
 import type { ApprovalStore } from './approvals.js';
 
 export interface ServiceContext {
@@ -19,6 +22,8 @@ export interface ServiceContext {
   config: ConfigStore;
   catalog: RepositoryCatalog;
   approvals: ApprovalStore;
+  /** The task runner (runs, tasks, their events) and the scheduler (jobs' runs, previews). */
+  work: { runner: TaskRunner; scheduler: JobScheduler };
   now: () => number;
   /** The Secure attribute on the session cookie (off only for --insecure-http). */
   secureCookies: boolean;

@@ -42,6 +42,12 @@ export class RepositoryCatalog {
     return this.cached(this.statistics, name, (repo) => repositoryStats(repo));
   }
 
+  /** Forgets the cached snapshot list and statistics of a repository (a backup wrote to it). */
+  invalidate(name: string): void {
+    this.snapshots.delete(name);
+    this.statistics.delete(name);
+  }
+
   /** VM name → ISO time of its newest snapshot, over every repository that opens. */
   async lastBackups(): Promise<Map<string, string>> {
     const out = new Map<string, string>();

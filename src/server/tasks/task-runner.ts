@@ -89,7 +89,8 @@ export class TaskRunner {
   private readonly store: TaskStore;
   private readonly now: () => Date;
   private limits: ConcurrencyLimits;
-  private readonly bandwidth: BandwidthRules;
+  private bandwidth: BandwidthRules;
+  private retry: RetryPolicy;
   private readonly running = new Map<string, Running>();
   private dispatching: Promise<void> | undefined;
   private again = false;
@@ -101,6 +102,7 @@ export class TaskRunner {
     this.now = options.now ?? (() => new Date());
     this.limits = options.limits ?? {};
     this.bandwidth = new BandwidthRules(options.bandwidth ?? []);
+    this.retry = options.retry ?? {};
     this.events.setMaxListeners(0);
   }
 
@@ -134,6 +136,17 @@ export class TaskRunner {
   setLimits(limits: ConcurrencyLimits): void {
     this.limits = limits;
     void this.dispatch();
+  }
+
+  /**
+   * Replaces the bandwidth rules and the retry policy (a config edit): running workers get
+   * their new shares at once; the retry policy applies to the next failure.
+   * @throws CofferError E_USAGE for a bad rule (nothing changes then).
+   */
+  setPolicies(policies: { bandwidth?: readonly BandwidthRule[]; retry?: RetryPolicy }): void {
+    if (policies.bandwidth !== undefined) this.bandwidth = new BandwidthRules(policies.bandwidth);
+    if (policies.retry !== undefined) this.retry = policies.retry;
+    this.rebalance(this.now());
   }
 
   /** Starts a run: one queued backup task per VM. */
@@ -219,6 +232,16 @@ export class TaskRunner {
 
   listTasks(filter: TaskFilter = {}): Promise<Page<TaskInfo>> {
     return this.store.listTasks(filter);
+  }
+
+  /** How many tasks match the filter (for a list's total). */
+  countTasks(filter: TaskFilter = {}): Promise<number> {
+    return this.store.countTasks(filter);
+  }
+
+  /** How many runs match the filter. */
+  countRuns(filter: { job?: string } = {}): Promise<number> {
+    return this.store.countRuns(filter);
   }
 
   /** A page of a task's log after line `after`. @throws CofferError E_TASK_NOT_FOUND. */
@@ -456,7 +479,7 @@ export class TaskRunner {
   }
 
   private async retryIfAllowed(row: Selectable<TaskTable>, now: number): Promise<void> {
-    const at = retryAt(this.options.retry ?? {}, Number(row.attempt), now);
+    const at = retryAt(this.retry, Number(row.attempt), now);
     if (at === undefined || row.kind !== 'backup') return;
     const id = randomUUID();
     await this.store.insertTask({

@@ -70,6 +70,16 @@ export class TaskStore {
     return rows.length > limit ? { items, next: (filter.after ?? 0) + limit } : { items };
   }
 
+  /** How many tasks match the filter (`limit` and `after` ignored). */
+  async countTasks(filter: TaskFilter = {}): Promise<number> {
+    let query = this.db.selectFrom('tasks').select((eb) => eb.fn.countAll<number>().as('n'));
+    if (filter.status !== undefined) query = query.where('status', '=', filter.status);
+    if (filter.runId !== undefined) query = query.where('run_id', '=', filter.runId);
+    if (filter.vm !== undefined) query = query.where('vm', '=', filter.vm);
+    if (filter.job !== undefined) query = query.where('job', '=', filter.job);
+    return Number((await query.executeTakeFirstOrThrow()).n);
+  }
+
   /** Rows in a state, oldest first (the dispatcher's and the recovery's view). */
   async tasksIn(status: TaskStatus): Promise<Selectable<TaskTable>[]> {
     return this.db.selectFrom('tasks').selectAll().where('status', '=', status).orderBy('created_at').orderBy('id').execute();
@@ -149,6 +159,13 @@ export class TaskStore {
     const rows = await query.execute();
     const items = rows.slice(0, limit).map(runInfo);
     return rows.length > limit ? { items, next: (filter.after ?? 0) + limit } : { items };
+  }
+
+  /** How many runs match the filter. */
+  async countRuns(filter: { job?: string } = {}): Promise<number> {
+    let query = this.db.selectFrom('runs').select((eb) => eb.fn.countAll<number>().as('n'));
+    if (filter.job !== undefined) query = query.where('job', '=', filter.job);
+    return Number((await query.executeTakeFirstOrThrow()).n);
   }
 
   async runningRuns(): Promise<RunInfo[]> {

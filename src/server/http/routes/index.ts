@@ -9,10 +9,14 @@ import { approvalRoutes } from './approval-routes.js';
 import { auditRoutes } from './audit-routes.js';
 import { authRoutes } from './auth-routes.js';
 import { configRoutes } from './config-routes.js';
+import { eventRoutes } from './event-routes.js';
 import { inventoryRoutes } from './inventory-routes.js';
 import { jobRoutes } from './job-routes.js';
 import { repositoryRoutes } from './repository-routes.js';
+import { runRoutes } from './run-routes.js';
+import { schedulerRoutes } from './scheduler-routes.js';
 import { systemRoutes } from './system-routes.js';
+import { taskRoutes } from './task-routes.js';
 import { tokenRoutes } from './token-routes.js';
 import { userRoutes } from './user-routes.js';
 
@@ -29,4 +33,8 @@ export const ROUTE_GROUPS: readonly RouteGroup[] = [
   inventoryRoutes,
   jobRoutes,
   repositoryRoutes,
+  runRoutes,
+  taskRoutes,
+  eventRoutes,
+  schedulerRoutes,
 ];

@@ -1,0 +1,74 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { parseConfig } from './config/index.js';
+import { bandwidthRules, calendarEvents, concurrencyLimits, historyMs, retryPolicy, scheduledJobs } from './service-config.js';
+import { BandwidthRules } from './tasks/index.js';
+
+test('a bandwidth rule\'s days and hours apply in exactly those minutes (UTC), across midnight too', () => {
+  const cases: { when: string; on: string[]; off: string[] }[] = [
+    { when: 'mon..fri 08:00-18:00', on: ['2026-11-23T08:00Z', '2026-11-27T17:59Z'], off: ['2026-11-23T07:59Z', '2026-11-23T18:00Z', '2026-11-28T12:00Z'] },
+    { when: 'mon..fri 08:30-18:15', on: ['2026-11-23T08:30Z', '2026-11-23T12:00Z', '2026-11-23T18:14Z'], off: ['2026-11-23T08:29Z', '2026-11-23T18:15Z'] },
+    { when: '22:00-06:00', on: ['2026-11-23T22:00Z', '2026-11-24T03:00Z', '2026-11-24T05:59Z'], off: ['2026-11-23T21:59Z', '2026-11-24T06:00Z'] },
+    { when: 'sat,sun', on: ['2026-11-28T00:00Z', '2026-11-29T23:59Z'], off: ['2026-11-27T23:59Z', '2026-11-30T00:00Z'] },
+    { when: '10:10-10:20', on: ['2026-11-23T10:10Z', '2026-11-23T10:19Z'], off: ['2026-11-23T10:09Z', '2026-11-23T10:20Z'] },
+  ];
+  for (const { when, on, off } of cases) {
+    const rules = new BandwidthRules(calendarEvents(when).map((at) => ({ direction: 'source-read' as const, bytesPerSecond: 4096, at, timeZone: 'UTC' })));
+    for (const t of on) assert.equal(rules.rateAt('source-read', new Date(t)), 4096, `${when} at ${t}`);
+    for (const t of off) assert.equal(rules.rateAt('source-read', new Date(t)), undefined, `${when} not at ${t}`);
+  }
+});
+
+const CONFIG = `repositories: [{ name: main, url: /srv/main, passphrase-file: /etc/main.pass }]
+hosts: [{ name: hv1, datastores: [ssd] }, { name: hv2 }]
+vms:
+  - { name: web1, host: hv1, datastore: ssd, source: { images: [/d/web1.qcow2] }, tags: [web] }
+  - { name: db1, host: hv2, source: { qmp: /run/db1.qmp } }
+jobs:
+  - { name: nightly, select: { tags: [web] }, repository: main, schedule: "mon..fri 22:00", timezone: Europe/Berlin, repeat-missed: true, window: { start: "22:00", end: "06:00" }, limits: { concurrent: 3 } }
+  - { name: after-nightly, select: { names: [db1] }, repository: main, schedule: daily, after: nightly }
+limits:
+  global: 4
+  per-host: 2
+  hosts: { hv1: 1 }
+  bandwidth:
+    - { when: "mon..fri 08:00-18:00", read: 20M }
+    - { write: 1G }
+tasks: { retries: 3, retry-delay: 2m, history: 30d }
+`;
+
+test('limits, bandwidth, retries, history and jobs come from the configuration file', async () => {
+  const config = parseConfig(CONFIG, 'test.yaml');
+  assert.deepEqual(concurrencyLimits(config.limits), { global: 4, host: { default: 2, overrides: { hv1: 1 } }, datastore: {}, repository: {} });
+  assert.deepEqual(concurrencyLimits(undefined), { host: {}, datastore: {}, repository: {} }, 'per host: the planner\'s default (1)');
+  const { rules, warnings } = bandwidthRules(config.limits);
+  assert.deepEqual(rules, [
+    { direction: 'source-read', bytesPerSecond: 20 * 1024 ** 2, at: 'mon..fri 8..17:*', timeZone: 'UTC' },
+    { direction: 'repository-write', bytesPerSecond: 1024 ** 3 },
+  ]);
+  assert.deepEqual(warnings, []);
+  assert.deepEqual(retryPolicy(config), { retries: 3, delayMs: 120_000 });
+  assert.equal(historyMs(config), 30 * 86_400_000);
+
+  const [nightly, after] = scheduledJobs(() => config);
+  assert.deepEqual({ ...nightly, resolveVms: undefined }, { name: 'nightly', schedule: 'mon..fri 22:00', timeZone: 'Europe/Berlin', repeatMissed: true, window: '22:00-06:00', concurrency: 3, resolveVms: undefined });
+  assert.deepEqual(await nightly?.resolveVms(), [
+    { vm: 'web1', host: 'hv1', datastore: 'ssd', repository: { name: 'main', url: '/srv/main', passphraseFile: '/etc/main.pass' }, source: { images: ['/d/web1.qcow2'] }, tags: ['web'] },
+  ]);
+  assert.equal(after?.after, 'nightly');
+  assert.deepEqual((await after?.resolveVms())?.map((t) => t.source), [{ qmp: '/run/db1.qmp' }]);
+});
+
+test('a notifications section is checked by the notifier\'s own rules, each problem at its key and line', () => {
+  const text = `${CONFIG}notifications:
+  targets:
+    mail: { type: smtp, host: mail.example.org, from: a@example.org, to: [b@example.org] }
+  rules:
+    - { name: failures, targets: [pager] }
+`;
+  assert.throws(() => parseConfig(text, 'test.yaml'), (error: Error) => {
+    assert.match(error.message, /^test\.yaml:\d+: notifications\.rules\[0\]\.targets\[0\]: .*pager/);
+    return true;
+  });
+  assert.throws(() => parseConfig(`${CONFIG}notifications: { colour: blue }\n`, 'test.yaml'), /notifications\.colour: unknown key/);
+});

@@ -1,0 +1,142 @@
+/**
+ * What the task runner, the scheduler and the notifier get from the configuration file, pure:
+ * the concurrency limits, the bandwidth rules, the retry policy, the jobs as the scheduler
+ * takes them (their VMs resolved from the inventory at run time), and the VM targets a backup
+ * task needs (source, host, datastore, repository with its passphrase file).
+ */
+import type { VmBackupSource } from '../backup/index.js';
+import { CofferError } from '../errors/index.js';
+import type { ConcurrencyLimits, LimitTable } from '../jobs/index.js';
+import { parseDuration, parseRate, type JobConfig, type LimitsConfig, type ServiceConfig, type VmConfig } from './config/index.js';
+import { selectVms } from './inventory/index.js';
+import type { ScheduledJob } from './scheduler/index.js';
+import type { BandwidthRule, RetryPolicy, VmTarget } from './tasks/index.js';
+
+/** How long finished runs, their tasks and logs are kept when the config says nothing (`tasks.history`). */
+export const DEFAULT_HISTORY_MS = 90 * 86_400_000;
+
+/** The config's `limits` as the planner's layered limits (per host 1 unless said otherwise). */
+export function concurrencyLimits(limits: LimitsConfig | undefined): ConcurrencyLimits {
+  const table = (fallback: number | undefined, overrides: Record<string, number> | undefined): LimitTable => ({
+    ...(fallback === undefined ? {} : { default: fallback }),
+    ...(overrides === undefined ? {} : { overrides }),
+  });
+  return {
+    ...(limits?.global === undefined ? {} : { global: limits.global }),
+    host: table(limits?.['per-host'], limits?.hosts),
+    datastore: table(limits?.['per-datastore'], limits?.datastores),
+    repository: table(limits?.['per-repository'], limits?.repositories),
+  };
+}
+
+/**
+ * The config's bandwidth rules as the runner's. `when` (`mon..fri 08:00-18:00`, `sat,sun`,
+ * `22:00-06:00`) becomes calendar events matched minute by minute, in UTC; a span across
+ * midnight is split in two (its days then name the day of each minute). A rule with `read`
+ * and `write` gives one rule per direction. `hosts`/`repositories` scoping is not applied yet:
+ * a rule covers every task (`warnings` says so).
+ */
+export function bandwidthRules(limits: LimitsConfig | undefined): { rules: BandwidthRule[]; warnings: string[] } {
+  const rules: BandwidthRule[] = [];
+  const warnings: string[] = [];
+  (limits?.bandwidth ?? []).forEach((rule, i) => {
+    if (rule.hosts !== undefined || rule.repositories !== undefined) warnings.push(`limits.bandwidth[${i}]: hosts and repositories are not applied yet; the rule covers every backup`);
+    const events = rule.when === undefined ? [undefined] : calendarEvents(rule.when);
+    for (const [direction, rate] of [['source-read', rule.read], ['repository-write', rule.write]] as const) {
+      if (rate === undefined) continue;
+      const bytesPerSecond = parseRate(rate);
+      if (bytesPerSecond === undefined) throw new CofferError('E_USAGE', `limits.bandwidth[${i}]: "${rate}" is not a rate`);
+      for (const at of events) rules.push({ direction, bytesPerSecond, ...(at === undefined ? {} : { at, timeZone: 'UTC' }) });
+    }
+  });
+  return { rules, warnings };
+}
+
+/** `mon..fri 08:30-18:00` → calendar events covering exactly those minutes. */
+export function calendarEvents(when: string): string[] {
+  const match = /^(\S*?)\s*(?:(\d\d):(\d\d)-(\d\d):(\d\d))?$/.exec(when.trim());
+  if (match === null) throw new CofferError('E_USAGE', `bandwidth rule: "${when}" is not days and hours such as "mon..fri 08:00-18:00"`);
+  const days = match[1] === '' || match[1] === undefined ? '' : `${match[1]} `;
+  if (match[2] === undefined) return [`${days}*:*`];
+  const from = Number(match[2]) * 60 + Number(match[3]);
+  const to = Number(match[4]) * 60 + Number(match[5]);
+  const spans: [number, number][] = from < to ? [[from, to]] : [[from, 24 * 60], [0, to]];
+  return spans.flatMap(([a, b]) => minuteSpan(a, b)).map((hm) => `${days}${hm}`);
+}
+
+/** Calendar time parts covering minutes [a, b) of a day: `8:30..59`, `9..17:*`, `18:0..14`. */
+function minuteSpan(a: number, b: number): string[] {
+  const out: string[] = [];
+  let m = a;
+  if (m % 60 !== 0 && m < b) {
+    const end = Math.min(b, m - (m % 60) + 60);
+    out.push(`${Math.floor(m / 60)}:${m % 60}..${(end - 1) % 60}`);
+    m = end;
+  }
+  const wholeHours = Math.floor((b - m) / 60);
+  if (wholeHours > 0) {
+    out.push(`${m / 60}..${m / 60 + wholeHours - 1}:*`);
+    m += wholeHours * 60;
+  }
+  if (m < b) out.push(`${m / 60}:0..${b - m - 1}`);
+  return out;
+}
+
+/** The retry policy of `tasks`. */
+export function retryPolicy(config: ServiceConfig): RetryPolicy {
+  const tasks = config.tasks ?? {};
+  const delayMs = tasks['retry-delay'] === undefined ? undefined : parseDuration(tasks['retry-delay']);
+  return {
+    ...(tasks.retries === undefined ? {} : { retries: tasks.retries }),
+    ...(delayMs === undefined ? {} : { delayMs }),
+    ...(tasks['retry-backoff'] === undefined ? {} : { backoff: tasks['retry-backoff'] }),
+  };
+}
+
+/** How long finished runs are kept (`tasks.history`). */
+export function historyMs(config: ServiceConfig): number {
+  const text = config.tasks?.history;
+  return (text === undefined ? undefined : parseDuration(text)) ?? DEFAULT_HISTORY_MS;
+}
+
+/**
+ * One VM as a backup task's target, writing to `repositoryName`.
+ * @throws CofferError E_USAGE when the repository is not in the configuration.
+ */
+export function vmTarget(config: ServiceConfig, vm: VmConfig, repositoryName: string): VmTarget {
+  const repository = (config.repositories ?? []).find((r) => r.name === repositoryName);
+  if (repository === undefined) throw new CofferError('E_USAGE', `no repository named ${repositoryName} in the configuration`);
+  return {
+    vm: vm.name,
+    host: vm.host,
+    ...(vm.datastore === undefined ? {} : { datastore: vm.datastore }),
+    repository: { name: repository.name, url: repository.url, ...(repository['passphrase-file'] === undefined ? {} : { passphraseFile: repository['passphrase-file'] }) },
+    source: vm.source as VmBackupSource,
+    ...(vm.tags === undefined ? {} : { tags: vm.tags }),
+  };
+}
+
+/**
+ * The config's jobs as the scheduler takes them. `config` is read when a run starts, so a VM
+ * added by an edit is picked up by the next run.
+ */
+export function scheduledJobs(config: () => ServiceConfig): ScheduledJob[] {
+  return (config().jobs ?? []).map((job) => scheduledJob(job, config));
+}
+
+function scheduledJob(job: JobConfig, config: () => ServiceConfig): ScheduledJob {
+  return {
+    name: job.name,
+    schedule: job.schedule,
+    ...(job.timezone === undefined ? {} : { timeZone: job.timezone }),
+    ...(job['repeat-missed'] === undefined ? {} : { repeatMissed: job['repeat-missed'] }),
+    ...(job.window === undefined ? {} : { window: `${job.window.start}-${job.window.end}` }),
+    ...(job.limits?.concurrent === undefined ? {} : { concurrency: job.limits.concurrent }),
+    ...(job.after === undefined ? {} : { after: job.after }),
+    async resolveVms() {
+      const now = config();
+      const current = (now.jobs ?? []).find((j) => j.name === job.name) ?? job;
+      return selectVms(current.select, now.vms ?? []).map((vm) => vmTarget(now, vm, current.repository));
+    },
+  };
+}

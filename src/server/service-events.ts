@@ -1,0 +1,105 @@
+/**
+ * The task runner's and the scheduler's events, told to the notifier as notification events:
+ *
+ * | runner / scheduler                         | notifier                                        |
+ * |--------------------------------------------|-------------------------------------------------|
+ * | a task ends                                | `task.finished` (kind, status: for /metrics)    |
+ * | a backup succeeds (or with warnings)       | `vm.succeeded` with its run, job and figures    |
+ * | a backup fails and no retry follows        | `vm.failed` with its run and the error text     |
+ * | a run ends (not a skipped firing)          | `job.finished` (its VMs grouped), with the repository's stored bytes |
+ * | a firing skipped because the job still ran | `run.overlap-skipped`                           |
+ *
+ * Events are handled one at a time in the order they came (a queue), so a run's last VM event
+ * is recorded before the run's `job.finished` groups them. A failure to notify is reported and
+ * never reaches the runner.
+ */
+import type { NotificationEvent, Notifier } from './notify/index.js';
+import type { JobScheduler } from './scheduler/index.js';
+import type { RunInfo, TaskInfo, TaskRunner } from './tasks/index.js';
+
+/** What the bridge needs besides the runner, the scheduler and the notifier. */
+export interface EventBridgeOptions {
+  /** A VM's tags now (from the configuration). */
+  vmTags(vm: string): readonly string[];
+  /** A repository's stored bytes now, or undefined when it cannot be read (for /metrics). */
+  storedBytes(repository: string): Promise<number | undefined>;
+  /** A backup ended: caches of that repository's snapshot list are stale. */
+  onBackupEnded?(repository: string): void;
+  onError(error: unknown): void;
+}
+
+/** Subscribes the notifier to the runner's and the scheduler's events. Returns when the queue is empty (for a stop). */
+export function bridgeEvents(runner: TaskRunner, scheduler: JobScheduler, notifier: Notifier, options: EventBridgeOptions): { idle(): Promise<void> } {
+  let queue: Promise<void> = Promise.resolve();
+  const handle = (work: () => Promise<void>) => {
+    queue = queue.then(work).catch((error: unknown) => options.onError(error));
+  };
+  const emit = async (event: NotificationEvent) => {
+    await notifier.emit(event);
+  };
+  const finished = new Set<string>();
+
+  runner.events.on('task', (task: TaskInfo) => {
+    if (task.status === 'queued' || task.status === 'running' || finished.has(task.id)) return;
+    finished.add(task.id);
+    handle(async () => {
+      await emit({ type: 'task.finished', severity: 'info', summary: `${task.kind} task ${task.id} ${task.status}`, task: { kind: task.kind, status: task.status, id: task.id } });
+      if (task.kind !== 'backup' || task.vm === null) return;
+      if (task.repository !== null) options.onBackupEnded?.(task.repository);
+      const common = {
+        vm: task.vm,
+        vmTags: options.vmTags(task.vm),
+        ...(task.host === null ? {} : { host: task.host }),
+        ...(task.runId === null ? {} : { runId: task.runId }),
+      };
+      if (task.result !== null) {
+        const r = task.result;
+        await emit({
+          type: 'vm.succeeded', severity: task.status === 'warning' ? 'warning' : 'info', ...common, job: task.job ?? '',
+          summary: `${task.vm}: backed up (${r.mode}, ${r.bytesNew} new bytes)${r.warnings.length > 0 ? `, ${r.warnings.length} warning(s)` : ''}`,
+          ...(r.warnings.length > 0 ? { error: r.warnings.join('\n') } : {}),
+          backup: { logicalBytes: r.bytesLogical, readBytes: r.bytesRead, newBytes: r.bytesNew, storedBytes: r.bytesStored, durationMs: r.durationMs },
+        });
+      } else if (task.status === 'failed' || task.status === 'interrupted') {
+        if (await retried(runner, task)) return;
+        await emit({
+          type: 'vm.failed', severity: 'error', ...common, ...(task.job === null ? {} : { job: task.job }),
+          summary: `${task.vm}: backup ${task.status}${task.attempt > 1 ? ` (attempt ${task.attempt})` : ''}`,
+          error: task.error === null ? task.status : `${task.error.code}: ${task.error.message}`,
+        });
+      }
+    });
+  });
+
+  runner.events.on('run', (run: RunInfo) => {
+    if (run.status === 'running' || run.status === 'skipped') return;
+    handle(async () => {
+      const tasks = (await runner.listTasks({ runId: run.id, limit: 1000 })).items;
+      const repository = tasks.find((t) => t.repository !== null)?.repository ?? undefined;
+      const storedBytes = repository === undefined ? undefined : await options.storedBytes(repository).catch(() => undefined);
+      const name = run.job ?? (run.vms.length === 1 ? `backup of ${run.vms[0] as string}` : 'on-demand run');
+      await emit({
+        type: 'job.finished',
+        severity: run.status === 'failed' ? 'error' : run.status === 'succeeded' ? 'info' : 'warning',
+        summary: `${name}: ${run.status} (${run.detail ?? 'no detail'})`,
+        runId: run.id,
+        ...(run.job === null ? {} : { job: run.job }),
+        ...(repository === undefined ? {} : { repository: { name: repository, ...(storedBytes === undefined ? {} : { storedBytes }) } }),
+      });
+    });
+  });
+
+  scheduler.events.on('skipped', (run: RunInfo) => {
+    if (run.job === null || run.detail?.startsWith('skipped:') !== true) return;
+    handle(() => emit({ type: 'run.overlap-skipped', severity: 'warning', job: run.job as string, summary: `${run.job}: ${run.detail ?? 'a scheduled run was skipped'}` }));
+  });
+
+  return { idle: () => queue };
+}
+
+/** Whether the runner queued another attempt of this task's VM (it does so before it reports the end). */
+async function retried(runner: TaskRunner, task: TaskInfo): Promise<boolean> {
+  if (task.runId === null) return false;
+  const tasks = (await runner.listTasks({ runId: task.runId, limit: 1000 })).items;
+  return tasks.some((t) => t.retryOf === task.id);
+}

@@ -1,0 +1,141 @@
+/**
+ * The working parts of `coffer server`, assembled from the configuration: the task runner
+ * (limits, bandwidth rules and retries from `limits` and `tasks`), the scheduler (the jobs,
+ * their VMs resolved from the inventory when a run starts), the notifier (`notifications`),
+ * the bridge from the first two to the third, and `/metrics` (`metrics`).
+ *
+ * A change of the configuration through the API reaches them at once: new limits and
+ * bandwidth rules, the jobs replaced (an edited schedule fires no catch-up run), the notifier
+ * reconfigured. {@link ServiceParts.drain} is the graceful stop: the scheduler stops firing,
+ * the runner drains (running backups finish or are cancelled within the time left), pending
+ * notifications are handed over, the notifier closes.
+ */
+import { readFile } from 'node:fs/promises';
+import type { FastifyInstance } from 'fastify';
+import type { Kysely } from 'kysely';
+import { CofferError } from '../errors/index.js';
+import type { ConfigStore, ServiceConfig } from './config/index.js';
+import type { RepositoryCatalog } from './inventory/index.js';
+import { CofferMetrics, registerMetricsRoute } from './metrics/index.js';
+import { Notifier, parseNotificationConfig } from './notify/index.js';
+import { JobScheduler } from './scheduler/index.js';
+import { bandwidthRules, concurrencyLimits, historyMs, retryPolicy, scheduledJobs } from './service-config.js';
+import { bridgeEvents } from './service-events.js';
+import type { StateSchema } from './state/index.js';
+import { TaskRunner, type TaskInfo, type TaskRunnerOptions } from './tasks/index.js';
+
+/** What the routes use: the runner and the scheduler. */
+export interface WorkServices {
+  readonly runner: TaskRunner;
+  readonly scheduler: JobScheduler;
+}
+
+export interface ServiceParts extends WorkServices {
+  readonly notifier: Notifier;
+  /** The tasks the previous process left running, marked interrupted at this start. */
+  readonly interrupted: TaskInfo[];
+  /** `/metrics` as a route group when the configuration turns it on (its token file read now). */
+  metricsRoutes(): Promise<((app: FastifyInstance) => void) | undefined>;
+  /** Starts the scheduler's clock (after the server listens). */
+  startScheduling(): void;
+  /** Graceful stop within `timeLeftMs`. */
+  drain(timeLeftMs: number): Promise<void>;
+}
+
+export interface ServicePartsOptions {
+  db: Kysely<StateSchema>;
+  config: ConfigStore;
+  catalog: RepositoryCatalog;
+  print: (line: string) => void;
+  logError: (error: unknown, where: string) => void;
+  /** Worker options (tests shorten the cancel grace). */
+  worker?: TaskRunnerOptions['worker'];
+}
+
+/** How often finished runs older than the history setting are forgotten. */
+const HISTORY_SWEEP_MS = 3_600_000;
+
+/**
+ * Starts the runner (marking what a killed server left running as interrupted, and retrying it
+ * per policy), the notifier and the event bridge; the scheduler is made but ticks only after
+ * {@link ServiceParts.startScheduling}.
+ */
+export async function startServiceParts(options: ServicePartsOptions): Promise<ServiceParts> {
+  const { db, config: store, catalog } = options;
+  const config = () => store.config;
+  const report = (where: string) => (error: unknown) => options.logError(error, where);
+
+  const bandwidth = bandwidthRules(config().limits);
+  for (const warning of bandwidth.warnings) options.print(`warning: ${warning}`);
+  // The scheduler adds the jobs' own limits to these whenever the jobs are set; a getter so an
+  // edit of `limits` is seen by its next setJobs.
+  let limits = concurrencyLimits(config().limits);
+  const runner = new TaskRunner(db, { limits, bandwidth: bandwidth.rules, retry: retryPolicy(config()), ...(options.worker === undefined ? {} : { worker: options.worker }) });
+  runner.events.on('error', report('task runner'));
+  const notifier = await Notifier.start({ db, config: parseNotificationConfig(config().notifications), onError: report('notifier') });
+  const scheduler = new JobScheduler(db, runner, scheduledJobs(config), {
+    get limits() {
+      return limits;
+    },
+  });
+  scheduler.events.on('error', report('scheduler'));
+  const bridge = bridgeEvents(runner, scheduler, notifier, {
+    vmTags: (vm) => config().vms?.find((v) => v.name === vm)?.tags ?? [],
+    storedBytes: async (repository) => (await catalog.stats(repository)).bytesStored,
+    onBackupEnded: (repository) => catalog.invalidate(repository),
+    onError: report('notifications of task events'),
+  });
+
+  const interrupted = await runner.start();
+  if (interrupted.length > 0) options.print(`${interrupted.length} task(s) were running when the server stopped: marked interrupted, retried per policy (${interrupted.map((t) => t.vm ?? t.id).join(', ')})`);
+
+  store.onChange((next: ServiceConfig) => {
+    try {
+      const rules = bandwidthRules(next.limits);
+      limits = concurrencyLimits(next.limits);
+      runner.setPolicies({ bandwidth: rules.rules, retry: retryPolicy(next) });
+      scheduler.setJobs(scheduledJobs(config));
+      notifier.reconfigure(parseNotificationConfig(next.notifications));
+      for (const warning of rules.warnings) options.print(`warning: ${warning}`);
+    } catch (error) {
+      options.logError(error, 'applying a configuration change');
+    }
+  });
+
+  const forget = () => void runner.forgetHistory(historyMs(config())).catch(report('history retention'));
+  const historyTimer = setInterval(forget, HISTORY_SWEEP_MS);
+  historyTimer.unref();
+  forget();
+
+  return {
+    runner,
+    scheduler,
+    notifier,
+    interrupted,
+    async metricsRoutes() {
+      const settings = config().metrics ?? {};
+      if (settings.enabled === false) return undefined;
+      const tokenFile = settings['token-file'];
+      let bearerToken: string | undefined;
+      if (tokenFile !== undefined) {
+        bearerToken = (await readFile(tokenFile, 'utf8').catch((cause: unknown) => {
+          throw new CofferError('E_USAGE', `metrics.token-file ${tokenFile}: cannot read it (${(cause as Error).message.split('\n')[0] ?? ''})`, { cause });
+        })).replace(/\r?\n$/, '');
+        if (bearerToken === '') throw new CofferError('E_USAGE', `metrics.token-file ${tokenFile} is empty`);
+      }
+      const metrics = new CofferMetrics(notifier);
+      return (app) => registerMetricsRoute(app, metrics, bearerToken === undefined ? {} : { bearerToken });
+    },
+    startScheduling() {
+      scheduler.start();
+    },
+    async drain(timeLeftMs) {
+      const deadline = Date.now() + timeLeftMs;
+      clearInterval(historyTimer);
+      await scheduler.stop();
+      await runner.drain(Math.max(0, deadline - Date.now() - 500));
+      await bridge.idle();
+      await notifier.close();
+    },
+  };
+}
