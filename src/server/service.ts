@@ -16,6 +16,7 @@ import { ConfigStore } from './config/index.js';
 import { ApprovalStore, buildApp, loadOrCreateCertificate, type RouteGroup, type ServiceContext } from './http/index.js';
 import { RepositoryCatalog } from './inventory/index.js';
 import { openStateDatabase, type StateDatabase } from './state/index.js';
+import { TaskRunner } from './tasks/index.js';
 
 export const SERVICE_VERSION = '0.1.0';
 /** The default address: every interface, HTTPS. */
@@ -89,6 +90,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       config,
       catalog,
       approvals: new ApprovalStore(db, now),
+      tasks: new TaskRunner(db),
       now,
       secureCookies: options.insecureHttp !== true,
       version: SERVICE_VERSION,
@@ -135,6 +137,10 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     options.print(`listening on ${url}`);
 
     const drains: DrainHook[] = [];
+    // The task runner: interrupted tasks of a killed server are marked at start; a stop drains it.
+    const runner = context.tasks as TaskRunner;
+    await runner.start();
+    drains.push((timeLeft) => runner.drain(timeLeft));
     let stopping: Promise<void> | undefined;
     const openCatalog = catalog;
     return {

@@ -7,6 +7,7 @@ import type { AuditEvent, AuditLog } from '../audit/index.js';
 import type { Authenticator, LoginThrottle, SessionStore, TokenStore, UserStore } from '../auth/index.js';
 import type { ConfigStore } from '../config/index.js';
 import type { RepositoryCatalog } from '../inventory/index.js';
+import type { TaskRunner } from '../tasks/index.js';
 import type { ApprovalStore } from './approvals.js';
 
 export interface ServiceContext {
@@ -19,6 +20,8 @@ export interface ServiceContext {
   config: ConfigStore;
   catalog: RepositoryCatalog;
   approvals: ApprovalStore;
+  /** The task runner (restore, verify, prune… are tasks); absent when the service runs without one. */
+  tasks?: TaskRunner;
   now: () => number;
   /** The Secure attribute on the session cookie (off only for --insecure-http). */
   secureCookies: boolean;

@@ -9,10 +9,12 @@ import { approvalRoutes } from './approval-routes.js';
 import { auditRoutes } from './audit-routes.js';
 import { authRoutes } from './auth-routes.js';
 import { configRoutes } from './config-routes.js';
+import { fileRoutes } from './file-routes.js';
 import { inventoryRoutes } from './inventory-routes.js';
 import { jobRoutes } from './job-routes.js';
 import { repositoryRoutes } from './repository-routes.js';
 import { systemRoutes } from './system-routes.js';
+import { taskActionRoutes } from './task-action-routes.js';
 import { tokenRoutes } from './token-routes.js';
 import { userRoutes } from './user-routes.js';
 
@@ -29,4 +31,6 @@ export const ROUTE_GROUPS: readonly RouteGroup[] = [
   inventoryRoutes,
   jobRoutes,
   repositoryRoutes,
+  taskActionRoutes,
+  fileRoutes,
 ];
