@@ -31,7 +31,7 @@ const PACKAGES: Record<string, string> = {
   'qemu-img': 'qemu-utils', 'qemu-io': 'qemu-utils', truncate: 'coreutils', 'qemu-nbd': 'qemu-utils', mformat: 'mtools',
   mcopy: 'mtools', mdir: 'mtools', mkntfs: 'ntfs-3g', ntfsls: 'ntfs-3g', ntfscat: 'ntfs-3g',
   'wimlib-imagex': 'wimtools', 'mkfs.xfs': 'xfsprogs', xfs_repair: 'xfsprogs', xfs_db: 'xfsprogs',
-  nbdinfo: 'libnbd-bin', nbdcopy: 'libnbd-bin', jq: 'jq', '7zz': '7zip',
+  nbdinfo: 'libnbd-bin', nbdcopy: 'libnbd-bin', jq: 'jq', '7zz': '7zip', unzip: 'unzip',
   'qemu-system-x86_64': 'qemu-system-x86', 'grub-fstest': 'grub-common',
   pvcreate: 'lvm2', vgcreate: 'lvm2', lvcreate: 'lvm2', lvs: 'lvm2', pvs: 'lvm2', vgs: 'lvm2', vgcfgbackup: 'lvm2',
   vgcfgrestore: 'lvm2', cryptsetup: 'cryptsetup-bin', losetup: 'mount', blkid: 'util-linux', env: 'coreutils',

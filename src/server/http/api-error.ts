@@ -20,6 +20,10 @@ export const API_ERROR_CODES = {
   E_CONFLICT: 409,
   /** Too many failed logins: wait (Retry-After). */
   E_RATE_LIMITED: 429,
+  /** The Range header asks for bytes the file does not have (Content-Range says its size). */
+  E_RANGE: 416,
+  /** A part of the service this request needs does not run here (no task runner). */
+  E_UNAVAILABLE: 503,
 } as const;
 export type ApiErrorCode = keyof typeof API_ERROR_CODES;
 

@@ -58,6 +58,14 @@ export class RepositoryCatalog {
     return out;
   }
 
+  /**
+   * The opened repository (kept open while the server runs), for reads the cache does not
+   * cover: file browsing. @throws E_REPO_NOT_FOUND, or what opening it throws.
+   */
+  openRepository(name: string): Promise<Repository> {
+    return this.repository(name);
+  }
+
   async close(): Promise<void> {
     const all = [...this.open.values()];
     this.open.clear();

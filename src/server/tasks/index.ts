@@ -5,8 +5,8 @@
  * layered limits allow (jobs' planner), shares bandwidth rules among them, retries failed VMs
  * with backoff, and marks the tasks a killed server left running as interrupted.
  */
-export { TaskRunner, type RunRequest, type TaskRunnerOptions } from './task-runner.js';
+export { TaskRunner, type RunRequest, type TaskRequest, type TaskRunnerOptions } from './task-runner.js';
 export { BandwidthRules, type BandwidthRule } from './bandwidth-rules.js';
 export { RETRY_DEFAULTS, retryAt, runEnd, taskEnd, type RetryPolicy } from './outcomes.js';
 export type { TaskFilter } from './task-store.js';
-export { FINAL_STATUSES, type Page, type RunInfo, type RunReason, type RunStatus, type TaskEventMap, type TaskInfo, type TaskKind, type TaskLogLine, type TaskStatus, type VmTarget } from './task-types.js';
+export { FINAL_STATUSES, TASK_KINDS, type Page, type RunInfo, type RunReason, type RunStatus, type TaskEventMap, type TaskInfo, type TaskKind, type TaskLogLine, type TaskReport, type TaskStatus, type VmTarget } from './task-types.js';

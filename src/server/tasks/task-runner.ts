@@ -19,16 +19,16 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Kysely, Selectable } from 'kysely';
-import type { VmBackupSpec } from '../../backup/index.js';
+import type { VmBackupResult, VmBackupSpec } from '../../backup/index.js';
 import { CofferError } from '../../errors/index.js';
 import type { ConcurrencyLimits, RunningTask } from '../../jobs/index.js';
 import type { StateSchema, TaskTable } from '../state/schema.js';
-import { startWorker, type WorkerHandle, type WorkerOptions, type WorkerRates } from '../worker/index.js';
+import { startWorker, type TaskReport, type WorkerHandle, type WorkerOptions, type WorkerRates } from '../worker/index.js';
 import { BandwidthRules, type BandwidthRule } from './bandwidth-rules.js';
 import { chooseStarts } from './choose-starts.js';
 import { retryAt, runEnd, taskEnd, type RetryPolicy } from './outcomes.js';
 import { TaskStore, type TaskFilter } from './task-store.js';
-import type { Page, RunInfo, RunReason, TaskInfo, TaskLogLine, VmTarget } from './task-types.js';
+import type { Page, RunInfo, RunReason, TaskInfo, TaskKind, TaskLogLine, VmTarget } from './task-types.js';
 
 /** Options of {@link TaskRunner}. */
 export interface TaskRunnerOptions {
@@ -66,7 +66,22 @@ export interface RunRequest {
   tags?: readonly string[];
 }
 
+/**
+ * A task of a kind other than backup (worker/kinds/), asked for through the API: it belongs
+ * to no run and starts at once, outside the backups' limits (a restore under pressure does
+ * not queue behind the night's backups; these tasks read the repository, not the hosts).
+ */
+export interface TaskRequest {
+  kind: Exclude<TaskKind, 'backup'>;
+  owner: string;
+  /** The kind's spec (worker/kinds/kind-specs.ts). */
+  spec: unknown;
+  repository: string;
+  vm?: string;
+}
+
 interface Running {
+  kind: TaskKind;
   runId: string | null;
   handle: WorkerHandle;
   placement: RunningTask;
@@ -180,6 +195,20 @@ export class TaskRunner {
     if (request.vms.length === 0) await this.checkRun(id);
     void this.dispatch();
     return (await this.store.getRun(id)) as RunInfo;
+  }
+
+  /** Queues a task of another kind than backup; it starts at the next dispatch. Returns it. */
+  async submitTask(request: TaskRequest): Promise<TaskInfo> {
+    if (this.draining) throw new CofferError('E_USAGE', 'the server is shutting down: no new task starts');
+    const id = randomUUID();
+    await this.store.insertTask({
+      id, runId: null, kind: request.kind, owner: request.owner, repository: request.repository,
+      ...(request.vm === undefined ? {} : { vm: request.vm }), spec: request.spec, attempt: 1,
+    }, this.now().getTime());
+    await this.log(id, 'info', `${request.kind} asked for by ${request.owner}`);
+    await this.changed(id);
+    await this.dispatch();
+    return this.getTask(id);
   }
 
   /** Backs up one VM now (a run of its own, reason `vm`); returns its task. */
@@ -395,13 +424,16 @@ export class TaskRunner {
       windowEnds.set(run.id, Date.parse(run.windowEnd));
       if (run.cancelAtWindowEnd && now.getTime() >= Date.parse(run.windowEnd)) await this.cancelAtWindowEnd(run.id);
     }
-    const rows = new Map((await this.store.tasksIn('queued')).map((row) => [row.id, row]));
+    const queuedRows = await this.store.tasksIn('queued');
+    // Other kinds than backup start at once, outside the backups' limits (TaskRequest).
+    for (const row of queuedRows) if (row.kind !== 'backup') await this.launch(row);
+    const rows = new Map(queuedRows.filter((row) => row.kind === 'backup').map((row) => [row.id, row]));
     if (rows.size === 0) return;
     const queued = [...rows.values()].map((row) => ({
       ...placementOf(row), runId: row.run_id, vm: row.vm, datastore: row.datastore, notBefore: row.not_before === null ? null : Number(row.not_before),
     }));
     const vmStates = await this.store.vmStates(queued.flatMap((t) => (t.vm === null ? [] : [t.vm])));
-    const running = [...this.running.values()].map((r) => ({ ...r.placement, reading: r.reading, latencyMs: r.latencyMs }));
+    const running = [...this.running.values()].filter((r) => r.kind === 'backup').map((r) => ({ ...r.placement, reading: r.reading, latencyMs: r.latencyMs }));
     const { start, windowClosed } = chooseStarts(queued, running, {
       now, limits: this.limits, windowEnds, vmStates, ...(this.options.latencyGuard === undefined ? {} : { latencyGuard: this.options.latencyGuard }),
     });
@@ -433,9 +465,10 @@ export class TaskRunner {
   private async launch(row: Selectable<TaskTable>): Promise<void> {
     const startedAt = Date.now();
     await this.store.markRunning(row.id, startedAt);
+    const kind = row.kind as TaskKind;
     const reading = [...this.running.values()].filter((r) => r.reading).length;
-    const rates = this.bandwidth.shareAt(this.now(), reading + 1, this.running.size + 1);
-    const handle = startWorker({ taskId: row.id, spec: JSON.parse(row.spec) as VmBackupSpec, rates }, {
+    const rates = kind === 'backup' ? this.bandwidth.shareAt(this.now(), reading + 1, this.running.size + 1) : {};
+    const handle = startWorker({ taskId: row.id, kind, spec: JSON.parse(row.spec) as unknown, rates }, {
       onProgress: (done, total, latencyMs) => {
         const entry = this.running.get(row.id);
         if (entry !== undefined && latencyMs !== undefined) {
@@ -451,8 +484,10 @@ export class TaskRunner {
         void this.store.setProgress(row.id, total === 0 ? 0 : done / total).then(() => this.changed(row.id));
       },
       onLog: (level, line) => void this.log(row.id, level, line),
+      onReport: (report) => void this.store.setReport(row.id, report).then(() => this.changed(row.id)),
     }, this.options.worker);
-    this.running.set(row.id, { runId: row.run_id, handle, placement: placementOf(row), cancelRequested: false, reading: true, rates, latencyMs: undefined });
+    // Only backups share the bandwidth rules (they read the hosts' storage).
+    this.running.set(row.id, { kind, runId: row.run_id, handle, placement: placementOf(row), cancelRequested: false, reading: kind === 'backup', rates, latencyMs: undefined });
     this.rebalance(this.now());
     await this.log(row.id, 'info', `started in worker process ${handle.pid ?? '?'} (attempt ${row.attempt})`);
     await this.changed(row.id);
@@ -469,9 +504,11 @@ export class TaskRunner {
     const end = taskEnd(outcome, running?.cancelRequested === true, running?.cancelReason);
     const result = outcome.kind === 'result' ? outcome.result : undefined;
     await this.store.finish(row.id, { status: end.status, now, ...(end.error ? { error: end.error } : {}), ...(result ? { result } : {}) });
-    if (result !== undefined && row.vm !== null) await this.store.recordVmSuccess(row.vm, now, result.durationMs);
+    const backup = row.kind === 'backup' && result !== undefined ? (result as VmBackupResult) : undefined;
+    if (backup !== undefined && row.vm !== null) await this.store.recordVmSuccess(row.vm, now, backup.durationMs);
     await this.log(row.id, end.error === undefined ? 'info' : end.status === 'cancelled' ? 'info' : 'error',
-      result !== undefined ? `snapshot ${result.snapshot} saved: read ${result.bytesRead} bytes, ${result.bytesNew} new, ${result.mode}; bottleneck ${result.bottleneck}` : `${end.status}: ${end.error?.message ?? ''}`);
+      backup !== undefined ? `snapshot ${backup.snapshot} saved: read ${backup.bytesRead} bytes, ${backup.bytesNew} new, ${backup.mode}; bottleneck ${backup.bottleneck}`
+        : result !== undefined ? (result as TaskReport).summary : `${end.status}: ${end.error?.message ?? ''}`);
     if (end.status === 'failed') await this.retryIfAllowed(row, now);
     await this.changed(row.id);
     if (row.run_id !== null) await this.checkRun(row.run_id);

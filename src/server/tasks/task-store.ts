@@ -7,7 +7,7 @@
 import type { Kysely, Selectable } from 'kysely';
 import type { VmBackupResult } from '../../backup/index.js';
 import type { RunTable, StateSchema, TaskTable } from '../state/schema.js';
-import type { Page, RunInfo, RunReason, RunStatus, TaskInfo, TaskKind, TaskLogLine, TaskStatus } from './task-types.js';
+import type { Page, RunInfo, RunReason, RunStatus, TaskInfo, TaskKind, TaskLogLine, TaskReport, TaskStatus } from './task-types.js';
 
 /** The columns of a new task. */
 export interface NewTask {
@@ -89,16 +89,24 @@ export class TaskStore {
     await this.db.updateTable('tasks').set({ status: 'running', started_at: now }).where('id', '=', id).execute();
   }
 
+  /** A running task's report so far (an instant recovery's NBD URIs while it serves). */
+  async setReport(id: string, report: TaskReport): Promise<void> {
+    await this.db.updateTable('tasks').set({ result: JSON.stringify(report) }).where('id', '=', id).where('status', '=', 'running').execute();
+  }
+
   async setProgress(id: string, progress: number): Promise<void> {
     await this.db.updateTable('tasks').set({ progress }).where('id', '=', id).where('status', '=', 'running').execute();
   }
 
-  /** Ends a task once: a task already in a final state is left as it is. Returns whether it changed. */
-  async finish(id: string, end: { status: TaskStatus; now: number; error?: { code: string; message: string }; result?: VmBackupResult }): Promise<boolean> {
+  /**
+   * Ends a task once: a task already in a final state is left as it is. Returns whether it
+   * changed. Without `result`, a report set while it ran ({@link setReport}) stays.
+   */
+  async finish(id: string, end: { status: TaskStatus; now: number; error?: { code: string; message: string }; result?: VmBackupResult | TaskReport }): Promise<boolean> {
     const changed = await this.db.updateTable('tasks')
       .set({
         status: end.status, ended_at: end.now, ...(end.status === 'succeeded' || end.status === 'warning' ? { progress: 1 } : {}),
-        error_code: end.error?.code ?? null, error_message: end.error?.message ?? null, result: end.result === undefined ? null : JSON.stringify(end.result),
+        error_code: end.error?.code ?? null, error_message: end.error?.message ?? null, ...(end.result === undefined ? {} : { result: JSON.stringify(end.result) }),
       })
       .where('id', '=', id).where('status', 'in', ['queued', 'running'])
       .executeTakeFirst();
@@ -243,7 +251,8 @@ export function taskInfo(row: Selectable<TaskTable>): TaskInfo {
     attempt: Number(row.attempt), retryOf: row.retry_of, notBefore: iso(row.not_before), progress: Number(row.progress),
     created: iso(row.created_at) as string, started: iso(row.started_at), ended: iso(row.ended_at),
     error: row.error_code === null ? null : { code: row.error_code, message: row.error_message ?? '' },
-    result: row.result === null ? null : (JSON.parse(row.result) as VmBackupResult),
+    result: row.result === null || row.kind !== 'backup' ? null : (JSON.parse(row.result) as VmBackupResult),
+    report: row.result === null || row.kind === 'backup' ? null : (JSON.parse(row.result) as TaskReport),
   };
 }
 

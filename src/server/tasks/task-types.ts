@@ -2,9 +2,18 @@
  * What a task and a run are, as the HTTP layer and the events see them.
  */
 import type { VmBackupResult, VmBackupSource } from '../../backup/index.js';
+import type { TaskReport } from '../worker/index.js';
 
-/** What a task does. Only backups run today; the others use the same machinery later. */
-export type TaskKind = 'backup' | 'restore' | 'verify' | 'prune' | 'sync' | 'test-restore';
+/**
+ * What a task does. Backups come in runs (one task per VM) under the layered limits; the other
+ * kinds (worker/kinds/) are started one by one through the API and start at once.
+ */
+export type TaskKind = 'backup' | 'restore' | 'verify' | 'prune' | 'forget' | 'sync' | 'test-restore' | 'instant-recovery';
+
+/** Every kind, for schemas. */
+export const TASK_KINDS: readonly TaskKind[] = ['backup', 'restore', 'verify', 'prune', 'forget', 'sync', 'test-restore', 'instant-recovery'];
+
+export type { TaskReport };
 
 /**
  * A task's state. `queued` → `running` → one of the ends. `interrupted`: it was running when
@@ -57,6 +66,11 @@ export interface TaskInfo {
   error: { code: string; message: string } | null;
   /** For a backup, its figures once it ended well. */
   result: VmBackupResult | null;
+  /**
+   * For the other kinds: what it did (a summary, figures, the kind's own detail such as the
+   * NBD URIs of an instant recovery, set while it runs), once known.
+   */
+  report: TaskReport | null;
 }
 
 /** A run as callers see it. */

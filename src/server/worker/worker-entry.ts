@@ -5,9 +5,10 @@
  * cleanly: reads stop, no snapshot is written, the lease is released.
  */
 import { setPriority } from 'node:os';
-import { repositoryOpenerAt, runVmBackup, type VmBackupEvent } from '../../backup/index.js';
+import { repositoryOpenerAt, runVmBackup, type VmBackupEvent, type VmBackupSpec } from '../../backup/index.js';
 import { isCofferError } from '../../errors/index.js';
 import { AdjustableRateLimiter } from './adjustable-rate-limiter.js';
+import { runTaskKind } from './kinds/index.js';
 import { PROGRESS_INTERVAL_MS, type FromWorker, type ToWorker, type WorkerRates } from './worker-protocol.js';
 
 /** The nice value a worker takes if its parent could not start it under `nice` (threads made later inherit it). */
@@ -48,11 +49,12 @@ process.on('disconnect', () => {
 });
 
 async function run(message: Extract<ToWorker, { type: 'start' }>): Promise<void> {
+  if (message.kind !== 'backup') return runOther(message);
   let lastProgress = 0;
   let latencySum = 0;
   let latencyCount = 0;
   try {
-    const { spec } = message;
+    const spec = message.spec as VmBackupSpec;
     const result = await runVmBackup(spec, {
       // The repository as the CLI would open it (same URL dispatch, S3 chunk cache), unlocked by its passphrase file.
       openRepository: repositoryOpenerAt(spec.repository, { env: process.env, ...(spec.threads === undefined ? {} : { threads: spec.threads }) }),
@@ -78,10 +80,7 @@ async function run(message: Extract<ToWorker, { type: 'start' }>): Promise<void>
     await send({ type: 'result', result });
     process.exit(0);
   } catch (error) {
-    const code = isCofferError(error) ? error.code : controller.signal.aborted ? 'E_INTERRUPTED' : 'E_WORKER_FAILED';
-    const text = controller.signal.aborted && !isCofferError(error) ? `interrupted: ${(controller.signal.reason as Error).message}` : (error as Error).message;
-    await send({ type: 'error', code, message: text });
-    process.exit(1);
+    await fail(error);
   }
 }
 
@@ -95,4 +94,33 @@ function logLines(event: VmBackupEvent): { level: 'info' | 'warning'; line: stri
     case 'warning':
       return [{ level: 'warning', line: `warning: ${event.message}` }];
   }
+}
+
+/** A task of another kind (kinds/): the same messages, its report as the result. */
+async function runOther(message: Extract<ToWorker, { type: 'start' }>): Promise<void> {
+  let lastProgress = 0;
+  try {
+    const report = await runTaskKind(message.kind, message.spec, {
+      signal: controller.signal,
+      log: (line, level = 'info') => void send({ type: 'log', level, line }),
+      progress: (done, total) => {
+        const now = performance.now();
+        if (now - lastProgress < PROGRESS_INTERVAL_MS && done < total) return;
+        lastProgress = now;
+        void send({ type: 'progress', done, total });
+      },
+      report: (report) => void send({ type: 'report', report }),
+    });
+    await send({ type: 'result', result: report });
+    process.exit(0);
+  } catch (error) {
+    await fail(error);
+  }
+}
+
+async function fail(error: unknown): Promise<never> {
+  const code = isCofferError(error) ? error.code : controller.signal.aborted ? 'E_INTERRUPTED' : 'E_WORKER_FAILED';
+  const text = controller.signal.aborted && !isCofferError(error) ? `interrupted: ${(controller.signal.reason as Error).message}` : (error as Error).message;
+  await send({ type: 'error', code, message: text });
+  process.exit(1);
 }

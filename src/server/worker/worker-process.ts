@@ -11,12 +11,14 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { VmBackupResult, VmBackupSpec } from '../../backup/index.js';
+import type { VmBackupResult } from '../../backup/index.js';
+import type { TaskKind } from '../tasks/index.js';
+import type { TaskReport } from './kinds/task-report.js';
 import type { FromWorker, ToWorker, WorkerRates } from './worker-protocol.js';
 
 /** How a worker ended. */
 export type WorkerOutcome =
-  | { kind: 'result'; result: VmBackupResult }
+  | { kind: 'result'; result: VmBackupResult | TaskReport }
   | { kind: 'error'; code: string; message: string }
   /** It exited without reporting: killed by a signal (SIGKILL: perhaps the kernel's OOM killer), or crashed. */
   | { kind: 'crashed'; exitCode: number | null; signal: NodeJS.Signals | null; stderr: string };
@@ -25,6 +27,8 @@ export type WorkerOutcome =
 export interface WorkerListener {
   onProgress?(done: number, total: number, latencyMs: number | undefined): void;
   onLog?(level: 'info' | 'warning' | 'error', line: string): void;
+  /** A running task's report so far. */
+  onReport?(report: TaskReport): void;
 }
 
 /** Options of {@link startWorker}. */
@@ -53,7 +57,7 @@ const NICE = executable('/usr/bin/nice') ?? executable('/bin/nice');
 const IONICE = executable('/usr/bin/ionice') ?? executable('/bin/ionice');
 
 /** Forks a worker and sends it its task. */
-export function startWorker(task: { taskId: string; spec: VmBackupSpec; rates: WorkerRates }, listener: WorkerListener = {}, options: WorkerOptions = {}): WorkerHandle {
+export function startWorker(task: { taskId: string; kind: TaskKind; spec: unknown; rates: WorkerRates }, listener: WorkerListener = {}, options: WorkerOptions = {}): WorkerHandle {
   const child = forkLowPriority(options.execArgv ?? []);
   let stderr = '';
   child.stderr?.setEncoding('utf8').on('data', (text: string) => {
@@ -63,6 +67,7 @@ export function startWorker(task: { taskId: string; spec: VmBackupSpec; rates: W
   child.on('message', (message: FromWorker) => {
     if (message.type === 'progress') listener.onProgress?.(message.done, message.total, message.latencyMs);
     else if (message.type === 'log') listener.onLog?.(message.level, message.line);
+    else if (message.type === 'report') listener.onReport?.(message.report);
     else if (message.type === 'result') reported = { kind: 'result', result: message.result };
     else if (message.type === 'error') reported = { kind: 'error', code: message.code, message: message.message };
   });
@@ -81,7 +86,7 @@ export function startWorker(task: { taskId: string; spec: VmBackupSpec; rates: W
   const send = (message: ToWorker) => {
     if (child.connected) child.send(message, (error) => void error);
   };
-  send({ type: 'start', taskId: task.taskId, kind: 'backup', spec: task.spec, rates: task.rates });
+  send({ type: 'start', taskId: task.taskId, kind: task.kind, spec: task.spec, rates: task.rates });
   let cancelling = false;
   const alive = () => child.exitCode === null && child.signalCode === null;
   return {

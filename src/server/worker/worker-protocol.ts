@@ -2,12 +2,13 @@
  * The messages between the task runner (parent) and a worker process (child), over Node's IPC
  * channel (`child_process.fork`, JSON serialization). One worker runs one task, then exits.
  *
- *   parent → child   { type: 'start', taskId, kind: 'backup', spec, rates }   once, first
+ *   parent → child   { type: 'start', taskId, kind, spec, rates }           once, first (spec: the kind's, kinds/kind-specs.ts)
  *                    { type: 'rates', rates }                                   when the fair share changes
  *                    { type: 'cancel' }                                         abort cleanly (then SIGTERM, then SIGKILL)
  *   child → parent   { type: 'progress', done, total, latencyMs? }              at most every PROGRESS_INTERVAL_MS;
  *                                                                              latencyMs: mean ms per source read since the last one
  *                    { type: 'log', level, line }
+ *                    { type: 'report', report }                                 what a running task offers so far (instant recovery: its NBD URIs)
  *                    { type: 'result', result }                                 the task ended well; the child exits 0
  *                    { type: 'error', code, message }                           it failed; the child exits 1
  *
@@ -15,7 +16,9 @@
  * the parent fails the task with E_WORKER_FAILED. Rates are bytes per second for this worker
  * alone (the parent divides each rule among the tasks under it); absent means unlimited.
  */
-import type { VmBackupResult, VmBackupSpec } from '../../backup/index.js';
+import type { VmBackupResult } from '../../backup/index.js';
+import type { TaskKind } from '../tasks/index.js';
+import type { TaskReport } from './kinds/task-report.js';
 
 /** Bytes per second this worker may read from its source and write to its repository. */
 export interface WorkerRates {
@@ -24,14 +27,15 @@ export interface WorkerRates {
 }
 
 export type ToWorker =
-  | { type: 'start'; taskId: string; kind: 'backup'; spec: VmBackupSpec; rates: WorkerRates }
+  | { type: 'start'; taskId: string; kind: TaskKind; spec: unknown; rates: WorkerRates }
   | { type: 'rates'; rates: WorkerRates }
   | { type: 'cancel' };
 
 export type FromWorker =
   | { type: 'progress'; done: number; total: number; latencyMs?: number }
   | { type: 'log'; level: 'info' | 'warning' | 'error'; line: string }
-  | { type: 'result'; result: VmBackupResult }
+  | { type: 'report'; report: TaskReport }
+  | { type: 'result'; result: VmBackupResult | TaskReport }
   | { type: 'error'; code: string; message: string };
 
 /** Progress messages are spaced at least this far apart (a fast backup would flood the channel and the database). */

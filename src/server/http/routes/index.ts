@@ -10,6 +10,7 @@ import { auditRoutes } from './audit-routes.js';
 import { authRoutes } from './auth-routes.js';
 import { configRoutes } from './config-routes.js';
 import { eventRoutes } from './event-routes.js';
+import { fileRoutes } from './file-routes.js';
 import { inventoryRoutes } from './inventory-routes.js';
 import { jobRoutes } from './job-routes.js';
 import { repositoryRoutes } from './repository-routes.js';
@@ -17,6 +18,7 @@ import { runRoutes } from './run-routes.js';
 import { schedulerRoutes } from './scheduler-routes.js';
 import { systemRoutes } from './system-routes.js';
 import { taskRoutes } from './task-routes.js';
+import { taskActionRoutes } from './task-action-routes.js';
 import { tokenRoutes } from './token-routes.js';
 import { userRoutes } from './user-routes.js';
 
@@ -37,4 +39,6 @@ export const ROUTE_GROUPS: readonly RouteGroup[] = [
   taskRoutes,
   eventRoutes,
   schedulerRoutes,
+  taskActionRoutes,
+  fileRoutes,
 ];

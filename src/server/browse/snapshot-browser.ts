@@ -1,0 +1,168 @@
+/**
+ * Browsing a snapshot's files for the API, straight from the repository (restore's
+ * SnapshotFiles: disks as block devices over the chunks, volumes found on them, filesystems
+ * opened on demand; nothing restored first). A volume is named as `coffer files` lists it,
+ * prefixed with its disk when names repeat across disks: `disk0:p1`, `disk1:disk`, or an LVM
+ * `vg0/root`. Each call opens what it needs and closes it after (a stream closes when it ends).
+ */
+import { CofferError } from '../../errors/index.js';
+import { resolvePath, walkTree, type Filesystem, type FsDirEntry, type FsNode } from '../../fs/index.js';
+import type { Repository, Snapshot } from '../../repo/index.js';
+import { globToRegExp, SnapshotFiles } from '../../restore/index.js';
+
+/** A volume as the API lists it. */
+export interface VolumeInfo {
+  /** What `volume=` takes. */
+  id: string;
+  disk: string;
+  name: string;
+  kind: string;
+  size: number;
+  offset: number | null;
+  type: string;
+  filesystem: string | null;
+  label: string;
+  uuid: string | null;
+  /** Why it cannot be browsed, or other notes. */
+  notes: string[];
+}
+
+/** An entry of a directory listing. */
+export interface EntryInfo {
+  name: string;
+  type: string;
+  size: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  nlink: number;
+  mtime: string | null;
+  target?: string;
+  /** Set when the entry is damaged and could not be read. */
+  error?: string;
+}
+
+/** Every volume of a snapshot with what is on it. */
+export async function listSnapshotVolumes(repo: Repository, snapshot: Snapshot): Promise<VolumeInfo[]> {
+  const files = await SnapshotFiles.open(repo, snapshot);
+  try {
+    const volumes = await files.list();
+    return volumes.map((v) => ({
+      id: v.volume.kind === 'logical-volume' ? v.volume.name : `${v.diskName}:${v.volume.name}`,
+      disk: v.diskName,
+      name: v.volume.name,
+      kind: v.volume.kind,
+      size: v.volume.size,
+      offset: v.volume.offset ?? null,
+      type: v.volume.typeDescription ?? v.volume.partitionType ?? '',
+      filesystem: v.filesystem?.type ?? null,
+      label: v.filesystem?.label ?? v.volume.label ?? '',
+      uuid: v.filesystem !== undefined && v.filesystem.uuid !== '' ? v.filesystem.uuid : (v.volume.uuid ?? null),
+      notes: [...(v.volume.warnings ?? []), ...(v.volume.encrypted !== undefined ? [`encrypted (${v.volume.encrypted}): its files cannot be read`] : []), ...(v.problem !== undefined ? [v.problem.message] : [])],
+    }));
+  } finally {
+    await files.close();
+  }
+}
+
+/** An open filesystem of a snapshot's volume; `close` releases the disks. */
+export interface OpenVolume {
+  fs: Filesystem;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the filesystem of volume `id` (`disk0:p1`, `p1` when unique, `vg0/root`).
+ * @throws E_VOLUME_NOT_FOUND, E_FS_UNSUPPORTED, E_VOLUME_ENCRYPTED.
+ */
+export async function openVolume(repo: Repository, snapshot: Snapshot, id: string): Promise<OpenVolume> {
+  const colon = id.indexOf(':');
+  const disk = colon > 0 ? id.slice(0, colon) : undefined;
+  const name = colon > 0 ? id.slice(colon + 1) : id;
+  if (disk !== undefined && !snapshot.disks.some((d) => d.name === disk)) {
+    throw new CofferError('E_VOLUME_NOT_FOUND', `no disk ${disk} in snapshot ${snapshot.id.slice(0, 8)} (disks: ${snapshot.disks.map((d) => d.name).join(', ')})`);
+  }
+  const files = await SnapshotFiles.open(repo, snapshot, disk === undefined ? {} : { disk });
+  try {
+    const { filesystem } = await files.filesystem(name);
+    return { fs: filesystem, close: () => files.close() };
+  } catch (error) {
+    await files.close();
+    throw error;
+  }
+}
+
+/** Runs `fn` on a volume's filesystem and closes it after. */
+export async function withVolume<T>(repo: Repository, snapshot: Snapshot, id: string, fn: (fs: Filesystem) => Promise<T>): Promise<T> {
+  const open = await openVolume(repo, snapshot, id);
+  try {
+    return await fn(open.fs);
+  } finally {
+    await open.close();
+  }
+}
+
+/** A page of a directory (entries sorted by name), or the one entry when `path` is not a directory. */
+export async function listDirectory(fs: Filesystem, path: string, page: { offset: number; limit: number }): Promise<{ path: string; type: string; total: number; items: EntryInfo[] }> {
+  const found = await resolvePath(fs, path, { followLast: true });
+  const entries: FsDirEntry[] = found.node.type === 'directory' ? await fs.readdir(found.node) : [{ name: found.path.split('/').pop() ?? '', node: found.node }];
+  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const items: EntryInfo[] = [];
+  for (const entry of entries.slice(page.offset, page.offset + page.limit)) {
+    if (entry.node === undefined) {
+      items.push({ name: entry.name, type: 'unknown', size: 0, mode: 0, uid: 0, gid: 0, nlink: 0, mtime: null, error: entry.error?.message ?? 'unreadable' });
+      continue;
+    }
+    const target = entry.node.type === 'symlink' ? await fs.readlink(entry.node).catch(() => undefined) : undefined;
+    items.push(describeNode(entry.name, entry.node, target));
+  }
+  return { path: found.path, type: found.node.type, total: entries.length, items };
+}
+
+export function describeNode(name: string, node: FsNode, target?: string): EntryInfo {
+  return {
+    name, type: node.type, size: node.size, mode: node.mode & 0o7777, uid: node.uid, gid: node.gid, nlink: node.nlink,
+    mtime: Number.isFinite(node.mtimeMs) ? new Date(node.mtimeMs).toISOString() : null,
+    ...(target === undefined ? {} : { target }),
+  };
+}
+
+/** A file's node, or E_PATH_NOT_FOUND when the path is not a file. */
+export async function fileNode(fs: Filesystem, path: string): Promise<{ node: FsNode; name: string }> {
+  const found = await resolvePath(fs, path, { followLast: true });
+  if (found.node.type !== 'file') throw new CofferError('E_PATH_NOT_FOUND', `${path} is a ${found.node.type}, not a file`);
+  return { node: found.node, name: found.path.split('/').pop() ?? 'file' };
+}
+
+/** The bytes `start..end` (inclusive) of a file, in pieces of at most 1 MiB. */
+export async function* fileBytes(fs: Filesystem, node: FsNode, start: number, end: number, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+  const piece = 1 << 20;
+  for (let offset = start; offset <= end; offset += piece) {
+    if (signal?.aborted) throw new CofferError('E_INTERRUPTED', 'the download was cancelled');
+    yield await fs.read(node, offset, Math.min(piece, end + 1 - offset));
+  }
+}
+
+/** A file found by name. */
+export interface FoundFile {
+  path: string;
+  type: string;
+  size: number;
+  mtime: string | null;
+}
+
+/** Files whose name matches `glob` (case-insensitive where the filesystem is), at most `limit`; `truncated` when more were there. */
+export async function findByName(fs: Filesystem, glob: string, options: { limit: number; deadline: number }): Promise<{ items: FoundFile[]; truncated: boolean }> {
+  const pattern = globToRegExp(glob, fs.caseInsensitive);
+  const root = await resolvePath(fs, '/', { followLast: true });
+  const items: FoundFile[] = [];
+  for await (const item of walkTree(fs, root.node, [])) {
+    if (item.kind !== 'entry' && item.kind !== 'enter') continue;
+    if (item.path.length === 0) continue;
+    const name = item.path.at(-1) as string;
+    if (!pattern.test(name)) continue;
+    if (items.length >= options.limit || Date.now() > options.deadline) return { items, truncated: true };
+    items.push({ path: `/${item.path.join('/')}`, type: item.node.type, size: item.node.size, mtime: Number.isFinite(item.node.mtimeMs) ? new Date(item.node.mtimeMs).toISOString() : null });
+  }
+  return { items, truncated: false };
+}
