@@ -45,7 +45,7 @@ function RequireSession() {
         <Loader aria-label="Loading the console" />
       </Center>
     );
-  if (session.me === null) return <Navigate to={`/login?next=${encodeURIComponent(here)}`} replace />;
+  if (session.me === null) return <Navigate to={`/login?${session.lost ? 'expired=1&' : ''}next=${encodeURIComponent(here)}`} replace />;
   if (session.me.mustChangePassword) return <Navigate to={`/password?next=${encodeURIComponent(here)}`} replace />;
   return <Shell />;
 }

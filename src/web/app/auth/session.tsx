@@ -5,8 +5,8 @@
  * there).
  */
 import { useQuery, useQueryClient } from '@tanstack/react-query';
-import { createContext, useCallback, useContext, useEffect, useMemo, type ReactNode } from 'react';
-import { useLocation, useNavigate } from 'react-router';
+import { createContext, useCallback, useContext, useEffect, useMemo, useState, type ReactNode } from 'react';
+import { useNavigate } from 'react-router';
 import { call, onSessionLost, setCsrfToken, type Answer } from '../../api/client';
 import { ApiProblem } from '../../api/problem';
 import { canOn, canSomewhere, type RoleTable } from './permissions';
@@ -16,6 +16,8 @@ export type Me = Answer<'/api/v1/auth/me', 'get'>;
 export interface Session {
   /** undefined while loading; null when nobody is signed in. */
   me: Me | null | undefined;
+  /** True when a signed-in session was lost (expired, ended elsewhere) rather than never there. */
+  lost: boolean;
   /** Set when /auth/me failed for another reason than 401 (a dead server). */
   error: unknown;
   retry(): void;
@@ -45,27 +47,28 @@ async function fetchMe(): Promise<Me | null> {
 export function SessionProvider({ children }: { children: ReactNode }) {
   const queryClient = useQueryClient();
   const navigate = useNavigate();
-  const location = useLocation();
   const me = useQuery({ queryKey: ME, queryFn: fetchMe, retry: false, staleTime: 60_000 });
   const roles = useQuery({ queryKey: ['roles'], queryFn: () => call('get', '/api/v1/roles'), enabled: me.data != null && !me.data.mustChangePassword, staleTime: Infinity });
 
+  // A lost session only marks the state: RequireSession (App.tsx) then sends the user to the
+  // login page with `expired=1` and `next=` where they were. (Navigating from here as well
+  // would race with that redirect.)
+  const [lost, setLost] = useState(false);
   useEffect(
     () =>
       onSessionLost(() => {
         setCsrfToken(undefined);
+        setLost(true);
         queryClient.setQueryData(ME, null);
-        if (location.pathname !== '/login') {
-          const next = `${location.pathname}${location.search}`;
-          void navigate(`/login?expired=1&next=${encodeURIComponent(next)}`, { replace: true });
-        }
       }),
-    [queryClient, navigate, location.pathname, location.search],
+    [queryClient],
   );
 
   const login = useCallback(
     async (user: string, password: string) => {
       const answer = await call('post', '/api/v1/auth/login', { body: { user, password } });
       setCsrfToken(answer.csrfToken);
+      setLost(false);
       queryClient.removeQueries({ predicate: (q) => q.queryKey[0] !== 'auth' });
       queryClient.setQueryData(ME, answer);
       return answer;
@@ -89,6 +92,7 @@ export function SessionProvider({ children }: { children: ReactNode }) {
     const table: RoleTable | undefined = roles.data;
     return {
       me: me.isPending ? undefined : me.isError ? undefined : me.data,
+      lost,
       error: me.error,
       retry: () => void me.refetch(),
       login,
@@ -96,7 +100,7 @@ export function SessionProvider({ children }: { children: ReactNode }) {
       can: (permission) => canSomewhere(grants, table, permission),
       canOn: (permission, path) => canOn(grants, table, permission, path),
     };
-  }, [me.data, me.isPending, me.isError, me.error, me.refetch, roles.data, login, logout]);
+  }, [me.data, me.isPending, me.isError, me.error, me.refetch, lost, roles.data, login, logout]);
 
   return <SessionContext.Provider value={value}>{children}</SessionContext.Provider>;
 }

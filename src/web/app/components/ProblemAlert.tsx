@@ -28,7 +28,7 @@ export function ProblemAlert({ error, onRetry, context }: ProblemAlertProps) {
   const { title, detail, code } = describeError(error);
   const fieldErrors = error instanceof ApiProblem ? error.errors : [];
   return (
-    <Alert color={error instanceof ApiProblem && error.status < 500 ? 'orange' : 'red'} title={context === undefined ? title : `${context}: ${title}`} role="alert" variant="light">
+    <Alert color="red" title={context === undefined ? title : `${context}: ${title}`} role="alert" variant="light">
       <Text size="sm">{detail}</Text>
       {fieldErrors.length > 0 && (
         <List size="sm" mt="xs">

@@ -3,7 +3,7 @@
  * many; choosing it lists that day's snapshots (times in the browser's time zone). Months
  * step back and forth; it opens on the month of the newest snapshot.
  */
-import { ActionIcon, Badge, Group, SimpleGrid, Text, UnstyledButton } from '@mantine/core';
+import { ActionIcon, Badge, Group, SimpleGrid, Text, UnstyledButton, VisuallyHidden } from '@mantine/core';
 import { useMemo, useState } from 'react';
 import { dayKey } from '../format';
 
@@ -64,15 +64,15 @@ export function SnapshotCalendar({ snapshots, selectedDay, onSelectDay }: { snap
                 <UnstyledButton
                   onClick={() => onSelectDay(key)}
                   aria-pressed={selected}
-                  aria-label={`${date.toLocaleDateString('en-GB', { day: 'numeric', month: 'long' })}: ${count} snapshot${count === 1 ? '' : 's'}`}
                   w="100%"
                   py={4}
                   style={{ textAlign: 'center', borderRadius: 4, outlineOffset: 1, background: selected ? 'var(--mantine-primary-color-light)' : undefined }}
                 >
                   <Text size="sm" fw={700}>
                     {i + 1}
+                    <VisuallyHidden>{` ${date.toLocaleDateString('en-GB', { month: 'long' })}, ${count} snapshot${count === 1 ? '' : 's'}`}</VisuallyHidden>
                   </Text>
-                  <Badge size="xs" variant={selected ? 'filled' : 'light'}>
+                  <Badge size="xs" variant={selected ? 'filled' : 'light'} aria-hidden="true">
                     {count}
                   </Badge>
                 </UnstyledButton>

@@ -14,7 +14,7 @@ import { formatTime } from '../format';
 
 type Entry = Answer<'/api/v1/audit', 'get'>['items'][number];
 const PAGE = 50;
-const OUTCOME_COLOR: Record<string, string> = { success: 'teal', failure: 'red', denied: 'orange', pending: 'blue' };
+const OUTCOME_COLOR: Record<string, string> = { success: 'teal', failure: 'red', denied: 'grape', pending: 'blue' };
 
 const COLUMNS: ReadonlyArray<Column<Entry>> = [
   { header: 'When', cell: (e) => formatTime(e.at) },

@@ -52,7 +52,7 @@ export function LoginPage() {
               Coffer
             </Title>
             {params.get('expired') === '1' && (
-              <Alert color="yellow" variant="light" title="Your session has ended">
+              <Alert color="blue" variant="light" title="Your session has ended">
                 Log in again to continue where you were.
               </Alert>
             )}

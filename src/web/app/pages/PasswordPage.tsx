@@ -64,9 +64,10 @@ export function PasswordPage() {
               </Alert>
             )}
             {error !== undefined && <ProblemAlert error={error} />}
-            <PasswordInput label="Current password" autoComplete="current-password" required value={current} onChange={(e) => setCurrent(e.currentTarget.value)} />
+            <PasswordInput label="Current password" name="current" autoComplete="current-password" required value={current} onChange={(e) => setCurrent(e.currentTarget.value)} />
             <PasswordInput
               label="New password"
+              name="new"
               description={`At least ${MIN_LENGTH} characters`}
               autoComplete="new-password"
               required
@@ -75,7 +76,7 @@ export function PasswordPage() {
               onChange={(e) => setFresh(e.currentTarget.value)}
               error={fresh !== '' && fresh.length < MIN_LENGTH ? `${MIN_LENGTH - fresh.length} more characters` : undefined}
             />
-            <PasswordInput label="New password again" autoComplete="new-password" required value={again} onChange={(e) => setAgain(e.currentTarget.value)} error={mismatch ? 'The two new passwords differ' : undefined} />
+            <PasswordInput label="New password again" name="again" autoComplete="new-password" required value={again} onChange={(e) => setAgain(e.currentTarget.value)} error={mismatch ? 'The two new passwords differ' : undefined} />
             <Button type="submit" loading={busy} disabled={fresh.length < MIN_LENGTH || mismatch || again === ''}>
               Change password
             </Button>

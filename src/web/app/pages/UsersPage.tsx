@@ -54,7 +54,7 @@ export function UsersPage() {
         </Group>
       ),
     },
-    { header: 'Password', cell: (u) => (u.mustChangePassword ? <Badge color="yellow" variant="light">one-time</Badge> : 'set') },
+    { header: 'Password', cell: (u) => (u.mustChangePassword ? <Badge color="blue" variant="light">one-time</Badge> : 'set') },
     { header: 'Created', cell: (u) => formatTime(u.createdAt) },
   ];
   if (canWrite) {

@@ -24,7 +24,7 @@ const COLUMNS: ReadonlyArray<Column<Vm>> = [
   { header: 'Source', cell: (vm) => sourceKind(vm.source) },
   { header: 'Tags', cell: (vm) => <Group gap={4}>{(vm.tags ?? []).map((t) => <Badge key={t} size="sm" variant="light">{t}</Badge>)}</Group> },
   { header: 'RPO', cell: (vm) => vm.rpo ?? '–' },
-  { header: 'Jobs', cell: (vm) => (vm.jobs.length === 0 ? <Badge color="orange" variant="light">not covered</Badge> : vm.jobs.join(', ')) },
+  { header: 'Jobs', cell: (vm) => (vm.jobs.length === 0 ? <Badge color="red" variant="light">not covered</Badge> : vm.jobs.join(', ')) },
 ];
 
 export function VmsPage() {

@@ -2,11 +2,11 @@
 import { MantineProvider } from '@mantine/core';
 import { render } from '@testing-library/react';
 import type { ReactElement } from 'react';
-import { colorSchemeManager, theme } from '../theme';
+import { colorSchemeManager, cssVariablesResolver, theme } from '../theme';
 
 export function renderInConsole(ui: ReactElement) {
   return render(
-    <MantineProvider theme={theme} colorSchemeManager={colorSchemeManager} defaultColorScheme="auto" env="test">
+    <MantineProvider theme={theme} colorSchemeManager={colorSchemeManager} cssVariablesResolver={cssVariablesResolver} defaultColorScheme="auto" env="test">
       {ui}
     </MantineProvider>,
   );
