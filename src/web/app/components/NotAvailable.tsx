@@ -8,7 +8,7 @@ export function NotAvailable({ what, route }: { what: string; route: string }) {
   return (
     <Alert color="gray" variant="light" title={`${what}: not available on this server`}>
       <Text size="sm">
-        This server's API has no <code>{route}</code> yet, so the console cannot show {what.toLowerCase()}. It appears here as soon as the server offers it.
+        This server's API has no <code>{route}</code> yet, so the console cannot show this. It appears here as soon as the server offers it.
       </Text>
     </Alert>
   );
