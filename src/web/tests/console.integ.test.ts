@@ -87,7 +87,6 @@ async function newContext(colorScheme: 'light' | 'dark', storageState?: Awaited<
   const context = await browser.newContext({ baseURL: server.url, ignoreHTTPSErrors: true, colorScheme, viewport: { width: 1280, height: 800 }, ...(storageState === undefined ? {} : { storageState }) });
   context.setDefaultTimeout(STEP_TIMEOUT_MS);
   const page = await context.newPage();
-  scriptErrors.push(...[]);
   const errors = watchForScriptErrors(page);
   page.on('close', () => scriptErrors.push(...errors));
   context.on('close', () => scriptErrors.push(...errors));

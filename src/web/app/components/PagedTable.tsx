@@ -3,8 +3,9 @@
  * current page, "21–40 of 57", and a pager (keyboard-usable buttons). The API pages by
  * `limit`/`offset` and answers `total` (docs/api.md); the caller keeps the page number.
  */
-import { Group, Pagination, ScrollArea, Table, Text } from '@mantine/core';
+import { Group, Pagination, Table, Text } from '@mantine/core';
 import type { ReactNode } from 'react';
+import { HorizontalScroll } from './HorizontalScroll';
 
 export interface Column<Row> {
   /** The column's header. */
@@ -36,7 +37,7 @@ export function PagedTable<Row>({ label, columns, rows, rowKey, total, pageSize,
   const last = Math.min(total, first + rows.length - 1);
   return (
     <>
-      <ScrollArea type="auto">
+      <HorizontalScroll label={`${label} (scrolls sideways)`}>
         <Table striped highlightOnHover verticalSpacing="xs" aria-label={label}>
           <Table.Thead>
             <Table.Tr>
@@ -57,7 +58,7 @@ export function PagedTable<Row>({ label, columns, rows, rowKey, total, pageSize,
             ))}
           </Table.Tbody>
         </Table>
-      </ScrollArea>
+      </HorizontalScroll>
       <Group justify="space-between" mt="sm">
         <Text size="sm" c="dimmed" aria-live="polite">
           {first}–{last} of {total}

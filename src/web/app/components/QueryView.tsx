@@ -5,6 +5,7 @@
 import { Center, Loader } from '@mantine/core';
 import type { UseQueryResult } from '@tanstack/react-query';
 import type { ReactNode } from 'react';
+import { ApiProblem } from '../../api/problem';
 import { ProblemAlert } from './ProblemAlert';
 
 export function QueryView<T>({ query, children, context }: { query: UseQueryResult<T>; children: (data: T) => ReactNode; context?: string }) {
@@ -15,6 +16,10 @@ export function QueryView<T>({ query, children, context }: { query: UseQueryResu
       </Center>
     );
   }
-  if (query.isError) return <ProblemAlert error={query.error} onRetry={() => void query.refetch()} {...(context === undefined ? {} : { context })} />;
+  if (query.isError) {
+    // Retrying helps a dead server or a failing one (5xx), not a refusal (4xx).
+    const final = query.error instanceof ApiProblem && query.error.status < 500 && query.error.status !== 429;
+    return <ProblemAlert error={query.error} {...(final ? {} : { onRetry: () => void query.refetch() })} {...(context === undefined ? {} : { context })} />;
+  }
   return <>{children(query.data)}</>;
 }

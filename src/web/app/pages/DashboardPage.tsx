@@ -3,12 +3,13 @@
  * objective), repository space and what dedup and compression save, the next scheduled runs,
  * and last night's results per job and VM once the server offers runs.
  */
-import { Badge, Card, Group, List, ScrollArea, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
+import { Badge, Card, Group, List, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
 import { useQueries, useQuery } from '@tanstack/react-query';
 import { Link } from 'react-router';
 import { call } from '../../api/client';
 import { useApiOffers } from '../api-offers';
 import { EChart } from '../components/EChart';
+import { HorizontalScroll } from '../components/HorizontalScroll';
 import { NotAvailable } from '../components/NotAvailable';
 import { PageTitle } from '../components/PageTitle';
 import { ProblemAlert } from '../components/ProblemAlert';
@@ -115,7 +116,7 @@ function RepositoriesCard() {
             <Text c="dimmed">No repository is configured.</Text>
           ) : (
             <Stack gap="sm">
-              <ScrollArea type="auto">
+              <HorizontalScroll label="Repository space (scrolls sideways)">
               <Table aria-label="Repository space and savings" verticalSpacing={4}>
                 <Table.Thead>
                   <Table.Tr>
@@ -153,7 +154,7 @@ function RepositoriesCard() {
                   })}
                 </Table.Tbody>
               </Table>
-              </ScrollArea>
+              </HorizontalScroll>
               {loaded.map((r) => (
                 <Text size="sm" key={r.name}>
                   {r.name}: dedup and compression save {formatBytes(Math.max(0, (r.bytesLogical ?? 0) - (r.bytesStored ?? 0)))} ({formatRatio(r.totalRatio)} overall)
