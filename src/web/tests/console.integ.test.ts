@@ -164,6 +164,24 @@ test('the first admin logs in, must change the one-time password, then sees the 
   assert.match((await protection.textContent()) ?? '', /db1: RPO 1h, last good backup never/);
   assert.match((await page.getByTestId('next-runs').textContent()) ?? '', /nightly: .* 22:00 \(Europe\/Berlin\)/);
   assert.match((await page.getByTestId('last-night').textContent()) ?? '', /not available on this server/);
+
+  // Keyboard: a page's heading takes the focus; "Skip to content" shows itself when focused;
+  // Enter on a navigation link opens the page and puts the focus on its heading.
+  const focused = () => page.evaluate(() => {
+    const active = (globalThis as unknown as { document: { activeElement: { tagName: string; textContent: string | null } | null } }).document.activeElement;
+    return `${active?.tagName ?? ''} ${active?.textContent ?? ''}`;
+  });
+  await page.reload();
+  await settled(page, 'Dashboard');
+  assert.equal(await focused(), 'H1 Dashboard');
+  const skip = page.getByRole('link', { name: 'Skip to content' });
+  assert.ok(((await skip.boundingBox())?.x ?? 0) < 0, 'hidden until focused');
+  await skip.focus();
+  assert.ok(((await skip.boundingBox())?.x ?? -1) >= 0, 'visible when focused');
+  await page.getByRole('navigation', { name: 'Main navigation' }).getByRole('link', { name: 'Jobs', exact: true }).focus();
+  await page.keyboard.press('Enter');
+  await settled(page, 'Jobs');
+  assert.equal(await focused(), 'H1 Jobs');
 });
 
 test('every page, by its navigation, in the light and the dark theme: no serious accessibility violation, a screenshot each', async () => {
@@ -171,6 +189,7 @@ test('every page, by its navigation, in the light and the dark theme: no serious
   try {
     for (const [theme, page] of [['light', adminPage], ['dark', dark.page]] as const) {
       if (theme === 'dark') await page.goto('/');
+      else await nav('Dashboard')(page);
       await settled(page, 'Dashboard');
       assert.equal(await page.locator('html').getAttribute('data-mantine-color-scheme'), theme, 'the theme follows prefers-color-scheme');
       for (const stop of TOUR) {
