@@ -69,8 +69,8 @@ test('a missing asset or file is 404, never the page; nothing outside the folder
   }
 });
 
-test('/api/ stays the API\'s: an unknown API path gets the API\'s 404', async () => {
-  for (const url of ['/api/v1/nope', '/api']) {
+test('/api/ and /metrics stay the server\'s: an unknown one gets the API\'s 404', async () => {
+  for (const url of ['/api/v1/nope', '/api', '/metrics']) {
     const r = await app.inject({ url });
     assert.equal(r.statusCode, 404);
     assert.deepEqual(r.json(), { code: 'E_NOT_FOUND' });

@@ -5,7 +5,7 @@
  *   (`Cache-Control: public, max-age=31536000, immutable`); gzip-compressed when the browser
  *   accepts it (compressed once, kept in memory: the files do not change while the server runs);
  * - any other existing file (none today): `no-cache`;
- * - every other path is a console page (`/vms/web1`…): the single-page application's
+ * - every other path but /api/ and /metrics is a console page (`/vms/web1`…): the single-page application's
  *   index.html, `no-cache`, so a new build is picked up at the next visit.
  * HTML answers carry a strict Content-Security-Policy: scripts and everything else only from
  * this server, no inline script, no framing. Inline *styles* are allowed: the component
@@ -35,6 +35,9 @@ export const CONSOLE_CSP = [
 ].join('; ');
 
 export const IMMUTABLE = 'public, max-age=31536000, immutable';
+
+/** Paths that are never console pages (the API; Prometheus' /metrics when it is enabled). */
+const SERVER_PATHS = ['/api', '/metrics'];
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -82,7 +85,8 @@ export function consoleRoutes(app: FastifyInstance, options: ConsoleRoutesOption
   // Hidden from the OpenAPI document: these are the console's pages, not the API.
   app.get('/*', { schema: { hide: true } }, async (request, reply) => {
     const pathname = request.url.split('?')[0] as string;
-    if (pathname === '/api' || pathname.startsWith('/api/')) return reply.callNotFound();
+    // The server's own paths stay its own: an unknown API path or a disabled /metrics is a 404.
+    if (SERVER_PATHS.some((p) => pathname === p || pathname.startsWith(`${p}/`))) return reply.callNotFound();
     let decoded: string;
     try {
       decoded = decodeURIComponent(pathname);
