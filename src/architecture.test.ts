@@ -32,6 +32,8 @@ const ALLOWED: Record<string, string[]> = {
   relocate: ['errors', 'qmp'],
   jobs: ['errors', 'concurrency', 'repo'],
   server: ['errors', 'concurrency', 'repo', 'jobs', 'backup', 'restore', 'source', 'disk', 'volume', 'fs', 'nbd'],
+  // The web console talks to the server over HTTP only (src/web/api/client.ts), never by import.
+  web: [],
   cli: ['errors', 'blockdev', 'concurrency', 'repo', 'source', 'disk', 'volume', 'fs', 'nbd', 'backup', 'restore', 'relocate', 'jobs', 'server'],
 };
 

@@ -7,6 +7,7 @@
 import cookie from '@fastify/cookie';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { consoleRoutes } from './console-static.js';
 import { problem, PROBLEM_CONTENT_TYPE, toProblem } from './problem.js';
 import { ROUTE_GROUPS, type RouteGroup } from './routes/index.js';
 import { installSecurityHooks } from './security-hooks.js';
@@ -60,6 +61,7 @@ export async function buildApp(context: ServiceContext, options: BuildAppOptions
   );
 
   for (const group of [...ROUTE_GROUPS, ...(options.routeGroups ?? [])]) group(app, context);
+  consoleRoutes(app);
   await app.ready();
   return app;
 }

@@ -1,0 +1,95 @@
+/**
+ * One restore point: when and where it was taken, its disks (size, source format), its
+ * figures (bytes read, new, stored…) and its consistency (application or crash). Verification
+ * and test-restore results come with the server's verify routes.
+ */
+import { Anchor, Badge, Card, Code, Grid, Group, Stack, Table, Text, Title } from '@mantine/core';
+import { useQuery } from '@tanstack/react-query';
+import { Link, useParams } from 'react-router';
+import { call } from '../../api/client';
+import { KeyValues } from '../components/KeyValues';
+import { PageTitle } from '../components/PageTitle';
+import { QueryView } from '../components/QueryView';
+import { formatBytes, formatTime } from '../format';
+
+export function SnapshotPage() {
+  const { repo = '', snapshot = '' } = useParams();
+  const query = useQuery({ queryKey: ['snapshot', repo, snapshot], queryFn: () => call('get', '/api/v1/repositories/{repo}/snapshots/{snapshot}', { params: { repo, snapshot } }) });
+  return (
+    <>
+      <PageTitle>{`Snapshot ${snapshot.slice(0, 12)}`}</PageTitle>
+      <QueryView query={query} context="Reading the snapshot">
+        {(s) => (
+          <Stack>
+            <Group gap="md">
+              <Text>
+                VM <Anchor component={Link} to={`/vms/${encodeURIComponent(s.vm)}`}>{s.vm}</Anchor>
+              </Text>
+              <Text>taken {formatTime(s.time)}</Text>
+              <Text>on {s.hostname}</Text>
+              <Text>in repository {repo}</Text>
+              {s.tags.map((t) => (
+                <Badge key={t} variant="light">
+                  {t}
+                </Badge>
+              ))}
+            </Group>
+            <Text size="sm">
+              Id <Code>{s.id}</Code>
+              {s.parent != null && (
+                <>
+                  {' '}· incremental on <Anchor component={Link} to={`/repositories/${encodeURIComponent(repo)}/snapshots/${s.parent}`}>{s.parent.slice(0, 12)}</Anchor>
+                </>
+              )}
+            </Text>
+            <Card withBorder component="section" aria-label="Disks">
+              <Title order={2} size="h4" mb="sm">
+                Disks ({s.disks.length}){s.bytesLogical === undefined ? '' : `, ${formatBytes(s.bytesLogical)} in all`}
+              </Title>
+              <Table aria-label="Disks of the snapshot">
+                <Table.Thead>
+                  <Table.Tr>
+                    <Table.Th scope="col">Disk</Table.Th>
+                    <Table.Th scope="col">Size</Table.Th>
+                    <Table.Th scope="col">Source format</Table.Th>
+                    <Table.Th scope="col">Source</Table.Th>
+                    <Table.Th scope="col">Block size</Table.Th>
+                  </Table.Tr>
+                </Table.Thead>
+                <Table.Tbody>
+                  {s.disks.map((d) => (
+                    <Table.Tr key={d.name}>
+                      <Table.Td>{d.name}</Table.Td>
+                      <Table.Td>{formatBytes(d.size)}</Table.Td>
+                      <Table.Td>{d.sourceFormat}</Table.Td>
+                      <Table.Td style={{ wordBreak: 'break-all' }}>{d.source}</Table.Td>
+                      <Table.Td>{formatBytes(d.blockSize)}</Table.Td>
+                    </Table.Tr>
+                  ))}
+                </Table.Tbody>
+              </Table>
+            </Card>
+            <Grid>
+              <Grid.Col span={{ base: 12, md: 6 }}>
+                <Card withBorder component="section" aria-label="Figures">
+                  <Title order={2} size="h4" mb="sm">
+                    Figures
+                  </Title>
+                  <KeyValues label="Figures of the backup" values={s.stats} />
+                </Card>
+              </Grid.Col>
+              <Grid.Col span={{ base: 12, md: 6 }}>
+                <Card withBorder component="section" aria-label="Consistency">
+                  <Title order={2} size="h4" mb="sm">
+                    Consistency
+                  </Title>
+                  <KeyValues label="Consistency of the snapshot" values={s.consistency} />
+                </Card>
+              </Grid.Col>
+            </Grid>
+          </Stack>
+        )}
+      </QueryView>
+    </>
+  );
+}
