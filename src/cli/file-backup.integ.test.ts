@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { requireTools } from '../testing/index.js';
 import { assertExit, COFFER_BIN, coffer, makeWorkDir, removeDir } from './cli-harness.js';
 import { assertRestoredSame, makeFileTestTree, sh as shIn } from './file-test-tree.js';
 
@@ -37,6 +38,7 @@ async function backup(args: string[], code = 0): Promise<Json> {
 }
 
 before(async () => {
+  await requireTools('setfattr', 'getfattr', 'setfacl', 'getfacl');
   work = await makeWorkDir('files');
   repo = join(work, 'repo');
   src = join(work, 'src');

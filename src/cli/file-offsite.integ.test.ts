@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { requireTools } from '../testing/index.js';
 import { assertExit, coffer, cofferJson, makeWorkDir, removeDir, runTool } from './cli-harness.js';
 import { assertRestoredSame, makeFileTestTree, sh } from './file-test-tree.js';
 
@@ -38,6 +39,7 @@ let first: string;
 let second: string;
 
 before(async () => {
+  await requireTools('setfattr', 'getfattr', 'setfacl', 'getfacl');
   work = await makeWorkDir('files-offsite');
   repo = join(work, 'repo');
   src = join(work, 'src');

@@ -11,7 +11,6 @@ import { execFile } from 'node:child_process';
 import * as fs from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { requireTools } from '../testing/index.js';
 import { runTool } from './cli-harness.js';
 
 const exec = promisify(execFile);
@@ -21,9 +20,11 @@ export async function sh(script: string, cwd: string, env: Record<string, string
   return (await exec('/bin/sh', ['-c', script], { cwd, maxBuffer: 64 << 20, env: { ...process.env, ...env } })).stdout;
 }
 
-/** Builds the test tree at `src` (which must not exist); `bigBytes`: the random file's size. */
+/**
+ * Builds the test tree at `src` (which must not exist); `bigBytes`: the random file's size.
+ * Needs setfattr, getfattr, setfacl, getfacl (the caller checks with requireTools).
+ */
 export async function makeFileTestTree(src: string, bigBytes = 20_000_000): Promise<void> {
-  await requireTools('setfattr', 'getfattr', 'setfacl', 'getfacl');
   await fs.mkdir(join(src, 'sub'), { recursive: true });
   await sh(
     `cp -a /usr/share/doc/bash /usr/share/doc/coreutils '${src}/' 2>/dev/null || cp -a /usr/share/doc/bash '${src}/'
