@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { FilesResult } from './files.js';
 import type { FormatResult } from './formats.js';
 import type { LiveResult, LiveTarget } from './live.js';
 import type { PruneResult } from './prune.js';
@@ -75,4 +76,6 @@ export interface BenchReport {
   readonly prune?: PruneResult;
   /** A running QEMU VM and instant recovery (live.ts), unless skipped. */
   readonly live?: LiveResult & { targets: LiveTarget[] };
+  /** Directory trees against restic and borg (files.ts), unless skipped. */
+  readonly files?: FilesResult;
 }
