@@ -60,7 +60,7 @@ export interface FileBackupOptions {
 
 /**
  * Files read at once per worker thread: reading overlaps hashing, and each file in flight
- * holds one 16 MiB window (2 × the largest chunk), so 2 threads read 4 files in 64 MiB.
+ * holds one 4 MiB window (2 × the largest chunk), so 2 threads read 4 files in 16 MiB.
  */
 const FILES_PER_THREAD = 2;
 
