@@ -154,6 +154,7 @@ export async function runFiles(cfg: BenchConfig, tools: readonly ToolName[], log
       return m;
     });
     await rm(out, { recursive: true, force: true });
+    if (!cfg.keep) await rm(path.dirname(d.repo), { recursive: true, force: true }); // its last step: room for the next restore
   }
   if (!cfg.keep) await rm(base, { recursive: true, force: true });
   const { small: _small, large: _large, ...summary } = layout;
