@@ -12,6 +12,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig, type BenchConfig, type ToolName } from './config.js';
 import { ensureDisks } from './derive.js';
+import { runFiles, type FilesResult } from './files.js';
+import { renderFiles } from './files-report.js';
 import { renderFormats, runFormats, type FormatResult } from './formats.js';
 import { liveTargets, renderLive, runLive, type LiveResult } from './live.js';
 import { renderOffsite, runOffsite, type OffsiteResult } from './offsite.js';
@@ -20,7 +22,7 @@ import { renderPrune } from './prune-report.js';
 import { renderSteps, renderTargets, writeReport } from './report.js';
 import type { BenchReport, StepResult } from './results.js';
 import { runBigDisk, runSequence } from './sequence.js';
-import { evaluateTargets, pruneTargets } from './targets.js';
+import { evaluateTargets, filesTargets, pruneTargets } from './targets.js';
 import { createTool, unavailable, type BackupTool, type ToolContext } from './tools.js';
 
 function log(line: string): void {
@@ -106,13 +108,17 @@ async function main(): Promise<number> {
     offsite = await runOffsite(cfg, { base: disks.base, layout: disks.layout, peers: tools.some((t) => t.name === 'restic') ? ['restic'] : [], log });
   }
 
-  const targets = [...evaluateTargets(results), ...(prune !== undefined ? pruneTargets(prune) : [])];
+  // Directory trees against restic and borg (BENCH_FILES=0 skips them; files.ts).
+  const files: FilesResult | undefined = process.env.BENCH_FILES !== '0' ? await runFiles(cfg, tools.map((t) => t.name), log) : undefined;
+
+  const targets = [...evaluateTargets(results), ...(prune !== undefined ? pruneTargets(prune) : []), ...(files !== undefined ? filesTargets(files) : [])];
   const names = tools.map((t) => t.name);
   process.stdout.write(`\n${renderSteps(results, names)}\n\n${renderTargets(targets)}\n\n`);
   if (prune !== undefined) process.stdout.write(`${renderPrune(prune)}\n\n`);
   if (formats.length > 0) process.stdout.write(`${renderFormats(formats)}\n\n`);
   if (live !== undefined) process.stdout.write(`${renderLive(live)}\n\n`);
   if (offsite !== undefined) process.stdout.write(`${renderOffsite(offsite)}\n\n`);
+  if (files !== undefined) process.stdout.write(`${renderFiles(files)}\n\n`);
 
   const report: BenchReport = {
     version: 1,
@@ -143,11 +149,13 @@ async function main(): Promise<number> {
     ...(prune !== undefined ? { prune } : {}),
     ...(live !== undefined ? { live: { ...live, targets: liveTargets(live) } } : {}),
     ...(offsite !== undefined ? { offsite } : {}),
+    ...(files !== undefined ? { files } : {}),
   };
   const file = await writeReport(cfg.resultsDir, report);
   log(`results: ${file}`);
   const pruneFailed = prune?.tools.some((t) => t.error !== undefined) ?? false;
-  return results.some((r) => r.error !== undefined) || pruneFailed ? 1 : 0;
+  const filesFailed = files?.results.some((r) => r.error !== undefined) ?? false;
+  return results.some((r) => r.error !== undefined) || pruneFailed || filesFailed ? 1 : 0;
 }
 
 function repoOf(runDir: string, name: string): string {

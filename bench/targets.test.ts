@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ToolName } from './config.js';
 import type { StepName, StepResult } from './results.js';
-import { evaluateTargets, pruneTargets } from './targets.js';
+import type { FileStepResult, FilesResult } from './files.js';
+import { evaluateTargets, filesTargets, pruneTargets } from './targets.js';
 
 function r(tool: ToolName, step: StepName, wallS: number, extra: Partial<StepResult> = {}): StepResult {
   return { tool, step, wallS, cpuS: wallS, maxRssKiB: 100 * 1024, ...extra };
@@ -82,4 +83,22 @@ test('pruneTargets: the larger RSS of forget and prune is held to the 256 MiB li
   assert.ok(Math.abs((over?.ratio ?? 0) - 300 / 256) < 1e-9);
   const [failed] = pruneTargets({ settings, bytesWritten: 0, writes: 0, tools: [{ ...coffer(1, 1), error: 'prune: boom' }] });
   assert.equal(failed?.pass, null);
+});
+
+test('file part: times and the repository size against the better of restic and borg; a failed step does not count', () => {
+  const f = (tool: ToolName, step: FileStepResult['step'], wallS: number, repo: number, error?: string): FileStepResult => ({
+    tool, step, wallS, cpuS: wallS, maxRssKiB: 1024, repo: { apparent: repo, allocated: repo }, ...(error === undefined ? {} : { error }),
+  });
+  const files = {
+    results: [
+      f('coffer', 'full', 4, 103), f('restic', 'full', 10, 120), f('borg', 'full', 8, 100),
+      f('coffer', 'incremental', 1, 0), f('restic', 'incremental', 2, 0), f('borg', 'incremental', 0, 0, 'boom'),
+      f('restic', 'restore', 5, 0),
+    ],
+  } as unknown as FilesResult;
+  const checks = new Map(filesTargets(files).map((c) => [c.name, c]));
+  assert.deepEqual([checks.get('files: full backup wall time')?.ratio, checks.get('files: full backup wall time')?.referenceLabel, checks.get('files: full backup wall time')?.pass], [0.5, 'borg', true]);
+  assert.deepEqual([checks.get('files: incremental wall time')?.ratio, checks.get('files: incremental wall time')?.referenceLabel, checks.get('files: incremental wall time')?.pass], [0.5, 'restic', false]);
+  assert.equal(checks.get('files: restore wall time')?.pass, null); // no Coffer number
+  assert.deepEqual([checks.get('files: repository size after the full')?.ratio, checks.get('files: repository size after the full')?.pass], [1.03, true]);
 });

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { FileStep, FilesResult } from './files.js';
 import type { PruneResult } from './prune.js';
 import type { StepName, StepResult, TargetCheck } from './results.js';
 
@@ -101,4 +102,32 @@ export function pruneTargets(prune: PruneResult): TargetCheck[] {
   const coffer = prune.tools.find((t) => t.tool === 'coffer' && t.error === undefined);
   const rss = coffer?.forget !== undefined && coffer.prune !== undefined ? Math.max(coffer.forget.maxRssKiB, coffer.prune.maxRssKiB) : undefined;
   return [check(`peak RSS, forget + prune of ${prune.settings.days} days`, 'KiB', rss, RSS_LIMIT_KiB, 'limit', 1)];
+}
+
+/**
+ * The file-backup part's targets (issue #11), each against the better (lower) of restic and
+ * borg in the same run: full, incremental and restore wall time, and the repository's size
+ * after the full.
+ */
+export const FILE_TARGETS: ReadonlyArray<{ step: FileStep; name: string; metric: 'wall' | 'repo'; limit: number }> = [
+  { step: 'full', name: 'files: full backup wall time', metric: 'wall', limit: 0.5 },
+  { step: 'incremental', name: 'files: incremental wall time', metric: 'wall', limit: 0.3 },
+  { step: 'restore', name: 'files: restore wall time', metric: 'wall', limit: 0.5 },
+  { step: 'full', name: 'files: repository size after the full', metric: 'repo', limit: 1.05 },
+];
+
+/** Checks the file-backup part's targets. */
+export function filesTargets(files: FilesResult): TargetCheck[] {
+  return FILE_TARGETS.map((t) => {
+    const value = (tool: string): number | undefined => {
+      const r = files.results.find((x) => x.tool === tool && x.step === t.step && x.error === undefined);
+      return r === undefined ? undefined : t.metric === 'wall' ? r.wallS : r.repo.apparent;
+    };
+    let best: { value: number; tool: string } | undefined;
+    for (const tool of ['restic', 'borg']) {
+      const v = value(tool);
+      if (v !== undefined && (best === undefined || v < best.value)) best = { value: v, tool };
+    }
+    return check(t.name, t.metric === 'wall' ? 's' : 'B', value('coffer'), best?.value, best?.tool ?? 'best peer', t.limit);
+  });
 }

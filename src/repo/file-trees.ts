@@ -20,10 +20,13 @@ export async function putFileTree(repo: Repository, entries: readonly TreeEntry[
   return { id, bytesStored: sealed.length };
 }
 
-/** A tree by id, opened and validated (`E_MISSING_OBJECT`, `E_CORRUPT_OBJECT`). */
-export async function getFileTree(repo: Repository, id: string): Promise<FileTree> {
+/**
+ * A tree by id, opened and validated (`E_MISSING_OBJECT`, `E_CORRUPT_OBJECT`); `stored`: its
+ * stored bytes when the caller read them already.
+ */
+export async function getFileTree(repo: Repository, id: string, stored?: Buffer): Promise<FileTree> {
   const key = treeKey(id);
-  const plaintext = repo.codec.open(await repo.backend.get(key), ObjectKind.fileTree, key, Buffer.from(id, 'hex'));
+  const plaintext = repo.codec.open(stored ?? (await repo.backend.get(key)), ObjectKind.fileTree, key, Buffer.from(id, 'hex'));
   return decodeFileTree(plaintext, key);
 }
 

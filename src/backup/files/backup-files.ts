@@ -20,6 +20,7 @@ import {
 import { readAccountNames, readFileMetadata, type AccountNames, type Excludes, type FileMetadata } from '../../source/index.js';
 import { KnownChunks } from '../known-chunks.js';
 import { ChunkStore, type FileBackupFigures } from './chunk-store.js';
+import type { ChunkSizes } from './fastcdc.js';
 import { readFileContent, type FileRead } from './read-file.js';
 
 /** Progress of a file backup. */
@@ -50,11 +51,16 @@ export interface FileBackupOptions {
   onProgress?: (progress: FileBackupProgress) => void;
   /** Each problem as it is met (also recorded in the snapshot). */
   onWarning?: (warning: FileWarning) => void;
+  /**
+   * Chunk sizes other than `FILE_CHUNK_SIZES`, for measuring them (bench/chunk-sizes.ts);
+   * the CLI never sets it: other sizes cut other chunks, which deduplicate with nothing stored before.
+   */
+  chunkSizes?: ChunkSizes;
 }
 
 /**
  * Files read at once per worker thread: reading overlaps hashing, and each file in flight
- * holds one 16 MiB window (2 × the largest chunk), so 2 threads read 4 files in 64 MiB.
+ * holds one 4 MiB window (2 × the largest chunk), so 2 threads read 4 files in 16 MiB.
  */
 const FILES_PER_THREAD = 2;
 
@@ -92,8 +98,8 @@ async function backupWithLease(repo: Repository, options: FileBackupOptions, lea
   const parent = options.parent === undefined ? null : options.parent;
   const figures: FileBackupFigures = { bytesRead: 0, bytesNew: 0, bytesStored: 0 };
   const threads = repo.pool.threads;
-  const windows = new SharedBufferPool(ChunkStore.windowSize(), threads * FILES_PER_THREAD);
-  const store = new ChunkStore(repo, windows, new KnownChunks(), await listQuarantined(repo), figures);
+  const windows = new SharedBufferPool(ChunkStore.windowSize(options.chunkSizes), threads * FILES_PER_THREAD);
+  const store = new ChunkStore(repo, windows, new KnownChunks(), await listQuarantined(repo), figures, options.chunkSizes);
   const walker = new TreeWalker(repo, store, figures, options, await readAccountNames());
   const root = options.stdin !== undefined ? await walker.stdinTree(options.stdin, clock()) : await walker.rootTree(paths, parent);
   if (options.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'backup interrupted before its snapshot was recorded');

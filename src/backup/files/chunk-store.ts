@@ -1,7 +1,7 @@
 import type { SharedBufferPool } from '../../concurrency/index.js';
 import { ObjectKind, type ContentPiece, type Repository } from '../../repo/index.js';
 import type { KnownChunks } from '../known-chunks.js';
-import { FastCdc } from './fastcdc.js';
+import { FastCdc, FILE_CHUNK_SIZES, type ChunkSizes } from './fastcdc.js';
 
 /** Figures of a file backup, added to as files are read. */
 export interface FileBackupFigures {
@@ -25,7 +25,7 @@ export type FillFunction = (into: Uint8Array, offset: number, length: number) =>
  * being read, from `windows` (its count bounds the files read at once).
  */
 export class ChunkStore {
-  private readonly cdc = new FastCdc();
+  private readonly cdc: FastCdc;
   private readonly writing = new Map<string, Promise<void>>();
 
   constructor(
@@ -34,11 +34,14 @@ export class ChunkStore {
     private readonly known: KnownChunks,
     private readonly damaged: ReadonlySet<string>,
     readonly figures: FileBackupFigures,
-  ) {}
+    sizes: ChunkSizes = FILE_CHUNK_SIZES,
+  ) {
+    this.cdc = new FastCdc(sizes);
+  }
 
   /** Window size needed: two maximal chunks. */
-  static windowSize(): number {
-    return 2 * new FastCdc().sizes.max;
+  static windowSize(sizes: ChunkSizes = FILE_CHUNK_SIZES): number {
+    return 2 * sizes.max;
   }
 
   /**

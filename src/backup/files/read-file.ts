@@ -17,10 +17,17 @@ export interface FileRead {
  * Reads one regular file's content into chunks: only its data ranges when it has holes
  * (lseek SEEK_DATA/SEEK_HOLE, asked only when fewer bytes are allocated than its size), the
  * holes recorded as `hole` pieces. The file is opened without following a symlink and
- * without updating its access time where allowed; fstat before and after tells whether it
- * changed while read (size, mtime or ctime moved), which is reported, never fatal.
+ * without updating its access time where allowed. `expected` is what lstat said before (the
+ * metadata recorded with the content): the size read is that size, and one fstat after the
+ * read tells whether the file changed since (size, mtime, ctime or inode moved: replaced,
+ * written or truncated between the lstat and the end of the read), which is reported, never
+ * fatal. One fstat, not two: a small file costs open, read, fstat and close.
  */
-export async function readFileContent(path: string, expected: { size: number; allocated: number }, store: ChunkStore): Promise<FileRead> {
+export async function readFileContent(
+  path: string,
+  expected: { size: number; allocated: number; mtimeNs: bigint; ctimeNs: bigint; inode: bigint },
+  store: ChunkStore,
+): Promise<FileRead> {
   let handle: fsp.FileHandle;
   try {
     handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NOATIME);
@@ -29,8 +36,7 @@ export async function readFileContent(path: string, expected: { size: number; al
     handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW); // O_NOATIME: only the owner or root
   }
   try {
-    const before = await handle.stat({ bigint: true });
-    const size = Number(before.size);
+    const size = expected.size;
     const pieces: ContentPiece[] = [];
     let position = 0;
     let short = false;
@@ -53,7 +59,7 @@ export async function readFileContent(path: string, expected: { size: number; al
     if (!short && position < size) pieces.push(['hole', size - position]);
     const covered = short ? position : size;
     const after = await handle.stat({ bigint: true });
-    const changed = short || after.size !== before.size || after.mtimeNs !== before.mtimeNs || after.ctimeNs !== before.ctimeNs;
+    const changed = short || Number(after.size) !== size || after.mtimeNs !== expected.mtimeNs || after.ctimeNs !== expected.ctimeNs || after.ino !== expected.inode;
     return { pieces, size: covered, ...(changed ? { warning: 'changed while read' } : {}) };
   } finally {
     await handle.close();

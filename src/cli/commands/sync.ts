@@ -62,6 +62,7 @@ export function renderSync(r: SyncReport): string {
     `sent ${r.chunksSent} chunk(s), ${formatBytes(r.chunkBytesSent)}, and ${r.indexPagesSent} index page(s), ${formatBytes(r.indexBytesSent)}; ${r.chunksPresent} chunk(s) read were there already; ${r.chunksReused} chunk(s) and ${r.indexPagesReused} index page(s) reused unread from earlier copies`,
     `read ${formatBytes(r.bytesRead)} from the source; wrote ${formatBytes(r.bytesWritten)} to the destination and read it back intact`,
   ];
+  if (r.treesSent + r.treesReused > 0) lines.splice(3, 0, `file snapshots: sent ${r.treesSent} tree(s), ${formatBytes(r.treeBytesSent)}; ${r.treesReused} tree(s) reused unread`);
   for (const s of r.snapshots) {
     if (s.status === 'copied') lines.push(`copied  ${s.source.slice(0, 8)} → ${s.destination?.slice(0, 8)}  ${s.vm}  ${s.time}`);
     else if (s.status === 'failed') lines.push(`FAILED  ${s.source.slice(0, 8)}  ${s.vm}  ${s.time}: ${s.error?.message ?? ''}`);

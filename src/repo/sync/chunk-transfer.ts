@@ -56,6 +56,11 @@ export class ChunkTransfer {
     private readonly options: { sameKeys: boolean; present: IdPrefixSet; counters: SyncCounters; signal?: AbortSignal | undefined },
   ) {}
 
+  /** Whether both repositories share their keys (ids are the same on both sides). */
+  get sameKeys(): boolean {
+    return this.options.sameKeys;
+  }
+
   /** The destination id of source chunk `id`, once the destination holds the chunk. */
   translate(id: ObjectId): Promise<ObjectId> {
     const hex = id.toString('hex');

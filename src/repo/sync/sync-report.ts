@@ -33,9 +33,14 @@ export interface SyncCounters {
   indexBytesSent: number;
   /** Index pages taken whole from the destination's copy of an earlier snapshot, unread. */
   indexPagesReused: number;
-  /** Bytes read from the source backend (chunks and index pages). */
+  /** File trees (file snapshots' directories) written to the destination, and their bytes. */
+  treesSent: number;
+  treeBytesSent: number;
+  /** File trees taken whole from the destination (an earlier copy's, or present under shared keys), unread. */
+  treesReused: number;
+  /** Bytes read from the source backend (chunks, index pages and trees). */
   bytesRead: number;
-  /** Bytes written to the destination backend (chunks and index pages). */
+  /** Bytes written to the destination backend (chunks, index pages and trees). */
   bytesWritten: number;
   /** Bytes read back from the destination: what was written, checked, and earlier copies' pages. */
   bytesReadFromDestination: number;
@@ -53,7 +58,7 @@ export interface SyncReport extends SyncCounters {
   failed: number;
 }
 
-/** Progress of a sync: the snapshot being copied and how far, in bytes of its disks. */
+/** Progress of a sync: the snapshot being copied and how far, in bytes of its disks (of its files, for a file snapshot). */
 export interface SyncProgress {
   snapshot: string;
   vm: string;
@@ -75,6 +80,9 @@ export function emptyCounters(): SyncCounters {
     indexPagesSent: 0,
     indexBytesSent: 0,
     indexPagesReused: 0,
+    treesSent: 0,
+    treeBytesSent: 0,
+    treesReused: 0,
     bytesRead: 0,
     bytesWritten: 0,
     bytesReadFromDestination: 0,

@@ -5,6 +5,7 @@ import { acquireBackupLease, type LeaseInfo } from '../leases.js';
 import type { Repository } from '../repository.js';
 import { listSnapshots, saveSnapshot, type Snapshot } from '../snapshots.js';
 import { ChunkTransfer, shareKeys } from './chunk-transfer.js';
+import { copyFileSnapshotData } from './copy-file-trees.js';
 import { copySnapshotData, type CopiedPair } from './copy-snapshot.js';
 import { emptyCounters, type SyncedSnapshot, type SyncProgress, type SyncReport } from './sync-report.js';
 import { recordSyncedFrom, syncedCopies } from './synced-from.js';
@@ -30,7 +31,8 @@ const SNAPSHOT_FAILURES: ErrorCode[] = ['E_CORRUPT_OBJECT', 'E_MISSING_OBJECT', 
 /**
  * Copies snapshots from `src` to `dst`, oldest first, sending only the chunks `dst` lacks.
  *
- * Per snapshot: every chunk and index page is stored in the destination and read back, then
+ * Per snapshot: every chunk and index page (a file snapshot: every chunk and file tree,
+ * rewritten with the destination's ids, copy-file-trees.ts) is stored in the destination and read back, then
  * the manifest is written (last, like a backup), then a `synced-from` note (synced-from.ts)
  * that tells later syncs it is there. A sync that is interrupted leaves no snapshot half
  * copied; run again, it finds the chunks it sent present and sends them no more.
@@ -80,15 +82,13 @@ export async function syncSnapshots(src: Repository, dst: Repository, options: S
     const transfer = new ChunkTransfer(src, dst, { sameKeys, present, counters, signal: options.signal });
 
     for (const [index, snapshot] of todo.entries()) {
-      const total = snapshot.disks.reduce((sum, disk) => sum + disk.size, 0);
+      const total = snapshot.files !== undefined ? snapshot.stats.bytesLogical : snapshot.disks.reduce((sum, disk) => sum + disk.size, 0);
       const progress = (done: number) => options.onProgress?.({ snapshot: snapshot.id, vm: snapshot.vm, index: index + 1, snapshots: todo.length, done, total, counters });
       progress(0);
       try {
-        // A file snapshot's trees name chunks by id: copying them under other keys needs the
-        // trees rewritten, which sync does not do yet (docs/file-backup.md). It fails alone.
-        if (snapshot.files !== undefined) throw new CofferError('E_UNSUPPORTED_FORMAT', `snapshot ${snapshot.id.slice(0, 8)} is a file snapshot: sync does not copy file snapshots yet`);
         const parent = snapshot.parent === null ? null : (copies.get(snapshot.parent)?.id ?? null);
-        const manifest = await copySnapshotData(
+        const copyData = snapshot.files !== undefined ? copyFileSnapshotData : copySnapshotData;
+        const manifest = await copyData(
           { src, dst, transfer, counters, signal: options.signal, onPage: progress },
           snapshot,
           previousPair(snapshot, all, copies),

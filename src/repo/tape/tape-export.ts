@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { CofferError } from '../../errors/index.js';
 import { ObjectKind } from '../format/envelope.js';
 import { decodeIndexPage, isZeroEntry } from '../format/index-page.js';
-import { chunkKey, CONFIG_KEY, indexKey, KEYS_PREFIX, snapshotKey } from '../layout.js';
+import { getFileTree } from '../file-trees.js';
+import { chunkKey, CONFIG_KEY, indexKey, KEYS_PREFIX, snapshotKey, treeKey } from '../layout.js';
 import type { Repository } from '../repository.js';
 import { addSnapshotNote } from '../snapshot-notes.js';
 import type { Snapshot } from '../snapshots.js';
@@ -72,15 +73,14 @@ export interface TapeExportReport {
 /**
  * Writes `snapshots` as a self-contained tape set (tape-format.ts) to `options.target`: the label,
  * the repository's config and keys, then each snapshot's manifest followed by its disks'
- * index pages, each page followed by the chunks it names that are not on the set yet, and an
- * index closing every volume. Objects are copied as stored; each chunk is authenticated first
+ * index pages, each page followed by the chunks it names that are not on the set yet (a file
+ * snapshot: its trees depth first, each followed by the chunks its files name that are not on
+ * the set yet), and an index closing every volume. Objects are copied as stored; each chunk is authenticated first
  * (a damaged chunk fails the export with `E_CORRUPT_OBJECT` instead of reaching the tape).
  * When it is done, each snapshot gets a media catalog note (kind `tape`) naming the volumes
  * holding its objects.
  */
 export async function exportTape(repo: Repository, snapshots: readonly Snapshot[], options: TapeExportOptions): Promise<TapeExportReport> {
-  const files = snapshots.find((s) => s.files !== undefined);
-  if (files !== undefined) throw new CofferError('E_UNSUPPORTED_FORMAT', `snapshot ${files.id.slice(0, 8)} is a file snapshot: tape export does not write file snapshots yet`);
   const target = options.target;
   const recordSize = options.recordSize ?? TAPE_DEFAULTS.recordSize;
   if (!isValidRecordSize(recordSize)) throw new CofferError('E_USAGE', `block size ${recordSize} must be a multiple of 512 bytes, at most 16 MiB`);
@@ -123,6 +123,60 @@ export async function exportTape(repo: Repository, snapshots: readonly Snapshot[
     report.volumes.push({ sequence: volume.label.sequence, name: volume.name, bytes, members: members.length });
   };
 
+  /**
+   * Chunks not yet on the set, each once, read and authenticated READ_AHEAD at a time while
+   * they are written in order; the volumes holding them (placed now or before) go to `volumes`.
+   */
+  const putChunks = async (ids: readonly Buffer[], volumes: Set<number>): Promise<void> => {
+    const todo = new Map<string, Buffer>();
+    for (const id of ids) {
+      const key = chunkKey(id.toString('hex'));
+      const known = placed.get(key);
+      if (known !== undefined) volumes.add(known);
+      else todo.set(key, id);
+    }
+    const fetch = async (key: string, id: Buffer): Promise<Buffer> => {
+      const blob = await repo.backend.get(key);
+      // On a worker thread, on a copy: the pool may take the buffer it is given.
+      await repo.pool.open(Buffer.from(blob), { kind: ObjectKind.chunk, name: key, id, rehash: false, into: 'discard' });
+      return blob;
+    };
+    const queue = [...todo];
+    let next = 0;
+    const inflight: { key: string; blob: Promise<Buffer> }[] = [];
+    while (next < queue.length || inflight.length > 0) {
+      while (next < queue.length && inflight.length < READ_AHEAD) {
+        const [key, id] = queue[next++] as [string, Buffer];
+        const blob = fetch(key, id);
+        blob.catch(() => {}); // awaited below, in order
+        inflight.push({ key, blob });
+      }
+      const head = inflight.shift() as { key: string; blob: Promise<Buffer> };
+      volumes.add(await put(head.key, await head.blob));
+    }
+  };
+
+  /**
+   * A file snapshot's directory, depth first: its tree (authenticated and validated), then the
+   * chunks its files name, then its subdirectories. Answers the volumes holding the whole
+   * subtree; a subtree met again (in this snapshot or an earlier one) is not walked again.
+   */
+  const treeVolumes = new Map<string, Set<number>>();
+  const putTree = async (id: string): Promise<Set<number>> => {
+    const known = treeVolumes.get(id);
+    if (known !== undefined) return known;
+    const key = treeKey(id);
+    const blob = await repo.backend.get(key);
+    const tree = await getFileTree(repo, id, blob);
+    const volumes = new Set<number>([await put(key, blob)]);
+    const chunks: Buffer[] = [];
+    for (const entry of tree.entries) for (const [what] of entry.content ?? []) if (what !== 'hole' && what !== 'zero') chunks.push(Buffer.from(what, 'hex'));
+    await putChunks(chunks, volumes);
+    for (const entry of tree.entries) if (entry.type === 'directory') for (const sequence of await putTree(entry.tree as string)) volumes.add(sequence);
+    treeVolumes.set(id, volumes);
+    return volumes;
+  };
+
   const onVolumes = new Map<string, Set<number>>();
   try {
     // The keys before the config, as init writes them: what holds the config can be opened.
@@ -140,37 +194,12 @@ export async function exportTape(repo: Repository, snapshots: readonly Snapshot[
           const pageBlob = await repo.backend.get(pageKey);
           const entries = decodeIndexPage(repo.codec.open(pageBlob, ObjectKind.indexPage, pageKey, Buffer.from(page, 'hex')), page);
           volumes.add(await put(pageKey, pageBlob));
-          // The page's chunks not yet on the set, each once, read and authenticated
-          // READ_AHEAD at a time while they are written in order.
-          const todo = new Map<string, Buffer>();
-          for (const entry of entries) {
-            if (isZeroEntry(entry)) continue;
-            const key = chunkKey(entry.toString('hex'));
-            const known = placed.get(key);
-            if (known !== undefined) volumes.add(known);
-            else todo.set(key, entry);
-          }
-          const fetch = async (key: string, id: Buffer): Promise<Buffer> => {
-            const blob = await repo.backend.get(key);
-            // On a worker thread, on a copy: the pool may take the buffer it is given.
-            await repo.pool.open(Buffer.from(blob), { kind: ObjectKind.chunk, name: key, id, rehash: false, into: 'discard' });
-            return blob;
-          };
-          const queue = [...todo];
-          let next = 0;
-          const inflight: { key: string; blob: Promise<Buffer> }[] = [];
-          while (next < queue.length || inflight.length > 0) {
-            while (next < queue.length && inflight.length < READ_AHEAD) {
-              const [key, id] = queue[next++] as [string, Buffer];
-              const blob = fetch(key, id);
-              blob.catch(() => {}); // awaited below, in order
-              inflight.push({ key, blob });
-            }
-            const head = inflight.shift() as { key: string; blob: Promise<Buffer> };
-            volumes.add(await put(head.key, await head.blob));
-          }
+          const chunks: Buffer[] = [];
+          for (const entry of entries) if (!isZeroEntry(entry)) chunks.push(entry);
+          await putChunks(chunks, volumes);
         }
       }
+      if (snapshot.files !== undefined) for (const sequence of await putTree(snapshot.files.tree)) volumes.add(sequence);
     }
     await closeVolume(true);
   } catch (error) {

@@ -14,7 +14,14 @@
  * | `snapshots/<64 hex>`       | a snapshot manifest, then its disks' index pages and chunks  |
  * | `indexes/<2>/<64 hex>`     | an index page, once per tape set                             |
  * | `chunks/<2>/<64 hex>`      | a chunk, once per tape set                                   |
+ * | `trees/<2>/<64 hex>`       | a file snapshot's directory tree, once per tape set (below)  |
  * | `COFFER-TAPE/index.json`   | the volume's index (below), always last                      |
+ *
+ * `trees/` members are a compatible addition (2026-11-26, the version stays 1): a file snapshot's
+ * manifest is followed by its trees depth first, each tree followed by the chunks its files
+ * name that are not on the set yet. A tape without file snapshots is byte for byte what it
+ * was; a reader older than this refuses a tape holding `trees/` members as holding something
+ * that is not a repository object (it could not restore such a snapshot anyway).
  *
  * Objects are the repository's stored bytes, unchanged (already encrypted and authenticated),
  * under their repository keys, so `tar -x` of every volume into one folder gives a valid local
@@ -101,7 +108,7 @@ export interface TapeIndex {
 const HEX32 = /^[0-9a-f]{32}$/;
 const HEX64 = /^[0-9a-f]{64}$/;
 /** The names an object member may have: the repository keys a tape carries. */
-export const OBJECT_MEMBER = /^(config|keys\/[0-9a-f]{16}|snapshots\/[0-9a-f]{64}|(indexes|chunks)\/([0-9a-f]{2})\/\3[0-9a-f]{62})$/;
+export const OBJECT_MEMBER = /^(config|keys\/[0-9a-f]{16}|snapshots\/[0-9a-f]{64}|(indexes|chunks|trees)\/([0-9a-f]{2})\/\3[0-9a-f]{62})$/;
 
 export function encodeTapeLabel(label: TapeLabel): Buffer {
   return Buffer.from(`${JSON.stringify(label)}\n`, 'utf8');

@@ -2,8 +2,9 @@ import { CofferError, isCofferError } from '../../errors/index.js';
 import type { Backend, BackendEntry } from '../backend/backend.js';
 import { decodeConfig } from '../format/config.js';
 import { ObjectKind } from '../format/envelope.js';
+import { decodeFileTree } from '../format/file-tree.js';
 import { decodeIndexPage } from '../format/index-page.js';
-import { CHUNKS_PREFIX, CONFIG_KEY, idFromKey, INDEXES_PREFIX, KEYS_PREFIX, snapshotKey, SNAPSHOTS_PREFIX } from '../layout.js';
+import { CHUNKS_PREFIX, CONFIG_KEY, idFromKey, INDEXES_PREFIX, KEYS_PREFIX, snapshotKey, SNAPSHOTS_PREFIX, TREES_PREFIX } from '../layout.js';
 import { acquireBackupLease, type HeldLease } from '../leases.js';
 import { openRepository, type OpenOptions, type Repository } from '../repository.js';
 import { addSnapshotNote } from '../snapshot-notes.js';
@@ -34,7 +35,7 @@ export interface TapeImportReport {
   createdRepository: boolean;
   volumes: number;
   snapshots: { id: string; added: boolean }[];
-  /** Snapshot manifests, index pages and chunks read (and authenticated). */
+  /** Snapshot manifests, index pages, file trees and chunks read (and authenticated). */
   objectsRead: number;
   /** Those the repository lacked and that were stored. */
   objectsWritten: number;
@@ -164,6 +165,8 @@ export async function importTape(sources: readonly VolumeSource[], target: Backe
           await r.pool.open(Buffer.from(data), { kind: ObjectKind.chunk, name: member.name, id, rehash: false, into: 'discard' });
         } else if (member.name.startsWith(INDEXES_PREFIX)) {
           decodeIndexPage(r.codec.open(data, ObjectKind.indexPage, member.name, id), member.name);
+        } else if (member.name.startsWith(TREES_PREFIX)) {
+          decodeFileTree(r.codec.open(data, ObjectKind.fileTree, member.name, id), member.name);
         }
       } catch (error) {
         if (!isCofferError(error, 'E_CORRUPT_OBJECT')) throw error;

@@ -1,4 +1,4 @@
-import { CHUNKS_PREFIX, INDEXES_PREFIX } from '../layout.js';
+import { CHUNKS_PREFIX, INDEXES_PREFIX, TREES_PREFIX } from '../layout.js';
 import type { TapeIndex, TapeLabel } from './tape-format.js';
 import { readVolume } from './volume-reader.js';
 import type { VolumeSource } from './volume-sink.js';
@@ -13,6 +13,8 @@ export interface TapeVolumeListing {
   members: number;
   chunks: number;
   indexPages: number;
+  /** File trees (the directories of file snapshots). */
+  trees: number;
   /** Bytes of the members' data. */
   bytes: number;
 }
@@ -35,6 +37,7 @@ export async function listTape(sources: readonly VolumeSource[], signal?: AbortS
       members: members.length,
       chunks: members.filter((m) => m.name.startsWith(CHUNKS_PREFIX)).length,
       indexPages: members.filter((m) => m.name.startsWith(INDEXES_PREFIX)).length,
+      trees: members.filter((m) => m.name.startsWith(TREES_PREFIX)).length,
       bytes: members.reduce((sum, m) => sum + m.size, 0),
     });
   }
