@@ -152,6 +152,10 @@ export class MeteredBackend implements Backend {
     return this.inner.location;
   }
 
+  get preferredConcurrency(): number | undefined {
+    return this.inner.preferredConcurrency;
+  }
+
   async put(key: string, data: Uint8Array): Promise<void> {
     if (this.throttle !== undefined) {
       const throttle = this.throttle;
