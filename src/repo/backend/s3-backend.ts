@@ -86,9 +86,9 @@ export interface S3BackendOptions extends Partial<S3Settings> {
  * - delete: DeleteObject, which S3 answers 204 for an absent key too.
  * - list: ListObjectsV2, page by page (1000 keys each); its order (lexicographic on S3, but not
  *   promised by every implementation) is not relied upon.
- * get, put (below the multipart threshold, unlocked), has and delete go through
- * {@link S3ObjectRequests} (a lean signed request, ~6× less CPU than the SDK's); the rest
- * through the SDK. Every request has a deadline and is retried with backoff; errors are
+ * get, put (below the multipart threshold, unlocked), has, delete and list go through
+ * {@link S3ObjectRequests} (a lean signed request, ~6× less CPU than the SDK's); multipart
+ * uploads and Object Lock through the SDK, loaded only then. Every request has a deadline and is retried with backoff; errors are
  * mapped by {@link translateS3Error}. `objectLock` speaks S3 Object Lock (s3-object-lock.ts); it works
  * only on a bucket created with Object Lock enabled.
  */
@@ -235,15 +235,15 @@ export class S3Backend implements Backend {
     do {
       let page;
       try {
-        page = await (await this.client()).send(new (sdk().ListObjectsV2Command)({ Bucket: this.bucket, Prefix: `${this.root}${prefix}`, MaxKeys: this.settings.listPageSize, ...(token === undefined ? {} : { ContinuationToken: token }) }));
+        page = await this.requests.listPage(`${this.root}${prefix}`, this.settings.listPageSize, token);
       } catch (error) {
         throw this.translate(error, 'list', prefix);
       }
-      for (const object of page.Contents ?? []) {
-        if (object.Key === undefined || !object.Key.startsWith(this.root)) continue;
-        yield { key: object.Key.slice(this.root.length), size: object.Size ?? 0 };
+      for (const object of page.objects) {
+        if (!object.key.startsWith(this.root)) continue;
+        yield { key: object.key.slice(this.root.length), size: object.size };
       }
-      token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
+      token = page.next;
     } while (token !== undefined);
   }
 

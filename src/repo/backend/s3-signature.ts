@@ -6,7 +6,7 @@ import { createHash, createHmac } from 'node:crypto';
  *
  * 1. Canonical request, lines joined by `\n`:
  *    `METHOD`, the URI-encoded path (S3: each segment encoded once, `/` kept), the canonical
- *    query string (sorted `name=value` pairs; empty here), one `name:value\n` per signed header
+ *    query string (`name=value` pairs sorted by name, both encoded, `/` too), one `name:value\n` per signed header
  *    (names lower-case, sorted, values trimmed), the signed header names joined by `;`, and
  *    the payload hash (hex SHA-256 of the body; `x-amz-content-sha256` carries it).
  * 2. String to sign: `AWS4-HMAC-SHA256\n<x-amz-date>\n<scope>\n<hex SHA-256 of 1.>`, where the
@@ -30,6 +30,8 @@ export interface SignableRequest {
   host: string;
   /** The path, already URI-encoded ({@link encodeS3Path}). */
   path: string;
+  /** The canonical query string ({@link canonicalQuery}); '' for none. */
+  query?: string;
   /** Hex SHA-256 of the body ({@link EMPTY_PAYLOAD_HASH} for none). */
   payloadHash: string;
   /** Further headers to sign, names in lower case (e.g. `range`). */
@@ -58,7 +60,7 @@ export class S3Signer {
     for (const [name, value] of Object.entries({ ...request.headers, ...added })) signed.push([name.toLowerCase(), value.trim().replace(/\s+/g, ' ')]);
     signed.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
     const names = signed.map(([name]) => name).join(';');
-    const canonical = [request.method, request.path, '', ...signed.map(([name, value]) => `${name}:${value}`), '', names, request.payloadHash].join('\n');
+    const canonical = [request.method, request.path, request.query ?? '', ...signed.map(([name, value]) => `${name}:${value}`), '', names, request.payloadHash].join('\n');
     const scope = `${day}/${this.region}/s3/aws4_request`;
     const toSign = `AWS4-HMAC-SHA256\n${amzDate}\n${scope}\n${createHash('sha256').update(canonical).digest('hex')}`;
     const signature = createHmac('sha256', this.signingKey(day, credentials.secretAccessKey)).update(toSign).digest('hex');
@@ -78,5 +80,19 @@ export class S3Signer {
 
 /** `/seg/seg…` with each segment URI-encoded as SigV4 wants (RFC 3986 unreserved kept). */
 export function encodeS3Path(segments: string[]): string {
-  return `/${segments.map((segment) => encodeURIComponent(segment).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)).join('/')}`;
+  return `/${segments.map(encodeRfc3986).join('/')}`;
+}
+
+/** `name=value&…` sorted by name, names and values URI-encoded (`/` too): the canonical query string, also sent as is. */
+export function canonicalQuery(parameters: Record<string, string>): string {
+  return Object.entries(parameters)
+    .map(([name, value]) => [encodeRfc3986(name), encodeRfc3986(value)] as const)
+    .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+    .map(([name, value]) => `${name}=${value}`)
+    .join('&');
+}
+
+/** Every byte but RFC 3986's unreserved characters (`A-Z a-z 0-9 - . _ ~`) percent-encoded. */
+function encodeRfc3986(text: string): string {
+  return encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
