@@ -3,6 +3,7 @@ import { forEachLimited, SharedBufferPool } from '../concurrency/index.js';
 import { CofferError, isCofferError } from '../errors/index.js';
 import { DiskIndexReader, DiskIndexWriter, isZeroEntry, ObjectKind, ZERO_ENTRY, type BlockHash, type DiskRecord, type ObjectId, type Repository } from '../repo/index.js';
 import type { KnownChunks } from './known-chunks.js';
+import { UploadQueue } from './upload-queue.js';
 
 /** Running totals of one disk's backup, reported as blocks complete. */
 export interface DiskProgress {
@@ -48,12 +49,26 @@ const BLOCKS_PER_GROUP = 4;
  * measured no faster (2026-11-26, load 5-9): the gain needs idle cores.
  */
 const PATCHES_IN_FLIGHT_PER_THREAD = 8;
+/** Sealed chunks going up at once per worker thread, from a local disk. */
+const UPLOADS_PER_THREAD = 4;
+/**
+ * The most sealed bytes uploading at once when the backend prefers more requests in flight
+ * ({@link Backend.preferredConcurrency}: S3 asks for 32, i.e. 8 MiB of 256 KiB chunks).
+ */
+const MAX_UPLOAD_BYTES = 32 * 1024 * 1024;
+
+/** Chunks uploading at once: `threads × 4`, or the backend's preference within {@link MAX_UPLOAD_BYTES}. */
+export function uploadsInFlight(threads: number, blockSize: number, preferredConcurrency: number | undefined): number {
+  return Math.max(threads * UPLOADS_PER_THREAD, Math.min(preferredConcurrency ?? 0, Math.floor(MAX_UPLOAD_BYTES / blockSize)));
+}
 
 /**
  * Backs up one disk: block device → fixed blocks → zero check → hash → dedup (parent entry,
  * then known ids, then the repository) → compress and encrypt → store; then the index pages.
  * Memory is a fixed set of shared buffers (`threads × 2` groups of 4 blocks, `threads × 8`
- * blocks for patching) plus the index pages in progress, whatever the disk size. Blocks
+ * blocks for patching), the sealed chunks uploading ({@link uploadsInFlight}: a block's
+ * buffer is free once its chunk is sealed, the PUT runs behind, see upload-queue.ts) and the
+ * index pages in progress, whatever the disk size. Blocks
  * complete out of order; entries go to a {@link DiskIndexWriter} that stores each page once
  * complete.
  */
@@ -65,6 +80,7 @@ export async function backupDisk(repo: Repository, device: BlockDevice, options:
   const buffers = new SharedBufferPool(blockSize * BLOCKS_PER_GROUP, pool.threads * GROUPS_IN_FLIGHT_PER_THREAD);
   const patchBuffers = new SharedBufferPool(blockSize, pool.threads * PATCHES_IN_FLIGHT_PER_THREAD);
   const writing = new Map<string, Promise<void>>();
+  const uploads = new UploadQueue(uploadsInFlight(pool.threads, blockSize, repo.backend.preferredConcurrency));
   const progress: DiskProgress = { disk: options.name, bytesDone: 0, bytesTotal: device.size, bytesRead: 0, bytesNew: 0, bytesStored: 0 };
 
   const parentEntry = async (block: number): Promise<Buffer | undefined> =>
@@ -75,12 +91,15 @@ export async function backupDisk(repo: Repository, device: BlockDevice, options:
   const store = async (id: ObjectId, hex: string, data: Uint8Array): Promise<void> => {
     const inFlight = writing.get(hex);
     if (inFlight !== undefined) return inFlight; // the same block content is being stored right now
+    // Resolves once the chunk is sealed and its upload started: `data` is free then.
     const work = (async () => {
       if (!options.damaged.has(hex) && (await repo.hasChunk(id))) return;
       const sealed = await pool.seal(data, ObjectKind.chunk, id);
-      await repo.putChunk(id, sealed);
-      progress.bytesNew += data.length;
-      progress.bytesStored += sealed.length;
+      await uploads.start(async () => {
+        await repo.putChunk(id, sealed);
+        progress.bytesNew += data.length;
+        progress.bytesStored += sealed.length;
+      });
     })();
     writing.set(hex, work);
     try {
@@ -195,7 +214,13 @@ export async function backupDisk(repo: Repository, device: BlockDevice, options:
 
   // Enough groups in flight to fill both kinds of buffers; each waits for the buffer it needs.
   const groupsInFlight = buffers.count + patchBuffers.count / BLOCKS_PER_GROUP;
-  await forEachLimited(groupBlocks(planBlocks(device, blockSize, trustChangeTracking), BLOCKS_PER_GROUP), groupsInFlight, processGroup);
+  try {
+    await forEachLimited(groupBlocks(planBlocks(device, blockSize, trustChangeTracking), BLOCKS_PER_GROUP), groupsInFlight, processGroup);
+  } catch (error) {
+    await uploads.drain().catch(() => undefined); // nothing keeps writing after the backup failed
+    throw error;
+  }
+  await uploads.drain(); // every chunk is stored before a page or the manifest refers to it
   const pages = await index.finish();
   progress.bytesStored += index.bytesStored;
   return {

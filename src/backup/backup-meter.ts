@@ -178,6 +178,10 @@ export class MeteredBackend implements Backend {
     return this.inner.location;
   }
 
+  get preferredConcurrency(): number | undefined {
+    return this.inner.preferredConcurrency;
+  }
+
   async put(key: string, data: Uint8Array): Promise<void> {
     await this.pay(data.length);
     return this.meter.repository.time(() => this.inner.put(key, data));

@@ -58,6 +58,20 @@ export default function run(task: CodecTask): CodecResult {
         }
         return { op: 'open', length: plaintext.length, plaintext };
       }
+      case 'openMany': {
+        const results = task.objects.map((o) => {
+          try {
+            const plaintext = codec.open(o.data, o.kind as ObjectKind, o.name, toBuffer(o.id), { rehash: o.rehash, scratch: true });
+            if (o.into.length < plaintext.length) throw new RangeError('output buffer too small');
+            o.into.set(plaintext);
+            return { length: plaintext.length };
+          } catch (error) {
+            if (isCofferError(error)) return { code: error.code, message: error.message, object: error.subject.object ?? null };
+            throw error;
+          }
+        });
+        return { op: 'openMany', results };
+      }
       case 'checkMany': {
         const problems = task.objects.map((o) => {
           try {

@@ -1,4 +1,5 @@
 import { copyDevice, type DiskTarget } from '../disk/index.js';
+import type { Backend } from '../repo/index.js';
 import type { SnapshotDisk } from './snapshot-disk.js';
 
 /** Progress of a restore. */
@@ -10,23 +11,41 @@ export interface RestoreProgress {
   bytesWritten: number;
 }
 
-/** Blocks fetched ahead per worker thread. */
+/** Blocks fetched ahead per worker thread: enough to keep the decoding busy from a local disk. */
 const BLOCKS_IN_FLIGHT_PER_THREAD = 4;
+/**
+ * The most block bytes a restore keeps in flight when the backend asks for more reads at once
+ * than the threads need ({@link Backend.preferredConcurrency}: S3 asks for 32). Each block in
+ * flight holds its plaintext buffer and, while it is fetched and opened, its stored form (at
+ * most as large): so at most 2 × 32 MiB, 64 blocks of 256 KiB from S3 as 2 × 8 MiB.
+ */
+const MAX_READ_AHEAD_BYTES = 32 * 1024 * 1024;
+
+/**
+ * Blocks a restore keeps in flight: `threads × 4`, or more for a backend that prefers more
+ * requests at once, within {@link MAX_READ_AHEAD_BYTES}.
+ */
+export function restoreReadAhead(threads: number, blockSize: number, preferredConcurrency: number | undefined): number {
+  const forThreads = threads * BLOCKS_IN_FLIGHT_PER_THREAD;
+  const forBackend = Math.min(preferredConcurrency ?? 0, Math.floor(MAX_READ_AHEAD_BYTES / blockSize));
+  return Math.max(forThreads, forBackend);
+}
 
 /**
  * Writes one disk of a snapshot to a target, byte-identical to the source: the snapshot's
  * disk is a block device, so this is a copy of it (disk/copy-device.ts) in whole blocks,
- * which {@link SnapshotDisk} fetches and opens on the worker pool without its cache.
+ * which {@link SnapshotDisk} fetches and opens on the worker pool without its cache, as many
+ * at once as {@link restoreReadAhead} says.
  */
 export async function restoreDisk(
   disk: SnapshotDisk,
   target: DiskTarget,
-  options: { threads: number; signal?: AbortSignal; onProgress?: (progress: RestoreProgress) => void },
+  options: { threads: number; preferredConcurrency?: number | undefined; signal?: AbortSignal; onProgress?: (progress: RestoreProgress) => void },
 ): Promise<RestoreProgress> {
   const name = disk.disk.name;
   const progress = await copyDevice(disk, target, {
     blockSize: disk.blockSize,
-    inFlight: options.threads * BLOCKS_IN_FLIGHT_PER_THREAD,
+    inFlight: restoreReadAhead(options.threads, disk.blockSize, options.preferredConcurrency),
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.onProgress ? { onProgress: (p) => options.onProgress?.({ disk: name, ...p }) } : {}),
   });

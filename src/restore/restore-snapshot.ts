@@ -41,6 +41,7 @@ export async function restoreSnapshot(repo: Repository, snapshot: Snapshot, opti
     const disk = new SnapshotDisk(repo, snapshot.id, record);
     const progress = await restoreDisk(disk, target, {
       threads: repo.pool.threads,
+      preferredConcurrency: repo.backend.preferredConcurrency,
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     });

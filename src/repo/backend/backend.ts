@@ -35,6 +35,14 @@ export interface Backend {
    * absent on a local directory.
    */
   readonly objectLock?: ObjectLockStore;
+  /**
+   * How many requests this storage serves best at once, when more than a reader would keep in
+   * flight for its CPU alone: a remote store (S3, a repository server) answers each request
+   * after a round trip, so a restore reads further ahead from it than from a local disk.
+   * Absent on local storage. A hint: callers still bound their memory (restore-disk.ts).
+   * Wrappers pass their inner backend's on.
+   */
+  readonly preferredConcurrency?: number;
 }
 
 /** How an object is held: COMPLIANCE (nobody can shorten or delete) or GOVERNANCE (a user with the bypass right can). */

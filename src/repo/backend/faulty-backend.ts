@@ -29,6 +29,10 @@ export class FaultyBackend implements Backend {
     return this.inner.location;
   }
 
+  get preferredConcurrency(): number | undefined {
+    return this.inner.preferredConcurrency;
+  }
+
   unexercised(): Fault[] {
     return this.faults.filter((fault) => !this.fired.has(fault));
   }

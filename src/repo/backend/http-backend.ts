@@ -66,6 +66,8 @@ type Operation = 'read' | 'write' | 'check' | 'delete' | 'list' | 'sync';
  */
 export class HttpBackend implements Backend {
   readonly location: string;
+  /** A round trip per object, like S3: restore reads ahead and backup uploads this many at once (one per socket). */
+  readonly preferredConcurrency: number;
   private readonly transport: HttpsTransport;
   private readonly settings: HttpSettings;
   private readonly base: string;
@@ -80,6 +82,7 @@ export class HttpBackend implements Backend {
       const value = options[name];
       if (value !== undefined) this.settings[name] = value;
     }
+    this.preferredConcurrency = this.settings.maxSockets;
     this.base = `/${encodeURIComponent(target.repository)}`;
     if (!TOKEN_PATTERN.test(options.token)) {
       throw new CofferError('E_USAGE', `the token for ${this.location} is not one coffer serve-repo issues (letters, digits and ._~+/=-, at most 200): check --repo-token-file or COFFER_REPO_TOKEN`);

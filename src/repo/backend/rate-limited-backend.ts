@@ -45,6 +45,10 @@ export class RateLimitedBackend implements Backend {
     return this.inner.location;
   }
 
+  get preferredConcurrency(): number | undefined {
+    return this.inner.preferredConcurrency;
+  }
+
   async put(key: string, data: Uint8Array): Promise<void> {
     await this.limits.upload?.take(data.length, this.signal);
     return this.inner.put(key, data);

@@ -60,6 +60,10 @@ export class DigestRecordingBackend implements Backend {
     return this.inner.location;
   }
 
+  get preferredConcurrency(): number | undefined {
+    return this.inner.preferredConcurrency;
+  }
+
   /** The fingerprint of the key that signs this backend's records. */
   get fingerprint(): string {
     return this.signer.fingerprint;

@@ -50,6 +50,10 @@ export class LockedBackend implements Backend {
     return this.inner.location;
   }
 
+  get preferredConcurrency(): number | undefined {
+    return this.inner.preferredConcurrency;
+  }
+
   async put(key: string, data: Uint8Array): Promise<void> {
     if (!isLockedKey(key)) return this.inner.put(key, data);
     const retention = writeRetention(this.policy, this.now());

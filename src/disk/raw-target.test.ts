@@ -1,0 +1,50 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { makeTempDir } from '../testing/index.js';
+import { openRawTarget, takeRun } from './raw-target.js';
+
+let dir: { path: string; remove(): Promise<void> };
+before(async () => {
+  dir = await makeTempDir('raw-target');
+});
+after(() => dir?.remove());
+
+const write = (offset: number, length: number) => ({ offset, data: new Uint8Array(length) });
+
+test('takeRun: the lowest offset and what continues it without a gap; the rest stays queued', () => {
+  const queued = [write(8, 4), write(0, 4), write(20, 4), write(4, 4), write(12, 4)];
+  assert.deepEqual(takeRun(queued).map((w) => w.offset), [0, 4, 8, 12]);
+  assert.deepEqual(queued.map((w) => w.offset), [20]);
+  assert.deepEqual(takeRun(queued).map((w) => w.offset), [20]);
+  assert.equal(queued.length, 0);
+});
+
+test('takeRun: a run stops at 16 MiB and at 1024 buffers', () => {
+  const big = Array.from({ length: 6 }, (_, i) => write(i * 4 * 1024 * 1024, 4 * 1024 * 1024));
+  assert.equal(takeRun(big).length, 4);
+  const many = Array.from({ length: 1500 }, (_, i) => write(i * 512, 512));
+  assert.equal(takeRun(many).length, 1024);
+  assert.equal(many.length, 476);
+});
+
+test('writes issued all at once, out of order, with gaps, land where they belong', async () => {
+  const blockSize = 64 * 1024;
+  const blocks = 48;
+  const path = join(dir.path, 'restored.raw');
+  const target = await openRawTarget(path, blocks * blockSize, { overwrite: false });
+  const expected = Buffer.alloc(blocks * blockSize);
+  const order = Array.from({ length: blocks }, (_, i) => i).filter((i) => i % 7 !== 3); // every 7th block a hole
+  order.sort(() => Math.random() - 0.5);
+  await Promise.all(order.map((block) => {
+    // Views into shared memory, as a restore hands them over.
+    const data = new Uint8Array(new SharedArrayBuffer(blockSize));
+    data.set(randomBytes(blockSize));
+    expected.set(data, block * blockSize);
+    return target.write(block * blockSize, data);
+  }));
+  await target.finish();
+  assert.ok((await readFile(path)).equals(expected));
+});

@@ -1,0 +1,41 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, test } from 'node:test';
+import { isCofferError } from '../errors/index.js';
+import { CodecPool } from './codec-pool.js';
+import { ObjectCodec } from './codec.js';
+import { ObjectKind } from './format/envelope.js';
+import { newMasterKey } from './keys/master-key.js';
+
+const settings = { masterKey: newMasterKey(), compressionLevel: 3 };
+const codec = new ObjectCodec(settings);
+const pool = new CodecPool(settings, { threads: 2 });
+after(() => pool.close());
+
+test('opens into shared memory issued together (one worker task per thread) each land in their buffer; a corrupt one fails alone', async () => {
+  const blocks = Array.from({ length: 24 }, (_, i) => (i % 3 === 0 ? Buffer.alloc(256 * 1024, `block ${i} `) : randomBytes(64 * 1024 + i)));
+  const sealed = blocks.map((block) => ({ id: codec.idOf(block), blob: codec.seal(block, ObjectKind.chunk, codec.idOf(block)) }));
+  const damaged = 7;
+  const copy = Buffer.from((sealed[damaged] as { blob: Buffer }).blob);
+  copy[copy.length - 1] = (copy[copy.length - 1] ?? 0) ^ 1;
+  (sealed[damaged] as { blob: Buffer }).blob = copy;
+  const targets = blocks.map((block) => new Uint8Array(new SharedArrayBuffer(block.length)));
+  const results = await Promise.allSettled(sealed.map(({ id, blob }, i) => pool.open(blob, { kind: ObjectKind.chunk, name: `chunks/${i}`, id, rehash: true, into: targets[i] as Uint8Array })));
+  results.forEach((result, i) => {
+    if (i === damaged) {
+      assert.equal(result.status, 'rejected');
+      assert.ok(result.status === 'rejected' && isCofferError(result.reason, 'E_CORRUPT_OBJECT'), String(result.status === 'rejected' ? result.reason : ''));
+      return;
+    }
+    assert.equal(result.status, 'fulfilled', `object ${i}`);
+    assert.deepEqual(result.status === 'fulfilled' && result.value, { length: (blocks[i] as Buffer).length, plaintext: null });
+    assert.ok(Buffer.from(targets[i] as Uint8Array).equals(blocks[i] as Buffer), `object ${i}'s bytes`);
+  });
+});
+
+test('an open into ordinary memory still returns the plaintext', async () => {
+  const block = randomBytes(1000);
+  const id = codec.idOf(block);
+  const opened = await pool.open(codec.seal(block, ObjectKind.chunk, id), { kind: ObjectKind.chunk, name: 'chunks/x', id, rehash: true });
+  assert.deepEqual(opened.plaintext, block);
+});
