@@ -85,6 +85,9 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     const { store: config, created } = await ConfigStore.open(db, configFile, now);
     options.print(`coffer server ${SERVICE_VERSION}: data in ${options.dataDir}`);
     options.print(`configuration: ${configFile} (version ${config.version}${created ? ', written now from a commented sample' : ''})`);
+    // Restores through the API write only in allowed folders; this one unless the config names others.
+    const defaultRestores = join(options.dataDir, 'restores');
+    await mkdir(defaultRestores, { recursive: true, mode: 0o700 });
     const users = new UserStore(db, now);
     const sessions = new SessionStore(db, now);
     const tokens = new TokenStore(db, now);
@@ -105,6 +108,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       approvals: new ApprovalStore(db, now),
       work: { runner: parts.runner, scheduler: parts.scheduler },
       now,
+      restoreTargets: () => config.config.restore?.['allowed-targets'] ?? [defaultRestores],
       secureCookies: options.insecureHttp !== true,
       version: SERVICE_VERSION,
     };

@@ -195,6 +195,20 @@ export const TasksSchema = {
   },
 } as const;
 
+/** Where restores through the API may write (restore-targets.ts in http/ enforces it). */
+export const RestoreSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    'allowed-targets': {
+      type: 'array',
+      minItems: 1,
+      items: { type: 'string', pattern: '^/', minLength: 2 },
+      description: 'absolute folders a restore may write into, symlinks resolved (default: restores/ in the data directory)',
+    },
+  },
+} as const;
+
 export const ConfigSchema = {
   type: 'object',
   additionalProperties: false,
@@ -208,6 +222,7 @@ export const ConfigSchema = {
     notifications: NotificationsSchema,
     metrics: MetricsSchema,
     tasks: TasksSchema,
+    restore: RestoreSchema,
   },
 } as const;
 
@@ -294,6 +309,9 @@ export interface TasksConfig {
   'retry-backoff'?: number;
   history?: string;
 }
+export interface RestoreConfig {
+  'allowed-targets'?: string[];
+}
 /** The whole configuration file, as validated by {@link ConfigSchema}. */
 export interface ServiceConfig {
   security?: { 'four-eyes'?: boolean; 'session-hours'?: number };
@@ -305,4 +323,5 @@ export interface ServiceConfig {
   notifications?: NotificationsConfig;
   metrics?: MetricsConfig;
   tasks?: TasksConfig;
+  restore?: RestoreConfig;
 }
