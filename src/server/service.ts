@@ -94,7 +94,11 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     const audit = new AuditLog(db, now);
     catalog = new RepositoryCatalog(() => config.config.repositories ?? [], now);
     const logError = options.logError ?? (() => {});
-    parts = await startServiceParts({ db, config, catalog, print: options.print, logError, ...(options.worker === undefined ? {} : { worker: options.worker }) });
+    const approvals = new ApprovalStore(db, now);
+    parts = await startServiceParts({
+      db, config, catalog, print: options.print, logError,
+      requestApproval: (operation, args, summary, requester) => approvals.request(operation, args, summary, requester),
+      ...(options.worker === undefined ? {} : { worker: options.worker }) });
     const metricsRoutes = await parts.metricsRoutes();
     const context: ServiceContext = {
       users,
@@ -105,7 +109,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       audit,
       config,
       catalog,
-      approvals: new ApprovalStore(db, now),
+      approvals,
       work: { runner: parts.runner, scheduler: parts.scheduler },
       now,
       restoreTargets: () => config.config.restore?.['allowed-targets'] ?? [defaultRestores],

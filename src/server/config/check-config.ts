@@ -52,6 +52,10 @@ export function checkConfig(config: ServiceConfig): PathProblem[] {
     const schedules: [(string | number)[], string][] = [[['jobs', i, 'schedule'], job.schedule]];
     if (job.verify !== undefined) schedules.push([['jobs', i, 'verify', 'schedule'], job.verify.schedule]);
     if (job['test-restore'] !== undefined) schedules.push([['jobs', i, 'test-restore', 'schedule'], job['test-restore'].schedule]);
+    if (job.retention?.['prune-schedule'] !== undefined) schedules.push([['jobs', i, 'retention', 'prune-schedule'], job.retention['prune-schedule']]);
+    if (job.retention !== undefined && !Object.keys(job.retention).some((key) => key.startsWith('keep-'))) {
+      add(['jobs', i, 'retention'], 'a retention without any keep-… would remove every snapshot after each run: say what to keep');
+    }
     for (const [path, text] of schedules) {
       try {
         parseSchedule(text, { timeZone: zone });

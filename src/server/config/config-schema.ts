@@ -102,6 +102,8 @@ export const RetentionSchema = {
     'keep-yearly': PositiveInteger,
     'keep-within': DurationSchema,
     'keep-tags': Names,
+    'prune-schedule': { type: 'string', minLength: 1, description: 'prune the job\'s repository when this calendar event fires (in the job\'s zone)' },
+    'prune-after-forgets': { ...PositiveInteger, description: 'or: every N-th forget after a run prunes afterwards' },
   },
 } as const;
 
@@ -260,6 +262,8 @@ export interface RetentionConfig {
   'keep-yearly'?: number;
   'keep-within'?: string;
   'keep-tags'?: string[];
+  'prune-schedule'?: string;
+  'prune-after-forgets'?: number;
 }
 export interface ScheduledCheckConfig {
   schedule: string;
