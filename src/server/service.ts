@@ -96,7 +96,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     const logError = options.logError ?? (() => {});
     const approvals = new ApprovalStore(db, now);
     parts = await startServiceParts({
-      db, config, catalog, print: options.print, logError,
+      db, config, catalog, print: options.print, logError, dataDir: options.dataDir,
       requestApproval: (operation, args, summary, requester) => approvals.request(operation, args, summary, requester),
       ...(options.worker === undefined ? {} : { worker: options.worker }) });
     const metricsRoutes = await parts.metricsRoutes();

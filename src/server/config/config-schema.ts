@@ -197,6 +197,16 @@ export const TasksSchema = {
   },
 } as const;
 
+/** The periodic health checks (server/health): RPO and free space. */
+export const HealthSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    interval: { ...DurationSchema, description: 'how often the checks run (default 15m)' },
+    'min-free': { type: 'string', pattern: '^([0-9]{1,3}(\\.[0-9]+)?%|[0-9]+(\\.[0-9]+)?[KMGT]?)$', description: 'space is low under this share (10%) or amount (20G) free (default 10%)' },
+  },
+} as const;
+
 /** Where restores through the API may write (restore-targets.ts in http/ enforces it). */
 export const RestoreSchema = {
   type: 'object',
@@ -225,6 +235,7 @@ export const ConfigSchema = {
     metrics: MetricsSchema,
     tasks: TasksSchema,
     restore: RestoreSchema,
+    health: HealthSchema,
   },
 } as const;
 
@@ -313,6 +324,10 @@ export interface TasksConfig {
   'retry-backoff'?: number;
   history?: string;
 }
+export interface HealthConfig {
+  interval?: string;
+  'min-free'?: string;
+}
 export interface RestoreConfig {
   'allowed-targets'?: string[];
 }
@@ -328,4 +343,5 @@ export interface ServiceConfig {
   metrics?: MetricsConfig;
   tasks?: TasksConfig;
   restore?: RestoreConfig;
+  health?: HealthConfig;
 }
