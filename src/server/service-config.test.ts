@@ -89,3 +89,14 @@ test('a job\'s retention, verify and test-restore reach the upkeep; a retention 
   assert.throws(() => parseConfig(yaml('    retention: { prune-after-forgets: 3 }'), 'coffer.yaml'), /would remove every snapshot/);
   assert.throws(() => parseConfig(yaml('    retention: { keep-last: 3, prune-schedule: \'someday\' }'), 'coffer.yaml'), /prune-schedule/);
 });
+
+test('a bandwidth rule\'s hours in its own time zone, scoped to its hosts and repositories', () => {
+  const { rules, warnings } = bandwidthRules({ bandwidth: [{ when: 'mon..fri 08:00-18:00', read: '20M', timezone: 'America/New_York', hosts: ['hv1'], repositories: ['main'] }] });
+  assert.deepEqual(warnings, []);
+  const table = new BandwidthRules(rules);
+  const subject = { host: 'hv1', repository: 'main', reading: true };
+  assert.equal(table.sharesAt(new Date('2026-11-23T13:00Z'), [subject])[0]?.sourceRead, 20 * 1024 * 1024, '08:00 in New York');
+  assert.equal(table.sharesAt(new Date('2026-11-23T12:59Z'), [subject])[0]?.sourceRead, undefined, '07:59 in New York');
+  assert.equal(table.sharesAt(new Date('2026-11-23T15:00Z'), [{ ...subject, host: 'hv2' }])[0]?.sourceRead, undefined, 'another host is not covered');
+  assert.throws(() => parseConfig('hosts: [{ name: hv1 }]\nlimits:\n  bandwidth:\n    - { read: 20M, timezone: Mars/Olympus, hosts: [hv9] }\n', 'coffer.yaml'), (e: Error) => /unknown time zone "Mars\/Olympus"/.test(e.message) && /no host "hv9"/.test(e.message));
+});

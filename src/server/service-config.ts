@@ -32,22 +32,27 @@ export function concurrencyLimits(limits: LimitsConfig | undefined): Concurrency
 
 /**
  * The config's bandwidth rules as the runner's. `when` (`mon..fri 08:00-18:00`, `sat,sun`,
- * `22:00-06:00`) becomes calendar events matched minute by minute, in UTC; a span across
- * midnight is split in two (its days then name the day of each minute). A rule with `read`
- * and `write` gives one rule per direction. `hosts`/`repositories` scoping is not applied yet:
- * a rule covers every task (`warnings` says so).
+ * `22:00-06:00`) becomes calendar events matched minute by minute, in the rule's `timezone`
+ * (default UTC); a span across midnight is split in two (its days then name the day of each
+ * minute). A rule with `read` and `write` gives one rule per direction. `hosts` and
+ * `repositories` scope a rule to the backups of those hosts or into those repositories.
+ * (`warnings` is kept for rules the runner cannot apply; none today.)
  */
 export function bandwidthRules(limits: LimitsConfig | undefined): { rules: BandwidthRule[]; warnings: string[] } {
   const rules: BandwidthRule[] = [];
   const warnings: string[] = [];
   (limits?.bandwidth ?? []).forEach((rule, i) => {
-    if (rule.hosts !== undefined || rule.repositories !== undefined) warnings.push(`limits.bandwidth[${i}]: hosts and repositories are not applied yet; the rule covers every backup`);
     const events = rule.when === undefined ? [undefined] : calendarEvents(rule.when);
     for (const [direction, rate] of [['source-read', rule.read], ['repository-write', rule.write]] as const) {
       if (rate === undefined) continue;
       const bytesPerSecond = parseRate(rate);
       if (bytesPerSecond === undefined) throw new CofferError('E_USAGE', `limits.bandwidth[${i}]: "${rate}" is not a rate`);
-      for (const at of events) rules.push({ direction, bytesPerSecond, ...(at === undefined ? {} : { at, timeZone: 'UTC' }) });
+      for (const at of events) {
+        rules.push({
+          direction, bytesPerSecond, ...(at === undefined ? {} : { at, timeZone: rule.timezone ?? 'UTC' }),
+          ...(rule.hosts === undefined ? {} : { hosts: rule.hosts }), ...(rule.repositories === undefined ? {} : { repositories: rule.repositories }),
+        });
+      }
     }
   });
   return { rules, warnings };

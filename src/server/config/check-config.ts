@@ -78,6 +78,13 @@ export function checkConfig(config: ServiceConfig): PathProblem[] {
   (limits?.bandwidth ?? []).forEach((rule, i) => {
     if (rule.read === undefined && rule.write === undefined) add(['limits', 'bandwidth', i], 'a bandwidth rule needs read or write (or both)');
     if (rule.when !== undefined && !WHEN.test(rule.when)) add(['limits', 'bandwidth', i, 'when'], `"${rule.when}" is not days and hours such as "mon..fri 08:00-18:00"`);
+    if (rule.timezone !== undefined && !knownTimeZone(rule.timezone)) add(['limits', 'bandwidth', i, 'timezone'], `unknown time zone "${rule.timezone}"`);
+    (rule.hosts ?? []).forEach((h, k) => {
+      if (!hosts.has(h)) add(['limits', 'bandwidth', i, 'hosts', k], `no host "${h}" in hosts`);
+    });
+    (rule.repositories ?? []).forEach((r, k) => {
+      if (!repositories.has(r)) add(['limits', 'bandwidth', i, 'repositories', k], `no repository "${r}" in repositories`);
+    });
   });
   for (const key of ['retry-delay', 'history'] as const) {
     const text = config.tasks?.[key];
@@ -94,3 +101,12 @@ const DAY = '(mon|tue|wed|thu|fri|sat|sun)';
 const HOUR = '([01][0-9]|2[0-3]):[0-5][0-9]';
 /** `mon..fri 08:00-18:00`, `sat,sun`, `22:00-06:00`: days (ranges or lists), hours, or both. */
 const WHEN = new RegExp(`^((${DAY}(\\.\\.${DAY})?)(,${DAY}(\\.\\.${DAY})?)*)?( ?${HOUR}-${HOUR})?$`);
+
+function knownTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}

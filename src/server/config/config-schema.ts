@@ -162,6 +162,7 @@ export const LimitsSchema = {
           write: RateSchema,
           hosts: Names,
           repositories: Names,
+          timezone: { type: 'string', minLength: 1, description: 'IANA time zone of `when` (default UTC)' },
         },
       },
     },
@@ -301,6 +302,7 @@ export interface BandwidthRuleConfig {
   write?: string;
   hosts?: string[];
   repositories?: string[];
+  timezone?: string;
 }
 export interface LimitsConfig {
   global?: number;
