@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { ServiceBenchResult } from './service.js';
 import type { FormatResult } from './formats.js';
 import type { LiveResult, LiveTarget } from './live.js';
 import type { OffsiteResult } from './offsite.js';
@@ -78,4 +79,6 @@ export interface BenchReport {
   readonly live?: LiveResult & { targets: LiveTarget[] };
   /** Backup and restore over S3 against restic, and daily syncs to a bucket (offsite.ts), unless skipped. */
   readonly offsite?: OffsiteResult;
+  /** The service: planning, a night's start, API latency and RSS (service.ts), unless skipped. */
+  readonly service?: ServiceBenchResult;
 }

@@ -20,6 +20,7 @@ import { renderPrune } from './prune-report.js';
 import { renderSteps, renderTargets, writeReport } from './report.js';
 import type { BenchReport, StepResult } from './results.js';
 import { runBigDisk, runSequence } from './sequence.js';
+import { renderService, runServiceBench, type ServiceBenchResult } from './service.js';
 import { evaluateTargets, pruneTargets } from './targets.js';
 import { createTool, unavailable, type BackupTool, type ToolContext } from './tools.js';
 
@@ -106,6 +107,11 @@ async function main(): Promise<number> {
     offsite = await runOffsite(cfg, { base: disks.base, layout: disks.layout, peers: tools.some((t) => t.name === 'restic') ? ['restic'] : [], log });
   }
 
+  // The service: planning, a night's start, scheduler CPU, API latency and RSS with 100,000
+  // snapshots in history (BENCH_SERVICE=0 skips it).
+  let service: ServiceBenchResult | undefined;
+  if (process.env.BENCH_SERVICE !== '0') service = await runServiceBench(cfg.workDir, log);
+
   const targets = [...evaluateTargets(results), ...(prune !== undefined ? pruneTargets(prune) : [])];
   const names = tools.map((t) => t.name);
   process.stdout.write(`\n${renderSteps(results, names)}\n\n${renderTargets(targets)}\n\n`);
@@ -113,6 +119,7 @@ async function main(): Promise<number> {
   if (formats.length > 0) process.stdout.write(`${renderFormats(formats)}\n\n`);
   if (live !== undefined) process.stdout.write(`${renderLive(live)}\n\n`);
   if (offsite !== undefined) process.stdout.write(`${renderOffsite(offsite)}\n\n`);
+  if (service !== undefined) process.stdout.write(`${renderService(service)}\n\n`);
 
   const report: BenchReport = {
     version: 1,
@@ -143,6 +150,7 @@ async function main(): Promise<number> {
     ...(prune !== undefined ? { prune } : {}),
     ...(live !== undefined ? { live: { ...live, targets: liveTargets(live) } } : {}),
     ...(offsite !== undefined ? { offsite } : {}),
+    ...(service !== undefined ? { service } : {}),
   };
   const file = await writeReport(cfg.resultsDir, report);
   log(`results: ${file}`);
