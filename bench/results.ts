@@ -5,6 +5,7 @@
  * @module
  */
 import type { FilesResult } from './files.js';
+import type { ServiceBenchResult } from './service.js';
 import type { FormatResult } from './formats.js';
 import type { LiveResult, LiveTarget } from './live.js';
 import type { OffsiteResult } from './offsite.js';
@@ -81,4 +82,6 @@ export interface BenchReport {
   readonly offsite?: OffsiteResult;
   /** Directory trees against restic and borg (files.ts), unless skipped. */
   readonly files?: FilesResult;
+  /** The service: planning, a night's start, API latency and RSS (service.ts), unless skipped. */
+  readonly service?: ServiceBenchResult;
 }

@@ -22,6 +22,7 @@ import { renderPrune } from './prune-report.js';
 import { renderSteps, renderTargets, writeReport } from './report.js';
 import type { BenchReport, StepResult } from './results.js';
 import { runBigDisk, runSequence } from './sequence.js';
+import { renderService, runServiceBench, type ServiceBenchResult } from './service.js';
 import { evaluateTargets, filesTargets, pruneTargets } from './targets.js';
 import { createTool, unavailable, type BackupTool, type ToolContext } from './tools.js';
 
@@ -111,6 +112,11 @@ async function main(): Promise<number> {
   // Directory trees against restic and borg (BENCH_FILES=0 skips them; files.ts).
   const files: FilesResult | undefined = process.env.BENCH_FILES !== '0' ? await runFiles(cfg, tools.map((t) => t.name), log) : undefined;
 
+  // The service: planning, a night's start, scheduler CPU, API latency and RSS with 100,000
+  // snapshots in history (BENCH_SERVICE=0 skips it).
+  let service: ServiceBenchResult | undefined;
+  if (process.env.BENCH_SERVICE !== '0') service = await runServiceBench(cfg.workDir, log);
+
   const targets = [...evaluateTargets(results), ...(prune !== undefined ? pruneTargets(prune) : []), ...(files !== undefined ? filesTargets(files) : [])];
   const names = tools.map((t) => t.name);
   process.stdout.write(`\n${renderSteps(results, names)}\n\n${renderTargets(targets)}\n\n`);
@@ -119,6 +125,7 @@ async function main(): Promise<number> {
   if (live !== undefined) process.stdout.write(`${renderLive(live)}\n\n`);
   if (offsite !== undefined) process.stdout.write(`${renderOffsite(offsite)}\n\n`);
   if (files !== undefined) process.stdout.write(`${renderFiles(files)}\n\n`);
+  if (service !== undefined) process.stdout.write(`${renderService(service)}\n\n`);
 
   const report: BenchReport = {
     version: 1,
@@ -150,6 +157,7 @@ async function main(): Promise<number> {
     ...(live !== undefined ? { live: { ...live, targets: liveTargets(live) } } : {}),
     ...(offsite !== undefined ? { offsite } : {}),
     ...(files !== undefined ? { files } : {}),
+    ...(service !== undefined ? { service } : {}),
   };
   const file = await writeReport(cfg.resultsDir, report);
   log(`results: ${file}`);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseConfig } from './config/index.js';
-import { bandwidthRules, calendarEvents, concurrencyLimits, historyMs, retryPolicy, scheduledJobs } from './service-config.js';
+import { bandwidthRules, calendarEvents, concurrencyLimits, historyMs, retentionPolicy, retryPolicy, scheduledJobs, upkeepJobs } from './service-config.js';
 import { BandwidthRules } from './tasks/index.js';
 
 test('a bandwidth rule\'s days and hours apply in exactly those minutes (UTC), across midnight too', () => {
@@ -71,4 +71,32 @@ test('a notifications section is checked by the notifier\'s own rules, each prob
     return true;
   });
   assert.throws(() => parseConfig(`${CONFIG}notifications: { colour: blue }\n`, 'test.yaml'), /notifications\.colour: unknown key/);
+});
+
+test('a job\'s retention, verify and test-restore reach the upkeep; a retention that keeps nothing is refused', async () => {
+  assert.deepEqual(retentionPolicy({ 'keep-last': 3, 'keep-daily': 7, 'keep-within': '2d', 'keep-tags': ['gold', 'legal'], 'prune-after-forgets': 2 }), {
+    last: 3, daily: 7, within: { years: 0, months: 0, days: 0, hours: 48, text: '48h' }, tags: [['gold'], ['legal']],
+  });
+  const yaml = (retention: string) => `repositories:\n  - { name: main, url: /srv/repo, passphrase-file: /etc/pass }\nhosts: [{ name: hv1 }]\nvms:\n  - { name: web1, host: hv1, source: { images: [/a.raw] } }\n  - { name: db1, host: hv1, source: { images: [/b.raw] } }\njobs:\n  - name: nightly\n    select: { globs: ['web*'] }\n    repository: main\n    schedule: daily\n    timezone: Europe/Paris\n${retention}\n    verify: { schedule: 'sun 03:00', read-data-subset: 1/7 }\n    test-restore: { schedule: 'sat 04:00' }\n  - { name: plain, select: { names: [db1] }, repository: main, schedule: daily }\n`;
+  const config = parseConfig(yaml('    retention: { keep-daily: 7, prune-schedule: \'sun 05:00\' }'), 'coffer.yaml');
+  const [job, ...others] = upkeepJobs(() => config);
+  assert.equal(others.length, 0, 'a job declaring none of them is left out');
+  assert.deepEqual({ ...job, vms: undefined }, {
+    name: 'nightly', repository: { name: 'main', url: '/srv/repo', passphraseFile: '/etc/pass' }, timeZone: 'Europe/Paris',
+    retention: { policy: { daily: 7 }, pruneSchedule: 'sun 05:00' }, verify: { schedule: 'sun 03:00', subset: '1/7' }, testRestore: { schedule: 'sat 04:00' }, vms: undefined,
+  });
+  assert.deepEqual(await job?.vms(), ['web1']);
+  assert.throws(() => parseConfig(yaml('    retention: { prune-after-forgets: 3 }'), 'coffer.yaml'), /would remove every snapshot/);
+  assert.throws(() => parseConfig(yaml('    retention: { keep-last: 3, prune-schedule: \'someday\' }'), 'coffer.yaml'), /prune-schedule/);
+});
+
+test('a bandwidth rule\'s hours in its own time zone, scoped to its hosts and repositories', () => {
+  const { rules, warnings } = bandwidthRules({ bandwidth: [{ when: 'mon..fri 08:00-18:00', read: '20M', timezone: 'America/New_York', hosts: ['hv1'], repositories: ['main'] }] });
+  assert.deepEqual(warnings, []);
+  const table = new BandwidthRules(rules);
+  const subject = { host: 'hv1', repository: 'main', reading: true };
+  assert.equal(table.sharesAt(new Date('2026-11-23T13:00Z'), [subject])[0]?.sourceRead, 20 * 1024 * 1024, '08:00 in New York');
+  assert.equal(table.sharesAt(new Date('2026-11-23T12:59Z'), [subject])[0]?.sourceRead, undefined, '07:59 in New York');
+  assert.equal(table.sharesAt(new Date('2026-11-23T15:00Z'), [{ ...subject, host: 'hv2' }])[0]?.sourceRead, undefined, 'another host is not covered');
+  assert.throws(() => parseConfig('hosts: [{ name: hv1 }]\nlimits:\n  bandwidth:\n    - { read: 20M, timezone: Mars/Olympus, hosts: [hv9] }\n', 'coffer.yaml'), (e: Error) => /unknown time zone "Mars\/Olympus"/.test(e.message) && /no host "hv9"/.test(e.message));
 });

@@ -7,9 +7,10 @@
 import type { VmBackupSource } from '../backup/index.js';
 import { CofferError } from '../errors/index.js';
 import type { ConcurrencyLimits, LimitTable } from '../jobs/index.js';
-import { parseDuration, parseRate, type JobConfig, type LimitsConfig, type ServiceConfig, type VmConfig } from './config/index.js';
+import { parseDuration, parseRate, type JobConfig, type LimitsConfig, type RetentionConfig, type ServiceConfig, type VmConfig } from './config/index.js';
 import { selectVms } from './inventory/index.js';
-import type { ScheduledJob } from './scheduler/index.js';
+import { parseRetentionDuration, type RetentionPolicy } from '../repo/index.js';
+import type { ScheduledJob, UpkeepJob } from './scheduler/index.js';
 import type { BandwidthRule, RetryPolicy, VmTarget } from './tasks/index.js';
 
 /** How long finished runs, their tasks and logs are kept when the config says nothing (`tasks.history`). */
@@ -31,22 +32,27 @@ export function concurrencyLimits(limits: LimitsConfig | undefined): Concurrency
 
 /**
  * The config's bandwidth rules as the runner's. `when` (`mon..fri 08:00-18:00`, `sat,sun`,
- * `22:00-06:00`) becomes calendar events matched minute by minute, in UTC; a span across
- * midnight is split in two (its days then name the day of each minute). A rule with `read`
- * and `write` gives one rule per direction. `hosts`/`repositories` scoping is not applied yet:
- * a rule covers every task (`warnings` says so).
+ * `22:00-06:00`) becomes calendar events matched minute by minute, in the rule's `timezone`
+ * (default UTC); a span across midnight is split in two (its days then name the day of each
+ * minute). A rule with `read` and `write` gives one rule per direction. `hosts` and
+ * `repositories` scope a rule to the backups of those hosts or into those repositories.
+ * (`warnings` is kept for rules the runner cannot apply; none today.)
  */
 export function bandwidthRules(limits: LimitsConfig | undefined): { rules: BandwidthRule[]; warnings: string[] } {
   const rules: BandwidthRule[] = [];
   const warnings: string[] = [];
   (limits?.bandwidth ?? []).forEach((rule, i) => {
-    if (rule.hosts !== undefined || rule.repositories !== undefined) warnings.push(`limits.bandwidth[${i}]: hosts and repositories are not applied yet; the rule covers every backup`);
     const events = rule.when === undefined ? [undefined] : calendarEvents(rule.when);
     for (const [direction, rate] of [['source-read', rule.read], ['repository-write', rule.write]] as const) {
       if (rate === undefined) continue;
       const bytesPerSecond = parseRate(rate);
       if (bytesPerSecond === undefined) throw new CofferError('E_USAGE', `limits.bandwidth[${i}]: "${rate}" is not a rate`);
-      for (const at of events) rules.push({ direction, bytesPerSecond, ...(at === undefined ? {} : { at, timeZone: 'UTC' }) });
+      for (const at of events) {
+        rules.push({
+          direction, bytesPerSecond, ...(at === undefined ? {} : { at, timeZone: rule.timezone ?? 'UTC' }),
+          ...(rule.hosts === undefined ? {} : { hosts: rule.hosts }), ...(rule.repositories === undefined ? {} : { repositories: rule.repositories }),
+        });
+      }
     }
   });
   return { rules, warnings };
@@ -138,5 +144,54 @@ function scheduledJob(job: JobConfig, config: () => ServiceConfig): ScheduledJob
       const current = (now.jobs ?? []).find((j) => j.name === job.name) ?? job;
       return selectVms(current.select, now.vms ?? []).map((vm) => vmTarget(now, vm, current.repository));
     },
+  };
+}
+
+/**
+ * The config's jobs as the upkeep takes them (retention after each run, verify, test-restore
+ * and prune schedules); jobs that declare none of these are left out.
+ */
+export function upkeepJobs(config: () => ServiceConfig): UpkeepJob[] {
+  const out: UpkeepJob[] = [];
+  for (const job of config().jobs ?? []) {
+    if (job.retention === undefined && job.verify === undefined && job['test-restore'] === undefined) continue;
+    const repository = (config().repositories ?? []).find((r) => r.name === job.repository);
+    if (repository === undefined) continue;
+    const retention = job.retention;
+    out.push({
+      name: job.name,
+      repository: { name: repository.name, url: repository.url, ...(repository['passphrase-file'] === undefined ? {} : { passphraseFile: repository['passphrase-file'] }) },
+      ...(job.timezone === undefined ? {} : { timeZone: job.timezone }),
+      ...(retention === undefined ? {} : {
+        retention: {
+          policy: retentionPolicy(retention),
+          ...(retention['prune-schedule'] === undefined ? {} : { pruneSchedule: retention['prune-schedule'] }),
+          ...(retention['prune-after-forgets'] === undefined ? {} : { pruneAfterForgets: retention['prune-after-forgets'] }),
+        },
+      }),
+      ...(job.verify === undefined ? {} : { verify: { schedule: job.verify.schedule, ...(job.verify['read-data-subset'] === undefined ? {} : { subset: job.verify['read-data-subset'] }) } }),
+      ...(job['test-restore'] === undefined ? {} : { testRestore: { schedule: job['test-restore'].schedule } }),
+      async vms() {
+        const now = config();
+        const current = (now.jobs ?? []).find((j) => j.name === job.name) ?? job;
+        return selectVms(current.select, now.vms ?? []).map((vm) => vm.name);
+      },
+    });
+  }
+  return out;
+}
+
+/** A job's `retention` as the repository's policy (`keep-within` as whole hours, rounded up). */
+export function retentionPolicy(retention: RetentionConfig): RetentionPolicy {
+  const withinMs = retention['keep-within'] === undefined ? undefined : parseDuration(retention['keep-within']);
+  return {
+    ...(retention['keep-last'] === undefined ? {} : { last: retention['keep-last'] }),
+    ...(retention['keep-hourly'] === undefined ? {} : { hourly: retention['keep-hourly'] }),
+    ...(retention['keep-daily'] === undefined ? {} : { daily: retention['keep-daily'] }),
+    ...(retention['keep-weekly'] === undefined ? {} : { weekly: retention['keep-weekly'] }),
+    ...(retention['keep-monthly'] === undefined ? {} : { monthly: retention['keep-monthly'] }),
+    ...(retention['keep-yearly'] === undefined ? {} : { yearly: retention['keep-yearly'] }),
+    ...(withinMs === undefined ? {} : { within: parseRetentionDuration(`${Math.max(1, Math.ceil(withinMs / 3_600_000))}h`) }),
+    ...(retention['keep-tags'] === undefined ? {} : { tags: retention['keep-tags'].map((tag) => [tag]) }),
   };
 }

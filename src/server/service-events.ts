@@ -8,6 +8,8 @@
  * | a backup fails and no retry follows        | `vm.failed` with its run and the error text     |
  * | a run ends (not a skipped firing)          | `job.finished` (its VMs grouped), with the repository's stored bytes |
  * | a firing skipped because the job still ran | `run.overlap-skipped`                           |
+ * | a verify task ends                         | `verify.result` (error when it failed), and `repository.damage` (critical) when it found damage |
+ * | a test-restore task ends                   | `test-restore.result` (error when the snapshot did not restore intact) |
  *
  * Events are handled one at a time in the order they came (a queue), so a run's last VM event
  * is recorded before the run's `job.finished` groups them. A failure to notify is reported and
@@ -44,6 +46,7 @@ export function bridgeEvents(runner: TaskRunner, scheduler: JobScheduler, notifi
     finished.add(task.id);
     handle(async () => {
       await emit({ type: 'task.finished', severity: 'info', summary: `${task.kind} task ${task.id} ${task.status}`, task: { kind: task.kind, status: task.status, id: task.id } });
+      for (const event of checkEvents(task, options.vmTags)) await emit(event);
       if (task.kind !== 'backup' || task.vm === null) return;
       if (task.repository !== null) options.onBackupEnded?.(task.repository);
       const common = {
@@ -95,6 +98,31 @@ export function bridgeEvents(runner: TaskRunner, scheduler: JobScheduler, notifi
   });
 
   return { idle: () => queue };
+}
+
+/** The events of an ended verify or test-restore task (none for other kinds, or a cancelled one). */
+export function checkEvents(task: TaskInfo, vmTags: (vm: string) => readonly string[]): NotificationEvent[] {
+  if ((task.kind !== 'verify' && task.kind !== 'test-restore') || task.status === 'cancelled') return [];
+  const ok = task.status === 'succeeded' || task.status === 'warning';
+  const repository = task.repository ?? '?';
+  const error = task.error === null ? undefined : `${task.error.code}: ${task.error.message}`;
+  const common = {
+    ...(task.repository === null ? {} : { repository: { name: task.repository } }),
+    ...(task.vm === null ? {} : { vm: task.vm, vmTags: vmTags(task.vm) }),
+    ...(error === undefined ? {} : { error }),
+  };
+  const detail = task.report?.summary ?? error ?? task.status;
+  if (task.kind === 'test-restore') {
+    return [{ type: 'test-restore.result', severity: ok ? 'info' : 'error', summary: `test restore of ${task.vm ?? '?'} from ${repository} ${ok ? 'passed' : 'FAILED'}: ${detail}`, ...common }];
+  }
+  const events: NotificationEvent[] = [{ type: 'verify.result', severity: ok ? 'info' : 'error', summary: `verify of repository ${repository} ${ok ? 'passed' : 'FAILED'}: ${detail}`, ...common }];
+  const damaged = Number(task.report?.figures['damaged'] ?? 0);
+  if (damaged > 0) {
+    const objects = Array.isArray(task.report?.detail['damaged']) ? (task.report?.detail['damaged'] as { kind?: string; id?: string; message?: string }[]) : [];
+    const list = objects.slice(0, 20).map((d) => `${d.kind ?? '?'} ${(d.id ?? '').slice(0, 16)}: ${d.message ?? ''}`).join('\n');
+    events.push({ type: 'repository.damage', severity: 'critical', summary: `repository ${repository}: verify found ${damaged} damaged object(s)`, ...common, error: `${error ?? ''}${list === '' ? '' : `\n${list}`}${objects.length > 20 ? `\n… and ${objects.length - 20} more` : ''}`.trim() });
+  }
+  return events;
 }
 
 /** Whether the runner queued another attempt of this task's VM (it does so before it reports the end). */

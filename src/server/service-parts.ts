@@ -2,7 +2,9 @@
  * The working parts of `coffer server`, assembled from the configuration: the task runner
  * (limits, bandwidth rules and retries from `limits` and `tasks`), the scheduler (the jobs,
  * their VMs resolved from the inventory when a run starts), the notifier (`notifications`),
- * the bridge from the first two to the third, and `/metrics` (`metrics`).
+ * the bridge from the first two to the third, the jobs' upkeep (retention after each run,
+ * verify, test-restore and prune schedules), the health checks (RPO missed, disk space low:
+ * `health`), and `/metrics` (`metrics`).
  *
  * A change of the configuration through the API reaches them at once: new limits and
  * bandwidth rules, the jobs replaced (an edited schedule fires no catch-up run), the notifier
@@ -14,12 +16,13 @@ import { readFile } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import { CofferError } from '../errors/index.js';
-import type { ConfigStore, ServiceConfig } from './config/index.js';
-import type { RepositoryCatalog } from './inventory/index.js';
+import { parseDuration, type ConfigStore, type ServiceConfig } from './config/index.js';
+import { HealthWatch, parseMinFree, type SpaceLocation } from './health/index.js';
+import { coverageReport, type RepositoryCatalog } from './inventory/index.js';
 import { CofferMetrics, registerMetricsRoute } from './metrics/index.js';
 import { Notifier, parseNotificationConfig } from './notify/index.js';
-import { JobScheduler } from './scheduler/index.js';
-import { bandwidthRules, concurrencyLimits, historyMs, retryPolicy, scheduledJobs } from './service-config.js';
+import { JobScheduler, JobUpkeep, type UpkeepOptions } from './scheduler/index.js';
+import { bandwidthRules, concurrencyLimits, historyMs, retryPolicy, scheduledJobs, upkeepJobs } from './service-config.js';
 import { bridgeEvents } from './service-events.js';
 import type { StateSchema } from './state/index.js';
 import { TaskRunner, type TaskInfo, type TaskRunnerOptions } from './tasks/index.js';
@@ -32,6 +35,10 @@ export interface WorkServices {
 
 export interface ServiceParts extends WorkServices {
   readonly notifier: Notifier;
+  /** Retention after each run, and the jobs' verify, test-restore and prune schedules. */
+  readonly upkeep: JobUpkeep;
+  /** RPO and free-space checks (`health`). */
+  readonly health: HealthWatch;
   /** The tasks the previous process left running, marked interrupted at this start. */
   readonly interrupted: TaskInfo[];
   /** `/metrics` as a route group when the configuration turns it on (its token file read now). */
@@ -50,6 +57,24 @@ export interface ServicePartsOptions {
   logError: (error: unknown, where: string) => void;
   /** Worker options (tests shorten the cancel grace). */
   worker?: TaskRunnerOptions['worker'];
+  /** The data directory (its free space is watched); none: only repositories are. */
+  dataDir?: string;
+  /** Asks a second administrator to approve a job's retention (four eyes); the API's approvals. */
+  requestApproval: UpkeepOptions['requestApproval'];
+}
+
+/** Space is low under this share free when `health.min-free` says nothing. */
+const DEFAULT_MIN_FREE = '10%';
+const DEFAULT_HEALTH_INTERVAL_MS = 15 * 60_000;
+
+/** The filesystems whose free space is watched: the data directory and every repository on a local path. */
+export function spaceLocations(config: ServiceConfig, dataDir: string | undefined): SpaceLocation[] {
+  const out: SpaceLocation[] = dataDir === undefined ? [] : [{ name: 'data directory', repository: false, path: dataDir }];
+  for (const r of config.repositories ?? []) {
+    const path = r.url.startsWith('local:') ? r.url.slice('local:'.length) : r.url;
+    if (path.startsWith('/')) out.push({ name: r.name, repository: true, path });
+  }
+  return out;
 }
 
 /** How often finished runs older than the history setting are forgotten. */
@@ -86,6 +111,22 @@ export async function startServiceParts(options: ServicePartsOptions): Promise<S
     onError: report('notifications of task events'),
   });
 
+  const upkeep = new JobUpkeep(runner, upkeepJobs(config), {
+    fourEyes: () => config().security?.['four-eyes'] === true,
+    requestApproval: options.requestApproval,
+    latestSnapshot: async (repository, vm) => (await catalog.listSnapshots(repository)).filter((s) => s.vm === vm).at(-1)?.id,
+  });
+  upkeep.events.on('error', report('job upkeep (retention, verify, test-restore, prune)'));
+
+  const health = new HealthWatch({
+    emit: (event) => notifier.emit(event),
+    pastRpo: async () => coverageReport(config(), await catalog.lastBackups(), Date.now()).pastRpo,
+    locations: () => spaceLocations(config(), options.dataDir),
+    minFree: () => parseMinFree(config().health?.['min-free'] ?? DEFAULT_MIN_FREE),
+    vmTags: (vm) => config().vms?.find((v) => v.name === vm)?.tags ?? [],
+    onError: report('health checks (RPO, free space)'),
+  });
+
   const interrupted = await runner.start();
   if (interrupted.length > 0) options.print(`${interrupted.length} task(s) were running when the server stopped: marked interrupted, retried per policy (${interrupted.map((t) => t.vm ?? t.id).join(', ')})`);
 
@@ -95,6 +136,7 @@ export async function startServiceParts(options: ServicePartsOptions): Promise<S
       limits = concurrencyLimits(next.limits);
       runner.setPolicies({ bandwidth: rules.rules, retry: retryPolicy(next) });
       scheduler.setJobs(scheduledJobs(config));
+      upkeep.setJobs(upkeepJobs(config));
       notifier.reconfigure(parseNotificationConfig(next.notifications));
       for (const warning of rules.warnings) options.print(`warning: ${warning}`);
     } catch (error) {
@@ -111,6 +153,8 @@ export async function startServiceParts(options: ServicePartsOptions): Promise<S
     runner,
     scheduler,
     notifier,
+    upkeep,
+    health,
     interrupted,
     async metricsRoutes() {
       const settings = config().metrics ?? {};
@@ -128,11 +172,16 @@ export async function startServiceParts(options: ServicePartsOptions): Promise<S
     },
     startScheduling() {
       scheduler.start();
+      upkeep.start();
+      const interval = config().health?.interval;
+      health.start((interval === undefined ? undefined : parseDuration(interval)) ?? DEFAULT_HEALTH_INTERVAL_MS);
     },
     async drain(timeLeftMs) {
       const deadline = Date.now() + timeLeftMs;
       clearInterval(historyTimer);
       await scheduler.stop();
+      await upkeep.stop();
+      await health.stop();
       await runner.drain(Math.max(0, deadline - Date.now() - 500));
       await bridge.idle();
       await notifier.close();

@@ -85,13 +85,20 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     const { store: config, created } = await ConfigStore.open(db, configFile, now);
     options.print(`coffer server ${SERVICE_VERSION}: data in ${options.dataDir}`);
     options.print(`configuration: ${configFile} (version ${config.version}${created ? ', written now from a commented sample' : ''})`);
+    // Restores through the API write only in allowed folders; this one unless the config names others.
+    const defaultRestores = join(options.dataDir, 'restores');
+    await mkdir(defaultRestores, { recursive: true, mode: 0o700 });
     const users = new UserStore(db, now);
     const sessions = new SessionStore(db, now);
     const tokens = new TokenStore(db, now);
     const audit = new AuditLog(db, now);
     catalog = new RepositoryCatalog(() => config.config.repositories ?? [], now);
     const logError = options.logError ?? (() => {});
-    parts = await startServiceParts({ db, config, catalog, print: options.print, logError, ...(options.worker === undefined ? {} : { worker: options.worker }) });
+    const approvals = new ApprovalStore(db, now);
+    parts = await startServiceParts({
+      db, config, catalog, print: options.print, logError, dataDir: options.dataDir,
+      requestApproval: (operation, args, summary, requester) => approvals.request(operation, args, summary, requester),
+      ...(options.worker === undefined ? {} : { worker: options.worker }) });
     const metricsRoutes = await parts.metricsRoutes();
     const context: ServiceContext = {
       users,
@@ -102,9 +109,10 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       audit,
       config,
       catalog,
-      approvals: new ApprovalStore(db, now),
+      approvals,
       work: { runner: parts.runner, scheduler: parts.scheduler },
       now,
+      restoreTargets: () => config.config.restore?.['allowed-targets'] ?? [defaultRestores],
       secureCookies: options.insecureHttp !== true,
       version: SERVICE_VERSION,
     };

@@ -52,6 +52,10 @@ export function checkConfig(config: ServiceConfig): PathProblem[] {
     const schedules: [(string | number)[], string][] = [[['jobs', i, 'schedule'], job.schedule]];
     if (job.verify !== undefined) schedules.push([['jobs', i, 'verify', 'schedule'], job.verify.schedule]);
     if (job['test-restore'] !== undefined) schedules.push([['jobs', i, 'test-restore', 'schedule'], job['test-restore'].schedule]);
+    if (job.retention?.['prune-schedule'] !== undefined) schedules.push([['jobs', i, 'retention', 'prune-schedule'], job.retention['prune-schedule']]);
+    if (job.retention !== undefined && !Object.keys(job.retention).some((key) => key.startsWith('keep-'))) {
+      add(['jobs', i, 'retention'], 'a retention without any keep-… would remove every snapshot after each run: say what to keep');
+    }
     for (const [path, text] of schedules) {
       try {
         parseSchedule(text, { timeZone: zone });
@@ -74,6 +78,13 @@ export function checkConfig(config: ServiceConfig): PathProblem[] {
   (limits?.bandwidth ?? []).forEach((rule, i) => {
     if (rule.read === undefined && rule.write === undefined) add(['limits', 'bandwidth', i], 'a bandwidth rule needs read or write (or both)');
     if (rule.when !== undefined && !WHEN.test(rule.when)) add(['limits', 'bandwidth', i, 'when'], `"${rule.when}" is not days and hours such as "mon..fri 08:00-18:00"`);
+    if (rule.timezone !== undefined && !knownTimeZone(rule.timezone)) add(['limits', 'bandwidth', i, 'timezone'], `unknown time zone "${rule.timezone}"`);
+    (rule.hosts ?? []).forEach((h, k) => {
+      if (!hosts.has(h)) add(['limits', 'bandwidth', i, 'hosts', k], `no host "${h}" in hosts`);
+    });
+    (rule.repositories ?? []).forEach((r, k) => {
+      if (!repositories.has(r)) add(['limits', 'bandwidth', i, 'repositories', k], `no repository "${r}" in repositories`);
+    });
   });
   for (const key of ['retry-delay', 'history'] as const) {
     const text = config.tasks?.[key];
@@ -90,3 +101,12 @@ const DAY = '(mon|tue|wed|thu|fri|sat|sun)';
 const HOUR = '([01][0-9]|2[0-3]):[0-5][0-9]';
 /** `mon..fri 08:00-18:00`, `sat,sun`, `22:00-06:00`: days (ranges or lists), hours, or both. */
 const WHEN = new RegExp(`^((${DAY}(\\.\\.${DAY})?)(,${DAY}(\\.\\.${DAY})?)*)?( ?${HOUR}-${HOUR})?$`);
+
+function knownTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -102,6 +102,8 @@ export const RetentionSchema = {
     'keep-yearly': PositiveInteger,
     'keep-within': DurationSchema,
     'keep-tags': Names,
+    'prune-schedule': { type: 'string', minLength: 1, description: 'prune the job\'s repository when this calendar event fires (in the job\'s zone)' },
+    'prune-after-forgets': { ...PositiveInteger, description: 'or: every N-th forget after a run prunes afterwards' },
   },
 } as const;
 
@@ -160,6 +162,7 @@ export const LimitsSchema = {
           write: RateSchema,
           hosts: Names,
           repositories: Names,
+          timezone: { type: 'string', minLength: 1, description: 'IANA time zone of `when` (default UTC)' },
         },
       },
     },
@@ -195,6 +198,30 @@ export const TasksSchema = {
   },
 } as const;
 
+/** The periodic health checks (server/health): RPO and free space. */
+export const HealthSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    interval: { ...DurationSchema, description: 'how often the checks run (default 15m)' },
+    'min-free': { type: 'string', pattern: '^([0-9]{1,3}(\\.[0-9]+)?%|[0-9]+(\\.[0-9]+)?[KMGT]?)$', description: 'space is low under this share (10%) or amount (20G) free (default 10%)' },
+  },
+} as const;
+
+/** Where restores through the API may write (restore-targets.ts in http/ enforces it). */
+export const RestoreSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    'allowed-targets': {
+      type: 'array',
+      minItems: 1,
+      items: { type: 'string', pattern: '^/', minLength: 2 },
+      description: 'absolute folders a restore may write into, symlinks resolved (default: restores/ in the data directory)',
+    },
+  },
+} as const;
+
 export const ConfigSchema = {
   type: 'object',
   additionalProperties: false,
@@ -208,6 +235,8 @@ export const ConfigSchema = {
     notifications: NotificationsSchema,
     metrics: MetricsSchema,
     tasks: TasksSchema,
+    restore: RestoreSchema,
+    health: HealthSchema,
   },
 } as const;
 
@@ -245,6 +274,8 @@ export interface RetentionConfig {
   'keep-yearly'?: number;
   'keep-within'?: string;
   'keep-tags'?: string[];
+  'prune-schedule'?: string;
+  'prune-after-forgets'?: number;
 }
 export interface ScheduledCheckConfig {
   schedule: string;
@@ -271,6 +302,7 @@ export interface BandwidthRuleConfig {
   write?: string;
   hosts?: string[];
   repositories?: string[];
+  timezone?: string;
 }
 export interface LimitsConfig {
   global?: number;
@@ -294,6 +326,13 @@ export interface TasksConfig {
   'retry-backoff'?: number;
   history?: string;
 }
+export interface HealthConfig {
+  interval?: string;
+  'min-free'?: string;
+}
+export interface RestoreConfig {
+  'allowed-targets'?: string[];
+}
 /** The whole configuration file, as validated by {@link ConfigSchema}. */
 export interface ServiceConfig {
   security?: { 'four-eyes'?: boolean; 'session-hours'?: number };
@@ -305,4 +344,6 @@ export interface ServiceConfig {
   notifications?: NotificationsConfig;
   metrics?: MetricsConfig;
   tasks?: TasksConfig;
+  restore?: RestoreConfig;
+  health?: HealthConfig;
 }

@@ -10,6 +10,8 @@ export const API_ERROR_CODES = {
   E_FORBIDDEN: 403,
   /** A cookie-authenticated unsafe request without the session's X-CSRF-Token header. */
   E_CSRF: 403,
+  /** A restore's `to` lies outside every folder `restore.allowed-targets` names. */
+  E_RESTORE_TARGET_REFUSED: 403,
   /** The user must change the one-time password first (POST /api/v1/auth/password). */
   E_PASSWORD_CHANGE_REQUIRED: 403,
   /** The request does not match the operation's schema (`errors` lists where). */

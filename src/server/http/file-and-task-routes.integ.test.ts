@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -116,7 +116,14 @@ const sha = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 const ended = (t: { status: string }) => !['queued', 'running'].includes(t.status);
 
 test('restore to qcow2 through the API equals the source disk (qemu-img compare), and verify passes', async () => {
-  const out = join(dir, 'restored');
+  // Outside the allowed folders (default DATA/restores), directly or through a symlink: 403.
+  await symlink(dir, join(data, 'restores', 'escape'));
+  for (const to of [join(dir, 'restored'), join(data, 'restores', 'escape', 'restored')]) {
+    const refused = await call('POST', `/repositories/main/snapshots/${snapA.slice(0, 12)}/restore`, { body: { to, format: 'qcow2', disk: 'disk0' } });
+    assert.equal(refused.status, 403, refused.text);
+    assert.equal(refused.json.code, 'E_RESTORE_TARGET_REFUSED');
+  }
+  const out = join(data, 'restores', 'restored');
   const started = await call('POST', `/repositories/main/snapshots/${snapA.slice(0, 12)}/restore`, { body: { to: out, format: 'qcow2', disk: 'disk0' } });
   assert.equal(started.status, 202, started.text);
   assert.equal(started.headers.location, `/api/v1/tasks/${started.json.id}`);

@@ -9,5 +9,6 @@ export { defineRoute, API_PREFIX, type RouteAccess, type RouteDefinition } from 
 export { ROUTE_GROUPS, type RouteGroup } from './routes/index.js';
 export { canSee, SESSION_COOKIE } from './security-hooks.js';
 export { auditRequest, type ServiceContext } from './service-context.js';
+export { confineRestoreTarget } from './restore-targets.js';
 export { problem, toProblem, PROBLEM_CONTENT_TYPE, type Problem } from './problem.js';
 export { loadOrCreateCertificate, type TlsMaterial } from './tls-certificate.js';

@@ -25,6 +25,8 @@ export interface ServiceContext {
   /** The task runner (runs, tasks, their events) and the scheduler (jobs' runs, previews). */
   work: { runner: TaskRunner; scheduler: JobScheduler };
   now: () => number;
+  /** The folders restores may write into (`restore.allowed-targets`, or DATA/restores). */
+  restoreTargets: () => readonly string[];
   /** The Secure attribute on the session cookie (off only for --insecure-http). */
   secureCookies: boolean;
   version: string;

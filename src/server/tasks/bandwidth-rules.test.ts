@@ -49,3 +49,31 @@ test('a worker\'s outcome gives the task\'s status; the latest attempts give the
   assert.equal(runEnd([{ status: 'succeeded', errorCode: null }, { status: 'interrupted', errorCode: 'E_INTERRUPTED' }]).status, 'failed');
   assert.equal(runEnd([]).status, 'succeeded');
 });
+
+test('scoped rules: a task falls under the first rule that applies now and covers its host and repository; the rate is shared under that rule only', () => {
+  const rules = new BandwidthRules([
+    { direction: 'source-read', bytesPerSecond: 10 * MB, hosts: ['h1'] },
+    { direction: 'source-read', bytesPerSecond: 40 * MB, at: 'mon..fri 8-18', timeZone: 'Europe/Berlin' },
+    { direction: 'repository-write', bytesPerSecond: 6 * MB, repositories: ['offsite'] },
+    { direction: 'repository-write', bytesPerSecond: 30 * MB, hosts: ['h2'], repositories: ['main'] },
+  ]);
+  assert.equal(rules.scoped, true);
+  assert.equal(new BandwidthRules([{ direction: 'source-read', bytesPerSecond: MB }]).scoped, false);
+  const tasks = [
+    { host: 'h1', repository: 'main', reading: true },
+    { host: 'h1', repository: 'offsite', reading: true },
+    { host: 'h2', repository: 'main', reading: true },
+    { host: 'h2', repository: 'main', reading: false },
+    { host: 'h3', repository: 'offsite', reading: true },
+  ];
+  const monday9 = new Date('2026-03-02T08:00:00Z'); // 09:00 in Berlin
+  assert.deepEqual(rules.sharesAt(monday9, tasks), [
+    { sourceRead: 5 * MB }, // h1's rule, two h1 tasks reading
+    { sourceRead: 5 * MB, repositoryWrite: 3 * MB }, // offsite's rule, two offsite tasks
+    { sourceRead: 20 * MB, repositoryWrite: 15 * MB }, // the office-hours rule, shared by the two other readers
+    { sourceRead: 20 * MB, repositoryWrite: 15 * MB }, // done reading: not counted among the readers (its share is moot), still writes under h2+main
+    { sourceRead: 20 * MB, repositoryWrite: 3 * MB },
+  ]);
+  const sunday = new Date('2026-03-08T12:00:00Z');
+  assert.deepEqual(rules.sharesAt(sunday, tasks).map((r) => r.sourceRead), [5 * MB, 5 * MB, undefined, undefined, undefined], 'off hours only h1 is read-limited');
+});

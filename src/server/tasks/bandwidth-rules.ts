@@ -5,7 +5,9 @@
  * A rule's `at` is when it applies: a calendar event matched minute by minute (`mon..fri
  * 8..17:*` is every minute from 08:00 to 17:59 on working days), or the shorthand
  * `DAYS H1-H2` (`mon..fri 8-18`: from H1:00 to H2:00). For each direction the first rule in
- * the list that applies now wins; put time-of-day rules before a constant one.
+ * the list that applies now wins; put time-of-day rules before a constant one. A rule may be
+ * scoped to `hosts` and/or `repositories`: then for a task, the first rule that applies now
+ * and covers it wins, and the rate is shared by the tasks under that same rule.
  *
  * Sharing: the rule's rate is divided evenly among the tasks under it (each worker gets
  * rate / n as its own token bucket): for a read rule the tasks still reading their sources (a
@@ -29,6 +31,18 @@ export interface BandwidthRule {
   readonly at?: string;
   /** The time zone of `at` (default UTC). */
   readonly timeZone?: string;
+  /** Only tasks of these hosts (all when absent). */
+  readonly hosts?: readonly string[];
+  /** Only tasks writing to these repositories (all when absent). */
+  readonly repositories?: readonly string[];
+}
+
+/** A running task as the scoped rules see it. */
+export interface BandwidthSubject {
+  readonly host: string;
+  readonly repository: string;
+  /** Still reading its source (counts under read rules). */
+  readonly reading: boolean;
 }
 
 /** Rules, parsed once. */
@@ -52,6 +66,35 @@ export class BandwidthRules {
       if (when === undefined || when.next(new Date(minute - 1000))?.getTime() === minute) return rule.bytesPerSecond;
     }
     return undefined;
+  }
+
+  /**
+   * Each task's share now, rules scoped by host and repository: a task falls under the first
+   * rule of each direction that applies now and covers it, and that rule's rate is divided
+   * among the tasks under it (reading ones for a read rule). Same order as `tasks`.
+   */
+  sharesAt(now: Date, tasks: readonly BandwidthSubject[]): WorkerRates[] {
+    const minute = Math.floor(now.getTime() / 60_000) * 60_000;
+    const active = this.rules.filter(({ when }) => when === undefined || when.next(new Date(minute - 1000))?.getTime() === minute).map(({ rule }) => rule);
+    const ruleOf = (direction: BandwidthRule['direction'], task: BandwidthSubject) =>
+      active.find((rule) => rule.direction === direction && (rule.hosts === undefined || rule.hosts.includes(task.host)) && (rule.repositories === undefined || rule.repositories.includes(task.repository)));
+    const reads = tasks.map((t) => ruleOf('source-read', t));
+    const writes = tasks.map((t) => ruleOf('repository-write', t));
+    return tasks.map((task, i) => {
+      const read = reads[i];
+      const write = writes[i];
+      const readers = read === undefined ? 0 : tasks.filter((t, j) => reads[j] === read && t.reading).length;
+      const writers = write === undefined ? 0 : writes.filter((w) => w === write).length;
+      return {
+        ...(read === undefined ? {} : { sourceRead: read.bytesPerSecond / Math.max(1, readers) }),
+        ...(write === undefined ? {} : { repositoryWrite: write.bytesPerSecond / Math.max(1, writers) }),
+      };
+    });
+  }
+
+  /** Whether any rule is scoped to hosts or repositories (the runner then shares per task). */
+  get scoped(): boolean {
+    return this.rules.some(({ rule }) => rule.hosts !== undefined || rule.repositories !== undefined);
   }
 
   /** Each task's share now, with `reading` tasks still reading their sources and `running` tasks in all. */

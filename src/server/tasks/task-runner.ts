@@ -24,7 +24,7 @@ import { CofferError } from '../../errors/index.js';
 import type { ConcurrencyLimits, RunningTask } from '../../jobs/index.js';
 import type { StateSchema, TaskTable } from '../state/schema.js';
 import { startWorker, type TaskReport, type WorkerHandle, type WorkerOptions, type WorkerRates } from '../worker/index.js';
-import { BandwidthRules, type BandwidthRule } from './bandwidth-rules.js';
+import { BandwidthRules, type BandwidthRule, type BandwidthSubject } from './bandwidth-rules.js';
 import { chooseStarts } from './choose-starts.js';
 import { retryAt, runEnd, taskEnd, type RetryPolicy } from './outcomes.js';
 import { TaskStore, type TaskFilter } from './task-store.js';
@@ -467,7 +467,7 @@ export class TaskRunner {
     await this.store.markRunning(row.id, startedAt);
     const kind = row.kind as TaskKind;
     const reading = [...this.running.values()].filter((r) => r.reading).length;
-    const rates = kind === 'backup' ? this.bandwidth.shareAt(this.now(), reading + 1, this.running.size + 1) : {};
+    const rates = kind !== 'backup' ? {} : this.bandwidth.scoped ? this.scopedShares(this.now(), { host: row.host ?? '', repository: row.repository ?? '', reading: true }).at(-1) ?? {} : this.bandwidth.shareAt(this.now(), reading + 1, this.running.size + 1);
     const handle = startWorker({ taskId: row.id, kind, spec: JSON.parse(row.spec) as unknown, rates }, {
       onProgress: (done, total, latencyMs) => {
         const entry = this.running.get(row.id);
@@ -544,12 +544,30 @@ export class TaskRunner {
   /** Sends each worker its share of the bandwidth rules when it changed. */
   private rebalance(now: Date): void {
     const all = [...this.running.values()];
+    if (this.bandwidth.scoped) {
+      // Scoped rules: only backups share them (as at launch), each under the rule that covers it.
+      const backups = all.filter((r) => r.kind === 'backup');
+      const shares = this.scopedShares(now);
+      all.forEach((r) => {
+        const share = r.kind === 'backup' ? (shares[backups.indexOf(r)] ?? {}) : {};
+        if (r.rates.sourceRead === share.sourceRead && r.rates.repositoryWrite === share.repositoryWrite) return;
+        r.rates = share;
+        r.handle.setRates(share);
+      });
+      return;
+    }
     const share = this.bandwidth.shareAt(now, all.filter((r) => r.reading).length, all.length);
     for (const r of all) {
       if (r.rates.sourceRead === share.sourceRead && r.rates.repositoryWrite === share.repositoryWrite) continue;
       r.rates = share;
       r.handle.setRates(share);
     }
+  }
+
+  /** Scoped bandwidth rules: each running backup's share (in `running` order), then `extra`'s when given (a task starting). */
+  private scopedShares(now: Date, extra?: BandwidthSubject): WorkerRates[] {
+    const subjects: BandwidthSubject[] = [...this.running.values()].filter((r) => r.kind === 'backup').map((r) => ({ host: r.placement.host, repository: r.placement.repository, reading: r.reading }));
+    return this.bandwidth.sharesAt(now, extra === undefined ? subjects : [...subjects, extra]);
   }
 
   /** An internal failure (the state database went away…): `error` listeners hear it; without one, a process warning. */

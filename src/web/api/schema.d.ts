@@ -583,7 +583,7 @@ export interface paths {
         put?: never;
         /**
          * Restore a snapshot's disks to a path on the server in any disk format, or as a clone VM (a task)
-         * @description `to` is an absolute path on the server: a file for one disk, a folder for several (each `<disk>.<ext>`), or with `asVm` the folder for the clone's disks and its definition (new UUID and MACs). Existing files are refused unless `overwrite`.
+         * @description `to` is an absolute path on the server inside a folder `restore.allowed-targets` names (default DATA/restores; 403 E_RESTORE_TARGET_REFUSED otherwise, symlinks resolved): a file for one disk, a folder for several (each `<disk>.<ext>`), or with `asVm` the folder for the clone's disks and its definition (new UUID and MACs). Existing files are refused unless `overwrite`.
          */
         post: operations["restoreSnapshot"];
         delete?: never;
@@ -1710,6 +1710,12 @@ export interface operations {
                 content: {
                     "application/json": {
                         config: {
+                            health?: {
+                                /** @description how often the checks run (default 15m) */
+                                interval?: string;
+                                /** @description space is low under this share (10%) or amount (20G) free (default 10%) */
+                                "min-free"?: string;
+                            };
                             hosts?: {
                                 address?: string;
                                 datastores?: string[];
@@ -1732,6 +1738,10 @@ export interface operations {
                                     "keep-weekly"?: number;
                                     "keep-within"?: string;
                                     "keep-yearly"?: number;
+                                    /** @description or: every N-th forget after a run prunes afterwards */
+                                    "prune-after-forgets"?: number;
+                                    /** @description prune the job's repository when this calendar event fires (in the job's zone) */
+                                    "prune-schedule"?: string;
                                 };
                                 /** @description a calendar event (mon..fri 22:00) or a cron expression */
                                 schedule: string;
@@ -1763,6 +1773,8 @@ export interface operations {
                                     hosts?: string[];
                                     read?: string;
                                     repositories?: string[];
+                                    /** @description IANA time zone of `when` (default UTC) */
+                                    timezone?: string;
                                     /** @description days and hours, e.g. "mon..fri 08:00-18:00" (always when absent) */
                                     when?: string;
                                     write?: string;
@@ -1860,6 +1872,10 @@ export interface operations {
                                 /** @description a local path, or s3:https://HOST/BUCKET/PREFIX */
                                 url: string;
                             }[];
+                            restore?: {
+                                /** @description absolute folders a restore may write into, symlinks resolved (default: restores/ in the data directory) */
+                                "allowed-targets"?: string[];
+                            };
                             security?: {
                                 /** @description destructive operations wait for a second administrator */
                                 "four-eyes"?: boolean;
@@ -2533,6 +2549,10 @@ export interface operations {
                                 "keep-weekly"?: number;
                                 "keep-within"?: string;
                                 "keep-yearly"?: number;
+                                /** @description or: every N-th forget after a run prunes afterwards */
+                                "prune-after-forgets"?: number;
+                                /** @description prune the job's repository when this calendar event fires (in the job's zone) */
+                                "prune-schedule"?: string;
                             };
                             /** @description a calendar event (mon..fri 22:00) or a cron expression */
                             schedule: string;
@@ -2643,6 +2663,10 @@ export interface operations {
                             "keep-weekly"?: number;
                             "keep-within"?: string;
                             "keep-yearly"?: number;
+                            /** @description or: every N-th forget after a run prunes afterwards */
+                            "prune-after-forgets"?: number;
+                            /** @description prune the job's repository when this calendar event fires (in the job's zone) */
+                            "prune-schedule"?: string;
                         };
                         /** @description a calendar event (mon..fri 22:00) or a cron expression */
                         schedule: string;

@@ -7,7 +7,7 @@
  * when it is approved. Every start is audit-logged with who, what and from where.
  */
 import { mkdir } from 'node:fs/promises';
-import { isAbsolute, join, normalize } from 'node:path';
+import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { TARGET_FORMATS, type TargetFormat } from '../../../disk/index.js';
@@ -15,6 +15,7 @@ import { parseRetentionDuration, type RetentionPolicy } from '../../../repo/inde
 import type { TaskInfo, TaskRequest } from '../../tasks/index.js';
 import { parseVerifySubset } from '../../worker/index.js';
 import { ApiError } from '../api-error.js';
+import { confineRestoreTarget } from '../restore-targets.js';
 import { API_PREFIX, defineRoute } from '../route.js';
 import { canSee } from '../security-hooks.js';
 import { auditRequest, type ServiceContext } from '../service-context.js';
@@ -82,7 +83,7 @@ export function taskActionRoutes(app: FastifyInstance, context: ServiceContext):
     url: '/repositories/:repo/snapshots/:snapshot/restore',
     operationId: 'restoreSnapshot',
     summary: 'Restore a snapshot\'s disks to a path on the server in any disk format, or as a clone VM (a task)',
-    description: '`to` is an absolute path on the server: a file for one disk, a folder for several (each `<disk>.<ext>`), or with `asVm` the folder for the clone\'s disks and its definition (new UUID and MACs). Existing files are refused unless `overwrite`.',
+    description: '`to` is an absolute path on the server inside a folder `restore.allowed-targets` names (default DATA/restores; 403 E_RESTORE_TARGET_REFUSED otherwise, symlinks resolved): a file for one disk, a folder for several (each `<disk>.<ext>`), or with `asVm` the folder for the clone\'s disks and its definition (new UUID and MACs). Existing files are refused unless `overwrite`.',
     tag: 'restore',
     access: { permission: 'restore.run', filtered: true },
     params: SnapshotParams,
@@ -103,7 +104,7 @@ export function taskActionRoutes(app: FastifyInstance, context: ServiceContext):
       const { repo, snapshot: ref } = request.params as { repo: string; snapshot: string };
       const snapshot = await permittedSnapshot(context, request, repo, ref, 'restore.run');
       const body = request.body as { to: string; format: TargetFormat; disk?: string; overwrite: boolean; asVm?: string };
-      const to = cleanPath(body.to);
+      const to = await confineRestoreTarget(body.to, context.restoreTargets());
       const task = await submit({
         kind: 'restore', owner: actor(request), repository: repo, vm: snapshot.vm,
         spec: { repository: repositoryRef(knownRepository(context, repo)), snapshot: snapshot.id, to, format: body.format, overwrite: body.overwrite, ...(body.disk === undefined ? {} : { disk: body.disk }), ...(body.asVm === undefined ? {} : { asVm: body.asVm }) },
@@ -282,12 +283,4 @@ export function taskActionRoutes(app: FastifyInstance, context: ServiceContext):
     await auditRequest(context, request, { action: operation, target: `/repositories/${repo}`, outcome: 'success', details: { dryRun: spec.dryRun, task: task.id } });
     return started(reply, task);
   }
-}
-
-/** An absolute path without `..` tricks (normalised). @throws E_VALIDATION. */
-function cleanPath(path: string): string {
-  if (!isAbsolute(path) || path.includes('\0')) throw new ApiError('E_VALIDATION', `to ${path}: give an absolute path on the server`);
-  const clean = normalize(path);
-  if (clean === '/') throw new ApiError('E_VALIDATION', 'to /: name a file or a folder');
-  return clean;
 }

@@ -9,6 +9,7 @@ import { auditLog } from './0003-audit-log.js';
 import { configVersions } from './0004-config-versions.js';
 import { approvals } from './0005-approvals.js';
 import { tasks } from './0010-tasks.js';
+import { listOrderIndexes } from './0011-list-order-indexes.js';
 import { notifyEvents } from './0020-notify-events.js';
 import { notifyOutbox } from './0021-notify-outbox.js';
 import { notifyMetrics } from './0022-notify-metrics.js';
@@ -20,6 +21,7 @@ export const MIGRATIONS: readonly Migration[] = [
   configVersions,
   approvals,
   tasks,
+  listOrderIndexes,
   notifyEvents,
   notifyOutbox,
   notifyMetrics,
