@@ -18,6 +18,9 @@ import { JobsPage } from './pages/JobsPage';
 import { LoginPage } from './pages/LoginPage';
 import { PasswordPage } from './pages/PasswordPage';
 import { SnapshotPage } from './pages/SnapshotPage';
+import { TaskPage } from './pages/TaskPage';
+import { TasksPage } from './pages/TasksPage';
+import { TimelinePage } from './pages/TimelinePage';
 import { TokensPage } from './pages/TokensPage';
 import { UsersPage } from './pages/UsersPage';
 import { VmPage } from './pages/VmPage';
@@ -73,6 +76,9 @@ export function App() {
           <Route path="vms" element={<VmsPage />} />
           <Route path="vms/:vm" element={<VmPage />} />
           <Route path="repositories/:repo/snapshots/:snapshot" element={<SnapshotPage />} />
+          <Route path="timeline" element={<TimelinePage />} />
+          <Route path="tasks" element={<TasksPage />} />
+          <Route path="tasks/:id" element={<TaskPage />} />
           <Route path="jobs" element={<JobsPage />} />
           <Route path="jobs/:job" element={<JobPage />} />
           <Route path="audit" element={<AuditPage />} />

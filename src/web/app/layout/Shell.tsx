@@ -21,6 +21,8 @@ interface NavItem {
 export const NAV_ITEMS: readonly NavItem[] = [
   { to: '/', label: 'Dashboard' },
   { to: '/vms', label: 'VMs and restore points', permission: 'inventory.read' },
+  { to: '/timeline', label: 'Backup window', permission: 'inventory.read' },
+  { to: '/tasks', label: 'Tasks', permission: 'inventory.read' },
   { to: '/jobs', label: 'Jobs', permission: 'inventory.read' },
   { to: '/audit', label: 'Audit log', permission: 'audit.read' },
   { to: '/users', label: 'Users and grants', permission: 'users.read' },

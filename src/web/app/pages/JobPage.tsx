@@ -12,6 +12,7 @@ import { useSession } from '../auth/session';
 import { PageTitle } from '../components/PageTitle';
 import { ProblemAlert } from '../components/ProblemAlert';
 import { QueryView } from '../components/QueryView';
+import { RunJobButtons } from '../components/RunJobButtons';
 import { formatTime } from '../format';
 import { describeSelection } from './JobsPage';
 
@@ -22,7 +23,7 @@ export function JobPage() {
   const next = useQuery({ queryKey: ['jobs', name, 'next-runs', 5], queryFn: () => call('get', '/api/v1/jobs/{job}/next-runs', { params: { job: name }, query: { count: 5 } }) });
   return (
     <>
-      <PageTitle>{`Job ${name}`}</PageTitle>
+      <PageTitle actions={<RunJobButtons job={name} />}>{`Job ${name}`}</PageTitle>
       <Grid>
         <Grid.Col span={{ base: 12, md: 6 }}>
           <Card withBorder component="section" aria-label="Selection">
