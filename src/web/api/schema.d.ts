@@ -4672,6 +4672,10 @@ export interface operations {
                             notBefore?: string | null;
                             owner: string;
                             progress: number;
+                            /** @description a task other than a backup: summary, warnings, figures and its kind's detail (instant recovery, while it serves: exports with NBD URIs, qemuCommand, startedAt) */
+                            report?: {
+                                [key: string]: unknown;
+                            } | null;
                             repository: string | null;
                             result: ({
                                 /** @description source, repository, cpu or throttle */
@@ -5062,6 +5066,10 @@ export interface operations {
                             notBefore?: string | null;
                             owner: string;
                             progress: number;
+                            /** @description a task other than a backup: summary, warnings, figures and its kind's detail (instant recovery, while it serves: exports with NBD URIs, qemuCommand, startedAt) */
+                            report?: {
+                                [key: string]: unknown;
+                            } | null;
                             repository: string | null;
                             result: ({
                                 /** @description source, repository, cpu or throttle */
@@ -5188,6 +5196,10 @@ export interface operations {
                         notBefore?: string | null;
                         owner: string;
                         progress: number;
+                        /** @description a task other than a backup: summary, warnings, figures and its kind's detail (instant recovery, while it serves: exports with NBD URIs, qemuCommand, startedAt) */
+                        report?: {
+                            [key: string]: unknown;
+                        } | null;
                         repository: string | null;
                         result: ({
                             /** @description source, repository, cpu or throttle */
@@ -5306,6 +5318,10 @@ export interface operations {
                         notBefore?: string | null;
                         owner: string;
                         progress: number;
+                        /** @description a task other than a backup: summary, warnings, figures and its kind's detail (instant recovery, while it serves: exports with NBD URIs, qemuCommand, startedAt) */
+                        report?: {
+                            [key: string]: unknown;
+                        } | null;
                         repository: string | null;
                         result: ({
                             /** @description source, repository, cpu or throttle */
@@ -6473,6 +6489,10 @@ export interface operations {
                             notBefore?: string | null;
                             owner: string;
                             progress: number;
+                            /** @description a task other than a backup: summary, warnings, figures and its kind's detail (instant recovery, while it serves: exports with NBD URIs, qemuCommand, startedAt) */
+                            report?: {
+                                [key: string]: unknown;
+                            } | null;
                             repository: string | null;
                             result: ({
                                 /** @description source, repository, cpu or throttle */
