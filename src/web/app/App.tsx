@@ -17,6 +17,7 @@ import { JobPage } from './pages/JobPage';
 import { JobsPage } from './pages/JobsPage';
 import { LoginPage } from './pages/LoginPage';
 import { PasswordPage } from './pages/PasswordPage';
+import { RestorePage } from './pages/RestorePage';
 import { SnapshotPage } from './pages/SnapshotPage';
 import { TaskPage } from './pages/TaskPage';
 import { TasksPage } from './pages/TasksPage';
@@ -76,6 +77,7 @@ export function App() {
           <Route path="vms" element={<VmsPage />} />
           <Route path="vms/:vm" element={<VmPage />} />
           <Route path="repositories/:repo/snapshots/:snapshot" element={<SnapshotPage />} />
+          <Route path="restore" element={<RestorePage />} />
           <Route path="timeline" element={<TimelinePage />} />
           <Route path="tasks" element={<TasksPage />} />
           <Route path="tasks/:id" element={<TaskPage />} />

@@ -21,6 +21,7 @@ interface NavItem {
 export const NAV_ITEMS: readonly NavItem[] = [
   { to: '/', label: 'Dashboard' },
   { to: '/vms', label: 'VMs and restore points', permission: 'inventory.read' },
+  { to: '/restore', label: 'Restore', permission: 'files.browse' },
   { to: '/timeline', label: 'Backup window', permission: 'inventory.read' },
   { to: '/tasks', label: 'Tasks', permission: 'inventory.read' },
   { to: '/jobs', label: 'Jobs', permission: 'inventory.read' },
