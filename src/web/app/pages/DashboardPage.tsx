@@ -286,7 +286,7 @@ function NextRunsCard() {
                   <List.Item key={j.job}>
                     <Link to={`/jobs/${encodeURIComponent(j.job)}`}>{j.job}</Link>: {j.running ? 'running now; next ' : ''}
                     {formatTime(j.nextRuns[0], j.timezone)} ({j.timezone})
-                    <Forecast forecast={j.forecast} problem={j.problem} />
+                    <Forecast forecast={j.forecast} problem={j.problem} timezone={j.timezone} />
                   </List.Item>
                 ))}
             </List>
@@ -300,13 +300,13 @@ function NextRunsCard() {
 type Preview = Answer<'/api/v1/scheduler/preview', 'get'>;
 
 /** Tonight's forecast of one job: whether every VM fits its window, from their last durations. */
-function Forecast({ forecast, problem }: { forecast: Preview['jobs'][number]['forecast']; problem?: string | undefined }) {
+function Forecast({ forecast, problem, timezone }: { forecast: Preview['jobs'][number]['forecast']; problem?: string | undefined; timezone: string }) {
   if (forecast === null) return problem === undefined ? null : <Text size="xs" c="dimmed">No forecast: {problem}</Text>;
   if (forecast.willNotStart.length === 0 && forecast.overruns.length === 0)
     return (
       <Text size="xs" c="dimmed" data-testid="forecast">
-        {forecast.entries.length} VMs, all expected to fit{forecast.windowEnd === null ? '' : ` before ${formatTime(forecast.windowEnd)}`}
-        {forecast.end === null ? '' : `; last ends about ${formatTime(forecast.end)}`}
+        {forecast.entries.length} VMs, all expected to fit{forecast.windowEnd === null ? '' : ` before ${formatTime(forecast.windowEnd, timezone)}`}
+        {forecast.end === null ? '' : `; last ends about ${formatTime(forecast.end, timezone)}`}
       </Text>
     );
   return (

@@ -61,7 +61,7 @@ function VmStep({ onChoose }: { onChoose: (vm: string) => void }) {
             <SimpleGrid cols={{ base: 1, xs: 2, md: 4 }} spacing="xs" role="list" aria-label="VMs">
               {list.items.map((vm) => (
                 <Card key={vm.name} withBorder padding="xs" role="listitem">
-                  <UnstyledButton onClick={() => onChoose(vm.name)} aria-label={`Restore from ${vm.name}`}>
+                  <UnstyledButton onClick={() => onChoose(vm.name)}>
                     <Text fw={600}>{vm.name}</Text>
                     <Text size="xs" c="dimmed">
                       on {vm.host}
@@ -85,7 +85,7 @@ function ActionStep({ onChoose }: { onChoose: (what: RestoreAction) => void }) {
         const allowed = what === 'files' ? session.can('files.browse') : session.can('restore.run');
         return (
           <Card key={what} withBorder role="listitem" padding="sm">
-            <UnstyledButton onClick={() => onChoose(what)} disabled={!allowed} aria-label={ACTION_LABELS[what].title} style={{ opacity: allowed ? 1 : 0.6 }}>
+            <UnstyledButton onClick={() => onChoose(what)} disabled={!allowed} style={{ opacity: allowed ? 1 : 0.6 }}>
               <Text fw={600}>{ACTION_LABELS[what].title}</Text>
               <Text size="sm">{ACTION_LABELS[what].description}</Text>
               {!allowed && (

@@ -66,7 +66,7 @@ export function TaskPage() {
             <Group gap="sm">
               <StatusBadge status={t.status} />
               {(t.status === 'running' || t.status === 'queued') && (
-                <Badge variant="outline" color={live === 'live' ? 'teal' : 'gray'}>
+                <Badge variant="dot" color={live === 'live' ? 'teal' : 'gray'}>
                   {live === 'live' ? 'live' : 'not live: reload to update'}
                 </Badge>
               )}

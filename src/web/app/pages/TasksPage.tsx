@@ -55,7 +55,7 @@ export function TasksPage() {
   };
   return (
     <>
-      <PageTitle actions={<Badge variant="outline" color={live === 'live' ? 'teal' : 'gray'}>{live === 'live' ? 'Live updates on' : 'Live updates off'}</Badge>}>Tasks</PageTitle>
+      <PageTitle actions={<Badge variant="dot" color={live === 'live' ? 'teal' : 'gray'}>{live === 'live' ? 'Live updates on' : 'Live updates off'}</Badge>}>Tasks</PageTitle>
       <Group mb="md" align="end">
         <Select label="State" data={[{ value: '', label: 'any' }, ...STATUSES]} value={filters.status} onChange={(v) => set('status')(v ?? '')} allowDeselect={false} w={150} />
         <TextInput label="VM" value={filters.vm} onChange={(e) => set('vm')(e.currentTarget.value)} />

@@ -87,7 +87,7 @@ function Timeline({ data, onOpenTask }: { data: GanttData; onOpenTask: (id: stri
           <List size="sm">
             {data.missed.map((m) => (
               <List.Item key={m.taskId}>
-                <Anchor component={Link} to={`/tasks/${m.taskId}`}>{m.vm}</Anchor> on {m.host}: {m.reason}
+                <Anchor component={Link} underline="always" to={`/tasks/${m.taskId}`}>{m.vm}</Anchor> on {m.host}: {m.reason}
               </List.Item>
             ))}
           </List>

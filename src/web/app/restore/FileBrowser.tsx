@@ -113,7 +113,7 @@ function Directory({ target, volume }: { target: SnapshotRef; volume: string }) 
                       <Table.Tr key={e.name}>
                         <Table.Td>
                           {e.type === 'directory' ? (
-                            <UnstyledButton onClick={() => open(join(path, e.name))} aria-label={`Open folder ${e.name}`} fw={600} c="blue.8" td="underline">
+                            <UnstyledButton onClick={() => open(join(path, e.name))} aria-label={`Open ${e.name}/`} fw={600} c="blue.8" td="underline">
                               {e.name}/
                             </UnstyledButton>
                           ) : e.type === 'file' ? (

@@ -47,7 +47,7 @@ export function FileSearch({ vm, onOpen }: { vm: string; onOpen: (repo: string, 
                     <List.Item key={`${m.snapshot ?? ''}${m.volume ?? ''}${m.path ?? ''}${i}`}>
                       {formatTime(m.time)}: <code>{m.volume}{m.path}</code> ({formatBytes(m.size)}){' '}
                       {m.repository !== undefined && m.snapshot !== undefined && (
-                        <Anchor component="button" type="button" size="sm" onClick={() => onOpen(m.repository as string, m.snapshot as string)}>
+                        <Anchor component="button" type="button" size="sm" underline="always" onClick={() => onOpen(m.repository as string, m.snapshot as string)}>
                           open this snapshot
                         </Anchor>
                       )}

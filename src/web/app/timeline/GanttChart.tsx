@@ -11,6 +11,7 @@ import { STATUS_COLOR } from '../components/StatusBadge';
 import type { GanttData } from './gantt-data';
 
 const MINUTE = 60_000;
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 const clock = (ms: number) => new Date(ms).toLocaleTimeString('en-GB', { hour: '2-digit', minute: '2-digit' });
 
 interface BarItem {
@@ -27,6 +28,8 @@ export function GanttChart({ data, onOpenTask }: { data: GanttData; onOpenTask: 
   const option = useMemo<ChartOption>(() => {
     const colour = (result: string) => theme.colors[STATUS_COLOR[result] ?? 'gray']?.[6] ?? '#868e96';
     const times = [...data.bars.flatMap((b) => [b.start, b.end]), ...data.windowEnds.map((w) => w.at)];
+    // A margin of 5% of the night on each side (at least 30 s, so that short backups stay visible).
+    const pad = Math.max(MINUTE / 2, (Math.max(...times) - Math.min(...times)) * 0.05);
     const items: BarItem[] = data.bars.map((b) => ({ value: [b.row, b.start, b.end], taskId: b.taskId, name: `${b.vm} (${b.result})`, itemStyle: { color: colour(b.result) } }));
     return {
       animation: false,
@@ -36,8 +39,8 @@ export function GanttChart({ data, onOpenTask }: { data: GanttData; onOpenTask: 
       grid: { left: 8, right: 16, top: 24, bottom: 8, containLabel: true },
       xAxis: {
         type: 'time',
-        min: Math.min(...times) - 15 * MINUTE,
-        max: Math.max(...times) + 15 * MINUTE,
+        min: Math.min(...times) - pad,
+        max: Math.max(...times) + pad,
         axisLabel: { formatter: (v: number) => clock(v) },
       },
       yAxis: { type: 'category', data: data.rows.map((r) => r.label), inverse: true },
@@ -69,7 +72,7 @@ export function GanttChart({ data, onOpenTask }: { data: GanttData; onOpenTask: 
   return (
     <EChart
       option={option}
-      label={`Backup window: ${data.bars.length} backups on ${new Set(data.rows.map((r) => r.host)).size} hosts (details in the table below)`}
+      label={`Backup window: ${plural(data.bars.length, 'backup')} on ${plural(new Set(data.rows.map((r) => r.host)).size, 'host')} (details in the table below)`}
       height={Math.max(140, 56 + data.rows.length * 44)}
       onItemClick={(item) => {
         const taskId = (item.data as Partial<BarItem> | undefined)?.taskId;
