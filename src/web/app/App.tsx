@@ -18,6 +18,7 @@ import { JobsPage } from './pages/JobsPage';
 import { LoginPage } from './pages/LoginPage';
 import { PasswordPage } from './pages/PasswordPage';
 import { RestorePage } from './pages/RestorePage';
+import { SchedulesPage } from './pages/SchedulesPage';
 import { SnapshotPage } from './pages/SnapshotPage';
 import { TaskPage } from './pages/TaskPage';
 import { TasksPage } from './pages/TasksPage';
@@ -83,6 +84,7 @@ export function App() {
           <Route path="tasks/:id" element={<TaskPage />} />
           <Route path="jobs" element={<JobsPage />} />
           <Route path="jobs/:job" element={<JobPage />} />
+          <Route path="schedules" element={<SchedulesPage />} />
           <Route path="audit" element={<AuditPage />} />
           <Route path="users" element={<UsersPage />} />
           <Route path="tokens" element={<TokensPage />} />

@@ -148,6 +148,8 @@ const TOUR: ReadonlyArray<{ name: string; heading: string | RegExp; go: (page: P
     },
   },
   { name: 'jobs', heading: 'Jobs', go: nav('Jobs') },
+  { name: 'schedules', heading: 'Schedules', go: nav('Schedules') },
+  { name: 'jobs-again', heading: 'Jobs', go: nav('Jobs') },
   { name: 'job', heading: 'Job nightly', go: (page) => page.getByRole('table', { name: 'Backup jobs' }).getByRole('link', { name: 'nightly' }).click() },
   { name: 'timeline', heading: 'Backup window', go: nav('Backup window') },
   { name: 'tasks', heading: 'Tasks', go: nav('Tasks') },
@@ -402,6 +404,44 @@ test('instant recovery from the wizard: the NBD URI it shows answers nbdinfo, an
   await assert.rejects(run('nbdinfo', ['--size', text], { timeout: 10_000 }), 'the export is gone');
 });
 
+test('the jobs editor previews the selection, the schedule and the retention, and saves through the config API with its version', async () => {
+  const page = adminPage;
+  await nav('Jobs')(page);
+  await settled(page, 'Jobs');
+  await page.getByRole('table', { name: 'Backup jobs' }).getByRole('link', { name: 'nightly' }).click();
+  await settled(page, 'Job nightly');
+  await page.getByRole('button', { name: 'Edit the job' }).click();
+  const editor = page.getByRole('region', { name: 'Edit the job' });
+  await editor.getByText('Editing configuration version').waitFor();
+  const selection = editor.getByTestId('selection-preview');
+  await selection.getByText('Matches now (2):').waitFor();
+  await editor.getByLabel('VM names').fill('db1');
+  await selection.getByText('Matches now (3):').waitFor();
+  await editor.getByRole('textbox', { name: /^Schedule/ }).fill('*-*-* 03:30');
+  await editor.getByLabel('Time zone').fill('Asia/Tokyo');
+  await editor.getByTestId('schedule-preview').getByText(/03:30$/).first().waitFor();
+  assert.equal(await editor.getByTestId('schedule-preview').getByRole('listitem').count(), 5);
+  await editor.getByLabel('keep-last').fill('1');
+  // web1 has two snapshots (the set-up's and the run's): the newer stays, the older goes.
+  await editor.getByTestId('retention-preview').getByText('web1: keeps 1, removes 1').waitFor();
+  await checkPage(page, 'light', 'job-editor');
+
+  // Someone else changes the configuration meanwhile: the save is refused, not lost.
+  const current = await api(page, 'GET', '/api/v1/config');
+  const bumped = await api(page, 'PUT', '/api/v1/config', { text: `${current.json.text as string}\n# touched by another admin\n`, comment: 'meanwhile', expectedVersion: current.json.version });
+  assert.equal(bumped.status, 200);
+  await editor.getByRole('button', { name: 'Save the job' }).click();
+  await editor.getByText('The configuration has been read again').waitFor();
+  await editor.getByText(`Editing configuration version ${bumped.json.version as number}`).waitFor();
+  await editor.getByRole('button', { name: 'Save the job' }).click();
+  await editor.getByTestId('job-saved').getByText(`Saved: the configuration is now version ${(bumped.json.version as number) + 1}.`).waitFor();
+
+  const job = await api(page, 'GET', '/api/v1/jobs/nightly');
+  assert.deepEqual([job.json.schedule, job.json.timezone, job.json.retention, job.json.select], ['*-*-* 03:30', 'Asia/Tokyo', { 'keep-last': 1 }, { names: ['db1'], tags: ['web'] }]);
+  const text = (await api(page, 'GET', '/api/v1/config')).json.text as string;
+  assert.match(text, /# touched by another admin/, 'the other edit is kept');
+});
+
 test('a new API token\'s secret is shown once, and it works', async () => {
   const page = adminPage;
   await nav('API tokens')(page);
@@ -460,7 +500,7 @@ test('a RestoreOperator sees no admin page or control, and the API refuses the a
     await logIn(page, 'helpdesk', HELPDESK_PASSWORD);
     await settled(page, 'Dashboard');
     const navigation = page.getByRole('navigation', { name: 'Main navigation' });
-    assert.deepEqual(await navigation.getByRole('link').allTextContents(), ['Dashboard', 'VMs and restore points', 'Restore', 'Backup window', 'Tasks', 'Jobs', 'API tokens']);
+    assert.deepEqual(await navigation.getByRole('link').allTextContents(), ['Dashboard', 'VMs and restore points', 'Restore', 'Backup window', 'Tasks', 'Jobs', 'Schedules', 'API tokens']);
 
     await page.goto('/users');
     await settled(page, 'Users and grants');

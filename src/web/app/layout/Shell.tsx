@@ -25,6 +25,7 @@ export const NAV_ITEMS: readonly NavItem[] = [
   { to: '/timeline', label: 'Backup window', permission: 'inventory.read' },
   { to: '/tasks', label: 'Tasks', permission: 'inventory.read' },
   { to: '/jobs', label: 'Jobs', permission: 'inventory.read' },
+  { to: '/schedules', label: 'Schedules', permission: 'inventory.read' },
   { to: '/audit', label: 'Audit log', permission: 'audit.read' },
   { to: '/users', label: 'Users and grants', permission: 'users.read' },
   { to: '/tokens', label: 'API tokens' },
