@@ -20,6 +20,7 @@ import { PasswordPage } from './pages/PasswordPage';
 import { RestorePage } from './pages/RestorePage';
 import { SchedulesPage } from './pages/SchedulesPage';
 import { SnapshotPage } from './pages/SnapshotPage';
+import { StoragePage } from './pages/StoragePage';
 import { TaskPage } from './pages/TaskPage';
 import { TasksPage } from './pages/TasksPage';
 import { TimelinePage } from './pages/TimelinePage';
@@ -85,6 +86,7 @@ export function App() {
           <Route path="jobs" element={<JobsPage />} />
           <Route path="jobs/:job" element={<JobPage />} />
           <Route path="schedules" element={<SchedulesPage />} />
+          <Route path="storage" element={<StoragePage />} />
           <Route path="audit" element={<AuditPage />} />
           <Route path="users" element={<UsersPage />} />
           <Route path="tokens" element={<TokensPage />} />

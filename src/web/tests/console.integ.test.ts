@@ -149,6 +149,7 @@ const TOUR: ReadonlyArray<{ name: string; heading: string | RegExp; go: (page: P
   },
   { name: 'jobs', heading: 'Jobs', go: nav('Jobs') },
   { name: 'schedules', heading: 'Schedules', go: nav('Schedules') },
+  { name: 'storage', heading: 'Storage over time', go: nav('Storage over time') },
   { name: 'jobs-again', heading: 'Jobs', go: nav('Jobs') },
   { name: 'job', heading: 'Job nightly', go: (page) => page.getByRole('table', { name: 'Backup jobs' }).getByRole('link', { name: 'nightly' }).click() },
   { name: 'timeline', heading: 'Backup window', go: nav('Backup window') },
@@ -282,6 +283,18 @@ test('the backup window timeline: a row per host, and one host\'s backups never 
   // A bar's details: its task's page (the table's link; the chart's bar opens the same).
   await page.getByRole('table', { name: 'Backups in this period' }).getByRole('link', { name: 'web1' }).first().click();
   await settled(page, /^Task [0-9a-f]{8}$/);
+});
+
+test('storage over time: each VM\'s latest size, the bytes stored today, and when the storage fills at that growth', async () => {
+  const page = adminPage;
+  await nav('Storage over time')(page);
+  await settled(page, 'Storage over time');
+  const perVm = page.getByRole('table', { name: 'Storage per VM' });
+  await perVm.getByRole('row', { name: /^fileserver 2 192 MiB/ }).waitFor();
+  const stored = (await api(page, 'GET', '/api/v1/tasks?status=succeeded&limit=500')).json.items.filter((t: { kind: string }) => t.kind === 'backup').reduce((sum: number, t: { result: { bytesStored: number } }) => sum + t.result.bytesStored, 0);
+  assert.match((await page.getByTestId('growth').textContent()) ?? '', stored === 0 ? /Nothing stored/ : /stored per day/);
+  await page.getByLabel("Space of the repository's storage (GiB)").fill('100');
+  assert.match((await page.getByTestId('fill-forecast').textContent()) ?? '', stored === 0 ? /does not grow/ : /^Full in about \d+ days at the current growth\.$/);
 });
 
 test('every page, by its navigation, in the light and the dark theme: no serious accessibility violation, a screenshot each', async () => {
@@ -500,7 +513,7 @@ test('a RestoreOperator sees no admin page or control, and the API refuses the a
     await logIn(page, 'helpdesk', HELPDESK_PASSWORD);
     await settled(page, 'Dashboard');
     const navigation = page.getByRole('navigation', { name: 'Main navigation' });
-    assert.deepEqual(await navigation.getByRole('link').allTextContents(), ['Dashboard', 'VMs and restore points', 'Restore', 'Backup window', 'Tasks', 'Jobs', 'Schedules', 'API tokens']);
+    assert.deepEqual(await navigation.getByRole('link').allTextContents(), ['Dashboard', 'VMs and restore points', 'Restore', 'Backup window', 'Tasks', 'Jobs', 'Schedules', 'Storage over time', 'API tokens']);
 
     await page.goto('/users');
     await settled(page, 'Users and grants');

@@ -1,17 +1,17 @@
 /**
  * An ECharts chart in a div, following the colour scheme, resized with its box. Only the
- * chart types the console uses are bundled (echarts/core: bars, and a custom series for the
- * backup window timeline). The chart is a picture: the figures
+ * chart types the console uses are bundled (echarts/core: bars, lines, and a custom series for
+ * the backup window timeline). The chart is a picture: the figures
  * it shows must also be on the page as text (`label` names it for screen readers).
  */
 import { useComputedColorScheme } from '@mantine/core';
-import { BarChart, CustomChart } from 'echarts/charts';
+import { BarChart, CustomChart, LineChart } from 'echarts/charts';
 import { GridComponent, LegendComponent, MarkLineComponent, TooltipComponent } from 'echarts/components';
 import * as echarts from 'echarts/core';
 import { SVGRenderer } from 'echarts/renderers';
 import { useEffect, useRef } from 'react';
 
-echarts.use([BarChart, CustomChart, GridComponent, LegendComponent, MarkLineComponent, TooltipComponent, SVGRenderer]);
+echarts.use([BarChart, CustomChart, LineChart, GridComponent, LegendComponent, MarkLineComponent, TooltipComponent, SVGRenderer]);
 
 export type ChartOption = echarts.EChartsCoreOption;
 

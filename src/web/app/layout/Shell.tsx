@@ -26,6 +26,7 @@ export const NAV_ITEMS: readonly NavItem[] = [
   { to: '/tasks', label: 'Tasks', permission: 'inventory.read' },
   { to: '/jobs', label: 'Jobs', permission: 'inventory.read' },
   { to: '/schedules', label: 'Schedules', permission: 'inventory.read' },
+  { to: '/storage', label: 'Storage over time', permission: 'inventory.read' },
   { to: '/audit', label: 'Audit log', permission: 'audit.read' },
   { to: '/users', label: 'Users and grants', permission: 'users.read' },
   { to: '/tokens', label: 'API tokens' },
