@@ -13,6 +13,7 @@ import { Shell } from './layout/Shell';
 import { ApprovalsPage } from './pages/ApprovalsPage';
 import { AuditPage } from './pages/AuditPage';
 import { DashboardPage } from './pages/DashboardPage';
+import { HealthPage } from './pages/HealthPage';
 import { JobPage } from './pages/JobPage';
 import { JobsPage } from './pages/JobsPage';
 import { LoginPage } from './pages/LoginPage';
@@ -87,6 +88,7 @@ export function App() {
           <Route path="jobs/:job" element={<JobPage />} />
           <Route path="schedules" element={<SchedulesPage />} />
           <Route path="storage" element={<StoragePage />} />
+          <Route path="health" element={<HealthPage />} />
           <Route path="audit" element={<AuditPage />} />
           <Route path="users" element={<UsersPage />} />
           <Route path="tokens" element={<TokensPage />} />

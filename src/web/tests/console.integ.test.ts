@@ -150,6 +150,7 @@ const TOUR: ReadonlyArray<{ name: string; heading: string | RegExp; go: (page: P
   { name: 'jobs', heading: 'Jobs', go: nav('Jobs') },
   { name: 'schedules', heading: 'Schedules', go: nav('Schedules') },
   { name: 'storage', heading: 'Storage over time', go: nav('Storage over time') },
+  { name: 'health', heading: 'Repository health', go: nav('Repository health') },
   { name: 'jobs-again', heading: 'Jobs', go: nav('Jobs') },
   { name: 'job', heading: 'Job nightly', go: (page) => page.getByRole('table', { name: 'Backup jobs' }).getByRole('link', { name: 'nightly' }).click() },
   { name: 'timeline', heading: 'Backup window', go: nav('Backup window') },
@@ -280,7 +281,11 @@ test('the backup window timeline: a row per host, and one host\'s backups never 
   const hv1 = bars.filter((b) => b.host === 'hv1').sort((a, b) => a.start - b.start);
   assert.ok(hv1.length >= 2, JSON.stringify(bars));
   for (let i = 1; i < hv1.length; i++) assert.ok((hv1[i]?.start ?? 0) >= (hv1[i - 1]?.end ?? Infinity), `bars ${i - 1} and ${i} on hv1 overlap: ${JSON.stringify(hv1)}`);
-  // A bar's details: its task's page (the table's link; the chart's bar opens the same).
+  // A bar of the chart (ECharts' SVG: a path in the result's colour, teal 6 for succeeded) opens its task.
+  await page.getByRole('img', { name: /^Backup window/ }).locator('path[fill="#12b886"]').first().click();
+  await settled(page, /^Task [0-9a-f]{8}$/);
+  await nav('Backup window')(page);
+  await settled(page, 'Backup window');
   await page.getByRole('table', { name: 'Backups in this period' }).getByRole('link', { name: 'web1' }).first().click();
   await settled(page, /^Task [0-9a-f]{8}$/);
 });
@@ -417,6 +422,27 @@ test('instant recovery from the wizard: the NBD URI it shows answers nbdinfo, an
   await assert.rejects(run('nbdinfo', ['--size', text], { timeout: 10_000 }), 'the export is gone');
 });
 
+test('repository health: verify now, then its result; a dry-run prune says what it would free', async () => {
+  const page = adminPage;
+  await nav('Repository health')(page);
+  await settled(page, 'Repository health');
+  const main = page.getByTestId('health-main');
+  await main.getByText('Never verified by this server.').waitFor();
+  await main.getByRole('button', { name: 'Verify now' }).click();
+  await settled(page, /^Task [0-9a-f]{8}$/);
+  await page.locator('[data-status="succeeded"]').waitFor({ timeout: 60_000 });
+  await nav('Repository health')(page);
+  await settled(page, 'Repository health');
+  await main.getByTestId('Last verification').getByText(/no errors were found/).waitFor();
+  await main.getByRole('button', { name: 'What would prune free?' }).click();
+  await settled(page, /^Task [0-9a-f]{8}$/);
+  await page.locator('[data-status="succeeded"]').waitFor({ timeout: 60_000 });
+  await nav('Repository health')(page);
+  await settled(page, 'Repository health');
+  await main.getByTestId('Last prune').getByText(/bytes would be freed/).waitFor();
+  await checkPage(page, 'light', 'health');
+});
+
 test('the jobs editor previews the selection, the schedule and the retention, and saves through the config API with its version', async () => {
   const page = adminPage;
   await nav('Jobs')(page);
@@ -513,7 +539,7 @@ test('a RestoreOperator sees no admin page or control, and the API refuses the a
     await logIn(page, 'helpdesk', HELPDESK_PASSWORD);
     await settled(page, 'Dashboard');
     const navigation = page.getByRole('navigation', { name: 'Main navigation' });
-    assert.deepEqual(await navigation.getByRole('link').allTextContents(), ['Dashboard', 'VMs and restore points', 'Restore', 'Backup window', 'Tasks', 'Jobs', 'Schedules', 'Storage over time', 'API tokens']);
+    assert.deepEqual(await navigation.getByRole('link').allTextContents(), ['Dashboard', 'VMs and restore points', 'Restore', 'Backup window', 'Tasks', 'Jobs', 'Schedules', 'Storage over time', 'Repository health', 'API tokens']);
 
     await page.goto('/users');
     await settled(page, 'Users and grants');
@@ -529,6 +555,16 @@ test('a RestoreOperator sees no admin page or control, and the API refuses the a
     });
     assert.equal(refused.status, 403);
     assert.equal(refused.body.code, 'E_FORBIDDEN');
+
+    // Repository health: no verify or prune control for a restore-only role, and the API refuses the prune.
+    await page.goto('/health');
+    await settled(page, 'Repository health');
+    await page.getByTestId('health-main').waitFor();
+    assert.equal(await page.getByRole('button', { name: /Verify now|What would prune free/ }).count(), 0);
+    const prune = await api(page, 'POST', '/api/v1/repositories/main/prune', { dryRun: false });
+    assert.equal(prune.status, 403);
+    assert.equal(prune.json.code, 'E_FORBIDDEN');
+    await checkPage(page, 'light', 'health-as-restore-operator');
   } finally {
     await context.close();
   }

@@ -27,6 +27,7 @@ export const NAV_ITEMS: readonly NavItem[] = [
   { to: '/jobs', label: 'Jobs', permission: 'inventory.read' },
   { to: '/schedules', label: 'Schedules', permission: 'inventory.read' },
   { to: '/storage', label: 'Storage over time', permission: 'inventory.read' },
+  { to: '/health', label: 'Repository health', permission: 'inventory.read' },
   { to: '/audit', label: 'Audit log', permission: 'audit.read' },
   { to: '/users', label: 'Users and grants', permission: 'users.read' },
   { to: '/tokens', label: 'API tokens' },
