@@ -332,6 +332,16 @@ test('every page, by its navigation, in the light and the dark theme: no serious
     await phone.page.getByRole('navigation', { name: 'Main navigation' }).getByRole('link', { name: 'Jobs', exact: true }).click();
     await settled(phone.page, 'Jobs');
     await checkPage(phone.page, 'light', 'jobs-phone');
+    for (const [path, heading, name] of [['/', 'Dashboard', 'dashboard-phone'], ['/timeline', 'Backup window', 'timeline-phone'], ['/tasks', 'Tasks', 'tasks-phone'], ['/restore?vm=fileserver', 'Restore', 'restore-phone'], ['/storage', 'Storage over time', 'storage-phone']] as const) {
+      await phone.page.goto(path);
+      await settled(phone.page, heading);
+      await checkPage(phone.page, 'light', name);
+      const overflow = await phone.page.evaluate(() => {
+        const d = (globalThis as unknown as { document: { documentElement: { scrollWidth: number; clientWidth: number } } }).document.documentElement;
+        return d.scrollWidth - d.clientWidth;
+      });
+      assert.ok(overflow <= 0, `${path}: the page is ${overflow} px wider than a phone's screen`);
+    }
     await phone.context.close();
 
     // The toggle overrides the system's preference, and the choice survives a reload.
