@@ -25,7 +25,7 @@ export default defineConfig({
   test: {
     root: here,
     environment: 'jsdom',
-    include: ['app/**/*.test.tsx'],
+    include: ['app/**/*.test.{ts,tsx}'],
     setupFiles: ['app/testing/setup.ts'],
   },
 });

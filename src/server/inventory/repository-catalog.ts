@@ -6,7 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { CofferError } from '../../errors/index.js';
-import { listSnapshots, openRepositoryAt, repositoryStats, type Repository, type RepositoryStats, type Snapshot } from '../../repo/index.js';
+import { listProtections, listSnapshots, openRepositoryAt, repositoryStats, type Repository, type RepositoryStats, type Snapshot } from '../../repo/index.js';
 import type { RepositoryConfig } from '../config/index.js';
 
 /** How long a snapshot list or statistics stay fresh: short enough that a finished backup shows up soon. */
@@ -35,6 +35,11 @@ export class RepositoryCatalog {
   /** Every snapshot of a repository, oldest first (cached). */
   listSnapshots(name: string): Promise<Snapshot[]> {
     return this.cached(this.snapshots, name, async (repo) => listSnapshots(repo, { onDamaged: () => {} }));
+  }
+
+  /** The ids of a repository's protected snapshots (not cached: one small listing, read for a retention preview). */
+  async protectedIds(name: string): Promise<Set<string>> {
+    return new Set((await listProtections(await this.repository(name))).keys());
   }
 
   /** Sizes and savings of a repository (cached). */

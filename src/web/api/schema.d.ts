@@ -365,6 +365,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/jobs/selection-preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The VMs a job selection would match now (nothing is changed) */
+        post: operations["previewSelection"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/openapi.json": {
         parameters: {
             query?: never;
@@ -461,6 +478,23 @@ export interface paths {
         put?: never;
         /** Remove the data no snapshot references (a task; four-eyes: 202 with an approval request unless dryRun) */
         post: operations["pruneRepository"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/repositories/{repo}/retention-preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Which existing snapshots a job's retention settings would keep, and why, and which they would remove (nothing is changed) */
+        post: operations["previewRetention"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2931,6 +2965,82 @@ export interface operations {
             };
         };
     };
+    previewSelection: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    select: {
+                        globs?: string[];
+                        hosts?: string[];
+                        names?: string[];
+                        tags?: string[];
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description the request was refused: problem details (RFC 9457) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        code: string;
+                        detail: string;
+                        errors?: {
+                            [key: string]: unknown;
+                        }[];
+                        status: number;
+                        title: string;
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description the server failed: problem details (RFC 9457) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        code: string;
+                        detail: string;
+                        errors?: {
+                            [key: string]: unknown;
+                        }[];
+                        status: number;
+                        title: string;
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        vms: {
+                            host: string;
+                            name: string;
+                        }[];
+                    };
+                };
+            };
+        };
+    };
     openapi: {
         parameters: {
             query?: never;
@@ -3421,6 +3531,98 @@ export interface operations {
                     }) | {
                         approval: string;
                         status: string;
+                    };
+                };
+            };
+        };
+    };
+    previewRetention: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                repo: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    retention: {
+                        "keep-daily"?: number;
+                        "keep-hourly"?: number;
+                        "keep-last"?: number;
+                        "keep-monthly"?: number;
+                        "keep-tags"?: string[];
+                        "keep-weekly"?: number;
+                        "keep-within"?: string;
+                        "keep-yearly"?: number;
+                    };
+                    vm?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description the request was refused: problem details (RFC 9457) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        code: string;
+                        detail: string;
+                        errors?: {
+                            [key: string]: unknown;
+                        }[];
+                        status: number;
+                        title: string;
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description the server failed: problem details (RFC 9457) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        code: string;
+                        detail: string;
+                        errors?: {
+                            [key: string]: unknown;
+                        }[];
+                        status: number;
+                        title: string;
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        vms: {
+                            keep: number;
+                            remove: number;
+                            /** @description newest first */
+                            snapshots: {
+                                id: string;
+                                keep: boolean;
+                                reasons: string[];
+                                /** Format: date-time */
+                                time: string;
+                            }[];
+                            vm: string;
+                        }[];
                     };
                 };
             };
@@ -4696,6 +4898,10 @@ export interface operations {
                             notBefore?: string | null;
                             owner: string;
                             progress: number;
+                            /** @description a task other than a backup: summary, warnings, figures and its kind's detail (instant recovery, while it serves: exports with NBD URIs, qemuCommand, startedAt) */
+                            report?: {
+                                [key: string]: unknown;
+                            } | null;
                             repository: string | null;
                             result: ({
                                 /** @description source, repository, cpu or throttle */
@@ -5086,6 +5292,10 @@ export interface operations {
                             notBefore?: string | null;
                             owner: string;
                             progress: number;
+                            /** @description a task other than a backup: summary, warnings, figures and its kind's detail (instant recovery, while it serves: exports with NBD URIs, qemuCommand, startedAt) */
+                            report?: {
+                                [key: string]: unknown;
+                            } | null;
                             repository: string | null;
                             result: ({
                                 /** @description source, repository, cpu or throttle */
@@ -5212,6 +5422,10 @@ export interface operations {
                         notBefore?: string | null;
                         owner: string;
                         progress: number;
+                        /** @description a task other than a backup: summary, warnings, figures and its kind's detail (instant recovery, while it serves: exports with NBD URIs, qemuCommand, startedAt) */
+                        report?: {
+                            [key: string]: unknown;
+                        } | null;
                         repository: string | null;
                         result: ({
                             /** @description source, repository, cpu or throttle */
@@ -5330,6 +5544,10 @@ export interface operations {
                         notBefore?: string | null;
                         owner: string;
                         progress: number;
+                        /** @description a task other than a backup: summary, warnings, figures and its kind's detail (instant recovery, while it serves: exports with NBD URIs, qemuCommand, startedAt) */
+                        report?: {
+                            [key: string]: unknown;
+                        } | null;
                         repository: string | null;
                         result: ({
                             /** @description source, repository, cpu or throttle */
@@ -6497,6 +6715,10 @@ export interface operations {
                             notBefore?: string | null;
                             owner: string;
                             progress: number;
+                            /** @description a task other than a backup: summary, warnings, figures and its kind's detail (instant recovery, while it serves: exports with NBD URIs, qemuCommand, startedAt) */
+                            report?: {
+                                [key: string]: unknown;
+                            } | null;
                             repository: string | null;
                             result: ({
                                 /** @description source, repository, cpu or throttle */

@@ -13,11 +13,18 @@ import { Shell } from './layout/Shell';
 import { ApprovalsPage } from './pages/ApprovalsPage';
 import { AuditPage } from './pages/AuditPage';
 import { DashboardPage } from './pages/DashboardPage';
+import { HealthPage } from './pages/HealthPage';
 import { JobPage } from './pages/JobPage';
 import { JobsPage } from './pages/JobsPage';
 import { LoginPage } from './pages/LoginPage';
 import { PasswordPage } from './pages/PasswordPage';
+import { RestorePage } from './pages/RestorePage';
+import { SchedulesPage } from './pages/SchedulesPage';
 import { SnapshotPage } from './pages/SnapshotPage';
+import { StoragePage } from './pages/StoragePage';
+import { TaskPage } from './pages/TaskPage';
+import { TasksPage } from './pages/TasksPage';
+import { TimelinePage } from './pages/TimelinePage';
 import { TokensPage } from './pages/TokensPage';
 import { UsersPage } from './pages/UsersPage';
 import { VmPage } from './pages/VmPage';
@@ -73,8 +80,15 @@ export function App() {
           <Route path="vms" element={<VmsPage />} />
           <Route path="vms/:vm" element={<VmPage />} />
           <Route path="repositories/:repo/snapshots/:snapshot" element={<SnapshotPage />} />
+          <Route path="restore" element={<RestorePage />} />
+          <Route path="timeline" element={<TimelinePage />} />
+          <Route path="tasks" element={<TasksPage />} />
+          <Route path="tasks/:id" element={<TaskPage />} />
           <Route path="jobs" element={<JobsPage />} />
           <Route path="jobs/:job" element={<JobPage />} />
+          <Route path="schedules" element={<SchedulesPage />} />
+          <Route path="storage" element={<StoragePage />} />
+          <Route path="health" element={<HealthPage />} />
           <Route path="audit" element={<AuditPage />} />
           <Route path="users" element={<UsersPage />} />
           <Route path="tokens" element={<TokensPage />} />

@@ -25,6 +25,10 @@ const queryClient = new QueryClient({
   },
 });
 
+// Tasks and runs change all the time: a page showing them reads them again when it opens
+// (the events stream keeps them current while it stays open: live/events.ts).
+for (const key of [['tasks'], ['runs'], ['task'], ['task-log']]) queryClient.setQueryDefaults(key, { staleTime: 0 });
+
 const root = document.getElementById('root');
 if (root === null) throw new Error('index.html has no #root');
 createRoot(root).render(

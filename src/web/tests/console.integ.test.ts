@@ -6,15 +6,22 @@
  * light and the dark theme (prefers-color-scheme) with axe-core and a screenshot each, a token
  * shown once, a lost session back to the login and then to where the user was, a
  * RestoreOperator who sees no admin control and whom the API refuses anyway, and a dead server.
+ * Second slice: a backup run on demand watched to its end live (events stream), the backup
+ * window timeline's bars (one host's never overlap), a real ext4 and NTFS disk browsed in the
+ * restore wizard, a file and a folder (tar) downloaded and compared with debugfs's and
+ * ntfscat's reading of the source images, instant recovery started (nbdinfo reads the URI the
+ * page shows) and stopped.
  * Screenshots: test-output/screenshots/{light,dark}/ (printed at the end).
  */
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { cachedFixture, requireTools, seededBytes } from '../../testing/index.js';
+import { buildExtImage, buildNtfsImage, cachedFixture, requireTools, seededBytes } from '../../testing/index.js';
 import { coffer, startCofferServer, type CofferServer } from './coffer-process.js';
 import { screenshot, SCREENSHOT_DIR, seriousAxeViolations, watchForScriptErrors } from './page-checks.js';
 
@@ -22,6 +29,10 @@ const DISK_BYTES = 2 * 1024 * 1024;
 const ADMIN_PASSWORD = 'console-admin-password-1';
 const HELPDESK_PASSWORD = 'helpdesk-password-1';
 const STEP_TIMEOUT_MS = 10_000;
+const MiB = 1024 * 1024;
+/** The file server's two disks: a 96 MiB ext4 and a 96 MiB NTFS image (src/testing fixtures). */
+const FILES_DISK_BYTES = 96 * MiB;
+const run = promisify(execFile);
 
 let dir: string;
 let server: CofferServer;
@@ -29,6 +40,8 @@ let browser: Browser;
 let admin: BrowserContext;
 let adminPage: Page;
 let snapshotId: string;
+let ext4Image: string;
+let ntfsImage: string;
 const scriptErrors: string[] = [];
 
 const config = (disk: string, repo: string, passFile: string) => `security:
@@ -48,6 +61,10 @@ vms:
     source: { images: [${disk}] }
     tags: [web]
     rpo: 26h
+  - name: fileserver
+    host: hv1
+    source: { images: [${ext4Image}, ${ntfsImage}] }
+    tags: [web]
   - name: db1
     host: hv2
     source: { qmp: /run/db1.qmp }
@@ -61,7 +78,9 @@ jobs:
 `;
 
 before(async () => {
-  await requireTools('chromium');
+  await requireTools('chromium', 'debugfs', 'ntfscat', 'nbdinfo', 'tar');
+  ext4Image = await buildExtImage({ sizeMiB: 96, bigFileBytes: 3_000_000 });
+  ntfsImage = await buildNtfsImage({ sizeMiB: 96, bigFileBytes: 3_000_000 });
   dir = await mkdtemp(join(tmpdir(), 'coffer-console-e2e-'));
   const disk = await cachedFixture('console-web1-disk', { bytes: DISK_BYTES, seed: 9 }, (tmp) => writeFile(tmp, seededBytes(9, DISK_BYTES)));
   const repo = join(dir, 'repo');
@@ -69,6 +88,7 @@ before(async () => {
   await writeFile(passFile, 'repository passphrase\n');
   await coffer(['init', '-r', repo, '--password-file', passFile]);
   snapshotId = (JSON.parse(await coffer(['backup', '-r', repo, '--password-file', passFile, '--vm', 'web1', '--json', disk])) as { id: string }).id;
+  await coffer(['backup', '-r', repo, '--password-file', passFile, '--vm', 'fileserver', '--json', ext4Image, ntfsImage], 120_000);
   const data = join(dir, 'data');
   await mkdir(data, { recursive: true });
   await writeFile(join(data, 'coffer.yaml'), config(disk, repo, passFile));
@@ -123,12 +143,33 @@ const TOUR: ReadonlyArray<{ name: string; heading: string | RegExp; go: (page: P
     name: 'snapshot',
     heading: /^Snapshot [0-9a-f]{12}$/,
     go: async (page) => {
-      await page.getByRole('button', { name: /, 1 snapshot$/ }).click();
-      await page.getByRole('list', { name: /^Snapshots on / }).getByRole('link').click();
+      await page.getByRole('button', { name: /, \d+ snapshots?$/ }).click();
+      await page.getByRole('list', { name: /^Snapshots on / }).getByRole('link').first().click();
     },
   },
   { name: 'jobs', heading: 'Jobs', go: nav('Jobs') },
+  { name: 'schedules', heading: 'Schedules', go: nav('Schedules') },
+  { name: 'storage', heading: 'Storage over time', go: nav('Storage over time') },
+  { name: 'health', heading: 'Repository health', go: nav('Repository health') },
+  { name: 'jobs-again', heading: 'Jobs', go: nav('Jobs') },
   { name: 'job', heading: 'Job nightly', go: (page) => page.getByRole('table', { name: 'Backup jobs' }).getByRole('link', { name: 'nightly' }).click() },
+  { name: 'timeline', heading: 'Backup window', go: nav('Backup window') },
+  { name: 'tasks', heading: 'Tasks', go: nav('Tasks') },
+  { name: 'task', heading: /^Task [0-9a-f]{8}$/, go: (page) => page.getByRole('table', { name: 'Tasks' }).getByRole('link').first().click() },
+  { name: 'restore-vm', heading: 'Restore', go: nav('Restore') },
+  { name: 'restore-point', heading: 'Restore', go: (page) => page.getByRole('list', { name: 'VMs' }).getByRole('button', { name: /^fileserver/ }).click() },
+  { name: 'restore-what', heading: 'Restore', go: (page) => page.getByRole('list', { name: /^Restore points on / }).getByRole('button').first().click() },
+  {
+    name: 'restore-files',
+    heading: 'Restore',
+    go: async (page) => {
+      await page.getByRole('button', { name: 'Browse and download files' }).click();
+      await page.getByRole('group', { name: 'Volumes' }).getByRole('button', { name: /ext4/ }).click();
+      await page.getByRole('button', { name: 'Open docs/' }).click();
+      await page.getByRole('button', { name: 'readme.txt' }).click();
+      await page.getByTestId('text-preview').waitFor();
+    },
+  },
   { name: 'audit', heading: 'Audit log', go: nav('Audit log') },
   { name: 'users', heading: 'Users and grants', go: nav('Users and grants') },
   { name: 'tokens', heading: 'API tokens', go: nav('API tokens') },
@@ -153,19 +194,18 @@ test('the first admin logs in, must change the one-time password, then sees the 
   assert.equal(new URL(page.url()).pathname, '/');
 
   const stats = (await page.evaluate(async () => (await fetch('/api/v1/repositories/main/stats')).json())) as { snapshots: number; bytesLogical: number };
-  assert.equal(stats.snapshots, 1);
-  assert.equal(stats.bytesLogical, DISK_BYTES);
+  assert.equal(stats.snapshots, 2);
+  assert.equal(stats.bytesLogical, DISK_BYTES + 2 * FILES_DISK_BYTES);
   const row = page.getByTestId('repository-main');
-  await row.getByText('2.0 MiB').first().waitFor();
-  assert.equal((await row.locator('td').nth(1).textContent())?.trim(), '1');
+  await row.getByText('194 MiB').first().waitFor();
+  assert.equal((await row.locator('td').nth(1).textContent())?.trim(), '2');
   const protection = page.getByTestId('protection');
   await protection.getByText('Not covered by any job (1)').waitFor();
   assert.match((await protection.textContent()) ?? '', /db1/);
   assert.match((await protection.textContent()) ?? '', /db1: RPO 1h, last good backup never/);
   assert.match((await page.getByTestId('next-runs').textContent()) ?? '', /nightly: .* 22:00 \(Europe\/Berlin\)/);
-  // Until the server offers /api/v1/runs (branch glue), the card says so instead of showing anything.
-  const offersRuns = await page.evaluate(async () => '/api/v1/runs' in ((await (await fetch('/api/v1/openapi.json')).json()) as { paths: object }).paths);
-  assert.match((await page.getByTestId('last-night').textContent()) ?? '', offersRuns ? /This server reports runs/ : /not available on this server/);
+  await page.getByTestId('last-night').getByText('No job ran in the last 24 hours.').waitFor();
+  await page.getByTestId('running').getByText('Nothing is running.').waitFor();
 
   // Keyboard: a page's heading takes the focus; "Skip to content" shows itself when focused;
   // Enter on a navigation link opens the page and puts the focus on its heading.
@@ -184,6 +224,82 @@ test('the first admin logs in, must change the one-time password, then sees the 
   await page.keyboard.press('Enter');
   await settled(page, 'Jobs');
   assert.equal(await focused(), 'H1 Jobs');
+});
+
+/** A call to the API from inside the page, as the signed-in user (cookie and CSRF token). */
+async function api(page: Page, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
+  return page.evaluate(
+    async ({ method, path, body }) => {
+      const { csrfToken } = (await (await fetch('/api/v1/auth/me')).json()) as { csrfToken: string };
+      const response = await fetch(path, { method, headers: { 'x-csrf-token': csrfToken, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+      const text = await response.text();
+      return { status: response.status, json: text === '' ? undefined : (JSON.parse(text) as unknown) };
+    },
+    { method, path, body },
+  );
+}
+
+test('a backup run on demand: its tasks appear, and the task page follows it live to its end', async () => {
+  const page = adminPage;
+  await nav('Jobs')(page);
+  await settled(page, 'Jobs');
+  await page.getByRole('table', { name: 'Backup jobs' }).getByRole('link', { name: 'nightly' }).click();
+  await settled(page, 'Job nightly');
+  await page.getByRole('button', { name: 'Run now' }).click();
+  await page.waitForURL(/\/tasks\?run=/);
+  const runId = new URL(page.url()).searchParams.get('run') as string;
+  await settled(page, 'Tasks');
+  const table = page.getByRole('table', { name: 'Tasks' });
+  await table.getByRole('link', { name: 'backup fileserver' }).waitFor();
+  // A marker that a reload would lose: whatever changes from here on comes from the events stream.
+  await page.evaluate(() => void ((globalThis as unknown as { stayed: boolean }).stayed = true));
+  await table.getByRole('link', { name: 'backup fileserver' }).click();
+  await settled(page, /^Task [0-9a-f]{8}$/);
+  await page.locator('[data-status="succeeded"]').waitFor({ timeout: 90_000 });
+  assert.equal(await page.evaluate(() => (globalThis as unknown as { stayed?: boolean }).stayed), true, 'the page was not reloaded');
+  await page.getByTestId('task-log').waitFor();
+  assert.match((await page.getByRole('region', { name: 'Figures' }).textContent()) ?? '', /Logical \(disk size\)192 MiB/);
+  await checkPage(page, 'light', 'task-finished');
+
+  const ended = await api(page, 'GET', `/api/v1/tasks?run=${runId}&wait=true&timeout=90`);
+  assert.deepEqual(ended.json.items.map((t: { status: string }) => t.status), ['succeeded', 'succeeded']);
+  await nav('Dashboard')(page);
+  await settled(page, 'Dashboard');
+  const lastNight = page.getByTestId('last-night-nightly');
+  await lastNight.getByRole('link', { name: 'fileserver' }).waitFor();
+  assert.equal(await lastNight.locator('[data-status="succeeded"]').count(), 3, 'the run and its two VMs succeeded');
+});
+
+test('the backup window timeline: a row per host, and one host\'s backups never overlap', async () => {
+  const page = adminPage;
+  await nav('Backup window')(page);
+  await settled(page, 'Backup window');
+  await page.getByRole('img', { name: /^Backup window: \d+ backups on 1 host / }).waitFor();
+  const bars = await page.getByTestId('timeline-bar').evaluateAll((rows) =>
+    rows.map((r) => ({ host: r.getAttribute('data-host'), start: Number(r.getAttribute('data-start')), end: Number(r.getAttribute('data-end')) })),
+  );
+  const hv1 = bars.filter((b) => b.host === 'hv1').sort((a, b) => a.start - b.start);
+  assert.ok(hv1.length >= 2, JSON.stringify(bars));
+  for (let i = 1; i < hv1.length; i++) assert.ok((hv1[i]?.start ?? 0) >= (hv1[i - 1]?.end ?? Infinity), `bars ${i - 1} and ${i} on hv1 overlap: ${JSON.stringify(hv1)}`);
+  // A bar of the chart (ECharts' SVG: a path in the result's colour, teal 6 for succeeded) opens its task.
+  await page.getByRole('img', { name: /^Backup window/ }).locator('path[fill="#12b886"]').first().click();
+  await settled(page, /^Task [0-9a-f]{8}$/);
+  await nav('Backup window')(page);
+  await settled(page, 'Backup window');
+  await page.getByRole('table', { name: 'Backups in this period' }).getByRole('link', { name: 'web1' }).first().click();
+  await settled(page, /^Task [0-9a-f]{8}$/);
+});
+
+test('storage over time: each VM\'s latest size, the bytes stored today, and when the storage fills at that growth', async () => {
+  const page = adminPage;
+  await nav('Storage over time')(page);
+  await settled(page, 'Storage over time');
+  const perVm = page.getByRole('table', { name: 'Storage per VM' });
+  await perVm.getByRole('row', { name: /^fileserver 2 192 MiB/ }).waitFor();
+  const stored = (await api(page, 'GET', '/api/v1/tasks?status=succeeded&limit=500')).json.items.filter((t: { kind: string }) => t.kind === 'backup').reduce((sum: number, t: { result: { bytesStored: number } }) => sum + t.result.bytesStored, 0);
+  assert.match((await page.getByTestId('growth').textContent()) ?? '', stored === 0 ? /Nothing stored/ : /stored per day/);
+  await page.getByLabel("Space of the repository's storage (GiB)").fill('100');
+  assert.match((await page.getByTestId('fill-forecast').textContent()) ?? '', stored === 0 ? /does not grow/ : /^Full in about \d+ days at the current growth\.$/);
 });
 
 test('every page, by its navigation, in the light and the dark theme: no serious accessibility violation, a screenshot each', async () => {
@@ -216,6 +332,16 @@ test('every page, by its navigation, in the light and the dark theme: no serious
     await phone.page.getByRole('navigation', { name: 'Main navigation' }).getByRole('link', { name: 'Jobs', exact: true }).click();
     await settled(phone.page, 'Jobs');
     await checkPage(phone.page, 'light', 'jobs-phone');
+    for (const [path, heading, name] of [['/', 'Dashboard', 'dashboard-phone'], ['/timeline', 'Backup window', 'timeline-phone'], ['/tasks', 'Tasks', 'tasks-phone'], ['/restore?vm=fileserver', 'Restore', 'restore-phone'], ['/storage', 'Storage over time', 'storage-phone']] as const) {
+      await phone.page.goto(path);
+      await settled(phone.page, heading);
+      await checkPage(phone.page, 'light', name);
+      const overflow = await phone.page.evaluate(() => {
+        const d = (globalThis as unknown as { document: { documentElement: { scrollWidth: number; clientWidth: number } } }).document.documentElement;
+        return d.scrollWidth - d.clientWidth;
+      });
+      assert.ok(overflow <= 0, `${path}: the page is ${overflow} px wider than a phone's screen`);
+    }
     await phone.context.close();
 
     // The toggle overrides the system's preference, and the choice survives a reload.
@@ -235,6 +361,134 @@ test('every page, by its navigation, in the light and the dark theme: no serious
   } finally {
     await dark.context.close();
   }
+});
+
+/** The bytes of a download the page starts with `click`. */
+async function downloaded(page: Page, click: () => Promise<void>): Promise<Buffer> {
+  const [download] = await Promise.all([page.waitForEvent('download'), click()]);
+  const path = await download.path();
+  return readFile(path);
+}
+
+test('browse the snapshot\'s ext4 and NTFS volumes; a file and a folder (tar) downloaded equal what debugfs and ntfscat read', async () => {
+  const page = adminPage;
+  await nav('Restore')(page);
+  await settled(page, 'Restore');
+  await page.getByRole('list', { name: 'VMs' }).getByRole('button', { name: /^fileserver/ }).click();
+  // "Which night still had this file?": both snapshots (set-up and the run), both volumes.
+  await page.getByLabel('Which night still had this file?').fill('readme.txt');
+  await page.getByRole('button', { name: "Search fileserver's snapshots" }).click();
+  const found = page.getByTestId('search-results');
+  await found.waitFor({ timeout: 30_000 });
+  assert.equal(await found.getByText('/docs/readme.txt').count(), 4, (await found.textContent()) ?? '');
+  await checkPage(page, 'light', 'restore-search');
+  await page.getByRole('list', { name: /^Restore points on / }).getByRole('button').first().click();
+  await page.getByRole('button', { name: 'Browse and download files' }).click();
+  const readers = {
+    ext4: (path: string) => run('debugfs', ['-R', `cat ${path}`, ext4Image], { encoding: 'buffer' }).then((r) => r.stdout),
+    ntfs: (path: string) => run('ntfscat', [ntfsImage, path], { encoding: 'buffer' }).then((r) => r.stdout),
+  };
+  for (const fs of ['ext4', 'ntfs'] as const) {
+    await page.getByRole('group', { name: 'Volumes' }).getByRole('button', { name: new RegExp(`· ${fs}`) }).click();
+    await page.getByRole('button', { name: 'Open docs/' }).click();
+    await page.getByRole('table', { name: 'Files in /docs' }).waitFor();
+    await page.getByRole('button', { name: 'readme.txt' }).click();
+    const want = await readers[fs]('/docs/readme.txt');
+    assert.equal(await page.getByTestId('text-preview').textContent(), want.toString('utf8'), `${fs}: the preview`);
+    const file = await downloaded(page, () => page.getByRole('link', { name: 'Download readme.txt' }).click());
+    assert.deepEqual(file, want, `${fs}: the downloaded file`);
+    await checkPage(page, 'light', `restore-files-${fs}`);
+
+    const tar = await downloaded(page, () => page.getByRole('link', { name: 'Download this folder as tar' }).click());
+    const out = join(dir, `tar-${fs}`);
+    await mkdir(out, { recursive: true });
+    await writeFile(join(out, 'docs.tar'), tar);
+    await run('tar', ['-xf', 'docs.tar'], { cwd: out });
+    const names = (await readdir(join(out, 'docs'))).sort();
+    assert.ok(names.includes('readme.txt') && names.includes('notes.txt'), `${fs}: ${names.join(', ')}`);
+    for (const name of ['readme.txt', 'notes.txt', 'empty.txt']) assert.deepEqual(await readFile(join(out, 'docs', name)), await readers[fs](`/docs/${name}`), `${fs}: docs/${name} in the tar`);
+  }
+});
+
+test('instant recovery from the wizard: the NBD URI it shows answers nbdinfo, and stop ends it', async () => {
+  const page = adminPage;
+  await nav('Restore')(page);
+  await settled(page, 'Restore');
+  await page.getByRole('list', { name: 'VMs' }).getByRole('button', { name: /^fileserver/ }).click();
+  await page.getByRole('list', { name: /^Restore points on / }).getByRole('button').first().click();
+  await page.getByRole('button', { name: 'Instant recovery' }).click();
+  await page.getByRole('button', { name: 'Start instant recovery' }).click();
+  const uri = page.getByTestId('nbd-uri').first();
+  await uri.waitFor({ timeout: 30_000 });
+  const text = ((await uri.textContent()) ?? '').trim();
+  assert.match(text, /^nbd:\/\/127\.0\.0\.1:\d+\/disk0$/);
+  assert.match((await page.getByTestId('qemu-command').textContent()) ?? '', /^qemu-system-x86_64 .*nbd:\/\/127\.0\.0\.1:\d+\/disk0/);
+  const info = await run('nbdinfo', ['--size', text]);
+  assert.equal(Number(info.stdout.trim()), FILES_DISK_BYTES);
+  await page.getByText(/^Serving for \d+ min$/).waitFor();
+  await checkPage(page, 'light', 'instant-recovery');
+  await page.getByRole('button', { name: 'Stop instant recovery' }).click();
+  await page.getByText('Stopped.').waitFor({ timeout: 20_000 });
+  await assert.rejects(run('nbdinfo', ['--size', text], { timeout: 10_000 }), 'the export is gone');
+});
+
+test('repository health: verify now, then its result; a dry-run prune says what it would free', async () => {
+  const page = adminPage;
+  await nav('Repository health')(page);
+  await settled(page, 'Repository health');
+  const main = page.getByTestId('health-main');
+  await main.getByText('Never verified by this server.').waitFor();
+  await main.getByRole('button', { name: 'Verify now' }).click();
+  await settled(page, /^Task [0-9a-f]{8}$/);
+  await page.locator('[data-status="succeeded"]').waitFor({ timeout: 60_000 });
+  await nav('Repository health')(page);
+  await settled(page, 'Repository health');
+  await main.getByTestId('Last verification').getByText(/no errors were found/).waitFor();
+  await main.getByRole('button', { name: 'What would prune free?' }).click();
+  await settled(page, /^Task [0-9a-f]{8}$/);
+  await page.locator('[data-status="succeeded"]').waitFor({ timeout: 60_000 });
+  await nav('Repository health')(page);
+  await settled(page, 'Repository health');
+  await main.getByTestId('Last prune').getByText(/bytes would be freed/).waitFor();
+  await checkPage(page, 'light', 'health');
+});
+
+test('the jobs editor previews the selection, the schedule and the retention, and saves through the config API with its version', async () => {
+  const page = adminPage;
+  await nav('Jobs')(page);
+  await settled(page, 'Jobs');
+  await page.getByRole('table', { name: 'Backup jobs' }).getByRole('link', { name: 'nightly' }).click();
+  await settled(page, 'Job nightly');
+  await page.getByRole('button', { name: 'Edit the job' }).click();
+  const editor = page.getByRole('region', { name: 'Edit the job' });
+  await editor.getByText('Editing configuration version').waitFor();
+  const selection = editor.getByTestId('selection-preview');
+  await selection.getByText('Matches now (2):').waitFor();
+  await editor.getByLabel('VM names').fill('db1');
+  await selection.getByText('Matches now (3):').waitFor();
+  await editor.getByRole('textbox', { name: /^Schedule/ }).fill('*-*-* 03:30');
+  await editor.getByLabel('Time zone').fill('Asia/Tokyo');
+  await editor.getByTestId('schedule-preview').getByText(/03:30$/).first().waitFor();
+  assert.equal(await editor.getByTestId('schedule-preview').getByRole('listitem').count(), 5);
+  await editor.getByLabel('keep-last').fill('1');
+  // web1 has two snapshots (the set-up's and the run's): the newer stays, the older goes.
+  await editor.getByTestId('retention-preview').getByText('web1: keeps 1, removes 1').waitFor();
+  await checkPage(page, 'light', 'job-editor');
+
+  // Someone else changes the configuration meanwhile: the save is refused, not lost.
+  const current = await api(page, 'GET', '/api/v1/config');
+  const bumped = await api(page, 'PUT', '/api/v1/config', { text: `${current.json.text as string}\n# touched by another admin\n`, comment: 'meanwhile', expectedVersion: current.json.version });
+  assert.equal(bumped.status, 200);
+  await editor.getByRole('button', { name: 'Save the job' }).click();
+  await editor.getByText('The configuration has been read again').waitFor();
+  await editor.getByText(`Editing configuration version ${bumped.json.version as number}`).waitFor();
+  await editor.getByRole('button', { name: 'Save the job' }).click();
+  await editor.getByTestId('job-saved').getByText(`Saved: the configuration is now version ${(bumped.json.version as number) + 1}.`).waitFor();
+
+  const job = await api(page, 'GET', '/api/v1/jobs/nightly');
+  assert.deepEqual([job.json.schedule, job.json.timezone, job.json.retention, job.json.select], ['*-*-* 03:30', 'Asia/Tokyo', { 'keep-last': 1 }, { names: ['db1'], tags: ['web'] }]);
+  const text = (await api(page, 'GET', '/api/v1/config')).json.text as string;
+  assert.match(text, /# touched by another admin/, 'the other edit is kept');
 });
 
 test('a new API token\'s secret is shown once, and it works', async () => {
@@ -295,7 +549,7 @@ test('a RestoreOperator sees no admin page or control, and the API refuses the a
     await logIn(page, 'helpdesk', HELPDESK_PASSWORD);
     await settled(page, 'Dashboard');
     const navigation = page.getByRole('navigation', { name: 'Main navigation' });
-    assert.deepEqual(await navigation.getByRole('link').allTextContents(), ['Dashboard', 'VMs and restore points', 'Jobs', 'API tokens']);
+    assert.deepEqual(await navigation.getByRole('link').allTextContents(), ['Dashboard', 'VMs and restore points', 'Restore', 'Backup window', 'Tasks', 'Jobs', 'Schedules', 'Storage over time', 'Repository health', 'API tokens']);
 
     await page.goto('/users');
     await settled(page, 'Users and grants');
@@ -311,6 +565,16 @@ test('a RestoreOperator sees no admin page or control, and the API refuses the a
     });
     assert.equal(refused.status, 403);
     assert.equal(refused.body.code, 'E_FORBIDDEN');
+
+    // Repository health: no verify or prune control for a restore-only role, and the API refuses the prune.
+    await page.goto('/health');
+    await settled(page, 'Repository health');
+    await page.getByTestId('health-main').waitFor();
+    assert.equal(await page.getByRole('button', { name: /Verify now|What would prune free/ }).count(), 0);
+    const prune = await api(page, 'POST', '/api/v1/repositories/main/prune', { dryRun: false });
+    assert.equal(prune.status, 403);
+    assert.equal(prune.json.code, 'E_FORBIDDEN');
+    await checkPage(page, 'light', 'health-as-restore-operator');
   } finally {
     await context.close();
   }

@@ -9,6 +9,7 @@ import { approvalRoutes } from './approval-routes.js';
 import { auditRoutes } from './audit-routes.js';
 import { authRoutes } from './auth-routes.js';
 import { configRoutes } from './config-routes.js';
+import { editorPreviewRoutes } from './editor-preview-routes.js';
 import { eventRoutes } from './event-routes.js';
 import { fileRoutes } from './file-routes.js';
 import { inventoryRoutes } from './inventory-routes.js';
@@ -41,4 +42,5 @@ export const ROUTE_GROUPS: readonly RouteGroup[] = [
   schedulerRoutes,
   taskActionRoutes,
   fileRoutes,
+  editorPreviewRoutes,
 ];

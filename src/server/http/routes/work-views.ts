@@ -64,6 +64,7 @@ export const TaskSchema = {
     ended: nullableTime,
     error: { type: ['object', 'null'], required: ['code', 'message'], properties: { code: { type: 'string' }, message: { type: 'string' } } },
     result: BackupResultSchema,
+    report: { type: ['object', 'null'], additionalProperties: true, description: 'a task other than a backup: summary, warnings, figures and its kind\'s detail (instant recovery, while it serves: exports with NBD URIs, qemuCommand, startedAt)' },
   },
 } as const;
 

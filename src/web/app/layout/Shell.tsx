@@ -21,7 +21,13 @@ interface NavItem {
 export const NAV_ITEMS: readonly NavItem[] = [
   { to: '/', label: 'Dashboard' },
   { to: '/vms', label: 'VMs and restore points', permission: 'inventory.read' },
+  { to: '/restore', label: 'Restore', permission: 'files.browse' },
+  { to: '/timeline', label: 'Backup window', permission: 'inventory.read' },
+  { to: '/tasks', label: 'Tasks', permission: 'inventory.read' },
   { to: '/jobs', label: 'Jobs', permission: 'inventory.read' },
+  { to: '/schedules', label: 'Schedules', permission: 'inventory.read' },
+  { to: '/storage', label: 'Storage over time', permission: 'inventory.read' },
+  { to: '/health', label: 'Repository health', permission: 'inventory.read' },
   { to: '/audit', label: 'Audit log', permission: 'audit.read' },
   { to: '/users', label: 'Users and grants', permission: 'users.read' },
   { to: '/tokens', label: 'API tokens' },

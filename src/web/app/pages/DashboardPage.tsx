@@ -1,20 +1,25 @@
 /**
- * The morning view: what is not protected (VMs no job covers, VMs past their recovery point
- * objective), repository space and what dedup and compression save, the next scheduled runs,
- * and last night's results per job and VM once the server offers runs.
+ * The morning view: last night per job and VM (the newest run of each job in the last day,
+ * with each VM's result and error), what runs now (live progress from the events stream),
+ * what is not protected (VMs no job covers, VMs past their recovery point objective),
+ * repository space and what dedup and compression save, and the next runs with tonight's
+ * forecast (the VMs that will not fit the window).
  */
 import { Badge, Card, Group, List, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
 import { useQueries, useQuery } from '@tanstack/react-query';
 import { Link } from 'react-router';
-import { call } from '../../api/client';
-import { useApiOffers } from '../api-offers';
+import { call, type Answer } from '../../api/client';
 import { EChart } from '../components/EChart';
 import { HorizontalScroll } from '../components/HorizontalScroll';
-import { NotAvailable } from '../components/NotAvailable';
 import { PageTitle } from '../components/PageTitle';
 import { ProblemAlert } from '../components/ProblemAlert';
 import { QueryView } from '../components/QueryView';
+import { StatusBadge } from '../components/StatusBadge';
+import { TaskProgress } from '../components/TaskProgress';
 import { formatAge, formatBytes, formatRatio, formatTime } from '../format';
+import { useLiveTasks } from '../live/events';
+
+const DAY_MS = 24 * 3600_000;
 
 export function DashboardPage() {
   return (
@@ -22,6 +27,7 @@ export function DashboardPage() {
       <PageTitle>Dashboard</PageTitle>
       <SimpleGrid cols={{ base: 1, md: 2 }} spacing="md">
         <LastNightCard />
+        <RunningCard />
         <ProtectionCard />
         <RepositoriesCard />
         <NextRunsCard />
@@ -32,7 +38,9 @@ export function DashboardPage() {
 
 function DashCard({ title, children, testId }: { title: string; children: React.ReactNode; testId: string }) {
   return (
-    <Card withBorder padding="md" component="section" aria-label={title} data-testid={testId}>
+    // minWidth 0: a grid cell would otherwise grow to its widest content (a wide table) and
+    // push the card past the screen's edge instead of letting the table scroll inside it.
+    <Card withBorder padding="md" component="section" aria-label={title} data-testid={testId} style={{ minWidth: 0 }}>
       <Title order={2} size="h4" mb="sm">
         {title}
       </Title>
@@ -42,11 +50,88 @@ function DashCard({ title, children, testId }: { title: string; children: React.
 }
 
 function LastNightCard() {
-  const offersRuns = useApiOffers('/api/v1/runs');
+  const runs = useQuery({ queryKey: ['runs', 'recent'], queryFn: () => call('get', '/api/v1/runs', { query: { limit: 100 } }) });
+  // The newest run of each job within the last day (a scheduled night, or one started by hand).
+  const since = Date.now() - DAY_MS;
+  const latest = [...new Map((runs.data?.items ?? []).filter((r) => Date.parse(r.created) >= since).reverse().map((r) => [r.job ?? '(no job)', r])).values()].sort((a, b) => (a.job ?? '').localeCompare(b.job ?? ''));
+  const details = useQueries({ queries: latest.map((r) => ({ queryKey: ['runs', r.id], queryFn: () => call('get', '/api/v1/runs/{id}', { params: { id: r.id } }) })) });
   return (
     <DashCard title="Last night" testId="last-night">
-      {offersRuns === false && <NotAvailable what="Last night's results per job and VM" route="/api/v1/runs" />}
-      {offersRuns === true && <Text size="sm">This server reports runs; their summary here is the console's next step (see docs/console.md).</Text>}
+      <QueryView query={runs} context="Reading the runs">
+        {() =>
+          latest.length === 0 ? (
+            <Text c="dimmed">No job ran in the last 24 hours.</Text>
+          ) : (
+            <Stack gap="sm">
+              {latest.map((run, i) => {
+                const d = details[i];
+                return (
+                  <div key={run.id} data-testid={`last-night-${run.job ?? 'none'}`}>
+                    <Group gap="xs">
+                      <Text fw={600}>{run.job === null ? 'VMs backed up by hand' : <Link to={`/jobs/${encodeURIComponent(run.job)}`}>{run.job}</Link>}</Text>
+                      <StatusBadge status={run.status} />
+                      <Text size="xs" c="dimmed">
+                        {formatTime(run.created)} · <Link to={`/tasks?run=${run.id}`}>tasks</Link>
+                      </Text>
+                    </Group>
+                    {d?.isError === true && <ProblemAlert error={d.error} onRetry={() => void d.refetch()} />}
+                    {d?.data !== undefined && (
+                      <List size="sm" spacing={2} mt={4} listStyleType="none">
+                        {d.data.tasks.map((t) => (
+                          <List.Item key={t.id}>
+                            <Group gap={6} wrap="nowrap" align="start">
+                              <StatusBadge status={t.status} />
+                              <Text size="sm" style={{ overflowWrap: 'anywhere' }}>
+                                <Link to={`/tasks/${t.id}`}>{t.vm ?? t.kind}</Link>
+                                {t.error !== null && `: ${t.error.message}`}
+                                {t.result?.warnings !== undefined && t.result.warnings.length > 0 && `: ${t.result.warnings.join('; ')}`}
+                              </Text>
+                            </Group>
+                          </List.Item>
+                        ))}
+                      </List>
+                    )}
+                  </div>
+                );
+              })}
+            </Stack>
+          )
+        }
+      </QueryView>
+    </DashCard>
+  );
+}
+
+function RunningCard() {
+  const live = useLiveTasks();
+  const running = useQuery({ queryKey: ['tasks', 'running'], queryFn: () => call('get', '/api/v1/tasks', { query: { status: 'running', limit: 50 } }) });
+  const queued = useQuery({ queryKey: ['tasks', 'queued-count'], queryFn: () => call('get', '/api/v1/tasks', { query: { status: 'queued', limit: 1 } }) });
+  return (
+    <DashCard title="Running now" testId="running">
+      <QueryView query={running} context="Reading the running tasks">
+        {(list) => (
+          <Stack gap="xs">
+            {list.items.length === 0 ? (
+              <Text c="dimmed">Nothing is running.</Text>
+            ) : (
+              <List size="sm" spacing={4} listStyleType="none">
+                {list.items.map((t) => (
+                  <List.Item key={t.id} data-testid="running-task">
+                    <Group gap="xs" wrap="wrap">
+                      <Link to={`/tasks/${t.id}`}>{`${t.kind} ${t.vm ?? t.repository ?? ''}`.trim()}</Link>
+                      <TaskProgress progress={t.progress} label={`Progress of ${t.kind} ${t.vm ?? ''}`} />
+                    </Group>
+                  </List.Item>
+                ))}
+              </List>
+            )}
+            <Text size="xs" c="dimmed">
+              {queued.data === undefined ? '' : `${queued.data.total} queued · `}
+              {live === 'live' ? 'updated live' : 'live updates unavailable'} · <Link to="/tasks">all tasks</Link>
+            </Text>
+          </Stack>
+        )}
+      </QueryView>
     </DashCard>
   );
 }
@@ -186,33 +271,48 @@ function RepositoriesCard() {
 }
 
 function NextRunsCard() {
-  const jobs = useQuery({ queryKey: ['jobs', 'all'], queryFn: () => call('get', '/api/v1/jobs', { query: { limit: 100 } }) });
-  const names = jobs.data?.items.map((j) => j.name) ?? [];
-  const runs = useQueries({ queries: names.map((job) => ({ queryKey: ['jobs', job, 'next-runs', 1], queryFn: () => call('get', '/api/v1/jobs/{job}/next-runs', { params: { job }, query: { count: 1 } }) })) });
-  const upcoming = names
-    .flatMap((job, i) => {
-      const r = runs[i]?.data;
-      const at = r?.runs[0];
-      return r === undefined || at === undefined ? [] : [{ job, at, timezone: r.timezone }];
-    })
-    .sort((a, b) => a.at.localeCompare(b.at));
+  const preview = useQuery({ queryKey: ['scheduler', 'preview'], queryFn: () => call('get', '/api/v1/scheduler/preview', { query: { count: 1 } }) });
   return (
     <DashCard title="Next runs" testId="next-runs">
-      <QueryView query={jobs} context="Reading the jobs">
-        {(list) =>
-          list.items.length === 0 ? (
+      <QueryView query={preview} context="Reading the schedule">
+        {(p) =>
+          p.jobs.length === 0 ? (
             <Text c="dimmed">No job is configured.</Text>
           ) : (
-            <List size="sm" spacing={4}>
-              {upcoming.map((u) => (
-                <List.Item key={u.job}>
-                  <Link to={`/jobs/${encodeURIComponent(u.job)}`}>{u.job}</Link>: {formatTime(u.at, u.timezone)} ({u.timezone})
-                </List.Item>
-              ))}
+            <List size="sm" spacing={6}>
+              {[...p.jobs]
+                .sort((a, b) => (a.nextRuns[0] ?? '').localeCompare(b.nextRuns[0] ?? ''))
+                .map((j) => (
+                  <List.Item key={j.job}>
+                    <Link to={`/jobs/${encodeURIComponent(j.job)}`}>{j.job}</Link>: {j.running ? 'running now; next ' : ''}
+                    {formatTime(j.nextRuns[0], j.timezone)} ({j.timezone})
+                    <Forecast forecast={j.forecast} problem={j.problem} timezone={j.timezone} />
+                  </List.Item>
+                ))}
             </List>
           )
         }
       </QueryView>
     </DashCard>
+  );
+}
+
+type Preview = Answer<'/api/v1/scheduler/preview', 'get'>;
+
+/** Tonight's forecast of one job: whether every VM fits its window, from their last durations. */
+function Forecast({ forecast, problem, timezone }: { forecast: Preview['jobs'][number]['forecast']; problem?: string | undefined; timezone: string }) {
+  if (forecast === null) return problem === undefined ? null : <Text size="xs" c="dimmed">No forecast: {problem}</Text>;
+  if (forecast.willNotStart.length === 0 && forecast.overruns.length === 0)
+    return (
+      <Text size="xs" c="dimmed" data-testid="forecast">
+        {forecast.entries.length} VMs, all expected to fit{forecast.windowEnd === null ? '' : ` before ${formatTime(forecast.windowEnd, timezone)}`}
+        {forecast.end === null ? '' : `; last ends about ${formatTime(forecast.end, timezone)}`}
+      </Text>
+    );
+  return (
+    <Text size="xs" c="red" data-testid="forecast">
+      {forecast.willNotStart.length > 0 && `Will not start before the window ends: ${forecast.willNotStart.join(', ')}. `}
+      {forecast.overruns.length > 0 && `Expected to overrun the window: ${forecast.overruns.join(', ')}.`}
+    </Text>
   );
 }

@@ -12,17 +12,32 @@ import { useSession } from '../auth/session';
 import { PageTitle } from '../components/PageTitle';
 import { ProblemAlert } from '../components/ProblemAlert';
 import { QueryView } from '../components/QueryView';
+import { RunJobButtons } from '../components/RunJobButtons';
 import { formatTime } from '../format';
+import { JobEditor } from '../jobs/JobEditor';
 import { describeSelection } from './JobsPage';
 
 export function JobPage() {
   const name = useParams().job ?? '';
   const session = useSession();
   const job = useQuery({ queryKey: ['jobs', 'one', name], queryFn: () => call('get', '/api/v1/jobs/{job}', { params: { job: name } }) });
+  const [editing, setEditing] = useState(false);
   const next = useQuery({ queryKey: ['jobs', name, 'next-runs', 5], queryFn: () => call('get', '/api/v1/jobs/{job}/next-runs', { params: { job: name }, query: { count: 5 } }) });
   return (
     <>
-      <PageTitle>{`Job ${name}`}</PageTitle>
+      <PageTitle
+        actions={
+          <Group gap="xs">
+            <RunJobButtons job={name} />
+            {session.can('config.write') && !editing && (
+              <Button size="xs" variant="default" onClick={() => setEditing(true)}>
+                Edit the job
+              </Button>
+            )}
+          </Group>
+        }
+      >{`Job ${name}`}</PageTitle>
+      {editing && job.data !== undefined && <JobEditor name={name} job={job.data} repository={job.data.repository} onDone={() => setEditing(false)} />}
       <Grid>
         <Grid.Col span={{ base: 12, md: 6 }}>
           <Card withBorder component="section" aria-label="Selection">

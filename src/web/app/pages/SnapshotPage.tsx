@@ -38,7 +38,7 @@ export function SnapshotPage() {
               Id <Code>{s.id}</Code>
               {s.parent != null && (
                 <>
-                  {' '}· incremental on <Anchor component={Link} to={`/repositories/${encodeURIComponent(repo)}/snapshots/${s.parent}`}>{s.parent.slice(0, 12)}</Anchor>
+                  {' '}· incremental on <Anchor component={Link} underline="always" to={`/repositories/${encodeURIComponent(repo)}/snapshots/${s.parent}`}>{s.parent.slice(0, 12)}</Anchor>
                 </>
               )}
             </Text>

@@ -66,7 +66,7 @@ export function VmPage() {
               <List mt="md" size="sm" aria-label={`Snapshots on ${day ?? ''}`}>
                 {onDay.map((s) => (
                   <List.Item key={`${s.repo}/${s.id}`}>
-                    <Anchor component={Link} to={`/repositories/${encodeURIComponent(s.repo)}/snapshots/${s.id}`}>
+                    <Anchor component={Link} underline="always" to={`/repositories/${encodeURIComponent(s.repo)}/snapshots/${s.id}`}>
                       {formatTime(s.time)}
                     </Anchor>{' '}
                     in {s.repo} <Text span c="dimmed" size="xs">{s.id.slice(0, 12)}</Text>

@@ -1,0 +1,124 @@
+/**
+ * Repository health: per repository, the last verification (and the damage it found, with
+ * the snapshots it touches), the last prune (what it freed, or with a dry run what it would
+ * free), the last sync to another repository; and the actions that refresh them: verify now
+ * (`job.run`), "what would prune free?" (a dry-run prune, `snapshot.delete`). All of it from
+ * the tasks the server ran (GET /tasks), kept current by the events stream.
+ */
+import { Alert, Button, Card, Code, Group, SimpleGrid, Stack, Text, Title } from '@mantine/core';
+import { useMutation, useQuery } from '@tanstack/react-query';
+import { useNavigate } from 'react-router';
+import { call } from '../../api/client';
+import { useSession } from '../auth/session';
+import { PageTitle } from '../components/PageTitle';
+import { ProblemAlert } from '../components/ProblemAlert';
+import { QueryView } from '../components/QueryView';
+import { StatusBadge } from '../components/StatusBadge';
+import { formatTime } from '../format';
+import { useLiveTasks, type Task } from '../live/events';
+
+type Report = { summary?: string; detail?: { damaged?: unknown[]; affected?: unknown } };
+
+export function HealthPage() {
+  const repositories = useQuery({ queryKey: ['repositories'], queryFn: () => call('get', '/api/v1/repositories', { query: { limit: 100 } }) });
+  const tasks = useQuery({ queryKey: ['tasks', 'health'], queryFn: () => call('get', '/api/v1/tasks', { query: { limit: 500 } }) });
+  useLiveTasks();
+  return (
+    <>
+      <PageTitle>Repository health</PageTitle>
+      <QueryView query={repositories} context="Reading the repositories">
+        {(list) =>
+          list.items.length === 0 ? (
+            <Text c="dimmed">No repository is configured.</Text>
+          ) : (
+            <QueryView query={tasks} context="Reading the tasks">
+              {(t) => (
+                <Stack gap="md">
+                  {list.items.map((r) => (
+                    <RepositoryHealth key={r.name} repo={r.name} tasks={t.items.filter((task) => task.repository === r.name)} />
+                  ))}
+                  <Text size="sm" c="dimmed">
+                    Tape catalog: this server has no tape library configured, so it has no catalog to show.
+                  </Text>
+                </Stack>
+              )}
+            </QueryView>
+          )
+        }
+      </QueryView>
+    </>
+  );
+}
+
+function RepositoryHealth({ repo, tasks }: { repo: string; tasks: Task[] }) {
+  const session = useSession();
+  const navigate = useNavigate();
+  const latest = (kind: string) => tasks.find((t) => t.kind === kind);
+  const opened = (answer: unknown) => {
+    const id = (answer as { id?: unknown }).id;
+    if (typeof id === 'string') void navigate(`/tasks/${id}`);
+  };
+  const verify = useMutation({ mutationFn: () => call('post', '/api/v1/repositories/{repo}/verify', { params: { repo }, body: {} }), onSuccess: opened });
+  const dryPrune = useMutation({ mutationFn: () => call('post', '/api/v1/repositories/{repo}/prune', { params: { repo }, body: { dryRun: true } }), onSuccess: opened });
+  const path = `/repositories/${repo}`;
+  return (
+    <Card withBorder component="section" aria-label={`Repository ${repo}`} data-testid={`health-${repo}`}>
+      <Group justify="space-between" mb="sm">
+        <Title order={2} size="h4">
+          {repo}
+        </Title>
+        <Group gap="xs">
+          {session.canOn('job.run', path) && (
+            <Button size="xs" variant="default" loading={verify.isPending} onClick={() => verify.mutate()}>
+              Verify now
+            </Button>
+          )}
+          {session.canOn('snapshot.delete', path) && (
+            <Button size="xs" variant="default" loading={dryPrune.isPending} onClick={() => dryPrune.mutate()}>
+              What would prune free?
+            </Button>
+          )}
+        </Group>
+      </Group>
+      {verify.isError && <ProblemAlert error={verify.error} context="Starting the verification" />}
+      {dryPrune.isError && <ProblemAlert error={dryPrune.error} context="Starting the dry-run prune" />}
+      <SimpleGrid cols={{ base: 1, md: 3 }} spacing="md">
+        <Latest title="Last verification" task={latest('verify')} never="Never verified by this server." />
+        <Latest title="Last prune" task={latest('prune')} never="Never pruned by this server." />
+        <Latest title="Last sync" task={latest('sync')} never="Never synced to another repository by this server." />
+      </SimpleGrid>
+    </Card>
+  );
+}
+
+function Latest({ title, task, never }: { title: string; task: Task | undefined; never: string }) {
+  const report = (task?.report ?? null) as Report | null;
+  const damaged = report?.detail?.damaged ?? [];
+  return (
+    <div data-testid={title}>
+      <Text fw={600} size="sm">
+        {title}
+      </Text>
+      {task === undefined ? (
+        <Text size="sm" c="dimmed">
+          {never}
+        </Text>
+      ) : (
+        <Stack gap={4}>
+          <Group gap="xs">
+            <StatusBadge status={task.status} />
+            <Text size="xs">{formatTime(task.ended ?? task.started ?? task.created)}</Text>
+          </Group>
+          {report?.summary !== undefined && <Text size="sm">{report.summary}</Text>}
+          {task.error !== null && <Text size="sm">{task.error.message}</Text>}
+          {damaged.length > 0 && (
+            <Alert color="red" title={`Damage found (${damaged.length})`}>
+              <Text size="sm">What it touches:</Text>
+              <Code block>{JSON.stringify(report?.detail?.affected ?? damaged, null, 2)}</Code>
+            </Alert>
+          )}
+        </Stack>
+      )}
+    </div>
+  );
+}

@@ -1,0 +1,180 @@
+/**
+ * Storage over time, per repository: the logical data protected and the bytes stored per day
+ * over the last 60 days (storage/storage-series.ts), what dedup and compression save now, the
+ * growth per day and, given the space the repository's storage has, when it fills at that
+ * growth (the API does not report a data directory's free space, so the page asks for it);
+ * per VM: snapshots, latest size, bytes stored in the period.
+ */
+import { Card, Group, Loader, NativeSelect, NumberInput, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
+import { useQuery } from '@tanstack/react-query';
+import { useMemo, useState } from 'react';
+import { call } from '../../api/client';
+import { EChart } from '../components/EChart';
+import { HorizontalScroll } from '../components/HorizontalScroll';
+import { PageTitle } from '../components/PageTitle';
+import { ProblemAlert } from '../components/ProblemAlert';
+import { QueryView } from '../components/QueryView';
+import { formatBytes, formatRatio } from '../format';
+import { daysUntilFull, storageSeries } from '../storage/storage-series';
+
+const DAYS = 60;
+const GiB = 1024 ** 3;
+
+export function StoragePage() {
+  const repositories = useQuery({ queryKey: ['repositories'], queryFn: () => call('get', '/api/v1/repositories', { query: { limit: 100 } }) });
+  const [chosen, setChosen] = useState<string | undefined>(undefined);
+  const repo = chosen ?? repositories.data?.items[0]?.name;
+  return (
+    <>
+      <PageTitle>Storage over time</PageTitle>
+      <QueryView query={repositories} context="Reading the repositories">
+        {(list) =>
+          list.items.length === 0 || repo === undefined ? (
+            <Text c="dimmed">No repository is configured.</Text>
+          ) : (
+            <Stack gap="md">
+              {list.items.length > 1 && <NativeSelect label="Repository" data={list.items.map((r) => r.name)} value={repo} onChange={(e) => setChosen(e.currentTarget.value)} w={260} />}
+              <RepositoryStorage key={repo} repo={repo} />
+            </Stack>
+          )
+        }
+      </QueryView>
+    </>
+  );
+}
+
+function RepositoryStorage({ repo }: { repo: string }) {
+  const stats = useQuery({ queryKey: ['repositories', repo, 'stats'], queryFn: () => call('get', '/api/v1/repositories/{repo}/stats', { params: { repo } }) });
+  const snapshots = useQuery({ queryKey: ['snapshots', repo, 'all'], queryFn: () => call('get', '/api/v1/repositories/{repo}/snapshots', { params: { repo }, query: { limit: 500 } }) });
+  const tasks = useQuery({
+    queryKey: ['tasks', 'stored', repo],
+    queryFn: async () => {
+      const pages = await Promise.all((['succeeded', 'warning'] as const).map((status) => call('get', '/api/v1/tasks', { query: { status, limit: 500 } })));
+      return pages.flatMap((p) => p.items).filter((t) => t.kind === 'backup' && t.repository === repo);
+    },
+  });
+  const [capacityGiB, setCapacityGiB] = useState<number | string>('');
+  const series = useMemo(
+    () => (snapshots.data === undefined || tasks.data === undefined ? undefined : storageSeries(snapshots.data.items, tasks.data.map((t) => ({ vm: t.vm, ended: t.ended, bytesStored: t.result?.bytesStored })), new Date(), DAYS)),
+    [snapshots.data, tasks.data],
+  );
+  const stored = stats.data?.bytesStored ?? 0;
+  const capacity = typeof capacityGiB === 'number' ? capacityGiB * GiB : undefined;
+  const days = capacity === undefined || series === undefined ? undefined : daysUntilFull(capacity - stored, series.growthPerDay);
+  return (
+    <Stack gap="md">
+      <SimpleGrid cols={{ base: 1, md: 3 }} spacing="md">
+        <Card withBorder component="section" aria-label="Now" style={{ minWidth: 0 }}>
+          <Title order={2} size="h4" mb="xs">
+            Now
+          </Title>
+          <QueryView query={stats} context="Reading the repository's figures">
+            {(s) => (
+              <Stack gap={2}>
+                <Text size="sm">Protected (logical): {formatBytes(s.bytesLogical)}</Text>
+                <Text size="sm">Stored: {formatBytes(s.bytesStored)}</Text>
+                <Text size="sm">
+                  Saved by dedup ({formatRatio(s.dedupRatio)}) and compression ({formatRatio(s.compressionRatio)}): {formatBytes(Math.max(0, (s.bytesLogical ?? 0) - (s.bytesStored ?? 0)))}
+                </Text>
+              </Stack>
+            )}
+          </QueryView>
+        </Card>
+        <Card withBorder component="section" aria-label="Growth" style={{ minWidth: 0 }} data-testid="growth">
+          <Title order={2} size="h4" mb="xs">
+            Growth
+          </Title>
+          {series === undefined ? (
+            <Text size="sm">…</Text>
+          ) : (
+            <Text size="sm">{series.growthPerDay === 0 ? 'Nothing stored in the last 7 days.' : `${formatBytes(series.growthPerDay)} stored per day (the last 7 days' average).`}</Text>
+          )}
+        </Card>
+        <Card withBorder component="section" aria-label="When it fills" style={{ minWidth: 0 }}>
+          <Title order={2} size="h4" mb="xs">
+            When it fills
+          </Title>
+          <NumberInput label="Space of the repository's storage (GiB)" description="the server does not report it" min={1} value={capacityGiB} onChange={setCapacityGiB} />
+          {capacity !== undefined && (
+            <Text size="sm" mt="xs" data-testid="fill-forecast">
+              {capacity <= stored ? 'Already full or beyond.' : days === undefined ? 'It does not grow at the moment.' : `Full in about ${days} days at the current growth.`}
+            </Text>
+          )}
+        </Card>
+      </SimpleGrid>
+      {snapshots.isError && <ProblemAlert error={snapshots.error} onRetry={() => void snapshots.refetch()} context="Reading the snapshots" />}
+      {tasks.isError && <ProblemAlert error={tasks.error} onRetry={() => void tasks.refetch()} context="Reading the backups' figures" />}
+      {series === undefined && !snapshots.isError && !tasks.isError && <Loader size="sm" aria-label="Reading the history…" />}
+      {series !== undefined && (
+        <>
+          <EChart
+            label={`Protected and stored bytes of ${repo} per day over the last ${DAYS} days (figures in the table below)`}
+            height={260}
+            option={{
+              tooltip: { trigger: 'axis', valueFormatter: (v: unknown) => formatBytes(Number(v)) },
+              legend: { bottom: 0 },
+              grid: { left: 8, right: 8, top: 8, bottom: 28, containLabel: true },
+              xAxis: { type: 'category', data: series.days.map((d) => d.key.slice(5)) },
+              yAxis: { type: 'value', axisLabel: { formatter: (v: number) => formatBytes(v) } },
+              series: [
+                { name: 'Protected (logical)', type: 'line', data: series.days.map((d) => d.protected), showSymbol: false },
+                { name: 'Stored in the period', type: 'line', data: series.days.map((d) => d.storedSum), showSymbol: false },
+                { name: 'Stored that day', type: 'bar', data: series.days.map((d) => d.storedAdded) },
+              ],
+            }}
+          />
+          <Group align="start" grow wrap="wrap">
+            <HorizontalScroll label="Storage per VM (scrolls sideways)">
+              <Table aria-label="Storage per VM" verticalSpacing={4} striped>
+                <Table.Thead>
+                  <Table.Tr>
+                    <Table.Th scope="col">VM</Table.Th>
+                    <Table.Th scope="col">Snapshots</Table.Th>
+                    <Table.Th scope="col">Latest size</Table.Th>
+                    <Table.Th scope="col">Stored in {DAYS} days</Table.Th>
+                  </Table.Tr>
+                </Table.Thead>
+                <Table.Tbody>
+                  {series.perVm.map((v) => (
+                    <Table.Tr key={v.vm}>
+                      <Table.Td>{v.vm}</Table.Td>
+                      <Table.Td>{v.snapshots}</Table.Td>
+                      <Table.Td>{formatBytes(v.latestLogical)}</Table.Td>
+                      <Table.Td>{formatBytes(v.storedInPeriod)}</Table.Td>
+                    </Table.Tr>
+                  ))}
+                </Table.Tbody>
+              </Table>
+            </HorizontalScroll>
+            {series.days.every((d) => d.storedAdded === 0) ? (
+              <Text size="sm" c="dimmed">
+                No backup run by the server stored new data in the last {DAYS} days (backups made with the command line are not tasks, so they are not counted here).
+              </Text>
+            ) : (
+            <HorizontalScroll label="Storage per day (scrolls sideways)">
+              <Table aria-label="Storage per day" verticalSpacing={2}>
+                <Table.Thead>
+                  <Table.Tr>
+                    <Table.Th scope="col">Day</Table.Th>
+                    <Table.Th scope="col">Protected</Table.Th>
+                    <Table.Th scope="col">Stored that day</Table.Th>
+                  </Table.Tr>
+                </Table.Thead>
+                <Table.Tbody>
+                  {series.days.filter((d) => d.storedAdded > 0).reverse().map((d) => (
+                    <Table.Tr key={d.key}>
+                      <Table.Td>{d.key}</Table.Td>
+                      <Table.Td>{formatBytes(d.protected)}</Table.Td>
+                      <Table.Td>{formatBytes(d.storedAdded)}</Table.Td>
+                    </Table.Tr>
+                  ))}
+                </Table.Tbody>
+              </Table>
+            </HorizontalScroll>
+            )}
+          </Group>
+        </>
+      )}
+    </Stack>
+  );
+}

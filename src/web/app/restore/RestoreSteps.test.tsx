@@ -1,0 +1,47 @@
+import { fireEvent, screen } from '@testing-library/react';
+import { describe, expect, it, vi } from 'vitest';
+import { renderInConsole } from '../testing/render';
+import { RestoreSteps } from './RestoreSteps';
+import { backTo, currentStep, readWizard, stepSummaries, writeWizard } from './wizard';
+
+const q = (text: string) => new URLSearchParams(text);
+
+describe('the restore wizard\'s state', () => {
+  it('opens a step only when every earlier one is chosen', () => {
+    expect(currentStep(readWizard(q('')))).toBe(0);
+    expect(currentStep(readWizard(q('vm=web1')))).toBe(1);
+    expect(currentStep(readWizard(q('vm=web1&repo=main')))).toBe(1);
+    expect(currentStep(readWizard(q('vm=web1&repo=main&snapshot=abc')))).toBe(2);
+    expect(currentStep(readWizard(q('vm=web1&repo=main&snapshot=abc&what=files')))).toBe(3);
+    // A later choice without the earlier ones, or an unknown action, does not count.
+    expect(currentStep(readWizard(q('repo=main&snapshot=abc&what=files')))).toBe(0);
+    expect(currentStep(readWizard(q('vm=web1&repo=main&snapshot=abc&what=format-c')))).toBe(2);
+  });
+
+  it('round-trips through the address, and going back forgets the later choices', () => {
+    const full = readWizard(q('vm=web1&repo=main&snapshot=abc&what=instant'));
+    expect(readWizard(writeWizard(full))).toEqual(full);
+    expect(backTo(full, 0)).toEqual({});
+    expect(backTo(full, 1)).toEqual({ vm: 'web1' });
+    expect(backTo(full, 2)).toEqual({ vm: 'web1', repo: 'main', snapshot: 'abc' });
+    expect(writeWizard(backTo(full, 1)).toString()).toBe('vm=web1');
+  });
+
+  it('summarises each chosen step', () => {
+    expect(stepSummaries(readWizard(q('vm=web1&repo=main&snapshot=abcdef0123456789&what=clone')), 'Tue 24 Nov 2026, 22:00')).toEqual(['web1', 'main · Tue 24 Nov 2026, 22:00', 'Clone as a new VM', '']);
+    expect(stepSummaries({})).toEqual(['', '', '', '']);
+  });
+});
+
+describe('RestoreSteps', () => {
+  it('shows the choices made, and a click on a done step goes back to it; later steps cannot be clicked', () => {
+    const onBack = vi.fn();
+    renderInConsole(<RestoreSteps state={readWizard(q('vm=web1&repo=main&snapshot=abcdef0123456789'))} snapshotTime="Tue 24 Nov 2026, 22:00" onBack={onBack} />);
+    expect(screen.getByText('web1')).toBeTruthy();
+    expect(screen.getByText('main · Tue 24 Nov 2026, 22:00')).toBeTruthy();
+    fireEvent.click(screen.getByText('VM'));
+    expect(onBack).toHaveBeenCalledWith(0);
+    fireEvent.click(screen.getByText('Restore'));
+    expect(onBack).toHaveBeenCalledTimes(1);
+  });
+});
