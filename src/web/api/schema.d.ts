@@ -3557,6 +3557,10 @@ export interface operations {
                         "keep-weekly"?: number;
                         "keep-within"?: string;
                         "keep-yearly"?: number;
+                        /** @description or: every N-th forget after a run prunes afterwards */
+                        "prune-after-forgets"?: number;
+                        /** @description prune the job's repository when this calendar event fires (in the job's zone) */
+                        "prune-schedule"?: string;
                     };
                     vm?: string;
                 };
