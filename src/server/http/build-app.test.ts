@@ -49,6 +49,8 @@ test('a route group added by another part of the server is served, guarded and d
 test('a graceful stop lets a running request finish, refuses new ones, and runs the drain hooks', async () => {
   let release: () => void = () => {};
   const gate = new Promise<void>((resolve) => (release = resolve));
+  let entered: () => void = () => {};
+  const inside = new Promise<void>((resolve) => (entered = resolve));
   const service = await startService({
     ...quiet,
     dataDir: join(dir, 'c'),
@@ -63,6 +65,7 @@ test('a graceful stop lets a running request finish, refuses new ones, and runs 
           access: { public: true },
           response: { 200: { type: 'object', properties: { done: { type: 'boolean' } } } },
           handler: async () => {
+            entered();
             await gate;
             return { done: true };
           },
@@ -72,7 +75,7 @@ test('a graceful stop lets a running request finish, refuses new ones, and runs 
   const drained: number[] = [];
   service.onDrain(async (timeLeftMs) => void drained.push(timeLeftMs));
   const running = fetch(`${service.url}/api/v1/slow`, { headers: { connection: 'close' } });
-  await new Promise((r) => setTimeout(r, 100));
+  await inside; // the request is being served (a fixed 100 ms was too short on a loaded machine)
   const stopped = service.stop(5000);
   await new Promise((r) => setTimeout(r, 100));
   await assert.rejects(fetch(`${service.url}/api/v1/health`), 'the listener is closed');
