@@ -12,6 +12,7 @@ import { tasks } from './0010-tasks.js';
 import { notifyEvents } from './0020-notify-events.js';
 import { notifyOutbox } from './0021-notify-outbox.js';
 import { notifyMetrics } from './0022-notify-metrics.js';
+import { cluster } from './0030-cluster.js';
 
 export const MIGRATIONS: readonly Migration[] = [
   foundation,
@@ -23,4 +24,5 @@ export const MIGRATIONS: readonly Migration[] = [
   notifyEvents,
   notifyOutbox,
   notifyMetrics,
+  cluster,
 ];
