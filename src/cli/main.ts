@@ -279,6 +279,8 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--tls-key <file>', 'the key of --tls-cert (PEM)')
     .option('--insecure-http', 'plain HTTP, only on a loopback address (tests, or behind a local TLS proxy)')
     .option('--stop-timeout <seconds>', 'at SIGTERM, how long running requests and tasks get to finish (default 10)')
+    .option('--no-local-worker', 'with --database postgres://…: run no task here, only the API and the scheduler (coffer worker processes run the tasks; docs/scale.md)')
+    .option('--name <name>', 'with --database postgres://…: this server\'s name among servers and workers (default: server-HOSTNAME-PID)')
     .action((_options, command: Command) => run(async () => (await import('./commands/server.js')).serverCommand(command.opts(), context))());
 
   server

@@ -21,6 +21,7 @@ import { Notifier, parseNotificationConfig } from './notify/index.js';
 import { JobScheduler } from './scheduler/index.js';
 import { bandwidthRules, concurrencyLimits, historyMs, retryPolicy, scheduledJobs } from './service-config.js';
 import { bridgeEvents } from './service-events.js';
+import { claimFiring, listenForEvents, publishPolicy, relayEvents, startHeartbeats, PostgresTaskQueue, WorkerRegistry, DEFAULT_LEASE_MS } from './cluster/index.js';
 import type { StateSchema } from './state/index.js';
 import { TaskRunner, type TaskInfo, type TaskRunnerOptions } from './tasks/index.js';
 
@@ -50,6 +51,14 @@ export interface ServicePartsOptions {
   logError: (error: unknown, where: string) => void;
   /** Worker options (tests shorten the cancel grace). */
   worker?: TaskRunnerOptions['worker'];
+  /**
+   * Scale-out (docs/scale.md): the state database is PostgreSQL at `url`, shared with other
+   * servers and workers. The limits and bandwidth rules are published for the workers, each
+   * scheduled firing is claimed once, live events cross servers. `localWorker` false: this
+   * server never runs a task (API and scheduler only); otherwise it takes tasks from the shared
+   * queue like a `coffer worker` of every host named `name`, `tasks` at once.
+   */
+  cluster?: { url: string; name: string; version: string; localWorker: boolean; tasks?: number; leaseMs?: number };
 }
 
 /** How often finished runs older than the history setting are forgotten. */
@@ -70,15 +79,28 @@ export async function startServiceParts(options: ServicePartsOptions): Promise<S
   // The scheduler adds the jobs' own limits to these whenever the jobs are set; a getter so an
   // edit of `limits` is seen by its next setJobs.
   let limits = concurrencyLimits(config().limits);
-  const runner = new TaskRunner(db, { limits, bandwidth: bandwidth.rules, retry: retryPolicy(config()), ...(options.worker === undefined ? {} : { worker: options.worker }) });
+  const cluster = options.cluster;
+  const leaseMs = cluster?.leaseMs ?? DEFAULT_LEASE_MS;
+  const registry = cluster === undefined ? undefined : new WorkerRegistry(db);
+  const queue = cluster === undefined || !cluster.localWorker ? undefined : new PostgresTaskQueue(db, { name: cluster.name, capacity: cluster.tasks ?? 4, leaseMs });
+  const runner = new TaskRunner(db, {
+    limits, bandwidth: bandwidth.rules, retry: retryPolicy(config()), ...(options.worker === undefined ? {} : { worker: options.worker }),
+    ...(cluster === undefined ? {} : queue === undefined ? { dispatch: false } : { shared: queue }),
+  });
   runner.events.on('error', report('task runner'));
   const notifier = await Notifier.start({ db, config: parseNotificationConfig(config().notifications), onError: report('notifier') });
   const scheduler = new JobScheduler(db, runner, scheduledJobs(config), {
     get limits() {
       return limits;
     },
+    ...(cluster === undefined ? {} : { claimFiring: (job: string, firing: Date) => claimFiring(db, job, firing, cluster.name) }),
   });
   scheduler.events.on('error', report('scheduler'));
+  // What every worker applies: the limits with the jobs' own (setJobs folded them in), the rules, the retries.
+  const publish = () => (cluster === undefined ? Promise.resolve() : publishPolicy(db, { limits: runner.limitsNow(), bandwidth: bandwidthRules(config().limits).rules, retry: retryPolicy(config()) }));
+  await publish();
+  const relay = cluster === undefined ? undefined : relayEvents(runner.events, db);
+  const listener = cluster === undefined ? undefined : listenForEvents(cluster.url, runner.events, { getTask: (id) => runner.getTask(id), getRun: (id) => runner.getRun(id) }, report('events from other processes'));
   const bridge = bridgeEvents(runner, scheduler, notifier, {
     vmTags: (vm) => config().vms?.find((v) => v.name === vm)?.tags ?? [],
     storedBytes: async (repository) => (await catalog.stats(repository)).bytesStored,
@@ -86,6 +108,9 @@ export async function startServiceParts(options: ServicePartsOptions): Promise<S
     onError: report('notifications of task events'),
   });
 
+  if (registry !== undefined && queue !== undefined && cluster !== undefined) await registry.register({ name: cluster.name, capacity: queue.capacity, version: cluster.version, pid: process.pid }, leaseMs);
+  const heartbeats = registry === undefined || queue === undefined || cluster === undefined ? undefined
+    : startHeartbeats({ db, registry, runner, queue, name: cluster.name, leaseMs, heartbeatMs: Math.floor(leaseMs / 3), print: options.print });
   const interrupted = await runner.start();
   if (interrupted.length > 0) options.print(`${interrupted.length} task(s) were running when the server stopped: marked interrupted, retried per policy (${interrupted.map((t) => t.vm ?? t.id).join(', ')})`);
 
@@ -95,6 +120,7 @@ export async function startServiceParts(options: ServicePartsOptions): Promise<S
       limits = concurrencyLimits(next.limits);
       runner.setPolicies({ bandwidth: rules.rules, retry: retryPolicy(next) });
       scheduler.setJobs(scheduledJobs(config));
+      void publish().catch(report('publishing the limits for the workers'));
       notifier.reconfigure(parseNotificationConfig(next.notifications));
       for (const warning of rules.warnings) options.print(`warning: ${warning}`);
     } catch (error) {
@@ -133,7 +159,12 @@ export async function startServiceParts(options: ServicePartsOptions): Promise<S
       const deadline = Date.now() + timeLeftMs;
       clearInterval(historyTimer);
       await scheduler.stop();
+      if (queue !== undefined) queue.paused = true;
       await runner.drain(Math.max(0, deadline - Date.now() - 500));
+      await heartbeats?.stop();
+      await relay?.idle();
+      relay?.stop();
+      await listener?.close();
       await bridge.idle();
       await notifier.close();
     },

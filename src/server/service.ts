@@ -20,6 +20,7 @@ import { ApprovalStore, buildApp, loadOrCreateCertificate, type RouteGroup, type
 import { RepositoryCatalog } from './inventory/index.js';
 import { startServiceParts, type ServiceParts, type ServicePartsOptions } from './service-parts.js';
 import { openStateDatabase, type StateDatabase } from './state/index.js';
+import { WorkerRegistry } from './cluster/index.js';
 
 export const SERVICE_VERSION = '0.1.0';
 /** The default address: every interface, HTTPS. */
@@ -48,6 +49,14 @@ export interface ServiceOptions {
   now?: () => number;
   /** Worker process options (tests shorten the cancel grace). */
   worker?: ServicePartsOptions['worker'];
+  /**
+   * With a PostgreSQL database: false runs no task here (API and scheduler only; `coffer
+   * worker` processes run them). Default true: this server also takes tasks from the shared
+   * queue. SQLite: always the single-process runner (false is refused).
+   */
+  localWorker?: boolean;
+  /** This server's name among the servers and workers (default HOSTNAME-PID). */
+  serverName?: string;
 }
 
 /** Runs during a graceful stop, before the state is closed; gets the time left (ms). */
@@ -77,6 +86,12 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   if (options.insecureHttp === true && options.tls !== undefined) throw new CofferError('E_USAGE', '--insecure-http and --tls-cert/--tls-key exclude each other');
   await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
   const state = await openStateDatabase({ url: options.database ?? join(options.dataDir, 'state.db'), now });
+  if (state.dialect === 'sqlite' && options.localWorker === false) {
+    await state.close();
+    throw new CofferError('E_USAGE', '--no-local-worker needs the shared PostgreSQL state database (--database postgres://…): with SQLite this server is the only one that runs tasks');
+  }
+  const cluster = state.dialect !== 'postgres' || options.database === undefined ? undefined
+    : { url: options.database, name: options.serverName ?? `server-${hostname()}-${process.pid}`, version: SERVICE_VERSION, localWorker: options.localWorker !== false };
   let catalog: RepositoryCatalog | undefined;
   let parts: ServiceParts | undefined;
   try {
@@ -91,7 +106,8 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     const audit = new AuditLog(db, now);
     catalog = new RepositoryCatalog(() => config.config.repositories ?? [], now);
     const logError = options.logError ?? (() => {});
-    parts = await startServiceParts({ db, config, catalog, print: options.print, logError, ...(options.worker === undefined ? {} : { worker: options.worker }) });
+    parts = await startServiceParts({ db, config, catalog, print: options.print, logError, ...(options.worker === undefined ? {} : { worker: options.worker }), ...(cluster === undefined ? {} : { cluster }) });
+    if (cluster !== undefined) options.print(`shared state database: ${state.label}; ${cluster.localWorker ? `this server also runs tasks, as worker ${cluster.name}` : 'API and scheduler only (--no-local-worker): coffer worker processes run the tasks'}`);
     const metricsRoutes = await parts.metricsRoutes();
     const context: ServiceContext = {
       users,
@@ -104,6 +120,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       catalog,
       approvals: new ApprovalStore(db, now),
       work: { runner: parts.runner, scheduler: parts.scheduler },
+      ...(cluster === undefined ? {} : { workers: new WorkerRegistry(db) }),
       now,
       secureCookies: options.insecureHttp !== true,
       version: SERVICE_VERSION,

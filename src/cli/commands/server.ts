@@ -12,6 +12,9 @@ export interface ServerCommandOptions {
   tlsKey?: string;
   insecureHttp?: boolean;
   stopTimeout?: string;
+  /** Commander's `--no-local-worker`: false when given. */
+  localWorker?: boolean;
+  name?: string;
 }
 
 /**
@@ -33,6 +36,8 @@ export async function serverCommand(options: ServerCommandOptions, context: Comm
     ...(options.listen === undefined ? {} : { listen: options.listen }),
     ...(options.tlsCert === undefined || options.tlsKey === undefined ? {} : { tls: { cert: options.tlsCert, key: options.tlsKey } }),
     insecureHttp: options.insecureHttp === true,
+    ...(options.localWorker === false ? { localWorker: false } : {}),
+    ...(options.name === undefined ? {} : { serverName: options.name }),
     print: (line) => context.stdout.write(`${line}\n`),
     logError: (error, where) => context.stderr.write(`coffer server: internal error in ${where}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`),
   });

@@ -17,6 +17,7 @@ import { openStateDatabase } from '../state/index.js';
 import { TaskRunner } from '../tasks/index.js';
 import type { WorkerOptions } from '../worker/index.js';
 import { readPolicy } from './cluster-policy.js';
+import { startHeartbeats } from './heartbeat-loop.js';
 import { relayEvents } from './event-relay.js';
 import { PostgresTaskQueue } from './task-queue.js';
 import { WorkerRegistry } from './worker-registry.js';
@@ -71,57 +72,21 @@ export async function runClusterWorker(options: ClusterWorkerOptions): Promise<v
     await runner.start();
     options.print(`worker ${options.name}: ${options.capacity} task(s) at once, hosts ${options.hosts?.join(',') ?? '(all)'}, lease ${leaseMs} ms, database ${state.label}`);
 
-    let lastBeat = Date.now();
-    let draining = false;
-    let policyText = JSON.stringify(policy);
     let idleResolve: (() => void) | undefined;
     const idle = new Promise<void>((resolve) => (idleResolve = resolve));
-    const figures = () => ({ tasksDone: runner.finishedTasks, bytesRead: runner.finishedBytes });
-    const beat = async () => {
-      const held = runner.runningWorkers().map((w) => w.taskId);
-      try {
-        const answer = await registry.heartbeat(options.name, held, leaseMs, figures());
-        lastBeat = Date.now();
-        queue.setClusterLoad(answer.clusterRunning);
-        const next = await readPolicy(db);
-        const nextText = JSON.stringify(next);
-        if (nextText !== policyText) {
-          policyText = nextText;
-          runner.setPolicies({ bandwidth: next.bandwidth, retry: next.retry });
-        }
-        runner.rebalance();
-        for (const id of answer.cancel) runner.cancelLocal(id, 'a cancel request');
-        for (const id of answer.lost) if (runner.abandon(id)) options.print(`task ${id}: lease lost (taken back by the queue); stopped here`);
-        if (answer.draining && !draining) {
-          draining = true;
-          queue.paused = true;
-          options.print(`worker ${options.name}: draining (takes nothing new; exits when its ${held.length} task(s) end)`);
-        }
-        if (draining && runner.runningWorkers().length === 0) idleResolve?.();
-      } catch (error) {
-        if (Date.now() - lastBeat > leaseMs && held.length > 0) {
-          for (const id of held) runner.abandon(id);
-          options.print(`worker ${options.name}: no heartbeat for ${Date.now() - lastBeat} ms (${(error as Error).message.split('\n')[0] ?? ''}): its leases have expired, its ${held.length} task(s) stopped`);
-        }
-      }
-    };
-    let beating: Promise<void> | undefined;
-    const timer = setInterval(() => {
-      beating ??= beat().finally(() => (beating = undefined));
-    }, heartbeatMs);
+    const heartbeats = startHeartbeats({ db, registry, runner, queue, name: options.name, leaseMs, heartbeatMs, print: options.print, onIdle: () => idleResolve?.(), keepAlive: true });
     const aborted = new Promise<void>((resolve) => {
       if (options.signal.aborted) resolve();
       else options.signal.addEventListener('abort', () => resolve(), { once: true });
     });
     await Promise.race([aborted, idle]);
     queue.paused = true;
-    options.print(draining ? `worker ${options.name}: drained` : `worker ${options.name}: stopping`);
+    options.print(heartbeats.draining ? `worker ${options.name}: drained` : `worker ${options.name}: stopping`);
     // Keep heartbeating (the leases) while the running tasks end.
     await runner.drain(options.stopTimeoutMs ?? 10_000);
-    clearInterval(timer);
-    await beating;
+    await heartbeats.stop();
     await relay.idle();
-    await registry.stopped(options.name, figures()).catch(() => undefined);
+    relay.stop();
     options.print(`worker ${options.name}: stopped (${runner.finishedTasks} task(s) done)`);
   } finally {
     await state.close();

@@ -13,3 +13,4 @@ export { runClusterWorker, DEFAULT_LEASE_MS, type ClusterWorkerOptions } from '.
 export { claimFiring, forgetClaims } from './firing-claims.js';
 export { EVENT_CHANNEL, listenForEvents, relayEvents, type EventSourceReads } from './event-relay.js';
 export { databaseNow } from './database-clock.js';
+export { startHeartbeats, type HeartbeatOptions } from './heartbeat-loop.js';

@@ -248,6 +248,8 @@ export class JobScheduler {
     if (run.job === null || run.status === 'running' || run.status === 'skipped') return;
     for (const { job } of this.jobs.values()) {
       if (job.after !== run.job) continue;
+      // Several servers hear the same run end: one of them starts the next job.
+      if (this.options.claimFiring !== undefined && !(await this.options.claimFiring(`${job.name} after run ${run.id}`, new Date(Date.parse(run.ended ?? run.created))))) continue;
       if (await this.runner.jobRunning(job.name)) {
         this.events.emit('skipped', await this.runner.recordSkippedRun(job.name, this.now(), `after:${run.job}`, `skipped: the previous run of ${job.name} was still going when ${run.job} ended`, this.options.owner ?? 'scheduler'));
         continue;
