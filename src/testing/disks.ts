@@ -68,6 +68,7 @@ const PACKAGES: Record<string, string> = {
   'ceph-authtool': 'ceph-common',
   ceph: 'ceph-common',
   ionice: 'util-linux',
+  ip: 'iproute2',
 };
 
 /** A raw disk image and its partitions, all in bytes. */

@@ -40,10 +40,11 @@ export function startHeartbeats(options: HeartbeatOptions): { stop(): Promise<vo
   const beat = async () => {
     const held = runner.runningWorkers().map((w) => w.taskId);
     try {
-      const answer = await registry.heartbeat(name, held, leaseMs, figures());
+      // A link that went dead answers nothing (no reset): a beat that takes longer than half a lease failed.
+      const answer = await withDeadline(registry.heartbeat(name, held, leaseMs, figures()), leaseMs / 2);
       lastBeat = Date.now();
       queue.setClusterLoad(answer.clusterRunning);
-      const policy = await readPolicy(options.db);
+      const policy = await withDeadline(readPolicy(options.db), leaseMs / 2);
       const text = JSON.stringify(policy);
       if (policyText !== undefined && text !== policyText) runner.setPolicies({ bandwidth: policy.bandwidth, retry: policy.retry });
       policyText = text;
@@ -58,9 +59,9 @@ export function startHeartbeats(options: HeartbeatOptions): { stop(): Promise<vo
       }
       if (draining && runner.runningWorkers().length === 0) options.onIdle?.();
     } catch (error) {
-      if (Date.now() - lastBeat > leaseMs && held.length > 0) {
-        for (const id of held) runner.abandon(id);
-        options.print(`worker ${name}: no heartbeat for ${Date.now() - lastBeat} ms (${(error as Error).message.split('\n')[0] ?? ''}): its leases have expired, its ${held.length} task(s) stopped`);
+      if (Date.now() - lastBeat > leaseMs) {
+        const stopped = held.filter((id) => runner.abandon(id));
+        if (stopped.length > 0) options.print(`worker ${name}: no heartbeat for ${Date.now() - lastBeat} ms (${(error as Error).message.split('\n')[0] ?? ''}): its leases have expired, its ${stopped.length} task(s) stopped`);
       }
     }
   };
@@ -79,4 +80,10 @@ export function startHeartbeats(options: HeartbeatOptions): { stop(): Promise<vo
       await registry.stopped(name, figures()).catch(() => undefined);
     },
   };
+}
+
+function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_resolve, reject) => (timer = setTimeout(() => reject(new Error(`the database did not answer within ${Math.round(ms)} ms`)), ms)));
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }

@@ -494,15 +494,15 @@ export class TaskRunner {
     const running = this.running.get(id);
     if (running === undefined || running.cancelRequested) return false;
     running.cancelRequested = true;
-    void this.log(id, 'info', `cancel requested by ${by}`);
+    void this.log(id, 'info', `cancel requested by ${by}`).catch((error: unknown) => this.report(error));
     running.handle.cancel();
     return true;
   }
 
-  /** Kills a task this process runs without recording its end (its lease was lost: another worker has it now). */
+  /** Kills a task this process runs without recording its end (its lease was lost: another worker has it now). False if it runs no such task, or gave it up already. */
   abandon(id: string): boolean {
     const running = this.running.get(id);
-    if (running === undefined) return false;
+    if (running === undefined || this.abandoned.has(id)) return false;
     this.abandoned.add(id);
     running.handle.kill();
     return true;
@@ -550,10 +550,11 @@ export class TaskRunner {
           entry.reading = false;
           this.rebalance(this.now());
         }
-        void this.store.setProgress(row.id, total === 0 ? 0 : done / total).then(() => this.changed(row.id));
+        // The database may be away for a moment (a restart): a lost progress update is reported, never fatal.
+        void this.store.setProgress(row.id, total === 0 ? 0 : done / total).then(() => this.changed(row.id)).catch((error: unknown) => this.report(error));
       },
-      onLog: (level, line) => void this.log(row.id, level, line),
-      onReport: (report) => void this.store.setReport(row.id, report).then(() => this.changed(row.id)),
+      onLog: (level, line) => void this.log(row.id, level, line).catch((error: unknown) => this.report(error)),
+      onReport: (report) => void this.store.setReport(row.id, report).then(() => this.changed(row.id)).catch((error: unknown) => this.report(error)),
     }, this.options.worker);
     // Only backups share the bandwidth rules (they read the hosts' storage).
     this.running.set(row.id, { kind, runId: row.run_id, handle, placement: placementOf(row), cancelRequested: false, reading: kind === 'backup', rates, latencyMs: undefined });
@@ -586,12 +587,13 @@ export class TaskRunner {
       await this.persist(() => this.store.recordVmSuccess(row.vm as string, now, backup.durationMs));
     }
     this.finishedTasks++;
-    await this.log(row.id, end.error === undefined ? 'info' : end.status === 'cancelled' ? 'info' : 'error',
+    await this.persist(() => this.log(row.id, end.error === undefined ? 'info' : end.status === 'cancelled' ? 'info' : 'error',
       backup !== undefined ? `snapshot ${backup.snapshot} saved: read ${backup.bytesRead} bytes, ${backup.bytesNew} new, ${backup.mode}; bottleneck ${backup.bottleneck}`
-        : result !== undefined ? (result as TaskReport).summary : `${end.status}: ${end.error?.message ?? ''}`);
-    if (end.status === 'failed') await this.retryIfAllowed(row, now);
-    await this.changed(row.id);
-    if (row.run_id !== null) await this.checkRun(row.run_id);
+        : result !== undefined ? (result as TaskReport).summary : `${end.status}: ${end.error?.message ?? ''}`));
+    if (end.status === 'failed') await this.persist(() => this.retryIfAllowed(row, now));
+    await this.persist(() => this.changed(row.id));
+    const runId = row.run_id;
+    if (runId !== null) await this.persist(() => this.checkRun(runId));
     void this.dispatch();
   }
 
