@@ -55,8 +55,10 @@ export interface ServiceOptions {
    * queue. SQLite: always the single-process runner (false is refused).
    */
   localWorker?: boolean;
-  /** This server's name among the servers and workers (default HOSTNAME-PID). */
+  /** This server's name among the servers and workers (default server-HOSTNAME-PID). */
   serverName?: string;
+  /** With a PostgreSQL database and a local worker: the lease of the tasks it takes, ms (default 30 s). */
+  leaseMs?: number;
 }
 
 /** Runs during a graceful stop, before the state is closed; gets the time left (ms). */
@@ -91,7 +93,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     throw new CofferError('E_USAGE', '--no-local-worker needs the shared PostgreSQL state database (--database postgres://…): with SQLite this server is the only one that runs tasks');
   }
   const cluster = state.dialect !== 'postgres' || options.database === undefined ? undefined
-    : { url: options.database, name: options.serverName ?? `server-${hostname()}-${process.pid}`, version: SERVICE_VERSION, localWorker: options.localWorker !== false };
+    : { url: options.database, name: options.serverName ?? `server-${hostname()}-${process.pid}`, version: SERVICE_VERSION, localWorker: options.localWorker !== false, ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }) };
   let catalog: RepositoryCatalog | undefined;
   let parts: ServiceParts | undefined;
   try {

@@ -1,7 +1,9 @@
 /**
- * Two stateless `coffer server` processes (`--no-local-worker`) on one real PostgreSQL, and a
- * `coffer worker` process: a backup asked for through server A runs on the worker, and
- * server B's live event stream shows it (LISTEN/NOTIFY); B lists the worker and drains it.
+ * Two `coffer server` processes on one real PostgreSQL — A with `--no-local-worker` (API and
+ * scheduler only), B in the default mode (it also takes tasks, as a worker of every host) —
+ * and a `coffer worker` for host hv0. A backup of a VM on hv9 asked for through A runs in B
+ * (the only taker of hv9), and A's live event stream shows it (LISTEN/NOTIFY); a cancel asked
+ * on A stops a backup running in B; A lists the workers and drains one.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -26,20 +28,28 @@ before(async () => {
   pg = await startPostgres();
   url = await pg.createDatabase();
   const repository = await makeRepository(dir.path);
-  const [vm] = await makeVms(dir.path, repository, [{ vm: 'x1', host: 'hv0' }], 1024 * 1024);
+  const [x1, y1] = await makeVms(dir.path, repository, [{ vm: 'x1', host: 'hv0' }, { vm: 'y1', host: 'hv9' }], 1024 * 1024);
+  const [z1] = await makeVms(dir.path, repository, [{ vm: 'z1', host: 'hv9' }], 8 * 1024 * 1024);
+  const image = (vm: typeof x1) => (vm?.source as { images: string[] }).images[0] as string;
   const config = `repositories:
   - name: main
     url: ${repository.url}
     passphrase-file: ${repository.passphraseFile}
 hosts:
   - name: hv0
+  - name: hv9
 vms:
-  - { name: x1, host: hv0, source: { images: [${(vm?.source as { images: string[] }).images[0]}] }, tags: [web] }
+  - { name: x1, host: hv0, source: { images: [${image(x1)}] }, tags: [web] }
+  - { name: y1, host: hv9, source: { images: [${image(y1)}] }, tags: [web] }
+  - { name: z1, host: hv9, source: { images: [${image(z1)}] }, tags: [web] }
 jobs:
   - name: nightly
     select: { tags: [web] }
     repository: main
     schedule: "*-01-01 03:00"
+limits:
+  bandwidth:
+    - read: 512K
 `;
   for (const name of ['a', 'b']) {
     await mkdir(join(dir.path, name), { recursive: true });
@@ -47,7 +57,7 @@ jobs:
   }
   a = await startServer(['--data', join(dir.path, 'a'), '--listen', '127.0.0.1:0', '--database', url, '--no-local-worker', '--name', 'api-a']);
   token = await adminToken(a);
-  b = await startServer(['--data', join(dir.path, 'b'), '--listen', '127.0.0.1:0', '--database', url, '--no-local-worker', '--name', 'api-b']);
+  b = await startServer(['--data', join(dir.path, 'b'), '--listen', '127.0.0.1:0', '--database', url, '--name', 'api-b', '--lease', '3']);
   worker = spawn(process.execPath, [COFFER_BIN, 'worker', '--database', url, '--hosts', 'hv0', '--name', 'near-hv0', '--lease', '3'], { stdio: ['ignore', 'pipe', 'pipe'] });
   worker.stdout?.setEncoding('utf8').on('data', (t: string) => (workerOutput += t));
   worker.stderr?.setEncoding('utf8').on('data', (t: string) => (workerOutput += t));
@@ -83,34 +93,55 @@ function openEvents(s: ServerProcess): { text(): string; stop(): void } {
   return { text: () => text, stop: () => req.destroy() };
 }
 
-test('a backup asked for on server A runs on the worker, and server B streams its events; B lists the worker and drains it', async () => {
-  const listed = await waitFor('the worker listed on B', async () => {
-    const res = await b.request('GET', '/api/v1/workers', { token });
-    return (res.json?.items as { name: string; alive: boolean }[] | undefined)?.find((w) => w.name === 'near-hv0' && w.alive);
+type Listed = { name: string; alive: boolean; hosts: string[] | null; tasksDone: number; bytesRead: number };
+const listWorkers = async (s: ServerProcess) => ((await s.request('GET', '/api/v1/workers', { token })).json?.items ?? []) as Listed[];
+
+test('a backup asked for on server A runs in server B (the only taker of its host), and A streams its events', async () => {
+  await waitFor('both workers listed on A', async () => {
+    const items = await listWorkers(a);
+    return items.some((w) => w.name === 'near-hv0' && w.alive) && items.some((w) => w.name === 'api-b' && w.alive) ? true : undefined;
   }, 20_000);
-  assert.deepEqual((listed as unknown as { hosts: string[] }).hosts, ['hv0']);
-  const events = openEvents(b);
+  const listed = await listWorkers(a);
+  assert.deepEqual(listed.find((w) => w.name === 'near-hv0')?.hosts, ['hv0']);
+  assert.equal(listed.find((w) => w.name === 'api-b')?.hosts, null, 'a server\'s own worker takes every host');
+  assert.equal(listed.some((w) => w.name === 'api-a'), false, '--no-local-worker: A takes no task');
+  const events = openEvents(a);
   try {
     await waitFor('the event stream open', async () => (events.text().includes('coffer events') ? true : undefined), 10_000);
-    const asked = await a.request('POST', '/api/v1/vms/x1/backup', { token, body: {} });
+    const asked = await a.request('POST', '/api/v1/vms/y1/backup', { token, body: {} });
     assert.equal(asked.status, 202, asked.text);
     const taskId = asked.json.task.id as string;
-    await waitFor('B streams the task succeeding', async () => (events.text().split('\n\n').some((e) => e.includes(taskId) && e.includes('"status":"succeeded"')) ? true : undefined), 30_000);
+    await waitFor('A streams the task succeeding', async () => (events.text().split('\n\n').some((e) => e.includes(taskId) && e.includes('"status":"succeeded"')) ? true : undefined), 30_000);
     const task = await b.request('GET', `/api/v1/tasks/${taskId}`, { token });
-    assert.equal(task.json.status, 'succeeded', `${task.text}\n${workerOutput}`);
+    assert.equal(task.json.status, 'succeeded', `${task.text}\n${b.stdout()}${b.stderr()}`);
   } finally {
     events.stop();
   }
-  // Its figures arrive with its next heartbeat (a third of the lease).
-  const near = await waitFor('the worker\'s figures', async () => {
-    const items = (await b.request('GET', '/api/v1/workers', { token })).json.items as { name: string; tasksDone: number; bytesRead: number }[];
-    return items.find((w) => w.name === 'near-hv0' && w.tasksDone === 1);
-  }, 10_000);
-  assert.equal(near?.bytesRead, 1024 * 1024);
-  assert.equal((await b.request('POST', '/api/v1/workers/nobody/drain', { token })).status, 404);
-  const drained = await b.request('POST', '/api/v1/workers/near-hv0/drain', { token });
+  await waitFor('B\'s figures', async () => ((await listWorkers(a)).find((w) => w.name === 'api-b' && w.tasksDone === 1 && w.bytesRead === 1024 * 1024) ? true : undefined), 10_000);
+});
+
+test('a cancel asked on server A stops the backup running in server B at its next heartbeat', async () => {
+  const asked = await a.request('POST', '/api/v1/vms/z1/backup', { token, body: {} });
+  assert.equal(asked.status, 202, asked.text);
+  const taskId = asked.json.task.id as string;
+  await waitFor('the backup running', async () => ((await a.request('GET', `/api/v1/tasks/${taskId}`, { token })).json.status === 'running' ? true : undefined), 15_000);
+  const cancelled = await a.request('POST', `/api/v1/tasks/${taskId}/cancel`, { token });
+  assert.ok(cancelled.status < 300, cancelled.text);
+  const ended = await waitFor('the backup cancelled', async () => {
+    const task = (await a.request('GET', `/api/v1/tasks/${taskId}`, { token })).json as { status: string };
+    return task.status === 'running' ? undefined : task;
+  }, 15_000);
+  assert.equal(ended.status, 'cancelled');
+});
+
+test('A drains the worker: it takes nothing new and exits; an unknown worker is 404', async () => {
+  assert.equal((await a.request('POST', '/api/v1/workers/nobody/drain', { token })).status, 404);
+  const drained = await a.request('POST', '/api/v1/workers/near-hv0/drain', { token });
   assert.equal(drained.status, 200, drained.text);
+  assert.equal(drained.json.draining, true);
   await waitFor('the drained worker exits', async () => (worker.exitCode !== null ? true : undefined), 15_000);
   assert.equal(worker.exitCode, 0, workerOutput);
   assert.match(workerOutput, /draining/);
+  const near = (await listWorkers(a)).find((w) => w.name === 'near-hv0');
+  assert.equal(near?.alive, false);
 });
