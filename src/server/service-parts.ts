@@ -149,7 +149,13 @@ export async function startServiceParts(options: ServicePartsOptions): Promise<S
         })).replace(/\r?\n$/, '');
         if (bearerToken === '') throw new CofferError('E_USAGE', `metrics.token-file ${tokenFile} is empty`);
       }
-      const metrics = new CofferMetrics(notifier);
+      // With workers sharing the database, their figures too (docs/scale.md).
+      const metrics = new CofferMetrics(registry === undefined ? notifier : {
+        figures: async () => ({
+          ...(await notifier.figures()),
+          workers: (await registry.list(90_000)).map((w) => ({ name: w.name, alive: w.alive, tasksRunning: w.tasksRunning, tasksDone: w.tasksDone, bytesRead: w.bytesRead, lastHeartbeat: Date.parse(w.lastHeartbeat) })),
+        }),
+      });
       return (app) => registerMetricsRoute(app, metrics, bearerToken === undefined ? {} : { bearerToken });
     },
     startScheduling() {

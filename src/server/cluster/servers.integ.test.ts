@@ -2,8 +2,9 @@
  * Two `coffer server` processes on one real PostgreSQL — A with `--no-local-worker` (API and
  * scheduler only), B in the default mode (it also takes tasks, as a worker of every host) —
  * and a `coffer worker` for host hv0. A backup of a VM on hv9 asked for through A runs in B
- * (the only taker of hv9), and A's live event stream shows it (LISTEN/NOTIFY); a cancel asked
- * on A stops a backup running in B; A lists the workers and drains one.
+ * (the only taker of hv9), and A's live event stream shows it (LISTEN/NOTIFY), as do A's
+ * `/metrics` per worker; a cancel asked on A stops a backup running in B; A lists the workers
+ * and drains one.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -118,13 +119,21 @@ test('a backup asked for on server A runs in server B (the only taker of its hos
     events.stop();
   }
   await waitFor('B\'s figures', async () => ((await listWorkers(a)).find((w) => w.name === 'api-b' && w.tasksDone === 1 && w.bytesRead === 1024 * 1024) ? true : undefined), 10_000);
+  const scrape = await a.request('GET', '/metrics');
+  assert.equal(scrape.status, 200, scrape.text);
+  assert.match(scrape.text, /coffer_worker_tasks_done\{worker="api-b"\} 1\n/);
+  assert.match(scrape.text, /coffer_worker_read_bytes\{worker="api-b"\} 1048576\n/);
+  assert.match(scrape.text, /coffer_worker_up\{worker="near-hv0"\} 1\n/);
 });
 
 test('a cancel asked on server A stops the backup running in server B at its next heartbeat', async () => {
   const asked = await a.request('POST', '/api/v1/vms/z1/backup', { token, body: {} });
   assert.equal(asked.status, 202, asked.text);
   const taskId = asked.json.task.id as string;
-  await waitFor('the backup running', async () => ((await a.request('GET', `/api/v1/tasks/${taskId}`, { token })).json.status === 'running' ? true : undefined), 15_000);
+  await waitFor('the backup reading', async () => {
+    const task = (await a.request('GET', `/api/v1/tasks/${taskId}`, { token })).json as { status: string; progress: number };
+    return task.status === 'running' && task.progress > 0 ? true : undefined;
+  }, 15_000);
   const cancelled = await a.request('POST', `/api/v1/tasks/${taskId}/cancel`, { token });
   assert.ok(cancelled.status < 300, cancelled.text);
   const ended = await waitFor('the backup cancelled', async () => {
