@@ -109,9 +109,11 @@ test('3 workers, 12 VMs on 3 hosts, each host reachable from two workers, per-ho
   assert.equal(ended.status, 'succeeded', `${ended.detail ?? ''}\n${[...workers.values()].map((w) => w.output.join('')).join('\n')}`);
   assert.equal(tasks.length, 12);
   assert.ok(tasks.every((t) => t.status === 'succeeded' && t.attempt === 1));
-  for (const host of ['hv0', 'hv1', 'hv2']) assert.equal(maxOverlap(tasks.filter((t) => t.host === host)), 1, `one backup at a time on ${host}`);
-  assert.ok(maxOverlap(tasks) >= 2, 'backups of different hosts ran at once');
   const rows = await taskRows(run.id);
+  const origin = Math.min(...rows.map((r) => Number(r.started_at)));
+  const timeline = (host: string) => rows.filter((r) => r.host === host).sort((x, y) => Number(x.started_at) - Number(y.started_at)).map((r) => `${r.vm} on ${r.worker}: ${Number(r.started_at) - origin}..${Number(r.ended_at) - origin} ms`).join('; ');
+  for (const host of ['hv0', 'hv1', 'hv2']) assert.equal(maxOverlap(tasks.filter((t) => t.host === host)), 1, `one backup at a time on ${host}: ${timeline(host)}`);
+  assert.ok(maxOverlap(tasks) >= 2, 'backups of different hosts ran at once');
   for (const row of rows) assert.ok(workers.get(row.worker ?? '')?.hosts.includes(row.host ?? ''), `${row.vm} on ${row.host} ran on ${row.worker}, which does not declare that host`);
   assert.ok(new Set(rows.map((r) => r.worker)).size >= 2, 'the work was spread over workers');
   const listed = await new WorkerRegistry(state.db).list(10_000);
@@ -210,10 +212,11 @@ test('drain: the worker takes nothing new and exits; the registry shows it stopp
   assert.equal(drained.status, 0, drained.out);
   const child = workers.get('w2')?.child as ChildProcess;
   await waitFor('w2 exits', async () => (child.exitCode !== null ? true : undefined), 15_000);
-  assert.equal(child.exitCode, 0);
+  const said = workers.get('w2')?.output.join('') ?? '';
+  assert.equal(child.exitCode, 0, said);
   const w2 = (await new WorkerRegistry(state.db).list(10_000)).find((w) => w.name === 'w2');
-  assert.equal(w2?.draining, true);
-  assert.equal(w2?.alive, false);
+  assert.equal(w2?.draining, true, said);
+  assert.equal(w2?.alive, false, `${JSON.stringify(w2)}\n${said}`);
   assert.notEqual(w2?.stopped, null);
   assert.equal(cli(['worker', 'drain', 'nobody', '--database', url]).status, 2);
 });

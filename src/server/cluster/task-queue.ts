@@ -86,13 +86,16 @@ export class PostgresTaskQueue implements SharedDispatch {
       const { start, windowClosed } = chooseStarts(backups.map((row) => ({ ...placementOf(row), row, runId: row.run_id, vm: row.vm, datastore: row.datastore, notBefore: row.not_before === null ? null : Number(row.not_before) })),
         running.map((r) => ({ ...placementOf(r), reading: true, latencyMs: undefined })), { now: new Date(now), limits: policy.limits, windowEnds, vmStates });
       const taken = [...others, ...start.map((t) => t.row)].slice(0, free);
+      // The start time is read after the count: a task that ended (committed) while this
+      // transaction waited for the lock has an end before it, never after.
+      const startedAt = taken.length === 0 ? now : await databaseNow(trx);
       if (taken.length > 0) {
-        await trx.updateTable('tasks').set({ status: 'running', worker: this.worker.name, lease_until: now + this.worker.leaseMs, started_at: now, cancel_requested: 0 })
+        await trx.updateTable('tasks').set({ status: 'running', worker: this.worker.name, lease_until: startedAt + this.worker.leaseMs, started_at: startedAt, cancel_requested: 0 })
           .where('id', 'in', taken.map((r) => r.id)).execute();
       }
       this.cluster = { reading: running.length + taken.length, running: running.length + taken.length };
       return {
-        start: taken.map((row) => ({ ...row, status: 'running', worker: this.worker.name, lease_until: now + this.worker.leaseMs, started_at: now })),
+        start: taken.map((row) => ({ ...row, status: 'running', worker: this.worker.name, lease_until: startedAt + this.worker.leaseMs, started_at: startedAt })),
         windowClosed: windowClosed.map((t) => t.row),
         endedRuns,
       };

@@ -504,7 +504,10 @@ export class TaskRunner {
     const running = this.running.get(id);
     if (running === undefined || this.abandoned.has(id)) return false;
     this.abandoned.add(id);
+    // Not ours any more: it no longer counts, holds a lease, or keeps a drain waiting.
+    this.running.delete(id);
     running.handle.kill();
+    this.rebalance(this.now());
     return true;
   }
 
@@ -568,11 +571,7 @@ export class TaskRunner {
 
   private async ended(row: Selectable<TaskTable>, outcome: Awaited<WorkerHandle['ended']>): Promise<void> {
     const running = this.running.get(row.id);
-    if (this.abandoned.delete(row.id)) {
-      this.running.delete(row.id);
-      this.rebalance(this.now());
-      return;
-    }
+    if (this.abandoned.delete(row.id)) return;
     const now = Date.now();
     const end = taskEnd(outcome, running?.cancelRequested === true, running?.cancelReason);
     const result = outcome.kind === 'result' ? outcome.result : undefined;
