@@ -279,6 +279,9 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--tls-key <file>', 'the key of --tls-cert (PEM)')
     .option('--insecure-http', 'plain HTTP, only on a loopback address (tests, or behind a local TLS proxy)')
     .option('--stop-timeout <seconds>', 'at SIGTERM, how long running requests and tasks get to finish (default 10)')
+    .option('--no-local-worker', 'with --database postgres://…: run no task here, only the API and the scheduler (coffer worker processes run the tasks; docs/scale.md)')
+    .option('--name <name>', 'with --database postgres://…: this server\'s name among servers and workers (default: server-HOSTNAME-PID)')
+    .option('--lease <seconds>', 'with --database postgres://… and a local worker: how long a task it takes stays held without a heartbeat (default 30)')
     .action((_options, command: Command) => run(async () => (await import('./commands/server.js')).serverCommand(command.opts(), context))());
 
   server
@@ -289,6 +292,24 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--from-sqlite <file>', 'copy every row of this SQLite state database into the new, empty PostgreSQL --database')
     .option('--json', 'machine-readable output: one JSON document')
     .action((_options, command: Command) => run(async () => (await import('./commands/server-migrate.js')).serverMigrateCommand(command.optsWithGlobals(), context))());
+
+  // Scale-out: a worker near the hypervisors, taking tasks from the shared PostgreSQL queue (docs/scale.md).
+  const worker = program
+    .command('worker')
+    .description('take tasks from the queue in the shared PostgreSQL state database and run them here (docs/scale.md)')
+    .option('--database <url>', 'the servers\' state database, postgres://USER@HOST/DB (default: $COFFER_DATABASE)')
+    .option('--hosts <list>', 'the hosts (hypervisors) this machine reaches, comma-separated (default: every host)')
+    .option('--tasks <n>', 'how many tasks run here at once (default 1)')
+    .option('--name <name>', 'this worker\'s name (default: HOSTNAME-PID)')
+    .option('--lease <seconds>', 'how long a task stays held without a heartbeat before another worker retries it (default 30)')
+    .option('--stop-timeout <seconds>', 'at SIGTERM, how long running tasks get to finish (default 10)')
+    .action((_options, command: Command) => run(async () => (await import('./commands/worker.js')).workerCommand(command.opts(), context))());
+  worker
+    .command('drain')
+    .description('ask a worker to take nothing new and exit when its tasks end')
+    .argument('<name>', 'the worker\'s name')
+    .option('--database <url>', 'the state database, postgres://… (default: $COFFER_DATABASE)')
+    .action((name: string, _options, command: Command) => run(async () => (await import('./commands/worker.js')).workerDrainCommand(name, command.optsWithGlobals(), context))());
 
   program
     .command('disk')

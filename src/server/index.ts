@@ -16,3 +16,4 @@ export * from './metrics/index.js';
 export * from './tasks/index.js';
 export * from './scheduler/index.js';
 export { startWorker, type WorkerHandle, type WorkerOptions, type WorkerOutcome, type WorkerRates } from './worker/index.js';
+export * from './cluster/index.js';

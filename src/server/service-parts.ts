@@ -24,6 +24,7 @@ import { Notifier, parseNotificationConfig } from './notify/index.js';
 import { JobScheduler, JobUpkeep, type UpkeepOptions } from './scheduler/index.js';
 import { bandwidthRules, concurrencyLimits, historyMs, retryPolicy, scheduledJobs, upkeepJobs } from './service-config.js';
 import { bridgeEvents } from './service-events.js';
+import { claimFiring, listenForEvents, publishPolicy, relayEvents, startHeartbeats, PostgresTaskQueue, WorkerRegistry, DEFAULT_LEASE_MS } from './cluster/index.js';
 import type { StateSchema } from './state/index.js';
 import { TaskRunner, type TaskInfo, type TaskRunnerOptions } from './tasks/index.js';
 
@@ -61,6 +62,14 @@ export interface ServicePartsOptions {
   dataDir?: string;
   /** Asks a second administrator to approve a job's retention (four eyes); the API's approvals. */
   requestApproval: UpkeepOptions['requestApproval'];
+  /**
+   * Scale-out (docs/scale.md): the state database is PostgreSQL at `url`, shared with other
+   * servers and workers. The limits and bandwidth rules are published for the workers, each
+   * scheduled firing is claimed once, live events cross servers. `localWorker` false: this
+   * server never runs a task (API and scheduler only); otherwise it takes tasks from the shared
+   * queue like a `coffer worker` of every host named `name`, `tasks` at once.
+   */
+  cluster?: { url: string; name: string; version: string; localWorker: boolean; tasks?: number; leaseMs?: number };
 }
 
 /** Space is low under this share free when `health.min-free` says nothing. */
@@ -95,15 +104,28 @@ export async function startServiceParts(options: ServicePartsOptions): Promise<S
   // The scheduler adds the jobs' own limits to these whenever the jobs are set; a getter so an
   // edit of `limits` is seen by its next setJobs.
   let limits = concurrencyLimits(config().limits);
-  const runner = new TaskRunner(db, { limits, bandwidth: bandwidth.rules, retry: retryPolicy(config()), ...(options.worker === undefined ? {} : { worker: options.worker }) });
+  const cluster = options.cluster;
+  const leaseMs = cluster?.leaseMs ?? DEFAULT_LEASE_MS;
+  const registry = cluster === undefined ? undefined : new WorkerRegistry(db);
+  const queue = cluster === undefined || !cluster.localWorker ? undefined : new PostgresTaskQueue(db, { name: cluster.name, capacity: cluster.tasks ?? 4, leaseMs });
+  const runner = new TaskRunner(db, {
+    limits, bandwidth: bandwidth.rules, retry: retryPolicy(config()), ...(options.worker === undefined ? {} : { worker: options.worker }),
+    ...(cluster === undefined ? {} : queue === undefined ? { dispatch: false } : { shared: queue }),
+  });
   runner.events.on('error', report('task runner'));
   const notifier = await Notifier.start({ db, config: parseNotificationConfig(config().notifications), onError: report('notifier') });
   const scheduler = new JobScheduler(db, runner, scheduledJobs(config), {
     get limits() {
       return limits;
     },
+    ...(cluster === undefined ? {} : { claimFiring: (job: string, firing: Date) => claimFiring(db, job, firing, cluster.name) }),
   });
   scheduler.events.on('error', report('scheduler'));
+  // What every worker applies: the limits with the jobs' own (setJobs folded them in), the rules, the retries.
+  const publish = () => (cluster === undefined ? Promise.resolve() : publishPolicy(db, { limits: runner.limitsNow(), bandwidth: bandwidthRules(config().limits).rules, retry: retryPolicy(config()) }));
+  await publish();
+  const relay = cluster === undefined ? undefined : relayEvents(runner.events, db);
+  const listener = cluster === undefined ? undefined : listenForEvents(cluster.url, runner.events, { getTask: (id) => runner.getTask(id), getRun: (id) => runner.getRun(id) }, report('events from other processes'));
   const bridge = bridgeEvents(runner, scheduler, notifier, {
     vmTags: (vm) => config().vms?.find((v) => v.name === vm)?.tags ?? [],
     storedBytes: async (repository) => (await catalog.stats(repository)).bytesStored,
@@ -127,6 +149,9 @@ export async function startServiceParts(options: ServicePartsOptions): Promise<S
     onError: report('health checks (RPO, free space)'),
   });
 
+  if (registry !== undefined && queue !== undefined && cluster !== undefined) await registry.register({ name: cluster.name, capacity: queue.capacity, version: cluster.version, pid: process.pid }, leaseMs);
+  const heartbeats = registry === undefined || queue === undefined || cluster === undefined ? undefined
+    : startHeartbeats({ db, registry, runner, queue, name: cluster.name, leaseMs, heartbeatMs: Math.floor(leaseMs / 3), print: options.print });
   const interrupted = await runner.start();
   if (interrupted.length > 0) options.print(`${interrupted.length} task(s) were running when the server stopped: marked interrupted, retried per policy (${interrupted.map((t) => t.vm ?? t.id).join(', ')})`);
 
@@ -137,6 +162,7 @@ export async function startServiceParts(options: ServicePartsOptions): Promise<S
       runner.setPolicies({ bandwidth: rules.rules, retry: retryPolicy(next) });
       scheduler.setJobs(scheduledJobs(config));
       upkeep.setJobs(upkeepJobs(config));
+      void publish().catch(report('publishing the limits for the workers'));
       notifier.reconfigure(parseNotificationConfig(next.notifications));
       for (const warning of rules.warnings) options.print(`warning: ${warning}`);
     } catch (error) {
@@ -167,7 +193,13 @@ export async function startServiceParts(options: ServicePartsOptions): Promise<S
         })).replace(/\r?\n$/, '');
         if (bearerToken === '') throw new CofferError('E_USAGE', `metrics.token-file ${tokenFile} is empty`);
       }
-      const metrics = new CofferMetrics(notifier);
+      // With workers sharing the database, their figures too (docs/scale.md).
+      const metrics = new CofferMetrics(registry === undefined ? notifier : {
+        figures: async () => ({
+          ...(await notifier.figures()),
+          workers: (await registry.list(90_000)).map((w) => ({ name: w.name, alive: w.alive, tasksRunning: w.tasksRunning, tasksDone: w.tasksDone, bytesRead: w.bytesRead, lastHeartbeat: Date.parse(w.lastHeartbeat) })),
+        }),
+      });
       return (app) => registerMetricsRoute(app, metrics, bearerToken === undefined ? {} : { bearerToken });
     },
     startScheduling() {
@@ -182,7 +214,12 @@ export async function startServiceParts(options: ServicePartsOptions): Promise<S
       await scheduler.stop();
       await upkeep.stop();
       await health.stop();
+      if (queue !== undefined) queue.paused = true;
       await runner.drain(Math.max(0, deadline - Date.now() - 500));
+      await heartbeats?.stop();
+      await relay?.idle();
+      relay?.stop();
+      await listener?.close();
       await bridge.idle();
       await notifier.close();
     },

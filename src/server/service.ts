@@ -20,6 +20,7 @@ import { ApprovalStore, buildApp, loadOrCreateCertificate, type RouteGroup, type
 import { RepositoryCatalog } from './inventory/index.js';
 import { startServiceParts, type ServiceParts, type ServicePartsOptions } from './service-parts.js';
 import { openStateDatabase, type StateDatabase } from './state/index.js';
+import { WorkerRegistry } from './cluster/index.js';
 
 export const SERVICE_VERSION = '0.1.0';
 /** The default address: every interface, HTTPS. */
@@ -48,6 +49,16 @@ export interface ServiceOptions {
   now?: () => number;
   /** Worker process options (tests shorten the cancel grace). */
   worker?: ServicePartsOptions['worker'];
+  /**
+   * With a PostgreSQL database: false runs no task here (API and scheduler only; `coffer
+   * worker` processes run them). Default true: this server also takes tasks from the shared
+   * queue. SQLite: always the single-process runner (false is refused).
+   */
+  localWorker?: boolean;
+  /** This server's name among the servers and workers (default server-HOSTNAME-PID). */
+  serverName?: string;
+  /** With a PostgreSQL database and a local worker: the lease of the tasks it takes, ms (default 30 s). */
+  leaseMs?: number;
 }
 
 /** Runs during a graceful stop, before the state is closed; gets the time left (ms). */
@@ -77,6 +88,12 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   if (options.insecureHttp === true && options.tls !== undefined) throw new CofferError('E_USAGE', '--insecure-http and --tls-cert/--tls-key exclude each other');
   await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
   const state = await openStateDatabase({ url: options.database ?? join(options.dataDir, 'state.db'), now });
+  if (state.dialect === 'sqlite' && options.localWorker === false) {
+    await state.close();
+    throw new CofferError('E_USAGE', '--no-local-worker needs the shared PostgreSQL state database (--database postgres://…): with SQLite this server is the only one that runs tasks');
+  }
+  const cluster = state.dialect !== 'postgres' || options.database === undefined ? undefined
+    : { url: options.database, name: options.serverName ?? `server-${hostname()}-${process.pid}`, version: SERVICE_VERSION, localWorker: options.localWorker !== false, ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }) };
   let catalog: RepositoryCatalog | undefined;
   let parts: ServiceParts | undefined;
   try {
@@ -98,7 +115,10 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     parts = await startServiceParts({
       db, config, catalog, print: options.print, logError, dataDir: options.dataDir,
       requestApproval: (operation, args, summary, requester) => approvals.request(operation, args, summary, requester),
-      ...(options.worker === undefined ? {} : { worker: options.worker }) });
+      ...(options.worker === undefined ? {} : { worker: options.worker }),
+      ...(cluster === undefined ? {} : { cluster }),
+    });
+    if (cluster !== undefined) options.print(`shared state database: ${state.label}; ${cluster.localWorker ? `this server also runs tasks, as worker ${cluster.name}` : 'API and scheduler only (--no-local-worker): coffer worker processes run the tasks'}`);
     const metricsRoutes = await parts.metricsRoutes();
     const context: ServiceContext = {
       users,
@@ -111,6 +131,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       catalog,
       approvals,
       work: { runner: parts.runner, scheduler: parts.scheduler },
+      ...(cluster === undefined ? {} : { workers: new WorkerRegistry(db) }),
       now,
       restoreTargets: () => config.config.restore?.['allowed-targets'] ?? [defaultRestores],
       secureCookies: options.insecureHttp !== true,

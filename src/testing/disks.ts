@@ -72,6 +72,7 @@ const PACKAGES: Record<string, string> = {
   ceph: 'ceph-common',
   ionice: 'util-linux',
   chromium: 'chromium',
+  ip: 'iproute2',
 };
 
 /** A raw disk image and its partitions, all in bytes. */

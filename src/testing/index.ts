@@ -55,3 +55,4 @@ export { startTestRepoServer, type TestRepoServer, type TestTokenSpec } from './
 export { startSmtpSink, type SmtpSink, type ReceivedMail } from './smtp-sink.js';
 export { startHttpReceiver, type HttpReceiver, type ReceivedRequest } from './http-receiver.js';
 export { startPostgres, POSTGRES_PACKAGES, type TestPostgres } from './postgres.js';
+export { networkNamespacesWork, createNetworkNamespace, removeNetworkNamespaces, namespacesNetwork, type NetworkNamespace } from './network-namespaces.js';

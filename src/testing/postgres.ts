@@ -8,7 +8,7 @@
  * exception (not after SIGKILL).
  */
 import { spawnSync, type SpawnSyncOptionsWithStringEncoding } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 
@@ -24,6 +24,12 @@ export interface TestPostgres {
   url(database?: string): string;
   /** Creates an empty database (a unique name unless given) and returns its URL. */
   createDatabase(name?: string): Promise<string>;
+  /**
+   * Restarts the server (fast shutdown: open connections are cut, as in a failover), same port
+   * and data. `listenAddresses`: listen on these too (besides 127.0.0.1), with trust
+   * authentication from `trustNetwork` (a CIDR), e.g. for workers in network namespaces.
+   */
+  restart(options?: { listenAddresses?: readonly string[]; trustNetwork?: string }): Promise<void>;
   /** Stops the server (fast shutdown) and removes its folder; idempotent. */
   stop(): Promise<void>;
 }
@@ -69,9 +75,10 @@ async function start(): Promise<TestPostgres> {
     throw new Error(`initdb failed: ${init.stderr || init.error?.message}`);
   }
   let port = 0;
+  const settingsFor = (listen: string) => `-k ${dir} -p ${port} -c listen_addresses=${listen} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=60`;
   for (let attempt = 0; ; attempt++) {
     port = 20_000 + Math.floor(Math.random() * 30_000);
-    const settings = `-k ${dir} -p ${port} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=60`;
+    const settings = settingsFor('127.0.0.1');
     const started = spawnSync(join(bin, 'pg_ctl'), ['-D', data, '-l', log, '-w', '-t', '30', '-o', settings, 'start'], asPostgres);
     if (started.status === 0) break;
     const text = existsSync(log) ? readFileSync(log, 'utf8') : '';
@@ -102,6 +109,12 @@ async function start(): Promise<TestPostgres> {
         await client.end();
       }
       return url(database);
+    },
+    async restart(options = {}) {
+      const listen = options.listenAddresses === undefined ? [] : ['-o', settingsFor(['127.0.0.1', ...options.listenAddresses].join(','))];
+      if (options.trustNetwork !== undefined) appendFileSync(join(data, 'pg_hba.conf'), `host all all ${options.trustNetwork} trust\n`);
+      const restarted = spawnSync(join(bin, 'pg_ctl'), ['-D', data, '-l', log, '-m', 'fast', '-w', '-t', '30', ...listen, 'restart'], asPostgres);
+      if (restarted.status !== 0) throw new Error(`pg_ctl restart failed: ${restarted.stdout}${restarted.stderr}`);
     },
     async stop() {
       stopNow('fast');

@@ -12,6 +12,10 @@ export interface ServerCommandOptions {
   tlsKey?: string;
   insecureHttp?: boolean;
   stopTimeout?: string;
+  /** Commander's `--no-local-worker`: false when given. */
+  localWorker?: boolean;
+  name?: string;
+  lease?: string;
 }
 
 /**
@@ -26,6 +30,8 @@ export async function serverCommand(options: ServerCommandOptions, context: Comm
   const stopTimeoutMs = options.stopTimeout === undefined ? undefined : Number(options.stopTimeout) * 1000;
   if (stopTimeoutMs !== undefined && !(Number.isFinite(stopTimeoutMs) && stopTimeoutMs >= 0)) throw new CofferError('E_USAGE', `--stop-timeout ${options.stopTimeout}: a number of seconds`);
   const database = options.database ?? (context.env.COFFER_DATABASE || undefined);
+  const leaseMs = options.lease === undefined ? undefined : Number(options.lease) * 1000;
+  if (leaseMs !== undefined && !(Number.isFinite(leaseMs) && leaseMs > 0)) throw new CofferError('E_USAGE', `--lease ${options.lease}: a number of seconds`);
   const service = await startService({
     dataDir: options.data,
     ...(options.config === undefined ? {} : { configFile: options.config }),
@@ -33,6 +39,9 @@ export async function serverCommand(options: ServerCommandOptions, context: Comm
     ...(options.listen === undefined ? {} : { listen: options.listen }),
     ...(options.tlsCert === undefined || options.tlsKey === undefined ? {} : { tls: { cert: options.tlsCert, key: options.tlsKey } }),
     insecureHttp: options.insecureHttp === true,
+    ...(options.localWorker === false ? { localWorker: false } : {}),
+    ...(options.name === undefined ? {} : { serverName: options.name }),
+    ...(leaseMs === undefined ? {} : { leaseMs }),
     print: (line) => context.stdout.write(`${line}\n`),
     logError: (error, where) => context.stderr.write(`coffer server: internal error in ${where}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`),
   });

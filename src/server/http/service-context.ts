@@ -10,6 +10,7 @@ import type { ConfigStore } from '../config/index.js';
 import type { RepositoryCatalog } from '../inventory/index.js';
 import type { JobScheduler } from '../scheduler/index.js';
 import type { TaskRunner } from '../tasks/index.js';
+import type { WorkerRegistry } from '../cluster/index.js';
 import type { ApprovalStore } from './approvals.js';
 
 export interface ServiceContext {
@@ -24,6 +25,8 @@ export interface ServiceContext {
   approvals: ApprovalStore;
   /** The task runner (runs, tasks, their events) and the scheduler (jobs' runs, previews). */
   work: { runner: TaskRunner; scheduler: JobScheduler };
+  /** The workers sharing a PostgreSQL state database (docs/scale.md); absent: none listed. */
+  workers?: WorkerRegistry;
   now: () => number;
   /** The folders restores may write into (`restore.allowed-targets`, or DATA/restores). */
   restoreTargets: () => readonly string[];

@@ -12,6 +12,10 @@
  *   `coffer_repository_total_bytes{repository}`: the latest figures known.
  * - `coffer_notification_deliveries_total{target,outcome}`: delivery attempts, outcome = sent | failed.
  * - `coffer_notification_outbox_pending`: messages waiting to be delivered.
+ * - per worker sharing a PostgreSQL state database (docs/scale.md): `coffer_worker_up{worker}`
+ *   (1 while it heartbeats), `coffer_worker_tasks_running{worker}`,
+ *   `coffer_worker_tasks_done{worker}` and `coffer_worker_read_bytes{worker}` (since it
+ *   started), `coffer_worker_last_heartbeat_timestamp_seconds{worker}`.
  * - the process's own (`process_*`, `nodejs_*`) unless turned off.
  */
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
@@ -34,6 +38,7 @@ export class CofferMetrics {
   private readonly repoTotal: Gauge<'repository'>;
   private readonly deliveries: Counter<'target' | 'outcome'>;
   private readonly pending: Gauge;
+  private readonly worker: Record<'up' | 'running' | 'done' | 'bytes' | 'heartbeat', Gauge<'worker'>>;
 
   constructor(
     private readonly source: MetricsSource,
@@ -49,6 +54,14 @@ export class CofferMetrics {
     this.repoTotal = new Gauge({ name: 'coffer_repository_total_bytes', help: 'Total bytes of the storage of the repository.', labelNames: ['repository'], registers });
     this.deliveries = new Counter({ name: 'coffer_notification_deliveries_total', help: 'Notification delivery attempts by target and outcome (sent, failed).', labelNames: ['target', 'outcome'], registers });
     this.pending = new Gauge({ name: 'coffer_notification_outbox_pending', help: 'Notifications waiting to be delivered.', registers });
+    const perWorker = (name: string, help: string) => new Gauge({ name, help, labelNames: ['worker'], registers });
+    this.worker = {
+      up: perWorker('coffer_worker_up', '1 while the worker heartbeats, 0 when it stopped or went silent.'),
+      running: perWorker('coffer_worker_tasks_running', 'Tasks the worker runs now.'),
+      done: perWorker('coffer_worker_tasks_done', 'Tasks the worker ended since it started.'),
+      bytes: perWorker('coffer_worker_read_bytes', 'Source bytes the worker\'s finished backups read since it started.'),
+      heartbeat: perWorker('coffer_worker_last_heartbeat_timestamp_seconds', 'The worker\'s last heartbeat (Unix time).'),
+    };
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
   }
 
@@ -60,7 +73,15 @@ export class CofferMetrics {
   /** Reads the figures and returns the exposition text. Throws what the source throws. */
   async render(): Promise<string> {
     const f = await this.source.figures();
-    for (const m of [this.lastSuccess, this.lastBytes, this.lastDuration, this.tasks, this.repoStored, this.repoFree, this.repoTotal, this.deliveries]) m.reset();
+    for (const m of [this.lastSuccess, this.lastBytes, this.lastDuration, this.tasks, this.repoStored, this.repoFree, this.repoTotal, this.deliveries, ...Object.values(this.worker)]) m.reset();
+    for (const w of f.workers ?? []) {
+      const labels = { worker: w.name };
+      this.worker.up.set(labels, w.alive ? 1 : 0);
+      this.worker.running.set(labels, w.tasksRunning);
+      this.worker.done.set(labels, w.tasksDone);
+      this.worker.bytes.set(labels, w.bytesRead);
+      this.worker.heartbeat.set(labels, w.lastHeartbeat / 1000);
+    }
     for (const b of f.vmBackups) {
       const labels = { vm: b.vm, job: b.job };
       this.lastSuccess.set(labels, b.at / 1000);

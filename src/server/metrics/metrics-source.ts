@@ -11,6 +11,8 @@ export interface MetricsFiguresInput {
   tasks: readonly { kind: string; status: string; count: number }[];
   deliveries: readonly { target: string; outcome: string; count: number }[];
   outboxPending: number;
+  /** The workers sharing a PostgreSQL state database (docs/scale.md), when there are any. */
+  workers?: readonly { name: string; alive: boolean; tasksRunning: number; tasksDone: number; bytesRead: number; lastHeartbeat: number }[];
 }
 
 export interface MetricsSource {

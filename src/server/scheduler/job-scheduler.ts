@@ -47,6 +47,12 @@ export interface SchedulerOptions {
   limits?: ConcurrencyLimits;
   /** The owner recorded for scheduled runs (default `scheduler`). */
   owner?: string;
+  /**
+   * Several servers on one database (#10): claims a firing before acting on it; a firing
+   * another server claimed is passed by (its state still settles here). Without it (one
+   * server), every firing is this server's.
+   */
+  claimFiring?: (job: string, firing: Date) => Promise<boolean>;
 }
 
 /**
@@ -189,6 +195,10 @@ export class JobScheduler {
     if (row !== undefined && row.schedule !== key) state = scheduleEdited(now, state);
     const decision = decideRun(schedule, state, { now, upSince: this.upSince, running: await this.runner.jobRunning(job.name), repeatMissed: job.repeatMissed === true });
     const fired = decision.action === 'wait' ? (row?.last_fired ?? null) : decision.firing.getTime();
+    if (decision.action !== 'wait' && this.options.claimFiring !== undefined && !(await this.options.claimFiring(job.name, decision.firing))) {
+      // Another server acted on this firing and saves the job's state; the next tick reads it.
+      return;
+    }
     await this.saveState(job.name, key, decision.state, fired, row?.last_run_id ?? null);
     const owner = this.options.owner ?? 'scheduler';
     if (decision.action === 'start') {
@@ -238,6 +248,8 @@ export class JobScheduler {
     if (run.job === null || run.status === 'running' || run.status === 'skipped') return;
     for (const { job } of this.jobs.values()) {
       if (job.after !== run.job) continue;
+      // Several servers hear the same run end: one of them starts the next job.
+      if (this.options.claimFiring !== undefined && !(await this.options.claimFiring(`${job.name} after run ${run.id}`, new Date(Date.parse(run.ended ?? run.created))))) continue;
       if (await this.runner.jobRunning(job.name)) {
         this.events.emit('skipped', await this.runner.recordSkippedRun(job.name, this.now(), `after:${run.job}`, `skipped: the previous run of ${job.name} was still going when ${run.job} ended`, this.options.owner ?? 'scheduler'));
         continue;

@@ -7,7 +7,8 @@
  *   fails the query rather than being rounded. `numeric` (what `sum(bigint)` returns) stays a
  *   string: wrap it in `Number()` (docs/state-database.md).
  * - Every connection is tagged `application_name=coffer` (visible in pg_stat_activity) and
- *   carries a statement timeout, so no query (nor a wait for a lock) hangs forever.
+ *   carries a statement timeout, so no query (nor a wait for a lock) hangs forever; the client
+ *   gives up 5 s after it too, for a link that went dead without a reset.
  * - An idle connection that the server drops (restart, failover) is discarded quietly; the
  *   next query opens a new one, or fails with the server's error.
  */
@@ -53,6 +54,9 @@ export function createPostgresPool(url: string, settings: PoolSettings = {}): pg
     max: s.poolSize,
     statement_timeout: s.statementTimeoutMs,
     connectionTimeoutMillis: s.connectTimeoutMs,
+    // The statement timeout is the server's: over a dead link (a partition) the server never
+    // sees the query, so the client gives up a little later on its own.
+    query_timeout: s.statementTimeoutMs + 5000,
     application_name: 'coffer',
     keepAlive: true,
     types: TYPES,

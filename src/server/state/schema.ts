@@ -213,6 +213,9 @@ export interface StateSchema {
   metrics_task_counts: MetricsTaskCountTable;
   runs: RunTable;
   tasks: TaskTable;
+  workers: WorkerTable;
+  cluster_policy: ClusterPolicyTable;
+  firing_claims: FiringClaimTable;
   task_log: TaskLogTable;
   schedule_state: ScheduleStateTable;
   vm_state: VmStateTable;
@@ -275,6 +278,50 @@ export interface TaskTable {
   error_message: string | null;
   /** JSON: the figures (for a backup, a VmBackupResult). */
   result: string | null;
+  /** The worker that took it (migration 30; null in single-process mode). */
+  worker: Generated<string | null>;
+  /** Its lease on it expires then (ms since the epoch, the database's clock); a heartbeat renews it. */
+  lease_until: Generated<number | null>;
+  /** 1: someone asked to cancel it while it ran on a worker (the worker's heartbeat sees it). */
+  cancel_requested: Generated<number>;
+}
+
+/** A `coffer worker` process (migration 30; src/server/cluster/). */
+export interface WorkerTable {
+  name: string;
+  /** JSON array of the hosts it reaches; null: every host. */
+  hosts: string | null;
+  /** How many tasks it runs at once. */
+  capacity: number;
+  version: string;
+  pid: number | null;
+  /** The machine's hostname. */
+  machine: string | null;
+  started_at: number;
+  heartbeat_at: number;
+  /** When it stopped cleanly; null while it runs (or if it was killed). */
+  stopped_at: number | null;
+  /** 1: take nothing new, exit when idle. */
+  draining: number;
+  tasks_running: number;
+  tasks_done: number;
+  /** Source bytes its finished backups read. */
+  bytes_read: number;
+}
+
+/** What the servers publish for the workers: `limits`, `bandwidth`, `retry` as JSON (migration 30). */
+export interface ClusterPolicyTable {
+  key: string;
+  value: string;
+  updated_at: number;
+}
+
+/** One scheduled firing, claimed by the server that handled it (migration 30). */
+export interface FiringClaimTable {
+  job: string;
+  firing: number;
+  claimed_by: string;
+  claimed_at: number;
 }
 
 /** A task's log, one row per line. */

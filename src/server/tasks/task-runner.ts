@@ -49,6 +49,36 @@ export interface TaskRunnerOptions {
    * time). Off by default.
    */
   latencyGuard?: { thresholdMs: number };
+  /**
+   * Scale-out (#10; docs/scale.md): take tasks from a queue shared by several processes
+   * (PostgreSQL, src/server/cluster/) instead of choosing from this process's memory. Without
+   * it (the default, SQLite), the runner dispatches by itself as it always did.
+   */
+  shared?: SharedDispatch;
+  /** false: this process never starts a task (an API-and-scheduler server; workers elsewhere do). Default true. */
+  dispatch?: boolean;
+}
+
+/**
+ * What a shared queue gives the runner (src/server/cluster/ implements it on PostgreSQL).
+ * The runner then does not mark tasks left `running` as interrupted at start (other processes
+ * may be running them; leases expire instead) and runs at most `capacity` tasks at once.
+ */
+export interface SharedDispatch {
+  /** How many tasks this process runs at once. */
+  readonly capacity: number;
+  /** This process's name: it ends, and reports on, only the tasks it holds (a fence against a lost lease). */
+  readonly holder: string;
+  /**
+   * Takes up to `free` tasks this process may start now (already `running` and held by it in
+   * the database), the queued tasks whose window closed, and the runs whose last task the
+   * queue ended (a lease that expired too often).
+   */
+  take(free: number): Promise<{ start: Selectable<TaskTable>[]; windowClosed: Selectable<TaskTable>[]; endedRuns: string[] }>;
+  /** The tasks under the bandwidth rules across every process (for the shares), when known. */
+  load(): { reading: number; running: number } | undefined;
+  /** A write that must not be lost (a task's end) is retried this long while the database is away, ms. */
+  readonly persistMs: number;
 }
 
 /** What a new run covers. */
@@ -113,7 +143,7 @@ export class TaskRunner {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(db: Kysely<StateSchema>, private readonly options: TaskRunnerOptions = {}) {
-    this.store = new TaskStore(db);
+    this.store = new TaskStore(db, options.shared?.holder);
     this.now = options.now ?? (() => new Date());
     this.limits = options.limits ?? {};
     this.bandwidth = new BandwidthRules(options.bandwidth ?? []);
@@ -128,7 +158,9 @@ export class TaskRunner {
   async start(): Promise<TaskInfo[]> {
     const interrupted: TaskInfo[] = [];
     const now = this.now().getTime();
-    for (const row of await this.store.tasksIn('running')) {
+    // With a shared queue, tasks running elsewhere are not ours to interrupt: their leases say.
+    const recover = this.options.shared === undefined && this.options.dispatch !== false;
+    for (const row of recover ? await this.store.tasksIn('running') : []) {
       if (!(await this.store.finish(row.id, { status: 'interrupted', now, error: { code: 'E_INTERRUPTED', message: 'the server stopped while the task ran' } }))) continue;
       await this.log(row.id, 'error', 'interrupted: the server stopped while the task ran');
       await this.retryIfAllowed(row, now);
@@ -319,6 +351,9 @@ export class TaskRunner {
       running.cancelRequested = true;
       await this.log(id, 'info', `cancel requested by ${by}`);
       running.handle.cancel();
+    } else if (task.status === 'running') {
+      // It runs in another process (a worker): its heartbeat sees the request.
+      if (await this.store.requestCancel(id)) await this.log(id, 'info', `cancel requested by ${by} (the worker running it stops it at its next heartbeat)`);
     } else if (task.status === 'queued') {
       if (await this.store.finish(id, { status: 'cancelled', now: this.now().getTime(), error: { code: 'E_INTERRUPTED', message: `cancelled by ${by}` } })) {
         await this.log(id, 'info', `cancelled by ${by} before it started`);
@@ -415,9 +450,10 @@ export class TaskRunner {
   }
 
   private async dispatchOnce(): Promise<void> {
-    if (this.draining) return;
+    if (this.draining || this.options.dispatch === false) return;
     const now = this.now();
     this.rebalance(now);
+    if (this.options.shared !== undefined) return this.takeShared(this.options.shared, now);
     const windowEnds = new Map<string, number>();
     for (const run of await this.store.runningRuns()) {
       if (run.windowEnd === null) continue;
@@ -441,6 +477,42 @@ export class TaskRunner {
     for (const task of start) await this.launch(rows.get(task.id) as Selectable<TaskTable>);
   }
 
+  /** Scale-out: the shared queue chose (limits across every worker); start what it handed us. */
+  private async takeShared(shared: SharedDispatch, now: Date): Promise<void> {
+    for (const run of await this.store.runningRuns()) {
+      if (run.cancelAtWindowEnd && run.windowEnd !== null && now.getTime() >= Date.parse(run.windowEnd)) await this.cancelAtWindowEnd(run.id);
+    }
+    const free = Math.max(0, shared.capacity - this.running.size);
+    const taken = await shared.take(free);
+    for (const row of taken.windowClosed) await this.endWindowClosed(row, now.getTime());
+    for (const runId of taken.endedRuns) await this.checkRun(runId);
+    for (const row of taken.start) await this.launch(row, true);
+  }
+
+  /** Cancels a task this process runs, if it does (a worker's heartbeat saw a request). */
+  cancelLocal(id: string, by: string): boolean {
+    const running = this.running.get(id);
+    if (running === undefined || running.cancelRequested) return false;
+    running.cancelRequested = true;
+    void this.log(id, 'info', `cancel requested by ${by}`).catch((error: unknown) => this.report(error));
+    running.handle.cancel();
+    return true;
+  }
+
+  /** Kills a task this process runs without recording its end (its lease was lost: another worker has it now). False if it runs no such task, or gave it up already. */
+  abandon(id: string): boolean {
+    const running = this.running.get(id);
+    if (running === undefined || this.abandoned.has(id)) return false;
+    this.abandoned.add(id);
+    // Not ours any more: it no longer counts, holds a lease, or keeps a drain waiting.
+    this.running.delete(id);
+    running.handle.kill();
+    this.rebalance(this.now());
+    return true;
+  }
+
+  private readonly abandoned = new Set<string>();
+
   /** The run's window closed and its policy says stop: cancel its running backups (cleanly: message, then signals). */
   private async cancelAtWindowEnd(runId: string): Promise<void> {
     for (const [id, r] of this.running) {
@@ -462,12 +534,13 @@ export class TaskRunner {
     if (row.run_id !== null) await this.checkRun(row.run_id);
   }
 
-  private async launch(row: Selectable<TaskTable>): Promise<void> {
+  private async launch(row: Selectable<TaskTable>, taken = false): Promise<void> {
     const startedAt = Date.now();
-    await this.store.markRunning(row.id, startedAt);
+    if (!taken) await this.store.markRunning(row.id, startedAt);
     const kind = row.kind as TaskKind;
-    const reading = [...this.running.values()].filter((r) => r.reading).length;
-    const rates = kind !== 'backup' ? {} : this.bandwidth.scoped ? this.scopedShares(this.now(), { host: row.host ?? '', repository: row.repository ?? '', reading: true }).at(-1) ?? {} : this.bandwidth.shareAt(this.now(), reading + 1, this.running.size + 1);
+    const load = this.load();
+    // Scoped rules (hosts, repositories) are shared by this process's backups; unscoped ones by the cluster's (docs/scale.md).
+    const rates = kind !== 'backup' ? {} : this.bandwidth.scoped ? this.scopedShares(this.now(), { host: row.host ?? '', repository: row.repository ?? '', reading: true }).at(-1) ?? {} : this.bandwidth.shareAt(this.now(), load.reading + 1, load.running + 1);
     const handle = startWorker({ taskId: row.id, kind, spec: JSON.parse(row.spec) as unknown, rates }, {
       onProgress: (done, total, latencyMs) => {
         const entry = this.running.get(row.id);
@@ -481,10 +554,11 @@ export class TaskRunner {
           entry.reading = false;
           this.rebalance(this.now());
         }
-        void this.store.setProgress(row.id, total === 0 ? 0 : done / total).then(() => this.changed(row.id));
+        // The database may be away for a moment (a restart): a lost progress update is reported, never fatal.
+        void this.store.setProgress(row.id, total === 0 ? 0 : done / total).then(() => this.changed(row.id)).catch((error: unknown) => this.report(error));
       },
-      onLog: (level, line) => void this.log(row.id, level, line),
-      onReport: (report) => void this.store.setReport(row.id, report).then(() => this.changed(row.id)),
+      onLog: (level, line) => void this.log(row.id, level, line).catch((error: unknown) => this.report(error)),
+      onReport: (report) => void this.store.setReport(row.id, report).then(() => this.changed(row.id)).catch((error: unknown) => this.report(error)),
     }, this.options.worker);
     // Only backups share the bandwidth rules (they read the hosts' storage).
     this.running.set(row.id, { kind, runId: row.run_id, handle, placement: placementOf(row), cancelRequested: false, reading: kind === 'backup', rates, latencyMs: undefined });
@@ -498,20 +572,28 @@ export class TaskRunner {
 
   private async ended(row: Selectable<TaskTable>, outcome: Awaited<WorkerHandle['ended']>): Promise<void> {
     const running = this.running.get(row.id);
-    this.running.delete(row.id);
-    this.rebalance(this.now());
+    if (this.abandoned.delete(row.id)) return;
     const now = Date.now();
     const end = taskEnd(outcome, running?.cancelRequested === true, running?.cancelReason);
     const result = outcome.kind === 'result' ? outcome.result : undefined;
-    await this.store.finish(row.id, { status: end.status, now, ...(end.error ? { error: end.error } : {}), ...(result ? { result } : {}) });
+    // Still listed as running until its end is recorded: a worker's heartbeat keeps its lease.
+    const recorded = await this.persist(() => this.store.finish(row.id, { status: end.status, now, ...(end.error ? { error: end.error } : {}), ...(result ? { result } : {}) }));
+    this.running.delete(row.id);
+    this.rebalance(this.now());
+    if (!recorded && this.options.shared !== undefined) return; // a lost lease: another worker holds the task now
     const backup = row.kind === 'backup' && result !== undefined ? (result as VmBackupResult) : undefined;
-    if (backup !== undefined && row.vm !== null) await this.store.recordVmSuccess(row.vm, now, backup.durationMs);
-    await this.log(row.id, end.error === undefined ? 'info' : end.status === 'cancelled' ? 'info' : 'error',
+    if (backup !== undefined && row.vm !== null) {
+      this.finishedBytes += backup.bytesRead;
+      await this.persist(() => this.store.recordVmSuccess(row.vm as string, now, backup.durationMs));
+    }
+    this.finishedTasks++;
+    await this.persist(() => this.log(row.id, end.error === undefined ? 'info' : end.status === 'cancelled' ? 'info' : 'error',
       backup !== undefined ? `snapshot ${backup.snapshot} saved: read ${backup.bytesRead} bytes, ${backup.bytesNew} new, ${backup.mode}; bottleneck ${backup.bottleneck}`
-        : result !== undefined ? (result as TaskReport).summary : `${end.status}: ${end.error?.message ?? ''}`);
-    if (end.status === 'failed') await this.retryIfAllowed(row, now);
-    await this.changed(row.id);
-    if (row.run_id !== null) await this.checkRun(row.run_id);
+        : result !== undefined ? (result as TaskReport).summary : `${end.status}: ${end.error?.message ?? ''}`));
+    if (end.status === 'failed') await this.persist(() => this.retryIfAllowed(row, now));
+    await this.persist(() => this.changed(row.id));
+    const runId = row.run_id;
+    if (runId !== null) await this.persist(() => this.checkRun(runId));
     void this.dispatch();
   }
 
@@ -541,8 +623,33 @@ export class TaskRunner {
     }
   }
 
-  /** Sends each worker its share of the bandwidth rules when it changed. */
-  private rebalance(now: Date): void {
+  /** Tasks this process ended, and the source bytes its backups read (a worker's figures). */
+  finishedTasks = 0;
+  finishedBytes = 0;
+
+  /** A write retried while the database is away, when a shared queue asks for it. */
+  private async persist<T>(write: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + (this.options.shared?.persistMs ?? 0);
+    for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
+      try {
+        return await write();
+      } catch (error) {
+        if (Date.now() + delay > deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+  }
+
+  /** The tasks under the bandwidth rules: this process's, or across the cluster when the shared queue knows more. */
+  private load(): { reading: number; running: number } {
+    const all = [...this.running.values()];
+    const local = { reading: all.filter((r) => r.reading).length, running: all.length };
+    const cluster = this.options.shared?.load();
+    return cluster === undefined ? local : { reading: Math.max(local.reading, cluster.reading), running: Math.max(local.running, cluster.running) };
+  }
+
+  /** Sends each worker its share of the bandwidth rules when it changed (a heartbeat calls it when the cluster's count changed). */
+  rebalance(now: Date = this.now()): void {
     const all = [...this.running.values()];
     if (this.bandwidth.scoped) {
       // Scoped rules: only backups share them (as at launch), each under the rule that covers it.
@@ -556,7 +663,8 @@ export class TaskRunner {
       });
       return;
     }
-    const share = this.bandwidth.shareAt(now, all.filter((r) => r.reading).length, all.length);
+    const load = this.load();
+    const share = this.bandwidth.shareAt(now, load.reading, load.running);
     for (const r of all) {
       if (r.rates.sourceRead === share.sourceRead && r.rates.repositoryWrite === share.repositoryWrite) continue;
       r.rates = share;

@@ -37,7 +37,14 @@ export interface TaskFilter {
 }
 
 export class TaskStore {
-  constructor(private readonly db: Kysely<StateSchema>) {}
+  /** `holder`: a worker's name (scale-out): it ends and reports only on the tasks it holds (or queued ones). */
+  constructor(private readonly db: Kysely<StateSchema>, private readonly holder?: string) {}
+
+  /** Asks the worker running a task to cancel it (its heartbeat reads the flag). Returns whether it was running. */
+  async requestCancel(id: string): Promise<boolean> {
+    const changed = await this.db.updateTable('tasks').set({ cancel_requested: 1 }).where('id', '=', id).where('status', '=', 'running').executeTakeFirst();
+    return Number(changed.numUpdatedRows) > 0;
+  }
 
   async insertTask(task: NewTask, now: number): Promise<void> {
     await this.db.insertInto('tasks').values({
@@ -91,11 +98,15 @@ export class TaskStore {
 
   /** A running task's report so far (an instant recovery's NBD URIs while it serves). */
   async setReport(id: string, report: TaskReport): Promise<void> {
-    await this.db.updateTable('tasks').set({ result: JSON.stringify(report) }).where('id', '=', id).where('status', '=', 'running').execute();
+    let query = this.db.updateTable('tasks').set({ result: JSON.stringify(report) }).where('id', '=', id).where('status', '=', 'running');
+    if (this.holder !== undefined) query = query.where('worker', '=', this.holder);
+    await query.execute();
   }
 
   async setProgress(id: string, progress: number): Promise<void> {
-    await this.db.updateTable('tasks').set({ progress }).where('id', '=', id).where('status', '=', 'running').execute();
+    let query = this.db.updateTable('tasks').set({ progress }).where('id', '=', id).where('status', '=', 'running');
+    if (this.holder !== undefined) query = query.where('worker', '=', this.holder);
+    await query.execute();
   }
 
   /**
@@ -103,13 +114,15 @@ export class TaskStore {
    * changed. Without `result`, a report set while it ran ({@link setReport}) stays.
    */
   async finish(id: string, end: { status: TaskStatus; now: number; error?: { code: string; message: string }; result?: VmBackupResult | TaskReport }): Promise<boolean> {
-    const changed = await this.db.updateTable('tasks')
+    let query = this.db.updateTable('tasks')
       .set({
         status: end.status, ended_at: end.now, ...(end.status === 'succeeded' || end.status === 'warning' ? { progress: 1 } : {}),
         error_code: end.error?.code ?? null, error_message: end.error?.message ?? null, ...(end.result === undefined ? {} : { result: JSON.stringify(end.result) }),
       })
-      .where('id', '=', id).where('status', 'in', ['queued', 'running'])
-      .executeTakeFirst();
+      .where('id', '=', id).where('status', 'in', ['queued', 'running']);
+    const holder = this.holder;
+    if (holder !== undefined) query = query.where((eb) => eb.or([eb('status', '=', 'queued'), eb('worker', '=', holder)]));
+    const changed = await query.executeTakeFirst();
     return Number(changed.numUpdatedRows) > 0;
   }
 

@@ -1064,6 +1064,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/workers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The workers sharing the state database: reachable hosts, tasks running, throughput, last heartbeat, draining */
+        get: operations["listWorkers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workers/{name}/drain": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Drain a worker: it takes no new task and exits when its running tasks end */
+        post: operations["drainWorker"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -6844,6 +6878,178 @@ export interface operations {
                         /** @description snapshots of the VM in all */
                         snapshots: number;
                         truncated: boolean;
+                    };
+                };
+            };
+        };
+    };
+    listWorkers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the request was refused: problem details (RFC 9457) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        code: string;
+                        detail: string;
+                        errors?: {
+                            [key: string]: unknown;
+                        }[];
+                        status: number;
+                        title: string;
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description the server failed: problem details (RFC 9457) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        code: string;
+                        detail: string;
+                        errors?: {
+                            [key: string]: unknown;
+                        }[];
+                        status: number;
+                        title: string;
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            /** @description heartbeated within 90 s and not stopped */
+                            alive: boolean;
+                            /** @description source bytes its finished backups read */
+                            bytesRead: number;
+                            /** @description tasks at once */
+                            capacity: number;
+                            draining: boolean;
+                            /** @description the hosts it reaches; null: every host */
+                            hosts: string[] | null;
+                            /** Format: date-time */
+                            lastHeartbeat: string;
+                            machine: string | null;
+                            name: string;
+                            pid: number | null;
+                            /** Format: date-time */
+                            started: string;
+                            /** Format: date-time */
+                            stopped: string | null;
+                            tasksDone: number;
+                            tasksRunning: number;
+                            /** @description bytes read per second since it started */
+                            throughput: number;
+                            version: string;
+                        }[];
+                    };
+                };
+            };
+        };
+    };
+    drainWorker: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the request was refused: problem details (RFC 9457) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        code: string;
+                        detail: string;
+                        errors?: {
+                            [key: string]: unknown;
+                        }[];
+                        status: number;
+                        title: string;
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description the server failed: problem details (RFC 9457) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        code: string;
+                        detail: string;
+                        errors?: {
+                            [key: string]: unknown;
+                        }[];
+                        status: number;
+                        title: string;
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description heartbeated within 90 s and not stopped */
+                        alive: boolean;
+                        /** @description source bytes its finished backups read */
+                        bytesRead: number;
+                        /** @description tasks at once */
+                        capacity: number;
+                        draining: boolean;
+                        /** @description the hosts it reaches; null: every host */
+                        hosts: string[] | null;
+                        /** Format: date-time */
+                        lastHeartbeat: string;
+                        machine: string | null;
+                        name: string;
+                        pid: number | null;
+                        /** Format: date-time */
+                        started: string;
+                        /** Format: date-time */
+                        stopped: string | null;
+                        tasksDone: number;
+                        tasksRunning: number;
+                        /** @description bytes read per second since it started */
+                        throughput: number;
+                        version: string;
                     };
                 };
             };

@@ -22,6 +22,7 @@ import { taskRoutes } from './task-routes.js';
 import { taskActionRoutes } from './task-action-routes.js';
 import { tokenRoutes } from './token-routes.js';
 import { userRoutes } from './user-routes.js';
+import { workerRoutes } from './worker-routes.js';
 
 export type RouteGroup = (app: FastifyInstance, context: ServiceContext) => void;
 
@@ -43,4 +44,5 @@ export const ROUTE_GROUPS: readonly RouteGroup[] = [
   taskActionRoutes,
   fileRoutes,
   editorPreviewRoutes,
+  workerRoutes,
 ];

@@ -13,6 +13,7 @@ import { listOrderIndexes } from './0011-list-order-indexes.js';
 import { notifyEvents } from './0020-notify-events.js';
 import { notifyOutbox } from './0021-notify-outbox.js';
 import { notifyMetrics } from './0022-notify-metrics.js';
+import { cluster } from './0030-cluster.js';
 
 export const MIGRATIONS: readonly Migration[] = [
   foundation,
@@ -25,4 +26,5 @@ export const MIGRATIONS: readonly Migration[] = [
   notifyEvents,
   notifyOutbox,
   notifyMetrics,
+  cluster,
 ];

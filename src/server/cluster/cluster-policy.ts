@@ -1,0 +1,43 @@
+/**
+ * The policy the servers publish for the workers, in the `cluster_policy` table (migration
+ * 30): the concurrency limits (with the jobs' own limits folded in), the bandwidth rules and
+ * the retry policy, each one JSON row. A server writes them at start and at every change of
+ * its configuration; the dispatch transaction reads the limits (so a limit holds across every
+ * worker at the instant it hands out a task) and each worker reads the rest at its heartbeat.
+ * JSON has no Infinity: an unlimited layer is stored as the string "Infinity".
+ */
+import type { Kysely } from 'kysely';
+import type { ConcurrencyLimits } from '../../jobs/index.js';
+import type { StateSchema } from '../state/index.js';
+import type { BandwidthRule, RetryPolicy } from '../tasks/index.js';
+
+/** What every worker applies. */
+export interface ClusterPolicy {
+  limits: ConcurrencyLimits;
+  bandwidth: BandwidthRule[];
+  retry: RetryPolicy;
+}
+
+const KEYS = ['limits', 'bandwidth', 'retry'] as const;
+
+/** Writes the parts given (a server's start, a configuration change). */
+export async function publishPolicy(db: Kysely<StateSchema>, policy: Partial<ClusterPolicy>, now: number = Date.now()): Promise<void> {
+  for (const key of KEYS) {
+    const value = policy[key];
+    if (value === undefined) continue;
+    const text = JSON.stringify(value, (_k, v: unknown) => (v === Infinity ? 'Infinity' : v));
+    await db.insertInto('cluster_policy').values({ key, value: text, updated_at: now })
+      .onConflict((c) => c.column('key').doUpdateSet({ value: text, updated_at: now })).execute();
+  }
+}
+
+/** The policy as last published; what was never published is empty (per host 1 by the planner's default). */
+export async function readPolicy(db: Kysely<StateSchema>): Promise<ClusterPolicy> {
+  const rows = await db.selectFrom('cluster_policy').select(['key', 'value']).execute();
+  const parsed = new Map(rows.map((r) => [r.key, JSON.parse(r.value, (_k, v: unknown) => (v === 'Infinity' ? Infinity : v)) as unknown]));
+  return {
+    limits: (parsed.get('limits') ?? {}) as ConcurrencyLimits,
+    bandwidth: (parsed.get('bandwidth') ?? []) as BandwidthRule[],
+    retry: (parsed.get('retry') ?? {}) as RetryPolicy,
+  };
+}

@@ -1,0 +1,80 @@
+/**
+ * Network namespaces for tests whose processes must talk over a real network link (`ip netns`
+ * and a veth pair each): the process inside reaches the host side's address only over its
+ * veth, and {@link NetworkNamespace.cut} takes the link down (a network partition). Needs root
+ * and the iproute2 package; {@link networkNamespacesWork} says whether this machine allows
+ * them (a container may not). Addresses: 10.(100 + pid % 100).N.1 on the host side, .2
+ * inside, /24 per namespace. Remove them in `after()`; an `exit` hook removes them too.
+ */
+import { spawnSync } from 'node:child_process';
+
+export interface NetworkNamespace {
+  readonly name: string;
+  /** The host side's address, what the process inside connects to. */
+  readonly hostAddress: string;
+  /** Its own address inside. */
+  readonly address: string;
+  /** The command prefix that runs a program inside: `ip netns exec NAME`. */
+  readonly exec: readonly string[];
+  /** Takes the link down (the process inside is cut off), or up again. */
+  cut(): void;
+  restore(): void;
+}
+
+function ip(...args: string[]): { ok: boolean; text: string } {
+  const r = spawnSync('ip', args, { encoding: 'utf8', timeout: 10_000 });
+  return { ok: r.status === 0, text: `${r.stdout ?? ''}${r.stderr ?? r.error?.message ?? ''}` };
+}
+
+/** Whether `ip netns add` works here (root, iproute2, a kernel that allows it). */
+export function networkNamespacesWork(): boolean {
+  const probe = `cfprobe${process.pid}`;
+  const added = ip('netns', 'add', probe);
+  if (added.ok) ip('netns', 'del', probe);
+  return added.ok;
+}
+
+/** The network all namespaces of this process are in (for trust rules), e.g. 10.142.0.0/16. */
+export function namespacesNetwork(): string {
+  return `10.${100 + (process.pid % 100)}.0.0/16`;
+}
+
+const made: string[] = [];
+let hooked = false;
+
+/** Makes namespace number `n` (1..250) of this process, its link up. @throws Error naming the failing step. */
+export function createNetworkNamespace(n: number): NetworkNamespace {
+  const net = `10.${100 + (process.pid % 100)}.${n}`;
+  const name = `cf${process.pid}n${n}`;
+  const hostSide = `cfh${process.pid % 100000}n${n}`;
+  const inside = `cfi${process.pid % 100000}n${n}`;
+  const steps: string[][] = [
+    ['netns', 'add', name],
+    ['link', 'add', hostSide, 'type', 'veth', 'peer', 'name', inside],
+    ['link', 'set', inside, 'netns', name],
+    ['addr', 'add', `${net}.1/24`, 'dev', hostSide],
+    ['link', 'set', hostSide, 'up'],
+    ['-n', name, 'addr', 'add', `${net}.2/24`, 'dev', inside],
+    ['-n', name, 'link', 'set', inside, 'up'],
+    ['-n', name, 'link', 'set', 'lo', 'up'],
+  ];
+  if (!hooked) {
+    hooked = true;
+    process.once('exit', removeNetworkNamespaces);
+  }
+  made.push(name);
+  for (const step of steps) {
+    const r = ip(...step);
+    if (!r.ok) throw new Error(`ip ${step.join(' ')} failed: ${r.text.trim()}`);
+  }
+  return {
+    name, hostAddress: `${net}.1`, address: `${net}.2`, exec: ['ip', 'netns', 'exec', name],
+    cut: () => void ip('link', 'set', hostSide, 'down'),
+    restore: () => void ip('link', 'set', hostSide, 'up'),
+  };
+}
+
+/** Deletes every namespace this process made (their veth pairs go with them). */
+export function removeNetworkNamespaces(): void {
+  for (const name of made.splice(0)) ip('netns', 'del', name);
+}
