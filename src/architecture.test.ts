@@ -15,6 +15,7 @@ const SRC = resolve(dirname(fileURLToPath(import.meta.url)), '../../src');
 /** Folder → the folders it may import (besides itself). */
 const ALLOWED: Record<string, string[]> = {
   errors: [],
+  glob: [],
   blockdev: [],
   concurrency: [],
   native: [],
@@ -23,12 +24,12 @@ const ALLOWED: Record<string, string[]> = {
   qmp: ['errors', 'blockdev', 'concurrency'],
   repo: ['errors', 'concurrency', 'native'],
   disk: ['errors', 'blockdev', 'concurrency', 'native'],
-  source: ['errors', 'blockdev', 'disk', 'qmp', 'nbd', 'xml', 'native'],
+  source: ['errors', 'glob', 'blockdev', 'disk', 'qmp', 'nbd', 'xml', 'native'],
   volume: ['errors', 'blockdev'],
   fs: ['errors', 'blockdev'],
   nbd: ['errors', 'blockdev', 'concurrency'],
   backup: ['errors', 'blockdev', 'concurrency', 'repo', 'source', 'disk', 'native'],
-  restore: ['errors', 'blockdev', 'concurrency', 'repo', 'disk', 'volume', 'fs', 'nbd', 'xml', 'native'],
+  restore: ['errors', 'glob', 'blockdev', 'concurrency', 'repo', 'disk', 'volume', 'fs', 'nbd', 'xml', 'native'],
   relocate: ['errors', 'qmp'],
   jobs: ['errors', 'concurrency', 'repo'],
   server: ['errors', 'concurrency', 'repo', 'jobs', 'backup', 'restore', 'source', 'disk', 'volume', 'fs', 'nbd'],

@@ -1,3 +1,5 @@
+import { globSource } from '../../glob/index.js';
+
 /**
  * `--include` and `--exclude` of a file restore. Patterns are globs: `*` any run of
  * characters but `/`, `**` any run including `/`, `?` one character, `[…]` a class. A
@@ -31,35 +33,4 @@ function matcher(pattern: string): (path: string, name: string) => boolean {
   }
   const re = new RegExp(`^${trimmed.startsWith('/') ? '' : '(?:.*/)?'}${globSource(trimmed)}$`, 's');
   return (path) => re.test(path);
-}
-
-function globSource(pattern: string): string {
-  let out = '';
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i] as string;
-    if (c === '*') {
-      if (pattern[i + 1] === '*') {
-        out += '.*';
-        i++;
-      } else out += '[^/]*';
-    } else if (c === '?') out += '[^/]';
-    else if (c === '\\' && i + 1 < pattern.length) out += escape(pattern[++i] as string);
-    else if (c === '[') {
-      const close = pattern.indexOf(']', i + 2);
-      if (close === -1) {
-        out += '\\[';
-        continue;
-      }
-      let body = pattern.slice(i + 1, close);
-      const negate = body.startsWith('!') || body.startsWith('^');
-      if (negate) body = body.slice(1);
-      out += `[${negate ? '^' : ''}${body.replace(/[\\\]^]/g, '\\$&')}]`;
-      i = close;
-    } else out += escape(c);
-  }
-  return out;
-}
-
-function escape(c: string): string {
-  return c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 }

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { CofferError } from '../../errors/index.js';
+import { globSource } from '../../glob/index.js';
 
 /**
  * What a file backup leaves out, decided per path before it is read:
@@ -73,36 +74,4 @@ export class Excludes {
     const head = await readFile(`${directory}/CACHEDIR.TAG`).then((b) => b.subarray(0, CACHEDIR_TAG_SIGNATURE.length).toString('latin1'), () => '');
     return head === CACHEDIR_TAG_SIGNATURE;
   }
-}
-
-/** A glob as a regular expression source. */
-function globSource(pattern: string): string {
-  let out = '';
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i] as string;
-    if (c === '*') {
-      if (pattern[i + 1] === '*') {
-        out += '.*';
-        i++;
-      } else out += '[^/]*';
-    } else if (c === '?') out += '[^/]';
-    else if (c === '\\' && i + 1 < pattern.length) out += escape(pattern[++i] as string);
-    else if (c === '[') {
-      const close = pattern.indexOf(']', i + 2);
-      if (close === -1) {
-        out += '\\[';
-        continue;
-      }
-      let body = pattern.slice(i + 1, close);
-      const negate = body.startsWith('!') || body.startsWith('^');
-      if (negate) body = body.slice(1);
-      out += `[${negate ? '^' : ''}${body.replace(/[\\\]^]/g, '\\$&')}]`;
-      i = close;
-    } else out += escape(c);
-  }
-  return out;
-}
-
-function escape(c: string): string {
-  return c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 }
