@@ -40,11 +40,22 @@ export function InstantRecoveryPanel({ target }: { target: SnapshotRef }) {
       if ('id' in answer && typeof answer.id === 'string') setTaskId(answer.id);
     },
   });
-  const task = useQuery({ queryKey: ['task', taskId], queryFn: () => call('get', '/api/v1/tasks/{id}', { params: { id: taskId as string } }), enabled: taskId !== undefined });
+  const [stopping, setStopping] = useState(false);
+  const task = useQuery({
+    queryKey: ['task', taskId],
+    queryFn: () => call('get', '/api/v1/tasks/{id}', { params: { id: taskId as string } }),
+    enabled: taskId !== undefined,
+    // Once stop was asked, poll until the task has ended: the events stream usually says so
+    // first, but a stop must show as stopped even when that event is missed (a reconnect).
+    refetchInterval: (query) => (stopping && ['running', 'queued'].includes(String((query.state.data as { status?: string } | undefined)?.status)) ? 1000 : false),
+  });
   useEvents({ types: 'task', ...(taskId === undefined ? {} : { task: taskId }) }, { task: (t) => t.id === taskId && client.setQueryData(['task', t.id], t) });
   const stop = useMutation({
     mutationFn: () => call('delete', '/api/v1/repositories/{repo}/instant-recovery/{id}', { params: { repo: target.repo, id: taskId as string } }),
-    onSuccess: () => void task.refetch(),
+    onSuccess: () => {
+      setStopping(true);
+      void task.refetch();
+    },
   });
   const now = useNow(1000);
 
