@@ -1,7 +1,10 @@
+import { randomInt } from 'node:crypto';
 import { forEachLimited } from '../concurrency/index.js';
 import { CofferError } from '../errors/index.js';
 import { ObjectKind } from './format/envelope.js';
-import { decodeVerificationRecord, encodeVerificationRecord, subsetContains, type VerificationRecord } from './format/verification-record.js';
+import { decodeVerificationRecord, encodeVerificationRecord, subsetContains, type VerificationRecord, type VerificationSubset } from './format/verification-record.js';
+import { addSnapshotNote, deleteSnapshotNote, listSnapshotNotes } from './snapshot-notes.js';
+import type { SnapshotVerification } from './verify.js';
 import { verificationKey, VERIFICATIONS_PREFIX } from './layout.js';
 import type { Repository } from './repository.js';
 
@@ -51,4 +54,38 @@ export function lastVerifiedLookup(records: readonly VerificationRecord[]): (id:
     }
     return last;
   };
+}
+
+/** The note kind under which each snapshot's verified share is recorded after a verify run. */
+export const VERIFICATION_NOTE = 'verification';
+
+/**
+ * `N/M` (the N-th of M slices by chunk id) or `P%` (a random sample, new every run), as
+ * `coffer verify --read-data-subset` and a verify task take it; `what` names the input in the
+ * error. @throws E_USAGE.
+ */
+export function parseVerificationSubset(text: string, what: string): VerificationSubset {
+  const slice = /^(\d{1,6})\/(\d{1,6})$/.exec(text);
+  if (slice !== null) {
+    const n = Number(slice[1]);
+    const of = Number(slice[2]);
+    if (n >= 1 && of >= 1 && n <= of) return { kind: 'slice', n, of };
+  }
+  const percent = /^(\d{1,3}(?:\.\d+)?)%$/.exec(text);
+  if (percent !== null) {
+    const p = Number(percent[1]);
+    if (p > 0 && p <= 100) return p === 100 ? { kind: 'all' } : { kind: 'sample', percent: p, seed: randomInt(2 ** 32 - 1) };
+  }
+  throw new CofferError('E_USAGE', `${what} ${text}: give N/M (the N-th of M slices, e.g. 3/7 on the 3rd day of a week) or P% (e.g. 10%)`);
+}
+
+/** Replaces each snapshot's verification note with this run's figures. */
+export async function recordSnapshotVerifications(repo: Repository, verification: readonly SnapshotVerification[]): Promise<void> {
+  const previous = await listSnapshotNotes(repo, { kind: VERIFICATION_NOTE, onDamaged: () => undefined });
+  const older = new Map<string, string[]>();
+  for (const note of previous) older.set(note.snapshot, [...(older.get(note.snapshot) ?? []), note.id]);
+  for (const v of verification) {
+    await addSnapshotNote(repo, v.snapshot, VERIFICATION_NOTE, { chunks: v.chunks, verifiedChunks: v.verifiedChunks, fullyVerifiedAt: v.fullyVerifiedAt });
+    for (const id of older.get(v.snapshot) ?? []) await deleteSnapshotNote(repo, v.snapshot, id);
+  }
 }

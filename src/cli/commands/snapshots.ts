@@ -1,6 +1,5 @@
-import { listProtections, listSnapshotNotes, listSnapshots, TAPE_NOTE, type Protection, type Snapshot, type StoredSnapshotNote, type TapeNoteData } from '../../repo/index.js';
+import { listProtections, listSnapshotNotes, listSnapshots, TAPE_NOTE, VERIFICATION_NOTE, type Protection, type Snapshot, type StoredSnapshotNote, type TapeNoteData } from '../../repo/index.js';
 import { TEST_RESTORE_NOTE } from './test-restore.js';
-import { VERIFICATION_NOTE } from './verify.js';
 import { DAMAGE_NOTE } from './repair.js';
 import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
 import { formatBytes, formatTable } from '../format.js';

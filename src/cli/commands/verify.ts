@@ -1,6 +1,5 @@
-import { randomInt } from 'node:crypto';
 import { CofferError } from '../../errors/index.js';
-import { addSnapshotNote, deleteSnapshotNote, listSnapshotNotes, parseRetentionDuration, subtractDuration, verifyRepository, type Repository, type SnapshotVerification, type VerificationSubset } from '../../repo/index.js';
+import { parseRetentionDuration, parseVerificationSubset, recordSnapshotVerifications, subtractDuration, verifyRepository } from '../../repo/index.js';
 import { ExitCode } from '../exit-codes.js';
 import { lookUpDamagedFiles, renderDamagedFiles } from './damaged-files.js';
 import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
@@ -15,29 +14,10 @@ export interface VerifyCommandOptions extends RepositoryOptions {
   files?: boolean;
 }
 
-/** The note kind under which each snapshot's verified share is recorded after a run. */
-export const VERIFICATION_NOTE = 'verification';
-
-/** `N/M` (the N-th of M slices by chunk id) or `P%` (a random sample, new every run). */
-export function parseSubset(text: string): VerificationSubset {
-  const slice = /^(\d{1,6})\/(\d{1,6})$/.exec(text);
-  if (slice !== null) {
-    const n = Number(slice[1]);
-    const of = Number(slice[2]);
-    if (n >= 1 && of >= 1 && n <= of) return { kind: 'slice', n, of };
-  }
-  const percent = /^(\d{1,3}(?:\.\d+)?)%$/.exec(text);
-  if (percent !== null) {
-    const p = Number(percent[1]);
-    if (p > 0 && p <= 100) return p === 100 ? { kind: 'all' } : { kind: 'sample', percent: p, seed: randomInt(2 ** 32 - 1) };
-  }
-  throw new CofferError('E_USAGE', `--read-data-subset ${text}: give N/M (the N-th of M slices, e.g. 3/7 on the 3rd day of a week) or P% (e.g. 10%)`);
-}
-
 /** `coffer verify [--read-data]`: exit 13 when anything is missing or corrupt. */
 export async function verifyCommand(options: VerifyCommandOptions, context: CommandContext): Promise<number> {
   const readData = options.readData === true || options.readDataSubset !== undefined;
-  const subset = options.readDataSubset === undefined ? undefined : parseSubset(options.readDataSubset);
+  const subset = options.readDataSubset === undefined ? undefined : parseVerificationSubset(options.readDataSubset, '--read-data-subset');
   if (options.since !== undefined && !readData) throw new CofferError('E_USAGE', '--since goes with --read-data or --read-data-subset');
   const now = new Date();
   const sinceMs = options.since === undefined ? undefined : now.getTime() - subtractDuration(now.getTime(), parseRetentionDuration(options.since));
@@ -53,7 +33,7 @@ export async function verifyCommand(options: VerifyCommandOptions, context: Comm
       },
     });
     progress.done();
-    if (readData) await recordVerification(repo, report.verification);
+    if (readData) await recordSnapshotVerifications(repo, report.verification);
     const ok = report.damaged.length === 0;
     const files = options.files === false ? [] : await lookUpDamagedFiles(repo, report.affected, { signal: context.signal });
     if (options.json) {
@@ -84,13 +64,3 @@ export async function verifyCommand(options: VerifyCommandOptions, context: Comm
   });
 }
 
-/** Replaces each snapshot's verification note with this run's figures. */
-async function recordVerification(repo: Repository, verification: SnapshotVerification[]): Promise<void> {
-  const previous = await listSnapshotNotes(repo, { kind: VERIFICATION_NOTE, onDamaged: () => undefined });
-  const older = new Map<string, string[]>();
-  for (const note of previous) older.set(note.snapshot, [...(older.get(note.snapshot) ?? []), note.id]);
-  for (const v of verification) {
-    await addSnapshotNote(repo, v.snapshot, VERIFICATION_NOTE, { chunks: v.chunks, verifiedChunks: v.verifiedChunks, fullyVerifiedAt: v.fullyVerifiedAt });
-    for (const id of older.get(v.snapshot) ?? []) await deleteSnapshotNote(repo, v.snapshot, id);
-  }
-}

@@ -11,9 +11,8 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { TARGET_FORMATS, type TargetFormat } from '../../../disk/index.js';
-import { parseRetentionDuration, type RetentionPolicy } from '../../../repo/index.js';
+import { parseRetentionDuration, parseVerificationSubset, type RetentionPolicy } from '../../../repo/index.js';
 import type { TaskInfo, TaskRequest } from '../../tasks/index.js';
-import { parseVerifySubset } from '../../worker/index.js';
 import { ApiError } from '../api-error.js';
 import { confineRestoreTarget } from '../restore-targets.js';
 import { API_PREFIX, defineRoute } from '../route.js';
@@ -204,7 +203,7 @@ export function taskActionRoutes(app: FastifyInstance, context: ServiceContext):
     async handler(request, reply) {
       const repo = knownRepository(context, repoParam(request));
       const body = (request.body ?? {}) as { readData?: boolean; subset?: string };
-      if (body.subset !== undefined) parseVerifySubset(body.subset);
+      if (body.subset !== undefined) parseVerificationSubset(body.subset, 'subset');
       const task = await submit({ kind: 'verify', owner: actor(request), repository: repo.name, spec: { repository: repositoryRef(repo), readData: body.readData === true, ...(body.subset === undefined ? {} : { subset: body.subset }) } });
       await auditRequest(context, request, { action: 'repository.verify', target: `/repositories/${repo.name}`, outcome: 'success', details: { readData: body.readData === true, subset: body.subset ?? null, task: task.id } });
       return started(reply, task);

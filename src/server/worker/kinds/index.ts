@@ -18,7 +18,6 @@ import { runVerifyTask } from './verify-task.js';
 
 export type { KindContext, TaskReport } from './task-report.js';
 export type { ForgetSpec, InstantRecoverySpec, PruneSpec, RepositoryRef, RestoreSpec, SyncSpec, TestRestoreSpec, VerifySpec } from './kind-specs.js';
-export { parseVerifySubset } from './verify-task.js';
 export { qemuCommand } from './instant-recovery-task.js';
 
 /** Runs a task of any kind but `backup` (worker-entry.ts runs those). */
