@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { ChainResult } from './chain.js';
 import type { FilesResult } from './files.js';
 import type { ServiceBenchResult } from './service.js';
 import type { FormatResult } from './formats.js';
@@ -74,6 +75,8 @@ export interface BenchReport {
   readonly targets: readonly TargetCheck[];
   /** Disk formats against qemu-img (formats.ts). */
   readonly formats: readonly FormatResult[];
+  /** The chain-aware incremental of a qcow2 overlay (chain.ts). */
+  readonly chain?: ChainResult;
   /** Thirty daily backups, forget half, prune (prune.ts), unless skipped. */
   readonly prune?: PruneResult;
   /** A running QEMU VM and instant recovery (live.ts), unless skipped. */

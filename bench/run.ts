@@ -14,6 +14,7 @@ import { loadConfig, type BenchConfig, type ToolName } from './config.js';
 import { ensureDisks } from './derive.js';
 import { runFiles, type FilesResult } from './files.js';
 import { renderFiles } from './files-report.js';
+import { renderChain, runChain, type ChainResult } from './chain.js';
 import { renderFormats, runFormats, type FormatResult } from './formats.js';
 import { liveTargets, renderLive, runLive, type LiveResult } from './live.js';
 import { renderOffsite, runOffsite, type OffsiteResult } from './offsite.js';
@@ -98,6 +99,14 @@ async function main(): Promise<number> {
   // Disk formats against qemu-img (BENCH_FORMATS=0 skips them).
   let formats: FormatResult[] = [];
   if (process.env.BENCH_FORMATS !== '0' && tools.some((t) => t.name === 'coffer')) formats = await runFormats(cfg, disks.base, log);
+  // The chain-aware incremental of a qcow2 overlay, on the formats part's qcow2 (chain.ts).
+  let chain: ChainResult | undefined;
+  if (formats.length > 0) {
+    chain = await runChain(cfg, path.join(cfg.diskDir, 'formats', 'qcow2'), cfg.partitionBytes, log).catch((error: unknown) => {
+      log(`chain: failed: ${error instanceof Error ? error.message : String(error)}`);
+      return undefined;
+    });
+  }
 
   // A running QEMU VM and instant recovery (BENCH_LIVE=0 skips it).
   let live: LiveResult | undefined;
@@ -122,6 +131,7 @@ async function main(): Promise<number> {
   process.stdout.write(`\n${renderSteps(results, names)}\n\n${renderTargets(targets)}\n\n`);
   if (prune !== undefined) process.stdout.write(`${renderPrune(prune)}\n\n`);
   if (formats.length > 0) process.stdout.write(`${renderFormats(formats)}\n\n`);
+  if (chain !== undefined) process.stdout.write(`${renderChain(chain)}\n\n`);
   if (live !== undefined) process.stdout.write(`${renderLive(live)}\n\n`);
   if (offsite !== undefined) process.stdout.write(`${renderOffsite(offsite)}\n\n`);
   if (files !== undefined) process.stdout.write(`${renderFiles(files)}\n\n`);
@@ -153,6 +163,7 @@ async function main(): Promise<number> {
     results,
     targets,
     formats,
+    ...(chain !== undefined ? { chain } : {}),
     ...(prune !== undefined ? { prune } : {}),
     ...(live !== undefined ? { live: { ...live, targets: liveTargets(live) } } : {}),
     ...(offsite !== undefined ? { offsite } : {}),
