@@ -183,8 +183,13 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
         const agentPort = await agents.serveRepositories({ ...agentListen, tls: https });
         options.print(`agent repository server: port ${agentPort} (docs/agent.md)`);
       } catch (error) {
-        await app.close();
-        throw new CofferError('E_ADDRESS_IN_USE', `cannot listen for agents on ${agentListen.host}:${agentListen.port}: ${(error as Error).message}`, { cause: error });
+        // Asked for: a hard error. The default (the API's port + 1) taken: the API still serves, agents' tasks fail saying why.
+        if (options.agentRepoListen === undefined) {
+          options.print(`warning: no agent repository server: ${agentListen.host}:${agentListen.port} cannot be listened on (${(error as Error).message}); give --agent-repo-listen HOST:PORT for agents`);
+        } else {
+          await app.close();
+          throw new CofferError('E_ADDRESS_IN_USE', `cannot listen for agents on ${options.agentRepoListen}: ${(error as Error).message}`, { cause: error });
+        }
       }
     } else {
       options.print('agents: no agent repository server without TLS (--insecure-http); agents\' tasks fail');

@@ -113,7 +113,7 @@ export class AgentHub implements RemoteWorkers {
   private async prepare(remote: RemoteTask, spec: VmBackupSpec, repository: string, rates: WorkerRates): Promise<void> {
     const source = spec.source as { agent: string; files: { paths: readonly string[]; exclude?: readonly string[] } };
     const port = this.options.repoPort();
-    if (port === undefined) return remote.fail('E_USAGE', 'the server serves no repository to agents (it runs without TLS: --insecure-http)');
+    if (port === undefined) return remote.fail('E_USAGE', 'the server serves no repository to agents (it runs without TLS, or its agent repository address could not be listened on: see its start-up output and --agent-repo-listen)');
     try {
       const passphrase = await this.options.passphraseFor(remote.agent, repository);
       remote.prepared({

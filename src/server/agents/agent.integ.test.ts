@@ -3,7 +3,8 @@
  * 127.0.0.1 (the agent pins the fingerprint the server printed): the agent's token is made
  * through the API; a job scheduled (by a config edit) a few seconds ahead is picked up by the agent, whose
  * snapshot (written through the agent repository server with its own key) restores byte for
- * byte (diff -r); a VM whose agent never connects fails E_AGENT_OFFLINE; the agent killed -9
+ * byte (diff -r); a VM whose agent never connects fails E_AGENT_OFFLINE; a cancel stops the
+ * agent's backup; the agent killed -9
  * mid-backup fails its task E_AGENT_LOST and leaves no snapshot; the server restarted while the
  * agent polls is reconnected to and serves the next run; a revoked token ends the agent with
  * exit 21 and removes its repository key; an unknown token is refused with exit 21 at once.
@@ -215,6 +216,19 @@ test('a VM whose agent never connects fails E_AGENT_OFFLINE once its wait runs o
   assert.equal(task.status, 'failed');
   assert.equal(task.error?.code, 'E_AGENT_OFFLINE');
   assert.match(task.error?.message ?? '', /agent ghost was never connected/);
+});
+
+test('a cancel from the server reaches the agent: the backup stops, the task is cancelled, no snapshot is left', async () => {
+  assert.equal((await api('POST', '/jobs/big/run')).status, 202);
+  const running = await waitForTask('big', (t) => t.status === 'running', 15_000);
+  assert.ok(await waitFor(async () => agentOutput.includes('as web01-big'), { timeoutMs: 10_000 }), agentStderr());
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  assert.equal((await api('POST', `/tasks/${running.id}/cancel`)).status, 200);
+  const task = await waitForTask('big', (t) => t.status !== 'running', 15_000);
+  assert.equal(task.status, 'cancelled', JSON.stringify(task));
+  assert.match(agentOutput, /stopping \(the server cancelled it\)/);
+  const snapshots = JSON.parse(await cofferOk('snapshots', '-r', repo, '--json')) as unknown[];
+  assert.ok(!JSON.stringify(snapshots).includes('web01-big'), 'no snapshot of the cancelled backup');
 });
 
 test('the agent killed mid-backup: the task fails E_AGENT_LOST and no snapshot is left', async () => {
