@@ -188,9 +188,9 @@ export class AgentHub implements RemoteWorkers {
     return true;
   }
 
-  /** The agent's token was revoked: its tasks end (cancelled), it is forgotten. */
+  /** The agent's token was revoked: its tasks fail saying so (the agent, refused, stops them), it is forgotten. */
   revoke(agent: string): void {
-    for (const task of this.tasks.values()) if (task.agent === agent) task.kill();
+    for (const task of this.tasks.values()) if (task.agent === agent) task.fail('E_AGENT_REFUSED', `agent ${agent} was revoked while the task was handed to it; no snapshot of it is recorded`);
     // Its open poll answers now: the next request is refused.
     this.wake(agent);
     this.agents.delete(agent);

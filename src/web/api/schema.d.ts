@@ -32,7 +32,7 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Revoke an agent: its token is refused from now on, its running task cancelled, its repository keys removed */
+        /** Revoke an agent: its token is refused from now on, its running task fails, its repository keys are removed */
         delete: operations["revokeAgent"];
         options?: never;
         head?: never;

@@ -3,7 +3,7 @@
  * agent token's name with whether its agent is online, when it was last heard from, what it
  * registered (hostname, OS, Coffer version) and the task it runs. Creating one makes its
  * token (append-only, bound to the name), shown once; deleting revokes it: refused from the
- * next request on, its running task cancelled, its repository keys removed. Audit-logged.
+ * next request on, its running task failed (E_AGENT_REFUSED), its repository keys removed. Audit-logged.
  */
 import type { FastifyInstance } from 'fastify';
 import { CofferError } from '../../../errors/index.js';
@@ -82,7 +82,7 @@ export function agentRoutes(app: FastifyInstance, context: ServiceContext): void
     method: 'DELETE',
     url: '/agents/:name',
     operationId: 'revokeAgent',
-    summary: 'Revoke an agent: its token is refused from now on, its running task cancelled, its repository keys removed',
+    summary: 'Revoke an agent: its token is refused from now on, its running task fails, its repository keys are removed',
     tag: 'agents',
     access: { permission: 'config.write' },
     params: nameParams('name'),
