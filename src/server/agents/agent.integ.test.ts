@@ -93,8 +93,8 @@ const fingerprint = (s: ServerProcess) => /SHA-256 fingerprint: (\S+)/.exec(s.st
 const api = (method: string, path: string, body?: unknown): Promise<Response> =>
   (server as ServerProcess).request(method, `/api/v1${path}`, { token: adminToken, ...(body === undefined ? {} : { body }) });
 /** Starts `coffer agent` against the server, pinning its fingerprint; every agent is killed in after(). */
-function startAgent(token = tokenFile): AgentProcess {
-  const child = spawn(process.execPath, [COFFER_BIN, 'agent', '--server', `https://127.0.0.1:${apiPort}`, '--token-file', token, '--fingerprint', fingerprint(server as ServerProcess), '--poll', '5'], {
+function startAgent(token = tokenFile, pollSeconds = 5): AgentProcess {
+  const child = spawn(process.execPath, [COFFER_BIN, 'agent', '--server', `https://127.0.0.1:${apiPort}`, '--token-file', token, '--fingerprint', fingerprint(server as ServerProcess), '--poll', String(pollSeconds)], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('COFFER_'))),
   });
@@ -273,4 +273,20 @@ test('a revoked token ends the agent with exit 21 and removes its key; an unknow
   const refused = await startAgent(bogus).done;
   assert.equal(refused.code, 21, refused.stderr);
   assert.match(refused.stderr, /^coffer: .*refused the agent: the agent token is not known[^\n]*\n$/, 'one line, no stack trace');
+});
+
+test('coffer agent token add|list|remove on the server\'s machine: the running server accepts the token at once, and refuses it once removed', async () => {
+  const added = await runCoffer(['agent', 'token', 'add', 'web02', '--data', data]);
+  assert.equal(added.code, 0, added.stderr);
+  const file = join(dir, 'web02.token');
+  await writeFile(file, added.stdout, { mode: 0o600 });
+  const listed = await runCoffer(['agent', 'token', 'list', '--data', data, '--json']);
+  assert.deepEqual((JSON.parse(listed.stdout) as { tokens: { name: string; appendOnly: boolean }[] }).tokens.map((t) => [t.name, t.appendOnly]), [['web02', true]]);
+  // Polls of a second: a token removed by hand (no wake-up from the server) is noticed at the next one.
+  agent = startAgent(file, 1);
+  assert.ok(await waitFor(async () => ((await api('GET', '/agents')).json.items as { name: string; online: boolean }[]).some((a) => a.name === 'web02' && a.online), { timeoutMs: 15_000, intervalMs: 200 }), agentStderr());
+  const removed = await runCoffer(['agent', 'token', 'remove', 'web02', '--data', data]);
+  assert.equal(removed.code, 0, removed.stderr);
+  const ended = await (agent as AgentProcess).done;
+  assert.equal(ended.code, 21, ended.stderr);
 });
