@@ -34,6 +34,7 @@ export async function openVmSource(request: VmBackupRequest, how: { parent: Snap
     const images = await openImageSource(request.vm, [...source.images], source.imageSnapshot === undefined ? {} : { imageSnapshot: source.imageSnapshot });
     return { source: await withRanges(images, ranges), skipped: [] };
   }
+  if ('agent' in source) throw new CofferError('E_USAGE', `VM ${request.vm}: its files are backed up by the agent ${source.agent} (coffer agent), not by this process`);
   // The checkpoints the parent left: a live source reads only what changed since.
   const previous = new Map<string, string>();
   for (const disk of how.parent?.disks ?? []) if (disk.changeTracking?.checkpoint !== undefined) previous.set(disk.name, disk.changeTracking.checkpoint);

@@ -31,7 +31,12 @@ export type VmBackupSource =
    */
   | { readonly qmp: string; readonly guestAgent?: string; readonly freeze?: boolean; readonly freezeTimeoutMs?: number; readonly hooks?: CaptureHookCommands }
   /** A libvirt domain and the connection URI (default: libvirt's own default); libvirt freezes through the domain's agent. */
-  | { readonly libvirt: { readonly uri?: string; readonly domain: string; readonly freeze?: boolean }; readonly hooks?: CaptureHookCommands };
+  | { readonly libvirt: { readonly uri?: string; readonly domain: string; readonly freeze?: boolean }; readonly hooks?: CaptureHookCommands }
+  /**
+   * A machine running `coffer agent` (docs/agent.md): the agent backs up these files itself,
+   * into the repository through the server; never opened here.
+   */
+  | { readonly agent: string; readonly files: { readonly paths: readonly string[]; readonly exclude?: readonly string[] } };
 
 /** What to back up and how. Plain data. */
 export interface VmBackupRequest {

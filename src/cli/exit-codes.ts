@@ -39,7 +39,7 @@ export const ExitCode = {
   filesIncomplete: 18,
   /** The service's state database cannot be opened, or is newer than this Coffer. */
   stateUnavailable: 20,
-  /** A repository server refused the token or the operation, or its certificate is not trusted. */
+  /** A repository server (or `coffer server`, to an agent) refused the token or the operation, or its certificate is not trusted. */
   accessDenied: 21,
   /** `coffer server`: the configuration file is invalid. */
   configInvalid: 22,
@@ -103,6 +103,9 @@ const BY_CODE: Record<ErrorCode, number> = {
   E_WINDOW_CLOSED: ExitCode.failure,
   E_CONFIG_INVALID: ExitCode.configInvalid,
   E_ADDRESS_IN_USE: ExitCode.addressUnavailable,
+  E_AGENT_REFUSED: ExitCode.accessDenied,
+  E_AGENT_OFFLINE: ExitCode.failure,
+  E_AGENT_LOST: ExitCode.failure,
 };
 
 /** The exit code for an error code. */

@@ -282,6 +282,7 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--no-local-worker', 'with --database postgres://…: run no task here, only the API and the scheduler (coffer worker processes run the tasks; docs/scale.md)')
     .option('--name <name>', 'with --database postgres://…: this server\'s name among servers and workers (default: server-HOSTNAME-PID)')
     .option('--lease <seconds>', 'with --database postgres://… and a local worker: how long a task it takes stays held without a heartbeat (default 30)')
+    .option('--agent-repo-listen <host:port>', 'where agents write their backups (docs/agent.md; default: the API\'s host, its port + 1)')
     .action((_options, command: Command) => run(async () => (await import('./commands/server.js')).serverCommand(command.opts(), context))());
 
   server
@@ -292,6 +293,31 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--from-sqlite <file>', 'copy every row of this SQLite state database into the new, empty PostgreSQL --database')
     .option('--json', 'machine-readable output: one JSON document')
     .action((_options, command: Command) => run(async () => (await import('./commands/server-migrate.js')).serverMigrateCommand(command.optsWithGlobals(), context))());
+
+  // A machine's file-backup agent, managed by coffer server (docs/agent.md).
+  const agent = program
+    .command('agent')
+    .description('back up this machine\'s files for a coffer server: connects out only (long poll over HTTPS), runs the backups its jobs schedule (docs/agent.md)')
+    .option('--server <url>', 'the server, https://HOST:PORT (what coffer server printed as listening on)')
+    .option('--token-file <file>', 'a file holding the agent\'s token (coffer agent token add NAME on the server); else $COFFER_AGENT_TOKEN')
+    .option('--token <token>', 'the token itself (visible in ps: prefer --token-file)')
+    .option('--name <name>', 'the agent\'s name, checked against the token\'s (default: the token\'s)')
+    .option('--fingerprint <sha256>', 'pin the server certificate\'s SHA-256 fingerprint (coffer server printed it); else $COFFER_SERVER_FINGERPRINT')
+    .option('--ca <file>', 'a PEM file of CA certificates to trust instead of the system\'s')
+    .option('--poll <seconds>', 'how long each long poll waits (1-30, default 25)')
+    .action((_options, command: Command) => run(async () => (await import('./commands/agent.js')).agentCommand(command.opts(), context))());
+  const agentToken = agent.command('token').description('agents\' tokens, on the server\'s machine (or POST/DELETE /api/v1/agents)');
+  const agentTokenCommand = (name: string, description: string) =>
+    agentToken.command(name).description(description).option('--data <dir>', 'the server\'s data directory (default: $COFFER_DATA)').option('--json', 'machine-readable output');
+  agentTokenCommand('add', 'make an agent\'s token (append-only, bound to its name) and print it, once')
+    .argument('<name>', 'the agent\'s name, as its VMs\' source names it (source: {agent: NAME})')
+    .option('--expires <duration>', 'stop accepting it after this long (e.g. 365d, 12h)')
+    .action((name: string, _options, command: Command) => run(async () => (await import('./commands/agent.js')).agentTokenAddCommand(name, command.opts(), context))());
+  agentTokenCommand('list', 'list the agents\' tokens (never their secrets)')
+    .action((_options, command: Command) => run(async () => (await import('./commands/agent.js')).agentTokenListCommand(command.opts(), context))());
+  agentTokenCommand('remove', 'revoke an agent\'s token: refused from the next request on (its keys are removed at the server\'s next start)')
+    .argument('<name>', 'the agent\'s name')
+    .action((name: string, _options, command: Command) => run(async () => (await import('./commands/agent.js')).agentTokenRemoveCommand(name, command.opts(), context))());
 
   // Scale-out: a worker near the hypervisors, taking tasks from the shared PostgreSQL queue (docs/scale.md).
   const worker = program

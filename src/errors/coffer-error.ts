@@ -103,6 +103,12 @@ export const ERROR_CODES = {
   E_CONFIG_INVALID: 'the service configuration is invalid',
   /** The service cannot listen on its address (in use, not local, or not allowed). */
   E_ADDRESS_IN_USE: 'the address cannot be listened on',
+  /** `coffer server` refused an agent's token (unknown, expired or revoked), or the agent's name is not the token's. */
+  E_AGENT_REFUSED: 'the server refused the agent',
+  /** A task for an agent could not start: the agent was offline until its window closed (or its wait ran out). */
+  E_AGENT_OFFLINE: 'the agent was offline',
+  /** An agent stopped answering (killed, network lost) while it ran a task; nothing it had not finished was saved. */
+  E_AGENT_LOST: 'the agent stopped answering during the task',
 } as const;
 
 /** A stable error code, see {@link ERROR_CODES}. */

@@ -17,7 +17,7 @@ export { isS3Location, parseS3Location, type S3Location } from './backend/s3-loc
 export { HttpBackend, HTTP_DEFAULTS, type HttpBackendOptions } from './backend/http-backend.js';
 export { isHttpLocation, parseHttpLocation, type HttpLocation } from './backend/http-location.js';
 export { backendForLocation, cacheDirectoryOf, openRepositoryAt, type LocationOptions, type OpenLocationOptions, type RepoServerAccess } from './open-location.js';
-export { normalizeFingerprint } from './backend/https-transport.js';
+export { normalizeFingerprint, HttpsTransport, type HttpsTransportOptions, type HttpAnswer } from './backend/https-transport.js';
 export { checkedKey } from './backend/backend-key.js';
 export { recordChunkDeletions, CHUNK_CACHE_MAX_AGE_MS, type ChunkCacheOptions } from './chunk-cache.js';
 export { ObjectCodec, type ObjectId, type CodecSettings } from './codec.js';

@@ -17,3 +17,4 @@ export * from './tasks/index.js';
 export * from './scheduler/index.js';
 export { startWorker, type WorkerHandle, type WorkerOptions, type WorkerOutcome, type WorkerRates } from './worker/index.js';
 export * from './cluster/index.js';
+export { addAgentToken, agentTokensFile, AGENT_DEFAULTS, DEFAULT_POLL_SECONDS, MAX_POLL_SECONDS, type AgentBackupReport, type AgentInfo, type Assignment, type PollAnswer } from './agents/index.js';

@@ -70,6 +70,8 @@ export interface ServicePartsOptions {
    * queue like a `coffer worker` of every host named `name`, `tasks` at once.
    */
   cluster?: { url: string; name: string; version: string; localWorker: boolean; tasks?: number; leaseMs?: number };
+  /** Where backups of VMs whose source is an agent run (src/server/agents/). */
+  remote?: TaskRunnerOptions['remote'];
 }
 
 /** Space is low under this share free when `health.min-free` says nothing. */
@@ -110,6 +112,7 @@ export async function startServiceParts(options: ServicePartsOptions): Promise<S
   const queue = cluster === undefined || !cluster.localWorker ? undefined : new PostgresTaskQueue(db, { name: cluster.name, capacity: cluster.tasks ?? 4, leaseMs });
   const runner = new TaskRunner(db, {
     limits, bandwidth: bandwidth.rules, retry: retryPolicy(config()), ...(options.worker === undefined ? {} : { worker: options.worker }),
+    ...(options.remote === undefined ? {} : { remote: options.remote }),
     ...(cluster === undefined ? {} : queue === undefined ? { dispatch: false } : { shared: queue }),
   });
   runner.events.on('error', report('task runner'));

@@ -21,6 +21,7 @@ import { RepositoryCatalog } from './inventory/index.js';
 import { startServiceParts, type ServiceParts, type ServicePartsOptions } from './service-parts.js';
 import { openStateDatabase, type StateDatabase } from './state/index.js';
 import { WorkerRegistry } from './cluster/index.js';
+import { openAgentService, type AgentService } from './agents/index.js';
 
 export const SERVICE_VERSION = '0.1.0';
 /** The default address: every interface, HTTPS. */
@@ -59,6 +60,8 @@ export interface ServiceOptions {
   serverName?: string;
   /** With a PostgreSQL database and a local worker: the lease of the tasks it takes, ms (default 30 s). */
   leaseMs?: number;
+  /** HOST:PORT of the agent repository server (docs/agent.md); default the API's host and port + 1 (port 0 with port 0). */
+  agentRepoListen?: string;
 }
 
 /** Runs during a graceful stop, before the state is closed; gets the time left (ms). */
@@ -96,6 +99,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     : { url: options.database, name: options.serverName ?? `server-${hostname()}-${process.pid}`, version: SERVICE_VERSION, localWorker: options.localWorker !== false, ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }) };
   let catalog: RepositoryCatalog | undefined;
   let parts: ServiceParts | undefined;
+  let agents: AgentService | undefined;
   try {
     const db = state.db;
     const configFile = options.configFile ?? join(options.dataDir, 'coffer.yaml');
@@ -112,7 +116,9 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     catalog = new RepositoryCatalog(() => config.config.repositories ?? [], now);
     const logError = options.logError ?? (() => {});
     const approvals = new ApprovalStore(db, now);
+    agents = await openAgentService({ dataDir: options.dataDir, config: () => config.config, log: options.print });
     parts = await startServiceParts({
+      remote: agents.hub,
       db, config, catalog, print: options.print, logError, dataDir: options.dataDir,
       requestApproval: (operation, args, summary, requester) => approvals.request(operation, args, summary, requester),
       ...(options.worker === undefined ? {} : { worker: options.worker }),
@@ -132,6 +138,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       approvals,
       work: { runner: parts.runner, scheduler: parts.scheduler },
       ...(cluster === undefined ? {} : { workers: new WorkerRegistry(db) }),
+      agents: agents.directory,
       now,
       restoreTargets: () => config.config.restore?.['allowed-targets'] ?? [defaultRestores],
       secureCookies: options.insecureHttp !== true,
@@ -155,7 +162,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
 
     const app = await buildApp(context, {
       server: { ...(https === undefined ? {} : { https }), forceCloseConnections: 'idle' },
-      routeGroups: [...(metricsRoutes === undefined ? [] : [metricsRoutes]), ...(options.routeGroups ?? [])],
+      routeGroups: [...(metricsRoutes === undefined ? [] : [metricsRoutes]), agents.routes, ...(options.routeGroups ?? [])],
       ...(options.logError === undefined ? {} : { logError: options.logError }),
     });
     try {
@@ -170,6 +177,23 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     const boundPort = typeof address === 'object' && address !== null ? address.port : port;
     const shownHost = host === '0.0.0.0' || host === '::' ? hostname() : host.includes(':') ? `[${host}]` : host;
     const url = `${https === undefined ? 'http' : 'https'}://${shownHost}:${boundPort}`;
+    if (https !== undefined) {
+      const agentListen = options.agentRepoListen === undefined ? { host, port: port === 0 ? 0 : port + 1 } : parseListen(options.agentRepoListen);
+      try {
+        const agentPort = await agents.serveRepositories({ ...agentListen, tls: https });
+        options.print(`agent repository server: port ${agentPort} (docs/agent.md)`);
+      } catch (error) {
+        // Asked for: a hard error. The default (the API's port + 1) taken: the API still serves, agents' tasks fail saying why.
+        if (options.agentRepoListen === undefined) {
+          options.print(`warning: no agent repository server: ${agentListen.host}:${agentListen.port} cannot be listened on (${(error as Error).message}); give --agent-repo-listen HOST:PORT for agents`);
+        } else {
+          await app.close();
+          throw new CofferError('E_ADDRESS_IN_USE', `cannot listen for agents on ${options.agentRepoListen}: ${(error as Error).message}`, { cause: error });
+        }
+      }
+    } else {
+      options.print('agents: no agent repository server without TLS (--insecure-http); agents\' tasks fail');
+    }
     if (oneTimePassword !== undefined) {
       options.print(`first start: created user ${FIRST_ADMIN} with the one-time password ${oneTimePassword}`);
       options.print('  (shown only now: log in and change it; until then the account can do nothing else)');
@@ -180,7 +204,8 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
 
     const openParts = parts;
     openParts.startScheduling();
-    const drains: DrainHook[] = [(timeLeftMs) => openParts.drain(timeLeftMs)];
+    const openAgents = agents;
+    const drains: DrainHook[] = [(timeLeftMs) => openParts.drain(timeLeftMs), () => openAgents.close()];
     let stopping: Promise<void> | undefined;
     const openCatalog = catalog;
     return {
@@ -212,6 +237,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       },
     };
   } catch (error) {
+    await agents?.close();
     await parts?.drain(0);
     await catalog?.close();
     await state.close();

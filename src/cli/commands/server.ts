@@ -16,6 +16,7 @@ export interface ServerCommandOptions {
   localWorker?: boolean;
   name?: string;
   lease?: string;
+  agentRepoListen?: string;
 }
 
 /**
@@ -42,6 +43,7 @@ export async function serverCommand(options: ServerCommandOptions, context: Comm
     ...(options.localWorker === false ? { localWorker: false } : {}),
     ...(options.name === undefined ? {} : { serverName: options.name }),
     ...(leaseMs === undefined ? {} : { leaseMs }),
+    ...(options.agentRepoListen === undefined ? {} : { agentRepoListen: options.agentRepoListen }),
     print: (line) => context.stdout.write(`${line}\n`),
     logError: (error, where) => context.stderr.write(`coffer server: internal error in ${where}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`),
   });

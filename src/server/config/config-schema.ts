@@ -62,7 +62,34 @@ export const VmSourceSchema = {
         libvirt: { type: 'object', additionalProperties: false, required: ['domain'], properties: { uri: { type: 'string', minLength: 1 }, domain: { type: 'string', minLength: 1 } } },
       },
     },
+    {
+      // A machine running `coffer agent` (docs/agent.md): its files, backed up by the agent itself.
+      type: 'object',
+      additionalProperties: false,
+      required: ['agent', 'files'],
+      properties: {
+        agent: { ...NameSchema, description: 'the agent\'s name (its token\'s: coffer agent token add NAME)' },
+        files: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['paths'],
+          properties: {
+            paths: { type: 'array', minItems: 1, items: { type: 'string', pattern: '^/', minLength: 1 }, description: 'absolute paths on the agent\'s machine' },
+            exclude: { type: 'array', items: { type: 'string', minLength: 1 }, description: 'glob patterns, as coffer backup --exclude' },
+          },
+        },
+      },
+    },
   ],
+} as const;
+
+export const AgentsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    'offline-after': { ...DurationSchema, description: 'an agent not heard from for this long is offline (default 15s)' },
+    'wait-offline': { ...DurationSchema, description: 'a task of a run without a window waits this long for its offline agent, then fails (default 1h)' },
+  },
 } as const;
 
 export const VmSchema = {
@@ -237,6 +264,7 @@ export const ConfigSchema = {
     tasks: TasksSchema,
     restore: RestoreSchema,
     health: HealthSchema,
+    agents: AgentsSchema,
   },
 } as const;
 
@@ -250,7 +278,11 @@ export interface HostConfig {
   address?: string;
   datastores?: string[];
 }
-export type VmSource = { images: string[] } | { qmp: string } | { libvirt: { uri?: string; domain: string } };
+export type VmSource = { images: string[] } | { qmp: string } | { libvirt: { uri?: string; domain: string } } | { agent: string; files: { paths: string[]; exclude?: string[] } };
+export interface AgentsConfig {
+  'offline-after'?: string;
+  'wait-offline'?: string;
+}
 export interface VmConfig {
   name: string;
   host: string;
@@ -346,4 +378,5 @@ export interface ServiceConfig {
   tasks?: TasksConfig;
   restore?: RestoreConfig;
   health?: HealthConfig;
+  agents?: AgentsConfig;
 }

@@ -11,6 +11,7 @@ import type { RepositoryCatalog } from '../inventory/index.js';
 import type { JobScheduler } from '../scheduler/index.js';
 import type { TaskRunner } from '../tasks/index.js';
 import type { WorkerRegistry } from '../cluster/index.js';
+import type { AgentDirectory } from '../agents/index.js';
 import type { ApprovalStore } from './approvals.js';
 
 export interface ServiceContext {
@@ -27,6 +28,8 @@ export interface ServiceContext {
   work: { runner: TaskRunner; scheduler: JobScheduler };
   /** The workers sharing a PostgreSQL state database (docs/scale.md); absent: none listed. */
   workers?: WorkerRegistry;
+  /** Agents' tokens and state (docs/agent.md); absent: the agent routes answer 404. */
+  agents?: AgentDirectory;
   now: () => number;
   /** The folders restores may write into (`restore.allowed-targets`, or DATA/restores). */
   restoreTargets: () => readonly string[];

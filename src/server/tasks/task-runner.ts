@@ -23,7 +23,7 @@ import type { VmBackupResult, VmBackupSpec } from '../../backup/index.js';
 import { CofferError } from '../../errors/index.js';
 import type { ConcurrencyLimits, RunningTask } from '../../jobs/index.js';
 import type { StateSchema, TaskTable } from '../state/schema.js';
-import { startWorker, type TaskReport, type WorkerHandle, type WorkerOptions, type WorkerRates } from '../worker/index.js';
+import { startWorker, type TaskReport, type WorkerHandle, type WorkerListener, type WorkerOptions, type WorkerRates } from '../worker/index.js';
 import { BandwidthRules, type BandwidthRule, type BandwidthSubject } from './bandwidth-rules.js';
 import { chooseStarts } from './choose-starts.js';
 import { retryAt, runEnd, taskEnd, type RetryPolicy } from './outcomes.js';
@@ -57,6 +57,26 @@ export interface TaskRunnerOptions {
   shared?: SharedDispatch;
   /** false: this process never starts a task (an API-and-scheduler server; workers elsewhere do). Default true. */
   dispatch?: boolean;
+  /** Backups that run in an agent instead of a worker process (src/server/agents/, docs/agent.md). */
+  remote?: RemoteWorkers;
+}
+
+/**
+ * Where backups of VMs whose source is an agent run (src/server/agents/ implements it): the
+ * runner starts such a task only while its agent is online; while it is offline the task stays
+ * queued, outside the limits, until its run's window closes or, without a window, until
+ * `waitDeadline` — then it fails with `offlineError`. A started one is followed through the
+ * same {@link WorkerHandle} as a local worker: progress, logs, result, cancel.
+ */
+export interface RemoteWorkers {
+  /** The agent that runs a task of this spec (a VmBackupSpec), or undefined for a local one. */
+  agentOf(spec: unknown): string | undefined;
+  online(agent: string): boolean;
+  /** A task queued at `created` (ms) in a run without a window fails when its agent is still offline then. */
+  waitDeadline(created: number): number;
+  offlineError(agent: string): { code: string; message: string };
+  /** Hands the task to its agent. Never throws: a failure settles `ended`. */
+  start(task: { taskId: string; spec: unknown; repository: string; rates: WorkerRates }, listener: WorkerListener): WorkerHandle;
 }
 
 /**
@@ -463,7 +483,8 @@ export class TaskRunner {
     const queuedRows = await this.store.tasksIn('queued');
     // Other kinds than backup start at once, outside the backups' limits (TaskRequest).
     for (const row of queuedRows) if (row.kind !== 'backup') await this.launch(row);
-    const rows = new Map(queuedRows.filter((row) => row.kind === 'backup').map((row) => [row.id, row]));
+    const waiting = await this.holdOfflineAgents(queuedRows, windowEnds, now.getTime());
+    const rows = new Map(queuedRows.filter((row) => row.kind === 'backup' && !waiting.has(row.id)).map((row) => [row.id, row]));
     if (rows.size === 0) return;
     const queued = [...rows.values()].map((row) => ({
       ...placementOf(row), runId: row.run_id, vm: row.vm, datastore: row.datastore, notBefore: row.not_before === null ? null : Number(row.not_before),
@@ -475,6 +496,32 @@ export class TaskRunner {
     });
     for (const task of windowClosed) await this.endWindowClosed(rows.get(task.id) as Selectable<TaskTable>, now.getTime());
     for (const task of start) await this.launch(rows.get(task.id) as Selectable<TaskTable>);
+  }
+
+  /**
+   * Backups whose agent is offline wait outside the limits (their host's slot stays free); one
+   * whose window closed (or, without a window, whose wait ran out) fails with the agent's
+   * reason, which its notification carries. Returns the ids of those still waiting.
+   */
+  private async holdOfflineAgents(queued: readonly Selectable<TaskTable>[], windowEnds: ReadonlyMap<string, number>, now: number): Promise<Set<string>> {
+    const waiting = new Set<string>();
+    const remote = this.options.remote;
+    if (remote === undefined) return waiting;
+    for (const row of queued) {
+      if (row.kind !== 'backup') continue;
+      const agent = remote.agentOf(JSON.parse(row.spec) as unknown);
+      if (agent === undefined || remote.online(agent)) continue;
+      waiting.add(row.id);
+      const windowEnd = row.run_id === null ? undefined : windowEnds.get(row.run_id);
+      const deadline = windowEnd ?? remote.waitDeadline(Number(row.created_at));
+      if (now < deadline) continue;
+      const error = remote.offlineError(agent);
+      if (!(await this.store.finish(row.id, { status: 'failed', now, error }))) continue;
+      await this.log(row.id, 'error', `not started: ${error.message}`);
+      await this.changed(row.id);
+      if (row.run_id !== null) await this.checkRun(row.run_id);
+    }
+    return waiting;
   }
 
   /** Scale-out: the shared queue chose (limits across every worker); start what it handed us. */
@@ -541,7 +588,9 @@ export class TaskRunner {
     const load = this.load();
     // Scoped rules (hosts, repositories) are shared by this process's backups; unscoped ones by the cluster's (docs/scale.md).
     const rates = kind !== 'backup' ? {} : this.bandwidth.scoped ? this.scopedShares(this.now(), { host: row.host ?? '', repository: row.repository ?? '', reading: true }).at(-1) ?? {} : this.bandwidth.shareAt(this.now(), load.reading + 1, load.running + 1);
-    const handle = startWorker({ taskId: row.id, kind, spec: JSON.parse(row.spec) as unknown, rates }, {
+    const spec = JSON.parse(row.spec) as unknown;
+    const agent = kind === 'backup' ? this.options.remote?.agentOf(spec) : undefined;
+    const listener: WorkerListener = {
       onProgress: (done, total, latencyMs) => {
         const entry = this.running.get(row.id);
         if (entry !== undefined && latencyMs !== undefined) {
@@ -559,11 +608,14 @@ export class TaskRunner {
       },
       onLog: (level, line) => void this.log(row.id, level, line).catch((error: unknown) => this.report(error)),
       onReport: (report) => void this.store.setReport(row.id, report).then(() => this.changed(row.id)).catch((error: unknown) => this.report(error)),
-    }, this.options.worker);
+    };
+    const handle = agent !== undefined && this.options.remote !== undefined
+      ? this.options.remote.start({ taskId: row.id, spec, repository: row.repository ?? '', rates }, listener)
+      : startWorker({ taskId: row.id, kind, spec, rates }, listener, this.options.worker);
     // Only backups share the bandwidth rules (they read the hosts' storage).
     this.running.set(row.id, { kind, runId: row.run_id, handle, placement: placementOf(row), cancelRequested: false, reading: kind === 'backup', rates, latencyMs: undefined });
     this.rebalance(this.now());
-    await this.log(row.id, 'info', `started in worker process ${handle.pid ?? '?'} (attempt ${row.attempt})`);
+    await this.log(row.id, 'info', agent !== undefined ? `handed to agent ${agent} (attempt ${row.attempt})` : `started in worker process ${handle.pid ?? '?'} (attempt ${row.attempt})`);
     await this.changed(row.id);
     const ending = handle.ended.then((outcome) => this.ended(row, outcome)).catch((error: unknown) => this.report(error));
     this.endings.add(ending);

@@ -4,6 +4,41 @@
  */
 
 export interface paths {
+    "/api/v1/agents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The agents: online or not, last heard from, what they registered, the task each runs */
+        get: operations["listAgents"];
+        put?: never;
+        /** Make an agent's token (append-only, bound to its name); the secret is in this answer only */
+        post: operations["createAgent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/agents/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revoke an agent: its token is refused from now on, its running task fails, its repository keys are removed */
+        delete: operations["revokeAgent"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/approvals": {
         parameters: {
             query?: never;
@@ -1110,6 +1145,228 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    listAgents: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the request was refused: problem details (RFC 9457) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        code: string;
+                        detail: string;
+                        errors?: {
+                            [key: string]: unknown;
+                        }[];
+                        status: number;
+                        title: string;
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description the server failed: problem details (RFC 9457) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        code: string;
+                        detail: string;
+                        errors?: {
+                            [key: string]: unknown;
+                        }[];
+                        status: number;
+                        title: string;
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            /** Format: date-time */
+                            created: string;
+                            /** Format: date-time */
+                            expires: string | null;
+                            hello: {
+                                /** Format: date-time */
+                                at: string;
+                                hostname: string;
+                                os: string;
+                                version: string;
+                            } | null;
+                            /**
+                             * Format: date-time
+                             * @description null: not heard from since the server started
+                             */
+                            lastSeen: string | null;
+                            name: string;
+                            /** @description a poll is open, or one was answered within agents.offline-after */
+                            online: boolean;
+                            /** @description the task it runs now */
+                            task: string | null;
+                        }[];
+                    };
+                };
+            };
+        };
+    };
+    createAgent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** Format: date-time */
+                    expiresAt?: string;
+                    name: string;
+                };
+            };
+        };
+        responses: {
+            /** @description the request was refused: problem details (RFC 9457) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        code: string;
+                        detail: string;
+                        errors?: {
+                            [key: string]: unknown;
+                        }[];
+                        status: number;
+                        title: string;
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description the server failed: problem details (RFC 9457) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        code: string;
+                        detail: string;
+                        errors?: {
+                            [key: string]: unknown;
+                        }[];
+                        status: number;
+                        title: string;
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description success */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        name: string;
+                        /** @description cfr_…: give it to the agent (coffer agent --token-file) */
+                        token: string;
+                    };
+                };
+            };
+        };
+    };
+    revokeAgent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the request was refused: problem details (RFC 9457) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        code: string;
+                        detail: string;
+                        errors?: {
+                            [key: string]: unknown;
+                        }[];
+                        status: number;
+                        title: string;
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description the server failed: problem details (RFC 9457) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        code: string;
+                        detail: string;
+                        errors?: {
+                            [key: string]: unknown;
+                        }[];
+                        status: number;
+                        title: string;
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        name: string;
+                        /** @description keys that could not be removed (remove them with coffer key remove) */
+                        problems: string[];
+                    };
+                };
+            };
+        };
+    };
     listApprovals: {
         parameters: {
             query?: {
@@ -1778,6 +2035,12 @@ export interface operations {
                 content: {
                     "application/json": {
                         config: {
+                            agents?: {
+                                /** @description an agent not heard from for this long is offline (default 15s) */
+                                "offline-after"?: string;
+                                /** @description a task of a run without a window waits this long for its offline agent, then fails (default 1h) */
+                                "wait-offline"?: string;
+                            };
                             health?: {
                                 /** @description how often the checks run (default 15m) */
                                 interval?: string;
@@ -1971,6 +2234,15 @@ export interface operations {
                                     libvirt: {
                                         domain: string;
                                         uri?: string;
+                                    };
+                                } | {
+                                    /** @description the agent's name (its token's: coffer agent token add NAME) */
+                                    agent: string;
+                                    files: {
+                                        /** @description glob patterns, as coffer backup --exclude */
+                                        exclude?: string[];
+                                        /** @description absolute paths on the agent's machine */
+                                        paths: string[];
                                     };
                                 };
                                 tags?: string[];
@@ -6556,6 +6828,15 @@ export interface operations {
                                     domain: string;
                                     uri?: string;
                                 };
+                            } | {
+                                /** @description the agent's name (its token's: coffer agent token add NAME) */
+                                agent: string;
+                                files: {
+                                    /** @description glob patterns, as coffer backup --exclude */
+                                    exclude?: string[];
+                                    /** @description absolute paths on the agent's machine */
+                                    paths: string[];
+                                };
                             };
                             tags?: string[];
                         }[];
@@ -6639,6 +6920,15 @@ export interface operations {
                             libvirt: {
                                 domain: string;
                                 uri?: string;
+                            };
+                        } | {
+                            /** @description the agent's name (its token's: coffer agent token add NAME) */
+                            agent: string;
+                            files: {
+                                /** @description glob patterns, as coffer backup --exclude */
+                                exclude?: string[];
+                                /** @description absolute paths on the agent's machine */
+                                paths: string[];
                             };
                         };
                         tags?: string[];

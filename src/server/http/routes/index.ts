@@ -5,6 +5,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { ServiceContext } from '../service-context.js';
+import { agentRoutes } from './agent-routes.js';
 import { approvalRoutes } from './approval-routes.js';
 import { auditRoutes } from './audit-routes.js';
 import { authRoutes } from './auth-routes.js';
@@ -45,4 +46,5 @@ export const ROUTE_GROUPS: readonly RouteGroup[] = [
   fileRoutes,
   editorPreviewRoutes,
   workerRoutes,
+  agentRoutes,
 ];

@@ -15,6 +15,7 @@ const PAGE = 25;
 export function sourceKind(source: Vm['source']): string {
   if ('images' in source) return `${source.images.length} image file${source.images.length === 1 ? '' : 's'}`;
   if ('qmp' in source) return 'QEMU (QMP)';
+  if ('agent' in source) return `files by agent ${source.agent}`;
   return `libvirt ${source.libvirt.domain}`;
 }
 
