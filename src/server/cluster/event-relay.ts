@@ -8,7 +8,10 @@
  * where `o` is the sending process's random origin id. A listener reads the task or run back
  * from the database (the payload stays small, and what it emits is what the database says)
  * and emits it on its runner's event emitter, as the runner would: `task`, `run`, `log`. It
- * skips its own origin (its runner emitted those already). NOTIFY is not durable: a listener
+ * skips its own origin (its runner emitted those already), and the relay never sends again
+ * what a listener emitted (else two servers would bounce every event between them for ever,
+ * each hop a new origin: found by the leader test, 647 copies of one run's end in 30 s).
+ * NOTIFY is not durable: a listener
  * that was disconnected misses what happened meanwhile (the task and run lists in the database
  * are the record; a client re-reads them when its stream reconnects).
  */
@@ -23,6 +26,9 @@ export const EVENT_CHANNEL = 'coffer_events';
 /** This process's origin id in the payloads. */
 export const ORIGIN = randomUUID().slice(0, 8);
 
+/** The events a listener emitted (from another process): the relay does not send them again. */
+const fromElsewhere = new WeakSet<object>();
+
 type Payload = { o: string } & ({ t: 'task'; id: string } | { t: 'run'; id: string } | ({ t: 'log'; taskId: string } & TaskLogLine));
 
 /** Sends the runner's events as notifications, one at a time, in order. Failures are dropped (events are not the record). */
@@ -31,9 +37,9 @@ export function relayEvents(events: EventEmitter, db: Kysely<StateSchema>): { id
   const send = (payload: Payload) => {
     chain = chain.then(() => sql`SELECT pg_notify(${EVENT_CHANNEL}, ${JSON.stringify(payload)})`.execute(db)).then(() => undefined, () => undefined);
   };
-  const onTask = (task: TaskInfo) => send({ o: ORIGIN, t: 'task', id: task.id });
-  const onRun = (run: RunInfo) => send({ o: ORIGIN, t: 'run', id: run.id });
-  const onLog = (line: { taskId: string } & TaskLogLine) => send({ o: ORIGIN, t: 'log', taskId: line.taskId, seq: line.seq, at: line.at, level: line.level, line: line.line.slice(0, 2000) });
+  const onTask = (task: TaskInfo) => fromElsewhere.has(task) || send({ o: ORIGIN, t: 'task', id: task.id });
+  const onRun = (run: RunInfo) => fromElsewhere.has(run) || send({ o: ORIGIN, t: 'run', id: run.id });
+  const onLog = (line: { taskId: string } & TaskLogLine) => fromElsewhere.has(line) || send({ o: ORIGIN, t: 'log', taskId: line.taskId, seq: line.seq, at: line.at, level: line.level, line: line.line.slice(0, 2000) });
   events.on('task', onTask);
   events.on('run', onRun);
   events.on('log', onLog);
@@ -67,9 +73,13 @@ export function listenForEvents(url: string, events: EventEmitter, reads: EventS
   const handle = async (text: string | undefined) => {
     const payload = JSON.parse(text ?? '{}') as Payload;
     if (payload.o === ORIGIN) return;
-    if (payload.t === 'task') events.emit('task', await reads.getTask(payload.id));
-    else if (payload.t === 'run') events.emit('run', await reads.getRun(payload.id));
-    else if (payload.t === 'log') events.emit('log', { taskId: payload.taskId, seq: payload.seq, at: payload.at, level: payload.level, line: payload.line });
+    const foreign = <T extends object>(event: T): T => {
+      fromElsewhere.add(event);
+      return event;
+    };
+    if (payload.t === 'task') events.emit('task', foreign(await reads.getTask(payload.id)));
+    else if (payload.t === 'run') events.emit('run', foreign(await reads.getRun(payload.id)));
+    else if (payload.t === 'log') events.emit('log', foreign({ taskId: payload.taskId, seq: payload.seq, at: payload.at, level: payload.level, line: payload.line }));
   };
   const connect = async (): Promise<void> => {
     if (closed) return;
