@@ -14,3 +14,5 @@ export { claimFiring, forgetClaims } from './firing-claims.js';
 export { EVENT_CHANNEL, listenForEvents, relayEvents, type EventSourceReads } from './event-relay.js';
 export { databaseNow } from './database-clock.js';
 export { startHeartbeats, type HeartbeatOptions } from './heartbeat-loop.js';
+export { LeaderLease, tryLead, currentLeader, UPKEEP_ROLE, type LeaderLeaseOptions } from './leader-lease.js';
+export { gatedEvents } from './gated-events.js';
