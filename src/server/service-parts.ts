@@ -24,7 +24,7 @@ import { Notifier, parseNotificationConfig } from './notify/index.js';
 import { JobScheduler, JobUpkeep, type UpkeepOptions } from './scheduler/index.js';
 import { bandwidthRules, concurrencyLimits, historyMs, retryPolicy, scheduledJobs, upkeepJobs } from './service-config.js';
 import { bridgeEvents } from './service-events.js';
-import { claimFiring, gatedEvents, LeaderLease, listenForEvents, publishPolicy, relayEvents, startHeartbeats, PostgresTaskQueue, WorkerRegistry, DEFAULT_LEASE_MS, UPKEEP_ROLE } from './cluster/index.js';
+import { claimFiring, gatedEvents, wakeOnQueueChanges, LeaderLease, listenForEvents, publishPolicy, relayEvents, startHeartbeats, PostgresTaskQueue, WorkerRegistry, DEFAULT_LEASE_MS, UPKEEP_ROLE } from './cluster/index.js';
 import type { StateSchema } from './state/index.js';
 import { TaskRunner, type TaskInfo, type TaskRunnerOptions } from './tasks/index.js';
 
@@ -128,6 +128,7 @@ export async function startServiceParts(options: ServicePartsOptions): Promise<S
   const publish = () => (cluster === undefined ? Promise.resolve() : publishPolicy(db, { limits: runner.limitsNow(), bandwidth: bandwidthRules(config().limits).rules, retry: retryPolicy(config()) }));
   await publish();
   const relay = cluster === undefined ? undefined : relayEvents(runner.events, db);
+  const wakeups = cluster === undefined || queue === undefined ? undefined : wakeOnQueueChanges(cluster.url, () => void runner.dispatch());
   const listener = cluster === undefined ? undefined : listenForEvents(cluster.url, runner.events, { getTask: (id) => runner.getTask(id), getRun: (id) => runner.getRun(id) }, report('events from other processes'));
   const bridge = bridgeEvents(runner, scheduler, { emit: async (event) => (leading() ? notifier.emit(event) : undefined) }, {
     vmTags: (vm) => config().vms?.find((v) => v.name === vm)?.tags ?? [],
@@ -244,6 +245,7 @@ export async function startServiceParts(options: ServicePartsOptions): Promise<S
       await relay?.idle();
       relay?.stop();
       await listener?.close();
+      await wakeups?.close();
       await bridge.idle();
       await notifier.close();
     },

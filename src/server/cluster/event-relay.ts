@@ -3,7 +3,8 @@
  * a worker's runner, or a server's, tells every server what changed, so the SSE route of any
  * server behind the load balancer streams the tasks that workers elsewhere run.
  *
- * Payload (JSON, under PostgreSQL's 8000-byte limit): `{ o, t: 'task', id }`, `{ o, t: 'run',
+ * Payload (JSON, under PostgreSQL's 8000-byte limit): `{ o, t: 'task', id, s }` (s: its status, for
+ * the workers' wake-ups, queue-wakeups.ts), `{ o, t: 'run',
  * id }` or `{ o, t: 'log', taskId, seq, at, level, line }` (the line cut at 2000 characters),
  * where `o` is the sending process's random origin id. A listener reads the task or run back
  * from the database (the payload stays small, and what it emits is what the database says)
@@ -29,7 +30,7 @@ export const ORIGIN = randomUUID().slice(0, 8);
 /** The events a listener emitted (from another process): the relay does not send them again. */
 const fromElsewhere = new WeakSet<object>();
 
-type Payload = { o: string } & ({ t: 'task'; id: string } | { t: 'run'; id: string } | ({ t: 'log'; taskId: string } & TaskLogLine));
+type Payload = { o: string } & ({ t: 'task'; id: string; s?: string } | { t: 'run'; id: string } | ({ t: 'log'; taskId: string } & TaskLogLine));
 
 /** Sends the runner's events as notifications, one at a time, in order. Failures are dropped (events are not the record). */
 export function relayEvents(events: EventEmitter, db: Kysely<StateSchema>): { idle(): Promise<void>; stop(): void } {
@@ -37,7 +38,7 @@ export function relayEvents(events: EventEmitter, db: Kysely<StateSchema>): { id
   const send = (payload: Payload) => {
     chain = chain.then(() => sql`SELECT pg_notify(${EVENT_CHANNEL}, ${JSON.stringify(payload)})`.execute(db)).then(() => undefined, () => undefined);
   };
-  const onTask = (task: TaskInfo) => fromElsewhere.has(task) || send({ o: ORIGIN, t: 'task', id: task.id });
+  const onTask = (task: TaskInfo) => fromElsewhere.has(task) || send({ o: ORIGIN, t: 'task', id: task.id, s: task.status });
   const onRun = (run: RunInfo) => fromElsewhere.has(run) || send({ o: ORIGIN, t: 'run', id: run.id });
   const onLog = (line: { taskId: string } & TaskLogLine) => fromElsewhere.has(line) || send({ o: ORIGIN, t: 'log', taskId: line.taskId, seq: line.seq, at: line.at, level: line.level, line: line.line.slice(0, 2000) });
   events.on('task', onTask);
@@ -65,11 +66,6 @@ export interface EventSourceReads {
  * drops (a database restart). `close()` stops it.
  */
 export function listenForEvents(url: string, events: EventEmitter, reads: EventSourceReads, onError: (error: unknown) => void = () => {}): { close(): Promise<void>; ready: Promise<void> } {
-  let closed = false;
-  let client: pg.Client | undefined;
-  let delay = 200;
-  let readyResolve: () => void = () => {};
-  const ready = new Promise<void>((resolve) => (readyResolve = resolve));
   const handle = async (text: string | undefined) => {
     const payload = JSON.parse(text ?? '{}') as Payload;
     if (payload.o === ORIGIN) return;
@@ -81,6 +77,19 @@ export function listenForEvents(url: string, events: EventEmitter, reads: EventS
     else if (payload.t === 'run') events.emit('run', foreign(await reads.getRun(payload.id)));
     else if (payload.t === 'log') events.emit('log', foreign({ taskId: payload.taskId, seq: payload.seq, at: payload.at, level: payload.level, line: payload.line }));
   };
+  return listenForNotifications(url, (text) => void handle(text).catch(onError));
+}
+
+/**
+ * The connection under {@link listenForEvents}: LISTENs on {@link EVENT_CHANNEL} and hands each
+ * payload's text to `onPayload` (its own origin's too); reconnects as described there.
+ */
+export function listenForNotifications(url: string, onPayload: (text: string | undefined) => void): { close(): Promise<void>; ready: Promise<void> } {
+  let closed = false;
+  let client: pg.Client | undefined;
+  let delay = 200;
+  let readyResolve: () => void = () => {};
+  const ready = new Promise<void>((resolve) => (readyResolve = resolve));
   const connect = async (): Promise<void> => {
     if (closed) return;
     const next = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000, application_name: 'coffer-events', keepAlive: true });
@@ -95,7 +104,7 @@ export function listenForEvents(url: string, events: EventEmitter, reads: EventS
     };
     next.on('error', retry);
     next.on('end', retry);
-    next.on('notification', (message) => void handle(message.payload).catch(onError));
+    next.on('notification', (message) => onPayload(message.payload));
     try {
       await next.connect();
       await next.query(`LISTEN ${EVENT_CHANNEL}`);
