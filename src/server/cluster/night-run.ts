@@ -17,6 +17,7 @@ import type { Kysely } from 'kysely';
 import type { StateSchema } from '../state/index.js';
 import type { BandwidthRule, TaskRunner, VmTarget } from '../tasks/index.js';
 import { publishPolicy } from './cluster-policy.js';
+import { relayEvents } from './event-relay.js';
 import { WorkerRegistry } from './worker-registry.js';
 
 const COFFER_BIN = fileURLToPath(new URL('../../../../bin/coffer.js', import.meta.url));
@@ -64,12 +65,12 @@ export async function publishNightPolicy(db: Kysely<StateSchema>, hosts: readonl
  * heartbeat (at most `timeoutMs`).
  * @throws Error when they do not register in time (they are killed first).
  */
-export async function startWorkerProcesses(db: Kysely<StateSchema>, url: string, options: { count: number; tasks: number; prefix: string; leaseS?: number; timeoutMs?: number }): Promise<WorkerProcesses> {
+export async function startWorkerProcesses(db: Kysely<StateSchema>, url: string, options: { count: number; tasks: number; prefix: string; leaseS?: number; timeoutMs?: number; env?: Record<string, string> }): Promise<WorkerProcesses> {
   const children: ChildProcess[] = [];
   let output = '';
   const names = Array.from({ length: options.count }, (_, i) => `${options.prefix}${i + 1}`);
   for (const name of names) {
-    const child = spawn(process.execPath, [COFFER_BIN, 'worker', '--database', url, '--name', name, '--tasks', String(options.tasks), '--lease', String(options.leaseS ?? 5), '--stop-timeout', '5'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [COFFER_BIN, 'worker', '--database', url, '--name', name, '--tasks', String(options.tasks), '--lease', String(options.leaseS ?? 5), '--stop-timeout', '5'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
     child.stdout?.setEncoding('utf8').on('data', (t: string) => (output += `${name}: ${t}`));
     child.stderr?.setEncoding('utf8').on('data', (t: string) => (output += `${name}: ${t}`));
     children.push(child);
@@ -99,18 +100,25 @@ export async function startWorkerProcesses(db: Kysely<StateSchema>, url: string,
 }
 
 /**
- * Queues one run of `vms` through `runner` (a server's runner that does not dispatch) and
- * measures it from the tasks' rows once it has ended.
+ * Queues one run of `vms` through `runner` (a server's runner that does not dispatch), telling
+ * the workers as a server does (its events relayed over NOTIFY), and measures it from the
+ * tasks' rows once it has ended.
  * @throws Error when the run has not ended within `timeoutMs`, or a task did not succeed.
  */
 export async function runNight(db: Kysely<StateSchema>, runner: TaskRunner, vms: readonly VmTarget[], timeoutMs: number): Promise<NightRunResult> {
+  const relay = relayEvents(runner.events, db);
   const run = await runner.startRun({ job: 'night', reason: 'on-demand', owner: 'planning', vms: [...vms] });
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const now = await runner.getRun(run.id);
-    if (now.status !== 'running') break;
-    if (Date.now() > deadline) throw new Error(`the night's run ${run.id} still runs after ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+  try {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const now = await runner.getRun(run.id);
+      if (now.status !== 'running') break;
+      if (Date.now() > deadline) throw new Error(`the night's run ${run.id} still runs after ${timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  } finally {
+    await relay.idle();
+    relay.stop();
   }
   const rows = await db.selectFrom('tasks').select(['vm', 'host', 'worker', 'created_at', 'started_at', 'ended_at', 'status', 'error_message']).where('run_id', '=', run.id).execute();
   const failed = rows.filter((r) => r.status !== 'succeeded');
