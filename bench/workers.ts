@@ -26,6 +26,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initRepository, parseS3Location, S3Backend } from '../src/repo/index.js';
 import { medianAndMax, publishNightPolicy, runNight, startWorkerProcesses } from '../src/server/cluster/night-run.js';
+import { predictNight } from '../src/server/scheduler/index.js';
 import { openStateDatabase } from '../src/server/state/index.js';
 import { TaskRunner, type VmTarget } from '../src/server/tasks/index.js';
 import { makeTempDir, startCephS3, startPostgres } from '../src/testing/index.js';
@@ -47,8 +48,12 @@ export interface WorkersRow {
   readonly scaling: number;
   readonly queueDelayMedianMs: number;
   readonly queueDelayMaxMs: number;
-  /** PostgreSQL's CPU (all its processes) over the run ÷ tasks. */
+  /** PostgreSQL's CPU (its processes that lived through the run) over the run ÷ tasks. */
   readonly dbCpuMsPerTask: number;
+  /** A task's mean time from hand-out to end: above the source's pace when the CPUs are short. */
+  readonly meanTaskS: number;
+  /** The planning model's night for this run, fed the mean task time (slots and rounds only). */
+  readonly modelNightS: number;
 }
 
 export interface WorkersBenchResult {
@@ -88,13 +93,16 @@ export async function runWorkersBench(log: (line: string) => void): Promise<Work
         const cpuBefore = await postgresCpuMs(pg.dir);
         const night = await runNight(state.db, server, vms, 15 * 60_000);
         const cpuAfter = await postgresCpuMs(pg.dir);
+        const meanTaskS = night.tasks.reduce((sum, t) => sum + (t.endedAt - t.startedAt), 0) / night.tasks.length / 1000;
+        const model = predictNight({ vms: vmCount, allocatedBytes: 0, dailyChangeRate: 0, hosts: HOSTS.length, workers: workerCount, tasksPerWorker: TASKS_PER_WORKER, taskOverheadS: meanTaskS, taskReadBytesPerSecond: READ_RATE });
         const nightS = night.nightMs / 1000;
         const delays = medianAndMax(night.queueDelaysMs);
         const vmsPerMinute = vmCount / (nightS / 60);
         rows.push({
           workers: workerCount, vms: vmCount, nightS, vmsPerMinute, readMBps: (vmCount * VM_BYTES) / 1e6 / nightS,
           scaling: vmsPerMinute / (rows[0]?.vmsPerMinute ?? vmsPerMinute),
-          queueDelayMedianMs: delays.median, queueDelayMaxMs: delays.max, dbCpuMsPerTask: (cpuAfter - cpuBefore) / vmCount,
+          queueDelayMedianMs: delays.median, queueDelayMaxMs: delays.max, dbCpuMsPerTask: cpuDelta(cpuBefore, cpuAfter) / vmCount,
+          meanTaskS, modelNightS: model.nightS,
         });
         log(`workers: ${workerCount} worker(s), ${vmCount} VMs in ${nightS.toFixed(1)} s`);
       } finally {
@@ -111,27 +119,34 @@ export async function runWorkersBench(log: (line: string) => void): Promise<Work
   }
 }
 
-/** CPU ms used so far by every process of the PostgreSQL server whose data is under `pgDir` (the postmaster and its children). */
-async function postgresCpuMs(pgDir: string): Promise<number> {
+/** CPU ms used between two readings by the processes present at the second (a backend that ended meanwhile is not counted). */
+function cpuDelta(before: Map<number, number>, after: Map<number, number>): number {
+  let ms = 0;
+  for (const [pid, used] of after) ms += used - (before.get(pid) ?? 0);
+  return ms;
+}
+
+/** CPU ms used so far by each process of the PostgreSQL server whose data is under `pgDir` (the postmaster and its children), by pid. */
+async function postgresCpuMs(pgDir: string): Promise<Map<number, number>> {
   const postmaster = Number((await readFile(path.join(pgDir, 'data', 'postmaster.pid'), 'utf8')).split('\n')[0]);
   const ticksPerSecond = 100; // USER_HZ on Linux
-  let ticks = 0;
+  const used = new Map<number, number>();
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     // After the name: state(0) ppid(1) … utime(11) stime(12).
     if (Number(entry) !== postmaster && Number(fields[1]) !== postmaster) continue;
-    ticks += Number(fields[11]) + Number(fields[12]);
+    used.set(Number(entry), ((Number(fields[11]) + Number(fields[12])) / ticksPerSecond) * 1000);
   }
-  return (ticks / ticksPerSecond) * 1000;
+  return used;
 }
 
 /** The table for the report and bench/README.md. */
 export function renderWorkers(result: WorkersBenchResult): string {
-  const lines = [`workers (${result.settings})`, 'workers | night s | VMs/min | MB/s read | scaling | queue delay median / max ms | PostgreSQL CPU ms/task', '-'.repeat(100)];
+  const lines = [`workers (${result.settings})`, 'workers | night s | VMs/min | MB/s read | scaling | queue delay median / max ms | PostgreSQL CPU ms/task | mean task s | model s', '-'.repeat(124)];
   for (const r of result.rows) {
-    lines.push(`${r.workers}       | ${r.nightS.toFixed(1).padStart(7)} | ${r.vmsPerMinute.toFixed(1).padStart(7)} | ${r.readMBps.toFixed(3).padStart(9)} | ${r.scaling.toFixed(2).padStart(6)}× | ${`${r.queueDelayMedianMs} / ${r.queueDelayMaxMs}`.padStart(27)} | ${r.dbCpuMsPerTask.toFixed(1)}`);
+    lines.push(`${r.workers}       | ${r.nightS.toFixed(1).padStart(7)} | ${r.vmsPerMinute.toFixed(1).padStart(7)} | ${r.readMBps.toFixed(3).padStart(9)} | ${r.scaling.toFixed(2).padStart(6)}× | ${`${r.queueDelayMedianMs} / ${r.queueDelayMaxMs}`.padStart(27)} | ${r.dbCpuMsPerTask.toFixed(1).padStart(22)} | ${r.meanTaskS.toFixed(1).padStart(11)} | ${r.modelNightS.toFixed(1)}`);
   }
   const three = result.rows.find((r) => r.workers === 3);
   if (three !== undefined) lines.push(`target: 3 workers ≥ 2.5× one: ${three.scaling >= 2.5 ? 'pass' : 'FAIL'}; queue delay ≤ 20 ms (median): ${result.rows.every((r) => r.queueDelayMedianMs <= 20) ? 'pass' : 'FAIL'}`);
