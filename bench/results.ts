@@ -7,6 +7,7 @@
 import type { ChainResult } from './chain.js';
 import type { FilesResult } from './files.js';
 import type { ServiceBenchResult } from './service.js';
+import type { WorkersBenchResult } from './workers.js';
 import type { FormatResult } from './formats.js';
 import type { LiveResult, LiveTarget } from './live.js';
 import type { OffsiteResult } from './offsite.js';
@@ -87,4 +88,6 @@ export interface BenchReport {
   readonly files?: FilesResult;
   /** The service: planning, a night's start, API latency and RSS (service.ts), unless skipped. */
   readonly service?: ServiceBenchResult;
+  /** 1, 2 and 3 workers on PostgreSQL and the Ceph gateway (workers.ts), unless skipped. */
+  readonly workers?: WorkersBenchResult;
 }

@@ -26,6 +26,7 @@ import { runBigDisk, runSequence } from './sequence.js';
 import { renderService, runServiceBench, type ServiceBenchResult } from './service.js';
 import { evaluateTargets, filesTargets, pruneTargets } from './targets.js';
 import { createTool, unavailable, type BackupTool, type ToolContext } from './tools.js';
+import { renderWorkers, runWorkersBench, type WorkersBenchResult } from './workers.js';
 
 function log(line: string): void {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
@@ -126,6 +127,10 @@ async function main(): Promise<number> {
   let service: ServiceBenchResult | undefined;
   if (process.env.BENCH_SERVICE !== '0') service = await runServiceBench(cfg.workDir, log);
 
+  // 1, 2 and 3 workers on PostgreSQL and the Ceph gateway, each task I/O-paced (BENCH_WORKERS=0 skips it; workers.ts).
+  let workers: WorkersBenchResult | undefined;
+  if (process.env.BENCH_WORKERS !== '0') workers = await runWorkersBench(log);
+
   const targets = [...evaluateTargets(results), ...(prune !== undefined ? pruneTargets(prune) : []), ...(files !== undefined ? filesTargets(files) : [])];
   const names = tools.map((t) => t.name);
   process.stdout.write(`\n${renderSteps(results, names)}\n\n${renderTargets(targets)}\n\n`);
@@ -136,6 +141,7 @@ async function main(): Promise<number> {
   if (offsite !== undefined) process.stdout.write(`${renderOffsite(offsite)}\n\n`);
   if (files !== undefined) process.stdout.write(`${renderFiles(files)}\n\n`);
   if (service !== undefined) process.stdout.write(`${renderService(service)}\n\n`);
+  if (workers !== undefined) process.stdout.write(`${renderWorkers(workers)}\n\n`);
 
   const report: BenchReport = {
     version: 1,
@@ -169,6 +175,7 @@ async function main(): Promise<number> {
     ...(offsite !== undefined ? { offsite } : {}),
     ...(files !== undefined ? { files } : {}),
     ...(service !== undefined ? { service } : {}),
+    ...(workers !== undefined ? { workers } : {}),
   };
   const file = await writeReport(cfg.resultsDir, report);
   log(`results: ${file}`);

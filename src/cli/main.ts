@@ -281,7 +281,7 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--stop-timeout <seconds>', 'at SIGTERM, how long running requests and tasks get to finish (default 10)')
     .option('--no-local-worker', 'with --database postgres://…: run no task here, only the API and the scheduler (coffer worker processes run the tasks; docs/scale.md)')
     .option('--name <name>', 'with --database postgres://…: this server\'s name among servers and workers (default: server-HOSTNAME-PID)')
-    .option('--lease <seconds>', 'with --database postgres://… and a local worker: how long a task it takes stays held without a heartbeat (default 30)')
+    .option('--lease <seconds>', 'with --database postgres://…: how long a task its local worker takes, and its leadership (notifications, upkeep, health), stay held without a renewal (default 30)')
     .option('--agent-repo-listen <host:port>', 'where agents write their backups (docs/agent.md; default: the API\'s host, its port + 1)')
     .action((_options, command: Command) => run(async () => (await import('./commands/server.js')).serverCommand(command.opts(), context))());
 

@@ -15,7 +15,7 @@
  * is recorded before the run's `job.finished` groups them. A failure to notify is reported and
  * never reaches the runner.
  */
-import type { NotificationEvent, Notifier } from './notify/index.js';
+import type { NotificationEvent } from './notify/index.js';
 import type { JobScheduler } from './scheduler/index.js';
 import type { RunInfo, TaskInfo, TaskRunner } from './tasks/index.js';
 
@@ -31,7 +31,7 @@ export interface EventBridgeOptions {
 }
 
 /** Subscribes the notifier to the runner's and the scheduler's events. Returns when the queue is empty (for a stop). */
-export function bridgeEvents(runner: TaskRunner, scheduler: JobScheduler, notifier: Notifier, options: EventBridgeOptions): { idle(): Promise<void> } {
+export function bridgeEvents(runner: TaskRunner, scheduler: JobScheduler, notifier: { emit(event: NotificationEvent): Promise<unknown> }, options: EventBridgeOptions): { idle(): Promise<void> } {
   let queue: Promise<void> = Promise.resolve();
   const handle = (work: () => Promise<void>) => {
     queue = queue.then(work).catch((error: unknown) => options.onError(error));

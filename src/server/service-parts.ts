@@ -24,7 +24,7 @@ import { Notifier, parseNotificationConfig } from './notify/index.js';
 import { JobScheduler, JobUpkeep, type UpkeepOptions } from './scheduler/index.js';
 import { bandwidthRules, concurrencyLimits, historyMs, retryPolicy, scheduledJobs, upkeepJobs } from './service-config.js';
 import { bridgeEvents } from './service-events.js';
-import { claimFiring, listenForEvents, publishPolicy, relayEvents, startHeartbeats, PostgresTaskQueue, WorkerRegistry, DEFAULT_LEASE_MS } from './cluster/index.js';
+import { claimFiring, gatedEvents, wakeOnQueueChanges, LeaderLease, listenForEvents, publishPolicy, relayEvents, startHeartbeats, PostgresTaskQueue, WorkerRegistry, DEFAULT_LEASE_MS, UPKEEP_ROLE } from './cluster/index.js';
 import type { StateSchema } from './state/index.js';
 import { TaskRunner, type TaskInfo, type TaskRunnerOptions } from './tasks/index.js';
 
@@ -116,7 +116,10 @@ export async function startServiceParts(options: ServicePartsOptions): Promise<S
     ...(cluster === undefined ? {} : queue === undefined ? { dispatch: false } : { shared: queue }),
   });
   runner.events.on('error', report('task runner'));
-  const notifier = await Notifier.start({ db, config: parseNotificationConfig(config().notifications), onError: report('notifier') });
+  // With several servers (cluster), only the leader delivers notifications, keeps the jobs' upkeep and checks health (leader-lease.ts).
+  let leader: LeaderLease | undefined;
+  const leading = () => leader === undefined || leader.leading;
+  const notifier = await Notifier.start({ db, config: parseNotificationConfig(config().notifications), onError: report('notifier'), delivering: cluster === undefined });
   const scheduler = new JobScheduler(db, runner, scheduledJobs(config), {
     get limits() {
       return limits;
@@ -128,15 +131,17 @@ export async function startServiceParts(options: ServicePartsOptions): Promise<S
   const publish = () => (cluster === undefined ? Promise.resolve() : publishPolicy(db, { limits: runner.limitsNow(), bandwidth: bandwidthRules(config().limits).rules, retry: retryPolicy(config()) }));
   await publish();
   const relay = cluster === undefined ? undefined : relayEvents(runner.events, db);
+  const wakeups = cluster === undefined || queue === undefined ? undefined : wakeOnQueueChanges(cluster.url, () => void runner.dispatch());
   const listener = cluster === undefined ? undefined : listenForEvents(cluster.url, runner.events, { getTask: (id) => runner.getTask(id), getRun: (id) => runner.getRun(id) }, report('events from other processes'));
-  const bridge = bridgeEvents(runner, scheduler, notifier, {
+  const bridge = bridgeEvents(runner, scheduler, { emit: async (event) => (leading() ? notifier.emit(event) : undefined) }, {
     vmTags: (vm) => config().vms?.find((v) => v.name === vm)?.tags ?? [],
     storedBytes: async (repository) => (await catalog.stats(repository)).bytesStored,
     onBackupEnded: (repository) => catalog.invalidate(repository),
     onError: report('notifications of task events'),
   });
 
-  const upkeep = new JobUpkeep(runner, upkeepJobs(config), {
+  const upkeepRunner = cluster === undefined ? runner : { events: gatedEvents(runner.events, ['run', 'task'], leading), submitTask: runner.submitTask.bind(runner), waitForTask: runner.waitForTask.bind(runner) };
+  const upkeep = new JobUpkeep(upkeepRunner, upkeepJobs(config), {
     fourEyes: () => config().security?.['four-eyes'] === true,
     requestApproval: options.requestApproval,
     latestSnapshot: async (repository, vm) => (await catalog.listSnapshots(repository)).filter((s) => s.vm === vm).at(-1)?.id,
@@ -207,14 +212,34 @@ export async function startServiceParts(options: ServicePartsOptions): Promise<S
     },
     startScheduling() {
       scheduler.start();
-      upkeep.start();
-      const interval = config().health?.interval;
-      health.start((interval === undefined ? undefined : parseDuration(interval)) ?? DEFAULT_HEALTH_INTERVAL_MS);
+      const startLed = () => {
+        notifier.setDelivering(true);
+        upkeep.start();
+        const interval = config().health?.interval;
+        health.start((interval === undefined ? undefined : parseDuration(interval)) ?? DEFAULT_HEALTH_INTERVAL_MS);
+      };
+      if (cluster === undefined) return startLed();
+      leader = new LeaderLease(db, {
+        role: UPKEEP_ROLE, holder: cluster.name, leaseMs,
+        onElected: () => {
+          options.print(`${cluster.name}: leader (notifications, the jobs' upkeep, health checks)`);
+          startLed();
+        },
+        onDeposed: async () => {
+          options.print(`${cluster.name}: no longer leader`);
+          notifier.setDelivering(false);
+          await upkeep.stop();
+          await health.stop();
+        },
+        onError: report('leader lease'),
+      });
+      leader.start();
     },
     async drain(timeLeftMs) {
       const deadline = Date.now() + timeLeftMs;
       clearInterval(historyTimer);
       await scheduler.stop();
+      await leader?.stop();
       await upkeep.stop();
       await health.stop();
       if (queue !== undefined) queue.paused = true;
@@ -223,6 +248,7 @@ export async function startServiceParts(options: ServicePartsOptions): Promise<S
       await relay?.idle();
       relay?.stop();
       await listener?.close();
+      await wakeups?.close();
       await bridge.idle();
       await notifier.close();
     },

@@ -19,6 +19,7 @@ import type { WorkerOptions } from '../worker/index.js';
 import { readPolicy } from './cluster-policy.js';
 import { startHeartbeats } from './heartbeat-loop.js';
 import { relayEvents } from './event-relay.js';
+import { wakeOnQueueChanges } from './queue-wakeups.js';
 import { PostgresTaskQueue } from './task-queue.js';
 import { WorkerRegistry } from './worker-registry.js';
 
@@ -51,6 +52,7 @@ export async function runClusterWorker(options: ClusterWorkerOptions): Promise<v
   const heartbeatMs = options.heartbeatMs ?? Math.max(100, Math.floor(leaseMs / 3));
   if (!(heartbeatMs < leaseMs)) throw new CofferError('E_USAGE', `the heartbeat (${heartbeatMs} ms) must come more often than the lease lasts (${leaseMs} ms)`);
   const state = await openStateDatabase({ url: options.database });
+  let wakeups: { close(): Promise<void> } | undefined;
   try {
     if (state.dialect !== 'postgres') throw new CofferError('E_USAGE', `coffer worker needs the PostgreSQL state database the servers use (postgres://…), not ${state.label}`);
     const db = state.db;
@@ -69,6 +71,8 @@ export async function runClusterWorker(options: ClusterWorkerOptions): Promise<v
       options.print(`warning: ${(error as Error).message.split('\n')[0] ?? ''}`);
     });
     const relay = relayEvents(runner.events, db);
+    // A run started or a task ended anywhere: take at once, not at the next pass.
+    wakeups = wakeOnQueueChanges(options.database, () => void runner.dispatch());
     await runner.start();
     options.print(`worker ${options.name}: ${options.capacity} task(s) at once, hosts ${options.hosts?.join(',') ?? '(all)'}, lease ${leaseMs} ms, database ${state.label}`);
 
@@ -89,6 +93,7 @@ export async function runClusterWorker(options: ClusterWorkerOptions): Promise<v
     relay.stop();
     options.print(`worker ${options.name}: stopped (${runner.finishedTasks} task(s) done)`);
   } finally {
+    await wakeups?.close();
     await state.close();
   }
 }

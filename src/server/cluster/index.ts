@@ -11,6 +11,9 @@ export { DISPATCH_LOCK_KEY, PostgresTaskQueue, type QueueWorker } from './task-q
 export { WorkerRegistry, type HeartbeatAnswer, type WorkerIdentity, type WorkerInfo } from './worker-registry.js';
 export { runClusterWorker, DEFAULT_LEASE_MS, type ClusterWorkerOptions } from './cluster-worker.js';
 export { claimFiring, forgetClaims } from './firing-claims.js';
-export { EVENT_CHANNEL, listenForEvents, relayEvents, type EventSourceReads } from './event-relay.js';
+export { EVENT_CHANNEL, listenForEvents, listenForNotifications, relayEvents, type EventSourceReads } from './event-relay.js';
+export { wakeOnQueueChanges } from './queue-wakeups.js';
 export { databaseNow } from './database-clock.js';
 export { startHeartbeats, type HeartbeatOptions } from './heartbeat-loop.js';
+export { LeaderLease, tryLead, currentLeader, UPKEEP_ROLE, type LeaderLeaseOptions } from './leader-lease.js';
+export { gatedEvents } from './gated-events.js';

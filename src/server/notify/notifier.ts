@@ -35,6 +35,12 @@ export interface NotifierOptions {
   pollMs?: number;
   /** Told about failures of the notifier itself (the database), which never throw out of the loop. */
   onError?: (error: unknown) => void;
+  /**
+   * Whether this notifier delivers (the outbox, the daily summary, pruning); default true.
+   * With several servers only the leader delivers (docs/scale.md); the others record and queue
+   * nothing either, since only the leader is told the events. See {@link Notifier.setDelivering}.
+   */
+  delivering?: boolean;
 }
 
 const SUMMARY_STATE_KEY = 'daily-summary.last-due';
@@ -59,8 +65,10 @@ export class Notifier {
   private tickAgain = false;
   private lastPrune = 0;
   private closed = false;
+  private delivering: boolean;
 
   private constructor(options: NotifierOptions) {
+    this.delivering = options.delivering ?? true;
     this.db = options.db;
     this.config = options.config;
     this.now = options.now ?? Date.now;
@@ -80,6 +88,12 @@ export class Notifier {
     notifier.timer.unref();
     notifier.kick();
     return notifier;
+  }
+
+  /** Starts or stops delivering (a server elected or deposed as leader); what is due is delivered at once when started. */
+  setDelivering(on: boolean): void {
+    this.delivering = on;
+    if (on) this.kick();
   }
 
   /** Replaces the configuration (already validated). Queued messages keep their target names. */
@@ -182,7 +196,7 @@ export class Notifier {
   }
 
   private kick(): void {
-    if (this.closed) return;
+    if (this.closed || !this.delivering) return;
     this.tick().catch((error: unknown) => this.onError(error));
   }
 

@@ -216,6 +216,7 @@ export interface StateSchema {
   workers: WorkerTable;
   cluster_policy: ClusterPolicyTable;
   firing_claims: FiringClaimTable;
+  leader_leases: LeaderLeaseTable;
   task_log: TaskLogTable;
   schedule_state: ScheduleStateTable;
   vm_state: VmStateTable;
@@ -322,6 +323,14 @@ export interface FiringClaimTable {
   firing: number;
   claimed_by: string;
   claimed_at: number;
+}
+
+/** The server that holds a role among several (migration 31; cluster/leader-lease.ts). */
+export interface LeaderLeaseTable {
+  role: string;
+  holder: string;
+  /** Its hold ends then unless renewed (ms since the epoch, the database's clock). */
+  until: number;
 }
 
 /** A task's log, one row per line. */

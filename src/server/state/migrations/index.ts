@@ -14,6 +14,7 @@ import { notifyEvents } from './0020-notify-events.js';
 import { notifyOutbox } from './0021-notify-outbox.js';
 import { notifyMetrics } from './0022-notify-metrics.js';
 import { cluster } from './0030-cluster.js';
+import { leaderLeases } from './0031-leader-leases.js';
 
 export const MIGRATIONS: readonly Migration[] = [
   foundation,
@@ -27,4 +28,5 @@ export const MIGRATIONS: readonly Migration[] = [
   notifyOutbox,
   notifyMetrics,
   cluster,
+  leaderLeases,
 ];
