@@ -15,6 +15,7 @@ import { fileRoutes } from './file-routes.js';
 import { inventoryRoutes } from './inventory-routes.js';
 import { jobRoutes } from './job-routes.js';
 import { repositoryRoutes } from './repository-routes.js';
+import { repositoryUpkeepRoutes } from './repository-upkeep-routes.js';
 import { runRoutes } from './run-routes.js';
 import { schedulerRoutes } from './scheduler-routes.js';
 import { systemRoutes } from './system-routes.js';
@@ -37,6 +38,7 @@ export const ROUTE_GROUPS: readonly RouteGroup[] = [
   inventoryRoutes,
   jobRoutes,
   repositoryRoutes,
+  repositoryUpkeepRoutes,
   runRoutes,
   taskRoutes,
   eventRoutes,
