@@ -2,8 +2,9 @@
  * Repository health: per repository, the last verification (and the damage it found, with
  * the snapshots it touches), the last prune (what it freed, or with a dry run what it would
  * free), the last sync to another repository; and the actions that refresh them: verify now
- * (`job.run`), "what would prune free?" (a dry-run prune, `snapshot.delete`). All of it from
- * the tasks the server ran (GET /tasks), kept current by the events stream.
+ * (`job.run`), "what would prune free?" (a dry-run prune, `snapshot.delete`). All of that from
+ * the tasks the server ran (GET /tasks), kept current by the events stream. Below it, the
+ * repository's tape catalog (health/TapeCatalog.tsx, its own API).
  */
 import { Alert, Button, Card, Code, Group, SimpleGrid, Stack, Text, Title } from '@mantine/core';
 import { useMutation, useQuery } from '@tanstack/react-query';
@@ -15,6 +16,7 @@ import { ProblemAlert } from '../components/ProblemAlert';
 import { QueryView } from '../components/QueryView';
 import { StatusBadge } from '../components/StatusBadge';
 import { formatTime } from '../format';
+import { TapeCatalog } from '../health/TapeCatalog';
 import { useLiveTasks, type Task } from '../live/events';
 
 type Report = { summary?: string; detail?: { damaged?: unknown[]; affected?: unknown } };
@@ -37,9 +39,6 @@ export function HealthPage() {
                   {list.items.map((r) => (
                     <RepositoryHealth key={r.name} repo={r.name} tasks={t.items.filter((task) => task.repository === r.name)} />
                   ))}
-                  <Text size="sm" c="dimmed">
-                    Tape catalog: this server has no tape library configured, so it has no catalog to show.
-                  </Text>
                 </Stack>
               )}
             </QueryView>
@@ -87,6 +86,7 @@ function RepositoryHealth({ repo, tasks }: { repo: string; tasks: Task[] }) {
         <Latest title="Last prune" task={latest('prune')} never="Never pruned by this server." />
         <Latest title="Last sync" task={latest('sync')} never="Never synced to another repository by this server." />
       </SimpleGrid>
+      <TapeCatalog repo={repo} />
     </Card>
   );
 }

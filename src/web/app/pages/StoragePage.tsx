@@ -1,11 +1,12 @@
 /**
  * Storage over time, per repository: the logical data protected and the bytes stored per day
  * over the last 60 days (storage/storage-series.ts), what dedup and compression save now, the
- * growth per day and, given the space the repository's storage has, when it fills at that
- * growth (the API does not report a data directory's free space, so the page asks for it);
+ * growth per day and when the storage fills at that growth: from the free space the server
+ * reads (GET …/space: statfs of a local repository's filesystem), or, where it cannot know it
+ * (S3, a repository server), from the size the user types (storage/FillForecast.tsx);
  * per VM: snapshots, latest size, bytes stored in the period.
  */
-import { Card, Group, Loader, NativeSelect, NumberInput, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
+import { Card, Group, Loader, NativeSelect, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
 import { useQuery } from '@tanstack/react-query';
 import { useMemo, useState } from 'react';
 import { call } from '../../api/client';
@@ -15,10 +16,10 @@ import { PageTitle } from '../components/PageTitle';
 import { ProblemAlert } from '../components/ProblemAlert';
 import { QueryView } from '../components/QueryView';
 import { formatBytes, formatRatio } from '../format';
-import { daysUntilFull, storageSeries } from '../storage/storage-series';
+import { FillForecast } from '../storage/FillForecast';
+import { storageSeries } from '../storage/storage-series';
 
 const DAYS = 60;
-const GiB = 1024 ** 3;
 
 export function StoragePage() {
   const repositories = useQuery({ queryKey: ['repositories'], queryFn: () => call('get', '/api/v1/repositories', { query: { limit: 100 } }) });
@@ -53,14 +54,10 @@ function RepositoryStorage({ repo }: { repo: string }) {
       return pages.flatMap((p) => p.items).filter((t) => t.kind === 'backup' && t.repository === repo);
     },
   });
-  const [capacityGiB, setCapacityGiB] = useState<number | string>('');
   const series = useMemo(
     () => (snapshots.data === undefined || tasks.data === undefined ? undefined : storageSeries(snapshots.data.items, tasks.data.map((t) => ({ vm: t.vm, ended: t.ended, bytesStored: t.result?.bytesStored })), new Date(), DAYS)),
     [snapshots.data, tasks.data],
   );
-  const stored = stats.data?.bytesStored ?? 0;
-  const capacity = typeof capacityGiB === 'number' ? capacityGiB * GiB : undefined;
-  const days = capacity === undefined || series === undefined ? undefined : daysUntilFull(capacity - stored, series.growthPerDay);
   return (
     <Stack gap="md">
       <SimpleGrid cols={{ base: 1, md: 3 }} spacing="md">
@@ -90,17 +87,7 @@ function RepositoryStorage({ repo }: { repo: string }) {
             <Text size="sm">{series.growthPerDay === 0 ? 'Nothing stored in the last 7 days.' : `${formatBytes(series.growthPerDay)} stored per day (the last 7 days' average).`}</Text>
           )}
         </Card>
-        <Card withBorder component="section" aria-label="When it fills" style={{ minWidth: 0 }}>
-          <Title order={2} size="h4" mb="xs">
-            When it fills
-          </Title>
-          <NumberInput label="Space of the repository's storage (GiB)" description="the server does not report it" min={1} value={capacityGiB} onChange={setCapacityGiB} />
-          {capacity !== undefined && (
-            <Text size="sm" mt="xs" data-testid="fill-forecast">
-              {capacity <= stored ? 'Already full or beyond.' : days === undefined ? 'It does not grow at the moment.' : `Full in about ${days} days at the current growth.`}
-            </Text>
-          )}
-        </Card>
+        <FillForecast repo={repo} stored={stats.data?.bytesStored} growthPerDay={series?.growthPerDay} />
       </SimpleGrid>
       {snapshots.isError && <ProblemAlert error={snapshots.error} onRetry={() => void snapshots.refetch()} context="Reading the snapshots" />}
       {tasks.isError && <ProblemAlert error={tasks.error} onRetry={() => void tasks.refetch()} context="Reading the backups' figures" />}
