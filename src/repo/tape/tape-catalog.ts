@@ -1,6 +1,7 @@
 import type { CofferError } from '../../errors/index.js';
 import type { Repository } from '../repository.js';
 import { listSnapshotNotes } from '../snapshot-notes.js';
+import { tapeRecordOf } from '../snapshot-records.js';
 import { listSnapshots } from '../snapshots.js';
 import { TAPE_NOTE, type TapeNoteData } from './tape-export.js';
 
@@ -41,17 +42,16 @@ export async function readTapeCatalog(repo: Repository, options: TapeCatalogOpti
   const notes = await listSnapshotNotes(repo, { kind: TAPE_NOTE, ...(options.onDamaged === undefined ? {} : { onDamaged: options.onDamaged }) });
   return notes.map((note) => {
     const data = (typeof note.data === 'object' && note.data !== null ? note.data : {}) as Partial<TapeNoteData>;
+    const { tapeSet, volumes, written, imported } = tapeRecordOf(note);
     return {
       snapshot: note.snapshot,
       vm: typeof data.vm === 'string' ? data.vm : null,
       time: typeof data.time === 'string' ? data.time : null,
       inRepository: present.has(note.snapshot),
-      tapeSet: typeof data.tapeSet === 'string' ? data.tapeSet : null,
-      volumes: Array.isArray(data.volumes)
-        ? data.volumes.filter((v) => typeof v === 'object' && v !== null && typeof v.sequence === 'number').map((v) => ({ sequence: v.sequence, name: typeof v.name === 'string' ? v.name : '' }))
-        : [],
-      written: note.time,
-      imported: data.imported === true,
+      tapeSet,
+      volumes,
+      written,
+      imported,
     };
   });
 }

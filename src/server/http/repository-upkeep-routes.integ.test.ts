@@ -1,8 +1,11 @@
 /**
- * GET /repositories/{repo}/space and /tape-catalog through a real `coffer server` process:
+ * GET /repositories/{repo}/space, /tape-catalog and /snapshots/{id}/records through a real
+ * `coffer server` process:
  * - space: a local repository's free and total bytes equal what `stat -f` (coreutils, statfs
  *   read by another program) reports for its folder, within the blocks written meanwhile; an
  *   S3 repository answers null with the reason (nothing is opened);
+ * - snapshot records: a snapshot's verification, test restore and tapes, after real `coffer
+ *   verify --read-data` and `coffer test-restore` runs;
  * - tape catalog: empty for a repository never written to tape; after a real `coffer tape
  *   export` of two snapshots to a file (the "tape") and `coffer forget` of one, both listed with
  *   their tape set, volume and time, the forgotten one marked as no longer in the repository;
@@ -109,4 +112,27 @@ test('tape catalog: empty for a repository never written to tape; the exported s
   assert.equal(listed.json.damagedNotes, 0);
 
   assert.equal((await call('GET', '/repositories/main/tape-catalog', { token: otherRepoToken })).status, 403);
+});
+
+test('snapshot records: none at first; then the verification, the test restore and the tape, as `coffer verify` and `coffer test-restore` recorded them', async () => {
+  const id = snapshots[1] as string;
+  const before = await call('GET', `/repositories/main/snapshots/${id.slice(0, 12)}/records`);
+  assert.equal(before.status, 200, before.text);
+  assert.deepEqual([before.json.snapshot, before.json.verification, before.json.testRestore, before.json.damagedNotes], [id, null, null, 0]);
+  assert.deepEqual(before.json.tapes.map((t: { tapeSet: string; volumes: unknown }) => [t.tapeSet, t.volumes]), [[tapeSet, [{ sequence: 1, name: tape }]]]);
+
+  const verified = await runCoffer(['verify', '-r', repo, '--password-file', passFile, '--read-data']);
+  assert.equal(verified.code, 0, verified.stderr);
+  const tested = await runCoffer(['test-restore', '-r', repo, '--password-file', passFile, id.slice(0, 8), '--json']);
+  assert.equal(tested.code, 0, tested.stderr);
+  const after = await call('GET', `/repositories/main/snapshots/${id}/records`);
+  assert.equal(after.status, 200, after.text);
+  assert.equal(after.json.verification.chunks, after.json.verification.verifiedChunks);
+  assert.ok(after.json.verification.chunks > 0);
+  assert.match(after.json.verification.fullyVerifiedAt, /^\d{4}-/);
+  assert.deepEqual([after.json.testRestore.passed, after.json.testRestore.failures], [true, []]);
+  assert.equal(after.json.tapes.length, 1);
+
+  assert.equal((await call('GET', `/repositories/main/snapshots/${id}/records`, { token: otherRepoToken })).status, 403);
+  assert.equal((await call('GET', '/repositories/main/snapshots/0123456789abcdef/records')).status, 404);
 });

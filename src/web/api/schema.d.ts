@@ -606,6 +606,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/repositories/{repo}/snapshots/{snapshot}/records": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A snapshot's newest verification, newest test restore and tapes */
+        get: operations["snapshotRecords"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/repositories/{repo}/snapshots/{snapshot}/restore": {
         parameters: {
             query?: never;
@@ -4196,6 +4213,103 @@ export interface operations {
                         vm?: string | null;
                     } & {
                         [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    snapshotRecords: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                repo: string;
+                snapshot: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the request was refused: problem details (RFC 9457) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        code: string;
+                        detail: string;
+                        errors?: {
+                            [key: string]: unknown;
+                        }[];
+                        status: number;
+                        title: string;
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description the server failed: problem details (RFC 9457) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        code: string;
+                        detail: string;
+                        errors?: {
+                            [key: string]: unknown;
+                        }[];
+                        status: number;
+                        title: string;
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description notes of this snapshot that could not be read (verify the repository) */
+                        damagedNotes: number;
+                        snapshot: string;
+                        tapes: {
+                            imported: boolean;
+                            tapeSet: string | null;
+                            volumes: {
+                                name: string;
+                                sequence: number;
+                            }[];
+                            /** Format: date-time */
+                            written: string;
+                        }[];
+                        testRestore: {
+                            durationMs: number;
+                            failures: string[];
+                            passed: boolean;
+                            /** Format: date-time */
+                            time: string;
+                            warnings: string[];
+                        } | null;
+                        verification: {
+                            chunks: number;
+                            /** @description when every chunk had been read back; null while only a share was */
+                            fullyVerifiedAt: string | null;
+                            /**
+                             * Format: date-time
+                             * @description when the newest verify run recorded it
+                             */
+                            time: string;
+                            /** @description chunks read back and found intact */
+                            verifiedChunks: number;
+                        } | null;
                     };
                 };
             };

@@ -18,6 +18,7 @@ import { repositoryRoutes } from './repository-routes.js';
 import { repositoryUpkeepRoutes } from './repository-upkeep-routes.js';
 import { runRoutes } from './run-routes.js';
 import { schedulerRoutes } from './scheduler-routes.js';
+import { snapshotRecordRoutes } from './snapshot-record-routes.js';
 import { systemRoutes } from './system-routes.js';
 import { taskRoutes } from './task-routes.js';
 import { taskActionRoutes } from './task-action-routes.js';
@@ -39,6 +40,7 @@ export const ROUTE_GROUPS: readonly RouteGroup[] = [
   jobRoutes,
   repositoryRoutes,
   repositoryUpkeepRoutes,
+  snapshotRecordRoutes,
   runRoutes,
   taskRoutes,
   eventRoutes,
