@@ -351,6 +351,13 @@ test('storage over time: each VM\'s latest size, the bytes stored today, and whe
   if (stored === 0) assert.equal(forecast, 'It does not grow at the moment.');
   else assert.match(forecast, /^Full in about \d+ days at the current growth\.$/);
   await checkPage(page, 'light', 'storage-free-space');
+  // By month: the same history over 12 months, grouped.
+  await page.getByRole('radiogroup', { name: 'Period' }).getByText('12 months, by month').click();
+  await page.getByRole('img', { name: /^Protected and stored bytes of main per month over the last 12 months/ }).waitFor();
+  const month = new Date().toISOString().slice(0, 7);
+  if (stored === 0) await page.getByText('No backup run by the server stored new data in the last 12 months').waitFor();
+  else await page.getByRole('table', { name: 'Storage per month' }).getByRole('row', { name: new RegExp(`^${month} `) }).waitFor();
+  await checkPage(page, 'light', 'storage-by-month');
 });
 
 test('every page, by its navigation, in the light and the dark theme: no serious accessibility violation, a screenshot each', async () => {
@@ -515,6 +522,11 @@ test('repository health: verify now, then its result; a dry-run prune says what 
   assert.equal(cells[2], entry.tapeSet.slice(0, 8));
   await rows.first().getByRole('link').click();
   await settled(page, `Snapshot ${snapshotId.slice(0, 12)}`);
+  // The snapshot's own records say the same: on that tape.
+  await page.getByTestId('snapshot-tapes').getByText(`#1 ${join(dir, TAPE)}`, { exact: false }).waitFor();
+  assert.match((await page.getByTestId('snapshot-tapes').textContent()) ?? '', new RegExp(`Tape set ${entry.tapeSet.slice(0, 8)}, written `));
+  await page.getByTestId('snapshot-test-restore').getByText('Never test-restored.').waitFor();
+  await checkPage(page, 'light', 'snapshot-records');
   await nav('Repository health')(page);
   await settled(page, 'Repository health');
   await page.getByTestId('health-archive').getByText('No snapshot of this repository was ever written to tape').waitFor();
