@@ -618,6 +618,55 @@ test('clone as a new VM: a new name, UUID and MAC in a libvirt definition the re
   await run('qemu-img', ['compare', '-f', 'raw', '-F', 'qcow2', appDisk, disk]);
 });
 
+test('tasks: Cancel on a running task\'s page stops it (an instant recovery ends, having served so long), and its NBD export is gone', async () => {
+  const page = adminPage;
+  // Instant recovery serves until it is stopped: a task that is surely still running when the button is pressed.
+  const started = await api(page, 'POST', `/api/v1/repositories/main/snapshots/${snapshotId}/instant-recovery`, {});
+  assert.equal(started.status, 202, JSON.stringify(started.json));
+  await page.goto(`/tasks/${started.json.id as string}`);
+  await settled(page, `Task ${(started.json.id as string).slice(0, 8)}`);
+  await page.locator('[data-status="running"]').first().waitFor({ timeout: 30_000 });
+  let uri: string | undefined;
+  for (const deadline = Date.now() + 30_000; uri === undefined && Date.now() < deadline; ) {
+    const task = (await api(page, 'GET', `/api/v1/tasks/${started.json.id as string}`)).json as { report?: { detail?: { exports?: { uri: string }[] } } };
+    uri = task.report?.detail?.exports?.[0]?.uri;
+    if (uri === undefined) await page.waitForTimeout(250); // polling the API for the export, with the deadline above
+  }
+  assert.ok(uri !== undefined, 'the export is served');
+  await run('nbdinfo', ['--size', uri]);
+  await page.getByRole('button', { name: 'Cancel this task' }).click();
+  // Instant recovery's stop is its cancel: it ends with its report ("served for N s"), not as an error.
+  await page.locator('[data-status="succeeded"], [data-status="cancelled"]').first().waitFor({ timeout: 30_000 });
+  await page.getByTestId('task-summary').getByText(/^served for \d+ s snapshot /).waitFor();
+  assert.equal(await page.getByRole('button', { name: 'Cancel this task' }).count(), 0);
+  await checkPage(page, 'light', 'task-cancelled');
+  await assert.rejects(run('nbdinfo', ['--size', uri], { timeout: 10_000 }), 'the export is gone');
+});
+
+test('damage: a chunk removed from the archive repository; Verify now fails and the health page shows the damage and the snapshot it touches', async () => {
+  const page = adminPage;
+  const chunkDirs = await readdir(join(dir, 'archive', 'chunks'));
+  const first = chunkDirs.sort()[0] as string;
+  const chunk = ((await readdir(join(dir, 'archive', 'chunks', first))).sort()[0]) as string;
+  await rm(join(dir, 'archive', 'chunks', first, chunk));
+  await nav('Repository health')(page);
+  await settled(page, 'Repository health');
+  const archive = page.getByTestId('health-archive');
+  await archive.getByRole('button', { name: 'Verify now' }).click();
+  await settled(page, /^Task [0-9a-f]{8}$/);
+  await page.locator('[data-status="failed"]').first().waitFor({ timeout: 60_000 });
+  assert.match((await page.getByTestId('task-error').textContent()) ?? '', /E_VERIFY_FAILED.*1 damaged object/);
+  await nav('Repository health')(page);
+  await settled(page, 'Repository health');
+  const damage = archive.getByTestId('Last verification').getByRole('alert');
+  await damage.getByText('Damage found (1)').waitFor();
+  await checkPage(page, 'light', 'health-damage');
+  assert.match((await damage.getByTestId('damage-touches').textContent()) ?? '', /^app1, snapshot [0-9a-f]{12} of .*, disk vda: bytes [\d.]+ [KMG]?i?B to [\d.]+ [KMG]?i?B/, 'the snapshot, disk and byte range it touches');
+  await damage.getByRole('link').first().click();
+  await settled(page, /^Snapshot [0-9a-f]{12}$/);
+  await page.getByText('VM app1', { exact: false }).first().waitFor();
+});
+
 test('the jobs editor previews the selection, the schedule and the retention, and saves through the config API with its version', async () => {
   const page = adminPage;
   await nav('Jobs')(page);

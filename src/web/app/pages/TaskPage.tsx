@@ -20,6 +20,9 @@ import { TaskProgress } from '../components/TaskProgress';
 import { formatBytes, formatTime } from '../format';
 import { useEvents, type LogLine, type Task } from '../live/events';
 
+/** How often a task that has not ended is read again besides its events. */
+const STILL_RUNNING_POLL_MS = 5_000;
+
 /** The log's first pages read before following it live (1000 lines each). */
 const LOG_PAGES = 10;
 
@@ -40,13 +43,22 @@ export function TaskPage() {
   const id = useParams().id ?? '';
   const client = useQueryClient();
   const session = useSession();
-  const task = useQuery({ queryKey: ['task', id], queryFn: () => call('get', '/api/v1/tasks/{id}', { params: { id } }) });
+  // Events keep it current; while it has not ended it is also read every 5 s, so a missed
+  // event (the stream has no replay after a reconnection) never leaves it shown as running.
+  const task = useQuery({
+    queryKey: ['task', id],
+    queryFn: () => call('get', '/api/v1/tasks/{id}', { params: { id } }),
+    refetchInterval: (q) => (q.state.data?.status === 'running' || q.state.data?.status === 'queued' ? STILL_RUNNING_POLL_MS : false),
+  });
   const log = useQuery({ queryKey: ['task-log', id], queryFn: () => readLog(id) });
   const [liveLines, setLiveLines] = useState<LogLine[]>([]);
   const live = useEvents({ types: 'task,log', task: id }, {
     task: (t) => client.setQueryData(['task', t.id], t),
     log: (line) => setLiveLines((lines) => [...lines, line]),
-    reconnected: () => void log.refetch(),
+    reconnected: () => {
+      void log.refetch();
+      void task.refetch();
+    },
   });
   const lines = useMemo(() => {
     const bySeq = new Map<number, LogLine>();
