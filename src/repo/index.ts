@@ -43,6 +43,7 @@ export { verifyRepository, type VerifyReport, type VerifyProgress, type DamagedO
 export { repositoryStats, type RepositoryStats } from './stats.js';
 export { addSnapshotNote, listSnapshotNotes, deleteSnapshotNotes, deleteSnapshotNote, LASTING_NOTE_KINDS, type StoredSnapshotNote } from './snapshot-notes.js';
 export type { SnapshotNote } from './format/snapshot-note.js';
+export { readSnapshotRecords, testRestoreOf, verificationOf, TEST_RESTORE_NOTE, type SnapshotRecords, type TestRestoreRecord, type SnapshotVerificationRecord, type TapeRecord } from './snapshot-records.js';
 export { addVerificationRecord, listVerificationRecords, lastVerifiedLookup, parseVerificationSubset, recordSnapshotVerifications, VERIFICATION_NOTE } from './verification-log.js';
 export { subsetContains, type VerificationRecord, type VerificationSubset } from './format/verification-record.js';
 export { pruneRepository, type PruneReport, type PruneProgress } from './prune.js';
@@ -62,6 +63,7 @@ export { SYNCED_FROM_NOTE, parseSyncedFrom, type SyncedFrom } from './sync/synce
 export { exportTape, TAPE_NOTE, TAPE_DEFAULTS, type TapeExportOptions, type TapeExportReport, type TapeExportProgress, type TapeNoteData } from './tape/tape-export.js';
 export { importTape, orderVolumes, type TapeImportOptions, type TapeImportReport } from './tape/tape-import.js';
 export { listTape, type TapeVolumeListing } from './tape/tape-list.js';
+export { readTapeCatalog, type TapeCatalogEntry, type TapeCatalogOptions } from './tape/tape-catalog.js';
 export { fileVolumeTarget, fileVolumeSource, type FileVolumeOptions } from './tape/file-volumes.js';
 export type { VolumeSink, VolumeSource, VolumeTarget } from './tape/volume-sink.js';
 export { TAPE_FORMAT_VERSION, isValidRecordSize, type TapeLabel, type TapeIndex, type TapeMember } from './tape/tape-format.js';

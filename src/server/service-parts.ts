@@ -17,7 +17,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import { CofferError } from '../errors/index.js';
 import { parseDuration, type ConfigStore, type ServiceConfig } from './config/index.js';
-import { HealthWatch, parseMinFree, type SpaceLocation } from './health/index.js';
+import { HealthWatch, localRepositoryPath, parseMinFree, type SpaceLocation } from './health/index.js';
 import { coverageReport, type RepositoryCatalog } from './inventory/index.js';
 import { CofferMetrics, registerMetricsRoute } from './metrics/index.js';
 import { Notifier, parseNotificationConfig } from './notify/index.js';
@@ -82,8 +82,8 @@ const DEFAULT_HEALTH_INTERVAL_MS = 15 * 60_000;
 export function spaceLocations(config: ServiceConfig, dataDir: string | undefined): SpaceLocation[] {
   const out: SpaceLocation[] = dataDir === undefined ? [] : [{ name: 'data directory', repository: false, path: dataDir }];
   for (const r of config.repositories ?? []) {
-    const path = r.url.startsWith('local:') ? r.url.slice('local:'.length) : r.url;
-    if (path.startsWith('/')) out.push({ name: r.name, repository: true, path });
+    const path = localRepositoryPath(r.url);
+    if (path !== undefined) out.push({ name: r.name, repository: true, path });
   }
   return out;
 }

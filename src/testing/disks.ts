@@ -28,7 +28,7 @@ const FIXED_TIME = 1_700_000_000;
 /** The Debian package of each tool tests may ask for. */
 const PACKAGES: Record<string, string> = {
   sfdisk: 'fdisk', mke2fs: 'e2fsprogs', e2fsck: 'e2fsprogs', debugfs: 'e2fsprogs', cp: 'coreutils',
-  'qemu-img': 'qemu-utils', 'qemu-io': 'qemu-utils', truncate: 'coreutils', 'qemu-nbd': 'qemu-utils', mformat: 'mtools',
+  'qemu-img': 'qemu-utils', 'qemu-io': 'qemu-utils', truncate: 'coreutils', stat: 'coreutils', 'qemu-nbd': 'qemu-utils', mformat: 'mtools',
   mcopy: 'mtools', mdir: 'mtools', mkntfs: 'ntfs-3g', ntfsls: 'ntfs-3g', ntfscat: 'ntfs-3g',
   'wimlib-imagex': 'wimtools', 'mkfs.xfs': 'xfsprogs', xfs_repair: 'xfsprogs', xfs_db: 'xfsprogs',
   nbdinfo: 'libnbd-bin', nbdcopy: 'libnbd-bin', jq: 'jq', '7zz': '7zip', unzip: 'unzip',

@@ -1,5 +1,4 @@
-import { listProtections, listSnapshotNotes, listSnapshots, TAPE_NOTE, VERIFICATION_NOTE, type Protection, type Snapshot, type StoredSnapshotNote, type TapeNoteData } from '../../repo/index.js';
-import { TEST_RESTORE_NOTE } from './test-restore.js';
+import { listProtections, listSnapshotNotes, listSnapshots, TAPE_NOTE, TEST_RESTORE_NOTE, testRestoreOf, VERIFICATION_NOTE, verificationOf, type Protection, type Snapshot, type StoredSnapshotNote, type TapeNoteData } from '../../repo/index.js';
 import { DAMAGE_NOTE } from './repair.js';
 import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
 import { formatBytes, formatTable } from '../format.js';
@@ -46,9 +45,8 @@ export interface VerificationSummary {
 function latestVerifications(notes: StoredSnapshotNote[]): Map<string, VerificationSummary> {
   const latest = new Map<string, VerificationSummary>();
   for (const note of notes) {
-    const data = note.data as { chunks?: unknown; verifiedChunks?: unknown; fullyVerifiedAt?: unknown };
-    if (typeof data !== 'object' || data === null || typeof data.chunks !== 'number' || typeof data.verifiedChunks !== 'number') continue;
-    latest.set(note.snapshot, { time: note.time, chunks: data.chunks, verifiedChunks: data.verifiedChunks, fullyVerifiedAt: typeof data.fullyVerifiedAt === 'string' ? data.fullyVerifiedAt : null });
+    const v = verificationOf(note);
+    if (v !== undefined) latest.set(note.snapshot, v);
   }
   return latest;
 }
@@ -72,14 +70,8 @@ export interface TestRestoreSummary {
 function latestTestRestores(notes: StoredSnapshotNote[]): Map<string, TestRestoreSummary> {
   const latest = new Map<string, TestRestoreSummary>();
   for (const note of notes) { // oldest first: later ones replace earlier ones
-    const data = note.data as { passed?: unknown; durationMs?: unknown; failures?: unknown };
-    if (typeof data !== 'object' || data === null || typeof data.passed !== 'boolean') continue;
-    latest.set(note.snapshot, {
-      time: note.time,
-      passed: data.passed,
-      durationMs: typeof data.durationMs === 'number' ? data.durationMs : 0,
-      failures: Array.isArray(data.failures) ? data.failures.filter((f): f is string => typeof f === 'string') : [],
-    });
+    const r = testRestoreOf(note);
+    if (r !== undefined) latest.set(note.snapshot, { time: r.time, passed: r.passed, durationMs: r.durationMs, failures: r.failures });
   }
   return latest;
 }

@@ -8,14 +8,11 @@ import {
   fileVolumeTarget,
   importTape,
   isValidRecordSize,
-  listSnapshotNotes,
-  listSnapshots,
   listTape,
+  readTapeCatalog,
   resolveSnapshot,
   TAPE_DEFAULTS,
-  TAPE_NOTE,
   type Snapshot,
-  type TapeNoteData,
 } from '../../repo/index.js';
 import { backendFor, repositoryLocation, withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
 import { formatBytes, formatTable, parseSize } from '../format.js';
@@ -161,20 +158,7 @@ async function runVolumeCommand(command: string, sequence: number, device: strin
  */
 export async function tapeCatalogCommand(options: RepositoryOptions, context: CommandContext): Promise<number> {
   return withRepository(options, context, async (repo) => {
-    const present = new Set((await listSnapshots(repo)).map((s) => s.id));
-    const entries = (await listSnapshotNotes(repo, { kind: TAPE_NOTE, onDamaged: (key) => context.stderr.write(`warning: catalog note ${key} is damaged and was skipped\n`) })).map((note) => {
-      const data = note.data as Partial<TapeNoteData>;
-      return {
-        snapshot: note.snapshot,
-        vm: data.vm ?? null,
-        time: data.time ?? null,
-        inRepository: present.has(note.snapshot),
-        tapeSet: data.tapeSet ?? null,
-        volumes: Array.isArray(data.volumes) ? data.volumes : [],
-        written: note.time,
-        imported: data.imported === true,
-      };
-    });
+    const entries = await readTapeCatalog(repo, { onDamaged: (key) => context.stderr.write(`warning: catalog note ${key} is damaged and was skipped\n`) });
     if (options.json) {
       context.stdout.write(`${JSON.stringify(entries)}\n`);
       return 0;

@@ -1,12 +1,9 @@
-import { addSnapshotNote, resolveSnapshot } from '../../repo/index.js';
+import { addSnapshotNote, resolveSnapshot, TEST_RESTORE_NOTE } from '../../repo/index.js';
 import { CofferError } from '../../errors/index.js';
 import { BOOT_BUSES, testRestore, type BootBus, type BootCheckOptions, type TestRestoreReport } from '../../restore/index.js';
 import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
 import { ExitCode } from '../exit-codes.js';
 import { formatBytes } from '../format.js';
-
-/** The note kind under which results are stored with the snapshot. */
-export const TEST_RESTORE_NOTE = 'test-restore';
 
 export interface TestRestoreCommandOptions extends RepositoryOptions {
   fsck?: boolean;

@@ -7,8 +7,8 @@
  * again only after a check saw it clear. A location that cannot be read is reported through
  * `onError`, never as an event. Checks run one at a time; the clock is injected.
  */
-import { statfs } from 'node:fs/promises';
 import type { NotificationEvent } from '../notify/index.js';
+import { filesystemSpace } from './filesystem-space.js';
 import { spaceIsLow, type MinFree } from './min-free.js';
 
 /** A filesystem to watch: the data directory or a local repository. */
@@ -100,7 +100,7 @@ export class HealthWatch {
 
   private async checkSpace(): Promise<void> {
     const min = this.options.minFree();
-    const space = this.options.space ?? statfsSpace;
+    const space = this.options.space ?? filesystemSpace;
     const seen = new Set<string>();
     for (const location of this.options.locations()) {
       const key = `${location.repository ? 'repository' : 'data'}:${location.name}`;
@@ -129,11 +129,6 @@ export class HealthWatch {
     }
     for (const key of [...this.spaceTold]) if (!seen.has(key)) this.spaceTold.delete(key);
   }
-}
-
-async function statfsSpace(path: string): Promise<{ free: number; total: number }> {
-  const s = await statfs(path);
-  return { free: s.bavail * s.bsize, total: s.blocks * s.bsize };
 }
 
 function formatBytes(n: number): string {

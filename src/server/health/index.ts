@@ -6,3 +6,4 @@
  */
 export { HealthWatch, type HealthWatchOptions, type SpaceLocation } from './health-watch.js';
 export { parseMinFree, type MinFree } from './min-free.js';
+export { filesystemSpace, localRepositoryPath } from './filesystem-space.js';

@@ -641,6 +641,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/repositories/{repo}/snapshots/{snapshot}/records": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A snapshot's newest verification, newest test restore and tapes */
+        get: operations["snapshotRecords"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/repositories/{repo}/snapshots/{snapshot}/restore": {
         parameters: {
             query?: never;
@@ -695,6 +712,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/repositories/{repo}/space": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Free and total bytes of the repository's storage, when the server can know them */
+        get: operations["repositorySpace"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/repositories/{repo}/stats": {
         parameters: {
             query?: never;
@@ -723,6 +757,23 @@ export interface paths {
         put?: never;
         /** Copy the snapshots another configured repository lacks (a task) */
         post: operations["syncRepository"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/repositories/{repo}/tape-catalog": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The media catalog: which snapshots are on which tape set and volumes, written when */
+        get: operations["tapeCatalog"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -4439,6 +4490,103 @@ export interface operations {
             };
         };
     };
+    snapshotRecords: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                repo: string;
+                snapshot: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the request was refused: problem details (RFC 9457) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        code: string;
+                        detail: string;
+                        errors?: {
+                            [key: string]: unknown;
+                        }[];
+                        status: number;
+                        title: string;
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description the server failed: problem details (RFC 9457) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        code: string;
+                        detail: string;
+                        errors?: {
+                            [key: string]: unknown;
+                        }[];
+                        status: number;
+                        title: string;
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description notes of this snapshot that could not be read (verify the repository) */
+                        damagedNotes: number;
+                        snapshot: string;
+                        tapes: {
+                            imported: boolean;
+                            tapeSet: string | null;
+                            volumes: {
+                                name: string;
+                                sequence: number;
+                            }[];
+                            /** Format: date-time */
+                            written: string;
+                        }[];
+                        testRestore: {
+                            durationMs: number;
+                            failures: string[];
+                            passed: boolean;
+                            /** Format: date-time */
+                            time: string;
+                            warnings: string[];
+                        } | null;
+                        verification: {
+                            chunks: number;
+                            /** @description when every chunk had been read back; null while only a share was */
+                            fullyVerifiedAt: string | null;
+                            /**
+                             * Format: date-time
+                             * @description when the newest verify run recorded it
+                             */
+                            time: string;
+                            /** @description chunks read back and found intact */
+                            verifiedChunks: number;
+                        } | null;
+                    };
+                };
+            };
+        };
+    };
     restoreSnapshot: {
         parameters: {
             query?: never;
@@ -4704,6 +4852,78 @@ export interface operations {
             };
         };
     };
+    repositorySpace: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                repo: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the request was refused: problem details (RFC 9457) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        code: string;
+                        detail: string;
+                        errors?: {
+                            [key: string]: unknown;
+                        }[];
+                        status: number;
+                        title: string;
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description the server failed: problem details (RFC 9457) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        code: string;
+                        detail: string;
+                        errors?: {
+                            [key: string]: unknown;
+                        }[];
+                        status: number;
+                        title: string;
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description where the figures come from, or why they are not known */
+                        explanation: string;
+                        /** @description bytes available to the server's user; null when not known */
+                        freeBytes: number | null;
+                        /** @description true for a repository on a local path (its filesystem is measured) */
+                        local: boolean;
+                        repository: string;
+                        /** @description the filesystem's size; null when not known */
+                        totalBytes: number | null;
+                    };
+                };
+            };
+        };
+    };
     repositoryStats: {
         parameters: {
             query?: never;
@@ -4865,6 +5085,92 @@ export interface operations {
                         vm?: string | null;
                     } & {
                         [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    tapeCatalog: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                repo: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the request was refused: problem details (RFC 9457) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        code: string;
+                        detail: string;
+                        errors?: {
+                            [key: string]: unknown;
+                        }[];
+                        status: number;
+                        title: string;
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description the server failed: problem details (RFC 9457) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        code: string;
+                        detail: string;
+                        errors?: {
+                            [key: string]: unknown;
+                        }[];
+                        status: number;
+                        title: string;
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description catalog notes that could not be read and were skipped (verify the repository) */
+                        damagedNotes: number;
+                        /** @description oldest first */
+                        entries: {
+                            /** @description true when the snapshot came into this repository from the tape */
+                            imported: boolean;
+                            /** @description false once the snapshot was forgotten: import it back from these volumes */
+                            inRepository: boolean;
+                            snapshot: string;
+                            tapeSet: string | null;
+                            /** @description the snapshot's time (null on entries an import wrote) */
+                            time: string | null;
+                            vm: string | null;
+                            volumes: {
+                                name: string;
+                                sequence: number;
+                            }[];
+                            /**
+                             * Format: date-time
+                             * @description when the export (or import) recorded it
+                             */
+                            written: string;
+                        }[];
                     };
                 };
             };

@@ -11,6 +11,12 @@
  * restore wizard, a file and a folder (tar) downloaded and compared with debugfs's and
  * ntfscat's reading of the source images, instant recovery started (nbdinfo reads the URI the
  * page shows) and stopped.
+ * Third slice: a snapshot's disk restored to a folder in qcow2 from the wizard (equal to the
+ * source image by `qemu-img compare`), a refused target's message and a failed restore's
+ * message; a clone as a new VM from a snapshot carrying a libvirt definition (the real
+ * libvirt's test driver defines it: new name, UUID and MAC, its disk the restored one); the
+ * tape catalog on the health page after a real `coffer tape export` (and its empty state); the
+ * storage forecast from the free space the server reads.
  * Screenshots: test-output/screenshots/{light,dark}/ (printed at the end).
  */
 import assert from 'node:assert/strict';
@@ -21,6 +27,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { backupVm } from '../../backup/index.js';
+import { LocalBackend, openRepository } from '../../repo/index.js';
+import { openImageSource } from '../../source/index.js';
 import { buildExtImage, buildNtfsImage, cachedFixture, requireTools, seededBytes } from '../../testing/index.js';
 import { coffer, startCofferServer, type CofferServer } from './coffer-process.js';
 import { screenshot, SCREENSHOT_DIR, seriousAxeViolations, watchForScriptErrors } from './page-checks.js';
@@ -42,13 +51,23 @@ let adminPage: Page;
 let snapshotId: string;
 let ext4Image: string;
 let ntfsImage: string;
+/** web1's disk (raw), app1's disk (raw, backed up with a libvirt definition into the second repository). */
+let webDisk: string;
+let appDisk: string;
+/** app1's libvirt domain (the test driver's) as backed up. */
+let appXml: string;
+let dataDir: string;
+const TAPE = 'tape-main.tar';
 const scriptErrors: string[] = [];
 
-const config = (disk: string, repo: string, passFile: string) => `security:
+const config = (disk: string, repo: string, passFile: string, archive: string) => `security:
   four-eyes: false
 repositories:
   - name: main
     url: ${repo}
+    passphrase-file: ${passFile}
+  - name: archive
+    url: ${archive}
     passphrase-file: ${passFile}
 hosts:
   - name: hv1
@@ -69,30 +88,55 @@ vms:
     host: hv2
     source: { qmp: /run/db1.qmp }
     rpo: 1h
+  - name: app1
+    host: hv2
+    source: { images: [${appDisk}] }
 jobs:
   - name: nightly
     select: { tags: [web] }
     repository: main
     schedule: "mon..fri 22:00"
     timezone: Europe/Berlin
+  - name: monthly
+    select: { names: [app1] }
+    repository: archive
+    schedule: "*-*-01 04:00"
 `;
 
 before(async () => {
-  await requireTools('chromium', 'debugfs', 'ntfscat', 'nbdinfo', 'tar');
+  await requireTools('chromium', 'debugfs', 'ntfscat', 'nbdinfo', 'tar', 'qemu-img', 'virsh');
   ext4Image = await buildExtImage({ sizeMiB: 96, bigFileBytes: 3_000_000 });
   ntfsImage = await buildNtfsImage({ sizeMiB: 96, bigFileBytes: 3_000_000 });
   dir = await mkdtemp(join(tmpdir(), 'coffer-console-e2e-'));
-  const disk = await cachedFixture('console-web1-disk', { bytes: DISK_BYTES, seed: 9 }, (tmp) => writeFile(tmp, seededBytes(9, DISK_BYTES)));
+  webDisk = await cachedFixture('console-web1-disk', { bytes: DISK_BYTES, seed: 9 }, (tmp) => writeFile(tmp, seededBytes(9, DISK_BYTES)));
+  appDisk = await cachedFixture('console-app1-disk', { bytes: DISK_BYTES, seed: 10 }, (tmp) => writeFile(tmp, seededBytes(10, DISK_BYTES)));
   const repo = join(dir, 'repo');
+  const archive = join(dir, 'archive');
   const passFile = join(dir, 'repo.pass');
   await writeFile(passFile, 'repository passphrase\n');
   await coffer(['init', '-r', repo, '--password-file', passFile]);
-  snapshotId = (JSON.parse(await coffer(['backup', '-r', repo, '--password-file', passFile, '--vm', 'web1', '--json', disk])) as { id: string }).id;
+  await coffer(['init', '-r', archive, '--password-file', passFile]);
+  snapshotId = (JSON.parse(await coffer(['backup', '-r', repo, '--password-file', passFile, '--vm', 'web1', '--json', webDisk])) as { id: string }).id;
   await coffer(['backup', '-r', repo, '--password-file', passFile, '--vm', 'fileserver', '--json', ext4Image, ntfsImage], 120_000);
-  const data = join(dir, 'data');
-  await mkdir(data, { recursive: true });
-  await writeFile(join(data, 'coffer.yaml'), config(disk, repo, passFile));
-  server = await startCofferServer(data);
+  // The tape catalog: web1's snapshot written to a file as the "tape".
+  await coffer(['tape', 'export', '-r', repo, '--password-file', passFile, snapshotId.slice(0, 8), '--to', join(dir, TAPE)]);
+  // A snapshot that carries a VM definition (what a clone needs): the real libvirt's test domain, app1's disk as its vda.
+  appXml = (await run('virsh', ['-c', 'test:///default', 'dumpxml', 'test'], { timeout: 60_000 })).stdout;
+  const repository = await openRepository(new LocalBackend(archive), { passphrase: 'repository passphrase', threads: 1 });
+  try {
+    const images = await openImageSource('app1', [appDisk]);
+    try {
+      await backupVm(repository, { ...images, vm: 'app1', disks: images.disks.map((d) => ({ ...d, name: 'vda' })), definition: { format: 'libvirt-xml', data: Buffer.from(appXml) }, close: () => images.close() });
+    } finally {
+      await images.close();
+    }
+  } finally {
+    await repository.close();
+  }
+  dataDir = join(dir, 'data');
+  await mkdir(dataDir, { recursive: true });
+  await writeFile(join(dataDir, 'coffer.yaml'), config(webDisk, repo, passFile, archive));
+  server = await startCofferServer(dataDir);
   browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true });
 });
 
@@ -298,8 +342,22 @@ test('storage over time: each VM\'s latest size, the bytes stored today, and whe
   await perVm.getByRole('row', { name: /^fileserver 2 192 MiB/ }).waitFor();
   const stored = (await api(page, 'GET', '/api/v1/tasks?status=succeeded&limit=500')).json.items.filter((t: { kind: string }) => t.kind === 'backup').reduce((sum: number, t: { result: { bytesStored: number } }) => sum + t.result.bytesStored, 0);
   assert.match((await page.getByTestId('growth').textContent()) ?? '', stored === 0 ? /Nothing stored/ : /stored per day/);
-  await page.getByLabel("Space of the repository's storage (GiB)").fill('100');
-  assert.match((await page.getByTestId('fill-forecast').textContent()) ?? '', stored === 0 ? /does not grow/ : /^Full in about \d+ days at the current growth\.$/);
+  // The free space comes from the server (statfs of the repository's folder), no longer asked.
+  const space = (await api(page, 'GET', '/api/v1/repositories/main/space')).json as { freeBytes: number; totalBytes: number };
+  assert.ok(space.freeBytes > 0 && space.totalBytes >= space.freeBytes, JSON.stringify(space));
+  assert.match((await page.getByTestId('free-space').textContent()) ?? '', new RegExp(`^Free: [\\d.]+ [KMGTP]?i?B of [\\d.]+ [KMGTP]?i?B \\(the filesystem holding ${join(dir, 'repo')}\\)\\.$`));
+  assert.equal(await page.getByLabel("Space of the repository's storage (GiB)").count(), 0, 'the size is not asked for');
+  const forecast = (await page.getByTestId('fill-forecast').textContent()) ?? '';
+  if (stored === 0) assert.equal(forecast, 'It does not grow at the moment.');
+  else assert.match(forecast, /^Full in about \d+ days at the current growth\.$/);
+  await checkPage(page, 'light', 'storage-free-space');
+  // By month: the same history over 12 months, grouped.
+  await page.getByRole('radiogroup', { name: 'Period' }).getByText('12 months, by month').click();
+  await page.getByRole('img', { name: /^Protected and stored bytes of main per month over the last 12 months/ }).waitFor();
+  const month = new Date().toISOString().slice(0, 7);
+  if (stored === 0) await page.getByText('No backup run by the server stored new data in the last 12 months').waitFor();
+  else await page.getByRole('table', { name: 'Storage per month' }).getByRole('row', { name: new RegExp(`^${month} `) }).waitFor();
+  await checkPage(page, 'light', 'storage-by-month');
 });
 
 test('every page, by its navigation, in the light and the dark theme: no serious accessibility violation, a screenshot each', async () => {
@@ -450,7 +508,163 @@ test('repository health: verify now, then its result; a dry-run prune says what 
   await nav('Repository health')(page);
   await settled(page, 'Repository health');
   await main.getByTestId('Last prune').getByText(/bytes would be freed/).waitFor();
+  // The tape catalog: web1's snapshot on the tape written before the server started; the other repository never had one.
+  const catalog = main.getByRole('table', { name: 'Tape catalog of main' });
+  await catalog.waitFor();
+  const rows = catalog.locator('tbody tr');
+  assert.equal(await rows.count(), 1);
+  const cells = (await rows.first().locator('td').allTextContents()).map((c) => c.trim());
+  assert.equal(cells[0], 'web1');
+  assert.equal(cells[3], `#1 ${join(dir, TAPE)}`);
+  assert.equal(cells[5], 'yes');
+  const entry = (await api(page, 'GET', '/api/v1/repositories/main/tape-catalog')).json.entries[0] as { snapshot: string; tapeSet: string };
+  assert.equal(entry.snapshot, snapshotId);
+  assert.equal(cells[2], entry.tapeSet.slice(0, 8));
+  await rows.first().getByRole('link').click();
+  await settled(page, `Snapshot ${snapshotId.slice(0, 12)}`);
+  // The snapshot's own records say the same: on that tape.
+  await page.getByTestId('snapshot-tapes').getByText(`#1 ${join(dir, TAPE)}`, { exact: false }).waitFor();
+  assert.match((await page.getByTestId('snapshot-tapes').textContent()) ?? '', new RegExp(`Tape set ${entry.tapeSet.slice(0, 8)}, written `));
+  await page.getByTestId('snapshot-test-restore').getByText('Never test-restored.').waitFor();
+  await checkPage(page, 'light', 'snapshot-records');
+  await nav('Repository health')(page);
+  await settled(page, 'Repository health');
+  await page.getByTestId('health-archive').getByText('No snapshot of this repository was ever written to tape').waitFor();
   await checkPage(page, 'light', 'health');
+  const dark = await newContext('dark', await admin.storageState());
+  try {
+    await dark.page.goto('/health');
+    await settled(dark.page, 'Repository health');
+    await dark.page.getByRole('table', { name: 'Tape catalog of main' }).waitFor();
+    await checkPage(dark.page, 'dark', 'health-tape-catalog');
+  } finally {
+    await dark.context.close();
+  }
+});
+
+/** Opens the wizard on `vm`'s newest restore point and picks `action`. */
+async function wizardAction(page: Page, vm: string, action: string): Promise<void> {
+  await nav('Restore')(page);
+  await settled(page, 'Restore');
+  await page.getByRole('list', { name: 'VMs' }).getByRole('button', { name: new RegExp(`^${vm}`) }).click();
+  await page.getByRole('list', { name: /^Restore points on / }).getByRole('button').first().click();
+  await page.getByRole('button', { name: action }).click();
+}
+
+/** Follows the "its task page" link of a started restore to the task's end; returns its status. */
+async function followTask(page: Page): Promise<string> {
+  await page.getByTestId('restore-started').getByRole('link', { name: 'its task page' }).click();
+  await settled(page, /^Task [0-9a-f]{8}$/);
+  const ended = page.locator('[data-status="succeeded"], [data-status="failed"]').first();
+  await ended.waitFor({ timeout: 90_000 });
+  return (await ended.getAttribute('data-status')) ?? '';
+}
+
+test('restore a snapshot\'s disk to a folder in qcow2: equal to the source by qemu-img compare; a refused target and a failed restore say why', async () => {
+  const page = adminPage;
+  await wizardAction(page, 'web1', 'Restore the disks to a path');
+  const form = page.getByRole('form', { name: 'Restore the disks' });
+  // Outside the allowed targets: the server's refusal, on the page.
+  await form.getByLabel('Folder on the server').fill('/etc/coffer-e2e.qcow2');
+  await form.getByRole('button', { name: 'Restore the disks' }).click();
+  await form.getByRole('alert').getByText(/restores may only write inside/).waitFor();
+  await checkPage(page, 'light', 'restore-disks-refused');
+
+  const out = join(dataDir, 'restores', 'web1.qcow2');
+  await form.getByLabel('Folder on the server').fill(out);
+  assert.equal(await form.getByLabel('Disk format').inputValue(), 'qcow2 (QEMU, KVM, Proxmox)');
+  await form.getByRole('button', { name: 'Restore the disks' }).click();
+  assert.equal(await followTask(page), 'succeeded');
+  assert.match((await page.getByTestId('task-summary').textContent()) ?? '', /^restored 1 disk\(s\) of web1 .* as qcow2$/);
+  await checkPage(page, 'light', 'restore-disks-done');
+  assert.equal((await run('qemu-img', ['info', '--output=json', out])).stdout.includes('"format": "qcow2"'), true);
+  await run('qemu-img', ['compare', '-f', 'raw', '-F', 'qcow2', webDisk, out]); // exit 0: identical
+
+  // The same target again without "Replace files already there": the restore fails, and its task says why.
+  await wizardAction(page, 'web1', 'Restore the disks to a path');
+  await page.getByRole('form', { name: 'Restore the disks' }).getByLabel('Folder on the server').fill(out);
+  await page.getByRole('form', { name: 'Restore the disks' }).getByRole('button', { name: 'Restore the disks' }).click();
+  assert.equal(await followTask(page), 'failed');
+  assert.match((await page.getByTestId('task-error').textContent()) ?? '', /exists/);
+  await checkPage(page, 'light', 'restore-failed');
+});
+
+test('clone as a new VM: a new name, UUID and MAC in a libvirt definition the real libvirt accepts, its disk the restored one', async () => {
+  const page = adminPage;
+  await wizardAction(page, 'app1', 'Clone as a new VM');
+  const form = page.getByRole('form', { name: 'Clone as a new VM' });
+  const folder = join(dataDir, 'restores', 'app1-clone');
+  await form.getByLabel('Folder on the server').fill(folder);
+  await form.getByLabel("New VM's name").fill('app1-clone');
+  await form.getByRole('button', { name: 'Clone as a new VM' }).click();
+  assert.equal(await followTask(page), 'succeeded');
+  assert.match((await page.getByTestId('task-summary').textContent()) ?? '', /^restored app1 as app1-clone \(1 disk\(s\)\)/);
+  const clone = page.getByRole('table', { name: 'The clone' });
+  const shown = Object.fromEntries(await clone.locator('tr').evaluateAll((rows) => rows.map((r) => [r.querySelector('th')?.textContent ?? '', r.querySelector('td')?.textContent ?? ''])));
+  const definition = join(folder, 'app1-clone.xml');
+  assert.equal(shown.name, 'app1-clone');
+  assert.equal(shown.definition, definition);
+  await checkPage(page, 'light', 'clone-done');
+
+  // The real libvirt (test driver) defines it; its name, UUID, disk and MAC are the clone's own.
+  const virsh = await run('virsh', ['-c', 'test:///default', `define ${definition} ; dominfo app1-clone ; domblklist app1-clone ; domiflist app1-clone`], { timeout: 60_000 });
+  assert.match(virsh.stdout, /Name:\s+app1-clone/);
+  assert.match(virsh.stdout, new RegExp(`UUID:\\s+${shown.uuid as string}`));
+  const originalUuid = /<uuid>([^<]+)<\/uuid>/.exec(appXml)?.[1];
+  assert.ok(originalUuid !== undefined && originalUuid !== shown.uuid, 'a new UUID');
+  const disk = join(folder, 'app1-clone-vda.qcow2');
+  assert.ok(virsh.stdout.includes(disk), virsh.stdout);
+  for (const mac of appXml.matchAll(/<mac address='([^']+)'/g)) assert.ok(!virsh.stdout.includes(mac[1] as string), `the original MAC ${mac[1]} is not reused`);
+  await run('qemu-img', ['compare', '-f', 'raw', '-F', 'qcow2', appDisk, disk]);
+});
+
+test('tasks: Cancel on a running task\'s page stops it (an instant recovery ends, having served so long), and its NBD export is gone', async () => {
+  const page = adminPage;
+  // Instant recovery serves until it is stopped: a task that is surely still running when the button is pressed.
+  const started = await api(page, 'POST', `/api/v1/repositories/main/snapshots/${snapshotId}/instant-recovery`, {});
+  assert.equal(started.status, 202, JSON.stringify(started.json));
+  await page.goto(`/tasks/${started.json.id as string}`);
+  await settled(page, `Task ${(started.json.id as string).slice(0, 8)}`);
+  await page.locator('[data-status="running"]').first().waitFor({ timeout: 30_000 });
+  let uri: string | undefined;
+  for (const deadline = Date.now() + 30_000; uri === undefined && Date.now() < deadline; ) {
+    const task = (await api(page, 'GET', `/api/v1/tasks/${started.json.id as string}`)).json as { report?: { detail?: { exports?: { uri: string }[] } } };
+    uri = task.report?.detail?.exports?.[0]?.uri;
+    if (uri === undefined) await page.waitForTimeout(250); // polling the API for the export, with the deadline above
+  }
+  assert.ok(uri !== undefined, 'the export is served');
+  await run('nbdinfo', ['--size', uri]);
+  await page.getByRole('button', { name: 'Cancel this task' }).click();
+  // Instant recovery's stop is its cancel: it ends with its report ("served for N s"), not as an error.
+  await page.locator('[data-status="succeeded"], [data-status="cancelled"]').first().waitFor({ timeout: 30_000 });
+  await page.getByTestId('task-summary').getByText(/^served for \d+ s snapshot /).waitFor();
+  assert.equal(await page.getByRole('button', { name: 'Cancel this task' }).count(), 0);
+  await checkPage(page, 'light', 'task-cancelled');
+  await assert.rejects(run('nbdinfo', ['--size', uri], { timeout: 10_000 }), 'the export is gone');
+});
+
+test('damage: a chunk removed from the archive repository; Verify now fails and the health page shows the damage and the snapshot it touches', async () => {
+  const page = adminPage;
+  const chunkDirs = await readdir(join(dir, 'archive', 'chunks'));
+  const first = chunkDirs.sort()[0] as string;
+  const chunk = ((await readdir(join(dir, 'archive', 'chunks', first))).sort()[0]) as string;
+  await rm(join(dir, 'archive', 'chunks', first, chunk));
+  await nav('Repository health')(page);
+  await settled(page, 'Repository health');
+  const archive = page.getByTestId('health-archive');
+  await archive.getByRole('button', { name: 'Verify now' }).click();
+  await settled(page, /^Task [0-9a-f]{8}$/);
+  await page.locator('[data-status="failed"]').first().waitFor({ timeout: 60_000 });
+  assert.match((await page.getByTestId('task-error').textContent()) ?? '', /E_VERIFY_FAILED.*1 damaged object/);
+  await nav('Repository health')(page);
+  await settled(page, 'Repository health');
+  const damage = archive.getByTestId('Last verification').getByRole('alert');
+  await damage.getByText('Damage found (1)').waitFor();
+  await checkPage(page, 'light', 'health-damage');
+  assert.match((await damage.getByTestId('damage-touches').textContent()) ?? '', /^app1, snapshot [0-9a-f]{12} of .*, disk vda: bytes [\d.]+ [KMG]?i?B to [\d.]+ [KMG]?i?B/, 'the snapshot, disk and byte range it touches');
+  await damage.getByRole('link').first().click();
+  await settled(page, /^Snapshot [0-9a-f]{12}$/);
+  await page.getByText('VM app1', { exact: false }).first().waitFor();
 });
 
 test('the jobs editor previews the selection, the schedule and the retention, and saves through the config API with its version', async () => {

@@ -16,8 +16,10 @@ import { fileRoutes } from './file-routes.js';
 import { inventoryRoutes } from './inventory-routes.js';
 import { jobRoutes } from './job-routes.js';
 import { repositoryRoutes } from './repository-routes.js';
+import { repositoryUpkeepRoutes } from './repository-upkeep-routes.js';
 import { runRoutes } from './run-routes.js';
 import { schedulerRoutes } from './scheduler-routes.js';
+import { snapshotRecordRoutes } from './snapshot-record-routes.js';
 import { systemRoutes } from './system-routes.js';
 import { taskRoutes } from './task-routes.js';
 import { taskActionRoutes } from './task-action-routes.js';
@@ -38,6 +40,8 @@ export const ROUTE_GROUPS: readonly RouteGroup[] = [
   inventoryRoutes,
   jobRoutes,
   repositoryRoutes,
+  repositoryUpkeepRoutes,
+  snapshotRecordRoutes,
   runRoutes,
   taskRoutes,
   eventRoutes,

@@ -5,14 +5,11 @@
  * `test-restore` note. A failed check fails the task (E_VERIFY_FAILED) and keeps the report.
  */
 import { CofferError } from '../../../errors/index.js';
-import { addSnapshotNote, resolveSnapshot } from '../../../repo/index.js';
+import { addSnapshotNote, resolveSnapshot, TEST_RESTORE_NOTE } from '../../../repo/index.js';
 import { testRestore } from '../../../restore/index.js';
 import type { TestRestoreSpec } from './kind-specs.js';
 import { withTaskRepository } from './open-repository.js';
 import type { KindContext, TaskReport } from './task-report.js';
-
-/** The note kind `coffer test-restore` stores results under. */
-const TEST_RESTORE_NOTE = 'test-restore';
 
 export async function runTestRestoreTask(spec: TestRestoreSpec, context: KindContext): Promise<TaskReport> {
   return withTaskRepository(spec.repository, async (repo) => {

@@ -1,19 +1,22 @@
 /**
- * An ECharts chart in a div, following the colour scheme, resized with its box. Only the
- * chart types the console uses are bundled (echarts/core: bars, lines, and a custom series for
- * the backup window timeline). The chart is a picture: the figures
+ * An ECharts chart in a div, following the colour scheme, resized with its box. ECharts itself
+ * (echarts-setup.ts: only the chart types the console uses) is loaded on first use, in its own
+ * file: pages without a chart never fetch it. The chart is a picture: the figures
  * it shows must also be on the page as text (`label` names it for screen readers).
  */
 import { useComputedColorScheme } from '@mantine/core';
-import { BarChart, CustomChart, LineChart } from 'echarts/charts';
-import { GridComponent, LegendComponent, MarkLineComponent, TooltipComponent } from 'echarts/components';
-import * as echarts from 'echarts/core';
-import { SVGRenderer } from 'echarts/renderers';
+import type { EChartsCoreOption } from 'echarts/core';
 import { useEffect, useRef } from 'react';
 
-echarts.use([BarChart, CustomChart, LineChart, GridComponent, LegendComponent, MarkLineComponent, TooltipComponent, SVGRenderer]);
+export type ChartOption = EChartsCoreOption;
 
-export type ChartOption = echarts.EChartsCoreOption;
+/** The chart library, fetched once, on the first chart drawn. */
+let library: Promise<typeof import('./echarts-setup')> | undefined;
+const loadLibrary = () =>
+  (library ??= import('./echarts-setup').catch((error: unknown) => {
+    library = undefined; // fetched again by the next chart (the server may be back)
+    throw error;
+  }));
 
 /** What ECharts passes to a click handler: the clicked item's series data. */
 export interface ChartClick {
@@ -30,14 +33,25 @@ export function EChart({ option, label, height = 220, onItemClick }: { option: C
   useEffect(() => {
     const element = box.current;
     if (element === null) return;
-    const chart = echarts.init(element, scheme === 'dark' ? 'dark' : undefined, { renderer: 'svg' });
-    chart.setOption({ backgroundColor: 'transparent', ...option });
-    chart.on('click', (params) => clicked.current?.(params as unknown as ChartClick));
-    const observer = new ResizeObserver(() => chart.resize());
-    observer.observe(element);
+    let undo: (() => void) | undefined;
+    let gone = false;
+    void loadLibrary().then(({ echarts }) => {
+      if (gone) return;
+      const chart = echarts.init(element, scheme === 'dark' ? 'dark' : undefined, { renderer: 'svg' });
+      chart.setOption({ backgroundColor: 'transparent', ...option });
+      chart.on('click', (params) => clicked.current?.(params as unknown as ChartClick));
+      const observer = new ResizeObserver(() => chart.resize());
+      observer.observe(element);
+      undo = () => {
+        observer.disconnect();
+        chart.dispose();
+      };
+    }, () => {
+      // The chart stays empty; the figures it draws are on the page as text anyway.
+    });
     return () => {
-      observer.disconnect();
-      chart.dispose();
+      gone = true;
+      undo?.();
     };
   }, [option, scheme]);
   return <div ref={box} role="img" aria-label={label} style={{ width: '100%', height }} />;

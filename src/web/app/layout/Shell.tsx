@@ -2,10 +2,11 @@
  * The frame around every signed-in page: a header (menu button on phones, the product, the
  * theme toggle, who is signed in, log out), the navigation (only the pages the caller's role
  * may open), a "skip to content" link for keyboard users, and the page itself inside an error
- * boundary. Mantine's AppShell folds the navigation away below the `sm` breakpoint.
+ * boundary (and a loader while the page's file is fetched). Mantine's AppShell folds the navigation away below the `sm` breakpoint.
  */
-import { AppShell, Anchor, Burger, Button, Group, NavLink, Text, VisuallyHidden } from '@mantine/core';
+import { AppShell, Anchor, Burger, Button, Group, Loader, NavLink, Text, VisuallyHidden } from '@mantine/core';
 import { useDisclosure } from '@mantine/hooks';
+import { Suspense } from 'react';
 import { Link, Outlet, useLocation } from 'react-router';
 import { useSession } from '../auth/session';
 import { ErrorBoundary } from '../components/ErrorBoundary';
@@ -73,7 +74,10 @@ export function Shell() {
       </AppShell.Navbar>
       <AppShell.Main id="main">
         <ErrorBoundary resetKey={location.pathname}>
-          <Outlet />
+          {/* Each page is its own file, fetched when first opened (App.tsx): the frame stays while it loads. */}
+          <Suspense fallback={<Loader aria-label="Loading the page" m="md" />}>
+            <Outlet />
+          </Suspense>
         </ErrorBoundary>
       </AppShell.Main>
     </AppShell>

@@ -2,19 +2,21 @@
  * Repository health: per repository, the last verification (and the damage it found, with
  * the snapshots it touches), the last prune (what it freed, or with a dry run what it would
  * free), the last sync to another repository; and the actions that refresh them: verify now
- * (`job.run`), "what would prune free?" (a dry-run prune, `snapshot.delete`). All of it from
- * the tasks the server ran (GET /tasks), kept current by the events stream.
+ * (`job.run`), "what would prune free?" (a dry-run prune, `snapshot.delete`). All of that from
+ * the tasks the server ran (GET /tasks), kept current by the events stream. Below it, the
+ * repository's tape catalog (health/TapeCatalog.tsx, its own API).
  */
-import { Alert, Button, Card, Code, Group, SimpleGrid, Stack, Text, Title } from '@mantine/core';
+import { Alert, Anchor, Button, Card, Code, Group, List, SimpleGrid, Stack, Text, Title } from '@mantine/core';
 import { useMutation, useQuery } from '@tanstack/react-query';
-import { useNavigate } from 'react-router';
+import { Link, useNavigate } from 'react-router';
 import { call } from '../../api/client';
 import { useSession } from '../auth/session';
 import { PageTitle } from '../components/PageTitle';
 import { ProblemAlert } from '../components/ProblemAlert';
 import { QueryView } from '../components/QueryView';
 import { StatusBadge } from '../components/StatusBadge';
-import { formatTime } from '../format';
+import { formatBytes, formatTime } from '../format';
+import { TapeCatalog } from '../health/TapeCatalog';
 import { useLiveTasks, type Task } from '../live/events';
 
 type Report = { summary?: string; detail?: { damaged?: unknown[]; affected?: unknown } };
@@ -37,9 +39,6 @@ export function HealthPage() {
                   {list.items.map((r) => (
                     <RepositoryHealth key={r.name} repo={r.name} tasks={t.items.filter((task) => task.repository === r.name)} />
                   ))}
-                  <Text size="sm" c="dimmed">
-                    Tape catalog: this server has no tape library configured, so it has no catalog to show.
-                  </Text>
                 </Stack>
               )}
             </QueryView>
@@ -83,15 +82,16 @@ function RepositoryHealth({ repo, tasks }: { repo: string; tasks: Task[] }) {
       {verify.isError && <ProblemAlert error={verify.error} context="Starting the verification" />}
       {dryPrune.isError && <ProblemAlert error={dryPrune.error} context="Starting the dry-run prune" />}
       <SimpleGrid cols={{ base: 1, md: 3 }} spacing="md">
-        <Latest title="Last verification" task={latest('verify')} never="Never verified by this server." />
-        <Latest title="Last prune" task={latest('prune')} never="Never pruned by this server." />
-        <Latest title="Last sync" task={latest('sync')} never="Never synced to another repository by this server." />
+        <Latest repo={repo} title="Last verification" task={latest('verify')} never="Never verified by this server." />
+        <Latest repo={repo} title="Last prune" task={latest('prune')} never="Never pruned by this server." />
+        <Latest repo={repo} title="Last sync" task={latest('sync')} never="Never synced to another repository by this server." />
       </SimpleGrid>
+      <TapeCatalog repo={repo} />
     </Card>
   );
 }
 
-function Latest({ title, task, never }: { title: string; task: Task | undefined; never: string }) {
+function Latest({ repo, title, task, never }: { repo: string; title: string; task: Task | undefined; never: string }) {
   const report = (task?.report ?? null) as Report | null;
   const damaged = report?.detail?.damaged ?? [];
   return (
@@ -114,11 +114,34 @@ function Latest({ title, task, never }: { title: string; task: Task | undefined;
           {damaged.length > 0 && (
             <Alert color="red" title={`Damage found (${damaged.length})`}>
               <Text size="sm">What it touches:</Text>
-              <Code block>{JSON.stringify(report?.detail?.affected ?? damaged, null, 2)}</Code>
+              <Touched repo={repo} affected={report?.detail?.affected} damaged={damaged} />
             </Alert>
           )}
         </Stack>
       )}
     </div>
+  );
+}
+
+type Affected = { snapshot: string; vm: string; time: string; disk: string; ranges: { start: number; end: number }[] };
+const isAffected = (a: unknown): a is Affected =>
+  typeof a === 'object' && a !== null && typeof (a as Affected).snapshot === 'string' && typeof (a as Affected).vm === 'string' && typeof (a as Affected).disk === 'string' && Array.isArray((a as Affected).ranges);
+
+/** The snapshots, disks and byte ranges a verification's damage touches, in words (as JSON when the report has another shape). */
+function Touched({ repo, affected, damaged }: { repo: string; affected: unknown; damaged: unknown[] }) {
+  if (!Array.isArray(affected) || !affected.every(isAffected)) return <Code block>{JSON.stringify(affected ?? damaged, null, 2)}</Code>;
+  if (affected.length === 0) return <Text size="sm">No snapshot uses the damaged objects.</Text>;
+  return (
+    <List size="sm" data-testid="damage-touches">
+      {affected.map((a) => (
+        <List.Item key={`${a.snapshot}/${a.disk}`}>
+          {a.vm}, snapshot{' '}
+          <Anchor component={Link} fz="sm" underline="always" to={`/repositories/${encodeURIComponent(repo)}/snapshots/${a.snapshot}`}>
+            {a.snapshot.slice(0, 12)}
+          </Anchor>{' '}
+          of {formatTime(a.time)}, disk {a.disk}: bytes {a.ranges.map((r) => `${formatBytes(r.start)} to ${formatBytes(r.end)}`).join(', ')}
+        </List.Item>
+      ))}
+    </List>
   );
 }

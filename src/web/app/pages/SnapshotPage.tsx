@@ -1,7 +1,7 @@
 /**
  * One restore point: when and where it was taken, its disks (size, source format), its
- * figures (bytes read, new, stored…) and its consistency (application or crash). Verification
- * and test-restore results come with the server's verify routes.
+ * figures (bytes read, new, stored…), its consistency (application or crash), and what
+ * happened to it since: verification, test restore, tapes (snapshot/SnapshotRecords.tsx).
  */
 import { Anchor, Badge, Card, Code, Grid, Group, Stack, Table, Text, Title } from '@mantine/core';
 import { useQuery } from '@tanstack/react-query';
@@ -11,6 +11,7 @@ import { KeyValues } from '../components/KeyValues';
 import { PageTitle } from '../components/PageTitle';
 import { QueryView } from '../components/QueryView';
 import { formatBytes, formatTime } from '../format';
+import { SnapshotRecords } from '../snapshot/SnapshotRecords';
 
 export function SnapshotPage() {
   const { repo = '', snapshot = '' } = useParams();
@@ -87,6 +88,7 @@ export function SnapshotPage() {
                 </Card>
               </Grid.Col>
             </Grid>
+            <SnapshotRecords repo={repo} snapshot={s.id} />
           </Stack>
         )}
       </QueryView>

@@ -1,11 +1,12 @@
 /**
  * Storage over time, per repository: the logical data protected and the bytes stored per day
- * over the last 60 days (storage/storage-series.ts), what dedup and compression save now, the
- * growth per day and, given the space the repository's storage has, when it fills at that
- * growth (the API does not report a data directory's free space, so the page asks for it);
+ * over the last 60 days, or per month over 12 (storage/storage-series.ts), what dedup and compression save now, the
+ * growth per day and when the storage fills at that growth: from the free space the server
+ * reads (GET …/space: statfs of a local repository's filesystem), or, where it cannot know it
+ * (S3, a repository server), from the size the user types (storage/FillForecast.tsx);
  * per VM: snapshots, latest size, bytes stored in the period.
  */
-import { Card, Group, Loader, NativeSelect, NumberInput, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
+import { Card, Group, Loader, NativeSelect, SegmentedControl, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
 import { useQuery } from '@tanstack/react-query';
 import { useMemo, useState } from 'react';
 import { call } from '../../api/client';
@@ -15,10 +16,12 @@ import { PageTitle } from '../components/PageTitle';
 import { ProblemAlert } from '../components/ProblemAlert';
 import { QueryView } from '../components/QueryView';
 import { formatBytes, formatRatio } from '../format';
-import { daysUntilFull, storageSeries } from '../storage/storage-series';
+import { FillForecast } from '../storage/FillForecast';
+import { byMonth, storageSeries } from '../storage/storage-series';
 
-const DAYS = 60;
-const GiB = 1024 ** 3;
+/** The two periods: 60 days day by day, or 12 months (365 days grouped by month). */
+const PERIODS = { days: { days: 60, label: '60 days', unit: 'day' }, months: { days: 365, label: '12 months', unit: 'month' } } as const;
+type Period = keyof typeof PERIODS;
 
 export function StoragePage() {
   const repositories = useQuery({ queryKey: ['repositories'], queryFn: () => call('get', '/api/v1/repositories', { query: { limit: 100 } }) });
@@ -53,14 +56,14 @@ function RepositoryStorage({ repo }: { repo: string }) {
       return pages.flatMap((p) => p.items).filter((t) => t.kind === 'backup' && t.repository === repo);
     },
   });
-  const [capacityGiB, setCapacityGiB] = useState<number | string>('');
+  const [period, setPeriod] = useState<Period>('days');
+  const dayCount = PERIODS[period].days;
   const series = useMemo(
-    () => (snapshots.data === undefined || tasks.data === undefined ? undefined : storageSeries(snapshots.data.items, tasks.data.map((t) => ({ vm: t.vm, ended: t.ended, bytesStored: t.result?.bytesStored })), new Date(), DAYS)),
-    [snapshots.data, tasks.data],
+    () => (snapshots.data === undefined || tasks.data === undefined ? undefined : storageSeries(snapshots.data.items, tasks.data.map((t) => ({ vm: t.vm, ended: t.ended, bytesStored: t.result?.bytesStored })), new Date(), dayCount)),
+    [snapshots.data, tasks.data, dayCount],
   );
-  const stored = stats.data?.bytesStored ?? 0;
-  const capacity = typeof capacityGiB === 'number' ? capacityGiB * GiB : undefined;
-  const days = capacity === undefined || series === undefined ? undefined : daysUntilFull(capacity - stored, series.growthPerDay);
+  const points = series === undefined ? undefined : period === 'days' ? series.days : byMonth(series.days);
+  const unit = PERIODS[period].unit;
   return (
     <Stack gap="md">
       <SimpleGrid cols={{ base: 1, md: 3 }} spacing="md">
@@ -90,36 +93,27 @@ function RepositoryStorage({ repo }: { repo: string }) {
             <Text size="sm">{series.growthPerDay === 0 ? 'Nothing stored in the last 7 days.' : `${formatBytes(series.growthPerDay)} stored per day (the last 7 days' average).`}</Text>
           )}
         </Card>
-        <Card withBorder component="section" aria-label="When it fills" style={{ minWidth: 0 }}>
-          <Title order={2} size="h4" mb="xs">
-            When it fills
-          </Title>
-          <NumberInput label="Space of the repository's storage (GiB)" description="the server does not report it" min={1} value={capacityGiB} onChange={setCapacityGiB} />
-          {capacity !== undefined && (
-            <Text size="sm" mt="xs" data-testid="fill-forecast">
-              {capacity <= stored ? 'Already full or beyond.' : days === undefined ? 'It does not grow at the moment.' : `Full in about ${days} days at the current growth.`}
-            </Text>
-          )}
-        </Card>
+        <FillForecast repo={repo} stored={stats.data?.bytesStored} growthPerDay={series?.growthPerDay} />
       </SimpleGrid>
       {snapshots.isError && <ProblemAlert error={snapshots.error} onRetry={() => void snapshots.refetch()} context="Reading the snapshots" />}
       {tasks.isError && <ProblemAlert error={tasks.error} onRetry={() => void tasks.refetch()} context="Reading the backups' figures" />}
       {series === undefined && !snapshots.isError && !tasks.isError && <Loader size="sm" aria-label="Reading the history…" />}
-      {series !== undefined && (
+      <SegmentedControl aria-label="Period" w="fit-content" value={period} onChange={(v) => setPeriod(v as Period)} data={Object.entries(PERIODS).map(([value, p]) => ({ value, label: `${p.label}, by ${p.unit}` }))} />
+      {series !== undefined && points !== undefined && (
         <>
           <EChart
-            label={`Protected and stored bytes of ${repo} per day over the last ${DAYS} days (figures in the table below)`}
+            label={`Protected and stored bytes of ${repo} per ${unit} over the last ${PERIODS[period].label} (figures in the table below)`}
             height={260}
             option={{
               tooltip: { trigger: 'axis', valueFormatter: (v: unknown) => formatBytes(Number(v)) },
               legend: { bottom: 0 },
               grid: { left: 8, right: 8, top: 8, bottom: 28, containLabel: true },
-              xAxis: { type: 'category', data: series.days.map((d) => d.key.slice(5)) },
+              xAxis: { type: 'category', data: points.map((d) => (period === 'days' ? d.key.slice(5) : d.key)) },
               yAxis: { type: 'value', axisLabel: { formatter: (v: number) => formatBytes(v) } },
               series: [
-                { name: 'Protected (logical)', type: 'line', data: series.days.map((d) => d.protected), showSymbol: false },
-                { name: 'Stored in the period', type: 'line', data: series.days.map((d) => d.storedSum), showSymbol: false },
-                { name: 'Stored that day', type: 'bar', data: series.days.map((d) => d.storedAdded) },
+                { name: 'Protected (logical)', type: 'line', data: points.map((d) => d.protected), showSymbol: false },
+                { name: 'Stored in the period', type: 'line', data: points.map((d) => d.storedSum), showSymbol: false },
+                { name: `Stored that ${unit}`, type: 'bar', data: points.map((d) => d.storedAdded) },
               ],
             }}
           />
@@ -131,7 +125,7 @@ function RepositoryStorage({ repo }: { repo: string }) {
                     <Table.Th scope="col">VM</Table.Th>
                     <Table.Th scope="col">Snapshots</Table.Th>
                     <Table.Th scope="col">Latest size</Table.Th>
-                    <Table.Th scope="col">Stored in {DAYS} days</Table.Th>
+                    <Table.Th scope="col">Stored in {PERIODS[period].label}</Table.Th>
                   </Table.Tr>
                 </Table.Thead>
                 <Table.Tbody>
@@ -148,20 +142,20 @@ function RepositoryStorage({ repo }: { repo: string }) {
             </HorizontalScroll>
             {series.days.every((d) => d.storedAdded === 0) ? (
               <Text size="sm" c="dimmed">
-                No backup run by the server stored new data in the last {DAYS} days (backups made with the command line are not tasks, so they are not counted here).
+                No backup run by the server stored new data in the last {PERIODS[period].label} (backups made with the command line are not tasks, so they are not counted here).
               </Text>
             ) : (
-            <HorizontalScroll label="Storage per day (scrolls sideways)">
-              <Table aria-label="Storage per day" verticalSpacing={2}>
+            <HorizontalScroll label={`Storage per ${unit} (scrolls sideways)`}>
+              <Table aria-label={`Storage per ${unit}`} verticalSpacing={2}>
                 <Table.Thead>
                   <Table.Tr>
-                    <Table.Th scope="col">Day</Table.Th>
+                    <Table.Th scope="col">{unit === 'day' ? 'Day' : 'Month'}</Table.Th>
                     <Table.Th scope="col">Protected</Table.Th>
-                    <Table.Th scope="col">Stored that day</Table.Th>
+                    <Table.Th scope="col">Stored that {unit}</Table.Th>
                   </Table.Tr>
                 </Table.Thead>
                 <Table.Tbody>
-                  {series.days.filter((d) => d.storedAdded > 0).reverse().map((d) => (
+                  {points.filter((d) => d.storedAdded > 0).reverse().map((d) => (
                     <Table.Tr key={d.key}>
                       <Table.Td>{d.key}</Table.Td>
                       <Table.Td>{formatBytes(d.protected)}</Table.Td>

@@ -1,6 +1,7 @@
 /**
  * One task: what it works on, its state with live progress, its figures (bytes read, new and
- * stored, throughput, bottleneck, where the time went), its error, and its log, which grows
+ * stored, throughput, bottleneck, where the time went; another kind's summary and figures, a
+ * clone's new identity), its error, and its log, which grows
  * live while it runs (the events stream's `log` events for this task, after the lines read
  * from `GET /tasks/ID/log`). Cancel while it is queued or running.
  */
@@ -18,6 +19,9 @@ import { StatusBadge } from '../components/StatusBadge';
 import { TaskProgress } from '../components/TaskProgress';
 import { formatBytes, formatTime } from '../format';
 import { useEvents, type LogLine, type Task } from '../live/events';
+
+/** How often a task that has not ended is read again besides its events. */
+const STILL_RUNNING_POLL_MS = 5_000;
 
 /** The log's first pages read before following it live (1000 lines each). */
 const LOG_PAGES = 10;
@@ -39,13 +43,22 @@ export function TaskPage() {
   const id = useParams().id ?? '';
   const client = useQueryClient();
   const session = useSession();
-  const task = useQuery({ queryKey: ['task', id], queryFn: () => call('get', '/api/v1/tasks/{id}', { params: { id } }) });
+  // Events keep it current; while it has not ended it is also read every 5 s, so a missed
+  // event (the stream has no replay after a reconnection) never leaves it shown as running.
+  const task = useQuery({
+    queryKey: ['task', id],
+    queryFn: () => call('get', '/api/v1/tasks/{id}', { params: { id } }),
+    refetchInterval: (q) => (q.state.data?.status === 'running' || q.state.data?.status === 'queued' ? STILL_RUNNING_POLL_MS : false),
+  });
   const log = useQuery({ queryKey: ['task-log', id], queryFn: () => readLog(id) });
   const [liveLines, setLiveLines] = useState<LogLine[]>([]);
   const live = useEvents({ types: 'task,log', task: id }, {
     task: (t) => client.setQueryData(['task', t.id], t),
     log: (line) => setLiveLines((lines) => [...lines, line]),
-    reconnected: () => void log.refetch(),
+    reconnected: () => {
+      void log.refetch();
+      void task.refetch();
+    },
   });
   const lines = useMemo(() => {
     const bySeq = new Map<number, LogLine>();
@@ -160,6 +173,7 @@ function TaskFacts({ task: t }: { task: Task }) {
 /** A backup's figures in words, then everything else the result holds (other kinds' reports). */
 export function TaskFigures({ task: t }: { task: Task }) {
   const r = t.result;
+  if ((r === null || r === undefined) && t.report !== null && t.report !== undefined) return <ReportFigures report={t.report} />;
   if (r === null || r === undefined) return <Text c="dimmed">{t.status === 'running' || t.status === 'queued' ? 'Figures come when it ends.' : 'No figures recorded.'}</Text>;
   const { time, warnings, bytesLogical, bytesRead, bytesNew, bytesStored, throughput, bottleneck, durationMs, changeRate, ...rest } = r;
   const main: Record<string, unknown> = {
@@ -191,6 +205,33 @@ export function TaskFigures({ task: t }: { task: Task }) {
         </Alert>
       )}
       {Object.keys(rest).length > 0 && <KeyValues label="More figures" values={rest as Record<string, unknown>} />}
+    </Stack>
+  );
+}
+
+/**
+ * The report of a task other than a backup (restore, clone, verify, prune, sync…): its summary
+ * in words (a clone's new name and definition file), its figures, its warnings.
+ */
+function ReportFigures({ report }: { report: Record<string, unknown> }) {
+  const summary = typeof report.summary === 'string' ? report.summary : undefined;
+  const figures = typeof report.figures === 'object' && report.figures !== null ? (report.figures as Record<string, unknown>) : {};
+  const warnings = Array.isArray(report.warnings) ? report.warnings.filter((w): w is string => typeof w === 'string') : [];
+  const clone = (report.detail as { clone?: { name?: unknown; uuid?: unknown; definitionPath?: unknown } } | undefined)?.clone;
+  return (
+    <Stack gap="sm">
+      {summary !== undefined && (
+        <Text size="sm" data-testid="task-summary">
+          {summary}
+        </Text>
+      )}
+      {clone !== undefined && <KeyValues label="The clone" values={{ name: clone.name, uuid: clone.uuid, definition: clone.definitionPath }} />}
+      {Object.keys(figures).length > 0 && <KeyValues label="Task figures" values={figures} />}
+      {warnings.length > 0 && (
+        <Alert variant="default" title="Warnings">
+          {warnings.join('; ')}
+        </Alert>
+      )}
     </Stack>
   );
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { daysUntilFull, storageSeries } from './storage-series';
+import { byMonth, daysUntilFull, storageSeries } from './storage-series';
 
 const at = (day: number, hour = 22) => new Date(2026, 10, day, hour, 0).toISOString();
 
@@ -37,5 +37,20 @@ describe('storageSeries', () => {
   it('forecasts the days until full only while the repository grows', () => {
     expect(daysUntilFull(1000, 30)).toBe(33);
     expect(daysUntilFull(1000, 0)).toBeUndefined();
+  });
+
+  it('groups days by month: protected at the month\'s last day, stored during it, the sum at its end', () => {
+    const days = [
+      { key: '2026-10-30', protected: 100, storedAdded: 5, storedSum: 5 },
+      { key: '2026-10-31', protected: 110, storedAdded: 7, storedSum: 12 },
+      { key: '2026-11-01', protected: 90, storedAdded: 0, storedSum: 12 },
+      { key: '2026-11-02', protected: 130, storedAdded: 3, storedSum: 15 },
+    ];
+    expect(byMonth(days)).toEqual([
+      { key: '2026-10', protected: 110, storedAdded: 12, storedSum: 12 },
+      { key: '2026-11', protected: 130, storedAdded: 3, storedSum: 15 },
+    ]);
+    expect(days[0]).toEqual({ key: '2026-10-30', protected: 100, storedAdded: 5, storedSum: 5 }); // not changed
+    expect(byMonth([])).toEqual([]);
   });
 });

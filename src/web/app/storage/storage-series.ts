@@ -7,7 +7,8 @@
  *   summed (what a full restore of everything would give back that day);
  * - **stored**: the bytes the day's backups added to the repository (new data after dedup
  *   and compression), and their running sum over the period;
- * - the **growth** per day: the stored bytes added over the last `trendDays` days, divided.
+ * - the **growth** per day: the stored bytes added over the last `trendDays` days, divided;
+ * - by month ({@link byMonth}): the same, grouped by calendar month.
  *
  * Pure: the days and `today` are given, so it is tested without a server or a clock.
  */
@@ -79,6 +80,26 @@ export function storageSeries(snapshots: readonly SnapshotPoint[], stored: reado
     return { vm, snapshots: own.length, latestLogical: own[own.length - 1]?.bytesLogical ?? 0, storedInPeriod: storedByVm.get(vm) ?? 0 };
   });
   return { days: out, growthPerDay, perVm };
+}
+
+/**
+ * The days grouped by calendar month (`YYYY-MM`, in order): what was protected at the month's
+ * last day in the period, the bytes stored during the month, and the running sum at its end.
+ */
+export function byMonth(days: readonly StorageDay[]): StorageDay[] {
+  const months: StorageDay[] = [];
+  for (const d of days) {
+    const key = d.key.slice(0, 7);
+    const last = months[months.length - 1];
+    if (last !== undefined && last.key === key) {
+      last.protected = d.protected;
+      last.storedAdded += d.storedAdded;
+      last.storedSum = d.storedSum;
+    } else {
+      months.push({ key, protected: d.protected, storedAdded: d.storedAdded, storedSum: d.storedSum });
+    }
+  }
+  return months;
 }
 
 /** Days until `free` bytes are used at `growthPerDay`; undefined when it does not grow. */
