@@ -1,7 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
 import { resolve } from 'node:path';
-import { SharedBufferPool } from '../../concurrency/index.js';
+import { SharedBufferPool, Slots } from '../../concurrency/index.js';
 import { CofferError } from '../../errors/index.js';
 import {
   acquireBackupLease,
@@ -21,7 +21,7 @@ import { readAccountNames, readFileMetadata, type AccountNames, type Excludes, t
 import { KnownChunks } from '../known-chunks.js';
 import { ChunkStore, type FileBackupFigures } from './chunk-store.js';
 import type { ChunkSizes } from './fastcdc.js';
-import { readFileContent, type FileRead } from './read-file.js';
+import { isSmallFile, readFileContent, type FileRead } from './read-file.js';
 
 /** Progress of a file backup. */
 export interface FileBackupProgress {
@@ -63,6 +63,13 @@ export interface FileBackupOptions {
  * holds one 4 MiB window (2 × the largest chunk), so 2 threads read 4 files in 16 MiB.
  */
 const FILES_PER_THREAD = 2;
+
+/**
+ * Small files (read whole, read-file.ts) in flight at once, whatever the threads: enough for
+ * a batch of chunks per worker task to be worth its round trip, and at most
+ * 32 × SMALL_FILE_BYTES (32 MiB) of buffers.
+ */
+const SMALL_FILES_IN_FLIGHT = 32;
 
 /**
  * Backs up directory trees into a file snapshot (manifest version 2): every directory
@@ -139,6 +146,7 @@ class TreeWalker {
   readonly warnings: FileWarning[] = [];
   private readonly hardLinks = new Map<string, { group: number; content: Promise<FileRead | null> }>();
   private readonly slots: Slots;
+  private readonly smallSlots = new Slots(SMALL_FILES_IN_FLIGHT);
 
   constructor(
     private readonly repo: Repository,
@@ -309,9 +317,12 @@ class TreeWalker {
     ) {
       return { pieces: previous.content, size: previous.size };
     }
-    await this.slots.acquire();
+    // A file the parent did not have is almost surely new: its chunks are sealed as they are hashed.
+    const fresh = previous === undefined;
+    const slots = isSmallFile(metadata) ? this.smallSlots : this.slots;
+    await slots.acquire();
     try {
-      const read = await readFileContent(path, metadata, this.store);
+      const read = await readFileContent(path, metadata, this.store, fresh);
       if (read.warning !== undefined) this.warn(path, read.warning);
       this.options.onProgress?.({ entries: this.entries, bytesRead: this.figures.bytesRead, bytesNew: this.figures.bytesNew });
       return read;
@@ -319,7 +330,7 @@ class TreeWalker {
       this.warn(path, (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'vanished' : describe(error));
       return null;
     } finally {
-      this.slots.release();
+      slots.release();
     }
   }
 
@@ -375,25 +386,4 @@ async function safeNames(path: string, refuse: (name: string, why: string) => vo
 function describe(error: unknown): string {
   const e = error as NodeJS.ErrnoException;
   return e.code !== undefined ? `${e.code}: ${e.message.replace(/^[A-Z]+: /, '')}` : String(e.message ?? error);
-}
-
-/** A counting semaphore: at most `count` holders. */
-class Slots {
-  private readonly waiting: (() => void)[] = [];
-
-  constructor(private free: number) {}
-
-  async acquire(): Promise<void> {
-    if (this.free > 0) {
-      this.free--;
-      return;
-    }
-    await new Promise<void>((resolve) => this.waiting.push(resolve));
-  }
-
-  release(): void {
-    const next = this.waiting.shift();
-    if (next !== undefined) next();
-    else this.free++;
-  }
 }
