@@ -73,6 +73,25 @@ test('incremental: an unchanged file is not read; one rewritten with the same si
   assert.equal(forced.stats.bytesRead, 'unchanged content\n'.length + 'version two\n'.length);
 });
 
+test('incremental: extended attributes of an inode whose ctime is unchanged are kept from the parent; a changed one is read again', async () => {
+  const dir = join(work, 'attrs');
+  await mkdir(dir);
+  await writeFile(join(dir, 'tagged'), 'x');
+  await writeFile(join(dir, 'plain'), 'y');
+  syscalls.setXattr(join(dir, 'tagged'), 'user.colour', Buffer.from('red'));
+  const first = await backupFiles(repo, { host: 'attrs', paths: [dir] });
+  const second = await backupFiles(repo, { host: 'attrs', paths: [dir], parent: first });
+  const red = [['user.colour', Buffer.from('red').toString('base64')]];
+  assert.deepEqual((await entryAt(second, `${dir}/tagged`)).xattrs, red);
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  syscalls.setXattr(join(dir, 'tagged'), 'user.colour', Buffer.from('blue')); // moves the ctime only
+  syscalls.setXattr(join(dir, 'plain'), 'user.new', Buffer.from('1'));
+  const third = await backupFiles(repo, { host: 'attrs', paths: [dir], parent: second });
+  assert.equal(third.stats.bytesRead, 2, 'both files re-read: their ctimes moved');
+  assert.deepEqual((await entryAt(third, `${dir}/tagged`)).xattrs, [['user.colour', Buffer.from('blue').toString('base64')]]);
+  assert.deepEqual((await entryAt(third, `${dir}/plain`)).xattrs, [['user.new', Buffer.from('1').toString('base64')]]);
+});
+
 test('a small file that grew or shrank after its lstat is reported as changed while read, with what was read', async () => {
   const dir = join(work, 'moving');
   await mkdir(dir);

@@ -17,7 +17,7 @@ import {
   type Snapshot,
   type TreeEntry,
 } from '../../repo/index.js';
-import { readAccountNames, readFileMetadata, type AccountNames, type Excludes, type FileMetadata } from '../../source/index.js';
+import { readAccountNames, readFileMetadata, readXattrs, type AccountNames, type Excludes, type FileMetadata } from '../../source/index.js';
 import { KnownChunks } from '../known-chunks.js';
 import { ChunkStore, type FileBackupFigures } from './chunk-store.js';
 import type { ChunkSizes } from './fastcdc.js';
@@ -272,8 +272,16 @@ class TreeWalker {
   private async entry(path: string, name: string, previous: TreeEntry | undefined, rootDev: bigint | undefined): Promise<TreeEntry | null> {
     if (this.options.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'backup interrupted');
     let metadata: FileMetadata;
+    // Extended attributes (ACLs too) cannot change without the ctime moving: an inode whose
+    // ctime is the parent's keeps the parent's attributes, unread (one llistxattr less per entry).
+    let keptXattrs: [string, string][] | undefined;
     try {
-      metadata = await readFileMetadata(path);
+      metadata = await readFileMetadata(path, { xattrs: false });
+      if (this.options.force !== true && previous !== undefined && previous.type === metadata.type && previous.inode === Number(metadata.inode) && previous.ctime === metadata.ctimeNs.toString()) {
+        keptXattrs = previous.xattrs ?? [];
+      } else {
+        metadata.xattrs = readXattrs(path);
+      }
     } catch (error) {
       this.warn(path, (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'vanished' : describe(error));
       return null;
@@ -283,10 +291,10 @@ class TreeWalker {
     if (metadata.type === 'directory') {
       // A mount point under --one-file-system is kept, empty.
       const tree = otherFilesystem ? (await this.putTree([])).id : await this.directoryTree(path, previous?.type === 'directory' ? previous.tree : undefined, dev);
-      return this.metadataEntry(name, metadata, { tree });
+      return this.metadataEntry(name, metadata, { tree, keptXattrs });
     }
     if (otherFilesystem) return null;
-    if (metadata.type !== 'file') return this.metadataEntry(name, metadata, {});
+    if (metadata.type !== 'file') return this.metadataEntry(name, metadata, { keptXattrs });
     if (this.options.excludes?.tooLarge(metadata.size) === true) return null;
     const linkKey = metadata.links > 1 ? `${metadata.dev}:${metadata.inode}` : undefined;
     let group: number | undefined;
@@ -305,7 +313,7 @@ class TreeWalker {
     }
     if (read === null) return null;
     this.bytesLogical += read.size;
-    return this.metadataEntry(name, { ...metadata, size: read.size }, { content: read, ...(group !== undefined ? { hardlink: group } : {}) });
+    return this.metadataEntry(name, { ...metadata, size: read.size }, { content: read, keptXattrs, ...(group !== undefined ? { hardlink: group } : {}) });
   }
 
   /** A file's content: the parent's when unchanged, else read (null when it cannot be read). */
@@ -340,8 +348,10 @@ class TreeWalker {
     return { ...(user !== undefined ? { user } : {}), ...(group !== undefined ? { group } : {}) };
   }
 
-  private metadataEntry(name: string, m: FileMetadata, extra: { tree?: string; content?: FileRead; hardlink?: number }): TreeEntry {
+  /** The entry recording `m`; `keptXattrs`: the attributes as the parent recorded them, instead of `m.xattrs`. */
+  private metadataEntry(name: string, m: FileMetadata, extra: { tree?: string; content?: FileRead; hardlink?: number; keptXattrs?: [string, string][] | undefined }): TreeEntry {
     this.entries++;
+    const xattrs = extra.keptXattrs ?? m.xattrs.map((x) => [x.name, x.value.toString('base64')] as [string, string]);
     return {
       name,
       type: m.type,
@@ -359,7 +369,7 @@ class TreeWalker {
       ...(extra.hardlink !== undefined ? { hardlink: extra.hardlink } : {}),
       ...(m.target !== undefined ? { target: m.target } : {}),
       ...(m.rdev !== undefined ? { rdev: [m.rdev.major, m.rdev.minor] as [number, number] } : {}),
-      ...(m.xattrs.length > 0 ? { xattrs: m.xattrs.map((x) => [x.name, x.value.toString('base64')] as [string, string]) } : {}),
+      ...(xattrs.length > 0 ? { xattrs } : {}),
       ...(extra.tree !== undefined ? { tree: extra.tree } : {}),
     };
   }

@@ -43,12 +43,18 @@ const TYPES: [number, FileType][] = [
  * took longer than the lstat itself on cached metadata (`strace -c -f`, 2026-11-26). The
  * xattr calls were synchronous already.
  */
-export async function readFileMetadata(path: string): Promise<FileMetadata> {
-  return readFileMetadataSync(path);
+export async function readFileMetadata(path: string, options: MetadataOptions = {}): Promise<FileMetadata> {
+  return readFileMetadataSync(path, options);
+}
+
+/** What {@link readFileMetadata} may leave out. */
+export interface MetadataOptions {
+  /** False: leave `xattrs` empty, for a caller that knows them already (or reads them with {@link readXattrs}). */
+  xattrs?: boolean;
 }
 
 /** {@link readFileMetadata}, as a plain call. */
-export function readFileMetadataSync(path: string): FileMetadata {
+export function readFileMetadataSync(path: string, options: MetadataOptions = {}): FileMetadata {
   const st = lstatSync(path, { bigint: true });
   const format = Number(st.mode & 0o170000n);
   const type = TYPES.find(([bits]) => bits === format)?.[1] ?? 'file';
@@ -66,7 +72,7 @@ export function readFileMetadataSync(path: string): FileMetadata {
     links: Number(st.nlink),
     size: type === 'file' ? Number(st.size) : 0,
     allocated: Number(st.blocks) * 512,
-    xattrs: readXattrs(path),
+    xattrs: options.xattrs === false ? [] : readXattrs(path),
   };
   // Linux's dev_t: major in bits 8-19 and 32-43, minor in bits 0-7 and 20-31 (gnu_dev_major).
   if (type === 'char-device' || type === 'block-device') {
