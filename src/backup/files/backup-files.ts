@@ -21,7 +21,7 @@ import { readAccountNames, readFileMetadata, readXattrs, type AccountNames, type
 import { KnownChunks } from '../known-chunks.js';
 import { ChunkStore, type FileBackupFigures } from './chunk-store.js';
 import type { ChunkSizes } from './fastcdc.js';
-import { isSmallFile, readFileContent, type FileRead } from './read-file.js';
+import { isSmallFile, readFileContent, SMALL_FILE_BYTES, type FileRead } from './read-file.js';
 
 /** Progress of a file backup. */
 export interface FileBackupProgress {
@@ -66,8 +66,9 @@ const FILES_PER_THREAD = 2;
 
 /**
  * Small files (read whole, read-file.ts) in flight at once, whatever the threads: enough for
- * a batch of chunks per worker task to be worth its round trip, and at most
- * 32 × SMALL_FILE_BYTES (32 MiB) of buffers.
+ * a batch of chunks per worker task to be worth its round trip. Each is read into one of as
+ * many buffers of SMALL_FILE_BYTES in shared memory (32 MiB, allocated once): they cross to
+ * the workers without a copy and leave no garbage per file.
  */
 const SMALL_FILES_IN_FLIGHT = 32;
 
@@ -146,7 +147,7 @@ class TreeWalker {
   readonly warnings: FileWarning[] = [];
   private readonly hardLinks = new Map<string, { group: number; content: Promise<FileRead | null> }>();
   private readonly slots: Slots;
-  private readonly smallSlots = new Slots(SMALL_FILES_IN_FLIGHT);
+  private smallBuffers: SharedBufferPool | undefined;
 
   constructor(
     private readonly repo: Repository,
@@ -327,10 +328,12 @@ class TreeWalker {
     }
     // A file the parent did not have is almost surely new: its chunks are sealed as they are hashed.
     const fresh = previous === undefined;
-    const slots = isSmallFile(metadata) ? this.smallSlots : this.slots;
-    await slots.acquire();
+    const small = isSmallFile(metadata);
+    let buffer: Uint8Array | undefined;
+    if (small) buffer = await (this.smallBuffers ??= new SharedBufferPool(SMALL_FILE_BYTES, SMALL_FILES_IN_FLIGHT)).acquire();
+    else await this.slots.acquire();
     try {
-      const read = await readFileContent(path, metadata, this.store, fresh);
+      const read = await readFileContent(path, metadata, this.store, fresh, buffer);
       if (read.warning !== undefined) this.warn(path, read.warning);
       this.options.onProgress?.({ entries: this.entries, bytesRead: this.figures.bytesRead, bytesNew: this.figures.bytesNew });
       return read;
@@ -338,7 +341,8 @@ class TreeWalker {
       this.warn(path, (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'vanished' : describe(error));
       return null;
     } finally {
-      slots.release();
+      if (buffer !== undefined) this.smallBuffers?.release(buffer);
+      else this.slots.release();
     }
   }
 

@@ -25,9 +25,9 @@ export type FillFunction = (into: Uint8Array, offset: number, length: number) =>
  * being read, from `windows` (its count bounds the files read at once); small files come
  * whole, in their own buffer ({@link storeBytes}).
  *
- * Chunks reach the pool in batches: every chunk asked for in one turn of the event loop
- * leaves in one `hashSealMany` task per thread (small files read in one turn are many
- * chunks). A chunk marked `fresh` (of a file the parent snapshot did not have: almost
+ * Chunks reach the pool in batches: the chunks asked for in one turn of the event loop (or,
+ * while the workers are busy, until one of their tasks comes back) leave in one
+ * `hashSealMany` task per thread (small files read in one turn are many chunks). A chunk marked `fresh` (of a file the parent snapshot did not have: almost
  * surely new) is sealed in the same task as it is hashed; a sealed chunk found stored is
  * dropped (wasted compression, never a wrong object). Other chunks are hashed first and
  * sealed only when new (an edited large file repeats most of its chunks).
@@ -35,6 +35,8 @@ export type FillFunction = (into: Uint8Array, offset: number, length: number) =>
 export class ChunkStore {
   private readonly cdc: FastCdc;
   private readonly writing = new Map<string, Promise<void>>();
+  private sendScheduled = false;
+  private tasksOnPool = 0;
   private batch: { data: Uint8Array; seal: boolean; resolve: (hash: BatchedHash) => void; reject: (error: unknown) => void }[] = [];
 
   constructor(
@@ -129,31 +131,54 @@ export class ChunkStore {
     return [hex, data.length];
   }
 
-  /** Hashes (and seals, with `seal`) `data` in the batch leaving at the end of this turn. */
+  /** Hashes (and seals, with `seal`) `data` in the next batch to leave. */
   private hashBatched(data: Uint8Array, seal: boolean): Promise<BatchedHash> {
     return new Promise<BatchedHash>((resolve, reject) => {
       this.batch.push({ data, seal, resolve, reject });
-      if (this.batch.length === 1) setImmediate(() => this.sendBatch());
+      this.scheduleBatch();
+    });
+  }
+
+  /**
+   * A batch leaves at the end of this turn of the event loop when fewer than two tasks per
+   * thread are on the pool; otherwise it grows until one comes back. So the workers always
+   * have a task queued, and while they are the bottleneck the main thread posts fewer,
+   * larger tasks (each round trip costs it the same whatever the task holds).
+   */
+  private scheduleBatch(): void {
+    if (this.sendScheduled || this.batch.length === 0 || this.tasksOnPool >= 2 * this.repo.pool.threads) return;
+    this.sendScheduled = true;
+    setImmediate(() => {
+      this.sendScheduled = false;
+      this.sendBatch();
     });
   }
 
   private sendBatch(): void {
+    const free = 2 * this.repo.pool.threads - this.tasksOnPool;
+    if (free <= 0 || this.batch.length === 0) return;
     const waiting = this.batch;
     this.batch = [];
-    const threads = this.repo.pool.threads;
-    const perTask = Math.ceil(waiting.length / threads);
+    const perTask = Math.ceil(waiting.length / Math.min(free, this.repo.pool.threads));
     for (let start = 0; start < waiting.length; start += perTask) {
       const group = waiting.slice(start, start + perTask);
-      this.repo.pool.hashSealMany(group.map((w) => ({ data: w.data, kind: ObjectKind.chunk, seal: w.seal }))).then(
-        (results) => group.forEach((w, i) => {
-          const result = results[i];
-          if (result === undefined) w.reject(new Error('codec worker answered fewer chunks than it was given'));
-          else w.resolve(result);
-        }),
-        (error: unknown) => {
-          for (const w of group) w.reject(error);
-        },
-      );
+      this.tasksOnPool++;
+      this.repo.pool
+        .hashSealMany(group.map((w) => ({ data: w.data, kind: ObjectKind.chunk, seal: w.seal })))
+        .then(
+          (results) => group.forEach((w, i) => {
+            const result = results[i];
+            if (result === undefined) w.reject(new Error('codec worker answered fewer chunks than it was given'));
+            else w.resolve(result);
+          }),
+          (error: unknown) => {
+            for (const w of group) w.reject(error);
+          },
+        )
+        .finally(() => {
+          this.tasksOnPool--;
+          this.scheduleBatch();
+        });
     }
   }
 }

@@ -43,11 +43,13 @@ function openNoAtime(path: string): number {
 /**
  * Reads a small file whole with synchronous calls, then chunks it: the same checks as
  * {@link readFileContent} (a file that shrank, or whose size, mtime, ctime or inode moved
- * by the fstat after the read, is reported as changed).
+ * by the fstat after the read, is reported as changed). Into `buffer` (at least
+ * SMALL_FILE_BYTES, best in shared memory: no copy to the workers) when given, held until
+ * this ends; else into a buffer of its own.
  */
-export async function readSmallFile(path: string, expected: ExpectedFile, store: ChunkStore, fresh = false): Promise<FileRead> {
+export async function readSmallFile(path: string, expected: ExpectedFile, store: ChunkStore, fresh = false, buffer?: Uint8Array): Promise<FileRead> {
   const size = expected.size;
-  const data = Buffer.allocUnsafeSlow(size);
+  const data = buffer !== undefined && buffer.length >= size ? buffer : Buffer.allocUnsafeSlow(size);
   const fd = openNoAtime(path);
   let got = 0;
   let after;
@@ -90,8 +92,9 @@ export async function readFileContent(
   expected: ExpectedFile,
   store: ChunkStore,
   fresh = false,
+  buffer?: Uint8Array,
 ): Promise<FileRead> {
-  if (isSmallFile(expected)) return readSmallFile(path, expected, store, fresh);
+  if (isSmallFile(expected)) return readSmallFile(path, expected, store, fresh, buffer);
   let handle: fsp.FileHandle;
   try {
     handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NOATIME);
