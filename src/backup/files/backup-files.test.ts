@@ -148,3 +148,22 @@ test('many small files: equal contents read in one batch are stored once; the re
   const times = await lstat(join(out, dir, 'd1'), { bigint: true });
   assert.equal(times.mtimeNs, 1_600_000_000_987_654_321n, 'directory mtime set after its files were written');
 });
+
+test('restore: a file whose chunk is missing is reported and left, every other file is restored, nothing hangs', async () => {
+  const dir = join(work, 'damaged');
+  await mkdir(dir);
+  const big = Buffer.alloc(6 << 20);
+  for (let i = 0; i < big.length; i += 4) big.writeUInt32LE((i * 2654435761) >>> 0, i); // varied, so FastCDC cuts several chunks
+  await writeFile(join(dir, 'big'), big);
+  for (let f = 0; f < 40; f++) await writeFile(join(dir, `small${f}`), `small file ${f}\n`);
+  const snapshot = await backupFiles(repo, { host: 'damaged', paths: [dir] });
+  const pieces = (await entryAt(snapshot, `${dir}/big`)).content ?? [];
+  assert.ok(pieces.length >= 3, `big is ${pieces.length} chunks`);
+  const missing = (pieces[1] as [string, number])[0];
+  await rm(join(work, 'repo', 'chunks', missing.slice(0, 2), missing));
+
+  const out = join(work, 'damaged-out');
+  const report = await restoreFileSnapshot(repo, snapshot, { to: out });
+  assert.deepEqual(report.problems.map((p) => p.path), [`${dir}/big`]);
+  for (let f = 0; f < 40; f++) assert.equal(await readFile(join(out, dir, `small${f}`), 'utf8'), `small file ${f}\n`);
+});

@@ -2,7 +2,7 @@ import { constants } from 'node:fs';
 import { chmodSync, closeSync, ftruncateSync, lchownSync, openSync, writeSync } from 'node:fs';
 import { link, mkdir, open, readdir, readFile, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Slots } from '../../concurrency/index.js';
+import { SharedBufferPool, Slots } from '../../concurrency/index.js';
 import { CofferError } from '../../errors/index.js';
 import { syscalls } from '../../native/index.js';
 import { getFileTree, type Repository, type Snapshot, type TreeEntry } from '../../repo/index.js';
@@ -47,7 +47,7 @@ export interface FileRestoreReport {
  * `trusted.` attribute) is reported and the restore goes on.
  *
  * Files are written concurrently: up to {@link FILES_IN_FLIGHT} at once, each reading up to
- * {@link CHUNKS_AHEAD} chunks ahead of what it writes, so the worker threads open chunks
+ * {@link CHUNKS_AHEAD} chunks ahead of what it writes (into reused shared buffers), so the worker threads open chunks
  * while the main thread writes (one file at a time, chunk after chunk, left the workers idle
  * and the restore slower than restic's). A directory's own metadata (its times last) is
  * applied once everything in it is written. A hard link waits for the first name of its
@@ -76,9 +76,22 @@ async function readAccountIds(): Promise<{ users: Map<string, number>; groups: M
 }
 
 /** Files written at once. */
-const FILES_IN_FLIGHT = 16;
-/** Chunks of one file fetched and opened ahead of the one being written: ≤ 16 × 4 × 2 MiB in memory. */
-const CHUNKS_AHEAD = 4;
+const FILES_IN_FLIGHT = 12;
+/** Chunks of one file fetched and opened ahead of the one being written. */
+const CHUNKS_AHEAD = 2;
+/**
+ * Chunks up to this size (file backup's largest, 2 MiB) are opened into one of
+ * FILES_IN_FLIGHT × CHUNKS_AHEAD buffers in shared memory (48 MiB, reused: a buffer per
+ * chunk was freed only when a worker's garbage collector got to it, and the restore's RSS
+ * doubled); larger pieces (other chunk sizes) get memory of their own.
+ */
+const BUFFER_BYTES = 2 << 20;
+
+/** A chunk opened for writing, and how to give its memory back. */
+interface OpenedChunk {
+  data: Uint8Array;
+  release: () => void;
+}
 
 class FileRestorer {
   readonly report: FileRestoreReport = { files: 0, directories: 0, symlinks: 0, hardLinks: 0, special: 0, bytes: 0, verified: 0, problems: [] };
@@ -87,6 +100,7 @@ class FileRestorer {
   /** Hard-link group → the path of its first name, once written (undefined if that failed). */
   private readonly links = new Map<number, Promise<string | undefined>>();
   private readonly slots = new Slots(FILES_IN_FLIGHT);
+  private buffers: SharedBufferPool | undefined;
   private readonly root = process.getuid?.() === 0;
 
   constructor(
@@ -224,27 +238,36 @@ class FileRestorer {
     try {
       const pieces = entry.content ?? [];
       // Chunks fetched ahead of the write: at most CHUNKS_AHEAD pending at once.
-      const ahead: (Promise<Buffer> | null)[] = [];
+      const ahead: (Promise<OpenedChunk> | null)[] = [];
       const fetch = (i: number) => {
-        const what = pieces[i]?.[0];
-        const work = what === undefined || what === 'zero' || what === 'hole' ? null : this.chunks.read(what, pieces[i]?.[1]);
+        const [what, length] = pieces[i] ?? ['hole', 0];
+        const work = what === 'zero' || what === 'hole' ? null : this.openChunk(what, length);
         work?.catch(() => undefined); // awaited in order below
         ahead.push(work);
       };
       for (let i = 0; i < Math.min(CHUNKS_AHEAD, pieces.length); i++) fetch(i);
       let offset = 0;
-      for (let i = 0; i < pieces.length; i++) {
-        const [what, length] = pieces[i] as [string, number];
-        const pending = ahead[i];
-        if (i + CHUNKS_AHEAD < pieces.length) fetch(i + CHUNKS_AHEAD);
-        if (what === 'zero') writeAll(fd, Buffer.alloc(length), offset);
-        else if (pending !== null && pending !== undefined) {
-          const data = await pending;
-          ahead[i] = null; // let it be collected
-          if (data.length !== length) throw new CofferError('E_CORRUPT_OBJECT', `chunk ${what} holds ${data.length} bytes, the file expects ${length}`);
-          writeAll(fd, data, offset);
+      try {
+        for (let i = 0; i < pieces.length; i++) {
+          const [what, length] = pieces[i] as [string, number];
+          const pending = ahead[i];
+          if (i + CHUNKS_AHEAD < pieces.length) fetch(i + CHUNKS_AHEAD);
+          if (what === 'zero') writeAll(fd, Buffer.alloc(length), offset);
+          else if (pending !== null && pending !== undefined) {
+            ahead[i] = null;
+            const chunk = await pending;
+            try {
+              if (chunk.data.length !== length) throw new CofferError('E_CORRUPT_OBJECT', `chunk ${what} holds ${chunk.data.length} bytes, the file expects ${length}`);
+              writeAll(fd, chunk.data, offset);
+            } finally {
+              chunk.release();
+            }
+          }
+          offset += length;
         }
-        offset += length;
+      } finally {
+        // A failed write leaves chunks fetched ahead: their buffers go back once they arrive.
+        await Promise.all(ahead.map((work) => work?.then((chunk) => chunk.release(), () => undefined)));
       }
       if (offset !== entry.size || pieces.at(-1)?.[0] === 'hole') ftruncateSync(fd, entry.size);
       this.report.bytes += entry.size;
@@ -258,6 +281,20 @@ class FileRestorer {
       }
     } finally {
       closeSync(fd);
+    }
+  }
+
+  /** A chunk opened into a shared buffer (or its own memory when larger than one). */
+  private async openChunk(hex: string, length: number): Promise<OpenedChunk> {
+    if (length > BUFFER_BYTES) return { data: await this.chunks.read(hex), release: () => undefined };
+    const buffers = (this.buffers ??= new SharedBufferPool(BUFFER_BYTES, FILES_IN_FLIGHT * CHUNKS_AHEAD));
+    const buffer = await buffers.acquire();
+    try {
+      const n = await this.chunks.readInto(hex, buffer);
+      return { data: buffer.subarray(0, n), release: () => buffers.release(buffer) };
+    } catch (error) {
+      buffers.release(buffer);
+      throw error;
     }
   }
 
