@@ -237,17 +237,22 @@ class TreeWalker {
 
   /** The entries of a parent tree by name (none when there is no parent or it cannot be read). */
   private async parentEntries(tree: string | undefined): Promise<Map<string, TreeEntry>> {
-    if (tree === undefined) return new Map();
+    return (await this.parentTree(tree)).entries;
+  }
+
+  /** A parent tree's entries by name, and its id when it was read intact (none: no parent, or damaged). */
+  private async parentTree(tree: string | undefined): Promise<{ entries: Map<string, TreeEntry>; intact?: string }> {
+    if (tree === undefined) return { entries: new Map() };
     try {
-      return new Map((await getFileTree(this.repo, tree)).entries.map((e) => [e.name, e]));
+      return { entries: new Map((await getFileTree(this.repo, tree)).entries.map((e) => [e.name, e])), intact: tree };
     } catch {
-      return new Map(); // a damaged parent only costs reading everything again
+      return { entries: new Map() }; // a damaged parent only costs reading everything again
     }
   }
 
   /** The tree of a directory being backed up in full. */
   private async directoryTree(path: string, parentTree: string | undefined, rootDev: bigint | undefined): Promise<string> {
-    const previous = await this.parentEntries(parentTree);
+    const { entries: previous, intact } = await this.parentTree(parentTree);
     let names: string[];
     try {
       names = await safeNames(path === '/' ? '/' : path, (name, why) => this.warn(`${path}/${name}`, why));
@@ -266,7 +271,7 @@ class TreeWalker {
       }),
     );
     const entries = results.filter((e): e is TreeEntry => e !== null).sort((a, b) => compareNames(a.name, b.name));
-    return (await this.putTree(entries)).id;
+    return (await this.putTree(entries, intact)).id; // an unchanged directory is its parent tree: no lookup
   }
 
   /** One entry (and everything below it): null when it is excluded, vanished or unreadable. */
@@ -378,8 +383,8 @@ class TreeWalker {
     };
   }
 
-  private async putTree(entries: TreeEntry[]): Promise<{ id: string }> {
-    const { id, bytesStored } = await putFileTree(this.repo, entries);
+  private async putTree(entries: TreeEntry[], present?: string): Promise<{ id: string }> {
+    const { id, bytesStored } = await putFileTree(this.repo, entries, present !== undefined ? { present } : {});
     this.figures.bytesStored += bytesStored;
     return { id };
   }
