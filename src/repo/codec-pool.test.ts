@@ -39,3 +39,21 @@ test('an open into ordinary memory still returns the plaintext', async () => {
   const opened = await pool.open(codec.seal(block, ObjectKind.chunk, id), { kind: ObjectKind.chunk, name: 'chunks/x', id, rehash: true });
   assert.deepEqual(opened.plaintext, block);
 });
+
+test('hashSealMany: one task hashes every block and seals those asked, with the id it computed; zero blocks are never sealed', async () => {
+  const blocks = [randomBytes(5000), Buffer.alloc(4096), randomBytes(300 * 1024), Buffer.from('small')];
+  const results = await pool.hashSealMany(blocks.map((data, i) => ({ data, kind: ObjectKind.chunk, seal: i !== 3 })));
+  assert.equal(results.length, blocks.length);
+  results.forEach((result, i) => {
+    const block = blocks[i] as Buffer;
+    if (i === 1) {
+      assert.deepEqual(result, { zero: true, id: null, sealed: null });
+      return;
+    }
+    const id = codec.idOf(block);
+    assert.equal(result.zero, false);
+    assert.ok(result.id?.equals(id), `block ${i}'s id`);
+    if (i === 3) assert.equal(result.sealed, null);
+    else assert.ok(codec.open(result.sealed as Buffer, ObjectKind.chunk, `chunks/${i}`, id, { rehash: true }).equals(block), `block ${i} opens back`);
+  });
+});

@@ -46,6 +46,15 @@ export default function run(task: CodecTask): CodecResult {
         });
         return { op: 'hashMany', hashes };
       }
+      case 'hashSealMany': {
+        const results = task.objects.map((o) => {
+          const data = toBuffer(o.data);
+          const hash = hashOf(data);
+          const sealed = o.seal && hash.id !== null ? codec.seal(data, o.kind as ObjectKind, toBuffer(hash.id)) : null;
+          return { ...hash, sealed };
+        });
+        return { op: 'hashSealMany', results };
+      }
       case 'seal':
         return { op: 'seal', sealed: codec.seal(toBuffer(task.data), task.kind as ObjectKind, toBuffer(task.id)) };
       case 'open': {

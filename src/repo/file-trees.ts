@@ -8,11 +8,14 @@ import type { Snapshot } from './snapshots.js';
 /**
  * Stores a directory's tree unless it is there (trees are small: sealed on the main thread).
  * Returns its id and the bytes it added. Idempotent: the same entries are the same object.
+ * `present`: the id of a tree the caller just read intact (an incremental's parent tree):
+ * when the entries encode to it, the lookup is skipped.
  */
-export async function putFileTree(repo: Repository, entries: readonly TreeEntry[]): Promise<{ id: string; bytesStored: number }> {
+export async function putFileTree(repo: Repository, entries: readonly TreeEntry[], options: { present?: string } = {}): Promise<{ id: string; bytesStored: number }> {
   const plaintext = encodeFileTree(entries);
   const objectId = repo.codec.idOf(plaintext);
   const id = objectId.toString('hex');
+  if (id === options.present) return { id, bytesStored: 0 };
   const key = treeKey(id);
   if (await repo.backend.has(key)) return { id, bytesStored: 0 };
   const sealed = repo.codec.seal(plaintext, ObjectKind.fileTree, objectId);

@@ -1,7 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
 import { resolve } from 'node:path';
-import { SharedBufferPool } from '../../concurrency/index.js';
+import { SharedBufferPool, Slots } from '../../concurrency/index.js';
 import { CofferError } from '../../errors/index.js';
 import {
   acquireBackupLease,
@@ -17,11 +17,11 @@ import {
   type Snapshot,
   type TreeEntry,
 } from '../../repo/index.js';
-import { readAccountNames, readFileMetadata, type AccountNames, type Excludes, type FileMetadata } from '../../source/index.js';
+import { readAccountNames, readFileMetadata, readXattrs, type AccountNames, type Excludes, type FileMetadata } from '../../source/index.js';
 import { KnownChunks } from '../known-chunks.js';
 import { ChunkStore, type FileBackupFigures } from './chunk-store.js';
 import type { ChunkSizes } from './fastcdc.js';
-import { readFileContent, type FileRead } from './read-file.js';
+import { isSmallFile, readFileContent, SMALL_FILE_BYTES, type FileRead } from './read-file.js';
 
 /** Progress of a file backup. */
 export interface FileBackupProgress {
@@ -63,6 +63,14 @@ export interface FileBackupOptions {
  * holds one 4 MiB window (2 × the largest chunk), so 2 threads read 4 files in 16 MiB.
  */
 const FILES_PER_THREAD = 2;
+
+/**
+ * Small files (read whole, read-file.ts) in flight at once, whatever the threads: enough for
+ * a batch of chunks per worker task to be worth its round trip. Each is read into one of as
+ * many buffers of SMALL_FILE_BYTES in shared memory (32 MiB, allocated once): they cross to
+ * the workers without a copy and leave no garbage per file.
+ */
+const SMALL_FILES_IN_FLIGHT = 32;
 
 /**
  * Backs up directory trees into a file snapshot (manifest version 2): every directory
@@ -139,6 +147,7 @@ class TreeWalker {
   readonly warnings: FileWarning[] = [];
   private readonly hardLinks = new Map<string, { group: number; content: Promise<FileRead | null> }>();
   private readonly slots: Slots;
+  private smallBuffers: SharedBufferPool | undefined;
 
   constructor(
     private readonly repo: Repository,
@@ -228,17 +237,22 @@ class TreeWalker {
 
   /** The entries of a parent tree by name (none when there is no parent or it cannot be read). */
   private async parentEntries(tree: string | undefined): Promise<Map<string, TreeEntry>> {
-    if (tree === undefined) return new Map();
+    return (await this.parentTree(tree)).entries;
+  }
+
+  /** A parent tree's entries by name, and its id when it was read intact (none: no parent, or damaged). */
+  private async parentTree(tree: string | undefined): Promise<{ entries: Map<string, TreeEntry>; intact?: string }> {
+    if (tree === undefined) return { entries: new Map() };
     try {
-      return new Map((await getFileTree(this.repo, tree)).entries.map((e) => [e.name, e]));
+      return { entries: new Map((await getFileTree(this.repo, tree)).entries.map((e) => [e.name, e])), intact: tree };
     } catch {
-      return new Map(); // a damaged parent only costs reading everything again
+      return { entries: new Map() }; // a damaged parent only costs reading everything again
     }
   }
 
   /** The tree of a directory being backed up in full. */
   private async directoryTree(path: string, parentTree: string | undefined, rootDev: bigint | undefined): Promise<string> {
-    const previous = await this.parentEntries(parentTree);
+    const { entries: previous, intact } = await this.parentTree(parentTree);
     let names: string[];
     try {
       names = await safeNames(path === '/' ? '/' : path, (name, why) => this.warn(`${path}/${name}`, why));
@@ -257,15 +271,23 @@ class TreeWalker {
       }),
     );
     const entries = results.filter((e): e is TreeEntry => e !== null).sort((a, b) => compareNames(a.name, b.name));
-    return (await this.putTree(entries)).id;
+    return (await this.putTree(entries, intact)).id; // an unchanged directory is its parent tree: no lookup
   }
 
   /** One entry (and everything below it): null when it is excluded, vanished or unreadable. */
   private async entry(path: string, name: string, previous: TreeEntry | undefined, rootDev: bigint | undefined): Promise<TreeEntry | null> {
     if (this.options.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'backup interrupted');
     let metadata: FileMetadata;
+    // Extended attributes (ACLs too) cannot change without the ctime moving: an inode whose
+    // ctime is the parent's keeps the parent's attributes, unread (one llistxattr less per entry).
+    let keptXattrs: [string, string][] | undefined;
     try {
-      metadata = await readFileMetadata(path);
+      metadata = await readFileMetadata(path, { xattrs: false });
+      if (this.options.force !== true && previous !== undefined && previous.type === metadata.type && previous.inode === Number(metadata.inode) && previous.ctime === metadata.ctimeNs.toString()) {
+        keptXattrs = previous.xattrs ?? [];
+      } else {
+        metadata.xattrs = readXattrs(path);
+      }
     } catch (error) {
       this.warn(path, (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'vanished' : describe(error));
       return null;
@@ -275,10 +297,10 @@ class TreeWalker {
     if (metadata.type === 'directory') {
       // A mount point under --one-file-system is kept, empty.
       const tree = otherFilesystem ? (await this.putTree([])).id : await this.directoryTree(path, previous?.type === 'directory' ? previous.tree : undefined, dev);
-      return this.metadataEntry(name, metadata, { tree });
+      return this.metadataEntry(name, metadata, { tree, keptXattrs });
     }
     if (otherFilesystem) return null;
-    if (metadata.type !== 'file') return this.metadataEntry(name, metadata, {});
+    if (metadata.type !== 'file') return this.metadataEntry(name, metadata, { keptXattrs });
     if (this.options.excludes?.tooLarge(metadata.size) === true) return null;
     const linkKey = metadata.links > 1 ? `${metadata.dev}:${metadata.inode}` : undefined;
     let group: number | undefined;
@@ -297,7 +319,7 @@ class TreeWalker {
     }
     if (read === null) return null;
     this.bytesLogical += read.size;
-    return this.metadataEntry(name, { ...metadata, size: read.size }, { content: read, ...(group !== undefined ? { hardlink: group } : {}) });
+    return this.metadataEntry(name, { ...metadata, size: read.size }, { content: read, keptXattrs, ...(group !== undefined ? { hardlink: group } : {}) });
   }
 
   /** A file's content: the parent's when unchanged, else read (null when it cannot be read). */
@@ -309,9 +331,14 @@ class TreeWalker {
     ) {
       return { pieces: previous.content, size: previous.size };
     }
-    await this.slots.acquire();
+    // A file the parent did not have is almost surely new: its chunks are sealed as they are hashed.
+    const fresh = previous === undefined;
+    const small = isSmallFile(metadata);
+    let buffer: Uint8Array | undefined;
+    if (small) buffer = await (this.smallBuffers ??= new SharedBufferPool(SMALL_FILE_BYTES, SMALL_FILES_IN_FLIGHT)).acquire();
+    else await this.slots.acquire();
     try {
-      const read = await readFileContent(path, metadata, this.store);
+      const read = await readFileContent(path, metadata, this.store, fresh, buffer);
       if (read.warning !== undefined) this.warn(path, read.warning);
       this.options.onProgress?.({ entries: this.entries, bytesRead: this.figures.bytesRead, bytesNew: this.figures.bytesNew });
       return read;
@@ -319,7 +346,8 @@ class TreeWalker {
       this.warn(path, (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'vanished' : describe(error));
       return null;
     } finally {
-      this.slots.release();
+      if (buffer !== undefined) this.smallBuffers?.release(buffer);
+      else this.slots.release();
     }
   }
 
@@ -329,8 +357,10 @@ class TreeWalker {
     return { ...(user !== undefined ? { user } : {}), ...(group !== undefined ? { group } : {}) };
   }
 
-  private metadataEntry(name: string, m: FileMetadata, extra: { tree?: string; content?: FileRead; hardlink?: number }): TreeEntry {
+  /** The entry recording `m`; `keptXattrs`: the attributes as the parent recorded them, instead of `m.xattrs`. */
+  private metadataEntry(name: string, m: FileMetadata, extra: { tree?: string; content?: FileRead; hardlink?: number; keptXattrs?: [string, string][] | undefined }): TreeEntry {
     this.entries++;
+    const xattrs = extra.keptXattrs ?? m.xattrs.map((x) => [x.name, x.value.toString('base64')] as [string, string]);
     return {
       name,
       type: m.type,
@@ -348,13 +378,13 @@ class TreeWalker {
       ...(extra.hardlink !== undefined ? { hardlink: extra.hardlink } : {}),
       ...(m.target !== undefined ? { target: m.target } : {}),
       ...(m.rdev !== undefined ? { rdev: [m.rdev.major, m.rdev.minor] as [number, number] } : {}),
-      ...(m.xattrs.length > 0 ? { xattrs: m.xattrs.map((x) => [x.name, x.value.toString('base64')] as [string, string]) } : {}),
+      ...(xattrs.length > 0 ? { xattrs } : {}),
       ...(extra.tree !== undefined ? { tree: extra.tree } : {}),
     };
   }
 
-  private async putTree(entries: TreeEntry[]): Promise<{ id: string }> {
-    const { id, bytesStored } = await putFileTree(this.repo, entries);
+  private async putTree(entries: TreeEntry[], present?: string): Promise<{ id: string }> {
+    const { id, bytesStored } = await putFileTree(this.repo, entries, present !== undefined ? { present } : {});
     this.figures.bytesStored += bytesStored;
     return { id };
   }
@@ -375,25 +405,4 @@ async function safeNames(path: string, refuse: (name: string, why: string) => vo
 function describe(error: unknown): string {
   const e = error as NodeJS.ErrnoException;
   return e.code !== undefined ? `${e.code}: ${e.message.replace(/^[A-Z]+: /, '')}` : String(e.message ?? error);
-}
-
-/** A counting semaphore: at most `count` holders. */
-class Slots {
-  private readonly waiting: (() => void)[] = [];
-
-  constructor(private free: number) {}
-
-  async acquire(): Promise<void> {
-    if (this.free > 0) {
-      this.free--;
-      return;
-    }
-    await new Promise<void>((resolve) => this.waiting.push(resolve));
-  }
-
-  release(): void {
-    const next = this.waiting.shift();
-    if (next !== undefined) next();
-    else this.free++;
-  }
 }

@@ -22,11 +22,22 @@ export type FillFunction = (into: Uint8Array, offset: number, length: number) =>
  * image snapshots deduplicate together), checked against the ids this run knows and the
  * repository, then sealed on the pool and put. All-zero chunks are recorded as `zero`
  * pieces and never stored. Memory: one shared window of `2 × max chunk` bytes per stream
- * being read, from `windows` (its count bounds the files read at once).
+ * being read, from `windows` (its count bounds the files read at once); small files come
+ * whole, in their own buffer ({@link storeBytes}).
+ *
+ * Chunks reach the pool in batches: the chunks asked for in one turn of the event loop (or,
+ * while the workers are busy, until one of their tasks comes back) leave in one
+ * `hashSealMany` task per thread (small files read in one turn are many chunks). A chunk marked `fresh` (of a file the parent snapshot did not have: almost
+ * surely new) is sealed in the same task as it is hashed; a sealed chunk found stored is
+ * dropped (wasted compression, never a wrong object). Other chunks are hashed first and
+ * sealed only when new (an edited large file repeats most of its chunks).
  */
 export class ChunkStore {
   private readonly cdc: FastCdc;
   private readonly writing = new Map<string, Promise<void>>();
+  private sendScheduled = false;
+  private tasksOnPool = 0;
+  private batch: { data: Uint8Array; seal: boolean; resolve: (hash: BatchedHash) => void; reject: (error: unknown) => void }[] = [];
 
   constructor(
     private readonly repo: Repository,
@@ -48,7 +59,7 @@ export class ChunkStore {
    * Reads up to `length` bytes through `fill` (fewer when it ends early), chunks and stores
    * them. Returns the pieces and how many bytes were read.
    */
-  async storeStream(fill: FillFunction, length: number): Promise<{ pieces: ContentPiece[]; bytes: number }> {
+  async storeStream(fill: FillFunction, length: number, fresh = false): Promise<{ pieces: ContentPiece[]; bytes: number }> {
     const window = await this.windows.acquire();
     const pieces: ContentPiece[] = [];
     let bytes = 0;
@@ -71,7 +82,7 @@ export class ChunkStore {
           cuts.push([start, size]);
           start += size;
         }
-        const stored = await Promise.all(cuts.map(([at, size]) => this.storeChunk(window.subarray(at, at + size))));
+        const stored = await Promise.all(cuts.map(([at, size]) => this.storeChunk(window.subarray(at, at + size), fresh)));
         pieces.push(...stored);
         bytes += start;
         this.figures.bytesRead += start;
@@ -85,8 +96,21 @@ export class ChunkStore {
     return { pieces, bytes };
   }
 
-  private async storeChunk(data: Uint8Array): Promise<ContentPiece> {
-    const hash = await this.repo.pool.hash(data);
+  /** Chunks and stores bytes already read whole (a small file); `data` must not change until this ends. */
+  async storeBytes(data: Uint8Array, fresh = false): Promise<ContentPiece[]> {
+    const cuts: Promise<ContentPiece>[] = [];
+    for (let start = 0; start < data.length; ) {
+      const size = this.cdc.cut(data, start, data.length);
+      cuts.push(this.storeChunk(data.subarray(start, start + size), fresh));
+      start += size;
+    }
+    const pieces = await Promise.all(cuts);
+    this.figures.bytesRead += data.length;
+    return pieces;
+  }
+
+  private async storeChunk(data: Uint8Array, fresh: boolean): Promise<ContentPiece> {
+    const hash = await this.hashBatched(data, fresh);
     if (hash.zero || hash.id === null) return ['zero', data.length];
     const id = hash.id;
     const hex = id.toString('hex');
@@ -95,7 +119,7 @@ export class ChunkStore {
     if (work === undefined) {
       work = (async () => {
         if (!this.damaged.has(hex) && (await this.repo.hasChunk(id))) return;
-        const sealed = await this.repo.pool.seal(data, ObjectKind.chunk, id);
+        const sealed = hash.sealed ?? (await this.repo.pool.seal(data, ObjectKind.chunk, id));
         await this.repo.putChunk(id, sealed);
         this.figures.bytesNew += data.length;
         this.figures.bytesStored += sealed.length;
@@ -106,4 +130,58 @@ export class ChunkStore {
     await work;
     return [hex, data.length];
   }
+
+  /** Hashes (and seals, with `seal`) `data` in the next batch to leave. */
+  private hashBatched(data: Uint8Array, seal: boolean): Promise<BatchedHash> {
+    return new Promise<BatchedHash>((resolve, reject) => {
+      this.batch.push({ data, seal, resolve, reject });
+      this.scheduleBatch();
+    });
+  }
+
+  /**
+   * A batch leaves at the end of this turn of the event loop when fewer than two tasks per
+   * thread are on the pool; otherwise it grows until one comes back. So the workers always
+   * have a task queued, and while they are the bottleneck the main thread posts fewer,
+   * larger tasks (each round trip costs it the same whatever the task holds).
+   */
+  private scheduleBatch(): void {
+    if (this.sendScheduled || this.batch.length === 0 || this.tasksOnPool >= 2 * this.repo.pool.threads) return;
+    this.sendScheduled = true;
+    setImmediate(() => {
+      this.sendScheduled = false;
+      this.sendBatch();
+    });
+  }
+
+  private sendBatch(): void {
+    const free = 2 * this.repo.pool.threads - this.tasksOnPool;
+    if (free <= 0 || this.batch.length === 0) return;
+    const waiting = this.batch;
+    this.batch = [];
+    const perTask = Math.ceil(waiting.length / Math.min(free, this.repo.pool.threads));
+    for (let start = 0; start < waiting.length; start += perTask) {
+      const group = waiting.slice(start, start + perTask);
+      this.tasksOnPool++;
+      this.repo.pool
+        .hashSealMany(group.map((w) => ({ data: w.data, kind: ObjectKind.chunk, seal: w.seal })))
+        .then(
+          (results) => group.forEach((w, i) => {
+            const result = results[i];
+            if (result === undefined) w.reject(new Error('codec worker answered fewer chunks than it was given'));
+            else w.resolve(result);
+          }),
+          (error: unknown) => {
+            for (const w of group) w.reject(error);
+          },
+        )
+        .finally(() => {
+          this.tasksOnPool--;
+          this.scheduleBatch();
+        });
+    }
+  }
 }
+
+/** A chunk's hash from a batch, sealed when asked. */
+type BatchedHash = { zero: boolean; id: Buffer | null; sealed: Buffer | null };

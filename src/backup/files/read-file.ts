@@ -1,8 +1,72 @@
-import { constants, type promises as fsp } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, type promises as fsp } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { syscalls } from '../../native/index.js';
 import type { ContentPiece } from '../../repo/index.js';
 import type { ChunkStore } from './chunk-store.js';
+
+/** What lstat said of a file before it is read: the metadata recorded with its content. */
+export interface ExpectedFile {
+  size: number;
+  allocated: number;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+  inode: bigint;
+}
+
+/**
+ * Files up to this size without holes are read whole with synchronous calls (open, read,
+ * fstat, close on the main thread) into a buffer of their own. Each asynchronous call is a
+ * round trip through libuv's thread pool (a futex wake and an eventfd write each way, a
+ * promise): 740,000 futex calls for 12,500 small files, a third of the backup's CPU in
+ * system time (`strace -c -f`, 2026-11-26). A synchronous read of a cached small file takes
+ * microseconds; what it costs is that the main thread waits on a cold disk.
+ */
+export const SMALL_FILE_BYTES = 1 << 20;
+
+/** True when the file is read by {@link readSmallFile}. */
+export function isSmallFile(expected: ExpectedFile): boolean {
+  return expected.size <= SMALL_FILE_BYTES && expected.allocated >= expected.size;
+}
+
+const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW;
+
+/** Opens without updating the access time where allowed (O_NOATIME: only the owner or root). */
+function openNoAtime(path: string): number {
+  try {
+    return openSync(path, READ_FLAGS | constants.O_NOATIME);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') throw error;
+    return openSync(path, READ_FLAGS);
+  }
+}
+
+/**
+ * Reads a small file whole with synchronous calls, then chunks it: the same checks as
+ * {@link readFileContent} (a file that shrank, or whose size, mtime, ctime or inode moved
+ * by the fstat after the read, is reported as changed). Into `buffer` (at least
+ * SMALL_FILE_BYTES, best in shared memory: no copy to the workers) when given, held until
+ * this ends; else into a buffer of its own.
+ */
+export async function readSmallFile(path: string, expected: ExpectedFile, store: ChunkStore, fresh = false, buffer?: Uint8Array): Promise<FileRead> {
+  const size = expected.size;
+  const data = buffer !== undefined && buffer.length >= size ? buffer : Buffer.allocUnsafeSlow(size);
+  const fd = openNoAtime(path);
+  let got = 0;
+  let after;
+  try {
+    while (got < size) {
+      const n = readSync(fd, data, got, size - got, got);
+      if (n === 0) break; // shrank under us
+      got += n;
+    }
+    after = fstatSync(fd, { bigint: true });
+  } finally {
+    closeSync(fd);
+  }
+  const pieces = got === 0 ? [] : await store.storeBytes(data.subarray(0, got), fresh);
+  const changed = got < size || Number(after.size) !== size || after.mtimeNs !== expected.mtimeNs || after.ctimeNs !== expected.ctimeNs || after.ino !== expected.inode;
+  return { pieces, size: got, ...(changed ? { warning: 'changed while read' } : {}) };
+}
 
 /** What reading one file found. */
 export interface FileRead {
@@ -25,9 +89,12 @@ export interface FileRead {
  */
 export async function readFileContent(
   path: string,
-  expected: { size: number; allocated: number; mtimeNs: bigint; ctimeNs: bigint; inode: bigint },
+  expected: ExpectedFile,
   store: ChunkStore,
+  fresh = false,
+  buffer?: Uint8Array,
 ): Promise<FileRead> {
+  if (isSmallFile(expected)) return readSmallFile(path, expected, store, fresh, buffer);
   let handle: fsp.FileHandle;
   try {
     handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NOATIME);
@@ -48,7 +115,7 @@ export async function readFileContent(
         at += bytesRead;
         return bytesRead;
       };
-      const { pieces: read, bytes } = await store.storeStream(fill, range.length);
+      const { pieces: read, bytes } = await store.storeStream(fill, range.length, fresh);
       pieces.push(...read);
       position = range.offset + bytes;
       if (bytes < range.length) {

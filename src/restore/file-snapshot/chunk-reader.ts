@@ -26,6 +26,20 @@ export class ChunkReader {
     return work;
   }
 
+  /**
+   * Reads a chunk into `into` (shared memory, large enough) and answers its length, without
+   * keeping it: the opens asked for in one turn of the event loop leave together, one worker
+   * task per thread (CodecPool.open's batching), so a restore writing many small files pays
+   * one round trip per batch, not per chunk.
+   */
+  async readInto(hex: string, into: Uint8Array): Promise<number> {
+    const id = Buffer.from(hex, 'hex');
+    const blob = await this.repo.getChunkBlob(id);
+    this.fetched.chunks++;
+    this.fetched.bytes += blob.length;
+    return (await this.repo.pool.open(blob, { kind: ObjectKind.chunk, name: `chunks/${hex}`, id, rehash: false, into })).length;
+  }
+
   private async fetch(hex: string): Promise<Buffer> {
     const id = Buffer.from(hex, 'hex');
     const blob = await this.repo.getChunkBlob(id);

@@ -1,6 +1,8 @@
 import { constants } from 'node:fs';
-import { chmod, link, lchown, mkdir, open, readdir, readFile, symlink } from 'node:fs/promises';
+import { chmodSync, closeSync, ftruncateSync, lchownSync, openSync, writeSync } from 'node:fs';
+import { link, mkdir, open, readdir, readFile, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { SharedBufferPool, Slots } from '../../concurrency/index.js';
 import { CofferError } from '../../errors/index.js';
 import { syscalls } from '../../native/index.js';
 import { getFileTree, type Repository, type Snapshot, type TreeEntry } from '../../repo/index.js';
@@ -43,6 +45,13 @@ export interface FileRestoreReport {
  * `..` or NUL, unique in its directory), the target starts empty, and files are created
  * exclusively, never through a symlink. What cannot be applied (an owner as non-root, a
  * `trusted.` attribute) is reported and the restore goes on.
+ *
+ * Files are written concurrently: up to {@link FILES_IN_FLIGHT} at once, each reading up to
+ * {@link CHUNKS_AHEAD} chunks ahead of what it writes (into reused shared buffers), so the worker threads open chunks
+ * while the main thread writes (one file at a time, chunk after chunk, left the workers idle
+ * and the restore slower than restic's). A directory's own metadata (its times last) is
+ * applied once everything in it is written. A hard link waits for the first name of its
+ * inode to be written.
  */
 export async function restoreFileSnapshot(repo: Repository, snapshot: Snapshot, options: FileRestoreOptions): Promise<FileRestoreReport> {
   if (snapshot.files === undefined) throw new CofferError('E_USAGE', `snapshot ${snapshot.id.slice(0, 8)} holds disks, not files`);
@@ -66,11 +75,32 @@ async function readAccountIds(): Promise<{ users: Map<string, number>; groups: M
   return { users: await parse('/etc/passwd'), groups: await parse('/etc/group') };
 }
 
+/** Files written at once. */
+const FILES_IN_FLIGHT = 12;
+/** Chunks of one file fetched and opened ahead of the one being written. */
+const CHUNKS_AHEAD = 2;
+/**
+ * Chunks up to this size (file backup's largest, 2 MiB) are opened into one of
+ * FILES_IN_FLIGHT × CHUNKS_AHEAD buffers in shared memory (48 MiB, reused: a buffer per
+ * chunk was freed only when a worker's garbage collector got to it, and the restore's RSS
+ * doubled); larger pieces (other chunk sizes) get memory of their own.
+ */
+const BUFFER_BYTES = 2 << 20;
+
+/** A chunk opened for writing, and how to give its memory back. */
+interface OpenedChunk {
+  data: Uint8Array;
+  release: () => void;
+}
+
 class FileRestorer {
   readonly report: FileRestoreReport = { files: 0, directories: 0, symlinks: 0, hardLinks: 0, special: 0, bytes: 0, verified: 0, problems: [] };
   private readonly filter: PathFilter;
   private readonly chunks: ChunkReader;
-  private readonly links = new Map<number, string>();
+  /** Hard-link group → the path of its first name, once written (undefined if that failed). */
+  private readonly links = new Map<number, Promise<string | undefined>>();
+  private readonly slots = new Slots(FILES_IN_FLIGHT);
+  private buffers: SharedBufferPool | undefined;
   private readonly root = process.getuid?.() === 0;
 
   constructor(
@@ -94,61 +124,86 @@ class FileRestorer {
   async directory(tree: string, path: string, target: string, exists: boolean, inside: boolean): Promise<boolean> {
     const entries = (await getFileTree(this.repo, tree)).entries;
     let restored = false;
-    for (const entry of entries) {
-      if (this.options.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'restore interrupted');
-      const childPath = `${path}/${entry.name}`;
-      const decision = this.filter.decide(childPath, entry.name, inside);
-      if (decision === 'skip') continue;
-      const selected = decision === 'restore';
-      const destination = join(target, entry.name);
-      if (entry.type === 'directory') {
-        if (selected) {
-          if (!exists) await mkdir(target, { recursive: true });
-          exists = true;
-          await mkdir(destination, { mode: 0o700 });
-          await this.directory(entry.tree as string, childPath, destination, true, true);
-          await this.applyMetadata(destination, childPath, entry);
-          this.report.directories++;
-          restored = true;
-        } else {
-          // Not selected itself: created only when something below it is.
-          if (await this.directory(entry.tree as string, childPath, destination, false, false)) {
+    const writing: Promise<void>[] = [];
+    try {
+      for (const entry of entries) {
+        if (this.options.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'restore interrupted');
+        const childPath = `${path}/${entry.name}`;
+        const decision = this.filter.decide(childPath, entry.name, inside);
+        if (decision === 'skip') continue;
+        const selected = decision === 'restore';
+        const destination = join(target, entry.name);
+        if (entry.type === 'directory') {
+          if (selected) {
+            if (!exists) await mkdir(target, { recursive: true });
+            exists = true;
+            await mkdir(destination, { mode: 0o700 });
+            await this.directory(entry.tree as string, childPath, destination, true, true);
             await this.applyMetadata(destination, childPath, entry);
             this.report.directories++;
             restored = true;
+          } else {
+            // Not selected itself: created only when something below it is.
+            if (await this.directory(entry.tree as string, childPath, destination, false, false)) {
+              await this.applyMetadata(destination, childPath, entry);
+              this.report.directories++;
+              restored = true;
+            }
           }
+          continue;
         }
-        continue;
-      }
-      if (!selected) continue;
-      if (!exists) await mkdir(target, { recursive: true });
-      exists = true;
-      try {
-        await this.leaf(entry, childPath, destination);
+        if (!selected) continue;
+        if (!exists) await mkdir(target, { recursive: true });
+        exists = true;
         restored = true;
-      } catch (error) {
-        if (error instanceof CofferError && error.code === 'E_INTERRUPTED') throw error;
-        this.problem(childPath, (error as Error).message);
+        const work = this.startLeaf(entry, childPath, destination);
+        work.catch(() => undefined); // awaited below; a failure must not go unhandled meanwhile
+        writing.push(work);
       }
-      this.options.onProgress?.({ entries: this.report.files + this.report.directories, bytes: this.report.bytes });
+    } finally {
+      // Nothing in this directory may outlive it: its times are set after, and a failure here is the caller's.
+      const settled = await Promise.allSettled(writing);
+      const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed !== undefined) throw failed.reason;
     }
     return restored;
   }
 
+  /** Starts restoring a non-directory entry, in a slot; problems are recorded, only an interrupt rejects. */
+  private startLeaf(entry: TreeEntry, path: string, destination: string): Promise<void> {
+    let firstName: ((path: string | undefined) => void) | undefined;
+    let first: Promise<string | undefined> | undefined;
+    if (entry.type === 'file' && entry.hardlink !== undefined) {
+      first = this.links.get(entry.hardlink);
+      if (first === undefined) this.links.set(entry.hardlink, new Promise((resolve) => (firstName = resolve)));
+    }
+    return this.slots.run(async () => {
+      try {
+        if (this.options.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'restore interrupted');
+        const linkTo = first === undefined ? undefined : await first;
+        if (linkTo !== undefined) {
+          await link(linkTo, destination);
+          this.report.hardLinks++;
+        } else {
+          await this.leaf(entry, path, destination);
+          if (first !== undefined && entry.hardlink !== undefined) this.links.set(entry.hardlink, Promise.resolve(destination)); // the first name failed: this one is
+        }
+        firstName?.(destination);
+      } catch (error) {
+        firstName?.(undefined);
+        if (error instanceof CofferError && error.code === 'E_INTERRUPTED') throw error;
+        this.problem(path, (error as Error).message);
+      }
+      this.options.onProgress?.({ entries: this.report.files + this.report.directories, bytes: this.report.bytes });
+    });
+  }
+
   private async leaf(entry: TreeEntry, path: string, destination: string): Promise<void> {
     switch (entry.type) {
-      case 'file': {
-        const first = entry.hardlink === undefined ? undefined : this.links.get(entry.hardlink);
-        if (first !== undefined) {
-          await link(first, destination);
-          this.report.hardLinks++;
-          return;
-        }
+      case 'file':
         await this.writeFile(entry, destination);
-        if (entry.hardlink !== undefined) this.links.set(entry.hardlink, destination);
         this.report.files++;
         break;
-      }
       case 'symlink':
         await symlink(entry.target as string, destination);
         this.report.symlinks++;
@@ -171,25 +226,75 @@ class FileRestorer {
     await this.applyMetadata(destination, path, entry);
   }
 
-  /** Writes a file's pieces: chunks written, holes skipped (the final size set by truncate). */
+  /**
+   * Writes a file's pieces: chunks written, holes skipped (the final size set by truncate).
+   * The file calls are synchronous (open, write, truncate, close on the main thread): a
+   * round trip through libuv's thread pool per call cost more than the call on a cached
+   * filesystem (`strace -c -f` of a restore of 12,500 files: 500,000 futex calls); the
+   * chunks still arrive asynchronously, fetched ahead.
+   */
   private async writeFile(entry: TreeEntry, destination: string): Promise<void> {
-    const handle = await open(destination, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    const fd = openSync(destination, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
     try {
+      const pieces = entry.content ?? [];
+      // Chunks fetched ahead of the write: at most CHUNKS_AHEAD pending at once.
+      const ahead: (Promise<OpenedChunk> | null)[] = [];
+      const fetch = (i: number) => {
+        const [what, length] = pieces[i] ?? ['hole', 0];
+        const work = what === 'zero' || what === 'hole' ? null : this.openChunk(what, length);
+        work?.catch(() => undefined); // awaited in order below
+        ahead.push(work);
+      };
+      for (let i = 0; i < Math.min(CHUNKS_AHEAD, pieces.length); i++) fetch(i);
       let offset = 0;
-      for (const [what, length] of entry.content ?? []) {
-        if (what === 'zero') await handle.write(Buffer.alloc(length), 0, length, offset);
-        else if (what !== 'hole') {
-          const data = await this.chunks.read(what);
-          if (data.length !== length) throw new CofferError('E_CORRUPT_OBJECT', `chunk ${what} holds ${data.length} bytes, the file expects ${length}`);
-          await handle.write(data, 0, length, offset);
+      try {
+        for (let i = 0; i < pieces.length; i++) {
+          const [what, length] = pieces[i] as [string, number];
+          const pending = ahead[i];
+          if (i + CHUNKS_AHEAD < pieces.length) fetch(i + CHUNKS_AHEAD);
+          if (what === 'zero') writeAll(fd, Buffer.alloc(length), offset);
+          else if (pending !== null && pending !== undefined) {
+            ahead[i] = null;
+            const chunk = await pending;
+            try {
+              if (chunk.data.length !== length) throw new CofferError('E_CORRUPT_OBJECT', `chunk ${what} holds ${chunk.data.length} bytes, the file expects ${length}`);
+              writeAll(fd, chunk.data, offset);
+            } finally {
+              chunk.release();
+            }
+          }
+          offset += length;
         }
-        offset += length;
+      } finally {
+        // A failed write leaves chunks fetched ahead: their buffers go back once they arrive.
+        await Promise.all(ahead.map((work) => work?.then((chunk) => chunk.release(), () => undefined)));
       }
-      await handle.truncate(entry.size);
+      if (offset !== entry.size || pieces.at(-1)?.[0] === 'hole') ftruncateSync(fd, entry.size);
       this.report.bytes += entry.size;
-      if (this.options.verify === true) await this.verify(handle, entry);
+      if (this.options.verify === true) {
+        const handle = await open(destination, constants.O_RDONLY | constants.O_NOFOLLOW);
+        try {
+          await this.verify(handle, entry);
+        } finally {
+          await handle.close();
+        }
+      }
     } finally {
-      await handle.close();
+      closeSync(fd);
+    }
+  }
+
+  /** A chunk opened into a shared buffer (or its own memory when larger than one). */
+  private async openChunk(hex: string, length: number): Promise<OpenedChunk> {
+    if (length > BUFFER_BYTES) return { data: await this.chunks.read(hex), release: () => undefined };
+    const buffers = (this.buffers ??= new SharedBufferPool(BUFFER_BYTES, FILES_IN_FLIGHT * CHUNKS_AHEAD));
+    const buffer = await buffers.acquire();
+    try {
+      const n = await this.chunks.readInto(hex, buffer);
+      return { data: buffer.subarray(0, n), release: () => buffers.release(buffer) };
+    } catch (error) {
+      buffers.release(buffer);
+      throw error;
     }
   }
 
@@ -206,14 +311,24 @@ class FileRestorer {
     this.report.verified++;
   }
 
-  /** Owner, mode, extended attributes, then times (last: the others change ctime only). */
+  /** Owner, mode, extended attributes, then times (last: the others change ctime only); synchronous calls, as in writeFile. */
   private async applyMetadata(destination: string, path: string, entry: TreeEntry): Promise<void> {
     if (this.root) {
       const uid = (entry.user !== undefined ? this.accounts.users.get(entry.user) : undefined) ?? entry.uid;
       const gid = (entry.group !== undefined ? this.accounts.groups.get(entry.group) : undefined) ?? entry.gid;
-      await lchown(destination, uid, gid).catch((error: Error) => this.problem(path, `owner: ${error.message}`));
+      try {
+        lchownSync(destination, uid, gid);
+      } catch (error) {
+        this.problem(path, `owner: ${(error as Error).message}`);
+      }
     }
-    if (entry.type !== 'symlink') await chmod(destination, entry.mode).catch((error: Error) => this.problem(path, `mode: ${error.message}`));
+    if (entry.type !== 'symlink') {
+      try {
+        chmodSync(destination, entry.mode);
+      } catch (error) {
+        this.problem(path, `mode: ${(error as Error).message}`);
+      }
+    }
     for (const [name, value] of entry.xattrs ?? []) {
       try {
         syscalls.setXattr(destination, name, Buffer.from(value, 'base64'));
@@ -227,4 +342,9 @@ class FileRestorer {
       this.problem(path, `times: ${(error as Error).message}`);
     }
   }
+}
+
+/** Writes all of `data` at `offset` (a regular file takes it in one call; the loop is for the rare short write). */
+function writeAll(fd: number, data: Uint8Array, offset: number): void {
+  for (let done = 0; done < data.length; ) done += writeSync(fd, data, done, data.length - done, offset + done);
 }

@@ -1,0 +1,169 @@
+/**
+ * The fast paths of file backup and restore against a real repository on the real
+ * filesystem (no external program): the metadata cache of an incremental (a file is re-read
+ * when only its ctime tells it changed), small files read whole still reporting a change
+ * under them, chunks shared by files read in one batch stored once, and a restore writing
+ * many files at once keeping hard links and directory times.
+ */
+import assert from 'node:assert/strict';
+import { appendFile, link, lstat, mkdir, mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { SharedBufferPool } from '../../concurrency/index.js';
+import { syscalls } from '../../native/index.js';
+import { getFileTree, initRepository, LocalBackend, openRepository, type Repository, type Snapshot, type TreeEntry } from '../../repo/index.js';
+import { restoreFileSnapshot } from '../../restore/index.js';
+import { readFileMetadata } from '../../source/index.js';
+import { KnownChunks } from '../known-chunks.js';
+import { backupFiles } from './backup-files.js';
+import { ChunkStore } from './chunk-store.js';
+import { readFileContent } from './read-file.js';
+
+let work: string;
+let repo: Repository;
+
+before(async () => {
+  work = await mkdtemp(join(tmpdir(), 'coffer-files-fast-'));
+  const backend = new LocalBackend(join(work, 'repo'));
+  await initRepository(backend, { passphrase: 'pw', kdf: { N: 1024, r: 8, p: 1 }, blockSize: 64 * 1024 });
+  repo = await openRepository(backend, { passphrase: 'pw', threads: 2 });
+});
+after(async () => {
+  await repo?.close();
+  if (work !== undefined) await rm(work, { recursive: true, force: true });
+});
+
+/** The entry at `path` below the snapshot's root (path relative to /, as recorded). */
+async function entryAt(snapshot: Snapshot, path: string): Promise<TreeEntry> {
+  let tree = snapshot.files?.tree as string;
+  const names = path.split('/').filter(Boolean);
+  for (const [i, name] of names.entries()) {
+    const entry = (await getFileTree(repo, tree)).entries.find((e) => e.name === name);
+    assert.ok(entry !== undefined, `${name} in the snapshot`);
+    if (i === names.length - 1) return entry;
+    tree = entry.tree as string;
+  }
+  throw new Error('empty path');
+}
+
+test('incremental: an unchanged file is not read; one rewritten with the same size and mtime is re-read by its ctime; force reads all', async () => {
+  const dir = join(work, 'cache');
+  await mkdir(dir);
+  await writeFile(join(dir, 'same'), 'unchanged content\n');
+  await writeFile(join(dir, 'sneaky'), 'version one\n');
+  const first = await backupFiles(repo, { host: 'cache', paths: [dir] });
+  const before = await lstat(join(dir, 'sneaky'), { bigint: true });
+  await new Promise((resolve) => setTimeout(resolve, 20)); // ctime's clock ticks coarser than ns
+  await writeFile(join(dir, 'sneaky'), 'version two\n'); // same size
+  syscalls.setTimes(join(dir, 'sneaky'), before.atimeNs, before.mtimeNs); // same mtime, to the ns
+  const now = await lstat(join(dir, 'sneaky'), { bigint: true });
+  assert.equal(now.mtimeNs, before.mtimeNs);
+  assert.notEqual(now.ctimeNs, before.ctimeNs);
+
+  const second = await backupFiles(repo, { host: 'cache', paths: [dir], parent: first });
+  assert.equal(second.stats.bytesRead, 'version two\n'.length, 'only the file whose ctime moved was read');
+  assert.deepEqual((await entryAt(second, `${dir}/same`)).content, (await entryAt(first, `${dir}/same`)).content);
+  assert.notDeepEqual((await entryAt(second, `${dir}/sneaky`)).content, (await entryAt(first, `${dir}/sneaky`)).content);
+  const out = join(work, 'cache-out');
+  await restoreFileSnapshot(repo, second, { to: out });
+  assert.equal(await readFile(join(out, dir, 'sneaky'), 'utf8'), 'version two\n');
+
+  const forced = await backupFiles(repo, { host: 'cache', paths: [dir], parent: second, force: true });
+  assert.equal(forced.stats.bytesRead, 'unchanged content\n'.length + 'version two\n'.length);
+});
+
+test('incremental: extended attributes of an inode whose ctime is unchanged are kept from the parent; a changed one is read again', async () => {
+  const dir = join(work, 'attrs');
+  await mkdir(dir);
+  await writeFile(join(dir, 'tagged'), 'x');
+  await writeFile(join(dir, 'plain'), 'y');
+  syscalls.setXattr(join(dir, 'tagged'), 'user.colour', Buffer.from('red'));
+  const first = await backupFiles(repo, { host: 'attrs', paths: [dir] });
+  const second = await backupFiles(repo, { host: 'attrs', paths: [dir], parent: first });
+  const red = [['user.colour', Buffer.from('red').toString('base64')]];
+  assert.deepEqual((await entryAt(second, `${dir}/tagged`)).xattrs, red);
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  syscalls.setXattr(join(dir, 'tagged'), 'user.colour', Buffer.from('blue')); // moves the ctime only
+  syscalls.setXattr(join(dir, 'plain'), 'user.new', Buffer.from('1'));
+  const third = await backupFiles(repo, { host: 'attrs', paths: [dir], parent: second });
+  assert.equal(third.stats.bytesRead, 2, 'both files re-read: their ctimes moved');
+  assert.deepEqual((await entryAt(third, `${dir}/tagged`)).xattrs, [['user.colour', Buffer.from('blue').toString('base64')]]);
+  assert.deepEqual((await entryAt(third, `${dir}/plain`)).xattrs, [['user.new', Buffer.from('1').toString('base64')]]);
+});
+
+test('a small file that grew or shrank after its lstat is reported as changed while read, with what was read', async () => {
+  const dir = join(work, 'moving');
+  await mkdir(dir);
+  const store = new ChunkStore(repo, new SharedBufferPool(ChunkStore.windowSize(), 1), new KnownChunks(), new Set(), { bytesRead: 0, bytesNew: 0, bytesStored: 0 });
+  const grows = join(dir, 'grows');
+  await writeFile(grows, 'a'.repeat(1000));
+  const grownBefore = await readFileMetadata(grows);
+  await appendFile(grows, 'more');
+  const grown = await readFileContent(grows, grownBefore, store, true);
+  assert.equal(grown.warning, 'changed while read');
+  assert.equal(grown.size, 1000, 'the size lstat saw is what is recorded');
+
+  const shrinks = join(dir, 'shrinks');
+  await writeFile(shrinks, 'b'.repeat(5000));
+  const shrunkBefore = await readFileMetadata(shrinks);
+  await truncate(shrinks, 100);
+  const shrunk = await readFileContent(shrinks, shrunkBefore, store, true);
+  assert.equal(shrunk.warning, 'changed while read');
+  assert.equal(shrunk.size, 100);
+
+  const steady = join(dir, 'steady');
+  await writeFile(steady, 'c'.repeat(3000));
+  const read = await readFileContent(steady, await readFileMetadata(steady), store, true);
+  assert.equal(read.warning, undefined);
+  assert.equal(read.size, 3000);
+});
+
+test('many small files: equal contents read in one batch are stored once; the restore writes them all at once, hard links and directory times kept', async () => {
+  const dir = join(work, 'many');
+  for (let d = 0; d < 4; d++) {
+    await mkdir(join(dir, `d${d}`), { recursive: true });
+    for (let f = 0; f < 60; f++) await writeFile(join(dir, `d${d}`, `f${f}`), f % 10 === 0 ? 'shared content\n'.repeat(50) : `file ${d}/${f}\n`.repeat(f + 1));
+  }
+  await writeFile(join(dir, 'd0', 'linked'), 'one inode, three names\n');
+  await link(join(dir, 'd0', 'linked'), join(dir, 'd2', 'linked-too'));
+  await link(join(dir, 'd0', 'linked'), join(dir, 'd3', 'linked-three'));
+  syscalls.setTimes(join(dir, 'd1'), 1_600_000_000_123_456_789n, 1_600_000_000_987_654_321n);
+
+  const snapshot = await backupFiles(repo, { host: 'many', paths: [dir] });
+  assert.deepEqual(snapshot.files?.warnings, []);
+  const shared = 'shared content\n'.repeat(50).length;
+  const uniqueBytes = snapshot.stats.bytesRead - 23 * shared; // 24 copies of the shared file, one stored
+  assert.equal(snapshot.stats.bytesNew, uniqueBytes, 'each content stored once (the hard link read once)');
+
+  const out = join(work, 'many-out');
+  const report = await restoreFileSnapshot(repo, snapshot, { to: out, verify: true });
+  assert.deepEqual(report.problems, []);
+  assert.equal(report.hardLinks, 2);
+  for (let d = 0; d < 4; d++) {
+    for (let f = 0; f < 60; f++) assert.equal(await readFile(join(out, dir, `d${d}`, `f${f}`), 'utf8'), await readFile(join(dir, `d${d}`, `f${f}`), 'utf8'));
+  }
+  const inodes = await Promise.all([join('d0', 'linked'), join('d2', 'linked-too'), join('d3', 'linked-three')].map(async (p) => (await lstat(join(out, dir, p))).ino));
+  assert.equal(new Set(inodes).size, 1, 'the three names are one inode');
+  const times = await lstat(join(out, dir, 'd1'), { bigint: true });
+  assert.equal(times.mtimeNs, 1_600_000_000_987_654_321n, 'directory mtime set after its files were written');
+});
+
+test('restore: a file whose chunk is missing is reported and left, every other file is restored, nothing hangs', async () => {
+  const dir = join(work, 'damaged');
+  await mkdir(dir);
+  const big = Buffer.alloc(6 << 20);
+  for (let i = 0; i < big.length; i += 4) big.writeUInt32LE((i * 2654435761) >>> 0, i); // varied, so FastCDC cuts several chunks
+  await writeFile(join(dir, 'big'), big);
+  for (let f = 0; f < 40; f++) await writeFile(join(dir, `small${f}`), `small file ${f}\n`);
+  const snapshot = await backupFiles(repo, { host: 'damaged', paths: [dir] });
+  const pieces = (await entryAt(snapshot, `${dir}/big`)).content ?? [];
+  assert.ok(pieces.length >= 3, `big is ${pieces.length} chunks`);
+  const missing = (pieces[1] as [string, number])[0];
+  await rm(join(work, 'repo', 'chunks', missing.slice(0, 2), missing));
+
+  const out = join(work, 'damaged-out');
+  const report = await restoreFileSnapshot(repo, snapshot, { to: out });
+  assert.deepEqual(report.problems.map((p) => p.path), [`${dir}/big`]);
+  for (let f = 0; f < 40; f++) assert.equal(await readFile(join(out, dir, `small${f}`), 'utf8'), `small file ${f}\n`);
+});
