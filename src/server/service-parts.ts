@@ -88,6 +88,8 @@ export function spaceLocations(config: ServiceConfig, dataDir: string | undefine
 
 /** How often finished runs older than the history setting are forgotten. */
 const HISTORY_SWEEP_MS = 3_600_000;
+/** Tasks whose end may have added or removed snapshots of their repository. */
+const SNAPSHOT_CHANGING_TASKS = new Set<string>(['backup', 'forget', 'prune', 'sync']);
 
 /**
  * Starts the runner (marking what a killed server left running as interrupted, and retrying it
@@ -129,16 +131,21 @@ export async function startServiceParts(options: ServicePartsOptions): Promise<S
   const bridge = bridgeEvents(runner, scheduler, notifier, {
     vmTags: (vm) => config().vms?.find((v) => v.name === vm)?.tags ?? [],
     storedBytes: async (repository) => (await catalog.stats(repository)).bytesStored,
-    onBackupEnded: (repository) => catalog.invalidate(repository),
     onError: report('notifications of task events'),
   });
 
   const upkeep = new JobUpkeep(runner, upkeepJobs(config), {
     fourEyes: () => config().security?.['four-eyes'] === true,
     requestApproval: options.requestApproval,
-    latestSnapshot: async (repository, vm) => (await catalog.listSnapshots(repository)).filter((s) => s.vm === vm).at(-1)?.id,
+    latestSnapshot: (repository, vm) => catalog.latestSnapshotId(repository, vm),
   });
   upkeep.events.on('error', report('job upkeep (retention, verify, test-restore, prune)'));
+  // The snapshot index follows what the server's own tasks write and remove.
+  runner.events.on('task', (task: TaskInfo) => {
+    if (task.status === 'queued' || task.status === 'running' || task.repository === null || !SNAPSHOT_CHANGING_TASKS.has(task.kind)) return;
+    catalog.invalidate(task.repository, report(`refreshing the snapshot index of repository ${task.repository}`));
+  });
+  catalog.startRefreshing((error, repository) => report(`refreshing the snapshot index of repository ${repository}`)(error));
 
   const health = new HealthWatch({
     emit: (event) => notifier.emit(event),
