@@ -27,8 +27,8 @@ import { startWorker, type TaskReport, type WorkerHandle, type WorkerOptions, ty
 import { BandwidthRules, type BandwidthRule, type BandwidthSubject } from './bandwidth-rules.js';
 import { chooseStarts } from './choose-starts.js';
 import { retryAt, runEnd, taskEnd, type RetryPolicy } from './outcomes.js';
-import { TaskStore, type TaskFilter } from './task-store.js';
-import type { Page, RunInfo, RunReason, TaskInfo, TaskKind, TaskLogLine, VmTarget } from './task-types.js';
+import { TaskStore, type RunFilter, type TaskFilter } from './task-store.js';
+import type { Page, RunInfo, RunStatus, RunReason, TaskInfo, TaskKind, TaskLogLine, VmTarget } from './task-types.js';
 
 /** Options of {@link TaskRunner}. */
 export interface TaskRunnerOptions {
@@ -301,7 +301,7 @@ export class TaskRunner {
   }
 
   /** How many runs match the filter. */
-  countRuns(filter: { job?: string } = {}): Promise<number> {
+  countRuns(filter: { job?: string; status?: RunStatus } = {}): Promise<number> {
     return this.store.countRuns(filter);
   }
 
@@ -318,8 +318,13 @@ export class TaskRunner {
     return run;
   }
 
-  listRuns(filter: { job?: string; limit?: number; after?: number } = {}): Promise<Page<RunInfo>> {
+  listRuns(filter: RunFilter = {}): Promise<Page<RunInfo>> {
     return this.store.listRuns(filter);
+  }
+
+  /** Per run, how many of its VMs' tasks (the last attempt of each) are in each state. */
+  taskOutcomes(runIds: readonly string[]): Promise<Map<string, Record<string, number>>> {
+    return this.store.taskOutcomes(runIds);
   }
 
   /** The latest run of a job that ran (not a skipped firing). */

@@ -6,6 +6,7 @@
  */
 import type { Kysely, Selectable } from 'kysely';
 import type { VmBackupResult } from '../../backup/index.js';
+import { decodeCursor, encodeCursor } from '../state/index.js';
 import type { RunTable, StateSchema, TaskTable } from '../state/schema.js';
 import type { Page, RunInfo, RunReason, RunStatus, TaskInfo, TaskKind, TaskLogLine, TaskReport, TaskStatus } from './task-types.js';
 
@@ -26,7 +27,7 @@ export interface NewTask {
   notBefore?: number;
 }
 
-/** Filters of {@link TaskStore.listTasks}; `after` is the cursor of the previous page. */
+/** Filters of {@link TaskStore.listTasks}; `cursor` (keyset) or `after` (an offset) is where the previous page ended. */
 export interface TaskFilter {
   status?: TaskStatus;
   runId?: string;
@@ -34,6 +35,16 @@ export interface TaskFilter {
   job?: string;
   limit?: number;
   after?: number;
+  cursor?: string;
+}
+
+/** Filters of {@link TaskStore.listRuns}. */
+export interface RunFilter {
+  job?: string;
+  status?: RunStatus;
+  limit?: number;
+  after?: number;
+  cursor?: string;
 }
 
 export class TaskStore {
@@ -67,14 +78,19 @@ export class TaskStore {
   /** Tasks newest first, `limit` (default 50, at most 1000) per page. */
   async listTasks(filter: TaskFilter = {}): Promise<Page<TaskInfo>> {
     const limit = Math.min(Math.max(1, filter.limit ?? 50), 1000);
-    let query = this.db.selectFrom('tasks').selectAll().orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit + 1).offset(filter.after ?? 0);
+    let query = this.db.selectFrom('tasks').selectAll().orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit + 1);
+    if (filter.cursor !== undefined) {
+      const at = decodeCursor(filter.cursor);
+      query = query.where((eb) => eb(eb.refTuple('created_at', 'id'), '<', eb.tuple(at.time, at.id)));
+    } else if ((filter.after ?? 0) > 0) {
+      query = query.offset(filter.after ?? 0);
+    }
     if (filter.status !== undefined) query = query.where('status', '=', filter.status);
     if (filter.runId !== undefined) query = query.where('run_id', '=', filter.runId);
     if (filter.vm !== undefined) query = query.where('vm', '=', filter.vm);
     if (filter.job !== undefined) query = query.where('job', '=', filter.job);
     const rows = await query.execute();
-    const items = rows.slice(0, limit).map(taskInfo);
-    return rows.length > limit ? { items, next: (filter.after ?? 0) + limit } : { items };
+    return pageOfRows(rows, limit, filter, taskInfo);
   }
 
   /** How many tasks match the filter (`limit` and `after` ignored). */
@@ -173,19 +189,44 @@ export class TaskStore {
     return row === undefined ? undefined : runInfo(row);
   }
 
-  async listRuns(filter: { job?: string; limit?: number; after?: number } = {}): Promise<Page<RunInfo>> {
+  async listRuns(filter: RunFilter = {}): Promise<Page<RunInfo>> {
     const limit = Math.min(Math.max(1, filter.limit ?? 50), 1000);
-    let query = this.db.selectFrom('runs').selectAll().orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit + 1).offset(filter.after ?? 0);
+    let query = this.db.selectFrom('runs').selectAll().orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit + 1);
+    if (filter.cursor !== undefined) {
+      const at = decodeCursor(filter.cursor);
+      query = query.where((eb) => eb(eb.refTuple('created_at', 'id'), '<', eb.tuple(at.time, at.id)));
+    } else if ((filter.after ?? 0) > 0) {
+      query = query.offset(filter.after ?? 0);
+    }
     if (filter.job !== undefined) query = query.where('job', '=', filter.job);
+    if (filter.status !== undefined) query = query.where('status', '=', filter.status);
     const rows = await query.execute();
-    const items = rows.slice(0, limit).map(runInfo);
-    return rows.length > limit ? { items, next: (filter.after ?? 0) + limit } : { items };
+    return pageOfRows(rows, limit, filter, runInfo);
+  }
+
+  /** Per run, how many of its VMs' tasks (the last attempt of each) are in each state (the runs list shows counts, not names). */
+  async taskOutcomes(runIds: readonly string[]): Promise<Map<string, Record<string, number>>> {
+    const out = new Map<string, Record<string, number>>();
+    if (runIds.length === 0) return out;
+    const rows = await this.db.selectFrom('tasks').select(['run_id', 'status', (eb) => eb.fn.countAll<number>().as('n')])
+      .where('run_id', 'in', [...runIds])
+      // A task that was retried counts as its last retry (the retry's row has `retry_of` = its id).
+      .where((eb) => eb.not(eb.exists(eb.selectFrom('tasks as retry').select('retry.id').whereRef('retry.retry_of', '=', 'tasks.id'))))
+      .groupBy(['run_id', 'status']).execute();
+    for (const r of rows) {
+      if (r.run_id === null) continue;
+      const counts = out.get(r.run_id) ?? {};
+      counts[r.status] = Number(r.n);
+      out.set(r.run_id, counts);
+    }
+    return out;
   }
 
   /** How many runs match the filter. */
-  async countRuns(filter: { job?: string } = {}): Promise<number> {
+  async countRuns(filter: { job?: string; status?: RunStatus } = {}): Promise<number> {
     let query = this.db.selectFrom('runs').select((eb) => eb.fn.countAll<number>().as('n'));
     if (filter.job !== undefined) query = query.where('job', '=', filter.job);
+    if (filter.status !== undefined) query = query.where('status', '=', filter.status);
     return Number((await query.executeTakeFirstOrThrow()).n);
   }
 
@@ -267,6 +308,14 @@ export function taskInfo(row: Selectable<TaskTable>): TaskInfo {
     result: row.result === null || row.kind !== 'backup' ? null : (JSON.parse(row.result) as VmBackupResult),
     report: row.result === null || row.kind === 'backup' ? null : (JSON.parse(row.result) as TaskReport),
   };
+}
+
+/** A page of `limit` rows out of `limit + 1` read: with the offset and the keyset cursor of the next one. */
+function pageOfRows<R extends { created_at: number; id: string }, T>(rows: R[], limit: number, filter: { after?: number }, map: (row: R) => T): Page<T> {
+  const items = rows.slice(0, limit).map(map);
+  const last = rows[limit - 1];
+  if (rows.length <= limit || last === undefined) return { items };
+  return { items, next: (filter.after ?? 0) + limit, cursor: encodeCursor({ time: Number(last.created_at), id: last.id }) };
 }
 
 function runInfo(row: Selectable<RunTable>): RunInfo {

@@ -508,7 +508,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Snapshots, newest first, filtered and paged */
+        /**
+         * Snapshots, newest first, filtered and paged
+         * @description Served from the snapshot index (refreshed after the server's own tasks and every minute; a snapshot the CLI wrote behind the server's back appears within a minute). Page with `cursor` (the `next` of the previous page): rows added meanwhile never repeat or skip a row. `offset` still works but costs the rows it skips. A caller whose grants do not cover the repository sees only the snapshots of the VMs and hosts granted; a page may then hold fewer than `limit` items.
+         */
         get: operations["listSnapshots"];
         put?: never;
         post?: never;
@@ -736,8 +739,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Runs of jobs, newest first (filters: job, status: among the latest 1000)
-         * @description A caller whose grants do not cover `/` sees only the runs of the jobs, VMs and hosts granted; a page may then hold fewer than `limit` items.
+         * Runs of jobs, newest first (filters: job, status), each with its number of VMs and their tasks' counts by outcome
+         * @description A run's VM names are on its own page (GET /runs/{id}), not in the list. Page with `cursor` (the `next` of the previous page); `offset` still works. A caller whose grants do not cover `/` sees only the runs of the jobs, VMs and hosts granted; a page may then hold fewer than `limit` items.
          */
         get: operations["listRuns"];
         put?: never;
@@ -825,7 +828,7 @@ export interface paths {
         };
         /**
          * Tasks, newest first (filters: run, status, vm, job)
-         * @description A caller whose grants do not cover `/` sees only the tasks of the VMs, hosts, jobs and repositories granted; a page may then hold fewer than `limit` items. With `wait=true` and a `run`, waits (at most `timeout` seconds) until every task of the run has ended.
+         * @description Page with `cursor` (the `next` of the previous page): a seek however deep, no task twice or skipped while tasks are added; `offset` still works. A caller whose grants do not cover `/` sees only the tasks of the VMs, hosts, jobs and repositories granted; a page may then hold fewer than `limit` items. With `wait=true` and a `run`, waits (at most `timeout` seconds) until every task of the run has ended.
          */
         get: operations["listTasks"];
         put?: never;
@@ -3669,6 +3672,8 @@ export interface operations {
     listSnapshots: {
         parameters: {
             query?: {
+                /** @description the `next` of the previous page (opaque); without it, the first page (or `offset`) */
+                cursor?: string;
                 hostname?: string;
                 limit?: number;
                 offset?: number;
@@ -3734,11 +3739,15 @@ export interface operations {
                     "application/json": {
                         items: {
                             bytesLogical?: number;
+                            bytesNew?: number;
+                            bytesStored?: number;
                             consistency?: string;
                             /** @description how many disks */
                             disks?: number;
                             hostname: string;
                             id: string;
+                            /** @enum {string} */
+                            kind?: "disk" | "files";
                             parent?: string | null;
                             tags: string[];
                             /** Format: date-time */
@@ -4757,6 +4766,8 @@ export interface operations {
     listRuns: {
         parameters: {
             query?: {
+                /** @description the `next` of the previous page (opaque); without it, the first page (or `offset`) */
+                cursor?: string;
                 job?: string;
                 limit?: number;
                 offset?: number;
@@ -4826,12 +4837,25 @@ export interface operations {
                             firing?: string | null;
                             id: string;
                             job: string | null;
+                            /** @description how many of its VMs' tasks (the last attempt of each) are in each state, e.g. {"succeeded": 598, "failed": 2} */
+                            outcomes: {
+                                cancelled?: number;
+                                failed?: number;
+                                interrupted?: number;
+                                queued?: number;
+                                running?: number;
+                                succeeded?: number;
+                                warning?: number;
+                            } & {
+                                [key: string]: number;
+                            };
                             owner: string;
                             /** @description schedule, missed, on-demand, vm, failed-again or after:JOB */
                             reason: string;
                             /** @enum {string} */
                             status: "running" | "succeeded" | "warning" | "failed" | "cancelled" | "skipped";
-                            vms: string[];
+                            /** @description how many VMs the run covers (their names: GET /runs/{id}) */
+                            vmCount: number;
                             /** Format: date-time */
                             windowEnd?: string | null;
                         }[];
@@ -5249,6 +5273,8 @@ export interface operations {
     listTasks: {
         parameters: {
             query?: {
+                /** @description the `next` of the previous page (opaque); without it, the first page (or `offset`) */
+                cursor?: string;
                 job?: string;
                 limit?: number;
                 offset?: number;

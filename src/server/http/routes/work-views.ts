@@ -87,6 +87,22 @@ export const RunSchema = {
   },
 } as const;
 
+/** A run in the runs list: its number of VMs and its tasks' counts by outcome instead of the names. */
+export const RunListItemSchema = {
+  type: 'object',
+  required: ['id', 'job', 'reason', 'status', 'owner', 'vmCount', 'outcomes', 'created', 'ended'],
+  properties: {
+    ...Object.fromEntries(Object.entries(RunSchema.properties).filter(([key]) => key !== 'vms')),
+    vmCount: { type: 'integer', description: 'how many VMs the run covers (their names: GET /runs/{id})' },
+    outcomes: {
+      type: 'object',
+      description: 'how many of its VMs\' tasks (the last attempt of each) are in each state, e.g. {"succeeded": 598, "failed": 2}',
+      additionalProperties: { type: 'integer' },
+      properties: Object.fromEntries(TASK_STATUSES.map((status) => [status, { type: 'integer' }])),
+    },
+  },
+} as const;
+
 export const LogLineSchema = {
   type: 'object',
   required: ['seq', 'at', 'level', 'line'],
