@@ -251,6 +251,10 @@ export interface RunTable {
   detail: string | null;
   created_at: number;
   ended_at: number | null;
+  /** JSON: its VMs' tasks counted by state (the last attempt of each), written when it ends (migration 15; null before). */
+  outcomes: Generated<string | null>;
+  /** How many VMs `vms` names (migration 15; null before). */
+  vm_count: Generated<number | null>;
 }
 
 /** One task: a VM backup (later restore, verify, prune …) run in a worker process. */

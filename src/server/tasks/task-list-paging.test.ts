@@ -77,5 +77,8 @@ test('run pages by cursor; a run\'s outcomes count each VM once, a retried task 
   await store.finish('a3-retry', { status: 'succeeded', now: 5_000_004 });
   const outcomes = await store.taskOutcomes(['r000', 'r001']);
   assert.deepEqual(outcomes.get('r000'), { succeeded: 2, failed: 1 });
-  assert.equal(outcomes.get('r001'), undefined);
+  assert.deepEqual(outcomes.get('r001'), {}, 'a run without tasks');
+  // Counted once for an ended run, then read from its row.
+  const stored = await state.db.selectFrom('runs').select('outcomes').where('id', '=', 'r000').executeTakeFirstOrThrow();
+  assert.deepEqual(JSON.parse(stored.outcomes ?? 'null'), { succeeded: 2, failed: 1 });
 });

@@ -322,6 +322,11 @@ export class TaskRunner {
     return this.store.listRuns(filter);
   }
 
+  /** Runs for the runs list: the number of VMs, the names only with `names` (see TaskStore.listRunSummaries). */
+  listRunSummaries(filter: RunFilter, names: boolean): Promise<Page<Omit<RunInfo, 'vms'> & { vmCount: number; vms?: string[] }>> {
+    return this.store.listRunSummaries(filter, names);
+  }
+
   /** Per run, how many of its VMs' tasks (the last attempt of each) are in each state. */
   taskOutcomes(runIds: readonly string[]): Promise<Map<string, Record<string, number>>> {
     return this.store.taskOutcomes(runIds);

@@ -180,7 +180,7 @@ export class TaskStore {
   async insertRun(run: { id: string; job: string | null; reason: RunReason; status: RunStatus; owner: string; firing?: number; windowEnd?: number; cancelAtWindowEnd?: boolean; vms: string[]; detail?: string }, now: number): Promise<void> {
     await this.db.insertInto('runs').values({
       id: run.id, job: run.job, reason: run.reason, status: run.status, owner: run.owner, firing: run.firing ?? null, window_end: run.windowEnd ?? null, cancel_at_window_end: run.cancelAtWindowEnd === true ? 1 : 0,
-      vms: JSON.stringify(run.vms), detail: run.detail ?? null, created_at: now, ended_at: run.status === 'running' ? null : now,
+      vms: JSON.stringify(run.vms), vm_count: run.vms.length, detail: run.detail ?? null, created_at: now, ended_at: run.status === 'running' ? null : now,
     }).execute();
   }
 
@@ -190,6 +190,27 @@ export class TaskStore {
   }
 
   async listRuns(filter: RunFilter = {}): Promise<Page<RunInfo>> {
+    const page = await this.listRunRows(filter);
+    return { ...page, items: page.items.map(runInfo) };
+  }
+
+  /**
+   * Runs as the runs list shows them: the number of VMs instead of the names (the names only
+   * when `names` is asked, or for a row written before `vm_count` existed), no JSON parsed else.
+   */
+  async listRunSummaries(filter: RunFilter, names: boolean): Promise<Page<Omit<RunInfo, 'vms'> & { vmCount: number; vms?: string[] }>> {
+    const page = await this.listRunRows(filter);
+    return {
+      ...page,
+      items: page.items.map((row) => {
+        const { vms: _vms, ...info } = runInfo({ ...row, vms: '[]' });
+        const list = names || row.vm_count === null ? (JSON.parse(row.vms) as string[]) : undefined;
+        return { ...info, vmCount: list?.length ?? Number(row.vm_count), ...(names && list !== undefined ? { vms: list } : {}) };
+      }),
+    };
+  }
+
+  private async listRunRows(filter: RunFilter): Promise<Page<Selectable<RunTable>>> {
     const limit = Math.min(Math.max(1, filter.limit ?? 50), 1000);
     let query = this.db.selectFrom('runs').selectAll().orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit + 1);
     if (filter.cursor !== undefined) {
@@ -201,11 +222,34 @@ export class TaskStore {
     if (filter.job !== undefined) query = query.where('job', '=', filter.job);
     if (filter.status !== undefined) query = query.where('status', '=', filter.status);
     const rows = await query.execute();
-    return pageOfRows(rows, limit, filter, runInfo);
+    return pageOfRows(rows, limit, filter, (row) => row);
   }
 
-  /** Per run, how many of its VMs' tasks (the last attempt of each) are in each state (the runs list shows counts, not names). */
+  /**
+   * Per run, how many of its VMs' tasks (the last attempt of each) are in each state (the runs
+   * list shows counts, not names): stored in the run's row when it ended; counted from the
+   * tasks for a run still going, and for one that ended before the column existed (then stored).
+   */
   async taskOutcomes(runIds: readonly string[]): Promise<Map<string, Record<string, number>>> {
+    const out = new Map<string, Record<string, number>>();
+    if (runIds.length === 0) return out;
+    const stored = await this.db.selectFrom('runs').select(['id', 'status', 'outcomes']).where('id', 'in', [...runIds]).execute();
+    const missing: string[] = [];
+    for (const r of stored) {
+      if (r.outcomes !== null && r.status !== 'running') out.set(r.id, JSON.parse(r.outcomes) as Record<string, number>);
+      else missing.push(r.id);
+    }
+    const counted = await this.countOutcomes(missing);
+    for (const r of stored) {
+      if (!missing.includes(r.id)) continue;
+      const counts = counted.get(r.id) ?? {};
+      out.set(r.id, counts);
+      if (r.status !== 'running') await this.db.updateTable('runs').set({ outcomes: JSON.stringify(counts) }).where('id', '=', r.id).where('status', '!=', 'running').execute();
+    }
+    return out;
+  }
+
+  private async countOutcomes(runIds: readonly string[]): Promise<Map<string, Record<string, number>>> {
     const out = new Map<string, Record<string, number>>();
     if (runIds.length === 0) return out;
     const rows = await this.db.selectFrom('tasks').select(['run_id', 'status', (eb) => eb.fn.countAll<number>().as('n')])
@@ -241,7 +285,8 @@ export class TaskStore {
   }
 
   async endRun(id: string, status: RunStatus, detail: string, now: number): Promise<boolean> {
-    const changed = await this.db.updateTable('runs').set({ status, detail, ended_at: now }).where('id', '=', id).where('status', '=', 'running').executeTakeFirst();
+    const outcomes = JSON.stringify((await this.countOutcomes([id])).get(id) ?? {});
+    const changed = await this.db.updateTable('runs').set({ status, detail, ended_at: now, outcomes }).where('id', '=', id).where('status', '=', 'running').executeTakeFirst();
     return Number(changed.numUpdatedRows) > 0;
   }
 

@@ -125,9 +125,21 @@ export function taskPaths(task: Pick<TaskInfo, 'vm' | 'host' | 'job' | 'reposito
 
 /** The paths a run lives under: its job, its VMs and their hosts (from the configuration). */
 export function runPaths(run: Pick<RunInfo, 'job' | 'vms'>, config: ServiceConfig): string[] {
-  const hosts = new Set(run.vms.flatMap((vm) => config.vms?.find((v) => v.name === vm)?.host ?? []));
+  const hostOf = hostsOf(config);
+  const hosts = new Set(run.vms.flatMap((vm) => hostOf.get(vm) ?? []));
   const paths = [...(run.job === null ? [] : [`/jobs/${run.job}`]), ...run.vms.map((vm) => `/vms/${vm}`), ...[...hosts].map((h) => `/hosts/${h}`)];
   return paths.length === 0 ? ['/'] : paths;
+}
+
+/** VM → host of a configuration, made once per configuration (a run of 600 VMs looked each up in the list of VMs). */
+const hostMaps = new WeakMap<ServiceConfig, Map<string, string>>();
+function hostsOf(config: ServiceConfig): Map<string, string> {
+  let map = hostMaps.get(config);
+  if (map === undefined) {
+    map = new Map((config.vms ?? []).flatMap((v) => (v.host === undefined ? [] : [[v.name, v.host] as [string, string]])));
+    hostMaps.set(config, map);
+  }
+  return map;
 }
 
 export function canSeeTask(request: FastifyRequest, permission: Permission, task: TaskInfo): boolean {

@@ -11,7 +11,10 @@
  * - `snapshot_index_repos`: per repository, the location its rows were read from (another
  *   location under the same name: the rows are rebuilt) and when it was last refreshed;
  * - and for the runs and tasks lists: tasks by VM and by job in list order (the console's
- *   filters), and by `retry_of` (a run's counts by outcome count a retried task as its retry).
+ *   filters), and by `retry_of` (a run's counts by outcome count a retried task as its retry);
+ *   `runs.outcomes`, those counts written when the run ends (the list reads 50 rows, not the
+ *   30,000 tasks of 50 nightly runs of 600 VMs), and `runs.vm_count` (the list does not parse
+ *   the names).
  */
 import type { Migration } from '../migration.js';
 
@@ -57,5 +60,7 @@ export const snapshotIndex: Migration = {
     await db.schema.createIndex('tasks_by_vm').on('tasks').columns(['vm', 'created_at', 'id']).execute();
     await db.schema.createIndex('tasks_by_job').on('tasks').columns(['job', 'created_at', 'id']).execute();
     await db.schema.createIndex('tasks_by_retry_of').on('tasks').column('retry_of').execute();
+    await db.schema.alterTable('runs').addColumn('outcomes', 'text').execute();
+    await db.schema.alterTable('runs').addColumn('vm_count', 'integer').execute();
   },
 };
