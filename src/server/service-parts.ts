@@ -21,7 +21,7 @@ import { HealthWatch, parseMinFree, type SpaceLocation } from './health/index.js
 import { coverageReport, type RepositoryCatalog } from './inventory/index.js';
 import { CofferMetrics, registerMetricsRoute } from './metrics/index.js';
 import { Notifier, parseNotificationConfig } from './notify/index.js';
-import { JobScheduler, JobUpkeep, type UpkeepOptions } from './scheduler/index.js';
+import { JobScheduler, JobUpkeep, UpkeepScheduleStore, type UpkeepOptions } from './scheduler/index.js';
 import { bandwidthRules, concurrencyLimits, historyMs, retryPolicy, scheduledJobs, upkeepJobs } from './service-config.js';
 import { bridgeEvents } from './service-events.js';
 import { claimFiring, listenForEvents, publishPolicy, relayEvents, startHeartbeats, PostgresTaskQueue, WorkerRegistry, DEFAULT_LEASE_MS } from './cluster/index.js';
@@ -138,12 +138,16 @@ export async function startServiceParts(options: ServicePartsOptions): Promise<S
     fourEyes: () => config().security?.['four-eyes'] === true,
     requestApproval: options.requestApproval,
     latestSnapshot: (repository, vm) => catalog.latestSnapshotId(repository, vm),
+    store: new UpkeepScheduleStore(db),
   });
   upkeep.events.on('error', report('job upkeep (retention, verify, test-restore, prune)'));
   // The snapshot index follows what the server's own tasks write and remove.
   runner.events.on('task', (task: TaskInfo) => {
     if (task.status === 'queued' || task.status === 'running' || task.repository === null || !SNAPSHOT_CHANGING_TASKS.has(task.kind)) return;
-    catalog.invalidate(task.repository, report(`refreshing the snapshot index of repository ${task.repository}`));
+    // A backup that wrote no snapshot changed nothing; one that did is added by its id alone.
+    if (task.kind === 'backup' && task.result === null) return;
+    const written = task.kind === 'backup' && task.result !== null ? [task.result.snapshot] : undefined;
+    catalog.invalidate(task.repository, report(`refreshing the snapshot index of repository ${task.repository}`), written);
   });
   catalog.startRefreshing((error, repository) => report(`refreshing the snapshot index of repository ${repository}`)(error));
 

@@ -7,8 +7,8 @@
  *
  * The index is refreshed: before the first list of a repository it was never built for
  * (waited for), after the server's own tasks that write or remove snapshots end
- * ({@link invalidate}), and every {@link REFRESH_INTERVAL_MS} (a listing of the manifest
- * names; only new manifests are read). Repositories stay open while the server runs.
+ * ({@link invalidate}), and every {@link REFRESH_INTERVAL_MS} or more (a listing of the
+ * manifest names; only new manifests are read). Repositories stay open while the server runs.
  */
 import { readFile } from 'node:fs/promises';
 import type { Kysely } from 'kysely';
@@ -20,8 +20,12 @@ import { SnapshotIndex, type IndexedSnapshot, type RefreshReport, type SnapshotQ
 
 /** How long repository statistics stay fresh (they read every index page: not per request). */
 export const CATALOG_TTL_MS = 15_000;
-/** How often every repository's index is refreshed (a listing of its manifest names). */
+/** How often every repository's index is refreshed (a listing of its manifest names), at the least. */
 export const REFRESH_INTERVAL_MS = 60_000;
+/** A periodic refresh waits at least this many times as long as the last one took. */
+export const REFRESH_DUTY_FACTOR = 20;
+/** How long a list waits for the index updates a task's end asked for. */
+export const SETTLE_WAIT_MS = 2_000;
 
 interface Cached<T> {
   at: number;
@@ -33,6 +37,9 @@ export class RepositoryCatalog {
   private readonly statistics = new Map<string, Cached<RepositoryStats>>();
   readonly index: SnapshotIndex;
   private timer: NodeJS.Timeout | undefined;
+  private refreshing = false;
+  /** Per repository, the index updates that the server's own tasks asked for, still under way. */
+  private readonly settling = new Map<string, Promise<void>>();
 
   constructor(
     private readonly repositories: () => readonly RepositoryConfig[],
@@ -47,14 +54,25 @@ export class RepositoryCatalog {
     return this.repositories().find((r) => r.name === name);
   }
 
-  /** Refreshes every repository's index every `intervalMs` (errors go to `onError`) until {@link close}. */
+  /**
+   * Refreshes every repository's index now, then again `intervalMs` after each refresh ends,
+   * or {@link REFRESH_DUTY_FACTOR} times as long as that refresh took when that is longer (a
+   * listing of 100,000 manifest names on a busy disk takes seconds: the periodic refresh stays
+   * a small share of the server's time), until {@link close}. Errors go to `onError`.
+   */
   startRefreshing(onError: (error: unknown, repository: string) => void, intervalMs = REFRESH_INTERVAL_MS): void {
-    const all = () => {
-      for (const r of this.repositories()) void this.refresh(r.name).catch((error: unknown) => onError(error, r.name));
+    if (this.refreshing) return;
+    this.refreshing = true;
+    const cycle = () => {
+      if (!this.refreshing) return;
+      const started = this.now();
+      void Promise.allSettled(this.repositories().map((r) => this.refresh(r.name).catch((error: unknown) => onError(error, r.name)))).then(() => {
+        if (!this.refreshing) return;
+        this.timer = setTimeout(cycle, Math.max(intervalMs, REFRESH_DUTY_FACTOR * (this.now() - started)));
+        this.timer.unref();
+      });
     };
-    all();
-    this.timer ??= setInterval(all, intervalMs);
-    this.timer.unref();
+    cycle();
   }
 
   /** Brings a repository's index up to date now (concurrent calls collapse). */
@@ -123,10 +141,26 @@ export class RepositoryCatalog {
     return value;
   }
 
-  /** A task wrote to or removed from a repository: its statistics are stale, its index is refreshed (errors to `onError`). */
-  invalidate(name: string, onError: (error: unknown) => void = () => undefined): void {
+  /**
+   * A task of this server wrote to or removed from a repository: its statistics are stale, and
+   * its index is brought up to date — the snapshots `written` are added by reading just their
+   * manifests (a backup's), anything else (a forget, prune, sync) refreshes it. Lists wait for
+   * that (at most {@link SETTLE_WAIT_MS}), so a client that saw the task end sees its snapshot.
+   * Errors go to `onError`.
+   */
+  invalidate(name: string, onError: (error: unknown) => void = () => undefined, written?: readonly string[]): void {
     this.statistics.delete(name);
-    if (this.config(name) !== undefined) void this.refresh(name).catch(onError);
+    const config = this.config(name);
+    if (config === undefined) return;
+    const work = (async () => {
+      if (written !== undefined && (await this.index.indexed(name, config.url))) await this.index.add(name, await this.repository(name), written);
+      else await this.refresh(name);
+    })().catch(onError);
+    const all = Promise.all([this.settling.get(name), work]).then(() => undefined);
+    this.settling.set(name, all);
+    void all.finally(() => {
+      if (this.settling.get(name) === all) this.settling.delete(name);
+    });
   }
 
   /** VM name → ISO time of its newest snapshot, over every repository that opens. */
@@ -148,18 +182,30 @@ export class RepositoryCatalog {
   }
 
   async close(): Promise<void> {
-    if (this.timer !== undefined) clearInterval(this.timer);
+    this.refreshing = false;
+    if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
     const all = [...this.open.values()];
     this.open.clear();
     for (const entry of all) await entry.repo.then((r) => r.close(), () => undefined);
   }
 
-  /** Builds the index of a repository it never covered (from this location); otherwise at once. */
+  /**
+   * Builds the index of a repository it never covered (from this location); otherwise waits
+   * (briefly) for the updates the server's own tasks asked for.
+   */
   private async ready(name: string): Promise<void> {
     const config = this.config(name);
     if (config === undefined) throw new CofferError('E_REPO_NOT_FOUND', `no repository named ${name} in the configuration`);
-    if (!(await this.index.indexed(name, config.url))) await this.refresh(name);
+    if (!(await this.index.indexed(name, config.url))) {
+      await this.refresh(name);
+      return;
+    }
+    const settling = this.settling.get(name);
+    if (settling === undefined) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([settling, new Promise<void>((resolve) => (timer = setTimeout(resolve, SETTLE_WAIT_MS)))]);
+    clearTimeout(timer);
   }
 
   private repository(name: string): Promise<Repository> {

@@ -95,6 +95,25 @@ export class SnapshotIndex {
     return next;
   }
 
+  /**
+   * Adds the snapshots `ids` (just written by a task of this server) without listing the
+   * repository: one manifest read each. A missing one is skipped (the next refresh decides).
+   */
+  async add(name: string, repo: Repository, ids: readonly string[]): Promise<void> {
+    const loaded: Snapshot[] = [];
+    for (const id of ids) {
+      try {
+        loaded.push(await loadSnapshot(repo, id));
+      } catch (error) {
+        if (!(error instanceof CofferError && (error.code === 'E_CORRUPT_OBJECT' || error.code === 'E_MISSING_OBJECT'))) throw error;
+      }
+    }
+    await this.insert(name, loaded);
+    if (loaded.length > 0) {
+      await this.db.updateTable('snapshot_index_repos').set((eb) => ({ snapshots: eb('snapshots', '+', loaded.length) })).where('repository', '=', name).execute();
+    }
+  }
+
   /** Whether a repository was indexed (at least once, from `location`). */
   async indexed(name: string, location: string): Promise<boolean> {
     const row = await this.db.selectFrom('snapshot_index_repos').select('location').where('repository', '=', name).executeTakeFirst();
