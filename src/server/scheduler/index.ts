@@ -7,3 +7,4 @@
  */
 export { JobScheduler, type ScheduledJob, type SchedulerOptions } from './job-scheduler.js';
 export { JobUpkeep, type UpkeepJob, type UpkeepOptions, type UpkeepRepository, type UpkeepRunner } from './job-upkeep.js';
+export { UpkeepScheduleStore, type StoredChoreState } from './upkeep-schedule-store.js';
