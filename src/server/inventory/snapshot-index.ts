@@ -66,12 +66,18 @@ export interface RefreshReport {
 const READ_CONCURRENCY = 16;
 /** Rows written per transaction while (re)building. */
 const BATCH = 500;
+/** Totals kept per filter (a count over 100,000 rows costs milliseconds; the rows change only on a refresh). */
+const TOTALS_KEPT = 256;
 
 export class SnapshotIndex {
   private readonly running = new Map<string, Promise<RefreshReport>>();
   private readonly queued = new Map<string, Promise<RefreshReport>>();
   /** Manifest names that did not open, per repository (not read again on every refresh). */
   private readonly damaged = new Map<string, Set<string>>();
+  /** Per repository, a number that changes whenever this process changes its rows. */
+  private readonly generations = new Map<string, number>();
+  /** `repository + filters` → the total at a generation. */
+  private readonly totals = new Map<string, { generation: number; total: number }>();
 
   constructor(
     private readonly db: Kysely<StateSchema>,
@@ -154,10 +160,30 @@ export class SnapshotIndex {
       rows = rows.offset(q.offset);
     }
     const found = await rows.orderBy('snapshot_index.time_ms', 'desc').orderBy('snapshot_index.id', 'desc').limit(limit + 1).execute();
-    const total = Number((await count.executeTakeFirstOrThrow()).n);
+    const total = await this.total(name, q, async () => Number((await count.executeTakeFirstOrThrow()).n));
     const items = found.slice(0, limit).map(fromRow);
     const last = found[limit - 1];
     return { items, total, next: found.length > limit && last !== undefined ? encodeCursor({ time: Number(last.time_ms), id: last.id }) : null };
+  }
+
+  /**
+   * The number of rows a filter matches, counted again only after this process changed the
+   * repository's rows or refreshed it (another server sharing a PostgreSQL database may have
+   * changed them: the totals are at most one refresh old, the rows never are).
+   */
+  private async total(name: string, q: SnapshotQuery, count: () => Promise<number>): Promise<number> {
+    const key = JSON.stringify([name, q.vm, q.tag, q.hostname, q.since, q.until]);
+    const generation = this.generations.get(name) ?? 0;
+    const known = this.totals.get(key);
+    if (known !== undefined && known.generation === generation) return known.total;
+    const total = await count();
+    if (this.totals.size >= TOTALS_KEPT) this.totals.delete(this.totals.keys().next().value as string);
+    this.totals.set(key, { generation, total });
+    return total;
+  }
+
+  private changed(name: string): void {
+    this.generations.set(name, (this.generations.get(name) ?? 0) + 1);
   }
 
   /** Every snapshot of a repository (optionally of one VM), oldest first. */
@@ -199,6 +225,7 @@ export class SnapshotIndex {
       await trx.deleteFrom('snapshot_index_repos').where('repository', '=', name).execute();
     });
     this.damaged.delete(name);
+    this.changed(name);
   }
 
   private begin(name: string, location: string, open: () => Promise<Repository>): Promise<RefreshReport> {
@@ -251,11 +278,13 @@ export class SnapshotIndex {
         await trx.deleteFrom('snapshot_index').where('repository', '=', name).where('id', 'in', ids).execute();
         await trx.deleteFrom('snapshot_index_tags').where('repository', '=', name).where('id', 'in', ids).execute();
       });
+      this.changed(name);
     }
     const snapshots = have.size - gone.length + added;
     const row = { location, refreshed_at: this.now(), snapshots };
     await this.db.insertInto('snapshot_index_repos').values({ repository: name, ...row })
       .onConflict((oc) => oc.column('repository').doUpdateSet(row)).execute();
+    this.changed(name);
     return { listed: listed.size, added, removed: gone.length, damaged: damaged.size, rebuilt };
   }
 
@@ -273,6 +302,7 @@ export class SnapshotIndex {
       const tags = snapshots.flatMap((s) => [...new Set(s.tags)].map((tag) => ({ repository: name, tag, time_ms: Date.parse(s.time), id: s.id })));
       for (let i = 0; i < tags.length; i += 200) await trx.insertInto('snapshot_index_tags').values(tags.slice(i, i + 200)).execute();
     });
+    this.changed(name);
   }
 }
 

@@ -4,7 +4,7 @@
  * later). Each method is one statement or one transaction: a crash leaves whole rows.
  * Times are milliseconds since the epoch in the database and ISO 8601 outside.
  */
-import type { Kysely, Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import type { VmBackupResult } from '../../backup/index.js';
 import { decodeCursor, encodeCursor } from '../state/index.js';
 import type { RunTable, StateSchema, TaskTable } from '../state/schema.js';
@@ -199,20 +199,28 @@ export class TaskStore {
    * when `names` is asked, or for a row written before `vm_count` existed), no JSON parsed else.
    */
   async listRunSummaries(filter: RunFilter, names: boolean): Promise<Page<Omit<RunInfo, 'vms'> & { vmCount: number; vms?: string[] }>> {
-    const page = await this.listRunRows(filter);
-    return {
-      ...page,
-      items: page.items.map((row) => {
-        const { vms: _vms, ...info } = runInfo({ ...row, vms: '[]' });
-        const list = names || row.vm_count === null ? (JSON.parse(row.vms) as string[]) : undefined;
-        return { ...info, vmCount: list?.length ?? Number(row.vm_count), ...(names && list !== undefined ? { vms: list } : {}) };
-      }),
-    };
+    const page = await this.listRunRows(filter, names);
+    const items: (Omit<RunInfo, 'vms'> & { vmCount: number; vms?: string[] })[] = [];
+    for (const row of page.items) {
+      const { vms: _vms, ...info } = runInfo({ ...row, vms: '[]' });
+      let list = names ? (JSON.parse(row.vms) as string[]) : undefined;
+      let count = row.vm_count;
+      if (count === null) {
+        // A run written before vm_count existed: counted once, then kept.
+        list ??= JSON.parse((await this.db.selectFrom('runs').select('vms').where('id', '=', row.id).executeTakeFirstOrThrow()).vms) as string[];
+        count = list.length;
+        await this.db.updateTable('runs').set({ vm_count: count }).where('id', '=', row.id).execute();
+      }
+      items.push({ ...info, vmCount: Number(count), ...(names && list !== undefined ? { vms: list } : {}) });
+    }
+    return { ...page, items };
   }
 
-  private async listRunRows(filter: RunFilter): Promise<Page<Selectable<RunTable>>> {
+  /** Rows of runs; without `names`, `vms` is read as '[]' (a run's names are kilobytes). */
+  private async listRunRows(filter: RunFilter, names = true): Promise<Page<Selectable<RunTable>>> {
     const limit = Math.min(Math.max(1, filter.limit ?? 50), 1000);
-    let query = this.db.selectFrom('runs').selectAll().orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit + 1);
+    const columns = ['id', 'job', 'reason', 'status', 'owner', 'firing', 'window_end', 'cancel_at_window_end', 'detail', 'created_at', 'ended_at', 'outcomes', 'vm_count'] as const;
+    let query = (names ? this.db.selectFrom('runs').selectAll() : this.db.selectFrom('runs').select(columns).select(sql<string>`'[]'`.as('vms'))).orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit + 1);
     if (filter.cursor !== undefined) {
       const at = decodeCursor(filter.cursor);
       query = query.where((eb) => eb(eb.refTuple('created_at', 'id'), '<', eb.tuple(at.time, at.id)));
