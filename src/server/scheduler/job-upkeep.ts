@@ -48,7 +48,8 @@ export interface UpkeepJob {
     readonly pruneAfterForgets?: number;
   };
   readonly verify?: { readonly schedule: string; readonly subset?: string };
-  readonly testRestore?: { readonly schedule: string };
+  /** `boot`: also boot each VM from its backup (the test-restore task's boot check). */
+  readonly testRestore?: { readonly schedule: string; readonly boot?: { readonly expect?: string; readonly timeoutMs?: number; readonly accel?: 'kvm' | 'tcg' | 'auto' } };
   /** The job's VMs now (their names). */
   vms(): Promise<string[]>;
 }
@@ -213,7 +214,8 @@ export class JobUpkeep {
       for (const vm of await job.vms()) {
         const snapshot = await this.options.latestSnapshot(repository.name, vm);
         if (snapshot === undefined) continue;
-        await this.submit(`${job.name}/test-restore`, { kind: 'test-restore', owner: this.owner, repository: repository.name, vm, spec: { repository, snapshot, fsck: true } });
+        const boot = job.testRestore?.boot;
+        await this.submit(`${job.name}/test-restore`, { kind: 'test-restore', owner: this.owner, repository: repository.name, vm, spec: { repository, snapshot, fsck: true, ...(boot === undefined ? {} : { boot }) } });
       }
     }
   }
