@@ -218,7 +218,7 @@ export interface paths {
         };
         /**
          * Live task, run and log changes as server-sent events (text/event-stream)
-         * @description Events: `task` (a task as GET /tasks/{id}), `run` (a run as GET /runs/{id} without its tasks), `log` ({taskId, seq, at, level, line}). Filtered by what the caller may see; a `: heartbeat` comment every 15 s; the stream ends when the server stops.
+         * @description Events: `task` (a task as GET /tasks/{id}), `run` (a run as GET /runs/{id} without its tasks), `log` ({taskId, seq, at, level, line}). Filtered by what the caller may see; a `: heartbeat` comment every 15 s; the stream ends when the server stops. Reconnecting with the header `Last-Event-ID` replays the events missed since that id (the server keeps the last 2000); when some are no longer kept, an `event: reset` comes first (read the lists again).
          */
         get: operations["streamEvents"];
         put?: never;
@@ -1823,14 +1823,20 @@ export interface operations {
                                     tags?: string[];
                                 };
                                 "test-restore"?: {
+                                    /** @description test-restore: also boot the VM from the backup, isolated, and wait for `boot-expect` on its serial console */
                                     boot?: boolean;
+                                    /** @description test-restore with boot: the console text that means the VM came up (default `login:`) */
+                                    "boot-expect"?: string;
                                     "read-data-subset"?: string;
                                     schedule: string;
                                 };
                                 /** @description IANA time zone of the schedule (default UTC) */
                                 timezone?: string;
                                 verify?: {
+                                    /** @description test-restore: also boot the VM from the backup, isolated, and wait for `boot-expect` on its serial console */
                                     boot?: boolean;
+                                    /** @description test-restore with boot: the console text that means the VM came up (default `login:`) */
+                                    "boot-expect"?: string;
                                     "read-data-subset"?: string;
                                     schedule: string;
                                 };
@@ -2634,14 +2640,20 @@ export interface operations {
                                 tags?: string[];
                             };
                             "test-restore"?: {
+                                /** @description test-restore: also boot the VM from the backup, isolated, and wait for `boot-expect` on its serial console */
                                 boot?: boolean;
+                                /** @description test-restore with boot: the console text that means the VM came up (default `login:`) */
+                                "boot-expect"?: string;
                                 "read-data-subset"?: string;
                                 schedule: string;
                             };
                             /** @description IANA time zone of the schedule (default UTC) */
                             timezone?: string;
                             verify?: {
+                                /** @description test-restore: also boot the VM from the backup, isolated, and wait for `boot-expect` on its serial console */
                                 boot?: boolean;
+                                /** @description test-restore with boot: the console text that means the VM came up (default `login:`) */
+                                "boot-expect"?: string;
                                 "read-data-subset"?: string;
                                 schedule: string;
                             };
@@ -2748,14 +2760,20 @@ export interface operations {
                             tags?: string[];
                         };
                         "test-restore"?: {
+                            /** @description test-restore: also boot the VM from the backup, isolated, and wait for `boot-expect` on its serial console */
                             boot?: boolean;
+                            /** @description test-restore with boot: the console text that means the VM came up (default `login:`) */
+                            "boot-expect"?: string;
                             "read-data-subset"?: string;
                             schedule: string;
                         };
                         /** @description IANA time zone of the schedule (default UTC) */
                         timezone?: string;
                         verify?: {
+                            /** @description test-restore: also boot the VM from the backup, isolated, and wait for `boot-expect` on its serial console */
                             boot?: boolean;
+                            /** @description test-restore with boot: the console text that means the VM came up (default `login:`) */
+                            "boot-expect"?: string;
                             "read-data-subset"?: string;
                             schedule: string;
                         };
