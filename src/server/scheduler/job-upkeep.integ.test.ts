@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { LocalBackend, listSnapshots, openRepository } from '../../repo/index.js';
-import { makeTempDir } from '../../testing/index.js';
+import { BOOT_MARK, buildBootDisk, makeTempDir, requireTools } from '../../testing/index.js';
 import type { StateDatabase } from '../state/index.js';
 import { TaskRunner, type TaskInfo, type VmTarget } from '../tasks/index.js';
 import { makeRepository, makeVms, openState, runEnded, waitFor } from '../tasks/task-fixtures.js';
@@ -173,6 +173,35 @@ test('a verify due while the server was stopped runs once at the next start (its
   const row = await db.selectFrom('upkeep_schedule_state').selectAll().where('chore', '=', 'nightly/verify').executeTakeFirstOrThrow();
   assert.equal(row.schedule, '04:00');
   assert.equal(Number(row.last_fired), Date.parse('2026-03-04T03:00:00Z'));
+});
+
+test('test-restore.boot: the job\'s test restore boots the VM from its backup (QEMU, TCG) and waits for its console text', async () => {
+  await requireTools('qemu-system-x86_64', 'syslinux');
+  const state = await openState(join(dir.path, 'boot.db'));
+  const runner = new TaskRunner(state.db, { threads: 1, tickMs: 100, retry: { retries: 0 } });
+  open.push({ runner, state });
+  await runner.start();
+  const { mkdir } = await import('node:fs/promises');
+  await mkdir(join(dir.path, 'boot'));
+  const repo = await makeRepository(join(dir.path, 'boot'));
+  const vm: VmTarget = { vm: 'bootable', host: 'h1', repository: { name: 'main', ...repo }, source: { images: [await buildBootDisk()] } };
+  await backUp(runner, vm, 'other');
+  const [snapshot] = await listSnapshotsOf(repo.url);
+  let now = new Date('2026-03-02T01:00:00Z');
+  const job: UpkeepJob = { name: 'nightly', repository: { name: 'main', ...repo }, testRestore: { schedule: '02:00', boot: { expect: BOOT_MARK, accel: 'tcg', timeoutMs: 120_000 } }, vms: async () => ['bootable'] };
+  const upkeep = new JobUpkeep(runner, [job], { now: () => now, fourEyes: () => false, requestApproval: async () => assert.fail('no approval'), latestSnapshot: async () => snapshot });
+  const started: TaskInfo[] = [];
+  upkeep.events.on('started', (t: TaskInfo) => started.push(t));
+  await upkeep.tick();
+  now = new Date('2026-03-02T02:00:00Z');
+  await upkeep.tick();
+  assert.deepEqual(started.map((t) => t.kind), ['test-restore']);
+  const done = await runner.waitForTask((started[0] as TaskInfo).id, 180_000);
+  assert.equal(done.status, 'succeeded', JSON.stringify(done.error));
+  const boot = (done.report?.detail as { boot?: { passed: boolean; serialTail: string } } | undefined)?.boot;
+  assert.equal(boot?.passed, true);
+  assert.match(boot?.serialTail ?? '', new RegExp(BOOT_MARK));
+  await upkeep.stop();
 });
 
 async function listSnapshotsOf(url: string): Promise<string[]> {
