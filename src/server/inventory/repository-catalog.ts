@@ -95,6 +95,15 @@ export class RepositoryCatalog {
   }
 
   /**
+   * Every snapshot of a repository, oldest first, as summaries (id, VM, time, tags…; the full
+   * manifest of one: {@link findSnapshot}). The name callers used when the catalog held every
+   * manifest in memory.
+   */
+  listSnapshots(name: string): Promise<IndexedSnapshot[]> {
+    return this.snapshotSummaries(name);
+  }
+
+  /**
    * The full manifest of the snapshot `reference` (a full id or a unique prefix), read from the
    * repository; `undefined` when there is none (or its manifest is gone), `'ambiguous'` when
    * the prefix names several.
