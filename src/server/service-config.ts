@@ -170,7 +170,12 @@ export function upkeepJobs(config: () => ServiceConfig): UpkeepJob[] {
         },
       }),
       ...(job.verify === undefined ? {} : { verify: { schedule: job.verify.schedule, ...(job.verify['read-data-subset'] === undefined ? {} : { subset: job.verify['read-data-subset'] }) } }),
-      ...(job['test-restore'] === undefined ? {} : { testRestore: { schedule: job['test-restore'].schedule } }),
+      ...(job['test-restore'] === undefined ? {} : {
+        testRestore: {
+          schedule: job['test-restore'].schedule,
+          ...(job['test-restore'].boot === true ? { boot: job['test-restore']['boot-expect'] === undefined ? {} : { expect: job['test-restore']['boot-expect'] } } : {}),
+        },
+      }),
       async vms() {
         const now = config();
         const current = (now.jobs ?? []).find((j) => j.name === job.name) ?? job;

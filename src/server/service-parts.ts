@@ -21,7 +21,7 @@ import { HealthWatch, localRepositoryPath, parseMinFree, type SpaceLocation } fr
 import { coverageReport, type RepositoryCatalog } from './inventory/index.js';
 import { CofferMetrics, registerMetricsRoute } from './metrics/index.js';
 import { Notifier, parseNotificationConfig } from './notify/index.js';
-import { JobScheduler, JobUpkeep, type UpkeepOptions } from './scheduler/index.js';
+import { JobScheduler, JobUpkeep, UpkeepScheduleStore, type UpkeepOptions } from './scheduler/index.js';
 import { bandwidthRules, concurrencyLimits, historyMs, retryPolicy, scheduledJobs, upkeepJobs } from './service-config.js';
 import { bridgeEvents } from './service-events.js';
 import { claimFiring, gatedEvents, wakeOnQueueChanges, LeaderLease, listenForEvents, publishPolicy, relayEvents, startHeartbeats, PostgresTaskQueue, WorkerRegistry, DEFAULT_LEASE_MS, UPKEEP_ROLE } from './cluster/index.js';
@@ -90,6 +90,8 @@ export function spaceLocations(config: ServiceConfig, dataDir: string | undefine
 
 /** How often finished runs older than the history setting are forgotten. */
 const HISTORY_SWEEP_MS = 3_600_000;
+/** Tasks whose end may have added or removed snapshots of their repository. */
+const SNAPSHOT_CHANGING_TASKS = new Set<string>(['backup', 'forget', 'prune', 'sync']);
 
 /**
  * Starts the runner (marking what a killed server left running as interrupted, and retrying it
@@ -136,7 +138,6 @@ export async function startServiceParts(options: ServicePartsOptions): Promise<S
   const bridge = bridgeEvents(runner, scheduler, { emit: async (event) => (leading() ? notifier.emit(event) : undefined) }, {
     vmTags: (vm) => config().vms?.find((v) => v.name === vm)?.tags ?? [],
     storedBytes: async (repository) => (await catalog.stats(repository)).bytesStored,
-    onBackupEnded: (repository) => catalog.invalidate(repository),
     onError: report('notifications of task events'),
   });
 
@@ -144,9 +145,19 @@ export async function startServiceParts(options: ServicePartsOptions): Promise<S
   const upkeep = new JobUpkeep(upkeepRunner, upkeepJobs(config), {
     fourEyes: () => config().security?.['four-eyes'] === true,
     requestApproval: options.requestApproval,
-    latestSnapshot: async (repository, vm) => (await catalog.listSnapshots(repository)).filter((s) => s.vm === vm).at(-1)?.id,
+    latestSnapshot: (repository, vm) => catalog.latestSnapshotId(repository, vm),
+    store: new UpkeepScheduleStore(db),
   });
   upkeep.events.on('error', report('job upkeep (retention, verify, test-restore, prune)'));
+  // The snapshot index follows what the server's own tasks write and remove.
+  runner.events.on('task', (task: TaskInfo) => {
+    if (task.status === 'queued' || task.status === 'running' || task.repository === null || !SNAPSHOT_CHANGING_TASKS.has(task.kind)) return;
+    // A backup that wrote no snapshot changed nothing; one that did is added by its id alone.
+    if (task.kind === 'backup' && task.result === null) return;
+    const written = task.kind === 'backup' && task.result !== null ? [task.result.snapshot] : undefined;
+    catalog.invalidate(task.repository, report(`refreshing the snapshot index of repository ${task.repository}`), written);
+  });
+  catalog.startRefreshing((error, repository) => report(`refreshing the snapshot index of repository ${repository}`)(error));
 
   const health = new HealthWatch({
     emit: (event) => notifier.emit(event),

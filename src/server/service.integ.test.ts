@@ -110,11 +110,11 @@ async function adminToken(s: ServerProcess): Promise<string> {
 const api = (method: string, path: string, body?: unknown): Promise<Response> => server.request(method, `/api/v1${path}`, { token, ...(body === undefined ? {} : { body }) });
 
 /** Reads `/api/v1/events` until `stop()`; returns what arrived. */
-function openEvents(query = ''): { stop(): Promise<string>; ended(): Promise<string>; text(): string } {
+function openEvents(query = '', headers: Record<string, string> = {}): { stop(): Promise<string>; ended(): Promise<string>; text(): string } {
   let text = '';
   let closed: () => void = () => {};
   const ended = new Promise<void>((resolve) => (closed = resolve));
-  const req = httpsRequest(new URL(`/api/v1/events${query}`, server.url), { headers: { authorization: `Bearer ${token}` }, ca: server.ca }, (res) => {
+  const req = httpsRequest(new URL(`/api/v1/events${query}`, server.url), { headers: { authorization: `Bearer ${token}`, ...headers }, ca: server.ca }, (res) => {
     assert.equal(res.statusCode, 200);
     assert.match(String(res.headers['content-type']), /^text\/event-stream/);
     res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
@@ -177,6 +177,23 @@ test('a job run on two hosts × two VMs: every backup succeeds, one per host at 
   assert.deepEqual(new Set(finalTasks.map((t) => t.id)), new Set(tasks.map((t) => t.id)), 'every task\'s end was streamed');
   assert.ok(streamed.some((e) => e.event === 'run' && JSON.parse(e.data).status === 'succeeded'));
   assert.ok(streamed.some((e) => e.event === 'log' && JSON.parse(e.data).line.includes('snapshot')));
+  firstStream = streamed;
+});
+
+let firstStream: { id?: string; event: string; data: string }[] = [];
+
+test('/events replays what a client missed after Last-Event-ID; an id no longer kept gets `reset`', async () => {
+  assert.ok(firstStream.length > 10, 'the run above streamed events');
+  const middle = firstStream[Math.floor(firstStream.length / 2)] as { id: string };
+  const missed = firstStream.filter((e) => Number(e.id) > Number(middle.id));
+  const replay = openEvents('', { 'last-event-id': middle.id });
+  const deadline = Date.now() + 10_000;
+  while (parseEventStream(replay.text()).length < missed.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  const replayed = parseEventStream(await replay.stop());
+  assert.deepEqual(replayed.slice(0, missed.length), missed, 'the events after the id, in order, with their ids');
+  const gone = openEvents('', { 'last-event-id': '999999999' });
+  while (!gone.text().includes('event: reset') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(parseEventStream(await gone.stop())[0]?.event, 'reset');
 });
 
 test('/metrics needs its token and shows each VM\'s last success', async () => {

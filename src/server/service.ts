@@ -113,7 +113,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     const sessions = new SessionStore(db, now);
     const tokens = new TokenStore(db, now);
     const audit = new AuditLog(db, now);
-    catalog = new RepositoryCatalog(() => config.config.repositories ?? [], now);
+    catalog = new RepositoryCatalog(() => config.config.repositories ?? [], db, now);
     const logError = options.logError ?? (() => {});
     const approvals = new ApprovalStore(db, now);
     agents = await openAgentService({ dataDir: options.dataDir, config: () => config.config, log: options.print });

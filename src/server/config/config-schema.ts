@@ -141,7 +141,8 @@ const ScheduledCheckSchema = {
   properties: {
     schedule: { type: 'string', minLength: 1 },
     'read-data-subset': { type: 'string', pattern: '^([0-9]+/[0-9]+|[0-9]+(\\.[0-9]+)?%)$' },
-    boot: { type: 'boolean' },
+    boot: { type: 'boolean', description: 'test-restore: also boot the VM from the backup, isolated, and wait for `boot-expect` on its serial console' },
+    'boot-expect': { type: 'string', minLength: 1, maxLength: 200, description: 'test-restore with boot: the console text that means the VM came up (default `login:`)' },
   },
 } as const;
 
@@ -313,6 +314,7 @@ export interface ScheduledCheckConfig {
   schedule: string;
   'read-data-subset'?: string;
   boot?: boolean;
+  'boot-expect'?: string;
 }
 export interface JobConfig {
   name: string;

@@ -1,7 +1,9 @@
 /**
- * Paging for every list: `limit` (1–500, default 50) and `offset`, or for the audit log a
- * `cursor` (the `next` of the previous page); every answer carries `total`, the number of
- * items that match the filters across all pages.
+ * Paging for every list: `limit` (1–500, default 50) and `offset`, or for the audit log, the
+ * snapshots, runs and tasks a `cursor` (the `next` of the previous page: keyset paging, state/
+ * keyset-cursor.ts, a seek however deep the page, no row twice or skipped while rows are
+ * added); every answer carries `total`, the number of items that match the filters across all
+ * pages.
  */
 export const MAX_PAGE = 500;
 export const DEFAULT_PAGE = 50;
@@ -9,6 +11,11 @@ export const DEFAULT_PAGE = 50;
 export const PageQueryProperties = {
   limit: { type: 'integer', minimum: 1, maximum: MAX_PAGE, default: DEFAULT_PAGE },
   offset: { type: 'integer', minimum: 0, default: 0 },
+} as const;
+
+/** The `cursor` parameter of the lists paged by keyset. */
+export const CursorQueryProperties = {
+  cursor: { type: 'string', maxLength: 400, description: 'the `next` of the previous page (opaque); without it, the first page (or `offset`)' },
 } as const;
 
 /** The response schema of a page of `item`. */

@@ -8,3 +8,4 @@
 export { JobScheduler, type ScheduledJob, type SchedulerOptions } from './job-scheduler.js';
 export { JobUpkeep, type UpkeepJob, type UpkeepOptions, type UpkeepRepository, type UpkeepRunner } from './job-upkeep.js';
 export { predictNight, workersNeeded, type Bottleneck, type NightInputs, type NightPrediction } from './planning-model.js';
+export { UpkeepScheduleStore, type StoredChoreState } from './upkeep-schedule-store.js';

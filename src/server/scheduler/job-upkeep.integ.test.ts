@@ -8,11 +8,12 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { LocalBackend, listSnapshots, openRepository } from '../../repo/index.js';
-import { makeTempDir } from '../../testing/index.js';
+import { BOOT_MARK, buildBootDisk, makeTempDir, requireTools } from '../../testing/index.js';
 import type { StateDatabase } from '../state/index.js';
 import { TaskRunner, type TaskInfo, type VmTarget } from '../tasks/index.js';
 import { makeRepository, makeVms, openState, runEnded, waitFor } from '../tasks/task-fixtures.js';
 import { JobUpkeep, type UpkeepJob } from './job-upkeep.js';
+import { UpkeepScheduleStore } from './upkeep-schedule-store.js';
 
 const dir = await makeTempDir('coffer-upkeep');
 const open: { runner: TaskRunner; state: StateDatabase }[] = [];
@@ -128,6 +129,78 @@ test('with four eyes, retention only dry-runs and asks for approval of the real 
   assert.deepEqual(approvals[0]?.args.spec, { repository: { name: 'main', ...repo }, policy: { last: 1 }, vm: 'vm1', dryRun: false, prune: false });
   assert.match(approvals[0]?.summary ?? '', /remove 1 snapshot\(s\) of VM vm1/);
   assert.equal(await snapshotsIn(repo.url), 2);
+  await upkeep.stop();
+});
+
+test('a verify due while the server was stopped runs once at the next start (its schedule kept in the state database), an edited one does not catch up', async () => {
+  const { runner, repo, vm } = await setUp('restart');
+  await backUp(runner, vm, 'other');
+  const db = (open.at(-1) as { state: StateDatabase }).state.db;
+  const job: UpkeepJob = { name: 'nightly', repository: { name: 'main', ...repo }, verify: { schedule: '03:00' }, vms: async () => ['vm1'] };
+  const options = { fourEyes: () => false, requestApproval: async () => assert.fail('no approval'), latestSnapshot: async () => undefined, store: new UpkeepScheduleStore(db) };
+  // The first server: up on Monday 02:00 UTC, stopped before 03:00.
+  let now = new Date('2026-03-02T02:00:00Z');
+  const first = new JobUpkeep(runner, [job], { ...options, now: () => now });
+  await first.tick();
+  await first.stop();
+  // Down over two 03:00 firings; the next server starts on Wednesday 12:00.
+  now = new Date('2026-03-04T12:00:00Z');
+  const second = new JobUpkeep(runner, [job], { ...options, now: () => now });
+  const started: TaskInfo[] = [];
+  second.events.on('started', (t: TaskInfo) => started.push(t));
+  second.events.on('error', (e: unknown) => assert.fail(String(e)));
+  await second.tick();
+  await second.tick();
+  assert.deepEqual(started.map((t) => t.kind), ['verify'], 'one verify for the two missed firings');
+  assert.equal((await ended(runner, started[0] as TaskInfo)).status, 'succeeded');
+  now = new Date('2026-03-04T13:00:00Z');
+  await second.tick();
+  assert.equal(started.length, 1, 'nothing more until the next firing');
+  await second.stop();
+  // A third start the same day: the catch-up is settled in the database, it does not run again.
+  const third = new JobUpkeep(runner, [job], { ...options, now: () => now });
+  third.events.on('started', (t: TaskInfo) => started.push(t));
+  await third.tick();
+  assert.equal(started.length, 1, 'the settled state survives the restart');
+  await third.stop();
+  // An edited schedule counts from the edit: its earlier firings never catch up.
+  now = new Date('2026-03-06T12:00:00Z');
+  const edited = new JobUpkeep(runner, [{ ...job, verify: { schedule: '04:00' } }], { ...options, now: () => now });
+  edited.events.on('started', (t: TaskInfo) => started.push(t));
+  await edited.tick();
+  assert.equal(started.length, 1, 'no catch-up after an edit');
+  await edited.stop();
+  const row = await db.selectFrom('upkeep_schedule_state').selectAll().where('chore', '=', 'nightly/verify').executeTakeFirstOrThrow();
+  assert.equal(row.schedule, '04:00');
+  assert.equal(Number(row.last_fired), Date.parse('2026-03-04T03:00:00Z'));
+});
+
+test('test-restore.boot: the job\'s test restore boots the VM from its backup (QEMU, TCG) and waits for its console text', async () => {
+  await requireTools('qemu-system-x86_64', 'syslinux');
+  const state = await openState(join(dir.path, 'boot.db'));
+  const runner = new TaskRunner(state.db, { threads: 1, tickMs: 100, retry: { retries: 0 } });
+  open.push({ runner, state });
+  await runner.start();
+  const { mkdir } = await import('node:fs/promises');
+  await mkdir(join(dir.path, 'boot'));
+  const repo = await makeRepository(join(dir.path, 'boot'));
+  const vm: VmTarget = { vm: 'bootable', host: 'h1', repository: { name: 'main', ...repo }, source: { images: [await buildBootDisk()] } };
+  await backUp(runner, vm, 'other');
+  const [snapshot] = await listSnapshotsOf(repo.url);
+  let now = new Date('2026-03-02T01:00:00Z');
+  const job: UpkeepJob = { name: 'nightly', repository: { name: 'main', ...repo }, testRestore: { schedule: '02:00', boot: { expect: BOOT_MARK, accel: 'tcg', timeoutMs: 120_000 } }, vms: async () => ['bootable'] };
+  const upkeep = new JobUpkeep(runner, [job], { now: () => now, fourEyes: () => false, requestApproval: async () => assert.fail('no approval'), latestSnapshot: async () => snapshot });
+  const started: TaskInfo[] = [];
+  upkeep.events.on('started', (t: TaskInfo) => started.push(t));
+  await upkeep.tick();
+  now = new Date('2026-03-02T02:00:00Z');
+  await upkeep.tick();
+  assert.deepEqual(started.map((t) => t.kind), ['test-restore']);
+  const done = await runner.waitForTask((started[0] as TaskInfo).id, 180_000);
+  assert.equal(done.status, 'succeeded', JSON.stringify(done.error));
+  const boot = (done.report?.detail as { boot?: { passed: boolean; serialTail: string } } | undefined)?.boot;
+  assert.equal(boot?.passed, true);
+  assert.match(boot?.serialTail ?? '', new RegExp(BOOT_MARK));
   await upkeep.stop();
 });
 

@@ -12,9 +12,11 @@
  * | `verify.schedule` fires                   | `verify` of the job's repository (`read-data-subset`: reads that share back) |
  * | `test-restore.schedule` fires             | `test-restore` of each VM's newest snapshot in the repository |
  *
- * Schedules follow the jobs' semantics with one simplification: they are counted from the
- * moment this process started (a firing missed while the server was down does not run), and a
- * firing while the previous one's tasks still run is skipped. The forget count lives in memory:
+ * Schedules follow the jobs' semantics: with a {@link UpkeepScheduleStore} (the server's), each
+ * chore's settled instant is kept in the state database, and firings missed while the server
+ * was down run once at the next start (not once per missed firing); without one they are
+ * counted from the moment this process started. An edited schedule counts from the edit (no
+ * catch-up), and a firing while the previous one's tasks still run is skipped. The forget count lives in memory:
  * a restart starts counting again. The clock is injected; {@link JobUpkeep.tick} is what the
  * timer calls.
  */
@@ -23,6 +25,7 @@ import { CofferError } from '../../errors/index.js';
 import { decideRun, parseSchedule, type Schedule, type ScheduleState } from '../../jobs/index.js';
 import type { RetentionPolicy } from '../../repo/index.js';
 import type { RunInfo, TaskInfo, TaskRequest } from '../tasks/index.js';
+import type { UpkeepScheduleStore } from './upkeep-schedule-store.js';
 
 /** A configured repository as a task's spec names it (worker/kinds/kind-specs.ts). */
 export interface UpkeepRepository {
@@ -45,7 +48,8 @@ export interface UpkeepJob {
     readonly pruneAfterForgets?: number;
   };
   readonly verify?: { readonly schedule: string; readonly subset?: string };
-  readonly testRestore?: { readonly schedule: string };
+  /** `boot`: also boot each VM from its backup (the test-restore task's boot check). */
+  readonly testRestore?: { readonly schedule: string; readonly boot?: { readonly expect?: string; readonly timeoutMs?: number; readonly accel?: 'kvm' | 'tcg' | 'auto' } };
   /** The job's VMs now (their names). */
   vms(): Promise<string[]>;
 }
@@ -69,6 +73,8 @@ export interface UpkeepOptions {
   latestSnapshot(repository: string, vm: string): Promise<string | undefined>;
   /** How long a dry-run forget may take before the retention of that run is given up (default 10 min). */
   dryRunTimeoutMs?: number;
+  /** Where the schedules' states are kept across restarts (without it: counted from this start, missed firings dropped). */
+  store?: UpkeepScheduleStore;
 }
 
 type Chore = 'verify' | 'test-restore' | 'prune';
@@ -95,6 +101,7 @@ export class JobUpkeep {
   private readonly pending = new Set<Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
+  private loaded = false;
 
   constructor(private readonly runner: UpkeepRunner, jobs: readonly UpkeepJob[], private readonly options: UpkeepOptions) {
     this.now = options.now ?? (() => new Date());
@@ -150,11 +157,12 @@ export class JobUpkeep {
       // Yield first: a tick with nothing due would otherwise end before `ticking` is assigned, and stay assigned.
       await Promise.resolve();
       try {
+        await this.loadStates();
         const now = this.now();
         for (const { job, schedules } of this.jobs.values()) {
           for (const [chore, schedule] of schedules) {
             try {
-              if (this.due(`${job.name}/${chore}`, schedule, now)) await this.startChore(job, chore);
+              if (await this.due(`${job.name}/${chore}`, schedule, now)) await this.startChore(job, chore);
             } catch (error) {
               this.report(error);
             }
@@ -172,12 +180,25 @@ export class JobUpkeep {
     while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
   }
 
+  /** The states kept in the store, once (a state already decided in this process wins). */
+  private async loadStates(): Promise<void> {
+    if (this.loaded || this.options.store === undefined) return;
+    for (const [key, stored] of await this.options.store.load()) {
+      if (!this.states.has(key)) this.states.set(key, { text: stored.schedule, state: { settledUntil: stored.settledUntil } });
+    }
+    this.loaded = true;
+  }
+
   /** Whether a chore's schedule fired since it was last settled, and nothing of it still runs. */
-  private due(key: string, schedule: Schedule, now: Date): boolean {
+  private async due(key: string, schedule: Schedule, now: Date): Promise<boolean> {
     const known = this.states.get(key);
     const state = known === undefined || known.text !== schedule.text ? { settledUntil: now > this.upSince ? now : this.upSince } : known.state;
-    const decision = decideRun(schedule, state, { now, upSince: this.upSince, running: (this.active.get(key)?.size ?? 0) > 0, repeatMissed: false });
+    // Kept across restarts: what was missed while down runs once now (the jobs' repeat-missed).
+    const decision = decideRun(schedule, state, { now, upSince: this.upSince, running: (this.active.get(key)?.size ?? 0) > 0, repeatMissed: this.options.store !== undefined });
     this.states.set(key, { text: schedule.text, state: decision.state });
+    if (this.options.store !== undefined && (known?.text !== schedule.text || known.state.settledUntil.getTime() !== decision.state.settledUntil.getTime())) {
+      await this.options.store.save(key, { schedule: schedule.text, settledUntil: decision.state.settledUntil }, decision.action === 'start' ? decision.firing : undefined);
+    }
     if (decision.action === 'skip-overlap') this.events.emit('skipped', { chore: key, firing: decision.firing });
     return decision.action === 'start';
   }
@@ -193,7 +214,8 @@ export class JobUpkeep {
       for (const vm of await job.vms()) {
         const snapshot = await this.options.latestSnapshot(repository.name, vm);
         if (snapshot === undefined) continue;
-        await this.submit(`${job.name}/test-restore`, { kind: 'test-restore', owner: this.owner, repository: repository.name, vm, spec: { repository, snapshot, fsck: true } });
+        const boot = job.testRestore?.boot;
+        await this.submit(`${job.name}/test-restore`, { kind: 'test-restore', owner: this.owner, repository: repository.name, vm, spec: { repository, snapshot, fsck: true, ...(boot === undefined ? {} : { boot }) } });
       }
     }
   }

@@ -23,3 +23,4 @@ export {
   type StateDatabase,
   type StateLocation,
 } from './state-database.js';
+export { encodeCursor, decodeCursor, type KeysetPosition } from './keyset-cursor.js';

@@ -227,6 +227,10 @@ export interface StateSchema {
   audit_log: AuditLogTable;
   config_versions: ConfigVersionsTable;
   approvals: ApprovalsTable;
+  snapshot_index: SnapshotIndexTable;
+  snapshot_index_tags: SnapshotIndexTagTable;
+  snapshot_index_repos: SnapshotIndexRepoTable;
+  upkeep_schedule_state: UpkeepScheduleStateTable;
 }
 
 /** One run of a job (or an on-demand run): which VMs, why, and how it ended (server/tasks). */
@@ -248,6 +252,10 @@ export interface RunTable {
   detail: string | null;
   created_at: number;
   ended_at: number | null;
+  /** JSON: its VMs' tasks counted by state (the last attempt of each), written when it ends (migration 15; null before). */
+  outcomes: Generated<string | null>;
+  /** How many VMs `vms` names (migration 15; null before). */
+  vm_count: Generated<number | null>;
 }
 
 /** One task: a VM backup (later restore, verify, prune …) run in a worker process. */
@@ -360,4 +368,56 @@ export interface VmStateTable {
   /** 1: its job's last window closed before it started; it goes first next time. */
   missed_window: number;
   last_duration_ms: number | null;
+}
+
+/**
+ * One snapshot of a repository (migration 15): a derived summary of its manifest, rebuilt from
+ * the repository whenever it is missing (server/inventory/snapshot-index.ts).
+ */
+export interface SnapshotIndexTable {
+  repository: string;
+  id: string;
+  vm: string;
+  /** The snapshot's time, ms since the epoch (the keyset order with `id`). */
+  time_ms: number;
+  /** The manifest's time exactly as written (ISO 8601). */
+  time: string;
+  hostname: string;
+  /** JSON array of the tags. */
+  tags: string;
+  /** `disk` or `files`. */
+  kind: string;
+  /** How many disks (0 for a file snapshot). */
+  disks: number;
+  bytes_logical: number;
+  bytes_new: number;
+  bytes_stored: number;
+  parent: string | null;
+  /** The consistency level (`application`, `crash`…), when the manifest records one. */
+  consistency: string | null;
+}
+
+/** One tag of one indexed snapshot (migration 15): the tag filter's index. */
+export interface SnapshotIndexTagTable {
+  repository: string;
+  tag: string;
+  time_ms: number;
+  id: string;
+}
+
+/** Per repository, where its indexed rows were read from and when (migration 15). */
+export interface SnapshotIndexRepoTable {
+  repository: string;
+  location: string;
+  refreshed_at: number;
+  snapshots: number;
+}
+
+/** A job upkeep's chore schedule (`JOB/verify`…), settled up to an instant (migration 16). */
+export interface UpkeepScheduleStateTable {
+  chore: string;
+  /** The schedule's text: another text (an edit) counts from the edit, never catches up. */
+  schedule: string;
+  settled_until: number;
+  last_fired: number | null;
 }

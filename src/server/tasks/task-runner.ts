@@ -27,8 +27,8 @@ import { startWorker, type TaskReport, type WorkerHandle, type WorkerListener, t
 import { BandwidthRules, type BandwidthRule, type BandwidthSubject } from './bandwidth-rules.js';
 import { chooseStarts } from './choose-starts.js';
 import { retryAt, runEnd, taskEnd, type RetryPolicy } from './outcomes.js';
-import { TaskStore, type TaskFilter } from './task-store.js';
-import type { Page, RunInfo, RunReason, TaskInfo, TaskKind, TaskLogLine, VmTarget } from './task-types.js';
+import { TaskStore, type RunFilter, type TaskFilter } from './task-store.js';
+import type { Page, RunInfo, RunStatus, RunReason, TaskInfo, TaskKind, TaskLogLine, VmTarget } from './task-types.js';
 
 /** Options of {@link TaskRunner}. */
 export interface TaskRunnerOptions {
@@ -321,7 +321,7 @@ export class TaskRunner {
   }
 
   /** How many runs match the filter. */
-  countRuns(filter: { job?: string } = {}): Promise<number> {
+  countRuns(filter: { job?: string; status?: RunStatus } = {}): Promise<number> {
     return this.store.countRuns(filter);
   }
 
@@ -338,8 +338,18 @@ export class TaskRunner {
     return run;
   }
 
-  listRuns(filter: { job?: string; limit?: number; after?: number } = {}): Promise<Page<RunInfo>> {
+  listRuns(filter: RunFilter = {}): Promise<Page<RunInfo>> {
     return this.store.listRuns(filter);
+  }
+
+  /** Runs for the runs list: the number of VMs, the names only with `names` (see TaskStore.listRunSummaries). */
+  listRunSummaries(filter: RunFilter, names: boolean): Promise<Page<Omit<RunInfo, 'vms'> & { vmCount: number; vms?: string[] }>> {
+    return this.store.listRunSummaries(filter, names);
+  }
+
+  /** Per run, how many of its VMs' tasks (the last attempt of each) are in each state. */
+  taskOutcomes(runIds: readonly string[]): Promise<Map<string, Record<string, number>>> {
+    return this.store.taskOutcomes(runIds);
   }
 
   /** The latest run of a job that ran (not a skipped firing). */

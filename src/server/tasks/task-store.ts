@@ -4,8 +4,9 @@
  * later). Each method is one statement or one transaction: a crash leaves whole rows.
  * Times are milliseconds since the epoch in the database and ISO 8601 outside.
  */
-import type { Kysely, Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import type { VmBackupResult } from '../../backup/index.js';
+import { decodeCursor, encodeCursor } from '../state/index.js';
 import type { RunTable, StateSchema, TaskTable } from '../state/schema.js';
 import type { Page, RunInfo, RunReason, RunStatus, TaskInfo, TaskKind, TaskLogLine, TaskReport, TaskStatus } from './task-types.js';
 
@@ -26,7 +27,7 @@ export interface NewTask {
   notBefore?: number;
 }
 
-/** Filters of {@link TaskStore.listTasks}; `after` is the cursor of the previous page. */
+/** Filters of {@link TaskStore.listTasks}; `cursor` (keyset) or `after` (an offset) is where the previous page ended. */
 export interface TaskFilter {
   status?: TaskStatus;
   runId?: string;
@@ -34,6 +35,16 @@ export interface TaskFilter {
   job?: string;
   limit?: number;
   after?: number;
+  cursor?: string;
+}
+
+/** Filters of {@link TaskStore.listRuns}. */
+export interface RunFilter {
+  job?: string;
+  status?: RunStatus;
+  limit?: number;
+  after?: number;
+  cursor?: string;
 }
 
 export class TaskStore {
@@ -67,14 +78,19 @@ export class TaskStore {
   /** Tasks newest first, `limit` (default 50, at most 1000) per page. */
   async listTasks(filter: TaskFilter = {}): Promise<Page<TaskInfo>> {
     const limit = Math.min(Math.max(1, filter.limit ?? 50), 1000);
-    let query = this.db.selectFrom('tasks').selectAll().orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit + 1).offset(filter.after ?? 0);
+    let query = this.db.selectFrom('tasks').selectAll().orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit + 1);
+    if (filter.cursor !== undefined) {
+      const at = decodeCursor(filter.cursor);
+      query = query.where((eb) => eb(eb.refTuple('created_at', 'id'), '<', eb.tuple(at.time, at.id)));
+    } else if ((filter.after ?? 0) > 0) {
+      query = query.offset(filter.after ?? 0);
+    }
     if (filter.status !== undefined) query = query.where('status', '=', filter.status);
     if (filter.runId !== undefined) query = query.where('run_id', '=', filter.runId);
     if (filter.vm !== undefined) query = query.where('vm', '=', filter.vm);
     if (filter.job !== undefined) query = query.where('job', '=', filter.job);
     const rows = await query.execute();
-    const items = rows.slice(0, limit).map(taskInfo);
-    return rows.length > limit ? { items, next: (filter.after ?? 0) + limit } : { items };
+    return pageOfRows(rows, limit, filter, taskInfo);
   }
 
   /** How many tasks match the filter (`limit` and `after` ignored). */
@@ -164,7 +180,7 @@ export class TaskStore {
   async insertRun(run: { id: string; job: string | null; reason: RunReason; status: RunStatus; owner: string; firing?: number; windowEnd?: number; cancelAtWindowEnd?: boolean; vms: string[]; detail?: string }, now: number): Promise<void> {
     await this.db.insertInto('runs').values({
       id: run.id, job: run.job, reason: run.reason, status: run.status, owner: run.owner, firing: run.firing ?? null, window_end: run.windowEnd ?? null, cancel_at_window_end: run.cancelAtWindowEnd === true ? 1 : 0,
-      vms: JSON.stringify(run.vms), detail: run.detail ?? null, created_at: now, ended_at: run.status === 'running' ? null : now,
+      vms: JSON.stringify(run.vms), vm_count: run.vms.length, detail: run.detail ?? null, created_at: now, ended_at: run.status === 'running' ? null : now,
     }).execute();
   }
 
@@ -173,19 +189,96 @@ export class TaskStore {
     return row === undefined ? undefined : runInfo(row);
   }
 
-  async listRuns(filter: { job?: string; limit?: number; after?: number } = {}): Promise<Page<RunInfo>> {
+  async listRuns(filter: RunFilter = {}): Promise<Page<RunInfo>> {
+    const page = await this.listRunRows(filter);
+    return { ...page, items: page.items.map(runInfo) };
+  }
+
+  /**
+   * Runs as the runs list shows them: the number of VMs instead of the names (the names only
+   * when `names` is asked, or for a row written before `vm_count` existed), no JSON parsed else.
+   */
+  async listRunSummaries(filter: RunFilter, names: boolean): Promise<Page<Omit<RunInfo, 'vms'> & { vmCount: number; vms?: string[] }>> {
+    const page = await this.listRunRows(filter, names);
+    const items: (Omit<RunInfo, 'vms'> & { vmCount: number; vms?: string[] })[] = [];
+    for (const row of page.items) {
+      const { vms: _vms, ...info } = runInfo({ ...row, vms: '[]' });
+      let list = names ? (JSON.parse(row.vms) as string[]) : undefined;
+      let count = row.vm_count;
+      if (count === null) {
+        // A run written before vm_count existed: counted once, then kept.
+        list ??= JSON.parse((await this.db.selectFrom('runs').select('vms').where('id', '=', row.id).executeTakeFirstOrThrow()).vms) as string[];
+        count = list.length;
+        await this.db.updateTable('runs').set({ vm_count: count }).where('id', '=', row.id).execute();
+      }
+      items.push({ ...info, vmCount: Number(count), ...(names && list !== undefined ? { vms: list } : {}) });
+    }
+    return { ...page, items };
+  }
+
+  /** Rows of runs; without `names`, `vms` is read as '[]' (a run's names are kilobytes). */
+  private async listRunRows(filter: RunFilter, names = true): Promise<Page<Selectable<RunTable>>> {
     const limit = Math.min(Math.max(1, filter.limit ?? 50), 1000);
-    let query = this.db.selectFrom('runs').selectAll().orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit + 1).offset(filter.after ?? 0);
+    const columns = ['id', 'job', 'reason', 'status', 'owner', 'firing', 'window_end', 'cancel_at_window_end', 'detail', 'created_at', 'ended_at', 'outcomes', 'vm_count'] as const;
+    let query = (names ? this.db.selectFrom('runs').selectAll() : this.db.selectFrom('runs').select(columns).select(sql<string>`'[]'`.as('vms'))).orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit + 1);
+    if (filter.cursor !== undefined) {
+      const at = decodeCursor(filter.cursor);
+      query = query.where((eb) => eb(eb.refTuple('created_at', 'id'), '<', eb.tuple(at.time, at.id)));
+    } else if ((filter.after ?? 0) > 0) {
+      query = query.offset(filter.after ?? 0);
+    }
     if (filter.job !== undefined) query = query.where('job', '=', filter.job);
+    if (filter.status !== undefined) query = query.where('status', '=', filter.status);
     const rows = await query.execute();
-    const items = rows.slice(0, limit).map(runInfo);
-    return rows.length > limit ? { items, next: (filter.after ?? 0) + limit } : { items };
+    return pageOfRows(rows, limit, filter, (row) => row);
+  }
+
+  /**
+   * Per run, how many of its VMs' tasks (the last attempt of each) are in each state (the runs
+   * list shows counts, not names): stored in the run's row when it ended; counted from the
+   * tasks for a run still going, and for one that ended before the column existed (then stored).
+   */
+  async taskOutcomes(runIds: readonly string[]): Promise<Map<string, Record<string, number>>> {
+    const out = new Map<string, Record<string, number>>();
+    if (runIds.length === 0) return out;
+    const stored = await this.db.selectFrom('runs').select(['id', 'status', 'outcomes']).where('id', 'in', [...runIds]).execute();
+    const missing: string[] = [];
+    for (const r of stored) {
+      if (r.outcomes !== null && r.status !== 'running') out.set(r.id, JSON.parse(r.outcomes) as Record<string, number>);
+      else missing.push(r.id);
+    }
+    const counted = await this.countOutcomes(missing);
+    for (const r of stored) {
+      if (!missing.includes(r.id)) continue;
+      const counts = counted.get(r.id) ?? {};
+      out.set(r.id, counts);
+      if (r.status !== 'running') await this.db.updateTable('runs').set({ outcomes: JSON.stringify(counts) }).where('id', '=', r.id).where('status', '!=', 'running').execute();
+    }
+    return out;
+  }
+
+  private async countOutcomes(runIds: readonly string[]): Promise<Map<string, Record<string, number>>> {
+    const out = new Map<string, Record<string, number>>();
+    if (runIds.length === 0) return out;
+    const rows = await this.db.selectFrom('tasks').select(['run_id', 'status', (eb) => eb.fn.countAll<number>().as('n')])
+      .where('run_id', 'in', [...runIds])
+      // A task that was retried counts as its last retry (the retry's row has `retry_of` = its id).
+      .where((eb) => eb.not(eb.exists(eb.selectFrom('tasks as retry').select('retry.id').whereRef('retry.retry_of', '=', 'tasks.id'))))
+      .groupBy(['run_id', 'status']).execute();
+    for (const r of rows) {
+      if (r.run_id === null) continue;
+      const counts = out.get(r.run_id) ?? {};
+      counts[r.status] = Number(r.n);
+      out.set(r.run_id, counts);
+    }
+    return out;
   }
 
   /** How many runs match the filter. */
-  async countRuns(filter: { job?: string } = {}): Promise<number> {
+  async countRuns(filter: { job?: string; status?: RunStatus } = {}): Promise<number> {
     let query = this.db.selectFrom('runs').select((eb) => eb.fn.countAll<number>().as('n'));
     if (filter.job !== undefined) query = query.where('job', '=', filter.job);
+    if (filter.status !== undefined) query = query.where('status', '=', filter.status);
     return Number((await query.executeTakeFirstOrThrow()).n);
   }
 
@@ -200,7 +293,8 @@ export class TaskStore {
   }
 
   async endRun(id: string, status: RunStatus, detail: string, now: number): Promise<boolean> {
-    const changed = await this.db.updateTable('runs').set({ status, detail, ended_at: now }).where('id', '=', id).where('status', '=', 'running').executeTakeFirst();
+    const outcomes = JSON.stringify((await this.countOutcomes([id])).get(id) ?? {});
+    const changed = await this.db.updateTable('runs').set({ status, detail, ended_at: now, outcomes }).where('id', '=', id).where('status', '=', 'running').executeTakeFirst();
     return Number(changed.numUpdatedRows) > 0;
   }
 
@@ -267,6 +361,14 @@ export function taskInfo(row: Selectable<TaskTable>): TaskInfo {
     result: row.result === null || row.kind !== 'backup' ? null : (JSON.parse(row.result) as VmBackupResult),
     report: row.result === null || row.kind === 'backup' ? null : (JSON.parse(row.result) as TaskReport),
   };
+}
+
+/** A page of `limit` rows out of `limit + 1` read: with the offset and the keyset cursor of the next one. */
+function pageOfRows<R extends { created_at: number; id: string }, T>(rows: R[], limit: number, filter: { after?: number }, map: (row: R) => T): Page<T> {
+  const items = rows.slice(0, limit).map(map);
+  const last = rows[limit - 1];
+  if (rows.length <= limit || last === undefined) return { items };
+  return { items, next: (filter.after ?? 0) + limit, cursor: encodeCursor({ time: Number(last.created_at), id: last.id }) };
 }
 
 function runInfo(row: Selectable<RunTable>): RunInfo {

@@ -101,7 +101,10 @@ export interface TaskLogLine {
 /** A page of a list: `next` is the cursor for the following page (undefined at the end). */
 export interface Page<T> {
   items: T[];
+  /** The `after` (offset) of the next page, when there is one. */
   next?: number;
+  /** The keyset cursor of the next page (state/keyset-cursor.ts), when there is one. */
+  cursor?: string;
 }
 
 /** What {@link TaskEvents} emit: `task` when a task changes (state or progress), `run` when a run does. */

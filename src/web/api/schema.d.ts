@@ -253,7 +253,7 @@ export interface paths {
         };
         /**
          * Live task, run and log changes as server-sent events (text/event-stream)
-         * @description Events: `task` (a task as GET /tasks/{id}), `run` (a run as GET /runs/{id} without its tasks), `log` ({taskId, seq, at, level, line}). Filtered by what the caller may see; a `: heartbeat` comment every 15 s; the stream ends when the server stops.
+         * @description Events: `task` (a task as GET /tasks/{id}), `run` (a run as GET /runs/{id} without its tasks), `log` ({taskId, seq, at, level, line}). Filtered by what the caller may see; a `: heartbeat` comment every 15 s; the stream ends when the server stops. Reconnecting with the header `Last-Event-ID` replays the events missed since that id (the server keeps the last 2000); when some are no longer kept, an `event: reset` comes first (read the lists again).
          */
         get: operations["streamEvents"];
         put?: never;
@@ -543,7 +543,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Snapshots, newest first, filtered and paged */
+        /**
+         * Snapshots, newest first, filtered and paged
+         * @description Served from the snapshot index (refreshed after the server's own tasks and every minute; a snapshot the CLI wrote behind the server's back appears within a minute). Page with `cursor` (the `next` of the previous page): rows added meanwhile never repeat or skip a row. `offset` still works but costs the rows it skips. A caller whose grants do not cover the repository sees only the snapshots of the VMs and hosts granted; a page may then hold fewer than `limit` items.
+         */
         get: operations["listSnapshots"];
         put?: never;
         post?: never;
@@ -822,8 +825,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Runs of jobs, newest first (filters: job, status: among the latest 1000)
-         * @description A caller whose grants do not cover `/` sees only the runs of the jobs, VMs and hosts granted; a page may then hold fewer than `limit` items.
+         * Runs of jobs, newest first (filters: job, status), each with its number of VMs and their tasks' counts by outcome
+         * @description A run's VM names are on its own page (GET /runs/{id}), not in the list. Page with `cursor` (the `next` of the previous page); `offset` still works. A caller whose grants do not cover `/` sees only the runs of the jobs, VMs and hosts granted; a page may then hold fewer than `limit` items.
          */
         get: operations["listRuns"];
         put?: never;
@@ -911,7 +914,7 @@ export interface paths {
         };
         /**
          * Tasks, newest first (filters: run, status, vm, job)
-         * @description A caller whose grants do not cover `/` sees only the tasks of the VMs, hosts, jobs and repositories granted; a page may then hold fewer than `limit` items. With `wait=true` and a `run`, waits (at most `timeout` seconds) until every task of the run has ended.
+         * @description Page with `cursor` (the `next` of the previous page): a seek however deep, no task twice or skipped while tasks are added; `offset` still works. A caller whose grants do not cover `/` sees only the tasks of the VMs, hosts, jobs and repositories granted; a page may then hold fewer than `limit` items. With `wait=true` and a `run`, waits (at most `timeout` seconds) until every task of the run has ended.
          */
         get: operations["listTasks"];
         put?: never;
@@ -2134,14 +2137,20 @@ export interface operations {
                                     tags?: string[];
                                 };
                                 "test-restore"?: {
+                                    /** @description test-restore: also boot the VM from the backup, isolated, and wait for `boot-expect` on its serial console */
                                     boot?: boolean;
+                                    /** @description test-restore with boot: the console text that means the VM came up (default `login:`) */
+                                    "boot-expect"?: string;
                                     "read-data-subset"?: string;
                                     schedule: string;
                                 };
                                 /** @description IANA time zone of the schedule (default UTC) */
                                 timezone?: string;
                                 verify?: {
+                                    /** @description test-restore: also boot the VM from the backup, isolated, and wait for `boot-expect` on its serial console */
                                     boot?: boolean;
+                                    /** @description test-restore with boot: the console text that means the VM came up (default `login:`) */
+                                    "boot-expect"?: string;
                                     "read-data-subset"?: string;
                                     schedule: string;
                                 };
@@ -2954,14 +2963,20 @@ export interface operations {
                                 tags?: string[];
                             };
                             "test-restore"?: {
+                                /** @description test-restore: also boot the VM from the backup, isolated, and wait for `boot-expect` on its serial console */
                                 boot?: boolean;
+                                /** @description test-restore with boot: the console text that means the VM came up (default `login:`) */
+                                "boot-expect"?: string;
                                 "read-data-subset"?: string;
                                 schedule: string;
                             };
                             /** @description IANA time zone of the schedule (default UTC) */
                             timezone?: string;
                             verify?: {
+                                /** @description test-restore: also boot the VM from the backup, isolated, and wait for `boot-expect` on its serial console */
                                 boot?: boolean;
+                                /** @description test-restore with boot: the console text that means the VM came up (default `login:`) */
+                                "boot-expect"?: string;
                                 "read-data-subset"?: string;
                                 schedule: string;
                             };
@@ -3068,14 +3083,20 @@ export interface operations {
                             tags?: string[];
                         };
                         "test-restore"?: {
+                            /** @description test-restore: also boot the VM from the backup, isolated, and wait for `boot-expect` on its serial console */
                             boot?: boolean;
+                            /** @description test-restore with boot: the console text that means the VM came up (default `login:`) */
+                            "boot-expect"?: string;
                             "read-data-subset"?: string;
                             schedule: string;
                         };
                         /** @description IANA time zone of the schedule (default UTC) */
                         timezone?: string;
                         verify?: {
+                            /** @description test-restore: also boot the VM from the backup, isolated, and wait for `boot-expect` on its serial console */
                             boot?: boolean;
+                            /** @description test-restore with boot: the console text that means the VM came up (default `login:`) */
+                            "boot-expect"?: string;
                             "read-data-subset"?: string;
                             schedule: string;
                         };
@@ -3992,6 +4013,8 @@ export interface operations {
     listSnapshots: {
         parameters: {
             query?: {
+                /** @description the `next` of the previous page (opaque); without it, the first page (or `offset`) */
+                cursor?: string;
                 hostname?: string;
                 limit?: number;
                 offset?: number;
@@ -4057,11 +4080,15 @@ export interface operations {
                     "application/json": {
                         items: {
                             bytesLogical?: number;
+                            bytesNew?: number;
+                            bytesStored?: number;
                             consistency?: string;
                             /** @description how many disks */
                             disks?: number;
                             hostname: string;
                             id: string;
+                            /** @enum {string} */
+                            kind?: "disk" | "files";
                             parent?: string | null;
                             tags: string[];
                             /** Format: date-time */
@@ -5335,6 +5362,8 @@ export interface operations {
     listRuns: {
         parameters: {
             query?: {
+                /** @description the `next` of the previous page (opaque); without it, the first page (or `offset`) */
+                cursor?: string;
                 job?: string;
                 limit?: number;
                 offset?: number;
@@ -5404,12 +5433,25 @@ export interface operations {
                             firing?: string | null;
                             id: string;
                             job: string | null;
+                            /** @description how many of its VMs' tasks (the last attempt of each) are in each state, e.g. {"succeeded": 598, "failed": 2} */
+                            outcomes: {
+                                cancelled?: number;
+                                failed?: number;
+                                interrupted?: number;
+                                queued?: number;
+                                running?: number;
+                                succeeded?: number;
+                                warning?: number;
+                            } & {
+                                [key: string]: number;
+                            };
                             owner: string;
                             /** @description schedule, missed, on-demand, vm, failed-again or after:JOB */
                             reason: string;
                             /** @enum {string} */
                             status: "running" | "succeeded" | "warning" | "failed" | "cancelled" | "skipped";
-                            vms: string[];
+                            /** @description how many VMs the run covers (their names: GET /runs/{id}) */
+                            vmCount: number;
                             /** Format: date-time */
                             windowEnd?: string | null;
                         }[];
@@ -5827,6 +5869,8 @@ export interface operations {
     listTasks: {
         parameters: {
             query?: {
+                /** @description the `next` of the previous page (opaque); without it, the first page (or `offset`) */
+                cursor?: string;
                 job?: string;
                 limit?: number;
                 offset?: number;

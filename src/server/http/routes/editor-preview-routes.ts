@@ -97,8 +97,8 @@ export function editorPreviewRoutes(app: FastifyInstance, context: ServiceContex
         const host = hostOf(vm);
         return canSee(request, 'inventory.read', [`/repositories/${repo}`, `/vms/${vm}`, ...(host === undefined ? [] : [`/hosts/${host}`])]);
       };
-      const [snapshots, protectedIds] = await Promise.all([context.catalog.listSnapshots(repo), context.catalog.protectedIds(repo)]);
-      const candidates = snapshots.filter((s) => (body.vm === undefined || s.vm === body.vm) && visible(s.vm)).map((s) => ({ id: s.id, vm: s.vm, time: s.time, tags: s.tags, protected: protectedIds.has(s.id) }));
+      const [snapshots, protectedIds] = await Promise.all([context.catalog.snapshotSummaries(repo, body.vm === undefined ? {} : { vm: body.vm }), context.catalog.protectedIds(repo)]);
+      const candidates = snapshots.filter((s) => visible(s.vm)).map((s) => ({ id: s.id, vm: s.vm, time: s.time, tags: s.tags, protected: protectedIds.has(s.id) }));
       const groups = applyRetention(candidates, policy);
       return {
         vms: groups.map((g) => ({

@@ -12,11 +12,16 @@
  * - Only what the caller may see (its grants, as for GET /tasks and /runs); `types`, `run` and
  *   `task` narrow the stream further.
  * - A comment line (`: heartbeat`) every {@link HEARTBEAT_MS} keeps proxies from closing an idle
- *   stream; the server ends every stream when it stops. Ids count per stream; a client that
- *   reconnects reads the current state from the lists (no replay).
+ *   stream; the server ends every stream when it stops.
+ * - Replay: ids are the server's (http/event-ring.ts), increasing while it runs. A client that
+ *   reconnects with `Last-Event-ID: N` (EventSource does) first gets the events after N that
+ *   it may see, from a ring of the last {@link EVENT_RING_SIZE} events; when some of them are
+ *   no longer kept (or N is from before a restart), it gets `event: reset` (data `{}`) first:
+ *   read the lists again, the stream continues live.
  */
 import type { FastifyInstance } from 'fastify';
 import type { RunInfo, TaskInfo, TaskLogLine } from '../../tasks/index.js';
+import { EVENT_RING_SIZE, EventRing, type RingEvent } from '../event-ring.js';
 import { defineRoute } from '../route.js';
 import type { ServiceContext } from '../service-context.js';
 import { canSeeRun, canSeeTask } from './work-views.js';
@@ -28,6 +33,19 @@ const EVENT_TYPES = ['task', 'run', 'log'] as const;
 export function eventRoutes(app: FastifyInstance, context: ServiceContext): void {
   const { runner } = context.work;
   const streams = new Set<() => void>();
+  const ring = new EventRing();
+  const onTaskEvent = (task: TaskInfo) => ring.record('task', task);
+  const onRunEvent = (run: RunInfo) => ring.record('run', run);
+  const onLogEvent = (line: { taskId: string } & TaskLogLine) => ring.record('log', line);
+  runner.events.on('task', onTaskEvent);
+  runner.events.on('run', onRunEvent);
+  runner.events.on('log', onLogEvent);
+  app.addHook('onClose', (_instance, done) => {
+    runner.events.off('task', onTaskEvent);
+    runner.events.off('run', onRunEvent);
+    runner.events.off('log', onLogEvent);
+    done();
+  });
   app.addHook('preClose', (done) => {
     for (const end of [...streams]) end();
     done();
@@ -38,7 +56,7 @@ export function eventRoutes(app: FastifyInstance, context: ServiceContext): void
     url: '/events',
     operationId: 'streamEvents',
     summary: 'Live task, run and log changes as server-sent events (text/event-stream)',
-    description: 'Events: `task` (a task as GET /tasks/{id}), `run` (a run as GET /runs/{id} without its tasks), `log` ({taskId, seq, at, level, line}). Filtered by what the caller may see; a `: heartbeat` comment every 15 s; the stream ends when the server stops.',
+    description: `Events: \`task\` (a task as GET /tasks/{id}), \`run\` (a run as GET /runs/{id} without its tasks), \`log\` ({taskId, seq, at, level, line}). Filtered by what the caller may see; a \`: heartbeat\` comment every 15 s; the stream ends when the server stops. Reconnecting with the header \`Last-Event-ID\` replays the events missed since that id (the server keeps the last ${EVENT_RING_SIZE}); when some are no longer kept, an \`event: reset\` comes first (read the lists again).`,
     tag: 'events',
     access: { permission: 'inventory.read', filtered: true },
     querystring: {
@@ -61,7 +79,6 @@ export function eventRoutes(app: FastifyInstance, context: ServiceContext): void
       out.write(': coffer events\nretry: 3000\n\n');
       let id = 0;
       const send = (type: string, data: unknown) => {
-        id += 1;
         out.write(`id: ${id}\nevent: ${type}\ndata: ${JSON.stringify(data)}\n\n`);
       };
       // Tasks seen on this stream (for the visibility of their log lines), and the order of writes.
@@ -75,15 +92,15 @@ export function eventRoutes(app: FastifyInstance, context: ServiceContext): void
         taskVisible.set(task.id, ok);
         return ok;
       };
-      const onTask = (task: TaskInfo) => inOrder(() => {
+      const onTask = (task: TaskInfo) => {
         if (!visible(task) || !wanted.has('task') || (q.run !== undefined && task.runId !== q.run) || (q.task !== undefined && task.id !== q.task)) return;
         send('task', task);
-      });
-      const onRun = (run: RunInfo) => inOrder(() => {
+      };
+      const onRun = (run: RunInfo) => {
         if (!wanted.has('run') || (q.run !== undefined && run.id !== q.run) || q.task !== undefined || !canSeeRun(request, 'inventory.read', run, config())) return;
         send('run', run);
-      });
-      const onLog = (line: { taskId: string } & TaskLogLine) => inOrder(async () => {
+      };
+      const onLog = async (line: { taskId: string } & TaskLogLine) => {
         if (!wanted.has('log') || (q.task !== undefined && line.taskId !== q.task)) return;
         let ok = taskVisible.get(line.taskId);
         let task: TaskInfo | undefined;
@@ -92,17 +109,26 @@ export function eventRoutes(app: FastifyInstance, context: ServiceContext): void
           ok = task !== undefined && visible(task);
         }
         if (ok && (q.run === undefined || task?.runId === q.run)) send('log', line);
+      };
+      const deliver = (event: RingEvent) => inOrder(async () => {
+        id = event.id;
+        if (event.type === 'task') onTask(event.data as TaskInfo);
+        else if (event.type === 'run') onRun(event.data as RunInfo);
+        else await onLog(event.data as { taskId: string } & TaskLogLine);
       });
+      // Replay first (in order, before anything live): what a reconnecting client missed.
+      const lastEventId = request.headers['last-event-id'];
+      if (typeof lastEventId === 'string' && lastEventId.trim() !== '') {
+        const missed = ring.since(Number(lastEventId.trim()));
+        if (!missed.complete) inOrder(() => void out.write(`id: ${missed.events.at(-1)?.id ?? lastEventId}\nevent: reset\ndata: {}\n\n`));
+        else for (const event of missed.events) deliver(event);
+      }
       const heartbeat = setInterval(() => out.write(': heartbeat\n\n'), HEARTBEAT_MS);
-      runner.events.on('task', onTask);
-      runner.events.on('run', onRun);
-      runner.events.on('log', onLog);
+      ring.events.on('event', deliver);
       const end = () => {
         if (!streams.delete(end)) return;
         clearInterval(heartbeat);
-        runner.events.off('task', onTask);
-        runner.events.off('run', onRun);
-        runner.events.off('log', onLog);
+        ring.events.off('event', deliver);
         out.end();
       };
       streams.add(end);

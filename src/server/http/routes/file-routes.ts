@@ -10,6 +10,7 @@ import { PassThrough, Readable } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { resolvePath } from '../../../fs/index.js';
 import type { Snapshot } from '../../../repo/index.js';
+import type { IndexedSnapshot } from '../../inventory/index.js';
 import { tarTree, zipTree } from '../../../restore/index.js';
 import { contentDisposition, fileBytes, fileNode, findByName, listDirectory, listSnapshotVolumes, openVolume, parseRange, sniffContentType, withVolume } from '../../browse/index.js';
 import { ApiError } from '../api-error.js';
@@ -210,22 +211,24 @@ export function fileRoutes(app: FastifyInstance, context: ServiceContext): void 
       const { vm } = request.params as { vm: string };
       const q = request.query as { name: string; repository?: string; limit: number; offset: number };
       const repos = (context.config.config.repositories ?? []).filter((r) => q.repository === undefined || r.name === q.repository);
-      const all: { repo: string; snapshot: Snapshot }[] = [];
+      const all: { repo: string; snapshot: IndexedSnapshot }[] = [];
       for (const r of repos) {
-        const list = await context.catalog.listSnapshots(r.name).catch(() => [] as Snapshot[]);
-        for (const s of list) if (s.vm === vm && s.files === undefined) all.push({ repo: r.name, snapshot: s });
+        const list = await context.catalog.snapshotSummaries(r.name, { vm }).catch(() => [] as IndexedSnapshot[]);
+        for (const s of list) if (s.kind === 'disk') all.push({ repo: r.name, snapshot: s });
       }
       all.sort((a, b) => (a.snapshot.time < b.snapshot.time ? 1 : -1));
       const deadline = Date.now() + SEARCH_PAGE_MS;
       const items: object[] = [];
       let truncated = false;
       let searched = 0;
-      for (const { repo, snapshot } of all.slice(q.offset, q.offset + q.limit)) {
+      for (const { repo, snapshot: summary } of all.slice(q.offset, q.offset + q.limit)) {
         if (Date.now() > deadline) {
           truncated = true;
           break;
         }
         searched++;
+        const snapshot = await context.catalog.findSnapshot(repo, summary.id);
+        if (snapshot === undefined || snapshot === 'ambiguous') continue;
         const repository = await context.catalog.openRepository(repo);
         for (const volume of await listSnapshotVolumes(repository, snapshot)) {
           if (volume.filesystem === null) continue;

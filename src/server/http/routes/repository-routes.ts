@@ -1,13 +1,13 @@
 /**
  * /api/v1/repositories: the configured repositories, their statistics, and their snapshots
- * (paged and filtered; one snapshot's details), read through the repository library with the
- * repository catalog's short cache. A snapshot is visible to callers with `inventory.read` on
+ * (filtered, paged by cursor; one snapshot's details): lists from the snapshot index in the
+ * state database (inventory/snapshot-index.ts), one snapshot's details from its manifest in the
+ * repository. A snapshot is visible to callers with `inventory.read` on
  * the repository, on its VM, or on the VM's host.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Snapshot } from '../../../repo/index.js';
 import { ApiError } from '../api-error.js';
-import { PageQueryProperties, pageList, pageOf } from '../paging.js';
+import { CursorQueryProperties, PageQueryProperties, pageList, pageOf } from '../paging.js';
 import { defineRoute } from '../route.js';
 import { canSee } from '../security-hooks.js';
 import type { ServiceContext } from '../service-context.js';
@@ -46,6 +46,16 @@ const SnapshotSummarySchema = {
     consistency: { type: 'string' },
   },
 } as const;
+/** A list's item: the summary and what the index keeps besides. */
+const SnapshotListItemSchema = {
+  ...SnapshotSummarySchema,
+  properties: {
+    ...SnapshotSummarySchema.properties,
+    kind: { type: 'string', enum: ['disk', 'files'] },
+    bytesNew: { type: 'number' },
+    bytesStored: { type: 'number' },
+  },
+} as const;
 const SnapshotDetailSchema = {
   type: 'object',
   required: ['id', 'vm', 'time', 'hostname', 'tags', 'disks', 'stats'],
@@ -66,22 +76,10 @@ export function repositoryRoutes(app: FastifyInstance, context: ServiceContext):
     return config;
   };
   const hostOf = (vm: string) => (context.config.config.vms ?? []).find((v) => v.name === vm)?.host;
-  const snapshotPaths = (repo: string, s: Pick<Snapshot, 'vm'>) => {
+  const snapshotPaths = (repo: string, s: { vm: string }) => {
     const host = hostOf(s.vm);
     return [`/repositories/${repo}`, `/vms/${s.vm}`, ...(host === undefined ? [] : [`/hosts/${host}`])];
   };
-  const summary = (s: Snapshot) => ({
-    id: s.id,
-    vm: s.vm,
-    time: s.time,
-    hostname: s.hostname,
-    tags: s.tags,
-    parent: s.parent,
-    disks: s.disks.length,
-    bytesLogical: s.disks.reduce((n, d) => n + d.size, 0),
-    ...(s.consistency === undefined ? {} : { consistency: s.consistency.level }),
-  });
-
   defineRoute(app, {
     method: 'GET',
     url: '/repositories',
@@ -119,6 +117,7 @@ export function repositoryRoutes(app: FastifyInstance, context: ServiceContext):
     url: '/repositories/:repo/snapshots',
     operationId: 'listSnapshots',
     summary: 'Snapshots, newest first, filtered and paged',
+    description: 'Served from the snapshot index (refreshed after the server\'s own tasks and every minute; a snapshot the CLI wrote behind the server\'s back appears within a minute). Page with `cursor` (the `next` of the previous page): rows added meanwhile never repeat or skip a row. `offset` still works but costs the rows it skips. A caller whose grants do not cover the repository sees only the snapshots of the VMs and hosts granted; a page may then hold fewer than `limit` items.',
     tag: 'repositories',
     access: { permission: 'inventory.read', filtered: true },
     params: nameParams('repo'),
@@ -127,6 +126,7 @@ export function repositoryRoutes(app: FastifyInstance, context: ServiceContext):
       additionalProperties: false,
       properties: {
         ...PageQueryProperties,
+        ...CursorQueryProperties,
         vm: { type: 'string' },
         tag: { type: 'string' },
         hostname: { type: 'string' },
@@ -134,20 +134,20 @@ export function repositoryRoutes(app: FastifyInstance, context: ServiceContext):
         until: { type: 'string', format: 'date-time' },
       },
     },
-    response: { 200: pageOf(SnapshotSummarySchema) },
+    response: { 200: pageOf(SnapshotListItemSchema) },
     async handler(request) {
       const repo = known(request).name;
-      const q = request.query as { limit: number; offset: number; vm?: string; tag?: string; hostname?: string; since?: string; until?: string };
-      const since = q.since === undefined ? undefined : Date.parse(q.since);
-      const until = q.until === undefined ? undefined : Date.parse(q.until);
-      const all = await context.catalog.listSnapshots(repo);
-      const matching = all
-        .filter((s) => (q.vm === undefined || s.vm === q.vm) && (q.tag === undefined || s.tags.includes(q.tag)) && (q.hostname === undefined || s.hostname === q.hostname))
-        .filter((s) => (since === undefined || Date.parse(s.time) >= since) && (until === undefined || Date.parse(s.time) < until))
-        .filter((s) => canSee(request, 'inventory.read', snapshotPaths(repo, s)))
-        .reverse();
-      const page = pageList(matching, q);
-      return { ...page, items: page.items.map(summary) };
+      const q = request.query as { limit: number; offset: number; cursor?: string; vm?: string; tag?: string; hostname?: string; since?: string; until?: string };
+      const page = await context.catalog.snapshots(repo, {
+        limit: q.limit,
+        ...(q.cursor === undefined ? { offset: q.offset } : { cursor: q.cursor }),
+        ...(q.vm === undefined ? {} : { vm: q.vm }),
+        ...(q.tag === undefined ? {} : { tag: q.tag }),
+        ...(q.hostname === undefined ? {} : { hostname: q.hostname }),
+        ...(q.since === undefined ? {} : { since: Date.parse(q.since) }),
+        ...(q.until === undefined ? {} : { until: Date.parse(q.until) }),
+      });
+      return { items: page.items.filter((s) => canSee(request, 'inventory.read', snapshotPaths(repo, s))), total: page.total, limit: q.limit, offset: q.cursor === undefined ? q.offset : 0, next: page.next };
     },
   });
 
@@ -163,9 +163,8 @@ export function repositoryRoutes(app: FastifyInstance, context: ServiceContext):
     async handler(request) {
       const repo = known(request).name;
       const { snapshot } = request.params as { snapshot: string };
-      const matches = (await context.catalog.listSnapshots(repo)).filter((s) => s.id.startsWith(snapshot));
-      const found = matches[0];
-      if (matches.length > 1) throw new ApiError('E_CONFLICT', `snapshot prefix ${snapshot} is ambiguous: give more characters`);
+      const found = await context.catalog.findSnapshot(repo, snapshot);
+      if (found === 'ambiguous') throw new ApiError('E_CONFLICT', `snapshot prefix ${snapshot} is ambiguous: give more characters`);
       // Not found and not visible answer alike, so ids cannot be probed.
       if (found === undefined || !canSee(request, 'inventory.read', snapshotPaths(repo, found))) throw new ApiError('E_NOT_FOUND', `no snapshot ${snapshot} in repository ${repo}`);
       const { definition, disks, ...rest } = found;

@@ -8,12 +8,14 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { selectVms } from '../../inventory/index.js';
 import { vmTarget } from '../../service-config.js';
 import { ApiError } from '../api-error.js';
-import { PageQueryProperties, pageOf } from '../paging.js';
+import { CursorQueryProperties, PageQueryProperties, pageOf } from '../paging.js';
 import { defineRoute } from '../route.js';
+import { canSee } from '../security-hooks.js';
 import { auditRequest, type ServiceContext } from '../service-context.js';
 import { vmPaths } from './inventory-routes.js';
 import { nameParams } from './schemas.js';
-import { canSeeRun, IdParams, RUN_STATUSES, RunSchema, TaskSchema } from './work-views.js';
+import type { RunStatus } from '../../tasks/index.js';
+import { canSeeRun, IdParams, RUN_STATUSES, RunListItemSchema, RunSchema, TaskSchema } from './work-views.js';
 
 export function runRoutes(app: FastifyInstance, context: ServiceContext): void {
   const { runner, scheduler } = context.work;
@@ -35,24 +37,23 @@ export function runRoutes(app: FastifyInstance, context: ServiceContext): void {
     method: 'GET',
     url: '/runs',
     operationId: 'listRuns',
-    summary: 'Runs of jobs, newest first (filters: job, status: among the latest 1000)',
-    description: 'A caller whose grants do not cover `/` sees only the runs of the jobs, VMs and hosts granted; a page may then hold fewer than `limit` items.',
+    summary: 'Runs of jobs, newest first (filters: job, status), each with its number of VMs and their tasks\' counts by outcome',
+    description: 'A run\'s VM names are on its own page (GET /runs/{id}), not in the list. Page with `cursor` (the `next` of the previous page); `offset` still works. A caller whose grants do not cover `/` sees only the runs of the jobs, VMs and hosts granted; a page may then hold fewer than `limit` items.',
     tag: 'runs',
     access: { permission: 'inventory.read', filtered: true },
-    querystring: { type: 'object', additionalProperties: false, properties: { ...PageQueryProperties, job: { type: 'string', maxLength: 100 }, status: { type: 'string', enum: [...RUN_STATUSES] } } },
-    response: { 200: pageOf(RunSchema) },
+    querystring: { type: 'object', additionalProperties: false, properties: { ...PageQueryProperties, ...CursorQueryProperties, job: { type: 'string', maxLength: 100 }, status: { type: 'string', enum: [...RUN_STATUSES] } } },
+    response: { 200: pageOf(RunListItemSchema) },
     async handler(request) {
-      const q = request.query as { limit: number; offset: number; job?: string; status?: string };
-      // The store filters by job; status filters the latest 1000 runs (runs are few per day).
-      const filter = q.job === undefined ? {} : { job: q.job };
-      if (q.status === undefined) {
-        const page = await runner.listRuns({ ...filter, limit: q.limit, after: q.offset });
-        const total = await runner.countRuns(filter);
-        return { items: page.items.filter((r) => canSeeRun(request, 'inventory.read', r, config())), total, limit: q.limit, offset: q.offset, next: page.next === undefined ? null : String(page.next) };
-      }
-      const all = (await runner.listRuns({ ...filter, limit: 1000 })).items.filter((r) => r.status === q.status && canSeeRun(request, 'inventory.read', r, config()));
-      const items = all.slice(q.offset, q.offset + q.limit);
-      return { items, total: all.length, limit: q.limit, offset: q.offset, next: q.offset + q.limit < all.length ? String(q.offset + q.limit) : null };
+      const q = request.query as { limit: number; offset: number; cursor?: string; job?: string; status?: RunStatus };
+      const filter = { ...(q.job === undefined ? {} : { job: q.job }), ...(q.status === undefined ? {} : { status: q.status }) };
+      // A caller granted on `/` sees every run: the names (for the grants) are not even parsed.
+      const everything = canSee(request, 'inventory.read', ['/']);
+      const page = await runner.listRunSummaries({ ...filter, limit: q.limit, ...(q.cursor === undefined ? { after: q.offset } : { cursor: q.cursor }) }, !everything);
+      const total = await runner.countRuns(filter);
+      const visible = page.items.filter((r) => everything || canSeeRun(request, 'inventory.read', { ...r, vms: r.vms ?? [] }, config()));
+      const outcomes = await runner.taskOutcomes(visible.map((r) => r.id));
+      const items = visible.map(({ vms: _vms, ...run }) => ({ ...run, outcomes: outcomes.get(run.id) ?? {} }));
+      return { items, total, limit: q.limit, offset: q.cursor === undefined ? q.offset : 0, next: page.cursor ?? null };
     },
   });
 

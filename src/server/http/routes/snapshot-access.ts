@@ -38,9 +38,8 @@ export function vmPaths(context: ServiceContext, vm: string, repo?: string): str
  */
 export async function permittedSnapshot(context: ServiceContext, request: FastifyRequest, repo: string, reference: string, permission: Permission): Promise<Snapshot> {
   knownRepository(context, repo);
-  const matches = (await context.catalog.listSnapshots(repo)).filter((s) => s.id.startsWith(reference));
-  if (matches.length > 1) throw new ApiError('E_CONFLICT', `snapshot prefix ${reference} is ambiguous: give more characters`);
-  const found = matches[0];
+  const found = await context.catalog.findSnapshot(repo, reference);
+  if (found === 'ambiguous') throw new ApiError('E_CONFLICT', `snapshot prefix ${reference} is ambiguous: give more characters`);
   if (found === undefined) throw new ApiError('E_NOT_FOUND', `no snapshot ${reference} in repository ${repo}`);
   if (!canSee(request, permission, vmPaths(context, found.vm, repo))) {
     throw new ApiError('E_FORBIDDEN', `you lack the permission ${permission} on VM ${found.vm}'s snapshots`);

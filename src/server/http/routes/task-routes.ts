@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ApiError } from '../api-error.js';
-import { PageQueryProperties, pageOf } from '../paging.js';
+import { CursorQueryProperties, PageQueryProperties, pageOf } from '../paging.js';
 import { defineRoute } from '../route.js';
 import { auditRequest, type ServiceContext } from '../service-context.js';
 import { canSeeTask, IdParams, LogLineSchema, TASK_STATUSES, TaskSchema } from './work-views.js';
@@ -28,7 +28,7 @@ export function taskRoutes(app: FastifyInstance, context: ServiceContext): void 
     url: '/tasks',
     operationId: 'listTasks',
     summary: 'Tasks, newest first (filters: run, status, vm, job)',
-    description: 'A caller whose grants do not cover `/` sees only the tasks of the VMs, hosts, jobs and repositories granted; a page may then hold fewer than `limit` items. With `wait=true` and a `run`, waits (at most `timeout` seconds) until every task of the run has ended.',
+    description: 'Page with `cursor` (the `next` of the previous page): a seek however deep, no task twice or skipped while tasks are added; `offset` still works. A caller whose grants do not cover `/` sees only the tasks of the VMs, hosts, jobs and repositories granted; a page may then hold fewer than `limit` items. With `wait=true` and a `run`, waits (at most `timeout` seconds) until every task of the run has ended.',
     tag: 'tasks',
     access: { permission: 'inventory.read', filtered: true },
     querystring: {
@@ -36,6 +36,7 @@ export function taskRoutes(app: FastifyInstance, context: ServiceContext): void 
       additionalProperties: false,
       properties: {
         ...PageQueryProperties,
+        ...CursorQueryProperties,
         run: { type: 'string', maxLength: 64 },
         status: { type: 'string', enum: [...TASK_STATUSES] },
         vm: { type: 'string', maxLength: 100 },
@@ -46,13 +47,13 @@ export function taskRoutes(app: FastifyInstance, context: ServiceContext): void 
     },
     response: { 200: pageOf(TaskSchema) },
     async handler(request) {
-      const q = request.query as { limit: number; offset: number; run?: string; status?: (typeof TASK_STATUSES)[number]; vm?: string; job?: string; wait: boolean; timeout: number };
+      const q = request.query as { limit: number; offset: number; cursor?: string; run?: string; status?: (typeof TASK_STATUSES)[number]; vm?: string; job?: string; wait: boolean; timeout: number };
       if (q.wait && q.run === undefined) throw new ApiError('E_VALIDATION', 'wait=true needs a run: GET /tasks?run=ID&wait=true');
       if (q.wait && q.run !== undefined) await waitForRun(context, q.run, q.timeout * 1000);
       const filter = { ...(q.run === undefined ? {} : { runId: q.run }), ...(q.status === undefined ? {} : { status: q.status }), ...(q.vm === undefined ? {} : { vm: q.vm }), ...(q.job === undefined ? {} : { job: q.job }) };
-      const page = await runner.listTasks({ ...filter, limit: q.limit, after: q.offset });
+      const page = await runner.listTasks({ ...filter, limit: q.limit, ...(q.cursor === undefined ? { after: q.offset } : { cursor: q.cursor }) });
       const total = await runner.countTasks(filter);
-      return { items: page.items.filter((t) => canSeeTask(request, 'inventory.read', t)), total, limit: q.limit, offset: q.offset, next: page.next === undefined ? null : String(page.next) };
+      return { items: page.items.filter((t) => canSeeTask(request, 'inventory.read', t)), total, limit: q.limit, offset: q.cursor === undefined ? q.offset : 0, next: page.cursor ?? null };
     },
   });
 

@@ -87,6 +87,22 @@ export const RunSchema = {
   },
 } as const;
 
+/** A run in the runs list: its number of VMs and its tasks' counts by outcome instead of the names. */
+export const RunListItemSchema = {
+  type: 'object',
+  required: ['id', 'job', 'reason', 'status', 'owner', 'vmCount', 'outcomes', 'created', 'ended'],
+  properties: {
+    ...Object.fromEntries(Object.entries(RunSchema.properties).filter(([key]) => key !== 'vms')),
+    vmCount: { type: 'integer', description: 'how many VMs the run covers (their names: GET /runs/{id})' },
+    outcomes: {
+      type: 'object',
+      description: 'how many of its VMs\' tasks (the last attempt of each) are in each state, e.g. {"succeeded": 598, "failed": 2}',
+      additionalProperties: { type: 'integer' },
+      properties: Object.fromEntries(TASK_STATUSES.map((status) => [status, { type: 'integer' }])),
+    },
+  },
+} as const;
+
 export const LogLineSchema = {
   type: 'object',
   required: ['seq', 'at', 'level', 'line'],
@@ -109,9 +125,21 @@ export function taskPaths(task: Pick<TaskInfo, 'vm' | 'host' | 'job' | 'reposito
 
 /** The paths a run lives under: its job, its VMs and their hosts (from the configuration). */
 export function runPaths(run: Pick<RunInfo, 'job' | 'vms'>, config: ServiceConfig): string[] {
-  const hosts = new Set(run.vms.flatMap((vm) => config.vms?.find((v) => v.name === vm)?.host ?? []));
+  const hostOf = hostsOf(config);
+  const hosts = new Set(run.vms.flatMap((vm) => hostOf.get(vm) ?? []));
   const paths = [...(run.job === null ? [] : [`/jobs/${run.job}`]), ...run.vms.map((vm) => `/vms/${vm}`), ...[...hosts].map((h) => `/hosts/${h}`)];
   return paths.length === 0 ? ['/'] : paths;
+}
+
+/** VM → host of a configuration, made once per configuration (a run of 600 VMs looked each up in the list of VMs). */
+const hostMaps = new WeakMap<ServiceConfig, Map<string, string>>();
+function hostsOf(config: ServiceConfig): Map<string, string> {
+  let map = hostMaps.get(config);
+  if (map === undefined) {
+    map = new Map((config.vms ?? []).flatMap((v) => (v.host === undefined ? [] : [[v.name, v.host] as [string, string]])));
+    hostMaps.set(config, map);
+  }
+  return map;
 }
 
 export function canSeeTask(request: FastifyRequest, permission: Permission, task: TaskInfo): boolean {

@@ -10,6 +10,8 @@ import { configVersions } from './0004-config-versions.js';
 import { approvals } from './0005-approvals.js';
 import { tasks } from './0010-tasks.js';
 import { listOrderIndexes } from './0011-list-order-indexes.js';
+import { snapshotIndex } from './0015-snapshot-index.js';
+import { upkeepSchedules } from './0016-upkeep-schedules.js';
 import { notifyEvents } from './0020-notify-events.js';
 import { notifyOutbox } from './0021-notify-outbox.js';
 import { notifyMetrics } from './0022-notify-metrics.js';
@@ -24,6 +26,8 @@ export const MIGRATIONS: readonly Migration[] = [
   approvals,
   tasks,
   listOrderIndexes,
+  snapshotIndex,
+  upkeepSchedules,
   notifyEvents,
   notifyOutbox,
   notifyMetrics,

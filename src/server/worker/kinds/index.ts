@@ -17,7 +17,7 @@ import { runTestRestoreTask } from './test-restore-task.js';
 import { runVerifyTask } from './verify-task.js';
 
 export type { KindContext, TaskReport } from './task-report.js';
-export type { ForgetSpec, InstantRecoverySpec, PruneSpec, RepositoryRef, RestoreSpec, SyncSpec, TestRestoreSpec, VerifySpec } from './kind-specs.js';
+export type { ForgetSpec, InstantRecoverySpec, PruneSpec, RepositoryRef, RestoreSpec, SyncSpec, TestRestoreBoot, TestRestoreSpec, VerifySpec } from './kind-specs.js';
 export { qemuCommand } from './instant-recovery-task.js';
 
 /** Runs a task of any kind but `backup` (worker-entry.ts runs those). */

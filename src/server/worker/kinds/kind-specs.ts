@@ -67,6 +67,16 @@ export interface TestRestoreSpec {
   readonly repository: RepositoryRef;
   readonly snapshot: string;
   readonly fsck: boolean;
+  /** Also boot the VM from the backup, isolated (restore/test-restore/boot-check.ts), and wait for `expect` (default `login:`) on its serial console. */
+  readonly boot?: TestRestoreBoot;
+}
+
+/** A test restore's boot check, as a job's `test-restore.boot` asks for it. */
+export interface TestRestoreBoot {
+  readonly expect?: string;
+  readonly timeoutMs?: number;
+  /** Default `auto`: KVM when /dev/kvm opens, else TCG. */
+  readonly accel?: 'kvm' | 'tcg' | 'auto';
 }
 
 /** Serves a snapshot's disks over NBD until cancelled; writable to an overlay when `overlayDir` is given. */

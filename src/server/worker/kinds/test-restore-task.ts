@@ -14,7 +14,8 @@ import type { KindContext, TaskReport } from './task-report.js';
 export async function runTestRestoreTask(spec: TestRestoreSpec, context: KindContext): Promise<TaskReport> {
   return withTaskRepository(spec.repository, async (repo) => {
     const snapshot = await resolveSnapshot(repo, spec.snapshot);
-    const r = await testRestore(repo, snapshot, { fsck: spec.fsck, signal: context.signal, onPhase: (phase) => context.log(phase) });
+    const boot = spec.boot === undefined ? {} : { boot: { ...spec.boot, signal: context.signal } };
+    const r = await testRestore(repo, snapshot, { fsck: spec.fsck, signal: context.signal, onPhase: (phase) => context.log(phase), ...boot });
     await addSnapshotNote(repo, snapshot.id, TEST_RESTORE_NOTE, r);
     const files = r.volumes.reduce((n, v) => n + (v.files ?? 0), 0);
     const report: TaskReport = {

@@ -30,11 +30,14 @@ function nightChoices(now: Date): { value: string; label: string }[] {
 
 async function tasksSince(from: number): Promise<Task[]> {
   const tasks: Task[] = [];
+  // Keyset pages (`cursor`): tasks added while reading never repeat or push one out.
+  let cursor: string | undefined;
   for (let page = 0; page < MAX_PAGES; page++) {
-    const answer = await call('get', '/api/v1/tasks', { query: { limit: 500, offset: page * 500 } });
+    const answer = await call('get', '/api/v1/tasks', { query: { limit: 500, ...(cursor === undefined ? {} : { cursor }) } });
     tasks.push(...answer.items);
     const oldest = answer.items[answer.items.length - 1];
-    if (answer.next === null || oldest === undefined || Date.parse(oldest.created) < from - 24 * 3600_000) break;
+    if (answer.next === null || answer.next === undefined || oldest === undefined || Date.parse(oldest.created) < from - 24 * 3600_000) break;
+    cursor = answer.next;
   }
   return tasks;
 }

@@ -1,0 +1,194 @@
+/**
+ * The snapshot index against a real repository (one real backup by the `coffer` CLI, its
+ * manifest cloned under other VMs, times and tags) on SQLite and on a real PostgreSQL: built
+ * from the repository it answers what the catalog answered when it read every manifest;
+ * manifests the CLI adds or forgets behind its back appear and disappear after a refresh;
+ * keyset pages return every row exactly once while rows are added; an emptied table is
+ * rebuilt; concurrent refreshes collapse.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, test } from 'node:test';
+import { listSnapshots, LocalBackend, openRepository, saveSnapshot, type Repository, type Snapshot } from '../../repo/index.js';
+import { makeTempDir, startPostgres, type TestPostgres } from '../../testing/index.js';
+import { openStateDatabase, type StateDatabase } from '../state/index.js';
+import { makeRepository } from '../tasks/task-fixtures.js';
+import { SnapshotIndex, type IndexedSnapshot } from './snapshot-index.js';
+
+const COFFER_BIN = fileURLToPath(new URL('../../../../bin/coffer.js', import.meta.url));
+const dir = await makeTempDir('coffer-snapshot-index');
+const opened: { close(): Promise<void> }[] = [];
+let pg: TestPostgres;
+let repoUrl: string;
+let passFile: string;
+let repo: Repository;
+let template: Snapshot;
+
+function coffer(args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [COFFER_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(out);
+      else reject(new Error(`coffer ${args.join(' ')}: exit ${code}: ${err}`));
+    });
+  });
+}
+
+/** Clones the template manifest: `n` snapshots of 7 VMs, one an hour from `start`, every third tagged `weekly`. */
+async function addClones(n: number, start: number, label: string): Promise<void> {
+  const { id: _id, ...manifest } = template;
+  for (let i = 0; i < n; i++) {
+    await saveSnapshot(repo, { ...manifest, vm: `vm${i % 7}`, hostname: label, time: new Date(start + i * 3_600_000).toISOString(), tags: i % 3 === 0 ? ['weekly', label] : [label] });
+  }
+}
+
+before(async () => {
+  pg = await startPostgres();
+  await mkdir(join(dir.path, 'r'));
+  ({ url: repoUrl, passphraseFile: passFile } = await makeRepository(join(dir.path, 'r')));
+  const image = join(dir.path, 'disk.raw');
+  await writeFile(image, Buffer.alloc(256 * 1024, 5));
+  await coffer(['backup', '-r', repoUrl, '--password-file', passFile, '--vm', 'cli-vm', '--tag', 'first', image]);
+  repo = await openRepository(new LocalBackend(repoUrl), { passphrase: 'pw' });
+  opened.push(repo);
+  [template] = await listSnapshots(repo) as [Snapshot];
+  await addClones(90, Date.UTC(2026, 0, 1), 'base');
+});
+after(async () => {
+  for (const o of opened.reverse()) await o.close().catch(() => undefined);
+  await pg?.stop();
+  await dir.remove();
+});
+
+async function engines(): Promise<{ name: string; state: StateDatabase }[]> {
+  const sqlite = await openStateDatabase({ file: join(dir.path, `${Math.random().toString(36).slice(2)}.db`) });
+  const postgres = await openStateDatabase({ url: await pg.createDatabase() });
+  opened.push(sqlite, postgres);
+  return [{ name: 'sqlite', state: sqlite }, { name: 'postgres', state: postgres }];
+}
+
+/** What GET /repositories/R/snapshots answered when the catalog listed every manifest (newest first). */
+function oldAnswer(all: readonly Snapshot[]): object[] {
+  return [...all].reverse().map((s) => ({
+    id: s.id, vm: s.vm, time: s.time, hostname: s.hostname, tags: s.tags, parent: s.parent, disks: s.disks.length,
+    bytesLogical: s.disks.reduce((n, d) => n + d.size, 0), ...(s.consistency === undefined ? {} : { consistency: s.consistency.level }),
+  }));
+}
+const asOld = (s: IndexedSnapshot) => {
+  const { kind: _k, bytesNew: _n, bytesStored: _s, ...rest } = s;
+  return rest;
+};
+
+async function everyPage(index: SnapshotIndex, query: { vm?: string; tag?: string; since?: number; until?: number }, limit: number): Promise<IndexedSnapshot[]> {
+  const out: IndexedSnapshot[] = [];
+  let cursor: string | undefined;
+  for (let pages = 0; pages < 1000; pages++) {
+    const page = await index.page('main', { ...query, limit, ...(cursor === undefined ? {} : { cursor }) });
+    out.push(...page.items);
+    if (page.next === null) return out;
+    cursor = page.next;
+  }
+  throw new Error('paging did not end');
+}
+
+test('built from the repository, the index answers what reading every manifest answered (every filter, both engines)', async () => {
+  const truth = await listSnapshots(repo);
+  for (const { name, state } of await engines()) {
+    const index = new SnapshotIndex(state.db);
+    const report = await index.refresh('main', repoUrl, async () => repo);
+    assert.equal(report.added, truth.length, name);
+    assert.deepEqual((await everyPage(index, {}, 13)).map(asOld), oldAnswer(truth), `${name}: the whole list`);
+    assert.deepEqual((await everyPage(index, { vm: 'vm3' }, 5)).map(asOld), oldAnswer(truth.filter((s) => s.vm === 'vm3')), `${name}: vm`);
+    assert.deepEqual((await everyPage(index, { tag: 'weekly' }, 4)).map(asOld), oldAnswer(truth.filter((s) => s.tags.includes('weekly'))), `${name}: tag`);
+    const since = Date.UTC(2026, 0, 2);
+    const until = Date.UTC(2026, 0, 3, 5);
+    assert.deepEqual((await everyPage(index, { since, until }, 6)).map(asOld), oldAnswer(truth.filter((s) => Date.parse(s.time) >= since && Date.parse(s.time) < until)), `${name}: time range`);
+    const page = await index.page('main', { limit: 10, vm: 'vm1' });
+    assert.equal(page.total, truth.filter((s) => s.vm === 'vm1').length, `${name}: total`);
+    assert.deepEqual((await index.all('main')).map((s) => s.id), truth.map((s) => s.id), `${name}: oldest first`);
+    assert.equal((await index.latest('main', 'cli-vm'))?.id, template.id);
+    assert.deepEqual(await index.idsStartingWith('main', template.id.slice(0, 8)), [template.id]);
+  }
+});
+
+test('a snapshot the CLI adds or forgets behind the index\'s back appears and disappears after a refresh; an emptied table is rebuilt', async () => {
+  const { state } = (await engines())[0] as { state: StateDatabase };
+  const index = new SnapshotIndex(state.db);
+  const open = async () => repo;
+  await index.refresh('main', repoUrl, open);
+  const before = (await index.page('main', { limit: 1 })).total;
+  const image = join(dir.path, 'other.raw');
+  await writeFile(image, Buffer.alloc(128 * 1024, 9));
+  await coffer(['backup', '-r', repoUrl, '--password-file', passFile, '--vm', 'behind-back', image]);
+  assert.equal((await index.page('main', { limit: 1, vm: 'behind-back' })).total, 0, 'not seen before a refresh');
+  const added = await index.refresh('main', repoUrl, open);
+  assert.deepEqual([added.added, added.removed], [1, 0]);
+  const [fresh] = (await index.page('main', { limit: 5, vm: 'behind-back' })).items;
+  assert.ok(fresh !== undefined);
+  await coffer(['forget', '-r', repoUrl, '--password-file', passFile, fresh.id]);
+  const removed = await index.refresh('main', repoUrl, open);
+  assert.deepEqual([removed.added, removed.removed], [0, 1]);
+  assert.equal((await index.page('main', { limit: 1, vm: 'behind-back' })).total, 0);
+  assert.equal((await index.page('main', { limit: 1 })).total, before);
+
+  // Rows lost (a table emptied by hand): the next refresh reads every manifest again.
+  await state.db.deleteFrom('snapshot_index').execute();
+  const rebuilt = await index.refresh('main', repoUrl, open);
+  assert.equal(rebuilt.rebuilt, true);
+  assert.equal((await index.page('main', { limit: 1 })).total, before);
+  // Another location under the same name: rebuilt too.
+  assert.equal((await index.refresh('main', `${repoUrl}/.`, open)).rebuilt, true);
+});
+
+test('keyset pages return every row exactly once while newer rows are added between pages', async () => {
+  const { state } = (await engines())[0] as { state: StateDatabase };
+  const index = new SnapshotIndex(state.db);
+  const open = async () => repo;
+  await index.refresh('main', repoUrl, open);
+  const original = new Set((await index.all('main')).map((s) => s.id));
+  const seen: string[] = [];
+  let cursor: string | undefined;
+  let round = 0;
+  for (;;) {
+    const page = await index.page('main', { limit: 9, ...(cursor === undefined ? {} : { cursor }) });
+    seen.push(...page.items.map((s) => s.id));
+    if (page.next === null) break;
+    cursor = page.next;
+    // Newer snapshots land on top while the client pages (a night's backups).
+    await addClones(3, Date.UTC(2026, 5, 1) + round++ * 86_400_000, `during${round}`);
+    await index.refresh('main', repoUrl, open);
+  }
+  assert.equal(new Set(seen).size, seen.length, 'no row twice');
+  for (const id of original) assert.ok(seen.includes(id), `row ${id.slice(0, 8)} on no page`);
+  assert.ok(round > 5);
+});
+
+test('concurrent refreshes of one repository collapse into the running one and one follow-up', async () => {
+  const { state } = (await engines())[0] as { state: StateDatabase };
+  const index = new SnapshotIndex(state.db);
+  let opens = 0;
+  const open = async () => {
+    opens++;
+    return repo;
+  };
+  const all = Array.from({ length: 8 }, () => index.refresh('main', repoUrl, open));
+  const reports = await Promise.all(all);
+  assert.equal(opens, 2, 'the running refresh and one follow-up');
+  assert.equal(new Set(all).size, 2);
+  assert.equal(reports[7]?.added, 0, 'the follow-up found nothing new');
+});
+
+test('a cursor that this code did not make is refused with E_USAGE', async () => {
+  const { state } = (await engines())[0] as { state: StateDatabase };
+  const index = new SnapshotIndex(state.db);
+  await assert.rejects(index.page('main', { limit: 5, cursor: 'bm90IGEgY3Vyc29y' }), { code: 'E_USAGE' });
+});

@@ -1,0 +1,343 @@
+/**
+ * The snapshot index: per configured repository, one row per snapshot in the state database
+ * (tables of migration 15), so the API lists, filters and pages 100,000 snapshots from
+ * indexes instead of reading every manifest (bench/README.md, "The service").
+ *
+ * It is derived, never the truth. A refresh lists only the manifest names of the repository
+ * (`snapshots/`), reads the manifests it has no row for, and removes the rows whose manifest is
+ * gone (a forget, by the server or by the CLI behind its back). A repository whose rows were
+ * read from another location under the same name, or whose rows were lost (an emptied table),
+ * is rebuilt the same way. Damaged manifests are left out (and not read again until they
+ * change name, i.e. never: a damaged manifest stays damaged; verify reports it).
+ *
+ * Refreshes of one repository collapse: while one runs, any number of requests share one
+ * follow-up refresh that starts when it ends (a request made during a refresh may come from a
+ * backup that wrote its manifest after the running refresh listed the names).
+ */
+import type { Kysely } from 'kysely';
+import { forEachLimited } from '../../concurrency/index.js';
+import { CofferError } from '../../errors/index.js';
+import { idFromKey, loadSnapshot, SNAPSHOTS_PREFIX, type Repository, type Snapshot } from '../../repo/index.js';
+import { decodeCursor, encodeCursor, type StateSchema } from '../state/index.js';
+
+/** A snapshot as the lists show it (the manifest's summary). */
+export interface IndexedSnapshot {
+  id: string;
+  vm: string;
+  time: string;
+  hostname: string;
+  tags: string[];
+  kind: 'disk' | 'files';
+  parent: string | null;
+  disks: number;
+  bytesLogical: number;
+  bytesNew: number;
+  bytesStored: number;
+  consistency?: string;
+}
+
+/** Filters and keyset position of {@link SnapshotIndex.page}. */
+export interface SnapshotQuery {
+  vm?: string;
+  tag?: string;
+  hostname?: string;
+  /** ms since the epoch, inclusive. */
+  since?: number;
+  /** ms since the epoch, exclusive. */
+  until?: number;
+  /** The `next` of the previous page. */
+  cursor?: string;
+  /** Or (kept for old callers): rows to skip. */
+  offset?: number;
+  limit: number;
+}
+
+/** What a refresh did. */
+export interface RefreshReport {
+  listed: number;
+  added: number;
+  removed: number;
+  damaged: number;
+  /** true: the repository's rows were thrown away first (another location, or lost rows). */
+  rebuilt: boolean;
+}
+
+/** How many manifests a refresh reads at once. */
+const READ_CONCURRENCY = 16;
+/** Rows written per transaction while (re)building. */
+const BATCH = 500;
+/** Totals kept per filter (a count over 100,000 rows costs milliseconds; the rows change only on a refresh). */
+const TOTALS_KEPT = 256;
+
+export class SnapshotIndex {
+  private readonly running = new Map<string, Promise<RefreshReport>>();
+  private readonly queued = new Map<string, Promise<RefreshReport>>();
+  /** Manifest names that did not open, per repository (not read again on every refresh). */
+  private readonly damaged = new Map<string, Set<string>>();
+  /** Per repository, a number that changes whenever this process changes its rows. */
+  private readonly generations = new Map<string, number>();
+  /** `repository + filters` → the total at a generation. */
+  private readonly totals = new Map<string, { generation: number; total: number }>();
+
+  constructor(
+    private readonly db: Kysely<StateSchema>,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /**
+   * Brings the rows of `name` up to date with the repository. Concurrent calls collapse: at
+   * most one refresh runs and one more waits per repository.
+   */
+  refresh(name: string, location: string, open: () => Promise<Repository>): Promise<RefreshReport> {
+    const waiting = this.queued.get(name);
+    if (waiting !== undefined) return waiting;
+    const current = this.running.get(name);
+    if (current === undefined) return this.begin(name, location, open);
+    const next = current.catch(() => undefined).then(() => {
+      this.queued.delete(name);
+      return this.begin(name, location, open);
+    });
+    this.queued.set(name, next);
+    return next;
+  }
+
+  /**
+   * Adds the snapshots `ids` (just written by a task of this server) without listing the
+   * repository: one manifest read each. A missing one is skipped (the next refresh decides).
+   */
+  async add(name: string, repo: Repository, ids: readonly string[]): Promise<void> {
+    const loaded: Snapshot[] = [];
+    for (const id of ids) {
+      try {
+        loaded.push(await loadSnapshot(repo, id));
+      } catch (error) {
+        if (!(error instanceof CofferError && (error.code === 'E_CORRUPT_OBJECT' || error.code === 'E_MISSING_OBJECT'))) throw error;
+      }
+    }
+    await this.insert(name, loaded);
+    if (loaded.length > 0) {
+      await this.db.updateTable('snapshot_index_repos').set((eb) => ({ snapshots: eb('snapshots', '+', loaded.length) })).where('repository', '=', name).execute();
+    }
+  }
+
+  /** Whether a repository was indexed (at least once, from `location`). */
+  async indexed(name: string, location: string): Promise<boolean> {
+    const row = await this.db.selectFrom('snapshot_index_repos').select('location').where('repository', '=', name).executeTakeFirst();
+    return row?.location === location;
+  }
+
+  /** A page of snapshots, newest first, and the total that match the filters. */
+  async page(name: string, q: SnapshotQuery): Promise<{ items: IndexedSnapshot[]; total: number; next: string | null }> {
+    const limit = Math.max(1, q.limit);
+    let rows = this.db.selectFrom('snapshot_index').selectAll('snapshot_index').where('snapshot_index.repository', '=', name);
+    let count = this.db.selectFrom('snapshot_index').select((eb) => eb.fn.countAll<number>().as('n')).where('snapshot_index.repository', '=', name);
+    if (q.tag !== undefined) {
+      const tag = q.tag;
+      // The tag's own index gives the order; the join finds the rows.
+      rows = rows.innerJoin('snapshot_index_tags as t', (j) => j.onRef('t.repository', '=', 'snapshot_index.repository').onRef('t.id', '=', 'snapshot_index.id')).where('t.tag', '=', tag);
+      count = count.innerJoin('snapshot_index_tags as t', (j) => j.onRef('t.repository', '=', 'snapshot_index.repository').onRef('t.id', '=', 'snapshot_index.id')).where('t.tag', '=', tag);
+    }
+    if (q.vm !== undefined) {
+      rows = rows.where('snapshot_index.vm', '=', q.vm);
+      count = count.where('snapshot_index.vm', '=', q.vm);
+    }
+    if (q.hostname !== undefined) {
+      rows = rows.where('snapshot_index.hostname', '=', q.hostname);
+      count = count.where('snapshot_index.hostname', '=', q.hostname);
+    }
+    if (q.since !== undefined) {
+      rows = rows.where('snapshot_index.time_ms', '>=', q.since);
+      count = count.where('snapshot_index.time_ms', '>=', q.since);
+    }
+    if (q.until !== undefined) {
+      rows = rows.where('snapshot_index.time_ms', '<', q.until);
+      count = count.where('snapshot_index.time_ms', '<', q.until);
+    }
+    if (q.cursor !== undefined) {
+      const at = decodeCursor(q.cursor);
+      rows = rows.where((eb) => eb(eb.refTuple('snapshot_index.time_ms', 'snapshot_index.id'), '<', eb.tuple(at.time, at.id)));
+    } else if (q.offset !== undefined && q.offset > 0) {
+      rows = rows.offset(q.offset);
+    }
+    const found = await rows.orderBy('snapshot_index.time_ms', 'desc').orderBy('snapshot_index.id', 'desc').limit(limit + 1).execute();
+    const total = await this.total(name, q, async () => Number((await count.executeTakeFirstOrThrow()).n));
+    const items = found.slice(0, limit).map(fromRow);
+    const last = found[limit - 1];
+    return { items, total, next: found.length > limit && last !== undefined ? encodeCursor({ time: Number(last.time_ms), id: last.id }) : null };
+  }
+
+  /**
+   * The number of rows a filter matches, counted again only after this process changed the
+   * repository's rows or refreshed it (another server sharing a PostgreSQL database may have
+   * changed them: the totals are at most one refresh old, the rows never are).
+   */
+  private async total(name: string, q: SnapshotQuery, count: () => Promise<number>): Promise<number> {
+    const key = JSON.stringify([name, q.vm, q.tag, q.hostname, q.since, q.until]);
+    const generation = this.generations.get(name) ?? 0;
+    const known = this.totals.get(key);
+    if (known !== undefined && known.generation === generation) return known.total;
+    const total = await count();
+    if (this.totals.size >= TOTALS_KEPT) this.totals.delete(this.totals.keys().next().value as string);
+    this.totals.set(key, { generation, total });
+    return total;
+  }
+
+  private changed(name: string): void {
+    this.generations.set(name, (this.generations.get(name) ?? 0) + 1);
+  }
+
+  /** Every snapshot of a repository (optionally of one VM), oldest first. */
+  async all(name: string, filter: { vm?: string } = {}): Promise<IndexedSnapshot[]> {
+    let query = this.db.selectFrom('snapshot_index').selectAll().where('repository', '=', name);
+    if (filter.vm !== undefined) query = query.where('vm', '=', filter.vm);
+    return (await query.orderBy('time_ms').orderBy('id').execute()).map(fromRow);
+  }
+
+  /** The ids that start with `prefix` (hex), at most `limit`. */
+  async idsStartingWith(name: string, prefix: string, limit = 2): Promise<string[]> {
+    if (!/^[0-9a-f]{1,64}$/.test(prefix)) return [];
+    const rows = await this.db.selectFrom('snapshot_index').select('id').where('repository', '=', name)
+      .where('id', '>=', prefix).where('id', '<', `${prefix}g`).orderBy('id').limit(limit).execute();
+    return rows.map((r) => r.id);
+  }
+
+  /** The newest snapshot of a VM, or undefined. */
+  async latest(name: string, vm: string): Promise<IndexedSnapshot | undefined> {
+    const row = await this.db.selectFrom('snapshot_index').selectAll().where('repository', '=', name).where('vm', '=', vm)
+      .orderBy('time_ms', 'desc').orderBy('id', 'desc').limit(1).executeTakeFirst();
+    return row === undefined ? undefined : fromRow(row);
+  }
+
+  /** VM → ms of its newest snapshot, over the given repositories. */
+  async lastBackups(names: readonly string[]): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    if (names.length === 0) return out;
+    const rows = await this.db.selectFrom('snapshot_index').select(['vm', (eb) => eb.fn.max('time_ms').as('newest')]).where('repository', 'in', [...names]).groupBy('vm').execute();
+    for (const r of rows) out.set(r.vm, Number(r.newest));
+    return out;
+  }
+
+  /** Drops the rows of a repository (the next refresh rebuilds them). */
+  async forget(name: string): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await trx.deleteFrom('snapshot_index').where('repository', '=', name).execute();
+      await trx.deleteFrom('snapshot_index_tags').where('repository', '=', name).execute();
+      await trx.deleteFrom('snapshot_index_repos').where('repository', '=', name).execute();
+    });
+    this.damaged.delete(name);
+    this.changed(name);
+  }
+
+  private begin(name: string, location: string, open: () => Promise<Repository>): Promise<RefreshReport> {
+    const work = this.run(name, location, open).finally(() => this.running.delete(name));
+    this.running.set(name, work);
+    return work;
+  }
+
+  private async run(name: string, location: string, open: () => Promise<Repository>): Promise<RefreshReport> {
+    const repo = await open();
+    const listed = new Set<string>();
+    for await (const entry of repo.backend.list(SNAPSHOTS_PREFIX)) {
+      const id = idFromKey(entry.key);
+      if (id !== null) listed.add(id);
+    }
+    const state = await this.db.selectFrom('snapshot_index_repos').selectAll().where('repository', '=', name).executeTakeFirst();
+    const have = new Set((await this.db.selectFrom('snapshot_index').select('id').where('repository', '=', name).execute()).map((r) => r.id));
+    // Rows read elsewhere, or rows lost (a table emptied by hand) while the state says otherwise: start again.
+    const rebuilt = state !== undefined && (state.location !== location || (have.size === 0 && state.snapshots > 0));
+    if (rebuilt) {
+      await this.forget(name);
+      have.clear();
+    }
+    const damaged = this.damaged.get(name) ?? new Set<string>();
+    this.damaged.set(name, damaged);
+    for (const id of damaged) if (!listed.has(id)) damaged.delete(id);
+    const gone = [...have].filter((id) => !listed.has(id));
+    const fresh = [...listed].filter((id) => !have.has(id) && !damaged.has(id));
+    let added = 0;
+    for (let i = 0; i < fresh.length; i += BATCH) {
+      const loaded: Snapshot[] = [];
+      await forEachLimited(fresh.slice(i, i + BATCH), READ_CONCURRENCY, async (id) => {
+        try {
+          loaded.push(await loadSnapshot(repo, id));
+        } catch (error) {
+          // Gone since the listing (a concurrent forget), or damaged: not indexed.
+          if (error instanceof CofferError && (error.code === 'E_CORRUPT_OBJECT' || error.code === 'E_MISSING_OBJECT')) {
+            if (error.code === 'E_CORRUPT_OBJECT') damaged.add(id);
+            return;
+          }
+          throw error;
+        }
+      });
+      await this.insert(name, loaded);
+      added += loaded.length;
+    }
+    for (let i = 0; i < gone.length; i += BATCH) {
+      const ids = gone.slice(i, i + BATCH);
+      await this.db.transaction().execute(async (trx) => {
+        await trx.deleteFrom('snapshot_index').where('repository', '=', name).where('id', 'in', ids).execute();
+        await trx.deleteFrom('snapshot_index_tags').where('repository', '=', name).where('id', 'in', ids).execute();
+      });
+      this.changed(name);
+    }
+    const snapshots = have.size - gone.length + added;
+    const row = { location, refreshed_at: this.now(), snapshots };
+    await this.db.insertInto('snapshot_index_repos').values({ repository: name, ...row })
+      .onConflict((oc) => oc.column('repository').doUpdateSet(row)).execute();
+    this.changed(name);
+    return { listed: listed.size, added, removed: gone.length, damaged: damaged.size, rebuilt };
+  }
+
+  private async insert(name: string, snapshots: readonly Snapshot[]): Promise<void> {
+    if (snapshots.length === 0) return;
+    await this.db.transaction().execute(async (trx) => {
+      // A row may exist already: two servers sharing one database refresh the same repository.
+      const ids = snapshots.map((s) => s.id);
+      await trx.deleteFrom('snapshot_index').where('repository', '=', name).where('id', 'in', ids).execute();
+      await trx.deleteFrom('snapshot_index_tags').where('repository', '=', name).where('id', 'in', ids).execute();
+      // 14 columns a row: 60 rows stay under SQLite's 999 bound variables.
+      for (let i = 0; i < snapshots.length; i += 60) {
+        await trx.insertInto('snapshot_index').values(snapshots.slice(i, i + 60).map((s) => toRow(name, s))).execute();
+      }
+      const tags = snapshots.flatMap((s) => [...new Set(s.tags)].map((tag) => ({ repository: name, tag, time_ms: Date.parse(s.time), id: s.id })));
+      for (let i = 0; i < tags.length; i += 200) await trx.insertInto('snapshot_index_tags').values(tags.slice(i, i + 200)).execute();
+    });
+    this.changed(name);
+  }
+}
+
+function toRow(repository: string, s: Snapshot): StateSchema['snapshot_index'] {
+  return {
+    repository,
+    id: s.id,
+    vm: s.vm,
+    time_ms: Date.parse(s.time),
+    time: s.time,
+    hostname: s.hostname,
+    tags: JSON.stringify(s.tags),
+    kind: s.files === undefined ? 'disk' : 'files',
+    disks: s.disks.length,
+    bytes_logical: s.disks.reduce((n, d) => n + d.size, 0),
+    bytes_new: s.stats.bytesNew,
+    bytes_stored: s.stats.bytesStored,
+    parent: s.parent,
+    consistency: s.consistency?.level ?? null,
+  };
+}
+
+function fromRow(row: StateSchema['snapshot_index']): IndexedSnapshot {
+  return {
+    id: row.id,
+    vm: row.vm,
+    time: row.time,
+    hostname: row.hostname,
+    tags: JSON.parse(row.tags) as string[],
+    kind: row.kind === 'files' ? 'files' : 'disk',
+    parent: row.parent,
+    disks: Number(row.disks),
+    bytesLogical: Number(row.bytes_logical),
+    bytesNew: Number(row.bytes_new),
+    bytesStored: Number(row.bytes_stored),
+    ...(row.consistency === null ? {} : { consistency: row.consistency }),
+  };
+}
