@@ -74,9 +74,14 @@ export class LeaderLease {
 
   constructor(private readonly db: Kysely<StateSchema>, private readonly options: LeaderLeaseOptions) {}
 
-  /** Whether this server leads now. */
+  /**
+   * Whether this server leads now: elected, and its last renewal is recent enough that no other
+   * server can have taken the row. Counted here, at each question, on the monotonic clock — not
+   * only at the next try — so a leader whose event loop stalled past the lease (a loaded
+   * machine) stops acting at once instead of acting beside its successor until its timer runs.
+   */
   get leading(): boolean {
-    return this.isLeader;
+    return this.isLeader && performance.now() - this.heldSince < this.options.leaseMs * 2 / 3;
   }
 
   /** Tries at once, then every third of the lease. */

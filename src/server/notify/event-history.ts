@@ -72,6 +72,19 @@ export async function recordEvent(db: Db, event: NotificationEvent & { at: numbe
   });
 }
 
+/**
+ * The event of type `type` already recorded for run `runId` (and VM `vm`), if any. A run's
+ * events happen once; a second copy comes from a second server hearing the same event (the
+ * relay between servers, around a change of leader) and must be neither recorded nor sent.
+ */
+export async function recordedRunEvent(db: Db, type: EventType, runId: string, vm: string | undefined): Promise<RecordedEvent | undefined> {
+  const row = await db.selectFrom('notify_events').selectAll()
+    .where('type', '=', type).where('run_id', '=', runId)
+    .where((eb) => (vm === undefined ? eb('vm', 'is', null) : eb('vm', '=', vm)))
+    .orderBy('id').limit(1).executeTakeFirst();
+  return row === undefined ? undefined : toEvent(row);
+}
+
 /** The VM events (`vm.*`) recorded with run id `runId`, oldest first. */
 export async function runVmEvents(db: Db, runId: string): Promise<RecordedEvent[]> {
   const rows = await db.selectFrom('notify_events').selectAll().where('run_id', '=', runId).where('type', 'like', 'vm.%').orderBy('id').execute();

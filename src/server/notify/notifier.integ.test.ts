@@ -347,3 +347,26 @@ test('events and finished messages older than history-days are pruned; pending o
   const outbox = await state.db.selectFrom('notify_outbox').select('status').execute();
   assert.deepEqual(outbox.map((o) => o.status), ['pending', 'pending'], 'messages still to deliver are never pruned');
 });
+
+test('a run\'s event heard twice (a second server\'s copy) is recorded and sent once', async () => {
+  const hook = await startHttpReceiver();
+  cleanups.push(() => hook.close());
+  const { notifier, state } = await start({ targets: { chat: { type: 'webhook', url: hook.url, retry: fastRetry } }, rules: [{ name: 'runs', match: { types: ['job.finished'] }, targets: ['chat'] }] });
+  const vm = { type: 'vm.failed', severity: 'error', summary: 'db1 failed', job: 'nightly', runId: 'run-7', vm: 'db1', error: 'E_SOURCE: gone' } as const;
+  const finished = { type: 'job.finished', severity: 'error', summary: 'nightly: 1 of 1 failed', job: 'nightly', runId: 'run-7' } as const;
+  await notifier.emit(vm);
+  await notifier.emit(vm);
+  const first = await notifier.emit(finished);
+  const second = await notifier.emit(finished);
+  assert.equal(first.queued.length, 1);
+  assert.deepEqual(second.queued, [], 'the copy is not sent');
+  assert.equal(second.event.id, first.event.id, 'the copy answers with the first record');
+  const rows = await state.db.selectFrom('notify_events').select(['type', 'vm']).where('run_id', '=', 'run-7').execute();
+  assert.deepEqual(rows.map((r) => r.type).sort(), ['job.finished', 'vm.failed']);
+  // Another run's events are news.
+  assert.equal((await notifier.emit({ ...finished, runId: 'run-8' })).queued.length, 1);
+  await hook.waitForRequests(2);
+  await notifier.idle();
+  assert.equal(hook.requests.length, 2);
+  assert.equal(hook.requests.filter((q) => q.body.includes('run-7')).length, 1);
+});

@@ -16,7 +16,7 @@ import { CofferError } from '../../errors/index.js';
 import type { StateSchema } from '../state/index.js';
 import { summaryDue, renderDailySummary, SUMMARY_SPAN_MS } from './daily-summary.js';
 import { checkEvent, maxSeverity, type NotificationEvent, type RecordedEvent } from './event.js';
-import { eventsBetween, pruneEvents, recordEvent, runVmEvents } from './event-history.js';
+import { eventsBetween, pruneEvents, recordedRunEvent, recordEvent, runVmEvents } from './event-history.js';
 import { readMetricsFigures, type MetricsFigures } from './metrics-figures.js';
 import type { NotificationConfig, NotificationRule, NotificationTarget } from './notification-config.js';
 import { deliveryLog, dueEntries, enqueue, pruneOutbox, recordAttempt, releaseTarget, type DeliveryRecord, type OutboxEntry } from './outbox.js';
@@ -104,11 +104,17 @@ export class Notifier {
   /**
    * Records `event`, queues a message per matching rule and target, and wakes delivery.
    * A run's VM events (`vm.*` with a `runId`) are only recorded: rules that group runs (the
-   * default) report them in the run's `job.finished` message, failures first.
+   * default) report them in the run's `job.finished` message, failures first. A run's event
+   * already recorded (same type, run and VM: a copy heard from another server) is not
+   * recorded or sent again; the earlier record is returned.
    * @throws CofferError E_USAGE for a malformed event; E_STATE_UNAVAILABLE-class database errors as they come.
    */
   async emit(event: NotificationEvent): Promise<EmitResult> {
     checkEvent(event);
+    if (event.runId !== undefined && (event.type === 'job.finished' || event.type.startsWith('vm.'))) {
+      const earlier = await recordedRunEvent(this.db, event.type, event.runId, event.vm);
+      if (earlier !== undefined) return { event: earlier, queued: [] };
+    }
     const recorded = await recordEvent(this.db, { ...event, at: event.at ?? this.now() });
     const queued: EmitResult['queued'] = [];
     const isRunVmEvent = recorded.type.startsWith('vm.') && recorded.runId !== undefined;
