@@ -37,6 +37,8 @@ export const ExitCode = {
    * while it ran (the snapshot's warnings name them): like restic's 3.
    */
   filesIncomplete: 18,
+  /** The repository's format is one this command does not support yet (format 2: prune, sync, tape, verify --stored, file backup). */
+  formatUnsupported: 19,
   /** The service's state database cannot be opened, or is newer than this Coffer. */
   stateUnavailable: 20,
   /** A repository server refused the token or the operation, or its certificate is not trusted. */
@@ -103,6 +105,7 @@ const BY_CODE: Record<ErrorCode, number> = {
   E_WINDOW_CLOSED: ExitCode.failure,
   E_CONFIG_INVALID: ExitCode.configInvalid,
   E_ADDRESS_IN_USE: ExitCode.addressUnavailable,
+  E_REPO_FORMAT_UNSUPPORTED: ExitCode.formatUnsupported,
 };
 
 /** The exit code for an error code. */

@@ -11,7 +11,10 @@ export type CodecTask =
   | { op: 'seal'; data: Uint8Array; kind: number; id: Uint8Array }
   | { op: 'open'; data: Uint8Array; kind: number; name: string; id: Uint8Array; rehash: boolean; into: Uint8Array | 'discard' | undefined }
   | { op: 'checkMany'; objects: { data: Uint8Array; kind: number; name: string; id: Uint8Array }[] }
-  | { op: 'openMany'; objects: OpenIntoTask[] };
+  | { op: 'openMany'; objects: OpenIntoTask[] }
+  | { op: 'sealFrame'; data: Uint8Array; lengths: number[]; ids: Uint8Array }
+  | { op: 'openFrame'; data: Uint8Array; name: string; rehash: boolean; keep: boolean }
+  | { op: 'sha256'; data: Uint8Array };
 
 /** One object of an `openMany` task: opened into `into` (shared memory). */
 export interface OpenIntoTask {
@@ -34,6 +37,9 @@ export type CodecResult =
   | { op: 'open'; length: number; plaintext: Uint8Array | null }
   | { op: 'checkMany'; problems: (WorkerProblem | null)[] }
   | { op: 'openMany'; results: ({ length: number } | WorkerProblem)[] }
+  | { op: 'sealFrame'; sealed: Uint8Array }
+  | { op: 'openFrame'; plaintext: Uint8Array | null; table: { id: Uint8Array; offset: number; length: number }[] }
+  | { op: 'sha256'; digest: Uint8Array }
   | { op: 'error'; code: ErrorCode; message: string; object: string | null };
 
 /** What hashing a block found. */
@@ -170,6 +176,32 @@ export class CodecPool {
         },
       );
     }
+  }
+
+  /**
+   * The sealed envelope of a pack frame (format 2, frame-codec.ts) holding the chunks cut
+   * from `data` by `lengths`, with `ids` (32 bytes each, in order). `data` is consumed: it
+   * moves to the worker when it owns its memory.
+   */
+  async sealFrame(data: Uint8Array, lengths: number[], ids: Buffer): Promise<Buffer> {
+    const task: CodecTask = { op: 'sealFrame', data, lengths, ids };
+    return toBuffer(expect(await this.pool.run(task, owns(data) ? { transferList: [data.buffer as ArrayBuffer] } : {}), 'sealFrame').sealed);
+  }
+
+  /**
+   * Opens a pack frame's envelope (authenticated, decompressed, its table parsed; every chunk
+   * rehashed with `rehash` or in an unencrypted repository): its plaintext (null unless
+   * `keep`) and table. `E_CORRUPT_OBJECT` when it fails. `blob` is consumed.
+   */
+  async openFrame(blob: Uint8Array, options: { name: string; rehash: boolean; keep: boolean }): Promise<{ plaintext: Buffer | null; table: { id: Buffer; offset: number; length: number }[] }> {
+    const task: CodecTask = { op: 'openFrame', data: blob, ...options };
+    const result = expect(await this.pool.run(task, owns(blob) ? { transferList: [blob.buffer as ArrayBuffer] } : {}), 'openFrame');
+    return { plaintext: result.plaintext === null ? null : toBuffer(result.plaintext), table: result.table.map((c) => ({ id: toBuffer(c.id), offset: c.offset, length: c.length })) };
+  }
+
+  /** SHA-256 of `data` (a pack's id), off the main thread; pass shared memory to avoid a copy. */
+  async sha256(data: Uint8Array): Promise<Buffer> {
+    return toBuffer(expect(await this.pool.run({ op: 'sha256', data }), 'sha256').digest);
   }
 
   /** Stops the threads; pending tasks are rejected. */

@@ -1,6 +1,6 @@
 import { assertReadInBounds, coalesceExtents, type BlockDevice, type Extent } from '../blockdev/index.js';
 import { CofferError, isCofferError } from '../errors/index.js';
-import { DiskIndexReader, isZeroEntry, ObjectKind, type DiskRecord, type Repository } from '../repo/index.js';
+import { DiskIndexReader, entryId, FrameReader, isLocatedEntry, isZeroEntry, ObjectKind, type DiskRecord, type Repository } from '../repo/index.js';
 
 /** Plaintext blocks kept for small random reads (file browsing): 16 × 256 KiB = 4 MiB. */
 const CACHED_BLOCKS = 16;
@@ -17,6 +17,8 @@ export class SnapshotDisk implements BlockDevice {
   readonly size: number;
   private readonly index: DiskIndexReader;
   private readonly cache = new Map<number, Promise<Uint8Array>>();
+  /** Format 2: chunks are read from their packs' frames, the last few decoded frames kept. */
+  private readonly frames: FrameReader;
   /** What this disk fetched from the repository so far: chunks and their stored bytes. */
   readonly fetched = { chunks: 0, bytes: 0 };
 
@@ -27,6 +29,7 @@ export class SnapshotDisk implements BlockDevice {
   ) {
     this.size = disk.size;
     this.index = new DiskIndexReader(repo, disk);
+    this.frames = new FrameReader(repo);
   }
 
   get blockSize(): number {
@@ -68,14 +71,21 @@ export class SnapshotDisk implements BlockDevice {
 
   /** Reads block `block` into `target` (exactly the block's length). */
   async readBlock(block: number, target: Uint8Array): Promise<void> {
-    const entry = await this.index.entry(block);
-    if (isZeroEntry(entry)) {
+    const raw = await this.index.rawEntry(block);
+    if (isZeroEntry(raw)) {
       target.fill(0);
       return;
     }
+    const entry = entryId(raw);
     const hex = entry.toString('hex');
     const offset = block * this.disk.blockSize;
     try {
+      if (isLocatedEntry(raw)) {
+        const before = this.frames.fetched.frames;
+        await this.frames.read(raw, target);
+        this.fetched.chunks += this.frames.fetched.frames - before;
+        return;
+      }
       const blob = await this.repo.getChunkBlob(entry);
       this.fetched.chunks += 1;
       this.fetched.bytes += blob.length;
