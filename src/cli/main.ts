@@ -173,6 +173,7 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--salvage', 'for each damaged snapshot, write a copy (tag salvaged) whose damaged blocks read as zeros')
     .option('--forget', 'remove the damaged snapshots (never a protected one)')
     .option('--no-files', 'do not name the files the damage touches')
+    .option('--index', 'format 2: rebuild the index segments (deduplication across VMs) from the packs\' trailers, nothing else')
     .action((_options, command: Command) => run(async () => (await import('./commands/repair.js')).repairCommand(command.opts(), context))());
 
   repoCommand('stats', 'sizes, and what deduplication and compression save').action((_options, command: Command) =>

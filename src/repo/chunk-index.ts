@@ -76,6 +76,18 @@ export class ChunkIndex {
 
   /** The located entry (80 bytes) of chunk `id`, or undefined when no segment names it. */
   async lookup(id: Buffer): Promise<Buffer | undefined> {
+    return (await this.locations(id, 1))[0];
+  }
+
+  /**
+   * Every located entry of chunk `id` (a chunk stored again after verify found it damaged has
+   * two: the damaged place and the new one), in no particular order.
+   */
+  lookupAll(id: Buffer): Promise<Buffer[]> {
+    return this.locations(id, Number.POSITIVE_INFINITY);
+  }
+
+  private async locations(id: Buffer, most: number): Promise<Buffer[]> {
     const base = prefixOf(id) * 2 ** SEGMENT_BITS;
     let low = 0;
     let high = this.keys.length;
@@ -84,12 +96,13 @@ export class ChunkIndex {
       if ((this.keys[mid] as number) < base) low = mid + 1;
       else high = mid;
     }
-    for (let i = low; i < this.keys.length && (this.keys[i] as number) < base + 2 ** SEGMENT_BITS; i++) {
+    const found: Buffer[] = [];
+    for (let i = low; i < this.keys.length && (this.keys[i] as number) < base + 2 ** SEGMENT_BITS && found.length < most; i++) {
       const number = (this.keys[i] as number) - base;
-      const found = (await this.segment(number)).find(id);
-      if (found !== undefined) return Buffer.from(found);
+      const entry = (await this.segment(number)).find(id);
+      if (entry !== undefined) found.push(Buffer.from(entry));
     }
-    return undefined;
+    return found;
   }
 
   private segment(number: number): Promise<IndexSegment> {

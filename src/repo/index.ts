@@ -38,6 +38,7 @@ export { DiskIndexReader, DiskIndexWriter } from './disk-index.js';
 export { PackWriter, PACK_DEFAULTS } from './pack-writer.js';
 export { ChunkIndex, MAX_SEGMENTS } from './chunk-index.js';
 export { FrameReader } from './frame-reader.js';
+export { rebuildChunkIndex, type RebuildIndexReport } from './rebuild-chunk-index.js';
 export { entryId, isLocatedEntry, decodeLocatedEntry, LOCATED_ENTRY_SIZE, type ChunkLocation } from './format/located-entry.js';
 export { NEWEST_FORMAT_VERSION, FORMAT_VERSIONS, type FormatVersion } from './format/config.js';
 export { putFileTree, getFileTree, walkFileTrees, type FileChunkVisit, type TreeDamage } from './file-trees.js';

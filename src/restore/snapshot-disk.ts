@@ -1,6 +1,6 @@
 import { assertReadInBounds, coalesceExtents, type BlockDevice, type Extent } from '../blockdev/index.js';
 import { CofferError, isCofferError } from '../errors/index.js';
-import { DiskIndexReader, entryId, FrameReader, isLocatedEntry, isZeroEntry, ObjectKind, type DiskRecord, type Repository } from '../repo/index.js';
+import { ChunkIndex, DiskIndexReader, entryId, FrameReader, isLocatedEntry, isZeroEntry, ObjectKind, type DiskRecord, type Repository } from '../repo/index.js';
 
 /** Plaintext blocks kept for small random reads (file browsing): 16 × 256 KiB = 4 MiB. */
 const CACHED_BLOCKS = 16;
@@ -81,9 +81,10 @@ export class SnapshotDisk implements BlockDevice {
     const offset = block * this.disk.blockSize;
     try {
       if (isLocatedEntry(raw)) {
-        const before = this.frames.fetched.frames;
-        await this.frames.read(raw, target);
-        this.fetched.chunks += this.frames.fetched.frames - before;
+        const before = { ...this.frames.fetched };
+        await this.readLocated(raw, entry, target);
+        this.fetched.chunks += this.frames.fetched.frames - before.frames;
+        this.fetched.bytes += this.frames.fetched.bytes - before.bytes;
         return;
       }
       const blob = await this.repo.getChunkBlob(entry);
@@ -109,6 +110,31 @@ export class SnapshotDisk implements BlockDevice {
       throw error;
     }
   }
+
+  /**
+   * Format 2: the chunk at its located entry; when that place is damaged or gone, at any other
+   * place the repository's index segments know for the same id (a backup stored it again
+   * after verify set the damaged one aside), each checked the same way.
+   */
+  private async readLocated(raw: Buffer, id: Buffer, target: Uint8Array): Promise<void> {
+    try {
+      await this.frames.read(raw, target);
+    } catch (error) {
+      if (!isCofferError(error, 'E_MISSING_OBJECT') && !isCofferError(error, 'E_CORRUPT_OBJECT')) throw error;
+      this.chunkIndex ??= ChunkIndex.load(this.repo);
+      for (const other of await (await this.chunkIndex).lookupAll(id)) {
+        if (other.equals(raw)) continue;
+        const healed = await this.frames.read(other, target).then(
+          () => true,
+          () => false,
+        );
+        if (healed) return;
+      }
+      throw error;
+    }
+  }
+
+  private chunkIndex: Promise<ChunkIndex> | undefined;
 
   private cachedBlock(block: number): Promise<Uint8Array> {
     let data = this.cache.get(block);
