@@ -13,7 +13,7 @@ export type CodecTask =
   | { op: 'checkMany'; objects: { data: Uint8Array; kind: number; name: string; id: Uint8Array }[] }
   | { op: 'openMany'; objects: OpenIntoTask[] }
   | { op: 'sealFrame'; data: Uint8Array; lengths: number[]; ids: Uint8Array }
-  | { op: 'openFrame'; data: Uint8Array; name: string; rehash: boolean; keep: boolean }
+  | { op: 'openFrame'; data: Uint8Array; name: string; rehash: boolean; keep: boolean; into: Uint8Array | undefined }
   | { op: 'sha256'; data: Uint8Array };
 
 /** One object of an `openMany` task: opened into `into` (shared memory). */
@@ -38,7 +38,7 @@ export type CodecResult =
   | { op: 'checkMany'; problems: (WorkerProblem | null)[] }
   | { op: 'openMany'; results: ({ length: number } | WorkerProblem)[] }
   | { op: 'sealFrame'; sealed: Uint8Array }
-  | { op: 'openFrame'; plaintext: Uint8Array | null; table: { id: Uint8Array; offset: number; length: number }[] }
+  | { op: 'openFrame'; plaintext: Uint8Array | null; length: number; table: { id: Uint8Array; offset: number; length: number }[] }
   | { op: 'sha256'; digest: Uint8Array }
   | { op: 'error'; code: ErrorCode; message: string; object: string | null };
 
@@ -191,12 +191,17 @@ export class CodecPool {
   /**
    * Opens a pack frame's envelope (authenticated, decompressed, its table parsed; every chunk
    * rehashed with `rehash` or in an unencrypted repository): its plaintext (null unless
-   * `keep`) and table. `E_CORRUPT_OBJECT` when it fails. `blob` is consumed.
+   * `keep`; with `into`, shared memory of at least the frame's size, the plaintext is written
+   * there instead of crossing back) and table. `E_CORRUPT_OBJECT` when it fails. `blob` is
+   * consumed.
    */
-  async openFrame(blob: Uint8Array, options: { name: string; rehash: boolean; keep: boolean }): Promise<{ plaintext: Buffer | null; table: { id: Buffer; offset: number; length: number }[] }> {
-    const task: CodecTask = { op: 'openFrame', data: blob, ...options };
+  async openFrame(
+    blob: Uint8Array,
+    options: { name: string; rehash: boolean; keep: boolean; into?: Uint8Array },
+  ): Promise<{ plaintext: Buffer | null; length: number; table: { id: Buffer; offset: number; length: number }[] }> {
+    const task: CodecTask = { op: 'openFrame', data: blob, name: options.name, rehash: options.rehash, keep: options.keep, into: options.into };
     const result = expect(await this.pool.run(task, owns(blob) ? { transferList: [blob.buffer as ArrayBuffer] } : {}), 'openFrame');
-    return { plaintext: result.plaintext === null ? null : toBuffer(result.plaintext), table: result.table.map((c) => ({ id: toBuffer(c.id), offset: c.offset, length: c.length })) };
+    return { plaintext: result.plaintext === null ? null : toBuffer(result.plaintext), length: result.length, table: result.table.map((c) => ({ id: toBuffer(c.id), offset: c.offset, length: c.length })) };
   }
 
   /** SHA-256 of `data` (a pack's id), off the main thread; pass shared memory to avoid a copy. */

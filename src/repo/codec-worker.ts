@@ -87,7 +87,12 @@ export default function run(task: CodecTask): CodecResult {
       }
       case 'openFrame': {
         const { plaintext, table } = openFrame(codec, task.data, task.name, task.rehash);
-        return { op: 'openFrame', plaintext: task.keep ? plaintext : null, table: table.map((c) => ({ id: Buffer.from(c.id), offset: c.offset, length: c.length })) };
+        const keep = task.keep && task.into === undefined;
+        if (task.keep && task.into !== undefined) {
+          if (task.into.length < plaintext.length) throw new RangeError('output buffer too small');
+          task.into.set(plaintext);
+        }
+        return { op: 'openFrame', plaintext: keep ? plaintext : null, length: plaintext.length, table: table.map((c) => ({ id: Buffer.from(c.id), offset: c.offset, length: c.length })) };
       }
       case 'sha256':
         return { op: 'sha256', digest: createHash('sha256').update(toBuffer(task.data)).digest() };

@@ -5,8 +5,11 @@ import { chunkInFrame } from './frame-codec.js';
 import { packKey } from './layout.js';
 import type { Repository } from './repository.js';
 
-/** Decoded frames kept (≤ 2 MiB each): enough for the blocks a restore has in flight. */
-const CACHED_FRAMES = 8;
+/**
+ * Decoded frames kept (≤ 2 MiB each): more than a restore has in flight (its read-ahead is
+ * `threads × 4` frames' worth of blocks, restore-disk.ts), so no frame is decoded twice.
+ */
+const CACHED_FRAMES = 12;
 
 interface OpenedFrame {
   plaintext: Buffer;
@@ -68,8 +71,11 @@ export class FrameReader {
     }
     this.fetched.frames += 1;
     this.fetched.bytes += blob.length;
-    const opened = await this.repo.pool.openFrame(blob, { name, rehash: false, keep: true });
-    return { plaintext: opened.plaintext as Buffer, table: opened.table };
+    // The frame's plaintext is at most its envelope's header's plaintext length: 12 bytes in.
+    const size = blob.length >= 12 ? blob.readUInt32LE(8) : 0;
+    const into = Buffer.from(new SharedArrayBuffer(Math.max(1, size)));
+    const opened = await this.repo.pool.openFrame(blob, { name, rehash: false, keep: true, into });
+    return { plaintext: into.subarray(0, opened.length), table: opened.table };
   }
 }
 

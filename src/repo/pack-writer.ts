@@ -2,7 +2,7 @@ import { CofferError } from '../errors/index.js';
 import { ObjectKind } from './format/envelope.js';
 import { encodeLocatedEntry } from './format/located-entry.js';
 import { encodeSegment, MAX_SEGMENT_ENTRIES } from './format/index-segment.js';
-import { encodeTrailer, FRAME_HEADER_SIZE, FRAME_TABLE_ENTRY_SIZE, MAX_CHUNKS_PER_FRAME, packFooter, packHeader, PACK_HEADER_SIZE, UNADDRESSED_ID } from './format/pack.js';
+import { encodeTrailer, FRAME_HEADER_SIZE, FRAME_TABLE_ENTRY_SIZE, MAX_CHUNKS_PER_FRAME, packFooter, packHeader, PACK_FOOTER_SIZE, PACK_HEADER_SIZE, UNADDRESSED_ID } from './format/pack.js';
 import { packKey, segmentKey } from './layout.js';
 import type { Repository } from './repository.js';
 
@@ -13,10 +13,11 @@ import type { Repository } from './repository.js';
  *   most 2 MiB.
  * - 32 MiB packs: a 1 TB full is ~31,000 objects instead of 4 million (S3 gateway CPU per
  *   object, PUT cost, inodes), and an upload holds at most 32 MiB.
- * - 2 packs uploading: one filling while one goes up keeps the storage busy; each more costs
- *   32 MiB of memory.
+ * - 1 pack uploading while the next fills: the storage stays busy, and each more would cost
+ *   34 MiB (the bench's 4 GiB full peaked at 325 MiB RSS with 2 and a copy per pack, over the
+ *   256 MiB target). Remote stores may want more (not measured yet).
  */
-export const PACK_DEFAULTS = { blocksPerFrame: 8, framePlaintext: 2 * 1024 * 1024, packSize: 32 * 1024 * 1024, uploads: 2 } as const;
+export const PACK_DEFAULTS = { blocksPerFrame: 8, framePlaintext: 2 * 1024 * 1024, packSize: 32 * 1024 * 1024, uploads: 1 } as const;
 
 interface StagedChunk {
   id: Buffer;
@@ -41,7 +42,8 @@ interface FrameInPack {
  * after the packs they name, at most 65,536 entries each.
  *
  * Memory: the frame being staged (≤ 2 MiB), frames sealing (`threads × 2`), the pack being
- * filled (≤ 32 MiB + a frame) and {@link PACK_DEFAULTS.uploads} packs uploading, plus 80 bytes
+ * filled (one 34 MiB shared buffer the sealed frames are copied into) and
+ * {@link PACK_DEFAULTS.uploads} pack uploading, plus 80 bytes
  * per new chunk until a segment is written (≤ 5 MiB). Not for concurrent backups in one
  * process sharing one writer: one writer per backup run.
  */
@@ -49,7 +51,8 @@ export class PackWriter {
   private staged: StagedChunk[] = [];
   private stagedBytes = 0;
   private frames: FrameInPack[] = [];
-  private sealedFrames: Buffer[] = [];
+  /** The pack being filled, in shared memory (hashed on a worker without a copy); allocated on its first frame. */
+  private current: Buffer | undefined;
   private packBytes = PACK_HEADER_SIZE;
   private readonly sealing = new Set<Promise<void>>();
   private readonly uploading = new Set<Promise<void>>();
@@ -131,8 +134,8 @@ export class PackWriter {
     const chunks = this.staged;
     this.staged = [];
     this.stagedBytes = 0;
-    while (this.sealing.size >= this.maxSealing || this.uploading.size >= (this.options.uploads ?? PACK_DEFAULTS.uploads)) {
-      await Promise.race([...this.sealing, ...this.uploading]);
+    while (this.sealing.size >= this.maxSealing) {
+      await Promise.race(this.sealing);
       this.throwIfFailed();
     }
     const total = chunks.reduce((sum, c) => sum + c.data.length, 0);
@@ -169,34 +172,35 @@ export class PackWriter {
         return entry;
       }),
     });
-    this.sealedFrames.push(sealed);
+    this.current = ensureCapacity(this.current, this.packBytes, sealed.length, this.packSize);
+    this.current.set(sealed, this.packBytes);
     this.packBytes += sealed.length;
     this.stored.framesSealedBytes += sealed.length;
-    if (this.packBytes >= (this.options.packSize ?? PACK_DEFAULTS.packSize)) await this.closePack();
+    if (this.packBytes >= this.packSize) await this.closePack();
   }
 
   /** Builds the pack (header, frames, trailer, footer), hashes it on a worker and starts its PUT. */
   private async closePack(): Promise<void> {
     const frames = this.frames;
-    const sealedFrames = this.sealedFrames;
+    const filled = this.packBytes;
+    let pack = this.current as Buffer;
     this.frames = [];
-    this.sealedFrames = [];
+    this.current = undefined;
     this.packBytes = PACK_HEADER_SIZE;
     const trailerPlain = encodeTrailer({
       frames: frames.map((f) => ({ offset: f.offset, length: f.length })),
       chunks: frames.flatMap((f, frame) => f.chunks.map((c) => ({ id: c.id, frame, offset: c.offset, length: c.length }))),
     });
     const trailer = this.repo.codec.seal(trailerPlain, ObjectKind.packTrailer, UNADDRESSED_ID);
-    const parts = [packHeader(), ...sealedFrames, trailer, packFooter(trailer.length)];
-    const size = parts.reduce((sum, p) => sum + p.length, 0);
-    // Shared memory: the worker hashes it without a copy.
-    const pack = Buffer.from(new SharedArrayBuffer(size));
-    let at = 0;
-    for (const part of parts) {
-      pack.set(part, at);
-      at += part.length;
-    }
+    const size = filled + trailer.length + PACK_FOOTER_SIZE;
+    pack = ensureCapacity(pack, filled, trailer.length + PACK_FOOTER_SIZE, this.packSize).subarray(0, size);
+    packHeader().copy(pack, 0);
+    trailer.copy(pack, filled);
+    packFooter(trailer.length).copy(pack, filled + trailer.length);
     const packId = await this.repo.pool.sha256(pack);
+    // At most `uploads` packs go up at once: the frames sealing meanwhile wait here, and the
+    // staging waits for them (a full pack in memory per upload).
+    while (this.uploading.size >= (this.options.uploads ?? PACK_DEFAULTS.uploads)) await Promise.race(this.uploading);
     const upload: Promise<void> = this.repo.backend
       .put(packKey(packId.toString('hex')), pack)
       .then(() => {
@@ -231,12 +235,29 @@ export class PackWriter {
     this.stored.bytes += sealed.length;
   }
 
+  private get packSize(): number {
+    return this.options.packSize ?? PACK_DEFAULTS.packSize;
+  }
+
   private throwIfFailed(): void {
     if (this.failure !== undefined) {
       const error = this.failure.error;
       throw error instanceof CofferError || error instanceof Error ? error : new Error(String(error));
     }
   }
+}
+
+/**
+ * `buffer` (shared memory) with room for `more` bytes after its first `used`: allocated at
+ * the pack size plus a frame's worst case on first use, grown (copied) only when a pack's
+ * trailer does not fit.
+ */
+function ensureCapacity(buffer: Buffer | undefined, used: number, more: number, packSize: number): Buffer {
+  if (buffer !== undefined && used + more <= buffer.length) return buffer;
+  const size = Math.max(packSize + PACK_DEFAULTS.framePlaintext + 256 * 1024, Math.ceil((used + more) * 1.25));
+  const grown = Buffer.from(new SharedArrayBuffer(size));
+  if (buffer !== undefined) buffer.copy(grown, 0, 0, used);
+  return grown;
 }
 
 interface Deferred<T> {

@@ -1,6 +1,6 @@
 import { assertReadInBounds, coalesceExtents, type BlockDevice, type Extent } from '../blockdev/index.js';
 import { CofferError, isCofferError } from '../errors/index.js';
-import { ChunkIndex, DiskIndexReader, entryId, FrameReader, isLocatedEntry, isZeroEntry, ObjectKind, type DiskRecord, type Repository } from '../repo/index.js';
+import { ChunkIndex, PACK_DEFAULTS, DiskIndexReader, entryId, FrameReader, isLocatedEntry, isZeroEntry, ObjectKind, type DiskRecord, type Repository } from '../repo/index.js';
 
 /** Plaintext blocks kept for small random reads (file browsing): 16 × 256 KiB = 4 MiB. */
 const CACHED_BLOCKS = 16;
@@ -34,6 +34,11 @@ export class SnapshotDisk implements BlockDevice {
 
   get blockSize(): number {
     return this.disk.blockSize;
+  }
+
+  /** Consecutive blocks one fetch brings: a format 2 frame holds up to 8 (pack-writer.ts). */
+  get blocksPerFetch(): number {
+    return this.repo.config.version === 2 ? PACK_DEFAULTS.blocksPerFrame : 1;
   }
 
   async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
