@@ -3,7 +3,7 @@ import { mkdtemp, open, readFile, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { initRepository, LocalBackend, openRepository, type Backend, type Repository } from '../repo/index.js';
+import { initRepository, LocalBackend, openRepository, repositoryStats, type Backend, type Repository } from '../repo/index.js';
 import { restoreSnapshot } from '../restore/index.js';
 import { openImageSource } from '../source/index.js';
 import { seededBytes } from '../testing/index.js';
@@ -88,6 +88,11 @@ test('format 2: a full backup goes into packs and index segments, no chunk objec
     // Compressible data shrinks as a whole frame: far less stored than new.
     assert.ok(snapshot.stats.bytesStored < snapshot.stats.bytesNew * 0.7, `${snapshot.stats.bytesStored} stored of ${snapshot.stats.bytesNew}`);
     assert.ok((await restoredBytes(repo, snapshot)).equals(await readFile(path)));
+    // stats counts the packs and segments as the chunks' storage.
+    const stats = await repositoryStats(repo);
+    assert.equal(stats.bytesUnique, snapshot.stats.bytesNew);
+    assert.ok(stats.bytesStoredChunks >= snapshot.stats.bytesStored - 200_000 && stats.bytesStoredChunks <= snapshot.stats.bytesStored, `${stats.bytesStoredChunks} vs ${snapshot.stats.bytesStored}`);
+    assert.equal(stats.chunks, snapshot.stats.bytesNew / (64 * KiB));
   });
 });
 

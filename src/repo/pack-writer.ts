@@ -11,13 +11,14 @@ import type { Repository } from './repository.js';
  * - 8 blocks / 2 MiB per frame: zstd over 2 MiB stores 6.7 % less than over 256 KiB (bench
  *   disk, level 3, docs/decisions/2026-11-26-packs-and-gc.md), and a random read decodes at
  *   most 2 MiB.
- * - 32 MiB packs: a 1 TB full is ~31,000 objects instead of 4 million (S3 gateway CPU per
- *   object, PUT cost, inodes), and an upload holds at most 32 MiB.
+ * - 16 MiB packs: a 1 TB full is ~62,000 objects instead of 4 million (S3 gateway CPU per
+ *   object, PUT cost, inodes). The design said ~32 MiB; with 32 the bench's 4 GiB full peaked
+ *   at 274-283 MiB RSS (the pack filling plus the one uploading), over the 256 MiB target.
  * - 1 pack uploading while the next fills: the storage stays busy, and each more would cost
- *   34 MiB (the bench's 4 GiB full peaked at 325 MiB RSS with 2 and a copy per pack, over the
+ *   18 MiB (the bench's 4 GiB full peaked at 325 MiB RSS with 2 and a copy per pack, over the
  *   256 MiB target). Remote stores may want more (not measured yet).
  */
-export const PACK_DEFAULTS = { blocksPerFrame: 8, framePlaintext: 2 * 1024 * 1024, packSize: 32 * 1024 * 1024, uploads: 1 } as const;
+export const PACK_DEFAULTS = { blocksPerFrame: 8, framePlaintext: 2 * 1024 * 1024, packSize: 16 * 1024 * 1024, uploads: 1 } as const;
 
 interface StagedChunk {
   id: Buffer;
@@ -42,7 +43,7 @@ interface FrameInPack {
  * after the packs they name, at most 65,536 entries each.
  *
  * Memory: the frame being staged (≤ 2 MiB), frames sealing (`threads × 2`), the pack being
- * filled (one 34 MiB shared buffer the sealed frames are copied into) and
+ * filled (one 18 MiB shared buffer the sealed frames are copied into) and
  * {@link PACK_DEFAULTS.uploads} pack uploading, plus 80 bytes
  * per new chunk until a segment is written (≤ 5 MiB). Not for concurrent backups in one
  * process sharing one writer: one writer per backup run.
@@ -54,6 +55,11 @@ export class PackWriter {
   /** The pack being filled, in shared memory (hashed on a worker without a copy); allocated on its first frame. */
   private current: Buffer | undefined;
   private packBytes = PACK_HEADER_SIZE;
+  /**
+   * Pack buffers whose upload finished, reused for the next packs: shared memory is freed
+   * late by the garbage collector, and a new 18 MiB buffer per pack raised the peak RSS.
+   */
+  private readonly spare: Buffer[] = [];
   private readonly sealing = new Set<Promise<void>>();
   private readonly uploading = new Set<Promise<void>>();
   private segmentEntries: Buffer[] = [];
@@ -172,6 +178,7 @@ export class PackWriter {
         return entry;
       }),
     });
+    this.current ??= this.spare.pop();
     this.current = ensureCapacity(this.current, this.packBytes, sealed.length, this.packSize);
     this.current.set(sealed, this.packBytes);
     this.packBytes += sealed.length;
@@ -193,7 +200,8 @@ export class PackWriter {
     });
     const trailer = this.repo.codec.seal(trailerPlain, ObjectKind.packTrailer, UNADDRESSED_ID);
     const size = filled + trailer.length + PACK_FOOTER_SIZE;
-    pack = ensureCapacity(pack, filled, trailer.length + PACK_FOOTER_SIZE, this.packSize).subarray(0, size);
+    const whole = ensureCapacity(pack, filled, trailer.length + PACK_FOOTER_SIZE, this.packSize);
+    pack = whole.subarray(0, size);
     packHeader().copy(pack, 0);
     trailer.copy(pack, filled);
     packFooter(trailer.length).copy(pack, filled + trailer.length);
@@ -220,7 +228,10 @@ export class PackWriter {
         this.failure ??= { error };
         for (const frame of frames) for (const chunk of frame.chunks) chunk.placed.reject(error);
       })
-      .finally(() => this.uploading.delete(upload));
+      .finally(() => {
+        this.uploading.delete(upload);
+        if (this.spare.length < 2) this.spare.push(whole); // the put is over: its bytes may be overwritten
+      });
     this.uploading.add(upload);
   }
 
