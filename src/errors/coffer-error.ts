@@ -103,7 +103,7 @@ export const ERROR_CODES = {
   E_CONFIG_INVALID: 'the service configuration is invalid',
   /** The service cannot listen on its address (in use, not local, or not allowed). */
   E_ADDRESS_IN_USE: 'the address cannot be listened on',
-  /** The operation does not support the repository's format yet (format 2, packs: prune, sync, tape, verify --stored, file backup). */
+  /** The operation does not support the repository's format yet (format 2, packs: prune, sync, tape export, verify --cover-stored, repair --salvage, file backup). */
   E_REPO_FORMAT_UNSUPPORTED: 'the operation does not support this repository format yet',
 } as const;
 
