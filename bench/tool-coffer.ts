@@ -13,7 +13,7 @@ import type { BackupOutcome, BackupTool, ToolContext } from './tools.js';
 /** Drives `node bin/coffer.js`. */
 export class CofferTool implements BackupTool {
   readonly name = 'coffer' as const;
-  readonly settings = process.env.BENCH_COFFER_INIT_ARGS ?? 'defaults';
+  readonly settings = [process.env.BENCH_FORMAT === undefined ? '' : `--format ${process.env.BENCH_FORMAT}`, process.env.BENCH_COFFER_INIT_ARGS ?? ''].join(' ').trim() || 'defaults';
   readonly #ctx: ToolContext;
   readonly #bin: string;
   readonly #env: Record<string, string>;
@@ -34,8 +34,10 @@ export class CofferTool implements BackupTool {
   }
 
   async init(): Promise<Measurement> {
-    // BENCH_COFFER_INIT_ARGS (e.g. "--block-size 64K") compares repository settings.
-    const extra = (process.env.BENCH_COFFER_INIT_ARGS ?? '').split(/\s+/).filter(Boolean);
+    // BENCH_COFFER_INIT_ARGS (e.g. "--block-size 64K") compares repository settings;
+    // BENCH_FORMAT=2 makes a format 2 repository (packs).
+    const format = process.env.BENCH_FORMAT === undefined ? [] : ['--format', process.env.BENCH_FORMAT];
+    const extra = [...format, ...(process.env.BENCH_COFFER_INIT_ARGS ?? '').split(/\s+/).filter(Boolean)];
     return (await this.#timed('init', '-r', this.#ctx.repo, ...extra)).m;
   }
 

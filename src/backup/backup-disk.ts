@@ -1,8 +1,9 @@
 import { planBlocks, type BlockDevice, type PlannedBlock } from '../blockdev/index.js';
 import { forEachLimited, SharedBufferPool } from '../concurrency/index.js';
 import { CofferError, isCofferError } from '../errors/index.js';
-import { DiskIndexReader, DiskIndexWriter, isZeroEntry, ObjectKind, ZERO_ENTRY, type BlockHash, type DiskRecord, type ObjectId, type Repository } from '../repo/index.js';
+import { DiskIndexReader, DiskIndexWriter, entryId, FrameReader, isLocatedEntry, isZeroEntry, ObjectKind, ZERO_ENTRY, type BlockHash, type DiskRecord, type ObjectId, type Repository } from '../repo/index.js';
 import type { KnownChunks } from './known-chunks.js';
+import type { PackedChunks } from './packed-chunks.js';
 import { UploadQueue } from './upload-queue.js';
 
 /** Running totals of one disk's backup, reported as blocks complete. */
@@ -24,6 +25,8 @@ export interface BackupDiskOptions {
   parent: DiskIndexReader | undefined;
   /** Ids known stored, shared by the disks of one run. */
   known: KnownChunks;
+  /** Format 2: where new chunks go (packs) and how stored ones are found; undefined in format 1. */
+  packed?: PackedChunks | undefined;
   /** Ids quarantined by verify: never reused, always stored again. */
   damaged: ReadonlySet<string>;
   /** Trust `changed: false` extents (only when the device's reference point is `parent`). */
@@ -83,8 +86,14 @@ export async function backupDisk(repo: Repository, device: BlockDevice, options:
   const uploads = new UploadQueue(uploadsInFlight(pool.threads, blockSize, repo.backend.preferredConcurrency));
   const progress: DiskProgress = { disk: options.name, bytesDone: 0, bytesTotal: device.size, bytesRead: 0, bytesNew: 0, bytesStored: 0 };
 
+  // The parent's stored entries: ids (format 1) or located entries (format 2), reused as they are.
   const parentEntry = async (block: number): Promise<Buffer | undefined> =>
-    parent === undefined || block >= parent.blockCount ? undefined : parent.entry(block);
+    parent === undefined || block >= parent.blockCount ? undefined : parent.rawEntry(block);
+  const packed = options.packed;
+  /** Format 2: entries still waiting for their pack to be stored. */
+  const placements: Promise<void>[] = [];
+  const frames = packed === undefined ? undefined : new FrameReader(repo);
+  const storedBefore = packed?.writer.stored.bytes ?? 0;
   // Change tracking speaks of the same disk: a resized disk gets read in full.
   const trustChangeTracking = options.trustChangeTracking && parent !== undefined && parent.disk.size === device.size;
 
@@ -119,7 +128,7 @@ export async function backupDisk(repo: Repository, device: BlockDevice, options:
     if (block.action !== 'unchanged') return false;
     const previous = (await parentEntry(block.index)) as Buffer;
     // Unchanged since the parent, and the parent's chunk is not quarantined: reuse it unread.
-    if (options.damaged.has(previous.toString('hex'))) return false;
+    if (options.damaged.has(entryId(previous).toString('hex'))) return false;
     index.set(block.index, previous);
     return true;
   };
@@ -132,7 +141,21 @@ export async function backupDisk(repo: Repository, device: BlockDevice, options:
     }
     const hex = hash.id.toString('hex');
     const previous = await parentEntry(block.index);
-    const fromParent = previous !== undefined && !isZeroEntry(previous) && previous.equals(hash.id) && !options.damaged.has(hex);
+    const fromParent = previous !== undefined && !isZeroEntry(previous) && entryId(previous).equals(hash.id) && !options.damaged.has(hex);
+    if (packed !== undefined) {
+      // A format 1 parent (none yet: format is fixed at init) would have no location to reuse.
+      if (fromParent && isLocatedEntry(previous)) return index.set(block.index, previous);
+      const found = await packed.find(hash.id, hex, options.damaged);
+      let placement = found;
+      if (placement === undefined) {
+        const stored = await packed.store(hash.id, hex, view);
+        if (stored.stored) progress.bytesNew += view.length;
+        placement = stored;
+      }
+      if (placement.entry !== undefined) index.set(block.index, placement.entry);
+      else placements.push(placement.pending.then((located) => index.set(block.index, located)));
+      return;
+    }
     if (!fromParent && !options.known.has(hex)) await store(hash.id, hex, view);
     index.set(block.index, hash.id);
   };
@@ -167,12 +190,21 @@ export async function backupDisk(repo: Repository, device: BlockDevice, options:
    */
   const patchBlock = async (block: PlannedBlock): Promise<boolean> => {
     const previous = await parentEntry(block.index);
-    if (previous === undefined || options.damaged.has(previous.toString('hex'))) return false;
+    if (previous === undefined || options.damaged.has(entryId(previous).toString('hex'))) return false;
     const buffer = await patchBuffers.acquire();
     try {
       const view = buffer.subarray(0, block.length);
       if (isZeroEntry(previous)) {
         view.fill(0); // the block read as zeros at the parent's instant
+      } else if (frames !== undefined && isLocatedEntry(previous)) {
+        const read = await frames.read(previous, view).then(
+          () => true,
+          (error: unknown) => {
+            if (isCofferError(error, 'E_MISSING_OBJECT') || isCofferError(error, 'E_CORRUPT_OBJECT')) return false; // read it whole: heals too
+            throw error;
+          },
+        );
+        if (!read) return false;
       } else {
         const opened = await repo
           .getChunkBlob(previous)
@@ -218,9 +250,16 @@ export async function backupDisk(repo: Repository, device: BlockDevice, options:
     await forEachLimited(groupBlocks(planBlocks(device, blockSize, trustChangeTracking), BLOCKS_PER_GROUP), groupsInFlight, processGroup);
   } catch (error) {
     await uploads.drain().catch(() => undefined); // nothing keeps writing after the backup failed
+    await packed?.writer.abandon(error);
     throw error;
   }
   await uploads.drain(); // every chunk is stored before a page or the manifest refers to it
+  if (packed !== undefined) {
+    // Format 2: the disk's last pack is stored, so every entry gets its location.
+    await packed.writer.flushPack();
+    await Promise.all(placements);
+    progress.bytesStored += packed.writer.stored.bytes - storedBefore;
+  }
   const pages = await index.finish();
   progress.bytesStored += index.bytesStored;
   return {

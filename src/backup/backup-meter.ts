@@ -11,7 +11,7 @@
  * CPU share: process CPU time (main thread and codec workers) over wall time × threads.
  */
 import type { BlockDevice, Extent } from '../blockdev/index.js';
-import type { Backend, BackendEntry, ObjectLockStore } from '../repo/index.js';
+import { readRange, type Backend, type BackendEntry, type ObjectLockStore } from '../repo/index.js';
 
 /** What bounds a byte stream's rate: a token bucket (RateLimiter) or anything with `take`. */
 export interface ByteThrottle {
@@ -193,6 +193,10 @@ export class MeteredBackend implements Backend {
 
   get(key: string): Promise<Buffer> {
     return this.meter.repository.time(() => this.inner.get(key));
+  }
+
+  getRange(key: string, offset: number, length: number): Promise<Buffer> {
+    return this.meter.repository.time(() => readRange(this.inner, key, offset, length));
   }
 
   has(key: string): Promise<boolean> {

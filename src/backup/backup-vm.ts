@@ -5,6 +5,7 @@ import type { SourceDisk, VmSource } from '../source/index.js';
 import { backupDisk, type DiskProgress } from './backup-disk.js';
 import { unchangedFromLayer, withChangesAboveLayer } from './chain-tracking.js';
 import { KnownChunks } from './known-chunks.js';
+import { PackedChunks } from './packed-chunks.js';
 import { verifyUnchangedSample } from './verify-unchanged.js';
 
 /** Progress of a VM backup: the disk in progress and the totals so far. */
@@ -73,6 +74,8 @@ async function backupWithLease(repo: Repository, source: VmSource, options: Back
   const parent = options.parent === undefined ? (await listSnapshots(repo, { vm: source.vm })).at(-1) ?? null : options.parent;
   const damaged = await listQuarantined(repo);
   const known = new KnownChunks();
+  // Format 2: new chunks go into packs; one writer for the run, one index segment at its end.
+  const packed = repo.config.version === 2 ? new PackedChunks(repo) : undefined;
   const vmBytesTotal = source.disks.reduce((sum, disk) => sum + disk.device.size, 0);
   let vmBytesBefore = 0;
   const disks: DiskRecord[] = [];
@@ -92,6 +95,7 @@ async function backupWithLease(repo: Repository, source: VmSource, options: Back
       source: disk.location,
       parent: parentDisk === undefined ? undefined : new DiskIndexReader(repo, parentDisk),
       known,
+      packed,
       damaged,
       trustChangeTracking: tracking.method !== 'none',
       signal: options.signal,
@@ -110,6 +114,11 @@ async function backupWithLease(repo: Repository, source: VmSource, options: Back
     totals.bytesRead += progress.bytesRead;
     totals.bytesNew += progress.bytesNew;
     totals.bytesStored += progress.bytesStored;
+  }
+  if (packed !== undefined) {
+    const before = packed.writer.stored.bytes;
+    await packed.writer.finish(); // the index segment of what this run added, before the manifest
+    totals.bytesStored += packed.writer.stored.bytes - before;
   }
   if (options.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'backup interrupted before its snapshot was recorded');
   await lease.confirm(); // no prune presumed this backup dead and swept its chunks

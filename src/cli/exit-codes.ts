@@ -37,6 +37,8 @@ export const ExitCode = {
    * while it ran (the snapshot's warnings name them): like restic's 3.
    */
   filesIncomplete: 18,
+  /** The repository's format is one this command does not support yet (format 2: prune, sync, tape export, verify --cover-stored, repair --salvage, file backup). */
+  formatUnsupported: 19,
   /** The service's state database cannot be opened, or is newer than this Coffer. */
   stateUnavailable: 20,
   /** A repository server (or `coffer server`, to an agent) refused the token or the operation, or its certificate is not trusted. */
@@ -106,6 +108,7 @@ const BY_CODE: Record<ErrorCode, number> = {
   E_AGENT_REFUSED: ExitCode.accessDenied,
   E_AGENT_OFFLINE: ExitCode.failure,
   E_AGENT_LOST: ExitCode.failure,
+  E_REPO_FORMAT_UNSUPPORTED: ExitCode.formatUnsupported,
 };
 
 /** The exit code for an error code. */

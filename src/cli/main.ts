@@ -44,6 +44,7 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--compression-level <n>', 'zstd level 0-19, 0 for none (default 3)')
     .option('--lock-days <days>', 'S3 Object Lock: keep every snapshot and the data it needs immutable this many days (the bucket must have Object Lock enabled)')
     .option('--lock-mode <mode>', 'with --lock-days: compliance (nobody can shorten it, the default) or governance (users with the bypass right can)')
+    .option('--format <n>', 'repository format: 1 (one object per chunk, the default) or 2 (packs: fewer, larger objects, better compression; not yet supported by prune, sync, tape export, verify --cover-stored, repair --salvage, file backup)')
     .action((options, command: Command) => run(async () => (await import('./commands/init.js')).initCommand(command.opts(), context))());
 
   repoCommand('backup', 'back up the disks of a VM into a new snapshot (or, with --files, directory trees)')
@@ -172,6 +173,7 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--salvage', 'for each damaged snapshot, write a copy (tag salvaged) whose damaged blocks read as zeros')
     .option('--forget', 'remove the damaged snapshots (never a protected one)')
     .option('--no-files', 'do not name the files the damage touches')
+    .option('--index', 'format 2: rebuild the index segments (deduplication across VMs) from the packs\' trailers, nothing else')
     .action((_options, command: Command) => run(async () => (await import('./commands/repair.js')).repairCommand(command.opts(), context))());
 
   repoCommand('stats', 'sizes, and what deduplication and compression save').action((_options, command: Command) =>

@@ -12,7 +12,10 @@ export type CodecTask =
   | { op: 'open'; data: Uint8Array; kind: number; name: string; id: Uint8Array; rehash: boolean; into: Uint8Array | 'discard' | undefined }
   | { op: 'checkMany'; objects: { data: Uint8Array; kind: number; name: string; id: Uint8Array }[] }
   | { op: 'openMany'; objects: OpenIntoTask[] }
-  | { op: 'hashSealMany'; objects: { data: Uint8Array; kind: number; seal: boolean }[] };
+  | { op: 'hashSealMany'; objects: { data: Uint8Array; kind: number; seal: boolean }[] }
+  | { op: 'sealFrame'; data: Uint8Array; lengths: number[]; ids: Uint8Array }
+  | { op: 'openFrame'; data: Uint8Array; name: string; rehash: boolean; keep: boolean; into: Uint8Array | undefined }
+  | { op: 'sha256'; data: Uint8Array };
 
 /** One object of an `openMany` task: opened into `into` (shared memory). */
 export interface OpenIntoTask {
@@ -36,6 +39,9 @@ export type CodecResult =
   | { op: 'checkMany'; problems: (WorkerProblem | null)[] }
   | { op: 'openMany'; results: ({ length: number } | WorkerProblem)[] }
   | { op: 'hashSealMany'; results: { zero: boolean; id: Uint8Array | null; sealed: Uint8Array | null }[] }
+  | { op: 'sealFrame'; sealed: Uint8Array }
+  | { op: 'openFrame'; plaintext: Uint8Array | null; length: number; table: { id: Uint8Array; offset: number; length: number }[] }
+  | { op: 'sha256'; digest: Uint8Array }
   | { op: 'error'; code: ErrorCode; message: string; object: string | null };
 
 /** What hashing a block found. */
@@ -184,6 +190,37 @@ export class CodecPool {
         },
       );
     }
+  }
+
+  /**
+   * The sealed envelope of a pack frame (format 2, frame-codec.ts) holding the chunks cut
+   * from `data` by `lengths`, with `ids` (32 bytes each, in order). `data` is consumed: it
+   * moves to the worker when it owns its memory.
+   */
+  async sealFrame(data: Uint8Array, lengths: number[], ids: Buffer): Promise<Buffer> {
+    const task: CodecTask = { op: 'sealFrame', data, lengths, ids };
+    return toBuffer(expect(await this.pool.run(task, owns(data) ? { transferList: [data.buffer as ArrayBuffer] } : {}), 'sealFrame').sealed);
+  }
+
+  /**
+   * Opens a pack frame's envelope (authenticated, decompressed, its table parsed; every chunk
+   * rehashed with `rehash` or in an unencrypted repository): its plaintext (null unless
+   * `keep`; with `into`, shared memory of at least the frame's size, the plaintext is written
+   * there instead of crossing back) and table. `E_CORRUPT_OBJECT` when it fails. `blob` is
+   * consumed.
+   */
+  async openFrame(
+    blob: Uint8Array,
+    options: { name: string; rehash: boolean; keep: boolean; into?: Uint8Array },
+  ): Promise<{ plaintext: Buffer | null; length: number; table: { id: Buffer; offset: number; length: number }[] }> {
+    const task: CodecTask = { op: 'openFrame', data: blob, name: options.name, rehash: options.rehash, keep: options.keep, into: options.into };
+    const result = expect(await this.pool.run(task, owns(blob) ? { transferList: [blob.buffer as ArrayBuffer] } : {}), 'openFrame');
+    return { plaintext: result.plaintext === null ? null : toBuffer(result.plaintext), length: result.length, table: result.table.map((c) => ({ id: toBuffer(c.id), offset: c.offset, length: c.length })) };
+  }
+
+  /** SHA-256 of `data` (a pack's id), off the main thread; pass shared memory to avoid a copy. */
+  async sha256(data: Uint8Array): Promise<Buffer> {
+    return toBuffer(expect(await this.pool.run({ op: 'sha256', data }), 'sha256').digest);
   }
 
   /** Stops the threads; pending tasks are rejected. */

@@ -6,7 +6,9 @@
  */
 import { workerData } from 'piscina';
 import { isCofferError } from '../errors/index.js';
+import { createHash } from 'node:crypto';
 import { ObjectCodec, type CodecSettings } from './codec.js';
+import { openFrame, sealFrame } from './frame-codec.js';
 import type { ObjectKind } from './format/envelope.js';
 import type { CodecTask, CodecResult } from './codec-pool.js';
 
@@ -81,6 +83,28 @@ export default function run(task: CodecTask): CodecResult {
         });
         return { op: 'openMany', results };
       }
+      case 'sealFrame': {
+        const all = toBuffer(task.data);
+        const ids = toBuffer(task.ids);
+        let at = 0;
+        const chunks = task.lengths.map((length, i) => {
+          const chunk = { id: ids.subarray(i * 32, i * 32 + 32), data: all.subarray(at, at + length) };
+          at += length;
+          return chunk;
+        });
+        return { op: 'sealFrame', sealed: sealFrame(codec, chunks) };
+      }
+      case 'openFrame': {
+        const { plaintext, table } = openFrame(codec, task.data, task.name, task.rehash);
+        const keep = task.keep && task.into === undefined;
+        if (task.keep && task.into !== undefined) {
+          if (task.into.length < plaintext.length) throw new RangeError('output buffer too small');
+          task.into.set(plaintext);
+        }
+        return { op: 'openFrame', plaintext: keep ? plaintext : null, length: plaintext.length, table: table.map((c) => ({ id: Buffer.from(c.id), offset: c.offset, length: c.length })) };
+      }
+      case 'sha256':
+        return { op: 'sha256', digest: createHash('sha256').update(toBuffer(task.data)).digest() };
       case 'checkMany': {
         const problems = task.objects.map((o) => {
           try {

@@ -99,9 +99,10 @@ export class ObjectCodec {
    * `scratch`, a compressed object is decompressed into a buffer this codec reuses: the
    * plaintext returned is valid only until the next call (verify checks and drops it; not
    * allocating 256 KiB per chunk saves verify's workers a tenth of their time and keeps their
-   * memory flat).
+   * memory flat). `unaddressed`: the object is a pack frame or trailer, sealed under the
+   * zero id; no id is recomputed.
    */
-  open(blob: Uint8Array, kind: ObjectKind, name: string, id: ObjectId, options: { rehash: boolean; scratch?: boolean } = { rehash: true }): Buffer {
+  open(blob: Uint8Array, kind: ObjectKind, name: string, id: ObjectId, options: { rehash: boolean; scratch?: boolean; unaddressed?: boolean } = { rehash: true }): Buffer {
     const corrupt = (why: string, cause?: unknown) =>
       new CofferError('E_CORRUPT_OBJECT', `object ${name} is corrupt: ${why}`, { subject: { object: name }, cause });
     const header = decodeEnvelopeHeader(blob, kind, name);
@@ -138,7 +139,9 @@ export class ObjectCodec {
     if (plaintext.length !== header.plaintextLength) {
       throw corrupt(`${plaintext.length} bytes where the header says ${header.plaintextLength}`);
     }
-    if (options.rehash || header.encryption === Encryption.none) {
+    // Pack frames and trailers (format 2) are not content-addressed: `id` is zeros, and the
+    // caller checks the chunk ids the plaintext names (frame-codec.ts).
+    if (options.unaddressed !== true && (options.rehash || header.encryption === Encryption.none)) {
       const actual = this.idOf(plaintext);
       if (actual.length !== id.length || !timingSafeEqual(actual, id)) throw corrupt('content does not match its id');
     }

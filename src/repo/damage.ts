@@ -26,8 +26,17 @@ export async function listQuarantined(repo: Repository): Promise<Set<string>> {
  * backup that meets the data writes a good version over it (backups never reuse a
  * quarantined id), which is what reads then see.
  */
-export async function quarantineChunk(repo: Repository, id: ObjectId, now: Date): Promise<void> {
+export async function quarantineChunk(repo: Repository, id: ObjectId, now: Date, why = 'damaged'): Promise<void> {
   const hex = id.toString('hex');
+  if (repo.config.version === 2) {
+    // Format 2: the chunk lies in a pack with others; only the id is set aside (a marker
+    // saying why), the pack stays. Backups never reuse the id, so the next one that meets the
+    // data stores it in a new pack and its index segment gives the new place (reads of older
+    // snapshots fall back to it: snapshot-disk.ts).
+    await repo.backend.put(`${QUARANTINE_PREFIX}${hex}.${now.getTime()}`, Buffer.from(`${why}\n`));
+    await repo.backend.sync();
+    return;
+  }
   const key = chunkKey(hex);
   // A chunk already missing leaves a marker: the id is what backups need to know.
   const blob = await repo.backend.get(key).catch(() => Buffer.from('missing when verified\n'));

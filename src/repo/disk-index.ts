@@ -1,5 +1,6 @@
 import type { ObjectId } from './codec.js';
-import { decodeIndexPage, encodeIndexPage } from './format/index-page.js';
+import { decodeIndexPage, encodeIndexPage, isZeroEntry, LOCATED_INDEX_ENTRY_SIZE } from './format/index-page.js';
+import { entryId } from './format/located-entry.js';
 import type { DiskRecord } from './format/manifest.js';
 import type { Repository } from './repository.js';
 
@@ -9,7 +10,7 @@ import type { Repository } from './repository.js';
  * so memory stays at `cachedPages × 128 KiB` whatever the disk size).
  */
 export class DiskIndexReader {
-  private readonly cache = new Map<number, Promise<Buffer[]>>();
+  private readonly cache = new Map<number, Promise<{ ids: Buffer[]; raw: Buffer[] }>>();
 
   constructor(
     private readonly repo: Repository,
@@ -21,23 +22,48 @@ export class DiskIndexReader {
     return Math.ceil(this.disk.size / this.disk.blockSize);
   }
 
-  /** The 32-byte entry of block `index` (all zeros for a zero block). */
+  /** The 32-byte chunk id of block `index` (all zeros for a zero block). */
   async entry(index: number): Promise<Buffer> {
-    if (!Number.isInteger(index) || index < 0 || index >= this.blockCount) throw new RangeError(`block ${index} is outside disk ${this.disk.name}`);
-    const pageNumber = Math.floor(index / this.disk.entriesPerPage);
-    const entries = await this.page(pageNumber);
-    const entry = entries[index % this.disk.entriesPerPage];
-    if (entry === undefined) throw new RangeError(`page ${pageNumber} of disk ${this.disk.name} is short`);
-    return entry;
+    return (await this.entries(index)).id;
   }
 
-  /** All entries of one page. */
-  page(pageNumber: number): Promise<Buffer[]> {
+  /**
+   * The stored entry of block `index`: the 32-byte id (layout 1), or the 80-byte located
+   * entry (layout 2, format/located-entry.ts) whose first 32 bytes are the id.
+   */
+  async rawEntry(index: number): Promise<Buffer> {
+    return (await this.entries(index)).raw;
+  }
+
+  private async entries(index: number): Promise<{ id: Buffer; raw: Buffer }> {
+    if (!Number.isInteger(index) || index < 0 || index >= this.blockCount) throw new RangeError(`block ${index} is outside disk ${this.disk.name}`);
+    const pageNumber = Math.floor(index / this.disk.entriesPerPage);
+    const page = await this.decodedPage(pageNumber);
+    const id = page.ids[index % this.disk.entriesPerPage];
+    const raw = page.raw[index % this.disk.entriesPerPage];
+    if (id === undefined || raw === undefined) throw new RangeError(`page ${pageNumber} of disk ${this.disk.name} is short`);
+    return { id, raw };
+  }
+
+  /** The 32-byte chunk ids of one page. */
+  async page(pageNumber: number): Promise<Buffer[]> {
+    return (await this.decodedPage(pageNumber)).ids;
+  }
+
+  /** The stored entries of one page (see {@link rawEntry}). */
+  async rawPage(pageNumber: number): Promise<Buffer[]> {
+    return (await this.decodedPage(pageNumber)).raw;
+  }
+
+  private decodedPage(pageNumber: number): Promise<{ ids: Buffer[]; raw: Buffer[] }> {
     let page = this.cache.get(pageNumber);
     if (page === undefined) {
       const hex = this.disk.pages[pageNumber];
       if (hex === undefined) throw new RangeError(`disk ${this.disk.name} has no page ${pageNumber}`);
-      page = this.repo.getIndexPage(Buffer.from(hex, 'hex')).then((bytes) => decodeIndexPage(bytes, hex));
+      page = this.repo.getIndexPage(Buffer.from(hex, 'hex')).then((bytes) => {
+        const raw = decodeIndexPage(bytes, hex);
+        return { raw, ids: raw.map(entryId) };
+      });
       page.catch(() => this.cache.delete(pageNumber));
       this.cache.set(pageNumber, page);
       while (this.cache.size > this.cachedPages) this.cache.delete(this.cache.keys().next().value as number);
@@ -64,14 +90,25 @@ export class DiskIndexWriter {
     readonly entriesPerPage: number,
   ) {
     this.pageIds = new Array(Math.ceil(Math.ceil(size / blockSize) / entriesPerPage));
+    this.located = repo.config.version === 2;
   }
+
+  /** Format 2: pages of located entries. */
+  private readonly located: boolean;
 
   get blockCount(): number {
     return Math.ceil(this.size / this.blockSize);
   }
 
-  /** Records the entry of block `index`; stores its page when complete. */
+  /**
+   * Records the entry of block `index`; stores its page when complete. In a format 2
+   * repository entries are located (80 bytes); a 32-byte zero entry is widened to 80 zeros.
+   */
   set(index: number, entry: ObjectId): void {
+    if (this.located && entry.length !== LOCATED_INDEX_ENTRY_SIZE) {
+      if (!isZeroEntry(entry)) throw new Error(`block ${index}: a format 2 index takes located entries`);
+      entry = LOCATED_ZERO_ENTRY;
+    }
     const pageNumber = Math.floor(index / this.entriesPerPage);
     const pageLength = Math.min(this.entriesPerPage, this.blockCount - pageNumber * this.entriesPerPage);
     let page = this.pending.get(pageNumber);
@@ -102,3 +139,6 @@ export class DiskIndexWriter {
     return this.pageIds as string[];
   }
 }
+
+/** The located entry of a zero block: 80 zero bytes. */
+const LOCATED_ZERO_ENTRY = Buffer.alloc(LOCATED_INDEX_ENTRY_SIZE);

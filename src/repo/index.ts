@@ -11,6 +11,7 @@
  */
 export type { Backend, BackendEntry, ObjectLockStore, Retention, RetentionMode } from './backend/backend.js';
 export { LocalBackend } from './backend/local-backend.js';
+export { readRange } from './backend/read-range.js';
 export { FaultyBackend, type Fault } from './backend/faulty-backend.js';
 export { S3Backend, S3_DEFAULTS, type S3BackendOptions } from './backend/s3-backend.js';
 export { isS3Location, parseS3Location, type S3Location } from './backend/s3-location.js';
@@ -34,9 +35,16 @@ export { saveSnapshot, listSnapshots, loadSnapshot, deleteSnapshot, refuseLocked
 export { listProtections, protectionOf, protectSnapshot, unprotectSnapshot, type Protection } from './protection.js';
 export * from './retention/index.js';
 export { DiskIndexReader, DiskIndexWriter } from './disk-index.js';
+export { PackWriter, PACK_DEFAULTS } from './pack-writer.js';
+export { ChunkIndex, MAX_SEGMENTS } from './chunk-index.js';
+export { FrameReader } from './frame-reader.js';
+export { rebuildChunkIndex, type RebuildIndexReport } from './rebuild-chunk-index.js';
+export { entryId, isLocatedEntry, decodeLocatedEntry, LOCATED_ENTRY_SIZE, type ChunkLocation } from './format/located-entry.js';
+export { NEWEST_FORMAT_VERSION, FORMAT_VERSIONS, type FormatVersion } from './format/config.js';
 export { putFileTree, getFileTree, walkFileTrees, type FileChunkVisit, type TreeDamage } from './file-trees.js';
 export { isSafeEntryName, compareNames, TREE_ENTRY_TYPES, type TreeEntry, type TreeEntryType, type ContentPiece, type FileTree } from './format/file-tree.js';
 export { listQuarantined, quarantineChunk } from './damage.js';
+export { PACKS_PREFIX, SEGMENTS_PREFIX, packKey, segmentKey } from './layout.js';
 export { CHUNKS_PREFIX, INDEXES_PREFIX, SNAPSHOTS_PREFIX, PROTECTED_PREFIX, TREES_PREFIX, idFromKey } from './layout.js';
 export { CONFIG_KEY, DELETIONS_KEY, KEYS_PREFIX, QUARANTINE_PREFIX, NOTES_PREFIX, VERIFICATIONS_PREFIX, LEASES_PREFIX } from './layout.js';
 export { verifyRepository, type VerifyReport, type VerifyProgress, type DamagedObject, type AffectedRange, type SnapshotVerification } from './verify.js';

@@ -17,6 +17,8 @@
  * | `deletions`                   | a random token (32 hex + newline), rewritten before chunks are deleted (chunk-cache.ts) |
  * | `digests/<64 hex>`            | a signed digest record: SHA-256 of stored bytes, plaintext (format/digest-record.ts) |
  * | `stored-digest-key`           | the public key that signs digest records, plain JSON (format/digest-key.ts) |
+ * | `packs/<2 hex>/<64 hex>`      | format 2: a pack of frames of chunks; the id is the SHA-256 of its bytes (format/pack.ts) |
+ * | `segments/<64 hex>`           | format 2: an index segment, chunk id → location (kind 11, format/index-segment.ts) |
  *
  * The two-hex fan-out spreads a local repository's chunks over 256 directories (16,000
  * entries each per TB at the default block size, not 4 million in one); object stores
@@ -36,6 +38,10 @@ export const LEASES_PREFIX = 'leases/';
 export const TREES_PREFIX = 'trees/';
 export const DIGESTS_PREFIX = 'digests/';
 export const DIGEST_KEY_KEY = 'stored-digest-key';
+export const PACKS_PREFIX = 'packs/';
+export const SEGMENTS_PREFIX = 'segments/';
+export const packKey = (hex: string): string => `${PACKS_PREFIX}${hex.slice(0, 2)}/${hex}`;
+export const segmentKey = (hex: string): string => `${SEGMENTS_PREFIX}${hex}`;
 
 export const chunkKey = (hex: string): string => `${CHUNKS_PREFIX}${hex.slice(0, 2)}/${hex}`;
 export const indexKey = (hex: string): string => `${INDEXES_PREFIX}${hex.slice(0, 2)}/${hex}`;

@@ -72,6 +72,7 @@ export async function pruneRepository(
   repo: Repository,
   options: { dryRun?: boolean; waitMs?: number; pollMs?: number; now?: () => Date; signal?: AbortSignal; onProgress?: (p: PruneProgress) => void } = {},
 ): Promise<PruneReport> {
+  repo.refuseFormat2('prune'); // format 2 packs need repacking: not built yet
   const dryRun = options.dryRun === true;
   const held = dryRun
     ? undefined

@@ -4,7 +4,7 @@ import type { Backend } from './backend/backend.js';
 import { ChunkCache, type ChunkCacheOptions } from './chunk-cache.js';
 import { CodecPool } from './codec-pool.js';
 import { ObjectCodec, type ObjectId } from './codec.js';
-import { decodeConfig, encodeConfig, isValidBlockSize, isValidLockPolicy, REPOSITORY_FORMAT_VERSION, type ObjectLockPolicy, type RepositoryConfig } from './format/config.js';
+import { decodeConfig, encodeConfig, FORMAT_VERSIONS, isValidBlockSize, isValidLockPolicy, REPOSITORY_FORMAT_VERSION, type FormatVersion, type ObjectLockPolicy, type RepositoryConfig } from './format/config.js';
 import { ObjectKind } from './format/envelope.js';
 import { ENTRIES_PER_PAGE } from './format/index-page.js';
 import { DEFAULT_KDF, parseKeyFile, unwrapMasterKey, wrapMasterKey, type KdfParams, type KeyFile } from './keys/key-file.js';
@@ -37,6 +37,11 @@ export interface InitOptions {
    * offers Object Lock and the bucket has it enabled. Recorded in the config.
    */
   objectLock?: ObjectLockPolicy;
+  /**
+   * Repository format: 1 (default: one object per chunk) or 2 (packs, located entries:
+   * docs/repository-format.md, "Format 2"). Format 2 refuses `objectLock` for now.
+   */
+  format?: FormatVersion;
   /** Told the fingerprint of the stored-digest key (encrypted repositories), to show the user. */
   onStoredDigestKey?: (fingerprint: string) => void;
 }
@@ -140,12 +145,14 @@ export class Repository {
    * never is. Prune and verify list the backend instead.
    */
   hasChunk(id: ObjectId): Promise<boolean> {
+    this.refuseFormat2('this operation (it reads chunk objects)');
     const hex = id.toString('hex');
     return this.chunkCache === undefined ? this.backend.has(chunkKey(hex)) : this.chunkCache.has(hex);
   }
 
   /** Stores an already sealed chunk under its id (idempotent). */
   async putChunk(id: ObjectId, sealed: Uint8Array): Promise<void> {
+    this.refuseFormat2('this operation (it writes chunk objects)');
     const hex = id.toString('hex');
     await this.backend.put(chunkKey(hex), sealed);
     this.chunkCache?.add(hex);
@@ -153,7 +160,21 @@ export class Repository {
 
   /** The sealed bytes of a chunk (not yet opened). */
   getChunkBlob(id: ObjectId): Promise<Buffer> {
+    this.refuseFormat2('this operation (it reads chunk objects)');
     return this.backend.get(chunkKey(id.toString('hex')));
+  }
+
+  /**
+   * Throws `E_REPO_FORMAT_UNSUPPORTED` in a format 2 repository, whose chunks live in packs:
+   * for what does not read or write packs yet (prune, sync, tape export, verify --cover-stored, repair --salvage, file
+   * backup). `operation` names it in the message, e.g. `'prune'`.
+   */
+  refuseFormat2(operation: string): void {
+    if (this.config.version === 2) {
+      throw new CofferError('E_REPO_FORMAT_UNSUPPORTED', `${operation} does not support repository format 2 (packs) yet; ${this.location} is format 2`, {
+        subject: { repository: this.location },
+      });
+    }
   }
 
   // --- index pages (small: handled on the main thread) --------------------------------
@@ -212,6 +233,11 @@ export async function initRepository(backend: Backend, options: InitOptions): Pr
   if (!isValidBlockSize(blockSize)) throw new CofferError('E_USAGE', `block size ${blockSize} must be a power of two between 4 KiB and 16 MiB`);
   const level = options.compressionLevel ?? REPOSITORY_DEFAULTS.compressionLevel;
   if (!Number.isInteger(level) || level < 0 || level > 19) throw new CofferError('E_USAGE', `compression level ${level} must be 0..19`);
+  const version = options.format ?? REPOSITORY_FORMAT_VERSION;
+  if (!FORMAT_VERSIONS.includes(version)) throw new CofferError('E_USAGE', `repository format ${String(version)} does not exist: give ${FORMAT_VERSIONS.join(' or ')}`);
+  if (version === 2 && options.objectLock !== undefined) {
+    throw new CofferError('E_REPO_FORMAT_UNSUPPORTED', 'repository format 2 does not support Object Lock yet: create a format 1 repository for --lock-days');
+  }
   if (options.objectLock !== undefined) await checkLockable(backend, options.objectLock);
   if (await backend.has(CONFIG_KEY)) {
     throw new CofferError('E_REPO_EXISTS', `${backend.location} already holds a repository`, { subject: { repository: backend.location } });
@@ -225,7 +251,7 @@ export async function initRepository(backend: Backend, options: InitOptions): Pr
   const encrypted = options.passphrase !== null;
   const config: RepositoryConfig = {
     format: 'coffer-repository',
-    version: REPOSITORY_FORMAT_VERSION,
+    version,
     id: randomBytes(16).toString('hex'),
     created: now.toISOString(),
     encryption: encrypted ? 'aes-256-gcm' : 'none',

@@ -25,6 +25,7 @@ export async function salvageSnapshot(
   snapshot: Snapshot,
   isDamaged: (entryHex: string) => boolean,
 ): Promise<{ snapshot: Snapshot; zeroed: ZeroedRanges[] }> {
+  repo.refuseFormat2('repair --salvage');
   const started = Date.now();
   const lease = await acquireBackupLease(repo);
   try {

@@ -1,5 +1,5 @@
 import { isZeroEntry } from './format/index-page.js';
-import { CHUNKS_PREFIX, INDEXES_PREFIX, SNAPSHOTS_PREFIX } from './layout.js';
+import { CHUNKS_PREFIX, INDEXES_PREFIX, PACKS_PREFIX, SEGMENTS_PREFIX, SNAPSHOTS_PREFIX } from './layout.js';
 import type { Repository } from './repository.js';
 import { listSnapshots } from './snapshots.js';
 import { walkBlocks } from './walk.js';
@@ -55,7 +55,10 @@ export async function repositoryStats(repo: Repository): Promise<RepositoryStats
     }
     return { bytes, count };
   };
-  const chunks = await sizeOf(CHUNKS_PREFIX);
+  // Format 2: chunks live in packs (and the index segments that find them); the count is the
+  // distinct chunks referenced, since packs are not per chunk.
+  const packed = repo.config.version === 2;
+  const chunks = packed ? await packedSize(sizeOf, unique.size) : await sizeOf(CHUNKS_PREFIX);
   const indexes = await sizeOf(INDEXES_PREFIX);
   const manifests = await sizeOf(SNAPSHOTS_PREFIX);
   const bytesStored = chunks.bytes + indexes.bytes + manifests.bytes;
@@ -74,4 +77,11 @@ export async function repositoryStats(repo: Repository): Promise<RepositoryStats
     compressionRatio: ratio(bytesUnique, chunks.bytes),
     totalRatio: ratio(bytesLogical, bytesStored),
   };
+}
+
+/** Format 2's stored chunk bytes: packs plus index segments; `count` chunks. */
+async function packedSize(sizeOf: (prefix: string) => Promise<{ bytes: number; count: number }>, count: number): Promise<{ bytes: number; count: number }> {
+  const packs = await sizeOf(PACKS_PREFIX);
+  const segments = await sizeOf(SEGMENTS_PREFIX);
+  return { bytes: packs.bytes + segments.bytes, count };
 }

@@ -7,6 +7,7 @@ import { CHUNKS_PREFIX, chunkKey, idFromKey } from './layout.js';
 import type { Repository } from './repository.js';
 import { listSnapshots, type Snapshot } from './snapshots.js';
 import { walkBlocks } from './walk.js';
+import { checkPackedChunks, chunksInMissingPacks } from './verify-packs.js';
 import { walkFileTrees } from './file-trees.js';
 import { subsetContains, type VerificationRecord, type VerificationSubset } from './format/verification-record.js';
 import { addVerificationRecord, lastVerifiedLookup, listVerificationRecords } from './verification-log.js';
@@ -103,12 +104,17 @@ export async function verifyRepository(
     onDamaged: (id, error) => damaged.push({ kind: 'manifest', id, problem: error.code === 'E_MISSING_OBJECT' ? 'missing' : 'corrupt', message: error.message }),
   });
   const referenced = new Map<string, number>(); // id → plaintext length
+  const locations = new Map<string, Buffer>(); // format 2: id → the located entry a snapshot names it by
+  const packed = repo.config.version === 2;
   const damagedPages: { snapshot: Snapshot; disk: string; start: number; end: number }[] = [];
   await walkBlocks(
     repo,
     snapshots,
     (visit) => {
-      if (!isZeroEntry(visit.entry)) referenced.set(visit.entry.toString('hex'), visit.length);
+      if (isZeroEntry(visit.entry)) return;
+      const hex = visit.entry.toString('hex');
+      referenced.set(hex, visit.length);
+      if (visit.located !== undefined && !locations.has(hex)) locations.set(hex, Buffer.from(visit.located));
     },
     (damage) => {
       damaged.push({ kind: 'index page', id: damage.page, problem: damage.error.code === 'E_MISSING_OBJECT' ? 'missing' : 'corrupt', message: damage.error.message });
@@ -142,6 +148,16 @@ export async function verifyRepository(
       if (last !== undefined && cutoff !== undefined && last >= cutoff) chunksSkipped++;
       else toRead.push(hex);
     }
+    if (packed) {
+      // Format 2: each frame read once, every chunk in it rehashed (verify-packs.ts).
+      const problems = await checkPackedChunks(repo, toRead, locations, (chunks, bytes) => {
+        chunksRead += chunks;
+        bytesRead += bytes;
+        options.onProgress?.({ phase: 'chunks', done: chunksRead, total: toRead.length, bytesRead });
+      });
+      for (const [hex, p] of problems) bad.set(hex, { kind: 'chunk', id: hex, problem: p.problem, message: p.message });
+      toRead.length = 0;
+    }
     // Chunks go to the workers CHECK_BATCH at a time (one task each: see CodecPool.checkMany);
     // `concurrency` counts chunks in flight, as before.
     const batches: string[][] = [];
@@ -173,7 +189,10 @@ export async function verifyRepository(
       options.onProgress?.({ phase: 'chunks', done: chunksRead, total: toRead.length, bytesRead });
     });
   }
-  if (!options.readData || subset.kind !== 'all' || chunksSkipped > 0) {
+  if (packed && (!options.readData || subset.kind !== 'all' || chunksSkipped > 0)) {
+    const unread = [...referenced.keys()].filter((hex) => !bad.has(hex));
+    for (const [hex, p] of await chunksInMissingPacks(repo, unread, locations)) bad.set(hex, { kind: 'chunk', id: hex, problem: p.problem, message: p.message });
+  } else if (!options.readData || subset.kind !== 'all' || chunksSkipped > 0) {
     // What was not read is at least checked to exist (one listing).
     const missing = new Set([...referenced.keys()].filter((hex) => !bad.has(hex)));
     for await (const entry of repo.backend.list(CHUNKS_PREFIX)) {
@@ -185,7 +204,7 @@ export async function verifyRepository(
   damaged.push(...bad.values());
 
   const affected = await affectedRanges(repo, snapshots, bad, damagedPages);
-  for (const hex of bad.keys()) await quarantineChunk(repo, Buffer.from(hex, 'hex'), options.now());
+  for (const [hex, damage] of bad) await quarantineChunk(repo, Buffer.from(hex, 'hex'), options.now(), damage.message);
   let verification: SnapshotVerification[] = [];
   if (options.readData) {
     const record: VerificationRecord = {

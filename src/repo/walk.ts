@@ -1,5 +1,6 @@
 import { CofferError, isCofferError } from '../errors/index.js';
 import { DiskIndexReader } from './disk-index.js';
+import { entryId, isLocatedEntry } from './format/located-entry.js';
 import type { DiskRecord } from './format/manifest.js';
 import type { Snapshot } from './snapshots.js';
 import type { Repository } from './repository.js';
@@ -12,8 +13,10 @@ export interface BlockVisit {
   /** Bytes of the disk this block covers. */
   offset: number;
   length: number;
-  /** The 32-byte entry (all zeros for a zero block). */
+  /** The 32-byte entry: the chunk id (all zeros for a zero block). */
   entry: Buffer;
+  /** Format 2: the 80-byte located entry (format/located-entry.ts) the id is the start of. */
+  located: Buffer | undefined;
 }
 
 /** An index page that could not be read, with the range of the disk it covers. */
@@ -43,7 +46,7 @@ export async function walkBlocks(
       for (let page = 0; page < disk.pages.length; page++) {
         let entries: Buffer[];
         try {
-          entries = await reader.page(page);
+          entries = await reader.rawPage(page);
         } catch (error) {
           if (isCofferError(error, 'E_MISSING_OBJECT') || isCofferError(error, 'E_CORRUPT_OBJECT')) {
             const offset = page * pageBytes;
@@ -62,7 +65,7 @@ export async function walkBlocks(
         entries.forEach((entry, i) => {
           const block = page * disk.entriesPerPage + i;
           const offset = block * disk.blockSize;
-          visit({ snapshot, disk, block, offset, length: Math.min(disk.blockSize, disk.size - offset), entry });
+          visit({ snapshot, disk, block, offset, length: Math.min(disk.blockSize, disk.size - offset), entry: entryId(entry), located: isLocatedEntry(entry) ? entry : undefined });
         });
       }
     }

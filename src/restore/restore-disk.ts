@@ -25,8 +25,10 @@ const MAX_READ_AHEAD_BYTES = 32 * 1024 * 1024;
  * Blocks a restore keeps in flight: `threads × 4`, or more for a backend that prefers more
  * requests at once, within {@link MAX_READ_AHEAD_BYTES}.
  */
-export function restoreReadAhead(threads: number, blockSize: number, preferredConcurrency: number | undefined): number {
-  const forThreads = threads * BLOCKS_IN_FLIGHT_PER_THREAD;
+export function restoreReadAhead(threads: number, blockSize: number, preferredConcurrency: number | undefined, blocksPerFetch = 1): number {
+  // Format 2 fetches and decodes a frame of up to 8 blocks at once: as many frames in flight
+  // as v1 had chunks, within the same byte bound.
+  const forThreads = Math.min(threads * BLOCKS_IN_FLIGHT_PER_THREAD * blocksPerFetch, Math.max(threads * BLOCKS_IN_FLIGHT_PER_THREAD, Math.floor(MAX_READ_AHEAD_BYTES / blockSize)));
   const forBackend = Math.min(preferredConcurrency ?? 0, Math.floor(MAX_READ_AHEAD_BYTES / blockSize));
   return Math.max(forThreads, forBackend);
 }
@@ -45,7 +47,7 @@ export async function restoreDisk(
   const name = disk.disk.name;
   const progress = await copyDevice(disk, target, {
     blockSize: disk.blockSize,
-    inFlight: restoreReadAhead(options.threads, disk.blockSize, options.preferredConcurrency),
+    inFlight: restoreReadAhead(options.threads, disk.blockSize, options.preferredConcurrency, disk.blocksPerFetch),
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.onProgress ? { onProgress: (p) => options.onProgress?.({ disk: name, ...p }) } : {}),
   });

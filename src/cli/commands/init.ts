@@ -10,6 +10,7 @@ export interface InitOptions extends RepositoryOptions {
   compressionLevel?: string;
   lockDays?: string;
   lockMode?: string;
+  format?: string;
 }
 
 /** `--lock-days N [--lock-mode compliance|governance]` as a policy (mode compliance by default). */
@@ -33,6 +34,8 @@ export async function initCommand(options: InitOptions, context: CommandContext)
   const blockSize = options.blockSize === undefined ? REPOSITORY_DEFAULTS.blockSize : parseSize(options.blockSize);
   const compressionLevel = options.compressionLevel === undefined ? REPOSITORY_DEFAULTS.compressionLevel : Number(options.compressionLevel);
   const objectLock = lockPolicy(options);
+  const format = options.format === undefined ? undefined : Number(options.format);
+  if (format !== undefined && format !== 1 && format !== 2) throw new CofferError('E_USAGE', `--format ${options.format}: give 1 (one object per chunk, the default) or 2 (packs)`);
   let passphrase: string | null = null;
   if (!options.insecureNoEncryption) {
     const given = await readPassphrase({
@@ -54,14 +57,15 @@ export async function initCommand(options: InitOptions, context: CommandContext)
     passphrase,
     blockSize,
     compressionLevel,
+    ...(format === undefined ? {} : { format }),
     ...(objectLock === undefined ? {} : { objectLock }),
     onStoredDigestKey: (fingerprint) => (storedDigestKey = fingerprint),
   });
   if (options.json) {
-    context.stdout.write(`${JSON.stringify({ id: config.id, location: backend.location, encryption: config.encryption, blockSize: config.blockSize, ...(config.objectLock === undefined ? {} : { objectLock: config.objectLock }), storedDigestKey })}\n`);
+    context.stdout.write(`${JSON.stringify({ id: config.id, location: backend.location, format: config.version, encryption: config.encryption, blockSize: config.blockSize, ...(config.objectLock === undefined ? {} : { objectLock: config.objectLock }), storedDigestKey })}\n`);
   } else {
     context.stdout.write(
-      `created ${config.encryption === 'none' ? 'UNENCRYPTED ' : ''}repository ${config.id.slice(0, 10)} at ${backend.location} (block size ${formatBytes(config.blockSize)}, zstd level ${config.compression.level})\n`,
+      `created ${config.encryption === 'none' ? 'UNENCRYPTED ' : ''}repository ${config.id.slice(0, 10)} at ${backend.location} (format ${config.version}${config.version === 2 ? ', packs' : ''}, block size ${formatBytes(config.blockSize)}, zstd level ${config.compression.level})\n`,
     );
     if (config.objectLock !== undefined) context.stdout.write(`Object Lock: ${describeLock(config.objectLock)}; snapshots cannot be forgotten, nor their data deleted, before then\n`);
     if (config.encryption !== 'none') context.stdout.write('keep the passphrase safe: without it the data cannot be read back\n');

@@ -1,4 +1,5 @@
 import {
+  rebuildChunkIndex,
   addSnapshotNote,
   deleteSnapshot,
   deleteSnapshotNote,
@@ -27,6 +28,8 @@ export interface RepairCommandOptions extends RepositoryOptions {
   forget?: boolean;
   /** False (`--no-files`): do not name the files the damage touches. */
   files?: boolean;
+  /** Format 2: rebuild the index segments from the pack trailers, nothing else. */
+  index?: boolean;
 }
 
 /** One damaged snapshot and what was done about it. */
@@ -54,6 +57,16 @@ interface RepairedSnapshot {
 export async function repairCommand(options: RepairCommandOptions, context: CommandContext): Promise<number> {
   return withRepository(options, context, async (repo) => {
     const progress = ProgressReporter.for(context.stderr, options.json === true);
+    if (options.index === true) {
+      const rebuilt = await rebuildChunkIndex(repo, { onPack: (done) => progress.update({ label: 'repair: read pack trailers', done, total: done }) });
+      progress.done();
+      if (options.json) context.stdout.write(`${JSON.stringify(rebuilt)}\n`);
+      else {
+        context.stdout.write(`rebuilt the index from ${rebuilt.packs} pack(s): ${rebuilt.chunks} chunk(s) in ${rebuilt.segmentsWritten} segment(s), ${rebuilt.segmentsRemoved} old segment(s) removed\n`);
+        for (const u of rebuilt.unreadable) context.stdout.write(`unreadable pack ${u.pack}: ${u.message}\n`);
+      }
+      return rebuilt.unreadable.length === 0 ? 0 : ExitCode.verifyFailed;
+    }
     const report = await verifyRepository(repo, {
       readData: options.readData === true,
       now: () => new Date(),

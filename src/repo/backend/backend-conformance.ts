@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { isCofferError } from '../../errors/index.js';
 import type { Backend } from './backend.js';
+import { readRange } from './read-range.js';
 
 async function collect(backend: Backend, prefix: string): Promise<Map<string, number>> {
   const out = new Map<string, number>();
@@ -25,6 +26,17 @@ export function runBackendConformance(name: string, makeBackend: () => Promise<B
     assert.equal(await backend.has('chunks/ab/abcd'), true);
     assert.equal(await backend.has('chunks/ab/abce'), false);
     assert.deepEqual([...(await collect(backend, 'chunks/'))], [['chunks/ab/abcd', 100_000]]);
+  });
+
+  test(`${name}: a ranged read returns exactly the bytes asked for; past the end is E_CORRUPT_OBJECT, absent E_MISSING_OBJECT`, async () => {
+    const backend = await makeBackend();
+    const data = randomBytes(300_000);
+    await backend.put('packs/ab/abcd', data);
+    for (const [offset, length] of [[0, 1], [8, 65_536], [123_457, 100_001], [299_999, 1], [0, 300_000]] as const) {
+      assert.deepEqual(await readRange(backend, 'packs/ab/abcd', offset, length), data.subarray(offset, offset + length), `${offset}+${length}`);
+    }
+    await assert.rejects(readRange(backend, 'packs/ab/abcd', 299_990, 11), (e) => isCofferError(e, 'E_CORRUPT_OBJECT'));
+    await assert.rejects(readRange(backend, 'packs/ab/none', 0, 10), (e) => isCofferError(e, 'E_MISSING_OBJECT'));
   });
 
   test(`${name}: get of an absent key is E_MISSING_OBJECT`, async () => {

@@ -31,6 +31,13 @@ export interface Backend {
   delete(key: string): Promise<void>;
   list(prefix: string): AsyncIterable<BackendEntry>;
   /**
+   * `length` bytes of the object from `offset` (a pack's frame, format 2): one ranged read
+   * (local: pread; S3 and the repository server: a Range request). Throws `E_MISSING_OBJECT`
+   * if absent, `E_CORRUPT_OBJECT` if the object is shorter than `offset + length`. Optional:
+   * callers use {@link readRange}, which falls back to a whole `get`. Wrappers pass it on.
+   */
+  getRange?(key: string, offset: number, length: number): Promise<Buffer>;
+  /**
    * Present only on storage that can make objects immutable for a time (S3 Object Lock);
    * absent on a local directory.
    */

@@ -1,5 +1,6 @@
 import { CofferError, type ErrorCode } from '../../errors/index.js';
 import type { Backend, BackendEntry } from './backend.js';
+import { readRange } from './read-range.js';
 
 type Method = 'put' | 'get' | 'has' | 'delete' | 'list' | 'sync';
 
@@ -50,6 +51,11 @@ export class FaultyBackend implements Backend {
   async get(key: string): Promise<Buffer> {
     this.check('get', key);
     return this.inner.get(key);
+  }
+
+  async getRange(key: string, offset: number, length: number): Promise<Buffer> {
+    this.check('get', key);
+    return readRange(this.inner, key, offset, length);
   }
 
   async has(key: string): Promise<boolean> {

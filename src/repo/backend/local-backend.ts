@@ -5,6 +5,7 @@ import { CofferError } from '../../errors/index.js';
 import { syscalls } from '../../native/index.js';
 import type { Backend, BackendEntry } from './backend.js';
 import { checkedKey } from './backend-key.js';
+import { shortObject } from './read-range.js';
 
 const TEMP_PREFIX = '.tmp-';
 
@@ -77,6 +78,27 @@ export class LocalBackend implements Backend {
     }
     if (data.length === 0) throw this.translate(Object.assign(new Error('empty file (crash debris)'), { code: 'ENOENT' }), key, 'read');
     return data;
+  }
+
+  /** One pread of the range, into a buffer of its own (it can move to a worker thread). */
+  async getRange(key: string, offset: number, length: number): Promise<Buffer> {
+    let handle: FileHandle | undefined;
+    try {
+      handle = await open(this.pathOf(key), 'r');
+      const out = Buffer.from(new ArrayBuffer(length));
+      let done = 0;
+      while (done < length) {
+        const { bytesRead } = await handle.read(out, done, length - done, offset + done);
+        if (bytesRead === 0) throw shortObject(key, offset + done, offset, length);
+        done += bytesRead;
+      }
+      return out;
+    } catch (error) {
+      if (error instanceof CofferError) throw error;
+      throw this.translate(error, key, 'read');
+    } finally {
+      await handle?.close();
+    }
   }
 
   async has(key: string): Promise<boolean> {

@@ -1,5 +1,6 @@
 import type { RateLimiter } from '../../concurrency/index.js';
 import type { Backend, BackendEntry, ObjectLockStore } from './backend.js';
+import { readRange } from './read-range.js';
 
 /** The limits a {@link RateLimitedBackend} applies; either may be absent (no limit). */
 export interface BandwidthLimits {
@@ -60,6 +61,12 @@ export class RateLimitedBackend implements Backend {
 
   async get(key: string): Promise<Buffer> {
     const data = await this.inner.get(key);
+    await this.limits.download?.take(data.length, this.signal);
+    return data;
+  }
+
+  async getRange(key: string, offset: number, length: number): Promise<Buffer> {
+    const data = await readRange(this.inner, key, offset, length);
     await this.limits.download?.take(data.length, this.signal);
     return data;
   }

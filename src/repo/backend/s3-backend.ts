@@ -7,7 +7,8 @@ import { checkedKey } from './backend-key.js';
 import { translateS3Error, type S3Failure } from './s3-errors.js';
 import type { S3Location } from './s3-location.js';
 import { S3ObjectLock } from './s3-object-lock.js';
-import { S3ObjectRequests } from './s3-object-requests.js';
+import { S3ObjectRequests, S3RequestError } from './s3-object-requests.js';
+import { shortObject } from './read-range.js';
 import type { S3Credentials } from './s3-signature.js';
 
 type Sdk = typeof import('@aws-sdk/client-s3');
@@ -210,6 +211,20 @@ export class S3Backend implements Backend {
     } catch (error) {
       throw this.translate(error, 'read', key);
     }
+  }
+
+  /** One Range GET; a range past the object's end is `E_CORRUPT_OBJECT` (read-range.ts). */
+  async getRange(key: string, offset: number, length: number): Promise<Buffer> {
+    const objectKey = this.objectKey(key);
+    let data: Buffer;
+    try {
+      data = await this.requests.getRange(objectKey, offset, length);
+    } catch (error) {
+      if (error instanceof S3RequestError && error.$metadata.httpStatusCode === 416) throw shortObject(key, offset, offset, length);
+      throw this.translate(error, 'read', key);
+    }
+    if (data.length !== length) throw shortObject(key, offset + data.length, offset, length);
+    return data;
   }
 
   async has(key: string): Promise<boolean> {

@@ -87,6 +87,14 @@ export class S3ObjectRequests {
     return (await this.send('GET', objectKey, undefined)).body;
   }
 
+  /**
+   * `length` bytes from `offset` (a Range request, answered 206); a shorter answer (the object
+   * ends first) comes back as it is: the caller checks its length.
+   */
+  async getRange(objectKey: string, offset: number, length: number): Promise<Buffer> {
+    return (await this.send('GET', objectKey, undefined, '', `bytes=${offset}-${offset + length - 1}`)).body;
+  }
+
   async put(objectKey: string, data: Uint8Array): Promise<void> {
     await this.send('PUT', objectKey, data);
   }
@@ -114,11 +122,11 @@ export class S3ObjectRequests {
   }
 
   /** `objectKey` null: the bucket itself (a listing). */
-  private async send(method: string, objectKey: string | null, body: Uint8Array | undefined, query = ''): Promise<Answer> {
+  private async send(method: string, objectKey: string | null, body: Uint8Array | undefined, query = '', range?: string): Promise<Answer> {
     const payloadHash = body === undefined ? EMPTY_PAYLOAD_HASH : createHash('sha256').update(body).digest('hex');
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.once(method, objectKey, body, payloadHash, query);
+        return await this.once(method, objectKey, body, payloadHash, query, range);
       } catch (error) {
         if (attempt >= this.options.maxAttempts || !retried(error)) throw error;
         const base = error instanceof S3RequestError && (THROTTLING.has(error.name) || error.$metadata.httpStatusCode === 429) ? 500 : 100;
@@ -127,7 +135,7 @@ export class S3ObjectRequests {
     }
   }
 
-  private async once(method: string, objectKey: string | null, body: Uint8Array | undefined, payloadHash: string, query: string): Promise<Answer> {
+  private async once(method: string, objectKey: string | null, body: Uint8Array | undefined, payloadHash: string, query: string, range: string | undefined): Promise<Answer> {
     const { bucket, forcePathStyle } = this.options;
     const credentials = await this.options.credentials();
     const segments = objectKey === null ? [] : objectKey.split('/');
@@ -135,6 +143,7 @@ export class S3ObjectRequests {
     const host = forcePathStyle ? this.url.host : `${bucket}.${this.url.host}`;
     const headers: Record<string, string> = { host, ...this.signer.sign({ method, host, path, query, payloadHash }, credentials, new Date()) };
     if (body !== undefined) headers['content-length'] = String(body.length);
+    if (range !== undefined) headers.range = range; // not signed: SigV4 allows unsigned headers
     return new Promise<Answer>((resolve, reject) => {
       let settled = false;
       const timers: NodeJS.Timeout[] = [];

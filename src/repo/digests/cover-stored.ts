@@ -39,6 +39,7 @@ const ENVELOPES: { prefix: string; kind: ObjectKind; id: (key: string) => string
  * listed). Reads every object that needs it, `concurrency` at a time, on the worker pool.
  */
 export async function coverStoredObjects(repo: Repository, options: { concurrency?: number; signal?: AbortSignal; onProgress?: (done: number) => void } = {}): Promise<CoverReport> {
+  repo.refuseFormat2('verify --cover-stored');
   const recorder = digestRecorderOf(repo);
   if (recorder === undefined) {
     throw new CofferError('E_USAGE', `${repo.location} is not encrypted: it has no signed digests to cover objects with`, { subject: { repository: repo.location } });

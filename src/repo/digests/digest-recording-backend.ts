@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Backend, BackendEntry } from '../backend/backend.js';
+import { readRange } from '../backend/read-range.js';
 import { encodeDigestKey } from '../format/digest-key.js';
 import { encodeDigestRecordBody, MAX_DIGEST_ENTRIES, type DigestEntry } from '../format/digest-record.js';
 import type { SigningKey } from '../keys/signing-key.js';
@@ -105,6 +106,10 @@ export class DigestRecordingBackend implements Backend {
 
   get(key: string): Promise<Buffer> {
     return this.inner.get(key);
+  }
+
+  getRange(key: string, offset: number, length: number): Promise<Buffer> {
+    return readRange(this.inner, key, offset, length);
   }
 
   has(key: string): Promise<boolean> {

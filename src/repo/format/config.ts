@@ -21,6 +21,9 @@
  * written immutable for `days` (a positive number, fractions allowed: tests use seconds) in
  * that mode; docs/s3.md, "Immutable backups". An older Coffer ignores the field (and would
  * write unlocked objects): lock-aware readers are version 1 too, since nothing else changed.
+ * `"version": 2` (opt-in, `coffer init --format 2`, 2026-11-26) has the same fields; new data
+ * goes into packs and disk index pages hold located entries (docs/repository-format.md,
+ * "Format 2"). `objectLock` is refused with version 2 for now.
  * `blockSize` and `entriesPerPage` are the defaults for new snapshots; each snapshot records
  * its own, so changing them never breaks old snapshots. The config is never rewritten after
  * `init`.
@@ -28,14 +31,24 @@
 import { CofferError } from '../../errors/index.js';
 import { MAX_ENTRIES_PER_PAGE } from './index-page.js';
 
+/** The format `init` writes unless told otherwise: 1 (format 2, packs, is opt-in: `--format 2`). */
 export const REPOSITORY_FORMAT_VERSION = 1;
+/**
+ * The newest format this Coffer reads: 2 stores new data in packs (docs/repository-format.md,
+ * "Format 2"). A Coffer that reads only 1 refuses a format 2 config with `E_REPO_VERSION`
+ * ("uses repository format 2; this Coffer reads up to 1"): it never misreads packs.
+ */
+export const NEWEST_FORMAT_VERSION = 2;
+/** The formats `init --format` can write. */
+export const FORMAT_VERSIONS = [1, 2] as const;
+export type FormatVersion = (typeof FORMAT_VERSIONS)[number];
 export const MIN_BLOCK_SIZE = 4096;
 export const MAX_BLOCK_SIZE = 16 * 1024 * 1024;
 
 /** A parsed config. */
 export interface RepositoryConfig {
   format: 'coffer-repository';
-  version: number;
+  version: FormatVersion;
   id: string;
   created: string;
   encryption: 'aes-256-gcm' | 'none';
@@ -84,12 +97,13 @@ export function decodeConfig(bytes: Uint8Array, location: string): RepositoryCon
   const config = value as Partial<RepositoryConfig>;
   if (typeof config !== 'object' || config === null || config.format !== 'coffer-repository') throw damaged('not a Coffer config');
   if (typeof config.version !== 'number') throw damaged('no version');
-  if (config.version > REPOSITORY_FORMAT_VERSION) {
-    throw new CofferError('E_REPO_VERSION', `${location} uses repository format ${config.version}; this Coffer reads up to ${REPOSITORY_FORMAT_VERSION}`, {
+  if (config.version > NEWEST_FORMAT_VERSION) {
+    throw new CofferError('E_REPO_VERSION', `${location} uses repository format ${config.version}; this Coffer reads up to ${NEWEST_FORMAT_VERSION}`, {
       subject: { repository: location },
     });
   }
-  if (config.version !== REPOSITORY_FORMAT_VERSION) throw damaged(`version ${config.version}`);
+  const version = config.version as number;
+  if (version !== 1 && version !== 2) throw damaged(`version ${version}`);
   if (typeof config.id !== 'string' || !/^[0-9a-f]{32}$/.test(config.id)) throw damaged('bad id');
   if (config.encryption !== 'aes-256-gcm' && config.encryption !== 'none') throw damaged('unknown encryption');
   const expectedObjectId = config.encryption === 'none' ? 'sha256' : 'hmac-sha256';
@@ -103,9 +117,10 @@ export function decodeConfig(bytes: Uint8Array, location: string): RepositoryCon
   if (typeof perPage !== 'number' || !Number.isInteger(perPage) || perPage < 1 || perPage > MAX_ENTRIES_PER_PAGE) throw damaged('bad entries per page');
   const lock = config.objectLock as unknown;
   if (lock !== undefined && (typeof lock !== 'object' || lock === null || !isValidLockPolicy(lock))) throw damaged('bad object lock policy');
+  if (lock !== undefined && version === 2) throw damaged('format 2 does not support Object Lock yet');
   return {
     format: 'coffer-repository',
-    version: config.version,
+    version,
     id: config.id,
     created: String(config.created ?? ''),
     encryption: config.encryption,

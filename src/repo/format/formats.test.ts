@@ -28,7 +28,9 @@ test('damaged configs are E_REPO_DAMAGED, newer ones E_REPO_VERSION', () => {
     const bytes = Buffer.from(typeof value === 'string' ? value : JSON.stringify(value));
     assert.throws(() => decodeConfig(bytes, 'r'), (e) => isCofferError(e, 'E_REPO_DAMAGED'));
   }
-  assert.throws(() => decodeConfig(encodeConfig({ ...config, version: 2 }), 'r'), (e) => isCofferError(e, 'E_REPO_VERSION'));
+  assert.throws(() => decodeConfig(encodeConfig({ ...config, version: 3 as 2 }), 'r'), (e) => isCofferError(e, 'E_REPO_VERSION'));
+  assert.equal(decodeConfig(encodeConfig({ ...config, version: 2 }), 'r').version, 2);
+  assert.throws(() => decodeConfig(encodeConfig({ ...config, version: 2, objectLock: { mode: 'governance', days: 1 } }), 'r'), (e) => isCofferError(e, 'E_REPO_DAMAGED'));
 });
 
 test('index page round trip keeps entries and zero markers', () => {

@@ -1,5 +1,6 @@
 import { CofferError } from '../../errors/index.js';
 import type { Backend, BackendEntry, ObjectLockStore, Retention } from '../backend/backend.js';
+import { readRange } from '../backend/read-range.js';
 import type { ObjectLockPolicy } from '../format/config.js';
 import { CHUNKS_PREFIX, CONFIG_KEY, INDEXES_PREFIX, KEYS_PREFIX, SNAPSHOTS_PREFIX, TREES_PREFIX } from '../layout.js';
 import { retentionUntil, writeRetention } from './lock-policy.js';
@@ -83,6 +84,10 @@ export class LockedBackend implements Backend {
 
   get(key: string): Promise<Buffer> {
     return this.inner.get(key);
+  }
+
+  getRange(key: string, offset: number, length: number): Promise<Buffer> {
+    return readRange(this.inner, key, offset, length);
   }
 
   has(key: string): Promise<boolean> {

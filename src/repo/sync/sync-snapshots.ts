@@ -48,6 +48,8 @@ const SNAPSHOT_FAILURES: ErrorCode[] = ['E_CORRUPT_OBJECT', 'E_MISSING_OBJECT', 
  * Throws `E_INTERRUPTED` on abort; damage in one source snapshot fails that snapshot only.
  */
 export async function syncSnapshots(src: Repository, dst: Repository, options: SyncOptions = {}): Promise<SyncReport> {
+  src.refuseFormat2('sync');
+  dst.refuseFormat2('sync');
   if (src.config.id === dst.config.id && src.location === dst.location) {
     throw new CofferError('E_USAGE', `the source and the destination are the same repository (${src.location})`);
   }

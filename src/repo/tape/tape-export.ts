@@ -81,6 +81,7 @@ export interface TapeExportReport {
  * holding its objects.
  */
 export async function exportTape(repo: Repository, snapshots: readonly Snapshot[], options: TapeExportOptions): Promise<TapeExportReport> {
+  repo.refuseFormat2('tape export');
   const target = options.target;
   const recordSize = options.recordSize ?? TAPE_DEFAULTS.recordSize;
   if (!isValidRecordSize(recordSize)) throw new CofferError('E_USAGE', `block size ${recordSize} must be a multiple of 512 bytes, at most 16 MiB`);

@@ -1,0 +1,84 @@
+/**
+ * An index segment (repository format 2): the chunks one backup added, sorted by id, each
+ * with its location, so later backups deduplicate against every stored chunk (clones, other
+ * VMs) without asking the storage per chunk. Stored as an envelope of kind 11 under
+ * `segments/<64 hex>`, its id the object id (§4) of its plaintext. PLEASE DO NOT CHANGE THESE
+ * VALUES. Integers little-endian.
+ *
+ * ```
+ * offset  size  field
+ *      0     4  magic, ASCII "CFS1"
+ *      4     4  entry count n, uint32, 1..MAX_SEGMENT_ENTRIES
+ *      8     8  reserved, 0
+ *     16  80·n  located entries (located-entry.ts), sorted by chunk id, ids unique
+ * ```
+ */
+import { CofferError } from '../../errors/index.js';
+import { LOCATED_ENTRY_SIZE } from './located-entry.js';
+
+export const SEGMENT_MAGIC = Buffer.from('CFS1', 'ascii');
+export const SEGMENT_HEADER_SIZE = 16;
+/** 65,536 entries: a 5 MiB segment per 16 GiB of new data at 256 KiB blocks. */
+export const MAX_SEGMENT_ENTRIES = 65_536;
+
+/** Serializes entries (80 bytes each), sorting them by chunk id and dropping repeated ids. */
+export function encodeSegment(entries: readonly Buffer[]): Buffer {
+  const sorted = [...entries].sort((a, b) => Buffer.compare(a.subarray(0, 32), b.subarray(0, 32)));
+  const unique = sorted.filter((entry, i) => i === 0 || !entry.subarray(0, 32).equals((sorted[i - 1] as Buffer).subarray(0, 32)));
+  if (unique.length < 1 || unique.length > MAX_SEGMENT_ENTRIES) throw new RangeError(`a segment holds 1..${MAX_SEGMENT_ENTRIES} entries`);
+  const out = Buffer.alloc(SEGMENT_HEADER_SIZE + unique.length * LOCATED_ENTRY_SIZE);
+  SEGMENT_MAGIC.copy(out, 0);
+  out.writeUInt32LE(unique.length, 4);
+  unique.forEach((entry, i) => {
+    if (entry.length !== LOCATED_ENTRY_SIZE) throw new RangeError(`a segment entry has ${LOCATED_ENTRY_SIZE} bytes`);
+    entry.copy(out, SEGMENT_HEADER_SIZE + i * LOCATED_ENTRY_SIZE);
+  });
+  return out;
+}
+
+/** A parsed segment: its entries in id order, binary-searchable. */
+export class IndexSegment {
+  readonly count: number;
+
+  private constructor(private readonly bytes: Buffer) {
+    this.count = bytes.readUInt32LE(4);
+  }
+
+  /** Parses and checks a segment's plaintext (`E_CORRUPT_OBJECT`). */
+  static decode(bytes: Buffer, name: string): IndexSegment {
+    const corrupt = (why: string) => new CofferError('E_CORRUPT_OBJECT', `index segment ${name} is corrupt: ${why}`, { subject: { object: name } });
+    if (bytes.length < SEGMENT_HEADER_SIZE || !bytes.subarray(0, 4).equals(SEGMENT_MAGIC)) throw corrupt('bad magic');
+    const count = bytes.readUInt32LE(4);
+    if (count < 1 || count > MAX_SEGMENT_ENTRIES) throw corrupt(`${count} entries`);
+    if (bytes.length !== SEGMENT_HEADER_SIZE + count * LOCATED_ENTRY_SIZE) throw corrupt('length does not match the entry count');
+    const segment = new IndexSegment(bytes);
+    for (let i = 1; i < count; i++) if (Buffer.compare(segment.idAt(i - 1), segment.idAt(i)) >= 0) throw corrupt('entries out of order');
+    return segment;
+  }
+
+  /** The chunk id of entry `i` (a view). */
+  idAt(i: number): Buffer {
+    const at = SEGMENT_HEADER_SIZE + i * LOCATED_ENTRY_SIZE;
+    return this.bytes.subarray(at, at + 32);
+  }
+
+  /** The whole 80-byte entry `i` (a view). */
+  entryAt(i: number): Buffer {
+    const at = SEGMENT_HEADER_SIZE + i * LOCATED_ENTRY_SIZE;
+    return this.bytes.subarray(at, at + LOCATED_ENTRY_SIZE);
+  }
+
+  /** The entry of chunk `id`, or undefined. */
+  find(id: Uint8Array): Buffer | undefined {
+    let low = 0;
+    let high = this.count - 1;
+    while (low <= high) {
+      const mid = (low + high) >>> 1;
+      const order = Buffer.compare(this.idAt(mid), id);
+      if (order === 0) return this.entryAt(mid);
+      if (order < 0) low = mid + 1;
+      else high = mid - 1;
+    }
+    return undefined;
+  }
+}
