@@ -17,7 +17,8 @@ import { runBackendConformance } from './backend-conformance.js';
 import { HttpBackend, type HttpBackendOptions } from './http-backend.js';
 import { parseHttpLocation } from './http-location.js';
 
-const CONFORMANCE_REPOS = 8;
+/** Served repositories for the conformance suite: one per test (it has 9), with room for new ones. */
+const CONFORMANCE_REPOS = 16;
 let server: TestRepoServer;
 let work: { path: string; remove(): Promise<void> };
 const opened: HttpBackend[] = [];
