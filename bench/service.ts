@@ -195,25 +195,32 @@ async function measureApi(dir: string, repo: { url: string; passphraseFile: stri
     const t1 = performance.now();
     await (await fetch(`${server.url}/api/v1/repositories/main/snapshots?limit=50`, { headers })).arrayBuffer();
     log(`service: first snapshot list after a restart: ${(performance.now() - t1).toFixed(0)} ms`);
-    // Deep pages by keyset cursor: the `next` of the page before them.
-    const cursorAt = async (path: string) => {
-      const answer = (await (await fetch(`${server.url}${path}`, { headers })).json()) as { next?: string | null };
-      return encodeURIComponent(answer.next ?? '');
+    // Deep pages by keyset cursor: the `next` after `rows` rows, walked in pages of 500 (offset
+    // stops at 10,000 on these lists: paging.ts).
+    const cursorAt = async (list: string, rows: number) => {
+      let next = '';
+      for (let seen = 0; seen < rows; seen += 500) {
+        const page = `${list}${list.includes('?') ? '&' : '?'}limit=500${next === '' ? '' : `&cursor=${encodeURIComponent(next)}`}`;
+        const answer = (await (await fetch(`${server.url}${page}`, { headers })).json()) as { next?: string | null };
+        if (answer.next === null || answer.next === undefined) break;
+        next = answer.next;
+      }
+      return encodeURIComponent(next);
     };
     // The server's history retention may have removed the oldest runs at start: page in what is left.
     const tasksLeft = ((await (await fetch(`${server.url}/api/v1/tasks?limit=1`, { headers })).json()) as { total: number }).total;
     log(`service: ${tasksLeft} tasks in the server's history after its start`);
-    const tasksCursor = await cursorAt(`/api/v1/tasks?limit=50&offset=${Math.max(0, Math.floor(tasksLeft / 2) - 50)}`);
-    const snapshotsCursor = await cursorAt('/api/v1/repositories/main/snapshots?limit=50&offset=89950');
+    const tasksCursor = await cursorAt('/api/v1/tasks', Math.floor(tasksLeft / 2));
+    const snapshotsCursor = await cursorAt('/api/v1/repositories/main/snapshots', 90_000);
     const targets: [string, string][] = [
       ['GET /runs?limit=50', '/api/v1/runs?limit=50'],
       ['GET /runs?limit=50&offset=100', '/api/v1/runs?limit=50&offset=100'],
       ['GET /tasks?limit=50', '/api/v1/tasks?limit=50'],
-      ['GET /tasks?limit=50&offset=50000', '/api/v1/tasks?limit=50&offset=50000'],
+      ['GET /tasks?limit=50&offset=10000', '/api/v1/tasks?limit=50&offset=10000'],
       ['GET /tasks?cursor=(half way)', `/api/v1/tasks?limit=50&cursor=${tasksCursor}`],
       ['GET /repositories/main/snapshots', '/api/v1/repositories/main/snapshots?limit=50'],
       ['GET …/snapshots?vm=vm7', '/api/v1/repositories/main/snapshots?limit=50&vm=vm7'],
-      ['GET …/snapshots?offset=90000', '/api/v1/repositories/main/snapshots?limit=50&offset=90000'],
+      ['GET …/snapshots?offset=10000', '/api/v1/repositories/main/snapshots?limit=50&offset=10000'],
       ['GET …/snapshots?cursor=(at 90000)', `/api/v1/repositories/main/snapshots?limit=50&cursor=${snapshotsCursor}`],
     ];
     const latency: ServiceBenchResult['latency'] = [];

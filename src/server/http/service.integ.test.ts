@@ -294,6 +294,11 @@ test('bad input answers problem details, never a stack trace', async () => {
   assertProblem(await call('POST', '/auth/login', { rawBody: '{"user": ' }), 400, 'E_VALIDATION');
   assertProblem(await call('POST', '/auth/login', { body: { user: 'admin' } }), 400, 'E_VALIDATION');
   assertProblem(await asAdmin('GET', '/users?limit=100000'), 400, 'E_VALIDATION');
+  // Lists paged by cursor take an offset up to 10,000; deeper pages go by cursor (paging.ts).
+  assert.equal((await asAdmin('GET', '/tasks?offset=10000')).status, 200);
+  const deep = await asAdmin('GET', '/tasks?offset=10001');
+  assertProblem(deep, 400, 'E_VALIDATION');
+  assert.match(deep.text, /offset/);
   assertProblem(await asAdmin('GET', '/nowhere'), 404, 'E_NOT_FOUND');
   assertProblem(await asAdmin('GET', '/vms/nope'), 404, 'E_NOT_FOUND');
 });

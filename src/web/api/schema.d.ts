@@ -4017,6 +4017,7 @@ export interface operations {
                 cursor?: string;
                 hostname?: string;
                 limit?: number;
+                /** @description at most 10000: deeper pages by `cursor` */
                 offset?: number;
                 since?: string;
                 tag?: string;
@@ -5366,6 +5367,7 @@ export interface operations {
                 cursor?: string;
                 job?: string;
                 limit?: number;
+                /** @description at most 10000: deeper pages by `cursor` */
                 offset?: number;
                 status?: "running" | "succeeded" | "warning" | "failed" | "cancelled" | "skipped";
             };
@@ -5873,6 +5875,7 @@ export interface operations {
                 cursor?: string;
                 job?: string;
                 limit?: number;
+                /** @description at most 10000: deeper pages by `cursor` */
                 offset?: number;
                 run?: string;
                 status?: "queued" | "running" | "succeeded" | "warning" | "failed" | "cancelled" | "interrupted";
