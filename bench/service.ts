@@ -195,12 +195,13 @@ async function measureApi(dir: string, repo: { url: string; passphraseFile: stri
     const t1 = performance.now();
     await (await fetch(`${server.url}/api/v1/repositories/main/snapshots?limit=50`, { headers })).arrayBuffer();
     log(`service: first snapshot list after a restart: ${(performance.now() - t1).toFixed(0)} ms`);
-    // Deep pages by keyset cursor: the `next` after `rows` rows, walked in pages of 500 (offset
-    // stops at 10,000 on these lists: paging.ts).
+    // Deep pages by keyset cursor: the `next` after `rows` rows, walked page by page as a
+    // client would (offset stops at 10,000 on these lists: paging.ts).
+    const WALK_PAGE = Number(process.env.BENCH_WALK_PAGE ?? 50);
     const cursorAt = async (list: string, rows: number) => {
       let next = '';
-      for (let seen = 0; seen < rows; seen += 500) {
-        const page = `${list}${list.includes('?') ? '&' : '?'}limit=500${next === '' ? '' : `&cursor=${encodeURIComponent(next)}`}`;
+      for (let seen = 0; seen < rows; seen += WALK_PAGE) {
+        const page = `${list}${list.includes('?') ? '&' : '?'}limit=${WALK_PAGE}${next === '' ? '' : `&cursor=${encodeURIComponent(next)}`}`;
         const answer = (await (await fetch(`${server.url}${page}`, { headers })).json()) as { next?: string | null };
         if (answer.next === null || answer.next === undefined) break;
         next = answer.next;
@@ -237,6 +238,8 @@ async function measureApi(dir: string, repo: { url: string; passphraseFile: stri
       latency.push({ name, p50: r.latency.p50, p99: r.latency.p99, requests: r.requests.total, errors, cpuMsPerRequest });
       log(`service: ${name}: p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms, ${r.requests.total} requests, ${errors} errors or timeouts, server CPU ${cpuMsPerRequest.toFixed(2)} ms per request`);
     }
+    const status = await readFile(`/proc/${server.child.pid ?? 0}/status`, 'utf8').catch(() => '');
+    log(`service: server memory after the load: ${['VmRSS', 'RssAnon', 'RssFile', 'VmHWM'].map((k) => `${k} ${(Number(new RegExp(`${k}:\\s+(\\d+)`).exec(status)?.[1] ?? 0) / 1024).toFixed(0)} MiB`).join(', ')}`);
     return { latency, rssMiB: await rssOf(server.child.pid ?? 0), buildRssMiB, firstSnapshotListMs };
   } finally {
     await server.stop();
