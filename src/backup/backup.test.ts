@@ -5,12 +5,13 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { isCofferError } from '../errors/index.js';
 import { RawImage } from '../disk/index.js';
-import { DiskIndexReader, FaultyBackend, initRepository, listSnapshots, LocalBackend, openRepository, verifyRepository, type Backend, type Repository } from '../repo/index.js';
+import { DiskIndexReader, FaultyBackend, initRepository, listSnapshots, LocalBackend, verifyRepository, type Backend } from '../repo/index.js';
 import { restoreSnapshot, SnapshotDisk } from '../restore/index.js';
 import { openImageSource } from '../source/index.js';
 import { seededBytes } from '../testing/index.js';
 import { backupDisk } from './backup-disk.js';
 import { backupVm } from './backup-vm.js';
+import { backupFile, withRepo } from './test-helpers.js';
 import { KnownChunks } from './known-chunks.js';
 
 const KiB = 1024;
@@ -41,23 +42,7 @@ async function objectCount(backend: Backend, prefix = ''): Promise<number> {
   return count;
 }
 
-async function withRepo<T>(backend: Backend, fn: (repo: Repository) => Promise<T>): Promise<T> {
-  const repo = await openRepository(backend, { passphrase: 'pw', threads: 2 });
-  try {
-    return await fn(repo);
-  } finally {
-    await repo.close();
-  }
-}
 
-async function backupFile(repo: Repository, vm: string, path: string) {
-  const source = await openImageSource(vm, [path]);
-  try {
-    return await backupVm(repo, source);
-  } finally {
-    await source.close();
-  }
-}
 
 test('holes are never read, and zero blocks are stored as nothing', async () => {
   const image = await sparseImage(64 * MiB, [

@@ -16,13 +16,11 @@ import {
   syncSnapshots,
   verifyRepository,
   verifyStored,
-  type Backend,
   type Repository,
 } from '../repo/index.js';
 import { restoreSnapshot } from '../restore/index.js';
-import { openImageSource } from '../source/index.js';
 import { seededBytes } from '../testing/index.js';
-import { backupVm } from './backup-vm.js';
+import { backupFile, withRepo } from './test-helpers.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -45,23 +43,7 @@ async function newRepo(format: 1 | 2 = 2): Promise<{ backend: LocalBackend; root
   return { backend, root };
 }
 
-async function withRepo<T>(backend: Backend, fn: (repo: Repository) => Promise<T>): Promise<T> {
-  const repo = await openRepository(backend, { passphrase: 'pw', threads: 2 });
-  try {
-    return await fn(repo);
-  } finally {
-    await repo.close();
-  }
-}
 
-async function backupFile(repo: Repository, vm: string, path: string) {
-  const source = await openImageSource(vm, [path]);
-  try {
-    return await backupVm(repo, source);
-  } finally {
-    await source.close();
-  }
-}
 
 async function files(dir: string): Promise<string[]> {
   const out: string[] = [];

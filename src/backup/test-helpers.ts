@@ -1,0 +1,28 @@
+/**
+ * What the backup tests share: a repository opened for the length of a callback (passphrase
+ * `pw`, two codec threads) and a backup of one image file as a VM.
+ */
+import type { Backend, Repository } from '../repo/index.js';
+import { openRepository } from '../repo/index.js';
+import { openImageSource } from '../source/index.js';
+import { backupVm } from './backup-vm.js';
+
+/** Opens the repository on `backend` with passphrase `pw`, runs `fn`, and closes it. */
+export async function withRepo<T>(backend: Backend, fn: (repo: Repository) => Promise<T>): Promise<T> {
+  const repo = await openRepository(backend, { passphrase: 'pw', threads: 2 });
+  try {
+    return await fn(repo);
+  } finally {
+    await repo.close();
+  }
+}
+
+/** Backs up the image file at `path` as VM `vm`. */
+export async function backupFile(repo: Repository, vm: string, path: string) {
+  const source = await openImageSource(vm, [path]);
+  try {
+    return await backupVm(repo, source);
+  } finally {
+    await source.close();
+  }
+}
