@@ -7,30 +7,13 @@
  *
  * @module
  */
-import { forecastRun, parseSchedule, planStarts, type ConcurrencyLimits, type PendingTask } from '../src/jobs/index.js';
+import { forecastRun, parseSchedule, planStarts, type ConcurrencyLimits } from '../src/jobs/index.js';
+import { siteInventory, SITE_HOSTS, SITE_VMS } from './site-inventory.js';
 
-const VMS = 600;
-const HOSTS = 160;
+const VMS = SITE_VMS;
+const HOSTS = SITE_HOSTS;
 const REPEAT = 50;
 
-function inventory(): PendingTask[] {
-  let seed = 1;
-  const next = () => {
-    seed = (seed * 1103515245 + 12345) % 2 ** 31;
-    return seed / 2 ** 31;
-  };
-  const now = Date.UTC(2026, 2, 2, 22);
-  return Array.from({ length: VMS }, (_, i) => ({
-    id: `vm${i}`,
-    host: `host${Math.floor(next() * HOSTS)}`,
-    datastore: `ds${i % 16}`,
-    repository: `repo${i % 3}`,
-    job: `job${i % 6}`,
-    lastSuccess: new Date(now - Math.floor(next() * 14) * 86_400_000),
-    missedLastWindow: next() < 0.03,
-    expectedDurationMs: Math.round((3 + next() * 60) * 60_000),
-  }));
-}
 
 function time(label: string, fn: () => unknown): void {
   fn(); // warm up
@@ -40,7 +23,7 @@ function time(label: string, fn: () => unknown): void {
   process.stdout.write(`${label.padEnd(52)} ${ms.toFixed(3).padStart(9)} ms\n`);
 }
 
-const vms = inventory();
+const vms = siteInventory();
 const limits: ConcurrencyLimits = { global: 48, datastore: { default: 6 }, repository: { default: 24 } };
 const start = new Date(Date.UTC(2026, 2, 2, 22));
 const windowEnd = new Date(start.getTime() + 6.5 * 3_600_000);

@@ -27,14 +27,15 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { planStarts, type ConcurrencyLimits, type PendingTask } from '../src/jobs/index.js';
+import { planStarts, type ConcurrencyLimits } from '../src/jobs/index.js';
+import { siteInventory, SITE_HOSTS, SITE_VMS } from './site-inventory.js';
 import { initRepository, listSnapshots, LocalBackend, openRepository, saveSnapshot, type Backend } from '../src/repo/index.js';
 import { TokenStore, UserStore } from '../src/server/auth/index.js';
 import { openStateDatabase } from '../src/server/state/index.js';
 import { TaskRunner, type VmTarget } from '../src/server/tasks/index.js';
 
-const VMS = 600;
-const HOSTS = 160;
+const VMS = SITE_VMS;
+const HOSTS = SITE_HOSTS;
 const HISTORY_TASKS = 100_000;
 const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const COFFER_BIN = path.join(PROJECT_ROOT, 'bin', 'coffer.js');
@@ -85,21 +86,9 @@ export function renderService(r: ServiceBenchResult): string {
   return lines.join('\n');
 }
 
-function inventory(): PendingTask[] {
-  let seed = 1;
-  const next = () => {
-    seed = (seed * 1103515245 + 12345) % 2 ** 31;
-    return seed / 2 ** 31;
-  };
-  const now = Date.UTC(2026, 2, 2, 22);
-  return Array.from({ length: VMS }, (_, i) => ({
-    id: `vm${i}`, host: `host${Math.floor(next() * HOSTS)}`, datastore: `ds${i % 16}`, repository: `repo${i % 3}`, job: `job${i % 6}`,
-    lastSuccess: new Date(now - Math.floor(next() * 14) * 86_400_000), missedLastWindow: next() < 0.03, expectedDurationMs: Math.round((3 + next() * 60) * 60_000),
-  }));
-}
 
 function timePlanning(): number {
-  const vms = inventory();
+  const vms = siteInventory();
   const limits: ConcurrencyLimits = { global: 48, datastore: { default: 6 }, repository: { default: 24 } };
   const now = new Date(Date.UTC(2026, 2, 2, 22));
   planStarts(vms, { running: [], limits, now });
@@ -115,7 +104,7 @@ async function timeNightStart(dir: string): Promise<{ startRunMs: number; cpuUsP
   const runner = new TaskRunner(state.db, { threads: 1, tickMs: 3_600_000, limits: { host: { default: 0 } } });
   try {
     await runner.start();
-    const vms: VmTarget[] = inventory().map((t) => ({ vm: t.id, host: t.host, ...(t.datastore === undefined ? {} : { datastore: t.datastore }), repository: { name: t.repository, url: path.join(dir, 'none') }, source: { images: ['/nonexistent'] } }));
+    const vms: VmTarget[] = siteInventory().map((t) => ({ vm: t.id, host: t.host, ...(t.datastore === undefined ? {} : { datastore: t.datastore }), repository: { name: t.repository, url: path.join(dir, 'none') }, source: { images: ['/nonexistent'] } }));
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     await runner.startRun({ job: 'nightly', reason: 'schedule', owner: 'bench', vms });
