@@ -14,6 +14,7 @@ import path from 'node:path';
 import type { BenchConfig } from './config.js';
 import { run, timed, type Measurement } from './exec.js';
 import { Prng } from './random.js';
+import { lastJson } from './tool-coffer.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -56,17 +57,9 @@ function guestWrites(span: number): { commands: string[]; bytes: number } {
 }
 
 function backupFigures(stdout: string): { bytesRead: number; method: string } {
-  for (const line of stdout.trim().split('\n').reverse()) {
-    try {
-      const v = JSON.parse(line) as { bytesRead?: number; disks?: Array<{ changeTracking?: { method?: string } }> };
-      if (typeof v.bytesRead === 'number') {
-        return { bytesRead: v.bytesRead, method: v.disks?.[0]?.changeTracking?.method ?? 'none' };
-      }
-    } catch {
-      // not JSON
-    }
-  }
-  throw new Error(`coffer backup --json printed no figures: ${stdout.slice(-300)}`);
+  const v = lastJson(stdout) as { bytesRead?: number; disks?: Array<{ changeTracking?: { method?: string } }> };
+  if (typeof v.bytesRead !== 'number') throw new Error(`coffer backup --json printed no figures: ${stdout.slice(-300)}`);
+  return { bytesRead: v.bytesRead, method: v.disks?.[0]?.changeTracking?.method ?? 'none' };
 }
 
 /** Runs the chain part on `baseQcow2` (the formats part's cached qcow2 of the base disk). */

@@ -69,7 +69,7 @@ export class CofferTool implements BackupTool {
 }
 
 /** The last line of stdout that parses as a JSON object, or {}. */
-function lastJson(stdout: string): Record<string, unknown> {
+export function lastJson(stdout: string): Record<string, unknown> {
   for (const line of stdout.trim().split('\n').reverse()) {
     try {
       const v: unknown = JSON.parse(line);
