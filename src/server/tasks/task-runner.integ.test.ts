@@ -4,6 +4,8 @@
  * rule so that backups overlap in time.
  */
 import assert from 'node:assert/strict';
+import { realpathSync } from 'node:fs';
+import { readlink } from 'node:fs/promises';
 import { getPriority } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -138,6 +140,9 @@ test('a worker killed with -9 fails only its own task; a cancelled one ends clea
     return workers.length === 3 ? workers : undefined;
   }, 10_000);
   for (const worker of running) {
+    // The worker is forked as `nice -n 10 ionice -c3 node …`: its pid is nice's until both have
+    // exec'd their way to node, and only then are both settings in place.
+    await waitFor(`worker ${worker.pid} exec'd into node`, async () => ((await readlink(`/proc/${worker.pid}/exe`).catch(() => '')) === realpathSync(process.execPath) ? true : undefined), 10_000);
     assert.equal(getPriority(worker.pid as number), 10, 'workers run under nice 10');
     const ionice = await runTool('ionice', ['-p', String(worker.pid)]);
     assert.match(ionice, /idle/, 'and in the idle I/O class');
