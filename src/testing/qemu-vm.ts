@@ -14,8 +14,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs/promises';
 import os from 'node:os';
-import net from 'node:net';
 import path from 'node:path';
+import { acceptsConnections } from './daemons.js';
 import { requireTools, runTool } from './disks.js';
 
 /** A disk to attach. */
@@ -168,17 +168,6 @@ export async function startTestVm(options: TestVmOptions = {}): Promise<TestVm> 
 }
 
 /** True when something listens on the unix socket (the connection is closed at once). */
-function accepts(socket: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const connection = net.createConnection(socket);
-    connection.once('connect', () => {
-      connection.destroy();
-      resolve(true);
-    });
-    connection.once('error', () => resolve(false));
-  });
-}
-
 function isRunning(child: ChildProcess): boolean {
   return child.exitCode === null && child.signalCode === null;
 }
@@ -189,7 +178,7 @@ async function waitForSocket(socket: string, exited: Promise<void>, output: () =
   const deadline = Date.now() + START_TIMEOUT_MS;
   for (;;) {
     if (gone) throw new Error(`qemu-system-x86_64 exited at start:\n${output()}`);
-    if (await accepts(socket)) return;
+    if (await acceptsConnections(socket)) return;
     if (Date.now() > deadline) throw new Error(`qemu-system-x86_64 made no QMP socket within ${START_TIMEOUT_MS} ms:\n${output()}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
