@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, open, readFile, truncate, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { open, readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { isCofferError } from '../errors/index.js';
@@ -8,11 +7,13 @@ import { RawImage } from '../disk/index.js';
 import { DiskIndexReader, FaultyBackend, initRepository, listSnapshots, LocalBackend, verifyRepository, type Backend } from '../repo/index.js';
 import { restoreSnapshot, SnapshotDisk } from '../restore/index.js';
 import { openImageSource } from '../source/index.js';
-import { seededBytes } from '../testing/index.js';
+import { seededBytes, tempFolders } from '../testing/index.js';
 import { backupDisk } from './backup-disk.js';
 import { backupVm } from './backup-vm.js';
 import { backupFile, withRepo } from './test-helpers.js';
 import { KnownChunks } from './known-chunks.js';
+
+const tempFolder = tempFolders();
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -20,7 +21,7 @@ const kdf = { N: 1024, r: 8, p: 1 };
 
 /** A sparse raw image with data written at the given offsets. */
 async function sparseImage(size: number, writes: { offset: number; data: Buffer }[]): Promise<string> {
-  const path = join(await mkdtemp(join(tmpdir(), 'coffer-img-')), 'disk.raw');
+  const path = join(await tempFolder('coffer-img'), 'disk.raw');
   await writeFile(path, '');
   await truncate(path, size);
   const handle = await open(path, 'r+');
@@ -30,7 +31,7 @@ async function sparseImage(size: number, writes: { offset: number; data: Buffer 
 }
 
 async function newRepo(options: { blockSize?: number; encrypted?: boolean } = {}): Promise<{ backend: LocalBackend; root: string }> {
-  const root = await mkdtemp(join(tmpdir(), 'coffer-repo-'));
+  const root = await tempFolder('coffer-repo');
   const backend = new LocalBackend(root);
   await initRepository(backend, { passphrase: options.encrypted === false ? null : 'pw', kdf, blockSize: options.blockSize ?? 64 * KiB });
   return { backend, root };
@@ -175,7 +176,7 @@ test('restore into an existing directory writes <disk>.raw there, even for one d
   const { backend } = await newRepo();
   await withRepo(backend, async (repo) => {
     const snapshot = await backupFile(repo, 'vm', image);
-    const directory = await mkdtemp(join(tmpdir(), 'coffer-restore-'));
+    const directory = await tempFolder('coffer-restore');
     const [result] = await restoreSnapshot(repo, snapshot, { to: directory });
     assert.equal(result?.path, join(directory, 'disk0.raw'));
     assert.deepEqual(await readFile(join(directory, 'disk0.raw')), await readFile(image));

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, open, readFile, truncate, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { open, readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { initRepository, LocalBackend, repositoryStats, type Backend, type Repository } from '../repo/index.js';
 import { restoreSnapshot } from '../restore/index.js';
-import { seededBytes } from '../testing/index.js';
+import { seededBytes, tempFolders } from '../testing/index.js';
 import { backupFile, withRepo } from './test-helpers.js';
+
+const tempFolder = tempFolders();
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -23,7 +24,7 @@ function compressible(seed: number, length: number): Buffer {
 }
 
 async function image(size: number, writes: { offset: number; data: Buffer }[], path?: string): Promise<string> {
-  const file = path ?? join(await mkdtemp(join(tmpdir(), 'coffer-v2-img-')), 'disk.raw');
+  const file = path ?? join(await tempFolder('coffer-v2-img'), 'disk.raw');
   if (path === undefined) {
     await writeFile(file, '');
     await truncate(file, size);
@@ -35,7 +36,7 @@ async function image(size: number, writes: { offset: number; data: Buffer }[], p
 }
 
 async function newRepo(encrypted = true): Promise<{ backend: LocalBackend; root: string }> {
-  const root = await mkdtemp(join(tmpdir(), 'coffer-v2-repo-'));
+  const root = await tempFolder('coffer-v2-repo');
   const backend = new LocalBackend(root);
   await initRepository(backend, { passphrase: encrypted ? 'pw' : null, kdf, blockSize: 64 * KiB, format: 2 });
   return { backend, root };
@@ -50,7 +51,7 @@ async function keys(backend: Backend, prefix: string): Promise<string[]> {
 }
 
 async function restoredBytes(repo: Repository, snapshot: Parameters<typeof restoreSnapshot>[1]): Promise<Buffer> {
-  const to = join(await mkdtemp(join(tmpdir(), 'coffer-v2-out-')), 'disk.raw');
+  const to = join(await tempFolder('coffer-v2-out'), 'disk.raw');
   await restoreSnapshot(repo, snapshot, { to });
   return readFile(to);
 }

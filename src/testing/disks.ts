@@ -100,9 +100,13 @@ export interface Ext4DiskOptions {
   systemBytes?: number;
 }
 
-/** The cache folder, `${os.tmpdir()}/coffer-fixtures-v1`, created if needed. */
+/**
+ * The cache folder, created if needed: `$COFFER_TEST_FIXTURES` when set (the test runner,
+ * scripts/run-tests.mjs, points it outside the run's private temporary folder so the cache
+ * outlives the run), else `${os.tmpdir()}/coffer-fixtures-v1`.
+ */
 export async function fixtureDir(): Promise<string> {
-  const dir = path.join(os.tmpdir(), 'coffer-fixtures-v1');
+  const dir = process.env.COFFER_TEST_FIXTURES || path.join(os.tmpdir(), 'coffer-fixtures-v1');
   await fs.mkdir(dir, { recursive: true });
   return dir;
 }

@@ -1,16 +1,18 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { isCofferError } from '../../errors/index.js';
 import { runBackendConformance } from './backend-conformance.js';
 import { LocalBackend } from './local-backend.js';
+import { tempFolders } from '../../testing/index.js';
 
-runBackendConformance('local', async () => new LocalBackend(await mkdtemp(join(tmpdir(), 'coffer-local-'))));
+const tempFolder = tempFolders();
+
+runBackendConformance('local', async () => new LocalBackend(await tempFolder('coffer-local')));
 
 test('local: temporary files of a killed writer are never listed', async () => {
-  const root = await mkdtemp(join(tmpdir(), 'coffer-local-'));
+  const root = await tempFolder('coffer-local');
   const backend = new LocalBackend(root);
   await backend.put('chunks/00/real', Buffer.from('x'));
   await writeFile(join(root, 'chunks', '00', '.tmp-deadbeef'), 'partial');
@@ -20,14 +22,14 @@ test('local: temporary files of a killed writer are never listed', async () => {
 });
 
 test('local: a put leaves no temporary file behind', async () => {
-  const root = await mkdtemp(join(tmpdir(), 'coffer-local-'));
+  const root = await tempFolder('coffer-local');
   const backend = new LocalBackend(root);
   await backend.put('snapshots/a', Buffer.from('x'));
   assert.deepEqual(await readdir(join(root, 'snapshots')), ['a']);
 });
 
 test('local: an empty file (what a power loss leaves of an unsynced put) counts as absent', async () => {
-  const root = await mkdtemp(join(tmpdir(), 'coffer-local-'));
+  const root = await tempFolder('coffer-local');
   const backend = new LocalBackend(root);
   await backend.put('chunks/00/whole', Buffer.from('x'));
   await writeFile(join(root, 'chunks', '00', 'empty'), '');
