@@ -13,7 +13,9 @@
  *
  * Events are handled one at a time in the order they came (a queue), so a run's last VM event
  * is recorded before the run's `job.finished` groups them. A failure to notify is reported and
- * never reaches the runner.
+ * never reaches the runner. Every event of a task carries its `taskId`, and a run's events their
+ * `runId`: the notifier records each once, so `replay` (the sweep of ended tasks and runs,
+ * event-sweep.ts) can hand the same ends over again without a second message.
  */
 import type { NotificationEvent } from './notify/index.js';
 import type { JobScheduler } from './scheduler/index.js';
@@ -30,8 +32,14 @@ export interface EventBridgeOptions {
   onError(error: unknown): void;
 }
 
-/** Subscribes the notifier to the runner's and the scheduler's events. Returns when the queue is empty (for a stop). */
-export function bridgeEvents(runner: TaskRunner, scheduler: JobScheduler, notifier: { emit(event: NotificationEvent): Promise<unknown> }, options: EventBridgeOptions): { idle(): Promise<void> } {
+/** The bridge: `idle` resolves when its queue is empty (for a stop); `replay` hands ended tasks and runs over again, in that order. */
+export interface EventBridge {
+  idle(): Promise<void>;
+  replay(tasks: readonly TaskInfo[], runs: readonly RunInfo[]): Promise<void>;
+}
+
+/** Subscribes the notifier to the runner's and the scheduler's events. */
+export function bridgeEvents(runner: TaskRunner, scheduler: JobScheduler, notifier: { emit(event: NotificationEvent): Promise<unknown> }, options: EventBridgeOptions): EventBridge {
   let queue: Promise<void> = Promise.resolve();
   const handle = (work: () => Promise<void>) => {
     queue = queue.then(work).catch((error: unknown) => options.onError(error));
@@ -41,15 +49,16 @@ export function bridgeEvents(runner: TaskRunner, scheduler: JobScheduler, notifi
   };
   const finished = new Set<string>();
 
-  runner.events.on('task', (task: TaskInfo) => {
+  const onTask = (task: TaskInfo) => {
     if (task.status === 'queued' || task.status === 'running' || finished.has(task.id)) return;
     finished.add(task.id);
     handle(async () => {
-      await emit({ type: 'task.finished', severity: 'info', summary: `${task.kind} task ${task.id} ${task.status}`, task: { kind: task.kind, status: task.status, id: task.id } });
-      for (const event of checkEvents(task, options.vmTags)) await emit(event);
+      await emit({ type: 'task.finished', severity: 'info', summary: `${task.kind} task ${task.id} ${task.status}`, task: { kind: task.kind, status: task.status, id: task.id }, taskId: task.id });
+      for (const event of checkEvents(task, options.vmTags)) await emit({ ...event, taskId: task.id });
       if (task.kind !== 'backup' || task.vm === null) return;
       if (task.repository !== null) options.onBackupEnded?.(task.repository);
       const common = {
+        taskId: task.id,
         vm: task.vm,
         vmTags: options.vmTags(task.vm),
         ...(task.host === null ? {} : { host: task.host }),
@@ -72,9 +81,9 @@ export function bridgeEvents(runner: TaskRunner, scheduler: JobScheduler, notifi
         });
       }
     });
-  });
+  };
 
-  runner.events.on('run', (run: RunInfo) => {
+  const onRun = (run: RunInfo) => {
     if (run.status === 'running' || run.status === 'skipped') return;
     handle(async () => {
       const tasks = (await runner.listTasks({ runId: run.id, limit: 1000 })).items;
@@ -90,14 +99,24 @@ export function bridgeEvents(runner: TaskRunner, scheduler: JobScheduler, notifi
         ...(repository === undefined ? {} : { repository: { name: repository, ...(storedBytes === undefined ? {} : { storedBytes }) } }),
       });
     });
-  });
+  };
+
+  runner.events.on('task', onTask);
+  runner.events.on('run', onRun);
 
   scheduler.events.on('skipped', (run: RunInfo) => {
     if (run.job === null || run.detail?.startsWith('skipped:') !== true) return;
     handle(() => emit({ type: 'run.overlap-skipped', severity: 'warning', job: run.job as string, summary: `${run.job}: ${run.detail ?? 'a scheduled run was skipped'}` }));
   });
 
-  return { idle: () => queue };
+  return {
+    idle: () => queue,
+    replay(tasks, runs) {
+      for (const task of tasks) onTask(task);
+      for (const run of runs) onRun(run);
+      return queue;
+    },
+  };
 }
 
 /** The events of an ended verify or test-restore task (none for other kinds, or a cancelled one). */

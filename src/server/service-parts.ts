@@ -23,6 +23,7 @@ import { CofferMetrics, registerMetricsRoute } from './metrics/index.js';
 import { Notifier, parseNotificationConfig } from './notify/index.js';
 import { JobScheduler, JobUpkeep, UpkeepScheduleStore, type UpkeepOptions } from './scheduler/index.js';
 import { bandwidthRules, concurrencyLimits, historyMs, retryPolicy, scheduledJobs, upkeepJobs } from './service-config.js';
+import { EventSweep } from './event-sweep.js';
 import { bridgeEvents } from './service-events.js';
 import { claimFiring, gatedEvents, wakeOnQueueChanges, LeaderLease, listenForEvents, publishPolicy, relayEvents, startHeartbeats, PostgresTaskQueue, WorkerRegistry, DEFAULT_LEASE_MS, UPKEEP_ROLE } from './cluster/index.js';
 import type { StateSchema } from './state/index.js';
@@ -141,6 +142,9 @@ export async function startServiceParts(options: ServicePartsOptions): Promise<S
     onError: report('notifications of task events'),
   });
 
+  // What the live events missed (a crash, a dropped listener, no leader for a while), from the tasks and runs that ended.
+  const sweep = new EventSweep({ db, tasksEndedBetween: (w, limit) => runner.tasksEndedBetween(w, limit), runsEndedBetween: (w, limit) => runner.runsEndedBetween(w, limit), bridge, onError: report('the sweep of ended tasks for notifications') });
+
   const upkeepRunner = cluster === undefined ? runner : { events: gatedEvents(runner.events, ['run', 'task'], leading), submitTask: runner.submitTask.bind(runner), waitForTask: runner.waitForTask.bind(runner) };
   const upkeep = new JobUpkeep(upkeepRunner, upkeepJobs(config), {
     fourEyes: () => config().security?.['four-eyes'] === true,
@@ -225,6 +229,7 @@ export async function startServiceParts(options: ServicePartsOptions): Promise<S
       scheduler.start();
       const startLed = () => {
         notifier.setDelivering(true);
+        sweep.start();
         upkeep.start();
         const interval = config().health?.interval;
         health.start((interval === undefined ? undefined : parseDuration(interval)) ?? DEFAULT_HEALTH_INTERVAL_MS);
@@ -239,6 +244,7 @@ export async function startServiceParts(options: ServicePartsOptions): Promise<S
         onDeposed: async () => {
           options.print(`${cluster.name}: no longer leader`);
           notifier.setDelivering(false);
+          await sweep.stop();
           await upkeep.stop();
           await health.stop();
         },
@@ -251,6 +257,7 @@ export async function startServiceParts(options: ServicePartsOptions): Promise<S
       clearInterval(historyTimer);
       await scheduler.stop();
       await leader?.stop();
+      await sweep.stop();
       await upkeep.stop();
       await health.stop();
       if (queue !== undefined) queue.paused = true;

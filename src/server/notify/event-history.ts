@@ -28,6 +28,7 @@ export async function recordEvent(db: Db, event: NotificationEvent & { at: numbe
         summary: event.summary,
         error: event.error ?? null,
         data: JSON.stringify(data),
+        task_id: event.taskId ?? null,
       })
       .returning('id')
       .executeTakeFirstOrThrow();
@@ -85,6 +86,12 @@ export async function recordedRunEvent(db: Db, type: EventType, runId: string, v
   return row === undefined ? undefined : toEvent(row);
 }
 
+/** The event of type `type` already recorded for task `taskId`, if any (see NotificationEvent.taskId). */
+export async function recordedTaskEvent(db: Db, type: EventType, taskId: string): Promise<RecordedEvent | undefined> {
+  const row = await db.selectFrom('notify_events').selectAll().where('task_id', '=', taskId).where('type', '=', type).orderBy('id').limit(1).executeTakeFirst();
+  return row === undefined ? undefined : toEvent(row);
+}
+
 /** The VM events (`vm.*`) recorded with run id `runId`, oldest first. */
 export async function runVmEvents(db: Db, runId: string): Promise<RecordedEvent[]> {
   const rows = await db.selectFrom('notify_events').selectAll().where('run_id', '=', runId).where('type', 'like', 'vm.%').orderBy('id').execute();
@@ -115,6 +122,7 @@ function toEvent(row: EventRow): RecordedEvent {
     ...(row.error === null ? {} : { error: row.error }),
     ...(row.job === null ? {} : { job: row.job }),
     ...(row.run_id === null ? {} : { runId: row.run_id }),
+    ...(row.task_id === null ? {} : { taskId: row.task_id }),
     ...(row.vm === null ? {} : { vm: row.vm }),
     ...(row.host === null ? {} : { host: row.host }),
     ...(data.repository === undefined ? {} : { repository: data.repository }),

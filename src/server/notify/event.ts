@@ -75,6 +75,12 @@ export interface NotificationEvent {
   backup?: BackupFigures;
   /** For `task.finished`. */
   task?: { kind: string; status: string; id?: string };
+  /**
+   * The task this event comes from (a task's end, a VM's backup, a verify or test restore):
+   * an event of one task is recorded and sent once, whichever server hears it first or
+   * however often the sweep of ended tasks finds it (src/server/event-sweep.ts).
+   */
+  taskId?: string;
 }
 
 /** An event as recorded: every optional field resolved. */

@@ -16,7 +16,7 @@ import { CofferError } from '../../errors/index.js';
 import type { StateSchema } from '../state/index.js';
 import { summaryDue, renderDailySummary, SUMMARY_SPAN_MS } from './daily-summary.js';
 import { checkEvent, maxSeverity, type NotificationEvent, type RecordedEvent } from './event.js';
-import { eventsBetween, pruneEvents, recordedRunEvent, recordEvent, runVmEvents } from './event-history.js';
+import { eventsBetween, pruneEvents, recordedRunEvent, recordedTaskEvent, recordEvent, runVmEvents } from './event-history.js';
 import { readMetricsFigures, type MetricsFigures } from './metrics-figures.js';
 import type { NotificationConfig, NotificationRule, NotificationTarget } from './notification-config.js';
 import { deliveryLog, dueEntries, enqueue, pruneOutbox, recordAttempt, releaseTarget, type DeliveryRecord, type OutboxEntry } from './outbox.js';
@@ -111,6 +111,12 @@ export class Notifier {
    */
   async emit(event: NotificationEvent): Promise<EmitResult> {
     checkEvent(event);
+    // An event happens once; a second copy (another server heard it too, or the sweep of ended
+    // tasks found it again) returns the earlier record and queues nothing.
+    if (event.taskId !== undefined) {
+      const earlier = await recordedTaskEvent(this.db, event.type, event.taskId);
+      if (earlier !== undefined) return { event: earlier, queued: [] };
+    }
     if (event.runId !== undefined && (event.type === 'job.finished' || event.type.startsWith('vm.'))) {
       const earlier = await recordedRunEvent(this.db, event.type, event.runId, event.vm);
       if (earlier !== undefined) return { event: earlier, queued: [] };

@@ -44,6 +44,8 @@ export interface NotifyEventTable {
   error: string | null;
   /** JSON: the event's structured extras (backup stats, repository figures, task). */
   data: string;
+  /** The task the event comes from (migration 23); null for other events and for older rows. */
+  task_id: string | null;
 }
 
 /**

@@ -9,5 +9,5 @@ export { TaskRunner, type RemoteWorkers, type RunRequest, type SharedDispatch, t
 export { chooseStarts } from './choose-starts.js';
 export { BandwidthRules, type BandwidthRule } from './bandwidth-rules.js';
 export { RETRY_DEFAULTS, retryAt, runEnd, taskEnd, type RetryPolicy } from './outcomes.js';
-export type { TaskFilter } from './task-store.js';
+export type { EndedWindow, TaskFilter } from './task-store.js';
 export { FINAL_STATUSES, TASK_KINDS, type Page, type RunInfo, type RunReason, type RunStatus, type TaskEventMap, type TaskInfo, type TaskKind, type TaskLogLine, type TaskReport, type TaskStatus, type VmTarget } from './task-types.js';

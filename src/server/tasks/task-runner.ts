@@ -27,7 +27,7 @@ import { startWorker, type TaskReport, type WorkerHandle, type WorkerListener, t
 import { BandwidthRules, type BandwidthRule, type BandwidthSubject } from './bandwidth-rules.js';
 import { chooseStarts } from './choose-starts.js';
 import { retryAt, runEnd, taskEnd, type RetryPolicy } from './outcomes.js';
-import { TaskStore, type RunFilter, type TaskFilter } from './task-store.js';
+import { TaskStore, type EndedWindow, type RunFilter, type TaskFilter } from './task-store.js';
 import type { Page, RunInfo, RunStatus, RunReason, TaskInfo, TaskKind, TaskLogLine, VmTarget } from './task-types.js';
 
 /** Options of {@link TaskRunner}. */
@@ -313,6 +313,16 @@ export class TaskRunner {
 
   listTasks(filter: TaskFilter = {}): Promise<Page<TaskInfo>> {
     return this.store.listTasks(filter);
+  }
+
+  /** Tasks that ended in a window of end times, by end then id (the sweep of ended tasks; TaskStore.tasksEndedBetween). */
+  tasksEndedBetween(window: EndedWindow, limit: number): Promise<TaskInfo[]> {
+    return this.store.tasksEndedBetween(window, limit);
+  }
+
+  /** Runs that ended in a window of end times, by end then id. */
+  runsEndedBetween(window: EndedWindow, limit: number): Promise<RunInfo[]> {
+    return this.store.runsEndedBetween(window, limit);
   }
 
   /** How many tasks match the filter (for a list's total). */

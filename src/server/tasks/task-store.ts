@@ -38,6 +38,13 @@ export interface TaskFilter {
   cursor?: string;
 }
 
+/** A window of end times (ms, [from, to)) and the last row already read (its end and id). */
+export interface EndedWindow {
+  from: number;
+  to: number;
+  after?: { at: number; id: string };
+}
+
 /** Filters of {@link TaskStore.listRuns}. */
 export interface RunFilter {
   job?: string;
@@ -280,6 +287,23 @@ export class TaskStore {
     if (filter.job !== undefined) query = query.where('job', '=', filter.job);
     if (filter.status !== undefined) query = query.where('status', '=', filter.status);
     return Number((await query.executeTakeFirstOrThrow()).n);
+  }
+
+  /**
+   * Tasks that ended in [from, to) (ms), by end then id, at most `limit`, after `after` (the
+   * last row of the previous page) when given: the sweep of ended tasks (src/server/event-sweep.ts).
+   */
+  async tasksEndedBetween(window: EndedWindow, limit: number): Promise<TaskInfo[]> {
+    let query = this.db.selectFrom('tasks').selectAll().where('ended_at', '>=', window.from).where('ended_at', '<', window.to).orderBy('ended_at').orderBy('id').limit(limit);
+    if (window.after !== undefined) query = query.where((eb) => eb(eb.refTuple('ended_at', 'id'), '>', eb.tuple(window.after!.at, window.after!.id)));
+    return (await query.execute()).map(taskInfo);
+  }
+
+  /** Runs that ended in [from, to) (ms), as {@link tasksEndedBetween}. */
+  async runsEndedBetween(window: EndedWindow, limit: number): Promise<RunInfo[]> {
+    let query = this.db.selectFrom('runs').selectAll().where('ended_at', '>=', window.from).where('ended_at', '<', window.to).orderBy('ended_at').orderBy('id').limit(limit);
+    if (window.after !== undefined) query = query.where((eb) => eb(eb.refTuple('ended_at', 'id'), '>', eb.tuple(window.after!.at, window.after!.id)));
+    return (await query.execute()).map(runInfo);
   }
 
   async runningRuns(): Promise<RunInfo[]> {

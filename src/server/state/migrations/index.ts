@@ -15,6 +15,7 @@ import { upkeepSchedules } from './0016-upkeep-schedules.js';
 import { notifyEvents } from './0020-notify-events.js';
 import { notifyOutbox } from './0021-notify-outbox.js';
 import { notifyMetrics } from './0022-notify-metrics.js';
+import { eventSweep } from './0023-event-sweep.js';
 import { cluster } from './0030-cluster.js';
 import { leaderLeases } from './0031-leader-leases.js';
 
@@ -31,6 +32,7 @@ export const MIGRATIONS: readonly Migration[] = [
   notifyEvents,
   notifyOutbox,
   notifyMetrics,
+  eventSweep,
   cluster,
   leaderLeases,
 ];
