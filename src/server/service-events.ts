@@ -21,6 +21,9 @@ import type { NotificationEvent } from './notify/index.js';
 import type { JobScheduler } from './scheduler/index.js';
 import type { RunInfo, TaskInfo, TaskRunner } from './tasks/index.js';
 
+/** How many ended task ids the bridge remembers to skip repeated end events without asking the database. */
+const FINISHED_KEPT = 10_000;
+
 /** What the bridge needs besides the runner, the scheduler and the notifier. */
 export interface EventBridgeOptions {
   /** A VM's tags now (from the configuration). */
@@ -52,6 +55,8 @@ export function bridgeEvents(runner: TaskRunner, scheduler: JobScheduler, notifi
   const onTask = (task: TaskInfo) => {
     if (task.status === 'queued' || task.status === 'running' || finished.has(task.id)) return;
     finished.add(task.id);
+    // A shortcut only (the notifier drops copies by task): kept bounded for a server that runs for years.
+    if (finished.size > FINISHED_KEPT) finished.delete(finished.values().next().value as string);
     handle(async () => {
       await emit({ type: 'task.finished', severity: 'info', summary: `${task.kind} task ${task.id} ${task.status}`, task: { kind: task.kind, status: task.status, id: task.id }, taskId: task.id });
       for (const event of checkEvents(task, options.vmTags)) await emit({ ...event, taskId: task.id });
