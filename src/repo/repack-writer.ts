@@ -34,11 +34,17 @@ export class RepackWriter {
   private entries: Buffer[] = [];
   /** What was written: packs, segments, and their stored bytes. */
   readonly written = { packs: 0, segments: 0, bytes: 0, chunks: 0 };
+  /** With `remember`: the new located entry of each chunk written, by chunk id (hex). */
+  readonly placed = new Map<string, Buffer>();
 
   constructor(
     private readonly repo: Repository,
-    private readonly packSize: number = PACK_DEFAULTS.packSize,
+    private readonly options: { packSize?: number; remember?: boolean } = {},
   ) {}
+
+  private get packSize(): number {
+    return this.options.packSize ?? PACK_DEFAULTS.packSize;
+  }
 
   /** Appends a frame to the pack being filled; puts the pack when it is full. */
   async addFrame(frame: SealedFrame): Promise<void> {
@@ -81,7 +87,9 @@ export class RepackWriter {
     this.written.bytes += size;
     for (const frame of frames) {
       for (const chunk of frame.chunks) {
-        this.entries.push(encodeLocatedEntry({ id: chunk.id, pack: packId, frameOffset: frame.offset, frameLength: frame.sealed.length, chunkOffset: chunk.offset, chunkLength: chunk.length }));
+        const entry = encodeLocatedEntry({ id: chunk.id, pack: packId, frameOffset: frame.offset, frameLength: frame.sealed.length, chunkOffset: chunk.offset, chunkLength: chunk.length });
+        this.entries.push(entry);
+        if (this.options.remember === true) this.placed.set(chunk.id.toString('hex'), entry);
         this.written.chunks += 1;
       }
     }
