@@ -70,7 +70,9 @@ export interface PruneProgress {
  * Refuses (`E_REPO_DAMAGED`) when a manifest or an index page cannot be read: what it
  * references is unknown, and deleting it could destroy data a repair would save. An
  * interrupted prune leaves a consistent repository (it only deletes garbage, one object at a
- * time) and is simply run again.
+ * time) and is simply run again. Format 2: packs are deleted or repacked instead of chunk
+ * objects (pack-plan.ts decides, pack-sweep.ts writes the new places before deleting the old
+ * ones: docs/repository-format.md §19.7).
  */
 export async function pruneRepository(
   repo: Repository,
