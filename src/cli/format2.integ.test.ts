@@ -40,13 +40,12 @@ test('coffer init --format 2, backup, restore byte for byte, verify --read-data,
   assert.match(repaired.stdout.toString(), /rebuilt the index from 1 pack\(s\): \d+ chunk\(s\) in 1 segment\(s\), 0 old segment\(s\) removed/); // the same entries make the same segment
 });
 
-test('exit 19, one line: prune, sync and file backup refuse format 2', async () => {
+test('exit 19, one line: sync and file backup refuse format 2', async () => {
   const other = join(work, 'other');
   await cofferJson(['init', '-r', other], { env });
   await mkdir(join(work, 'files'));
   await writeFile(join(work, 'files', 'a'), 'a');
   for (const [args, operation] of [
-    [['prune', '-r', repo], 'prune'],
     [['sync', '-r', repo, '--to', other], 'sync'],
     [['backup', '-r', repo, '--files', join(work, 'files')], 'file backup'],
   ] as const) {

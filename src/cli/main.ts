@@ -199,6 +199,7 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
   repoCommand('prune', 'remove the chunks and index pages no snapshot references (after forget), and report the space freed')
     .option('-n, --dry-run', 'count what would be removed, remove nothing')
     .option('--wait <minutes>', 'how long to wait for running backups to end (default 30; 0: fail at once)')
+    .option('--repack-threshold <percent>', 'format 2: rewrite a pack once this share of its bytes is unused (default 20)')
     .action((_options, command: Command) => run(async () => (await import('./commands/prune.js')).pruneCommand(command.opts(), context))());
 
   repoCommand('protect', 'protect a snapshot: no forget removes it (by policy or by name) until it is unprotected')

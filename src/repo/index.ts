@@ -55,6 +55,8 @@ export { readSnapshotRecords, testRestoreOf, verificationOf, TEST_RESTORE_NOTE, 
 export { addVerificationRecord, listVerificationRecords, lastVerifiedLookup, parseVerificationSubset, recordSnapshotVerifications, VERIFICATION_NOTE } from './verification-log.js';
 export { subsetContains, type VerificationRecord, type VerificationSubset } from './format/verification-record.js';
 export { pruneRepository, type PruneReport, type PruneProgress } from './prune.js';
+export { REPACK_DEFAULTS } from './pack-plan.js';
+export type { PackSweepReport } from './pack-sweep.js';
 export { verifyStored, parseFingerprint, type StoredVerifyOptions, type StoredVerifyReport, type StoredVerifyProgress, type StoredProblem } from './digests/verify-stored.js';
 export { storedDigestKeyFingerprint } from './digests/stored-key.js';
 export { coverStoredObjects, type CoverReport } from './digests/cover-stored.js';

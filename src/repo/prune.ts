@@ -11,6 +11,8 @@ import type { Repository } from './repository.js';
 import { listSnapshots } from './snapshots.js';
 import { walkBlocks } from './walk.js';
 import { walkFileTrees } from './file-trees.js';
+import { planPacks, REPACK_DEFAULTS } from './pack-plan.js';
+import { sweepPacks, type PackSweepReport } from './pack-sweep.js';
 
 /** Deletes `key`; false (and nothing thrown) when Object Lock refuses it. */
 async function deleteUnlessLocked(repo: Repository, key: string): Promise<boolean> {
@@ -46,11 +48,13 @@ export interface PruneReport {
    * later prune, once the retention ended, removes it. Always 0 without a lock.
    */
   stillLocked: number;
+  /** Format 2: what happened to the packs (kept, deleted, repacked) and the index segments. */
+  packs?: PackSweepReport;
 }
 
 /** Progress of a prune. */
 export interface PruneProgress {
-  phase: 'waiting' | 'mark' | 'sweep';
+  phase: 'waiting' | 'mark' | 'plan' | 'repack' | 'sweep';
   done: number;
   total: number;
   /** While waiting: what for. */
@@ -66,13 +70,25 @@ export interface PruneProgress {
  * Refuses (`E_REPO_DAMAGED`) when a manifest or an index page cannot be read: what it
  * references is unknown, and deleting it could destroy data a repair would save. An
  * interrupted prune leaves a consistent repository (it only deletes garbage, one object at a
- * time) and is simply run again.
+ * time) and is simply run again. Format 2: packs are deleted or repacked instead of chunk
+ * objects (pack-plan.ts decides, pack-sweep.ts writes the new places before deleting the old
+ * ones: docs/repository-format.md §19.7).
  */
 export async function pruneRepository(
   repo: Repository,
-  options: { dryRun?: boolean; waitMs?: number; pollMs?: number; now?: () => Date; signal?: AbortSignal; onProgress?: (p: PruneProgress) => void } = {},
+  options: {
+    dryRun?: boolean;
+    waitMs?: number;
+    pollMs?: number;
+    now?: () => Date;
+    signal?: AbortSignal;
+    onProgress?: (p: PruneProgress) => void;
+    /** Format 2: the unused share of a pack's bytes from which it is repacked (0..1, default {@link REPACK_DEFAULTS}). */
+    repackThreshold?: number;
+  } = {},
 ): Promise<PruneReport> {
-  repo.refuseFormat2('prune'); // format 2 packs need repacking: not built yet
+  const threshold = options.repackThreshold ?? REPACK_DEFAULTS.repackThreshold;
+  if (!(threshold > 0 && threshold <= 1)) throw new CofferError('E_USAGE', `repack threshold ${threshold} must be above 0 and at most 1 (a share of a pack's bytes)`);
   const dryRun = options.dryRun === true;
   const held = dryRun
     ? undefined
@@ -93,13 +109,17 @@ export async function pruneRepository(
     const snapshots = await listSnapshots(repo, { onDamaged: (id, error) => damaged.push(`manifest ${id.slice(0, 8)}: ${error.message}`) });
     const chunks = new IdPrefixSet();
     const pages = new IdPrefixSet();
+    /** Format 2: the packs the snapshots' located entries name. */
+    const hinted = new Set<string>();
     for (const snapshot of snapshots) for (const disk of snapshot.disks) for (const page of disk.pages) pages.add(page);
     let marked = 0;
     await walkBlocks(
       repo,
       snapshots,
       (visit) => {
-        if (!isZeroEntry(visit.entry)) chunks.add(visit.entry);
+        if (isZeroEntry(visit.entry)) return;
+        chunks.add(visit.entry);
+        if (visit.located !== undefined) hinted.add(visit.located.subarray(32, 64).toString('hex'));
       },
       (damage) => damaged.push(`index page ${damage.page.slice(0, 16)} of snapshot ${damage.snapshot.id.slice(0, 8)}: ${damage.error.message}`),
     );
@@ -120,6 +140,18 @@ export async function pruneRepository(
     report.snapshots = snapshots.length;
     report.chunksReferenced = chunks.size;
     report.indexPagesReferenced = pages.size;
+
+    // Format 2: packs first (their new places are written before anything is deleted).
+    if (repo.config.version === 2) {
+      const plan = await planPacks(repo, chunks, hinted, { threshold, onPack: (done) => options.onProgress?.({ phase: 'plan', done, total: 0 }) });
+      report.packs = await sweepPacks(repo, plan, chunks, {
+        dryRun,
+        ...(options.signal ? { signal: options.signal } : {}),
+        onProgress: (phase, done, total) => options.onProgress?.({ phase, done, total }),
+      });
+      report.bytesFreed += report.packs.bytesFreed;
+      report.chunksKept = chunks.size;
+    }
 
     // Sweep: list, then delete what nothing references.
     const garbage: { key: string; size: number; kind: 'chunk' | 'page' | 'note' }[] = [];

@@ -1,9 +1,10 @@
 import { isCofferError } from '../errors/index.js';
 import { DiskIndexReader, DiskIndexWriter } from './disk-index.js';
-import { ZERO_ENTRY } from './format/index-page.js';
+import { isZeroEntry, ZERO_ENTRY } from './format/index-page.js';
 import type { DiskRecord } from './format/manifest.js';
 import { acquireBackupLease } from './leases.js';
 import type { Repository } from './repository.js';
+import { rescueDamagedPacks } from './salvage-packs.js';
 import { saveSnapshot, type Snapshot } from './snapshots.js';
 
 /** What a salvage zeroed, per disk, in bytes of the disk. */
@@ -18,17 +19,20 @@ export interface ZeroedRanges {
  * chunk `isDamaged` says is bad and the blocks of index pages that cannot be read: those read
  * as zeros. What was zeroed is returned (and should be recorded). The damaged snapshot is not
  * touched. The new index pages are written under a backup lease, so a prune cannot sweep
- * them before the manifest names them.
+ * them before the manifest names them. Format 2: the good chunks of the packs that hold
+ * damaged ones are first saved into a new pack (salvage-packs.ts) and the copy points at
+ * them there; chunks whose frame no longer opens read as zeros too.
  */
 export async function salvageSnapshot(
   repo: Repository,
   snapshot: Snapshot,
   isDamaged: (entryHex: string) => boolean,
 ): Promise<{ snapshot: Snapshot; zeroed: ZeroedRanges[] }> {
-  repo.refuseFormat2('repair --salvage');
   const started = Date.now();
   const lease = await acquireBackupLease(repo);
   try {
+    const rescued = repo.config.version === 2 ? await rescueDamagedPacks(repo, snapshot, isDamaged) : undefined;
+    const damaged = (hex: string): boolean => isDamaged(hex) || rescued?.lost.has(hex) === true;
     const disks: DiskRecord[] = [];
     const zeroed: ZeroedRanges[] = [];
     for (const disk of snapshot.disks) {
@@ -47,16 +51,17 @@ export async function salvageSnapshot(
         const count = Math.min(disk.entriesPerPage, writer.blockCount - first);
         let entries: Buffer[] | undefined;
         try {
-          entries = await reader.page(page);
+          entries = await reader.rawPage(page);
         } catch (error) {
           if (!isCofferError(error, 'E_MISSING_OBJECT') && !isCofferError(error, 'E_CORRUPT_OBJECT')) throw error;
         }
         for (let i = 0; i < count; i++) {
           const entry = entries?.[i];
-          if (entry === undefined || (!ZERO_ENTRY.equals(entry) && isDamaged(entry.toString('hex')))) {
+          const id = entry?.subarray(0, 32).toString('hex');
+          if (entry === undefined || id === undefined || (!isZeroEntry(entry) && damaged(id))) {
             writer.set(first + i, ZERO_ENTRY);
-            if (entry === undefined || !ZERO_ENTRY.equals(entry)) zero(first + i);
-          } else writer.set(first + i, entry);
+            if (entry === undefined || !isZeroEntry(entry)) zero(first + i);
+          } else writer.set(first + i, rescued?.placed.get(id) ?? entry);
         }
       }
       disks.push({ ...disk, pages: await writer.finish() });

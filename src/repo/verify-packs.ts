@@ -84,7 +84,7 @@ async function checkFrame(repo: Repository, frameEntry: Buffer, entries: Buffer[
   }
 }
 
-/** Format 2's existence check: chunks whose pack is not listed. */
+/** Format 2's existence check: chunks whose pack is not listed, and that no index segment places in a listed pack. */
 export async function chunksInMissingPacks(repo: Repository, chunks: Iterable<string>, locations: ReadonlyMap<string, Buffer>): Promise<Map<string, PackedChunkProblem>> {
   const packs = new Set<string>();
   for await (const entry of repo.backend.list(PACKS_PREFIX)) {
@@ -97,6 +97,14 @@ export async function chunksInMissingPacks(repo: Repository, chunks: Iterable<st
     if (entry === undefined) continue;
     const pack = decodeLocatedEntry(entry, `chunk ${hex}`).pack.toString('hex');
     if (!packs.has(pack)) bad.set(hex, { problem: 'missing', message: `chunk ${hex} is missing: pack ${pack} is not stored` });
+  }
+  if (bad.size === 0) return bad;
+  // A pack gone is not a chunk gone when the index segments know another place in a stored
+  // pack (prune repacked it, or a backup stored it again): reads fall back to it.
+  const index = await ChunkIndex.load(repo);
+  for (const hex of [...bad.keys()]) {
+    const elsewhere = (await index.lookupAll(Buffer.from(hex, 'hex'))).some((entry) => packs.has(entry.subarray(32, 64).toString('hex')));
+    if (elsewhere) bad.delete(hex);
   }
   return bad;
 }

@@ -9,13 +9,15 @@ import type { Repository } from '../../repo/index.js';
 export interface PruneCommandOptions extends RepositoryOptions {
   dryRun?: boolean;
   wait?: string;
+  repackThreshold?: string;
 }
 
-/** `coffer prune [--dry-run] [--wait MINUTES]`: removes what no snapshot references. */
+/** `coffer prune [--dry-run] [--wait MINUTES] [--repack-threshold PERCENT]`: removes what no snapshot references. */
 export async function pruneCommand(options: PruneCommandOptions, context: CommandContext): Promise<number> {
   const waitMs = parseWait(options.wait);
+  const repackThreshold = parseRepackThreshold(options.repackThreshold);
   return withRepository(options, context, async (repo) => {
-    const report = await runPrune(repo, { dryRun: options.dryRun === true, waitMs, json: options.json === true }, context);
+    const report = await runPrune(repo, { dryRun: options.dryRun === true, waitMs, json: options.json === true, ...(repackThreshold !== undefined ? { repackThreshold } : {}) }, context);
     if (options.json) context.stdout.write(`${JSON.stringify(report)}\n`);
     else context.stdout.write(renderPrune(report));
     return 0;
@@ -30,11 +32,20 @@ export function parseWait(text: string | undefined): number {
   return minutes * 60_000;
 }
 
+/** `--repack-threshold 20` (percent, also `20%`) as a share, or undefined for the default. */
+export function parseRepackThreshold(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const percent = Number(text.replace(/%$/, ''));
+  if (text.trim() === '' || !Number.isFinite(percent) || percent <= 0 || percent > 100) throw new CofferError('E_USAGE', `--repack-threshold ${text}: give a percentage above 0 and at most 100`);
+  return percent / 100;
+}
+
 /** Runs a prune with progress on stderr (also used by `forget --prune`). */
-export async function runPrune(repo: Repository, options: { dryRun: boolean; waitMs: number; json: boolean }, context: CommandContext): Promise<PruneReport> {
+export async function runPrune(repo: Repository, options: { dryRun: boolean; waitMs: number; json: boolean; repackThreshold?: number }, context: CommandContext): Promise<PruneReport> {
   const progress = ProgressReporter.for(context.stderr, options.json);
   const report = await pruneRepository(repo, {
     dryRun: options.dryRun,
+    ...(options.repackThreshold !== undefined ? { repackThreshold: options.repackThreshold } : {}),
     waitMs: options.waitMs,
     signal: context.signal,
     onProgress: (p) => {
@@ -42,6 +53,7 @@ export async function runPrune(repo: Repository, options: { dryRun: boolean; wai
         const who = (p.holders ?? []).map((h) => `${h.kind} on ${h.host} (pid ${h.pid}) since ${h.started}`).join('; ');
         context.stderr.write(`${options.json ? JSON.stringify({ waiting: who }) : `waiting for running backups to end: ${who}`}\n`);
       } else if (p.phase === 'sweep') progress.update({ label: options.dryRun ? 'prune (dry run)' : 'prune', done: p.done, total: p.total });
+      else if (p.phase === 'repack') progress.update({ label: 'repack', done: p.done, total: p.total });
     },
   });
   progress.done();
@@ -51,11 +63,24 @@ export async function runPrune(repo: Repository, options: { dryRun: boolean; wai
 /** The report as text. */
 export function renderPrune(r: PruneReport): string {
   const verb = r.dryRun ? 'would remove' : 'removed';
-  const lines = [
-    `${r.snapshots} snapshot(s) reference ${r.chunksReferenced} chunks and ${r.indexPagesReferenced} index pages`,
-    `${verb} ${r.chunksRemoved} chunk(s), ${r.indexPagesRemoved} index page(s) and ${r.notesRemoved} note(s) no snapshot uses: ${formatBytes(r.bytesFreed)} ${r.dryRun ? 'would be ' : ''}freed`,
-    `kept ${r.chunksKept} chunk(s), ${formatBytes(r.bytesKept)}`,
-  ];
+  const lines = [`${r.snapshots} snapshot(s) reference ${r.chunksReferenced} chunks and ${r.indexPagesReferenced} index pages`];
+  const p = r.packs;
+  if (p === undefined) {
+    lines.push(
+      `${verb} ${r.chunksRemoved} chunk(s), ${r.indexPagesRemoved} index page(s) and ${r.notesRemoved} note(s) no snapshot uses: ${formatBytes(r.bytesFreed)} ${r.dryRun ? 'would be ' : ''}freed`,
+      `kept ${r.chunksKept} chunk(s), ${formatBytes(r.bytesKept)}`,
+    );
+  } else {
+    // Format 2: packs.
+    lines.push(
+      `packs: ${p.packsBefore} before; ${r.dryRun ? 'would delete' : 'deleted'} ${p.packsDeleted}, ${r.dryRun ? 'would repack' : 'repacked'} ${p.packsRepacked}, kept ${p.packsKept}`,
+      r.dryRun
+        ? `would copy at most ${formatBytes(p.liveBytesInRepacked)} of used chunks into new packs`
+        : `wrote ${p.packsWritten} new pack(s): ${p.chunksCopied} chunk(s), ${formatBytes(p.bytesRewritten)} (${p.framesMoved} frame(s) moved as they were, ${p.framesRecompressed} recompressed); index segments: ${p.segmentsRewritten} rewritten, ${p.segmentsRemoved} removed`,
+      `${verb} ${r.indexPagesRemoved} index page(s) and ${r.notesRemoved} note(s) no snapshot uses: ${formatBytes(r.bytesFreed)} ${r.dryRun ? 'would be ' : ''}freed`,
+    );
+    for (const u of p.unreadable) lines.push(`kept ${u.pack} as it is: ${u.message} (run coffer verify --read-data)`);
+  }
   if (r.stillLocked > 0) lines.push(`${r.stillLocked} object(s) no snapshot uses are still locked (Object Lock): a later prune removes them`);
   if (r.expiredLeasesRemoved > 0) lines.push(`removed ${r.expiredLeasesRemoved} lease(s) of processes that died`);
   return `${lines.join('\n')}\n`;

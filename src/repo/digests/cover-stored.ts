@@ -2,7 +2,8 @@ import { forEachLimited } from '../../concurrency/index.js';
 import { CofferError, isCofferError } from '../../errors/index.js';
 import { decodeConfig } from '../format/config.js';
 import { ObjectKind } from '../format/envelope.js';
-import { CONFIG_KEY, KEYS_PREFIX, QUARANTINE_PREFIX } from '../layout.js';
+import { decodeTrailer, PACK_FOOTER_SIZE, trailerRange, UNADDRESSED_ID } from '../format/pack.js';
+import { CONFIG_KEY, idFromKey, KEYS_PREFIX, PACKS_PREFIX, QUARANTINE_PREFIX } from '../layout.js';
 import type { Repository } from '../repository.js';
 import { isCoveredKey } from './covered-keys.js';
 import { digestRecorderOf, type DigestRecordingBackend } from './digest-recording-backend.js';
@@ -27,6 +28,7 @@ const ENVELOPES: { prefix: string; kind: ObjectKind; id: (key: string) => string
   { prefix: 'notes/', kind: ObjectKind.snapshotNote, id: (key) => /^notes\/[0-9a-f]{64}\.([0-9a-f]{64})$/.exec(key)?.[1] },
   { prefix: 'protected/', kind: ObjectKind.protectionMarker, id: (key) => /^protected\/[0-9a-f]{64}\.([0-9a-f]{64})$/.exec(key)?.[1] },
   { prefix: 'verifications/', kind: ObjectKind.verificationRecord, id: (key) => /^verifications\/([0-9a-f]{64})$/.exec(key)?.[1] },
+  { prefix: 'segments/', kind: ObjectKind.indexSegment, id: (key) => /^segments\/([0-9a-f]{64})$/.exec(key)?.[1] },
 ];
 
 /**
@@ -35,11 +37,11 @@ const ENVELOPES: { prefix: string; kind: ObjectKind; id: (key: string) => string
  * stored digests existed, which a backup never rewrites — after checking that it is genuine:
  * each envelope is authenticated under its id (AES-GCM, §5), the config must be the one the
  * repository was opened with, and of the key files only the one that opened it counts.
- * Quarantined chunks and anything that does not authenticate are left not covered (and
- * listed). Reads every object that needs it, `concurrency` at a time, on the worker pool.
+ * Format 2: a pack is vouched for when its id is the SHA-256 of its bytes and its trailer and
+ * every frame authenticate; an index segment like any envelope. Quarantined chunks and
+ * anything that does not authenticate are left not covered (and listed). Reads every object that needs it, `concurrency` at a time, on the worker pool.
  */
 export async function coverStoredObjects(repo: Repository, options: { concurrency?: number; signal?: AbortSignal; onProgress?: (done: number) => void } = {}): Promise<CoverReport> {
-  repo.refuseFormat2('verify --cover-stored');
   const recorder = digestRecorderOf(repo);
   if (recorder === undefined) {
     throw new CofferError('E_USAGE', `${repo.location} is not encrypted: it has no signed digests to cover objects with`, { subject: { repository: repo.location } });
@@ -92,12 +94,36 @@ async function notGenuine(repo: Repository, key: string, bytes: Buffer): Promise
   }
   if (key.startsWith(KEYS_PREFIX)) return key === `${KEYS_PREFIX}${repo.openedWithKey ?? ''}` ? null : 'a key file other than the one in use cannot be authenticated with this passphrase';
   if (key.startsWith(QUARANTINE_PREFIX)) return 'a quarantined (damaged) chunk';
+  if (key.startsWith(PACKS_PREFIX)) return packNotGenuine(repo, key, bytes);
   const envelope = ENVELOPES.find((e) => key.startsWith(e.prefix));
   const id = envelope?.id(key);
   if (envelope === undefined || id === undefined) return 'not a known kind of object';
   try {
     // A copy goes to the worker (it takes the buffer): the bytes vouched for are these.
     await repo.pool.open(Buffer.from(bytes), { kind: envelope.kind, name: key, id: Buffer.from(id, 'hex'), rehash: false, into: 'discard' });
+    return null;
+  } catch (error) {
+    if (isCofferError(error) && error.code === 'E_CORRUPT_OBJECT') return `does not authenticate (${error.message}): coffer verify --read-data tells more`;
+    throw error;
+  }
+}
+
+/** Null when a pack (format 2) is what its key holder wrote: its id, its trailer and every frame check. */
+async function packNotGenuine(repo: Repository, key: string, bytes: Buffer): Promise<string | null> {
+  const id = idFromKey(key);
+  if (id === null) return 'not a known kind of object';
+  try {
+    if (!(await repo.pool.sha256(Buffer.from(bytes))).equals(Buffer.from(id, 'hex'))) return 'its bytes do not hash to its id: coffer verify --read-data tells more';
+    if (bytes.length < PACK_FOOTER_SIZE) return 'too short to be a pack';
+    const range = trailerRange(bytes.subarray(bytes.length - PACK_FOOTER_SIZE), bytes.length, key);
+    const trailer = decodeTrailer(
+      repo.codec.open(bytes.subarray(range.offset, range.offset + range.length), ObjectKind.packTrailer, key, UNADDRESSED_ID, { rehash: false, unaddressed: true }),
+      bytes.length,
+      key,
+    );
+    for (const frame of trailer.frames) {
+      await repo.pool.openFrame(Buffer.from(bytes.subarray(frame.offset, frame.offset + frame.length)), { name: `${key}@${frame.offset}`, rehash: false, keep: false });
+    }
     return null;
   } catch (error) {
     if (isCofferError(error) && error.code === 'E_CORRUPT_OBJECT') return `does not authenticate (${error.message}): coffer verify --read-data tells more`;

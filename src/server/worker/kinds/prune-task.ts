@@ -1,5 +1,5 @@
 /**
- * The `prune` kind: removes the chunks, index pages and notes no snapshot references (the
+ * The `prune` kind: removes the chunks (format 2: packs, repacking those mostly unused), index pages and notes no snapshot references (the
  * library's `pruneRepository`, as `coffer prune`): it waits for running backups' leases up to
  * `waitMs`, and its own lease keeps backups from starting meanwhile, so a backup never loses a
  * chunk it counted on. A cancelled prune stops between deletions; what it left is garbage the
@@ -30,12 +30,20 @@ export async function pruneWithReport(repo: Repository, spec: Pick<PruneSpec, 'd
     },
   });
   const verb = r.dryRun ? 'would remove' : 'removed';
+  // Format 2: packs deleted and repacked instead of chunk objects.
+  const what = r.packs === undefined
+    ? `${r.chunksRemoved} chunk(s), ${r.indexPagesRemoved} index page(s)`
+    : `${r.packs.packsDeleted} pack(s), repacked ${r.packs.packsRepacked} (${r.packs.bytesRewritten} bytes rewritten), ${r.indexPagesRemoved} index page(s)`;
   return {
-    summary: `${verb} ${r.chunksRemoved} chunk(s), ${r.indexPagesRemoved} index page(s) and ${r.notesRemoved} note(s) no snapshot uses: ${r.bytesFreed} bytes ${r.dryRun ? 'would be ' : ''}freed; kept ${r.chunksKept} chunk(s)`,
-    warnings: r.stillLocked > 0 ? [`${r.stillLocked} unused object(s) are still under Object Lock: a later prune removes them`] : [],
+    summary: `${verb} ${what} and ${r.notesRemoved} note(s) no snapshot uses: ${r.bytesFreed} bytes ${r.dryRun ? 'would be ' : ''}freed; kept ${r.chunksKept} chunk(s)`,
+    warnings: [
+      ...(r.stillLocked > 0 ? [`${r.stillLocked} unused object(s) are still under Object Lock: a later prune removes them`] : []),
+      ...(r.packs?.unreadable ?? []).map((u) => `kept ${u.pack} as it is: ${u.message} (run verify --read-data)`),
+    ],
     figures: {
       snapshots: r.snapshots, chunksRemoved: r.chunksRemoved, indexPagesRemoved: r.indexPagesRemoved, notesRemoved: r.notesRemoved,
       bytesFreed: r.bytesFreed, chunksKept: r.chunksKept, bytesKept: r.bytesKept, expiredLeasesRemoved: r.expiredLeasesRemoved, durationMs: Date.now() - started,
+      ...(r.packs === undefined ? {} : { packsDeleted: r.packs.packsDeleted, packsRepacked: r.packs.packsRepacked, packsKept: r.packs.packsKept, packsWritten: r.packs.packsWritten, bytesRewritten: r.packs.bytesRewritten }),
     },
     detail: { dryRun: r.dryRun },
   };

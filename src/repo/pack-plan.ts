@@ -1,0 +1,139 @@
+import { CofferError, isCofferError } from '../errors/index.js';
+import { readRange } from './backend/read-range.js';
+import { ObjectKind } from './format/envelope.js';
+import { IndexSegment } from './format/index-segment.js';
+import { decodeTrailer, PACK_FOOTER_SIZE, trailerRange, UNADDRESSED_ID, type PackTrailer } from './format/pack.js';
+import type { IdPrefixSet } from './id-prefix-set.js';
+import { idFromKey, PACKS_PREFIX, SEGMENTS_PREFIX, segmentKey } from './layout.js';
+import type { Repository } from './repository.js';
+
+/**
+ * Defaults of the repacking prune, each with its reason.
+ * - repackThreshold 0.2: a pack is rewritten once a fifth of its chunks' bytes are unused.
+ *   Rewriting a pack that is 80 % live copies 4 bytes to free 1; at 10 % it would copy 9 (and
+ *   every prune after a small forget would rewrite most packs); at 50 % half the space of a
+ *   pack could stay wasted for ever. restic's `--max-unused` default (5 % of the whole
+ *   repository) repacks more eagerly and pays for it in upload volume.
+ */
+export const REPACK_DEFAULTS = { repackThreshold: 0.2 } as const;
+
+/** What prune decided for one pack. */
+export interface PackDecision {
+  key: string;
+  /** 64 hex. */
+  id: string;
+  size: number;
+  /** `delete`: no chunk of it is used; `repack`: its used chunks are copied into new packs, then it is deleted. */
+  action: 'delete' | 'repack';
+  chunks: number;
+  liveChunks: number;
+  /** Plaintext bytes of its chunks, and of the used ones. */
+  bytes: number;
+  liveBytes: number;
+  /** Named by an index segment (false: left by a crashed backup or an interrupted prune). */
+  named: boolean;
+}
+
+/** The plan of a format 2 prune: what happens to each pack. */
+export interface PackPlan {
+  /** Packs listed. */
+  packs: number;
+  /** Packs kept as they are, by id (hex): their chunks stay where they are. */
+  kept: Set<string>;
+  /** Packs deleted or repacked, in listing order. */
+  changes: PackDecision[];
+  /** Packs whose trailer does not read: kept as they are (salvage's job), with why. */
+  unreadable: { pack: string; message: string }[];
+  /** Packs named by the index segments (hex). */
+  named: Set<string>;
+  segments: number;
+}
+
+/**
+ * Plans the pack sweep of a format 2 prune (reads only). `live` holds the ids every snapshot
+ * uses (the mark), `hinted` the packs their index entries name. Each pack's trailer says
+ * which chunks it holds (two ranged reads); a pack is
+ * - deleted when none of its chunks is used, or when neither a segment nor a snapshot names it
+ *   and none of its chunks is used (a crashed backup's packs);
+ * - repacked when the unused share of its chunks' bytes reaches `threshold`, and always when no
+ *   segment names it but it holds used chunks (an interrupted prune's or a lost segment's:
+ *   the copy goes into a pack a segment names, unless another kept pack has the chunk);
+ * - kept otherwise.
+ * Refuses (`E_REPO_DAMAGED`) when an index segment cannot be read: the packs it names are
+ * unknown, and one may hold the only good copy of a chunk a damaged pack lost.
+ *
+ * Memory: the pack ids (a few per GB) and one trailer or segment at a time.
+ */
+export async function planPacks(repo: Repository, live: IdPrefixSet, hinted: ReadonlySet<string>, options: { threshold: number; onPack?: (done: number) => void }): Promise<PackPlan> {
+  const plan: PackPlan = { packs: 0, kept: new Set(), changes: [], unreadable: [], named: await namedPacks(repo), segments: 0 };
+  for await (const _ of repo.backend.list(SEGMENTS_PREFIX)) plan.segments++;
+  for await (const entry of repo.backend.list(PACKS_PREFIX)) {
+    const id = idFromKey(entry.key);
+    if (id === null) continue;
+    plan.packs++;
+    options.onPack?.(plan.packs);
+    const named = plan.named.has(id);
+    let trailer: PackTrailer;
+    try {
+      trailer = await readTrailer(repo, entry.key, entry.size);
+    } catch (error) {
+      if (!isCofferError(error, 'E_CORRUPT_OBJECT') && !isCofferError(error, 'E_MISSING_OBJECT')) throw error;
+      if (named || hinted.has(id)) {
+        plan.unreadable.push({ pack: entry.key, message: error.message });
+        plan.kept.add(id);
+      } else plan.changes.push({ key: entry.key, id, size: entry.size, action: 'delete', chunks: 0, liveChunks: 0, bytes: 0, liveBytes: 0, named });
+      continue;
+    }
+    let liveChunks = 0;
+    let bytes = 0;
+    let liveBytes = 0;
+    for (const chunk of trailer.chunks) {
+      bytes += chunk.length;
+      if (live.has(chunk.id)) {
+        liveChunks++;
+        liveBytes += chunk.length;
+      }
+    }
+    const decision = { key: entry.key, id, size: entry.size, chunks: trailer.chunks.length, liveChunks, bytes, liveBytes, named };
+    if (liveChunks === 0) plan.changes.push({ ...decision, action: 'delete' });
+    else if (!named || (bytes - liveBytes) / bytes >= options.threshold) plan.changes.push({ ...decision, action: 'repack' });
+    else plan.kept.add(id);
+  }
+  return plan;
+}
+
+/** The ids of the packs the index segments name. `E_REPO_DAMAGED` when a segment does not read. */
+async function namedPacks(repo: Repository): Promise<Set<string>> {
+  const named = new Set<string>();
+  for await (const entry of repo.backend.list(SEGMENTS_PREFIX)) {
+    const hex = idFromKey(entry.key);
+    if (hex === null) continue;
+    let segment: IndexSegment;
+    try {
+      segment = await readSegment(repo, hex);
+    } catch (error) {
+      if (isCofferError(error, 'E_MISSING_OBJECT')) continue; // removed meanwhile (repair --index)
+      if (!isCofferError(error, 'E_CORRUPT_OBJECT')) throw error;
+      throw new CofferError('E_REPO_DAMAGED', `prune refuses to run: index segment ${entry.key} does not read (${error.message}); run 'coffer repair --index' first`, { subject: { repository: repo.location, object: entry.key } });
+    }
+    for (let i = 0; i < segment.count; i++) named.add(segment.entryAt(i).subarray(32, 64).toString('hex'));
+  }
+  return named;
+}
+
+/** A segment, opened and parsed. */
+export async function readSegment(repo: Repository, hex: string): Promise<IndexSegment> {
+  const key = segmentKey(hex);
+  const blob = await repo.backend.get(key);
+  const { plaintext } = await repo.pool.open(blob, { kind: ObjectKind.indexSegment, name: key, id: Buffer.from(hex, 'hex'), rehash: false });
+  return IndexSegment.decode(plaintext as Buffer, key);
+}
+
+/** A pack's trailer: its last 8 bytes, then the trailer they locate, opened and parsed. */
+export async function readTrailer(repo: Repository, key: string, size: number): Promise<PackTrailer> {
+  if (size < PACK_FOOTER_SIZE) throw new CofferError('E_CORRUPT_OBJECT', `pack ${key} is corrupt: ${size} bytes`, { subject: { object: key } });
+  const footer = await readRange(repo.backend, key, size - PACK_FOOTER_SIZE, PACK_FOOTER_SIZE);
+  const range = trailerRange(footer, size, key);
+  const sealed = await readRange(repo.backend, key, range.offset, range.length);
+  return decodeTrailer(repo.codec.open(sealed, ObjectKind.packTrailer, key, UNADDRESSED_ID, { rehash: false, unaddressed: true }), size, key);
+}
