@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, open, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { open, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { isCofferError } from '../errors/index.js';
@@ -18,15 +17,17 @@ import {
   type Repository,
 } from '../repo/index.js';
 import { restoreSnapshot } from '../restore/index.js';
-import { seededBytes } from '../testing/index.js';
+import { seededBytes, tempFolders } from '../testing/index.js';
 import { backupFile, withRepo } from './test-helpers.js';
+
+const tempFolder = tempFolders();
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const kdf = { N: 1024, r: 8, p: 1 };
 
 async function image(size: number, data: Buffer): Promise<string> {
-  const path = join(await mkdtemp(join(tmpdir(), 'coffer-v2d-img-')), 'disk.raw');
+  const path = join(await tempFolder('coffer-v2d-img'), 'disk.raw');
   await writeFile(path, '');
   await truncate(path, size);
   const handle = await open(path, 'r+');
@@ -36,7 +37,7 @@ async function image(size: number, data: Buffer): Promise<string> {
 }
 
 async function newRepo(format: 1 | 2 = 2): Promise<{ backend: LocalBackend; root: string }> {
-  const root = await mkdtemp(join(tmpdir(), 'coffer-v2d-repo-'));
+  const root = await tempFolder('coffer-v2d-repo');
   const backend = new LocalBackend(root);
   await initRepository(backend, { passphrase: 'pw', kdf, blockSize: 64 * KiB, format });
   return { backend, root };
@@ -51,7 +52,7 @@ async function files(dir: string): Promise<string[]> {
 }
 
 async function restored(repo: Repository, snapshot: Parameters<typeof restoreSnapshot>[1]): Promise<Buffer> {
-  const to = join(await mkdtemp(join(tmpdir(), 'coffer-v2d-out-')), 'disk.raw');
+  const to = join(await tempFolder('coffer-v2d-out'), 'disk.raw');
   await restoreSnapshot(repo, snapshot, { to });
   return readFile(to);
 }
@@ -121,12 +122,12 @@ test('format 2: what does not support packs yet refuses with E_REPO_FORMAT_UNSUP
       await assert.rejects(syncSnapshots(repo, dst), refused('sync'));
       await assert.rejects(syncSnapshots(dst, repo), refused('sync'));
     });
-    const tapeDir = await mkdtemp(join(tmpdir(), 'coffer-v2d-tape-'));
+    const tapeDir = await tempFolder('coffer-v2d-tape');
     await assert.rejects(exportTape(repo, await listSnapshots(repo), { target: fileVolumeTarget(join(tapeDir, 'tape'), { split: false }) }), refused('tape export'));
     const stored = await verifyStored(backend, { trust: repo.storedDigestFingerprint as string });
     assert.deepEqual([stored.damaged.length, stored.notCovered.length], [0, 0]);
   });
-  const locked = new LocalBackend(await mkdtemp(join(tmpdir(), 'coffer-v2d-lock-')));
+  const locked = new LocalBackend(await tempFolder('coffer-v2d-lock'));
   await assert.rejects(initRepository(locked, { passphrase: 'pw', kdf, format: 2, objectLock: { mode: 'governance', days: 1 } }), (e) => isCofferError(e, 'E_REPO_FORMAT_UNSUPPORTED'));
 });
 

@@ -127,8 +127,11 @@ test('format 2 prune: a pack no snapshot uses is deleted, a pack 37 % unused is 
       [packs.packsBefore, packs.packsDeleted, packs.packsRepacked, packs.packsKept, packs.packsWritten, packs.chunksCopied, packs.segmentsRewritten, packs.segmentsRemoved],
       [5, 1, 1, 3, 1, 20, 1, 1],
     );
-    // Whole frames move as they are; only frames that lost blocks are sealed again.
-    assert.ok(packs.framesMoved >= 1 && packs.framesMoved + packs.framesRecompressed === 3, `${packs.framesMoved} moved, ${packs.framesRecompressed} recompressed`);
+    // Whole frames move as they are; only frames that lost blocks are sealed again. Which blocks
+    // share a frame follows the order the pipeline delivered them in (it varies with the load):
+    // the 32 blocks of the repacked pack are 4 frames, 12 dead blocks leave at least one mixed.
+    const framesWithLive = packs.framesMoved + packs.framesRecompressed;
+    assert.ok(packs.framesRecompressed >= 1 && framesWithLive >= 3 && framesWithLive <= 4, `${packs.framesMoved} moved, ${packs.framesRecompressed} recompressed`);
     assert.ok(report.bytesFreed > 1.3 * MiB && report.bytesFreed < 2 * MiB, `${report.bytesFreed} bytes freed`);
     assert.ok(packs.bytesRewritten > 20 * 64 * KiB && packs.bytesRewritten < 21 * 64 * KiB + 64 * KiB, `${packs.bytesRewritten} bytes rewritten`);
     assert.equal((await packFiles(root)).length, 4);
