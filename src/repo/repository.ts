@@ -235,9 +235,6 @@ export async function initRepository(backend: Backend, options: InitOptions): Pr
   if (!Number.isInteger(level) || level < 0 || level > 19) throw new CofferError('E_USAGE', `compression level ${level} must be 0..19`);
   const version = options.format ?? REPOSITORY_FORMAT_VERSION;
   if (!FORMAT_VERSIONS.includes(version)) throw new CofferError('E_USAGE', `repository format ${String(version)} does not exist: give ${FORMAT_VERSIONS.join(' or ')}`);
-  if (version === 2 && options.objectLock !== undefined) {
-    throw new CofferError('E_REPO_FORMAT_UNSUPPORTED', 'repository format 2 does not support Object Lock yet: create a format 1 repository for --lock-days');
-  }
   if (options.objectLock !== undefined) await checkLockable(backend, options.objectLock);
   if (await backend.has(CONFIG_KEY)) {
     throw new CofferError('E_REPO_EXISTS', `${backend.location} already holds a repository`, { subject: { repository: backend.location } });
