@@ -47,12 +47,18 @@ before(async () => {
   counter = await startS3RequestCounter(s3.endpoint);
   client = new S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: s3.credentials, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
   env = { ...s3.env, COFFER_PASSWORD: 'format 2 on s3', XDG_CACHE_HOME: join(work, 'cache') };
-  ext4Changed = join(work, 'ext4-changed.raw');
-  await fs.copyFile(ext4, ext4Changed);
-  const handle = await fs.open(ext4Changed, 'r+');
-  await handle.write(seededBytes(77, MiB), 0, MiB, 95 * MiB);
-  await handle.close();
+  ext4Changed = await ext4Variant(77);
 });
+
+/** A copy of `ext4` with seeded bytes in its last MiB (free space of the filesystem). */
+async function ext4Variant(seed: number): Promise<string> {
+  const file = join(work, `ext4-changed-${seed}.raw`);
+  await fs.copyFile(ext4, file);
+  const handle = await fs.open(file, 'r+');
+  await handle.write(seededBytes(seed, MiB), 0, MiB, 95 * MiB);
+  await handle.close();
+  return file;
+}
 after(async () => {
   client?.destroy();
   await counter?.close();
@@ -176,6 +182,20 @@ test('S3 requests of a full and an incremental backup: format 2 against format 1
   for (const [name, requests] of [['v2 full', v2Full], ['v2 incremental', v2Incremental], ['v2 unchanged', v2Unchanged]] as const) {
     assert.ok(heads(requests) <= 12, `${name}: ${heads(requests)} HEADs`);
     assert.equal((requests ?? []).filter((r) => r.key.includes('/chunks/')).length, 0, `${name}: nothing under chunks/`);
+  }
+
+  // The incremental met new blocks, so it loaded the chunk index: every segment came from the
+  // local cache (the full wrote its own through). Lost, the cache is rebuilt by the next backup.
+  const segmentGets = (requests: S3Request[]) => requests.filter((r) => r.kind === 'GET' && r.key.includes('/segments/')).length;
+  assert.equal(segmentGets(v2Incremental ?? []), 0, 'no segment downloaded with the cache');
+  const repo = `s3:${counter.endpoint}/${bucket}/v2`;
+  const segments = (await keysUnder(bucket, 'v2/segments/')).length;
+  assert.equal(segments, 2, 'the full and the incremental each wrote one');
+  await fs.rm(join(work, 'cache'), { recursive: true });
+  for (const [seed, downloads] of [[78, segments], [79, 0]] as const) {
+    counter.take();
+    await cofferJson<BackupJson>(['backup', '-r', repo, '--vm', 'web', await ext4Variant(seed), ntfs], opts());
+    assert.equal(segmentGets(counter.take()), downloads, `backup of variant ${seed}: ${downloads} segment(s) downloaded`);
   }
 });
 
