@@ -272,7 +272,9 @@ test('Object Lock on format 2, GOVERNANCE with a lock of seconds: a pack written
   await sleepUntil(aDone + LOCK_MS / 2 + 500);
   counter.take();
   const b = await cofferJson<LockedBackupJson>(['backup', '-r', location, '--vm', 'web', join(work, 'gov-v1.raw')], opts());
-  const extensions = counter.take().filter((r) => r.kind === 'RETENTION').map((r) => r.key);
+  const bRequests = counter.take();
+  const extensions = bRequests.filter((r) => r.kind === 'RETENTION').map((r) => r.key);
+  assert.equal(bRequests.filter((r) => r.kind === 'GET' && r.key.includes('/segments/')).length, 0, 'A\'s segment, put locked, was cached as it was written');
   const bUntil = Date.parse(b.lock.lockedUntil);
   assert.ok(extensions.includes(packA), `A's pack was extended (extended: ${extensions.join(', ')})`);
   assert.equal(extensions.filter((key) => key.includes('/packs/')).length, 1, 'only A\'s pack: B\'s own was written locked long enough');

@@ -23,7 +23,7 @@ import { idFromKey, SEGMENTS_PREFIX } from './layout.js';
  *
  * Kept up to date by wrapping the repository's backend ("add behaviour by wrapping"): a get of
  * a segment reads the cache, else the store then fills the cache; a put of a segment (this
- * backup's own) writes through; a delete removes the file; a complete listing of `segments/`
+ * backup's own, also when put locked through `objectLock`) writes through; a delete removes the file; a complete listing of `segments/`
  * removes the files of segments the store no longer has. Failures of the cache itself are
  * swallowed: a lost or unwritable cache only costs GETs. Everything else passes through.
  *
@@ -39,7 +39,22 @@ export class SegmentCachingBackend implements Backend {
     /** The folder of this repository's cached segments (created on the first write). */
     private readonly folder: string,
   ) {
-    this.objectLock = inner.objectLock;
+    const store = inner.objectLock;
+    // A locked repository puts and deletes through the lock store (lock/locked-backend.ts): same write-through.
+    this.objectLock = store === undefined ? undefined : {
+      enabled: () => store.enabled(),
+      put: async (key, data, retention) => {
+        await store.put(key, data, retention);
+        const hex = segmentId(key);
+        if (hex !== null) await this.write(hex, data);
+      },
+      retention: (key) => store.retention(key),
+      extend: (key, retention) => store.extend(key, retention),
+      deleteAll: async (key) => {
+        await store.deleteAll(key);
+        await this.forget(key);
+      },
+    };
   }
 
   get location(): string {
@@ -68,6 +83,10 @@ export class SegmentCachingBackend implements Backend {
 
   async delete(key: string): Promise<void> {
     await this.inner.delete(key);
+    await this.forget(key);
+  }
+
+  private async forget(key: string): Promise<void> {
     const hex = segmentId(key);
     if (hex !== null) await rm(join(this.folder, hex), { force: true }).catch(() => undefined);
   }
