@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { CofferError } from '../errors/index.js';
 import type { Backend } from './backend/backend.js';
@@ -14,6 +15,7 @@ import { DigestRecordingBackend, digestRecorderOf } from './digests/digest-recor
 import { chunkKey, CONFIG_KEY, indexKey, keyFileKey, KEYS_PREFIX } from './layout.js';
 import { LockedBackend } from './lock/locked-backend.js';
 import { RetentionCache } from './lock/retention-cache.js';
+import { SegmentCachingBackend } from './segment-cache.js';
 
 /**
  * Defaults for new repositories, each with its reason.
@@ -58,6 +60,7 @@ export interface OpenOptions {
   /**
    * Answer backups' "is this chunk stored?" from a local cache of the chunk ids instead of
    * asking the backend each time (for object storage; see chunk-cache.ts for why it is safe).
+   * In format 2, the same folder keeps a copy of the index segments (segment-cache.ts).
    */
   chunkCache?: ChunkCacheOptions;
   /**
@@ -235,9 +238,6 @@ export async function initRepository(backend: Backend, options: InitOptions): Pr
   if (!Number.isInteger(level) || level < 0 || level > 19) throw new CofferError('E_USAGE', `compression level ${level} must be 0..19`);
   const version = options.format ?? REPOSITORY_FORMAT_VERSION;
   if (!FORMAT_VERSIONS.includes(version)) throw new CofferError('E_USAGE', `repository format ${String(version)} does not exist: give ${FORMAT_VERSIONS.join(' or ')}`);
-  if (version === 2 && options.objectLock !== undefined) {
-    throw new CofferError('E_REPO_FORMAT_UNSUPPORTED', 'repository format 2 does not support Object Lock yet: create a format 1 repository for --lock-days');
-  }
   if (options.objectLock !== undefined) await checkLockable(backend, options.objectLock);
   if (await backend.has(CONFIG_KEY)) {
     throw new CofferError('E_REPO_EXISTS', `${backend.location} already holds a repository`, { subject: { repository: backend.location } });
@@ -294,6 +294,8 @@ export async function openRepository(backend: Backend, options: OpenOptions = {}
     throw error;
   }
   const config = decodeConfig(configBytes, backend.location);
+  // Format 2 on S3: index segments are read from a local copy when this machine has them.
+  if (config.version === 2 && options.chunkCache !== undefined) backend = new SegmentCachingBackend(backend, join(options.chunkCache.directory, config.id, 'segments'));
   if (config.objectLock !== undefined) {
     const directory = options.retentionCacheDirectory ?? options.chunkCache?.directory;
     backend = new LockedBackend(backend, config.objectLock, new RetentionCache(config.id, directory), options.clock);

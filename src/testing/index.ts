@@ -52,6 +52,7 @@ export { guestKernel, debianPackage, unpackDebianPackage, GUEST_KERNEL_META_PACK
 export { startAgentGuest, agentGuestInitramfs, agentGuestFilesystem, type AgentGuest, type AgentGuestOptions } from './agent-guest.js';
 export { buildBootDisk, BOOT_MARK } from './boot-disk.js';
 export { startCephS3, freePort, type CephS3 } from './ceph-s3.js';
+export { startS3RequestCounter, countByKind, type S3RequestCounter, type S3Request, type S3RequestKind } from './s3-request-counter.js';
 export { startTestRepoServer, type TestRepoServer, type TestTokenSpec } from './repo-server.js';
 export { startSmtpSink, type SmtpSink, type ReceivedMail } from './smtp-sink.js';
 export { startHttpReceiver, type HttpReceiver, type ReceivedRequest } from './http-receiver.js';

@@ -117,7 +117,6 @@ export function decodeConfig(bytes: Uint8Array, location: string): RepositoryCon
   if (typeof perPage !== 'number' || !Number.isInteger(perPage) || perPage < 1 || perPage > MAX_ENTRIES_PER_PAGE) throw damaged('bad entries per page');
   const lock = config.objectLock as unknown;
   if (lock !== undefined && (typeof lock !== 'object' || lock === null || !isValidLockPolicy(lock))) throw damaged('bad object lock policy');
-  if (lock !== undefined && version === 2) throw damaged('format 2 does not support Object Lock yet');
   return {
     format: 'coffer-repository',
     version,

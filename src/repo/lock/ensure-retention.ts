@@ -2,9 +2,10 @@ import { forEachLimited } from '../../concurrency/index.js';
 import { isCofferError } from '../../errors/index.js';
 import { DiskIndexReader } from '../disk-index.js';
 import { isZeroEntry } from '../format/index-page.js';
+import { isLocatedEntry } from '../format/located-entry.js';
 import type { DiskRecord } from '../format/manifest.js';
 import { getFileTree } from '../file-trees.js';
-import { chunkKey, CONFIG_KEY, indexKey, KEYS_PREFIX, treeKey } from '../layout.js';
+import { chunkKey, CONFIG_KEY, indexKey, KEYS_PREFIX, packKey, treeKey } from '../layout.js';
 import type { Repository } from '../repository.js';
 import type { LockedBackend } from './locked-backend.js';
 
@@ -81,7 +82,11 @@ export class RetentionEnsurer {
     });
   }
 
-  /** Everything the disks reference (index pages, then their chunks page by page) until `required`. */
+  /**
+   * Everything the disks reference (index pages, then their chunks page by page) until
+   * `required`. In format 2 an entry names the pack holding its chunk: the pack is what is
+   * locked (a pack written long before, whose chunks a new snapshot reuses, is extended).
+   */
   async requireDisks(repo: Repository, disks: readonly DiskRecord[], required: Date): Promise<void> {
     for (const disk of disks) {
       await this.require(disk.pages.map(indexKey), required);
@@ -89,12 +94,12 @@ export class RetentionEnsurer {
       for (let page = 0; page < disk.pages.length; page++) {
         let entries: Buffer[];
         try {
-          entries = await reader.page(page);
+          entries = await reader.rawPage(page);
         } catch (error) {
           if (isCofferError(error, 'E_MISSING_OBJECT') || isCofferError(error, 'E_CORRUPT_OBJECT')) continue; // damage: verify's to report
           throw error;
         }
-        await this.require(entries.filter((entry) => !isZeroEntry(entry)).map((entry) => chunkKey(entry.toString('hex'))), required);
+        await this.require(entries.filter((entry) => !isZeroEntry(entry)).map(objectOfEntry), required);
       }
     }
   }
@@ -133,4 +138,9 @@ export class RetentionEnsurer {
     for await (const entry of repo.backend.list(KEYS_PREFIX)) keys.push(entry.key);
     await this.require(keys, required);
   }
+}
+
+/** The object holding an index entry's chunk: `chunks/…` (format 1) or its pack (format 2, §19.3). */
+function objectOfEntry(entry: Buffer): string {
+  return isLocatedEntry(entry) ? packKey(entry.toString('hex', 32, 64)) : chunkKey(entry.toString('hex'));
 }

@@ -2,7 +2,7 @@ import { CofferError } from '../../errors/index.js';
 import type { Backend, BackendEntry, ObjectLockStore, Retention } from '../backend/backend.js';
 import { readRange } from '../backend/read-range.js';
 import type { ObjectLockPolicy } from '../format/config.js';
-import { CHUNKS_PREFIX, CONFIG_KEY, INDEXES_PREFIX, KEYS_PREFIX, SNAPSHOTS_PREFIX, TREES_PREFIX } from '../layout.js';
+import { CHUNKS_PREFIX, CONFIG_KEY, INDEXES_PREFIX, KEYS_PREFIX, PACKS_PREFIX, SEGMENTS_PREFIX, SNAPSHOTS_PREFIX, TREES_PREFIX } from '../layout.js';
 import { retentionUntil, writeRetention } from './lock-policy.js';
 import type { RetentionReport } from './ensure-retention.js';
 import { RetentionCache } from './retention-cache.js';
@@ -10,12 +10,14 @@ import { digestRecorderOf } from '../digests/digest-recording-backend.js';
 
 /**
  * The objects a restore needs, which Object Lock makes immutable: config, key files, chunks,
- * index pages and manifests. The rest (notes, protection markers, verification records,
+ * index pages and manifests, and in format 2 packs and index segments (a segment is what a
+ * later backup deduplicates against and what a read falls back on; `repair --index` could
+ * rebuild it, but an attacker deleting it would still cost that). The rest (notes, protection markers, verification records,
  * leases, the deletions token, quarantine) is bookkeeping that Coffer rewrites and deletes
  * as it works; it is written unlocked.
  */
 export function isLockedKey(key: string): boolean {
-  return key === CONFIG_KEY || [KEYS_PREFIX, CHUNKS_PREFIX, INDEXES_PREFIX, TREES_PREFIX, SNAPSHOTS_PREFIX].some((prefix) => key.startsWith(prefix));
+  return key === CONFIG_KEY || [KEYS_PREFIX, CHUNKS_PREFIX, INDEXES_PREFIX, TREES_PREFIX, SNAPSHOTS_PREFIX, PACKS_PREFIX, SEGMENTS_PREFIX].some((prefix) => key.startsWith(prefix));
 }
 
 /**

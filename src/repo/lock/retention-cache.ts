@@ -1,16 +1,22 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { chunkKey, CHUNKS_PREFIX, idFromKey, indexKey, INDEXES_PREFIX } from '../layout.js';
+import { chunkKey, CHUNKS_PREFIX, idFromKey, indexKey, INDEXES_PREFIX, packKey, PACKS_PREFIX } from '../layout.js';
 
-const KIND_CHUNK = 0;
-const KIND_INDEX = 1;
 const RECORD_BYTES = 1 + 32 + 8;
+/** The kind byte of a record, by key prefix (PLEASE DO NOT CHANGE: 2 was added in file version 2). */
+const KINDS: readonly { kind: number; prefix: string; key: (hex: string) => string }[] = [
+  { kind: 0, prefix: CHUNKS_PREFIX, key: chunkKey },
+  { kind: 1, prefix: INDEXES_PREFIX, key: indexKey },
+  { kind: 2, prefix: PACKS_PREFIX, key: packKey },
+];
+/** The file version written; version 1 (kinds 0 and 1 only) is still read. */
+const FILE_VERSION = 2;
 
 /**
- * What this machine knows of the retain-until dates of a repository's chunks and index
- * pages, so that a backup to a locked repository asks the bucket (one HEAD each) only about
- * the objects it has never seen, not about every chunk it reuses.
+ * What this machine knows of the retain-until dates of a repository's chunks, index pages and
+ * (format 2) packs, so that a backup to a locked repository asks the bucket (one HEAD each)
+ * only about the objects it has never seen, not about every chunk or pack it reuses.
  *
  * It may only ever be *short*, never long: a date it records is one the object was written
  * or extended with (or read back), and Object Lock never moves a date earlier — except a
@@ -19,8 +25,8 @@ const RECORD_BYTES = 1 + 32 + 8;
  * nothing. Deleting the file is always safe.
  *
  * The file, `DIRECTORY/<repository id>/retention` (beside the chunk cache): one line of JSON,
- * `{"format":"coffer-retention-cache","version":1,"repository":ID,"count":N,"sha256":HEX}\n`,
- * then N records of 41 bytes: kind (0 chunk, 1 index page), the 32-byte id, the retain-until
+ * `{"format":"coffer-retention-cache","version":2,"repository":ID,"count":N,"sha256":HEX}\n`,
+ * then N records of 41 bytes: kind (0 chunk, 1 index page, 2 pack), the 32-byte id, the retain-until
  * as a float64 little-endian of Unix milliseconds. Damage or another repository's id means
  * an empty cache. 4 million chunks (1 TB at 256 KiB) take 164 MiB on disk and, as a Map of
  * key strings, ~600 MiB in memory: a known limit for repositories far above 1 TB.
@@ -45,7 +51,7 @@ export class RetentionCache {
 
   /** Records that `key` is locked at least until `until` (never lowers what is known). */
   learn(key: string, until: Date): void {
-    if (!key.startsWith(CHUNKS_PREFIX) && !key.startsWith(INDEXES_PREFIX)) return;
+    if (kindOf(key) === undefined) return;
     const ms = until.getTime();
     if ((this.until.get(key) ?? -Infinity) >= ms) return;
     this.until.set(key, ms);
@@ -60,15 +66,16 @@ export class RetentionCache {
       const records: Buffer[] = [];
       for (const [key, ms] of this.until) {
         const hex = idFromKey(key);
-        if (hex === null || ms <= now.getTime()) continue;
+        const kind = kindOf(key);
+        if (hex === null || kind === undefined || ms <= now.getTime()) continue;
         const record = Buffer.alloc(RECORD_BYTES);
-        record[0] = key.startsWith(CHUNKS_PREFIX) ? KIND_CHUNK : KIND_INDEX;
+        record[0] = kind.kind;
         record.write(hex, 1, 'hex');
         record.writeDoubleLE(ms, 33);
         records.push(record);
       }
       const body = Buffer.concat(records);
-      const header = { format: 'coffer-retention-cache', version: 1, repository: this.repositoryId, count: records.length, sha256: createHash('sha256').update(body).digest('hex') };
+      const header = { format: 'coffer-retention-cache', version: FILE_VERSION, repository: this.repositoryId, count: records.length, sha256: createHash('sha256').update(body).digest('hex') };
       const folder = join(this.directory, this.repositoryId);
       await mkdir(folder, { recursive: true, mode: 0o700 });
       const temp = join(folder, `.tmp-${randomBytes(6).toString('hex')}`);
@@ -93,14 +100,19 @@ export class RetentionCache {
       return;
     }
     const body = bytes.subarray(newline + 1);
-    if (header.format !== 'coffer-retention-cache' || header.version !== 1 || header.repository !== this.repositoryId) return;
+    if (header.format !== 'coffer-retention-cache' || (header.version !== 1 && header.version !== FILE_VERSION) || header.repository !== this.repositoryId) return;
     if (typeof header.count !== 'number' || body.length !== header.count * RECORD_BYTES) return;
     if (createHash('sha256').update(body).digest('hex') !== header.sha256) return;
     for (let at = 0; at < body.length; at += RECORD_BYTES) {
-      const hex = body.toString('hex', at + 1, at + 33);
-      const key = body[at] === KIND_CHUNK ? chunkKey(hex) : indexKey(hex);
+      const kind = KINDS.find((k) => k.kind === body[at]);
+      if (kind === undefined) return; // damage (the checksum held): trust nothing more
+      const key = kind.key(body.toString('hex', at + 1, at + 33));
       const ms = body.readDoubleLE(at + 33);
       if ((this.until.get(key) ?? -Infinity) < ms) this.until.set(key, ms);
     }
   }
+}
+
+function kindOf(key: string): (typeof KINDS)[number] | undefined {
+  return KINDS.find((k) => key.startsWith(k.prefix));
 }
