@@ -249,6 +249,28 @@ test('Object Lock on format 2, COMPLIANCE: a pack, a segment, an index page and 
   const restored = join(work, 'lock-compliance.raw');
   assertExit(await coffer(['restore', '-r', repo, backup.id, '--to', restored], opts()), 0);
   await assertSameDisk(image, restored, 'restored after the refused deletes');
+
+  // Prune meets garbage packs (no segment or snapshot names them): the one written locked
+  // stays and is counted, nothing fails; the one without a retention goes.
+  const lockedJunk = `packs/ab/${'ab'.padEnd(64, '1')}`;
+  const plainJunk = `packs/cd/${'cd'.padEnd(64, '2')}`;
+  const backend = new S3Backend(parseS3Location(repo), { credentials: s3.credentials });
+  try {
+    const opened = await openRepository(backend, { passphrase: env.COFFER_PASSWORD as string });
+    await opened.backend.put(lockedJunk, seededBytes(9, 4096)); // through the repository: locked
+    await backend.put(plainJunk, seededBytes(10, 4096)); // straight to the bucket: no retention
+    await opened.close();
+  } finally {
+    backend.destroy();
+  }
+  const pruned = await cofferJson<{ stillLocked: number; packs: { packsDeleted: number; packsRepacked: number } }>(['prune', '-r', repo], opts());
+  assert.equal(pruned.stillLocked, 1, 'the locked garbage pack is left for a later prune');
+  assert.deepEqual([pruned.packs.packsDeleted, pruned.packs.packsRepacked], [1, 0]);
+  assert.deepEqual(await keysUnder(bucket, 'vault/packs/ab/'), [`vault/${lockedJunk}`]);
+  assert.deepEqual(await keysUnder(bucket, 'vault/packs/cd/'), []);
+  await fs.rm(restored);
+  assertExit(await coffer(['restore', '-r', repo, backup.id, '--to', restored], opts()), 0);
+  await assertSameDisk(image, restored, 'restored after the prune');
   await fs.rm(restored);
 });
 

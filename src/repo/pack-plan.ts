@@ -4,7 +4,9 @@ import { ObjectKind } from './format/envelope.js';
 import { IndexSegment } from './format/index-segment.js';
 import { decodeTrailer, PACK_FOOTER_SIZE, trailerRange, UNADDRESSED_ID, type PackTrailer } from './format/pack.js';
 import type { IdPrefixSet } from './id-prefix-set.js';
-import { idFromKey, PACKS_PREFIX, SEGMENTS_PREFIX, segmentKey } from './layout.js';
+import { idFromKey, packKey, PACKS_PREFIX, SEGMENTS_PREFIX, segmentKey } from './layout.js';
+import { lockedBackendOf } from './lock/locked-backend.js';
+import { lockedUntil } from './lock/locked-until.js';
 import type { Repository } from './repository.js';
 
 /**
@@ -47,6 +49,11 @@ export interface PackPlan {
   /** Packs named by the index segments (hex). */
   named: Set<string>;
   segments: number;
+  /**
+   * Packs prune would delete or repack but Object Lock keeps: the pack, or an index segment
+   * that names it, is locked until `until`. Kept as they are; a later prune takes them.
+   */
+  locked: { pack: string; until: Date }[];
 }
 
 /**
@@ -65,7 +72,18 @@ export interface PackPlan {
  * Memory: the pack ids (a few per GB) and one trailer or segment at a time.
  */
 export async function planPacks(repo: Repository, live: IdPrefixSet, hinted: ReadonlySet<string>, options: { threshold: number; onPack?: (done: number) => void }): Promise<PackPlan> {
-  const plan: PackPlan = { packs: 0, kept: new Set(), changes: [], unreadable: [], named: await namedPacks(repo), segments: 0 };
+  const namers = await packNamers(repo);
+  const plan: PackPlan = { packs: 0, kept: new Set(), changes: [], unreadable: [], named: new Set(namers.keys()), segments: 0, locked: [] };
+  const lockOf = lockCheck(repo, namers);
+  /** Plans `decision`, unless Object Lock keeps the pack or a segment naming it (then kept). */
+  const change = async (decision: PackDecision) => {
+    const until = await lockOf(decision.id);
+    if (until === null) plan.changes.push(decision);
+    else {
+      plan.locked.push({ pack: decision.key, until });
+      plan.kept.add(decision.id);
+    }
+  };
   for await (const _ of repo.backend.list(SEGMENTS_PREFIX)) plan.segments++;
   for await (const entry of repo.backend.list(PACKS_PREFIX)) {
     const id = idFromKey(entry.key);
@@ -81,7 +99,7 @@ export async function planPacks(repo: Repository, live: IdPrefixSet, hinted: Rea
       if (named || hinted.has(id)) {
         plan.unreadable.push({ pack: entry.key, message: error.message });
         plan.kept.add(id);
-      } else plan.changes.push({ key: entry.key, id, size: entry.size, action: 'delete', chunks: 0, liveChunks: 0, bytes: 0, liveBytes: 0, named });
+      } else await change({ key: entry.key, id, size: entry.size, action: 'delete', chunks: 0, liveChunks: 0, bytes: 0, liveBytes: 0, named });
       continue;
     }
     let liveChunks = 0;
@@ -95,16 +113,16 @@ export async function planPacks(repo: Repository, live: IdPrefixSet, hinted: Rea
       }
     }
     const decision = { key: entry.key, id, size: entry.size, chunks: trailer.chunks.length, liveChunks, bytes, liveBytes, named };
-    if (liveChunks === 0) plan.changes.push({ ...decision, action: 'delete' });
-    else if (!named || (bytes - liveBytes) / bytes >= options.threshold) plan.changes.push({ ...decision, action: 'repack' });
+    if (liveChunks === 0) await change({ ...decision, action: 'delete' });
+    else if (!named || (bytes - liveBytes) / bytes >= options.threshold) await change({ ...decision, action: 'repack' });
     else plan.kept.add(id);
   }
   return plan;
 }
 
-/** The ids of the packs the index segments name. `E_REPO_DAMAGED` when a segment does not read. */
-async function namedPacks(repo: Repository): Promise<Set<string>> {
-  const named = new Set<string>();
+/** The packs the index segments name (hex), each with the segments (hex) that name it. `E_REPO_DAMAGED` when a segment does not read. */
+async function packNamers(repo: Repository): Promise<Map<string, string[]>> {
+  const named = new Map<string, string[]>();
   for await (const entry of repo.backend.list(SEGMENTS_PREFIX)) {
     const hex = idFromKey(entry.key);
     if (hex === null) continue;
@@ -116,9 +134,35 @@ async function namedPacks(repo: Repository): Promise<Set<string>> {
       if (!isCofferError(error, 'E_CORRUPT_OBJECT')) throw error;
       throw new CofferError('E_REPO_DAMAGED', `prune refuses to run: index segment ${entry.key} does not read (${error.message}); run 'coffer repair --index' first`, { subject: { repository: repo.location, object: entry.key } });
     }
-    for (let i = 0; i < segment.count; i++) named.add(segment.entryAt(i).subarray(32, 64).toString('hex'));
+    for (let i = 0; i < segment.count; i++) {
+      const pack = segment.entryAt(i).subarray(32, 64).toString('hex');
+      const namers = named.get(pack);
+      if (namers === undefined) named.set(pack, [hex]);
+      else if (namers.at(-1) !== hex) namers.push(hex);
+    }
   }
   return named;
+}
+
+/**
+ * With Object Lock, until when a pack must stay: the latest retention of the pack and of the
+ * segments that name it (a segment that cannot be deleted or rewritten away must never name a
+ * pack that is gone: a later backup would deduplicate against it). Null when nothing stops
+ * the change now, or without a lock. One HEAD per object, segments asked once.
+ */
+function lockCheck(repo: Repository, namers: ReadonlyMap<string, string[]>): (pack: string) => Promise<Date | null> {
+  const segmentUntil = new Map<string, Promise<Date | null>>();
+  return async (pack) => {
+    if (lockedBackendOf(repo) === undefined) return null;
+    let latest = await lockedUntil(repo, packKey(pack));
+    for (const segment of namers.get(pack) ?? []) {
+      let until = segmentUntil.get(segment);
+      if (until === undefined) segmentUntil.set(segment, (until = lockedUntil(repo, segmentKey(segment))));
+      const date = await until;
+      if (date !== null && (latest === null || date > latest)) latest = date;
+    }
+    return latest;
+  };
 }
 
 /** A segment, opened and parsed. */

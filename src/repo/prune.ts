@@ -150,6 +150,7 @@ export async function pruneRepository(
         onProgress: (phase, done, total) => options.onProgress?.({ phase, done, total }),
       });
       report.bytesFreed += report.packs.bytesFreed;
+      report.stillLocked += plan.locked.length;
       report.chunksKept = chunks.size;
     }
 
