@@ -12,15 +12,17 @@ import type { Repository } from './repository.js';
  * - 8 blocks / 2 MiB per frame: zstd over 2 MiB stores 6.7 % less than over 256 KiB (bench
  *   disk, level 3, docs/decisions/2026-11-26-packs-and-gc.md), and a random read decodes at
  *   most 2 MiB.
- * - 16 MiB packs: a 1 TB full is ~62,000 objects instead of 4 million (S3 gateway CPU per
+ * - 8 MiB packs: a 1 TB full is ~125,000 objects instead of 4 million (S3 gateway CPU per
  *   object, PUT cost, inodes). The design said ~32 MiB; with 32 the bench's 4 GiB full peaked
- *   at 274-283 MiB RSS (the pack filling plus the one uploading), over the 256 MiB target.
+ *   at 274-283 MiB RSS, with 16 at 258 MiB even after the frames were sealed in place and
+ *   the young generation kept small (2026-11-26), over the 256 MiB target; 8 peaked at
+ *   235 MiB (bench/README.md, "Repository format 2").
  * - 1 pack uploading while the next fills: the storage stays busy, and each more costs a
  *   pack buffer (~18.3 MiB). Remote stores may want more (not measured yet).
  * - `threads × 2` frames sealing plus the one being staged: each worker has one frame to seal
  *   and one waiting, as format 1 keeps two groups in flight per thread.
  */
-export const PACK_DEFAULTS = { blocksPerFrame: 8, framePlaintext: 2 * 1024 * 1024, packSize: 16 * 1024 * 1024, uploads: 1, sealingPerThread: 2 } as const;
+export const PACK_DEFAULTS = { blocksPerFrame: 8, framePlaintext: 2 * 1024 * 1024, packSize: 8 * 1024 * 1024, uploads: 1, sealingPerThread: 2 } as const;
 
 /** What the writer must tell each chunk of a frame once its pack is stored. */
 interface FrameChunkPlace {
@@ -40,7 +42,7 @@ interface FrameInPack {
  * Writes the new chunks of a backup into packs (format 2, format/pack.ts): chunks are copied
  * into frames of up to 8 (≤ 2 MiB, one disk's blocks in the order they come), each frame is
  * compressed and encrypted in place on a codec worker, frames are appended to the pack being
- * filled, and a pack is stored with one PUT once it reaches 16 MiB or the disk ends (its id
+ * filled, and a pack is stored with one PUT once it reaches 8 MiB or the disk ends (its id
  * is the SHA-256 of its bytes, computed on a worker). A chunk's located entry
  * (format/located-entry.ts) is known once its pack is stored: {@link stage} hands back a
  * promise of it. What the backup added is written as index segments (format/index-segment.ts)
