@@ -86,8 +86,8 @@ export class FrameReader {
       this.cache.set(key, found); // most recent last
       return found;
     }
-    const cached: CachedFrame = { opened: Promise.resolve() as unknown as Promise<OpenedFrame>, slot: this.takeSlot(), readers: 0, settled: false };
-    cached.opened = this.fetch(location, cached.slot);
+    const slot = this.takeSlot();
+    const cached: CachedFrame = { opened: this.fetch(location, slot), slot, readers: 0, settled: false };
     cached.opened.then(
       () => {
         cached.settled = true;
