@@ -10,6 +10,7 @@ import type { CommandContext } from './context.js';
 // Each command's module is imported when that command runs, not at start-up: a command pays
 // only for what it uses (`coffer --version` starts in about half the time).
 import { exitCodeOf, ExitCode } from './exit-codes.js';
+import { keepYoungGenerationSmall } from './young-generation.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 const LIMIT_UPLOAD = 'send at most this many bytes per second to repositories (e.g. 20M, 500K)';
@@ -387,6 +388,7 @@ function report(context: CommandContext, json: boolean, code: string, message: s
 
 /** Entry point of the `coffer` binary: signals abort the running command. */
 export async function main(): Promise<void> {
+  keepYoungGenerationSmall();
   const controller = new AbortController();
   const json = process.argv.includes('--json');
   let interrupts = 0;

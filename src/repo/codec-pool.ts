@@ -13,7 +13,7 @@ export type CodecTask =
   | { op: 'checkMany'; objects: { data: Uint8Array; kind: number; name: string; id: Uint8Array }[] }
   | { op: 'openMany'; objects: OpenIntoTask[] }
   | { op: 'hashSealMany'; objects: { data: Uint8Array; kind: number; seal: boolean }[] }
-  | { op: 'sealFrame'; data: Uint8Array; lengths: number[]; ids: Uint8Array }
+  | { op: 'sealFrame'; slot: Uint8Array; length: number }
   | { op: 'openFrame'; data: Uint8Array; name: string; rehash: boolean; keep: boolean; into: Uint8Array | undefined }
   | { op: 'sha256'; data: Uint8Array };
 
@@ -39,7 +39,7 @@ export type CodecResult =
   | { op: 'checkMany'; problems: (WorkerProblem | null)[] }
   | { op: 'openMany'; results: ({ length: number } | WorkerProblem)[] }
   | { op: 'hashSealMany'; results: { zero: boolean; id: Uint8Array | null; sealed: Uint8Array | null }[] }
-  | { op: 'sealFrame'; sealed: Uint8Array }
+  | { op: 'sealFrame'; length: number }
   | { op: 'openFrame'; plaintext: Uint8Array | null; length: number; table: { id: Uint8Array; offset: number; length: number }[] }
   | { op: 'sha256'; digest: Uint8Array }
   | { op: 'error'; code: ErrorCode; message: string; object: string | null };
@@ -193,13 +193,13 @@ export class CodecPool {
   }
 
   /**
-   * The sealed envelope of a pack frame (format 2, frame-codec.ts) holding the chunks cut
-   * from `data` by `lengths`, with `ids` (32 bytes each, in order). `data` is consumed: it
-   * moves to the worker when it owns its memory.
+   * Seals the pack frame laid out in `slot[0, length)` (shared memory, frame-slot.ts) in
+   * place, as frame-codec.ts `sealFrameInPlace`: the envelope is written from `slot[0]` and
+   * its length answered. Only the slot's handle crosses to the worker, nothing is copied back.
    */
-  async sealFrame(data: Uint8Array, lengths: number[], ids: Buffer): Promise<Buffer> {
-    const task: CodecTask = { op: 'sealFrame', data, lengths, ids };
-    return toBuffer(expect(await this.pool.run(task, owns(data) ? { transferList: [data.buffer as ArrayBuffer] } : {}), 'sealFrame').sealed);
+  async sealFrame(slot: Uint8Array, length: number): Promise<number> {
+    if (!(slot.buffer instanceof SharedArrayBuffer)) throw new TypeError('a frame is sealed in shared memory');
+    return expect(await this.pool.run({ op: 'sealFrame', slot, length }), 'sealFrame').length;
   }
 
   /**

@@ -8,7 +8,7 @@ import { workerData } from 'piscina';
 import { isCofferError } from '../errors/index.js';
 import { createHash } from 'node:crypto';
 import { ObjectCodec, type CodecSettings } from './codec.js';
-import { openFrame, sealFrame } from './frame-codec.js';
+import { openFrame, sealFrameInPlace } from './frame-codec.js';
 import type { ObjectKind } from './format/envelope.js';
 import type { CodecTask, CodecResult } from './codec-pool.js';
 
@@ -83,20 +83,12 @@ export default function run(task: CodecTask): CodecResult {
         });
         return { op: 'openMany', results };
       }
-      case 'sealFrame': {
-        const all = toBuffer(task.data);
-        const ids = toBuffer(task.ids);
-        let at = 0;
-        const chunks = task.lengths.map((length, i) => {
-          const chunk = { id: ids.subarray(i * 32, i * 32 + 32), data: all.subarray(at, at + length) };
-          at += length;
-          return chunk;
-        });
-        return { op: 'sealFrame', sealed: sealFrame(codec, chunks) };
-      }
+      case 'sealFrame':
+        return { op: 'sealFrame', length: sealFrameInPlace(codec, task.slot, task.length) };
       case 'openFrame': {
-        const { plaintext, table } = openFrame(codec, task.data, task.name, task.rehash);
         const keep = task.keep && task.into === undefined;
+        // Unless the plaintext itself crosses back, it is decompressed into the codec's reused buffer.
+        const { plaintext, table } = openFrame(codec, task.data, task.name, task.rehash, !keep);
         if (task.keep && task.into !== undefined) {
           if (task.into.length < plaintext.length) throw new RangeError('output buffer too small');
           task.into.set(plaintext);

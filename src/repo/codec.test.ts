@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { isCofferError } from '../errors/index.js';
-import { ObjectCodec } from './codec.js';
+import { ObjectCodec, SEAL_OVERHEAD } from './codec.js';
 import { ENVELOPE_HEADER_SIZE, NONCE_SIZE, ObjectKind } from './format/envelope.js';
 import { newMasterKey } from './keys/master-key.js';
 
@@ -126,5 +126,20 @@ test('truncated and garbage objects are refused, never crash', () => {
     const garbage = randomBytes(1 + (i % 64));
     if (i % 2 === 0) Buffer.from('CFE1').copy(garbage);
     assert.throws(() => plain().open(garbage, ObjectKind.chunk, 'x', id), (e) => isCofferError(e, 'E_CORRUPT_OBJECT'));
+  }
+});
+
+test('sealInto seals in place (the output over its own plaintext) what open reads back, and refuses a short output', () => {
+  for (const codec of [encrypted(), plain()]) {
+    for (const data of [compressible, incompressible]) {
+      const id = codec.idOf(data);
+      const slot = Buffer.from(new SharedArrayBuffer(data.length + SEAL_OVERHEAD));
+      slot.set(data);
+      const length = codec.sealInto(slot.subarray(0, data.length), ObjectKind.chunk, id, slot);
+      assert.ok(length <= data.length + SEAL_OVERHEAD);
+      assert.ok(codec.open(Buffer.from(slot.subarray(0, length)), ObjectKind.chunk, 'x', id, { rehash: true }).equals(data));
+      if (data === compressible) assert.ok(length < data.length / 10, 'compressed');
+    }
+    assert.throws(() => codec.sealInto(incompressible, ObjectKind.chunk, codec.idOf(incompressible), Buffer.alloc(incompressible.length)), RangeError);
   }
 });

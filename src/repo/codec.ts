@@ -6,12 +6,16 @@ import {
   Compression,
   decodeEnvelopeHeader,
   encodeEnvelopeHeader,
+  ENVELOPE_HEADER_SIZE,
   Encryption,
   NONCE_SIZE,
   ObjectKind,
   TAG_SIZE,
 } from './format/envelope.js';
 import type { MasterKey } from './keys/master-key.js';
+
+/** The most bytes a sealed object has beyond its plaintext (header, nonce, GCM tag; raw when zstd does not shrink). */
+export const SEAL_OVERHEAD = ENVELOPE_HEADER_SIZE + NONCE_SIZE + TAG_SIZE;
 
 /** An object's content address: 32 bytes. */
 export type ObjectId = Buffer;
@@ -48,11 +52,18 @@ export class ObjectCodec {
   private readonly dctx = new zstdBinding.DCtx();
   /** Reused plaintext buffer of `open(…, { scratch: true })`. */
   private scratch = Buffer.alloc(0);
+  /** zstd's context for {@link sealInto}, which compresses into {@link compressed}. */
+  private readonly cctx: InstanceType<typeof zstdBinding.CCtx> | undefined;
+  /** Reused output of {@link sealInto}'s compression. */
+  private compressed = Buffer.alloc(0);
 
   constructor(private readonly settings: CodecSettings) {
     if (settings.compressionLevel > 0) {
       this.compressor = new Compressor();
       this.compressor.setParameters({ compressionLevel: settings.compressionLevel, contentSizeFlag: true });
+      this.cctx = new zstdBinding.CCtx();
+      this.cctx.setParameter(zstdBinding.CParameter.compressionLevel, settings.compressionLevel);
+      this.cctx.setParameter(zstdBinding.CParameter.contentSizeFlag, 1);
     }
   }
 
@@ -91,6 +102,47 @@ export class ObjectCodec {
     const body = cipher.update(payload);
     const final = cipher.final();
     return Buffer.concat([header, body, final, cipher.getAuthTag()]);
+  }
+
+  /**
+   * {@link seal} into `out`, which may be the very memory `plaintext` is in (a pack frame is
+   * sealed in place in its shared slot, pack-writer.ts): the stored form is written from
+   * `out[0]` and its length returned. zstd writes into a buffer this codec reuses, so a seal
+   * allocates only the cipher's output: the 2 MiB frames of a format 2 backup had cost four
+   * fresh buffers each, and the dead ones held tens of MiB per thread until a collection.
+   * RangeError when `out` is too small (it needs the plaintext's length plus
+   * {@link SEAL_OVERHEAD}).
+   */
+  sealInto(plaintext: Uint8Array, kind: ObjectKind, id: ObjectId, out: Uint8Array): number {
+    let compression: Compression = Compression.none;
+    let payload: Uint8Array = plaintext;
+    if (this.cctx !== undefined && plaintext.length > 0) {
+      const bound = zstdBinding.compressBound(plaintext.length);
+      if (this.compressed.length < bound) this.compressed = Buffer.allocUnsafe(bound);
+      const written = this.cctx.compress2(this.compressed, plaintext);
+      if (written < plaintext.length) {
+        compression = Compression.zstd;
+        payload = this.compressed.subarray(0, written);
+      }
+    }
+    const key = this.settings.masterKey;
+    const nonce = key === null ? undefined : randomBytes(NONCE_SIZE);
+    const header = encodeEnvelopeHeader({ kind, compression, encryption: key === null ? Encryption.none : Encryption.aes256gcm, plaintextLength: plaintext.length, nonce });
+    const size = header.length + payload.length + (key === null ? 0 : TAG_SIZE);
+    if (out.length < size) throw new RangeError(`sealing needs ${size} bytes of output, got ${out.length}`);
+    const target = Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+    if (key === null) {
+      target.set(payload, header.length); // before the header: payload may be `out` itself (set moves overlapping bytes right)
+    } else {
+      const cipher = createCipheriv('aes-256-gcm', key.encryptionKey, nonce as Buffer);
+      cipher.setAAD(Buffer.concat([header, id]));
+      const body = cipher.update(payload); // a fresh buffer: `payload` may be overwritten now
+      cipher.final(); // GCM: no bytes
+      target.set(body, header.length);
+      target.set(cipher.getAuthTag(), header.length + body.length);
+    }
+    target.set(header, 0);
+    return size;
   }
 
   /**

@@ -2,7 +2,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { CofferError } from '../errors/index.js';
 import type { ObjectCodec } from './codec.js';
 import { ObjectKind } from './format/envelope.js';
-import { decodeFrameTable, encodeFramePlaintext, UNADDRESSED_ID, type FrameChunk } from './format/pack.js';
+import { decodeFrameTable, UNADDRESSED_ID, type FrameChunk } from './format/pack.js';
 
 /**
  * Sealing and opening pack frames (format/pack.ts), run on the codec workers: a frame is the
@@ -10,18 +10,23 @@ import { decodeFrameTable, encodeFramePlaintext, UNADDRESSED_ID, type FrameChunk
  * envelope of kind 9 (stored raw when zstd does not shrink it: codec.ts decides per object).
  */
 
-/** The stored envelope of a frame holding `chunks`, in order. */
-export function sealFrame(codec: ObjectCodec, chunks: readonly { id: Uint8Array; data: Uint8Array }[]): Buffer {
-  return codec.seal(encodeFramePlaintext(chunks), ObjectKind.packFrame, UNADDRESSED_ID);
+/**
+ * Seals the frame plaintext in `slot[0, length)` (laid out by frame-slot.ts) in place: the
+ * envelope is written from `slot[0]`; returns its length.
+ */
+export function sealFrameInPlace(codec: ObjectCodec, slot: Uint8Array, length: number): number {
+  if (length > slot.length) throw new RangeError('frame longer than its slot');
+  return codec.sealInto(slot.subarray(0, length), ObjectKind.packFrame, UNADDRESSED_ID, slot);
 }
 
 /**
  * Opens a frame's envelope: authenticates and decompresses it, parses its table, and (with
  * `rehash`, and always in an unencrypted repository, where nothing else checks the bytes)
- * recomputes every chunk's id from its plaintext. `E_CORRUPT_OBJECT` for any failure.
+ * recomputes every chunk's id from its plaintext. `E_CORRUPT_OBJECT` for any failure. With
+ * `scratch`, the plaintext is the codec's reused buffer, valid until its next open.
  */
-export function openFrame(codec: ObjectCodec, blob: Uint8Array, name: string, rehash: boolean): { plaintext: Buffer; table: FrameChunk[] } {
-  const plaintext = codec.open(blob, ObjectKind.packFrame, name, UNADDRESSED_ID, { rehash: false, unaddressed: true });
+export function openFrame(codec: ObjectCodec, blob: Uint8Array, name: string, rehash: boolean, scratch = false): { plaintext: Buffer; table: FrameChunk[] } {
+  const plaintext = codec.open(blob, ObjectKind.packFrame, name, UNADDRESSED_ID, { rehash: false, unaddressed: true, scratch });
   const table = decodeFrameTable(plaintext, name);
   if (rehash || !codec.encrypted) {
     for (const chunk of table) {

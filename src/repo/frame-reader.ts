@@ -1,37 +1,65 @@
 import { CofferError, isCofferError } from '../errors/index.js';
 import { readRange } from './backend/read-range.js';
 import { decodeLocatedEntry, type ChunkLocation } from './format/located-entry.js';
+import { decodeEnvelopeHeader, ObjectKind } from './format/envelope.js';
 import { chunkInFrame } from './frame-codec.js';
+import { FrameSlot } from './frame-slot.js';
 import { packKey } from './layout.js';
+import { PACK_DEFAULTS } from './pack-writer.js';
 import type { Repository } from './repository.js';
 
 /**
- * Decoded frames kept (≤ 2 MiB each): more than a restore has in flight (its read-ahead is
- * `threads × 4` frames' worth of blocks, restore-disk.ts), so no frame is decoded twice.
+ * Bytes of decoded frames kept: 12 frames of the default size (2 MiB of blocks, plus a block
+ * that crosses the limit and the table), more than a restore has in flight (its read-ahead
+ * is `threads × 4` frames' worth of blocks, restore-disk.ts), so no frame is decoded twice.
  */
-const CACHED_FRAMES = 12;
+export const FRAME_CACHE_BYTES = 12 * FrameSlot.capacity(PACK_DEFAULTS.blocksPerFrame, PACK_DEFAULTS.framePlaintext, 256 * 1024);
 
 interface OpenedFrame {
   plaintext: Buffer;
   table: { id: Buffer; offset: number; length: number }[];
 }
 
+interface CachedFrame {
+  opened: Promise<OpenedFrame>;
+  /** The shared memory the plaintext is in, reused once the frame leaves the cache; none for an oversized frame. */
+  slot: Buffer | undefined;
+  /** Reads between asking for the frame and copying their chunk out: the slot is not reused meanwhile. */
+  readers: number;
+  settled: boolean;
+}
+
 /**
  * Reads chunks of a format 2 repository through their located entries: one ranged read of the
  * chunk's frame, opened on a worker (authenticated, decompressed; every chunk rehashed in an
- * unencrypted repository), then the chunk checked against the frame's table and copied out.
- * The last few decoded frames are kept, so a sequential restore decodes each frame once for
- * its up to 8 blocks, and concurrent reads of one frame share one fetch.
+ * unencrypted repository) straight into a slot of shared memory, then the chunk checked
+ * against the frame's table and copied out. The last decoded frames are kept, up to a budget
+ * in bytes ({@link FRAME_CACHE_BYTES}: fixed slots, allocated as needed and reused), so a
+ * sequential restore decodes each frame once for its up to 8 blocks, and concurrent reads of
+ * one frame share one fetch. A frame bigger than a slot (written with other settings) is
+ * opened into memory of its own and kept the same way, past the budget, while it is read.
  */
 export class FrameReader {
-  private readonly cache = new Map<string, Promise<OpenedFrame>>();
+  private readonly cache = new Map<string, CachedFrame>();
+  private readonly freeSlots: Buffer[] = [];
+  private slotsMade = 0;
+  private readonly maxSlots: number;
+  private readonly slotSize: number;
   /** Frames fetched and their stored bytes. */
   readonly fetched = { frames: 0, bytes: 0 };
 
   constructor(
     private readonly repo: Repository,
-    private readonly cachedFrames = CACHED_FRAMES,
-  ) {}
+    cacheBytes = FRAME_CACHE_BYTES,
+  ) {
+    this.slotSize = FrameSlot.capacity(PACK_DEFAULTS.blocksPerFrame, PACK_DEFAULTS.framePlaintext, repo.config.blockSize);
+    this.maxSlots = Math.max(1, Math.floor(cacheBytes / this.slotSize));
+  }
+
+  /** Shared memory allocated for decoded frames (at most the cache's budget). */
+  get allocatedBytes(): number {
+    return this.slotsMade * this.slotSize;
+  }
 
   /** Reads the chunk of a located entry into `target` (exactly its length). */
   async read(entry: Buffer, target: Uint8Array): Promise<void> {
@@ -39,28 +67,78 @@ export class FrameReader {
     if (location.chunkLength !== target.length) {
       throw new CofferError('E_CORRUPT_OBJECT', `chunk ${location.id.toString('hex')} holds ${location.chunkLength} bytes where ${target.length} are needed`, { subject: { object: location.id.toString('hex') } });
     }
-    const frame = await this.frame(location);
-    const name = frameName(location);
-    chunkInFrame(frame.table, location.id, location.chunkOffset, location.chunkLength, name);
-    target.set(frame.plaintext.subarray(location.chunkOffset, location.chunkOffset + location.chunkLength));
-  }
-
-  private frame(location: ChunkLocation): Promise<OpenedFrame> {
-    const key = `${location.pack.toString('hex')}@${location.frameOffset}`;
-    let frame = this.cache.get(key);
-    if (frame === undefined) {
-      frame = this.fetch(location);
-      frame.catch(() => this.cache.delete(key));
-      this.cache.set(key, frame);
-      while (this.cache.size > this.cachedFrames) this.cache.delete(this.cache.keys().next().value as string);
-    } else {
-      this.cache.delete(key);
-      this.cache.set(key, frame); // most recent last
+    const cached = this.frame(location);
+    cached.readers += 1;
+    try {
+      const frame = await cached.opened;
+      chunkInFrame(frame.table, location.id, location.chunkOffset, location.chunkLength, frameName(location));
+      target.set(frame.plaintext.subarray(location.chunkOffset, location.chunkOffset + location.chunkLength));
+    } finally {
+      cached.readers -= 1;
     }
-    return frame;
   }
 
-  private async fetch(location: ChunkLocation): Promise<OpenedFrame> {
+  private frame(location: ChunkLocation): CachedFrame {
+    const key = `${location.pack.toString('hex')}@${location.frameOffset}`;
+    const found = this.cache.get(key);
+    if (found !== undefined) {
+      this.cache.delete(key);
+      this.cache.set(key, found); // most recent last
+      return found;
+    }
+    const slot = this.takeSlot();
+    const cached: CachedFrame = { opened: this.fetch(location, slot), slot, readers: 0, settled: false };
+    cached.opened.then(
+      () => {
+        cached.settled = true;
+        this.trim();
+      },
+      () => {
+        cached.settled = true;
+        if (this.cache.get(key) === cached) this.cache.delete(key);
+        this.release(cached);
+      },
+    );
+    this.cache.set(key, cached);
+    return cached;
+  }
+
+  /** A free slot, or a new one within the budget, or the least recent idle frame's; none when every slot is busy. */
+  private takeSlot(): Buffer | undefined {
+    const free = this.freeSlots.pop();
+    if (free !== undefined) return free;
+    if (this.slotsMade < this.maxSlots) {
+      this.slotsMade += 1;
+      return Buffer.from(new SharedArrayBuffer(this.slotSize));
+    }
+    for (const [key, cached] of this.cache) {
+      if (!this.idle(cached) || cached.slot === undefined) continue;
+      this.cache.delete(key);
+      return cached.slot;
+    }
+    return undefined;
+  }
+
+  /** Drops the least recent idle frames while more are kept than slots exist. */
+  private trim(): void {
+    for (const [key, cached] of this.cache) {
+      if (this.cache.size <= this.maxSlots) return;
+      if (!this.idle(cached)) continue;
+      this.cache.delete(key);
+      this.release(cached);
+    }
+  }
+
+  private idle(cached: CachedFrame): boolean {
+    return cached.settled && cached.readers === 0;
+  }
+
+  private release(cached: CachedFrame): void {
+    if (cached.slot !== undefined) this.freeSlots.push(cached.slot);
+    cached.slot = undefined;
+  }
+
+  private async fetch(location: ChunkLocation, slot: Buffer | undefined): Promise<OpenedFrame> {
     const name = frameName(location);
     let blob: Buffer;
     try {
@@ -71,8 +149,12 @@ export class FrameReader {
     }
     this.fetched.frames += 1;
     this.fetched.bytes += blob.length;
-    // The plaintext crosses back as a copy: a shared buffer per frame measured faster but held
-    // 384 MiB RSS in the bench's restore (shared memory is freed late), 2026-11-26.
+    const plaintextLength = decodeEnvelopeHeader(blob, ObjectKind.packFrame, name).plaintextLength;
+    if (slot !== undefined && plaintextLength <= slot.length) {
+      // Opened into the slot: nothing but the table crosses back from the worker.
+      const opened = await this.repo.pool.openFrame(blob, { name, rehash: false, keep: true, into: slot });
+      return { plaintext: slot.subarray(0, opened.length), table: opened.table };
+    }
     const opened = await this.repo.pool.openFrame(blob, { name, rehash: false, keep: true });
     return { plaintext: opened.plaintext as Buffer, table: opened.table };
   }

@@ -1,3 +1,4 @@
+import { FrameSlot } from './frame-slot.js';
 import { CofferError, isCofferError } from '../errors/index.js';
 import { ChunkIndex } from './chunk-index.js';
 import { listQuarantined } from './damage.js';
@@ -200,14 +201,12 @@ async function repackOne(
         continue;
       }
       const plaintext = opened.plaintext as Buffer;
-      const data = Buffer.concat(used.map((c) => plaintext.subarray(c.offset, c.offset + c.length)));
-      let offset = FRAME_HEADER_SIZE + FRAME_TABLE_ENTRY_SIZE * used.length;
-      const chunks = used.map((c) => {
-        const chunk = { id: Buffer.from(c.id), offset, length: c.length };
-        offset += c.length;
-        return chunk;
-      });
-      const resealed = await repo.pool.sealFrame(data, used.map((c) => c.length), Buffer.concat(used.map((c) => c.id)));
+      // Laid out and sealed in place in shared memory, as the pack writer does (frame-slot.ts).
+      const slot = new FrameSlot(used.length, used.reduce((sum, c) => sum + c.length, 0), 0);
+      for (const c of used) slot.add(c.id, plaintext.subarray(c.offset, c.offset + c.length));
+      const { length, chunks } = slot.close();
+      const sealedLength = await repo.pool.sealFrame(slot.memory, length);
+      const resealed = Buffer.from(slot.memory.subarray(0, sealedLength));
       frames.push({ sealed: resealed, chunks });
     }
     return { frames, moved };

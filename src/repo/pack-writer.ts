@@ -2,7 +2,8 @@ import { CofferError } from '../errors/index.js';
 import { ObjectKind } from './format/envelope.js';
 import { encodeLocatedEntry } from './format/located-entry.js';
 import { encodeSegment, MAX_SEGMENT_ENTRIES } from './format/index-segment.js';
-import { encodeTrailer, FRAME_HEADER_SIZE, FRAME_TABLE_ENTRY_SIZE, MAX_CHUNKS_PER_FRAME, packFooter, packHeader, PACK_FOOTER_SIZE, PACK_HEADER_SIZE, UNADDRESSED_ID } from './format/pack.js';
+import { encodeTrailer, MAX_CHUNKS_PER_FRAME, packFooter, packHeader, PACK_FOOTER_SIZE, PACK_HEADER_SIZE, UNADDRESSED_ID } from './format/pack.js';
+import { FrameSlot } from './frame-slot.js';
 import { packKey, segmentKey } from './layout.js';
 import type { Repository } from './repository.js';
 
@@ -11,76 +12,112 @@ import type { Repository } from './repository.js';
  * - 8 blocks / 2 MiB per frame: zstd over 2 MiB stores 6.7 % less than over 256 KiB (bench
  *   disk, level 3, docs/decisions/2026-11-26-packs-and-gc.md), and a random read decodes at
  *   most 2 MiB.
- * - 16 MiB packs: a 1 TB full is ~62,000 objects instead of 4 million (S3 gateway CPU per
+ * - 8 MiB packs: a 1 TB full is ~125,000 objects instead of 4 million (S3 gateway CPU per
  *   object, PUT cost, inodes). The design said ~32 MiB; with 32 the bench's 4 GiB full peaked
- *   at 274-283 MiB RSS (the pack filling plus the one uploading), over the 256 MiB target.
- * - 1 pack uploading while the next fills: the storage stays busy, and each more would cost
- *   18 MiB (the bench's 4 GiB full peaked at 325 MiB RSS with 2 and a copy per pack, over the
- *   256 MiB target). Remote stores may want more (not measured yet).
+ *   at 274-283 MiB RSS, with 16 at 258 MiB even after the frames were sealed in place and
+ *   the young generation kept small (2026-11-26), over the 256 MiB target; 8 peaked at
+ *   235 MiB (bench/README.md, "Repository format 2").
+ * - 1 pack uploading while the next fills: the storage stays busy, and each more costs a
+ *   pack buffer (~18.3 MiB). Remote stores may want more (not measured yet).
+ * - `threads × 2` frames sealing plus the one being staged: each worker has one frame to seal
+ *   and one waiting, as format 1 keeps two groups in flight per thread.
  */
-export const PACK_DEFAULTS = { blocksPerFrame: 8, framePlaintext: 2 * 1024 * 1024, packSize: 16 * 1024 * 1024, uploads: 1 } as const;
+export const PACK_DEFAULTS = { blocksPerFrame: 8, framePlaintext: 2 * 1024 * 1024, packSize: 8 * 1024 * 1024, uploads: 1, sealingPerThread: 2 } as const;
 
-interface StagedChunk {
+/** What the writer must tell each chunk of a frame once its pack is stored. */
+interface FrameChunkPlace {
   id: Buffer;
-  data: Buffer;
+  offset: number;
+  length: number;
   placed: Deferred<Buffer>;
 }
 
 interface FrameInPack {
   offset: number;
   length: number;
-  chunks: { id: Buffer; offset: number; length: number; placed: Deferred<Buffer> }[];
+  chunks: FrameChunkPlace[];
 }
 
 /**
- * Writes the new chunks of a backup into packs (format 2, format/pack.ts): chunks are staged
+ * Writes the new chunks of a backup into packs (format 2, format/pack.ts): chunks are copied
  * into frames of up to 8 (≤ 2 MiB, one disk's blocks in the order they come), each frame is
- * compressed and encrypted on the codec workers, frames are appended to the pack being
- * filled, and a pack is stored with one PUT once it reaches ~32 MiB or the backup ends (its
- * id is the SHA-256 of its bytes, computed on a worker). A chunk's located entry
- * (format/located-entry.ts) is known once its pack is stored: {@link add} hands back a
+ * compressed and encrypted in place on a codec worker, frames are appended to the pack being
+ * filled, and a pack is stored with one PUT once it reaches 8 MiB or the disk ends (its id
+ * is the SHA-256 of its bytes, computed on a worker). A chunk's located entry
+ * (format/located-entry.ts) is known once its pack is stored: {@link stage} hands back a
  * promise of it. What the backup added is written as index segments (format/index-segment.ts)
  * after the packs they name, at most 65,536 entries each.
  *
- * Memory: the frame being staged (≤ 2 MiB), frames sealing (`threads × 2`), the pack being
- * filled (one 18 MiB shared buffer the sealed frames are copied into) and
- * {@link PACK_DEFAULTS.uploads} pack uploading, plus 80 bytes
- * per new chunk until a segment is written (≤ 5 MiB). Not for concurrent backups in one
- * process sharing one writer: one writer per backup run.
+ * Memory is a fixed budget ({@link memoryBudget}), allocated once per writer and reused:
+ * `threads × 2 + 1` frame slots in shared memory (frame-slot.ts: one staging, the others
+ * sealing or waiting to be appended) and `uploads + 1` pack buffers (one filling, the others
+ * uploading), plus 80 bytes per new chunk until a segment is written (≤ 5 MiB). Back-pressure
+ * runs one way: a pack that cannot start its PUT holds the appending of sealed frames, whose
+ * slots then stay busy, so staging waits for a free slot, so the backup stops reading. A
+ * failure anywhere (a worker, a PUT) is kept; every wait sees it and every pending chunk's
+ * promise rejects with it. Not for concurrent backups sharing one writer: one writer per run.
  */
 export class PackWriter {
-  private staged: StagedChunk[] = [];
-  private stagedBytes = 0;
+  private readonly freeSlots: FrameSlot[] = [];
+  private slotsMade = 0;
+  private readonly slotWaiters: (() => void)[] = [];
+  /** The frame being staged and the promises of its chunks. */
+  private staging: { slot: FrameSlot; placed: Deferred<Buffer>[] } | undefined;
+  /** Staging calls, in order: each copies its chunk once a slot is free. */
+  private stagingChain: Promise<void> = Promise.resolve();
+  /** Appends of sealed frames to the pack, in the order the frames were sealed. */
+  private appendChain: Promise<void> = Promise.resolve();
   private frames: FrameInPack[] = [];
-  /** The pack being filled, in shared memory (hashed on a worker without a copy); allocated on its first frame. */
+  /** The pack being filled, in shared memory (hashed on a worker without a copy); taken on its first frame. */
   private current: Buffer | undefined;
   private packBytes = PACK_HEADER_SIZE;
-  /**
-   * Pack buffers whose upload finished, reused for the next packs: shared memory is freed
-   * late by the garbage collector, and a new 18 MiB buffer per pack raised the peak RSS.
-   */
+  /** Pack buffers not in use: one is taken per pack and given back once its PUT is over. */
   private readonly spare: Buffer[] = [];
   private readonly sealing = new Set<Promise<void>>();
   private readonly uploading = new Set<Promise<void>>();
   private segmentEntries: Buffer[] = [];
   private failure: { error: unknown } | undefined;
-  private readonly maxSealing: number;
+  private readonly maxSlots: number;
+  private readonly slotCapacity: number;
+  private readonly perFrame: number;
   /** What this writer stored: packs, segments, and their bytes (sealed frames, trailers, segments). */
   readonly stored = { packs: 0, segments: 0, bytes: 0, framesSealedBytes: 0 };
+  /** What this writer holds: the shared memory it allocated (slots and pack buffers), and the most PUTs of packs at once. */
+  readonly held = { allocatedBytes: 0, peakUploads: 0 };
 
   constructor(
     private readonly repo: Repository,
-    private readonly options: { packSize?: number; uploads?: number; blocksPerFrame?: number } = {},
+    private readonly options: { packSize?: number; uploads?: number; blocksPerFrame?: number; sealing?: number } = {},
   ) {
     if (repo.config.version !== 2) throw new Error('packs are written only in format 2 repositories');
-    this.maxSealing = repo.pool.threads * 2;
+    this.maxSlots = (options.sealing ?? repo.pool.threads * PACK_DEFAULTS.sealingPerThread) + 1;
+    this.perFrame = Math.min(options.blocksPerFrame ?? PACK_DEFAULTS.blocksPerFrame, MAX_CHUNKS_PER_FRAME);
+    this.slotCapacity = FrameSlot.capacity(this.perFrame, PACK_DEFAULTS.framePlaintext, repo.config.blockSize);
   }
 
   /**
-   * Stages a new chunk (its bytes are copied: `data` is free when this resolves, which may
-   * wait for frames and packs in flight to drain). The returned `placed` resolves with the
+   * The most shared memory this writer allocates: its frame slots and pack buffers (a pack
+   * whose trailer does not fit its buffer, which takes thousands of frames that compress
+   * to almost nothing, grows one buffer by a quarter).
+   */
+  get memoryBudget(): number {
+    return this.maxSlots * this.slotCapacity + (this.uploads + 1) * this.packCapacity;
+  }
+
+  /**
+   * Stages a new chunk. `data` must stay unchanged until `ready` resolves: the chunk is
+   * copied into a frame once a frame slot is free (back-pressure). `placed` resolves with the
    * chunk's 80-byte located entry once its pack is stored, or rejects if storing fails.
    */
+  stage(id: Buffer, data: Uint8Array): { placed: Promise<Buffer>; ready: Promise<void> } {
+    const placed = deferred<Buffer>();
+    const ready = this.stagingChain.then(() => this.stageNow(id, data, placed));
+    ready.catch((error: unknown) => placed.reject(error));
+    this.stagingChain = ready.catch(() => undefined);
+    return { placed: placed.promise, ready };
+  }
+
+  /** {@link stage}, waiting until `data` is copied. */
   async add(id: Buffer, data: Uint8Array): Promise<{ placed: Promise<Buffer> }> {
     const { placed, ready } = this.stage(id, data);
     await ready;
@@ -88,25 +125,13 @@ export class PackWriter {
   }
 
   /**
-   * {@link add} in two steps: the chunk is staged (copied) at once, `placed` is its entry to
-   * come, and `ready` resolves when the writer can take more (backpressure).
-   */
-  stage(id: Buffer, data: Uint8Array): { placed: Promise<Buffer>; ready: Promise<void> } {
-    this.throwIfFailed();
-    const placed = deferred<Buffer>();
-    this.staged.push({ id: Buffer.from(id), data: Buffer.from(data), placed });
-    this.stagedBytes += data.length;
-    const perFrame = Math.min(this.options.blocksPerFrame ?? PACK_DEFAULTS.blocksPerFrame, MAX_CHUNKS_PER_FRAME);
-    const full = this.staged.length >= perFrame || this.stagedBytes >= PACK_DEFAULTS.framePlaintext;
-    return { placed: placed.promise, ready: full ? this.sealStaged() : Promise.resolve() };
-  }
-
-  /**
    * Seals what is staged as a frame (the end of a disk: frames never mix disks) and waits
    * until every frame is sealed and appended (not uploaded).
    */
   async flushFrame(): Promise<void> {
-    if (this.staged.length > 0) await this.sealStaged();
+    await this.stagingChain;
+    this.throwIfFailed();
+    if (this.staging !== undefined) this.sealStaging();
     while (this.sealing.size > 0) await Promise.all(this.sealing);
     this.throwIfFailed();
   }
@@ -130,69 +155,90 @@ export class PackWriter {
 
   /** Stops: what is staged or sealing is dropped (the backup failed). */
   async abandon(error: unknown): Promise<void> {
-    this.failure ??= { error };
-    for (const chunk of this.staged) chunk.placed.reject(error);
-    this.staged = [];
+    this.fail(error);
+    await this.stagingChain;
     await Promise.allSettled([...this.sealing, ...this.uploading]);
   }
 
-  private async sealStaged(): Promise<void> {
-    const chunks = this.staged;
-    this.staged = [];
-    this.stagedBytes = 0;
-    while (this.sealing.size >= this.maxSealing) {
-      await Promise.race(this.sealing);
+  private async stageNow(id: Buffer, data: Uint8Array, placed: Deferred<Buffer>): Promise<void> {
+    this.throwIfFailed();
+    if (this.staging !== undefined && !this.staging.slot.fits(data.length)) this.sealStaging();
+    this.staging ??= { slot: await this.takeSlot(), placed: [] };
+    this.staging.slot.add(id, data);
+    this.staging.placed.push(placed);
+    if (this.staging.slot.count >= this.perFrame || this.staging.slot.bytes >= PACK_DEFAULTS.framePlaintext) this.sealStaging();
+  }
+
+  /** A free frame slot, made while fewer than the budget's exist; waits for one otherwise. */
+  private async takeSlot(): Promise<FrameSlot> {
+    for (;;) {
       this.throwIfFailed();
+      const free = this.freeSlots.pop();
+      if (free !== undefined) return free;
+      if (this.slotsMade < this.maxSlots) {
+        this.slotsMade += 1;
+        this.held.allocatedBytes += this.slotCapacity;
+        return new FrameSlot(this.perFrame, PACK_DEFAULTS.framePlaintext, this.repo.config.blockSize);
+      }
+      await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
     }
-    const total = chunks.reduce((sum, c) => sum + c.data.length, 0);
-    const data = Buffer.from(new ArrayBuffer(total));
-    const ids = Buffer.alloc(chunks.length * 32);
-    let at = 0;
-    chunks.forEach((chunk, i) => {
-      data.set(chunk.data, at);
-      at += chunk.data.length;
-      chunk.id.copy(ids, i * 32);
-    });
-    const lengths = chunks.map((c) => c.data.length);
+  }
+
+  private releaseSlot(slot: FrameSlot): void {
+    slot.reset();
+    this.freeSlots.push(slot);
+    this.slotWaiters.shift()?.();
+  }
+
+  /** Sends the staged frame to a worker to be sealed in place, then queues its append. */
+  private sealStaging(): void {
+    const { slot, placed } = this.staging as NonNullable<typeof this.staging>;
+    this.staging = undefined;
+    const laid = slot.close();
+    const chunks = laid.chunks.map((c, i) => ({ ...c, placed: placed[i] as Deferred<Buffer> }));
     const task: Promise<void> = this.repo.pool
-      .sealFrame(data, lengths, ids)
-      .then((sealed) => this.append(sealed, chunks))
+      .sealFrame(slot.memory, laid.length)
+      .then((sealedLength) => this.queueAppend(slot.memory.subarray(0, sealedLength), chunks))
       .catch((error: unknown) => {
-        this.failure ??= { error };
+        this.fail(error);
         for (const chunk of chunks) chunk.placed.reject(error);
       })
-      .finally(() => this.sealing.delete(task));
+      .finally(() => {
+        this.sealing.delete(task);
+        this.releaseSlot(slot);
+      });
     this.sealing.add(task);
   }
 
-  /** Appends a sealed frame to the pack being filled; closes the pack when full. */
-  private async append(sealed: Buffer, chunks: StagedChunk[]): Promise<void> {
-    const tableEnd = FRAME_HEADER_SIZE + FRAME_TABLE_ENTRY_SIZE * chunks.length;
-    let offset = tableEnd;
-    this.frames.push({
-      offset: this.packBytes,
-      length: sealed.length,
-      chunks: chunks.map((c) => {
-        const entry = { id: c.id, offset, length: c.data.length, placed: c.placed };
-        offset += c.data.length;
-        return entry;
-      }),
+  /** Appends one sealed frame after those sealed before it (one append at a time). */
+  private queueAppend(sealed: Buffer, chunks: FrameChunkPlace[]): Promise<void> {
+    const appended = this.appendChain.then(() => {
+      this.throwIfFailed();
+      return this.append(sealed, chunks);
     });
-    this.current ??= this.spare.pop();
-    this.current = ensureCapacity(this.current, this.packBytes, sealed.length, this.packSize);
+    this.appendChain = appended.catch(() => undefined);
+    return appended;
+  }
+
+  /** Copies a sealed frame into the pack being filled; closes the pack when full. */
+  private async append(sealed: Buffer, chunks: FrameChunkPlace[]): Promise<void> {
+    this.frames.push({ offset: this.packBytes, length: sealed.length, chunks });
+    this.current ??= this.spare.pop() ?? this.newPackBuffer();
+    this.current = this.ensureCapacity(this.current, this.packBytes, sealed.length);
     this.current.set(sealed, this.packBytes);
     this.packBytes += sealed.length;
     this.stored.framesSealedBytes += sealed.length;
     if (this.packBytes >= this.packSize) await this.closePack();
   }
 
-  /** Builds the pack (header, frames, trailer, footer), hashes it on a worker and starts its PUT. */
+  /**
+   * Builds the pack (header, frames, trailer, footer), hashes it on a worker and starts its
+   * PUT once fewer than `uploads` run (until then, the appends behind it wait).
+   */
   private async closePack(): Promise<void> {
     const frames = this.frames;
     const filled = this.packBytes;
-    let pack = this.current as Buffer;
     this.frames = [];
-    this.current = undefined;
     this.packBytes = PACK_HEADER_SIZE;
     const trailerPlain = encodeTrailer({
       frames: frames.map((f) => ({ offset: f.offset, length: f.length })),
@@ -200,15 +246,17 @@ export class PackWriter {
     });
     const trailer = this.repo.codec.seal(trailerPlain, ObjectKind.packTrailer, UNADDRESSED_ID);
     const size = filled + trailer.length + PACK_FOOTER_SIZE;
-    const whole = ensureCapacity(pack, filled, trailer.length + PACK_FOOTER_SIZE, this.packSize);
-    pack = whole.subarray(0, size);
+    const whole = this.ensureCapacity(this.current as Buffer, filled, trailer.length + PACK_FOOTER_SIZE);
+    this.current = undefined;
+    const pack = whole.subarray(0, size);
     packHeader().copy(pack, 0);
     trailer.copy(pack, filled);
     packFooter(trailer.length).copy(pack, filled + trailer.length);
     const packId = await this.repo.pool.sha256(pack);
-    // At most `uploads` packs go up at once: the frames sealing meanwhile wait here, and the
-    // staging waits for them (a full pack in memory per upload).
-    while (this.uploading.size >= (this.options.uploads ?? PACK_DEFAULTS.uploads)) await Promise.race(this.uploading);
+    while (this.uploading.size >= this.uploads) {
+      await Promise.race(this.uploading);
+      this.throwIfFailed();
+    }
     const upload: Promise<void> = this.repo.backend
       .put(packKey(packId.toString('hex')), pack)
       .then(() => {
@@ -225,14 +273,15 @@ export class PackWriter {
         return undefined;
       })
       .catch((error: unknown) => {
-        this.failure ??= { error };
+        this.fail(error);
         for (const frame of frames) for (const chunk of frame.chunks) chunk.placed.reject(error);
       })
       .finally(() => {
         this.uploading.delete(upload);
-        if (this.spare.length < 2) this.spare.push(whole); // the put is over: its bytes may be overwritten
+        this.spare.push(whole); // the put is over: its bytes may be overwritten
       });
     this.uploading.add(upload);
+    this.held.peakUploads = Math.max(this.held.peakUploads, this.uploading.size);
   }
 
   /** Stores the entries gathered so far as one index segment (after the packs they name). */
@@ -246,8 +295,47 @@ export class PackWriter {
     this.stored.bytes += sealed.length;
   }
 
+  /** A pack's bytes before its trailer: the pack size plus the frame that crosses it. */
+  private get packCapacity(): number {
+    return this.packSize + this.slotCapacity + 256 * 1024;
+  }
+
+  private newPackBuffer(): Buffer {
+    this.held.allocatedBytes += this.packCapacity;
+    return Buffer.from(new SharedArrayBuffer(this.packCapacity));
+  }
+
+  /**
+   * `buffer` with room for `more` bytes after its first `used`; grown (copied) only when a
+   * pack's trailer does not fit.
+   */
+  private ensureCapacity(buffer: Buffer, used: number, more: number): Buffer {
+    if (used + more <= buffer.length) return buffer;
+    const grown = Buffer.from(new SharedArrayBuffer(Math.ceil((used + more) * 1.25)));
+    this.held.allocatedBytes += grown.length - buffer.length;
+    buffer.copy(grown, 0, 0, used);
+    return grown;
+  }
+
   private get packSize(): number {
     return this.options.packSize ?? PACK_DEFAULTS.packSize;
+  }
+
+  private get uploads(): number {
+    return this.options.uploads ?? PACK_DEFAULTS.uploads;
+  }
+
+  private fail(error: unknown): void {
+    if (this.failure === undefined) {
+      this.failure = { error };
+      const staged = this.staging;
+      this.staging = undefined;
+      if (staged !== undefined) {
+        for (const placed of staged.placed) placed.reject(error);
+        this.releaseSlot(staged.slot);
+      }
+    }
+    for (const wake of this.slotWaiters.splice(0)) wake();
   }
 
   private throwIfFailed(): void {
@@ -256,19 +344,6 @@ export class PackWriter {
       throw error instanceof CofferError || error instanceof Error ? error : new Error(String(error));
     }
   }
-}
-
-/**
- * `buffer` (shared memory) with room for `more` bytes after its first `used`: allocated at
- * the pack size plus a frame's worst case on first use, grown (copied) only when a pack's
- * trailer does not fit.
- */
-function ensureCapacity(buffer: Buffer | undefined, used: number, more: number, packSize: number): Buffer {
-  if (buffer !== undefined && used + more <= buffer.length) return buffer;
-  const size = Math.max(packSize + PACK_DEFAULTS.framePlaintext + 256 * 1024, Math.ceil((used + more) * 1.25));
-  const grown = Buffer.from(new SharedArrayBuffer(size));
-  if (buffer !== undefined) buffer.copy(grown, 0, 0, used);
-  return grown;
 }
 
 interface Deferred<T> {
