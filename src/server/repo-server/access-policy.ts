@@ -1,4 +1,4 @@
-import { CHUNKS_PREFIX, CONFIG_KEY, DELETIONS_KEY, DIGEST_KEY_KEY, DIGESTS_PREFIX, INDEXES_PREFIX, KEYS_PREFIX, LEASES_PREFIX, NOTES_PREFIX, PROTECTED_PREFIX, QUARANTINE_PREFIX, SNAPSHOTS_PREFIX, TREES_PREFIX, VERIFICATIONS_PREFIX } from '../../repo/index.js';
+import { CHUNKS_PREFIX, CONFIG_KEY, DELETIONS_KEY, DIGEST_KEY_KEY, DIGESTS_PREFIX, INDEXES_PREFIX, KEYS_PREFIX, LEASES_PREFIX, NOTES_PREFIX, PACKS_PREFIX, PROTECTED_PREFIX, QUARANTINE_PREFIX, SEGMENTS_PREFIX, SNAPSHOTS_PREFIX, TREES_PREFIX, VERIFICATIONS_PREFIX } from '../../repo/index.js';
 import type { Principal } from './token-store.js';
 
 /**
@@ -11,7 +11,8 @@ import type { Principal } from './token-store.js';
  * |-----------------------------------------------------|-----------|-----------------|---------|----------------------------------|--------|
  * | `config`, `deletions`                               | yes       | —               | no      | no                               | no     |
  * | `keys/`                                             | yes       | yes             | no      | no                               | no     |
- * | `chunks/`, `indexes/`, `trees/`                     | yes (by id) | **no**        | yes     | kept as is, answered as stored ¹ | no     |
+ * | `chunks/`, `indexes/`, `trees/`, `segments/`        | yes (by id) | **no**        | yes     | kept as is, answered as stored ¹ | no     |
+ * | `packs/` (format 2) ⁶                               | yes (by id, also a byte range) | **no** | yes, when its bytes hash to its id | kept as is | no |
  * | `snapshots/`, `notes/`, `protected/`, `verifications/` | its own ² | its own only  | yes     | only the identical bytes         | no     |
  * | `leases/`                                           | yes       | yes ³           | yes     | its own (a refresh)              | its own |
  * | `quarantine/`                                       | no        | yes ⁴           | no      | no                               | no     |
@@ -31,6 +32,13 @@ import type { Principal } from './token-store.js';
  * ⁵ Signed digest records (docs/repository-format.md §18), named by the SHA-256 of their
  *   bytes. A writer adds its own; reading them is refused, since they name other writers'
  *   objects (`verify --stored` runs with a full token, or on the storage itself).
+ * ⁶ A pack's id is the SHA-256 of its bytes (docs/repository-format.md §19): the server checks
+ *   it on a put by an append-only token ({@link contentDigestOf}), so a stored pack always holds
+ *   the bytes its name promises and "kept as is" loses nothing. A segment's id is a keyed MAC
+ *   like a chunk's. Listing `segments/` is refused like listing chunks (a segment names other
+ *   writers' chunks and packs): a format 2 backup through an append-only token deduplicates
+ *   against what it can see without the listing (docs/repository-server.md).
+ *   A full token (the administrator's prune) may delete and replace packs and segments.
  */
 export type ListScope = 'all' | 'own' | 'denied';
 
@@ -43,11 +51,20 @@ export function recordsOwner(key: string): boolean {
 }
 
 /**
- * Content-addressed prefixes: chunks, disk index pages, and the file trees of file-level
- * snapshots (`trees/`, docs/repository-format.md §16, written by the file backup agents
- * this server is for; spelled here until the layout of that branch exports it to this one).
+ * Content-addressed prefixes: chunks, disk index pages, the file trees of file-level
+ * snapshots (`trees/`, docs/repository-format.md §16), and format 2's packs and index
+ * segments (§19).
  */
-const CONTENT_ADDRESSED_PREFIXES = [CHUNKS_PREFIX, INDEXES_PREFIX, TREES_PREFIX] as const;
+const CONTENT_ADDRESSED_PREFIXES = [CHUNKS_PREFIX, INDEXES_PREFIX, TREES_PREFIX, PACKS_PREFIX, SEGMENTS_PREFIX] as const;
+
+/**
+ * The SHA-256 (hex) that the bytes of `key` must have, when the key names it: a pack
+ * (`packs/<2 hex>/<64 hex>`, whose id is the SHA-256 of its bytes); null for every other key.
+ */
+export function contentDigestOf(key: string): string | null {
+  const match = /^packs\/([0-9a-f]{2})\/([0-9a-f]{64})$/.exec(key);
+  return match !== null && (match[2] as string).startsWith(match[1] as string) ? (match[2] as string) : null;
+}
 
 const isOwned = (key: string) => OWNED_PREFIXES.some((prefix) => key.startsWith(prefix));
 const isContentAddressed = (key: string) => CONTENT_ADDRESSED_PREFIXES.some((prefix) => key.startsWith(prefix));
