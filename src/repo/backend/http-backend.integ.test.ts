@@ -111,7 +111,7 @@ test('append-only: config, keys, deletions and quarantine are not written; chunk
   assert.deepEqual(await keys(web01, 'keys/'), []);
 });
 
-test('append-only, format 2: a pack is created once and read by range, never overwritten, deleted or listed; the administrator may delete it', async () => {
+test('append-only, format 2: a pack is created once and read by range, never overwritten, deleted or listed; segments are listed by their writer only; the administrator may delete a pack', async () => {
   const web01 = as('web01');
   const bytes = randomBytes(200_000);
   const id = createHash('sha256').update(bytes).digest('hex');
@@ -129,7 +129,8 @@ test('append-only, format 2: a pack is created once and read by range, never ove
   await web01.put(segment, Buffer.from('other bytes')); // keyed-MAC id: kept as stored
   assert.equal((await as('admin').get(segment)).toString(), 'segment');
   await assert.rejects(web01.delete(segment), denied);
-  await assert.rejects(keys(web01, 'segments/'), denied);
+  assert.deepEqual(await keys(web01, 'segments/'), [segment], 'its own segments (its backups load them)');
+  assert.deepEqual(await keys(as('web02'), 'segments/'), [], 'never another agent\'s');
   assert.deepEqual(await as('admin').get(key), bytes, 'the pack is intact');
   await as('admin').delete(key); // a prune with the administrator's token
   assert.equal(await as('admin').has(key), false);

@@ -24,11 +24,11 @@ test('read: an agent reads the shared objects and its own, other agents\' are hi
   for (const [key, owner] of table) assert.equal(readAccess(admin, key, owner), 'yes');
 });
 
-test('list: an agent lists keys, leases and quarantine whole, its own snapshots and notes, and never chunks, indexes or everything', () => {
+test('list: an agent lists keys, leases and quarantine whole, its own snapshots, notes and segments, and never chunks, indexes or everything', () => {
   const table: [string, string][] = [
     ['keys/', 'all'], ['leases/', 'all'], ['quarantine/', 'all'],
     ['snapshots/', 'own'], ['notes/', 'own'], [`notes/${'a'.repeat(64)}`, 'own'], ['protected/', 'own'], ['verifications/', 'own'],
-    ['chunks/', 'denied'], ['chunks/aa/', 'denied'], ['indexes/', 'denied'], ['trees/', 'denied'], ['packs/', 'denied'], ['segments/', 'denied'], ['', 'denied'], ['snap', 'denied'],
+    ['chunks/', 'denied'], ['chunks/aa/', 'denied'], ['indexes/', 'denied'], ['trees/', 'denied'], ['packs/', 'denied'], ['segments/', 'own'], ['', 'denied'], ['snap', 'denied'],
   ];
   for (const [prefix, expected] of table) assert.equal(listScope(agent, prefix), expected, prefix);
   for (const [prefix] of table) assert.equal(listScope(admin, prefix), 'all');

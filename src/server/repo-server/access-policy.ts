@@ -11,8 +11,9 @@ import type { Principal } from './token-store.js';
  * |-----------------------------------------------------|-----------|-----------------|---------|----------------------------------|--------|
  * | `config`, `deletions`                               | yes       | —               | no      | no                               | no     |
  * | `keys/`                                             | yes       | yes             | no      | no                               | no     |
- * | `chunks/`, `indexes/`, `trees/`, `segments/`        | yes (by id) | **no**        | yes     | kept as is, answered as stored ¹ | no     |
+ * | `chunks/`, `indexes/`, `trees/`                     | yes (by id) | **no**        | yes     | kept as is, answered as stored ¹ | no     |
  * | `packs/` (format 2) ⁶                               | yes (by id, also a byte range) | **no** | yes, when its bytes hash to its id | kept as is | no |
+ * | `segments/` (format 2) ⁶                            | yes (by id) | its own only  | yes     | kept as is                       | no     |
  * | `snapshots/`, `notes/`, `protected/`, `verifications/` | its own ² | its own only  | yes     | only the identical bytes         | no     |
  * | `leases/`                                           | yes       | yes ³           | yes     | its own (a refresh)              | its own |
  * | `quarantine/`                                       | no        | yes ⁴           | no      | no                               | no     |
@@ -35,9 +36,10 @@ import type { Principal } from './token-store.js';
  * ⁶ A pack's id is the SHA-256 of its bytes (docs/repository-format.md §19): the server checks
  *   it on a put by an append-only token ({@link contentDigestOf}), so a stored pack always holds
  *   the bytes its name promises and "kept as is" loses nothing. A segment's id is a keyed MAC
- *   like a chunk's. Listing `segments/` is refused like listing chunks (a segment names other
- *   writers' chunks and packs): a format 2 backup through an append-only token deduplicates
- *   against what it can see without the listing (docs/repository-server.md).
+ *   like a chunk's. A format 2 backup lists `segments/` to load its chunk index: an append-only
+ *   token lists only the segments it wrote (their writer is recorded), since another writer's
+ *   segment would hand out that writer's chunk ids and where they lie. So a guest deduplicates
+ *   against its own earlier backups, never against other guests' (docs/repository-server.md).
  *   A full token (the administrator's prune) may delete and replace packs and segments.
  */
 export type ListScope = 'all' | 'own' | 'denied';
@@ -47,7 +49,7 @@ export const OWNED_PREFIXES = [SNAPSHOTS_PREFIX, NOTES_PREFIX, PROTECTED_PREFIX,
 
 /** True for keys whose writer the server records (the owned prefixes and leases). */
 export function recordsOwner(key: string): boolean {
-  return key.startsWith(LEASES_PREFIX) || OWNED_PREFIXES.some((prefix) => key.startsWith(prefix));
+  return key.startsWith(LEASES_PREFIX) || key.startsWith(SEGMENTS_PREFIX) || OWNED_PREFIXES.some((prefix) => key.startsWith(prefix));
 }
 
 /**
@@ -82,7 +84,7 @@ export function readAccess(who: Principal, key: string, owner: string | undefine
 export function listScope(who: Principal, prefix: string): ListScope {
   if (!who.appendOnly) return 'all';
   if (prefix.startsWith(KEYS_PREFIX) || prefix.startsWith(LEASES_PREFIX) || prefix.startsWith(QUARANTINE_PREFIX)) return 'all';
-  if (isOwned(prefix)) return 'own';
+  if (isOwned(prefix) || prefix.startsWith(SEGMENTS_PREFIX)) return 'own';
   return 'denied';
 }
 
