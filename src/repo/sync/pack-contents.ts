@@ -30,3 +30,10 @@ export function trailerEntries(pack: Buffer, trailer: PackTrailer): Buffer[] {
     return encodeLocatedEntry({ id: Buffer.from(chunk.id), pack, frameOffset: frame.offset, frameLength: frame.length, chunkOffset: chunk.offset, chunkLength: chunk.length });
   });
 }
+
+/** The trailer of a whole pack held in memory, opened (authenticated) with the repository's key. */
+export function trailerOfPack(repo: Repository, bytes: Buffer, key: string): PackTrailer {
+  const range = trailerRange(bytes.subarray(bytes.length - PACK_FOOTER_SIZE), bytes.length, key);
+  const sealed = bytes.subarray(range.offset, range.offset + range.length);
+  return decodeTrailer(repo.codec.open(sealed, ObjectKind.packTrailer, key, UNADDRESSED_ID, { rehash: false, unaddressed: true }), bytes.length, key);
+}
