@@ -37,6 +37,7 @@ export class PackedDestination implements DestinationChunks {
   private readonly adopted = new Set<string>();
   private adoptedEntries: Buffer[] = [];
   private written = { bytes: 0, packs: 0 };
+  private readBackCounted = 0;
 
   private constructor(
     private readonly repo: Repository,
@@ -44,7 +45,8 @@ export class PackedDestination implements DestinationChunks {
     private readonly counters: SyncCounters,
   ) {
     this.writer = new PackWriter(repo);
-    this.readBack = new FrameReader(repo);
+    // Read-backs come a pack at a time, frame after frame: two decoded frames are enough.
+    this.readBack = new FrameReader(repo, 2);
   }
 
   /** Loads the destination's chunk index. */
@@ -115,7 +117,6 @@ export class PackedDestination implements DestinationChunks {
   private async checkBack(located: Buffer, id: ObjectId): Promise<Buffer> {
     const location = decodeLocatedEntry(located, 'index entry');
     const back = Buffer.allocUnsafe(location.chunkLength);
-    const before = this.readBack.fetched.bytes;
     const fail = (why: string, cause?: unknown) =>
       new CofferError('E_VERIFY_FAILED', `chunk ${id.toString('hex')} written to ${this.repo.location} does not read back intact: ${why}`, {
         subject: { repository: this.repo.location, object: packKey(location.pack.toString('hex')) },
@@ -127,7 +128,9 @@ export class PackedDestination implements DestinationChunks {
       if (!isCofferError(error, 'E_CORRUPT_OBJECT') && !isCofferError(error, 'E_MISSING_OBJECT')) throw error;
       throw fail(error.message, error);
     }
-    this.counters.bytesReadFromDestination += this.readBack.fetched.bytes - before;
+    // Counted from the reader's total (read-backs run concurrently: a delta per call would count others' frames).
+    this.counters.bytesReadFromDestination += this.readBack.fetched.bytes - this.readBackCounted;
+    this.readBackCounted = this.readBack.fetched.bytes;
     const hash = await this.repo.pool.hash(back);
     if (!(hash.id ?? this.repo.codec.idOf(back)).equals(id)) throw fail('its bytes do not hash to its id');
     return located;

@@ -14,6 +14,7 @@ import type { SyncCounters } from './sync-report.js';
  */
 export class SourceChunks {
   private readonly frames: FrameReader | undefined;
+  private framesCounted = 0;
 
   constructor(
     private readonly repo: Repository,
@@ -33,10 +34,11 @@ export class SourceChunks {
       return plaintext;
     }
     const location = decodeLocatedEntry(entry, `an index entry of ${this.repo.location}`);
-    const before = this.frames.fetched.bytes;
     const out = Buffer.allocUnsafe(location.chunkLength);
     await this.frames.read(entry, out);
-    this.counters.bytesRead += this.frames.fetched.bytes - before;
+    // Counted from the reader's total: reads run concurrently, a delta per call would count others' frames.
+    this.counters.bytesRead += this.frames.fetched.bytes - this.framesCounted;
+    this.framesCounted = this.frames.fetched.bytes;
     return out;
   }
 
