@@ -1,6 +1,7 @@
 /**
  * Repository format 2 through the `coffer` binary: `init --format 2`, a backup and its restore
- * byte for byte, verify, `repair --index`, and the commands that do not support packs yet
+ * byte for byte, verify, `repair --index`, the move of a format 1 repository by `coffer sync`,
+ * and the commands that do not support packs yet
  * refusing with exit 19 and one line naming them.
  */
 import assert from 'node:assert/strict';
@@ -40,16 +41,31 @@ test('coffer init --format 2, backup, restore byte for byte, verify --read-data,
   assert.match(repaired.stdout.toString(), /rebuilt the index from 1 pack\(s\): \d+ chunk\(s\) in 1 segment\(s\), 0 old segment\(s\) removed/); // the same entries make the same segment
 });
 
-test('exit 19, one line: sync and file backup refuse format 2', async () => {
-  const other = join(work, 'other');
-  await cofferJson(['init', '-r', other], { env });
+test('coffer sync moves a format 1 repository to format 2: restores byte for byte, verify --read-data passes, a second sync copies nothing', async () => {
+  const old = join(work, 'old-v1');
+  const moved = join(work, 'moved-v2');
+  await cofferJson(['init', '-r', old, '--block-size', '64K'], { env });
+  await cofferJson(['init', '-r', moved, '--format', '2'], { env: { COFFER_PASSWORD: 'other' } });
+  const backup = await cofferJson<BackupJson>(['backup', '-r', old, '--vm', 'vm', image], { env });
+  const toEnv = { ...env, COFFER_TO_PASSWORD: 'other' };
+  const first = await cofferJson<{ copied: number; packsWritten: number }>(['sync', '-r', old, '--to', moved], { env: toEnv, timeoutMs: 60_000 });
+  assert.deepEqual([first.copied, first.packsWritten > 0], [1, true]);
+  const out = join(work, 'migrated.raw');
+  assertExit(await coffer(['restore', '-r', moved, 'vm:latest', '--to', out], { env: { COFFER_PASSWORD: 'other' } }), 0);
+  await assertSameBytes(out, image);
+  assertExit(await coffer(['verify', '-r', moved, '--read-data'], { env: { COFFER_PASSWORD: 'other' } }), 0);
+  const second = await cofferJson<{ copied: number; present: number; chunksSent: number }>(['sync', '-r', old, '--to', moved], { env: toEnv, timeoutMs: 60_000 });
+  assert.deepEqual([second.copied, second.present, second.chunksSent], [0, 1, 0]);
+  assert.ok(backup.bytesNew > 0);
+});
+
+test('exit 19, one line: file backup refuses format 2', async () => {
   await mkdir(join(work, 'files'));
   await writeFile(join(work, 'files', 'a'), 'a');
   for (const [args, operation] of [
-    [['sync', '-r', repo, '--to', other], 'sync'],
     [['backup', '-r', repo, '--files', join(work, 'files')], 'file backup'],
   ] as const) {
-    const result = await coffer([...args] as string[], { env: { ...env, COFFER_TO_PASSWORD: 'pw' }, timeoutMs: 60_000 });
+    const result = await coffer([...args] as string[], { env, timeoutMs: 60_000 });
     assertExit(result, 19);
     assert.match(assertOneLineError(result), new RegExp(`^coffer: ${operation}.* does not support repository format 2`));
   }

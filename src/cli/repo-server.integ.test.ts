@@ -9,6 +9,8 @@ import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { isCofferError } from '../errors/index.js';
+import { HttpBackend, parseHttpLocation } from '../repo/index.js';
 import { buildExt4Disk, requireTools, startTestRepoServer, type PartitionedDisk, type TestRepoServer } from '../testing/index.js';
 import { assertExit, assertOneLineError, assertSameBytes, coffer, cofferJson, makeWorkDir, removeDir, type BackupJson } from './cli-harness.js';
 
@@ -23,10 +25,12 @@ before(async () => {
   await requireTools('sfdisk', 'mke2fs');
   [work, disk] = await Promise.all([makeWorkDir('repo-server'), buildExt4Disk({ name: 'repo-server-gpt', size: 64 * MiB, label: 'gpt', partitionSizeMiB: 48, files: 'small' })]);
   const local = join(work, 'repo');
+  const packed = join(work, 'repo-v2');
   assertExit(await coffer(['init', '-r', local], { env: { COFFER_PASSWORD: 'served' } }), 0);
+  assertExit(await coffer(['init', '-r', packed, '--format', '2'], { env: { COFFER_PASSWORD: 'served' } }), 0);
   server = await startTestRepoServer({
     stateDir: join(work, 'state'),
-    repos: { vms: local },
+    repos: { vms: local, packed },
     tokens: [{ name: 'admin' }, { name: 'web01', appendOnly: true }, { name: 'web02', appendOnly: true }],
   });
   url = `${server.origin}/vms`;
@@ -38,7 +42,7 @@ after(async () => {
 });
 
 const env = () => ({ COFFER_PASSWORD: 'served', COFFER_REPO_FINGERPRINT: server.fingerprint, XDG_CACHE_HOME: join(work, 'cache') });
-const as = (name: string, args: string[]) => [...args, '-r', url, '--repo-token-file', tokenFile(name)];
+const as = (name: string, args: string[], repo = url) => [...args, '-r', repo, '--repo-token-file', tokenFile(name)];
 
 test('an append-only agent backs up, restores and lists files; it cannot forget or prune; another agent sees nothing; the administrator forgets and prunes', async () => {
   const backup = await cofferJson<BackupJson>(as('web01', ['backup', '--vm', 'web01', disk.path]), { env: env(), timeoutMs: 120_000 });
@@ -70,6 +74,36 @@ test('an append-only agent backs up, restores and lists files; it cannot forget 
   assert.deepEqual(await cofferJson<unknown[]>(as('admin', ['snapshots']), { env: env() }), []);
   const stats = await cofferJson<{ chunks: number; bytesStoredChunks: number }>(as('admin', ['stats']), { env: env() });
   assert.deepEqual([stats.chunks, stats.bytesStoredChunks], [0, 0], 'prune removed every chunk');
+});
+
+test('format 2 through the server: an append-only agent backs up (packs and segments) and restores byte for byte; it cannot delete or overwrite a pack', async () => {
+  const packedUrl = `${server.origin}/packed`;
+  const backup = await cofferJson<BackupJson>(as('web01', ['backup', '--vm', 'web01', disk.path], packedUrl), { env: env(), timeoutMs: 120_000 });
+  assert.ok(backup.bytesNew > 0);
+  const restored = join(work, 'restored-v2.raw');
+  assertExit(await coffer(as('web01', ['restore', 'web01:latest', '--to', restored], packedUrl), { env: env(), timeoutMs: 120_000 }), 0);
+  await assertSameBytes(restored, disk.path);
+  const second = await cofferJson<BackupJson>(as('web01', ['backup', '--vm', 'web01', disk.path], packedUrl), { env: env(), timeoutMs: 120_000 });
+  assert.equal(second.bytesNew, 0, 'the second backup finds its parent\'s blocks');
+  assertExit(await coffer(as('admin', ['verify', '--read-data'], packedUrl), { env: env(), timeoutMs: 120_000 }), 0);
+
+  const client = (name: string) => new HttpBackend(parseHttpLocation(packedUrl), { token: server.tokens[name] as string, fingerprint: server.fingerprint, attempts: 1 });
+  const [admin, agent] = [client('admin'), client('web01')];
+  try {
+    const packs: string[] = [];
+    for await (const entry of admin.list('packs/')) packs.push(entry.key);
+    assert.ok(packs.length > 0, 'the backup stored packs');
+    const pack = packs[0] as string;
+    const bytes = await admin.get(pack);
+    await assert.rejects(agent.delete(pack), (e) => isCofferError(e, 'E_ACCESS_DENIED'));
+    const altered = Buffer.from(bytes);
+    altered[100] = (altered[100] as number) ^ 1;
+    await assert.rejects(agent.put(pack, altered), /do not hash to its id/);
+    assert.deepEqual(await admin.get(pack), bytes, 'the pack is unchanged');
+  } finally {
+    admin.destroy();
+    agent.destroy();
+  }
 });
 
 test('refusals are one line with an exit code: no token (2), an unknown token (21), a wrong fingerprint (21), no pin at all (21)', async () => {

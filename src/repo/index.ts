@@ -76,4 +76,4 @@ export { listTape, type TapeVolumeListing } from './tape/tape-list.js';
 export { readTapeCatalog, type TapeCatalogEntry, type TapeCatalogOptions } from './tape/tape-catalog.js';
 export { fileVolumeTarget, fileVolumeSource, type FileVolumeOptions } from './tape/file-volumes.js';
 export type { VolumeSink, VolumeSource, VolumeTarget } from './tape/volume-sink.js';
-export { TAPE_FORMAT_VERSION, isValidRecordSize, type TapeLabel, type TapeIndex, type TapeMember } from './tape/tape-format.js';
+export { TAPE_FORMAT_VERSION, TAPE_FORMAT_VERSION_PACKS, isValidRecordSize, type TapeLabel, type TapeIndex, type TapeMember } from './tape/tape-format.js';

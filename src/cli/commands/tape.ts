@@ -131,7 +131,7 @@ export async function tapeListCommand(options: TapeReadOptions, context: Command
   }
   const rows = [['Volume', 'File', 'Tape set', 'Created (UTC)', 'Repository', 'Chunks', 'Pages', 'Data', 'Last']];
   for (const l of listings) {
-    rows.push([String(l.label.sequence), l.name, l.label.tapeSet.slice(0, 8), l.label.created.replace('T', ' ').replace(/\.\d+Z$/, 'Z'), l.label.repository.slice(0, 10), String(l.chunks), String(l.indexPages), formatBytes(l.bytes), l.final ? 'yes' : 'no']);
+    rows.push([String(l.label.sequence), l.name, l.label.tapeSet.slice(0, 8), l.label.created.replace('T', ' ').replace(/\.\d+Z$/, 'Z'), l.label.repository.slice(0, 10), l.packs > 0 ? `${l.packs} packs` : String(l.chunks), String(l.indexPages), formatBytes(l.bytes), l.final ? 'yes' : 'no']);
   }
   const snapshots = [...new Set(listings.flatMap((l) => l.snapshots))];
   context.stdout.write(`${formatTable(rows)}\nsnapshots of the set: ${snapshots.join(' ')}\nevery member read back and matched its index\n`);

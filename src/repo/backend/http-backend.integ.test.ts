@@ -5,7 +5,7 @@
  * choices, refused and expired tokens, pagination, and the rate limit on refused tokens.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { join } from 'node:path';
@@ -109,6 +109,45 @@ test('append-only: config, keys, deletions and quarantine are not written; chunk
   await assert.rejects(keys(web01, 'indexes/'), denied);
   await assert.rejects(keys(web01, ''), denied);
   assert.deepEqual(await keys(web01, 'keys/'), []);
+});
+
+test('append-only, format 2: a pack is created once and read by range, never overwritten, deleted or listed; segments are listed by their writer only; the administrator may delete a pack', async () => {
+  const web01 = as('web01');
+  const bytes = randomBytes(200_000);
+  const id = createHash('sha256').update(bytes).digest('hex');
+  const key = `packs/${id.slice(0, 2)}/${id}`;
+  await web01.put(key, bytes);
+  await web01.put(key, bytes); // a retry after a lost answer
+  await assert.rejects(web01.put(key, randomBytes(200_000)), (e) => isCofferError(e) && /do not hash to its id/.test((e as Error).message), 'other bytes under a pack id');
+  const forged = hex();
+  await assert.rejects(web01.put(`packs/${forged.slice(0, 2)}/${forged}`, bytes), (e) => isCofferError(e) && /do not hash to its id/.test((e as Error).message), 'bytes under another id');
+  await assert.rejects(web01.delete(key), (e) => denied(e) && /never deletes/.test((e as Error).message));
+  assert.deepEqual(await as('web02').getRange(key, 1000, 5000), bytes.subarray(1000, 6000), 'another agent reads it by id and range');
+  await assert.rejects(keys(web01, 'packs/'), denied);
+  const segment = `segments/${hex()}`;
+  await web01.put(segment, Buffer.from('segment'));
+  await web01.put(segment, Buffer.from('other bytes')); // keyed-MAC id: kept as stored
+  assert.equal((await as('admin').get(segment)).toString(), 'segment');
+  await assert.rejects(web01.delete(segment), denied);
+  assert.deepEqual(await keys(web01, 'segments/'), [segment], 'its own segments (its backups load them)');
+  assert.deepEqual(await keys(as('web02'), 'segments/'), [], 'never another agent\'s');
+  assert.deepEqual(await as('admin').get(key), bytes, 'the pack is intact');
+  await as('admin').delete(key); // a prune with the administrator's token
+  assert.equal(await as('admin').has(key), false);
+});
+
+test('a Range that is not one closed range is refused (400); a range past the end is 416', async () => {
+  const key = `snapshots/${hex()}`;
+  await as('admin').put(key, Buffer.from('0123456789'));
+  const auth = { authorization: `Bearer ${server.tokens.admin}` };
+  for (const range of ['bytes=5-', 'bytes=-3', 'bytes=0-1,4-5', 'bytes=4-2', 'items=0-1']) {
+    assert.equal((await raw('GET', `/agents/objects/${key}`, { ...auth, range })).status, 400, range);
+  }
+  const ok = await raw('GET', `/agents/objects/${key}`, { ...auth, range: 'bytes=2-4' });
+  assert.equal(ok.status, 206);
+  assert.equal(ok.body, '234');
+  assert.equal(ok.headers['content-range'], 'bytes 2-4/*');
+  assert.equal((await raw('GET', `/agents/objects/${key}`, { ...auth, range: 'bytes=8-12' })).status, 416);
 });
 
 test('has is batched: many checks at once come back right, a refused key fails alone', async () => {

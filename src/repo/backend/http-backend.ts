@@ -114,6 +114,24 @@ export class HttpBackend implements Backend {
   }
 
   /**
+   * One ranged GET (`Range: bytes=FIRST-LAST`, answered 206; docs/repository-server.md). A
+   * range beyond the object's end is answered 416, thrown as `E_CORRUPT_OBJECT` like every
+   * backend's short object; an answer of another length is `E_PROTOCOL`.
+   */
+  async getRange(key: string, offset: number, length: number): Promise<Buffer> {
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 1) throw new RangeError(`bad range ${offset}+${length} of ${key}`);
+    const answer = await this.exchange('GET', this.objectPath(key), 'read', key, undefined, undefined, { range: `bytes=${offset}-${offset + length - 1}` });
+    if (answer.status === 416) {
+      throw new CofferError('E_CORRUPT_OBJECT', `object ${key} on ${this.location} is shorter than the ${length} bytes asked for at offset ${offset}`, { subject: { repository: this.location, object: key } });
+    }
+    if (answer.status !== 206) throw this.failure(answer, 'read', key);
+    if (answer.body.length !== length) {
+      throw new CofferError('E_PROTOCOL', `${this.location} answered a read of ${length} bytes of ${key} at offset ${offset} with ${answer.body.length} bytes`, { subject: { repository: this.location, object: key } });
+    }
+    return answer.body;
+  }
+
+  /**
    * Existence checks are batched: one goes out at once, and those asked while
    * `hasBatchesInFlight` batches are already out wait and leave together as one request
    * (a backup asks about every new block, 16 at a time). See {@link HTTP_DEFAULTS}.
@@ -186,12 +204,12 @@ export class HttpBackend implements Backend {
   }
 
   /** One request with retries on network failures, timeouts, 429 and 5xx; the last answer otherwise. */
-  private async exchange(method: string, path: string, operation: Operation, key: string, body?: Uint8Array, contentType = 'application/octet-stream'): Promise<HttpAnswer> {
+  private async exchange(method: string, path: string, operation: Operation, key: string, body?: Uint8Array, contentType = 'application/octet-stream', extraHeaders: Record<string, string> = {}): Promise<HttpAnswer> {
     for (let attempt = 1; ; attempt++) {
       let answer: HttpAnswer | undefined;
       let failure: unknown;
       try {
-        const headers: Record<string, string> = { authorization: this.authorization, accept: 'application/octet-stream, application/json, application/problem+json' };
+        const headers: Record<string, string> = { ...extraHeaders, authorization: this.authorization, accept: 'application/octet-stream, application/json, application/problem+json' };
         if (body !== undefined) headers['content-type'] = contentType;
         answer = await this.transport.send(method, path, body, headers);
       } catch (error) {

@@ -1,15 +1,17 @@
 import { randomBytes } from 'node:crypto';
-import { CofferError, isCofferError } from '../../errors/index.js';
-import type { ObjectId } from '../codec.js';
+import { CofferError } from '../../errors/index.js';
 import { ObjectKind } from '../format/envelope.js';
-import type { IdPrefixSet } from '../id-prefix-set.js';
-import { chunkKey } from '../layout.js';
+import { entryId } from '../format/located-entry.js';
 import type { Repository } from '../repository.js';
+import type { DestinationChunks, StoredChunk } from './destination-chunks.js';
+import { LooseDestination } from './loose-destination.js';
+import { PackedDestination } from './packed-destination.js';
+import { SourceChunks } from './source-chunks.js';
 import type { SyncCounters } from './sync-report.js';
 
 /**
- * Source chunk ids translated in this run, remembered so a chunk met again (a block repeated
- * on a disk, a chunk shared by two VMs) is not read twice: 64 Ki entries (~10 MB), that is
+ * Translations remembered, so that a chunk met again in one sync (a block repeated
+ * on a disk, a chunk shared by two VMs) is not read twice: 64 Ki entries (~20 MB), that is
  * 16 GiB of distinct data at the default block size; the oldest are forgotten beyond that.
  */
 const REMEMBERED_TRANSLATIONS = 65_536;
@@ -34,97 +36,85 @@ export function shareKeys(src: Repository, dst: Repository): boolean {
 
 /**
  * Moves one chunk at a time from the source to the destination, unless the destination has
- * it, and answers the chunk's id in the destination.
+ * it, and answers the chunk's entry in the destination. Both sides may be of either format
+ * (source-chunks.ts reads, loose-destination.ts / packed-destination.ts write).
  *
- * - Same keys: the id is the same; the stored bytes are checked (opened and rehashed with the
- *   source's key) and copied as they are.
- * - Different keys: the chunk is opened with the source's key (rehashed: nothing damaged is
+ * - Same keys: the id is the same. Between two format 1 repositories the stored bytes are
+ *   checked (opened and rehashed with the source's key) and copied as they are; a chunk in a
+ *   pack adopted whole (format 2 to format 2, whole-packs.ts) keeps its entry, unread;
+ *   otherwise the chunk is read and stored in the destination's format.
+ * - Different keys: the chunk is read with the source's key (authenticated: nothing damaged is
  *   carried over), its destination id computed (HMAC under the destination's id key), and,
- *   when the destination lacks it, sealed with the destination's key and sent.
- *
- * Whether the destination has a chunk: `present` (the prefixes of the destination's chunks,
- * listed once at the start) says "no" for certain; a "yes" is confirmed with `has`, since two
- * ids may share a prefix. Every chunk written is read back and opened with the destination's
- * key, rehashed, before anything names it (E_VERIFY_FAILED otherwise).
+ *   when the destination lacks it, stored with the destination's key.
  */
 export class ChunkTransfer {
-  private readonly translated = new Map<string, Promise<ObjectId>>();
+  private readonly translated = new Map<string, Promise<StoredChunk>>();
+  private readonly source: SourceChunks;
 
-  constructor(
+  private constructor(
     private readonly src: Repository,
     private readonly dst: Repository,
-    private readonly options: { sameKeys: boolean; present: IdPrefixSet; counters: SyncCounters; signal?: AbortSignal | undefined },
-  ) {}
+    readonly destination: DestinationChunks,
+    private readonly options: { sameKeys: boolean; counters: SyncCounters; signal?: AbortSignal | undefined },
+  ) {
+    this.source = new SourceChunks(src, options.counters);
+  }
+
+  /** A transfer into `dst`, whose chunks it lists (format 1) or whose chunk index it loads (format 2). */
+  static async open(src: Repository, dst: Repository, options: { sameKeys: boolean; counters: SyncCounters; signal?: AbortSignal | undefined }): Promise<ChunkTransfer> {
+    const destination = dst.config.version === 2 ? await PackedDestination.open(dst, options.counters) : await LooseDestination.open(dst, options.counters);
+    return new ChunkTransfer(src, dst, destination, options);
+  }
 
   /** Whether both repositories share their keys (ids are the same on both sides). */
   get sameKeys(): boolean {
     return this.options.sameKeys;
   }
 
-  /** The destination id of source chunk `id`, once the destination holds the chunk. */
-  translate(id: ObjectId): Promise<ObjectId> {
-    const hex = id.toString('hex');
+  /** The format 2 destination whose packs may be adopted whole (same keys, format 2 on both sides), else null. */
+  get wholePacks(): PackedDestination | null {
+    return this.sameKeys && this.src.config.version === 2 && this.destination instanceof PackedDestination ? this.destination : null;
+  }
+
+  /**
+   * Source chunk `entry` (its index entry in the source) into the destination: resolves once
+   * the destination has taken the chunk; the result's `entry` resolves with the chunk's entry
+   * in the destination once it is stored and read back intact.
+   */
+  translate(entry: Buffer): Promise<StoredChunk> {
+    const hex = entryId(entry).toString('hex');
     let result = this.translated.get(hex);
     if (result === undefined) {
-      result = this.transfer(id, hex);
-      result.catch(() => this.translated.delete(hex));
+      result = this.transfer(entry);
+      const forget = () => this.translated.delete(hex);
+      result.then((stored) => stored.entry.catch(forget), forget);
       this.translated.set(hex, result);
       if (this.translated.size > REMEMBERED_TRANSLATIONS) this.translated.delete(this.translated.keys().next().value as string);
     }
     return result;
   }
 
-  private async transfer(id: ObjectId, hex: string): Promise<ObjectId> {
+  private async transfer(entry: Buffer): Promise<StoredChunk> {
     if (this.options.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'sync interrupted (run it again: what was sent is kept)');
     const counters = this.options.counters;
-    if (this.options.sameKeys && (await this.destinationHas(id))) {
+    const present = (found: Buffer): StoredChunk => {
       counters.chunksPresent++;
-      return id;
-    }
-    const blob = await this.src.getChunkBlob(id);
-    counters.chunksRead++;
-    counters.bytesRead += blob.length;
-    const name = `${chunkKey(hex)} of ${this.src.location}`;
+      return { entry: Promise.resolve(found) };
+    };
+    const id = entryId(entry);
     if (this.options.sameKeys) {
-      // Check before carrying: open a copy (the pool may take the buffer it is given).
-      await this.src.pool.open(Buffer.from(blob), { kind: ObjectKind.chunk, name, id, rehash: true, into: 'discard' });
-      await this.send(id, blob);
-      return id;
+      const adopted = this.wholePacks?.adoptedEntry(entry);
+      if (adopted !== undefined) return { entry: Promise.resolve(adopted) };
+      const found = await this.destination.find(id);
+      if (found !== undefined) return present(found);
+      if (this.destination instanceof LooseDestination && this.src.config.version === 1) return this.destination.storeSealed(id, await this.source.sealed(id));
+      return this.destination.storePlaintext(id, await this.source.plaintext(entry));
     }
-    const { plaintext } = await this.src.pool.open(blob, { kind: ObjectKind.chunk, name, id, rehash: true });
-    if (plaintext === null) throw new Error('codec pool returned no plaintext');
+    const plaintext = await this.source.plaintext(entry);
     const hash = await this.dst.pool.hash(plaintext);
     const dstId = hash.id ?? this.dst.codec.idOf(plaintext); // an all-zero chunk: stored by some writer, kept as is
-    if (await this.destinationHas(dstId)) {
-      counters.chunksPresent++;
-      return dstId;
-    }
-    await this.send(dstId, await this.dst.pool.seal(plaintext, ObjectKind.chunk, dstId));
-    return dstId;
-  }
-
-  private async destinationHas(id: ObjectId): Promise<boolean> {
-    return this.options.present.has(id) && (await this.dst.hasChunk(id));
-  }
-
-  /** Puts a sealed chunk, reads it back and opens it (rehashed) with the destination's key. */
-  private async send(id: ObjectId, sealed: Buffer): Promise<void> {
-    const counters = this.options.counters;
-    await this.dst.putChunk(id, sealed);
-    counters.chunksSent++;
-    counters.chunkBytesSent += sealed.length;
-    counters.bytesWritten += sealed.length;
-    const hex = id.toString('hex');
-    const back = await this.dst.getChunkBlob(id);
-    counters.bytesReadFromDestination += back.length;
-    try {
-      await this.dst.pool.open(back, { kind: ObjectKind.chunk, name: chunkKey(hex), id, rehash: true, into: 'discard' });
-    } catch (error) {
-      if (!isCofferError(error, 'E_CORRUPT_OBJECT')) throw error;
-      throw new CofferError('E_VERIFY_FAILED', `chunk ${hex} written to ${this.dst.location} does not read back intact: ${error.message}`, {
-        subject: { repository: this.dst.location, object: chunkKey(hex) },
-        cause: error,
-      });
-    }
+    const found = await this.destination.find(dstId);
+    if (found !== undefined) return present(found);
+    return this.destination.storePlaintext(dstId, plaintext);
   }
 }

@@ -86,7 +86,7 @@ class TreeCopier {
     }
     await forEachLimited(pieces.values(), CHUNKS_IN_FLIGHT, async ({ content, index }) => {
       const piece = content[index] as ContentPiece;
-      piece[0] = (await transfer.translate(Buffer.from(piece[0], 'hex'))).toString('hex');
+      piece[0] = (await (await transfer.translate(Buffer.from(piece[0], 'hex'))).entry).toString('hex');
     });
     this.context.onPage?.(this.done);
     const copyId = await writeTree(dst, entries, counters);

@@ -1,12 +1,13 @@
 import { forEachLimited } from '../../concurrency/index.js';
 import { CofferError } from '../../errors/index.js';
 import { ObjectKind } from '../format/envelope.js';
-import { decodeIndexPage, encodeIndexPage, isZeroEntry, ZERO_ENTRY } from '../format/index-page.js';
+import { decodeIndexPage, encodeIndexPage, isZeroEntry } from '../format/index-page.js';
 import type { DiskRecord, SnapshotManifest } from '../format/manifest.js';
 import { indexKey } from '../layout.js';
 import type { Repository } from '../repository.js';
 import type { Snapshot } from '../snapshots.js';
 import type { ChunkTransfer } from './chunk-transfer.js';
+import { adoptWholePacks } from './whole-packs.js';
 import type { SyncCounters } from './sync-report.js';
 
 /**
@@ -65,11 +66,29 @@ function pairedDisk(pair: CopiedPair, disk: DiskRecord): { source: DiskRecord; c
   return { source, copy };
 }
 
-/** Copies one disk page by page (one page in memory at a time); returns the destination page ids. */
+/**
+ * Pages whose entries are still on their way (format 2: a chunk's entry is known once its
+ * pack is stored) kept open while the next pages are copied; beyond that the destination
+ * closes its pack early. A page is 4096 blocks (1 GiB at the default block size), a pack
+ * 16 MiB: a page's chunks are almost all placed by the time the next page is translated.
+ */
+const PAGES_IN_FLIGHT = 2;
+
+/**
+ * Copies one disk page by page (the entries of a few pages in memory at a time); returns the
+ * destination page ids. A page is written once every chunk it names is stored in the
+ * destination and read back; the destination closes its last pack at the end of the disk.
+ */
 async function copyDisk(context: CopyContext, disk: DiskRecord, before: { source: DiskRecord; copy: DiskRecord } | null, onProgress: (bytes: number) => void): Promise<string[]> {
-  const { dst, counters } = context;
+  const { dst, counters, transfer } = context;
+  const destination = transfer.destination;
   const pageBytes = disk.blockSize * disk.entriesPerPage;
-  const pages: string[] = [];
+  const wholePacks = transfer.wholePacks;
+  if (wholePacks !== null) {
+    await adoptWholePacks({ src: context.src, counters, readEntries: (page) => readPage(context.src, page, counters, 'source') }, disk, wholePacks);
+  }
+  const pages: string[] = new Array(disk.pages.length);
+  const writing: Promise<void>[] = [];
   for (let p = 0; p < disk.pages.length; p++) {
     if (context.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'sync interrupted (run it again: what was sent is kept)');
     const sourcePage = disk.pages[p] as string;
@@ -77,30 +96,42 @@ async function copyDisk(context: CopyContext, disk: DiskRecord, before: { source
     // are compared position by position (a disk that grew or shrank still lines up).
     const aligned = before !== null && p < before.source.pages.length;
     if (aligned && before.source.pages[p] === sourcePage) {
-      pages.push(before.copy.pages[p] as string);
+      pages[p] = before.copy.pages[p] as string;
       counters.indexPagesReused++;
     } else {
       const entries = await readPage(context.src, sourcePage, counters, 'source');
       const earlier = aligned ? await Promise.all([readPage(context.src, before.source.pages[p] as string, counters, 'source'), readPage(dst, before.copy.pages[p] as string, counters, 'destination')]) : null;
-      const translated: Buffer[] = new Array(entries.length);
+      const translated: Promise<Buffer>[] = new Array(entries.length);
       let finished = 0;
       await forEachLimited(entries.keys(), CHUNKS_IN_FLIGHT, async (i) => {
         const entry = entries[i] as Buffer;
+        const reused = earlier?.[1][i];
         if (isZeroEntry(entry)) {
-          translated[i] = ZERO_ENTRY;
-        } else if (earlier !== null && earlier[0][i]?.equals(entry) === true && earlier[1][i] !== undefined) {
-          translated[i] = earlier[1][i] as Buffer;
+          translated[i] = Promise.resolve(destination.zeroEntry);
+        } else if (earlier !== null && earlier[0][i]?.equals(entry) === true && reused !== undefined) {
+          translated[i] = Promise.resolve(reused);
           counters.chunksReused++;
         } else {
-          translated[i] = await context.transfer.translate(entry);
+          translated[i] = (await transfer.translate(entry)).entry;
         }
         finished++;
         if (finished % 64 === 0) onProgress(Math.min(disk.size, p * pageBytes + finished * disk.blockSize));
       });
-      pages.push(await writePage(dst, encodeIndexPage(translated), counters));
+      const page = p;
+      const written = Promise.all(translated).then(async (placed) => {
+        pages[page] = await writePage(dst, encodeIndexPage(placed), counters);
+      });
+      written.catch(() => undefined); // awaited below
+      writing.push(written);
+      if (writing.length > PAGES_IN_FLIGHT) {
+        await destination.flush();
+        await writing.shift();
+      }
     }
     onProgress(Math.min(disk.size, (p + 1) * pageBytes));
   }
+  await destination.endDisk();
+  for (const written of writing) await written;
   return pages;
 }
 

@@ -6,8 +6,11 @@ export interface SyncedSnapshot {
   source: string;
   vm: string;
   time: string;
-  /** `copied` now, `present` already (an earlier sync), or `failed` (see `error`). */
-  status: 'copied' | 'present' | 'failed';
+  /**
+   * `copied` now, `present` already (an earlier sync), `failed` (see `error`), or `skipped`:
+   * the destination's format cannot hold it yet (a file snapshot into format 2; `error` says so).
+   */
+  status: 'copied' | 'present' | 'failed' | 'skipped';
   /** The destination snapshot's id (null when failed). */
   destination: string | null;
   error?: { code: ErrorCode; message: string };
@@ -22,8 +25,12 @@ export interface SyncCounters {
   chunksRead: number;
   /** Chunks written to the destination. */
   chunksSent: number;
-  /** Their stored bytes: what the destination lacked. */
+  /** Their stored bytes: what the destination lacked (format 2: the packs and segments holding them). */
   chunkBytesSent: number;
+  /** Format 2 destination: packs written for re-packed chunks. */
+  packsWritten: number;
+  /** Format 2 to format 2 with the same keys: packs copied whole (every chunk of them was needed). */
+  packsCopied: number;
   /** Chunks read from the source that the destination turned out to have already. */
   chunksPresent: number;
   /** Chunk entries taken from the destination's copy of an earlier snapshot, unread. */
@@ -56,6 +63,7 @@ export interface SyncReport extends SyncCounters {
   copied: number;
   present: number;
   failed: number;
+  skipped: number;
 }
 
 /** Progress of a sync: the snapshot being copied and how far, in bytes of its disks (of its files, for a file snapshot). */
@@ -75,6 +83,8 @@ export function emptyCounters(): SyncCounters {
     chunksRead: 0,
     chunksSent: 0,
     chunkBytesSent: 0,
+    packsWritten: 0,
+    packsCopied: 0,
     chunksPresent: 0,
     chunksReused: 0,
     indexPagesSent: 0,

@@ -1,6 +1,4 @@
 import { CofferError, isCofferError, type ErrorCode } from '../../errors/index.js';
-import { IdPrefixSet } from '../id-prefix-set.js';
-import { CHUNKS_PREFIX, idFromKey } from '../layout.js';
 import { acquireBackupLease, type LeaseInfo } from '../leases.js';
 import type { Repository } from '../repository.js';
 import { listSnapshots, saveSnapshot, type Snapshot } from '../snapshots.js';
@@ -43,13 +41,18 @@ const SNAPSHOT_FAILURES: ErrorCode[] = ['E_CORRUPT_OBJECT', 'E_MISSING_OBJECT', 
  * incremental-forever syncs read only what changed). Between repositories sharing their keys
  * (see {@link shareKeys}), ids are the same and only what the destination lacks is read.
  *
+ * Either side may be of format 1 or 2 (v1 → v2 is how a repository moves to format 2):
+ * chunks are read from chunk objects or packs (source-chunks.ts) and stored as chunk objects
+ * or re-packed into new packs with their index segments (packed-destination.ts); between two
+ * format 2 repositories sharing their keys, a pack whose every chunk is needed is copied
+ * whole (whole-packs.ts). File snapshots are `skipped` when either side is format 2 (it does
+ * not hold file trees yet), with `E_REPO_FORMAT_UNSUPPORTED` saying so.
+ *
  * Holds a backup lease on the destination meanwhile (a prune there waits, and the sync waits
  * for a running prune). Never deletes anything in the destination but its own lease.
  * Throws `E_INTERRUPTED` on abort; damage in one source snapshot fails that snapshot only.
  */
 export async function syncSnapshots(src: Repository, dst: Repository, options: SyncOptions = {}): Promise<SyncReport> {
-  src.refuseFormat2('sync');
-  dst.refuseFormat2('sync');
   if (src.config.id === dst.config.id && src.location === dst.location) {
     throw new CofferError('E_USAGE', `the source and the destination are the same repository (${src.location})`);
   }
@@ -68,6 +71,7 @@ export async function syncSnapshots(src: Repository, dst: Repository, options: S
     ...(options.leaseWaitMs !== undefined ? { waitMs: options.leaseWaitMs } : {}),
     ...(options.onWait ? { onWait: options.onWait } : {}),
   });
+  let transfer: ChunkTransfer | null = null;
   try {
     const copies = new Map<string, Snapshot>(); // source id → its copy in the destination
     const existing = new Map((await listSnapshots(dst, { onDamaged: () => undefined })).map((s) => [s.id, s]));
@@ -79,15 +83,22 @@ export async function syncSnapshots(src: Repository, dst: Repository, options: S
       const copy = copies.get(s.id);
       if (copy !== undefined) results.push({ source: s.id, vm: s.vm, time: s.time, status: 'present', destination: copy.id });
     }
-    const present = todo.length === 0 ? new IdPrefixSet() : await chunkPrefixes(dst);
-    present.seal();
-    const transfer = new ChunkTransfer(src, dst, { sameKeys, present, counters, signal: options.signal });
+    transfer = todo.length === 0 ? null : await ChunkTransfer.open(src, dst, { sameKeys, counters, signal: options.signal });
 
     for (const [index, snapshot] of todo.entries()) {
       const total = snapshot.files !== undefined ? snapshot.stats.bytesLogical : snapshot.disks.reduce((sum, disk) => sum + disk.size, 0);
       const progress = (done: number) => options.onProgress?.({ snapshot: snapshot.id, vm: snapshot.vm, index: index + 1, snapshots: todo.length, done, total, counters });
       progress(0);
+      const packed = [src, dst].find((repo) => repo.config.version === 2);
+      if (snapshot.files !== undefined && packed !== undefined) {
+        // File trees name chunk objects (format 1); format 2 does not hold file snapshots yet.
+        const message = `file snapshot ${snapshot.id.slice(0, 8)} of ${snapshot.vm} skipped: repository format 2 (${packed.location}) does not hold file snapshots yet`;
+        results.push({ source: snapshot.id, vm: snapshot.vm, time: snapshot.time, status: 'skipped', destination: null, error: { code: 'E_REPO_FORMAT_UNSUPPORTED', message } });
+        progress(total);
+        continue;
+      }
       try {
+        if (transfer === null) throw new Error('no transfer for snapshots to copy');
         const parent = snapshot.parent === null ? null : (copies.get(snapshot.parent)?.id ?? null);
         const copyData = snapshot.files !== undefined ? copyFileSnapshotData : copySnapshotData;
         const manifest = await copyData(
@@ -107,6 +118,12 @@ export async function syncSnapshots(src: Repository, dst: Repository, options: S
       }
       progress(total);
     }
+  } catch (error) {
+    // Interrupted: what was taken is stored and named (format 2: its pack and segment), so a
+    // new run finds it; any other failure drops what is not stored yet.
+    if (isCofferError(error, 'E_INTERRUPTED')) await transfer?.destination.endDisk().catch(() => undefined);
+    else await transfer?.destination.abandon(error);
+    throw error;
   } finally {
     // On an append-only destination this delete may be refused: the lease then expires.
     await lease.release().catch(() => undefined);
@@ -114,7 +131,7 @@ export async function syncSnapshots(src: Repository, dst: Repository, options: S
   const order = new Map(all.map((s, i) => [s.id, i]));
   results.sort((a, b) => (order.get(a.source) ?? -1) - (order.get(b.source) ?? -1));
   const count = (status: SyncedSnapshot['status']) => results.filter((r) => r.status === status).length;
-  return { source: src.location, destination: dst.location, sameKeys, snapshots: results, copied: count('copied'), present: count('present'), failed: count('failed'), ...counters };
+  return { source: src.location, destination: dst.location, sameKeys, snapshots: results, copied: count('copied'), present: count('present'), failed: count('failed'), skipped: count('skipped'), ...counters };
 }
 
 /**
@@ -130,14 +147,4 @@ function previousPair(snapshot: Snapshot, all: readonly Snapshot[], copies: Read
   if (parent !== null) return parent;
   const copied = all.filter((s) => s.vm === snapshot.vm && s.id !== snapshot.id && copies.has(s.id));
   return pair(copied.filter((s) => s.time <= snapshot.time).at(-1) ?? copied.at(-1));
-}
-
-/** The prefixes of every chunk the destination holds (8 bytes each, however many). */
-async function chunkPrefixes(dst: Repository): Promise<IdPrefixSet> {
-  const set = new IdPrefixSet();
-  for await (const entry of dst.backend.list(CHUNKS_PREFIX)) {
-    const id = idFromKey(entry.key);
-    if (id !== null) set.add(id);
-  }
-  return set;
 }

@@ -7,7 +7,8 @@ import { chunkKey, CONFIG_KEY, indexKey, KEYS_PREFIX, snapshotKey, treeKey } fro
 import type { Repository } from '../repository.js';
 import { addSnapshotNote } from '../snapshot-notes.js';
 import type { Snapshot } from '../snapshots.js';
-import { TAPE_FORMAT, TAPE_FORMAT_VERSION, isValidRecordSize, type TapeLabel } from './tape-format.js';
+import { TAPE_FORMAT, TAPE_FORMAT_VERSION, TAPE_FORMAT_VERSION_PACKS, isValidRecordSize, type TapeLabel } from './tape-format.js';
+import { PackMembers } from './pack-members.js';
 import { VolumeWriter } from './volume-writer.js';
 import type { VolumeTarget } from './volume-sink.js';
 
@@ -77,11 +78,13 @@ export interface TapeExportReport {
  * snapshot: its trees depth first, each followed by the chunks its files name that are not on
  * the set yet), and an index closing every volume. Objects are copied as stored; each chunk is authenticated first
  * (a damaged chunk fails the export with `E_CORRUPT_OBJECT` instead of reaching the tape).
+ * A format 2 repository writes a version 2 set (tape-format.ts): each page is followed by the
+ * packs holding its chunks, whole and checked (pack-members.ts), and each snapshot by an index
+ * segment naming the chunks of the packs it added to the set.
  * When it is done, each snapshot gets a media catalog note (kind `tape`) naming the volumes
  * holding its objects.
  */
 export async function exportTape(repo: Repository, snapshots: readonly Snapshot[], options: TapeExportOptions): Promise<TapeExportReport> {
-  repo.refuseFormat2('tape export');
   const target = options.target;
   const recordSize = options.recordSize ?? TAPE_DEFAULTS.recordSize;
   if (!isValidRecordSize(recordSize)) throw new CofferError('E_USAGE', `block size ${recordSize} must be a multiple of 512 bytes, at most 16 MiB`);
@@ -91,7 +94,8 @@ export async function exportTape(repo: Repository, snapshots: readonly Snapshot[
   const created = (options.now ?? new Date()).toISOString();
   const tapeSet = randomBytes(16).toString('hex');
   const snapshotIds = [...new Set(snapshots.map((s) => s.id))];
-  const label = (sequence: number): TapeLabel => ({ format: TAPE_FORMAT, version: TAPE_FORMAT_VERSION, tapeSet, sequence, repository: repo.config.id, created, recordSize });
+  const packed = repo.config.version === 2;
+  const label = (sequence: number): TapeLabel => ({ format: TAPE_FORMAT, version: packed ? TAPE_FORMAT_VERSION_PACKS : TAPE_FORMAT_VERSION, tapeSet, sequence, repository: repo.config.id, created, recordSize });
 
   const report: TapeExportReport = { tapeSet, created, snapshots: snapshotIds, volumes: [], objects: 0, objectBytes: 0 };
   /** Repository key → the volume it went to: each object once per set. */
@@ -178,6 +182,8 @@ export async function exportTape(repo: Repository, snapshots: readonly Snapshot[
     return volumes;
   };
 
+  /** Format 2: whole packs instead of chunks, and a segment naming their chunks after each snapshot's. */
+  const packs = packed ? new PackMembers(repo, put) : null;
   const onVolumes = new Map<string, Set<number>>();
   try {
     // The keys before the config, as init writes them: what holds the config can be opened.
@@ -197,9 +203,11 @@ export async function exportTape(repo: Repository, snapshots: readonly Snapshot[
           volumes.add(await put(pageKey, pageBlob));
           const chunks: Buffer[] = [];
           for (const entry of entries) if (!isZeroEntry(entry)) chunks.push(entry);
-          await putChunks(chunks, volumes);
+          if (packs !== null) await packs.putPacksOf(chunks, volumes);
+          else await putChunks(chunks, volumes);
         }
       }
+      if (packs !== null) await packs.putSegment(volumes);
       if (snapshot.files !== undefined) for (const sequence of await putTree(snapshot.files.tree)) volumes.add(sequence);
     }
     await closeVolume(true);

@@ -1,5 +1,5 @@
 /**
- * The Coffer tape format, version 1 (docs/tape-format.md has the same layout with examples).
+ * The Coffer tape format, versions 1 and 2 (docs/tape-format.md has the same layout with examples).
  * PLEASE DO NOT CHANGE these names and fields: tapes written today are read in ten years.
  *
  * A *tape set* is one export: one or more *volumes* (a tape each, or a file each), every volume
@@ -22,6 +22,20 @@
  * name that are not on the set yet. A tape without file snapshots is byte for byte what it
  * was; a reader older than this refuses a tape holding `trees/` members as holding something
  * that is not a repository object (it could not restore such a snapshot anyway).
+ *
+ * Version 2 (2026-11-26) is the tape of a format 2 repository (docs/repository-format.md §19):
+ * its label says `"version":2`, and instead of `chunks/` members it holds the packs the
+ * snapshots' index pages locate their chunks in, whole, and index segments naming their chunks:
+ *
+ * | member                     | content                                                      |
+ * |----------------------------|--------------------------------------------------------------|
+ * | `packs/<2>/<64 hex>`       | a pack (stored bytes, id = their SHA-256), once per tape set, after the index page that first names it |
+ * | `segments/<64 hex>`        | an index segment naming every chunk of the packs written for a snapshot, after them |
+ *
+ * Everything else (members, index, their versions) is as in version 1, so a version 2 set is,
+ * extracted, a valid format 2 repository whose chunk index knows what it holds. A reader of
+ * version 1 only refuses a version 2 label (it could not read packs). Format 1 repositories
+ * still write version 1 sets, byte for byte as before.
  *
  * Objects are the repository's stored bytes, unchanged (already encrypted and authenticated),
  * under their repository keys, so `tar -x` of every volume into one folder gives a valid local
@@ -46,7 +60,12 @@ import { CofferError } from '../../errors/index.js';
 
 export const TAPE_FORMAT = 'coffer-tape';
 export const TAPE_INDEX_FORMAT = 'coffer-tape-index';
+/** The version of a format 1 repository's tape set, and of every volume index. */
 export const TAPE_FORMAT_VERSION = 1;
+/** The version of a format 2 repository's tape set (packs and segments instead of chunks). */
+export const TAPE_FORMAT_VERSION_PACKS = 2;
+/** The label versions this Coffer reads. */
+export type TapeLabelVersion = typeof TAPE_FORMAT_VERSION | typeof TAPE_FORMAT_VERSION_PACKS;
 export const LABEL_MEMBER = 'COFFER-TAPE/label.json';
 export const INDEX_MEMBER = 'COFFER-TAPE/index.json';
 
@@ -77,7 +96,7 @@ export function isValidRecordSize(size: number): boolean {
 /** A volume's label. */
 export interface TapeLabel {
   format: typeof TAPE_FORMAT;
-  version: typeof TAPE_FORMAT_VERSION;
+  version: TapeLabelVersion;
   tapeSet: string;
   sequence: number;
   repository: string;
@@ -109,6 +128,8 @@ const HEX32 = /^[0-9a-f]{32}$/;
 const HEX64 = /^[0-9a-f]{64}$/;
 /** The names an object member may have: the repository keys a tape carries. */
 export const OBJECT_MEMBER = /^(config|keys\/[0-9a-f]{16}|snapshots\/[0-9a-f]{64}|(indexes|chunks|trees)\/([0-9a-f]{2})\/\3[0-9a-f]{62})$/;
+/** The object members a version 2 set may hold besides: packs and index segments. */
+export const PACKED_OBJECT_MEMBER = /^(packs\/([0-9a-f]{2})\/\2[0-9a-f]{62}|segments\/[0-9a-f]{64})$/;
 
 export function encodeTapeLabel(label: TapeLabel): Buffer {
   return Buffer.from(`${JSON.stringify(label)}\n`, 'utf8');
@@ -141,13 +162,15 @@ function parseJsonObject(bytes: Uint8Array, where: string): Record<string, unkno
 export function decodeTapeLabel(bytes: Uint8Array, where: string): TapeLabel {
   const v = parseJsonObject(bytes, where);
   if (v.format !== TAPE_FORMAT) throw invalid(where, 'not a Coffer tape label');
-  if (v.version !== TAPE_FORMAT_VERSION) throw invalid(where, `tape format version ${String(v.version)} is not known to this Coffer (it reads version ${TAPE_FORMAT_VERSION})`);
+  if (v.version !== TAPE_FORMAT_VERSION && v.version !== TAPE_FORMAT_VERSION_PACKS) {
+    throw invalid(where, `tape format version ${String(v.version)} is not known to this Coffer (it reads versions ${TAPE_FORMAT_VERSION} and ${TAPE_FORMAT_VERSION_PACKS})`);
+  }
   if (typeof v.tapeSet !== 'string' || !HEX32.test(v.tapeSet)) throw invalid(where, 'bad tapeSet in the label');
   if (!isCount(v.sequence, 1)) throw invalid(where, 'bad sequence number in the label');
   if (typeof v.repository !== 'string' || !HEX32.test(v.repository)) throw invalid(where, 'bad repository id in the label');
   if (typeof v.created !== 'string' || Number.isNaN(Date.parse(v.created))) throw invalid(where, 'bad creation time in the label');
   if (!isCount(v.recordSize, 1) || !isValidRecordSize(v.recordSize)) throw invalid(where, 'bad record size in the label');
-  return { format: TAPE_FORMAT, version: TAPE_FORMAT_VERSION, tapeSet: v.tapeSet, sequence: v.sequence, repository: v.repository, created: v.created, recordSize: v.recordSize };
+  return { format: TAPE_FORMAT, version: v.version, tapeSet: v.tapeSet, sequence: v.sequence, repository: v.repository, created: v.created, recordSize: v.recordSize };
 }
 
 /** Parses an index; `E_TAPE_INVALID` for anything else. */

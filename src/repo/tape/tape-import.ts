@@ -4,7 +4,9 @@ import { decodeConfig } from '../format/config.js';
 import { ObjectKind } from '../format/envelope.js';
 import { decodeFileTree } from '../format/file-tree.js';
 import { decodeIndexPage } from '../format/index-page.js';
-import { CHUNKS_PREFIX, CONFIG_KEY, idFromKey, INDEXES_PREFIX, KEYS_PREFIX, snapshotKey, SNAPSHOTS_PREFIX, TREES_PREFIX } from '../layout.js';
+import { IndexSegment } from '../format/index-segment.js';
+import { CHUNKS_PREFIX, CONFIG_KEY, idFromKey, INDEXES_PREFIX, KEYS_PREFIX, PACKS_PREFIX, SEGMENTS_PREFIX, snapshotKey, SNAPSHOTS_PREFIX, TREES_PREFIX } from '../layout.js';
+import { trailerOfPack } from '../sync/pack-contents.js';
 import { acquireBackupLease, type HeldLease } from '../leases.js';
 import { openRepository, type OpenOptions, type Repository } from '../repository.js';
 import { addSnapshotNote } from '../snapshot-notes.js';
@@ -167,6 +169,12 @@ export async function importTape(sources: readonly VolumeSource[], target: Backe
           decodeIndexPage(r.codec.open(data, ObjectKind.indexPage, member.name, id), member.name);
         } else if (member.name.startsWith(TREES_PREFIX)) {
           decodeFileTree(r.codec.open(data, ObjectKind.fileTree, member.name, id), member.name);
+        } else if (member.name.startsWith(PACKS_PREFIX)) {
+          // A pack is named by the SHA-256 of its bytes; its trailer opens with the key.
+          if ((await r.pool.sha256(data)).toString('hex') !== id.toString('hex')) throw new CofferError('E_CORRUPT_OBJECT', `pack ${member.name}: its bytes do not hash to its id`);
+          trailerOfPack(r, data, member.name);
+        } else if (member.name.startsWith(SEGMENTS_PREFIX)) {
+          IndexSegment.decode(r.codec.open(data, ObjectKind.indexSegment, member.name, id), member.name);
         }
       } catch (error) {
         if (!isCofferError(error, 'E_CORRUPT_OBJECT')) throw error;

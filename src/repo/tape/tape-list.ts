@@ -1,4 +1,4 @@
-import { CHUNKS_PREFIX, INDEXES_PREFIX, TREES_PREFIX } from '../layout.js';
+import { CHUNKS_PREFIX, INDEXES_PREFIX, PACKS_PREFIX, TREES_PREFIX } from '../layout.js';
 import type { TapeIndex, TapeLabel } from './tape-format.js';
 import { readVolume } from './volume-reader.js';
 import type { VolumeSource } from './volume-sink.js';
@@ -12,6 +12,8 @@ export interface TapeVolumeListing {
   snapshots: string[];
   members: number;
   chunks: number;
+  /** Packs (a format 2 repository's set, tape format version 2). */
+  packs: number;
   indexPages: number;
   /** File trees (the directories of file snapshots). */
   trees: number;
@@ -36,6 +38,7 @@ export async function listTape(sources: readonly VolumeSource[], signal?: AbortS
       snapshots: (index as TapeIndex).snapshots,
       members: members.length,
       chunks: members.filter((m) => m.name.startsWith(CHUNKS_PREFIX)).length,
+      packs: members.filter((m) => m.name.startsWith(PACKS_PREFIX)).length,
       indexPages: members.filter((m) => m.name.startsWith(INDEXES_PREFIX)).length,
       trees: members.filter((m) => m.name.startsWith(TREES_PREFIX)).length,
       bytes: members.reduce((sum, m) => sum + m.size, 0),

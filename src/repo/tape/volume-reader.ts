@@ -10,6 +10,8 @@ import {
   MAX_INDEX_BYTES,
   memberLength,
   OBJECT_MEMBER,
+  PACKED_OBJECT_MEMBER,
+  TAPE_FORMAT_VERSION_PACKS,
   type TapeIndex,
   type TapeLabel,
   type TapeMember,
@@ -68,7 +70,8 @@ export async function readVolume(
       if (type !== 'file' || entry.header.pax != null) throw invalid(`member ${JSON.stringify(name)} at offset ${offset} is not a plain file member`);
       const isLabel = name === LABEL_MEMBER && label === undefined;
       const isIndex = name === INDEX_MEMBER;
-      if (!isLabel && !isIndex && !OBJECT_MEMBER.test(name)) throw invalid(`member ${JSON.stringify(name)} at offset ${offset} is not a repository object`);
+      const isObject = OBJECT_MEMBER.test(name) || (label?.version === TAPE_FORMAT_VERSION_PACKS && PACKED_OBJECT_MEMBER.test(name));
+      if (!isLabel && !isIndex && !isObject) throw invalid(`member ${JSON.stringify(name)} at offset ${offset} is not a repository object`);
       const limit = isLabel ? MAX_LABEL_BYTES : isIndex ? MAX_INDEX_BYTES : MAX_OBJECT_BYTES;
       if (size > limit) throw invalid(`member ${name} at offset ${offset} claims ${size} bytes (at most ${limit})`);
       const keep = isLabel || isIndex || (options.wantData?.(name) ?? true);

@@ -140,7 +140,7 @@ test('label and index decoders refuse malformed fields', () => {
   const good = label();
   const labels: [string, unknown][] = [
     ['another format', { ...good, format: 'tar' }],
-    ['a newer version', { ...good, version: 2 }],
+    ['a newer version', { ...good, version: 3 }],
     ['sequence 0', { ...good, sequence: 0 }],
     ['a short tape set', { ...good, tapeSet: 'abc' }],
     ['a record size not a multiple of 512', { ...good, recordSize: 1000 }],

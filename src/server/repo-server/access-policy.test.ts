@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { deleteAccess, listScope, putAccess, readAccess } from './access-policy.js';
+import { contentDigestOf, deleteAccess, listScope, putAccess, readAccess } from './access-policy.js';
 
 const admin = { name: 'admin', appendOnly: false };
 const agent = { name: 'web01', appendOnly: true };
@@ -8,13 +8,15 @@ const S = `snapshots/${'a'.repeat(64)}`;
 const C = `chunks/aa/${'a'.repeat(64)}`;
 const I = `indexes/aa/${'a'.repeat(64)}`;
 const T = `trees/aa/${'a'.repeat(64)}`;
+const P = `packs/aa/${'a'.repeat(64)}`;
+const G = `segments/${'a'.repeat(64)}`;
 const L = `leases/${'b'.repeat(64)}`;
 const N = `notes/${'a'.repeat(64)}.${'c'.repeat(64)}`;
 
 test('read: an agent reads the shared objects and its own, other agents\' are hidden, the rest denied', () => {
   const table: [string, string | undefined, string][] = [
     ['config', undefined, 'yes'], ['deletions', undefined, 'yes'], ['keys/0123456789abcdef', undefined, 'yes'],
-    [C, undefined, 'yes'], [I, undefined, 'yes'], [T, undefined, 'yes'], [L, 'web02', 'yes'],
+    [C, undefined, 'yes'], [I, undefined, 'yes'], [T, undefined, 'yes'], [P, undefined, 'yes'], [G, undefined, 'yes'], [L, 'web02', 'yes'],
     [S, 'web01', 'yes'], [S, 'web02', 'hidden'], [S, undefined, 'hidden'], [N, 'web02', 'hidden'],
     [`quarantine/${'a'.repeat(64)}.1`, undefined, 'denied'], ['other', undefined, 'denied'],
   ];
@@ -22,11 +24,11 @@ test('read: an agent reads the shared objects and its own, other agents\' are hi
   for (const [key, owner] of table) assert.equal(readAccess(admin, key, owner), 'yes');
 });
 
-test('list: an agent lists keys, leases and quarantine whole, its own snapshots and notes, and never chunks, indexes or everything', () => {
+test('list: an agent lists keys, leases and quarantine whole, its own snapshots, notes and segments, and never chunks, indexes or everything', () => {
   const table: [string, string][] = [
     ['keys/', 'all'], ['leases/', 'all'], ['quarantine/', 'all'],
     ['snapshots/', 'own'], ['notes/', 'own'], [`notes/${'a'.repeat(64)}`, 'own'], ['protected/', 'own'], ['verifications/', 'own'],
-    ['chunks/', 'denied'], ['chunks/aa/', 'denied'], ['indexes/', 'denied'], ['trees/', 'denied'], ['', 'denied'], ['snap', 'denied'],
+    ['chunks/', 'denied'], ['chunks/aa/', 'denied'], ['indexes/', 'denied'], ['trees/', 'denied'], ['packs/', 'denied'], ['segments/', 'own'], ['', 'denied'], ['snap', 'denied'],
   ];
   for (const [prefix, expected] of table) assert.equal(listScope(agent, prefix), expected, prefix);
   for (const [prefix] of table) assert.equal(listScope(admin, prefix), 'all');
@@ -34,7 +36,7 @@ test('list: an agent lists keys, leases and quarantine whole, its own snapshots 
 
 test('put: an agent adds, keeps stored chunks, refreshes only its own leases, and never replaces anything else', () => {
   const table: [string, { owner: string | undefined } | null, string][] = [
-    [C, null, 'write'], [C, { owner: undefined }, 'keep'], [I, { owner: undefined }, 'keep'], [T, null, 'write'], [T, { owner: undefined }, 'keep'],
+    [C, null, 'write'], [C, { owner: undefined }, 'keep'], [P, null, 'write'], [P, { owner: undefined }, 'keep'], [G, null, 'write'], [G, { owner: undefined }, 'keep'], [I, { owner: undefined }, 'keep'], [T, null, 'write'], [T, { owner: undefined }, 'keep'],
     [S, null, 'write'], [S, { owner: 'web01' }, 'same-bytes'], [S, { owner: 'web02' }, 'same-bytes'], [N, { owner: 'web01' }, 'same-bytes'],
     [L, null, 'write'], [L, { owner: 'web01' }, 'write'], [L, { owner: 'web02' }, 'same-bytes'],
     ['config', null, 'denied'], ['deletions', { owner: undefined }, 'denied'], ['keys/0123456789abcdef', null, 'denied'],
@@ -46,8 +48,13 @@ test('put: an agent adds, keeps stored chunks, refreshes only its own leases, an
 
 test('delete: an agent deletes only its own leases; the administrator everything', () => {
   assert.equal(deleteAccess(agent, L, 'web01'), true);
-  for (const [key, owner] of [[L, 'web02'], [L, undefined], [S, 'web01'], [C, undefined], ['config', undefined]] as const) {
+  for (const [key, owner] of [[L, 'web02'], [L, undefined], [S, 'web01'], [C, undefined], [P, undefined], [G, undefined], ['config', undefined]] as const) {
     assert.equal(deleteAccess(agent, key, owner), false, `${key} owned by ${owner}`);
     assert.equal(deleteAccess(admin, key, owner), true);
   }
+});
+
+test('a pack key names the SHA-256 its bytes must have; no other key does', () => {
+  assert.equal(contentDigestOf(P), 'a'.repeat(64));
+  for (const key of [C, G, I, S, `packs/ab/${'a'.repeat(64)}`, `packs/aa/${'a'.repeat(63)}`, 'packs/']) assert.equal(contentDigestOf(key), null, key);
 });

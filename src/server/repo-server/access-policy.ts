@@ -1,4 +1,4 @@
-import { CHUNKS_PREFIX, CONFIG_KEY, DELETIONS_KEY, DIGEST_KEY_KEY, DIGESTS_PREFIX, INDEXES_PREFIX, KEYS_PREFIX, LEASES_PREFIX, NOTES_PREFIX, PROTECTED_PREFIX, QUARANTINE_PREFIX, SNAPSHOTS_PREFIX, TREES_PREFIX, VERIFICATIONS_PREFIX } from '../../repo/index.js';
+import { CHUNKS_PREFIX, CONFIG_KEY, DELETIONS_KEY, DIGEST_KEY_KEY, DIGESTS_PREFIX, INDEXES_PREFIX, KEYS_PREFIX, LEASES_PREFIX, NOTES_PREFIX, PACKS_PREFIX, PROTECTED_PREFIX, QUARANTINE_PREFIX, SEGMENTS_PREFIX, SNAPSHOTS_PREFIX, TREES_PREFIX, VERIFICATIONS_PREFIX } from '../../repo/index.js';
 import type { Principal } from './token-store.js';
 
 /**
@@ -12,6 +12,8 @@ import type { Principal } from './token-store.js';
  * | `config`, `deletions`                               | yes       | —               | no      | no                               | no     |
  * | `keys/`                                             | yes       | yes             | no      | no                               | no     |
  * | `chunks/`, `indexes/`, `trees/`                     | yes (by id) | **no**        | yes     | kept as is, answered as stored ¹ | no     |
+ * | `packs/` (format 2) ⁶                               | yes (by id, also a byte range) | **no** | yes, when its bytes hash to its id | kept as is | no |
+ * | `segments/` (format 2) ⁶                            | yes (by id) | its own only  | yes     | kept as is                       | no     |
  * | `snapshots/`, `notes/`, `protected/`, `verifications/` | its own ² | its own only  | yes     | only the identical bytes         | no     |
  * | `leases/`                                           | yes       | yes ³           | yes     | its own (a refresh)              | its own |
  * | `quarantine/`                                       | no        | yes ⁴           | no      | no                               | no     |
@@ -31,6 +33,14 @@ import type { Principal } from './token-store.js';
  * ⁵ Signed digest records (docs/repository-format.md §18), named by the SHA-256 of their
  *   bytes. A writer adds its own; reading them is refused, since they name other writers'
  *   objects (`verify --stored` runs with a full token, or on the storage itself).
+ * ⁶ A pack's id is the SHA-256 of its bytes (docs/repository-format.md §19): the server checks
+ *   it on a put by an append-only token ({@link contentDigestOf}), so a stored pack always holds
+ *   the bytes its name promises and "kept as is" loses nothing. A segment's id is a keyed MAC
+ *   like a chunk's. A format 2 backup lists `segments/` to load its chunk index: an append-only
+ *   token lists only the segments it wrote (their writer is recorded), since another writer's
+ *   segment would hand out that writer's chunk ids and where they lie. So a guest deduplicates
+ *   against its own earlier backups, never against other guests' (docs/repository-server.md).
+ *   A full token (the administrator's prune) may delete and replace packs and segments.
  */
 export type ListScope = 'all' | 'own' | 'denied';
 
@@ -39,15 +49,24 @@ export const OWNED_PREFIXES = [SNAPSHOTS_PREFIX, NOTES_PREFIX, PROTECTED_PREFIX,
 
 /** True for keys whose writer the server records (the owned prefixes and leases). */
 export function recordsOwner(key: string): boolean {
-  return key.startsWith(LEASES_PREFIX) || OWNED_PREFIXES.some((prefix) => key.startsWith(prefix));
+  return key.startsWith(LEASES_PREFIX) || key.startsWith(SEGMENTS_PREFIX) || OWNED_PREFIXES.some((prefix) => key.startsWith(prefix));
 }
 
 /**
- * Content-addressed prefixes: chunks, disk index pages, and the file trees of file-level
- * snapshots (`trees/`, docs/repository-format.md §16, written by the file backup agents
- * this server is for; spelled here until the layout of that branch exports it to this one).
+ * Content-addressed prefixes: chunks, disk index pages, the file trees of file-level
+ * snapshots (`trees/`, docs/repository-format.md §16), and format 2's packs and index
+ * segments (§19).
  */
-const CONTENT_ADDRESSED_PREFIXES = [CHUNKS_PREFIX, INDEXES_PREFIX, TREES_PREFIX] as const;
+const CONTENT_ADDRESSED_PREFIXES = [CHUNKS_PREFIX, INDEXES_PREFIX, TREES_PREFIX, PACKS_PREFIX, SEGMENTS_PREFIX] as const;
+
+/**
+ * The SHA-256 (hex) that the bytes of `key` must have, when the key names it: a pack
+ * (`packs/<2 hex>/<64 hex>`, whose id is the SHA-256 of its bytes); null for every other key.
+ */
+export function contentDigestOf(key: string): string | null {
+  const match = /^packs\/([0-9a-f]{2})\/([0-9a-f]{64})$/.exec(key);
+  return match !== null && (match[2] as string).startsWith(match[1] as string) ? (match[2] as string) : null;
+}
 
 const isOwned = (key: string) => OWNED_PREFIXES.some((prefix) => key.startsWith(prefix));
 const isContentAddressed = (key: string) => CONTENT_ADDRESSED_PREFIXES.some((prefix) => key.startsWith(prefix));
@@ -65,7 +84,7 @@ export function readAccess(who: Principal, key: string, owner: string | undefine
 export function listScope(who: Principal, prefix: string): ListScope {
   if (!who.appendOnly) return 'all';
   if (prefix.startsWith(KEYS_PREFIX) || prefix.startsWith(LEASES_PREFIX) || prefix.startsWith(QUARANTINE_PREFIX)) return 'all';
-  if (isOwned(prefix)) return 'own';
+  if (isOwned(prefix) || prefix.startsWith(SEGMENTS_PREFIX)) return 'own';
   return 'denied';
 }
 

@@ -1,8 +1,9 @@
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { CofferError } from '../../errors/index.js';
-import { checkedKey, type Backend } from '../../repo/index.js';
-import { deleteAccess, listScope, putAccess, readAccess, recordsOwner } from './access-policy.js';
+import { CofferError, isCofferError } from '../../errors/index.js';
+import { checkedKey, readRange, type Backend } from '../../repo/index.js';
+import { contentDigestOf, deleteAccess, listScope, putAccess, readAccess, recordsOwner } from './access-policy.js';
 import { AuthFailureLimiter } from './auth-limiter.js';
 import { ListSessions } from './list-sessions.js';
 import { OwnerIndex } from './owner-index.js';
@@ -178,8 +179,26 @@ export async function startRepoServer(options: RepoServerOptions): Promise<Runni
     const access = readAccess(t.who, t.key, t.repo.owners.ownerOf(t.key));
     if (access === 'denied') return send(reply, problem('E_ACCESS_DENIED', `an append-only token may not read ${t.key}`));
     if (access === 'hidden') return send(reply, { status: 404, code: 'E_MISSING_OBJECT', title: 'no such object', detail: `no object ${t.key}` });
-    const data = await t.repo.backend.get(t.key);
-    return reply.code(200).header('content-type', 'application/octet-stream').send(data);
+    const rangeHeader = request.headers.range;
+    if (rangeHeader === undefined) {
+      const data = await t.repo.backend.get(t.key);
+      return reply.code(200).header('content-type', 'application/octet-stream').send(data);
+    }
+    // A ranged read (format 2 reads one frame of a pack): one closed range only.
+    const range = parseByteRange(rangeHeader);
+    if (range === null) return send(reply, problem('E_BAD_REQUEST', `Range must be one closed range "bytes=FIRST-LAST", not ${JSON.stringify(rangeHeader).slice(0, 100)}`));
+    try {
+      const data = await readRange(t.repo.backend, t.key, range.offset, range.length);
+      return reply
+        .code(206)
+        .header('content-type', 'application/octet-stream')
+        .header('content-range', `bytes ${range.offset}-${range.offset + range.length - 1}/*`)
+        .send(data);
+    } catch (error) {
+      if (!isCofferError(error, 'E_CORRUPT_OBJECT')) throw error;
+      // The object is shorter than the range: 416, and the client reports the short object.
+      return send(reply, { status: 416, code: 'E_CORRUPT_OBJECT', title: 'the range lies beyond the object', detail: error.message.split('\n')[0] ?? '' });
+    }
   });
 
   app.head('/:repo/objects/*', async (request, reply) => {
@@ -197,6 +216,11 @@ export async function startRepoServer(options: RepoServerOptions): Promise<Runni
     if (t === undefined) return reply;
     const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
     return locked(t.repo, t.key, async () => {
+      // Checked first: bytes that are not the pack named are refused, stored or not.
+      const digest = t.who.appendOnly ? contentDigestOf(t.key) : null;
+      if (digest !== null && createHash('sha256').update(body).digest('hex') !== digest) {
+        return send(reply, problem('E_BAD_REQUEST', `the bytes sent for ${t.key} do not hash to its id (a pack is named by the SHA-256 of its bytes)`));
+      }
       const exists = await t.repo.backend.has(t.key);
       const decision = putAccess(t.who, t.key, exists ? { owner: t.repo.owners.ownerOf(t.key) } : null);
       if (decision === 'denied') return send(reply, problem('E_ACCESS_DENIED', `an append-only token may not write ${t.key}`));
@@ -303,4 +327,16 @@ export async function startRepoServer(options: RepoServerOptions): Promise<Runni
 
 async function* ownOnly<T extends { key: string }>(entries: AsyncIterable<T>, mine: (key: string) => boolean): AsyncIterable<T> {
   for await (const entry of entries) if (mine(entry.key)) yield entry;
+}
+
+/**
+ * The one closed byte range of a `Range` header (RFC 9110 §14.1.2: `bytes=FIRST-LAST`, both
+ * inclusive), or null for anything else (suffix ranges, open ranges, several ranges).
+ */
+export function parseByteRange(header: string): { offset: number; length: number } | null {
+  const match = /^bytes=(\d{1,15})-(\d{1,15})$/.exec(header.trim());
+  if (match === null) return null;
+  const first = Number(match[1]);
+  const last = Number(match[2]);
+  return last < first ? null : { offset: first, length: last - first + 1 };
 }

@@ -1,0 +1,57 @@
+import { CofferError } from '../../errors/index.js';
+import { isZeroEntry } from '../format/index-page.js';
+import { decodeLocatedEntry } from '../format/located-entry.js';
+import type { DiskRecord } from '../format/manifest.js';
+import { packKey } from '../layout.js';
+import type { Repository } from '../repository.js';
+import type { PackedDestination } from './packed-destination.js';
+import { objectSize, readPackTrailer } from './pack-contents.js';
+import type { SyncCounters } from './sync-report.js';
+
+/**
+ * Format 2 to format 2 with the same keys, before a disk is copied: the packs of which the
+ * disk needs every chunk (the destination lacks them all) are copied whole, as stored, so
+ * their chunks keep their located entries and nothing is re-packed. Typically a snapshot's
+ * own packs: a backup writes the chunks it adds into packs of its own, closed at the end of
+ * each disk. The other packs' chunks are re-packed one by one when the disk is copied.
+ *
+ * A pack is read whole and checked against its id (the SHA-256 of its bytes) before it is
+ * sent: a damaged pack is `E_CORRUPT_OBJECT` (the snapshot fails, nothing of it is carried).
+ *
+ * Memory: one key per needed chunk of the disk (its pack and place), while the disk's pages are
+ * walked once ahead of the copy; one pack (≤ 16 MiB) at a time.
+ */
+export async function adoptWholePacks(
+  context: { src: Repository; counters: SyncCounters; readEntries: (page: string) => Promise<Buffer[]> },
+  disk: DiskRecord,
+  destination: PackedDestination,
+): Promise<void> {
+  const { src, counters } = context;
+  const needed = new Map<string, Set<string>>(); // pack hex → "frameOffset/chunkOffset" of the chunks needed
+  for (const page of disk.pages) {
+    for (const entry of await context.readEntries(page)) {
+      if (isZeroEntry(entry) || destination.adoptedEntry(entry) !== undefined) continue;
+      const location = decodeLocatedEntry(entry, `index page ${page}`);
+      if ((await destination.find(location.id)) !== undefined) continue;
+      const pack = location.pack.toString('hex');
+      let chunks = needed.get(pack);
+      if (chunks === undefined) needed.set(pack, (chunks = new Set()));
+      chunks.add(`${location.frameOffset}/${location.chunkOffset}`);
+    }
+  }
+  for (const [hex, chunks] of needed) {
+    if (destination.hasAdopted(hex)) continue;
+    const key = packKey(hex);
+    const size = await objectSize(src, key);
+    if (size === null) continue; // missing: the chunk-by-chunk copy names it
+    const trailer = await readPackTrailer(src, key, size);
+    const places = new Set(trailer.chunks.map((c) => `${trailer.frames[c.frame]?.offset}/${c.offset}`));
+    if (places.size !== chunks.size || [...chunks].some((place) => !places.has(place))) continue;
+    const bytes = await src.backend.get(key);
+    counters.bytesRead += bytes.length;
+    if ((await src.pool.sha256(bytes)).toString('hex') !== hex) {
+      throw new CofferError('E_CORRUPT_OBJECT', `pack ${key} of ${src.location} is damaged: its bytes do not hash to its id`, { subject: { repository: src.location, object: key } });
+    }
+    await destination.adoptPack(hex, bytes, trailer);
+  }
+}
