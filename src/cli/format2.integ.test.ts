@@ -4,7 +4,7 @@
  * refusing with exit 19 and one line naming them.
  */
 import assert from 'node:assert/strict';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { seededBytes } from '../testing/index.js';
@@ -40,15 +40,12 @@ test('coffer init --format 2, backup, restore byte for byte, verify --read-data,
   assert.match(repaired.stdout.toString(), /rebuilt the index from 1 pack\(s\): \d+ chunk\(s\) in 1 segment\(s\), 0 old segment\(s\) removed/); // the same entries make the same segment
 });
 
-test('exit 19, one line: prune, sync and file backup refuse format 2', async () => {
+test('exit 19, one line: prune and sync refuse format 2', async () => {
   const other = join(work, 'other');
   await cofferJson(['init', '-r', other], { env });
-  await mkdir(join(work, 'files'));
-  await writeFile(join(work, 'files', 'a'), 'a');
   for (const [args, operation] of [
     [['prune', '-r', repo], 'prune'],
     [['sync', '-r', repo, '--to', other], 'sync'],
-    [['backup', '-r', repo, '--files', join(work, 'files')], 'file backup'],
   ] as const) {
     const result = await coffer([...args] as string[], { env: { ...env, COFFER_TO_PASSWORD: 'pw' }, timeoutMs: 60_000 });
     assertExit(result, 19);

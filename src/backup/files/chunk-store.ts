@@ -1,6 +1,7 @@
 import type { SharedBufferPool } from '../../concurrency/index.js';
 import { ObjectKind, type ContentPiece, type Repository } from '../../repo/index.js';
 import type { KnownChunks } from '../known-chunks.js';
+import type { PackedChunks } from '../packed-chunks.js';
 import { FastCdc, FILE_CHUNK_SIZES, type ChunkSizes } from './fastcdc.js';
 
 /** Figures of a file backup, added to as files are read. */
@@ -31,6 +32,14 @@ export type FillFunction = (into: Uint8Array, offset: number, length: number) =>
  * surely new) is sealed in the same task as it is hashed; a sealed chunk found stored is
  * dropped (wasted compression, never a wrong object). Other chunks are hashed first and
  * sealed only when new (an edited large file repeats most of its chunks).
+ *
+ * In a format 2 repository (`packed` given) chunks are only hashed here: a new one is staged
+ * into the run's pack writer, which seals it with up to 63 others in one frame (many small
+ * files share a frame, and a pack holds thousands of them: one put per 16 MiB instead of one
+ * per chunk), and "is it stored?" is asked of the run's placements, then of the repository's
+ * index segments (docs/repository-format.md §19.7). A tree names a chunk by id only, so it
+ * need not wait for the chunk's pack; {@link finish} stores the last pack and the segment,
+ * and must end before the snapshot's manifest is written.
  */
 export class ChunkStore {
   private readonly cdc: FastCdc;
@@ -46,6 +55,7 @@ export class ChunkStore {
     private readonly damaged: ReadonlySet<string>,
     readonly figures: FileBackupFigures,
     sizes: ChunkSizes = FILE_CHUNK_SIZES,
+    private readonly packed?: PackedChunks,
   ) {
     this.cdc = new FastCdc(sizes);
   }
@@ -109,26 +119,53 @@ export class ChunkStore {
     return pieces;
   }
 
+  /**
+   * Format 2: stores the last pack and the index segment of what this run added (every chunk
+   * named by a tree is then stored), and counts their bytes. Nothing to do in format 1.
+   */
+  async finish(): Promise<void> {
+    if (this.packed === undefined) return;
+    await Promise.all(this.writing.values());
+    await this.packed.writer.finish();
+    this.figures.bytesStored += this.packed.writer.stored.bytes;
+  }
+
+  /** Format 2: drops what is staged (the backup failed). */
+  async abandon(error: unknown): Promise<void> {
+    await this.packed?.writer.abandon(error);
+  }
+
   private async storeChunk(data: Uint8Array, fresh: boolean): Promise<ContentPiece> {
-    const hash = await this.hashBatched(data, fresh);
+    // Format 2 seals whole frames in the pack writer: a chunk sealed alone would be wasted.
+    const hash = await this.hashBatched(data, fresh && this.packed === undefined);
     if (hash.zero || hash.id === null) return ['zero', data.length];
     const id = hash.id;
     const hex = id.toString('hex');
     if (this.known.has(hex) && !this.damaged.has(hex)) return [hex, data.length];
     let work = this.writing.get(hex);
     if (work === undefined) {
-      work = (async () => {
-        if (!this.damaged.has(hex) && (await this.repo.hasChunk(id))) return;
-        const sealed = hash.sealed ?? (await this.repo.pool.seal(data, ObjectKind.chunk, id));
-        await this.repo.putChunk(id, sealed);
-        this.figures.bytesNew += data.length;
-        this.figures.bytesStored += sealed.length;
-      })();
+      work = this.packed !== undefined ? this.stageNew(this.packed, id, hex, data) : this.putNew(id, hex, data, hash.sealed);
       this.writing.set(hex, work);
       work.then(() => this.known.add(hex), () => undefined).finally(() => this.writing.delete(hex));
     }
     await work;
     return [hex, data.length];
+  }
+
+  /** Format 1: puts the chunk as an object of its own unless the repository has it. */
+  private async putNew(id: Buffer, hex: string, data: Uint8Array, sealedAlready: Buffer | null): Promise<void> {
+    if (!this.damaged.has(hex) && (await this.repo.hasChunk(id))) return;
+    const sealed = sealedAlready ?? (await this.repo.pool.seal(data, ObjectKind.chunk, id));
+    await this.repo.putChunk(id, sealed);
+    this.figures.bytesNew += data.length;
+    this.figures.bytesStored += sealed.length;
+  }
+
+  /** Format 2: stages the chunk into the run's packs unless stored or staged already (resolves once `data` is copied). */
+  private async stageNew(packed: PackedChunks, id: Buffer, hex: string, data: Uint8Array): Promise<void> {
+    if ((await packed.find(id, hex, this.damaged)) !== undefined) return;
+    const { stored } = await packed.store(id, hex, data);
+    if (stored) this.figures.bytesNew += data.length;
   }
 
   /** Hashes (and seals, with `seal`) `data` in the next batch to leave. */
