@@ -1,8 +1,8 @@
 /**
  * File-level backup into a format 2 repository (packs), end to end through the `coffer`
  * binary on the shared real tree (file-test-tree.ts: xattrs, ACLs, hard links, a sparse file,
- * symlinks, a FIFO, unicode names): a full backup stores its chunks in packs (no chunk
- * objects), restores with content and metadata (`diff -r`, `getfattr`, `getfacl`, `stat`);
+ * symlinks, a FIFO, unicode names): a full backup stores its chunks and trees in packs (no
+ * chunk or tree objects), restores with content and metadata (`diff -r`, `getfattr`, `getfacl`, `stat`);
  * an incremental reads and stores only what changed; `files ls/cat`, `stats`, and
  * `verify --read-data` clean; without the index segments the chunks cannot be found (verify
  * says so) until `repair --index` rebuilds them.
@@ -63,11 +63,13 @@ test('format 2: full and incremental file backups in packs, restored with conten
   const first = await backup(['--files', src, '--host', 'h2']);
   assert.equal(first.warnings.length, 0);
   assert.deepEqual(await stored('chunks'), { files: 0, bytes: 0 });
+  assert.deepEqual(await stored('trees'), { files: 0, bytes: 0 });
   const packs = await stored('packs');
-  // The ≈400 small files and the 6 MB file's chunks fill one pack (a pack closes at 16 MiB).
-  assert.equal(packs.files, 1);
+  // The ≈400 small files and the 6 MB file's chunks fill one pack (a pack closes at 16 MiB),
+  // the trees another; each pack writer writes its index segment.
+  assert.equal(packs.files, 2);
   assert.ok(packs.bytes > 6_000_000 && packs.bytes < 8_000_000, `packs hold ${packs.bytes} bytes`);
-  assert.equal((await stored('segments')).files, 1);
+  assert.equal((await stored('segments')).files, 2);
   const out1 = join(work, 'out1');
   assertExit(await coffer(['restore', '-r', repo, first.id, '--to', out1, '--verify'], opts), 0);
   await assertRestoredSame(src, join(out1, src));
@@ -77,9 +79,10 @@ test('format 2: full and incremental file backups in packs, restored with conten
   const second = await backup(['--files', src, '--host', 'h2']);
   assert.ok(second.bytesRead < 100, `incremental read ${second.bytesRead} bytes`);
   assert.equal(second.bytesNew, 'hello\nmore\n'.length + 'new\n'.length);
+  // Two small packs: the two new files' chunks, and the trees of the three directories that changed (/, …, src, bash).
   const packsAfter = await stored('packs');
-  assert.equal(packsAfter.files, 2);
-  assert.ok(packsAfter.bytes - packs.bytes < 2_000, `the incremental's pack holds ${packsAfter.bytes - packs.bytes} bytes`);
+  assert.equal(packsAfter.files, 4);
+  assert.ok(packsAfter.bytes - packs.bytes < 16_000, `the incremental's packs hold ${packsAfter.bytes - packs.bytes} bytes`);
   const out2 = join(work, 'out2');
   assertExit(await coffer(['restore', '-r', repo, second.id, '--to', out2], opts), 0);
   await assertRestoredSame(src, join(out2, src));
@@ -107,17 +110,42 @@ test('format 2: verify --read-data checks file chunks found through the index se
   const checked = Number(/read and checked (\d+) chunks/.exec(verified.stdout.toString())?.[1]);
   assert.ok(checked > 10, `${checked} chunks checked`);
 
-  // Without the segments no chunk of a file snapshot can be found: verify says so, naming files.
+  // A damaged frame in the data pack: verify --read-data names the files it touches.
+  const dataPack = await largestPack();
+  const original = await fs.readFile(dataPack);
+  const damaged = Buffer.from(original);
+  const middle = Math.floor(damaged.length / 2);
+  damaged.writeUInt8(damaged.readUInt8(middle) ^ 0xff, middle);
+  await fs.writeFile(dataPack, damaged);
+  const corrupt = await coffer(['verify', '-r', repo, '--read-data'], opts);
+  assertExit(corrupt, 13);
+  assert.match(corrupt.stdout.toString(), new RegExp(`AFFECTED snapshot .* disk ${src}/`));
+  assert.doesNotMatch(corrupt.stdout.toString(), /cannot be named/);
+  await fs.writeFile(dataPack, original);
+  await fs.rm(join(repo, 'quarantine'), { recursive: true, force: true }); // verify set the chunks aside: undo
+
+  // Without the segments neither the trees nor the chunks of a file snapshot can be found:
+  // verify says so; `repair --index` rebuilds them from the packs' trailers.
   const segments = join(repo, 'segments');
   const aside = join(work, 'segments-aside');
   await fs.rename(segments, aside);
   await fs.mkdir(segments);
   const lost = await coffer(['verify', '-r', repo], opts);
   assertExit(lost, 13);
-  assert.match(lost.stdout.toString() + lost.stderr, /no index segment names it/);
-  assert.match(lost.stdout.toString() + lost.stderr, new RegExp(`${src}/big`));
-  await fs.rm(join(repo, 'quarantine'), { recursive: true, force: true }); // verify set the chunks aside: undo
+  assert.match(lost.stdout.toString(), /DAMAGED file tree .*no index segment names it/);
+  await fs.rm(join(repo, 'quarantine'), { recursive: true, force: true });
   assertExit(await coffer(['repair', '-r', repo, '--index'], opts), 0);
   assertExit(await coffer(['verify', '-r', repo, '--read-data'], opts), 0);
   await fs.rm(aside, { recursive: true });
 });
+
+/** The path of the largest pack (the first backup's file data). */
+async function largestPack(): Promise<string> {
+  let best = { path: '', size: -1 };
+  for (const name of await fs.readdir(join(repo, 'packs'), { recursive: true })) {
+    const path = join(repo, 'packs', name);
+    const stat = await fs.stat(path);
+    if (stat.isFile() && stat.size > best.size) best = { path, size: stat.size };
+  }
+  return best.path;
+}

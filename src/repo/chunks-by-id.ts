@@ -20,7 +20,7 @@ import type { Repository } from './repository.js';
  * `E_CORRUPT_OBJECT` when every place is damaged.
  */
 export class ChunksById {
-  private index: Promise<ChunkIndex> | undefined;
+  private index: Promise<{ index: ChunkIndex; segments: number }> | undefined;
   private readonly frames: FrameReader;
 
   constructor(private readonly repo: Repository) {
@@ -32,11 +32,30 @@ export class ChunksById {
     return this.frames.fetched;
   }
 
-  /** The located entries (80 bytes) of chunk `id`: none when no index segment names it. */
+  /**
+   * The located entries (80 bytes) of chunk `id`: none when no index segment names it. A
+   * reader kept open while backups add segments (the server) sees them: on a miss the segments
+   * are listed again, and the index reloaded when their number changed.
+   */
   async locations(id: Buffer): Promise<Buffer[]> {
-    this.index ??= ChunkIndex.load(this.repo);
-    this.index.catch(() => (this.index = undefined));
-    return (await this.index).lookupAll(id);
+    const places = await (await this.loadIndex()).index.lookupAll(id);
+    if (places.length > 0) return places;
+    const loaded = await this.loadIndex();
+    if ((await countSegments(this.repo)) === loaded.segments) return places;
+    this.index = undefined;
+    return (await this.loadIndex()).index.lookupAll(id);
+  }
+
+  private loadIndex(): Promise<{ index: ChunkIndex; segments: number }> {
+    if (this.index === undefined) {
+      const loading = (async () => {
+        const segments = await countSegments(this.repo);
+        return { index: await ChunkIndex.load(this.repo), segments };
+      })();
+      loading.catch(() => (this.index = undefined));
+      this.index = loading;
+    }
+    return this.index;
   }
 
   /** The chunk's plaintext. */
@@ -69,6 +88,13 @@ export class ChunksById {
     }
     throw failure as CofferError;
   }
+}
+
+/** Index segments stored (one listing). */
+async function countSegments(repo: Repository): Promise<number> {
+  let count = 0;
+  for await (const entry of repo.backend.list(SEGMENTS_PREFIX)) if (idFromKey(entry.key) !== null) count++;
+  return count;
 }
 
 /**

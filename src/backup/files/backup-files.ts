@@ -9,7 +9,6 @@ import {
   getFileTree,
   isSafeEntryName,
   listQuarantined,
-  MAX_CHUNKS_PER_FRAME,
   putFileTree,
   saveSnapshot,
   type FileWarning,
@@ -20,7 +19,6 @@ import {
 } from '../../repo/index.js';
 import { readAccountNames, readFileMetadata, readXattrs, type AccountNames, type Excludes, type FileMetadata } from '../../source/index.js';
 import { KnownChunks } from '../known-chunks.js';
-import { PackedChunks } from '../packed-chunks.js';
 import { ChunkStore, type FileBackupFigures } from './chunk-store.js';
 import type { ChunkSizes } from './fastcdc.js';
 import { isSmallFile, readFileContent, SMALL_FILE_BYTES, type FileRead } from './read-file.js';
@@ -75,14 +73,6 @@ const FILES_PER_THREAD = 2;
 const SMALL_FILES_IN_FLIGHT = 32;
 
 /**
- * Format 2: chunks per frame, the most a frame holds (format/pack.ts). A frame still closes at
- * 2 MiB, so large files' chunks (256 KiB–2 MiB) come 1–8 to a frame as image blocks do, while
- * small files come 64 to a frame: one worker task and one envelope per 64 files instead of 8,
- * and zstd sees more of them at once.
- */
-const FILE_CHUNKS_PER_FRAME = MAX_CHUNKS_PER_FRAME;
-
-/**
  * Backs up directory trees into a file snapshot (manifest version 2): every directory
  * becomes a tree object (sorted entries with full metadata), every file's content
  * content-defined chunks. A file whose size, mtime, ctime and inode match its entry in the
@@ -117,14 +107,13 @@ async function backupWithLease(repo: Repository, options: FileBackupOptions, lea
   const figures: FileBackupFigures = { bytesRead: 0, bytesNew: 0, bytesStored: 0 };
   const threads = repo.pool.threads;
   const windows = new SharedBufferPool(ChunkStore.windowSize(options.chunkSizes), threads * FILES_PER_THREAD);
-  const packed = repo.config.version === 2 ? new PackedChunks(repo, undefined, { blocksPerFrame: FILE_CHUNKS_PER_FRAME }) : undefined;
-  const store = new ChunkStore(repo, windows, new KnownChunks(), await listQuarantined(repo), figures, options.chunkSizes, packed);
+  const store = new ChunkStore(repo, windows, new KnownChunks(), await listQuarantined(repo), figures, options.chunkSizes);
   const walker = new TreeWalker(repo, store, figures, options, await readAccountNames());
   let root: string;
   try {
     root = options.stdin !== undefined ? await walker.stdinTree(options.stdin, clock()) : await walker.rootTree(paths, parent);
     if (options.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'backup interrupted before its snapshot was recorded');
-    await store.finish(); // format 2: the last pack and the index segment, before the manifest
+    await store.finish(); // format 2: the last packs and the index segments, before the manifest
   } catch (error) {
     await store.abandon(error);
     throw error;
@@ -402,7 +391,7 @@ class TreeWalker {
   }
 
   private async putTree(entries: TreeEntry[], present?: string): Promise<{ id: string }> {
-    const { id, bytesStored } = await putFileTree(this.repo, entries, present !== undefined ? { present } : {});
+    const { id, bytesStored } = await putFileTree(this.repo, entries, { ...(present !== undefined ? { present } : {}), stage: this.store.stageTree });
     this.figures.bytesStored += bytesStored;
     return { id };
   }

@@ -1,7 +1,7 @@
 import type { SharedBufferPool } from '../../concurrency/index.js';
-import { ObjectKind, type ContentPiece, type Repository } from '../../repo/index.js';
+import { MAX_CHUNKS_PER_FRAME, ObjectKind, type ContentPiece, type Repository } from '../../repo/index.js';
 import type { KnownChunks } from '../known-chunks.js';
-import type { PackedChunks } from '../packed-chunks.js';
+import { PackedChunks } from '../packed-chunks.js';
 import { FastCdc, FILE_CHUNK_SIZES, type ChunkSizes } from './fastcdc.js';
 
 /** Figures of a file backup, added to as files are read. */
@@ -16,6 +16,21 @@ export interface FileBackupFigures {
  * it wrote: 0 only at the end.
  */
 export type FillFunction = (into: Uint8Array, offset: number, length: number) => Promise<number>;
+
+/**
+ * Format 2: chunks per frame, the most a frame holds (format/pack.ts). A frame still closes at
+ * 2 MiB, so large files' chunks (256 KiB–2 MiB) come 1–8 to a frame as image blocks do, while
+ * small files come 64 to a frame: one worker task and one envelope per 64 files instead of 8,
+ * and zstd sees more of them at once. Trees too, in packs of their own.
+ */
+const FILE_CHUNKS_PER_FRAME = MAX_CHUNKS_PER_FRAME;
+
+/**
+ * Format 2: tree packs close at 4 MiB (data packs at 16): trees are small (the bench's 12,500
+ * files make ≈1,600 trees), and the pack writer's buffer is the pack size plus a frame, so
+ * this keeps the second writer's memory at ≈6 MiB.
+ */
+const TREE_PACK_BYTES = 4 * 1024 * 1024;
 
 /**
  * Cuts a byte stream into content-defined chunks and stores the new ones: each chunk is
@@ -33,19 +48,24 @@ export type FillFunction = (into: Uint8Array, offset: number, length: number) =>
  * dropped (wasted compression, never a wrong object). Other chunks are hashed first and
  * sealed only when new (an edited large file repeats most of its chunks).
  *
- * In a format 2 repository (`packed` given) chunks are only hashed here: a new one is staged
- * into the run's pack writer, which seals it with up to 63 others in one frame (many small
- * files share a frame, and a pack holds thousands of them: one put per 16 MiB instead of one
- * per chunk), and "is it stored?" is asked of the run's placements, then of the repository's
- * index segments (docs/repository-format.md §19.7). A tree names a chunk by id only, so it
- * need not wait for the chunk's pack; {@link finish} stores the last pack and the segment,
- * and must end before the snapshot's manifest is written.
+ * In a format 2 repository chunks are only hashed here: a new one is staged into the run's
+ * pack writer, which seals it with up to 63 others in one frame (many small files share a
+ * frame, and a pack holds thousands of them: one put per 16 MiB instead of one per chunk),
+ * and "is it stored?" is asked of the run's placements, then of the repository's index
+ * segments (docs/repository-format.md §19.7). Trees ({@link stageTree}) go the same way into
+ * a second pack writer, so that a walk of the trees decodes frames of trees, not of file
+ * data. A tree names a chunk (and a subtree) by id only, so it need not wait for any pack;
+ * {@link finish} stores the last packs and the segments, and must end before the snapshot's
+ * manifest is written.
  */
 export class ChunkStore {
   private readonly cdc: FastCdc;
   private readonly writing = new Map<string, Promise<void>>();
   private sendScheduled = false;
   private tasksOnPool = 0;
+  /** Format 2: the packs of file data, and those of trees. */
+  private readonly packed: PackedChunks | undefined;
+  private readonly treePacks: PackedChunks | undefined;
   private batch: { data: Uint8Array; seal: boolean; resolve: (hash: BatchedHash) => void; reject: (error: unknown) => void }[] = [];
 
   constructor(
@@ -55,9 +75,12 @@ export class ChunkStore {
     private readonly damaged: ReadonlySet<string>,
     readonly figures: FileBackupFigures,
     sizes: ChunkSizes = FILE_CHUNK_SIZES,
-    private readonly packed?: PackedChunks,
   ) {
     this.cdc = new FastCdc(sizes);
+    if (repo.config.version === 2) {
+      this.packed = new PackedChunks(repo, undefined, { blocksPerFrame: FILE_CHUNKS_PER_FRAME });
+      this.treePacks = new PackedChunks(repo, undefined, { blocksPerFrame: FILE_CHUNKS_PER_FRAME, packSize: TREE_PACK_BYTES });
+    }
   }
 
   /** Window size needed: two maximal chunks. */
@@ -124,16 +147,31 @@ export class ChunkStore {
    * named by a tree is then stored), and counts their bytes. Nothing to do in format 1.
    */
   async finish(): Promise<void> {
-    if (this.packed === undefined) return;
+    if (this.packed === undefined || this.treePacks === undefined) return;
     await Promise.all(this.writing.values());
-    await this.packed.writer.finish();
-    this.figures.bytesStored += this.packed.writer.stored.bytes;
+    for (const packs of [this.packed, this.treePacks]) {
+      await packs.writer.finish();
+      this.figures.bytesStored += packs.writer.stored.bytes;
+    }
   }
 
   /** Format 2: drops what is staged (the backup failed). */
   async abandon(error: unknown): Promise<void> {
     await this.packed?.writer.abandon(error);
+    await this.treePacks?.writer.abandon(error);
   }
+
+  /**
+   * Format 2: stages a tree (its plaintext, under its id) into the tree packs unless it is
+   * stored or staged already; resolves once the bytes are copied. A bound function: it is
+   * handed to `putFileTree`.
+   */
+  readonly stageTree = async (id: Buffer, hex: string, plaintext: Buffer): Promise<void> => {
+    if (this.treePacks === undefined) throw new Error('trees are staged into packs only in format 2');
+    const packs = this.treePacks;
+    if ((await packs.find(id, hex, this.damaged)) !== undefined) return;
+    await packs.store(id, hex, plaintext);
+  };
 
   private async storeChunk(data: Uint8Array, fresh: boolean): Promise<ContentPiece> {
     // Format 2 seals whole frames in the pack writer: a chunk sealed alone would be wasted.
