@@ -14,7 +14,8 @@ import type { Repository } from './repository.js';
  * memory, every segment read once), and a {@link FrameReader} reads the chunk from its frame
  * (checked against the frame's authenticated table; the last decoded frames kept, so small
  * files packed together cost one frame read). A chunk stored at several places (stored again
- * after verify found one damaged) is read from the first place that is intact.
+ * after verify found one damaged) is read from the first place that is intact; when none is,
+ * the segments are read again once, in case a prune moved it.
  *
  * Throws `E_MISSING_OBJECT` when no segment names the chunk or every place is missing,
  * `E_CORRUPT_OBJECT` when every place is damaged.
@@ -71,10 +72,26 @@ export class ChunksById {
     })).length;
   }
 
+  /**
+   * Tries every place of the chunk; when all fail, the segments are read again once (a prune
+   * may have moved the chunk since the table was loaded) and the new places are tried.
+   */
   private async readWith<T extends Uint8Array>(id: Buffer, target: (length: number) => T): Promise<T> {
     const hex = id.toString('hex');
     const places = await this.locations(id);
     if (places.length === 0) throw new CofferError('E_MISSING_OBJECT', `chunk ${hex} is missing: no index segment names it`, { subject: { object: hex } });
+    const tried = await this.readFirst(hex, places, target);
+    if (!(tried instanceof CofferError)) return tried;
+    this.index = undefined;
+    const moved = (await this.locations(id)).filter((entry) => !places.some((old) => old.equals(entry)));
+    if (moved.length === 0) throw tried;
+    const again = await this.readFirst(hex, moved, target);
+    if (again instanceof CofferError) throw again;
+    return again;
+  }
+
+  /** The chunk from the first of `places` that reads intact, or the last failure. */
+  private async readFirst<T extends Uint8Array>(hex: string, places: Buffer[], target: (length: number) => T): Promise<T | CofferError> {
     let failure: CofferError | undefined;
     for (const entry of places) {
       try {
@@ -86,7 +103,7 @@ export class ChunksById {
         failure = error;
       }
     }
-    throw failure as CofferError;
+    return failure as CofferError;
   }
 }
 
