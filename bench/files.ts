@@ -12,7 +12,8 @@
  * | `incremental` | after applyFileChanges: each tool finds unchanged files by their metadata |
  * | `restore`     | the newest backup into an empty directory, compared with the tree (`diff -r`, untimed) |
  *
- * Settings: Coffer's defaults (`backup --files TREE --host bench`); restic 0.14 repository
+ * Settings: Coffer's defaults (`backup --files TREE --host bench`; `BENCH_FORMAT=2`: a
+ * format 2 repository, packs); restic 0.14 repository
  * v2 with its default compression (`backup --host bench TREE`, its files cache finds the
  * parent by host and path); borg 1.2 `init -e repokey`, `create --compression zstd,3` with
  * its default files cache. Everything runs warm, as in the main part: the tree (or, before
@@ -66,10 +67,12 @@ function fileTool(name: ToolName, cfg: BenchConfig, repo: string, home: string, 
   if (name === 'coffer') {
     const env = { COFFER_PASSWORD: cfg.password, XDG_CACHE_HOME: path.join(home, 'cache') };
     const coffer = (...args: string[]) => timed(process.execPath, [cfg.cofferBin, ...args], { env });
+    // BENCH_FORMAT=2 makes a format 2 repository (packs), as in the other parts (tool-coffer.ts).
+    const format = process.env.BENCH_FORMAT === undefined ? [] : ['--format', process.env.BENCH_FORMAT];
     return {
       name,
-      settings: 'defaults: backup --files TREE --host bench',
-      init: async () => void (await coffer('init', '-r', repo)),
+      settings: `defaults${format.length > 0 ? `, init ${format.join(' ')}` : ''}: backup --files TREE --host bench`,
+      init: async () => void (await coffer('init', '-r', repo, ...format)),
       backup: async () => (await coffer('backup', '-r', repo, '--files', tree, '--host', HOST, '--json')).m,
       restore: async (dir) => ({ m: (await coffer('restore', '-r', repo, `${HOST}:latest`, '--to', dir)).m, tree: path.join(dir, tree) }),
     };

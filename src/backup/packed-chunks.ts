@@ -19,8 +19,9 @@ export class PackedChunks {
   constructor(
     private readonly repo: Repository,
     private readonly limit = 200_000,
+    writerOptions: ConstructorParameters<typeof PackWriter>[1] = {},
   ) {
-    this.writer = new PackWriter(repo);
+    this.writer = new PackWriter(repo, writerOptions);
   }
 
   /**

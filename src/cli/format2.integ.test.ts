@@ -59,14 +59,17 @@ test('coffer sync moves a format 1 repository to format 2: restores byte for byt
   assert.ok(backup.bytesNew > 0);
 });
 
-test('exit 19, one line: file backup refuses format 2', async () => {
+test('exit 19: sync skips a file snapshot into format 2 with its reason, and copies the disk snapshots', async () => {
+  const withFiles = join(work, 'files-v1');
+  await cofferJson(['init', '-r', withFiles], { env });
   await mkdir(join(work, 'files'));
   await writeFile(join(work, 'files', 'a'), 'a');
-  for (const [args, operation] of [
-    [['backup', '-r', repo, '--files', join(work, 'files')], 'file backup'],
-  ] as const) {
-    const result = await coffer([...args] as string[], { env, timeoutMs: 60_000 });
-    assertExit(result, 19);
-    assert.match(assertOneLineError(result), new RegExp(`^coffer: ${operation}.* does not support repository format 2`));
-  }
+  assertExit(await coffer(['backup', '-r', withFiles, '--files', join(work, 'files')], { env }), 0);
+  await cofferJson<BackupJson>(['backup', '-r', withFiles, '--vm', 'disk-vm', image], { env });
+  const result = await coffer(['sync', '-r', withFiles, '--to', repo], { env: { ...env, COFFER_TO_PASSWORD: env.COFFER_PASSWORD as string }, timeoutMs: 60_000 });
+  assertExit(result, 19);
+  assert.doesNotMatch(result.stderr, /^\s+at /m);
+  assert.match(result.stdout + result.stderr, /skipped/);
+  const copied = await cofferJson<{ id: string; vm: string }[]>(['snapshots', '-r', repo, '--vm', 'disk-vm'], { env });
+  assert.equal(copied.length, 1, 'the disk snapshot was copied');
 });

@@ -1,4 +1,5 @@
 import { isCofferError, type CofferError } from '../errors/index.js';
+import { ChunksById } from './chunks-by-id.js';
 import { ObjectKind } from './format/envelope.js';
 import { decodeFileTree, encodeFileTree, type FileTree, type TreeEntry } from './format/file-tree.js';
 import { treeKey } from './layout.js';
@@ -6,16 +7,29 @@ import type { Repository } from './repository.js';
 import type { Snapshot } from './snapshots.js';
 
 /**
- * Stores a directory's tree unless it is there (trees are small: sealed on the main thread).
- * Returns its id and the bytes it added. Idempotent: the same entries are the same object.
- * `present`: the id of a tree the caller just read intact (an incremental's parent tree):
- * when the entries encode to it, the lookup is skipped.
+ * Format 2: stages a tree's plaintext under its id into the backup's packs, unless stored or
+ * staged already (the backup's chunk store does it; resolves once the bytes are copied).
  */
-export async function putFileTree(repo: Repository, entries: readonly TreeEntry[], options: { present?: string } = {}): Promise<{ id: string; bytesStored: number }> {
+export type StageTree = (id: Buffer, hex: string, plaintext: Buffer) => Promise<void>;
+
+/**
+ * Stores a directory's tree unless it is there (trees are small: hashed, and in format 1
+ * sealed, on the main thread). Returns its id and the bytes it added (format 2: 0, the packs
+ * count them). Idempotent: the same entries are the same object. `present`: the id of a tree
+ * the caller just read intact (an incremental's parent tree): when the entries encode to it,
+ * the lookup is skipped. Format 1: an object under `trees/`. Format 2: a chunk in the
+ * backup's packs through `stage` (docs/repository-format.md §19.10), which it requires.
+ */
+export async function putFileTree(repo: Repository, entries: readonly TreeEntry[], options: { present?: string; stage?: StageTree } = {}): Promise<{ id: string; bytesStored: number }> {
   const plaintext = encodeFileTree(entries);
   const objectId = repo.codec.idOf(plaintext);
   const id = objectId.toString('hex');
   if (id === options.present) return { id, bytesStored: 0 };
+  if (repo.config.version === 2) {
+    if (options.stage === undefined) repo.refuseFormat2('writing a file tree outside a backup');
+    await options.stage?.(objectId, id, plaintext);
+    return { id, bytesStored: 0 };
+  }
   const key = treeKey(id);
   if (await repo.backend.has(key)) return { id, bytesStored: 0 };
   const sealed = repo.codec.seal(plaintext, ObjectKind.fileTree, objectId);
@@ -23,11 +37,20 @@ export async function putFileTree(repo: Repository, entries: readonly TreeEntry[
   return { id, bytesStored: sealed.length };
 }
 
+/** Format 2: one reader of trees per open repository (its index loaded once, its frames cached). */
+const packedTrees = new WeakMap<Repository, ChunksById>();
+
 /**
  * A tree by id, opened and validated (`E_MISSING_OBJECT`, `E_CORRUPT_OBJECT`); `stored`: its
- * stored bytes when the caller read them already.
+ * stored bytes when the caller read them already (format 1 only). Format 2: read from its
+ * frame, found through the index segments (docs/repository-format.md §19.10).
  */
 export async function getFileTree(repo: Repository, id: string, stored?: Buffer): Promise<FileTree> {
+  if (repo.config.version === 2) {
+    let reader = packedTrees.get(repo);
+    if (reader === undefined) packedTrees.set(repo, (reader = new ChunksById(repo)));
+    return decodeFileTree(await reader.read(Buffer.from(id, 'hex')), `tree ${id}`);
+  }
   const key = treeKey(id);
   const plaintext = repo.codec.open(stored ?? (await repo.backend.get(key)), ObjectKind.fileTree, key, Buffer.from(id, 'hex'));
   return decodeFileTree(plaintext, key);

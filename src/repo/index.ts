@@ -36,8 +36,10 @@ export { listProtections, protectionOf, protectSnapshot, unprotectSnapshot, type
 export * from './retention/index.js';
 export { DiskIndexReader, DiskIndexWriter } from './disk-index.js';
 export { PackWriter, PACK_DEFAULTS } from './pack-writer.js';
+export { MAX_CHUNKS_PER_FRAME } from './format/pack.js';
 export { ChunkIndex, MAX_SEGMENTS } from './chunk-index.js';
 export { FrameReader } from './frame-reader.js';
+export { ChunksById } from './chunks-by-id.js';
 export { rebuildChunkIndex, type RebuildIndexReport } from './rebuild-chunk-index.js';
 export { entryId, isLocatedEntry, decodeLocatedEntry, LOCATED_ENTRY_SIZE, type ChunkLocation } from './format/located-entry.js';
 export { NEWEST_FORMAT_VERSION, FORMAT_VERSIONS, type FormatVersion } from './format/config.js';

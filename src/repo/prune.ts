@@ -123,11 +123,19 @@ export async function pruneRepository(
       },
       (damage) => damaged.push(`index page ${damage.page.slice(0, 16)} of snapshot ${damage.snapshot.id.slice(0, 8)}: ${damage.error.message}`),
     );
-    // File snapshots: their trees are kept with the index pages, their files' chunks with the rest.
+    // File snapshots: their trees are kept with the index pages (format 1: `trees/` objects)
+    // or as chunks (format 2: trees are chunks in packs of trees), their files' chunks with the rest.
+    const treesInPacks = repo.config.version === 2;
     await walkFileTrees(
       repo,
       snapshots,
-      { tree: (id) => pages.add(id), chunk: (visit) => chunks.add(visit.id) },
+      {
+        tree: (id) => {
+          pages.add(id);
+          if (treesInPacks) chunks.add(id);
+        },
+        chunk: (visit) => chunks.add(visit.id),
+      },
       (damage) => damaged.push(`file tree ${damage.tree.slice(0, 16)} (${damage.path}) of snapshot ${damage.snapshot.id.slice(0, 8)}: ${damage.error.message}`),
       { distinct: true },
     );

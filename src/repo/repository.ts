@@ -169,8 +169,7 @@ export class Repository {
 
   /**
    * Throws `E_REPO_FORMAT_UNSUPPORTED` in a format 2 repository, whose chunks live in packs:
-   * for what does not read or write packs yet (prune, sync, tape export, verify --cover-stored, repair --salvage, file
-   * backup). `operation` names it in the message, e.g. `'prune'`.
+   * for what does not read or write packs yet (prune, sync, tape export, verify --cover-stored, repair --salvage). `operation` names it in the message, e.g. `'prune'`.
    */
   refuseFormat2(operation: string): void {
     if (this.config.version === 2) {

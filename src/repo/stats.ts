@@ -1,4 +1,5 @@
 import { isZeroEntry } from './format/index-page.js';
+import { walkFileTrees } from './file-trees.js';
 import { CHUNKS_PREFIX, INDEXES_PREFIX, PACKS_PREFIX, SEGMENTS_PREFIX, SNAPSHOTS_PREFIX } from './layout.js';
 import type { Repository } from './repository.js';
 import { listSnapshots } from './snapshots.js';
@@ -58,7 +59,13 @@ export async function repositoryStats(repo: Repository): Promise<RepositoryStats
   // Format 2: chunks live in packs (and the index segments that find them); the count is the
   // distinct chunks referenced, since packs are not per chunk.
   const packed = repo.config.version === 2;
-  const chunks = packed ? await packedSize(sizeOf, unique.size) : await sizeOf(CHUNKS_PREFIX);
+  let fileChunks = 0; // format 2: the distinct chunks of file snapshots not among the disks' (format 1 lists them as objects)
+  if (packed) {
+    const seen = new Set<string>();
+    await walkFileTrees(repo, snapshots, { chunk: (visit) => (unique.has(visit.id) ? undefined : seen.add(visit.id)) }, () => undefined, { distinct: true });
+    fileChunks = seen.size;
+  }
+  const chunks = packed ? await packedSize(sizeOf, unique.size + fileChunks) : await sizeOf(CHUNKS_PREFIX);
   const indexes = await sizeOf(INDEXES_PREFIX);
   const manifests = await sizeOf(SNAPSHOTS_PREFIX);
   const bytesStored = chunks.bytes + indexes.bytes + manifests.bytes;

@@ -9,6 +9,7 @@ import { listSnapshots, type Snapshot } from './snapshots.js';
 import { walkBlocks } from './walk.js';
 import { checkPackedChunks, chunksInMissingPacks } from './verify-packs.js';
 import { walkFileTrees } from './file-trees.js';
+import { locateChunks } from './chunks-by-id.js';
 import { subsetContains, type VerificationRecord, type VerificationSubset } from './format/verification-record.js';
 import { addVerificationRecord, lastVerifiedLookup, listVerificationRecords } from './verification-log.js';
 
@@ -132,9 +133,22 @@ export async function verifyRepository(
     },
     { distinct: true },
   );
+  // Format 2: file trees name their chunks by id only; the places come from the index
+  // segments, read once for all of them (docs/repository-format.md §19.10).
+  const unlocated: string[] = [];
+  if (packed) {
+    const wanted = new Set([...referenced.keys()].filter((hex) => !locations.has(hex)));
+    const places = await locateChunks(repo, wanted);
+    for (const hex of wanted) {
+      const entry = places.get(hex)?.[0];
+      if (entry === undefined) unlocated.push(hex);
+      else locations.set(hex, entry);
+    }
+  }
   options.onProgress?.({ phase: 'index', done: snapshots.length, total: snapshots.length, bytesRead: 0 });
 
   const bad = new Map<string, DamagedObject>();
+  for (const hex of unlocated) bad.set(hex, { kind: 'chunk', id: hex, problem: 'missing', message: `chunk ${hex} is missing: no index segment names it` });
   let chunksRead = 0;
   let bytesRead = 0;
   let chunksSkipped = 0;

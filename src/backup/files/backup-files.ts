@@ -109,8 +109,15 @@ async function backupWithLease(repo: Repository, options: FileBackupOptions, lea
   const windows = new SharedBufferPool(ChunkStore.windowSize(options.chunkSizes), threads * FILES_PER_THREAD);
   const store = new ChunkStore(repo, windows, new KnownChunks(), await listQuarantined(repo), figures, options.chunkSizes);
   const walker = new TreeWalker(repo, store, figures, options, await readAccountNames());
-  const root = options.stdin !== undefined ? await walker.stdinTree(options.stdin, clock()) : await walker.rootTree(paths, parent);
-  if (options.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'backup interrupted before its snapshot was recorded');
+  let root: string;
+  try {
+    root = options.stdin !== undefined ? await walker.stdinTree(options.stdin, clock()) : await walker.rootTree(paths, parent);
+    if (options.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'backup interrupted before its snapshot was recorded');
+    await store.finish(); // format 2: the last packs and the index segments, before the manifest
+  } catch (error) {
+    await store.abandon(error);
+    throw error;
+  }
   await lease.confirm();
   const time = options.time ?? started;
   return saveSnapshot(repo, {
@@ -384,7 +391,7 @@ class TreeWalker {
   }
 
   private async putTree(entries: TreeEntry[], present?: string): Promise<{ id: string }> {
-    const { id, bytesStored } = await putFileTree(this.repo, entries, present !== undefined ? { present } : {});
+    const { id, bytesStored } = await putFileTree(this.repo, entries, { ...(present !== undefined ? { present } : {}), stage: this.store.stageTree });
     this.figures.bytesStored += bytesStored;
     return { id };
   }

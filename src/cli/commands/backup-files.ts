@@ -77,7 +77,6 @@ export async function backupFilesCommand(paths: string[], options: FileBackupCom
   let result = 'failed';
   try {
     const code = await withRepository(options, context, async (repo) => {
-      repo.refuseFormat2('file backup (backup --files)');
       const snapshots = await listSnapshots(repo);
       const resolved = options.stdin === true ? [] : [...new Set(paths.map((p) => resolve(p)))].sort();
       const parent: Snapshot | null = options.base !== undefined ? await resolveSnapshot(repo, options.base) : fileParentOf(snapshots, host, resolved, options.stdinName);

@@ -30,6 +30,10 @@ export async function lookUpDamagedFiles(repo: Repository, affected: readonly Af
     }
     try {
       const snapshot = await loadSnapshot(repo, hit.snapshot);
+      if (snapshot.files !== undefined) {
+        out.push({}); // a file snapshot's affected entry is already the file (or the folder whose tree is damaged)
+        continue;
+      }
       const ranges = hit.ranges.map((r) => ({ offset: r.start, length: r.end - r.start }));
       out.push({ files: await affectedFilesOfSnapshot(repo, snapshot, { disk: hit.disk, ranges, ...(options.signal !== undefined ? { signal: options.signal } : {}) }) });
     } catch (error) {

@@ -1,20 +1,29 @@
-import { ObjectKind, type Repository } from '../../repo/index.js';
+import { ChunksById, ObjectKind, type Repository } from '../../repo/index.js';
 
 /**
- * Reads chunks of a file snapshot by id (64 hex): fetched from the backend, opened on the
- * worker pool (authenticated, decompressed; rehashed in an unencrypted repository), the few
- * most recent kept (a `cat` in pieces reads one chunk several times). Throws
- * `E_MISSING_OBJECT` / `E_CORRUPT_OBJECT`.
+ * Reads chunks of a file snapshot by id (64 hex). Format 1: the chunk's object fetched from
+ * the backend, opened on the worker pool (authenticated, decompressed; rehashed in an
+ * unencrypted repository). Format 2: the chunk's place looked up in the index segments and
+ * read from its frame ({@link ChunksById}: a frame decoded once for the small files packed in
+ * it). The few most recent chunks are kept (a `cat` in pieces reads one chunk several times).
+ * Throws `E_MISSING_OBJECT` / `E_CORRUPT_OBJECT`.
  */
 export class ChunkReader {
   private readonly recent = new Map<string, Promise<Buffer>>();
-  /** Chunks fetched and their stored bytes. */
-  readonly fetched = { chunks: 0, bytes: 0 };
+  private readonly packed: ChunksById | undefined;
+  private readonly objects = { chunks: 0, bytes: 0 };
 
   constructor(
     private readonly repo: Repository,
     private readonly keep = 4,
-  ) {}
+  ) {
+    this.packed = repo.config.version === 2 ? new ChunksById(repo) : undefined;
+  }
+
+  /** Objects (format 1: chunks; format 2: frames) fetched and their stored bytes. */
+  get fetched(): { chunks: number; bytes: number } {
+    return this.packed === undefined ? this.objects : { chunks: this.packed.fetched.frames, bytes: this.packed.fetched.bytes };
+  }
 
   read(hex: string): Promise<Buffer> {
     const cached = this.recent.get(hex);
@@ -28,23 +37,26 @@ export class ChunkReader {
 
   /**
    * Reads a chunk into `into` (shared memory, large enough) and answers its length, without
-   * keeping it: the opens asked for in one turn of the event loop leave together, one worker
-   * task per thread (CodecPool.open's batching), so a restore writing many small files pays
-   * one round trip per batch, not per chunk.
+   * keeping it: in format 1 the opens asked for in one turn of the event loop leave together,
+   * one worker task per thread (CodecPool.open's batching), so a restore writing many small
+   * files pays one round trip per batch, not per chunk; in format 2 the chunks of one frame
+   * share one read and one open.
    */
   async readInto(hex: string, into: Uint8Array): Promise<number> {
     const id = Buffer.from(hex, 'hex');
+    if (this.packed !== undefined) return this.packed.readInto(id, into);
     const blob = await this.repo.getChunkBlob(id);
-    this.fetched.chunks++;
-    this.fetched.bytes += blob.length;
+    this.objects.chunks++;
+    this.objects.bytes += blob.length;
     return (await this.repo.pool.open(blob, { kind: ObjectKind.chunk, name: `chunks/${hex}`, id, rehash: false, into })).length;
   }
 
   private async fetch(hex: string): Promise<Buffer> {
     const id = Buffer.from(hex, 'hex');
+    if (this.packed !== undefined) return this.packed.read(id);
     const blob = await this.repo.getChunkBlob(id);
-    this.fetched.chunks++;
-    this.fetched.bytes += blob.length;
+    this.objects.chunks++;
+    this.objects.bytes += blob.length;
     const { plaintext } = await this.repo.pool.open(blob, { kind: ObjectKind.chunk, name: `chunks/${hex}`, id, rehash: false });
     return plaintext as Buffer;
   }

@@ -1,0 +1,141 @@
+import { CofferError, isCofferError } from '../errors/index.js';
+import { ChunkIndex } from './chunk-index.js';
+import { ObjectKind } from './format/envelope.js';
+import { IndexSegment } from './format/index-segment.js';
+import { decodeLocatedEntry } from './format/located-entry.js';
+import { FrameReader } from './frame-reader.js';
+import { idFromKey, SEGMENTS_PREFIX, segmentKey } from './layout.js';
+import type { Repository } from './repository.js';
+
+/**
+ * Reads chunks of a format 2 repository by id alone: the trees of file snapshots name their
+ * chunks by id (docs/repository-format.md §19.10), so the places come from the repository's
+ * index segments ({@link ChunkIndex}, loaded on the first read: 8 bytes per stored chunk in
+ * memory, every segment read once), and a {@link FrameReader} reads the chunk from its frame
+ * (checked against the frame's authenticated table; the last decoded frames kept, so small
+ * files packed together cost one frame read). A chunk stored at several places (stored again
+ * after verify found one damaged) is read from the first place that is intact; when none is,
+ * the segments are read again once, in case a prune moved it.
+ *
+ * Throws `E_MISSING_OBJECT` when no segment names the chunk or every place is missing,
+ * `E_CORRUPT_OBJECT` when every place is damaged.
+ */
+export class ChunksById {
+  private index: Promise<{ index: ChunkIndex; segments: number }> | undefined;
+  private readonly frames: FrameReader;
+
+  constructor(private readonly repo: Repository) {
+    this.frames = new FrameReader(repo);
+  }
+
+  /** Frames fetched and their stored bytes. */
+  get fetched(): { frames: number; bytes: number } {
+    return this.frames.fetched;
+  }
+
+  /**
+   * The located entries (80 bytes) of chunk `id`: none when no index segment names it. A
+   * reader kept open while backups add segments (the server) sees them: on a miss the segments
+   * are listed again, and the index reloaded when their number changed.
+   */
+  async locations(id: Buffer): Promise<Buffer[]> {
+    const places = await (await this.loadIndex()).index.lookupAll(id);
+    if (places.length > 0) return places;
+    const loaded = await this.loadIndex();
+    if ((await countSegments(this.repo)) === loaded.segments) return places;
+    this.index = undefined;
+    return (await this.loadIndex()).index.lookupAll(id);
+  }
+
+  private loadIndex(): Promise<{ index: ChunkIndex; segments: number }> {
+    if (this.index === undefined) {
+      const loading = (async () => {
+        const segments = await countSegments(this.repo);
+        return { index: await ChunkIndex.load(this.repo), segments };
+      })();
+      loading.catch(() => (this.index = undefined));
+      this.index = loading;
+    }
+    return this.index;
+  }
+
+  /** The chunk's plaintext. */
+  async read(id: Buffer): Promise<Buffer> {
+    return this.readWith(id, (length) => Buffer.alloc(length));
+  }
+
+  /** Reads the chunk into the start of `into` (large enough) and answers its length. */
+  async readInto(id: Buffer, into: Uint8Array): Promise<number> {
+    return (await this.readWith(id, (length) => {
+      if (length > into.length) throw new CofferError('E_CORRUPT_OBJECT', `chunk ${id.toString('hex')} holds ${length} bytes, more than a file chunk can`, { subject: { object: id.toString('hex') } });
+      return into.subarray(0, length);
+    })).length;
+  }
+
+  /**
+   * Tries every place of the chunk; when all fail, the segments are read again once (a prune
+   * may have moved the chunk since the table was loaded) and the new places are tried.
+   */
+  private async readWith<T extends Uint8Array>(id: Buffer, target: (length: number) => T): Promise<T> {
+    const hex = id.toString('hex');
+    const places = await this.locations(id);
+    if (places.length === 0) throw new CofferError('E_MISSING_OBJECT', `chunk ${hex} is missing: no index segment names it`, { subject: { object: hex } });
+    const tried = await this.readFirst(hex, places, target);
+    if (!(tried instanceof CofferError)) return tried;
+    this.index = undefined;
+    const moved = (await this.locations(id)).filter((entry) => !places.some((old) => old.equals(entry)));
+    if (moved.length === 0) throw tried;
+    const again = await this.readFirst(hex, moved, target);
+    if (again instanceof CofferError) throw again;
+    return again;
+  }
+
+  /** The chunk from the first of `places` that reads intact, or the last failure. */
+  private async readFirst<T extends Uint8Array>(hex: string, places: Buffer[], target: (length: number) => T): Promise<T | CofferError> {
+    let failure: CofferError | undefined;
+    for (const entry of places) {
+      try {
+        const into = target(decodeLocatedEntry(entry, `chunk ${hex}`).chunkLength);
+        await this.frames.read(entry, into);
+        return into;
+      } catch (error) {
+        if (!isCofferError(error, 'E_MISSING_OBJECT') && !isCofferError(error, 'E_CORRUPT_OBJECT')) throw error;
+        failure = error;
+      }
+    }
+    return failure as CofferError;
+  }
+}
+
+/** Index segments stored (one listing). */
+async function countSegments(repo: Repository): Promise<number> {
+  let count = 0;
+  for await (const entry of repo.backend.list(SEGMENTS_PREFIX)) if (idFromKey(entry.key) !== null) count++;
+  return count;
+}
+
+/**
+ * The places (located entries) of many chunks at once, from one pass over every index
+ * segment: for a caller that needs most of a repository's chunks (verify), where a lookup per
+ * chunk would decode the same segments again and again. Memory: the entries of `wanted` only.
+ * Ids no segment names are absent from the answer.
+ */
+export async function locateChunks(repo: Repository, wanted: ReadonlySet<string>): Promise<Map<string, Buffer[]>> {
+  const found = new Map<string, Buffer[]>();
+  if (wanted.size === 0) return found;
+  for await (const listed of repo.backend.list(SEGMENTS_PREFIX)) {
+    const hex = idFromKey(listed.key);
+    if (hex === null) continue;
+    const key = segmentKey(hex);
+    const { plaintext } = await repo.pool.open(await repo.backend.get(key), { kind: ObjectKind.indexSegment, name: key, id: Buffer.from(hex, 'hex'), rehash: false });
+    const segment = IndexSegment.decode(plaintext as Buffer, key);
+    for (let i = 0; i < segment.count; i++) {
+      const id = segment.idAt(i).toString('hex');
+      if (!wanted.has(id)) continue;
+      const places = found.get(id) ?? [];
+      places.push(Buffer.from(segment.entryAt(i)));
+      found.set(id, places);
+    }
+  }
+  return found;
+}
