@@ -17,7 +17,10 @@ export interface CopyProgress {
  * either on a target that starts zeroed (a new sparse file), nor are blocks read that turn
  * out to hold only zeros. Reads run `inFlight` at a time
  * into a fixed set of shared buffers; a sequential target (a pipe, a qcow2 writer) gets the
- * blocks in order. The target is finished on success and aborted on failure.
+ * blocks in order, each handed over as soon as the previous one was (not written): the
+ * target writes one block while it takes the next (a qcow2 writer maps it, a pipe buffers
+ * it), and reading goes on meanwhile. The target is finished on success and aborted on
+ * failure.
  */
 export async function copyDevice(
   device: BlockDevice,
@@ -26,8 +29,9 @@ export async function copyDevice(
 ): Promise<CopyProgress> {
   const buffers = new SharedBufferPool(options.blockSize, Math.max(2, options.inFlight));
   const progress: CopyProgress = { bytesDone: 0, bytesTotal: device.size, bytesWritten: 0 };
-  // For a sequential target each block waits for the previous one's write: the turn is
-  // taken synchronously when the block is taken, so the order is the block order.
+  // For a sequential target each block is handed over after the previous one: the turn is
+  // taken synchronously when the block is taken, so the order is the block order, and it
+  // passes on once the block's write has been called, not once it has completed.
   let previousWrite: Promise<void> = Promise.resolve();
 
   const copyBlock = async (block: { offset: number; length: number; action: string }): Promise<void> => {
@@ -43,7 +47,9 @@ export async function copyDevice(
       }
       if (block.action === 'zero' && target.skipZeros !== undefined) {
         if (target.sequential) await turn;
-        await target.skipZeros(block.offset, block.length);
+        const skipped = target.skipZeros(block.offset, block.length);
+        myWrite();
+        await skipped;
         progress.bytesDone += block.length;
         options.onProgress?.({ ...progress });
         return;
@@ -54,11 +60,14 @@ export async function copyDevice(
         if (block.action === 'zero') data.fill(0);
         else await device.read(block.offset, block.length, data);
         // Data that turns out to be zeros stays a hole on a target that starts zeroed.
-        if (!(target.zeroed && isAllZero(data))) {
+        if (target.zeroed && isAllZero(data)) myWrite();
+        else {
           if (target.sequential) await turn;
           // A file target issues one write at a time itself (concurrent pwrites into one file
           // contend on its inode lock) and joins the blocks waiting meanwhile into one pwritev.
-          await target.write(block.offset, data);
+          const written = target.write(block.offset, data);
+          myWrite();
+          await written;
           progress.bytesWritten += block.length;
         }
       } finally {

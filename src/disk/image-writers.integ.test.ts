@@ -81,3 +81,46 @@ for (const format of TARGET_FORMATS.filter((f): f is Exclude<TargetFormat, 'raw'
     assert.match(compare.stdout, /Images are identical/);
   });
 }
+
+for (const format of TARGET_FORMATS.filter((f): f is Exclude<TargetFormat, 'raw'> => f !== 'raw')) {
+  test(`${format} writer: calls made before the previous ones resolved (as a copy makes them) are taken in order`, async () => {
+    const disk = sampleDisk();
+    const raw = join(work, `${format}-ahead.raw`);
+    await writeFile(raw, disk);
+    const path = join(work, `${format}-ahead.img`);
+    const target = await openDiskTarget(path, disk.length, { format, overwrite: false });
+    // Four buffers in turn, as copyDevice uses them: each is spoiled as soon as its write
+    // resolves and refilled only then, while up to three later calls are already made.
+    const buffers = Array.from({ length: 4 }, () => ({ bytes: Buffer.alloc(Math.max(...PIECES)), free: Promise.resolve() }));
+    const calls: Promise<void>[] = [];
+    let overlapped = 0;
+    let unresolved = 0;
+    for (let offset = 0, i = 0; offset < disk.length; i++) {
+      const length = Math.min(disk.length - offset, PIECES[i % PIECES.length] as number);
+      const piece = disk.subarray(offset, offset + length);
+      if (target.skipZeros !== undefined && piece.equals(Buffer.alloc(length))) {
+        calls.push(target.skipZeros(offset, length));
+      } else {
+        const buffer = buffers[i % buffers.length] as (typeof buffers)[number];
+        await buffer.free;
+        piece.copy(buffer.bytes);
+        if (unresolved > 0) overlapped++;
+        unresolved++;
+        const written = target.write(offset, buffer.bytes.subarray(0, length));
+        buffer.free = written.then(() => {
+          unresolved--;
+          buffer.bytes.fill(0xee);
+        });
+        calls.push(written);
+      }
+      offset += length;
+    }
+    await Promise.all(calls);
+    await target.finish();
+    assert.ok(overlapped > 0, 'some writes were called before the previous one resolved');
+    const { format: qemuFormat, check } = QEMU[format];
+    if (check) await run('qemu-img', ['check', '-f', qemuFormat, path]);
+    const compare = await run('qemu-img', ['compare', '-f', 'raw', '-F', qemuFormat, raw, path]).catch((error: { stdout: string }) => error);
+    assert.match(compare.stdout, /Images are identical/);
+  });
+}

@@ -1,10 +1,6 @@
 import type { Writable } from 'node:stream';
 import { CofferError } from '../errors/index.js';
-import { openQcow2Target } from './qcow2/qcow2-writer.js';
 import { openRawTarget, type DiskTarget } from './raw-target.js';
-import { openVhdTarget } from './vhd/vhd-writer.js';
-import { openVhdxTarget } from './vhdx/vhdx-writer.js';
-import { openVmdkTarget } from './vmdk/vmdk-writer.js';
 
 /**
  * Formats a restore can write: `raw`, `qcow2`, `vhd` (dynamic VHD, what Hyper-V and Azure
@@ -28,6 +24,7 @@ export const TARGET_EXTENSIONS: Readonly<Record<TargetFormat, string>> = {
 /**
  * Opens where a restored disk goes, in the format asked: `raw` (a sparse file, a block
  * device, or `-` for standard output) or an image file (sparse where the format allows).
+ * Each format's writer is loaded when it is asked for (see open-image.ts).
  */
 export async function openDiskTarget(
   path: string,
@@ -39,16 +36,16 @@ export async function openDiskTarget(
   const { overwrite } = options;
   switch (options.format) {
     case 'qcow2':
-      return openQcow2Target(path, size, { overwrite });
+      return (await import('./qcow2/qcow2-writer.js')).openQcow2Target(path, size, { overwrite });
     case 'vhd':
-      return openVhdTarget(path, size, { overwrite, subformat: 'dynamic' });
+      return (await import('./vhd/vhd-writer.js')).openVhdTarget(path, size, { overwrite, subformat: 'dynamic' });
     case 'vhd-fixed':
-      return openVhdTarget(path, size, { overwrite, subformat: 'fixed' });
+      return (await import('./vhd/vhd-writer.js')).openVhdTarget(path, size, { overwrite, subformat: 'fixed' });
     case 'vhdx':
-      return openVhdxTarget(path, size, { overwrite });
+      return (await import('./vhdx/vhdx-writer.js')).openVhdxTarget(path, size, { overwrite });
     case 'vmdk':
-      return openVmdkTarget(path, size, { overwrite, subformat: 'streamOptimized' });
+      return (await import('./vmdk/vmdk-writer.js')).openVmdkTarget(path, size, { overwrite, subformat: 'streamOptimized' });
     case 'vmdk-sparse':
-      return openVmdkTarget(path, size, { overwrite, subformat: 'monolithicSparse' });
+      return (await import('./vmdk/vmdk-writer.js')).openVmdkTarget(path, size, { overwrite, subformat: 'monolithicSparse' });
   }
 }

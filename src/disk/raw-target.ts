@@ -16,8 +16,9 @@ export interface DiskTarget {
   readonly sequential: boolean;
   /**
    * Writes `data` at `offset`; the caller keeps `data` untouched until the promise resolves.
-   * A non-sequential target may be called again before the previous write resolved (it
-   * orders or batches its writes itself); a sequential one is called one write at a time.
+   * Any target may be called again before the previous write resolved: a non-sequential one
+   * orders or batches its writes itself; a sequential one must be called in disk order (the
+   * next call may come before the previous resolved: it takes the calls in the order made).
    */
   write(offset: number, data: Uint8Array): Promise<void>;
   /**

@@ -33,18 +33,27 @@ export async function* unitSegments<S extends Segment>(
     canMerge: (a: S, b: S) => boolean;
   },
 ): AsyncIterable<S> {
+  // One loop, no inner generator, and no await for a unit mapped at once (its table in
+  // memory): a 4 GiB qcow2 has 65,536 clusters, walked once to plan a copy and once to read.
   const { unitSize, map, canMerge } = options;
-  async function* pieces(): AsyncIterable<S> {
-    const end = offset + length;
-    for (let position = offset; position < end; ) {
-      const unit = Math.floor(position / unitSize);
-      const within = position - unit * unitSize;
-      const take = Math.min(end - position, unitSize - within);
-      yield* await map(unit, position, within, take);
-      position += take;
+  const end = offset + length;
+  let pending: S | undefined;
+  for (let position = offset; position < end; ) {
+    const unit = Math.floor(position / unitSize);
+    const within = position - unit * unitSize;
+    const take = Math.min(end - position, unitSize - within);
+    const mapped = map(unit, position, within, take);
+    for (const next of Array.isArray(mapped) ? mapped : await mapped) {
+      if (pending !== undefined && pending.offset + pending.length === next.offset && canMerge(pending, next)) {
+        pending.length += next.length;
+        continue;
+      }
+      if (pending !== undefined) yield pending;
+      pending = { ...next };
     }
+    position += take;
   }
-  yield* mergeSegments(pieces(), canMerge);
+  if (pending !== undefined) yield pending;
 }
 
 /** `segments` with neighbours that `canMerge` allows joined (copies: the input is not changed). */

@@ -8,7 +8,7 @@ import { fillSegments, segmentExtents, unitSegments, type SegmentKind } from '..
 import { ClusterDecompressor, type DecompressPiece } from './cluster-decompressor.js';
 import { decompressCluster } from './compressed-cluster.js';
 import { readQcow2Header, type Qcow2Header } from './qcow2-header.js';
-import { decodeL2Entry, l2TableOffset, type ClusterMapping } from './qcow2-l2.js';
+import { decodeL2Entry, decodeStandardL2Entry, l2TableOffset, type ClusterMapping } from './qcow2-l2.js';
 import { readQcow2Bitmaps, type Qcow2Bitmap } from './qcow2-bitmaps.js';
 import { readQcow2Snapshots } from './qcow2-snapshots.js';
 
@@ -78,6 +78,8 @@ class Qcow2Image implements DiskImage {
   private readonly l2Entries: number;
   private readonly entryBytes: number;
   private readonly l2Cache = new Map<number, Promise<Buffer | null>>();
+  /** The tables of {@link l2Cache} that have been read, for mapping without waiting. */
+  private readonly l2Loaded = new Map<number, Buffer | null>();
   private readonly clusterCache = new Map<number, Buffer>();
   private readonly zstd = new Decompressor();
   private readonly decompressor = new ClusterDecompressor();
@@ -168,7 +170,11 @@ class Qcow2Image implements DiskImage {
   private segments(offset: number, length: number): AsyncIterable<Segment> {
     return unitSegments(offset, length, {
       unitSize: this.clusterSize,
-      map: async (cluster, position, within, take) => this.split(await this.mapping(cluster), position, within, take),
+      map: (cluster, position, within, take) => {
+        const table = this.l2Loaded.get(Math.floor(cluster / this.l2Entries));
+        if (table !== undefined) return this.split(this.decode(cluster, table), position, within, take);
+        return this.mapping(cluster).then((mapping) => this.split(mapping, position, within, take));
+      },
       canMerge,
     });
   }
@@ -204,13 +210,16 @@ class Qcow2Image implements DiskImage {
 
   /** What guest cluster `cluster` holds, with its host offsets checked against the file. */
   private async mapping(cluster: number): Promise<ClusterMapping> {
-    const l1Index = Math.floor(cluster / this.l2Entries);
-    const table = await this.l2Table(l1Index);
+    return this.decode(cluster, await this.l2Table(Math.floor(cluster / this.l2Entries)));
+  }
+
+  /** What guest cluster `cluster` holds, from its L2 table (null: none), host offsets checked. */
+  private decode(cluster: number, table: Buffer | null): ClusterMapping {
     if (table === null) return { kind: 'unallocated' };
     const at = (cluster % this.l2Entries) * this.entryBytes;
-    const entry = table.readBigUInt64BE(at);
-    const bitmap = this.header.extendedL2 ? table.readBigUInt64BE(at + 8) : undefined;
-    const mapping = decodeL2Entry(entry, bitmap, this.header.clusterBits);
+    const mapping =
+      (this.header.extendedL2 ? null : decodeStandardL2Entry(table.readUInt32BE(at), table.readUInt32BE(at + 4))) ??
+      decodeL2Entry(table.readBigUInt64BE(at), this.header.extendedL2 ? table.readBigUInt64BE(at + 8) : undefined, this.header.clusterBits);
     if (mapping.kind === 'data' || mapping.kind === 'subclusters') {
       if (mapping.host % this.clusterSize !== 0 || mapping.host >= this.file.size) {
         throw this.file.invalid(`guest cluster ${cluster} points to host offset ${mapping.host}, outside the file or misaligned`);
@@ -234,9 +243,19 @@ class Qcow2Image implements DiskImage {
       } else {
         table = this.file.readAt(offset, this.clusterSize);
       }
-      table.catch(() => this.l2Cache.delete(l1Index));
+      const loading = table;
+      loading.then(
+        (loaded) => {
+          if (this.l2Cache.get(l1Index) === loading) this.l2Loaded.set(l1Index, loaded);
+        },
+        () => this.l2Cache.delete(l1Index),
+      );
       this.l2Cache.set(l1Index, table);
-      while (this.l2Cache.size > CACHED_L2_TABLES) this.l2Cache.delete(this.l2Cache.keys().next().value as number);
+      while (this.l2Cache.size > CACHED_L2_TABLES) {
+        const oldest = this.l2Cache.keys().next().value as number;
+        this.l2Cache.delete(oldest);
+        this.l2Loaded.delete(oldest);
+      }
     }
     return table;
   }

@@ -50,3 +50,15 @@ export function decodeL2Entry(entry: bigint, bitmap: bigint | undefined, cluster
   if (entry & ZERO_FLAG) return { kind: 'zero' };
   return host === 0 ? { kind: 'unallocated' } : { kind: 'data', host };
 }
+
+/**
+ * {@link decodeL2Entry} of a standard entry (no extended L2) from its two big-endian 32-bit
+ * halves, without BigInt (a copy decodes every cluster's entry); null for a compressed entry,
+ * which the BigInt decoder takes.
+ */
+export function decodeStandardL2Entry(high: number, low: number): ClusterMapping | null {
+  if (high & 0x4000_0000) return null;
+  const host = (high & 0x00ff_ffff) * 0x1_0000_0000 + ((low & 0xffff_fe00) >>> 0);
+  if (low & 1) return { kind: 'zero' };
+  return host === 0 ? { kind: 'unallocated' } : { kind: 'data', host };
+}

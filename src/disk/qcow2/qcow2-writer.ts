@@ -19,6 +19,7 @@
  * a multiple of 512 gets a virtual size rounded up, the added bytes zero.
  */
 import { FileAppender } from '../file-appender.js';
+import { InOrder } from '../in-order.js';
 import { OutputFile } from '../output-file.js';
 import { isAllZero, UnitCutter, type UnitStore } from '../unit-cutter.js';
 import type { DiskTarget } from '../raw-target.js';
@@ -48,6 +49,7 @@ class Qcow2Writer implements DiskTarget {
   private readonly clusters = new UnitCutter(CLUSTER_SIZE);
   private guestCluster = 0;
   private position = 0;
+  private readonly calls = new InOrder();
 
   constructor(
     private readonly file: OutputFile,
@@ -59,28 +61,33 @@ class Qcow2Writer implements DiskTarget {
     this.out = new FileAppender(file, (1 + l1Clusters) * CLUSTER_SIZE);
   }
 
-  /** Whole clusters of `data` are stored straight from it (see unit-cutter.ts), gathered into large writes. */
-  async write(offset: number, data: Uint8Array): Promise<void> {
-    if (offset !== this.position) throw new Error(`qcow2 target written at ${offset}, expected ${this.position}`);
-    this.position += data.length;
-    await this.clusters.write(data, this.store);
-    await this.out.release();
+  /**
+   * Whole clusters of `data` are stored straight from it (see unit-cutter.ts), gathered into
+   * large writes; the next call may come before this one's bytes are written (in-order.ts).
+   */
+  write(offset: number, data: Uint8Array): Promise<void> {
+    return this.calls.run(async () => {
+      if (offset !== this.position) throw new Error(`qcow2 target written at ${offset}, expected ${this.position}`);
+      this.position += data.length;
+      await this.clusters.write(data, this.store);
+    }, () => this.out.release());
   }
 
   /** Whole zero clusters just advance the map; a partial cluster's share is stored as zeros. */
-  async skipZeros(offset: number, length: number): Promise<void> {
-    if (offset !== this.position) throw new Error(`qcow2 target skipped at ${offset}, expected ${this.position}`);
-    this.position += length;
-    await this.clusters.skipZeros(length, {
-      store: this.store,
-      skip: async (clusters) => {
-        for (let i = 0; i < clusters; i++) {
-          await this.enterL2(Math.floor(this.guestCluster / L2_ENTRIES));
-          this.guestCluster += 1;
-        }
-      },
-    });
-    await this.out.release();
+  skipZeros(offset: number, length: number): Promise<void> {
+    return this.calls.run(async () => {
+      if (offset !== this.position) throw new Error(`qcow2 target skipped at ${offset}, expected ${this.position}`);
+      this.position += length;
+      await this.clusters.skipZeros(length, {
+        store: this.store,
+        skip: async (clusters) => {
+          for (let i = 0; i < clusters; i++) {
+            await this.enterL2(Math.floor(this.guestCluster / L2_ENTRIES));
+            this.guestCluster += 1;
+          }
+        },
+      });
+    }, () => this.out.release());
   }
 
   get path(): string {
@@ -89,6 +96,7 @@ class Qcow2Writer implements DiskTarget {
 
   async finish(): Promise<void> {
     await this.file.finish(async () => {
+      await this.calls.idle();
       if (this.position !== this.size) throw new Error(`qcow2 target got ${this.position} of ${this.size} bytes`);
       await this.clusters.finish(this.store);
       await this.flushL2();

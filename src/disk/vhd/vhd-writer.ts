@@ -26,6 +26,7 @@
 import { randomBytes } from 'node:crypto';
 import { CofferError } from '../../errors/index.js';
 import { FileAppender } from '../file-appender.js';
+import { InOrder } from '../in-order.js';
 import { OutputFile } from '../output-file.js';
 import { isAllZero, UnitCutter, type UnitStore } from '../unit-cutter.js';
 import type { DiskTarget } from '../raw-target.js';
@@ -129,6 +130,7 @@ class FixedVhdWriter implements DiskTarget {
   readonly sequential = true;
   private position = 0;
   private readonly out: FileAppender;
+  private readonly calls = new InOrder();
 
   constructor(
     private readonly file: OutputFile,
@@ -142,22 +144,27 @@ class FixedVhdWriter implements DiskTarget {
     return this.file.path;
   }
 
-  async write(offset: number, data: Uint8Array): Promise<void> {
-    if (offset !== this.position) throw new Error(`VHD target written at ${offset}, expected ${this.position}`);
-    if (offset + data.length > this.size) throw new Error(`VHD target written past its size ${this.size}`);
-    this.position += data.length;
-    await this.out.borrowSparse(data, FIXED_HOLE_GRAIN);
-    await this.out.release();
+  /** The next call may come before this one's bytes are written (in-order.ts). */
+  write(offset: number, data: Uint8Array): Promise<void> {
+    return this.calls.run(async () => {
+      if (offset !== this.position) throw new Error(`VHD target written at ${offset}, expected ${this.position}`);
+      if (offset + data.length > this.size) throw new Error(`VHD target written past its size ${this.size}`);
+      this.position += data.length;
+      await this.out.borrowSparse(data, FIXED_HOLE_GRAIN);
+    }, () => this.out.release());
   }
 
-  async skipZeros(offset: number, length: number): Promise<void> {
-    if (offset !== this.position) throw new Error(`VHD target skipped at ${offset}, expected ${this.position}`);
-    this.position += length;
-    await this.out.skip(length);
+  skipZeros(offset: number, length: number): Promise<void> {
+    return this.calls.run(async () => {
+      if (offset !== this.position) throw new Error(`VHD target skipped at ${offset}, expected ${this.position}`);
+      this.position += length;
+      await this.out.skip(length);
+    }, () => this.out.release());
   }
 
   async finish(): Promise<void> {
     await this.file.finish(async () => {
+      await this.calls.idle();
       if (this.position !== this.size) throw new Error(`VHD target got ${this.position} of ${this.size} bytes`);
       await this.out.flush();
       await this.file.writeAt(encodeVhdFooter(this.footer), this.footer.currentSize);
@@ -178,6 +185,7 @@ class DynamicVhdWriter implements DiskTarget {
   private readonly out: FileAppender;
   private blockIndex = 0;
   private position = 0;
+  private readonly calls = new InOrder();
 
   constructor(
     private readonly file: OutputFile,
@@ -193,25 +201,31 @@ class DynamicVhdWriter implements DiskTarget {
   }
 
   /** Whole zero blocks are only skipped (left unallocated); a partial block's share is stored as zeros. */
-  async skipZeros(offset: number, length: number): Promise<void> {
-    if (offset !== this.position) throw new Error(`VHD target skipped at ${offset}, expected ${this.position}`);
-    this.position += length;
-    await this.blocks.skipZeros(length, { store: this.store, skip: async (blocks) => void (this.blockIndex += blocks) });
-    await this.out.release();
+  skipZeros(offset: number, length: number): Promise<void> {
+    return this.calls.run(async () => {
+      if (offset !== this.position) throw new Error(`VHD target skipped at ${offset}, expected ${this.position}`);
+      this.position += length;
+      await this.blocks.skipZeros(length, { store: this.store, skip: async (blocks) => void (this.blockIndex += blocks) });
+    }, () => this.out.release());
   }
 
-  /** Whole blocks of `data` are stored straight from it (see unit-cutter.ts), with their neighbours in one write. */
-  async write(offset: number, data: Uint8Array): Promise<void> {
-    if (offset !== this.position) throw new Error(`VHD target written at ${offset}, expected ${this.position}`);
-    if (offset + data.length > this.size) throw new Error(`VHD target written past its size ${this.size}`);
-    this.position += data.length;
-    await this.blocks.write(data, this.store);
-    await this.out.release();
+  /**
+   * Whole blocks of `data` are stored straight from it (see unit-cutter.ts), with their
+   * neighbours in one write; the next call may come before this one's bytes are written.
+   */
+  write(offset: number, data: Uint8Array): Promise<void> {
+    return this.calls.run(async () => {
+      if (offset !== this.position) throw new Error(`VHD target written at ${offset}, expected ${this.position}`);
+      if (offset + data.length > this.size) throw new Error(`VHD target written past its size ${this.size}`);
+      this.position += data.length;
+      await this.blocks.write(data, this.store);
+    }, () => this.out.release());
   }
 
   /** The last block, the footer at the end, the BAT, the header, then the footer's copy at 0. */
   async finish(): Promise<void> {
     await this.file.finish(async () => {
+      await this.calls.idle();
       if (this.position !== this.size) throw new Error(`VHD target got ${this.position} of ${this.size} bytes`);
       await this.blocks.finish(this.store);
       const footer = encodeVhdFooter(this.footer);

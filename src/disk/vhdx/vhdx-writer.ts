@@ -36,6 +36,7 @@
 import { randomUUID } from 'node:crypto';
 import { CofferError } from '../../errors/index.js';
 import { FileAppender } from '../file-appender.js';
+import { InOrder } from '../in-order.js';
 import { OutputFile } from '../output-file.js';
 import { isAllZero, UnitCutter, type UnitStore } from '../unit-cutter.js';
 import type { DiskTarget } from '../raw-target.js';
@@ -101,6 +102,7 @@ class VhdxWriter implements DiskTarget {
   private readonly out: FileAppender;
   private blockIndex = 0;
   private position = 0;
+  private readonly calls = new InOrder();
 
   constructor(
     private readonly file: OutputFile,
@@ -122,25 +124,28 @@ class VhdxWriter implements DiskTarget {
   }
 
   /** Whole zero blocks are only skipped (left unallocated); a partial block's share is stored as zeros. */
-  async skipZeros(offset: number, length: number): Promise<void> {
-    if (offset !== this.position) throw new Error(`VHDX target skipped at ${offset}, expected ${this.position}`);
-    this.position += length;
-    await this.blocks.skipZeros(length, { store: this.store, skip: async (blocks) => void (this.blockIndex += blocks) });
-    await this.out.release();
+  skipZeros(offset: number, length: number): Promise<void> {
+    return this.calls.run(async () => {
+      if (offset !== this.position) throw new Error(`VHDX target skipped at ${offset}, expected ${this.position}`);
+      this.position += length;
+      await this.blocks.skipZeros(length, { store: this.store, skip: async (blocks) => void (this.blockIndex += blocks) });
+    }, () => this.out.release());
   }
 
   /** Whole blocks of `data` are stored straight from it (see unit-cutter.ts), with their neighbours in one write. */
-  async write(offset: number, data: Uint8Array): Promise<void> {
-    if (offset !== this.position) throw new Error(`VHDX target written at ${offset}, expected ${this.position}`);
-    if (offset + data.length > this.size) throw new Error(`VHDX target written past its size ${this.size}`);
-    this.position += data.length;
-    await this.blocks.write(data, this.store);
-    await this.out.release();
+  write(offset: number, data: Uint8Array): Promise<void> {
+    return this.calls.run(async () => {
+      if (offset !== this.position) throw new Error(`VHDX target written at ${offset}, expected ${this.position}`);
+      if (offset + data.length > this.size) throw new Error(`VHDX target written past its size ${this.size}`);
+      this.position += data.length;
+      await this.blocks.write(data, this.store);
+    }, () => this.out.release());
   }
 
   /** The last block, the file's length, the BAT, metadata, region tables, headers, then the identifier. */
   async finish(): Promise<void> {
     await this.file.finish(async () => {
+      await this.calls.idle();
       if (this.position !== this.size) throw new Error(`VHDX target got ${this.position} of ${this.size} bytes`);
       await this.blocks.finish(this.store);
       await this.out.flush();

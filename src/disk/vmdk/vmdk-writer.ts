@@ -35,6 +35,7 @@
 import { randomBytes } from 'node:crypto';
 import { basename } from 'node:path';
 import { CofferError } from '../../errors/index.js';
+import { InOrder } from '../in-order.js';
 import { OutputFile } from '../output-file.js';
 import { isAllZero, UnitCutter, type UnitStore } from '../unit-cutter.js';
 import type { DiskTarget } from '../raw-target.js';
@@ -78,6 +79,7 @@ class VmdkWriter implements DiskTarget {
   private tableIndex = 0;
   private tableUsed = false;
   private position = 0;
+  private readonly calls = new InOrder();
 
   private readonly layout: GrainLayout;
   private readonly subformat: VmdkSubformat;
@@ -99,32 +101,35 @@ class VmdkWriter implements DiskTarget {
    * Whole grains of `data` go to the layout straight from it (see unit-cutter.ts), a table's
    * worth at a time (the layout compresses them together or gathers them into one write).
    */
-  async write(offset: number, data: Uint8Array): Promise<void> {
-    if (offset !== this.position) throw new Error(`VMDK target written at ${offset}, expected ${this.position}`);
-    if (offset + data.length > this.size) throw new Error(`VMDK target written past its size ${this.size}`);
-    this.position += data.length;
-    await this.grains.write(data, this.store);
-    await this.layout.out.release();
+  write(offset: number, data: Uint8Array): Promise<void> {
+    return this.calls.run(async () => {
+      if (offset !== this.position) throw new Error(`VMDK target written at ${offset}, expected ${this.position}`);
+      if (offset + data.length > this.size) throw new Error(`VMDK target written past its size ${this.size}`);
+      this.position += data.length;
+      await this.grains.write(data, this.store);
+    }, () => this.layout.out.release());
   }
 
   /** Whole zero grains only advance the tables; a partial grain's share is stored as zeros. */
-  async skipZeros(offset: number, length: number): Promise<void> {
-    if (offset !== this.position) throw new Error(`VMDK target skipped at ${offset}, expected ${this.position}`);
-    this.position += length;
-    await this.grains.skipZeros(length, {
-      store: this.store,
-      skip: async (grains) => {
-        for (let i = 0; i < grains; i++) {
-          await this.enterTable(Math.floor(this.grainIndex / GTES_PER_GT));
-          this.grainIndex += 1;
-        }
-      },
-    });
-    await this.layout.out.release();
+  skipZeros(offset: number, length: number): Promise<void> {
+    return this.calls.run(async () => {
+      if (offset !== this.position) throw new Error(`VMDK target skipped at ${offset}, expected ${this.position}`);
+      this.position += length;
+      await this.grains.skipZeros(length, {
+        store: this.store,
+        skip: async (grains) => {
+          for (let i = 0; i < grains; i++) {
+            await this.enterTable(Math.floor(this.grainIndex / GTES_PER_GT));
+            this.grainIndex += 1;
+          }
+        },
+      });
+    }, () => this.layout.out.release());
   }
 
   async finish(): Promise<void> {
     await this.file.finish(async () => {
+      await this.calls.idle();
       if (this.position !== this.size) throw new Error(`VMDK target got ${this.position} of ${this.size} bytes`);
       await this.grains.finish(this.store);
       await this.flushTable();
