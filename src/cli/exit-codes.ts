@@ -37,7 +37,7 @@ export const ExitCode = {
    * while it ran (the snapshot's warnings name them): like restic's 3.
    */
   filesIncomplete: 18,
-  /** The repository's format is one this command does not support yet (format 2: prune, sync, tape export, verify --cover-stored, repair --salvage). */
+  /** The repository's format is one this command does not support yet (format 2: sync of a file snapshot into or out of it). */
   formatUnsupported: 19,
   /** The service's state database cannot be opened, or is newer than this Coffer. */
   stateUnavailable: 20,

@@ -109,7 +109,7 @@ export const ERROR_CODES = {
   E_AGENT_OFFLINE: 'the agent was offline',
   /** An agent stopped answering (killed, network lost) while it ran a task; nothing it had not finished was saved. */
   E_AGENT_LOST: 'the agent stopped answering during the task',
-  /** The operation does not support the repository's format yet (format 2, packs: prune, sync, tape export, verify --cover-stored, repair --salvage, file backup). */
+  /** The operation does not support the repository's format yet (format 2, packs: sync of a file snapshot into or out of it). */
   E_REPO_FORMAT_UNSUPPORTED: 'the operation does not support this repository format yet',
 } as const;
 

@@ -169,7 +169,8 @@ export class Repository {
 
   /**
    * Throws `E_REPO_FORMAT_UNSUPPORTED` in a format 2 repository, whose chunks live in packs:
-   * for what does not read or write packs yet (prune, sync, tape export, verify --cover-stored, repair --salvage). `operation` names it in the message, e.g. `'prune'`.
+   * for what does not read or write packs: the chunk-object methods above, and writing a
+   * file tree outside a backup. `operation` names it in the message.
    */
   refuseFormat2(operation: string): void {
     if (this.config.version === 2) {

@@ -119,7 +119,7 @@ test('format 1 → format 2 (migration, other keys): every disk snapshot restore
   const skipped = first.snapshots.find((s) => s.status === 'skipped');
   assert.equal(skipped?.source, fileSnapshot.id);
   assert.equal(skipped?.error?.code, 'E_REPO_FORMAT_UNSUPPORTED');
-  assert.match(skipped?.error?.message ?? '', /does not hold file snapshots yet/);
+  assert.match(skipped?.error?.message ?? '', /sync does not copy file snapshots into or out of repository format 2/);
   assert.equal(first.chunksSent, 14 + 1 + 8, 'each distinct block once: 14 of the base, 1 changed, the clone\'s 8 own');
   assert.ok(first.packsWritten >= 1);
   await assertSameDisks(src, dst, 3);

@@ -45,8 +45,9 @@ const SNAPSHOT_FAILURES: ErrorCode[] = ['E_CORRUPT_OBJECT', 'E_MISSING_OBJECT', 
  * chunks are read from chunk objects or packs (source-chunks.ts) and stored as chunk objects
  * or re-packed into new packs with their index segments (packed-destination.ts); between two
  * format 2 repositories sharing their keys, a pack whose every chunk is needed is copied
- * whole (whole-packs.ts). File snapshots are `skipped` when either side is format 2 (it does
- * not hold file trees yet), with `E_REPO_FORMAT_UNSUPPORTED` saying so.
+ * whole (whole-packs.ts). File snapshots are `skipped` when either side is format 2 (copying
+ * their trees and chunks between packs is not built yet), with `E_REPO_FORMAT_UNSUPPORTED`
+ * saying so.
  *
  * Holds a backup lease on the destination meanwhile (a prune there waits, and the sync waits
  * for a running prune). Never deletes anything in the destination but its own lease.
@@ -91,8 +92,8 @@ export async function syncSnapshots(src: Repository, dst: Repository, options: S
       progress(0);
       const packed = [src, dst].find((repo) => repo.config.version === 2);
       if (snapshot.files !== undefined && packed !== undefined) {
-        // File trees name chunk objects (format 1); format 2 does not hold file snapshots yet.
-        const message = `file snapshot ${snapshot.id.slice(0, 8)} of ${snapshot.vm} skipped: repository format 2 (${packed.location}) does not hold file snapshots yet`;
+        // Copying file trees and their chunks into or out of packs is not built yet.
+        const message = `file snapshot ${snapshot.id.slice(0, 8)} of ${snapshot.vm} skipped: sync does not copy file snapshots into or out of repository format 2 (${packed.location}) yet`;
         results.push({ source: snapshot.id, vm: snapshot.vm, time: snapshot.time, status: 'skipped', destination: null, error: { code: 'E_REPO_FORMAT_UNSUPPORTED', message } });
         progress(total);
         continue;
