@@ -2,7 +2,7 @@
  * The shared queue's hand-out under contention, against a real PostgreSQL: three claimers
  * (each a PostgresTaskQueue on its own connection pool, as three `coffer worker` processes
  * have) take and end 48 backups as fast as they can, every end waking all three (as the
- * NOTIFY fan-out does). The tasks never run: a claimer "ends" a task 15–60 ms after taking it,
+ * NOTIFY fan-out does). The tasks never run: a claimer "ends" a task 50–150 ms after taking it,
  * recording its end as a worker does, so the hand-outs collide as often as they can.
  *
  * Pinned: no task is handed out twice; each ends held by the claimer that took it; and, swept
@@ -61,7 +61,7 @@ function targets(prefix: string, count: number): VmTarget[] {
   }));
 }
 
-/** A claimer: takes up to its capacity, ends each task 15–60 ms later, and takes again at every end anywhere. */
+/** A claimer: takes up to its capacity, ends each task 50–150 ms later, and takes again at every end anywhere. */
 class Claimer {
   readonly taken: string[] = [];
   readonly timings: TakeTiming[] = [];
@@ -94,7 +94,7 @@ class Claimer {
           for (const row of start) {
             this.taken.push(row.id);
             this.running++;
-            setTimeout(() => void this.end(row.id), 15 + Math.random() * 45);
+            setTimeout(() => void this.end(row.id), 50 + Math.random() * 100);
           }
         } while (this.again);
       } finally {
