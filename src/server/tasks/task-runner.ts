@@ -644,8 +644,9 @@ export class TaskRunner {
     this.rebalance(this.now());
     if (!recorded && this.options.shared !== undefined) return; // a lost lease: another worker holds the task now
     // A shared queue: the slot is free in the database once the end is recorded; take the next
-    // task now, while the rest of the bookkeeping goes on (bench/workers.ts: the queue delay).
-    if (this.options.shared !== undefined) void this.dispatch();
+    // task first, then do the rest of the bookkeeping (not beside the hand-out: this process
+    // would hold the cluster's dispatch lock longer; bench/workers.ts: the queue delay).
+    if (this.options.shared !== undefined) await this.dispatch();
     const backup = row.kind === 'backup' && result !== undefined ? (result as VmBackupResult) : undefined;
     if (backup !== undefined && row.vm !== null) {
       this.finishedBytes += backup.bytesRead;
