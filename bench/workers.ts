@@ -21,6 +21,7 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
+import { loadavg } from 'node:os';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,6 +31,7 @@ import { predictNight } from '../src/server/scheduler/index.js';
 import { openStateDatabase } from '../src/server/state/index.js';
 import { TaskRunner, type VmTarget } from '../src/server/tasks/index.js';
 import { makeTempDir, startCephS3, startPostgres } from '../src/testing/index.js';
+import { emptyTakes, parseTakeTimings, quantiles, renderBreakdown, splitDelays, summarize, type DelayBreakdown } from './queue-breakdown.js';
 
 const MiB = 1024 * 1024;
 const VM_BYTES = 2 * MiB;
@@ -47,7 +49,12 @@ export interface WorkersRow {
   /** Throughput ÷ one worker's. */
   readonly scaling: number;
   readonly queueDelayMedianMs: number;
+  readonly queueDelayP90Ms: number;
   readonly queueDelayMaxMs: number;
+  /** What the delays are made of (queue-breakdown.ts). */
+  readonly breakdown: readonly DelayBreakdown[];
+  /** The 1-minute load average at the run's start and end. */
+  readonly load: readonly [number, number];
   /** PostgreSQL's CPU (its processes that lived through the run) over the run ÷ tasks. */
   readonly dbCpuMsPerTask: number;
   /** A task's mean time from hand-out to end: above the source's pace when the CPUs are short. */
@@ -83,13 +90,15 @@ export async function runWorkersBench(log: (line: string) => void): Promise<Work
       images.push(image);
     }
     const rows: WorkersRow[] = [];
-    for (const workerCount of [1, 2, 3]) {
+    const counts = (process.env.BENCH_WORKERS_COUNTS ?? '1,2,3').split(',').map(Number);
+    for (const workerCount of counts) {
       // A fresh repository per run: each run stores everything, as the first did.
       const repoUrl = `s3:${s3.endpoint}/${bucket}/w${workerCount}`;
       await initRepository(new S3Backend(parseS3Location(repoUrl), { credentials: s3.credentials }), { passphrase: 'pw', kdf: { N: 1024, r: 8, p: 1 } });
       const vms: VmTarget[] = images.map((image, i) => ({ vm: `vm-${i}`, host: HOSTS[i % HOSTS.length] as string, repository: { name: 'main', url: repoUrl, passphraseFile }, source: { images: [image] } }));
-      const workers = await startWorkerProcesses(state.db, url, { count: workerCount, tasks: TASKS_PER_WORKER, prefix: `bench${workerCount}-`, env: s3.env });
+      const workers = await startWorkerProcesses(state.db, url, { count: workerCount, tasks: TASKS_PER_WORKER, prefix: `bench${workerCount}-`, env: s3.env, traceQueue: true });
       try {
+        const loadBefore = loadavg()[0] ?? 0;
         const cpuBefore = await postgresCpuMs(pg.dir);
         const night = await runNight(state.db, server, vms, 15 * 60_000);
         const cpuAfter = await postgresCpuMs(pg.dir);
@@ -97,11 +106,14 @@ export async function runWorkersBench(log: (line: string) => void): Promise<Work
         const model = predictNight({ vms: vmCount, allocatedBytes: 0, dailyChangeRate: 0, hosts: HOSTS.length, workers: workerCount, tasksPerWorker: TASKS_PER_WORKER, taskOverheadS: meanTaskS, taskReadBytesPerSecond: READ_RATE });
         const nightS = night.nightMs / 1000;
         const delays = medianAndMax(night.queueDelaysMs);
+        const takes = new Map(workers.names.map((name) => [name, parseTakeTimings(workers.stdoutOf(name))]));
+        const breakdown = summarize(splitDelays(night.tasks, night.queueDelaysMs, takes));
+        for (const line of renderBreakdown(breakdown, emptyTakes(takes))) log(`  ${line}`);
         const vmsPerMinute = vmCount / (nightS / 60);
         rows.push({
           workers: workerCount, vms: vmCount, nightS, vmsPerMinute, readMBps: (vmCount * VM_BYTES) / 1e6 / nightS,
           scaling: vmsPerMinute / (rows[0]?.vmsPerMinute ?? vmsPerMinute),
-          queueDelayMedianMs: delays.median, queueDelayMaxMs: delays.max, dbCpuMsPerTask: cpuDelta(cpuBefore, cpuAfter) / vmCount,
+          queueDelayMedianMs: delays.median, queueDelayP90Ms: quantiles(night.queueDelaysMs).p90, queueDelayMaxMs: delays.max, breakdown, load: [loadBefore, loadavg()[0] ?? 0], dbCpuMsPerTask: cpuDelta(cpuBefore, cpuAfter) / vmCount,
           meanTaskS, modelNightS: model.nightS,
         });
         log(`workers: ${workerCount} worker(s), ${vmCount} VMs in ${nightS.toFixed(1)} s`);
@@ -144,9 +156,9 @@ async function postgresCpuMs(pgDir: string): Promise<Map<number, number>> {
 
 /** The table for the report and bench/README.md. */
 export function renderWorkers(result: WorkersBenchResult): string {
-  const lines = [`workers (${result.settings})`, 'workers | night s | VMs/min | MB/s read | scaling | queue delay median / max ms | PostgreSQL CPU ms/task | mean task s | model s', '-'.repeat(124)];
+  const lines = [`workers (${result.settings})`, 'workers | night s | VMs/min | MB/s read | scaling | queue delay median / p90 / max ms | PostgreSQL CPU ms/task | mean task s | model s | load', '-'.repeat(138)];
   for (const r of result.rows) {
-    lines.push(`${r.workers}       | ${r.nightS.toFixed(1).padStart(7)} | ${r.vmsPerMinute.toFixed(1).padStart(7)} | ${r.readMBps.toFixed(3).padStart(9)} | ${r.scaling.toFixed(2).padStart(6)}× | ${`${r.queueDelayMedianMs} / ${r.queueDelayMaxMs}`.padStart(27)} | ${r.dbCpuMsPerTask.toFixed(1).padStart(22)} | ${r.meanTaskS.toFixed(1).padStart(11)} | ${r.modelNightS.toFixed(1)}`);
+    lines.push(`${r.workers}       | ${r.nightS.toFixed(1).padStart(7)} | ${r.vmsPerMinute.toFixed(1).padStart(7)} | ${r.readMBps.toFixed(3).padStart(9)} | ${r.scaling.toFixed(2).padStart(6)}× | ${`${r.queueDelayMedianMs} / ${r.queueDelayP90Ms} / ${r.queueDelayMaxMs}`.padStart(33)} | ${r.dbCpuMsPerTask.toFixed(1).padStart(22)} | ${r.meanTaskS.toFixed(1).padStart(11)} | ${r.modelNightS.toFixed(1).padStart(7)} | ${r.load.map((l) => l.toFixed(1)).join('-')}`);
   }
   const three = result.rows.find((r) => r.workers === 3);
   if (three !== undefined) lines.push(`target: 3 workers ≥ 2.5× one: ${three.scaling >= 2.5 ? 'pass' : 'FAIL'}; queue delay ≤ 20 ms (median): ${result.rows.every((r) => r.queueDelayMedianMs <= 20) ? 'pass' : 'FAIL'}`);

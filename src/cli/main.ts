@@ -333,6 +333,7 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--name <name>', 'this worker\'s name (default: HOSTNAME-PID)')
     .option('--lease <seconds>', 'how long a task stays held without a heartbeat before another worker retries it (default 30)')
     .option('--stop-timeout <seconds>', 'at SIGTERM, how long running tasks get to finish (default 10)')
+    .option('--trace-queue', 'print one line per hand-out from the queue with its timings (lock wait, time under the lock; docs/scale.md)')
     .action((_options, command: Command) => run(async () => (await import('./commands/worker.js')).workerCommand(command.opts(), context))());
   worker
     .command('drain')

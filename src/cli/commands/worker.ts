@@ -10,6 +10,7 @@ export interface WorkerCommandOptions {
   name?: string;
   lease?: string;
   stopTimeout?: string;
+  traceQueue?: boolean;
 }
 
 /**
@@ -29,6 +30,7 @@ export async function workerCommand(options: WorkerCommandOptions, context: Comm
   await runClusterWorker({
     database, name: options.name ?? `${hostname()}-${process.pid}`, capacity, version: SERVICE_VERSION, signal: context.signal,
     ...(hosts === undefined ? {} : { hosts }), ...(leaseMs === undefined ? {} : { leaseMs }), ...(stopTimeoutMs === undefined ? {} : { stopTimeoutMs }),
+    ...(options.traceQueue === true ? { traceQueue: true } : {}),
     print: (line) => context.stdout.write(`${line}\n`),
   });
   return 0;

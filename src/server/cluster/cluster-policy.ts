@@ -2,8 +2,9 @@
  * The policy the servers publish for the workers, in the `cluster_policy` table (migration
  * 30): the concurrency limits (with the jobs' own limits folded in), the bandwidth rules and
  * the retry policy, each one JSON row. A server writes them at start and at every change of
- * its configuration; the dispatch transaction reads the limits (so a limit holds across every
- * worker at the instant it hands out a task) and each worker reads the rest at its heartbeat.
+ * its configuration; each hand-out reads the limits just before its transaction, which counts
+ * and takes under the dispatch lock (so a limit holds across every worker at the instant it
+ * hands out a task), and each worker reads the rest at its heartbeat.
  * JSON has no Infinity: an unlimited layer is stored as the string "Infinity".
  */
 import type { Kysely } from 'kysely';
@@ -33,7 +34,11 @@ export async function publishPolicy(db: Kysely<StateSchema>, policy: Partial<Clu
 
 /** The policy as last published; what was never published is empty (per host 1 by the planner's default). */
 export async function readPolicy(db: Kysely<StateSchema>): Promise<ClusterPolicy> {
-  const rows = await db.selectFrom('cluster_policy').select(['key', 'value']).execute();
+  return parsePolicy(await db.selectFrom('cluster_policy').select(['key', 'value']).execute());
+}
+
+/** The policy from the rows of `cluster_policy` (a hand-out reads them within a larger query). */
+export function parsePolicy(rows: readonly { key: string; value: string }[]): ClusterPolicy {
   const parsed = new Map(rows.map((r) => [r.key, JSON.parse(r.value, (_k, v: unknown) => (v === 'Infinity' ? Infinity : v)) as unknown]));
   return {
     limits: (parsed.get('limits') ?? {}) as ConcurrencyLimits,

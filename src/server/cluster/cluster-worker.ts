@@ -20,7 +20,7 @@ import { readPolicy } from './cluster-policy.js';
 import { startHeartbeats } from './heartbeat-loop.js';
 import { relayEvents } from './event-relay.js';
 import { wakeOnQueueChanges } from './queue-wakeups.js';
-import { PostgresTaskQueue } from './task-queue.js';
+import { PostgresTaskQueue, type TakeTiming } from './task-queue.js';
 import { WorkerRegistry } from './worker-registry.js';
 
 export interface ClusterWorkerOptions {
@@ -42,6 +42,8 @@ export interface ClusterWorkerOptions {
   signal: AbortSignal;
   worker?: WorkerOptions;
   threads?: number;
+  /** Print one `queue: {json}` line per hand-out with its timings (TakeTiming; bench/workers.ts reads them). */
+  traceQueue?: boolean;
 }
 
 export const DEFAULT_LEASE_MS = 30_000;
@@ -58,7 +60,8 @@ export async function runClusterWorker(options: ClusterWorkerOptions): Promise<v
     const db = state.db;
     const registry = new WorkerRegistry(db);
     await registry.register({ name: options.name, ...(options.hosts === undefined ? {} : { hosts: options.hosts }), capacity: options.capacity, version: options.version, pid: process.pid, machine: hostname() }, leaseMs);
-    const queue = new PostgresTaskQueue(db, { name: options.name, ...(options.hosts === undefined ? {} : { hosts: options.hosts }), capacity: options.capacity, leaseMs });
+    const queue = new PostgresTaskQueue(db, { name: options.name, ...(options.hosts === undefined ? {} : { hosts: options.hosts }), capacity: options.capacity, leaseMs,
+      ...(options.traceQueue === true ? { onTake: (t: TakeTiming) => options.print(`queue: ${JSON.stringify(roundedTiming(t))}`) } : {}) });
     const policy = await readPolicy(db);
     const runner = new TaskRunner(db, {
       limits: policy.limits, bandwidth: policy.bandwidth, retry: policy.retry, shared: queue, tickMs: Math.min(1000, heartbeatMs),
@@ -96,4 +99,9 @@ export async function runClusterWorker(options: ClusterWorkerOptions): Promise<v
     await wakeups?.close();
     await state.close();
   }
+}
+
+function roundedTiming(t: TakeTiming): TakeTiming {
+  const ms = (v: number) => Math.round(v * 100) / 100;
+  return { ...t, readMs: ms(t.readMs), lockWaitMs: ms(t.lockWaitMs), lockedMs: ms(t.lockedMs), totalMs: ms(t.totalMs) };
 }

@@ -50,6 +50,8 @@ export interface WorkerProcesses {
   readonly names: readonly string[];
   /** What they printed (for a failure's message). */
   output(): string;
+  /** What one of them printed on its standard output. */
+  stdoutOf(name: string): string;
   /** SIGKILL to each still running; resolves when they have exited. */
   kill(): Promise<void>;
 }
@@ -65,19 +67,24 @@ export async function publishNightPolicy(db: Kysely<StateSchema>, hosts: readonl
  * heartbeat (at most `timeoutMs`).
  * @throws Error when they do not register in time (they are killed first).
  */
-export async function startWorkerProcesses(db: Kysely<StateSchema>, url: string, options: { count: number; tasks: number; prefix: string; leaseS?: number; timeoutMs?: number; env?: Record<string, string> }): Promise<WorkerProcesses> {
+export async function startWorkerProcesses(db: Kysely<StateSchema>, url: string, options: { count: number; tasks: number; prefix: string; leaseS?: number; timeoutMs?: number; env?: Record<string, string>; traceQueue?: boolean }): Promise<WorkerProcesses> {
   const children: ChildProcess[] = [];
   let output = '';
+  const stdouts = new Map<string, string>();
   const names = Array.from({ length: options.count }, (_, i) => `${options.prefix}${i + 1}`);
   for (const name of names) {
-    const child = spawn(process.execPath, [COFFER_BIN, 'worker', '--database', url, '--name', name, '--tasks', String(options.tasks), '--lease', String(options.leaseS ?? 5), '--stop-timeout', '5'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
-    child.stdout?.setEncoding('utf8').on('data', (t: string) => (output += `${name}: ${t}`));
+    const child = spawn(process.execPath, [COFFER_BIN, 'worker', '--database', url, '--name', name, '--tasks', String(options.tasks), '--lease', String(options.leaseS ?? 5), '--stop-timeout', '5', ...(options.traceQueue === true ? ['--trace-queue'] : [])], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
+    child.stdout?.setEncoding('utf8').on('data', (t: string) => {
+      output += `${name}: ${t}`;
+      stdouts.set(name, (stdouts.get(name) ?? '') + t);
+    });
     child.stderr?.setEncoding('utf8').on('data', (t: string) => (output += `${name}: ${t}`));
     children.push(child);
   }
   const processes: WorkerProcesses = {
     names,
     output: () => output,
+    stdoutOf: (name) => stdouts.get(name) ?? '',
     async kill() {
       await Promise.all(children.map((child) => new Promise<void>((resolve) => {
         if (child.exitCode !== null || child.signalCode !== null) return resolve();

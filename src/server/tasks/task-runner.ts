@@ -221,13 +221,13 @@ export class TaskRunner {
     if (this.draining) throw new CofferError('E_USAGE', 'the server is shutting down: no new run starts');
     const id = randomUUID();
     const now = this.now().getTime();
-    await this.store.insertRun({
-      id, job: request.job, reason: request.reason, status: 'running', owner: request.owner, vms: request.vms.map((v) => v.vm),
+    const run = {
+      id, job: request.job, reason: request.reason, status: 'running' as const, owner: request.owner, vms: request.vms.map((v) => v.vm),
       ...(request.firing === undefined ? {} : { firing: request.firing.getTime() }),
       ...(request.windowEnd === undefined ? {} : { windowEnd: request.windowEnd.getTime() }),
       ...(request.cancelAtWindowEnd === true ? { cancelAtWindowEnd: true } : {}),
-    }, now);
-    for (const target of request.vms) {
+    };
+    const tasks = request.vms.map((target) => {
       const spec: VmBackupSpec = {
         repository: { url: target.repository.url, ...(target.repository.passphraseFile === undefined ? {} : { passphraseFile: target.repository.passphraseFile }) },
         vm: target.vm, host: target.host, source: target.source,
@@ -236,14 +236,14 @@ export class TaskRunner {
         ...(request.job === null ? {} : { job: request.job }),
         ...(this.options.threads === undefined ? {} : { threads: this.options.threads }),
       };
-      await this.store.insertTask({
-        id: randomUUID(), runId: id, kind: 'backup', owner: request.owner, vm: target.vm, host: target.host,
+      return {
+        id: randomUUID(), runId: id, kind: 'backup' as const, owner: request.owner, vm: target.vm, host: target.host,
         ...(target.datastore === undefined ? {} : { datastore: target.datastore }),
         repository: target.repository.name, ...(request.job === null ? {} : { job: request.job }), spec, attempt: 1,
-      }, now);
-    }
-    const run = (await this.store.getRun(id)) as RunInfo;
-    this.events.emit('run', run);
+      };
+    });
+    await this.store.insertRunWithTasks(run, tasks, now);
+    this.events.emit('run', (await this.store.getRun(id)) as RunInfo);
     if (request.vms.length === 0) await this.checkRun(id);
     void this.dispatch();
     return (await this.store.getRun(id)) as RunInfo;
@@ -653,6 +653,10 @@ export class TaskRunner {
     this.running.delete(row.id);
     this.rebalance(this.now());
     if (!recorded && this.options.shared !== undefined) return; // a lost lease: another worker holds the task now
+    // A shared queue: the slot is free in the database once the end is recorded; take the next
+    // task first, then do the rest of the bookkeeping (not beside the hand-out: this process
+    // would hold the cluster's dispatch lock longer; bench/workers.ts: the queue delay).
+    if (this.options.shared !== undefined) await this.dispatch();
     const backup = row.kind === 'backup' && result !== undefined ? (result as VmBackupResult) : undefined;
     if (backup !== undefined && row.vm !== null) {
       this.finishedBytes += backup.bytesRead;
@@ -666,7 +670,8 @@ export class TaskRunner {
     await this.persist(() => this.changed(row.id));
     const runId = row.run_id;
     if (runId !== null) await this.persist(() => this.checkRun(runId));
-    void this.dispatch();
+    // Here, a retry may have been queued; a process of its own chooses from the database again.
+    if (this.options.shared === undefined || end.status === 'failed') void this.dispatch();
   }
 
   private async retryIfAllowed(row: Selectable<TaskTable>, now: number): Promise<void> {
