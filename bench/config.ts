@@ -9,7 +9,8 @@
  * - `BENCH_TOOLS` (default `coffer,restic,borg`): which tools to run, comma separated.
  * - `BENCH_KEEP=1`: keep the repositories after the run for inspection.
  * - `BENCH_COFFER_INIT_ARGS`: extra `coffer init` options (e.g. `--block-size 64K`).
- * - `BENCH_FORMAT`: the repository format Coffer's repositories are made with (`2`: packs).
+ * - `BENCH_FORMAT`: the repository format Coffer's repositories are made with (unset: `coffer init`'s
+ *   default, 2 — packs; `1`: one object per chunk).
  * - `COFFER_BIN` (default `bin/coffer.js`): the Coffer CLI script to measure.
  *
  * @module

@@ -153,7 +153,13 @@ export async function backupDisk(repo: Repository, device: BlockDevice, options:
         placement = stored;
       }
       if (placement.entry !== undefined) index.set(block.index, placement.entry);
-      else placements.push(placement.pending.then((located) => index.set(block.index, located)));
+      else {
+        const placed = placement.pending.then((located) => index.set(block.index, located));
+        // Awaited at the end of the disk; until then a failed pack (a backend error, Ctrl-C)
+        // must not be an unhandled rejection, which would end the process with a stack trace.
+        placed.catch(() => undefined);
+        placements.push(placed);
+      }
       return;
     }
     if (!fromParent && !options.known.has(hex)) await store(hash.id, hex, view);

@@ -82,7 +82,8 @@ before(async () => {
   repo = join(work, 'repo');
   disk = await buildFilesVmDisk({ table: 'gpt', bigFileBytes: BIG });
   // Unencrypted: a chunk's id is the SHA-256 of its bytes, so the block's chunk is found from the disk alone.
-  blockSize = (await cofferJson<{ blockSize: number }>(['init', '-r', repo, '--insecure-no-encryption'])).blockSize;
+  // Format 1 (one object per chunk): this file's tests look at or damage chunk objects; format 2's own are in format2*.integ.test.ts.
+  blockSize = (await cofferJson<{ blockSize: number }>(['init', '--format', '1', '-r', repo, '--insecure-no-encryption'])).blockSize;
   snapshot = (await cofferJson<BackupJson>(['backup', '-r', repo, '--vm', 'files', disk.path], { timeoutMs: 300_000 })).id;
   const big = seededBytes(150_000, BIG);
   const image = await RawImage.open(disk.path);
@@ -152,7 +153,7 @@ test('on an LVM disk, damage is traced through the logical volumes: a folder of 
   await requireTools('sfdisk', 'mke2fs', 'losetup', 'pvcreate', 'vgcreate', 'lvcreate', 'lvs', 'vgcfgrestore');
   const { disks, oracle } = await buildLvmOneDisk();
   const lvmRepo = join(work, 'lvm-repo');
-  await cofferJson(['init', '-r', lvmRepo, '--insecure-no-encryption']);
+  await cofferJson(['init', '--format', '1', '-r', lvmRepo, '--insecure-no-encryption']);
   await cofferJson<BackupJson>(['backup', '-r', lvmRepo, '--vm', 'lvm', disks[0]!], { timeoutMs: 120_000 });
   const image = await RawImage.open(disks[0]!);
   try {

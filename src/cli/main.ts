@@ -45,7 +45,7 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--compression-level <n>', 'zstd level 0-19, 0 for none (default 3)')
     .option('--lock-days <days>', 'S3 Object Lock: keep every snapshot and the data it needs immutable this many days (the bucket must have Object Lock enabled)')
     .option('--lock-mode <mode>', 'with --lock-days: compliance (nobody can shorten it, the default) or governance (users with the bypass right can)')
-    .option('--format <n>', 'repository format: 1 (one object per chunk, the default) or 2 (packs: fewer, larger objects, better compression; sync does not copy file snapshots into or out of it yet; move a format 1 repository with coffer sync)')
+    .option('--format <n>', 'repository format: 2 (packs: fewer, larger objects, better compression; the default) or 1 (one object per chunk, as Coffer wrote before format 2; move a format 1 repository with coffer sync)')
     .action((options, command: Command) => run(async () => (await import('./commands/init.js')).initCommand(command.opts(), context))());
 
   repoCommand('backup', 'back up the disks of a VM into a new snapshot (or, with --files, directory trees)')

@@ -80,7 +80,8 @@ for (const c of roundTrips) {
     try {
       const repo = join(dir, 'repo');
       const env = { env: c.env };
-      const init = await cofferJson<{ encryption: string; blockSize: number }>(['init', '-r', repo, ...c.init], env);
+      // Format 1 (one object per chunk): this file's tests look at or damage chunk objects; format 2's own are in format2*.integ.test.ts.
+      const init = await cofferJson<{ encryption: string; blockSize: number }>(['init', '--format', '1', '-r', repo, ...c.init], env);
       assert.equal(init.encryption, c.encrypted ? 'aes-256-gcm' : 'none');
       assert.equal(init.blockSize, c.blockSize);
 
@@ -163,7 +164,7 @@ test('round trip of a 5 GiB sparse disk whose partition lies beyond 4 GiB', asyn
   try {
     const repo = join(dir, 'repo');
     const env = { env: { COFFER_PASSWORD: 'pw' } };
-    await cofferJson(['init', '-r', repo, '--block-size', '64K'], env);
+    await cofferJson(['init', '--format', '1', '-r', repo, '--block-size', '64K'], env);
     const backup = await cofferJson<BackupJson>(['backup', '-r', repo, '--vm', 'big', disk.path], env);
     assert.equal(backup.bytesLogical, 5 * GiB);
     const allocated = (await stat(disk.path)).blocks * 512;
@@ -221,7 +222,7 @@ test('two VMs cloned from one base share their chunks: the clone stores only wha
   try {
     const repo = join(dir, 'repo');
     const env = { env: { COFFER_PASSWORD: 'pw' } };
-    await cofferJson(['init', '-r', repo, '--block-size', '64K'], env);
+    await cofferJson(['init', '--format', '1', '-r', repo, '--block-size', '64K'], env);
     const a = await cofferJson<BackupJson>(['backup', '-r', repo, '--vm', 'A', base.path], env);
     const b = await cofferJson<BackupJson>(['backup', '-r', repo, '--vm', 'B', clone], env);
     assert.equal(b.parent, null, 'another VM is not a parent');

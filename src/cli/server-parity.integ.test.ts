@@ -44,7 +44,8 @@ before(async () => {
   const bucket = await s3.createBucket('parity', undefined, { objectLock: true });
   repo = `s3:${s3.endpoint}/${bucket}/repo`;
   env = { ...s3.env, COFFER_PASSWORD: PASSPHRASE, XDG_CACHE_HOME: join(work, 'cli-cache') };
-  assertExit(await coffer(['init', '-r', repo, '--lock-days', '1', '--lock-mode', 'governance'], { env, timeoutMs: 60_000 }), 0);
+  // Format 1 (one object per chunk): this file's tests look at or damage chunk objects; format 2's own are in format2*.integ.test.ts.
+  assertExit(await coffer(['init', '--format', '1', '-r', repo, '--lock-days', '1', '--lock-mode', 'governance'], { env, timeoutMs: 60_000 }), 0);
   // The worker processes inherit the server's environment: the gateway's keys, and a cache of their own.
   for (const [name, value] of Object.entries({ ...s3.env, XDG_CACHE_HOME: join(work, 'server-cache') })) {
     saved.set(name, process.env[name]);

@@ -29,7 +29,8 @@ test('verify --stored on S3: intact, then a replaced chunk and a deleted manifes
   const location = `s3:${s3.endpoint}/${bucket}/vms`;
   const keyHolder = { env: { ...s3.env, COFFER_PASSWORD: 'stored s3', XDG_CACHE_HOME: join(work, 'cache') }, timeoutMs: 120_000 };
   const storage = { env: { ...s3.env }, timeoutMs: 120_000 };
-  const { storedDigestKey } = await cofferJson<{ storedDigestKey: string }>(['init', '-r', location], keyHolder);
+  // Format 1 (one object per chunk): this file's tests look at or damage chunk objects; format 2's own are in format2*.integ.test.ts.
+  const { storedDigestKey } = await cofferJson<{ storedDigestKey: string }>(['init', '--format', '1', '-r', location], keyHolder);
   const disk = join(work, 'disk.raw');
   await fs.writeFile(disk, seededBytes(11, 3 * MiB));
   const snapshot = await cofferJson<BackupJson>(['backup', '-r', location, '--vm', 'web', disk], keyHolder);

@@ -111,6 +111,10 @@ export class PackWriter {
    */
   stage(id: Buffer, data: Uint8Array): { placed: Promise<Buffer>; ready: Promise<void> } {
     const placed = deferred<Buffer>();
+    // A caller may never await a placement (the pack failed, the backup stops): its rejection
+    // must not be unhandled, which would end the process with a stack trace. Awaiting it
+    // still throws.
+    placed.promise.catch(() => undefined);
     const ready = this.stagingChain.then(() => this.stageNow(id, data, placed));
     ready.catch((error: unknown) => placed.reject(error));
     this.stagingChain = ready.catch(() => undefined);

@@ -115,7 +115,8 @@ before(async () => {
   const passFile = join(dir, 'repo.pass');
   await writeFile(passFile, 'repository passphrase\n');
   await coffer(['init', '-r', repo, '--password-file', passFile]);
-  await coffer(['init', '-r', archive, '--password-file', passFile]);
+  // Format 1 (one object per chunk): the damage test removes a chunk object from it. `repo` has the default, format 2.
+  await coffer(['init', '--format', '1', '-r', archive, '--password-file', passFile]);
   snapshotId = (JSON.parse(await coffer(['backup', '-r', repo, '--password-file', passFile, '--vm', 'web1', '--json', webDisk])) as { id: string }).id;
   await coffer(['backup', '-r', repo, '--password-file', passFile, '--vm', 'fileserver', '--json', ext4Image, ntfsImage], 120_000);
   // The tape catalog: web1's snapshot written to a file as the "tape".
