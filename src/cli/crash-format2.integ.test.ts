@@ -6,10 +6,10 @@
  * chunks the rerun stored again) and every snapshot still restores.
  */
 import assert from 'node:assert/strict';
-import { open, readdir } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { seededBytes } from '../testing/index.js';
+import { writeSeededFile } from '../testing/index.js';
 import {
   assertExit,
   assertSameBytes,
@@ -35,24 +35,12 @@ let work: string;
 let big: string;
 let small: string;
 
-async function writeSeeded(path: string, size: number, seed: number): Promise<void> {
-  const handle = await open(path, 'w');
-  try {
-    for (let at = 0; at < size; at += 16 * MiB) {
-      const part = seededBytes(seed * 1000 + at / (16 * MiB), Math.min(16 * MiB, size - at));
-      await handle.write(part, 0, part.length, at);
-    }
-  } finally {
-    await handle.close();
-  }
-}
-
 before(async () => {
   work = await makeWorkDir('crash-v2');
   big = join(work, 'big.raw');
-  await writeSeeded(big, BIG, 11);
+  await writeSeededFile(big, BIG, 11);
   small = join(work, 'small.raw');
-  await writeSeeded(small, 2 * MiB, 12);
+  await writeSeededFile(small, 2 * MiB, 12);
 });
 after(() => removeDir(work));
 

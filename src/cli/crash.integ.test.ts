@@ -5,10 +5,10 @@
  * snapshots already there.
  */
 import assert from 'node:assert/strict';
-import { copyFile, mkdir, open, readdir, truncate } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { buildExt4Disk, deriveDisk, requireTools, seededBytes } from '../testing/index.js';
+import { buildExt4Disk, deriveDisk, requireTools, writeSeededFile } from '../testing/index.js';
 import {
   assertExit,
   assertOneLineError,
@@ -43,26 +43,13 @@ let big: string;
 /** A small disk backed up before each mishap, to check that what was there survives. */
 let small: string;
 
-/** Writes `size` seeded bytes to `path`, 16 MiB at a time. */
-async function writeSeeded(path: string, size: number, seed: number): Promise<void> {
-  const handle = await open(path, 'w');
-  try {
-    for (let at = 0; at < size; at += 16 * MiB) {
-      const part = seededBytes(seed * 1000 + at / (16 * MiB), Math.min(16 * MiB, size - at));
-      await handle.write(part, 0, part.length, at);
-    }
-  } finally {
-    await handle.close();
-  }
-}
-
 before(async () => {
   await requireTools('sfdisk', 'mke2fs', 'e2fsck', 'cp');
   work = await makeWorkDir('crash');
   big = join(work, 'big.raw');
-  await writeSeeded(big, BIG, 1);
+  await writeSeededFile(big, BIG, 1);
   small = join(work, 'small.raw');
-  await writeSeeded(small, 2 * MiB, 2);
+  await writeSeededFile(small, 2 * MiB, 2);
 });
 after(() => removeDir(work));
 
@@ -166,7 +153,7 @@ test('repository storage full: exit 5 with one line, earlier snapshots intact, t
   try {
     const { repo, steady } = await repoWithOneSnapshot('repo', mount);
     const fill = join(dir, 'fill.raw');
-    await writeSeeded(fill, 40 * MiB, 3);
+    await writeSeededFile(fill, 40 * MiB, 3);
     const full = await coffer(['backup', '-r', repo, '--vm', 'too-big', fill], ENV);
     assertExit(full, 5);
     assert.match(assertOneLineError(full), /no space/i);

@@ -16,9 +16,10 @@ import * as fs from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
-import { DeleteObjectCommand, GetObjectRetentionCommand, ListObjectsV2Command, ListObjectVersionsCommand, PutObjectRetentionCommand, S3Client } from '@aws-sdk/client-s3';
+import { PutObjectRetentionCommand, S3Client } from '@aws-sdk/client-s3';
 import { lockedUntil, openRepository, parseS3Location, S3Backend } from '../repo/index.js';
 import { buildExtImage, buildNtfsImage, countByKind, requireTools, seededBytes, startCephS3, startS3RequestCounter, type CephS3, type S3Request, type S3RequestCounter } from '../testing/index.js';
+import * as probe from './s3-lock-probe.js';
 import { assertExit, coffer, cofferJson, makeWorkDir, removeDir, runTool, startCofferUntil, type BackupJson } from './cli-harness.js';
 
 const execFileAsync = promisify(execFile);
@@ -203,29 +204,9 @@ interface LockedBackupJson extends BackupJson {
   lock: { lockedUntil: string; checked: number; lookedUp: number; extended: number };
 }
 
-async function keysUnder(bucket: string, prefix: string): Promise<string[]> {
-  const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
-  return (page.Contents ?? []).map((object) => object.Key as string);
-}
-async function retainUntil(bucket: string, key: string): Promise<{ mode: string; until: number }> {
-  const answer = await client.send(new GetObjectRetentionCommand({ Bucket: bucket, Key: key }));
-  return { mode: answer.Retention?.Mode ?? '', until: answer.Retention?.RetainUntilDate?.getTime() ?? 0 };
-}
-/** Deleting the current version of `key` through the S3 API is refused with 403 AccessDenied. */
-async function assertUndeletable(bucket: string, key: string, bypass: boolean): Promise<void> {
-  const versions = await client.send(new ListObjectVersionsCommand({ Bucket: bucket, Prefix: key }));
-  const version = versions.Versions?.find((v) => v.Key === key)?.VersionId;
-  assert.ok(version !== undefined, key);
-  await assert.rejects(
-    client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key, VersionId: version, ...(bypass ? { BypassGovernanceRetention: true } : {}) })),
-    (error: { name?: string; $metadata?: { httpStatusCode?: number } }) => error.name === 'AccessDenied' && error.$metadata?.httpStatusCode === 403,
-    `deleting ${key} (version ${version}${bypass ? ', governance bypass' : ''}) must be refused`,
-  );
-}
-const sleepUntil = async (ms: number) => {
-  const wait = ms - Date.now();
-  if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-};
+const keysUnder = (bucket: string, prefix: string) => probe.keysUnder(client, bucket, prefix);
+const retainUntil = (bucket: string, key: string) => probe.retainUntil(client, bucket, key);
+const assertUndeletable = (bucket: string, key: string, bypass: boolean) => probe.assertUndeletable(client, bucket, key, bypass);
 
 test('Object Lock on format 2, COMPLIANCE: a pack, a segment, an index page and a manifest cannot be deleted through the S3 API, bypass or not', async () => {
   const bucket = await s3.createBucket('lock-v2-compliance', undefined, { objectLock: true });
@@ -291,7 +272,7 @@ test('Object Lock on format 2, GOVERNANCE with a lock of seconds: a pack written
   assert.ok((await retainUntil(bucket, packA)).until < aDone + 1.5 * LOCK_MS + 1000);
 
   // B, past half the lock: A's pack would end before B's lock-until; B reuses 3 MiB of it.
-  await sleepUntil(aDone + LOCK_MS / 2 + 500);
+  await probe.sleepUntil(aDone + LOCK_MS / 2 + 500);
   counter.take();
   const b = await cofferJson<LockedBackupJson>(['backup', '-r', location, '--vm', 'web', join(work, 'gov-v1.raw')], opts());
   const bRequests = counter.take();

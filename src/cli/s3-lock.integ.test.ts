@@ -18,14 +18,13 @@ import { after, before, test } from 'node:test';
 import {
   DeleteObjectCommand,
   GetObjectCommand,
-  GetObjectRetentionCommand,
-  ListObjectsV2Command,
   ListObjectVersionsCommand,
   PutObjectRetentionCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
 import { seededBytes, startCephS3, type CephS3 } from '../testing/index.js';
 import { assertExit, assertOneLineError, assertSameBytes, coffer, cofferJson, makeWorkDir, removeDir, type BackupJson } from './cli-harness.js';
+import * as probe from './s3-lock-probe.js';
 
 let s3: CephS3;
 let client: S3Client;
@@ -62,19 +61,8 @@ after(async () => {
 });
 
 const opts = () => ({ env, timeoutMs: 120_000 });
-const sleepUntil = async (ms: number) => {
-  const wait = ms - Date.now();
-  if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-};
-
-async function keysUnder(bucket: string, prefix: string): Promise<string[]> {
-  const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
-  return (page.Contents ?? []).map((object) => object.Key as string);
-}
-async function retainUntil(bucket: string, key: string): Promise<{ mode: string; until: number }> {
-  const answer = await client.send(new GetObjectRetentionCommand({ Bucket: bucket, Key: key }));
-  return { mode: answer.Retention?.Mode ?? '', until: answer.Retention?.RetainUntilDate?.getTime() ?? 0 };
-}
+const keysUnder = (bucket: string, prefix: string) => probe.keysUnder(client, bucket, prefix);
+const retainUntil = (bucket: string, key: string) => probe.retainUntil(client, bucket, key);
 async function versionsOf(bucket: string, key: string): Promise<{ versions: string[]; markers: number }> {
   const page = await client.send(new ListObjectVersionsCommand({ Bucket: bucket, Prefix: key }));
   return {
@@ -131,14 +119,7 @@ test('COMPLIANCE: a chunk, an index page and a manifest cannot be deleted throug
     assert.equal(retention.mode, 'COMPLIANCE', key);
     assert.ok(retention.until >= lockedUntil, `${key} is locked at least as long as the snapshot`);
     const bytes = await read(bucket, key);
-    const [version] = (await versionsOf(bucket, key)).versions;
-    for (const bypass of [false, true]) {
-      await assert.rejects(
-        client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key, VersionId: version, ...(bypass ? { BypassGovernanceRetention: true } : {}) })),
-        (error: { name?: string; $metadata?: { httpStatusCode?: number } }) => error.name === 'AccessDenied' && error.$metadata?.httpStatusCode === 403,
-        `deleting ${key} (version ${version}${bypass ? ', governance bypass' : ''}) must be refused`,
-      );
-    }
+    for (const bypass of [false, true]) await probe.assertUndeletable(client, bucket, key, bypass);
     assert.deepEqual(await read(bucket, key), bytes, `${key} is still readable, unchanged`);
   }
   const restored = join(work, 'compliance.raw');
@@ -173,7 +154,7 @@ test('GOVERNANCE, a lock of seconds: reuse extends old chunks, the slack spares 
 
   // B, past half the lock: A's chunks would now end before B's lock; the 12 B reuses (first
   // written long before, found through the parent) are extended, A's 4 others are not.
-  await sleepUntil(aDone + LOCK_MS / 2 + 500);
+  await probe.sleepUntil(aDone + LOCK_MS / 2 + 500);
   const b = await cofferJson<LockedBackupJson>(['backup', '-r', repo, '--vm', 'web', join(work, 'v1.raw')], opts());
   const bUntil = Date.parse(b.lock.lockedUntil);
   const retentions = await Promise.all(chunksA.map(async (key) => ({ key, ...(await retainUntil(bucket, key)) })));
@@ -203,7 +184,7 @@ test('GOVERNANCE, a lock of seconds: reuse extends old chunks, the slack spares 
 
   // Once A's lock ended it can be forgotten; its 4 own chunks and its index page are garbage,
   // still locked (written with slack): prune leaves them, and removes them once unlocked.
-  await sleepUntil(Date.parse(a.lock.lockedUntil) + 300);
+  await probe.sleepUntil(Date.parse(a.lock.lockedUntil) + 300);
   assertExit(await coffer(['forget', '-r', repo, a.id], opts()), 0);
   const early = await cofferJson<PruneJson>(['prune', '-r', repo], opts());
   assert.deepEqual([early.chunksRemoved, early.indexPagesRemoved, early.stillLocked], [0, 0, 5]);
@@ -212,7 +193,7 @@ test('GOVERNANCE, a lock of seconds: reuse extends old chunks, the slack spares 
   assert.match(text.stdout.toString('utf8'), /5 object\(s\) no snapshot uses are still locked \(Object Lock\): a later prune removes them/);
   const garbage = retentions.filter((r) => r.until < bUntil).map((r) => r.key);
   assert.equal(garbage.length, 4);
-  await sleepUntil(aDone + 1.5 * LOCK_MS + 500);
+  await probe.sleepUntil(aDone + 1.5 * LOCK_MS + 500);
   const late = await cofferJson<PruneJson>(['prune', '-r', repo], opts());
   assert.deepEqual([late.chunksRemoved, late.indexPagesRemoved, late.stillLocked], [4, 1, 0]);
   for (const key of garbage) assert.deepEqual(await versionsOf(bucket, key), { versions: [], markers: 0 }, `${key}: every version gone, no delete marker`);

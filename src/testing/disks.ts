@@ -121,6 +121,23 @@ export function seededBytes(seed: number, length: number): Buffer {
   return Buffer.concat([cipher.update(Buffer.alloc(length)), cipher.final()]);
 }
 
+/**
+ * Writes `size` seeded bytes to `path`, 16 MiB at a time (each piece seeded from `seed` and its
+ * place, so a large file never sits in memory whole): incompressible, every block distinct.
+ */
+export async function writeSeededFile(path: string, size: number, seed: number): Promise<void> {
+  const piece = 16 * 1024 * 1024;
+  const handle = await fs.open(path, 'w');
+  try {
+    for (let at = 0; at < size; at += piece) {
+      const part = seededBytes(seed * 1000 + at / piece, Math.min(piece, size - at));
+      await handle.write(part, 0, part.length, at);
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
 /** Throws an Error naming each tool that is not on PATH, /usr/sbin or /sbin, and its package. */
 export async function requireTools(...names: string[]): Promise<void> {
   const missing: string[] = [];

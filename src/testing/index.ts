@@ -13,6 +13,7 @@ export {
   buildSparseDiskBeyond4G,
   deriveDisk,
   seededBytes,
+  writeSeededFile,
   requireTools,
   runTool,
   cachedFixture,

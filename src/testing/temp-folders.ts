@@ -5,19 +5,17 @@
  *   const tempFolder = tempFolders();
  *   const dir = await tempFolder('coffer-img'); // <tmp>/coffer-img-XXXXXX
  */
-import * as fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { after } from 'node:test';
+import { makeTempDir } from './daemons.js';
 
 export function tempFolders(): (prefix: string) => Promise<string> {
-  const made: string[] = [];
+  const made: { path: string; remove(): Promise<void> }[] = [];
   after(async () => {
-    await Promise.all(made.map((dir) => fs.rm(dir, { recursive: true, force: true })));
+    await Promise.all(made.map((dir) => dir.remove()));
   });
   return async (prefix) => {
-    const dir = await fs.mkdtemp(path.join(os.tmpdir(), `${prefix}-`));
+    const dir = await makeTempDir(prefix);
     made.push(dir);
-    return dir;
+    return dir.path;
   };
 }
