@@ -4,7 +4,7 @@ import { isZeroEntry } from './format/index-page.js';
 import { IdPrefixSet } from './id-prefix-set.js';
 import { recordChunkDeletions } from './chunk-cache.js';
 import { CHUNKS_PREFIX, idFromKey, INDEXES_PREFIX, noteKey, NOTES_PREFIX, TREES_PREFIX } from './layout.js';
-import { isLockedKey, lockedBackendOf } from './lock/locked-backend.js';
+import { lockedUntil } from './lock/locked-until.js';
 import { LASTING_NOTE_KINDS, listSnapshotNotes } from './snapshot-notes.js';
 import { acquirePruneLease, type LeaseInfo } from './leases.js';
 import type { Repository } from './repository.js';
@@ -199,12 +199,7 @@ export async function pruneRepository(
     // With Object Lock, garbage whose retention has not ended is left for a later prune: its
     // retention is read first (never a delete known to fail), and a delete refused anyway
     // (a clock behind the store's) counts the same.
-    const lock = lockedBackendOf(repo);
-    const stillLocked = async (key: string): Promise<boolean> => {
-      if (lock === undefined || !isLockedKey(key)) return false;
-      const until = (await lock.retention(key).catch((error: unknown) => (isCofferError(error, 'E_MISSING_OBJECT') ? null : Promise.reject(error))))?.until;
-      return until !== undefined && until.getTime() > lock.now().getTime();
-    };
+    const stillLocked = async (key: string): Promise<boolean> => (await lockedUntil(repo, key)) !== null;
     await forEachLimited(garbage, 8, async (object) => {
       if (options.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'prune interrupted (run it again: what is left is only garbage)');
       const kept = (await stillLocked(object.key)) || (!dryRun && !(await deleteUnlessLocked(repo, object.key)));

@@ -304,7 +304,8 @@ export async function openRepository(backend: Backend, options: OpenOptions = {}
     // A key holder records the digest of every object it writes (digests/digest-recording-backend.ts).
     const writer = masterKey === null ? backend : new DigestRecordingBackend(backend, deriveSigningKey(masterKey));
     const repo = new Repository(writer, config, masterKey, keyId, options.threads);
-    if (options.chunkCache !== undefined) repo.useChunkCache(options.chunkCache);
+    // Format 2 has no chunk objects to cache (its index segments are cached above).
+    if (options.chunkCache !== undefined && config.version === 1) repo.useChunkCache(options.chunkCache);
     return repo;
   };
   if (config.encryption === 'none') return opened(null, null);
