@@ -24,8 +24,12 @@ import { startTestVm } from '../src/testing/index.js';
 const BITMAP_GRANULARITY = 64 * 1024;
 
 export interface LiveResult {
-  readonly full: Measurement & { bytesRead: number };
-  readonly incremental: Measurement & { bytesRead: number; bytesNew: number };
+  readonly full: Measurement & { bytesRead: number; bytesStored: number; blockSize: number };
+  readonly incremental: Measurement & { bytesRead: number; bytesNew: number; bytesStored: number };
+  /** A second incremental with nothing written since: the fixed cost (process, key, QMP, capture). */
+  readonly unchanged: Measurement;
+  /** `coffer restore` of the incremental to a raw file. */
+  readonly restore: Measurement;
   readonly guestBytesWritten: number;
   /** Bytes the guest's writes dirty at the bitmap's granularity. */
   readonly dirtyBytes: number;
@@ -61,23 +65,28 @@ export async function runLive(cfg: BenchConfig, baseRaw: string, log: (line: str
       await run(process.execPath, [cfg.cofferBin, 'init', '-r', repo], { env });
       log('live: full backup of the running VM');
       const full = await coffer(['backup', '-r', repo, '--vm', 'live', '--qemu', vm.qmpSocket, '--json']);
-      const fullJson = JSON.parse(full.stdout) as { bytesRead: number };
+      const fullJson = JSON.parse(full.stdout) as { bytesRead: number; bytesStored: number };
+      const blockSize = await diskBlockSize(cfg, repo, env);
 
       log('live: ~1% of the disk rewritten by the guest');
       const { written, dirty } = await guestWrites(monitor, cfg.diskBytes);
       log('live: incremental backup');
       const incr = await coffer(['backup', '-r', repo, '--vm', 'live', '--qemu', vm.qmpSocket, '--json']);
-      const incrJson = JSON.parse(incr.stdout) as { bytesRead: number; bytesNew: number };
+      const incrJson = JSON.parse(incr.stdout) as { bytesRead: number; bytesNew: number; bytesStored: number };
+      log('live: an incremental with nothing written since');
+      const unchanged = await coffer(['backup', '-r', repo, '--vm', 'live', '--qemu', vm.qmpSocket, '--json']);
 
       log('live: instant recovery');
       const serveFirstReadS = await firstReadLatency(cfg, repo, path.join(dir, 'serve.sock'), env);
       const nbdcopyCofferS = await throughCoffer(cfg, repo, path.join(dir, 'serve2.sock'), env);
       const restored = path.join(dir, 'restored.raw');
-      await run(process.execPath, [cfg.cofferBin, 'restore', '-r', repo, 'live:latest', '--to', restored], { env });
+      const restore = await coffer(['restore', '-r', repo, 'live:latest', '--to', restored]);
       const nbdcopyQemuNbdS = await throughQemuNbd(restored, path.join(dir, 'qemu-nbd.sock'));
       return {
-        full: { ...full.m, bytesRead: fullJson.bytesRead },
-        incremental: { ...incr.m, bytesRead: incrJson.bytesRead, bytesNew: incrJson.bytesNew },
+        full: { ...full.m, bytesRead: fullJson.bytesRead, bytesStored: fullJson.bytesStored, blockSize },
+        incremental: { ...incr.m, bytesRead: incrJson.bytesRead, bytesNew: incrJson.bytesNew, bytesStored: incrJson.bytesStored },
+        unchanged: unchanged.m,
+        restore: restore.m,
         guestBytesWritten: written,
         dirtyBytes: dirty,
         serveFirstReadS,
@@ -91,6 +100,13 @@ export async function runLive(cfg: BenchConfig, baseRaw: string, log: (line: str
   } finally {
     if (!cfg.keep) await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** The block size the full backup cut the disk into (`coffer snapshots --json`). */
+async function diskBlockSize(cfg: BenchConfig, repo: string, env: Record<string, string>): Promise<number> {
+  const listed = await run(process.execPath, [cfg.cofferBin, 'snapshots', '-r', repo, '--json'], { env });
+  const snapshots = JSON.parse(listed.stdout) as { disks?: { blockSize?: number }[] }[];
+  return snapshots[0]?.disks?.[0]?.blockSize ?? 0;
 }
 
 /** Half of 1% as scattered 4 KiB writes, half as 4 MiB runs; returns bytes written and dirtied. */
@@ -186,9 +202,11 @@ export function liveTargets(r: LiveResult): LiveTarget[] {
 }
 
 export function renderLive(r: LiveResult): string {
+  const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(0);
   const lines = [
-    `live VM: full ${r.full.wallS.toFixed(1)} s (read ${(r.full.bytesRead / 2 ** 20).toFixed(0)} MiB); guest wrote ${(r.guestBytesWritten / 2 ** 20).toFixed(0)} MiB, dirtying ${(r.dirtyBytes / 2 ** 20).toFixed(0)} MiB at 64 KiB granules;`,
-    `incremental ${r.incremental.wallS.toFixed(1)} s, read ${(r.incremental.bytesRead / 2 ** 20).toFixed(0)} MiB, new ${(r.incremental.bytesNew / 2 ** 20).toFixed(0)} MiB; nbdcopy ${r.nbdcopyCofferS.toFixed(1)} s via coffer serve, ${r.nbdcopyQemuNbdS.toFixed(1)} s via qemu-nbd`,
+    `live VM: full ${r.full.wallS.toFixed(1)} s, ${r.full.cpuS.toFixed(1)} CPU-s, RSS ${(r.full.maxRssKiB / 1024).toFixed(0)} MiB (read ${mib(r.full.bytesRead)} MiB, stored ${mib(r.full.bytesStored)} MiB, ${r.full.blockSize / 1024} KiB blocks); guest wrote ${mib(r.guestBytesWritten)} MiB, dirtying ${mib(r.dirtyBytes)} MiB at 64 KiB granules;`,
+    `incremental ${r.incremental.wallS.toFixed(1)} s, ${r.incremental.cpuS.toFixed(1)} CPU-s, RSS ${(r.incremental.maxRssKiB / 1024).toFixed(0)} MiB, read ${mib(r.incremental.bytesRead)} MiB, new ${mib(r.incremental.bytesNew)} MiB, stored ${mib(r.incremental.bytesStored)} MiB; unchanged incremental ${r.unchanged.wallS.toFixed(1)} s, ${r.unchanged.cpuS.toFixed(1)} CPU-s;`,
+    `restore ${r.restore.wallS.toFixed(1)} s, ${r.restore.cpuS.toFixed(1)} CPU-s; nbdcopy ${r.nbdcopyCofferS.toFixed(1)} s via coffer serve, ${r.nbdcopyQemuNbdS.toFixed(1)} s via qemu-nbd`,
     'live target                                              | value  | limit   | result',
     '-'.repeat(86),
   ];

@@ -31,6 +31,8 @@ export interface BackupDiskOptions {
   damaged: ReadonlySet<string>;
   /** Trust `changed: false` extents (only when the device's reference point is `parent`). */
   trustChangeTracking: boolean;
+  /** The block size to cut the disk into (tracked-block-size.ts); default the repository's. */
+  blockSize?: number;
   signal: AbortSignal | undefined;
   onProgress: ((progress: DiskProgress) => void) | undefined;
 }
@@ -76,7 +78,8 @@ export function uploadsInFlight(threads: number, blockSize: number, preferredCon
  * complete.
  */
 export async function backupDisk(repo: Repository, device: BlockDevice, options: BackupDiskOptions): Promise<{ record: DiskRecord; progress: DiskProgress }> {
-  const blockSize = repo.config.blockSize;
+  const blockSize = options.blockSize ?? repo.config.blockSize;
+  // A parent cut into other blocks has no entry for ours: no dedup fast path, no change tracking.
   const parent = options.parent !== undefined && options.parent.disk.blockSize === blockSize ? options.parent : undefined;
   const index = new DiskIndexWriter(repo, device.size, blockSize, repo.config.entriesPerPage);
   const pool = repo.pool;

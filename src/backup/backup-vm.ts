@@ -6,6 +6,7 @@ import { backupDisk, type DiskProgress } from './backup-disk.js';
 import { unchangedFromLayer, withChangesAboveLayer } from './chain-tracking.js';
 import { KnownChunks } from './known-chunks.js';
 import { PackedChunks } from './packed-chunks.js';
+import { blockSizeForDisk, blocksPerFrameFor } from './tracked-block-size.js';
 import { verifyUnchangedSample } from './verify-unchanged.js';
 
 /** Progress of a VM backup: the disk in progress and the totals so far. */
@@ -74,17 +75,20 @@ async function backupWithLease(repo: Repository, source: VmSource, options: Back
   const parent = options.parent === undefined ? (await listSnapshots(repo, { vm: source.vm })).at(-1) ?? null : options.parent;
   const damaged = await listQuarantined(repo);
   const known = new KnownChunks();
+  // Each disk's block size: a tracked disk's granularity in format 2 (tracked-block-size.ts).
+  const blockSizes = source.disks.map((disk) => blockSizeForDisk(repo.config, disk.changeGranularity));
   // Format 2: new chunks go into packs; one writer for the run, one index segment at its end.
-  const packed = repo.config.version === 2 ? new PackedChunks(repo) : undefined;
+  const packed = repo.config.version === 2 ? new PackedChunks(repo, undefined, { blocksPerFrame: blocksPerFrameFor(repo.config, blockSizes) }) : undefined;
   const vmBytesTotal = source.disks.reduce((sum, disk) => sum + disk.device.size, 0);
   let vmBytesBefore = 0;
   const disks: DiskRecord[] = [];
   const totals = { bytesLogical: 0, bytesRead: 0, bytesNew: 0, bytesStored: 0 };
-  for (const disk of source.disks) {
+  for (const [i, disk] of source.disks.entries()) {
     const parentDisk = parent?.disks.find((candidate) => candidate.name === disk.name);
     const unchangedFrom = unchangedFromLayer(parentDisk?.layers, disk.layers);
     const device = unchangedFrom === undefined ? disk.device : withChangesAboveLayer(disk.device, unchangedFrom);
-    let tracking = changeTrackingOf(disk, parentDisk, unchangedFrom !== undefined);
+    const blockSize = blockSizes[i] as number;
+    let tracking = changeTrackingOf(disk, parentDisk, unchangedFrom !== undefined, blockSize);
     if (options.verifyUnchanged !== undefined && parentDisk !== undefined && (tracking.method === 'dirty-bitmap' || tracking.method === 'changed-ranges')) {
       const mismatch = await verifyUnchangedSample(repo, device, new DiskIndexReader(repo, parentDisk), options.verifyUnchanged);
       if (mismatch !== undefined) tracking = { method: 'none', reason: `--verify-unchanged: ${mismatch}; read in full`, ...(disk.checkpoint ? { checkpoint: disk.checkpoint } : {}) };
@@ -98,6 +102,7 @@ async function backupWithLease(repo: Repository, source: VmSource, options: Back
       packed,
       damaged,
       trustChangeTracking: tracking.method !== 'none',
+      blockSize,
       signal: options.signal,
       onProgress:
         options.onProgress === undefined
@@ -146,8 +151,12 @@ async function backupWithLease(repo: Repository, source: VmSource, options: Back
  * or the source's own (a dirty bitmap) when it runs from the checkpoint the parent recorded.
  * Anything else is a full read, with the reason kept in the snapshot.
  */
-function changeTrackingOf(disk: SourceDisk, parentDisk: DiskRecord | undefined, chainUnchanged: boolean): ChangeTrackingRecord {
+function changeTrackingOf(disk: SourceDisk, parentDisk: DiskRecord | undefined, chainUnchanged: boolean, blockSize: number): ChangeTrackingRecord {
   const checkpoint = disk.checkpoint === undefined ? {} : { checkpoint: disk.checkpoint };
+  // An unchanged block reuses the parent's entry for the same bytes: only blocks of one size line up.
+  if (parentDisk !== undefined && parentDisk.blockSize !== blockSize) {
+    return { method: 'none', reason: `the parent snapshot cut this disk into ${kib(parentDisk.blockSize)} blocks, this backup into ${kib(blockSize)}: read in full once`, ...checkpoint };
+  }
   if (chainUnchanged) return { method: 'image-chain', ...checkpoint };
   const offered = disk.changeTracking;
   if (offered === undefined) return { method: 'none', ...checkpoint };
@@ -162,4 +171,8 @@ function changeTrackingOf(disk: SourceDisk, parentDisk: DiskRecord | undefined, 
   }
   if (parentDisk.size !== disk.device.size) return { method: 'none', reason: 'the disk was resized', ...checkpoint };
   return { method: 'dirty-bitmap', ...checkpoint };
+}
+
+function kib(bytes: number): string {
+  return `${bytes / 1024} KiB`;
 }

@@ -18,7 +18,7 @@ export async function verifyUnchangedSample(
   fraction: number,
   random: () => number = Math.random,
 ): Promise<string | undefined> {
-  const blockSize = repo.config.blockSize;
+  const blockSize = parent.disk.blockSize; // the parent's blocks are the ones compared
   const unchanged: { index: number; offset: number; length: number }[] = [];
   for await (const block of planBlocks(device, blockSize, true)) if (block.action === 'unchanged') unchanged.push(block);
   if (unchanged.length === 0 || fraction <= 0) return undefined;

@@ -27,6 +27,13 @@ export interface SourceDisk {
   changeTracking?: { since: string } | { unavailable: string } | { givenRanges: string };
   /** The checkpoint this capture leaves for the next backup (recorded in the snapshot). */
   checkpoint?: string;
+  /**
+   * Bytes each unit of the change tracking this capture leaves covers (the granularity of
+   * the checkpoint's dirty bitmap): the next backup's changes come in these units. A format 2
+   * backup cuts the disk into blocks of this size (backup/tracked-block-size.ts), so that a
+   * changed unit is a whole block and consecutive backups of the disk line up. Absent: none.
+   */
+  changeGranularity?: number;
 }
 
 /** One file of an image chain, as recorded in a snapshot. */

@@ -22,7 +22,7 @@ import {
   type QmpClient,
   type TransactionAction,
 } from '../../qmp/index.js';
-import { CHECKPOINT_PREFIX, checkpointProblem, type QemuDisk } from './qemu-disks.js';
+import { CHECKPOINT_GRANULARITY, CHECKPOINT_PREFIX, checkpointProblem, type QemuDisk } from './qemu-disks.js';
 
 /**
  * Commands around the instant of capture (quiescing an application, freezing a database):
@@ -57,6 +57,8 @@ export interface CapturedDisk {
   fullReason?: string;
   /** A frozen copy of `since` at the instant: what changed between the two captures. */
   changes?: string;
+  /** Bytes per bit of `changes`: that of `since` (the new checkpoint's is {@link CHECKPOINT_GRANULARITY}). */
+  granularity: number;
   overlayNode: string;
   overlayFile: string;
   jobId: string;
@@ -98,6 +100,7 @@ export class QemuCapture {
         disk,
         checkpoint: `${CHECKPOINT_PREFIX}${options.tag}-${i}`,
         ...(problem === undefined ? { since: previous, changes: `coffer-changes-${options.run}-${i}` } : { fullReason: problem }),
+        granularity: (problem === undefined ? disk.node.dirtyBitmaps.find((b) => b.name === previous)?.granularity : undefined) ?? CHECKPOINT_GRANULARITY,
         // QEMU limits node names to 31 characters: the run's short id, not the whole tag.
         overlayNode: `coffer-fleece-${options.run}-${i}`,
         overlayFile: path.join(options.workDir, `fleece-${i}.qcow2`),
@@ -116,9 +119,10 @@ export class QemuCapture {
       const actions: TransactionAction[] = [];
       for (const c of captured) {
         // Persistent bitmaps live in qcow2 files; on other formats a checkpoint lasts until QEMU stops.
-        actions.push(bitmapAddAction({ node: c.disk.nodeName, name: c.checkpoint, persistent: c.disk.format === 'qcow2' }));
+        actions.push(bitmapAddAction({ node: c.disk.nodeName, name: c.checkpoint, persistent: c.disk.format === 'qcow2', granularity: CHECKPOINT_GRANULARITY }));
         if (c.changes !== undefined && c.since !== undefined) {
-          actions.push(bitmapAddAction({ node: c.disk.nodeName, name: c.changes, disabled: true }));
+          // The frozen changes keep the previous checkpoint's granularity: nothing is coarsened.
+          actions.push(bitmapAddAction({ node: c.disk.nodeName, name: c.changes, disabled: true, granularity: c.granularity }));
           actions.push(bitmapMergeAction({ node: c.disk.nodeName, target: c.changes, bitmaps: [c.since] }));
         }
         actions.push(blockdevBackupAction({ jobId: c.jobId, device: c.disk.nodeName, target: c.overlayNode, sync: 'none' }));

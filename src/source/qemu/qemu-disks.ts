@@ -4,6 +4,13 @@ import { queryBlock, type BlockNodeInfo, type QmpClient } from '../../qmp/index.
 /** Every bitmap Coffer makes starts with this, so it never touches another tool's. */
 export const CHECKPOINT_PREFIX = 'coffer-';
 
+/**
+ * Bytes per bit of the checkpoint bitmaps Coffer adds: QEMU's default for a qcow2 with 64 KiB
+ * clusters, asked for explicitly so that every disk, whatever its format or cluster size, is
+ * tracked (and cut into blocks, tracked-block-size.ts in backup/) in the same 64 KiB units.
+ */
+export const CHECKPOINT_GRANULARITY = 64 * 1024;
+
 /** One disk of a running VM, as live backup sees it. */
 export interface QemuDisk {
   /** Stable name: the guest device id (`-device …,id=NAME`), else the drive id, else the node name. */

@@ -6,7 +6,7 @@ import { NbdBlockDevice } from '../../nbd/index.js';
 import { describeVm, QmpClient, VM_DESCRIPTION_FORMAT, type QmpAddress } from '../../qmp/index.js';
 import type { SourceDisk, VmSource } from '../vm-source.js';
 import { captureFailed, QemuCapture, removeStaleCapture, type CaptureHooks } from './qemu-capture.js';
-import { listQemuDisks } from './qemu-disks.js';
+import { CHECKPOINT_GRANULARITY, listQemuDisks } from './qemu-disks.js';
 import { GuestFreeze, type GuestFreezeOptions } from './guest-freeze.js';
 
 /** Options of {@link openQemuSource}. */
@@ -93,6 +93,7 @@ export async function openQemuSource(options: QemuSourceOptions): Promise<VmSour
         device,
         changeTracking: c.since !== undefined ? { since: c.since } : { unavailable: c.fullReason ?? 'no checkpoint' },
         checkpoint: c.checkpoint,
+        changeGranularity: CHECKPOINT_GRANULARITY,
       });
     }
     let committed = false;
