@@ -1,9 +1,9 @@
-import { CofferError, isCofferError } from '../errors/index.js';
+import { forEachLimited } from '../concurrency/index.js';
+import { isCofferError } from '../errors/index.js';
 import { readRange } from './backend/read-range.js';
 import { decodeLocatedEntry } from './format/located-entry.js';
 import { ChunkIndex } from './chunk-index.js';
 import { frameName } from './frame-reader.js';
-import { readFrameSpans, type FrameToRead } from './frame-spans.js';
 import { idFromKey, packKey, PACKS_PREFIX } from './layout.js';
 import type { Repository } from './repository.js';
 
@@ -15,11 +15,10 @@ export interface PackedChunkProblem {
 
 /**
  * Format 2's half of `verify --read-data`: the chunks to read (hex ids, each with the located
- * entry a snapshot names it by) are grouped by frame; each frame is read once, in pack order
- * with the frames that follow each other in a pack read together (frame-spans.ts: one ranged
- * read per span, one worker task per span), authenticated, decompressed and every chunk in it
- * rehashed on a worker, and each chunk asked for must be in the frame's table at the place
- * its entry says. A frame that fails names every chunk asked of it. `onFrame` reports progress.
+ * entry a snapshot names it by) are grouped by frame; each frame is read once (one ranged
+ * read), authenticated, decompressed and every chunk in it rehashed on a worker, and each
+ * chunk asked for must be in the frame's table at the place its entry says. A frame that
+ * fails names every chunk asked of it. `onFrame` reports progress.
  */
 export async function checkPackedChunks(
   repo: Repository,
@@ -28,24 +27,22 @@ export async function checkPackedChunks(
   onFrame: (chunks: number, bytes: number) => void,
 ): Promise<Map<string, PackedChunkProblem>> {
   const bad = new Map<string, PackedChunkProblem>();
-  const frames = new Map<string, FrameToRead & { chunks: string[] }>();
+  const frames = new Map<string, { entry: Buffer; chunks: string[] }>();
   for (const hex of chunks) {
     const entry = locations.get(hex);
     if (entry === undefined) continue;
     const location = decodeLocatedEntry(entry, `chunk ${hex}`);
     const key = frameName(location);
-    const frame = frames.get(key) ?? { pack: location.pack, frameOffset: location.frameOffset, frameLength: location.frameLength, chunks: [] };
+    const frame = frames.get(key) ?? { entry, chunks: [] };
     frame.chunks.push(hex);
     frames.set(key, frame);
   }
-  // Two spans per thread: one being read while the workers open the others.
-  await readFrameSpans(repo, [...frames.values()], { rehash: true, keep: false, spansInFlight: repo.pool.threads * 2 }, (frame, opened) => {
-    const entries = frame.chunks.map((hex) => locations.get(hex) as Buffer);
-    const problems = opened instanceof CofferError ? failedFrame(opened, entries) : chunksInTable(opened.table, frameName(frame), entries);
+  await forEachLimited([...frames.entries()], repo.pool.threads * 2, async ([name, frame]) => {
+    const { bytes, problems } = await checkFrame(repo, frame.entry, frame.chunks.map((hex) => locations.get(hex) as Buffer));
     problems.forEach((problem, i) => {
       if (problem !== null) bad.set(frame.chunks[i] as string, problem);
     });
-    onFrame(frame.chunks.length, opened instanceof CofferError ? 0 : frame.frameLength);
+    onFrame(frame.chunks.length, bytes);
   });
   if (bad.size === 0) return bad;
   // A damaged place does not make a damaged chunk when a backup stored it again since (the
@@ -73,27 +70,18 @@ async function checkFrame(repo: Repository, frameEntry: Buffer, entries: Buffer[
     const blob = await readRange(repo.backend, packKey(location.pack.toString('hex')), location.frameOffset, location.frameLength);
     const bytes = blob.length;
     const { table } = await repo.pool.openFrame(blob, { name, rehash: true, keep: false });
-    return { bytes, problems: chunksInTable(table, name, entries) };
+    const problems = entries.map((entry): PackedChunkProblem | null => {
+      const wanted = decodeLocatedEntry(entry, name);
+      const found = table.find((c) => c.offset === wanted.chunkOffset);
+      if (found !== undefined && found.length === wanted.chunkLength && found.id.equals(wanted.id)) return null;
+      return { problem: 'corrupt', message: `chunk ${wanted.id.toString('hex')} is not where its entry says, in frame ${name}` };
+    });
+    return { bytes, problems };
   } catch (error) {
     if (!isCofferError(error, 'E_MISSING_OBJECT') && !isCofferError(error, 'E_CORRUPT_OBJECT')) throw error;
-    return { bytes: 0, problems: failedFrame(error, entries) };
+    const problem = error.code === 'E_MISSING_OBJECT' ? 'missing' : 'corrupt';
+    return { bytes: 0, problems: entries.map((entry) => ({ problem, message: `chunk ${entry.subarray(0, 32).toString('hex')}: ${error.message}` })) };
   }
-}
-
-/** Each entry's chunk must be in the frame's (authenticated) table where the entry says. */
-function chunksInTable(table: readonly { id: Buffer; offset: number; length: number }[], name: string, entries: Buffer[]): (PackedChunkProblem | null)[] {
-  return entries.map((entry): PackedChunkProblem | null => {
-    const wanted = decodeLocatedEntry(entry, name);
-    const found = table.find((c) => c.offset === wanted.chunkOffset);
-    if (found !== undefined && found.length === wanted.chunkLength && found.id.equals(wanted.id)) return null;
-    return { problem: 'corrupt', message: `chunk ${wanted.id.toString('hex')} is not where its entry says, in frame ${name}` };
-  });
-}
-
-/** Every chunk asked of a frame that is missing or corrupt. */
-function failedFrame(error: CofferError, entries: Buffer[]): PackedChunkProblem[] {
-  const problem = error.code === 'E_MISSING_OBJECT' ? 'missing' : 'corrupt';
-  return entries.map((entry) => ({ problem, message: `chunk ${entry.subarray(0, 32).toString('hex')}: ${error.message}` }));
 }
 
 /** Format 2's existence check: chunks whose pack is not listed, and that no index segment places in a listed pack. */
