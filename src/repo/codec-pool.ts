@@ -15,6 +15,7 @@ export type CodecTask =
   | { op: 'hashSealMany'; objects: { data: Uint8Array; kind: number; seal: boolean }[] }
   | { op: 'sealFrame'; slot: Uint8Array; length: number }
   | { op: 'openFrame'; data: Uint8Array; name: string; rehash: boolean; keep: boolean; into: Uint8Array | undefined }
+  | { op: 'openFrames'; data: Uint8Array; frames: { offset: number; length: number; name: string }[]; rehash: boolean; into: Uint8Array[] | undefined }
   | { op: 'sha256'; data: Uint8Array };
 
 /** One object of an `openMany` task: opened into `into` (shared memory). */
@@ -41,6 +42,7 @@ export type CodecResult =
   | { op: 'hashSealMany'; results: { zero: boolean; id: Uint8Array | null; sealed: Uint8Array | null }[] }
   | { op: 'sealFrame'; length: number }
   | { op: 'openFrame'; plaintext: Uint8Array | null; length: number; table: { id: Uint8Array; offset: number; length: number }[] }
+  | { op: 'openFrames'; results: ({ length: number; table: { id: Uint8Array; offset: number; length: number }[] } | WorkerProblem)[] }
   | { op: 'sha256'; digest: Uint8Array }
   | { op: 'error'; code: ErrorCode; message: string; object: string | null };
 
@@ -216,6 +218,29 @@ export class CodecPool {
     const task: CodecTask = { op: 'openFrame', data: blob, name: options.name, rehash: options.rehash, keep: options.keep, into: options.into };
     const result = expect(await this.pool.run(task, owns(blob) ? { transferList: [blob.buffer as ArrayBuffer] } : {}), 'openFrame');
     return { plaintext: result.plaintext === null ? null : toBuffer(result.plaintext), length: result.length, table: result.table.map((c) => ({ id: toBuffer(c.id), offset: c.offset, length: c.length })) };
+  }
+
+  /**
+   * Opens the frames of one span of a pack (`span` holds their envelopes, each at its
+   * `offset`: one ranged read brought them all) in one worker task: one round trip for
+   * several frames, and the span moves to the worker without a copy when it owns its memory.
+   * Each frame as {@link openFrame}, with `into[i]` (shared memory) receiving frame i's
+   * plaintext when given, else only its table answered (verify). Answers, in order, the
+   * frame's plaintext length and table, or the `E_CORRUPT_OBJECT` error it failed with.
+   * `span` is consumed.
+   */
+  async openFrames(
+    span: Uint8Array,
+    frames: { offset: number; length: number; name: string }[],
+    options: { rehash: boolean; into?: Uint8Array[] },
+  ): Promise<({ length: number; table: { id: Buffer; offset: number; length: number }[] } | CofferError)[]> {
+    const task: CodecTask = { op: 'openFrames', data: span, frames, rehash: options.rehash, into: options.into };
+    const result = expect(await this.pool.run(task, owns(span) ? { transferList: [span.buffer as ArrayBuffer] } : {}), 'openFrames');
+    return result.results.map((r) =>
+      'code' in r
+        ? new CofferError(r.code, r.message, { subject: r.object === null ? {} : { object: r.object } })
+        : { length: r.length, table: r.table.map((c) => ({ id: toBuffer(c.id), offset: c.offset, length: c.length })) },
+    );
   }
 
   /** SHA-256 of `data` (a pack's id), off the main thread; pass shared memory to avoid a copy. */

@@ -32,6 +32,11 @@ function hashOf(bytes: Buffer): { zero: boolean; id: Uint8Array | null } {
   return isAllZero(bytes) ? { zero: true, id: null } : { zero: false, id: codec.idOf(bytes) };
 }
 
+/** A frame's table as it crosses back: ids copied out of the plaintext (which may be reused). */
+function tableOf(table: readonly { id: Uint8Array; offset: number; length: number }[]): { id: Uint8Array; offset: number; length: number }[] {
+  return table.map((c) => ({ id: Buffer.from(c.id), offset: c.offset, length: c.length }));
+}
+
 /** Runs one task; errors come back as values so their codes survive the thread boundary. */
 export default function run(task: CodecTask): CodecResult {
   try {
@@ -87,13 +92,27 @@ export default function run(task: CodecTask): CodecResult {
         return { op: 'sealFrame', length: sealFrameInPlace(codec, task.slot, task.length) };
       case 'openFrame': {
         const keep = task.keep && task.into === undefined;
-        // Unless the plaintext itself crosses back, it is decompressed into the codec's reused buffer.
-        const { plaintext, table } = openFrame(codec, task.data, task.name, task.rehash, !keep);
-        if (task.keep && task.into !== undefined) {
-          if (task.into.length < plaintext.length) throw new RangeError('output buffer too small');
-          task.into.set(plaintext);
-        }
-        return { op: 'openFrame', plaintext: keep ? plaintext : null, length: plaintext.length, table: table.map((c) => ({ id: Buffer.from(c.id), offset: c.offset, length: c.length })) };
+        // Decompressed straight into `into` when given; unless the plaintext itself crosses
+        // back, into the codec's reused buffer otherwise.
+        const into = task.keep ? task.into : undefined;
+        const { plaintext, table } = openFrame(codec, task.data, task.name, task.rehash, !keep, into);
+        return { op: 'openFrame', plaintext: keep ? plaintext : null, length: plaintext.length, table: tableOf(table) };
+      }
+      case 'openFrames': {
+        // The frames of one span of a pack, read with one ranged read and moved here at once.
+        const all = toBuffer(task.data);
+        const results = task.frames.map((frame, i) => {
+          try {
+            const blob = all.subarray(frame.offset, frame.offset + frame.length);
+            const into = task.into?.[i];
+            const { plaintext, table } = openFrame(codec, blob, frame.name, task.rehash, true, into);
+            return { length: plaintext.length, table: tableOf(table) };
+          } catch (error) {
+            if (isCofferError(error)) return { code: error.code, message: error.message, object: error.subject.object ?? null };
+            throw error;
+          }
+        });
+        return { op: 'openFrames', results };
       }
       case 'sha256':
         return { op: 'sha256', digest: createHash('sha256').update(toBuffer(task.data)).digest() };

@@ -152,9 +152,11 @@ export class ObjectCodec {
    * plaintext returned is valid only until the next call (verify checks and drops it; not
    * allocating 256 KiB per chunk saves verify's workers a tenth of their time and keeps their
    * memory flat). `unaddressed`: the object is a pack frame or trailer, sealed under the
-   * zero id; no id is recomputed.
+   * zero id; no id is recomputed. `into`: the plaintext is written there (decompressed
+   * straight into it: a restore's frame lands in its shared slot without a copy) and the
+   * view of it returned; a plaintext longer than `into` is corrupt.
    */
-  open(blob: Uint8Array, kind: ObjectKind, name: string, id: ObjectId, options: { rehash: boolean; scratch?: boolean; unaddressed?: boolean } = { rehash: true }): Buffer {
+  open(blob: Uint8Array, kind: ObjectKind, name: string, id: ObjectId, options: { rehash: boolean; scratch?: boolean; unaddressed?: boolean; into?: Uint8Array } = { rehash: true }): Buffer {
     const corrupt = (why: string, cause?: unknown) =>
       new CofferError('E_CORRUPT_OBJECT', `object ${name} is corrupt: ${why}`, { subject: { object: name }, cause });
     const header = decodeEnvelopeHeader(blob, kind, name);
@@ -179,12 +181,18 @@ export class ObjectCodec {
       payload = bytes.subarray(header.headerLength);
     }
     let plaintext: Buffer;
+    const into = options.into === undefined ? undefined : Buffer.from(options.into.buffer, options.into.byteOffset, options.into.byteLength);
+    if (into !== undefined && header.plaintextLength > into.length) throw corrupt(`${header.plaintextLength} bytes of plaintext, more than the ${into.length} expected at most`);
     if (header.compression === Compression.zstd) {
       try {
-        plaintext = options.scratch === true ? this.decompressIntoScratch(payload, header.plaintextLength) : this.decompressor.decompress(payload);
+        if (into !== undefined) plaintext = into.subarray(0, this.dctx.decompress(into.subarray(0, header.plaintextLength), payload));
+        else plaintext = options.scratch === true ? this.decompressIntoScratch(payload, header.plaintextLength) : this.decompressor.decompress(payload);
       } catch (error) {
         throw corrupt('zstd frame does not decode', error);
       }
+    } else if (into !== undefined) {
+      into.set(payload.subarray(0, into.length));
+      plaintext = into.subarray(0, Math.min(payload.length, into.length));
     } else {
       plaintext = payload;
     }

@@ -23,10 +23,11 @@ export function sealFrameInPlace(codec: ObjectCodec, slot: Uint8Array, length: n
  * Opens a frame's envelope: authenticates and decompresses it, parses its table, and (with
  * `rehash`, and always in an unencrypted repository, where nothing else checks the bytes)
  * recomputes every chunk's id from its plaintext. `E_CORRUPT_OBJECT` for any failure. With
- * `scratch`, the plaintext is the codec's reused buffer, valid until its next open.
+ * `scratch`, the plaintext is the codec's reused buffer, valid until its next open; with
+ * `into`, it is decompressed straight into that memory.
  */
-export function openFrame(codec: ObjectCodec, blob: Uint8Array, name: string, rehash: boolean, scratch = false): { plaintext: Buffer; table: FrameChunk[] } {
-  const plaintext = codec.open(blob, ObjectKind.packFrame, name, UNADDRESSED_ID, { rehash: false, unaddressed: true, scratch });
+export function openFrame(codec: ObjectCodec, blob: Uint8Array, name: string, rehash: boolean, scratch = false, into?: Uint8Array): { plaintext: Buffer; table: FrameChunk[] } {
+  const plaintext = codec.open(blob, ObjectKind.packFrame, name, UNADDRESSED_ID, { rehash: false, unaddressed: true, scratch, ...(into === undefined ? {} : { into }) });
   const table = decodeFrameTable(plaintext, name);
   if (rehash || !codec.encrypted) {
     for (const chunk of table) {

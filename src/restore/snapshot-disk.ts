@@ -23,7 +23,7 @@ export class SnapshotDisk implements BlockDevice {
   readonly fetched = { chunks: 0, bytes: 0 };
 
   constructor(
-    private readonly repo: Repository,
+    readonly repo: Repository,
     readonly snapshotId: string,
     readonly disk: DiskRecord,
   ) {

@@ -1,0 +1,124 @@
+import type { DiskTarget } from '../disk/index.js';
+import { CofferError } from '../errors/index.js';
+import { chunkInFrame, decodeLocatedEntry, DiskIndexReader, isLocatedEntry, isZeroEntry, readFrameSpans, type FrameToRead, type OpenedSpanFrame } from '../repo/index.js';
+import type { RestoreProgress } from './restore-disk.js';
+import type { SnapshotDisk } from './snapshot-disk.js';
+
+/**
+ * Index pages planned at once: 8 × 4096 entries, 8 GiB of disk at 256 KiB blocks. The plan
+ * holds an entry per block of the window (~150 bytes), so memory stays ~5 MiB whatever the
+ * disk size; a frame used in two windows is read twice.
+ */
+const WINDOW_PAGES = 8;
+
+/** A frame of the window with every block of the disk it holds. */
+interface PlannedFrame extends FrameToRead {
+  blocks: { block: number; entry: Buffer }[];
+}
+
+/**
+ * Restores a format 2 disk to a target that takes writes in any order, frame by frame
+ * rather than block by block: the disk's entries are planned a window at a time, grouped by
+ * the frame that holds them, and every frame is read once (whole packs with one ranged read
+ * when the frames follow each other, repo/frame-spans.ts), decompressed on a worker straight
+ * into a shared slot, and its blocks written from there to their places on the disk. So a
+ * frame of scattered incremental blocks is decoded once, not once per block; nothing is
+ * copied on the main thread; no zero check is needed (a backup stores zero blocks as zero
+ * entries). A frame that is missing or damaged, or does not hold the chunk an entry names,
+ * falls back block by block to {@link SnapshotDisk.readBlock}, which looks for another
+ * place of the chunk and otherwise fails naming the snapshot, disk, chunk and bytes.
+ */
+export async function restoreByFrames(
+  disk: SnapshotDisk,
+  target: DiskTarget,
+  options: { threads: number; signal?: AbortSignal; onProgress?: (progress: Omit<RestoreProgress, 'disk'>) => void },
+): Promise<Omit<RestoreProgress, 'disk'>> {
+  const record = disk.disk;
+  const blockSize = record.blockSize;
+  const index = new DiskIndexReader(disk.repo, record, 1);
+  const blockCount = Math.ceil(record.size / blockSize);
+  const progress = { bytesDone: 0, bytesTotal: record.size, bytesWritten: 0 };
+  const lengthOf = (block: number) => Math.min(blockSize, record.size - block * blockSize);
+  const done = (bytes: number, written: boolean) => {
+    progress.bytesDone += bytes;
+    if (written) progress.bytesWritten += bytes;
+    options.onProgress?.({ ...progress });
+  };
+  const zeros = target.zeroed ? undefined : Buffer.alloc(blockSize);
+
+  /** Block by block through SnapshotDisk: another place of the chunk, or a clear error. */
+  const readAlone = async (block: number): Promise<void> => {
+    const data = new Uint8Array(new SharedArrayBuffer(lengthOf(block)));
+    await disk.readBlock(block, data);
+    await target.write(block * blockSize, data);
+    done(data.length, true);
+  };
+
+  const writeFrame = async (frame: PlannedFrame, opened: OpenedSpanFrame | CofferError): Promise<void> => {
+    const plaintext = opened instanceof CofferError ? null : opened.plaintext;
+    const writes: Promise<void>[] = [];
+    const alone: number[] = [];
+    for (const { block, entry } of frame.blocks) {
+      const location = decodeLocatedEntry(entry, 'index entry');
+      const fits = plaintext !== null && location.chunkLength === lengthOf(block) && holds(opened as OpenedSpanFrame, location);
+      if (!fits) {
+        alone.push(block);
+        continue;
+      }
+      writes.push(target.write(block * blockSize, plaintext.subarray(location.chunkOffset, location.chunkOffset + location.chunkLength)).then(() => done(location.chunkLength, true)));
+    }
+    // The slot is lent until every write from it is done.
+    await Promise.all(writes);
+    for (const block of alone) await readAlone(block);
+  };
+
+  try {
+    for (let firstPage = 0; firstPage < record.pages.length; firstPage += WINDOW_PAGES) {
+      const frames = new Map<string, PlannedFrame>();
+      const others: number[] = [];
+      const zeroWrites: Promise<void>[] = [];
+      for (let page = firstPage; page < Math.min(record.pages.length, firstPage + WINDOW_PAGES); page++) {
+        const entries = await index.rawPage(page);
+        entries.forEach((entry, i) => {
+          const block = page * record.entriesPerPage + i;
+          if (block >= blockCount) return;
+          if (isZeroEntry(entry)) {
+            if (zeros === undefined) done(lengthOf(block), false);
+            else zeroWrites.push(target.write(block * blockSize, zeros.subarray(0, lengthOf(block))).then(() => done(lengthOf(block), true)));
+            return;
+          }
+          if (!isLocatedEntry(entry)) {
+            others.push(block);
+            return;
+          }
+          const key = entry.toString('latin1', 32, 72); // pack id, frame offset and length
+          let frame = frames.get(key);
+          if (frame === undefined) {
+            const location = decodeLocatedEntry(entry, `entry of block ${block}`);
+            frame = { pack: location.pack, frameOffset: location.frameOffset, frameLength: location.frameLength, blocks: [] };
+            frames.set(key, frame);
+          }
+          frame.blocks.push({ block, entry });
+        });
+      }
+      await readFrameSpans(disk.repo, [...frames.values()], { rehash: false, keep: true, ...(options.signal ? { signal: options.signal } : {}) }, writeFrame);
+      for (const block of others) await readAlone(block);
+      await Promise.all(zeroWrites);
+    }
+    await target.finish();
+  } catch (error) {
+    await target.abort();
+    throw error;
+  }
+  return progress;
+}
+
+/** Whether the frame's table (the truth) holds the chunk of `location` where it says. */
+function holds(opened: OpenedSpanFrame, location: { id: Buffer; chunkOffset: number; chunkLength: number }): boolean {
+  try {
+    chunkInFrame(opened.table, location.id, location.chunkOffset, location.chunkLength, 'frame');
+    return true;
+  } catch {
+    return false;
+  }
+}
