@@ -111,7 +111,8 @@ test('compareNames orders as UTF-8 bytes do; isSafeEntryName refuses lone surrog
   const alphabet = ['a', 'z', '\u00e9', '\u07ff', '\u0800', '\ud7ff', '\ue000', '\uffff', '\ufffd', '\u{10000}', '\u{1F600}', '\u{10FFFF}'];
   let seed = 7;
   const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31);
-  const word = () => Array.from({ length: 1 + (next() % 4) }, () => alphabet[next() % alphabet.length]).join('');
+  const pick = (n: number) => Math.floor((next() / 2 ** 31) * n); // the high bits: an LCG's low bits cycle short
+  const word = () => Array.from({ length: 1 + pick(4) }, () => alphabet[pick(alphabet.length)]).join('');
   for (let i = 0; i < 2000; i++) {
     const a = word();
     const b = i % 10 === 0 ? a : word();
