@@ -6,13 +6,13 @@
  * many files at once keeping hard links and directory times.
  */
 import assert from 'node:assert/strict';
-import { appendFile, link, lstat, mkdir, mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { appendFile, link, lstat, mkdir, mkdtemp, readFile, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { SharedBufferPool } from '../../concurrency/index.js';
 import { syscalls } from '../../native/index.js';
-import { getFileTree, initRepository, LocalBackend, openRepository, type Repository, type Snapshot, type TreeEntry } from '../../repo/index.js';
+import { compareNames, getFileTree, initRepository, isSafeEntryName, LocalBackend, openRepository, type Repository, type Snapshot, type TreeEntry } from '../../repo/index.js';
 import { restoreFileSnapshot } from '../../restore/index.js';
 import { readFileMetadata } from '../../source/index.js';
 import { KnownChunks } from '../known-chunks.js';
@@ -90,6 +90,60 @@ test('incremental: extended attributes of an inode whose ctime is unchanged are 
   assert.equal(third.stats.bytesRead, 2, 'both files re-read: their ctimes moved');
   assert.deepEqual((await entryAt(third, `${dir}/tagged`)).xattrs, [['user.colour', Buffer.from('blue').toString('base64')]]);
   assert.deepEqual((await entryAt(third, `${dir}/plain`)).xattrs, [['user.new', Buffer.from('1').toString('base64')]]);
+});
+
+test('names: entries sorted by their UTF-8 bytes, a real U+FFFD kept, bytes that are not UTF-8 refused with a warning', async () => {
+  const dir = join(work, 'names');
+  await mkdir(dir);
+  // UTF-16 order puts U+1F600 (a surrogate pair) before U+E000; UTF-8 order after it.
+  const names = ['b', 'A', 'a\uE000', 'a\u{1F600}', 'a\uFFFD', 'a\u00e9', 'a'];
+  for (const name of names) await writeFile(join(dir, name), name);
+  await writeFile(Buffer.concat([Buffer.from(`${dir}/`), Buffer.from([0x61, 0xff])]), 'not UTF-8');
+  const warnings: string[] = [];
+  const snapshot = await backupFiles(repo, { host: 'names', paths: [dir], onWarning: (w) => warnings.push(w.message) });
+  const tree = await getFileTree(repo, (await entryAt(snapshot, dir)).tree as string);
+  const byBytes = [...names].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  assert.deepEqual(tree.entries.map((e) => e.name), byBytes);
+  assert.deepEqual(warnings, ['name is not valid UTF-8: not backed up']);
+});
+
+test('compareNames orders as UTF-8 bytes do; isSafeEntryName refuses lone surrogates and names over 255 bytes', () => {
+  const alphabet = ['a', 'z', '\u00e9', '\u07ff', '\u0800', '\ud7ff', '\ue000', '\uffff', '\ufffd', '\u{10000}', '\u{1F600}', '\u{10FFFF}'];
+  let seed = 7;
+  const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31);
+  const pick = (n: number) => Math.floor((next() / 2 ** 31) * n); // the high bits: an LCG's low bits cycle short
+  const word = () => Array.from({ length: 1 + pick(4) }, () => alphabet[pick(alphabet.length)]).join('');
+  for (let i = 0; i < 2000; i++) {
+    const a = word();
+    const b = i % 10 === 0 ? a : word();
+    assert.equal(compareNames(a, b), Math.sign(Buffer.compare(Buffer.from(a), Buffer.from(b))), `${JSON.stringify(a)} vs ${JSON.stringify(b)}`);
+  }
+  assert.equal(isSafeEntryName('a\ud800'), false);
+  assert.equal(isSafeEntryName('\udc00a'), false);
+  assert.equal(isSafeEntryName('a\u{1F600}'), true);
+  assert.equal(isSafeEntryName('\u00e9'.repeat(127)), true); // 254 bytes
+  assert.equal(isSafeEntryName('\u00e9'.repeat(128)), false); // 256 bytes in 128 units
+  assert.equal(isSafeEntryName('x'.repeat(256)), false);
+});
+
+test('incremental of an unchanged tree (hard links, a symlink, a FIFO, an empty file) is the parent tree, nothing read', async () => {
+  const dir = join(work, 'steady');
+  await mkdir(join(dir, 'sub'), { recursive: true });
+  await writeFile(join(dir, 'sub', 'one'), 'one');
+  await link(join(dir, 'sub', 'one'), join(dir, 'one-again'));
+  await writeFile(join(dir, 'empty'), '');
+  await symlink('sub/one', join(dir, 'to-one'));
+  syscalls.mknod(join(dir, 'pipe'), 0o010600, 0, 0);
+  // The first backup's readdir and readlink set the directory's and the symlink's atimes
+  // (relatime: once, as the atime was not after the mtime); the second records them.
+  const first = await backupFiles(repo, { host: 'steady', paths: [dir] });
+  const second = await backupFiles(repo, { host: 'steady', paths: [dir], parent: first });
+  const third = await backupFiles(repo, { host: 'steady', paths: [dir], parent: second });
+  assert.equal(third.files?.tree, second.files?.tree);
+  assert.equal(second.stats.bytesRead + third.stats.bytesRead, 0);
+  assert.equal(third.files?.entries, first.files?.entries);
+  assert.equal((await entryAt(third, `${dir}/one-again`)).hardlink, (await entryAt(third, `${dir}/sub/one`)).hardlink);
+  assert.deepEqual((await entryAt(third, `${dir}/sub/one`)).content, (await entryAt(first, `${dir}/sub/one`)).content);
 });
 
 test('a small file that grew or shrank after its lstat is reported as changed while read, with what was read', async () => {

@@ -1,4 +1,4 @@
-import { readdir } from 'node:fs/promises';
+import { readdirSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { resolve } from 'node:path';
 import { SharedBufferPool, Slots } from '../../concurrency/index.js';
@@ -14,10 +14,11 @@ import {
   type FileWarning,
   type HeldLease,
   type Repository,
+  type ContentPiece,
   type Snapshot,
   type TreeEntry,
 } from '../../repo/index.js';
-import { readAccountNames, readFileMetadata, readXattrs, type AccountNames, type Excludes, type FileMetadata } from '../../source/index.js';
+import { readAccountNames, readFileMetadata, readFileMetadataSync, readXattrs, type AccountNames, type Excludes, type FileMetadata } from '../../source/index.js';
 import { KnownChunks } from '../known-chunks.js';
 import { ChunkStore, type FileBackupFigures } from './chunk-store.js';
 import type { ChunkSizes } from './fastcdc.js';
@@ -262,7 +263,7 @@ class TreeWalker {
     const { entries: previous, intact } = await this.parentTree(parentTree);
     let names: string[];
     try {
-      names = await safeNames(path === '/' ? '/' : path, (name, why) => this.warn(`${path}/${name}`, why));
+      names = safeNames(path === '/' ? '/' : path, (name, why) => this.warn(`${path}/${name}`, why));
     } catch (error) {
       this.warn(path, describe(error));
       names = [];
@@ -270,26 +271,34 @@ class TreeWalker {
     const prefix = path === '/' ? '' : path;
     const excludes = this.options.excludes;
     if (excludes !== undefined && (await excludes.isTaggedCache(path))) names = names.filter((n) => n === 'CACHEDIR.TAG');
-    const results = await Promise.all(
-      names.map((name) => {
-        const childPath = `${prefix}/${name}`;
-        if (excludes?.matches(childPath, name) === true) return null;
-        return this.entry(childPath, name, previous.get(name), rootDev);
-      }),
-    );
-    const entries = results.filter((e): e is TreeEntry => e !== null).sort((a, b) => compareNames(a.name, b.name));
+    const entries: TreeEntry[] = [];
+    const waiting: Promise<TreeEntry | null>[] = [];
+    for (const name of names) {
+      const childPath = `${prefix}/${name}`;
+      if (excludes?.matches(childPath, name) === true) continue;
+      const entry = this.entry(childPath, name, previous.get(name), rootDev);
+      if (entry instanceof Promise) waiting.push(entry);
+      else if (entry !== null) entries.push(entry);
+    }
+    for (const entry of await Promise.all(waiting)) if (entry !== null) entries.push(entry);
+    entries.sort((a, b) => compareNames(a.name, b.name));
     return (await this.putTree(entries, intact)).id; // an unchanged directory is its parent tree: no lookup
   }
 
-  /** One entry (and everything below it): null when it is excluded, vanished or unreadable. */
-  private async entry(path: string, name: string, previous: TreeEntry | undefined, rootDev: bigint | undefined): Promise<TreeEntry | null> {
+  /**
+   * One entry (and everything below it): null when it is excluded, vanished or unreadable.
+   * Answered at once, without a promise, for what needs no wait: an unchanged file (the
+   * parent's content, unread), a symlink, a device (most entries of an incremental); a
+   * promise for a directory and a file to read.
+   */
+  private entry(path: string, name: string, previous: TreeEntry | undefined, rootDev: bigint | undefined): TreeEntry | null | Promise<TreeEntry | null> {
     if (this.options.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'backup interrupted');
     let metadata: FileMetadata;
     // Extended attributes (ACLs too) cannot change without the ctime moving: an inode whose
     // ctime is the parent's keeps the parent's attributes, unread (one llistxattr less per entry).
     let keptXattrs: [string, string][] | undefined;
     try {
-      metadata = await readFileMetadata(path, { xattrs: false });
+      metadata = readFileMetadataSync(path, { xattrs: false });
       if (this.options.force !== true && previous !== undefined && previous.type === metadata.type && previous.inode === Number(metadata.inode) && previous.ctime === metadata.ctimeNs.toString()) {
         keptXattrs = previous.xattrs ?? [];
       } else {
@@ -301,14 +310,26 @@ class TreeWalker {
     }
     const dev = rootDev ?? metadata.dev;
     const otherFilesystem = this.options.excludes?.options.oneFileSystem === true && metadata.dev !== dev;
-    if (metadata.type === 'directory') {
-      // A mount point under --one-file-system is kept, empty.
-      const tree = otherFilesystem ? (await this.putTree([])).id : await this.directoryTree(path, previous?.type === 'directory' ? previous.tree : undefined, dev);
-      return this.metadataEntry(name, metadata, { tree, keptXattrs });
-    }
+    if (metadata.type === 'directory') return this.directoryEntry(path, name, metadata, previous, dev, otherFilesystem, keptXattrs);
     if (otherFilesystem) return null;
     if (metadata.type !== 'file') return this.metadataEntry(name, metadata, { keptXattrs });
     if (this.options.excludes?.tooLarge(metadata.size) === true) return null;
+    if (metadata.links <= 1 && previous !== undefined && this.unchanged(metadata, previous)) {
+      const kept = { pieces: previous.content as ContentPiece[], size: previous.size };
+      this.bytesLogical += kept.size;
+      return this.metadataEntry(name, metadata, { content: kept, keptXattrs });
+    }
+    return this.fileEntry(path, name, metadata, previous, keptXattrs);
+  }
+
+  /** A directory's entry, once its tree is stored (a mount point under --one-file-system is kept, empty). */
+  private async directoryEntry(path: string, name: string, metadata: FileMetadata, previous: TreeEntry | undefined, dev: bigint, otherFilesystem: boolean, keptXattrs: [string, string][] | undefined): Promise<TreeEntry> {
+    const tree = otherFilesystem ? (await this.putTree([])).id : await this.directoryTree(path, previous?.type === 'directory' ? previous.tree : undefined, dev);
+    return this.metadataEntry(name, metadata, { tree, keptXattrs });
+  }
+
+  /** A regular file's entry: its content read (or another name's, for a hard link), null when it cannot be read. */
+  private async fileEntry(path: string, name: string, metadata: FileMetadata, previous: TreeEntry | undefined, keptXattrs: [string, string][] | undefined): Promise<TreeEntry | null> {
     const linkKey = metadata.links > 1 ? `${metadata.dev}:${metadata.inode}` : undefined;
     let group: number | undefined;
     let read: FileRead | null;
@@ -329,15 +350,18 @@ class TreeWalker {
     return this.metadataEntry(name, { ...metadata, size: read.size }, { content: read, keptXattrs, ...(group !== undefined ? { hardlink: group } : {}) });
   }
 
-  /** A file's content: the parent's when unchanged, else read (null when it cannot be read). */
-  private async fileContent(path: string, metadata: FileMetadata, previous: TreeEntry | undefined): Promise<FileRead | null> {
-    if (
-      this.options.force !== true && previous?.type === 'file' && previous.content !== undefined &&
+  /** True when a file's size, mtime, ctime and inode are its parent entry's: its recorded content is kept, unread (not with `force`). */
+  private unchanged(metadata: FileMetadata, previous: TreeEntry): boolean {
+    return (
+      this.options.force !== true && previous.type === 'file' && previous.content !== undefined &&
       previous.size === metadata.size && previous.mtime === metadata.mtimeNs.toString() && previous.ctime === metadata.ctimeNs.toString() &&
       previous.inode === Number(metadata.inode)
-    ) {
-      return { pieces: previous.content, size: previous.size };
-    }
+    );
+  }
+
+  /** A file's content: the parent's when unchanged, else read (null when it cannot be read). */
+  private async fileContent(path: string, metadata: FileMetadata, previous: TreeEntry | undefined): Promise<FileRead | null> {
+    if (previous !== undefined && this.unchanged(metadata, previous)) return { pieces: previous.content as ContentPiece[], size: previous.size };
     // A file the parent did not have is almost surely new: its chunks are sealed as they are hashed.
     const fresh = previous === undefined;
     const small = isSmallFile(metadata);
@@ -397,11 +421,25 @@ class TreeWalker {
   }
 }
 
-/** A directory's names, those that cannot be stored faithfully (not UTF-8) reported and left out. */
-async function safeNames(path: string, refuse: (name: string, why: string) => void): Promise<string[]> {
-  const raw = await readdir(path, { encoding: 'buffer' });
+/**
+ * A directory's names, those that cannot be stored faithfully (not UTF-8) reported and left
+ * out. Listed with a synchronous call, as lstat is (readFileMetadata): through libuv's thread
+ * pool each directory cost a round trip longer than the listing. Names come decoded; bytes
+ * that are not UTF-8 decode to U+FFFD, so only a directory where one shows is listed again as
+ * bytes to tell a real U+FFFD from a bad name.
+ */
+function safeNames(path: string, refuse: (name: string, why: string) => void): string[] {
+  const decoded = readdirSync(path);
+  if (!decoded.some((name) => name.includes('\uFFFD'))) {
+    const names: string[] = [];
+    for (const name of decoded) {
+      if (isSafeEntryName(name)) names.push(name);
+      else refuse(name, 'name is not valid UTF-8: not backed up');
+    }
+    return names;
+  }
   const names: string[] = [];
-  for (const bytes of raw) {
+  for (const bytes of readdirSync(path, { encoding: 'buffer' })) {
     const name = bytes.toString('utf8');
     if (!Buffer.from(name, 'utf8').equals(bytes) || !isSafeEntryName(name)) refuse(name, 'name is not valid UTF-8: not backed up');
     else names.push(name);

@@ -84,13 +84,29 @@ const MAX_CHUNK_PIECE = 64 * 1024 * 1024;
 /** Whether a name is safe to create below a directory: no `/`, no NUL, not `.`/`..`, 1..255 bytes. */
 export function isSafeEntryName(name: string): boolean {
   if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\u0000')) return false;
-  const bytes = Buffer.byteLength(name, 'utf8');
-  return bytes <= 255 && Buffer.from(name, 'utf8').toString('utf8') === name;
+  // Well formed (no lone surrogate) is what survives UTF-8 unchanged; checked without a copy
+  // (a backup asks this of every name it lists, a restore of every entry it reads).
+  return !LONE_SURROGATE.test(name) && (name.length <= 85 || Buffer.byteLength(name, 'utf8') <= 255);
 }
 
-/** Orders names by their UTF-8 bytes (how a tree's entries are sorted). */
+/** A UTF-16 surrogate not in a pair (in `u` mode a pair is one code point, never `Cs`). */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/**
+ * Orders names by their UTF-8 bytes (how a tree's entries are sorted). UTF-8 keeps the order
+ * of code points, and below U+D800 a UTF-16 unit is its code point: names that first differ
+ * there (nearly all) are compared without encoding them; past it, by their bytes.
+ */
 export function compareNames(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x < 0xd800 && y < 0xd800) return x < y ? -1 : 1;
+    return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+  }
+  return a.length === b.length ? 0 : a.length < b.length ? -1 : 1;
 }
 
 /** Serializes a tree; the entries must already be sorted and valid. */

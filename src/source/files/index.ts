@@ -4,6 +4,6 @@
  * nanoseconds, symlink targets, device numbers, extended attributes and so POSIX ACLs), the
  * local account names, and the exclusion rules.
  */
-export { readFileMetadata, readXattrs, type FileMetadata, type FileType } from './file-metadata.js';
+export { readFileMetadata, readFileMetadataSync, readXattrs, type FileMetadata, type FileType } from './file-metadata.js';
 export { readAccountNames, type AccountNames } from './account-names.js';
 export { Excludes, CACHEDIR_TAG_SIGNATURE, type ExcludeOptions } from './excludes.js';
