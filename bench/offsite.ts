@@ -16,6 +16,7 @@
  * @module
  */
 import { mkdir, rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { parseS3Location, S3Backend } from '../src/repo/index.js';
 import { MEMSTORE_BYTES, startCephS3, type CephS3 } from '../src/testing/index.js';
@@ -139,10 +140,10 @@ async function backupAndRestore(cfg: BenchConfig, name: 'coffer' | 'restic', bas
     await warm([base]);
     await settle();
     const backup = (await tool.backup(VM, base, 'offsite')).m;
-    log(`offsite ${name}: backup to S3 ${backup.wallS.toFixed(1)} s`);
+    log(`offsite ${name}: backup to S3 ${backup.wallS.toFixed(1)} s, ${backup.cpuS.toFixed(1)} CPU-s (load ${loadAverage()})`);
     await settle();
     const restored = await tool.restore(VM, base, restoreDir);
-    log(`offsite ${name}: restore from S3 ${restored.m.wallS.toFixed(1)} s`);
+    log(`offsite ${name}: restore from S3 ${restored.m.wallS.toFixed(1)} s, ${restored.m.cpuS.toFixed(1)} CPU-s (load ${loadAverage()})`);
     const restoredIntact = await sameContent(restored.file, base);
     if (!restoredIntact) log(`offsite ${name}: the restored image DIFFERS from the base`);
     if (name !== 'coffer') return { tool: name, backup, restore: restored.m, restoredIntact };
@@ -231,6 +232,9 @@ function withEnv(vars: Record<string, string>): () => void {
     }
   };
 }
+
+/** The 1-minute load average, for the log: wall times mean little on a loaded machine. */
+const loadAverage = () => (os.loadavg()[0] ?? 0).toFixed(1);
 
 const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
 
