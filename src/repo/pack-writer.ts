@@ -1,4 +1,5 @@
 import { CofferError } from '../errors/index.js';
+import { rememberSha256 } from './backend/known-sha256.js';
 import { ObjectKind } from './format/envelope.js';
 import { encodeLocatedEntry } from './format/located-entry.js';
 import { encodeSegment, MAX_SEGMENT_ENTRIES } from './format/index-segment.js';
@@ -257,6 +258,7 @@ export class PackWriter {
     trailer.copy(pack, filled);
     packFooter(trailer.length).copy(pack, filled + trailer.length);
     const packId = await this.repo.pool.sha256(pack);
+    rememberSha256(pack, packId); // the layers below reuse it (known-sha256.ts)
     while (this.uploading.size >= this.uploads) {
       await Promise.race(this.uploading);
       this.throwIfFailed();

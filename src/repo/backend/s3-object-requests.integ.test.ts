@@ -3,15 +3,17 @@
  * Gateway, for what the backend conformance suite does not see: a GET's bytes own their
  * memory (so they move to a worker without a copy), an answer cut short is retried and then
  * reported in one line, a damaged upload is refused by the gateway (the payload hash is
- * signed), and keys from the environment sign without explicit credentials.
+ * signed; a digest its writer remembered is checked the same way), and keys from the
+ * environment sign without explicit credentials.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type net from 'node:net';
 import { after, before, test } from 'node:test';
 import { isCofferError } from '../../errors/index.js';
 import { startCephS3, type CephS3 } from '../../testing/index.js';
+import { rememberSha256 } from './known-sha256.js';
 import { S3Backend, type S3BackendOptions } from './s3-backend.js';
 import { parseS3Location } from './s3-location.js';
 
@@ -118,6 +120,20 @@ test('an upload damaged on the way is refused by the gateway and nothing is stor
   } finally {
     await proxy.close();
   }
+});
+
+test("a put signs with the writer's remembered SHA-256, which the gateway checks against the body", async () => {
+  const backend = backendAt(s3.endpoint, 'known', { credentials: s3.credentials, maxAttempts: 1 });
+  const pack = randomBytes(200_000);
+  rememberSha256(pack, createHash('sha256').update(pack).digest());
+  await backend.put('packs/known', pack);
+  assert.deepEqual(await backend.get('packs/known'), pack);
+  // A digest that does not match the bytes is refused, never stored: reusing the writer's
+  // digest keeps the gateway's integrity check.
+  const other = randomBytes(200_000);
+  rememberSha256(other, createHash('sha256').update(pack).digest());
+  await assert.rejects(backend.put('packs/wrong', other), (e) => isCofferError(e, 'E_BACKEND_IO') && /XAmzContentSHA256Mismatch|BadDigest/.test(e.message));
+  assert.equal(await backend.has('packs/wrong'), false);
 });
 
 test('keys from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY sign the requests', async () => {

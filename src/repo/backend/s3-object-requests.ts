@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
+import { sha256Of } from './known-sha256.js';
 import { canonicalQuery, EMPTY_PAYLOAD_HASH, encodeS3Path, S3Signer, type S3Credentials } from './s3-signature.js';
 
 /**
@@ -19,7 +19,7 @@ import { canonicalQuery, EMPTY_PAYLOAD_HASH, encodeS3Path, S3Signer, type S3Cred
  * The wire, per request (path-style `ENDPOINT/BUCKET/KEY`, or virtual-hosted
  * `BUCKET.HOST/KEY`): `GET|PUT|HEAD|DELETE`, headers `host`, `x-amz-date`,
  * `x-amz-content-sha256` (the body's SHA-256, so the gateway rejects a body damaged in
- * transit, also over plain http), `authorization`, and `content-length` for a PUT. Answers:
+ * transit, also over plain http; the writer's own digest when it has one, known-sha256.ts), `authorization`, and `content-length` for a PUT. Answers:
  * 2xx success (GET: the body, whose length must equal `content-length`); otherwise an XML
  * `<Error><Code>…</Code><Message>…</Message></Error>` (HEAD has no body: the status alone).
  * A listing is `GET /BUCKET?list-type=2&prefix=P&max-keys=N[&continuation-token=T]`,
@@ -123,7 +123,7 @@ export class S3ObjectRequests {
 
   /** `objectKey` null: the bucket itself (a listing). */
   private async send(method: string, objectKey: string | null, body: Uint8Array | undefined, query = '', range?: string): Promise<Answer> {
-    const payloadHash = body === undefined ? EMPTY_PAYLOAD_HASH : createHash('sha256').update(body).digest('hex');
+    const payloadHash = body === undefined ? EMPTY_PAYLOAD_HASH : sha256Of(body).toString('hex');
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.once(method, objectKey, body, payloadHash, query, range);

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Backend, BackendEntry } from '../backend/backend.js';
 import { readRange } from '../backend/read-range.js';
+import { sha256Of } from '../backend/known-sha256.js';
 import { encodeDigestKey } from '../format/digest-key.js';
 import { encodeDigestRecordBody, MAX_DIGEST_ENTRIES, type DigestEntry } from '../format/digest-record.js';
 import type { SigningKey } from '../keys/signing-key.js';
@@ -89,7 +90,7 @@ export class DigestRecordingBackend implements Backend {
     if (!isCoveredKey(key)) return this.inner.put(key, data);
     // Recorded before the manifest exists: what it names is covered first.
     if (key.startsWith(SNAPSHOTS_PREFIX)) await this.flush();
-    const sha256 = createHash('sha256').update(data).digest();
+    const sha256 = sha256Of(data); // a pack's own name: hashed once, by its writer
     await this.inner.put(key, data);
     await this.add({ op: 'stored', key, length: data.length, sha256 });
   }
