@@ -10,10 +10,11 @@ const CACHED_BLOCKS = 16;
  * reader's last block the frames its next blocks need are fetched and opened, and how many
  * frames may be in flight at once (read-ahead stops there; the reads asked for count).
  * nbdcopy keeps 16 requests of 256 KiB in flight at `coffer serve` (NBD_DEFAULTS.maxInFlight),
- * i.e. 16 blocks: looking 32 blocks (8 MiB) ahead reaches past them; 4 frames keep both
- * codec workers busy with one more queued each (measured: bench/serve-speed.ts).
+ * i.e. 4 MiB: looking 8 MiB ahead (in blocks of the disk's size: 32 of 256 KiB, 128 of a
+ * live disk's 64 KiB) reaches past them; 4 frames keep both codec workers busy with one more
+ * queued each (measured: bench/serve-speed.ts).
  */
-export const READ_AHEAD = { blocks: 32, frames: 4 } as const;
+export const READ_AHEAD = { bytes: 8 * 1024 * 1024, frames: 4 } as const;
 
 export interface SnapshotDiskOptions {
   /**
@@ -169,16 +170,17 @@ export class SnapshotDisk implements BlockDevice {
   private chunkIndex: Promise<ChunkIndex> | undefined;
 
   /** The last block read, the next block read-ahead has not looked at, and whether a look is running. */
-  private readonly ahead = { last: -1 - READ_AHEAD.blocks, next: 0, looking: false };
+  private readonly ahead = { last: -Infinity, next: 0, looking: false };
 
   /**
    * After a read of `block` near the previous one (a sequential reader, its requests in
-   * flight arriving in any order): looks at the entries of the blocks up to READ_AHEAD.blocks
+   * flight arriving in any order): looks at the entries of the blocks up to READ_AHEAD.bytes
    * past it that it has not looked at yet, and prefetches their frames while fewer than
    * READ_AHEAD.frames are in flight. A read far from the previous one starts over there.
    */
   private readAhead(block: number): void {
-    const near = Math.abs(block - this.ahead.last) <= READ_AHEAD.blocks;
+    const window = Math.max(1, Math.ceil(READ_AHEAD.bytes / this.disk.blockSize));
+    const near = Math.abs(block - this.ahead.last) <= window;
     this.ahead.last = block;
     if (!near) {
       this.ahead.next = block + 1;
@@ -187,7 +189,7 @@ export class SnapshotDisk implements BlockDevice {
     this.ahead.next = Math.max(this.ahead.next, block + 1);
     if (this.ahead.looking) return;
     this.ahead.looking = true;
-    const until = Math.min(this.index.blockCount, block + 1 + READ_AHEAD.blocks);
+    const until = Math.min(this.index.blockCount, block + 1 + window);
     void this.lookAhead(until).finally(() => (this.ahead.looking = false));
   }
 
