@@ -27,6 +27,8 @@ interface CachedFrame {
   /** Reads between asking for the frame and copying their chunk out: the slot is not reused meanwhile. */
   readers: number;
   settled: boolean;
+  /** Asked for by a read at least once (a frame fetched ahead is not until its first read). */
+  used: boolean;
 }
 
 /**
@@ -47,6 +49,8 @@ export class FrameReader {
   private readonly slotSize: number;
   /** Frames fetched and their stored bytes. */
   readonly fetched = { frames: 0, bytes: 0 };
+  /** Frames fetched by {@link prefetch}, before a read asked for them. */
+  readAhead = 0;
 
   constructor(
     private readonly repo: Repository,
@@ -54,6 +58,11 @@ export class FrameReader {
   ) {
     this.slotSize = FrameSlot.capacity(PACK_DEFAULTS.blocksPerFrame, PACK_DEFAULTS.framePlaintext, repo.config.blockSize);
     this.maxSlots = Math.max(1, Math.floor(cacheBytes / this.slotSize));
+  }
+
+  /** The most shared memory decoded frames may take: whole slots within the budget, at least one. */
+  get budgetBytes(): number {
+    return this.maxSlots * this.slotSize;
   }
 
   /** Shared memory allocated for decoded frames (at most the cache's budget). */
@@ -69,6 +78,7 @@ export class FrameReader {
     }
     const cached = this.frame(location);
     cached.readers += 1;
+    cached.used = true;
     try {
       const frame = await cached.opened;
       chunkInFrame(frame.table, location.id, location.chunkOffset, location.chunkLength, frameName(location));
@@ -78,22 +88,53 @@ export class FrameReader {
     }
   }
 
+  /**
+   * Read-ahead: starts fetching and opening the frame of a located entry before a read asks
+   * for it, when it is neither cached nor being fetched and a slot is free within the budget
+   * (a free slot, a new one below the budget, or the least recent idle frame's; never memory
+   * past the budget). Returns whether it started one. A failure is left to the read that
+   * needs the frame (the failed frame is not kept).
+   */
+  prefetch(entry: Buffer): boolean {
+    const location = decodeLocatedEntry(entry, 'index entry');
+    const key = frameKey(location);
+    if (this.cache.has(key)) return false;
+    const slot = this.takeSlot(false);
+    if (slot === undefined) return false;
+    this.start(key, location, slot);
+    this.readAhead += 1;
+    return true;
+  }
+
+  /** Frames being fetched or opened now. */
+  get inFlight(): number {
+    return this.opening;
+  }
+
+  private opening = 0;
+
   private frame(location: ChunkLocation): CachedFrame {
-    const key = `${location.pack.toString('hex')}@${location.frameOffset}`;
+    const key = frameKey(location);
     const found = this.cache.get(key);
     if (found !== undefined) {
       this.cache.delete(key);
       this.cache.set(key, found); // most recent last
       return found;
     }
-    const slot = this.takeSlot();
-    const cached: CachedFrame = { opened: this.fetch(location, slot), slot, readers: 0, settled: false };
+    return this.start(key, location, this.takeSlot(true));
+  }
+
+  private start(key: string, location: ChunkLocation, slot: Buffer | undefined): CachedFrame {
+    const cached: CachedFrame = { opened: this.fetch(location, slot), slot, readers: 0, settled: false, used: false };
+    this.opening += 1;
     cached.opened.then(
       () => {
+        this.opening -= 1;
         cached.settled = true;
         this.trim();
       },
       () => {
+        this.opening -= 1;
         cached.settled = true;
         if (this.cache.get(key) === cached) this.cache.delete(key);
         this.release(cached);
@@ -103,18 +144,24 @@ export class FrameReader {
     return cached;
   }
 
-  /** A free slot, or a new one within the budget, or the least recent idle frame's; none when every slot is busy. */
-  private takeSlot(): Buffer | undefined {
+  /**
+   * A free slot, or a new one within the budget, or the least recent idle frame's (one already
+   * read before one fetched ahead and not read yet, which only `unreadToo` takes); none when
+   * every slot is busy.
+   */
+  private takeSlot(unreadToo: boolean): Buffer | undefined {
     const free = this.freeSlots.pop();
     if (free !== undefined) return free;
     if (this.slotsMade < this.maxSlots) {
       this.slotsMade += 1;
       return Buffer.from(new SharedArrayBuffer(this.slotSize));
     }
-    for (const [key, cached] of this.cache) {
-      if (!this.idle(cached) || cached.slot === undefined) continue;
-      this.cache.delete(key);
-      return cached.slot;
+    for (const pass of unreadToo ? [true, false] : [true]) {
+      for (const [key, cached] of this.cache) {
+        if (!this.idle(cached) || cached.slot === undefined || cached.used !== pass) continue;
+        this.cache.delete(key);
+        return cached.slot;
+      }
     }
     return undefined;
   }
@@ -158,6 +205,10 @@ export class FrameReader {
     const opened = await this.repo.pool.openFrame(blob, { name, rehash: false, keep: true });
     return { plaintext: opened.plaintext as Buffer, table: opened.table };
   }
+}
+
+function frameKey(location: Pick<ChunkLocation, 'pack' | 'frameOffset'>): string {
+  return `${location.pack.toString('hex')}@${location.frameOffset}`;
 }
 
 /** How a frame is named in messages: `packs/<pack>@<offset>`. */

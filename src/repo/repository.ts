@@ -138,6 +138,7 @@ export class Repository {
     const pool = this.codecPool;
     this.codecPool = undefined;
     await pool?.close();
+    await this.backend.close?.();
   }
 
   // --- chunks -------------------------------------------------------------------------

@@ -109,6 +109,10 @@ export class SegmentCachingBackend implements Backend {
     }
   }
 
+  async close(): Promise<void> {
+    await this.inner.close?.();
+  }
+
   getRange(key: string, offset: number, length: number): Promise<Buffer> {
     return readRange(this.inner, key, offset, length);
   }

@@ -38,6 +38,12 @@ export interface Backend {
    */
   getRange?(key: string, offset: number, length: number): Promise<Buffer>;
   /**
+   * Releases what the backend keeps open between calls (a local directory: the file handles
+   * of its ranged reads). The backend stays usable: later calls open what they need again.
+   * Idempotent. Optional; the repository's `close()` calls it. Wrappers pass it on.
+   */
+  close?(): Promise<void>;
+  /**
    * Present only on storage that can make objects immutable for a time (S3 Object Lock);
    * absent on a local directory.
    */

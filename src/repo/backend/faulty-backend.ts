@@ -53,6 +53,10 @@ export class FaultyBackend implements Backend {
     return this.inner.get(key);
   }
 
+  async close(): Promise<void> {
+    await this.inner.close?.();
+  }
+
   async getRange(key: string, offset: number, length: number): Promise<Buffer> {
     this.check('get', key);
     return readRange(this.inner, key, offset, length);

@@ -5,6 +5,7 @@ import { CofferError } from '../../errors/index.js';
 import { syscalls } from '../../native/index.js';
 import type { Backend, BackendEntry } from './backend.js';
 import { checkedKey } from './backend-key.js';
+import { ReadHandles, type ReadLease } from './local-read-handles.js';
 import { shortObject } from './read-range.js';
 
 const TEMP_PREFIX = '.tmp-';
@@ -29,9 +30,15 @@ const TEMP_PREFIX = '.tmp-';
 export class LocalBackend implements Backend {
   readonly location: string;
   private readonly madeDirectories = new Set<string>();
+  /** Packs stay open between ranged reads of their frames. */
+  private readonly readHandles: ReadHandles;
 
-  constructor(readonly root: string) {
+  constructor(
+    readonly root: string,
+    options: { readHandles?: ReadHandles } = {},
+  ) {
     this.location = root;
+    this.readHandles = options.readHandles ?? new ReadHandles();
   }
 
   async put(key: string, data: Uint8Array): Promise<void> {
@@ -51,6 +58,7 @@ export class LocalBackend implements Backend {
         await handle.close();
       }
       await rename(temp, path);
+      this.readHandles.forget(path);
     } catch (error) {
       await unlink(temp).catch(() => undefined);
       throw this.translate(error, key, 'write');
@@ -80,25 +88,45 @@ export class LocalBackend implements Backend {
     return data;
   }
 
-  /** One pread of the range, into a buffer of its own (it can move to a worker thread). */
+  /**
+   * One pread of the range, into a buffer of its own (it can move to a worker thread), through
+   * a handle kept open for the next read of the same file (local-read-handles.ts). With each
+   * read the handle's file is checked to still have its name (an fstat beside the pread): a
+   * pack deleted or replaced since (prune, maybe in another process) is opened again by name,
+   * so a deleted one is `E_MISSING_OBJECT`, never bytes of a file that is gone.
+   */
   async getRange(key: string, offset: number, length: number): Promise<Buffer> {
-    let handle: FileHandle | undefined;
-    try {
-      handle = await open(this.pathOf(key), 'r');
-      const out = Buffer.from(new ArrayBuffer(length));
-      let done = 0;
-      while (done < length) {
-        const { bytesRead } = await handle.read(out, done, length - done, offset + done);
-        if (bytesRead === 0) throw shortObject(key, offset + done, offset, length);
-        done += bytesRead;
+    const path = this.pathOf(key);
+    for (let attempt = 0; ; attempt++) {
+      let lease: ReadLease;
+      try {
+        lease = await this.readHandles.acquire(path);
+      } catch (error) {
+        throw this.translate(error, key, 'read');
       }
-      return out;
-    } catch (error) {
-      if (error instanceof CofferError) throw error;
-      throw this.translate(error, key, 'read');
-    } finally {
-      await handle?.close();
+      try {
+        const out = Buffer.from(new ArrayBuffer(length));
+        const [linked, read] = await Promise.allSettled([lease.stillLinked(), readFully(lease.handle, out, offset, key)]);
+        if (linked.status === 'fulfilled' && !linked.value) {
+          this.readHandles.forget(path);
+          if (attempt === 0) continue;
+          throw this.translate(Object.assign(new Error('deleted while being read'), { code: 'ENOENT' }), key, 'read');
+        }
+        if (read.status === 'rejected') throw read.reason;
+        if (linked.status === 'rejected') throw linked.reason;
+        return out;
+      } catch (error) {
+        if (error instanceof CofferError) throw error;
+        throw this.translate(error, key, 'read');
+      } finally {
+        lease.release();
+      }
     }
+  }
+
+  /** Closes the file handles kept for ranged reads; the backend stays usable (reads open them again). */
+  async close(): Promise<void> {
+    await this.readHandles.closeAll();
   }
 
   async has(key: string): Promise<boolean> {
@@ -113,6 +141,7 @@ export class LocalBackend implements Backend {
   async delete(key: string): Promise<void> {
     try {
       await unlink(this.pathOf(key));
+      this.readHandles.forget(this.pathOf(key));
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw this.translate(error, key, 'delete');
@@ -171,5 +200,15 @@ export class LocalBackend implements Backend {
     }
     const reason = error instanceof Error ? error.message : String(error);
     return new CofferError('E_BACKEND_IO', `cannot ${action} ${key} in ${this.root}: ${reason}`, { subject, cause: error });
+  }
+}
+
+/** Reads `out.length` bytes at `offset`; `E_CORRUPT_OBJECT` when the file ends first. */
+async function readFully(handle: FileHandle, out: Buffer, offset: number, key: string): Promise<void> {
+  let done = 0;
+  while (done < out.length) {
+    const { bytesRead } = await handle.read(out, done, out.length - done, offset + done);
+    if (bytesRead === 0) throw shortObject(key, offset + done, offset, out.length);
+    done += bytesRead;
   }
 }

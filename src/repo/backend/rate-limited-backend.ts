@@ -65,6 +65,10 @@ export class RateLimitedBackend implements Backend {
     return data;
   }
 
+  async close(): Promise<void> {
+    await this.inner.close?.();
+  }
+
   async getRange(key: string, offset: number, length: number): Promise<Buffer> {
     const data = await readRange(this.inner, key, offset, length);
     await this.limits.download?.take(data.length, this.signal);

@@ -109,6 +109,10 @@ export class DigestRecordingBackend implements Backend {
     return this.inner.get(key);
   }
 
+  async close(): Promise<void> {
+    await this.inner.close?.();
+  }
+
   getRange(key: string, offset: number, length: number): Promise<Buffer> {
     return readRange(this.inner, key, offset, length);
   }

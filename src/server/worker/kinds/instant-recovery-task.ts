@@ -18,7 +18,7 @@ import type { KindContext, TaskReport } from './task-report.js';
 export async function runInstantRecoveryTask(spec: InstantRecoverySpec, context: KindContext): Promise<TaskReport> {
   return withTaskRepository(spec.repository, async (repo) => {
     const snapshot = await resolveSnapshot(repo, spec.snapshot);
-    const disks = snapshot.disks.map((disk) => new SnapshotDisk(repo, snapshot.id, disk));
+    const disks = snapshot.disks.map((disk) => new SnapshotDisk(repo, snapshot.id, disk, { readAhead: true }));
     const overlays: CowOverlay[] = [];
     try {
       const exports: Record<string, NbdExport> = {};

@@ -1,0 +1,181 @@
+import assert from 'node:assert/strict';
+import { open, readFile, truncate, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { backupVm } from '../backup/index.js';
+import { isCofferError } from '../errors/index.js';
+import { decodeLocatedEntry, DiskIndexReader, FrameReader, initRepository, isLocatedEntry, isZeroEntry, LocalBackend, openRepository, packKey, type Repository, type Snapshot } from '../repo/index.js';
+import { openImageSource } from '../source/index.js';
+import { seededBytes, tempFolders } from '../testing/index.js';
+import { SnapshotDisk } from './snapshot-disk.js';
+
+const tempFolder = tempFolders();
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const BLOCK = 64 * KiB;
+const DISK = 12 * MiB;
+
+/**
+ * One format 2 repository shared by the tests: a full backup of a 12 MiB disk (blocks of
+ * 64 KiB, so 8-block frames of 512 KiB), then every third block rewritten and an incremental
+ * (its new frames hold blocks from all over the disk, its other blocks point into the
+ * full's frames: the frame pattern `coffer serve` reads slowly without read-ahead).
+ */
+let root: string;
+let repo: Repository;
+let full: Snapshot;
+let incremental: Snapshot;
+let fullBytes: Buffer;
+let incrementalBytes: Buffer;
+
+before(async () => {
+  root = await tempFolder('coffer-sdisk-repo');
+  const backend = new LocalBackend(root);
+  await initRepository(backend, { passphrase: 'pw', kdf: { N: 1024, r: 8, p: 1 }, blockSize: BLOCK, format: 2 });
+  repo = await openRepository(backend, { passphrase: 'pw', threads: 2 });
+  const image = join(await tempFolder('coffer-sdisk-img'), 'disk.raw');
+  await writeFile(image, '');
+  await truncate(image, DISK);
+  const handle = await open(image, 'r+');
+  try {
+    // Every block different (no block dedups against another: each frame is needed by one run of blocks); the last 3 MiB stay zero.
+    for (let block = 0; (block + 1) * BLOCK <= DISK - 3 * MiB; block++) await handle.write(textLike(block, BLOCK), 0, BLOCK, block * BLOCK);
+    full = await backup(image);
+    fullBytes = await readFile(image);
+    for (let block = 1; block * BLOCK < DISK; block += 3) await handle.write(seededBytes(block, 4 * KiB), 0, 4 * KiB, block * BLOCK + 1000);
+  } finally {
+    await handle.close();
+  }
+  incremental = await backup(image);
+  incrementalBytes = await readFile(image);
+});
+
+after(async () => {
+  await repo?.close();
+});
+
+async function backup(image: string): Promise<Snapshot> {
+  const source = await openImageSource('vm', [image]);
+  try {
+    return await backupVm(repo, source);
+  } finally {
+    await source.close();
+  }
+}
+
+/** Compressible bytes that differ per seed. */
+function textLike(seed: number, length: number): Buffer {
+  const random = seededBytes(seed, length);
+  const out = Buffer.alloc(length);
+  const words = ['alpha ', 'beta ', 'gamma ', `v${seed} `, 'lorem\n'];
+  for (let i = 0, at = 0; at < length; i++) at += out.write(words[(random[i % length] as number) % words.length] as string, at);
+  return out;
+}
+
+/** Reads the disk a block at a time with `inFlight` reads outstanding, as an NBD client does. */
+async function readSequentially(disk: SnapshotDisk, inFlight: number): Promise<Buffer> {
+  const out = Buffer.alloc(disk.size);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    for (;;) {
+      const offset = next;
+      next += BLOCK;
+      if (offset >= disk.size) return;
+      const data = await disk.read(offset, Math.min(BLOCK, disk.size - offset));
+      out.set(data, offset);
+    }
+  };
+  await Promise.all(Array.from({ length: inFlight }, worker));
+  return out;
+}
+
+/** The distinct frames the disk's blocks point into. */
+async function framesOf(snapshot: Snapshot): Promise<number> {
+  const index = new DiskIndexReader(repo, snapshot.disks[0] as Snapshot['disks'][number]);
+  const frames = new Set<string>();
+  for (let block = 0; block < index.blockCount; block++) {
+    const raw = await index.rawEntry(block);
+    if (!isLocatedEntry(raw) || isZeroEntry(raw)) continue;
+    const location = decodeLocatedEntry(raw, 'test');
+    frames.add(`${location.pack.toString('hex')}@${location.frameOffset}`);
+  }
+  return frames.size;
+}
+
+for (const which of ['full', 'incremental'] as const) {
+  test(`snapshot disk read-ahead (${which}): the right bytes, frames fetched ahead, each frame fetched once, the frame cache's budget held`, async () => {
+    const snapshot = which === 'full' ? full : incremental;
+    const disk = new SnapshotDisk(repo, snapshot.id, snapshot.disks[0] as Snapshot['disks'][number], { readAhead: true });
+    try {
+      const read = await readSequentially(disk, 4);
+      assert.ok(read.equals(which === 'full' ? fullBytes : incrementalBytes), 'bytes differ');
+      assert.ok(disk.frameCache.readAhead > 0, 'no frame was fetched ahead');
+      assert.equal(disk.frameCache.fetched.frames, await framesOf(snapshot));
+      assert.ok(disk.frameCache.allocatedBytes <= disk.frameCache.budgetBytes, `${disk.frameCache.allocatedBytes} bytes of frames, budget ${disk.frameCache.budgetBytes}`);
+    } finally {
+      await disk.close();
+    }
+  });
+}
+
+test('snapshot disk read-ahead: random reads fetch nothing ahead; without the option nothing is fetched ahead', async () => {
+  const record = incremental.disks[0] as Snapshot['disks'][number];
+  const random = new SnapshotDisk(repo, incremental.id, record, { readAhead: true });
+  for (const block of [140, 2, 141, 1]) { // each more than 8 MiB (128 blocks) from the one before
+    assert.ok(Buffer.from(await random.read(block * BLOCK, BLOCK)).equals(incrementalBytes.subarray(block * BLOCK, (block + 1) * BLOCK)));
+  }
+  assert.equal(random.frameCache.readAhead, 0);
+  const plain = new SnapshotDisk(repo, incremental.id, record);
+  assert.ok((await readSequentially(plain, 4)).equals(incrementalBytes));
+  assert.equal(plain.frameCache.readAhead, 0);
+});
+
+test('frame reader read-ahead never allocates past its budget and yields to busy frames', async () => {
+  const record = full.disks[0] as Snapshot['disks'][number];
+  const index = new DiskIndexReader(repo, record);
+  const entries = new Map<string, Buffer>(); // one entry per frame
+  for (let block = 0; block < index.blockCount; block++) {
+    const raw = await index.rawEntry(block);
+    if (!isLocatedEntry(raw) || isZeroEntry(raw)) continue;
+    const location = decodeLocatedEntry(raw, 'test');
+    const key = `${location.pack.toString('hex')}@${location.frameOffset}`;
+    if (!entries.has(key)) entries.set(key, raw);
+  }
+  assert.ok(entries.size >= 6, `${entries.size} frames`);
+  const reader = new FrameReader(repo, 2 * reader2SlotBytes());
+  const first = [...entries.values()];
+  const started = first.map((entry) => reader.prefetch(entry));
+  // Two slots: two frames start, the others find every slot busy and are skipped.
+  assert.deepEqual(started.slice(0, 3), [true, true, false]);
+  assert.ok(reader.allocatedBytes <= 2 * reader2SlotBytes());
+  const target = new Uint8Array(BLOCK);
+  await reader.read(first[0] as Buffer, target);
+  assert.ok(Buffer.from(target).equals(fullBytes.subarray(0, BLOCK)));
+  // The second frame, fetched ahead and not read yet, keeps its slot against more read-ahead.
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  assert.deepEqual([reader.prefetch(first[3] as Buffer), reader.prefetch(first[4] as Buffer)], [true, false]);
+  assert.equal(reader.allocatedBytes, 2 * reader2SlotBytes());
+});
+
+/** One frame slot of this repository's frames (frame-reader.ts sizes slots the same way). */
+function reader2SlotBytes(): number {
+  return new FrameReader(repo, 1).budgetBytes;
+}
+
+test('a pack deleted while its handle is kept gives E_MISSING_OBJECT, not the bytes it held', async () => {
+  const record = full.disks[0] as Snapshot['disks'][number];
+  const first = new SnapshotDisk(repo, full.id, record);
+  await first.read(0, BLOCK); // the pack's handle is now kept open by the backend
+  const raw = await new DiskIndexReader(repo, record).rawEntry(0);
+  const location = decodeLocatedEntry(raw, 'test');
+  // Set aside by hand (as prune in another process would delete it), restored after.
+  const path = join(root, packKey(location.pack.toString('hex')));
+  const saved = await readFile(path);
+  await unlink(path);
+  try {
+    const second = new SnapshotDisk(repo, full.id, record); // a fresh frame cache
+    await assert.rejects(second.read(0, BLOCK), (error) => isCofferError(error, 'E_MISSING_OBJECT'));
+  } finally {
+    await writeFile(path, saved);
+  }
+});
