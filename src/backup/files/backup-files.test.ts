@@ -6,7 +6,7 @@
  * many files at once keeping hard links and directory times.
  */
 import assert from 'node:assert/strict';
-import { appendFile, link, lstat, mkdir, mkdtemp, readFile, rm, symlink, truncate, writeFile } from 'node:fs/promises';
+import { appendFile, link, lstat, lutimes, mkdir, mkdtemp, readFile, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -134,8 +134,15 @@ test('incremental of an unchanged tree (hard links, a symlink, a FIFO, an empty 
   await writeFile(join(dir, 'empty'), '');
   await symlink('sub/one', join(dir, 'to-one'));
   syscalls.mknod(join(dir, 'pipe'), 0o010600, 0, 0);
-  // The first backup's readdir and readlink set the directory's and the symlink's atimes
-  // (relatime: once, as the atime was not after the mtime); the second records them.
+  // Access times an hour ahead: under relatime a readdir, readlink or read updates an atime
+  // that is not after the mtime/ctime, and the kernel's coarse atime clock can trail a
+  // fine-grained mtime by a tick (multigrain timestamps), so without this an access could set
+  // a new atime on any of the backups below (seen under load). Set last: lutimes moves ctime.
+  const later = new Date(Date.now() + 3600_000);
+  for (const name of ['sub/one', 'empty', 'to-one', 'pipe', 'sub', '.']) {
+    const at = join(dir, name);
+    await lutimes(at, later, (await lstat(at)).mtime);
+  }
   const first = await backupFiles(repo, { host: 'steady', paths: [dir] });
   const second = await backupFiles(repo, { host: 'steady', paths: [dir], parent: first });
   const third = await backupFiles(repo, { host: 'steady', paths: [dir], parent: second });
