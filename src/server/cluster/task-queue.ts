@@ -102,33 +102,53 @@ export class PostgresTaskQueue implements SharedDispatch {
     this.cluster = { reading: running, running };
   }
 
-  async take(free: number): Promise<{ start: Selectable<TaskTable>[]; windowClosed: Selectable<TaskTable>[]; endedRuns: string[] }> {
+  async take(free: number): Promise<TakeResult> {
     const at = Date.now();
     const begun = performance.now();
-    let read = begun;
-    const report = (taken: number, locked: number) => {
+    const marks = { read: begun, locked: begun };
+    const report = (taken: number, lockedAt: number) => {
       const done = performance.now();
-      this.worker.onTake?.({ at, free, taken, readMs: read - begun, lockWaitMs: locked - begun, lockedMs: done - locked, totalMs: done - begun });
+      this.worker.onTake?.({ at, free, taken, readMs: marks.read - begun, lockWaitMs: lockedAt - begun, lockedMs: done - lockedAt, totalMs: done - begun });
     };
-    const wants = !this.paused && free > 0;
-    // Before the lock, one statement: what needs no lock (see the module's comment).
-    const { expired, work, policy, windowEnds } = await this.readUnlocked();
-    read = performance.now();
-    const endedRuns = expired ? await this.db.transaction().execute((trx) => this.reclaimExpired(trx)) : [];
-    // Put back tasks are queued: take them too (this process has room) even if none was queued before.
-    if (!wants || (!work && !expired)) {
+    if (this.paused || free <= 0) {
+      // No slot: no transaction, no lock; only a lease to put back (any worker does it, even a full one).
+      const read = await this.readUnlocked(false);
+      marks.read = performance.now();
+      const endedRuns = read.expired ? await this.db.transaction().execute((trx) => this.reclaimExpired(trx)) : [];
       report(0, performance.now());
-      return { start: [], windowClosed: [], endedRuns };
+      return { start: [], windowClosed: [], endedRuns, stopAtWindowEnd: read.stopAtWindowEnd };
     }
-    let locked = begun;
-    const result = await this.db.transaction().execute(async (trx) => {
-      const { rows: [clock] } = await sql<{ now: string }>`SELECT pg_advisory_xact_lock(${DISPATCH_LOCK_KEY}), (extract(epoch from clock_timestamp()) * 1000)::bigint AS now`.execute(trx);
-      locked = performance.now();
-      const now = Number(clock?.now);
-      // Read after the lock (each statement sees what committed before it began): the hand-outs before this one, and every end.
-      const running = await trx.selectFrom('tasks').select(['id', 'host', 'datastore', 'repository', 'job']).where('status', '=', 'running').where('kind', '=', 'backup').execute();
+    let outcome = await this.handOut(free, true, marks);
+    let endedRuns: string[] = [];
+    if (outcome.expired) {
+      // A lease expired (the lock was not taken): put its tasks back in a transaction of their own, then hand out (they are queued again).
+      endedRuns = await this.db.transaction().execute((trx) => this.reclaimExpired(trx));
+      outcome = await this.handOut(free, false, marks);
+    }
+    report(outcome.start.length, outcome.locked ? marks.locked : performance.now());
+    return { start: outcome.start, windowClosed: outcome.windowClosed, endedRuns, stopAtWindowEnd: outcome.stopAtWindowEnd };
+  }
+
+  /**
+   * One hand-out transaction (see the module's comment): the first statement reads what needs
+   * no lock and takes the dispatch lock only when there is work for this worker (and, when
+   * `stopAtExpired`, no lease to put back first); the second reads the queued tasks with the
+   * running backups; the third takes the chosen rows.
+   */
+  private async handOut(free: number, stopAtExpired: boolean, marks: { read: number; locked: number }): Promise<HandOut> {
+    return this.db.transaction().execute(async (trx) => {
+      const read = await this.readUnlocked(true, stopAtExpired, trx);
+      marks.read = performance.now();
+      marks.locked = marks.read;
+      const nothing = { start: [], windowClosed: [], stopAtWindowEnd: read.stopAtWindowEnd, expired: read.expired, locked: read.locked };
+      if (!read.locked) return nothing;
+      const now = read.now;
+      // Read after the lock (this statement sees what committed before it began: the hand-outs before this one, and every end).
       const queued = await trx.selectFrom('tasks').leftJoin('vm_state', 'vm_state.vm', 'tasks.vm').selectAll('tasks').select(['vm_state.last_success_at', 'vm_state.missed_window'])
+        .select(sql<[string, string | null, string | null, string | null, string | null][] | null>`(SELECT json_agg(json_build_array(r.id, r.host, r.datastore, r.repository, r.job)) FROM tasks r WHERE r.status = 'running' AND r.kind = 'backup')`.as('running_backups'))
         .where('tasks.status', '=', 'queued').orderBy('tasks.created_at').orderBy('tasks.id').limit(2000).forUpdate(['tasks']).skipLocked().execute();
+      if (queued.length === 0) return nothing;
+      const running = (queued[0]?.running_backups ?? []).map(([id, host, datastore, repository, job]) => ({ id, host, datastore, repository, job }));
       const hosts = this.worker.hosts === undefined ? undefined : new Set(this.worker.hosts);
       const others = queued.filter((row) => row.kind !== 'backup');
       const backups = queued.filter((row) => row.kind === 'backup' && (hosts === undefined || hosts.has(row.host ?? '')));
@@ -137,7 +157,7 @@ export class PostgresTaskQueue implements SharedDispatch {
         if (r.vm !== null && r.missed_window !== null) vmStates.set(r.vm, { ...(r.last_success_at === null ? {} : { lastSuccess: Number(r.last_success_at) }), missedWindow: Number(r.missed_window) === 1 });
       }
       const { start, windowClosed } = chooseStarts(backups.map((row) => ({ ...placementOf(row), row, runId: row.run_id, vm: row.vm, datastore: row.datastore, notBefore: row.not_before === null ? null : Number(row.not_before) })),
-        running.map((r) => ({ ...placementOf(r), reading: true, latencyMs: undefined })), { now: new Date(now), limits: policy.limits, windowEnds, vmStates });
+        running.map((r) => ({ ...placementOf(r), reading: true, latencyMs: undefined })), { now: new Date(now), limits: read.policy.limits, windowEnds: read.windowEnds, vmStates });
       const taken = [...others, ...start.map((t) => t.row)].slice(0, free).map(taskRow);
       // The start time is read after the count, by the update itself: a task that ended
       // (committed) while this transaction waited for the lock has an end before it, never after.
@@ -150,32 +170,39 @@ export class PostgresTaskQueue implements SharedDispatch {
       }
       this.cluster = { reading: running.length + taken.length, running: running.length + taken.length };
       return {
+        ...nothing,
         start: taken.map((row) => ({ ...row, status: 'running', worker: this.worker.name, lease_until: startedAt + this.worker.leaseMs, started_at: startedAt, cancel_requested: 0 })),
         windowClosed: windowClosed.map((t) => taskRow(t.row)),
-        endedRuns,
       };
     });
-    report(result.start.length, locked);
-    return result;
   }
 
   /**
    * The reads that need no lock, in one statement: has a running task's lease expired (on the
    * database's clock); is a task queued that this worker could take (another kind than backup,
    * or a backup of a host it declares); the published policy; the running runs' window ends.
+   * With `lock` (inside the hand-out's transaction), the same statement then takes the
+   * dispatch lock if there is work (and no expired lease, when `stopAtExpired`) and reads the
+   * database's clock after it: the lock costs no round trip of its own, and a worker with
+   * nothing to take never queues on it.
    */
-  private async readUnlocked(): Promise<{ expired: boolean; work: boolean; policy: ClusterPolicy; windowEnds: Map<string, number> }> {
+  private async readUnlocked(lock: boolean, stopAtExpired = true, trx: Kysely<StateSchema> = this.db): Promise<UnlockedRead> {
     const hosts = this.worker.hosts;
     const mine = hosts === undefined ? sql`TRUE` : sql`(kind <> 'backup' OR host = ANY(${[...hosts]}::text[]))`;
-    const { rows: [row] } = await sql<{ expired: boolean; work: boolean; policy: [string, string][] | null; windows: [string, number | string][] | null }>`SELECT
+    const takeLock = !lock ? sql`FALSE` : stopAtExpired ? sql`(r.work AND NOT r.expired)` : sql`r.work`;
+    // OFFSET 0 keeps the inner query apart: its reads are done before the lock is asked for, the clock read after it is held.
+    const { rows: [row] } = await sql<{ expired: boolean; work: boolean; policy: [string, string][] | null; windows: [string, number | string, number][] | null; locked: boolean; now: string }>`SELECT r.*, l.locked, (extract(epoch from clock_timestamp()) * 1000)::bigint AS now FROM (SELECT
       EXISTS (SELECT 1 FROM tasks WHERE status = 'running' AND lease_until < (extract(epoch from clock_timestamp()) * 1000)::bigint) AS expired,
       EXISTS (SELECT 1 FROM tasks WHERE status = 'queued' AND ${mine}) AS work,
       (SELECT json_agg(json_build_array(key, value)) FROM cluster_policy) AS policy,
-      (SELECT json_agg(json_build_array(id, window_end)) FROM runs WHERE status = 'running' AND window_end IS NOT NULL) AS windows`.execute(this.db);
+      (SELECT json_agg(json_build_array(id, window_end, cancel_at_window_end)) FROM runs WHERE status = 'running' AND window_end IS NOT NULL) AS windows
+      OFFSET 0) r CROSS JOIN LATERAL (SELECT CASE WHEN ${takeLock} THEN pg_advisory_xact_lock(${DISPATCH_LOCK_KEY}) IS NOT NULL ELSE FALSE END AS locked OFFSET 0) l`.execute(trx);
+    const windows = row?.windows ?? [];
     return {
-      expired: row?.expired === true, work: row?.work === true,
+      expired: row?.expired === true, work: row?.work === true, locked: row?.locked === true, now: Number(row?.now),
       policy: parsePolicy((row?.policy ?? []).map(([key, value]) => ({ key, value }))),
-      windowEnds: new Map((row?.windows ?? []).map(([id, end]) => [id, Number(end)])),
+      windowEnds: new Map(windows.map(([id, end]) => [id, Number(end)])),
+      stopAtWindowEnd: windows.filter(([, , cancel]) => Number(cancel) === 1).map(([id, end]) => ({ id, windowEnd: Number(end) })),
     };
   }
 
@@ -210,9 +237,29 @@ async function appendLog(trx: Transaction<StateSchema>, taskId: string, now: num
   await trx.insertInto('task_log').values({ task_id: taskId, seq: Number(last?.seq ?? 0) + 1, at: now, level, line }).execute();
 }
 
+/** What {@link PostgresTaskQueue.take} gives the runner (SharedDispatch). */
+type TakeResult = Awaited<ReturnType<SharedDispatch['take']>>;
+
+interface UnlockedRead {
+  readonly expired: boolean;
+  readonly work: boolean;
+  /** The dispatch lock is held (until the transaction ends). */
+  readonly locked: boolean;
+  /** The database's clock, ms, read after the lock when it was taken. */
+  readonly now: number;
+  readonly policy: ClusterPolicy;
+  readonly windowEnds: Map<string, number>;
+  readonly stopAtWindowEnd: { id: string; windowEnd: number }[];
+}
+
+interface HandOut extends Omit<TakeResult, 'endedRuns'> {
+  readonly expired: boolean;
+  readonly locked: boolean;
+}
+
 /** The task's own columns, without what the hand-out's query joined. */
-function taskRow(row: Selectable<TaskTable> & { last_success_at?: unknown; missed_window?: unknown }): Selectable<TaskTable> {
-  const { last_success_at: _lastSuccess, missed_window: _missed, ...task } = row;
+function taskRow(row: Selectable<TaskTable> & { last_success_at?: unknown; missed_window?: unknown; running_backups?: unknown }): Selectable<TaskTable> {
+  const { last_success_at: _lastSuccess, missed_window: _missed, running_backups: _running, ...task } = row;
   return task;
 }
 
