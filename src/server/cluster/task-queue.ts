@@ -1,27 +1,34 @@
 /**
  * The task queue shared by every worker, in PostgreSQL: the `tasks` table itself (queued rows
- * are the queue). A hand-out (`take`) is:
+ * are the queue). A hand-out (`take`) is one transaction of three statements and the commit:
  *
- * 1. reads that need no lock, in one statement: has a running task's lease
- *    expired; is a task queued that this worker could take (another kind, or a backup of a host
- *    it declares); the published limits (cluster-policy.ts); the running runs' window ends.
- *    A worker with no free slot, or with nothing queued for it, stops here: it never queues on
- *    the dispatch lock (every end wakes every worker: queue-wakeups.ts);
- * 2. if a lease expired: the tasks put back (`queued` again with attempt + 1, or `interrupted`,
- *    E_LEASE_EXPIRED, after `maxAttempts`) in a transaction of their own, each row locked
- *    `FOR UPDATE SKIP LOCKED` so that two workers never put one back twice;
- * 3. one transaction that takes the dispatch lock (`pg_advisory_xact_lock`, released at
- *    commit): hand-outs run one at a time across the cluster, so two workers can never both
- *    take the last slot of a limit. Under the lock, four statements, each seeing every commit
- *    before it began (READ COMMITTED): the lock (with the database's clock); the running
+ * 1. the reads that need no lock — has a running task's lease expired; is a task queued that
+ *    this worker could take (another kind, or a backup of a host it declares); the published
+ *    limits (cluster-policy.ts); the running runs' window ends (and which of them cancel their
+ *    backups then: the runner needs no read of its own) — and, in the same statement, only
+ *    if something is queued for this worker and no lease expired, the dispatch lock
+ *    (`pg_advisory_xact_lock`, released at commit), then the database's clock. Hand-outs run
+ *    one at a time across the cluster, so two workers can never both take the last slot of a
+ *    limit; a worker with nothing queued for it never queues on the lock (every end wakes
+ *    every worker: queue-wakeups.ts). A worker with no free slot sends no transaction at all:
+ *    it only looks for expired leases, at most every second;
+ * 2. under the lock, each statement seeing every commit before it began (READ COMMITTED): the
+ *    queued tasks with their VMs' last success, and in the same statement the running
  *    backups, counted per layer (global, host, datastore, repository, job) across every
- *    worker; the queued tasks with their VMs' last success, `FOR UPDATE SKIP LOCKED` (rows
- *    another transaction holds are passed over, never waited for); the update of the chosen
- *    rows to `running`, held by this worker with a lease (`worker`, `started_at` and
- *    `lease_until` = now + lease, on the database's clock read by that statement, after the
- *    count), and the commit. Between the second and the third, the same decision as the
- *    single-process runner (`chooseStarts`: the limits, retries not yet due, closed windows,
- *    oldest last success first), restricted to the hosts this worker declares.
+ *    worker. Then the same decision as the single-process runner (`chooseStarts`: the limits,
+ *    retries not yet due, closed windows, oldest last success first), restricted to the hosts
+ *    this worker declares;
+ * 3. the update of the chosen rows that are still queued (a task cancelled since the read is
+ *    not taken; the rows the update returns are the hand-out) to `running`, held by this
+ *    worker with a lease (`worker`, `started_at` and `lease_until` = now + lease, on the
+ *    database's clock read by that statement, after the count), and the commit.
+ *
+ * If a lease expired, the first statement does not lock: the tasks are put back (`queued`
+ * again with attempt + 1, or `interrupted`, E_LEASE_EXPIRED, after `maxAttempts`) in a
+ * transaction of their own, each row locked `FOR UPDATE SKIP LOCKED` so that two workers never
+ * put one back twice, and the hand-out runs again. From a task's end to the next hand-out's
+ * commit: BEGIN, three statements, COMMIT (seven round trips in the version before,
+ * 2026-11-26; bench/README.md "Workers").
  *
  * The limits are read just before the lock, not under it: a limit a server publishes while a
  * hand-out runs applies from the next hand-out, as it would had it come a moment later. The
@@ -42,6 +49,14 @@ import { databaseNow } from './database-clock.js';
 
 /** The advisory lock key of the hand-out (an arbitrary constant: "coff" and 10, the issue). */
 export const DISPATCH_LOCK_KEY = 0x636f6666_0a;
+
+/**
+ * How often a worker with no free slot looks for expired leases (and the runs that stop at
+ * their window's end), at most, ms: every task's end wakes every worker, and the full ones
+ * asked the database each time for nothing (≈270 reads a night of 24 tasks, bench/workers.ts).
+ * Under the runner's tick (1 s), so that each tick looks.
+ */
+const NO_SLOT_READ_MS = 900;
 
 /** Who takes, and how. */
 export interface QueueWorker {
@@ -68,7 +83,7 @@ export interface TakeTiming {
   /** Slots it had free, tasks it took. */
   readonly free: number;
   readonly taken: number;
-  /** From the call to the end of the reads that need no lock (leases, queued work, policy, windows). */
+  /** From the call to the end of the first statement (BEGIN, the reads that need no lock, and the dispatch lock when it took it). */
   readonly readMs: number;
   /** From the call to the dispatch lock held (the reads, BEGIN, waiting for other workers' hand-outs). */
   readonly lockWaitMs: number;
@@ -85,6 +100,9 @@ export class PostgresTaskQueue implements SharedDispatch {
   /** true: take nothing (draining, stopping). */
   paused = false;
   private cluster: { reading: number; running: number } | undefined;
+  /** When a take with no free slot last read the database (Date.now()), and the runs it found that stop at their window's end. */
+  private lastNoSlotRead = -Infinity;
+  private stopAtWindowEnd: { id: string; windowEnd: number }[] = [];
 
   constructor(private readonly db: Kysely<StateSchema>, private readonly worker: QueueWorker) {
     if (!(worker.capacity >= 1 && Number.isInteger(worker.capacity))) throw new CofferError('E_USAGE', `a worker runs at least 1 task at once, not ${worker.capacity}`);
@@ -111,14 +129,21 @@ export class PostgresTaskQueue implements SharedDispatch {
       this.worker.onTake?.({ at, free, taken, readMs: marks.read - begun, lockWaitMs: lockedAt - begun, lockedMs: done - lockedAt, totalMs: done - begun });
     };
     if (this.paused || free <= 0) {
-      // No slot: no transaction, no lock; only a lease to put back (any worker does it, even a full one).
+      // No slot: no transaction, no lock; only a lease to put back (any worker does it, even a
+      // full one), looked for at most every NO_SLOT_READ_MS: every end anywhere wakes every
+      // worker, and a full one has nothing else to ask. The runs that stop at their window's
+      // end are known in advance: the last read's list serves in between.
+      if (at - this.lastNoSlotRead < NO_SLOT_READ_MS) return { start: [], windowClosed: [], endedRuns: [], stopAtWindowEnd: this.stopAtWindowEnd };
+      this.lastNoSlotRead = at;
       const read = await this.readUnlocked(false);
       marks.read = performance.now();
+      this.stopAtWindowEnd = read.stopAtWindowEnd;
       const endedRuns = read.expired ? await this.db.transaction().execute((trx) => this.reclaimExpired(trx)) : [];
       report(0, performance.now());
       return { start: [], windowClosed: [], endedRuns, stopAtWindowEnd: read.stopAtWindowEnd };
     }
     let outcome = await this.handOut(free, true, marks);
+    this.stopAtWindowEnd = outcome.stopAtWindowEnd;
     let endedRuns: string[] = [];
     if (outcome.expired) {
       // A lease expired (the lock was not taken): put its tasks back in a transaction of their own, then hand out (they are queued again).
@@ -146,7 +171,7 @@ export class PostgresTaskQueue implements SharedDispatch {
       // Read after the lock (this statement sees what committed before it began: the hand-outs before this one, and every end).
       const queued = await trx.selectFrom('tasks').leftJoin('vm_state', 'vm_state.vm', 'tasks.vm').selectAll('tasks').select(['vm_state.last_success_at', 'vm_state.missed_window'])
         .select(sql<[string, string | null, string | null, string | null, string | null][] | null>`(SELECT json_agg(json_build_array(r.id, r.host, r.datastore, r.repository, r.job)) FROM tasks r WHERE r.status = 'running' AND r.kind = 'backup')`.as('running_backups'))
-        .where('tasks.status', '=', 'queued').orderBy('tasks.created_at').orderBy('tasks.id').limit(2000).forUpdate(['tasks']).skipLocked().execute();
+        .where('tasks.status', '=', 'queued').orderBy('tasks.created_at').orderBy('tasks.id').limit(2000).execute();
       if (queued.length === 0) return nothing;
       const running = (queued[0]?.running_backups ?? []).map(([id, host, datastore, repository, job]) => ({ id, host, datastore, repository, job }));
       const hosts = this.worker.hosts === undefined ? undefined : new Set(this.worker.hosts);
@@ -158,15 +183,19 @@ export class PostgresTaskQueue implements SharedDispatch {
       }
       const { start, windowClosed } = chooseStarts(backups.map((row) => ({ ...placementOf(row), row, runId: row.run_id, vm: row.vm, datastore: row.datastore, notBefore: row.not_before === null ? null : Number(row.not_before) })),
         running.map((r) => ({ ...placementOf(r), reading: true, latencyMs: undefined })), { now: new Date(now), limits: read.policy.limits, windowEnds: read.windowEnds, vmStates });
-      const taken = [...others, ...start.map((t) => t.row)].slice(0, free).map(taskRow);
+      const chosen = [...others, ...start.map((t) => t.row)].slice(0, free).map(taskRow);
       // The start time is read after the count, by the update itself: a task that ended
       // (committed) while this transaction waited for the lock has an end before it, never after.
+      // Only rows still queued are taken (one cancelled since the read is not): what the update returns is what was handed out.
       let startedAt = now;
-      if (taken.length > 0) {
+      let taken: Selectable<TaskTable>[] = [];
+      if (chosen.length > 0) {
         const updated = await trx.updateTable('tasks')
           .set({ status: 'running', worker: this.worker.name, lease_until: sql<number>`(extract(epoch from clock_timestamp()) * 1000)::bigint + ${this.worker.leaseMs}`, started_at: sql<number>`(extract(epoch from clock_timestamp()) * 1000)::bigint`, cancel_requested: 0 })
-          .where('id', 'in', taken.map((r) => r.id)).returning(['started_at']).execute();
+          .where('id', 'in', chosen.map((r) => r.id)).where('status', '=', 'queued').returning(['id', 'started_at']).execute();
         startedAt = Number(updated[0]?.started_at ?? now);
+        const ids = new Set(updated.map((r) => r.id));
+        taken = chosen.filter((r) => ids.has(r.id));
       }
       this.cluster = { reading: running.length + taken.length, running: running.length + taken.length };
       return {
