@@ -238,11 +238,46 @@ test('a take says which running runs cancel their backups at their window\'s end
     job: 'windowed', reason: 'on-demand', owner: 'test', windowEnd: new Date(Date.now() - 1000), cancelAtWindowEnd: true,
     vms: [{ vm: 'late-vm', host: 'late-host', repository: { name: 'r1', url: '/nonexistent/repository' }, source: { images: ['/nonexistent/disk.raw'] } }],
   });
-  const queue = new PostgresTaskQueue(state.db, { name: 'windows', hosts: ['late-host'], capacity: 1, leaseMs: 30_000 });
+  const reads: TakeTiming[] = [];
+  const queue = new PostgresTaskQueue(state.db, { name: 'windows', hosts: ['late-host'], capacity: 1, leaseMs: 30_000, onTake: (t) => reads.push(t) });
   const full = await queue.take(0);
   assert.ok(full.stopAtWindowEnd.some((r) => r.id === run.id && r.windowEnd < Date.now()), 'told even without a free slot');
+  const again = await queue.take(0);
+  assert.deepEqual(again.stopAtWindowEnd, full.stopAtWindowEnd, 'the last read\'s list, between reads');
+  assert.equal(reads.length, 1, 'a worker with no free slot woken twice within 900 ms reads the database once');
   const free = await queue.take(1);
   assert.deepEqual(free.start, []);
   assert.deepEqual(free.windowClosed.map((r) => r.vm), ['late-vm']);
   assert.ok(free.stopAtWindowEnd.some((r) => r.id === run.id));
+});
+
+test('a task cancelled while a hand-out chose it is not handed out (the update takes only rows still queued)', async () => {
+  await server.startRun({ job: 'cancelling', reason: 'on-demand', owner: 'test', vms: [{ vm: 'cancel-vm', host: 'cancel-host', repository: { name: 'r1', url: '/nonexistent/repository' }, source: { images: ['/nonexistent/disk.raw'] } }] });
+  // The cancel is under way (its row locked, not committed) when the hand-out reads and chooses.
+  const canceller = await openStateDatabase({ url });
+  claimerStates.push(canceller);
+  let commit: () => void = () => undefined;
+  let updated: () => void = () => undefined;
+  const isUpdated = new Promise<void>((resolve) => (updated = resolve));
+  const cancelling = canceller.db.transaction().execute(async (trx) => {
+    await sql`UPDATE tasks SET status = 'cancelled', ended_at = (extract(epoch from clock_timestamp()) * 1000)::bigint WHERE vm = 'cancel-vm' AND status = 'queued'`.execute(trx);
+    updated();
+    await new Promise<void>((resolve) => (commit = resolve));
+  });
+  try {
+    await within(isUpdated, 10_000, 'the cancel\'s update');
+    const queue = new PostgresTaskQueue(state.db, { name: 'chooser', hosts: ['cancel-host'], capacity: 1, leaseMs: 30_000 });
+    let done = false;
+    const taking = queue.take(1).finally(() => (done = true));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(done, false, 'the hand-out chose the task (it was queued when read) and waits for the cancel\'s row lock');
+    commit();
+    const taken = await within(taking, 10_000, 'the take once the cancel committed');
+    assert.deepEqual(taken.start, [], 'the cancelled task is not handed out');
+    const row = await state.db.selectFrom('tasks').select(['status', 'worker']).where('vm', '=', 'cancel-vm').executeTakeFirstOrThrow();
+    assert.deepEqual([row.status, row.worker], ['cancelled', null]);
+  } finally {
+    commit();
+    await cancelling;
+  }
 });
