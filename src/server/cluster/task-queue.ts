@@ -170,7 +170,8 @@ export class PostgresTaskQueue implements SharedDispatch {
       const now = read.now;
       // Read after the lock (this statement sees what committed before it began: the hand-outs before this one, and every end).
       const queued = await trx.selectFrom('tasks').leftJoin('vm_state', 'vm_state.vm', 'tasks.vm').selectAll('tasks').select(['vm_state.last_success_at', 'vm_state.missed_window'])
-        .select(sql<[string, string | null, string | null, string | null, string | null][] | null>`(SELECT json_agg(json_build_array(r.id, r.host, r.datastore, r.repository, r.job)) FROM tasks r WHERE r.status = 'running' AND r.kind = 'backup')`.as('running_backups'))
+        // The running backups on the first row only (on every row, 600 queued rows carried 600 copies: 2× the time under the lock).
+        .select(sql<[string, string | null, string | null, string | null, string | null][] | null>`CASE WHEN row_number() OVER (ORDER BY tasks.created_at, tasks.id) = 1 THEN (SELECT json_agg(json_build_array(r.id, r.host, r.datastore, r.repository, r.job)) FROM tasks r WHERE r.status = 'running' AND r.kind = 'backup') END`.as('running_backups'))
         .where('tasks.status', '=', 'queued').orderBy('tasks.created_at').orderBy('tasks.id').limit(2000).execute();
       if (queued.length === 0) return nothing;
       const running = (queued[0]?.running_backups ?? []).map(([id, host, datastore, repository, job]) => ({ id, host, datastore, repository, job }));
