@@ -49,8 +49,9 @@ export interface CodecSettings {
  * zstd's hash table for {@link ObjectCodec.sealInto} at the default level 3: 2^16 entries
  * instead of the 2^17 zstd picks for inputs over 256 KiB (a format 2 frame is up to 2 MiB).
  * Its tables then fit a core's L2 cache beside the input: on the bench disk's 2 MiB frames,
- * compression ran 35 % faster (228 → 308 MB per CPU-second, the rate 256 KiB chunks get)
- * for 0.45 % more stored bytes (bench/README.md, "Backup speed on format 2", 2026-11-26).
+ * compression took 20-35 % less CPU (249 → 298 MB per CPU-second interleaved, 228 → 308 in
+ * separate runs; 256 KiB chunks get ~310) for 0.4 % more stored bytes (bench/README.md,
+ * "Backup speed on format 2", 2026-11-26).
  * Other levels keep zstd's own parameters; the output is ordinary zstd either way.
  */
 const FRAME_HASH_LOG_LEVEL = 3;
