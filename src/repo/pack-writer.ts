@@ -3,7 +3,6 @@ import { ObjectKind } from './format/envelope.js';
 import { encodeLocatedEntry } from './format/located-entry.js';
 import { encodeSegment, MAX_SEGMENT_ENTRIES } from './format/index-segment.js';
 import { encodeTrailer, MAX_CHUNKS_PER_FRAME, packFooter, packHeader, PACK_FOOTER_SIZE, PACK_HEADER_SIZE, UNADDRESSED_ID } from './format/pack.js';
-import { digestRecorderOf } from './digests/digest-recording-backend.js';
 import { FrameSlot } from './frame-slot.js';
 import { packKey, segmentKey } from './layout.js';
 import type { Repository } from './repository.js';
@@ -262,10 +261,8 @@ export class PackWriter {
       await Promise.race(this.uploading);
       this.throwIfFailed();
     }
-    const key = packKey(packId.toString('hex'));
-    digestRecorderOf(this.repo)?.knowDigest(key, packId); // the pack's id is its SHA-256: not hashed twice
     const upload: Promise<void> = this.repo.backend
-      .put(key, pack)
+      .put(packKey(packId.toString('hex')), pack)
       .then(() => {
         this.stored.packs += 1;
         this.stored.bytes += size;

@@ -41,8 +41,6 @@ export interface DigestRecordingOptions {
  */
 export class DigestRecordingBackend implements Backend {
   private pending = new Map<string, DigestEntry>();
-  /** Digests announced by {@link knowDigest}, until the put of their key. */
-  private readonly knownDigests = new Map<string, Buffer>();
   private writing: Promise<void> = Promise.resolve();
   private keyStored = false;
   /** The time of the last record written: each is later, so the replay order is the writing order. */
@@ -87,23 +85,11 @@ export class DigestRecordingBackend implements Backend {
     await this.add({ op: 'stored', key, length: data.length, sha256: createHash('sha256').update(data).digest() });
   }
 
-  /**
-   * Tells the recorder the SHA-256 of the bytes the caller is about to put under `key`,
-   * computed from those very bytes (a pack's id is its SHA-256, hashed on a codec worker):
-   * that put records it instead of hashing the bytes again on this thread (a format 2 full
-   * hashed each pack twice). Used by the next put of `key` only.
-   */
-  knowDigest(key: string, sha256: Buffer): void {
-    this.knownDigests.set(key, sha256);
-  }
-
   async put(key: string, data: Uint8Array): Promise<void> {
-    const known = this.knownDigests.get(key);
-    this.knownDigests.delete(key);
     if (!isCoveredKey(key)) return this.inner.put(key, data);
     // Recorded before the manifest exists: what it names is covered first.
     if (key.startsWith(SNAPSHOTS_PREFIX)) await this.flush();
-    const sha256 = known ?? createHash('sha256').update(data).digest();
+    const sha256 = createHash('sha256').update(data).digest();
     await this.inner.put(key, data);
     await this.add({ op: 'stored', key, length: data.length, sha256 });
   }

@@ -133,21 +133,6 @@ test('the record of what a backup stored is written before its manifest; the man
   assert.equal(await backend.flush(), false, 'nothing waits: no empty record');
 });
 
-test('a digest announced by knowDigest is recorded for the next put of its key instead of hashing again, and only for that put', async () => {
-  const backend = new DigestRecordingBackend(await localBackend(), deriveSigningKey(newMasterKey()));
-  const pack = `packs/0a/${'a'.repeat(64)}`;
-  const announced = sha(Buffer.from('what the caller hashed'));
-  backend.knowDigest(pack, announced);
-  await backend.put(pack, Buffer.from('pack bytes'));
-  await backend.flush();
-  await backend.put(chunk(2), Buffer.from('two'));
-  await backend.put(pack, Buffer.from('pack bytes')); // announced for one put only: hashed here
-  await backend.flush();
-  const written = (await records(backend.inner)).sort((a, b) => a.timeMs - b.timeMs);
-  const digests = written.map((r) => r.entries.map((e) => (e.op === 'stored' ? `${e.key} ${e.sha256.toString('hex')}` : e.key)).sort());
-  assert.deepEqual(digests, [[`${pack} ${announced.toString('hex')}`], [`${chunk(2)} ${sha(Buffer.from('two')).toString('hex')}`, `${pack} ${sha(Buffer.from('pack bytes')).toString('hex')}`].sort()]);
-});
-
 test('records are cut every maxEntries entries, and a record that failed to be written loses nothing', async () => {
   const local = await localBackend();
   const faulty = new FaultyBackend(local, [{ method: 'put', keyPrefix: 'digests/', nth: 1, code: 'E_BACKEND_IO' }]);
