@@ -40,10 +40,18 @@ export interface BackupDiskOptions {
 /** Groups in flight per worker thread: enough to keep reads and CPU work overlapped. */
 const GROUPS_IN_FLIGHT_PER_THREAD = 2;
 /**
- * Consecutive blocks read and hashed together: one read and one worker round trip for four
- * blocks instead of four (the per-task overhead was about a fifth of an incremental's time).
+ * Bytes of consecutive blocks read and hashed together: one read and one worker round trip
+ * for 2 MiB (eight 256 KiB blocks) instead of one per block. Four blocks a group had cut the
+ * per-task overhead (about a fifth of an incremental's time with one). 4 MiB groups saved a
+ * little more CPU but added 12-28 MiB to the peak RSS, which has little margin under the
+ * 256 MiB target (bench/README.md, "Backup speed on format 2", 2026-11-26).
  */
-const BLOCKS_PER_GROUP = 4;
+const GROUP_BYTES = 2 * 1024 * 1024;
+/**
+ * Groups added in flight for patching: one per 4 patch buffers ({@link PATCHES_IN_FLIGHT_PER_THREAD}),
+ * as when a group was 4 blocks, so the live incremental keeps the concurrency it was tuned with.
+ */
+const PATCH_GROUP = 4;
 /**
  * Blocks patched at once per worker thread. Patching one (an incremental's typical block: a
  * few KiB changed) is a chain of short waits: the parent's chunk from the repository, its
@@ -70,7 +78,7 @@ export function uploadsInFlight(threads: number, blockSize: number, preferredCon
 /**
  * Backs up one disk: block device → fixed blocks → zero check → hash → dedup (parent entry,
  * then known ids, then the repository) → compress and encrypt → store; then the index pages.
- * Memory is a fixed set of shared buffers (`threads × 2` groups of 4 blocks, `threads × 8`
+ * Memory is a fixed set of shared buffers (`threads × 2` groups of 2 MiB, `threads × 8`
  * blocks for patching), the sealed chunks uploading ({@link uploadsInFlight}: a block's
  * buffer is free once its chunk is sealed, the PUT runs behind, see upload-queue.ts) and the
  * index pages in progress, whatever the disk size. Blocks
@@ -83,7 +91,8 @@ export async function backupDisk(repo: Repository, device: BlockDevice, options:
   const parent = options.parent !== undefined && options.parent.disk.blockSize === blockSize ? options.parent : undefined;
   const index = new DiskIndexWriter(repo, device.size, blockSize, repo.config.entriesPerPage);
   const pool = repo.pool;
-  const buffers = new SharedBufferPool(blockSize * BLOCKS_PER_GROUP, pool.threads * GROUPS_IN_FLIGHT_PER_THREAD);
+  const blocksPerGroup = Math.max(1, Math.floor(GROUP_BYTES / blockSize));
+  const buffers = new SharedBufferPool(blockSize * blocksPerGroup, pool.threads * GROUPS_IN_FLIGHT_PER_THREAD);
   const patchBuffers = new SharedBufferPool(blockSize, pool.threads * PATCHES_IN_FLIGHT_PER_THREAD);
   const writing = new Map<string, Promise<void>>();
   const uploads = new UploadQueue(uploadsInFlight(pool.threads, blockSize, repo.backend.preferredConcurrency));
@@ -254,9 +263,9 @@ export async function backupDisk(repo: Repository, device: BlockDevice, options:
   };
 
   // Enough groups in flight to fill both kinds of buffers; each waits for the buffer it needs.
-  const groupsInFlight = buffers.count + patchBuffers.count / BLOCKS_PER_GROUP;
+  const groupsInFlight = buffers.count + patchBuffers.count / PATCH_GROUP;
   try {
-    await forEachLimited(groupBlocks(planBlocks(device, blockSize, trustChangeTracking), BLOCKS_PER_GROUP), groupsInFlight, processGroup);
+    await forEachLimited(groupBlocks(planBlocks(device, blockSize, trustChangeTracking), blocksPerGroup), groupsInFlight, processGroup);
   } catch (error) {
     await uploads.drain().catch(() => undefined); // nothing keeps writing after the backup failed
     await packed?.writer.abandon(error);

@@ -215,3 +215,38 @@ test('with change tracking trusted, ranges marked unchanged are taken from the p
     assert.equal(progress.bytesRead, MiB);
   });
 });
+
+test('data is read in runs of up to 2 MiB (one read and one hashing task each), never less than a block, and round-trips', async () => {
+  // 9 MiB of data after a hole, then a hole, then 1.5 MiB: every block size cuts these into
+  // 2 MiB reads (a block larger than 2 MiB is read alone), and a read never crosses a hole.
+  const image = await sparseImage(32 * MiB, [
+    { offset: 4 * MiB, data: seededBytes(20, 9 * MiB) },
+    { offset: 24 * MiB, data: seededBytes(21, 1.5 * MiB) },
+  ]);
+  const expected: Record<number, number[]> = {
+    [64 * KiB]: [2, 2, 2, 2, 1.5, 1].map((m) => m * MiB), // 4-6 … 10-12, 24-25.5, 12-13
+    [MiB]: [2, 2, 2, 2, 2, 1].map((m) => m * MiB), // 4-6 … 10-12, 24-26, 12-13
+    [4 * MiB]: [4, 4, 4, 4].map((m) => m * MiB), // 4-8, 8-12, 12-16 (9 MiB of data reach 13), 24-28
+  };
+  for (const [blockSize, reads] of Object.entries(expected)) {
+    const { backend } = await newRepo({ blockSize: Number(blockSize) });
+    await withRepo(backend, async (repo) => {
+      const raw = await RawImage.open(image);
+      const lengths: number[] = [];
+      const device = {
+        size: raw.size,
+        read: (offset: number, length: number, into?: Uint8Array) => {
+          lengths.push(length);
+          return raw.read(offset, length, into);
+        },
+        close: () => raw.close(),
+        extents: raw.extents.bind(raw),
+      };
+      const { record } = await backupDisk(repo, device, { name: 'disk0', sourceFormat: 'raw', source: image, parent: undefined, known: new KnownChunks(), damaged: new Set(), trustChangeTracking: false, signal: undefined, onProgress: undefined });
+      await device.close();
+      assert.deepEqual(lengths.sort((a, b) => b - a), reads, `reads with ${Number(blockSize) / KiB} KiB blocks`);
+      const reader = new DiskIndexReader(repo, record);
+      assert.equal(reader.blockCount, (32 * MiB) / Number(blockSize));
+    });
+  }
+});
