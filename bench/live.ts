@@ -16,6 +16,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { BenchConfig } from './config.js';
 import { run, timed, type Measurement } from './exec.js';
+import { nbdcopyThroughQemuNbd, stopProcess } from './qemu-nbd-copy.js';
 import { NbdClient } from '../src/nbd/index.js';
 import { qemuIo, QmpClient } from '../src/qmp/index.js';
 import { startTestVm } from '../src/testing/index.js';
@@ -81,7 +82,7 @@ export async function runLive(cfg: BenchConfig, baseRaw: string, log: (line: str
       const nbdcopyCofferS = await throughCoffer(cfg, repo, path.join(dir, 'serve2.sock'), env);
       const restored = path.join(dir, 'restored.raw');
       const restore = await coffer(['restore', '-r', repo, 'live:latest', '--to', restored]);
-      const nbdcopyQemuNbdS = await throughQemuNbd(restored, path.join(dir, 'qemu-nbd.sock'));
+      const nbdcopyQemuNbdS = await nbdcopyThroughQemuNbd(restored, path.join(dir, 'qemu-nbd.sock'));
       return {
         full: { ...full.m, bytesRead: fullJson.bytesRead, bytesStored: fullJson.bytesStored, blockSize },
         incremental: { ...incr.m, bytesRead: incrJson.bytesRead, bytesNew: incrJson.bytesNew, bytesStored: incrJson.bytesStored },
@@ -163,29 +164,6 @@ async function throughCoffer(cfg: BenchConfig, repo: string, socket: string, env
   } finally {
     await stopProcess(serve);
   }
-}
-
-async function throughQemuNbd(image: string, socket: string): Promise<number> {
-  // -t: keep serving after the readiness probe disconnects (qemu-nbd exits with its last client otherwise).
-  const server = spawn('qemu-nbd', ['-t', '-r', '-f', 'raw', '-x', 'disk0', '-k', socket, '--shared=4', image], { stdio: 'ignore' });
-  try {
-    for (let i = 0; i < 500; i++) {
-      const ok = await run('nbdinfo', ['--size', `nbd+unix:///disk0?socket=${socket}`], { allowFail: true });
-      if (ok.code === 0) break;
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-    return (await timed('nbdcopy', [`nbd+unix:///disk0?socket=${socket}`, 'null:'])).m.wallS;
-  } finally {
-    await stopProcess(server);
-  }
-}
-
-/** SIGTERM, then waits for the process to be gone (at once if it already is). */
-async function stopProcess(child: ReturnType<typeof spawn>): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const closed = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  await closed;
 }
 
 /** The issue's targets for the live section. */

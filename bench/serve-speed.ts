@@ -19,6 +19,7 @@ import { copyFile, mkdir, open, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { run, timed } from './exec.js';
+import { nbdcopyThroughQemuNbd, stopProcess } from './qemu-nbd-copy.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const cofferBin = process.env.COFFER_BIN ?? path.join(root, 'bin', 'coffer.js');
@@ -52,7 +53,7 @@ async function main(): Promise<void> {
     const qemus: number[] = [];
     for (let i = 0; i < runs; i++) {
       coffers.push(await throughCoffer(repo, path.join(work, `serve-${i}.sock`)));
-      qemus.push(await throughQemuNbd(restored, path.join(work, `qemu-${i}.sock`)));
+      qemus.push(await nbdcopyThroughQemuNbd(restored, path.join(work, `qemu-${i}.sock`)));
       const last = coffers[coffers.length - 1] as { wallS: number; serveCpuS: number };
       console.log(`run ${i + 1}: coffer serve ${last.wallS.toFixed(2)} s (serve CPU ${last.serveCpuS.toFixed(2)} s), qemu-nbd ${(qemus[qemus.length - 1] as number).toFixed(2)} s`);
     }
@@ -104,20 +105,7 @@ async function throughCoffer(repo: string, socket: string): Promise<{ wallS: num
     const wallS = (await timed('nbdcopy', [uri, 'null:'])).m.wallS;
     return { wallS, serveCpuS: (await cpuSeconds(serve.pid as number)) - before };
   } finally {
-    await stop(serve);
-  }
-}
-
-async function throughQemuNbd(image: string, socket: string): Promise<number> {
-  const server = spawn('qemu-nbd', ['-t', '-r', '-f', 'raw', '-x', 'disk0', '-k', socket, '--shared=4', image], { stdio: 'ignore' });
-  try {
-    for (let i = 0; i < 500; i++) {
-      if ((await run('nbdinfo', ['--size', `nbd+unix:///disk0?socket=${socket}`], { allowFail: true })).code === 0) break;
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-    return (await timed('nbdcopy', [`nbd+unix:///disk0?socket=${socket}`, 'null:'])).m.wallS;
-  } finally {
-    await stop(server);
+    await stopProcess(serve);
   }
 }
 
@@ -126,15 +114,6 @@ async function cpuSeconds(pid: number): Promise<number> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-async function stop(child: ReturnType<typeof spawn>): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
 }
 
 async function sizeOf(file: string): Promise<number> {
