@@ -18,6 +18,20 @@ import { open, type FileHandle } from 'node:fs/promises';
  * ({@link ReadLease.stillLinked}) with each read, and reopens by name when it is 0, so a
  * deleted file is reported missing and a replaced one is read anew.
  */
+/** A lease of `handle` whose first `release()` runs `onRelease` (later ones do nothing). */
+function leaseOf(handle: FileHandle, onRelease: () => void): ReadLease {
+  let released = false;
+  return {
+    handle,
+    stillLinked: async () => (await handle.stat()).nlink > 0,
+    release: () => {
+      if (released) return;
+      released = true;
+      onRelease();
+    },
+  };
+}
+
 export class ReadHandles {
   private readonly kept = new Map<string, KeptHandle>();
   private timer: NodeJS.Timeout | undefined;
@@ -59,18 +73,11 @@ export class ReadHandles {
       entry.users -= 1;
       throw error;
     }
-    let released = false;
-    return {
-      handle,
-      stillLinked: async () => (await handle.stat()).nlink > 0,
-      release: () => {
-        if (released) return;
-        released = true;
-        entry.users -= 1;
-        entry.lastUsed = this.now();
-        if (entry.forgotten && entry.users === 0) void handle.close().catch(() => undefined);
-      },
-    };
+    return leaseOf(handle, () => {
+      entry.users -= 1;
+      entry.lastUsed = this.now();
+      if (entry.forgotten && entry.users === 0) void handle.close().catch(() => undefined);
+    });
   }
 
   /** Stops keeping the handle of `path` (deleted or replaced): closed now, or when its last read ends. */
@@ -120,16 +127,7 @@ export class ReadHandles {
 
   private async uncached(path: string): Promise<ReadLease> {
     const handle = await open(path, 'r');
-    let released = false;
-    return {
-      handle,
-      stillLinked: async () => (await handle.stat()).nlink > 0,
-      release: () => {
-        if (released) return;
-        released = true;
-        void handle.close().catch(() => undefined);
-      },
-    };
+    return leaseOf(handle, () => void handle.close().catch(() => undefined));
   }
 
   private startTimer(): void {
