@@ -18,20 +18,6 @@ import { open, type FileHandle } from 'node:fs/promises';
  * ({@link ReadLease.stillLinked}) with each read, and reopens by name when it is 0, so a
  * deleted file is reported missing and a replaced one is read anew.
  */
-/** A lease of `handle` whose first `release()` runs `onRelease` (later ones do nothing). */
-function leaseOf(handle: FileHandle, onRelease: () => void): ReadLease {
-  let released = false;
-  return {
-    handle,
-    stillLinked: async () => (await handle.stat()).nlink > 0,
-    release: () => {
-      if (released) return;
-      released = true;
-      onRelease();
-    },
-  };
-}
-
 export class ReadHandles {
   private readonly kept = new Map<string, KeptHandle>();
   private timer: NodeJS.Timeout | undefined;
@@ -169,4 +155,18 @@ interface KeptHandle {
   lastUsed: number;
   /** No longer kept: closed when its last user releases it. */
   forgotten: boolean;
+}
+
+/** A lease of `handle` whose first `release()` runs `onRelease` (later ones do nothing). */
+function leaseOf(handle: FileHandle, onRelease: () => void): ReadLease {
+  let released = false;
+  return {
+    handle,
+    stillLinked: async () => (await handle.stat()).nlink > 0,
+    release: () => {
+      if (released) return;
+      released = true;
+      onRelease();
+    },
+  };
 }
