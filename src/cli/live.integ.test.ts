@@ -1,7 +1,8 @@
 /**
  * `coffer backup --qemu QMP_SOCKET` on a running QEMU (TCG, no guest OS): a full backup, then
  * an incremental that reads only the dirty blocks, each restored by `coffer restore` equal to
- * the disk as it was; a dead monitor gives a one-line error and exit code 3.
+ * the disk as it was; a dead monitor gives a one-line error and exit code 3; a wrong
+ * passphrase fails before the VM is touched.
  */
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
@@ -78,6 +79,25 @@ test('a monitor nobody listens on gives one line and exit code 3', async () => {
   assertOneLineError(result);
   const both = await coffer(['backup', '-r', repo, '--vm', 'web01', '--qemu', vm.qmpSocket, '/some/disk.raw'], { env });
   assertExit(both, 2);
+});
+
+/** What a backup may leave on the VM: its block nodes with their dirty bitmaps, block jobs and NBD exports. */
+async function vmState(): Promise<unknown> {
+  const nodes = (await monitor.execute('query-named-block-nodes', { flat: true })) as { 'node-name': string; 'dirty-bitmaps'?: { name: string }[] }[];
+  return {
+    nodes: nodes.map((node) => `${node['node-name']}: ${(node['dirty-bitmaps'] ?? []).map((b) => b.name).sort().join(',')}`).sort(),
+    jobs: await monitor.execute('query-block-jobs'),
+    exports: await monitor.execute('query-block-exports'),
+  };
+}
+
+test('a wrong passphrase fails with its exit code and leaves the VM as it was (no node, bitmap, job or export)', async () => {
+  const before = await vmState();
+  const wrong = await coffer(['backup', '-r', repo, '--vm', 'web01', '--qemu', vm.qmpSocket], { env: { COFFER_PASSWORD: 'not the passphrase' }, timeoutMs: 120_000 });
+  assertExit(wrong, 12);
+  assert.match(assertOneLineError(wrong), /passphrase opens none/);
+  assert.deepEqual(await vmState(), before);
+  assert.ok(JSON.stringify(before).includes('disk0'), 'the check sees the VM\'s disk node');
 });
 
 test('capture hooks run around the instant; a failing pre-capture hook stops the backup and loses nothing', async () => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { after, test } from 'node:test';
 import { isCofferError } from '../errors/index.js';
 import { CodecPool } from './codec-pool.js';
@@ -56,4 +56,34 @@ test('hashSealMany: one task hashes every block and seals those asked, with the 
     if (i === 3) assert.equal(result.sealed, null);
     else assert.ok(codec.open(result.sealed as Buffer, ObjectKind.chunk, `chunks/${i}`, id, { rehash: true }).equals(block), `block ${i} opens back`);
   });
+});
+
+test('the threads start at the first task, not when the pool is made; a pool that ran nothing closes without starting them', async () => {
+  const idle = new CodecPool(settings, { threads: 2 });
+  assert.equal(idle.threads, 2, 'the thread count is known before they start (pack writers size their slots by it)');
+  assert.equal(idle.started, false);
+  await idle.close();
+  assert.equal(idle.started, false);
+
+  const lazy = new CodecPool(settings, { threads: 1 });
+  try {
+    assert.equal(lazy.started, false);
+    const block = randomBytes(1000);
+    assert.deepEqual(await lazy.sha256(block), createHash('sha256').update(block).digest());
+    assert.equal(lazy.started, true);
+  } finally {
+    await lazy.close();
+  }
+  await assert.rejects(lazy.sha256(Buffer.from('after close')), /closed/);
+  await assert.rejects(lazy.open(Buffer.alloc(64), { kind: ObjectKind.chunk, name: 'chunks/y', id: Buffer.alloc(32), rehash: false, into: new Uint8Array(new SharedArrayBuffer(64)) }), /closed/);
+});
+
+test('start() starts the threads ahead of the first task', async () => {
+  const early = new CodecPool(settings, { threads: 1 });
+  try {
+    early.start();
+    assert.equal(early.started, true);
+  } finally {
+    await early.close();
+  }
 });

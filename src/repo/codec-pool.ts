@@ -63,20 +63,47 @@ export interface BlockHash {
  * I/O, so it needs no core of its own.
  */
 export class CodecPool {
-  private readonly pool: Piscina<CodecTask, CodecResult>;
+  private workers: Piscina<CodecTask, CodecResult> | undefined;
+  private closed = false;
   readonly threads: number;
   /** Opens into shared memory waiting for this turn of the event loop to end (see {@link open}). */
   private waitingOpens: { object: OpenIntoTask; resolve: (length: number) => void; reject: (error: unknown) => void }[] = [];
 
-  constructor(settings: CodecSettings, options: { threads?: number } = {}) {
+  constructor(
+    private readonly settings: CodecSettings,
+    options: { threads?: number } = {},
+  ) {
     this.threads = Math.max(1, options.threads ?? availableParallelism());
-    this.pool = new Piscina({
+  }
+
+  /**
+   * Starts the threads now rather than at the first task (`coffer serve` does, so that its
+   * first NBD read does not wait for them).
+   */
+  start(): void {
+    void this.pool;
+  }
+
+  /** Whether the threads have been started. */
+  get started(): boolean {
+    return this.workers !== undefined;
+  }
+
+  /**
+   * The threads, started by the first task (or {@link start}): a command that hashes, seals
+   * and opens nothing, such as an incremental backup of an unchanged VM, never pays their
+   * start (each loads its modules: about 0.09 CPU-s a thread, bench/README.md).
+   */
+  private get pool(): Piscina<CodecTask, CodecResult> {
+    if (this.closed) throw new Error('the codec pool is closed');
+    this.workers ??= new Piscina({
       filename: new URL('./codec-worker-entry.cjs', import.meta.url).href,
-      workerData: settings,
+      workerData: this.settings,
       minThreads: this.threads,
       maxThreads: this.threads,
       idleTimeout: 60_000,
     });
+    return this.workers;
   }
 
   /** Zero check and object id of a data block. */
@@ -173,11 +200,18 @@ export class CodecPool {
   private sendOpens(): void {
     const waiting = this.waitingOpens;
     this.waitingOpens = [];
+    let pool: Piscina<CodecTask, CodecResult>;
+    try {
+      pool = this.pool;
+    } catch (error) {
+      for (const w of waiting) w.reject(error);
+      return;
+    }
     const perTask = Math.ceil(waiting.length / this.threads);
     for (let start = 0; start < waiting.length; start += perTask) {
       const group = waiting.slice(start, start + perTask);
       const transferList = group.filter((w) => owns(w.object.data)).map((w) => w.object.data.buffer as ArrayBuffer);
-      this.pool.run({ op: 'openMany', objects: group.map((w) => w.object) }, { transferList }).then(
+      pool.run({ op: 'openMany', objects: group.map((w) => w.object) }, { transferList }).then(
         (result) => {
           const { results } = expect(result, 'openMany');
           group.forEach((w, i) => {
@@ -250,7 +284,8 @@ export class CodecPool {
 
   /** Stops the threads; pending tasks are rejected. */
   async close(): Promise<void> {
-    await this.pool.destroy();
+    this.closed = true;
+    await this.workers?.destroy();
   }
 }
 

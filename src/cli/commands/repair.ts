@@ -17,8 +17,9 @@ import { ExitCode } from '../exit-codes.js';
 import { ProgressReporter } from '../progress.js';
 import { lookUpDamagedFiles, type DamagedFiles } from './damaged-files.js';
 
-/** The note kind that marks a snapshot as damaged (its data: the ranges that cannot be restored). */
-export const DAMAGE_NOTE = 'damage';
+import { DAMAGE_NOTE } from './damage-note.js';
+
+export { DAMAGE_NOTE };
 /** The note kind on a salvaged copy: which snapshot it was made from and what reads as zeros. */
 export const SALVAGE_NOTE = 'salvage';
 

@@ -23,7 +23,7 @@ export async function serveCommand(reference: string, options: ServeCommandOptio
   return withRepository(options, context, async (repo) => {
     const snapshot = await resolveSnapshot(repo, reference);
     // The codec workers start now, not at the first read (their start took 0.2-1.2 s of nbdcopy's copy).
-    void repo.pool;
+    repo.pool.start();
     const disks = snapshot.disks.map((disk) => new SnapshotDisk(repo, snapshot.id, disk, { readAhead: true }));
     const overlays: CowOverlay[] = [];
     try {

@@ -1,5 +1,5 @@
 import { listProtections, listSnapshotNotes, listSnapshots, TAPE_NOTE, TEST_RESTORE_NOTE, testRestoreOf, VERIFICATION_NOTE, verificationOf, type Protection, type Snapshot, type StoredSnapshotNote, type TapeNoteData } from '../../repo/index.js';
-import { DAMAGE_NOTE } from './repair.js';
+import { DAMAGE_NOTE } from './damage-note.js';
 import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
 import { formatBytes, formatTable } from '../format.js';
 

@@ -1,0 +1,48 @@
+/**
+ * What a command loads at start-up: each command's module is imported when it runs
+ * (main.ts), and a command must not pull in code it never runs. Loading ~150 modules of
+ * restore, volume and filesystem code cost `coffer snapshots` (and every `coffer backup`,
+ * which imports it) about 0.1 CPU-s before this was pinned (bench/README.md, "fixed cost").
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { test } from 'node:test';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+const distSrc = new URL('../', import.meta.url).href;
+
+/** The dist/src folders whose modules a child process loads when it imports `module` (relative to dist/src). */
+async function foldersLoadedBy(module: string): Promise<Set<string>> {
+  // A module loader hook (node:module register) that prints every file: URL it loads.
+  const hook = `export async function load(url, context, next) { if (url.startsWith('file:')) process.stderr.write('LOADED ' + url + '\\n'); return next(url, context); }`;
+  const script = `
+    import { register } from 'node:module';
+    register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hook)}`)});
+    await import(${JSON.stringify(new URL(module, distSrc).href)});
+  `;
+  const { stderr } = await run(process.execPath, ['--input-type=module', '-e', script], { timeout: 30_000 });
+  const folders = new Set<string>();
+  for (const line of stderr.split('\n')) {
+    const url = line.startsWith('LOADED ') ? line.slice('LOADED '.length) : '';
+    if (url.startsWith(distSrc)) folders.add(url.slice(distSrc.length).split('/')[0] as string);
+  }
+  return folders;
+}
+
+test('the check sees what a module loads (repair loads restore code)', async () => {
+  const folders = await foldersLoadedBy('cli/commands/repair.js');
+  assert.ok(folders.has('repo') && folders.has('restore'), [...folders].join(', '));
+});
+
+test('coffer snapshots loads no restore, volume or filesystem code', async () => {
+  const folders = await foldersLoadedBy('cli/commands/snapshots.js');
+  for (const folder of ['restore', 'volume', 'fs', 'nbd']) assert.ok(!folders.has(folder), `snapshots.js loads ${folder}/: ${[...folders].join(', ')}`);
+});
+
+test('coffer backup (of VM disks or files) loads no restore code', async () => {
+  for (const module of ['cli/commands/backup.js', 'cli/commands/backup-files.js']) {
+    const folders = await foldersLoadedBy(module);
+    for (const folder of ['restore', 'volume', 'fs']) assert.ok(!folders.has(folder), `${module} loads ${folder}/: ${[...folders].join(', ')}`);
+  }
+});
