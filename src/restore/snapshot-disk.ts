@@ -24,6 +24,8 @@ export interface SnapshotDiskOptions {
    * by itself.
    */
   readAhead?: boolean;
+  /** Format 2: bytes of decoded frames kept (FRAME_CACHE_BYTES by default; tests make it small). */
+  frameCacheBytes?: number;
 }
 
 /**
@@ -51,7 +53,7 @@ export class SnapshotDisk implements BlockDevice {
   ) {
     this.size = disk.size;
     this.index = new DiskIndexReader(repo, disk);
-    this.frames = new FrameReader(repo);
+    this.frames = new FrameReader(repo, options.frameCacheBytes);
   }
 
   /** The decoded frames of a format 2 repository this disk keeps, and what it fetched (figures for tests and benchmarks). */
@@ -77,6 +79,17 @@ export class SnapshotDisk implements BlockDevice {
       const block = into === undefined ? new Uint8Array(new SharedArrayBuffer(length)) : into.subarray(0, length);
       await this.readBlock(offset / blockSize, block);
       return block;
+    }
+    if (offset % blockSize === 0 && (length % blockSize === 0 || offset + length === this.size) && this.repo.config.version === 2) {
+      // Whole blocks on format 2 (nbdcopy's 256 KiB requests on a live disk's 64 KiB blocks):
+      // each copied from its frame straight into its place, not through the block cache (a
+      // buffer and a copy per block; measured: 64 KiB-block snapshots served with 30-40 %
+      // less CPU). Shared memory measured cheaper here than Buffer.allocUnsafe (bench/README.md).
+      const target = into === undefined ? new Uint8Array(new SharedArrayBuffer(length)) : into.subarray(0, length);
+      const reads: Promise<void>[] = [];
+      for (let at = 0; at < length; at += blockSize) reads.push(this.readBlock((offset + at) / blockSize, target.subarray(at, Math.min(length, at + blockSize))));
+      await Promise.all(reads);
+      return target;
     }
     const target = into === undefined ? new Uint8Array(length) : into.subarray(0, length);
     let done = 0;
