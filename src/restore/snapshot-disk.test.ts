@@ -110,7 +110,13 @@ for (const which of ['full', 'incremental'] as const) {
       const read = await readSequentially(disk, 4);
       assert.ok(read.equals(which === 'full' ? fullBytes : incrementalBytes), 'bytes differ');
       assert.ok(disk.frameCache.readAhead > 0, 'no frame was fetched ahead');
-      assert.equal(disk.frameCache.fetched.frames, await framesOf(snapshot));
+      // A full snapshot's frames are met in order: each is fetched once. An incremental's
+      // blocks alternate between its own frames and its parent's, and with 4 reads in flight
+      // a parent frame already read can, depending on timing, leave the cache before its last
+      // block is asked for (seen: 27 fetches of 26 frames, 2026-11-26): at most one in ten again.
+      const frames = await framesOf(snapshot);
+      if (which === 'full') assert.equal(disk.frameCache.fetched.frames, frames);
+      else assert.ok(disk.frameCache.fetched.frames >= frames && disk.frameCache.fetched.frames <= frames + Math.ceil(frames / 10), `${disk.frameCache.fetched.frames} fetches of ${frames} frames`);
       assert.ok(disk.frameCache.allocatedBytes <= disk.frameCache.budgetBytes, `${disk.frameCache.allocatedBytes} bytes of frames, budget ${disk.frameCache.budgetBytes}`);
     } finally {
       await disk.close();
