@@ -7,7 +7,7 @@ import type { Repository } from './repository.js';
 /** Bits of a chunk id's prefix kept in memory: with the segment number, exactly a float64's 53. */
 const PREFIX_BITS = 38;
 const SEGMENT_BITS = 15;
-/** At most 32,768 segments (a backup writes one per 16 GiB it adds; prune will merge them). */
+/** At most 32,768 segments (a backup writes one per 16 GiB it adds; prune merges small ones, segment-merge.ts). */
 export const MAX_SEGMENTS = 2 ** SEGMENT_BITS;
 /** Decoded segments kept for lookups (≤ 5 MiB each): clones hit one segment at a time. */
 const CACHED_SEGMENTS = 4;
