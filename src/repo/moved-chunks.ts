@@ -18,12 +18,15 @@ const perRepository = new WeakMap<Repository, MovedChunks>();
  * segments **before** any read: no request goes to a removed pack again (a restore of a
  * repacked snapshot made one failed request per frame before). An entry whose pack the index
  * does not know and whose chunk it does not place either (a pack written after it was loaded)
- * is read where it says. When every place fails, the index is loaded again once (a prune may
- * have run since it was loaded) before the first error is thrown.
+ * is read where it says. When every place fails, or a segment the index names is gone, the
+ * index is loaded again once (a prune may have moved chunks or merged segments since it was
+ * loaded) before the first error is thrown.
  */
 export class MovedChunks {
   private index: Promise<ChunkIndex> | undefined;
   private loaded: ChunkIndex | undefined;
+  /** The index loaded again after a chunk was found nowhere. */
+  private reloaded: Promise<ChunkIndex> | undefined;
 
   private constructor(private readonly repo: Repository) {}
 
@@ -43,21 +46,29 @@ export class MovedChunks {
     const location = decodeLocatedEntry(raw, 'index entry');
     const known = this.loaded;
     if (known !== undefined && known.namesPack(location.pack) === false) {
-      if (await this.readElsewhere(known, raw, location.id, read)) return;
+      if ((await this.readElsewhere(known, raw, location.id, read)) === true) return;
     }
     try {
       await read(raw);
       return;
     } catch (error) {
       if (!isCofferError(error, 'E_MISSING_OBJECT') && !isCofferError(error, 'E_CORRUPT_OBJECT')) throw error;
-      const before = this.index;
-      if (await this.readElsewhere(await this.load(), raw, location.id, read)) return;
-      if (this.index === before && before !== undefined) {
-        // Loaded before this read began: a prune may have moved the chunk again since.
-        this.index = undefined;
-        this.loaded = undefined;
-        if (await this.readElsewhere(await this.load(), raw, location.id, read)) return;
+      const earlier = this.index;
+      const loading = this.load();
+      let found = await this.readElsewhere(await loading, raw, location.id, read);
+      // (An index loaded again for a chunk found nowhere is not reloaded for the next one: a
+      // snapshot with many damaged chunks would reload it for each.)
+      if (found === 'stale' || (found === false && earlier !== undefined && loading !== this.reloaded)) {
+        // Loaded before this read began, or naming a segment that is gone: a prune may have
+        // moved the chunk or rewritten the segments since. Once more, from the segments now.
+        if (this.index === loading) {
+          this.index = undefined;
+          this.loaded = undefined;
+        }
+        this.reloaded = this.load();
+        found = await this.readElsewhere(await this.reloaded, raw, location.id, read);
       }
+      if (found === true) return;
       throw error;
     }
   }
@@ -78,9 +89,19 @@ export class MovedChunks {
     return this.index;
   }
 
-  /** Tries the other places the segments know for chunk `id`; true once one reads intact. */
-  private async readElsewhere(index: ChunkIndex, raw: Buffer, id: Buffer, read: (entry: Buffer) => Promise<void>): Promise<boolean> {
-    for (const other of await index.lookupAll(id)) {
+  /**
+   * Tries the other places the segments know for chunk `id`: true once one reads intact,
+   * false when none does, `stale` when a segment the index names is gone (a prune replaced it).
+   */
+  private async readElsewhere(index: ChunkIndex, raw: Buffer, id: Buffer, read: (entry: Buffer) => Promise<void>): Promise<boolean | 'stale'> {
+    let places: Buffer[];
+    try {
+      places = await index.lookupAll(id);
+    } catch (error) {
+      if (isCofferError(error, 'E_MISSING_OBJECT')) return 'stale';
+      throw error;
+    }
+    for (const other of places) {
       if (other.equals(raw)) continue;
       try {
         await read(other);
