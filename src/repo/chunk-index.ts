@@ -7,7 +7,7 @@ import type { Repository } from './repository.js';
 /** Bits of a chunk id's prefix kept in memory: with the segment number, exactly a float64's 53. */
 const PREFIX_BITS = 38;
 const SEGMENT_BITS = 15;
-/** At most 32,768 segments (a backup writes one per 16 GiB it adds; prune will merge them). */
+/** At most 32,768 segments (a backup writes one per 16 GiB it adds; prune merges small ones, segment-merge.ts). */
 export const MAX_SEGMENTS = 2 ** SEGMENT_BITS;
 /** Decoded segments kept for lookups (≤ 5 MiB each): clones hit one segment at a time. */
 const CACHED_SEGMENTS = 4;
@@ -33,11 +33,17 @@ export class ChunkIndex {
   private keys = new Float64Array(0);
   private segments: string[] = [];
   private readonly cache = new Map<number, Promise<IndexSegment>>();
+  /** With `packs` at load: the packs the segments name (hex), the repository's live packs. */
+  private packSet: Set<string> | undefined;
 
   private constructor(private readonly repo: Repository) {}
 
-  /** Reads every index segment of `repo` into the table. */
-  static async load(repo: Repository): Promise<ChunkIndex> {
+  /**
+   * Reads every index segment of `repo` into the table. `packs`: also gather the packs they
+   * name ({@link namesPack}; a hex id per pack in memory, and a little CPU per entry at load,
+   * so only readers that need it ask).
+   */
+  static async load(repo: Repository, options: { packs?: boolean } = {}): Promise<ChunkIndex> {
     const index = new ChunkIndex(repo);
     const names: string[] = [];
     for await (const entry of repo.backend.list(SEGMENTS_PREFIX)) {
@@ -46,7 +52,7 @@ export class ChunkIndex {
     }
     names.sort();
     if (names.length > MAX_SEGMENTS) {
-      throw new CofferError('E_REPO_FORMAT_UNSUPPORTED', `${repo.location} has ${names.length} index segments, more than the ${MAX_SEGMENTS} this Coffer can hold; run 'coffer repair index' to rewrite them`, { subject: { repository: repo.location } });
+      throw new CofferError('E_REPO_FORMAT_UNSUPPORTED', `${repo.location} has ${names.length} index segments, more than the ${MAX_SEGMENTS} this Coffer can hold; run 'coffer repair --index' to rewrite them`, { subject: { repository: repo.location } });
     }
     let keys = new Float64Array(1024);
     let count = 0;
@@ -58,7 +64,12 @@ export class ChunkIndex {
         keys = grown;
       }
       for (let i = 0; i < segment.count; i++) keys[count++] = keyOf(segment.idAt(i), number);
+      if (options.packs === true) {
+        index.packSet ??= new Set();
+        for (let i = 0; i < segment.count; i++) index.packSet.add(segment.entryAt(i).toString('hex', 32, 64));
+      }
     }
+    if (options.packs === true) index.packSet ??= new Set();
     index.segments = names;
     index.keys = keys.slice(0, count).sort();
     return index;
@@ -72,6 +83,16 @@ export class ChunkIndex {
   /** Bytes the table takes in memory (8 per chunk). */
   get tableBytes(): number {
     return this.keys.byteLength;
+  }
+
+  /**
+   * Whether some segment names pack `pack` (32 bytes): after a prune (§19.7) the packs the
+   * segments name are the repository's packs, so a located entry whose pack they do not name
+   * points at a pack a prune removed (or one written after this index was loaded). Undefined
+   * when loaded without `packs`.
+   */
+  namesPack(pack: Uint8Array): boolean | undefined {
+    return this.packSet?.has(Buffer.from(pack.buffer, pack.byteOffset, pack.byteLength).toString('hex'));
   }
 
   /** The located entry (80 bytes) of chunk `id`, or undefined when no segment names it. */

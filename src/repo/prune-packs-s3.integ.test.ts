@@ -78,3 +78,35 @@ test('format 2 prune on Ceph RGW: one pack deleted, one repacked; the kept snaps
     await repo.close();
   }
 });
+
+test('format 2 prune on Ceph RGW with Object Lock: small index segments still locked are not merged (nothing deleted), and counted', async () => {
+  const cluster = s3 as CephS3;
+  const dir = (work as { path: string }).path;
+  const bucket = await cluster.createBucket('merge-locked', undefined, { objectLock: true });
+  const locked = new S3Backend(parseS3Location(`s3:${cluster.endpoint}/${bucket}/repo`), { credentials: cluster.credentials });
+  try {
+    // ~24 s: longer than this test, short enough to leave nothing locked for long.
+    await initRepository(locked, { passphrase: 'pw', kdf: { N: 1024, r: 8, p: 1 }, blockSize: 64 * KiB, format: 2, objectLock: { mode: 'compliance', days: 0.00028 } });
+    const repo = await openRepository(locked, { passphrase: 'pw', threads: 2 });
+    try {
+      for (let vm = 0; vm < 8; vm++) {
+        const path = join(dir, `small-${vm}.raw`);
+        await writeFile(path, seededBytes(70 + vm, 64 * KiB));
+        await backup(repo, `vm${vm}`, path);
+      }
+      const segments = async () => {
+        let n = 0;
+        for await (const _ of locked.list('segments/')) n++;
+        return n;
+      };
+      assert.equal(await segments(), 8);
+      const report = await pruneRepository(repo);
+      assert.deepEqual(report.segments, { segmentsBefore: 8, segmentsMerged: 0, segmentsWritten: 0, stillLocked: 8 });
+      assert.equal(await segments(), 8);
+    } finally {
+      await repo.close();
+    }
+  } finally {
+    locked.destroy();
+  }
+});

@@ -13,6 +13,7 @@ import { walkBlocks } from './walk.js';
 import { walkFileTrees } from './file-trees.js';
 import { planPacks, REPACK_DEFAULTS } from './pack-plan.js';
 import { sweepPacks, type PackSweepReport } from './pack-sweep.js';
+import { mergeSmallSegments, type SegmentMergeReport } from './segment-merge.js';
 
 /** Deletes `key`; false (and nothing thrown) when Object Lock refuses it. */
 async function deleteUnlessLocked(repo: Repository, key: string): Promise<boolean> {
@@ -50,6 +51,8 @@ export interface PruneReport {
   stillLocked: number;
   /** Format 2: what happened to the packs (kept, deleted, repacked) and the index segments. */
   packs?: PackSweepReport;
+  /** Format 2: small index segments merged (segment-merge.ts). */
+  segments?: SegmentMergeReport;
 }
 
 /** Progress of a prune. */
@@ -159,6 +162,8 @@ export async function pruneRepository(
       });
       report.bytesFreed += report.packs.bytesFreed;
       report.stillLocked += plan.locked.length;
+      // Then the small segments (backups' and the sweep's) merged, under the same lease.
+      report.segments = await mergeSmallSegments(repo, { dryRun, signal: options.signal });
       report.chunksKept = chunks.size;
     }
 

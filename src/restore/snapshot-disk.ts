@@ -1,6 +1,6 @@
 import { assertReadInBounds, coalesceExtents, type BlockDevice, type Extent } from '../blockdev/index.js';
 import { CofferError, isCofferError } from '../errors/index.js';
-import { ChunkIndex, PACK_DEFAULTS, DiskIndexReader, entryId, FrameReader, isLocatedEntry, isZeroEntry, ObjectKind, type DiskRecord, type Repository } from '../repo/index.js';
+import { MovedChunks, PACK_DEFAULTS, DiskIndexReader, entryId, FrameReader, isLocatedEntry, isZeroEntry, ObjectKind, type DiskRecord, type Repository } from '../repo/index.js';
 
 /** Plaintext blocks kept for small random reads (file browsing): 16 × 256 KiB = 4 MiB. */
 const CACHED_BLOCKS = 16;
@@ -128,7 +128,7 @@ export class SnapshotDisk implements BlockDevice {
       if (isLocatedEntry(raw)) {
         if (this.options.readAhead === true) this.readAhead(block);
         const before = { ...this.frames.fetched };
-        await this.readLocated(raw, entry, target);
+        await this.readLocated(raw, target);
         this.fetched.chunks += this.frames.fetched.frames - before.frames;
         this.fetched.bytes += this.frames.fetched.bytes - before.bytes;
         return;
@@ -158,29 +158,14 @@ export class SnapshotDisk implements BlockDevice {
   }
 
   /**
-   * Format 2: the chunk at its located entry; when that place is damaged or gone, at any other
-   * place the repository's index segments know for the same id (a backup stored it again
-   * after verify set the damaged one aside), each checked the same way.
+   * Format 2: the chunk at its located entry; when that place is damaged or gone (a prune
+   * repacked it), at the places the repository's index segments know for the same id, each
+   * checked the same way; once a place was found gone, entries of packs the segments no
+   * longer name go to the segments first, with no request to the removed pack (MovedChunks).
    */
-  private async readLocated(raw: Buffer, id: Buffer, target: Uint8Array): Promise<void> {
-    try {
-      await this.frames.read(raw, target);
-    } catch (error) {
-      if (!isCofferError(error, 'E_MISSING_OBJECT') && !isCofferError(error, 'E_CORRUPT_OBJECT')) throw error;
-      this.chunkIndex ??= ChunkIndex.load(this.repo);
-      for (const other of await (await this.chunkIndex).lookupAll(id)) {
-        if (other.equals(raw)) continue;
-        const healed = await this.frames.read(other, target).then(
-          () => true,
-          () => false,
-        );
-        if (healed) return;
-      }
-      throw error;
-    }
+  private readLocated(raw: Buffer, target: Uint8Array): Promise<void> {
+    return MovedChunks.of(this.repo).read(raw, (entry) => this.frames.read(entry, target));
   }
-
-  private chunkIndex: Promise<ChunkIndex> | undefined;
 
   /** The last block read, the next block read-ahead has not looked at, and whether a look is running. */
   private readonly ahead = { last: -Infinity, next: 0, looking: false };

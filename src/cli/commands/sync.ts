@@ -19,8 +19,7 @@ export interface SyncCommandOptions extends RepositoryOptions {
  * passphrase comes as for every command; the destination's from `--to-password-file`,
  * `$COFFER_TO_PASSWORD` or `$COFFER_TO_PASSWORD_FILE`. Exit 0 when every selected snapshot is
  * in the destination, else the exit code of the first failure (11: the source is damaged,
- * 13: a copy did not read back intact, 19: a file snapshot skipped because one side is
- * repository format 2).
+ * 13: a copy did not read back intact).
  */
 export async function syncCommand(options: SyncCommandOptions, context: CommandContext): Promise<number> {
   if (options.to === undefined || options.to === '') throw new CofferError('E_USAGE', 'no destination given: use --to PATH');

@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { CofferError } from '../../errors/index.js';
 import { ObjectKind } from '../format/envelope.js';
 import { entryId } from '../format/located-entry.js';
+import { MAX_CHUNKS_PER_FRAME } from '../format/pack.js';
+import { ChunksById } from '../chunks-by-id.js';
 import type { Repository } from '../repository.js';
 import type { DestinationChunks, StoredChunk } from './destination-chunks.js';
 import { LooseDestination } from './loose-destination.js';
@@ -15,6 +17,14 @@ import type { SyncCounters } from './sync-report.js';
  * 16 GiB of distinct data at the default block size; the oldest are forgotten beyond that.
  */
 const REMEMBERED_TRANSLATIONS = 65_536;
+
+/**
+ * A format 2 destination's pack writers, as a backup's (docs/repository-format.md §19.10):
+ * chunks up to 64 to a frame (a frame still closes at 2 MiB, so image blocks come 8 to a
+ * frame and small file chunks many), and file trees in packs of their own closing at 4 MiB.
+ */
+const CHUNK_PACKS = { blocksPerFrame: MAX_CHUNKS_PER_FRAME };
+const TREE_PACKS = { blocksPerFrame: MAX_CHUNKS_PER_FRAME, packSize: 4 * 1024 * 1024 };
 
 /**
  * True when both repositories seal and id objects alike (same master key, or both
@@ -50,6 +60,17 @@ export function shareKeys(src: Repository, dst: Repository): boolean {
 export class ChunkTransfer {
   private readonly translated = new Map<string, Promise<StoredChunk>>();
   private readonly source: SourceChunks;
+  private treeDestination: Promise<PackedDestination> | undefined;
+  /** Format 2 source: file chunks and trees by id, through its index segments. */
+  readonly sourceById: ChunksById | undefined;
+  /** Format 2 destination: trees of earlier copies by id. */
+  readonly destinationById: ChunksById | undefined;
+  /**
+   * Format 2 destination: ids of the trees this sync stored (its chunk index, loaded at the
+   * start, does not know them), so a tree met again in a later snapshot is not stored twice.
+   * Bounded as {@link REMEMBERED_TRANSLATIONS}; beyond it a tree may be stored again (space, never a wrong entry).
+   */
+  private readonly treesStored = new Set<string>();
 
   private constructor(
     private readonly src: Repository,
@@ -58,11 +79,13 @@ export class ChunkTransfer {
     private readonly options: { sameKeys: boolean; counters: SyncCounters; signal?: AbortSignal | undefined },
   ) {
     this.source = new SourceChunks(src, options.counters);
+    this.sourceById = src.config.version === 2 ? new ChunksById(src) : undefined;
+    this.destinationById = dst.config.version === 2 ? new ChunksById(dst) : undefined;
   }
 
   /** A transfer into `dst`, whose chunks it lists (format 1) or whose chunk index it loads (format 2). */
   static async open(src: Repository, dst: Repository, options: { sameKeys: boolean; counters: SyncCounters; signal?: AbortSignal | undefined }): Promise<ChunkTransfer> {
-    const destination = dst.config.version === 2 ? await PackedDestination.open(dst, options.counters) : await LooseDestination.open(dst, options.counters);
+    const destination = dst.config.version === 2 ? await PackedDestination.open(dst, options.counters, { writer: CHUNK_PACKS }) : await LooseDestination.open(dst, options.counters);
     return new ChunkTransfer(src, dst, destination, options);
   }
 
@@ -74,6 +97,43 @@ export class ChunkTransfer {
   /** The format 2 destination whose packs may be adopted whole (same keys, format 2 on both sides), else null. */
   get wholePacks(): PackedDestination | null {
     return this.sameKeys && this.src.config.version === 2 && this.destination instanceof PackedDestination ? this.destination : null;
+  }
+
+  /**
+   * Format 2 destination: where file trees go (packs of their own, sharing the chunk
+   * destination's index), opened on first use; null for a format 1 destination.
+   */
+  async treePacks(): Promise<PackedDestination | null> {
+    if (!(this.destination instanceof PackedDestination)) return null;
+    const chunks = this.destination;
+    this.treeDestination ??= PackedDestination.open(this.dst, this.options.counters, { index: chunks.index, writer: TREE_PACKS, holds: 'trees' });
+    return this.treeDestination;
+  }
+
+  /** True when this sync stored tree `hex` into the destination already. */
+  storedTree(hex: string): boolean {
+    return this.treesStored.has(hex);
+  }
+
+  /** Remembers that tree `hex` is stored into the destination. */
+  rememberTree(hex: string): void {
+    this.treesStored.add(hex);
+    if (this.treesStored.size > REMEMBERED_TRANSLATIONS) this.treesStored.delete(this.treesStored.values().next().value as string);
+  }
+
+  /**
+   * Stores what was taken so far and the segments naming it: the chunks' first, then the
+   * trees' (a segment naming a tree is never written before the one naming its chunks).
+   */
+  async end(): Promise<void> {
+    await this.destination.endDisk();
+    await (await this.treeDestination)?.endDisk();
+  }
+
+  /** Stops after a failure: what is not stored yet is dropped. */
+  async abandon(error: unknown): Promise<void> {
+    await this.destination.abandon(error);
+    await (await this.treeDestination?.catch(() => undefined))?.abandon(error);
   }
 
   /**
@@ -99,12 +159,12 @@ export class ChunkTransfer {
     const counters = this.options.counters;
     const present = (found: Buffer): StoredChunk => {
       counters.chunksPresent++;
-      return { entry: Promise.resolve(found) };
+      return { id: entryId(found), entry: Promise.resolve(found) };
     };
     const id = entryId(entry);
     if (this.options.sameKeys) {
       const adopted = this.wholePacks?.adoptedEntry(entry);
-      if (adopted !== undefined) return { entry: Promise.resolve(adopted) };
+      if (adopted !== undefined) return { id, entry: Promise.resolve(adopted) };
       const found = await this.destination.find(id);
       if (found !== undefined) return present(found);
       if (this.destination instanceof LooseDestination && this.src.config.version === 1) return this.destination.storeSealed(id, await this.source.sealed(id));

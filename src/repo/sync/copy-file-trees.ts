@@ -1,12 +1,15 @@
 import { forEachLimited } from '../../concurrency/index.js';
 import { CofferError } from '../../errors/index.js';
+import type { ChunksById } from '../chunks-by-id.js';
 import { getFileTree, putFileTree } from '../file-trees.js';
-import type { ContentPiece, FileTree, TreeEntry } from '../format/file-tree.js';
+import { decodeFileTree, type ContentPiece, type FileTree, type TreeEntry } from '../format/file-tree.js';
 import type { SnapshotManifest } from '../format/manifest.js';
 import { treeKey } from '../layout.js';
 import type { Repository } from '../repository.js';
 import type { Snapshot } from '../snapshots.js';
 import type { CopiedPair, CopyContext } from './copy-snapshot.js';
+import type { PackedDestination } from './packed-destination.js';
+import { adoptWholePacks } from './whole-packs.js';
 
 /** Chunks translated at once within a directory (as copy-snapshot.ts does within a page). */
 const CHUNKS_IN_FLIGHT = 16;
@@ -18,23 +21,39 @@ interface TreePair {
 }
 
 /**
- * The destination's manifest for file snapshot `snapshot` (docs/repository-format.md §16):
- * its trees are rewritten bottom-up with the destination's chunk ids (a tree names its
- * chunks and subtrees by id, and ids depend on the key), each chunk and tree stored and read
- * back before the tree naming it is written; the manifest itself is not written.
+ * The destination's manifest for file snapshot `snapshot` (docs/repository-format.md §16,
+ * §19.10): its trees are rewritten bottom-up with the destination's chunk ids (a tree names
+ * its chunks and subtrees by id, and ids depend on the key); the manifest itself is not
+ * written. Either side may be of either format:
+ *
+ * - a format 1 source's trees are objects under `trees/`; a format 2 source's trees and file
+ *   chunks are chunks in packs, found by id through its index segments (`ChunksById`);
+ * - into format 1 each chunk and tree is stored (and read back) before the tree naming it
+ *   is written, so a tree present there has everything under it;
+ * - into format 2 chunks are re-packed by the chunk destination and trees by a second one
+ *   (packs of trees, as a backup writes them); a tree names ids only, so it need not wait
+ *   for its chunks' packs. At the end of the snapshot the chunks' packs and segment are
+ *   stored, then the trees', and every chunk and tree is read back, before the caller
+ *   writes the manifest. Between two format 2 repositories sharing their keys, the packs of
+ *   which the snapshot needs every chunk and tree are first copied whole (whole-packs.ts).
  *
  * Incremental: walked beside an earlier snapshot of the same host and its copy (`previous`),
  * a subtree whose id did not change is the copy's subtree, unread, and a file whose content
- * list did not change takes the copy's content list, its chunks unread. Between repositories
- * sharing their keys ids do not change, and a tree the destination holds already is taken
- * whole (a tree is written only after everything it names, by backups and syncs alike).
+ * list did not change takes the copy's content list, its chunks unread. Between format 1
+ * repositories sharing their keys ids do not change, and a tree the destination holds
+ * already is taken whole. Into format 2 a tree found in the destination's segments is not
+ * taken whole (a tree's segment may be written before its chunks' after a crash): its
+ * chunks are each looked up, none read when present.
  */
 export async function copyFileSnapshotData(context: CopyContext, snapshot: Snapshot, previous: CopiedPair | null, parent: string | null): Promise<SnapshotManifest> {
   const files = snapshot.files;
   if (files === undefined) throw new Error('copyFileSnapshotData: not a file snapshot');
-  const copier = new TreeCopier(context);
+  const copier = new TreeCopier(context, await context.transfer.treePacks());
   const before = previous?.source.files !== undefined && previous.copy.files !== undefined ? { source: previous.source.files.tree, copy: previous.copy.files.tree } : null;
+  const wholePacks = context.transfer.wholePacks;
+  if (wholePacks !== null) await adoptWholePacks({ src: context.src, counters: context.counters }, copier.neededEntries(files.tree, before?.source ?? null, wholePacks), wholePacks);
   const tree = await copier.copy(files.tree, before);
+  await copier.finish();
   const { id: _sourceId, ...manifest } = snapshot;
   return { ...manifest, parent, files: { ...files, tree } };
 }
@@ -43,11 +62,19 @@ class TreeCopier {
   /** Source tree id → its destination id, for subtrees met twice in one snapshot. */
   private readonly copied = new Map<string, string>();
   private done = 0;
+  /** Format 2 destination: entries of chunks and trees taken but not yet stored and read back. */
+  private readonly pending = new Set<Promise<Buffer>>();
+  private failure: { error: unknown } | undefined;
+  private readBytes = { source: 0, destination: 0 };
 
-  constructor(private readonly context: CopyContext) {}
+  constructor(
+    private readonly context: CopyContext,
+    /** Format 2 destination: where trees go; null into format 1. */
+    private readonly trees: PackedDestination | null,
+  ) {}
 
   async copy(id: string, before: TreePair | null): Promise<string> {
-    const { src, dst, counters, transfer } = this.context;
+    const { dst, counters, transfer } = this.context;
     if (this.context.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'sync interrupted (run it again: what was sent is kept)');
     if (before !== null && before.source === id) {
       counters.treesReused++;
@@ -55,12 +82,12 @@ class TreeCopier {
     }
     const known = this.copied.get(id);
     if (known !== undefined) return known;
-    if (transfer.sameKeys && (await dst.backend.has(treeKey(id)))) {
+    if (transfer.sameKeys && dst.config.version === 1 && (await dst.backend.has(treeKey(id)))) {
       counters.treesReused++;
       return id;
     }
-    const tree = await readTree(src, id, counters, 'source');
-    const earlier = before === null ? null : await Promise.all([readTree(src, before.source, counters, 'source'), readTree(dst, before.copy, counters, 'destination')]);
+    const tree = await this.readTree('source', id);
+    const earlier = before === null ? null : await Promise.all([this.readTree('source', before.source), this.readTree('destination', before.copy)]);
     const byName = (t: FileTree | undefined) => new Map((t?.entries ?? []).map((e) => [e.name, e]));
     const [oldSource, oldCopy] = [byName(earlier?.[0]), byName(earlier?.[1])];
 
@@ -86,12 +113,115 @@ class TreeCopier {
     }
     await forEachLimited(pieces.values(), CHUNKS_IN_FLIGHT, async ({ content, index }) => {
       const piece = content[index] as ContentPiece;
-      piece[0] = (await (await transfer.translate(Buffer.from(piece[0], 'hex'))).entry).toString('hex');
+      const stored = await transfer.translate(await this.sourceEntry(piece[0]));
+      piece[0] = stored.id.toString('hex');
+      this.track(stored.entry);
     });
     this.context.onPage?.(this.done);
-    const copyId = await writeTree(dst, entries, counters);
+    const copyId = await this.writeTree(id, entries);
     this.copied.set(id, copyId);
     return copyId;
+  }
+
+  /**
+   * Format 2 into format 2 with the same keys: the source's located entries of every tree and
+   * chunk of the snapshot the destination may lack (a subtree unchanged since `before`, or
+   * whose tree the destination holds, is skipped: its chunks are looked up one by one when copied).
+   */
+  async *neededEntries(id: string, before: string | null, destination: PackedDestination): AsyncGenerator<Buffer> {
+    const seen = new Set<string>();
+    const walk = async function* (this: TreeCopier, tree: string, earlier: string | null): AsyncGenerator<Buffer> {
+      if (tree === earlier || seen.has(tree)) return;
+      seen.add(tree);
+      if ((await destination.find(Buffer.from(tree, 'hex'))) !== undefined) return;
+      yield await this.sourceEntry(tree);
+      const entries = (await this.readTree('source', tree)).entries;
+      const old = new Map(earlier === null ? [] : (await this.readTree('source', earlier)).entries.map((e) => [e.name, e]));
+      for (const entry of entries) {
+        const was = old.get(entry.name);
+        if (entry.type === 'directory') yield* walk.call(this, entry.tree as string, was?.type === 'directory' ? (was.tree as string) : null);
+        else if (entry.content !== undefined && !(was?.content !== undefined && sameContent(was.content, entry.content))) {
+          for (const [what] of entry.content) if (what !== 'hole' && what !== 'zero') yield await this.sourceEntry(what);
+        }
+      }
+    };
+    yield* walk.call(this, id, before);
+  }
+
+  /** Format 2 destination: stores the last packs and segments (chunks', then trees'), and waits until everything taken read back intact. */
+  async finish(): Promise<void> {
+    if (this.trees === null) return;
+    await this.context.transfer.end();
+    await Promise.all(this.pending);
+    if (this.failure !== undefined) throw this.failure.error;
+  }
+
+  private track(entry: Promise<Buffer>): void {
+    if (this.trees === null) return; // format 1: stored and read back already
+    this.pending.add(entry);
+    entry.then(
+      () => this.pending.delete(entry),
+      (error: unknown) => {
+        this.failure ??= { error };
+        this.pending.delete(entry);
+      },
+    );
+  }
+
+  /** What the transfer takes for the chunk or tree `hex` of the source: its id (format 1) or its located entry (format 2). */
+  private async sourceEntry(hex: string): Promise<Buffer> {
+    const { src, transfer } = this.context;
+    const id = Buffer.from(hex, 'hex');
+    if (transfer.sourceById === undefined) return id;
+    const places = await transfer.sourceById.locations(id);
+    const first = places[0];
+    if (first === undefined) throw new CofferError('E_MISSING_OBJECT', `chunk ${hex} of ${src.location} is missing: no index segment names it`, { subject: { repository: src.location, object: hex } });
+    return first;
+  }
+
+  /** A tree of either side, read, opened and validated, counting the stored bytes. */
+  private async readTree(side: 'source' | 'destination', id: string): Promise<FileTree> {
+    const { counters, transfer } = this.context;
+    const repo = side === 'source' ? this.context.src : this.context.dst;
+    const byId = side === 'source' ? transfer.sourceById : transfer.destinationById;
+    if (byId !== undefined) {
+      const tree = decodeFileTree(await byId.read(Buffer.from(id, 'hex')), `tree ${id} of ${repo.location}`);
+      this.countRead(side, byId);
+      return tree;
+    }
+    const key = treeKey(id);
+    const stored = await repo.backend.get(key);
+    if (side === 'source') counters.bytesRead += stored.length;
+    else counters.bytesReadFromDestination += stored.length;
+    return getFileTree(repo, id, stored);
+  }
+
+  private countRead(side: 'source' | 'destination', byId: ChunksById): void {
+    const delta = byId.fetched.bytes - this.readBytes[side];
+    this.readBytes[side] = byId.fetched.bytes;
+    if (side === 'source') this.context.counters.bytesRead += delta;
+    else this.context.counters.bytesReadFromDestination += delta;
+  }
+
+  /** Stores a tree unless present; returns its id. `source`: the tree's id in the source. */
+  private async writeTree(source: string, entries: TreeEntry[]): Promise<string> {
+    const { dst, counters, transfer } = this.context;
+    const trees = this.trees;
+    if (trees === null) return writeLooseTree(dst, entries, counters);
+    const { id } = await putFileTree(dst, entries, {
+      stage: async (objectId, hex, plaintext) => {
+        const adopted = transfer.wholePacks !== null && hex === source && transfer.wholePacks.adoptedEntry(await this.sourceEntry(source)) !== undefined;
+        if (adopted || transfer.storedTree(hex) || (await trees.find(objectId)) !== undefined) {
+          counters.treesReused++;
+          return;
+        }
+        const stored = await trees.storePlaintext(objectId, plaintext);
+        transfer.rememberTree(hex);
+        counters.treesSent++;
+        this.track(stored.entry);
+      },
+    });
+    return id;
   }
 }
 
@@ -99,24 +229,18 @@ function sameContent(a: readonly ContentPiece[], b: readonly ContentPiece[]): bo
   return a.length === b.length && a.every(([what, length], i) => b[i]?.[0] === what && b[i]?.[1] === length);
 }
 
-/** A tree, read, opened and validated, counting the stored bytes. */
-async function readTree(repo: Repository, id: string, counters: CopyContext['counters'], side: 'source' | 'destination'): Promise<FileTree> {
-  const key = treeKey(id);
-  const stored = await repo.backend.get(key);
-  if (side === 'source') counters.bytesRead += stored.length;
-  else counters.bytesReadFromDestination += stored.length;
-  return getFileTree(repo, id, stored);
-}
-
-/** Stores a tree unless present, and reads a new one back; returns its id. */
-async function writeTree(dst: Repository, entries: TreeEntry[], counters: CopyContext['counters']): Promise<string> {
+/** Format 1 destination: stores a tree unless present, and reads a new one back; returns its id. */
+async function writeLooseTree(dst: Repository, entries: TreeEntry[], counters: CopyContext['counters']): Promise<string> {
   const { id, bytesStored } = await putFileTree(dst, entries);
   if (bytesStored > 0) {
     counters.treesSent++;
     counters.treeBytesSent += bytesStored;
     counters.bytesWritten += bytesStored;
     try {
-      await readTree(dst, id, counters, 'destination');
+      const key = treeKey(id);
+      const stored = await dst.backend.get(key);
+      counters.bytesReadFromDestination += stored.length;
+      await getFileTree(dst, id, stored);
     } catch (error) {
       throw new CofferError('E_VERIFY_FAILED', `file tree ${id} written to ${dst.location} does not read back intact: ${(error as Error).message}`, {
         subject: { repository: dst.location, object: treeKey(id) },

@@ -85,7 +85,10 @@ async function copyDisk(context: CopyContext, disk: DiskRecord, before: { source
   const pageBytes = disk.blockSize * disk.entriesPerPage;
   const wholePacks = transfer.wholePacks;
   if (wholePacks !== null) {
-    await adoptWholePacks({ src: context.src, counters, readEntries: (page) => readPage(context.src, page, counters, 'source') }, disk, wholePacks);
+    const entries = async function* () {
+      for (const page of disk.pages) yield* await readPage(context.src, page, counters, 'source');
+    };
+    await adoptWholePacks({ src: context.src, counters }, entries(), wholePacks);
   }
   const pages: string[] = new Array(disk.pages.length);
   const writing: Promise<void>[] = [];

@@ -1,7 +1,11 @@
 import type { ObjectId } from '../codec.js';
 
-/** A chunk on its way into the destination: `entry` resolves with its index entry there once it is stored and read back intact. */
+/**
+ * A chunk on its way into the destination: `id` is its id there (known at once), `entry`
+ * resolves with its index entry there once it is stored and read back intact.
+ */
 export interface StoredChunk {
+  id: ObjectId;
   entry: Promise<Buffer>;
 }
 

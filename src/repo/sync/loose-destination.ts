@@ -62,7 +62,7 @@ export class LooseDestination implements DestinationChunks {
         cause: error,
       });
     }
-    return { entry: Promise.resolve(id) };
+    return { id, entry: Promise.resolve(id) };
   }
 
   flush(): Promise<void> {

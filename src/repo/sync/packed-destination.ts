@@ -41,17 +41,26 @@ export class PackedDestination implements DestinationChunks {
 
   private constructor(
     private readonly repo: Repository,
-    private readonly index: ChunkIndex,
+    /** The destination's chunk index as loaded when the sync began. */
+    readonly index: ChunkIndex,
     private readonly counters: SyncCounters,
+    writerOptions: ConstructorParameters<typeof PackWriter>[1],
+    /** What it stores: chunks (counted as chunks sent) or file trees (their caller counts them; their bytes are tree bytes). */
+    private readonly holds: 'chunks' | 'trees',
   ) {
-    this.writer = new PackWriter(repo);
+    this.writer = new PackWriter(repo, writerOptions);
     // Read-backs come a pack at a time, frame after frame: two decoded frames are enough.
     this.readBack = new FrameReader(repo, 2);
   }
 
-  /** Loads the destination's chunk index. */
-  static async open(repo: Repository, counters: SyncCounters): Promise<PackedDestination> {
-    return new PackedDestination(repo, await ChunkIndex.load(repo), counters);
+  /**
+   * Loads the destination's chunk index, unless given one (a second destination into the same
+   * repository, such as the packs of file trees, shares the first one's). `writer`: the pack
+   * writer's frame and pack sizes (a backup's by default). `holds`: `trees` for the packs of
+   * file trees (their bytes are counted as tree bytes).
+   */
+  static async open(repo: Repository, counters: SyncCounters, options: { index?: ChunkIndex; writer?: ConstructorParameters<typeof PackWriter>[1]; holds?: 'chunks' | 'trees' } = {}): Promise<PackedDestination> {
+    return new PackedDestination(repo, options.index ?? (await ChunkIndex.load(repo)), counters, options.writer ?? {}, options.holds ?? 'chunks');
   }
 
   async find(id: ObjectId): Promise<Buffer | undefined> {
@@ -72,10 +81,10 @@ export class PackedDestination implements DestinationChunks {
   async storePlaintext(id: ObjectId, plaintext: Buffer): Promise<StoredChunk> {
     const { placed, ready } = this.writer.stage(id, plaintext);
     await ready;
-    this.counters.chunksSent++;
+    if (this.holds === 'chunks') this.counters.chunksSent++;
     const entry = placed.then((located) => this.checkBack(located, id));
     entry.catch(() => undefined); // awaited by the page that names it
-    return { entry };
+    return { id, entry };
   }
 
   /**
@@ -149,7 +158,8 @@ export class PackedDestination implements DestinationChunks {
   private count(): void {
     const stored = this.writer.stored;
     const bytes = stored.bytes - this.written.bytes;
-    this.counters.chunkBytesSent += bytes;
+    if (this.holds === 'chunks') this.counters.chunkBytesSent += bytes;
+    else this.counters.treeBytesSent += bytes;
     this.counters.bytesWritten += bytes;
     this.counters.packsWritten += stored.packs - this.written.packs;
     this.written = { bytes: stored.bytes, packs: stored.packs };

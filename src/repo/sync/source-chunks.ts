@@ -2,6 +2,7 @@ import type { ObjectId } from '../codec.js';
 import { ObjectKind } from '../format/envelope.js';
 import { decodeLocatedEntry, entryId } from '../format/located-entry.js';
 import { FrameReader } from '../frame-reader.js';
+import { MovedChunks } from '../moved-chunks.js';
 import { chunkKey } from '../layout.js';
 import type { Repository } from '../repository.js';
 import type { SyncCounters } from './sync-report.js';
@@ -10,7 +11,8 @@ import type { SyncCounters } from './sync-report.js';
  * Reads the chunks of a sync's source, whatever its format, by their index entries: a chunk
  * object (format 1: fetched and opened, rehashed) or a chunk in a pack's frame (format 2: one
  * ranged read of the frame, opened on a worker and checked against the frame's table; the
- * last frames stay decoded, so a frame's up to 8 chunks cost one read). Counts what it reads.
+ * last frames stay decoded, so a frame's up to 8 chunks cost one read; a chunk a prune moved
+ * is read at its new place, moved-chunks.ts). Counts what it reads.
  */
 export class SourceChunks {
   private readonly frames: FrameReader | undefined;
@@ -35,7 +37,9 @@ export class SourceChunks {
     }
     const location = decodeLocatedEntry(entry, `an index entry of ${this.repo.location}`);
     const out = Buffer.allocUnsafe(location.chunkLength);
-    await this.frames.read(entry, out);
+    const frames = this.frames;
+    await MovedChunks.of(this.repo).read(entry, (place) => frames.read(place, out)); // a prune may have moved it
+
     // Counted from the reader's total: reads run concurrently, a delta per call would count others' frames.
     this.counters.bytesRead += this.frames.fetched.bytes - this.framesCounted;
     this.framesCounted = this.frames.fetched.bytes;

@@ -1,9 +1,11 @@
 /**
  * syncSnapshots between repositories of both formats, on real local repositories: format 1 →
- * format 2 (the migration path: several snapshots, two VMs sharing blocks, a file snapshot
- * that format 2 cannot hold yet), format 2 → format 2 with the same keys (whole packs copied
- * as stored), format 2 → format 1, and an interrupted migration resumed. Every copy is read
- * back byte for byte and the destination verified with all its data.
+ * format 2 (the migration path: several snapshots, two VMs sharing blocks, a file snapshot),
+ * format 2 → format 2 with the same keys (whole packs copied as stored), format 2 → format 1,
+ * an interrupted migration resumed, and an interrupted sync of a file snapshot between format
+ * 2 repositories resumed. Every copy is read back byte for byte and the destination verified
+ * with all its data. (File snapshots of the real test tree, with their metadata, through the
+ * binary: src/cli/file-sync-format2.integ.test.ts.)
  */
 import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -14,6 +16,7 @@ import { isCofferError } from '../../errors/index.js';
 import { openImageSource } from '../../source/index.js';
 import { makeTempDir, seededBytes } from '../../testing/index.js';
 import {
+  ChunksById,
   decodeLocatedEntry,
   DiskIndexReader,
   FrameReader,
@@ -26,6 +29,7 @@ import {
   PACKS_PREFIX,
   syncSnapshots,
   verifyRepository,
+  walkFileTrees,
   type Repository,
   type Snapshot,
 } from '../index.js';
@@ -103,7 +107,24 @@ const base = Buffer.concat([seededBytes(11, 640 * KiB), Buffer.alloc(128 * KiB),
 const changed = Buffer.concat([base.subarray(0, 64 * KiB), seededBytes(13, 64 * KiB), base.subarray(128 * KiB)]);
 const clone = Buffer.concat([base.subarray(0, 512 * KiB), seededBytes(14, 512 * KiB)]);
 
-test('format 1 → format 2 (migration, other keys): every disk snapshot restores byte for byte and verifies, the file snapshot is skipped with a reason, a second sync copies nothing, and backups dedup against what arrived', async () => {
+/** The files of a file snapshot (path → bytes), read chunk by chunk from either format. */
+async function fileBytes(repo: Repository, snapshot: Snapshot): Promise<Map<string, Buffer>> {
+  const pieces = new Map<string, { offset: number; id: string }[]>();
+  await walkFileTrees(repo, [snapshot], { chunk: (c) => pieces.set(c.path, [...(pieces.get(c.path) ?? []), { offset: c.offset, id: c.id }]) }, (damage) => assert.fail(damage.error.message));
+  const byId = repo.config.version === 2 ? new ChunksById(repo) : undefined;
+  const files = new Map<string, Buffer>();
+  for (const [path, chunks] of pieces) {
+    const parts: Buffer[] = [];
+    for (const { id } of chunks.sort((a, b) => a.offset - b.offset)) {
+      const raw = Buffer.from(id, 'hex');
+      parts.push(byId !== undefined ? await byId.read(raw) : repo.codec.open(await repo.getChunkBlob(raw), ObjectKind.chunk, 'chunk', raw));
+    }
+    files.set(path, Buffer.concat(parts));
+  }
+  return files;
+}
+
+test('format 1 → format 2 (migration, other keys): every disk snapshot restores byte for byte and verifies, the file snapshot too, a second sync copies nothing, and backups dedup against what arrived', async () => {
   const src = await newRepo(1, 'old');
   const dst = await newRepo(2, 'new');
   await backup(src, 'web', base, '2026-11-20T00:00:00Z');
@@ -115,19 +136,22 @@ test('format 1 → format 2 (migration, other keys): every disk snapshot restore
   const fileSnapshot = await backupFiles(src, { host: 'guest', paths: [files] });
 
   const first = await syncSnapshots(src, dst, { now });
-  assert.deepEqual([first.copied, first.failed, first.skipped], [3, 0, 1]);
-  const skipped = first.snapshots.find((s) => s.status === 'skipped');
-  assert.equal(skipped?.source, fileSnapshot.id);
-  assert.equal(skipped?.error?.code, 'E_REPO_FORMAT_UNSUPPORTED');
-  assert.match(skipped?.error?.message ?? '', /sync does not copy file snapshots into or out of repository format 2/);
-  assert.equal(first.chunksSent, 14 + 1 + 8, 'each distinct block once: 14 of the base, 1 changed, the clone\'s 8 own');
+  assert.deepEqual([first.copied, first.failed, first.skipped], [4, 0, 0], JSON.stringify(first.snapshots));
+  assert.equal(first.chunksSent, 14 + 1 + 8 + 1, 'each distinct block once: 14 of the base, 1 changed, the clone\'s 8 own, the file\'s 1');
+  let trees = 0; // the path's directories down to the file's
+  await walkFileTrees(src, [fileSnapshot], { tree: () => trees++ }, (damage) => assert.fail(damage.error.message));
+  assert.equal(first.treesSent, trees);
+  const fileCopy = (await listSnapshots(dst)).find((s) => s.files !== undefined);
+  assert.ok(fileCopy !== undefined);
+  assert.deepEqual(await fileBytes(dst, fileCopy), await fileBytes(src, fileSnapshot));
+  for await (const tree of dst.backend.list('trees/')) assert.fail(`format 2 keeps trees in packs, not as ${tree.key}`);
   assert.ok(first.packsWritten >= 1);
   await assertSameDisks(src, dst, 3);
   const [copyOfFirst, copyOfSecond] = (await listSnapshots(dst)).filter((s) => s.vm === 'web');
   assert.equal(copyOfSecond?.parent, copyOfFirst?.id, 'the parent is the copy of the parent');
 
   const again = await syncSnapshots(src, dst, { now });
-  assert.deepEqual([again.copied, again.present, again.skipped, again.chunksSent, again.chunksRead, again.packsWritten], [0, 3, 1, 0, 0, 0]);
+  assert.deepEqual([again.copied, again.present, again.skipped, again.chunksSent, again.chunksRead, again.packsWritten], [0, 4, 0, 0, 0, 0]);
 
   // The segments name what arrived: a new VM with the same blocks stores nothing new.
   const deduplicated = await backup(dst, 'web-clone', base, '2026-11-22T00:00:00Z');
@@ -180,4 +204,31 @@ test('an interrupted migration keeps the packs it sent: the next run finds them 
   assert.ok(resumed.chunksPresent >= 64, `${resumed.chunksPresent} chunks found from the first run`);
   assert.equal(resumed.chunksSent + resumed.chunksPresent, 200);
   await assertSameDisks(src, dst, 1);
+});
+
+test('an interrupted sync of a file snapshot between format 2 repositories (other keys) keeps what it sent: the next run finds it, copies the rest, and the files read back the same', async () => {
+  const src = await newRepo(2, 'left');
+  const dst = await newRepo(2, 'right');
+  const files = join(work.path, 'many');
+  for (let d = 0; d < 8; d++) {
+    await mkdir(join(files, `d${d}`), { recursive: true });
+    for (let f = 0; f < 8; f++) await writeFile(join(files, `d${d}`, `f${f}`), seededBytes(100 + d * 8 + f, 100 * KiB));
+  }
+  const snapshot = await backupFiles(src, { host: 'guest', paths: [files] });
+  const controller = new AbortController();
+  await assert.rejects(
+    syncSnapshots(src, dst, { now, signal: controller.signal, onProgress: (p) => (p.counters.chunksSent >= 16 ? controller.abort() : undefined) }),
+    (error) => isCofferError(error, 'E_INTERRUPTED'),
+  );
+  assert.deepEqual(await listSnapshots(dst), []);
+  const resumed = await syncSnapshots(src, dst, { now });
+  assert.equal(resumed.copied, 1, JSON.stringify(resumed.snapshots));
+  assert.ok(resumed.chunksPresent >= 16, `${resumed.chunksPresent} chunks found from the first run`);
+  assert.equal(resumed.chunksSent + resumed.chunksPresent, 64);
+  const [copy] = await listSnapshots(dst);
+  assert.ok(copy !== undefined);
+  const [copied, original] = [await fileBytes(dst, copy), await fileBytes(src, snapshot)];
+  assert.equal(copied.size, 64);
+  assert.deepEqual(copied, original);
+  assert.deepEqual((await verifyRepository(dst, { readData: true, now })).damaged, []);
 });

@@ -8,7 +8,8 @@ export interface SyncedSnapshot {
   time: string;
   /**
    * `copied` now, `present` already (an earlier sync), `failed` (see `error`), or `skipped`:
-   * the destination's format cannot hold it yet (a file snapshot into format 2; `error` says so).
+   * the destination's format cannot hold it (`error` says so; no current pair of formats
+   * skips anything, kept for the report's stability).
    */
   status: 'copied' | 'present' | 'failed' | 'skipped';
   /** The destination snapshot's id (null when failed). */

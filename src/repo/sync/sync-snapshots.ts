@@ -45,9 +45,9 @@ const SNAPSHOT_FAILURES: ErrorCode[] = ['E_CORRUPT_OBJECT', 'E_MISSING_OBJECT', 
  * chunks are read from chunk objects or packs (source-chunks.ts) and stored as chunk objects
  * or re-packed into new packs with their index segments (packed-destination.ts); between two
  * format 2 repositories sharing their keys, a pack whose every chunk is needed is copied
- * whole (whole-packs.ts). File snapshots are `skipped` when either side is format 2 (copying
- * their trees and chunks between packs is not built yet), with `E_REPO_FORMAT_UNSUPPORTED`
- * saying so.
+ * whole (whole-packs.ts). File snapshots too: their trees and chunks, found by id through
+ * a format 2 source's segments, go into a format 2 destination's packs (trees in packs of
+ * their own), the segments written before the manifest (copy-file-trees.ts).
  *
  * Holds a backup lease on the destination meanwhile (a prune there waits, and the sync waits
  * for a running prune). Never deletes anything in the destination but its own lease.
@@ -90,14 +90,6 @@ export async function syncSnapshots(src: Repository, dst: Repository, options: S
       const total = snapshot.files !== undefined ? snapshot.stats.bytesLogical : snapshot.disks.reduce((sum, disk) => sum + disk.size, 0);
       const progress = (done: number) => options.onProgress?.({ snapshot: snapshot.id, vm: snapshot.vm, index: index + 1, snapshots: todo.length, done, total, counters });
       progress(0);
-      const packed = [src, dst].find((repo) => repo.config.version === 2);
-      if (snapshot.files !== undefined && packed !== undefined) {
-        // Copying file trees and their chunks into or out of packs is not built yet.
-        const message = `file snapshot ${snapshot.id.slice(0, 8)} of ${snapshot.vm} skipped: sync does not copy file snapshots into or out of repository format 2 (${packed.location}) yet`;
-        results.push({ source: snapshot.id, vm: snapshot.vm, time: snapshot.time, status: 'skipped', destination: null, error: { code: 'E_REPO_FORMAT_UNSUPPORTED', message } });
-        progress(total);
-        continue;
-      }
       try {
         if (transfer === null) throw new Error('no transfer for snapshots to copy');
         const parent = snapshot.parent === null ? null : (copies.get(snapshot.parent)?.id ?? null);
@@ -122,8 +114,8 @@ export async function syncSnapshots(src: Repository, dst: Repository, options: S
   } catch (error) {
     // Interrupted: what was taken is stored and named (format 2: its pack and segment), so a
     // new run finds it; any other failure drops what is not stored yet.
-    if (isCofferError(error, 'E_INTERRUPTED')) await transfer?.destination.endDisk().catch(() => undefined);
-    else await transfer?.destination.abandon(error);
+    if (isCofferError(error, 'E_INTERRUPTED')) await transfer?.end().catch(() => undefined);
+    else await transfer?.abandon(error);
     throw error;
   } finally {
     // On an append-only destination this delete may be refused: the lease then expires.

@@ -1,7 +1,6 @@
 import { CofferError } from '../../errors/index.js';
 import { isZeroEntry } from '../format/index-page.js';
 import { decodeLocatedEntry } from '../format/located-entry.js';
-import type { DiskRecord } from '../format/manifest.js';
 import { packKey } from '../layout.js';
 import type { Repository } from '../repository.js';
 import type { PackedDestination } from './packed-destination.js';
@@ -9,35 +8,31 @@ import { objectSize, readPackTrailer } from './pack-contents.js';
 import type { SyncCounters } from './sync-report.js';
 
 /**
- * Format 2 to format 2 with the same keys, before a disk is copied: the packs of which the
- * disk needs every chunk (the destination lacks them all) are copied whole, as stored, so
- * their chunks keep their located entries and nothing is re-packed. Typically a snapshot's
- * own packs: a backup writes the chunks it adds into packs of its own, closed at the end of
- * each disk. The other packs' chunks are re-packed one by one when the disk is copied.
+ * Format 2 to format 2 with the same keys, before a disk (or a file snapshot) is copied: the
+ * packs of which `entries` (the located entries of the disk's blocks, or of the file
+ * snapshot's trees and chunks) need every chunk (the destination lacks them all) are copied
+ * whole, as stored, so their chunks keep their located entries and nothing is re-packed.
+ * Typically a snapshot's own packs: a backup writes the chunks it adds into packs of its own,
+ * closed at the end of each disk. The other packs' chunks are re-packed one by one when the
+ * disk is copied.
  *
  * A pack is read whole and checked against its id (the SHA-256 of its bytes) before it is
  * sent: a damaged pack is `E_CORRUPT_OBJECT` (the snapshot fails, nothing of it is carried).
  *
- * Memory: one key per needed chunk of the disk (its pack and place), while the disk's pages are
- * walked once ahead of the copy; one pack (≤ 16 MiB) at a time.
+ * Memory: one key per needed chunk (its pack and place), while the entries are walked once
+ * ahead of the copy; one pack (≤ 16 MiB) at a time.
  */
-export async function adoptWholePacks(
-  context: { src: Repository; counters: SyncCounters; readEntries: (page: string) => Promise<Buffer[]> },
-  disk: DiskRecord,
-  destination: PackedDestination,
-): Promise<void> {
+export async function adoptWholePacks(context: { src: Repository; counters: SyncCounters }, entries: AsyncIterable<Buffer>, destination: PackedDestination): Promise<void> {
   const { src, counters } = context;
   const needed = new Map<string, Set<string>>(); // pack hex → "frameOffset/chunkOffset" of the chunks needed
-  for (const page of disk.pages) {
-    for (const entry of await context.readEntries(page)) {
-      if (isZeroEntry(entry) || destination.adoptedEntry(entry) !== undefined) continue;
-      const location = decodeLocatedEntry(entry, `index page ${page}`);
-      if ((await destination.find(location.id)) !== undefined) continue;
-      const pack = location.pack.toString('hex');
-      let chunks = needed.get(pack);
-      if (chunks === undefined) needed.set(pack, (chunks = new Set()));
-      chunks.add(`${location.frameOffset}/${location.chunkOffset}`);
-    }
+  for await (const entry of entries) {
+    if (isZeroEntry(entry) || destination.adoptedEntry(entry) !== undefined) continue;
+    const location = decodeLocatedEntry(entry, 'an index entry');
+    if ((await destination.find(location.id)) !== undefined) continue;
+    const pack = location.pack.toString('hex');
+    let chunks = needed.get(pack);
+    if (chunks === undefined) needed.set(pack, (chunks = new Set()));
+    chunks.add(`${location.frameOffset}/${location.chunkOffset}`);
   }
   for (const [hex, chunks] of needed) {
     if (destination.hasAdopted(hex)) continue;

@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { CofferError } from '../../errors/index.js';
 import { ObjectKind } from '../format/envelope.js';
 import { decodeIndexPage, isZeroEntry } from '../format/index-page.js';
+import { ChunksById } from '../chunks-by-id.js';
 import { getFileTree } from '../file-trees.js';
+import { decodeFileTree, type FileTree } from '../format/file-tree.js';
 import { chunkKey, CONFIG_KEY, indexKey, KEYS_PREFIX, snapshotKey, treeKey } from '../layout.js';
 import type { Repository } from '../repository.js';
 import { addSnapshotNote } from '../snapshot-notes.js';
@@ -165,21 +167,39 @@ export async function exportTape(repo: Repository, snapshots: readonly Snapshot[
    * A file snapshot's directory, depth first: its tree (authenticated and validated), then the
    * chunks its files name, then its subdirectories. Answers the volumes holding the whole
    * subtree; a subtree met again (in this snapshot or an earlier one) is not walked again.
+   * Format 2: the tree and its chunks are chunks in packs (docs/repository-format.md §19.10),
+   * found by id through the segments; the packs holding them are written whole, and the
+   * snapshot's segment after them names their chunks.
    */
   const treeVolumes = new Map<string, Set<number>>();
   const putTree = async (id: string): Promise<Set<number>> => {
     const known = treeVolumes.get(id);
     if (known !== undefined) return known;
-    const key = treeKey(id);
-    const blob = await repo.backend.get(key);
-    const tree = await getFileTree(repo, id, blob);
-    const volumes = new Set<number>([await put(key, blob)]);
+    let tree: FileTree;
+    const volumes = new Set<number>();
+    if (byId !== null && packs !== null) {
+      tree = decodeFileTree(await byId.read(Buffer.from(id, 'hex')), `tree ${id}`);
+      await packs.putPacksOf([await locate(id)], volumes);
+    } else {
+      const key = treeKey(id);
+      const blob = await repo.backend.get(key);
+      tree = await getFileTree(repo, id, blob);
+      volumes.add(await put(key, blob));
+    }
     const chunks: Buffer[] = [];
     for (const entry of tree.entries) for (const [what] of entry.content ?? []) if (what !== 'hole' && what !== 'zero') chunks.push(Buffer.from(what, 'hex'));
-    await putChunks(chunks, volumes);
+    if (packs !== null) await packs.putPacksOf(await Promise.all(chunks.map((chunk) => locate(chunk.toString('hex')))), volumes);
+    else await putChunks(chunks, volumes);
     for (const entry of tree.entries) if (entry.type === 'directory') for (const sequence of await putTree(entry.tree as string)) volumes.add(sequence);
     treeVolumes.set(id, volumes);
     return volumes;
+  };
+  /** Format 2: chunks and trees by id (a file snapshot's), through the segments. */
+  const byId = packed ? new ChunksById(repo) : null;
+  const locate = async (hex: string): Promise<Buffer> => {
+    const first = (await (byId as ChunksById).locations(Buffer.from(hex, 'hex')))[0];
+    if (first === undefined) throw new CofferError('E_MISSING_OBJECT', `chunk ${hex} is missing: no index segment names it`, { subject: { repository: repo.location, object: hex } });
+    return first;
   };
 
   /** Format 2: whole packs instead of chunks, and a segment naming their chunks after each snapshot's. */
@@ -207,8 +227,8 @@ export async function exportTape(repo: Repository, snapshots: readonly Snapshot[
           else await putChunks(chunks, volumes);
         }
       }
-      if (packs !== null) await packs.putSegment(volumes);
       if (snapshot.files !== undefined) for (const sequence of await putTree(snapshot.files.tree)) volumes.add(sequence);
+      if (packs !== null) await packs.putSegment(volumes);
     }
     await closeVolume(true);
   } catch (error) {

@@ -1,0 +1,167 @@
+/**
+ * Reads of a snapshot whose chunks a repacking prune moved (moved-chunks.ts,
+ * docs/repository-format.md §19.7), on a real local format 2 repository whose backend counts
+ * every ranged read: the snapshot's index pages still name the removed pack. A block-by-block
+ * read makes exactly one request to the removed pack (before: one per frame), a restore no
+ * more than the reads it had in flight when the first one failed, a sync from the repository
+ * reads the moved chunks; every copy is byte for byte the backed-up disk.
+ */
+import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { backupVm } from '../backup/index.js';
+import { restoreSnapshot, SnapshotDisk } from '../restore/index.js';
+import { openImageSource } from '../source/index.js';
+import { makeTempDir, seededBytes } from '../testing/index.js';
+import type { Backend, BackendEntry } from './backend/backend.js';
+import { LocalBackend } from './backend/local-backend.js';
+import { pruneRepository } from './prune.js';
+import { initRepository, openRepository, type Repository } from './repository.js';
+import { deleteSnapshot, listSnapshots, type Snapshot } from './snapshots.js';
+import { syncSnapshots } from './sync/sync-snapshots.js';
+
+const KiB = 1024;
+const BLOCK = 64 * KiB;
+/** 64 blocks: 8 frames of 8 in one pack. */
+const first = seededBytes(31, 64 * BLOCK);
+/** Every fourth frame rewritten: 25 % of the first pack unused once the first snapshot is forgotten. */
+const second = Buffer.from(first);
+for (let frame = 0; frame < 8; frame += 4) seededBytes(40 + frame, 8 * BLOCK).copy(second, frame * 8 * BLOCK);
+
+/** A backend that records the key of every ranged read, and which failed. */
+class CountingBackend implements Backend {
+  readonly ranges: { key: string; failed: boolean }[] = [];
+  constructor(private readonly inner: LocalBackend) {}
+  get location(): string {
+    return this.inner.location;
+  }
+  put(key: string, data: Uint8Array): Promise<void> {
+    return this.inner.put(key, data);
+  }
+  sync(): Promise<void> {
+    return this.inner.sync();
+  }
+  get(key: string): Promise<Buffer> {
+    return this.inner.get(key);
+  }
+  has(key: string): Promise<boolean> {
+    return this.inner.has(key);
+  }
+  delete(key: string): Promise<void> {
+    return this.inner.delete(key);
+  }
+  list(prefix: string): AsyncIterable<BackendEntry> {
+    return this.inner.list(prefix);
+  }
+  async getRange(key: string, offset: number, length: number): Promise<Buffer> {
+    const record = { key, failed: false };
+    this.ranges.push(record);
+    try {
+      return await this.inner.getRange(key, offset, length);
+    } catch (error) {
+      record.failed = true;
+      throw error;
+    }
+  }
+  /** Ranged reads of packs in `removed`. */
+  readsOf(removed: ReadonlySet<string>): number {
+    return this.ranges.filter((r) => removed.has(r.key)).length;
+  }
+}
+
+let work: { path: string; remove(): Promise<void> };
+let root: string;
+/** Packs the prune removed (keys). */
+const removed = new Set<string>();
+const opened: Repository[] = [];
+
+async function open(): Promise<{ repo: Repository; backend: CountingBackend }> {
+  const backend = new CountingBackend(new LocalBackend(root));
+  const repo = await openRepository(backend, { passphrase: 'pw', threads: 2 });
+  opened.push(repo);
+  return { repo, backend };
+}
+
+async function packKeys(repo: Repository): Promise<Set<string>> {
+  const keys = new Set<string>();
+  for await (const entry of repo.backend.list('packs/')) keys.add(entry.key);
+  return keys;
+}
+
+async function kept(repo: Repository): Promise<Snapshot> {
+  const [snapshot] = await listSnapshots(repo);
+  assert.ok(snapshot !== undefined);
+  return snapshot;
+}
+
+before(async () => {
+  work = await makeTempDir('coffer-moved-chunks');
+  root = join(work.path, 'repo');
+  await initRepository(new LocalBackend(root), { passphrase: 'pw', kdf: { N: 1024, r: 8, p: 1 }, blockSize: BLOCK, format: 2 });
+  const { repo } = await open();
+  const image = join(work.path, 'disk.raw');
+  const backup = async (bytes: Buffer) => {
+    await writeFile(image, bytes);
+    const source = await openImageSource('vm', [image]);
+    try {
+      return await backupVm(repo, source);
+    } finally {
+      await source.close();
+    }
+  };
+  const old = await backup(first);
+  await backup(second);
+  await deleteSnapshot(repo, old.id);
+  const packsBefore = await packKeys(repo);
+  const report = await pruneRepository(repo);
+  assert.equal(report.packs?.packsRepacked, 1, 'the first pack, 25 % unused, is repacked');
+  const packsAfter = await packKeys(repo);
+  for (const key of packsBefore) if (!packsAfter.has(key)) removed.add(key);
+  assert.equal(removed.size, 1);
+});
+after(async () => {
+  for (const repo of opened) await repo.close();
+  await work?.remove();
+});
+
+test('a block-by-block read of a repacked snapshot makes one request to the removed pack (one per frame before) and reads every byte right', async () => {
+  const { repo, backend } = await open();
+  const snapshot = await kept(repo);
+  const disk = snapshot.disks[0];
+  assert.ok(disk !== undefined);
+  const device = new SnapshotDisk(repo, snapshot.id, disk);
+  const out = Buffer.alloc(disk.size);
+  for (let offset = 0; offset < disk.size; offset += BLOCK) await device.read(offset, BLOCK, out.subarray(offset, offset + BLOCK));
+  assert.ok(out.equals(second), 'byte for byte');
+  assert.equal(backend.readsOf(removed), 1, 'only the first read tried the removed pack');
+  assert.ok(backend.ranges.length >= 6, `${backend.ranges.length} ranged reads in all (6 frames moved, 2 in the second snapshot's own pack)`);
+});
+
+test('a restore of the repacked snapshot is byte for byte; it tries the removed pack only with the reads in flight when the first failed', async () => {
+  const { repo, backend } = await open();
+  const to = join(work.path, 'restored.raw');
+  await restoreSnapshot(repo, await kept(repo), { to });
+  assert.ok((await readFile(to)).equals(second), 'byte for byte');
+  const failed = backend.readsOf(removed);
+  assert.ok(failed >= 1 && failed <= 2 * 4, `${failed} reads of the removed pack (the restore's read-ahead with 2 threads: 8 at most)`);
+  // A second restore through the same open repository knows the pack is gone.
+  const before = backend.ranges.length;
+  await restoreSnapshot(repo, await kept(repo), { to, overwrite: true });
+  assert.ok((await readFile(to)).equals(second));
+  assert.equal(backend.readsOf(removed), failed, 'no request to the removed pack the second time');
+  assert.ok(backend.ranges.length > before);
+});
+
+test('sync from a repository whose snapshot was repacked reads the moved chunks at their new places', async () => {
+  const { repo } = await open();
+  const dstRoot = join(work.path, 'copy');
+  await initRepository(new LocalBackend(dstRoot), { passphrase: 'other', kdf: { N: 1024, r: 8, p: 1 }, blockSize: BLOCK, format: 1 });
+  const dst = await openRepository(new LocalBackend(dstRoot), { passphrase: 'other', threads: 1 });
+  opened.push(dst);
+  const report = await syncSnapshots(repo, dst, { now: () => new Date('2026-11-26T00:00:00Z') });
+  assert.deepEqual([report.copied, report.failed], [1, 0], JSON.stringify(report.snapshots));
+  const to = join(work.path, 'synced.raw');
+  await restoreSnapshot(dst, await kept(dst), { to });
+  assert.ok((await readFile(to)).equals(second), 'byte for byte');
+});

@@ -1,0 +1,115 @@
+import { isCofferError } from '../errors/index.js';
+import { ChunkIndex } from './chunk-index.js';
+import { decodeLocatedEntry } from './format/located-entry.js';
+import type { Repository } from './repository.js';
+
+/** One per open repository: the disks of a restore, or the requests of `coffer serve`, share the index it loads. */
+const perRepository = new WeakMap<Repository, MovedChunks>();
+
+/**
+ * Reads chunks of a format 2 repository by located entry when a prune may have moved them
+ * (docs/repository-format.md §19.3: "the entry is a hint"; §19.7: repacking moves live chunks
+ * to new packs, and snapshots keep their index pages, which go on naming the old places).
+ *
+ * Until a read fails, nothing is loaded: a snapshot no prune touched costs nothing more. The
+ * first read that fails (its pack gone: ENOENT, a 404 on S3; or damaged) loads the chunk index
+ * once, with the set of packs the segments name, and reads the chunk at the places the
+ * segments know. From then on an entry whose pack no segment names is resolved through the
+ * segments **before** any read: no request goes to a removed pack again (a restore of a
+ * repacked snapshot made one failed request per frame before). An entry whose pack the index
+ * does not know and whose chunk it does not place either (a pack written after it was loaded)
+ * is read where it says. When every place fails, or a segment the index names is gone, the
+ * index is loaded again once (a prune may have moved chunks or merged segments since it was
+ * loaded) before the first error is thrown.
+ */
+export class MovedChunks {
+  private index: Promise<ChunkIndex> | undefined;
+  private loaded: ChunkIndex | undefined;
+  /** The index loaded again after a chunk was found nowhere. */
+  private reloaded: Promise<ChunkIndex> | undefined;
+
+  private constructor(private readonly repo: Repository) {}
+
+  /** The repository's reader of moved chunks (one per open repository). */
+  static of(repo: Repository): MovedChunks {
+    let moved = perRepository.get(repo);
+    if (moved === undefined) perRepository.set(repo, (moved = new MovedChunks(repo)));
+    return moved;
+  }
+
+  /**
+   * Reads the chunk of located entry `raw` with `read` (which throws `E_MISSING_OBJECT` or
+   * `E_CORRUPT_OBJECT` when a place does not hold it intact), at its own place unless its pack
+   * is known gone, else at the places the segments know.
+   */
+  async read(raw: Buffer, read: (entry: Buffer) => Promise<void>): Promise<void> {
+    const location = decodeLocatedEntry(raw, 'index entry');
+    const known = this.loaded;
+    if (known !== undefined && known.namesPack(location.pack) === false) {
+      if ((await this.readElsewhere(known, raw, location.id, read)) === true) return;
+    }
+    try {
+      await read(raw);
+      return;
+    } catch (error) {
+      if (!isCofferError(error, 'E_MISSING_OBJECT') && !isCofferError(error, 'E_CORRUPT_OBJECT')) throw error;
+      const earlier = this.index;
+      const loading = this.load();
+      let found = await this.readElsewhere(await loading, raw, location.id, read);
+      // (An index loaded again for a chunk found nowhere is not reloaded for the next one: a
+      // snapshot with many damaged chunks would reload it for each.)
+      if (found === 'stale' || (found === false && earlier !== undefined && loading !== this.reloaded)) {
+        // Loaded before this read began, or naming a segment that is gone: a prune may have
+        // moved the chunk or rewritten the segments since. Once more, from the segments now.
+        if (this.index === loading) {
+          this.index = undefined;
+          this.loaded = undefined;
+        }
+        this.reloaded = this.load();
+        found = await this.readElsewhere(await this.reloaded, raw, location.id, read);
+      }
+      if (found === true) return;
+      throw error;
+    }
+  }
+
+  private load(): Promise<ChunkIndex> {
+    if (this.index === undefined) {
+      const loading = ChunkIndex.load(this.repo, { packs: true });
+      loading.then(
+        (index) => {
+          if (this.index === loading) this.loaded = index;
+        },
+        () => {
+          if (this.index === loading) this.index = undefined;
+        },
+      );
+      this.index = loading;
+    }
+    return this.index;
+  }
+
+  /**
+   * Tries the other places the segments know for chunk `id`: true once one reads intact,
+   * false when none does, `stale` when a segment the index names is gone (a prune replaced it).
+   */
+  private async readElsewhere(index: ChunkIndex, raw: Buffer, id: Buffer, read: (entry: Buffer) => Promise<void>): Promise<boolean | 'stale'> {
+    let places: Buffer[];
+    try {
+      places = await index.lookupAll(id);
+    } catch (error) {
+      if (isCofferError(error, 'E_MISSING_OBJECT')) return 'stale';
+      throw error;
+    }
+    for (const other of places) {
+      if (other.equals(raw)) continue;
+      try {
+        await read(other);
+        return true;
+      } catch (error) {
+        if (!isCofferError(error, 'E_MISSING_OBJECT') && !isCofferError(error, 'E_CORRUPT_OBJECT')) throw error;
+      }
+    }
+    return false;
+  }
+}
