@@ -38,6 +38,15 @@ export class MovedChunks {
   }
 
   /**
+   * Whether pack `pack` is known gone: a read already failed, the index was loaded, and no
+   * segment names the pack. A reader that plans its own reads (restore by frames) sends the
+   * blocks of such a pack to {@link read} rather than ask the removed pack first.
+   */
+  knownGone(pack: Buffer): boolean {
+    return this.loaded?.namesPack(pack) === false;
+  }
+
+  /**
    * Reads the chunk of located entry `raw` with `read` (which throws `E_MISSING_OBJECT` or
    * `E_CORRUPT_OBJECT` when a place does not hold it intact), at its own place unless its pack
    * is known gone, else at the places the segments know.

@@ -1,6 +1,6 @@
 import type { DiskTarget } from '../disk/index.js';
 import { CofferError } from '../errors/index.js';
-import { chunkInFrame, decodeLocatedEntry, DiskIndexReader, isLocatedEntry, isZeroEntry, readFrameSpans, type FrameToRead, type OpenedSpanFrame } from '../repo/index.js';
+import { chunkInFrame, decodeLocatedEntry, DiskIndexReader, isLocatedEntry, isZeroEntry, MovedChunks, readFrameSpans, type FrameToRead, type OpenedSpanFrame } from '../repo/index.js';
 import type { RestoreProgress } from './restore-disk.js';
 import type { SnapshotDisk } from './snapshot-disk.js';
 
@@ -72,6 +72,8 @@ export async function restoreByFrames(
     for (const block of alone) await readAlone(block);
   };
 
+  // A pack a prune removed (its chunks repacked, §19.7) is not asked again once a read found it gone.
+  const moved = MovedChunks.of(disk.repo);
   try {
     for (let firstPage = 0; firstPage < record.pages.length; firstPage += WINDOW_PAGES) {
       const frames = new Map<string, PlannedFrame>();
@@ -87,7 +89,7 @@ export async function restoreByFrames(
             else zeroWrites.push(target.write(block * blockSize, zeros.subarray(0, lengthOf(block))).then(() => done(lengthOf(block), true)));
             return;
           }
-          if (!isLocatedEntry(entry)) {
+          if (!isLocatedEntry(entry) || moved.knownGone(entry.subarray(32, 64))) {
             others.push(block);
             return;
           }
