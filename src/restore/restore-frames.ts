@@ -1,6 +1,6 @@
 import type { DiskTarget } from '../disk/index.js';
 import { CofferError } from '../errors/index.js';
-import { chunkInFrame, decodeLocatedEntry, DiskIndexReader, isLocatedEntry, isZeroEntry, readFrameSpans, type FrameToRead, type OpenedSpanFrame } from '../repo/index.js';
+import { chunkInFrame, decodeLocatedEntry, DiskIndexReader, isLocatedEntry, isZeroEntry, readFrameSpans, type FrameToRead, type OpenedSpanFrame, type RemoteReads } from '../repo/index.js';
 import type { RestoreProgress } from './restore-disk.js';
 import type { SnapshotDisk } from './snapshot-disk.js';
 
@@ -11,6 +11,19 @@ import type { SnapshotDisk } from './snapshot-disk.js';
  */
 const WINDOW_PAGES = 8;
 
+/**
+ * How a restore reads a remote store (S3, a repository server: a backend that asks for more
+ * reads at once than the threads need, {@link Backend.preferredConcurrency}): that many ranged
+ * GETs in flight, each up to 4 MiB of a pack (half of one; ~6 frames of incompressible data)
+ * across gaps of up to 1 MiB of frames not wanted (a scattered incremental's frames of one pack
+ * come in few GETs), and at most 16 MiB fetched and not yet opened. Whole packs per GET (12 MiB,
+ * 32 MiB in flight) made 2× fewer requests but took the restore's peak RSS from ~265 to
+ * ~320 MiB at scale 1 (bench/README.md, offsite); 4 MiB is the compromise.
+ */
+export function remoteReads(preferredConcurrency: number): RemoteReads {
+  return { inFlight: preferredConcurrency, bytesInFlight: 16 * 1024 * 1024, gapBytes: 1024 * 1024, maxBytes: 4 * 1024 * 1024 };
+}
+
 /** A frame of the window with every block of the disk it holds. */
 interface PlannedFrame extends FrameToRead {
   blocks: { block: number; entry: Buffer }[];
@@ -20,10 +33,11 @@ interface PlannedFrame extends FrameToRead {
  * Restores a format 2 disk to a target that takes writes in any order, frame by frame
  * rather than block by block: the disk's entries are planned a window at a time, grouped by
  * the frame that holds them, and every frame is read once (whole packs with one ranged read
- * when the frames follow each other, repo/frame-spans.ts), decompressed on a worker straight
+ * when the frames follow each other, repo/frame-spans.ts; from a remote store whole packs or
+ * most of one per GET, many at once: {@link remoteReads}), decompressed on a worker straight
  * into a shared slot, and its blocks written from there to their places on the disk. So a
  * frame of scattered incremental blocks is decoded once, not once per block; nothing is
- * copied on the main thread; no zero check is needed (a backup stores zero blocks as zero
+ * copied on the main thread (but a remote read of several spans, once, into shared memory); no zero check is needed (a backup stores zero blocks as zero
  * entries). A frame that is missing or damaged, or does not hold the chunk an entry names,
  * falls back block by block to {@link SnapshotDisk.readBlock}, which looks for another
  * place of the chunk and otherwise fails naming the snapshot, disk, chunk and bytes.
@@ -31,7 +45,7 @@ interface PlannedFrame extends FrameToRead {
 export async function restoreByFrames(
   disk: SnapshotDisk,
   target: DiskTarget,
-  options: { threads: number; signal?: AbortSignal; onProgress?: (progress: Omit<RestoreProgress, 'disk'>) => void },
+  options: { threads: number; reads?: RemoteReads | undefined; signal?: AbortSignal; onProgress?: (progress: Omit<RestoreProgress, 'disk'>) => void },
 ): Promise<Omit<RestoreProgress, 'disk'>> {
   const record = disk.disk;
   const blockSize = record.blockSize;
@@ -101,7 +115,7 @@ export async function restoreByFrames(
           frame.blocks.push({ block, entry });
         });
       }
-      await readFrameSpans(disk.repo, [...frames.values()], { rehash: false, keep: true, ...(options.signal ? { signal: options.signal } : {}) }, writeFrame);
+      await readFrameSpans(disk.repo, [...frames.values()], { rehash: false, keep: true, ...(options.reads ? { reads: options.reads } : {}), ...(options.signal ? { signal: options.signal } : {}) }, writeFrame);
       for (const block of others) await readAlone(block);
       await Promise.all(zeroWrites);
     }
