@@ -56,8 +56,8 @@ export interface FrameSpanOptions {
   signal?: AbortSignal;
 }
 
-/** Buffers of {@link RemoteReads.maxBytes} that reads of several spans are spread over (one being filled, two opened). */
-const SPREAD_BUFFERS = 3;
+/** Buffers of {@link RemoteReads.maxBytes} that reads of several spans are spread over (one being filled, one opened). */
+const SPREAD_BUFFERS = 2;
 
 /** Stored bytes of one span at most: an 8 MiB pack is read in one piece. */
 const SPAN_BYTES = 8 * 1024 * 1024;

@@ -21,7 +21,7 @@ const WINDOW_PAGES = 8;
  * ~320 MiB at scale 1 (bench/README.md, offsite); 4 MiB is the compromise.
  */
 export function remoteReads(preferredConcurrency: number): RemoteReads {
-  return { inFlight: preferredConcurrency, bytesInFlight: 16 * 1024 * 1024, gapBytes: 1024 * 1024, maxBytes: 4 * 1024 * 1024 };
+  return { inFlight: preferredConcurrency, bytesInFlight: 8 * 1024 * 1024, gapBytes: 1024 * 1024, maxBytes: 4 * 1024 * 1024 };
 }
 
 /** A frame of the window with every block of the disk it holds. */
