@@ -16,9 +16,9 @@ const WINDOW_PAGES = 8;
  * reads at once than the threads need, {@link Backend.preferredConcurrency}): that many ranged
  * GETs in flight, each up to 4 MiB of a pack (half of one; ~6 frames of incompressible data)
  * across gaps of up to 1 MiB of frames not wanted (a scattered incremental's frames of one pack
- * come in few GETs), and at most 16 MiB fetched and not yet opened. Whole packs per GET (12 MiB,
- * 32 MiB in flight) made 2× fewer requests but took the restore's peak RSS from ~265 to
- * ~320 MiB at scale 1 (bench/README.md, offsite); 4 MiB is the compromise.
+ * come in few GETs), and at most 8 MiB fetched and not yet opened. Measured at scale 1
+ * (bench/README.md, offsite): whole packs per GET (12 MiB, 32 MiB ahead) took the peak RSS from
+ * ~250 to ~320 MiB, 4 MiB with 16 MiB ahead to ~270; these settings keep it at the block path's.
  */
 export function remoteReads(preferredConcurrency: number): RemoteReads {
   return { inFlight: preferredConcurrency, bytesInFlight: 8 * 1024 * 1024, gapBytes: 1024 * 1024, maxBytes: 4 * 1024 * 1024 };
