@@ -91,8 +91,11 @@ export async function restoreByFrames(
       const frames = new Map<string, PlannedFrame>();
       const others: number[] = [];
       const zeroWrites: Promise<void>[] = [];
-      for (let page = firstPage; page < Math.min(record.pages.length, firstPage + WINDOW_PAGES); page++) {
-        const entries = await index.rawPage(page);
+      // The window's pages fetched at once: from S3 one round trip instead of one per page.
+      const pageNumbers = Array.from({ length: Math.min(record.pages.length, firstPage + WINDOW_PAGES) - firstPage }, (_, i) => firstPage + i);
+      const pages = await Promise.all(pageNumbers.map((page) => index.rawPage(page)));
+      pageNumbers.forEach((page, p) => {
+        const entries = pages[p] as Buffer[];
         entries.forEach((entry, i) => {
           const block = page * record.entriesPerPage + i;
           if (block >= blockCount) return;
@@ -114,7 +117,7 @@ export async function restoreByFrames(
           }
           frame.blocks.push({ block, entry });
         });
-      }
+      });
       await readFrameSpans(disk.repo, [...frames.values()], { rehash: false, keep: true, ...(options.reads ? { reads: options.reads } : {}), ...(options.signal ? { signal: options.signal } : {}) }, writeFrame);
       for (const block of others) await readAlone(block);
       await Promise.all(zeroWrites);
