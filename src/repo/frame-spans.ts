@@ -107,10 +107,16 @@ export async function readFrameSpans<F extends FrameToRead>(
     if (options.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'read of frames interrupted');
     const bytes = endOf(read) - startOf(read);
     await fetched.acquire(bytes);
+    // Its bytes count until its spans are opened (then the slots hold what waits to be used).
+    let held = true;
+    const opened = () => {
+      if (held) fetched.release(bytes);
+      held = false;
+    };
     try {
-      await openRead(reader, read);
+      await openRead(reader, read, opened);
     } finally {
-      fetched.release(bytes);
+      opened();
     }
   });
 }
@@ -181,8 +187,8 @@ interface SpanReader<F extends FrameToRead> {
   use: (frame: F, opened: OpenedSpanFrame | CofferError) => Promise<void> | void;
 }
 
-/** Reads the range of a read's spans with one request, then opens each span as slots free up. */
-async function openRead<F extends FrameToRead>(reader: SpanReader<F>, read: F[][]): Promise<void> {
+/** Reads the range of a read's spans with one request, then opens each span as slots free up; `opened` once all are. */
+async function openRead<F extends FrameToRead>(reader: SpanReader<F>, read: F[][], opened: () => void): Promise<void> {
   const first = read[0]?.[0] as F;
   const start = startOf(read);
   let blob: Buffer;
@@ -190,6 +196,7 @@ async function openRead<F extends FrameToRead>(reader: SpanReader<F>, read: F[][
     blob = await readRange(reader.repo.backend, packKey(first.pack.toString('hex')), start, endOf(read) - start);
   } catch (error) {
     if (!isCofferError(error, 'E_MISSING_OBJECT') && !isCofferError(error, 'E_CORRUPT_OBJECT')) throw error;
+    opened();
     const span = read[0] as F[];
     if (read.length === 1 && span.length === 1) {
       await reader.use(first, error);
@@ -197,11 +204,11 @@ async function openRead<F extends FrameToRead>(reader: SpanReader<F>, read: F[][
     }
     // Which frames are gone: each span alone, then each frame (a pack cut short loses only its last frames).
     const smaller = read.length > 1 ? read.map((s) => [s]) : span.map((frame) => [[frame]]);
-    for (const part of smaller) await openRead(reader, part);
+    for (const part of smaller) await openRead(reader, part, () => undefined);
     return;
   }
   if (read.length === 1) {
-    await openSpan(reader, read[0] as F[], blob); // its own buffer, moved to the worker
+    await openSpan(reader, read[0] as F[], blob, opened); // its own buffer, moved to the worker
     return;
   }
   // Spread over shared memory, so several workers take views of it at once. A fixed set of
@@ -209,25 +216,35 @@ async function openRead<F extends FrameToRead>(reader: SpanReader<F>, read: F[][
   // garbage collection, so fresh ones pile up (a restore's RSS +50-70 MiB).
   const spread = reader.spread as SharedBufferPool;
   const shared = await spread.acquire();
-  try {
-    blob.copy(shared);
-    const whole = Buffer.from(shared.buffer, shared.byteOffset, blob.length);
-    await Promise.all(read.map((span) => openSpan(reader, span, whole.subarray(startOf([span]) - start, endOf([span]) - start))));
-  } finally {
+  blob.copy(shared);
+  const whole = Buffer.from(shared.buffer, shared.byteOffset, blob.length);
+  let left = read.length;
+  const spanOpened = () => {
+    if (--left > 0) return;
     spread.release(shared);
-  }
+    opened();
+  };
+  await Promise.all(read.map((span) => openSpan(reader, span, whole.subarray(startOf([span]) - start, endOf([span]) - start), spanOpened)));
 }
 
-/** Opens the frames of one span (its stored bytes in `blob`) on a worker and hands each to `use`. */
-async function openSpan<F extends FrameToRead>(reader: SpanReader<F>, span: F[], blob: Buffer): Promise<void> {
+/**
+ * Opens the frames of one span (its stored bytes in `blob`) on a worker, calls `opened` (exactly
+ * once: `blob` is no longer needed), and hands each frame to `use`.
+ */
+async function openSpan<F extends FrameToRead>(reader: SpanReader<F>, span: F[], blob: Buffer, opened: () => void): Promise<void> {
   await reader.opening.acquire();
   const slots = reader.freeSlots?.pop();
   try {
-    if (reader.freeSlots !== undefined && slots === undefined) throw new Error('no free slots for a span'); // as many slot sets as openings
-    const start = startOf([span]);
-    const layout = span.map((frame) => ({ offset: frame.frameOffset - start, length: frame.frameLength, name: frameName(frame) }));
     const into = slots?.slice(0, span.length);
-    const results = await reader.repo.pool.openFrames(blob, layout, { rehash: reader.rehash, ...(into === undefined ? {} : { into }) });
+    let results: Awaited<ReturnType<Repository['pool']['openFrames']>>;
+    try {
+      if (reader.freeSlots !== undefined && slots === undefined) throw new Error('no free slots for a span'); // as many slot sets as openings
+      const start = startOf([span]);
+      const layout = span.map((frame) => ({ offset: frame.frameOffset - start, length: frame.frameLength, name: frameName(frame) }));
+      results = await reader.repo.pool.openFrames(blob, layout, { rehash: reader.rehash, ...(into === undefined ? {} : { into }) });
+    } finally {
+      opened();
+    }
     await Promise.all(
       span.map((frame, i) => {
         const result = results[i];

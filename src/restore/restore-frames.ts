@@ -14,14 +14,16 @@ const WINDOW_PAGES = 8;
 /**
  * How a restore reads a remote store (S3, a repository server: a backend that asks for more
  * reads at once than the threads need, {@link Backend.preferredConcurrency}): that many ranged
- * GETs in flight, each up to 4 MiB of a pack (half of one; ~6 frames of incompressible data)
- * across gaps of up to 1 MiB of frames not wanted (a scattered incremental's frames of one pack
- * come in few GETs), and at most 8 MiB fetched and not yet opened. Measured at scale 1
- * (bench/README.md, offsite): whole packs per GET (12 MiB, 32 MiB ahead) took the peak RSS from
- * ~250 to ~320 MiB, 4 MiB with 16 MiB ahead to ~270; these settings keep it at the block path's.
+ * GETs in flight, each up to 2 MiB of a pack (a span of 4 frames of incompressible data, or
+ * several smaller ones) across gaps of up to 1 MiB of frames not wanted (a scattered
+ * incremental's frames of one pack come in few GETs), and at most 8 MiB fetched and not yet
+ * opened; opened by `threads` spans at once (the restored file's writes, not the workers, set
+ * the pace; fewer slots lent). Measured at scale 1 (bench/README.md, offsite): whole packs per
+ * GET (12 MiB, 32 MiB ahead) took the peak RSS from ~250 to ~320 MiB, 4 MiB reads to 250-266;
+ * 2 MiB keeps it at the block path's and still makes ~2.5× fewer requests than it did.
  */
 export function remoteReads(preferredConcurrency: number): RemoteReads {
-  return { inFlight: preferredConcurrency, bytesInFlight: 8 * 1024 * 1024, gapBytes: 1024 * 1024, maxBytes: 4 * 1024 * 1024 };
+  return { inFlight: preferredConcurrency, bytesInFlight: 8 * 1024 * 1024, gapBytes: 1024 * 1024, maxBytes: 2 * 1024 * 1024 };
 }
 
 /** A frame of the window with every block of the disk it holds. */
@@ -118,7 +120,7 @@ export async function restoreByFrames(
           frame.blocks.push({ block, entry });
         });
       });
-      await readFrameSpans(disk.repo, [...frames.values()], { rehash: false, keep: true, ...(options.reads ? { reads: options.reads } : {}), ...(options.signal ? { signal: options.signal } : {}) }, writeFrame);
+      await readFrameSpans(disk.repo, [...frames.values()], { rehash: false, keep: true, ...(options.reads ? { reads: options.reads, spansInFlight: options.threads } : {}), ...(options.signal ? { signal: options.signal } : {}) }, writeFrame);
       for (const block of others) await readAlone(block);
       await Promise.all(zeroWrites);
     }
