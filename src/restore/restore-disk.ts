@@ -39,7 +39,7 @@ export function restoreReadAhead(threads: number, blockSize: number, preferredCo
  * going to a target that takes writes in any order (a file, a block device) is restored frame
  * by frame (restore-frames.ts: each frame read and decoded once, written from its slot); from
  * a backend that asks for more reads at once than the threads need (S3, a repository server)
- * with whole packs per read and many reads in flight ({@link remoteReads}). Otherwise the
+ * with up to 2 MiB of a pack per read and many reads in flight ({@link remoteReads}). Otherwise the
  * snapshot's disk is a block device, so this is a copy of it (disk/copy-device.ts) in whole
  * blocks, which {@link SnapshotDisk} fetches and opens on the worker pool without its cache, as
  * many at once as {@link restoreReadAhead} says.
