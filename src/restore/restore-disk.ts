@@ -1,6 +1,6 @@
 import { copyDevice, type DiskTarget } from '../disk/index.js';
 import type { Backend } from '../repo/index.js';
-import { restoreByFrames } from './restore-frames.js';
+import { remoteReads, restoreByFrames } from './restore-frames.js';
 import type { SnapshotDisk } from './snapshot-disk.js';
 
 /** Progress of a restore. */
@@ -36,12 +36,13 @@ export function restoreReadAhead(threads: number, blockSize: number, preferredCo
 
 /**
  * Writes one disk of a snapshot to a target, byte-identical to the source. A format 2 disk
- * going to a target that takes writes in any order (a file, a block device) from a backend
- * that wants no more reads at once than the threads need (local, or a server asking for few)
- * is restored frame by frame (restore-frames.ts: each frame read and decoded once, written
- * from its slot). Otherwise the snapshot's disk is a block device, so this is a copy of it
- * (disk/copy-device.ts) in whole blocks, which {@link SnapshotDisk} fetches and opens on the
- * worker pool without its cache, as many at once as {@link restoreReadAhead} says.
+ * going to a target that takes writes in any order (a file, a block device) is restored frame
+ * by frame (restore-frames.ts: each frame read and decoded once, written from its slot); from
+ * a backend that asks for more reads at once than the threads need (S3, a repository server)
+ * with up to 2 MiB of a pack per read and many reads in flight ({@link remoteReads}). Otherwise the
+ * snapshot's disk is a block device, so this is a copy of it (disk/copy-device.ts) in whole
+ * blocks, which {@link SnapshotDisk} fetches and opens on the worker pool without its cache, as
+ * many at once as {@link restoreReadAhead} says.
  */
 export async function restoreDisk(
   disk: SnapshotDisk,
@@ -49,10 +50,11 @@ export async function restoreDisk(
   options: { threads: number; preferredConcurrency?: number | undefined; signal?: AbortSignal; onProgress?: (progress: RestoreProgress) => void },
 ): Promise<RestoreProgress> {
   const name = disk.disk.name;
-  const byFrames = disk.repo.config.version === 2 && !target.sequential && (options.preferredConcurrency ?? 0) <= options.threads + 1;
-  if (byFrames) {
+  if (disk.repo.config.version === 2 && !target.sequential) {
+    const remote = (options.preferredConcurrency ?? 0) > options.threads + 1;
     const progress = await restoreByFrames(disk, target, {
       threads: options.threads,
+      ...(remote ? { reads: remoteReads(options.preferredConcurrency ?? 0) } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.onProgress ? { onProgress: (p) => options.onProgress?.({ disk: name, ...p }) } : {}),
     });
