@@ -16,6 +16,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { BenchConfig } from './config.js';
 import { run, timed, type Measurement } from './exec.js';
+import { onePercentWrites } from './one-percent-writes.js';
 import { nbdcopyThroughQemuNbd, stopProcess } from './qemu-nbd-copy.js';
 import { NbdClient } from '../src/nbd/index.js';
 import { qemuIo, QmpClient } from '../src/qmp/index.js';
@@ -112,23 +113,13 @@ async function diskBlockSize(cfg: BenchConfig, repo: string, env: Record<string,
 
 /** Half of 1% as scattered 4 KiB writes, half as 4 MiB runs; returns bytes written and dirtied. */
 async function guestWrites(monitor: QmpClient, diskBytes: number): Promise<{ written: number; dirty: number }> {
-  const budget = Math.floor(diskBytes / 100);
   const granules = new Set<number>();
-  let state = 0x9e3779b9;
-  const random = (): number => {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return (state >>> 0) / 2 ** 32;
-  };
   let written = 0;
-  const write = async (offset: number, length: number): Promise<void> => {
-    await qemuIo(monitor, { device: 'disk0-dev', command: `write -P ${1 + (written % 250)} ${offset} ${length}` });
+  for (const { offset, length, fill } of onePercentWrites(diskBytes)) {
+    await qemuIo(monitor, { device: 'disk0-dev', command: `write -P ${fill} ${offset} ${length}` });
     for (let g = Math.floor(offset / BITMAP_GRANULARITY); g * BITMAP_GRANULARITY < offset + length; g++) granules.add(g);
     written += length;
-  };
-  while (written < budget / 2) await write(Math.floor(random() * (diskBytes / 4096)) * 4096, 4096);
-  while (written < budget) await write(Math.floor(random() * (diskBytes / (4 << 20))) * (4 << 20), 4 << 20);
+  }
   return { written, dirty: granules.size * BITMAP_GRANULARITY };
 }
 

@@ -19,6 +19,7 @@ import { copyFile, mkdir, open, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { run, timed } from './exec.js';
+import { onePercentWrites } from './one-percent-writes.js';
 import { nbdcopyThroughQemuNbd, stopProcess } from './qemu-nbd-copy.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -68,23 +69,13 @@ async function main(): Promise<void> {
 /** bench/live.ts's guest writes on a file: half of 1% as 4 KiB writes, half as 4 MiB runs. */
 async function rewriteOnePercent(file: string): Promise<number> {
   const size = await sizeOf(file);
-  const budget = Math.floor(size / 100);
-  let state = 0x9e3779b9;
-  const random = (): number => {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return (state >>> 0) / 2 ** 32;
-  };
   const handle = await open(file, 'r+');
   let written = 0;
   try {
-    const write = async (offset: number, length: number): Promise<void> => {
-      await handle.write(Buffer.alloc(length, 1 + (written % 250)), 0, length, offset);
+    for (const { offset, length, fill } of onePercentWrites(size)) {
+      await handle.write(Buffer.alloc(length, fill), 0, length, offset);
       written += length;
-    };
-    while (written < budget / 2) await write(Math.floor(random() * (size / 4096)) * 4096, 4096);
-    while (written < budget) await write(Math.floor(random() * (size / (4 << 20))) * (4 << 20), 4 << 20);
+    }
   } finally {
     await handle.close();
   }
