@@ -2,7 +2,6 @@ import { stat } from 'node:fs/promises';
 import type { Extent } from '../../blockdev/index.js';
 import { copyDevice, openDiskImage, openDiskTarget, TARGET_FORMATS, type DiskImage, type TargetFormat } from '../../disk/index.js';
 import { CofferError } from '../../errors/index.js';
-import { stayAtBaselineTier } from '../baseline-tier.js';
 import type { CommandContext } from '../context.js';
 import { formatBytes, formatTable } from '../format.js';
 
@@ -84,7 +83,6 @@ async function map(image: DiskImage, options: DiskCommandOptions, context: Comma
 }
 
 async function convert(image: DiskImage, output: string, format: TargetFormat, options: DiskCommandOptions, context: CommandContext): Promise<void> {
-  stayAtBaselineTier();
   const target = await openDiskTarget(output, image.size, { format, overwrite: options.overwrite === true, stdout: context.stdout });
   const progress = await copyDevice(image, target, { blockSize: CONVERT_BLOCK_SIZE, inFlight: 4, signal: context.signal });
   const summary = { input: image.path, inputFormat: image.format, output, format, size: image.size, bytesWritten: progress.bytesWritten };
