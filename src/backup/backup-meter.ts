@@ -11,7 +11,7 @@
  * CPU share: process CPU time (main thread and codec workers) over wall time × threads.
  */
 import type { BlockDevice, Extent } from '../blockdev/index.js';
-import { readRange, type Backend, type BackendEntry, type ObjectLockStore } from '../repo/index.js';
+import { ForwardingBackend, readRange, type Backend, type ObjectLockStore } from '../repo/index.js';
 
 /** What bounds a byte stream's rate: a token bucket (RateLimiter) or anything with `take`. */
 export interface ByteThrottle {
@@ -144,15 +144,16 @@ export class MeteredDevice implements BlockDevice {
  * inner backend's Object Lock passes through, its locked puts timed and throttled too (a
  * repository with Object Lock writes everything a restore needs through it).
  */
-export class MeteredBackend implements Backend {
+export class MeteredBackend extends ForwardingBackend {
   readonly objectLock?: ObjectLockStore;
 
   constructor(
-    private readonly inner: Backend,
+    inner: Backend,
     private readonly meter: BackupMeter,
     private readonly throttle: ByteThrottle | undefined,
     private readonly signal: AbortSignal | undefined,
   ) {
+    super(inner);
     const lock = inner.objectLock;
     if (lock !== undefined) {
       this.objectLock = {
@@ -174,40 +175,24 @@ export class MeteredBackend implements Backend {
     await this.meter.throttle.time(() => throttle.take(bytes, this.signal));
   }
 
-  get location(): string {
-    return this.inner.location;
-  }
-
-  get preferredConcurrency(): number | undefined {
-    return this.inner.preferredConcurrency;
-  }
-
-  async put(key: string, data: Uint8Array): Promise<void> {
+  override async put(key: string, data: Uint8Array): Promise<void> {
     await this.pay(data.length);
     return this.meter.repository.time(() => this.inner.put(key, data));
   }
 
-  sync(): Promise<void> {
+  override sync(): Promise<void> {
     return this.meter.repository.time(() => this.inner.sync());
   }
 
-  get(key: string): Promise<Buffer> {
+  override get(key: string): Promise<Buffer> {
     return this.meter.repository.time(() => this.inner.get(key));
   }
 
-  getRange(key: string, offset: number, length: number): Promise<Buffer> {
+  override getRange(key: string, offset: number, length: number): Promise<Buffer> {
     return this.meter.repository.time(() => readRange(this.inner, key, offset, length));
   }
 
-  has(key: string): Promise<boolean> {
+  override has(key: string): Promise<boolean> {
     return this.meter.repository.time(() => this.inner.has(key));
-  }
-
-  delete(key: string): Promise<void> {
-    return this.inner.delete(key);
-  }
-
-  list(prefix: string): AsyncIterable<BackendEntry> {
-    return this.inner.list(prefix);
   }
 }

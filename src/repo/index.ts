@@ -12,6 +12,7 @@
 export type { Backend, BackendEntry, ObjectLockStore, Retention, RetentionMode } from './backend/backend.js';
 export { LocalBackend } from './backend/local-backend.js';
 export { readRange } from './backend/read-range.js';
+export { ForwardingBackend } from './backend/forwarding-backend.js';
 export { FaultyBackend, type Fault } from './backend/faulty-backend.js';
 export { S3Backend, S3_DEFAULTS, type S3BackendOptions } from './backend/s3-backend.js';
 export { isS3Location, parseS3Location, type S3Location } from './backend/s3-location.js';

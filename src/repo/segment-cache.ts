@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Backend, BackendEntry, ObjectLockStore } from './backend/backend.js';
-import { readRange } from './backend/read-range.js';
+import { ForwardingBackend } from './backend/forwarding-backend.js';
 import { idFromKey, SEGMENTS_PREFIX } from './layout.js';
 
 /**
@@ -31,14 +31,15 @@ import { idFromKey, SEGMENTS_PREFIX } from './layout.js';
  * always safe): one file per segment, named by its 64-hex id, holding the 32-byte SHA-256 of
  * the stored bytes followed by the stored bytes (≤ 5.2 MiB each).
  */
-export class SegmentCachingBackend implements Backend {
+export class SegmentCachingBackend extends ForwardingBackend {
   readonly objectLock: ObjectLockStore | undefined;
 
   constructor(
-    readonly inner: Backend,
+    inner: Backend,
     /** The folder of this repository's cached segments (created on the first write). */
     private readonly folder: string,
   ) {
+    super(inner);
     const store = inner.objectLock;
     // A locked repository puts and deletes through the lock store (lock/locked-backend.ts): same write-through.
     this.objectLock = store === undefined ? undefined : {
@@ -57,15 +58,7 @@ export class SegmentCachingBackend implements Backend {
     };
   }
 
-  get location(): string {
-    return this.inner.location;
-  }
-
-  get preferredConcurrency(): number | undefined {
-    return this.inner.preferredConcurrency;
-  }
-
-  async get(key: string): Promise<Buffer> {
+  override async get(key: string): Promise<Buffer> {
     const hex = segmentId(key);
     if (hex === null) return this.inner.get(key);
     const cached = await this.read(hex);
@@ -75,13 +68,13 @@ export class SegmentCachingBackend implements Backend {
     return bytes;
   }
 
-  async put(key: string, data: Uint8Array): Promise<void> {
+  override async put(key: string, data: Uint8Array): Promise<void> {
     await this.inner.put(key, data);
     const hex = segmentId(key);
     if (hex !== null) await this.write(hex, data);
   }
 
-  async delete(key: string): Promise<void> {
+  override async delete(key: string): Promise<void> {
     await this.inner.delete(key);
     await this.forget(key);
   }
@@ -91,7 +84,7 @@ export class SegmentCachingBackend implements Backend {
     if (hex !== null) await rm(join(this.folder, hex), { force: true }).catch(() => undefined);
   }
 
-  async *list(prefix: string): AsyncIterable<BackendEntry> {
+  override async *list(prefix: string): AsyncIterable<BackendEntry> {
     if (prefix !== SEGMENTS_PREFIX) {
       yield* this.inner.list(prefix);
       return;
@@ -107,22 +100,6 @@ export class SegmentCachingBackend implements Backend {
     for (const name of files) {
       if (/^[0-9a-f]{64}$/.test(name) && !present.has(name)) await rm(join(this.folder, name), { force: true }).catch(() => undefined);
     }
-  }
-
-  async close(): Promise<void> {
-    await this.inner.close?.();
-  }
-
-  getRange(key: string, offset: number, length: number): Promise<Buffer> {
-    return readRange(this.inner, key, offset, length);
-  }
-
-  has(key: string): Promise<boolean> {
-    return this.inner.has(key);
-  }
-
-  sync(): Promise<void> {
-    return this.inner.sync();
   }
 
   /** The cached bytes of segment `hex`, or undefined (absent or damaged: then removed). */

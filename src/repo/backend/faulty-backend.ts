@@ -1,5 +1,6 @@
 import { CofferError, type ErrorCode } from '../../errors/index.js';
 import type { Backend, BackendEntry } from './backend.js';
+import { ForwardingBackend } from './forwarding-backend.js';
 import { readRange } from './read-range.js';
 
 type Method = 'put' | 'get' | 'has' | 'delete' | 'list' | 'sync';
@@ -17,62 +18,52 @@ export interface Fault {
  * happens when storage fails part-way. `unexercised()` lists faults that never fired, so a
  * test can check that its scenario really happened.
  */
-export class FaultyBackend implements Backend {
+export class FaultyBackend extends ForwardingBackend {
   private readonly counts = new Map<Fault, number>();
   private readonly fired = new Set<Fault>();
 
   constructor(
-    private readonly inner: Backend,
+    inner: Backend,
     private readonly faults: Fault[],
-  ) {}
-
-  get location(): string {
-    return this.inner.location;
-  }
-
-  get preferredConcurrency(): number | undefined {
-    return this.inner.preferredConcurrency;
+  ) {
+    super(inner);
   }
 
   unexercised(): Fault[] {
     return this.faults.filter((fault) => !this.fired.has(fault));
   }
 
-  async put(key: string, data: Uint8Array): Promise<void> {
+  override async put(key: string, data: Uint8Array): Promise<void> {
     this.check('put', key);
     return this.inner.put(key, data);
   }
 
-  async sync(): Promise<void> {
+  override async sync(): Promise<void> {
     this.check('sync', '');
     return this.inner.sync();
   }
 
-  async get(key: string): Promise<Buffer> {
+  override async get(key: string): Promise<Buffer> {
     this.check('get', key);
     return this.inner.get(key);
   }
 
-  async close(): Promise<void> {
-    await this.inner.close?.();
-  }
-
-  async getRange(key: string, offset: number, length: number): Promise<Buffer> {
+  override async getRange(key: string, offset: number, length: number): Promise<Buffer> {
     this.check('get', key);
     return readRange(this.inner, key, offset, length);
   }
 
-  async has(key: string): Promise<boolean> {
+  override async has(key: string): Promise<boolean> {
     this.check('has', key);
     return this.inner.has(key);
   }
 
-  async delete(key: string): Promise<void> {
+  override async delete(key: string): Promise<void> {
     this.check('delete', key);
     return this.inner.delete(key);
   }
 
-  async *list(prefix: string): AsyncIterable<BackendEntry> {
+  override async *list(prefix: string): AsyncIterable<BackendEntry> {
     this.check('list', prefix);
     yield* this.inner.list(prefix);
   }

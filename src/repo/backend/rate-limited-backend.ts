@@ -1,5 +1,6 @@
 import type { RateLimiter } from '../../concurrency/index.js';
-import type { Backend, BackendEntry, ObjectLockStore } from './backend.js';
+import type { Backend, ObjectLockStore } from './backend.js';
+import { ForwardingBackend } from './forwarding-backend.js';
 import { readRange } from './read-range.js';
 
 /** The limits a {@link RateLimitedBackend} applies; either may be absent (no limit). */
@@ -18,15 +19,16 @@ export interface BandwidthLimits {
  * no object body. Wrapping, not a flag in each backend (kopia's and restic's habit), so the
  * local and S3 backends need no change.
  */
-export class RateLimitedBackend implements Backend {
+export class RateLimitedBackend extends ForwardingBackend {
   /** The inner backend's Object Lock, its locked puts held to the upload limit too. */
   readonly objectLock?: ObjectLockStore;
 
   constructor(
-    private readonly inner: Backend,
+    inner: Backend,
     private readonly limits: BandwidthLimits,
     private readonly signal?: AbortSignal,
   ) {
+    super(inner);
     const lock = inner.objectLock;
     if (lock !== undefined) {
       this.objectLock = {
@@ -42,48 +44,20 @@ export class RateLimitedBackend implements Backend {
     }
   }
 
-  get location(): string {
-    return this.inner.location;
-  }
-
-  get preferredConcurrency(): number | undefined {
-    return this.inner.preferredConcurrency;
-  }
-
-  async put(key: string, data: Uint8Array): Promise<void> {
+  override async put(key: string, data: Uint8Array): Promise<void> {
     await this.limits.upload?.take(data.length, this.signal);
     return this.inner.put(key, data);
   }
 
-  sync(): Promise<void> {
-    return this.inner.sync();
-  }
-
-  async get(key: string): Promise<Buffer> {
+  override async get(key: string): Promise<Buffer> {
     const data = await this.inner.get(key);
     await this.limits.download?.take(data.length, this.signal);
     return data;
   }
 
-  async close(): Promise<void> {
-    await this.inner.close?.();
-  }
-
-  async getRange(key: string, offset: number, length: number): Promise<Buffer> {
+  override async getRange(key: string, offset: number, length: number): Promise<Buffer> {
     const data = await readRange(this.inner, key, offset, length);
     await this.limits.download?.take(data.length, this.signal);
     return data;
-  }
-
-  has(key: string): Promise<boolean> {
-    return this.inner.has(key);
-  }
-
-  delete(key: string): Promise<void> {
-    return this.inner.delete(key);
-  }
-
-  list(prefix: string): AsyncIterable<BackendEntry> {
-    return this.inner.list(prefix);
   }
 }

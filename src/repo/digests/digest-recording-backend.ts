@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { Backend, BackendEntry } from '../backend/backend.js';
-import { readRange } from '../backend/read-range.js';
+import type { Backend } from '../backend/backend.js';
+import { ForwardingBackend } from '../backend/forwarding-backend.js';
 import { sha256Of } from '../backend/known-sha256.js';
 import { encodeDigestKey } from '../format/digest-key.js';
 import { encodeDigestRecordBody, MAX_DIGEST_ENTRIES, type DigestEntry } from '../format/digest-record.js';
@@ -40,7 +40,7 @@ export interface DigestRecordingOptions {
  * Concurrency: puts and deletes may run concurrently; records are written one at a time.
  * A key written twice before a flush is recorded once, as its last state.
  */
-export class DigestRecordingBackend implements Backend {
+export class DigestRecordingBackend extends ForwardingBackend {
   private pending = new Map<string, DigestEntry>();
   private writing: Promise<void> = Promise.resolve();
   private keyStored = false;
@@ -50,20 +50,13 @@ export class DigestRecordingBackend implements Backend {
   private readonly maxEntries: number;
 
   constructor(
-    readonly inner: Backend,
+    inner: Backend,
     private readonly signer: SigningKey,
     options: DigestRecordingOptions = {},
   ) {
+    super(inner);
     this.now = options.now ?? (() => new Date());
     this.maxEntries = Math.min(MAX_DIGEST_ENTRIES, Math.max(1, options.maxEntries ?? MAX_DIGEST_ENTRIES));
-  }
-
-  get location(): string {
-    return this.inner.location;
-  }
-
-  get preferredConcurrency(): number | undefined {
-    return this.inner.preferredConcurrency;
   }
 
   /** The fingerprint of the key that signs this backend's records. */
@@ -86,7 +79,7 @@ export class DigestRecordingBackend implements Backend {
     await this.add({ op: 'stored', key, length: data.length, sha256: createHash('sha256').update(data).digest() });
   }
 
-  async put(key: string, data: Uint8Array): Promise<void> {
+  override async put(key: string, data: Uint8Array): Promise<void> {
     if (!isCoveredKey(key)) return this.inner.put(key, data);
     // Recorded before the manifest exists: what it names is covered first.
     if (key.startsWith(SNAPSHOTS_PREFIX)) await this.flush();
@@ -95,34 +88,14 @@ export class DigestRecordingBackend implements Backend {
     await this.add({ op: 'stored', key, length: data.length, sha256 });
   }
 
-  async delete(key: string): Promise<void> {
+  override async delete(key: string): Promise<void> {
     await this.inner.delete(key);
     if (isCoveredKey(key)) await this.add({ op: 'deleted', key });
   }
 
-  async sync(): Promise<void> {
+  override async sync(): Promise<void> {
     await this.flush();
     await this.inner.sync();
-  }
-
-  get(key: string): Promise<Buffer> {
-    return this.inner.get(key);
-  }
-
-  async close(): Promise<void> {
-    await this.inner.close?.();
-  }
-
-  getRange(key: string, offset: number, length: number): Promise<Buffer> {
-    return readRange(this.inner, key, offset, length);
-  }
-
-  has(key: string): Promise<boolean> {
-    return this.inner.has(key);
-  }
-
-  list(prefix: string): AsyncIterable<BackendEntry> {
-    return this.inner.list(prefix);
   }
 
   /**

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { isCofferError } from '../../errors/index.js';
 import type { Backend, BackendEntry } from '../backend/backend.js';
+import { ForwardingBackend } from '../backend/forwarding-backend.js';
 import { FaultyBackend } from '../backend/faulty-backend.js';
 import { LocalBackend } from '../backend/local-backend.js';
 import { decodeDigestRecord, encodeDigestRecordBody, type DigestEntry } from '../format/digest-record.js';
@@ -34,30 +35,11 @@ async function localBackend(): Promise<LocalBackend> {
 }
 
 /** Passes everything through to a real backend and notes the order of puts. */
-class PutLog implements Backend {
+class PutLog extends ForwardingBackend {
   readonly puts: string[] = [];
-  constructor(private readonly inner: Backend) {}
-  get location(): string {
-    return this.inner.location;
-  }
-  async put(key: string, data: Uint8Array): Promise<void> {
+  override async put(key: string, data: Uint8Array): Promise<void> {
     await this.inner.put(key, data);
     this.puts.push(key);
-  }
-  sync(): Promise<void> {
-    return this.inner.sync();
-  }
-  get(key: string): Promise<Buffer> {
-    return this.inner.get(key);
-  }
-  has(key: string): Promise<boolean> {
-    return this.inner.has(key);
-  }
-  delete(key: string): Promise<void> {
-    return this.inner.delete(key);
-  }
-  list(prefix: string): AsyncIterable<BackendEntry> {
-    return this.inner.list(prefix);
   }
 }
 

@@ -1,6 +1,6 @@
 import { CofferError } from '../../errors/index.js';
-import type { Backend, BackendEntry, ObjectLockStore, Retention } from '../backend/backend.js';
-import { readRange } from '../backend/read-range.js';
+import type { Backend, ObjectLockStore, Retention } from '../backend/backend.js';
+import { ForwardingBackend } from '../backend/forwarding-backend.js';
 import type { ObjectLockPolicy } from '../format/config.js';
 import { CHUNKS_PREFIX, CONFIG_KEY, INDEXES_PREFIX, KEYS_PREFIX, PACKS_PREFIX, SEGMENTS_PREFIX, SNAPSHOTS_PREFIX, TREES_PREFIX } from '../layout.js';
 import { retentionUntil, writeRetention } from './lock-policy.js';
@@ -27,19 +27,20 @@ export function isLockedKey(key: string): boolean {
  * the data behind a delete marker), and fails with `E_OBJECT_LOCKED` on a locked one.
  * Everything else passes through.
  */
-export class LockedBackend implements Backend {
+export class LockedBackend extends ForwardingBackend {
   readonly objectLock: ObjectLockStore;
   /** What the last snapshot written through this backend took to lock (snapshots.ts). */
   lastSnapshot: (RetentionReport & { id: string; lockedUntil: Date; durationMs: number }) | undefined;
 
   constructor(
-    readonly inner: Backend,
+    inner: Backend,
     readonly policy: ObjectLockPolicy,
     /** The cache of known retentions (retention-cache.ts). */
     readonly cache: RetentionCache,
     /** The clock (injected: tests move it). */
     readonly now: () => Date = () => new Date(),
   ) {
+    super(inner);
     const store = inner.objectLock;
     if (store === undefined) {
       throw new CofferError('E_USAGE', `${inner.location} is a repository with Object Lock (${policy.mode}, ${policy.days} days), but its storage offers no Object Lock`, {
@@ -49,15 +50,7 @@ export class LockedBackend implements Backend {
     this.objectLock = store;
   }
 
-  get location(): string {
-    return this.inner.location;
-  }
-
-  get preferredConcurrency(): number | undefined {
-    return this.inner.preferredConcurrency;
-  }
-
-  async put(key: string, data: Uint8Array): Promise<void> {
+  override async put(key: string, data: Uint8Array): Promise<void> {
     if (!isLockedKey(key)) return this.inner.put(key, data);
     const retention = writeRetention(this.policy, this.now());
     await this.objectLock.put(key, data, retention);
@@ -80,32 +73,8 @@ export class LockedBackend implements Backend {
     this.cache.learn(key, until);
   }
 
-  sync(): Promise<void> {
-    return this.inner.sync();
-  }
-
-  get(key: string): Promise<Buffer> {
-    return this.inner.get(key);
-  }
-
-  async close(): Promise<void> {
-    await this.inner.close?.();
-  }
-
-  getRange(key: string, offset: number, length: number): Promise<Buffer> {
-    return readRange(this.inner, key, offset, length);
-  }
-
-  has(key: string): Promise<boolean> {
-    return this.inner.has(key);
-  }
-
-  delete(key: string): Promise<void> {
+  override delete(key: string): Promise<void> {
     return this.objectLock.deleteAll(key);
-  }
-
-  list(prefix: string): AsyncIterable<BackendEntry> {
-    return this.inner.list(prefix);
   }
 }
 

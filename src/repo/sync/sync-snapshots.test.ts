@@ -15,6 +15,7 @@ import { openImageSource } from '../../source/index.js';
 import { seededBytes } from '../../testing/index.js';
 import {
   DiskIndexReader,
+  ForwardingBackend,
   initRepository,
   isZeroEntry,
   listLeases,
@@ -25,7 +26,6 @@ import {
   syncSnapshots,
   verifyRepository,
   type Backend,
-  type BackendEntry,
   type Repository,
   type Snapshot,
 } from '../index.js';
@@ -80,30 +80,11 @@ async function diskBytes(repo: Repository, snapshot: Snapshot): Promise<Buffer> 
 }
 
 /** Records deletes and refuses them all, as a bucket policy without s3:DeleteObject does. */
-class AppendOnlyBackend implements Backend {
+class AppendOnlyBackend extends ForwardingBackend {
   readonly deletes: string[] = [];
-  constructor(private readonly inner: Backend) {}
-  get location() {
-    return this.inner.location;
-  }
-  put(key: string, data: Uint8Array) {
-    return this.inner.put(key, data);
-  }
-  sync() {
-    return this.inner.sync();
-  }
-  get(key: string) {
-    return this.inner.get(key);
-  }
-  has(key: string) {
-    return this.inner.has(key);
-  }
-  async delete(key: string): Promise<void> {
+  override async delete(key: string): Promise<void> {
     this.deletes.push(key);
     throw new CofferError('E_BACKEND_IO', `delete of ${key} refused: append-only`);
-  }
-  list(prefix: string): AsyncIterable<BackendEntry> {
-    return this.inner.list(prefix);
   }
 }
 
