@@ -17,7 +17,8 @@ import { isCofferError } from '../errors/index.js';
 import { deleteSnapshot, initRepository, listSnapshots, LocalBackend, openRepository, pruneRepository, type Backend, type Repository, type Snapshot } from '../repo/index.js';
 import { openImageSource } from '../source/index.js';
 import { seededBytes, tempFolders } from '../testing/index.js';
-import { restoreSnapshot } from './index.js';
+import { restoreSnapshot, SnapshotDisk } from './index.js';
+import { READ_AHEAD } from './snapshot-disk.js';
 
 const tempFolder = tempFolders();
 const KiB = 1024;
@@ -158,6 +159,26 @@ test('the first restore after a repacking prune reads the moved blocks by frames
     assert.equal(again.filter((r) => r.failed).length, 0);
     assertEachByteOnce(again.filter((r) => written.has(r.key)));
     assert.ok(again.filter((r) => written.has(r.key)).length <= most);
+  } finally {
+    await repo.close();
+  }
+});
+
+test('a sequential reader with read-ahead (coffer serve) prefetches the moved blocks from their new frames: the removed packs only by the prefetches in flight when the first failed', async () => {
+  const { backend, reads } = recording(root);
+  const repo = await openRepository(backend, { passphrase: 'pw', threads: 2 });
+  try {
+    const snapshot = await kept(repo);
+    const record = snapshot.disks[0];
+    assert.ok(record !== undefined);
+    const disk = new SnapshotDisk(repo, snapshot.id, record, { readAhead: true });
+    const out = Buffer.alloc(record.size);
+    for (let offset = 0; offset < record.size; offset += BLOCK) await disk.read(offset, BLOCK, out.subarray(offset, offset + BLOCK));
+    assert.ok(out.equals(second), 'byte for byte');
+    const ofRemoved = reads.filter((r) => removed.has(r.key)).length;
+    // Before: every prefetch of a moved frame asked its removed pack (22 here).
+    assert.ok(ofRemoved >= 1 && ofRemoved <= 1 + READ_AHEAD.frames, `${ofRemoved} reads of removed packs (${1 + READ_AHEAD.frames} at most)`);
+    assert.ok(disk.frameCache.readAhead > 0, 'frames were read ahead');
   } finally {
     await repo.close();
   }
