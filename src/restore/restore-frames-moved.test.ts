@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { backupVm } from '../backup/index.js';
 import { isCofferError } from '../errors/index.js';
-import { deleteSnapshot, initRepository, listSnapshots, LocalBackend, openRepository, pruneRepository, type Backend, type Repository, type Snapshot } from '../repo/index.js';
+import { deleteSnapshot, initRepository, listSnapshots, LocalBackend, openRepository, pruneRepository, verifyRepository, type Backend, type Repository, type Snapshot } from '../repo/index.js';
 import { openImageSource } from '../source/index.js';
 import { seededBytes, tempFolders } from '../testing/index.js';
 import { restoreSnapshot, SnapshotDisk } from './index.js';
@@ -179,6 +179,20 @@ test('a sequential reader with read-ahead (coffer serve) prefetches the moved bl
     // Before: every prefetch of a moved frame asked its removed pack (22 here).
     assert.ok(ofRemoved >= 1 && ofRemoved <= 1 + READ_AHEAD.frames, `${ofRemoved} reads of removed packs (${1 + READ_AHEAD.frames} at most)`);
     assert.ok(disk.frameCache.readAhead > 0, 'frames were read ahead');
+  } finally {
+    await repo.close();
+  }
+});
+
+test('verify --read-data of the repacked repository reads the moved chunks by frames at their new places: each byte once, no removed pack asked, nothing damaged', async () => {
+  const { backend, reads } = recording(root);
+  const repo = await openRepository(backend, { passphrase: 'pw', threads: 2 });
+  try {
+    const report = await verifyRepository(repo, { readData: true, now: () => new Date() });
+    assert.deepEqual(report.damaged, []);
+    assert.equal(reads.filter((r) => removed.has(r.key) || r.failed).length, 0, 'no read of a removed pack, none failed');
+    // Before: a failed read per span of the removed packs, then one read per moved chunk (8 a frame).
+    assertEachByteOnce(reads);
   } finally {
     await repo.close();
   }
