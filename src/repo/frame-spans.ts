@@ -53,6 +53,13 @@ export interface FrameSpanOptions {
   framesPerSpan?: number;
   /** Reads of a remote store ({@link RemoteReads}); by default each span is one read, `spansInFlight` at once. */
   reads?: RemoteReads;
+  /**
+   * Packs known missing (a read of them failed, or a prune removed them, moved-chunks.ts): a
+   * read of such a pack is not made, its frames go to `use` with `E_MISSING_OBJECT`. Asked
+   * (and awaited) just before each read, so a pack found missing by one read is not asked
+   * again by the next.
+   */
+  gone?: (pack: Buffer) => boolean | Promise<boolean>;
   signal?: AbortSignal;
 }
 
@@ -75,7 +82,8 @@ const SPAN_BYTES = 8 * 1024 * 1024;
  * whatever the number of frames. `use` gets every frame exactly once, with its opened form or
  * the `E_MISSING_OBJECT`/`E_CORRUPT_OBJECT` error it failed with (a pack shorter than a frame's
  * end is `E_CORRUPT_OBJECT`; a read that fails so is retried span by span, then frame by frame,
- * so only the frames really gone fail); other errors, and errors of `use`, stop the read.
+ * so only the frames really gone fail; a pack that is not there at all, `E_MISSING_OBJECT`, fails
+ * all the read's frames at once); other errors, and errors of `use`, stop the read.
  */
 export async function readFrameSpans<F extends FrameToRead>(
   repo: Repository,
@@ -98,6 +106,7 @@ export async function readFrameSpans<F extends FrameToRead>(
     opening: new Slots(Math.min(opening, Math.max(1, spans.length))),
     freeSlots: keep ? freeSlots : undefined,
     use,
+    ...(options.gone ? { gone: options.gone } : {}),
   };
   const remote = options.reads;
   const reads = remote === undefined ? spans.map((span) => [span]) : planReads(spans, remote);
@@ -185,21 +194,25 @@ interface SpanReader<F extends FrameToRead> {
   /** Shared memory a read of several spans is copied to, so that each span's view crosses to a worker without a copy. */
   spread?: SharedBufferPool;
   use: (frame: F, opened: OpenedSpanFrame | CofferError) => Promise<void> | void;
+  gone?: (pack: Buffer) => boolean | Promise<boolean>;
 }
 
 /** Reads the range of a read's spans with one request, then opens each span as slots free up; `opened` once all are. */
 async function openRead<F extends FrameToRead>(reader: SpanReader<F>, read: F[][], opened: () => void): Promise<void> {
   const first = read[0]?.[0] as F;
   const start = startOf(read);
+  const key = packKey(first.pack.toString('hex'));
   let blob: Buffer;
   try {
-    blob = await readRange(reader.repo.backend, packKey(first.pack.toString('hex')), start, endOf(read) - start);
+    if ((await reader.gone?.(first.pack)) === true) throw new CofferError('E_MISSING_OBJECT', `object ${key} is missing (found gone before)`, { subject: { object: key } });
+    blob = await readRange(reader.repo.backend, key, start, endOf(read) - start);
   } catch (error) {
     if (!isCofferError(error, 'E_MISSING_OBJECT') && !isCofferError(error, 'E_CORRUPT_OBJECT')) throw error;
     opened();
     const span = read[0] as F[];
-    if (read.length === 1 && span.length === 1) {
-      await reader.use(first, error);
+    if ((read.length === 1 && span.length === 1) || error.code === 'E_MISSING_OBJECT') {
+      // (A missing pack is missing whole: asking for its parts would only fail again.)
+      for (const frame of read.flat()) await reader.use(frame, error);
       return;
     }
     // Which frames are gone: each span alone, then each frame (a pack cut short loses only its last frames).

@@ -47,6 +47,62 @@ export class MovedChunks {
   }
 
   /**
+   * Where a reader that plans its own reads (restore by frames, read-ahead) should read the
+   * chunk of located entry `raw`: `raw` itself unless its pack is known gone
+   * ({@link knownGone}); else the first place the segments know for the chunk in a pack they
+   * name (the frame a repacking prune copied it into, §19.7), or undefined when they know none
+   * (the reader then reads through {@link read}, which fails naming the chunk).
+   */
+  async placeOf(raw: Buffer): Promise<Buffer | undefined> {
+    const known = this.loaded;
+    if (known === undefined || known.namesPack(raw.subarray(32, 64)) !== false) return raw;
+    const id = raw.subarray(0, 32);
+    let places = await this.placesIn(known, id);
+    if (places === 'stale') {
+      // A segment the index names is gone: a prune rewrote the segments since it was loaded.
+      const index = await this.reload(known);
+      places = await this.placesIn(index, id);
+      if (places === 'stale') return undefined;
+      return places.find((place) => index.namesPack(place.subarray(32, 64)) !== false);
+    }
+    return places.find((place) => known.namesPack(place.subarray(32, 64)) !== false);
+  }
+
+  /**
+   * After a read found pack `pack` missing (`E_MISSING_OBJECT`): loads the index if it is not
+   * loaded (once per repository; again once when the one loaded still names the pack, which a
+   * prune since may have removed) and answers whether the pack is gone. When it is,
+   * {@link placeOf} knows where its chunks are now; when the segments still name it, the pack
+   * is damaged, not repacked.
+   */
+  async confirmGone(pack: Buffer): Promise<boolean> {
+    let index = await this.load();
+    if (index.namesPack(pack) === true && this.reloaded === undefined) index = await this.reload(index);
+    return index.namesPack(pack) === false;
+  }
+
+  /** Loads the index again, once per repository, unless someone already did since `stale` was loaded. */
+  private reload(stale: ChunkIndex): Promise<ChunkIndex> {
+    if (this.reloaded !== undefined) return this.reloaded;
+    if (this.loaded === stale || this.loaded === undefined) {
+      this.index = undefined;
+      this.loaded = undefined;
+    }
+    this.reloaded = this.load();
+    return this.reloaded;
+  }
+
+  /** Every place the segments of `index` know for chunk `id`, or `stale` when a segment it names is gone. */
+  private async placesIn(index: ChunkIndex, id: Buffer): Promise<Buffer[] | 'stale'> {
+    try {
+      return await index.lookupAll(id);
+    } catch (error) {
+      if (isCofferError(error, 'E_MISSING_OBJECT')) return 'stale';
+      throw error;
+    }
+  }
+
+  /**
    * Reads the chunk of located entry `raw` with `read` (which throws `E_MISSING_OBJECT` or
    * `E_CORRUPT_OBJECT` when a place does not hold it intact), at its own place unless its pack
    * is known gone, else at the places the segments know.

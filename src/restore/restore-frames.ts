@@ -26,9 +26,27 @@ export function remoteReads(preferredConcurrency: number): RemoteReads {
   return { inFlight: preferredConcurrency, bytesInFlight: 8 * 1024 * 1024, gapBytes: 1024 * 1024, maxBytes: 2 * 1024 * 1024 };
 }
 
+/** A block of the disk and the located entry it is read by. */
+interface PlannedBlock {
+  block: number;
+  entry: Buffer;
+}
+
 /** A frame of the window with every block of the disk it holds. */
 interface PlannedFrame extends FrameToRead {
-  blocks: { block: number; entry: Buffer }[];
+  blocks: PlannedBlock[];
+}
+
+/** Adds block `block`, read by located entry `entry`, to the frame of `frames` that holds it. */
+function planBlock(frames: Map<string, PlannedFrame>, block: number, entry: Buffer): void {
+  const key = entry.toString('latin1', 32, 72); // pack id, frame offset and length
+  let frame = frames.get(key);
+  if (frame === undefined) {
+    const location = decodeLocatedEntry(entry, `entry of block ${block}`);
+    frame = { pack: location.pack, frameOffset: location.frameOffset, frameLength: location.frameLength, blocks: [] };
+    frames.set(key, frame);
+  }
+  frame.blocks.push({ block, entry });
 }
 
 /**
@@ -40,7 +58,12 @@ interface PlannedFrame extends FrameToRead {
  * into a shared slot, and its blocks written from there to their places on the disk. So a
  * frame of scattered incremental blocks is decoded once, not once per block; nothing is
  * copied on the main thread (but a remote read of several spans, once, into shared memory); no zero check is needed (a backup stores zero blocks as zero
- * entries). A frame that is missing or damaged, or does not hold the chunk an entry names,
+ * entries). Blocks whose entries name a pack a prune removed (its live chunks repacked,
+ * docs/repository-format.md §19.7) are planned the same way at the frames the index segments
+ * place their chunks in (MovedChunks.placeOf): once a pack is known gone, no request goes to
+ * it; on the first restore after the prune, the reads that find it missing make the segments
+ * load, and the window's blocks of missing packs are planned again at their new places. A
+ * frame that is damaged, or does not hold the chunk an entry names,
  * falls back block by block to {@link SnapshotDisk.readBlock}, which looks for another
  * place of the chunk and otherwise fails naming the snapshot, disk, chunk and bytes.
  */
@@ -70,7 +93,38 @@ export async function restoreByFrames(
     done(data.length, true);
   };
 
-  const writeFrame = async (frame: PlannedFrame, opened: OpenedSpanFrame | CofferError): Promise<void> => {
+  // Chunks a prune repacked (§19.7): the snapshot's entries still name the removed packs.
+  // Once one is known gone, its blocks are planned at the places the segments know, as any other.
+  const moved = MovedChunks.of(disk.repo);
+  /** Packs a read of this restore found missing (hex): not asked again. */
+  const missing = new Set<string>();
+  /** The segments loading after the first pack was found missing: later reads wait for them rather than ask other removed packs. */
+  let learning: Promise<unknown> | undefined;
+  const gone = async (pack: Buffer): Promise<boolean> => {
+    if (missing.has(pack.toString('hex'))) return true;
+    if (learning !== undefined) await learning;
+    return moved.knownGone(pack);
+  };
+  /** Plans blocks of removed packs at the places the segments know; a chunk they place nowhere is read alone (and fails naming it). */
+  const placeMoved = async (frames: Map<string, PlannedFrame>, others: number[], blocks: PlannedBlock[]): Promise<void> => {
+    for (const { block, entry } of blocks) {
+      const place = await moved.placeOf(entry);
+      if (place === undefined) others.push(block);
+      else planBlock(frames, block, place);
+    }
+  };
+
+  /**
+   * Writes a frame's blocks; `lost` (the first reading of a window): when the frame's pack is
+   * missing, its blocks are kept there to be placed again, not read one by one.
+   */
+  const writeFrameOf = (lost: PlannedBlock[] | undefined) => async (frame: PlannedFrame, opened: OpenedSpanFrame | CofferError): Promise<void> => {
+    if (lost !== undefined && opened instanceof CofferError && opened.code === 'E_MISSING_OBJECT') {
+      missing.add(frame.pack.toString('hex'));
+      learning ??= moved.confirmGone(frame.pack).catch(() => false); // (a failing load is met again, and reported, by the blocks read alone)
+      lost.push(...frame.blocks);
+      return;
+    }
     const plaintext = opened instanceof CofferError ? null : opened.plaintext;
     const writes: Promise<void>[] = [];
     const alone: number[] = [];
@@ -88,12 +142,15 @@ export async function restoreByFrames(
     for (const block of alone) await readAlone(block);
   };
 
-  // A pack a prune removed (its chunks repacked, §19.7) is not asked again once a read found it gone.
-  const moved = MovedChunks.of(disk.repo);
+  const read = (frames: Map<string, PlannedFrame>, lost: PlannedBlock[] | undefined) =>
+    readFrameSpans(disk.repo, [...frames.values()], { rehash: false, keep: true, gone, ...(options.reads ? { reads: options.reads, spansInFlight: options.threads } : {}), ...(options.signal ? { signal: options.signal } : {}) }, writeFrameOf(lost));
+
   try {
     for (let firstPage = 0; firstPage < record.pages.length; firstPage += WINDOW_PAGES) {
       const frames = new Map<string, PlannedFrame>();
       const others: number[] = [];
+      /** Blocks whose entry names a pack known gone: placed once the window is scanned. */
+      const movedBlocks: PlannedBlock[] = [];
       const zeroWrites: Promise<void>[] = [];
       // The window's pages fetched at once: from S3 one round trip instead of one per page.
       const pageNumbers = Array.from({ length: Math.min(record.pages.length, firstPage + WINDOW_PAGES) - firstPage }, (_, i) => firstPage + i);
@@ -108,21 +165,34 @@ export async function restoreByFrames(
             else zeroWrites.push(target.write(block * blockSize, zeros.subarray(0, lengthOf(block))).then(() => done(lengthOf(block), true)));
             return;
           }
-          if (!isLocatedEntry(entry) || moved.knownGone(entry.subarray(32, 64))) {
+          if (!isLocatedEntry(entry)) {
             others.push(block);
             return;
           }
-          const key = entry.toString('latin1', 32, 72); // pack id, frame offset and length
-          let frame = frames.get(key);
-          if (frame === undefined) {
-            const location = decodeLocatedEntry(entry, `entry of block ${block}`);
-            frame = { pack: location.pack, frameOffset: location.frameOffset, frameLength: location.frameLength, blocks: [] };
-            frames.set(key, frame);
-          }
-          frame.blocks.push({ block, entry });
+          if (moved.knownGone(entry.subarray(32, 64))) movedBlocks.push({ block, entry });
+          else planBlock(frames, block, entry);
         });
       });
-      await readFrameSpans(disk.repo, [...frames.values()], { rehash: false, keep: true, ...(options.reads ? { reads: options.reads, spansInFlight: options.threads } : {}), ...(options.signal ? { signal: options.signal } : {}) }, writeFrame);
+      await placeMoved(frames, others, movedBlocks);
+      const lost: PlannedBlock[] = [];
+      await read(frames, lost);
+      if (lost.length > 0) {
+        // The first reads of a repacked snapshot find its old packs gone: once the segments
+        // confirm it, those blocks are read from the frames their chunks were copied into.
+        const confirmed = new Map<string, boolean>();
+        const again = new Map<string, PlannedFrame>();
+        const relocated: PlannedBlock[] = [];
+        for (const lostBlock of lost) {
+          const pack = lostBlock.entry.subarray(32, 64);
+          const hex = pack.toString('hex');
+          let isGone = confirmed.get(hex);
+          if (isGone === undefined) confirmed.set(hex, (isGone = await moved.confirmGone(pack)));
+          if (isGone) relocated.push(lostBlock);
+          else others.push(lostBlock.block);
+        }
+        await placeMoved(again, others, relocated);
+        await read(again, undefined);
+      }
       for (const block of others) await readAlone(block);
       await Promise.all(zeroWrites);
     }

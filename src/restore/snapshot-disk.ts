@@ -195,7 +195,9 @@ export class SnapshotDisk implements BlockDevice {
     try {
       while (this.ahead.next < until && this.frames.inFlight < READ_AHEAD.frames) {
         const raw = await this.index.rawEntry(this.ahead.next);
-        if (isLocatedEntry(raw) && !isZeroEntry(raw)) this.frames.prefetch(raw);
+        // (Where a prune moved the chunk to, when its pack is known gone: MovedChunks.)
+        const place = isLocatedEntry(raw) && !isZeroEntry(raw) ? await MovedChunks.of(this.repo).placeOf(raw) : undefined;
+        if (place !== undefined) this.frames.prefetch(place);
         this.ahead.next += 1;
       }
     } catch {

@@ -1,0 +1,195 @@
+/**
+ * Restore of a snapshot whose chunks a prune repacked (issues #2/#6), in a minute or two: a
+ * format 2 repository (`coffer init`), a disk of seeded random data (`BENCH_RAP_MIB`, default
+ * 512) backed up three times (the full; then 30 % of its 256 KiB blocks rewritten at seeded
+ * places; then 5 % more), the first snapshot forgotten and `coffer prune --json` run (its
+ * report must say packs were repacked: the full's packs are 30 % unused), then the oldest
+ * kept snapshot restored `BENCH_RAP_RUNS` times (default 5) by `coffer restore` under GNU
+ * time (wall, CPU, peak RSS; medians printed) and once in this process through a backend that
+ * counts every ranged read (all, failed, of removed packs). Each restore is compared with the
+ * disk it was backed up from.
+ *
+ * Run: `node dist/bench/restore-after-prune.js` (`COFFER_BIN=/other/bin/coffer.js` to time
+ * another build's CLI; `BENCH_KEEP=1` keeps `bench/work/run/restore-after-prune`,
+ * `BENCH_REUSE=1` keeps it and reuses what a kept run prepared).
+ *
+ * @module
+ */
+import { randomFillSync } from 'node:crypto';
+import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LocalBackend } from '../src/repo/backend/local-backend.js';
+import type { Backend, BackendEntry } from '../src/repo/backend/backend.js';
+import { listSnapshots, openRepository } from '../src/repo/index.js';
+import { restoreSnapshot } from '../src/restore/index.js';
+import { run, timed, type Measurement } from './exec.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const cofferBin = process.env.COFFER_BIN ?? path.join(root, 'bin', 'coffer.js');
+const work = path.join(root, 'bench', 'work', 'run', 'restore-after-prune');
+const repoDir = path.join(work, 'repo');
+const passphrase = 'bench-restore-after-prune';
+const env = { COFFER_PASSWORD: passphrase };
+const runs = Number(process.env.BENCH_RAP_RUNS ?? 5);
+const mib = Number(process.env.BENCH_RAP_MIB ?? 512);
+const BLOCK = 256 * 1024;
+
+const coffer = (...args: string[]) => run(process.execPath, [cofferBin, ...args], { env });
+
+/** A backend that counts ranged reads: all, failed, and those of packs in `removed`. */
+class CountingBackend implements Backend {
+  ranges = 0;
+  failed = 0;
+  ofRemoved = 0;
+  bytes = 0;
+  constructor(
+    private readonly inner: LocalBackend,
+    private readonly removed: ReadonlySet<string>,
+  ) {}
+  get location(): string {
+    return this.inner.location;
+  }
+  put(key: string, data: Uint8Array): Promise<void> {
+    return this.inner.put(key, data);
+  }
+  sync(): Promise<void> {
+    return this.inner.sync();
+  }
+  get(key: string): Promise<Buffer> {
+    return this.inner.get(key);
+  }
+  has(key: string): Promise<boolean> {
+    return this.inner.has(key);
+  }
+  delete(key: string): Promise<void> {
+    return this.inner.delete(key);
+  }
+  list(prefix: string): AsyncIterable<BackendEntry> {
+    return this.inner.list(prefix);
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+  async getRange(key: string, offset: number, length: number): Promise<Buffer> {
+    this.ranges += 1;
+    if (this.removed.has(key)) this.ofRemoved += 1;
+    try {
+      const data = await this.inner.getRange(key, offset, length);
+      this.bytes += data.length;
+      return data;
+    } catch (error) {
+      this.failed += 1;
+      throw error;
+    }
+  }
+}
+
+/** Rewrites `share` of the 256 KiB blocks of `disk` with fresh random bytes, at places from `seed`. */
+function rewriteBlocks(disk: Buffer, share: number, seed: number): void {
+  let state = seed;
+  const random = () => {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    return (state >>> 0) / 2 ** 32;
+  };
+  for (let at = 0; at < disk.length; at += BLOCK) if (random() < share) randomFillSync(disk, at, BLOCK);
+}
+
+async function packKeys(): Promise<Set<string>> {
+  const keys = new Set<string>();
+  for await (const entry of new LocalBackend(repoDir).list('packs/')) keys.add(entry.key);
+  return keys;
+}
+
+async function prepare(): Promise<{ removed: Set<string>; prune: unknown }> {
+  const disk = Buffer.alloc(mib * 1024 * 1024);
+  randomFillSync(disk);
+  const image = path.join(work, 'disk.raw');
+  await coffer('init', '-r', repoDir);
+  const ids: string[] = [];
+  const backup = async () => {
+    await writeFile(image, disk);
+    const out = await coffer('backup', '-r', repoDir, '--vm', 'vm', '--json', image);
+    ids.push((JSON.parse(out.stdout) as { id: string }).id);
+  };
+  await backup();
+  rewriteBlocks(disk, 0.3, 0x2545f491);
+  await backup();
+  await writeFile(path.join(work, 'kept.raw'), disk);
+  rewriteBlocks(disk, 0.05, 0x9e3779b9);
+  await backup();
+  await coffer('forget', '-r', repoDir, ids[0] as string);
+  const before = await packKeys();
+  const prune = JSON.parse((await coffer('prune', '-r', repoDir, '--json')).stdout) as unknown;
+  const after = await packKeys();
+  const removed = new Set([...before].filter((key) => !after.has(key)));
+  await writeFile(path.join(work, 'prepared.json'), JSON.stringify({ removed: [...removed], prune }));
+  return { removed, prune };
+}
+
+async function sameFile(a: string, b: string): Promise<boolean> {
+  const [x, y] = await Promise.all([open(a), open(b)]);
+  try {
+    const bx = Buffer.alloc(16 << 20);
+    const by = Buffer.alloc(16 << 20);
+    for (let at = 0; ; at += bx.length) {
+      const [{ bytesRead: nx }, { bytesRead: ny }] = await Promise.all([x.read(bx, 0, bx.length, at), y.read(by, 0, by.length, at)]);
+      if (nx !== ny || !bx.subarray(0, nx).equals(by.subarray(0, ny))) return false;
+      if (nx === 0) return true;
+    }
+  } finally {
+    await x.close();
+    await y.close();
+  }
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+
+async function main(): Promise<void> {
+  const reuse = process.env.BENCH_REUSE === '1' && (await readFile(path.join(work, 'prepared.json'), 'utf8').catch(() => '')) !== '';
+  if (!reuse) await rm(work, { recursive: true, force: true });
+  await mkdir(work, { recursive: true });
+  try {
+    const prepared = reuse ? (JSON.parse(await readFile(path.join(work, 'prepared.json'), 'utf8')) as { removed: string[]; prune: unknown }) : await prepare();
+    const removed = new Set(prepared.removed);
+    console.log(`prune: ${JSON.stringify(prepared.prune)}`);
+    console.log(`packs removed by the prune: ${removed.size}`);
+    const kept = path.join(work, 'kept.raw');
+    const to = path.join(work, 'restored.raw');
+    const snapshots = JSON.parse((await coffer('snapshots', '-r', repoDir, '--json')).stdout) as { id: string; time: string }[];
+    const oldest = [...snapshots].sort((a, b) => a.time.localeCompare(b.time))[0];
+    if (oldest === undefined) throw new Error('no snapshot kept');
+
+    // Ranged reads, counted in this process (a repository opened afresh, as the CLI does).
+    const backend = new CountingBackend(new LocalBackend(repoDir), removed);
+    const repo = await openRepository(backend, { passphrase });
+    try {
+      const snapshot = (await listSnapshots(repo)).find((s) => s.id === oldest.id);
+      if (snapshot === undefined) throw new Error('snapshot gone');
+      await restoreSnapshot(repo, snapshot, { to, overwrite: true });
+    } finally {
+      await repo.close();
+    }
+    if (!(await sameFile(to, kept))) throw new Error('the restore differs from the disk backed up');
+    console.log(`ranged reads: ${backend.ranges} (failed ${backend.failed}, of removed packs ${backend.ofRemoved}), ${(backend.bytes / 2 ** 20).toFixed(1)} MiB read`);
+
+    const measured: Measurement[] = [];
+    for (let i = 0; i < runs; i++) {
+      await rm(to, { force: true });
+      const { m } = await timed(process.execPath, [cofferBin, 'restore', '-r', repoDir, oldest.id, '--to', to], { env });
+      if (!(await sameFile(to, kept))) throw new Error('the restore differs from the disk backed up');
+      measured.push(m);
+      console.log(`restore ${i + 1}: ${m.wallS.toFixed(2)} s wall, ${m.cpuS.toFixed(2)} CPU-s, ${(m.maxRssKiB / 1024).toFixed(0)} MiB RSS`);
+    }
+    console.log(
+      `median of ${runs}: ${median(measured.map((m) => m.wallS)).toFixed(2)} s wall, ${median(measured.map((m) => m.cpuS)).toFixed(2)} CPU-s, ${(median(measured.map((m) => m.maxRssKiB)) / 1024).toFixed(0)} MiB RSS; load ${(await readFile('/proc/loadavg', 'utf8')).trim()}`,
+    );
+    await rm(to, { force: true });
+  } finally {
+    if (process.env.BENCH_KEEP !== '1' && process.env.BENCH_REUSE !== '1') await rm(work, { recursive: true, force: true });
+  }
+}
+
+await main();
