@@ -7,6 +7,7 @@ import { isCofferError } from '../errors/index.js';
 import { decodeLocatedEntry, DiskIndexReader, FrameReader, initRepository, isLocatedEntry, isZeroEntry, LocalBackend, openRepository, packKey, type Repository, type Snapshot } from '../repo/index.js';
 import { openImageSource } from '../source/index.js';
 import { seededBytes, tempFolders } from '../testing/index.js';
+import { NbdBlockDevice, NbdServer } from '../nbd/index.js';
 import { SnapshotDisk } from './snapshot-disk.js';
 
 const tempFolder = tempFolders();
@@ -181,6 +182,9 @@ test('a pack deleted while its handle is kept gives E_MISSING_OBJECT, not the by
   try {
     const second = new SnapshotDisk(repo, full.id, record); // a fresh frame cache
     await assert.rejects(second.read(0, BLOCK), (error) => isCofferError(error, 'E_MISSING_OBJECT'));
+    // The same through serve's zero-copy path (a request of whole blocks).
+    const third = new SnapshotDisk(repo, full.id, record, { readAhead: true });
+    await assert.rejects(third.readPinned(0, 4 * BLOCK), (error) => isCofferError(error, 'E_MISSING_OBJECT') && error.message.includes(`disk ${record.name}`));
   } finally {
     await writeFile(path, saved);
   }
@@ -308,6 +312,39 @@ test('pinned reads under concurrency with a one-frame cache: every view intact u
     assert.equal(await disk.readPinned(0, BLOCK / 2), undefined);
     assert.ok(disk.frameCache.allocatedBytes <= disk.frameCache.budgetBytes);
   } finally {
+    await disk.close();
+  }
+});
+
+test('served over NBD with a one-frame cache: many concurrent whole-block and partial reads get the right bytes', async () => {
+  // Replies of up to 1 MiB straight from the frames (zero-copy), 16 in flight, more than a
+  // unix socket's buffer holds: the frames stay pinned while replies wait in the socket's
+  // queue, and every other frame meanwhile goes to memory of its own.
+  const disk = new SnapshotDisk(repo, incremental.id, incremental.disks[0] as Snapshot['disks'][number], { readAhead: true, frameCacheBytes: reader2SlotBytes() });
+  const socket = join(await tempFolder('coffer-sdisk-nbd'), 's.sock');
+  const server = await NbdServer.listen({ socket }, { exports: { disk: { device: disk } } });
+  try {
+    const client = await NbdBlockDevice.open(`nbd+unix:///disk?socket=${socket}`, { maxInFlight: 16 });
+    try {
+      const random = seededBytes(79, 3 * 200);
+      const reads = Array.from({ length: 200 }, (_, i) => {
+        const blocks = 1 + ((random[3 * i] as number) % 16);
+        const partial = (random[3 * i] as number) % 5 === 0 ? 1000 : 0; // every fifth unaligned: read() serves it
+        const first = ((random[3 * i + 1] as number) * 256 + (random[3 * i + 2] as number)) % (DISK / BLOCK - blocks + 1);
+        return { offset: first * BLOCK + partial, length: blocks * BLOCK - partial };
+      });
+      reads.push({ offset: 0, length: DISK });
+      await Promise.all(
+        reads.map(async ({ offset, length }) => {
+          const data = Buffer.from(await client.read(offset, length));
+          assert.ok(data.equals(incrementalBytes.subarray(offset, offset + length)), `bytes differ in ${length} at ${offset}`);
+        }),
+      );
+    } finally {
+      await client.close();
+    }
+  } finally {
+    await server.close();
     await disk.close();
   }
 });
