@@ -15,6 +15,12 @@ import type { Repository } from './repository.js';
  */
 export const FRAME_CACHE_BYTES = 12 * FrameSlot.capacity(PACK_DEFAULTS.blocksPerFrame, PACK_DEFAULTS.framePlaintext, 256 * 1024);
 
+/** A chunk's bytes inside a decoded frame, valid until `release()`. */
+export interface PinnedChunk {
+  readonly view: Buffer;
+  release(): void;
+}
+
 interface OpenedFrame {
   plaintext: Buffer;
   table: { id: Buffer; offset: number; length: number }[];
@@ -72,19 +78,42 @@ export class FrameReader {
 
   /** Reads the chunk of a located entry into `target` (exactly its length). */
   async read(entry: Buffer, target: Uint8Array): Promise<void> {
+    const pinned = await this.pin(entry, target.length);
+    try {
+      target.set(pinned.view);
+    } finally {
+      pinned.release();
+    }
+  }
+
+  /**
+   * The chunk of a located entry (`length` bytes) as a view into its decoded frame, without a
+   * copy (`coffer serve` writes it to the socket as it is). The frame's memory is pinned until
+   * `release()` (idempotent): its slot is not given to another frame before, however small
+   * the cache; a frame that finds every slot pinned is opened into memory of its own.
+   */
+  async pin(entry: Buffer, length: number): Promise<PinnedChunk> {
     const location = decodeLocatedEntry(entry, 'index entry');
-    if (location.chunkLength !== target.length) {
-      throw new CofferError('E_CORRUPT_OBJECT', `chunk ${location.id.toString('hex')} holds ${location.chunkLength} bytes where ${target.length} are needed`, { subject: { object: location.id.toString('hex') } });
+    if (location.chunkLength !== length) {
+      throw new CofferError('E_CORRUPT_OBJECT', `chunk ${location.id.toString('hex')} holds ${location.chunkLength} bytes where ${length} are needed`, { subject: { object: location.id.toString('hex') } });
     }
     const cached = this.frame(location);
     cached.readers += 1;
     cached.used = true;
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      cached.readers -= 1;
+      if (cached.readers === 0 && cached.settled) this.trim();
+    };
     try {
       const frame = await cached.opened;
       chunkInFrame(frame.table, location.id, location.chunkOffset, location.chunkLength, frameName(location));
-      target.set(frame.plaintext.subarray(location.chunkOffset, location.chunkOffset + location.chunkLength));
-    } finally {
-      cached.readers -= 1;
+      return { view: frame.plaintext.subarray(location.chunkOffset, location.chunkOffset + location.chunkLength), release };
+    } catch (error) {
+      release();
+      throw error;
     }
   }
 

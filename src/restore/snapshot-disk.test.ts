@@ -7,6 +7,7 @@ import { isCofferError } from '../errors/index.js';
 import { decodeLocatedEntry, DiskIndexReader, FrameReader, initRepository, isLocatedEntry, isZeroEntry, LocalBackend, openRepository, packKey, type Repository, type Snapshot } from '../repo/index.js';
 import { openImageSource } from '../source/index.js';
 import { seededBytes, tempFolders } from '../testing/index.js';
+import { NbdBlockDevice, NbdServer } from '../nbd/index.js';
 import { SnapshotDisk } from './snapshot-disk.js';
 
 const tempFolder = tempFolders();
@@ -181,6 +182,9 @@ test('a pack deleted while its handle is kept gives E_MISSING_OBJECT, not the by
   try {
     const second = new SnapshotDisk(repo, full.id, record); // a fresh frame cache
     await assert.rejects(second.read(0, BLOCK), (error) => isCofferError(error, 'E_MISSING_OBJECT'));
+    // The same through serve's zero-copy path (a request of whole blocks).
+    const third = new SnapshotDisk(repo, full.id, record, { readAhead: true });
+    await assert.rejects(third.readPinned(0, 4 * BLOCK), (error) => isCofferError(error, 'E_MISSING_OBJECT') && error.message.includes(`disk ${record.name}`));
   } finally {
     await writeFile(path, saved);
   }
@@ -216,6 +220,131 @@ test('multi-block reads under concurrency with a one-frame cache: the right byte
     assert.ok(Buffer.from(tail).equals(incrementalBytes.subarray(DISK - 3 * BLOCK)));
     assert.ok(disk.frameCache.allocatedBytes <= disk.frameCache.budgetBytes);
   } finally {
+    await disk.close();
+  }
+});
+
+test('a pinned chunk keeps its frame slot: a one-slot cache opens other frames elsewhere until it is released', async () => {
+  const record = incremental.disks[0] as Snapshot['disks'][number];
+  const index = new DiskIndexReader(repo, record);
+  const byFrame = new Map<string, { raw: Buffer; block: number }>(); // the first block of each frame
+  for (let block = 0; block < index.blockCount; block++) {
+    const raw = await index.rawEntry(block);
+    if (!isLocatedEntry(raw) || isZeroEntry(raw)) continue;
+    const location = decodeLocatedEntry(raw, 'test');
+    const key = `${location.pack.toString('hex')}@${location.frameOffset}`;
+    if (!byFrame.has(key)) byFrame.set(key, { raw, block });
+  }
+  const [a, b, c] = [...byFrame.values()] as { raw: Buffer; block: number }[];
+  assert.ok(a !== undefined && b !== undefined && c !== undefined);
+  const expected = (block: number): Buffer => incrementalBytes.subarray(block * BLOCK, (block + 1) * BLOCK);
+  const reader = new FrameReader(repo, reader2SlotBytes());
+  const pinned = await reader.pin(a.raw, BLOCK);
+  assert.ok(pinned.view.equals(expected(a.block)));
+  const slot = pinned.view.buffer;
+  // Frames b and c need the only slot, which a's pin holds: they are opened into memory of their own.
+  for (const other of [b, c]) {
+    const target = new Uint8Array(BLOCK);
+    await reader.read(other.raw, target);
+    assert.ok(Buffer.from(target).equals(expected(other.block)));
+  }
+  assert.ok(pinned.view.equals(expected(a.block)), 'the pinned view changed while pinned');
+  assert.equal(reader.allocatedBytes, reader2SlotBytes());
+  pinned.release();
+  pinned.release(); // idempotent
+  // Released, the slot goes to the next frame read: b is opened into it.
+  const again = await reader.pin(b.raw, BLOCK);
+  try {
+    assert.equal(again.view.buffer, slot);
+    assert.ok(again.view.equals(expected(b.block)));
+  } finally {
+    again.release();
+  }
+  assert.equal(reader.allocatedBytes, reader2SlotBytes());
+});
+
+test('pinned reads under concurrency with a one-frame cache: every view intact until released, zero runs without data', async () => {
+  // 48 reads in flight of 1-6 whole blocks at seeded offsets, each holding its views until
+  // eight later reads have come back (as a reply waits for the socket), then compared byte
+  // for byte. A slot handed to another frame while a view still pointed into it would change
+  // the bytes under the held reads.
+  const disk = new SnapshotDisk(repo, incremental.id, incremental.disks[0] as Snapshot['disks'][number], { readAhead: true, frameCacheBytes: reader2SlotBytes() });
+  try {
+    const blocks = DISK / BLOCK;
+    const random = seededBytes(78, 4 * 300);
+    const reads = Array.from({ length: 300 }, (_, i) => {
+      const count = 1 + ((random[4 * i] as number) % 6);
+      const first = ((random[4 * i + 1] as number) * 256 + (random[4 * i + 2] as number)) % (blocks - count + 1);
+      return { offset: first * BLOCK, length: count * BLOCK };
+    });
+    reads.push({ offset: DISK - 6 * BLOCK, length: 6 * BLOCK }); // the tail: zero blocks between rewritten ones
+    let zeroRuns = 0;
+    const held: { offset: number; length: number; pinned: NonNullable<Awaited<ReturnType<SnapshotDisk['readPinned']>>> }[] = [];
+    const checkAndRelease = (one: (typeof held)[number]): void => {
+      const bytes = Buffer.alloc(one.length);
+      let covered = 0;
+      for (const run of one.pinned.runs) {
+        assert.equal(run.offset, one.offset + covered, 'runs in order, without gaps');
+        if (run.data !== undefined) Buffer.concat(run.data).copy(bytes, covered);
+        else zeroRuns += 1;
+        assert.equal(run.data?.reduce((n, view) => n + view.length, 0) ?? run.length, run.length);
+        covered += run.length;
+      }
+      assert.equal(covered, one.length);
+      assert.ok(bytes.equals(incrementalBytes.subarray(one.offset, one.offset + one.length)), `bytes differ at ${one.offset}+${one.length}`);
+      one.pinned.release();
+    };
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < reads.length) {
+        const { offset, length } = reads[next++] as { offset: number; length: number };
+        const pinned = await disk.readPinned(offset, length);
+        assert.ok(pinned !== undefined);
+        held.push({ offset, length, pinned });
+        if (held.length > 8) checkAndRelease(held.shift() as (typeof held)[number]);
+      }
+    };
+    await Promise.all(Array.from({ length: 48 }, worker));
+    held.splice(0).forEach(checkAndRelease);
+    assert.ok(zeroRuns > 0, 'the zero tail (every third block rewritten) came as runs of zeros');
+    // Not whole blocks, or format 1: read() serves it.
+    assert.equal(await disk.readPinned(1, BLOCK), undefined);
+    assert.equal(await disk.readPinned(0, BLOCK / 2), undefined);
+    assert.ok(disk.frameCache.allocatedBytes <= disk.frameCache.budgetBytes);
+  } finally {
+    await disk.close();
+  }
+});
+
+test('served over NBD with a one-frame cache: many concurrent whole-block and partial reads get the right bytes', async () => {
+  // Replies of up to 1 MiB straight from the frames (zero-copy), 16 in flight, more than a
+  // unix socket's buffer holds: the frames stay pinned while replies wait in the socket's
+  // queue, and every other frame meanwhile goes to memory of its own.
+  const disk = new SnapshotDisk(repo, incremental.id, incremental.disks[0] as Snapshot['disks'][number], { readAhead: true, frameCacheBytes: reader2SlotBytes() });
+  const socket = join(await tempFolder('coffer-sdisk-nbd'), 's.sock');
+  const server = await NbdServer.listen({ socket }, { exports: { disk: { device: disk } } });
+  try {
+    const client = await NbdBlockDevice.open(`nbd+unix:///disk?socket=${socket}`, { maxInFlight: 16 });
+    try {
+      const random = seededBytes(79, 3 * 200);
+      const reads = Array.from({ length: 200 }, (_, i) => {
+        const blocks = 1 + ((random[3 * i] as number) % 16);
+        const partial = (random[3 * i] as number) % 5 === 0 ? 1000 : 0; // every fifth unaligned: read() serves it
+        const first = ((random[3 * i + 1] as number) * 256 + (random[3 * i + 2] as number)) % (DISK / BLOCK - blocks + 1);
+        return { offset: first * BLOCK + partial, length: blocks * BLOCK - partial };
+      });
+      reads.push({ offset: 0, length: DISK });
+      await Promise.all(
+        reads.map(async ({ offset, length }) => {
+          const data = Buffer.from(await client.read(offset, length));
+          assert.ok(data.equals(incrementalBytes.subarray(offset, offset + length)), `bytes differ in ${length} at ${offset}`);
+        }),
+      );
+    } finally {
+      await client.close();
+    }
+  } finally {
+    await server.close();
     await disk.close();
   }
 });

@@ -1,6 +1,6 @@
 import { assertReadInBounds, coalesceExtents, type BlockDevice, type Extent } from '../blockdev/index.js';
 import { CofferError, isCofferError } from '../errors/index.js';
-import { MovedChunks, PACK_DEFAULTS, DiskIndexReader, entryId, FrameReader, isLocatedEntry, isZeroEntry, ObjectKind, type DiskRecord, type Repository } from '../repo/index.js';
+import { MovedChunks, PACK_DEFAULTS, type PinnedChunk, DiskIndexReader, entryId, FrameReader, isLocatedEntry, isZeroEntry, ObjectKind, type DiskRecord, type Repository } from '../repo/index.js';
 
 /** Plaintext blocks kept for small random reads (file browsing): 16 × 256 KiB = 4 MiB. */
 const CACHED_BLOCKS = 16;
@@ -15,6 +15,12 @@ const CACHED_BLOCKS = 16;
  * queued each (measured: bench/serve-speed.ts).
  */
 export const READ_AHEAD = { bytes: 8 * 1024 * 1024, frames: 4 } as const;
+
+/** {@link SnapshotDisk.readPinned}'s answer: runs of zeros and of data views, in order, and how to unpin the views. */
+export interface PinnedBlocks {
+  runs: { offset: number; length: number; data?: Uint8Array[] }[];
+  release(): void;
+}
 
 export interface SnapshotDiskOptions {
   /**
@@ -105,6 +111,49 @@ export class SnapshotDisk implements BlockDevice {
     return target;
   }
 
+  /**
+   * Zero-copy read for `coffer serve` (the NBD server's PinnedReadDevice,
+   * src/nbd/server/pinned-read.ts): a format 2 range of whole blocks as views into the decoded
+   * frames that hold them, pinned in the frame cache until `release()`, zero blocks as runs of
+   * zeros (no extents walk, no reply buffer, no copy). `undefined` for any other range or
+   * format (`read()` serves it). A block that cannot be read releases the others and throws
+   * what `read()` would.
+   */
+  async readPinned(offset: number, length: number): Promise<PinnedBlocks | undefined> {
+    assertReadInBounds(this.size, offset, length);
+    const blockSize = this.disk.blockSize;
+    if (this.repo.config.version !== 2 || length === 0 || offset % blockSize !== 0 || (length % blockSize !== 0 && offset + length !== this.size)) return undefined;
+    const first = offset / blockSize;
+    const count = Math.ceil(length / blockSize);
+    const pins: Promise<PinnedChunk | undefined>[] = [];
+    for (let i = 0; i < count; i++) pins.push(this.pinBlock(first + i, Math.min(blockSize, this.size - (first + i) * blockSize)));
+    const settled = await Promise.allSettled(pins);
+    const releases: (() => void)[] = [];
+    for (const pin of settled) if (pin.status === 'fulfilled' && pin.value !== undefined) releases.push(pin.value.release);
+    const release = (): void => releases.forEach((one) => one());
+    const runs: { offset: number; length: number; data?: Uint8Array[] }[] = [];
+    for (let i = 0; i < count; i++) {
+      const pin = settled[i] as PromiseSettledResult<PinnedChunk | undefined>;
+      if (pin.status === 'rejected') {
+        release();
+        throw pin.reason;
+      }
+      const at = (first + i) * blockSize;
+      const n = Math.min(blockSize, this.size - at);
+      const last = runs[runs.length - 1];
+      if (pin.value === undefined) {
+        if (last !== undefined && last.data === undefined) last.length += n;
+        else runs.push({ offset: at, length: n });
+      } else if (last?.data !== undefined) {
+        last.length += n;
+        last.data.push(pin.value.view);
+      } else {
+        runs.push({ offset: at, length: n, data: [pin.value.view] });
+      }
+    }
+    return { runs, release };
+  }
+
   async *extents(offset = 0, length = this.size - offset): AsyncIterable<Extent> {
     assertReadInBounds(this.size, offset, length);
     yield* coalesceExtents(this.blockExtents(offset, offset + length));
@@ -112,6 +161,34 @@ export class SnapshotDisk implements BlockDevice {
 
   async close(): Promise<void> {
     this.cache.clear();
+  }
+
+  /**
+   * Block `block` (`length` bytes) as a view into its decoded frame, pinned until released
+   * (located entries), a buffer of its own (other entries), or `undefined` for a zero block.
+   */
+  private async pinBlock(block: number, length: number): Promise<PinnedChunk | undefined> {
+    const raw = await this.index.rawEntry(block);
+    if (isZeroEntry(raw)) return undefined;
+    if (!isLocatedEntry(raw)) {
+      const view = Buffer.from(new SharedArrayBuffer(length));
+      await this.readBlock(block, view);
+      return { view, release: () => undefined };
+    }
+    try {
+      if (this.options.readAhead === true) this.readAhead(block);
+      const before = { ...this.frames.fetched };
+      let pinned: PinnedChunk | undefined;
+      await MovedChunks.of(this.repo).read(raw, async (entry) => {
+        pinned = await this.frames.pin(entry, length);
+      });
+      this.fetched.chunks += this.frames.fetched.frames - before.frames;
+      this.fetched.bytes += this.frames.fetched.bytes - before.bytes;
+      if (pinned === undefined) throw new Error(`block ${block} was read but not pinned`);
+      return pinned;
+    } catch (error) {
+      throw this.explained(error, block, raw, length);
+    }
   }
 
   /** Reads block `block` into `target` (exactly the block's length). */
@@ -123,7 +200,6 @@ export class SnapshotDisk implements BlockDevice {
     }
     const entry = entryId(raw);
     const hex = entry.toString('hex');
-    const offset = block * this.disk.blockSize;
     try {
       if (isLocatedEntry(raw)) {
         if (this.options.readAhead === true) this.readAhead(block);
@@ -145,16 +221,21 @@ export class SnapshotDisk implements BlockDevice {
         throw new CofferError('E_CORRUPT_OBJECT', `chunk ${hex} holds ${length} bytes where block ${block} needs ${target.length}`, { subject: { object: hex } });
       }
     } catch (error) {
-      if (isCofferError(error, 'E_MISSING_OBJECT') || isCofferError(error, 'E_CORRUPT_OBJECT')) {
-        const what = error.code === 'E_MISSING_OBJECT' ? 'is missing' : 'is corrupt';
-        throw new CofferError(
-          error.code,
-          `snapshot ${this.snapshotId.slice(0, 8)} disk ${this.disk.name}: chunk ${hex} for bytes ${offset}-${offset + target.length - 1} ${what}; run 'coffer verify'`,
-          { subject: { snapshot: this.snapshotId, object: hex, offset }, cause: error },
-        );
-      }
-      throw error;
+      throw this.explained(error, block, raw, target.length);
     }
+  }
+
+  /** A missing or corrupt chunk named with the snapshot, disk, chunk and bytes it held; other errors as they are. */
+  private explained(error: unknown, block: number, raw: Buffer, length: number): unknown {
+    if (!isCofferError(error, 'E_MISSING_OBJECT') && !isCofferError(error, 'E_CORRUPT_OBJECT')) return error;
+    const hex = entryId(raw).toString('hex');
+    const offset = block * this.disk.blockSize;
+    const what = error.code === 'E_MISSING_OBJECT' ? 'is missing' : 'is corrupt';
+    return new CofferError(
+      error.code,
+      `snapshot ${this.snapshotId.slice(0, 8)} disk ${this.disk.name}: chunk ${hex} for bytes ${offset}-${offset + length - 1} ${what}; run 'coffer verify'`,
+      { subject: { snapshot: this.snapshotId, object: hex, offset }, cause: error },
+    );
   }
 
   /**

@@ -3,6 +3,13 @@ import { CofferError } from '../../errors/index.js';
 import { encodeChunkHeader, encodeSimpleReply } from '../protocol/transmission.js';
 import type { SocketReader } from '../socket-reader.js';
 
+/** One chunk of a structured reply: its type, flags and payload parts. */
+export interface ReplyChunk {
+  type: number;
+  flags: number;
+  payload: readonly Uint8Array[];
+}
+
 /**
  * Writes replies to one client. Each message is written whole in one synchronous burst, so
  * messages of concurrent requests never interleave inside each other. When the socket's buffer
@@ -33,12 +40,34 @@ export class ReplyWriter {
     return this.send([encodeChunkHeader({ flags, type, cookie, length }), ...payload]);
   }
 
-  private async send(parts: Uint8Array[]): Promise<void> {
-    if (this.gone) return;
+  /**
+   * Several chunks of one reply in one burst (the last one's flags should hold DONE).
+   * `written` runs once the socket has written all of them, successfully or not (a write's
+   * callback: Node no longer holds the parts, the kernel has copied them), or at once when
+   * the connection is gone: until then the parts' memory must not change (zero-copy replies).
+   */
+  chunks(cookie: bigint, chunks: readonly ReplyChunk[], written: () => void): Promise<void> {
+    const parts: Uint8Array[] = [];
+    for (const { type, flags, payload } of chunks) {
+      const length = payload.reduce((sum, part) => sum + part.length, 0);
+      parts.push(encodeChunkHeader({ flags, type, cookie, length }), ...payload);
+    }
+    return this.send(parts, written);
+  }
+
+  private async send(parts: Uint8Array[], written?: () => void): Promise<void> {
+    if (this.gone) {
+      written?.();
+      return;
+    }
     let full = false;
     // Corked, the parts leave in one writev instead of a syscall each (header, offset, data).
     this.socket.cork();
-    for (const part of parts) if (part.length > 0) full = !this.socket.write(part) || full;
+    const last = parts.length - 1;
+    parts.forEach((part, i) => {
+      if (i === last && written !== undefined) full = !this.socket.write(part, () => written()) || full;
+      else if (part.length > 0) full = !this.socket.write(part) || full;
+    });
     this.socket.uncork();
     if (full) await this.waitForDrain();
   }

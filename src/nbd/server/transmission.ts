@@ -21,7 +21,8 @@ import { Slots } from '../slots.js';
 import type { SocketReader } from '../socket-reader.js';
 import type { WritableBlockDevice } from '../../blockdev/index.js';
 import { BASE_ALLOCATION_ID, type Session } from './option-haggling.js';
-import type { ReplyWriter } from './reply-writer.js';
+import { offersPinnedReads, type PinnedRead } from './pinned-read.js';
+import type { ReplyChunk, ReplyWriter } from './reply-writer.js';
 
 export interface TransmissionLimits {
   maxInFlight: number;
@@ -157,10 +158,18 @@ async function run(session: Session, request: RequestHeader, payload: Buffer | u
   return writer.simple(cookie, 0);
 }
 
-/** OFFSET_HOLE for zero extents, OFFSET_DATA in pieces of `readChunk`, then NONE|DONE. */
+/**
+ * OFFSET_HOLE for zero extents, OFFSET_DATA in pieces of `readChunk`, then NONE|DONE; from a
+ * device that offers pinned reads (pinned-read.ts), one OFFSET_HOLE per run of zeros and one
+ * OFFSET_DATA per run of data straight from the device's memory, the last flagged DONE.
+ */
 async function readStructured(session: Session, request: RequestHeader, writer: ReplyWriter, limits: TransmissionLimits): Promise<void> {
   const { cookie, offset, length } = request;
   const device = session.exp.device;
+  if (length > 0 && offersPinnedReads(device)) {
+    const pinned = await device.readPinned(offset, length);
+    if (pinned !== undefined) return sendPinned(cookie, pinned, writer);
+  }
   if (length > 0) {
     for await (const extent of device.extents(offset, length)) {
       if (writer.gone) return;
@@ -176,6 +185,16 @@ async function readStructured(session: Session, request: RequestHeader, writer: 
     }
   }
   await writer.chunk(cookie, ChunkType.NONE, ReplyFlag.DONE, []);
+}
+
+/** The runs of a pinned read as one reply, released once the socket wrote it. */
+function sendPinned(cookie: bigint, pinned: PinnedRead, writer: ReplyWriter): Promise<void> {
+  const chunks: ReplyChunk[] = pinned.runs.map((run, i) => {
+    const flags = i === pinned.runs.length - 1 ? ReplyFlag.DONE : 0;
+    if (run.data === undefined) return { type: ChunkType.OFFSET_HOLE, flags, payload: [encodeHole({ offset: run.offset, length: run.length })] };
+    return { type: ChunkType.OFFSET_DATA, flags, payload: [encodeOffset(run.offset), ...run.data] };
+  });
+  return writer.chunks(cookie, chunks, pinned.release);
 }
 
 /** One BLOCK_STATUS chunk for `base:allocation`, adjacent equal states merged, at most `maxDescriptors`. */
