@@ -3,7 +3,7 @@ import { ChunkIndex } from './chunk-index.js';
 import { ObjectKind } from './format/envelope.js';
 import { IndexSegment } from './format/index-segment.js';
 import { decodeLocatedEntry } from './format/located-entry.js';
-import { FrameReader } from './frame-reader.js';
+import { FRAME_CACHE_BYTES, FrameReader } from './frame-reader.js';
 import { idFromKey, SEGMENTS_PREFIX, segmentKey } from './layout.js';
 import type { Repository } from './repository.js';
 
@@ -24,8 +24,12 @@ export class ChunksById {
   private index: Promise<{ index: ChunkIndex; segments: number }> | undefined;
   private readonly frames: FrameReader;
 
-  constructor(private readonly repo: Repository) {
-    this.frames = new FrameReader(repo);
+  /** `framesOnMainThread`: see {@link FrameReader}'s `onMainThread`. */
+  constructor(
+    private readonly repo: Repository,
+    options: { framesOnMainThread?: boolean } = {},
+  ) {
+    this.frames = new FrameReader(repo, FRAME_CACHE_BYTES, options.framesOnMainThread === true);
   }
 
   /** Frames fetched and their stored bytes. */

@@ -48,7 +48,9 @@ const packedTrees = new WeakMap<Repository, ChunksById>();
 export async function getFileTree(repo: Repository, id: string, stored?: Buffer): Promise<FileTree> {
   if (repo.config.version === 2) {
     let reader = packedTrees.get(repo);
-    if (reader === undefined) packedTrees.set(repo, (reader = new ChunksById(repo)));
+    // Tree frames are opened on this thread: it decodes the trees anyway, and an incremental
+    // backup of an unchanged tree then starts no codec thread (bench/README.md, files).
+    if (reader === undefined) packedTrees.set(repo, (reader = new ChunksById(repo, { framesOnMainThread: true })));
     return decodeFileTree(await reader.read(Buffer.from(id, 'hex')), `tree ${id}`);
   }
   const key = treeKey(id);

@@ -2,7 +2,7 @@ import { CofferError, isCofferError } from '../errors/index.js';
 import { readRange } from './backend/read-range.js';
 import { decodeLocatedEntry, type ChunkLocation } from './format/located-entry.js';
 import { decodeEnvelopeHeader, ObjectKind } from './format/envelope.js';
-import { chunkInFrame } from './frame-codec.js';
+import { chunkInFrame, openFrame } from './frame-codec.js';
 import { FrameSlot } from './frame-slot.js';
 import { packKey } from './layout.js';
 import { PACK_DEFAULTS } from './pack-writer.js';
@@ -58,9 +58,15 @@ export class FrameReader {
   /** Frames fetched by {@link prefetch}, before a read asked for them. */
   readAhead = 0;
 
+  /**
+   * `onMainThread`: frames are opened on this thread instead of the codec pool, for a reader
+   * of small objects whose frames the caller decodes further anyway (file trees,
+   * file-trees.ts): a command that reads only those never starts the pool's threads.
+   */
   constructor(
     private readonly repo: Repository,
     cacheBytes = FRAME_CACHE_BYTES,
+    private readonly onMainThread = false,
   ) {
     this.slotSize = FrameSlot.capacity(PACK_DEFAULTS.blocksPerFrame, PACK_DEFAULTS.framePlaintext, repo.config.blockSize);
     this.maxSlots = Math.max(1, Math.floor(cacheBytes / this.slotSize));
@@ -226,6 +232,11 @@ export class FrameReader {
     this.fetched.frames += 1;
     this.fetched.bytes += blob.length;
     const plaintextLength = decodeEnvelopeHeader(blob, ObjectKind.packFrame, name).plaintextLength;
+    if (this.onMainThread) {
+      const into = slot !== undefined && plaintextLength <= slot.length ? slot : undefined;
+      const opened = openFrame(this.repo.codec, blob, name, false, false, into);
+      return { plaintext: opened.plaintext, table: opened.table.map((c) => ({ id: Buffer.from(c.id), offset: c.offset, length: c.length })) };
+    }
     if (slot !== undefined && plaintextLength <= slot.length) {
       // Opened into the slot: nothing but the table crosses back from the worker.
       const opened = await this.repo.pool.openFrame(blob, { name, rehash: false, keep: true, into: slot });

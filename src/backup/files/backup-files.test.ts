@@ -153,6 +153,36 @@ test('incremental of an unchanged tree (hard links, a symlink, a FIFO, an empty 
   assert.deepEqual((await entryAt(third, `${dir}/sub/one`)).content, (await entryAt(first, `${dir}/sub/one`)).content);
 });
 
+test('format 2: an incremental of an unchanged tree, in a repository opened afresh, starts no codec thread (segments and trees opened on the main thread)', async () => {
+  const dir = join(work, 'steady2');
+  await mkdir(join(dir, 'sub', 'deeper'), { recursive: true });
+  for (let i = 0; i < 40; i++) await writeFile(join(dir, 'sub', i % 2 === 0 ? 'deeper' : '', `f${i}`), `file ${i}\n`.repeat(i * 50));
+  const later = new Date(Date.now() + 3600_000); // access times ahead, as in the test above: no atime moves under relatime
+  for (const name of [...Array.from({ length: 40 }, (_, i) => join('sub', i % 2 === 0 ? 'deeper' : '', `f${i}`)), 'sub/deeper', 'sub', '.']) {
+    const at = join(dir, name);
+    await lutimes(at, later, (await lstat(at)).mtime);
+  }
+  const backend = new LocalBackend(join(work, 'repo2'));
+  await initRepository(backend, { passphrase: 'pw', kdf: { N: 1024, r: 8, p: 1 }, format: 2 });
+  const writer = await openRepository(backend, { passphrase: 'pw', threads: 2 });
+  let first: Snapshot;
+  try {
+    first = await backupFiles(writer, { host: 'steady2', paths: [dir] });
+    assert.equal(writer.pool.started, true, 'the full stored chunks through the pool');
+  } finally {
+    await writer.close();
+  }
+  const reader = await openRepository(backend, { passphrase: 'pw', threads: 2 });
+  try {
+    const second = await backupFiles(reader, { host: 'steady2', paths: [dir], parent: first });
+    assert.equal(second.files?.tree, first.files?.tree);
+    assert.equal(second.stats.bytesRead, 0, 'every file matched its entry in the parent trees read on the main thread');
+    assert.equal(reader.pool.started, false, 'the incremental started the codec threads');
+  } finally {
+    await reader.close();
+  }
+});
+
 test('a small file that grew or shrank after its lstat is reported as changed while read, with what was read', async () => {
   const dir = join(work, 'moving');
   await mkdir(dir);
