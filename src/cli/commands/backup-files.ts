@@ -7,7 +7,6 @@ import { Excludes } from '../../source/index.js';
 import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
 import { ExitCode } from '../exit-codes.js';
 import { formatBytes, formatDuration, parseSize } from '../format.js';
-import { optimizeOnlyLongRunningCode } from '../late-optimization.js';
 import { runTimedHook } from '../timed-hook.js';
 
 export interface FileBackupCommandOptions extends RepositoryOptions {
@@ -82,8 +81,6 @@ export async function backupFilesCommand(paths: string[], options: FileBackupCom
       const resolved = options.stdin === true ? [] : [...new Set(paths.map((p) => resolve(p)))].sort();
       const parent: Snapshot | null = options.base !== undefined ? await resolveSnapshot(repo, options.base) : fileParentOf(snapshots, host, resolved, options.stdinName);
       if (parent !== null && parent.files === undefined) throw new CofferError('E_USAGE', `--base ${options.base}: snapshot ${parent.id.slice(0, 8)} holds disks, not files`);
-      // An incremental mostly compares metadata, briefly: TurboFan's compile jobs cost it more than they save.
-      if (parent !== null && options.force !== true) optimizeOnlyLongRunningCode();
       const lease = await acquireBackupLease(repo, {
         signal: context.signal,
         onWait: (holders) => context.stderr.write(`waiting for a prune to end (${holders.map((h) => `${h.host}, pid ${h.pid}`).join('; ')})\n`),
