@@ -11,6 +11,7 @@ import type { CommandContext } from './context.js';
 // only for what it uses (`coffer --version` starts in about half the time).
 import { exitCodeOf, ExitCode } from './exit-codes.js';
 import { keepYoungGenerationSmall } from './young-generation.js';
+import { deriveKeysEarly } from './derive-keys-early.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 const LIMIT_UPLOAD = 'send at most this many bytes per second to repositories (e.g. 20M, 500K)';
@@ -80,7 +81,13 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--connect <uri>', 'with --libvirt: the libvirt URI (default: virsh\'s default, e.g. qemu:///system)')
     .option('--limit-upload <rate>', LIMIT_UPLOAD)
     .option('--limit-download <rate>', LIMIT_DOWNLOAD)
-    .action((disks: string[], _options, command: Command) => run(async () => (await import('./commands/backup.js')).backupCommand(disks, command.opts(), context))());
+    .action((disks: string[], _options, command: Command) =>
+      run(async () => {
+        // scrypt on libuv's threads while the backup command loads (derive-keys-early.ts)
+        deriveKeysEarly(command.opts(), context);
+        return (await import('./commands/backup.js')).backupCommand(disks, command.opts(), context);
+      })(),
+    );
 
   repoCommand('sync', 'copy snapshots to another repository (other keys too), sending only the chunks it lacks')
     .option('--to <location>', 'the destination repository')
