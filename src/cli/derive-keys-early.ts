@@ -9,7 +9,9 @@ import type { CommandContext, RepositoryOptions } from './context.js';
  * `$COFFER_PASSWORD` (the order of passphrase.ts). The command's own opening of the
  * repository takes the result (repo/keys/index.ts) and reports every problem as before; this
  * never fails and never waits. An S3 or repository-server location, or a passphrase to ask
- * for, starts nothing.
+ * for, starts nothing. Should the command open the repository before the key files are read
+ * here (it loads ~270 modules first), it derives by itself: one scrypt spent twice, nothing
+ * wrong. main.ts imports this module only for `coffer backup`, beside the command's own.
  */
 export function deriveKeysEarly(options: RepositoryOptions, context: Pick<CommandContext, 'env'>): void {
   const location = options.repo ?? context.env.COFFER_REPOSITORY;

@@ -11,7 +11,6 @@ import type { CommandContext } from './context.js';
 // only for what it uses (`coffer --version` starts in about half the time).
 import { exitCodeOf, ExitCode } from './exit-codes.js';
 import { keepYoungGenerationSmall } from './young-generation.js';
-import { deriveKeysEarly } from './derive-keys-early.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 const LIMIT_UPLOAD = 'send at most this many bytes per second to repositories (e.g. 20M, 500K)';
@@ -83,8 +82,8 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--limit-download <rate>', LIMIT_DOWNLOAD)
     .action((disks: string[], _options, command: Command) =>
       run(async () => {
-        // scrypt on libuv's threads while the backup command loads (derive-keys-early.ts)
-        deriveKeysEarly(command.opts(), context);
+        // scrypt on libuv's threads while the backup command loads (derive-keys-early.ts; never fails)
+        void import('./derive-keys-early.js').then(({ deriveKeysEarly }) => deriveKeysEarly(command.opts(), context));
         return (await import('./commands/backup.js')).backupCommand(disks, command.opts(), context);
       })(),
     );
