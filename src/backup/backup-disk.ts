@@ -178,17 +178,37 @@ export async function backupDisk(repo: Repository, device: BlockDevice, options:
     index.set(block.index, hash.id);
   };
 
-  /** Blocks that must be read, as one contiguous read and one hashing task. */
+  /**
+   * Blocks that must be read, adjacent or not, as one hashing task: each run of adjacent
+   * blocks is one read (the runs in flight together) into its place in one group buffer. A live
+   * incremental's dirty blocks are mostly single 64 KiB blocks far apart; one worker round
+   * trip per block cost more main-thread CPU than the hashing itself (bench/README.md, "The
+   * live incremental's own cost").
+   */
   const readGroup = async (group: PlannedBlock[]): Promise<void> => {
-    const first = group[0] as PlannedBlock;
     const lengths = group.map((block) => block.length);
-    const total = lengths.reduce((sum, length) => sum + length, 0);
     const buffer = await buffers.acquire();
     try {
-      const data = await device.read(first.offset, total, buffer);
-      progress.bytesRead += total;
-      const hashes = await pool.hashMany(data, lengths);
       let at = 0;
+      const reads: Promise<Uint8Array>[] = [];
+      for (const run of contiguousRuns(group)) {
+        const first = run[0] as PlannedBlock;
+        const total = run.reduce((sum, block) => sum + block.length, 0);
+        const target = buffer.subarray(at, at + total);
+        // The contract writes into `target`; a device that returned other memory is copied from.
+        reads.push(device.read(first.offset, total, target).then((got) => (got.buffer === target.buffer && got.byteOffset === target.byteOffset ? got : (target.set(got), target))));
+        at += total;
+      }
+      try {
+        await Promise.all(reads);
+      } catch (error) {
+        await Promise.allSettled(reads); // no read writes into the buffer once it is released
+        throw error;
+      }
+      const data = buffer.subarray(0, at);
+      progress.bytesRead += at;
+      const hashes = await pool.hashMany(data, lengths);
+      at = 0;
       await Promise.all(
         group.map(async (block, i) => {
           const view = data.subarray(at, at + block.length);
@@ -257,7 +277,7 @@ export async function backupDisk(repo: Repository, device: BlockDevice, options:
     // The group's partly changed blocks are patched together (each waits for a patch buffer).
     const patched = await Promise.all(toRead.map((block) => (block.changed !== undefined && trustChangeTracking ? patchBlock(block) : false)));
     const whole = toRead.filter((_, i) => !patched[i]);
-    for (const run of contiguousRuns(whole)) await readGroup(run);
+    if (whole.length > 0) await readGroup(whole);
     for (const block of group) progress.bytesDone += block.length;
     options.onProgress?.({ ...progress });
   };
@@ -265,7 +285,7 @@ export async function backupDisk(repo: Repository, device: BlockDevice, options:
   // Enough groups in flight to fill both kinds of buffers; each waits for the buffer it needs.
   const groupsInFlight = buffers.count + patchBuffers.count / PATCH_GROUP;
   try {
-    await forEachLimited(groupBlocks(planBlocks(device, blockSize, trustChangeTracking), blocksPerGroup), groupsInFlight, processGroup);
+    await forEachLimited(groupBlocks(planBlocks(device, blockSize, trustChangeTracking), blocksPerGroup, trustChangeTracking), groupsInFlight, processGroup);
   } catch (error) {
     await uploads.drain().catch(() => undefined); // nothing keeps writing after the backup failed
     await packed?.writer.abandon(error);
@@ -294,18 +314,33 @@ export async function backupDisk(repo: Repository, device: BlockDevice, options:
   };
 }
 
-/** Consecutive planned blocks in groups of up to `size`, a group never mixing reads with the rest. */
-async function* groupBlocks(plan: AsyncIterable<PlannedBlock>, size: number): AsyncIterable<PlannedBlock[]> {
-  let group: PlannedBlock[] = [];
+/**
+ * Planned blocks in groups of up to `size`, a group never mixing reads with the rest (zero or
+ * unchanged blocks, settled without data). With `scattered`, the blocks to read are grouped
+ * in disk order whether adjacent or not (an incremental's dirty blocks: one hashing task for
+ * 32 of them); without, a group ends where the reads do (a full's data extents), as the
+ * full's peak RSS was measured with.
+ */
+async function* groupBlocks(plan: AsyncIterable<PlannedBlock>, size: number, scattered: boolean): AsyncIterable<PlannedBlock[]> {
+  let reads: PlannedBlock[] = [];
+  let rest: PlannedBlock[] = [];
   for await (const block of plan) {
-    const last = group.at(-1);
-    if (last !== undefined && (group.length === size || (last.action === 'read') !== (block.action === 'read'))) {
-      yield group;
-      group = [];
+    const read = block.action === 'read';
+    if (!scattered && (read ? rest : reads).length > 0) {
+      yield read ? rest : reads;
+      if (read) rest = [];
+      else reads = [];
     }
+    const group = read ? reads : rest;
     group.push(block);
+    if (group.length === size) {
+      yield group;
+      if (read) reads = [];
+      else rest = [];
+    }
   }
-  if (group.length > 0) yield group;
+  if (rest.length > 0) yield rest;
+  if (reads.length > 0) yield reads;
 }
 
 /** Splits blocks into runs of adjacent ones (each run is one contiguous read). */

@@ -14,6 +14,11 @@ const distSrc = new URL('../', import.meta.url).href;
 
 /** The dist/src folders whose modules a child process loads when it imports `module` (relative to dist/src). */
 async function foldersLoadedBy(module: string): Promise<Set<string>> {
+  return new Set([...(await modulesLoadedBy(module))].map((file) => file.split('/')[0] as string));
+}
+
+/** The dist/src modules (paths relative to dist/src) a child process loads when it imports `module`. */
+async function modulesLoadedBy(module: string): Promise<Set<string>> {
   // A module loader hook (node:module register) that prints every file: URL it loads.
   const hook = `export async function load(url, context, next) { if (url.startsWith('file:')) process.stderr.write('LOADED ' + url + '\\n'); return next(url, context); }`;
   const script = `
@@ -22,12 +27,12 @@ async function foldersLoadedBy(module: string): Promise<Set<string>> {
     await import(${JSON.stringify(new URL(module, distSrc).href)});
   `;
   const { stderr } = await run(process.execPath, ['--input-type=module', '-e', script], { timeout: 30_000 });
-  const folders = new Set<string>();
+  const modules = new Set<string>();
   for (const line of stderr.split('\n')) {
     const url = line.startsWith('LOADED ') ? line.slice('LOADED '.length) : '';
-    if (url.startsWith(distSrc)) folders.add(url.slice(distSrc.length).split('/')[0] as string);
+    if (url.startsWith(distSrc)) modules.add(url.slice(distSrc.length));
   }
-  return folders;
+  return modules;
 }
 
 test('the check sees what a module loads (repair loads restore code)', async () => {
@@ -45,4 +50,11 @@ test('coffer backup (of VM disks or files) loads no restore code', async () => {
     const folders = await foldersLoadedBy(module);
     for (const folder of ['restore', 'volume', 'fs']) assert.ok(!folders.has(folder), `${module} loads ${folder}/: ${[...folders].join(', ')}`);
   }
+});
+
+test('the key-file entry loads no other repository code (its scrypt overlaps loading the rest)', async () => {
+  const modules = [...(await modulesLoadedBy('repo/keys/index.js'))];
+  assert.ok(modules.includes('repo/keys/key-file.js'), modules.join(', '));
+  const others = modules.filter((file) => !file.startsWith('repo/keys/') && !file.startsWith('errors/'));
+  assert.deepEqual(others, []);
 });

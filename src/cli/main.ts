@@ -80,7 +80,13 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--connect <uri>', 'with --libvirt: the libvirt URI (default: virsh\'s default, e.g. qemu:///system)')
     .option('--limit-upload <rate>', LIMIT_UPLOAD)
     .option('--limit-download <rate>', LIMIT_DOWNLOAD)
-    .action((disks: string[], _options, command: Command) => run(async () => (await import('./commands/backup.js')).backupCommand(disks, command.opts(), context))());
+    .action((disks: string[], _options, command: Command) =>
+      run(async () => {
+        // scrypt on libuv's threads while the backup command loads (derive-keys-early.ts; never fails)
+        void import('./derive-keys-early.js').then(({ deriveKeysEarly }) => deriveKeysEarly(command.opts(), context));
+        return (await import('./commands/backup.js')).backupCommand(disks, command.opts(), context);
+      })(),
+    );
 
   repoCommand('sync', 'copy snapshots to another repository (other keys too), sending only the chunks it lacks')
     .option('--to <location>', 'the destination repository')

@@ -71,7 +71,7 @@ export async function wrapMasterKey(
 
 /** The master key, or null when `passphrase` is not the one this key file was made with. */
 export async function unwrapMasterKey(keyFile: KeyFile, passphrase: string): Promise<MasterKey | null> {
-  const wrappingKey = await deriveKey(passphrase, Buffer.from(keyFile.kdf.salt, 'base64'), keyFile.kdf);
+  const wrappingKey = await takeDerivedAhead(passphrase, keyFile) ?? await deriveKey(passphrase, Buffer.from(keyFile.kdf.salt, 'base64'), keyFile.kdf);
   const data = Buffer.from(keyFile.wrap.data, 'base64');
   const decipher = createDecipheriv('aes-256-gcm', wrappingKey, Buffer.from(keyFile.wrap.nonce, 'base64'));
   decipher.setAuthTag(data.subarray(data.length - 16));
@@ -126,4 +126,37 @@ function deriveKey(passphrase: string, salt: Buffer, kdf: KdfParams): Promise<Bu
       error ? reject(error) : resolve(key),
     );
   });
+}
+
+/**
+ * Wrapping keys whose derivation started ahead of the repository's opening
+ * ({@link deriveAhead}), by salt and parameters; each is taken once, by the unwrap of the same
+ * key file with the same passphrase, and forgotten.
+ */
+const derivedAhead = new Map<string, { passphrase: string; key: Promise<Buffer> }>();
+
+function aheadKey(kdf: KeyFile['kdf']): string {
+  return `${kdf.N}:${kdf.r}:${kdf.p}:${kdf.salt}`;
+}
+
+/**
+ * Starts deriving `keyFile`'s wrapping key from `passphrase` now (scrypt runs on libuv's
+ * thread pool), so that a command can overlap it with loading its code; the
+ * {@link unwrapMasterKey} of that key file with that passphrase then takes the result. A
+ * failure is reported by that unwrap, never here.
+ */
+export function deriveAhead(keyFile: KeyFile, passphrase: string): void {
+  const id = aheadKey(keyFile.kdf);
+  if (derivedAhead.has(id)) return;
+  const key = deriveKey(passphrase, Buffer.from(keyFile.kdf.salt, 'base64'), keyFile.kdf);
+  key.catch(() => undefined); // awaited (and reported) by the unwrap that takes it
+  derivedAhead.set(id, { passphrase, key });
+}
+
+async function takeDerivedAhead(passphrase: string, keyFile: KeyFile): Promise<Buffer | undefined> {
+  const id = aheadKey(keyFile.kdf);
+  const ahead = derivedAhead.get(id);
+  if (ahead === undefined) return undefined;
+  derivedAhead.delete(id);
+  return ahead.passphrase === passphrase ? ahead.key : undefined;
 }
