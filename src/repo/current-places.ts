@@ -1,0 +1,53 @@
+import { isZeroEntry } from './format/index-page.js';
+import { isLocatedEntry } from './format/located-entry.js';
+import { packKey } from './layout.js';
+import { MovedChunks } from './moved-chunks.js';
+import type { Repository } from './repository.js';
+
+/**
+ * The parent's entries an incremental backup reuses, brought to where their chunk lives now
+ * (docs/repository-format.md §19.7): after a repacking prune a parent's located entry may name
+ * a removed pack; copied as it is, every later snapshot would inherit the stale hint and every
+ * restore, serve and verify of it would resolve it again. One per backed-up disk.
+ *
+ * The signal is the pack's existence, asked once per distinct pack the reused entries name
+ * (`has`: a stat on a local repository, a HEAD on S3), in the order the blocks come; entries of
+ * one pack follow each other, so the per-block cost is one comparison with the last pack. When
+ * no prune removed anything since the parent, that is all: nothing is listed or loaded. For a
+ * pack that is gone, {@link MovedChunks.confirmGone} loads the segments once (the repository's
+ * reader of moved chunks shares them with restores of the same open repository) and
+ * {@link MovedChunks.placeOf} gives the chunk's entry in a live pack. A pack missing but still
+ * named by a segment (lost, not repacked: salvage's job), or a chunk no segment places, keeps
+ * the parent's entry: the snapshot reads as its parent does.
+ */
+export class CurrentPlaces {
+  /** Per pack (hex): whether it is gone, asked once. */
+  private readonly gone = new Map<string, Promise<boolean>>();
+  private lastPack: Buffer | undefined;
+  private lastGone: Promise<boolean> | undefined;
+
+  constructor(private readonly repo: Repository) {}
+
+  /** Entry `raw` as it should be written now: its chunk's current place, or `raw` itself. */
+  async of(raw: Buffer): Promise<Buffer> {
+    if (!isLocatedEntry(raw) || isZeroEntry(raw)) return raw;
+    const pack = raw.subarray(32, 64);
+    if (!(await this.isGone(pack))) return raw;
+    return (await MovedChunks.of(this.repo).placeOf(raw)) ?? raw;
+  }
+
+  private isGone(pack: Buffer): Promise<boolean> {
+    if (this.lastGone !== undefined && this.lastPack?.equals(pack) === true) return this.lastGone;
+    const hex = pack.toString('hex');
+    let gone = this.gone.get(hex);
+    if (gone === undefined) {
+      const id = Buffer.from(pack);
+      gone = this.repo.backend.has(packKey(hex)).then((stored) => (stored ? false : MovedChunks.of(this.repo).confirmGone(id)));
+      gone.catch(() => undefined); // awaited by the block that asked; never an unhandled rejection
+      this.gone.set(hex, gone);
+    }
+    this.lastPack = Buffer.from(pack);
+    this.lastGone = gone;
+    return gone;
+  }
+}
