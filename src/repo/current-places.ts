@@ -12,7 +12,7 @@ import type { Repository } from './repository.js';
  *
  * The signal is the pack's existence, asked once per distinct pack the reused entries name
  * (`has`: a stat on a local repository, a HEAD on S3), in the order the blocks come; entries of
- * one pack follow each other, so the per-block cost is one comparison with the last pack. When
+ * one pack follow each other, so the per-block cost is one comparison with the last pack stored. When
  * no prune removed anything since the parent, that is all: nothing is listed or loaded. For a
  * pack that is gone, {@link MovedChunks.confirmGone} loads the segments once (the repository's
  * reader of moved chunks shares them with restores of the same open repository) and
@@ -23,21 +23,25 @@ import type { Repository } from './repository.js';
 export class CurrentPlaces {
   /** Per pack (hex): whether it is gone, asked once. */
   private readonly gone = new Map<string, Promise<boolean>>();
-  private lastPack: Buffer | undefined;
-  private lastGone: Promise<boolean> | undefined;
+  /** The last pack found stored: entries naming it are answered at once, without a promise. */
+  private lastStored: Buffer | undefined;
 
   constructor(private readonly repo: Repository) {}
 
-  /** Entry `raw` as it should be written now: its chunk's current place, or `raw` itself. */
-  async of(raw: Buffer): Promise<Buffer> {
-    if (!isLocatedEntry(raw) || isZeroEntry(raw)) return raw;
-    const pack = raw.subarray(32, 64);
-    if (!(await this.isGone(pack))) return raw;
-    return (await MovedChunks.of(this.repo).placeOf(raw)) ?? raw;
+  /**
+   * Entry `raw` as it should be written now: its chunk's current place, or `raw` itself. Not a
+   * promise for an entry of the last pack found stored (a live incremental asks for every
+   * unchanged block: 262,144 of a 16 GiB disk at 64 KiB; ~0.5 µs each as a promise).
+   */
+  of(raw: Buffer): Buffer | Promise<Buffer> {
+    if (!isLocatedEntry(raw)) return raw;
+    if (this.lastStored !== undefined && namesPack(raw, this.lastStored)) return raw;
+    if (isZeroEntry(raw)) return raw;
+    return this.resolve(raw);
   }
 
-  private isGone(pack: Buffer): Promise<boolean> {
-    if (this.lastGone !== undefined && this.lastPack?.equals(pack) === true) return this.lastGone;
+  private async resolve(raw: Buffer): Promise<Buffer> {
+    const pack = raw.subarray(32, 64);
     const hex = pack.toString('hex');
     let gone = this.gone.get(hex);
     if (gone === undefined) {
@@ -46,8 +50,16 @@ export class CurrentPlaces {
       gone.catch(() => undefined); // awaited by the block that asked; never an unhandled rejection
       this.gone.set(hex, gone);
     }
-    this.lastPack = Buffer.from(pack);
-    this.lastGone = gone;
-    return gone;
+    if (!(await gone)) {
+      this.lastStored = Buffer.from(pack);
+      return raw;
+    }
+    return (await MovedChunks.of(this.repo).placeOf(raw)) ?? raw;
   }
+}
+
+/** Whether located entry `raw` names `pack` (a byte loop: `Buffer.compare` with ranges costs ~0.2 µs a call). */
+function namesPack(raw: Buffer, pack: Buffer): boolean {
+  for (let i = 0; i < 32; i++) if (raw[32 + i] !== pack[i]) return false;
+  return true;
 }
