@@ -102,10 +102,16 @@ export async function backupDisk(repo: Repository, device: BlockDevice, options:
   // Format 2: a parent's entry naming a pack a prune removed is written at its chunk's place now.
   const places = packed !== undefined && parent !== undefined ? new CurrentPlaces(repo) : undefined;
   // The parent's stored entries: ids (format 1) or located entries (format 2, at their current place).
+  const expected = new Set<number>();
   const parentEntry = async (block: number): Promise<Buffer | undefined> => {
     if (parent === undefined || block >= parent.blockCount) return undefined;
-    const entry = await parent.rawEntry(block);
-    return places === undefined ? entry : places.of(entry);
+    if (places === undefined) return parent.rawEntry(block);
+    const page = Math.floor(block / parent.disk.entriesPerPage);
+    if (!expected.has(page)) {
+      expected.add(page);
+      places.expect(await parent.rawPage(page)); // its packs checked several at once
+    }
+    return places.of(await parent.rawEntry(block));
   };
   /** Format 2: entries still waiting for their pack to be stored. */
   const placements: Promise<void>[] = [];

@@ -3,13 +3,14 @@
  * repo/current-places.ts), on a real local format 2 repository whose backend counts its calls:
  * the new snapshot's index names the chunks' current places, not the removed pack its parent
  * still names; it restores byte for byte without a request to the removed pack; and an
- * incremental with no prune since its parent lists and loads nothing more (one `has` per pack).
+ * incremental with no prune since its parent lists and loads nothing more (one `has` per pack,
+ * the packs of a parent's page asked at once).
  */
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { ForwardingBackend, DiskIndexReader, LocalBackend, initRepository, isZeroEntry, openRepository, pruneRepository, deleteSnapshot, type Backend, type BackendEntry, type Repository, type Snapshot } from '../repo/index.js';
+import { CurrentPlaces, ForwardingBackend, DiskIndexReader, LocalBackend, initRepository, isZeroEntry, openRepository, pruneRepository, deleteSnapshot, type Backend, type BackendEntry, type Repository, type Snapshot } from '../repo/index.js';
 import { restoreSnapshot } from '../restore/index.js';
 import { openImageSource } from '../source/index.js';
 import { makeTempDir, seededBytes } from '../testing/index.js';
@@ -153,4 +154,19 @@ test('an incremental with no prune since its parent asks once per pack whether i
   assert.deepEqual(packCalls.sort(), [...distinct].map((id) => `has packs/${id.slice(0, 2)}/${id}`).sort(), 'one has per pack the parent names');
   assert.deepEqual(backend.calls.filter((call) => call.includes('segments')), [], 'no segment listed or read');
   assert.deepEqual(await packsNamed(repo, fourth), await packsNamed(repo, thirdSnapshot), 'the parent\'s entries, as they are');
+});
+
+test('the packs of a parent\'s page are checked together when the page is first needed, not block by block', async () => {
+  const { repo, backend } = await open();
+  const disk = thirdSnapshot.disks[0];
+  assert.ok(disk !== undefined);
+  const page = await new DiskIndexReader(repo, disk).rawPage(0);
+  const places = new CurrentPlaces(repo);
+  places.expect(page);
+  const last = page.at(-1);
+  assert.ok(last !== undefined);
+  assert.equal(await places.of(last), last, 'a stored pack: the entry as it is');
+  const distinct = new Set(await packsNamed(repo, thirdSnapshot));
+  assert.equal(distinct.size, 3);
+  assert.equal(backend.calls.filter((call) => call.startsWith('has packs/')).length, 3, 'every pack of the page asked, once');
 });
