@@ -1,7 +1,7 @@
 import { planBlocks, type BlockDevice, type PlannedBlock } from '../blockdev/index.js';
 import { forEachLimited, SharedBufferPool } from '../concurrency/index.js';
 import { CofferError, isCofferError } from '../errors/index.js';
-import { DiskIndexReader, DiskIndexWriter, entryId, FrameReader, isLocatedEntry, isZeroEntry, ObjectKind, ZERO_ENTRY, type BlockHash, type DiskRecord, type ObjectId, type Repository } from '../repo/index.js';
+import { CurrentPlaces, DiskIndexReader, DiskIndexWriter, entryId, FrameReader, isLocatedEntry, isZeroEntry, ObjectKind, ZERO_ENTRY, type BlockHash, type DiskRecord, type ObjectId, type Repository } from '../repo/index.js';
 import type { KnownChunks } from './known-chunks.js';
 import type { PackedChunks } from './packed-chunks.js';
 import { UploadQueue } from './upload-queue.js';
@@ -98,10 +98,21 @@ export async function backupDisk(repo: Repository, device: BlockDevice, options:
   const uploads = new UploadQueue(uploadsInFlight(pool.threads, blockSize, repo.backend.preferredConcurrency));
   const progress: DiskProgress = { disk: options.name, bytesDone: 0, bytesTotal: device.size, bytesRead: 0, bytesNew: 0, bytesStored: 0 };
 
-  // The parent's stored entries: ids (format 1) or located entries (format 2), reused as they are.
-  const parentEntry = async (block: number): Promise<Buffer | undefined> =>
-    parent === undefined || block >= parent.blockCount ? undefined : parent.rawEntry(block);
   const packed = options.packed;
+  // Format 2: a parent's entry naming a pack a prune removed is written at its chunk's place now.
+  const places = packed !== undefined && parent !== undefined ? new CurrentPlaces(repo) : undefined;
+  // The parent's stored entries: ids (format 1) or located entries (format 2, at their current place).
+  const expected = new Set<number>();
+  const parentEntry = async (block: number): Promise<Buffer | undefined> => {
+    if (parent === undefined || block >= parent.blockCount) return undefined;
+    if (places === undefined) return parent.rawEntry(block);
+    const page = Math.floor(block / parent.disk.entriesPerPage);
+    if (!expected.has(page)) {
+      expected.add(page);
+      places.expect(await parent.rawPage(page)); // its packs checked several at once
+    }
+    return places.of(await parent.rawEntry(block));
+  };
   /** Format 2: entries still waiting for their pack to be stored. */
   const placements: Promise<void>[] = [];
   const frames = packed === undefined ? undefined : new FrameReader(repo);

@@ -40,6 +40,7 @@ export { PackWriter, PACK_DEFAULTS } from './pack-writer.js';
 export { MAX_CHUNKS_PER_FRAME } from './format/pack.js';
 export { ChunkIndex, MAX_SEGMENTS } from './chunk-index.js';
 export { MovedChunks } from './moved-chunks.js';
+export { CurrentPlaces } from './current-places.js';
 export { FrameReader, type PinnedChunk } from './frame-reader.js';
 export { readFrameSpans, type FrameToRead, type OpenedSpanFrame, type FrameSpanOptions, type RemoteReads } from './frame-spans.js';
 export { chunkInFrame } from './frame-codec.js';

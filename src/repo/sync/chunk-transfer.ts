@@ -3,6 +3,7 @@ import { CofferError } from '../../errors/index.js';
 import { ObjectKind } from '../format/envelope.js';
 import { entryId } from '../format/located-entry.js';
 import { MAX_CHUNKS_PER_FRAME } from '../format/pack.js';
+import { MovedChunks } from '../moved-chunks.js';
 import { ChunksById } from '../chunks-by-id.js';
 import type { Repository } from '../repository.js';
 import type { DestinationChunks, StoredChunk } from './destination-chunks.js';
@@ -154,8 +155,11 @@ export class ChunkTransfer {
     return result;
   }
 
-  private async transfer(entry: Buffer): Promise<StoredChunk> {
+  private async transfer(stored: Buffer): Promise<StoredChunk> {
     if (this.options.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'sync interrupted (run it again: what was sent is kept)');
+    // Format 2 source: a chunk whose pack is known gone (a prune repacked it, §19.7) is taken at
+    // its place now: in a pack adopted whole (whole-packs.ts), or read there without a failed read.
+    const entry = this.src.config.version === 2 ? ((await MovedChunks.of(this.src).placeOf(stored)) ?? stored) : stored;
     const counters = this.options.counters;
     const present = (found: Buffer): StoredChunk => {
       counters.chunksPresent++;

@@ -1,4 +1,5 @@
 import { CofferError } from '../../errors/index.js';
+import { CurrentPlaces } from '../current-places.js';
 import { isZeroEntry } from '../format/index-page.js';
 import { decodeLocatedEntry } from '../format/located-entry.js';
 import { packKey } from '../layout.js';
@@ -19,14 +20,24 @@ import type { SyncCounters } from './sync-report.js';
  * A pack is read whole and checked against its id (the SHA-256 of its bytes) before it is
  * sent: a damaged pack is `E_CORRUPT_OBJECT` (the snapshot fails, nothing of it is carried).
  *
+ * An entry whose pack a prune removed (§19.7) counts at its chunk's place now
+ * ({@link CurrentPlaces}: one existence check per distinct pack, the source's segments loaded
+ * only when one is gone), so the packs the prune wrote are adopted whole too when every chunk
+ * is needed (before, their chunks were decoded and re-packed one by one).
+ *
  * Memory: one key per needed chunk (its pack and place), while the entries are walked once
  * ahead of the copy; one pack (≤ 16 MiB) at a time.
  */
 export async function adoptWholePacks(context: { src: Repository; counters: SyncCounters }, entries: AsyncIterable<Buffer>, destination: PackedDestination): Promise<void> {
   const { src, counters } = context;
   const needed = new Map<string, Set<string>>(); // pack hex → "frameOffset/chunkOffset" of the chunks needed
-  for await (const entry of entries) {
-    if (isZeroEntry(entry) || destination.adoptedEntry(entry) !== undefined) continue;
+  const places = new CurrentPlaces(src);
+  for await (const stored of entries) {
+    if (isZeroEntry(stored)) continue;
+    // A chunk a prune repacked is needed at its place now: the packs the prune wrote are adopted
+    // whole like a backup's (the copy's entries then name them, chunk-transfer.ts).
+    const entry = await places.of(stored);
+    if (destination.adoptedEntry(entry) !== undefined) continue;
     const location = decodeLocatedEntry(entry, 'an index entry');
     if ((await destination.find(location.id)) !== undefined) continue;
     const pack = location.pack.toString('hex');

@@ -1,0 +1,172 @@
+/**
+ * An incremental whose parent a repacking prune moved (docs/repository-format.md §19.7,
+ * repo/current-places.ts), on a real local format 2 repository whose backend counts its calls:
+ * the new snapshot's index names the chunks' current places, not the removed pack its parent
+ * still names; it restores byte for byte without a request to the removed pack; and an
+ * incremental with no prune since its parent lists and loads nothing more (one `has` per pack,
+ * the packs of a parent's page asked at once).
+ */
+import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { CurrentPlaces, ForwardingBackend, DiskIndexReader, LocalBackend, initRepository, isZeroEntry, openRepository, pruneRepository, deleteSnapshot, type Backend, type BackendEntry, type Repository, type Snapshot } from '../repo/index.js';
+import { restoreSnapshot } from '../restore/index.js';
+import { openImageSource } from '../source/index.js';
+import { makeTempDir, seededBytes } from '../testing/index.js';
+import { backupVm } from './backup-vm.js';
+
+const KiB = 1024;
+const BLOCK = 64 * KiB;
+/** 64 blocks: 8 frames of 8 in one pack. */
+const first = seededBytes(51, 64 * BLOCK);
+/** Frames 0 and 4 rewritten: 25 % of the first pack unused once the first snapshot is forgotten. */
+const second = Buffer.from(first);
+for (const frame of [0, 4]) seededBytes(60 + frame, 8 * BLOCK).copy(second, frame * 8 * BLOCK);
+/** The third backup: frame 2 rewritten too; frames 1, 3, 5, 6, 7 are the parent's, repacked. */
+const third = Buffer.from(second);
+seededBytes(70, 8 * BLOCK).copy(third, 2 * 8 * BLOCK);
+
+/** Records every ranged read (and whether it failed), `has`, `get` and `list` by key. */
+class CountingBackend extends ForwardingBackend {
+  readonly ranges: { key: string; failed: boolean }[] = [];
+  readonly calls: string[] = [];
+  override async getRange(key: string, offset: number, length: number): Promise<Buffer> {
+    const record = { key, failed: false };
+    this.ranges.push(record);
+    try {
+      return await super.getRange(key, offset, length);
+    } catch (error) {
+      record.failed = true;
+      throw error;
+    }
+  }
+  override has(key: string): Promise<boolean> {
+    this.calls.push(`has ${key}`);
+    return super.has(key);
+  }
+  override get(key: string): Promise<Buffer> {
+    this.calls.push(`get ${key}`);
+    return super.get(key);
+  }
+  override list(prefix: string): AsyncIterable<BackendEntry> {
+    this.calls.push(`list ${prefix}`);
+    return super.list(prefix);
+  }
+}
+
+let work: { path: string; remove(): Promise<void> };
+let root: string;
+let image: string;
+/** Pack ids (hex) the prune removed. */
+const removed = new Set<string>();
+const opened: Repository[] = [];
+
+async function open(): Promise<{ repo: Repository; backend: CountingBackend }> {
+  const backend = new CountingBackend(new LocalBackend(root) as Backend);
+  const repo = await openRepository(backend, { passphrase: 'pw', threads: 2 });
+  opened.push(repo);
+  return { repo, backend };
+}
+
+async function backup(repo: Repository, bytes: Buffer): Promise<Snapshot> {
+  await writeFile(image, bytes);
+  const source = await openImageSource('vm', [image]);
+  try {
+    return await backupVm(repo, source);
+  } finally {
+    await source.close();
+  }
+}
+
+/** The pack (hex) each located entry of the snapshot's disk names; zero blocks left out. */
+async function packsNamed(repo: Repository, snapshot: Snapshot): Promise<string[]> {
+  const disk = snapshot.disks[0];
+  assert.ok(disk !== undefined);
+  const reader = new DiskIndexReader(repo, disk);
+  const packs: string[] = [];
+  for (let page = 0; page < disk.pages.length; page++) {
+    for (const entry of await reader.rawPage(page)) if (!isZeroEntry(entry)) packs.push(entry.subarray(32, 64).toString('hex'));
+  }
+  return packs;
+}
+
+async function packIds(repo: Repository): Promise<Set<string>> {
+  const ids = new Set<string>();
+  for await (const entry of repo.backend.list('packs/')) ids.add(entry.key.slice(entry.key.lastIndexOf('/') + 1));
+  return ids;
+}
+
+let secondSnapshot: Snapshot;
+let thirdSnapshot: Snapshot;
+
+before(async () => {
+  work = await makeTempDir('coffer-moved-parent');
+  root = join(work.path, 'repo');
+  image = join(work.path, 'disk.raw');
+  await initRepository(new LocalBackend(root), { passphrase: 'pw', kdf: { N: 1024, r: 8, p: 1 }, blockSize: BLOCK, format: 2 });
+  const { repo } = await open();
+  const old = await backup(repo, first);
+  secondSnapshot = await backup(repo, second);
+  await deleteSnapshot(repo, old.id);
+  const packsBefore = await packIds(repo);
+  const report = await pruneRepository(repo);
+  assert.equal(report.packs?.packsRepacked, 1, 'the first pack, 25 % unused, is repacked');
+  const packsAfter = await packIds(repo);
+  for (const id of packsBefore) if (!packsAfter.has(id)) removed.add(id);
+  assert.equal(removed.size, 1);
+  // The third backup runs in a repository opened afresh (no moved chunk known yet).
+  thirdSnapshot = await backup((await open()).repo, third);
+});
+after(async () => {
+  for (const repo of opened) await repo.close();
+  await work?.remove();
+});
+
+test('an incremental of a repacked parent writes its chunks\' current places: its index names no removed pack', async () => {
+  const { repo } = await open();
+  assert.equal(thirdSnapshot.parent, secondSnapshot.id);
+  const parentPacks = await packsNamed(repo, secondSnapshot);
+  assert.equal(parentPacks.filter((pack) => removed.has(pack)).length, 48, 'the parent still names the removed pack for its 6 repacked frames');
+  const packs = await packsNamed(repo, thirdSnapshot);
+  assert.equal(packs.length, 64);
+  assert.deepEqual(packs.filter((pack) => removed.has(pack)), [], 'no entry names the removed pack');
+  const stored = await packIds(repo);
+  assert.deepEqual(packs.filter((pack) => !stored.has(pack)), [], 'every entry names a stored pack');
+});
+
+test('the incremental restores byte for byte without a request to the removed pack', async () => {
+  const { repo, backend } = await open();
+  const to = join(work.path, 'restored.raw');
+  await restoreSnapshot(repo, thirdSnapshot, { to });
+  assert.ok((await readFile(to)).equals(third), 'byte for byte');
+  const toRemoved = backend.ranges.filter((read) => removed.has(read.key.slice(read.key.lastIndexOf('/') + 1)));
+  assert.deepEqual(toRemoved, [], 'no read of the removed pack');
+  assert.deepEqual(backend.ranges.filter((read) => read.failed), [], 'no failed read');
+});
+
+test('an incremental with no prune since its parent asks once per pack whether it is stored, and lists or loads nothing more', async () => {
+  const { repo, backend } = await open();
+  const fourth = await backup(repo, third);
+  assert.equal(fourth.parent, thirdSnapshot.id);
+  const distinct = new Set(await packsNamed(repo, thirdSnapshot));
+  const packCalls = backend.calls.filter((call) => call.includes('packs/'));
+  assert.deepEqual(packCalls.sort(), [...distinct].map((id) => `has packs/${id.slice(0, 2)}/${id}`).sort(), 'one has per pack the parent names');
+  assert.deepEqual(backend.calls.filter((call) => call.includes('segments')), [], 'no segment listed or read');
+  assert.deepEqual(await packsNamed(repo, fourth), await packsNamed(repo, thirdSnapshot), 'the parent\'s entries, as they are');
+});
+
+test('the packs of a parent\'s page are checked together when the page is first needed, not block by block', async () => {
+  const { repo, backend } = await open();
+  const disk = thirdSnapshot.disks[0];
+  assert.ok(disk !== undefined);
+  const page = await new DiskIndexReader(repo, disk).rawPage(0);
+  const places = new CurrentPlaces(repo);
+  places.expect(page);
+  const last = page.at(-1);
+  assert.ok(last !== undefined);
+  assert.equal(await places.of(last), last, 'a stored pack: the entry as it is');
+  const distinct = new Set(await packsNamed(repo, thirdSnapshot));
+  assert.equal(distinct.size, 3);
+  assert.equal(backend.calls.filter((call) => call.startsWith('has packs/')).length, 3, 'every pack of the page asked, once');
+});
