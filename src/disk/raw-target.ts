@@ -81,6 +81,15 @@ class FileTarget implements DiskTarget {
    */
   private readonly queued: QueuedWrite[] = [];
   private writing = false;
+  /**
+   * Written since the last flush was started. Every {@link FLUSH_EVERY_BYTES} a `datasync` runs
+   * in the background (one at a time) while the restore goes on, so the page cache is written
+   * out as the data comes instead of all at `finish` (the kernel's own write-back starts only
+   * at a tenth of memory: a 2.4 GB restore on a 23 GiB machine left ~0.7 s of flushing for the end).
+   */
+  private unflushedBytes = 0;
+  private flushing: Promise<void> | undefined;
+  private flushError: unknown;
 
   constructor(
     private readonly handle: FileHandle,
@@ -103,6 +112,8 @@ class FileTarget implements DiskTarget {
       try {
         await this.writeRun(run);
         for (const write of run) write.resolve();
+        for (const write of run) this.unflushedBytes += write.data.length;
+        if (this.unflushedBytes >= FLUSH_EVERY_BYTES && this.flushing === undefined) this.startFlush();
       } catch (error) {
         const failure = translate(this.path, error);
         for (const write of run) write.reject(failure);
@@ -124,8 +135,22 @@ class FileTarget implements DiskTarget {
     }
   }
 
+  private startFlush(): void {
+    this.unflushedBytes = 0;
+    this.flushing = this.handle
+      .datasync()
+      .catch((error: unknown) => {
+        this.flushError ??= error;
+      })
+      .finally(() => {
+        this.flushing = undefined;
+      });
+  }
+
   async finish(): Promise<void> {
     try {
+      await this.flushing;
+      if (this.flushError !== undefined) throw this.flushError;
       await this.handle.datasync();
     } catch (error) {
       throw translate(this.path, error);
@@ -135,10 +160,14 @@ class FileTarget implements DiskTarget {
   }
 
   async abort(): Promise<void> {
+    await this.flushing;
     await this.handle.close().catch(() => undefined);
     if (this.created) await unlink(this.path).catch(() => undefined);
   }
 }
+
+/** How many bytes a {@link FileTarget} writes between two background flushes. */
+const FLUSH_EVERY_BYTES = 256 * 1024 * 1024;
 
 /** A write waiting in {@link FileTarget}'s queue. */
 interface QueuedWrite {
