@@ -64,5 +64,12 @@ export function createPostgresPool(url: string, settings: PoolSettings = {}): pg
   pool.on('error', () => {
     // An idle client lost its connection: pg removes it from the pool; the next query reports.
   });
+  // A client checked out of the pool has no listener of pg-pool's: a connection the server ends
+  // between two statements (a restart's "terminating connection due to administrator command"
+  // while a transaction's JavaScript runs) would be an unhandled 'error' event that ends the
+  // process. Its next query reports the loss instead, and the pool drops it at release.
+  pool.on('connect', (client) => {
+    client.on('error', () => undefined);
+  });
   return pool;
 }
