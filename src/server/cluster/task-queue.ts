@@ -90,7 +90,9 @@ export class PostgresTaskQueue implements SharedDispatch {
     if (!(worker.capacity >= 1 && Number.isInteger(worker.capacity))) throw new CofferError('E_USAGE', `a worker runs at least 1 task at once, not ${worker.capacity}`);
     this.capacity = worker.capacity;
     this.holder = worker.name;
-    this.persistMs = worker.leaseMs;
+    // A task's end is retried this long while the database is away (a restart, a failover):
+    // the task stays held (its lease renewed once the database answers) until it is recorded.
+    this.persistMs = 10 * worker.leaseMs;
   }
 
   load(): { reading: number; running: number } | undefined {
@@ -112,8 +114,10 @@ export class PostgresTaskQueue implements SharedDispatch {
     };
     const wants = !this.paused && free > 0;
     // Before the lock, one statement: what needs no lock (see the module's comment).
-    const { expired, work, policy, windowEnds } = await this.readUnlocked();
+    const { expired: anyExpired, work, policy, windowEnds } = await this.reachingDatabase(() => this.readUnlocked());
     read = performance.now();
+    // Back from losing the database (a failover keeps the server's start time): the live workers renew first.
+    const expired = anyExpired && read - this.databaseBackAt >= this.worker.leaseMs;
     const endedRuns = expired ? await this.db.transaction().execute((trx) => this.reclaimExpired(trx)) : [];
     // Put back tasks are queued: take them too (this process has room) even if none was queued before.
     if (!wants || (!work && !expired)) {
@@ -159,6 +163,22 @@ export class PostgresTaskQueue implements SharedDispatch {
     return result;
   }
 
+  /** When this worker reached the database again after losing it (performance.now()); -Infinity: never lost it. */
+  private databaseBackAt = -Infinity;
+  private databaseLost = false;
+
+  private async reachingDatabase<T>(read: () => Promise<T>): Promise<T> {
+    try {
+      const value = await read();
+      if (this.databaseLost) this.databaseBackAt = performance.now();
+      this.databaseLost = false;
+      return value;
+    } catch (error) {
+      this.databaseLost = true;
+      throw error;
+    }
+  }
+
   /**
    * The reads that need no lock, in one statement: has a running task's lease expired (on the
    * database's clock); is a task queued that this worker could take (another kind than backup,
@@ -168,7 +188,7 @@ export class PostgresTaskQueue implements SharedDispatch {
     const hosts = this.worker.hosts;
     const mine = hosts === undefined ? sql`TRUE` : sql`(kind <> 'backup' OR host = ANY(${[...hosts]}::text[]))`;
     const { rows: [row] } = await sql<{ expired: boolean; work: boolean; policy: [string, string][] | null; windows: [string, number | string][] | null }>`SELECT
-      EXISTS (SELECT 1 FROM tasks WHERE status = 'running' AND lease_until < (extract(epoch from clock_timestamp()) * 1000)::bigint) AS expired,
+      EXISTS (SELECT 1 FROM tasks WHERE status = 'running' AND ${leaseEnd(this.worker.leaseMs)} < (extract(epoch from clock_timestamp()) * 1000)::bigint) AS expired,
       EXISTS (SELECT 1 FROM tasks WHERE status = 'queued' AND ${mine}) AS work,
       (SELECT json_agg(json_build_array(key, value)) FROM cluster_policy) AS policy,
       (SELECT json_agg(json_build_array(id, window_end)) FROM runs WHERE status = 'running' AND window_end IS NOT NULL) AS windows`.execute(this.db);
@@ -187,7 +207,7 @@ export class PostgresTaskQueue implements SharedDispatch {
    */
   private async reclaimExpired(trx: Transaction<StateSchema>): Promise<string[]> {
     const now = await databaseNow(trx);
-    const expired = await trx.selectFrom('tasks').select(['id', 'run_id', 'attempt', 'worker']).where('status', '=', 'running').where('lease_until', '<', now).forUpdate().skipLocked().execute();
+    const expired = await trx.selectFrom('tasks').select(['id', 'run_id', 'attempt', 'worker']).where('status', '=', 'running').where(leaseEnd(this.worker.leaseMs), '<', now).forUpdate().skipLocked().execute();
     const endedRuns: string[] = [];
     for (const row of expired) {
       const attempt = Number(row.attempt);
@@ -203,6 +223,20 @@ export class PostgresTaskQueue implements SharedDispatch {
     }
     return endedRuns;
   }
+}
+
+/**
+ * When a running task's lease ends, on the database's clock (ms): `lease_until`, but never
+ * sooner than a lease after the database server started. A worker cannot renew its leases
+ * (nor record a task's end) while the database is down: after a restart longer than a lease
+ * every lease would have run out at once, and the first hand-out would take the tasks of live
+ * workers, which would be running them, or had finished them and were about to record it (a
+ * second backup of the VM). A lease gives every live worker time to renew (a heartbeat comes
+ * every third of a lease) and to record what ended; a dead worker's tasks come back that much
+ * later. `leaseMs` is the taking worker's own lease (workers of one site share it).
+ */
+function leaseEnd(leaseMs: number) {
+  return sql<number>`GREATEST(lease_until, (extract(epoch from pg_postmaster_start_time()) * 1000)::bigint + ${leaseMs})`;
 }
 
 async function appendLog(trx: Transaction<StateSchema>, taskId: string, now: number, level: string, line: string): Promise<void> {

@@ -97,7 +97,10 @@ export interface SharedDispatch {
   take(free: number): Promise<{ start: Selectable<TaskTable>[]; windowClosed: Selectable<TaskTable>[]; endedRuns: string[] }>;
   /** The tasks under the bandwidth rules across every process (for the shares), when known. */
   load(): { reading: number; running: number } | undefined;
-  /** A write that must not be lost (a task's end) is retried this long while the database is away, ms. */
+  /**
+   * A write that must not be lost (a task's end and its bookkeeping) is retried this long while
+   * the database is away, ms; the task stays held (its lease renewed) meanwhile.
+   */
   readonly persistMs: number;
 }
 
@@ -580,6 +583,14 @@ export class TaskRunner {
 
   private readonly abandoned = new Set<string>();
 
+  /** Tasks that ended here and whose end is being recorded (retried while the database is away). */
+  private readonly recording = new Set<string>();
+
+  /** The task ended here and its end is not recorded yet: killing it would change nothing (its backup is made); keep its lease. */
+  endPending(id: string): boolean {
+    return this.recording.has(id);
+  }
+
   /** The run's window closed and its policy says stop: cancel its running backups (cleanly: message, then signals). */
   private async cancelAtWindowEnd(runId: string): Promise<void> {
     for (const [id, r] of this.running) {
@@ -648,10 +659,17 @@ export class TaskRunner {
     const now = Date.now();
     const end = taskEnd(outcome, running?.cancelRequested === true, running?.cancelReason);
     const result = outcome.kind === 'result' ? outcome.result : undefined;
-    // Still listed as running until its end is recorded: a worker's heartbeat keeps its lease.
-    const recorded = await this.persist(() => this.store.finish(row.id, { status: end.status, now, ...(end.error ? { error: end.error } : {}), ...(result ? { result } : {}) }));
-    this.running.delete(row.id);
-    this.rebalance(this.now());
+    // Still listed as running until its end is recorded: a worker's heartbeat keeps its lease,
+    // and, the database away, does not give the task up (heartbeat-loop.ts: endPending).
+    this.recording.add(row.id);
+    let recorded: boolean;
+    try {
+      recorded = await this.persist(() => this.store.finish(row.id, { status: end.status, now, ...(end.error ? { error: end.error } : {}), ...(result ? { result } : {}) }), () => this.abandoned.has(row.id));
+    } finally {
+      this.recording.delete(row.id);
+      if (!this.abandoned.delete(row.id)) this.running.delete(row.id);
+      this.rebalance(this.now());
+    }
     if (!recorded && this.options.shared !== undefined) return; // a lost lease: another worker holds the task now
     // A shared queue: the slot is free in the database once the end is recorded; take the next
     // task first, then do the rest of the bookkeeping (not beside the hand-out: this process
@@ -704,15 +722,22 @@ export class TaskRunner {
   finishedTasks = 0;
   finishedBytes = 0;
 
-  /** A write retried while the database is away, when a shared queue asks for it. */
-  private async persist<T>(write: () => Promise<T>): Promise<T> {
+  /**
+   * A write retried while the database is away, when a shared queue asks for it (up to its
+   * `persistMs`; every second at most, so that the end is recorded soon after the database is
+   * back). `given up`: the heartbeat learnt that another worker holds the task; false then.
+   */
+  private async persist<T>(write: () => Promise<T>): Promise<T>;
+  private async persist(write: () => Promise<boolean>, givenUp: () => boolean): Promise<boolean>;
+  private async persist<T>(write: () => Promise<T>, givenUp?: () => boolean): Promise<T | false> {
     const deadline = Date.now() + (this.options.shared?.persistMs ?? 0);
-    for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
+    for (let delay = 100; ; delay = Math.min(delay * 2, 1000)) {
       try {
         return await write();
       } catch (error) {
         if (Date.now() + delay > deadline) throw error;
         await new Promise((resolve) => setTimeout(resolve, delay));
+        if (givenUp?.() === true) return false;
       }
     }
   }
