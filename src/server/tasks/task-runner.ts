@@ -92,9 +92,10 @@ export interface SharedDispatch {
   /**
    * Takes up to `free` tasks this process may start now (already `running` and held by it in
    * the database), the queued tasks whose window closed, and the runs whose last task the
-   * queue ended (a lease that expired too often).
+   * queue ended (a lease that expired too often), and the running runs whose policy cancels
+   * their backups when their window ends (read by the same statement as the rest).
    */
-  take(free: number): Promise<{ start: Selectable<TaskTable>[]; windowClosed: Selectable<TaskTable>[]; endedRuns: string[] }>;
+  take(free: number): Promise<{ start: Selectable<TaskTable>[]; windowClosed: Selectable<TaskTable>[]; endedRuns: string[]; stopAtWindowEnd: { id: string; windowEnd: number }[] }>;
   /** The tasks under the bandwidth rules across every process (for the shares), when known. */
   load(): { reading: number; running: number } | undefined;
   /**
@@ -549,14 +550,15 @@ export class TaskRunner {
 
   /** Scale-out: the shared queue chose (limits across every worker); start what it handed us. */
   private async takeShared(shared: SharedDispatch, now: Date): Promise<void> {
-    for (const run of await this.store.runningRuns()) {
-      if (run.cancelAtWindowEnd && run.windowEnd !== null && now.getTime() >= Date.parse(run.windowEnd)) await this.cancelAtWindowEnd(run.id);
-    }
     const free = Math.max(0, shared.capacity - this.running.size);
+    // No read before the hand-out: the queue's first statement says which runs stop at their window's end.
     const taken = await shared.take(free);
     for (const row of taken.windowClosed) await this.endWindowClosed(row, now.getTime());
     for (const runId of taken.endedRuns) await this.checkRun(runId);
     for (const row of taken.start) await this.launch(row, true);
+    for (const run of taken.stopAtWindowEnd) {
+      if (now.getTime() >= run.windowEnd) await this.cancelAtWindowEnd(run.id);
+    }
   }
 
   /** Cancels a task this process runs, if it does (a worker's heartbeat saw a request). */
