@@ -9,6 +9,8 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import { LocalBackend, listSnapshots, openRepository } from '../../repo/index.js';
@@ -21,9 +23,10 @@ import { WorkerRegistry } from './worker-registry.js';
 
 const MiB = 1024 * 1024;
 const CLI = fileURLToPath(new URL('../../../../bin/coffer.js', import.meta.url));
-// Long enough that a backup of 8 MiB at 4 MiB/s ends before its worker, cut off from the
-// database, would stop it (no heartbeat for a lease); the outage is then made longer than a lease.
-const LEASE_MS = 9000;
+// Long enough that a backup that has opened its repository (8 MiB at 8 MiB/s left) ends, even on
+// a loaded machine, before its worker, cut off from the database, would stop it (no heartbeat for
+// a lease: at least 8 s after the database went down); the outage is then longer than a lease.
+const LEASE_MS = 12_000;
 
 const dir = await makeTempDir('coffer-end-restart');
 const repository = await makeRepository(dir.path);
@@ -38,8 +41,8 @@ before(async () => {
   state = await openStateDatabase({ url });
   server = new TaskRunner(state.db, { dispatch: false });
   await server.start();
-  // 8 MiB at 4 MiB/s: a backup runs for seconds, the database goes down before it ends.
-  await publishPolicy(state.db, { limits: { host: { default: 1 } }, bandwidth: [{ direction: 'source-read', bytesPerSecond: 4 * MiB }], retry: { retries: 0 } });
+  // 8 MiB at 8 MiB/s: a backup runs for a second or more, the database goes down before it ends.
+  await publishPolicy(state.db, { limits: { host: { default: 1 } }, bandwidth: [{ direction: 'source-read', bytesPerSecond: 8 * MiB }], retry: { retries: 0 } });
   for (const name of ['wa', 'wb']) {
     const child = spawn(process.execPath, [CLI, 'worker', '--database', url, '--name', name, '--hosts', 'hv0', '--tasks', '1', '--lease', String(LEASE_MS / 1000), '--stop-timeout', '5'], { stdio: ['ignore', 'pipe', 'pipe'] });
     const output: string[] = [];
@@ -76,7 +79,7 @@ async function snapshotsOf(vm: string): Promise<number> {
 async function backupUnderWay(vm: string) {
   const [target] = await makeVms(dir.path, repository, [{ vm, host: 'hv0' }], 8 * MiB);
   const run = await server.startRun({ job: 'nightly', reason: 'on-demand', owner: 'test', vms: [target as NonNullable<typeof target>] });
-  // Handed out is enough: 8 MiB at 4 MiB/s take seconds, and its groups of 2 MiB are read
+  // Handed out is enough: 8 MiB at 8 MiB/s take a second, and its groups of 2 MiB are read
   // side by side (progress moves only near the end).
   const task = await waitFor('the backup handed out', async () => (await state.db.selectFrom('tasks').selectAll().where('run_id', '=', run.id).execute())
     .find((r) => r.status === 'running' && r.worker !== null), 30_000).catch((error: unknown) => {
@@ -103,12 +106,17 @@ const taskRow = (id: string) => state.db.selectFrom('tasks').selectAll().where('
 
 test('a backup that ends while PostgreSQL is down (longer than a lease) is recorded by its worker once the database is back, not run a second time', async () => {
   const { run, task } = await backupUnderWay('through-restart');
+  // Its worker process has opened the repository (the backup's lease is there): what is left,
+  // 8 MiB at 8 MiB/s, ends well before the worker would stop it for want of a heartbeat.
+  await waitFor('the backup\'s repository lease', async () => ((await readdir(join(repository.url, 'leases')).catch(() => [])).length > 0 ? true : undefined), 30_000);
   const down = Date.now();
   let up = 0;
   await pg.restart({
     whileDown: async () => {
       // The backup ends with the database away: its snapshot is in the repository, its end not recorded.
-      await waitFor('the snapshot written', async () => ((await snapshotsOf('through-restart')) === 1 ? true : undefined), 30_000);
+      await waitFor('the snapshot written', async () => ((await snapshotsOf('through-restart')) === 1 ? true : undefined), 30_000).catch((error: unknown) => {
+        throw new Error(`${(error as Error).message}\n${said()}`);
+      });
       // Then stay away a lease more: on the database's clock the task's lease has run out, and a
       // worker that gave up recording after a lease has given up.
       await new Promise((resolve) => setTimeout(resolve, LEASE_MS + 1000));

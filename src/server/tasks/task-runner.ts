@@ -574,8 +574,8 @@ export class TaskRunner {
   /** Kills a task this process runs without recording its end (its lease was lost: another worker has it now). False if it runs no such task, or gave it up already. */
   abandon(id: string): boolean {
     const running = this.running.get(id);
-    if (running === undefined || this.abandoned.has(id)) return false;
-    this.abandoned.add(id);
+    if (running === undefined || this.abandoned.has(running.handle)) return false;
+    this.abandoned.add(running.handle);
     // Not ours any more: it no longer counts, holds a lease, or keeps a drain waiting.
     this.running.delete(id);
     running.handle.kill();
@@ -583,7 +583,8 @@ export class TaskRunner {
     return true;
   }
 
-  private readonly abandoned = new Set<string>();
+  /** The runs given up (by their handle: a task taken back may be handed to this process again, as another attempt). */
+  private readonly abandoned = new Set<WorkerHandle>();
 
   /** Tasks that ended here and whose end is being recorded (retried while the database is away). */
   private readonly recording = new Set<string>();
@@ -648,16 +649,23 @@ export class TaskRunner {
     // Only backups share the bandwidth rules (they read the hosts' storage).
     this.running.set(row.id, { kind, runId: row.run_id, handle, placement: placementOf(row), cancelRequested: false, reading: kind === 'backup', rates, latencyMs: undefined });
     this.rebalance(this.now());
-    await this.log(row.id, 'info', agent !== undefined ? `handed to agent ${agent} (attempt ${row.attempt})` : `started in worker process ${handle.pid ?? '?'} (attempt ${row.attempt})`);
-    await this.changed(row.id);
-    const ending = handle.ended.then((outcome) => this.ended(row, outcome)).catch((error: unknown) => this.report(error));
+    // Its end is listened for whatever happens to the start's log line: with the database away
+    // (a restart) that write fails, or waits for a connection up to its timeout, and the task,
+    // which runs on, must still have its end recorded (its line first, if written within 1 s).
+    const started = this.log(row.id, 'info', agent !== undefined ? `handed to agent ${agent} (attempt ${row.attempt})` : `started in worker process ${handle.pid ?? '?'} (attempt ${row.attempt})`)
+      .then(() => this.changed(row.id)).catch((error: unknown) => this.report(error));
+    const ending = handle.ended.then(async (outcome) => {
+      await settlesWithin(started, 1000);
+      await this.ended(row, handle, outcome);
+    }).catch((error: unknown) => this.report(error));
     this.endings.add(ending);
     void ending.finally(() => this.endings.delete(ending));
+    await started;
   }
 
-  private async ended(row: Selectable<TaskTable>, outcome: Awaited<WorkerHandle['ended']>): Promise<void> {
+  private async ended(row: Selectable<TaskTable>, handle: WorkerHandle, outcome: Awaited<WorkerHandle['ended']>): Promise<void> {
     const running = this.running.get(row.id);
-    if (this.abandoned.delete(row.id)) return;
+    if (this.abandoned.delete(handle)) return;
     const now = Date.now();
     const end = taskEnd(outcome, running?.cancelRequested === true, running?.cancelReason);
     const result = outcome.kind === 'result' ? outcome.result : undefined;
@@ -666,10 +674,10 @@ export class TaskRunner {
     this.recording.add(row.id);
     let recorded: boolean;
     try {
-      recorded = await this.persist(() => this.store.finish(row.id, { status: end.status, now, ...(end.error ? { error: end.error } : {}), ...(result ? { result } : {}) }), () => this.abandoned.has(row.id));
+      recorded = await this.persist(() => this.store.finish(row.id, { status: end.status, now, ...(end.error ? { error: end.error } : {}), ...(result ? { result } : {}) }), () => this.abandoned.has(handle));
     } finally {
       this.recording.delete(row.id);
-      if (!this.abandoned.delete(row.id)) this.running.delete(row.id);
+      if (!this.abandoned.delete(handle) && this.running.get(row.id)?.handle === handle) this.running.delete(row.id);
       this.rebalance(this.now());
     }
     if (!recorded && this.options.shared !== undefined) return; // a lost lease: another worker holds the task now
