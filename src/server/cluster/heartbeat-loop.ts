@@ -63,8 +63,10 @@ export function startHeartbeats(options: HeartbeatOptions): { stop(): Promise<vo
       if (Date.now() - lastBeat > leaseMs) {
         // A task that ended here and waits for its end to be recorded is kept: it is done (a
         // backup made), killing it changes nothing, and after a restart its lease is renewed.
+        const pending = held.filter((id) => runner.endPending(id));
         const stopped = held.filter((id) => !runner.endPending(id) && runner.abandon(id));
-        if (stopped.length > 0) options.print(`worker ${name}: no heartbeat for ${Date.now() - lastBeat} ms (${(error as Error).message.split('\n')[0] ?? ''}): its leases have expired, its ${stopped.length} task(s) stopped`);
+        const kept = pending.length === 0 ? '' : `; ${pending.length} ended here, their end waits for the database`;
+        if (stopped.length > 0 || pending.length > 0) options.print(`worker ${name}: no heartbeat for ${Date.now() - lastBeat} ms (${(error as Error).message.split('\n')[0] ?? ''}): its leases may have expired, its ${stopped.length} task(s) stopped${kept}`);
       }
     }
   };
