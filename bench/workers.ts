@@ -96,7 +96,7 @@ export async function runWorkersBench(log: (line: string) => void): Promise<Work
       const repoUrl = `s3:${s3.endpoint}/${bucket}/w${workerCount}`;
       await initRepository(new S3Backend(parseS3Location(repoUrl), { credentials: s3.credentials }), { passphrase: 'pw', kdf: { N: 1024, r: 8, p: 1 } });
       const vms: VmTarget[] = images.map((image, i) => ({ vm: `vm-${i}`, host: HOSTS[i % HOSTS.length] as string, repository: { name: 'main', url: repoUrl, passphraseFile }, source: { images: [image] } }));
-      const workers = await startWorkerProcesses(state.db, url, { count: workerCount, tasks: TASKS_PER_WORKER, prefix: `bench${workerCount}-`, env: s3.env, traceQueue: true });
+      const workers = await startWorkerProcesses(state.db, url, { count: workerCount, tasks: TASKS_PER_WORKER, prefix: `bench${workerCount}-`, env: s3.env, traceQueue: true, timeoutMs: 120_000 });
       try {
         const loadBefore = loadavg()[0] ?? 0;
         const cpuBefore = await postgresCpuMs(pg.dir);

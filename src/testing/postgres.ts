@@ -28,8 +28,9 @@ export interface TestPostgres {
    * Restarts the server (fast shutdown: open connections are cut, as in a failover), same port
    * and data. `listenAddresses`: listen on these too (besides 127.0.0.1), with trust
    * authentication from `trustNetwork` (a CIDR), e.g. for workers in network namespaces.
+   * `whileDown`: stop, wait for it, then start (the database away for as long as it takes).
    */
-  restart(options?: { listenAddresses?: readonly string[]; trustNetwork?: string }): Promise<void>;
+  restart(options?: { listenAddresses?: readonly string[]; trustNetwork?: string; whileDown?: () => Promise<void> }): Promise<void>;
   /** Stops the server (fast shutdown) and removes its folder; idempotent. */
   stop(): Promise<void>;
 }
@@ -86,6 +87,8 @@ async function start(): Promise<TestPostgres> {
     rmSync(dir, { recursive: true, force: true });
     throw new Error(`pg_ctl start failed: ${started.stdout}${started.stderr}${text}`);
   }
+  // What the server runs with now (pg_ctl start needs them again; restart reuses them itself).
+  let settingsNow = settingsFor('127.0.0.1');
   let stopped = false;
   const stopNow = (mode: 'fast' | 'immediate') => {
     if (stopped) return;
@@ -112,9 +115,21 @@ async function start(): Promise<TestPostgres> {
     },
     async restart(options = {}) {
       const listen = options.listenAddresses === undefined ? [] : ['-o', settingsFor(['127.0.0.1', ...options.listenAddresses].join(','))];
+      settingsNow = listen[1] ?? settingsNow;
       if (options.trustNetwork !== undefined) appendFileSync(join(data, 'pg_hba.conf'), `host all all ${options.trustNetwork} trust\n`);
-      const restarted = spawnSync(join(bin, 'pg_ctl'), ['-D', data, '-l', log, '-m', 'fast', '-w', '-t', '30', ...listen, 'restart'], asPostgres);
-      if (restarted.status !== 0) throw new Error(`pg_ctl restart failed: ${restarted.stdout}${restarted.stderr}`);
+      if (options.whileDown === undefined) {
+        const restarted = spawnSync(join(bin, 'pg_ctl'), ['-D', data, '-l', log, '-m', 'fast', '-w', '-t', '30', ...listen, 'restart'], asPostgres);
+        if (restarted.status !== 0) throw new Error(`pg_ctl restart failed: ${restarted.stdout}${restarted.stderr}`);
+        return;
+      }
+      const halted = spawnSync(join(bin, 'pg_ctl'), ['-D', data, '-m', 'fast', '-w', '-t', '30', 'stop'], asPostgres);
+      if (halted.status !== 0) throw new Error(`pg_ctl stop failed: ${halted.stdout}${halted.stderr}`);
+      try {
+        await options.whileDown();
+      } finally {
+        const started = spawnSync(join(bin, 'pg_ctl'), ['-D', data, '-l', log, '-w', '-t', '30', '-o', settingsNow, 'start'], asPostgres);
+        if (started.status !== 0) throw new Error(`pg_ctl start failed: ${started.stdout}${started.stderr}`);
+      }
     },
     async stop() {
       stopNow('fast');

@@ -47,6 +47,8 @@ export interface ClusterWorkerOptions {
 }
 
 export const DEFAULT_LEASE_MS = 30_000;
+/** How long a starting worker waits for its LISTEN connection before it goes on without it (its tick still takes), ms. */
+const LISTEN_READY_WAIT_MS = 5000;
 
 /** Runs until stopped or drained. @throws CofferError E_USAGE (not PostgreSQL, a live worker of that name), E_STATE_UNAVAILABLE. */
 export async function runClusterWorker(options: ClusterWorkerOptions): Promise<void> {
@@ -75,7 +77,10 @@ export async function runClusterWorker(options: ClusterWorkerOptions): Promise<v
     });
     const relay = relayEvents(runner.events, db);
     // A run started or a task ended anywhere: take at once, not at the next pass.
-    wakeups = wakeOnQueueChanges(options.database, () => void runner.dispatch());
+    const listening = wakeOnQueueChanges(options.database, () => void runner.dispatch());
+    wakeups = listening;
+    // Ready (the line below) once it hears wake-ups: a run queued before would wait for the tick. Bounded: the tick takes over.
+    await Promise.race([listening.ready, new Promise<void>((resolve) => setTimeout(resolve, LISTEN_READY_WAIT_MS).unref())]);
     await runner.start();
     options.print(`worker ${options.name}: ${options.capacity} task(s) at once, hosts ${options.hosts?.join(',') ?? '(all)'}, lease ${leaseMs} ms, database ${state.label}`);
 

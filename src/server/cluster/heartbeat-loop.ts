@@ -5,7 +5,8 @@
  * it changed, re-share the bandwidth rules by the cluster's count of running backups, cancel
  * what someone asked to cancel, stop (without recording) the tasks whose lease was lost, and
  * notice a drain request. Cut off from the database for longer than a lease, it stops every
- * task it runs: another worker has them by then.
+ * task it still runs (another worker may have them by then), but not one that ended here and
+ * waits for its end to be recorded (the runner retries that until the database answers).
  */
 import type { Kysely } from 'kysely';
 import type { StateSchema } from '../state/index.js';
@@ -60,8 +61,12 @@ export function startHeartbeats(options: HeartbeatOptions): { stop(): Promise<vo
       if (draining && runner.runningWorkers().length === 0) options.onIdle?.();
     } catch (error) {
       if (Date.now() - lastBeat > leaseMs) {
-        const stopped = held.filter((id) => runner.abandon(id));
-        if (stopped.length > 0) options.print(`worker ${name}: no heartbeat for ${Date.now() - lastBeat} ms (${(error as Error).message.split('\n')[0] ?? ''}): its leases have expired, its ${stopped.length} task(s) stopped`);
+        // A task that ended here and waits for its end to be recorded is kept: it is done (a
+        // backup made), killing it changes nothing, and after a restart its lease is renewed.
+        const pending = held.filter((id) => runner.endPending(id));
+        const stopped = held.filter((id) => !runner.endPending(id) && runner.abandon(id));
+        const kept = pending.length === 0 ? '' : `; ${pending.length} ended here, their end waits for the database`;
+        if (stopped.length > 0 || pending.length > 0) options.print(`worker ${name}: no heartbeat for ${Date.now() - lastBeat} ms (${(error as Error).message.split('\n')[0] ?? ''}): its leases may have expired, its ${stopped.length} task(s) stopped${kept}`);
       }
     }
   };

@@ -64,7 +64,7 @@ export async function publishNightPolicy(db: Kysely<StateSchema>, hosts: readonl
 
 /**
  * Starts `count` `coffer worker` processes (every host, `tasks` each) and waits until they
- * heartbeat (at most `timeoutMs`).
+ * heartbeat and say they are ready to take (at most `timeoutMs`).
  * @throws Error when they do not register in time (they are killed first).
  */
 export async function startWorkerProcesses(db: Kysely<StateSchema>, url: string, options: { count: number; tasks: number; prefix: string; leaseS?: number; timeoutMs?: number; env?: Record<string, string>; traceQueue?: boolean }): Promise<WorkerProcesses> {
@@ -95,12 +95,16 @@ export async function startWorkerProcesses(db: Kysely<StateSchema>, url: string,
   };
   const registry = new WorkerRegistry(db);
   const deadline = Date.now() + (options.timeoutMs ?? 30_000);
+  // Registered is not ready: a worker registers before it listens for wake-ups and takes; its
+  // "worker NAME: …" line comes after (cluster-worker.ts). A run queued before would measure
+  // the worker's start-up as queue delay (on a loaded machine, seconds).
+  const ready = (name: string) => (stdouts.get(name) ?? '').includes(`worker ${name}: `);
   for (;;) {
     const alive = (await registry.list(10_000)).filter((w) => w.alive && names.includes(w.name)).length;
-    if (alive === names.length) return processes;
+    if (alive === names.length && names.every(ready)) return processes;
     if (Date.now() > deadline) {
       await processes.kill();
-      throw new Error(`${names.length - alive} of ${names.length} workers did not register within ${options.timeoutMs ?? 30_000} ms:\n${output}`);
+      throw new Error(`${names.length - alive} of ${names.length} workers did not register and get ready within ${options.timeoutMs ?? 30_000} ms:\n${output}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 50));
   }

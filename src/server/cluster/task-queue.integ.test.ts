@@ -20,7 +20,7 @@ import { startPostgres, type TestPostgres } from '../../testing/index.js';
 import { openStateDatabase, type StateDatabase } from '../state/index.js';
 import { TaskRunner, type VmTarget } from '../tasks/index.js';
 import { publishPolicy } from './cluster-policy.js';
-import { PostgresTaskQueue, type TakeTiming } from './task-queue.js';
+import { DISPATCH_LOCK_KEY, PostgresTaskQueue, type TakeTiming } from './task-queue.js';
 
 const HOSTS = Array.from({ length: 8 }, (_, i) => `hv${i}`);
 const LIMITS: ConcurrencyLimits = {
@@ -180,7 +180,8 @@ test('three claimers under contention: no task handed out twice, every limit hol
 
 test('a claimer that stops heartbeating loses its task when the lease expires; another takes it as attempt 2', async () => {
   const dead = await Claimer.open('dead', 1, 300, () => undefined);
-  const alive = await Claimer.open('alive', 1, 30_000, () => undefined);
+  // A short lease for the taker too: no lease ends sooner than the taker's lease after PostgreSQL started (this file's server is seconds old).
+  const alive = await Claimer.open('alive', 1, 300, () => undefined);
   await server.startRun({ job: 'lease', reason: 'on-demand', owner: 'test', vms: targets('lease', 1) });
   const first = await dead.queue.take(1);
   assert.equal(first.start.length, 1);
@@ -191,4 +192,93 @@ test('a claimer that stops heartbeating loses its task when the lease expires; a
   assert.deepEqual(second.start.map((r) => [r.id, r.worker, Number(r.attempt)]), [[id, 'alive', 2]]);
   const log = await state.db.selectFrom('task_log').select('line').where('task_id', '=', id).execute();
   assert.ok(log.some((l) => /lease of worker dead expired.*attempt 2/.test(l.line)), log.map((l) => l.line).join('\n'));
+});
+
+/** Resolves with `promise`'s value, or rejects after `ms` (no test waits for ever). */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not done after ${ms} ms`)), ms)))]).finally(() => clearTimeout(timer));
+}
+
+test('the hand-out\'s first statement takes the dispatch lock only when something is queued for the worker, and waits for it then', async () => {
+  // Another hand-out holds the lock (a transaction of its own, released when told).
+  const holder = await openStateDatabase({ url });
+  claimerStates.push(holder);
+  let release: () => void = () => undefined;
+  let held: () => void = () => undefined;
+  const isHeld = new Promise<void>((resolve) => (held = resolve));
+  const holding = holder.db.transaction().execute(async (trx) => {
+    await sql`SELECT pg_advisory_xact_lock(${DISPATCH_LOCK_KEY})`.execute(trx);
+    held();
+    await new Promise<void>((resolve) => (release = resolve));
+  });
+  try {
+    await within(isHeld, 10_000, 'the holder\'s lock');
+    await server.startRun({ job: 'locking', reason: 'on-demand', owner: 'test', vms: [{ vm: 'lock-vm', host: 'lock-a', repository: { name: 'r1', url: '/nonexistent/repository' }, source: { images: ['/nonexistent/disk.raw'] } }] });
+    const own = await openStateDatabase({ url });
+    claimerStates.push(own);
+    const nothingForIt = new PostgresTaskQueue(own.db, { name: 'elsewhere', hosts: ['lock-b'], capacity: 2, leaseMs: 30_000 });
+    const empty = await within(nothingForIt.take(2), 5000, 'a take with no work for the worker, while the lock is held (it must not wait for the lock)');
+    assert.deepEqual(empty.start, []);
+    const mine = new PostgresTaskQueue(own.db, { name: 'lock-taker', hosts: ['lock-a'], capacity: 2, leaseMs: 30_000 });
+    let done = false;
+    const taking = mine.take(2).finally(() => (done = true));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(done, false, 'a take with work waits for the dispatch lock another hand-out holds');
+    release();
+    const taken = await within(taking, 10_000, 'the take once the lock was released');
+    assert.deepEqual(taken.start.map((r) => [r.vm, r.worker]), [['lock-vm', 'lock-taker']]);
+  } finally {
+    release();
+    await holding;
+  }
+});
+
+test('a take says which running runs cancel their backups at their window\'s end (the runner needs no read of its own), and ends the queued backups whose window closed', async () => {
+  const run = await server.startRun({
+    job: 'windowed', reason: 'on-demand', owner: 'test', windowEnd: new Date(Date.now() - 1000), cancelAtWindowEnd: true,
+    vms: [{ vm: 'late-vm', host: 'late-host', repository: { name: 'r1', url: '/nonexistent/repository' }, source: { images: ['/nonexistent/disk.raw'] } }],
+  });
+  const reads: TakeTiming[] = [];
+  const queue = new PostgresTaskQueue(state.db, { name: 'windows', hosts: ['late-host'], capacity: 1, leaseMs: 30_000, onTake: (t) => reads.push(t) });
+  const full = await queue.take(0);
+  assert.ok(full.stopAtWindowEnd.some((r) => r.id === run.id && r.windowEnd < Date.now()), 'told even without a free slot');
+  const again = await queue.take(0);
+  assert.deepEqual(again.stopAtWindowEnd, full.stopAtWindowEnd, 'the last read\'s list, between reads');
+  assert.equal(reads.length, 1, 'a worker with no free slot woken twice within 900 ms reads the database once');
+  const free = await queue.take(1);
+  assert.deepEqual(free.start, []);
+  assert.deepEqual(free.windowClosed.map((r) => r.vm), ['late-vm']);
+  assert.ok(free.stopAtWindowEnd.some((r) => r.id === run.id));
+});
+
+test('a task cancelled while a hand-out chose it is not handed out (the update takes only rows still queued)', async () => {
+  await server.startRun({ job: 'cancelling', reason: 'on-demand', owner: 'test', vms: [{ vm: 'cancel-vm', host: 'cancel-host', repository: { name: 'r1', url: '/nonexistent/repository' }, source: { images: ['/nonexistent/disk.raw'] } }] });
+  // The cancel is under way (its row locked, not committed) when the hand-out reads and chooses.
+  const canceller = await openStateDatabase({ url });
+  claimerStates.push(canceller);
+  let commit: () => void = () => undefined;
+  let updated: () => void = () => undefined;
+  const isUpdated = new Promise<void>((resolve) => (updated = resolve));
+  const cancelling = canceller.db.transaction().execute(async (trx) => {
+    await sql`UPDATE tasks SET status = 'cancelled', ended_at = (extract(epoch from clock_timestamp()) * 1000)::bigint WHERE vm = 'cancel-vm' AND status = 'queued'`.execute(trx);
+    updated();
+    await new Promise<void>((resolve) => (commit = resolve));
+  });
+  try {
+    await within(isUpdated, 10_000, 'the cancel\'s update');
+    const queue = new PostgresTaskQueue(state.db, { name: 'chooser', hosts: ['cancel-host'], capacity: 1, leaseMs: 30_000 });
+    let done = false;
+    const taking = queue.take(1).finally(() => (done = true));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(done, false, 'the hand-out chose the task (it was queued when read) and waits for the cancel\'s row lock');
+    commit();
+    const taken = await within(taking, 10_000, 'the take once the cancel committed');
+    assert.deepEqual(taken.start, [], 'the cancelled task is not handed out');
+    const row = await state.db.selectFrom('tasks').select(['status', 'worker']).where('vm', '=', 'cancel-vm').executeTakeFirstOrThrow();
+    assert.deepEqual([row.status, row.worker], ['cancelled', null]);
+  } finally {
+    commit();
+    await cancelling;
+  }
 });

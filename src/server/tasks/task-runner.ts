@@ -92,12 +92,16 @@ export interface SharedDispatch {
   /**
    * Takes up to `free` tasks this process may start now (already `running` and held by it in
    * the database), the queued tasks whose window closed, and the runs whose last task the
-   * queue ended (a lease that expired too often).
+   * queue ended (a lease that expired too often), and the running runs whose policy cancels
+   * their backups when their window ends (read by the same statement as the rest).
    */
-  take(free: number): Promise<{ start: Selectable<TaskTable>[]; windowClosed: Selectable<TaskTable>[]; endedRuns: string[] }>;
+  take(free: number): Promise<{ start: Selectable<TaskTable>[]; windowClosed: Selectable<TaskTable>[]; endedRuns: string[]; stopAtWindowEnd: { id: string; windowEnd: number }[] }>;
   /** The tasks under the bandwidth rules across every process (for the shares), when known. */
   load(): { reading: number; running: number } | undefined;
-  /** A write that must not be lost (a task's end) is retried this long while the database is away, ms. */
+  /**
+   * A write that must not be lost (a task's end and its bookkeeping) is retried this long while
+   * the database is away, ms; the task stays held (its lease renewed) meanwhile.
+   */
   readonly persistMs: number;
 }
 
@@ -546,14 +550,15 @@ export class TaskRunner {
 
   /** Scale-out: the shared queue chose (limits across every worker); start what it handed us. */
   private async takeShared(shared: SharedDispatch, now: Date): Promise<void> {
-    for (const run of await this.store.runningRuns()) {
-      if (run.cancelAtWindowEnd && run.windowEnd !== null && now.getTime() >= Date.parse(run.windowEnd)) await this.cancelAtWindowEnd(run.id);
-    }
     const free = Math.max(0, shared.capacity - this.running.size);
+    // No read before the hand-out: the queue's first statement says which runs stop at their window's end.
     const taken = await shared.take(free);
     for (const row of taken.windowClosed) await this.endWindowClosed(row, now.getTime());
     for (const runId of taken.endedRuns) await this.checkRun(runId);
     for (const row of taken.start) await this.launch(row, true);
+    for (const run of taken.stopAtWindowEnd) {
+      if (now.getTime() >= run.windowEnd) await this.cancelAtWindowEnd(run.id);
+    }
   }
 
   /** Cancels a task this process runs, if it does (a worker's heartbeat saw a request). */
@@ -569,8 +574,8 @@ export class TaskRunner {
   /** Kills a task this process runs without recording its end (its lease was lost: another worker has it now). False if it runs no such task, or gave it up already. */
   abandon(id: string): boolean {
     const running = this.running.get(id);
-    if (running === undefined || this.abandoned.has(id)) return false;
-    this.abandoned.add(id);
+    if (running === undefined || this.abandoned.has(running.handle)) return false;
+    this.abandoned.add(running.handle);
     // Not ours any more: it no longer counts, holds a lease, or keeps a drain waiting.
     this.running.delete(id);
     running.handle.kill();
@@ -578,7 +583,16 @@ export class TaskRunner {
     return true;
   }
 
-  private readonly abandoned = new Set<string>();
+  /** The runs given up (by their handle: a task taken back may be handed to this process again, as another attempt). */
+  private readonly abandoned = new Set<WorkerHandle>();
+
+  /** Tasks that ended here and whose end is being recorded (retried while the database is away). */
+  private readonly recording = new Set<string>();
+
+  /** The task ended here and its end is not recorded yet: killing it would change nothing (its backup is made); keep its lease. */
+  endPending(id: string): boolean {
+    return this.recording.has(id);
+  }
 
   /** The run's window closed and its policy says stop: cancel its running backups (cleanly: message, then signals). */
   private async cancelAtWindowEnd(runId: string): Promise<void> {
@@ -635,23 +649,37 @@ export class TaskRunner {
     // Only backups share the bandwidth rules (they read the hosts' storage).
     this.running.set(row.id, { kind, runId: row.run_id, handle, placement: placementOf(row), cancelRequested: false, reading: kind === 'backup', rates, latencyMs: undefined });
     this.rebalance(this.now());
-    await this.log(row.id, 'info', agent !== undefined ? `handed to agent ${agent} (attempt ${row.attempt})` : `started in worker process ${handle.pid ?? '?'} (attempt ${row.attempt})`);
-    await this.changed(row.id);
-    const ending = handle.ended.then((outcome) => this.ended(row, outcome)).catch((error: unknown) => this.report(error));
+    // Its end is listened for whatever happens to the start's log line: with the database away
+    // (a restart) that write fails, or waits for a connection up to its timeout, and the task,
+    // which runs on, must still have its end recorded (its line first, if written within 1 s).
+    const started = this.log(row.id, 'info', agent !== undefined ? `handed to agent ${agent} (attempt ${row.attempt})` : `started in worker process ${handle.pid ?? '?'} (attempt ${row.attempt})`)
+      .then(() => this.changed(row.id)).catch((error: unknown) => this.report(error));
+    const ending = handle.ended.then(async (outcome) => {
+      await settlesWithin(started, 1000);
+      await this.ended(row, handle, outcome);
+    }).catch((error: unknown) => this.report(error));
     this.endings.add(ending);
     void ending.finally(() => this.endings.delete(ending));
+    await started;
   }
 
-  private async ended(row: Selectable<TaskTable>, outcome: Awaited<WorkerHandle['ended']>): Promise<void> {
+  private async ended(row: Selectable<TaskTable>, handle: WorkerHandle, outcome: Awaited<WorkerHandle['ended']>): Promise<void> {
     const running = this.running.get(row.id);
-    if (this.abandoned.delete(row.id)) return;
+    if (this.abandoned.delete(handle)) return;
     const now = Date.now();
     const end = taskEnd(outcome, running?.cancelRequested === true, running?.cancelReason);
     const result = outcome.kind === 'result' ? outcome.result : undefined;
-    // Still listed as running until its end is recorded: a worker's heartbeat keeps its lease.
-    const recorded = await this.persist(() => this.store.finish(row.id, { status: end.status, now, ...(end.error ? { error: end.error } : {}), ...(result ? { result } : {}) }));
-    this.running.delete(row.id);
-    this.rebalance(this.now());
+    // Still listed as running until its end is recorded: a worker's heartbeat keeps its lease,
+    // and, the database away, does not give the task up (heartbeat-loop.ts: endPending).
+    this.recording.add(row.id);
+    let recorded: boolean;
+    try {
+      recorded = await this.persist(() => this.store.finish(row.id, { status: end.status, now, ...(end.error ? { error: end.error } : {}), ...(result ? { result } : {}) }), () => this.abandoned.has(handle));
+    } finally {
+      this.recording.delete(row.id);
+      if (!this.abandoned.delete(handle) && this.running.get(row.id)?.handle === handle) this.running.delete(row.id);
+      this.rebalance(this.now());
+    }
     if (!recorded && this.options.shared !== undefined) return; // a lost lease: another worker holds the task now
     // A shared queue: the slot is free in the database once the end is recorded; take the next
     // task first, then do the rest of the bookkeeping (not beside the hand-out: this process
@@ -704,15 +732,22 @@ export class TaskRunner {
   finishedTasks = 0;
   finishedBytes = 0;
 
-  /** A write retried while the database is away, when a shared queue asks for it. */
-  private async persist<T>(write: () => Promise<T>): Promise<T> {
+  /**
+   * A write retried while the database is away, when a shared queue asks for it (up to its
+   * `persistMs`; every second at most, so that the end is recorded soon after the database is
+   * back). `given up`: the heartbeat learnt that another worker holds the task; false then.
+   */
+  private async persist<T>(write: () => Promise<T>): Promise<T>;
+  private async persist(write: () => Promise<boolean>, givenUp: () => boolean): Promise<boolean>;
+  private async persist<T>(write: () => Promise<T>, givenUp?: () => boolean): Promise<T | false> {
     const deadline = Date.now() + (this.options.shared?.persistMs ?? 0);
-    for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
+    for (let delay = 100; ; delay = Math.min(delay * 2, 1000)) {
       try {
         return await write();
       } catch (error) {
         if (Date.now() + delay > deadline) throw error;
         await new Promise((resolve) => setTimeout(resolve, delay));
+        if (givenUp?.() === true) return false;
       }
     }
   }
