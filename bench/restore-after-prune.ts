@@ -20,7 +20,7 @@ import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LocalBackend } from '../src/repo/backend/local-backend.js';
-import type { Backend, BackendEntry } from '../src/repo/backend/backend.js';
+import { ForwardingBackend } from '../src/repo/backend/forwarding-backend.js';
 import { listSnapshots, openRepository } from '../src/repo/index.js';
 import { restoreSnapshot } from '../src/restore/index.js';
 import { run, timed, type Measurement } from './exec.js';
@@ -38,44 +38,22 @@ const BLOCK = 256 * 1024;
 const coffer = (...args: string[]) => run(process.execPath, [cofferBin, ...args], { env });
 
 /** A backend that counts ranged reads: all, failed, and those of packs in `removed`. */
-class CountingBackend implements Backend {
+class CountingBackend extends ForwardingBackend {
   ranges = 0;
   failed = 0;
   ofRemoved = 0;
   bytes = 0;
   constructor(
-    private readonly inner: LocalBackend,
+    inner: LocalBackend,
     private readonly removed: ReadonlySet<string>,
-  ) {}
-  get location(): string {
-    return this.inner.location;
+  ) {
+    super(inner);
   }
-  put(key: string, data: Uint8Array): Promise<void> {
-    return this.inner.put(key, data);
-  }
-  sync(): Promise<void> {
-    return this.inner.sync();
-  }
-  get(key: string): Promise<Buffer> {
-    return this.inner.get(key);
-  }
-  has(key: string): Promise<boolean> {
-    return this.inner.has(key);
-  }
-  delete(key: string): Promise<void> {
-    return this.inner.delete(key);
-  }
-  list(prefix: string): AsyncIterable<BackendEntry> {
-    return this.inner.list(prefix);
-  }
-  close(): Promise<void> {
-    return this.inner.close();
-  }
-  async getRange(key: string, offset: number, length: number): Promise<Buffer> {
+  override async getRange(key: string, offset: number, length: number): Promise<Buffer> {
     this.ranges += 1;
     if (this.removed.has(key)) this.ofRemoved += 1;
     try {
-      const data = await this.inner.getRange(key, offset, length);
+      const data = await super.getRange(key, offset, length);
       this.bytes += data.length;
       return data;
     } catch (error) {

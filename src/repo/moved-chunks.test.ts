@@ -14,7 +14,7 @@ import { backupVm } from '../backup/index.js';
 import { restoreSnapshot, SnapshotDisk } from '../restore/index.js';
 import { openImageSource } from '../source/index.js';
 import { makeTempDir, seededBytes } from '../testing/index.js';
-import type { Backend, BackendEntry } from './backend/backend.js';
+import { ForwardingBackend } from './backend/forwarding-backend.js';
 import { LocalBackend } from './backend/local-backend.js';
 import { pruneRepository } from './prune.js';
 import { initRepository, openRepository, type Repository } from './repository.js';
@@ -30,35 +30,13 @@ const second = Buffer.from(first);
 for (let frame = 0; frame < 8; frame += 4) seededBytes(40 + frame, 8 * BLOCK).copy(second, frame * 8 * BLOCK);
 
 /** A backend that records the key of every ranged read, and which failed. */
-class CountingBackend implements Backend {
+class CountingBackend extends ForwardingBackend {
   readonly ranges: { key: string; failed: boolean }[] = [];
-  constructor(private readonly inner: LocalBackend) {}
-  get location(): string {
-    return this.inner.location;
-  }
-  put(key: string, data: Uint8Array): Promise<void> {
-    return this.inner.put(key, data);
-  }
-  sync(): Promise<void> {
-    return this.inner.sync();
-  }
-  get(key: string): Promise<Buffer> {
-    return this.inner.get(key);
-  }
-  has(key: string): Promise<boolean> {
-    return this.inner.has(key);
-  }
-  delete(key: string): Promise<void> {
-    return this.inner.delete(key);
-  }
-  list(prefix: string): AsyncIterable<BackendEntry> {
-    return this.inner.list(prefix);
-  }
-  async getRange(key: string, offset: number, length: number): Promise<Buffer> {
+  override async getRange(key: string, offset: number, length: number): Promise<Buffer> {
     const record = { key, failed: false };
     this.ranges.push(record);
     try {
-      return await this.inner.getRange(key, offset, length);
+      return await super.getRange(key, offset, length);
     } catch (error) {
       record.failed = true;
       throw error;
