@@ -54,7 +54,7 @@ export class MovedChunks {
    * (the reader then reads through {@link read}, which fails naming the chunk).
    */
   async placeOf(raw: Buffer): Promise<Buffer | undefined> {
-    const known = this.loaded;
+    const known = await this.loadedOrLoading();
     if (known === undefined || known.namesPack(raw.subarray(32, 64)) !== false) return raw;
     const id = raw.subarray(0, 32);
     let places = await this.placesIn(known, id);
@@ -109,7 +109,7 @@ export class MovedChunks {
    */
   async read(raw: Buffer, read: (entry: Buffer) => Promise<void>): Promise<void> {
     const location = decodeLocatedEntry(raw, 'index entry');
-    const known = this.loaded;
+    const known = await this.loadedOrLoading();
     if (known !== undefined && known.namesPack(location.pack) === false) {
       if ((await this.readElsewhere(known, raw, location.id, read)) === true) return;
     }
@@ -136,6 +136,16 @@ export class MovedChunks {
       if (found === true) return;
       throw error;
     }
+  }
+
+  /**
+   * The index when it is loaded; while a failed read is loading it, waits for that load (a
+   * reader asking meanwhile would otherwise send one more request to each pack that the load
+   * is about to show gone); undefined while no read has failed.
+   */
+  private async loadedOrLoading(): Promise<ChunkIndex | undefined> {
+    if (this.loaded === undefined && this.index !== undefined) await this.index.catch(() => undefined);
+    return this.loaded;
   }
 
   private load(): Promise<ChunkIndex> {
