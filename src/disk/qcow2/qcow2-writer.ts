@@ -19,8 +19,8 @@
  * a multiple of 512 gets a virtual size rounded up, the added bytes zero.
  */
 import { FileAppender } from '../file-appender.js';
-import { InOrder } from '../in-order.js';
 import { OutputFile } from '../output-file.js';
+import { SequentialCalls } from '../sequential-calls.js';
 import { isAllZero, UnitCutter, type UnitStore } from '../unit-cutter.js';
 import type { DiskTarget } from '../raw-target.js';
 import { QCOW2_MAGIC } from './qcow2-header.js';
@@ -48,8 +48,7 @@ class Qcow2Writer implements DiskTarget {
   private l2Used = false;
   private readonly clusters = new UnitCutter(CLUSTER_SIZE);
   private guestCluster = 0;
-  private position = 0;
-  private readonly calls = new InOrder();
+  private readonly calls: SequentialCalls;
 
   constructor(
     private readonly file: OutputFile,
@@ -59,6 +58,7 @@ class Qcow2Writer implements DiskTarget {
     this.l1 = new BigUint64Array(Math.max(1, l1Size));
     const l1Clusters = Math.ceil((this.l1.length * 8) / CLUSTER_SIZE);
     this.out = new FileAppender(file, (1 + l1Clusters) * CLUSTER_SIZE);
+    this.calls = new SequentialCalls('qcow2 target', size, () => this.out.release());
   }
 
   /**
@@ -66,19 +66,13 @@ class Qcow2Writer implements DiskTarget {
    * large writes; the next call may come before this one's bytes are written (in-order.ts).
    */
   write(offset: number, data: Uint8Array): Promise<void> {
-    return this.calls.run(async () => {
-      if (offset !== this.position) throw new Error(`qcow2 target written at ${offset}, expected ${this.position}`);
-      this.position += data.length;
-      await this.clusters.write(data, this.store);
-    }, () => this.out.release());
+    return this.calls.write(offset, data.length, () => this.clusters.write(data, this.store));
   }
 
   /** Whole zero clusters just advance the map; a partial cluster's share is stored as zeros. */
   skipZeros(offset: number, length: number): Promise<void> {
-    return this.calls.run(async () => {
-      if (offset !== this.position) throw new Error(`qcow2 target skipped at ${offset}, expected ${this.position}`);
-      this.position += length;
-      await this.clusters.skipZeros(length, {
+    return this.calls.skipZeros(offset, length, () =>
+      this.clusters.skipZeros(length, {
         store: this.store,
         skip: async (clusters) => {
           for (let i = 0; i < clusters; i++) {
@@ -86,8 +80,8 @@ class Qcow2Writer implements DiskTarget {
             this.guestCluster += 1;
           }
         },
-      });
-    }, () => this.out.release());
+      }),
+    );
   }
 
   get path(): string {
@@ -96,8 +90,7 @@ class Qcow2Writer implements DiskTarget {
 
   async finish(): Promise<void> {
     await this.file.finish(async () => {
-      await this.calls.idle();
-      if (this.position !== this.size) throw new Error(`qcow2 target got ${this.position} of ${this.size} bytes`);
+      await this.calls.ended();
       await this.clusters.finish(this.store);
       await this.flushL2();
       await this.out.flush();

@@ -26,8 +26,8 @@
 import { randomBytes } from 'node:crypto';
 import { CofferError } from '../../errors/index.js';
 import { FileAppender } from '../file-appender.js';
-import { InOrder } from '../in-order.js';
 import { OutputFile } from '../output-file.js';
+import { SequentialCalls } from '../sequential-calls.js';
 import { isAllZero, UnitCutter, type UnitStore } from '../unit-cutter.js';
 import type { DiskTarget } from '../raw-target.js';
 import { BAT_UNALLOCATED, encodeVhdDynamicHeader, VHD_DYNAMIC_HEADER_SIZE } from './vhd-dynamic-header.js';
@@ -128,16 +128,16 @@ export function vhdGeometry(totalSectors: number): VhdFooter['geometry'] {
 class FixedVhdWriter implements DiskTarget {
   readonly zeroed = false;
   readonly sequential = true;
-  private position = 0;
   private readonly out: FileAppender;
-  private readonly calls = new InOrder();
+  private readonly calls: SequentialCalls;
 
   constructor(
     private readonly file: OutputFile,
-    private readonly size: number,
+    size: number,
     private readonly footer: Omit<VhdFooter, 'checksum'>,
   ) {
     this.out = new FileAppender(file, 0);
+    this.calls = new SequentialCalls('VHD target', size, () => this.out.release());
   }
 
   get path(): string {
@@ -146,26 +146,16 @@ class FixedVhdWriter implements DiskTarget {
 
   /** The next call may come before this one's bytes are written (in-order.ts). */
   write(offset: number, data: Uint8Array): Promise<void> {
-    return this.calls.run(async () => {
-      if (offset !== this.position) throw new Error(`VHD target written at ${offset}, expected ${this.position}`);
-      if (offset + data.length > this.size) throw new Error(`VHD target written past its size ${this.size}`);
-      this.position += data.length;
-      await this.out.borrowSparse(data, FIXED_HOLE_GRAIN);
-    }, () => this.out.release());
+    return this.calls.write(offset, data.length, async () => void (await this.out.borrowSparse(data, FIXED_HOLE_GRAIN)));
   }
 
   skipZeros(offset: number, length: number): Promise<void> {
-    return this.calls.run(async () => {
-      if (offset !== this.position) throw new Error(`VHD target skipped at ${offset}, expected ${this.position}`);
-      this.position += length;
-      await this.out.skip(length);
-    }, () => this.out.release());
+    return this.calls.skipZeros(offset, length, () => this.out.skip(length));
   }
 
   async finish(): Promise<void> {
     await this.file.finish(async () => {
-      await this.calls.idle();
-      if (this.position !== this.size) throw new Error(`VHD target got ${this.position} of ${this.size} bytes`);
+      await this.calls.ended();
       await this.out.flush();
       await this.file.writeAt(encodeVhdFooter(this.footer), this.footer.currentSize);
     });
@@ -184,16 +174,16 @@ class DynamicVhdWriter implements DiskTarget {
   private readonly blocks = new UnitCutter(BLOCK_SIZE);
   private readonly out: FileAppender;
   private blockIndex = 0;
-  private position = 0;
-  private readonly calls = new InOrder();
+  private readonly calls: SequentialCalls;
 
   constructor(
     private readonly file: OutputFile,
-    private readonly size: number,
+    size: number,
     private readonly footer: Omit<VhdFooter, 'checksum'>,
   ) {
     this.bat = new Uint32Array(Math.max(1, Math.ceil(footer.currentSize / BLOCK_SIZE))).fill(BAT_UNALLOCATED);
     this.out = new FileAppender(file, TABLE_OFFSET + roundUp(this.bat.length * 4, VHD_SECTOR));
+    this.calls = new SequentialCalls('VHD target', size, () => this.out.release());
   }
 
   get path(): string {
@@ -202,11 +192,9 @@ class DynamicVhdWriter implements DiskTarget {
 
   /** Whole zero blocks are only skipped (left unallocated); a partial block's share is stored as zeros. */
   skipZeros(offset: number, length: number): Promise<void> {
-    return this.calls.run(async () => {
-      if (offset !== this.position) throw new Error(`VHD target skipped at ${offset}, expected ${this.position}`);
-      this.position += length;
-      await this.blocks.skipZeros(length, { store: this.store, skip: async (blocks) => void (this.blockIndex += blocks) });
-    }, () => this.out.release());
+    return this.calls.skipZeros(offset, length, () =>
+      this.blocks.skipZeros(length, { store: this.store, skip: async (blocks) => void (this.blockIndex += blocks) }),
+    );
   }
 
   /**
@@ -214,19 +202,13 @@ class DynamicVhdWriter implements DiskTarget {
    * neighbours in one write; the next call may come before this one's bytes are written.
    */
   write(offset: number, data: Uint8Array): Promise<void> {
-    return this.calls.run(async () => {
-      if (offset !== this.position) throw new Error(`VHD target written at ${offset}, expected ${this.position}`);
-      if (offset + data.length > this.size) throw new Error(`VHD target written past its size ${this.size}`);
-      this.position += data.length;
-      await this.blocks.write(data, this.store);
-    }, () => this.out.release());
+    return this.calls.write(offset, data.length, () => this.blocks.write(data, this.store));
   }
 
   /** The last block, the footer at the end, the BAT, the header, then the footer's copy at 0. */
   async finish(): Promise<void> {
     await this.file.finish(async () => {
-      await this.calls.idle();
-      if (this.position !== this.size) throw new Error(`VHD target got ${this.position} of ${this.size} bytes`);
+      await this.calls.ended();
       await this.blocks.finish(this.store);
       const footer = encodeVhdFooter(this.footer);
       await this.out.take(footer);

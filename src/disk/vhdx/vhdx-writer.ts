@@ -36,8 +36,8 @@
 import { randomUUID } from 'node:crypto';
 import { CofferError } from '../../errors/index.js';
 import { FileAppender } from '../file-appender.js';
-import { InOrder } from '../in-order.js';
 import { OutputFile } from '../output-file.js';
+import { SequentialCalls } from '../sequential-calls.js';
 import { isAllZero, UnitCutter, type UnitStore } from '../unit-cutter.js';
 import type { DiskTarget } from '../raw-target.js';
 import { batGeometry, BAT_ENTRY_SIZE, encodeVhdxBat, PAYLOAD_BLOCK_FULLY_PRESENT, PAYLOAD_BLOCK_NOT_PRESENT, type BatLayout } from './vhdx-bat.js';
@@ -101,12 +101,11 @@ class VhdxWriter implements DiskTarget {
   private readonly blocks: UnitCutter;
   private readonly out: FileAppender;
   private blockIndex = 0;
-  private position = 0;
-  private readonly calls = new InOrder();
+  private readonly calls: SequentialCalls;
 
   constructor(
     private readonly file: OutputFile,
-    private readonly size: number,
+    size: number,
     virtualSize: number,
   ) {
     const blockSize = vhdxBlockSize(virtualSize);
@@ -117,6 +116,7 @@ class VhdxWriter implements DiskTarget {
     this.offsets = new Float64Array(payloadBlocks);
     this.blocks = new UnitCutter(blockSize);
     this.out = new FileAppender(file, BAT_OFFSET + this.batLength);
+    this.calls = new SequentialCalls('VHDX target', size, () => this.out.release());
   }
 
   get path(): string {
@@ -125,28 +125,20 @@ class VhdxWriter implements DiskTarget {
 
   /** Whole zero blocks are only skipped (left unallocated); a partial block's share is stored as zeros. */
   skipZeros(offset: number, length: number): Promise<void> {
-    return this.calls.run(async () => {
-      if (offset !== this.position) throw new Error(`VHDX target skipped at ${offset}, expected ${this.position}`);
-      this.position += length;
-      await this.blocks.skipZeros(length, { store: this.store, skip: async (blocks) => void (this.blockIndex += blocks) });
-    }, () => this.out.release());
+    return this.calls.skipZeros(offset, length, () =>
+      this.blocks.skipZeros(length, { store: this.store, skip: async (blocks) => void (this.blockIndex += blocks) }),
+    );
   }
 
   /** Whole blocks of `data` are stored straight from it (see unit-cutter.ts), with their neighbours in one write. */
   write(offset: number, data: Uint8Array): Promise<void> {
-    return this.calls.run(async () => {
-      if (offset !== this.position) throw new Error(`VHDX target written at ${offset}, expected ${this.position}`);
-      if (offset + data.length > this.size) throw new Error(`VHDX target written past its size ${this.size}`);
-      this.position += data.length;
-      await this.blocks.write(data, this.store);
-    }, () => this.out.release());
+    return this.calls.write(offset, data.length, () => this.blocks.write(data, this.store));
   }
 
   /** The last block, the file's length, the BAT, metadata, region tables, headers, then the identifier. */
   async finish(): Promise<void> {
     await this.file.finish(async () => {
-      await this.calls.idle();
-      if (this.position !== this.size) throw new Error(`VHDX target got ${this.position} of ${this.size} bytes`);
+      await this.calls.ended();
       await this.blocks.finish(this.store);
       await this.out.flush();
       await this.file.truncate(this.out.end);

@@ -35,7 +35,7 @@
 import { randomBytes } from 'node:crypto';
 import { basename } from 'node:path';
 import { CofferError } from '../../errors/index.js';
-import { InOrder } from '../in-order.js';
+import { SequentialCalls } from '../sequential-calls.js';
 import { OutputFile } from '../output-file.js';
 import { isAllZero, UnitCutter, type UnitStore } from '../unit-cutter.js';
 import type { DiskTarget } from '../raw-target.js';
@@ -78,8 +78,7 @@ class VmdkWriter implements DiskTarget {
   private table = Buffer.alloc(GTES_PER_GT * 4);
   private tableIndex = 0;
   private tableUsed = false;
-  private position = 0;
-  private readonly calls = new InOrder();
+  private readonly calls: SequentialCalls;
 
   private readonly layout: GrainLayout;
   private readonly subformat: VmdkSubformat;
@@ -91,6 +90,7 @@ class VmdkWriter implements DiskTarget {
   ) {
     this.layout = how.layout;
     this.subformat = how.subformat;
+    this.calls = new SequentialCalls('VMDK target', size, () => this.layout.out.release());
   }
 
   get path(): string {
@@ -102,20 +102,13 @@ class VmdkWriter implements DiskTarget {
    * worth at a time (the layout compresses them together or gathers them into one write).
    */
   write(offset: number, data: Uint8Array): Promise<void> {
-    return this.calls.run(async () => {
-      if (offset !== this.position) throw new Error(`VMDK target written at ${offset}, expected ${this.position}`);
-      if (offset + data.length > this.size) throw new Error(`VMDK target written past its size ${this.size}`);
-      this.position += data.length;
-      await this.grains.write(data, this.store);
-    }, () => this.layout.out.release());
+    return this.calls.write(offset, data.length, () => this.grains.write(data, this.store));
   }
 
   /** Whole zero grains only advance the tables; a partial grain's share is stored as zeros. */
   skipZeros(offset: number, length: number): Promise<void> {
-    return this.calls.run(async () => {
-      if (offset !== this.position) throw new Error(`VMDK target skipped at ${offset}, expected ${this.position}`);
-      this.position += length;
-      await this.grains.skipZeros(length, {
+    return this.calls.skipZeros(offset, length, () =>
+      this.grains.skipZeros(length, {
         store: this.store,
         skip: async (grains) => {
           for (let i = 0; i < grains; i++) {
@@ -123,14 +116,13 @@ class VmdkWriter implements DiskTarget {
             this.grainIndex += 1;
           }
         },
-      });
-    }, () => this.layout.out.release());
+      }),
+    );
   }
 
   async finish(): Promise<void> {
     await this.file.finish(async () => {
-      await this.calls.idle();
-      if (this.position !== this.size) throw new Error(`VMDK target got ${this.position} of ${this.size} bytes`);
+      await this.calls.ended();
       await this.grains.finish(this.store);
       await this.flushTable();
       await this.layout.finish(descriptorText(basename(this.path), { createType: this.subformat, capacity: capacityOf(this.size) }));
