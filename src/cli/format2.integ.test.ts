@@ -9,7 +9,7 @@ import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { seededBytes } from '../testing/index.js';
-import { assertExit, assertOneLineError, assertSameBytes, coffer, cofferJson, makeWorkDir, removeDir, type BackupJson } from './cli-harness.js';
+import { assertExit, assertSameBytes, coffer, cofferJson, makeWorkDir, removeDir, type BackupJson } from './cli-harness.js';
 
 const KiB = 1024;
 const env = { COFFER_PASSWORD: 'pw' };

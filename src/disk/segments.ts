@@ -7,7 +7,7 @@
  */
 
 import { coalesceExtents, type Extent } from '../blockdev/index.js';
-import { backingExtents } from './backing.js';
+import { backingExtents, readFromBacking } from './backing.js';
 import type { DiskImage } from './disk-image.js';
 
 /** A run of guest bytes; a reader adds where it comes from. */
@@ -104,6 +104,29 @@ export async function fillSegments<S extends Segment>(
     await Promise.all(inFlight);
   }
   if (failure !== undefined) throw failure.error;
+}
+
+/** A segment of an image without compressed units (VHD, VHDX): its file's bytes at `host`, zeros, or the backing image's bytes. */
+export type PlainSegment = Segment & ({ source: 'data'; host: number } | { source: 'zero' } | { source: 'parent' });
+
+/**
+ * Reads `length` guest bytes from `offset` of an image whose segments are all plain: into
+ * `into` when given (its first `length` bytes), else into a new buffer, which is returned.
+ */
+export async function readPlainSegments(
+  image: { file: { readAt(offset: number, length: number, into: Uint8Array): Promise<unknown> }; backing: DiskImage | null },
+  segments: AsyncIterable<PlainSegment>,
+  offset: number,
+  length: number,
+  into?: Uint8Array,
+): Promise<Uint8Array> {
+  const target = into === undefined ? new Uint8Array(length) : into.subarray(0, length);
+  await fillSegments(target, offset, segments, (segment, slice) => {
+    if (segment.source === 'zero') slice.fill(0);
+    else if (segment.source === 'data') return image.file.readAt(segment.host, segment.length, slice).then(() => undefined);
+    else return readFromBacking(image.backing, segment.offset, slice);
+  });
+  return target;
 }
 
 /** What a segment is in the extent map: data or zeros of this image (with its layer), or the backing image's. */

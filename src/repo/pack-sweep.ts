@@ -4,7 +4,7 @@ import { ChunkIndex } from './chunk-index.js';
 import { listQuarantined } from './damage.js';
 import { ObjectKind } from './format/envelope.js';
 import { encodeSegment } from './format/index-segment.js';
-import { decodeTrailer, FRAME_HEADER_SIZE, FRAME_TABLE_ENTRY_SIZE, PACK_FOOTER_SIZE, trailerRange, UNADDRESSED_ID } from './format/pack.js';
+import { decodeTrailer, PACK_FOOTER_SIZE, trailerRange, UNADDRESSED_ID } from './format/pack.js';
 import type { IdPrefixSet } from './id-prefix-set.js';
 import { idFromKey, packKey, SEGMENTS_PREFIX, segmentKey } from './layout.js';
 import { readSegment, type PackDecision, type PackPlan } from './pack-plan.js';

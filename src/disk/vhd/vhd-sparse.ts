@@ -1,8 +1,7 @@
 import { assertReadInBounds, type Extent } from '../../blockdev/index.js';
-import { readFromBacking } from '../backing.js';
 import type { DiskImage } from '../disk-image.js';
 import type { ImageFile } from '../image-file.js';
-import { fillSegments, segmentExtents, unitSegments, type SegmentKind } from '../segments.js';
+import { readPlainSegments, segmentExtents, unitSegments, type SegmentKind } from '../segments.js';
 import { parseSectorBitmap, sectorRuns, type SectorBitmap } from './vhd-bat.js';
 import { BAT_UNALLOCATED, type VhdDynamicHeader } from './vhd-dynamic-header.js';
 import { VHD_SECTOR, type VhdFooter } from './vhd-footer.js';
@@ -66,13 +65,7 @@ export class SparseVhd implements DiskImage {
 
   async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
     assertReadInBounds(this.size, offset, length);
-    const target = into === undefined ? new Uint8Array(length) : into.subarray(0, length);
-    await fillSegments(target, offset, this.segments(offset, length), (segment, slice) => {
-      if (segment.source === 'zero') slice.fill(0);
-      else if (segment.source === 'data') return this.file.readAt(segment.host, segment.length, slice).then(() => undefined);
-      else return this.readParent(segment.offset, slice);
-    });
-    return target;
+    return readPlainSegments({ file: this.file, backing: this.backing }, this.segments(offset, length), offset, length, into);
   }
 
   async *extents(offset = 0, length = this.size - offset): AsyncIterable<Extent> {
@@ -138,10 +131,6 @@ export class SparseVhd implements DiskImage {
   private cache(block: number, bitmap: Promise<SectorBitmap>): void {
     while (this.bitmaps.size >= this.cachedBitmaps) this.bitmaps.delete(this.bitmaps.keys().next().value as number);
     this.bitmaps.set(block, bitmap);
-  }
-
-  private readParent(offset: number, slice: Uint8Array): Promise<void> {
-    return readFromBacking(this.backing, offset, slice);
   }
 }
 

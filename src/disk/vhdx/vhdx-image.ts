@@ -9,10 +9,9 @@
  * never writes to a source.
  */
 import { assertReadInBounds, type Extent } from '../../blockdev/index.js';
-import { readFromBacking } from '../backing.js';
 import type { BackingOpener, DiskImage } from '../disk-image.js';
 import type { ImageFile } from '../image-file.js';
-import { fillSegments, segmentExtents, unitSegments, type SegmentKind } from '../segments.js';
+import { readPlainSegments, segmentExtents, unitSegments, type SegmentKind } from '../segments.js';
 import {
   batGeometry,
   BAT_ENTRY_SIZE,
@@ -169,13 +168,7 @@ class VhdxImage implements DiskImage {
 
   async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
     assertReadInBounds(this.size, offset, length);
-    const target = into === undefined ? new Uint8Array(length) : into.subarray(0, length);
-    await fillSegments(target, offset, this.segments(offset, length), (segment, slice) => {
-      if (segment.source === 'zero') slice.fill(0);
-      else if (segment.source === 'data') return this.file.readAt(segment.host, segment.length, slice).then(() => undefined);
-      else return this.readParent(segment.offset, slice);
-    });
-    return target;
+    return readPlainSegments({ file: this.file, backing: this.backing }, this.segments(offset, length), offset, length, into);
   }
 
   async *extents(offset = 0, length = this.size - offset): AsyncIterable<Extent> {
@@ -238,10 +231,6 @@ class VhdxImage implements DiskImage {
     }
     this.bitmaps.set(block, bitmap);
     return bitmap;
-  }
-
-  private readParent(offset: number, slice: Uint8Array): Promise<void> {
-    return readFromBacking(this.backing, offset, slice);
   }
 }
 
