@@ -1,4 +1,6 @@
+import { stat } from 'node:fs/promises';
 import type { Extent } from '../blockdev/index.js';
+import { CofferError } from '../errors/index.js';
 import type { DiskImage } from './disk-image.js';
 
 /**
@@ -23,4 +25,18 @@ export async function* backingExtents(backing: DiskImage | null, offset: number,
     }
   }
   if (inside < length) yield { offset: offset + inside, length: length - inside, kind: 'zero' };
+}
+
+/**
+ * Where a differencing disk's parent is: the first of `candidates` (from its locators, in the
+ * format's order of preference) that exists as a file or a block device. None existing is
+ * `E_SOURCE_UNREADABLE`, naming every place looked at.
+ */
+export async function findParent(childPath: string, candidates: readonly string[], what: string): Promise<string> {
+  for (const candidate of candidates) {
+    if (await stat(candidate).then((s) => s.isFile() || s.isBlockDevice(), () => false)) return candidate;
+  }
+  throw new CofferError('E_SOURCE_UNREADABLE', `${childPath}: the parent of this ${what} is missing; looked for ${candidates.join(', ')}`, {
+    subject: { path: childPath },
+  });
 }

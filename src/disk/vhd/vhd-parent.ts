@@ -1,6 +1,5 @@
-import { stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, resolve } from 'node:path';
-import { CofferError } from '../../errors/index.js';
+import { findParent } from '../backing.js';
 import type { BackingOpener, DiskImage } from '../disk-image.js';
 import type { ImageFile } from '../image-file.js';
 import { decodeParentLocator, LOCATOR_PLATFORMS, type VhdDynamicHeader } from './vhd-dynamic-header.js';
@@ -52,18 +51,7 @@ export async function openVhdParent(file: ImageFile, options: { header: VhdDynam
   for (const locator of header.parentLocators) locatorData.push(await file.readAt(locator.dataOffset, locator.dataLength));
   const candidates = parentCandidates(file.path, { header, locatorData });
   if (candidates.length === 0) throw file.invalid('VHD differencing disk names no parent (no usable parent locator and no parent name)');
-  let found: string | undefined;
-  for (const candidate of candidates) {
-    if (await stat(candidate).then((s) => s.isFile() || s.isBlockDevice(), () => false)) {
-      found = candidate;
-      break;
-    }
-  }
-  if (found === undefined) {
-    throw new CofferError('E_SOURCE_UNREADABLE', `${file.path}: the parent of this VHD differencing disk is missing; looked for ${candidates.join(', ')}`, {
-      subject: { path: file.path },
-    });
-  }
+  const found = await findParent(file.path, candidates, 'VHD differencing disk');
   const parent = await openBacking(found, file.path);
   const parentId = parent instanceof SparseVhd || parent instanceof FixedVhd ? parent.footer.uniqueId : null;
   if (parentId !== null && parentId !== header.parentUniqueId) {

@@ -1,6 +1,5 @@
-import { stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, resolve } from 'node:path';
-import { CofferError } from '../../errors/index.js';
+import { findParent } from '../backing.js';
 import type { BackingOpener, DiskImage } from '../disk-image.js';
 import type { VhdxSource } from './vhdx-replayed-file.js';
 
@@ -46,18 +45,7 @@ export async function openVhdxParent(
   if (linkage === undefined) throw file.invalid('VHDX differencing disk has no parent_linkage in its parent locator');
   const candidates = vhdxParentCandidates(file.path, locator);
   if (candidates.length === 0) throw file.invalid('VHDX differencing disk names no parent path (no relative_path or absolute_win32_path)');
-  let found: string | undefined;
-  for (const candidate of candidates) {
-    if (await stat(candidate).then((s) => s.isFile() || s.isBlockDevice(), () => false)) {
-      found = candidate;
-      break;
-    }
-  }
-  if (found === undefined) {
-    throw new CofferError('E_SOURCE_UNREADABLE', `${file.path}: the parent of this VHDX differencing disk is missing; looked for ${candidates.join(', ')}`, {
-      subject: { path: file.path },
-    });
-  }
+  const found = await findParent(file.path, candidates, 'VHDX differencing disk');
   const parent = await openBacking(found, file.path);
   const actual = dataWriteGuidOf(parent);
   const accepted = [linkage, locator.get('parent_linkage2')].filter((v): v is string => v !== undefined).map(normalizeLinkage);
