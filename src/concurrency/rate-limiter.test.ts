@@ -56,8 +56,53 @@ test('an abort while waiting rejects with the signal\'s reason', async () => {
   await assert.rejects(waiting, /stop/);
 });
 
-test('bad rates are refused', () => {
-  for (const rate of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) assert.throws(() => new RateLimiter({ bytesPerSecond: rate }), RangeError);
+test('bad rates are refused, at construction and when changed', () => {
+  for (const rate of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
+    assert.throws(() => new RateLimiter({ bytesPerSecond: rate }), RangeError);
+    assert.throws(() => new RateLimiter({ bytesPerSecond: 1000 }).setRate(rate), RangeError);
+  }
+});
+
+test('on an injected clock: unlimited passes everything at once; a rate set later applies from then, without a debt from before', async () => {
+  const { clock, options } = fakeClock();
+  const limiter = new RateLimiter({ bytesPerSecond: undefined, ...options });
+  assert.equal(limiter.bytesPerSecond, undefined);
+  for (let i = 0; i < 10; i++) await limiter.take(10_000_000);
+  assert.equal(clock.ms, 0);
+  limiter.setRate(1000);
+  assert.equal(limiter.burst, 64 * 1024, 'a quarter second of 1000 B/s is below the 64 KiB floor');
+  await limiter.take(2000); // the bucket starts empty: what passed unlimited was not saved up
+  assert.equal(clock.ms, 2000);
+  limiter.setRate(undefined);
+  await limiter.take(1_000_000);
+  assert.equal(clock.ms, 2000);
+});
+
+test('on an injected clock: a rate changed between takes counts the time before at the old rate', async () => {
+  const { clock, options } = fakeClock();
+  const limiter = new RateLimiter({ bytesPerSecond: 1000, burst: 1000, ...options });
+  await limiter.take(1000); // empty
+  clock.ms += 500; // 500 tokens accrued at 1000 B/s
+  limiter.setRate(100);
+  await limiter.take(600); // 100 tokens short at 100 B/s: 1 s
+  assert.equal(clock.ms, 1500);
+});
+
+test('on the real clock: a take waiting under a slow rate is let go early when the rate is raised', async () => {
+  const limiter = new RateLimiter({ bytesPerSecond: 1000, burst: 1000 });
+  await limiter.take(1000);
+  const started = performance.now();
+  const waiting = limiter.take(100_000); // 100 s at 1000 B/s
+  setTimeout(() => limiter.setRate(10_000_000), 50); // then 10 ms
+  await waiting;
+  const waited = performance.now() - started;
+  assert.ok(waited < 20_000, `the raised rate let the take go after ${Math.round(waited)} ms, not the old rate's 100 s`);
+});
+
+test('a burst of a fraction of a second of the rate, at least 64 KiB', () => {
+  assert.equal(new RateLimiter({ bytesPerSecond: 10_000_000 }).burst, 2_500_000);
+  assert.equal(new RateLimiter({ bytesPerSecond: 10_000_000, burstSeconds: 0.05 }).burst, 500_000);
+  assert.equal(new RateLimiter({ bytesPerSecond: 10_000 }).burst, 64 * 1024);
 });
 
 test('on the real clock: 1.5 s of transfer at 1 MB/s lands within 15% of the rate', async () => {

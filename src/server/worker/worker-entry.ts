@@ -6,8 +6,8 @@
  */
 import { setPriority } from 'node:os';
 import { repositoryOpenerAt, runVmBackup, type VmBackupEvent, type VmBackupSpec } from '../../backup/index.js';
+import { RateLimiter } from '../../concurrency/index.js';
 import { isCofferError } from '../../errors/index.js';
-import { AdjustableRateLimiter } from './adjustable-rate-limiter.js';
 import { runTaskKind } from './kinds/index.js';
 import { PROGRESS_INTERVAL_MS, type FromWorker, type ToWorker, type WorkerRates } from './worker-protocol.js';
 
@@ -25,7 +25,9 @@ if (process.env.COFFER_WORKER_NICED !== '1') {
   }
 }
 
-const limits = { sourceRead: new AdjustableRateLimiter(undefined), repositoryWrite: new AdjustableRateLimiter(undefined) };
+/** The worker's shares of the bandwidth rules, set by the parent (unlimited until it says); bursts of 50 ms of the rate. */
+const shareOfRule = () => new RateLimiter({ bytesPerSecond: undefined, burstSeconds: 0.05 });
+const limits = { sourceRead: shareOfRule(), repositoryWrite: shareOfRule() };
 const applyRates = (rates: WorkerRates) => {
   limits.sourceRead.setRate(rates.sourceRead);
   limits.repositoryWrite.setRate(rates.repositoryWrite);
