@@ -40,10 +40,10 @@ const ALLOWED: Record<string, string[]> = {
 
 /**
  * Entries besides a folder's index.ts, each light on purpose: repo/keys loads the key-file
- * code without the rest of repo/, so a command starts its scrypt while it loads
- * (cli/derive-keys-early.ts).
+ * code without the rest of repo/, and repo/derive-keys-ahead adds S3's signed requests to it,
+ * so a command starts its scrypt while it loads (cli/derive-keys-early.ts).
  */
-const LIGHT_ENTRIES = new Set(['repo/keys/index.js']);
+const LIGHT_ENTRIES = new Set(['repo/keys/index.js', 'repo/derive-keys-ahead.js']);
 
 async function sourceFiles(dir: string): Promise<string[]> {
   const out: string[] = [];

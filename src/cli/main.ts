@@ -115,7 +115,13 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--verify', 'file snapshots: read every restored file back and check it against the snapshot')
     .option('--to-vm <qmp>', 'instead of a snapshot: move the running VM behind this QMP monitor (booted from coffer serve) onto local images in the --to folder while it runs (--format qcow2 or raw), so the export can end')
     .option('--limit-download <rate>', LIMIT_DOWNLOAD)
-    .action((snapshot: string | undefined, _options, command: Command) => run(async () => (await import('./commands/restore.js')).restoreCommand(snapshot, command.opts(), context))());
+    .action((snapshot: string | undefined, _options, command: Command) =>
+      run(async () => {
+        // scrypt on libuv's threads while the restore command loads (derive-keys-early.ts; never fails)
+        void import('./derive-keys-early.js').then(({ deriveKeysEarly }) => deriveKeysEarly(command.opts(), context));
+        return (await import('./commands/restore.js')).restoreCommand(snapshot, command.opts(), context);
+      })(),
+    );
 
   repoCommand('files', 'browse and extract single files from a snapshot, without restoring the disks')
     .usage('[options] SNAPSHOT [ls|cat|get|find] [VOLUME:/PATH...]')

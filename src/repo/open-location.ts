@@ -23,8 +23,8 @@ import { HttpBackend } from './backend/http-backend.js';
 import { isHttpLocation, parseHttpLocation } from './backend/http-location.js';
 import { normalizeFingerprint } from './backend/https-transport.js';
 import { LocalBackend } from './backend/local-backend.js';
-import { S3Backend, type S3BackendOptions } from './backend/s3-backend.js';
-import { isS3Location, parseS3Location } from './backend/s3-location.js';
+import { s3BackendFromEnvironment } from './backend/s3-backend.js';
+import { isS3Location } from './backend/s3-location.js';
 import { openRepository, type OpenOptions, type Repository } from './repository.js';
 
 /** How to reach a repository server (`https://` locations); each falls back to the environment. */
@@ -52,14 +52,7 @@ export interface LocationOptions {
 export function backendForLocation(location: string, options: LocationOptions = {}): Backend {
   const env = options.env ?? {};
   if (isHttpLocation(location)) return repoServerBackend(location, env, options.repoServer ?? {});
-  if (isS3Location(location)) {
-    const s3: S3BackendOptions = {};
-    const region = env.AWS_REGION || env.AWS_DEFAULT_REGION;
-    if (region) s3.region = region;
-    const attempts = Number(env.AWS_MAX_ATTEMPTS);
-    if (Number.isInteger(attempts) && attempts >= 1) s3.maxAttempts = attempts;
-    return new S3Backend(parseS3Location(location), s3);
-  }
+  if (isS3Location(location)) return s3BackendFromEnvironment(location, env);
   if (/^[a-z][a-z0-9+]*:/i.test(location) && !location.startsWith('local:')) {
     throw new CofferError('E_USAGE', `repository ${location}: not a local directory, an s3: location or an https:// repository server`);
   }

@@ -283,6 +283,10 @@ export async function initRepository(backend: Backend, options: InitOptions): Pr
  * `E_WRONG_PASSPHRASE`.
  */
 export async function openRepository(backend: Backend, options: OpenOptions = {}): Promise<Repository> {
+  // The key files are listed and read while the config is (on S3 each is a round trip); an
+  // unencrypted or missing repository just drops the answer.
+  const keyFiles = listKeyFiles(backend);
+  keyFiles.catch(() => undefined);
   let configBytes: Buffer;
   try {
     configBytes = await backend.get(CONFIG_KEY);
@@ -316,7 +320,7 @@ export async function openRepository(backend: Backend, options: OpenOptions = {}
       subject: { repository: backend.location },
     });
   }
-  const keys = await listKeyFiles(backend);
+  const keys = await keyFiles;
   if (keys.length === 0) {
     throw new CofferError('E_REPO_DAMAGED', `${backend.location} is encrypted but has no key files`, { subject: { repository: backend.location } });
   }
@@ -341,11 +345,14 @@ async function checkLockable(backend: Backend, policy: ObjectLockPolicy): Promis
 }
 
 async function listKeyFiles(backend: Backend): Promise<KeyInfo[]> {
-  const keys: KeyInfo[] = [];
+  const reads: Promise<KeyInfo>[] = [];
   for await (const entry of backend.list(KEYS_PREFIX)) {
     const id = entry.key.slice(KEYS_PREFIX.length);
-    keys.push({ id, ...parseKeyFile(await backend.get(entry.key), entry.key) });
+    const read = backend.get(entry.key).then((bytes) => ({ id, ...parseKeyFile(bytes, entry.key) }));
+    read.catch(() => undefined); // awaited below; a listing that fails first must not leave it unhandled
+    reads.push(read);
   }
+  const keys = await Promise.all(reads);
   return keys.sort((a, b) => a.created.localeCompare(b.created) || a.id.localeCompare(b.id));
 }
 

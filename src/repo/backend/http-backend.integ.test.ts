@@ -272,6 +272,19 @@ test('a server that cannot be reached is retried with backoff, then one E_BACKEN
   assert.ok(Date.now() - started < 5000);
 });
 
+test('a token added while the server runs: an agent\'s first requests, 32 at once, are all answered', async () => {
+  const refusedBefore = server.log().split('refused a token').length;
+  const secret = await server.addToken({ name: 'fresh', appendOnly: true });
+  const fresh = backend('agents', secret);
+  const key = `snapshots/${hex()}`;
+  // Reads of config and keys beside puts and checks, as an agent's openRepository and first backup send them.
+  const results = await Promise.allSettled(Array.from({ length: 32 }, (_, i) =>
+    i % 4 === 0 ? fresh.has('config') : i % 4 === 1 ? keys(fresh, 'keys/') : i % 4 === 2 ? fresh.put(`chunks/aa/${hex()}`, Buffer.from(`c${i}`)) : fresh.put(key, Buffer.from('manifest'))));
+  const refused = results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason));
+  assert.deepEqual(refused, []);
+  assert.equal(server.log().split('refused a token').length, refusedBefore, 'none refused, none counted by the limiter');
+});
+
 // Last: it blocks this address for a minute.
 test('refused tokens are rate-limited per address: after 10, even a good token waits (429, Retry-After)', async () => {
   let refused = 0;

@@ -5,7 +5,7 @@ import { forEachLimited } from '../../concurrency/index.js';
 import type { Backend, BackendEntry, Retention } from './backend.js';
 import { checkedKey } from './backend-key.js';
 import { translateS3Error, type S3Failure } from './s3-errors.js';
-import type { S3Location } from './s3-location.js';
+import { parseS3Location, type S3Location } from './s3-location.js';
 import { S3ObjectLock } from './s3-object-lock.js';
 import { S3ObjectRequests, S3RequestError } from './s3-object-requests.js';
 import { shortObject } from './read-range.js';
@@ -93,6 +93,20 @@ export interface S3BackendOptions extends Partial<S3Settings> {
  * mapped by {@link translateS3Error}. `objectLock` speaks S3 Object Lock (s3-object-lock.ts); it works
  * only on a bucket created with Object Lock enabled.
  */
+/**
+ * The backend of an `s3:` location as users write it: the region from AWS_REGION or
+ * AWS_DEFAULT_REGION when the location names none, the attempts per request from
+ * AWS_MAX_ATTEMPTS, credentials from the AWS SDK's chain (repo/open-location.ts).
+ */
+export function s3BackendFromEnvironment(location: string, env: NodeJS.ProcessEnv): S3Backend {
+  const s3: S3BackendOptions = {};
+  const region = env.AWS_REGION || env.AWS_DEFAULT_REGION;
+  if (region) s3.region = region;
+  const attempts = Number(env.AWS_MAX_ATTEMPTS);
+  if (Number.isInteger(attempts) && attempts >= 1) s3.maxAttempts = attempts;
+  return new S3Backend(parseS3Location(location), s3);
+}
+
 export class S3Backend implements Backend {
   readonly location: string;
   readonly objectLock: S3ObjectLock;

@@ -7,7 +7,7 @@ import { deriveAhead, parseKeyFile } from './key-file.js';
  * and 64 MiB each on keys the passphrase may never need (a repository with many keys is
  * opened one key file after another, as without this).
  */
-const MAX_KEYS_AHEAD = 4;
+export const MAX_KEYS_AHEAD = 4;
 
 /**
  * Starts deriving the wrapping key of every key file of the local repository at `directory`

@@ -7,3 +7,4 @@
  * opening (repo/index.js, `openRepository`) then finds the derivation under way or done.
  */
 export { deriveLocalKeysAhead } from './derive-local-keys-ahead.js';
+export { deriveStoredKeysAhead, type KeyFileStore } from './derive-stored-keys-ahead.js';

@@ -45,6 +45,22 @@ test('the verifier accepts the secret, refuses others, expired ones, and removed
   assert.equal(await verifier.verify(admin), 'unknown');
 });
 
+test('requests arriving together with a token added a moment ago are all accepted, within the second of the last look and after it', async () => {
+  const file = await tokensFile();
+  let now = Date.parse('2026-11-26T00:00:00Z');
+  await addToken(file, 'admin', { appendOnly: false, expires: null });
+  const verifier = new TokenVerifier(file, () => now);
+  await verifier.load();
+  for (const [name, step] of [['web01', 0], ['web02', 1000]] as const) {
+    const secret = await addToken(file, name, { appendOnly: true, expires: null });
+    now += step;
+    // An agent's client sends its first requests together (up to 32 in flight).
+    const verdicts = await Promise.all(Array.from({ length: 32 }, () => verifier.verify(secret)));
+    assert.deepEqual(new Set(verdicts.map((v) => JSON.stringify(v))), new Set([JSON.stringify({ name, appendOnly: true })]), `${name}: ${JSON.stringify(verdicts)}`);
+  }
+  assert.equal(await verifier.verify('cfr_not-a-token'), 'unknown');
+});
+
 test('names are unique and checked; a damaged file is named; lifetimes parse', async () => {
   const file = await tokensFile();
   await addToken(file, 'a', { appendOnly: false, expires: null });

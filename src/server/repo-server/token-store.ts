@@ -106,14 +106,23 @@ export async function removeToken(file: string, name: string): Promise<void> {
 export type TokenRefusal = 'missing' | 'unknown' | 'expired';
 
 /**
- * The tokens as a running server sees them: re-read when the file changes (checked at most
- * once a second), so `token add` and `token remove` apply without a restart. Every secret is
- * compared, in constant time, with every stored hash.
+ * The tokens as a running server sees them: re-read when the file changes, so `token add` and
+ * `token remove` apply without a restart. Every secret is compared, in constant time, with
+ * every stored hash.
+ *
+ * When the file is looked at: at most once a second for a token that is known (a removed
+ * token keeps working for up to a second), and at once for one that is not (a token added a
+ * moment ago is accepted on its first request; a guesser costs a stat, and the server's
+ * limiter bounds the guesses). One look at a time: requests arriving while the file is being
+ * looked at wait for that look and share its result. (They used to skip it and answer from the
+ * tokens known before, so of an agent's first requests sent together, all but one were refused
+ * as unknown: openRepository's overlapped config and key reads met it.)
  */
 export class TokenVerifier {
   private tokens: TokenRecord[] = [];
   private checkedAt = 0;
   private signature = '';
+  private looking: Promise<void> | undefined;
 
   constructor(private readonly file: string, private readonly now: () => number = Date.now) {}
 
@@ -124,22 +133,41 @@ export class TokenVerifier {
     this.checkedAt = this.now();
   }
 
-  /** The principal a bearer secret stands for, or why it is refused. */
+  /** The principal a bearer secret stands for, or why it is refused. Safe to call concurrently. */
   async verify(secret: string | undefined): Promise<Principal | TokenRefusal> {
-    await this.refresh();
+    if (this.looking !== undefined || this.now() - this.checkedAt >= 1000) await this.look();
     if (secret === undefined || secret === '') return 'missing';
     const offered = Buffer.from(hashSecret(secret), 'hex');
-    let found: TokenRecord | undefined;
-    for (const token of this.tokens) {
-      if (timingSafeEqual(offered, Buffer.from(token.sha256, 'hex')) && found === undefined) found = token;
+    let found = this.find(offered);
+    if (found === undefined) {
+      // Perhaps added since the last look: look again, with a look that starts after this
+      // request arrived (one already under way may have read the file before the token was in).
+      await this.looking;
+      await this.look();
+      found = this.find(offered);
     }
     if (found === undefined) return 'unknown';
     if (found.expires !== null && Date.parse(found.expires) <= this.now()) return 'expired';
     return { name: found.name, appendOnly: found.appendOnly };
   }
 
-  private async refresh(): Promise<void> {
-    if (this.now() - this.checkedAt < 1000) return;
+  private find(offered: Buffer): TokenRecord | undefined {
+    let found: TokenRecord | undefined;
+    for (const token of this.tokens) {
+      if (timingSafeEqual(offered, Buffer.from(token.sha256, 'hex')) && found === undefined) found = token;
+    }
+    return found;
+  }
+
+  /** Looks at the file (re-reading it when it changed), or joins the look under way. */
+  private look(): Promise<void> {
+    this.looking ??= this.reread().finally(() => {
+      this.looking = undefined;
+    });
+    return this.looking;
+  }
+
+  private async reread(): Promise<void> {
     this.checkedAt = this.now();
     const signature = await this.fileSignature();
     if (signature === this.signature) return;
