@@ -268,10 +268,10 @@ test('kill -9 of the server mid-run: at restart the interrupted VMs are marked a
   // SIGTERM ends the open event streams and the server exits cleanly.
   const events = openEvents('?types=run');
   await new Promise((r) => setTimeout(r, 200));
-  const began = Date.now();
-  const stopped = await server.stop();
+  const stopped = await server.stop(60_000); // a loaded CI machine may take seconds; the server's own stop deadline is what is checked
   assert.equal(stopped.code, 0, server.stderr());
-  assert.ok(Date.now() - began < 8000, 'the open stream did not hold the stop up');
+  // An open stream holding the stop up would last until the server's stop deadline, which then says so.
+  assert.doesNotMatch(server.stdout(), /requests still running after/, 'the open stream held the stop up');
   assert.match(await events.ended(), /^: coffer events\n/);
   const verify = await runCoffer(['verify', '-r', repo, '--password-file', passFile, '--read-data'], 120_000);
   assert.equal(verify.code, 0, verify.stdout + verify.stderr);

@@ -67,7 +67,12 @@ export function TaskPage() {
   }, [log.data, liveLines]);
   const cancel = useMutation({
     mutationFn: () => call('post', '/api/v1/tasks/{id}/cancel', { params: { id } }),
-    onSuccess: (t) => client.setQueryData(['task', id], t),
+    // The answer says the task as it was when the cancel was asked (usually still running); an
+    // event may already have brought its end, which a late answer must not undo.
+    onSuccess: (t) => {
+      client.setQueryData(['task', id], (cached: typeof t | undefined) => (cached !== undefined && cached.status !== 'running' && cached.status !== 'queued' ? cached : t));
+      void task.refetch();
+    },
   });
 
   return (
