@@ -2,9 +2,11 @@
  * An incremental whose parent a repacking prune moved (docs/repository-format.md §19.7,
  * repo/current-places.ts), on a real local format 2 repository whose backend counts its calls:
  * the new snapshot's index names the chunks' current places, not the removed pack its parent
- * still names; it restores byte for byte without a request to the removed pack; and an
- * incremental with no prune since its parent lists and loads nothing more (one `has` per pack,
- * the packs of a parent's page asked at once).
+ * still names; it restores byte for byte without a request to the removed pack; the
+ * incremental learns which packs were removed from the prune's record alone (no `has` per
+ * pack, §19.11); and an incremental with no prune since its parent asks nothing about its
+ * packs (one listing of `removed-packs/`). Without a record to go by (a parent written before
+ * them), the packs of a parent's page are asked at once.
  */
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -99,6 +101,8 @@ async function packIds(repo: Repository): Promise<Set<string>> {
 
 let secondSnapshot: Snapshot;
 let thirdSnapshot: Snapshot;
+/** The backend calls of the third backup (the first after the prune). */
+let thirdCalls: string[];
 
 before(async () => {
   work = await makeTempDir('coffer-moved-parent');
@@ -116,7 +120,9 @@ before(async () => {
   for (const id of packsBefore) if (!packsAfter.has(id)) removed.add(id);
   assert.equal(removed.size, 1);
   // The third backup runs in a repository opened afresh (no moved chunk known yet).
-  thirdSnapshot = await backup((await open()).repo, third);
+  const fresh = await open();
+  thirdSnapshot = await backup(fresh.repo, third);
+  thirdCalls = fresh.backend.calls;
 });
 after(async () => {
   for (const repo of opened) await repo.close();
@@ -145,18 +151,27 @@ test('the incremental restores byte for byte without a request to the removed pa
   assert.deepEqual(backend.ranges.filter((read) => read.failed), [], 'no failed read');
 });
 
-test('an incremental with no prune since its parent asks once per pack whether it is stored, and lists or loads nothing more', async () => {
+test('the incremental after the prune learns the removed pack from the prune\'s record: no pack is asked for', async () => {
+  const records = thirdCalls.filter((call) => call.includes('removed-packs/'));
+  assert.equal(records.length, 2, `one listing, one record read: ${records.join(', ')}`);
+  assert.equal(records[0], 'list removed-packs/');
+  assert.match(records[1] as string, /^get removed-packs\/000000000001\.[0-9a-f]{32}$/);
+  assert.equal(secondSnapshot.prunedThrough, 'none', 'the parent was written before any prune');
+  assert.equal(thirdSnapshot.prunedThrough, (records[1] as string).slice('get removed-packs/'.length), 'the incremental records the prune\'s generation');
+  assert.deepEqual(thirdCalls.filter((call) => call.startsWith('has packs/')), [], 'no existence check of a pack');
+});
+
+test('an incremental with no prune since its parent asks nothing about its packs, and lists or loads nothing more', async () => {
   const { repo, backend } = await open();
   const fourth = await backup(repo, third);
   assert.equal(fourth.parent, thirdSnapshot.id);
-  const distinct = new Set(await packsNamed(repo, thirdSnapshot));
-  const packCalls = backend.calls.filter((call) => call.includes('packs/'));
-  assert.deepEqual(packCalls.sort(), [...distinct].map((id) => `has packs/${id.slice(0, 2)}/${id}`).sort(), 'one has per pack the parent names');
+  assert.deepEqual(backend.calls.filter((call) => call.includes('packs/')), ['list removed-packs/'], 'one listing of the records; no pack asked for');
   assert.deepEqual(backend.calls.filter((call) => call.includes('segments')), [], 'no segment listed or read');
   assert.deepEqual(await packsNamed(repo, fourth), await packsNamed(repo, thirdSnapshot), 'the parent\'s entries, as they are');
+  assert.equal(fourth.prunedThrough, thirdSnapshot.prunedThrough);
 });
 
-test('the packs of a parent\'s page are checked together when the page is first needed, not block by block', async () => {
+test('without a record to go by (a parent written before them), the packs of a parent\'s page are checked together when the page is first needed', async () => {
   const { repo, backend } = await open();
   const disk = thirdSnapshot.disks[0];
   assert.ok(disk !== undefined);

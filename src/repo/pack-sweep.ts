@@ -8,6 +8,7 @@ import { decodeTrailer, FRAME_HEADER_SIZE, FRAME_TABLE_ENTRY_SIZE, PACK_FOOTER_S
 import type { IdPrefixSet } from './id-prefix-set.js';
 import { idFromKey, packKey, SEGMENTS_PREFIX, segmentKey } from './layout.js';
 import { readSegment, type PackDecision, type PackPlan } from './pack-plan.js';
+import { recordRemovedPacks } from './pack-removals.js';
 import { RepackWriter, type SealedFrame } from './repack-writer.js';
 import type { Repository } from './repository.js';
 
@@ -47,6 +48,8 @@ export interface PackSweepReport {
  *    again with the used ones; a chunk that a kept pack also holds is not copied;
  * 2. the new index segments naming the new packs;
  * 3. every old segment that names a pack to remove is written again without those entries;
+ *    then the pack-removal record naming every pack to remove (pack-removals.ts: the next
+ *    incremental learns from it alone which of its parent's packs may be gone);
  * 4. sync; then the old segments are deleted; then the old packs.
  * Until step 4 every old place still exists; after it, every used chunk of a removed pack is
  * named by a segment at its new place, where readers fall back when a snapshot's entry points
@@ -129,6 +132,9 @@ export async function sweepPacks(
     } else report.segmentsRemoved++;
     stale.push(entry);
   }
+  // Before the first delete: a backup that lists the records after this one sees every pack
+  // this prune may remove (one that read them before holds a lease this prune waited for).
+  await recordRemovedPacks(repo, removed.map((r) => r.id));
   await repo.backend.sync();
 
   // 4: the old segments, then the old packs.
