@@ -1,0 +1,201 @@
+/**
+ * A prune and a backup at the same time, with the prune generation (docs/repository-format.md
+ * §19.11, docs/concurrency.md), on real local format 2 repositories:
+ *
+ * - the lease protocol holds: a prune started while a backup runs waits for it; the backup's
+ *   snapshot records the generation it saw (the one before the prune), so the next incremental
+ *   reads the prune's record and writes its parent's repacked entries at their current places;
+ * - the protocol failed (the backup's lease is one the prune cannot see, as when a prune
+ *   presumes a frozen backup dead and a clock lets it finish): the prune removes a pack after
+ *   the backup read the generation. The new snapshot then names the removed pack: it restores
+ *   and verifies all the same (a slower read, through the segments), and the next incremental
+ *   brings its entries to their current places.
+ */
+import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import {
+  acquireBackupLease,
+  deleteSnapshot,
+  DiskIndexReader,
+  ForwardingBackend,
+  initRepository,
+  isZeroEntry,
+  LocalBackend,
+  openRepository,
+  pruneRepository,
+  verifyRepository,
+  type Backend,
+  type BackendEntry,
+  type PruneReport,
+  type Repository,
+  type Snapshot,
+} from '../repo/index.js';
+import { restoreSnapshot } from '../restore/index.js';
+import { openImageSource } from '../source/index.js';
+import { makeTempDir, seededBytes } from '../testing/index.js';
+import { backupVm, type BackupOptions } from './backup-vm.js';
+
+const KiB = 1024;
+const BLOCK = 64 * KiB;
+/** 64 blocks: one pack. The second rewrites 2 of its 8 frames: once the first is forgotten, 25 % of that pack is unused and prune repacks it. */
+const first = seededBytes(81, 64 * BLOCK);
+const second = Buffer.from(first);
+for (const frame of [0, 4]) seededBytes(90 + frame, 8 * BLOCK).copy(second, frame * 8 * BLOCK);
+const third = Buffer.from(second);
+seededBytes(99, 8 * BLOCK).copy(third, 2 * 8 * BLOCK);
+
+/** Runs `onListed` once, after the next listing of `removed-packs/` was taken and before the lister sees it. */
+class PausingBackend extends ForwardingBackend {
+  onListed: (() => Promise<void>) | undefined;
+  override async *list(prefix: string): AsyncIterable<BackendEntry> {
+    const entries: BackendEntry[] = [];
+    for await (const entry of super.list(prefix)) entries.push(entry);
+    const hook = prefix === 'removed-packs/' ? this.onListed : undefined;
+    if (hook !== undefined) {
+      this.onListed = undefined;
+      await hook();
+    }
+    yield* entries;
+  }
+}
+
+let work: { path: string; remove(): Promise<void> };
+const opened: Repository[] = [];
+before(async () => {
+  work = await makeTempDir('coffer-prune-during-backup');
+});
+after(async () => {
+  for (const repo of opened) await repo.close();
+  await work?.remove();
+});
+
+async function repository(name: string): Promise<{ root: string; open(): Promise<{ repo: Repository; backend: PausingBackend }> }> {
+  const root = join(work.path, name);
+  await initRepository(new LocalBackend(root), { passphrase: 'pw', kdf: { N: 1024, r: 8, p: 1 }, blockSize: BLOCK, format: 2 });
+  return {
+    root,
+    async open() {
+      const backend = new PausingBackend(new LocalBackend(root) as Backend);
+      const repo = await openRepository(backend, { passphrase: 'pw', threads: 2 });
+      opened.push(repo);
+      return { repo, backend };
+    },
+  };
+}
+
+async function backup(repo: Repository, bytes: Buffer, options: BackupOptions = {}): Promise<Snapshot> {
+  const image = join(work.path, `disk-${Math.random().toString(16).slice(2)}.raw`);
+  await writeFile(image, bytes);
+  const source = await openImageSource('vm', [image]);
+  try {
+    return await backupVm(repo, source, options);
+  } finally {
+    await source.close();
+  }
+}
+
+/** Packs (hex) the snapshot's entries name that are not stored. */
+async function missingPacksNamed(repo: Repository, snapshot: Snapshot): Promise<string[]> {
+  const stored = new Set<string>();
+  for await (const entry of repo.backend.list('packs/')) stored.add(entry.key.slice(entry.key.lastIndexOf('/') + 1));
+  const disk = snapshot.disks[0];
+  assert.ok(disk !== undefined);
+  const reader = new DiskIndexReader(repo, disk);
+  const missing: string[] = [];
+  for (let page = 0; page < disk.pages.length; page++) {
+    for (const entry of await reader.rawPage(page)) {
+      const pack = entry.subarray(32, 64).toString('hex');
+      if (!isZeroEntry(entry) && !stored.has(pack)) missing.push(pack);
+    }
+  }
+  return missing;
+}
+
+/** Two backups, the first forgotten: a prune now repacks the pack the second's entries name. */
+async function parentToRepack(repo: Repository): Promise<Snapshot> {
+  const old = await backup(repo, first);
+  const parent = await backup(repo, second);
+  await deleteSnapshot(repo, old.id);
+  return parent;
+}
+
+async function restoresAs(repo: Repository, snapshot: Snapshot, bytes: Buffer): Promise<void> {
+  const to = join(work.path, `restored-${snapshot.id.slice(0, 8)}.raw`);
+  await restoreSnapshot(repo, snapshot, { to });
+  assert.ok((await readFile(to)).equals(bytes), 'byte for byte');
+}
+
+test('a prune started during a backup waits for it; the next incremental reads its record and names no removed pack', async () => {
+  const { open } = await repository('leased');
+  const { repo, backend } = await open();
+  const parent = await parentToRepack(repo);
+  let pruning: Promise<PruneReport> | undefined;
+  let waited = false;
+  // Once the backup (lease held) has read the generation, a prune starts: it must wait.
+  backend.onListed = async () => {
+    const other = await open();
+    let told: () => void = () => {};
+    const waiting = new Promise<void>((resolve) => (told = resolve));
+    pruning = pruneRepository(other.repo, {
+      pollMs: 20,
+      onProgress: (p) => {
+        if (p.phase !== 'waiting') return;
+        waited = true;
+        told();
+      },
+    });
+    await waiting;
+  };
+  const during = await backup(repo, third);
+  assert.ok(pruning !== undefined && waited, 'the prune waited for the backup');
+  const report = await pruning;
+  assert.equal(report.packs?.packsRepacked, 1, 'after the backup, the prune repacked the parent\'s pack');
+  assert.equal(during.parent, parent.id);
+  assert.equal(during.prunedThrough, 'none', 'the snapshot records the generation before the prune');
+  assert.ok((await missingPacksNamed(repo, during)).length > 0, 'it names the pack the prune removed after it');
+
+  const next = await backup((await open()).repo, third);
+  assert.equal(next.parent, during.id);
+  assert.deepEqual(await missingPacksNamed(repo, next), [], 'the next incremental names no removed pack');
+  assert.notEqual(next.prunedThrough, 'none');
+  await restoresAs(repo, next, third);
+});
+
+test('a prune that removes a pack after the backup read the generation (lease protocol bypassed) leaves a snapshot that only reads slower', async () => {
+  const { open } = await repository('unleased');
+  const { repo, backend } = await open();
+  const parent = await parentToRepack(repo);
+  // A lease in another repository: this prune cannot see it, as one that presumed it dead.
+  const elsewhere = await (await repository('elsewhere')).open();
+  const lease = await acquireBackupLease(elsewhere.repo);
+  let report: PruneReport | undefined;
+  backend.onListed = async () => {
+    report = await pruneRepository((await open()).repo, { waitMs: 0 });
+  };
+  let during: Snapshot;
+  try {
+    during = await backup(repo, third, { lease });
+  } finally {
+    await lease.release();
+  }
+  assert.equal(report?.packs?.packsRepacked, 1, 'the prune repacked the parent\'s pack while the backup ran');
+  assert.equal(during.parent, parent.id);
+  assert.equal(during.prunedThrough, 'none', 'the generation the backup saw: before the prune');
+  assert.ok((await missingPacksNamed(repo, during)).length > 0, 'the snapshot names the removed pack: stale hints');
+
+  // Readers resolve the stale entries through the segments: slower, never a failure.
+  const reader = await open();
+  await restoresAs(reader.repo, during, third);
+  const verified = await verifyRepository(reader.repo, { readData: true, now: () => new Date() });
+  assert.deepEqual(verified.damaged, [], 'verify --read-data finds nothing damaged');
+  const listed = await verifyRepository(reader.repo, { readData: false, now: () => new Date() });
+  assert.deepEqual(listed.damaged, [], 'nor does verify without reading the data');
+
+  // The next incremental sees the record after the mark and brings the entries to their places.
+  const next = await backup((await open()).repo, third);
+  assert.equal(next.parent, during.id);
+  assert.deepEqual(await missingPacksNamed(repo, next), [], 'the next incremental names no removed pack');
+  await restoresAs(repo, next, third);
+});
