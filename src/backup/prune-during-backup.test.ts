@@ -34,17 +34,15 @@ import {
 } from '../repo/index.js';
 import { restoreSnapshot } from '../restore/index.js';
 import { openImageSource } from '../source/index.js';
-import { makeTempDir, seededBytes } from '../testing/index.js';
+import { makeTempDir, rewriteFrames, seededBytes } from '../testing/index.js';
 import { backupVm, type BackupOptions } from './backup-vm.js';
 
 const KiB = 1024;
 const BLOCK = 64 * KiB;
 /** 64 blocks: one pack. The second rewrites 2 of its 8 frames: once the first is forgotten, 25 % of that pack is unused and prune repacks it. */
 const first = seededBytes(81, 64 * BLOCK);
-const second = Buffer.from(first);
-for (const frame of [0, 4]) seededBytes(90 + frame, 8 * BLOCK).copy(second, frame * 8 * BLOCK);
-const third = Buffer.from(second);
-seededBytes(99, 8 * BLOCK).copy(third, 2 * 8 * BLOCK);
+const second = rewriteFrames(first, { frames: [0, 4], frameBytes: 8 * BLOCK, seed: 90 });
+const third = rewriteFrames(second, { frames: [2], frameBytes: 8 * BLOCK, seed: 97 });
 
 /** Runs `onListed` once, after the next listing of `removed-packs/` was taken and before the lister sees it. */
 class PausingBackend extends ForwardingBackend {
