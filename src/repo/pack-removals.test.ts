@@ -8,9 +8,11 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { isCofferError } from '../errors/index.js';
+import { CofferError, isCofferError } from '../errors/index.js';
 import { makeTempDir } from '../testing/index.js';
+import { ForwardingBackend } from './backend/forwarding-backend.js';
 import { LocalBackend } from './backend/local-backend.js';
+import type { BackendEntry } from './backend/backend.js';
 import { decodeRemovedPacks, encodeRemovedPacks, NO_REMOVALS, parseRecordName, recordName } from './format/removed-packs.js';
 import { REMOVED_PACKS_PREFIX } from './layout.js';
 import { packRemovalsSince, recordRemovedPacks } from './pack-removals.js';
@@ -79,4 +81,17 @@ test('a gap or a damaged record after the parent\'s mark makes it unknown, never
   await repo.backend.delete(REMOVED_PACKS_PREFIX + two);
   assert.deepEqual(await packRemovalsSince(repo, one), { mark: three, since: undefined }, 'generation 2 is missing');
   assert.deepEqual(await packRemovalsSince(repo, two), { mark: three, since: undefined }, 'the mark\'s own record is gone');
+});
+
+/** A repository server older than §19.11: an append-only token may not list `removed-packs/`. */
+class OlderServer extends ForwardingBackend {
+  override async *list(prefix: string): AsyncIterable<BackendEntry> {
+    if (prefix.startsWith('removed-packs/')) throw new CofferError('E_ACCESS_DENIED', 'does not allow this token to list removed-packs/'); // a 403, as it iterates
+    yield* super.list(prefix);
+  }
+}
+
+test('a repository server that refuses the listing: no mark recorded, each pack asked for (the path before)', async () => {
+  const repo = { backend: new OlderServer(new LocalBackend(join(work.path, 'older'))) };
+  assert.deepEqual(await packRemovalsSince(repo, NO_REMOVALS), { mark: undefined, since: undefined });
 });
