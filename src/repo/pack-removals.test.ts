@@ -15,7 +15,7 @@ import { LocalBackend } from './backend/local-backend.js';
 import type { BackendEntry } from './backend/backend.js';
 import { decodeRemovedPacks, encodeRemovedPacks, NO_REMOVALS, parseRecordName, recordName } from './format/removed-packs.js';
 import { REMOVED_PACKS_PREFIX } from './layout.js';
-import { packRemovalsSince, recordRemovedPacks } from './pack-removals.js';
+import { dropUnneededRecords, packRemovalsSince, recordRemovedPacks } from './pack-removals.js';
 
 const pack = (n: number) => n.toString(16).padStart(64, '0');
 let work: { path: string; remove(): Promise<void> };
@@ -94,4 +94,23 @@ class OlderServer extends ForwardingBackend {
 test('a repository server that refuses the listing: no mark recorded, each pack asked for (the path before)', async () => {
   const repo = { backend: new OlderServer(new LocalBackend(join(work.path, 'older'))) };
   assert.deepEqual(await packRemovalsSince(repo, NO_REMOVALS), { mark: undefined, since: undefined });
+});
+
+test('prune drops the records older than the oldest generation a kept snapshot\'s mark names, never the newest', async () => {
+  const repo = { backend: new LocalBackend(join(work.path, 'drop')) };
+  const names: string[] = [];
+  for (let i = 1; i <= 4; i++) names.push(...(await recordRemovedPacks(repo, [pack(i)])));
+  const [, two, three, four] = names as [string, string, string, string];
+  const listed = async () => {
+    const keys: string[] = [];
+    for await (const entry of repo.backend.list(REMOVED_PACKS_PREFIX)) keys.push(entry.key.slice(REMOVED_PACKS_PREFIX.length));
+    return keys.sort();
+  };
+  assert.equal(await dropUnneededRecords(repo, [NO_REMOVALS, four, undefined]), 0, 'a snapshot marked none needs every record');
+  assert.equal(await dropUnneededRecords(repo, [three, two, recordName(1, 'cd'.repeat(16)), 'garbage']), 1, 'the oldest listed mark is 2; marks not listed pin nothing');
+  assert.deepEqual(await listed(), [two, three, four]);
+  assert.deepEqual(await packRemovalsSince(repo, two), { mark: four, since: new Set([pack(3), pack(4)]) }, 'the kept snapshots still learn what was removed since');
+  assert.equal(await dropUnneededRecords(repo, [undefined]), 2, 'no mark to keep: all but the newest');
+  assert.deepEqual(await listed(), [four]);
+  assert.equal(parseRecordName((await recordRemovedPacks(repo, [pack(5)]))[0] as string)?.generation, 5, 'the next generation follows the newest');
 });

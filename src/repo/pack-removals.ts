@@ -86,6 +86,32 @@ export async function recordRemovedPacks(repo: Store, packs: readonly string[]):
   return names;
 }
 
+/**
+ * Prune, at its end: deletes the records that no kept snapshot's next incremental needs. A
+ * snapshot whose mark is record G needs G (to know its mark is this repository's) and every
+ * later one; one marked `none` needs them all; one with no mark (written before, or copied from
+ * elsewhere) or a mark not listed needs none (its incremental asks each pack). So the records
+ * older than the oldest generation the `marks` name go, never the newest (the next generation
+ * is one more than it). Returns how many were deleted.
+ */
+export async function dropUnneededRecords(repo: Store, marks: Iterable<string | undefined>): Promise<number> {
+  const records = await listRecords(repo);
+  const names = new Set(records.map((r) => r.name));
+  let oldestNeeded = Number.POSITIVE_INFINITY;
+  for (const mark of marks) {
+    if (mark === NO_REMOVALS) oldestNeeded = 0;
+    else if (mark !== undefined && names.has(mark)) oldestNeeded = Math.min(oldestNeeded, parseRecordName(mark)?.generation ?? 0);
+  }
+  const newest = records.reduce((max, r) => Math.max(max, r.generation), 0);
+  let deleted = 0;
+  for (const record of records) {
+    if (record.generation >= oldestNeeded || record.generation === newest) continue;
+    await repo.backend.delete(REMOVED_PACKS_PREFIX + record.name);
+    deleted++;
+  }
+  return deleted;
+}
+
 async function listRecords(repo: Store): Promise<RecordName[]> {
   const records: RecordName[] = [];
   for await (const entry of repo.backend.list(REMOVED_PACKS_PREFIX)) {
