@@ -9,7 +9,10 @@
  *   presumes a frozen backup dead and a clock lets it finish): the prune removes a pack after
  *   the backup read the generation. The new snapshot then names the removed pack: it restores
  *   and verifies all the same (a slower read, through the segments), and the next incremental
- *   brings its entries to their current places.
+ *   brings its entries to their current places;
+ * - a prune by a Coffer older than the generation (it writes no record): incrementals copy the
+ *   stale entries until a prune of this version runs, whose record names the packs the
+ *   snapshots name that are gone already; the next incremental then brings them to their places.
  */
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -34,7 +37,7 @@ import {
 } from '../repo/index.js';
 import { restoreSnapshot } from '../restore/index.js';
 import { openImageSource } from '../source/index.js';
-import { makeTempDir, rewriteFrames, seededBytes } from '../testing/index.js';
+import { makeTempDir, repackRepository, rewriteFrames, seededBytes } from '../testing/index.js';
 import { backupVm, type BackupOptions } from './backup-vm.js';
 
 const KiB = 1024;
@@ -196,4 +199,27 @@ test('a prune that removes a pack after the backup read the generation (lease pr
   assert.equal(next.parent, during.id);
   assert.deepEqual(await missingPacksNamed(repo, next), [], 'the next incremental names no removed pack');
   await restoresAs(repo, next, third);
+});
+
+test('after a prune that wrote no record (an older Coffer\'s), the next prune of this version records the packs already gone, and the incremental after it heals', async () => {
+  const { open } = await repository('older');
+  const { repo } = await open();
+  const repacked = await repackRepository(repo, { versions: [first, second], imageDir: work.path });
+  assert.equal(repacked.report.packs?.packsRepacked, 1);
+  // As if that prune were older than the records: none is left.
+  for await (const entry of repo.backend.list('removed-packs/')) await repo.backend.delete(entry.key);
+  const blind = await backup(repo, third);
+  assert.equal(blind.parent, repacked.kept[0]?.id);
+  assert.ok((await missingPacksNamed(repo, blind)).length > 0, 'with no record to go by, the stale entries are copied');
+  await restoresAs(repo, blind, third);
+
+  // A prune of this version that removes something else (another VM's pack, forgotten).
+  const other = await backup(repo, seededBytes(120, 16 * BLOCK), {});
+  await deleteSnapshot(repo, other.id);
+  const report = await pruneRepository(repo);
+  assert.equal(report.packs?.packsDeleted, 1, 'the other VM\'s pack');
+  const healed = await backup((await open()).repo, third);
+  assert.equal(healed.parent, blind.id);
+  assert.deepEqual(await missingPacksNamed(repo, healed), [], 'the record named the packs already gone: the incremental names none');
+  await restoresAs(repo, healed, third);
 });
