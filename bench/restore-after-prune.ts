@@ -2,8 +2,9 @@
  * Restore of a snapshot whose chunks a prune repacked (issues #2/#6), in a minute or two: a
  * format 2 repository (`coffer init`), a disk of seeded random data (`BENCH_RAP_MIB`, default
  * 512) backed up three times (the full; then 30 % of its 256 KiB blocks rewritten at seeded
- * places; then 5 % more), the first snapshot forgotten and `coffer prune --json` run (its
- * report must say packs were repacked: the full's packs are 30 % unused), then the oldest
+ * places; then 5 % more), the first snapshot forgotten and pruned, in this process by the
+ * tests' repacked-repository fixture (src/testing/repacked-repository.ts; the prune's report
+ * must say packs were repacked: the full's packs are 30 % unused), then the oldest
  * kept snapshot restored `BENCH_RAP_RUNS` times (default 5) by `coffer restore` under GNU
  * time (wall, CPU, peak RSS; medians printed) and once in this process through a backend that
  * counts every ranged read (all, failed, of removed packs). Each restore is compared with the
@@ -15,7 +16,6 @@
  *
  * @module
  */
-import { randomFillSync } from 'node:crypto';
 import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,7 +23,9 @@ import { LocalBackend } from '../src/repo/backend/local-backend.js';
 import { ForwardingBackend } from '../src/repo/backend/forwarding-backend.js';
 import { listSnapshots, openRepository } from '../src/repo/index.js';
 import { restoreSnapshot } from '../src/restore/index.js';
+import { repackRepository } from '../src/testing/index.js';
 import { run, timed, type Measurement } from './exec.js';
+import { ByteStream, Prng } from './random.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const cofferBin = process.env.COFFER_BIN ?? path.join(root, 'bin', 'coffer.js');
@@ -63,48 +65,36 @@ class CountingBackend extends ForwardingBackend {
   }
 }
 
-/** Rewrites `share` of the 256 KiB blocks of `disk` with fresh random bytes, at places from `seed`. */
-function rewriteBlocks(disk: Buffer, share: number, seed: number): void {
-  let state = seed;
-  const random = () => {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return (state >>> 0) / 2 ** 32;
-  };
-  for (let at = 0; at < disk.length; at += BLOCK) if (random() < share) randomFillSync(disk, at, BLOCK);
+/** Rewrites `share` of the 256 KiB blocks of `disk` with fresh random bytes from `bytes`, at places `seed` picks. */
+function rewriteBlocks(disk: Buffer, share: number, seed: number, bytes: ByteStream): void {
+  const prng = new Prng(seed);
+  for (let at = 0; at < disk.length; at += BLOCK) if (prng.nextU32() / 2 ** 32 < share) bytes.next(BLOCK).copy(disk, at);
 }
 
-async function packKeys(): Promise<Set<string>> {
-  const keys = new Set<string>();
-  for await (const entry of new LocalBackend(repoDir).list('packs/')) keys.add(entry.key);
-  return keys;
+/** The disk's three states, one buffer changed in place; the second (the one restored) saved as `kept.raw` once backed up. */
+async function* versions(): AsyncIterable<Buffer> {
+  const bytes = new ByteStream('restore-after-prune');
+  const disk = bytes.next(mib * 1024 * 1024);
+  yield disk;
+  rewriteBlocks(disk, 0.3, 0x2545f491, bytes);
+  yield disk;
+  await writeFile(path.join(work, 'kept.raw'), disk);
+  rewriteBlocks(disk, 0.05, 0x9e3779b9, bytes);
+  yield disk;
 }
 
 async function prepare(): Promise<{ removed: Set<string>; prune: unknown }> {
-  const disk = Buffer.alloc(mib * 1024 * 1024);
-  randomFillSync(disk);
-  const image = path.join(work, 'disk.raw');
   await coffer('init', '-r', repoDir);
-  const ids: string[] = [];
-  const backup = async () => {
-    await writeFile(image, disk);
-    const out = await coffer('backup', '-r', repoDir, '--vm', 'vm', '--json', image);
-    ids.push((JSON.parse(out.stdout) as { id: string }).id);
-  };
-  await backup();
-  rewriteBlocks(disk, 0.3, 0x2545f491);
-  await backup();
-  await writeFile(path.join(work, 'kept.raw'), disk);
-  rewriteBlocks(disk, 0.05, 0x9e3779b9);
-  await backup();
-  await coffer('forget', '-r', repoDir, ids[0] as string);
-  const before = await packKeys();
-  const prune = JSON.parse((await coffer('prune', '-r', repoDir, '--json')).stdout) as unknown;
-  const after = await packKeys();
-  const removed = new Set([...before].filter((key) => !after.has(key)));
-  await writeFile(path.join(work, 'prepared.json'), JSON.stringify({ removed: [...removed], prune }));
-  return { removed, prune };
+  const repo = await openRepository(new LocalBackend(repoDir), { passphrase });
+  try {
+    const repacked = await repackRepository(repo, { versions: versions(), imageDir: work });
+    if ((repacked.report.packs?.packsRepacked ?? 0) === 0) throw new Error(`the prune repacked nothing: ${JSON.stringify(repacked.report.packs)}`);
+    const removed = new Set(repacked.removed.keys());
+    await writeFile(path.join(work, 'prepared.json'), JSON.stringify({ removed: [...removed], prune: repacked.report }));
+    return { removed, prune: repacked.report };
+  } finally {
+    await repo.close();
+  }
 }
 
 async function sameFile(a: string, b: string): Promise<boolean> {

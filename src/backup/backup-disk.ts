@@ -27,6 +27,12 @@ export interface BackupDiskOptions {
   known: KnownChunks;
   /** Format 2: where new chunks go (packs) and how stored ones are found; undefined in format 1. */
   packed?: PackedChunks | undefined;
+  /**
+   * Format 2: the packs (hex) prunes removed since the parent was written (pack-removals.ts):
+   * empty, its entries are reused as they are; undefined (not known), each pack they name is
+   * asked for (current-places.ts).
+   */
+  removedSinceParent?: ReadonlySet<string> | undefined;
   /** Ids quarantined by verify: never reused, always stored again. */
   damaged: ReadonlySet<string>;
   /** Trust `changed: false` extents (only when the device's reference point is `parent`). */
@@ -99,8 +105,10 @@ export async function backupDisk(repo: Repository, device: BlockDevice, options:
   const progress: DiskProgress = { disk: options.name, bytesDone: 0, bytesTotal: device.size, bytesRead: 0, bytesNew: 0, bytesStored: 0 };
 
   const packed = options.packed;
-  // Format 2: a parent's entry naming a pack a prune removed is written at its chunk's place now.
-  const places = packed !== undefined && parent !== undefined ? new CurrentPlaces(repo) : undefined;
+  // Format 2: a parent's entry naming a pack a prune removed is written at its chunk's place now
+  // (nothing to do when no prune removed a pack since the parent was written).
+  const removed = options.removedSinceParent;
+  const places = packed !== undefined && parent !== undefined && removed?.size !== 0 ? new CurrentPlaces(repo, removed) : undefined;
   // The parent's stored entries: ids (format 1) or located entries (format 2, at their current place).
   const expected = new Set<number>();
   const parentEntry = async (block: number): Promise<Buffer | undefined> => {

@@ -1,6 +1,6 @@
 import { hostname as osHostname } from 'node:os';
 import { CofferError } from '../errors/index.js';
-import { acquireBackupLease, DiskIndexReader, listQuarantined, type HeldLease, listSnapshots, saveSnapshot, type ChangeTrackingRecord, type DiskRecord, type Repository, type Snapshot } from '../repo/index.js';
+import { acquireBackupLease, DiskIndexReader, listQuarantined, packRemovalsSince, type HeldLease, listSnapshots, saveSnapshot, type ChangeTrackingRecord, type DiskRecord, type Repository, type Snapshot } from '../repo/index.js';
 import type { SourceDisk, VmSource } from '../source/index.js';
 import { backupDisk, type DiskProgress } from './backup-disk.js';
 import { unchangedFromLayer, withChangesAboveLayer } from './chain-tracking.js';
@@ -79,6 +79,9 @@ async function backupWithLease(repo: Repository, source: VmSource, options: Back
   const blockSizes = source.disks.map((disk) => blockSizeForDisk(repo.config, disk.changeGranularity));
   // Format 2: new chunks go into packs; one writer for the run, one index segment at its end.
   const packed = repo.config.version === 2 ? new PackedChunks(repo, undefined, { blocksPerFrame: blocksPerFrameFor(repo.config, blockSizes) }) : undefined;
+  // Format 2: which packs prunes removed since the parent, read once the lease is held (no prune
+  // removes one until this backup ends); the snapshot records how far it looked.
+  const removals = packed === undefined ? undefined : await packRemovalsSince(repo, parent?.prunedThrough);
   const vmBytesTotal = source.disks.reduce((sum, disk) => sum + disk.device.size, 0);
   let vmBytesBefore = 0;
   const disks: DiskRecord[] = [];
@@ -100,6 +103,7 @@ async function backupWithLease(repo: Repository, source: VmSource, options: Back
       parent: parentDisk === undefined ? undefined : new DiskIndexReader(repo, parentDisk),
       known,
       packed,
+      removedSinceParent: removals?.since,
       damaged,
       trustChangeTracking: tracking.method !== 'none',
       blockSize,
@@ -139,6 +143,7 @@ async function backupWithLease(repo: Repository, source: VmSource, options: Back
     disks,
     stats: { ...totals, durationMs: Math.max(0, clock().getTime() - started.getTime()) },
     ...(source.consistency === undefined ? {} : { consistency: { ...source.consistency } }),
+    ...(removals?.mark === undefined ? {} : { prunedThrough: removals.mark }),
   });
   // The snapshot stands whatever happens next; a checkpoint the source fails to drop now is
   // dropped by its next successful commit.

@@ -2,18 +2,20 @@
  * An incremental whose parent a repacking prune moved (docs/repository-format.md §19.7,
  * repo/current-places.ts), on a real local format 2 repository whose backend counts its calls:
  * the new snapshot's index names the chunks' current places, not the removed pack its parent
- * still names; it restores byte for byte without a request to the removed pack; and an
- * incremental with no prune since its parent lists and loads nothing more (one `has` per pack,
- * the packs of a parent's page asked at once).
+ * still names; it restores byte for byte without a request to the removed pack; the
+ * incremental learns which packs were removed from the prune's record alone (no `has` per
+ * pack, §19.11); and an incremental with no prune since its parent asks nothing about its
+ * packs (one listing of `removed-packs/`). Without a record to go by (a parent written before
+ * them), the packs of a parent's page are asked at once.
  */
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { CurrentPlaces, ForwardingBackend, DiskIndexReader, LocalBackend, initRepository, isZeroEntry, openRepository, pruneRepository, deleteSnapshot, type Backend, type BackendEntry, type Repository, type Snapshot } from '../repo/index.js';
+import { CurrentPlaces, DiskIndexReader, LocalBackend, initRepository, isZeroEntry, openRepository, type Backend, type BackendEntry, type Repository, type Snapshot } from '../repo/index.js';
 import { restoreSnapshot } from '../restore/index.js';
 import { openImageSource } from '../source/index.js';
-import { makeTempDir, seededBytes } from '../testing/index.js';
+import { makeTempDir, RangedReadLog, repackRepository, rewriteFrames, seededBytes } from '../testing/index.js';
 import { backupVm } from './backup-vm.js';
 
 const KiB = 1024;
@@ -21,26 +23,13 @@ const BLOCK = 64 * KiB;
 /** 64 blocks: 8 frames of 8 in one pack. */
 const first = seededBytes(51, 64 * BLOCK);
 /** Frames 0 and 4 rewritten: 25 % of the first pack unused once the first snapshot is forgotten. */
-const second = Buffer.from(first);
-for (const frame of [0, 4]) seededBytes(60 + frame, 8 * BLOCK).copy(second, frame * 8 * BLOCK);
+const second = rewriteFrames(first, { frames: [0, 4], frameBytes: 8 * BLOCK, seed: 60 });
 /** The third backup: frame 2 rewritten too; frames 1, 3, 5, 6, 7 are the parent's, repacked. */
-const third = Buffer.from(second);
-seededBytes(70, 8 * BLOCK).copy(third, 2 * 8 * BLOCK);
+const third = rewriteFrames(second, { frames: [2], frameBytes: 8 * BLOCK, seed: 68 });
 
 /** Records every ranged read (and whether it failed), `has`, `get` and `list` by key. */
-class CountingBackend extends ForwardingBackend {
-  readonly ranges: { key: string; failed: boolean }[] = [];
+class CountingBackend extends RangedReadLog {
   readonly calls: string[] = [];
-  override async getRange(key: string, offset: number, length: number): Promise<Buffer> {
-    const record = { key, failed: false };
-    this.ranges.push(record);
-    try {
-      return await super.getRange(key, offset, length);
-    } catch (error) {
-      record.failed = true;
-      throw error;
-    }
-  }
   override has(key: string): Promise<boolean> {
     this.calls.push(`has ${key}`);
     return super.has(key);
@@ -59,7 +48,7 @@ let work: { path: string; remove(): Promise<void> };
 let root: string;
 let image: string;
 /** Pack ids (hex) the prune removed. */
-const removed = new Set<string>();
+let removed: ReadonlySet<string>;
 const opened: Repository[] = [];
 
 async function open(): Promise<{ repo: Repository; backend: CountingBackend }> {
@@ -99,6 +88,8 @@ async function packIds(repo: Repository): Promise<Set<string>> {
 
 let secondSnapshot: Snapshot;
 let thirdSnapshot: Snapshot;
+/** The backend calls of the third backup (the first after the prune). */
+let thirdCalls: string[];
 
 before(async () => {
   work = await makeTempDir('coffer-moved-parent');
@@ -106,17 +97,15 @@ before(async () => {
   image = join(work.path, 'disk.raw');
   await initRepository(new LocalBackend(root), { passphrase: 'pw', kdf: { N: 1024, r: 8, p: 1 }, blockSize: BLOCK, format: 2 });
   const { repo } = await open();
-  const old = await backup(repo, first);
-  secondSnapshot = await backup(repo, second);
-  await deleteSnapshot(repo, old.id);
-  const packsBefore = await packIds(repo);
-  const report = await pruneRepository(repo);
-  assert.equal(report.packs?.packsRepacked, 1, 'the first pack, 25 % unused, is repacked');
-  const packsAfter = await packIds(repo);
-  for (const id of packsBefore) if (!packsAfter.has(id)) removed.add(id);
+  const repacked = await repackRepository(repo, { versions: [first, second], imageDir: work.path });
+  assert.equal(repacked.report.packs?.packsRepacked, 1, 'the first pack, 25 % unused, is repacked');
+  secondSnapshot = repacked.kept[0] as Snapshot;
+  removed = new Set([...repacked.removed.keys()].map((key) => key.slice(key.lastIndexOf('/') + 1)));
   assert.equal(removed.size, 1);
   // The third backup runs in a repository opened afresh (no moved chunk known yet).
-  thirdSnapshot = await backup((await open()).repo, third);
+  const fresh = await open();
+  thirdSnapshot = await backup(fresh.repo, third);
+  thirdCalls = fresh.backend.calls;
 });
 after(async () => {
   for (const repo of opened) await repo.close();
@@ -140,23 +129,32 @@ test('the incremental restores byte for byte without a request to the removed pa
   const to = join(work.path, 'restored.raw');
   await restoreSnapshot(repo, thirdSnapshot, { to });
   assert.ok((await readFile(to)).equals(third), 'byte for byte');
-  const toRemoved = backend.ranges.filter((read) => removed.has(read.key.slice(read.key.lastIndexOf('/') + 1)));
+  const toRemoved = backend.reads.filter((read) => removed.has(read.key.slice(read.key.lastIndexOf('/') + 1)));
   assert.deepEqual(toRemoved, [], 'no read of the removed pack');
-  assert.deepEqual(backend.ranges.filter((read) => read.failed), [], 'no failed read');
+  assert.deepEqual(backend.reads.filter((read) => read.failed), [], 'no failed read');
 });
 
-test('an incremental with no prune since its parent asks once per pack whether it is stored, and lists or loads nothing more', async () => {
+test('the incremental after the prune learns the removed pack from the prune\'s record: no pack is asked for', async () => {
+  const records = thirdCalls.filter((call) => call.includes('removed-packs/'));
+  assert.equal(records.length, 2, `one listing, one record read: ${records.join(', ')}`);
+  assert.equal(records[0], 'list removed-packs/');
+  assert.match(records[1] as string, /^get removed-packs\/000000000001\.[0-9a-f]{32}$/);
+  assert.equal(secondSnapshot.prunedThrough, 'none', 'the parent was written before any prune');
+  assert.equal(thirdSnapshot.prunedThrough, (records[1] as string).slice('get removed-packs/'.length), 'the incremental records the prune\'s generation');
+  assert.deepEqual(thirdCalls.filter((call) => call.startsWith('has packs/')), [], 'no existence check of a pack');
+});
+
+test('an incremental with no prune since its parent asks nothing about its packs, and lists or loads nothing more', async () => {
   const { repo, backend } = await open();
   const fourth = await backup(repo, third);
   assert.equal(fourth.parent, thirdSnapshot.id);
-  const distinct = new Set(await packsNamed(repo, thirdSnapshot));
-  const packCalls = backend.calls.filter((call) => call.includes('packs/'));
-  assert.deepEqual(packCalls.sort(), [...distinct].map((id) => `has packs/${id.slice(0, 2)}/${id}`).sort(), 'one has per pack the parent names');
+  assert.deepEqual(backend.calls.filter((call) => call.includes('packs/')), ['list removed-packs/'], 'one listing of the records; no pack asked for');
   assert.deepEqual(backend.calls.filter((call) => call.includes('segments')), [], 'no segment listed or read');
   assert.deepEqual(await packsNamed(repo, fourth), await packsNamed(repo, thirdSnapshot), 'the parent\'s entries, as they are');
+  assert.equal(fourth.prunedThrough, thirdSnapshot.prunedThrough);
 });
 
-test('the packs of a parent\'s page are checked together when the page is first needed, not block by block', async () => {
+test('without a record to go by (a parent written before them), the packs of a parent\'s page are checked together when the page is first needed', async () => {
   const { repo, backend } = await open();
   const disk = thirdSnapshot.disks[0];
   assert.ok(disk !== undefined);

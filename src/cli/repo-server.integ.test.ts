@@ -76,7 +76,7 @@ test('an append-only agent backs up, restores and lists files; it cannot forget 
   assert.deepEqual([stats.chunks, stats.bytesStoredChunks], [0, 0], 'prune removed every chunk');
 });
 
-test('format 2 through the server: an append-only agent backs up (packs and segments) and restores byte for byte; it cannot delete or overwrite a pack', async () => {
+test('format 2 through the server: an append-only agent backs up (packs and segments) and restores byte for byte; it cannot delete or overwrite a pack, nor write a pack-removal record', async () => {
   const packedUrl = `${server.origin}/packed`;
   const backup = await cofferJson<BackupJson>(as('web01', ['backup', '--vm', 'web01', disk.path], packedUrl), { env: env(), timeoutMs: 120_000 });
   assert.ok(backup.bytesNew > 0);
@@ -100,6 +100,11 @@ test('format 2 through the server: an append-only agent backs up (packs and segm
     altered[100] = (altered[100] as number) ^ 1;
     await assert.rejects(agent.put(pack, altered), /do not hash to its id/);
     assert.deepEqual(await admin.get(pack), bytes, 'the pack is unchanged');
+    // The prune generation (repository-format §19.11): an agent lists the records, only prune writes one.
+    const records: string[] = [];
+    for await (const entry of agent.list('removed-packs/')) records.push(entry.key);
+    assert.deepEqual(records, [], 'no prune removed a pack yet');
+    await assert.rejects(agent.put(`removed-packs/000000000001.${'ab'.repeat(16)}`, Buffer.from('x')), (e) => isCofferError(e, 'E_ACCESS_DENIED'));
   } finally {
     admin.destroy();
     agent.destroy();

@@ -11,10 +11,14 @@ import type { Repository } from './repository.js';
  * a removed pack; copied as it is, every later snapshot would inherit the stale hint and every
  * restore, serve and verify of it would resolve it again. One per backed-up disk.
  *
- * The signal is the pack's existence, asked once per distinct pack the reused entries name
- * (`has`: a stat on a local repository, a HEAD on S3), in the order the blocks come; entries of
- * one pack follow each other, so the per-block cost is one comparison with the last pack stored. When
- * no prune removed anything since the parent, that is all: nothing is listed or loaded. For a
+ * The signal, given the packs removed since the parent (`removedSince`, the records of the
+ * prunes since its mark, pack-removals.ts), is membership in that set: no request at all. A
+ * backup whose parent removed nothing since makes no `CurrentPlaces` (nothing to bring). Without
+ * the set (a parent written before the records, or a record missing), it is the pack's
+ * existence, asked once per distinct pack the reused entries name (`has`: a stat on a local
+ * repository, a HEAD on S3). Either way, in the order the blocks come; entries of one pack
+ * follow each other, so the per-block cost is one comparison with the last pack stored. When
+ * no pack the parent names was removed, that is all: nothing is listed or loaded. For a
  * pack that is gone, {@link MovedChunks.confirmGone} loads the segments once (the repository's
  * reader of moved chunks shares them with restores of the same open repository) and
  * {@link MovedChunks.placeOf} gives the chunk's entry in a live pack. A pack missing but still
@@ -29,7 +33,14 @@ export class CurrentPlaces {
   /** Existence checks at once: the backend's preference (S3: 32), else 8. */
   private readonly checks: Slots;
 
-  constructor(private readonly repo: Repository) {
+  /**
+   * @param removedSince the packs (hex) removed since the parent was written, when known: only
+   *   those may be gone; undefined: ask the backend about each pack.
+   */
+  constructor(
+    private readonly repo: Repository,
+    private readonly removedSince?: ReadonlySet<string>,
+  ) {
     this.checks = new Slots(repo.backend.preferredConcurrency ?? 8);
   }
 
@@ -69,13 +80,14 @@ export class CurrentPlaces {
     return (await MovedChunks.of(this.repo).placeOf(raw)) ?? raw;
   }
 
-  /** Whether pack `pack` is gone: missing and named by no segment; asked once per pack. */
+  /** Whether pack `pack` is gone: removed (or missing) and named by no segment; asked once per pack. */
   private isGone(pack: Buffer): Promise<boolean> {
     const hex = pack.toString('hex');
     let gone = this.gone.get(hex);
     if (gone === undefined) {
       const id = Buffer.from(pack);
-      gone = this.checks.run(() => this.repo.backend.has(packKey(hex))).then((stored) => (stored ? false : MovedChunks.of(this.repo).confirmGone(id)));
+      const stored = this.removedSince !== undefined ? Promise.resolve(!this.removedSince.has(hex)) : this.checks.run(() => this.repo.backend.has(packKey(hex)));
+      gone = stored.then((isStored) => (isStored ? false : MovedChunks.of(this.repo).confirmGone(id)));
       gone.catch(() => undefined); // awaited by the block that asked; never an unhandled rejection
       this.gone.set(hex, gone);
     }

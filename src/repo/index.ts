@@ -41,6 +41,7 @@ export { MAX_CHUNKS_PER_FRAME } from './format/pack.js';
 export { ChunkIndex, MAX_SEGMENTS } from './chunk-index.js';
 export { MovedChunks } from './moved-chunks.js';
 export { CurrentPlaces } from './current-places.js';
+export { packRemovalsSince, type PackRemovals } from './pack-removals.js';
 export { FrameReader, type PinnedChunk } from './frame-reader.js';
 export { readFrameSpans, type FrameToRead, type OpenedSpanFrame, type FrameSpanOptions, type RemoteReads } from './frame-spans.js';
 export { chunkInFrame } from './frame-codec.js';
@@ -51,7 +52,7 @@ export { NEWEST_FORMAT_VERSION, FORMAT_VERSIONS, type FormatVersion } from './fo
 export { putFileTree, getFileTree, walkFileTrees, type FileChunkVisit, type TreeDamage } from './file-trees.js';
 export { isSafeEntryName, compareNames, TREE_ENTRY_TYPES, type TreeEntry, type TreeEntryType, type ContentPiece, type FileTree } from './format/file-tree.js';
 export { listQuarantined, quarantineChunk } from './damage.js';
-export { PACKS_PREFIX, SEGMENTS_PREFIX, packKey, segmentKey } from './layout.js';
+export { PACKS_PREFIX, REMOVED_PACKS_PREFIX, SEGMENTS_PREFIX, packKey, segmentKey } from './layout.js';
 export { CHUNKS_PREFIX, INDEXES_PREFIX, SNAPSHOTS_PREFIX, PROTECTED_PREFIX, TREES_PREFIX, idFromKey } from './layout.js';
 export { CONFIG_KEY, DELETIONS_KEY, KEYS_PREFIX, QUARANTINE_PREFIX, NOTES_PREFIX, VERIFICATIONS_PREFIX, LEASES_PREFIX } from './layout.js';
 export { verifyRepository, type VerifyReport, type VerifyProgress, type DamagedObject, type AffectedRange, type SnapshotVerification } from './verify.js';

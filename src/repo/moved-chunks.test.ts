@@ -7,18 +7,14 @@
  * reads the moved chunks; every copy is byte for byte the backed-up disk.
  */
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { backupVm } from '../backup/index.js';
 import { restoreSnapshot, SnapshotDisk } from '../restore/index.js';
-import { openImageSource } from '../source/index.js';
-import { makeTempDir, seededBytes } from '../testing/index.js';
-import { ForwardingBackend } from './backend/forwarding-backend.js';
+import { makeTempDir, RangedReadLog, repackRepository, rewriteFrames, seededBytes } from '../testing/index.js';
 import { LocalBackend } from './backend/local-backend.js';
-import { pruneRepository } from './prune.js';
 import { initRepository, openRepository, type Repository } from './repository.js';
-import { deleteSnapshot, listSnapshots, type Snapshot } from './snapshots.js';
+import { listSnapshots, type Snapshot } from './snapshots.js';
 import { syncSnapshots } from './sync/sync-snapshots.js';
 
 const KiB = 1024;
@@ -26,45 +22,19 @@ const BLOCK = 64 * KiB;
 /** 64 blocks: 8 frames of 8 in one pack. */
 const first = seededBytes(31, 64 * BLOCK);
 /** Every fourth frame rewritten: 25 % of the first pack unused once the first snapshot is forgotten. */
-const second = Buffer.from(first);
-for (let frame = 0; frame < 8; frame += 4) seededBytes(40 + frame, 8 * BLOCK).copy(second, frame * 8 * BLOCK);
-
-/** A backend that records the key of every ranged read, and which failed. */
-class CountingBackend extends ForwardingBackend {
-  readonly ranges: { key: string; failed: boolean }[] = [];
-  override async getRange(key: string, offset: number, length: number): Promise<Buffer> {
-    const record = { key, failed: false };
-    this.ranges.push(record);
-    try {
-      return await super.getRange(key, offset, length);
-    } catch (error) {
-      record.failed = true;
-      throw error;
-    }
-  }
-  /** Ranged reads of packs in `removed`. */
-  readsOf(removed: ReadonlySet<string>): number {
-    return this.ranges.filter((r) => removed.has(r.key)).length;
-  }
-}
+const second = rewriteFrames(first, { frames: [0, 4], frameBytes: 8 * BLOCK, seed: 40 });
 
 let work: { path: string; remove(): Promise<void> };
 let root: string;
 /** Packs the prune removed (keys). */
-const removed = new Set<string>();
+let removed: ReadonlySet<string>;
 const opened: Repository[] = [];
 
-async function open(): Promise<{ repo: Repository; backend: CountingBackend }> {
-  const backend = new CountingBackend(new LocalBackend(root));
+async function open(): Promise<{ repo: Repository; backend: RangedReadLog }> {
+  const backend = new RangedReadLog(new LocalBackend(root));
   const repo = await openRepository(backend, { passphrase: 'pw', threads: 2 });
   opened.push(repo);
   return { repo, backend };
-}
-
-async function packKeys(repo: Repository): Promise<Set<string>> {
-  const keys = new Set<string>();
-  for await (const entry of repo.backend.list('packs/')) keys.add(entry.key);
-  return keys;
 }
 
 async function kept(repo: Repository): Promise<Snapshot> {
@@ -78,24 +48,9 @@ before(async () => {
   root = join(work.path, 'repo');
   await initRepository(new LocalBackend(root), { passphrase: 'pw', kdf: { N: 1024, r: 8, p: 1 }, blockSize: BLOCK, format: 2 });
   const { repo } = await open();
-  const image = join(work.path, 'disk.raw');
-  const backup = async (bytes: Buffer) => {
-    await writeFile(image, bytes);
-    const source = await openImageSource('vm', [image]);
-    try {
-      return await backupVm(repo, source);
-    } finally {
-      await source.close();
-    }
-  };
-  const old = await backup(first);
-  await backup(second);
-  await deleteSnapshot(repo, old.id);
-  const packsBefore = await packKeys(repo);
-  const report = await pruneRepository(repo);
-  assert.equal(report.packs?.packsRepacked, 1, 'the first pack, 25 % unused, is repacked');
-  const packsAfter = await packKeys(repo);
-  for (const key of packsBefore) if (!packsAfter.has(key)) removed.add(key);
+  const repacked = await repackRepository(repo, { versions: [first, second], imageDir: work.path });
+  assert.equal(repacked.report.packs?.packsRepacked, 1, 'the first pack, 25 % unused, is repacked');
+  removed = new Set(repacked.removed.keys());
   assert.equal(removed.size, 1);
 });
 after(async () => {
@@ -112,8 +67,8 @@ test('a block-by-block read of a repacked snapshot makes one request to the remo
   const out = Buffer.alloc(disk.size);
   for (let offset = 0; offset < disk.size; offset += BLOCK) await device.read(offset, BLOCK, out.subarray(offset, offset + BLOCK));
   assert.ok(out.equals(second), 'byte for byte');
-  assert.equal(backend.readsOf(removed), 1, 'only the first read tried the removed pack');
-  assert.ok(backend.ranges.length >= 6, `${backend.ranges.length} ranged reads in all (6 frames moved, 2 in the second snapshot's own pack)`);
+  assert.equal(backend.readsOf(removed).length, 1, 'only the first read tried the removed pack');
+  assert.ok(backend.reads.length >= 6, `${backend.reads.length} ranged reads in all (6 frames moved, 2 in the second snapshot's own pack)`);
 });
 
 test('a restore of the repacked snapshot is byte for byte; it tries the removed pack only with the reads in flight when the first failed', async () => {
@@ -121,17 +76,17 @@ test('a restore of the repacked snapshot is byte for byte; it tries the removed 
   const to = join(work.path, 'restored.raw');
   await restoreSnapshot(repo, await kept(repo), { to });
   assert.ok((await readFile(to)).equals(second), 'byte for byte');
-  const failed = backend.readsOf(removed);
+  const failed = backend.readsOf(removed).length;
   // Restore by frames (restore-frames.ts): the spans in flight (threads + 1 = 3) may fail at
   // the removed pack; later reads wait for the segments, and the moved blocks are planned at
   // their new frames (restore-frames-moved.test.ts counts those reads).
   assert.ok(failed >= 1 && failed <= 3, `${failed} reads of the removed pack (the 3 spans in flight at most)`);
   // A second restore through the same open repository knows the pack is gone.
-  const before = backend.ranges.length;
+  const before = backend.reads.length;
   await restoreSnapshot(repo, await kept(repo), { to, overwrite: true });
   assert.ok((await readFile(to)).equals(second));
-  assert.equal(backend.readsOf(removed), failed, 'no request to the removed pack the second time');
-  assert.ok(backend.ranges.length > before);
+  assert.equal(backend.readsOf(removed).length, failed, 'no request to the removed pack the second time');
+  assert.ok(backend.reads.length > before);
 });
 
 test('sync from a repository whose snapshot was repacked reads the moved chunks at their new places', async () => {

@@ -54,6 +54,13 @@ export interface PackPlan {
    * that names it, is locked until `until`. Kept as they are; a later prune takes them.
    */
   locked: { pack: string; until: Date }[];
+  /**
+   * Packs the snapshots' entries name that are not stored (hex): removed by an earlier prune
+   * (one older than the prune generation writes no record of them) or lost. The sweep records
+   * them with the packs it removes (pack-removals.ts), so that incrementals stop copying
+   * those stale entries too.
+   */
+  missing: string[];
 }
 
 /**
@@ -73,7 +80,7 @@ export interface PackPlan {
  */
 export async function planPacks(repo: Repository, live: IdPrefixSet, hinted: ReadonlySet<string>, options: { threshold: number; onPack?: (done: number) => void }): Promise<PackPlan> {
   const namers = await packNamers(repo);
-  const plan: PackPlan = { packs: 0, kept: new Set(), changes: [], unreadable: [], named: new Set(namers.keys()), segments: 0, locked: [] };
+  const plan: PackPlan = { packs: 0, kept: new Set(), changes: [], unreadable: [], named: new Set(namers.keys()), segments: 0, locked: [], missing: [] };
   const lockOf = lockCheck(repo, namers);
   /** Plans `decision`, unless Object Lock keeps the pack or a segment naming it (then kept). */
   const change = async (decision: PackDecision) => {
@@ -117,6 +124,8 @@ export async function planPacks(repo: Repository, live: IdPrefixSet, hinted: Rea
     else if (!named || (bytes - liveBytes) / bytes >= options.threshold) await change({ ...decision, action: 'repack' });
     else plan.kept.add(id);
   }
+  const stored = new Set([...plan.kept, ...plan.changes.map((c) => c.id)]);
+  plan.missing = [...hinted].filter((pack) => !stored.has(pack));
   return plan;
 }
 

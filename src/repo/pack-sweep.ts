@@ -8,6 +8,7 @@ import { decodeTrailer, PACK_FOOTER_SIZE, trailerRange, UNADDRESSED_ID } from '.
 import type { IdPrefixSet } from './id-prefix-set.js';
 import { idFromKey, packKey, SEGMENTS_PREFIX, segmentKey } from './layout.js';
 import { readSegment, type PackDecision, type PackPlan } from './pack-plan.js';
+import { recordRemovedPacks } from './pack-removals.js';
 import { RepackWriter, type SealedFrame } from './repack-writer.js';
 import type { Repository } from './repository.js';
 
@@ -47,6 +48,9 @@ export interface PackSweepReport {
  *    again with the used ones; a chunk that a kept pack also holds is not copied;
  * 2. the new index segments naming the new packs;
  * 3. every old segment that names a pack to remove is written again without those entries;
+ *    then the pack-removal record naming every pack to remove and every pack the snapshots
+ *    name that is gone already (pack-removals.ts: the next incremental learns from it alone
+ *    which of its parent's packs may be gone);
  * 4. sync; then the old segments are deleted; then the old packs.
  * Until step 4 every old place still exists; after it, every used chunk of a removed pack is
  * named by a segment at its new place, where readers fall back when a snapshot's entry points
@@ -129,6 +133,10 @@ export async function sweepPacks(
     } else report.segmentsRemoved++;
     stale.push(entry);
   }
+  // Before the first delete: a backup that lists the records after this one sees every pack
+  // this prune may remove (one that read them before holds a lease this prune waited for),
+  // and those the snapshots name that were gone already (an older prune's, or lost).
+  await recordRemovedPacks(repo, [...removed.map((r) => r.id), ...plan.missing]);
   await repo.backend.sync();
 
   // 4: the old segments, then the old packs.

@@ -1,7 +1,9 @@
 /**
  * Prune of a format 2 repository on a real S3 gateway (Ceph RGW): packs deleted and repacked
  * with S3's plain put/get/ranged get/delete/list (no rename, no listing order), and what is
- * kept restores byte for byte and verifies with --read-data.
+ * kept restores byte for byte and verifies with --read-data; the prune records the packs it
+ * removed (docs/repository-format.md §19.11), so the incrementals after it send no HEAD per
+ * pack of their parent.
  */
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -11,6 +13,7 @@ import { backupVm } from '../backup/index.js';
 import { restoreSnapshot } from '../restore/index.js';
 import { openImageSource } from '../source/index.js';
 import { makeTempDir, seededBytes, startCephS3, type CephS3 } from '../testing/index.js';
+import { ForwardingBackend } from './backend/forwarding-backend.js';
 import { S3Backend } from './backend/s3-backend.js';
 import { parseS3Location } from './backend/s3-location.js';
 import { pruneRepository } from './prune.js';
@@ -37,6 +40,15 @@ after(async () => {
 async function backup(repo: Repository, vm: string, path: string) {
   const source = await openImageSource(vm, [path]);
   return backupVm(repo, source).finally(() => source.close());
+}
+
+/** Counts the `has` (a HEAD on S3) of packs made through it. */
+class PackHeads extends ForwardingBackend {
+  heads = 0;
+  override has(key: string): Promise<boolean> {
+    if (key.startsWith('packs/')) this.heads++;
+    return super.has(key);
+  }
 }
 
 async function count(prefix: string): Promise<number> {
@@ -74,8 +86,24 @@ test('format 2 prune on Ceph RGW: one pack deleted, one repacked; the kept snaps
     await restoreSnapshot(repo, kept, { to });
     assert.ok((await readFile(to)).equals(await readFile(secondPath)));
     assert.deepEqual((await verifyRepository(repo, { readData: true, now: () => new Date() })).damaged, []);
+    assert.equal(await count('removed-packs/'), 1, 'the prune recorded the packs it removed');
   } finally {
     await repo.close();
+  }
+  // The incremental after the prune (its parent predates it) and the one after that: no HEAD of a pack.
+  const heads = new PackHeads(backend);
+  const counted = await openRepository(heads, { passphrase: 'pw', threads: 2 });
+  try {
+    const afterPrune = await backup(counted, 'a', secondPath);
+    assert.match(afterPrune.prunedThrough ?? '', /^000000000001\.[0-9a-f]{32}$/);
+    const next = await backup(counted, 'a', secondPath);
+    assert.equal(next.prunedThrough, afterPrune.prunedThrough);
+    assert.equal(heads.heads, 0, 'no HEAD of a pack (one per pack the parent names before)');
+    const to = join(dir, 'restored-next.raw');
+    await restoreSnapshot(counted, next, { to });
+    assert.ok((await readFile(to)).equals(await readFile(secondPath)));
+  } finally {
+    await counted.close();
   }
 });
 

@@ -12,6 +12,7 @@ import { listSnapshots } from './snapshots.js';
 import { walkBlocks } from './walk.js';
 import { walkFileTrees } from './file-trees.js';
 import { planPacks, REPACK_DEFAULTS } from './pack-plan.js';
+import { dropUnneededRecords } from './pack-removals.js';
 import { sweepPacks, type PackSweepReport } from './pack-sweep.js';
 import { mergeSmallSegments, type SegmentMergeReport } from './segment-merge.js';
 
@@ -218,6 +219,8 @@ export async function pruneRepository(
       else report.notesRemoved++;
       report.bytesFreed += object.size;
     });
+    // Format 2: the pack-removal records no kept snapshot's next incremental needs (§19.11).
+    if (!dryRun && repo.config.version === 2) await dropUnneededRecords(repo, snapshots.map((s) => s.prunedThrough));
     if (!dryRun) await repo.backend.sync();
     return report;
   } finally {

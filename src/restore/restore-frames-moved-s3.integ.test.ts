@@ -7,13 +7,11 @@
  * back 404, and not at all by a restore once the repository knows.
  */
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { backupVm } from '../backup/index.js';
-import { deleteSnapshot, initRepository, listSnapshots, openRepository, parseS3Location, pruneRepository, S3Backend, type Backend, type Repository } from '../repo/index.js';
-import { openImageSource } from '../source/index.js';
-import { seededBytes, startCephS3, tempFolders, type CephS3 } from '../testing/index.js';
+import { test } from 'node:test';
+import { initRepository, listSnapshots, openRepository, type Repository } from '../repo/index.js';
+import { assertEachByteOnce, cephRepositories, RangedReadLog, repackRepository, rewriteFrames, seededBytes, tempFolders } from '../testing/index.js';
 import { restoreSnapshot } from './index.js';
 import { remoteReads } from './restore-frames.js';
 
@@ -24,100 +22,28 @@ const BLOCKS_PER_FRAME = 8;
 /** 16 MiB of incompressible data (32 frames); every third frame rewritten by the second backup. */
 const BLOCKS = 256;
 const first = seededBytes(71, BLOCKS * BLOCK);
-const second = Buffer.from(first);
-for (let frame = 0; frame < BLOCKS / BLOCKS_PER_FRAME; frame += 3) seededBytes(500 + frame, BLOCKS_PER_FRAME * BLOCK).copy(second, frame * BLOCKS_PER_FRAME * BLOCK);
+const second = rewriteFrames(first, { frames: Array.from({ length: Math.ceil(BLOCKS / BLOCKS_PER_FRAME / 3) }, (_, i) => 3 * i), frameBytes: BLOCKS_PER_FRAME * BLOCK, seed: 500 });
 
 const tempFolder = tempFolders();
-let s3: CephS3 | undefined;
-const backends: S3Backend[] = [];
-
-before(async () => {
-  s3 = await startCephS3();
-});
-after(async () => {
-  for (const backend of backends) backend.destroy();
-  await s3?.stop();
-});
-
-interface RangedRead {
-  key: string;
-  offset: number;
-  length: number;
-  failed: boolean;
-}
-
-/** `backend` with every ranged read recorded (every other property passed through, preferredConcurrency included). */
-function recording(backend: S3Backend): { backend: Backend; reads: RangedRead[] } {
-  const reads: RangedRead[] = [];
-  const counted = new Proxy(backend, {
-    get(target, property) {
-      if (property === 'getRange') {
-        return async (key: string, offset: number, length: number) => {
-          const read = { key, offset, length, failed: false };
-          reads.push(read);
-          try {
-            return await target.getRange(key, offset, length);
-          } catch (error) {
-            read.failed = true;
-            throw error;
-          }
-        };
-      }
-      const value: unknown = Reflect.get(target, property);
-      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
-    },
-  });
-  return { backend: counted, reads };
-}
-
-async function packs(backend: Backend): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  for await (const entry of backend.list('packs/')) out.set(entry.key, entry.size);
-  return out;
-}
-
-function assertEachByteOnce(reads: readonly RangedRead[]): void {
-  const byKey = new Map<string, RangedRead[]>();
-  for (const read of reads) byKey.set(read.key, [...(byKey.get(read.key) ?? []), read]);
-  for (const [key, list] of byKey) {
-    const sorted = [...list].sort((a, b) => a.offset - b.offset);
-    for (let i = 1; i < sorted.length; i++) {
-      const previous = sorted[i - 1] as RangedRead;
-      assert.ok((sorted[i] as RangedRead).offset >= previous.offset + previous.length, `${key} read twice at ${(sorted[i] as RangedRead).offset}`);
-    }
-  }
-}
+const s3Repository = cephRepositories();
 
 test('a repacked snapshot restores from S3 by spans of the new packs: byte for byte, each byte once, the removed packs only by the GETs in flight at the first 404', async (t) => {
-  const cluster = s3 as CephS3;
-  const bucket = await cluster.createBucket('rf-moved');
-  const backend = new S3Backend(parseS3Location(`s3:${cluster.endpoint}/${bucket}/repo`), { credentials: cluster.credentials });
-  backends.push(backend);
+  const backend = await s3Repository('rf-moved');
   await initRepository(backend, { passphrase: 'pw', kdf: { N: 1024, r: 8, p: 1 }, blockSize: BLOCK, format: 2 });
   const writer = await openRepository(backend, { passphrase: 'pw', threads: 2 });
-  const image = join(await tempFolder('coffer-rfm3-img'), 'disk.raw');
-  const removed = new Set<string>();
-  const written = new Map<string, number>();
+  let removed: ReadonlySet<string>;
+  let written: ReadonlyMap<string, number>;
   try {
-    const backup = async (bytes: Buffer) => {
-      await writeFile(image, bytes);
-      const source = await openImageSource('vm', [image]);
-      return backupVm(writer, source).finally(() => source.close());
-    };
-    const old = await backup(first);
-    await backup(second);
-    await deleteSnapshot(writer, old.id);
-    const before = await packs(backend);
-    const report = await pruneRepository(writer);
-    assert.ok((report.packs?.packsRepacked ?? 0) >= 2, JSON.stringify(report.packs));
-    const now = await packs(backend);
-    for (const key of before.keys()) if (!now.has(key)) removed.add(key);
-    for (const [key, size] of now) if (!before.has(key)) written.set(key, size);
+    const repacked = await repackRepository(writer, { versions: [first, second], imageDir: await tempFolder('coffer-rfm3-img') });
+    assert.ok((repacked.report.packs?.packsRepacked ?? 0) >= 2, JSON.stringify(repacked.report.packs));
+    removed = new Set(repacked.removed.keys());
+    written = repacked.written;
   } finally {
     await writer.close();
   }
 
-  const { backend: counted, reads } = recording(backend);
+  const counted = new RangedReadLog(backend);
+  const reads = counted.reads;
   const repo: Repository = await openRepository(counted, { passphrase: 'pw', threads: 2 });
   try {
     const [snapshot] = await listSnapshots(repo);

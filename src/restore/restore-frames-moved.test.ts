@@ -9,14 +9,12 @@
  * naming the snapshot, disk, chunk and bytes.
  */
 import assert from 'node:assert/strict';
-import { cp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
-import { backupVm } from '../backup/index.js';
 import { isCofferError } from '../errors/index.js';
-import { deleteSnapshot, initRepository, listSnapshots, LocalBackend, openRepository, pruneRepository, verifyRepository, type Backend, type Repository, type Snapshot } from '../repo/index.js';
-import { openImageSource } from '../source/index.js';
-import { seededBytes, tempFolders } from '../testing/index.js';
+import { initRepository, listSnapshots, LocalBackend, openRepository, verifyRepository, type Repository, type Snapshot } from '../repo/index.js';
+import { assertEachByteOnce, RangedReadLog, repackRepository, rewriteFrames, seededBytes, tempFolders } from '../testing/index.js';
 import { restoreSnapshot, SnapshotDisk } from './index.js';
 import { READ_AHEAD } from './snapshot-disk.js';
 
@@ -30,95 +28,31 @@ const FRAMES_PER_SPAN = 4;
 const BLOCKS = 256;
 const first = seededBytes(71, BLOCKS * BLOCK);
 /** Every third frame rewritten: a third of the first backup's packs unused once it is forgotten. */
-const second = Buffer.from(first);
-const rewrittenFrames = new Set<number>();
-for (let frame = 0; frame < BLOCKS / BLOCKS_PER_FRAME; frame += 3) {
-  rewrittenFrames.add(frame);
-  seededBytes(500 + frame, BLOCKS_PER_FRAME * BLOCK).copy(second, frame * BLOCKS_PER_FRAME * BLOCK);
-}
+const rewrittenFrames = Array.from({ length: Math.ceil(BLOCKS / BLOCKS_PER_FRAME / 3) }, (_, i) => 3 * i);
+const second = rewriteFrames(first, { frames: rewrittenFrames, frameBytes: BLOCKS_PER_FRAME * BLOCK, seed: 500 });
 /** Frames of the second backup that still hold the first backup's chunks, which the prune moves. */
-const movedFrames = BLOCKS / BLOCKS_PER_FRAME - rewrittenFrames.size;
-
-interface RangedRead {
-  key: string;
-  offset: number;
-  length: number;
-  failed: boolean;
-}
+const movedFrames = BLOCKS / BLOCKS_PER_FRAME - rewrittenFrames.length;
 
 /** The local backend, recording every ranged read made through it. */
-function recording(root: string): { backend: Backend; reads: RangedRead[] } {
-  const inner = new LocalBackend(root);
-  const reads: RangedRead[] = [];
-  const backend = new Proxy(inner, {
-    get(target, property) {
-      if (property === 'getRange') {
-        return async (key: string, offset: number, length: number) => {
-          const read = { key, offset, length, failed: false };
-          reads.push(read);
-          try {
-            return await target.getRange(key, offset, length);
-          } catch (error) {
-            read.failed = true;
-            throw error;
-          }
-        };
-      }
-      const value: unknown = Reflect.get(target, property);
-      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
-    },
-  });
-  return { backend, reads };
-}
-
-async function packKeys(root: string): Promise<Set<string>> {
-  const keys = new Set<string>();
-  for await (const entry of new LocalBackend(root).list('packs/')) keys.add(entry.key);
-  return keys;
-}
-
-/** Asserts that no two reads of the same object overlap: every byte read at most once. */
-function assertEachByteOnce(reads: readonly RangedRead[]): void {
-  const byKey = new Map<string, RangedRead[]>();
-  for (const read of reads) byKey.set(read.key, [...(byKey.get(read.key) ?? []), read]);
-  for (const [key, list] of byKey) {
-    const sorted = [...list].sort((a, b) => a.offset - b.offset);
-    for (let i = 1; i < sorted.length; i++) {
-      const previous = sorted[i - 1] as RangedRead;
-      assert.ok((sorted[i] as RangedRead).offset >= previous.offset + previous.length, `${key} read twice at ${(sorted[i] as RangedRead).offset}`);
-    }
-  }
+function recording(root: string): { backend: RangedReadLog; reads: RangedReadLog['reads'] } {
+  const backend = new RangedReadLog(new LocalBackend(root));
+  return { backend, reads: backend.reads };
 }
 
 let root: string;
 /** Packs the prune removed, and the packs it wrote (keys). */
-const removed = new Set<string>();
-const written = new Set<string>();
+let removed: ReadonlySet<string>;
+let written: ReadonlySet<string>;
 
 before(async () => {
   root = join(await tempFolder('coffer-rfm-repo'), 'repo');
   await initRepository(new LocalBackend(root), { passphrase: 'pw', kdf: { N: 1024, r: 8, p: 1 }, blockSize: BLOCK, format: 2 });
   const repo = await openRepository(new LocalBackend(root), { passphrase: 'pw', threads: 2 });
   try {
-    const image = join(await tempFolder('coffer-rfm-img'), 'disk.raw');
-    const backup = async (bytes: Buffer) => {
-      await writeFile(image, bytes);
-      const source = await openImageSource('vm', [image]);
-      try {
-        return await backupVm(repo, source);
-      } finally {
-        await source.close();
-      }
-    };
-    const old = await backup(first);
-    await backup(second);
-    await deleteSnapshot(repo, old.id);
-    const packsBefore = await packKeys(root);
-    const report = await pruneRepository(repo);
-    assert.ok((report.packs?.packsRepacked ?? 0) >= 2, `the first backup's packs, a third unused, are repacked (${JSON.stringify(report.packs)})`);
-    const packsAfter = await packKeys(root);
-    for (const key of packsBefore) if (!packsAfter.has(key)) removed.add(key);
-    for (const key of packsAfter) if (!packsBefore.has(key)) written.add(key);
+    const repacked = await repackRepository(repo, { versions: [first, second], imageDir: await tempFolder('coffer-rfm-img') });
+    assert.ok((repacked.report.packs?.packsRepacked ?? 0) >= 2, `the first backup's packs, a third unused, are repacked (${JSON.stringify(repacked.report.packs)})`);
+    removed = new Set(repacked.removed.keys());
+    written = new Set(repacked.written.keys());
   } finally {
     await repo.close();
   }

@@ -7,12 +7,12 @@
 import assert from 'node:assert/strict';
 import { access, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { backupVm } from '../backup/index.js';
 import { isCofferError } from '../errors/index.js';
-import { decodeLocatedEntry, DiskIndexReader, initRepository, isLocatedEntry, isZeroEntry, openRepository, packKey, parseS3Location, S3Backend, type Backend, type Repository } from '../repo/index.js';
+import { decodeLocatedEntry, DiskIndexReader, initRepository, isLocatedEntry, isZeroEntry, openRepository, packKey, S3Backend, type Backend, type Repository } from '../repo/index.js';
 import { openImageSource } from '../source/index.js';
-import { seededBytes, startCephS3, tempFolders, type CephS3 } from '../testing/index.js';
+import { cephRepositories, seededBytes, tempFolders } from '../testing/index.js';
 import { restoreSnapshot } from './index.js';
 
 const KiB = 1024;
@@ -20,16 +20,7 @@ const MiB = 1024 * KiB;
 /** 8 blocks of 64 KiB: the span of a frame on the disk. */
 const FRAME_SPAN = 512 * KiB;
 const tempFolder = tempFolders();
-let s3: CephS3 | undefined;
-const backends: S3Backend[] = [];
-
-before(async () => {
-  s3 = await startCephS3();
-});
-after(async () => {
-  for (const backend of backends) backend.destroy();
-  await s3?.stop();
-});
+const s3Repository = cephRepositories();
 
 /** The ranged reads made through a backend: how many, their bytes, the most in flight at once. */
 interface Reads {
@@ -74,10 +65,7 @@ async function backupImage(repo: Repository, path: string) {
  * whole frames' worth rewritten, so the incremental needs the full's frames with holes between them.
  */
 async function fullAndIncremental(label: string) {
-  const cluster = s3 as CephS3;
-  const bucket = await cluster.createBucket(label);
-  const backend = new S3Backend(parseS3Location(`s3:${cluster.endpoint}/${bucket}/repo`), { credentials: cluster.credentials });
-  backends.push(backend);
+  const backend = await s3Repository(label);
   await initRepository(backend, { passphrase: 'pw', kdf: { N: 1024, r: 8, p: 1 }, blockSize: 64 * KiB, format: 2 });
   const path = join(await tempFolder('coffer-rfs3-img'), 'disk.raw');
   const full = Buffer.alloc(24 * MiB);

@@ -5,7 +5,8 @@
  * processes, the one file tree every filesystem fixture holds, deterministic pseudo-random
  * bytes, a check that the tools a test needs are installed, and a running QEMU with disks and a
  * QMP socket (qemu-vm.ts), a booted Linux guest running the real QEMU guest agent
- * (agent-guest.ts), and a private libvirtd with test domains (libvirt.ts).
+ * (agent-guest.ts), a private libvirtd with test domains (libvirt.ts), and a format 2
+ * repository a repacking prune moved chunks in (repacked-repository.ts).
  */
 export {
   fixtureDir,
@@ -59,3 +60,5 @@ export { startSmtpSink, type SmtpSink, type ReceivedMail } from './smtp-sink.js'
 export { startHttpReceiver, type HttpReceiver, type ReceivedRequest } from './http-receiver.js';
 export { startPostgres, POSTGRES_PACKAGES, type TestPostgres } from './postgres.js';
 export { networkNamespacesWork, createNetworkNamespace, removeNetworkNamespaces, namespacesNetwork, type NetworkNamespace } from './network-namespaces.js';
+export { repackRepository, rewriteFrames, packSizes, RangedReadLog, assertEachByteOnce, type RepackedRepository, type RangedRead } from './repacked-repository.js';
+export { cephRepositories } from './ceph-repositories.js';

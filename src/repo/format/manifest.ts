@@ -22,7 +22,9 @@
  *   }],
  *   "stats": { "bytesLogical": 0, "bytesRead": 0, "bytesNew": 0, "bytesStored": 0, "durationMs": 0 },
  *   "consistency": { "level": "application" | "crash", "reason": "…",   // optional: absent when
- *                    "frozenFilesystems": 2, "frozenMs": 35 }            // the source cannot tell
+ *                    "frozenFilesystems": 2, "frozenMs": 35 },           // the source cannot tell
+ *   "prunedThrough": "000000000007.<32 hex>" | "none"   // optional, format 2: the newest pack-removal
+ *                                                     // record when the backup started (removed-packs.ts)
  * }
  * ```
  * Version 2 (a file snapshot, docs/repository-format.md §16) has the same fields with
@@ -138,6 +140,13 @@ export interface SnapshotManifest {
   disks: DiskRecord[];
   stats: SnapshotStats;
   consistency?: ConsistencyRecord;
+  /**
+   * Format 2 disk snapshots (docs/repository-format.md §19.11): the name of the newest
+   * pack-removal record when the backup started, or `none`; absent in snapshots written
+   * before. The next incremental reads only the records after it. A value that is not a
+   * record name is read as absent.
+   */
+  prunedThrough?: string;
   /** Version 2 only. */
   files?: FilesRecord;
 }
@@ -186,6 +195,7 @@ export function decodeManifest(bytes: Buffer, name: string): SnapshotManifest {
     throw corrupt('bad stats');
   }
   if (m.consistency !== undefined && !isConsistency(m.consistency)) throw corrupt('bad consistency');
+  if (m.prunedThrough !== undefined && typeof m.prunedThrough !== 'string') throw corrupt('bad prunedThrough');
   return m as SnapshotManifest;
 }
 

@@ -58,7 +58,7 @@ test('a snapshot is locked `days` from its manifest; objects are written and ext
 
 test('what is locked: what a restore needs; bookkeeping is not', () => {
   for (const key of ['config', 'keys/0011223344556677', chunkKey(hex(1)), indexKey(hex(2)), `snapshots/${hex(3)}`, packKey(hex(4)), segmentKey(hex(5))]) assert.equal(isLockedKey(key), true, key);
-  for (const key of ['deletions', `leases/${hex(1)}`, `notes/${hex(1)}.${hex(2)}`, `protected/${hex(1)}.${hex(2)}`, `verifications/${hex(1)}`, `quarantine/${hex(1)}.5`]) {
+  for (const key of ['deletions', `leases/${hex(1)}`, `notes/${hex(1)}.${hex(2)}`, `protected/${hex(1)}.${hex(2)}`, `verifications/${hex(1)}`, `quarantine/${hex(1)}.5`, `removed-packs/000000000001.${hex(6).slice(0, 32)}`]) {
     assert.equal(isLockedKey(key), false, key);
   }
 });

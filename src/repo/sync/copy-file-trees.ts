@@ -54,7 +54,8 @@ export async function copyFileSnapshotData(context: CopyContext, snapshot: Snaps
   if (wholePacks !== null) await adoptWholePacks({ src: context.src, counters: context.counters }, copier.neededEntries(files.tree, before?.source ?? null, wholePacks), wholePacks);
   const tree = await copier.copy(files.tree, before);
   await copier.finish();
-  const { id: _sourceId, ...manifest } = snapshot;
+  // The source's prune generation means nothing in the destination (pack-removals.ts).
+  const { id: _sourceId, prunedThrough: _sourceGeneration, ...manifest } = snapshot;
   return { ...manifest, parent, files: { ...files, tree } };
 }
 

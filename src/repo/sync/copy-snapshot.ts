@@ -52,7 +52,8 @@ export async function copySnapshotData(context: CopyContext, snapshot: Snapshot,
     done += disk.size;
     disks.push({ ...disk, pages });
   }
-  const { id: _sourceId, ...manifest } = snapshot;
+  // The source's prune generation means nothing in the destination (pack-removals.ts).
+  const { id: _sourceId, prunedThrough: _sourceGeneration, ...manifest } = snapshot;
   return { ...manifest, parent, disks };
 }
 

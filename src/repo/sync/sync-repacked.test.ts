@@ -7,20 +7,17 @@
  * verifies with --read-data.
  */
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { backupVm } from '../../backup/index.js';
 import { restoreSnapshot } from '../../restore/index.js';
-import { openImageSource } from '../../source/index.js';
-import { makeTempDir, seededBytes } from '../../testing/index.js';
+import { makeTempDir, repackRepository, rewriteFrames, seededBytes } from '../../testing/index.js';
 import { ForwardingBackend } from '../backend/forwarding-backend.js';
 import { LocalBackend } from '../backend/local-backend.js';
 import { DiskIndexReader } from '../disk-index.js';
 import { isZeroEntry } from '../format/index-page.js';
-import { pruneRepository } from '../prune.js';
 import { initRepository, openRepository, type Repository } from '../repository.js';
-import { deleteSnapshot, listSnapshots, type Snapshot } from '../snapshots.js';
+import { listSnapshots, type Snapshot } from '../snapshots.js';
 import { verifyRepository } from '../verify.js';
 import { syncSnapshots } from './sync-snapshots.js';
 
@@ -29,8 +26,7 @@ const BLOCK = 64 * KiB;
 /** 64 blocks: 8 frames of 8 in one pack. */
 const first = seededBytes(81, 64 * BLOCK);
 /** Frames 0 and 4 rewritten: 25 % of the first pack unused once the first snapshot is forgotten. */
-const second = Buffer.from(first);
-for (const frame of [0, 4]) seededBytes(90 + frame, 8 * BLOCK).copy(second, frame * 8 * BLOCK);
+const second = rewriteFrames(first, { frames: [0, 4], frameBytes: 8 * BLOCK, seed: 90 });
 
 /** Records the key of every read (whole or ranged). */
 class CountingBackend extends ForwardingBackend {
@@ -47,7 +43,7 @@ class CountingBackend extends ForwardingBackend {
 
 let work: { path: string; remove(): Promise<void> };
 /** Pack keys the prune removed. */
-const removed = new Set<string>();
+let removed: ReadonlySet<string>;
 const opened: Repository[] = [];
 let made = 0;
 
@@ -82,24 +78,9 @@ before(async () => {
   work = await makeTempDir('coffer-sync-repacked');
   sourceRoot = await newRepo();
   const { repo } = await open(sourceRoot);
-  const image = join(work.path, 'disk.raw');
-  const backup = async (bytes: Buffer) => {
-    await writeFile(image, bytes);
-    const source = await openImageSource('vm', [image]);
-    try {
-      return await backupVm(repo, source);
-    } finally {
-      await source.close();
-    }
-  };
-  const old = await backup(first);
-  await backup(second);
-  await deleteSnapshot(repo, old.id);
-  const packsBefore = await packKeys(repo);
-  const report = await pruneRepository(repo);
-  assert.equal(report.packs?.packsRepacked, 1, 'the first pack, 25 % unused, is repacked');
-  const packsAfter = await packKeys(repo);
-  for (const key of packsBefore) if (!packsAfter.has(key)) removed.add(key);
+  const repacked = await repackRepository(repo, { versions: [first, second], imageDir: work.path });
+  assert.equal(repacked.report.packs?.packsRepacked, 1, 'the first pack, 25 % unused, is repacked');
+  removed = new Set(repacked.removed.keys());
   assert.equal(removed.size, 1);
 });
 after(async () => {

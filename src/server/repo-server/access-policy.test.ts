@@ -12,11 +12,12 @@ const P = `packs/aa/${'a'.repeat(64)}`;
 const G = `segments/${'a'.repeat(64)}`;
 const L = `leases/${'b'.repeat(64)}`;
 const N = `notes/${'a'.repeat(64)}.${'c'.repeat(64)}`;
+const R = `removed-packs/000000000001.${'d'.repeat(32)}`;
 
 test('read: an agent reads the shared objects and its own, other agents\' are hidden, the rest denied', () => {
   const table: [string, string | undefined, string][] = [
     ['config', undefined, 'yes'], ['deletions', undefined, 'yes'], ['keys/0123456789abcdef', undefined, 'yes'],
-    [C, undefined, 'yes'], [I, undefined, 'yes'], [T, undefined, 'yes'], [P, undefined, 'yes'], [G, undefined, 'yes'], [L, 'web02', 'yes'],
+    [C, undefined, 'yes'], [I, undefined, 'yes'], [T, undefined, 'yes'], [P, undefined, 'yes'], [G, undefined, 'yes'], [L, 'web02', 'yes'], [R, undefined, 'yes'],
     [S, 'web01', 'yes'], [S, 'web02', 'hidden'], [S, undefined, 'hidden'], [N, 'web02', 'hidden'],
     [`quarantine/${'a'.repeat(64)}.1`, undefined, 'denied'], ['other', undefined, 'denied'],
   ];
@@ -26,7 +27,7 @@ test('read: an agent reads the shared objects and its own, other agents\' are hi
 
 test('list: an agent lists keys, leases and quarantine whole, its own snapshots, notes and segments, and never chunks, indexes or everything', () => {
   const table: [string, string][] = [
-    ['keys/', 'all'], ['leases/', 'all'], ['quarantine/', 'all'],
+    ['keys/', 'all'], ['leases/', 'all'], ['quarantine/', 'all'], ['removed-packs/', 'all'],
     ['snapshots/', 'own'], ['notes/', 'own'], [`notes/${'a'.repeat(64)}`, 'own'], ['protected/', 'own'], ['verifications/', 'own'],
     ['chunks/', 'denied'], ['chunks/aa/', 'denied'], ['indexes/', 'denied'], ['trees/', 'denied'], ['packs/', 'denied'], ['segments/', 'own'], ['', 'denied'], ['snap', 'denied'],
   ];
@@ -41,6 +42,7 @@ test('put: an agent adds, keeps stored chunks, refreshes only its own leases, an
     [L, null, 'write'], [L, { owner: 'web01' }, 'write'], [L, { owner: 'web02' }, 'same-bytes'],
     ['config', null, 'denied'], ['deletions', { owner: undefined }, 'denied'], ['keys/0123456789abcdef', null, 'denied'],
     [`quarantine/${'a'.repeat(64)}.1`, null, 'denied'], ['other/x', null, 'denied'],
+    [R, null, 'denied'], [R, { owner: undefined }, 'denied'], // only prune (a full token) records removed packs
   ];
   for (const [key, existing, expected] of table) assert.equal(putAccess(agent, key, existing), expected, `${key} ${JSON.stringify(existing)}`);
   for (const [key, existing] of table) assert.equal(putAccess(admin, key, existing), 'write');
@@ -48,7 +50,7 @@ test('put: an agent adds, keeps stored chunks, refreshes only its own leases, an
 
 test('delete: an agent deletes only its own leases; the administrator everything', () => {
   assert.equal(deleteAccess(agent, L, 'web01'), true);
-  for (const [key, owner] of [[L, 'web02'], [L, undefined], [S, 'web01'], [C, undefined], [P, undefined], [G, undefined], ['config', undefined]] as const) {
+  for (const [key, owner] of [[L, 'web02'], [L, undefined], [S, 'web01'], [C, undefined], [P, undefined], [G, undefined], [R, undefined], ['config', undefined]] as const) {
     assert.equal(deleteAccess(agent, key, owner), false, `${key} owned by ${owner}`);
     assert.equal(deleteAccess(admin, key, owner), true);
   }

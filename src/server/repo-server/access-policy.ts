@@ -1,4 +1,4 @@
-import { CHUNKS_PREFIX, CONFIG_KEY, DELETIONS_KEY, DIGEST_KEY_KEY, DIGESTS_PREFIX, INDEXES_PREFIX, KEYS_PREFIX, LEASES_PREFIX, NOTES_PREFIX, PACKS_PREFIX, PROTECTED_PREFIX, QUARANTINE_PREFIX, SEGMENTS_PREFIX, SNAPSHOTS_PREFIX, TREES_PREFIX, VERIFICATIONS_PREFIX } from '../../repo/index.js';
+import { CHUNKS_PREFIX, CONFIG_KEY, DELETIONS_KEY, DIGEST_KEY_KEY, DIGESTS_PREFIX, INDEXES_PREFIX, KEYS_PREFIX, LEASES_PREFIX, NOTES_PREFIX, PACKS_PREFIX, PROTECTED_PREFIX, QUARANTINE_PREFIX, REMOVED_PACKS_PREFIX, SEGMENTS_PREFIX, SNAPSHOTS_PREFIX, TREES_PREFIX, VERIFICATIONS_PREFIX } from '../../repo/index.js';
 import type { Principal } from './token-store.js';
 
 /**
@@ -17,6 +17,7 @@ import type { Principal } from './token-store.js';
  * | `snapshots/`, `notes/`, `protected/`, `verifications/` | its own ² | its own only  | yes     | only the identical bytes         | no     |
  * | `leases/`                                           | yes       | yes ³           | yes     | its own (a refresh)              | its own |
  * | `quarantine/`                                       | no        | yes ⁴           | no      | no                               | no     |
+ * | `removed-packs/` (format 2) ⁷                       | yes       | yes             | no      | no                               | no     |
  * | `stored-digest-key`                                 | yes       | —               | yes     | only the identical bytes         | no     |
  * | `digests/` ⁵                                        | no        | no              | yes     | kept as is                       | no     |
  * | anything else, and listing everything (`''`)        | no        | no              | no      | no                               | no     |
@@ -41,6 +42,9 @@ import type { Principal } from './token-store.js';
  *   segment would hand out that writer's chunk ids and where they lie. So a guest deduplicates
  *   against its own earlier backups, never against other guests' (docs/repository-server.md).
  *   A full token (the administrator's prune) may delete and replace packs and segments.
+ * ⁷ Pack-removal records (docs/repository-format.md §19.11): a backup lists them and reads
+ *   those since its parent's, to learn which of its parent's packs a prune removed. Only prune
+ *   (a full token) writes them; they name packs, never chunks.
  */
 export type ListScope = 'all' | 'own' | 'denied';
 
@@ -75,6 +79,7 @@ const isContentAddressed = (key: string) => CONTENT_ADDRESSED_PREFIXES.some((pre
 export function readAccess(who: Principal, key: string, owner: string | undefined): 'yes' | 'hidden' | 'denied' {
   if (!who.appendOnly) return 'yes';
   if (key === CONFIG_KEY || key === DELETIONS_KEY || key.startsWith(KEYS_PREFIX) || isContentAddressed(key) || key.startsWith(LEASES_PREFIX)) return 'yes';
+  if (key.startsWith(REMOVED_PACKS_PREFIX)) return 'yes';
   if (key === DIGEST_KEY_KEY) return 'yes';
   if (isOwned(key)) return owner === who.name ? 'yes' : 'hidden';
   return 'denied';
@@ -83,7 +88,7 @@ export function readAccess(who: Principal, key: string, owner: string | undefine
 /** Which keys under `prefix` this token may list. */
 export function listScope(who: Principal, prefix: string): ListScope {
   if (!who.appendOnly) return 'all';
-  if (prefix.startsWith(KEYS_PREFIX) || prefix.startsWith(LEASES_PREFIX) || prefix.startsWith(QUARANTINE_PREFIX)) return 'all';
+  if (prefix.startsWith(KEYS_PREFIX) || prefix.startsWith(LEASES_PREFIX) || prefix.startsWith(QUARANTINE_PREFIX) || prefix.startsWith(REMOVED_PACKS_PREFIX)) return 'all';
   if (isOwned(prefix) || prefix.startsWith(SEGMENTS_PREFIX)) return 'own';
   return 'denied';
 }
