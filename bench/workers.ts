@@ -3,7 +3,7 @@
  * in CI): the same synthetic inventory — `BENCH_WORKERS_VMS` VMs (default 24) of 2 MiB of
  * random data on 12 hosts — backed up by 1, 2 and 3 `coffer worker` processes (4 tasks each)
  * taking tasks from a real PostgreSQL (src/testing/postgres.ts) and writing to a fresh
- * repository on the local Ceph RADOS Gateway (src/testing/ceph-s3.ts) for each run.
+ * repository (format 2) on the local Ceph RADOS Gateway (src/testing/ceph-s3.ts) for each run.
  *
  * This machine has 2 CPUs that every worker shares; a real worker has a machine of its own and
  * is paced by its hypervisors' disks. So each host's reads are held to 128 KiB/s by a
@@ -91,10 +91,14 @@ export async function runWorkersBench(log: (line: string) => void): Promise<Work
     }
     const rows: WorkersRow[] = [];
     const counts = (process.env.BENCH_WORKERS_COUNTS ?? '1,2,3').split(',').map(Number);
+    const format = process.env.BENCH_WORKERS_FORMAT === '1' ? 1 : 2;
+    log(`repositories of format ${format}`);
     for (const workerCount of counts) {
-      // A fresh repository per run: each run stores everything, as the first did.
+      // A fresh repository per run: each run stores everything, as the first did. Format 2 unless
+      // BENCH_WORKERS_FORMAT says 1: what `coffer init` makes (initRepository's own default is
+      // still 1): runs before 2026-11-26 23:00 measured format 1.
       const repoUrl = `s3:${s3.endpoint}/${bucket}/w${workerCount}`;
-      await initRepository(new S3Backend(parseS3Location(repoUrl), { credentials: s3.credentials }), { passphrase: 'pw', kdf: { N: 1024, r: 8, p: 1 } });
+      await initRepository(new S3Backend(parseS3Location(repoUrl), { credentials: s3.credentials }), { passphrase: 'pw', kdf: { N: 1024, r: 8, p: 1 }, format });
       const vms: VmTarget[] = images.map((image, i) => ({ vm: `vm-${i}`, host: HOSTS[i % HOSTS.length] as string, repository: { name: 'main', url: repoUrl, passphraseFile }, source: { images: [image] } }));
       const workers = await startWorkerProcesses(state.db, url, { count: workerCount, tasks: TASKS_PER_WORKER, prefix: `bench${workerCount}-`, env: s3.env, traceQueue: true, timeoutMs: 120_000 });
       try {

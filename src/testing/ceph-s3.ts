@@ -23,6 +23,8 @@ import { requireTools, runTool } from './disks.js';
 export interface CephS3 {
   /** `http://127.0.0.1:PORT`. */
   readonly endpoint: string;
+  /** `http://ADDRESS:PORT`: the endpoint at one of the options' `listenAddresses` (or 127.0.0.1). */
+  endpointAt(address: string): string;
   readonly credentials: { accessKeyId: string; secretAccessKey: string };
   /** Environment variables that make the AWS SDK (and the `coffer` CLI) use this gateway's user. */
   readonly env: Record<string, string>;
@@ -55,6 +57,12 @@ export interface CephS3Options {
    * objects arrive: only the benchmark's scale-1 run asks for more (a 2.4 GB disk's data).
    */
   memstoreBytes?: number;
+  /**
+   * Addresses the gateway listens on too, besides 127.0.0.1 (same port): e.g. the host side of
+   * a network namespace (network-namespaces.ts), for processes inside one. Each must exist
+   * when the gateway starts. {@link CephS3.endpointAt} names the endpoint at one of them.
+   */
+  listenAddresses?: readonly string[];
 }
 
 let shared: Promise<CephS3> | undefined;
@@ -64,14 +72,14 @@ let shared: Promise<CephS3> | undefined;
  * Call `stop()` in `after()`; a stopped cluster is started afresh by the next call.
  */
 export function startCephS3(options: CephS3Options = {}): Promise<CephS3> {
-  shared ??= startCluster(options.memstoreBytes ?? MEMSTORE_BYTES).catch((error: unknown) => {
+  shared ??= startCluster(options.memstoreBytes ?? MEMSTORE_BYTES, options.listenAddresses ?? []).catch((error: unknown) => {
     shared = undefined;
     throw error;
   });
   return shared;
 }
 
-async function startCluster(memstoreBytes: number): Promise<CephS3> {
+async function startCluster(memstoreBytes: number, listenAddresses: readonly string[]): Promise<CephS3> {
   await requireTools('ceph-mon', 'ceph-osd', 'radosgw', 'radosgw-admin', 'monmaptool', 'ceph-authtool', 'ceph');
   const dir = await makeTempDir('coffer-ceph');
   const children: ChildProcess[] = [];
@@ -102,7 +110,7 @@ async function startCluster(memstoreBytes: number): Promise<CephS3> {
     'osd objectstore = memstore', `memstore device bytes = ${memstoreBytes}`,
     '[osd]', 'osd max object name len = 256', 'osd max object namespace len = 64',
     `[${RGW_NAME}]`,
-    `rgw frontends = beast endpoint=127.0.0.1:${rgwPort} tcp_nodelay=1`,
+    `rgw frontends = beast ${['127.0.0.1', ...listenAddresses].map((a) => `endpoint=${a}:${rgwPort}`).join(' ')} tcp_nodelay=1`,
     `rgw data = ${p('rgw')}`,
     '',
   ].join('\n'));
@@ -162,6 +170,7 @@ async function startCluster(memstoreBytes: number): Promise<CephS3> {
     const client = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
     return {
       endpoint,
+      endpointAt: (address: string) => `http://${address}:${rgwPort}`,
       credentials,
       env: { AWS_ACCESS_KEY_ID: ACCESS_KEY, AWS_SECRET_ACCESS_KEY: SECRET_KEY, AWS_REGION: 'us-east-1' },
       async createBucket(label: string, as?: { accessKeyId: string; secretAccessKey: string }, options: { objectLock?: boolean } = {}): Promise<string> {

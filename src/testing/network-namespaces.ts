@@ -42,8 +42,13 @@ export function namespacesNetwork(): string {
 const made: string[] = [];
 let hooked = false;
 
-/** Makes namespace number `n` (1..250) of this process, its link up. @throws Error naming the failing step. */
-export function createNetworkNamespace(n: number): NetworkNamespace {
+/**
+ * Makes namespace number `n` (1..250) of this process, its link up. `defaultRoute`: everything
+ * beyond its /24 goes through the host side too, so the process inside reaches every address
+ * of the host (another namespace's host-side address, where a shared service listens).
+ * @throws Error naming the failing step.
+ */
+export function createNetworkNamespace(n: number, options: { defaultRoute?: boolean } = {}): NetworkNamespace {
   const net = `10.${100 + (process.pid % 100)}.${n}`;
   const name = `cf${process.pid}n${n}`;
   const hostSide = `cfh${process.pid % 100000}n${n}`;
@@ -57,6 +62,7 @@ export function createNetworkNamespace(n: number): NetworkNamespace {
     ['-n', name, 'addr', 'add', `${net}.2/24`, 'dev', inside],
     ['-n', name, 'link', 'set', inside, 'up'],
     ['-n', name, 'link', 'set', 'lo', 'up'],
+    ...(options.defaultRoute === true ? [['-n', name, 'route', 'add', 'default', 'via', `${net}.1`]] : []),
   ];
   if (!hooked) {
     hooked = true;

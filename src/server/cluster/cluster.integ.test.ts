@@ -18,9 +18,10 @@ import { createNetworkNamespace, makeTempDir, namespacesNetwork, networkNamespac
 import { JobScheduler } from '../scheduler/index.js';
 import { openStateDatabase, type StateDatabase } from '../state/index.js';
 import { makeRepository, makeVms, runEnded, waitFor } from '../tasks/task-fixtures.js';
-import { TaskRunner, type TaskInfo } from '../tasks/index.js';
+import { TaskRunner } from '../tasks/index.js';
 import { claimFiring } from './firing-claims.js';
 import { publishPolicy } from './cluster-policy.js';
+import { maxOverlap } from './task-timeline.js';
 import { WorkerRegistry } from './worker-registry.js';
 
 const KiB = 1024;
@@ -86,16 +87,6 @@ async function taskRows(runId: string) {
   return state.db.selectFrom('tasks').selectAll().where('run_id', '=', runId).execute();
 }
 
-/** The most [started, ended) intervals that overlap at one instant. */
-function maxOverlap(tasks: readonly TaskInfo[]): number {
-  const edges = tasks.flatMap((t) => [[Date.parse(t.started as string), 1], [Date.parse(t.ended as string), -1]] as [number, number][]);
-  edges.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-  let now = 0;
-  let max = 0;
-  for (const [, delta] of edges) max = Math.max(max, (now += delta));
-  return max;
-}
-
 function cli(args: string[]): { status: number | null; out: string } {
   const result = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 60_000 });
   return { status: result.status, out: `${result.stdout}${result.stderr}` };
@@ -112,8 +103,8 @@ test('3 workers, 12 VMs on 3 hosts, each host reachable from two workers, per-ho
   const rows = await taskRows(run.id);
   const origin = Math.min(...rows.map((r) => Number(r.started_at)));
   const timeline = (host: string) => rows.filter((r) => r.host === host).sort((x, y) => Number(x.started_at) - Number(y.started_at)).map((r) => `${r.vm} on ${r.worker}: ${Number(r.started_at) - origin}..${Number(r.ended_at) - origin} ms`).join('; ');
-  for (const host of ['hv0', 'hv1', 'hv2']) assert.equal(maxOverlap(tasks.filter((t) => t.host === host)), 1, `one backup at a time on ${host}: ${timeline(host)}`);
-  assert.ok(maxOverlap(tasks) >= 2, 'backups of different hosts ran at once');
+  for (const host of ['hv0', 'hv1', 'hv2']) assert.equal(maxOverlap(rows.filter((r) => r.host === host)), 1, `one backup at a time on ${host}: ${timeline(host)}`);
+  assert.ok(maxOverlap(rows) >= 2, 'backups of different hosts ran at once');
   for (const row of rows) assert.ok(workers.get(row.worker ?? '')?.hosts.includes(row.host ?? ''), `${row.vm} on ${row.host} ran on ${row.worker}, which does not declare that host`);
   assert.ok(new Set(rows.map((r) => r.worker)).size >= 2, 'the work was spread over workers');
   const listed = await new WorkerRegistry(state.db).list(10_000);

@@ -44,7 +44,7 @@ export function startHeartbeats(options: HeartbeatOptions): { stop(): Promise<vo
       // A link that went dead answers nothing (no reset): a beat that takes longer than half a lease failed.
       const answer = await withDeadline(registry.heartbeat(name, held, leaseMs, figures()), leaseMs / 2);
       lastBeat = Date.now();
-      queue.setClusterLoad(answer.clusterRunning);
+      queue.setClusterLoad(answer.clusterBackups);
       const policy = await withDeadline(readPolicy(options.db), leaseMs / 2);
       const text = JSON.stringify(policy);
       if (policyText !== undefined && text !== policyText) runner.setPolicies({ bandwidth: policy.bandwidth, retry: policy.retry });

@@ -43,7 +43,7 @@ import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import { CofferError } from '../../errors/index.js';
 import type { StateSchema } from '../state/index.js';
 import type { TaskTable } from '../state/schema.js';
-import { chooseStarts, type SharedDispatch } from '../tasks/index.js';
+import { chooseStarts, type SharedBackup, type SharedDispatch } from '../tasks/index.js';
 import { parsePolicy, type ClusterPolicy } from './cluster-policy.js';
 import { databaseNow } from './database-clock.js';
 
@@ -99,7 +99,7 @@ export class PostgresTaskQueue implements SharedDispatch {
   readonly persistMs: number;
   /** true: take nothing (draining, stopping). */
   paused = false;
-  private cluster: { reading: number; running: number } | undefined;
+  private cluster: { reading: number; running: number; backups: readonly SharedBackup[] } | undefined;
   /** When a take with no free slot last read the database (Date.now()), and the runs it found that stop at their window's end. */
   private lastNoSlotRead = -Infinity;
   private stopAtWindowEnd: { id: string; windowEnd: number }[] = [];
@@ -113,13 +113,13 @@ export class PostgresTaskQueue implements SharedDispatch {
     this.persistMs = 10 * worker.leaseMs;
   }
 
-  load(): { reading: number; running: number } | undefined {
+  load(): { reading: number; running: number; backups: readonly SharedBackup[] } | undefined {
     return this.cluster;
   }
 
-  /** The backups running across the cluster, as the last heartbeat counted them. */
-  setClusterLoad(running: number): void {
-    this.cluster = { reading: running, running };
+  /** The backups running across the cluster, as the last heartbeat read them. */
+  setClusterLoad(backups: readonly SharedBackup[]): void {
+    this.cluster = { reading: backups.length, running: backups.length, backups };
   }
 
   async take(free: number): Promise<TakeResult> {
@@ -200,7 +200,8 @@ export class PostgresTaskQueue implements SharedDispatch {
         const ids = new Set(updated.map((r) => r.id));
         taken = chosen.filter((r) => ids.has(r.id));
       }
-      this.cluster = { reading: running.length + taken.length, running: running.length + taken.length };
+      const clusterBackups = [...running, ...taken.filter((r) => r.kind === 'backup')].map((r) => ({ id: r.id, host: r.host ?? '', repository: r.repository ?? '' }));
+      this.cluster = { reading: running.length + taken.length, running: running.length + taken.length, backups: clusterBackups };
       return {
         ...nothing,
         start: taken.map((row) => ({ ...row, status: 'running', worker: this.worker.name, lease_until: startedAt + this.worker.leaseMs, started_at: startedAt, cancel_requested: 0 })),

@@ -16,6 +16,7 @@
 import type { Kysely } from 'kysely';
 import { CofferError } from '../../errors/index.js';
 import type { StateSchema } from '../state/index.js';
+import type { SharedBackup } from '../tasks/index.js';
 import { databaseNow } from './database-clock.js';
 
 /** What a worker says of itself at start. */
@@ -35,8 +36,8 @@ export interface HeartbeatAnswer {
   cancel: string[];
   /** Tasks it runs but no longer holds (lease expired, taken back): stop them without recording an end. */
   lost: string[];
-  /** Backups running across every worker. */
-  clusterRunning: number;
+  /** Backups running across every worker (this one's included): what the bandwidth rules are shared by. */
+  clusterBackups: SharedBackup[];
 }
 
 /** A worker as the API lists it. */
@@ -95,8 +96,9 @@ export class WorkerRegistry {
         if (task.status === 'queued' || (task.status === 'running' && task.worker !== name)) lost.push(task.id);
       }
     }
-    const count = await this.db.selectFrom('tasks').select((eb) => eb.fn.countAll<number>().as('n')).where('status', '=', 'running').where('kind', '=', 'backup').executeTakeFirstOrThrow();
-    return { draining: row === undefined || Number(row.draining) === 1, cancel, lost, clusterRunning: Number(count.n) };
+    const running = await this.db.selectFrom('tasks').select(['id', 'host', 'repository']).where('status', '=', 'running').where('kind', '=', 'backup').execute();
+    const clusterBackups = running.map((r) => ({ id: r.id, host: r.host ?? '', repository: r.repository ?? '' }));
+    return { draining: row === undefined || Number(row.draining) === 1, cancel, lost, clusterBackups };
   }
 
   /** Asks a worker to drain. @throws CofferError E_USAGE for an unknown worker. */

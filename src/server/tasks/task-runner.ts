@@ -96,13 +96,24 @@ export interface SharedDispatch {
    * their backups when their window ends (read by the same statement as the rest).
    */
   take(free: number): Promise<{ start: Selectable<TaskTable>[]; windowClosed: Selectable<TaskTable>[]; endedRuns: string[]; stopAtWindowEnd: { id: string; windowEnd: number }[] }>;
-  /** The tasks under the bandwidth rules across every process (for the shares), when known. */
-  load(): { reading: number; running: number } | undefined;
+  /**
+   * The tasks under the bandwidth rules across every process (for the shares), when known:
+   * counts for unscoped rules, and the running backups themselves (this process's included)
+   * for rules scoped to hosts or repositories.
+   */
+  load(): { reading: number; running: number; backups?: readonly SharedBackup[] } | undefined;
   /**
    * A write that must not be lost (a task's end and its bookkeeping) is retried this long while
    * the database is away, ms; the task stays held (its lease renewed) meanwhile.
    */
   readonly persistMs: number;
+}
+
+/** A backup running somewhere in the cluster, as a scoped bandwidth rule sees it. */
+export interface SharedBackup {
+  readonly id: string;
+  readonly host: string;
+  readonly repository: string;
 }
 
 /** What a new run covers. */
@@ -620,8 +631,8 @@ export class TaskRunner {
     if (!taken) await this.store.markRunning(row.id, startedAt);
     const kind = row.kind as TaskKind;
     const load = this.load();
-    // Scoped rules (hosts, repositories) are shared by this process's backups; unscoped ones by the cluster's (docs/scale.md).
-    const rates = kind !== 'backup' ? {} : this.bandwidth.scoped ? this.scopedShares(this.now(), { host: row.host ?? '', repository: row.repository ?? '', reading: true }).at(-1) ?? {} : this.bandwidth.shareAt(this.now(), load.reading + 1, load.running + 1);
+    // Every rule is shared by the backups under it across the cluster when the shared queue knows them (docs/scale.md).
+    const rates = kind !== 'backup' ? {} : this.bandwidth.scoped ? this.scopedShares(this.now(), { id: row.id, host: row.host ?? '', repository: row.repository ?? '', reading: true }).at(-1) ?? {} : this.bandwidth.shareAt(this.now(), load.reading + 1, load.running + 1);
     const spec = JSON.parse(row.spec) as unknown;
     const agent = kind === 'backup' ? this.options.remote?.agentOf(spec) : undefined;
     const listener: WorkerListener = {
@@ -784,10 +795,16 @@ export class TaskRunner {
     }
   }
 
-  /** Scoped bandwidth rules: each running backup's share (in `running` order), then `extra`'s when given (a task starting). */
-  private scopedShares(now: Date, extra?: BandwidthSubject): WorkerRates[] {
+  /**
+   * Scoped bandwidth rules: each running backup's share (in `running` order), then `extra`'s when
+   * given (a task starting), last. The backups other processes run (the shared queue's, as of its
+   * last hand-out or heartbeat) count under the rules too, as still reading (whether they are is
+   * not known here).
+   */
+  private scopedShares(now: Date, extra?: BandwidthSubject & { id: string }): WorkerRates[] {
     const subjects: BandwidthSubject[] = [...this.running.values()].filter((r) => r.kind === 'backup').map((r) => ({ host: r.placement.host, repository: r.placement.repository, reading: r.reading }));
-    return this.bandwidth.sharesAt(now, extra === undefined ? subjects : [...subjects, extra]);
+    const elsewhere = (this.options.shared?.load()?.backups ?? []).filter((b) => !this.running.has(b.id) && b.id !== extra?.id).map((b) => ({ host: b.host, repository: b.repository, reading: true }));
+    return this.bandwidth.sharesAt(now, [...subjects, ...elsewhere, ...(extra === undefined ? [] : [extra])]);
   }
 
   /** An internal failure (the state database went away…): `error` listeners hear it; without one, a process warning. */

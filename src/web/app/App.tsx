@@ -25,6 +25,7 @@ function page<K extends string>(load: () => Promise<Record<K, ComponentType>>, n
 }
 
 const ApprovalsPage = page(() => import('./pages/ApprovalsPage'), 'ApprovalsPage');
+const WorkersPage = page(() => import('./pages/WorkersPage'), 'WorkersPage');
 const AuditPage = page(() => import('./pages/AuditPage'), 'AuditPage');
 const DashboardPage = page(() => import('./pages/DashboardPage'), 'DashboardPage');
 const HealthPage = page(() => import('./pages/HealthPage'), 'HealthPage');
@@ -101,6 +102,7 @@ export function App() {
           <Route path="schedules" element={<SchedulesPage />} />
           <Route path="storage" element={<StoragePage />} />
           <Route path="health" element={<HealthPage />} />
+          <Route path="workers" element={<WorkersPage />} />
           <Route path="audit" element={<AuditPage />} />
           <Route path="users" element={<UsersPage />} />
           <Route path="tokens" element={<TokensPage />} />

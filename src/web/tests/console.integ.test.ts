@@ -196,6 +196,7 @@ const TOUR: ReadonlyArray<{ name: string; heading: string | RegExp; go: (page: P
   { name: 'schedules', heading: 'Schedules', go: nav('Schedules') },
   { name: 'storage', heading: 'Storage over time', go: nav('Storage over time') },
   { name: 'health', heading: 'Repository health', go: nav('Repository health') },
+  { name: 'workers', heading: 'Workers', go: nav('Workers') },
   { name: 'jobs-again', heading: 'Jobs', go: nav('Jobs') },
   { name: 'job', heading: 'Job nightly', go: (page) => page.getByRole('table', { name: 'Backup jobs' }).getByRole('link', { name: 'nightly' }).click() },
   { name: 'timeline', heading: 'Backup window', go: nav('Backup window') },
@@ -765,7 +766,7 @@ test('a RestoreOperator sees no admin page or control, and the API refuses the a
     await logIn(page, 'helpdesk', HELPDESK_PASSWORD);
     await settled(page, 'Dashboard');
     const navigation = page.getByRole('navigation', { name: 'Main navigation' });
-    assert.deepEqual(await navigation.getByRole('link').allTextContents(), ['Dashboard', 'VMs and restore points', 'Restore', 'Backup window', 'Tasks', 'Jobs', 'Schedules', 'Storage over time', 'Repository health', 'API tokens']);
+    assert.deepEqual(await navigation.getByRole('link').allTextContents(), ['Dashboard', 'VMs and restore points', 'Restore', 'Backup window', 'Tasks', 'Jobs', 'Schedules', 'Storage over time', 'Repository health', 'Workers', 'API tokens']);
 
     await page.goto('/users');
     await settled(page, 'Users and grants');

@@ -29,6 +29,7 @@ export const NAV_ITEMS: readonly NavItem[] = [
   { to: '/schedules', label: 'Schedules', permission: 'inventory.read' },
   { to: '/storage', label: 'Storage over time', permission: 'inventory.read' },
   { to: '/health', label: 'Repository health', permission: 'inventory.read' },
+  { to: '/workers', label: 'Workers', permission: 'inventory.read' },
   { to: '/audit', label: 'Audit log', permission: 'audit.read' },
   { to: '/users', label: 'Users and grants', permission: 'users.read' },
   { to: '/tokens', label: 'API tokens' },
