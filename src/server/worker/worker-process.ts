@@ -56,6 +56,9 @@ const ENTRY = fileURLToPath(new URL('./worker-entry.js', import.meta.url));
 const NICE = executable('/usr/bin/nice') ?? executable('/bin/nice');
 const IONICE = executable('/usr/bin/ionice') ?? executable('/bin/ionice');
 
+/** How long a worker's IPC channel may take to deliver its last messages after the process exited. */
+const CHANNEL_DRAIN_MS = 2000;
+
 /** Forks a worker and sends it its task. */
 export function startWorker(task: { taskId: string; kind: TaskKind; spec: unknown; rates: WorkerRates }, listener: WorkerListener = {}, options: WorkerOptions = {}): WorkerHandle {
   const child = forkLowPriority(options.execArgv ?? []);
@@ -77,7 +80,18 @@ export function startWorker(task: { taskId: string; kind: TaskKind; spec: unknow
       for (const timer of timers) clearTimeout(timer);
       resolve(reported ?? { kind: 'crashed', exitCode, signal, stderr: stderr.trim() });
     };
-    child.once('exit', finish);
+    // 'exit' can come before the last messages on the IPC channel are read (a result sent just
+    // before exiting was then taken for a crash): without a report, wait for the channel to
+    // close, which comes after every message, but not for long (a crashed child's channel
+    // closes with it; 'close' itself could wait for a grandchild holding stderr open).
+    child.once('exit', (exitCode, signal) => {
+      if (reported !== undefined || !child.connected) return finish(exitCode, signal);
+      const timer = setTimeout(() => finish(exitCode, signal), CHANNEL_DRAIN_MS);
+      child.once('disconnect', () => {
+        clearTimeout(timer);
+        finish(exitCode, signal);
+      });
+    });
     child.once('error', (error) => {
       stderr += String(error);
       if (child.pid === undefined) finish(null, null);
