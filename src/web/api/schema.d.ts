@@ -7518,6 +7518,13 @@ export interface operations {
                         }[];
                         next?: number | null;
                         searched?: number;
+                        /** @description the snapshots this page searched, newest first, each with its number of matches (0: the file was not in it), so that the answer says which nights had the file and which no longer did */
+                        searchedSnapshots?: {
+                            matches: number;
+                            repository: string;
+                            snapshot: string;
+                            time: string;
+                        }[];
                         /** @description snapshots of the VM in all */
                         snapshots: number;
                         truncated: boolean;

@@ -440,7 +440,14 @@ test('browse the snapshot\'s ext4 and NTFS volumes; a file and a folder (tar) do
   const found = page.getByTestId('search-results');
   await found.waitFor({ timeout: 30_000 });
   assert.equal(await found.getByText('/docs/readme.txt').count(), 4, (await found.textContent()) ?? '');
+  assert.deepEqual(await found.getByTestId('search-snapshot').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-matches'))), ['2', '2'], 'each snapshot, with its matches');
+  assert.match((await page.getByTestId('search-summary').textContent()) ?? '', /^The newest snapshot searched has “readme\.txt”/);
   await checkPage(page, 'light', 'restore-search');
+  // A name no snapshot holds: each night searched says "not in this snapshot".
+  await page.getByLabel('Which night still had this file?').fill('no-such-file.txt');
+  await page.getByRole('button', { name: "Search fileserver's snapshots" }).click();
+  await page.getByTestId('search-summary').getByText('No file named “no-such-file.txt” in the 2 snapshots searched (of 2).').waitFor({ timeout: 30_000 });
+  assert.equal(await found.getByText('not in this snapshot').count(), 2);
   await page.getByRole('list', { name: /^Restore points on / }).getByRole('button').first().click();
   await page.getByRole('button', { name: 'Browse and download files' }).click();
   const readers = {
