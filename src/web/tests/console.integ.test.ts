@@ -91,12 +91,22 @@ vms:
   - name: app1
     host: hv2
     source: { images: [${appDisk}] }
+  - name: broken
+    host: hv2
+    source: { images: [${join(dir, 'missing.raw')}] }
+    tags: [fragile]
+tasks:
+  retries: 0
 jobs:
   - name: nightly
     select: { tags: [web] }
     repository: main
     schedule: "mon..fri 22:00"
     timezone: Europe/Berlin
+  - name: fragile
+    select: { tags: [fragile] }
+    repository: main
+    schedule: "*-*-01 05:00"
   - name: monthly
     select: { names: [app1] }
     repository: archive
@@ -333,6 +343,43 @@ test('the backup window timeline: a row per host, and one host\'s backups never 
   await settled(page, 'Backup window');
   await page.getByRole('table', { name: 'Backups in this period' }).getByRole('link', { name: 'web1' }).first().click();
   await settled(page, /^Task [0-9a-f]{8}$/);
+});
+
+test('a failed VM: last night on the dashboard says why, "Run failed again" there runs just it, and the timeline shows its bar as failed', async () => {
+  const page = adminPage;
+  const first = await api(page, 'POST', '/api/v1/jobs/fragile/run');
+  assert.equal(first.status, 202, JSON.stringify(first.json));
+  const failed = await api(page, 'GET', `/api/v1/tasks?run=${first.json.id}&wait=true&timeout=90`);
+  assert.deepEqual(failed.json.items.map((t: { vm: string; status: string }) => [t.vm, t.status]), [['broken', 'failed']]);
+  await nav('Dashboard')(page);
+  await settled(page, 'Dashboard');
+  const card = page.getByTestId('last-night-fragile');
+  await card.locator('[data-status="failed"]').first().waitFor();
+  // The error text as the task has it, beside the VM's name.
+  const message = failed.json.items[0].error.message as string;
+  assert.match(message, /missing\.raw/);
+  assert.ok(((await card.textContent()) ?? '').includes(`broken: ${message}`), (await card.textContent()) ?? '');
+  await checkPage(page, 'light', 'dashboard-failed');
+  await checkPage(page, 'dark', 'dashboard-failed');
+  // The run that went well offers nothing to run again.
+  assert.equal(await page.getByTestId('last-night-nightly').getByRole('button', { name: 'Run failed again' }).count(), 0);
+  await card.getByRole('button', { name: 'Run failed again' }).click();
+  await page.waitForURL(/\/tasks\?run=/);
+  const againId = new URL(page.url()).searchParams.get('run') as string;
+  assert.notEqual(againId, first.json.id);
+  await settled(page, 'Tasks');
+  await page.getByRole('table', { name: 'Tasks' }).getByRole('link', { name: 'backup broken' }).waitFor();
+  assert.deepEqual((await api(page, 'GET', `/api/v1/runs/${againId}`)).json.vms, ['broken']);
+  await api(page, 'GET', `/api/v1/tasks?run=${againId}&wait=true&timeout=90`);
+  await nav('Backup window')(page);
+  await settled(page, 'Backup window');
+  const hv2 = page.getByTestId('timeline-bar').and(page.locator('[data-host="hv2"]'));
+  assert.equal(await hv2.count(), 2, 'both runs of broken, on hv2');
+  assert.equal(await hv2.locator('[data-status="failed"]').count(), 2);
+  assert.ok(((await hv2.first().textContent()) ?? '').includes(message));
+  // A failed bar is drawn in red (red 6: #fa5252), the succeeded ones stay teal.
+  await page.getByRole('img', { name: /^Backup window: \d+ backups on 2 hosts / }).locator('path[fill="#fa5252"]').first().waitFor();
+  await checkPage(page, 'light', 'timeline-failed');
 });
 
 test('storage over time: each VM\'s latest size, the bytes stored today, and when the storage fills at that growth', async () => {

@@ -14,6 +14,7 @@ import { HorizontalScroll } from '../components/HorizontalScroll';
 import { PageTitle } from '../components/PageTitle';
 import { ProblemAlert } from '../components/ProblemAlert';
 import { QueryView } from '../components/QueryView';
+import { RunFailedAgainButton } from '../components/RunJobButtons';
 import { StatusBadge } from '../components/StatusBadge';
 import { TaskProgress } from '../components/TaskProgress';
 import { formatAge, formatBytes, formatRatio, formatTime } from '../format';
@@ -73,6 +74,7 @@ function LastNightCard() {
                       <Text size="xs" c="dimmed">
                         {formatTime(run.created)} · <Link to={`/tasks?run=${run.id}`}>tasks</Link>
                       </Text>
+                      {run.job !== null && (run.status === 'failed' || run.status === 'cancelled') && <RunFailedAgainButton job={run.job} />}
                     </Group>
                     {d?.isError === true && <ProblemAlert error={d.error} onRetry={() => void d.refetch()} />}
                     {d?.data !== undefined && (
