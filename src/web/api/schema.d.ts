@@ -1492,7 +1492,10 @@ export interface operations {
                             operation: string;
                             /** Format: date-time */
                             requestedAt: string;
+                            /** @description the actor who asked, as the audit log names it */
                             requestedBy: string;
+                            /** @description the user behind requestedBy (through a session or a token); that user cannot decide it */
+                            requestedByUser?: string | null;
                             result?: string | null;
                             /** @enum {string} */
                             status: "pending" | "approved" | "rejected" | "failed";
@@ -1575,7 +1578,10 @@ export interface operations {
                         operation: string;
                         /** Format: date-time */
                         requestedAt: string;
+                        /** @description the actor who asked, as the audit log names it */
                         requestedBy: string;
+                        /** @description the user behind requestedBy (through a session or a token); that user cannot decide it */
+                        requestedByUser?: string | null;
                         result?: string | null;
                         /** @enum {string} */
                         status: "pending" | "approved" | "rejected" | "failed";
@@ -1653,7 +1659,10 @@ export interface operations {
                         operation: string;
                         /** Format: date-time */
                         requestedAt: string;
+                        /** @description the actor who asked, as the audit log names it */
                         requestedBy: string;
+                        /** @description the user behind requestedBy (through a session or a token); that user cannot decide it */
+                        requestedByUser?: string | null;
                         result?: string | null;
                         /** @enum {string} */
                         status: "pending" | "approved" | "rejected" | "failed";
