@@ -37,6 +37,7 @@ import { screenshot, SCREENSHOT_DIR, seriousAxeViolations, watchForScriptErrors 
 const DISK_BYTES = 2 * 1024 * 1024;
 const ADMIN_PASSWORD = 'console-admin-password-1';
 const HELPDESK_PASSWORD = 'helpdesk-password-1';
+const ADMIN2_PASSWORD = 'second-admin-password-1';
 const STEP_TIMEOUT_MS = 10_000;
 const MiB = 1024 * 1024;
 /** The file server's two disks: a 96 MiB ext4 and a 96 MiB NTFS image (src/testing fixtures). */
@@ -354,11 +355,15 @@ test('a failed VM: last night on the dashboard says why, "Run failed again" ther
   await nav('Dashboard')(page);
   await settled(page, 'Dashboard');
   const card = page.getByTestId('last-night-fragile');
-  await card.locator('[data-status="failed"]').first().waitFor();
+  // (The run's own badge comes first; its VMs' lines once the run's details are read.)
+  await card.getByRole('link', { name: 'broken' }).waitFor();
   // The error text as the task has it, beside the VM's name.
   const message = failed.json.items[0].error.message as string;
   assert.match(message, /missing\.raw/);
   assert.ok(((await card.textContent()) ?? '').includes(`broken: ${message}`), (await card.textContent()) ?? '');
+  // Every state word whole, not cut by the error text beside it.
+  const cut = await page.locator('[data-status] .mantine-Badge-label').evaluateAll((labels) => labels.filter((l) => l.scrollWidth > l.clientWidth).map((l) => l.textContent));
+  assert.deepEqual(cut, [], 'badges cut short');
   await checkPage(page, 'light', 'dashboard-failed');
   await checkPage(page, 'dark', 'dashboard-failed');
   // The run that went well offers nothing to run again.
@@ -844,6 +849,72 @@ test('a RestoreOperator sees no admin page or control, and the API refuses the a
     assert.equal(prune.status, 403);
     assert.equal(prune.json.code, 'E_FORBIDDEN');
     await checkPage(page, 'light', 'health-as-restore-operator');
+  } finally {
+    await context.close();
+  }
+});
+
+test('four eyes: an admin\'s delete waits for a second admin, who approves it on the Approvals page; the audit log, filtered, shows both steps', async () => {
+  const page = adminPage;
+  const current = await api(page, 'GET', '/api/v1/config');
+  const put = await api(page, 'PUT', '/api/v1/config', { text: (current.json.text as string).replace('four-eyes: false', 'four-eyes: true'), comment: 'e2e: four eyes', expectedVersion: current.json.version });
+  assert.equal(put.status, 200, JSON.stringify(put.json));
+  const made = await api(page, 'POST', '/api/v1/users', { name: 'admin2', password: ADMIN2_PASSWORD, grants: [{ role: 'Admin', path: '/' }], mustChangePassword: false });
+  assert.equal(made.status, 201, JSON.stringify(made.json));
+
+  await nav('Users and grants')(page);
+  await settled(page, 'Users and grants');
+  page.once('dialog', (dialog) => void dialog.accept());
+  await page.getByRole('button', { name: 'Delete user helpdesk' }).click();
+  await page.getByText("Deleting helpdesk waits for a second administrator's approval.").waitFor();
+  assert.equal((await api(page, 'GET', '/api/v1/users/helpdesk')).status, 200, 'still there');
+  await nav('Approvals')(page);
+  await settled(page, 'Approvals');
+  const mine = page.getByRole('table', { name: 'Approval requests' });
+  await mine.getByRole('row').filter({ hasText: 'helpdesk' }).waitFor();
+  assert.equal(await mine.getByRole('button', { name: 'Approve' }).count(), 0, 'the one who asked cannot approve');
+
+  const { context, page: second } = await newContext('dark');
+  try {
+    await second.goto('/approvals');
+    await logIn(second, 'admin2', ADMIN2_PASSWORD);
+    await settled(second, 'Approvals');
+    const waiting = second.getByRole('table', { name: 'Approval requests' });
+    const row = waiting.getByRole('row').filter({ hasText: 'helpdesk' });
+    assert.match((await row.textContent()) ?? '', /admin/);
+    await checkPage(second, 'dark', 'approvals-waiting');
+    await row.getByRole('button', { name: 'Approve' }).click();
+    await second.getByText('No request waits for a decision.').waitFor();
+    assert.equal((await api(second, 'GET', '/api/v1/users/helpdesk')).status, 404, 'deleted once approved');
+    await second.locator('label', { hasText: /^All$/ }).click();
+    await waiting.getByRole('row').filter({ hasText: 'helpdesk' }).getByText('approved', { exact: true }).waitFor();
+
+    // The audit log filtered by target: the request (pending, by admin) and the deletion (by admin2).
+    await nav('Audit log')(second);
+    await settled(second, 'Audit log');
+    // All entries (downloads with a snapshot's 64-digit ID as target among them) fit the screen: the details are not pushed off it.
+    await second.getByRole('table', { name: 'Audit log entries' }).getByText('files.download').first().waitFor();
+    const wide = await second.getByRole('region', { name: 'Audit log entries (scrolls sideways)' }).evaluate((r) => r.scrollWidth - r.clientWidth);
+    assert.ok(wide <= 0, `the audit table is ${wide} px wider than the page`);
+    const filtered = second.waitForResponse((r) => {
+      const url = new URL(r.url());
+      return url.pathname === '/api/v1/audit' && url.searchParams.get('target') === '/users/helpdesk' && url.searchParams.get('action') === 'user.delete';
+    });
+    await second.getByLabel('Target').fill('/users/helpdesk');
+    await second.getByLabel('Action').fill('user.delete');
+    await filtered;
+    const table = second.getByRole('table', { name: 'Audit log entries' });
+    // Drawn once the approval's own entry (another target) and helpdesk's creation (another action) are gone.
+    await table.getByRole('row').filter({ hasText: /approval\.approve|user\.create/ }).first().waitFor({ state: 'detached' });
+    const entries = table.getByRole('row').filter({ hasText: 'user.delete' });
+    const texts = await entries.allTextContents();
+    assert.equal(texts.length, 2, texts.join('\n'));
+    assert.ok(texts.some((t) => t.includes('pending') && t.includes('user:admin')), texts.join('\n'));
+    assert.ok(texts.some((t) => t.includes('success')), texts.join('\n'));
+    // Details in words, not JSON: the request names its approval.
+    assert.ok(texts.some((t) => /approval: \S+/.test(t)), texts.join('\n'));
+    assert.ok(texts.every((t) => !t.includes('{"')), texts.join('\n'));
+    await checkPage(second, 'dark', 'audit-filtered');
   } finally {
     await context.close();
   }
