@@ -185,6 +185,9 @@ async function settled(page: Page, heading: string | RegExp): Promise<void> {
 
 async function checkPage(page: Page, theme: string, name: string): Promise<void> {
   assert.deepEqual(await seriousAxeViolations(page), [], `${name} (${theme}): accessibility`);
+  // No badge's word cut to "SUCCE…" by a squeezed column or a long text beside it.
+  const cut = await page.locator('.mantine-Badge-label').evaluateAll((labels) => labels.filter((l) => l.scrollWidth > l.clientWidth).map((l) => l.textContent));
+  assert.deepEqual(cut, [], `${name} (${theme}): badges cut short`);
   await screenshot(page, theme, name);
 }
 
@@ -361,9 +364,7 @@ test('a failed VM: last night on the dashboard says why, "Run failed again" ther
   const message = failed.json.items[0].error.message as string;
   assert.match(message, /missing\.raw/);
   assert.ok(((await card.textContent()) ?? '').includes(`broken: ${message}`), (await card.textContent()) ?? '');
-  // Every state word whole, not cut by the error text beside it.
-  const cut = await page.locator('[data-status] .mantine-Badge-label').evaluateAll((labels) => labels.filter((l) => l.scrollWidth > l.clientWidth).map((l) => l.textContent));
-  assert.deepEqual(cut, [], 'badges cut short');
+  // (checkPage also finds every state word whole, not cut by the error text beside it.)
   await checkPage(page, 'light', 'dashboard-failed');
   await checkPage(page, 'dark', 'dashboard-failed');
   // The run that went well offers nothing to run again.

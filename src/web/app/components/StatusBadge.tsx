@@ -24,8 +24,7 @@ function badgeColor(status: string): string {
 
 export function StatusBadge({ status }: { status: string }) {
   return (
-    // Never shrunk by a row's long text beside it (a failed VM's error cut the word to "FA…").
-    <Badge color={badgeColor(status)} variant="filled" data-status={status} style={{ flexShrink: 0 }}>
+    <Badge color={badgeColor(status)} variant="filled" data-status={status}>
       {status}
     </Badge>
   );
