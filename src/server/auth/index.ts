@@ -9,6 +9,6 @@ export { hashPassword, verifyPassword, randomPassword, MIN_PASSWORD_LENGTH } fro
 export { UserStore, type User } from './user-store.js';
 export { SessionStore, type Session } from './session-store.js';
 export { TokenStore, TOKEN_PREFIX, type ApiToken } from './token-store.js';
-export { Authenticator, type Authentication, type Principal } from './principal.js';
+export { Authenticator, userOfActor, type Authentication, type Principal } from './principal.js';
 export { LoginThrottle, FREE_FAILURES } from './login-throttle.js';
 export { ensureFirstAdmin, FIRST_ADMIN } from './first-admin.js';

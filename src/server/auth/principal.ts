@@ -21,6 +21,15 @@ export interface Principal {
   actor: string;
 }
 
+/**
+ * The user behind an actor name (`user:NAME`, or `token:ID (user NAME)` for a token acting for
+ * NAME); undefined for any other actor (`system`, `anonymous`). Four eyes compares these: one
+ * person with a session and a token of their own is still one pair of eyes.
+ */
+export function userOfActor(actor: string): string | undefined {
+  return /^user:(.+)$/.exec(actor)?.[1] ?? /^token:\S+ \(user (.+)\)$/.exec(actor)?.[1];
+}
+
 export type Authentication = { principal: Principal } | { failure: 'invalid' | 'expired' } | { none: true };
 
 export class Authenticator {

@@ -8,6 +8,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
+import { userOfActor } from '../auth/index.js';
 import type { StateSchema } from '../state/index.js';
 import { ApiError } from './api-error.js';
 
@@ -63,14 +64,16 @@ export class ApprovalStore {
   }
 
   /**
-   * Approves (and runs) or rejects a pending request. The decider must not be the requester.
+   * Approves (and runs) or rejects a pending request. The decider must not be the requester,
+   * nor the same user through another session or a token (`userOfActor`).
    * The status moves from pending in one conditional update, so two approvers cannot both run it.
    */
   async decide(id: string, decider: string, approve: boolean): Promise<ApprovalRequest> {
     const request = await this.get(id);
     if (request === undefined) throw new ApiError('E_NOT_FOUND', `no approval request ${id}`);
     if (request.status !== 'pending') throw new ApiError('E_CONFLICT', `approval request ${id} is ${request.status} already`);
-    if (request.requestedBy === decider) throw new ApiError('E_FORBIDDEN', 'four eyes: a second administrator must decide, not the one who asked');
+    const requester = userOfActor(request.requestedBy);
+    if (request.requestedBy === decider || (requester !== undefined && requester === userOfActor(decider))) throw new ApiError('E_FORBIDDEN', 'four eyes: a second administrator must decide, not the one who asked');
     const claimed = await this.db
       .updateTable('approvals')
       .set({ status: approve ? 'approved' : 'rejected', decided_by: decider, decided_at: this.now() })

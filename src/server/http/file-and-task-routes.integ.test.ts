@@ -217,6 +217,11 @@ test('a RestoreOperator granted /vms/vma browses vma, not vmb, and cannot prune'
   assert.equal(found.status, 200, found.text);
   assert.deepEqual(new Set(found.json.items.map((i: { path: string }) => i.path)), new Set(['/docs/readme.txt']));
   assert.equal(found.json.items[0].snapshot, snapA);
+  assert.deepEqual(found.json.searchedSnapshots.map((s: { snapshot: string; matches: number }) => [s.snapshot, s.matches]), [[snapA, found.json.items.length]]);
+  // A name no snapshot holds: each snapshot searched is listed with no match (the night that no longer had the file).
+  const missing = await call('GET', '/vms/vma/files/search?name=no-such-file.txt', { token: restoreToken });
+  assert.deepEqual(missing.json.items, []);
+  assert.deepEqual(missing.json.searchedSnapshots.map((s: { snapshot: string; matches: number }) => [s.snapshot, s.matches]), [[snapA, 0]]);
 });
 
 test('prune under four eyes waits for a second administrator; the audit log lists the downloads', async () => {

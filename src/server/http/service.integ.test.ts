@@ -281,6 +281,9 @@ test('four eyes: deleting a user waits for a second administrator', async () => 
   const asked = await asAdmin('DELETE', '/users/leaver');
   assert.equal(asked.status, 202, asked.text);
   assertProblem(await asAdmin('POST', `/approvals/${asked.json.approval}/approve`), 403, 'E_FORBIDDEN');
+  // Nor with a token of their own: the same person, another actor name.
+  assertProblem(await call('POST', `/approvals/${asked.json.approval}/approve`, { token: tokens.Admin as string }), 403, 'E_FORBIDDEN');
+  assert.equal((await asAdmin('GET', '/approvals?status=pending')).json.items[0].requestedByUser, 'admin');
   assert.equal((await asAdmin('GET', '/users/leaver')).status, 200, 'still there');
   const second = new Map<string, string>();
   const login = await call('POST', '/auth/login', { body: { user: 'admin2', password: 'second admin password' }, jar: second });

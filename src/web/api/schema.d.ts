@@ -1492,7 +1492,10 @@ export interface operations {
                             operation: string;
                             /** Format: date-time */
                             requestedAt: string;
+                            /** @description the actor who asked, as the audit log names it */
                             requestedBy: string;
+                            /** @description the user behind requestedBy (through a session or a token); that user cannot decide it */
+                            requestedByUser?: string | null;
                             result?: string | null;
                             /** @enum {string} */
                             status: "pending" | "approved" | "rejected" | "failed";
@@ -1575,7 +1578,10 @@ export interface operations {
                         operation: string;
                         /** Format: date-time */
                         requestedAt: string;
+                        /** @description the actor who asked, as the audit log names it */
                         requestedBy: string;
+                        /** @description the user behind requestedBy (through a session or a token); that user cannot decide it */
+                        requestedByUser?: string | null;
                         result?: string | null;
                         /** @enum {string} */
                         status: "pending" | "approved" | "rejected" | "failed";
@@ -1653,7 +1659,10 @@ export interface operations {
                         operation: string;
                         /** Format: date-time */
                         requestedAt: string;
+                        /** @description the actor who asked, as the audit log names it */
                         requestedBy: string;
+                        /** @description the user behind requestedBy (through a session or a token); that user cannot decide it */
+                        requestedByUser?: string | null;
                         result?: string | null;
                         /** @enum {string} */
                         status: "pending" | "approved" | "rejected" | "failed";
@@ -7518,6 +7527,13 @@ export interface operations {
                         }[];
                         next?: number | null;
                         searched?: number;
+                        /** @description the snapshots this page searched, newest first, each with its number of matches (0: the file was not in it), so that the answer says which nights had the file and which no longer did */
+                        searchedSnapshots?: {
+                            matches: number;
+                            repository: string;
+                            snapshot: string;
+                            time: string;
+                        }[];
                         /** @description snapshots of the VM in all */
                         snapshots: number;
                         truncated: boolean;

@@ -19,6 +19,12 @@ export const theme = createTheme({
   fontFamily: 'system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif',
   fontFamilyMonospace: 'ui-monospace, "DejaVu Sans Mono", monospace',
   defaultRadius: 'sm',
+  components: {
+    // A badge keeps its whole word: a squeezed table column or a long text beside it in a row
+    // cut "succeeded" to "SUCCE…" (tasks, audit log, the dashboard's last night). The e2e test
+    // checks every page for a cut badge.
+    Badge: { styles: { root: { minWidth: 'max-content', flexShrink: 0 } } },
+  },
 });
 
 /**

@@ -37,6 +37,7 @@ import { screenshot, SCREENSHOT_DIR, seriousAxeViolations, watchForScriptErrors 
 const DISK_BYTES = 2 * 1024 * 1024;
 const ADMIN_PASSWORD = 'console-admin-password-1';
 const HELPDESK_PASSWORD = 'helpdesk-password-1';
+const ADMIN2_PASSWORD = 'second-admin-password-1';
 const STEP_TIMEOUT_MS = 10_000;
 const MiB = 1024 * 1024;
 /** The file server's two disks: a 96 MiB ext4 and a 96 MiB NTFS image (src/testing fixtures). */
@@ -91,12 +92,23 @@ vms:
   - name: app1
     host: hv2
     source: { images: [${appDisk}] }
+  - name: broken
+    host: hv2
+    source: { images: [${join(dir, 'missing.raw')}] }
+    tags: [fragile]
+tasks:
+  retries: 1
+  retry-delay: 1s
 jobs:
   - name: nightly
     select: { tags: [web] }
     repository: main
     schedule: "mon..fri 22:00"
     timezone: Europe/Berlin
+  - name: fragile
+    select: { tags: [fragile] }
+    repository: main
+    schedule: "*-*-01 05:00"
   - name: monthly
     select: { names: [app1] }
     repository: archive
@@ -174,6 +186,9 @@ async function settled(page: Page, heading: string | RegExp): Promise<void> {
 
 async function checkPage(page: Page, theme: string, name: string): Promise<void> {
   assert.deepEqual(await seriousAxeViolations(page), [], `${name} (${theme}): accessibility`);
+  // No badge's word cut to "SUCCE…" by a squeezed column or a long text beside it.
+  const cut = await page.locator('.mantine-Badge-label').evaluateAll((labels) => labels.filter((l) => l.scrollWidth > l.clientWidth).map((l) => l.textContent));
+  assert.deepEqual(cut, [], `${name} (${theme}): badges cut short`);
   await screenshot(page, theme, name);
 }
 
@@ -336,6 +351,47 @@ test('the backup window timeline: a row per host, and one host\'s backups never 
   await settled(page, /^Task [0-9a-f]{8}$/);
 });
 
+test('a failed VM: last night on the dashboard says why, "Run failed again" there runs just it, and the timeline shows its bar as failed', async () => {
+  const page = adminPage;
+  const first = await api(page, 'POST', '/api/v1/jobs/fragile/run');
+  assert.equal(first.status, 202, JSON.stringify(first.json));
+  const failed = await api(page, 'GET', `/api/v1/tasks?run=${first.json.id}&wait=true&timeout=90`);
+  // Tried twice (tasks.retries: 1): the dashboard shows the last attempt only.
+  assert.deepEqual(failed.json.items.map((t: { vm: string; attempt: number; status: string }) => [t.vm, t.attempt, t.status]).sort(), [['broken', 1, 'failed'], ['broken', 2, 'failed']]);
+  await nav('Dashboard')(page);
+  await settled(page, 'Dashboard');
+  const card = page.getByTestId('last-night-fragile');
+  // (The run's own badge comes first; its VMs' lines once the run's details are read.)
+  await card.getByRole('link', { name: 'broken' }).waitFor();
+  // The error text as the task has it, beside the VM's name.
+  const message = failed.json.items[0].error.message as string;
+  assert.match(message, /missing\.raw/);
+  assert.ok(((await card.textContent()) ?? '').includes(`broken (attempt 2): ${message}`), (await card.textContent()) ?? '');
+  assert.equal(await card.getByRole('link', { name: 'broken' }).count(), 1, 'one line for the VM, not one per attempt');
+  // (checkPage also finds every state word whole, not cut by the error text beside it.)
+  await checkPage(page, 'light', 'dashboard-failed');
+  await checkPage(page, 'dark', 'dashboard-failed');
+  // The run that went well offers nothing to run again.
+  assert.equal(await page.getByTestId('last-night-nightly').getByRole('button', { name: 'Run failed again' }).count(), 0);
+  await card.getByRole('button', { name: 'Run failed again' }).click();
+  await page.waitForURL(/\/tasks\?run=/);
+  const againId = new URL(page.url()).searchParams.get('run') as string;
+  assert.notEqual(againId, first.json.id);
+  await settled(page, 'Tasks');
+  await page.getByRole('table', { name: 'Tasks' }).getByRole('link', { name: 'backup broken' }).waitFor();
+  assert.deepEqual((await api(page, 'GET', `/api/v1/runs/${againId}`)).json.vms, ['broken']);
+  await api(page, 'GET', `/api/v1/tasks?run=${againId}&wait=true&timeout=90`);
+  await nav('Backup window')(page);
+  await settled(page, 'Backup window');
+  const hv2 = page.getByTestId('timeline-bar').and(page.locator('[data-host="hv2"]'));
+  assert.equal(await hv2.count(), 4, 'both attempts of both runs of broken, on hv2');
+  assert.equal(await hv2.locator('[data-status="failed"]').count(), 4);
+  assert.ok(((await hv2.first().textContent()) ?? '').includes(message));
+  // A failed bar is drawn in red (red 6: #fa5252), the succeeded ones stay teal.
+  await page.getByRole('img', { name: /^Backup window: \d+ backups on 2 hosts / }).locator('path[fill="#fa5252"]').first().waitFor();
+  await checkPage(page, 'light', 'timeline-failed');
+});
+
 test('storage over time: each VM\'s latest size, the bytes stored today, and when the storage fills at that growth', async () => {
   const page = adminPage;
   await nav('Storage over time')(page);
@@ -441,7 +497,14 @@ test('browse the snapshot\'s ext4 and NTFS volumes; a file and a folder (tar) do
   const found = page.getByTestId('search-results');
   await found.waitFor({ timeout: 30_000 });
   assert.equal(await found.getByText('/docs/readme.txt').count(), 4, (await found.textContent()) ?? '');
+  assert.deepEqual(await found.getByTestId('search-snapshot').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-matches'))), ['2', '2'], 'each snapshot, with its matches');
+  assert.match((await page.getByTestId('search-summary').textContent()) ?? '', /^The newest snapshot searched has “readme\.txt”/);
   await checkPage(page, 'light', 'restore-search');
+  // A name no snapshot holds: each night searched says "not in this snapshot".
+  await page.getByLabel('Which night still had this file?').fill('no-such-file.txt');
+  await page.getByRole('button', { name: "Search fileserver's snapshots" }).click();
+  await page.getByTestId('search-summary').getByText('No file named “no-such-file.txt” in the 2 snapshots searched (of 2).').waitFor({ timeout: 30_000 });
+  assert.equal(await found.getByText('not in this snapshot').count(), 2);
   await page.getByRole('list', { name: /^Restore points on / }).getByRole('button').first().click();
   await page.getByRole('button', { name: 'Browse and download files' }).click();
   const readers = {
@@ -792,6 +855,72 @@ test('a RestoreOperator sees no admin page or control, and the API refuses the a
     assert.equal(prune.status, 403);
     assert.equal(prune.json.code, 'E_FORBIDDEN');
     await checkPage(page, 'light', 'health-as-restore-operator');
+  } finally {
+    await context.close();
+  }
+});
+
+test('four eyes: an admin\'s delete waits for a second admin, who approves it on the Approvals page; the audit log, filtered, shows both steps', async () => {
+  const page = adminPage;
+  const current = await api(page, 'GET', '/api/v1/config');
+  const put = await api(page, 'PUT', '/api/v1/config', { text: (current.json.text as string).replace('four-eyes: false', 'four-eyes: true'), comment: 'e2e: four eyes', expectedVersion: current.json.version });
+  assert.equal(put.status, 200, JSON.stringify(put.json));
+  const made = await api(page, 'POST', '/api/v1/users', { name: 'admin2', password: ADMIN2_PASSWORD, grants: [{ role: 'Admin', path: '/' }], mustChangePassword: false });
+  assert.equal(made.status, 201, JSON.stringify(made.json));
+
+  await nav('Users and grants')(page);
+  await settled(page, 'Users and grants');
+  page.once('dialog', (dialog) => void dialog.accept());
+  await page.getByRole('button', { name: 'Delete user helpdesk' }).click();
+  await page.getByText("Deleting helpdesk waits for a second administrator's approval.").waitFor();
+  assert.equal((await api(page, 'GET', '/api/v1/users/helpdesk')).status, 200, 'still there');
+  await nav('Approvals')(page);
+  await settled(page, 'Approvals');
+  const mine = page.getByRole('table', { name: 'Approval requests' });
+  await mine.getByRole('row').filter({ hasText: 'helpdesk' }).waitFor();
+  assert.equal(await mine.getByRole('button', { name: 'Approve' }).count(), 0, 'the one who asked cannot approve');
+
+  const { context, page: second } = await newContext('dark');
+  try {
+    await second.goto('/approvals');
+    await logIn(second, 'admin2', ADMIN2_PASSWORD);
+    await settled(second, 'Approvals');
+    const waiting = second.getByRole('table', { name: 'Approval requests' });
+    const row = waiting.getByRole('row').filter({ hasText: 'helpdesk' });
+    assert.match((await row.textContent()) ?? '', /admin/);
+    await checkPage(second, 'dark', 'approvals-waiting');
+    await row.getByRole('button', { name: 'Approve' }).click();
+    await second.getByText('No request waits for a decision.').waitFor();
+    assert.equal((await api(second, 'GET', '/api/v1/users/helpdesk')).status, 404, 'deleted once approved');
+    await second.locator('label', { hasText: /^All$/ }).click();
+    await waiting.getByRole('row').filter({ hasText: 'helpdesk' }).getByText('approved', { exact: true }).waitFor();
+
+    // The audit log filtered by target: the request (pending, by admin) and the deletion (by admin2).
+    await nav('Audit log')(second);
+    await settled(second, 'Audit log');
+    // All entries (downloads with a snapshot's 64-digit ID as target among them) fit the screen: the details are not pushed off it.
+    await second.getByRole('table', { name: 'Audit log entries' }).getByText('files.download').first().waitFor();
+    const wide = await second.getByRole('region', { name: 'Audit log entries (scrolls sideways)' }).evaluate((r) => r.scrollWidth - r.clientWidth);
+    assert.ok(wide <= 0, `the audit table is ${wide} px wider than the page`);
+    const filtered = second.waitForResponse((r) => {
+      const url = new URL(r.url());
+      return url.pathname === '/api/v1/audit' && url.searchParams.get('target') === '/users/helpdesk' && url.searchParams.get('action') === 'user.delete';
+    });
+    await second.getByLabel('Target').fill('/users/helpdesk');
+    await second.getByLabel('Action').fill('user.delete');
+    await filtered;
+    const table = second.getByRole('table', { name: 'Audit log entries' });
+    // Drawn once the approval's own entry (another target) and helpdesk's creation (another action) are gone.
+    await table.getByRole('row').filter({ hasText: /approval\.approve|user\.create/ }).first().waitFor({ state: 'detached' });
+    const entries = table.getByRole('row').filter({ hasText: 'user.delete' });
+    const texts = await entries.allTextContents();
+    assert.equal(texts.length, 2, texts.join('\n'));
+    assert.ok(texts.some((t) => t.includes('pending') && t.includes('user:admin')), texts.join('\n'));
+    assert.ok(texts.some((t) => t.includes('success')), texts.join('\n'));
+    // Details in words, not JSON: the request names its approval.
+    assert.ok(texts.some((t) => /approval: \S+/.test(t)), texts.join('\n'));
+    assert.ok(texts.every((t) => !t.includes('{"')), texts.join('\n'));
+    await checkPage(second, 'dark', 'audit-filtered');
   } finally {
     await context.close();
   }

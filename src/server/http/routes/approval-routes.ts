@@ -1,5 +1,6 @@
 /** /api/v1/approvals: four-eyes requests, listed and decided by a second administrator. */
 import type { FastifyInstance } from 'fastify';
+import { userOfActor } from '../../auth/index.js';
 import type { ApprovalRequest } from '../approvals.js';
 import { PageQueryProperties, pageOf } from '../paging.js';
 import { defineRoute } from '../route.js';
@@ -14,7 +15,8 @@ const ApprovalSchema = {
     operation: { type: 'string' },
     arguments: { type: 'object', additionalProperties: true },
     summary: { type: 'string' },
-    requestedBy: { type: 'string' },
+    requestedBy: { type: 'string', description: 'the actor who asked, as the audit log names it' },
+    requestedByUser: { type: ['string', 'null'], description: 'the user behind requestedBy (through a session or a token); that user cannot decide it' },
     requestedAt: { type: 'string', format: 'date-time' },
     status: { type: 'string', enum: ['pending', 'approved', 'rejected', 'failed'] },
     decidedBy: { type: ['string', 'null'] },
@@ -23,7 +25,7 @@ const ApprovalSchema = {
   },
 } as const;
 
-const out = (a: ApprovalRequest) => ({ ...a, requestedAt: isoTime(a.requestedAt), decidedAt: isoTime(a.decidedAt) });
+const out = (a: ApprovalRequest) => ({ ...a, requestedByUser: userOfActor(a.requestedBy) ?? null, requestedAt: isoTime(a.requestedAt), decidedAt: isoTime(a.decidedAt) });
 
 export function approvalRoutes(app: FastifyInstance, context: ServiceContext): void {
   defineRoute(app, {

@@ -202,6 +202,11 @@ export function fileRoutes(app: FastifyInstance, context: ServiceContext): void 
           items: { type: 'array', items: { type: 'object', properties: { repository: { type: 'string' }, snapshot: { type: 'string' }, time: { type: 'string' }, volume: { type: 'string' }, path: { type: 'string' }, type: { type: 'string' }, size: { type: 'number' }, mtime: { type: ['string', 'null'] } } } },
           snapshots: { type: 'integer', description: 'snapshots of the VM in all' },
           searched: { type: 'integer' },
+          searchedSnapshots: {
+            type: 'array',
+            description: 'the snapshots this page searched, newest first, each with its number of matches (0: the file was not in it), so that the answer says which nights had the file and which no longer did',
+            items: { type: 'object', required: ['repository', 'snapshot', 'time', 'matches'], properties: { repository: { type: 'string' }, snapshot: { type: 'string' }, time: { type: 'string' }, matches: { type: 'integer' } } },
+          },
           truncated: { type: 'boolean' },
           next: { type: ['integer', 'null'] },
         },
@@ -221,6 +226,7 @@ export function fileRoutes(app: FastifyInstance, context: ServiceContext): void 
       const items: object[] = [];
       let truncated = false;
       let searched = 0;
+      const searchedSnapshots: { repository: string; snapshot: string; time: string; matches: number }[] = [];
       for (const { repo, snapshot: summary } of all.slice(q.offset, q.offset + q.limit)) {
         if (Date.now() > deadline) {
           truncated = true;
@@ -229,17 +235,20 @@ export function fileRoutes(app: FastifyInstance, context: ServiceContext): void 
         searched++;
         const snapshot = await context.catalog.findSnapshot(repo, summary.id);
         if (snapshot === undefined || snapshot === 'ambiguous') continue;
+        const row = { repository: repo, snapshot: snapshot.id, time: snapshot.time, matches: 0 };
+        searchedSnapshots.push(row);
         const repository = await context.catalog.openRepository(repo);
         for (const volume of await listSnapshotVolumes(repository, snapshot)) {
           if (volume.filesystem === null) continue;
           const found = await withVolume(repository, snapshot, volume.id, (fs) => findByName(fs, q.name, { limit: SEARCH_MATCHES_PER_SNAPSHOT, deadline }));
           truncated ||= found.truncated;
+          row.matches += found.items.length;
           for (const f of found.items) items.push({ repository: repo, snapshot: snapshot.id, time: snapshot.time, volume: volume.id, ...f });
         }
       }
       const nextOffset = q.offset + searched;
       await auditRequest(context, request, { action: 'files.search', target: `/vms/${vm}`, outcome: 'success', details: { name: q.name, searched } });
-      return { items, snapshots: all.length, searched, truncated, next: nextOffset < all.length ? nextOffset : null };
+      return { items, snapshots: all.length, searched, searchedSnapshots, truncated, next: nextOffset < all.length ? nextOffset : null };
     },
   });
 

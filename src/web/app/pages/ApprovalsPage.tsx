@@ -1,6 +1,7 @@
 /**
  * Four-eyes approvals: destructive operations waiting for a second administrator (the
- * requester cannot approve their own), and the decided ones with their result.
+ * requester cannot approve their own, through a session or a token: the API names the user
+ * behind a request, `requestedByUser`), and the decided ones with their result.
  */
 import { Badge, Button, Group, SegmentedControl, Stack } from '@mantine/core';
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
@@ -41,7 +42,7 @@ export function ApprovalsPage() {
     {
       header: 'Actions',
       cell: (a) =>
-        a.status === 'pending' && a.requestedBy !== session.me?.user ? (
+        a.status === 'pending' && a.requestedByUser !== session.me?.user ? (
           <Group gap={4}>
             <Button size="xs" onClick={() => decide.mutate({ id: a.id, verdict: 'approve' })}>Approve</Button>
             <Button size="xs" variant="default" onClick={() => decide.mutate({ id: a.id, verdict: 'reject' })}>Reject</Button>

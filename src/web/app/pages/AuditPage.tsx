@@ -1,12 +1,14 @@
 /**
  * The audit log, newest first, filtered by who, what (`config.*` for a family), target,
  * outcome and time; it pages by cursor (the API's `next`), so "Older entries" walks back.
+ * Each entry's details in words (audit/audit-details.ts), not raw JSON.
  */
-import { Badge, Button, Group, Select, TextInput } from '@mantine/core';
+import { Badge, Button, Group, Select, Stack, Text, TextInput } from '@mantine/core';
 import { useDebouncedValue } from '@mantine/hooks';
 import { keepPreviousData, useQuery } from '@tanstack/react-query';
 import { useState } from 'react';
 import { call, type Answer } from '../../api/client';
+import { detailLines } from '../audit/audit-details';
 import { PageTitle } from '../components/PageTitle';
 import { PagedTable, type Column } from '../components/PagedTable';
 import { QueryView } from '../components/QueryView';
@@ -17,13 +19,25 @@ const PAGE = 50;
 const OUTCOME_COLOR: Record<string, string> = { success: 'teal', failure: 'red', denied: 'grape', pending: 'blue' };
 
 const COLUMNS: ReadonlyArray<Column<Entry>> = [
-  { header: 'When', cell: (e) => formatTime(e.at) },
+  // The time on one line; a long target (a snapshot's 64-digit ID) breaks anywhere rather than push the details off the screen.
+  { header: 'When', cell: (e) => <span style={{ whiteSpace: 'nowrap' }}>{formatTime(e.at)}</span> },
   { header: 'Who', cell: (e) => e.actor },
   { header: 'From', cell: (e) => e.address },
   { header: 'Action', cell: (e) => e.action },
-  { header: 'Target', cell: (e) => e.target },
+  { header: 'Target', cell: (e) => <span style={{ overflowWrap: 'anywhere' }}>{e.target}</span> },
   { header: 'Outcome', cell: (e) => <Badge color={OUTCOME_COLOR[e.outcome] ?? 'gray'} variant="light">{e.outcome}</Badge> },
-  { header: 'Details', cell: (e) => (Object.keys(e.details).length === 0 ? '' : JSON.stringify(e.details)) },
+  {
+    header: 'Details',
+    cell: (e) => (
+      <Stack gap={0}>
+        {detailLines(e.details).map((line, i) => (
+          <Text key={i} size="xs" style={{ overflowWrap: 'anywhere' }}>
+            {line}
+          </Text>
+        ))}
+      </Stack>
+    ),
+  },
 ];
 
 export function AuditPage() {

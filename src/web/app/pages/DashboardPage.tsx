@@ -14,6 +14,8 @@ import { HorizontalScroll } from '../components/HorizontalScroll';
 import { PageTitle } from '../components/PageTitle';
 import { ProblemAlert } from '../components/ProblemAlert';
 import { QueryView } from '../components/QueryView';
+import { RunFailedAgainButton } from '../components/RunJobButtons';
+import { lastAttempts } from '../dashboard/last-attempts';
 import { StatusBadge } from '../components/StatusBadge';
 import { TaskProgress } from '../components/TaskProgress';
 import { formatAge, formatBytes, formatRatio, formatTime } from '../format';
@@ -73,16 +75,18 @@ function LastNightCard() {
                       <Text size="xs" c="dimmed">
                         {formatTime(run.created)} · <Link to={`/tasks?run=${run.id}`}>tasks</Link>
                       </Text>
+                      {run.job !== null && (run.status === 'failed' || run.status === 'cancelled') && <RunFailedAgainButton job={run.job} />}
                     </Group>
                     {d?.isError === true && <ProblemAlert error={d.error} onRetry={() => void d.refetch()} />}
                     {d?.data !== undefined && (
                       <List size="sm" spacing={2} mt={4} listStyleType="none">
-                        {d.data.tasks.map((t) => (
+                        {lastAttempts(d.data.tasks).map((t) => (
                           <List.Item key={t.id}>
                             <Group gap={6} wrap="nowrap" align="start">
                               <StatusBadge status={t.status} />
                               <Text size="sm" style={{ overflowWrap: 'anywhere' }}>
                                 <Link to={`/tasks/${t.id}`}>{t.vm ?? t.kind}</Link>
+                                {t.attempt > 1 && ` (attempt ${t.attempt})`}
                                 {t.error !== null && `: ${t.error.message}`}
                                 {t.result?.warnings !== undefined && t.result.warnings.length > 0 && `: ${t.result.warnings.join('; ')}`}
                               </Text>

@@ -1,13 +1,17 @@
-/** Renders a component the way the console does: inside Mantine with the console's theme. */
+/** Renders a component the way the console does: inside Mantine with the console's theme (kept on a rerender). */
 import { MantineProvider } from '@mantine/core';
 import { render } from '@testing-library/react';
-import type { ReactElement } from 'react';
+import type { ReactElement, ReactNode } from 'react';
 import { colorSchemeManager, cssVariablesResolver, theme } from '../theme';
 
-export function renderInConsole(ui: ReactElement) {
-  return render(
+function InConsole({ children }: { children: ReactNode }) {
+  return (
     <MantineProvider theme={theme} colorSchemeManager={colorSchemeManager} cssVariablesResolver={cssVariablesResolver} defaultColorScheme="auto" env="test">
-      {ui}
-    </MantineProvider>,
+      {children}
+    </MantineProvider>
   );
+}
+
+export function renderInConsole(ui: ReactElement) {
+  return render(ui, { wrapper: InConsole });
 }

@@ -13,6 +13,7 @@ import type { GanttData } from './gantt-data';
 const MINUTE = 60_000;
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 const clock = (ms: number) => new Date(ms).toLocaleTimeString('en-GB', { hour: '2-digit', minute: '2-digit' });
+const clockSeconds = (ms: number) => new Date(ms).toLocaleTimeString('en-GB', { hour: '2-digit', minute: '2-digit', second: '2-digit' });
 
 interface BarItem {
   value: [number, number, number];
@@ -30,6 +31,8 @@ export function GanttChart({ data, onOpenTask }: { data: GanttData; onOpenTask: 
     const times = [...data.bars.flatMap((b) => [b.start, b.end]), ...data.windowEnds.map((w) => w.at)];
     // A margin of 5% of the night on each side (at least 30 s, so that short backups stay visible).
     const pad = Math.max(MINUTE / 2, (Math.max(...times) - Math.min(...times)) * 0.05);
+    // Over a few minutes (backups run by hand), the axis's ticks are seconds apart: with minutes only they all read the same.
+    const tick = Math.max(...times) - Math.min(...times) + 2 * pad < 15 * MINUTE ? clockSeconds : clock;
     const items: BarItem[] = data.bars.map((b) => ({ value: [b.row, b.start, b.end], taskId: b.taskId, name: `${b.vm} (${b.result})`, itemStyle: { color: colour(b.result) } }));
     return {
       animation: false,
@@ -41,7 +44,7 @@ export function GanttChart({ data, onOpenTask }: { data: GanttData; onOpenTask: 
         type: 'time',
         min: Math.min(...times) - pad,
         max: Math.max(...times) + pad,
-        axisLabel: { formatter: (v: number) => clock(v) },
+        axisLabel: { formatter: (v: number) => tick(v) },
       },
       yAxis: { type: 'category', data: data.rows.map((r) => r.label), inverse: true },
       series: [
