@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseConfig } from './config/index.js';
-import { bandwidthRules, calendarEvents, concurrencyLimits, historyMs, retentionPolicy, retryPolicy, scheduledJobs, upkeepJobs } from './service-config.js';
+import { bandwidthRules, calendarEvents, concurrencyLimits, historyMs, retentionPolicy, retryPolicy, scheduledJobs, syncDestinations, upkeepJobs } from './service-config.js';
 import { BandwidthRules } from './tasks/index.js';
 
 test('a bandwidth rule\'s days and hours apply in exactly those minutes (UTC), across midnight too', () => {
@@ -99,4 +99,12 @@ test('a bandwidth rule\'s hours in its own time zone, scoped to its hosts and re
   assert.equal(table.sharesAt(new Date('2026-11-23T12:59Z'), [subject])[0]?.sourceRead, undefined, '07:59 in New York');
   assert.equal(table.sharesAt(new Date('2026-11-23T15:00Z'), [{ ...subject, host: 'hv2' }])[0]?.sourceRead, undefined, 'another host is not covered');
   assert.throws(() => parseConfig('hosts: [{ name: hv1 }]\nlimits:\n  bandwidth:\n    - { read: 20M, timezone: Mars/Olympus, hosts: [hv9] }\n', 'coffer.yaml'), (e: Error) => /unknown time zone "Mars\/Olympus"/.test(e.message) && /no host "hv9"/.test(e.message));
+});
+
+test('a finished sync refreshes its destination\'s snapshot index: the one its report names, else every repository but its source', () => {
+  const repositories = ['main', 'offsite', 'archive'].map((name) => ({ name, url: `/srv/${name}`, 'passphrase-file': '/etc/p' }));
+  const report = (detail: Record<string, unknown>) => ({ summary: '', warnings: [], figures: {}, detail });
+  assert.deepEqual(syncDestinations({ repository: 'main', report: report({ from: 'main', to: 'offsite' }) }, { repositories }), ['offsite']);
+  assert.deepEqual(syncDestinations({ repository: 'main', report: null }, { repositories }), ['offsite', 'archive']);
+  assert.deepEqual(syncDestinations({ repository: 'main', report: report({}) }, { repositories }), ['offsite', 'archive']);
 });

@@ -11,7 +11,7 @@ import { parseDuration, parseRate, type JobConfig, type LimitsConfig, type Reten
 import { selectVms } from './inventory/index.js';
 import { parseRetentionDuration, type RetentionPolicy } from '../repo/index.js';
 import type { ScheduledJob, UpkeepJob } from './scheduler/index.js';
-import type { BandwidthRule, RetryPolicy, VmTarget } from './tasks/index.js';
+import type { BandwidthRule, RetryPolicy, TaskInfo, VmTarget } from './tasks/index.js';
 
 /** How long finished runs, their tasks and logs are kept when the config says nothing (`tasks.history`). */
 export const DEFAULT_HISTORY_MS = 90 * 86_400_000;
@@ -199,4 +199,15 @@ export function retentionPolicy(retention: RetentionConfig): RetentionPolicy {
     ...(withinMs === undefined ? {} : { within: parseRetentionDuration(`${Math.max(1, Math.ceil(withinMs / 3_600_000))}h`) }),
     ...(retention['keep-tags'] === undefined ? {} : { tags: retention['keep-tags'].map((tag) => [tag]) }),
   };
+}
+
+/**
+ * The repositories a finished sync task may have copied snapshots into (their snapshot index
+ * is read again): the destination its report names, or, when it left no report (it failed
+ * and may have copied some snapshots before), every configured repository but its source.
+ */
+export function syncDestinations(task: Pick<TaskInfo, 'repository' | 'report'>, config: Pick<ServiceConfig, 'repositories'>): string[] {
+  const to = (task.report?.detail as { to?: unknown } | undefined)?.to;
+  if (typeof to === 'string') return [to];
+  return (config.repositories ?? []).map((r) => r.name).filter((name) => name !== task.repository);
 }

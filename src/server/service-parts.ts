@@ -22,7 +22,7 @@ import { coverageReport, type RepositoryCatalog } from './inventory/index.js';
 import { CofferMetrics, registerMetricsRoute } from './metrics/index.js';
 import { Notifier, parseNotificationConfig } from './notify/index.js';
 import { JobScheduler, JobUpkeep, UpkeepScheduleStore, type UpkeepOptions } from './scheduler/index.js';
-import { bandwidthRules, concurrencyLimits, historyMs, retryPolicy, scheduledJobs, upkeepJobs } from './service-config.js';
+import { bandwidthRules, concurrencyLimits, historyMs, retryPolicy, scheduledJobs, syncDestinations, upkeepJobs } from './service-config.js';
 import { EventSweep } from './event-sweep.js';
 import { bridgeEvents } from './service-events.js';
 import { claimFiring, gatedEvents, wakeOnQueueChanges, LeaderLease, listenForEvents, publishPolicy, relayEvents, startHeartbeats, PostgresTaskQueue, WorkerRegistry, DEFAULT_LEASE_MS, UPKEEP_ROLE } from './cluster/index.js';
@@ -160,6 +160,10 @@ export async function startServiceParts(options: ServicePartsOptions): Promise<S
     if (task.kind === 'backup' && task.result === null) return;
     const written = task.kind === 'backup' && task.result !== null ? [task.result.snapshot] : undefined;
     catalog.invalidate(task.repository, report(`refreshing the snapshot index of repository ${task.repository}`), written);
+    // A sync adds snapshots to its destination, not to its repository (the source): the
+    // destination's index is read again too (every other repository when a failed sync left
+    // no report naming it: it may have copied some before failing).
+    if (task.kind === 'sync') for (const name of syncDestinations(task, config())) catalog.invalidate(name, report(`refreshing the snapshot index of repository ${name}`));
   });
   catalog.startRefreshing((error, repository) => report(`refreshing the snapshot index of repository ${repository}`)(error));
 

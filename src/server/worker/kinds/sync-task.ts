@@ -26,7 +26,8 @@ export async function runSyncTask(spec: SyncSpec, context: KindContext): Promise
       summary: `${spec.repository.name} → ${spec.to.name}: ${r.copied} snapshot(s) copied, ${r.present} already there, ${r.failed} failed; sent ${r.chunksSent} chunk(s), ${r.chunkBytesSent} bytes`,
       warnings: failed.map((s) => `snapshot ${s.source.slice(0, 8)} of ${s.vm} not copied: ${s.error?.message ?? 'failed'}`),
       figures: { copied: r.copied, present: r.present, failed: r.failed, chunksSent: r.chunksSent, chunkBytesSent: r.chunkBytesSent, bytesRead: r.bytesRead, bytesWritten: r.bytesWritten, durationMs: Date.now() - started },
-      detail: { sameKeys: r.sameKeys, snapshots: r.snapshots },
+      // `from` and `to`: the console's health page shows the sync on both repositories' cards (the task's repository is the source).
+      detail: { from: spec.repository.name, to: spec.to.name, sameKeys: r.sameKeys, snapshots: r.snapshots },
     };
   }));
 }
