@@ -54,8 +54,11 @@ export async function copyFileSnapshotData(context: CopyContext, snapshot: Snaps
   if (wholePacks !== null) await adoptWholePacks({ src: context.src, counters: context.counters }, copier.neededEntries(files.tree, before?.source ?? null, wholePacks), wholePacks);
   const tree = await copier.copy(files.tree, before);
   await copier.finish();
-  // The source's prune generation means nothing in the destination (pack-removals.ts).
-  const { id: _sourceId, prunedThrough: _sourceGeneration, ...manifest } = snapshot;
+  // The manifest is copied as it is, its prune generation (`prunedThrough`) included, so that a
+  // copy between repositories sharing keys keeps its id: in the destination a source's record
+  // name is not listed and a backup on it asks each pack, as without a mark; `none` reads the
+  // destination's records from its first (pack-removals.ts).
+  const { id: _sourceId, ...manifest } = snapshot;
   return { ...manifest, parent, files: { ...files, tree } };
 }
 

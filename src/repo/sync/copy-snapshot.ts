@@ -52,8 +52,11 @@ export async function copySnapshotData(context: CopyContext, snapshot: Snapshot,
     done += disk.size;
     disks.push({ ...disk, pages });
   }
-  // The source's prune generation means nothing in the destination (pack-removals.ts).
-  const { id: _sourceId, prunedThrough: _sourceGeneration, ...manifest } = snapshot;
+  // The manifest is copied as it is, its prune generation (`prunedThrough`) included, so that a
+  // copy between repositories sharing keys keeps its id: in the destination a source's record
+  // name is not listed and a backup on it asks each pack, as without a mark; `none` reads the
+  // destination's records from its first (pack-removals.ts).
+  const { id: _sourceId, ...manifest } = snapshot;
   return { ...manifest, parent, disks };
 }
 
