@@ -72,6 +72,20 @@ export interface S3BackendOptions extends Partial<S3Settings> {
 }
 
 /**
+ * The backend of an `s3:` location as users write it: the region from AWS_REGION or
+ * AWS_DEFAULT_REGION when the location names none, the attempts per request from
+ * AWS_MAX_ATTEMPTS, credentials from the AWS SDK's chain (repo/open-location.ts).
+ */
+export function s3BackendFromEnvironment(location: string, env: NodeJS.ProcessEnv): S3Backend {
+  const s3: S3BackendOptions = {};
+  const region = env.AWS_REGION || env.AWS_DEFAULT_REGION;
+  if (region) s3.region = region;
+  const attempts = Number(env.AWS_MAX_ATTEMPTS);
+  if (Number.isInteger(attempts) && attempts >= 1) s3.maxAttempts = attempts;
+  return new S3Backend(parseS3Location(location), s3);
+}
+
+/**
  * A repository in an S3-compatible bucket (AWS S3, Ceph RGW, MinIO…), under a key prefix:
  * backend key `k` is object `PREFIX/k`.
  *
@@ -93,20 +107,6 @@ export interface S3BackendOptions extends Partial<S3Settings> {
  * mapped by {@link translateS3Error}. `objectLock` speaks S3 Object Lock (s3-object-lock.ts); it works
  * only on a bucket created with Object Lock enabled.
  */
-/**
- * The backend of an `s3:` location as users write it: the region from AWS_REGION or
- * AWS_DEFAULT_REGION when the location names none, the attempts per request from
- * AWS_MAX_ATTEMPTS, credentials from the AWS SDK's chain (repo/open-location.ts).
- */
-export function s3BackendFromEnvironment(location: string, env: NodeJS.ProcessEnv): S3Backend {
-  const s3: S3BackendOptions = {};
-  const region = env.AWS_REGION || env.AWS_DEFAULT_REGION;
-  if (region) s3.region = region;
-  const attempts = Number(env.AWS_MAX_ATTEMPTS);
-  if (Number.isInteger(attempts) && attempts >= 1) s3.maxAttempts = attempts;
-  return new S3Backend(parseS3Location(location), s3);
-}
-
 export class S3Backend implements Backend {
   readonly location: string;
   readonly objectLock: S3ObjectLock;
