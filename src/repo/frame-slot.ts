@@ -33,6 +33,11 @@ export class FrameSlot {
     return FRAME_HEADER_SIZE + maxChunks * FRAME_TABLE_ENTRY_SIZE + maxPlaintext + maxChunk + SEAL_OVERHEAD;
   }
 
+  /** The largest chunk an empty slot made with these bounds takes (what {@link fits} allows alone). */
+  static largestChunk(maxPlaintext: number, maxChunk: number): number {
+    return maxPlaintext + maxChunk;
+  }
+
   /** Chunks staged. */
   get count(): number {
     return this.ids.length;

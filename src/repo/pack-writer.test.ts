@@ -171,3 +171,21 @@ test('a failing pack PUT rejects the waiting staging and every pending chunk: no
   assert.deepEqual(faulty.unexercised(), []);
   await writer.abandon(new Error('backup failed')); // settles at once
 });
+
+test('a chunk larger than a frame slot (a large directory\'s tree) is sealed alone in a frame of its own, between ordinary frames, and reads back', async () => {
+  const repo = await open(local);
+  const writer = new PackWriter(repo);
+  const big = Buffer.alloc(7 * MiB + 123, 'a tree of a directory with very many entries\n');
+  const incompressible = seededBytes(4242, 3 * MiB); // stored raw: its sealed frame is larger than its plaintext
+  const chunks = [block(500), { id: createHash('sha256').update(big).digest(), data: big }, block(501), block(502), { id: createHash('sha256').update(incompressible).digest(), data: incompressible }, block(503)];
+  const placed = chunks.map(({ id, data }) => writer.stage(id, data));
+  await Promise.all(placed.map((p) => p.ready));
+  await writer.finish();
+  const entries = await Promise.all(placed.map((p) => p.placed));
+  const reader = new FrameReader(repo);
+  for (const [i, { data }] of chunks.entries()) {
+    const target = Buffer.alloc(data.length);
+    await reader.read(entries[i] as Buffer, target);
+    assert.ok(target.equals(data), `chunk ${i} (${data.length} bytes) reads back`);
+  }
+});

@@ -60,6 +60,10 @@ interface FrameInPack {
  */
 export class PackWriter {
   private readonly freeSlots: FrameSlot[] = [];
+  /** Slots made for one chunk too large for a pooled slot: dropped once sealed, never reused. */
+  private readonly oversized = new WeakSet<FrameSlot>();
+  /** The last oversized frame's sealing: the next waits for it, so one such frame's memory at a time. */
+  private oversizedSealed: Promise<void> = Promise.resolve();
   private slotsMade = 0;
   private readonly slotWaiters: (() => void)[] = [];
   /** The frame being staged and the promises of its chunks. */
@@ -168,10 +172,30 @@ export class PackWriter {
   private async stageNow(id: Buffer, data: Uint8Array, placed: Deferred<Buffer>): Promise<void> {
     this.throwIfFailed();
     if (this.staging !== undefined && !this.staging.slot.fits(data.length)) this.sealStaging();
+    if (data.length > FrameSlot.largestChunk(PACK_DEFAULTS.framePlaintext, this.repo.config.blockSize)) return this.stageOversized(id, data, placed);
     this.staging ??= { slot: await this.takeSlot(), placed: [] };
     this.staging.slot.add(id, data);
     this.staging.placed.push(placed);
     if (this.staging.slot.count >= this.perFrame || this.staging.slot.bytes >= PACK_DEFAULTS.framePlaintext) this.sealStaging();
+  }
+
+  /**
+   * A chunk larger than a pooled slot takes — the tree of a directory of tens of thousands of
+   * entries (a file tree is one chunk, 100-400 bytes an entry), or a chunk of a repository
+   * written with a larger block size — is sealed alone, in a frame of its own, in memory made
+   * for it and dropped once the frame is sealed (the pack buffer it is appended to grows for
+   * it, and is not kept for later packs). The format allows frames of any size
+   * (docs/repository-format.md §19.2); readers open such a frame into memory of its own
+   * (frame-reader.ts). One such frame at a time: the next waits until this one is sealed.
+   */
+  private async stageOversized(id: Buffer, data: Uint8Array, placed: Deferred<Buffer>): Promise<void> {
+    await this.oversizedSealed;
+    this.throwIfFailed();
+    const slot = new FrameSlot(1, data.length, 0);
+    this.oversized.add(slot);
+    slot.add(id, data);
+    this.staging = { slot, placed: [placed] };
+    this.oversizedSealed = this.sealStaging().catch(() => undefined);
   }
 
   /** A free frame slot, made while fewer than the budget's exist; waits for one otherwise. */
@@ -190,13 +214,14 @@ export class PackWriter {
   }
 
   private releaseSlot(slot: FrameSlot): void {
+    if (this.oversized.has(slot)) return; // made for one chunk: left to the garbage collector
     slot.reset();
     this.freeSlots.push(slot);
     this.slotWaiters.shift()?.();
   }
 
-  /** Sends the staged frame to a worker to be sealed in place, then queues its append. */
-  private sealStaging(): void {
+  /** Sends the staged frame to a worker to be sealed in place, then queues its append; resolves once it is appended (or failed). */
+  private sealStaging(): Promise<void> {
     const { slot, placed } = this.staging as NonNullable<typeof this.staging>;
     this.staging = undefined;
     const laid = slot.close();
@@ -213,6 +238,7 @@ export class PackWriter {
         this.releaseSlot(slot);
       });
     this.sealing.add(task);
+    return task;
   }
 
   /** Appends one sealed frame after those sealed before it (one append at a time). */
@@ -284,7 +310,9 @@ export class PackWriter {
       })
       .finally(() => {
         this.uploading.delete(upload);
-        this.spare.push(whole); // the put is over: its bytes may be overwritten
+        // The put is over: its bytes may be overwritten. A buffer grown for an oversized frame
+        // is not kept for the packs after it.
+        if (whole.length <= 2 * this.packCapacity) this.spare.push(whole);
       });
     this.uploading.add(upload);
     this.held.peakUploads = Math.max(this.held.peakUploads, this.uploading.size);
