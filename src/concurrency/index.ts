@@ -6,6 +6,7 @@
  * which cross to worker threads without a copy), and a token bucket that holds a byte stream
  * to a rate (bandwidth limits).
  */
+export { Fifo } from './fifo.js';
 export { forEachLimited } from './for-each-limited.js';
 export { Slots } from './slots.js';
 export { SharedBufferPool } from './shared-buffer-pool.js';

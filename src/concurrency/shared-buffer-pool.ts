@@ -1,3 +1,5 @@
+import { Fifo } from './fifo.js';
+
 /**
  * A fixed set of equal buffers in shared memory. `acquire` waits while all are in use, which
  * is the backpressure that keeps a pipeline's memory at `count × size` whatever the disk
@@ -5,7 +7,7 @@
  */
 export class SharedBufferPool {
   private readonly free: Uint8Array[] = [];
-  private readonly waiting: ((buffer: Uint8Array) => void)[] = [];
+  private readonly waiting = new Fifo<(buffer: Uint8Array) => void>();
 
   constructor(
     readonly size: number,

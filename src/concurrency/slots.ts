@@ -1,10 +1,12 @@
+import { Fifo } from './fifo.js';
+
 /**
  * A counting semaphore: at most `count` holders at once, waiters served in order. What bounds
  * the files a file backup or restore has in flight (and so its memory) when the work is not
  * one flat list for {@link forEachLimited} but a tree walked recursively.
  */
 export class Slots {
-  private readonly waiting: (() => void)[] = [];
+  private readonly waiting = new Fifo<() => void>();
 
   constructor(private free: number) {}
 
