@@ -150,9 +150,11 @@ static napi_value list_xattrs(napi_env env, napi_callback_info info) {
   ssize_t size = llistxattr(path, list, XATTR_LIST_MAX);
   if (size < 0) {
     int err = errno;
-    free(list);
-    if (err == ENOTSUP) size = 0; /* the filesystem has none */
-    else return throw_errno(env, err, "llistxattr");
+    if (err != ENOTSUP) {
+      free(list);
+      return throw_errno(env, err, "llistxattr");
+    }
+    size = 0; /* the filesystem has none */
   }
   napi_value out;
   napi_create_array(env, &out);
@@ -166,7 +168,7 @@ static napi_value list_xattrs(napi_env env, napi_callback_info info) {
     }
     start += (ssize_t)length + 1;
   }
-  if (size > 0) free(list);
+  free(list); /* every path: a file without attributes (size 0) once kept its 64 KiB */
   return out;
 }
 
