@@ -290,6 +290,7 @@ export async function backupDisk(repo: Repository, device: BlockDevice, options:
 
   const processGroup = async (group: PlannedBlock[]): Promise<void> => {
     if (options.signal?.aborted) throw interrupted();
+    await index.room(); // index pages waiting to be stored hold memory: a bound on them
     const toRead: PlannedBlock[] = [];
     for (const block of group) if (!(await settle(block))) toRead.push(block);
     // A block the plan called unchanged may still need reading (quarantined parent chunk).
