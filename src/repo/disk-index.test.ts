@@ -9,6 +9,8 @@ import { encodeLocatedEntry } from './format/located-entry.js';
 import { ZERO_ENTRY } from './format/index-page.js';
 import { INDEXES_PREFIX } from './layout.js';
 import { initRepository, openRepository, type Repository } from './repository.js';
+import type { Snapshot } from './snapshots.js';
+import { walkBlocks } from './walk.js';
 
 const BLOCK = 64 * 1024;
 const PER_PAGE = 16;
@@ -99,4 +101,25 @@ test('room(): at most 8 pages are being stored at once; the rest of the backup w
   }
   const ids = await writer.finish();
   assert.equal(new Set(ids).size, pages);
+});
+
+test('walkBlocks with distinctPages visits a page once however often disks repeat it; a missing page is reported at every occurrence', async () => {
+  const { repo, local } = await repository('walk');
+  const writer = new DiskIndexWriter(repo, 6 * PER_PAGE * BLOCK, BLOCK, PER_PAGE);
+  for (let block = 0; block < 6 * PER_PAGE; block++) writer.set(block, block < 2 * PER_PAGE ? entry(block) : ZERO_ENTRY);
+  const pages = await writer.finish(); // two pages of chunks, four equal pages of zeros
+  const missing = 'ab'.repeat(32);
+  const disk = (name: string, ids: string[]) => ({ name, size: ids.length * PER_PAGE * BLOCK, sourceFormat: 'raw', source: name, blockSize: BLOCK, entriesPerPage: PER_PAGE, pages: ids });
+  const snapshot = (id: string, ids: string[]) => ({ id, disks: [disk('disk0', ids)] }) as unknown as Snapshot;
+  const snapshots = [snapshot('s1', pages), snapshot('s2', [missing, pages[1] as string, missing, ...pages.slice(3)])];
+  const count = async (distinctPages: boolean) => {
+    let visits = 0;
+    const damage: string[] = [];
+    await walkBlocks(repo, snapshots, () => visits++, (d) => damage.push(`${d.snapshot.id}@${d.offset}`), { distinctPages });
+    return { visits, damage };
+  };
+  const damage = ['s2@0', `s2@${2 * PER_PAGE * BLOCK}`];
+  assert.deepEqual(await count(false), { visits: 10 * PER_PAGE, damage });
+  assert.deepEqual(await count(true), { visits: 3 * PER_PAGE, damage });
+  assert.equal(await indexObjects(local), 3);
 });

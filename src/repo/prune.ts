@@ -126,6 +126,7 @@ export async function pruneRepository(
         if (visit.located !== undefined) hinted.add(visit.located.subarray(32, 64).toString('hex'));
       },
       (damage) => damaged.push(`index page ${damage.page.slice(0, 16)} of snapshot ${damage.snapshot.id.slice(0, 8)}: ${damage.error.message}`),
+      { distinctPages: true }, // a page names the same chunks wherever it is used
     );
     // File snapshots: their trees are kept with the index pages (format 1: `trees/` objects)
     // or as chunks (format 2: trees are chunks in packs of trees), their files' chunks with the rest.

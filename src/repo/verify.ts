@@ -121,6 +121,7 @@ export async function verifyRepository(
       damaged.push({ kind: 'index page', id: damage.page, problem: damage.error.code === 'E_MISSING_OBJECT' ? 'missing' : 'corrupt', message: damage.error.message });
       damagedPages.push({ snapshot: damage.snapshot, disk: damage.disk.name, start: damage.offset, end: damage.offset + damage.length });
     },
+    { distinctPages: true },
   );
   // File snapshots: every tree is read (and so checked), every chunk of every file marked.
   await walkFileTrees(
@@ -264,6 +265,7 @@ async function verificationOfSnapshots(
         }
       },
       () => (neverRead = true), // a damaged index page: its chunks are unknown
+      { distinctPages: true },
     );
     await walkFileTrees(
       repo,
