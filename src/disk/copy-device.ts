@@ -1,4 +1,4 @@
-import { isAllZero, planBlocks, type BlockDevice } from '../blockdev/index.js';
+import { isAllZero, planBlocks, type BlockDevice, type PlannedBlock } from '../blockdev/index.js';
 import { forEachLimited, SharedBufferPool } from '../concurrency/index.js';
 import { CofferError } from '../errors/index.js';
 import type { DiskTarget } from './raw-target.js';
@@ -81,11 +81,42 @@ export async function copyDevice(
   };
 
   try {
-    await forEachLimited(planBlocks(device, options.blockSize, false), buffers.count, copyBlock);
+    const plan = planBlocks(device, options.blockSize, false);
+    // Zeros that need no buffer (a zeroed target, or one that skips them) go as whole runs.
+    const blocks = target.zeroed || target.skipZeros !== undefined ? joinZeroRuns(plan) : plan;
+    await forEachLimited(blocks, buffers.count, copyBlock);
     await target.finish();
   } catch (error) {
     await target.abort();
     throw error;
   }
   return progress;
+}
+
+/** The most bytes of zeros one copy step covers. */
+const ZERO_RUN_BYTES = 1024 * 1024 * 1024;
+
+/**
+ * Consecutive zero blocks joined into one, up to {@link ZERO_RUN_BYTES}: a thin disk's empty
+ * stretches are millions of blocks (a 1 TiB disk has 4 million of 256 KiB), and each copy
+ * step costs a promise, a turn of the limiter and a progress report. A restore of a 1 TiB
+ * thin disk with 16 MiB of data spent 6 s (raw) and 19 s (qcow2) on those (2026-11-27).
+ */
+async function* joinZeroRuns(plan: AsyncIterable<PlannedBlock>): AsyncIterable<PlannedBlock> {
+  let run: PlannedBlock | undefined;
+  for await (const block of plan) {
+    if (block.action === 'zero') {
+      if (run !== undefined && run.offset + run.length === block.offset && run.length + block.length <= ZERO_RUN_BYTES) {
+        run.length += block.length;
+        continue;
+      }
+      if (run !== undefined) yield run;
+      run = { ...block };
+      continue;
+    }
+    if (run !== undefined) yield run;
+    run = undefined;
+    yield block;
+  }
+  if (run !== undefined) yield run;
 }

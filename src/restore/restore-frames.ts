@@ -155,13 +155,14 @@ export async function restoreByFrames(
       // The window's pages fetched at once: from S3 one round trip instead of one per page.
       const pageNumbers = Array.from({ length: Math.min(record.pages.length, firstPage + WINDOW_PAGES) - firstPage }, (_, i) => firstPage + i);
       const pages = await Promise.all(pageNumbers.map((page) => index.rawPage(page)));
+      let zeroBytesSkipped = 0; // reported once for the window: a thin disk has millions of zero blocks
       pageNumbers.forEach((page, p) => {
         const entries = pages[p] as Buffer[];
         entries.forEach((entry, i) => {
           const block = page * record.entriesPerPage + i;
           if (block >= blockCount) return;
           if (isZeroEntry(entry)) {
-            if (zeros === undefined) done(lengthOf(block), false);
+            if (zeros === undefined) zeroBytesSkipped += lengthOf(block);
             else zeroWrites.push(target.write(block * blockSize, zeros.subarray(0, lengthOf(block))).then(() => done(lengthOf(block), true)));
             return;
           }
@@ -173,6 +174,7 @@ export async function restoreByFrames(
           else planBlock(frames, block, entry);
         });
       });
+      if (zeroBytesSkipped > 0) done(zeroBytesSkipped, false);
       await placeMoved(frames, others, movedBlocks);
       const lost: PlannedBlock[] = [];
       await read(frames, lost);
