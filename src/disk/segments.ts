@@ -23,6 +23,9 @@ const FILLS_IN_FLIGHT = 8;
  * The segments of `length` guest bytes from `offset`, cut at multiples of `unitSize`: `map`
  * gives the segments of `take` bytes of unit `unit` starting `within` it (guest offset
  * `position`), and neighbours that `canMerge` allows are joined (the earlier one grows).
+ * `map` may answer for more than `take` bytes — whole following units that map alike (a qcow2
+ * L1 entry without an L2 table: 512 MiB of clusters), never past the range's end — and the
+ * walk goes on after them.
  */
 export async function* unitSegments<S extends Segment>(
   offset: number,
@@ -43,7 +46,9 @@ export async function* unitSegments<S extends Segment>(
     const within = position - unit * unitSize;
     const take = Math.min(end - position, unitSize - within);
     const mapped = map(unit, position, within, take);
+    let covered = 0;
     for (const next of Array.isArray(mapped) ? mapped : await mapped) {
+      covered += next.length;
       if (pending !== undefined && pending.offset + pending.length === next.offset && canMerge(pending, next)) {
         pending.length += next.length;
         continue;
@@ -51,7 +56,7 @@ export async function* unitSegments<S extends Segment>(
       if (pending !== undefined) yield pending;
       pending = { ...next };
     }
-    position += take;
+    position += Math.max(take, covered);
   }
   if (pending !== undefined) yield pending;
 }
