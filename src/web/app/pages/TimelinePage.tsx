@@ -59,7 +59,7 @@ export function TimelinePage() {
       <QueryView query={tasks} context="Reading the tasks">
         {(list) => (
           <QueryView query={runs} context="Reading the runs">
-            {(r) => <Timeline data={ganttData(list, r.items, { ...period, now: Date.now() })} onOpenTask={(id) => void navigate(`/tasks/${id}`)} />}
+            {(r) => <Timeline tasks={list} runs={r.items} period={period} onOpenTask={(id) => void navigate(`/tasks/${id}`)} />}
           </QueryView>
         )}
       </QueryView>
@@ -67,7 +67,10 @@ export function TimelinePage() {
   );
 }
 
-function Timeline({ data, onOpenTask }: { data: GanttData; onOpenTask: (id: string) => void }) {
+function Timeline({ tasks, runs, period, onOpenTask }: { tasks: Task[]; runs: Parameters<typeof ganttData>[1]; period: { from: number; to: number }; onOpenTask: (id: string) => void }) {
+  // Computed again when the tasks or runs change (live while backups run), not on every render:
+  // a new chart option each render re-drew the chart under the pointer.
+  const data: GanttData = useMemo(() => ganttData(tasks, runs, { ...period, now: Date.now() }), [tasks, runs, period]);
   if (data.bars.length === 0 && data.missed.length === 0) return <Text c="dimmed">No backup ran in this period.</Text>;
   return (
     <Stack gap="md">
