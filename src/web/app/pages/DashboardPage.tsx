@@ -157,7 +157,7 @@ function ProtectionCard() {
                   </Text>
                   <Group gap={6} mt={4}>
                     {r.uncovered.map((vm) => (
-                      <Badge key={vm} color="red" variant="light" component={Link} to={`/vms/${encodeURIComponent(vm)}`} style={{ cursor: 'pointer' }}>
+                      <Badge key={vm} color="red" variant="light" tt="none" component={Link} to={`/vms/${encodeURIComponent(vm)}`} style={{ cursor: 'pointer' }}>
                         {vm}
                       </Badge>
                     ))}

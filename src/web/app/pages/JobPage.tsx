@@ -52,7 +52,7 @@ export function JobPage() {
                     Matches now ({j.vms.length}):
                   </Text>
                   <Group gap={6} data-testid="job-vms">
-                    {j.vms.length === 0 ? <Text c="dimmed">no VM</Text> : j.vms.map((vm) => <Badge key={vm} variant="light" component={Link} to={`/vms/${encodeURIComponent(vm)}`} style={{ cursor: 'pointer' }}>{vm}</Badge>)}
+                    {j.vms.length === 0 ? <Text c="dimmed">no VM</Text> : j.vms.map((vm) => <Badge key={vm} variant="light" tt="none" component={Link} to={`/vms/${encodeURIComponent(vm)}`} style={{ cursor: 'pointer' }}>{vm}</Badge>)}
                   </Group>
                   {j.window !== undefined && <Text size="sm">Window: {j.window.start}–{j.window.end}</Text>}
                   {j.retention !== undefined && <Text size="sm">Retention: {Object.entries(j.retention).map(([k, v]) => `${k} ${String(v)}`).join(', ')}</Text>}
