@@ -750,6 +750,10 @@ test('the jobs editor previews the selection, the schedule and the retention, an
   await editor.getByLabel('Time zone').fill('Asia/Tokyo');
   await editor.getByTestId('schedule-preview').getByText(/03:30$/).first().waitFor();
   assert.equal(await editor.getByTestId('schedule-preview').getByRole('listitem').count(), 5);
+  // Window and limit: the dashboard's forecast and the timeline read the window from here.
+  await editor.getByLabel('Window starts').fill('22:00');
+  await editor.getByLabel('Window ends').fill('05:30');
+  await editor.getByLabel('VMs at once').fill('2');
   await editor.getByLabel('keep-last').fill('1');
   // web1 has two snapshots (the set-up's and the run's): the newer stays, the older goes.
   await editor.getByTestId('retention-preview').getByText('web1: keeps 1, removes 1').waitFor();
@@ -767,6 +771,12 @@ test('the jobs editor previews the selection, the schedule and the retention, an
 
   const job = await api(page, 'GET', '/api/v1/jobs/nightly');
   assert.deepEqual([job.json.schedule, job.json.timezone, job.json.retention, job.json.select], ['*-*-* 03:30', 'Asia/Tokyo', { 'keep-last': 1 }, { names: ['db1'], tags: ['web'] }]);
+  assert.deepEqual([job.json.window, job.json.limits], [{ start: '22:00', end: '05:30' }, { concurrent: 2 }]);
+  // The job's page shows the window it now has.
+  await page.reload();
+  await settled(page, 'Job nightly');
+  await page.getByRole('region', { name: 'Selection' }).getByText('Window: 22:00–05:30').waitFor();
+  await page.getByRole('region', { name: 'Selection' }).getByText('At most 2 of its VMs at once').waitFor();
   const text = (await api(page, 'GET', '/api/v1/config')).json.text as string;
   assert.match(text, /# touched by another admin/, 'the other edit is kept');
 });
