@@ -262,6 +262,7 @@ test('the first admin logs in, must change the one-time password, then sees the 
   assert.equal((await row.locator('td').nth(1).textContent())?.trim(), '2');
   const protection = page.getByTestId('protection');
   await protection.getByText('Not covered by any job (1)').waitFor();
+  assert.equal(await protection.getByRole('link', { name: 'db1' }).first().evaluate((e) => (globalThis as unknown as { getComputedStyle(x: unknown): { textTransform: string } }).getComputedStyle(e).textTransform), 'none', 'a VM name as written, not "DB1"');
   assert.match((await protection.textContent()) ?? '', /db1/);
   assert.match((await protection.textContent()) ?? '', /db1: RPO 1h, last good backup never/);
   assert.match((await page.getByTestId('next-runs').textContent()) ?? '', /nightly: .* 22:00 \(Europe\/Berlin\)/);
@@ -847,6 +848,9 @@ test('a RestoreOperator sees no admin page or control, and the API refuses the a
     assert.equal(await page.getByRole('button', { name: /Delete/ }).count(), 0);
     assert.equal(await page.getByRole('region', { name: 'Add a user' }).count(), 0);
     await checkPage(page, 'light', 'users-as-restore-operator');
+    // A way on from the dead end.
+    await page.getByRole('alert').getByRole('link', { name: 'back to the dashboard' }).click();
+    await settled(page, 'Dashboard');
 
     const refused = await page.evaluate(async () => {
       const { csrfToken } = (await (await fetch('/api/v1/auth/me')).json()) as { csrfToken: string };
@@ -880,6 +884,27 @@ test('four eyes: an admin\'s delete waits for a second admin, who approves it on
 
   await nav('Users and grants')(page);
   await settled(page, 'Users and grants');
+  // Grants changed on the page: leaver gets Operator on /jobs, then loses Auditor on /.
+  const leaverRow = page.getByRole('table', { name: 'Users' }).getByRole('row').filter({ hasText: /^leaver/ });
+  const addGrant = async (path: string) => {
+    await leaverRow.getByRole('button', { name: 'Add a grant to leaver' }).click();
+    await leaverRow.getByLabel('Role', { exact: true }).click();
+    await page.getByRole('option', { name: 'Operator', exact: true }).click();
+    await leaverRow.getByLabel('Path', { exact: true }).fill(path);
+    await leaverRow.getByRole('button', { name: 'Add', exact: true }).click();
+  };
+  // A path that names no object: the server's refusal, in words, on the page.
+  await addGrant('/jobs');
+  await page.getByRole('alert').filter({ hasText: 'Changing the grants' }).waitFor();
+  await addGrant('/jobs/nightly');
+  await leaverRow.getByText('Operator on /jobs/nightly').waitFor();
+  // Shown as written: a path is case-sensitive (Mantine's badges are uppercase by default).
+  const transform = (locator: ReturnType<Page['getByText']>) => locator.evaluate((e) => (globalThis as unknown as { getComputedStyle(x: unknown): { textTransform: string } }).getComputedStyle(e).textTransform);
+  assert.equal(await transform(leaverRow.getByText('Operator on /jobs/nightly')), 'none');
+  await leaverRow.getByRole('button', { name: 'Remove Auditor on / from leaver' }).click();
+  await leaverRow.getByText('Auditor on /', { exact: true }).waitFor({ state: 'detached' });
+  assert.deepEqual((await api(page, 'GET', '/api/v1/users/leaver')).json.grants, [{ role: 'Operator', path: '/jobs/nightly' }]);
+  await checkPage(page, 'light', 'users-grants');
   page.once('dialog', (dialog) => void dialog.accept());
   await page.getByRole('button', { name: 'Delete user helpdesk' }).click();
   await page.getByText("Deleting helpdesk waits for a second administrator's approval.").waitFor();
