@@ -750,6 +750,29 @@ test('damage: a chunk removed from the archive repository; Verify now fails and 
   await page.getByText('VM app1', { exact: false }).first().waitFor();
 });
 
+test('sync to an offsite repository: Sync now copies one VM\'s snapshots, and both repositories\' cards show the sync', async () => {
+  const page = adminPage;
+  await nav('Repository health')(page);
+  await settled(page, 'Repository health');
+  const main = page.getByTestId('health-main');
+  await main.getByTestId('Last sync').getByText('Never synced from or to another repository by this server.').waitFor();
+  const inMain = (await api(page, 'GET', '/api/v1/repositories/main/snapshots?vm=web1&limit=500')).json.items.length as number;
+  assert.ok(inMain > 0);
+  await main.getByLabel('Copy to').selectOption('archive');
+  await main.getByLabel('Only this VM (empty: all)').fill('web1');
+  await main.getByRole('button', { name: 'Sync now' }).click();
+  await settled(page, /^Task [0-9a-f]{8}$/);
+  await page.locator('[data-status="succeeded"]').first().waitFor({ timeout: 60_000 });
+  await nav('Repository health')(page);
+  await settled(page, 'Repository health');
+  // The source's card and the offsite copy's card say the same: what went where.
+  const said = new RegExp(`^main → archive: ${inMain} snapshot\\(s\\) copied, 0 already there, 0 failed`);
+  for (const repo of ['main', 'archive']) await page.getByTestId(`health-${repo}`).getByTestId('Last sync').getByText(said).waitFor();
+  const copied = await api(page, 'GET', '/api/v1/repositories/archive/snapshots?vm=web1&limit=500');
+  assert.equal(copied.json.items.length, inMain, JSON.stringify(copied.json));
+  await checkPage(page, 'light', 'health-synced');
+});
+
 test('the jobs editor previews the selection, the schedule and the retention, and saves through the config API with its version', async () => {
   const page = adminPage;
   await nav('Jobs')(page);
@@ -880,7 +903,7 @@ test('a RestoreOperator sees no admin page or control, and the API refuses the a
     await page.goto('/health');
     await settled(page, 'Repository health');
     await page.getByTestId('health-main').waitFor();
-    assert.equal(await page.getByRole('button', { name: /Verify now|What would prune free/ }).count(), 0);
+    assert.equal(await page.getByRole('button', { name: /Verify now|What would prune free|Sync now/ }).count(), 0);
     const prune = await api(page, 'POST', '/api/v1/repositories/main/prune', { dryRun: false });
     assert.equal(prune.status, 403);
     assert.equal(prune.json.code, 'E_FORBIDDEN');
