@@ -57,6 +57,8 @@ let webDisk: string;
 let appDisk: string;
 /** app1's libvirt domain (the test driver's) as backed up. */
 let appXml: string;
+/** The PNG on broken's disk once it is written (a screenshot of the console's header). */
+let logoPng: Buffer;
 let dataDir: string;
 const TAPE = 'tape-main.tar';
 const scriptErrors: string[] = [];
@@ -116,7 +118,7 @@ jobs:
 `;
 
 before(async () => {
-  await requireTools('chromium', 'debugfs', 'ntfscat', 'nbdinfo', 'tar', 'qemu-img', 'virsh');
+  await requireTools('chromium', 'debugfs', 'ntfscat', 'nbdinfo', 'tar', 'qemu-img', 'virsh', 'mke2fs', 'unzip');
   ext4Image = await buildExtImage({ sizeMiB: 96, bigFileBytes: 3_000_000 });
   ntfsImage = await buildNtfsImage({ sizeMiB: 96, bigFileBytes: 3_000_000 });
   dir = await mkdtemp(join(tmpdir(), 'coffer-console-e2e-'));
@@ -352,7 +354,7 @@ test('the backup window timeline: a row per host, and one host\'s backups never 
   await settled(page, /^Task [0-9a-f]{8}$/);
 });
 
-test('a failed VM: last night on the dashboard says why, "Run failed again" there runs just it, and the timeline shows its bar as failed', async () => {
+test('a failed VM: last night on the dashboard says why, "Run failed again" there runs just it, and the timeline shows its bar as failed; its disk written, it succeeds', async () => {
   const page = adminPage;
   const first = await api(page, 'POST', '/api/v1/jobs/fragile/run');
   assert.equal(first.status, 202, JSON.stringify(first.json));
@@ -391,6 +393,25 @@ test('a failed VM: last night on the dashboard says why, "Run failed again" ther
   // A failed bar is drawn in red (red 6: #fa5252), the succeeded ones stay teal.
   await page.getByRole('img', { name: /^Backup window: \d+ backups on 2 hosts / }).locator('path[fill="#fa5252"]').first().waitFor();
   await checkPage(page, 'light', 'timeline-failed');
+
+  // The disk is back, an ext4 holding a picture (previewed and zipped below): "Run failed
+  // again" on the job's page runs just broken, which now succeeds.
+  const tree = join(dir, 'broken-tree');
+  await mkdir(join(tree, 'pictures'), { recursive: true });
+  logoPng = await page.screenshot({ clip: { x: 0, y: 0, width: 240, height: 56 } });
+  await writeFile(join(tree, 'pictures', 'logo.png'), logoPng);
+  await writeFile(join(tree, 'pictures', 'caption.txt'), "The console's header, as a picture.\n");
+  const disk = join(dir, 'missing.raw');
+  await writeFile(disk, Buffer.alloc(8 * MiB));
+  await run('mke2fs', ['-q', '-F', '-t', 'ext4', '-d', tree, disk]);
+  await page.goto('/jobs/fragile');
+  await settled(page, 'Job fragile');
+  await page.getByRole('button', { name: 'Run failed again' }).click();
+  await page.waitForURL(/\/tasks\?run=/);
+  const fixed = new URL(page.url()).searchParams.get('run') as string;
+  assert.deepEqual((await api(page, 'GET', `/api/v1/runs/${fixed}`)).json.vms, ['broken']);
+  const ended = await api(page, 'GET', `/api/v1/tasks?run=${fixed}&wait=true&timeout=90`);
+  assert.deepEqual(ended.json.items.map((t: { vm: string; status: string }) => [t.vm, t.status]), [['broken', 'succeeded']]);
 });
 
 test('storage over time: each VM\'s latest size, the bytes stored today, and when the storage fills at that growth', async () => {
@@ -538,6 +559,28 @@ test('browse the snapshot\'s ext4 and NTFS volumes; a file and a folder (tar) do
     assert.ok(names.includes('readme.txt') && names.includes('notes.txt'), `${fs}: ${names.join(', ')}`);
     for (const name of ['readme.txt', 'notes.txt', 'empty.txt']) assert.deepEqual(await readFile(join(out, 'docs', name)), await readers[fs](`/docs/${name}`), `${fs}: docs/${name} in the tar`);
   }
+});
+
+test('a picture previewed as an image and downloaded, and a folder downloaded as zip, equal to the files on broken\'s ext4 disk', async () => {
+  const page = adminPage;
+  await wizardAction(page, 'broken', 'Browse and download files');
+  await page.getByRole('group', { name: 'Volumes' }).getByRole('button', { name: /ext4/ }).click();
+  await page.getByRole('button', { name: 'Open pictures/' }).click();
+  await page.getByRole('button', { name: 'logo.png' }).click();
+  const image = page.getByRole('img', { name: 'Image logo.png' });
+  await image.waitFor();
+  // Decoded by the browser: its natural size is the screenshot's.
+  await page.waitForFunction((el) => (el as unknown as { complete: boolean; naturalWidth: number }).complete && (el as unknown as { naturalWidth: number }).naturalWidth > 0, await image.elementHandle());
+  assert.deepEqual(await image.evaluate((el) => [(el as unknown as { naturalWidth: number }).naturalWidth, (el as unknown as { naturalHeight: number }).naturalHeight]), [240, 56]);
+  assert.deepEqual(await downloaded(page, () => page.getByRole('link', { name: 'Download logo.png' }).click()), logoPng);
+  await checkPage(page, 'light', 'restore-image-preview');
+  const zip = await downloaded(page, () => page.getByRole('link', { name: 'Download this folder as zip' }).click());
+  const out = join(dir, 'zip-broken');
+  await mkdir(out, { recursive: true });
+  await writeFile(join(out, 'pictures.zip'), zip);
+  await run('unzip', ['-q', 'pictures.zip'], { cwd: out });
+  assert.deepEqual(await readFile(join(out, 'pictures', 'logo.png')), logoPng);
+  assert.equal(await readFile(join(out, 'pictures', 'caption.txt'), 'utf8'), "The console's header, as a picture.\n");
 });
 
 test('instant recovery from the wizard: the NBD URI it shows answers nbdinfo, and stop ends it', async () => {
