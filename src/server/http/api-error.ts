@@ -20,6 +20,11 @@ export const API_ERROR_CODES = {
   E_NOT_FOUND: 404,
   /** The object exists already, or changed since it was read. */
   E_CONFLICT: 409,
+  /**
+   * The change would leave no user with Admin on `/` (the last one deleted or demoted): nobody
+   * could manage users or grants any more.
+   */
+  E_LAST_ADMIN: 409,
   /** Too many failed logins: wait (Retry-After). */
   E_RATE_LIMITED: 429,
   /** The Range header asks for bytes the file does not have (Content-Range says its size). */

@@ -11,7 +11,8 @@ export function formatBytes(bytes: number | undefined | null): string {
     value /= 1024;
     unit++;
   }
-  return `${unit === 0 ? value : value < 100 ? value.toFixed(1) : value.toFixed(0)} ${UNITS[unit] as string}`;
+  // Whole bytes: an average (bytes stored per day) read "424.14285714285717 B".
+  return `${unit === 0 ? Math.round(value) : value < 100 ? value.toFixed(1) : value.toFixed(0)} ${UNITS[unit] as string}`;
 }
 
 /** 2.345 → "2.3×". */

@@ -2,7 +2,9 @@
  * /api/v1/users and their grants: list, create (with a password the user must change at first
  * login), show, reset a password, replace the grants, delete. Deleting is destructive: with
  * `security.four-eyes` it waits for a second administrator (approvals.ts). The last
- * administrator on `/` can be neither deleted nor stripped of that grant.
+ * administrator on `/` can be neither deleted nor stripped of that grant: the user store
+ * refuses it (E_LAST_ADMIN, 409), checked in the same transaction as the change, so also when
+ * an approved deletion runs later or two administrators demote each other at once.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { MIN_PASSWORD_LENGTH, type Grant, type User } from '../../auth/index.js';
@@ -13,7 +15,6 @@ import { auditRequest, type ServiceContext } from '../service-context.js';
 import { GrantSchema, isoTime, nameParams, UserSchema } from './schemas.js';
 
 const userOut = (u: User) => ({ name: u.name, mustChangePassword: u.mustChangePassword, createdAt: isoTime(u.createdAt), grants: u.grants });
-const isAdminRoot = (grants: readonly Grant[]) => grants.some((g) => g.role === 'Admin' && g.path === '/');
 const PasswordSchema = { type: 'string', minLength: MIN_PASSWORD_LENGTH, maxLength: 1000 } as const;
 
 export function userRoutes(app: FastifyInstance, context: ServiceContext): void {
@@ -23,15 +24,10 @@ export function userRoutes(app: FastifyInstance, context: ServiceContext): void 
     if (user === undefined) throw new ApiError('E_NOT_FOUND', `no user named ${name}`);
     return user;
   };
-  const otherRootAdmins = async (except: string): Promise<number> => {
-    const all = await context.users.list({ offset: 0, limit: 100_000 });
-    return all.items.filter((u) => u.id !== except && isAdminRoot(u.grants)).length;
-  };
 
   context.approvals.register('user.delete', async (args, approver) => {
     const user = await context.users.byName(String(args.name));
     if (user === undefined) throw new ApiError('E_NOT_FOUND', `no user named ${String(args.name)}`);
-    if (isAdminRoot(user.grants) && (await otherRootAdmins(user.id)) === 0) throw new ApiError('E_CONFLICT', 'the last administrator cannot be deleted');
     await context.users.delete(user.id);
     await context.audit.record({ actor: approver, address: '-', action: 'user.delete', target: `/users/${user.name}`, outcome: 'success', details: { approved: true } });
     return `user ${user.name} deleted`;
@@ -115,7 +111,6 @@ export function userRoutes(app: FastifyInstance, context: ServiceContext): void 
         await auditRequest(context, request, { action: 'user.delete', target: `/users/${user.name}`, outcome: 'pending', details: { approval: approval.id } });
         return reply.code(202).send({ approval: approval.id, status: approval.status });
       }
-      if (isAdminRoot(user.grants) && (await otherRootAdmins(user.id)) === 0) throw new ApiError('E_CONFLICT', 'the last administrator cannot be deleted');
       await context.users.delete(user.id);
       await auditRequest(context, request, { action: 'user.delete', target: `/users/${user.name}`, outcome: 'success' });
       return reply.code(204).send();
@@ -168,9 +163,6 @@ export function userRoutes(app: FastifyInstance, context: ServiceContext): void 
     async handler(request) {
       const user = await find(request);
       const { grants } = request.body as { grants: Grant[] };
-      if (isAdminRoot(user.grants) && !isAdminRoot(grants) && (await otherRootAdmins(user.id)) === 0) {
-        throw new ApiError('E_CONFLICT', 'the last administrator on / cannot lose that grant');
-      }
       await context.users.setGrants(user.id, grants);
       await auditRequest(context, request, { action: 'user.grants', target: `/users/${user.name}`, outcome: 'success', details: { before: user.grants, after: grants } });
       return { grants: await context.users.grantsOf(user.id) };

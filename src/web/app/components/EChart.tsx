@@ -5,8 +5,8 @@
  * it shows must also be on the page as text (`label` names it for screen readers).
  */
 import { useComputedColorScheme } from '@mantine/core';
-import type { EChartsCoreOption } from 'echarts/core';
-import { useEffect, useRef } from 'react';
+import type { ECharts, EChartsCoreOption } from 'echarts/core';
+import { useEffect, useRef, useState } from 'react';
 
 export type ChartOption = EChartsCoreOption;
 
@@ -30,6 +30,10 @@ export function EChart({ option, label, height = 220, onItemClick }: { option: C
   const scheme = useComputedColorScheme('light');
   const clicked = useRef(onItemClick);
   clicked.current = onItemClick;
+  // One chart per colour scheme; a new option is set on it, not a new chart: re-creating it on
+  // every option (each live update of the backup window) left moments with no chart at all,
+  // where a click on a bar went nowhere.
+  const [chart, setChart] = useState<ECharts>();
   useEffect(() => {
     const element = box.current;
     if (element === null) return;
@@ -37,22 +41,26 @@ export function EChart({ option, label, height = 220, onItemClick }: { option: C
     let gone = false;
     void loadLibrary().then(({ echarts }) => {
       if (gone) return;
-      const chart = echarts.init(element, scheme === 'dark' ? 'dark' : undefined, { renderer: 'svg' });
-      chart.setOption({ backgroundColor: 'transparent', ...option });
-      chart.on('click', (params) => clicked.current?.(params as unknown as ChartClick));
-      const observer = new ResizeObserver(() => chart.resize());
+      const made = echarts.init(element, scheme === 'dark' ? 'dark' : undefined, { renderer: 'svg' });
+      made.on('click', (params) => clicked.current?.(params as unknown as ChartClick));
+      const observer = new ResizeObserver(() => made.resize());
       observer.observe(element);
+      setChart(made);
       undo = () => {
         observer.disconnect();
-        chart.dispose();
+        made.dispose();
       };
     }, () => {
       // The chart stays empty; the figures it draws are on the page as text anyway.
     });
     return () => {
       gone = true;
+      setChart(undefined);
       undo?.();
     };
-  }, [option, scheme]);
+  }, [scheme]);
+  useEffect(() => {
+    chart?.setOption({ backgroundColor: 'transparent', ...option }, { notMerge: true });
+  }, [chart, option]);
   return <div ref={box} role="img" aria-label={label} style={{ width: '100%', height }} />;
 }

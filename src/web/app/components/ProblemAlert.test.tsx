@@ -19,6 +19,9 @@ describe('ProblemAlert', () => {
     renderInConsole(<ProblemAlert error={new ApiProblem({ title: 'Forbidden', status: 403, code: 'E_FORBIDDEN', detail: 'user helpdesk lacks the permission users.write here' })} />);
     expect(screen.getByRole('alert').textContent).toContain('Not allowed');
     expect(screen.getByRole('alert').textContent).toContain('Your role does not allow this.');
+    // A way on: who can change it, and a link out of the dead end.
+    expect(screen.getByTestId('forbidden-way-on').textContent).toContain('An administrator can grant it');
+    expect(screen.getByRole('link', { name: 'back to the dashboard' }).getAttribute('href')).toBe('/');
   });
 
   it('offers a retry when the server does not answer, and never shows a stack', () => {

@@ -1,9 +1,10 @@
 /**
  * An error as a user meets it: the problem detail's title and detail (and its field errors),
- * or "the server does not answer" with a retry, or, for a 403, what the role lacks. Never a
- * stack trace: anything else shows its message only.
+ * or "the server does not answer" with a retry, or, for a 403, what the role lacks and a way
+ * on (who can grant it, the dashboard). Never a stack trace: anything else shows its message
+ * only.
  */
-import { Alert, Button, List, Text } from '@mantine/core';
+import { Alert, Anchor, Button, List, Text } from '@mantine/core';
 import { ApiProblem, ServerUnreachable } from '../../api/problem';
 
 export interface ProblemAlertProps {
@@ -40,6 +41,15 @@ export function ProblemAlert({ error, onRetry, context }: ProblemAlertProps) {
       {code !== undefined && (
         <Text size="xs" c="dimmed" mt="xs">
           code {code}
+        </Text>
+      )}
+      {error instanceof ApiProblem && error.status === 403 && (
+        <Text size="sm" mt="xs" data-testid="forbidden-way-on">
+          An administrator can grant it (Users and grants). Meanwhile:{' '}
+          <Anchor href="/" size="sm" underline="always">
+            back to the dashboard
+          </Anchor>
+          .
         </Text>
       )}
       {onRetry !== undefined && (

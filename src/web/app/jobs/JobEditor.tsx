@@ -139,7 +139,7 @@ function SelectionPreview({ select }: { select: ReturnType<typeof selectFromForm
       {(p) => (
         <Group gap={4} aria-label="VMs the selection matches" data-testid="selection-preview">
           <Text size="sm">Matches now ({p.vms.length}):</Text>
-          {p.vms.length === 0 ? <Text size="sm" c="dimmed">no VM</Text> : p.vms.map((vm) => <Badge key={vm.name} variant="light">{vm.name}</Badge>)}
+          {p.vms.length === 0 ? <Text size="sm" c="dimmed">no VM</Text> : p.vms.map((vm) => <Badge key={vm.name} variant="light" tt="none">{vm.name}</Badge>)}
         </Group>
       )}
     </QueryView>

@@ -157,7 +157,7 @@ function ProtectionCard() {
                   </Text>
                   <Group gap={6} mt={4}>
                     {r.uncovered.map((vm) => (
-                      <Badge key={vm} color="red" variant="light" component={Link} to={`/vms/${encodeURIComponent(vm)}`} style={{ cursor: 'pointer' }}>
+                      <Badge key={vm} color="red" variant="light" tt="none" component={Link} to={`/vms/${encodeURIComponent(vm)}`} style={{ cursor: 'pointer' }}>
                         {vm}
                       </Badge>
                     ))}
@@ -309,7 +309,7 @@ function Forecast({ forecast, problem, timezone }: { forecast: Preview['jobs'][n
   if (forecast.willNotStart.length === 0 && forecast.overruns.length === 0)
     return (
       <Text size="xs" c="dimmed" data-testid="forecast">
-        {forecast.entries.length} VMs, all expected to fit{forecast.windowEnd === null ? '' : ` before ${formatTime(forecast.windowEnd, timezone)}`}
+        {forecast.entries.length === 1 ? '1 VM, expected' : `${forecast.entries.length} VMs, all expected`} to fit{forecast.windowEnd === null ? '' : ` before ${formatTime(forecast.windowEnd, timezone)}`}
         {forecast.end === null ? '' : `; last ends about ${formatTime(forecast.end, timezone)}`}
       </Text>
     );

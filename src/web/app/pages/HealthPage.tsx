@@ -1,13 +1,16 @@
 /**
  * Repository health: per repository, the last verification (and the damage it found, with
  * the snapshots it touches), the last prune (what it freed, or with a dry run what it would
- * free), the last sync to another repository; and the actions that refresh them: verify now
- * (`job.run`), "what would prune free?" (a dry-run prune, `snapshot.delete`). All of that from
+ * free), the last sync from or to another repository (an offsite copy: its card says what it
+ * last received); and the actions that refresh them: verify now (`job.run`), "what would prune
+ * free?" (a dry-run prune, `snapshot.delete`), sync now to another repository, all of it or one
+ * VM (`job.run` on both repositories). All of that from
  * the tasks the server ran (GET /tasks), kept current by the events stream. Below it, the
  * repository's tape catalog (health/TapeCatalog.tsx, its own API).
  */
-import { Alert, Anchor, Button, Card, Code, Group, List, SimpleGrid, Stack, Text, Title } from '@mantine/core';
+import { Alert, Anchor, Button, Card, Code, Group, List, NativeSelect, SimpleGrid, Stack, Text, TextInput, Title } from '@mantine/core';
 import { useMutation, useQuery } from '@tanstack/react-query';
+import { useState, type FormEvent } from 'react';
 import { Link, useNavigate } from 'react-router';
 import { call } from '../../api/client';
 import { useSession } from '../auth/session';
@@ -19,7 +22,10 @@ import { formatBytes, formatTime } from '../format';
 import { TapeCatalog } from '../health/TapeCatalog';
 import { useLiveTasks, type Task } from '../live/events';
 
-type Report = { summary?: string; detail?: { damaged?: unknown[]; affected?: unknown } };
+type Report = { summary?: string; detail?: { damaged?: unknown[]; affected?: unknown; to?: unknown } };
+
+/** A sync's destination, from its report (a running sync has none yet: it shows on its source's card only). */
+const syncedTo = (task: Task): unknown => ((task.report ?? null) as Report | null)?.detail?.to;
 
 export function HealthPage() {
   const repositories = useQuery({ queryKey: ['repositories'], queryFn: () => call('get', '/api/v1/repositories', { query: { limit: 100 } }) });
@@ -37,7 +43,12 @@ export function HealthPage() {
               {(t) => (
                 <Stack gap="md">
                   {list.items.map((r) => (
-                    <RepositoryHealth key={r.name} repo={r.name} tasks={t.items.filter((task) => task.repository === r.name)} />
+                    <RepositoryHealth
+                      key={r.name}
+                      repo={r.name}
+                      others={list.items.map((o) => o.name).filter((n) => n !== r.name)}
+                      tasks={t.items.filter((task) => task.repository === r.name || (task.kind === 'sync' && syncedTo(task) === r.name))}
+                    />
                   ))}
                 </Stack>
               )}
@@ -49,10 +60,10 @@ export function HealthPage() {
   );
 }
 
-function RepositoryHealth({ repo, tasks }: { repo: string; tasks: Task[] }) {
+function RepositoryHealth({ repo, others, tasks }: { repo: string; others: string[]; tasks: Task[] }) {
   const session = useSession();
   const navigate = useNavigate();
-  const latest = (kind: string) => tasks.find((t) => t.kind === kind);
+  const latest = (kind: string) => tasks.find((t) => t.kind === kind && (kind === 'sync' || t.repository === repo));
   const opened = (answer: unknown) => {
     const id = (answer as { id?: unknown }).id;
     if (typeof id === 'string') void navigate(`/tasks/${id}`);
@@ -84,10 +95,39 @@ function RepositoryHealth({ repo, tasks }: { repo: string; tasks: Task[] }) {
       <SimpleGrid cols={{ base: 1, md: 3 }} spacing="md">
         <Latest repo={repo} title="Last verification" task={latest('verify')} never="Never verified by this server." />
         <Latest repo={repo} title="Last prune" task={latest('prune')} never="Never pruned by this server." />
-        <Latest repo={repo} title="Last sync" task={latest('sync')} never="Never synced to another repository by this server." />
+        <Latest repo={repo} title="Last sync" task={latest('sync')} never="Never synced from or to another repository by this server." />
       </SimpleGrid>
+      {others.some((o) => session.canOn('job.run', path) && session.canOn('job.run', `/repositories/${o}`)) && (
+        <SyncNow repo={repo} targets={others.filter((o) => session.canOn('job.run', `/repositories/${o}`))} onStarted={opened} />
+      )}
       <TapeCatalog repo={repo} />
     </Card>
+  );
+}
+
+/** Copies the snapshots another repository lacks (all, or one VM's): POST /repositories/R/sync, then its task. */
+function SyncNow({ repo, targets, onStarted }: { repo: string; targets: string[]; onStarted: (answer: unknown) => void }) {
+  const [to, setTo] = useState(targets[0] ?? '');
+  const [vm, setVm] = useState('');
+  const sync = useMutation({
+    mutationFn: () => call('post', '/api/v1/repositories/{repo}/sync', { params: { repo }, body: { to, ...(vm.trim() === '' ? {} : { vm: vm.trim() }) } }),
+    onSuccess: onStarted,
+  });
+  const submit = (event: FormEvent) => {
+    event.preventDefault();
+    sync.mutate();
+  };
+  return (
+    <form onSubmit={submit} aria-label={`Sync ${repo} to another repository`}>
+      <Group align="end" gap="xs" mt="sm">
+        <NativeSelect size="xs" label="Copy to" data={targets} value={to} onChange={(e) => setTo(e.currentTarget.value)} w={160} />
+        <TextInput size="xs" label="Only this VM (empty: all)" value={vm} onChange={(e) => setVm(e.currentTarget.value)} w={190} />
+        <Button size="xs" variant="default" type="submit" loading={sync.isPending}>
+          Sync now
+        </Button>
+      </Group>
+      {sync.isError && <ProblemAlert error={sync.error} context="Starting the sync" />}
+    </form>
   );
 }
 

@@ -52,9 +52,10 @@ export function JobPage() {
                     Matches now ({j.vms.length}):
                   </Text>
                   <Group gap={6} data-testid="job-vms">
-                    {j.vms.length === 0 ? <Text c="dimmed">no VM</Text> : j.vms.map((vm) => <Badge key={vm} variant="light" component={Link} to={`/vms/${encodeURIComponent(vm)}`} style={{ cursor: 'pointer' }}>{vm}</Badge>)}
+                    {j.vms.length === 0 ? <Text c="dimmed">no VM</Text> : j.vms.map((vm) => <Badge key={vm} variant="light" tt="none" component={Link} to={`/vms/${encodeURIComponent(vm)}`} style={{ cursor: 'pointer' }}>{vm}</Badge>)}
                   </Group>
                   {j.window !== undefined && <Text size="sm">Window: {j.window.start}–{j.window.end}</Text>}
+                  {j.limits?.concurrent !== undefined && <Text size="sm">At most {j.limits.concurrent} of its VMs at once</Text>}
                   {j.retention !== undefined && <Text size="sm">Retention: {Object.entries(j.retention).map(([k, v]) => `${k} ${String(v)}`).join(', ')}</Text>}
                   {j.after !== undefined && <Text size="sm">Runs after job {j.after}</Text>}
                   {j['repeat-missed'] === true && <Text size="sm">A run missed while the server was down runs once at start.</Text>}

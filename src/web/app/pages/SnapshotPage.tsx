@@ -30,7 +30,7 @@ export function SnapshotPage() {
               <Text>on {s.hostname}</Text>
               <Text>in repository {repo}</Text>
               {s.tags.map((t) => (
-                <Badge key={t} variant="light">
+                <Badge key={t} variant="light" tt="none">
                   {t}
                 </Badge>
               ))}

@@ -4,7 +4,8 @@
  * growth per day and when the storage fills at that growth: from the free space the server
  * reads (GET …/space: statfs of a local repository's filesystem), or, where it cannot know it
  * (S3, a repository server), from the size the user types (storage/FillForecast.tsx);
- * per VM: snapshots, latest size, bytes stored in the period.
+ * per VM: its protected bytes per day or month (a stacked chart), snapshots, latest size,
+ * bytes stored in the period.
  */
 import { Card, Group, Loader, NativeSelect, SegmentedControl, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
 import { useQuery } from '@tanstack/react-query';
@@ -117,6 +118,21 @@ function RepositoryStorage({ repo }: { repo: string }) {
               ],
             }}
           />
+          {series.perVm.length > 0 && (
+            <EChart
+              label={`Protected bytes of each VM in ${repo} per ${unit} over the last ${PERIODS[period].label} (${series.perVm.length} VMs; their latest sizes in the table below)`}
+              height={240}
+              option={{
+                tooltip: { trigger: 'axis', valueFormatter: (v: unknown) => formatBytes(Number(v)) },
+                legend: { bottom: 0, type: 'scroll' },
+                grid: { left: 8, right: 8, top: 8, bottom: 28, containLabel: true },
+                xAxis: { type: 'category', data: points.map((d) => (period === 'days' ? d.key.slice(5) : d.key)) },
+                yAxis: { type: 'value', axisLabel: { formatter: (v: number) => formatBytes(v) } },
+                // Stacked: the bars' height is the protected total of the chart above, each VM its share.
+                series: series.perVm.map((v) => ({ name: v.vm, type: 'bar', stack: 'vms', data: points.map((d) => d.protectedByVm[v.vm] ?? 0) })),
+              }}
+            />
+          )}
           <Group align="start" grow wrap="wrap">
             <HorizontalScroll label="Storage per VM (scrolls sideways)">
               <Table aria-label="Storage per VM" verticalSpacing={4} striped>

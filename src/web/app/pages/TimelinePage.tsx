@@ -43,6 +43,8 @@ async function tasksSince(from: number): Promise<Task[]> {
 }
 
 const clock = (ms: number) => new Date(ms).toLocaleTimeString('en-GB', { hour: '2-digit', minute: '2-digit' });
+/** The table's times carry seconds: a backup of a few seconds otherwise read "23:01 to 23:01". */
+const clockSeconds = (ms: number) => new Date(ms).toLocaleTimeString('en-GB', { hour: '2-digit', minute: '2-digit', second: '2-digit' });
 
 export function TimelinePage() {
   const [choice, setChoice] = useState(LAST_24H);
@@ -59,7 +61,7 @@ export function TimelinePage() {
       <QueryView query={tasks} context="Reading the tasks">
         {(list) => (
           <QueryView query={runs} context="Reading the runs">
-            {(r) => <Timeline data={ganttData(list, r.items, { ...period, now: Date.now() })} onOpenTask={(id) => void navigate(`/tasks/${id}`)} />}
+            {(r) => <Timeline tasks={list} runs={r.items} period={period} onOpenTask={(id) => void navigate(`/tasks/${id}`)} />}
           </QueryView>
         )}
       </QueryView>
@@ -67,7 +69,10 @@ export function TimelinePage() {
   );
 }
 
-function Timeline({ data, onOpenTask }: { data: GanttData; onOpenTask: (id: string) => void }) {
+function Timeline({ tasks, runs, period, onOpenTask }: { tasks: Task[]; runs: Parameters<typeof ganttData>[1]; period: { from: number; to: number }; onOpenTask: (id: string) => void }) {
+  // Computed again when the tasks or runs change (live while backups run), not on every render:
+  // a new chart option each render re-drew the chart under the pointer.
+  const data: GanttData = useMemo(() => ganttData(tasks, runs, { ...period, now: Date.now() }), [tasks, runs, period]);
   if (data.bars.length === 0 && data.missed.length === 0) return <Text c="dimmed">No backup ran in this period.</Text>;
   return (
     <Stack gap="md">
@@ -115,8 +120,8 @@ function Timeline({ data, onOpenTask }: { data: GanttData; onOpenTask: (id: stri
                 <Table.Td>
                   <Anchor component={Link} to={`/tasks/${b.taskId}`}>{b.vm}</Anchor>
                 </Table.Td>
-                <Table.Td>{clock(b.start)}</Table.Td>
-                <Table.Td>{b.result === 'running' ? 'running' : clock(b.end)}</Table.Td>
+                <Table.Td>{clockSeconds(b.start)}</Table.Td>
+                <Table.Td>{b.result === 'running' ? 'running' : clockSeconds(b.end)}</Table.Td>
                 <Table.Td>
                   <StatusBadge status={b.result} />
                 </Table.Td>

@@ -46,7 +46,8 @@ export function UsersPage() {
       cell: (u) => (
         <Group gap={4}>
           {u.grants.map((g) => (
-            <Badge key={`${g.role}@${g.path}`} variant="light" rightSection={canWrite ? <CloseButton size="xs" aria-label={`Remove ${g.role} on ${g.path} from ${u.name}`} onClick={() => grants.mutate({ name: u.name, next: u.grants.filter((x) => x !== g) })} /> : undefined}>
+            // tt="none": a grant's path is case-sensitive; Mantine's uppercase badge showed /jobs/nightly as /JOBS/NIGHTLY.
+            <Badge key={`${g.role}@${g.path}`} variant="light" tt="none" rightSection={canWrite ? <CloseButton size="xs" aria-label={`Remove ${g.role} on ${g.path} from ${u.name}`} onClick={() => grants.mutate({ name: u.name, next: u.grants.filter((x) => x !== g) })} /> : undefined}>
               {g.role} on {g.path}
             </Badge>
           ))}

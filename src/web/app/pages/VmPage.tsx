@@ -41,7 +41,7 @@ export function VmPage() {
                   <Text size="sm">Host: {v.host}{v.datastore === undefined ? '' : ` · datastore ${v.datastore}`}</Text>
                   <Text size="sm">Source: {sourceKind(v.source)}</Text>
                   <Text size="sm">Recovery point objective: {v.rpo ?? 'none set'}</Text>
-                  <Group gap={4}>{(v.tags ?? []).map((t) => <Badge key={t} size="sm" variant="light">{t}</Badge>)}</Group>
+                  <Group gap={4}>{(v.tags ?? []).map((t) => <Badge key={t} size="sm" variant="light" tt="none">{t}</Badge>)}</Group>
                   <Text size="sm">
                     Jobs: {v.jobs.length === 0 ? <Badge color="red" variant="light">not covered by any job</Badge> : v.jobs.map((j, i) => <span key={j}>{i > 0 && ', '}<Link to={`/jobs/${encodeURIComponent(j)}`}>{j}</Link></span>)}
                   </Text>

@@ -23,7 +23,7 @@ const COLUMNS: ReadonlyArray<Column<Vm>> = [
   { header: 'VM', cell: (vm) => <Link to={`/vms/${encodeURIComponent(vm.name)}`}>{vm.name}</Link> },
   { header: 'Host', cell: (vm) => vm.host },
   { header: 'Source', cell: (vm) => sourceKind(vm.source) },
-  { header: 'Tags', cell: (vm) => <Group gap={4}>{(vm.tags ?? []).map((t) => <Badge key={t} size="sm" variant="light">{t}</Badge>)}</Group> },
+  { header: 'Tags', cell: (vm) => <Group gap={4}>{(vm.tags ?? []).map((t) => <Badge key={t} size="sm" variant="light" tt="none">{t}</Badge>)}</Group> },
   { header: 'RPO', cell: (vm) => vm.rpo ?? '–' },
   { header: 'Jobs', cell: (vm) => (vm.jobs.length === 0 ? <Badge color="red" variant="light">not covered</Badge> : vm.jobs.join(', ')) },
 ];

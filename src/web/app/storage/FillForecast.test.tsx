@@ -23,6 +23,19 @@ describe('FillForecastBody', () => {
     expect(screen.getByTestId('fill-forecast').textContent).toBe('Already full or beyond.');
   });
 
+  it('counts in years beyond two, and says "not within a hundred years" beyond that', () => {
+    const cases: Array<[number, string]> = [
+      [730, 'Full in about 730 days at the current growth.'],
+      [3 * 365, 'Full in about 3 years at the current growth.'],
+      [188_611_349, 'Not full within a hundred years at the current growth.'],
+    ];
+    for (const [days, words] of cases) {
+      const view = renderInConsole(<FillForecastBody space={{ freeBytes: days * 1000, totalBytes: null, explanation: 'x' }} stored={0} growthPerDay={1000} />);
+      expect(screen.getByTestId('fill-forecast').textContent).toBe(words);
+      view.unmount();
+    }
+  });
+
   it('says so when nothing grows', () => {
     renderInConsole(<FillForecastBody space={{ freeBytes: GiB, totalBytes: null, explanation: 'x' }} stored={0} growthPerDay={0} />);
     expect(screen.getByTestId('fill-forecast').textContent).toBe('It does not grow at the moment.');

@@ -58,12 +58,19 @@ export function FillForecastBody({ space: s, stored, growthPerDay }: { space: Sp
   );
 }
 
+/** Days until full, as a person says it: a small repository growing by bytes read "Full in about 188611349 days". */
+function inWords(days: number): string {
+  if (days <= 2 * 365) return `Full in about ${days} days`;
+  const years = Math.round(days / 365);
+  return years > 100 ? 'Not full within a hundred years' : `Full in about ${years} years`;
+}
+
 function Forecast({ free, growthPerDay }: { free: number; growthPerDay: number | undefined }) {
   if (growthPerDay === undefined) return null;
   const days = daysUntilFull(free, growthPerDay);
   return (
     <Text size="sm" mt="xs" data-testid="fill-forecast">
-      {days === undefined ? 'It does not grow at the moment.' : `Full in about ${days} days at the current growth.`}
+      {days === undefined ? 'It does not grow at the moment.' : `${inWords(days)} at the current growth.`}
     </Text>
   );
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { byMonth, daysUntilFull, storageSeries } from './storage-series';
+import { byMonth, daysUntilFull, storageSeries, type StorageDay } from './storage-series';
 
 const at = (day: number, hour = 22) => new Date(2026, 10, day, hour, 0).toISOString();
 
@@ -27,6 +27,7 @@ describe('storageSeries', () => {
       ['2026-11-22', 170, 10, 40],
       ['2026-11-23', 170, 0, 40],
     ]);
+    expect(series.days.map((d) => d.protectedByVm)).toEqual([{ web1: 100 }, { web1: 120 }, { web1: 120, db1: 50 }, { web1: 120, db1: 50 }]);
     expect(series.growthPerDay).toBe(5);
     expect(series.perVm).toEqual([
       { vm: 'db1', snapshots: 1, latestLogical: 50, storedInPeriod: 10 },
@@ -40,17 +41,17 @@ describe('storageSeries', () => {
   });
 
   it('groups days by month: protected at the month\'s last day, stored during it, the sum at its end', () => {
-    const days = [
-      { key: '2026-10-30', protected: 100, storedAdded: 5, storedSum: 5 },
-      { key: '2026-10-31', protected: 110, storedAdded: 7, storedSum: 12 },
-      { key: '2026-11-01', protected: 90, storedAdded: 0, storedSum: 12 },
-      { key: '2026-11-02', protected: 130, storedAdded: 3, storedSum: 15 },
+    const days: StorageDay[] = [
+      { key: '2026-10-30', protected: 100, protectedByVm: { a: 100 }, storedAdded: 5, storedSum: 5 },
+      { key: '2026-10-31', protected: 110, protectedByVm: { a: 110 }, storedAdded: 7, storedSum: 12 },
+      { key: '2026-11-01', protected: 90, protectedByVm: { a: 90 }, storedAdded: 0, storedSum: 12 },
+      { key: '2026-11-02', protected: 130, protectedByVm: { a: 90, b: 40 }, storedAdded: 3, storedSum: 15 },
     ];
     expect(byMonth(days)).toEqual([
-      { key: '2026-10', protected: 110, storedAdded: 12, storedSum: 12 },
-      { key: '2026-11', protected: 130, storedAdded: 3, storedSum: 15 },
+      { key: '2026-10', protected: 110, protectedByVm: { a: 110 }, storedAdded: 12, storedSum: 12 },
+      { key: '2026-11', protected: 130, protectedByVm: { a: 90, b: 40 }, storedAdded: 3, storedSum: 15 },
     ]);
-    expect(days[0]).toEqual({ key: '2026-10-30', protected: 100, storedAdded: 5, storedSum: 5 }); // not changed
+    expect(days[0]).toEqual({ key: '2026-10-30', protected: 100, protectedByVm: { a: 100 }, storedAdded: 5, storedSum: 5 }); // not changed
     expect(byMonth([])).toEqual([]);
   });
 });

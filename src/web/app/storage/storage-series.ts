@@ -4,7 +4,7 @@
  * browser's):
  *
  * - **protected**: the logical bytes of each VM's newest snapshot on or before that day,
- *   summed (what a full restore of everything would give back that day);
+ *   summed (what a full restore of everything would give back that day), and per VM;
  * - **stored**: the bytes the day's backups added to the repository (new data after dedup
  *   and compression), and their running sum over the period;
  * - the **growth** per day: the stored bytes added over the last `trendDays` days, divided;
@@ -29,6 +29,8 @@ export interface StoredPoint {
 export interface StorageDay {
   key: string;
   protected: number;
+  /** The protected bytes per VM (its newest snapshot on or before that day); a VM without one yet is absent. */
+  protectedByVm: Record<string, number>;
   storedAdded: number;
   storedSum: number;
 }
@@ -70,7 +72,7 @@ export function storageSeries(snapshots: readonly SnapshotPoint[], stored: reado
     }
     const added = addedByDay.get(key) ?? 0;
     sum += added;
-    return { key, protected: [...latest.values()].reduce((a, b) => a + b, 0), storedAdded: added, storedSum: sum };
+    return { key, protected: [...latest.values()].reduce((a, b) => a + b, 0), protectedByVm: Object.fromEntries(latest), storedAdded: added, storedSum: sum };
   });
   const recent = out.slice(-trendDays);
   const growthPerDay = recent.length === 0 ? 0 : recent.reduce((a, d) => a + d.storedAdded, 0) / recent.length;
@@ -93,10 +95,11 @@ export function byMonth(days: readonly StorageDay[]): StorageDay[] {
     const last = months[months.length - 1];
     if (last !== undefined && last.key === key) {
       last.protected = d.protected;
+      last.protectedByVm = d.protectedByVm;
       last.storedAdded += d.storedAdded;
       last.storedSum = d.storedSum;
     } else {
-      months.push({ key, protected: d.protected, storedAdded: d.storedAdded, storedSum: d.storedSum });
+      months.push({ key, protected: d.protected, protectedByVm: d.protectedByVm, storedAdded: d.storedAdded, storedSum: d.storedSum });
     }
   }
   return months;

@@ -37,7 +37,7 @@ export function GanttChart({ data, onOpenTask }: { data: GanttData; onOpenTask: 
     return {
       animation: false,
       tooltip: {
-        formatter: (p: { data?: BarItem; name?: string }) => (p.data === undefined ? (p.name ?? '') : `${p.data.name}<br/>${clock(p.data.value[1])}–${clock(p.data.value[2])}`),
+        formatter: (p: { data?: BarItem; name?: string }) => (p.data === undefined ? (p.name ?? '') : `${p.data.name}<br/>${clockSeconds(p.data.value[1])}–${clockSeconds(p.data.value[2])}`),
       },
       grid: { left: 8, right: 16, top: 24, bottom: 8, containLabel: true },
       xAxis: {
