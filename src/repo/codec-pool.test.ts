@@ -40,6 +40,34 @@ test('an open into ordinary memory still returns the plaintext', async () => {
   assert.deepEqual(opened.plaintext, block);
 });
 
+test('hash, sealGathered and checkGathered called together answer each call, in any number and size, as the codec does; a corrupt object fails alone', async () => {
+  // Small Buffers are views into Node's 8 KiB pool, zero-length and all-zero ones included; one in shared memory leaves alone.
+  const blocks = [...Array.from({ length: 37 }, (_, i) => Buffer.from(`file ${i} `.repeat(i))), Buffer.alloc(4096), randomBytes(300 * 1024)];
+  const shared = Buffer.from(new SharedArrayBuffer(1000)).fill(7);
+  const hashes = await Promise.all([...blocks, shared].map((block) => pool.hash(block)));
+  [...blocks, shared].forEach((block, i) => {
+    const hash = hashes[i];
+    if (block.every((byte) => byte === 0)) assert.deepEqual(hash, { zero: true, id: null }, `block ${i}`);
+    else assert.ok(hash?.zero === false && hash.id?.equals(codec.idOf(block)), `block ${i}'s id`);
+  });
+
+  const ids = blocks.map((block) => codec.idOf(block));
+  const sealed = await Promise.all(blocks.map((block, i) => pool.sealGathered(block, ObjectKind.chunk, ids[i] as Buffer)));
+  sealed.forEach((blob, i) => assert.ok(codec.open(blob, ObjectKind.chunk, `chunks/${i}`, ids[i] as Buffer, { rehash: true }).equals(blocks[i] as Buffer), `block ${i} opens back`));
+
+  const damaged = 5;
+  const blobs = sealed.map((blob, i) => {
+    const copy = Buffer.from(blob);
+    if (i === damaged) copy[copy.length - 1] = (copy[copy.length - 1] ?? 0) ^ 1;
+    return copy;
+  });
+  const checks = await Promise.allSettled(blobs.map((blob, i) => pool.checkGathered({ blob, kind: ObjectKind.chunk, name: `chunks/${i}`, id: ids[i] as Buffer })));
+  checks.forEach((check, i) => {
+    if (i === damaged) assert.ok(check.status === 'rejected' && isCofferError(check.reason, 'E_CORRUPT_OBJECT'), `object ${i}`);
+    else assert.equal(check.status, 'fulfilled', `object ${i}`);
+  });
+});
+
 test('hashSealMany: one task hashes every block and seals those asked, with the id it computed; zero blocks are never sealed', async () => {
   const blocks = [randomBytes(5000), Buffer.alloc(4096), randomBytes(300 * 1024), Buffer.from('small')];
   const results = await pool.hashSealMany(blocks.map((data, i) => ({ data, kind: ObjectKind.chunk, seal: i !== 3 })));

@@ -64,6 +64,16 @@ export default function run(task: CodecTask): CodecResult {
       }
       case 'seal':
         return { op: 'seal', sealed: codec.seal(toBuffer(task.data), task.kind as ObjectKind, toBuffer(task.id)) };
+      case 'sealMany': {
+        const all = toBuffer(task.data);
+        let at = 0;
+        const sealed = task.objects.map((o) => {
+          const data = all.subarray(at, at + o.length);
+          at += o.length;
+          return codec.seal(data, o.kind as ObjectKind, toBuffer(o.id));
+        });
+        return { op: 'sealMany', sealed };
+      }
       case 'open': {
         const plaintext = codec.open(task.data, task.kind as ObjectKind, task.name, toBuffer(task.id), { rehash: task.rehash });
         if (task.into === 'discard') return { op: 'open', length: plaintext.length, plaintext: null };

@@ -8,6 +8,7 @@ import type { Backend, BackendEntry } from './backend/backend.js';
 import { FaultyBackend } from './backend/faulty-backend.js';
 import { LocalBackend } from './backend/local-backend.js';
 import { RateLimitedBackend } from './backend/rate-limited-backend.js';
+import { decodeLocatedEntry } from './format/located-entry.js';
 import { FrameReader } from './frame-reader.js';
 import { PACK_DEFAULTS, PackWriter } from './pack-writer.js';
 import { initRepository, openRepository, type Repository } from './repository.js';
@@ -187,5 +188,32 @@ test('a chunk larger than a frame slot (a large directory\'s tree) is sealed alo
     const target = Buffer.alloc(data.length);
     await reader.read(entries[i] as Buffer, target);
     assert.ok(target.equals(data), `chunk ${i} (${data.length} bytes) reads back`);
+  }
+});
+
+test('chunksPerPack closes a pack of small chunks once it holds that many: their entries come pack by pack, and every chunk reads back', async () => {
+  const repo = await open(local);
+  const writer = new PackWriter(repo, { blocksPerFrame: 64, chunksPerPack: 200 });
+  const chunks = Array.from({ length: 1000 }, (_, i) => {
+    const data = Buffer.from(`small file ${i} `.repeat(1 + (i % 7)));
+    return { id: createHash('sha256').update(data).digest(), data };
+  });
+  const placed: Promise<Buffer>[] = [];
+  for (const { id, data } of chunks) placed.push((await writer.add(id, data)).placed);
+  await writer.finish();
+  const entries = await Promise.all(placed);
+  const packs = new Map<string, number>();
+  for (const entry of entries) {
+    const pack = decodeLocatedEntry(entry, 'entry').pack.toString('hex');
+    packs.set(pack, (packs.get(pack) ?? 0) + 1);
+  }
+  // Frames of 64: a pack closes at the first frame that brings it to 200 or more (256).
+  assert.deepEqual([...packs.values()], [256, 256, 256, 232]);
+  assert.equal(writer.stored.packs, 4);
+  const reader = new FrameReader(repo);
+  for (const [i, entry] of entries.entries()) {
+    const out = Buffer.alloc((chunks[i] as { data: Buffer }).data.length);
+    await reader.read(entry, out);
+    assert.ok(out.equals((chunks[i] as { data: Buffer }).data), `chunk ${i}`);
   }
 });

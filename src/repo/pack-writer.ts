@@ -73,6 +73,8 @@ export class PackWriter {
   /** Appends of sealed frames to the pack, in the order the frames were sealed. */
   private appendChain: Promise<void> = Promise.resolve();
   private frames: FrameInPack[] = [];
+  /** Chunks in the frames of the pack being filled. */
+  private packChunks = 0;
   /** The pack being filled, in shared memory (hashed on a worker without a copy); taken on its first frame. */
   private current: Buffer | undefined;
   private packBytes = PACK_HEADER_SIZE;
@@ -92,7 +94,12 @@ export class PackWriter {
 
   constructor(
     private readonly repo: Repository,
-    private readonly options: { packSize?: number; uploads?: number; blocksPerFrame?: number; sealing?: number } = {},
+    /**
+     * `chunksPerPack`: a pack is also closed once it holds this many chunks (none by default):
+     * each chunk waits for its pack to be stored before its entry is known, and a pack of
+     * tiny chunks (small files) would keep tens of thousands of them waiting at once.
+     */
+    private readonly options: { packSize?: number; uploads?: number; blocksPerFrame?: number; sealing?: number; chunksPerPack?: number } = {},
   ) {
     if (repo.config.version !== 2) throw new Error('packs are written only in format 2 repositories');
     this.maxSlots = (options.sealing ?? repo.pool.threads * PACK_DEFAULTS.sealingPerThread) + 1;
@@ -254,12 +261,13 @@ export class PackWriter {
   /** Copies a sealed frame into the pack being filled; closes the pack when full. */
   private async append(sealed: Buffer, chunks: FrameChunkPlace[]): Promise<void> {
     this.frames.push({ offset: this.packBytes, length: sealed.length, chunks });
+    this.packChunks += chunks.length;
     this.current ??= this.spare.pop() ?? this.newPackBuffer();
     this.current = this.ensureCapacity(this.current, this.packBytes, sealed.length);
     this.current.set(sealed, this.packBytes);
     this.packBytes += sealed.length;
     this.stored.framesSealedBytes += sealed.length;
-    if (this.packBytes >= this.packSize) await this.closePack();
+    if (this.packBytes >= this.packSize || this.packChunks >= (this.options.chunksPerPack ?? Infinity)) await this.closePack();
   }
 
   /**
@@ -270,6 +278,7 @@ export class PackWriter {
     const frames = this.frames;
     const filled = this.packBytes;
     this.frames = [];
+    this.packChunks = 0;
     this.packBytes = PACK_HEADER_SIZE;
     const trailerPlain = encodeTrailer({
       frames: frames.map((f) => ({ offset: f.offset, length: f.length })),

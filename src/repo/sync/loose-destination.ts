@@ -40,7 +40,7 @@ export class LooseDestination implements DestinationChunks {
   }
 
   async storePlaintext(id: ObjectId, plaintext: Buffer): Promise<StoredChunk> {
-    return this.storeSealed(id, await this.repo.pool.seal(plaintext, ObjectKind.chunk, id));
+    return this.storeSealed(id, await this.repo.pool.sealGathered(plaintext, ObjectKind.chunk, id)); // many small chunks: one worker task for those of a turn
   }
 
   /** Puts a sealed chunk, reads it back and opens it (rehashed) with the destination's key. */
@@ -54,7 +54,7 @@ export class LooseDestination implements DestinationChunks {
     const back = await this.repo.getChunkBlob(id);
     counters.bytesReadFromDestination += back.length;
     try {
-      await this.repo.pool.open(back, { kind: ObjectKind.chunk, name: chunkKey(hex), id, rehash: true, into: 'discard' });
+      await this.repo.pool.checkGathered({ blob: back, kind: ObjectKind.chunk, name: chunkKey(hex), id });
     } catch (error) {
       if (!isCofferError(error, 'E_CORRUPT_OBJECT')) throw error;
       throw new CofferError('E_VERIFY_FAILED', `chunk ${hex} written to ${this.repo.location} does not read back intact: ${error.message}`, {

@@ -1,4 +1,4 @@
-import { CofferError, isCofferError } from '../../errors/index.js';
+import { CofferError } from '../../errors/index.js';
 import { ChunkIndex } from '../chunk-index.js';
 import type { ObjectId } from '../codec.js';
 import { ObjectKind } from '../format/envelope.js';
@@ -6,11 +6,11 @@ import { LOCATED_INDEX_ENTRY_SIZE } from '../format/index-page.js';
 import { encodeSegment, MAX_SEGMENT_ENTRIES } from '../format/index-segment.js';
 import { decodeLocatedEntry } from '../format/located-entry.js';
 import type { PackTrailer } from '../format/pack.js';
-import { FrameReader } from '../frame-reader.js';
 import { packKey, segmentKey } from '../layout.js';
 import { PackWriter } from '../pack-writer.js';
 import type { Repository } from '../repository.js';
 import type { DestinationChunks, StoredChunk } from './destination-chunks.js';
+import { FrameReadBack } from './frame-read-back.js';
 import { trailerEntries } from './pack-contents.js';
 import type { SyncCounters } from './sync-report.js';
 
@@ -21,8 +21,8 @@ import type { SyncCounters } from './sync-report.js';
  * Chunks it lacks are re-packed: staged into the destination's {@link PackWriter} (frames of
  * up to 8, packs of 16 MiB, closed at the end of each disk like a backup's, with an index
  * segment naming them), and each chunk's entry is handed out only after its frame was read
- * back from the destination, opened with its key and the chunk rehashed to its id
- * (`E_VERIFY_FAILED` otherwise).
+ * back from the destination, opened with its key and its chunks rehashed to their ids
+ * (frame-read-back.ts: one read and one worker task per frame; `E_VERIFY_FAILED` otherwise).
  *
  * Or a whole pack is adopted (whole-packs.ts: same keys, every chunk of the pack needed): its
  * bytes are stored under the same id, read back and checked against it (SHA-256), and the
@@ -32,12 +32,11 @@ import type { SyncCounters } from './sync-report.js';
 export class PackedDestination implements DestinationChunks {
   readonly zeroEntry = Buffer.alloc(LOCATED_INDEX_ENTRY_SIZE);
   private readonly writer: PackWriter;
-  private readonly readBack: FrameReader;
+  private readonly readBack: FrameReadBack;
   /** Packs adopted whole (hex ids): their chunks' source entries hold here. */
   private readonly adopted = new Set<string>();
   private adoptedEntries: Buffer[] = [];
   private written = { bytes: 0, packs: 0 };
-  private readBackCounted = 0;
 
   private constructor(
     private readonly repo: Repository,
@@ -49,8 +48,7 @@ export class PackedDestination implements DestinationChunks {
     private readonly holds: 'chunks' | 'trees',
   ) {
     this.writer = new PackWriter(repo, writerOptions);
-    // Read-backs come a pack at a time, frame after frame: two decoded frames are enough.
-    this.readBack = new FrameReader(repo, 2);
+    this.readBack = new FrameReadBack(repo, (bytes) => (counters.bytesReadFromDestination += bytes));
   }
 
   /**
@@ -82,7 +80,7 @@ export class PackedDestination implements DestinationChunks {
     const { placed, ready } = this.writer.stage(id, plaintext);
     await ready;
     if (this.holds === 'chunks') this.counters.chunksSent++;
-    const entry = placed.then((located) => this.checkBack(located, id));
+    const entry = placed.then((located) => this.readBack.check(located, id)); // read back from its frame, rehashed (frame-read-back.ts)
     entry.catch(() => undefined); // awaited by the page that names it
     return { id, entry };
   }
@@ -120,29 +118,6 @@ export class PackedDestination implements DestinationChunks {
 
   async abandon(error: unknown): Promise<void> {
     await this.writer.abandon(error);
-  }
-
-  /** Reads a re-packed chunk back from its frame in the destination and rehashes it. */
-  private async checkBack(located: Buffer, id: ObjectId): Promise<Buffer> {
-    const location = decodeLocatedEntry(located, 'index entry');
-    const back = Buffer.allocUnsafe(location.chunkLength);
-    const fail = (why: string, cause?: unknown) =>
-      new CofferError('E_VERIFY_FAILED', `chunk ${id.toString('hex')} written to ${this.repo.location} does not read back intact: ${why}`, {
-        subject: { repository: this.repo.location, object: packKey(location.pack.toString('hex')) },
-        cause,
-      });
-    try {
-      await this.readBack.read(located, back);
-    } catch (error) {
-      if (!isCofferError(error, 'E_CORRUPT_OBJECT') && !isCofferError(error, 'E_MISSING_OBJECT')) throw error;
-      throw fail(error.message, error);
-    }
-    // Counted from the reader's total (read-backs run concurrently: a delta per call would count others' frames).
-    this.counters.bytesReadFromDestination += this.readBack.fetched.bytes - this.readBackCounted;
-    this.readBackCounted = this.readBack.fetched.bytes;
-    const hash = await this.repo.pool.hash(back);
-    if (!(hash.id ?? this.repo.codec.idOf(back)).equals(id)) throw fail('its bytes do not hash to its id');
-    return located;
   }
 
   /** One index segment naming `entries` (after the packs they name are stored). */
