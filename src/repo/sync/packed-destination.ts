@@ -19,7 +19,7 @@ import type { SyncCounters } from './sync-report.js';
  * once from its segments: 8 bytes per chunk), which also gives the chunk's located entry.
  *
  * Chunks it lacks are re-packed: staged into the destination's {@link PackWriter} (frames of
- * up to 8, packs of 16 MiB, closed at the end of each disk like a backup's, with an index
+ * up to 8 blocks or 64 file chunks, packs of 8 MiB or 8,192 chunks, closed at the end of each disk like a backup's, with an index
  * segment naming them), and each chunk's entry is handed out only after its frame was read
  * back from the destination, opened with its key and its chunks rehashed to their ids
  * (frame-read-back.ts: one read and one worker task per frame; `E_VERIFY_FAILED` otherwise).
