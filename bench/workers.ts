@@ -95,8 +95,8 @@ export async function runWorkersBench(log: (line: string) => void): Promise<Work
     log(`repositories of format ${format}`);
     for (const workerCount of counts) {
       // A fresh repository per run: each run stores everything, as the first did. Format 2 unless
-      // BENCH_WORKERS_FORMAT says 1: what `coffer init` makes (initRepository's own default is
-      // still 1): runs before 2026-11-26 23:00 measured format 1.
+      // BENCH_WORKERS_FORMAT says 1: what `coffer init` and initRepository make (the latter's
+      // default was 1 until 2026-11-27): runs before 2026-11-26 23:00 measured format 1.
       const repoUrl = `s3:${s3.endpoint}/${bucket}/w${workerCount}`;
       await initRepository(new S3Backend(parseS3Location(repoUrl), { credentials: s3.credentials }), { passphrase: 'pw', kdf: { N: 1024, r: 8, p: 1 }, format });
       const vms: VmTarget[] = images.map((image, i) => ({ vm: `vm-${i}`, host: HOSTS[i % HOSTS.length] as string, repository: { name: 'main', url: repoUrl, passphraseFile }, source: { images: [image] } }));

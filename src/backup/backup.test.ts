@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { isCofferError } from '../errors/index.js';
 import { RawImage } from '../disk/index.js';
-import { DiskIndexReader, FaultyBackend, initRepository, listSnapshots, LocalBackend, verifyRepository, type Backend } from '../repo/index.js';
+import { DiskIndexReader, FaultyBackend, initRepository, listSnapshots, LocalBackend, verifyRepository, type Backend, type FormatVersion, type Repository } from '../repo/index.js';
 import { restoreSnapshot, SnapshotDisk } from '../restore/index.js';
 import { openImageSource } from '../source/index.js';
 import { seededBytes, tempFolders } from '../testing/index.js';
@@ -12,6 +12,7 @@ import { backupDisk } from './backup-disk.js';
 import { backupVm } from './backup-vm.js';
 import { backupFile, withRepo } from './test-helpers.js';
 import { KnownChunks } from './known-chunks.js';
+import { PackedChunks } from './packed-chunks.js';
 
 const tempFolder = tempFolders();
 
@@ -30,11 +31,25 @@ async function sparseImage(size: number, writes: { offset: number; data: Buffer 
   return path;
 }
 
-async function newRepo(options: { blockSize?: number; encrypted?: boolean } = {}): Promise<{ backend: LocalBackend; root: string }> {
+async function newRepo(options: { blockSize?: number; encrypted?: boolean; format?: FormatVersion } = {}): Promise<{ backend: LocalBackend; root: string }> {
   const root = await tempFolder('coffer-repo');
   const backend = new LocalBackend(root);
-  await initRepository(backend, { passphrase: options.encrypted === false ? null : 'pw', kdf, blockSize: options.blockSize ?? 64 * KiB });
+  await initRepository(backend, { passphrase: options.encrypted === false ? null : 'pw', kdf, blockSize: options.blockSize ?? 64 * KiB, ...(options.format === undefined ? {} : { format: options.format }) });
   return { backend, root };
+}
+
+/**
+ * What backupVm gives backupDisk in a format 2 repository: a pack writer for the new chunks
+ * (`packed`), whose last pack and index segment `finish` stores; nothing in format 1.
+ */
+function packedFor(repo: Repository): { packed: PackedChunks | undefined; finish: () => Promise<void> } {
+  const packed = repo.config.version === 2 ? new PackedChunks(repo) : undefined;
+  return {
+    packed,
+    finish: async () => {
+      await packed?.writer.finish();
+    },
+  };
 }
 
 async function objectCount(backend: Backend, prefix = ''): Promise<number> {
@@ -95,22 +110,30 @@ test('the parent is the latest snapshot of the same VM, and changed blocks are a
   });
 });
 
-test('a full disk during backup leaves no snapshot and a repository that verifies; the rerun reuses what was stored', async () => {
-  const image = await sparseImage(8 * MiB, [{ offset: 0, data: seededBytes(6, 8 * MiB) }]);
-  const { backend } = await newRepo();
-  const faulty = new FaultyBackend(backend, [{ method: 'put', keyPrefix: 'chunks/', nth: 40, code: 'E_NO_SPACE' }]);
-  await withRepo(faulty, async (repo) => {
-    await assert.rejects(backupFile(repo, 'vm', image), (e) => isCofferError(e, 'E_NO_SPACE'));
-    assert.deepEqual(faulty.unexercised(), []);
-    assert.equal((await listSnapshots(repo)).length, 0);
-    const report = await verifyRepository(repo, { readData: true, now: () => new Date() });
-    assert.deepEqual(report.damaged, []);
+// The storage fills at the 40th chunk object (format 1) or at the first pack (format 2: 8 MiB
+// of random blocks fill one pack). A format 1 rerun reuses the 39 chunks stored; a format 2
+// rerun stores again what was in packs that no index segment names (prune deletes those).
+for (const { format, keyPrefix, nth } of [{ format: 2, keyPrefix: 'packs/', nth: 1 }, { format: 1, keyPrefix: 'chunks/', nth: 40 }] as const) {
+  test(`format ${format}: a full disk during backup leaves no snapshot and a repository that verifies; the rerun ${format === 1 ? 'reuses what was stored' : 'completes and restores'}`, async () => {
+    const image = await sparseImage(8 * MiB, [{ offset: 0, data: seededBytes(6, 8 * MiB) }]);
+    const { backend } = await newRepo({ format });
+    const faulty = new FaultyBackend(backend, [{ method: 'put', keyPrefix, nth, code: 'E_NO_SPACE' }]);
+    await withRepo(faulty, async (repo) => {
+      await assert.rejects(backupFile(repo, 'vm', image), (e) => isCofferError(e, 'E_NO_SPACE'));
+      assert.deepEqual(faulty.unexercised(), []);
+      assert.equal((await listSnapshots(repo)).length, 0);
+      const report = await verifyRepository(repo, { readData: true, now: () => new Date() });
+      assert.deepEqual(report.damaged, []);
+    });
+    await withRepo(backend, async (repo) => {
+      const snapshot = await backupFile(repo, 'vm', image);
+      if (format === 1) assert.ok(snapshot.stats.bytesNew <= 8 * MiB - 39 * 64 * KiB, `rerun stored ${snapshot.stats.bytesNew} bytes again`);
+      const disk = new SnapshotDisk(repo, snapshot.id, snapshot.disks[0]!);
+      assert.deepEqual(Buffer.from(await disk.read(0, 8 * MiB)), await readFile(image));
+      assert.deepEqual((await verifyRepository(repo, { readData: true, now: () => new Date() })).damaged, []);
+    });
   });
-  await withRepo(backend, async (repo) => {
-    const snapshot = await backupFile(repo, 'vm', image);
-    assert.ok(snapshot.stats.bytesNew <= 8 * MiB - 39 * 64 * KiB, `rerun stored ${snapshot.stats.bytesNew} bytes again`);
-  });
-});
+}
 
 test('a source that shrinks while read fails the backup with E_SOURCE_SHRUNK and records nothing', async () => {
   const image = await sparseImage(8 * MiB, [{ offset: 0, data: seededBytes(7, 8 * MiB) }]);
@@ -200,17 +223,20 @@ test('with change tracking trusted, ranges marked unchanged are taken from the p
         yield { offset: 2 * MiB, length: 2 * MiB, kind: 'data' as const, changed: false };
       },
     };
+    const { packed, finish } = packedFor(repo);
     const { progress } = await backupDisk(repo, device, {
       name: 'disk0',
       sourceFormat: 'raw',
       source: image,
       parent: new DiskIndexReader(repo, parent.disks[0]!),
       known: new KnownChunks(),
+      packed,
       damaged: new Set(),
       trustChangeTracking: true,
       signal: undefined,
       onProgress: undefined,
     });
+    await finish();
     await device.close();
     assert.equal(progress.bytesRead, MiB);
   });
@@ -242,7 +268,9 @@ test('data is read in runs of up to 2 MiB (one read and one hashing task each), 
         close: () => raw.close(),
         extents: raw.extents.bind(raw),
       };
-      const { record } = await backupDisk(repo, device, { name: 'disk0', sourceFormat: 'raw', source: image, parent: undefined, known: new KnownChunks(), damaged: new Set(), trustChangeTracking: false, signal: undefined, onProgress: undefined });
+      const { packed, finish } = packedFor(repo);
+      const { record } = await backupDisk(repo, device, { name: 'disk0', sourceFormat: 'raw', source: image, parent: undefined, known: new KnownChunks(), packed, damaged: new Set(), trustChangeTracking: false, signal: undefined, onProgress: undefined });
+      await finish();
       await device.close();
       assert.deepEqual(lengths.sort((a, b) => b - a), reads, `reads with ${Number(blockSize) / KiB} KiB blocks`);
       const reader = new DiskIndexReader(repo, record);

@@ -34,7 +34,9 @@ async function setup(): Promise<{ backend: CountingBackend; cacheDir: string; op
   const root = await mkdtemp(join(tmpdir(), 'coffer-chunk-cache-'));
   dirs.push(root);
   const backend = new CountingBackend(new LocalBackend(join(root, 'repo')));
-  await initRepository(backend, { passphrase: null });
+  // Format 1: the chunk cache caches the ids of chunk objects (`chunks/`); in format 2 the
+  // same folder caches index segments (segment-cache.test.ts).
+  await initRepository(backend, { passphrase: null, format: 1 });
   for (const n of [1, 2, 3]) await backend.put(chunkKey(hex(n)), Buffer.from(`chunk ${n}`));
   backend.has_ = 0;
   const cacheDir = join(root, 'cache');

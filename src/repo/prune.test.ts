@@ -21,6 +21,7 @@ import {
   openRepository,
   pruneRepository,
   verifyRepository,
+  type FormatVersion,
   type Repository,
 } from './index.js';
 
@@ -30,11 +31,12 @@ after(async () => {
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
 });
 
-async function newRepo(): Promise<Repository> {
+/** A new repository of `format` (default: the library's, 2). */
+async function newRepo(format?: FormatVersion): Promise<Repository> {
   const root = await mkdtemp(join(tmpdir(), 'coffer-prune-'));
   dirs.push(root);
   const backend = new LocalBackend(root);
-  await initRepository(backend, { passphrase: 'pw', kdf: { N: 1024, r: 8, p: 1 }, blockSize: 64 * KiB });
+  await initRepository(backend, { passphrase: 'pw', kdf: { N: 1024, r: 8, p: 1 }, blockSize: 64 * KiB, ...(format === undefined ? {} : { format }) });
   return openRepository(backend, { passphrase: 'pw', threads: 2 });
 }
 
@@ -56,8 +58,10 @@ async function count(repo: Repository, prefix: string): Promise<number> {
   return n;
 }
 
-test('prune removes exactly what no snapshot references, and the notes of forgotten snapshots', async () => {
-  const repo = await newRepo();
+// Format 1 on purpose: it counts chunk objects (`chunks/`). Format 2's prune (packs, repacking):
+// prune-packs.test.ts.
+test('format 1: prune removes exactly what no snapshot references, and the notes of forgotten snapshots', async () => {
+  const repo = await newRepo(1);
   try {
     const shared = seededBytes(1, 512 * KiB); // 8 chunks both snapshots use
     const a = await backup(repo, 'a', Buffer.concat([shared, seededBytes(2, 256 * KiB)]));

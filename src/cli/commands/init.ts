@@ -28,20 +28,16 @@ function lockPolicy(options: InitOptions): ObjectLockPolicy | undefined {
   return { mode, days };
 }
 
-/**
- * The format of new repositories: 2, packs (docs/repository-format.md §19) — fewer, larger
- * objects, 7 % less stored, one PUT per 8 MiB on S3. `--format 1` still makes the one-object-
- * per-chunk layout, which every Coffer since the first reads.
- */
-export const DEFAULT_FORMAT = 2;
-
 /** `coffer init`: creates an encrypted repository (unencrypted only on explicit request). */
 export async function initCommand(options: InitOptions, context: CommandContext): Promise<number> {
   const backend = backendFor(repositoryLocation(options, context), context.env, options);
   const blockSize = options.blockSize === undefined ? REPOSITORY_DEFAULTS.blockSize : parseSize(options.blockSize);
   const compressionLevel = options.compressionLevel === undefined ? REPOSITORY_DEFAULTS.compressionLevel : Number(options.compressionLevel);
   const objectLock = lockPolicy(options);
-  const format = options.format === undefined ? DEFAULT_FORMAT : Number(options.format);
+  // The library's default, 2 (packs, docs/repository-format.md §19: fewer, larger objects, 7 %
+  // less stored, one PUT per 8 MiB on S3); `--format 1` still makes the one-object-per-chunk
+  // layout, which every Coffer since the first reads.
+  const format = options.format === undefined ? REPOSITORY_DEFAULTS.format : Number(options.format);
   if (format !== 1 && format !== 2) throw new CofferError('E_USAGE', `--format ${options.format}: give 2 (packs, the default) or 1 (one object per chunk)`);
   let passphrase: string | null = null;
   if (!options.insecureNoEncryption) {

@@ -21,9 +21,9 @@
  * written immutable for `days` (a positive number, fractions allowed: tests use seconds) in
  * that mode; docs/s3.md, "Immutable backups". An older Coffer ignores the field (and would
  * write unlocked objects): lock-aware readers are version 1 too, since nothing else changed.
- * `"version": 2` (opt-in, `coffer init --format 2`, 2026-11-26) has the same fields; new data
- * goes into packs and disk index pages hold located entries (docs/repository-format.md,
- * "Format 2"). `objectLock` is refused with version 2 for now.
+ * `"version": 2` (2026-11-26; `coffer init`'s default since that day, `initRepository`'s since
+ * 2026-11-27) has the same fields; new data goes into packs and disk index pages hold located
+ * entries (docs/repository-format.md, "Format 2").
  * `blockSize` and `entriesPerPage` are the defaults for new snapshots; each snapshot records
  * its own, so changing them never breaks old snapshots. The config is never rewritten after
  * `init`.
@@ -31,8 +31,12 @@
 import { CofferError } from '../../errors/index.js';
 import { MAX_ENTRIES_PER_PAGE } from './index-page.js';
 
-/** The format `init` writes unless told otherwise: 1 (format 2, packs, is opt-in: `--format 2`). */
-export const REPOSITORY_FORMAT_VERSION = 1;
+/**
+ * The format `initRepository` (and so `coffer init`) writes unless told otherwise: 2, packs
+ * (docs/repository-format.md, "Format 2"). Format 1 (one object per chunk) is still written on
+ * request (`format: 1`, `coffer init --format 1`) and read, synced and pruned like format 2.
+ */
+export const REPOSITORY_FORMAT_VERSION = 2;
 /**
  * The newest format this Coffer reads: 2 stores new data in packs (docs/repository-format.md,
  * "Format 2"). A Coffer that reads only 1 refuses a format 2 config with `E_REPO_VERSION`

@@ -59,7 +59,7 @@ export async function ensureDemo(dir: string, print: (line: string) => void): Pr
   const passphrase = randomBytes(24).toString('base64url');
   await writeFile(layout.passphraseFile, `${passphrase}\n`, { mode: 0o600 });
   await mkdir(layout.repository, { recursive: true });
-  await initRepository(new LocalBackend(layout.repository), { passphrase, format: 2 }); // coffer init's default format
+  await initRepository(new LocalBackend(layout.repository), { passphrase }); // the default format, 2, as coffer init
   print(`demo:   an encrypted repository at ${layout.repository} (passphrase in ${layout.passphraseFile})`);
 
   await mkdir(layout.serverDir, { recursive: true, mode: 0o700 });

@@ -102,6 +102,7 @@ test('verify.result, repository.damage and test-restore.result from real tasks',
   assert.equal((await runEnded(runner, run.id, 30_000)).status, 'succeeded');
   const opened = await openRepository(new LocalBackend(repo.url), { passphrase: 'pw' });
   const [snapshot] = await listSnapshots(opened);
+  const dataPrefix = opened.config.version === 2 ? 'packs' : 'chunks';
   await opened.close();
   const repository = { name: 'main', ...repo };
   const wait = async (task: TaskInfo) => runner.waitForTask(task.id, 30_000);
@@ -109,9 +110,10 @@ test('verify.result, repository.damage and test-restore.result from real tasks',
   const restored = await wait(await runner.submitTask({ kind: 'test-restore', owner: 'test', repository: 'main', vm: 'web1', spec: { repository, snapshot: snapshot?.id, fsck: true } }));
   assert.equal(restored.status, 'succeeded', JSON.stringify(restored.error));
   assert.equal((await wait(await runner.submitTask({ kind: 'verify', owner: 'test', repository: 'main', spec: { repository, readData: true } }))).status, 'succeeded');
-  // Damage: one chunk file removed.
-  const chunkDirs = await readdir(join(repo.url, 'chunks'));
-  const first = join(repo.url, 'chunks', chunkDirs[0] as string);
+  // Damage: the first object holding data removed: in format 2 (the default) the run's one
+  // pack, so all 8 chunks of the 512 KiB disk (64 KiB blocks) are damaged; in format 1 a chunk.
+  const dataDirs = await readdir(join(repo.url, dataPrefix));
+  const first = join(repo.url, dataPrefix, dataDirs[0] as string);
   await rm(join(first, (await readdir(first))[0] as string));
   const damaged = await wait(await runner.submitTask({ kind: 'verify', owner: 'test', repository: 'main', spec: { repository, readData: false } }));
   assert.equal(damaged.status, 'failed');
@@ -123,7 +125,8 @@ test('verify.result, repository.damage and test-restore.result from real tasks',
   assert.match(events[0]?.summary ?? '', /test restore of web1 from main passed/);
   assert.equal(events[0]?.vm, 'web1');
   assert.match(events[2]?.summary ?? '', /verify of repository main FAILED/);
-  assert.match(events[3]?.summary ?? '', /repository main: verify found 1 damaged object/);
+  const lost = dataPrefix === 'packs' ? 8 : 1;
+  assert.match(events[3]?.summary ?? '', new RegExp(`repository main: verify found ${lost} damaged object`));
   assert.match(events[3]?.error ?? '', /E_VERIFY_FAILED/);
   assert.match(events[3]?.error ?? '', /chunk [0-9a-f]{16}/);
 });
