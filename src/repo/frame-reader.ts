@@ -222,13 +222,7 @@ export class FrameReader {
 
   private async fetch(location: ChunkLocation, slot: Buffer | undefined): Promise<OpenedFrame> {
     const name = frameName(location);
-    let blob: Buffer;
-    try {
-      blob = await readRange(this.repo.backend, packKey(location.pack.toString('hex')), location.frameOffset, location.frameLength);
-    } catch (error) {
-      if (isCofferError(error, 'E_CORRUPT_OBJECT')) throw new CofferError('E_MISSING_OBJECT', `frame ${name} is missing: the pack is shorter than the frame's end`, { subject: { object: name }, cause: error });
-      throw error;
-    }
+    const blob = await readStoredFrame(this.repo, location, name);
     this.fetched.frames += 1;
     this.fetched.bytes += blob.length;
     const plaintextLength = decodeEnvelopeHeader(blob, ObjectKind.packFrame, name).plaintextLength;
@@ -254,4 +248,14 @@ function frameKey(location: Pick<ChunkLocation, 'pack' | 'frameOffset'>): string
 /** How a frame is named in messages: `packs/<pack>@<offset>`. */
 export function frameName(location: Pick<ChunkLocation, 'pack' | 'frameOffset'>): string {
   return `${packKey(location.pack.toString('hex'))}@${location.frameOffset}`;
+}
+
+/** The stored bytes of the frame `location` names (one ranged read); a pack shorter than the frame's end is `E_MISSING_OBJECT`. */
+export async function readStoredFrame(repo: Repository, location: ChunkLocation, name = frameName(location)): Promise<Buffer> {
+  try {
+    return await readRange(repo.backend, packKey(location.pack.toString('hex')), location.frameOffset, location.frameLength);
+  } catch (error) {
+    if (isCofferError(error, 'E_CORRUPT_OBJECT')) throw new CofferError('E_MISSING_OBJECT', `frame ${name} is missing: the pack is shorter than the frame's end`, { subject: { object: name }, cause: error });
+    throw error;
+  }
 }

@@ -1,9 +1,8 @@
 import { Slots } from '../../concurrency/index.js';
 import { CofferError, isCofferError } from '../../errors/index.js';
-import { readRange } from '../backend/read-range.js';
 import { decodeLocatedEntry, type ChunkLocation } from '../format/located-entry.js';
 import { chunkInFrame } from '../frame-codec.js';
-import { frameName } from '../frame-reader.js';
+import { frameName, readStoredFrame } from '../frame-reader.js';
 import { packKey } from '../layout.js';
 import type { Repository } from '../repository.js';
 
@@ -92,13 +91,7 @@ export class FrameReadBack {
   }
 
   private async fetch(location: ChunkLocation, name: string): Promise<FrameTable> {
-    let blob: Buffer;
-    try {
-      blob = await readRange(this.repo.backend, packKey(location.pack.toString('hex')), location.frameOffset, location.frameLength);
-    } catch (error) {
-      if (isCofferError(error, 'E_CORRUPT_OBJECT')) throw new CofferError('E_MISSING_OBJECT', `frame ${name} is missing: the pack is shorter than the frame's end`, { subject: { object: name }, cause: error });
-      throw error;
-    }
+    const blob = await readStoredFrame(this.repo, location, name);
     this.onRead(blob.length);
     return (await this.repo.pool.openFrame(blob, { name, rehash: true, keep: false })).table;
   }
