@@ -133,8 +133,11 @@ test('a pack cut short inside its last frame: the span is read again frame by fr
     const last = frames.at(-1) as ChunkLocation;
     await truncate(pack, last.frameOffset + 100);
   });
-  assert.equal(report.damaged.length, 8);
-  assert.ok(report.damaged.every((d) => d.problem === 'corrupt'), JSON.stringify(report.damaged[0]));
+  const chunks = report.damaged.filter((d) => d.kind === 'chunk');
+  assert.equal(chunks.length, 8);
+  assert.ok(chunks.every((d) => d.problem === 'corrupt'), JSON.stringify(chunks[0]));
+  // Its trailer went with its end: the pack is reported too, and names no disk range.
+  assert.deepEqual(report.damaged.filter((d) => d.kind === 'pack').map((d) => d.problem), ['corrupt']);
   assert.deepEqual(report.affected.map((a) => a.ranges), [rangesOf(BLOCKS / 8 - 1)]);
 });
 
@@ -146,3 +149,27 @@ test('a missing pack: every chunk is missing', async () => {
   assert.ok(report.damaged.every((d) => d.kind === 'chunk' && d.problem === 'missing'), JSON.stringify(report.damaged[0]));
   assert.deepEqual(report.affected.map((a) => a.ranges), [[{ start: 0, end: BLOCKS * BLOCK }]]);
 });
+
+for (const [what, offsetFromEnd] of [
+  ['the end magic (last byte)', 1],
+  ['the trailer', 20],
+] as const) {
+  test(`a flipped byte in ${what}: every chunk still reads, the pack is reported, no disk range is lost`, async () => {
+    const { report } = await verifyAfter(async (_repo, _frames, pack) => {
+      const handle = await open(pack, 'r+');
+      const size = (await handle.stat()).size;
+      const byte = Buffer.alloc(1);
+      await handle.read(byte, 0, 1, size - offsetFromEnd);
+      byte[0] = (byte[0] as number) ^ 0x40;
+      await handle.write(byte, 0, 1, size - offsetFromEnd);
+      await handle.close();
+    });
+    assert.equal(report.chunksRead, BLOCKS);
+    assert.equal(report.damaged.length, 1, JSON.stringify(report.damaged));
+    const [damage] = report.damaged;
+    assert.equal(damage?.kind, 'pack');
+    assert.equal(damage?.problem, 'corrupt');
+    assert.match(damage?.message ?? '', /still restore/);
+    assert.deepEqual(report.affected, []);
+  });
+}

@@ -5,6 +5,7 @@ import { decodeLocatedEntry } from './format/located-entry.js';
 import { ChunkIndex } from './chunk-index.js';
 import { frameName } from './frame-reader.js';
 import { idFromKey, packKey, PACKS_PREFIX } from './layout.js';
+import { readTrailer } from './pack-plan.js';
 import type { Repository } from './repository.js';
 
 /** A chunk verify found missing or corrupt, with why. */
@@ -218,4 +219,38 @@ export async function chunksInMissingPacks(repo: Repository, chunks: Iterable<st
     if (elsewhere) bad.delete(hex);
   }
   return bad;
+}
+
+/** A pack whose footer or trailer does not read, with why. */
+export interface PackTrailerProblem {
+  pack: string;
+  problem: 'missing' | 'corrupt';
+  message: string;
+}
+
+/**
+ * Reads every pack's footer and trailer (two ranged reads a pack) and authenticates and parses
+ * the trailer (format/pack.ts, docs/repository-format.md §19.2). The frames are what restores
+ * read, through the snapshots' located entries, so a damaged trailer loses no data; but prune
+ * plans its repacking from the trailers and an index rebuild reads nothing else, so `verify
+ * --read-data` reports it. Reading frames never touches the trailer: a flipped byte in the
+ * last 8 bytes of every pack went unnoticed before (2026-11-27).
+ */
+export async function checkPackTrailers(repo: Repository): Promise<PackTrailerProblem[]> {
+  const packs: { key: string; size: number }[] = [];
+  for await (const entry of repo.backend.list(PACKS_PREFIX)) if (idFromKey(entry.key) !== null) packs.push(entry);
+  const problems: PackTrailerProblem[] = [];
+  await forEachLimited(packs, 8, async ({ key, size }) => {
+    try {
+      await readTrailer(repo, key, size);
+    } catch (error) {
+      if (!isCofferError(error, 'E_CORRUPT_OBJECT') && !isCofferError(error, 'E_MISSING_OBJECT')) throw error;
+      problems.push({
+        pack: key,
+        problem: error.code === 'E_MISSING_OBJECT' ? 'missing' : 'corrupt',
+        message: `${error.message} — its table of contents: the chunks in it still restore, but prune cannot plan around this pack and an index rebuild cannot list it`,
+      });
+    }
+  });
+  return problems.sort((a, b) => a.pack.localeCompare(b.pack));
 }
