@@ -1,21 +1,7 @@
-import { readRange } from '../backend/read-range.js';
 import { ObjectKind } from '../format/envelope.js';
 import { encodeLocatedEntry } from '../format/located-entry.js';
 import { decodeTrailer, PACK_FOOTER_SIZE, trailerRange, UNADDRESSED_ID, type PackTrailer } from '../format/pack.js';
 import type { Repository } from '../repository.js';
-
-/**
- * What a pack (format 2, format/pack.ts) holds, read from its trailer only: two ranged reads
- * (the footer, then the trailer) of a pack of `size` bytes, the trailer opened (authenticated)
- * with the repository's key. `E_CORRUPT_OBJECT` / `E_MISSING_OBJECT` as the reads and the
- * parse throw them.
- */
-export async function readPackTrailer(repo: Repository, key: string, size: number): Promise<PackTrailer> {
-  const footer = await readRange(repo.backend, key, size - PACK_FOOTER_SIZE, PACK_FOOTER_SIZE);
-  const range = trailerRange(footer, size, key);
-  const sealed = await readRange(repo.backend, key, range.offset, range.length);
-  return decodeTrailer(repo.codec.open(sealed, ObjectKind.packTrailer, key, UNADDRESSED_ID, { rehash: false, unaddressed: true }), size, key);
-}
 
 /** The stored size of object `key` (one listing of its own key), or null when absent. */
 export async function objectSize(repo: Repository, key: string): Promise<number | null> {

@@ -5,7 +5,8 @@ import { decodeLocatedEntry } from '../format/located-entry.js';
 import { packKey } from '../layout.js';
 import type { Repository } from '../repository.js';
 import type { PackedDestination } from './packed-destination.js';
-import { objectSize, readPackTrailer } from './pack-contents.js';
+import { readTrailer } from '../pack-plan.js';
+import { objectSize } from './pack-contents.js';
 import type { SyncCounters } from './sync-report.js';
 
 /**
@@ -50,7 +51,7 @@ export async function adoptWholePacks(context: { src: Repository; counters: Sync
     const key = packKey(hex);
     const size = await objectSize(src, key);
     if (size === null) continue; // missing: the chunk-by-chunk copy names it
-    const trailer = await readPackTrailer(src, key, size);
+    const trailer = await readTrailer(src, key, size);
     const places = new Set(trailer.chunks.map((c) => `${trailer.frames[c.frame]?.offset}/${c.offset}`));
     if (places.size !== chunks.size || [...chunks].some((place) => !places.has(place))) continue;
     const bytes = await src.backend.get(key);
