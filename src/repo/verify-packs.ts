@@ -49,8 +49,9 @@ export async function checkPackedChunks(
   chunks: readonly string[],
   snapshotLocations: ReadonlyMap<string, Buffer>,
   onFrame: (chunks: number, bytes: number) => void,
+  packs: readonly StoredPack[],
 ): Promise<Map<string, PackedChunkProblem>> {
-  const locations = await withMovedPlaces(repo, chunks, snapshotLocations);
+  const locations = await withMovedPlaces(repo, chunks, snapshotLocations, packs);
   const bad = new Map<string, PackedChunkProblem>();
   const frames = new Map<string, FrameToCheck>();
   for (const hex of chunks) {
@@ -120,17 +121,30 @@ export async function checkPackedChunks(
   return bad;
 }
 
+/** A pack the repository stores: its key, id (hex) and size. */
+export interface StoredPack {
+  key: string;
+  id: string;
+  size: number;
+}
+
+/** The packs stored, from one listing of `packs/` (verify takes it once for its chunk and trailer checks). */
+export async function listStoredPacks(repo: Repository): Promise<StoredPack[]> {
+  const packs: StoredPack[] = [];
+  for await (const entry of repo.backend.list(PACKS_PREFIX)) {
+    const id = idFromKey(entry.key);
+    if (id !== null) packs.push({ key: entry.key, id, size: entry.size });
+  }
+  return packs;
+}
+
 /**
- * `locations` as a reader should take them: an entry whose pack is not stored (one listing of
- * `packs/`) replaced by the chunk's place in a stored pack, when the index segments (loaded
+ * `locations` as a reader should take them: an entry whose pack is not among `packs` (those
+ * stored) replaced by the chunk's place in a stored pack, when the index segments (loaded
  * only then) know one; the others as they are (a chunk found nowhere is reported missing).
  */
-async function withMovedPlaces(repo: Repository, chunks: readonly string[], locations: ReadonlyMap<string, Buffer>): Promise<Pick<ReadonlyMap<string, Buffer>, 'get'>> {
-  const stored = new Set<string>();
-  for await (const entry of repo.backend.list(PACKS_PREFIX)) {
-    const hex = idFromKey(entry.key);
-    if (hex !== null) stored.add(hex);
-  }
+async function withMovedPlaces(repo: Repository, chunks: readonly string[], locations: ReadonlyMap<string, Buffer>, packs: readonly StoredPack[]): Promise<Pick<ReadonlyMap<string, Buffer>, 'get'>> {
+  const stored = new Set(packs.map((pack) => pack.id));
   const packOf = (entry: Buffer) => entry.toString('hex', 32, 64);
   const stale = chunks.filter((hex) => {
     const entry = locations.get(hex);
@@ -236,9 +250,7 @@ export interface PackTrailerProblem {
  * --read-data` reports it. Reading frames never touches the trailer: a flipped byte in the
  * last 8 bytes of every pack went unnoticed before (2026-11-27).
  */
-export async function checkPackTrailers(repo: Repository): Promise<PackTrailerProblem[]> {
-  const packs: { key: string; size: number }[] = [];
-  for await (const entry of repo.backend.list(PACKS_PREFIX)) if (idFromKey(entry.key) !== null) packs.push(entry);
+export async function checkPackTrailers(repo: Repository, packs: readonly StoredPack[]): Promise<PackTrailerProblem[]> {
   const problems: PackTrailerProblem[] = [];
   await forEachLimited(packs, 8, async ({ key, size }) => {
     try {

@@ -7,7 +7,7 @@ import { CHUNKS_PREFIX, chunkKey, idFromKey } from './layout.js';
 import type { Repository } from './repository.js';
 import { listSnapshots, type Snapshot } from './snapshots.js';
 import { walkBlocks } from './walk.js';
-import { checkPackedChunks, checkPackTrailers, chunksInMissingPacks } from './verify-packs.js';
+import { checkPackedChunks, checkPackTrailers, chunksInMissingPacks, listStoredPacks } from './verify-packs.js';
 import { walkFileTrees } from './file-trees.js';
 import { locateChunks } from './chunks-by-id.js';
 import { subsetContains, type VerificationRecord, type VerificationSubset } from './format/verification-record.js';
@@ -165,15 +165,16 @@ export async function verifyRepository(
     }
     if (packed) {
       // Format 2: each frame read once, every chunk in it rehashed (verify-packs.ts).
+      const packs = await listStoredPacks(repo);
       const problems = await checkPackedChunks(repo, toRead, locations, (chunks, bytes) => {
         chunksRead += chunks;
         bytesRead += bytes;
         options.onProgress?.({ phase: 'chunks', done: chunksRead, total: toRead.length, bytesRead });
-      });
+      }, packs);
       for (const [hex, p] of problems) bad.set(hex, { kind: 'chunk', id: hex, problem: p.problem, message: p.message });
       toRead.length = 0;
       // A full read also checks what the frames do not cover: each pack's footer and trailer.
-      if (subset.kind === 'all') for (const p of await checkPackTrailers(repo)) damaged.push({ kind: 'pack', id: p.pack, problem: p.problem, message: p.message });
+      if (subset.kind === 'all') for (const p of await checkPackTrailers(repo, packs)) damaged.push({ kind: 'pack', id: p.pack, problem: p.problem, message: p.message });
     }
     // Chunks go to the workers CHECK_BATCH at a time (one task each: see CodecPool.checkMany);
     // `concurrency` counts chunks in flight, as before.
