@@ -37,7 +37,7 @@ export class TurnBatcher<T, R> {
       sent.then(
         (results) =>
           group.forEach((w, i) => {
-            if (i >= results.length) w.reject(new Error('a batch answered fewer results than it was given'));
+            if (i >= results.length) return w.reject(new Error('a batch answered fewer results than it was given'));
             const result = results[i] as R | Error;
             if (result instanceof Error) w.reject(result);
             else w.resolve(result);
