@@ -123,10 +123,6 @@ export class PackWriter {
    */
   stage(id: Buffer, data: Uint8Array): { placed: Promise<Buffer>; ready: Promise<void> } {
     const placed = deferred<Buffer>();
-    // A caller may never await a placement (the pack failed, the backup stops): its rejection
-    // must not be unhandled, which would end the process with a stack trace. Awaiting it
-    // still throws.
-    placed.promise.catch(() => undefined);
     const ready = this.stagingChain.then(() => this.stageNow(id, data, placed));
     ready.catch((error: unknown) => placed.reject(error));
     this.stagingChain = ready.catch(() => undefined);
@@ -402,6 +398,9 @@ function deferred<T>(): Deferred<T> {
     resolve = res;
     reject = rej;
   });
-  promise.catch(() => undefined); // a rejection is seen by whoever awaits it, or by finish()
+  // A caller may never await a placement (the pack failed, the backup stops): its rejection
+  // must not be unhandled, which would end the process with a stack trace. Awaiting it still
+  // throws, and finish() sees the failure.
+  promise.catch(() => undefined);
   return { promise, resolve, reject };
 }
