@@ -45,6 +45,11 @@ test('coffer snapshots loads no restore, volume or filesystem code', async () =>
   for (const folder of ['restore', 'volume', 'fs', 'nbd']) assert.ok(!folders.has(folder), `snapshots.js loads ${folder}/: ${[...folders].join(', ')}`);
 });
 
+test('coffer verify loads no restore, volume or filesystem code until there is damage to name files for', async () => {
+  const folders = await foldersLoadedBy('cli/commands/verify.js');
+  for (const folder of ['restore', 'volume', 'fs', 'nbd']) assert.ok(!folders.has(folder), `verify.js loads ${folder}/: ${[...folders].join(', ')}`);
+});
+
 test('coffer backup (of VM disks or files) loads no restore code', async () => {
   for (const module of ['cli/commands/backup.js', 'cli/commands/backup-files.js']) {
     const folders = await foldersLoadedBy(module);

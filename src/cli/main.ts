@@ -38,6 +38,11 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
   const run = (fn: () => Promise<number>) => async () => {
     result.code = await fn();
   };
+  // scrypt on libuv's threads while the command's code loads (derive-keys-early.ts; never
+  // fails, never waits): for every command that opens the repository with its passphrase.
+  const deriveKeysEarly = (command: Command): void => {
+    void import('./derive-keys-early.js').then((early) => early.deriveKeysEarly(command.opts(), context));
+  };
 
   repoCommand('init', 'create a new repository')
     .option('--insecure-no-encryption', 'store data unencrypted (anyone with access to the storage can read it)')
@@ -82,8 +87,7 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--limit-download <rate>', LIMIT_DOWNLOAD)
     .action((disks: string[], _options, command: Command) =>
       run(async () => {
-        // scrypt on libuv's threads while the backup command loads (derive-keys-early.ts; never fails)
-        void import('./derive-keys-early.js').then(({ deriveKeysEarly }) => deriveKeysEarly(command.opts(), context));
+        deriveKeysEarly(command);
         return (await import('./commands/backup.js')).backupCommand(disks, command.opts(), context);
       })(),
     );
@@ -95,11 +99,17 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--since <duration>', 'only the snapshots captured within this long (e.g. 7d, 36h)')
     .option('--limit-upload <rate>', LIMIT_UPLOAD)
     .option('--limit-download <rate>', LIMIT_DOWNLOAD)
-    .action((_options, command: Command) => run(async () => (await import('./commands/sync.js')).syncCommand(command.opts(), context))());
+    .action((_options, command: Command) => run(async () => {
+        deriveKeysEarly(command);
+        return (await import('./commands/sync.js')).syncCommand(command.opts(), context);
+      })());
 
   repoCommand('snapshots', 'list snapshots, oldest first')
     .option('--vm <name>', 'only this VM')
-    .action((_options, command: Command) => run(async () => (await import('./commands/snapshots.js')).snapshotsCommand(command.opts(), context))());
+    .action((_options, command: Command) => run(async () => {
+        deriveKeysEarly(command);
+        return (await import('./commands/snapshots.js')).snapshotsCommand(command.opts(), context);
+      })());
 
   repoCommand('restore', 'write the disks of a snapshot back as disk images, or as a new VM')
     .argument('[snapshot]', 'snapshot id or prefix, latest, or NAME:latest')
@@ -117,8 +127,7 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--limit-download <rate>', LIMIT_DOWNLOAD)
     .action((snapshot: string | undefined, _options, command: Command) =>
       run(async () => {
-        // scrypt on libuv's threads while the restore command loads (derive-keys-early.ts; never fails)
-        void import('./derive-keys-early.js').then(({ deriveKeysEarly }) => deriveKeysEarly(command.opts(), context));
+        deriveKeysEarly(command);
         return (await import('./commands/restore.js')).restoreCommand(snapshot, command.opts(), context);
       })(),
     );
@@ -136,7 +145,10 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--name <glob>', 'find: names matching this pattern (*, ?, [abc])')
     .option('--stats', 'print the chunks and bytes read from the repository on stderr')
     .action((snapshot: string, action: string | undefined, targets: string[], _options, command: Command) =>
-      run(async () => (await import('./commands/files.js')).filesCommand(snapshot, action, targets, command.opts(), context))(),
+      run(async () => {
+        deriveKeysEarly(command);
+        return (await import('./commands/files.js')).filesCommand(snapshot, action, targets, command.opts(), context);
+      })(),
     );
 
   repoCommand('serve', 'export a snapshot\'s disks over NBD, straight from the repository (instant recovery)')
@@ -144,7 +156,10 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--socket <path>', 'listen on this unix socket')
     .option('--listen <host:port>', 'listen on TCP (e.g. 127.0.0.1:10809; there is no TLS: keep it on a trusted network)')
     .option('--overlay <dir>', 'make the exports writable: writes go to overlay files in this folder, never to the repository')
-    .action((snapshot: string, _options, command: Command) => run(async () => (await import('./commands/serve.js')).serveCommand(snapshot, command.opts(), context))());
+    .action((snapshot: string, _options, command: Command) => run(async () => {
+        deriveKeysEarly(command);
+        return (await import('./commands/serve.js')).serveCommand(snapshot, command.opts(), context);
+      })());
 
   repoCommand('verify', 'check that every snapshot can be restored')
     .option('--read-data', 'read, decrypt and rehash every chunk (otherwise only check they exist)')
@@ -164,6 +179,7 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
         if (opts.stored && (opts.readData || opts.readDataSubset !== undefined || opts.since !== undefined)) throw new CofferError('E_USAGE', '--stored reads every object already: leave out --read-data, --read-data-subset and --since');
         if (opts.stored) return (await import('./commands/verify-stored.js')).verifyStoredCommand(opts, context);
         if (opts.trust !== undefined || opts.strict) throw new CofferError('E_USAGE', '--trust and --strict go with --stored');
+        deriveKeysEarly(command);
         return (await import('./commands/verify.js')).verifyCommand(opts, context);
       })(),
     );
@@ -179,7 +195,10 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--boot-memory <MiB>', 'guest memory (default: the VM\'s own, else 1024)')
     .option('--boot-machine <type>', 'QEMU machine type (default: the VM\'s own, e.g. pc-i440fx-7.2, else q35)')
     .option('--accel <accel>', 'auto (default: KVM when /dev/kvm opens, else TCG), kvm or tcg')
-    .action((snapshot: string, _options, command: Command) => run(async () => (await import('./commands/test-restore.js')).testRestoreCommand(snapshot, command.opts(), context))());
+    .action((snapshot: string, _options, command: Command) => run(async () => {
+        deriveKeysEarly(command);
+        return (await import('./commands/test-restore.js')).testRestoreCommand(snapshot, command.opts(), context);
+      })());
 
   repoCommand('repair', 'find the snapshots that cannot be restored and mark them; only when asked, salvage a copy or forget them')
     .option('--read-data', 'read every chunk (otherwise only check that each exists)')
@@ -187,10 +206,16 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--forget', 'remove the damaged snapshots (never a protected one)')
     .option('--no-files', 'do not name the files the damage touches')
     .option('--index', 'format 2: rebuild the index segments (deduplication across VMs) from the packs\' trailers, nothing else')
-    .action((_options, command: Command) => run(async () => (await import('./commands/repair.js')).repairCommand(command.opts(), context))());
+    .action((_options, command: Command) => run(async () => {
+        deriveKeysEarly(command);
+        return (await import('./commands/repair.js')).repairCommand(command.opts(), context);
+      })());
 
   repoCommand('stats', 'sizes, and what deduplication and compression save').action((_options, command: Command) =>
-    run(async () => (await import('./commands/stats.js')).statsCommand(command.opts(), context))(),
+    run(async () => {
+      deriveKeysEarly(command);
+      return (await import('./commands/stats.js')).statsCommand(command.opts(), context);
+    })(),
   );
 
   repoCommand('forget', 'remove snapshots by name, or those a retention policy does not keep (their data goes at the next prune)')
@@ -207,13 +232,21 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--vm <name>', 'with a policy: only this VM (each VM is always counted on its own)')
     .option('-n, --dry-run', 'print what would be kept and removed, remove nothing')
     .option('--prune', 'then remove the data no snapshot uses any more (coffer prune)')
-    .action((snapshots: string[], _options, command: Command) => run(async () => (await import('./commands/forget.js')).forgetCommand(snapshots, command.opts(), context))());
+    .action((snapshots: string[], _options, command: Command) =>
+      run(async () => {
+        deriveKeysEarly(command);
+        return (await import('./commands/forget.js')).forgetCommand(snapshots, command.opts(), context);
+      })(),
+    );
 
   repoCommand('prune', 'remove the chunks and index pages no snapshot references (after forget), and report the space freed')
     .option('-n, --dry-run', 'count what would be removed, remove nothing')
     .option('--wait <minutes>', 'how long to wait for running backups to end (default 30; 0: fail at once)')
     .option('--repack-threshold <percent>', 'format 2: rewrite a pack once this share of its bytes is unused (default 20)')
-    .action((_options, command: Command) => run(async () => (await import('./commands/prune.js')).pruneCommand(command.opts(), context))());
+    .action((_options, command: Command) => run(async () => {
+        deriveKeysEarly(command);
+        return (await import('./commands/prune.js')).pruneCommand(command.opts(), context);
+      })());
 
   repoCommand('protect', 'protect a snapshot: no forget removes it (by policy or by name) until it is unprotected')
     .argument('<snapshot>', 'snapshot id or prefix, latest, or NAME:latest')
