@@ -99,17 +99,21 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--since <duration>', 'only the snapshots captured within this long (e.g. 7d, 36h)')
     .option('--limit-upload <rate>', LIMIT_UPLOAD)
     .option('--limit-download <rate>', LIMIT_DOWNLOAD)
-    .action((_options, command: Command) => run(async () => {
+    .action((_options, command: Command) =>
+      run(async () => {
         deriveKeysEarly(command);
         return (await import('./commands/sync.js')).syncCommand(command.opts(), context);
-      })());
+      })(),
+    );
 
   repoCommand('snapshots', 'list snapshots, oldest first')
     .option('--vm <name>', 'only this VM')
-    .action((_options, command: Command) => run(async () => {
+    .action((_options, command: Command) =>
+      run(async () => {
         deriveKeysEarly(command);
         return (await import('./commands/snapshots.js')).snapshotsCommand(command.opts(), context);
-      })());
+      })(),
+    );
 
   repoCommand('restore', 'write the disks of a snapshot back as disk images, or as a new VM')
     .argument('[snapshot]', 'snapshot id or prefix, latest, or NAME:latest')
@@ -156,10 +160,12 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--socket <path>', 'listen on this unix socket')
     .option('--listen <host:port>', 'listen on TCP (e.g. 127.0.0.1:10809; there is no TLS: keep it on a trusted network)')
     .option('--overlay <dir>', 'make the exports writable: writes go to overlay files in this folder, never to the repository')
-    .action((snapshot: string, _options, command: Command) => run(async () => {
+    .action((snapshot: string, _options, command: Command) =>
+      run(async () => {
         deriveKeysEarly(command);
         return (await import('./commands/serve.js')).serveCommand(snapshot, command.opts(), context);
-      })());
+      })(),
+    );
 
   repoCommand('verify', 'check that every snapshot can be restored')
     .option('--read-data', 'read, decrypt and rehash every chunk (otherwise only check they exist)')
@@ -195,10 +201,12 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--boot-memory <MiB>', 'guest memory (default: the VM\'s own, else 1024)')
     .option('--boot-machine <type>', 'QEMU machine type (default: the VM\'s own, e.g. pc-i440fx-7.2, else q35)')
     .option('--accel <accel>', 'auto (default: KVM when /dev/kvm opens, else TCG), kvm or tcg')
-    .action((snapshot: string, _options, command: Command) => run(async () => {
+    .action((snapshot: string, _options, command: Command) =>
+      run(async () => {
         deriveKeysEarly(command);
         return (await import('./commands/test-restore.js')).testRestoreCommand(snapshot, command.opts(), context);
-      })());
+      })(),
+    );
 
   repoCommand('repair', 'find the snapshots that cannot be restored and mark them; only when asked, salvage a copy or forget them')
     .option('--read-data', 'read every chunk (otherwise only check that each exists)')
@@ -206,10 +214,12 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--forget', 'remove the damaged snapshots (never a protected one)')
     .option('--no-files', 'do not name the files the damage touches')
     .option('--index', 'format 2: rebuild the index segments (deduplication across VMs) from the packs\' trailers, nothing else')
-    .action((_options, command: Command) => run(async () => {
+    .action((_options, command: Command) =>
+      run(async () => {
         deriveKeysEarly(command);
         return (await import('./commands/repair.js')).repairCommand(command.opts(), context);
-      })());
+      })(),
+    );
 
   repoCommand('stats', 'sizes, and what deduplication and compression save').action((_options, command: Command) =>
     run(async () => {
@@ -243,10 +253,12 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('-n, --dry-run', 'count what would be removed, remove nothing')
     .option('--wait <minutes>', 'how long to wait for running backups to end (default 30; 0: fail at once)')
     .option('--repack-threshold <percent>', 'format 2: rewrite a pack once this share of its bytes is unused (default 20)')
-    .action((_options, command: Command) => run(async () => {
+    .action((_options, command: Command) =>
+      run(async () => {
         deriveKeysEarly(command);
         return (await import('./commands/prune.js')).pruneCommand(command.opts(), context);
-      })());
+      })(),
+    );
 
   repoCommand('protect', 'protect a snapshot: no forget removes it (by policy or by name) until it is unprotected')
     .argument('<snapshot>', 'snapshot id or prefix, latest, or NAME:latest')
