@@ -188,8 +188,8 @@ export class MeteredBackend extends ForwardingBackend {
     return this.meter.repository.time(() => this.inner.get(key));
   }
 
-  override getRange(key: string, offset: number, length: number): Promise<Buffer> {
-    return this.meter.repository.time(() => readRange(this.inner, key, offset, length));
+  override getRange(key: string, offset: number, length: number, into?: Uint8Array): Promise<Buffer> {
+    return this.meter.repository.time(() => readRange(this.inner, key, offset, length, into));
   }
 
   override has(key: string): Promise<boolean> {

@@ -35,6 +35,14 @@ export function runBackendConformance(name: string, makeBackend: () => Promise<B
     for (const [offset, length] of [[0, 1], [8, 65_536], [123_457, 100_001], [299_999, 1], [0, 300_000]] as const) {
       assert.deepEqual(await readRange(backend, 'packs/ab/abcd', offset, length), data.subarray(offset, offset + length), `${offset}+${length}`);
     }
+    // Into a caller's (shared) buffer: the answer is a view of it, whatever the backend does.
+    const into = new Uint8Array(new SharedArrayBuffer(200_000)).subarray(16);
+    const view = await readRange(backend, 'packs/ab/abcd', 123_457, 100_001, into);
+    assert.equal(view.buffer, into.buffer);
+    assert.equal(view.byteOffset, 16);
+    assert.deepEqual(view, data.subarray(123_457, 223_458));
+    assert.deepEqual(Buffer.from(into.subarray(0, 100_001)), data.subarray(123_457, 223_458));
+    await assert.rejects(readRange(backend, 'packs/ab/abcd', 0, 200_000, into), RangeError);
     await assert.rejects(readRange(backend, 'packs/ab/abcd', 299_990, 11), (e) => isCofferError(e, 'E_CORRUPT_OBJECT'));
     await assert.rejects(readRange(backend, 'packs/ab/none', 0, 10), (e) => isCofferError(e, 'E_MISSING_OBJECT'));
   });

@@ -35,8 +35,11 @@ export interface Backend {
    * (local: pread; S3 and the repository server: a Range request). Throws `E_MISSING_OBJECT`
    * if absent, `E_CORRUPT_OBJECT` if the object is shorter than `offset + length`. Optional:
    * callers use {@link readRange}, which falls back to a whole `get`. Wrappers pass it on.
+   * With `into` (at least `length` bytes, often shared memory a reader reuses), a backend that
+   * can read straight into it (local: the pread) does, and answers a view of it; one that
+   * cannot answers its own buffer ({@link readRange} then copies).
    */
-  getRange?(key: string, offset: number, length: number): Promise<Buffer>;
+  getRange?(key: string, offset: number, length: number, into?: Uint8Array): Promise<Buffer>;
   /**
    * Releases what the backend keeps open between calls (a local directory: the file handles
    * of its ranged reads). The backend stays usable: later calls open what they need again.

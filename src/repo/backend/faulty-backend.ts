@@ -48,9 +48,9 @@ export class FaultyBackend extends ForwardingBackend {
     return this.inner.get(key);
   }
 
-  override async getRange(key: string, offset: number, length: number): Promise<Buffer> {
+  override async getRange(key: string, offset: number, length: number, into?: Uint8Array): Promise<Buffer> {
     this.check('get', key);
-    return readRange(this.inner, key, offset, length);
+    return readRange(this.inner, key, offset, length, into);
   }
 
   override async has(key: string): Promise<boolean> {

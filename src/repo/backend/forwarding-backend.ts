@@ -32,8 +32,8 @@ export abstract class ForwardingBackend implements Backend {
     return this.inner.get(key);
   }
 
-  getRange(key: string, offset: number, length: number): Promise<Buffer> {
-    return readRange(this.inner, key, offset, length);
+  getRange(key: string, offset: number, length: number, into?: Uint8Array): Promise<Buffer> {
+    return readRange(this.inner, key, offset, length, into);
   }
 
   has(key: string): Promise<boolean> {

@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { isCofferError } from '../../errors/index.js';
 import { runBackendConformance } from './backend-conformance.js';
+import type { Backend } from './backend.js';
 import { LocalBackend } from './local-backend.js';
+import { readRange } from './read-range.js';
 import { tempFolders } from '../../testing/index.js';
 
 const tempFolder = tempFolders();
@@ -41,4 +43,16 @@ test('local: an empty file (what a power loss leaves of an unsynced put) counts 
   await backend.put('chunks/00/empty', Buffer.from('y')); // the next backup writes it again
   assert.equal((await backend.get('chunks/00/empty')).toString(), 'y');
   await backend.sync();
+});
+
+test('readRange into a buffer, through a backend without ranged reads: the whole object is cut and copied into it', async () => {
+  const local = new LocalBackend(await tempFolder('coffer-local'));
+  const data = Buffer.from('0123456789abcdef');
+  await local.put('packs/00/p', data);
+  const getOnly = { location: local.location, get: (key: string) => local.get(key) } as unknown as Backend;
+  const into = new Uint8Array(new SharedArrayBuffer(8));
+  const view = await readRange(getOnly, 'packs/00/p', 4, 6, into);
+  assert.equal(view.buffer, into.buffer);
+  assert.equal(view.toString(), '456789');
+  await assert.rejects(readRange(getOnly, 'packs/00/p', 12, 6, into), (e) => isCofferError(e, 'E_CORRUPT_OBJECT'));
 });

@@ -89,13 +89,15 @@ export class LocalBackend implements Backend {
   }
 
   /**
-   * One pread of the range, into a buffer of its own (it can move to a worker thread), through
+   * One pread of the range, into `into` when given, else a buffer of its own (it can move to a
+   * worker thread), through
    * a handle kept open for the next read of the same file (local-read-handles.ts). With each
    * read the handle's file is checked to still have its name (an fstat beside the pread): a
    * pack deleted or replaced since (prune, maybe in another process) is opened again by name,
    * so a deleted one is `E_MISSING_OBJECT`, never bytes of a file that is gone.
    */
-  async getRange(key: string, offset: number, length: number): Promise<Buffer> {
+  async getRange(key: string, offset: number, length: number, into?: Uint8Array): Promise<Buffer> {
+    if (into !== undefined && into.length < length) throw new RangeError(`a buffer of ${into.length} bytes cannot hold the range ${offset}+${length} of ${key}`);
     const path = this.pathOf(key);
     for (let attempt = 0; ; attempt++) {
       let lease: ReadLease;
@@ -105,7 +107,7 @@ export class LocalBackend implements Backend {
         throw this.translate(error, key, 'read');
       }
       try {
-        const out = Buffer.from(new ArrayBuffer(length));
+        const out = into === undefined ? Buffer.from(new ArrayBuffer(length)) : Buffer.from(into.buffer, into.byteOffset, length);
         const [linked, read] = await Promise.allSettled([lease.stillLinked(), readFully(lease.handle, out, offset, key)]);
         if (linked.status === 'fulfilled' && !linked.value) {
           this.readHandles.forget(path);

@@ -55,8 +55,8 @@ export class RateLimitedBackend extends ForwardingBackend {
     return data;
   }
 
-  override async getRange(key: string, offset: number, length: number): Promise<Buffer> {
-    const data = await readRange(this.inner, key, offset, length);
+  override async getRange(key: string, offset: number, length: number, into?: Uint8Array): Promise<Buffer> {
+    const data = await readRange(this.inner, key, offset, length, into);
     await this.limits.download?.take(data.length, this.signal);
     return data;
   }
