@@ -155,6 +155,7 @@ export async function verifyRepository(
   let chunksRead = 0;
   let bytesRead = 0;
   let chunksSkipped = 0;
+  let verifiedIfIntact: (() => Promise<SnapshotVerification[]>) | undefined;
   if (options.readData) {
     const cutoff = options.sinceMs === undefined ? undefined : started.getTime() - options.sinceMs;
     const toRead: string[] = [];
@@ -165,9 +166,14 @@ export async function verifyRepository(
       if (last !== undefined && cutoff !== undefined && last >= cutoff) chunksSkipped++;
       else toRead.push(hex);
     }
+    // While the workers read, the main thread (mostly idle then) counts each snapshot's
+    // verified share as it will be if nothing is damaged; used only then (~0.1 s of a verify).
+    verifiedIfIntact = settled(verificationOfSnapshots(repo, snapshots, lastVerifiedLookup([...records, runRecord(started, subset, options.sinceMs, 0, 0, [])])));
     if (packed) {
       // Format 2: each frame read once, every chunk in it rehashed (verify-packs.ts).
       const packs = await listStoredPacks(repo);
+      // A full read also checks what the frames do not cover: each pack's footer and trailer.
+      const trailers = subset.kind === 'all' ? settled(checkPackTrailers(repo, packs)) : undefined;
       const problems = await checkPackedChunks(repo, toRead, locations, (chunks, bytes) => {
         chunksRead += chunks;
         bytesRead += bytes;
@@ -175,8 +181,7 @@ export async function verifyRepository(
       }, packs);
       for (const [hex, p] of problems) bad.set(hex, { kind: 'chunk', id: hex, problem: p.problem, message: p.message });
       toRead.length = 0;
-      // A full read also checks what the frames do not cover: each pack's footer and trailer.
-      if (subset.kind === 'all') for (const p of await checkPackTrailers(repo, packs)) damaged.push({ kind: 'pack', id: p.pack, problem: p.problem, message: p.message });
+      for (const p of (await trailers?.()) ?? []) damaged.push({ kind: 'pack', id: p.pack, problem: p.problem, message: p.message });
     }
     // Chunks go to the workers CHECK_BATCH at a time (one task each: see CodecPool.checkMany);
     // `concurrency` counts chunks in flight, as before.
@@ -227,19 +232,33 @@ export async function verifyRepository(
   for (const [hex, damage] of bad) await quarantineChunk(repo, Buffer.from(hex, 'hex'), options.now(), damage.message);
   let verification: SnapshotVerification[] = [];
   if (options.readData) {
-    const record: VerificationRecord = {
-      version: 1,
-      time: started.toISOString(),
-      subset,
-      since: options.sinceMs ?? null,
-      chunksRead,
-      bytesRead,
-      damaged: [...bad.keys()].filter((hex) => subsetContains(subset, Buffer.from(hex, 'hex'))).sort(),
-    };
+    const record = runRecord(started, subset, options.sinceMs, chunksRead, bytesRead, [...bad.keys()].filter((hex) => subsetContains(subset, Buffer.from(hex, 'hex'))));
     await addVerificationRecord(repo, record);
-    verification = await verificationOfSnapshots(repo, snapshots, lastVerifiedLookup([...records, record]));
+    const counted = await verifiedIfIntact?.();
+    verification = counted !== undefined && record.damaged.length === 0 ? counted : await verificationOfSnapshots(repo, snapshots, lastVerifiedLookup([...records, record]));
   }
   return { snapshots: snapshots.length, chunksReferenced: referenced.size, chunksSkipped, verification, chunksRead, bytesRead, damaged, affected, quarantined: bad.size };
+}
+
+/** The record of this verify run (format/verification-record.ts). */
+function runRecord(started: Date, subset: VerificationSubset, sinceMs: number | undefined, chunksRead: number, bytesRead: number, damaged: string[]): VerificationRecord {
+  return { version: 1, time: started.toISOString(), subset, since: sinceMs ?? null, chunksRead, bytesRead, damaged: damaged.sort() };
+}
+
+/**
+ * Starts `work` now and answers a function that awaits it: its rejection, should it come
+ * before anyone waits, is held (not an unhandled rejection) and thrown by that function.
+ */
+function settled<T>(work: Promise<T>): () => Promise<T> {
+  const outcome = work.then(
+    (value) => ({ ok: true as const, value }),
+    (error: unknown) => ({ ok: false as const, error }),
+  );
+  return async () => {
+    const result = await outcome;
+    if (!result.ok) throw result.error;
+    return result.value;
+  };
 }
 
 /** Per snapshot: how many of its chunks have been verified, and since when all of them. */
