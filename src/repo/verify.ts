@@ -168,13 +168,17 @@ export async function verifyRepository(
     }
     // While the workers read, the main thread (mostly idle then) counts each snapshot's
     // verified share as it will be if nothing is damaged; used only then (~0.1 s of a verify).
-    verifiedIfIntact = settled(verificationOfSnapshots(repo, snapshots, lastVerifiedLookup([...records, runRecord(started, subset, options.sinceMs, 0, 0, [])])));
+    // Started once the first chunks are checked, so as not to delay the first reads.
+    const countWhileReading = (): void => {
+      verifiedIfIntact ??= settled(verificationOfSnapshots(repo, snapshots, lastVerifiedLookup([...records, runRecord(started, subset, options.sinceMs, 0, 0, [])])));
+    };
     if (packed) {
       // Format 2: each frame read once, every chunk in it rehashed (verify-packs.ts).
       const packs = await listStoredPacks(repo);
       // A full read also checks what the frames do not cover: each pack's footer and trailer.
       const trailers = subset.kind === 'all' ? settled(checkPackTrailers(repo, packs)) : undefined;
       const problems = await checkPackedChunks(repo, toRead, locations, (chunks, bytes) => {
+        countWhileReading();
         chunksRead += chunks;
         bytesRead += bytes;
         options.onProgress?.({ phase: 'chunks', done: chunksRead, total: toRead.length, bytesRead });
@@ -192,6 +196,7 @@ export async function verifyRepository(
       if (!isCofferError(error, 'E_MISSING_OBJECT') && !isCofferError(error, 'E_CORRUPT_OBJECT')) throw error;
       bad.set(hex, { kind: 'chunk', id: hex, problem: error.code === 'E_MISSING_OBJECT' ? 'missing' : 'corrupt', message: error.message });
     };
+    if (batches.length > 0) countWhileReading();
     await forEachLimited(batches, Math.max(1, Math.round(inFlight / CHECK_BATCH)), async (batch) => {
       const read = await Promise.all(
         batch.map(async (hex) => {
