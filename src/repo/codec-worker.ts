@@ -126,6 +126,8 @@ export default function run(task: CodecTask): CodecResult {
       }
       case 'sha256':
         return { op: 'sha256', digest: createHash('sha256').update(toBuffer(task.data)).digest() };
+      case 'load':
+        return { op: 'load' }; // this module is loaded: that was the task (CodecPool.start)
       case 'checkMany': {
         const problems = task.objects.map((o) => {
           try {
