@@ -5,6 +5,8 @@ import { decodeLocatedEntry } from './format/located-entry.js';
 import { ChunkIndex } from './chunk-index.js';
 import { frameName } from './frame-reader.js';
 import { idFromKey, packKey, PACKS_PREFIX } from './layout.js';
+import type { PackTrailer } from './format/pack.js';
+import type { FrameReadAhead } from './frame-read-ahead.js';
 import { readTrailer } from './pack-plan.js';
 import type { Repository } from './repository.js';
 
@@ -42,7 +44,8 @@ interface FrameToCheck {
  * be read whole (a truncated pack) is checked again frame by frame. `onFrame` reports progress.
  * A chunk whose entry names a pack that is not stored (a prune repacked it, §19.7) is checked
  * at the place the index segments give in a stored pack, grouped with the rest: not one failed
- * read per frame, then one read and one decode per chunk.
+ * read per frame, then one read and one decode per chunk. With `readAhead` (a full read), the
+ * frames it opened are taken from it and only the others read here.
  */
 export async function checkPackedChunks(
   repo: Repository,
@@ -50,6 +53,7 @@ export async function checkPackedChunks(
   snapshotLocations: ReadonlyMap<string, Buffer>,
   onFrame: (chunks: number, bytes: number) => void,
   packs: readonly StoredPack[],
+  readAhead?: FrameReadAhead,
 ): Promise<Map<string, PackedChunkProblem>> {
   const locations = await withMovedPlaces(repo, chunks, snapshotLocations, packs);
   const bad = new Map<string, PackedChunkProblem>();
@@ -72,11 +76,25 @@ export async function checkPackedChunks(
     });
     onFrame(frame.chunks.length, bytes);
   };
+  let left: Iterable<FrameToCheck> = frames.values();
+  if (readAhead !== undefined) {
+    // The frames the read-ahead opened (frame-read-ahead.ts) are checked as they come; the
+    // rest (it could not open them, or no trailer lists them) are read below.
+    const covered = new Set<string>();
+    readAhead.narrow(new Map([...frames].map(([name, frame]) => [name, frame.length])), (opened) => {
+      const frame = frames.get(opened.name);
+      if (frame === undefined || covered.has(opened.name)) return;
+      covered.add(opened.name);
+      record(frame, placesInTable(opened.table, frame.chunks.map((hex) => locations.get(hex) as Buffer), frame.name), frame.length);
+    });
+    await readAhead.done;
+    left = [...frames.values()].filter((frame) => !covered.has(frame.name));
+  }
   // Spans are read into a fixed set of shared buffers, not one fresh buffer each: fresh memory
   // cost page faults, zeroing and the workers' garbage collection ~0.1 s of a 3 s verify.
   const lanes = repo.pool.threads * 2;
   const buffers = new SharedBufferPool(VERIFY_SPAN_BYTES, lanes);
-  await forEachLimited(frameSpans(frames.values()), lanes, async (span) => {
+  await forEachLimited(frameSpans(left), lanes, async (span) => {
     const first = span[0] as FrameToCheck;
     const last = span[span.length - 1] as FrameToCheck;
     const length = last.offset + last.length - first.offset;
@@ -265,17 +283,23 @@ export interface PackTrailerProblem {
  */
 export async function checkPackTrailers(repo: Repository, packs: readonly StoredPack[]): Promise<PackTrailerProblem[]> {
   const problems: PackTrailerProblem[] = [];
-  await forEachLimited(packs, 8, async ({ key, size }) => {
-    try {
-      await readTrailer(repo, key, size);
-    } catch (error) {
-      if (!isCofferError(error, 'E_CORRUPT_OBJECT') && !isCofferError(error, 'E_MISSING_OBJECT')) throw error;
-      problems.push({
-        pack: key,
-        problem: error.code === 'E_MISSING_OBJECT' ? 'missing' : 'corrupt',
-        message: `${error.message} — its table of contents: the chunks in it still restore, but prune cannot plan around this pack and an index rebuild cannot list it`,
-      });
-    }
+  await forEachLimited(packs, 8, async (pack) => {
+    const trailer = await readTrailerOrProblem(repo, pack);
+    if (!('frames' in trailer)) problems.push(trailer);
   });
   return problems.sort((a, b) => a.pack.localeCompare(b.pack));
+}
+
+/** A pack's trailer ({@link checkPackTrailers}), or what is wrong with it. */
+export async function readTrailerOrProblem(repo: Repository, pack: StoredPack): Promise<PackTrailer | PackTrailerProblem> {
+  try {
+    return await readTrailer(repo, pack.key, pack.size);
+  } catch (error) {
+    if (!isCofferError(error, 'E_CORRUPT_OBJECT') && !isCofferError(error, 'E_MISSING_OBJECT')) throw error;
+    return {
+      pack: pack.key,
+      problem: error.code === 'E_MISSING_OBJECT' ? 'missing' : 'corrupt',
+      message: `${error.message} — its table of contents: the chunks in it still restore, but prune cannot plan around this pack and an index rebuild cannot list it`,
+    };
+  }
 }

@@ -9,6 +9,7 @@ import { listSnapshots, type Snapshot } from './snapshots.js';
 import { walkBlocks } from './walk.js';
 import { checkPackedChunks, checkPackTrailers, chunksInMissingPacks, listStoredPacks } from './verify-packs.js';
 import { walkFileTrees } from './file-trees.js';
+import { FrameReadAhead } from './frame-read-ahead.js';
 import { locateChunks } from './chunks-by-id.js';
 import { subsetContains, type VerificationRecord, type VerificationSubset } from './format/verification-record.js';
 import { addVerificationRecord, lastVerifiedLookup, listVerificationRecords } from './verification-log.js';
@@ -77,29 +78,47 @@ export interface VerifyProgress {
   bytesRead: number;
 }
 
+/** How {@link verifyRepository} runs. */
+export interface VerifyOptions {
+  readData: boolean;
+  now: () => Date;
+  onProgress?: (progress: VerifyProgress) => void;
+  concurrency?: number;
+  /** With readData: which chunks to read (default all); see format/verification-record.ts. */
+  subset?: VerificationSubset;
+  /** With readData: skip chunks some run read and found intact less than this many ms ago. */
+  sinceMs?: number;
+}
+
 /**
  * Checks that every chunk every snapshot refers to exists and (with `readData`) reads,
  * authenticates, decompresses and rehashes each once. Damage is named down to the
  * snapshots, disks and byte ranges it affects. Damaged chunks are set aside (see
  * `damage.ts`) so that the next backup meeting the same data heals every snapshot.
  */
-export async function verifyRepository(
-  repo: Repository,
-  options: {
-    readData: boolean;
-    now: () => Date;
-    onProgress?: (progress: VerifyProgress) => void;
-    concurrency?: number;
-    /** With readData: which chunks to read (default all); see format/verification-record.ts. */
-    subset?: VerificationSubset;
-    /** With readData: skip chunks some run read and found intact less than this many ms ago. */
-    sinceMs?: number;
-  },
-): Promise<VerifyReport> {
+export async function verifyRepository(repo: Repository, options: VerifyOptions): Promise<VerifyReport> {
   const started = options.now();
   // The threads load their modules (~0.1 s) while the snapshots and their indexes are read.
   if (options.readData) repo.pool.start();
   const subset: VerificationSubset = options.subset ?? { kind: 'all' };
+  // A full read of format 2 starts reading frames now, not after the walk (frame-read-ahead.ts).
+  const readAhead = options.readData && repo.config.version === 2 && subset.kind === 'all' && options.sinceMs === undefined ? new FrameReadAhead(repo) : undefined;
+  try {
+    await readAhead?.started; // the threads get their first frames before the walk takes the main thread
+    return await verifyWith(repo, options, started, subset, readAhead);
+  } finally {
+    readAhead?.stop();
+  }
+}
+
+/** {@link verifyRepository}, with its start time, subset and (a full read of format 2) read-ahead settled. */
+async function verifyWith(
+  repo: Repository,
+  options: VerifyOptions,
+  started: Date,
+  subset: VerificationSubset,
+  readAhead: FrameReadAhead | undefined,
+): Promise<VerifyReport> {
   const records = options.readData ? await listVerificationRecords(repo) : [];
   const lastVerified = lastVerifiedLookup(records);
   const damaged: DamagedObject[] = [];
@@ -174,15 +193,15 @@ export async function verifyRepository(
     };
     if (packed) {
       // Format 2: each frame read once, every chunk in it rehashed (verify-packs.ts).
-      const packs = await listStoredPacks(repo);
+      const packs = await (readAhead?.packs ?? listStoredPacks(repo));
       // A full read also checks what the frames do not cover: each pack's footer and trailer.
-      const trailers = subset.kind === 'all' ? settled(checkPackTrailers(repo, packs)) : undefined;
+      const trailers = readAhead !== undefined ? () => readAhead.trailerProblems() : subset.kind === 'all' ? settled(checkPackTrailers(repo, packs)) : undefined;
       const problems = await checkPackedChunks(repo, toRead, locations, (chunks, bytes) => {
         countWhileReading();
         chunksRead += chunks;
         bytesRead += bytes;
         options.onProgress?.({ phase: 'chunks', done: chunksRead, total: toRead.length, bytesRead });
-      }, packs);
+      }, packs, readAhead);
       for (const [hex, p] of problems) bad.set(hex, { kind: 'chunk', id: hex, problem: p.problem, message: p.message });
       toRead.length = 0;
       for (const p of (await trailers?.()) ?? []) damaged.push({ kind: 'pack', id: p.pack, problem: p.problem, message: p.message });
