@@ -49,20 +49,30 @@ export function backendFor(location: string, env: NodeJS.ProcessEnv = {}, client
   return backendForLocation(location, { env, repoServer: repoServerAccess(client) });
 }
 
+/** How {@link openFromOptions} opens a repository. */
+export interface OpenHow {
+  limits?: BandwidthLimits;
+  variable?: 'COFFER_PASSWORD' | 'COFFER_TO_PASSWORD';
+  wrapBackend?: (backend: Backend) => Backend;
+  startThreads?: boolean;
+}
+
 /**
  * Opens the repository named by the options, asking for the passphrase if needed. `limits`
  * (default: from the options' --limit-upload/--limit-download) hold its backend to a
  * bandwidth; `variable` names where the passphrase comes from (`COFFER_TO_PASSWORD` for the
- * destination of a sync); `wrapBackend` wraps the (limited) backend further (a backup's meter).
+ * destination of a sync); `wrapBackend` wraps the (limited) backend further (a backup's meter);
+ * `startThreads` starts the codec threads while the key is derived (repo OpenOptions).
  */
 export async function openFromOptions(
   options: RepositoryOptions,
   context: CommandContext,
-  how: { limits?: BandwidthLimits; variable?: 'COFFER_PASSWORD' | 'COFFER_TO_PASSWORD'; wrapBackend?: (backend: Backend) => Backend } = {},
+  how: OpenHow = {},
 ): Promise<Repository> {
   let shown = repositoryLocation(options, context);
   return openRepositoryAt(shown, {
     env: context.env,
+    ...(how.startThreads === true ? { startThreads: true } : {}),
     repoServer: repoServerAccess(options),
     wrapBackend: (backend) => {
       shown = backend.location; // as the backend names it, for the prompt
@@ -83,8 +93,8 @@ export async function openFromOptions(
 
 
 /** Runs `fn` on the opened repository and closes it whatever happens. */
-export async function withRepository<T>(options: RepositoryOptions, context: CommandContext, fn: (repo: Repository) => Promise<T>): Promise<T> {
-  const repo = await openFromOptions(options, context);
+export async function withRepository<T>(options: RepositoryOptions, context: CommandContext, fn: (repo: Repository) => Promise<T>, how: OpenHow = {}): Promise<T> {
+  const repo = await openFromOptions(options, context, how);
   try {
     return await fn(repo);
   } finally {

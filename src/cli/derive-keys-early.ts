@@ -12,16 +12,26 @@ import type { CommandContext, RepositoryOptions } from './context.js';
  * (repo/keys/index.ts) and reports every problem as before; this never fails and never waits.
  * A repository-server location, or a passphrase to ask for, starts nothing. Should the
  * command open the repository before the key files are read here, it derives by itself: one
- * scrypt spent twice, nothing wrong. main.ts imports this module only for `coffer backup` and
- * `coffer restore`, beside the command's own.
+ * scrypt spent twice, nothing wrong. main.ts imports this module for every command that opens
+ * a repository with its passphrase, and waits for the answer before it imports the command's
+ * own code: that answer comes once scrypt is started on a local repository (a few ms: reading
+ * the key files), and after at most {@link MAX_WAIT_MS} otherwise (S3: two round trips), the
+ * derivation going on. Loading the command first had started scrypt only once ~0.1 s of its
+ * modules had loaded (`coffer verify`, perf, 2026-11-27): on the critical path.
  */
-export function deriveKeysEarly(options: RepositoryOptions, context: Pick<CommandContext, 'env'>): void {
+export async function deriveKeysEarly(options: RepositoryOptions, context: Pick<CommandContext, 'env'>): Promise<void> {
   const location = options.repo ?? context.env.COFFER_REPOSITORY;
   if (location === undefined || location === '') return;
   const fileFromEnv = context.env.COFFER_PASSWORD_FILE;
   const file = options.passwordFile ?? (fileFromEnv === '' ? undefined : fileFromEnv);
   const passphrase = file === undefined ? Promise.resolve(context.env.COFFER_PASSWORD) : readFile(file, 'utf8').then((text) => text.replace(/\r?\n$/, ''));
-  passphrase
+  const started = passphrase
     .then((given) => (given === undefined || given === '' ? 0 : deriveKeysAheadAt(location, given, context.env)))
-    .catch(() => undefined); // the command reads the passphrase again and reports what fails
+    .catch(() => 0); // the command reads the passphrase again and reports what fails
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([started, new Promise((resolve) => (timer = setTimeout(resolve, MAX_WAIT_MS)))]);
+  clearTimeout(timer);
 }
+
+/** Longest the command's code waits for the derivation to start. */
+export const MAX_WAIT_MS = 25;

@@ -39,9 +39,10 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     result.code = await fn();
   };
   // scrypt on libuv's threads while the command's code loads (derive-keys-early.ts; never
-  // fails, never waits): for every command that opens the repository with its passphrase.
-  const deriveKeysEarly = (command: Command): void => {
-    void import('./derive-keys-early.js').then((early) => early.deriveKeysEarly(command.opts(), context));
+  // fails; waits until scrypt is started, a few ms): for every command that opens the
+  // repository with its passphrase.
+  const deriveKeysEarly = async (command: Command): Promise<void> => {
+    await (await import('./derive-keys-early.js')).deriveKeysEarly(command.opts(), context);
   };
 
   repoCommand('init', 'create a new repository')
@@ -87,7 +88,7 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--limit-download <rate>', LIMIT_DOWNLOAD)
     .action((disks: string[], _options, command: Command) =>
       run(async () => {
-        deriveKeysEarly(command);
+        await deriveKeysEarly(command);
         return (await import('./commands/backup.js')).backupCommand(disks, command.opts(), context);
       })(),
     );
@@ -101,7 +102,7 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--limit-download <rate>', LIMIT_DOWNLOAD)
     .action((_options, command: Command) =>
       run(async () => {
-        deriveKeysEarly(command);
+        await deriveKeysEarly(command);
         return (await import('./commands/sync.js')).syncCommand(command.opts(), context);
       })(),
     );
@@ -110,7 +111,7 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--vm <name>', 'only this VM')
     .action((_options, command: Command) =>
       run(async () => {
-        deriveKeysEarly(command);
+        await deriveKeysEarly(command);
         return (await import('./commands/snapshots.js')).snapshotsCommand(command.opts(), context);
       })(),
     );
@@ -131,7 +132,7 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--limit-download <rate>', LIMIT_DOWNLOAD)
     .action((snapshot: string | undefined, _options, command: Command) =>
       run(async () => {
-        deriveKeysEarly(command);
+        await deriveKeysEarly(command);
         return (await import('./commands/restore.js')).restoreCommand(snapshot, command.opts(), context);
       })(),
     );
@@ -150,7 +151,7 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--stats', 'print the chunks and bytes read from the repository on stderr')
     .action((snapshot: string, action: string | undefined, targets: string[], _options, command: Command) =>
       run(async () => {
-        deriveKeysEarly(command);
+        await deriveKeysEarly(command);
         return (await import('./commands/files.js')).filesCommand(snapshot, action, targets, command.opts(), context);
       })(),
     );
@@ -162,7 +163,7 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--overlay <dir>', 'make the exports writable: writes go to overlay files in this folder, never to the repository')
     .action((snapshot: string, _options, command: Command) =>
       run(async () => {
-        deriveKeysEarly(command);
+        await deriveKeysEarly(command);
         return (await import('./commands/serve.js')).serveCommand(snapshot, command.opts(), context);
       })(),
     );
@@ -185,7 +186,7 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
         if (opts.stored && (opts.readData || opts.readDataSubset !== undefined || opts.since !== undefined)) throw new CofferError('E_USAGE', '--stored reads every object already: leave out --read-data, --read-data-subset and --since');
         if (opts.stored) return (await import('./commands/verify-stored.js')).verifyStoredCommand(opts, context);
         if (opts.trust !== undefined || opts.strict) throw new CofferError('E_USAGE', '--trust and --strict go with --stored');
-        deriveKeysEarly(command);
+        await deriveKeysEarly(command);
         return (await import('./commands/verify.js')).verifyCommand(opts, context);
       })(),
     );
@@ -203,7 +204,7 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--accel <accel>', 'auto (default: KVM when /dev/kvm opens, else TCG), kvm or tcg')
     .action((snapshot: string, _options, command: Command) =>
       run(async () => {
-        deriveKeysEarly(command);
+        await deriveKeysEarly(command);
         return (await import('./commands/test-restore.js')).testRestoreCommand(snapshot, command.opts(), context);
       })(),
     );
@@ -216,14 +217,14 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--index', 'format 2: rebuild the index segments (deduplication across VMs) from the packs\' trailers, nothing else')
     .action((_options, command: Command) =>
       run(async () => {
-        deriveKeysEarly(command);
+        await deriveKeysEarly(command);
         return (await import('./commands/repair.js')).repairCommand(command.opts(), context);
       })(),
     );
 
   repoCommand('stats', 'sizes, and what deduplication and compression save').action((_options, command: Command) =>
     run(async () => {
-      deriveKeysEarly(command);
+      await deriveKeysEarly(command);
       return (await import('./commands/stats.js')).statsCommand(command.opts(), context);
     })(),
   );
@@ -244,7 +245,7 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--prune', 'then remove the data no snapshot uses any more (coffer prune)')
     .action((snapshots: string[], _options, command: Command) =>
       run(async () => {
-        deriveKeysEarly(command);
+        await deriveKeysEarly(command);
         return (await import('./commands/forget.js')).forgetCommand(snapshots, command.opts(), context);
       })(),
     );
@@ -255,7 +256,7 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--repack-threshold <percent>', 'format 2: rewrite a pack once this share of its bytes is unused (default 20)')
     .action((_options, command: Command) =>
       run(async () => {
-        deriveKeysEarly(command);
+        await deriveKeysEarly(command);
         return (await import('./commands/prune.js')).pruneCommand(command.opts(), context);
       })(),
     );

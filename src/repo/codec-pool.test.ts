@@ -115,3 +115,30 @@ test('start() starts the threads ahead of the first task', async () => {
     await early.close();
   }
 });
+
+test('a pool started before the key (threads loaded meanwhile) works once given it, as one made with the key', async () => {
+  const later = new CodecPool({ compressionLevel: 3, masterKey: 'later' }, { threads: 2 });
+  try {
+    later.start(); // the threads load their code without a key
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    later.giveKey(settings.masterKey);
+    const block = randomBytes(70_000);
+    const id = codec.idOf(block);
+    assert.deepEqual((await later.hash(block)).id, id);
+    const opened = await later.open(codec.seal(block, ObjectKind.chunk, id), { kind: ObjectKind.chunk, name: 'chunks/y', id, rehash: true });
+    assert.deepEqual(opened.plaintext, block);
+  } finally {
+    await later.close();
+  }
+});
+
+test('an unencrypted pool needs no key: ids are plain SHA-256', async () => {
+  const plain = new CodecPool({ compressionLevel: 3, masterKey: null }, { threads: 1 });
+  try {
+    plain.start();
+    const block = randomBytes(5000);
+    assert.deepEqual((await plain.hash(block)).id, createHash('sha256').update(block).digest());
+  } finally {
+    await plain.close();
+  }
+});

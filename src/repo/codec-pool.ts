@@ -4,6 +4,8 @@ import { CofferError, type ErrorCode } from '../errors/index.js';
 import type { CodecSettings, ObjectId } from './codec.js';
 import type { ObjectKind } from './format/envelope.js';
 import { TurnBatcher } from './turn-batcher.js';
+import { clearKeySlot, KEY_SLOT_BYTES, writeKeySlot, type CodecThreadData } from './codec-thread-data.js';
+import type { MasterKey } from './keys/master-key.js';
 
 /** A task for a codec worker. Buffers should live in SharedArrayBuffers to avoid copies. */
 export type CodecTask =
@@ -74,10 +76,20 @@ export class CodecPool {
   /** Opens into shared memory waiting for this turn of the event loop to end (see {@link open}). */
   private waitingOpens: { object: OpenIntoTask; resolve: (length: number) => void; reject: (error: unknown) => void }[] = [];
 
+  /** The master key as the threads read it (codec-thread-data.ts). */
+  private readonly keySlot = new SharedArrayBuffer(KEY_SLOT_BYTES);
+  private readonly threadData: CodecThreadData;
+
+  /**
+   * `settings.masterKey` 'later': an encrypted repository whose key is still being derived;
+   * the threads may be started ({@link start}), and {@link giveKey} must come before any task.
+   */
   constructor(
-    private readonly settings: CodecSettings,
+    settings: Omit<CodecSettings, 'masterKey'> & { masterKey: CodecSettings['masterKey'] | 'later' },
     options: { threads?: number } = {},
   ) {
+    this.threadData = { compressionLevel: settings.compressionLevel, encrypted: settings.masterKey !== null, keySlot: this.keySlot };
+    if (settings.masterKey !== null && settings.masterKey !== 'later') writeKeySlot(this.keySlot, settings.masterKey);
     this.threads = Math.max(1, options.threads ?? availableParallelism());
   }
 
@@ -107,7 +119,7 @@ export class CodecPool {
     if (this.closed) throw new Error('the codec pool is closed');
     this.workers ??= new Piscina({
       filename: new URL('./codec-worker-entry.cjs', import.meta.url).href,
-      workerData: this.settings,
+      workerData: this.threadData,
       minThreads: this.threads,
       maxThreads: this.threads,
       idleTimeout: 60_000,
@@ -345,9 +357,15 @@ export class CodecPool {
   }
 
   /** Stops the threads; pending tasks are rejected. */
+  /** The repository's key, for a pool made before it was known (see the constructor). */
+  giveKey(key: MasterKey): void {
+    writeKeySlot(this.keySlot, key);
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     await this.workers?.destroy();
+    clearKeySlot(this.keySlot);
   }
 }
 

@@ -7,20 +7,23 @@
 import { workerData } from 'piscina';
 import { isCofferError } from '../errors/index.js';
 import { createHash } from 'node:crypto';
-import { ObjectCodec, type CodecSettings } from './codec.js';
+import { ObjectCodec } from './codec.js';
 import { openFrame, sealFrameInPlace } from './frame-codec.js';
 import type { ObjectKind } from './format/envelope.js';
 import type { CodecTask, CodecResult } from './codec-pool.js';
+import { settingsFromThreadData, type CodecThreadData } from './codec-thread-data.js';
 
-const settings = workerData as CodecSettings;
 const toBuffer = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-const codec = new ObjectCodec({
-  compressionLevel: settings.compressionLevel,
-  masterKey:
-    settings.masterKey === null
-      ? null
-      : { encryptionKey: toBuffer(settings.masterKey.encryptionKey), idKey: toBuffer(settings.masterKey.idKey) },
-});
+let built: ObjectCodec | undefined;
+
+/**
+ * This thread's codec, built at its first task from the settings and the key slot the pool
+ * gave it: a pool may be started before the key is known (CodecPool), never used before.
+ */
+function codec(): ObjectCodec {
+  built ??= new ObjectCodec(settingsFromThreadData(workerData as CodecThreadData));
+  return built;
+}
 let zeros = Buffer.alloc(0);
 
 function isAllZero(bytes: Buffer): boolean {
@@ -29,7 +32,7 @@ function isAllZero(bytes: Buffer): boolean {
 }
 
 function hashOf(bytes: Buffer): { zero: boolean; id: Uint8Array | null } {
-  return isAllZero(bytes) ? { zero: true, id: null } : { zero: false, id: codec.idOf(bytes) };
+  return isAllZero(bytes) ? { zero: true, id: null } : { zero: false, id: codec().idOf(bytes) };
 }
 
 /** A frame's table as it crosses back: ids copied out of the plaintext (which may be reused). */
@@ -57,25 +60,25 @@ export default function run(task: CodecTask): CodecResult {
         const results = task.objects.map((o) => {
           const data = toBuffer(o.data);
           const hash = hashOf(data);
-          const sealed = o.seal && hash.id !== null ? codec.seal(data, o.kind as ObjectKind, toBuffer(hash.id)) : null;
+          const sealed = o.seal && hash.id !== null ? codec().seal(data, o.kind as ObjectKind, toBuffer(hash.id)) : null;
           return { ...hash, sealed };
         });
         return { op: 'hashSealMany', results };
       }
       case 'seal':
-        return { op: 'seal', sealed: codec.seal(toBuffer(task.data), task.kind as ObjectKind, toBuffer(task.id)) };
+        return { op: 'seal', sealed: codec().seal(toBuffer(task.data), task.kind as ObjectKind, toBuffer(task.id)) };
       case 'sealMany': {
         const all = toBuffer(task.data);
         let at = 0;
         const sealed = task.objects.map((o) => {
           const data = all.subarray(at, at + o.length);
           at += o.length;
-          return codec.seal(data, o.kind as ObjectKind, toBuffer(o.id));
+          return codec().seal(data, o.kind as ObjectKind, toBuffer(o.id));
         });
         return { op: 'sealMany', sealed };
       }
       case 'open': {
-        const plaintext = codec.open(task.data, task.kind as ObjectKind, task.name, toBuffer(task.id), { rehash: task.rehash });
+        const plaintext = codec().open(task.data, task.kind as ObjectKind, task.name, toBuffer(task.id), { rehash: task.rehash });
         if (task.into === 'discard') return { op: 'open', length: plaintext.length, plaintext: null };
         if (task.into !== undefined) {
           if (task.into.length < plaintext.length) throw new RangeError('output buffer too small');
@@ -87,7 +90,7 @@ export default function run(task: CodecTask): CodecResult {
       case 'openMany': {
         const results = task.objects.map((o) => {
           try {
-            const plaintext = codec.open(o.data, o.kind as ObjectKind, o.name, toBuffer(o.id), { rehash: o.rehash, scratch: true });
+            const plaintext = codec().open(o.data, o.kind as ObjectKind, o.name, toBuffer(o.id), { rehash: o.rehash, scratch: true });
             if (o.into.length < plaintext.length) throw new RangeError('output buffer too small');
             o.into.set(plaintext);
             return { length: plaintext.length };
@@ -99,13 +102,13 @@ export default function run(task: CodecTask): CodecResult {
         return { op: 'openMany', results };
       }
       case 'sealFrame':
-        return { op: 'sealFrame', length: sealFrameInPlace(codec, task.slot, task.length) };
+        return { op: 'sealFrame', length: sealFrameInPlace(codec(), task.slot, task.length) };
       case 'openFrame': {
         const keep = task.keep && task.into === undefined;
         // Decompressed straight into `into` when given; unless the plaintext itself crosses
         // back, into the codec's reused buffer otherwise.
         const into = task.keep ? task.into : undefined;
-        const { plaintext, table } = openFrame(codec, task.data, task.name, task.rehash, !keep, into);
+        const { plaintext, table } = openFrame(codec(), task.data, task.name, task.rehash, !keep, into);
         return { op: 'openFrame', plaintext: keep ? plaintext : null, length: plaintext.length, table: tableOf(table) };
       }
       case 'openFrames': {
@@ -115,7 +118,7 @@ export default function run(task: CodecTask): CodecResult {
           try {
             const blob = all.subarray(frame.offset, frame.offset + frame.length);
             const into = task.into?.[i];
-            const { plaintext, table } = openFrame(codec, blob, frame.name, task.rehash, true, into);
+            const { plaintext, table } = openFrame(codec(), blob, frame.name, task.rehash, true, into);
             return { length: plaintext.length, table: tableOf(table) };
           } catch (error) {
             if (isCofferError(error)) return { code: error.code, message: error.message, object: error.subject.object ?? null };
@@ -131,7 +134,7 @@ export default function run(task: CodecTask): CodecResult {
       case 'checkMany': {
         const problems = task.objects.map((o) => {
           try {
-            codec.open(o.data, o.kind as ObjectKind, o.name, toBuffer(o.id), { rehash: true, scratch: true });
+            codec().open(o.data, o.kind as ObjectKind, o.name, toBuffer(o.id), { rehash: true, scratch: true });
             return null;
           } catch (error) {
             if (isCofferError(error)) return { code: error.code, message: error.message, object: error.subject.object ?? null };

@@ -76,6 +76,8 @@ export interface OpenLocationOptions extends LocationOptions {
   /** Wraps the location's backend before the repository is opened on it (bandwidth limits, metering). */
   wrapBackend?: (backend: Backend) => Backend;
   threads?: number;
+  /** As {@link OpenOptions.startThreads}. */
+  startThreads?: boolean;
 }
 
 /**
@@ -89,6 +91,7 @@ export async function openRepositoryAt(location: string, options: OpenLocationOp
   return openRepository(backend, {
     passphrase: options.passphrase,
     ...(options.threads === undefined ? {} : { threads: options.threads }),
+    ...(options.startThreads === true ? { startThreads: true } : {}),
     ...(cacheDirectory === undefined ? {} : { chunkCache: { directory: cacheDirectory } }),
   });
 }

@@ -64,6 +64,6 @@ export async function verifyCommand(options: VerifyCommandOptions, context: Comm
       context.stdout.write(ok ? 'no errors were found\n' : `verify found ${report.damaged.length} damaged object(s)\n`);
     }
     return ok ? ExitCode.ok : ExitCode.verifyFailed;
-  });
+  }, { startThreads: readData });
 }
 
