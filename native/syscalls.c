@@ -1,5 +1,6 @@
 /*
- * coffer_native: the system calls Node.js does not expose: three lseek(2) and syncfs(2).
+ * coffer_native: the system calls Node.js does not expose: three lseek(2) and syncfs(2)
+ * (and, from aead.c, AES-256-GCM decryption into the caller's memory: see there).
  *
  *   seekData(fd, offset) -> next offset >= `offset` that holds data, or -1 past the last data
  *   seekHole(fd, offset) -> next offset >= `offset` that starts a hole (the end of file counts)
@@ -35,6 +36,7 @@
 #include <linux/limits.h>
 #include <unistd.h>
 #include <node_api.h>
+#include "aead.h"
 
 static napi_value throw_errno(napi_env env, int err, const char *call) {
   const char *name = "EIO";
@@ -275,6 +277,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"setXattr", NULL, set_xattr, NULL, NULL, NULL, napi_default, NULL},
     {"mknod", NULL, make_node, NULL, NULL, NULL, napi_default, NULL},
     {"setTimes", NULL, set_times, NULL, NULL, NULL, napi_default, NULL},
+    {"aesGcmOpenInto", NULL, aes_gcm_open_into, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -1,6 +1,8 @@
 /**
  * @module native
  * The few system calls Coffer needs that Node.js does not offer (lseek SEEK_DATA/SEEK_HOLE/
- * SEEK_END, syncfs), from a small C addon compiled by `npm install`.
+ * SEEK_END, syncfs), and AES-256-GCM decryption into the caller's memory, from a small C
+ * addon compiled by `npm install`.
  */
 export { syscalls } from './syscalls.js';
+export { aead } from './aead.js';

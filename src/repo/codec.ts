@@ -1,7 +1,8 @@
-import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { Compressor, Decompressor } from 'zstd-napi';
 import zstdBinding from 'zstd-napi/binding.js';
 import { CofferError } from '../errors/index.js';
+import { aead } from '../native/index.js';
 import {
   Compression,
   decodeEnvelopeHeader,
@@ -64,6 +65,8 @@ export class ObjectCodec {
   private readonly dctx = new zstdBinding.DCtx();
   /** Reused plaintext buffer of `open(…, { scratch: true })`. */
   private scratch = Buffer.alloc(0);
+  /** Reused buffer a compressed object is decrypted into, before it is decompressed. */
+  private payloadScratch = Buffer.alloc(0);
   /** zstd's context for {@link sealInto}, which compresses into {@link compressed}. */
   private readonly cctx: InstanceType<typeof zstdBinding.CCtx> | undefined;
   /** Reused output of {@link sealInto}'s compression. */
@@ -179,16 +182,14 @@ export class ObjectCodec {
       const key = this.settings.masterKey;
       if (key === null) throw corrupt('encrypted, but the repository is not');
       const tagStart = bytes.length - TAG_SIZE;
-      const decipher = createDecipheriv('aes-256-gcm', key.encryptionKey, header.nonce as Buffer);
-      decipher.setAAD(Buffer.concat([bytes.subarray(0, header.headerLength), id]));
-      decipher.setAuthTag(bytes.subarray(tagStart));
-      try {
-        const body = decipher.update(bytes.subarray(header.headerLength, tagStart));
-        const final = decipher.final(); // empty for GCM: no copy then
-        payload = final.length === 0 ? body : Buffer.concat([body, final]);
-      } catch (error) {
-        throw corrupt('authentication failed', error);
-      }
+      if (tagStart < header.headerLength) throw corrupt('shorter than its header and tag');
+      const ciphertext = bytes.subarray(header.headerLength, tagStart);
+      // Decrypted straight where the payload is needed (native/aead.ts), not into a fresh,
+      // zeroed buffer then copied, as Node's Decipher does.
+      const target = this.decryptionTarget(header.compression, ciphertext.length, options);
+      const aad = Buffer.concat([bytes.subarray(0, header.headerLength), id]);
+      if (!aead.aesGcmOpenInto(key.encryptionKey, header.nonce as Buffer, aad, ciphertext, bytes.subarray(tagStart), target)) throw corrupt('authentication failed');
+      payload = target.subarray(0, ciphertext.length);
     } else {
       if (this.settings.masterKey !== null) throw corrupt('not encrypted, but the repository is');
       payload = bytes.subarray(header.headerLength);
@@ -204,7 +205,7 @@ export class ObjectCodec {
         throw corrupt('zstd frame does not decode', error);
       }
     } else if (into !== undefined) {
-      into.set(payload.subarray(0, into.length));
+      if (payload.buffer !== into.buffer || payload.byteOffset !== into.byteOffset) into.set(payload.subarray(0, into.length)); // else decrypted there
       plaintext = into.subarray(0, Math.min(payload.length, into.length));
     } else {
       plaintext = payload;
@@ -219,6 +220,25 @@ export class ObjectCodec {
       if (actual.length !== id.length || !timingSafeEqual(actual, id)) throw corrupt('content does not match its id');
     }
     return plaintext;
+  }
+
+  /**
+   * Where {@link open} decrypts a payload of `length` bytes: a compressed one into a buffer
+   * reused for that (it is decompressed at once); a stored one, which is the plaintext, into
+   * `into` when it has room, else the scratch buffer when the caller takes that, else memory
+   * of its own (not zeroed: every byte is written).
+   */
+  private decryptionTarget(compression: Compression, length: number, options: { scratch?: boolean; into?: Uint8Array }): Buffer {
+    if (compression === Compression.zstd) {
+      if (this.payloadScratch.length < length) this.payloadScratch = Buffer.allocUnsafeSlow(length);
+      return this.payloadScratch;
+    }
+    if (options.into !== undefined && options.into.length >= length) return Buffer.from(options.into.buffer, options.into.byteOffset, length);
+    if (options.scratch === true) {
+      if (this.scratch.length < length) this.scratch = Buffer.allocUnsafeSlow(length);
+      return this.scratch;
+    }
+    return Buffer.allocUnsafeSlow(length);
   }
 
   /**

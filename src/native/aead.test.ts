@@ -1,0 +1,54 @@
+import assert from 'node:assert/strict';
+import { createCipheriv, randomBytes } from 'node:crypto';
+import { test } from 'node:test';
+import { aead } from './aead.js';
+
+/** Sealed by Node's own AES-256-GCM: what the addon must open. */
+function seal(key: Buffer, nonce: Buffer, aad: Buffer, plaintext: Buffer): { ciphertext: Buffer; tag: Buffer } {
+  const cipher = createCipheriv('aes-256-gcm', key, nonce);
+  cipher.setAAD(aad);
+  const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+  return { ciphertext, tag: cipher.getAuthTag() };
+}
+
+test('opens what Node sealed, into shared memory, for lengths around the block size and a 2 MiB frame', () => {
+  const key = randomBytes(32);
+  for (const length of [0, 1, 15, 16, 17, 4096, 2 * 2 ** 20 + 3]) {
+    const nonce = randomBytes(12);
+    const aad = randomBytes(41);
+    const plaintext = randomBytes(length);
+    const { ciphertext, tag } = seal(key, nonce, aad, plaintext);
+    const out = new Uint8Array(new SharedArrayBuffer(length + 10));
+    assert.equal(aead.aesGcmOpenInto(key, nonce, aad, ciphertext, tag, out), true, `${length} bytes`);
+    assert.ok(Buffer.from(out.buffer, 0, length).equals(plaintext), `${length} bytes`);
+  }
+});
+
+test('a flipped bit anywhere (ciphertext, tag, aad, nonce, key) fails authentication', () => {
+  const key = randomBytes(32);
+  const nonce = randomBytes(12);
+  const aad = randomBytes(20);
+  const { ciphertext, tag } = seal(key, nonce, aad, randomBytes(1000));
+  const flip = (b: Buffer, at: number) => {
+    const copy = Buffer.from(b);
+    copy[at] = (copy[at] as number) ^ 1;
+    return copy;
+  };
+  const out = Buffer.alloc(1000);
+  assert.equal(aead.aesGcmOpenInto(key, nonce, aad, flip(ciphertext, 500), tag, out), false);
+  assert.equal(aead.aesGcmOpenInto(key, nonce, aad, ciphertext, flip(tag, 15), out), false);
+  assert.equal(aead.aesGcmOpenInto(key, nonce, flip(aad, 0), ciphertext, tag, out), false);
+  assert.equal(aead.aesGcmOpenInto(key, flip(nonce, 11), aad, ciphertext, tag, out), false);
+  assert.equal(aead.aesGcmOpenInto(flip(key, 31), nonce, aad, ciphertext, tag, out), false);
+  assert.equal(aead.aesGcmOpenInto(key, nonce, aad, ciphertext, tag, out), true);
+});
+
+test('wrong sizes or types are a TypeError, never a crash', () => {
+  const ok = { key: randomBytes(32), nonce: randomBytes(12), aad: Buffer.alloc(0), ciphertext: randomBytes(64), tag: randomBytes(16) };
+  assert.throws(() => aead.aesGcmOpenInto(randomBytes(16), ok.nonce, ok.aad, ok.ciphertext, ok.tag, Buffer.alloc(64)), TypeError);
+  assert.throws(() => aead.aesGcmOpenInto(ok.key, randomBytes(16), ok.aad, ok.ciphertext, ok.tag, Buffer.alloc(64)), TypeError);
+  assert.throws(() => aead.aesGcmOpenInto(ok.key, ok.nonce, ok.aad, ok.ciphertext, randomBytes(8), Buffer.alloc(64)), TypeError);
+  assert.throws(() => aead.aesGcmOpenInto(ok.key, ok.nonce, ok.aad, ok.ciphertext, ok.tag, Buffer.alloc(63)), TypeError); // no room
+  assert.throws(() => (aead.aesGcmOpenInto as (...args: unknown[]) => boolean)(ok.key, ok.nonce, ok.aad, 'text', ok.tag, Buffer.alloc(64)), TypeError);
+  assert.throws(() => (aead.aesGcmOpenInto as (...args: unknown[]) => boolean)(ok.key, ok.nonce), TypeError);
+});
