@@ -40,9 +40,15 @@ export async function listVerificationRecords(repo: Repository, onDamaged?: (key
  * from a chunk id to a time in ms since 1970, or undefined when no record read it.
  */
 export function lastVerifiedLookup(records: readonly VerificationRecord[]): (id: Uint8Array, hex: string) => number | undefined {
-  const parsed = records
-    .map((r) => ({ subset: r.subset, since: r.since, time: Date.parse(r.time), damaged: new Set(r.damaged) }))
-    .sort((a, b) => a.time - b.time);
+  const sorted = [...records].sort((a, b) => Date.parse(a.time) - Date.parse(b.time));
+  // A full read (every chunk, no `since`) decides every chunk by itself: read then, or damaged.
+  // The runs before the last one change nothing, and a repository verified every night for
+  // years would replay them all for every chunk of every snapshot.
+  let from = 0;
+  sorted.forEach((r, i) => {
+    if (r.subset.kind === 'all' && r.since === null) from = i;
+  });
+  const parsed = sorted.slice(from).map((r) => ({ subset: r.subset, since: r.since, time: Date.parse(r.time), damaged: new Set(r.damaged) }));
   return (id, hex) => {
     // Replays the runs oldest first: a run read the chunk unless its `since` let it skip it
     // (then the older read still stands: skipping never makes a chunk look fresher).
