@@ -278,6 +278,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"mknod", NULL, make_node, NULL, NULL, NULL, napi_default, NULL},
     {"setTimes", NULL, set_times, NULL, NULL, NULL, napi_default, NULL},
     {"aesGcmOpenInto", NULL, aes_gcm_open_into, NULL, NULL, NULL, napi_default, NULL},
+    {"aesGcmSealInto", NULL, aes_gcm_seal_into, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

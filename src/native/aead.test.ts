@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createCipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { aead } from './aead.js';
 
@@ -51,4 +51,30 @@ test('wrong sizes or types are a TypeError, never a crash', () => {
   assert.throws(() => aead.aesGcmOpenInto(ok.key, ok.nonce, ok.aad, ok.ciphertext, ok.tag, Buffer.alloc(63)), TypeError); // no room
   assert.throws(() => (aead.aesGcmOpenInto as (...args: unknown[]) => boolean)(ok.key, ok.nonce, ok.aad, 'text', ok.tag, Buffer.alloc(64)), TypeError);
   assert.throws(() => (aead.aesGcmOpenInto as (...args: unknown[]) => boolean)(ok.key, ok.nonce), TypeError);
+});
+
+test('seals what Node opens, into other memory or in place from the same byte; a shifted overlap is refused', () => {
+  const key = randomBytes(32);
+  for (const length of [0, 1, 17, 2 * 2 ** 20 + 5]) {
+    const nonce = randomBytes(12);
+    const aad = randomBytes(33);
+    const plaintext = randomBytes(length);
+    const open = (ciphertext: Uint8Array, tag: Uint8Array) => {
+      const decipher = createDecipheriv('aes-256-gcm', key, nonce);
+      decipher.setAAD(aad);
+      decipher.setAuthTag(tag);
+      return Buffer.concat([decipher.update(ciphertext), decipher.final()]);
+    };
+    const out = new Uint8Array(new SharedArrayBuffer(length + 4));
+    const tag = new Uint8Array(16);
+    aead.aesGcmSealInto(key, nonce, aad, plaintext, out, tag);
+    assert.ok(open(out.subarray(0, length), tag).equals(plaintext), `${length} bytes`);
+    const inPlace = Buffer.from(plaintext);
+    const tag2 = Buffer.alloc(16);
+    aead.aesGcmSealInto(key, nonce, aad, inPlace, inPlace, tag2);
+    assert.ok(open(inPlace, tag2).equals(plaintext), `${length} bytes in place`);
+  }
+  const memory = randomBytes(100);
+  assert.throws(() => aead.aesGcmSealInto(key, randomBytes(12), Buffer.alloc(0), memory.subarray(0, 50), memory.subarray(10, 60), Buffer.alloc(16)), TypeError);
+  assert.throws(() => aead.aesGcmSealInto(key, randomBytes(12), Buffer.alloc(0), randomBytes(10), Buffer.alloc(9), Buffer.alloc(16)), TypeError);
 });

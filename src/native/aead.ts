@@ -1,8 +1,8 @@
 /**
- * AES-256-GCM opened into memory the caller owns, from the addon's `native/aead.c` (Node's
- * own OpenSSL): Node's Decipher answers every call with a fresh, zeroed buffer, and fresh
- * memory costs a page fault every 4 KiB. The codec decrypts each stored object into a buffer
- * it reuses (codec.ts).
+ * AES-256-GCM into memory the caller owns, from the addon's `native/aead.c` (Node's own
+ * OpenSSL): Node's Cipher and Decipher answer every call with a fresh, zeroed buffer, and
+ * fresh memory costs a page fault every 4 KiB. The codec decrypts each stored object into a
+ * buffer it reuses, and seals a frame where it is stored from (codec.ts).
  */
 import { createRequire } from 'node:module';
 
@@ -13,6 +13,12 @@ interface Aead {
    * (otherwise `out`'s bytes are unspecified). A TypeError for wrong sizes.
    */
   aesGcmOpenInto(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, ciphertext: Uint8Array, tag: Uint8Array, out: Uint8Array): boolean;
+  /**
+   * Encrypts `plaintext` into the start of `out` (at least as long; it may be the very memory
+   * `plaintext` is in, from the same byte, but no other overlap) and writes the 16-byte tag
+   * into `tag`. A TypeError for wrong sizes or overlap.
+   */
+  aesGcmSealInto(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, out: Uint8Array, tag: Uint8Array): void;
 }
 
 // Compiled code lives in dist/src/native/, the addon in build/Release/ at the project root.

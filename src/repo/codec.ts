@@ -123,9 +123,10 @@ export class ObjectCodec {
   /**
    * {@link seal} into `out`, which may be the very memory `plaintext` is in (a pack frame is
    * sealed in place in its shared slot, pack-writer.ts): the stored form is written from
-   * `out[0]` and its length returned. zstd writes into a buffer this codec reuses, so a seal
-   * allocates only the cipher's output: the 2 MiB frames of a format 2 backup had cost four
-   * fresh buffers each, and the dead ones held tens of MiB per thread until a collection.
+   * `out[0]` and its length returned. zstd writes into a buffer this codec reuses and the
+   * cipher straight into `out`, so a seal allocates nothing large: the 2 MiB frames of a
+   * format 2 backup had cost four fresh buffers each, and the dead ones held tens of MiB per
+   * thread until a collection.
    * RangeError when `out` is too small (it needs the plaintext's length plus
    * {@link SEAL_OVERHEAD}).
    */
@@ -150,12 +151,12 @@ export class ObjectCodec {
     if (key === null) {
       target.set(payload, header.length); // before the header: payload may be `out` itself (set moves overlapping bytes right)
     } else {
-      const cipher = createCipheriv('aes-256-gcm', key.encryptionKey, nonce as Buffer);
-      cipher.setAAD(Buffer.concat([header, id]));
-      const body = cipher.update(payload); // a fresh buffer: `payload` may be overwritten now
-      cipher.final(); // GCM: no bytes
-      target.set(body, header.length);
-      target.set(cipher.getAuthTag(), header.length + body.length);
+      // Encrypted where it is stored from (native/aead.ts), not through a fresh buffer copied
+      // in: a payload in `out` itself (a frame stored raw, in its slot) is moved there first
+      // (set moves overlapping bytes right), then encrypted in place.
+      const body = target.subarray(header.length, header.length + payload.length);
+      const source = payload.buffer === target.buffer ? (body.set(payload), body) : payload;
+      aead.aesGcmSealInto(key.encryptionKey, nonce as Buffer, Buffer.concat([header, id]), source, body, target.subarray(header.length + payload.length, size));
     }
     target.set(header, 0);
     return size;
