@@ -78,3 +78,15 @@ test('seals what Node opens, into other memory or in place from the same byte; a
   assert.throws(() => aead.aesGcmSealInto(key, randomBytes(12), Buffer.alloc(0), memory.subarray(0, 50), memory.subarray(10, 60), Buffer.alloc(16)), TypeError);
   assert.throws(() => aead.aesGcmSealInto(key, randomBytes(12), Buffer.alloc(0), randomBytes(10), Buffer.alloc(9), Buffer.alloc(16)), TypeError);
 });
+
+test('opening into memory that overlaps the ciphertext is refused unless in place', () => {
+  const key = randomBytes(32);
+  const nonce = randomBytes(12);
+  const plaintext = randomBytes(64);
+  const { ciphertext, tag } = seal(key, nonce, Buffer.alloc(0), plaintext);
+  const memory = Buffer.alloc(80);
+  ciphertext.copy(memory, 0);
+  assert.throws(() => aead.aesGcmOpenInto(key, nonce, Buffer.alloc(0), memory.subarray(0, 64), tag, memory.subarray(8, 72)), TypeError);
+  assert.equal(aead.aesGcmOpenInto(key, nonce, Buffer.alloc(0), memory.subarray(0, 64), tag, memory.subarray(0, 64)), true);
+  assert.ok(memory.subarray(0, 64).equals(plaintext));
+});
