@@ -100,6 +100,7 @@ export class CodecPool {
    * snapshots' indexes.
    */
   start(): void {
+    if (this.workers !== undefined) return; // started: loading, or loaded
     const pool = this.pool;
     // One task per thread: piscina gives a task to an idle thread first.
     for (let i = 0; i < this.threads; i++) void pool.run({ op: 'load' }).catch(() => undefined); // a failure shows again at the first real task
