@@ -9,7 +9,7 @@ import type { CommandContext, RepositoryOptions } from './context.js';
  * key files are listed and read first, two round trips), and the passphrase from
  * `--password-file`, `$COFFER_PASSWORD_FILE` or `$COFFER_PASSWORD` (the order of
  * passphrase.ts). The command's own opening of the repository takes the result
- * (repo/keys/index.ts) and reports every problem as before; this never fails and never waits.
+ * (repo/keys/index.ts) and reports every problem as before; this never fails.
  * A repository-server location, or a passphrase to ask for, starts nothing. Should the
  * command open the repository before the key files are read here, it derives by itself: one
  * scrypt spent twice, nothing wrong. main.ts imports this module for every command that opens

@@ -73,8 +73,6 @@ export class CodecPool {
   private workers: Piscina<CodecTask, CodecResult> | undefined;
   private closed = false;
   readonly threads: number;
-  /** Opens into shared memory waiting for this turn of the event loop to end (see {@link open}). */
-  private waitingOpens: { object: OpenIntoTask; resolve: (length: number) => void; reject: (error: unknown) => void }[] = [];
 
   /** The master key as the threads read it (codec-thread-data.ts). */
   private readonly keySlot = new SharedArrayBuffer(KEY_SLOT_BYTES);
@@ -226,7 +224,7 @@ export class CodecPool {
     const into = options.into;
     if (into instanceof Uint8Array && into.buffer instanceof SharedArrayBuffer) {
       const object = { data: blob, kind: options.kind, name: options.name, id: standalone(options.id), rehash: options.rehash, into };
-      return { length: await this.openBatched(object), plaintext: null };
+      return { length: await this.gatheredOpens.add(object), plaintext: null };
     }
     const task: CodecTask = { op: 'open', data: blob, kind: options.kind, name: options.name, id: standalone(options.id), rehash: options.rehash, into };
     // A blob that owns its whole ArrayBuffer (as a file just read does) moves to the worker
@@ -254,7 +252,7 @@ export class CodecPool {
       }),
     };
     const result = expect(await this.pool.run(task, { transferList }), 'checkMany');
-    return result.problems.map((p) => (p === null ? null : new CofferError(p.code, p.message, { subject: p.object === null ? {} : { object: p.object } })));
+    return result.problems.map((p) => (p === null ? null : errorOf(p)));
   }
 
   /**
@@ -265,43 +263,14 @@ export class CodecPool {
    * ~0.3 ms, a sixth of its CPU on a loaded machine (--cpu-prof, S3 restore, 2026-11-26).
    * `setImmediate` runs right after the poll that delivered the answers: no wait is added.
    */
-  private openBatched(object: OpenIntoTask): Promise<number> {
-    return new Promise<number>((resolve, reject) => {
-      this.waitingOpens.push({ object, resolve, reject });
-      if (this.waitingOpens.length === 1) setImmediate(() => this.sendOpens());
-    });
-  }
-
-  private sendOpens(): void {
-    const waiting = this.waitingOpens;
-    this.waitingOpens = [];
-    let pool: Piscina<CodecTask, CodecResult>;
-    try {
-      pool = this.pool;
-    } catch (error) {
-      for (const w of waiting) w.reject(error);
-      return;
-    }
-    const perTask = Math.ceil(waiting.length / this.threads);
-    for (let start = 0; start < waiting.length; start += perTask) {
-      const group = waiting.slice(start, start + perTask);
-      const transferList = group.filter((w) => owns(w.object.data)).map((w) => w.object.data.buffer as ArrayBuffer);
-      pool.run({ op: 'openMany', objects: group.map((w) => w.object) }, { transferList }).then(
-        (result) => {
-          const { results } = expect(result, 'openMany');
-          group.forEach((w, i) => {
-            const answer = results[i];
-            if (answer === undefined) w.reject(new Error('codec worker answered fewer objects than it was given'));
-            else if ('code' in answer) w.reject(new CofferError(answer.code, answer.message, { subject: answer.object === null ? {} : { object: answer.object } }));
-            else w.resolve(answer.length);
-          });
-        },
-        (error: unknown) => {
-          for (const w of group) w.reject(error);
-        },
-      );
-    }
-  }
+  private readonly gatheredOpens = new TurnBatcher<OpenIntoTask, number>(
+    () => this.threads,
+    async (objects) => {
+      const transferList = objects.filter((object) => owns(object.data)).map((object) => object.data.buffer as ArrayBuffer);
+      const { results } = expect(await this.pool.run({ op: 'openMany', objects }, { transferList }), 'openMany');
+      return results.map((answer) => ('code' in answer ? errorOf(answer) : answer.length));
+    },
+  );
 
   /**
    * Seals the pack frame laid out in `slot[0, length)` (shared memory, frame-slot.ts) in
@@ -347,7 +316,7 @@ export class CodecPool {
     const result = expect(await this.pool.run(task, owns(span) ? { transferList: [span.buffer as ArrayBuffer] } : {}), 'openFrames');
     return result.results.map((r) =>
       'code' in r
-        ? new CofferError(r.code, r.message, { subject: r.object === null ? {} : { object: r.object } })
+        ? errorOf(r)
         : { length: r.length, table: r.table.map((c) => ({ id: toBuffer(c.id), offset: c.offset, length: c.length })) },
     );
   }
@@ -357,12 +326,12 @@ export class CodecPool {
     return toBuffer(expect(await this.pool.run({ op: 'sha256', data }), 'sha256').digest);
   }
 
-  /** Stops the threads; pending tasks are rejected. */
   /** The repository's key, for a pool made before it was known (see the constructor). */
   giveKey(key: MasterKey): void {
     writeKeySlot(this.keySlot, key);
   }
 
+  /** Stops the threads; pending tasks are rejected. The key slot is zeroed. */
   async close(): Promise<void> {
     this.closed = true;
     await this.workers?.destroy();
@@ -386,9 +355,14 @@ function concatenated(parts: readonly Uint8Array[]): Buffer {
   return out;
 }
 
+/** The error a worker's answer describes, with its code and the object it names. */
+function errorOf(problem: WorkerProblem): CofferError {
+  return new CofferError(problem.code, problem.message, { subject: problem.object === null ? {} : { object: problem.object } });
+}
+
 function expect<K extends CodecResult['op']>(result: CodecResult, op: K): Extract<CodecResult, { op: K }> {
   if (result.op === 'error') {
-    throw new CofferError(result.code, result.message, { subject: result.object === null ? {} : { object: result.object } });
+    throw errorOf(result);
   }
   if (result.op !== op) throw new Error(`codec worker answered ${result.op} to ${op}`);
   return result as Extract<CodecResult, { op: K }>;

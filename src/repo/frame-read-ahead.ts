@@ -1,8 +1,7 @@
-import { forEachLimited, SharedBufferPool } from '../concurrency/index.js';
+import { forEachLimited, type SharedBufferPool } from '../concurrency/index.js';
 import { isCofferError } from '../errors/index.js';
-import { readRange } from './backend/read-range.js';
 import type { Repository } from './repository.js';
-import { frameSpans, listStoredPacks, readTrailerOrProblem, VERIFY_SPAN_BYTES, type PackTrailerProblem, type StoredPack } from './verify-packs.js';
+import { frameSpans, listStoredPacks, openSpan, readTrailerOrProblem, spanBuffers, type OpenedSpan, type PackTrailerProblem, type StoredPack } from './verify-packs.js';
 
 /** A frame the read-ahead opened: its name (frame-reader.ts `frameName`), stored length and authenticated table. */
 export interface FrameOpenedAhead {
@@ -94,7 +93,7 @@ export class FrameReadAhead {
 
   private async read(packs: readonly StoredPack[]): Promise<void> {
     const lanes = this.repo.pool.threads * 2;
-    const buffers = new SharedBufferPool(VERIFY_SPAN_BYTES, lanes);
+    const buffers = spanBuffers(lanes);
     await forEachLimited(packs, lanes, async (pack) => {
       const trailer = await readTrailerOrProblem(this.repo, pack);
       if (!('frames' in trailer)) {
@@ -109,32 +108,17 @@ export class FrameReadAhead {
   /** Reads one span of a pack's frames and opens those still wanted (the bytes between them are read, unused). */
   private async readSpan(span: ListedFrame[], buffers: SharedBufferPool): Promise<void> {
     const frames = span.filter((frame) => this.isWanted(frame));
-    const first = frames[0];
-    const last = frames.at(-1);
-    if (first === undefined || last === undefined) return;
-    const length = last.offset + last.length - first.offset;
-    const into = length <= VERIFY_SPAN_BYTES ? await buffers.acquire() : undefined;
+    if (frames.length === 0) return;
+    let opened: OpenedSpan;
     try {
-      let blob: Buffer;
-      try {
-        blob = await readRange(this.repo.backend, first.pack, first.offset, length, into);
-      } catch (error) {
-        if (isCofferError(error, 'E_MISSING_OBJECT') || isCofferError(error, 'E_CORRUPT_OBJECT')) return; // the caller reads these frames again
-        throw error;
-      }
-      const opening = this.repo.pool.openFrames(
-        blob,
-        frames.map((frame) => ({ offset: frame.offset - first.offset, length: frame.length, name: frame.name })),
-        { rehash: true },
-      );
-      this.markStarted();
-      const opened = await opening;
-      frames.forEach((frame, i) => {
-        const result = opened[i];
-        if (result !== undefined && !(result instanceof Error)) this.hand({ name: frame.name, length: frame.length, table: result.table });
-      });
-    } finally {
-      if (into !== undefined) buffers.release(into);
+      opened = await openSpan(this.repo, (frames[0] as ListedFrame).pack, frames, buffers, () => this.markStarted());
+    } catch (error) {
+      if (isCofferError(error, 'E_MISSING_OBJECT') || isCofferError(error, 'E_CORRUPT_OBJECT')) return; // the caller reads these frames again
+      throw error;
     }
+    frames.forEach((frame, i) => {
+      const result = opened[i];
+      if (result !== undefined && !(result instanceof Error)) this.hand({ name: frame.name, length: frame.length, table: result.table });
+    });
   }
 }

@@ -121,10 +121,7 @@ export class Repository {
 
   /** The worker pool, started on first use. */
   get pool(): CodecPool {
-    this.codecPool ??= new CodecPool(
-      { masterKey: this.masterKey, compressionLevel: this.config.compression.level },
-      this.threads === undefined ? {} : { threads: this.threads },
-    );
+    this.codecPool ??= codecPoolFor(this.config, this.masterKey, this.threads);
     return this.codecPool;
   }
 
@@ -317,7 +314,7 @@ export async function openRepository(backend: Backend, options: OpenOptions = {}
     backend = new LockedBackend(backend, config.objectLock, new RetentionCache(config.id, directory), options.clock);
   }
   // The threads load their code while the key is derived; they get it once it is.
-  const pool = options.startThreads === true ? new CodecPool({ compressionLevel: config.compression.level, masterKey: config.encryption === 'none' ? null : 'later' }, options.threads === undefined ? {} : { threads: options.threads }) : undefined;
+  const pool = options.startThreads === true ? codecPoolFor(config, config.encryption === 'none' ? null : 'later', options.threads) : undefined;
   pool?.start();
   try {
     return await openWithKey(backend, config, options, keyFiles, pool);
@@ -325,6 +322,11 @@ export async function openRepository(backend: Backend, options: OpenOptions = {}
     await pool?.close();
     throw error;
   }
+}
+
+/** The worker pool of a repository with `config` (`'later'`: its key is given once derived). */
+function codecPoolFor(config: RepositoryConfig, masterKey: MasterKey | null | 'later', threads: number | undefined): CodecPool {
+  return new CodecPool({ masterKey, compressionLevel: config.compression.level }, threads === undefined ? {} : { threads });
 }
 
 /** The rest of {@link openRepository}, once the config is read: the key, and the repository. */
