@@ -20,7 +20,7 @@ import { ApprovalStore, buildApp, loadOrCreateCertificate, type RouteGroup, type
 import { RepositoryCatalog } from './inventory/index.js';
 import { startServiceParts, type ServiceParts, type ServicePartsOptions } from './service-parts.js';
 import { openStateDatabase, type StateDatabase } from './state/index.js';
-import { WorkerRegistry } from './cluster/index.js';
+import { DEFAULT_LEASE_MS, idleInTransactionFor, WorkerRegistry } from './cluster/index.js';
 import { openAgentService, type AgentService } from './agents/index.js';
 
 export const SERVICE_VERSION = '0.1.0';
@@ -90,7 +90,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   }
   if (options.insecureHttp === true && options.tls !== undefined) throw new CofferError('E_USAGE', '--insecure-http and --tls-cert/--tls-key exclude each other');
   await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
-  const state = await openStateDatabase({ url: options.database ?? join(options.dataDir, 'state.db'), now });
+  const state = await openStateDatabase({ url: options.database ?? join(options.dataDir, 'state.db'), now, idleInTransactionMs: idleInTransactionFor(options.leaseMs ?? DEFAULT_LEASE_MS) });
   if (state.dialect === 'sqlite' && options.localWorker === false) {
     await state.close();
     throw new CofferError('E_USAGE', '--no-local-worker needs the shared PostgreSQL state database (--database postgres://…): with SQLite this server is the only one that runs tasks');

@@ -13,7 +13,7 @@
  */
 import { hostname } from 'node:os';
 import { CofferError } from '../../errors/index.js';
-import { openStateDatabase } from '../state/index.js';
+import { openStateDatabase, POOL_DEFAULTS } from '../state/index.js';
 import { TaskRunner } from '../tasks/index.js';
 import type { WorkerOptions } from '../worker/index.js';
 import { readPolicy } from './cluster-policy.js';
@@ -47,6 +47,16 @@ export interface ClusterWorkerOptions {
 }
 
 export const DEFAULT_LEASE_MS = 30_000;
+
+/**
+ * How long a process holding leases of `leaseMs` may sit idle inside a transaction before
+ * PostgreSQL ends its session (postgres-pool.ts): no longer than a lease, so that a worker cut
+ * off in the middle of a hand-out (holding the dispatch lock) or of a task's end (holding its
+ * rows) stalls the others no longer than its tasks' leases last.
+ */
+export function idleInTransactionFor(leaseMs: number): number {
+  return Math.min(leaseMs, POOL_DEFAULTS.idleInTransactionMs);
+}
 /** How long a starting worker waits for its LISTEN connection before it goes on without it (its tick still takes), ms. */
 const LISTEN_READY_WAIT_MS = 5000;
 
@@ -55,7 +65,7 @@ export async function runClusterWorker(options: ClusterWorkerOptions): Promise<v
   const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
   const heartbeatMs = options.heartbeatMs ?? Math.max(100, Math.floor(leaseMs / 3));
   if (!(heartbeatMs < leaseMs)) throw new CofferError('E_USAGE', `the heartbeat (${heartbeatMs} ms) must come more often than the lease lasts (${leaseMs} ms)`);
-  const state = await openStateDatabase({ url: options.database });
+  const state = await openStateDatabase({ url: options.database, idleInTransactionMs: idleInTransactionFor(leaseMs) });
   let wakeups: { close(): Promise<void> } | undefined;
   try {
     if (state.dialect !== 'postgres') throw new CofferError('E_USAGE', `coffer worker needs the PostgreSQL state database the servers use (postgres://…), not ${state.label}`);

@@ -10,7 +10,7 @@
 export { publishPolicy, readPolicy, type ClusterPolicy } from './cluster-policy.js';
 export { DISPATCH_LOCK_KEY, PostgresTaskQueue, type QueueWorker, type TakeTiming } from './task-queue.js';
 export { WorkerRegistry, type HeartbeatAnswer, type WorkerIdentity, type WorkerInfo } from './worker-registry.js';
-export { runClusterWorker, DEFAULT_LEASE_MS, type ClusterWorkerOptions } from './cluster-worker.js';
+export { runClusterWorker, DEFAULT_LEASE_MS, idleInTransactionFor, type ClusterWorkerOptions } from './cluster-worker.js';
 export { claimFiring, forgetClaims } from './firing-claims.js';
 export { EVENT_CHANNEL, listenForEvents, listenForNotifications, relayEvents, type EventSourceReads } from './event-relay.js';
 export { wakeOnQueueChanges } from './queue-wakeups.js';

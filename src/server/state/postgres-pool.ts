@@ -9,6 +9,12 @@
  * - Every connection is tagged `application_name=coffer` (visible in pg_stat_activity) and
  *   carries a statement timeout, so no query (nor a wait for a lock) hangs forever; the client
  *   gives up 5 s after it too, for a link that went dead without a reset.
+ * - Every connection carries an idle-in-transaction timeout: a process cut off from the
+ *   database in the middle of a transaction (a partition, a paused VM) would otherwise keep
+ *   that transaction's locks — the task queue's dispatch lock, the rows it updated — until the
+ *   server noticed the dead link (TCP keepalive: hours), and every other process would wait on
+ *   them. PostgreSQL ends such a session itself after `idleInTransactionMs`. Coffer's
+ *   transactions send their statements back to back, so a live process never comes near it.
  * - An idle connection that the server drops (restart, failover) is discarded quietly; the
  *   next query opens a new one, or fails with the server's error.
  */
@@ -22,15 +28,20 @@ export interface PoolSettings {
   statementTimeoutMs?: number;
   /** The longest a new connection may take to establish, ms. */
   connectTimeoutMs?: number;
+  /** The longest a session may sit inside a transaction without sending a statement before the server ends it (and its locks), ms. */
+  idleInTransactionMs?: number;
 }
 
 /**
  * Defaults: 10 connections (a server's API and scheduler rarely have more queries in flight;
  * PostgreSQL's default max_connections of 100 then allows ~10 Coffer processes), 30 s per
  * statement (the slowest expected query is a paged list; a migration step is a few DDL
- * statements), 10 s to connect.
+ * statements), 10 s to connect, 10 s idle inside a transaction (the gaps between a
+ * transaction's statements are the JavaScript between them: milliseconds; a worker passes
+ * its lease when shorter, so that a worker cut off mid-hand-out holds the others up no longer
+ * than it holds its tasks).
  */
-export const POOL_DEFAULTS: Required<PoolSettings> = { poolSize: 10, statementTimeoutMs: 30_000, connectTimeoutMs: 10_000 };
+export const POOL_DEFAULTS: Required<PoolSettings> = { poolSize: 10, statementTimeoutMs: 30_000, connectTimeoutMs: 10_000, idleInTransactionMs: 10_000 };
 
 const INT8_OID = 20;
 
@@ -53,6 +64,7 @@ export function createPostgresPool(url: string, settings: PoolSettings = {}): pg
     connectionString: url,
     max: s.poolSize,
     statement_timeout: s.statementTimeoutMs,
+    idle_in_transaction_session_timeout: s.idleInTransactionMs,
     connectionTimeoutMillis: s.connectTimeoutMs,
     // The statement timeout is the server's: over a dead link (a partition) the server never
     // sees the query, so the client gives up a little later on its own.

@@ -38,6 +38,8 @@ test('a new PostgreSQL database is migrated, gets a stable id, and its connectio
   assert.equal(apps.rows[0]?.application_name, 'coffer');
   const timeout = await sql<{ statement_timeout: string }>`SHOW statement_timeout`.execute(first.db);
   assert.equal(timeout.rows[0]?.statement_timeout, '30s');
+  const idle = await sql<{ idle_in_transaction_session_timeout: string }>`SHOW idle_in_transaction_session_timeout`.execute(first.db);
+  assert.equal(idle.rows[0]?.idle_in_transaction_session_timeout, '10s');
   await first.close();
   const database = url.split('/').at(-1) as string;
   const overSocket = `postgres://postgres@/${database}?host=${encodeURIComponent(server.dir)}&port=${server.port}`;
@@ -72,6 +74,37 @@ test('a database migrated by a newer Coffer is refused, on PostgreSQL too', asyn
   const url = await server.createDatabase();
   await (await openStateDatabase({ url, migrations: [...MIGRATIONS, widgets] })).close();
   await assert.rejects(openStateDatabase({ url }), (e) => isCofferError(e, 'E_STATE_TOO_NEW') && /1000/.test(e.message));
+});
+
+test('a session that goes quiet inside a transaction (a process cut off mid-hand-out) is ended by the server after idleInTransactionMs, and its locks with it', async () => {
+  const url = await server.createDatabase();
+  const quiet = await openStateDatabase({ url, poolSize: 1, idleInTransactionMs: 300 });
+  const other = await openStateDatabase({ url, poolSize: 1 });
+  const key = 0x636f6666_0a;
+  try {
+    let locked!: () => void;
+    const lockHeld = new Promise<void>((resolve) => (locked = resolve));
+    let wakeUp!: () => void;
+    const quietUntil = new Promise<void>((resolve) => (wakeUp = resolve));
+    const quietTransaction = quiet.db.transaction().execute(async (trx) => {
+      await sql`SELECT pg_advisory_xact_lock(${key})`.execute(trx);
+      locked();
+      await quietUntil; // no statement, no commit: a link gone dead looks the same to the server
+      await sql`SELECT 1`.execute(trx);
+    });
+    const outcome = quietTransaction.then(() => 'committed', (e: Error) => e.message);
+    await lockHeld;
+    // Without the server ending the quiet session this waits for the statement timeout (30 s) and fails.
+    await other.db.transaction().execute((trx) => sql`SELECT pg_advisory_xact_lock(${key})`.execute(trx));
+    wakeUp();
+    // Its connection was ended (pg reports it as "not queryable"): what it did is rolled back, never half-committed.
+    assert.match(await outcome, /idle-in-transaction timeout|connection error/);
+    // The pool replaces the ended connection: the quiet process goes on once it is back.
+    assert.equal((await sql<{ one: number }>`SELECT 1 AS one`.execute(quiet.db)).rows[0]?.one, 1);
+  } finally {
+    await quiet.close();
+    await other.close();
+  }
 });
 
 test('a migration step has its own deadline: longer than the pool\'s statement timeout, and still finite', async () => {
