@@ -17,6 +17,10 @@
  *   setTimes(path, atimeNs, mtimeNs) -> utimensat(2) with AT_SYMLINK_NOFOLLOW, times as BigInt
  *                                     nanoseconds since 1970 (Node's lutimes rounds to µs)
  *
+ * and, for writes that bypass the page cache (O_DIRECT; src/disk/raw-target.ts):
+ *
+ *   alignmentGap(view, alignment) -> bytes from the view's start to the next aligned address
+ *
  * Paths are UTF-8 strings of at most PATH_MAX bytes; names at most XATTR_NAME_MAX bytes and
  * values at most XATTR_SIZE_MAX (64 KiB), as Linux allows.
  *
@@ -266,6 +270,33 @@ static napi_value set_times(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/*
+ * alignmentGap(view, alignment) -> bytes from the view's first byte to the next address that
+ * is a multiple of `alignment` (a power of two): where an O_DIRECT buffer may start inside a
+ * larger allocation (JavaScript cannot see addresses; ArrayBuffers never move).
+ */
+static napi_value alignment_gap(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
+  if (napi_get_typedarray_info(env, argv[0], &type, &length, &data, NULL, NULL) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "view must be a typed array");
+    return NULL;
+  }
+  int64_t alignment;
+  if (napi_get_value_int64(env, argv[1], &alignment) != napi_ok || alignment <= 0 || (alignment & (alignment - 1)) != 0) {
+    napi_throw_type_error(env, "EINVAL", "alignment must be a power of two");
+    return NULL;
+  }
+  uintptr_t address = (uintptr_t)data;
+  uintptr_t gap = (uintptr_t)(-(intptr_t)address) & (uintptr_t)(alignment - 1);
+  napi_value out;
+  napi_create_int64(env, (int64_t)gap, &out);
+  return out;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"seekData", NULL, seek_data, NULL, NULL, NULL, napi_default, NULL},
@@ -277,6 +308,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"setXattr", NULL, set_xattr, NULL, NULL, NULL, napi_default, NULL},
     {"mknod", NULL, make_node, NULL, NULL, NULL, napi_default, NULL},
     {"setTimes", NULL, set_times, NULL, NULL, NULL, napi_default, NULL},
+    {"alignmentGap", NULL, alignment_gap, NULL, NULL, NULL, napi_default, NULL},
     {"aesGcmOpenInto", NULL, aes_gcm_open_into, NULL, NULL, NULL, napi_default, NULL},
     {"aesGcmSealInto", NULL, aes_gcm_seal_into, NULL, NULL, NULL, napi_default, NULL},
   };

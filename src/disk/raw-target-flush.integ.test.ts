@@ -8,10 +8,12 @@ import { makeTempDir, requireTools, runTool } from '../testing/index.js';
 import { openRawTarget } from './raw-target.js';
 
 /**
- * The restore target's background flush against a real failing disk: a loop device whose
- * backing file lives on a 1 MiB tmpfs. Writes to the device land in the page cache and
- * succeed; writing them back overflows the tmpfs, so the kernel's fdatasync fails with EIO —
- * and, as Linux reports a write-back error once per open file, a second fdatasync succeeds.
+ * The restore target against a real failing disk: a loop device whose backing file lives on a
+ * 1 MiB tmpfs. Through the page cache (`direct: false`, what a filesystem without O_DIRECT
+ * gets), writes to the device land in the page cache and succeed; writing them back overflows
+ * the tmpfs, so the kernel's fdatasync fails with EIO — and, as Linux reports a write-back
+ * error once per open file, a second fdatasync succeeds: the background flush must keep it.
+ * Direct writes (the default) fail at the write itself.
  */
 const MiB = 1024 * 1024;
 const DEVICE_BYTES = 16 * MiB;
@@ -52,7 +54,7 @@ async function fillDevice(target: Awaited<ReturnType<typeof openRawTarget>>): Pr
 test('a background flush that fails is reported by finish as a CofferError, though a later fdatasync succeeds', async () => {
   const device = loopDevice as string;
   // The flush starts after the last write: everything overflowing is written back by it alone.
-  const target = await openRawTarget(device, DEVICE_BYTES, { overwrite: true, flushEveryBytes: DEVICE_BYTES });
+  const target = await openRawTarget(device, DEVICE_BYTES, { overwrite: true, flushEveryBytes: DEVICE_BYTES, direct: false });
   const outcomes = await fillDevice(target);
   assert.deepEqual(outcomes.map((o) => o.status), outcomes.map(() => 'fulfilled'));
   await assert.rejects(target.finish(), (error: unknown) => {
@@ -67,11 +69,27 @@ test('a background flush that fails is reported by finish as a CofferError, thou
 
 test('abort waits for a failing background flush and throws nothing', async () => {
   const device = loopDevice as string;
-  const target = await openRawTarget(device, DEVICE_BYTES, { overwrite: true, flushEveryBytes: DEVICE_BYTES });
+  const target = await openRawTarget(device, DEVICE_BYTES, { overwrite: true, flushEveryBytes: DEVICE_BYTES, direct: false });
   const outcomes = await fillDevice(target);
   assert.deepEqual(outcomes.map((o) => o.status), outcomes.map(() => 'fulfilled'));
   await target.abort(); // the flush started by the last write is still under way
   await new Promise((resolve) => setImmediate(resolve)); // an unhandled rejection would be reported by now
+  assert.deepEqual(unhandled, []);
+});
+
+test('direct writes to a failing disk fail at the write itself, as a CofferError naming the device; abort then closes quietly', async () => {
+  const device = loopDevice as string;
+  const target = await openRawTarget(device, DEVICE_BYTES, { overwrite: true });
+  const outcomes = await fillDevice(target);
+  assert.equal(outcomes[0]?.status, 'fulfilled', 'the first MiB fits the tmpfs');
+  const failed = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
+  assert.ok(failed.length > 0, 'a write past what the tmpfs holds fails');
+  for (const { reason } of failed) {
+    assert.ok(reason instanceof CofferError);
+    assert.ok(['E_TARGET_UNWRITABLE', 'E_NO_SPACE'].includes(reason.code), reason.code);
+    assert.match(reason.message, new RegExp(device));
+  }
+  await target.abort();
   assert.deepEqual(unhandled, []);
 });
 

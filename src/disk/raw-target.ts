@@ -2,6 +2,7 @@ import { open, stat, unlink, type FileHandle } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { CofferError } from '../errors/index.js';
 import { syscalls } from '../native/index.js';
+import { DIRECT_ALIGNMENT, DirectWriter } from './direct-writes.js';
 
 /**
  * Where a restored disk is written.
@@ -34,15 +35,17 @@ export interface DiskTarget {
 /**
  * Opens a raw restore target: `-` for standard output, an existing block device (at least
  * `size` bytes), or a regular file, created sparse. An existing file is replaced only with
- * `overwrite`, so a restore never destroys data by accident. `flushEveryBytes` (default
- * {@link FLUSH_EVERY_BYTES}) sets how much a file or device target writes between background
- * flushes.
+ * `overwrite`, so a restore never destroys data by accident. A file or device is written
+ * past the page cache where it allows it (direct-writes.ts; `direct: false` never does);
+ * `flushEveryBytes` (default {@link FLUSH_EVERY_BYTES}) sets how much a file or device target
+ * writes through the page cache between background flushes.
  */
-export async function openRawTarget(path: string, size: number, options: { overwrite: boolean; stdout?: Writable; flushEveryBytes?: number }): Promise<DiskTarget> {
+export async function openRawTarget(path: string, size: number, options: { overwrite: boolean; stdout?: Writable; flushEveryBytes?: number; direct?: boolean }): Promise<DiskTarget> {
   if (path === '-') return new StreamTarget(options.stdout ?? process.stdout);
   const existing = await stat(path).catch(() => undefined);
   const flushEveryBytes = options.flushEveryBytes ?? FLUSH_EVERY_BYTES;
-  if (existing?.isBlockDevice()) return openBlockDevice(path, size, flushEveryBytes);
+  const direct = options.direct ?? true;
+  if (existing?.isBlockDevice()) return openBlockDevice(path, size, flushEveryBytes, direct);
   if (existing !== undefined && !existing.isFile()) throw unwritable(path, 'it is neither a regular file nor a block device');
   if (existing !== undefined && !options.overwrite) throw unwritable(path, 'it exists (add --overwrite to replace it)');
   let handle: FileHandle;
@@ -52,10 +55,10 @@ export async function openRawTarget(path: string, size: number, options: { overw
   } catch (error) {
     throw translate(path, error);
   }
-  return new FileTarget(handle, path, true, existing === undefined, flushEveryBytes);
+  return new FileTarget(handle, direct ? await DirectWriter.open(path) : undefined, path, true, existing === undefined, flushEveryBytes);
 }
 
-async function openBlockDevice(path: string, size: number, flushEveryBytes: number): Promise<DiskTarget> {
+async function openBlockDevice(path: string, size: number, flushEveryBytes: number, direct: boolean): Promise<DiskTarget> {
   let handle: FileHandle;
   try {
     handle = await open(path, 'r+');
@@ -67,7 +70,7 @@ async function openBlockDevice(path: string, size: number, flushEveryBytes: numb
     await handle.close();
     throw unwritable(path, `the device has ${deviceSize} bytes, the disk needs ${size}`);
   }
-  return new FileTarget(handle, path, false, false, flushEveryBytes);
+  return new FileTarget(handle, direct ? await DirectWriter.open(path) : undefined, path, false, false, flushEveryBytes);
 }
 
 class FileTarget implements DiskTarget {
@@ -85,7 +88,8 @@ class FileTarget implements DiskTarget {
   private readonly queued: QueuedWrite[] = [];
   private writing = false;
   /**
-   * Written since the last flush was started. Every `flushEveryBytes` a `datasync` runs
+   * Written through the page cache since the last flush was started (direct writes,
+   * direct-writes.ts, need none). Every `flushEveryBytes` a `datasync` runs
    * in the background (one at a time) while the restore goes on, so the page cache is written
    * out as the data comes instead of all at `finish` (the kernel's own write-back starts only
    * at a tenth of memory: a 2.4 GB restore on a 23 GiB machine left 0.3-1.0 s of flushing for
@@ -98,6 +102,8 @@ class FileTarget implements DiskTarget {
 
   constructor(
     private readonly handle: FileHandle,
+    /** Writes past the page cache, where the filesystem allows them (direct-writes.ts). */
+    private readonly direct: DirectWriter | undefined,
     readonly path: string,
     readonly zeroed: boolean,
     private readonly created: boolean,
@@ -119,9 +125,9 @@ class FileTarget implements DiskTarget {
         // A failed flush means data already written may be lost: stop writing (the restore
         // fails now instead of after the rest of the disk), finish reports it too.
         if (this.flushError !== undefined) throw this.flushError;
-        await this.writeRun(run);
+        const buffered = await this.writeRun(run);
         for (const write of run) write.resolve();
-        for (const write of run) this.unflushedBytes += write.data.length;
+        if (buffered) for (const write of run) this.unflushedBytes += write.data.length;
         if (this.unflushedBytes >= this.flushEveryBytes && this.flushing === undefined) this.startFlush();
       } catch (error) {
         const failure = translate(this.path, error);
@@ -131,10 +137,24 @@ class FileTarget implements DiskTarget {
     this.writing = false;
   }
 
-  /** Writes contiguous blocks with one pwritev (more only if the kernel writes less). */
-  private async writeRun(run: QueuedWrite[]): Promise<void> {
+  /**
+   * Writes contiguous blocks: direct when aligned and allowed, else with one pwritev through
+   * the page cache (more only if the kernel writes less). Returns whether it went buffered.
+   */
+  private async writeRun(run: QueuedWrite[]): Promise<boolean> {
     let buffers = run.map((write) => write.data);
     let position = (run[0] as QueuedWrite).offset;
+    // The whole sectors go direct; a short end (a disk's last block) through the page cache.
+    const length = buffers.reduce((n, b) => n + b.length, 0);
+    const sectors = length - (length % DIRECT_ALIGNMENT);
+    if (this.direct?.accepts(position, sectors) === true) {
+      const [head, tail] = splitAt(buffers, sectors);
+      if (await this.direct.write(head, position)) {
+        if (tail.length === 0) return false;
+        buffers = tail;
+        position += sectors;
+      }
+    }
     while (buffers.length > 0) {
       let written = buffers.length === 1 ? (await this.handle.write(buffers[0] as Uint8Array, 0, (buffers[0] as Uint8Array).length, position)).bytesWritten : (await this.handle.writev(buffers, position)).bytesWritten;
       if (written <= 0) throw Object.assign(new Error('the file took no bytes'), { code: 'EIO' });
@@ -142,6 +162,7 @@ class FileTarget implements DiskTarget {
       while (buffers.length > 0 && written >= (buffers[0] as Uint8Array).length) written -= (buffers.shift() as Uint8Array).length;
       if (written > 0 && buffers.length > 0) buffers = [(buffers[0] as Uint8Array).subarray(written), ...buffers.slice(1)];
     }
+    return true;
   }
 
   private startFlush(): void {
@@ -162,6 +183,8 @@ class FileTarget implements DiskTarget {
       // fsync per open file only, so the datasync below would succeed over lost data.
       await this.flushing;
       if (this.flushError !== undefined) throw this.flushError;
+      await this.direct?.close();
+      // Direct writes reached the device, perhaps only its volatile cache: this flushes it, and commits the file's extents.
       await this.handle.datasync();
     } catch (error) {
       throw translate(this.path, error);
@@ -172,6 +195,7 @@ class FileTarget implements DiskTarget {
 
   async abort(): Promise<void> {
     await this.flushing;
+    await this.direct?.close().catch(() => undefined);
     await this.handle.close().catch(() => undefined);
     if (this.created) await unlink(this.path).catch(() => undefined);
   }
@@ -183,6 +207,23 @@ class FileTarget implements DiskTarget {
  * 64 MiB and 1 GiB measured no better (bench/README.md, "Restore's final flush").
  */
 const FLUSH_EVERY_BYTES = 256 * 1024 * 1024;
+
+/** `buffers` as the views of their first `bytes` bytes and the views of the rest. */
+function splitAt(buffers: readonly Uint8Array[], bytes: number): [Uint8Array[], Uint8Array[]] {
+  const head: Uint8Array[] = [];
+  const tail: Uint8Array[] = [];
+  let left = bytes;
+  for (const buffer of buffers) {
+    if (left >= buffer.length) head.push(buffer);
+    else if (left <= 0) tail.push(buffer);
+    else {
+      head.push(buffer.subarray(0, left));
+      tail.push(buffer.subarray(left));
+    }
+    left -= buffer.length;
+  }
+  return [head, tail];
+}
 
 /** A write waiting in {@link FileTarget}'s queue. */
 interface QueuedWrite {

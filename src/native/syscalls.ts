@@ -28,6 +28,8 @@ interface Syscalls {
   mknod(path: string, mode: number, major: number, minor: number): void;
   /** Access and modification times in nanoseconds since 1970, on the path itself (a symlink too). */
   setTimes(path: string, atimeNs: bigint, mtimeNs: bigint): void;
+  /** Bytes from `view`'s first byte to the next address that is a multiple of `alignment` (a power of two): where an O_DIRECT buffer may start inside it. */
+  alignmentGap(view: ArrayBufferView, alignment: number): number;
 }
 
 // Compiled code lives in dist/src/native/, the addon in build/Release/ at the project root.

@@ -1,0 +1,94 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { syscalls } from '../native/index.js';
+import { makeTempDir } from '../testing/index.js';
+import { DIRECT_ALIGNMENT, DirectWriter } from './direct-writes.js';
+
+const MiB = 1024 * 1024;
+let dir: { path: string; remove(): Promise<void> };
+before(async () => {
+  dir = await makeTempDir('direct-writes');
+});
+after(() => dir?.remove());
+
+/** A view of `length` bytes whose first byte sits `misalign` bytes past an aligned address. */
+function placed(length: number, misalign: number): Uint8Array {
+  const space = new Uint8Array(new SharedArrayBuffer(length + 2 * DIRECT_ALIGNMENT));
+  const gap = syscalls.alignmentGap(space, DIRECT_ALIGNMENT);
+  const view = space.subarray(gap + misalign, gap + misalign + length);
+  view.set(randomBytes(length));
+  return view;
+}
+
+async function emptyFile(name: string, size: number): Promise<string> {
+  const path = join(dir.path, name);
+  await writeFile(path, Buffer.alloc(0));
+  await writeFile(path, Buffer.alloc(size));
+  return path;
+}
+
+test('alignmentGap: the bytes to the next aligned address, for any view', () => {
+  const space = Buffer.allocUnsafeSlow(3 * DIRECT_ALIGNMENT);
+  const gap = syscalls.alignmentGap(space, DIRECT_ALIGNMENT);
+  assert.ok(gap >= 0 && gap < DIRECT_ALIGNMENT);
+  assert.equal(syscalls.alignmentGap(space.subarray(gap), DIRECT_ALIGNMENT), 0);
+  assert.equal(syscalls.alignmentGap(space.subarray(gap + 1), DIRECT_ALIGNMENT), DIRECT_ALIGNMENT - 1);
+  assert.equal(syscalls.alignmentGap(space.subarray(gap + 1), 1), 0);
+  assert.throws(() => syscalls.alignmentGap(space, 3000), /power of two/);
+});
+
+test('runs of aligned and unaligned buffers, larger than the bounce buffer and crossing it, land byte for byte', async () => {
+  const size = 24 * MiB;
+  const path = await emptyFile('runs.raw', size);
+  const expected = Buffer.alloc(size);
+  const writer = await DirectWriter.open(path);
+  assert.ok(writer !== undefined, 'this filesystem takes O_DIRECT');
+  try {
+    // Unaligned memory (the bounce buffer): 3 MiB + 5 MiB + 1 MiB from offset 0, crossing its 4 MiB boundary twice.
+    const unaligned = [placed(3 * MiB, 16), placed(5 * MiB, 8), placed(MiB, 1)];
+    // Aligned memory, lengths in whole sectors (written from the buffers themselves), at 12 MiB.
+    const aligned = [placed(64 * 1024, 0), placed(8 * MiB, 0), placed(4096, 0)];
+    let at = 0;
+    assert.ok(writer.accepts(0, 9 * MiB));
+    assert.equal(await writer.write(unaligned, 0), true);
+    for (const b of unaligned) expected.set(b, (at += b.length) - b.length);
+    at = 12 * MiB;
+    assert.equal(await writer.write(aligned, at), true);
+    for (const b of aligned) expected.set(b, (at += b.length) - b.length);
+  } finally {
+    await writer.close();
+  }
+  assert.ok((await readFile(path)).equals(expected));
+});
+
+test('accepts only whole sectors at sector offsets', async () => {
+  const writer = await DirectWriter.open(await emptyFile('accepts.raw', MiB));
+  assert.ok(writer !== undefined);
+  try {
+    assert.equal(writer.accepts(0, 4096), true);
+    assert.equal(writer.accepts(8192, 256 * 1024), true);
+    assert.equal(writer.accepts(512, 4096), false);
+    assert.equal(writer.accepts(0, 4096 + 1000), false);
+    assert.equal(writer.accepts(0, 0), false);
+  } finally {
+    await writer.close();
+  }
+});
+
+test('a direct write the kernel refuses (EINVAL) returns false and turns direct writes off', async () => {
+  const path = await emptyFile('refused.raw', MiB);
+  const writer = await DirectWriter.open(path);
+  assert.ok(writer !== undefined);
+  try {
+    // Past accepts(): an offset that is not a whole sector, as a filesystem without O_DIRECT support refuses every write.
+    assert.equal(await writer.write([placed(4096, 0)], 100), false);
+    assert.equal(writer.accepts(0, 4096), false, 'every later write goes through the page cache');
+  } finally {
+    await writer.close();
+  }
+  assert.ok((await readFile(path)).equals(Buffer.alloc(MiB)), 'nothing was written');
+  assert.equal(await DirectWriter.open(join(dir.path, 'missing', 'file.raw')), undefined);
+});
