@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { syscalls } from '../native/index.js';
@@ -91,4 +91,17 @@ test('a direct write the kernel refuses (EINVAL) returns false and turns direct 
   }
   assert.ok((await readFile(path)).equals(Buffer.alloc(MiB)), 'nothing was written');
   assert.equal(await DirectWriter.open(join(dir.path, 'missing', 'file.raw')), undefined);
+});
+
+test('none on a filesystem in memory (tmpfs): its page cache is the storage', async (t) => {
+  const shm = '/dev/shm';
+  const type = await statfs(shm).then((s) => s.type, () => undefined);
+  if (type !== 0x01021994) return t.skip('no tmpfs at /dev/shm');
+  const path = join(shm, `coffer-direct-${process.pid}.raw`);
+  await writeFile(path, Buffer.alloc(4096));
+  try {
+    assert.equal(await DirectWriter.open(path), undefined);
+  } finally {
+    await rm(path, { force: true });
+  }
 });

@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, stat, statfs, type FileHandle } from 'node:fs/promises';
 import { syscalls } from '../native/index.js';
 
 /**
@@ -23,6 +23,9 @@ import { syscalls } from '../native/index.js';
  * page cache is what it replaces); a run whose buffers are all aligned already is written
  * from them directly.
  *
+ * On a filesystem in memory (tmpfs, ramfs) the page cache is the storage: O_DIRECT there
+ * saves nothing and would add the bounce copy, so none is opened.
+ *
  * Where the filesystem refuses O_DIRECT (tmpfs before Linux 6.6, some FUSE filesystems): at
  * open, or with EINVAL at the first write, {@link DirectWriter.open} returns undefined or
  * {@link DirectWriter.write} returns false, and the caller writes through the page cache as
@@ -30,6 +33,9 @@ import { syscalls } from '../native/index.js';
  * `fdatasync` at the end (and the file's extents committed with it).
  */
 export const DIRECT_ALIGNMENT = 4096;
+
+/** statfs(2) f_type of the filesystems whose files live in the page cache. */
+const IN_MEMORY_FILESYSTEMS = new Set([0x01021994 /* tmpfs */, 0x858458f6 /* ramfs */]);
 
 /** The bounce buffer: 4 MiB, 16 aligned writes per 64 MiB (a restore's runs are up to 16 MiB). */
 const BOUNCE_BYTES = 4 * 1024 * 1024;
@@ -41,9 +47,11 @@ export class DirectWriter {
 
   private constructor(private readonly handle: FileHandle) {}
 
-  /** Opens `path` (which exists) for direct writes, or undefined where the filesystem does not allow it. */
+  /** Opens `path` (which exists) for direct writes, or undefined where the filesystem does not allow it or keeps files in memory. */
   static async open(path: string): Promise<DirectWriter | undefined> {
     try {
+      // (For a device, statfs names the filesystem holding its node: /dev, a tmpfs.)
+      if ((await stat(path)).isFile() && IN_MEMORY_FILESYSTEMS.has((await statfs(path)).type)) return undefined;
       return new DirectWriter(await open(path, constants.O_WRONLY | constants.O_DIRECT));
     } catch {
       return undefined;
