@@ -23,8 +23,12 @@ import { syscalls } from '../native/index.js';
  * page cache is what it replaces); a run whose buffers are all aligned already is written
  * from them directly.
  *
- * On a filesystem in memory (tmpfs, ramfs) the page cache is the storage: O_DIRECT there
- * saves nothing and would add the bounce copy, so none is opened.
+ * Only block devices and files on the local disk filesystems ({@link DIRECT_FILESYSTEMS}: ext4,
+ * XFS, btrfs) are written so. On a network filesystem (NFS, SMB) O_DIRECT turns each write into
+ * a synchronous round trip to the server with no write-behind — far slower than the page cache
+ * for a restore that issues one write at a time; on a filesystem in memory (tmpfs, ramfs) the
+ * page cache is the storage, so it saves nothing and would add the bounce copy; FUSE and
+ * overlay filesystems vary. Those keep the page cache.
  *
  * Where the filesystem refuses O_DIRECT (tmpfs before Linux 6.6, some FUSE filesystems): at
  * open, or with EINVAL at the first write, {@link DirectWriter.open} returns undefined or
@@ -34,11 +38,18 @@ import { syscalls } from '../native/index.js';
  */
 export const DIRECT_ALIGNMENT = 4096;
 
-/** statfs(2) f_type of the filesystems whose files live in the page cache. */
-const IN_MEMORY_FILESYSTEMS = new Set([0x01021994 /* tmpfs */, 0x858458f6 /* ramfs */]);
+/** statfs(2) f_type of the filesystems whose files are written direct: local disk filesystems with mature O_DIRECT. */
+const DIRECT_FILESYSTEMS = new Set([0xef53 /* ext2/3/4 */, 0x58465342 /* XFS */, 0x9123683e /* btrfs */]);
 
 /** The bounce buffer: 4 MiB, 16 aligned writes per 64 MiB (a restore's runs are up to 16 MiB). */
 const BOUNCE_BYTES = 4 * 1024 * 1024;
+
+/** Whether `path` is written direct: a block device, or a file (or folder) on one of {@link DIRECT_FILESYSTEMS}. */
+export async function takesDirectWrites(path: string): Promise<boolean> {
+  // (For a device, statfs would name the filesystem holding its node: /dev, a tmpfs.)
+  const kind = await stat(path);
+  return kind.isBlockDevice() || ((kind.isFile() || kind.isDirectory()) && DIRECT_FILESYSTEMS.has((await statfs(path)).type));
+}
 
 export class DirectWriter {
   private bounce: Buffer | undefined;
@@ -47,11 +58,10 @@ export class DirectWriter {
 
   private constructor(private readonly handle: FileHandle) {}
 
-  /** Opens `path` (which exists) for direct writes, or undefined where the filesystem does not allow it or keeps files in memory. */
+  /** Opens `path` (which exists) for direct writes: a block device, or a file on one of {@link DIRECT_FILESYSTEMS}; otherwise (or where O_DIRECT is refused) undefined. */
   static async open(path: string): Promise<DirectWriter | undefined> {
     try {
-      // (For a device, statfs names the filesystem holding its node: /dev, a tmpfs.)
-      if ((await stat(path)).isFile() && IN_MEMORY_FILESYSTEMS.has((await statfs(path)).type)) return undefined;
+      if (!(await takesDirectWrites(path))) return undefined;
       return new DirectWriter(await open(path, constants.O_WRONLY | constants.O_DIRECT));
     } catch {
       return undefined;
