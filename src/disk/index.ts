@@ -11,5 +11,7 @@ export { detectFormat } from './detect.js';
 export { ImageFile } from './image-file.js';
 export type { DiskImage, DiskFormat, BackingOpener, InternalSnapshot, OpenImageOptions } from './disk-image.js';
 export { openRawTarget, type DiskTarget } from './raw-target.js';
+export { takesDirectWrites } from './direct-writes.js';
+export { AlignedBuffers, DirectAppender } from './direct-appender.js';
 export { openDiskTarget, TARGET_FORMATS, TARGET_EXTENSIONS, type TargetFormat } from './open-target.js';
 export { copyDevice, type CopyProgress } from './copy-device.js';

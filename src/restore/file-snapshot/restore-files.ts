@@ -3,6 +3,7 @@ import { chmodSync, closeSync, ftruncateSync, lchownSync, openSync, writeSync } 
 import { link, mkdir, open, readdir, readFile, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SharedBufferPool, Slots } from '../../concurrency/index.js';
+import { AlignedBuffers, DirectAppender, takesDirectWrites } from '../../disk/index.js';
 import { CofferError } from '../../errors/index.js';
 import { syscalls } from '../../native/index.js';
 import { getFileTree, type Repository, type Snapshot, type TreeEntry } from '../../repo/index.js';
@@ -57,7 +58,7 @@ export async function restoreFileSnapshot(repo: Repository, snapshot: Snapshot, 
   if (snapshot.files === undefined) throw new CofferError('E_USAGE', `snapshot ${snapshot.id.slice(0, 8)} holds disks, not files`);
   await mkdir(options.to, { recursive: true });
   if ((await readdir(options.to)).length > 0) throw new CofferError('E_USAGE', `${options.to} is not empty: restore files into an empty or new directory`);
-  const restorer = new FileRestorer(repo, options, await readAccountIds());
+  const restorer = new FileRestorer(repo, options, await readAccountIds(), await takesDirectWrites(options.to).catch(() => false));
   await restorer.directory(snapshot.files.tree, '', options.to, true, false);
   return restorer.report;
 }
@@ -87,6 +88,15 @@ const CHUNKS_AHEAD = 2;
  */
 const BUFFER_BYTES = 2 << 20;
 
+/**
+ * Files at least this large are written past the page cache where the target's filesystem
+ * allows it (disk/direct-writes.ts: on these machines the page cache's fresh pages cost more
+ * than the writes themselves), gathered into 1 MiB aligned buffers (disk/direct-appender.ts).
+ * Smaller files keep the page cache: a direct write waits for the device.
+ */
+const DIRECT_FILE_BYTES = 4 << 20;
+const DIRECT_BUFFER_BYTES = 1 << 20;
+
 /** A chunk opened for writing, and how to give its memory back. */
 interface OpenedChunk {
   data: Uint8Array;
@@ -101,13 +111,17 @@ class FileRestorer {
   private readonly links = new Map<number, Promise<string | undefined>>();
   private readonly slots = new Slots(FILES_IN_FLIGHT);
   private buffers: SharedBufferPool | undefined;
+  /** The aligned buffers of the large files written direct (one per such file in flight); undefined when the target takes no direct writes. */
+  private readonly directBuffers: AlignedBuffers | undefined;
   private readonly root = process.getuid?.() === 0;
 
   constructor(
     private readonly repo: Repository,
     private readonly options: FileRestoreOptions,
     private readonly accounts: { users: Map<string, number>; groups: Map<string, number> },
+    direct: boolean,
   ) {
+    this.directBuffers = direct ? new AlignedBuffers(DIRECT_BUFFER_BYTES) : undefined;
     this.filter = new PathFilter(options.include ?? [], options.exclude ?? []);
     this.chunks = new ChunkReader(repo);
   }
@@ -235,6 +249,8 @@ class FileRestorer {
    */
   private async writeFile(entry: TreeEntry, destination: string): Promise<void> {
     const fd = openSync(destination, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    const direct = this.directBuffers !== undefined && entry.size >= DIRECT_FILE_BYTES ? DirectAppender.open(destination, fd, this.directBuffers) : undefined;
+    const write = direct === undefined ? (data: Uint8Array, at: number) => writeAll(fd, data, at) : (data: Uint8Array, at: number) => direct.write(data, at);
     try {
       const pieces = entry.content ?? [];
       // Chunks fetched ahead of the write: at most CHUNKS_AHEAD pending at once.
@@ -252,13 +268,13 @@ class FileRestorer {
           const [what, length] = pieces[i] as [string, number];
           const pending = ahead[i];
           if (i + CHUNKS_AHEAD < pieces.length) fetch(i + CHUNKS_AHEAD);
-          if (what === 'zero') writeAll(fd, Buffer.alloc(length), offset);
+          if (what === 'zero') write(Buffer.alloc(length), offset);
           else if (pending !== null && pending !== undefined) {
             ahead[i] = null;
             const chunk = await pending;
             try {
               if (chunk.data.length !== length) throw new CofferError('E_CORRUPT_OBJECT', `chunk ${what} holds ${chunk.data.length} bytes, the file expects ${length}`);
-              writeAll(fd, chunk.data, offset);
+              write(chunk.data, offset);
             } finally {
               chunk.release();
             }
@@ -269,6 +285,7 @@ class FileRestorer {
         // A failed write leaves chunks fetched ahead: their buffers go back once they arrive.
         await Promise.all(ahead.map((work) => work?.then((chunk) => chunk.release(), () => undefined)));
       }
+      direct?.finish();
       if (offset !== entry.size || pieces.at(-1)?.[0] === 'hole') ftruncateSync(fd, entry.size);
       this.report.bytes += entry.size;
       if (this.options.verify === true) {
@@ -280,6 +297,7 @@ class FileRestorer {
         }
       }
     } finally {
+      direct?.close();
       closeSync(fd);
     }
   }
