@@ -1,6 +1,7 @@
-import { closeSync, constants, openSync, writeSync } from 'node:fs';
+import { closeSync, constants, openSync } from 'node:fs';
 import { syscalls } from '../native/index.js';
 import { DIRECT_ALIGNMENT } from './direct-writes.js';
+import { writeFullySync } from './write-fully.js';
 
 /**
  * One file written front to back past the page cache, synchronously (a file-level restore
@@ -48,7 +49,7 @@ export class DirectAppender {
       if (offset % DIRECT_ALIGNMENT !== 0) this.stopDirect();
     }
     if (this.directFd === undefined) {
-      writeAll(this.fd, data, offset);
+      writeFullySync(this.fd, data, offset);
       this.start = offset + data.length;
       return;
     }
@@ -77,14 +78,14 @@ export class DirectAppender {
     const sectors = this.filled - (this.filled % DIRECT_ALIGNMENT);
     if (sectors > 0 && this.directFd !== undefined) {
       try {
-        writeAll(this.directFd, this.bounce.subarray(0, sectors), this.start);
+        writeFullySync(this.directFd, this.bounce.subarray(0, sectors), this.start);
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EINVAL') throw error;
         this.stopDirect();
-        writeAll(this.fd, this.bounce.subarray(0, sectors), this.start);
+        writeFullySync(this.fd, this.bounce.subarray(0, sectors), this.start);
       }
-    } else if (sectors > 0) writeAll(this.fd, this.bounce.subarray(0, sectors), this.start);
-    if (this.filled > sectors) writeAll(this.fd, this.bounce.subarray(sectors, this.filled), this.start + sectors);
+    } else if (sectors > 0) writeFullySync(this.fd, this.bounce.subarray(0, sectors), this.start);
+    if (this.filled > sectors) writeFullySync(this.fd, this.bounce.subarray(sectors, this.filled), this.start + sectors);
     this.start += this.filled;
     this.filled = 0;
     // A tail through the page cache leaves the next byte off a sector boundary: the rest goes there too.
@@ -119,14 +120,5 @@ export class AlignedBuffers {
 
   release(buffer: Buffer): void {
     this.free.push(buffer);
-  }
-}
-
-/** Writes all of `data` at `offset` (the loop is for the rare short write). */
-function writeAll(fd: number, data: Uint8Array, offset: number): void {
-  for (let done = 0; done < data.length; ) {
-    const n = writeSync(fd, data, done, data.length - done, offset + done);
-    if (n <= 0) throw Object.assign(new Error('the file took no bytes'), { code: 'EIO' });
-    done += n;
   }
 }

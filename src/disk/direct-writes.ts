@@ -1,6 +1,7 @@
 import { constants } from 'node:fs';
 import { open, stat, statfs, type FileHandle } from 'node:fs/promises';
 import { syscalls } from '../native/index.js';
+import { writeFully } from './write-fully.js';
 
 /**
  * Writes that bypass the page cache (O_DIRECT), for a restore's raw target (raw-target.ts).
@@ -80,7 +81,7 @@ export class DirectWriter {
    */
   async write(buffers: readonly Uint8Array[], position: number): Promise<boolean> {
     try {
-      if (buffers.every((b) => b.length % DIRECT_ALIGNMENT === 0 && syscalls.alignmentGap(b, DIRECT_ALIGNMENT) === 0)) await this.writeAll(buffers, position);
+      if (buffers.every((b) => b.length % DIRECT_ALIGNMENT === 0 && syscalls.alignmentGap(b, DIRECT_ALIGNMENT) === 0)) await writeFully(this.handle, buffers, position);
       else await this.writeThroughBounce(buffers, position);
       return true;
     } catch (error) {
@@ -95,7 +96,7 @@ export class DirectWriter {
     let filled = 0;
     let at = position;
     const flush = async () => {
-      await this.writeAll([bounce.subarray(0, filled)], at);
+      await writeFully(this.handle, [bounce.subarray(0, filled)], at);
       at += filled;
       filled = 0;
     };
@@ -109,19 +110,6 @@ export class DirectWriter {
       }
     }
     if (filled > 0) await flush();
-  }
-
-  /** pwritev until every byte is written; a short write's rest stays aligned (the kernel writes whole blocks). */
-  private async writeAll(buffers: readonly Uint8Array[], position: number): Promise<void> {
-    let pending = [...buffers];
-    let at = position;
-    while (pending.length > 0) {
-      let written = pending.length === 1 ? (await this.handle.write(pending[0] as Uint8Array, 0, (pending[0] as Uint8Array).length, at)).bytesWritten : (await this.handle.writev(pending, at)).bytesWritten;
-      if (written <= 0) throw Object.assign(new Error('the file took no bytes'), { code: 'EIO' });
-      at += written;
-      while (pending.length > 0 && written >= (pending[0] as Uint8Array).length) written -= (pending.shift() as Uint8Array).length;
-      if (written > 0 && pending.length > 0) pending = [(pending[0] as Uint8Array).subarray(written), ...pending.slice(1)];
-    }
   }
 
   private bounceBuffer(): Buffer {

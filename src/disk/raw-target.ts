@@ -3,6 +3,7 @@ import type { Writable } from 'node:stream';
 import { CofferError } from '../errors/index.js';
 import { syscalls } from '../native/index.js';
 import { DIRECT_ALIGNMENT, DirectWriter } from './direct-writes.js';
+import { writeFully } from './write-fully.js';
 
 /**
  * Where a restored disk is written.
@@ -155,13 +156,7 @@ class FileTarget implements DiskTarget {
         position += sectors;
       }
     }
-    while (buffers.length > 0) {
-      let written = buffers.length === 1 ? (await this.handle.write(buffers[0] as Uint8Array, 0, (buffers[0] as Uint8Array).length, position)).bytesWritten : (await this.handle.writev(buffers, position)).bytesWritten;
-      if (written <= 0) throw Object.assign(new Error('the file took no bytes'), { code: 'EIO' });
-      position += written;
-      while (buffers.length > 0 && written >= (buffers[0] as Uint8Array).length) written -= (buffers.shift() as Uint8Array).length;
-      if (written > 0 && buffers.length > 0) buffers = [(buffers[0] as Uint8Array).subarray(written), ...buffers.slice(1)];
-    }
+    await writeFully(this.handle, buffers, position);
     return true;
   }
 

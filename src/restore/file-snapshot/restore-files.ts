@@ -1,9 +1,9 @@
 import { constants } from 'node:fs';
-import { chmodSync, closeSync, ftruncateSync, lchownSync, openSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, ftruncateSync, lchownSync, openSync } from 'node:fs';
 import { link, mkdir, open, readdir, readFile, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SharedBufferPool, Slots } from '../../concurrency/index.js';
-import { AlignedBuffers, DirectAppender, takesDirectWrites } from '../../disk/index.js';
+import { AlignedBuffers, DirectAppender, takesDirectWrites, writeFullySync } from '../../disk/index.js';
 import { CofferError } from '../../errors/index.js';
 import { syscalls } from '../../native/index.js';
 import { getFileTree, type Repository, type Snapshot, type TreeEntry } from '../../repo/index.js';
@@ -250,7 +250,7 @@ class FileRestorer {
   private async writeFile(entry: TreeEntry, destination: string): Promise<void> {
     const fd = openSync(destination, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
     const direct = this.directBuffers !== undefined && entry.size >= DIRECT_FILE_BYTES ? DirectAppender.open(destination, fd, this.directBuffers) : undefined;
-    const write = direct === undefined ? (data: Uint8Array, at: number) => writeAll(fd, data, at) : (data: Uint8Array, at: number) => direct.write(data, at);
+    const write = direct === undefined ? (data: Uint8Array, at: number) => writeFullySync(fd, data, at) : (data: Uint8Array, at: number) => direct.write(data, at);
     try {
       const pieces = entry.content ?? [];
       // Chunks fetched ahead of the write: at most CHUNKS_AHEAD pending at once.
@@ -360,9 +360,4 @@ class FileRestorer {
       this.problem(path, `times: ${(error as Error).message}`);
     }
   }
-}
-
-/** Writes all of `data` at `offset` (a regular file takes it in one call; the loop is for the rare short write). */
-function writeAll(fd: number, data: Uint8Array, offset: number): void {
-  for (let done = 0; done < data.length; ) done += writeSync(fd, data, done, data.length - done, offset + done);
 }
