@@ -105,8 +105,11 @@ test('a missing --exclude-file is a one-line usage error', async () => {
 test('files deleted while the backup runs are reported as vanished; the backup goes on and exits 18', async () => {
   const dir = join(work, 'vanishing');
   await fs.mkdir(dir);
-  await sh('for i in $(seq 100 399); do head -c 262144 /dev/urandom > f$i; done; echo stays > zz-stays-not', dir);
-  const running = startCoffer(['backup', '-r', repo, '--json', '--files', dir, '--host', 'vanish'], opts);
+  // Files over 1 MiB are read asynchronously (a small file is opened, read and closed in one
+  // synchronous stretch, too short for /proc to show), and the upload limit keeps the backup
+  // going for seconds: a file is seen open long before the last ones are reached.
+  await sh('for i in $(seq 100 139); do head -c 1310720 /dev/urandom > f$i; done; echo stays > zz-stays-not', dir);
+  const running = startCoffer(['backup', '-r', repo, '--json', '--files', dir, '--host', 'vanish', '--limit-upload', '8M'], opts);
   // As soon as coffer holds one of the files open, the others are deleted under it.
   const pid = running.child.pid as number;
   const deadline = Date.now() + 60_000;
