@@ -6,15 +6,17 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { syscalls } from '../native/index.js';
 import { makeDiskTempDir, runTool } from '../testing/index.js';
-import { AlignedBuffers, DirectAppender } from './direct-appender.js';
-import { DIRECT_ALIGNMENT, takesDirectWrites } from './direct-writes.js';
+import { DirectAppender } from './direct-appender.js';
+import { AlignedBuffers, DIRECT_ALIGNMENT } from './direct-writes.js';
+import { noDirectWritesIn } from './direct-dir.test-support.js';
 
 const KiB = 1024;
 let dir: { path: string; remove(): Promise<void> };
+/** Why the tests that need O_DIRECT cannot run here, if they cannot. */
 let noDirect: string | false = false;
 before(async () => {
   dir = await makeDiskTempDir('direct-appender');
-  if (!(await takesDirectWrites(dir.path))) noDirect = `${dir.path} is not on ext4, XFS or btrfs`;
+  noDirect = await noDirectWritesIn(dir.path);
 });
 after(() => dir?.remove());
 

@@ -1,6 +1,5 @@
 import { closeSync, constants, openSync } from 'node:fs';
-import { syscalls } from '../native/index.js';
-import { DIRECT_ALIGNMENT } from './direct-writes.js';
+import { DIRECT_ALIGNMENT, type AlignedBuffers } from './direct-writes.js';
 import { writeFullySync } from './write-fully.js';
 
 /**
@@ -17,25 +16,22 @@ export class DirectAppender {
   private readonly bounce: Buffer;
   /** Bytes gathered in {@link bounce}, and the file offset of its first byte. */
   private filled = 0;
-  private start: number;
+  private start = 0;
   private directFd: number | undefined;
 
   private constructor(
     private readonly fd: number,
     directFd: number,
     private readonly buffers: AlignedBuffers,
-    offset: number,
   ) {
     this.directFd = directFd;
     this.bounce = buffers.acquire();
-    this.start = offset;
   }
 
-  /** For `path`, open as `fd` and written from `offset` (a sector boundary) on; undefined when O_DIRECT cannot be opened. */
-  static open(path: string, fd: number, buffers: AlignedBuffers, offset = 0): DirectAppender | undefined {
-    if (offset % DIRECT_ALIGNMENT !== 0) return undefined;
+  /** For `path`, open as `fd` and written from its start; undefined when O_DIRECT cannot be opened. */
+  static open(path: string, fd: number, buffers: AlignedBuffers): DirectAppender | undefined {
     try {
-      return new DirectAppender(fd, openSync(path, constants.O_WRONLY | constants.O_DIRECT), buffers, offset);
+      return new DirectAppender(fd, openSync(path, constants.O_WRONLY | constants.O_DIRECT), buffers);
     } catch {
       return undefined;
     }
@@ -95,30 +91,5 @@ export class DirectAppender {
   private stopDirect(): void {
     if (this.directFd !== undefined) closeSync(this.directFd);
     this.directFd = undefined;
-  }
-}
-
-/**
- * A free list of equal buffers that start on a {@link DIRECT_ALIGNMENT} boundary in memory
- * (Node's allocations do not), for {@link DirectAppender}s: taken and given back as files are
- * written, so each is allocated (and its pages faulted in) once.
- */
-export class AlignedBuffers {
-  private readonly free: Buffer[] = [];
-
-  constructor(readonly bytes: number) {
-    if (bytes <= 0 || bytes % DIRECT_ALIGNMENT !== 0) throw new RangeError(`aligned buffers hold whole sectors, not ${bytes} bytes`);
-  }
-
-  acquire(): Buffer {
-    const kept = this.free.pop();
-    if (kept !== undefined) return kept;
-    const space = Buffer.allocUnsafeSlow(this.bytes + DIRECT_ALIGNMENT);
-    const gap = syscalls.alignmentGap(space, DIRECT_ALIGNMENT);
-    return space.subarray(gap, gap + this.bytes);
-  }
-
-  release(buffer: Buffer): void {
-    this.free.push(buffer);
   }
 }

@@ -5,15 +5,16 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { syscalls } from '../native/index.js';
 import { makeDiskTempDir } from '../testing/index.js';
-import { DIRECT_ALIGNMENT, DirectWriter, takesDirectWrites } from './direct-writes.js';
+import { DIRECT_ALIGNMENT, DirectWriter } from './direct-writes.js';
+import { noDirectWritesIn } from './direct-dir.test-support.js';
 
 const MiB = 1024 * 1024;
 let dir: { path: string; remove(): Promise<void> };
-/** Why the tests that need O_DIRECT cannot run here, if they cannot (a checkout on overlayfs, NFS…). */
+/** Why the tests that need O_DIRECT cannot run here, if they cannot. */
 let noDirect: string | false = false;
 before(async () => {
   dir = await makeDiskTempDir('direct-writes');
-  if (!(await takesDirectWrites(dir.path))) noDirect = `${dir.path} is not on ext4, XFS or btrfs`;
+  noDirect = await noDirectWritesIn(dir.path);
 });
 after(() => dir?.remove());
 

@@ -52,7 +52,33 @@ export async function takesDirectWrites(path: string): Promise<boolean> {
   return kind.isBlockDevice() || ((kind.isFile() || kind.isDirectory()) && DIRECT_FILESYSTEMS.has((await statfs(path)).type));
 }
 
+/**
+ * A free list of equal buffers that start on a {@link DIRECT_ALIGNMENT} boundary in memory
+ * (Node's allocations do not): taken and given back as writes need them, so each is allocated
+ * (and its pages faulted in) once.
+ */
+export class AlignedBuffers {
+  private readonly free: Buffer[] = [];
+
+  constructor(readonly bytes: number) {
+    if (bytes <= 0 || bytes % DIRECT_ALIGNMENT !== 0) throw new RangeError(`aligned buffers hold whole sectors, not ${bytes} bytes`);
+  }
+
+  acquire(): Buffer {
+    const kept = this.free.pop();
+    if (kept !== undefined) return kept;
+    const space = Buffer.allocUnsafeSlow(this.bytes + DIRECT_ALIGNMENT);
+    const gap = syscalls.alignmentGap(space, DIRECT_ALIGNMENT);
+    return space.subarray(gap, gap + this.bytes);
+  }
+
+  release(buffer: Buffer): void {
+    this.free.push(buffer);
+  }
+}
+
 export class DirectWriter {
+  /** The bounce buffer, allocated at the first write that needs it. */
   private bounce: Buffer | undefined;
   /** The filesystem refused a direct write (EINVAL): every write goes buffered from then on. */
   private refused = false;
@@ -92,7 +118,7 @@ export class DirectWriter {
   }
 
   private async writeThroughBounce(buffers: readonly Uint8Array[], position: number): Promise<void> {
-    const bounce = this.bounceBuffer();
+    const bounce = (this.bounce ??= new AlignedBuffers(BOUNCE_BYTES).acquire());
     let filled = 0;
     let at = position;
     const flush = async () => {
@@ -110,15 +136,6 @@ export class DirectWriter {
       }
     }
     if (filled > 0) await flush();
-  }
-
-  private bounceBuffer(): Buffer {
-    if (this.bounce === undefined) {
-      const space = Buffer.allocUnsafeSlow(BOUNCE_BYTES + DIRECT_ALIGNMENT);
-      const gap = syscalls.alignmentGap(space, DIRECT_ALIGNMENT);
-      this.bounce = space.subarray(gap, gap + BOUNCE_BYTES);
-    }
-    return this.bounce;
   }
 
   async close(): Promise<void> {
