@@ -73,9 +73,10 @@ const SPAN_BYTES = 8 * 1024 * 1024;
  * Reads many frames of a format 2 repository, each once, in the order they lie in their packs:
  * frames that follow each other in one pack (a sequential backup wrote them so) are a span,
  * up to {@link SPAN_BYTES} and `framesPerSpan` frames, opened on one worker in one task
- * (CodecPool.openFrames). A span is one ranged read, or with `reads` (a remote store) several
- * spans of a pack are one read ({@link RemoteReads}), fetched into shared memory so that each
- * span goes to a worker without a copy. With `keep`, each frame of a span is
+ * (CodecPool.openFrames). A span is one ranged read, straight into one of a fixed set of
+ * shared buffers (one per read in flight), or with `reads` (a remote store) several spans of a
+ * pack are one read ({@link RemoteReads}), copied into shared memory; either way each span
+ * goes to a worker without a copy. With `keep`, each frame of a span is
  * decompressed straight into a slot of shared memory that stays lent to `use` until the promise
  * it returns settles; the slots are a fixed set (`spansInFlight × framesPerSpan`), so memory is
  * bounded by `spansInFlight × (SPAN_BYTES + framesPerSpan × slot)` (plus `reads.bytesInFlight`)
@@ -111,8 +112,11 @@ export async function readFrameSpans<F extends FrameToRead>(
   const remote = options.reads;
   const reads = remote === undefined ? spans.map((span) => [span]) : planReads(spans, remote);
   if (remote !== undefined && reads.some((read) => read.length > 1)) reader.spread = new SharedBufferPool(remote.maxBytes, SPREAD_BUFFERS);
+  const lanes = Math.max(1, Math.min(remote?.inFlight ?? opening, reads.length));
+  // Reads of one span land in a fixed set of shared buffers, one per lane (a lane never waits for one).
+  if (remote === undefined) reader.landing = new SharedBufferPool(SPAN_BYTES, lanes);
   const fetched = new ByteBudget(remote?.bytesInFlight ?? Number.POSITIVE_INFINITY);
-  await forEachLimited(reads, Math.max(1, remote?.inFlight ?? opening), async (read) => {
+  await forEachLimited(reads, lanes, async (read) => {
     if (options.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'read of frames interrupted');
     const bytes = endOf(read) - startOf(read);
     await fetched.acquire(bytes);
@@ -193,6 +197,13 @@ interface SpanReader<F extends FrameToRead> {
   freeSlots: Buffer[][] | undefined;
   /** Shared memory a read of several spans is copied to, so that each span's view crosses to a worker without a copy. */
   spread?: SharedBufferPool;
+  /**
+   * Shared memory a local read of one span is read straight into (a span bigger than
+   * {@link SPAN_BYTES}, one big frame, gets a buffer of its own). A fixed set reused, not a
+   * fresh buffer per span moved to a worker: such a buffer lives until that worker's garbage
+   * collection, so they piled up (a restore's peak RSS, issue #2's 256 MiB row).
+   */
+  landing?: SharedBufferPool;
   use: (frame: F, opened: OpenedSpanFrame | CofferError) => Promise<void> | void;
   gone?: (pack: Buffer) => boolean | Promise<boolean>;
 }
@@ -202,13 +213,22 @@ async function openRead<F extends FrameToRead>(reader: SpanReader<F>, read: F[][
   const first = read[0]?.[0] as F;
   const start = startOf(read);
   const key = packKey(first.pack.toString('hex'));
+  const length = endOf(read) - start;
+  const landing = read.length === 1 && length <= SPAN_BYTES ? await reader.landing?.acquire() : undefined;
+  let released = false;
+  const blobOpened = () => {
+    if (released) return;
+    released = true;
+    if (landing !== undefined) reader.landing?.release(landing);
+    opened();
+  };
   let blob: Buffer;
   try {
     if ((await reader.gone?.(first.pack)) === true) throw new CofferError('E_MISSING_OBJECT', `object ${key} is missing (found gone before)`, { subject: { object: key } });
-    blob = await readRange(reader.repo.backend, key, start, endOf(read) - start);
+    blob = await readRange(reader.repo.backend, key, start, length, landing);
   } catch (error) {
+    blobOpened();
     if (!isCofferError(error, 'E_MISSING_OBJECT') && !isCofferError(error, 'E_CORRUPT_OBJECT')) throw error;
-    opened();
     const span = read[0] as F[];
     if ((read.length === 1 && span.length === 1) || error.code === 'E_MISSING_OBJECT') {
       // (A missing pack is missing whole: asking for its parts would only fail again.)
@@ -221,7 +241,11 @@ async function openRead<F extends FrameToRead>(reader: SpanReader<F>, read: F[][
     return;
   }
   if (read.length === 1) {
-    await openSpan(reader, read[0] as F[], blob, opened); // its own buffer, moved to the worker
+    try {
+      await openSpan(reader, read[0] as F[], blob, blobOpened); // shared (a landing buffer), or its own moved to the worker
+    } finally {
+      blobOpened();
+    }
     return;
   }
   // Spread over shared memory, so several workers take views of it at once. A fixed set of

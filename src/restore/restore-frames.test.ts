@@ -13,16 +13,17 @@ const tempFolder = tempFolders();
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
-/** The local backend, counting the ranged reads made through it. */
-function counting(backend: LocalBackend): { backend: Backend; reads: { calls: number; bytes: number } } {
-  const reads = { calls: 0, bytes: 0 };
+/** The local backend, counting the ranged reads made through it and the memory they land in. */
+function counting(backend: LocalBackend): { backend: Backend; reads: { calls: number; bytes: number; landings: Set<ArrayBufferLike | undefined> } } {
+  const reads = { calls: 0, bytes: 0, landings: new Set<ArrayBufferLike | undefined>() };
   const counted = new Proxy(backend, {
     get(target, property) {
       if (property === 'getRange') {
-        return async (key: string, offset: number, length: number) => {
+        return async (key: string, offset: number, length: number, into?: Uint8Array) => {
           reads.calls += 1;
           reads.bytes += length;
-          return target.getRange(key, offset, length);
+          reads.landings.add(into?.buffer);
+          return target.getRange(key, offset, length, into);
         };
       }
       const value: unknown = Reflect.get(target, property);
@@ -86,6 +87,11 @@ test('format 2 restore by frames: a scattered incremental restores byte for byte
     // blocks again for each block once it left its cache.
     assert.ok(reads.bytes <= packBytes, `read ${reads.bytes} bytes of ${packBytes} stored: no frame twice`);
     assert.ok(reads.calls <= Math.ceil(43 / 4) + packs.length + 1, `${reads.calls} ranged reads for 43 frames in ${packs.length} packs`);
+    // Every read lands in one of a fixed set of shared buffers (one per span in flight: 2
+    // threads + 1), not in fresh memory that lives until a worker's garbage collection.
+    const landings = [...reads.landings];
+    assert.ok(landings.every((buffer) => buffer instanceof SharedArrayBuffer), 'every span is read into shared memory');
+    assert.ok(landings.length <= 3, `${landings.length} buffers for ${reads.calls} reads`);
 
     const again = join(await tempFolder('coffer-rf-out'), 'first.raw');
     await restoreSnapshot(reader, first, { to: again });
