@@ -19,10 +19,11 @@ import { writeFully } from './write-fully.js';
  * aligned to the device's logical block size ({@link DIRECT_ALIGNMENT} covers 512 and 4096).
  * A write that is not (the short last block of a disk whose size is not a multiple of 4 KiB)
  * goes through the buffered handle instead, which the caller keeps; the two never write the
- * same bytes. Node's buffers are not aligned in memory, so data is copied into an aligned
- * bounce buffer of {@link BOUNCE_BYTES} on the way (a memcpy: the kernel's own copy into the
- * page cache is what it replaces); a run whose buffers are all aligned already is written
- * from them directly.
+ * same bytes. Node's buffers are not aligned in memory, so data is copied into aligned
+ * bounce buffers of {@link BOUNCE_BYTES} on the way (a memcpy: the kernel's own copy into the
+ * page cache is what it replaces), written in the background while the caller goes on
+ * ({@link DirectWriter}); a run whose buffers are all aligned already is written from them
+ * directly.
  *
  * Only block devices and files on the local disk filesystems ({@link DIRECT_FILESYSTEMS}: ext4,
  * XFS, btrfs) are written so. On a network filesystem (NFS, SMB) O_DIRECT turns each write into
@@ -42,8 +43,13 @@ export const DIRECT_ALIGNMENT = 4096;
 /** statfs(2) f_type of the filesystems whose files are written direct: local disk filesystems with mature O_DIRECT. */
 const DIRECT_FILESYSTEMS = new Set([0xef53 /* ext2/3/4 */, 0x58465342 /* XFS */, 0x9123683e /* btrfs */]);
 
-/** The bounce buffer: 4 MiB, 16 aligned writes per 64 MiB (a restore's runs are up to 16 MiB). */
+/** A bounce buffer: 4 MiB, 16 aligned writes per 64 MiB (a restore's runs are up to 16 MiB). */
 const BOUNCE_BYTES = 4 * 1024 * 1024;
+/**
+ * Bounce buffers being written at once: one the device writes, one filled meanwhile, one queued
+ * (a filesystem that allocates blocks for a write takes them one at a time on its inode lock).
+ */
+const BOUNCES_IN_FLIGHT = 3;
 
 /** Whether `path` is written direct: a block device, or a file (or folder) on one of {@link DIRECT_FILESYSTEMS}. */
 export async function takesDirectWrites(path: string): Promise<boolean> {
@@ -77,11 +83,36 @@ export class AlignedBuffers {
   }
 }
 
+/** A bounce buffer's write under way: its range, so that a later write to the same bytes waits for it. */
+interface WriteInFlight {
+  start: number;
+  end: number;
+  buffer: Buffer;
+  done: Promise<void>;
+}
+
+/**
+ * Direct writes to one file or device. Data in unaligned memory (a restore's frame slots: the
+ * usual case) is copied into a bounce buffer and written from there, and {@link write} returns
+ * once its bytes are copied, not written: up to {@link BOUNCES_IN_FLIGHT} bounce buffers are
+ * being written while the caller goes on (its memory is free again at once: a restore's frame
+ * slots go back to the codec threads while the device works). The device then writes without
+ * pause, and the copy of the next 4 MiB overlaps the write of the last. A write that fails
+ * in the background fails the next {@link write} and {@link close}: a restore stops at its
+ * next write and never reports success over lost data. Writes in flight never cover the same
+ * bytes as a new one (it waits for them). Data already aligned is written from the caller's
+ * memory and awaited (the caller may reuse it once `write` returns).
+ */
 export class DirectWriter {
-  /** The bounce buffer, allocated at the first write that needs it. */
-  private bounce: Buffer | undefined;
+  /** The bounce buffers, allocated as the first writes need them. */
+  private readonly bounces = new AlignedBuffers(BOUNCE_BYTES);
+  private readonly inFlight: WriteInFlight[] = [];
+  /** The first failure of a write in the background: every later call throws it. */
+  private failure: { error: unknown } | undefined;
   /** The filesystem refused a direct write (EINVAL): every write goes buffered from then on. */
   private refused = false;
+  /** A direct write has succeeded: the filesystem takes them, later ones need not be awaited to know it. */
+  private proven = false;
 
   private constructor(private readonly handle: FileHandle) {}
 
@@ -101,44 +132,116 @@ export class DirectWriter {
   }
 
   /**
-   * Writes `buffers` back to back at `position` (aligned, see {@link accepts}). Returns false,
-   * having written nothing that counts, when the filesystem refuses direct writes: the caller
-   * writes them buffered. @throws the write's error otherwise (ENOSPC…).
+   * Writes `buffers` back to back at `position` (aligned, see {@link accepts}); resolves once
+   * the caller's memory is no longer needed (see the class). Returns false, having written
+   * nothing that counts, when the filesystem refuses direct writes: the caller writes them
+   * buffered. @throws the write's error otherwise (ENOSPC…), or that of an earlier write that
+   * failed in the background.
    */
   async write(buffers: readonly Uint8Array[], position: number): Promise<boolean> {
+    this.throwFailure();
     try {
-      if (buffers.every((b) => b.length % DIRECT_ALIGNMENT === 0 && syscalls.alignmentGap(b, DIRECT_ALIGNMENT) === 0)) await writeFully(this.handle, buffers, position);
-      else await this.writeThroughBounce(buffers, position);
+      if (buffers.every((b) => b.length % DIRECT_ALIGNMENT === 0 && syscalls.alignmentGap(b, DIRECT_ALIGNMENT) === 0)) {
+        const length = buffers.reduce((n, b) => n + b.length, 0);
+        await this.overlapsSettled(position, position + length);
+        await writeFully(this.handle, buffers, position);
+        this.proven = true;
+      } else {
+        await this.writeThroughBounces(buffers, position);
+      }
       return true;
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EINVAL') throw error;
+      if ((error as NodeJS.ErrnoException).code !== 'EINVAL' || this.proven) throw error;
       this.refused = true;
       return false;
     }
   }
 
-  private async writeThroughBounce(buffers: readonly Uint8Array[], position: number): Promise<void> {
-    const bounce = (this.bounce ??= new AlignedBuffers(BOUNCE_BYTES).acquire());
+  private async writeThroughBounces(buffers: readonly Uint8Array[], position: number): Promise<void> {
+    let bounce = await this.freeBounce();
     let filled = 0;
     let at = position;
-    const flush = async () => {
-      await writeFully(this.handle, [bounce.subarray(0, filled)], at);
+    const send = async () => {
+      await this.start(bounce, filled, at);
       at += filled;
       filled = 0;
     };
     for (const buffer of buffers) {
       for (let from = 0; from < buffer.length; ) {
+        if (filled === bounce.length) {
+          await send();
+          bounce = await this.freeBounce();
+        }
         const take = Math.min(buffer.length - from, bounce.length - filled);
         bounce.set(buffer.subarray(from, from + take), filled);
         filled += take;
         from += take;
-        if (filled === bounce.length) await flush();
       }
     }
-    if (filled > 0) await flush();
+    if (filled > 0) await send();
+    else this.bounces.release(bounce);
   }
 
+  /** A bounce buffer not being written: a new one while fewer than {@link BOUNCES_IN_FLIGHT} are, else the oldest's once written. */
+  private async freeBounce(): Promise<Buffer> {
+    if (this.inFlight.length >= BOUNCES_IN_FLIGHT) await (this.inFlight[0] as WriteInFlight).done.catch(() => undefined);
+    this.throwFailure();
+    return this.bounces.acquire();
+  }
+
+  /** Starts writing `length` bytes of `bounce` at `position`; the first direct write of all is awaited (is O_DIRECT taken at all?). */
+  private async start(bounce: Buffer, length: number, position: number): Promise<void> {
+    await this.overlapsSettled(position, position + length);
+    const written = writeFully(this.handle, [bounce.subarray(0, length)], position);
+    if (!this.proven) {
+      try {
+        await written;
+      } finally {
+        this.bounces.release(bounce);
+      }
+      this.proven = true;
+      return;
+    }
+    const write: WriteInFlight = {
+      start: position,
+      end: position + length,
+      buffer: bounce,
+      done: written.then(
+        () => this.settle(write),
+        (error: unknown) => {
+          this.failure ??= { error };
+          this.settle(write);
+          throw error;
+        },
+      ),
+    };
+    write.done.catch(() => undefined); // kept in `failure`, thrown by the next call
+    this.inFlight.push(write);
+  }
+
+  private settle(write: WriteInFlight): void {
+    this.inFlight.splice(this.inFlight.indexOf(write), 1);
+    this.bounces.release(write.buffer);
+  }
+
+  /** Waits for the writes in flight that cover any of the bytes [start, end). */
+  private async overlapsSettled(start: number, end: number): Promise<void> {
+    const overlapping = this.inFlight.filter((write) => write.start < end && start < write.end);
+    await Promise.all(overlapping.map((write) => write.done.catch(() => undefined)));
+    this.throwFailure();
+  }
+
+  private throwFailure(): void {
+    if (this.failure !== undefined) throw this.failure.error;
+  }
+
+  /** Waits for every write in flight; @throws the first that failed (the file is closed either way). */
   async close(): Promise<void> {
-    await this.handle.close();
+    try {
+      await Promise.all(this.inFlight.map((write) => write.done.catch(() => undefined)));
+      this.throwFailure();
+    } finally {
+      await this.handle.close();
+    }
   }
 }

@@ -13,7 +13,8 @@ import { openRawTarget } from './raw-target.js';
  * gets), writes to the device land in the page cache and succeed; writing them back overflows
  * the tmpfs, so the kernel's fdatasync fails with EIO — and, as Linux reports a write-back
  * error once per open file, a second fdatasync succeeds: the background flush must keep it.
- * Direct writes (the default) fail at the write itself.
+ * Direct writes (the default) fail at the write itself or, when it was under way in the
+ * background (direct-writes.ts), at the next.
  */
 const MiB = 1024 * 1024;
 const DEVICE_BYTES = 16 * MiB;
@@ -77,7 +78,7 @@ test('abort waits for a failing background flush and throws nothing', async () =
   assert.deepEqual(unhandled, []);
 });
 
-test('direct writes to a failing disk fail at the write itself, as a CofferError naming the device; abort then closes quietly', async () => {
+test('direct writes to a failing disk fail the restore at a write (the failing one, or the next while it was under way), as a CofferError naming the device; abort then closes quietly', async () => {
   const device = loopDevice as string;
   const target = await openRawTarget(device, DEVICE_BYTES, { overwrite: true });
   const outcomes = await fillDevice(target);
