@@ -6,9 +6,16 @@
  */
 import { spawn } from 'node:child_process';
 import { run, timed } from './exec.js';
+import { warm } from './measure.js';
 
-/** Seconds nbdcopy takes to read `image` (raw) whole through `qemu-nbd` on `socket`. */
+/**
+ * Seconds nbdcopy takes to read `image` (raw) whole through `qemu-nbd` on `socket`. The image
+ * is read into the page cache first, so qemu-nbd serves it warm, as Coffer's repository is:
+ * since 2026-11-27 `coffer restore` writes past the page cache (O_DIRECT), so the freshly
+ * restored image would otherwise come from the disk and flatter Coffer's ratio.
+ */
 export async function nbdcopyThroughQemuNbd(image: string, socket: string): Promise<number> {
+  await warm([image]);
   // -t: keep serving after the readiness probe disconnects (qemu-nbd exits with its last client otherwise).
   const server = spawn('qemu-nbd', ['-t', '-r', '-f', 'raw', '-x', 'disk0', '-k', socket, '--shared=4', image], { stdio: 'ignore' });
   try {
