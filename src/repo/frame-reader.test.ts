@@ -1,0 +1,87 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { after, before, test } from 'node:test';
+import { makeTempDir, seededBytes } from '../testing/index.js';
+import type { Backend } from './backend/backend.js';
+import { LocalBackend } from './backend/local-backend.js';
+import { FrameReader } from './frame-reader.js';
+import { PackWriter } from './pack-writer.js';
+import { initRepository, openRepository, type Repository } from './repository.js';
+
+const BLOCK = 256 * 1024;
+
+/** Random 256 KiB blocks: zstd does not shrink them, so each frame is stored raw. */
+function block(i: number): { id: Buffer; data: Buffer } {
+  const data = seededBytes(1000 + i, BLOCK);
+  return { id: createHash('sha256').update(data).digest(), data };
+}
+
+/** The local backend, keeping the memory each ranged read was asked to land in. */
+function recordingLandings(inner: LocalBackend): { backend: Backend; landings: (ArrayBufferLike | undefined)[] } {
+  const landings: (ArrayBufferLike | undefined)[] = [];
+  const backend = new Proxy(inner, {
+    get(target, property) {
+      if (property === 'getRange') {
+        return (key: string, offset: number, length: number, into?: Uint8Array) => {
+          landings.push(into?.buffer);
+          return target.getRange(key, offset, length, into);
+        };
+      }
+      const value: unknown = Reflect.get(target, property);
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+  return { backend, landings };
+}
+
+let root: { path: string; remove(): Promise<void> };
+let entries: Buffer[];
+const repos: Repository[] = [];
+
+before(async () => {
+  // Unencrypted: a frame stored raw is its own plaintext, so a plaintext opened outside a slot
+  // can be a view of the bytes read — the case where reusing read memory would go wrong.
+  root = await makeTempDir('coffer-frame-reader');
+  await initRepository(new LocalBackend(root.path), { passphrase: null, blockSize: BLOCK, format: 2 });
+  const repo = await openRepository(new LocalBackend(root.path), { threads: 2 });
+  repos.push(repo);
+  const writer = new PackWriter(repo, { blocksPerFrame: 1 });
+  const placed: Promise<Buffer>[] = [];
+  for (let i = 0; i < 12; i++) {
+    const { id, data } = block(i);
+    placed.push((await writer.add(id, data)).placed);
+  }
+  await writer.finish();
+  entries = await Promise.all(placed);
+});
+
+after(async () => {
+  await Promise.allSettled(repos.map((repo) => repo.close()));
+  await root.remove();
+});
+
+for (const onMainThread of [false, true]) {
+  test(`frames read into reused shared memory, also those opened outside the cache's slots, keep their bytes (${onMainThread ? 'opened on the main thread' : 'opened on the codec threads'})`, async () => {
+    const { backend, landings } = recordingLandings(new LocalBackend(root.path));
+    const repo = await openRepository(backend, { threads: 2 });
+    repos.push(repo);
+    // A cache of one slot: once the first frame is pinned there, every other frame is opened
+    // into memory of its own, while the read buffers go from frame to frame.
+    const reader = new FrameReader(repo, 1, onMainThread);
+    const first = await reader.pin(entries[0] as Buffer, BLOCK);
+    const others = [];
+    for (let i = 1; i < 12; i++) others.push(await reader.pin(entries[i] as Buffer, BLOCK));
+    assert.ok(first.view.equals(block(0).data), 'the frame in the slot');
+    others.forEach((pinned, i) => assert.ok(pinned.view.equals(block(i + 1).data), `frame ${i + 1}, opened outside the slots, is intact after the later reads`));
+    for (const pinned of [first, ...others]) pinned.release();
+
+    const target = Buffer.alloc(BLOCK);
+    for (const i of [5, 0, 11]) {
+      await reader.read(entries[i] as Buffer, target);
+      assert.ok(target.equals(block(i).data), `block ${i} reads back`);
+    }
+    assert.ok(landings.length >= 12);
+    assert.ok(landings.every((memory) => memory instanceof SharedArrayBuffer), 'every frame is read into shared memory');
+    assert.ok(new Set(landings).size <= 4, `${new Set(landings).size} read buffers for ${landings.length} frames`);
+  });
+}
