@@ -1,6 +1,6 @@
 import { constants } from 'node:fs';
-import { open, stat, statfs, type FileHandle } from 'node:fs/promises';
-import { syscalls } from '../native/index.js';
+import { open, type FileHandle } from 'node:fs/promises';
+import { AlignedBuffers, DIRECT_ALIGNMENT, syscalls, takesDirectWrites } from '../native/index.js';
 import { writeFully } from './write-fully.js';
 
 /**
@@ -25,7 +25,7 @@ import { writeFully } from './write-fully.js';
  * ({@link DirectWriter}); a run whose buffers are all aligned already is written from them
  * directly.
  *
- * Only block devices and files on the local disk filesystems ({@link DIRECT_FILESYSTEMS}: ext4,
+ * Only block devices and files on the local disk filesystems (native/direct-io.ts: ext4,
  * XFS, btrfs) are written so. On a network filesystem (NFS, SMB) O_DIRECT turns each write into
  * a synchronous round trip to the server with no write-behind — far slower than the page cache
  * for a restore that issues one write at a time; on a filesystem in memory (tmpfs, ramfs) the
@@ -38,10 +38,7 @@ import { writeFully } from './write-fully.js';
  * before. Durability is unchanged: the device's own cache is flushed by the caller's
  * `fdatasync` at the end (and the file's extents committed with it).
  */
-export const DIRECT_ALIGNMENT = 4096;
-
-/** statfs(2) f_type of the filesystems whose files are written direct: local disk filesystems with mature O_DIRECT. */
-const DIRECT_FILESYSTEMS = new Set([0xef53 /* ext2/3/4 */, 0x58465342 /* XFS */, 0x9123683e /* btrfs */]);
+export { DIRECT_ALIGNMENT, AlignedBuffers, takesDirectWrites } from '../native/index.js';
 
 /** A bounce buffer: 4 MiB, 16 aligned writes per 64 MiB (a restore's runs are up to 16 MiB). */
 const BOUNCE_BYTES = 4 * 1024 * 1024;
@@ -50,38 +47,6 @@ const BOUNCE_BYTES = 4 * 1024 * 1024;
  * (a filesystem that allocates blocks for a write takes them one at a time on its inode lock).
  */
 const BOUNCES_IN_FLIGHT = 3;
-
-/** Whether `path` is written direct: a block device, or a file (or folder) on one of {@link DIRECT_FILESYSTEMS}. */
-export async function takesDirectWrites(path: string): Promise<boolean> {
-  // (For a device, statfs would name the filesystem holding its node: /dev, a tmpfs.)
-  const kind = await stat(path);
-  return kind.isBlockDevice() || ((kind.isFile() || kind.isDirectory()) && DIRECT_FILESYSTEMS.has((await statfs(path)).type));
-}
-
-/**
- * A free list of equal buffers that start on a {@link DIRECT_ALIGNMENT} boundary in memory
- * (Node's allocations do not): taken and given back as writes need them, so each is allocated
- * (and its pages faulted in) once.
- */
-export class AlignedBuffers {
-  private readonly free: Buffer[] = [];
-
-  constructor(readonly bytes: number) {
-    if (bytes <= 0 || bytes % DIRECT_ALIGNMENT !== 0) throw new RangeError(`aligned buffers hold whole sectors, not ${bytes} bytes`);
-  }
-
-  acquire(): Buffer {
-    const kept = this.free.pop();
-    if (kept !== undefined) return kept;
-    const space = Buffer.allocUnsafeSlow(this.bytes + DIRECT_ALIGNMENT);
-    const gap = syscalls.alignmentGap(space, DIRECT_ALIGNMENT);
-    return space.subarray(gap, gap + this.bytes);
-  }
-
-  release(buffer: Buffer): void {
-    this.free.push(buffer);
-  }
-}
 
 /** A bounce buffer's write under way: its range, so that a later write to the same bytes waits for it. */
 interface WriteInFlight {
@@ -116,7 +81,7 @@ export class DirectWriter {
 
   private constructor(private readonly handle: FileHandle) {}
 
-  /** Opens `path` (which exists) for direct writes: a block device, or a file on one of {@link DIRECT_FILESYSTEMS}; otherwise (or where O_DIRECT is refused) undefined. */
+  /** Opens `path` (which exists) for direct writes: a block device, or a file on ext4, XFS or btrfs ({@link takesDirectWrites}); otherwise (or where O_DIRECT is refused) undefined. */
   static async open(path: string): Promise<DirectWriter | undefined> {
     try {
       if (!(await takesDirectWrites(path))) return undefined;

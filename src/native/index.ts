@@ -2,7 +2,9 @@
  * @module native
  * The few system calls Coffer needs that Node.js does not offer (lseek SEEK_DATA/SEEK_HOLE/
  * SEEK_END, syncfs), and AES-256-GCM decryption into the caller's memory, from a small C
- * addon compiled by `npm install`.
+ * addon compiled by `npm install`; and what writes past the page cache (O_DIRECT) need
+ * (direct-io.ts).
  */
 export { syscalls } from './syscalls.js';
 export { aead } from './aead.js';
+export { DIRECT_ALIGNMENT, AlignedBuffers, alignedSharedBuffer, isAlignedInMemory, takesDirectWrites } from './direct-io.js';

@@ -1,4 +1,5 @@
 import { CofferError } from '../errors/index.js';
+import { alignedSharedBuffer } from '../native/index.js';
 import { rememberSha256 } from './backend/known-sha256.js';
 import { ObjectKind } from './format/envelope.js';
 import { encodeLocatedEntry } from './format/located-entry.js';
@@ -339,9 +340,10 @@ export class PackWriter {
     return this.packSize + this.slotCapacity + 256 * 1024;
   }
 
+  /** A pack buffer in shared memory (hashed on a worker without a copy), placed for direct writes (local-backend.ts). */
   private newPackBuffer(): Buffer {
     this.held.allocatedBytes += this.packCapacity;
-    return Buffer.from(new SharedArrayBuffer(this.packCapacity));
+    return alignedSharedBuffer(this.packCapacity);
   }
 
   /**
@@ -350,7 +352,7 @@ export class PackWriter {
    */
   private ensureCapacity(buffer: Buffer, used: number, more: number): Buffer {
     if (used + more <= buffer.length) return buffer;
-    const grown = Buffer.from(new SharedArrayBuffer(Math.ceil((used + more) * 1.25)));
+    const grown = alignedSharedBuffer(Math.ceil((used + more) * 1.25));
     this.held.allocatedBytes += grown.length - buffer.length;
     buffer.copy(grown, 0, 0, used);
     return grown;
