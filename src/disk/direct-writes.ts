@@ -189,6 +189,21 @@ export class DirectWriter {
     this.bounces.release(write.buffer);
   }
 
+  /**
+   * Waits for the writes in flight that cover any of the bytes [start, end) (a caller about to
+   * write some of them through the page cache, which would read a partial page from the device
+   * first). @throws a failure of a write in the background.
+   */
+  async settleRange(start: number, end: number): Promise<void> {
+    await this.overlapsSettled(start, end);
+  }
+
+  /** Waits for every write in flight (before the file is cut or extended). @throws a failure of one. */
+  async drain(): Promise<void> {
+    await Promise.all(this.inFlight.map((write) => write.done.catch(() => undefined)));
+    this.throwFailure();
+  }
+
   /** Waits for the writes in flight that cover any of the bytes [start, end). */
   private async overlapsSettled(start: number, end: number): Promise<void> {
     const overlapping = this.inFlight.filter((write) => write.start < end && start < write.end);
@@ -200,12 +215,15 @@ export class DirectWriter {
     if (this.failure !== undefined) throw this.failure.error;
   }
 
-  /** Waits for every write in flight; @throws the first that failed (the file is closed either way). */
+  private closed = false;
+
+  /** Waits for every write in flight; @throws the first that failed (the file is closed either way; a second call does nothing). */
   async close(): Promise<void> {
+    if (this.closed) return;
     try {
-      await Promise.all(this.inFlight.map((write) => write.done.catch(() => undefined)));
-      this.throwFailure();
+      await this.drain();
     } finally {
+      this.closed = true;
       await this.handle.close();
     }
   }

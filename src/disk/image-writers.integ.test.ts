@@ -7,24 +7,33 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
-import { requireTools, seededBytes } from '../testing/index.js';
+import { makeDiskTempDir, requireTools, runTool, seededBytes } from '../testing/index.js';
+import { takesDirectWrites } from './direct-writes.js';
 import { openDiskTarget, TARGET_FORMATS, type TargetFormat } from './open-target.js';
 
 const run = promisify(execFile);
 const KiB = 1024;
 const MiB = 1024 * KiB;
+// On a disk filesystem, so that the clusters and blocks that can go past the page cache do
+// (output-file.ts); the writers' own tests write through it (their temporary folders).
+let dir: { path: string; remove(): Promise<void> };
 let work: string;
+let direct = false;
 
 before(async () => {
-  await requireTools('qemu-img');
-  work = await mkdtemp(join(tmpdir(), 'coffer-writers-'));
+  await requireTools('qemu-img', 'fincore');
+  dir = await makeDiskTempDir('coffer-writers');
+  work = dir.path;
+  direct = await takesDirectWrites(work);
 });
-after(() => rm(work, { recursive: true, force: true }));
+after(() => dir?.remove());
+
+/** Formats whose data units are whole 4 KiB sectors at sector offsets, written past the page cache. */
+const WRITTEN_DIRECT = new Set<TargetFormat>(['qcow2', 'vhdx']);
 
 /** qemu-img's name for each format, and whether `qemu-img check` supports it. */
 const QEMU: Record<Exclude<TargetFormat, 'raw'>, { format: string; check: boolean }> = {
@@ -75,6 +84,11 @@ for (const format of TARGET_FORMATS.filter((f): f is Exclude<TargetFormat, 'raw'
     }
     await target.finish();
     assert.ok(skipped > 0, 'some zero ranges went through skipZeros');
+    if (direct && WRITTEN_DIRECT.has(format)) {
+      const cached = Number((await runTool('fincore', ['--bytes', '--noheadings', '--output', 'RES', path])).trim());
+      const allocated = (await stat(path)).blocks * 512;
+      assert.ok(cached < allocated / 4, `${cached} of the image's ${allocated} bytes are in the page cache: its clusters went past it`);
+    }
     const { format: qemuFormat, check } = QEMU[format];
     if (check) await run('qemu-img', ['check', '-f', qemuFormat, path]);
     const compare = await run('qemu-img', ['compare', '-f', 'raw', '-F', qemuFormat, raw, path]).catch((error: { stdout: string }) => error);

@@ -1,5 +1,6 @@
 import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { CofferError } from '../errors/index.js';
+import { DirectWriter } from './direct-writes.js';
 
 /** Pieces one `pwritev` takes on Linux. */
 const IOV_MAX = 1024;
@@ -10,25 +11,35 @@ const IOV_MAX = 1024;
  * (`E_NO_SPACE`, `E_TARGET_UNWRITABLE`). `finish` runs the last writes, syncs and closes;
  * `abort` closes and removes the file. Every image writer (qcow2, VHD, VHDX, VMDK) writes
  * through one.
+ *
+ * Writes of whole 4 KiB sectors at sector offsets (a qcow2's clusters, a VHDX's blocks) go
+ * past the page cache where the file's filesystem allows it (direct-writes.ts, as a raw
+ * target's do); the rest (tables, headers, a VHD's blocks behind their sector bitmaps, a
+ * streamOptimized VMDK's grains) through it. A write through the page cache first waits for
+ * the direct writes in flight over the same bytes.
  */
 export class OutputFile {
   private constructor(
     private readonly handle: FileHandle,
     readonly path: string,
+    private readonly direct: DirectWriter | undefined,
   ) {}
 
-  /** Creates `path` (mode 0600); an existing file is replaced only with `overwrite`. */
-  static async create(path: string, options: { overwrite: boolean }): Promise<OutputFile> {
+  /** Creates `path` (mode 0600); an existing file is replaced only with `overwrite`. `direct: false` keeps every write in the page cache. */
+  static async create(path: string, options: { overwrite: boolean; direct?: boolean }): Promise<OutputFile> {
+    let handle: FileHandle;
     try {
-      return new OutputFile(await open(path, options.overwrite ? 'w' : 'wx', 0o600), path);
+      handle = await open(path, options.overwrite ? 'w' : 'wx', 0o600);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       const why = code === 'EEXIST' ? 'it exists (add --overwrite to replace it)' : (error as Error).message;
       throw new CofferError('E_TARGET_UNWRITABLE', `cannot restore to ${path}: ${why}`, { subject: { path }, cause: error });
     }
+    return new OutputFile(handle, path, options.direct === false ? undefined : await DirectWriter.open(path));
   }
 
   async writeAt(data: Uint8Array, offset: number): Promise<void> {
+    if (await this.wentDirect([data], offset, data.length)) return;
     let done = 0;
     try {
       while (done < data.length) {
@@ -45,6 +56,7 @@ export class OutputFile {
    * allows (one `pwritev` of up to {@link IOV_MAX} pieces, continued after a short write).
    */
   async writevAt(chunks: readonly Uint8Array[], offset: number): Promise<void> {
+    if (await this.wentDirect(chunks, offset, chunks.reduce((sum, chunk) => sum + chunk.length, 0))) return;
     let position = offset;
     for (let first = 0; first < chunks.length; first += IOV_MAX) {
       let batch = chunks.slice(first, first + IOV_MAX);
@@ -68,37 +80,63 @@ export class OutputFile {
 
   /** Sets the file's length (a longer file ends in a hole). */
   async truncate(length: number): Promise<void> {
-    await this.guard(() => this.handle.truncate(length));
+    await this.guard(async () => {
+      await this.direct?.drain();
+      await this.handle.truncate(length);
+    });
   }
 
   /** Extends the file (with a hole) to at least `length` bytes. */
   async ensureLength(length: number): Promise<void> {
     await this.guard(async () => {
+      await this.direct?.drain();
       if ((await this.handle.stat()).size < length) await this.handle.truncate(length);
     });
   }
 
   /** Makes what was written so far durable. */
   async sync(): Promise<void> {
-    await this.guard(() => this.handle.datasync());
+    await this.guard(async () => {
+      await this.direct?.drain();
+      await this.handle.datasync();
+    });
   }
 
   /** Runs `last` (the final writes), syncs and closes, whatever happens. */
   async finish(last: () => Promise<void>): Promise<void> {
     try {
       await last();
+      await this.direct?.close(); // every direct write done (or its failure thrown)
       await this.handle.datasync();
     } catch (error) {
       throw this.translate(error);
     } finally {
+      await this.direct?.close().catch(() => undefined);
       await this.handle.close();
     }
   }
 
   /** Closes and removes the file. */
   async abort(): Promise<void> {
+    await this.direct?.close().catch(() => undefined);
     await this.handle.close().catch(() => undefined);
     await unlink(this.path).catch(() => undefined);
+  }
+
+  /**
+   * Writes `chunks` (`length` bytes at `offset`) past the page cache when they are whole sectors
+   * and the filesystem takes it; otherwise waits for the direct writes in flight over those
+   * bytes and answers false (the caller writes them through the page cache).
+   */
+  private async wentDirect(chunks: readonly Uint8Array[], offset: number, length: number): Promise<boolean> {
+    if (this.direct === undefined || length === 0) return false;
+    try {
+      if (this.direct.accepts(offset, length) && (await this.direct.write(chunks, offset))) return true;
+      await this.direct.settleRange(offset, offset + length);
+      return false;
+    } catch (error) {
+      throw this.translate(error);
+    }
   }
 
   private async guard(fn: () => Promise<void>): Promise<void> {
