@@ -3,8 +3,10 @@
  * and a veth pair each): the process inside reaches the host side's address only over its
  * veth, and {@link NetworkNamespace.cut} takes the link down (a network partition). Needs root
  * and the iproute2 package; {@link networkNamespacesWork} says whether this machine allows
- * them (a container may not). Addresses: 10.(100 + pid % 100).N.1 on the host side, .2
- * inside, /24 per namespace. Remove them in `after()`; an `exit` hook removes them too.
+ * them (a container may not). Addresses: 10.X.N.1 on the host side, .2 inside, /24 per
+ * namespace, X one per process (from 100 + pid % 100, the next one no address of the host
+ * uses yet: two test files making namespaces at once must not share a subnet). Remove them in
+ * `after()`; an `exit` hook removes them too.
  */
 import { spawnSync } from 'node:child_process';
 
@@ -34,9 +36,28 @@ export function networkNamespacesWork(): boolean {
   return added.ok;
 }
 
+/** The second octet of this process's namespaces' addresses, chosen at the first call. */
+let octet: number | undefined;
+
+/** 100 + pid % 100, or the next value (wrapping within 100-199) that no IPv4 address of the host is in. */
+function networkOctet(): number {
+  if (octet !== undefined) return octet;
+  const used = ip('-o', '-4', 'addr', 'show').text;
+  const start = process.pid % 100;
+  octet = 100 + start;
+  for (let i = 0; i < 100; i++) {
+    const candidate = 100 + ((start + i) % 100);
+    if (!used.includes(` 10.${candidate}.`)) {
+      octet = candidate;
+      break;
+    }
+  }
+  return octet;
+}
+
 /** The network all namespaces of this process are in (for trust rules), e.g. 10.142.0.0/16. */
 export function namespacesNetwork(): string {
-  return `10.${100 + (process.pid % 100)}.0.0/16`;
+  return `10.${networkOctet()}.0.0/16`;
 }
 
 const made: string[] = [];
@@ -49,7 +70,7 @@ let hooked = false;
  * @throws Error naming the failing step.
  */
 export function createNetworkNamespace(n: number, options: { defaultRoute?: boolean } = {}): NetworkNamespace {
-  const net = `10.${100 + (process.pid % 100)}.${n}`;
+  const net = `10.${networkOctet()}.${n}`;
   const name = `cf${process.pid}n${n}`;
   const hostSide = `cfh${process.pid % 100000}n${n}`;
   const inside = `cfi${process.pid % 100000}n${n}`;

@@ -113,7 +113,15 @@ before(async () => {
   await publishNightPolicy(state.db, HOSTS, READ_RATE);
   for (const name of Object.keys(WORKER_HOSTS)) startWorker(name);
   const registry = new WorkerRegistry(state.db);
-  await waitFor('three workers registered', async () => ((await registry.list(10_000)).filter((w) => w.alive).length === 3 ? true : undefined), 30_000);
+  // Each worker starts node, connects from its namespace and registers: a second or two, but
+  // CI once saw 30 s pass (a fresh machine, another test's backups and the gateway on the same
+  // two cores). A minute, then what the workers said.
+  try {
+    await waitFor('three workers registered', async () => ((await registry.list(10_000)).filter((w) => w.alive).length === 3 ? true : undefined), 60_000);
+  } catch (error) {
+    const registered = (await registry.list(10_000)).map((w) => `${w.name} (alive: ${w.alive})`).join(', ') || 'none';
+    throw new Error(`${(error as Error).message}; registered: ${registered}\n${workerOutput()}`);
+  }
 });
 
 after(async () => {

@@ -67,7 +67,13 @@ before(async () => {
   startWorker('w2', ['hv1', 'hv2']);
   startWorker('w3', ['hv2', 'hv0']);
   const registry = new WorkerRegistry(state.db);
-  await waitFor('three workers registered', async () => ((await registry.list(10_000)).filter((w) => w.alive).length === 3 ? true : undefined), 20_000);
+  // A second or two normally; a minute on a loaded machine (cluster-s3.integ once timed out at 30 s), then what the workers said.
+  try {
+    await waitFor('three workers registered', async () => ((await registry.list(10_000)).filter((w) => w.alive).length === 3 ? true : undefined), 60_000);
+  } catch (error) {
+    const registered = (await registry.list(10_000)).map((w) => `${w.name} (alive: ${w.alive})`).join(', ') || 'none';
+    throw new Error(`${(error as Error).message}; registered: ${registered}\n${[...workers].map(([name, w]) => `== ${name}\n${w.output.join('')}`).join('\n')}`);
+  }
 });
 
 after(async () => {
