@@ -1,6 +1,6 @@
 import { closeSync, constants, openSync } from 'node:fs';
+import { writeFullySync } from '../native/index.js';
 import { DIRECT_ALIGNMENT, type AlignedBuffers } from './direct-writes.js';
-import { writeFullySync } from './write-fully.js';
 
 /**
  * One file written front to back past the page cache, synchronously (a file-level restore

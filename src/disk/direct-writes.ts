@@ -1,7 +1,6 @@
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { AlignedBuffers, DIRECT_ALIGNMENT, syscalls, takesDirectWrites } from '../native/index.js';
-import { writeFully } from './write-fully.js';
+import { AlignedBuffers, DIRECT_ALIGNMENT, syscalls, takesDirectWrites, writeFully } from '../native/index.js';
 
 /**
  * Writes that bypass the page cache (O_DIRECT), for a restore's raw target (raw-target.ts).
@@ -78,6 +77,7 @@ export class DirectWriter {
   private refused = false;
   /** A direct write has succeeded: the filesystem takes them, later ones need not be awaited to know it. */
   private proven = false;
+  private closed = false;
 
   private constructor(private readonly handle: FileHandle) {}
 
@@ -108,7 +108,7 @@ export class DirectWriter {
     try {
       if (buffers.every((b) => b.length % DIRECT_ALIGNMENT === 0 && syscalls.alignmentGap(b, DIRECT_ALIGNMENT) === 0)) {
         const length = buffers.reduce((n, b) => n + b.length, 0);
-        await this.overlapsSettled(position, position + length);
+        await this.settleRange(position, position + length);
         await writeFully(this.handle, buffers, position);
         this.proven = true;
       } else {
@@ -156,7 +156,7 @@ export class DirectWriter {
 
   /** Starts writing `length` bytes of `bounce` at `position`; the first direct write of all is awaited (is O_DIRECT taken at all?). */
   private async start(bounce: Buffer, length: number, position: number): Promise<void> {
-    await this.overlapsSettled(position, position + length);
+    await this.settleRange(position, position + length);
     const written = writeFully(this.handle, [bounce.subarray(0, length)], position);
     if (!this.proven) {
       try {
@@ -189,14 +189,6 @@ export class DirectWriter {
     this.bounces.release(write.buffer);
   }
 
-  /**
-   * Waits for the writes in flight that cover any of the bytes [start, end) (a caller about to
-   * write some of them through the page cache, which would read a partial page from the device
-   * first). @throws a failure of a write in the background.
-   */
-  async settleRange(start: number, end: number): Promise<void> {
-    await this.overlapsSettled(start, end);
-  }
 
   /** Waits for every write in flight (before the file is cut or extended). @throws a failure of one. */
   async drain(): Promise<void> {
@@ -204,8 +196,12 @@ export class DirectWriter {
     this.throwFailure();
   }
 
-  /** Waits for the writes in flight that cover any of the bytes [start, end). */
-  private async overlapsSettled(start: number, end: number): Promise<void> {
+  /**
+   * Waits for the writes in flight that cover any of the bytes [start, end) (a new direct write
+   * of them, or a caller about to write some through the page cache, which would read a partial
+   * page from the device first). @throws a failure of a write in the background.
+   */
+  async settleRange(start: number, end: number): Promise<void> {
     const overlapping = this.inFlight.filter((write) => write.start < end && start < write.end);
     await Promise.all(overlapping.map((write) => write.done.catch(() => undefined)));
     this.throwFailure();
@@ -214,8 +210,6 @@ export class DirectWriter {
   private throwFailure(): void {
     if (this.failure !== undefined) throw this.failure.error;
   }
-
-  private closed = false;
 
   /** Waits for every write in flight; @throws the first that failed (the file is closed either way; a second call does nothing). */
   async close(): Promise<void> {

@@ -13,6 +13,5 @@ export type { DiskImage, DiskFormat, BackingOpener, InternalSnapshot, OpenImageO
 export { openRawTarget, type DiskTarget } from './raw-target.js';
 export { AlignedBuffers, takesDirectWrites } from './direct-writes.js';
 export { DirectAppender } from './direct-appender.js';
-export { writeFully, writeFullySync } from './write-fully.js';
 export { openDiskTarget, TARGET_FORMATS, TARGET_EXTENSIONS, type TargetFormat } from './open-target.js';
 export { copyDevice, type CopyProgress } from './copy-device.js';

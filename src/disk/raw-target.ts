@@ -1,9 +1,8 @@
 import { open, stat, unlink, type FileHandle } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { CofferError } from '../errors/index.js';
-import { syscalls } from '../native/index.js';
+import { syscalls, writeFully } from '../native/index.js';
 import { DIRECT_ALIGNMENT, DirectWriter } from './direct-writes.js';
-import { writeFully } from './write-fully.js';
 
 /**
  * Where a restored disk is written.

@@ -37,7 +37,11 @@ export function isAlignedInMemory(view: ArrayBufferView): boolean {
  * whole sectors (its length rounded up).
  */
 export function alignedSharedBuffer(bytes: number): Buffer {
-  const space = Buffer.from(new SharedArrayBuffer(Math.ceil(bytes / DIRECT_ALIGNMENT) * DIRECT_ALIGNMENT + DIRECT_ALIGNMENT));
+  return alignedIn(Buffer.from(new SharedArrayBuffer(Math.ceil(bytes / DIRECT_ALIGNMENT) * DIRECT_ALIGNMENT + DIRECT_ALIGNMENT)), bytes);
+}
+
+/** The first `bytes` of `space` (at least `bytes` + {@link DIRECT_ALIGNMENT} long) from its first aligned address. */
+function alignedIn(space: Buffer, bytes: number): Buffer {
   const gap = syscalls.alignmentGap(space, DIRECT_ALIGNMENT);
   return space.subarray(gap, gap + bytes);
 }
@@ -57,9 +61,7 @@ export class AlignedBuffers {
   acquire(): Buffer {
     const kept = this.free.pop();
     if (kept !== undefined) return kept;
-    const space = Buffer.allocUnsafeSlow(this.bytes + DIRECT_ALIGNMENT);
-    const gap = syscalls.alignmentGap(space, DIRECT_ALIGNMENT);
-    return space.subarray(gap, gap + this.bytes);
+    return alignedIn(Buffer.allocUnsafeSlow(this.bytes + DIRECT_ALIGNMENT), this.bytes);
   }
 
   release(buffer: Buffer): void {

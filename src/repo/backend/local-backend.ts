@@ -3,7 +3,7 @@ import { constants } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import { CofferError } from '../../errors/index.js';
-import { DIRECT_ALIGNMENT, isAlignedInMemory, syscalls, takesDirectWrites } from '../../native/index.js';
+import { DIRECT_ALIGNMENT, isAlignedInMemory, syscalls, takesDirectWrites, writeFully } from '../../native/index.js';
 import type { Backend, BackendEntry } from './backend.js';
 import { checkedKey } from './backend-key.js';
 import { ReadHandles, type ReadLease } from './local-read-handles.js';
@@ -59,13 +59,7 @@ export class LocalBackend implements Backend {
     try {
       const handle = await open(temp, 'wx', 0o600);
       try {
-        if (!(await this.putDirect(temp, data))) {
-          let written = 0;
-          while (written < data.length) {
-            const { bytesWritten } = await handle.write(data, written, data.length - written);
-            written += bytesWritten;
-          }
-        }
+        if (!(await this.putDirect(temp, data))) await writeFully(handle, [data], 0);
       } finally {
         await handle.close();
       }
@@ -107,13 +101,7 @@ export class LocalBackend implements Backend {
       return false;
     }
     try {
-      const whole = new Uint8Array(data.buffer, data.byteOffset, padded);
-      let written = 0;
-      while (written < padded) {
-        const { bytesWritten } = await handle.write(whole, written, padded - written, written);
-        if (bytesWritten === 0) throw Object.assign(new Error('the write took no bytes'), { code: 'EIO' });
-        written += bytesWritten;
-      }
+      await writeFully(handle, [new Uint8Array(data.buffer, data.byteOffset, padded)], 0);
       if (padded !== data.length) await handle.truncate(data.length);
       return true;
     } catch (error) {

@@ -3,9 +3,9 @@ import { chmodSync, closeSync, ftruncateSync, lchownSync, openSync } from 'node:
 import { link, mkdir, open, readdir, readFile, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SharedBufferPool, Slots } from '../../concurrency/index.js';
-import { AlignedBuffers, DirectAppender, takesDirectWrites, writeFullySync } from '../../disk/index.js';
+import { AlignedBuffers, DirectAppender, takesDirectWrites } from '../../disk/index.js';
 import { CofferError } from '../../errors/index.js';
-import { syscalls } from '../../native/index.js';
+import { syscalls, writeFullySync } from '../../native/index.js';
 import { getFileTree, type Repository, type Snapshot, type TreeEntry } from '../../repo/index.js';
 import { ChunkReader } from './chunk-reader.js';
 import { PathFilter } from './path-filter.js';
