@@ -2,6 +2,7 @@ import { planBlocks, type BlockDevice, type PlannedBlock } from '../blockdev/ind
 import { forEachLimited, SharedBufferPool } from '../concurrency/index.js';
 import { CofferError, isCofferError } from '../errors/index.js';
 import { CurrentPlaces, DiskIndexReader, DiskIndexWriter, entryId, FrameReader, isLocatedEntry, isZeroEntry, ObjectKind, ZERO_ENTRY, type BlockHash, type DiskRecord, type ObjectId, type Repository } from '../repo/index.js';
+import type { BlockFingerprints } from './block-fingerprints.js';
 import type { KnownChunks } from './known-chunks.js';
 import type { PackedChunks } from './packed-chunks.js';
 import { UploadQueue } from './upload-queue.js';
@@ -37,6 +38,12 @@ export interface BackupDiskOptions {
   damaged: ReadonlySet<string>;
   /** Trust `changed: false` extents (only when the device's reference point is `parent`). */
   trustChangeTracking: boolean;
+  /**
+   * The block fingerprint cache of this disk (block-fingerprints.ts): blocks read whole whose
+   * fingerprint is the parent's reuse the parent's entry unhashed; every block read gets its
+   * fingerprint recorded. Without it every block read is hashed.
+   */
+  fingerprints?: BlockFingerprints | undefined;
   /** The block size to cut the disk into (tracked-block-size.ts); default the repository's. */
   blockSize?: number;
   signal: AbortSignal | undefined;
@@ -157,9 +164,13 @@ export async function backupDisk(repo: Repository, device: BlockDevice, options:
       return true;
     }
     if (block.action !== 'unchanged') return false;
-    const previous = (await parentEntry(block.index)) as Buffer;
-    // Unchanged since the parent, and the parent's chunk is not quarantined: reuse it unread.
-    if (options.damaged.has(entryId(previous).toString('hex'))) return false;
+    return reuseParent(block);
+  };
+
+  /** A block unchanged since the parent: its entry is reused, unless the parent's chunk is quarantined. */
+  const reuseParent = async (block: PlannedBlock): Promise<boolean> => {
+    const previous = await parentEntry(block.index);
+    if (previous === undefined || options.damaged.has(entryId(previous).toString('hex'))) return false;
     index.set(block.index, previous);
     return true;
   };
@@ -226,13 +237,25 @@ export async function backupDisk(repo: Repository, device: BlockDevice, options:
       }
       const data = buffer.subarray(0, at);
       progress.bytesRead += at;
-      const hashes = await pool.hashMany(data, lengths);
+      const fingerprints = options.fingerprints;
+      let same: boolean[] = [];
+      let hashes: (BlockHash | null)[];
+      if (fingerprints === undefined) hashes = await pool.hashMany(data, lengths);
+      else {
+        const indexes = group.map((block) => block.index);
+        const found = await pool.fingerprintHashMany(data, lengths, { key: fingerprints.key, indexes, expected: fingerprints.expected(indexes) });
+        fingerprints.record(indexes, found.tags);
+        ({ same, hashes } = found);
+      }
       at = 0;
       await Promise.all(
         group.map(async (block, i) => {
           const view = data.subarray(at, at + block.length);
           at += block.length;
-          await record(block, view, hashes[i] as BlockHash);
+          // The same bytes as at the parent (fingerprint): its entry, unhashed.
+          if (same[i] === true && (await reuseParent(block))) return;
+          const hash = hashes[i] ?? ((await pool.hashMany(view, [block.length]))[0] as BlockHash);
+          await record(block, view, hash);
         }),
       );
     } finally {
@@ -292,7 +315,12 @@ export async function backupDisk(repo: Repository, device: BlockDevice, options:
     if (options.signal?.aborted) throw interrupted();
     await index.room(); // index pages waiting to be stored hold memory: a bound on them
     const toRead: PlannedBlock[] = [];
-    for (const block of group) if (!(await settle(block))) toRead.push(block);
+    const carried: number[] = [];
+    for (const block of group) {
+      if (!(await settle(block))) toRead.push(block);
+      else if (block.action === 'unchanged') carried.push(block.index);
+    }
+    options.fingerprints?.carry(carried);
     // A block the plan called unchanged may still need reading (quarantined parent chunk).
     // The group's partly changed blocks are patched together (each waits for a patch buffer).
     const patched = await Promise.all(toRead.map((block) => (block.changed !== undefined && trustChangeTracking ? patchBlock(block) : false)));

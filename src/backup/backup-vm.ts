@@ -3,6 +3,7 @@ import { CofferError } from '../errors/index.js';
 import { acquireBackupLease, DiskIndexReader, listQuarantined, packRemovalsSince, type HeldLease, listSnapshots, saveSnapshot, type ChangeTrackingRecord, type DiskRecord, type Repository, type Snapshot } from '../repo/index.js';
 import type { SourceDisk, VmSource } from '../source/index.js';
 import { backupDisk, type DiskProgress } from './backup-disk.js';
+import { BlockFingerprints } from './block-fingerprints.js';
 import { unchangedFromLayer, withChangesAboveLayer } from './chain-tracking.js';
 import { KnownChunks } from './known-chunks.js';
 import { PackedChunks } from './packed-chunks.js';
@@ -43,6 +44,12 @@ export interface BackupOptions {
    * that disk in full and say so in the snapshot.
    */
   verifyUnchanged?: number;
+  /**
+   * The directory of this host's caches (`$XDG_CACHE_HOME/coffer`): each disk's block
+   * fingerprints are kept there (block-fingerprints.ts), so that the next backup of a disk
+   * without change tracking hashes only the blocks that changed. None: every block read is hashed.
+   */
+  cacheDirectory?: string;
 }
 
 /**
@@ -58,20 +65,20 @@ export async function backupVm(repo: Repository, source: VmSource, options: Back
   const started = clock();
   if (source.disks.length === 0) throw new CofferError('E_USAGE', `VM ${source.vm} has no disks to back up`);
   // A prune must not run while this backup's chunks are referenced by no manifest yet.
-  if (options.lease !== undefined) return backupWithLease(repo, source, options, clock, started, options.lease);
+  if (options.lease !== undefined) return backupWithLease(repo, source, options, started, options.lease);
   const lease = await acquireBackupLease(repo, {
     ...(options.waitForPruneMs !== undefined ? { waitMs: options.waitForPruneMs } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
     onWait: (holders) => options.onWait?.(`waiting for a prune to end (${holders.map((h) => `${h.host}, pid ${h.pid}`).join('; ')})`),
   });
   try {
-    return await backupWithLease(repo, source, options, clock, started, lease);
+    return await backupWithLease(repo, source, options, started, lease);
   } finally {
     await lease.release().catch(() => {});
   }
 }
 
-async function backupWithLease(repo: Repository, source: VmSource, options: BackupOptions, clock: () => Date, started: Date, lease: HeldLease): Promise<Snapshot> {
+async function backupWithLease(repo: Repository, source: VmSource, options: BackupOptions, started: Date, lease: HeldLease): Promise<Snapshot> {
   const parent = options.parent === undefined ? (await listSnapshots(repo, { vm: source.vm })).at(-1) ?? null : options.parent;
   const damaged = await listQuarantined(repo);
   const known = new KnownChunks();
@@ -82,6 +89,39 @@ async function backupWithLease(repo: Repository, source: VmSource, options: Back
   // Format 2: which packs prunes removed since the parent, read once the lease is held (no prune
   // removes one until this backup ends); the snapshot records how far it looked.
   const removals = packed === undefined ? undefined : await packRemovalsSince(repo, parent?.prunedThrough);
+  // Written once the snapshot is saved; dropped if it never is (the parent's stay).
+  const fingerprints: BlockFingerprints[] = [];
+  try {
+    const snapshot = await backupDisks(repo, source, options, { parent, damaged, known, blockSizes, packed, removals, started, lease, fingerprints });
+    for (const cache of fingerprints.splice(0)) cache.commit(snapshot.id);
+    if (options.cacheDirectory !== undefined) BlockFingerprints.sweep(options.cacheDirectory);
+    // The snapshot stands whatever happens next; a checkpoint the source fails to drop now is
+    // dropped by its next successful commit.
+    await source.commit?.().catch(() => {});
+    return snapshot;
+  } finally {
+    for (const cache of fingerprints) cache.discard();
+  }
+}
+
+/** What {@link backupWithLease} found before the disks are read. */
+interface RunContext {
+  parent: Snapshot | null;
+  damaged: ReadonlySet<string>;
+  known: KnownChunks;
+  blockSizes: number[];
+  packed: PackedChunks | undefined;
+  removals: Awaited<ReturnType<typeof packRemovalsSince>> | undefined;
+  started: Date;
+  lease: HeldLease;
+  /** The disks' fingerprint caches, added to as they are opened. */
+  fingerprints: BlockFingerprints[];
+}
+
+/** Backs up every disk and saves the snapshot. */
+async function backupDisks(repo: Repository, source: VmSource, options: BackupOptions, context: RunContext): Promise<Snapshot> {
+  const { parent, damaged, known, blockSizes, packed, removals, started, lease } = context;
+  const clock = options.clock ?? (() => new Date());
   const vmBytesTotal = source.disks.reduce((sum, disk) => sum + disk.device.size, 0);
   let vmBytesBefore = 0;
   const disks: DiskRecord[] = [];
@@ -96,7 +136,12 @@ async function backupWithLease(repo: Repository, source: VmSource, options: Back
       const mismatch = await verifyUnchangedSample(repo, device, new DiskIndexReader(repo, parentDisk), options.verifyUnchanged);
       if (mismatch !== undefined) tracking = { method: 'none', reason: `--verify-unchanged: ${mismatch}; read in full`, ...(disk.checkpoint ? { checkpoint: disk.checkpoint } : {}) };
     }
+    const cache = options.cacheDirectory === undefined
+      ? undefined
+      : BlockFingerprints.open(options.cacheDirectory, { repository: repo.config.id, vm: source.vm, disk: disk.name }, { size: device.size, blockSize }, parentDisk === undefined ? undefined : parent?.id);
+    if (cache !== undefined) context.fingerprints.push(cache);
     const { record, progress } = await backupDisk(repo, device, {
+      fingerprints: cache,
       name: disk.name,
       sourceFormat: disk.format,
       source: disk.location,
@@ -132,7 +177,7 @@ async function backupWithLease(repo: Repository, source: VmSource, options: Back
   if (options.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'backup interrupted before its snapshot was recorded');
   await lease.confirm(); // no prune presumed this backup dead and swept its chunks
   const time = options.time ?? started;
-  const snapshot = await saveSnapshot(repo, {
+  return saveSnapshot(repo, {
     version: 1,
     vm: source.vm,
     time: time.toISOString(),
@@ -145,10 +190,6 @@ async function backupWithLease(repo: Repository, source: VmSource, options: Back
     ...(source.consistency === undefined ? {} : { consistency: { ...source.consistency } }),
     ...(removals?.mark === undefined ? {} : { prunedThrough: removals.mark }),
   });
-  // The snapshot stands whatever happens next; a checkpoint the source fails to drop now is
-  // dropped by its next successful commit.
-  await source.commit?.().catch(() => {});
-  return snapshot;
 }
 
 /**

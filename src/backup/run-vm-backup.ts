@@ -38,6 +38,8 @@ export interface RunVmBackupOptions {
   limits?: { readonly sourceRead?: ByteThrottle; readonly repositoryWrite?: ByteThrottle };
   /** Injected clock for the reported times (tests). */
   clock?: () => Date;
+  /** This host's cache directory (`cacheDirectoryOf`): the disks' block fingerprints are kept there (block-fingerprints.ts). */
+  cacheDirectory?: string | undefined;
 }
 
 /** Progress of {@link runVmBackup}. */
@@ -85,6 +87,7 @@ export async function runVmBackup(request: VmBackupRequest, options: RunVmBackup
           ...(request.host === undefined ? {} : { hostname: request.host }),
           ...(time === undefined ? {} : { time }),
           ...(request.verifyUnchanged === undefined ? {} : { verifyUnchanged: request.verifyUnchanged }),
+          ...(options.cacheDirectory === undefined ? {} : { cacheDirectory: options.cacheDirectory }),
           ...(signal ? { signal } : {}),
           ...(options.onProgress
             ? {

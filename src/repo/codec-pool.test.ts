@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, test } from 'node:test';
 import { isCofferError } from '../errors/index.js';
+import { blockFingerprint, FINGERPRINT_BYTES } from './block-fingerprint.js';
 import { CodecPool } from './codec-pool.js';
 import { ObjectCodec } from './codec.js';
 import { ObjectKind } from './format/envelope.js';
@@ -84,6 +85,37 @@ test('hashSealMany: one task hashes every block and seals those asked, with the 
     if (i === 3) assert.equal(result.sealed, null);
     else assert.ok(codec.open(result.sealed as Buffer, ObjectKind.chunk, `chunks/${i}`, id, { rehash: true }).equals(block), `block ${i} opens back`);
   });
+});
+
+test('fingerprintHashMany: every block gets its fingerprint; one equal to the expected one is neither hashed nor zero-checked', async () => {
+  const key = randomBytes(32);
+  const blocks = [randomBytes(4096), Buffer.alloc(4096), randomBytes(4096), randomBytes(1000)];
+  const indexes = [10, 11, 12, 900];
+  const fingerprints = blocks.map((block, i) => {
+    const tag = Buffer.alloc(FINGERPRINT_BYTES);
+    blockFingerprint(key, indexes[i] as number, block, tag, 0);
+    return tag;
+  });
+  // Known for blocks 0 and 1 (equal), wrong for 2, none (zero) for 3.
+  const expected = Buffer.concat([fingerprints[0] as Buffer, fingerprints[1] as Buffer, randomBytes(16), Buffer.alloc(16)]);
+  const data = new Uint8Array(new SharedArrayBuffer(blocks.reduce((sum, b) => sum + b.length, 0)));
+  let at = 0;
+  for (const block of blocks) {
+    data.set(block, at);
+    at += block.length;
+  }
+  const found = await pool.fingerprintHashMany(data, blocks.map((b) => b.length), { key, indexes, expected });
+  assert.deepEqual(found.same, [true, true, false, false]);
+  assert.deepEqual(found.tags, Buffer.concat(fingerprints));
+  assert.deepEqual(found.hashes.slice(0, 2), [null, null]);
+  assert.deepEqual(found.hashes[2], { zero: false, id: codec.idOf(blocks[2] as Buffer) });
+  assert.deepEqual(found.hashes[3], { zero: false, id: codec.idOf(blocks[3] as Buffer) });
+  // The same bytes at another index, or under another key, have another fingerprint.
+  const elsewhere = Buffer.alloc(16);
+  blockFingerprint(key, 13, blocks[0] as Buffer, elsewhere, 0);
+  assert.notDeepEqual(elsewhere, fingerprints[0]);
+  blockFingerprint(randomBytes(32), 10, blocks[0] as Buffer, elsewhere, 0);
+  assert.notDeepEqual(elsewhere, fingerprints[0]);
 });
 
 test('the threads start at the first task, not when the pool is made; a pool that ran nothing closes without starting them', async () => {

@@ -9,6 +9,7 @@ import { isCofferError } from '../errors/index.js';
 import { createHash } from 'node:crypto';
 import { ObjectCodec } from './codec.js';
 import { openFrame, sealFrameInPlace } from './frame-codec.js';
+import { blockFingerprint, FINGERPRINT_BYTES, sameFingerprint } from './block-fingerprint.js';
 import type { ObjectKind } from './format/envelope.js';
 import type { CodecTask, CodecResult } from './codec-pool.js';
 import { settingsFromThreadData, type CodecThreadData } from './codec-thread-data.js';
@@ -55,6 +56,21 @@ export default function run(task: CodecTask): CodecResult {
           return hash;
         });
         return { op: 'hashMany', hashes };
+      }
+      case 'fingerprintHashMany': {
+        const all = toBuffer(task.data);
+        const tags = Buffer.alloc(task.lengths.length * FINGERPRINT_BYTES);
+        const same: boolean[] = [];
+        let at = 0;
+        const hashes = task.lengths.map((length, i) => {
+          const block = all.subarray(at, at + length);
+          at += length;
+          blockFingerprint(task.key, task.indexes[i] as number, block, tags, i * FINGERPRINT_BYTES);
+          const unchanged = sameFingerprint(task.expected, tags, i * FINGERPRINT_BYTES);
+          same.push(unchanged);
+          return unchanged ? null : hashOf(block);
+        });
+        return { op: 'fingerprintHashMany', same, hashes, tags };
       }
       case 'hashSealMany': {
         const results = task.objects.map((o) => {

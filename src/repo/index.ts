@@ -24,6 +24,7 @@ export { checkedKey } from './backend/backend-key.js';
 export { recordChunkDeletions, CHUNK_CACHE_MAX_AGE_MS, type ChunkCacheOptions } from './chunk-cache.js';
 export { ObjectCodec, type ObjectId, type CodecSettings } from './codec.js';
 export { CodecPool, type BlockHash } from './codec-pool.js';
+export { blockFingerprint, FINGERPRINT_BYTES, FINGERPRINT_KEY_BYTES } from './block-fingerprint.js';
 export { ObjectKind } from './format/envelope.js';
 export { ZERO_ENTRY, isZeroEntry, ENTRIES_PER_PAGE } from './format/index-page.js';
 export type { RepositoryConfig, ObjectLockPolicy } from './format/config.js';

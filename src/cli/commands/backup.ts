@@ -1,5 +1,6 @@
 import { runVmBackup, type VmBackupRequest, type VmBackupResult, type VmBackupSource } from '../../backup/index.js';
 import { CofferError } from '../../errors/index.js';
+import { cacheDirectoryOf } from '../../repo/index.js';
 import { openFromOptions, type CommandContext, type RepositoryOptions } from '../context.js';
 import { formatBytes, formatDuration } from '../format.js';
 import { ProgressReporter } from '../progress.js';
@@ -81,6 +82,7 @@ export async function backupCommand(disks: string[], options: BackupCommandOptio
   const progress = ProgressReporter.for(context.stderr, options.json === true);
   const result = await runVmBackup(request, {
     openRepository: (wrapBackend) => openFromOptions(options, context, { wrapBackend }),
+    cacheDirectory: cacheDirectoryOf(context.env),
     signal: context.signal,
     onEvent: (event) => {
       if (event.type === 'waiting-for-prune') {

@@ -8,6 +8,7 @@ import { setPriority } from 'node:os';
 import { repositoryOpenerAt, runVmBackup, type VmBackupEvent, type VmBackupSpec } from '../../backup/index.js';
 import { RateLimiter } from '../../concurrency/index.js';
 import { isCofferError } from '../../errors/index.js';
+import { cacheDirectoryOf } from '../../repo/index.js';
 import { runTaskKind } from './kinds/index.js';
 import { PROGRESS_INTERVAL_MS, type FromWorker, type ToWorker, type WorkerRates } from './worker-protocol.js';
 
@@ -60,6 +61,7 @@ async function run(message: Extract<ToWorker, { type: 'start' }>): Promise<void>
     const result = await runVmBackup(spec, {
       // The repository as the CLI would open it (same URL dispatch, S3 chunk cache), unlocked by its passphrase file.
       openRepository: repositoryOpenerAt(spec.repository, { env: process.env, ...(spec.threads === undefined ? {} : { threads: spec.threads }) }),
+      cacheDirectory: cacheDirectoryOf(process.env),
       signal: controller.signal,
       limits,
       onEvent: (event) => {
