@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { open, readFile, stat } from 'node:fs/promises';
+import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -79,7 +79,9 @@ for (const c of roundTrips) {
     const dir = await makeWorkDir('rt');
     try {
       const repo = join(dir, 'repo');
-      const env = { env: c.env };
+      // The block fingerprint cache on: the incremental below hashes only the blocks whose fingerprint moved.
+      const cache = join(dir, 'cache');
+      const env = { env: { ...c.env, XDG_CACHE_HOME: cache } };
       // Format 1 (one object per chunk): this file's tests look at or damage chunk objects; format 2's own are in format2*.integ.test.ts.
       const init = await cofferJson<{ encryption: string; blockSize: number }>(['init', '--format', '1', '-r', repo, ...c.init], env);
       assert.equal(init.encryption, c.encrypted ? 'aes-256-gcm' : 'none');
@@ -97,6 +99,10 @@ for (const c of roundTrips) {
       assert.equal(second.parent, first.id);
       assert.ok(second.bytesNew > 0, 'the changed blocks were not stored');
       assert.ok(second.bytesNew <= 3 * c.blockSize, `incremental stored ${second.bytesNew} bytes for 3 changed blocks at most`);
+      const [repositoryCaches] = await readdir(join(cache, 'coffer', 'block-fingerprints'));
+      const caches = await readdir(join(cache, 'coffer', 'block-fingerprints', repositoryCaches!));
+      assert.equal(caches.length, 1, `one fingerprint cache for the VM's one disk: ${caches.join(', ')}`);
+      assert.equal((await readFile(join(cache, 'coffer', 'block-fingerprints', repositoryCaches!, caches[0]!))).subarray(32, 64).toString('hex'), second.id, 'it describes the latest snapshot');
 
       const listed = await cofferJson<SnapshotJson[]>(['snapshots', '-r', repo], env);
       const stats = (b: BackupJson) => ({ bytesLogical: b.bytesLogical, bytesRead: b.bytesRead, bytesNew: b.bytesNew, bytesStored: b.bytesStored, durationMs: b.durationMs });
