@@ -81,7 +81,7 @@ export async function backupCommand(disks: string[], options: BackupCommandOptio
   };
   const progress = ProgressReporter.for(context.stderr, options.json === true);
   const result = await runVmBackup(request, {
-    openRepository: (wrapBackend) => openFromOptions(options, context, { wrapBackend }),
+    openRepository: (wrapBackend) => openFromOptions(options, context, { wrapBackend, startThreads: true }), // the threads load while the key is derived
     cacheDirectory: cacheDirectoryOf(context.env),
     signal: context.signal,
     onEvent: (event) => {

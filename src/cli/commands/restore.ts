@@ -69,5 +69,5 @@ export async function restoreCommand(reference: string | undefined, options: Res
       for (const r of summary) context.stdout.write(`restored ${snapshot.id.slice(0, 8)} ${r.disk} (${formatBytes(r.bytes)}) to ${r.path}\n`);
     }
     return 0;
-  });
+  }, { startThreads: true }); // restoring is decompressing: the threads load while the key is derived
 }
