@@ -44,6 +44,11 @@ export interface BackupDiskOptions {
    * fingerprint recorded. Without it every block read is hashed.
    */
   fingerprints?: BlockFingerprints | undefined;
+  /**
+   * The same disk in the parent's parent, when `fingerprints` knows its blocks: a block back to
+   * what it was then takes that snapshot's chunk id, unhashed.
+   */
+  grandparent?: DiskIndexReader | undefined;
   /** The block size to cut the disk into (tracked-block-size.ts); default the repository's. */
   blockSize?: number;
   signal: AbortSignal | undefined;
@@ -167,6 +172,18 @@ export async function backupDisk(repo: Repository, device: BlockDevice, options:
     return reuseParent(block);
   };
 
+  const grandparent = options.grandparent !== undefined && options.grandparent.disk.blockSize === blockSize ? options.grandparent : undefined;
+  /** What the parent's parent recorded for a block (zero, or its chunk's id); none when it cannot say. */
+  const grandparentHash = async (block: PlannedBlock): Promise<BlockHash | undefined> => {
+    if (grandparent === undefined || block.index >= grandparent.blockCount) return undefined;
+    try {
+      const raw = await grandparent.rawEntry(block.index);
+      return isZeroEntry(raw) ? { zero: true, id: null } : { zero: false, id: Buffer.from(entryId(raw)) };
+    } catch {
+      return undefined; // its index unreadable: hash the block
+    }
+  };
+
   /** A block unchanged since the parent: its entry is reused, unless the parent's chunk is quarantined. */
   const reuseParent = async (block: PlannedBlock): Promise<boolean> => {
     const previous = await parentEntry(block.index);
@@ -239,13 +256,15 @@ export async function backupDisk(repo: Repository, device: BlockDevice, options:
       progress.bytesRead += at;
       const fingerprints = options.fingerprints;
       let same: boolean[] = [];
+      let older: boolean[] = [];
       let hashes: (BlockHash | null)[];
       if (fingerprints === undefined) hashes = await pool.hashMany(data, lengths);
       else {
         const indexes = group.map((block) => block.index);
-        const found = await pool.fingerprintHashMany(data, lengths, { key: fingerprints.key, indexes, expected: fingerprints.expected(indexes) });
+        const asked = { key: fingerprints.key, indexes, expected: fingerprints.expected(indexes), ...(grandparent !== undefined ? { older: fingerprints.expectedOlder(indexes) } : {}) };
+        const found = await pool.fingerprintHashMany(data, lengths, asked);
         fingerprints.record(indexes, found.tags);
-        ({ same, hashes } = found);
+        ({ same, older, hashes } = found);
       }
       at = 0;
       await Promise.all(
@@ -254,7 +273,8 @@ export async function backupDisk(repo: Repository, device: BlockDevice, options:
           at += block.length;
           // The same bytes as at the parent (fingerprint): its entry, unhashed.
           if (same[i] === true && (await reuseParent(block))) return;
-          const hash = hashes[i] ?? ((await pool.hashMany(view, [block.length]))[0] as BlockHash);
+          // The bytes of two snapshots ago: that chunk's id, unhashed.
+          const hash = hashes[i] ?? (older[i] === true ? await grandparentHash(block) : undefined) ?? ((await pool.hashMany(view, [block.length]))[0] as BlockHash);
           await record(block, view, hash);
         }),
       );

@@ -1,6 +1,6 @@
 import { hostname as osHostname } from 'node:os';
 import { CofferError } from '../errors/index.js';
-import { acquireBackupLease, DiskIndexReader, listQuarantined, packRemovalsSince, type HeldLease, listSnapshots, saveSnapshot, type ChangeTrackingRecord, type DiskRecord, type Repository, type Snapshot } from '../repo/index.js';
+import { acquireBackupLease, DiskIndexReader, listQuarantined, loadSnapshot, packRemovalsSince, type HeldLease, listSnapshots, saveSnapshot, type ChangeTrackingRecord, type DiskRecord, type Repository, type Snapshot } from '../repo/index.js';
 import type { SourceDisk, VmSource } from '../source/index.js';
 import { backupDisk, type DiskProgress } from './backup-disk.js';
 import { BlockFingerprints } from './block-fingerprints.js';
@@ -124,6 +124,8 @@ async function backupDisks(repo: Repository, source: VmSource, options: BackupOp
   const clock = options.clock ?? (() => new Date());
   const vmBytesTotal = source.disks.reduce((sum, disk) => sum + disk.device.size, 0);
   let vmBytesBefore = 0;
+  // With a fingerprint cache, the parent's parent: blocks back to what they were then are not hashed.
+  const grandparent = options.cacheDirectory === undefined || parent === null || parent.parent === null ? undefined : await loadSnapshot(repo, parent.parent).catch(() => undefined);
   const disks: DiskRecord[] = [];
   const totals = { bytesLogical: 0, bytesRead: 0, bytesNew: 0, bytesStored: 0 };
   for (const [i, disk] of source.disks.entries()) {
@@ -136,12 +138,17 @@ async function backupDisks(repo: Repository, source: VmSource, options: BackupOp
       const mismatch = await verifyUnchangedSample(repo, device, new DiskIndexReader(repo, parentDisk), options.verifyUnchanged);
       if (mismatch !== undefined) tracking = { method: 'none', reason: `--verify-unchanged: ${mismatch}; read in full`, ...(disk.checkpoint ? { checkpoint: disk.checkpoint } : {}) };
     }
+    const grandparentDisk = parentDisk === undefined ? undefined : grandparent?.disks.find((candidate) => candidate.name === disk.name);
     const cache = options.cacheDirectory === undefined
       ? undefined
-      : BlockFingerprints.open(options.cacheDirectory, { repository: repo.config.id, vm: source.vm, disk: disk.name }, { size: device.size, blockSize }, parentDisk === undefined ? undefined : parent?.id);
+      : BlockFingerprints.open(options.cacheDirectory, { repository: repo.config.id, vm: source.vm, disk: disk.name }, { size: device.size, blockSize }, {
+          parent: parentDisk === undefined ? undefined : parent?.id,
+          grandparent: grandparentDisk === undefined ? undefined : grandparent?.id,
+        });
     if (cache !== undefined) context.fingerprints.push(cache);
     const { record, progress } = await backupDisk(repo, device, {
       fingerprints: cache,
+      grandparent: cache?.hasOlder === true && grandparentDisk !== undefined ? new DiskIndexReader(repo, grandparentDisk) : undefined,
       name: disk.name,
       sourceFormat: disk.format,
       source: disk.location,

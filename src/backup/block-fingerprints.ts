@@ -39,6 +39,12 @@ import { FINGERPRINT_BYTES, FINGERPRINT_KEY_BYTES } from '../repo/index.js';
  * settled without reading (unchanged by change tracking) keep their fingerprint; zero extents
  * and patched blocks get none (hashed next time).
  *
+ * The cache it replaces is kept beside it as `<name>.older` (same format): the fingerprints
+ * of the parent's parent. A block back to what it was two snapshots ago (a VM reverted to an
+ * earlier state, a change undone) matches there and takes that snapshot's chunk id, unhashed
+ * (its bytes are stored again only if that chunk is gone). It is used only when it describes
+ * the parent's parent and shares the key.
+ *
  * Trust: a block is taken as unchanged on a fingerprint match, so the cache must be as safe
  * as the host that runs the backups (root's home by default): whoever can read its key and
  * write a guest's disk could craft a block that matches its old fingerprint. Without the
@@ -51,6 +57,7 @@ export class BlockFingerprints {
   private constructor(
     readonly key: Buffer,
     private readonly previous: number | undefined,
+    private readonly older: number | undefined,
     private readonly next: number,
     private readonly temp: string,
     private readonly path: string,
@@ -62,19 +69,26 @@ export class BlockFingerprints {
     return this.previous !== undefined && !this.broken;
   }
 
+  /** True when fingerprints of the parent's parent are known: {@link expectedOlder} can match. */
+  get hasOlder(): boolean {
+    return this.older !== undefined && !this.broken;
+  }
+
   /**
-   * Opens the cache of `disk` of `vm` for a backup whose parent is `parentSnapshot` (hex),
-   * and starts the one this backup writes. Undefined when no cache can be written there.
+   * Opens the cache of `disk` of `vm` for a backup whose parent is `lineage.parent` (hex; its
+   * own parent `lineage.grandparent`), and starts the one this backup writes. Undefined when
+   * no cache can be written there.
    */
-  static open(directory: string, where: { repository: string; vm: string; disk: string }, geometry: { size: number; blockSize: number }, parentSnapshot: string | undefined): BlockFingerprints | undefined {
+  static open(directory: string, where: { repository: string; vm: string; disk: string }, geometry: { size: number; blockSize: number }, lineage: { parent?: string | undefined; grandparent?: string | undefined }): BlockFingerprints | undefined {
     const folder = join(directory, 'block-fingerprints', where.repository);
     const path = join(folder, createHash('sha256').update(`${where.vm}\0${where.disk}`).digest('hex'));
     const blockCount = Math.ceil(geometry.size / geometry.blockSize);
-    let previous: { fd: number; key: Buffer } | undefined;
-    try {
-      previous = parentSnapshot === undefined ? undefined : openPrevious(path, geometry, blockCount, parentSnapshot);
-    } catch {
-      previous = undefined; // none, or unreadable: hash everything this time
+    // None, or unreadable: hash everything this time.
+    const previous = lineage.parent === undefined ? undefined : openCache(path, geometry, blockCount, lineage.parent);
+    let older = previous === undefined || lineage.grandparent === undefined ? undefined : openCache(`${path}${OLDER}`, geometry, blockCount, lineage.grandparent);
+    if (older !== undefined && previous !== undefined && !older.key.equals(previous.key)) {
+      closeSync(older.fd);
+      older = undefined;
     }
     const temp = `${path}.tmp-${randomBytes(8).toString('hex')}`;
     try {
@@ -97,19 +111,28 @@ export class BlockFingerprints {
         unlinkQuietly(temp);
         throw error;
       }
-      return new BlockFingerprints(key, previous?.fd, next, temp, path, blockCount);
+      return new BlockFingerprints(key, previous?.fd, older?.fd, next, temp, path, blockCount);
     } catch {
-      if (previous !== undefined) closeSync(previous.fd);
+      for (const opened of [previous, older]) if (opened !== undefined) closeSync(opened.fd);
       return undefined;
     }
   }
 
   /** The parent's fingerprints of blocks `indexes` (16 bytes each; zero where not known). */
   expected(indexes: readonly number[]): Buffer {
+    return this.read(this.hasPrevious ? this.previous : undefined, indexes);
+  }
+
+  /** The fingerprints of blocks `indexes` at the parent's parent (16 bytes each; zero where not known). */
+  expectedOlder(indexes: readonly number[]): Buffer {
+    return this.read(this.hasOlder ? this.older : undefined, indexes);
+  }
+
+  private read(fd: number | undefined, indexes: readonly number[]): Buffer {
     const out = Buffer.alloc(indexes.length * FINGERPRINT_BYTES);
-    if (!this.hasPrevious) return out;
+    if (fd === undefined) return out;
     try {
-      forEachRun(indexes, (first, count, at) => readFully(this.previous as number, out, at * FINGERPRINT_BYTES, count * FINGERPRINT_BYTES, tagOffset(first)));
+      forEachRun(indexes, (first, count, at) => readFully(fd, out, at * FINGERPRINT_BYTES, count * FINGERPRINT_BYTES, tagOffset(first)));
     } catch {
       out.fill(0);
     }
@@ -148,7 +171,11 @@ export class BlockFingerprints {
     if (this.broken) return this.discard();
     try {
       writeFullySync(this.next, Buffer.from(snapshotId, 'hex'), 32);
+      const hadPrevious = this.previous !== undefined;
       this.closeFiles();
+      // The parent's cache becomes the older one; without it, an older one describes nothing near.
+      if (hadPrevious) renameSync(this.path, `${this.path}${OLDER}`);
+      else unlinkQuietly(`${this.path}${OLDER}`);
       renameSync(this.temp, this.path);
     } catch {
       this.discard();
@@ -197,7 +224,7 @@ export class BlockFingerprints {
   private closeFiles(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const fd of [this.previous, this.next]) {
+    for (const fd of [this.previous, this.older, this.next]) {
       if (fd === undefined) continue;
       try {
         closeSync(fd);
@@ -213,6 +240,9 @@ export const STALE_AFTER_MS = 45 * 24 * 3600 * 1000;
 /** A temporary cache (its backup was killed) older than this is removed: a day. */
 const ABANDONED_AFTER_MS = 24 * 3600 * 1000;
 
+/** The suffix of the cache of the parent's parent. */
+const OLDER = '.older';
+
 const MAGIC = 'CBFP';
 const VERSION = 1;
 const HEADER_BYTES = 128;
@@ -223,9 +253,14 @@ function tagOffset(block: number): number {
   return HEADER_BYTES + block * FINGERPRINT_BYTES;
 }
 
-/** The parent's cache when it describes `parentSnapshot` on a disk of this geometry. */
-function openPrevious(path: string, geometry: { size: number; blockSize: number }, blockCount: number, parentSnapshot: string): { fd: number; key: Buffer } | undefined {
-  const fd = openSync(path, 'r');
+/** The cache at `path` when it describes `snapshot` on a disk of this geometry; else (absent, unreadable, another) none. */
+function openCache(path: string, geometry: { size: number; blockSize: number }, blockCount: number, snapshot: string): { fd: number; key: Buffer } | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return undefined;
+  }
   try {
     const header = Buffer.alloc(HEADER_BYTES);
     readFully(fd, header, 0, HEADER_BYTES, 0);
@@ -235,7 +270,7 @@ function openPrevious(path: string, geometry: { size: number; blockSize: number 
       header.readUInt32LE(8) === geometry.blockSize &&
       header.readBigUInt64LE(16) === BigInt(geometry.size) &&
       header.readBigUInt64LE(24) === BigInt(blockCount) &&
-      header.subarray(32, 64).equals(Buffer.from(parentSnapshot, 'hex')) &&
+      header.subarray(32, 64).equals(Buffer.from(snapshot, 'hex')) &&
       fstatSync(fd).size === HEADER_BYTES + blockCount * FINGERPRINT_BYTES;
     if (valid) return { fd, key: Buffer.from(header.subarray(64, 96)) };
   } catch {

@@ -39,11 +39,11 @@ async function writeAt(path: string, offset: number, data: Buffer): Promise<void
   await handle.close();
 }
 
-/** The disk's cache file: its key, and a way to set one block's fingerprint. */
-async function cacheOf(cache: string): Promise<{ key: Buffer; forge: (block: number, bytes: Buffer) => Promise<void> }> {
+/** The disk's cache file (or the older one): its key, and a way to set one block's fingerprint. */
+async function cacheOf(cache: string, older = false): Promise<{ key: Buffer; forge: (block: number, bytes: Buffer) => Promise<void> }> {
   const folder = join(cache, 'block-fingerprints');
   const [repository] = await readdir(folder);
-  const [name] = await readdir(join(folder, repository!));
+  const name = (await readdir(join(folder, repository!))).find((n) => n.endsWith('.older') === older);
   const file = join(folder, repository!, name!);
   const key = (await readFile(file)).subarray(64, 96);
   return {
@@ -102,6 +102,33 @@ test('a block whose fingerprint is the parent\'s is not hashed: its parent entry
     assert.ok(Buffer.from(await disk.read(7 * BLOCK, BLOCK)).equals(before.subarray(7 * BLOCK, 8 * BLOCK)), 'block 7: the parent\'s bytes');
     assert.ok(Buffer.from(await disk.read(9 * BLOCK, BLOCK)).equals((await readFile(image)).subarray(9 * BLOCK, 10 * BLOCK)), 'block 9: hashed, stored anew');
     assert.equal(incremental.stats.bytesNew, BLOCK);
+  });
+});
+
+test('blocks back to what they were two snapshots ago take that snapshot\'s chunks, unhashed (shown with a forged fingerprint)', async () => {
+  const { backend, image, cache } = await setUp(2);
+  await withRepo(backend, async (repo) => {
+    await backup(repo, image, cache);
+    const original = await readFile(image);
+    // The second snapshot changes blocks 2, 3 and 11; the third puts 2 and 3 back as they were.
+    await writeAt(image, 2 * BLOCK, seededBytes(47, 2 * BLOCK));
+    await writeAt(image, 11 * BLOCK, seededBytes(48, BLOCK));
+    const second = await backup(repo, image, cache);
+    assert.equal(second.stats.bytesNew, 3 * BLOCK);
+    await writeAt(image, 2 * BLOCK, original.subarray(2 * BLOCK, 4 * BLOCK));
+    // Block 11 gets new bytes, and the older cache is made to say they were its bytes two
+    // snapshots ago: taken from there unhashed, the snapshot holds the original block 11.
+    const forged = seededBytes(49, BLOCK);
+    await writeAt(image, 11 * BLOCK, forged);
+    await (await cacheOf(cache, true)).forge(11, forged);
+    const third = await backup(repo, image, cache);
+    assert.equal(third.stats.bytesNew, 0, 'reverted blocks are chunks stored already');
+    const disk = new SnapshotDisk(repo, third.id, third.disks[0]!);
+    const now = await readFile(image);
+    assert.ok(Buffer.from(await disk.read(2 * BLOCK, 2 * BLOCK)).equals(original.subarray(2 * BLOCK, 4 * BLOCK)), 'blocks 2 and 3: as two snapshots ago');
+    assert.ok(Buffer.from(await disk.read(11 * BLOCK, BLOCK)).equals(original.subarray(11 * BLOCK, 12 * BLOCK)), 'block 11: the chunk its fingerprint named, not hashed');
+    assert.ok(Buffer.from(await disk.read(0, 2 * BLOCK)).equals(now.subarray(0, 2 * BLOCK)));
+    assert.ok(Buffer.from(await disk.read(12 * BLOCK, SIZE - 12 * BLOCK)).equals(now.subarray(12 * BLOCK)));
   });
 });
 

@@ -100,9 +100,12 @@ for (const c of roundTrips) {
       assert.ok(second.bytesNew > 0, 'the changed blocks were not stored');
       assert.ok(second.bytesNew <= 3 * c.blockSize, `incremental stored ${second.bytesNew} bytes for 3 changed blocks at most`);
       const [repositoryCaches] = await readdir(join(cache, 'coffer', 'block-fingerprints'));
-      const caches = await readdir(join(cache, 'coffer', 'block-fingerprints', repositoryCaches!));
-      assert.equal(caches.length, 1, `one fingerprint cache for the VM's one disk: ${caches.join(', ')}`);
-      assert.equal((await readFile(join(cache, 'coffer', 'block-fingerprints', repositoryCaches!, caches[0]!))).subarray(32, 64).toString('hex'), second.id, 'it describes the latest snapshot');
+      const caches = (await readdir(join(cache, 'coffer', 'block-fingerprints', repositoryCaches!))).sort();
+      assert.equal(caches.length, 2, `the VM's one disk: its cache and the older one: ${caches.join(', ')}`);
+      const described = async (name: string) => (await readFile(join(cache, 'coffer', 'block-fingerprints', repositoryCaches!, name))).subarray(32, 64).toString('hex');
+      assert.equal(await described(caches[0]!), second.id, 'the cache describes the latest snapshot');
+      assert.equal(caches[1], `${caches[0]}.older`);
+      assert.equal(await described(caches[1]!), first.id, 'the older one its parent');
 
       const listed = await cofferJson<SnapshotJson[]>(['snapshots', '-r', repo], env);
       const stats = (b: BackupJson) => ({ bytesLogical: b.bytesLogical, bytesRead: b.bytesRead, bytesNew: b.bytesNew, bytesStored: b.bytesStored, durationMs: b.durationMs });

@@ -61,16 +61,19 @@ export default function run(task: CodecTask): CodecResult {
         const all = toBuffer(task.data);
         const tags = Buffer.alloc(task.lengths.length * FINGERPRINT_BYTES);
         const same: boolean[] = [];
+        const older: boolean[] = [];
         let at = 0;
         const hashes = task.lengths.map((length, i) => {
           const block = all.subarray(at, at + length);
           at += length;
           blockFingerprint(task.key, task.indexes[i] as number, block, tags, i * FINGERPRINT_BYTES);
           const unchanged = sameFingerprint(task.expected, tags, i * FINGERPRINT_BYTES);
+          const reverted = !unchanged && task.older !== undefined && sameFingerprint(task.older, tags, i * FINGERPRINT_BYTES);
           same.push(unchanged);
-          return unchanged ? null : hashOf(block);
+          older.push(reverted);
+          return unchanged || reverted ? null : hashOf(block);
         });
-        return { op: 'fingerprintHashMany', same, hashes, tags };
+        return { op: 'fingerprintHashMany', same, older, hashes, tags };
       }
       case 'hashSealMany': {
         const results = task.objects.map((o) => {
