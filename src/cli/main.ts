@@ -76,6 +76,7 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--changed-ranges <file>', 'what changed since --base, per disk in order: a JSON file ([[offset, length], ...] or qemu-img map --output=json of a delta), or an NBD URI with bitmap=NAME for a qemu:dirty-bitmap context (repeatable)', collect)
     .option('--base <snapshot>', 'the snapshot the changed ranges are relative to (blocks outside them are taken from it unread)')
     .option('--verify-unchanged <percent>', 'hash this share of the blocks said to be unchanged and compare with the parent; any mismatch means a full read')
+    .option('--no-cache', 'neither use nor write this host\'s block fingerprints ($XDG_CACHE_HOME/coffer): every block read is hashed')
     .option('--pre-capture <command>', 'with --qemu or --libvirt: a shell command run just before the instant of capture (quiesce an application); failing stops the backup')
     .option('--post-capture <command>', 'with --qemu or --libvirt: a shell command run right after it, even when the capture failed')
     .option('--guest-agent <socket>', 'with --qemu: the host end of the VM\'s guest agent channel (default: found through QMP, the org.qemu.guest_agent.0 port)')

@@ -21,6 +21,8 @@ export interface BackupCommandOptions extends RepositoryOptions, FileBackupComma
   changedRanges?: string[];
   base?: string;
   verifyUnchanged?: string;
+  /** false with `--no-cache`. */
+  cache?: boolean;
   preCapture?: string;
   postCapture?: string;
   guestAgent?: string;
@@ -82,7 +84,7 @@ export async function backupCommand(disks: string[], options: BackupCommandOptio
   const progress = ProgressReporter.for(context.stderr, options.json === true);
   const result = await runVmBackup(request, {
     openRepository: (wrapBackend) => openFromOptions(options, context, { wrapBackend, startThreads: true }), // the threads load while the key is derived
-    cacheDirectory: cacheDirectoryOf(context.env),
+    cacheDirectory: options.cache === false ? undefined : cacheDirectoryOf(context.env),
     signal: context.signal,
     onEvent: (event) => {
       if (event.type === 'waiting-for-prune') {
