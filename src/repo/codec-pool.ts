@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import { CofferError, type ErrorCode } from '../errors/index.js';
 import type { CodecSettings, ObjectId } from './codec.js';
+import type { ChunkSizes } from './fastcdc.js';
 import type { ObjectKind } from './format/envelope.js';
 import { TurnBatcher } from './turn-batcher.js';
 import { clearKeySlot, KEY_SLOT_BYTES, writeKeySlot, type CodecThreadData } from './codec-thread-data.js';
@@ -18,6 +19,7 @@ export type CodecTask =
   | { op: 'checkMany'; objects: { data: Uint8Array; kind: number; name: string; id: Uint8Array }[] }
   | { op: 'openMany'; objects: OpenIntoTask[] }
   | { op: 'hashSealMany'; objects: { data: Uint8Array; kind: number; seal: boolean }[] }
+  | { op: 'cutHashSeal'; data: Uint8Array; sizes: ChunkSizes; ended: boolean; seal: boolean }
   | { op: 'sealFrame'; slot: Uint8Array; length: number }
   | { op: 'openFrame'; data: Uint8Array; name: string; rehash: boolean; keep: boolean; into: Uint8Array | undefined }
   | { op: 'openFrames'; data: Uint8Array; frames: { offset: number; length: number; name: string }[]; rehash: boolean; into: Uint8Array[] | undefined }
@@ -48,6 +50,7 @@ export type CodecResult =
   | { op: 'checkMany'; problems: (WorkerProblem | null)[] }
   | { op: 'openMany'; results: ({ length: number } | WorkerProblem)[] }
   | { op: 'hashSealMany'; results: { zero: boolean; id: Uint8Array | null; sealed: Uint8Array | null }[] }
+  | { op: 'cutHashSeal'; lengths: number[]; results: { zero: boolean; id: Uint8Array | null; sealed: Uint8Array | null }[] }
   | { op: 'sealFrame'; length: number }
   | { op: 'openFrame'; plaintext: Uint8Array | null; length: number; table: { id: Uint8Array; offset: number; length: number }[] }
   | { op: 'openFrames'; results: ({ length: number; table: { id: Uint8Array; offset: number; length: number }[] } | WorkerProblem)[] }
@@ -241,6 +244,18 @@ export class CodecPool {
   async hashSealMany(objects: { data: Uint8Array; kind: ObjectKind; seal: boolean }[]): Promise<(BlockHash & { sealed: Buffer | null })[]> {
     const result = expect(await this.pool.run({ op: 'hashSealMany', objects }), 'hashSealMany');
     return result.results.map((r) => ({ zero: r.zero, id: r.id === null ? null : toBuffer(r.id), sealed: r.sealed === null ? null : toBuffer(r.sealed) }));
+  }
+
+  /**
+   * Cuts `data` (a stream's window, best in shared memory) into content-defined chunks
+   * (fastcdc.ts: every whole chunk, and the rest too when the stream `ended`), then hashes
+   * each, and seals it too with `seal`, as {@link hashSealMany} does: the cutting is as much
+   * CPU as the hashing, and on the main thread it held up a file backup's walk while the
+   * workers idled. Answers the chunks' lengths in order (their sum: the bytes consumed).
+   */
+  async cutHashSeal(data: Uint8Array, sizes: ChunkSizes, ended: boolean, seal: boolean): Promise<{ lengths: number[]; results: (BlockHash & { sealed: Buffer | null })[] }> {
+    const result = expect(await this.pool.run({ op: 'cutHashSeal', data, sizes: { min: sizes.min, avg: sizes.avg, max: sizes.max }, ended, seal }), 'cutHashSeal');
+    return { lengths: result.lengths, results: result.results.map((r) => ({ zero: r.zero, id: r.id === null ? null : toBuffer(r.id), sealed: r.sealed === null ? null : toBuffer(r.sealed) })) };
   }
 
   /** The stored form of `data`, whose id is `id`. */

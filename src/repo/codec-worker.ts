@@ -10,7 +10,8 @@ import { createHash } from 'node:crypto';
 import { ObjectCodec } from './codec.js';
 import { openFrame, sealFrameInPlace } from './frame-codec.js';
 import { blockFingerprint, FINGERPRINT_BYTES, sameFingerprint } from './block-fingerprint.js';
-import type { ObjectKind } from './format/envelope.js';
+import { ObjectKind } from './format/envelope.js';
+import { FastCdc } from './fastcdc.js';
 import type { CodecTask, CodecResult } from './codec-pool.js';
 import { settingsFromThreadData, type CodecThreadData } from './codec-thread-data.js';
 
@@ -74,6 +75,21 @@ export default function run(task: CodecTask): CodecResult {
           return unchanged || reverted ? null : hashOf(block);
         });
         return { op: 'fingerprintHashMany', same, older, hashes, tags };
+      }
+      case 'cutHashSeal': {
+        const data = toBuffer(task.data);
+        const cdc = new FastCdc(task.sizes);
+        const lengths: number[] = [];
+        const results: { zero: boolean; id: Uint8Array | null; sealed: Uint8Array | null }[] = [];
+        for (let start = 0; start < data.length && (task.ended || data.length - start >= task.sizes.max); ) {
+          const length = cdc.cut(data, start, data.length);
+          const chunk = data.subarray(start, start + length);
+          const hash = hashOf(chunk);
+          results.push({ ...hash, sealed: task.seal && hash.id !== null ? codec().seal(chunk, ObjectKind.chunk, toBuffer(hash.id)) : null });
+          lengths.push(length);
+          start += length;
+        }
+        return { op: 'cutHashSeal', lengths, results };
       }
       case 'hashSealMany': {
         const results = task.objects.map((o) => {

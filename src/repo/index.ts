@@ -25,6 +25,7 @@ export { recordChunkDeletions, CHUNK_CACHE_MAX_AGE_MS, type ChunkCacheOptions } 
 export { ObjectCodec, type ObjectId, type CodecSettings } from './codec.js';
 export { CodecPool, type BlockHash } from './codec-pool.js';
 export { blockFingerprint, FINGERPRINT_BYTES, FINGERPRINT_KEY_BYTES } from './block-fingerprint.js';
+export { FastCdc, FILE_CHUNK_SIZES, type ChunkSizes } from './fastcdc.js';
 export { ObjectKind } from './format/envelope.js';
 export { ZERO_ENTRY, isZeroEntry, ENTRIES_PER_PAGE } from './format/index-page.js';
 export type { RepositoryConfig, ObjectLockPolicy } from './format/config.js';

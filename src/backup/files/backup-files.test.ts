@@ -6,6 +6,7 @@
  * many files at once keeping hard links and directory times.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { appendFile, link, lstat, lutimes, mkdir, mkdtemp, readFile, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -282,4 +283,25 @@ test('format 1, restore: a file whose chunk is missing is reported and left, eve
   } finally {
     await format1.close();
   }
+});
+
+test('a large file read window by window is cut where FastCDC cuts the whole file, whatever the windows (chunks cut and hashed on the workers)', async () => {
+  const dir = join(work, 'large-cut');
+  await mkdir(dir);
+  const { FastCdc } = await import('../../repo/index.js');
+  // 14 MiB: random bytes around a zero run long enough for whole chunks of zeros.
+  const data = Buffer.concat([randomBytes(5 * 1024 * 1024 + 12345), Buffer.alloc(6 * 1024 * 1024), randomBytes(3 * 1024 * 1024 - 999)]);
+  await writeFile(join(dir, 'big'), data);
+  const snapshot = await backupFiles(repo, { host: 'large-cut', paths: [dir] });
+  const entry = await entryAt(snapshot, `${dir}/big`);
+  const cdc = new FastCdc();
+  const expected: [string, number][] = [];
+  for (let start = 0; start < data.length; ) {
+    const length = cdc.cut(data, start, data.length);
+    const chunk = data.subarray(start, start + length);
+    expected.push([chunk.every((b) => b === 0) ? 'zero' : repo.codec.idOf(chunk).toString('hex'), length]);
+    start += length;
+  }
+  assert.ok(expected.some(([id]) => id === 'zero') && expected.length > 10, 'the file makes many chunks, one of zeros');
+  assert.deepEqual(entry.content, expected);
 });

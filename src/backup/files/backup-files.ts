@@ -21,7 +21,7 @@ import {
 import { readAccountNames, readFileMetadata, readFileMetadataSync, readXattrs, type AccountNames, type Excludes, type FileMetadata } from '../../source/index.js';
 import { KnownChunks } from '../known-chunks.js';
 import { ChunkStore, type FileBackupFigures } from './chunk-store.js';
-import type { ChunkSizes } from './fastcdc.js';
+import type { ChunkSizes } from '../../repo/index.js';
 import { isSmallFile, readFileContent, SMALL_FILE_BYTES, type FileRead } from './read-file.js';
 
 /** Progress of a file backup. */

@@ -1,8 +1,7 @@
 import type { SharedBufferPool } from '../../concurrency/index.js';
-import { MAX_CHUNKS_PER_FRAME, ObjectKind, type ContentPiece, type Repository } from '../../repo/index.js';
+import { FastCdc, FILE_CHUNK_SIZES, MAX_CHUNKS_PER_FRAME, ObjectKind, type ChunkSizes, type ContentPiece, type Repository } from '../../repo/index.js';
 import type { KnownChunks } from '../known-chunks.js';
 import { PackedChunks } from '../packed-chunks.js';
-import { FastCdc, FILE_CHUNK_SIZES, type ChunkSizes } from './fastcdc.js';
 
 /** Figures of a file backup, added to as files are read. */
 export interface FileBackupFigures {
@@ -41,7 +40,10 @@ const TREE_PACK_BYTES = 4 * 1024 * 1024;
  * being read, from `windows` (its count bounds the files read at once); small files come
  * whole, in their own buffer ({@link storeBytes}).
  *
- * Chunks reach the pool in batches: the chunks asked for in one turn of the event loop (or,
+ * A stream's window (a large file) is cut and hashed in one worker task (`cutHashSeal`), so
+ * the main thread neither cuts nor waits on a batch. The chunks of small files, read whole,
+ * are cut on the main thread (a file under the minimum chunk size is one chunk, uncut) and
+ * reach the pool in batches: the chunks asked for in one turn of the event loop (or,
  * while the workers are busy, until one of their tasks comes back) leave in one
  * `hashSealMany` task per thread (small files read in one turn are many chunks). A chunk marked `fresh` (of a file the parent snapshot did not have: almost
  * surely new) is sealed in the same task as it is hashed; a sealed chunk found stored is
@@ -107,16 +109,18 @@ export class ChunkStore {
           filled += n;
         }
         if (bytes + filled >= length) ended = true;
-        // Cut every whole chunk in the window (all of it once the stream ended).
-        const cuts: [number, number][] = [];
+        // Every whole chunk in the window (all of it once the stream ended), cut and hashed on
+        // a worker; then each is looked up and stored from the window.
         let start = 0;
-        while (start < filled && (ended || filled - start >= this.cdc.sizes.max)) {
-          const size = this.cdc.cut(window, start, filled);
-          cuts.push([start, size]);
-          start += size;
+        const stored: Promise<ContentPiece>[] = [];
+        if (filled > 0 && (ended || filled >= this.cdc.sizes.max)) {
+          const cut = await this.repo.pool.cutHashSeal(window.subarray(0, filled), this.cdc.sizes, ended, fresh && this.packed === undefined);
+          cut.lengths.forEach((size, i) => {
+            stored.push(this.storeHashed(window.subarray(start, start + size), cut.results[i] as BatchedHash));
+            start += size;
+          });
         }
-        const stored = await Promise.all(cuts.map(([at, size]) => this.storeChunk(window.subarray(at, at + size), fresh)));
-        pieces.push(...stored);
+        pieces.push(...(await Promise.all(stored)));
         bytes += start;
         this.figures.bytesRead += start;
         window.copyWithin(0, start, filled);
@@ -175,7 +179,11 @@ export class ChunkStore {
 
   private async storeChunk(data: Uint8Array, fresh: boolean): Promise<ContentPiece> {
     // Format 2 seals whole frames in the pack writer: a chunk sealed alone would be wasted.
-    const hash = await this.hashBatched(data, fresh && this.packed === undefined);
+    return this.storeHashed(data, await this.hashBatched(data, fresh && this.packed === undefined));
+  }
+
+  /** Stores a hashed chunk unless it is known (zero: recorded without data); `data` must not change until this ends. */
+  private async storeHashed(data: Uint8Array, hash: BatchedHash): Promise<ContentPiece> {
     if (hash.zero || hash.id === null) return ['zero', data.length];
     const id = hash.id;
     const hex = id.toString('hex');
