@@ -146,8 +146,8 @@ export class ChunkIndex {
   /**
    * Opens a segment: one stored in at most {@link MAIN_THREAD_SEGMENT_BYTES} on this thread,
    * a larger one on the codec pool. A command that needs nothing else of the pool, such as a
-   * file backup of an unchanged tree, then never waits for its threads (the CLI's backups start
-   * them while the key is derived; a library caller that does not, never starts them).
+   * file backup of an unchanged tree, then never starts its threads (a disk backup, which
+   * always needs them, starts them while the key is derived).
    */
   private async readSegment(hex: string): Promise<IndexSegment> {
     const key = segmentKey(hex);

@@ -118,7 +118,7 @@ export async function backupFilesCommand(paths: string[], options: FileBackupCom
       } finally {
         await lease.release().catch(() => {});
       }
-    }, { startThreads: true }); // the threads load while the key is derived
+    });
     result = code === 0 ? 'ok' : 'warnings';
     return code;
   } catch (error) {
