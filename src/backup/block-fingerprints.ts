@@ -49,7 +49,8 @@ import { FINGERPRINT_BYTES, FINGERPRINT_KEY_BYTES } from '../repo/index.js';
  * as the host that runs the backups (root's home by default): whoever can read its key and
  * write a guest's disk could craft a block that matches its old fingerprint. Without the
  * key, a changed block goes unnoticed with probability about 2^-89. The cache is an
- * optimisation only: any failure to read or write it makes the backup hash instead.
+ * optimisation only: any failure to read or write it makes the backup hash instead (a write
+ * that fails, a full disk, drops this backup's cache but not the parent's for reading).
  */
 export class BlockFingerprints {
   private broken = false;
@@ -66,12 +67,12 @@ export class BlockFingerprints {
 
   /** True when fingerprints of the parent are known: {@link expected} can match. */
   get hasPrevious(): boolean {
-    return this.previous !== undefined && !this.broken;
+    return this.previous !== undefined;
   }
 
   /** True when fingerprints of the parent's parent are known: {@link expectedOlder} can match. */
   get hasOlder(): boolean {
-    return this.older !== undefined && !this.broken;
+    return this.older !== undefined;
   }
 
   /**
@@ -151,7 +152,7 @@ export class BlockFingerprints {
 
   /** Blocks `indexes` are the parent's, unread (change tracking said so): their fingerprints carry over. */
   carry(indexes: readonly number[]): void {
-    if (!this.hasPrevious) return;
+    if (this.previous === undefined || this.broken) return;
     try {
       forEachRun(indexes, (first, count) => {
         const chunk = Buffer.allocUnsafe(Math.min(count, CARRY_BLOCKS) * FINGERPRINT_BYTES);
@@ -174,8 +175,12 @@ export class BlockFingerprints {
       const hadPrevious = this.previous !== undefined;
       this.closeFiles();
       // The parent's cache becomes the older one; without it, an older one describes nothing near.
-      if (hadPrevious) renameSync(this.path, `${this.path}${OLDER}`);
-      else unlinkQuietly(`${this.path}${OLDER}`);
+      try {
+        if (hadPrevious) renameSync(this.path, `${this.path}${OLDER}`);
+        else unlinkQuietly(`${this.path}${OLDER}`);
+      } catch {
+        unlinkQuietly(`${this.path}${OLDER}`); // the parent's was replaced meanwhile (another backup): no older one
+      }
       renameSync(this.temp, this.path);
     } catch {
       this.discard();
