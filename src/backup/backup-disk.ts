@@ -13,6 +13,8 @@ export interface DiskProgress {
   bytesDone: number;
   bytesTotal: number;
   bytesRead: number;
+  /** Bytes read whose blocks matched their fingerprint at the parent or its parent: not hashed. */
+  bytesMatched: number;
   bytesNew: number;
   bytesStored: number;
 }
@@ -114,7 +116,7 @@ export async function backupDisk(repo: Repository, device: BlockDevice, options:
   const patchBuffers = new SharedBufferPool(blockSize, pool.threads * PATCHES_IN_FLIGHT_PER_THREAD);
   const writing = new Map<string, Promise<void>>();
   const uploads = new UploadQueue(uploadsInFlight(pool.threads, blockSize, repo.backend.preferredConcurrency));
-  const progress: DiskProgress = { disk: options.name, bytesDone: 0, bytesTotal: device.size, bytesRead: 0, bytesNew: 0, bytesStored: 0 };
+  const progress: DiskProgress = { disk: options.name, bytesDone: 0, bytesTotal: device.size, bytesRead: 0, bytesMatched: 0, bytesNew: 0, bytesStored: 0 };
 
   const packed = options.packed;
   // Format 2: a parent's entry naming a pack a prune removed is written at its chunk's place now
@@ -272,9 +274,14 @@ export async function backupDisk(repo: Repository, device: BlockDevice, options:
           const view = data.subarray(at, at + block.length);
           at += block.length;
           // The same bytes as at the parent (fingerprint): its entry, unhashed.
-          if (same[i] === true && (await reuseParent(block))) return;
+          if (same[i] === true && (await reuseParent(block))) {
+            progress.bytesMatched += block.length;
+            return;
+          }
           // The bytes of two snapshots ago: that chunk's id, unhashed.
-          const hash = hashes[i] ?? (older[i] === true ? await grandparentHash(block) : undefined) ?? ((await pool.hashMany(view, [block.length]))[0] as BlockHash);
+          const reverted = hashes[i] === null && older[i] === true ? await grandparentHash(block) : undefined;
+          if (reverted !== undefined) progress.bytesMatched += block.length;
+          const hash = hashes[i] ?? reverted ?? ((await pool.hashMany(view, [block.length]))[0] as BlockHash);
           await record(block, view, hash);
         }),
       );

@@ -80,6 +80,8 @@ export async function runVmBackup(request: VmBackupRequest, options: RunVmBackup
       const source = metered(opened.source, meter, options.limits?.sourceRead, signal);
       try {
         for (const d of opened.skipped) emit({ type: 'warning', about: 'skipped-disk', message: `disk ${d.name} not backed up: ${d.reason}` });
+        /** Per disk, the bytes its fingerprints spared from hashing (its last progress report). */
+        const matched = new Map<string, number>();
         const snapshot = await backupVm(repo, source, {
           lease,
           parent,
@@ -89,20 +91,19 @@ export async function runVmBackup(request: VmBackupRequest, options: RunVmBackup
           ...(request.verifyUnchanged === undefined ? {} : { verifyUnchanged: request.verifyUnchanged }),
           ...(options.cacheDirectory === undefined ? {} : { cacheDirectory: options.cacheDirectory }),
           ...(signal ? { signal } : {}),
-          ...(options.onProgress
-            ? {
-                onProgress: (p: BackupProgress) => {
-                  const latency = meter.source.takeMeanLatencyMs();
-                  options.onProgress?.(latency === undefined ? p : { ...p, sourceLatencyMs: latency });
-                },
-              }
-            : {}),
+          onProgress: (p: BackupProgress) => {
+            matched.set(p.disk, p.bytesMatched);
+            if (options.onProgress === undefined) return;
+            const latency = meter.source.takeMeanLatencyMs();
+            options.onProgress(latency === undefined ? p : { ...p, sourceLatencyMs: latency });
+          },
         });
         const locked = lockedBackendOf(repo)?.lastSnapshot;
         const objectLock = locked === undefined || locked.id !== snapshot.id
           ? undefined
           : { lockedUntil: locked.lockedUntil.toISOString(), checked: locked.checked, lookedUp: locked.lookedUp, extended: locked.extended, durationMs: locked.durationMs };
-        return vmBackupFigures(request, snapshot, { started, ended: clock(), time: meter.breakdown(), warnings, skipped: opened.skipped, objectLock });
+        const bytesMatched = [...matched.values()].reduce((sum, bytes) => sum + bytes, 0);
+        return vmBackupFigures(request, snapshot, { started, ended: clock(), time: meter.breakdown(), warnings, skipped: opened.skipped, objectLock, bytesMatched });
       } finally {
         await source.close();
       }

@@ -14,6 +14,8 @@ export interface VmBackupRun {
   warnings: string[];
   skipped: { name: string; reason: string }[];
   objectLock: VmBackupResult['objectLock'];
+  /** Bytes read whose blocks matched their fingerprints (not hashed). */
+  bytesMatched?: number;
 }
 
 /** The result of a backup that saved `snapshot`. */
@@ -35,6 +37,7 @@ export function vmBackupFigures(request: VmBackupRequest, snapshot: Snapshot, ru
     durationMs,
     bytesLogical: stats.bytesLogical,
     bytesRead: stats.bytesRead,
+    ...(run.bytesMatched === undefined || run.bytesMatched === 0 ? {} : { bytesMatched: run.bytesMatched }),
     bytesNew: stats.bytesNew,
     bytesStored: stats.bytesStored,
     throughput: Math.round(stats.bytesRead / Math.max(durationMs / 1000, 0.001)),

@@ -101,6 +101,8 @@ export interface VmBackupResult {
   durationMs: number;
   bytesLogical: number;
   bytesRead: number;
+  /** Of the bytes read, those whose blocks matched their fingerprint of the last backups: not hashed (block-fingerprints.ts). */
+  bytesMatched?: number;
   bytesNew: number;
   bytesStored: number;
   /** Bytes read from the source per second of the run. */

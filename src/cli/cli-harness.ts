@@ -236,6 +236,8 @@ export interface BackupJson {
   parent: string | null;
   bytesLogical: number;
   bytesRead: number;
+  /** Of the bytes read, those whose blocks matched their fingerprints (not hashed). */
+  bytesMatched: number;
   bytesNew: number;
   bytesStored: number;
   durationMs: number;

@@ -110,6 +110,7 @@ function backupJson(result: VmBackupResult): Record<string, unknown> {
     parent: result.parent,
     bytesLogical: result.bytesLogical,
     bytesRead: result.bytesRead,
+    bytesMatched: result.bytesMatched ?? 0,
     bytesNew: result.bytesNew,
     bytesStored: result.bytesStored,
     durationMs: result.backupMs,
@@ -142,7 +143,7 @@ function backupSummary(result: VmBackupResult, libvirt: boolean): string[] {
     lines.push(`locked until ${locked.lockedUntil} (Object Lock): ${locked.checked} object(s) checked, ${locked.lookedUp} asked, ${locked.extended} extended`);
   }
   lines.push(
-    `read ${formatBytes(result.bytesRead)}, new ${formatBytes(result.bytesNew)}, stored ${formatBytes(result.bytesStored)} in ${formatDuration(seconds)} (${formatBytes(result.bytesRead / Math.max(seconds, 0.001))}/s)`,
+    `read ${formatBytes(result.bytesRead)}${result.bytesMatched ? ` (${formatBytes(result.bytesMatched)} of it unchanged by fingerprint, not hashed)` : ''}, new ${formatBytes(result.bytesNew)}, stored ${formatBytes(result.bytesStored)} in ${formatDuration(seconds)} (${formatBytes(result.bytesRead / Math.max(seconds, 0.001))}/s)`,
     `time: ${timeShares(result.time)}; bottleneck: ${result.bottleneck}`,
     `snapshot ${result.snapshot} saved`,
   );
