@@ -1,13 +1,11 @@
 import assert from 'node:assert/strict';
-import { open, readdir, readFile, statfs, truncate, writeFile } from 'node:fs/promises';
+import { open, readdir, readFile, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { initRepository, LocalBackend, type Repository } from '../repo/index.js';
 import { SnapshotDisk } from '../restore/index.js';
-import { openImageSource } from '../source/index.js';
-import { makeTempDir, requireTools, runTool, seededBytes } from '../testing/index.js';
-import { backupVm } from './backup-vm.js';
-import { withRepo } from './test-helpers.js';
+import { mountSmallExt4, runTool, seededBytes, type SmallExt4 } from '../testing/index.js';
+import { backupFile, withRepo } from './test-helpers.js';
 
 /**
  * The block fingerprint cache on a real ext4 filesystem (mke2fs, 1 KiB blocks, loop mount)
@@ -18,25 +16,16 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 const SIZE = 256 * MiB;
 
-let dir: { path: string; remove(): Promise<void> };
+let fs: SmallExt4 | undefined;
 let mountPoint: string | undefined;
 
 before(async () => {
-  await requireTools('mke2fs', 'mount', 'umount');
-  dir = await makeTempDir('fingerprint-cache-full');
-  const image = join(dir.path, 'ext4.img');
-  await writeFile(image, '');
-  await truncate(image, 4 * MiB);
-  await runTool('mke2fs', ['-q', '-t', 'ext4', '-b', '1024', '-m', '0', '-F', image]);
-  const target = join(dir.path, 'mnt');
-  await runTool('mkdir', [target]);
-  await runTool('mount', ['-o', 'loop', image, target]);
-  mountPoint = target;
+  fs = await mountSmallExt4('fingerprint-cache-full', 4 * MiB, { blockSize: 1024 });
+  mountPoint = fs.mountPoint;
 });
 
 after(async () => {
-  if (mountPoint !== undefined) await runTool('umount', [mountPoint]).catch(() => undefined);
-  await dir?.remove();
+  await fs?.remove();
 });
 
 /** Leaves `blocks` free 1 KiB blocks on the mount (a filler file takes the rest). */
@@ -57,21 +46,17 @@ async function leaveFree(blocks: number): Promise<void> {
   assert.ok((await free()) <= blocks * KiB, `${await free()} bytes free`);
 }
 
-async function backup(repo: Repository, image: string, cache: string) {
-  const source = await openImageSource('vm1', [image]);
-  try {
-    return await backupVm(repo, source, { cacheDirectory: cache });
-  } finally {
-    await source.close();
-  }
+function backup(repo: Repository, image: string, cache: string) {
+  return backupFile(repo, 'vm1', image, { cacheDirectory: cache });
 }
 
 test('a cache directory with no room, or too little, never fails a backup and is left with no partial cache', async () => {
   const root = mountPoint as string;
   const cache = join(root, 'cache');
-  const backend = new LocalBackend(join(dir.path, 'repo'));
+  const beside = (fs as SmallExt4).beside;
+  const backend = new LocalBackend(join(beside, 'repo'));
   await initRepository(backend, { passphrase: 'pw', kdf: { N: 1024, r: 8, p: 1 }, blockSize: 64 * KiB });
-  const image = join(dir.path, 'disk.raw');
+  const image = join(beside, 'disk.raw');
   await writeFile(image, seededBytes(61, SIZE)); // 4,096 blocks: 64 KiB of fingerprints
 
   await withRepo(backend, async (repo) => {

@@ -4,9 +4,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { blockFingerprint, initRepository, LocalBackend, verifyRepository, type FormatVersion, type Repository } from '../repo/index.js';
 import { SnapshotDisk } from '../restore/index.js';
-import { openImageSource } from '../source/index.js';
 import { seededBytes, tempFolders } from '../testing/index.js';
-import { backupVm } from './backup-vm.js';
 import { backupFile, withRepo } from './test-helpers.js';
 
 const tempFolder = tempFolders();
@@ -24,13 +22,8 @@ async function setUp(format: FormatVersion): Promise<{ backend: LocalBackend; im
   return { backend, image, cache: await tempFolder('coffer-cache') };
 }
 
-async function backup(repo: Repository, image: string, cache: string) {
-  const source = await openImageSource('vm1', [image]);
-  try {
-    return await backupVm(repo, source, { cacheDirectory: cache });
-  } finally {
-    await source.close();
-  }
+function backup(repo: Repository, image: string, cache: string) {
+  return backupFile(repo, 'vm1', image, { cacheDirectory: cache });
 }
 
 async function writeAt(path: string, offset: number, data: Buffer): Promise<void> {

@@ -5,7 +5,7 @@
 import type { Backend, Repository } from '../repo/index.js';
 import { openRepository } from '../repo/index.js';
 import { openImageSource } from '../source/index.js';
-import { backupVm } from './backup-vm.js';
+import { backupVm, type BackupOptions } from './backup-vm.js';
 
 /** Opens the repository on `backend` with passphrase `pw`, runs `fn`, and closes it. */
 export async function withRepo<T>(backend: Backend, fn: (repo: Repository) => Promise<T>): Promise<T> {
@@ -18,10 +18,10 @@ export async function withRepo<T>(backend: Backend, fn: (repo: Repository) => Pr
 }
 
 /** Backs up the image file at `path` as VM `vm`. */
-export async function backupFile(repo: Repository, vm: string, path: string) {
+export async function backupFile(repo: Repository, vm: string, path: string, options: BackupOptions = {}) {
   const source = await openImageSource(vm, [path]);
   try {
-    return await backupVm(repo, source);
+    return await backupVm(repo, source, options);
   } finally {
     await source.close();
   }

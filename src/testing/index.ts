@@ -49,6 +49,7 @@ export { startTestVm, type TestVm, type TestVmDisk, type TestVmDiskSpec, type Te
 export { startTestLibvirt, type TestLibvirt, type TestDomain, type TestDomainDisk, type TestDomainDiskSpec } from './libvirt.js';
 export { startDaemon, makeTempDir, type Daemon } from './daemons.js';
 export { makeDiskTempDir } from './disk-temp-dir.js';
+export { mountSmallExt4, type SmallExt4 } from './small-ext4.js';
 export { tempFolders } from './temp-folders.js';
 export { seededRandom, withDeadline } from './fuzz-kit.js';
 export { guestKernel, debianPackage, unpackDebianPackage, GUEST_KERNEL_META_PACKAGE, type GuestKernel } from './debian-packages.js';

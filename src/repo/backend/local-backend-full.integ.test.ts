@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { readdir, readFile, truncate, writeFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { isCofferError } from '../../errors/index.js';
 import { alignedSharedBuffer, takesDirectWrites } from '../../native/index.js';
-import { makeTempDir, requireTools, runTool, seededBytes } from '../../testing/index.js';
+import { mountSmallExt4, seededBytes, type SmallExt4 } from '../../testing/index.js';
 import { LocalBackend } from './local-backend.js';
 
 /**
@@ -15,25 +15,16 @@ import { LocalBackend } from './local-backend.js';
  */
 const MiB = 1024 * 1024;
 
-let dir: { path: string; remove(): Promise<void> };
+let fs: SmallExt4 | undefined;
 let mountPoint: string | undefined;
 
 before(async () => {
-  await requireTools('mke2fs', 'mount', 'umount');
-  dir = await makeTempDir('local-backend-full');
-  const image = join(dir.path, 'ext4.img');
-  await writeFile(image, '');
-  await truncate(image, 16 * MiB);
-  await runTool('mke2fs', ['-q', '-t', 'ext4', '-F', image]);
-  const target = join(dir.path, 'mnt');
-  await runTool('mkdir', [target]);
-  await runTool('mount', ['-o', 'loop', image, target]);
-  mountPoint = target;
+  fs = await mountSmallExt4('local-backend-full', 16 * MiB);
+  mountPoint = fs.mountPoint;
 });
 
 after(async () => {
-  if (mountPoint !== undefined) await runTool('umount', [mountPoint]).catch(() => undefined);
-  await dir?.remove();
+  await fs?.remove();
 });
 
 test('packs written direct to a filling ext4: the one without room fails as E_NO_SPACE and leaves nothing; the others read back whole', async () => {
