@@ -124,8 +124,10 @@ async function backupDisks(repo: Repository, source: VmSource, options: BackupOp
   const clock = options.clock ?? (() => new Date());
   const vmBytesTotal = source.disks.reduce((sum, disk) => sum + disk.device.size, 0);
   let vmBytesBefore = 0;
-  // With a fingerprint cache, the parent's parent: blocks back to what they were then are not hashed.
-  const grandparent = options.cacheDirectory === undefined || parent === null || parent.parent === null ? undefined : await loadSnapshot(repo, parent.parent).catch(() => undefined);
+  // The parent's parent, read once and only when a disk's older fingerprints describe it:
+  // blocks back to what they were then are not hashed.
+  let grandparent: Promise<Snapshot | undefined> | undefined;
+  const grandparentSnapshot = (id: string) => (grandparent ??= loadSnapshot(repo, id).catch(() => undefined));
   const disks: DiskRecord[] = [];
   const totals = { bytesLogical: 0, bytesRead: 0, bytesNew: 0, bytesStored: 0 };
   for (const [i, disk] of source.disks.entries()) {
@@ -138,17 +140,18 @@ async function backupDisks(repo: Repository, source: VmSource, options: BackupOp
       const mismatch = await verifyUnchangedSample(repo, device, new DiskIndexReader(repo, parentDisk), options.verifyUnchanged);
       if (mismatch !== undefined) tracking = { method: 'none', reason: `--verify-unchanged: ${mismatch}; read in full`, ...(disk.checkpoint ? { checkpoint: disk.checkpoint } : {}) };
     }
-    const grandparentDisk = parentDisk === undefined ? undefined : grandparent?.disks.find((candidate) => candidate.name === disk.name);
+    const grandparentId = parentDisk === undefined ? null : parent?.parent ?? null;
     const cache = options.cacheDirectory === undefined
       ? undefined
       : BlockFingerprints.open(options.cacheDirectory, { repository: repo.config.id, vm: source.vm, disk: disk.name }, { size: device.size, blockSize }, {
           parent: parentDisk === undefined ? undefined : parent?.id,
-          grandparent: grandparentDisk === undefined ? undefined : grandparent?.id,
+          grandparent: grandparentId ?? undefined,
         });
     if (cache !== undefined) context.fingerprints.push(cache);
+    const grandparentDisk = cache?.hasOlder === true && grandparentId !== null ? (await grandparentSnapshot(grandparentId))?.disks.find((candidate) => candidate.name === disk.name) : undefined;
     const { record, progress } = await backupDisk(repo, device, {
       fingerprints: cache,
-      grandparent: cache?.hasOlder === true && grandparentDisk !== undefined ? new DiskIndexReader(repo, grandparentDisk) : undefined,
+      grandparent: grandparentDisk === undefined ? undefined : new DiskIndexReader(repo, grandparentDisk),
       name: disk.name,
       sourceFormat: disk.format,
       source: disk.location,

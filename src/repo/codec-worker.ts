@@ -37,6 +37,12 @@ function hashOf(bytes: Buffer): { zero: boolean; id: Uint8Array | null } {
   return isAllZero(bytes) ? { zero: true, id: null } : { zero: false, id: codec().idOf(bytes) };
 }
 
+/** {@link hashOf}, and the sealed object too with `seal` (never for a zero block). */
+function hashSealOf(bytes: Buffer, kind: ObjectKind, seal: boolean): { zero: boolean; id: Uint8Array | null; sealed: Uint8Array | null } {
+  const hash = hashOf(bytes);
+  return { ...hash, sealed: seal && hash.id !== null ? codec().seal(bytes, kind, toBuffer(hash.id)) : null };
+}
+
 /** A frame's table as it crosses back: ids copied out of the plaintext (which may be reused). */
 function tableOf(table: readonly { id: Uint8Array; offset: number; length: number }[]): { id: Uint8Array; offset: number; length: number }[] {
   return table.map((c) => ({ id: Buffer.from(c.id), offset: c.offset, length: c.length }));
@@ -83,21 +89,14 @@ export default function run(task: CodecTask): CodecResult {
         const results: { zero: boolean; id: Uint8Array | null; sealed: Uint8Array | null }[] = [];
         for (let start = 0; start < data.length && (task.ended || data.length - start >= task.sizes.max); ) {
           const length = cdc.cut(data, start, data.length);
-          const chunk = data.subarray(start, start + length);
-          const hash = hashOf(chunk);
-          results.push({ ...hash, sealed: task.seal && hash.id !== null ? codec().seal(chunk, ObjectKind.chunk, toBuffer(hash.id)) : null });
+          results.push(hashSealOf(data.subarray(start, start + length), ObjectKind.chunk, task.seal));
           lengths.push(length);
           start += length;
         }
         return { op: 'cutHashSeal', lengths, results };
       }
       case 'hashSealMany': {
-        const results = task.objects.map((o) => {
-          const data = toBuffer(o.data);
-          const hash = hashOf(data);
-          const sealed = o.seal && hash.id !== null ? codec().seal(data, o.kind as ObjectKind, toBuffer(hash.id)) : null;
-          return { ...hash, sealed };
-        });
+        const results = task.objects.map((o) => hashSealOf(toBuffer(o.data), o.kind as ObjectKind, o.seal));
         return { op: 'hashSealMany', results };
       }
       case 'seal':
