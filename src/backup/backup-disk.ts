@@ -61,12 +61,16 @@ export interface BackupDiskOptions {
 const GROUPS_IN_FLIGHT_PER_THREAD = 2;
 /**
  * Bytes of consecutive blocks read and hashed together: one read and one worker round trip
- * for 2 MiB (eight 256 KiB blocks) instead of one per block. Four blocks a group had cut the
- * per-task overhead (about a fifth of an incremental's time with one). 4 MiB groups saved a
- * little more CPU but added 12-28 MiB to the peak RSS, which has little margin under the
- * 256 MiB target (bench/README.md, "Backup speed on format 2", 2026-11-26).
+ * for 4 MiB (sixteen 256 KiB blocks) instead of one per block. Four blocks a group had cut the
+ * per-task overhead (about a fifth of an incremental's time with one). 2 MiB was the size
+ * while every block was hashed (4 MiB saved a little CPU for 12-28 MiB of peak RSS, with
+ * little margin under the 256 MiB target then); with block fingerprints most blocks of an
+ * incremental are not hashed, so the per-group overhead weighs more: 4 MiB groups took the
+ * clustered incremental from 1.02-1.14 to 0.94-1.13 s (medians 1.09 -> 0.96, 4 alternating
+ * runs each), the scattered 1.95-2.17 -> 1.87-1.94 s, the full 5.95-6.21 -> 5.60-5.84 s, for
+ * +12-15 MiB of peak RSS (the full: 168-171 -> 183 MiB; 2026-11-27).
  */
-const GROUP_BYTES = 2 * 1024 * 1024;
+const GROUP_BYTES = 4 * 1024 * 1024;
 /**
  * Groups added in flight for patching: one per 4 patch buffers ({@link PATCHES_IN_FLIGHT_PER_THREAD}),
  * as when a group was 4 blocks, so the live incremental keeps the concurrency it was tuned with.

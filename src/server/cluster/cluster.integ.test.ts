@@ -171,7 +171,7 @@ test('kill -9 of a worker mid-backup: its task goes back to the queue when the l
 });
 
 test('a worker cut off from the network mid-backup: its task completes on another worker; the cut worker stops it after a lease and its late writes change nothing', { skip: useNamespaces ? false : 'network namespaces cannot be made here' }, async () => {
-  const vms = await makeVms(dir.path, repository, [0, 1, 2].map((i) => ({ vm: `cut-${i}`, host: 'hv1' })), 8 * MiB);
+  const vms = await makeVms(dir.path, repository, [0, 1, 2].map((i) => ({ vm: `cut-${i}`, host: 'hv1' })), 16 * MiB); // read 4 MiB at a time: progress passes 0.25 and 0.5 on its way
   const run = await server.startRun({ job: 'nightly', reason: 'on-demand', owner: 'test', vms });
   const victim = await waitFor('a backup under way', async () => (await taskRows(run.id)).find((r) => r.status === 'running' && Number(r.progress) > 0.05 && Number(r.progress) < 0.5), 30_000);
   const cutWorker = victim.worker as string;

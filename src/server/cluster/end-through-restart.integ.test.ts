@@ -79,7 +79,7 @@ async function snapshotsOf(vm: string): Promise<number> {
 async function backupUnderWay(vm: string) {
   const [target] = await makeVms(dir.path, repository, [{ vm, host: 'hv0' }], 8 * MiB);
   const run = await server.startRun({ job: 'nightly', reason: 'on-demand', owner: 'test', vms: [target as NonNullable<typeof target>] });
-  // Handed out is enough: 8 MiB at 8 MiB/s take a second, and its groups of 2 MiB are read
+  // Handed out is enough: 8 MiB at 8 MiB/s take a second, and its groups of 4 MiB are read
   // side by side (progress moves only near the end).
   const task = await waitFor('the backup handed out', async () => (await state.db.selectFrom('tasks').selectAll().where('run_id', '=', run.id).execute())
     .find((r) => r.status === 'running' && r.worker !== null), 30_000).catch((error: unknown) => {

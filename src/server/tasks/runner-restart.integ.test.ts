@@ -32,7 +32,7 @@ function alive(pid: number): boolean {
 
 test('kill -9 of the runner mid-run: on restart the interrupted VMs are marked and retried, and the repository verifies', async () => {
   const repository = await makeRepository(dir.path);
-  const vms = await makeVms(dir.path, repository, [0, 1, 2, 3].map((i) => ({ vm: `restart-${i}`, host: `hv${i}` })), 8 * MiB); // 8 MiB: a backup reads 2 MiB at a time, so progress moves in quarters
+  const vms = await makeVms(dir.path, repository, [0, 1, 2, 3].map((i) => ({ vm: `restart-${i}`, host: `hv${i}` })), 8 * MiB); // 8 MiB: a backup reads 4 MiB at a time, so progress moves in halves
   const db = join(dir.path, 'state.db');
   const entry = fileURLToPath(new URL('./runner-child.fixture.js', import.meta.url));
   const child = spawn(process.execPath, [entry, JSON.stringify({ db, vms, bandwidth: [{ direction: 'source-read', bytesPerSecond: 2 * MiB }] })], { stdio: ['ignore', 'pipe', 'inherit'] });

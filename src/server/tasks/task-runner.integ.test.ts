@@ -198,10 +198,12 @@ test('the source latency guard holds new tasks off a datastore whose reads are s
   assert.ok(Date.parse(other.started as string) < Date.parse(san[0]?.ended as string), 'another datastore is not held back');
   assert.ok(held.every((t) => t.status === 'succeeded'));
 
-  const lenient = await newRunner('latency-lenient', { bandwidth, latencyGuard: { thresholdMs: 60_000 } });
-  // Larger images than the guarded run: reading must dominate each task's span even when a
-  // loaded machine takes seconds to start a worker (2 MiB flaked with the first start at 6 s).
-  const fresh = await makeVms(dir.path, repository, layout.map((v) => ({ ...v, vm: `${v.vm}-lenient` })), 6 * MiB);
+  // Larger images than the guarded run, read faster: reading must dominate each task's span even
+  // when a loaded machine takes seconds to start a worker (2 MiB flaked with the first start at
+  // 6 s), and a datastore is held until its backup's first read (4 MiB, one group) reports a
+  // latency (6 MiB at 3 MiB/s flaked: the first read took half a task's span).
+  const lenient = await newRunner('latency-lenient', { bandwidth: [{ direction: 'source-read', bytesPerSecond: 12 * MiB }], latencyGuard: { thresholdMs: 60_000 } });
+  const fresh = await makeVms(dir.path, repository, layout.map((v) => ({ ...v, vm: `${v.vm}-lenient` })), 24 * MiB);
   const free = await tasksOf(lenient, (await runEnded(lenient, (await lenient.startRun({ job: null, reason: 'on-demand', owner: 'test', vms: fresh })).id, 30_000)).id);
   const freeSan = byStart(free.filter((t) => t.datastore === 'san'));
   assert.ok(startsWhileAnotherReads(freeSan) >= 1, `under the threshold, backups of one datastore overlap: ${describe(freeSan)}`);
