@@ -3,7 +3,7 @@ import { ChunkIndex } from './chunk-index.js';
 import { ObjectKind } from './format/envelope.js';
 import { IndexSegment } from './format/index-segment.js';
 import { decodeLocatedEntry } from './format/located-entry.js';
-import { FRAME_CACHE_BYTES, FrameReader } from './frame-reader.js';
+import { FRAME_CACHE_BYTES, FrameReader, MAIN_THREAD_FRAME_CACHE_BYTES } from './frame-reader.js';
 import { idFromKey, SEGMENTS_PREFIX, segmentKey } from './layout.js';
 import type { Repository } from './repository.js';
 
@@ -29,7 +29,7 @@ export class ChunksById {
     private readonly repo: Repository,
     options: { framesOnMainThread?: boolean } = {},
   ) {
-    this.frames = new FrameReader(repo, FRAME_CACHE_BYTES, options.framesOnMainThread === true);
+    this.frames = options.framesOnMainThread === true ? new FrameReader(repo, MAIN_THREAD_FRAME_CACHE_BYTES, true) : new FrameReader(repo, FRAME_CACHE_BYTES);
   }
 
   /** Frames fetched and their stored bytes. */

@@ -85,3 +85,31 @@ for (const onMainThread of [false, true]) {
     assert.ok(new Set(landings).size <= 4, `${new Set(landings).size} read buffers for ${landings.length} frames`);
   });
 }
+
+test('a reader on the main thread keeps decoded frames up to its budget in bytes, the least recent dropped first', async () => {
+  const repo = await openRepository(new LocalBackend(root.path), { threads: 2 });
+  repos.push(repo);
+  const target = Buffer.alloc(BLOCK);
+  const readAll = async (reader: FrameReader, order: number[]) => {
+    for (const i of order) {
+      await reader.read(entries[i] as Buffer, target);
+      assert.ok(target.equals(block(i).data), `block ${i} reads back`);
+    }
+  };
+  // Twelve frames of 256 KiB fit in 4 MiB: read twice, each is fetched once.
+  const roomy = new FrameReader(repo, 4 * 1024 * 1024, true);
+  await readAll(roomy, [...entries.keys()]);
+  await readAll(roomy, [...entries.keys()].reverse());
+  assert.equal(roomy.fetched.frames, 12);
+  // Room for three (a frame's plaintext is its block and a table): frames 9-11 are kept, and
+  // reading 0-2 again fetches them again.
+  const tight = new FrameReader(repo, 3 * BLOCK + 4096, true);
+  await readAll(tight, [...entries.keys()]);
+  assert.equal(tight.fetched.frames, 12);
+  await readAll(tight, [11, 10, 9]);
+  assert.equal(tight.fetched.frames, 12, 'the three most recent frames are kept');
+  await readAll(tight, [0, 1, 2]);
+  assert.equal(tight.fetched.frames, 15);
+  await readAll(tight, [1]);
+  assert.equal(tight.fetched.frames, 15);
+});

@@ -17,6 +17,15 @@ import type { Repository } from './repository.js';
 export const FRAME_CACHE_BYTES = 12 * FrameSlot.capacity(PACK_DEFAULTS.blocksPerFrame, PACK_DEFAULTS.framePlaintext, 256 * 1024);
 
 /**
+ * Bytes of decoded frames kept by a reader that opens them on the main thread (file trees):
+ * counted by their real size, not in slots. A file backup's incremental reads every tree of
+ * its parent in the order of its own walk, not the order the trees were written in: the
+ * bench's 60,000 files have 129 frames of trees (19 MB decoded), which 12 slots made 787
+ * fetches and decodes; this keeps them all, and the trees of larger snapshots by recency.
+ */
+export const MAIN_THREAD_FRAME_CACHE_BYTES = 32 * 1024 * 1024;
+
+/**
  * Stored frames being read and opened at once, each in a landing buffer of shared memory
  * reused from frame to frame: a fresh buffer per frame, moved to a worker, lived until that
  * worker's garbage collection (serve's RSS and its helper threads' GC; the restore's peak RSS
@@ -46,6 +55,8 @@ interface CachedFrame {
   settled: boolean;
   /** Asked for by a read at least once (a frame fetched ahead is not until its first read). */
   used: boolean;
+  /** Main thread: the decoded bytes counted in the reader's budget (0 until opened). */
+  bytes: number;
 }
 
 /**
@@ -63,6 +74,9 @@ export class FrameReader {
   private readonly freeSlots: Buffer[] = [];
   private slotsMade = 0;
   private readonly maxSlots: number;
+  /** Main thread: decoded bytes of the frames kept, and their budget. */
+  private keptBytes = 0;
+  private readonly cacheBytes: number;
   private readonly slotSize: number;
   /** Shared memory stored frames are read into (allocated as needed); a frame larger than one is read into memory of its own. */
   private readonly landings: SharedBufferPool;
@@ -74,13 +88,16 @@ export class FrameReader {
   /**
    * `onMainThread`: frames are opened on this thread instead of the codec pool, for a reader
    * of small objects whose frames the caller decodes further anyway (file trees,
-   * file-trees.ts): a command that reads only those never starts the pool's threads.
+   * file-trees.ts): a command that reads only those never starts the pool's threads. Such a
+   * reader opens each frame into memory of its exact size and keeps up to `cacheBytes` of
+   * them (no slots: those are for frames a worker decodes into shared memory).
    */
   constructor(
     private readonly repo: Repository,
     cacheBytes = FRAME_CACHE_BYTES,
     private readonly onMainThread = false,
   ) {
+    this.cacheBytes = cacheBytes;
     this.slotSize = FrameSlot.capacity(PACK_DEFAULTS.blocksPerFrame, PACK_DEFAULTS.framePlaintext, repo.config.blockSize);
     this.maxSlots = Math.max(1, Math.floor(cacheBytes / this.slotSize));
     this.landings = new SharedBufferPool(this.slotSize + LANDING_MARGIN, LANDINGS, { lazy: true });
@@ -174,12 +191,16 @@ export class FrameReader {
   }
 
   private start(key: string, location: ChunkLocation, slot: Buffer | undefined): CachedFrame {
-    const cached: CachedFrame = { opened: this.fetch(location, slot), slot, readers: 0, settled: false, used: false };
+    const cached: CachedFrame = { opened: this.fetch(location, slot), slot, readers: 0, settled: false, used: false, bytes: 0 };
     this.opening += 1;
     cached.opened.then(
-      () => {
+      (opened) => {
         this.opening -= 1;
         cached.settled = true;
+        if (this.onMainThread && this.cache.get(key) === cached) {
+          cached.bytes = opened.plaintext.length;
+          this.keptBytes += cached.bytes;
+        }
         this.trim();
       },
       () => {
@@ -199,6 +220,7 @@ export class FrameReader {
    * every slot is busy.
    */
   private takeSlot(unreadToo: boolean): Buffer | undefined {
+    if (this.onMainThread) return undefined;
     const free = this.freeSlots.pop();
     if (free !== undefined) return free;
     if (this.slotsMade < this.maxSlots) {
@@ -215,8 +237,17 @@ export class FrameReader {
     return undefined;
   }
 
-  /** Drops the least recent idle frames while more are kept than slots exist. */
+  /** Drops the least recent idle frames while more are kept than slots exist (main thread: than their budget in bytes). */
   private trim(): void {
+    if (this.onMainThread) {
+      for (const [key, cached] of this.cache) {
+        if (this.keptBytes <= this.cacheBytes) return;
+        if (!this.idle(cached)) continue;
+        this.cache.delete(key);
+        this.keptBytes -= cached.bytes;
+      }
+      return;
+    }
     for (const [key, cached] of this.cache) {
       if (this.cache.size <= this.maxSlots) return;
       if (!this.idle(cached)) continue;
