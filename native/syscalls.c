@@ -17,6 +17,9 @@
  *   setTimes(path, atimeNs, mtimeNs) -> utimensat(2) with AT_SYMLINK_NOFOLLOW, times as BigInt
  *                                     nanoseconds since 1970 (Node's lutimes rounds to µs)
  *
+ * and, from scan-directory.c, a directory listed with every entry lstat'ed on a pool thread
+ * (scanDirectory, for the file backup's walk: see there),
+ *
  * and, for writes that bypass the page cache (O_DIRECT; src/disk/raw-target.ts):
  *
  *   alignmentGap(view, alignment) -> bytes from the view's start to the next aligned address
@@ -41,6 +44,7 @@
 #include <unistd.h>
 #include <node_api.h>
 #include "aead.h"
+#include "scan-directory.h"
 
 static napi_value throw_errno(napi_env env, int err, const char *call) {
   const char *name = "EIO";
@@ -311,6 +315,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"alignmentGap", NULL, alignment_gap, NULL, NULL, NULL, napi_default, NULL},
     {"aesGcmOpenInto", NULL, aes_gcm_open_into, NULL, NULL, NULL, napi_default, NULL},
     {"aesGcmSealInto", NULL, aes_gcm_seal_into, NULL, NULL, NULL, napi_default, NULL},
+    {"scanDirectory", NULL, scan_directory, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -4,7 +4,8 @@
  * block devices have an allocation map without being read, and syncfs(2), so a repository
  * makes thousands of objects durable with one call; and for file-level backup and restore,
  * the extended attribute calls (POSIX ACLs are the xattrs `system.posix_acl_access` and
- * `system.posix_acl_default`), mknod(2), and utimensat(2) with nanoseconds on symlinks.
+ * `system.posix_acl_default`), mknod(2), utimensat(2) with nanoseconds on symlinks, and a
+ * directory's listing with every entry's lstat in one call off the main thread.
  * Errors are thrown with the errno name in `code`.
  */
 import { createRequire } from 'node:module';
@@ -30,6 +31,12 @@ interface Syscalls {
   setTimes(path: string, atimeNs: bigint, mtimeNs: bigint): void;
   /** Bytes from `view`'s first byte to the next address that is a multiple of `alignment` (a power of two): where an O_DIRECT buffer may start inside it. */
   alignmentGap(view: ArrayBufferView, alignment: number): number;
+  /**
+   * One directory listed and each entry lstat'ed, on a libuv pool thread (native/scan-directory.c
+   * documents the record layout): `names` NUL-terminated bytes in readdir order, `stats` 19
+   * numbers per name. Rejects with the errno name in `code` when the directory cannot be read.
+   */
+  scanDirectory(path: string): Promise<{ names: Buffer; stats: Float64Array }>;
 }
 
 // Compiled code lives in dist/src/native/, the addon in build/Release/ at the project root.

@@ -14,4 +14,4 @@ export { GuestFreeze, GUEST_FREEZE_DEFAULTS, type FreezeEvent, type GuestFreezeO
 export { openLibvirtSource, LIBVIRT_DEFINITION_FORMAT, type LibvirtSourceOptions } from './libvirt/libvirt-source.js';
 export { parseChangedRanges, mergeRanges, withChangedRanges, type ChangedRange } from './changed-ranges.js';
 export { readChangedRanges } from './changed-ranges-input.js';
-export { readFileMetadata, readFileMetadataSync, readXattrs, readAccountNames, Excludes, CACHEDIR_TAG_SIGNATURE, type FileMetadata, type FileType, type AccountNames, type ExcludeOptions } from './files/index.js';
+export { readFileMetadata, readFileMetadataSync, readXattrs, scanDirectory, type ScannedEntry, readAccountNames, Excludes, CACHEDIR_TAG_SIGNATURE, type FileMetadata, type FileType, type AccountNames, type ExcludeOptions } from './files/index.js';

@@ -1,4 +1,3 @@
-import { readdirSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { resolve } from 'node:path';
 import { SharedBufferPool, Slots } from '../../concurrency/index.js';
@@ -18,7 +17,7 @@ import {
   type Snapshot,
   type TreeEntry,
 } from '../../repo/index.js';
-import { readAccountNames, readFileMetadata, readFileMetadataSync, readXattrs, type AccountNames, type Excludes, type FileMetadata } from '../../source/index.js';
+import { readAccountNames, readFileMetadata, readFileMetadataSync, readXattrs, scanDirectory, type AccountNames, type Excludes, type FileMetadata, type ScannedEntry } from '../../source/index.js';
 import { KnownChunks } from '../known-chunks.js';
 import { ChunkStore, type FileBackupFigures } from './chunk-store.js';
 import type { ChunkSizes } from '../../repo/index.js';
@@ -72,6 +71,13 @@ const FILES_PER_THREAD = 2;
  * the workers without a copy and leave no garbage per file.
  */
 const SMALL_FILES_IN_FLIGHT = 32;
+
+/**
+ * Directories listed and stat'ed at once on libuv's pool (scanDirectory): the walk starts
+ * every subdirectory of a directory together, and unbounded their scans would queue ahead of
+ * the file and repository reads that share the pool's four threads.
+ */
+const SCANS_IN_FLIGHT = 2;
 
 /**
  * Backs up directory trees into a file snapshot (manifest version 2): every directory
@@ -155,6 +161,7 @@ class TreeWalker {
   readonly warnings: FileWarning[] = [];
   private readonly hardLinks = new Map<string, { group: number; content: Promise<FileRead | null> }>();
   private readonly slots: Slots;
+  private readonly scans = new Slots(SCANS_IN_FLIGHT);
   private smallBuffers: SharedBufferPool | undefined;
 
   constructor(
@@ -248,11 +255,12 @@ class TreeWalker {
     return (await this.parentTree(tree)).entries;
   }
 
-  /** A parent tree's entries by name, and its id when it was read intact (none: no parent, or damaged). */
-  private async parentTree(tree: string | undefined): Promise<{ entries: Map<string, TreeEntry>; intact?: string }> {
+  /** A parent tree's entries by name, and, when it was read intact, its id and its entries in order (none: no parent, or damaged). */
+  private async parentTree(tree: string | undefined): Promise<{ entries: Map<string, TreeEntry>; intact?: { id: string; entries: readonly TreeEntry[] } }> {
     if (tree === undefined) return { entries: new Map() };
     try {
-      return { entries: new Map((await getFileTree(this.repo, tree)).entries.map((e) => [e.name, e])), intact: tree };
+      const list = (await getFileTree(this.repo, tree)).entries;
+      return { entries: new Map(list.map((e) => [e.name, e])), intact: { id: tree, entries: list } };
     } catch {
       return { entries: new Map() }; // a damaged parent only costs reading everything again
     }
@@ -260,46 +268,66 @@ class TreeWalker {
 
   /** The tree of a directory being backed up in full. */
   private async directoryTree(path: string, parentTree: string | undefined, rootDev: bigint | undefined): Promise<string> {
-    const { entries: previous, intact } = await this.parentTree(parentTree);
-    let names: string[];
-    try {
-      names = safeNames(path === '/' ? '/' : path, (name, why) => this.warn(`${path}/${name}`, why));
-    } catch (error) {
-      this.warn(path, describe(error));
-      names = [];
-    }
     const prefix = path === '/' ? '' : path;
+    // The scan's list and the parent's entries by name are not held while the entries' reads
+    // and subtrees run (a full backup waits on its reads with the whole tree scanned).
+    const { entries, waiting, intact } = await this.startEntries(path, prefix, parentTree, rootDev);
+    for (const entry of await Promise.all(waiting)) if (entry !== null) entries.push(entry);
+    entries.sort((a, b) => compareNames(a.name, b.name));
+    // Every entry the parent's own (the same objects: nothing in them changed): the directory
+    // is the parent's tree, neither encoded nor hashed again.
+    if (intact !== undefined && sameEntries(entries, intact.entries)) return intact.id;
+    return (await this.putTree(entries, intact?.id)).id; // an unchanged directory is its parent tree: no lookup
+  }
+
+  /** A directory scanned and compared with its parent tree: the entries answered at once, those to wait for, and the parent tree when intact. */
+  private async startEntries(path: string, prefix: string, parentTree: string | undefined, rootDev: bigint | undefined): Promise<{ entries: TreeEntry[]; waiting: Promise<TreeEntry | null>[]; intact: { id: string; entries: readonly TreeEntry[] } | undefined }> {
+    const [{ entries: previous, intact }, scanned] = await Promise.all([this.parentTree(parentTree), this.scan(path, prefix)]);
     const excludes = this.options.excludes;
-    if (excludes !== undefined && (await excludes.isTaggedCache(path))) names = names.filter((n) => n === 'CACHEDIR.TAG');
+    let kept = scanned;
+    if (excludes !== undefined && (await excludes.isTaggedCache(path))) kept = kept.filter((s) => s.name === 'CACHEDIR.TAG');
     const entries: TreeEntry[] = [];
     const waiting: Promise<TreeEntry | null>[] = [];
-    for (const name of names) {
+    for (const { name, metadata, error } of kept) {
       const childPath = `${prefix}/${name}`;
       if (excludes?.matches(childPath, name) === true) continue;
-      const entry = this.entry(childPath, name, previous.get(name), rootDev);
+      const entry = this.entry(childPath, name, previous.get(name), rootDev, metadata ?? error);
       if (entry instanceof Promise) waiting.push(entry);
       else if (entry !== null) entries.push(entry);
     }
-    for (const entry of await Promise.all(waiting)) if (entry !== null) entries.push(entry);
-    entries.sort((a, b) => compareNames(a.name, b.name));
-    return (await this.putTree(entries, intact)).id; // an unchanged directory is its parent tree: no lookup
+    return { entries, waiting, intact };
+  }
+
+  /** A directory's entries with their metadata (none, and a warning, when it cannot be listed). */
+  private async scan(path: string, prefix: string): Promise<ScannedEntry[]> {
+    await this.scans.acquire();
+    try {
+      return await scanDirectory(path, isSafeEntryName, (name, why) => this.warn(`${prefix}/${name}`, why));
+    } catch (error) {
+      this.warn(path, describe(error));
+      return [];
+    } finally {
+      this.scans.release();
+    }
   }
 
   /**
    * One entry (and everything below it): null when it is excluded, vanished or unreadable.
    * Answered at once, without a promise, for what needs no wait: an unchanged file (the
    * parent's content, unread), a symlink, a device (most entries of an incremental); a
-   * promise for a directory and a file to read.
+   * promise for a directory and a file to read. `scanned`: its metadata as its directory's
+   * scan read it (or the error it met), else it is read here.
    */
-  private entry(path: string, name: string, previous: TreeEntry | undefined, rootDev: bigint | undefined): TreeEntry | null | Promise<TreeEntry | null> {
+  private entry(path: string, name: string, previous: TreeEntry | undefined, rootDev: bigint | undefined, scanned?: FileMetadata | Error): TreeEntry | null | Promise<TreeEntry | null> {
     if (this.options.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'backup interrupted');
     let metadata: FileMetadata;
     // Extended attributes (ACLs too) cannot change without the ctime moving: an inode whose
     // ctime is the parent's keeps the parent's attributes, unread (one llistxattr less per entry).
     let keptXattrs: [string, string][] | undefined;
     try {
-      metadata = readFileMetadataSync(path, { xattrs: false });
-      if (this.options.force !== true && previous !== undefined && previous.type === metadata.type && previous.inode === Number(metadata.inode) && previous.ctime === metadata.ctimeNs.toString()) {
+      if (scanned instanceof Error) throw scanned;
+      metadata = scanned ?? readFileMetadataSync(path, { xattrs: false });
+      if (this.options.force !== true && previous !== undefined && previous.type === metadata.type && previous.inode === Number(metadata.inode) && previous.ctime === metadata.ctime) {
         keptXattrs = previous.xattrs ?? [];
       } else {
         metadata.xattrs = readXattrs(path);
@@ -312,12 +340,11 @@ class TreeWalker {
     const otherFilesystem = this.options.excludes?.options.oneFileSystem === true && metadata.dev !== dev;
     if (metadata.type === 'directory') return this.directoryEntry(path, name, metadata, previous, dev, otherFilesystem, keptXattrs);
     if (otherFilesystem) return null;
-    if (metadata.type !== 'file') return this.metadataEntry(name, metadata, { keptXattrs });
+    if (metadata.type !== 'file') return this.keptOrNewEntry(name, metadata, previous, keptXattrs);
     if (this.options.excludes?.tooLarge(metadata.size) === true) return null;
     if (metadata.links <= 1 && previous !== undefined && this.unchanged(metadata, previous)) {
-      const kept = { pieces: previous.content as ContentPiece[], size: previous.size };
-      this.bytesLogical += kept.size;
-      return this.metadataEntry(name, metadata, { content: kept, keptXattrs });
+      this.bytesLogical += previous.size;
+      return this.keptOrNewEntry(name, metadata, previous, keptXattrs, { pieces: previous.content as ContentPiece[], size: previous.size });
     }
     return this.fileEntry(path, name, metadata, previous, keptXattrs);
   }
@@ -325,7 +352,40 @@ class TreeWalker {
   /** A directory's entry, once its tree is stored (a mount point under --one-file-system is kept, empty). */
   private async directoryEntry(path: string, name: string, metadata: FileMetadata, previous: TreeEntry | undefined, dev: bigint, otherFilesystem: boolean, keptXattrs: [string, string][] | undefined): Promise<TreeEntry> {
     const tree = otherFilesystem ? (await this.putTree([])).id : await this.directoryTree(path, previous?.type === 'directory' ? previous.tree : undefined, dev);
+    if (previous !== undefined && previous.tree === tree && this.recordsSame(previous, metadata, keptXattrs)) {
+      this.entries++;
+      return previous;
+    }
     return this.metadataEntry(name, metadata, { tree, keptXattrs });
+  }
+
+  /**
+   * The parent's entry itself when it records exactly what `m` says (an unchanged file, with
+   * `content` its parent's, or a symlink, device, FIFO): no new object for most entries of an
+   * incremental, and a directory of such entries keeps its parent's tree unencoded. Else a new entry.
+   */
+  private keptOrNewEntry(name: string, m: FileMetadata, previous: TreeEntry | undefined, keptXattrs: [string, string][] | undefined, content?: FileRead): TreeEntry {
+    if (previous !== undefined && this.recordsSame(previous, m, keptXattrs)) {
+      this.entries++;
+      return previous;
+    }
+    return this.metadataEntry(name, m, { ...(content !== undefined ? { content } : {}), keptXattrs });
+  }
+
+  /**
+   * Whether `previous` records `m` as {@link metadataEntry} would (content and subtree are the
+   * caller's to check): same type, permissions, owners and their names, times, inode, links,
+   * size, target and device numbers, no hard link group, and extended attributes kept
+   * (`keptXattrs`: the ctime did not move).
+   */
+  private recordsSame(previous: TreeEntry, m: FileMetadata, keptXattrs: [string, string][] | undefined): boolean {
+    return (
+      keptXattrs !== undefined && previous.hardlink === undefined && previous.type === m.type && previous.mode === m.mode &&
+      previous.uid === m.uid && previous.gid === m.gid && previous.user === this.accounts.users.get(m.uid) && previous.group === this.accounts.groups.get(m.gid) &&
+      previous.links === m.links && previous.size === (m.type === 'file' ? m.size : 0) && previous.inode === Number(m.inode) &&
+      previous.target === m.target && sameDevice(previous.rdev, m.rdev) &&
+      previous.ctime === m.ctime && previous.mtime === m.mtime && previous.atime === m.atime
+    );
   }
 
   /** A regular file's entry: its content read (or another name's, for a hard link), null when it cannot be read. */
@@ -354,7 +414,7 @@ class TreeWalker {
   private unchanged(metadata: FileMetadata, previous: TreeEntry): boolean {
     return (
       this.options.force !== true && previous.type === 'file' && previous.content !== undefined &&
-      previous.size === metadata.size && previous.mtime === metadata.mtimeNs.toString() && previous.ctime === metadata.ctimeNs.toString() &&
+      previous.size === metadata.size && previous.mtime === metadata.mtime && previous.ctime === metadata.ctime &&
       previous.inode === Number(metadata.inode)
     );
   }
@@ -399,9 +459,9 @@ class TreeWalker {
       uid: m.uid,
       gid: m.gid,
       ...this.names(m.uid, m.gid),
-      mtime: m.mtimeNs.toString(),
-      atime: m.atimeNs.toString(),
-      ctime: m.ctimeNs.toString(),
+      mtime: m.mtime,
+      atime: m.atime,
+      ctime: m.ctime,
       inode: Number(m.inode),
       links: m.links,
       size: m.type === 'file' ? m.size : 0,
@@ -421,30 +481,15 @@ class TreeWalker {
   }
 }
 
-/**
- * A directory's names, those that cannot be stored faithfully (not UTF-8) reported and left
- * out. Listed with a synchronous call, as lstat is (readFileMetadata): through libuv's thread
- * pool each directory cost a round trip longer than the listing. Names come decoded; bytes
- * that are not UTF-8 decode to U+FFFD, so only a directory where one shows is listed again as
- * bytes to tell a real U+FFFD from a bad name.
- */
-function safeNames(path: string, refuse: (name: string, why: string) => void): string[] {
-  const decoded = readdirSync(path);
-  if (!decoded.some((name) => name.includes('\uFFFD'))) {
-    const names: string[] = [];
-    for (const name of decoded) {
-      if (isSafeEntryName(name)) names.push(name);
-      else refuse(name, 'name is not valid UTF-8: not backed up');
-    }
-    return names;
-  }
-  const names: string[] = [];
-  for (const bytes of readdirSync(path, { encoding: 'buffer' })) {
-    const name = bytes.toString('utf8');
-    if (!Buffer.from(name, 'utf8').equals(bytes) || !isSafeEntryName(name)) refuse(name, 'name is not valid UTF-8: not backed up');
-    else names.push(name);
-  }
-  return names;
+/** Whether two lists hold the same entry objects in the same order. */
+function sameEntries(a: readonly TreeEntry[], b: readonly TreeEntry[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function sameDevice(recorded: [number, number] | undefined, rdev: FileMetadata['rdev']): boolean {
+  return recorded === undefined ? rdev === undefined : rdev !== undefined && recorded[0] === rdev.major && recorded[1] === rdev.minor;
 }
 
 function describe(error: unknown): string {

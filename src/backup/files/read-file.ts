@@ -8,8 +8,9 @@ import type { ChunkStore } from './chunk-store.js';
 export interface ExpectedFile {
   size: number;
   allocated: number;
-  mtimeNs: bigint;
-  ctimeNs: bigint;
+  /** Nanoseconds since 1970, in decimal. */
+  mtime: string;
+  ctime: string;
   inode: bigint;
 }
 
@@ -64,7 +65,7 @@ export async function readSmallFile(path: string, expected: ExpectedFile, store:
     closeSync(fd);
   }
   const pieces = got === 0 ? [] : await store.storeBytes(data.subarray(0, got), fresh);
-  const changed = got < size || Number(after.size) !== size || after.mtimeNs !== expected.mtimeNs || after.ctimeNs !== expected.ctimeNs || after.ino !== expected.inode;
+  const changed = got < size || Number(after.size) !== size || after.mtimeNs.toString() !== expected.mtime || after.ctimeNs.toString() !== expected.ctime || after.ino !== expected.inode;
   return { pieces, size: got, ...(changed ? { warning: 'changed while read' } : {}) };
 }
 
@@ -126,7 +127,7 @@ export async function readFileContent(
     if (!short && position < size) pieces.push(['hole', size - position]);
     const covered = short ? position : size;
     const after = await handle.stat({ bigint: true });
-    const changed = short || Number(after.size) !== size || after.mtimeNs !== expected.mtimeNs || after.ctimeNs !== expected.ctimeNs || after.ino !== expected.inode;
+    const changed = short || Number(after.size) !== size || after.mtimeNs.toString() !== expected.mtime || after.ctimeNs.toString() !== expected.ctime || after.ino !== expected.inode;
     return { pieces, size: covered, ...(changed ? { warning: 'changed while read' } : {}) };
   } finally {
     await handle.close();

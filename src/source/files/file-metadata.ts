@@ -11,10 +11,10 @@ export interface FileMetadata {
   mode: number;
   uid: number;
   gid: number;
-  /** Nanoseconds since 1970. */
-  mtimeNs: bigint;
-  atimeNs: bigint;
-  ctimeNs: bigint;
+  /** Nanoseconds since 1970, in decimal (as trees record them: compared without a conversion). */
+  mtime: string;
+  atime: string;
+  ctime: string;
   dev: bigint;
   inode: bigint;
   links: number;
@@ -33,8 +33,13 @@ const TYPES: [number, FileType][] = [
   [0o020000, 'char-device'], [0o060000, 'block-device'], [0o140000, 'socket'],
 ];
 
+/** The type of an `st_mode & S_IFMT` (an unknown one is read as a file). */
+export function fileTypeOf(format: number): FileType {
+  return TYPES.find(([bits]) => bits === format)?.[1] ?? 'file';
+}
+
 /**
- * Reads a path's metadata with lstat(2) (nanosecond times, as BigInts), its symlink target,
+ * Reads a path's metadata with lstat(2) (nanosecond times, in decimal), its symlink target,
  * and its extended attributes (llistxattr/lgetxattr). Throws Node's errors (`ENOENT` when the
  * path vanished) for the caller to report.
  *
@@ -56,17 +61,16 @@ export interface MetadataOptions {
 /** {@link readFileMetadata}, as a plain call. */
 export function readFileMetadataSync(path: string, options: MetadataOptions = {}): FileMetadata {
   const st = lstatSync(path, { bigint: true });
-  const format = Number(st.mode & 0o170000n);
-  const type = TYPES.find(([bits]) => bits === format)?.[1] ?? 'file';
+  const type = fileTypeOf(Number(st.mode & 0o170000n));
   const rdev = Number(st.rdev);
   const metadata: FileMetadata = {
     type,
     mode: Number(st.mode & 0o7777n),
     uid: Number(st.uid),
     gid: Number(st.gid),
-    mtimeNs: st.mtimeNs,
-    atimeNs: st.atimeNs,
-    ctimeNs: st.ctimeNs,
+    mtime: st.mtimeNs.toString(),
+    atime: st.atimeNs.toString(),
+    ctime: st.ctimeNs.toString(),
     dev: st.dev,
     inode: st.ino,
     links: Number(st.nlink),

@@ -1,0 +1,116 @@
+import { readlinkSync } from 'node:fs';
+import { syscalls } from '../../native/index.js';
+import { fileTypeOf, type FileMetadata } from './file-metadata.js';
+
+/** One name of a scanned directory: its metadata (extended attributes not read), or why it has none. */
+export interface ScannedEntry {
+  name: string;
+  /** Absent when `error` says why (ENOENT: it vanished between the listing and its lstat). */
+  metadata?: FileMetadata;
+  error?: NodeJS.ErrnoException;
+}
+
+/** Numbers per entry in the addon's `stats` (native/scan-directory.c lists them). */
+const FIELDS = 19;
+
+/**
+ * Lists a directory and reads every entry's metadata as `readFileMetadataSync(path, { xattrs:
+ * false })` would, in one call on a libuv pool thread (the listing and the lstat calls, and
+ * none of the objects Node's lstat makes per entry). A symlink's target is read here, on the
+ * calling thread. Names that cannot be stored faithfully (not UTF-8, or unsafe: see
+ * `isSafeName`) are passed to `refuse` and left out. Rejects (with the errno name in `code`)
+ * when the directory itself cannot be read.
+ */
+export async function scanDirectory(path: string, isSafeName: (name: string) => boolean, refuse: (name: string, why: string) => void): Promise<ScannedEntry[]> {
+  const { names, stats } = await syscalls.scanDirectory(path);
+  const decoded = names.toString('utf8');
+  const checkBytes = decoded.includes('\uFFFD'); // a byte that is not UTF-8 decodes to U+FFFD: tell it from a real one
+  const prefix = path === '/' ? '' : path;
+  const out: ScannedEntry[] = [];
+  let start = 0;
+  let byteStart = 0;
+  for (let i = 0; start < decoded.length; i++) {
+    const end = decoded.indexOf('\u0000', start);
+    const name = decoded.slice(start, end);
+    start = end + 1;
+    if (checkBytes) {
+      const byteEnd = names.indexOf(0, byteStart);
+      const bytes = names.subarray(byteStart, byteEnd);
+      byteStart = byteEnd + 1;
+      if (!Buffer.from(name, 'utf8').equals(bytes)) {
+        refuse(name, 'name is not valid UTF-8: not backed up');
+        continue;
+      }
+    }
+    if (!isSafeName(name)) {
+      refuse(name, 'name is not valid UTF-8: not backed up');
+      continue;
+    }
+    const at = i * FIELDS;
+    const errno = stats[at] as number;
+    if (errno !== 0) {
+      out.push({ name, error: errnoError(errno, `${prefix}/${name}`) });
+      continue;
+    }
+    try {
+      out.push({ name, metadata: metadataOf(stats, at, `${prefix}/${name}`) });
+    } catch (error) {
+      out.push({ name, error: error as NodeJS.ErrnoException });
+    }
+  }
+  return out;
+}
+
+function metadataOf(stats: Float64Array, at: number, path: string): FileMetadata {
+  const field = (k: number) => stats[at + k] as number;
+  const mode = field(1);
+  const type = fileTypeOf(mode & 0o170000);
+  const metadata: FileMetadata = {
+    type,
+    mode: mode & 0o7777,
+    uid: field(2),
+    gid: field(3),
+    mtime: nanoseconds(field(15), field(16)),
+    atime: nanoseconds(field(13), field(14)),
+    ctime: nanoseconds(field(17), field(18)),
+    dev: wide(field(7), field(8)),
+    inode: wide(field(9), field(10)),
+    links: field(4),
+    size: type === 'file' ? field(5) : 0,
+    allocated: field(6) * 512,
+    xattrs: [],
+  };
+  if (type === 'char-device' || type === 'block-device') {
+    // Linux's dev_t: major in bits 8-19 and 32-43, minor in bits 0-7 and 20-31 (gnu_dev_major).
+    const high = field(11);
+    const low = field(12);
+    metadata.rdev = { major: ((low >>> 8) & 0xfff) | (high & ~0xfff), minor: ((low & 0xff) | ((low >>> 12) & ~0xff)) >>> 0 };
+  }
+  if (type === 'symlink') metadata.target = readlinkSync(path);
+  return metadata;
+}
+
+/** A timespec as nanoseconds since 1970 in decimal, without BigInts but for times before 1970. */
+function nanoseconds(seconds: number, nanos: number): string {
+  if (seconds > 0) return `${seconds}${nanos < 100_000_000 ? String(nanos).padStart(9, '0') : nanos}`;
+  if (seconds === 0) return String(nanos);
+  return (BigInt(seconds) * 1_000_000_000n + BigInt(nanos)).toString();
+}
+
+function wide(high: number, low: number): bigint {
+  return high === 0 ? BigInt(low) : (BigInt(high) << 32n) | BigInt(low);
+}
+
+/** An error as Node's fs calls make them: the errno name in `code`, its text in the message. */
+function errnoError(errno: number, path: string): NodeJS.ErrnoException {
+  const [code, text] = ERRNO_NAMES.get(errno) ?? ['EIO', `error ${errno}`];
+  return Object.assign(new Error(`${code}: ${text}, lstat '${path}'`), { code, errno: -errno, syscall: 'lstat', path });
+}
+
+/** The errno values an lstat of a listed name can meet on Linux, with their strerror texts. */
+const ERRNO_NAMES = new Map<number, [string, string]>([
+  [1, ['EPERM', 'operation not permitted']], [2, ['ENOENT', 'no such file or directory']], [5, ['EIO', 'i/o error']],
+  [12, ['ENOMEM', 'not enough memory']], [13, ['EACCES', 'permission denied']], [20, ['ENOTDIR', 'not a directory']],
+  [36, ['ENAMETOOLONG', 'name too long']], [40, ['ELOOP', 'too many symbolic links encountered']],
+  [75, ['EOVERFLOW', 'value too large for defined data type']], [116, ['ESTALE', 'stale file handle']],
+]);
