@@ -50,13 +50,31 @@ export class ChunkIndex {
    * so only readers that need it ask).
    */
   static async load(repo: Repository, options: { packs?: boolean } = {}): Promise<ChunkIndex> {
+    return ChunkIndex.loadNamed(repo, await segmentNames(repo), options);
+  }
+
+  /**
+   * The index of the segments `repo` holds now, shared by every caller in this process while
+   * they are the same: one file backup looks chunks up for its data, its trees and its
+   * parent's trees, and loaded the whole index three times. The segments are listed (one
+   * LIST) at each call; any change (a backup added one, a prune merged some) loads anew, so a
+   * long-lived process never answers from segments that are gone. Not for `packs`.
+   */
+  static async current(repo: Repository): Promise<ChunkIndex> {
+    const names = await segmentNames(repo);
+    const key = names.join(',');
+    const shared = currentIndexes.get(repo);
+    if (shared !== undefined && shared.key === key) return shared.index;
+    const index = ChunkIndex.loadNamed(repo, names);
+    currentIndexes.set(repo, { key, index });
+    index.catch(() => {
+      if (currentIndexes.get(repo)?.index === index) currentIndexes.delete(repo);
+    });
+    return index;
+  }
+
+  private static async loadNamed(repo: Repository, names: string[], options: { packs?: boolean } = {}): Promise<ChunkIndex> {
     const index = new ChunkIndex(repo);
-    const names: string[] = [];
-    for await (const entry of repo.backend.list(SEGMENTS_PREFIX)) {
-      const hex = idFromKey(entry.key);
-      if (hex !== null) names.push(hex);
-    }
-    names.sort();
     if (names.length > MAX_SEGMENTS) {
       throw new CofferError('E_REPO_FORMAT_UNSUPPORTED', `${repo.location} has ${names.length} index segments, more than the ${MAX_SEGMENTS} this Coffer can hold; run 'coffer repair --index' to rewrite them`, { subject: { repository: repo.location } });
     }
@@ -69,7 +87,7 @@ export class ChunkIndex {
         grown.set(keys.subarray(0, count));
         keys = grown;
       }
-      for (let i = 0; i < segment.count; i++) keys[count++] = keyOf(segment.idAt(i), number);
+      for (let i = 0; i < segment.count; i++) keys[count++] = segment.prefixAt(i) * 2 ** SEGMENT_BITS + number;
       if (options.packs === true) {
         index.packSet ??= new Set();
         for (let i = 0; i < segment.count; i++) index.packSet.add(segment.entryAt(i).toString('hex', 32, 64));
@@ -161,11 +179,20 @@ export class ChunkIndex {
 
 /** The first 38 bits of an id, as a number. */
 function prefixOf(id: Uint8Array): number {
-  return Math.floor(Buffer.from(id.buffer, id.byteOffset, 5).readUIntBE(0, 5) / 4);
+  return (id[0] as number) * 2 ** 30 + (id[1] as number) * 2 ** 22 + (id[2] as number) * 2 ** 14 + (id[3] as number) * 2 ** 6 + ((id[4] as number) >>> 2);
 }
 
-function keyOf(id: Uint8Array, segment: number): number {
-  return prefixOf(id) * 2 ** SEGMENT_BITS + segment;
+/** The repository's segment ids (hex), sorted. */
+async function segmentNames(repo: Repository): Promise<string[]> {
+  const names: string[] = [];
+  for await (const entry of repo.backend.list(SEGMENTS_PREFIX)) {
+    const hex = idFromKey(entry.key);
+    if (hex !== null) names.push(hex);
+  }
+  return names.sort();
 }
+
+/** {@link ChunkIndex.current}'s indexes, by repository, with the segment list they were loaded from. */
+const currentIndexes = new WeakMap<Repository, { key: string; index: Promise<ChunkIndex> }>();
 
 export const CHUNK_INDEX_LAYOUT = { PREFIX_BITS, SEGMENT_BITS } as const;

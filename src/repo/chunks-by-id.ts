@@ -55,7 +55,7 @@ export class ChunksById {
     if (this.index === undefined) {
       const loading = (async () => {
         const segments = await countSegments(this.repo);
-        return { index: await ChunkIndex.load(this.repo), segments };
+        return { index: await ChunkIndex.current(this.repo), segments };
       })();
       loading.catch(() => (this.index = undefined));
       this.index = loading;

@@ -148,3 +148,21 @@ test('a chunk named at two places by two small segments keeps both after the mer
     assert.equal((await ChunkIndex.load(repo)).size, 3);
   });
 });
+
+test('the shared chunk index is loaded once while the segments stay the same, and anew once a merge or a backup changes them', async () => {
+  const root = await copyOfTemplate();
+  await withRepo(new LocalBackend(root), async (repo) => {
+    const first = await ChunkIndex.current(repo);
+    assert.equal(await ChunkIndex.current(repo), first, 'the same segments: the same index');
+    assert.equal(first.size, VMS * 4);
+    await pruneRepository(repo);
+    const merged = await ChunkIndex.current(repo);
+    assert.notEqual(merged, first, 'merged segments: loaded anew');
+    assert.equal(merged.size, VMS * 4);
+    assert.ok((await merged.lookup(repo.codec.idOf((disks.get('vm0') as Buffer).subarray(0, 64 * KiB)))) !== undefined, 'a block of vm0 is found through the merged segment');
+    await backup(repo, 'new-vm', seededBytes(99, 256 * KiB));
+    const grown = await ChunkIndex.current(repo);
+    assert.notEqual(grown, merged, 'a new segment: loaded anew');
+    assert.equal(grown.size, VMS * 4 + 4);
+  });
+});

@@ -52,7 +52,7 @@ export class IndexSegment {
     if (count < 1 || count > MAX_SEGMENT_ENTRIES) throw corrupt(`${count} entries`);
     if (bytes.length !== SEGMENT_HEADER_SIZE + count * LOCATED_ENTRY_SIZE) throw corrupt('length does not match the entry count');
     const segment = new IndexSegment(bytes);
-    for (let i = 1; i < count; i++) if (Buffer.compare(segment.idAt(i - 1), segment.idAt(i)) >= 0) throw corrupt('entries out of order');
+    for (let i = 1; i < count; i++) if (segment.compareIdAt(i, bytes, SEGMENT_HEADER_SIZE + (i - 1) * LOCATED_ENTRY_SIZE) <= 0) throw corrupt('entries out of order');
     return segment;
   }
 
@@ -60,6 +60,22 @@ export class IndexSegment {
   idAt(i: number): Buffer {
     const at = SEGMENT_HEADER_SIZE + i * LOCATED_ENTRY_SIZE;
     return this.bytes.subarray(at, at + 32);
+  }
+
+  /**
+   * The first 38 bits of entry `i`'s chunk id as a number (what the chunk index keeps in
+   * memory), read in place: loading an index reads every entry of every segment.
+   */
+  prefixAt(i: number): number {
+    const at = SEGMENT_HEADER_SIZE + i * LOCATED_ENTRY_SIZE;
+    const b = this.bytes;
+    return (b[at] as number) * 2 ** 30 + (b[at + 1] as number) * 2 ** 22 + (b[at + 2] as number) * 2 ** 14 + (b[at + 3] as number) * 2 ** 6 + ((b[at + 4] as number) >>> 2);
+  }
+
+  /** Entry `i`'s chunk id compared with the 32 bytes of `other` at `offset` (< 0, 0, > 0), without a view. */
+  private compareIdAt(i: number, other: Uint8Array, offset: number): number {
+    const at = SEGMENT_HEADER_SIZE + i * LOCATED_ENTRY_SIZE;
+    return this.bytes.compare(other, offset, offset + 32, at, at + 32);
   }
 
   /** The whole 80-byte entry `i` (a view). */
@@ -74,7 +90,7 @@ export class IndexSegment {
     let high = this.count - 1;
     while (low <= high) {
       const mid = (low + high) >>> 1;
-      const order = Buffer.compare(this.idAt(mid), id);
+      const order = this.compareIdAt(mid, id, 0);
       if (order === 0) return this.entryAt(mid);
       if (order < 0) low = mid + 1;
       else high = mid - 1;
