@@ -3,7 +3,8 @@ import { ChunkIndex, PackWriter, type Repository } from '../repo/index.js';
 /**
  * Where a format 2 backup's blocks go (docs/repository-format.md, "Format 2"): a block not in
  * the parent is looked up among the chunks this run placed, then in the repository's global
- * chunk index (on the first lookup: the one the process loaded, while the repository's segments are the same, ChunkIndex.current), and only then staged as new into the run's
+ * chunk index (from the first lookup: the one this process loaded while the repository's
+ * segments are the same, ChunkIndex.current), and only then staged as new into the run's
  * {@link PackWriter}. Every answer is a located entry, or a promise of one while the chunk's
  * pack is still being filled.
  *
