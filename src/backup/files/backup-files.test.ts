@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { appendFile, link, lstat, lutimes, mkdir, mkdtemp, readFile, rm, symlink, truncate, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, chown, link, lstat, lutimes, mkdir, mkdtemp, readFile, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -154,6 +154,40 @@ test('incremental of an unchanged tree (hard links, a symlink, a FIFO, an empty 
   assert.equal(third.files?.entries, first.files?.entries);
   assert.equal((await entryAt(third, `${dir}/one-again`)).hardlink, (await entryAt(third, `${dir}/sub/one`)).hardlink);
   assert.deepEqual((await entryAt(third, `${dir}/sub/one`)).content, (await entryAt(first, `${dir}/sub/one`)).content);
+});
+
+test('incremental: an entry whose metadata changed is recorded anew (mode, owner, times, a symlink retargeted), its unchanged neighbours and subtrees as the parent recorded them', async () => {
+  const dir = join(work, 'records');
+  await mkdir(join(dir, 'quiet'), { recursive: true });
+  await mkdir(join(dir, 'busy'), { recursive: true });
+  for (const name of ['quiet/a', 'quiet/b', 'busy/moded', 'busy/owned', 'busy/kept', 'busy/timed']) await writeFile(join(dir, name), name);
+  await symlink('kept', join(dir, 'busy', 'link'));
+  const later = new Date(Date.now() + 3600_000); // atimes ahead: no read moves them (see above)
+  for (const name of ['quiet/a', 'quiet/b', 'quiet', 'busy/moded', 'busy/owned', 'busy/kept', 'busy/timed', 'busy/link', 'busy', '.']) {
+    const at = join(dir, name);
+    await lutimes(at, later, (await lstat(at)).mtime);
+  }
+  const first = await backupFiles(repo, { host: 'records', paths: [dir] });
+  await new Promise((resolve) => setTimeout(resolve, 20)); // a ctime tick
+  syscalls.setTimes(join(dir, 'busy', 'timed'), 1_000_000_000_123_456_789n, 1_500_000_000_000_000_001n);
+  await chmod(join(dir, 'busy', 'moded'), 0o600);
+  await chown(join(dir, 'busy', 'owned'), 4321, 8765);
+  await rm(join(dir, 'busy', 'link'));
+  await symlink('moded', join(dir, 'busy', 'link'));
+  const second = await backupFiles(repo, { host: 'records', paths: [dir], parent: first });
+
+  assert.equal((await entryAt(second, `${dir}/quiet`)).tree, (await entryAt(first, `${dir}/quiet`)).tree, 'an untouched directory is its parent tree');
+  assert.deepEqual(await entryAt(second, `${dir}/busy/kept`), await entryAt(first, `${dir}/busy/kept`));
+  assert.equal((await entryAt(second, `${dir}/busy/moded`)).mode, 0o600);
+  assert.deepEqual([(await entryAt(second, `${dir}/busy/owned`)).uid, (await entryAt(second, `${dir}/busy/owned`)).gid], [4321, 8765]);
+  const timed = await entryAt(second, `${dir}/busy/timed`);
+  assert.deepEqual([timed.atime, timed.mtime], ['1000000000123456789', '1500000000000000001']);
+  assert.equal((await entryAt(second, `${dir}/busy/link`)).target, 'moded');
+  for (const name of ['moded', 'owned', 'timed', 'kept']) {
+    assert.deepEqual((await entryAt(second, `${dir}/busy/${name}`)).content, (await entryAt(first, `${dir}/busy/${name}`)).content, `${name}: same content`);
+  }
+  // The files whose ctime moved (chmod, chown, utimensat) were read again, no other.
+  assert.equal(second.stats.bytesRead, 'busy/timed'.length + 'busy/moded'.length + 'busy/owned'.length);
 });
 
 /** The change times of the directories above `path`: the tree above a backed-up path records them. */
