@@ -36,6 +36,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <node_api.h>
+#include "errno-name.h"
 #include "scan-directory.h"
 
 #define SCAN_FIELDS 19
@@ -133,20 +134,7 @@ static void scan_execute(napi_env env, void *data) {
 }
 
 static napi_value errno_error(napi_env env, int err, const char *call, const char *path) {
-  const char *name = "EIO";
-  switch (err) {
-    case ENOENT: name = "ENOENT"; break;
-    case EACCES: name = "EACCES"; break;
-    case EPERM: name = "EPERM"; break;
-    case ENOTDIR: name = "ENOTDIR"; break;
-    case ELOOP: name = "ELOOP"; break;
-    case ENOMEM: name = "ENOMEM"; break;
-    case EMFILE: name = "EMFILE"; break;
-    case ENFILE: name = "ENFILE"; break;
-    case ENAMETOOLONG: name = "ENAMETOOLONG"; break;
-    case ESTALE: name = "ESTALE"; break;
-    default: break;
-  }
+  const char *name = errno_name(err);
   char text[PATH_MAX + 160];
   snprintf(text, sizeof text, "%s failed: %s, scandir '%s'", call, strerror(err), path);
   napi_value code, message, error;

@@ -44,30 +44,11 @@
 #include <unistd.h>
 #include <node_api.h>
 #include "aead.h"
+#include "errno-name.h"
 #include "scan-directory.h"
 
 static napi_value throw_errno(napi_env env, int err, const char *call) {
-  const char *name = "EIO";
-  switch (err) {
-    case EBADF: name = "EBADF"; break;
-    case EINVAL: name = "EINVAL"; break;
-    case ESPIPE: name = "ESPIPE"; break;
-    case EOVERFLOW: name = "EOVERFLOW"; break;
-    case ENXIO: name = "ENXIO"; break;
-    case ENOSPC: name = "ENOSPC"; break;
-    case EDQUOT: name = "EDQUOT"; break;
-    case ENOENT: name = "ENOENT"; break;
-    case EACCES: name = "EACCES"; break;
-    case EPERM: name = "EPERM"; break;
-    case EEXIST: name = "EEXIST"; break;
-    case ENOTSUP: name = "ENOTSUP"; break;
-    case ERANGE: name = "ERANGE"; break;
-    case E2BIG: name = "E2BIG"; break;
-    case ENAMETOOLONG: name = "ENAMETOOLONG"; break;
-    case ENOTDIR: name = "ENOTDIR"; break;
-    case ELOOP: name = "ELOOP"; break;
-    default: break;
-  }
+  const char *name = errno_name(err);
   char message[128];
   snprintf(message, sizeof message, "%s failed: %s", call, strerror(err));
   napi_throw_error(env, name, message);
