@@ -6,7 +6,6 @@
  */
 import { readFile } from 'node:fs/promises';
 import { CofferError } from '../errors/index.js';
-import { NbdBlockDevice } from '../nbd/index.js';
 import { mergeRanges, parseChangedRanges, type ChangedRange } from './changed-ranges.js';
 
 /**
@@ -25,6 +24,8 @@ export async function readChangedRanges(where: string): Promise<ChangedRange[]> 
 async function rangesFromNbdBitmap(uri: string): Promise<ChangedRange[]> {
   const bitmap = new URL(uri).searchParams.get('bitmap');
   if (bitmap === null || bitmap === '') throw new CofferError('E_USAGE', `--changed-ranges ${uri}: add bitmap=NAME (the qemu:dirty-bitmap context to read)`);
+  // Loaded here: a list in a file (the common case) needs no NBD client code at start.
+  const { NbdBlockDevice } = await import('../nbd/index.js');
   const device = await NbdBlockDevice.open(uri, { dirtyBitmap: bitmap });
   try {
     const ranges: ChangedRange[] = [];

@@ -8,10 +8,11 @@
  */
 export type { VmSource, SourceDisk, ImageLayer, SourceConsistency } from './vm-source.js';
 export { openImageSource } from './image-source.js';
-export { openQemuSource, type QemuSourceOptions } from './qemu/qemu-source.js';
+export type { QemuSourceOptions } from './qemu/qemu-source.js';
 export type { CaptureHooks, CaptureQuiescer } from './qemu/qemu-capture.js';
-export { GuestFreeze, GUEST_FREEZE_DEFAULTS, type FreezeEvent, type GuestFreezeOptions } from './qemu/guest-freeze.js';
-export { openLibvirtSource, LIBVIRT_DEFINITION_FORMAT, type LibvirtSourceOptions } from './libvirt/libvirt-source.js';
+export type { FreezeEvent, GuestFreezeOptions } from './qemu/guest-freeze.js';
+export type { LibvirtSourceOptions } from './libvirt/libvirt-source.js';
+export { openQemuSource, openLibvirtSource } from './live-sources.js';
 export { parseChangedRanges, mergeRanges, withChangedRanges, type ChangedRange } from './changed-ranges.js';
 export { readChangedRanges } from './changed-ranges-input.js';
 export { readFileMetadata, readFileMetadataSync, readXattrs, scanDirectory, type ScannedEntry, readAccountNames, Excludes, CACHEDIR_TAG_SIGNATURE, type FileMetadata, type FileType, type AccountNames, type ExcludeOptions } from './files/index.js';

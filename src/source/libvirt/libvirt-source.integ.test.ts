@@ -17,7 +17,8 @@ import { LocalBackend, initRepository, openRepository, type Repository, type Sna
 import { SnapshotDisk } from '../../restore/index.js';
 import { runTool, startTestLibvirt, type TestDomain, type TestLibvirt } from '../../testing/index.js';
 import { isCofferError } from '../../errors/index.js';
-import { LIBVIRT_DEFINITION_FORMAT, openLibvirtSource } from '../index.js';
+import { openLibvirtSource } from '../index.js';
+import { LIBVIRT_DEFINITION_FORMAT } from './libvirt-source.js';
 import { childElement, parseXml, textOf } from '../../xml/index.js';
 
 const MiB = 1024 * 1024;
