@@ -1,10 +1,10 @@
 import { CofferError } from '../errors/index.js';
 import { ObjectKind } from './format/envelope.js';
-import { IndexSegment } from './format/index-segment.js';
+import { idPrefix, IndexSegment } from './format/index-segment.js';
 import { idFromKey, SEGMENTS_PREFIX, segmentKey } from './layout.js';
 import type { Repository } from './repository.js';
 
-/** Bits of a chunk id's prefix kept in memory: with the segment number, exactly a float64's 53. */
+/** Bits of a chunk id's prefix kept in memory (format/index-segment.ts idPrefix): with the segment number, exactly a float64's 53. */
 const PREFIX_BITS = 38;
 const SEGMENT_BITS = 15;
 /** At most 32,768 segments (a backup writes one per 16 GiB it adds; prune merges small ones, segment-merge.ts). */
@@ -133,7 +133,7 @@ export class ChunkIndex {
   }
 
   private async locations(id: Buffer, most: number): Promise<Buffer[]> {
-    const base = prefixOf(id) * 2 ** SEGMENT_BITS;
+    const base = idPrefix(id, 0) * 2 ** SEGMENT_BITS;
     let low = 0;
     let high = this.keys.length;
     while (low < high) {
@@ -177,10 +177,6 @@ export class ChunkIndex {
   }
 }
 
-/** The first 38 bits of an id, as a number. */
-function prefixOf(id: Uint8Array): number {
-  return (id[0] as number) * 2 ** 30 + (id[1] as number) * 2 ** 22 + (id[2] as number) * 2 ** 14 + (id[3] as number) * 2 ** 6 + ((id[4] as number) >>> 2);
-}
 
 /** The repository's segment ids (hex), sorted. */
 async function segmentNames(repo: Repository): Promise<string[]> {

@@ -21,7 +21,7 @@ import type { Repository } from './repository.js';
  * `E_CORRUPT_OBJECT` when every place is damaged.
  */
 export class ChunksById {
-  private index: Promise<{ index: ChunkIndex; segments: number }> | undefined;
+  private index: Promise<ChunkIndex> | undefined;
   private readonly frames: FrameReader;
 
   /** `framesOnMainThread`: see {@link FrameReader}'s `onMainThread`. */
@@ -40,23 +40,20 @@ export class ChunksById {
   /**
    * The located entries (80 bytes) of chunk `id`: none when no index segment names it. A
    * reader kept open while backups add segments (the server) sees them: on a miss the segments
-   * are listed again, and the index reloaded when their number changed.
+   * are listed again ({@link ChunkIndex.current}), and looked up in anew when they changed.
    */
   async locations(id: Buffer): Promise<Buffer[]> {
-    const places = await (await this.loadIndex()).index.lookupAll(id);
-    if (places.length > 0) return places;
     const loaded = await this.loadIndex();
-    if ((await countSegments(this.repo)) === loaded.segments) return places;
+    const places = await loaded.lookupAll(id);
+    if (places.length > 0) return places;
     this.index = undefined;
-    return (await this.loadIndex()).index.lookupAll(id);
+    const current = await this.loadIndex();
+    return current === loaded ? places : current.lookupAll(id);
   }
 
-  private loadIndex(): Promise<{ index: ChunkIndex; segments: number }> {
+  private loadIndex(): Promise<ChunkIndex> {
     if (this.index === undefined) {
-      const loading = (async () => {
-        const segments = await countSegments(this.repo);
-        return { index: await ChunkIndex.current(this.repo), segments };
-      })();
+      const loading = ChunkIndex.current(this.repo);
       loading.catch(() => (this.index = undefined));
       this.index = loading;
     }
@@ -112,12 +109,6 @@ export class ChunksById {
 }
 
 /** Index segments stored (one listing). */
-async function countSegments(repo: Repository): Promise<number> {
-  let count = 0;
-  for await (const entry of repo.backend.list(SEGMENTS_PREFIX)) if (idFromKey(entry.key) !== null) count++;
-  return count;
-}
-
 /**
  * The places (located entries) of many chunks at once, from one pass over every index
  * segment: for a caller that needs most of a repository's chunks (verify), where a lookup per

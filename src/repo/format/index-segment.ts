@@ -36,6 +36,11 @@ export function encodeSegment(entries: readonly Buffer[]): Buffer {
   return out;
 }
 
+/** The first 38 bits of the chunk id starting at `bytes[at]`, as a number (exact in a double). */
+export function idPrefix(bytes: Uint8Array, at: number): number {
+  return (bytes[at] as number) * 2 ** 30 + (bytes[at + 1] as number) * 2 ** 22 + (bytes[at + 2] as number) * 2 ** 14 + (bytes[at + 3] as number) * 2 ** 6 + ((bytes[at + 4] as number) >>> 2);
+}
+
 /** A parsed segment: its entries in id order, binary-searchable. */
 export class IndexSegment {
   readonly count: number;
@@ -67,9 +72,7 @@ export class IndexSegment {
    * memory), read in place: loading an index reads every entry of every segment.
    */
   prefixAt(i: number): number {
-    const at = SEGMENT_HEADER_SIZE + i * LOCATED_ENTRY_SIZE;
-    const b = this.bytes;
-    return (b[at] as number) * 2 ** 30 + (b[at + 1] as number) * 2 ** 22 + (b[at + 2] as number) * 2 ** 14 + (b[at + 3] as number) * 2 ** 6 + ((b[at + 4] as number) >>> 2);
+    return idPrefix(this.bytes, SEGMENT_HEADER_SIZE + i * LOCATED_ENTRY_SIZE);
   }
 
   /** Entry `i`'s chunk id compared with the 32 bytes of `other` at `offset` (< 0, 0, > 0), without a view. */

@@ -1,4 +1,6 @@
 import { readlinkSync } from 'node:fs';
+import { constants } from 'node:os';
+import { getSystemErrorMap } from 'node:util';
 import { syscalls } from '../../native/index.js';
 import { fileTypeOf, type FileMetadata } from './file-metadata.js';
 
@@ -101,16 +103,9 @@ function wide(high: number, low: number): bigint {
   return high === 0 ? BigInt(low) : (BigInt(high) << 32n) | BigInt(low);
 }
 
-/** An error as Node's fs calls make them: the errno name in `code`, its text in the message. */
+/** An error as Node's fs calls make them: the errno name in `code`, libuv's text for it in the message. */
 function errnoError(errno: number, path: string): NodeJS.ErrnoException {
-  const [code, text] = ERRNO_NAMES.get(errno) ?? ['EIO', `error ${errno}`];
-  return Object.assign(new Error(`${code}: ${text}, lstat '${path}'`), { code, errno: -errno, syscall: 'lstat', path });
+  const known = getSystemErrorMap().get(-errno);
+  const code = known?.[0] ?? Object.entries(constants.errno).find(([, value]) => value === errno)?.[0] ?? 'EIO';
+  return Object.assign(new Error(`${code}: ${known?.[1] ?? `errno ${errno}`}, lstat '${path}'`), { code, errno: -errno, syscall: 'lstat', path });
 }
-
-/** The errno values an lstat of a listed name can meet on Linux, with their strerror texts. */
-const ERRNO_NAMES = new Map<number, [string, string]>([
-  [1, ['EPERM', 'operation not permitted']], [2, ['ENOENT', 'no such file or directory']], [5, ['EIO', 'i/o error']],
-  [12, ['ENOMEM', 'not enough memory']], [13, ['EACCES', 'permission denied']], [20, ['ENOTDIR', 'not a directory']],
-  [36, ['ENAMETOOLONG', 'name too long']], [40, ['ELOOP', 'too many symbolic links encountered']],
-  [75, ['EOVERFLOW', 'value too large for defined data type']], [116, ['ESTALE', 'stale file handle']],
-]);
