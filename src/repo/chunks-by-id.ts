@@ -51,6 +51,19 @@ export class ChunksById {
     return current === loaded ? places : current.lookupAll(id);
   }
 
+  /**
+   * A key that sorts chunks by where they are stored: pack, then the frame's offset in it,
+   * then the chunk's offset in the frame (undefined when no segment names the chunk: its read
+   * reports that). Reading chunks in this order decodes each frame once, whatever order the
+   * files holding them come in.
+   */
+  async placeKey(id: Buffer): Promise<string | undefined> {
+    const entry = (await this.locations(id))[0];
+    if (entry === undefined) return undefined;
+    const place = decodeLocatedEntry(entry, `chunk ${id.toString('hex')}`);
+    return `${place.pack.toString('hex')}${hex8(place.frameOffset)}${hex8(place.chunkOffset)}`;
+  }
+
   private loadIndex(): Promise<ChunkIndex> {
     if (this.index === undefined) {
       const loading = ChunkIndex.current(this.repo);
@@ -108,7 +121,6 @@ export class ChunksById {
   }
 }
 
-/** Index segments stored (one listing). */
 /**
  * The places (located entries) of many chunks at once, from one pass over every index
  * segment: for a caller that needs most of a repository's chunks (verify), where a lookup per
@@ -133,4 +145,9 @@ export async function locateChunks(repo: Repository, wanted: ReadonlySet<string>
     }
   }
   return found;
+}
+
+/** A uint32 as 8 hex digits: keys that sort as the numbers do. */
+function hex8(value: number): string {
+  return value.toString(16).padStart(8, '0');
 }

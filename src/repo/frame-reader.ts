@@ -3,6 +3,7 @@ import { CofferError, isCofferError } from '../errors/index.js';
 import { readRange } from './backend/read-range.js';
 import { decodeLocatedEntry, type ChunkLocation } from './format/located-entry.js';
 import { decodeEnvelopeHeader, ObjectKind } from './format/envelope.js';
+import { MAX_CHUNKS_PER_FRAME } from './format/pack.js';
 import { chunkInFrame, openFrame } from './frame-codec.js';
 import { FrameSlot } from './frame-slot.js';
 import { packKey } from './layout.js';
@@ -10,11 +11,22 @@ import { PACK_DEFAULTS } from './pack-writer.js';
 import type { Repository } from './repository.js';
 
 /**
+ * A slot's bytes: the largest frame a pack writer makes with blocks of `blockSize` (2 MiB
+ * of chunks, plus one that crosses the limit, and a table of up to 64 chunks: files' frames
+ * hold 64 where images' hold 8). Sized for 8, a full frame of small files was 2 KB too large
+ * for a slot: opened into memory of its own and dropped after its read, 12 % of a file
+ * restore's frames were decoded twice or three times.
+ */
+function slotBytes(blockSize: number): number {
+  return FrameSlot.capacity(MAX_CHUNKS_PER_FRAME, PACK_DEFAULTS.framePlaintext, blockSize);
+}
+
+/**
  * Bytes of decoded frames kept: 12 frames of the default size (2 MiB of blocks, plus a block
  * that crosses the limit and the table), more than a restore has in flight (its read-ahead
  * is `threads × 4` frames' worth of blocks, restore-disk.ts), so no frame is decoded twice.
  */
-export const FRAME_CACHE_BYTES = 12 * FrameSlot.capacity(PACK_DEFAULTS.blocksPerFrame, PACK_DEFAULTS.framePlaintext, 256 * 1024);
+export const FRAME_CACHE_BYTES = 12 * slotBytes(256 * 1024);
 
 /**
  * Bytes of decoded frames kept by a reader that opens them on the main thread (file trees):
@@ -98,7 +110,7 @@ export class FrameReader {
     private readonly onMainThread = false,
   ) {
     this.cacheBytes = cacheBytes;
-    this.slotSize = FrameSlot.capacity(PACK_DEFAULTS.blocksPerFrame, PACK_DEFAULTS.framePlaintext, repo.config.blockSize);
+    this.slotSize = slotBytes(repo.config.blockSize);
     this.maxSlots = Math.max(1, Math.floor(cacheBytes / this.slotSize));
     this.landings = new SharedBufferPool(this.slotSize + LANDING_MARGIN, LANDINGS, { lazy: true });
   }

@@ -13,7 +13,7 @@ import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { SharedBufferPool } from '../../concurrency/index.js';
 import { syscalls } from '../../native/index.js';
-import { compareNames, getFileTree, initRepository, isSafeEntryName, LocalBackend, openRepository, type Repository, type Snapshot, type TreeEntry } from '../../repo/index.js';
+import { ChunksById, compareNames, decodeLocatedEntry, getFileTree, initRepository, isSafeEntryName, LocalBackend, openRepository, type Repository, type Snapshot, type TreeEntry } from '../../repo/index.js';
 import { restoreFileSnapshot } from '../../restore/index.js';
 import { readFileMetadata } from '../../source/index.js';
 import { KnownChunks } from '../known-chunks.js';
@@ -289,6 +289,41 @@ test('many small files: equal contents read in one batch are stored once; the re
   assert.equal(new Set(inodes).size, 1, 'the three names are one inode');
   const times = await lstat(join(out, dir, 'd1'), { bigint: true });
   assert.equal(times.mtimeNs, 1_600_000_000_987_654_321n, 'directory mtime set after its files were written');
+});
+
+test('format 2, restore: each frame is read and opened once, though the backup packed the files of many directories together and the restore walks them by name', async () => {
+  const dir = join(work, 'frames');
+  const contents = new Map<string, Buffer>();
+  for (let d = 0; d < 32; d++) {
+    await mkdir(join(dir, `d${d}`), { recursive: true });
+    for (let f = 0; f < 48; f++) {
+      const bytes = randomBytes(2000 + 37 * f); // incompressible: frames fill by chunk count, not bytes
+      contents.set(join(`d${d}`, `f${f}`), bytes);
+      await writeFile(join(dir, `d${d}`, `f${f}`), bytes);
+    }
+  }
+  const snapshot = await backupFiles(repo, { host: 'frames', paths: [dir] });
+  // The frames holding the snapshot's content, from the index.
+  const places = new ChunksById(repo);
+  const frames = new Set<string>();
+  const walk = async (tree: string): Promise<void> => {
+    for (const entry of (await getFileTree(repo, tree)).entries) {
+      if (entry.tree !== undefined) await walk(entry.tree);
+      for (const [id] of entry.content ?? []) {
+        const place = decodeLocatedEntry((await places.locations(Buffer.from(id, 'hex')))[0] as Buffer, id);
+        frames.add(`${place.pack.toString('hex')}@${place.frameOffset}`);
+      }
+    }
+  };
+  await walk(snapshot.files?.tree as string);
+  assert.ok(frames.size > 12, `more frames (${frames.size}) than a reader keeps decoded`);
+
+  const out = join(work, 'frames-out');
+  const report = await restoreFileSnapshot(repo, snapshot, { to: out });
+  assert.deepEqual(report.problems, []);
+  assert.equal(report.files, contents.size);
+  assert.equal(report.fetched.objects, frames.size, 'each frame read once (written in the order they are stored, files are not read back out of frames gone from the cache)');
+  for (const [path, bytes] of contents) assert.ok(bytes.equals(await readFile(join(out, dir, path))), path);
 });
 
 // Format 1 on purpose: one chunk object goes missing, which only format 1 stores alone (in

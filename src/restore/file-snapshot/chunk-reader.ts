@@ -25,6 +25,16 @@ export class ChunkReader {
     return this.packed === undefined ? this.objects : { chunks: this.packed.fetched.frames, bytes: this.packed.fetched.bytes };
   }
 
+  /**
+   * A key ordering chunks by where they are stored (format 2: pack, frame, offset; see
+   * ChunksById.placeKey), for reading many in an order that decodes each frame once.
+   * Undefined in format 1 (every chunk is an object of its own: no order is cheaper) and for
+   * a chunk no index names (its read reports it).
+   */
+  async placeKey(hex: string): Promise<string | undefined> {
+    return this.packed?.placeKey(Buffer.from(hex, 'hex'));
+  }
+
   read(hex: string): Promise<Buffer> {
     const cached = this.recent.get(hex);
     if (cached !== undefined) return cached;

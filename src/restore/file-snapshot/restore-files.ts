@@ -1,8 +1,8 @@
 import { constants } from 'node:fs';
-import { chmodSync, closeSync, ftruncateSync, lchownSync, openSync } from 'node:fs';
+import { chmodSync, closeSync, ftruncateSync, lchownSync, mkdirSync, openSync } from 'node:fs';
 import { link, mkdir, open, readdir, readFile, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { SharedBufferPool, Slots } from '../../concurrency/index.js';
+import { SharedBufferPool } from '../../concurrency/index.js';
 import { AlignedBuffers, DirectAppender, takesDirectWrites } from '../../disk/index.js';
 import { CofferError } from '../../errors/index.js';
 import { syscalls, writeFullySync } from '../../native/index.js';
@@ -36,6 +36,12 @@ export interface FileRestoreReport {
   verified: number;
   /** What could not be restored as recorded (the rest was). */
   problems: { path: string; message: string }[];
+  /**
+   * Content read from the repository: objects (format 1: chunks; format 2: frames, each
+   * holding many chunks) and their stored bytes (on S3, what the restore downloads; trees not
+   * counted).
+   */
+  fetched: { objects: number; bytes: number };
 }
 
 /**
@@ -59,7 +65,7 @@ export async function restoreFileSnapshot(repo: Repository, snapshot: Snapshot, 
   await mkdir(options.to, { recursive: true });
   if ((await readdir(options.to)).length > 0) throw new CofferError('E_USAGE', `${options.to} is not empty: restore files into an empty or new directory`);
   const restorer = new FileRestorer(repo, options, await readAccountIds(), await takesDirectWrites(options.to).catch(() => false));
-  await restorer.directory(snapshot.files.tree, '', options.to, true, false);
+  await restorer.restore(snapshot.files.tree, options.to);
   return restorer.report;
 }
 
@@ -97,6 +103,32 @@ const BUFFER_BYTES = 2 << 20;
 const DIRECT_FILE_BYTES = 4 << 20;
 const DIRECT_BUFFER_BYTES = 1 << 20;
 
+/**
+ * Entries walked before the planned ones are restored (flush): enough for the whole bench
+ * tree (51,289 non-directories) in one plan, so every frame is decoded once; the plan holds
+ * each entry and its paths (~1 KiB), 64 MiB at most.
+ */
+const PLANNED_ENTRIES = 65_536;
+
+/** An entry walked, and the directory it goes in (shared by its entries: no paths per entry). */
+interface PlannedEntry {
+  entry: TreeEntry;
+  in: { path: string; target: string };
+}
+
+/** The snapshot path of a planned entry, and where it is restored. */
+function placeOf({ entry, in: directory }: PlannedEntry): { path: string; destination: string } {
+  return { path: `${directory.path}/${entry.name}`, destination: join(directory.target, entry.name) };
+}
+
+/** Undefined first (nothing to read), then by place. */
+function compareKeys(a: string | undefined, b: string | undefined): number {
+  if (a === b) return 0;
+  if (a === undefined) return -1;
+  if (b === undefined) return 1;
+  return a < b ? -1 : 1;
+}
+
 /** A chunk opened for writing, and how to give its memory back. */
 interface OpenedChunk {
   data: Uint8Array;
@@ -104,12 +136,15 @@ interface OpenedChunk {
 }
 
 class FileRestorer {
-  readonly report: FileRestoreReport = { files: 0, directories: 0, symlinks: 0, hardLinks: 0, special: 0, bytes: 0, verified: 0, problems: [] };
+  readonly report: FileRestoreReport = { files: 0, directories: 0, symlinks: 0, hardLinks: 0, special: 0, bytes: 0, verified: 0, problems: [], fetched: { objects: 0, bytes: 0 } };
   private readonly filter: PathFilter;
   private readonly chunks: ChunkReader;
   /** Hard-link group → the path of its first name, once written (undefined if that failed). */
   private readonly links = new Map<number, Promise<string | undefined>>();
-  private readonly slots = new Slots(FILES_IN_FLIGHT);
+  /** Entries other than directories, walked and waiting to be restored. */
+  private planned: PlannedEntry[] = [];
+  /** Directories walked (children before parents) whose metadata waits for the planned entries. */
+  private written: PlannedEntry[] = [];
   private buffers: SharedBufferPool | undefined;
   /** The aligned buffers of the large files written direct (one per such file in flight); undefined when the target takes no direct writes. */
   private readonly directBuffers: AlignedBuffers | undefined;
@@ -130,86 +165,126 @@ class FileRestorer {
     this.report.problems.push({ path, message });
   }
 
+  /** Restores the tree `tree` into `to` (an existing, empty directory). */
+  async restore(tree: string, to: string): Promise<void> {
+    await this.directory(tree, '', to, true, false);
+    await this.flush();
+    const { chunks, bytes } = this.chunks.fetched;
+    this.report.fetched = { objects: chunks, bytes };
+  }
+
   /**
-   * Restores the entries of a tree into `target` (which exists when `exists`); answers
-   * whether anything was restored in it. `path` is the snapshot path of the directory;
-   * `inside` when the directory itself was selected (an include matched it or above it).
+   * Walks the entries of a tree into `target` (which exists when `exists`); answers whether
+   * anything was restored in it. `path` is the snapshot path of the directory; `inside` when
+   * the directory itself was selected (an include matched it or above it). Directories are
+   * created as they are met; everything else waits in the plan ({@link flush}), and the
+   * directory's own metadata waits until what is in it is written.
    */
-  async directory(tree: string, path: string, target: string, exists: boolean, inside: boolean): Promise<boolean> {
+  private async directory(tree: string, path: string, target: string, exists: boolean, inside: boolean): Promise<boolean> {
     const entries = (await getFileTree(this.repo, tree)).entries;
+    const here = { path, target };
     let restored = false;
-    const writing: Promise<void>[] = [];
-    try {
-      for (const entry of entries) {
-        if (this.options.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'restore interrupted');
-        const childPath = `${path}/${entry.name}`;
-        const decision = this.filter.decide(childPath, entry.name, inside);
-        if (decision === 'skip') continue;
-        const selected = decision === 'restore';
+    for (const entry of entries) {
+      if (this.options.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'restore interrupted');
+      const childPath = `${path}/${entry.name}`;
+      const decision = this.filter.decide(childPath, entry.name, inside);
+      if (decision === 'skip') continue;
+      const selected = decision === 'restore';
+      if (entry.type === 'directory') {
         const destination = join(target, entry.name);
-        if (entry.type === 'directory') {
-          if (selected) {
-            if (!exists) await mkdir(target, { recursive: true });
-            exists = true;
-            await mkdir(destination, { mode: 0o700 });
-            await this.directory(entry.tree as string, childPath, destination, true, true);
-            await this.applyMetadata(destination, childPath, entry);
-            this.report.directories++;
-            restored = true;
-          } else {
-            // Not selected itself: created only when something below it is.
-            if (await this.directory(entry.tree as string, childPath, destination, false, false)) {
-              await this.applyMetadata(destination, childPath, entry);
-              this.report.directories++;
-              restored = true;
-            }
-          }
-          continue;
+        if (selected) {
+          if (!exists) mkdirSync(target, { recursive: true });
+          exists = true;
+          mkdirSync(destination, { mode: 0o700 });
+          await this.directory(entry.tree as string, childPath, destination, true, true);
+        } else if (!(await this.directory(entry.tree as string, childPath, destination, false, false))) {
+          continue; // not selected itself: created only when something below it is
         }
-        if (!selected) continue;
-        if (!exists) await mkdir(target, { recursive: true });
-        exists = true;
+        this.written.push({ entry, in: here });
+        this.report.directories++;
         restored = true;
-        const work = this.startLeaf(entry, childPath, destination);
-        work.catch(() => undefined); // awaited below; a failure must not go unhandled meanwhile
-        writing.push(work);
+        continue;
       }
-    } finally {
-      // Nothing in this directory may outlive it: its times are set after, and a failure here is the caller's.
-      const settled = await Promise.allSettled(writing);
-      const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (failed !== undefined) throw failed.reason;
+      if (!selected) continue;
+      if (!exists) mkdirSync(target, { recursive: true });
+      exists = true;
+      restored = true;
+      this.planned.push({ entry, in: here });
+      if (this.planned.length >= PLANNED_ENTRIES) await this.flush();
     }
     return restored;
   }
 
-  /** Starts restoring a non-directory entry, in a slot; problems are recorded, only an interrupt rejects. */
-  private startLeaf(entry: TreeEntry, path: string, destination: string): Promise<void> {
+  /**
+   * Restores the planned entries, those whose content needs no chunk first, then the files
+   * in the order their first chunk is stored (pack, frame, offset): files are walked in name
+   * order but were packed in the order a backup read them, many directories at once, and
+   * restored by name 12 at a time they decoded each frame of small files ~10 times (the
+   * bench's tree: 5.1 GB of frames opened for 1.2 GB stored). Then the metadata of the
+   * directories whose walk is done, children before parents (times last: writing into a
+   * directory moves its times).
+   */
+  private async flush(): Promise<void> {
+    const batch = this.planned;
+    const directories = this.written;
+    this.planned = [];
+    this.written = [];
+    const keys: (string | undefined)[] = [];
+    for (const { entry } of batch) keys.push(await this.placeKeyOf(entry));
+    const order = batch.map((_, i) => i).sort((a, b) => compareKeys(keys[a], keys[b]) || a - b);
+    keys.length = 0;
+    // FILES_IN_FLIGHT runners take the entries in order: a slot and a promise per entry, made
+    // at once, held ~5 KiB each until the last was written (the RSS doubled).
+    let next = 0;
+    const runner = async (): Promise<void> => {
+      while (next < order.length) {
+        const planned = batch[order[next++] as number] as PlannedEntry;
+        const { path, destination } = placeOf(planned);
+        await this.restoreLeaf(planned.entry, path, destination);
+      }
+    };
+    // Nothing planned may outlive the flush: the directories' times are set after, and a failure here is the caller's.
+    const settled = await Promise.allSettled(Array.from({ length: FILES_IN_FLIGHT }, runner));
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
+    for (const planned of directories) {
+      const { path, destination } = placeOf(planned);
+      await this.applyMetadata(destination, path, planned.entry);
+    }
+  }
+
+  /** Where the first chunk of a file's content is stored (undefined: no chunk, or no order to follow). */
+  private async placeKeyOf(entry: TreeEntry): Promise<string | undefined> {
+    if (entry.type !== 'file') return undefined;
+    const first = entry.content?.find(([what]) => what !== 'zero' && what !== 'hole');
+    return first === undefined ? undefined : this.chunks.placeKey(first[0]);
+  }
+
+  /** Restores a non-directory entry: problems are recorded, only an interrupt rejects. */
+  private async restoreLeaf(entry: TreeEntry, path: string, destination: string): Promise<void> {
     let firstName: ((path: string | undefined) => void) | undefined;
     let first: Promise<string | undefined> | undefined;
     if (entry.type === 'file' && entry.hardlink !== undefined) {
       first = this.links.get(entry.hardlink);
       if (first === undefined) this.links.set(entry.hardlink, new Promise((resolve) => (firstName = resolve)));
     }
-    return this.slots.run(async () => {
-      try {
-        if (this.options.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'restore interrupted');
-        const linkTo = first === undefined ? undefined : await first;
-        if (linkTo !== undefined) {
-          await link(linkTo, destination);
-          this.report.hardLinks++;
-        } else {
-          await this.leaf(entry, path, destination);
-          if (first !== undefined && entry.hardlink !== undefined) this.links.set(entry.hardlink, Promise.resolve(destination)); // the first name failed: this one is
-        }
-        firstName?.(destination);
-      } catch (error) {
-        firstName?.(undefined);
-        if (error instanceof CofferError && error.code === 'E_INTERRUPTED') throw error;
-        this.problem(path, (error as Error).message);
+    try {
+      if (this.options.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'restore interrupted');
+      const linkTo = first === undefined ? undefined : await first;
+      if (linkTo !== undefined) {
+        await link(linkTo, destination);
+        this.report.hardLinks++;
+      } else {
+        await this.leaf(entry, path, destination);
+        if (first !== undefined && entry.hardlink !== undefined) this.links.set(entry.hardlink, Promise.resolve(destination)); // the first name failed: this one is
       }
-      this.options.onProgress?.({ entries: this.report.files + this.report.directories, bytes: this.report.bytes });
-    });
+      firstName?.(destination);
+    } catch (error) {
+      firstName?.(undefined);
+      if (error instanceof CofferError && error.code === 'E_INTERRUPTED') throw error;
+      this.problem(path, (error as Error).message);
+    }
+    this.options.onProgress?.({ entries: this.report.files + this.report.directories, bytes: this.report.bytes });
   }
 
   private async leaf(entry: TreeEntry, path: string, destination: string): Promise<void> {
