@@ -3,7 +3,7 @@ import { ChunkIndex } from './chunk-index.js';
 import { ObjectKind } from './format/envelope.js';
 import { IndexSegment } from './format/index-segment.js';
 import { decodeLocatedEntry } from './format/located-entry.js';
-import { FRAME_CACHE_BYTES, FrameReader, MAIN_THREAD_FRAME_CACHE_BYTES } from './frame-reader.js';
+import { FRAME_CACHE_BYTES, FrameReader, frameSlotBytes, MAIN_THREAD_FRAME_CACHE_BYTES, type PinnedChunk } from './frame-reader.js';
 import { idFromKey, SEGMENTS_PREFIX, segmentKey } from './layout.js';
 import type { Repository } from './repository.js';
 
@@ -24,12 +24,17 @@ export class ChunksById {
   private index: Promise<ChunkIndex> | undefined;
   private readonly frames: FrameReader;
 
-  /** `framesOnMainThread`: see {@link FrameReader}'s `onMainThread`. */
+  /**
+   * `framesOnMainThread`: see {@link FrameReader}'s `onMainThread`. `keptFrames`: decoded
+   * frames kept (slots of shared memory, allocated as needed), for a reader that pins more
+   * chunks at once than {@link FRAME_CACHE_BYTES} holds frames (a file restore).
+   */
   constructor(
     private readonly repo: Repository,
-    options: { framesOnMainThread?: boolean } = {},
+    options: { framesOnMainThread?: boolean; keptFrames?: number } = {},
   ) {
-    this.frames = options.framesOnMainThread === true ? new FrameReader(repo, MAIN_THREAD_FRAME_CACHE_BYTES, true) : new FrameReader(repo, FRAME_CACHE_BYTES);
+    if (options.framesOnMainThread === true) this.frames = new FrameReader(repo, MAIN_THREAD_FRAME_CACHE_BYTES, true);
+    else this.frames = new FrameReader(repo, options.keptFrames === undefined ? FRAME_CACHE_BYTES : options.keptFrames * frameSlotBytes(repo.config.blockSize));
   }
 
   /** Frames fetched and their stored bytes. */
@@ -75,43 +80,56 @@ export class ChunksById {
 
   /** The chunk's plaintext. */
   async read(id: Buffer): Promise<Buffer> {
-    return this.readWith(id, (length) => Buffer.alloc(length));
+    return this.fromFirstIntact(id, async (entry, length) => {
+      const into = Buffer.alloc(length);
+      await this.frames.read(entry, into);
+      return into;
+    });
   }
 
   /** Reads the chunk into the start of `into` (large enough) and answers its length. */
   async readInto(id: Buffer, into: Uint8Array): Promise<number> {
-    return (await this.readWith(id, (length) => {
+    return this.fromFirstIntact(id, async (entry, length) => {
       if (length > into.length) throw new CofferError('E_CORRUPT_OBJECT', `chunk ${id.toString('hex')} holds ${length} bytes, more than a file chunk can`, { subject: { object: id.toString('hex') } });
-      return into.subarray(0, length);
-    })).length;
+      await this.frames.read(entry, into.subarray(0, length));
+      return length;
+    });
   }
 
   /**
-   * Tries every place of the chunk; when all fail, the segments are read again once (a prune
-   * may have moved the chunk since the table was loaded) and the new places are tried.
+   * The chunk as a view into its decoded frame, without a copy, until `release()` (see
+   * {@link FrameReader.pin}: the frame's slot is held meanwhile; a reader that pins more
+   * frames at once than its budget holds opens the others into memory of their own).
    */
-  private async readWith<T extends Uint8Array>(id: Buffer, target: (length: number) => T): Promise<T> {
+  async pin(id: Buffer): Promise<PinnedChunk> {
+    return this.fromFirstIntact(id, (entry, length) => this.frames.pin(entry, length));
+  }
+
+  /**
+   * `read` at the chunk's places in turn, the first that is intact; when all fail, the
+   * segments are read again once (a prune may have moved the chunk since the table was
+   * loaded) and the new places are tried.
+   */
+  private async fromFirstIntact<T>(id: Buffer, read: (entry: Buffer, length: number) => Promise<T>): Promise<T> {
     const hex = id.toString('hex');
     const places = await this.locations(id);
     if (places.length === 0) throw new CofferError('E_MISSING_OBJECT', `chunk ${hex} is missing: no index segment names it`, { subject: { object: hex } });
-    const tried = await this.readFirst(hex, places, target);
+    const tried = await this.firstIntact(hex, places, read);
     if (!(tried instanceof CofferError)) return tried;
     this.index = undefined;
     const moved = (await this.locations(id)).filter((entry) => !places.some((old) => old.equals(entry)));
     if (moved.length === 0) throw tried;
-    const again = await this.readFirst(hex, moved, target);
+    const again = await this.firstIntact(hex, moved, read);
     if (again instanceof CofferError) throw again;
     return again;
   }
 
-  /** The chunk from the first of `places` that reads intact, or the last failure. */
-  private async readFirst<T extends Uint8Array>(hex: string, places: Buffer[], target: (length: number) => T): Promise<T | CofferError> {
+  /** `read` at the first of `places` that is intact, or the last failure. */
+  private async firstIntact<T>(hex: string, places: Buffer[], read: (entry: Buffer, length: number) => Promise<T>): Promise<T | CofferError> {
     let failure: CofferError | undefined;
     for (const entry of places) {
       try {
-        const into = target(decodeLocatedEntry(entry, `chunk ${hex}`).chunkLength);
-        await this.frames.read(entry, into);
-        return into;
+        return await read(entry, decodeLocatedEntry(entry, `chunk ${hex}`).chunkLength);
       } catch (error) {
         if (!isCofferError(error, 'E_MISSING_OBJECT') && !isCofferError(error, 'E_CORRUPT_OBJECT')) throw error;
         failure = error;

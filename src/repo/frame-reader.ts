@@ -17,7 +17,7 @@ import type { Repository } from './repository.js';
  * for a slot: opened into memory of its own and dropped after its read, 12 % of a file
  * restore's frames were decoded twice or three times.
  */
-function slotBytes(blockSize: number): number {
+export function frameSlotBytes(blockSize: number): number {
   return FrameSlot.capacity(MAX_CHUNKS_PER_FRAME, PACK_DEFAULTS.framePlaintext, blockSize);
 }
 
@@ -26,7 +26,7 @@ function slotBytes(blockSize: number): number {
  * that crosses the limit and the table), more than a restore has in flight (its read-ahead
  * is `threads × 4` frames' worth of blocks, restore-disk.ts), so no frame is decoded twice.
  */
-export const FRAME_CACHE_BYTES = 12 * slotBytes(256 * 1024);
+export const FRAME_CACHE_BYTES = 12 * frameSlotBytes(256 * 1024);
 
 /**
  * Bytes of decoded frames kept by a reader that opens them on the main thread (file trees):
@@ -110,7 +110,7 @@ export class FrameReader {
     private readonly onMainThread = false,
   ) {
     this.cacheBytes = cacheBytes;
-    this.slotSize = slotBytes(repo.config.blockSize);
+    this.slotSize = frameSlotBytes(repo.config.blockSize);
     this.maxSlots = Math.max(1, Math.floor(cacheBytes / this.slotSize));
     this.landings = new SharedBufferPool(this.slotSize + LANDING_MARGIN, LANDINGS, { lazy: true });
   }

@@ -13,11 +13,28 @@ export class ChunkReader {
   private readonly packed: ChunksById | undefined;
   private readonly objects = { chunks: 0, bytes: 0 };
 
+  /** `keptFrames` (format 2): decoded frames kept, at least as many as chunks pinned at once (see ChunksById). */
   constructor(
     private readonly repo: Repository,
     private readonly keep = 4,
+    options: { keptFrames?: number } = {},
   ) {
-    this.packed = repo.config.version === 2 ? new ChunksById(repo) : undefined;
+    this.packed = repo.config.version === 2 ? new ChunksById(repo, options.keptFrames === undefined ? {} : { keptFrames: options.keptFrames }) : undefined;
+  }
+
+  /** Whether {@link pin} answers without a copy (format 2: chunks are read out of decoded frames). */
+  get pins(): boolean {
+    return this.packed !== undefined;
+  }
+
+  /**
+   * Format 2: the chunk as a view into its decoded frame, held until `release()`; format 1:
+   * the chunk read into memory of its own (nothing to release).
+   */
+  async pin(hex: string): Promise<{ data: Uint8Array; release: () => void }> {
+    if (this.packed === undefined) return { data: await this.fetch(hex), release: () => undefined };
+    const pinned = await this.packed.pin(Buffer.from(hex, 'hex'));
+    return { data: pinned.view, release: pinned.release };
   }
 
   /** Objects (format 1: chunks; format 2: frames) fetched and their stored bytes. */

@@ -87,7 +87,15 @@ const FILES_IN_FLIGHT = 12;
 /** Chunks of one file fetched and opened ahead of the one being written. */
 const CHUNKS_AHEAD = 2;
 /**
- * Chunks up to this size (file backup's largest, 2 MiB) are opened into one of
+ * Format 2: decoded frames kept. Each file in flight holds up to CHUNKS_AHEAD + 1 chunks
+ * pinned in their frames (the one written, those fetched ahead): at most 36 frames, as many
+ * slots (2.3 MiB each, allocated as needed), so a pinned frame never pushes one about to be
+ * read out of the cache. A restore of small files pins a few frames; of large files read
+ * together at backup, up to all of them.
+ */
+const PINNED_FRAMES = FILES_IN_FLIGHT * (CHUNKS_AHEAD + 1);
+/**
+ * Format 1: chunks up to this size (file backup's largest, 2 MiB) are opened into one of
  * FILES_IN_FLIGHT × CHUNKS_AHEAD buffers in shared memory (48 MiB, reused: a buffer per
  * chunk was freed only when a worker's garbage collector got to it, and the restore's RSS
  * doubled); larger pieces (other chunk sizes) get memory of their own.
@@ -160,7 +168,7 @@ class FileRestorer {
   ) {
     this.directBuffers = direct ? new AlignedBuffers(DIRECT_BUFFER_BYTES) : undefined;
     this.filter = new PathFilter(options.include ?? [], options.exclude ?? []);
-    this.chunks = new ChunkReader(repo);
+    this.chunks = new ChunkReader(repo, undefined, { keptFrames: PINNED_FRAMES });
   }
 
   private problem(path: string, message: string): void {
@@ -379,8 +387,12 @@ class FileRestorer {
     }
   }
 
-  /** A chunk opened into a shared buffer (or its own memory when larger than one). */
+  /**
+   * A chunk to write: format 2, a view into its decoded frame (no copy; the frame's slot held
+   * until released); format 1, opened into a shared buffer (or its own memory when larger than one).
+   */
   private async openChunk(hex: string, length: number): Promise<OpenedChunk> {
+    if (this.chunks.pins) return this.chunks.pin(hex);
     if (length > BUFFER_BYTES) return { data: await this.chunks.read(hex), release: () => undefined };
     const buffers = (this.buffers ??= new SharedBufferPool(BUFFER_BYTES, FILES_IN_FLIGHT * CHUNKS_AHEAD));
     const buffer = await buffers.acquire();
