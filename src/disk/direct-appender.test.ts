@@ -36,13 +36,13 @@ async function appendPieces(name: string, pieces: [number, 'data' | 'hole'][]): 
         if (kind === 'data') {
           const data = randomBytes(length);
           data.copy(expected, offset);
-          appender.write(data, offset);
+          await appender.write(data, offset);
         }
         offset += length;
       }
-      appender.finish();
+      await appender.finish();
     } finally {
-      appender.close();
+      await appender.close();
     }
     ftruncateSync(fd, size);
   } finally {

@@ -156,7 +156,7 @@ class FileRestorer {
   /** Directories walked (children before parents) whose metadata waits for the planned entries. */
   private written: PlannedEntry[] = [];
   private buffers: SharedBufferPool | undefined;
-  /** The aligned buffers of the large files written direct (one per such file in flight); undefined when the target takes no direct writes. */
+  /** The aligned buffers of the large files written direct (two per such file in flight: one fills while the other is written); undefined when the target takes no direct writes. */
   private readonly directBuffers: AlignedBuffers | undefined;
   private readonly root = process.getuid?.() === 0;
 
@@ -335,7 +335,8 @@ class FileRestorer {
   private async writeFile(entry: TreeEntry, destination: string): Promise<void> {
     const fd = openSync(destination, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
     const direct = this.directBuffers !== undefined && entry.size >= DIRECT_FILE_BYTES ? DirectAppender.open(destination, fd, this.directBuffers) : undefined;
-    const write = direct === undefined ? (data: Uint8Array, at: number) => writeFullySync(fd, data, at) : (data: Uint8Array, at: number) => direct.write(data, at);
+    // Through the page cache at once; past it, gathered and written on the pool (awaited: the chunk's memory is then free).
+    const write = direct === undefined ? (data: Uint8Array, at: number): undefined => void writeFullySync(fd, data, at) : (data: Uint8Array, at: number) => direct.write(data, at);
     try {
       const pieces = entry.content ?? [];
       // Chunks fetched ahead of the write: at most CHUNKS_AHEAD pending at once.
@@ -353,13 +354,13 @@ class FileRestorer {
           const [what, length] = pieces[i] as [string, number];
           const pending = ahead[i];
           if (i + CHUNKS_AHEAD < pieces.length) fetch(i + CHUNKS_AHEAD);
-          if (what === 'zero') write(Buffer.alloc(length), offset);
+          if (what === 'zero') await write(Buffer.alloc(length), offset);
           else if (pending !== null && pending !== undefined) {
             ahead[i] = null;
             const chunk = await pending;
             try {
               if (chunk.data.length !== length) throw new CofferError('E_CORRUPT_OBJECT', `chunk ${what} holds ${chunk.data.length} bytes, the file expects ${length}`);
-              write(chunk.data, offset);
+              await write(chunk.data, offset);
             } finally {
               chunk.release();
             }
@@ -370,7 +371,7 @@ class FileRestorer {
         // A failed write leaves chunks fetched ahead: their buffers go back once they arrive.
         await Promise.all(ahead.map((work) => work?.then((chunk) => chunk.release(), () => undefined)));
       }
-      direct?.finish();
+      await direct?.finish();
       if (offset !== entry.size || pieces.at(-1)?.[0] === 'hole') ftruncateSync(fd, entry.size);
       this.report.bytes += entry.size;
       if (this.options.verify === true) {
@@ -382,7 +383,7 @@ class FileRestorer {
         }
       }
     } finally {
-      direct?.close();
+      await direct?.close();
       closeSync(fd);
     }
   }
