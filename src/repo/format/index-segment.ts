@@ -87,13 +87,21 @@ export class IndexSegment {
     return this.bytes.subarray(at, at + LOCATED_ENTRY_SIZE);
   }
 
-  /** The entry of chunk `id`, or undefined. */
+  /**
+   * The entry of chunk `id`, or undefined. Each step compares the ids' first four bytes as a
+   * number, and the whole ids only when those are equal (the last step or two): the
+   * comparison by a call into Buffer#compare at every step was 3 % of a file restore's samples.
+   */
   find(id: Uint8Array): Buffer | undefined {
+    const head = (((id[0] as number) << 24) | ((id[1] as number) << 16) | ((id[2] as number) << 8) | (id[3] as number)) >>> 0;
+    const bytes = this.bytes;
     let low = 0;
     let high = this.count - 1;
     while (low <= high) {
       const mid = (low + high) >>> 1;
-      const order = this.compareIdAt(mid, id, 0);
+      const at = SEGMENT_HEADER_SIZE + mid * LOCATED_ENTRY_SIZE;
+      const midHead = bytes.readUInt32BE(at);
+      const order = midHead !== head ? (midHead < head ? -1 : 1) : bytes.compare(id, 0, 32, at, at + 32);
       if (order === 0) return this.entryAt(mid);
       if (order < 0) low = mid + 1;
       else high = mid - 1;
