@@ -20,6 +20,9 @@
  * and, from scan-directory.c, a directory listed with every entry lstat'ed on a pool thread
  * (scanDirectory, for the file backup's walk: see there),
  *
+ * and, from copy-bytes.c, copyBytes(target, offset, source): memcpy where V8 copies shared
+ * memory a word at a time (see there),
+ *
  * and, for writes that bypass the page cache (O_DIRECT; src/disk/raw-target.ts):
  *
  *   alignmentGap(view, alignment) -> bytes from the view's start to the next aligned address
@@ -45,6 +48,7 @@
 #include <node_api.h>
 #include "aead.h"
 #include "errno-name.h"
+#include "copy-bytes.h"
 #include "scan-directory.h"
 
 static napi_value throw_errno(napi_env env, int err, const char *call) {
@@ -297,6 +301,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"aesGcmOpenInto", NULL, aes_gcm_open_into, NULL, NULL, NULL, napi_default, NULL},
     {"aesGcmSealInto", NULL, aes_gcm_seal_into, NULL, NULL, NULL, napi_default, NULL},
     {"scanDirectory", NULL, scan_directory, NULL, NULL, NULL, napi_default, NULL},
+    {"copyBytes", NULL, copy_bytes, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -1,5 +1,5 @@
 import { closeSync, constants, openSync, write } from 'node:fs';
-import { writeFullySync } from '../native/index.js';
+import { copyBytes, writeFullySync } from '../native/index.js';
 import { DIRECT_ALIGNMENT, type AlignedBuffers } from './direct-writes.js';
 
 /**
@@ -57,7 +57,7 @@ export class DirectAppender {
     }
     for (let from = 0; from < data.length; ) {
       const take = Math.min(data.length - from, this.bounce.length - this.filled);
-      this.bounce.set(data.subarray(from, from + take), this.filled);
+      copyBytes(this.bounce, data.subarray(from, from + take), this.filled);
       this.filled += take;
       from += take;
       if (this.filled === this.bounce.length) await this.sendFull();

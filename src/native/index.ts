@@ -3,9 +3,11 @@
  * The few system calls Coffer needs that Node.js does not offer (lseek SEEK_DATA/SEEK_HOLE/
  * SEEK_END, syncfs), and AES-256-GCM decryption into the caller's memory, from a small C
  * addon compiled by `npm install`; what writes past the page cache (O_DIRECT) need
- * (direct-io.ts); and positioned writes that write every byte (write-fully.ts).
+ * (direct-io.ts); positioned writes that write every byte (write-fully.ts); and copies of
+ * shared memory at memcpy's speed (copy-bytes.ts).
  */
 export { syscalls } from './syscalls.js';
 export { aead } from './aead.js';
 export { DIRECT_ALIGNMENT, AlignedBuffers, alignedSharedBuffer, isAlignedInMemory, takesDirectWrites } from './direct-io.js';
 export { writeFully, writeFullySync } from './write-fully.js';
+export { copyBytes } from './copy-bytes.js';

@@ -29,6 +29,8 @@ interface Syscalls {
   mknod(path: string, mode: number, major: number, minor: number): void;
   /** Access and modification times in nanoseconds since 1970, on the path itself (a symlink too). */
   setTimes(path: string, atimeNs: bigint, mtimeNs: bigint): void;
+  /** memmove of `source` into `target` at `targetOffset` (native/copy-bytes.c; use copyBytes in copy-bytes.ts). */
+  copyBytes(target: Uint8Array, targetOffset: number, source: Uint8Array): void;
   /** Bytes from `view`'s first byte to the next address that is a multiple of `alignment` (a power of two): where an O_DIRECT buffer may start inside it. */
   alignmentGap(view: ArrayBufferView, alignment: number): number;
   /**

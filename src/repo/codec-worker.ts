@@ -14,6 +14,7 @@ import { ObjectKind } from './format/envelope.js';
 import { FastCdc } from './fastcdc.js';
 import type { CodecTask, CodecResult } from './codec-pool.js';
 import { settingsFromThreadData, type CodecThreadData } from './codec-thread-data.js';
+import { copyBytes } from '../native/index.js';
 
 const toBuffer = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 let built: ObjectCodec | undefined;
@@ -116,7 +117,7 @@ export default function run(task: CodecTask): CodecResult {
         if (task.into === 'discard') return { op: 'open', length: plaintext.length, plaintext: null };
         if (task.into !== undefined) {
           if (task.into.length < plaintext.length) throw new RangeError('output buffer too small');
-          task.into.set(plaintext);
+          copyBytes(task.into, plaintext);
           return { op: 'open', length: plaintext.length, plaintext: null };
         }
         return { op: 'open', length: plaintext.length, plaintext };
@@ -126,7 +127,7 @@ export default function run(task: CodecTask): CodecResult {
           try {
             const plaintext = codec().open(o.data, o.kind as ObjectKind, o.name, toBuffer(o.id), { rehash: o.rehash, scratch: true });
             if (o.into.length < plaintext.length) throw new RangeError('output buffer too small');
-            o.into.set(plaintext);
+            copyBytes(o.into, plaintext);
             return { length: plaintext.length };
           } catch (error) {
             if (isCofferError(error)) return { code: error.code, message: error.message, object: error.subject.object ?? null };

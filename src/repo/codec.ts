@@ -2,7 +2,7 @@ import { createCipheriv, createHash, createHmac, randomBytes, timingSafeEqual } 
 import { Compressor, Decompressor } from 'zstd-napi';
 import zstdBinding from 'zstd-napi/binding.js';
 import { CofferError } from '../errors/index.js';
-import { aead } from '../native/index.js';
+import { aead, copyBytes } from '../native/index.js';
 import {
   Compression,
   decodeEnvelopeHeader,
@@ -149,13 +149,13 @@ export class ObjectCodec {
     if (out.length < size) throw new RangeError(`sealing needs ${size} bytes of output, got ${out.length}`);
     const target = Buffer.from(out.buffer, out.byteOffset, out.byteLength);
     if (key === null) {
-      target.set(payload, header.length); // before the header: payload may be `out` itself (set moves overlapping bytes right)
+      copyBytes(target, payload, header.length); // before the header: payload may be `out` itself (overlapping bytes move right)
     } else {
       // Encrypted where it is stored from (native/aead.ts), not through a fresh buffer copied
       // in: a payload in `out` itself (a frame stored raw, in its slot) is moved there first
       // (set moves overlapping bytes right), then encrypted in place.
       const body = target.subarray(header.length, header.length + payload.length);
-      const source = payload.buffer === target.buffer ? (body.set(payload), body) : payload;
+      const source = payload.buffer === target.buffer ? (copyBytes(body, payload), body) : payload;
       aead.aesGcmSealInto(key.encryptionKey, nonce as Buffer, Buffer.concat([header, id]), source, body, target.subarray(header.length + payload.length, size));
     }
     target.set(header, 0);
@@ -206,7 +206,7 @@ export class ObjectCodec {
         throw corrupt('zstd frame does not decode', error);
       }
     } else if (into !== undefined) {
-      if (payload.buffer !== into.buffer || payload.byteOffset !== into.byteOffset) into.set(payload.subarray(0, into.length)); // else decrypted there
+      if (payload.buffer !== into.buffer || payload.byteOffset !== into.byteOffset) copyBytes(into, payload.subarray(0, into.length)); // else decrypted there
       plaintext = into.subarray(0, Math.min(payload.length, into.length));
     } else {
       plaintext = payload;

@@ -9,6 +9,7 @@ import { FrameSlot } from './frame-slot.js';
 import { packKey } from './layout.js';
 import { PACK_DEFAULTS } from './pack-writer.js';
 import type { Repository } from './repository.js';
+import { copyBytes } from '../native/index.js';
 
 /**
  * A slot's bytes: the largest frame a pack writer makes with blocks of `blockSize` (2 MiB
@@ -129,7 +130,7 @@ export class FrameReader {
   async read(entry: Buffer, target: Uint8Array): Promise<void> {
     const pinned = await this.pin(entry, target.length);
     try {
-      target.set(pinned.view);
+      copyBytes(target, pinned.view);
     } finally {
       pinned.release();
     }

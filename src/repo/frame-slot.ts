@@ -1,5 +1,6 @@
 import { SEAL_OVERHEAD } from './codec.js';
 import { FRAME_HEADER_SIZE, FRAME_MAGIC, FRAME_TABLE_ENTRY_SIZE } from './format/pack.js';
+import { copyBytes } from '../native/index.js';
 
 /**
  * A reusable piece of shared memory in which one pack frame is laid out, sealed and handed
@@ -56,7 +57,7 @@ export class FrameSlot {
   /** Copies a chunk to its place; the caller checked {@link fits}. */
   add(id: Uint8Array, data: Uint8Array): void {
     if (!this.fits(data.length) || id.length !== 32) throw new RangeError('the chunk does not fit in the frame slot');
-    this.memory.set(data, this.dataStart(this.maxChunks) + this.dataBytes);
+    copyBytes(this.memory, data, this.dataStart(this.maxChunks) + this.dataBytes);
     this.ids.push(Buffer.from(id));
     this.lengths.push(data.length);
     this.dataBytes += data.length;
@@ -71,7 +72,7 @@ export class FrameSlot {
     const count = this.count;
     const start = this.dataStart(count);
     const planned = this.dataStart(this.maxChunks);
-    if (start !== planned) this.memory.copyWithin(start, planned, planned + this.dataBytes);
+    if (start !== planned) copyBytes(this.memory, this.memory.subarray(planned, planned + this.dataBytes), start);
     FRAME_MAGIC.copy(this.memory, 0);
     this.memory.writeUInt32LE(count, 4);
     let offset = start;

@@ -6,6 +6,7 @@ import { FrameSlot } from './frame-slot.js';
 import { packKey } from './layout.js';
 import { PACK_DEFAULTS } from './pack-writer.js';
 import type { Repository } from './repository.js';
+import { copyBytes } from '../native/index.js';
 
 /** A frame to read: where its envelope lies in its pack. */
 export interface FrameToRead {
@@ -253,7 +254,7 @@ async function openRead<F extends FrameToRead>(reader: SpanReader<F>, read: F[][
   // garbage collection, so fresh ones pile up (a restore's RSS +50-70 MiB).
   const spread = reader.spread as SharedBufferPool;
   const shared = await spread.acquire();
-  blob.copy(shared);
+  copyBytes(shared, blob);
   const whole = Buffer.from(shared.buffer, shared.byteOffset, blob.length);
   let left = read.length;
   const spanOpened = () => {

@@ -1,5 +1,5 @@
 import { CofferError } from '../errors/index.js';
-import { alignedSharedBuffer } from '../native/index.js';
+import { alignedSharedBuffer, copyBytes } from '../native/index.js';
 import { rememberSha256 } from './backend/known-sha256.js';
 import { ObjectKind } from './format/envelope.js';
 import { encodeLocatedEntry } from './format/located-entry.js';
@@ -261,7 +261,7 @@ export class PackWriter {
     this.packChunks += chunks.length;
     this.current ??= this.spare.pop() ?? this.newPackBuffer();
     this.current = this.ensureCapacity(this.current, this.packBytes, sealed.length);
-    this.current.set(sealed, this.packBytes);
+    copyBytes(this.current, sealed, this.packBytes);
     this.packBytes += sealed.length;
     this.stored.framesSealedBytes += sealed.length;
     if (this.packBytes >= this.packSize || this.packChunks >= (this.options.chunksPerPack ?? Infinity)) await this.closePack();

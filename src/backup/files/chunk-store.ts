@@ -2,6 +2,7 @@ import type { SharedBufferPool } from '../../concurrency/index.js';
 import { FastCdc, FILE_CHUNK_SIZES, MAX_CHUNKS_PER_FRAME, ObjectKind, type ChunkSizes, type ContentPiece, type Repository } from '../../repo/index.js';
 import type { KnownChunks } from '../known-chunks.js';
 import { PackedChunks } from '../packed-chunks.js';
+import { copyBytes } from '../../native/index.js';
 
 /** Figures of a file backup, added to as files are read. */
 export interface FileBackupFigures {
@@ -123,7 +124,7 @@ export class ChunkStore {
         pieces.push(...(await Promise.all(stored)));
         bytes += start;
         this.figures.bytesRead += start;
-        window.copyWithin(0, start, filled);
+        copyBytes(window, window.subarray(start, filled));
         filled -= start;
         if (ended && filled === 0) break;
       }

@@ -1,5 +1,6 @@
 import { CofferError } from '../../errors/index.js';
 import type { Backend } from './backend.js';
+import { copyBytes } from '../../native/index.js';
 
 /**
  * `length` bytes of object `key` from `offset`: the backend's ranged read when it has one,
@@ -21,7 +22,7 @@ export async function readRange(backend: Backend, key: string, offset: number, l
   }
   if (into === undefined) return data;
   const view = Buffer.from(into.buffer, into.byteOffset, length);
-  if (data.buffer !== view.buffer || data.byteOffset !== view.byteOffset) data.copy(view);
+  if (data.buffer !== view.buffer || data.byteOffset !== view.byteOffset) copyBytes(view, data.subarray(0, view.length));
   return view;
 }
 
