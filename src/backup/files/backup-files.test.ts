@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { appendFile, chmod, chown, link, lstat, lutimes, mkdir, mkdtemp, readFile, rm, symlink, truncate, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, chown, link, lstat, lutimes, mkdir, mkdtemp, readdir, readFile, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -15,7 +15,7 @@ import { SharedBufferPool } from '../../concurrency/index.js';
 import { syscalls } from '../../native/index.js';
 import { ChunksById, compareNames, decodeLocatedEntry, getFileTree, initRepository, isSafeEntryName, LocalBackend, openRepository, type Repository, type Snapshot, type TreeEntry } from '../../repo/index.js';
 import { restoreFileSnapshot } from '../../restore/index.js';
-import { readFileMetadata } from '../../source/index.js';
+import { Excludes, readFileMetadata } from '../../source/index.js';
 import { KnownChunks } from '../known-chunks.js';
 import { backupFiles } from './backup-files.js';
 import { ChunkStore } from './chunk-store.js';
@@ -231,6 +231,95 @@ test('format 2: an incremental of an unchanged tree, in a repository opened afre
     assert.equal((await entryAt(second, dir, reader)).tree, (await entryAt(first, dir, reader)).tree);
   } finally {
     await reader.close();
+  }
+});
+
+test('incremental: a directory listed as the parent snapshot recorded it keeps its tree unread; edits below it, other excludes, refused names and hard links are not missed', async () => {
+  const dir = join(work, 'listing');
+  await mkdir(join(dir, 'leaf'), { recursive: true });
+  await mkdir(join(dir, 'mid', 'sub'), { recursive: true });
+  await mkdir(join(dir, 'linked'), { recursive: true });
+  await mkdir(join(dir, 'odd'), { recursive: true });
+  await writeFile(join(dir, 'leaf', 'a'), 'first a\n');
+  await writeFile(join(dir, 'leaf', 'b'), 'first b, longer\n');
+  await writeFile(join(dir, 'mid', 'c'), 'first c\n');
+  await writeFile(join(dir, 'mid', 'sub', 'd'), 'first d\n');
+  await writeFile(join(dir, 'linked', 'x'), 'two names\n');
+  await link(join(dir, 'linked', 'x'), join(dir, 'linked', 'y'));
+  await writeFile(Buffer.concat([Buffer.from(`${join(dir, 'odd')}/`), Buffer.from([0x66, 0xff, 0x6f])]), 'not UTF-8\n');
+  await writeFile(join(dir, 'odd', 'fine'), 'fine\n');
+  // Access times an hour ahead, as in the test above: a backup's reads must not move them.
+  const later = new Date(Date.now() + 3600_000);
+  const ahead = async (at: Buffer): Promise<void> => {
+    const stat = await lstat(at);
+    if (stat.isDirectory()) for (const name of await readdir(at, { encoding: 'buffer' })) await ahead(Buffer.concat([at, Buffer.from('/'), name]));
+    await lutimes(at, later, stat.mtime);
+  };
+  await ahead(Buffer.from(dir));
+  const contentOf = async (snapshot: Snapshot, path: string) => (await entryAt(snapshot, `${dir}/${path}`)).content;
+
+  const first = await backupFiles(repo, { host: 'listing', paths: [dir] });
+  const leaf = await entryAt(first, `${dir}/leaf`);
+  assert.deepEqual(leaf.scan?.slice(1), [2, 'first a\n'.length + 'first b, longer\n'.length], 'the leaf records its listing, its entries and bytes');
+  assert.match(leaf.scan?.[0] ?? '', /^[0-9a-f]{32}$/);
+  assert.ok((await entryAt(first, `${dir}/mid`)).scan !== undefined, 'a directory with a subdirectory records its listing too');
+  assert.equal((await entryAt(first, `${dir}/linked`)).scan, undefined, 'no listing recorded where a file has other names');
+  assert.equal((await entryAt(first, `${dir}/odd`)).scan, undefined, 'no listing recorded where a name was refused');
+
+  const second = await backupFiles(repo, { host: 'listing', paths: [dir], parent: first });
+  assert.equal(second.stats.bytesRead, 0);
+  assert.equal((await entryAt(second, dir)).tree, (await entryAt(first, dir)).tree, 'nothing changed: the same trees');
+  assert.equal(second.files?.entries, first.files?.entries, 'the entries counted as a walk of every directory counts them');
+  assert.equal(second.stats.bytesLogical, first.stats.bytesLogical);
+  assert.equal(second.files?.warnings.length, 1, 'the refused name is reported again');
+
+  // Edits: a file of the leaf rewritten with its size; a file below an unchanged directory (mid's listing is the same, sub's is not).
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  await writeFile(join(dir, 'leaf', 'a'), 'other a\n');
+  await writeFile(join(dir, 'mid', 'sub', 'd'), 'other d, longer\n');
+  const third = await backupFiles(repo, { host: 'listing', paths: [dir], parent: second });
+  assert.equal(third.stats.bytesRead, 'other a\n'.length + 'other d, longer\n'.length, 'both edited files read, nothing else');
+  assert.notDeepEqual(await contentOf(third, 'leaf/a'), await contentOf(second, 'leaf/a'));
+  assert.deepEqual(await contentOf(third, 'leaf/b'), await contentOf(second, 'leaf/b'));
+  assert.notDeepEqual(await contentOf(third, 'mid/sub/d'), await contentOf(second, 'mid/sub/d'));
+  assert.deepEqual(await contentOf(third, 'mid/c'), await contentOf(second, 'mid/c'));
+  const out = join(work, 'listing-out');
+  await restoreFileSnapshot(repo, third, { to: out });
+  assert.equal(await readFile(join(out, dir, 'leaf', 'a'), 'utf8'), 'other a\n');
+  assert.equal(await readFile(join(out, dir, 'mid', 'sub', 'd'), 'utf8'), 'other d, longer\n');
+
+  // Other rules, the same listings: what they leave out is left out.
+  const fourth = await backupFiles(repo, { host: 'listing', paths: [dir], parent: third, excludes: await Excludes.compile({ patterns: ['b', 'c'] }) });
+  const leafNames = (await getFileTree(repo, (await entryAt(fourth, `${dir}/leaf`)).tree as string)).entries.map((e) => e.name);
+  const midNames = (await getFileTree(repo, (await entryAt(fourth, `${dir}/mid`)).tree as string)).entries.map((e) => e.name);
+  assert.deepEqual(leafNames, ['a']);
+  assert.deepEqual(midNames, ['sub']);
+  assert.equal(fourth.files?.entries, (third.files?.entries as number) - 2);
+});
+
+// Format 1 on purpose: a tree is an object of its own there, which the test removes.
+test('format 1: the tree of a directory listed as the parent recorded it is not read (its object removed, the incremental reads no file and keeps it)', async () => {
+  const root = join(work, 'repo-v1-listing');
+  const backend = new LocalBackend(root);
+  await initRepository(backend, { passphrase: 'pw', kdf: { N: 1024, r: 8, p: 1 }, blockSize: 64 * 1024, format: 1 });
+  const v1 = await openRepository(backend, { passphrase: 'pw', threads: 1 });
+  try {
+    const dir = join(work, 'listing-v1');
+    await mkdir(join(dir, 'leaf'), { recursive: true });
+    await writeFile(join(dir, 'leaf', 'a'), 'a\n');
+    await writeFile(join(dir, 'leaf', 'b'), 'b\n');
+    const later = new Date(Date.now() + 3600_000);
+    for (const at of [join(dir, 'leaf', 'a'), join(dir, 'leaf', 'b'), join(dir, 'leaf'), dir]) await lutimes(at, later, (await lstat(at)).mtime);
+    const first = await backupFiles(v1, { host: 'listing-v1', paths: [dir] });
+    const leafTree = (await entryAt(first, `${dir}/leaf`, v1)).tree as string;
+    await rm(join(root, 'trees', leafTree.slice(0, 2), leafTree));
+    const second = await backupFiles(v1, { host: 'listing-v1', paths: [dir], parent: first });
+    assert.deepEqual(second.files?.warnings, []);
+    assert.equal(second.stats.bytesRead, 0, 'the leaf\'s files were not read again: its parent tree was not needed');
+    assert.equal((await entryAt(second, `${dir}/leaf`, v1)).tree, leafTree);
+    assert.equal(second.files?.entries, first.files?.entries);
+  } finally {
+    await v1.close();
   }
 });
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { hostname as osHostname } from 'node:os';
 import { resolve } from 'node:path';
 import { SharedBufferPool, Slots } from '../../concurrency/index.js';
@@ -17,7 +18,7 @@ import {
   type Snapshot,
   type TreeEntry,
 } from '../../repo/index.js';
-import { readAccountNames, readFileMetadata, readFileMetadataSync, readXattrs, scanDirectory, type AccountNames, type Excludes, type FileMetadata, type ScannedEntry } from '../../source/index.js';
+import { listDirectory, readAccountNames, readFileMetadata, readFileMetadataSync, readXattrs, type AccountNames, type DirectoryScan, type Excludes, type FileMetadata } from '../../source/index.js';
 import { KnownChunks } from '../known-chunks.js';
 import { ChunkStore, type FileBackupFigures } from './chunk-store.js';
 import type { ChunkSizes } from '../../repo/index.js';
@@ -163,6 +164,10 @@ class TreeWalker {
   private readonly slots: Slots;
   private readonly scans = new Slots(SCANS_IN_FLIGHT);
   private smallBuffers: SharedBufferPool | undefined;
+  /** Directories (their paths) an entry of which was warned about: their listing is not recorded (see ScanSummary). */
+  private readonly warnedDirectories = new Set<string>();
+  /** What, besides a directory's listing, decides how its entries are recorded: the seed of every listing's digest (by the device of the walk's root). */
+  private readonly seeds = new Map<string, Buffer>();
 
   constructor(
     private readonly repo: Repository,
@@ -175,6 +180,8 @@ class TreeWalker {
   }
 
   private warn(path: string, message: string): void {
+    const slash = path.lastIndexOf('/');
+    this.warnedDirectories.add(slash <= 0 ? '/' : path.slice(0, slash));
     const warning = { path, message };
     this.warnings.push(warning);
     this.options.onWarning?.(warning);
@@ -192,7 +199,7 @@ class TreeWalker {
       }
       node.given = true;
     }
-    if (top.given) return this.directoryTree('/', parent === null ? undefined : parent.files?.tree, undefined);
+    if (top.given) return (await this.directoryTree('/', parent === null ? undefined : parent.files?.tree, undefined, undefined)).tree;
     return this.pathTree('', top, parent?.files?.tree);
   }
 
@@ -266,29 +273,62 @@ class TreeWalker {
     }
   }
 
-  /** The tree of a directory being backed up in full. */
-  private async directoryTree(path: string, parentTree: string | undefined, rootDev: bigint | undefined): Promise<string> {
+  /**
+   * The tree of a directory being backed up in full, and the summary of its listing to
+   * record with it (none when an entry was warned about, could not be stat'ed or has other
+   * names). `recorded`: the summary the parent snapshot recorded for the directory. A listing
+   * with the same digest has the same entries with the same metadata, recorded under the same
+   * options (the seed), so the parent's entries are this directory's: a directory without
+   * subdirectories is the parent's tree, unread; one with subdirectories takes the parent's
+   * other entries as they are and walks only its subdirectories again.
+   */
+  private async directoryTree(path: string, parentTree: string | undefined, recorded: ScanSummary | undefined, rootDev: bigint | undefined): Promise<{ tree: string; scan?: ScanSummary }> {
     const prefix = path === '/' ? '' : path;
-    // The scan's list and the parent's entries by name are not held while the entries' reads
-    // and subtrees run (a full backup waits on its reads with the whole tree scanned).
-    const { entries, waiting, intact } = await this.startEntries(path, prefix, parentTree, rootDev);
+    const listing = await this.list(path);
+    const digest = listing?.digest(this.seedFor(rootDev));
+    const same = this.options.force !== true && parentTree !== undefined && digest !== undefined && recorded?.[0] === digest;
+    if (same && listing !== undefined && !listing.hasSubdirectories) {
+      this.entries += recorded[1];
+      this.bytesLogical += recorded[2];
+      return { tree: parentTree, scan: recorded };
+    }
+    // The parent's entries by name are not held while the entries' reads and subtrees run (a
+    // full backup waits on its reads with the whole tree scanned).
+    const { entries, waiting, intact } = await this.startEntries(path, prefix, parentTree, rootDev, listing, same);
     for (const entry of await Promise.all(waiting)) if (entry !== null) entries.push(entry);
     entries.sort((a, b) => compareNames(a.name, b.name));
+    const scan: ScanSummary | undefined = digest !== undefined && listing !== undefined && !listing.hasLinksOrErrors && !this.warnedDirectories.has(path) ? [digest, entries.length, fileBytes(entries)] : undefined;
     // Every entry the parent's own (the same objects: nothing in them changed): the directory
     // is the parent's tree, neither encoded nor hashed again.
-    if (intact !== undefined && sameEntries(entries, intact.entries)) return intact.id;
-    return (await this.putTree(entries, intact?.id)).id; // an unchanged directory is its parent tree: no lookup
+    if (intact !== undefined && sameEntries(entries, intact.entries)) return { tree: intact.id, ...(scan !== undefined ? { scan } : {}) };
+    const tree = (await this.putTree(entries, intact?.id)).id; // an unchanged directory is its parent tree: no lookup
+    return { tree, ...(scan !== undefined ? { scan } : {}) };
   }
 
-  /** A directory scanned and compared with its parent tree: the entries answered at once, those to wait for, and the parent tree when intact. */
-  private async startEntries(path: string, prefix: string, parentTree: string | undefined, rootDev: bigint | undefined): Promise<{ entries: TreeEntry[]; waiting: Promise<TreeEntry | null>[]; intact: { id: string; entries: readonly TreeEntry[] } | undefined }> {
-    const [{ entries: previous, intact }, scanned] = await Promise.all([this.parentTree(parentTree), this.scan(path, prefix)]);
+  /**
+   * A directory's listing compared with its parent tree: the entries answered at once, those
+   * to wait for, and the parent tree when intact. `same`: the listing is the one the parent
+   * recorded (its digest), so the parent's entries but the subdirectories are taken as they
+   * are, and only the subdirectories' records are read out of the listing.
+   */
+  private async startEntries(path: string, prefix: string, parentTree: string | undefined, rootDev: bigint | undefined, listing: DirectoryScan | undefined, same: boolean): Promise<{ entries: TreeEntry[]; waiting: Promise<TreeEntry | null>[]; intact: { id: string; entries: readonly TreeEntry[] } | undefined }> {
+    const { entries: previous, intact } = await this.parentTree(parentTree);
     const excludes = this.options.excludes;
-    let kept = scanned;
-    if (excludes !== undefined && (await excludes.isTaggedCache(path))) kept = kept.filter((s) => s.name === 'CACHEDIR.TAG');
+    const taggedCache = excludes !== undefined && (await excludes.isTaggedCache(path));
     const entries: TreeEntry[] = [];
     const waiting: Promise<TreeEntry | null>[] = [];
-    for (const { name, metadata, error } of kept) {
+    const reuse = same && intact !== undefined;
+    if (reuse) {
+      for (const entry of intact.entries) {
+        if (entry.type === 'directory') continue;
+        this.entries++;
+        if (entry.type === 'file') this.bytesLogical += entry.size;
+        entries.push(entry);
+      }
+    }
+    const refuse = (name: string, why: string) => this.warn(`${prefix}/${name}`, why);
+    for (const { name, metadata, error } of listing?.entries(isSafeEntryName, refuse, reuse) ?? []) {
+      if (taggedCache && name !== 'CACHEDIR.TAG') continue;
       const childPath = `${prefix}/${name}`;
       if (excludes?.matches(childPath, name) === true) continue;
       const entry = this.entry(childPath, name, previous.get(name), rootDev, metadata ?? error);
@@ -298,17 +338,28 @@ class TreeWalker {
     return { entries, waiting, intact };
   }
 
-  /** A directory's entries with their metadata (none, and a warning, when it cannot be listed). */
-  private async scan(path: string, prefix: string): Promise<ScannedEntry[]> {
+  /** A directory's listing (none, and a warning, when it cannot be listed). */
+  private async list(path: string): Promise<DirectoryScan | undefined> {
     await this.scans.acquire();
     try {
-      return await scanDirectory(path, isSafeEntryName, (name, why) => this.warn(`${prefix}/${name}`, why));
+      return await listDirectory(path);
     } catch (error) {
       this.warn(path, describe(error));
-      return [];
+      return undefined;
     } finally {
       this.scans.release();
     }
+  }
+
+  /** The seed of the listings' digests below a root on device `rootDev`: the version of the scheme, the account names and the exclusion rules. */
+  private seedFor(rootDev: bigint | undefined): Buffer {
+    const key = String(rootDev);
+    let seed = this.seeds.get(key);
+    if (seed === undefined) {
+      const options = JSON.stringify(['coffer listing 1', key, [...this.accounts.users], [...this.accounts.groups], this.options.excludes?.fingerprint ?? null]);
+      this.seeds.set(key, (seed = createHash('sha256').update(options).digest()));
+    }
+    return seed;
   }
 
   /**
@@ -351,12 +402,12 @@ class TreeWalker {
 
   /** A directory's entry, once its tree is stored (a mount point under --one-file-system is kept, empty). */
   private async directoryEntry(path: string, name: string, metadata: FileMetadata, previous: TreeEntry | undefined, dev: bigint, otherFilesystem: boolean, keptXattrs: [string, string][] | undefined): Promise<TreeEntry> {
-    const tree = otherFilesystem ? (await this.putTree([])).id : await this.directoryTree(path, previous?.type === 'directory' ? previous.tree : undefined, dev);
-    if (previous !== undefined && previous.tree === tree && this.recordsSame(previous, metadata, keptXattrs)) {
+    const { tree, scan } = otherFilesystem ? { tree: (await this.putTree([])).id, scan: undefined } : await this.directoryTree(path, previous?.type === 'directory' ? previous.tree : undefined, previous?.scan, dev);
+    if (previous !== undefined && previous.tree === tree && sameScan(previous.scan, scan) && this.recordsSame(previous, metadata, keptXattrs)) {
       this.entries++;
       return previous;
     }
-    return this.metadataEntry(name, metadata, { tree, keptXattrs });
+    return this.metadataEntry(name, metadata, { tree, keptXattrs, scan });
   }
 
   /**
@@ -449,7 +500,7 @@ class TreeWalker {
   }
 
   /** The entry recording `m`; `keptXattrs`: the attributes as the parent recorded them, instead of `m.xattrs`. */
-  private metadataEntry(name: string, m: FileMetadata, extra: { tree?: string; content?: FileRead; hardlink?: number; keptXattrs?: [string, string][] | undefined }): TreeEntry {
+  private metadataEntry(name: string, m: FileMetadata, extra: { tree?: string; content?: FileRead; hardlink?: number; keptXattrs?: [string, string][] | undefined; scan?: ScanSummary | undefined }): TreeEntry {
     this.entries++;
     const xattrs = extra.keptXattrs ?? m.xattrs.map((x) => [x.name, x.value.toString('base64')] as [string, string]);
     return {
@@ -471,6 +522,7 @@ class TreeWalker {
       ...(m.rdev !== undefined ? { rdev: [m.rdev.major, m.rdev.minor] as [number, number] } : {}),
       ...(xattrs.length > 0 ? { xattrs } : {}),
       ...(extra.tree !== undefined ? { tree: extra.tree } : {}),
+      ...(extra.scan !== undefined ? { scan: extra.scan } : {}),
     };
   }
 
@@ -479,6 +531,24 @@ class TreeWalker {
     this.figures.bytesStored += bytesStored;
     return { id };
   }
+}
+
+/**
+ * A directory's listing as a backup recorded it with the directory's entry (`scan`,
+ * docs/repository-format.md §16): the digest of the listing (DirectoryScan.digest, seeded
+ * with the walk's options), the entries of its tree and their files' bytes.
+ */
+type ScanSummary = [digest: string, entries: number, bytes: number];
+
+function sameScan(a: ScanSummary | undefined, b: ScanSummary | undefined): boolean {
+  return a === b || (a !== undefined && b !== undefined && a[0] === b[0] && a[1] === b[1] && a[2] === b[2]);
+}
+
+/** The bytes of the files among `entries`. */
+function fileBytes(entries: readonly TreeEntry[]): number {
+  let bytes = 0;
+  for (const entry of entries) if (entry.type === 'file') bytes += entry.size;
+  return bytes;
 }
 
 /** Whether two lists hold the same entry objects in the same order. */

@@ -29,7 +29,14 @@
  *       "rdev": [8, 1],                  // char-device/block-device only: major, minor
  *       "xattrs": [["user.k", "<base64>"]], // optional, sorted by name: extended attributes,
  *                                        // POSIX ACLs included (system.posix_acl_access/default)
- *       "tree": "<64 hex>"               // directory only: the tree object of its entries
+ *       "tree": "<64 hex>",              // directory only: the tree object of its entries
+ *       "scan": ["<32 hex>", 812, 90210] // optional, directory only: the listing the backup
+ *                                        // that wrote `tree` made of the directory: its digest
+ *                                        // (first 128 bits of SHA-256 over the backup's options,
+ *                                        // every name and lstat record: DirectoryScan.digest),
+ *                                        // the entries `tree` holds and their files' bytes. A
+ *                                        // later backup listing the same digest keeps `tree`
+ *                                        // (a directory without subdirectories: unread).
  *     }
  *   ]
  * }
@@ -68,6 +75,8 @@ export interface TreeEntry {
   rdev?: [number, number];
   xattrs?: [string, string][];
   tree?: string;
+  /** Directory only: digest of its listing, entries and file bytes of `tree` (see the format above). */
+  scan?: [string, number, number];
 }
 
 /** A decoded tree. */
@@ -77,6 +86,7 @@ export interface FileTree {
 }
 
 const HEX_ID = /^[0-9a-f]{64}$/;
+const SCAN_DIGEST = /^[0-9a-f]{32}$/;
 const NS = /^-?\d{1,20}$/;
 /** Piece lengths: a chunk is at most 64 MiB; holes and zero runs up to 2^53. */
 const MAX_CHUNK_PIECE = 64 * 1024 * 1024;
@@ -163,6 +173,7 @@ function validateEntry(e: TreeEntry, corrupt: (why: string) => CofferError): voi
   if (device !== (e.rdev !== undefined)) throw bad('device numbers');
   if (e.rdev !== undefined && (!Array.isArray(e.rdev) || e.rdev.length !== 2 || !e.rdev.every((n) => Number.isInteger(n) && n >= 0 && n <= 0xffffffff))) throw bad('device numbers');
   if ((e.type === 'directory') !== (typeof e.tree === 'string' && HEX_ID.test(e.tree))) throw bad('subtree');
+  if (e.scan !== undefined && (e.type !== 'directory' || !Array.isArray(e.scan) || e.scan.length !== 3 || typeof e.scan[0] !== 'string' || !SCAN_DIGEST.test(e.scan[0]) || !Number.isSafeInteger(e.scan[1]) || e.scan[1] < 0 || !Number.isSafeInteger(e.scan[2]) || e.scan[2] < 0)) throw bad('scan');
   if (e.xattrs !== undefined) {
     if (!Array.isArray(e.xattrs)) throw bad('xattrs');
     for (const x of e.xattrs) {

@@ -58,6 +58,14 @@ export class Excludes {
     return new Excludes(byName, byPath, options);
   }
 
+  /**
+   * What decides which entries these rules leave out, as one string: the compiled patterns
+   * (the pattern files' too, as read), the cache tags, the size limit and --one-file-system.
+   */
+  get fingerprint(): string {
+    return JSON.stringify([this.byName.map((re) => re.source), this.byPath.map((re) => re.source), this.options.excludeCaches === true, this.options.largerThan ?? null, this.options.oneFileSystem === true]);
+  }
+
   /** Whether an entry is excluded by a pattern (`path` absolute, `name` its last component). */
   matches(path: string, name: string): boolean {
     return this.byName.some((re) => re.test(name)) || this.byPath.some((re) => re.test(path));

@@ -5,6 +5,6 @@
  * local account names, and the exclusion rules.
  */
 export { readFileMetadata, readFileMetadataSync, readXattrs, type FileMetadata, type FileType } from './file-metadata.js';
-export { scanDirectory, type ScannedEntry } from './scan-directory.js';
+export { DirectoryScan, listDirectory, scanDirectory, type ScannedEntry } from './scan-directory.js';
 export { readAccountNames, type AccountNames } from './account-names.js';
 export { Excludes, CACHEDIR_TAG_SIGNATURE, type ExcludeOptions } from './excludes.js';

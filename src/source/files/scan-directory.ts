@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
 import { constants } from 'node:os';
 import { getSystemErrorMap } from 'node:util';
@@ -24,43 +25,106 @@ const FIELDS = 19;
  * when the directory itself cannot be read.
  */
 export async function scanDirectory(path: string, isSafeName: (name: string) => boolean, refuse: (name: string, why: string) => void): Promise<ScannedEntry[]> {
+  return (await listDirectory(path)).entries(isSafeName, refuse);
+}
+
+/** A directory listed with every entry's lstat ({@link DirectoryScan}); rejects as {@link scanDirectory}. */
+export async function listDirectory(path: string): Promise<DirectoryScan> {
   const { names, stats } = await syscalls.scanDirectory(path);
-  const decoded = names.toString('utf8');
-  const checkBytes = decoded.includes('\uFFFD'); // a byte that is not UTF-8 decodes to U+FFFD: tell it from a real one
-  const prefix = path === '/' ? '' : path;
-  const out: ScannedEntry[] = [];
-  let start = 0;
-  let byteStart = 0;
-  for (let i = 0; start < decoded.length; i++) {
-    const end = decoded.indexOf('\u0000', start);
-    const name = decoded.slice(start, end);
-    start = end + 1;
-    if (checkBytes) {
-      const byteEnd = names.indexOf(0, byteStart);
-      const bytes = names.subarray(byteStart, byteEnd);
-      byteStart = byteEnd + 1;
-      if (!Buffer.from(name, 'utf8').equals(bytes)) {
+  return new DirectoryScan(path, names, stats);
+}
+
+/**
+ * One directory's listing as the addon returned it (names' bytes, 19 numbers an entry), turned
+ * into entries only when asked: an incremental whose listing of a directory is the one its
+ * parent snapshot recorded (the same {@link digest}) needs none of them.
+ */
+export class DirectoryScan {
+  constructor(
+    readonly path: string,
+    private readonly names: Buffer,
+    private readonly stats: Float64Array,
+  ) {}
+
+  /**
+   * SHA-256 (its first 128 bits, 32 hex) of `seed`, every name's bytes and every entry's
+   * lstat record as listed (type, mode, owner ids, links, size, blocks, device, inode,
+   * device numbers, the three times to the nanosecond, and the errno of an entry that could
+   * not be stat'ed). Two listings with the same digest name the same entries with the same
+   * metadata; the seed carries what else decides how they are recorded (file-backup's options).
+   */
+  digest(seed: Uint8Array): string {
+    return createHash('sha256').update(seed).update(this.names).update(new Uint8Array(this.stats.buffer, this.stats.byteOffset, this.stats.byteLength)).digest('hex').slice(0, 32);
+  }
+
+  /** Entries listed (names refused by {@link entries} included). */
+  get count(): number {
+    return this.stats.length / FIELDS;
+  }
+
+  /** Whether some entry is a directory. */
+  get hasSubdirectories(): boolean {
+    return this.some((at) => ((this.stats[at + 1] as number) & 0o170000) === 0o040000);
+  }
+
+  /** Whether some entry other than a directory has more than one name (a hard link), or could not be stat'ed. */
+  get hasLinksOrErrors(): boolean {
+    return this.some((at) => (this.stats[at] as number) !== 0 || ((this.stats[at + 4] as number) > 1 && ((this.stats[at + 1] as number) & 0o170000) !== 0o040000));
+  }
+
+  private some(test: (at: number) => boolean): boolean {
+    for (let at = 0; at < this.stats.length; at += FIELDS) if (test(at)) return true;
+    return false;
+  }
+
+  /**
+   * The entries with their metadata; names that cannot be stored faithfully go to `refuse`
+   * instead. `onlyDirectories`: the subdirectories alone (no object made for any other entry).
+   */
+  entries(isSafeName: (name: string) => boolean, refuse: (name: string, why: string) => void, onlyDirectories = false): ScannedEntry[] {
+    const { names, stats, path } = this;
+    const decoded = names.toString('utf8');
+    const checkBytes = decoded.includes('\uFFFD'); // a byte that is not UTF-8 decodes to U+FFFD: tell it from a real one
+    const prefix = path === '/' ? '' : path;
+    const out: ScannedEntry[] = [];
+    let start = 0;
+    let byteStart = 0;
+    for (let i = 0; start < decoded.length; i++) {
+      const end = decoded.indexOf('\u0000', start);
+      const at = i * FIELDS;
+      if (onlyDirectories && ((stats[at] as number) !== 0 || ((stats[at + 1] as number) & 0o170000) !== 0o040000)) {
+        start = end + 1;
+        if (checkBytes) byteStart = names.indexOf(0, byteStart) + 1;
+        continue;
+      }
+      const name = decoded.slice(start, end);
+      start = end + 1;
+      if (checkBytes) {
+        const byteEnd = names.indexOf(0, byteStart);
+        const bytes = names.subarray(byteStart, byteEnd);
+        byteStart = byteEnd + 1;
+        if (!Buffer.from(name, 'utf8').equals(bytes)) {
+          refuse(name, 'name is not valid UTF-8: not backed up');
+          continue;
+        }
+      }
+      if (!isSafeName(name)) {
         refuse(name, 'name is not valid UTF-8: not backed up');
         continue;
       }
+      const errno = stats[at] as number;
+      if (errno !== 0) {
+        out.push({ name, error: errnoError(errno, `${prefix}/${name}`) });
+        continue;
+      }
+      try {
+        out.push({ name, metadata: metadataOf(stats, at, `${prefix}/${name}`) });
+      } catch (error) {
+        out.push({ name, error: error as NodeJS.ErrnoException });
+      }
     }
-    if (!isSafeName(name)) {
-      refuse(name, 'name is not valid UTF-8: not backed up');
-      continue;
-    }
-    const at = i * FIELDS;
-    const errno = stats[at] as number;
-    if (errno !== 0) {
-      out.push({ name, error: errnoError(errno, `${prefix}/${name}`) });
-      continue;
-    }
-    try {
-      out.push({ name, metadata: metadataOf(stats, at, `${prefix}/${name}`) });
-    } catch (error) {
-      out.push({ name, error: error as NodeJS.ErrnoException });
-    }
+    return out;
   }
-  return out;
 }
 
 function metadataOf(stats: Float64Array, at: number, path: string): FileMetadata {
