@@ -34,3 +34,24 @@ test('find answers the entry of every id held and nothing for ids absent, includ
     if (!ids.some((other) => other.equals(near))) assert.equal(segment.find(near), undefined);
   }
 });
+
+test('decode refuses entries out of order or repeated, whether their ids differ in the first four bytes or only later', () => {
+  const swapped = (ids: Buffer[]): Buffer => {
+    const bytes = encodeSegment(ids.map(entryFor));
+    const first = Buffer.from(bytes.subarray(16, 16 + LOCATED_ENTRY_SIZE));
+    bytes.copy(bytes, 16, 16 + LOCATED_ENTRY_SIZE, 16 + 2 * LOCATED_ENTRY_SIZE);
+    first.copy(bytes, 16 + LOCATED_ENTRY_SIZE);
+    return bytes;
+  };
+  const head = Buffer.from([1, 2, 3, 4]);
+  for (const ids of [
+    [Buffer.concat([Buffer.from([1]), Buffer.alloc(31)]), Buffer.concat([Buffer.from([2]), Buffer.alloc(31)])],
+    [Buffer.concat([head, Buffer.alloc(28, 1)]), Buffer.concat([head, Buffer.alloc(28, 2)])],
+  ]) {
+    assert.throws(() => IndexSegment.decode(swapped(ids), 'swapped'), { code: 'E_CORRUPT_OBJECT' });
+    const repeated = encodeSegment(ids.map(entryFor));
+    (ids[0] as Buffer).copy(repeated, 16 + LOCATED_ENTRY_SIZE);
+    assert.throws(() => IndexSegment.decode(repeated, 'repeated'), { code: 'E_CORRUPT_OBJECT' });
+    assert.equal(IndexSegment.decode(encodeSegment(ids.map(entryFor)), 'sorted').count, 2);
+  }
+});
