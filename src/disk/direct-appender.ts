@@ -1,5 +1,5 @@
-import { closeSync, constants, openSync, write } from 'node:fs';
-import { copyBytes, writeFullySync } from '../native/index.js';
+import { closeSync, constants, openSync } from 'node:fs';
+import { copyBytes, writeFullyAt, writeFullySync } from '../native/index.js';
 import { DIRECT_ALIGNMENT, type AlignedBuffers } from './direct-writes.js';
 
 /**
@@ -96,16 +96,18 @@ export class DirectAppender {
     this.writing = writing;
   }
 
-  /** `data` written direct at `at`; through the ordinary descriptor when the filesystem refuses (EINVAL). */
+  /** `data` written direct at `at`; through the ordinary descriptor once direct writes stopped or the filesystem refuses them (EINVAL). */
   private async sendDirect(data: Buffer, at: number): Promise<void> {
-    try {
-      if (this.directFd === undefined) throw Object.assign(new Error('direct writes stopped'), { code: 'EINVAL' });
-      await writeAll(this.directFd, data, at);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EINVAL') throw error;
-      this.closeDirect();
-      writeFullySync(this.fd, data, at);
+    if (this.directFd !== undefined) {
+      try {
+        await writeFullyAt(this.directFd, data, at);
+        return;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EINVAL') throw error;
+        this.closeDirect();
+      }
     }
+    writeFullySync(this.fd, data, at);
   }
 
   /** Waits for the write in flight; throws its failure. */
@@ -137,19 +139,4 @@ export class DirectAppender {
     if (this.directFd !== undefined) closeSync(this.directFd);
     this.directFd = undefined;
   }
-}
-
-/** All of `data` written at `position` of `fd` through libuv's pool (a write may be short). */
-function writeAll(fd: number, data: Uint8Array, position: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const step = (from: number): void => {
-      write(fd, data, from, data.length - from, position + from, (error, written) => {
-        if (error !== null) reject(error);
-        else if (written === 0) reject(Object.assign(new Error(`write of ${data.length - from} bytes at ${position + from} wrote nothing`), { code: 'EIO' }));
-        else if (from + written >= data.length) resolve();
-        else step(from + written);
-      });
-    };
-    step(0);
-  });
 }

@@ -9,5 +9,5 @@
 export { syscalls } from './syscalls.js';
 export { aead } from './aead.js';
 export { DIRECT_ALIGNMENT, AlignedBuffers, alignedSharedBuffer, isAlignedInMemory, takesDirectWrites } from './direct-io.js';
-export { writeFully, writeFullySync } from './write-fully.js';
+export { writeFully, writeFullyAt, writeFullySync } from './write-fully.js';
 export { copyBytes } from './copy-bytes.js';

@@ -1,4 +1,4 @@
-import { writeSync } from 'node:fs';
+import { write, writeSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 
 /**
@@ -19,6 +19,21 @@ export async function writeFully(handle: FileHandle, buffers: readonly Uint8Arra
     while (pending.length > 0 && written >= (pending[0] as Uint8Array).length) written -= (pending.shift() as Uint8Array).length;
     if (written > 0 && pending.length > 0) pending = [(pending[0] as Uint8Array).subarray(written), ...pending.slice(1)];
   }
+}
+
+/** Writes all of `data` at `offset` of descriptor `fd`, through libuv's pool. */
+export function writeFullyAt(fd: number, data: Uint8Array, offset: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const from = (done: number): void => {
+      write(fd, data, done, data.length - done, offset + done, (error, n) => {
+        if (error !== null) reject(error);
+        else if (n <= 0) reject(tookNothing());
+        else if (done + n >= data.length) resolve();
+        else from(done + n);
+      });
+    };
+    from(0);
+  });
 }
 
 /** Writes all of `data` at `offset`, synchronously. */

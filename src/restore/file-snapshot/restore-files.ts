@@ -241,7 +241,7 @@ class FileRestorer {
     this.written = [];
     const keys: (string | undefined)[] = [];
     for (const { entry } of batch) keys.push(await this.placeKeyOf(entry));
-    const order = batch.map((_, i) => i).sort((a, b) => compareKeys(keys[a], keys[b]) || a - b);
+    const order = batch.map((_, i) => i).sort((a, b) => compareKeys(keys[a], keys[b])); // stable: walk order among equals
     keys.length = 0;
     // FILES_IN_FLIGHT runners take the entries in order: a slot and a promise per entry, made
     // at once, held ~5 KiB each until the last was written (the RSS doubled).
