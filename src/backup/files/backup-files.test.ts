@@ -15,7 +15,7 @@ import { SharedBufferPool } from '../../concurrency/index.js';
 import { syscalls } from '../../native/index.js';
 import { ChunksById, compareNames, decodeLocatedEntry, getFileTree, initRepository, isSafeEntryName, LocalBackend, openRepository, type Repository, type Snapshot, type TreeEntry } from '../../repo/index.js';
 import { restoreFileSnapshot } from '../../restore/index.js';
-import { Excludes, readFileMetadata } from '../../source/index.js';
+import { Excludes, ListingPrefetch, readFileMetadata } from '../../source/index.js';
 import { KnownChunks } from '../known-chunks.js';
 import { backupFiles } from './backup-files.js';
 import { ChunkStore } from './chunk-store.js';
@@ -295,6 +295,49 @@ test('incremental: a directory listed as the parent snapshot recorded it keeps i
   assert.deepEqual(leafNames, ['a']);
   assert.deepEqual(midNames, ['sub']);
   assert.equal(fourth.files?.entries, (third.files?.entries as number) - 2);
+});
+
+test('listings made ahead (while the repository opened) give the snapshot a walk that lists by itself gives, dated from the first listing', async () => {
+  const dir = join(work, 'ahead');
+  for (const sub of ['one/two/three', 'one/four', 'five']) await mkdir(join(dir, sub), { recursive: true });
+  for (const [i, file] of ['one/a', 'one/two/b', 'one/two/three/c', 'one/four/d', 'five/e', 'f'].entries()) await writeFile(join(dir, file), `file ${i}\n`.repeat(i + 1));
+  // Access times an hour ahead, as above: listing a directory must not move them between backups.
+  const later = new Date(Date.now() + 3600_000);
+  const ahead = async (at: string): Promise<void> => {
+    const stat = await lstat(at);
+    if (stat.isDirectory()) for (const name of await readdir(at)) await ahead(join(at, name));
+    await lutimes(at, later, stat.mtime);
+  };
+  await ahead(dir);
+  const first = await backupFiles(repo, { host: 'ahead', paths: [dir] });
+
+  const listings = new ListingPrefetch([dir]);
+  await listings.whenIdle();
+  assert.equal(listings.listed, 6, 'every directory listed ahead');
+  let handed = 0;
+  const take = listings.take.bind(listings);
+  listings.take = (path) => {
+    const listing = take(path);
+    if (listing !== undefined) handed++;
+    return listing;
+  };
+  const second = await backupFiles(repo, { host: 'ahead', paths: [dir], parent: first, listings });
+  assert.equal(second.stats.bytesRead, 0);
+  assert.equal((await entryAt(second, dir)).tree, (await entryAt(first, dir)).tree, 'the same trees, the same listings recorded');
+  assert.equal(second.files?.entries, first.files?.entries);
+  assert.equal(handed, 6, 'the walk listed nothing itself');
+  assert.ok(Date.parse(second.time) <= listings.startedAt.getTime(), 'the snapshot is dated when its first listing started');
+  assert.equal(listings.take(dir), undefined, 'the listings are dropped once the walk ended');
+
+  // A full backup with listings ahead, one directory edited meanwhile: the walk's own listing of it is the newer.
+  const early = new ListingPrefetch([dir], { concurrency: 1 });
+  assert.equal(early.take(join(dir, 'five')), undefined, 'asked before it is listed: the walk lists it itself');
+  await early.whenIdle();
+  await writeFile(join(dir, 'five', 'new'), 'added after the listings were made\n');
+  const third = await backupFiles(repo, { host: 'ahead-full', paths: [dir], listings: early });
+  const five = (await getFileTree(repo, (await entryAt(third, `${dir}/five`)).tree as string)).entries.map((e) => e.name);
+  assert.deepEqual(five, ['e', 'new']);
+  assert.equal(third.files?.entries, (first.files?.entries as number) + 1);
 });
 
 // Format 1 on purpose: a tree is an object of its own there, which the test removes.

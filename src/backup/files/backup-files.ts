@@ -18,7 +18,7 @@ import {
   type Snapshot,
   type TreeEntry,
 } from '../../repo/index.js';
-import { listDirectory, readAccountNames, readFileMetadata, readFileMetadataSync, readXattrs, type AccountNames, type DirectoryScan, type Excludes, type FileMetadata } from '../../source/index.js';
+import { listDirectory, readAccountNames, readFileMetadata, readFileMetadataSync, readXattrs, type AccountNames, type DirectoryScan, type Excludes, type FileMetadata, type ListingPrefetch } from '../../source/index.js';
 import { KnownChunks } from '../known-chunks.js';
 import { ChunkStore, type FileBackupFigures } from './chunk-store.js';
 import type { ChunkSizes } from '../../repo/index.js';
@@ -44,6 +44,12 @@ export interface FileBackupOptions {
   /** Read every file, even those unchanged since the parent. */
   force?: boolean;
   excludes?: Excludes;
+  /**
+   * Directories listed ahead, while the repository opened (the CLI starts it after the
+   * pre-backup hook): the walk takes their listings instead of listing them again. Stopped
+   * when the walk starts, disposed of when it ends. Made with the same `excludes`.
+   */
+  listings?: ListingPrefetch;
   tags?: string[];
   time?: Date;
   lease?: HeldLease;
@@ -111,7 +117,8 @@ export function fileParentOf(snapshots: readonly Snapshot[], host: string, paths
 
 async function backupWithLease(repo: Repository, options: FileBackupOptions, lease: HeldLease): Promise<Snapshot> {
   const clock = options.clock ?? (() => new Date());
-  const started = clock();
+  // Listings made ahead were the backup's first reads: it started with them.
+  const started = options.listings?.startedAt ?? clock();
   const paths = [...new Set(options.paths.map((p) => resolve(p)))].sort();
   if ((paths.length === 0) === (options.stdin === undefined)) throw new CofferError('E_USAGE', 'give paths to back up, or a stream from standard input');
   const parent = options.parent === undefined ? null : options.parent;
@@ -128,6 +135,8 @@ async function backupWithLease(repo: Repository, options: FileBackupOptions, lea
   } catch (error) {
     await store.abandon(error);
     throw error;
+  } finally {
+    options.listings?.dispose();
   }
   await lease.confirm();
   const time = options.time ?? started;
@@ -341,16 +350,17 @@ class TreeWalker {
     return { entries, waiting, intact };
   }
 
-  /** A directory's listing (none, and a warning, when it cannot be listed). */
+  /** A directory's listing, prefetched or made now (none, and a warning, when it cannot be listed). */
   private async list(path: string): Promise<DirectoryScan | undefined> {
-    await this.scans.acquire();
+    const prefetched = this.options.listings?.take(path);
+    if (prefetched === undefined) await this.scans.acquire();
     try {
-      return await listDirectory(path);
+      return await (prefetched ?? listDirectory(path));
     } catch (error) {
       this.warn(path, describe(error));
       return undefined;
     } finally {
-      this.scans.release();
+      if (prefetched === undefined) this.scans.release();
     }
   }
 

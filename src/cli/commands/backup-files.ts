@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { backupFiles, fileParentOf } from '../../backup/index.js';
 import { CofferError } from '../../errors/index.js';
 import { acquireBackupLease, listSnapshots, resolveSnapshot, type Snapshot } from '../../repo/index.js';
-import { Excludes } from '../../source/index.js';
+import { Excludes, ListingPrefetch } from '../../source/index.js';
 import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
 import { ExitCode } from '../exit-codes.js';
 import { formatBytes, formatDuration, parseSize } from '../format.js';
@@ -75,10 +75,12 @@ export async function backupFilesCommand(paths: string[], options: FileBackupCom
     }
   }
   let result = 'failed';
+  const resolved = options.stdin === true ? [] : [...new Set(paths.map((p) => resolve(p)))].sort();
+  // Listed while the repository opens (after the pre-backup hook: it may change the tree).
+  const listings = resolved.length > 0 ? new ListingPrefetch(resolved, { excludes }) : undefined;
   try {
     const code = await withRepository(options, context, async (repo) => {
       const snapshots = await listSnapshots(repo);
-      const resolved = options.stdin === true ? [] : [...new Set(paths.map((p) => resolve(p)))].sort();
       const parent: Snapshot | null = options.base !== undefined ? await resolveSnapshot(repo, options.base) : fileParentOf(snapshots, host, resolved, options.stdinName);
       if (parent !== null && parent.files === undefined) throw new CofferError('E_USAGE', `--base ${options.base}: snapshot ${parent.id.slice(0, 8)} holds disks, not files`);
       const lease = await acquireBackupLease(repo, {
@@ -93,6 +95,7 @@ export async function backupFilesCommand(paths: string[], options: FileBackupCom
           parent,
           force: options.force === true,
           excludes,
+          ...(listings !== undefined ? { listings } : {}),
           tags,
           ...(time !== undefined ? { time } : {}),
           lease,
@@ -125,6 +128,7 @@ export async function backupFilesCommand(paths: string[], options: FileBackupCom
     if (error instanceof CofferError && error.code === 'E_INTERRUPTED') result = 'interrupted';
     throw error;
   } finally {
+    listings?.dispose();
     if (options.postHook !== undefined) {
       // Always, whatever happened: a failure here is reported, the backup's outcome stands.
       await hook(options.postHook, 'post-backup', result).catch((e: Error) => context.stderr.write(`coffer: warning: ${e.message}\n`));
