@@ -46,8 +46,8 @@ export interface FileBackupOptions {
   excludes?: Excludes;
   /**
    * Directories listed ahead, while the repository opened (the CLI starts it after the
-   * pre-backup hook): the walk takes their listings instead of listing them again. Stopped
-   * when the walk starts, disposed of when it ends. Made with the same `excludes`.
+   * pre-backup hook) and on ahead of the walk: the walk takes their listings instead of
+   * listing them again; disposed of when the walk ends. Made with the same `excludes`.
    */
   listings?: ListingPrefetch;
   tags?: string[];

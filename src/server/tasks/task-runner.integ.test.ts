@@ -115,15 +115,13 @@ test('the window closes mid-run: no VM starts after it, and the skipped ones go 
 });
 
 /**
- * Above the rule by more than 15 % means the rule did not hold (a rule applied per task gives
- * twice it); below 60 % means a task waited on the other instead of sharing (the pair then
- * takes twice as long). Between, the tasks' fixed cost (start, key, index) dilutes the rate
- * over their whole time: 1.64 MiB/s for 2 on a slow CI machine under the suite's load
- * (2026-11-27), where it had been within 15 %.
+ * The rate is measured over the tasks' whole time, their fixed cost (start, key, index)
+ * included: 8 MiB each (16 MiB at the shared 2 MiB/s, 8 s of reading) keeps that cost well inside
+ * the 15 % on a slow, loaded machine, where 4 MiB measured 1.64 MiB/s for 2 (2026-11-27).
  */
-test('bandwidth: two tasks under one source-read rule share it: never above the set rate by more than 15 %, never below 60 % of it', async (t) => {
+test('bandwidth: two tasks under one source-read rule share it, within 15 % of the set rate', async (t) => {
   const rate = 2 * MiB;
-  const vms = await makeVms(dir.path, repository, [{ vm: 'bw-a', host: 'hv-a' }, { vm: 'bw-b', host: 'hv-b' }], 4 * MiB);
+  const vms = await makeVms(dir.path, repository, [{ vm: 'bw-a', host: 'hv-a' }, { vm: 'bw-b', host: 'hv-b' }], 8 * MiB);
   const runner = await newRunner('bandwidth', { bandwidth: [{ direction: 'source-read', bytesPerSecond: rate }] });
   const run = await runner.startRun({ job: null, reason: 'on-demand', owner: 'test', vms });
   await runEnded(runner, run.id, 30_000);
@@ -134,7 +132,7 @@ test('bandwidth: two tasks under one source-read rule share it: never above the 
   const to = Math.max(...results.map((r) => Date.parse(r?.ended ?? '')));
   const measured = bytes / ((to - from) / 1000);
   t.diagnostic(`measured ${(measured / MiB).toFixed(3)} MiB/s for a rule of ${rate / MiB} MiB/s`);
-  assert.ok(measured <= rate * 1.15 && measured >= rate * 0.6, `measured ${(measured / MiB).toFixed(2)} MiB/s for a rule of ${rate / MiB} MiB/s`);
+  assert.ok(Math.abs(measured - rate) / rate <= 0.15, `measured ${(measured / MiB).toFixed(2)} MiB/s for a rule of ${rate / MiB} MiB/s`);
   for (const r of results) assert.equal(r?.bottleneck, 'throttle');
 });
 

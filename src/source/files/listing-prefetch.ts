@@ -12,10 +12,11 @@ const PREFETCH_CONCURRENCY = 4;
  * key (scrypt on libuv's pool) and reading its snapshots and index take the first ~0.5 s of
  * `coffer backup --files`, the main thread idle meanwhile, and the walk of an incremental is
  * mostly listings. Lists the given roots and every subdirectory below them, breadth first,
- * {@link PREFETCH_CONCURRENCY} at once, until {@link PREFETCH_BYTES} of listings are held or
- * {@link stop} is called (the walk starts); excluded directories are not descended into. The
- * walk {@link take}s a listing instead of listing the directory again, and lists by itself
- * what was not prefetched.
+ * {@link PREFETCH_CONCURRENCY} at once, until {@link PREFETCH_BYTES} of listings were made or
+ * {@link stop} is called; excluded directories are not descended into. It goes on while the
+ * walk runs, ahead of it (stopping at the walk's start was slower: the walk then waited on
+ * its own listings). The walk {@link take}s a listing instead of listing the directory again;
+ * a directory it asks for first is left to it, with everything below it.
  *
  * A prefetched listing is a few tenths of a second older than one the walk would make: no
  * different from a listing made when a long walk starts and its files read later (a file
@@ -33,6 +34,10 @@ export class ListingPrefetch {
   private inFlight = 0;
   private listedBytes = 0;
   private stopped = false;
+  /** Directories whose listing was started, taken or not. */
+  private started = 0;
+  /** Callers of {@link whenIdle} waiting. */
+  private idle: (() => void)[] = [];
 
   constructor(
     roots: readonly string[],
@@ -70,14 +75,10 @@ export class ListingPrefetch {
     return new Promise((resolve) => this.idle.push(resolve));
   }
 
-  private idle: (() => void)[] = [];
-
   /** Directories whose listing was started, taken or not. */
   get listed(): number {
     return this.started;
   }
-
-  private started = 0;
 
   private pump(): void {
     const concurrency = this.options.concurrency ?? PREFETCH_CONCURRENCY;
@@ -113,7 +114,8 @@ export class ListingPrefetch {
 
   private enqueueSubdirectories(path: string, scan: DirectoryScan): void {
     const prefix = path === '/' ? '' : path;
-    for (const name of scan.subdirectoryNames()) {
+    // Names that are not UTF-8 are left to the walk, which refuses them.
+    for (const { name } of scan.entries(() => true, () => undefined, true)) {
       const child = `${prefix}/${name}`;
       if (this.options.excludes?.matches(child, name) === true) continue;
       this.queue.push(child);

@@ -67,26 +67,6 @@ export class DirectoryScan {
     return this.names.length + this.stats.byteLength;
   }
 
-  /**
-   * The names of the entries that are directories (stat'ed as such), no other object made;
-   * names that are not valid UTF-8 are left out (a walk refuses them: see {@link entries}).
-   */
-  subdirectoryNames(): string[] {
-    const out: string[] = [];
-    if (!this.hasSubdirectories) return out;
-    const decoded = this.names.toString('utf8');
-    let start = 0;
-    for (let at = 0; start < decoded.length; at += FIELDS) {
-      const end = decoded.indexOf('\u0000', start);
-      if ((this.stats[at] as number) === 0 && ((this.stats[at + 1] as number) & 0o170000) === 0o040000) {
-        const name = decoded.slice(start, end);
-        if (!name.includes('\uFFFD')) out.push(name);
-      }
-      start = end + 1;
-    }
-    return out;
-  }
-
   /** Whether some entry is a directory. */
   get hasSubdirectories(): boolean {
     return this.some((at) => ((this.stats[at + 1] as number) & 0o170000) === 0o040000);
