@@ -23,6 +23,7 @@ import { KnownChunks } from '../known-chunks.js';
 import { ChunkStore, type FileBackupFigures } from './chunk-store.js';
 import type { ChunkSizes } from '../../repo/index.js';
 import { isSmallFile, readFileContent, SMALL_FILE_BYTES, type FileRead } from './read-file.js';
+import { digestSubtrees, subtreeDigest, type SubtreeRoot } from './subtree-digests.js';
 
 /** Progress of a file backup. */
 export interface FileBackupProgress {
@@ -180,6 +181,8 @@ class TreeWalker {
   private readonly warnedDirectories = new Set<string>();
   /** What, besides a directory's listing, decides how its entries are recorded: the seed of every listing's digest (by the device of the walk's root). */
   private readonly seeds = new Map<string, Buffer>();
+  /** An incremental's subtree digests by path, from listings made before the walk (subtree-digests.ts): none for a full backup. */
+  private subtrees: Map<string, string> | undefined;
 
   constructor(
     private readonly repo: Repository,
@@ -211,7 +214,14 @@ class TreeWalker {
       }
       node.given = true;
     }
-    if (top.given) return (await this.directoryTree('/', parent === null ? undefined : parent.files?.tree, undefined, undefined)).tree;
+    if (parent !== null && this.options.force !== true) {
+      // The parent's root tree is read meanwhile: the first tree read opens the repository's
+      // reader of trees (its index), a few tenths of a second the listings then hide.
+      const root = parent.files === undefined ? undefined : this.parentTree(parent.files.tree);
+      this.subtrees = await this.digestSubtrees(top.given ? ['/'] : paths);
+      await root;
+    }
+    if (top.given) return (await this.directoryTree('/', parent === null ? undefined : parent.files?.tree, { scan: undefined, subtree: undefined }, undefined)).tree;
     return this.pathTree('', top, parent?.files?.tree);
   }
 
@@ -269,6 +279,33 @@ class TreeWalker {
     return (await this.putTree(entries)).id;
   }
 
+  /**
+   * The subtree digest of every directory below the given paths (those that are directories),
+   * each seeded as the walk will seed its listings: a given path's with its own device, `/`'s
+   * children each with theirs.
+   */
+  private async digestSubtrees(paths: readonly string[]): Promise<Map<string, string>> {
+    const roots: SubtreeRoot[] = [];
+    for (const path of paths) {
+      if (path === '/') {
+        roots.push({ path, rootDev: undefined });
+        continue;
+      }
+      try {
+        const metadata = readFileMetadataSync(path, { xattrs: false });
+        if (metadata.type === 'directory') roots.push({ path, rootDev: metadata.dev });
+      } catch {
+        // the walk reports it
+      }
+    }
+    return digestSubtrees(roots, {
+      list: (path) => this.list(path, { quiet: true }),
+      seedFor: (rootDev) => this.seedFor(rootDev),
+      excludes: this.options.excludes,
+      signal: this.options.signal,
+    });
+  }
+
   /** The entries of a parent tree by name (none when there is no parent or it cannot be read). */
   private async parentEntries(tree: string | undefined): Promise<Map<string, TreeEntry>> {
     return (await this.parentTree(tree)).entries;
@@ -294,15 +331,23 @@ class TreeWalker {
    * subdirectories is the parent's tree, unread; one with subdirectories takes the parent's
    * other entries as they are and walks only its subdirectories again.
    */
-  private async directoryTree(path: string, parentTree: string | undefined, recorded: ScanSummary | undefined, rootDev: bigint | undefined): Promise<{ tree: string; scan?: ScanSummary }> {
+  private async directoryTree(path: string, parentTree: string | undefined, recorded: Recorded, rootDev: bigint | undefined): Promise<DirectoryResult> {
+    const known = this.subtrees?.get(path);
+    if (known !== undefined && parentTree !== undefined && recorded.scan !== undefined && recorded.subtree?.[0] === known) {
+      // Every listing below is the one the parent recorded: its trees are this subtree's, unread.
+      this.entries += recorded.subtree[1];
+      this.bytesLogical += recorded.subtree[2];
+      return { tree: parentTree, scan: recorded.scan, subtree: recorded.subtree };
+    }
     const prefix = path === '/' ? '' : path;
     const listing = await this.list(path);
     const digest = listing?.digest(this.seedFor(rootDev));
-    const same = this.options.force !== true && parentTree !== undefined && digest !== undefined && recorded?.[0] === digest;
+    const scanned = recorded.scan;
+    const same = this.options.force !== true && parentTree !== undefined && digest !== undefined && scanned?.[0] === digest;
     if (same && listing !== undefined && !listing.hasSubdirectories) {
-      this.entries += recorded[1];
-      this.bytesLogical += recorded[2];
-      return { tree: parentTree, scan: recorded };
+      this.entries += scanned[1];
+      this.bytesLogical += scanned[2];
+      return { tree: parentTree, scan: scanned, subtree: [subtreeDigest(digest, []), scanned[1], scanned[2]] };
     }
     // The parent's entries by name are not held while the entries' reads and subtrees run (a
     // full backup waits on its reads with the whole tree scanned).
@@ -312,9 +357,10 @@ class TreeWalker {
     const scan: ScanSummary | undefined = digest !== undefined && listing !== undefined && !listing.hasLinksOrErrors && !this.warnedDirectories.has(path) ? [digest, entries.length, fileBytes(entries)] : undefined;
     // Every entry the parent's own (the same objects: nothing in them changed): the directory
     // is the parent's tree, neither encoded nor hashed again.
-    if (intact !== undefined && sameEntries(entries, intact.entries)) return { tree: intact.id, ...(scan !== undefined ? { scan } : {}) };
+    const summaries = { ...(scan !== undefined ? { scan } : {}), ...subtreeOf(scan, entries) };
+    if (intact !== undefined && sameEntries(entries, intact.entries)) return { tree: intact.id, ...summaries };
     const tree = (await this.putTree(entries, intact?.id)).id; // an unchanged directory is its parent tree: no lookup
-    return { tree, ...(scan !== undefined ? { scan } : {}) };
+    return { tree, ...summaries };
   }
 
   /**
@@ -350,14 +396,14 @@ class TreeWalker {
     return { entries, waiting, intact };
   }
 
-  /** A directory's listing, prefetched or made now (none, and a warning, when it cannot be listed). */
-  private async list(path: string): Promise<DirectoryScan | undefined> {
+  /** A directory's listing, prefetched or made now (none, and a warning unless `quiet`, when it cannot be listed). */
+  private async list(path: string, options: { quiet?: boolean } = {}): Promise<DirectoryScan | undefined> {
     const prefetched = this.options.listings?.take(path);
     if (prefetched === undefined) await this.scans.acquire();
     try {
       return await (prefetched ?? listDirectory(path));
     } catch (error) {
-      this.warn(path, describe(error));
+      if (options.quiet !== true) this.warn(path, describe(error));
       return undefined;
     } finally {
       if (prefetched === undefined) this.scans.release();
@@ -369,7 +415,7 @@ class TreeWalker {
     const key = String(rootDev);
     let seed = this.seeds.get(key);
     if (seed === undefined) {
-      const options = JSON.stringify(['coffer listing 1', key, [...this.accounts.users], [...this.accounts.groups], this.options.excludes?.fingerprint ?? null]);
+      const options = JSON.stringify(['coffer listing 2', key, [...this.accounts.users], [...this.accounts.groups], this.options.excludes?.fingerprint ?? null]);
       this.seeds.set(key, (seed = createHash('sha256').update(options).digest()));
     }
     return seed;
@@ -415,12 +461,14 @@ class TreeWalker {
 
   /** A directory's entry, once its tree is stored (a mount point under --one-file-system is kept, empty). */
   private async directoryEntry(path: string, name: string, metadata: FileMetadata, previous: TreeEntry | undefined, dev: bigint, otherFilesystem: boolean, keptXattrs: [string, string][] | undefined): Promise<TreeEntry> {
-    const { tree, scan } = otherFilesystem ? { tree: (await this.putTree([])).id, scan: undefined } : await this.directoryTree(path, previous?.type === 'directory' ? previous.tree : undefined, previous?.scan, dev);
-    if (previous !== undefined && previous.tree === tree && sameScan(previous.scan, scan) && this.recordsSame(previous, metadata, keptXattrs)) {
+    const { tree, scan, subtree }: DirectoryResult = otherFilesystem
+      ? { tree: (await this.putTree([])).id }
+      : await this.directoryTree(path, previous?.type === 'directory' ? previous.tree : undefined, { scan: previous?.scan, subtree: previous?.subtree }, dev);
+    if (previous !== undefined && previous.tree === tree && sameScan(previous.scan, scan) && sameScan(previous.subtree, subtree) && this.recordsSame(previous, metadata, keptXattrs)) {
       this.entries++;
       return previous;
     }
-    return this.metadataEntry(name, metadata, { tree, keptXattrs, scan });
+    return this.metadataEntry(name, metadata, { tree, keptXattrs, scan, subtree });
   }
 
   /**
@@ -438,9 +486,10 @@ class TreeWalker {
 
   /**
    * Whether `previous` records `m` as {@link metadataEntry} would (content and subtree are the
-   * caller's to check): same type, permissions, owners and their names, times, inode, links,
-   * size, target and device numbers, no hard link group, and extended attributes kept
-   * (`keptXattrs`: the ctime did not move).
+   * caller's to check): same type, permissions, owners and their names, mtime and ctime, inode,
+   * links, size, target and device numbers, no hard link group, and extended attributes kept
+   * (`keptXattrs`: the ctime did not move). Not the access time: an entry only read since
+   * keeps the one recorded (reads move it, and nothing else: see DirectoryScan.digest).
    */
   private recordsSame(previous: TreeEntry, m: FileMetadata, keptXattrs: [string, string][] | undefined): boolean {
     return (
@@ -448,7 +497,7 @@ class TreeWalker {
       previous.uid === m.uid && previous.gid === m.gid && previous.user === this.accounts.users.get(m.uid) && previous.group === this.accounts.groups.get(m.gid) &&
       previous.links === m.links && previous.size === (m.type === 'file' ? m.size : 0) && previous.inode === Number(m.inode) &&
       previous.target === m.target && sameDevice(previous.rdev, m.rdev) &&
-      previous.ctime === m.ctime && previous.mtime === m.mtime && previous.atime === m.atime
+      previous.ctime === m.ctime && previous.mtime === m.mtime
     );
   }
 
@@ -513,7 +562,7 @@ class TreeWalker {
   }
 
   /** The entry recording `m`; `keptXattrs`: the attributes as the parent recorded them, instead of `m.xattrs`. */
-  private metadataEntry(name: string, m: FileMetadata, extra: { tree?: string; content?: FileRead; hardlink?: number; keptXattrs?: [string, string][] | undefined; scan?: ScanSummary | undefined }): TreeEntry {
+  private metadataEntry(name: string, m: FileMetadata, extra: { tree?: string; content?: FileRead; hardlink?: number; keptXattrs?: [string, string][] | undefined; scan?: ScanSummary | undefined; subtree?: ScanSummary | undefined }): TreeEntry {
     this.entries++;
     const xattrs = extra.keptXattrs ?? m.xattrs.map((x) => [x.name, x.value.toString('base64')] as [string, string]);
     return {
@@ -536,6 +585,7 @@ class TreeWalker {
       ...(xattrs.length > 0 ? { xattrs } : {}),
       ...(extra.tree !== undefined ? { tree: extra.tree } : {}),
       ...(extra.scan !== undefined ? { scan: extra.scan } : {}),
+      ...(extra.subtree !== undefined ? { subtree: extra.subtree } : {}),
     };
   }
 
@@ -552,6 +602,38 @@ class TreeWalker {
  * with the walk's options), the entries of its tree and their files' bytes.
  */
 type ScanSummary = [digest: string, entries: number, bytes: number];
+
+/** What the parent snapshot recorded with a directory's entry: its listing's summary, and its subtree's. */
+interface Recorded {
+  scan: ScanSummary | undefined;
+  subtree: ScanSummary | undefined;
+}
+
+/** A directory's tree, and the summaries to record with its entry. */
+interface DirectoryResult {
+  tree: string;
+  scan?: ScanSummary | undefined;
+  subtree?: ScanSummary | undefined;
+}
+
+/**
+ * The summary of a directory's whole subtree (`subtree`, subtree-digests.ts): recorded when its
+ * own listing's is (`scan`) and every subdirectory among `entries` has one.
+ */
+function subtreeOf(scan: ScanSummary | undefined, entries: readonly TreeEntry[]): { subtree?: ScanSummary } {
+  if (scan === undefined) return {};
+  const subdirectories: [string, string][] = [];
+  let count = scan[1];
+  let bytes = scan[2];
+  for (const entry of entries) {
+    if (entry.type !== 'directory') continue;
+    if (entry.subtree === undefined) return {};
+    subdirectories.push([entry.name, entry.subtree[0]]);
+    count += entry.subtree[1];
+    bytes += entry.subtree[2];
+  }
+  return { subtree: [subtreeDigest(scan[0], subdirectories), count, bytes] };
+}
 
 function sameScan(a: ScanSummary | undefined, b: ScanSummary | undefined): boolean {
   return a === b || (a !== undefined && b !== undefined && a[0] === b[0] && a[1] === b[1] && a[2] === b[2]);

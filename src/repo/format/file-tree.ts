@@ -37,6 +37,13 @@
  *                                        // the entries `tree` holds and their files' bytes. A
  *                                        // later backup listing the same digest keeps `tree`
  *                                        // (a directory without subdirectories: unread).
+ *       "subtree": ["<32 hex>", 9120, 410000000] // optional, directory only, with "scan": the same
+ *                                        // for everything below: a digest over the scan's
+ *                                        // digest and every subdirectory's subtree digest
+ *                                        // (backup/files/subtree-digests.ts), the entries of
+ *                                        // all trees below and their files' bytes. A later
+ *                                        // backup whose listings below give the same digest
+ *                                        // keeps `tree` and reads no tree below it.
  *     }
  *   ]
  * }
@@ -77,6 +84,8 @@ export interface TreeEntry {
   tree?: string;
   /** Directory only: digest of its listing, entries and file bytes of `tree` (see the format above). */
   scan?: [string, number, number];
+  /** Directory only, with `scan`: digest of every listing below, entries and file bytes of every tree below (see the format above). */
+  subtree?: [string, number, number];
 }
 
 /** A decoded tree. */
@@ -173,11 +182,19 @@ function validateEntry(e: TreeEntry, corrupt: (why: string) => CofferError): voi
   if (device !== (e.rdev !== undefined)) throw bad('device numbers');
   if (e.rdev !== undefined && (!Array.isArray(e.rdev) || e.rdev.length !== 2 || !e.rdev.every((n) => Number.isInteger(n) && n >= 0 && n <= 0xffffffff))) throw bad('device numbers');
   if ((e.type === 'directory') !== (typeof e.tree === 'string' && HEX_ID.test(e.tree))) throw bad('subtree');
-  if (e.scan !== undefined && (e.type !== 'directory' || !Array.isArray(e.scan) || e.scan.length !== 3 || typeof e.scan[0] !== 'string' || !SCAN_DIGEST.test(e.scan[0]) || !Number.isSafeInteger(e.scan[1]) || e.scan[1] < 0 || !Number.isSafeInteger(e.scan[2]) || e.scan[2] < 0)) throw bad('scan');
+  if (e.scan !== undefined && (e.type !== 'directory' || !isListingSummary(e.scan))) throw bad('scan');
+  if (e.subtree !== undefined && (e.scan === undefined || !isListingSummary(e.subtree))) throw bad('subtree digest');
   if (e.xattrs !== undefined) {
     if (!Array.isArray(e.xattrs)) throw bad('xattrs');
     for (const x of e.xattrs) {
       if (!Array.isArray(x) || x.length !== 2 || typeof x[0] !== 'string' || x[0].length === 0 || Buffer.byteLength(x[0]) > 255 || x[0].includes('\u0000') || typeof x[1] !== 'string') throw bad('xattrs');
     }
   }
+}
+
+/** A `scan` or `subtree` member: [32 hex, entries, bytes]. */
+function isListingSummary(value: unknown): boolean {
+  if (!Array.isArray(value) || value.length !== 3) return false;
+  const [digest, entries, bytes] = value as unknown[];
+  return typeof digest === 'string' && SCAN_DIGEST.test(digest) && Number.isSafeInteger(entries) && (entries as number) >= 0 && Number.isSafeInteger(bytes) && (bytes as number) >= 0;
 }

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { syscalls } from '../../native/index.js';
 import { readFileMetadataSync, type FileMetadata } from './file-metadata.js';
-import { scanDirectory } from './scan-directory.js';
+import { listDirectory, scanDirectory } from './scan-directory.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'coffer-scan-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -82,4 +82,26 @@ test('a large directory is scanned whole, in one call', async () => {
   const scanned = await scanDirectory(at, safe, () => {});
   assert.equal(scanned.length, 3000);
   assert.ok(scanned.every((s) => s.metadata?.type === 'file' && s.metadata.size === s.name.length - 1));
+});
+
+test('listing a directory leaves its access time as it was, and its digest leaves access times out', async (t) => {
+  const at = join(dir, 'untouched');
+  mkdirSync(at);
+  writeFileSync(join(at, 'file'), 'x');
+  // An access time before the modification time: under relatime any plain read of the directory moves it.
+  syscalls.setTimes(at, 1_000_000_000_000_000_000n, 1_700_000_000_000_000_000n);
+  const first = await listDirectory(at);
+  assert.equal(statSync(at, { bigint: true }).atimeNs, 1_000_000_000_000_000_000n, 'O_NOATIME: the listing left no trace');
+  readdirSync(at);
+  if (statSync(at, { bigint: true }).atimeNs === 1_000_000_000_000_000_000n) t.diagnostic('this filesystem does not move access times on reads (noatime): the first check proved nothing');
+
+  const seed = Buffer.from('seed');
+  syscalls.setTimes(join(at, 'file'), 5n, statSync(join(at, 'file'), { bigint: true }).mtimeNs); // moves the ctime too
+  const timed = await listDirectory(at);
+  assert.notEqual(timed.digest(seed), first.digest(seed), 'the ctime moved: another digest');
+  const fileAtime = statSync(join(at, 'file'), { bigint: true }).atimeNs;
+  readFileSync(join(at, 'file'));
+  const read = await listDirectory(at);
+  if (statSync(join(at, 'file'), { bigint: true }).atimeNs === fileAtime) t.diagnostic('reading did not move the file\'s access time here');
+  assert.equal(read.digest(seed), timed.digest(seed), 'a read moved the access time alone: the same digest');
 });

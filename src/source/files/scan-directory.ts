@@ -16,6 +16,9 @@ export interface ScannedEntry {
 /** Numbers per entry in the addon's `stats` (native/scan-directory.c lists them). */
 const FIELDS = 19;
 
+/** Where an entry's access time starts in its numbers (seconds, then nanoseconds). */
+const ATIME_SECONDS = 13;
+
 /**
  * Lists a directory and reads every entry's metadata as `readFileMetadataSync(path, { xattrs:
  * false })` would, in one call on a libuv pool thread (the listing and the lstat calls, and
@@ -49,12 +52,20 @@ export class DirectoryScan {
   /**
    * SHA-256 (its first 128 bits, 32 hex) of `seed`, every name's bytes and every entry's
    * lstat record as listed (type, mode, owner ids, links, size, blocks, device, inode,
-   * device numbers, the three times to the nanosecond, and the errno of an entry that could
-   * not be stat'ed). Two listings with the same digest name the same entries with the same
-   * metadata; the seed carries what else decides how they are recorded (file-backup's options).
+   * device numbers, mtime and ctime to the nanosecond, and the errno of an entry that could
+   * not be stat'ed), the access time as 0. Two listings with the same digest name the same
+   * entries with the same metadata but for access times; the seed carries what else decides
+   * how they are recorded (file-backup's options). Access times are left out because reading
+   * moves them (a readlink, a listing by anyone, relatime's daily update) without a change to
+   * record: every other change, `touch -a` included, moves the ctime.
    */
   digest(seed: Uint8Array): string {
-    return createHash('sha256').update(seed).update(this.names).update(new Uint8Array(this.stats.buffer, this.stats.byteOffset, this.stats.byteLength)).digest('hex').slice(0, 32);
+    const records = new Float64Array(this.stats);
+    for (let at = 0; at < records.length; at += FIELDS) {
+      records[at + ATIME_SECONDS] = 0;
+      records[at + ATIME_SECONDS + 1] = 0;
+    }
+    return createHash('sha256').update(seed).update(this.names).update(new Uint8Array(records.buffer)).digest('hex').slice(0, 32);
   }
 
   /** Entries listed (names refused by {@link entries} included). */
