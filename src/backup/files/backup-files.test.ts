@@ -15,7 +15,7 @@ import { SharedBufferPool } from '../../concurrency/index.js';
 import { syscalls } from '../../native/index.js';
 import { ChunksById, compareNames, decodeLocatedEntry, getFileTree, initRepository, isSafeEntryName, LocalBackend, openRepository, type Repository, type Snapshot, type TreeEntry } from '../../repo/index.js';
 import { restoreFileSnapshot } from '../../restore/index.js';
-import { Excludes, ListingPrefetch, readFileMetadata } from '../../source/index.js';
+import { Excludes, ListingPrefetch, readAccountNames, readFileMetadata } from '../../source/index.js';
 import { KnownChunks } from '../known-chunks.js';
 import { backupFiles } from './backup-files.js';
 import { ChunkStore } from './chunk-store.js';
@@ -311,7 +311,9 @@ test('listings made ahead (while the repository opened) give the snapshot a walk
   await ahead(dir);
   const first = await backupFiles(repo, { host: 'ahead', paths: [dir] });
 
-  const listings = new ListingPrefetch([dir]);
+  // One file three levels down rewritten before the listings: the walk needs the listings on its way.
+  await writeFile(join(dir, 'one/two/three/c'), 'file 2\nrewritten\n');
+  const listings = new ListingPrefetch([dir], { accounts: await readAccountNames() });
   await listings.whenIdle();
   assert.equal(listings.listed, 6, 'every directory listed ahead');
   let handed = 0;
@@ -322,10 +324,11 @@ test('listings made ahead (while the repository opened) give the snapshot a walk
     return listing;
   };
   const second = await backupFiles(repo, { host: 'ahead', paths: [dir], parent: first, listings });
-  assert.equal(second.stats.bytesRead, 0);
-  assert.equal((await entryAt(second, dir)).tree, (await entryAt(first, dir)).tree, 'the same trees, the same listings recorded');
+  assert.equal(second.stats.bytesRead, 'file 2\nrewritten\n'.length);
+  assert.equal((await entryAt(second, `${dir}/one/four`)).tree, (await entryAt(first, `${dir}/one/four`)).tree, 'an unchanged subtree kept');
+  assert.notEqual((await entryAt(second, `${dir}/one/two/three`)).tree, (await entryAt(first, `${dir}/one/two/three`)).tree);
   assert.equal(second.files?.entries, first.files?.entries);
-  assert.equal(handed, 6, 'the walk listed nothing itself');
+  assert.equal(handed, 4, 'the walk took the listings of the changed path (the directory, one, two, three) and listed nothing itself');
   assert.ok(Date.parse(second.time) <= listings.startedAt.getTime(), 'the snapshot is dated when its first listing started');
   assert.equal(listings.take(dir), undefined, 'the listings are dropped once the walk ended');
 

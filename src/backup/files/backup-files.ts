@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { hostname as osHostname } from 'node:os';
 import { resolve } from 'node:path';
 import { SharedBufferPool, Slots } from '../../concurrency/index.js';
@@ -18,12 +17,11 @@ import {
   type Snapshot,
   type TreeEntry,
 } from '../../repo/index.js';
-import { listDirectory, readAccountNames, readFileMetadata, readFileMetadataSync, readXattrs, type AccountNames, type DirectoryScan, type Excludes, type FileMetadata, type ListingPrefetch } from '../../source/index.js';
+import { ListingPrefetch, listDirectory, listingSeed, readAccountNames, readFileMetadata, readFileMetadataSync, readXattrs, subtreeDigest, type AccountNames, type DirectoryScan, type Excludes, type FileMetadata } from '../../source/index.js';
 import { KnownChunks } from '../known-chunks.js';
 import { ChunkStore, type FileBackupFigures } from './chunk-store.js';
 import type { ChunkSizes } from '../../repo/index.js';
 import { isSmallFile, readFileContent, SMALL_FILE_BYTES, type FileRead } from './read-file.js';
-import { digestSubtrees, subtreeDigest, type SubtreeRoot } from './subtree-digests.js';
 
 /** Progress of a file backup. */
 export interface FileBackupProgress {
@@ -127,7 +125,7 @@ async function backupWithLease(repo: Repository, options: FileBackupOptions, lea
   const threads = repo.pool.threads;
   const windows = new SharedBufferPool(ChunkStore.windowSize(options.chunkSizes), threads * FILES_PER_THREAD);
   const store = new ChunkStore(repo, windows, new KnownChunks(), await listQuarantined(repo), figures, options.chunkSizes);
-  const walker = new TreeWalker(repo, store, figures, options, await readAccountNames());
+  const walker = new TreeWalker(repo, store, figures, options, options.listings?.accounts ?? (await readAccountNames()));
   let root: string;
   try {
     root = options.stdin !== undefined ? await walker.stdinTree(options.stdin, clock()) : await walker.rootTree(paths, parent);
@@ -181,7 +179,7 @@ class TreeWalker {
   private readonly warnedDirectories = new Set<string>();
   /** What, besides a directory's listing, decides how its entries are recorded: the seed of every listing's digest (by the device of the walk's root). */
   private readonly seeds = new Map<string, Buffer>();
-  /** An incremental's subtree digests by path, from listings made before the walk (subtree-digests.ts): none for a full backup. */
+  /** An incremental's subtree digests by path, from listings made before the walk (ListingPrefetch.subtreeDigests): none for a full backup. */
   private subtrees: Map<string, string> | undefined;
 
   constructor(
@@ -218,9 +216,9 @@ class TreeWalker {
       // The parent's root tree is read meanwhile: the first tree read opens the repository's
       // reader of trees (its index), a few tenths of a second the listings then hide.
       const root = parent.files === undefined ? undefined : this.parentTree(parent.files.tree);
-      this.subtrees = await this.digestSubtrees(top.given ? ['/'] : paths);
+      this.subtrees = await this.subtreeDigests(paths);
       await root;
-    }
+    } else this.options.listings?.digestsUnneeded();
     if (top.given) return (await this.directoryTree('/', parent === null ? undefined : parent.files?.tree, { scan: undefined, subtree: undefined }, undefined)).tree;
     return this.pathTree('', top, parent?.files?.tree);
   }
@@ -280,30 +278,19 @@ class TreeWalker {
   }
 
   /**
-   * The subtree digest of every directory below the given paths (those that are directories),
-   * each seeded as the walk will seed its listings: a given path's with its own device, `/`'s
-   * children each with theirs.
+   * The subtree digest of every directory below the given paths, from the listings made ahead
+   * (the CLI's, which began while the repository opened), else from a listing of the whole
+   * tree made now that keeps nothing but the digests.
    */
-  private async digestSubtrees(paths: readonly string[]): Promise<Map<string, string>> {
-    const roots: SubtreeRoot[] = [];
-    for (const path of paths) {
-      if (path === '/') {
-        roots.push({ path, rootDev: undefined });
-        continue;
-      }
-      try {
-        const metadata = readFileMetadataSync(path, { xattrs: false });
-        if (metadata.type === 'directory') roots.push({ path, rootDev: metadata.dev });
-      } catch {
-        // the walk reports it
-      }
+  private async subtreeDigests(paths: readonly string[]): Promise<Map<string, string>> {
+    const ahead = this.options.listings;
+    if (ahead !== undefined && ahead.accounts === this.accounts) return ahead.subtreeDigests();
+    const listing = new ListingPrefetch(paths, { excludes: this.options.excludes, accounts: this.accounts, maxBytes: 0 });
+    try {
+      return await listing.subtreeDigests();
+    } finally {
+      listing.dispose();
     }
-    return digestSubtrees(roots, {
-      list: (path) => this.list(path, { quiet: true }),
-      seedFor: (rootDev) => this.seedFor(rootDev),
-      excludes: this.options.excludes,
-      signal: this.options.signal,
-    });
   }
 
   /** The entries of a parent tree by name (none when there is no parent or it cannot be read). */
@@ -396,28 +383,27 @@ class TreeWalker {
     return { entries, waiting, intact };
   }
 
-  /** A directory's listing, prefetched or made now (none, and a warning unless `quiet`, when it cannot be listed). */
-  private async list(path: string, options: { quiet?: boolean } = {}): Promise<DirectoryScan | undefined> {
+  /** A directory's listing, prefetched or made now (none, and a warning, when it cannot be listed). */
+  private async list(path: string): Promise<DirectoryScan | undefined> {
     const prefetched = this.options.listings?.take(path);
     if (prefetched === undefined) await this.scans.acquire();
     try {
       return await (prefetched ?? listDirectory(path));
     } catch (error) {
-      if (options.quiet !== true) this.warn(path, describe(error));
+      this.warn(path, describe(error));
       return undefined;
     } finally {
       if (prefetched === undefined) this.scans.release();
     }
   }
 
-  /** The seed of the listings' digests below a root on device `rootDev`: the version of the scheme, the account names and the exclusion rules. */
+  /** The seed of the listings' digests below a root on device `rootDev` (listingSeed: the scheme's version, the account names, the exclusion rules). */
   private seedFor(rootDev: bigint | undefined): Buffer {
     const key = String(rootDev);
-    let seed = this.seeds.get(key);
-    if (seed === undefined) {
-      const options = JSON.stringify(['coffer listing 2', key, [...this.accounts.users], [...this.accounts.groups], this.options.excludes?.fingerprint ?? null]);
-      this.seeds.set(key, (seed = createHash('sha256').update(options).digest()));
-    }
+    const known = this.seeds.get(key);
+    if (known !== undefined) return known;
+    const seed = listingSeed(this.accounts, this.options.excludes, rootDev);
+    this.seeds.set(key, seed);
     return seed;
   }
 
@@ -617,7 +603,7 @@ interface DirectoryResult {
 }
 
 /**
- * The summary of a directory's whole subtree (`subtree`, subtree-digests.ts): recorded when its
+ * The summary of a directory's whole subtree (`subtree`, source/files/subtree-digest.ts): recorded when its
  * own listing's is (`scan`) and every subdirectory among `entries` has one.
  */
 function subtreeOf(scan: ScanSummary | undefined, entries: readonly TreeEntry[]): { subtree?: ScanSummary } {

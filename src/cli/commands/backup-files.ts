@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { backupFiles, fileParentOf } from '../../backup/index.js';
 import { CofferError } from '../../errors/index.js';
 import { acquireBackupLease, listSnapshots, resolveSnapshot, type Snapshot } from '../../repo/index.js';
-import { Excludes, ListingPrefetch } from '../../source/index.js';
+import { Excludes, ListingPrefetch, readAccountNames } from '../../source/index.js';
 import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
 import { ExitCode } from '../exit-codes.js';
 import { formatBytes, formatDuration, parseSize } from '../format.js';
@@ -76,8 +76,9 @@ export async function backupFilesCommand(paths: string[], options: FileBackupCom
   }
   let result = 'failed';
   const resolved = options.stdin === true ? [] : [...new Set(paths.map((p) => resolve(p)))].sort();
-  // Listed while the repository opens (after the pre-backup hook: it may change the tree).
-  const listings = resolved.length > 0 ? new ListingPrefetch(resolved, { excludes }) : undefined;
+  // Listed while the repository opens (after the pre-backup hook: it may change the tree),
+  // with the subtree digests an incremental compares (account names seed them).
+  const listings = resolved.length > 0 ? new ListingPrefetch(resolved, { excludes, accounts: await readAccountNames() }) : undefined;
   try {
     const code = await withRepository(options, context, async (repo) => {
       const snapshots = await listSnapshots(repo);

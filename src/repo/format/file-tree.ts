@@ -40,7 +40,7 @@
  *       "subtree": ["<32 hex>", 9120, 410000000] // optional, directory only, with "scan": the same
  *                                        // for everything below: a digest over the scan's
  *                                        // digest and every subdirectory's subtree digest
- *                                        // (backup/files/subtree-digests.ts), the entries of
+ *                                        // (source/files/subtree-digest.ts), the entries of
  *                                        // all trees below and their files' bytes. A later
  *                                        // backup whose listings below give the same digest
  *                                        // keeps `tree` and reads no tree below it.

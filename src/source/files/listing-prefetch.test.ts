@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { linkSync, lstatSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { Excludes } from './excludes.js';
+import { CACHEDIR_TAG_SIGNATURE, Excludes } from './excludes.js';
 import { ListingPrefetch } from './listing-prefetch.js';
 import { listDirectory, type DirectoryScan } from './scan-directory.js';
+import { listingSeed, subtreeDigest } from './subtree-digest.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'coffer-prefetch-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -73,4 +74,72 @@ test('a listing that fails rejects when taken, with the errno, and never goes un
   await assert.rejects(prefetch.take(file) as Promise<unknown>, { code: 'ENOTDIR' });
   await assert.rejects(prefetch.take(join(dir, 'absent')) as Promise<unknown>, { code: 'ENOENT' });
   prefetch.dispose();
+});
+
+/** The account names the digest tests seed with (any: both sides of a comparison use the same). */
+const accounts = { users: new Map([[0, 'root']]), groups: new Map([[0, 'root']]) };
+
+test('with account names, every directory gets its subtree digest, bottom-up, from the listings', async () => {
+  const prefetch = new ListingPrefetch([root], { accounts });
+  const digests = await prefetch.subtreeDigests();
+  assert.deepEqual([...digests.keys()].sort(), [...directories].sort());
+  // The formula, by hand, for a/a2 (one subdirectory, deep) and the leaf below it.
+  const seed = listingSeed(accounts, undefined, lstatSync(root, { bigint: true }).dev);
+  const deep = subtreeDigest((await listDirectory(`${root}/a/a2/deep`)).digest(seed), []);
+  assert.equal(digests.get(`${root}/a/a2/deep`), deep);
+  assert.equal(digests.get(`${root}/a/a2`), subtreeDigest((await listDirectory(`${root}/a/a2`)).digest(seed), [['deep', deep]]));
+
+  // Anything below changed: the digests above it change, their neighbours' do not.
+  writeFileSync(join(root, 'a', 'a2', 'deep', 'new.txt'), 'new');
+  const again = await new ListingPrefetch([root], { accounts }).subtreeDigests();
+  for (const d of [root, `${root}/a`, `${root}/a/a2`, `${root}/a/a2/deep`]) assert.notEqual(again.get(d), digests.get(d), `${d} changed`);
+  for (const d of [`${root}/a/a1`, `${root}/b`, `${root}/skipme`]) assert.equal(again.get(d), digests.get(d), `${d} unchanged`);
+  rmSync(join(root, 'a', 'a2', 'deep', 'new.txt'));
+
+  // Other rules: another seed, every digest another.
+  const excluded = await new ListingPrefetch([root], { accounts, excludes: await Excludes.compile({ patterns: ['*.tmp'] }) }).subtreeDigests();
+  assert.notEqual(excluded.get(`${root}/b`), digests.get(`${root}/b`));
+});
+
+test('no digest above a directory left to the walk, a file with two names or a tagged cache\'s hidden subtree; the rest keep theirs', async () => {
+  const claimed = new ListingPrefetch([root], { accounts, concurrency: 1 });
+  assert.equal(claimed.take(`${root}/a`), undefined);
+  const withoutA = await claimed.subtreeDigests();
+  assert.deepEqual([...withoutA.keys()].sort(), [`${root}/b`, `${root}/skipme`, `${root}/skipme/below`]);
+
+  const linked = join(dir, 'linked');
+  mkdirSync(join(linked, 'twice'), { recursive: true });
+  mkdirSync(join(linked, 'plain'), { recursive: true });
+  writeFileSync(join(linked, 'twice', 'x'), 'x');
+  linkSync(join(linked, 'twice', 'x'), join(linked, 'twice', 'y'));
+  const links = await new ListingPrefetch([linked], { accounts }).subtreeDigests();
+  assert.deepEqual([...links.keys()], [join(linked, 'plain')]);
+
+  const cache = join(dir, 'cached');
+  mkdirSync(join(cache, 'cache', 'hidden'), { recursive: true });
+  writeFileSync(join(cache, 'cache', 'CACHEDIR.TAG'), `${CACHEDIR_TAG_SIGNATURE}\n`);
+  const tagged = new ListingPrefetch([cache], { accounts, excludes: await Excludes.compile({ excludeCaches: true }) });
+  const cached = await tagged.subtreeDigests();
+  assert.equal(tagged.listed, 2, 'nothing below the tagged cache is listed');
+  assert.deepEqual([...cached.keys()].sort(), [cache, join(cache, 'cache')]);
+});
+
+test('digests list past the kept listings\' budget, up to a number of directories; a full backup\'s listing stops at the budget', async () => {
+  const digesting = new ListingPrefetch([root], { accounts, maxBytes: 1, concurrency: 1 });
+  const digests = await digesting.subtreeDigests();
+  assert.equal(digesting.listed, directories.length, 'every directory listed');
+  assert.equal(digests.size, directories.length);
+  assert.ok(digesting.take(root) !== undefined, 'the listing within the budget is kept');
+  assert.equal(digesting.take(`${root}/b`), undefined, 'those past it are not');
+
+  const limited = new ListingPrefetch([root], { accounts, concurrency: 1, maxDirectories: 3 });
+  const some = await limited.subtreeDigests();
+  // Breadth first: the root, then a, b (the third); skipme is listed but digests stopped before it.
+  assert.deepEqual([...some.keys()], [`${root}/b`], 'only the subtree listed whole');
+
+  const unneeded = new ListingPrefetch([root], { accounts, maxBytes: 1, concurrency: 1 });
+  unneeded.digestsUnneeded();
+  await unneeded.whenIdle();
+  assert.equal(unneeded.listed, 1, 'the root, then the budget is spent');
+  assert.equal((await unneeded.subtreeDigests()).size, 0);
 });

@@ -1,6 +1,6 @@
 /**
- * Subtree digests against real trees and real repositories: the digests listed before an
- * incremental are the ones the walk recorded; an unchanged subtree is its parent's trees,
+ * Unchanged subtrees against real trees and real repositories: the digests listed ahead of
+ * an incremental are the ones the walk recorded; an unchanged subtree is its parent's trees,
  * none of them read (format 1, where a tree is an object of its own the test can remove); a
  * change anywhere below, other excludes, hard links and access times are handled as a walk
  * of every directory handles them.
@@ -11,9 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { getFileTree, initRepository, LocalBackend, openRepository, type Repository, type Snapshot, type TreeEntry } from '../../repo/index.js';
-import { Excludes, listDirectory } from '../../source/index.js';
+import { Excludes, ListingPrefetch, readAccountNames } from '../../source/index.js';
 import { backupFiles } from './backup-files.js';
-import { digestSubtrees } from './subtree-digests.js';
 
 let work: string;
 let repo: Repository;
@@ -91,18 +90,14 @@ test('the digests listed before an incremental are those the walk recorded; none
   const a = recorded.get(`${dir}/a`);
   assert.deepEqual(a?.subtree?.slice(1), [4, 'file 0\n'.repeat(1).length + 'file 1\n'.repeat(2).length], 'a/ holds b, b/ holds c and f2, c/ holds f1: 4 entries, 2 files');
 
-  const seeds: (bigint | undefined)[] = [];
-  const listed = await digestSubtrees([{ path: dir, rootDev: (await lstat(dir, { bigint: true })).dev }], {
-    list: (path) => listDirectory(path),
-    // The walk's seed is its own (options, account names); any seed shows the same directories.
-    seedFor: (rootDev) => {
-      seeds.push(rootDev);
-      return Buffer.from('seed');
-    },
-    excludes,
-  });
-  assert.deepEqual([...listed.keys()].sort(), [...recorded].filter(([, e]) => e.subtree !== undefined).map(([at]) => at).sort(), 'a digest where a summary was recorded, nowhere else');
-  assert.ok(seeds.every((s) => s === seeds[0]), 'one device: one seed');
+  // Listed ahead with the walk's account names and rules: the digests are the recorded ones.
+  const accounts = await readAccountNames();
+  const ahead = new ListingPrefetch([dir], { excludes, accounts });
+  const listed = await ahead.subtreeDigests();
+  const summarised = [...recorded].filter(([, e]) => e.subtree !== undefined);
+  assert.deepEqual([...listed.keys()].sort(), summarised.map(([at]) => at).sort(), 'a digest where a summary was recorded, nowhere else');
+  for (const [at, entry] of summarised) assert.equal(listed.get(at), entry.subtree?.[0], `${at}: the digest recorded`);
+  ahead.dispose();
 
   // With the walk's own seed, through an incremental: every digest matches, nothing is read.
   const second = await backupFiles(repo, { host: 'recorded', paths: [dir], parent: full, excludes });
@@ -197,13 +192,4 @@ test('an access time moved by reading alone changes nothing recorded; one set by
   const third = await backupFiles(repo, { host: 'atimes', paths: [dir], parent: second });
   assert.equal((await entryAt(third, `${dir}/sub/file`)).atime, '2000000000000000000');
   assert.equal(third.stats.bytesRead, 'read me\n'.length, 'its ctime moved: read again');
-});
-
-test('more directories than the limit: only the subtrees listed whole have digests, none above them', async () => {
-  const dir = join(work, 'limit');
-  await makeTree(dir);
-  await rm(join(dir, 'links'), { recursive: true });
-  const listed = await digestSubtrees([{ path: dir, rootDev: undefined }], { list: (path) => listDirectory(path), seedFor: () => Buffer.alloc(0), maxDirectories: 3 });
-  // dir is the first listed, then a, e (the third); empty and everything below a are not listed.
-  assert.deepEqual([...listed.keys()], [`${dir}/e`]);
 });
