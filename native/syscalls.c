@@ -23,6 +23,9 @@
  * and, from copy-bytes.c, copyBytes(target, offset, source): memcpy where V8 copies shared
  * memory a word at a time (see there),
  *
+ * and, from huge-pages.c, adviseHugePages(view): a large buffer's memory backed by transparent
+ * huge pages once written (see there),
+ *
  * and, for writes that bypass the page cache (O_DIRECT; src/disk/raw-target.ts):
  *
  *   alignmentGap(view, alignment) -> bytes from the view's start to the next aligned address
@@ -49,6 +52,7 @@
 #include "aead.h"
 #include "errno-name.h"
 #include "copy-bytes.h"
+#include "huge-pages.h"
 #include "scan-directory.h"
 
 static napi_value throw_errno(napi_env env, int err, const char *call) {
@@ -302,6 +306,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"aesGcmSealInto", NULL, aes_gcm_seal_into, NULL, NULL, NULL, napi_default, NULL},
     {"scanDirectory", NULL, scan_directory, NULL, NULL, NULL, napi_default, NULL},
     {"copyBytes", NULL, copy_bytes, NULL, NULL, NULL, napi_default, NULL},
+    {"adviseHugePages", NULL, advise_huge_pages, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -1,6 +1,7 @@
 import { stat } from 'node:fs/promises';
 import type { Extent } from '../blockdev/index.js';
 import { CofferError } from '../errors/index.js';
+import { fillZeros } from '../native/index.js';
 import type { DiskImage } from './disk-image.js';
 
 /**
@@ -13,7 +14,7 @@ import type { DiskImage } from './disk-image.js';
 export async function readFromBacking(backing: DiskImage | null, offset: number, slice: Uint8Array): Promise<void> {
   const inside = backing === null ? 0 : Math.max(0, Math.min(slice.length, backing.size - offset));
   if (backing !== null && inside > 0) await backing.read(offset, inside, slice.subarray(0, inside));
-  slice.fill(0, inside);
+  fillZeros(slice, inside);
 }
 
 /** The backing image's extents over a range, one layer deeper; zero past its end or without one. */

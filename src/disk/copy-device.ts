@@ -1,6 +1,7 @@
 import { isAllZero, planBlocks, type BlockDevice, type PlannedBlock } from '../blockdev/index.js';
 import { forEachLimited, SharedBufferPool } from '../concurrency/index.js';
 import { CofferError } from '../errors/index.js';
+import { fillZeros } from '../native/index.js';
 import type { DiskTarget } from './raw-target.js';
 
 /** How far a copy got. */
@@ -57,7 +58,7 @@ export async function copyDevice(
       const buffer = await buffers.acquire();
       try {
         const data = buffer.subarray(0, block.length);
-        if (block.action === 'zero') data.fill(0);
+        if (block.action === 'zero') fillZeros(data);
         else await device.read(block.offset, block.length, data);
         // Data that turns out to be zeros stays a hole on a target that starts zeroed.
         if (target.zeroed && isAllZero(data)) myWrite();

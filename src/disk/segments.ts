@@ -7,6 +7,7 @@
  */
 
 import { coalesceExtents, type Extent } from '../blockdev/index.js';
+import { fillZeros } from '../native/index.js';
 import { backingExtents, readFromBacking } from './backing.js';
 import type { DiskImage } from './disk-image.js';
 
@@ -127,7 +128,7 @@ export async function readPlainSegments(
 ): Promise<Uint8Array> {
   const target = into === undefined ? new Uint8Array(length) : into.subarray(0, length);
   await fillSegments(target, offset, segments, (segment, slice) => {
-    if (segment.source === 'zero') slice.fill(0);
+    if (segment.source === 'zero') fillZeros(slice);
     else if (segment.source === 'data') return image.file.readAt(segment.host, segment.length, slice).then(() => undefined);
     else return readFromBacking(image.backing, segment.offset, slice);
   });

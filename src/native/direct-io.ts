@@ -1,5 +1,6 @@
 import { stat, statfs } from 'node:fs/promises';
 import { syscalls } from './syscalls.js';
+import { sharedMemory } from './huge-pages.js';
 
 /**
  * What writes past the page cache (O_DIRECT) need, shared by the restore's raw targets
@@ -37,7 +38,7 @@ export function isAlignedInMemory(view: ArrayBufferView): boolean {
  * whole sectors (its length rounded up).
  */
 export function alignedSharedBuffer(bytes: number): Buffer {
-  return alignedIn(Buffer.from(new SharedArrayBuffer(Math.ceil(bytes / DIRECT_ALIGNMENT) * DIRECT_ALIGNMENT + DIRECT_ALIGNMENT)), bytes);
+  return alignedIn(Buffer.from(sharedMemory(Math.ceil(bytes / DIRECT_ALIGNMENT) * DIRECT_ALIGNMENT + DIRECT_ALIGNMENT)), bytes);
 }
 
 /** The first `bytes` of `space` (at least `bytes` + {@link DIRECT_ALIGNMENT} long) from its first aligned address. */

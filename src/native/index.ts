@@ -10,4 +10,5 @@ export { syscalls } from './syscalls.js';
 export { aead } from './aead.js';
 export { DIRECT_ALIGNMENT, AlignedBuffers, alignedSharedBuffer, isAlignedInMemory, takesDirectWrites } from './direct-io.js';
 export { writeFully, writeFullyAt, writeFullySync } from './write-fully.js';
-export { copyBytes } from './copy-bytes.js';
+export { copyBytes, fillZeros } from './copy-bytes.js';
+export { sharedMemory } from './huge-pages.js';

@@ -31,6 +31,8 @@ interface Syscalls {
   setTimes(path: string, atimeNs: bigint, mtimeNs: bigint): void;
   /** memmove of `source` into `target` at `targetOffset` (native/copy-bytes.c; use copyBytes in copy-bytes.ts). */
   copyBytes(target: Uint8Array, targetOffset: number, source: Uint8Array): void;
+  /** madvise(MADV_HUGEPAGE) over the whole 2 MiB pages of `view` (native/huge-pages.c; use sharedMemory in huge-pages.ts): the bytes advised. */
+  adviseHugePages(view: Uint8Array): number;
   /** Bytes from `view`'s first byte to the next address that is a multiple of `alignment` (a power of two): where an O_DIRECT buffer may start inside it. */
   alignmentGap(view: ArrayBufferView, alignment: number): number;
   /**

@@ -9,7 +9,7 @@ import { FrameSlot } from './frame-slot.js';
 import { packKey } from './layout.js';
 import { PACK_DEFAULTS } from './pack-writer.js';
 import type { Repository } from './repository.js';
-import { copyBytes } from '../native/index.js';
+import { copyBytes, sharedMemory } from '../native/index.js';
 
 /**
  * A slot's bytes: the largest frame a pack writer makes with blocks of `blockSize` (2 MiB
@@ -238,7 +238,7 @@ export class FrameReader {
     if (free !== undefined) return free;
     if (this.slotsMade < this.maxSlots) {
       this.slotsMade += 1;
-      return Buffer.from(new SharedArrayBuffer(this.slotSize));
+      return Buffer.from(sharedMemory(this.slotSize));
     }
     for (const pass of unreadToo ? [true, false] : [true]) {
       for (const [key, cached] of this.cache) {

@@ -1,6 +1,6 @@
 import { SEAL_OVERHEAD } from './codec.js';
 import { FRAME_HEADER_SIZE, FRAME_MAGIC, FRAME_TABLE_ENTRY_SIZE } from './format/pack.js';
-import { copyBytes } from '../native/index.js';
+import { copyBytes, sharedMemory } from '../native/index.js';
 
 /**
  * A reusable piece of shared memory in which one pack frame is laid out, sealed and handed
@@ -26,7 +26,7 @@ export class FrameSlot {
     maxPlaintext: number,
     maxChunk: number,
   ) {
-    this.memory = Buffer.from(new SharedArrayBuffer(FrameSlot.capacity(maxChunks, maxPlaintext, maxChunk)));
+    this.memory = Buffer.from(sharedMemory(FrameSlot.capacity(maxChunks, maxPlaintext, maxChunk)));
   }
 
   /** The bytes of one slot. */

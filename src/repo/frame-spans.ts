@@ -6,7 +6,7 @@ import { FrameSlot } from './frame-slot.js';
 import { packKey } from './layout.js';
 import { PACK_DEFAULTS } from './pack-writer.js';
 import type { Repository } from './repository.js';
-import { copyBytes } from '../native/index.js';
+import { copyBytes, sharedMemory } from '../native/index.js';
 
 /** A frame to read: where its envelope lies in its pack. */
 export interface FrameToRead {
@@ -100,7 +100,7 @@ export async function readFrameSpans<F extends FrameToRead>(
   const freeSlots: Buffer[][] = [];
   if (keep) {
     const slotBytes = FrameSlot.capacity(PACK_DEFAULTS.blocksPerFrame, PACK_DEFAULTS.framePlaintext, repo.config.blockSize);
-    for (let i = 0; i < Math.min(opening, spans.length); i++) freeSlots.push(Array.from({ length: framesPerSpan }, () => Buffer.from(new SharedArrayBuffer(slotBytes))));
+    for (let i = 0; i < Math.min(opening, spans.length); i++) freeSlots.push(Array.from({ length: framesPerSpan }, () => Buffer.from(sharedMemory(slotBytes))));
   }
   const reader: SpanReader<F> = {
     repo,

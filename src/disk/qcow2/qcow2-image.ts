@@ -1,6 +1,7 @@
 import { Decompressor } from 'zstd-napi';
 import { assertReadInBounds, type Extent } from '../../blockdev/index.js';
 import { CofferError } from '../../errors/index.js';
+import { fillZeros } from '../../native/index.js';
 import { readFromBacking } from '../backing.js';
 import type { BackingOpener, DiskImage, InternalSnapshot, OpenImageOptions } from '../disk-image.js';
 import type { ImageFile } from '../image-file.js';
@@ -126,7 +127,7 @@ class Qcow2Image implements DiskImage {
     await fillSegments(target, offset, this.segments(offset, length), async (segment, slice) => {
       switch (segment.source) {
         case 'zero':
-          slice.fill(0);
+          fillZeros(slice);
           break;
         case 'data':
           await this.readHost(segment.host, slice);
@@ -267,7 +268,7 @@ class Qcow2Image implements DiskImage {
   private async readHost(host: number, slice: Uint8Array): Promise<void> {
     const available = Math.max(0, Math.min(slice.length, this.file.size - host));
     if (available > 0) await this.file.readAt(host, available, slice);
-    slice.fill(0, available);
+    fillZeros(slice, available);
   }
 
   private readBacking(offset: number, slice: Uint8Array): Promise<void> {

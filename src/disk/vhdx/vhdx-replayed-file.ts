@@ -1,3 +1,4 @@
+import { fillZeros } from '../../native/index.js';
 import type { ImageFile } from '../image-file.js';
 import type { LogReplay } from './vhdx-log.js';
 
@@ -44,7 +45,7 @@ export class ReplayedFile implements VhdxSource {
     const target = into === undefined ? Buffer.alloc(length) : Buffer.from(into.buffer, into.byteOffset, length);
     const inFile = Math.max(0, Math.min(length, this.file.size - offset));
     if (inFile > 0) await this.file.readAt(offset, inFile, target);
-    target.fill(0, inFile);
+    fillZeros(target, inFile);
     if (offset < this.high && offset + length > this.low) {
       for (const w of this.replay.writes) {
         const wLength = 'data' in w ? w.data.length : w.zeroLength;
@@ -52,7 +53,7 @@ export class ReplayedFile implements VhdxSource {
         const to = Math.min(offset + length, w.fileOffset + wLength);
         if (from >= to) continue;
         if ('data' in w) w.data.copy(target, from - offset, from - w.fileOffset, to - w.fileOffset);
-        else target.fill(0, from - offset, to - offset);
+        else fillZeros(target, from - offset, to - offset);
       }
     }
     return target;

@@ -1,4 +1,5 @@
 import { assertReadInBounds, type Extent } from '../../blockdev/index.js';
+import { fillZeros } from '../../native/index.js';
 import { readFromBacking } from '../backing.js';
 import type { BackingOpener, DiskImage } from '../disk-image.js';
 import type { ImageFile } from '../image-file.js';
@@ -152,7 +153,7 @@ export class VmdkImage implements DiskImage {
   private async fill(segment: Segment, slice: Uint8Array): Promise<void> {
     switch (segment.source) {
       case 'zero':
-        slice.fill(0);
+        fillZeros(slice);
         break;
       case 'data':
         await segment.file.readAt(segment.host, segment.length, slice);
