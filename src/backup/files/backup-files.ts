@@ -310,13 +310,15 @@ class TreeWalker {
   }
 
   /**
-   * The tree of a directory being backed up in full, and the summary of its listing to
-   * record with it (none when an entry was warned about, could not be stat'ed or has other
-   * names). `recorded`: the summary the parent snapshot recorded for the directory. A listing
-   * with the same digest has the same entries with the same metadata, recorded under the same
-   * options (the seed), so the parent's entries are this directory's: a directory without
-   * subdirectories is the parent's tree, unread; one with subdirectories takes the parent's
-   * other entries as they are and walks only its subdirectories again.
+   * The tree of a directory being backed up in full, and the summaries of its listing and its
+   * subtree to record with it (none when an entry was warned about, could not be stat'ed or has
+   * other names; no subtree's either when a subdirectory has none). `recorded`: the summaries
+   * the parent snapshot recorded for the directory. A subtree whose digest (listed ahead) is the
+   * recorded one is the parent's tree, nothing below it read. Else a listing with the same
+   * digest has the same entries with the same metadata, recorded under the same options (the
+   * seed), so the parent's entries are this directory's: a directory without subdirectories is
+   * the parent's tree, unread; one with subdirectories takes the parent's other entries as they
+   * are and walks only its subdirectories again.
    */
   private async directoryTree(path: string, parentTree: string | undefined, recorded: Recorded, rootDev: bigint | undefined): Promise<DirectoryResult> {
     const known = this.subtrees?.get(path);
@@ -603,8 +605,8 @@ interface DirectoryResult {
 }
 
 /**
- * The summary of a directory's whole subtree (`subtree`, source/files/subtree-digest.ts): recorded when its
- * own listing's is (`scan`) and every subdirectory among `entries` has one.
+ * The summary of a directory's whole subtree (`subtree`, source/files/subtree-digest.ts):
+ * recorded when its own listing's is (`scan`) and every subdirectory among `entries` has one.
  */
 function subtreeOf(scan: ScanSummary | undefined, entries: readonly TreeEntry[]): { subtree?: ScanSummary } {
   if (scan === undefined) return {};
