@@ -10,8 +10,8 @@ import { link, lstat, mkdir, mkdtemp, readFile, readlink, rm, symlink, utimes, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { getFileTree, initRepository, LocalBackend, openRepository, type Repository, type Snapshot, type TreeEntry } from '../../repo/index.js';
-import { Excludes, ListingPrefetch, readAccountNames } from '../../source/index.js';
+import { compareNames, getFileTree, initRepository, LocalBackend, openRepository, type Repository, type Snapshot, type TreeEntry } from '../../repo/index.js';
+import { byUtf8Bytes, Excludes, ListingPrefetch, readAccountNames } from '../../source/index.js';
 import { backupFiles } from './backup-files.js';
 
 let work: string;
@@ -192,4 +192,20 @@ test('an access time moved by reading alone changes nothing recorded; one set by
   const third = await backupFiles(repo, { host: 'atimes', paths: [dir], parent: second });
   assert.equal((await entryAt(third, `${dir}/sub/file`)).atime, '2000000000000000000');
   assert.equal(third.stats.bytesRead, 'read me\n'.length, 'its ctime moved: read again');
+});
+
+test('subdirectories are digested in the trees\' order, by UTF-8 bytes, where UTF-16 would order them otherwise', async () => {
+  for (const [a, b] of [['a', 'b'], ['Z', 'a'], ['\uFF5E', '\u{1F600}'], ['\uFFFD', '\u{10000}'], ['é', 'e\u0301'], ['ab', 'a']] as const) {
+    assert.equal(Math.sign(byUtf8Bytes(a, b)), Math.sign(compareNames(a, b)), `${a} ${b}`);
+  }
+  const dir = join(work, 'ordered');
+  // U+FF5E is EF BD 9E in UTF-8, U+1F600 F0 9F 98 80: in UTF-16 the surrogate pair (D83D) comes first.
+  for (const name of ['\uFF5E', '\u{1F600}', 'plain']) await mkdir(join(dir, name, 'below'), { recursive: true });
+  const full = await backupFiles(repo, { host: 'ordered', paths: [dir] });
+  const recorded = (await entryAt(full, dir)).subtree?.[0];
+  assert.ok(recorded !== undefined);
+  const ahead = new ListingPrefetch([dir], { accounts: await readAccountNames() });
+  assert.equal((await ahead.subtreeDigests()).get(dir), recorded);
+  const second = await backupFiles(repo, { host: 'ordered', paths: [dir], parent: full, listings: ahead });
+  assert.equal((await entryAt(second, dir)).tree, (await entryAt(full, dir)).tree);
 });

@@ -28,16 +28,11 @@ export function subtreeDigest(listingDigest: string, subdirectories: readonly (r
   return hash.digest('hex').slice(0, 32);
 }
 
-/** Orders names by their UTF-8 bytes, as a file tree's entries are ordered. */
+/**
+ * Orders names by their UTF-8 bytes, as a file tree's entries are ordered (repo's compareNames,
+ * which this layer cannot import, has a fast path for the walk's many names; a listing orders
+ * only each directory's few subdirectories).
+ */
 export function byUtf8Bytes(a: string, b: string): number {
-  // Below U+D800 a UTF-16 unit is its code point, and UTF-8 keeps code point order.
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    const x = a.charCodeAt(i);
-    const y = b.charCodeAt(i);
-    if (x === y) continue;
-    if (x < 0xd800 && y < 0xd800) return x < y ? -1 : 1;
-    return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
-  }
-  return a.length === b.length ? 0 : a.length < b.length ? -1 : 1;
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
