@@ -15,4 +15,4 @@ export type { LibvirtSourceOptions } from './libvirt/libvirt-source.js';
 export { openQemuSource, openLibvirtSource } from './live-sources.js';
 export { parseChangedRanges, mergeRanges, withChangedRanges, type ChangedRange } from './changed-ranges.js';
 export { readChangedRanges } from './changed-ranges-input.js';
-export { readFileMetadata, readFileMetadataSync, readXattrs, scanDirectory, listDirectory, DirectoryScan, ListingPrefetch, MAX_DIGESTED_DIRECTORIES, byUtf8Bytes, listingSeed, subtreeDigest, type ScannedEntry, readAccountNames, Excludes, CACHEDIR_TAG_SIGNATURE, type FileMetadata, type FileType, type AccountNames, type ExcludeOptions } from './files/index.js';
+export { readFileMetadata, readFileMetadataSync, readXattrs, scanDirectory, listDirectory, DirectoryScan, ListingPrefetch, byUtf8Bytes, listingSeed, subtreeDigest, type ScannedEntry, readAccountNames, Excludes, CACHEDIR_TAG_SIGNATURE, type FileMetadata, type FileType, type AccountNames, type ExcludeOptions } from './files/index.js';

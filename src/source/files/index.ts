@@ -6,7 +6,7 @@
  */
 export { readFileMetadata, readFileMetadataSync, readXattrs, type FileMetadata, type FileType } from './file-metadata.js';
 export { DirectoryScan, listDirectory, scanDirectory, type ScannedEntry } from './scan-directory.js';
-export { ListingPrefetch, MAX_DIGESTED_DIRECTORIES } from './listing-prefetch.js';
+export { ListingPrefetch } from './listing-prefetch.js';
 export { byUtf8Bytes, listingSeed, subtreeDigest } from './subtree-digest.js';
 export { readAccountNames, type AccountNames } from './account-names.js';
 export { Excludes, CACHEDIR_TAG_SIGNATURE, type ExcludeOptions } from './excludes.js';

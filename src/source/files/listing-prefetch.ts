@@ -14,7 +14,7 @@ const PREFETCH_CONCURRENCY = 4;
  * Directories digested at most (each kept as a path and a digest, ≈ 200 bytes: ≈ 50 MiB).
  * Past it the subtrees listed whole keep their digests and nothing more is listed for them.
  */
-export const MAX_DIGESTED_DIRECTORIES = 250_000;
+const MAX_DIGESTED_DIRECTORIES = 250_000;
 
 /** A directory queued to be listed: where its walk started (the device) and, when digesting, who waits for its digest. */
 interface Queued {
@@ -93,11 +93,6 @@ export class ListingPrefetch {
   /** The account names the digests are seeded with (the walk records the same). */
   get accounts(): AccountNames | undefined {
     return this.options.accounts;
-  }
-
-  /** Whether subtree digests are computed (see the class). */
-  get digestsSubtrees(): boolean {
-    return this.digesting;
   }
 
   /** The listing of `path` when it was prefetched (or is being), handed over once: the walk owns it then. */
