@@ -26,6 +26,9 @@
  * and, from huge-pages.c, adviseHugePages(view): a large buffer's memory backed by transparent
  * huge pages once written (see there),
  *
+ * and, from copy-file-ranges.c, copyFileRanges(ranges, outFd, directFd, skipZeros): byte ranges
+ * of files copied into one output on a pool thread, zeros left as holes (see there),
+ *
  * and, for writes that bypass the page cache (O_DIRECT; src/disk/raw-target.ts):
  *
  *   alignmentGap(view, alignment) -> bytes from the view's start to the next aligned address
@@ -52,6 +55,7 @@
 #include "aead.h"
 #include "errno-name.h"
 #include "copy-bytes.h"
+#include "copy-file-ranges.h"
 #include "huge-pages.h"
 #include "scan-directory.h"
 
@@ -307,6 +311,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"scanDirectory", NULL, scan_directory, NULL, NULL, NULL, napi_default, NULL},
     {"copyBytes", NULL, copy_bytes, NULL, NULL, NULL, napi_default, NULL},
     {"adviseHugePages", NULL, advise_huge_pages, NULL, NULL, NULL, napi_default, NULL},
+    {"copyFileRanges", NULL, copy_file_ranges, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

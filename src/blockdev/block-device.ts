@@ -29,6 +29,17 @@ export interface Extent {
 }
 
 /**
+ * Where a range of a device's bytes lies, for a copy that moves them without reading them
+ * into memory of its own (a convert's data clusters, copied file to file):
+ * - `file`: the bytes of the open file descriptor `fd` from byte `at`, as they are;
+ * - `zero`: reads as zeros;
+ * - `read`: only {@link BlockDevice.read} gives them (compressed, encrypted, remote, patched).
+ * Placements returned by {@link BlockDevice.placements} are ordered, do not overlap and cover
+ * exactly the range asked for.
+ */
+export type Placement = { offset: number; length: number } & ({ kind: 'file'; fd: number; at: number } | { kind: 'zero' } | { kind: 'read' });
+
+/**
  * A random-access, read-only virtual disk.
  *
  * Contract:
@@ -41,11 +52,15 @@ export interface Extent {
  *   The returned buffer belongs to the caller (it may be transferred to a worker).
  * - `extents(offset, length)` yields the map of that range (default: the whole device).
  *   A device that knows nothing about allocation yields one `data` extent.
+ * - `placements(offset, length)`, optional, says where the bytes of that range lie (see
+ *   {@link Placement}); the descriptors it names stay open until `close()`. A device
+ *   without it is read with `read`.
  * - `close()` releases resources; it is idempotent.
  */
 export interface BlockDevice {
   readonly size: number;
   read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array>;
   extents(offset?: number, length?: number): AsyncIterable<Extent>;
+  placements?(offset: number, length: number): AsyncIterable<Placement>;
   close(): Promise<void>;
 }

@@ -6,7 +6,7 @@
  * snapshots and the NBD client all produce one; backup, restore, file browsing and verify
  * all consume one. This folder holds only the contract and small helpers on extents.
  */
-export type { BlockDevice, Extent, ExtentKind } from './block-device.js';
+export type { BlockDevice, Extent, ExtentKind, Placement } from './block-device.js';
 export { coalesceExtents, wholeDeviceAsData, assertReadInBounds } from './extents.js';
 export { planBlocks, type PlannedBlock } from './block-plan.js';
 export { SliceDevice } from './slice-device.js';

@@ -1,5 +1,5 @@
 import { stat } from 'node:fs/promises';
-import type { Extent } from '../blockdev/index.js';
+import type { Extent, Placement } from '../blockdev/index.js';
 import { CofferError } from '../errors/index.js';
 import { fillZeros } from '../native/index.js';
 import type { DiskImage } from './disk-image.js';
@@ -24,6 +24,19 @@ export async function* backingExtents(backing: DiskImage | null, offset: number,
     for await (const extent of backing.extents(offset, inside)) {
       yield { ...extent, ...(extent.layer === undefined ? {} : { layer: extent.layer + 1 }) };
     }
+  }
+  if (inside < length) yield { offset: offset + inside, length: length - inside, kind: 'zero' };
+}
+
+/**
+ * Where the backing image's bytes over a range lie ({@link Placement}): its own placements,
+ * or `read` when it cannot say; zeros past its end or without one.
+ */
+export async function* backingPlacements(backing: DiskImage | null, offset: number, length: number): AsyncIterable<Placement> {
+  const inside = backing === null ? 0 : Math.max(0, Math.min(length, backing.size - offset));
+  if (backing !== null && inside > 0) {
+    if (backing.placements === undefined) yield { offset, length: inside, kind: 'read' };
+    else yield* backing.placements(offset, inside);
   }
   if (inside < length) yield { offset: offset + inside, length: length - inside, kind: 'zero' };
 }

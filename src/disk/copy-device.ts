@@ -1,7 +1,7 @@
 import { isAllZero, planBlocks, type BlockDevice, type PlannedBlock } from '../blockdev/index.js';
 import { forEachLimited, SharedBufferPool } from '../concurrency/index.js';
 import { CofferError } from '../errors/index.js';
-import { fillZeros } from '../native/index.js';
+import { fillZeros, type CopyRangesError, type FileRange } from '../native/index.js';
 import type { DiskTarget } from './raw-target.js';
 
 /** How far a copy got. */
@@ -21,7 +21,9 @@ export interface CopyProgress {
  * blocks in order, each handed over as soon as the previous one was (not written): the
  * target writes one block while it takes the next (a qcow2 writer maps it, a pipe buffers
  * it), and reading goes on meanwhile. The target is finished on success and aborted on
- * failure.
+ * failure. A block whose bytes the device places in files (`placements`: a qcow2's data
+ * clusters, a raw image) goes file to file on a target that can take it (`copyFrom`), never
+ * read into the buffers.
  */
 export async function copyDevice(
   device: BlockDevice,
@@ -54,6 +56,16 @@ export async function copyDevice(
         progress.bytesDone += block.length;
         options.onProgress?.({ ...progress });
         return;
+      }
+      if (block.action !== 'zero' && device.placements !== undefined && target.copyFrom !== undefined && !target.sequential) {
+        const ranges = await fileRanges(device, block, target.zeroed);
+        if (ranges !== null) {
+          myWrite();
+          progress.bytesWritten += await copyRanges(device, target, ranges);
+          progress.bytesDone += block.length;
+          options.onProgress?.({ ...progress });
+          return;
+        }
       }
       const buffer = await buffers.acquire();
       try {
@@ -92,6 +104,40 @@ export async function copyDevice(
     throw error;
   }
   return progress;
+}
+
+/**
+ * The block's data as ranges of open files for {@link DiskTarget.copyFrom}, when the device
+ * places every byte of it in a file, or in zeros on a target that starts zeroed; null when
+ * some must be read (compressed, from a device that cannot say) or written as zeros: the
+ * block is then read and written as before.
+ */
+async function fileRanges(device: BlockDevice, block: { offset: number; length: number }, zeroed: boolean): Promise<FileRange[] | null> {
+  const ranges: FileRange[] = [];
+  for await (const placement of (device.placements as NonNullable<BlockDevice['placements']>)(block.offset, block.length)) {
+    if (placement.kind === 'file') ranges.push({ fd: placement.fd, at: placement.at, offset: placement.offset, length: placement.length });
+    else if (placement.kind === 'read' || !zeroed) return null;
+  }
+  return ranges;
+}
+
+/**
+ * `target.copyFrom(ranges)`, a failure to read the device's file reported as the device's:
+ * `E_SOURCE_SHRUNK` when it ended early, `E_SOURCE_UNREADABLE` otherwise.
+ */
+async function copyRanges(device: BlockDevice, target: DiskTarget, ranges: readonly FileRange[]): Promise<number> {
+  try {
+    return await (target.copyFrom as NonNullable<DiskTarget['copyFrom']>)(ranges);
+  } catch (error) {
+    const failure = error as Partial<CopyRangesError>;
+    if (failure.side !== 'read') throw error;
+    const name = 'path' in device && typeof device.path === 'string' ? device.path : 'the source disk';
+    const subject = { path: name, offset: failure.position ?? 0 };
+    if (failure.code === 'EOF') {
+      throw new CofferError('E_SOURCE_SHRUNK', `${name} ended at byte ${failure.position} of its file while it was read`, { subject, cause: error });
+    }
+    throw new CofferError('E_SOURCE_UNREADABLE', `cannot read ${name} at byte ${failure.position} of its file: ${failure.message}`, { subject, cause: error });
+  }
 }
 
 /** The most bytes of zeros one copy step covers. */

@@ -91,6 +91,19 @@ export class DirectWriter {
     }
   }
 
+  /**
+   * The O_DIRECT descriptor, for copies made outside this writer (copy-file-ranges.c: it writes
+   * aligned runs there, and says when the filesystem refused one), or -1 once refused.
+   */
+  descriptorForCopies(): number {
+    return this.refused || this.closed ? -1 : this.handle.fd;
+  }
+
+  /** A copy outside this writer found direct writes refused (EINVAL): every write goes buffered from now on. */
+  refuse(): void {
+    this.refused = true;
+  }
+
   /** Whether a write at `offset` of `length` bytes can go direct. */
   accepts(offset: number, length: number): boolean {
     return !this.refused && offset % DIRECT_ALIGNMENT === 0 && length % DIRECT_ALIGNMENT === 0 && length > 0;

@@ -79,6 +79,10 @@ for (const image of IMAGES) {
           for await (const _ of device.extents(0, length)) {
             // walking the map must terminate
           }
+          // So must placing the bytes, each placement inside its file (a convert copies from there).
+          for await (const placement of device.placements?.(0, length) ?? []) {
+            if (placement.kind === 'file') assert.ok(placement.at >= 0 && Number.isSafeInteger(placement.at), `placed at ${placement.at}`);
+          }
         } finally {
           await device.close();
         }

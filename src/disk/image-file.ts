@@ -2,6 +2,9 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { CofferError } from '../errors/index.js';
 import { syscalls } from '../native/index.js';
 
+/** A block device's `Placement` without its guest range: where some bytes of an image's file are, or that they must be read. */
+export type HostPlacement = { kind: 'file'; fd: number; at: number } | { kind: 'read' };
+
 /**
  * A disk image file opened read-only, with the one read every format parser uses:
  * `readAt(offset, length)`, which returns exactly `length` bytes or throws
@@ -67,6 +70,17 @@ export class ImageFile {
       done += bytesRead;
     }
     return target;
+  }
+
+  /**
+   * Where `length` bytes at `offset` lie, for a copy that takes them file to file
+   * (a block device's `Placement`): checked as {@link readAt} checks them.
+   */
+  placeAt(offset: number, length: number): HostPlacement {
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.size) {
+      throw this.invalid(`needs bytes ${offset}..${offset + length} but the file has ${this.size}`);
+    }
+    return { kind: 'file', fd: this.handle.fd, at: offset };
   }
 
   /** An `E_IMAGE_INVALID` error about this image. */

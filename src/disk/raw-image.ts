@@ -1,8 +1,9 @@
 import { open, type FileHandle } from 'node:fs/promises';
-import { assertReadInBounds, type Extent } from '../blockdev/index.js';
+import { assertReadInBounds, type Extent, type Placement } from '../blockdev/index.js';
 import { CofferError } from '../errors/index.js';
 import { syscalls } from '../native/index.js';
 import type { DiskImage } from './disk-image.js';
+import { extentPlacements } from './segments.js';
 
 /**
  * A raw disk image (a regular file, sparse or not) or a block device, as a block device.
@@ -60,6 +61,11 @@ export class RawImage implements DiskImage {
       done += bytesRead;
     }
     return target;
+  }
+
+  /** The file's data where it lies, its holes as zeros. */
+  placements(offset: number, length: number): AsyncIterable<Placement> {
+    return extentPlacements(this.extents(offset, length), (at) => ({ kind: 'file', fd: this.handle.fd, at }));
   }
 
   async *extents(offset = 0, length = this.size - offset): AsyncIterable<Extent> {

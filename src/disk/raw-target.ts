@@ -1,7 +1,7 @@
 import { open, stat, unlink, type FileHandle } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { CofferError } from '../errors/index.js';
-import { syscalls, writeFully } from '../native/index.js';
+import { copyFileRanges, syscalls, writeFully, type CopyRangesError, type FileRange } from '../native/index.js';
 import { DIRECT_ALIGNMENT, DirectWriter } from './direct-writes.js';
 
 /**
@@ -28,6 +28,15 @@ export interface DiskTarget {
    * unallocated. Targets without it get zeros through `write`.
    */
   skipZeros?(offset: number, length: number): Promise<void>;
+  /**
+   * Optional, for targets in a file: writes each range's bytes of an open file at the range's
+   * offset, file to file, without them passing through this process's memory (a convert's data
+   * clusters). A zeroed target leaves the 4 KiB pieces of zeros in them unwritten. Resolves with
+   * the bytes written. A failure to read an input is thrown as the {@link CopyRangesError} it is
+   * (`side: 'read'`; the caller knows what the input is), a failure to write as the target's.
+   * Ranges of one call may be copied in any order, and calls may overlap (they cover different bytes).
+   */
+  copyFrom?(ranges: readonly FileRange[]): Promise<number>;
   finish(): Promise<void>;
   abort(): Promise<void>;
 }
@@ -157,6 +166,22 @@ class FileTarget implements DiskTarget {
     }
     await writeFully(this.handle, buffers, position);
     return true;
+  }
+
+  async copyFrom(ranges: readonly FileRange[]): Promise<number> {
+    if (this.flushError !== undefined) throw translate(this.path, this.flushError);
+    const directFd = this.direct?.descriptorForCopies() ?? -1;
+    let copied;
+    try {
+      copied = await copyFileRanges(ranges, this.handle.fd, { directFd, skipZeros: this.zeroed });
+    } catch (error) {
+      if ((error as CopyRangesError).side === 'read') throw error;
+      throw translate(this.path, error);
+    }
+    if (copied.refused) this.direct?.refuse();
+    this.unflushedBytes += copied.written - copied.direct;
+    if (this.unflushedBytes >= this.flushEveryBytes && this.flushing === undefined) this.startFlush();
+    return copied.written;
   }
 
   private startFlush(): void {

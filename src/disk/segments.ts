@@ -6,10 +6,11 @@
  * several segments at a time. Each reader keeps its own segment kinds and fill.
  */
 
-import { coalesceExtents, type Extent } from '../blockdev/index.js';
+import { coalesceExtents, type Extent, type Placement } from '../blockdev/index.js';
 import { fillZeros } from '../native/index.js';
-import { backingExtents, readFromBacking } from './backing.js';
+import { backingExtents, backingPlacements, readFromBacking } from './backing.js';
 import type { DiskImage } from './disk-image.js';
+import type { HostPlacement } from './image-file.js';
 
 /** A run of guest bytes; a reader adds where it comes from. */
 export interface Segment {
@@ -133,6 +134,32 @@ export async function readPlainSegments(
     else return readFromBacking(image.backing, segment.offset, slice);
   });
   return target;
+}
+
+/**
+ * Where the guest bytes of plain `segments` lie (a block device's `placements`): host data
+ * as the image's file places it, zeros, the backing image's placements.
+ */
+export async function* plainPlacements(
+  image: { file: { placeAt(offset: number, length: number): HostPlacement }; backing: DiskImage | null },
+  segments: AsyncIterable<PlainSegment>,
+): AsyncIterable<Placement> {
+  for await (const segment of segments) {
+    if (segment.source === 'zero') yield { offset: segment.offset, length: segment.length, kind: 'zero' };
+    else if (segment.source === 'data') yield { offset: segment.offset, length: segment.length, ...image.file.placeAt(segment.host, segment.length) };
+    else yield* backingPlacements(image.backing, segment.offset, segment.length);
+  }
+}
+
+/**
+ * The placements of a device whose bytes lie in one file at their own offsets (a raw image, a
+ * fixed VHD): its data extents in the file, its holes as zeros.
+ */
+export async function* extentPlacements(extents: AsyncIterable<Extent>, place: (offset: number, length: number) => HostPlacement): AsyncIterable<Placement> {
+  for await (const extent of extents) {
+    if (extent.kind === 'zero') yield { offset: extent.offset, length: extent.length, kind: 'zero' };
+    else yield { offset: extent.offset, length: extent.length, ...place(extent.offset, extent.length) };
+  }
 }
 
 /** What a segment is in the extent map: data or zeros of this image (with its layer), or the backing image's. */

@@ -4,7 +4,8 @@
  * SEEK_END, syncfs), and AES-256-GCM decryption into the caller's memory, from a small C
  * addon compiled by `npm install`; what writes past the page cache (O_DIRECT) need
  * (direct-io.ts); positioned writes that write every byte (write-fully.ts); and copies of
- * shared memory at memcpy's speed (copy-bytes.ts).
+ * shared memory at memcpy's speed (copy-bytes.ts); and byte ranges of files copied file to file
+ * off the main thread (copy-file-ranges.ts).
  */
 export { syscalls } from './syscalls.js';
 export { aead } from './aead.js';
@@ -12,3 +13,4 @@ export { DIRECT_ALIGNMENT, AlignedBuffers, alignedSharedBuffer, isAlignedInMemor
 export { writeFully, writeFullyAt, writeFullySync } from './write-fully.js';
 export { copyBytes, fillZeros } from './copy-bytes.js';
 export { sharedMemory } from './huge-pages.js';
+export { copyFileRanges, type CopiedRanges, type CopyRangesError, type FileRange } from './copy-file-ranges.js';

@@ -41,6 +41,11 @@ interface Syscalls {
    * numbers per name. Rejects with the errno name in `code` when the directory cannot be read.
    */
   scanDirectory(path: string): Promise<{ names: Buffer; stats: Float64Array }>;
+  /**
+   * Byte ranges of files ([inFd, inAt, outAt, length] quadruples) copied into `outFd` on a
+   * libuv pool thread (native/copy-file-ranges.c; use copyFileRanges in copy-file-ranges.ts).
+   */
+  copyFileRanges(ranges: Float64Array, outFd: number, directFd: number, skipZeros: boolean): Promise<{ written: number; direct: number; refused: boolean }>;
 }
 
 // Compiled code lives in dist/src/native/, the addon in build/Release/ at the project root.

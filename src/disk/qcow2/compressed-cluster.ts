@@ -1,6 +1,6 @@
 import { promisify } from 'node:util';
 import { inflateRaw, inflateRawSync } from 'node:zlib';
-import { Decompressor } from 'zstd-napi';
+import type { Decompressor } from 'zstd-napi';
 
 const inflateRawAsync = promisify(inflateRaw);
 

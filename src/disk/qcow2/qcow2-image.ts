@@ -1,8 +1,8 @@
-import { Decompressor } from 'zstd-napi';
-import { assertReadInBounds, type Extent } from '../../blockdev/index.js';
+import type { Decompressor } from 'zstd-napi';
+import { assertReadInBounds, type Extent, type Placement } from '../../blockdev/index.js';
 import { CofferError } from '../../errors/index.js';
 import { fillZeros } from '../../native/index.js';
-import { readFromBacking } from '../backing.js';
+import { backingPlacements, readFromBacking } from '../backing.js';
 import type { BackingOpener, DiskImage, InternalSnapshot, OpenImageOptions } from '../disk-image.js';
 import type { ImageFile } from '../image-file.js';
 import { fillSegments, segmentExtents, unitSegments, type SegmentKind } from '../segments.js';
@@ -82,7 +82,8 @@ class Qcow2Image implements DiskImage {
   /** The tables of {@link l2Cache} that have been read, for mapping without waiting. */
   private readonly l2Loaded = new Map<number, Buffer | null>();
   private readonly clusterCache = new Map<number, Buffer>();
-  private readonly zstd = new Decompressor();
+  /** zstd's decoder for small reads, loaded with the first compressed cluster read here (most images have none). */
+  private zstd: Promise<Decompressor> | undefined;
   private readonly decompressor = new ClusterDecompressor();
   private closed = false;
 
@@ -157,6 +158,32 @@ class Qcow2Image implements DiskImage {
   async *extents(offset = 0, length = this.size - offset): AsyncIterable<Extent> {
     assertReadInBounds(this.size, offset, length);
     yield* segmentExtents(this.segments(offset, length), { backing: this.backing, classify });
+  }
+
+  /** Host data where it lies in the file, zeros, the backing image's placements; compressed clusters must be read. */
+  async *placements(offset: number, length: number): AsyncIterable<Placement> {
+    assertReadInBounds(this.size, offset, length);
+    for await (const segment of this.segments(offset, length)) {
+      const range = { offset: segment.offset, length: segment.length };
+      switch (segment.source) {
+        case 'zero':
+          yield { ...range, kind: 'zero' };
+          break;
+        case 'compressed':
+          yield { ...range, kind: 'read' };
+          break;
+        case 'backing':
+          yield* backingPlacements(this.backing, segment.offset, segment.length);
+          break;
+        case 'data': {
+          // As readHost: the part of the last cluster past the end of the file reads as zeros.
+          const available = Math.max(0, Math.min(segment.length, this.file.size - segment.host));
+          if (available > 0) yield { offset: segment.offset, length: available, ...this.file.placeAt(segment.host, available) };
+          if (available < segment.length) yield { offset: segment.offset + available, length: segment.length - available, kind: 'zero' };
+          break;
+        }
+      }
+    }
   }
 
   async close(): Promise<void> {
@@ -319,7 +346,8 @@ class Qcow2Image implements DiskImage {
     const cached = this.clusterCache.get(host);
     if (cached !== undefined) return cached;
     const data = await this.file.readAt(host, Math.min(stored, this.file.size - host));
-    const cluster = await decompressCluster(data, this.header.compression, this.clusterSize, this.zstd);
+    this.zstd ??= import('zstd-napi').then((zstd) => new zstd.Decompressor());
+    const cluster = await decompressCluster(data, this.header.compression, this.clusterSize, await this.zstd);
     if (cluster === null) throw this.file.invalid(`the compressed cluster at host offset ${host} does not decompress to one cluster`, host);
     this.clusterCache.set(host, cluster);
     while (this.clusterCache.size > CACHED_CLUSTERS) this.clusterCache.delete(this.clusterCache.keys().next().value as number);

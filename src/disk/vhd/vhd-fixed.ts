@@ -1,8 +1,9 @@
-import { assertReadInBounds, type Extent } from '../../blockdev/index.js';
+import { assertReadInBounds, type Extent, type Placement } from '../../blockdev/index.js';
 import { CofferError } from '../../errors/index.js';
 import { syscalls } from '../../native/index.js';
 import type { DiskImage } from '../disk-image.js';
 import type { ImageFile } from '../image-file.js';
+import { extentPlacements } from '../segments.js';
 import type { VhdFooter } from './vhd-footer.js';
 
 /**
@@ -33,6 +34,11 @@ export class FixedVhd implements DiskImage {
     const target = into === undefined ? new Uint8Array(length) : into.subarray(0, length);
     if (length > 0) await this.file.readAt(offset, length, target);
     return target;
+  }
+
+  /** The file's data where it lies (the guest disk is stored as is), its holes as zeros. */
+  placements(offset: number, length: number): AsyncIterable<Placement> {
+    return extentPlacements(this.extents(offset, length), (at, bytes) => this.file.placeAt(at, bytes));
   }
 
   async *extents(offset = 0, length = this.size - offset): AsyncIterable<Extent> {

@@ -22,6 +22,7 @@ import { isCofferError, type ErrorCode } from '../../errors/index.js';
 import { buildExt4Disk, deriveDisk, requireTools, seededBytes } from '../../testing/index.js';
 import type { DiskImage } from '../disk-image.js';
 import { openDiskImage } from '../open-image.js';
+import { assertPlacementsMatch } from '../placements.test-support.js';
 import { vhdChecksum } from './vhd-footer.js';
 
 const run = promisify(execFile);
@@ -89,6 +90,7 @@ async function assertReads(path: string, expected: Buffer): Promise<DiskImage> {
     }
   }
   assert.equal(covered, image.size, 'extents cover the disk, so every non-zero byte lies in a data extent');
+  await assertPlacementsMatch(image, expected, { label: path });
   return image;
 }
 

@@ -1,7 +1,7 @@
-import { assertReadInBounds, type Extent } from '../../blockdev/index.js';
+import { assertReadInBounds, type Extent, type Placement } from '../../blockdev/index.js';
 import type { DiskImage } from '../disk-image.js';
 import type { ImageFile } from '../image-file.js';
-import { readPlainSegments, segmentExtents, unitSegments, type SegmentKind } from '../segments.js';
+import { plainPlacements, readPlainSegments, segmentExtents, unitSegments, type SegmentKind } from '../segments.js';
 import { parseSectorBitmap, sectorRuns, type SectorBitmap } from './vhd-bat.js';
 import { BAT_UNALLOCATED, type VhdDynamicHeader } from './vhd-dynamic-header.js';
 import { VHD_SECTOR, type VhdFooter } from './vhd-footer.js';
@@ -71,6 +71,11 @@ export class SparseVhd implements DiskImage {
   async *extents(offset = 0, length = this.size - offset): AsyncIterable<Extent> {
     assertReadInBounds(this.size, offset, length);
     yield* segmentExtents(this.segments(offset, length), { backing: this.backing, classify });
+  }
+
+  async *placements(offset: number, length: number): AsyncIterable<Placement> {
+    assertReadInBounds(this.size, offset, length);
+    yield* plainPlacements({ file: this.file, backing: this.backing }, this.segments(offset, length));
   }
 
   async close(): Promise<void> {

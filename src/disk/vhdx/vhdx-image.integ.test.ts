@@ -21,6 +21,7 @@ import { isCofferError, type ErrorCode } from '../../errors/index.js';
 import { buildExt4Disk, deriveDisk, requireTools, seededBytes } from '../../testing/index.js';
 import type { DiskImage } from '../disk-image.js';
 import { openDiskImage } from '../open-image.js';
+import { assertPlacementsMatch } from '../placements.test-support.js';
 import { crc32c } from './crc32c.js';
 import { guidBytes, readGuid } from './vhdx-guid.js';
 
@@ -88,6 +89,8 @@ async function assertReads(path: string, expected: Buffer): Promise<DiskImage> {
     }
   }
   assert.equal(covered, image.size, 'extents cover the disk, so every non-zero byte lies in a data extent');
+  // Blocks a replayed log writes over must be read; the rest lies in the files of the chain.
+  await assertPlacementsMatch(image, expected, { mayRead: true, label: path });
   return image;
 }
 

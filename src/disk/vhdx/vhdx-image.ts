@@ -8,10 +8,10 @@
  * memory (vhdx-log.ts, vhdx-replayed-file.ts) before anything past the headers is read: Coffer
  * never writes to a source.
  */
-import { assertReadInBounds, type Extent } from '../../blockdev/index.js';
+import { assertReadInBounds, type Extent, type Placement } from '../../blockdev/index.js';
 import type { BackingOpener, DiskImage } from '../disk-image.js';
 import type { ImageFile } from '../image-file.js';
-import { readPlainSegments, segmentExtents, unitSegments, type SegmentKind } from '../segments.js';
+import { plainPlacements, readPlainSegments, segmentExtents, unitSegments, type SegmentKind } from '../segments.js';
 import {
   batGeometry,
   BAT_ENTRY_SIZE,
@@ -174,6 +174,11 @@ class VhdxImage implements DiskImage {
   async *extents(offset = 0, length = this.size - offset): AsyncIterable<Extent> {
     assertReadInBounds(this.size, offset, length);
     yield* segmentExtents(this.segments(offset, length), { backing: this.backing, classify });
+  }
+
+  async *placements(offset: number, length: number): AsyncIterable<Placement> {
+    assertReadInBounds(this.size, offset, length);
+    yield* plainPlacements({ file: this.file, backing: this.backing }, this.segments(offset, length));
   }
 
   async close(): Promise<void> {

@@ -1,9 +1,9 @@
 import { fillZeros } from '../../native/index.js';
-import type { ImageFile } from '../image-file.js';
+import type { HostPlacement, ImageFile } from '../image-file.js';
 import type { LogReplay } from './vhdx-log.js';
 
 /** What the VHDX reader uses of its file; an {@link ImageFile} or a {@link ReplayedFile} over one. */
-export type VhdxSource = Pick<ImageFile, 'path' | 'size' | 'readAt' | 'invalid' | 'unsupported' | 'close'>;
+export type VhdxSource = Pick<ImageFile, 'path' | 'size' | 'readAt' | 'placeAt' | 'invalid' | 'unsupported' | 'close'>;
 
 /**
  * A VHDX file as it reads after its log is replayed, in memory: the log's writes laid over the
@@ -57,6 +57,15 @@ export class ReplayedFile implements VhdxSource {
       }
     }
     return target;
+  }
+
+  /** The file's bytes where no write of the log lies over them and the file reaches; elsewhere they must be read. */
+  placeAt(offset: number, length: number): HostPlacement {
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.size) {
+      throw this.invalid(`needs bytes ${offset}..${offset + length} but the file (with its log replayed) has ${this.size}`);
+    }
+    if (offset + length > this.file.size || (offset < this.high && offset + length > this.low)) return { kind: 'read' };
+    return this.file.placeAt(offset, length);
   }
 
   invalid(problem: string, offset?: number) {

@@ -1,6 +1,6 @@
-import { assertReadInBounds, type Extent } from '../../blockdev/index.js';
+import { assertReadInBounds, type Extent, type Placement } from '../../blockdev/index.js';
 import { fillZeros } from '../../native/index.js';
-import { readFromBacking } from '../backing.js';
+import { backingPlacements, readFromBacking } from '../backing.js';
 import type { BackingOpener, DiskImage } from '../disk-image.js';
 import type { ImageFile } from '../image-file.js';
 import { fillSegments, segmentExtents, mergeSegments, type SegmentKind } from '../segments.js';
@@ -137,6 +137,18 @@ export class VmdkImage implements DiskImage {
   async *extents(offset = 0, length = this.size - offset): AsyncIterable<Extent> {
     assertReadInBounds(this.size, offset, length);
     yield* segmentExtents(this.segments(offset, length), { backing: this.backing, classify });
+  }
+
+  /** Grain and flat data where they lie in their files, zeros, the parent's placements; compressed grains must be read. */
+  async *placements(offset: number, length: number): AsyncIterable<Placement> {
+    assertReadInBounds(this.size, offset, length);
+    for await (const segment of this.segments(offset, length)) {
+      const range = { offset: segment.offset, length: segment.length };
+      if (segment.source === 'zero') yield { ...range, kind: 'zero' };
+      else if (segment.source === 'compressed') yield { ...range, kind: 'read' };
+      else if (segment.source === 'data') yield { ...range, ...segment.file.placeAt(segment.host, segment.length) };
+      else yield* backingPlacements(this.backing, segment.offset, segment.length);
+    }
   }
 
   async close(): Promise<void> {
