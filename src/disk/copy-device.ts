@@ -36,6 +36,18 @@ export async function copyDevice(
   // taken synchronously when the block is taken, so the order is the block order, and it
   // passes on once the block's write has been called, not once it has completed.
   let previousWrite: Promise<void> = Promise.resolve();
+  // Blocks the device places in files go file to file on a target that takes them.
+  const placed = device.placements !== undefined && target.copyFrom !== undefined && !target.sequential;
+
+  /** Copies the range file to file if the device places all of it so; false when some must be read. */
+  const copyPlaced = async (range: { offset: number; length: number }): Promise<boolean> => {
+    const ranges = await fileRanges(device, range, target.zeroed);
+    if (ranges === null) return false;
+    progress.bytesWritten += await copyRanges(device, target, ranges);
+    progress.bytesDone += range.length;
+    options.onProgress?.({ ...progress });
+    return true;
+  };
 
   const copyBlock = async (block: { offset: number; length: number; action: string }): Promise<void> => {
     const turn = previousWrite;
@@ -57,37 +69,37 @@ export async function copyDevice(
         options.onProgress?.({ ...progress });
         return;
       }
-      if (block.action !== 'zero' && device.placements !== undefined && target.copyFrom !== undefined && !target.sequential) {
-        const ranges = await fileRanges(device, block, target.zeroed);
-        if (ranges !== null) {
-          myWrite();
-          progress.bytesWritten += await copyRanges(device, target, ranges);
-          progress.bytesDone += block.length;
-          options.onProgress?.({ ...progress });
-          return;
-        }
+      if (placed && block.action !== 'zero' && (await copyPlaced(block))) {
+        myWrite();
+        return;
       }
-      const buffer = await buffers.acquire();
-      try {
-        const data = buffer.subarray(0, block.length);
-        if (block.action === 'zero') fillZeros(data);
-        else await device.read(block.offset, block.length, data);
-        // Data that turns out to be zeros stays a hole on a target that starts zeroed.
-        if (target.zeroed && isAllZero(data)) myWrite();
-        else {
-          if (target.sequential) await turn;
-          // A file target issues one write at a time itself (concurrent pwrites into one file
-          // contend on its inode lock) and joins the blocks waiting meanwhile into one pwritev.
-          const written = target.write(block.offset, data);
-          myWrite();
-          await written;
-          progress.bytesWritten += block.length;
+      // A run of placed blocks that holds something to read goes block by block, each block
+      // file to file again when it can.
+      for (let offset = block.offset; offset < block.offset + block.length; offset += options.blockSize) {
+        const length = Math.min(options.blockSize, block.offset + block.length - offset);
+        if (placed && block.action !== 'zero' && block.length > options.blockSize && (await copyPlaced({ offset, length }))) continue;
+        const buffer = await buffers.acquire();
+        try {
+          const data = buffer.subarray(0, length);
+          if (block.action === 'zero') fillZeros(data);
+          else await device.read(offset, length, data);
+          // Data that turns out to be zeros stays a hole on a target that starts zeroed.
+          if (target.zeroed && isAllZero(data)) myWrite();
+          else {
+            if (target.sequential) await turn;
+            // A file target issues one write at a time itself (concurrent pwrites into one file
+            // contend on its inode lock) and joins the blocks waiting meanwhile into one pwritev.
+            const written = target.write(offset, data);
+            myWrite();
+            await written;
+            progress.bytesWritten += length;
+          }
+        } finally {
+          buffers.release(buffer);
         }
-      } finally {
-        buffers.release(buffer);
+        progress.bytesDone += length;
+        options.onProgress?.({ ...progress });
       }
-      progress.bytesDone += block.length;
-      options.onProgress?.({ ...progress });
     } finally {
       myWrite();
     }
@@ -97,7 +109,7 @@ export async function copyDevice(
     const plan = planBlocks(device, options.blockSize, false);
     // Zeros that need no buffer (a zeroed target, or one that skips them) go as whole runs.
     const blocks = target.zeroed || target.skipZeros !== undefined ? joinZeroRuns(plan) : plan;
-    await forEachLimited(blocks, buffers.count, copyBlock);
+    await forEachLimited(placed ? joinDataRuns(blocks, options.blockSize) : blocks, buffers.count, copyBlock);
     await target.finish();
   } catch (error) {
     await target.abort();
@@ -138,6 +150,33 @@ async function copyRanges(device: BlockDevice, target: DiskTarget, ranges: reado
     }
     throw new CofferError('E_SOURCE_UNREADABLE', `cannot read ${name} at byte ${failure.position} of its file: ${failure.message}`, { subject, cause: error });
   }
+}
+
+/**
+ * The most bytes of data one file-to-file copy step covers: 8 MiB took 0.10-0.15 s less wall
+ * and ~0.08 s less user CPU than 2 MiB blocks converting the bench's qcow2 to raw (fewer
+ * placement walks, promises and pool round trips; the native loop still copies 2 MiB at a
+ * time), 2026-11-28.
+ */
+const PLACED_RUN_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Consecutive data blocks joined into one copy step of up to {@link PLACED_RUN_BYTES} (whole
+ * blocks of `blockSize`), for a copy that takes them file to file; zero runs pass as they are.
+ */
+async function* joinDataRuns(plan: AsyncIterable<PlannedBlock>, blockSize: number): AsyncIterable<PlannedBlock> {
+  const most = Math.max(blockSize, PLACED_RUN_BYTES - (PLACED_RUN_BYTES % blockSize));
+  let run: PlannedBlock | undefined;
+  for await (const block of plan) {
+    if (block.action === 'read' && run !== undefined && run.offset + run.length === block.offset && run.length + block.length <= most) {
+      run.length += block.length;
+      continue;
+    }
+    if (run !== undefined) yield run;
+    run = block.action === 'read' ? { ...block } : undefined;
+    if (run === undefined) yield block;
+  }
+  if (run !== undefined) yield run;
 }
 
 /** The most bytes of zeros one copy step covers. */
