@@ -6,6 +6,7 @@ import { blockFingerprint, FINGERPRINT_BYTES } from './block-fingerprint.js';
 import { CodecPool } from './codec-pool.js';
 import { ObjectCodec } from './codec.js';
 import { ObjectKind } from './format/envelope.js';
+import { FrameSlot } from './frame-slot.js';
 import { newMasterKey } from './keys/master-key.js';
 
 const settings = { masterKey: newMasterKey(), compressionLevel: 3 };
@@ -39,6 +40,40 @@ test('an open into ordinary memory still returns the plaintext', async () => {
   const id = codec.idOf(block);
   const opened = await pool.open(codec.seal(block, ObjectKind.chunk, id), { kind: ObjectKind.chunk, name: 'chunks/x', id, rehash: true });
   assert.deepEqual(opened.plaintext, block);
+});
+
+/** A sealed frame of `blocks` (FrameSlot's layout, sealed in place by `codec`) and its table. */
+function sealedFrame(blocks: readonly Buffer[]): { blob: Buffer; length: number; chunks: { id: Buffer; offset: number; length: number }[] } {
+  const slot = new FrameSlot(blocks.length, 2 * 1024 * 1024, 256 * 1024);
+  for (const block of blocks) slot.add(codec.idOf(block), block);
+  const { length, chunks } = slot.close();
+  const sealedLength = codec.sealInto(slot.memory.subarray(0, length), ObjectKind.packFrame, Buffer.alloc(32), slot.memory);
+  return { blob: Buffer.from(slot.memory.subarray(0, sealedLength)), length, chunks };
+}
+
+test('openFrame: a kept plaintext comes back in memory of its own (moved, not cloned); into a slot only the table crosses; the table names every chunk', async () => {
+  const blocks = Array.from({ length: 8 }, (_, i) => (i % 2 === 0 ? Buffer.alloc(64 * 1024, `block ${i} `) : randomBytes(64 * 1024)));
+  const frame = sealedFrame(blocks);
+  const expected = frame.chunks.map((c) => ({ id: c.id, offset: c.offset, length: c.length }));
+
+  const kept = await pool.openFrame(Buffer.from(frame.blob), { name: 'packs/x@0', rehash: true, keep: true });
+  const plaintext = kept.plaintext as Buffer;
+  assert.equal(kept.length, frame.length);
+  assert.equal(plaintext.length, frame.length);
+  assert.equal(plaintext.buffer.byteLength, frame.length, 'the plaintext owns its memory: nothing else was carried with it');
+  assert.deepEqual(kept.table, expected);
+  kept.table.forEach((c, i) => assert.ok(plaintext.subarray(c.offset, c.offset + c.length).equals(blocks[i] as Buffer), `chunk ${i}`));
+
+  const slot = Buffer.from(new SharedArrayBuffer(frame.length + 4096));
+  const into = await pool.openFrame(Buffer.from(frame.blob), { name: 'packs/x@0', rehash: false, keep: true, into: slot });
+  assert.equal(into.plaintext, null);
+  assert.equal(into.length, frame.length);
+  assert.deepEqual(into.table, expected);
+  into.table.forEach((c, i) => assert.ok(slot.subarray(c.offset, c.offset + c.length).equals(blocks[i] as Buffer), `chunk ${i} in the slot`));
+
+  const damaged = Buffer.from(frame.blob);
+  damaged[damaged.length - 1] = (damaged[damaged.length - 1] as number) ^ 1;
+  await assert.rejects(pool.openFrame(damaged, { name: 'packs/x@0', rehash: false, keep: true }), (error) => isCofferError(error, 'E_CORRUPT_OBJECT'));
 });
 
 test('hash, sealGathered and checkGathered called together answer each call, in any number and size, as the codec does; a corrupt object fails alone', async () => {

@@ -39,6 +39,15 @@ export interface OpenIntoTask {
 /** A problem with one object, as it crosses back from a worker. */
 type WorkerProblem = { code: ErrorCode; message: string; object: string | null };
 
+/**
+ * A frame's table as a worker answers it: every chunk id in one buffer (`ids`), and for each
+ * chunk three numbers in `places`: its id's length, its offset and its length in the frame.
+ */
+export interface WireTable {
+  ids: Uint8Array;
+  places: number[];
+}
+
 /** What a codec worker answers. */
 export type CodecResult =
   | { op: 'hash'; zero: boolean; id: Uint8Array | null }
@@ -52,8 +61,8 @@ export type CodecResult =
   | { op: 'hashSealMany'; results: { zero: boolean; id: Uint8Array | null; sealed: Uint8Array | null }[] }
   | { op: 'cutHashSeal'; lengths: number[]; results: { zero: boolean; id: Uint8Array | null; sealed: Uint8Array | null }[] }
   | { op: 'sealFrame'; length: number }
-  | { op: 'openFrame'; plaintext: Uint8Array | null; length: number; table: { id: Uint8Array; offset: number; length: number }[] }
-  | { op: 'openFrames'; results: ({ length: number; table: { id: Uint8Array; offset: number; length: number }[] } | WorkerProblem)[] }
+  | { op: 'openFrame'; plaintext: Uint8Array | null; length: number; table: WireTable }
+  | { op: 'openFrames'; results: ({ length: number; table: WireTable } | WorkerProblem)[] }
   | { op: 'sha256'; digest: Uint8Array }
   | { op: 'load' }
   | { op: 'error'; code: ErrorCode; message: string; object: string | null };
@@ -347,7 +356,7 @@ export class CodecPool {
   ): Promise<{ plaintext: Buffer | null; length: number; table: { id: Buffer; offset: number; length: number }[] }> {
     const task: CodecTask = { op: 'openFrame', data: blob, name: options.name, rehash: options.rehash, keep: options.keep, into: options.into };
     const result = expect(await this.pool.run(task, owns(blob) ? { transferList: [blob.buffer as ArrayBuffer] } : {}), 'openFrame');
-    return { plaintext: result.plaintext === null ? null : toBuffer(result.plaintext), length: result.length, table: result.table.map((c) => ({ id: toBuffer(c.id), offset: c.offset, length: c.length })) };
+    return { plaintext: result.plaintext === null ? null : toBuffer(result.plaintext), length: result.length, table: tableFromWire(result.table) };
   }
 
   /**
@@ -369,7 +378,7 @@ export class CodecPool {
     return result.results.map((r) =>
       'code' in r
         ? errorOf(r)
-        : { length: r.length, table: r.table.map((c) => ({ id: toBuffer(c.id), offset: c.offset, length: c.length })) },
+        : { length: r.length, table: tableFromWire(r.table) },
     );
   }
 
@@ -434,4 +443,17 @@ function standalone(id: ObjectId): ObjectId {
 
 function toBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** A frame's table from its wire form ({@link WireTable}): each id a view of the one buffer. */
+function tableFromWire(wire: WireTable): { id: Buffer; offset: number; length: number }[] {
+  const ids = toBuffer(wire.ids);
+  const table: { id: Buffer; offset: number; length: number }[] = [];
+  let at = 0;
+  for (let i = 0; i + 2 < wire.places.length; i += 3) {
+    const idLength = wire.places[i] as number;
+    table.push({ id: ids.subarray(at, at + idLength), offset: wire.places[i + 1] as number, length: wire.places[i + 2] as number });
+    at += idLength;
+  }
+  return table;
 }

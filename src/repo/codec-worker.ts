@@ -4,7 +4,7 @@
  * compresses large buffers. Loaded by {@link CodecPool} through piscina; one
  * {@link ObjectCodec} per thread, built from the settings passed as workerData.
  */
-import { workerData } from 'piscina';
+import { Piscina, workerData } from 'piscina';
 import { isCofferError } from '../errors/index.js';
 import { createHash } from 'node:crypto';
 import { ObjectCodec } from './codec.js';
@@ -12,7 +12,8 @@ import { openFrame, sealFrameInPlace } from './frame-codec.js';
 import { blockFingerprint, FINGERPRINT_BYTES, sameFingerprint } from './block-fingerprint.js';
 import { ObjectKind } from './format/envelope.js';
 import { FastCdc } from './fastcdc.js';
-import type { CodecTask, CodecResult } from './codec-pool.js';
+import type { CodecTask, CodecResult, WireTable } from './codec-pool.js';
+import { decodeEnvelopeHeader } from './format/envelope.js';
 import { settingsFromThreadData, type CodecThreadData } from './codec-thread-data.js';
 import { copyBytes } from '../native/index.js';
 
@@ -44,9 +45,31 @@ function hashSealOf(bytes: Buffer, kind: ObjectKind, seal: boolean): { zero: boo
   return { ...hash, sealed: seal && hash.id !== null ? codec().seal(bytes, kind, toBuffer(hash.id)) : null };
 }
 
-/** A frame's table as it crosses back: ids copied out of the plaintext (which may be reused). */
-function tableOf(table: readonly { id: Uint8Array; offset: number; length: number }[]): { id: Uint8Array; offset: number; length: number }[] {
-  return table.map((c) => ({ id: Buffer.from(c.id), offset: c.offset, length: c.length }));
+/**
+ * A frame's table as it crosses back: the ids copied out of the plaintext (which may be
+ * reused) into one buffer of their own, with the offsets and lengths beside them. Posting
+ * a small Buffer clones the whole 8 KiB pool it is a view into: one id Buffer each cost a
+ * clone of that pool per frame.
+ */
+function tableOf(table: readonly { id: Uint8Array; offset: number; length: number }[]): WireTable {
+  const ids = Buffer.allocUnsafeSlow(table.reduce((sum, c) => sum + c.id.length, 0));
+  const places: number[] = [];
+  let at = 0;
+  for (const c of table) {
+    ids.set(c.id, at);
+    at += c.id.length;
+    places.push(c.id.length, c.offset, c.length);
+  }
+  return { ids, places };
+}
+
+/**
+ * A result whose buffers move to the main thread instead of being cloned: piscina transfers
+ * what a "movable" result names (only at the top level of the result).
+ */
+function moving(result: CodecResult, buffers: ArrayBuffer[]): CodecResult {
+  const movable = { [Piscina.transferableSymbol]: buffers, [Piscina.valueSymbol]: result };
+  return Piscina.move(movable as unknown as Parameters<typeof Piscina.move>[0]) as unknown as CodecResult;
 }
 
 /** Runs one task; errors come back as values so their codes survive the thread boundary. */
@@ -139,12 +162,18 @@ export default function run(task: CodecTask): CodecResult {
       case 'sealFrame':
         return { op: 'sealFrame', length: sealFrameInPlace(codec(), task.slot, task.length) };
       case 'openFrame': {
-        const keep = task.keep && task.into === undefined;
-        // Decompressed straight into `into` when given; unless the plaintext itself crosses
-        // back, into the codec's reused buffer otherwise.
-        const into = task.keep ? task.into : undefined;
-        const { plaintext, table } = openFrame(codec(), task.data, task.name, task.rehash, !keep, into);
-        return { op: 'openFrame', plaintext: keep ? plaintext : null, length: plaintext.length, table: tableOf(table) };
+        if (task.keep && task.into === undefined) {
+          // The plaintext crosses back: decoded into memory of its own, which moves (a clone
+          // of a 512 KiB frame cost serve's main thread a memmove of each, 2026-11-28).
+          const own = Buffer.allocUnsafeSlow(decodeEnvelopeHeader(task.data, ObjectKind.packFrame, task.name).plaintextLength);
+          const { plaintext, table } = openFrame(codec(), task.data, task.name, task.rehash, false, own);
+          const wire = tableOf(table);
+          return moving({ op: 'openFrame', plaintext, length: plaintext.length, table: wire }, [own.buffer as ArrayBuffer, wire.ids.buffer as ArrayBuffer]);
+        }
+        // Decompressed straight into `into` when given, into the codec's reused buffer otherwise.
+        const { plaintext, table } = openFrame(codec(), task.data, task.name, task.rehash, task.into === undefined, task.into);
+        const wire = tableOf(table);
+        return moving({ op: 'openFrame', plaintext: null, length: plaintext.length, table: wire }, [wire.ids.buffer as ArrayBuffer]);
       }
       case 'openFrames': {
         // The frames of one span of a pack, read with one ranged read and moved here at once.
