@@ -22,8 +22,9 @@
  * Resolves with the bytes written (`written`, all of them when `skipZeros` is false), those
  * written direct (`direct`) and whether a direct write was refused. Rejects with an Error
  * whose `code` is the errno name (or "EOF" when an input ended before a range did), with
- * `side` ("read" or "write"), `position` (the byte of the input or output where it failed)
- * and `range` (the quadruple's index). Ranges before the failing one were copied.
+ * `side` ("read" or "write"; "memory" when the thread's buffer could not be had), `position`
+ * (the byte of the input or output where it failed) and `range` (the quadruple's index).
+ * Ranges before the failing one were copied.
  *
  * Each pool thread keeps one 2 MiB buffer, aligned and advised for a huge page, for the life
  * of the process (libuv's threads are few and never end): fresh memory is dear in the virtual
@@ -149,7 +150,7 @@ static void copy_execute(napi_env env, void *data) {
   unsigned char *buffer = buffer_of_thread();
   if (buffer == NULL) {
     copy->error = ENOMEM;
-    copy->side = "read";
+    copy->side = "memory";
     return;
   }
   for (size_t r = 0; r < copy->count; r++) {

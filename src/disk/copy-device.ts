@@ -1,4 +1,4 @@
-import { isAllZero, planBlocks, type BlockDevice, type PlannedBlock } from '../blockdev/index.js';
+import { isAllZero, planBlocks, type BlockDevice, type Placement, type PlannedBlock } from '../blockdev/index.js';
 import { forEachLimited, SharedBufferPool } from '../concurrency/index.js';
 import { CofferError } from '../errors/index.js';
 import { fillZeros, type CopyRangesError, type FileRange } from '../native/index.js';
@@ -39,11 +39,18 @@ export async function copyDevice(
   // Blocks the device places in files go file to file on a target that takes them.
   const placed = device.placements !== undefined && target.copyFrom !== undefined && !target.sequential;
 
-  /** Copies the range file to file if the device places all of it so; false when some must be read. */
-  const copyPlaced = async (range: { offset: number; length: number }): Promise<boolean> => {
-    const ranges = await fileRanges(device, range, target.zeroed);
-    if (ranges === null) return false;
-    progress.bytesWritten += await copyRanges(device, target, ranges);
+  /**
+   * Copies the range file to file (`ranges`, from {@link fileRanges}); false when the native
+   * copy could not start (no memory for its buffer): the range is then read and written as
+   * any other.
+   */
+  const copyPlaced = async (range: { offset: number; length: number }, ranges: readonly FileRange[]): Promise<boolean> => {
+    try {
+      progress.bytesWritten += await copyRanges(device, target, ranges);
+    } catch (error) {
+      if ((error as Partial<CopyRangesError>).side === 'memory') return false;
+      throw error;
+    }
     progress.bytesDone += range.length;
     options.onProgress?.({ ...progress });
     return true;
@@ -69,15 +76,18 @@ export async function copyDevice(
         options.onProgress?.({ ...progress });
         return;
       }
-      if (placed && block.action !== 'zero' && (await copyPlaced(block))) {
+      // The run's placements, walked once: the whole run file to file when it can go so,
+      // else block by block, each block file to file when its part of them allows.
+      const placements = placed && block.action !== 'zero' ? await placementsOf(device, block) : undefined;
+      const whole = placements === undefined ? null : fileRanges(placements, block, target.zeroed);
+      if (whole !== null && (await copyPlaced(block, whole))) {
         myWrite();
         return;
       }
-      // A run of placed blocks that holds something to read goes block by block, each block
-      // file to file again when it can.
       for (let offset = block.offset; offset < block.offset + block.length; offset += options.blockSize) {
         const length = Math.min(options.blockSize, block.offset + block.length - offset);
-        if (placed && block.action !== 'zero' && block.length > options.blockSize && (await copyPlaced({ offset, length }))) continue;
+        const part = placements === undefined || block.length <= options.blockSize ? null : fileRanges(placements, { offset, length }, target.zeroed);
+        if (part !== null && (await copyPlaced({ offset, length }, part))) continue;
         const buffer = await buffers.acquire();
         try {
           const data = buffer.subarray(0, length);
@@ -118,16 +128,27 @@ export async function copyDevice(
   return progress;
 }
 
+/** Every placement of the range, in order (the device says where each of its bytes lies). */
+async function placementsOf(device: BlockDevice, range: { offset: number; length: number }): Promise<Placement[]> {
+  const placements: Placement[] = [];
+  for await (const placement of (device.placements as NonNullable<BlockDevice['placements']>)(range.offset, range.length)) placements.push(placement);
+  return placements;
+}
+
 /**
- * The block's data as ranges of open files for {@link DiskTarget.copyFrom}, when the device
- * places every byte of it in a file, or in zeros on a target that starts zeroed; null when
- * some must be read (compressed, from a device that cannot say) or written as zeros: the
- * block is then read and written as before.
+ * The part of `placements` inside `range` as ranges of open files for
+ * {@link DiskTarget.copyFrom}, when every byte of it lies in a file, or in zeros on a target
+ * that starts zeroed; null when some must be read (compressed, from a device that cannot say)
+ * or written as zeros: the range is then read and written as before.
  */
-async function fileRanges(device: BlockDevice, block: { offset: number; length: number }, zeroed: boolean): Promise<FileRange[] | null> {
+function fileRanges(placements: readonly Placement[], range: { offset: number; length: number }, zeroed: boolean): FileRange[] | null {
   const ranges: FileRange[] = [];
-  for await (const placement of (device.placements as NonNullable<BlockDevice['placements']>)(block.offset, block.length)) {
-    if (placement.kind === 'file') ranges.push({ fd: placement.fd, at: placement.at, offset: placement.offset, length: placement.length });
+  const end = range.offset + range.length;
+  for (const placement of placements) {
+    const from = Math.max(placement.offset, range.offset);
+    const to = Math.min(placement.offset + placement.length, end);
+    if (from >= to) continue;
+    if (placement.kind === 'file') ranges.push({ fd: placement.fd, at: placement.at + (from - placement.offset), offset: from, length: to - from });
     else if (placement.kind === 'read' || !zeroed) return null;
   }
   return ranges;
@@ -142,7 +163,7 @@ async function copyRanges(device: BlockDevice, target: DiskTarget, ranges: reado
     return await (target.copyFrom as NonNullable<DiskTarget['copyFrom']>)(ranges);
   } catch (error) {
     const failure = error as Partial<CopyRangesError>;
-    if (failure.side !== 'read') throw error;
+    if (failure.side !== 'read') throw error; // the target's, or the copy's memory
     const name = 'path' in device && typeof device.path === 'string' ? device.path : 'the source disk';
     const subject = { path: name, offset: failure.position ?? 0 };
     if (failure.code === 'EOF') {

@@ -49,9 +49,7 @@ export class ImageFile {
 
   /** Exactly `length` bytes at `offset`, into `into` when given. */
   async readAt(offset: number, length: number, into?: Uint8Array): Promise<Buffer> {
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.size) {
-      throw this.invalid(`needs bytes ${offset}..${offset + length} but the file has ${this.size}`);
-    }
+    this.checkRange(offset, length);
     const target = into === undefined ? Buffer.alloc(length) : Buffer.from(into.buffer, into.byteOffset, length);
     let done = 0;
     while (done < length) {
@@ -77,10 +75,15 @@ export class ImageFile {
    * (a block device's `Placement`): checked as {@link readAt} checks them.
    */
   placeAt(offset: number, length: number): HostPlacement {
+    this.checkRange(offset, length);
+    return { kind: 'file', fd: this.handle.fd, at: offset };
+  }
+
+  /** A range a table of the image points to must lie in the file: `E_IMAGE_INVALID` otherwise (a truncated or corrupt image). */
+  private checkRange(offset: number, length: number): void {
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.size) {
       throw this.invalid(`needs bytes ${offset}..${offset + length} but the file has ${this.size}`);
     }
-    return { kind: 'file', fd: this.handle.fd, at: offset };
   }
 
   /** An `E_IMAGE_INVALID` error about this image. */

@@ -175,7 +175,7 @@ class FileTarget implements DiskTarget {
     try {
       copied = await copyFileRanges(ranges, this.handle.fd, { directFd, skipZeros: this.zeroed });
     } catch (error) {
-      if ((error as CopyRangesError).side === 'read') throw error;
+      if ((error as CopyRangesError).side !== 'write') throw error; // the source's (copy-device.ts says so), or no memory for the copy
       throw translate(this.path, error);
     }
     if (copied.refused) this.direct?.refuse();

@@ -20,12 +20,13 @@ export interface CopiedRanges {
 
 /**
  * A failed {@link copyFileRanges}: `code` is the errno name (`EOF` when an input ended before
- * a range did), `side` says whether reading or writing failed, `position` is the byte of the
- * input (reading) or output (writing) where, `range` the index in the ranges given.
+ * a range did), `side` says whether reading or writing failed (`memory`: the copy's buffer
+ * could not be had, nothing was copied), `position` is the byte of the input (reading) or
+ * output (writing) where, `range` the index in the ranges given.
  */
 export interface CopyRangesError extends Error {
   code: string;
-  side: 'read' | 'write';
+  side: 'read' | 'write' | 'memory';
   position: number;
   range: number;
 }
