@@ -1,4 +1,4 @@
-import { MAX_CHUNKS_PER_FRAME, PACK_DEFAULTS, type RepositoryConfig } from '../repo/index.js';
+import { chunksPerImageFrame, type RepositoryConfig } from '../repo/index.js';
 
 /**
  * The smallest block a disk with change tracking is cut into: QEMU's default dirty bitmap
@@ -34,7 +34,5 @@ export function blockSizeForDisk(config: Pick<RepositoryConfig, 'version' | 'blo
  * the default, whatever it is.
  */
 export function blocksPerFrameFor(config: Pick<RepositoryConfig, 'blockSize'>, blockSizes: readonly number[]): number {
-  const smallest = Math.min(config.blockSize, ...blockSizes);
-  if (smallest >= config.blockSize) return PACK_DEFAULTS.blocksPerFrame;
-  return Math.min(MAX_CHUNKS_PER_FRAME, Math.max(PACK_DEFAULTS.blocksPerFrame, Math.floor(PACK_DEFAULTS.framePlaintext / smallest)));
+  return chunksPerImageFrame(config.blockSize, Math.min(config.blockSize, ...blockSizes));
 }

@@ -4,7 +4,7 @@ import { after, before, test } from 'node:test';
 import { makeTempDir, seededBytes } from '../testing/index.js';
 import type { Backend } from './backend/backend.js';
 import { LocalBackend } from './backend/local-backend.js';
-import { FrameReader } from './frame-reader.js';
+import { FrameReader, frameSlotBytes, imageFrameSlotBytes } from './frame-reader.js';
 import { PackWriter } from './pack-writer.js';
 import { initRepository, openRepository, type Repository } from './repository.js';
 
@@ -85,6 +85,39 @@ for (const onMainThread of [false, true]) {
     assert.ok(new Set(landings).size <= 4, `${new Set(landings).size} read buffers for ${landings.length} frames`);
   });
 }
+
+test('slots smaller than the frames: the first frames open into memory of their own, then the slots grow to the largest frame; every read right, the small slots given back', async () => {
+  const repo = await openRepository(new LocalBackend(root.path), { threads: 2 });
+  repos.push(repo);
+  const small = 64 * 1024; // less than any of these frames (a 256 KiB block and its table)
+  const reader = new FrameReader(repo, 4 * 1024 * 1024, false, small);
+  const target = Buffer.alloc(BLOCK);
+  for (const i of [0, 1, 2]) {
+    await reader.read(entries[i] as Buffer, target);
+    assert.ok(target.equals(block(i).data), `block ${i} reads back from memory of its own`);
+  }
+  assert.equal(reader.budgetBytes, 4 * 1024 * 1024, 'sixty-four slots of 64 KiB, not grown yet');
+  for (let i = 3; i < 12; i++) {
+    await reader.read(entries[i] as Buffer, target);
+    assert.ok(target.equals(block(i).data), `block ${i} reads back`);
+  }
+  const largest = frameSlotBytes(BLOCK);
+  assert.equal(reader.budgetBytes, Math.floor((4 * 1024 * 1024) / largest) * largest, 'grown to slots of the largest frame');
+  assert.equal(reader.allocatedBytes, largest, 'one slot of the new size; the small ones were dropped as their frames left');
+  assert.equal(reader.fetched.frames, 12);
+  await reader.read(entries[11] as Buffer, target);
+  assert.equal(reader.fetched.frames, 12, 'the last frame was kept in the grown slot');
+});
+
+test('an image disk\'s slot holds its frames, not the largest any backup writes: 8 blocks of a 64 KiB repository, 32 of a 64 KiB tracked disk in a 256 KiB one', () => {
+  const KiB = 1024;
+  assert.ok(imageFrameSlotBytes(64 * KiB, 64 * KiB) < 600 * KiB, `${imageFrameSlotBytes(64 * KiB, 64 * KiB)} bytes`);
+  assert.ok(imageFrameSlotBytes(64 * KiB, 64 * KiB) >= 8 * 64 * KiB + 8 * 36 + 8);
+  assert.ok(frameSlotBytes(64 * KiB) > 2 * 1024 * KiB);
+  assert.ok(imageFrameSlotBytes(256 * KiB, 64 * KiB) >= 32 * 64 * KiB + 32 * 36 + 8);
+  assert.ok(imageFrameSlotBytes(256 * KiB, 256 * KiB) >= 8 * 256 * KiB + 8 * 36 + 8);
+  assert.ok(imageFrameSlotBytes(256 * KiB, 256 * KiB) <= frameSlotBytes(256 * KiB));
+});
 
 test('a reader on the main thread keeps decoded frames up to its budget in bytes, the least recent dropped first', async () => {
   const repo = await openRepository(new LocalBackend(root.path), { threads: 2 });

@@ -7,7 +7,7 @@ import { MAX_CHUNKS_PER_FRAME } from './format/pack.js';
 import { chunkInFrame, openFrame } from './frame-codec.js';
 import { FrameSlot } from './frame-slot.js';
 import { packKey } from './layout.js';
-import { PACK_DEFAULTS } from './pack-writer.js';
+import { chunksPerImageFrame, PACK_DEFAULTS } from './pack-writer.js';
 import type { Repository } from './repository.js';
 import { copyBytes, sharedMemory } from '../native/index.js';
 
@@ -21,6 +21,22 @@ import { copyBytes, sharedMemory } from '../native/index.js';
 export function frameSlotBytes(blockSize: number): number {
   return FrameSlot.capacity(MAX_CHUNKS_PER_FRAME, PACK_DEFAULTS.framePlaintext, blockSize);
 }
+
+/**
+ * A slot's bytes for the frames of one image disk cut into `diskBlockSize` blocks in a
+ * repository of `blockSize` blocks: `chunksPerImageFrame` blocks (8 of 64 KiB in a repository
+ * made with `--block-size 64K`: 512 KiB, where {@link frameSlotBytes} makes room for 2 MiB and
+ * a block, so a cache held a quarter of the frames it could). A frame that does not fit (one
+ * holding chunks of another backup: a file backup's, a run with smaller blocks) is opened
+ * into memory of its own; the reader's slots grow to {@link frameSlotBytes} once a few have.
+ */
+export function imageFrameSlotBytes(blockSize: number, diskBlockSize: number): number {
+  const chunks = chunksPerImageFrame(blockSize, diskBlockSize);
+  return FrameSlot.capacity(chunks, Math.min((chunks - 1) * diskBlockSize, PACK_DEFAULTS.framePlaintext), diskBlockSize);
+}
+
+/** Frames too large for a reader's slots after which its slots grow to the largest frame's size. */
+const GROW_AFTER_OVERSIZED = 4;
 
 /**
  * Bytes of decoded frames kept: 12 frames of the default size (2 MiB of blocks, plus a block
@@ -84,13 +100,18 @@ interface CachedFrame {
  */
 export class FrameReader {
   private readonly cache = new Map<string, CachedFrame>();
+  /** Slots not holding a frame, all of {@link slotSize}. */
   private readonly freeSlots: Buffer[] = [];
-  private slotsMade = 0;
-  private readonly maxSlots: number;
+  /** Shared memory of the slots made and not dropped. */
+  private slotBytes = 0;
+  private maxSlots: number;
   /** Main thread: decoded bytes of the frames kept, and their budget. */
   private keptBytes = 0;
   private readonly cacheBytes: number;
-  private readonly slotSize: number;
+  /** The bytes of a slot: the frames expected, until {@link GROW_AFTER_OVERSIZED} larger ones came. */
+  private slotSize: number;
+  private readonly largestSlotSize: number;
+  private oversized = 0;
   /** Shared memory stored frames are read into (allocated as needed); a frame larger than one is read into memory of its own. */
   private readonly landings: SharedBufferPool;
   /** Frames fetched and their stored bytes. */
@@ -103,17 +124,21 @@ export class FrameReader {
    * of small objects whose frames the caller decodes further anyway (file trees,
    * file-trees.ts): a command that reads only those never starts the pool's threads. Such a
    * reader opens each frame into memory of its exact size and keeps up to `cacheBytes` of
-   * them (no slots: those are for frames a worker decodes into shared memory).
+   * them (no slots: those are for frames a worker decodes into shared memory). `slotBytes`:
+   * the frames this reader expects ({@link imageFrameSlotBytes}), by default the largest any
+   * backup writes ({@link frameSlotBytes}).
    */
   constructor(
     private readonly repo: Repository,
     cacheBytes = FRAME_CACHE_BYTES,
     private readonly onMainThread = false,
+    slotBytes?: number,
   ) {
     this.cacheBytes = cacheBytes;
-    this.slotSize = frameSlotBytes(repo.config.blockSize);
+    this.largestSlotSize = frameSlotBytes(repo.config.blockSize);
+    this.slotSize = Math.min(slotBytes ?? this.largestSlotSize, this.largestSlotSize);
     this.maxSlots = Math.max(1, Math.floor(cacheBytes / this.slotSize));
-    this.landings = new SharedBufferPool(this.slotSize + LANDING_MARGIN, LANDINGS, { lazy: true });
+    this.landings = new SharedBufferPool(this.largestSlotSize + LANDING_MARGIN, LANDINGS, { lazy: true });
   }
 
   /** The most shared memory decoded frames may take: whole slots within the budget, at least one. */
@@ -123,7 +148,7 @@ export class FrameReader {
 
   /** Shared memory allocated for decoded frames (at most the cache's budget). */
   get allocatedBytes(): number {
-    return this.slotsMade * this.slotSize;
+    return this.slotBytes;
   }
 
   /** Reads the chunk of a located entry into `target` (exactly its length). */
@@ -236,18 +261,37 @@ export class FrameReader {
     if (this.onMainThread) return undefined;
     const free = this.freeSlots.pop();
     if (free !== undefined) return free;
-    if (this.slotsMade < this.maxSlots) {
-      this.slotsMade += 1;
-      return Buffer.from(sharedMemory(this.slotSize));
-    }
-    for (const pass of unreadToo ? [true, false] : [true]) {
+    for (const pass of unreadToo ? [null, true, false] : [null, true]) {
+      if (pass === null) {
+        if (this.slotBytes + this.slotSize > this.budgetBytes) continue;
+        this.slotBytes += this.slotSize;
+        return Buffer.from(sharedMemory(this.slotSize));
+      }
       for (const [key, cached] of this.cache) {
         if (!this.idle(cached) || cached.slot === undefined || cached.used !== pass) continue;
         this.cache.delete(key);
-        return cached.slot;
+        const slot = cached.slot;
+        cached.slot = undefined;
+        if (slot.length >= this.slotSize) return slot;
+        // A slot of the size before the reader's slots grew: dropped, its memory then counts no more.
+        this.slotBytes -= slot.length;
+        return this.takeSlot(unreadToo);
       }
     }
     return undefined;
+  }
+
+  /**
+   * A frame larger than the slots came: after {@link GROW_AFTER_OVERSIZED} of them the slots
+   * grow to the largest frame's size (as many as the budget holds); free slots of the old size
+   * are dropped at once, those holding frames when their frames leave.
+   */
+  private sawOversized(): void {
+    if (this.slotSize >= this.largestSlotSize || ++this.oversized < GROW_AFTER_OVERSIZED) return;
+    this.slotSize = this.largestSlotSize;
+    this.maxSlots = Math.max(1, Math.floor(this.cacheBytes / this.slotSize));
+    for (const slot of this.freeSlots) this.slotBytes -= slot.length;
+    this.freeSlots.length = 0;
   }
 
   /** Drops the least recent idle frames while more are kept than slots exist (main thread: than their budget in bytes). */
@@ -274,7 +318,8 @@ export class FrameReader {
   }
 
   private release(cached: CachedFrame): void {
-    if (cached.slot !== undefined) this.freeSlots.push(cached.slot);
+    if (cached.slot !== undefined && cached.slot.length >= this.slotSize) this.freeSlots.push(cached.slot);
+    else if (cached.slot !== undefined) this.slotBytes -= cached.slot.length;
     cached.slot = undefined;
   }
 
@@ -295,6 +340,7 @@ export class FrameReader {
     this.fetched.bytes += blob.length;
     const plaintextLength = decodeEnvelopeHeader(blob, ObjectKind.packFrame, name).plaintextLength;
     const into = slot !== undefined && plaintextLength <= slot.length ? slot : undefined;
+    if (slot !== undefined && into === undefined) this.sawOversized();
     // Opened anywhere but a slot, the plaintext may be a view of the bytes read (a frame stored
     // raw, unencrypted): not of a landing buffer, which the next frame reuses.
     const stored = into === undefined && landing !== undefined ? Buffer.from(blob) : blob;

@@ -38,13 +38,13 @@ export { saveSnapshot, listSnapshots, loadSnapshot, deleteSnapshot, refuseLocked
 export { listProtections, protectionOf, protectSnapshot, unprotectSnapshot, type Protection } from './protection.js';
 export * from './retention/index.js';
 export { DiskIndexReader, DiskIndexWriter } from './disk-index.js';
-export { PackWriter, PACK_DEFAULTS } from './pack-writer.js';
+export { chunksPerImageFrame, PackWriter, PACK_DEFAULTS } from './pack-writer.js';
 export { MAX_CHUNKS_PER_FRAME } from './format/pack.js';
 export { ChunkIndex, MAX_SEGMENTS } from './chunk-index.js';
 export { MovedChunks } from './moved-chunks.js';
 export { CurrentPlaces } from './current-places.js';
 export { packRemovalsSince, type PackRemovals } from './pack-removals.js';
-export { FrameReader, type PinnedChunk } from './frame-reader.js';
+export { FrameReader, imageFrameSlotBytes, type PinnedChunk } from './frame-reader.js';
 export { readFrameSpans, type FrameToRead, type OpenedSpanFrame, type FrameSpanOptions, type RemoteReads } from './frame-spans.js';
 export { chunkInFrame } from './frame-codec.js';
 export { ChunksById } from './chunks-by-id.js';

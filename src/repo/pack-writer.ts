@@ -26,6 +26,20 @@ import type { Repository } from './repository.js';
  */
 export const PACK_DEFAULTS = { blocksPerFrame: 8, framePlaintext: 2 * 1024 * 1024, packSize: 8 * 1024 * 1024, uploads: 1, sealingPerThread: 2 } as const;
 
+/**
+ * Chunks per pack frame of an image backup run whose smallest disk block is `smallestBlock` in
+ * a repository of `blockSize` blocks: {@link PACK_DEFAULTS}.blocksPerFrame (8) when every disk
+ * has the repository's block size; else as many as make 2 MiB of the smallest blocks (32 of
+ * 64 KiB), so a tracked disk's frames compress and decode as the others do. A frame also closes
+ * once it holds 2 MiB of chunks.
+ *
+ * @example chunksPerImageFrame(256 * 1024, 64 * 1024) // 32
+ */
+export function chunksPerImageFrame(blockSize: number, smallestBlock: number): number {
+  if (smallestBlock >= blockSize) return PACK_DEFAULTS.blocksPerFrame;
+  return Math.min(MAX_CHUNKS_PER_FRAME, Math.max(PACK_DEFAULTS.blocksPerFrame, Math.floor(PACK_DEFAULTS.framePlaintext / smallestBlock)));
+}
+
 /** What the writer must tell each chunk of a frame once its pack is stored. */
 interface FrameChunkPlace {
   id: Buffer;

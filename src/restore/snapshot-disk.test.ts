@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { backupVm } from '../backup/index.js';
 import { isCofferError } from '../errors/index.js';
-import { decodeLocatedEntry, DiskIndexReader, FrameReader, initRepository, isLocatedEntry, isZeroEntry, LocalBackend, openRepository, packKey, type Repository, type Snapshot } from '../repo/index.js';
+import { decodeLocatedEntry, DiskIndexReader, FrameReader, imageFrameSlotBytes, initRepository, isLocatedEntry, isZeroEntry, LocalBackend, openRepository, packKey, type Repository, type Snapshot } from '../repo/index.js';
 import { openImageSource } from '../source/index.js';
 import { seededBytes, tempFolders } from '../testing/index.js';
 import { NbdBlockDevice, NbdServer } from '../nbd/index.js';
@@ -169,6 +169,11 @@ function reader2SlotBytes(): number {
   return new FrameReader(repo, 1).budgetBytes;
 }
 
+/** One frame slot of a snapshot disk's reader: sized for the disk's own frames. */
+function diskSlotBytes(): number {
+  return imageFrameSlotBytes(repo.config.blockSize, BLOCK);
+}
+
 test('a pack deleted while its handle is kept gives E_MISSING_OBJECT, not the bytes it held', async () => {
   const record = full.disks[0] as Snapshot['disks'][number];
   const first = new SnapshotDisk(repo, full.id, record);
@@ -196,9 +201,9 @@ test('multi-block reads under concurrency with a one-frame cache: the right byte
   // cache of one frame slot that every read competes for. The incremental's frames hold
   // blocks from all over the disk, so a block put in the wrong place or read from another
   // frame's slot gives wrong bytes.
-  const disk = new SnapshotDisk(repo, incremental.id, incremental.disks[0] as Snapshot['disks'][number], { readAhead: true, frameCacheBytes: reader2SlotBytes() });
+  const disk = new SnapshotDisk(repo, incremental.id, incremental.disks[0] as Snapshot['disks'][number], { readAhead: true, frameCacheBytes: diskSlotBytes() });
   try {
-    assert.equal(disk.frameCache.budgetBytes, reader2SlotBytes());
+    assert.equal(disk.frameCache.budgetBytes, diskSlotBytes());
     const blocks = DISK / BLOCK;
     const random = seededBytes(77, 4 * 400);
     const reads = Array.from({ length: 400 }, (_, i) => {
@@ -268,7 +273,7 @@ test('pinned reads under concurrency with a one-frame cache: every view intact u
   // eight later reads have come back (as a reply waits for the socket), then compared byte
   // for byte. A slot handed to another frame while a view still pointed into it would change
   // the bytes under the held reads.
-  const disk = new SnapshotDisk(repo, incremental.id, incremental.disks[0] as Snapshot['disks'][number], { readAhead: true, frameCacheBytes: reader2SlotBytes() });
+  const disk = new SnapshotDisk(repo, incremental.id, incremental.disks[0] as Snapshot['disks'][number], { readAhead: true, frameCacheBytes: diskSlotBytes() });
   try {
     const blocks = DISK / BLOCK;
     const random = seededBytes(78, 4 * 300);
@@ -320,7 +325,7 @@ test('served over NBD with a one-frame cache: many concurrent whole-block and pa
   // Replies of up to 1 MiB straight from the frames (zero-copy), 16 in flight, more than a
   // unix socket's buffer holds: the frames stay pinned while replies wait in the socket's
   // queue, and every other frame meanwhile goes to memory of its own.
-  const disk = new SnapshotDisk(repo, incremental.id, incremental.disks[0] as Snapshot['disks'][number], { readAhead: true, frameCacheBytes: reader2SlotBytes() });
+  const disk = new SnapshotDisk(repo, incremental.id, incremental.disks[0] as Snapshot['disks'][number], { readAhead: true, frameCacheBytes: diskSlotBytes() });
   const socket = join(await tempFolder('coffer-sdisk-nbd'), 's.sock');
   const server = await NbdServer.listen({ socket }, { exports: { disk: { device: disk } } });
   try {

@@ -1,6 +1,6 @@
 import { assertReadInBounds, coalesceExtents, type BlockDevice, type Extent } from '../blockdev/index.js';
 import { CofferError, isCofferError } from '../errors/index.js';
-import { MovedChunks, PACK_DEFAULTS, type PinnedChunk, DiskIndexReader, entryId, FrameReader, isLocatedEntry, isZeroEntry, ObjectKind, type DiskRecord, type Repository } from '../repo/index.js';
+import { MovedChunks, PACK_DEFAULTS, type PinnedChunk, DiskIndexReader, entryId, FrameReader, imageFrameSlotBytes, isLocatedEntry, isZeroEntry, ObjectKind, type DiskRecord, type Repository } from '../repo/index.js';
 
 /** Plaintext blocks kept for small random reads (file browsing): 16 × 256 KiB = 4 MiB. */
 const CACHED_BLOCKS = 16;
@@ -59,7 +59,8 @@ export class SnapshotDisk implements BlockDevice {
   ) {
     this.size = disk.size;
     this.index = new DiskIndexReader(repo, disk);
-    this.frames = new FrameReader(repo, options.frameCacheBytes);
+    // Slots sized for this disk's frames: 8 blocks of a 64 KiB repository's take a quarter of the largest frame's slot.
+    this.frames = new FrameReader(repo, options.frameCacheBytes, false, imageFrameSlotBytes(repo.config.blockSize, disk.blockSize));
   }
 
   /** The decoded frames of a format 2 repository this disk keeps, and what it fetched (figures for tests and benchmarks). */
