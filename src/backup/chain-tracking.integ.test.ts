@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, utimes } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -29,8 +29,8 @@ after(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-async function backup(vm: string, path: string) {
-  const source = await openImageSource(vm, [path]);
+async function backup(vm: string, path: string, options: { imageSnapshot?: string } = {}) {
+  const source = await openImageSource(vm, [path], options);
   try {
     return await backupVm(repo, source);
   } finally {
@@ -68,4 +68,60 @@ test('a chain-aware incremental reads only what the new overlay allocates, and r
   await utimes(base, now, now);
   const fourth = await backup('vm', top);
   assert.ok(fourth.stats.bytesRead > MiB, `read ${fourth.stats.bytesRead}`);
+});
+
+/** The snapshot restored to a raw file, read whole. */
+async function restoredBytes(snapshot: Parameters<typeof restoreSnapshot>[1], name: string): Promise<Buffer> {
+  const to = join(work, `${name}.raw`);
+  await restoreSnapshot(repo, snapshot, { to });
+  return readFile(to);
+}
+
+test('the same qcow2 read at an internal snapshot, then at its current state, then at the snapshot again: each backup reads it all and restores what it read', async () => {
+  const image = join(work, 'snapshots.qcow2');
+  await run('qemu-img', ['create', '-f', 'qcow2', image, '8M']);
+  await run('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0x11 0 1M', image]);
+  await run('qemu-img', ['snapshot', '-c', 'before-upgrade', image]);
+  await run('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0x22 0 1M', image]);
+  const atSnapshot = Buffer.alloc(8 * MiB);
+  atSnapshot.fill(0x11, 0, MiB);
+  const current = Buffer.alloc(8 * MiB);
+  current.fill(0x22, 0, MiB);
+
+  // The file does not change between these three backups: only which state is read does.
+  const first = await backup('snapvm', image, { imageSnapshot: 'before-upgrade' });
+  assert.ok((await restoredBytes(first, 'snap-first')).equals(atSnapshot));
+  const second = await backup('snapvm', image);
+  assert.equal(second.parent, first.id);
+  assert.equal(second.stats.bytesRead, MiB, 'the current state is other content than the snapshot: read again');
+  assert.ok((await restoredBytes(second, 'snap-second')).equals(current), 'the current state, not the snapshot\'s');
+  const third = await backup('snapvm', image, { imageSnapshot: 'before-upgrade' });
+  assert.equal(third.stats.bytesRead, MiB);
+  assert.ok((await restoredBytes(third, 'snap-third')).equals(atSnapshot));
+  // Read at the same snapshot again, nothing has changed: nothing is read.
+  const fourth = await backup('snapvm', image, { imageSnapshot: 'before-upgrade' });
+  assert.equal(fourth.stats.bytesRead, 0);
+});
+
+test('a VMDK whose data lies in a -flat.vmdk extent: a write into the extent alone (the descriptor untouched) is seen by the next backup', async () => {
+  const descriptor = join(work, 'flat.vmdk');
+  await run('qemu-img', ['create', '-f', 'vmdk', '-o', 'subformat=monolithicFlat', descriptor, '4M']);
+  await run('qemu-io', ['-f', 'vmdk', '-c', 'write -P 0x44 1M 256k', descriptor]);
+  const first = await backup('flatvm', descriptor);
+  assert.ok(first.stats.bytesRead >= 256 * KiB);
+  const unchanged = await backup('flatvm', descriptor);
+  assert.equal(unchanged.stats.bytesRead, 0, 'nothing touched: nothing read');
+
+  // A VM (or dd) writing the flat extent as a raw disk never touches the descriptor.
+  const before = await readFile(descriptor);
+  const extent = await open(join(work, 'flat-flat.vmdk'), 'r+');
+  await extent.write(Buffer.alloc(64 * KiB, 0x55), 0, 64 * KiB, 3 * MiB);
+  await extent.close();
+  assert.ok((await readFile(descriptor)).equals(before));
+  const after = await backup('flatvm', descriptor);
+  assert.ok(after.stats.bytesRead >= 64 * KiB, `read ${after.stats.bytesRead}: the extent's change was not seen`);
+  const expected = Buffer.alloc(4 * MiB);
+  expected.fill(0x44, MiB, MiB + 256 * KiB);
+  expected.fill(0x55, 3 * MiB, 3 * MiB + 64 * KiB);
+  assert.ok((await restoredBytes(after, 'flat-after')).equals(expected));
 });

@@ -16,6 +16,14 @@ export interface DiskImage extends BlockDevice {
   readonly details?: Readonly<Record<string, string | number | boolean>>;
   /** Internal snapshots the image holds (qcow2), whichever one is being read. */
   readonly internalSnapshots?: readonly InternalSnapshot[];
+  /** The internal snapshot being read instead of the current state (qcow2 `--image-snapshot`). */
+  readonly snapshotRead?: InternalSnapshot;
+  /**
+   * Every file this image's own bytes are read from, `path` first: a VMDK's descriptor and its
+   * extent files (`-flat.vmdk`, `-s001.vmdk` …). Absent: `path` alone. A backing image's files
+   * are its own.
+   */
+  readonly files?: readonly string[];
 }
 
 /** An internal snapshot of an image (qcow2 `qemu-img snapshot -c`). */

@@ -34,17 +34,25 @@ export async function openImageSource(vm: string, paths: readonly string[], opti
 }
 
 /**
- * The chain's files, top first, with identities that change whenever a file's content can
- * have: device, inode, size, modification and change times (the change time cannot be set
- * back by tools that preserve mtimes). A block device's content changes without any of
- * these, so a chain with a device in it has no layers (and gets no shortcut).
+ * The chain's layers, top first, with identities that change whenever what the layer reads
+ * can have: for each of its files (a VMDK's descriptor and extent files, not the descriptor
+ * alone) device, inode, size, modification and change times (the change time cannot be set
+ * back by tools that preserve mtimes), and the internal snapshot read, if any (the same file
+ * read at another snapshot, or at its current state, is other content). A block device's
+ * content changes without any of these, so a chain with a device in it (even behind a
+ * symbolic link) has no layers (and gets no shortcut).
  */
 async function layersOf(image: DiskImage): Promise<ImageLayer[] | undefined> {
   const layers: ImageLayer[] = [];
   for (let layer: DiskImage | null = image; layer !== null; layer = layer.backing) {
-    const info = await stat(layer.path, { bigint: true });
-    if (!info.isFile()) return undefined;
-    layers.push({ path: layer.path, identity: `${info.dev}:${info.ino}:${info.size}:${info.mtimeNs}:${info.ctimeNs}` });
+    const identities: string[] = [];
+    for (const file of layer.files ?? [layer.path]) {
+      const info = await stat(file, { bigint: true });
+      if (!info.isFile()) return undefined;
+      identities.push(`${info.dev}:${info.ino}:${info.size}:${info.mtimeNs}:${info.ctimeNs}`);
+    }
+    const snapshot = layer.snapshotRead === undefined ? '' : `@snapshot:${JSON.stringify([layer.snapshotRead.id, layer.snapshotRead.name, layer.snapshotRead.date])}`;
+    layers.push({ path: layer.path, identity: identities.join('+') + snapshot });
   }
   return layers;
 }

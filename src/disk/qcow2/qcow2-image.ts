@@ -46,6 +46,7 @@ export async function openQcow2(file: ImageFile, openBacking: BackingOpener, opt
   const header = await readQcow2Header(file);
   const snapshots = await readQcow2Snapshots(file, header.snapshotsOffset, header.snapshotCount);
   let view = { l1TableOffset: header.l1TableOffset, l1Size: header.l1Size, size: header.size };
+  let snapshotRead: InternalSnapshot | undefined;
   if (options.snapshot !== undefined) {
     const chosen = snapshots.find((s) => s.name === options.snapshot) ?? snapshots.find((s) => s.id === options.snapshot);
     if (chosen === undefined) {
@@ -54,6 +55,7 @@ export async function openQcow2(file: ImageFile, openBacking: BackingOpener, opt
       });
     }
     view = { l1TableOffset: chosen.l1TableOffset, l1Size: chosen.l1Size, size: chosen.diskSize ?? header.size };
+    snapshotRead = { id: chosen.id, name: chosen.name, date: chosen.date, size: chosen.diskSize };
     const l2Entries = header.clusterSize / (header.extendedL2 ? 16 : 8);
     if (view.l1Size < Math.ceil(view.size / (header.clusterSize * l2Entries)) || view.l1Size * 8 > 32 * 1024 * 1024) {
       throw file.invalid(`the L1 table of snapshot ${chosen.name} does not cover its disk`);
@@ -64,7 +66,7 @@ export async function openQcow2(file: ImageFile, openBacking: BackingOpener, opt
   const backing = header.backingFile === null ? null : await openBacking(header.backingFile, file.path);
   const internalSnapshots = snapshots.map((s) => ({ id: s.id, name: s.name, date: s.date, size: s.diskSize }));
   const bitmaps = await readQcow2Bitmaps(file, header.bitmapDirectory, header.bitmapCount);
-  return new Qcow2Image(file, { ...header, size: view.size }, l1, backing, internalSnapshots, bitmaps);
+  return new Qcow2Image(file, { ...header, size: view.size }, l1, backing, internalSnapshots, bitmaps, snapshotRead);
 }
 
 /**
@@ -94,6 +96,7 @@ class Qcow2Image implements DiskImage {
     readonly backing: DiskImage | null,
     readonly internalSnapshots: readonly InternalSnapshot[],
     private readonly bitmaps: readonly Qcow2Bitmap[],
+    readonly snapshotRead?: InternalSnapshot,
   ) {
     this.size = header.size;
     this.clusterSize = header.clusterSize;

@@ -123,6 +123,16 @@ export class VmdkImage implements DiskImage {
     return this.file.path;
   }
 
+  /** The descriptor's file (or the monolithic file), then each extent file once, in order. */
+  get files(): readonly string[] {
+    const paths = [this.file.path];
+    for (const piece of this.pieces) {
+      const path = piece.kind === 'flat' ? piece.file.path : piece.kind === 'sparse' ? piece.extent.file.path : undefined;
+      if (path !== undefined && !paths.includes(path)) paths.push(path);
+    }
+    return paths;
+  }
+
   /**
    * Fills segments as they are mapped, several at once (so compressed grains inflate in
    * parallel on the thread pool; see segments.ts).
