@@ -31,7 +31,10 @@ export async function openVmSource(request: VmBackupRequest, how: { parent: Snap
     if (ranges.length > 0 && ranges.length !== source.images.length) {
       throw new CofferError('E_USAGE', `VM ${request.vm}: give one changed-ranges list per disk, in the same order (${source.images.length} disk(s), ${ranges.length} list(s))`);
     }
-    const images = await openImageSource(request.vm, [...source.images], source.imageSnapshot === undefined ? {} : { imageSnapshot: source.imageSnapshot });
+    const images = await openImageSource(request.vm, [...source.images], {
+      ...(source.imageSnapshot === undefined ? {} : { imageSnapshot: source.imageSnapshot }),
+      ...(source.sourceFormat === undefined ? {} : { format: source.sourceFormat }),
+    });
     return { source: await withRanges(images, ranges), skipped: [] };
   }
   if ('agent' in source) throw new CofferError('E_USAGE', `VM ${request.vm}: its files are backed up by the agent ${source.agent} (coffer agent), not by this process`);

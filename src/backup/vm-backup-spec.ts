@@ -6,6 +6,7 @@
  */
 import type { Backend, ChangeTrackingRecord, ConsistencyRecord, LeaseInfo, Repository } from '../repo/index.js';
 import type { Bottleneck, TimeBreakdown } from './backup-meter.js';
+import type { DiskFormat } from '../disk/index.js';
 
 /** Shell commands run just before and just after a running VM's capture (capture-hook.ts). */
 export interface CaptureHookCommands {
@@ -19,11 +20,12 @@ export interface CaptureHookCommands {
 export type VmBackupSource =
   /**
    * Disk image files or block devices, any format Coffer reads; `imageSnapshot` reads qcow2
-   * internal snapshots. `changedRanges`: one list per image, in order (a file or an NBD
+   * internal snapshots; `sourceFormat` reads every image as that format, not probed (`raw`
+   * for raw disks and volumes whose guests could write an image header at their start). `changedRanges`: one list per image, in order (a file or an NBD
    * dirty-bitmap URI, changed-ranges-input.ts in source/), of what changed since the parent
    * (the request's `base`, else the VM's latest snapshot): only those ranges are read.
    */
-  | { readonly images: readonly string[]; readonly imageSnapshot?: string; readonly changedRanges?: readonly string[] }
+  | { readonly images: readonly string[]; readonly imageSnapshot?: string; readonly sourceFormat?: DiskFormat; readonly changedRanges?: readonly string[] }
   /**
    * A running QEMU VM's monitor socket (or `HOST:PORT`); its guest agent socket for freezing
    * (default: the one QEMU's `org.qemu.guest_agent.0` port leads to), `freeze: false` not to

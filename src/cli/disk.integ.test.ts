@@ -141,3 +141,27 @@ test('backup then restore to every output format: qemu-img compare (and check) p
     assert.equal(compare.code, 0, `${output.format}: ${compare.stdout}${compare.stderr}`);
   }
 });
+
+test('--source-format raw keeps a raw disk whose guest wrote a qcow2 header raw, for disk info and for a backup; an unknown format is a usage error', async () => {
+  const secret = join(work, 'host-secret.raw');
+  await runTool('qemu-img', ['create', '-f', 'raw', secret, '1M']);
+  await runTool('qemu-io', ['-f', 'raw', '-c', 'write -P 0x77 0 1M', secret]);
+  // What a guest can write in the first sector of its raw disk: a qcow2 header naming a host file.
+  const disk = join(work, 'guest-raw-disk.img');
+  await runTool('qemu-img', ['create', '-f', 'qcow2', '-b', secret, '-F', 'raw', disk, '1M']);
+
+  const info = await cofferJson<InfoJson>(['disk', 'info', '--json', '--source-format', 'raw', disk]);
+  assert.equal(info.format, 'raw');
+  assert.deepEqual(info.chain, [], 'no backing chain: the host file the header names is not opened');
+
+  const env = { COFFER_PASSWORD: 'source-format' };
+  const repo = join(work, 'source-format-repo');
+  assertExit(await coffer(['init', '-r', repo], { env }), 0);
+  assertExit(await coffer(['backup', '-r', repo, '--vm', 'rawvm', '--source-format', 'raw', disk], { env }), 0);
+  const restored = join(work, 'source-format-restored.raw');
+  assertExit(await coffer(['restore', '-r', repo, 'rawvm:latest', '--to', restored], { env }), 0);
+  await assertSameBytes(restored, disk, 'the raw disk, header and all');
+
+  assertExit(await coffer(['disk', 'info', '--source-format', 'qcow3', disk]), 2);
+  assertExit(await coffer(['backup', '-r', repo, '--vm', 'rawvm', '--source-format', 'vhd', disk], { env }), 2);
+});

@@ -73,6 +73,7 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--time <iso8601>', 'record this capture time instead of now')
     .option('--host <name>', 'record this hostname instead of this machine\'s (with --files: the name file snapshots are grouped under)')
     .option('--image-snapshot <name>', 'read each image at this internal snapshot (qcow2 qemu-img snapshot -c)')
+    .option('--source-format <format>', 'read each image as this format (raw, qcow2, vmdk, vpc, vhdx) instead of the one its content shows: raw for raw disks and volumes, whose guests could write an image header at their start')
     .option('--changed-ranges <file>', 'what changed since --base, per disk in order: a JSON file ([[offset, length], ...] or qemu-img map --output=json of a delta), or an NBD URI with bitmap=NAME for a qemu:dirty-bitmap context (repeatable)', collect)
     .option('--base <snapshot>', 'the snapshot the changed ranges are relative to (blocks outside them are taken from it unread)')
     .option('--verify-unchanged <percent>', 'hash this share of the blocks said to be unchanged and compare with the parent; any mismatch means a full read')
@@ -410,6 +411,7 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--format <format>', 'convert: the format to write, raw (default), qcow2, vhd, vhd-fixed, vhdx, vmdk (streamOptimized) or vmdk-sparse')
     .option('--overwrite', 'convert: replace an existing output file')
     .option('--image-snapshot <name>', 'read the image at this internal snapshot (qcow2)')
+    .option('--source-format <format>', 'read the image as this format (raw, qcow2, vmdk, vpc, vhdx) instead of the one its content shows')
     .option('--json', 'machine-readable output')
     .action((action: string, image: string, output: string | undefined, _options, command: Command) =>
       run(async () => (await import('./commands/disk.js')).diskCommand(action, image, output, command.opts(), context))(),

@@ -36,15 +36,27 @@ export interface InternalSnapshot {
   size: number | null;
 }
 
+/** The formats, as `--source-format` and a qcow2's backing format name them. */
+export const DISK_FORMATS: readonly DiskFormat[] = ['raw', 'qcow2', 'vmdk', 'vpc', 'vhdx'];
+
 /** How to open an image. */
 export interface OpenImageOptions {
   /** Read this internal snapshot (name or id) instead of the current state (qcow2 only). */
   snapshot?: string;
+  /**
+   * The image's format, not probed from its content: `raw` for a raw disk or logical volume
+   * whose guest may have written what looks like an image header at its start (a guest must
+   * not make Coffer open host files as its backing chain); any other is checked against the
+   * content.
+   */
+  format?: DiskFormat;
 }
 
 /**
- * Opens a backing image named by another image, resolved relative to that image's folder.
- * Passed down to format readers so any format can back any other without the readers
- * importing each other; it bounds the chain depth and refuses cycles.
+ * Opens a backing image named by another image, resolved relative to that image's folder, in
+ * `format` when the naming image records it (a qcow2's backing format; a VMDK, VHD or VHDX
+ * parent is of its child's format), else probed from its content. Passed down to format
+ * readers so any format can back any other without the readers importing each other; it
+ * bounds the chain depth and refuses cycles.
  */
-export type BackingOpener = (reference: string, from: string) => Promise<DiskImage>;
+export type BackingOpener = (reference: string, from: string, format?: DiskFormat) => Promise<DiskImage>;

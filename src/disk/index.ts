@@ -10,6 +10,7 @@ export { openDiskImage, MAX_CHAIN_DEPTH } from './open-image.js';
 export { detectFormat } from './detect.js';
 export { ImageFile } from './image-file.js';
 export type { DiskImage, DiskFormat, BackingOpener, InternalSnapshot, OpenImageOptions } from './disk-image.js';
+export { DISK_FORMATS } from './disk-image.js';
 export { openRawTarget, type DiskTarget } from './raw-target.js';
 export { AlignedBuffers, takesDirectWrites } from './direct-writes.js';
 export { DirectAppender } from './direct-appender.js';

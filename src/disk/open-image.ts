@@ -1,6 +1,6 @@
 import { realpath } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { CofferError } from '../errors/index.js';
+import { CofferError, isCofferError } from '../errors/index.js';
 import { detectFormat } from './detect.js';
 import type { BackingOpener, DiskFormat, DiskImage, OpenImageOptions } from './disk-image.js';
 import { ImageFile } from './image-file.js';
@@ -24,22 +24,23 @@ const READERS: Partial<Record<DiskFormat, () => Promise<FormatReader>>> = {
 };
 
 /**
- * Opens any supported disk image by its content (see detect.ts), with its backing chain.
- * A chain deeper than {@link MAX_CHAIN_DEPTH} or one that loops back on itself is
- * `E_IMAGE_INVALID`; a format Coffer does not read yet is `E_UNSUPPORTED_FORMAT`.
+ * Opens any supported disk image by its content (see detect.ts), or as `options.format`, with
+ * its backing chain. A chain deeper than {@link MAX_CHAIN_DEPTH} or one that loops back on
+ * itself is `E_IMAGE_INVALID`; a format Coffer does not read yet is `E_UNSUPPORTED_FORMAT`; a
+ * backing file that cannot be opened is `E_SOURCE_UNREADABLE` naming the image that needs it.
  */
 export async function openDiskImage(path: string, options: OpenImageOptions = {}): Promise<DiskImage> {
-  return openInChain(path, [], options);
+  return openInChain(path, [], options, null);
 }
 
-async function openInChain(path: string, chain: readonly string[], options: OpenImageOptions): Promise<DiskImage> {
-  const file = await ImageFile.open(path);
+async function openInChain(path: string, chain: readonly string[], options: OpenImageOptions, backingOf: string | null): Promise<DiskImage> {
+  const file = await openImageFile(path, backingOf);
   let real: string;
   try {
     real = await realpath(path);
     if (chain.includes(real)) throw file.invalid(`its backing chain loops back to ${real}`);
     if (chain.length >= MAX_CHAIN_DEPTH) throw file.invalid(`its backing chain is deeper than ${MAX_CHAIN_DEPTH} images`);
-    const format = await detectFormat(file);
+    const format = await formatOf(file, options.format, backingOf);
     if (options.snapshot !== undefined && format !== 'qcow2') throw file.unsupported(`an internal snapshot of a ${format} image (only qcow2 has them)`);
     if (format === 'raw') {
       await file.close();
@@ -48,12 +49,35 @@ async function openInChain(path: string, chain: readonly string[], options: Open
     const loadReader = READERS[format];
     if (loadReader === undefined) throw file.unsupported(`the ${format} format`);
     const reader = await loadReader();
-    const openBacking: BackingOpener = (reference, from) => openInChain(resolveReference(reference, from), [...chain, real], {});
+    const openBacking: BackingOpener = (reference, from, backingFormat) =>
+      openInChain(resolveReference(reference, from), [...chain, real], backingFormat === undefined ? {} : { format: backingFormat }, from);
     return await reader(file, openBacking, options);
   } catch (error) {
     await file.close();
     throw error;
   }
+}
+
+/** The image's file; a backing file that cannot be opened says which image needs it. */
+async function openImageFile(path: string, backingOf: string | null): Promise<ImageFile> {
+  try {
+    return await ImageFile.open(path);
+  } catch (error) {
+    if (backingOf === null || !isCofferError(error, 'E_SOURCE_UNREADABLE')) throw error;
+    throw new CofferError('E_SOURCE_UNREADABLE', `${backingOf} is layered on ${path}, which cannot be opened: ${error.message}`, { subject: { path }, cause: error });
+  }
+}
+
+/**
+ * The format to read `file` as: `wanted` when given (raw whatever the content; another format
+ * only if the content is of it), else the format its content shows.
+ */
+async function formatOf(file: ImageFile, wanted: DiskFormat | undefined, backingOf: string | null): Promise<DiskFormat> {
+  if (wanted === 'raw') return 'raw';
+  const detected = await detectFormat(file);
+  if (wanted === undefined || wanted === detected) return detected;
+  const why = backingOf === null ? 'as asked' : `as ${backingOf} records its backing file`;
+  throw file.invalid(`it should be a ${wanted} image (${why}), but its content is ${detected === 'raw' ? 'no image format Coffer knows' : `a ${detected} image's`}`);
 }
 
 /** A backing file name as an image stores it: absolute, or relative to the image's folder. */

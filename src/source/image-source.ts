@@ -1,18 +1,23 @@
 import { stat } from 'node:fs/promises';
-import { openDiskImage, type DiskImage } from '../disk/index.js';
+import { openDiskImage, type DiskFormat, type DiskImage } from '../disk/index.js';
 import type { ImageLayer, SourceDisk, VmSource } from './vm-source.js';
 
 /**
  * A VM given as disk image files or block devices, each in any format Coffer reads (detected
  * by content; a chain is given by its top image). Disks are named `disk0`, `disk1` … in the
  * order given, so the same command line matches the same disks across snapshots. With
- * `imageSnapshot`, each image is read at that internal snapshot (qcow2). No definition.
+ * `imageSnapshot`, each image is read at that internal snapshot (qcow2); with `format`, each is
+ * read as that format instead of the one its content shows (`raw`: a raw disk whose guest
+ * wrote an image header at its start is still a raw disk). No definition.
  */
-export async function openImageSource(vm: string, paths: readonly string[], options: { imageSnapshot?: string } = {}): Promise<VmSource> {
+export async function openImageSource(vm: string, paths: readonly string[], options: { imageSnapshot?: string; format?: DiskFormat } = {}): Promise<VmSource> {
   const disks: SourceDisk[] = [];
   try {
     for (const [i, path] of paths.entries()) {
-      const image = await openDiskImage(path, options.imageSnapshot === undefined ? {} : { snapshot: options.imageSnapshot });
+      const image = await openDiskImage(path, {
+        ...(options.imageSnapshot === undefined ? {} : { snapshot: options.imageSnapshot }),
+        ...(options.format === undefined ? {} : { format: options.format }),
+      });
       const layers = await layersOf(image);
       disks.push({ name: `disk${i}`, format: image.format, location: path, device: image, ...(layers ? { layers } : {}) });
     }

@@ -4,6 +4,7 @@ import { cacheDirectoryOf } from '../../repo/index.js';
 import { openFromOptions, type CommandContext, type RepositoryOptions } from '../context.js';
 import { formatBytes, formatDuration } from '../format.js';
 import { ProgressReporter } from '../progress.js';
+import { parseSourceFormat } from '../source-format.js';
 import { consistencyLabel } from './snapshots.js';
 import type { FileBackupCommandOptions } from './backup-files.js';
 
@@ -15,6 +16,7 @@ export interface BackupCommandOptions extends RepositoryOptions, FileBackupComma
   time?: string;
   host?: string;
   imageSnapshot?: string;
+  sourceFormat?: string;
   qemu?: string;
   libvirt?: string;
   connect?: string;
@@ -36,7 +38,7 @@ const NAME = /^[^\u0000-\u001f\u007f]{1,200}$/;
 /** `coffer backup --vm NAME DISK...`: one snapshot of the VM's disks (or, with `--files` or `--stdin`, of files). */
 export async function backupCommand(disks: string[], options: BackupCommandOptions, context: CommandContext): Promise<number> {
   if (options.files === true || options.stdin === true) {
-    const imageOnly = (['vm', 'qemu', 'libvirt', 'imageSnapshot', 'changedRanges', 'preCapture', 'postCapture', 'guestAgent', 'verifyUnchanged'] as const).find((key) => options[key] !== undefined);
+    const imageOnly = (['vm', 'qemu', 'libvirt', 'imageSnapshot', 'sourceFormat', 'changedRanges', 'preCapture', 'postCapture', 'guestAgent', 'verifyUnchanged'] as const).find((key) => options[key] !== undefined);
     if (imageOnly !== undefined) throw new CofferError('E_USAGE', `--${imageOnly.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} is about VM disks: it does not go with --files or --stdin`);
     return (await import('./backup-files.js')).backupFilesCommand(disks, options, context);
   }
@@ -47,6 +49,7 @@ export async function backupCommand(disks: string[], options: BackupCommandOptio
   if (vm === undefined || !NAME.test(vm)) throw new CofferError('E_USAGE', '--vm NAME is required (1 to 200 printable characters)');
   if (options.qemu !== undefined && disks.length > 0) throw new CofferError('E_USAGE', '--qemu backs up the disks of the running VM: name no disk images with it');
   if (options.qemu !== undefined && options.imageSnapshot !== undefined) throw new CofferError('E_USAGE', '--image-snapshot applies to image files, not to --qemu');
+  if (options.qemu !== undefined && options.sourceFormat !== undefined) throw new CofferError('E_USAGE', '--source-format applies to image files, not to --qemu');
   if (options.qemu === undefined && options.libvirt === undefined && disks.length === 0) throw new CofferError('E_USAGE', 'name at least one disk image or block device to back up (or --qemu QMP_SOCKET for a running VM)');
   const tags = options.tag ?? [];
   const badTag = tags.find((tag) => !NAME.test(tag));
@@ -179,7 +182,12 @@ function sourceOf(disks: string[], options: BackupCommandOptions): VmBackupSourc
     };
   }
   const ranges = options.changedRanges ?? [];
-  return { images: disks, ...(options.imageSnapshot !== undefined ? { imageSnapshot: options.imageSnapshot } : {}), ...(ranges.length > 0 ? { changedRanges: ranges } : {}) };
+  return {
+    images: disks,
+    ...(options.imageSnapshot !== undefined ? { imageSnapshot: options.imageSnapshot } : {}),
+    ...(options.sourceFormat !== undefined ? { sourceFormat: parseSourceFormat(options.sourceFormat) } : {}),
+    ...(ranges.length > 0 ? { changedRanges: ranges } : {}),
+  };
 }
 
 /** `--libvirt` excludes disk images, `--qemu` and the image options; `--connect` needs it. */
@@ -190,6 +198,7 @@ function checkLibvirtOptions(disks: string[], options: BackupCommandOptions): vo
   if (options.qemu !== undefined) throw new CofferError('E_USAGE', '--libvirt and --qemu are two ways to reach a running VM: give one');
   if (disks.length > 0) throw new CofferError('E_USAGE', '--libvirt backs up the disks of the running domain: name no disk images with it');
   if (options.imageSnapshot !== undefined) throw new CofferError('E_USAGE', '--image-snapshot applies to image files, not to --libvirt');
+  if (options.sourceFormat !== undefined) throw new CofferError('E_USAGE', '--source-format applies to image files, not to --libvirt');
   if ((options.changedRanges ?? []).length > 0) throw new CofferError('E_USAGE', '--changed-ranges applies to disk images, not to --libvirt (libvirt checkpoints track changes)');
 }
 

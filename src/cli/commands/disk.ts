@@ -3,6 +3,7 @@ import type { Extent } from '../../blockdev/index.js';
 import { copyDevice, openDiskImage, openDiskTarget, TARGET_FORMATS, type DiskImage, type TargetFormat } from '../../disk/index.js';
 import { CofferError } from '../../errors/index.js';
 import type { CommandContext } from '../context.js';
+import { parseSourceFormat } from '../source-format.js';
 import { formatBytes, formatTable } from '../format.js';
 
 /** Options of `coffer disk`. */
@@ -11,6 +12,7 @@ export interface DiskCommandOptions {
   format?: string;
   overwrite?: boolean;
   imageSnapshot?: string;
+  sourceFormat?: string;
 }
 
 /**
@@ -30,7 +32,10 @@ export async function diskCommand(action: string, path: string, output: string |
   if (action === 'convert' && output === undefined) throw new CofferError('E_USAGE', 'disk convert needs an input and an output: coffer disk convert IN OUT --format FMT');
   const format = options.format ?? 'raw';
   if (!(TARGET_FORMATS as readonly string[]).includes(format)) throw new CofferError('E_USAGE', `--format ${format}: choose one of ${TARGET_FORMATS.join(', ')}`);
-  const image = await openDiskImage(path, options.imageSnapshot === undefined ? {} : { snapshot: options.imageSnapshot });
+  const image = await openDiskImage(path, {
+    ...(options.imageSnapshot === undefined ? {} : { snapshot: options.imageSnapshot }),
+    ...(options.sourceFormat === undefined ? {} : { format: parseSourceFormat(options.sourceFormat) }),
+  });
   try {
     if (action === 'info') await info(image, options, context);
     else if (action === 'map') await map(image, options, context);

@@ -3,7 +3,7 @@ import { assertReadInBounds, type Extent, type Placement } from '../../blockdev/
 import { CofferError } from '../../errors/index.js';
 import { fillZeros } from '../../native/index.js';
 import { backingPlacements, readFromBacking } from '../backing.js';
-import type { BackingOpener, DiskImage, InternalSnapshot, OpenImageOptions } from '../disk-image.js';
+import { DISK_FORMATS, type BackingOpener, type DiskFormat, type DiskImage, type InternalSnapshot, type OpenImageOptions } from '../disk-image.js';
 import type { ImageFile } from '../image-file.js';
 import { fillSegments, segmentExtents, unitSegments, type SegmentKind } from '../segments.js';
 import { ClusterDecompressor, type DecompressPiece } from './cluster-decompressor.js';
@@ -63,10 +63,24 @@ export async function openQcow2(file: ImageFile, openBacking: BackingOpener, opt
     if (view.l1Size > 0 && view.l1TableOffset % header.clusterSize !== 0) throw file.invalid(`the L1 table of snapshot ${chosen.name} is misaligned`);
   }
   const l1 = await file.readAt(view.l1TableOffset, view.l1Size * 8);
-  const backing = header.backingFile === null ? null : await openBacking(header.backingFile, file.path);
+  const backing = header.backingFile === null ? null : await openBacking(header.backingFile, file.path, backingFormatOf(file, header.backingFormat));
   const internalSnapshots = snapshots.map((s) => ({ id: s.id, name: s.name, date: s.date, size: s.diskSize }));
   const bitmaps = await readQcow2Bitmaps(file, header.bitmapDirectory, header.bitmapCount);
   return new Qcow2Image(file, { ...header, size: view.size }, l1, backing, internalSnapshots, bitmaps, snapshotRead);
+}
+
+/**
+ * The format a qcow2 records for its backing file (the backing format header extension,
+ * `qemu-img create -F`), which is then not probed: a raw backing file whose guest wrote an
+ * image header at its start stays raw, as QEMU reads it. None recorded: probed, as QEMU did
+ * for images made before the extension. A format Coffer does not read is
+ * `E_UNSUPPORTED_FORMAT`.
+ */
+function backingFormatOf(file: ImageFile, recorded: string | null): DiskFormat | undefined {
+  if (recorded === null) return undefined;
+  const known = DISK_FORMATS.find((format) => format === recorded);
+  if (known === undefined) throw file.unsupported(`a backing file in the ${JSON.stringify(recorded)} format`);
+  return known;
 }
 
 /**

@@ -52,7 +52,7 @@ export async function openVhdParent(file: ImageFile, options: { header: VhdDynam
   const candidates = parentCandidates(file.path, { header, locatorData });
   if (candidates.length === 0) throw file.invalid('VHD differencing disk names no parent (no usable parent locator and no parent name)');
   const found = await findParent(file.path, candidates, 'VHD differencing disk');
-  const parent = await openBacking(found, file.path);
+  const parent = await openBacking(found, file.path, 'vpc');
   const parentId = parent instanceof SparseVhd || parent instanceof FixedVhd ? parent.footer.uniqueId : null;
   if (parentId !== null && parentId !== header.parentUniqueId) {
     await parent.close();

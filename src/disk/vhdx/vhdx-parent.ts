@@ -46,7 +46,7 @@ export async function openVhdxParent(
   const candidates = vhdxParentCandidates(file.path, locator);
   if (candidates.length === 0) throw file.invalid('VHDX differencing disk names no parent path (no relative_path or absolute_win32_path)');
   const found = await findParent(file.path, candidates, 'VHDX differencing disk');
-  const parent = await openBacking(found, file.path);
+  const parent = await openBacking(found, file.path, 'vhdx');
   const actual = dataWriteGuidOf(parent);
   const accepted = [linkage, locator.get('parent_linkage2')].filter((v): v is string => v !== undefined).map(normalizeLinkage);
   if (actual !== null && !accepted.includes(actual)) {

@@ -74,7 +74,7 @@ async function openParent(file: ImageFile, descriptor: VmdkDescriptor | null, op
     if (descriptor.parentCid !== null) throw file.invalid(`the descriptor has parentCID ${hex(descriptor.parentCid)} but no parentFileNameHint to find the parent by`);
     return null;
   }
-  const parent = await openBacking(hint, file.path);
+  const parent = await openBacking(hint, file.path, 'vmdk');
   if (parent instanceof VmdkImage && parent.cid !== null && parent.cid !== descriptor.parentCid) {
     await parent.close();
     throw file.invalid(`its parent ${parent.path} has CID ${hex(parent.cid)}, not the parentCID ${descriptor.parentCid === null ? 'ffffffff' : hex(descriptor.parentCid)} it was made from`);
