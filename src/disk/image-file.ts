@@ -79,6 +79,51 @@ export class ImageFile {
     return { kind: 'file', fd: this.handle.fd, at: offset };
   }
 
+  /**
+   * Where the file holds data in `[at, at + length)` and where it has holes (which read as
+   * zeros), from SEEK_DATA/SEEK_HOLE: a thin-provisioned flat extent is mostly holes, and
+   * they need no reading. Without SEEK_DATA (a device, a file system that lacks it) the range
+   * is one data run. A hole running to the end of a file that shrank since it was opened is
+   * `E_SOURCE_SHRUNK`, not zeros.
+   */
+  async *dataRuns(at: number, length: number): AsyncIterable<{ at: number; length: number; data: boolean }> {
+    this.checkRange(at, length);
+    const end = at + length;
+    let position = at;
+    while (position < end) {
+      let dataStart: number;
+      let dataEnd: number;
+      try {
+        dataStart = syscalls.seekData(this.handle.fd, position);
+        dataEnd = dataStart < 0 ? end : syscalls.seekHole(this.handle.fd, dataStart);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code !== 'EINVAL' && code !== 'ESPIPE') {
+          throw new CofferError('E_SOURCE_UNREADABLE', `cannot map ${this.path} at byte ${position}: ${(error as Error).message}`, { subject: { path: this.path, offset: position }, cause: error });
+        }
+        yield { at: position, length: end - position, data: true };
+        return;
+      }
+      if (dataStart < 0 || dataStart >= end) {
+        if (dataStart < 0) await this.assertNotShrunk(end);
+        yield { at: position, length: end - position, data: false };
+        return;
+      }
+      if (dataStart > position) yield { at: position, length: dataStart - position, data: false };
+      const stop = Math.min(Math.max(dataEnd, dataStart), end);
+      if (stop > dataStart) yield { at: dataStart, length: stop - dataStart, data: true };
+      position = Math.max(stop, dataStart + 1);
+    }
+  }
+
+  /** No data found past a point: the file must still reach `end` (a shrunk file's lost tail is no hole). */
+  private async assertNotShrunk(end: number): Promise<void> {
+    const info = await this.handle.stat();
+    if (info.isFile() && info.size < end) {
+      throw new CofferError('E_SOURCE_SHRUNK', `${this.path} shrank from ${this.size} to ${info.size} bytes while it was read`, { subject: { path: this.path, offset: info.size } });
+    }
+  }
+
   /** A range a table of the image points to must lie in the file: `E_IMAGE_INVALID` otherwise (a truncated or corrupt image). */
   private checkRange(offset: number, length: number): void {
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.size) {

@@ -209,7 +209,12 @@ export class VmdkImage implements DiskImage {
       if (piece.kind === 'zero') {
         yield { offset: start, length: end - start, source: 'zero' };
       } else if (piece.kind === 'flat') {
-        yield { offset: start, length: end - start, source: 'data', file: piece.file, host: piece.base + (start - piece.start) };
+        // A thin flat extent's holes are zeros of this layer: mapped as such, never read.
+        const host = piece.base + (start - piece.start);
+        for await (const run of piece.file.dataRuns(host, end - start)) {
+          const at = start + (run.at - host);
+          yield run.data ? { offset: at, length: run.length, source: 'data', file: piece.file, host: run.at } : { offset: at, length: run.length, source: 'zero' };
+        }
       } else {
         const file = piece.extent.file;
         for await (const run of piece.extent.runs(start - piece.start, end - piece.start)) {
