@@ -81,19 +81,19 @@ export class RawImage implements DiskImage {
       } catch (error) {
         // No SEEK_DATA support (or a device that refuses it): everything is data.
         if ((error as NodeJS.ErrnoException).code === 'EINVAL' || (error as NodeJS.ErrnoException).code === 'ESPIPE') {
-          yield { offset: position, length: end - position, kind: 'data' };
+          yield { offset: position, length: end - position, kind: 'data', layer: 0 };
           return;
         }
         throw unreadable(this.path, error, position);
       }
       if (dataStart < 0 || dataStart >= end) {
         await this.assertNotShrunk();
-        yield { offset: position, length: end - position, kind: 'zero' };
+        yield { offset: position, length: end - position, kind: 'zero', layer: 0 };
         return;
       }
-      if (dataStart > position) yield { offset: position, length: dataStart - position, kind: 'zero' };
+      if (dataStart > position) yield { offset: position, length: dataStart - position, kind: 'zero', layer: 0 };
       const stop = Math.min(Math.max(dataEnd, dataStart), end);
-      if (stop > dataStart) yield { offset: dataStart, length: stop - dataStart, kind: 'data' };
+      if (stop > dataStart) yield { offset: dataStart, length: stop - dataStart, kind: 'data', layer: 0 };
       position = Math.max(stop, dataStart + 1);
     }
   }

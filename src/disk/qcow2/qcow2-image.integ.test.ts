@@ -7,6 +7,7 @@ import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { isCofferError } from '../../errors/index.js';
 import { buildExt4Disk, requireTools, seededBytes } from '../../testing/index.js';
+import type { Extent } from '../../blockdev/index.js';
 import type { DiskImage } from '../disk-image.js';
 import { openDiskImage } from '../open-image.js';
 import { assertPlacementsMatch } from '../placements.test-support.js';
@@ -44,7 +45,25 @@ async function readAll(image: DiskImage): Promise<Buffer> {
   return out;
 }
 
-/** Checks a reader against qemu-img: bytes, random reads, and an extent map whose zeros read as zeros. */
+/** qemu-img map's ranges as extents: data or zero, and the layer that holds them (none when no layer does). */
+async function qemuMap(path: string): Promise<string[]> {
+  const { stdout } = await run('qemu-img', ['map', '--output=json', path]);
+  const entries = JSON.parse(stdout) as { start: number; length: number; depth: number; present: boolean; data: boolean }[];
+  return describeExtents(entries.map((e) => ({ offset: e.start, length: e.length, kind: e.data ? 'data' : 'zero', ...(e.data || e.present ? { layer: e.depth } : {}) })));
+}
+
+/** Extents merged where they continue each other, as `offset+length kind@layer`. */
+function describeExtents(extents: readonly Extent[]): string[] {
+  const out: Extent[] = [];
+  for (const e of extents) {
+    const last = out[out.length - 1];
+    if (last !== undefined && last.offset + last.length === e.offset && last.kind === e.kind && last.layer === e.layer) last.length += e.length;
+    else out.push({ offset: e.offset, length: e.length, kind: e.kind, ...(e.layer === undefined ? {} : { layer: e.layer }) });
+  }
+  return out.map((e) => `${e.offset}+${e.length} ${e.kind}@${e.layer ?? '-'}`);
+}
+
+/** Checks a reader against qemu-img: bytes, random reads, an extent map whose zeros read as zeros and that says what qemu-img map says. */
 async function assertMatchesQemu(path: string, expectedFormat = 'qcow2'): Promise<DiskImage> {
   const image = await openDiskImage(path);
   assert.equal(image.format, expectedFormat);
@@ -57,12 +76,15 @@ async function assertMatchesQemu(path: string, expectedFormat = 'qcow2'): Promis
     assert.ok(Buffer.from(await image.read(offset, length)).equals(expected.subarray(offset, offset + length)), `read ${offset}+${length}`);
   }
   let covered = 0;
+  const extents: Extent[] = [];
   for await (const extent of image.extents()) {
     assert.equal(extent.offset, covered);
     covered += extent.length;
+    extents.push(extent);
     if (extent.kind === 'zero') assert.ok(expected.subarray(extent.offset, extent.offset + extent.length).every((b) => b === 0), `zero extent at ${extent.offset} holds data`);
   }
   assert.equal(covered, image.size);
+  assert.deepEqual(describeExtents(extents), await qemuMap(path), `${path}: the extent map differs from qemu-img map (kind and layer of every range)`);
   // Compressed clusters must be read; everything else lies in the files of the chain.
   await assertPlacementsMatch(image, expected, { mayRead: true, label: path });
   return image;
