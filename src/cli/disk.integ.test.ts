@@ -165,3 +165,26 @@ test('--source-format raw keeps a raw disk whose guest wrote a qcow2 header raw,
   assertExit(await coffer(['disk', 'info', '--source-format', 'qcow3', disk]), 2);
   assertExit(await coffer(['backup', '-r', repo, '--vm', 'rawvm', '--source-format', 'vhd', disk], { env }), 2);
 });
+
+test('disk info says what a VHD and a multi-file VMDK are, and counts every file of the VMDK', async () => {
+  const vhd = join(work, 'info.vhd');
+  await runTool('qemu-img', ['convert', '-f', 'raw', '-O', 'vpc', base, vhd]);
+  const vhdInfo = await cofferJson<InfoJson>(['disk', 'info', '--json', vhd]);
+  assert.equal(vhdInfo.format, 'vpc');
+  assert.equal(vhdInfo.details.subformat, 'dynamic');
+  assert.equal(vhdInfo.details.blockSize, 2 * MiB);
+  const fixed = join(work, 'info-fixed.vhd');
+  await runTool('qemu-img', ['convert', '-f', 'raw', '-O', 'vpc', '-o', 'subformat=fixed', base, fixed]);
+  assert.equal((await cofferJson<InfoJson>(['disk', 'info', '--json', fixed])).details.subformat, 'fixed');
+
+  const vmdk = join(work, 'info-flat.vmdk');
+  await runTool('qemu-img', ['convert', '-f', 'raw', '-O', 'vmdk', '-o', 'subformat=twoGbMaxExtentFlat', base, vmdk]);
+  const vmdkInfo = await cofferJson<InfoJson & { fileSize: number }>(['disk', 'info', '--json', vmdk]);
+  assert.equal(vmdkInfo.details.createType, 'twoGbMaxExtentFlat');
+  assert.equal(vmdkInfo.details.flatExtents, 1);
+  assert.equal(vmdkInfo.details.files, 2);
+  const qemu = JSON.parse((await runTool('qemu-img', ['info', '--output=json', vmdk])).stdout) as { 'actual-size': number };
+  assert.equal(vmdkInfo.fileSize, qemu['actual-size'], 'the descriptor and its extent file, as qemu-img counts them');
+  const dataBytes = vmdkInfo.dataBytes;
+  assert.ok(dataBytes > MiB && dataBytes < 64 * MiB, `${dataBytes} data bytes: the flat extent's holes are not data`);
+});

@@ -50,8 +50,13 @@ export async function diskCommand(action: string, path: string, output: string |
 async function info(image: DiskImage, options: DiskCommandOptions, context: CommandContext): Promise<void> {
   const chain: { path: string; format: string; virtualSize: number; fileSize: number; details: Record<string, unknown> }[] = [];
   for (let layer: DiskImage | null = image; layer !== null; layer = layer.backing) {
-    const file = await stat(layer.path);
-    chain.push({ path: layer.path, format: layer.format, virtualSize: layer.size, fileSize: file.isFile() ? file.blocks * 512 : layer.size, details: { ...layer.details } });
+    // A VMDK's descriptor and its extent files all count: the disk's size is theirs together.
+    let fileSize = 0;
+    for (const path of layer.files ?? [layer.path]) {
+      const file = await stat(path);
+      fileSize += file.isFile() ? file.blocks * 512 : layer.size;
+    }
+    chain.push({ path: layer.path, format: layer.format, virtualSize: layer.size, fileSize, details: { ...layer.details } });
   }
   let dataBytes = 0;
   for await (const extent of image.extents()) if (extent.kind === 'data') dataBytes += extent.length;

@@ -29,6 +29,16 @@ export class FixedVhd implements DiskImage {
     return this.file.path;
   }
 
+  /** What `coffer disk info` shows: the VHD's type, block size, and its footer's identity and creator. */
+  get details(): Record<string, string | number | boolean> {
+    return {
+      subformat: this.footer.diskType,
+      uniqueId: this.footer.uniqueId,
+      creator: `${this.footer.creatorApp.trim()} ${this.footer.creatorOs.trim()}`.trim(),
+      savedState: this.footer.savedState,
+    };
+  }
+
   async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
     assertReadInBounds(this.size, offset, length);
     const target = into === undefined ? new Uint8Array(length) : into.subarray(0, length);

@@ -63,6 +63,17 @@ export class SparseVhd implements DiskImage {
     return this.file.path;
   }
 
+  /** What `coffer disk info` shows: the VHD's type, block size, and its footer's identity and creator. */
+  get details(): Record<string, string | number | boolean> {
+    return {
+      subformat: this.footer.diskType,
+      blockSize: this.blockSize,
+      uniqueId: this.footer.uniqueId,
+      creator: `${this.footer.creatorApp.trim()} ${this.footer.creatorOs.trim()}`.trim(),
+      savedState: this.footer.savedState,
+    };
+  }
+
   async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
     assertReadInBounds(this.size, offset, length);
     return readPlainSegments({ file: this.file, backing: this.backing }, this.segments(offset, length), offset, length, into);

@@ -123,6 +123,19 @@ export class VmdkImage implements DiskImage {
     return this.file.path;
   }
 
+  /** What `coffer disk info` shows: the layout, the content id, and the extents by kind. */
+  get details(): Record<string, string | number | boolean> {
+    const count = (kind: Piece['kind']) => this.pieces.filter((piece) => piece.kind === kind).length;
+    return {
+      createType: this.createType,
+      ...(this.cid === null ? {} : { cid: this.cid.toString(16).padStart(8, '0') }),
+      flatExtents: count('flat'),
+      sparseExtents: count('sparse'),
+      zeroExtents: count('zero'),
+      files: this.files.length,
+    };
+  }
+
   /** The descriptor's file (or the monolithic file), then each extent file once, in order. */
   get files(): readonly string[] {
     const paths = [this.file.path];
