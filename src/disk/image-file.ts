@@ -1,6 +1,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { CofferError } from '../errors/index.js';
 import { syscalls } from '../native/index.js';
+import { fileDataRuns, type DataRun } from './file-data-runs.js';
 
 /** A block device's `Placement` without its guest range: where some bytes of an image's file are, or that they must be read. */
 export type HostPlacement = { kind: 'file'; fd: number; at: number } | { kind: 'read' };
@@ -86,34 +87,13 @@ export class ImageFile {
    * is one data run. A hole running to the end of a file that shrank since it was opened is
    * `E_SOURCE_SHRUNK`, not zeros.
    */
-  async *dataRuns(at: number, length: number): AsyncIterable<{ at: number; length: number; data: boolean }> {
+  dataRuns(at: number, length: number): AsyncIterable<DataRun> {
     this.checkRange(at, length);
-    const end = at + length;
-    let position = at;
-    while (position < end) {
-      let dataStart: number;
-      let dataEnd: number;
-      try {
-        dataStart = syscalls.seekData(this.handle.fd, position);
-        dataEnd = dataStart < 0 ? end : syscalls.seekHole(this.handle.fd, dataStart);
-      } catch (error) {
-        const code = (error as NodeJS.ErrnoException).code;
-        if (code !== 'EINVAL' && code !== 'ESPIPE') {
-          throw new CofferError('E_SOURCE_UNREADABLE', `cannot map ${this.path} at byte ${position}: ${(error as Error).message}`, { subject: { path: this.path, offset: position }, cause: error });
-        }
-        yield { at: position, length: end - position, data: true };
-        return;
-      }
-      if (dataStart < 0 || dataStart >= end) {
-        if (dataStart < 0) await this.assertNotShrunk(end);
-        yield { at: position, length: end - position, data: false };
-        return;
-      }
-      if (dataStart > position) yield { at: position, length: dataStart - position, data: false };
-      const stop = Math.min(Math.max(dataEnd, dataStart), end);
-      if (stop > dataStart) yield { at: dataStart, length: stop - dataStart, data: true };
-      position = Math.max(stop, dataStart + 1);
-    }
+    return fileDataRuns(this.handle.fd, at, at + length, {
+      trailingHole: () => this.assertNotShrunk(at + length),
+      failed: (error, position) =>
+        new CofferError('E_SOURCE_UNREADABLE', `cannot map ${this.path} at byte ${position}: ${(error as Error).message}`, { subject: { path: this.path, offset: position }, cause: error }),
+    });
   }
 
   /** No data found past a point: the file must still reach `end` (a shrunk file's lost tail is no hole). */

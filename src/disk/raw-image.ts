@@ -3,6 +3,7 @@ import { assertReadInBounds, type Extent, type Placement } from '../blockdev/ind
 import { CofferError } from '../errors/index.js';
 import { syscalls } from '../native/index.js';
 import type { DiskImage } from './disk-image.js';
+import { fileDataRuns } from './file-data-runs.js';
 import { extentPlacements } from './segments.js';
 
 /**
@@ -70,32 +71,11 @@ export class RawImage implements DiskImage {
 
   async *extents(offset = 0, length = this.size - offset): AsyncIterable<Extent> {
     assertReadInBounds(this.size, offset, length);
-    const end = offset + length;
-    let position = offset;
-    while (position < end) {
-      let dataStart: number;
-      let dataEnd: number;
-      try {
-        dataStart = syscalls.seekData(this.handle.fd, position);
-        dataEnd = dataStart < 0 ? end : syscalls.seekHole(this.handle.fd, dataStart);
-      } catch (error) {
-        // No SEEK_DATA support (or a device that refuses it): everything is data.
-        if ((error as NodeJS.ErrnoException).code === 'EINVAL' || (error as NodeJS.ErrnoException).code === 'ESPIPE') {
-          yield { offset: position, length: end - position, kind: 'data', layer: 0 };
-          return;
-        }
-        throw unreadable(this.path, error, position);
-      }
-      if (dataStart < 0 || dataStart >= end) {
-        await this.assertNotShrunk();
-        yield { offset: position, length: end - position, kind: 'zero', layer: 0 };
-        return;
-      }
-      if (dataStart > position) yield { offset: position, length: dataStart - position, kind: 'zero', layer: 0 };
-      const stop = Math.min(Math.max(dataEnd, dataStart), end);
-      if (stop > dataStart) yield { offset: dataStart, length: stop - dataStart, kind: 'data', layer: 0 };
-      position = Math.max(stop, dataStart + 1);
-    }
+    const runs = fileDataRuns(this.handle.fd, offset, offset + length, {
+      trailingHole: () => this.assertNotShrunk(),
+      failed: (error, position) => unreadable(this.path, error, position),
+    });
+    for await (const run of runs) yield { offset: run.at, length: run.length, kind: run.data ? 'data' : 'zero', layer: 0 };
   }
 
   /**
