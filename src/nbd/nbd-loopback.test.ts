@@ -51,9 +51,10 @@ async function serving<T>(exports: Parameters<typeof NbdServer.listen>[1]['expor
 const uriOf = (server: NbdServer, name: string): string =>
   'socket' in server.address ? `nbd+unix:///${name}?socket=${server.address.socket}` : `nbd://127.0.0.1:${server.address.port}/${name}`;
 
+/** The extents' ranges and kinds: NBD's base:allocation carries no chain layer. */
 async function collect(source: AsyncIterable<Extent>): Promise<Extent[]> {
   const out: Extent[] = [];
-  for await (const e of source) out.push(e);
+  for await (const e of source) out.push({ offset: e.offset, length: e.length, kind: e.kind });
   return out;
 }
 
