@@ -185,6 +185,7 @@ async function backupDisks(repo: Repository, source: VmSource, options: BackupOp
     totals.bytesStored += packed.writer.stored.bytes - before;
   }
   if (options.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'backup interrupted before its snapshot was recorded');
+  await source.confirm?.(); // a live capture held from its instant until every disk was read
   await lease.confirm(); // no prune presumed this backup dead and swept its chunks
   const time = options.time ?? started;
   return saveSnapshot(repo, {

@@ -10,5 +10,5 @@ export { backupDisk, type BackupDiskOptions, type DiskProgress } from './backup-
 export { backupFiles, fileParentOf, type FileBackupOptions, type FileBackupProgress } from './files/backup-files.js';
 export { FastCdc, FILE_CHUNK_SIZES, type ChunkSizes } from '../repo/index.js';
 export { runVmBackup, repositoryOpenerAt, type RunVmBackupOptions, type VmBackupProgress } from './run-vm-backup.js';
-export type { CaptureHookCommands, RepositoryLocation, RepositoryOpener, VmBackupEvent, VmBackupRequest, VmBackupResult, VmBackupSource, VmBackupSpec } from './vm-backup-spec.js';
+export type { CaptureHookCommands, RepositoryLocation, RepositoryOpener, ScratchSpec, VmBackupEvent, VmBackupRequest, VmBackupResult, VmBackupSource, VmBackupSpec } from './vm-backup-spec.js';
 export { BusyClock, type Bottleneck, type ByteThrottle, type TimeBreakdown } from './backup-meter.js';

@@ -49,6 +49,8 @@ export async function openVmSource(request: VmBackupRequest, how: { parent: Snap
       ...(source.libvirt.uri !== undefined ? { connect: source.libvirt.uri } : {}),
       ...(signal ? { signal } : {}),
       ...(source.libvirt.freeze === false ? { freeze: false } : {}),
+      ...(source.scratch?.dir !== undefined ? { scratchDir: source.scratch.dir } : {}),
+      ...(source.scratch?.minFreeBytes !== undefined ? { scratchMinFreeBytes: source.scratch.minFreeBytes } : {}),
       onThawFailed: warn('thaw'),
     });
     return { source: opened, skipped: opened.skipped.map((d) => ({ name: d.name, reason: d.reason })) };
@@ -56,6 +58,8 @@ export async function openVmSource(request: VmBackupRequest, how: { parent: Snap
   const opened = await openQemuSource({
     vm: request.vm, qmp: qmpAddress(source.qmp), previous, hooks,
     ...(signal ? { signal } : {}),
+    ...(source.scratch?.dir !== undefined ? { scratchDir: source.scratch.dir } : {}),
+    ...(source.scratch?.minFreeBytes !== undefined ? { scratchMinFreeBytes: source.scratch.minFreeBytes } : {}),
     guestAgent: {
       ...(source.guestAgent !== undefined ? { agentSocket: source.guestAgent } : {}),
       ...(source.freeze === false ? { freeze: false } : {}),

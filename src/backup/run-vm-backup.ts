@@ -145,6 +145,7 @@ function metered(source: VmSource, meter: BackupMeter, throttle: ByteThrottle | 
     definition: source.definition,
     disks,
     ...(source.consistency === undefined ? {} : { consistency: source.consistency }),
+    ...(source.confirm === undefined ? {} : { confirm: () => (source.confirm as () => Promise<void>)() }),
     ...(source.commit === undefined ? {} : { commit: () => (source.commit as () => Promise<void>)() }),
     close: () => source.close(),
   };

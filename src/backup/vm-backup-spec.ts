@@ -30,15 +30,23 @@ export type VmBackupSource =
    * A running QEMU VM's monitor socket (or `HOST:PORT`); its guest agent socket for freezing
    * (default: the one QEMU's `org.qemu.guest_agent.0` port leads to), `freeze: false` not to
    * freeze, and how long a freeze may take (milliseconds; default guest-freeze.ts's).
+   * `scratch`: where the fleecing overlays grow, and the free space kept there (see
+   * source/scratch-space.ts; default: the system's temporary folder).
    */
-  | { readonly qmp: string; readonly guestAgent?: string; readonly freeze?: boolean; readonly freezeTimeoutMs?: number; readonly hooks?: CaptureHookCommands }
-  /** A libvirt domain and the connection URI (default: libvirt's own default); libvirt freezes through the domain's agent. */
-  | { readonly libvirt: { readonly uri?: string; readonly domain: string; readonly freeze?: boolean }; readonly hooks?: CaptureHookCommands }
+  | { readonly qmp: string; readonly guestAgent?: string; readonly freeze?: boolean; readonly freezeTimeoutMs?: number; readonly hooks?: CaptureHookCommands; readonly scratch?: ScratchSpec }
+  /** A libvirt domain and the connection URI (default: libvirt's own default); libvirt freezes through the domain's agent. `scratch`: where libvirt's scratch images go. */
+  | { readonly libvirt: { readonly uri?: string; readonly domain: string; readonly freeze?: boolean }; readonly hooks?: CaptureHookCommands; readonly scratch?: ScratchSpec }
   /**
    * A machine running `coffer agent` (docs/agent.md): the agent backs up these files itself,
    * into the repository through the server; never opened here.
    */
   | { readonly agent: string; readonly files: { readonly paths: readonly string[]; readonly exclude?: readonly string[] } };
+
+/** A live backup's scratch folder (its parent: the VM's own folder is made inside), and the free space to keep there (bytes). */
+export interface ScratchSpec {
+  readonly dir?: string;
+  readonly minFreeBytes?: number;
+}
 
 /** What to back up and how. Plain data. */
 export interface VmBackupRequest {

@@ -5,7 +5,7 @@
  * passphrase fails before the VM is touched.
  */
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { qemuIo, QmpClient } from '../qmp/index.js';
@@ -120,4 +120,28 @@ test('capture hooks run around the instant; a failing pre-capture hook stops the
   assert.equal(next.disks[0]?.changeTracking?.method, 'dirty-bitmap');
   assert.equal(next.bytesRead, 64 * 1024, 'the write made before the refused backup is still tracked');
   await assertRestoresToModel(next.id);
+});
+
+test('--scratch-dir puts the capture\'s scratch images there; a scratch filesystem without room is refused before the VM is touched', async () => {
+  const scratch = join(work, 'scratch');
+  await mkdir(scratch);
+  const state = await vmState();
+  const refused = await coffer(['backup', '-r', repo, '--vm', 'web01', '--qemu', vm.qmpSocket, '--scratch-dir', scratch, '--scratch-min-free', '1T'], { env, timeoutMs: 120_000 });
+  assertExit(refused, 5);
+  assert.match(assertOneLineError(refused), new RegExp(`scratch folder ${scratch}/coffer-live-[0-9a-f]+ has .* free; a live backup needs at least 2\\.0 TiB there`));
+  assert.deepEqual(await vmState(), state, 'nothing changed in QEMU');
+
+  await write(5 * MiB, 64 * 1024, 0x55);
+  // The hook runs while the capture lives: it sees the overlay in the scratch folder.
+  const seen = join(work, 'scratch-seen');
+  const ok = await cofferJson<LiveBackupJson>(['backup', '-r', repo, '--vm', 'web01', '--qemu', vm.qmpSocket, '--scratch-dir', scratch, '--post-capture', `ls ${scratch}/*/ > ${seen}`], { env, timeoutMs: 120_000 });
+  assert.match(await readFile(seen, 'utf8'), /fleece-0\.qcow2/);
+  assert.deepEqual(await readdir(scratch), [], 'the VM\'s scratch folder goes when the backup ends');
+  await assertRestoresToModel(ok.id);
+
+  for (const args of [['--scratch-dir', scratch, '/some/disk.raw'], ['--qemu', vm.qmpSocket, '--scratch-min-free', '12 apples']]) {
+    const usage = await coffer(['backup', '-r', repo, '--vm', 'web01', ...args], { env });
+    assertExit(usage, 2);
+    assert.match(assertOneLineError(usage), /--scratch-(dir|min-free)/);
+  }
 });

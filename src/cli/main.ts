@@ -83,6 +83,8 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
     .option('--guest-agent <socket>', 'with --qemu: the host end of the VM\'s guest agent channel (default: found through QMP, the org.qemu.guest_agent.0 port)')
     .option('--no-freeze', 'with --qemu or --libvirt: do not freeze the guest\'s filesystems through its agent (the snapshot is crash-consistent)')
     .option('--freeze-timeout <seconds>', 'with --qemu: how long the guest agent may take to flush and freeze (default 60)')
+    .option('--scratch-dir <dir>', 'with --qemu or --libvirt: where the VM\'s scratch images go (they hold the old data of what the VM overwrites during the backup; default: the system\'s temporary folder); QEMU must be able to write there')
+    .option('--scratch-min-free <size>', 'with --qemu or --libvirt: keep this much free in the scratch filesystem (twice as much to start); with --qemu the backup ends, not the VM\'s writes, when it falls below (default: 5% of that filesystem, 16M to 256M)')
     .option('--qemu <qmp>', 'back up the running QEMU VM behind this QMP monitor (a unix socket, or HOST:PORT): every disk at one instant, only what changed since the last backup')
     .option('--libvirt <domain>', 'back up this running libvirt domain through libvirt\'s backup API (pull mode, checkpoints): every disk at one instant, only what changed since the last backup; --vm defaults to the domain\'s name')
     .option('--connect <uri>', 'with --libvirt: the libvirt URI (default: virsh\'s default, e.g. qemu:///system)')

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseConfig } from './config/index.js';
-import { bandwidthRules, calendarEvents, concurrencyLimits, historyMs, retentionPolicy, retryPolicy, scheduledJobs, syncDestinations, upkeepJobs } from './service-config.js';
+import { backupSourceOf, bandwidthRules, calendarEvents, concurrencyLimits, historyMs, retentionPolicy, retryPolicy, scheduledJobs, syncDestinations, upkeepJobs } from './service-config.js';
 import { BandwidthRules } from './tasks/index.js';
 
 test('a bandwidth rule\'s days and hours apply in exactly those minutes (UTC), across midnight too', () => {
@@ -107,4 +107,36 @@ test('a finished sync refreshes its destination\'s snapshot index: the one its r
   assert.deepEqual(syncDestinations({ repository: 'main', report: report({ from: 'main', to: 'offsite' }) }, { repositories }), ['offsite']);
   assert.deepEqual(syncDestinations({ repository: 'main', report: null }, { repositories }), ['offsite', 'archive']);
   assert.deepEqual(syncDestinations({ repository: 'main', report: report({}) }, { repositories }), ['offsite', 'archive']);
+});
+
+test('a running VM\'s capture options in the configuration reach the backup request as the CLI\'s do', () => {
+  const config = parseConfig(
+    `repositories: [{ name: main, url: /srv/main }]
+hosts: [{ name: hv1 }]
+vms:
+  - name: db1
+    host: hv1
+    source: { qmp: /run/db1.qmp, guest-agent: /run/db1.qga, freeze-timeout: 2m, pre-capture: "pg-flush", post-capture: "true", scratch-dir: /var/lib/coffer/scratch, scratch-min-free: 1G }
+  - name: web2
+    host: hv1
+    source: { libvirt: { domain: web2 }, freeze: false, scratch-dir: /srv/scratch }
+  - { name: web1, host: hv1, source: { images: [/d/web1.qcow2] } }
+`,
+    'c.yaml',
+  );
+  const [db1, web2, web1] = (config.vms ?? []).map((vm) => backupSourceOf(vm.source));
+  assert.deepEqual(db1, {
+    qmp: '/run/db1.qmp',
+    guestAgent: '/run/db1.qga',
+    freezeTimeoutMs: 120_000,
+    hooks: { pre: 'pg-flush', post: 'true' },
+    scratch: { dir: '/var/lib/coffer/scratch', minFreeBytes: 1024 ** 3 },
+  });
+  assert.deepEqual(web2, { libvirt: { domain: 'web2', freeze: false }, scratch: { dir: '/srv/scratch' } });
+  assert.deepEqual(web1, { images: ['/d/web1.qcow2'] });
+  assert.throws(
+    () => parseConfig(`hosts: [{ name: hv1 }]\nvms: [{ name: a, host: hv1, source: { qmp: /q, scratch-min-free: 10K } }]\n`, 'c.yaml'),
+    /vms\[0\]\.source\.scratch-min-free.*not a size of at least 1M/,
+  );
+  assert.throws(() => parseConfig(`hosts: [{ name: hv1 }]\nvms: [{ name: a, host: hv1, source: { qmp: /q, scratch-dir: relative/dir } }]\n`, 'c.yaml'), /scratch-dir/);
 });

@@ -117,7 +117,7 @@ export function vmTarget(config: ServiceConfig, vm: VmConfig, repositoryName: st
     host: vm.host,
     ...(vm.datastore === undefined ? {} : { datastore: vm.datastore }),
     repository: { name: repository.name, url: repository.url, ...(repository['passphrase-file'] === undefined ? {} : { passphraseFile: repository['passphrase-file'] }) },
-    source: vm.source as VmBackupSource,
+    source: backupSourceOf(vm.source),
     ...(vm.tags === undefined ? {} : { tags: vm.tags }),
   };
 }
@@ -210,4 +210,31 @@ export function syncDestinations(task: Pick<TaskInfo, 'repository' | 'report'>, 
   const to = (task.report?.detail as { to?: unknown } | undefined)?.to;
   if (typeof to === 'string') return [to];
   return (config.repositories ?? []).map((r) => r.name).filter((name) => name !== task.repository);
+}
+
+/** A VM's source as the configuration writes it (kebab-case, durations and sizes as text), as a backup request takes it. */
+export function backupSourceOf(source: VmConfig['source']): VmBackupSource {
+  if (!('qmp' in source) && !('libvirt' in source)) return source;
+  const hooks = {
+    ...(source['pre-capture'] !== undefined ? { pre: source['pre-capture'] } : {}),
+    ...(source['post-capture'] !== undefined ? { post: source['post-capture'] } : {}),
+  };
+  const minFree = source['scratch-min-free'] === undefined ? undefined : parseRate(source['scratch-min-free']);
+  const scratch = {
+    ...(source['scratch-dir'] !== undefined ? { dir: source['scratch-dir'] } : {}),
+    ...(minFree !== undefined ? { minFreeBytes: minFree } : {}),
+  };
+  const live = {
+    ...(Object.keys(hooks).length > 0 ? { hooks } : {}),
+    ...(Object.keys(scratch).length > 0 ? { scratch } : {}),
+  };
+  if ('libvirt' in source) return { libvirt: { ...source.libvirt, ...(source.freeze === false ? { freeze: false } : {}) }, ...live };
+  const freezeTimeout = source['freeze-timeout'] === undefined ? undefined : parseDuration(source['freeze-timeout']);
+  return {
+    qmp: source.qmp,
+    ...(source['guest-agent'] !== undefined ? { guestAgent: source['guest-agent'] } : {}),
+    ...(source.freeze === false ? { freeze: false } : {}),
+    ...(freezeTimeout !== undefined ? { freezeTimeoutMs: freezeTimeout } : {}),
+    ...live,
+  };
 }

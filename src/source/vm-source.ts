@@ -67,6 +67,12 @@ export interface VmSource {
   /** How consistent the capture is; absent when the source cannot tell (image files). */
   readonly consistency?: SourceConsistency;
   /**
+   * Called once every disk is read, before the snapshot is recorded: throws if the capture
+   * did not hold until then (a live VM's point-in-time view that broke while it was read,
+   * see qemu/capture-guard.ts), and the backup fails. Optional.
+   */
+  confirm?(): Promise<void>;
+  /**
    * Called once the snapshot is recorded: this capture's checkpoints become the reference
    * (a live source drops the older ones). Not called when the backup fails, so the previous
    * checkpoints keep covering every change. Optional.

@@ -1,8 +1,9 @@
+import path from 'node:path';
 import { runVmBackup, type VmBackupRequest, type VmBackupResult, type VmBackupSource } from '../../backup/index.js';
 import { CofferError } from '../../errors/index.js';
 import { cacheDirectoryOf } from '../../repo/index.js';
 import { openFromOptions, type CommandContext, type RepositoryOptions } from '../context.js';
-import { formatBytes, formatDuration } from '../format.js';
+import { formatBytes, formatDuration, parseSize } from '../format.js';
 import { ProgressReporter } from '../progress.js';
 import { parseSourceFormat } from '../source-format.js';
 import { consistencyLabel } from './snapshots.js';
@@ -31,6 +32,8 @@ export interface BackupCommandOptions extends RepositoryOptions, FileBackupComma
   /** false with `--no-freeze`. */
   freeze?: boolean;
   freezeTimeout?: string;
+  scratchDir?: string;
+  scratchMinFree?: string;
 }
 
 const NAME = /^[^\u0000-\u001f\u007f]{1,200}$/;
@@ -38,7 +41,7 @@ const NAME = /^[^\u0000-\u001f\u007f]{1,200}$/;
 /** `coffer backup --vm NAME DISK...`: one snapshot of the VM's disks (or, with `--files` or `--stdin`, of files). */
 export async function backupCommand(disks: string[], options: BackupCommandOptions, context: CommandContext): Promise<number> {
   if (options.files === true || options.stdin === true) {
-    const imageOnly = (['vm', 'qemu', 'libvirt', 'imageSnapshot', 'sourceFormat', 'changedRanges', 'preCapture', 'postCapture', 'guestAgent', 'verifyUnchanged'] as const).find((key) => options[key] !== undefined);
+    const imageOnly = (['vm', 'qemu', 'libvirt', 'imageSnapshot', 'sourceFormat', 'changedRanges', 'preCapture', 'postCapture', 'guestAgent', 'verifyUnchanged', 'scratchDir', 'scratchMinFree'] as const).find((key) => options[key] !== undefined);
     if (imageOnly !== undefined) throw new CofferError('E_USAGE', `--${imageOnly.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} is about VM disks: it does not go with --files or --stdin`);
     return (await import('./backup-files.js')).backupFilesCommand(disks, options, context);
   }
@@ -74,6 +77,10 @@ export async function backupCommand(disks: string[], options: BackupCommandOptio
   }
   if (options.guestAgent !== undefined && options.freeze === false) throw new CofferError('E_USAGE', '--guest-agent names the agent to freeze with: it contradicts --no-freeze');
   if (options.freezeTimeout !== undefined) parseSeconds(options.freezeTimeout, '--freeze-timeout'); // refused before anything starts
+  if ((options.scratchDir !== undefined || options.scratchMinFree !== undefined) && options.qemu === undefined && options.libvirt === undefined) {
+    throw new CofferError('E_USAGE', '--scratch-dir and --scratch-min-free are about the scratch images of a running VM\'s capture: use them with --qemu or --libvirt');
+  }
+  if (options.scratchMinFree !== undefined) scratchMinFree(options.scratchMinFree);
   const verifyUnchanged = options.verifyUnchanged === undefined ? undefined : parsePercent(options.verifyUnchanged);
   const request: VmBackupRequest = {
     vm,
@@ -166,10 +173,16 @@ function sourceOf(disks: string[], options: BackupCommandOptions): VmBackupSourc
     ...(options.preCapture !== undefined ? { pre: options.preCapture } : {}),
     ...(options.postCapture !== undefined ? { post: options.postCapture } : {}),
   };
+  const scratch = {
+    ...(options.scratchDir !== undefined ? { dir: path.resolve(options.scratchDir) } : {}),
+    ...(options.scratchMinFree !== undefined ? { minFreeBytes: scratchMinFree(options.scratchMinFree) } : {}),
+  };
+  const scratchOption = Object.keys(scratch).length > 0 ? { scratch } : {};
   if (options.libvirt !== undefined) {
     return {
       libvirt: { domain: options.libvirt, ...(options.connect !== undefined ? { uri: options.connect } : {}), ...(options.freeze === false ? { freeze: false } : {}) },
       hooks,
+      ...scratchOption,
     };
   }
   if (options.qemu !== undefined) {
@@ -179,6 +192,7 @@ function sourceOf(disks: string[], options: BackupCommandOptions): VmBackupSourc
       ...(options.freeze === false ? { freeze: false } : {}),
       ...(options.freezeTimeout !== undefined ? { freezeTimeoutMs: parseSeconds(options.freezeTimeout, '--freeze-timeout') } : {}),
       hooks,
+      ...scratchOption,
     };
   }
   const ranges = options.changedRanges ?? [];
@@ -214,4 +228,11 @@ function parsePercent(text: string): number {
   const value = Number(text.replace(/%$/, ''));
   if (!Number.isFinite(value) || value <= 0 || value > 100) throw new CofferError('E_USAGE', `--verify-unchanged ${text}: give a percentage above 0 and at most 100, e.g. 2%`);
   return value / 100;
+}
+
+/** `--scratch-min-free SIZE` in bytes (at least 1M). */
+function scratchMinFree(text: string): number {
+  const bytes = parseSize(text);
+  if (!Number.isSafeInteger(bytes) || bytes < 1024 * 1024) throw new CofferError('E_USAGE', `--scratch-min-free ${text}: give a size of at least 1M (e.g. 512M, 2G)`);
+  return bytes;
 }

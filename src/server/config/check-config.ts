@@ -8,7 +8,7 @@
 import { parseSchedule } from '../../jobs/index.js';
 import { validateNotificationConfig } from '../notify/index.js';
 import type { ServiceConfig } from './config-schema.js';
-import { parseDuration } from './durations.js';
+import { parseDuration, parseRate } from './durations.js';
 
 export interface PathProblem {
   path: (string | number)[];
@@ -40,6 +40,8 @@ export function checkConfig(config: ServiceConfig): PathProblem[] {
       add(['vms', i, 'datastore'], `host "${vm.host}" has no datastore "${vm.datastore}" (it has: ${host.datastores.join(', ') || 'none'})`);
     }
     if (vm.rpo !== undefined && parseDuration(vm.rpo) === undefined) add(['vms', i, 'rpo'], `"${vm.rpo}" is not a duration such as 26h or 7d`);
+    const minFree = 'scratch-min-free' in vm.source ? vm.source['scratch-min-free'] : undefined;
+    if (minFree !== undefined && (parseRate(minFree) ?? 0) < 1024 * 1024) add(['vms', i, 'source', 'scratch-min-free'], `"${minFree}" is not a size of at least 1M`);
   });
 
   (config.jobs ?? []).forEach((job, i) => {

@@ -50,16 +50,36 @@ export const HostSchema = {
   },
 } as const;
 
+/** What a running VM's capture takes besides its address, as `coffer backup` takes it (--no-freeze, --pre-capture, --scratch-dir…). */
+const LiveCaptureProperties = {
+  freeze: { type: 'boolean', description: 'freeze the guest\'s filesystems through its agent around the instant (default true)' },
+  'pre-capture': { type: 'string', minLength: 1, description: 'a shell command run just before the instant of capture; failing stops the backup' },
+  'post-capture': { type: 'string', minLength: 1, description: 'a shell command run right after it, even when the capture failed' },
+  'scratch-dir': { type: 'string', pattern: '^/', description: 'where the scratch images go (default: the system\'s temporary folder)' },
+  'scratch-min-free': { ...RateSchema, description: 'free space kept in the scratch filesystem, e.g. 512M (default: 5% of it, 16M to 256M)' },
+} as const;
+
 export const VmSourceSchema = {
   oneOf: [
     { type: 'object', additionalProperties: false, required: ['images'], properties: { images: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } } } },
-    { type: 'object', additionalProperties: false, required: ['qmp'], properties: { qmp: { type: 'string', minLength: 1 } } },
+    {
+      type: 'object',
+      additionalProperties: false,
+      required: ['qmp'],
+      properties: {
+        qmp: { type: 'string', minLength: 1, description: 'the QMP monitor: a unix socket path or HOST:PORT' },
+        'guest-agent': { type: 'string', minLength: 1, description: 'the host end of the guest agent channel (default: found through QMP)' },
+        'freeze-timeout': { ...DurationSchema, description: 'how long the guest agent may take to freeze (default 60s)' },
+        ...LiveCaptureProperties,
+      },
+    },
     {
       type: 'object',
       additionalProperties: false,
       required: ['libvirt'],
       properties: {
         libvirt: { type: 'object', additionalProperties: false, required: ['domain'], properties: { uri: { type: 'string', minLength: 1 }, domain: { type: 'string', minLength: 1 } } },
+        ...LiveCaptureProperties,
       },
     },
     {
@@ -279,7 +299,19 @@ export interface HostConfig {
   address?: string;
   datastores?: string[];
 }
-export type VmSource = { images: string[] } | { qmp: string } | { libvirt: { uri?: string; domain: string } } | { agent: string; files: { paths: string[]; exclude?: string[] } };
+/** {@link LiveCaptureProperties}. */
+export interface LiveCaptureConfig {
+  freeze?: boolean;
+  'pre-capture'?: string;
+  'post-capture'?: string;
+  'scratch-dir'?: string;
+  'scratch-min-free'?: string;
+}
+export type VmSource =
+  | { images: string[] }
+  | ({ qmp: string; 'guest-agent'?: string; 'freeze-timeout'?: string } & LiveCaptureConfig)
+  | ({ libvirt: { uri?: string; domain: string } } & LiveCaptureConfig)
+  | { agent: string; files: { paths: string[]; exclude?: string[] } };
 export interface AgentsConfig {
   'offline-after'?: string;
   'wait-offline'?: string;

@@ -25,7 +25,7 @@ vms: []
 #  - name: web1
 #    host: hv1
 #    datastore: ssd1
-#    source: { qmp: /run/qemu/web1.qmp }   # or { images: [paths] } or { libvirt: { uri, domain } }
+#    source: { qmp: /run/qemu/web1.qmp, scratch-dir: /var/lib/coffer/scratch }   # or { images: [paths] } or { libvirt: { uri, domain } }
 #    tags: [web]
 #    rpo: 26h
 

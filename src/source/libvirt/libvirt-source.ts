@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { CofferError } from '../../errors/index.js';
 import { NbdBlockDevice } from '../../nbd/index.js';
+import { checkScratchSpace } from '../scratch-space.js';
 import type { CaptureHooks } from '../qemu/qemu-capture.js';
 import type { SourceDisk, VmSource } from '../vm-source.js';
 import { LIBVIRT_CHECKPOINT_PREFIX, LibvirtBackup, removeStaleBackup } from './libvirt-backup.js';
@@ -33,6 +34,13 @@ export interface LibvirtSourceOptions {
    * temporary folder, emptied first) is given to the user and group QEMU runs as.
    */
   workDir?: string;
+  /**
+   * The folder in which the domain's folder is made instead of the system's temporary folder
+   * (libvirt's scratch images grow there with what the VM writes during the backup).
+   */
+  scratchDir?: string;
+  /** The free space the scratch filesystem must have twice over to start (see scratch-space.ts). */
+  scratchMinFreeBytes?: number;
   signal?: AbortSignal;
   clock?: () => Date;
   /** Run just before and right after `backup-begin` (see {@link CaptureHooks}). */
@@ -80,7 +88,7 @@ export async function openLibvirtSource(options: LibvirtSourceOptions): Promise<
 
   const ownDir = options.workDir === undefined;
   // One folder per domain, so what a killed run left there goes at the next run.
-  const workDir = options.workDir ?? path.join(os.tmpdir(), `coffer-libvirt-${createHash('sha256').update(`${options.connect ?? ''}\0${domain}`).digest('hex').slice(0, 16)}`);
+  const workDir = options.workDir ?? path.join(options.scratchDir ?? os.tmpdir(), `coffer-libvirt-${createHash('sha256').update(`${options.connect ?? ''}\0${domain}`).digest('hex').slice(0, 16)}`);
   const devices: NbdBlockDevice[] = [];
   let backup: LibvirtBackup | undefined;
   const cleanUp = async (settle?: (b: LibvirtBackup) => Promise<void>): Promise<void> => {
@@ -96,6 +104,7 @@ export async function openLibvirtSource(options: LibvirtSourceOptions): Promise<
   try {
     if (ownDir) await fs.rm(workDir, { recursive: true, force: true });
     await fs.mkdir(workDir, { recursive: true, mode: 0o700 });
+    await checkScratchSpace(workDir, options.vm, options.scratchMinFreeBytes);
     const owner = parseDacOwner(live) ?? (await sourceOwner(included));
     if (owner !== undefined) await fs.chown(workDir, owner.uid, owner.gid);
     const now = (options.clock ?? (() => new Date()))();

@@ -22,6 +22,7 @@ import {
   type QmpClient,
   type TransactionAction,
 } from '../../qmp/index.js';
+import { CaptureGuard } from './capture-guard.js';
 import { CHECKPOINT_GRANULARITY, CHECKPOINT_PREFIX, checkpointProblem, type QemuDisk } from './qemu-disks.js';
 
 /**
@@ -82,7 +83,8 @@ export interface CapturedDisk {
  * recorded one) then settles which checkpoint lives on.
  */
 export class QemuCapture {
-  private ended = false;
+  private ending: Promise<void> | undefined;
+  private guard: CaptureGuard | undefined;
 
   private constructor(
     private readonly qmp: QmpClient,
@@ -91,7 +93,15 @@ export class QemuCapture {
     private readonly workDir: string,
   ) {}
 
-  static async start(qmp: QmpClient, disks: QemuDisk[], options: { previous: ReadonlyMap<string, string>; workDir: string; tag: string; run: string; hooks?: CaptureHooks; quiesce?: CaptureQuiescer }): Promise<QemuCapture> {
+  /**
+   * `guard`: from the transaction on, a {@link CaptureGuard} watches the jobs and keeps
+   * `scratchMinFreeBytes` free in `workDir`'s filesystem (see capture-guard.ts).
+   */
+  static async start(
+    qmp: QmpClient,
+    disks: QemuDisk[],
+    options: { previous: ReadonlyMap<string, string>; workDir: string; tag: string; run: string; hooks?: CaptureHooks; quiesce?: CaptureQuiescer; guard: { vm: string; scratchMinFreeBytes: number; pollMs?: number } },
+  ): Promise<QemuCapture> {
     const nbdSocket = path.join(options.workDir, 'nbd.sock');
     const captured: CapturedDisk[] = disks.map((disk, i) => {
       const previous = options.previous.get(disk.name);
@@ -132,6 +142,13 @@ export class QemuCapture {
         try {
           await options.quiesce?.freeze();
           await transaction(qmp, actions);
+          capture.guard = CaptureGuard.start(qmp, {
+            vm: options.guard.vm,
+            jobIds: captured.map((c) => c.jobId),
+            scratch: { dir: options.workDir, minFreeBytes: options.guard.scratchMinFreeBytes },
+            release: () => capture.release(),
+            ...(options.guard.pollMs !== undefined ? { pollMs: options.guard.pollMs } : {}),
+          });
         } finally {
           await options.quiesce?.thaw();
         }
@@ -155,33 +172,61 @@ export class QemuCapture {
     return `nbd+unix:///${encodeURIComponent(disk.disk.name)}?socket=${this.nbdSocket}`;
   }
 
+  /** Why the capture broke while it was read (see capture-guard.ts), if it did. */
+  get failure(): Error | undefined {
+    return this.guard?.failure;
+  }
+
+  /**
+   * Throws if the capture did not hold from its instant until now (the guard saw a break, or
+   * a fleecing job no longer runs). Called once every disk is read, before the snapshot is recorded.
+   */
+  async confirm(): Promise<void> {
+    await this.guard?.confirm();
+  }
+
   /**
    * Ends the point-in-time view: exports, NBD server, fleecing jobs, overlays (nodes and files),
    * frozen change bitmaps. Goes on through failures (a step may never have happened) and
-   * throws the first one at the end. Idempotent.
+   * throws the first one at the end. Idempotent: later calls share the first one's outcome.
    */
-  async end(): Promise<void> {
-    if (this.ended) return;
-    this.ended = true;
+  end(): Promise<void> {
+    this.guard?.stop();
+    this.ending ??= this.endOnce(false);
+    return this.ending;
+  }
+
+  /** A broken capture: its fleecing jobs go first (the guest's writes are no longer held by a full overlay), then everything else. */
+  private release(): Promise<void> {
+    this.ending ??= this.endOnce(true);
+    return this.ending;
+  }
+
+  private async endOnce(jobsFirst: boolean): Promise<void> {
     const failures: unknown[] = [];
     const step = async (fn: () => Promise<unknown>): Promise<void> => {
       await fn().catch((error: unknown) => failures.push(error));
     };
+    const cancelJobs = async (): Promise<void> => {
+      for (const c of this.disks) {
+        await step(async () => {
+          const cancelled = this.qmp.waitForEvent('BLOCK_JOB_CANCELLED', (e) => e.data['device'] === c.jobId, { timeoutMs: 30_000 });
+          try {
+            await blockJobCancel(this.qmp, c.jobId, { force: true });
+          } catch (error) {
+            void cancelled.catch(() => {});
+            throw error;
+          }
+          await cancelled;
+        });
+      }
+    };
+    if (jobsFirst) await cancelJobs();
     const present = await this.presentNodes().catch(() => new Set<string>());
-    for (const c of this.disks) await step(() => blockExportDel(this.qmp, c.exportId, { timeoutMs: 30_000 }));
+    // A broken capture still has Coffer's NBD clients connected: they are dropped.
+    for (const c of this.disks) await step(() => blockExportDel(this.qmp, c.exportId, { timeoutMs: 30_000, ...(jobsFirst ? { mode: 'hard' as const } : {}) }));
     await step(() => nbdServerStop(this.qmp));
-    for (const c of this.disks) {
-      await step(async () => {
-        const cancelled = this.qmp.waitForEvent('BLOCK_JOB_CANCELLED', (e) => e.data['device'] === c.jobId, { timeoutMs: 30_000 });
-        try {
-          await blockJobCancel(this.qmp, c.jobId, { force: true });
-        } catch (error) {
-          void cancelled.catch(() => {});
-          throw error;
-        }
-        await cancelled;
-      });
-    }
+    if (!jobsFirst) await cancelJobs();
     for (const c of this.disks) {
       if (present.has(c.overlayNode)) await step(() => blockdevDel(this.qmp, c.overlayNode));
       await step(() => fs.rm(c.overlayFile, { force: true }));

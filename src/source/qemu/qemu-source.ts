@@ -4,6 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { NbdBlockDevice } from '../../nbd/index.js';
 import { describeVm, QmpClient, VM_DESCRIPTION_FORMAT, type QmpAddress } from '../../qmp/index.js';
+import type { BlockDevice, Extent } from '../../blockdev/index.js';
+import { checkScratchSpace } from '../scratch-space.js';
 import type { SourceDisk, VmSource } from '../vm-source.js';
 import { captureFailed, QemuCapture, removeStaleCapture, type CaptureHooks } from './qemu-capture.js';
 import { CHECKPOINT_GRANULARITY, listQemuDisks } from './qemu-disks.js';
@@ -21,10 +23,21 @@ export interface QemuSourceOptions {
    */
   previous?: ReadonlyMap<string, string>;
   /**
-   * Where the fleecing overlays and the NBD socket go while the backup runs; QEMU must be
-   * able to read and write there (default: a folder of this VM in the system's temporary
-   * folder, emptied first: what a killed run left there goes).
+   * The folder in which this VM's scratch folder is made (emptied first: what a killed run
+   * left there goes): the fleecing overlays and the NBD socket live there while the backup
+   * runs, and the overlays grow with what the VM writes meanwhile. QEMU must be able to read
+   * and write there. Default: the system's temporary folder.
    */
+  scratchDir?: string;
+  /**
+   * The free space the capture keeps in the scratch filesystem: it must have twice that
+   * free to start, and the capture ends (the backup fails, the VM's writes go on) when it
+   * falls below (see capture-guard.ts). Default: scratch-space.ts's.
+   */
+  scratchMinFreeBytes?: number;
+  /** How often the scratch filesystem is looked at, in ms (tests). */
+  scratchPollMs?: number;
+  /** The exact folder to use, used as is and never emptied (tests); overrides `scratchDir`. */
   workDir?: string;
   signal?: AbortSignal;
   clock?: () => Date;
@@ -70,19 +83,24 @@ export async function openQemuSource(options: QemuSourceOptions): Promise<VmSour
     });
     const disks = await listQemuDisks(qmp);
     // One folder per VM, so a run killed mid-way leaves nothing the next run does not clear.
-    workDir = options.workDir ?? path.join(os.tmpdir(), `coffer-live-${createHash('sha256').update(`${options.vm}\0${JSON.stringify(options.qmp)}`).digest('hex').slice(0, 16)}`);
+    workDir = options.workDir ?? path.join(options.scratchDir ?? os.tmpdir(), `coffer-live-${createHash('sha256').update(`${options.vm}\0${JSON.stringify(options.qmp)}`).digest('hex').slice(0, 16)}`);
     if (ownDir) await fs.rm(workDir, { recursive: true, force: true });
     await fs.mkdir(workDir, { recursive: true, mode: 0o700 });
+    const scratchMinFreeBytes = await checkScratchSpace(workDir, options.vm, options.scratchMinFreeBytes);
     const now = (options.clock ?? (() => new Date()))();
     const run = randomBytes(3).toString('hex');
     const tag = `${now.toISOString().replace(/[-:.]/g, '').replace('T', 't').toLowerCase()}-${run}`;
     freezer = await GuestFreeze.prepare(qmp, { ...options.guestAgent, ...(options.signal ? { signal: options.signal } : {}) });
-    capture = await QemuCapture.start(qmp, disks, { previous: options.previous ?? new Map(), workDir, tag, run, quiesce: freezer, ...(options.hooks ? { hooks: options.hooks } : {}) }).catch((error: unknown) => {
+    capture = await QemuCapture.start(qmp, disks, { previous: options.previous ?? new Map(), workDir, tag, run, quiesce: freezer,
+      guard: { vm: options.vm, scratchMinFreeBytes, ...(options.scratchPollMs !== undefined ? { pollMs: options.scratchPollMs } : {}) },
+      ...(options.hooks ? { hooks: options.hooks } : {}),
+    }).catch((error: unknown) => {
       throw captureFailed(options.vm, error);
     });
     const consistency = freezer.consistency;
     await freezer.close();
     const sourceDisks: SourceDisk[] = [];
+    const live = capture;
     for (const c of capture.disks) {
       const device = await NbdBlockDevice.open(capture.uri(c), c.changes === undefined ? {} : { dirtyBitmap: c.changes });
       devices.push(device);
@@ -90,7 +108,7 @@ export async function openQemuSource(options: QemuSourceOptions): Promise<VmSour
         name: c.disk.name,
         format: `qemu-${c.disk.format}`,
         location: `qemu:${c.disk.nodeName}:${c.disk.filename}`,
-        device,
+        device: guardedDevice(device, live),
         changeTracking: c.since !== undefined ? { since: c.since } : { unavailable: c.fullReason ?? 'no checkpoint' },
         checkpoint: c.checkpoint,
         changeGranularity: CHECKPOINT_GRANULARITY,
@@ -98,12 +116,12 @@ export async function openQemuSource(options: QemuSourceOptions): Promise<VmSour
     }
     let committed = false;
     let closed = false;
-    const live = capture;
     return {
       vm: options.vm,
       definition: { format: VM_DESCRIPTION_FORMAT, data: definition },
       disks: sourceDisks,
       consistency,
+      confirm: () => live.confirm(),
       async commit() {
         committed = true;
         for (const device of devices) await device.close().catch(() => {});
@@ -120,4 +138,41 @@ export async function openQemuSource(options: QemuSourceOptions): Promise<VmSour
     await cleanUp(async () => capture?.dropNewCheckpoints()); // this capture never reached a snapshot
     throw error;
   }
+}
+
+/**
+ * A disk of the capture whose reads fail with the capture's break (capture-guard.ts) once it
+ * broke: a read failing because the capture was ended says why it was, and bytes read after
+ * the break are not handed on.
+ */
+function guardedDevice(device: BlockDevice, capture: QemuCapture): BlockDevice {
+  const check = (): void => {
+    const failure = capture.failure;
+    if (failure !== undefined) throw failure;
+  };
+  return {
+    size: device.size,
+    async read(offset, length, into) {
+      check();
+      try {
+        const bytes = await device.read(offset, length, into);
+        check();
+        return bytes;
+      } catch (error) {
+        throw capture.failure ?? error;
+      }
+    },
+    async *extents(offset?: number, length?: number): AsyncIterable<Extent> {
+      check();
+      try {
+        for await (const extent of device.extents(offset, length)) {
+          check();
+          yield extent;
+        }
+      } catch (error) {
+        throw capture.failure ?? error;
+      }
+    },
+    close: () => device.close(),
+  };
 }
