@@ -2298,12 +2298,37 @@ export interface operations {
                                 source: {
                                     images: string[];
                                 } | {
+                                    /** @description freeze the guest's filesystems through its agent around the instant (default true) */
+                                    freeze?: boolean;
+                                    /** @description how long the guest agent may take to freeze (default 60s) */
+                                    "freeze-timeout"?: string;
+                                    /** @description the host end of the guest agent channel (default: found through QMP) */
+                                    "guest-agent"?: string;
+                                    /** @description a shell command run right after it, even when the capture failed */
+                                    "post-capture"?: string;
+                                    /** @description a shell command run just before the instant of capture; failing stops the backup */
+                                    "pre-capture"?: string;
+                                    /** @description the QMP monitor: a unix socket path or HOST:PORT */
                                     qmp: string;
+                                    /** @description where the scratch images go (default: the system's temporary folder) */
+                                    "scratch-dir"?: string;
+                                    /** @description free space kept in the scratch filesystem, e.g. 512M (default: 5% of it, 16M to 256M) */
+                                    "scratch-min-free"?: string;
                                 } | {
+                                    /** @description freeze the guest's filesystems through its agent around the instant (default true) */
+                                    freeze?: boolean;
                                     libvirt: {
                                         domain: string;
                                         uri?: string;
                                     };
+                                    /** @description a shell command run right after it, even when the capture failed */
+                                    "post-capture"?: string;
+                                    /** @description a shell command run just before the instant of capture; failing stops the backup */
+                                    "pre-capture"?: string;
+                                    /** @description where the scratch images go (default: the system's temporary folder) */
+                                    "scratch-dir"?: string;
+                                    /** @description free space kept in the scratch filesystem, e.g. 512M (default: 5% of it, 16M to 256M) */
+                                    "scratch-min-free"?: string;
                                 } | {
                                     /** @description the agent's name (its token's: coffer agent token add NAME) */
                                     agent: string;
@@ -7184,12 +7209,37 @@ export interface operations {
                             source: {
                                 images: string[];
                             } | {
+                                /** @description freeze the guest's filesystems through its agent around the instant (default true) */
+                                freeze?: boolean;
+                                /** @description how long the guest agent may take to freeze (default 60s) */
+                                "freeze-timeout"?: string;
+                                /** @description the host end of the guest agent channel (default: found through QMP) */
+                                "guest-agent"?: string;
+                                /** @description a shell command run right after it, even when the capture failed */
+                                "post-capture"?: string;
+                                /** @description a shell command run just before the instant of capture; failing stops the backup */
+                                "pre-capture"?: string;
+                                /** @description the QMP monitor: a unix socket path or HOST:PORT */
                                 qmp: string;
+                                /** @description where the scratch images go (default: the system's temporary folder) */
+                                "scratch-dir"?: string;
+                                /** @description free space kept in the scratch filesystem, e.g. 512M (default: 5% of it, 16M to 256M) */
+                                "scratch-min-free"?: string;
                             } | {
+                                /** @description freeze the guest's filesystems through its agent around the instant (default true) */
+                                freeze?: boolean;
                                 libvirt: {
                                     domain: string;
                                     uri?: string;
                                 };
+                                /** @description a shell command run right after it, even when the capture failed */
+                                "post-capture"?: string;
+                                /** @description a shell command run just before the instant of capture; failing stops the backup */
+                                "pre-capture"?: string;
+                                /** @description where the scratch images go (default: the system's temporary folder) */
+                                "scratch-dir"?: string;
+                                /** @description free space kept in the scratch filesystem, e.g. 512M (default: 5% of it, 16M to 256M) */
+                                "scratch-min-free"?: string;
                             } | {
                                 /** @description the agent's name (its token's: coffer agent token add NAME) */
                                 agent: string;
@@ -7277,12 +7327,37 @@ export interface operations {
                         source: {
                             images: string[];
                         } | {
+                            /** @description freeze the guest's filesystems through its agent around the instant (default true) */
+                            freeze?: boolean;
+                            /** @description how long the guest agent may take to freeze (default 60s) */
+                            "freeze-timeout"?: string;
+                            /** @description the host end of the guest agent channel (default: found through QMP) */
+                            "guest-agent"?: string;
+                            /** @description a shell command run right after it, even when the capture failed */
+                            "post-capture"?: string;
+                            /** @description a shell command run just before the instant of capture; failing stops the backup */
+                            "pre-capture"?: string;
+                            /** @description the QMP monitor: a unix socket path or HOST:PORT */
                             qmp: string;
+                            /** @description where the scratch images go (default: the system's temporary folder) */
+                            "scratch-dir"?: string;
+                            /** @description free space kept in the scratch filesystem, e.g. 512M (default: 5% of it, 16M to 256M) */
+                            "scratch-min-free"?: string;
                         } | {
+                            /** @description freeze the guest's filesystems through its agent around the instant (default true) */
+                            freeze?: boolean;
                             libvirt: {
                                 domain: string;
                                 uri?: string;
                             };
+                            /** @description a shell command run right after it, even when the capture failed */
+                            "post-capture"?: string;
+                            /** @description a shell command run just before the instant of capture; failing stops the backup */
+                            "pre-capture"?: string;
+                            /** @description where the scratch images go (default: the system's temporary folder) */
+                            "scratch-dir"?: string;
+                            /** @description free space kept in the scratch filesystem, e.g. 512M (default: 5% of it, 16M to 256M) */
+                            "scratch-min-free"?: string;
                         } | {
                             /** @description the agent's name (its token's: coffer agent token add NAME) */
                             agent: string;
