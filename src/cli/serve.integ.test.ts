@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { humanMonitorCommand, QmpClient } from '../qmp/index.js';
 import { buildExt4Disk, requireTools, startTestVm, type PartitionedDisk } from '../testing/index.js';
-import { assertExit, assertSameBytes, coffer, makeWorkDir, removeDir, runTool, startCofferUntil, type RunningCoffer } from './cli-harness.js';
+import { assertExit, assertOneLineError, assertSameBytes, coffer, makeWorkDir, removeDir, runTool, startCofferUntil, type RunningCoffer } from './cli-harness.js';
 
 const env = { COFFER_PASSWORD: 'serve' };
 let work: string;
@@ -115,6 +115,10 @@ test('writes through --overlay stay in the overlay; the repository never changes
     assert.equal(write.code, 0, write.stderr);
     const read = await runTool('qemu-io', ['-f', 'raw', '-c', 'read -P 0x5a 1M 64k', '-c', 'read -P 0x6b 4095 2', uri]);
     assert.doesNotMatch(read.stdout, /Pattern verification failed/, read.stdout);
+    // A second writer on the same overlay would corrupt it: refused while the first serves.
+    const second = await coffer(['serve', '-r', repo, 'web01:latest', '--socket', join(work, 'rw2.sock'), '--overlay', overlay], { env, timeoutMs: 120_000 });
+    assertExit(second, 4);
+    assert.match(assertOneLineError(second), /overlay is in use by process \d+/);
   } finally {
     await stop(running);
   }
@@ -129,6 +133,11 @@ test('writes through --overlay stay in the overlay; the repository never changes
   }
   assert.equal(await repositoryDigest(), before, 'not one byte of the repository changed');
   assertExit(await coffer(['verify', '-r', repo, '--read-data'], { env }), 0);
+  // Laid over another snapshot, the overlay's writes would land in a disk they never belonged to.
+  assertExit(await coffer(['backup', '-r', repo, '--vm', 'web02', disk.path], { env }), 0);
+  const other = await coffer(['serve', '-r', repo, 'web02:latest', '--socket', join(work, 'rw3.sock'), '--overlay', overlay], { env, timeoutMs: 120_000 });
+  assertExit(other, 4);
+  assert.match(assertOneLineError(other), /this overlay was made over disk disk0 of snapshot [0-9a-f]{8} \(web01\), not over disk disk0 of snapshot [0-9a-f]{8} \(web02\)/);
 });
 
 test('a QEMU attaches the export as a disk and reads the backup', async () => {

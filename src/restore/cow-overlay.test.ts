@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { BlockDevice, Extent } from '../blockdev/index.js';
+import { isCofferError } from '../errors/index.js';
 import { CowOverlay, GRANULE } from './index.js';
 
 /** A read-only device over bytes, with a zero extent where the bytes are zero in 64 KiB units. */
@@ -29,6 +30,8 @@ function baseOver(bytes: Uint8Array): BlockDevice & { writes: number } {
   };
 }
 
+const ORIGIN = { snapshot: 'a'.repeat(64), vm: 'web01', disk: 'disk0' };
+
 test('writes land in the overlay, reads mix overlay and base, the base is never written', async (t) => {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'coffer-cow-'));
   t.after(() => fs.rm(dir, { recursive: true, force: true }));
@@ -36,7 +39,7 @@ test('writes land in the overlay, reads mix overlay and base, the base is never 
   original.fill(0, 512 * 1024); // the second half reads as zeros
   const baseBytes = Buffer.from(original);
   const model = Buffer.from(original);
-  const overlay = await CowOverlay.open(baseOver(baseBytes), dir, 'disk0');
+  const overlay = await CowOverlay.open(baseOver(baseBytes), dir, 'disk0', ORIGIN);
   const writes: [number, Buffer][] = [[100, randomBytes(10)], [GRANULE * 3 - 5, randomBytes(GRANULE + 10)], [700 * 1024, randomBytes(3 * GRANULE)], [(1 << 20) - 7, randomBytes(7)]];
   for (const [at, data] of writes) {
     await overlay.write(at, data);
@@ -53,7 +56,39 @@ test('writes land in the overlay, reads mix overlay and base, the base is never 
   assert.ok(map.some((e) => e.kind === 'zero' && e.offset >= 512 * 1024), 'untouched zero ranges stay zero');
   await overlay.close();
 
-  const reopened = await CowOverlay.open(baseOver(baseBytes), dir, 'disk0');
+  const reopened = await CowOverlay.open(baseOver(baseBytes), dir, 'disk0', ORIGIN);
   assert.ok(Buffer.from(await reopened.read(0, 1 << 20)).equals(model), 'a flushed overlay reopens as it was');
   await reopened.close();
+});
+
+test('an overlay reopens only over the snapshot disk it was made over, and one process at a time', async (t) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'coffer-cow-'));
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  const base = baseOver(randomBytes(1 << 20));
+  const first = await CowOverlay.open(base, dir, 'disk0', ORIGIN);
+  await first.write(0, Buffer.alloc(GRANULE, 7));
+  const record = JSON.parse(await fs.readFile(path.join(dir, 'disk0.origin.json'), 'utf8')) as Record<string, unknown>;
+  assert.deepEqual(record, { format: 'coffer-cow-overlay', version: 1, ...ORIGIN, size: 1 << 20, granule: GRANULE });
+  // A second writer while the first has it open: refused, the first's lock stays.
+  await assert.rejects(CowOverlay.open(base, dir, 'disk0', ORIGIN), (e: unknown) => isCofferError(e, 'E_TARGET_UNWRITABLE') && /in use by process \d+/.test((e as Error).message));
+  await first.close();
+  await assert.rejects(fs.stat(path.join(dir, 'disk0.lock')), /ENOENT/);
+
+  // Another snapshot, or another disk of the same one: refused, the overlay untouched.
+  const mapBefore = await fs.readFile(path.join(dir, 'disk0.map'));
+  for (const other of [{ ...ORIGIN, snapshot: 'b'.repeat(64) }, { ...ORIGIN, disk: 'disk1' }]) {
+    await assert.rejects(CowOverlay.open(base, dir, 'disk0', other), (e: unknown) => isCofferError(e, 'E_TARGET_UNWRITABLE') && /was made over disk disk0 of snapshot aaaaaaaa \(web01\)/.test((e as Error).message));
+  }
+  assert.ok((await fs.readFile(path.join(dir, 'disk0.map'))).equals(mapBefore));
+  await assert.rejects(fs.stat(path.join(dir, 'disk0.lock')), /ENOENT/, 'a refused open leaves no lock');
+
+  // A lock left by a process that is gone (a killed coffer serve) is taken over.
+  await fs.writeFile(path.join(dir, 'disk0.lock'), JSON.stringify({ pid: 2 ** 22 + 12345, host: os.hostname() }));
+  const again = await CowOverlay.open(base, dir, 'disk0', ORIGIN);
+  assert.equal((await again.read(0, 1))[0], 7, 'the kept overlay is the same one');
+  await again.close();
+
+  // An overlay made before origins were recorded cannot be vouched for.
+  await fs.rm(path.join(dir, 'disk0.origin.json'));
+  await assert.rejects(CowOverlay.open(base, dir, 'disk0', ORIGIN), (e: unknown) => isCofferError(e, 'E_TARGET_UNWRITABLE') && /without a record of the snapshot/.test((e as Error).message));
 });

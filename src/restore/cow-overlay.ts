@@ -1,4 +1,5 @@
 import * as fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { assertReadInBounds, coalesceExtents, type BlockDevice, type Extent, type WritableBlockDevice } from '../blockdev/index.js';
 import { CofferError } from '../errors/index.js';
@@ -15,6 +16,12 @@ export const GRANULE = 4096;
  * - `NAME.map` — one bit per 4 KiB granule (bit `g % 8` of byte `floor(g / 8)`, LSB first): set
  *   when the granule lives in `NAME.data`. Rewritten (temporary file, fsync, rename) on every
  *   flush, so an overlay that was flushed reopens as it was.
+ * - `NAME.origin.json` — what the overlay lies over, written (temporary file, fsync, rename)
+ *   when it is created: `{"format": "coffer-cow-overlay", "version": 1, "snapshot": ID, "vm":
+ *   VM, "disk": NAME, "size": BYTES, "granule": 4096}`. An overlay reopens only over the same
+ *   snapshot's same disk: laid over another, its granules would mix two disks' bytes.
+ * - `NAME.lock` — `{"pid": N, "host": H}` while a process has the overlay open (created
+ *   exclusively; one left by a process of this host that is gone is taken over).
  * A partial-granule write first copies the rest of the granule from the base. Writes are
  * serialized (recovery VMs write little; reads run concurrently).
  */
@@ -29,33 +36,52 @@ export class CowOverlay implements WritableBlockDevice {
     private readonly data: fs.FileHandle,
     private readonly mapPath: string,
     map: Uint8Array,
+    private readonly lockPath: string,
   ) {
     this.size = base.size;
     this.map = map;
   }
 
-  /** Opens (or creates) the overlay of `name` in `folder` over `base`. */
-  static async open(base: BlockDevice, folder: string, name: string): Promise<CowOverlay> {
-    await fs.mkdir(folder, { recursive: true });
+  /**
+   * Opens (or creates) the overlay of `name` in `folder` over `base`, the disk `origin` names.
+   * @throws CofferError E_TARGET_UNWRITABLE when the folder holds an overlay of another
+   * snapshot or disk (or one without its origin), or one another process has open.
+   */
+  static async open(base: BlockDevice, folder: string, name: string, origin: OverlayOrigin): Promise<CowOverlay> {
+    await fs.mkdir(folder, { recursive: true }).catch((error: unknown) => {
+      throw asTargetError(folder, error);
+    });
     const dataPath = path.join(folder, `${name}.data`);
     const mapPath = path.join(folder, `${name}.map`);
-    const mapBytes = Math.ceil(Math.ceil(base.size / GRANULE) / 8);
-    let map = new Uint8Array(mapBytes);
+    const lockPath = path.join(folder, `${name}.lock`);
+    await takeLock(lockPath);
     try {
-      const stored = await fs.readFile(mapPath);
-      if (stored.length !== mapBytes) throw new CofferError('E_TARGET_UNWRITABLE', `${mapPath} belongs to a disk of another size`);
-      map = new Uint8Array(stored);
+      const record: OriginRecord = { format: ORIGIN_FORMAT, version: 1, snapshot: origin.snapshot, vm: origin.vm, disk: origin.disk, size: base.size, granule: GRANULE };
+      await checkOrigin(path.join(folder, `${name}.origin.json`), mapPath, record);
+      const mapBytes = Math.ceil(Math.ceil(base.size / GRANULE) / 8);
+      let map = new Uint8Array(mapBytes);
+      try {
+        const stored = await fs.readFile(mapPath);
+        if (stored.length !== mapBytes) throw new CofferError('E_TARGET_UNWRITABLE', `${mapPath} belongs to a disk of another size`);
+        map = new Uint8Array(stored);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw asTargetError(mapPath, error);
+      }
+      const data = await fs.open(dataPath, 'a+').then(async (h) => {
+        await h.close();
+        return fs.open(dataPath, 'r+');
+      }).catch((error: unknown) => {
+        throw asTargetError(dataPath, error);
+      });
+      await data.truncate(base.size).catch(async (error: unknown) => {
+        await data.close();
+        throw asTargetError(dataPath, error);
+      });
+      return new CowOverlay(base, data, mapPath, map, lockPath);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw asTargetError(mapPath, error);
+      await fs.rm(lockPath, { force: true }).catch(() => {});
+      throw error;
     }
-    const data = await fs.open(dataPath, 'a+').then(async (h) => {
-      await h.close();
-      return fs.open(dataPath, 'r+');
-    }).catch((error: unknown) => {
-      throw asTargetError(dataPath, error);
-    });
-    await data.truncate(base.size);
-    return new CowOverlay(base, data, mapPath, map);
   }
 
   async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
@@ -119,15 +145,7 @@ export class CowOverlay implements WritableBlockDevice {
         throw asTargetError(this.mapPath, error);
       });
       if (!this.dirtyMap) return;
-      const tmp = `${this.mapPath}.tmp`;
-      const handle = await fs.open(tmp, 'w');
-      try {
-        await handle.write(this.map);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await fs.rename(tmp, this.mapPath);
+      await writeDurably(this.mapPath, this.map);
       this.dirtyMap = false;
     });
   }
@@ -136,6 +154,7 @@ export class CowOverlay implements WritableBlockDevice {
   async close(): Promise<void> {
     await this.flush().catch(() => {});
     await this.data.close().catch(() => {});
+    await fs.rm(this.lockPath, { force: true }).catch(() => {});
   }
 
   private serialized<T>(work: () => Promise<T>): Promise<T> {
@@ -178,6 +197,112 @@ export class CowOverlay implements WritableBlockDevice {
       yield { offset: at, length: next - at, inOverlay };
       at = next;
     }
+  }
+}
+
+/** The disk an overlay lies over. */
+export interface OverlayOrigin {
+  snapshot: string;
+  vm: string;
+  disk: string;
+}
+
+const ORIGIN_FORMAT = 'coffer-cow-overlay';
+
+interface OriginRecord extends OverlayOrigin {
+  format: typeof ORIGIN_FORMAT;
+  version: 1;
+  size: number;
+  granule: number;
+}
+
+/**
+ * Records a new overlay's origin, or checks a kept one's: the same snapshot, disk, size and
+ * granule, else the overlay is refused (nothing is changed in it).
+ */
+async function checkOrigin(originPath: string, mapPath: string, wanted: OriginRecord): Promise<void> {
+  let text: string;
+  try {
+    text = await fs.readFile(originPath, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw asTargetError(originPath, error);
+    const kept = await fs.stat(mapPath).then(() => true, () => false);
+    if (kept) {
+      throw new CofferError(
+        'E_TARGET_UNWRITABLE',
+        `${mapPath}: an overlay without a record of the snapshot it was made over (${path.basename(originPath)}): it cannot be laid over snapshot ${wanted.snapshot.slice(0, 8)}; use another overlay folder`,
+        { subject: { path: mapPath } },
+      );
+    }
+    await writeDurably(originPath, Buffer.from(`${JSON.stringify(wanted)}\n`));
+    return;
+  }
+  let kept: Partial<OriginRecord>;
+  try {
+    kept = JSON.parse(text) as Partial<OriginRecord>;
+  } catch {
+    throw new CofferError('E_TARGET_UNWRITABLE', `${originPath} is not an overlay's origin record (not JSON)`, { subject: { path: originPath } });
+  }
+  if (kept.format !== ORIGIN_FORMAT || kept.version !== 1) throw new CofferError('E_TARGET_UNWRITABLE', `${originPath} is not a version 1 overlay origin record`, { subject: { path: originPath } });
+  if (kept.snapshot !== wanted.snapshot || kept.disk !== wanted.disk || kept.size !== wanted.size || kept.granule !== wanted.granule) {
+    throw new CofferError(
+      'E_TARGET_UNWRITABLE',
+      `${originPath}: this overlay was made over disk ${String(kept.disk)} of snapshot ${String(kept.snapshot).slice(0, 8)} (${String(kept.vm)}), not over disk ${wanted.disk} of snapshot ${wanted.snapshot.slice(0, 8)} (${wanted.vm}): ` +
+        'laid over another disk its writes would mix with bytes they never belonged to; use another overlay folder',
+      { subject: { path: originPath } },
+    );
+  }
+}
+
+/** Creates the lock file exclusively; one left by a process of this host that no longer runs is taken over. */
+async function takeLock(lockPath: string): Promise<void> {
+  const mine = Buffer.from(`${JSON.stringify({ pid: process.pid, host: os.hostname() })}\n`);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await fs.writeFile(lockPath, mine, { flag: 'wx' });
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw asTargetError(lockPath, error);
+    }
+    let holder: { pid?: unknown; host?: unknown } = {};
+    try {
+      holder = JSON.parse(await fs.readFile(lockPath, 'utf8')) as typeof holder;
+    } catch {
+      // Unreadable or half-written: treated as a live holder below unless it names a dead one.
+    }
+    const gone = holder.host === os.hostname() && typeof holder.pid === 'number' && !processRuns(holder.pid);
+    if (!gone) {
+      throw new CofferError('E_TARGET_UNWRITABLE', `${lockPath}: the overlay is in use by process ${String(holder.pid)} on ${String(holder.host)} (two writers would corrupt it); if no process uses it, remove the lock file`, { subject: { path: lockPath } });
+    }
+    await fs.rm(lockPath, { force: true });
+  }
+  throw new CofferError('E_TARGET_UNWRITABLE', `${lockPath}: another process took the overlay's lock at the same time`, { subject: { path: lockPath } });
+}
+
+function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Writes a file whole or not at all: a temporary file, fsync, rename. */
+async function writeDurably(file: string, bytes: Uint8Array): Promise<void> {
+  const tmp = `${file}.tmp`;
+  try {
+    const handle = await fs.open(tmp, 'w');
+    try {
+      await handle.write(bytes);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await fs.rename(tmp, file);
+  } catch (error) {
+    await fs.rm(tmp, { force: true }).catch(() => {});
+    throw asTargetError(file, error);
   }
 }
 

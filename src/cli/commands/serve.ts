@@ -32,7 +32,7 @@ export async function serveCommand(reference: string, options: ServeCommandOptio
         if (options.overlay === undefined) {
           exports[disk.disk.name] = { device: disk, description: `coffer snapshot ${snapshot.id.slice(0, 8)} ${snapshot.vm} ${disk.disk.name}` };
         } else {
-          const overlay = await CowOverlay.open(disk, options.overlay, disk.disk.name);
+          const overlay = await CowOverlay.open(disk, options.overlay, disk.disk.name, { snapshot: snapshot.id, vm: snapshot.vm, disk: disk.disk.name });
           overlays.push(overlay);
           exports[disk.disk.name] = { device: overlay, writable: true, description: `coffer snapshot ${snapshot.id.slice(0, 8)} ${snapshot.vm} ${disk.disk.name} (overlay)` };
         }

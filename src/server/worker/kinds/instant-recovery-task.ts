@@ -26,7 +26,7 @@ export async function runInstantRecoveryTask(spec: InstantRecoverySpec, context:
         const description = `coffer snapshot ${snapshot.id.slice(0, 8)} ${snapshot.vm} ${disk.disk.name}`;
         if (spec.overlayDir === undefined) exports[disk.disk.name] = { device: disk, description };
         else {
-          const overlay = await CowOverlay.open(disk, spec.overlayDir, disk.disk.name);
+          const overlay = await CowOverlay.open(disk, spec.overlayDir, disk.disk.name, { snapshot: snapshot.id, vm: snapshot.vm, disk: disk.disk.name });
           overlays.push(overlay);
           exports[disk.disk.name] = { device: overlay, writable: true, description: `${description} (overlay)` };
         }
