@@ -54,3 +54,68 @@ export async function checkScratchSpace(dir: string, vm: string, minFreeBytes?: 
   }
   return floor;
 }
+
+/** How often a live capture's scratch filesystem is looked at. */
+export const SCRATCH_POLL_MS = 100;
+
+/** Options of {@link ScratchWatch.start}. */
+export interface ScratchWatchOptions {
+  /** The VM, for the message. */
+  vm: string;
+  dir: string;
+  minFreeBytes: number;
+  /** Told once, when the free space falls below `minFreeBytes`: end the capture at once. */
+  onLow: (error: CofferError) => void;
+  pollMs?: number;
+}
+
+/**
+ * Looks at the scratch filesystem's free space every {@link SCRATCH_POLL_MS} ms while a
+ * capture lives, and says once when it falls below the floor, with the E_NO_SPACE the backup
+ * fails with. A folder that cannot be looked at (removed by the capture's own end) is not watched.
+ */
+export class ScratchWatch {
+  private stopped = false;
+  private polling = false;
+  private readonly timer: NodeJS.Timeout;
+
+  private constructor(private readonly options: ScratchWatchOptions) {
+    this.timer = setInterval(() => void this.poll(), options.pollMs ?? SCRATCH_POLL_MS);
+    this.timer.unref();
+  }
+
+  static start(options: ScratchWatchOptions): ScratchWatch {
+    return new ScratchWatch(options);
+  }
+
+  /** Idempotent. */
+  stop(): void {
+    this.stopped = true;
+    clearInterval(this.timer);
+  }
+
+  private async poll(): Promise<void> {
+    if (this.polling || this.stopped) return;
+    this.polling = true;
+    try {
+      const stats = await fs.statfs(this.options.dir);
+      const free = Number(stats.bavail) * Number(stats.bsize);
+      const { dir, minFreeBytes, vm } = this.options;
+      if (free < minFreeBytes && !this.stopped) {
+        this.stop();
+        this.options.onLow(
+          new CofferError(
+            'E_NO_SPACE',
+            `VM ${vm}: the scratch folder ${dir} fell to ${formatScratchBytes(free)} free (the least allowed is ${formatScratchBytes(minFreeBytes)}) while the VM wrote during the backup; ` +
+              "the capture was ended so that the VM's writes are not refused, and nothing of this backup is recorded. Give --scratch-dir a filesystem with room for what the VM writes during a backup",
+            { subject: { path: dir } },
+          ),
+        );
+      }
+    } catch {
+      // Not there any more: the capture is ending.
+    } finally {
+      this.polling = false;
+    }
+  }
+}

@@ -144,6 +144,23 @@ export class LibvirtBackup {
     return `nbd+unix:///${encodeURIComponent(disk.exportName)}?socket=${this.socket}`;
   }
 
+  /**
+   * Throws unless this job still runs (libvirt ends a job it cannot keep, another tool may
+   * abort it): a backup recorded after its job ended could hold bytes from after the instant.
+   */
+  async confirm(): Promise<void> {
+    const ended = (why: string) => new CofferError('E_SOURCE_UNREADABLE', `domain ${this.domain}: the backup job ended before the backup finished (${why}); nothing of this backup is recorded`);
+    if (this.ended) throw ended('ended by Coffer');
+    let job: BackupJob;
+    try {
+      job = parseBackupJob(await this.virsh.run(['backup-dumpxml', this.domain]));
+    } catch (error) {
+      if (isNoJobError(error)) throw ended('libvirt reports no backup job');
+      throw error;
+    }
+    if (job.socket !== this.socket) throw ended(`the backup job running now exports on ${job.socket ?? 'no unix socket'}, not on ${this.socket}`);
+  }
+
   /** Ends the job (libvirt removes the exports, scratch images and socket). Idempotent. */
   async end(): Promise<void> {
     if (this.ended) return;

@@ -242,3 +242,42 @@ test("another tool's backup job is never aborted: the backup stops with one clea
     await libvirt.virsh('domjobabort', DOMAIN);
   }
 });
+
+test('a scratch filesystem that fills aborts the job: the backup fails, every guest write lands; a job ended early is never recorded', async () => {
+  // Under the daemon's folder: QEMU runs as its user, which cannot pass through the test's work folder.
+  const scratch = path.join(libvirt.dir, 'scratch-small');
+  await fs.mkdir(scratch);
+  await runTool('mount', ['-t', 'tmpfs', '-o', 'size=16m,mode=1777', 'tmpfs', scratch]);
+  try {
+    // Old data where the writes go, so that QEMU copies each overwritten MiB to the scratch image.
+    await write('vda', 0, 16 * MiB, 0x31);
+    const source = await openLibvirtSource({ vm: 'web01', domain: DOMAIN, connect: libvirt.uri, scratchDir: scratch, scratchMinFreeBytes: 6 * MiB, scratchPollMs: 20 });
+    try {
+      for (let i = 0; i < 16; i++) {
+        await write('vda', i * MiB, MiB, 0x60 + i);
+        await new Promise((resolve) => setTimeout(resolve, 150));
+      }
+      await assert.rejects(source.disks[0]?.device.read(0, 65536) ?? Promise.resolve(), (e: unknown) => isCofferError(e, 'E_NO_SPACE') && (e as Error).message.includes(scratch));
+      await assert.rejects(source.confirm?.() ?? Promise.resolve(), (e: unknown) => isCofferError(e, 'E_NO_SPACE'));
+    } finally {
+      await source.close();
+    }
+    const disk = domain.disks[0] as { qdev: string; path: string };
+    await libvirt.virsh('qemu-monitor-command', DOMAIN, '--hmp', `qemu-io -d ${disk.qdev} "flush"`);
+    const now = path.join(work, 'vda-now.raw');
+    await runTool('qemu-img', ['convert', '-U', '-O', 'raw', disk.path, now]);
+    assert.ok((await fs.readFile(now)).equals(model.vda), 'vda holds every write the guest made');
+    await fs.rm(now);
+  } finally {
+    await runTool('umount', [scratch]);
+  }
+  // A job aborted by hand while the backup reads: confirm() refuses, nothing is recorded.
+  const source = await open(second);
+  try {
+    await libvirt.virsh('domjobabort', DOMAIN);
+    await assert.rejects(source.confirm?.() ?? Promise.resolve(), (e: unknown) => isCofferError(e, 'E_SOURCE_UNREADABLE') && /backup job ended/.test((e as Error).message));
+  } finally {
+    await source.close();
+  }
+  assert.deepEqual(await domainCheckpoints(), [...new Set(checkpoints(second).values())], 'the failed backups left no checkpoint');
+});

@@ -4,7 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { CofferError } from '../../errors/index.js';
 import { NbdBlockDevice } from '../../nbd/index.js';
-import { checkScratchSpace } from '../scratch-space.js';
+import { guardedDevice } from '../guarded-device.js';
+import { checkScratchSpace, ScratchWatch } from '../scratch-space.js';
 import type { CaptureHooks } from '../qemu/qemu-capture.js';
 import type { SourceDisk, VmSource } from '../vm-source.js';
 import { LIBVIRT_CHECKPOINT_PREFIX, LibvirtBackup, removeStaleBackup } from './libvirt-backup.js';
@@ -39,8 +40,13 @@ export interface LibvirtSourceOptions {
    * (libvirt's scratch images grow there with what the VM writes during the backup).
    */
   scratchDir?: string;
-  /** The free space the scratch filesystem must have twice over to start (see scratch-space.ts). */
+  /**
+   * The free space kept in the scratch filesystem: twice that to start; below it while the
+   * backup reads, the job is aborted (the backup fails, the VM's writes go on; see scratch-space.ts).
+   */
   scratchMinFreeBytes?: number;
+  /** How often the scratch filesystem is looked at, in ms (tests). */
+  scratchPollMs?: number;
   signal?: AbortSignal;
   clock?: () => Date;
   /** Run just before and right after `backup-begin` (see {@link CaptureHooks}). */
@@ -91,7 +97,10 @@ export async function openLibvirtSource(options: LibvirtSourceOptions): Promise<
   const workDir = options.workDir ?? path.join(options.scratchDir ?? os.tmpdir(), `coffer-libvirt-${createHash('sha256').update(`${options.connect ?? ''}\0${domain}`).digest('hex').slice(0, 16)}`);
   const devices: NbdBlockDevice[] = [];
   let backup: LibvirtBackup | undefined;
+  let watch: ScratchWatch | undefined;
+  let broken: CofferError | undefined;
   const cleanUp = async (settle?: (b: LibvirtBackup) => Promise<void>): Promise<void> => {
+    watch?.stop();
     for (const device of devices) await device.close().catch(() => {});
     let failure: unknown;
     if (backup !== undefined) {
@@ -104,13 +113,25 @@ export async function openLibvirtSource(options: LibvirtSourceOptions): Promise<
   try {
     if (ownDir) await fs.rm(workDir, { recursive: true, force: true });
     await fs.mkdir(workDir, { recursive: true, mode: 0o700 });
-    await checkScratchSpace(workDir, options.vm, options.scratchMinFreeBytes);
+    const scratchMinFreeBytes = await checkScratchSpace(workDir, options.vm, options.scratchMinFreeBytes);
     const owner = parseDacOwner(live) ?? (await sourceOwner(included));
     if (owner !== undefined) await fs.chown(workDir, owner.uid, owner.gid);
     const now = (options.clock ?? (() => new Date()))();
     const tag = `${now.toISOString().replace(/[-:.]/g, '').replace('T', 't').toLowerCase()}-${randomBytes(3).toString('hex')}`;
     const freeze = new LibvirtFreeze(virsh, domain, options.freeze !== false, options.onThawFailed);
     backup = await LibvirtBackup.start(virsh, domain, disks, { previous, workDir, checkpoint: `${LIBVIRT_CHECKPOINT_PREFIX}${tag}`, freeze, ...(options.hooks ? { hooks: options.hooks } : {}) });
+    const started = backup;
+    // QEMU under libvirt refuses the guest's writes when a scratch image cannot grow, as without it (scratch-space.ts).
+    watch = ScratchWatch.start({
+      vm: options.vm,
+      dir: workDir,
+      minFreeBytes: scratchMinFreeBytes,
+      onLow: (error) => {
+        broken = error;
+        void started.end().catch(() => {});
+      },
+      ...(options.scratchPollMs !== undefined ? { pollMs: options.scratchPollMs } : {}),
+    });
     const sourceDisks: SourceDisk[] = [];
     for (const c of backup.disks) {
       const device = await NbdBlockDevice.open(backup.uri(c), c.exportBitmap === undefined ? {} : { dirtyBitmap: c.exportBitmap });
@@ -119,7 +140,7 @@ export async function openLibvirtSource(options: LibvirtSourceOptions): Promise<
         name: c.disk.target,
         format: `libvirt-${c.disk.format ?? 'raw'}`,
         location: `libvirt:${domain}:${c.disk.target}:${c.disk.source ?? ''}`,
-        device,
+        device: guardedDevice(device, () => broken),
         changeTracking: c.since !== undefined ? { since: c.since } : { unavailable: c.fullReason ?? 'no checkpoint' },
         ...(c.tracked && backup.checkpoint !== undefined ? { checkpoint: backup.checkpoint } : {}),
       });
@@ -133,8 +154,13 @@ export async function openLibvirtSource(options: LibvirtSourceOptions): Promise<
       disks: sourceDisks,
       consistency: freeze.consistency,
       skipped: disks.flatMap((d) => (d.skip === undefined ? [] : [{ name: d.target, reason: d.skip }])),
+      async confirm() {
+        if (broken !== undefined) throw broken;
+        await running.confirm();
+      },
       async commit() {
         committed = true;
+        watch?.stop();
         for (const device of devices) await device.close().catch(() => {});
         await running.end();
         await running.dropOldCheckpoints();

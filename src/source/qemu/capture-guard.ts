@@ -1,10 +1,6 @@
-import * as fs from 'node:fs/promises';
 import { CofferError } from '../../errors/index.js';
 import { queryBlockJobs, type QmpClient } from '../../qmp/index.js';
-import { formatScratchBytes } from '../scratch-space.js';
-
-/** How often the scratch filesystem's free space is looked at while a capture lives. */
-export const SCRATCH_POLL_MS = 100;
+import { ScratchWatch, SCRATCH_POLL_MS } from '../scratch-space.js';
 
 /** Options of {@link CaptureGuard.start}. */
 export interface CaptureGuardOptions {
@@ -45,8 +41,7 @@ export interface CaptureGuardOptions {
 export class CaptureGuard {
   private broken: CofferError | undefined;
   private stopped = false;
-  private polling = false;
-  private readonly timer: NodeJS.Timeout;
+  private readonly scratch: ScratchWatch;
   private readonly unsubscribe: (() => void)[] = [];
 
   private constructor(
@@ -64,8 +59,13 @@ export class CaptureGuard {
         }),
       );
     }
-    this.timer = setInterval(() => void this.pollScratch(), options.pollMs ?? SCRATCH_POLL_MS);
-    this.timer.unref();
+    this.scratch = ScratchWatch.start({
+      vm: options.vm,
+      dir: options.scratch.dir,
+      minFreeBytes: options.scratch.minFreeBytes,
+      onLow: (error) => this.break(error),
+      ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}),
+    });
   }
 
   /** Starts watching (right after the transaction that started the jobs). */
@@ -99,7 +99,7 @@ export class CaptureGuard {
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
-    clearInterval(this.timer);
+    this.scratch.stop();
     for (const off of this.unsubscribe.splice(0)) off();
   }
 
@@ -112,29 +112,5 @@ export class CaptureGuard {
 
   private jobEnded(what: string): CofferError {
     return new CofferError('E_SOURCE_UNREADABLE', `VM ${this.options.vm}: the point-in-time view ended before the backup finished (${what}); nothing of this backup is recorded`);
-  }
-
-  private async pollScratch(): Promise<void> {
-    if (this.polling || this.stopped) return;
-    this.polling = true;
-    try {
-      const stats = await fs.statfs(this.options.scratch.dir);
-      const free = Number(stats.bavail) * Number(stats.bsize);
-      const { dir, minFreeBytes } = this.options.scratch;
-      if (free < minFreeBytes) {
-        this.break(
-          new CofferError(
-            'E_NO_SPACE',
-            `VM ${this.options.vm}: the scratch folder ${dir} fell to ${formatScratchBytes(free)} free (the least allowed is ${formatScratchBytes(minFreeBytes)}) while the VM wrote during the backup; ` +
-              'the capture was ended so that the VM\'s writes are not refused, and nothing of this backup is recorded. Give --scratch-dir a filesystem with room for what the VM writes during a backup',
-            { subject: { path: dir } },
-          ),
-        );
-      }
-    } catch {
-      // A folder that cannot be looked at (removed by the capture's own end): nothing to watch.
-    } finally {
-      this.polling = false;
-    }
   }
 }

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { NbdBlockDevice } from '../../nbd/index.js';
 import { describeVm, QmpClient, VM_DESCRIPTION_FORMAT, type QmpAddress } from '../../qmp/index.js';
-import type { BlockDevice, Extent } from '../../blockdev/index.js';
+import { guardedDevice } from '../guarded-device.js';
 import { checkScratchSpace } from '../scratch-space.js';
 import type { SourceDisk, VmSource } from '../vm-source.js';
 import { captureFailed, QemuCapture, removeStaleCapture, type CaptureHooks } from './qemu-capture.js';
@@ -108,7 +108,7 @@ export async function openQemuSource(options: QemuSourceOptions): Promise<VmSour
         name: c.disk.name,
         format: `qemu-${c.disk.format}`,
         location: `qemu:${c.disk.nodeName}:${c.disk.filename}`,
-        device: guardedDevice(device, live),
+        device: guardedDevice(device, () => live.failure),
         changeTracking: c.since !== undefined ? { since: c.since } : { unavailable: c.fullReason ?? 'no checkpoint' },
         checkpoint: c.checkpoint,
         changeGranularity: CHECKPOINT_GRANULARITY,
@@ -140,39 +140,3 @@ export async function openQemuSource(options: QemuSourceOptions): Promise<VmSour
   }
 }
 
-/**
- * A disk of the capture whose reads fail with the capture's break (capture-guard.ts) once it
- * broke: a read failing because the capture was ended says why it was, and bytes read after
- * the break are not handed on.
- */
-function guardedDevice(device: BlockDevice, capture: QemuCapture): BlockDevice {
-  const check = (): void => {
-    const failure = capture.failure;
-    if (failure !== undefined) throw failure;
-  };
-  return {
-    size: device.size,
-    async read(offset, length, into) {
-      check();
-      try {
-        const bytes = await device.read(offset, length, into);
-        check();
-        return bytes;
-      } catch (error) {
-        throw capture.failure ?? error;
-      }
-    },
-    async *extents(offset?: number, length?: number): AsyncIterable<Extent> {
-      check();
-      try {
-        for await (const extent of device.extents(offset, length)) {
-          check();
-          yield extent;
-        }
-      } catch (error) {
-        throw capture.failure ?? error;
-      }
-    },
-    close: () => device.close(),
-  };
-}
