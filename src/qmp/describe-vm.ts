@@ -77,6 +77,13 @@ export interface VmDescription {
   network?: string;
   /** Commands this QEMU lacks, so their part is absent. */
   missing: string[];
+  /**
+   * The QEMU process's own command line (secrets redacted), which QMP cannot report: added by
+   * the source when the monitor is a local unix socket (source/qemu/qemu-process.ts).
+   */
+  commandLine?: { pid: number; argv: string[] };
+  /** Why {@link commandLine} is absent, when it was looked for. */
+  commandLineUnavailable?: string;
 }
 
 const QUERIES = [

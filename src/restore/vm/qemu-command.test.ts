@@ -97,3 +97,28 @@ test('a disk the definition does not name is reported; a bad description is E_IM
     assert.throws(() => cloneQemuScript(bad, { name: 'x', disks: [], identity: identity() }), (e) => isCofferError(e, 'E_IMAGE_INVALID'), bad);
   }
 });
+
+test('the original command line the backup found is quoted in the script, one option per line, and never run', async () => {
+  const commandLine = {
+    pid: 4242,
+    argv: ['qemu-system-x86_64', '-accel', 'kvm', '-cpu', 'host,+vmx', '-name', 'db01', '-uuid', '8c2d4d9e-1d2b-4a43-9bb4-2b5a3f0e7c11', '-chardev', 'socket,id=qga0,path=/run/db01 qga.sock', '-object', 'secret,id=sec0,data=<redacted>', '-device', 'e1000,netdev=n0,mac=52:54:00:aa:bb:cc', '-daemonize'],
+  };
+  const clone = cloneQemuScript(JSON.stringify({ ...DESCRIPTION, commandLine }), { name: 'db02', disks: [{ name: 'sys', path: '/a', format: 'raw' }], identity: identity() });
+  const quoted = clone.text.split('\n').filter((l) => l.startsWith('#   ') && /qemu-system|^#   -/.test(l));
+  assert.deepEqual(quoted, [
+    '#   qemu-system-x86_64',
+    '#   -accel kvm',
+    '#   -cpu host,+vmx',
+    '#   -name db01',
+    "#   -uuid '<the original UUID>'",
+    "#   -chardev 'socket,id=qga0,path=/run/db01 qga.sock'",
+    "#   -object 'secret,id=sec0,data=<redacted>'",
+    "#   -device 'e1000,netdev=n0,mac=<the original MAC>'",
+    '#   -daemonize',
+  ]);
+  assert.ok(!clone.text.includes('8c2d4d9e') && !clone.text.includes('mac=52:54:00:aa:bb:cc'), 'the original identity is not quoted');
+  const args = await argv(clone.text, []);
+  assert.ok(!args.includes('-accel') && !args.includes('-daemonize'), 'the quoted line is a comment only');
+  // Without one (an older backup, a remote monitor), nothing is quoted.
+  assert.doesNotMatch(cloneQemuScript(JSON.stringify(DESCRIPTION), { name: 'db02', disks: [], identity: identity() }).text, /original QEMU command line/);
+});

@@ -133,6 +133,9 @@ export function cloneQemuScript(json: string, options: { name: string; disks: re
     '# that were not backed up (CD-ROMs), and the network backends: every NIC gets a user-mode',
     '# netdev (-netdev user). The original network, as QEMU reported it:',
     ...(d.network ?? '(not reported)').trimEnd().split('\n').map((l) => `#   ${shellComment(l)}`),
+    ...(d.commandLine === undefined
+      ? []
+      : ['#', '# The original QEMU command line (secrets redacted), for what the options above lack:', ...commandLineComment(d.commandLine)]),
     ...notes.map((n) => `# Note: ${shellComment(n)}`),
     'exec \\',
     ...args.map((a) => `  ${a.map(shellQuote).join(' ')} \\`),
@@ -151,6 +154,8 @@ export interface ParsedDescription {
   devices: Device[];
   blocks: { device: string; qdev: string | undefined; nodeName: string | undefined; readOnly: boolean }[];
   network: string | undefined;
+  /** The original command line, when the backup found it (secrets redacted). */
+  commandLine: string[] | undefined;
 }
 
 export function parseDescription(json: string): ParsedDescription {
@@ -192,6 +197,7 @@ export function parseDescription(json: string): ParsedDescription {
     devices,
     blocks,
     network: typeof d['network'] === 'string' ? d['network'] : undefined,
+    commandLine: isObject(d['commandLine']) && Array.isArray(d['commandLine']['argv']) ? d['commandLine']['argv'].filter((a): a is string => typeof a === 'string') : undefined,
   };
 }
 
@@ -243,6 +249,21 @@ function optionValue(value: string): string {
 
 function shellQuote(word: string): string {
   return /^[A-Za-z0-9_./:=,+@%-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * The command line as comment lines, one option with its value per line; the original's
+ * identity (its `-uuid`, its NICs' `mac=`) masked, so that copying a line never clones it.
+ */
+function commandLineComment(argv: readonly string[]): string[] {
+  const lines: string[] = [];
+  for (const [i, original] of argv.entries()) {
+    const arg = argv[i - 1] === '-uuid' ? '<the original UUID>' : original.replace(/(^|,)mac=[^,]*/g, '$1mac=<the original MAC>').replace(/"mac":"[^"]*"/g, '"mac":"<the original MAC>"');
+    const quoted = shellQuote(arg);
+    if (arg.startsWith('-') || lines.length === 0) lines.push(quoted);
+    else lines[lines.length - 1] += ` ${quoted}`;
+  }
+  return lines.map((line) => `#   ${shellComment(line)}`);
 }
 
 /** Text safe on one comment line. */

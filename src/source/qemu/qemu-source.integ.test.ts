@@ -120,8 +120,10 @@ test('a full backup holds both disks at one instant, not the writes made after i
   assert.deepEqual(first.disks.map((d) => d.blockSize), [block, block]);
   assert.equal(first.stats.bytesRead, block === 64 * KiB ? 6 * 64 * KiB : 3 * 256 * KiB, 'only the blocks holding data were read');
   await assertSnapshotEquals(first, expected);
-  const definition = JSON.parse(Buffer.from(first.definition?.data ?? '', 'base64').toString('utf8')) as { devices?: unknown };
+  const definition = JSON.parse(Buffer.from(first.definition?.data ?? '', 'base64').toString('utf8')) as { devices?: unknown; commandLine?: { pid: number; argv: string[] } };
   assert.ok(definition.devices !== undefined, 'the VM definition is stored');
+  assert.equal(definition.commandLine?.pid, vm.pid, 'with the command line of the QEMU behind the monitor');
+  assert.ok(definition.commandLine?.argv.includes('-nodefaults'));
   assert.deepEqual(await cofferBitmaps(), [...checkpoints(first).values()].map((c, i) => `${['disk0', 'disk1'][i]}:${c}`).sort());
 });
 

@@ -10,6 +10,7 @@ import type { SourceDisk, VmSource } from '../vm-source.js';
 import { captureFailed, QemuCapture, removeStaleCapture, type CaptureHooks } from './qemu-capture.js';
 import { CHECKPOINT_GRANULARITY, listQemuDisks } from './qemu-disks.js';
 import { GuestFreeze, type GuestFreezeOptions } from './guest-freeze.js';
+import { qemuCommandLine } from './qemu-process.js';
 
 /** Options of {@link openQemuSource}. */
 export interface QemuSourceOptions {
@@ -77,7 +78,13 @@ export async function openQemuSource(options: QemuSourceOptions): Promise<VmSour
     if (ownDir && workDir !== undefined) await fs.rm(workDir, { recursive: true, force: true }).catch(() => {});
   };
   try {
-    const definition = Buffer.from(JSON.stringify(await describeVm(qmp)));
+    const description = await describeVm(qmp);
+    if ('path' in options.qmp) {
+      const found = await qemuCommandLine(options.qmp.path);
+      if ('argv' in found) description.commandLine = found;
+      else description.commandLineUnavailable = found.unavailable;
+    }
+    const definition = Buffer.from(JSON.stringify(description));
     await removeStaleCapture(qmp).catch((error: unknown) => {
       throw captureFailed(options.vm, error);
     });
