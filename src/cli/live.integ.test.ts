@@ -145,3 +145,12 @@ test('--scratch-dir puts the capture\'s scratch images there; a scratch filesyst
     assert.match(assertOneLineError(usage), /--scratch-(dir|min-free)/);
   }
 });
+
+test('coffer snapshots --json says how each disk was read, and why a full read happened', async () => {
+  const listed = await cofferJson<{ id: string; disks: { name: string; changeTracking?: { method: string; reason?: string; checkpoint?: string } }[] }[]>(['snapshots', '-r', repo, '--vm', 'web01'], { env });
+  const tracking = listed.map((s) => s.disks[0]?.changeTracking);
+  assert.equal(tracking[0]?.method, 'none');
+  assert.match(tracking[0]?.reason ?? '', /no checkpoint/);
+  assert.equal(tracking[1]?.method, 'dirty-bitmap');
+  assert.ok(tracking.every((t) => t?.checkpoint?.startsWith('coffer-')), 'each names the checkpoint it left');
+});

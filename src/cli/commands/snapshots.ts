@@ -21,7 +21,15 @@ export function snapshotJson(snapshot: Snapshot, protection: Protection | null =
     hostname: snapshot.hostname,
     tags: snapshot.tags,
     parent: snapshot.parent,
-    disks: snapshot.disks.map((disk) => ({ name: disk.name, size: disk.size, sourceFormat: disk.sourceFormat, source: disk.source, blockSize: disk.blockSize })),
+    disks: snapshot.disks.map((disk) => ({
+      name: disk.name,
+      size: disk.size,
+      sourceFormat: disk.sourceFormat,
+      source: disk.source,
+      blockSize: disk.blockSize,
+      // How unchanged ranges were known, and why a disk was read in full (docs/live-backup.md).
+      ...(disk.changeTracking === undefined ? {} : { changeTracking: { ...disk.changeTracking } }),
+    })),
     stats: snapshot.stats,
     ...(snapshot.files !== undefined ? { files: { paths: snapshot.files.paths, ...(snapshot.files.stdinName !== undefined ? { stdinName: snapshot.files.stdinName } : {}), entries: snapshot.files.entries, warnings: snapshot.files.warnings.length } } : {}),
     protected: protection !== null,

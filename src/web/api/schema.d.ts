@@ -4208,6 +4208,13 @@ export interface operations {
                         };
                         disks: {
                             blockSize: number;
+                            /** @description how unchanged ranges were known (dirty-bitmap, image-chain, changed-ranges, none), why the disk was read in full, and the checkpoint left */
+                            changeTracking?: {
+                                checkpoint?: string;
+                                /** @enum {string} */
+                                method: "dirty-bitmap" | "image-chain" | "changed-ranges" | "none";
+                                reason?: string;
+                            };
                             name: string;
                             size: number;
                             source: string;

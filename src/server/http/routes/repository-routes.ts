@@ -29,7 +29,19 @@ const StatsSchema = {
 const DiskSchema = {
   type: 'object',
   required: ['name', 'size', 'sourceFormat', 'source', 'blockSize'],
-  properties: { name: { type: 'string' }, size: { type: 'integer' }, sourceFormat: { type: 'string' }, source: { type: 'string' }, blockSize: { type: 'integer' } },
+  properties: {
+    name: { type: 'string' },
+    size: { type: 'integer' },
+    sourceFormat: { type: 'string' },
+    source: { type: 'string' },
+    blockSize: { type: 'integer' },
+    changeTracking: {
+      type: 'object',
+      required: ['method'],
+      description: 'how unchanged ranges were known (dirty-bitmap, image-chain, changed-ranges, none), why the disk was read in full, and the checkpoint left',
+      properties: { method: { type: 'string', enum: ['dirty-bitmap', 'image-chain', 'changed-ranges', 'none'] }, reason: { type: 'string' }, checkpoint: { type: 'string' } },
+    },
+  },
 } as const;
 const SnapshotSummarySchema = {
   type: 'object',
@@ -170,7 +182,7 @@ export function repositoryRoutes(app: FastifyInstance, context: ServiceContext):
       const { definition, disks, ...rest } = found;
       return {
         ...rest,
-        disks: disks.map((d) => ({ name: d.name, size: d.size, sourceFormat: d.sourceFormat, source: d.source, blockSize: d.blockSize })),
+        disks: disks.map((d) => ({ name: d.name, size: d.size, sourceFormat: d.sourceFormat, source: d.source, blockSize: d.blockSize, ...(d.changeTracking === undefined ? {} : { changeTracking: { ...d.changeTracking } }) })),
         ...(definition === null ? {} : { definition }),
       };
     },
