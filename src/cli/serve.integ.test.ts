@@ -32,10 +32,12 @@ async function serve(args: string[]): Promise<RunningCoffer> {
   return startCofferUntil(['serve', '-r', repo, 'web01:latest', ...args], 'nbd', { env, timeoutMs: 120_000 });
 }
 
-async function stop(running: RunningCoffer): Promise<void> {
+/** Stops `coffer serve`; returns what it wrote on stderr. */
+async function stop(running: RunningCoffer): Promise<string> {
   running.child.kill('SIGTERM');
   const result = await running.done;
   assert.equal(result.code, 0, `coffer serve stops cleanly on SIGTERM: ${result.stderr}`);
+  return result.stderr.toString();
 }
 
 /** sha256 of every file of the repository, to prove it unchanged. */
@@ -159,4 +161,37 @@ test('a QEMU attaches the export as a disk and reads the backup', async () => {
     await vm.stop();
     await stop(running);
   }
+});
+
+test('a damaged chunk under a reader is answered with EIO and told once on stderr, with the count of repeats', async () => {
+  const damaged = join(work, 'repo-damaged');
+  await runTool('cp', ['-a', repo, damaged]);
+  // The largest file of the repository holds the disk's data: a flipped run of bytes in its middle.
+  const files = (await runTool('find', [damaged, '-type', 'f', '-printf', '%s %p\\n'])).stdout.trim().split('\n').map((l) => l.split(' ')).sort((a, b) => Number(b[0]) - Number(a[0]));
+  const biggest = files[0]?.[1] as string;
+  const handle = await open(biggest, 'r+');
+  const middle = Math.floor(Number(files[0]?.[0]) / 2);
+  await handle.write(Buffer.alloc(64, 0xa5), 0, 64, middle);
+  await handle.close();
+  const socket = join(work, 'damaged.sock');
+  const running = await startCofferUntil(['serve', '-r', damaged, 'web01:latest', '--socket', socket], 'nbd', { env, timeoutMs: 120_000 });
+  let stderr: string;
+  try {
+    const uri = `nbd+unix:///disk0?socket=${socket}`;
+    for (let i = 0; i < 3; i++) {
+      const copy = await runTool('nbdcopy', [uri, 'null:']);
+      assert.notEqual(copy.code, 0, 'nbdcopy fails on the damaged range');
+      assert.match(copy.stderr, /Input\/output error|EIO/i, copy.stderr);
+    }
+  } finally {
+    stderr = await stop(running);
+  }
+  const warnings = stderr.split('\n').filter((l) => l.startsWith('coffer: warning: NBD client:'));
+  assert.ok(warnings.length >= 1, stderr);
+  assert.match(warnings[0] ?? '', /\(E_CORRUPT_OBJECT\)/, 'the damage is named');
+  // Three copies read the same damaged chunks: each is written once, then counted.
+  const chunk = /chunk ([0-9a-f]{64})/.exec(warnings[0] ?? '')?.[1] as string;
+  const aboutIt = warnings.filter((l) => l.includes(chunk));
+  assert.equal(aboutIt.length, 2, `repeats are counted, not each written: ${stderr}`);
+  assert.match(aboutIt[1] ?? '', /\(2 more like it since the last report\)$/);
 });

@@ -17,6 +17,7 @@ export { NbdBlockDevice, type NbdBlockDeviceOptions } from './client/nbd-block-d
 export { parseNbdUri, describeAddress, type NbdAddress } from './client/address.js';
 export type { NegotiatedExport } from './client/handshake.js';
 export { NbdServer, type NbdServerOptions, type NbdListenAddress } from './server/nbd-server.js';
+export { ClientErrorLog } from './server/client-error-log.js';
 export type { NbdExport } from './server/nbd-export.js';
 export { RawFileDevice } from './server/raw-file-device.js';
 export type { WritableBlockDevice } from '../blockdev/index.js';

@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { CofferError } from '../../errors/index.js';
-import { NbdServer, type NbdExport } from '../../nbd/index.js';
+import { ClientErrorLog, NbdServer, type NbdExport } from '../../nbd/index.js';
 import { resolveSnapshot } from '../../repo/index.js';
 import { CowOverlay, SnapshotDisk } from '../../restore/index.js';
 import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
@@ -37,7 +37,9 @@ export async function serveCommand(reference: string, options: ServeCommandOptio
           exports[disk.disk.name] = { device: overlay, writable: true, description: `coffer snapshot ${snapshot.id.slice(0, 8)} ${snapshot.vm} ${disk.disk.name} (overlay)` };
         }
       }
-      const server = await NbdServer.listen(address, { exports });
+      // A client that breaks off, and above all a read that failed (a damaged chunk under a booting guest), is told on stderr.
+      const clientErrors = new ClientErrorLog((line) => context.stderr.write(`coffer: warning: ${line}\n`));
+      const server = await NbdServer.listen(address, { exports, onClientError: (error) => clientErrors.report(error) });
       const uris = snapshot.disks.map((d) =>
         'socket' in address ? `nbd+unix:///${encodeURIComponent(d.name)}?socket=${address.socket}` : `nbd://${address.host}:${address.port}/${encodeURIComponent(d.name)}`,
       );
@@ -48,6 +50,7 @@ export async function serveCommand(reference: string, options: ServeCommandOptio
       }
       if (!context.signal.aborted) await once(context.signal, 'abort');
       await server.close();
+      clientErrors.flush();
       return 0;
     } finally {
       for (const overlay of overlays) await overlay.close();

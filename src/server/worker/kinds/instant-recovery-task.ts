@@ -8,7 +8,7 @@
  */
 import { once } from 'node:events';
 import { hostname } from 'node:os';
-import { NbdServer, type NbdExport } from '../../../nbd/index.js';
+import { ClientErrorLog, NbdServer, type NbdExport } from '../../../nbd/index.js';
 import { resolveSnapshot } from '../../../repo/index.js';
 import { CowOverlay, SnapshotDisk } from '../../../restore/index.js';
 import type { InstantRecoverySpec } from './kind-specs.js';
@@ -31,7 +31,9 @@ export async function runInstantRecoveryTask(spec: InstantRecoverySpec, context:
           exports[disk.disk.name] = { device: overlay, writable: true, description: `${description} (overlay)` };
         }
       }
-      const server = await NbdServer.listen({ host: spec.listen.host, port: spec.listen.port }, { exports });
+      // A client that breaks off, and above all a read that failed (a damaged chunk under a booting guest), goes to the task's log.
+      const clientErrors = new ClientErrorLog((line) => context.log(line, 'warning'));
+      const server = await NbdServer.listen({ host: spec.listen.host, port: spec.listen.port }, { exports, onClientError: (error) => clientErrors.report(error) });
       const started = Date.now();
       try {
         const port = (server.address as { port: number }).port;
@@ -50,6 +52,7 @@ export async function runInstantRecoveryTask(spec: InstantRecoverySpec, context:
         return report(Date.now() - started);
       } finally {
         await server.close();
+        clientErrors.flush();
       }
     } finally {
       for (const overlay of overlays) await overlay.close();
