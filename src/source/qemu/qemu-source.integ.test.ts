@@ -145,16 +145,20 @@ test('an incremental reads only what the dirty bitmap marked since the last back
   assert.deepEqual((await cofferBitmaps()).length, 2, 'only the newest checkpoints remain');
 });
 
-test('a capture abandoned by a killed run loses no change, and its leftovers are cleared', async () => {
+test('a run killed in the middle of its NBD reads loses no change, and its leftovers are cleared', async () => {
   await write('disk1', 8 * MiB, 64 * KiB, 0xe1);
   const script = `
     const { openQemuSource } = await import(${JSON.stringify(new URL('../index.js', import.meta.url).href)});
-    await openQemuSource({ vm: 'live', qmp: { path: ${JSON.stringify(backupMonitor)} }, previous: new Map(${JSON.stringify([...checkpoints(second)])}) });
-    process.stdout.write('captured\\n');
-    setInterval(() => {}, 1000);`;
+    const source = await openQemuSource({ vm: 'live', qmp: { path: ${JSON.stringify(backupMonitor)} }, previous: new Map(${JSON.stringify([...checkpoints(second)])}) });
+    // Killed in the middle of NBD reads, as a backup would be: requests in flight on every disk.
+    let reads = 0;
+    for (;;) {
+      await Promise.all(source.disks.map((d) => d.device.read((reads % 8) * 1048576, 1048576)));
+      if (++reads === 2) process.stdout.write('reading\\n');
+    }`;
   const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
-    child.stdout.on('data', (d: Buffer) => d.toString().includes('captured') && resolve());
+    child.stdout.on('data', (d: Buffer) => d.toString().includes('reading') && resolve());
     child.once('exit', (code) => reject(new Error(`the capturing process exited with ${code}`)));
   });
   child.kill('SIGKILL');
