@@ -206,3 +206,44 @@ test('a VM restarted without its checkpoint bitmap is read in full, with the rea
   await assertSnapshotEquals(fourth, expected);
 });
 
+
+test('guest writes racing the capture on both disks: the snapshot holds a prefix of them on each (one instant), and the VM never stops', async () => {
+  const stops: unknown[] = [];
+  const offStop = testMonitor.on('STOP', (e) => stops.push(e));
+  // Writes alternate between the disks, each completed before the next is sent: a capture of
+  // both disks at one instant holds the first N of them, whatever N; two instants could hold
+  // a write on one disk without an earlier one on the other.
+  const writes: { disk: DiskName; offset: number; pattern: number }[] = [];
+  let captured = false;
+  let afterCapture = 0;
+  const writer = (async () => {
+    for (let k = 0; k < 1400 && afterCapture < 20; k++) {
+      const disk: DiskName = k % 2 === 0 ? 'disk0' : 'disk1';
+      const offset = (disk === 'disk0' ? 30 * MiB : 12 * MiB) + Math.floor(k / 2) * 4 * KiB;
+      const pattern = 1 + (k % 250);
+      await write(disk, offset, 4 * KiB, pattern);
+      writes.push({ disk, offset, pattern });
+      if (captured) afterCapture += 1;
+    }
+  })();
+  while (writes.length < 10) await new Promise((resolve) => setTimeout(resolve, 5));
+  const source = await openQemuSource({ vm: 'live', qmp: { path: backupMonitor } });
+  try {
+    captured = true;
+    await writer;
+    const devices = Object.fromEntries(source.disks.map((d) => [d.name.replace(/-dev$/, ''), d.device]));
+    const present: boolean[] = [];
+    for (const w of writes) {
+      const bytes = Buffer.from(await (devices[w.disk] as { read: (o: number, l: number) => Promise<Uint8Array> }).read(w.offset, 4 * KiB));
+      present.push(bytes.every((b) => b === w.pattern));
+    }
+    const held = present.indexOf(false) === -1 ? present.length : present.indexOf(false);
+    assert.ok(held >= 10, `the writes made before the capture are in it (${held} of ${writes.length})`);
+    assert.ok(held < writes.length, 'some writes came after the instant');
+    assert.deepEqual(present.slice(held).filter((p) => p).length, 0, `after the first write missing (#${held}), no later one is there: ${present.map((p) => (p ? 1 : 0)).join('')}`);
+  } finally {
+    await source.close();
+    offStop();
+  }
+  assert.deepEqual(stops, [], 'QEMU never paused the VM');
+});
