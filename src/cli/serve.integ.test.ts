@@ -142,7 +142,7 @@ test('writes through --overlay stay in the overlay; the repository never changes
   assert.match(assertOneLineError(other), /this overlay was made over disk disk0 of snapshot [0-9a-f]{8} \(web01\), not over disk disk0 of snapshot [0-9a-f]{8} \(web02\)/);
 });
 
-test('a QEMU attaches the export as a disk and reads the backup', async () => {
+test('a QEMU attaches the export as a disk and reads the backup, every byte of it', async () => {
   const socket = join(work, 'vm.sock');
   const running = await serve(['--socket', socket]);
   const vm = await startTestVm({
@@ -156,6 +156,16 @@ test('a QEMU attaches the export as a disk and reads the backup', async () => {
     const reply = await humanMonitorCommand(qmp, `qemu-io -d /machine/peripheral/restored-dev/virtio-backend "read -v ${(disk.partitions[0]?.start ?? 0) + 1024 + 56} 2"`);
     await new Promise((resolve) => setTimeout(resolve, 500));
     assert.match(reply + vm.output(), /53 ef/i, `the VM read the backed-up superblock:\n${reply}\n${vm.output()}`);
+    // And every byte: QEMU copies the attached export with its own block job into a file.
+    const copy = join(work, 'qemu-copy.raw');
+    assert.equal((await runTool('qemu-img', ['create', '-q', '-f', 'raw', copy, String(disk.size)])).code, 0);
+    await qmp.execute('blockdev-add', { driver: 'raw', 'node-name': 'copy', file: { driver: 'file', filename: copy } });
+    const done = qmp.waitForEvent('BLOCK_JOB_COMPLETED', (e) => e.data['device'] === 'copy-job', { timeoutMs: 120_000 });
+    await qmp.execute('blockdev-backup', { 'job-id': 'copy-job', device: 'restored', target: 'copy', sync: 'full' });
+    const completed = await done;
+    assert.equal(completed.data['error'], undefined, String(completed.data['error']));
+    await qmp.execute('blockdev-del', { 'node-name': 'copy' });
+    await assertSameBytes(copy, disk.path, 'the disk as QEMU read it through the export');
   } finally {
     await qmp?.close();
     await vm.stop();
