@@ -121,10 +121,12 @@ vms:
     host: hv1
     source: { libvirt: { domain: web2 }, freeze: false, scratch-dir: /srv/scratch }
   - { name: web1, host: hv1, source: { images: [/d/web1.qcow2] } }
+  - { name: lv1, host: hv1, source: { images: [/dev/vg0/lv1], source-format: raw } }
 `,
     'c.yaml',
   );
-  const [db1, web2, web1] = (config.vms ?? []).map((vm) => backupSourceOf(vm.source));
+  const [db1, web2, web1, lv1] = (config.vms ?? []).map((vm) => backupSourceOf(vm.source));
+  assert.deepEqual(lv1, { images: ['/dev/vg0/lv1'], sourceFormat: 'raw' });
   assert.deepEqual(db1, {
     qmp: '/run/db1.qmp',
     guestAgent: '/run/db1.qga',

@@ -214,6 +214,7 @@ export function syncDestinations(task: Pick<TaskInfo, 'repository' | 'report'>, 
 
 /** A VM's source as the configuration writes it (kebab-case, durations and sizes as text), as a backup request takes it. */
 export function backupSourceOf(source: VmConfig['source']): VmBackupSource {
+  if ('images' in source) return { images: source.images, ...(source['source-format'] !== undefined ? { sourceFormat: source['source-format'] } : {}) };
   if (!('qmp' in source) && !('libvirt' in source)) return source;
   const hooks = {
     ...(source['pre-capture'] !== undefined ? { pre: source['pre-capture'] } : {}),

@@ -7,6 +7,7 @@
  * What the schema cannot say (a job names a repository that exists, a schedule parses, names
  * are unique) is checked by check-config.ts.
  */
+import { DISK_FORMATS, type DiskFormat } from '../../disk/index.js';
 import { NOTIFICATION_CONFIG_SCHEMA } from '../notify/index.js';
 
 /** A name: what the config's lists are keyed by, and what appears in paths like `/vms/NAME`. */
@@ -61,7 +62,15 @@ const LiveCaptureProperties = {
 
 export const VmSourceSchema = {
   oneOf: [
-    { type: 'object', additionalProperties: false, required: ['images'], properties: { images: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } } } },
+    {
+      type: 'object',
+      additionalProperties: false,
+      required: ['images'],
+      properties: {
+        images: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } },
+        'source-format': { type: 'string', enum: [...DISK_FORMATS], description: 'read every image as this format, not the one its content shows (raw for raw disks and volumes: a guest could write an image header at their start)' },
+      },
+    },
     {
       type: 'object',
       additionalProperties: false,
@@ -308,7 +317,7 @@ export interface LiveCaptureConfig {
   'scratch-min-free'?: string;
 }
 export type VmSource =
-  | { images: string[] }
+  | { images: string[]; 'source-format'?: DiskFormat }
   | ({ qmp: string; 'guest-agent'?: string; 'freeze-timeout'?: string } & LiveCaptureConfig)
   | ({ libvirt: { uri?: string; domain: string } } & LiveCaptureConfig)
   | { agent: string; files: { paths: string[]; exclude?: string[] } };

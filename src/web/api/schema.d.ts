@@ -2297,6 +2297,11 @@ export interface operations {
                                 rpo?: string;
                                 source: {
                                     images: string[];
+                                    /**
+                                     * @description read every image as this format, not the one its content shows (raw for raw disks and volumes: a guest could write an image header at their start)
+                                     * @enum {string}
+                                     */
+                                    "source-format"?: "raw" | "qcow2" | "vmdk" | "vpc" | "vhdx";
                                 } | {
                                     /** @description freeze the guest's filesystems through its agent around the instant (default true) */
                                     freeze?: boolean;
@@ -7215,6 +7220,11 @@ export interface operations {
                             rpo?: string;
                             source: {
                                 images: string[];
+                                /**
+                                 * @description read every image as this format, not the one its content shows (raw for raw disks and volumes: a guest could write an image header at their start)
+                                 * @enum {string}
+                                 */
+                                "source-format"?: "raw" | "qcow2" | "vmdk" | "vpc" | "vhdx";
                             } | {
                                 /** @description freeze the guest's filesystems through its agent around the instant (default true) */
                                 freeze?: boolean;
@@ -7333,6 +7343,11 @@ export interface operations {
                         rpo?: string;
                         source: {
                             images: string[];
+                            /**
+                             * @description read every image as this format, not the one its content shows (raw for raw disks and volumes: a guest could write an image header at their start)
+                             * @enum {string}
+                             */
+                            "source-format"?: "raw" | "qcow2" | "vmdk" | "vpc" | "vhdx";
                         } | {
                             /** @description freeze the guest's filesystems through its agent around the instant (default true) */
                             freeze?: boolean;
