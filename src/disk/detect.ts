@@ -1,9 +1,6 @@
 import type { DiskFormat } from './disk-image.js';
 import type { ImageFile } from './image-file.js';
-import { vhdChecksum } from './vhd/vhd-footer.js';
-
-/** VHD footer fields (vhd/vhd-footer.ts): current size at 48, disk type at 60 (2: fixed), checksum at 64. */
-const FIXED_DISK_TYPE = 2;
+import { parseVhdFooter, VHD_FOOTER_SIZE } from './vhd/vhd-footer.js';
 
 /**
  * The format of an image, from its content only, never its name:
@@ -33,11 +30,17 @@ export async function detectFormat(file: ImageFile): Promise<DiskFormat> {
   return 'raw';
 }
 
-/** The last 512 bytes are a fixed VHD's footer: cookie, checksum, type fixed, and a disk filling the file before it. */
+/**
+ * The last 512 bytes are a fixed VHD's footer, whole (vhd/vhd-footer.ts checks cookie,
+ * checksum, version and fields) and of type fixed, with a disk filling the file before it.
+ */
 async function isFixedVhd(file: ImageFile): Promise<boolean> {
-  if (file.size < 1024 || file.size % 512 !== 0) return false;
-  const tail = await file.readAt(file.size - 512, 512);
-  if (tail.subarray(0, 8).toString('latin1') !== 'conectix') return false;
-  if (tail.readUInt32BE(64) !== vhdChecksum(tail, 64) || tail.readUInt32BE(60) !== FIXED_DISK_TYPE) return false;
-  return Number(tail.readBigUInt64BE(48)) === file.size - 512;
+  if (file.size < 1024 || file.size % VHD_FOOTER_SIZE !== 0) return false;
+  const tail = await file.readAt(file.size - VHD_FOOTER_SIZE, VHD_FOOTER_SIZE);
+  try {
+    const footer = parseVhdFooter(tail, file);
+    return footer.diskType === 'fixed' && footer.currentSize === file.size - VHD_FOOTER_SIZE;
+  } catch {
+    return false; // no footer, or a damaged one: the content decides
+  }
 }

@@ -1,6 +1,4 @@
 import { assertReadInBounds, type Extent, type Placement } from '../../blockdev/index.js';
-import { CofferError } from '../../errors/index.js';
-import { syscalls } from '../../native/index.js';
 import type { DiskImage } from '../disk-image.js';
 import type { ImageFile } from '../image-file.js';
 import { extentPlacements } from '../segments.js';
@@ -53,31 +51,7 @@ export class FixedVhd implements DiskImage {
 
   async *extents(offset = 0, length = this.size - offset): AsyncIterable<Extent> {
     assertReadInBounds(this.size, offset, length);
-    const end = offset + length;
-    for (let position = offset; position < end; ) {
-      let dataStart: number;
-      let dataEnd: number;
-      try {
-        dataStart = syscalls.seekData(this.file.fd, position);
-        dataEnd = dataStart < 0 ? end : syscalls.seekHole(this.file.fd, dataStart);
-      } catch {
-        // No SEEK_DATA here (or a device that refuses it): everything is data.
-        yield { offset: position, length: end - position, kind: 'data', layer: 0 };
-        return;
-      }
-      // The footer is data, so no hole runs to the end of the file unless the file shrank.
-      if (dataStart < 0) {
-        throw new CofferError('E_SOURCE_SHRUNK', `${this.path} lost its VHD footer (the file shrank) while it was read`, { subject: { path: this.path, offset: position } });
-      }
-      if (dataStart >= end) {
-        yield { offset: position, length: end - position, kind: 'zero', layer: 0 };
-        return;
-      }
-      if (dataStart > position) yield { offset: position, length: dataStart - position, kind: 'zero', layer: 0 };
-      const stop = Math.min(Math.max(dataEnd, dataStart + 1), end);
-      yield { offset: dataStart, length: stop - dataStart, kind: 'data', layer: 0 };
-      position = stop;
-    }
+    for await (const run of this.file.dataRuns(offset, length)) yield { offset: run.at, length: run.length, kind: run.data ? 'data' : 'zero', layer: 0 };
   }
 
   async close(): Promise<void> {
