@@ -7,7 +7,10 @@ import { parseVhdFooter, VHD_FOOTER_SIZE } from './vhd/vhd-footer.js';
  * - qcow2: magic `QFI\xfb` at 0;
  * - VHDX: signature `vhdxfile` at 0;
  * - VMDK: magic `KDMV` at 0 (sparse extent with an embedded descriptor), or a text
- *   descriptor starting with `# Disk DescriptorFile`;
+ *   descriptor: one starting with `# Disk DescriptorFile`, or as QEMU's vmdk_probe finds
+ *   one, comment lines (`#…`) and lines of spaces, then `version=1`, `2` or `3` (a descriptor
+ *   need not begin with the header line; one read as raw would back up its few hundred bytes
+ *   of text as the disk);
  * - VHD (qemu-img's "vpc"): cookie `conectix` at 0 (dynamic and differencing disks keep a
  *   copy of their footer there) or in the last 512 bytes (fixed disks);
  * - anything else is raw.
@@ -17,17 +20,41 @@ export async function detectFormat(file: ImageFile): Promise<DiskFormat> {
   // not make the disk read as that image (whose backing file could name any host file). Its
   // footer, past the guest's disk, decides first when it is whole and sized for this file.
   if (await isFixedVhd(file)) return 'vpc';
-  const head = await file.readAt(0, Math.min(file.size, 512));
+  const head = await file.readAt(0, Math.min(file.size, PROBE_BYTES));
   const ascii = (start: number, length: number) => head.subarray(start, start + length).toString('latin1');
   if (head.length >= 4 && head.readUInt32BE(0) === 0x514649fb) return 'qcow2';
   if (ascii(0, 8) === 'vhdxfile') return 'vhdx';
-  if (ascii(0, 4) === 'KDMV' || ascii(0, 21) === '# Disk DescriptorFile') return 'vmdk';
+  if (ascii(0, 4) === 'KDMV' || ascii(0, 21) === '# Disk DescriptorFile' || isVmdkDescriptor(head)) return 'vmdk';
   if (ascii(0, 8) === 'conectix') return 'vpc';
   if (file.size >= 512 && file.size % 512 === 0) {
     const tail = await file.readAt(file.size - 512, 512);
     if (tail.subarray(0, 8).toString('latin1') === 'conectix') return 'vpc';
   }
   return 'raw';
+}
+
+/** How much of an image's start the probe looks at (QEMU's BLOCK_PROBE_BUF_SIZE). */
+const PROBE_BYTES = 2048;
+
+/** QEMU's vmdk_probe of a text descriptor: comments and blank lines, then `version=N` (N 1-3). */
+export function isVmdkDescriptor(head: Uint8Array): boolean {
+  const text = Buffer.from(head.buffer, head.byteOffset, head.length).toString('latin1');
+  let at = 0;
+  while (at < text.length) {
+    const nl = text.indexOf('\n', at);
+    const line = text.slice(at, nl < 0 ? text.length : nl);
+    if (line.startsWith('#')) {
+      if (nl < 0) return false;
+      at = nl + 1;
+      continue;
+    }
+    if (/^ +\r?$/.test(line) && nl >= 0) {
+      at = nl + 1;
+      continue;
+    }
+    return nl >= 0 && /^version=[123]\r?$/.test(line);
+  }
+  return false;
 }
 
 /**

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CofferError, isCofferError, type ErrorCode } from '../../errors/index.js';
+import { isVmdkDescriptor } from '../detect.js';
 import { parseDescriptor, type ExtentLine } from './descriptor.js';
 
 const image = {
@@ -78,4 +79,11 @@ test('an embedded descriptor: the extent line (the file itself) is not used', ()
   const text = 'createType="monolithicSparse"\nparentFileNameHint="base.vmdk"\nRW 2048 SPARSE "C:\\vms\\d.vmdk"\n';
   const descriptor = parseDescriptor(text, image, { embedded: true });
   assert.deepEqual([descriptor.parentFileNameHint, descriptor.extents], ['base.vmdk', []]);
+});
+
+test('a text descriptor is recognised as QEMU probes one: comments and lines of spaces, then version=1-3', () => {
+  const yes = ['# Disk DescriptorFile\nversion=1\n', 'version=2\r\nCID=1\n', '# a\n# b\n   \nversion=3\n', '  \r\nversion=1\r\n'];
+  const no = ['', 'version=1', '\nversion=1\n', 'version=4\n', 'CID=1\nversion=1\n', '# only a comment', 'KDMV', 'version=1 \n'];
+  for (const text of yes) assert.ok(isVmdkDescriptor(Buffer.from(text)), JSON.stringify(text));
+  for (const text of no) assert.ok(!isVmdkDescriptor(Buffer.from(text)), JSON.stringify(text));
 });

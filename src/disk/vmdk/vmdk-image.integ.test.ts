@@ -247,6 +247,12 @@ test('vmdk hand-written descriptor: flat extents at offsets around a sparse exte
   // ESXi's flat layout, checked against qemu-img.
   await writeFile(at('esxi.vmdk'), `# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType="vmfs"\nRW ${sectors(96 * MiB)} VMFS "whole.raw"\n`);
   await (await assertMatchesQemu(at('esxi.vmdk'), { map: 'flat' })).close();
+  // A descriptor that does not start with `# Disk DescriptorFile` (other comments, a line of
+  // spaces, then version=): a VMDK for QEMU's probe, so for Coffer's, never a small raw disk.
+  await writeFile(at('headless.vmdk'), `# written by a script\n   \nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType="vmfs"\nRW ${sectors(96 * MiB)} VMFS "whole.raw"\n`);
+  const probed = JSON.parse((await qemuImg('info', '--output=json', at('headless.vmdk'))).stdout) as { format: string };
+  assert.equal(probed.format, 'vmdk', 'qemu-img probes it as a VMDK too');
+  await (await assertMatchesQemu(at('headless.vmdk'), { map: 'flat' })).close();
 
   // A ZERO extent (qemu-img drops those lines, so the raw file is the oracle).
   const zero = `createType="monolithicFlat"\nRW ${sectors(16 * MiB)} FLAT "whole.raw" 0\nRW ${sectors(16 * MiB)} ZERO\n`;
