@@ -33,8 +33,34 @@ const IMAGES: { name: string; args: string[] }[] = [
   { name: 'vhdx', args: ['-O', 'vhdx'] },
 ];
 
+/**
+ * Top images of chains over intact parents (the mutated child must still fail cleanly when
+ * its parent is fine), and a text descriptor with its flat extent file. Built in `before`:
+ * their backing files are named by absolute path, so the mutant beside them finds them.
+ */
+const CHAINS: { name: string; build: (raw: string) => Promise<void> }[] = [
+  {
+    name: 'qcow2-overlay',
+    build: async () => {
+      await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-o', 'cluster_size=4k', '-b', join(work, 'qcow2'), '-F', 'qcow2', join(work, 'qcow2-overlay')]);
+      await run('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0x33 64k 200k', '-c', 'write -z 1M 128k', join(work, 'qcow2-overlay')]);
+    },
+  },
+  {
+    name: 'vmdk-delta',
+    build: async () => {
+      await run('qemu-img', ['create', '-q', '-f', 'vmdk', '-b', join(work, 'vmdk-sparse'), '-F', 'vmdk', join(work, 'vmdk-delta')]);
+      await run('qemu-io', ['-f', 'vmdk', '-c', 'write -P 0x44 128k 300k', join(work, 'vmdk-delta')]);
+    },
+  },
+  {
+    name: 'vmdk-descriptor',
+    build: (raw) => run('qemu-img', ['convert', '-f', 'raw', '-O', 'vmdk', '-o', 'subformat=monolithicFlat', raw, join(work, 'vmdk-descriptor')]).then(() => {}),
+  },
+];
+
 before(async () => {
-  await requireTools('qemu-img');
+  await requireTools('qemu-img', 'qemu-io');
   work = await mkdtemp(join(tmpdir(), 'coffer-fuzz-'));
   const raw = join(work, 'source.raw');
   const disk = Buffer.alloc(2 * MiB);
@@ -42,6 +68,7 @@ before(async () => {
   Buffer.alloc(200_000, 'text ').copy(disk, MiB);
   await writeFile(raw, disk);
   for (const image of IMAGES) await run('qemu-img', ['convert', '-f', 'raw', ...image.args, raw, join(work, image.name)]);
+  for (const chain of CHAINS) await chain.build(raw);
 });
 after(() => rm(work, { recursive: true, force: true }));
 
@@ -58,7 +85,7 @@ function mutate(bytes: Buffer, next: () => number): Buffer {
   return next() < 0.1 ? out.subarray(0, Math.floor(next() * out.length)) : out;
 }
 
-for (const image of IMAGES) {
+for (const image of [...IMAGES, ...CHAINS]) {
   test(`fuzz ${image.name}: mutated images read or fail with a coded error, never anything else`, async () => {
     const seed = Number(process.env.COFFER_FUZZ_SEED ?? Date.now() % 2 ** 31);
     const next = random(seed);
