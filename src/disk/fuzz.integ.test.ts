@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { isCofferError } from '../errors/index.js';
-import { requireTools, seededBytes, seededRandom as random } from '../testing/index.js';
+import { buildSeSparse, requireTools, seededBytes, seededRandom as random, seSparseDescriptor, type SeSparseGrain } from '../testing/index.js';
 import { openDiskImage } from './open-image.js';
 
 const run = promisify(execFile);
@@ -38,7 +38,7 @@ const IMAGES: { name: string; args: string[] }[] = [
  * its parent is fine), and a text descriptor with its flat extent file. Built in `before`:
  * their backing files are named by absolute path, so the mutant beside them finds them.
  */
-const CHAINS: { name: string; build: (raw: string) => Promise<void> }[] = [
+const CHAINS: { name: string; build: (raw: string) => Promise<void>; mutates?: string }[] = [
   {
     name: 'qcow2-overlay',
     build: async () => {
@@ -51,6 +51,17 @@ const CHAINS: { name: string; build: (raw: string) => Promise<void> }[] = [
     build: async () => {
       await run('qemu-img', ['create', '-q', '-f', 'vmdk', '-b', join(work, 'vmdk-sparse'), '-F', 'vmdk', join(work, 'vmdk-delta')]);
       await run('qemu-io', ['-f', 'vmdk', '-c', 'write -P 0x44 128k 300k', join(work, 'vmdk-delta')]);
+    },
+  },
+  {
+    // A seSparse extent (hand-built: qemu-img cannot write one) behind an intact descriptor
+    // that names the mutant: the extent's bytes are what is mutated.
+    name: 'vmdk-sesparse',
+    mutates: 'vmdk-sesparse-extent',
+    build: async () => {
+      const grains = new Map<number, SeSparseGrain>([[0, { kind: 'data', fill: 1 }], [1, { kind: 'zero' }], [300, { kind: 'data', fill: 2, index: 4097 }]]);
+      await buildSeSparse(join(work, 'vmdk-sesparse-extent'), { size: 2 * MiB, grains });
+      await writeFile(join(work, 'vmdk-sesparse'), seSparseDescriptor('vmdk-sesparse-extent.mutant', 2 * MiB));
     },
   },
   {
@@ -89,13 +100,15 @@ for (const image of [...IMAGES, ...CHAINS]) {
   test(`fuzz ${image.name}: mutated images read or fail with a coded error, never anything else`, async () => {
     const seed = Number(process.env.COFFER_FUZZ_SEED ?? Date.now() % 2 ** 31);
     const next = random(seed);
-    const original = await readFile(join(work, image.name));
-    const path = join(work, `${image.name}.mutant`);
+    const mutated = 'mutates' in image && image.mutates !== undefined ? image.mutates : image.name;
+    const original = await readFile(join(work, mutated));
+    const mutant = join(work, `${mutated}.mutant`);
+    const path = mutated === image.name ? mutant : join(work, image.name);
     const started = Date.now();
     let runs = 0;
     // At least 11 runs whatever the machine's load (each has its own deadline), then until the budget is spent.
     while (runs < 11 || Date.now() - started < BUDGET_MS) {
-      await writeFile(path, mutate(original, next));
+      await writeFile(mutant, mutate(original, next));
       runs += 1;
       try {
         const device = await openDiskImage(path);

@@ -55,6 +55,7 @@ export { seededRandom, withDeadline } from './fuzz-kit.js';
 export { guestKernel, debianPackage, unpackDebianPackage, GUEST_KERNEL_META_PACKAGE, type GuestKernel } from './debian-packages.js';
 export { startAgentGuest, agentGuestInitramfs, agentGuestFilesystem, type AgentGuest, type AgentGuestOptions } from './agent-guest.js';
 export { buildBootDisk, BOOT_MARK } from './boot-disk.js';
+export { buildSeSparse, seSparseDescriptor, allocatedEntry, type SeSparseGrain, type SeSparseOptions } from './sesparse.js';
 export { startCephS3, freePort, MEMSTORE_BYTES, type CephS3, type CephS3Options } from './ceph-s3.js';
 export { startS3RequestCounter, countByKind, type S3RequestCounter, type S3Request, type S3RequestKind } from './s3-request-counter.js';
 export { startTestRepoServer, type TestRepoServer, type TestTokenSpec } from './repo-server.js';

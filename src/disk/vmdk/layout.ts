@@ -8,15 +8,17 @@ import { dirname, resolve } from 'node:path';
 import { ImageFile } from '../image-file.js';
 import type { ExtentLine, VmdkDescriptor } from './descriptor.js';
 import { MAX_CAPACITY_SECTORS, SECTOR, isSparseHeader } from './sparse-header.js';
+import { SeSparseExtent } from './sesparse-extent.js';
 import { SparseExtent } from './sparse-extent.js';
 
 /** A run of the virtual disk, `[start, start + length)` in bytes, and what stores it. */
 export type Piece =
   | { start: number; length: number; kind: 'flat'; file: ImageFile; base: number }
   | { start: number; length: number; kind: 'sparse'; extent: SparseExtent }
+  | { start: number; length: number; kind: 'sesparse'; extent: SeSparseExtent }
   | { start: number; length: number; kind: 'zero' };
 
-/** Layouts whose extents Coffer reads (flat, hosted sparse, and ESXi's flat variants). */
+/** Layouts whose extents Coffer reads (flat, hosted sparse, ESXi's flat variants and seSparse snapshots). */
 const READABLE_CREATE_TYPES = new Set([
   'monolithicSparse',
   'streamOptimized',
@@ -28,6 +30,7 @@ const READABLE_CREATE_TYPES = new Set([
   'vmfsPreallocated',
   'vmfsEagerZeroedThick',
   'vmfsSparse',
+  'seSparse',
 ]);
 
 /** The first bytes of an ESXi sparse extent ("COWD"), which Coffer does not read. */
@@ -94,7 +97,17 @@ async function openExtent(descriptorFile: ImageFile, folder: string, line: Exten
         throw error;
       }
     }
-    case 'SESPARSE':
+    case 'SESPARSE': {
+      const file = await ImageFile.open(resolve(folder, line.fileName as string));
+      try {
+        const extent = await SeSparseExtent.open(file);
+        if (extent.bytes < length) throw file.invalid(`the seSparse extent holds ${extent.bytes / SECTOR} sectors, the descriptor ${descriptorFile.path} says ${line.sectors}`);
+        return { start, length, kind: 'sesparse', extent };
+      } catch (error) {
+        await file.close();
+        throw error;
+      }
+    }
     case 'VMFSRDM':
     case 'VMFSRAW':
       throw descriptorFile.unsupported(`VMDK ${line.type} extents`);
@@ -105,6 +118,6 @@ async function openExtent(descriptorFile: ImageFile, folder: string, line: Exten
 export async function closePieces(pieces: readonly Piece[]): Promise<void> {
   for (const piece of pieces) {
     if (piece.kind === 'flat') await piece.file.close();
-    else if (piece.kind === 'sparse') await piece.extent.file.close();
+    else if (piece.kind === 'sparse' || piece.kind === 'sesparse') await piece.extent.file.close();
   }
 }

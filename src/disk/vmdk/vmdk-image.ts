@@ -22,7 +22,7 @@ type Segment =
  * (monolithicFlat, twoGbMaxExtentFlat/Sparse, ESXi's vmfs); a delta disk's parent is opened
  * through `openBacking` from its `parentFileNameHint`. Takes ownership of `file`.
  * Throws `E_IMAGE_INVALID` naming the file for damaged or hostile images and
- * `E_UNSUPPORTED_FORMAT` for layouts Coffer does not read (seSparse, vsanSparse, COWD, raw
+ * `E_UNSUPPORTED_FORMAT` for layouts Coffer does not read (vsanSparse, COWD, raw
  * device mappings).
  */
 export async function openVmdk(file: ImageFile, openBacking: BackingOpener): Promise<DiskImage> {
@@ -131,6 +131,7 @@ export class VmdkImage implements DiskImage {
       ...(this.cid === null ? {} : { cid: this.cid.toString(16).padStart(8, '0') }),
       flatExtents: count('flat'),
       sparseExtents: count('sparse'),
+      ...(count('sesparse') > 0 ? { seSparseExtents: count('sesparse') } : {}),
       zeroExtents: count('zero'),
       files: this.files.length,
     };
@@ -140,7 +141,7 @@ export class VmdkImage implements DiskImage {
   get files(): readonly string[] {
     const paths = [this.file.path];
     for (const piece of this.pieces) {
-      const path = piece.kind === 'flat' ? piece.file.path : piece.kind === 'sparse' ? piece.extent.file.path : undefined;
+      const path = piece.kind === 'flat' ? piece.file.path : piece.kind === 'zero' ? undefined : piece.extent.file.path;
       if (path !== undefined && !paths.includes(path)) paths.push(path);
     }
     return paths;
@@ -243,7 +244,8 @@ export class VmdkImage implements DiskImage {
               yield { offset: at, length: run.length, source: 'data', file, host: run.host };
               break;
             case 'compressed':
-              yield { offset: at, length: run.length, source: 'compressed', extent: piece.extent, host: run.host, grain: run.grain, within: run.within };
+              // Only hosted sparse extents compress (seSparse never does).
+              yield { offset: at, length: run.length, source: 'compressed', extent: piece.extent as SparseExtent, host: run.host, grain: run.grain, within: run.within };
               break;
           }
         }
