@@ -360,7 +360,7 @@ test('hostile and broken vmdk images are refused with the path named, never a ha
     { name: 'malformed extent line', lines: ['createType="monolithicFlat"', 'RW lots FLAT "victim-flat.vmdk" 0'] },
     { name: 'no createType', lines: ['RW 2048 FLAT "victim-flat.vmdk" 0'] },
     { name: 'parentCID without a parent', lines: ['parentCID=1234abcd', 'createType="monolithicFlat"', 'RW 2048 FLAT "victim-flat.vmdk" 0'] },
-    { name: 'seSparse', lines: ['createType="seSparse"', 'RW 2048 SESPARSE "victim-flat.vmdk"'], code: 'E_UNSUPPORTED_FORMAT' },
+    { name: 'seSparse extent that is not one', lines: ['createType="seSparse"', 'RW 2048 SESPARSE "victim-flat.vmdk"'], mention: 'victim-flat.vmdk' },
     { name: 'vsanSparse', lines: ['createType="vsanSparse"', 'RW 2048 SPARSE "victim-flat.vmdk"'], code: 'E_UNSUPPORTED_FORMAT' },
   ];
   for (const { name, lines, code, mention } of descriptorCases) {
