@@ -4,6 +4,7 @@
  * hooks) or a libvirt domain (capture hooks; libvirt freezes). A live source starts from the
  * checkpoints the parent snapshot recorded, so only what changed since is read.
  */
+import { stat } from 'node:fs/promises';
 import { CofferError } from '../errors/index.js';
 import type { Snapshot } from '../repo/index.js';
 import { openImageSource, openLibvirtSource, openQemuSource, readChangedRanges, withChangedRanges, type CaptureHooks, type VmSource } from '../source/index.js';
@@ -35,6 +36,7 @@ export async function openVmSource(request: VmBackupRequest, how: { parent: Snap
       ...(source.imageSnapshot === undefined ? {} : { imageSnapshot: source.imageSnapshot }),
       ...(source.sourceFormat === undefined ? {} : { format: source.sourceFormat }),
     });
+    if (source.sourceFormat === undefined) await warnOfProbedDevices(source.images, images, emit);
     return { source: await withRanges(images, ranges), skipped: [] };
   }
   if ('agent' in source) throw new CofferError('E_USAGE', `VM ${request.vm}: its files are backed up by the agent ${source.agent} (coffer agent), not by this process`);
@@ -70,6 +72,28 @@ export async function openVmSource(request: VmBackupRequest, how: { parent: Snap
     },
   });
   return { source: opened, skipped: [] };
+}
+
+/**
+ * A block device (a logical volume, a LUN) whose content shows an image with a backing file
+ * was read as that chain because nothing said its format. That is right for qcow2 on logical
+ * volumes (oVirt's block storage), and wrong for a guest's raw disk whose guest wrote an image
+ * header at its start: the chain it names (any host file) was read into the backup. Told, so
+ * the administrator says which: `--source-format raw`, or the format to confirm.
+ */
+async function warnOfProbedDevices(paths: readonly string[], source: VmSource, emit: (event: VmBackupEvent) => void): Promise<void> {
+  for (const [i, disk] of source.disks.entries()) {
+    const path = paths[i];
+    if (path === undefined || disk.format === 'raw' || disk.backingFiles === undefined) continue;
+    const isDevice = await stat(path).then((s) => s.isBlockDevice(), () => false);
+    if (!isDevice) continue;
+    const chain = disk.backingFiles.join(', ');
+    emit({
+      type: 'warning',
+      about: 'probed-device',
+      message: `block device ${path} holds a ${disk.format} image whose backing chain (${chain}) was read into this backup: if it is a guest's raw disk, its guest wrote that header and named those files; back it up with --source-format raw (or --source-format ${disk.format} to confirm it is an image)`,
+    });
+  }
 }
 
 /** The hook commands as the capture's hooks: a failing pre hook refuses the capture, a failing post hook is a warning (the capture happened, or failed, already). */

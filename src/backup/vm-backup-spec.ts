@@ -96,7 +96,7 @@ export type VmBackupEvent =
   /** Output of a capture hook, as it comes. */
   | { readonly type: 'hook-output'; readonly data: Buffer }
   /** The backup goes on, but something is not as asked; also listed in the result's `warnings`. */
-  | { readonly type: 'warning'; readonly about: 'thaw' | 'post-capture-hook' | 'skipped-disk'; readonly message: string };
+  | { readonly type: 'warning'; readonly about: 'thaw' | 'post-capture-hook' | 'skipped-disk' | 'probed-device'; readonly message: string };
 
 /** The figures of one VM backup (issue #8, "per task and per VM"), and what its snapshot records. */
 export interface VmBackupResult {

@@ -19,7 +19,9 @@ export async function openImageSource(vm: string, paths: readonly string[], opti
         ...(options.format === undefined ? {} : { format: options.format }),
       });
       const layers = await layersOf(image);
-      disks.push({ name: `disk${i}`, format: image.format, location: path, device: image, ...(layers ? { layers } : {}) });
+      const backingFiles: string[] = [];
+      for (let below = image.backing; below !== null; below = below.backing) backingFiles.push(below.path);
+      disks.push({ name: `disk${i}`, format: image.format, location: path, device: image, ...(layers ? { layers } : {}), ...(backingFiles.length > 0 ? { backingFiles } : {}) });
     }
   } catch (error) {
     await Promise.all(disks.map((disk) => disk.device.close()));

@@ -127,6 +127,7 @@ function backupJson(result: VmBackupResult): Record<string, unknown> {
     disks: result.disks,
     ...(consistencyRecord === undefined ? {} : { consistency: consistencyRecord }),
     ...(skipped.length > 0 ? { skipped } : {}),
+    ...(result.warnings.length > 0 ? { warnings: result.warnings } : {}),
     ...(objectLock === undefined ? {} : { lock: objectLock }),
     bottleneck: result.bottleneck,
     timeBreakdown: result.time,
