@@ -76,8 +76,9 @@ export function parseSeSparseHeader(bytes: Buffer, file: ImageFile): SeSparseHea
     if (value > BigInt(Math.floor(Number.MAX_SAFE_INTEGER / SECTOR))) throw file.invalid(`the seSparse ${name} ${value} is out of range`);
     return Number(value) * SECTOR;
   };
-  const gdEntries = Number(u64(136) > BigInt(MAX_GD_ENTRIES) ? BigInt(MAX_GD_ENTRIES + 1) : u64(136) * 64n);
-  if (gdEntries > MAX_GD_ENTRIES) throw file.invalid('the seSparse grain directory is larger than 32 Mi entries');
+  const gdEntriesBig = u64(136) * 64n; // 64 entries of 8 bytes per sector
+  if (gdEntriesBig > BigInt(MAX_GD_ENTRIES)) throw file.invalid('the seSparse grain directory is larger than 32 Mi entries');
+  const gdEntries = Number(gdEntriesBig);
   const header = {
     capacityBytes: sectors(16, 'capacity'),
     volatileOffset: sectors(80, 'volatile header offset'),

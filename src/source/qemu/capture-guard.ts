@@ -89,8 +89,9 @@ export class CaptureGuard {
     for (const id of this.options.jobIds) {
       const job = running.get(id);
       if (job === undefined || job.error !== undefined || !['running', 'ready', 'paused'].includes(job.status)) {
-        this.break(this.jobEnded(job === undefined ? `the fleecing job ${id} is gone` : `the fleecing job ${id} is ${job.status}${job.error !== undefined ? ` (${job.error})` : ''}`));
-        throw this.broken as unknown as CofferError;
+        const ended = this.jobEnded(job === undefined ? `the fleecing job ${id} is gone` : `the fleecing job ${id} is ${job.status}${job.error !== undefined ? ` (${job.error})` : ''}`);
+        this.break(ended);
+        throw ended;
       }
     }
   }
