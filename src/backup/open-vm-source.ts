@@ -84,14 +84,14 @@ export async function openVmSource(request: VmBackupRequest, how: { parent: Snap
 async function warnOfProbedDevices(paths: readonly string[], source: VmSource, emit: (event: VmBackupEvent) => void): Promise<void> {
   for (const [i, disk] of source.disks.entries()) {
     const path = paths[i];
-    if (path === undefined || disk.format === 'raw' || disk.backingFiles === undefined) continue;
+    if (path === undefined || disk.format === 'raw' || disk.otherFiles === undefined) continue;
     const isDevice = await stat(path).then((s) => s.isBlockDevice(), () => false);
     if (!isDevice) continue;
-    const chain = disk.backingFiles.join(', ');
+    const chain = disk.otherFiles.join(', ');
     emit({
       type: 'warning',
       about: 'probed-device',
-      message: `block device ${path} holds a ${disk.format} image whose backing chain (${chain}) was read into this backup: if it is a guest's raw disk, its guest wrote that header and named those files; back it up with --source-format raw (or --source-format ${disk.format} to confirm it is an image)`,
+      message: `block device ${path} holds a ${disk.format} image that made Coffer read other files (${chain}) into this backup: if it is a guest's raw disk, its guest wrote that header and named those files; back it up with --source-format raw (or --source-format ${disk.format} to confirm it is an image)`,
     });
   }
 }

@@ -18,6 +18,7 @@ let work: string;
 let repo: string;
 let secret: string;
 let device: string | undefined;
+const devices: string[] = [];
 
 before(async () => {
   await requireTools('qemu-img', 'losetup');
@@ -29,10 +30,11 @@ before(async () => {
   await runTool('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', secret, '-F', 'raw', disk, '1M']);
   await truncate(disk, 4 * MiB);
   device = (await runTool('losetup', ['--find', '--show', disk])).trim();
+  devices.push(device);
   assertExit(await coffer(['init', '-r', repo], { env }), 0);
 });
 after(async () => {
-  if (device !== undefined) await runTool('losetup', ['--detach', device]).catch(() => undefined);
+  for (const d of devices) await runTool('losetup', ['--detach', d]).catch(() => undefined);
   await removeDir(work);
 });
 
@@ -40,7 +42,7 @@ test('a block device read as an image chain is warned of; --source-format raw re
   const probed = await coffer(['backup', '-r', repo, '--vm', 'guest', device as string, '--json'], { env });
   assertExit(probed, 0);
   const stderr = probed.stderr.toString();
-  assert.match(stderr, new RegExp(`coffer: warning: block device ${device} holds a qcow2 image whose backing chain \\(${secret.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\) was read into this backup`));
+  assert.match(stderr, new RegExp(`coffer: warning: block device ${device} holds a qcow2 image that made Coffer read other files \\(${secret.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\) into this backup`));
   assert.match(stderr, /--source-format raw/);
   const json = JSON.parse(probed.stdout.toString()) as { warnings?: string[] };
   assert.ok(json.warnings?.some((w) => w.includes('--source-format raw')), 'the warning is in the result too');
@@ -54,4 +56,20 @@ test('a block device read as an image chain is warned of; --source-format raw re
   assert.equal(restored.length, 4 * MiB);
   assert.ok(restored.subarray(0, 4).equals(Buffer.from('QFI\xfb', 'latin1')), 'the header the guest wrote is data of its disk');
   assert.ok(!restored.includes(Buffer.alloc(4096, 0x77)), 'nothing of the host file');
+});
+
+test('a guest that writes a VMDK descriptor naming a sibling device is warned of, the sibling named', async () => {
+  // The sibling: another device of the host (here a loop device over the secret).
+  const sibling = (await runTool('losetup', ['--find', '--show', secret])).trim();
+  devices.push(sibling);
+  const disk = join(work, 'guest-vmdk.raw');
+  const descriptor = `# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType="monolithicFlat"\nRW 2048 FLAT "${sibling.replace('/dev/', '')}" 0\n`;
+  await writeFile(disk, descriptor);
+  // Only a file or device of at most 1 MiB can be a descriptor: larger ones are refused (exit 3).
+  await truncate(disk, 64 * 1024);
+  const guest = (await runTool('losetup', ['--find', '--show', disk])).trim();
+  devices.push(guest);
+  const probed = await coffer(['backup', '-r', repo, '--vm', 'guest-vmdk', guest], { env });
+  assertExit(probed, 0);
+  assert.match(probed.stderr.toString(), new RegExp(`block device ${guest} holds a vmdk image that made Coffer read other files \\(${sibling}\\)`));
 });

@@ -92,3 +92,25 @@ test('an overlay reopens only over the snapshot disk it was made over, and one p
   await fs.rm(path.join(dir, 'disk0.origin.json'));
   await assert.rejects(CowOverlay.open(base, dir, 'disk0', ORIGIN), (e: unknown) => isCofferError(e, 'E_TARGET_UNWRITABLE') && /without a record of the snapshot/.test((e as Error).message));
 });
+
+test('a stale overlay lock is taken over by one process only, and a lock naming our own pid that we do not hold is stale', async (t) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'coffer-cow-'));
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  const base = baseOver(randomBytes(1 << 20));
+  // A restarted container: the dead holder had the pid this process has now.
+  await fs.writeFile(path.join(dir, 'disk0.lock'), JSON.stringify({ pid: process.pid, host: os.hostname() }));
+  const reused = await CowOverlay.open(base, dir, 'disk0', ORIGIN);
+  await reused.close();
+  // Two takers of one stale lock at once: one gets it, the other is refused, the winner's lock stays.
+  for (let round = 0; round < 5; round++) {
+    await fs.writeFile(path.join(dir, 'disk0.lock'), JSON.stringify({ pid: 2 ** 22 + 777, host: os.hostname() }));
+    const outcomes = await Promise.allSettled([CowOverlay.open(base, dir, 'disk0', ORIGIN), CowOverlay.open(base, dir, 'disk0', ORIGIN)]);
+    const opened = outcomes.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
+    assert.equal(opened.length, 1, `round ${round}: exactly one taker gets the overlay`);
+    const refused = outcomes.find((o) => o.status === 'rejected') as PromiseRejectedResult;
+    assert.ok(isCofferError(refused.reason, 'E_TARGET_UNWRITABLE'), String(refused.reason));
+    assert.equal(JSON.parse(await fs.readFile(path.join(dir, 'disk0.lock'), 'utf8')).pid, process.pid, 'the winner holds the lock');
+    await opened[0]?.close();
+    assert.deepEqual((await fs.readdir(dir)).filter((f) => f.includes('.stale-')), [], 'nothing moved aside is left');
+  }
+});

@@ -1,4 +1,5 @@
 import * as fs from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { assertReadInBounds, coalesceExtents, type BlockDevice, type Extent, type WritableBlockDevice } from '../blockdev/index.js';
@@ -79,6 +80,7 @@ export class CowOverlay implements WritableBlockDevice {
       });
       return new CowOverlay(base, data, mapPath, map, lockPath);
     } catch (error) {
+      heldLocks.delete(lockPath);
       await fs.rm(lockPath, { force: true }).catch(() => {});
       throw error;
     }
@@ -154,6 +156,7 @@ export class CowOverlay implements WritableBlockDevice {
   async close(): Promise<void> {
     await this.flush().catch(() => {});
     await this.data.close().catch(() => {});
+    heldLocks.delete(this.lockPath);
     await fs.rm(this.lockPath, { force: true }).catch(() => {});
   }
 
@@ -254,27 +257,59 @@ async function checkOrigin(originPath: string, mapPath: string, wanted: OriginRe
   }
 }
 
-/** Creates the lock file exclusively; one left by a process of this host that no longer runs is taken over. */
+/** Lock files this process holds (a holder naming our own pid is stale unless listed here: a restarted container reuses pids). */
+const heldLocks = new Set<string>();
+
+/**
+ * Creates the lock file exclusively; one left by a process of this host that no longer runs
+ * is taken over. Taking over renames the stale file aside first and checks that what moved is
+ * what was judged stale: of two processes taking over at once, one gets the lock, and the
+ * other, having moved the winner's fresh lock, puts it back and is refused.
+ */
 async function takeLock(lockPath: string): Promise<void> {
   const mine = Buffer.from(`${JSON.stringify({ pid: process.pid, host: os.hostname() })}\n`);
-  for (let attempt = 0; attempt < 2; attempt++) {
+  const inUse = (holder: { pid?: unknown; host?: unknown }) =>
+    new CofferError('E_TARGET_UNWRITABLE', `${lockPath}: the overlay is in use by process ${String(holder.pid)} on ${String(holder.host)} (two writers would corrupt it); if no process uses it, remove the lock file`, { subject: { path: lockPath } });
+  for (let attempt = 0; attempt < 3; attempt++) {
     try {
       await fs.writeFile(lockPath, mine, { flag: 'wx' });
+      heldLocks.add(lockPath);
       return;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw asTargetError(lockPath, error);
     }
+    const text = await fs.readFile(lockPath, 'utf8').catch(() => undefined);
+    if (text === undefined) continue; // gone meanwhile: try again
     let holder: { pid?: unknown; host?: unknown } = {};
     try {
-      holder = JSON.parse(await fs.readFile(lockPath, 'utf8')) as typeof holder;
+      holder = JSON.parse(text) as typeof holder;
     } catch {
       // Unreadable or half-written: treated as a live holder below unless it names a dead one.
     }
-    const gone = holder.host === os.hostname() && typeof holder.pid === 'number' && !processRuns(holder.pid);
-    if (!gone) {
-      throw new CofferError('E_TARGET_UNWRITABLE', `${lockPath}: the overlay is in use by process ${String(holder.pid)} on ${String(holder.host)} (two writers would corrupt it); if no process uses it, remove the lock file`, { subject: { path: lockPath } });
+    const ours = holder.pid === process.pid && !heldLocks.has(lockPath);
+    const gone = holder.host === os.hostname() && typeof holder.pid === 'number' && (ours || (holder.pid !== process.pid && !processRuns(holder.pid)));
+    if (!gone) throw inUse(holder);
+    const aside = `${lockPath}.stale-${process.pid}-${randomBytes(4).toString('hex')}`;
+    try {
+      await fs.rename(lockPath, aside);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue; // another process moved it first
+      throw asTargetError(lockPath, error);
     }
-    await fs.rm(lockPath, { force: true });
+    const moved = await fs.readFile(aside, 'utf8').catch(() => '');
+    if (moved !== text) {
+      // A fresh lock, taken between the read and the rename: put it back (unless the place is taken again) and give way.
+      await fs.link(aside, lockPath).catch(() => {});
+      await fs.rm(aside, { force: true });
+      let winner: { pid?: unknown; host?: unknown } = {};
+      try {
+        winner = JSON.parse(moved) as typeof winner;
+      } catch {
+        // unreadable: named as unknown
+      }
+      throw inUse(winner);
+    }
+    await fs.rm(aside, { force: true });
   }
   throw new CofferError('E_TARGET_UNWRITABLE', `${lockPath}: another process took the overlay's lock at the same time`, { subject: { path: lockPath } });
 }

@@ -19,9 +19,12 @@ export async function openImageSource(vm: string, paths: readonly string[], opti
         ...(options.format === undefined ? {} : { format: options.format }),
       });
       const layers = await layersOf(image);
-      const backingFiles: string[] = [];
-      for (let below = image.backing; below !== null; below = below.backing) backingFiles.push(below.path);
-      disks.push({ name: `disk${i}`, format: image.format, location: path, device: image, ...(layers ? { layers } : {}), ...(backingFiles.length > 0 ? { backingFiles } : {}) });
+      // Every file read besides the image itself: its backing chain, a VMDK descriptor's extents.
+      const otherFiles: string[] = [];
+      for (let layer: DiskImage | null = image; layer !== null; layer = layer.backing) {
+        for (const file of layer.files ?? [layer.path]) if (file !== image.path && !otherFiles.includes(file)) otherFiles.push(file);
+      }
+      disks.push({ name: `disk${i}`, format: image.format, location: path, device: image, ...(layers ? { layers } : {}), ...(otherFiles.length > 0 ? { otherFiles } : {}) });
     }
   } catch (error) {
     await Promise.all(disks.map((disk) => disk.device.close()));

@@ -15,8 +15,8 @@ export interface SourceDisk {
    * this list. Absent for sources without layers.
    */
   layers?: readonly ImageLayer[];
-  /** The backing chain read below an image (its files, nearest first), whatever they are; absent without one. */
-  backingFiles?: readonly string[];
+  /** Every file read besides the image itself (its backing chain, a VMDK descriptor's extent files), whatever they are; absent when none. */
+  otherFiles?: readonly string[];
   /**
    * Change tracking the source offers for this disk. `since`: the device's extents carry
    * `changed` relative to the capture that left checkpoint `since` (the parent snapshot's

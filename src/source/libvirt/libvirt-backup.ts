@@ -38,7 +38,7 @@ export interface LibvirtCapturedDisk {
  * (recorded backup) settles which checkpoint lives on.
  */
 export class LibvirtBackup {
-  private ended = false;
+  private ending: Promise<void> | undefined;
 
   private constructor(
     private readonly virsh: Virsh,
@@ -150,7 +150,7 @@ export class LibvirtBackup {
    */
   async confirm(): Promise<void> {
     const ended = (why: string) => new CofferError('E_SOURCE_UNREADABLE', `domain ${this.domain}: the backup job ended before the backup finished (${why}); nothing of this backup is recorded`);
-    if (this.ended) throw ended('ended by Coffer');
+    if (this.ending !== undefined) throw ended('ended by Coffer');
     let job: BackupJob;
     try {
       job = parseBackupJob(await this.virsh.run(['backup-dumpxml', this.domain]));
@@ -161,11 +161,10 @@ export class LibvirtBackup {
     if (job.socket !== this.socket) throw ended(`the backup job running now exports on ${job.socket ?? 'no unix socket'}, not on ${this.socket}`);
   }
 
-  /** Ends the job (libvirt removes the exports, scratch images and socket). Idempotent. */
-  async end(): Promise<void> {
-    if (this.ended) return;
-    this.ended = true;
-    await endBackupJob(this.virsh, this.domain);
+  /** Ends the job (libvirt removes the exports, scratch images and socket). Idempotent: later calls share the first one's outcome. */
+  end(): Promise<void> {
+    this.ending ??= endBackupJob(this.virsh, this.domain);
+    return this.ending;
   }
 
   /** A failed backup: delete this capture's checkpoint (its bitmap merges into the previous one's). */

@@ -116,6 +116,29 @@ test('a scratch filesystem that fills ends the capture: the backup fails, every 
   assert.deepEqual(leftovers, [], 'the scratch folder is emptied');
 });
 
+test('a break while the capture is still starting (a post-capture hook runs) ends it whole, with the break as the error', async () => {
+  const scratch = await smallFilesystem('scratch-starting', 16 * MiB);
+  const filler = path.join(scratch, 'filler');
+  const starting = openQemuSource({
+    vm: 'guarded', qmp: { path: vm.qmpSocket }, scratchDir: scratch, scratchMinFreeBytes: 6 * MiB, scratchPollMs: 20,
+    // Something else fills the scratch filesystem while the hook runs: the guard breaks mid-start.
+    hooks: { afterCapture: async () => {
+      await fs.writeFile(filler, Buffer.alloc(11 * MiB));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    } },
+  });
+  await assert.rejects(starting, isCode('E_NO_SPACE'));
+  await fs.rm(filler);
+  await assertNoCaptureLeft();
+  // Nothing left behind: the next capture starts its NBD server and reads.
+  const next = await openQemuSource({ vm: 'guarded', qmp: { path: vm.qmpSocket }, scratchDir: work });
+  try {
+    assert.ok(Buffer.from(await (next.disks[0]?.device.read(0, MiB) ?? Promise.resolve(new Uint8Array()))).equals(model.subarray(0, MiB)));
+  } finally {
+    await next.close();
+  }
+});
+
 test('a scratch filesystem without room refuses the backup before QEMU is touched', async () => {
   const scratch = await smallFilesystem('scratch-tiny', 8 * MiB);
   const bitmapsBefore = (await queryNamedBlockNodes(monitor)).flatMap((n) => n.dirtyBitmaps.map((b) => b.name));

@@ -85,6 +85,9 @@ export interface CapturedDisk {
 export class QemuCapture {
   private ending: Promise<void> | undefined;
   private guard: CaptureGuard | undefined;
+  /** True until {@link start} returns or fails: a break then only cancels the jobs (see {@link release}). */
+  private starting = true;
+  private jobsReleased: Promise<void> | undefined;
 
   private constructor(
     private readonly qmp: QmpClient,
@@ -155,16 +158,26 @@ export class QemuCapture {
       } finally {
         await options.hooks?.afterCapture?.();
       }
+      capture.throwIfBroken();
       await nbdServerStart(qmp, { path: nbdSocket });
       for (const c of captured) {
         await blockExportAdd(qmp, { id: c.exportId, nodeName: c.overlayNode, name: c.disk.name, writable: false, ...(c.changes !== undefined ? { bitmaps: [c.changes] } : {}) });
       }
+      capture.starting = false;
+      capture.throwIfBroken();
       return capture;
     } catch (error) {
+      capture.starting = false;
+      await capture.jobsReleased?.catch(() => {});
       await capture.end();
       await capture.dropNewCheckpoints();
-      throw error;
+      throw capture.failure ?? error;
     }
+  }
+
+  private throwIfBroken(): void {
+    const failure = this.guard?.failure;
+    if (failure !== undefined) throw failure;
   }
 
   /** The NBD URI of a disk's export. */
@@ -196,10 +209,24 @@ export class QemuCapture {
     return this.ending;
   }
 
-  /** A broken capture: its fleecing jobs go first (the guest's writes are no longer held by a full overlay), then everything else. */
+  /**
+   * A broken capture: its fleecing jobs go first (the guest's writes are no longer held by a
+   * full overlay), then everything else. While {@link start} still runs (thaw, post-capture
+   * hook, NBD server and exports), only the jobs go: `start` sees the break and ends the rest
+   * itself, so nothing it adds afterwards is left behind.
+   */
   private release(): Promise<void> {
+    if (this.starting) {
+      this.jobsReleased ??= this.cancelJobs().catch(() => {});
+      return this.jobsReleased;
+    }
     this.ending ??= this.endOnce(true);
     return this.ending;
+  }
+
+  /** Force-cancels the fleecing jobs (their filters go: the guest writes straight to its disk). */
+  private async cancelJobs(): Promise<void> {
+    for (const c of this.disks) await blockJobCancel(this.qmp, c.jobId, { force: true }).catch(() => {});
   }
 
   private async endOnce(jobsFirst: boolean): Promise<void> {

@@ -61,6 +61,11 @@ test('secrets are redacted in key=value and JSON options; ids that name secrets 
       '-blockdev', '{"driver":"rbd","pool":"p","image":"i","key-secret":"s0","server":[{"host":"a","port":"6789"}],"password":"pw3"}',
       '-drive', 'file=/a,,data=x.img,format=raw',
       '-device', 'virtio-blk-pci,drive=d0',
+      '-drive', 'file=iscsi://admin%s3cret@10.0.0.1/iqn.2001-04.com.example/0,if=none',
+      '-drive', 'file=https://user:pw4@mirror.example/disk.img,readonly=on',
+      '-hda', 'rbd:pool/img:id=admin:key=AQBsecret==:conf=/etc/ceph.conf',
+      '-drive', 'file=json:{"driver":"ssh",,"password":"pw5",,"host":"h"},if=none',
+      '-blockdev', '{"driver":"http","url":"http://u:pw6@h/x"}',
     ]),
     [
       '-object', `secret,id=s0,data=${REDACTED},format=raw`,
@@ -71,6 +76,11 @@ test('secrets are redacted in key=value and JSON options; ids that name secrets 
       '-blockdev', JSON.stringify({ driver: 'rbd', pool: 'p', image: 'i', 'key-secret': 's0', server: [{ host: 'a', port: '6789' }], password: REDACTED }),
       '-drive', 'file=/a,,data=x.img,format=raw',
       '-device', 'virtio-blk-pci,drive=d0',
+      '-drive', `file=iscsi://${REDACTED}@10.0.0.1/iqn.2001-04.com.example/0,if=none`,
+      '-drive', `file=https://${REDACTED}@mirror.example/disk.img,readonly=on`,
+      '-hda', `rbd:pool/img:id=admin:key=${REDACTED}:conf=/etc/ceph.conf`,
+      '-drive', `file=json:${JSON.stringify({ driver: 'ssh', password: REDACTED, host: 'h' }).replace(/,/g, ',,')},if=none`,
+      '-blockdev', JSON.stringify({ driver: 'http', url: `http://${REDACTED}@h/x` }),
     ],
   );
 });

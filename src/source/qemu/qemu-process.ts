@@ -78,8 +78,25 @@ export function redactCommandLine(argv: readonly string[]): string[] {
   return argv.map((arg) => (arg.startsWith('{') ? redactJson(arg) : redactKeyValues(arg)));
 }
 
+/**
+ * Secrets inside one value: a URL's user information (`iscsi://user%pass@host`,
+ * `https://user:pass@host`), a legacy `rbd:pool/image:key=…` (or `:password=…`) segment, and
+ * the JSON of a `json:{…}` pseudo-protocol filename.
+ */
+function redactValue(value: string, commasDoubled = false): string {
+  if (value.startsWith('json:{')) {
+    // In a key=value option QEMU's value doubles its commas: undone to parse, redone after.
+    const json = commasDoubled ? value.slice(5).replace(/,,/g, ',') : value.slice(5);
+    const redacted = redactJson(json);
+    return `json:${commasDoubled ? redacted.replace(/,/g, ',,') : redacted}`;
+  }
+  return value
+    .replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/gi, `$1${REDACTED}@`)
+    .replace(/:(key|password|passwd|secret)=[^:,]*/gi, `:$1=${REDACTED}`);
+}
+
 function redactKeyValues(arg: string): string {
-  if (!arg.includes('=')) return arg;
+  if (!arg.includes('=')) return redactValue(arg);
   // Split on single commas; `,,` is an escaped comma inside a value.
   const parts = arg.split(/(?<!,),(?!,)/);
   const isSecretObject = parts.some((p) => /^(qom-type=)?secret(_keyring)?$/.test(p));
@@ -90,7 +107,7 @@ function redactKeyValues(arg: string): string {
       const key = part.slice(0, eq);
       const last = key.split('.').at(-1) ?? key;
       if (SECRET_KEYS.test(last) || (isSecretObject && last === 'data')) return `${key}=${REDACTED}`;
-      return part;
+      return `${key}=${redactValue(part.slice(eq + 1), true)}`;
     })
     .join(',');
 }
@@ -107,7 +124,7 @@ function redactJson(arg: string): string {
     if (node === null || typeof node !== 'object') return node;
     const record = node as Record<string, unknown>;
     const secret = secretObject || record['qom-type'] === 'secret' || record['qom-type'] === 'secret_keyring';
-    return Object.fromEntries(Object.entries(record).map(([k, v]) => [k, SECRET_KEYS.test(k) || (secret && k === 'data') ? REDACTED : walk(v, secret)]));
+    return Object.fromEntries(Object.entries(record).map(([k, v]) => [k, SECRET_KEYS.test(k) || (secret && k === 'data') ? REDACTED : typeof v === 'string' ? redactValue(v) : walk(v, secret)]));
   };
   return JSON.stringify(walk(value, false));
 }
