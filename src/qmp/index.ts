@@ -12,7 +12,7 @@
  * against the QAPI schema it documents: disks and dirty bitmaps (block-query.ts), node
  * management (block-nodes.ts), bitmaps (dirty-bitmaps.ts), atomic `transaction`s, backup jobs
  * (block-jobs.ts), QEMU's NBD server (nbd-export.ts), version/status/capability probing
- * (vm-status.ts), HMP (hmp.ts) and the VM's definition (describe-vm.ts). The orchestration of
+ * (vm-status.ts), guest I/O errors (block-io-error.ts), HMP (hmp.ts) and the VM's definition (describe-vm.ts). The orchestration of
  * a backup (fleecing, checkpoints, teardown) belongs to `source/`.
  *
  * Beside QMP, {@link GuestAgentClient} speaks to the QEMU guest agent inside the VM over its
@@ -48,7 +48,9 @@ export { blockdevCreate, blockdevMirror, jobComplete, jobFinalize } from './bloc
 export type { BlockdevMirrorArgs } from './block-mirror.js';
 export { nbdServerStart, nbdServerStop, blockExportAdd, blockExportDel, queryBlockExports } from './nbd-export.js';
 export type { NbdListenAddress, NbdExportArgs, BlockExportInfo } from './nbd-export.js';
-export { queryVersion, queryStatus, queryCommands, missingCommands } from './vm-status.js';
+export { queryVersion, queryStatus, cont, queryCommands, missingCommands } from './vm-status.js';
+export { BLOCK_IO_ERROR, parseBlockIoError } from './block-io-error.js';
+export type { BlockIoError } from './block-io-error.js';
 export type { VmStatus } from './vm-status.js';
 export { humanMonitorCommand, qemuIo, type QemuIoOptions } from './hmp.js';
 export { describeVm, VM_DESCRIPTION_FORMAT } from './describe-vm.js';

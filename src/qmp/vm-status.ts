@@ -35,6 +35,14 @@ export async function queryStatus(qmp: QmpClient, options?: QmpCallOptions): Pro
   return { running: asBoolean(reply['running'], 'query-status.running'), status: asString(reply['status'], 'query-status.status') };
 }
 
+/**
+ * `cont`: resumes a paused VM (run state `paused` or `io-error`; requests that failed under
+ * `werror=stop`/`enospc` are retried).
+ */
+export async function cont(qmp: QmpClient, options?: QmpCallOptions): Promise<void> {
+  await qmp.execute('cont', undefined, options);
+}
+
 /** `query-commands`: the names of every command this QEMU accepts. */
 export async function queryCommands(qmp: QmpClient, options?: QmpCallOptions): Promise<Set<string>> {
   const reply = await qmp.execute('query-commands', undefined, options);

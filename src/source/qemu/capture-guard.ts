@@ -34,6 +34,8 @@ export interface CaptureGuardOptions {
  * - listens for the end of its jobs: one that ends while the guard is on breaks the instant;
  *   the capture ends at once (no read can see later bytes) and the backup fails with
  *   E_SOURCE_UNREADABLE.
+ * The capture itself watches the guest's failed writes (qemu-capture.ts) and ends through
+ * {@link fail}.
  * {@link confirm} (all disks read, before the snapshot is recorded) throws the break, and asks
  * QEMU whether every job still runs: QEMU answers in order, so a job's end event that came
  * before the answer has been seen.
@@ -94,6 +96,15 @@ export class CaptureGuard {
         throw ended;
       }
     }
+  }
+
+  /**
+   * Ends the capture for a reason seen outside the guard (a guest write that failed while
+   * the capture held its disks): the same as a break the guard sees itself. No effect once
+   * the guard has broken or stopped.
+   */
+  fail(error: CofferError): void {
+    this.break(error);
   }
 
   /** Stops watching: the capture is being ended on purpose (its jobs' end is no break). Idempotent. */

@@ -11,14 +11,19 @@ import {
   blockdevAdd,
   blockdevBackupAction,
   blockdevDel,
+  BLOCK_IO_ERROR,
+  cont,
   fleecingOverlayOptions,
   nbdServerStart,
   nbdServerStop,
   queryBlockExports,
   queryBlockJobs,
   queryNamedBlockNodes,
+  queryStatus,
+  parseBlockIoError,
   removeDirtyBitmap,
   transaction,
+  type BlockIoError,
   type QmpClient,
   type TransactionAction,
 } from '../../qmp/index.js';
@@ -62,6 +67,8 @@ export interface CapturedDisk {
   granularity: number;
   overlayNode: string;
   overlayFile: string;
+  /** The fleecing job's copy-before-write filter: the disk's root node while the job runs. */
+  filterNode: string;
   jobId: string;
   exportId: string;
 }
@@ -77,6 +84,11 @@ export interface CapturedDisk {
  *    guest overwrites it. The VM never pauses.
  * 3. QEMU's NBD server exports each overlay (export name = disk name) with the frozen bitmap,
  *    read as `qemu:dirty-bitmap:NAME`.
+ * 4. From the transaction until the jobs are gone, a guest write that fails (BLOCK_IO_ERROR
+ *    on a captured disk: the copy-before-write into a full scratch filesystem fails the
+ *    guest's write, see capture-guard.ts) ends the capture at once; a VM that QEMU paused on
+ *    it (`werror=stop`, or `enospc` on ENOSPC, QEMU's default) is resumed once the jobs are
+ *    gone, and QEMU retries the write on the disk alone: the guest never sees the error.
  * The previous checkpoint is never disabled or removed here: if this backup fails, it still
  * covers every change since the last good one. {@link end} undoes everything but the
  * checkpoints; {@link dropNewCheckpoints} (a failed backup) or {@link dropOldCheckpoints} (a
@@ -88,12 +100,19 @@ export class QemuCapture {
   /** True until {@link start} returns or fails: a break then only cancels the jobs (see {@link release}). */
   private starting = true;
   private jobsReleased: Promise<void> | undefined;
+  /** Guest writes to the captured disks that failed while the jobs ran, in order. */
+  private readonly guestErrors: BlockIoError[] = [];
+  private guestFailure: CofferError | undefined;
+  private stopWatchingGuest: (() => void) | undefined;
+  private resumeTried = false;
+  private resumeProblem: string | undefined;
 
   private constructor(
     private readonly qmp: QmpClient,
     readonly disks: CapturedDisk[],
     readonly nbdSocket: string,
     private readonly workDir: string,
+    private readonly vm: string,
   ) {}
 
   /**
@@ -117,11 +136,12 @@ export class QemuCapture {
         // QEMU limits node names to 31 characters: the run's short id, not the whole tag.
         overlayNode: `coffer-fleece-${options.run}-${i}`,
         overlayFile: path.join(options.workDir, `fleece-${i}.qcow2`),
+        filterNode: `coffer-cbw-${options.run}-${i}`,
         jobId: `coffer-job-${options.run}-${i}`,
         exportId: `coffer-export-${options.run}-${i}`,
       };
     });
-    const capture = new QemuCapture(qmp, captured, nbdSocket, options.workDir);
+    const capture = new QemuCapture(qmp, captured, nbdSocket, options.workDir, options.guard.vm);
     try {
       for (const c of captured) {
         const target = await openDiskTarget(c.overlayFile, c.disk.size, { format: 'qcow2', overwrite: false });
@@ -138,12 +158,13 @@ export class QemuCapture {
           actions.push(bitmapAddAction({ node: c.disk.nodeName, name: c.changes, disabled: true, granularity: c.granularity }));
           actions.push(bitmapMergeAction({ node: c.disk.nodeName, target: c.changes, bitmaps: [c.since] }));
         }
-        actions.push(blockdevBackupAction({ jobId: c.jobId, device: c.disk.nodeName, target: c.overlayNode, sync: 'none' }));
+        actions.push(blockdevBackupAction({ jobId: c.jobId, device: c.disk.nodeName, target: c.overlayNode, sync: 'none', filterNodeName: c.filterNode }));
       }
       try {
         await options.hooks?.beforeCapture?.();
         try {
           await options.quiesce?.freeze();
+          capture.watchGuestWrites();
           await transaction(qmp, actions);
           capture.guard = CaptureGuard.start(qmp, {
             vm: options.guard.vm,
@@ -152,6 +173,8 @@ export class QemuCapture {
             release: () => capture.release(),
             ...(options.guard.pollMs !== undefined ? { pollMs: options.guard.pollMs } : {}),
           });
+          // A failed write reported in the same read as the transaction's answer came before the guard.
+          if (capture.guestFailure !== undefined) capture.guard.fail(capture.guestFailure);
         } finally {
           await options.quiesce?.thaw();
         }
@@ -185,9 +208,14 @@ export class QemuCapture {
     return `nbd+unix:///${encodeURIComponent(disk.disk.name)}?socket=${this.nbdSocket}`;
   }
 
-  /** Why the capture broke while it was read (see capture-guard.ts), if it did. */
+  /**
+   * Why the capture broke while it was read (see capture-guard.ts), if it did; it also says
+   * when a VM paused on a failed write could not be resumed.
+   */
   get failure(): Error | undefined {
-    return this.guard?.failure;
+    const failure = this.guard?.failure ?? this.guestFailure;
+    if (failure === undefined || this.resumeProblem === undefined) return failure;
+    return new CofferError(failure.code, `${failure.message}. THE VM IS STILL PAUSED: resuming it failed (${this.resumeProblem}); resume it with QMP "cont" or "virsh resume"`, { cause: failure });
   }
 
   /**
@@ -224,9 +252,59 @@ export class QemuCapture {
     return this.ending;
   }
 
-  /** Force-cancels the fleecing jobs (their filters go: the guest writes straight to its disk). */
+  /**
+   * Force-cancels the fleecing jobs and waits until they are gone (their filters go: the
+   * guest writes straight to its disk), then resumes a VM paused on a write they failed.
+   */
   private async cancelJobs(): Promise<void> {
-    for (const c of this.disks) await blockJobCancel(this.qmp, c.jobId, { force: true }).catch(() => {});
+    for (const c of this.disks) await this.cancelJob(c).catch(() => {});
+    await this.resumeGuest();
+  }
+
+  private async cancelJob(c: CapturedDisk): Promise<void> {
+    const cancelled = this.qmp.waitForEvent('BLOCK_JOB_CANCELLED', (e) => e.data['device'] === c.jobId, { timeoutMs: 30_000 });
+    try {
+      await blockJobCancel(this.qmp, c.jobId, { force: true });
+    } catch (error) {
+      void cancelled.catch(() => {});
+      throw error;
+    }
+    await cancelled;
+  }
+
+  /**
+   * Listens, from just before the transaction until the capture has ended, for guest writes
+   * to a captured disk that fail (BLOCK_IO_ERROR naming its job's filter, its node or its
+   * drive): each ends the capture at once (see {@link guestWriteFailed}).
+   */
+  private watchGuestWrites(): void {
+    const diskOf = (error: BlockIoError): CapturedDisk | undefined =>
+      this.disks.find((c) => (error.nodeName !== undefined && (error.nodeName === c.filterNode || error.nodeName === c.disk.nodeName)) || (error.device !== '' && error.device === c.disk.name));
+    this.stopWatchingGuest = this.qmp.on(BLOCK_IO_ERROR, (event) => {
+      const error = parseBlockIoError(event);
+      if (error === undefined || error.operation !== 'write') return;
+      const disk = diskOf(error);
+      if (disk === undefined) return;
+      this.guestErrors.push(error);
+      const failure = guestWriteFailed(this.vm, disk.disk.name, error, this.workDir);
+      this.guestFailure ??= failure;
+      this.guard?.fail(failure);
+    });
+  }
+
+  /**
+   * Once the jobs are gone: a VM that QEMU paused on a write failed during the capture
+   * (run state `io-error`) is resumed, and QEMU retries the write. At most once per capture;
+   * a failure is kept for {@link failure}.
+   */
+  private async resumeGuest(): Promise<void> {
+    if (this.resumeTried || !this.guestErrors.some((e) => e.action === 'stop')) return;
+    this.resumeTried = true;
+    try {
+      if ((await queryStatus(this.qmp, { timeoutMs: 30_000 })).status === 'io-error') await cont(this.qmp, { timeoutMs: 30_000 });
+    } catch (error) {
+      this.resumeProblem = (error as Error).message;
+    }
   }
 
   private async endOnce(jobsFirst: boolean): Promise<void> {
@@ -235,18 +313,9 @@ export class QemuCapture {
       await fn().catch((error: unknown) => failures.push(error));
     };
     const cancelJobs = async (): Promise<void> => {
-      for (const c of this.disks) {
-        await step(async () => {
-          const cancelled = this.qmp.waitForEvent('BLOCK_JOB_CANCELLED', (e) => e.data['device'] === c.jobId, { timeoutMs: 30_000 });
-          try {
-            await blockJobCancel(this.qmp, c.jobId, { force: true });
-          } catch (error) {
-            void cancelled.catch(() => {});
-            throw error;
-          }
-          await cancelled;
-        });
-      }
+      for (const c of this.disks) await step(() => this.cancelJob(c));
+      await this.resumeGuest();
+      if (this.resumeProblem !== undefined) failures.push(new CofferError('E_SOURCE_UNREADABLE', `VM ${this.vm}: the VM paused on a write that failed during the backup and could not be resumed (${this.resumeProblem}); resume it with QMP "cont" or "virsh resume"`));
     };
     if (jobsFirst) await cancelJobs();
     const present = await this.presentNodes().catch(() => new Set<string>());
@@ -260,6 +329,7 @@ export class QemuCapture {
       if (c.changes !== undefined) await step(() => removeDirtyBitmap(this.qmp, { node: c.disk.nodeName, name: c.changes as string }));
     }
     await fs.rm(this.nbdSocket, { force: true }).catch(() => {});
+    this.stopWatchingGuest?.();
     // Failures of steps that never happened (no such export, job or bitmap) are expected.
     const real = failures.filter((error) => !/not found|does not exist|No export|no block job|cannot find|could not find|not running/i.test(String((error as Error)?.message)));
     if (real.length > 0) throw real[0];
@@ -297,7 +367,7 @@ export class QemuCapture {
  * What a Coffer run killed mid-way (kill -9, a crash) left in QEMU: its exports, the NBD
  * server they were on, its fleecing jobs and overlay nodes, its frozen change bitmaps. Its
  * new checkpoint stays (harmless: the previous one still records, and the next recorded
- * backup drops both). Another tool's exports, jobs and bitmaps are never touched; a server
+ * backup drops both). A VM paused on an I/O error while its fleecing jobs lived is resumed. Another tool's exports, jobs and bitmaps are never touched; a server
  * with other exports is left running. Run it before listing the disks: a fleecing job puts a
  * filter node above the disk's node while it lives.
  */
@@ -306,18 +376,41 @@ export async function removeStaleCapture(qmp: QmpClient): Promise<void> {
   const stale = exports.filter((e) => e.id.startsWith('coffer-export-'));
   for (const e of stale) await blockExportDel(qmp, e.id, { timeoutMs: 30_000 });
   if (stale.length > 0 && stale.length === exports.length) await nbdServerStop(qmp).catch(() => {});
+  let staleJobs = 0;
   for (const job of await queryBlockJobs(qmp)) {
     if (!job.id.startsWith('coffer-job-')) continue;
     const cancelled = qmp.waitForEvent('BLOCK_JOB_CANCELLED', (e) => e.data['device'] === job.id, { timeoutMs: 30_000 });
     await blockJobCancel(qmp, job.id, { force: true });
     await cancelled;
+    staleJobs += 1;
   }
+  // A VM paused on a write that a killed run's fleecing filter failed (its scratch full): the
+  // write is retried on the disk alone. Were the error the disk's own, QEMU pauses it again.
+  if (staleJobs > 0 && (await queryStatus(qmp)).status === 'io-error') await cont(qmp);
   for (const node of await queryNamedBlockNodes(qmp)) {
     if (node.nodeName?.startsWith('coffer-fleece-')) await blockdevDel(qmp, node.nodeName).catch(() => {});
     for (const bitmap of node.dirtyBitmaps) {
       if (bitmap.name?.startsWith('coffer-changes-') && node.nodeName !== undefined) await removeDirtyBitmap(qmp, { node: node.nodeName, name: bitmap.name }).catch(() => {});
     }
   }
+}
+
+/**
+ * The error of a capture ended by a guest write that failed on a captured disk: E_NO_SPACE
+ * when it was ENOSPC (the scratch filesystem, or the disk's own storage, is full), else
+ * E_SOURCE_UNREADABLE; it says what QEMU did with the write.
+ */
+export function guestWriteFailed(vm: string, disk: string, error: BlockIoError, scratchDir: string): CofferError {
+  const what = `VM ${vm}: a write of the VM to its disk ${disk} failed while the backup held its point-in-time view (QEMU: ${error.reason})`;
+  const outcome = {
+    stop: 'QEMU paused the VM on it (the drive\'s werror policy); Coffer ended the view at once and resumes the VM, and QEMU retries the write on the disk alone',
+    report: 'the guest was told its write failed (werror=report): check the guest\'s filesystems and applications',
+    ignore: 'QEMU ignored the error (werror=ignore): that write is lost, check the guest\'s filesystems',
+  }[error.action];
+  if (error.nospace) {
+    return new CofferError('E_NO_SPACE', `${what}: ${outcome}. QEMU copies the old data of each overwritten block to the scratch folder ${scratchDir} before the write lands, and that filesystem (or the disk's own storage) was full before Coffer's watch saw it. Nothing of this backup is recorded; give --scratch-dir a larger filesystem, or raise --scratch-min-free`);
+  }
+  return new CofferError('E_SOURCE_UNREADABLE', `${what}: ${outcome}. Nothing of this backup is recorded`);
 }
 
 /** `E_SOURCE_UNREADABLE` for a capture that could not be set up, naming the step's error. */
