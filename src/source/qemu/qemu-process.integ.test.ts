@@ -39,6 +39,19 @@ test('the QEMU listening on a QMP socket is found, its command line read with th
   }
 });
 
+test('the socket named through another path to the same folder (a /var/run → /run link) is found', async () => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'coffer-proc-link-'));
+  try {
+    const link = path.join(dir, 'run');
+    await fs.symlink(path.dirname(vm.qmpSocket), link);
+    const found = await qemuCommandLine(path.join(link, path.basename(vm.qmpSocket)));
+    assert.ok('argv' in found, JSON.stringify(found));
+    assert.equal(found.pid, vm.pid);
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});
+
 test('a socket nobody on this host listens on gives the reason, not an error', async () => {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'coffer-proc-'));
   try {

@@ -27,13 +27,18 @@ export async function qemuCommandLine(socketPath: string, proc = '/proc'): Promi
     return { unavailable: `${proc}/net/unix cannot be read: ${(error as Error).message}` };
   }
   const wanted = path.resolve(socketPath);
+  // The table holds the path QEMU bound, which may name the socket another way (/var/run
+  // being a link to /run, a folder reached through a symlink): same file, once resolved.
+  const wantedReal = await fs.realpath(wanted).catch(() => wanted);
+  const sameSocket = async (where: string): Promise<boolean> =>
+    where === wanted || where === wantedReal || (path.basename(where) === path.basename(wanted) && (await fs.realpath(where).catch(() => where)) === wantedReal);
   const inodes = new Set<string>();
   for (const line of table.split('\n').slice(1)) {
     const fields = line.trim().split(/\s+/);
     if (fields.length < 8) continue;
     const [, , , flags, , state, inode] = fields;
     const where = fields.slice(7).join(' ');
-    if (where === wanted && state === '01' && (parseInt(flags as string, 16) & 0x10000) !== 0) inodes.add(`socket:[${inode}]`);
+    if (state === '01' && (parseInt(flags as string, 16) & 0x10000) !== 0 && (await sameSocket(where))) inodes.add(`socket:[${inode}]`);
   }
   if (inodes.size === 0) return { unavailable: `no process of this host listens on ${wanted} (a QMP monitor reached another way, or in another network namespace)` };
   const pids = (await fs.readdir(proc)).filter((name) => /^\d+$/.test(name));
