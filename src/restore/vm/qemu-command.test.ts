@@ -101,7 +101,8 @@ test('a disk the definition does not name is reported; a bad description is E_IM
 test('the original command line the backup found is quoted in the script, one option per line, and never run', async () => {
   const commandLine = {
     pid: 4242,
-    argv: ['qemu-system-x86_64', '-accel', 'kvm', '-cpu', 'host,+vmx', '-name', 'db01', '-uuid', '8c2d4d9e-1d2b-4a43-9bb4-2b5a3f0e7c11', '-chardev', 'socket,id=qga0,path=/run/db01 qga.sock', '-object', 'secret,id=sec0,data=<redacted>', '-device', 'e1000,netdev=n0,mac=52:54:00:aa:bb:cc', '-daemonize'],
+    argv: ['qemu-system-x86_64', '-accel', 'kvm', '-cpu', 'host,+vmx', '-name', 'db01', '-uuid', '8c2d4d9e-1d2b-4a43-9bb4-2b5a3f0e7c11', '-chardev', 'socket,id=qga0,path=/run/db01 qga.sock', '-object', 'secret,id=sec0,data=<redacted>', '-device', 'e1000,netdev=n0,mac=52:54:00:aa:bb:cc', '-nic', 'user,model=virtio,macaddr=52:54:00:dd:ee:ff',
+      '-smbios', 'type=1,manufacturer=ACME,uuid=0f4e1b8a-3c2d-4e5f-8a9b-1c2d3e4f5a6b', '-device', '{"driver":"virtio-net-pci","netdev":"n1","mac":"52:54:00:11:22:33"}', '-daemonize'],
   };
   const clone = cloneQemuScript(JSON.stringify({ ...DESCRIPTION, commandLine }), { name: 'db02', disks: [{ name: 'sys', path: '/a', format: 'raw' }], identity: identity() });
   const quoted = clone.text.split('\n').filter((l) => l.startsWith('#   ') && /qemu-system|^#   -/.test(l));
@@ -114,9 +115,12 @@ test('the original command line the backup found is quoted in the script, one op
     "#   -chardev 'socket,id=qga0,path=/run/db01 qga.sock'",
     "#   -object 'secret,id=sec0,data=<redacted>'",
     "#   -device 'e1000,netdev=n0,mac=<the original MAC>'",
+    "#   -nic 'user,model=virtio,macaddr=<the original MAC>'",
+    "#   -smbios 'type=1,manufacturer=ACME,uuid=<the original UUID>'",
+    `#   -device '{"driver":"virtio-net-pci","netdev":"n1","mac":"<the original MAC>"}'`,
     '#   -daemonize',
   ]);
-  assert.ok(!clone.text.includes('8c2d4d9e') && !clone.text.includes('mac=52:54:00:aa:bb:cc'), 'the original identity is not quoted');
+  assert.doesNotMatch(clone.text, /8c2d4d9e|0f4e1b8a|mac=52:54:00:aa:bb:cc|52:54:00:dd:ee:ff|52:54:00:11:22:33/, 'the original identity is not quoted');
   const args = await argv(clone.text, []);
   assert.ok(!args.includes('-accel') && !args.includes('-daemonize'), 'the quoted line is a comment only');
   // Without one (an older backup, a remote monitor), nothing is quoted.

@@ -253,17 +253,28 @@ function shellQuote(word: string): string {
 
 /**
  * The command line as comment lines, one option with its value per line; the original's
- * identity (its `-uuid`, its NICs' `mac=`) masked, so that copying a line never clones it.
+ * identity masked, so that copying a line never clones it: its `-uuid` and any `uuid=` (the
+ * SMBIOS system UUID, `-smbios type=1,uuid=…`), its NICs' `mac=` and `macaddr=` (`-nic`,
+ * `-net nic`), in key=value and JSON forms.
  */
 function commandLineComment(argv: readonly string[]): string[] {
   const lines: string[] = [];
   for (const [i, original] of argv.entries()) {
-    const arg = argv[i - 1] === '-uuid' ? '<the original UUID>' : original.replace(/(^|,)mac=[^,]*/g, '$1mac=<the original MAC>').replace(/"mac":"[^"]*"/g, '"mac":"<the original MAC>"');
+    const arg = argv[i - 1] === '-uuid' ? '<the original UUID>' : maskIdentity(original);
     const quoted = shellQuote(arg);
     if (arg.startsWith('-') || lines.length === 0) lines.push(quoted);
     else lines[lines.length - 1] += ` ${quoted}`;
   }
   return lines.map((line) => `#   ${shellComment(line)}`);
+}
+
+/** An option's value with the MAC addresses and UUIDs in it masked. */
+function maskIdentity(arg: string): string {
+  return arg
+    .replace(/(^|,)(mac|macaddr)=[^,]*/g, '$1$2=<the original MAC>')
+    .replace(/(^|,)uuid=[^,]*/g, '$1uuid=<the original UUID>')
+    .replace(/"(mac|macaddr)":"[^"]*"/g, '"$1":"<the original MAC>"')
+    .replace(/"uuid":"[^"]*"/g, '"uuid":"<the original UUID>"');
 }
 
 /** Text safe on one comment line. */
