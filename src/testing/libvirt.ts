@@ -36,6 +36,22 @@ export interface TestDomainDiskSpec {
   format?: 'qcow2' | 'raw';
   /** Attach read-only (a disk backup must leave out). */
   readOnly?: boolean;
+  /** An existing image to copy instead of an empty one (its format must be `format`). */
+  from?: string;
+}
+
+/**
+ * A Linux guest booted directly (`<kernel>`, `<initrd>`, `<cmdline>`): its serial console goes
+ * to a file ({@link TestDomain.console}), and it gets the guest agent's virtio-serial channel
+ * (`org.qemu.guest_agent.0`, which libvirt connects to: `virsh qemu-agent-command`).
+ * The files are copied where the daemon's user can read them.
+ */
+export interface TestDomainGuest {
+  vmlinuz: string;
+  initrd: string;
+  cmdline: string;
+  /** Default 256. */
+  memoryMiB?: number;
 }
 
 export interface TestDomainDisk {
@@ -52,6 +68,8 @@ export interface TestDomain {
   disks: TestDomainDisk[];
   /** A guest write of `length` bytes of `pattern` at `offset` (HMP qemu-io). */
   write(target: string, offset: number, length: number, pattern: number): Promise<void>;
+  /** What a booted guest printed on its serial console so far ("" without a guest). */
+  console(): Promise<string>;
 }
 
 export interface TestLibvirt {
@@ -61,7 +79,7 @@ export interface TestLibvirt {
   /** `virsh -c URI ARGS…`, its stdout (throws with stderr on failure). */
   virsh(...args: string[]): Promise<string>;
   /** Defines and starts a domain with fresh images (owned by the daemon's user). */
-  startDomain(options: { name: string; disks: TestDomainDiskSpec[] }): Promise<TestDomain>;
+  startDomain(options: { name: string; disks: TestDomainDiskSpec[]; guest?: TestDomainGuest }): Promise<TestDomain>;
   stop(): Promise<void>;
 }
 
@@ -106,17 +124,32 @@ export async function startTestLibvirt(): Promise<TestLibvirt> {
       for (const spec of options.disks) {
         const format = spec.format ?? 'qcow2';
         const file = path.join(sub('images'), `${options.name}-${spec.target}.${format}`);
-        await runTool('qemu-img', ['create', '-q', '-f', format, file, String(spec.size)]);
+        if (spec.from !== undefined) await fs.copyFile(spec.from, file);
+        else await runTool('qemu-img', ['create', '-q', '-f', format, file, String(spec.size)]);
         await fs.chown(file, NOBODY.uid, NOBODY.gid);
         disks.push({ target: spec.target, path: file, format, size: spec.size, qdev: '' });
         diskXml.push(
           `<disk type='file' device='disk'><driver name='qemu' type='${format}'/><source file='${file}'/><target dev='${spec.target}' bus='virtio'/>${spec.readOnly ? '<readonly/>' : ''}</disk>`,
         );
       }
+      const consoleLog = path.join(sub('images'), `${options.name}-console.log`);
+      let boot = '';
+      let guestDevices = '';
+      if (options.guest !== undefined) {
+        const kernel = path.join(sub('images'), `${options.name}-vmlinuz`);
+        const initrd = path.join(sub('images'), `${options.name}-initrd`);
+        await fs.copyFile(options.guest.vmlinuz, kernel);
+        await fs.copyFile(options.guest.initrd, initrd);
+        for (const f of [kernel, initrd]) await fs.chown(f, NOBODY.uid, NOBODY.gid);
+        boot = `<kernel>${kernel}</kernel><initrd>${initrd}</initrd><cmdline>${options.guest.cmdline}</cmdline>`;
+        // The channel's socket named here: libvirt's default path is too long for a unix socket under a test folder.
+        guestDevices = `<serial type='file'><source path='${consoleLog}'/><target port='0'/></serial>` +
+          `<channel type='unix'><source mode='bind' path='${path.join(sub('images'), `${options.name}-qga.sock`)}'/><target type='virtio' name='org.qemu.guest_agent.0'/></channel>`;
+      }
       const xml = [
-        `<domain type='qemu'><name>${options.name}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>`,
-        `<os><type arch='x86_64' machine='q35'>hvm</type></os>`,
-        `<devices><emulator>/usr/bin/qemu-system-x86_64</emulator>${diskXml.join('')}`,
+        `<domain type='qemu'><name>${options.name}</name><memory unit='MiB'>${options.guest?.memoryMiB ?? (options.guest ? 256 : 64)}</memory><vcpu>1</vcpu>`,
+        `<os><type arch='x86_64' machine='q35'>hvm</type>${boot}</os><on_reboot>destroy</on_reboot>`,
+        `<devices><emulator>/usr/bin/qemu-system-x86_64</emulator>${diskXml.join('')}${guestDevices}`,
         `<video><model type='none'/></video><memballoon model='none'/></devices></domain>`,
       ].join('');
       const file = path.join(dir, `${options.name}.xml`);
@@ -145,6 +178,7 @@ export async function startTestLibvirt(): Promise<TestLibvirt> {
           const out = await virsh('qemu-monitor-command', options.name, '--hmp', `qemu-io -d ${disk.qdev} "write -P ${pattern} ${offset} ${length}"`);
           if (out.trim() !== '') throw new Error(`qemu-io write on ${target}: ${out.trim()}`);
         },
+        console: () => fs.readFile(consoleLog, 'utf8').catch(() => ''),
       };
     },
     stop() {

@@ -161,6 +161,11 @@ export class LibvirtBackup {
     if (job.socket !== this.socket) throw ended(`the backup job running now exports on ${job.socket ?? 'no unix socket'}, not on ${this.socket}`);
   }
 
+  /** True once Coffer has begun ending the job (an end seen afterwards is no break). */
+  get endedByCoffer(): boolean {
+    return this.ending !== undefined;
+  }
+
   /** Ends the job (libvirt removes the exports, scratch images and socket). Idempotent: later calls share the first one's outcome. */
   end(): Promise<void> {
     this.ending ??= endBackupJob(this.virsh, this.domain);

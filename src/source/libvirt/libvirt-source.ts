@@ -10,6 +10,7 @@ import type { CaptureHooks } from '../qemu/qemu-capture.js';
 import type { SourceDisk, VmSource } from '../vm-source.js';
 import { LIBVIRT_CHECKPOINT_PREFIX, LibvirtBackup, removeStaleBackup } from './libvirt-backup.js';
 import { LibvirtFreeze } from './libvirt-freeze.js';
+import { DomainEventWatch, parseIoErrorDetail, type DomainIoError } from './domain-events.js';
 import { parseDacOwner, parseDomainDisks, type LibvirtDisk } from './libvirt-documents.js';
 import { Virsh } from './virsh.js';
 
@@ -98,16 +99,31 @@ export async function openLibvirtSource(options: LibvirtSourceOptions): Promise<
   const devices: NbdBlockDevice[] = [];
   let backup: LibvirtBackup | undefined;
   let watch: ScratchWatch | undefined;
+  let events: DomainEventWatch | undefined;
   let broken: CofferError | undefined;
+  /** From just before `backup-begin` on: the domain's events are about this capture. */
+  let capturing = false;
+  const pauses = new PausedByCapture(virsh, domain, state === 'running');
+  /** Ends the job at once (the guest's writes go to its disks alone), then resumes a VM it paused. */
+  /** The break is an io-error event without its reason: the `-reason` twin that follows says more. */
+  let brokenWithoutReason = false;
+  const breakCapture = (error: CofferError): void => {
+    if (broken !== undefined) return;
+    broken = error;
+    if (backup !== undefined) void backup.end().catch(() => {}).then(() => pauses.resume());
+  };
   const cleanUp = async (settle?: (b: LibvirtBackup) => Promise<void>): Promise<void> => {
     watch?.stop();
     for (const device of devices) await device.close().catch(() => {});
     let failure: unknown;
     if (backup !== undefined) {
       await backup.end().catch((error: unknown) => (failure ??= error));
+      await pauses.resume();
       await settle?.(backup).catch((error: unknown) => (failure ??= error));
     }
+    events?.stop();
     if (ownDir) await fs.rm(workDir, { recursive: true, force: true }).catch(() => {});
+    if (pauses.problem !== undefined) failure ??= pauses.problem;
     if (failure !== undefined) throw failure;
   };
   try {
@@ -119,17 +135,41 @@ export async function openLibvirtSource(options: LibvirtSourceOptions): Promise<
     const now = (options.clock ?? (() => new Date()))();
     const tag = `${now.toISOString().replace(/[-:.]/g, '').replace('T', 't').toLowerCase()}-${randomBytes(3).toString('hex')}`;
     const freeze = new LibvirtFreeze(virsh, domain, options.freeze !== false, options.onThawFailed);
-    backup = await LibvirtBackup.start(virsh, domain, disks, { previous, workDir, checkpoint: `${LIBVIRT_CHECKPOINT_PREFIX}${tag}`, freeze, ...(options.hooks ? { hooks: options.hooks } : {}) });
-    const started = backup;
+    // A guest write the capture failed (its scratch image full: the VM pauses under QEMU's
+    // default werror=enospc) and a job that ends before Coffer ends it, as soon as libvirt says.
+    events = DomainEventWatch.start(virsh, domain, (event) => {
+      if (!capturing) return;
+      if (event.type === 'io-error' || event.type === 'io-error-reason') {
+        const ioError = parseIoErrorDetail(event.detail);
+        if (ioError === undefined) return;
+        const error = guestWriteFailed(options.vm, domain, ioError, included, workDir);
+        if (brokenWithoutReason && ioError.reason !== undefined) {
+          broken = error; // the same failure, said better
+          brokenWithoutReason = false;
+          return;
+        }
+        if (broken !== undefined || backup?.endedByCoffer === true) return; // a pause after the job is checked by its state
+        brokenWithoutReason = ioError.reason === undefined;
+        breakCapture(error);
+      } else if (event.type === 'job-completed' && backup !== undefined && !backup.endedByCoffer) {
+        breakCapture(new CofferError('E_SOURCE_UNREADABLE', `domain ${domain}: the backup job ended before the backup finished (libvirt reported job-completed: ${event.detail || 'aborted or failed'}); nothing of this backup is recorded`));
+      }
+    });
+    const hooks: CaptureHooks = {
+      beforeCapture: async () => {
+        await options.hooks?.beforeCapture?.();
+        capturing = true;
+      },
+      ...(options.hooks?.afterCapture ? { afterCapture: options.hooks.afterCapture } : {}),
+    };
+    backup = await LibvirtBackup.start(virsh, domain, disks, { previous, workDir, checkpoint: `${LIBVIRT_CHECKPOINT_PREFIX}${tag}`, freeze, hooks });
+    if (broken !== undefined) throw broken; // a failed write while the job started
     // QEMU under libvirt refuses the guest's writes when a scratch image cannot grow, as without it (scratch-space.ts).
     watch = ScratchWatch.start({
       vm: options.vm,
       dir: workDir,
       minFreeBytes: scratchMinFreeBytes,
-      onLow: (error) => {
-        broken = error;
-        void started.end().catch(() => {});
-      },
+      onLow: (error) => breakCapture(error),
       ...(options.scratchPollMs !== undefined ? { pollMs: options.scratchPollMs } : {}),
     });
     const sourceDisks: SourceDisk[] = [];
@@ -175,6 +215,54 @@ export async function openLibvirtSource(options: LibvirtSourceOptions): Promise<
     await cleanUp((b) => b.dropNewCheckpoint()).catch(() => {}); // this capture never reached a snapshot
     throw error;
   }
+}
+
+/**
+ * A domain that was running when the backup began and that QEMU paused on a failed write
+ * while the job lived (`paused (I/O error)`): once the job is gone it is resumed, and QEMU
+ * retries the write on the disk alone. The state is what counts (the event may have come
+ * before virsh listened); at most once per backup. Were the error the disk's own, the retry
+ * fails and QEMU pauses the domain again, as without Coffer.
+ */
+class PausedByCapture {
+  private tried = false;
+  problem: CofferError | undefined;
+
+  constructor(
+    private readonly virsh: Virsh,
+    private readonly domain: string,
+    private readonly wasRunning: boolean,
+  ) {}
+
+  async resume(): Promise<void> {
+    if (this.tried || !this.wasRunning) return;
+    this.tried = true;
+    try {
+      const state = (await this.virsh.run(['domstate', '--reason', this.domain])).trim();
+      if (!/^paused \(I\/O error\)/i.test(state)) return;
+      await this.virsh.run(['resume', this.domain]);
+    } catch (error) {
+      this.problem = new CofferError('E_SOURCE_UNREADABLE', `domain ${this.domain}: it paused on a write that failed during the backup and could not be resumed (${(error as Error).message}); THE DOMAIN IS STILL PAUSED: resume it with "virsh resume ${this.domain}"`, { cause: error });
+    }
+  }
+}
+
+/** The error of a capture ended by a guest write that failed (see qemu-capture.ts's guestWriteFailed). */
+function guestWriteFailed(vm: string, domain: string, error: DomainIoError, disks: readonly LibvirtDisk[], scratchDir: string): CofferError {
+  // During the job, QEMU's failing node is the job's filter, which libvirt cannot name: "" ().
+  const target = disks.find((d) => d.source === error.path)?.target;
+  const disk = target !== undefined ? `its disk ${target}` : error.alias !== '' || error.path !== '' ? `its disk ${[error.alias, error.path].filter((x) => x !== '').join(' ')}` : 'one of its disks (libvirt did not say which)';
+  const what = `VM ${vm}: a write of domain ${domain} to ${disk} failed while the backup held its point-in-time view (libvirt: ${error.reason ?? 'I/O error'})`;
+  const outcome = {
+    pause: "QEMU paused the domain on it (the disk's error_policy); Coffer ended the backup job at once and resumes the domain, and QEMU retries the write on the disk alone",
+    report: "the guest was told its write failed (error_policy='report'): check the guest's filesystems and applications",
+    none: "the error was ignored (error_policy='ignore'): that write is lost, check the guest's filesystems",
+    unknown: 'libvirt did not say what QEMU did with it',
+  }[error.action];
+  if (error.reason === 'enospc') {
+    return new CofferError('E_NO_SPACE', `${what}: ${outcome}. QEMU copies the old data of each overwritten block to a scratch image in ${scratchDir} before the write lands, and that filesystem (or the disk's own storage) was full before Coffer's watch saw it. Nothing of this backup is recorded; give --scratch-dir a larger filesystem, or raise --scratch-min-free`);
+  }
+  return new CofferError('E_SOURCE_UNREADABLE', `${what}: ${outcome}. Nothing of this backup is recorded`);
 }
 
 /** Without a DAC label (a session daemon), QEMU runs as the owner of the images it writes. */

@@ -67,6 +67,45 @@ export class Virsh {
   }
 }
 
+/**
+ * A long-running virsh (`virsh event --loop`): each line of its standard output goes to
+ * `onLine` as it comes; `stop()` kills it (idempotent). `exited` resolves with the reason when
+ * it ends on its own (virsh missing, the daemon gone). It is started through util-linux's
+ * `setpriv --pdeathsig TERM` (Linux's parent-death signal), so that a Coffer killed with
+ * SIGKILL leaves no virsh listening forever.
+ */
+export function virshStream(virsh: Virsh, args: readonly string[], onLine: (line: string) => void): { stop(): void; exited: Promise<string> } {
+  const argv = [...(virsh.uri !== undefined ? ['-c', virsh.uri] : []), ...args];
+  const child = spawn('setpriv', ['--pdeathsig', 'TERM', '--', 'virsh', ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
+  let pending = '';
+  let stderr = '';
+  let stopped = false;
+  child.stdout.setEncoding('utf8').on('data', (text: string) => {
+    pending += text;
+    let newline: number;
+    while ((newline = pending.indexOf('\n')) >= 0) {
+      const line = pending.slice(0, newline);
+      pending = pending.slice(newline + 1);
+      if (!stopped) onLine(line);
+    }
+    if (pending.length > 1024 * 1024) pending = ''; // not virsh's output: one event is a line
+  });
+  child.stderr.setEncoding('utf8').on('data', (text: string) => {
+    if (stderr.length < 64 * 1024) stderr += text;
+  });
+  const exited = new Promise<string>((resolve) => {
+    child.once('error', (error) => resolve(`virsh could not be started: ${error.message}`));
+    child.once('close', (code, signal) => resolve(stderr.trim() || `virsh ${args[0] ?? ''} ended (${signal ?? `exit ${code}`})`));
+  });
+  return {
+    stop: () => {
+      stopped = true;
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    },
+    exited,
+  };
+}
+
 /** The one-line error for a failed call, from virsh's `error: …` lines. */
 export function virshError(command: string, where: string, stderr: string): CofferError {
   const lines = stderr

@@ -1,0 +1,79 @@
+/**
+ * A domain's events as `virsh event --domain D --all --loop` prints them, one line each
+ * (libvirt 9.0's tools/virsh-domain-event.c; checked here with a session libvirtd):
+ *
+ *     event 'lifecycle' for domain 'web01': Suspended Paused
+ *     event 'io-error' for domain 'web01':  () pause
+ *     event 'io-error-reason' for domain 'web01':  () pause due to enospc
+ *     event 'lifecycle' for domain 'web01': Suspended I/O Error
+ *     event 'job-completed' for domain 'web01':
+ *     \toperation: 9
+ *     \terrmsg: Operation canceled
+ *     event 'block-job-2' for domain 'web01': Backup for vda canceled
+ *
+ * Each I/O error comes twice, `io-error` then `io-error-reason` (which adds `due to REASON`:
+ * `enospc`, `eio`, …; older libvirt printed it as `io-error` too); the detail is `PATH (ALIAS)
+ * ACTION`, the action `pause`, `report` or `none`. While a backup job runs, the path and
+ * alias are empty: QEMU's failing node is the job's filter, which libvirt cannot name. A
+ * job-completed's parameters follow on lines that start with a tab (operation 9 is a backup).
+ * Lines are flushed as events come.
+ */
+import { virshStream, type Virsh } from './virsh.js';
+
+/** One event. */
+export interface DomainEvent {
+  /** `lifecycle`, `io-error`, `io-error-reason`, `job-completed`, `block-job-2`… */
+  type: string;
+  /** What follows the colon ("" when nothing does). */
+  detail: string;
+}
+
+/** An `io-error` event's detail. */
+export interface DomainIoError {
+  /** The image path QEMU failed on. */
+  path: string;
+  /** The device alias (`virtio-disk1`). */
+  alias: string;
+  action: 'pause' | 'report' | 'none' | 'unknown';
+  /** `enospc`, `eio`…, when the event says. */
+  reason?: string;
+}
+
+const EVENT_LINE = /^event '([^']+)' for domain '.*?'(?: disk [^:]*)?(?::\s?(.*))?$/;
+
+/** The event a line of `virsh event` starts, or undefined (a parameter line, a blank). */
+export function parseDomainEventLine(line: string): DomainEvent | undefined {
+  const match = EVENT_LINE.exec(line.trimEnd());
+  if (match === null) return undefined;
+  return { type: match[1] as string, detail: match[2] ?? '' };
+}
+
+/** An io-error event's detail, or undefined when it does not read as one. */
+export function parseIoErrorDetail(detail: string): DomainIoError | undefined {
+  const match = /^(.*) \(([^()]*)\) (pause|report|none|unknown)(?: due to (.+))?$/.exec(detail);
+  if (match === null) return undefined;
+  return { path: match[1] as string, alias: match[2] as string, action: match[3] as DomainIoError['action'], ...(match[4] !== undefined ? { reason: match[4] } : {}) };
+}
+
+/**
+ * Listens to one domain's events until {@link stop}. Registering takes virsh a moment after
+ * the start: events before it are missed, so what matters is also checked another way (the
+ * backup job's presence, the domain's state).
+ */
+export class DomainEventWatch {
+  private constructor(private readonly stream: { stop(): void; exited: Promise<string> }) {}
+
+  static start(virsh: Virsh, domain: string, onEvent: (event: DomainEvent) => void): DomainEventWatch {
+    return new DomainEventWatch(
+      virshStream(virsh, ['event', '--domain', domain, '--all', '--loop'], (line) => {
+        const event = parseDomainEventLine(line);
+        if (event !== undefined) onEvent(event);
+      }),
+    );
+  }
+
+  /** Idempotent. */
+  stop(): void {
+    this.stream.stop();
+  }
+}

@@ -1,0 +1,157 @@
+/**
+ * A libvirt domain's guest write that fails while Coffer's backup job holds its disks: the job
+ * ends at once and the domain libvirt's QEMU paused on it is resumed, so the write is retried
+ * on the disk alone and the guest never sees it fail (libvirt-source.ts); and a job that
+ * someone else ends is seen when libvirt says so, not only before the snapshot is recorded.
+ *
+ * A private session libvirtd (src/testing/libvirt.ts) boots the real Linux guest with the real
+ * qemu-ga of src/testing/agent-guest.ts (its ext4 disk is vda); the guest writes with busybox
+ * dd to a second disk, vdb, started through `virsh qemu-agent-command` guest-exec. The scratch
+ * folder is a 4 MiB tmpfs and the scratch watch never looks: the copy-before-write of 6 MiB of
+ * old data fills it, the guest's write fails with ENOSPC and QEMU's default pauses the domain
+ * (`paused (I/O error)`). Without the resume the guest's dd never ends.
+ * Oracles: the guest's dd exit status and sha256sum, the disk image's bytes read on the host,
+ * `virsh domstate`.
+ */
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import * as fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { backupVm } from '../../backup/index.js';
+import { isCofferError } from '../../errors/index.js';
+import { LocalBackend, initRepository, listSnapshots, openRepository, type Repository } from '../../repo/index.js';
+import { agentGuestFilesystem, agentGuestInitramfs, guestKernel, runTool, startTestLibvirt, type TestDomain, type TestLibvirt } from '../../testing/index.js';
+import { openLibvirtSource, type LibvirtSourceOptions } from '../index.js';
+
+const MiB = 1024 * 1024;
+const DOMAIN = 'writer';
+const WRITE = 6 * MiB;
+const NEVER_MS = 600_000;
+
+let libvirt: TestLibvirt;
+let domain: TestDomain;
+let work: string;
+let repo: Repository;
+let scratch: string;
+
+before(async () => {
+  work = await fs.mkdtemp(path.join(os.tmpdir(), 'coffer-libvirt-write-'));
+  const data = path.join(work, 'data.raw');
+  await fs.writeFile(data, randomBytes(16 * MiB)); // old data everywhere the guest overwrites
+  const kernel = await guestKernel();
+  libvirt = await startTestLibvirt();
+  domain = await libvirt.startDomain({
+    name: DOMAIN,
+    disks: [
+      { target: 'vda', size: 16 * MiB, format: 'raw', from: await agentGuestFilesystem() },
+      { target: 'vdb', size: 16 * MiB, format: 'raw', from: data },
+    ],
+    guest: { vmlinuz: kernel.vmlinuz, initrd: await agentGuestInitramfs(), cmdline: 'console=ttyS0 quiet panic=-1 coffer.agent=1' },
+  });
+  const deadline = Date.now() + 90_000;
+  while (!(await domain.console()).includes('COFFER-AGENT-READY')) {
+    if (Date.now() > deadline || (await domain.console()).includes('COFFER-AGENT-FAIL')) throw new Error(`the guest did not boot:\n${(await domain.console()).slice(-4000)}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  // Under the daemon's folder: QEMU runs as its user, which cannot pass through the test's work folder.
+  scratch = path.join(libvirt.dir, 'scratch-small');
+  await fs.mkdir(scratch);
+  await runTool('mount', ['-t', 'tmpfs', '-o', 'size=4m,mode=1777', 'tmpfs', scratch]);
+  const backend = new LocalBackend(path.join(work, 'repo'));
+  await initRepository(backend, { passphrase: 'write', kdf: { N: 1024, r: 8, p: 1 } });
+  repo = await openRepository(backend, { passphrase: 'write', threads: 2 });
+});
+after(async () => {
+  if (scratch !== undefined) await runTool('umount', [scratch]).catch(() => {});
+  await libvirt?.stop();
+  await repo?.close();
+  await fs.rm(work, { recursive: true, force: true });
+});
+
+async function agent(command: string, args: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const out = await libvirt.virsh('qemu-agent-command', DOMAIN, '--timeout', '60', JSON.stringify({ execute: command, arguments: args }));
+  return (JSON.parse(out) as { return: Record<string, unknown> }).return;
+}
+
+/** The guest writes WRITE fresh random bytes at the start of /dev/vdb; its dd's exit status and their SHA-256. */
+async function guestOverwritesVdb(): Promise<{ exitcode: number; sha256: string; out: string }> {
+  const script = [
+    `busybox dd if=/dev/urandom of=/tmp/new bs=1M count=${WRITE / MiB} 2>/dev/null`,
+    'busybox dd if=/tmp/new of=/dev/vdb bs=1M conv=fsync 2>&1; echo "dd-exit $?"',
+    'busybox sha256sum /tmp/new',
+  ].join('\n');
+  const { pid } = (await agent('guest-exec', { path: '/bin/busybox', arg: ['sh', '-c', script], 'capture-output': true })) as { pid: number };
+  const deadline = Date.now() + 90_000;
+  for (;;) {
+    // libvirt refuses agent commands while the domain is paused: asked again until the deadline.
+    const status = await agent('guest-exec-status', { pid }).catch((error: unknown) => {
+      if (/domain is not running/.test(String((error as Error).message))) return {} as Record<string, unknown>;
+      throw error;
+    });
+    if (status['exited'] === true) {
+      const out = Buffer.from(String(status['out-data'] ?? ''), 'base64').toString('utf8');
+      return { exitcode: Number(/dd-exit (\d+)/.exec(out)?.[1] ?? -1), sha256: /^([0-9a-f]{64})\s/m.exec(out)?.[1] ?? '', out };
+    }
+    if (Date.now() > deadline) throw new Error(`the guest's dd did not end (domain ${(await libvirt.virsh('domstate', '--reason', DOMAIN)).trim()})`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+async function hostSha256(): Promise<string> {
+  const vdb = domain.disks.find((d) => d.target === 'vdb');
+  assert.ok(vdb);
+  const handle = await fs.open(vdb.path, 'r');
+  try {
+    const bytes = Buffer.alloc(WRITE);
+    await handle.read(bytes, 0, WRITE, 0);
+    return createHash('sha256').update(bytes).digest('hex');
+  } finally {
+    await handle.close();
+  }
+}
+
+function options(extra: Partial<LibvirtSourceOptions> = {}): LibvirtSourceOptions {
+  return { vm: 'writer', domain: DOMAIN, connect: libvirt.uri, scratchDir: scratch, scratchMinFreeBytes: MiB, scratchPollMs: NEVER_MS, freeze: false, ...extra };
+}
+
+test('a guest write failed by a full scratch image: the job ends, the domain is resumed, the write lands, the backup fails', async () => {
+  const source = await openLibvirtSource(options());
+  try {
+    const wrote = await guestOverwritesVdb();
+    assert.equal(wrote.exitcode, 0, `the guest's dd saw no error:\n${wrote.out}`);
+    assert.match(await libvirt.virsh('domstate', DOMAIN), /^running/);
+    assert.equal(await hostSha256(), wrote.sha256, 'the disk holds what the guest wrote');
+    await assert.rejects(backupVm(repo, source), (e: unknown) => {
+      assert.ok(isCofferError(e, 'E_NO_SPACE'), String(e));
+      assert.match((e as Error).message, /a write of domain writer to (its disk vdb|one of its disks \(libvirt did not say which\)) failed while the backup held its point-in-time view \(libvirt: enospc\): QEMU paused the domain on it/);
+      return true;
+    });
+  } finally {
+    await source.close();
+  }
+  assert.deepEqual(await listSnapshots(repo, { vm: 'writer' }), []);
+  await assert.rejects(libvirt.virsh('backup-dumpxml', DOMAIN), /no domain backup job|no job/i);
+});
+
+test('a job ended by someone else is seen when libvirt says so: reads fail at once, nothing is recorded', async () => {
+  const source = await openLibvirtSource(options({ scratchDir: libvirt.dir }));
+  try {
+    await libvirt.virsh('domjobabort', DOMAIN);
+    const deadline = Date.now() + 10_000;
+    // The NBD connection may fail first; once the event is read, every read fails with the break.
+    let error: unknown;
+    while (Date.now() < deadline) {
+      error = await (source.disks[0]?.device.read(0, 4096) ?? Promise.resolve()).then(() => undefined, (e: unknown) => e);
+      if (/job-completed/.test(String((error as Error)?.message))) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.ok(isCofferError(error, 'E_SOURCE_UNREADABLE'), String(error));
+    assert.match((error as Error).message, /the backup job ended before the backup finished \(libvirt reported job-completed/);
+    await assert.rejects(backupVm(repo, source), (e: unknown) => isCofferError(e, 'E_SOURCE_UNREADABLE'));
+  } finally {
+    await source.close();
+  }
+  assert.deepEqual(await listSnapshots(repo, { vm: 'writer' }), []);
+});
