@@ -8,7 +8,8 @@
  * agent's guest-exec. The scratch folder is a 4 MiB tmpfs and the scratch watch never looks
  * (its poll is 10 minutes): the copy-before-write of 6 MiB of old data fills it, the
  * guest's write fails with ENOSPC, and QEMU's default `werror=enospc` pauses the VM. Without
- * the resume, the VM stays paused and the guest's dd never ends.
+ * the resume, the VM stays paused and the guest's dd never ends. And a VM paused so under a
+ * run killed mid-capture (its overlay and job made by hand) is resumed by the next run.
  * Oracles: the guest's own dd exit status and sha256sum of what it wrote, against the bytes
  * of the disk's image file read on the host; QEMU's run state.
  */
@@ -20,7 +21,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { backupVm } from '../../backup/index.js';
 import { CofferError } from '../../errors/index.js';
-import { GuestAgentClient, QmpClient, queryBlockExports, queryBlockJobs, queryNamedBlockNodes, queryStatus } from '../../qmp/index.js';
+import { blockdevAdd, blockdevBackup, fleecingOverlayOptions, GuestAgentClient, QmpClient, queryBlockExports, queryBlockJobs, queryNamedBlockNodes, queryStatus } from '../../qmp/index.js';
 import { LocalBackend, initRepository, listSnapshots, openRepository, type Repository } from '../../repo/index.js';
 import { requireTools, runTool, startAgentGuest, type AgentGuest } from '../../testing/index.js';
 import { openQemuSource, type QemuSourceOptions } from '../index.js';
@@ -179,4 +180,32 @@ test('a guest write failed while the capture is still starting: the start fails 
   } finally {
     await source.close();
   }
+});
+
+test('a VM paused on a write the fleecing of a killed run failed is resumed by the next run', async () => {
+  // What a run killed with SIGKILL mid-capture leaves: its overlay on a full scratch filesystem and its job.
+  const scratch = await smallFilesystem('scratch-killed', 2 * MiB);
+  const overlay = path.join(scratch, 'fleece-1.qcow2');
+  await runTool('qemu-img', ['create', '-q', '-f', 'qcow2', overlay, String(DATA_DISK)]);
+  await blockdevAdd(monitor, fleecingOverlayOptions('coffer-fleece-dead00-1', { filename: overlay, backingNode: 'data' }));
+  await blockdevBackup(monitor, { jobId: 'coffer-job-dead00-1', device: 'data', target: 'coffer-fleece-dead00-1', sync: 'none' });
+  const writing = guestOverwritesDataDisk();
+  const deadline = Date.now() + 60_000;
+  while ((await queryStatus(monitor)).status !== 'io-error') {
+    assert.ok(Date.now() < deadline, 'the guest write fails and QEMU pauses the VM');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  // The next run clears what the killed one left, and the VM runs again before it captures.
+  const source = await openQemuSource(options(work));
+  try {
+    const wrote = await writing;
+    assert.equal(wrote.exitcode, 0, `the guest's dd saw no error:\n${wrote.out}`);
+    assert.equal(await hostSha256OfWritten(), wrote.sha256);
+    const snapshot = await backupVm(repo, source);
+    assert.equal(snapshot.vm, 'writer');
+  } finally {
+    await source.close();
+  }
+  assert.equal((await queryStatus(monitor)).status, 'running');
+  await assertNoCaptureLeft();
 });
