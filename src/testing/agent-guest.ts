@@ -19,6 +19,7 @@
  * // guest.vm.qmpSocket, guest.agentSocket
  */
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -139,6 +140,37 @@ export async function startAgentGuest(options: AgentGuestOptions = {}): Promise<
     throw error;
   }
   return { vm, agentSocket, stop };
+}
+
+/**
+ * A shell script for the guest (run as `/bin/busybox sh -c SCRIPT` through the agent's
+ * guest-exec): writes `mib` MiB of fresh random bytes at the start of `device` with
+ * `conv=fsync` (made in RAM first, so the write is one burst) and prints the dd's exit status
+ * and the bytes' SHA-256; {@link readGuestOverwrite} reads its output.
+ */
+export function guestOverwriteScript(device: string, mib: number): string {
+  return [
+    `busybox dd if=/dev/urandom of=/tmp/new bs=1M count=${mib} 2>/dev/null`,
+    `busybox dd if=/tmp/new of=${device} bs=1M conv=fsync 2>&1; echo "dd-exit $?"`,
+    'busybox sha256sum /tmp/new',
+  ].join('\n');
+}
+
+/** What {@link guestOverwriteScript} printed: the dd's exit status (-1 when absent) and the SHA-256 of what it wrote. */
+export function readGuestOverwrite(out: string): { exitcode: number; sha256: string; out: string } {
+  return { exitcode: Number(/dd-exit (\d+)/.exec(out)?.[1] ?? -1), sha256: /^([0-9a-f]{64})\s/m.exec(out)?.[1] ?? '', out };
+}
+
+/** The SHA-256 of the first `mib` MiB of a raw image file: where {@link guestOverwriteScript} wrote, as the host reads it. */
+export async function imageStartSha256(file: string, mib: number): Promise<string> {
+  const handle = await fs.open(file, 'r');
+  try {
+    const bytes = Buffer.alloc(mib * 1024 * 1024);
+    await handle.read(bytes, 0, bytes.length, 0);
+    return createHash('sha256').update(bytes).digest('hex');
+  } finally {
+    await handle.close();
+  }
 }
 
 /** The absolute paths `ldd` lists for `binary` (the vdso, which has none, is skipped). */

@@ -14,7 +14,7 @@
  * `virsh domstate`.
  */
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,7 +22,7 @@ import { after, before, test } from 'node:test';
 import { backupVm } from '../../backup/index.js';
 import { isCofferError } from '../../errors/index.js';
 import { LocalBackend, initRepository, listSnapshots, openRepository, type Repository } from '../../repo/index.js';
-import { agentGuestFilesystem, agentGuestInitramfs, guestKernel, runTool, startTestLibvirt, type TestDomain, type TestLibvirt } from '../../testing/index.js';
+import { agentGuestFilesystem, agentGuestInitramfs, guestKernel, guestOverwriteScript, imageStartSha256, mountSmallFilesystem, readGuestOverwrite, startTestLibvirt, type TestDomain, type TestLibvirt } from '../../testing/index.js';
 import { openLibvirtSource, type LibvirtSourceOptions } from '../index.js';
 
 const MiB = 1024 * 1024;
@@ -35,6 +35,7 @@ let domain: TestDomain;
 let work: string;
 let repo: Repository;
 let scratch: string;
+let unmount: (() => Promise<void>) | undefined;
 
 before(async () => {
   work = await fs.mkdtemp(path.join(os.tmpdir(), 'coffer-libvirt-write-'));
@@ -57,14 +58,13 @@ before(async () => {
   }
   // Under the daemon's folder: QEMU runs as its user, which cannot pass through the test's work folder.
   scratch = path.join(libvirt.dir, 'scratch-small');
-  await fs.mkdir(scratch);
-  await runTool('mount', ['-t', 'tmpfs', '-o', 'size=4m,mode=1777', 'tmpfs', scratch]);
+  unmount = await mountSmallFilesystem(scratch, 4 * MiB, { mode: '1777' });
   const backend = new LocalBackend(path.join(work, 'repo'));
   await initRepository(backend, { passphrase: 'write', kdf: { N: 1024, r: 8, p: 1 } });
   repo = await openRepository(backend, { passphrase: 'write', threads: 2 });
 });
 after(async () => {
-  if (scratch !== undefined) await runTool('umount', [scratch]).catch(() => {});
+  await unmount?.();
   await libvirt?.stop();
   await repo?.close();
   await fs.rm(work, { recursive: true, force: true });
@@ -77,11 +77,7 @@ async function agent(command: string, args: Record<string, unknown>): Promise<Re
 
 /** The guest writes WRITE fresh random bytes at the start of /dev/vdb; its dd's exit status and their SHA-256. */
 async function guestOverwritesVdb(): Promise<{ exitcode: number; sha256: string; out: string }> {
-  const script = [
-    `busybox dd if=/dev/urandom of=/tmp/new bs=1M count=${WRITE / MiB} 2>/dev/null`,
-    'busybox dd if=/tmp/new of=/dev/vdb bs=1M conv=fsync 2>&1; echo "dd-exit $?"',
-    'busybox sha256sum /tmp/new',
-  ].join('\n');
+  const script = guestOverwriteScript('/dev/vdb', WRITE / MiB);
   const { pid } = (await agent('guest-exec', { path: '/bin/busybox', arg: ['sh', '-c', script], 'capture-output': true })) as { pid: number };
   const deadline = Date.now() + 90_000;
   for (;;) {
@@ -91,8 +87,7 @@ async function guestOverwritesVdb(): Promise<{ exitcode: number; sha256: string;
       throw error;
     });
     if (status['exited'] === true) {
-      const out = Buffer.from(String(status['out-data'] ?? ''), 'base64').toString('utf8');
-      return { exitcode: Number(/dd-exit (\d+)/.exec(out)?.[1] ?? -1), sha256: /^([0-9a-f]{64})\s/m.exec(out)?.[1] ?? '', out };
+      return readGuestOverwrite(Buffer.from(String(status['out-data'] ?? ''), 'base64').toString('utf8'));
     }
     if (Date.now() > deadline) throw new Error(`the guest's dd did not end (domain ${(await libvirt.virsh('domstate', '--reason', DOMAIN)).trim()})`);
     await new Promise((resolve) => setTimeout(resolve, 100));
@@ -102,14 +97,7 @@ async function guestOverwritesVdb(): Promise<{ exitcode: number; sha256: string;
 async function hostSha256(): Promise<string> {
   const vdb = domain.disks.find((d) => d.target === 'vdb');
   assert.ok(vdb);
-  const handle = await fs.open(vdb.path, 'r');
-  try {
-    const bytes = Buffer.alloc(WRITE);
-    await handle.read(bytes, 0, WRITE, 0);
-    return createHash('sha256').update(bytes).digest('hex');
-  } finally {
-    await handle.close();
-  }
+  return imageStartSha256(vdb.path, WRITE / MiB);
 }
 
 function options(extra: Partial<LibvirtSourceOptions> = {}): LibvirtSourceOptions {

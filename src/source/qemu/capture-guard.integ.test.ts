@@ -14,7 +14,7 @@ import { backupVm } from '../../backup/index.js';
 import { CofferError } from '../../errors/index.js';
 import { qemuIo, QmpClient, queryBlockExports, queryBlockJobs, queryNamedBlockNodes } from '../../qmp/index.js';
 import { LocalBackend, initRepository, listSnapshots, openRepository, type Repository } from '../../repo/index.js';
-import { requireTools, runTool, startTestVm, type TestVm } from '../../testing/index.js';
+import { mountSmallFilesystem, requireTools, runTool, startTestVm, type TestVm } from '../../testing/index.js';
 import { openQemuSource } from '../index.js';
 
 const MiB = 1024 * 1024;
@@ -25,7 +25,7 @@ let monitor: QmpClient;
 let work: string;
 let repo: Repository;
 const model = Buffer.alloc(DISK);
-const mounts: string[] = [];
+const unmounts: (() => Promise<void>)[] = [];
 
 before(async () => {
   await requireTools('qemu-system-x86_64', 'qemu-img');
@@ -43,7 +43,7 @@ after(async () => {
   await monitor?.close();
   await vm?.stop();
   await repo?.close();
-  for (const mount of mounts) await runTool('umount', [mount]).catch(() => {});
+  for (const unmount of unmounts) await unmount();
   await fs.rm(work, { recursive: true, force: true });
 });
 
@@ -55,9 +55,7 @@ async function write(offset: number, length: number, pattern: number): Promise<v
 /** A tmpfs of `size` bytes: a scratch filesystem that fills. */
 async function smallFilesystem(name: string, size: number): Promise<string> {
   const dir = path.join(work, name);
-  await fs.mkdir(dir);
-  await runTool('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir]);
-  mounts.push(dir);
+  unmounts.push(await mountSmallFilesystem(dir, size));
   return dir;
 }
 

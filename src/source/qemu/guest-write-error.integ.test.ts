@@ -23,7 +23,7 @@ import { backupVm } from '../../backup/index.js';
 import { CofferError } from '../../errors/index.js';
 import { blockdevAdd, blockdevBackup, fleecingOverlayOptions, GuestAgentClient, QmpClient, queryBlockExports, queryBlockJobs, queryNamedBlockNodes, queryStatus } from '../../qmp/index.js';
 import { LocalBackend, initRepository, listSnapshots, openRepository, type Repository } from '../../repo/index.js';
-import { requireTools, runTool, startAgentGuest, type AgentGuest } from '../../testing/index.js';
+import { guestOverwriteScript, imageStartSha256, mountSmallFilesystem, readGuestOverwrite, requireTools, runTool, startAgentGuest, type AgentGuest } from '../../testing/index.js';
 import { openQemuSource, type QemuSourceOptions } from '../index.js';
 
 const MiB = 1024 * 1024;
@@ -38,7 +38,7 @@ let monitor: QmpClient;
 let work: string;
 let dataDisk: string;
 let repo: Repository;
-const mounts: string[] = [];
+const unmounts: (() => Promise<void>)[] = [];
 
 before(async () => {
   await requireTools('qemu-system-x86_64', 'qemu-img', 'mount');
@@ -64,16 +64,14 @@ after(async () => {
   await monitor?.close();
   await guest?.stop();
   await repo?.close();
-  for (const mount of mounts) await runTool('umount', [mount]).catch(() => {});
+  for (const unmount of unmounts) await unmount();
   await fs.rm(work, { recursive: true, force: true });
 });
 
 /** A tmpfs of `size` bytes. */
 async function smallFilesystem(name: string, size: number): Promise<string> {
   const dir = path.join(work, name);
-  await fs.mkdir(dir);
-  await runTool('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir]);
-  mounts.push(dir);
+  unmounts.push(await mountSmallFilesystem(dir, size));
   return dir;
 }
 
@@ -97,30 +95,13 @@ async function inGuest(script: string, timeoutMs = 90_000): Promise<{ exitcode: 
   }
 }
 
-/**
- * The guest writes WRITE fresh random bytes at the start of /dev/vdb (conv=fsync) and says
- * the dd's exit status and the bytes' SHA-256.
- */
+/** The guest writes WRITE fresh random bytes at the start of /dev/vdb: its dd's exit status and their SHA-256. */
 async function guestOverwritesDataDisk(): Promise<{ exitcode: number; sha256: string; out: string }> {
-  const run = await inGuest([
-    `busybox dd if=/dev/urandom of=/tmp/new bs=1M count=${WRITE / MiB} 2>/dev/null`,
-    'busybox dd if=/tmp/new of=/dev/vdb bs=1M conv=fsync 2>&1; echo "dd-exit $?"',
-    'busybox sha256sum /tmp/new',
-  ].join('\n'));
-  const exitcode = Number(/dd-exit (\d+)/.exec(run.out)?.[1] ?? -1);
-  const sha256 = /^([0-9a-f]{64})\s/m.exec(run.out)?.[1] ?? '';
-  return { exitcode, sha256, out: run.out };
+  return readGuestOverwrite((await inGuest(guestOverwriteScript('/dev/vdb', WRITE / MiB))).out);
 }
 
 async function hostSha256OfWritten(): Promise<string> {
-  const handle = await fs.open(dataDisk, 'r');
-  try {
-    const bytes = Buffer.alloc(WRITE);
-    await handle.read(bytes, 0, WRITE, 0);
-    return createHash('sha256').update(bytes).digest('hex');
-  } finally {
-    await handle.close();
-  }
+  return imageStartSha256(dataDisk, WRITE / MiB);
 }
 
 async function assertNoCaptureLeft(): Promise<void> {
