@@ -273,8 +273,8 @@ function maskIdentity(arg: string): string {
   return arg
     .replace(/(^|,)(mac|macaddr)=[^,]*/g, '$1$2=<the original MAC>')
     .replace(/(^|,)uuid=[^,]*/g, '$1uuid=<the original UUID>')
-    .replace(/"(mac|macaddr)":"[^"]*"/g, '"$1":"<the original MAC>"')
-    .replace(/"uuid":"[^"]*"/g, '"uuid":"<the original UUID>"');
+    .replace(/"(mac|macaddr)"(\s*):(\s*)"[^"]*"/g, '"$1"$2:$3"<the original MAC>"')
+    .replace(/"uuid"(\s*):(\s*)"[^"]*"/g, '"uuid"$1:$2"<the original UUID>"');
 }
 
 /** Text safe on one comment line. */

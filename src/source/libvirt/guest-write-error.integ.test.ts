@@ -113,7 +113,7 @@ test('a guest write failed by a full scratch image: the job ends, the domain is 
     assert.equal(await hostSha256(), wrote.sha256, 'the disk holds what the guest wrote');
     await assert.rejects(backupVm(repo, source), (e: unknown) => {
       assert.ok(isCofferError(e, 'E_NO_SPACE'), String(e));
-      assert.match((e as Error).message, /a write of domain writer to (its disk vdb|one of its disks \(libvirt did not say which\)) failed while the backup held its point-in-time view \(libvirt: enospc\): QEMU paused the domain on it/);
+      assert.match((e as Error).message, /an I\/O error of domain writer on (its disk vdb|one of its disks \(libvirt did not say which\)) while the backup held its point-in-time view \(libvirt: enospc; most likely a guest write the job's copy of old data failed\): QEMU paused the domain on it/);
       return true;
     });
   } finally {

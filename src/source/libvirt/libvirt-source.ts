@@ -104,9 +104,9 @@ export async function openLibvirtSource(options: LibvirtSourceOptions): Promise<
   /** From just before `backup-begin` on: the domain's events are about this capture. */
   let capturing = false;
   const pauses = new PausedByCapture(virsh, domain, state === 'running');
-  /** Ends the job at once (the guest's writes go to its disks alone), then resumes a VM it paused. */
   /** The break is an io-error event without its reason: the `-reason` twin that follows says more. */
   let brokenWithoutReason = false;
+  /** Ends the job at once (the guest's writes go to its disks alone), then resumes a VM it paused. */
   const breakCapture = (error: CofferError): void => {
     if (broken !== undefined) return;
     broken = error;
@@ -118,9 +118,10 @@ export async function openLibvirtSource(options: LibvirtSourceOptions): Promise<
     let failure: unknown;
     if (backup !== undefined) {
       await backup.end().catch((error: unknown) => (failure ??= error));
-      await pauses.resume();
       await settle?.(backup).catch((error: unknown) => (failure ??= error));
     }
+    // The job is gone (a start that failed ended its own): a domain it paused runs again.
+    if (capturing) await pauses.resume();
     events?.stop();
     if (ownDir) await fs.rm(workDir, { recursive: true, force: true }).catch(() => {});
     if (pauses.problem !== undefined) failure ??= pauses.problem;
@@ -141,7 +142,9 @@ export async function openLibvirtSource(options: LibvirtSourceOptions): Promise<
       if (!capturing) return;
       if (event.type === 'io-error' || event.type === 'io-error-reason') {
         const ioError = parseIoErrorDetail(event.detail);
-        if (ioError === undefined) return;
+        // A named disk that is not captured (a CD-ROM, a read-only disk) is not the job's doing;
+        // while the job runs, QEMU's failing node is its filter, which libvirt leaves unnamed.
+        if (ioError === undefined || (ioError.path !== '' && !included.some((d) => d.source === ioError.path))) return;
         const error = guestWriteFailed(options.vm, domain, ioError, included, workDir);
         if (brokenWithoutReason && ioError.reason !== undefined) {
           broken = error; // the same failure, said better
@@ -213,7 +216,7 @@ export async function openLibvirtSource(options: LibvirtSourceOptions): Promise<
     };
   } catch (error) {
     await cleanUp((b) => b.dropNewCheckpoint()).catch(() => {}); // this capture never reached a snapshot
-    throw error;
+    throw pauses.problem !== undefined && error instanceof CofferError ? new CofferError(error.code, `${error.message}. ${pauses.problem.message}`, { cause: error }) : error;
   }
 }
 
@@ -225,7 +228,7 @@ export async function openLibvirtSource(options: LibvirtSourceOptions): Promise<
  * fails and QEMU pauses the domain again, as without Coffer.
  */
 class PausedByCapture {
-  private tried = false;
+  private resuming: Promise<void> | undefined;
   problem: CofferError | undefined;
 
   constructor(
@@ -234,9 +237,14 @@ class PausedByCapture {
     private readonly wasRunning: boolean,
   ) {}
 
-  async resume(): Promise<void> {
-    if (this.tried || !this.wasRunning) return;
-    this.tried = true;
+  /** Idempotent: later calls wait for the first one's outcome. */
+  resume(): Promise<void> {
+    if (!this.wasRunning) return Promise.resolve();
+    this.resuming ??= this.resumeOnce();
+    return this.resuming;
+  }
+
+  private async resumeOnce(): Promise<void> {
     try {
       const state = (await this.virsh.run(['domstate', '--reason', this.domain])).trim();
       if (!/^paused \(I\/O error\)/i.test(state)) return;
@@ -247,12 +255,12 @@ class PausedByCapture {
   }
 }
 
-/** The error of a capture ended by a guest write that failed (see qemu-capture.ts's guestWriteFailed). */
+/** The error of a capture ended by an I/O error libvirt reported (see qemu-capture.ts's guestWriteFailed). */
 function guestWriteFailed(vm: string, domain: string, error: DomainIoError, disks: readonly LibvirtDisk[], scratchDir: string): CofferError {
   // During the job, QEMU's failing node is the job's filter, which libvirt cannot name: "" ().
   const target = disks.find((d) => d.source === error.path)?.target;
   const disk = target !== undefined ? `its disk ${target}` : error.alias !== '' || error.path !== '' ? `its disk ${[error.alias, error.path].filter((x) => x !== '').join(' ')}` : 'one of its disks (libvirt did not say which)';
-  const what = `VM ${vm}: a write of domain ${domain} to ${disk} failed while the backup held its point-in-time view (libvirt: ${error.reason ?? 'I/O error'})`;
+  const what = `VM ${vm}: an I/O error of domain ${domain} on ${disk} while the backup held its point-in-time view (libvirt: ${error.reason ?? 'I/O error'}; most likely a guest write the job's copy of old data failed)`;
   const outcome = {
     pause: "QEMU paused the domain on it (the disk's error_policy); Coffer ended the backup job at once and resumes the domain, and QEMU retries the write on the disk alone",
     report: "the guest was told its write failed (error_policy='report'): check the guest's filesystems and applications",

@@ -104,6 +104,8 @@ export class QemuCapture {
   private readonly guestErrors: BlockIoError[] = [];
   private guestFailure: CofferError | undefined;
   private stopWatchingGuest: (() => void) | undefined;
+  /** From just before the transaction until the jobs are cancelled. */
+  private jobsLive = false;
   private resumeTried = false;
   private resumeProblem: string | undefined;
 
@@ -192,7 +194,8 @@ export class QemuCapture {
     } catch (error) {
       capture.starting = false;
       await capture.jobsReleased?.catch(() => {});
-      await capture.end();
+      // The first failure is the one to tell (a resume that failed is part of capture.failure).
+      await capture.end().catch(() => {});
       await capture.dropNewCheckpoints();
       throw capture.failure ?? error;
     }
@@ -216,6 +219,12 @@ export class QemuCapture {
     const failure = this.guard?.failure ?? this.guestFailure;
     if (failure === undefined || this.resumeProblem === undefined) return failure;
     return new CofferError(failure.code, `${failure.message}. THE VM IS STILL PAUSED: resuming it failed (${this.resumeProblem}); resume it with QMP "cont" or "virsh resume"`, { cause: failure });
+  }
+
+  /** When a VM paused on a failed write could not be resumed: the error that says so (see {@link failure}). */
+  get stillPaused(): CofferError | undefined {
+    if (this.resumeProblem === undefined) return undefined;
+    return new CofferError('E_SOURCE_UNREADABLE', `VM ${this.vm}: it paused on a write that failed during the backup and could not be resumed (${this.resumeProblem}); THE VM IS STILL PAUSED: resume it with QMP "cont" or "virsh resume"`);
   }
 
   /**
@@ -258,6 +267,7 @@ export class QemuCapture {
    */
   private async cancelJobs(): Promise<void> {
     for (const c of this.disks) await this.cancelJob(c).catch(() => {});
+    this.jobsLive = false;
     await this.resumeGuest();
   }
 
@@ -273,13 +283,17 @@ export class QemuCapture {
   }
 
   /**
-   * Listens, from just before the transaction until the capture has ended, for guest writes
-   * to a captured disk that fail (BLOCK_IO_ERROR naming its job's filter, its node or its
-   * drive): each ends the capture at once (see {@link guestWriteFailed}).
+   * Listens for guest writes to a captured disk that fail while the jobs live
+   * (BLOCK_IO_ERROR naming a job's filter, which exists only then; or, from just before the
+   * transaction until the jobs are cancelled, the disk's node or drive, for a root node above
+   * the filter such as a throttle group): each ends the capture at once (see
+   * {@link guestWriteFailed}).
    */
   private watchGuestWrites(): void {
     const diskOf = (error: BlockIoError): CapturedDisk | undefined =>
-      this.disks.find((c) => (error.nodeName !== undefined && (error.nodeName === c.filterNode || error.nodeName === c.disk.nodeName)) || (error.device !== '' && error.device === c.disk.name));
+      this.disks.find((c) => error.nodeName === c.filterNode) ??
+      (this.jobsLive ? this.disks.find((c) => error.nodeName === c.disk.nodeName || (error.device !== '' && error.device === c.disk.name)) : undefined);
+    this.jobsLive = true;
     this.stopWatchingGuest = this.qmp.on(BLOCK_IO_ERROR, (event) => {
       const error = parseBlockIoError(event);
       if (error === undefined || error.operation !== 'write') return;
@@ -314,6 +328,7 @@ export class QemuCapture {
     };
     const cancelJobs = async (): Promise<void> => {
       for (const c of this.disks) await step(() => this.cancelJob(c));
+      this.jobsLive = false;
       await this.resumeGuest();
       if (this.resumeProblem !== undefined) failures.push(new CofferError('E_SOURCE_UNREADABLE', `VM ${this.vm}: the VM paused on a write that failed during the backup and could not be resumed (${this.resumeProblem}); resume it with QMP "cont" or "virsh resume"`));
     };

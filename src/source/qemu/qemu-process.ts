@@ -31,7 +31,7 @@ export async function qemuCommandLine(socketPath: string, proc = '/proc'): Promi
   // being a link to /run, a folder reached through a symlink): same file, once resolved.
   const wantedReal = await fs.realpath(wanted).catch(() => wanted);
   const sameSocket = async (where: string): Promise<boolean> =>
-    where === wanted || where === wantedReal || (path.basename(where) === path.basename(wanted) && (await fs.realpath(where).catch(() => where)) === wantedReal);
+    where === wanted || where === wantedReal || ([path.basename(wanted), path.basename(wantedReal)].includes(path.basename(where)) && (await fs.realpath(where).catch(() => where)) === wantedReal);
   const inodes = new Set<string>();
   for (const line of table.split('\n').slice(1)) {
     const fields = line.trim().split(/\s+/);

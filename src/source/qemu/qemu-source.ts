@@ -139,6 +139,8 @@ export async function openQemuSource(options: QemuSourceOptions): Promise<VmSour
         if (closed) return;
         closed = true;
         await cleanUp(committed ? undefined : () => live.dropNewCheckpoints());
+        const paused = live.stillPaused; // the one failure of the teardown that must be heard
+        if (paused !== undefined) throw paused;
       },
     };
   } catch (error) {
