@@ -217,8 +217,9 @@ export class QemuCapture {
    */
   get failure(): Error | undefined {
     const failure = this.guard?.failure ?? this.guestFailure;
-    if (failure === undefined || this.resumeProblem === undefined) return failure;
-    return new CofferError(failure.code, `${failure.message}. THE VM IS STILL PAUSED: resuming it failed (${this.resumeProblem}); resume it with QMP "cont" or "virsh resume"`, { cause: failure });
+    const paused = this.stillPaused;
+    if (failure === undefined || paused === undefined) return failure;
+    return new CofferError(failure.code, `${failure.message}. ${paused.message}`, { cause: failure });
   }
 
   /** When a VM paused on a failed write could not be resumed: the error that says so (see {@link failure}). */
@@ -271,15 +272,8 @@ export class QemuCapture {
     await this.resumeGuest();
   }
 
-  private async cancelJob(c: CapturedDisk): Promise<void> {
-    const cancelled = this.qmp.waitForEvent('BLOCK_JOB_CANCELLED', (e) => e.data['device'] === c.jobId, { timeoutMs: 30_000 });
-    try {
-      await blockJobCancel(this.qmp, c.jobId, { force: true });
-    } catch (error) {
-      void cancelled.catch(() => {});
-      throw error;
-    }
-    await cancelled;
+  private cancelJob(c: CapturedDisk): Promise<void> {
+    return cancelJobAndWait(this.qmp, c.jobId);
   }
 
   /**
@@ -330,7 +324,8 @@ export class QemuCapture {
       for (const c of this.disks) await step(() => this.cancelJob(c));
       this.jobsLive = false;
       await this.resumeGuest();
-      if (this.resumeProblem !== undefined) failures.push(new CofferError('E_SOURCE_UNREADABLE', `VM ${this.vm}: the VM paused on a write that failed during the backup and could not be resumed (${this.resumeProblem}); resume it with QMP "cont" or "virsh resume"`));
+      const paused = this.stillPaused;
+      if (paused !== undefined) failures.push(paused);
     };
     if (jobsFirst) await cancelJobs();
     const present = await this.presentNodes().catch(() => new Set<string>());
@@ -394,9 +389,7 @@ export async function removeStaleCapture(qmp: QmpClient): Promise<void> {
   let staleJobs = 0;
   for (const job of await queryBlockJobs(qmp)) {
     if (!job.id.startsWith('coffer-job-')) continue;
-    const cancelled = qmp.waitForEvent('BLOCK_JOB_CANCELLED', (e) => e.data['device'] === job.id, { timeoutMs: 30_000 });
-    await blockJobCancel(qmp, job.id, { force: true });
-    await cancelled;
+    await cancelJobAndWait(qmp, job.id);
     staleJobs += 1;
   }
   // A VM paused on a write that a killed run's fleecing filter failed (its scratch full): the
@@ -408,6 +401,18 @@ export async function removeStaleCapture(qmp: QmpClient): Promise<void> {
       if (bitmap.name?.startsWith('coffer-changes-') && node.nodeName !== undefined) await removeDirtyBitmap(qmp, { node: node.nodeName, name: bitmap.name }).catch(() => {});
     }
   }
+}
+
+/** Force-cancels a block job and waits for its BLOCK_JOB_CANCELLED (its filter is gone then). */
+async function cancelJobAndWait(qmp: QmpClient, jobId: string): Promise<void> {
+  const cancelled = qmp.waitForEvent('BLOCK_JOB_CANCELLED', (e) => e.data['device'] === jobId, { timeoutMs: 30_000 });
+  try {
+    await blockJobCancel(qmp, jobId, { force: true });
+  } catch (error) {
+    void cancelled.catch(() => {});
+    throw error;
+  }
+  await cancelled;
 }
 
 /**
