@@ -120,8 +120,11 @@ export async function startServiceParts(options: ServicePartsOptions): Promise<S
   });
   runner.events.on('error', report('task runner'));
   // With several servers (cluster), only the leader delivers notifications, keeps the jobs' upkeep and checks health (leader-lease.ts).
+  // A server of a cluster leads only once elected: from its start until then (its listener
+  // already hears the other servers' events) it records and sends nothing, or each run that ended
+  // meanwhile was recorded twice (found by the leader test: a second server still starting).
   let leader: LeaderLease | undefined;
-  const leading = () => leader === undefined || leader.leading;
+  const leading = () => cluster === undefined || leader?.leading === true;
   const notifier = await Notifier.start({ db, config: parseNotificationConfig(config().notifications), onError: report('notifier'), delivering: cluster === undefined });
   const scheduler = new JobScheduler(db, runner, scheduledJobs(config), {
     get limits() {

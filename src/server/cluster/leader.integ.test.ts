@@ -5,6 +5,7 @@
  * - every firing starts exactly one run (firing_claims), across processes, not only schedulers;
  * - exactly one server leads (leader-lease.ts): each run's `job.finished` is recorded once and
  *   the webhook receives it once (without the leader, each server recorded and sent its own);
+ * - a server still starting (not yet in the lease) hears the others' events and records none;
  * - kill -9 of the leader: the other server leads within the lease and a renewal
  *   (`--lease 3`: 4 s; asserted with 2 s to spare for a loaded machine), and the runs that end
  *   afterwards are still notified exactly once.
@@ -14,7 +15,10 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { makeTempDir, startHttpReceiver, startPostgres, type HttpReceiver, type TestPostgres } from '../../testing/index.js';
+import { ConfigStore } from '../config/index.js';
 import { startServer, type ServerProcess } from '../http/server-harness.js';
+import { RepositoryCatalog } from '../inventory/index.js';
+import { startServiceParts } from '../service-parts.js';
 import { openStateDatabase, type StateDatabase } from '../state/index.js';
 import { makeRepository, waitFor } from '../tasks/task-fixtures.js';
 import { currentLeader, UPKEEP_ROLE } from './leader-lease.js';
@@ -22,13 +26,14 @@ import { currentLeader, UPKEEP_ROLE } from './leader-lease.js';
 const LEASE_S = 3;
 const dir = await makeTempDir('coffer-leader');
 let pg: TestPostgres;
+let url: string;
 let state: StateDatabase;
 let hook: HttpReceiver;
 const servers = new Map<string, ServerProcess>();
 
 before(async () => {
   pg = await startPostgres();
-  const url = await pg.createDatabase();
+  url = await pg.createDatabase();
   hook = await startHttpReceiver();
   const repository = await makeRepository(dir.path);
   const config = `repositories:
@@ -101,6 +106,30 @@ test('two server processes, one schedule: each firing starts one run; one leader
   assert.ok(leader !== undefined && servers.has(leader), `a leader: ${leader}\n${output()}`);
   assert.equal([...servers.values()].filter((s) => /: leader \(/.test(s.stdout())).length, 1, `one server says it leads\n${output()}`);
   await notifiedOnce(runs);
+});
+
+test('a server still starting (its parts open, not yet in the lease) hears the runs that end and records none of them', async () => {
+  const configFile = join(dir.path, 's1', 'coffer.yaml');
+  const { store: config } = await ConfigStore.open(state.db, configFile);
+  const catalog = new RepositoryCatalog(() => config.config.repositories ?? [], state.db);
+  const errors: string[] = [];
+  const parts = await startServiceParts({
+    db: state.db, config, catalog, print: () => {}, logError: (error, where) => errors.push(`${where}: ${(error as Error).message}`),
+    requestApproval: () => Promise.reject(new Error('not in this test')),
+    cluster: { url, name: 'starting', version: 'test', localWorker: false, leaseMs: LEASE_S * 1000 },
+  });
+  try {
+    const openedAt = Date.now() + 1000; // its listener has connected by then
+    const runs = await waitFor('two runs ended while the third server starts', async () => {
+      const ended = (await endedRuns()).filter((r) => Number(r.ended_at) > openedAt);
+      return ended.length >= 2 ? ended : undefined;
+    }, 20_000).catch((error: Error) => assert.fail(`${error.message}\n${output()}`));
+    await notifiedOnce(runs);
+    assert.notEqual(await currentLeader(state.db, UPKEEP_ROLE), 'starting');
+  } finally {
+    await parts.drain(5000);
+  }
+  assert.deepEqual(errors, []);
 });
 
 test('kill -9 of the leader: the other server leads within the lease and a renewal; later runs are still notified once', async () => {
