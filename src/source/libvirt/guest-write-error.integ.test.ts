@@ -10,8 +10,10 @@
  * folder is a 4 MiB tmpfs and the scratch watch never looks: the copy-before-write of 6 MiB of
  * old data fills it, the guest's write fails with ENOSPC and QEMU's default pauses the domain
  * (`paused (I/O error)`). Without the resume the guest's dd never ends.
+ * A domain paused between the freeze and the thaw (the same failed write, while the job starts)
+ * is thawed once it is resumed: the pause is `virsh suspend` there, at that instant exactly.
  * Oracles: the guest's dd exit status and sha256sum, the disk image's bytes read on the host,
- * `virsh domstate`.
+ * `virsh domstate`, the guest agent's own `guest-fsfreeze-status`.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -24,6 +26,8 @@ import { isCofferError } from '../../errors/index.js';
 import { LocalBackend, initRepository, listSnapshots, openRepository, type Repository } from '../../repo/index.js';
 import { agentGuestFilesystem, agentGuestInitramfs, guestKernel, guestOverwriteScript, imageStartSha256, mountSmallFilesystem, readGuestOverwrite, startTestLibvirt, type TestDomain, type TestLibvirt } from '../../testing/index.js';
 import { openLibvirtSource, type LibvirtSourceOptions } from '../index.js';
+import { LibvirtFreeze } from './libvirt-freeze.js';
+import { Virsh } from './virsh.js';
 
 const MiB = 1024 * 1024;
 const DOMAIN = 'writer';
@@ -142,4 +146,22 @@ test('a job ended by someone else is seen when libvirt says so: reads fail at on
     await source.close();
   }
   assert.deepEqual(await listSnapshots(repo, { vm: 'writer' }), []);
+});
+
+test('a thaw that meets the domain paused (a failed write between freeze and thaw) is sent again after the resume, with no warning', async () => {
+  const warnings: string[] = [];
+  const freeze = new LibvirtFreeze(new Virsh(libvirt.uri), DOMAIN, true, (reason) => warnings.push(reason));
+  await freeze.freeze();
+  assert.equal(freeze.consistency.level, 'application', JSON.stringify(freeze.consistency));
+  await libvirt.virsh('suspend', DOMAIN);
+  try {
+    await freeze.thaw();
+    assert.deepEqual(warnings, [], 'no warning while the thaw only waits for the resume');
+  } finally {
+    await libvirt.virsh('resume', DOMAIN);
+  }
+  assert.equal(await agent('guest-fsfreeze-status', {}), 'frozen', 'the guest is still frozen: the thaw met the pause');
+  await Promise.all([freeze.thawAfterResume(), freeze.thawAfterResume()]);
+  assert.equal(await agent('guest-fsfreeze-status', {}), 'thawed');
+  assert.deepEqual(warnings, []);
 });

@@ -8,11 +8,19 @@ import type { Virsh } from './virsh.js';
  * while libvirt is connected to it). The thaw is sent after ANY freeze attempt, even one that
  * failed or timed out (the agent may have frozen anyway). What happened is the capture's
  * consistency: `application` with the count and the frozen time, or `crash` with the reason.
+ *
+ * A domain QEMU paused between the freeze and the thaw (a guest write the new job failed:
+ * libvirt-source.ts) cannot be thawed then: libvirt refuses agent commands while a domain is
+ * paused. The thaw waits for the resume ({@link LibvirtFreeze.thawAfterResume}); only when that
+ * one fails too is the guest said to be perhaps still frozen.
  */
 export class LibvirtFreeze {
   private attempted = false;
   private frozenAt = 0;
   private count = 0;
+  /** The thaw met a paused domain: it is sent again once the domain runs. */
+  private thawDeferred = false;
+  private retriedThaw: Promise<void> | undefined;
   /** The snapshot's consistency once the capture is over. */
   consistency: SourceConsistency;
 
@@ -49,8 +57,25 @@ export class LibvirtFreeze {
       await this.virsh.run(['domfsthaw', this.domain]);
     } catch (error) {
       // Nothing frozen (the freeze failed) answers with an error too: warn only when it mattered.
-      if (this.count > 0) this.onThawFailed?.(`virsh domfsthaw ${this.domain} failed, the guest's filesystems may still be frozen: ${agentReason(error)}`);
+      if (this.count === 0) return;
+      if (await this.paused()) this.thawDeferred = true;
+      else this.warnThawFailed(error);
     }
+  }
+
+  /** After the capture resumed a domain QEMU paused: the thaw that met the pause, again (once; callers share it). */
+  thawAfterResume(): Promise<void> {
+    if (!this.thawDeferred) return Promise.resolve();
+    this.retriedThaw ??= this.virsh.run(['domfsthaw', this.domain]).then(() => undefined, (error: unknown) => this.warnThawFailed(error));
+    return this.retriedThaw;
+  }
+
+  private warnThawFailed(error: unknown): void {
+    this.onThawFailed?.(`virsh domfsthaw ${this.domain} failed, the guest's filesystems may still be frozen: ${agentReason(error)}`);
+  }
+
+  private async paused(): Promise<boolean> {
+    return /^paused/.test(await this.virsh.run(['domstate', this.domain]).catch(() => ''));
   }
 }
 

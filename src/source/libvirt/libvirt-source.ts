@@ -104,13 +104,14 @@ export async function openLibvirtSource(options: LibvirtSourceOptions): Promise<
   /** From just before `backup-begin` on: the domain's events are about this capture. */
   let capturing = false;
   const pauses = new PausedByCapture(virsh, domain, state === 'running');
+  const freeze = new LibvirtFreeze(virsh, domain, options.freeze !== false, options.onThawFailed);
   /** The break is an io-error event without its reason: the `-reason` twin that follows says more. */
   let brokenWithoutReason = false;
-  /** Ends the job at once (the guest's writes go to its disks alone), then resumes a VM it paused. */
+  /** Ends the job at once (the guest's writes go to its disks alone), then resumes a VM it paused (and thaws it, when the pause met the thaw). */
   const breakCapture = (error: CofferError): void => {
     if (broken !== undefined) return;
     broken = error;
-    if (backup !== undefined) void backup.end().catch(() => {}).then(() => pauses.resume());
+    if (backup !== undefined) void backup.end().catch(() => {}).then(() => pauses.resume()).then(() => freeze.thawAfterResume());
   };
   const cleanUp = async (settle?: (b: LibvirtBackup) => Promise<void>): Promise<void> => {
     watch?.stop();
@@ -120,8 +121,10 @@ export async function openLibvirtSource(options: LibvirtSourceOptions): Promise<
       await backup.end().catch((error: unknown) => (failure ??= error));
       await settle?.(backup).catch((error: unknown) => (failure ??= error));
     }
-    // The job is gone (a start that failed ended its own): a domain it paused runs again.
+    // The job is gone (a start that failed ended its own): a domain it paused runs again, and
+    // a thaw that met that pause is sent now.
     if (capturing) await pauses.resume();
+    await freeze.thawAfterResume();
     events?.stop();
     if (ownDir) await fs.rm(workDir, { recursive: true, force: true }).catch(() => {});
     if (pauses.problem !== undefined) failure ??= pauses.problem;
@@ -135,7 +138,6 @@ export async function openLibvirtSource(options: LibvirtSourceOptions): Promise<
     if (owner !== undefined) await fs.chown(workDir, owner.uid, owner.gid);
     const now = (options.clock ?? (() => new Date()))();
     const tag = `${now.toISOString().replace(/[-:.]/g, '').replace('T', 't').toLowerCase()}-${randomBytes(3).toString('hex')}`;
-    const freeze = new LibvirtFreeze(virsh, domain, options.freeze !== false, options.onThawFailed);
     // A guest write the capture failed (its scratch image full: the VM pauses under QEMU's
     // default werror=enospc) and a job that ends before Coffer ends it, as soon as libvirt says.
     events = DomainEventWatch.start(virsh, domain, (event) => {
