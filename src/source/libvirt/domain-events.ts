@@ -58,22 +58,62 @@ export function parseIoErrorDetail(detail: string): DomainIoError | undefined {
 /**
  * Listens to one domain's events until {@link stop}. Registering takes virsh a moment after
  * the start: events before it are missed, so what matters is also checked another way (the
- * backup job's presence, the domain's state).
+ * backup job's presence, the domain's state); a listener that ends on its own is replaced by
+ * a poll of the domain's state ({@link DomainEventWatch.pollPausedByIoError}).
  */
 export class DomainEventWatch {
+  private stopped = false;
+  private poll: NodeJS.Timeout | undefined;
+
   private constructor(private readonly stream: { stop(): void; exited: Promise<string> }) {}
 
-  static start(virsh: Virsh, domain: string, onEvent: (event: DomainEvent) => void): DomainEventWatch {
-    return new DomainEventWatch(
+  /**
+   * `onLost` is told when the listener ends on its own (libvirtd restarted, virsh killed):
+   * from then on nothing more is heard, and the caller falls back to {@link pollPausedByIoError}.
+   */
+  static start(virsh: Virsh, domain: string, onEvent: (event: DomainEvent) => void, onLost?: (reason: string) => void): DomainEventWatch {
+    const watch = new DomainEventWatch(
       virshStream(virsh, ['event', '--domain', domain, '--all', '--loop'], (line) => {
         const event = parseDomainEventLine(line);
         if (event !== undefined) onEvent(event);
       }),
     );
+    void watch.stream.exited.then((reason) => {
+      if (!watch.stopped) onLost?.(reason);
+    });
+    return watch;
+  }
+
+  /**
+   * What the lost listener would have said of a pause, from the domain's state instead: every
+   * `everyMs`, `virsh domstate --reason`; `onPaused` is told once, when it reads
+   * `paused (I/O error)` (QEMU paused the domain on a failed write). Ends with {@link stop}.
+   */
+  pollPausedByIoError(virsh: Virsh, domain: string, onPaused: () => void, everyMs = STATE_POLL_MS): void {
+    if (this.stopped || this.poll !== undefined) return;
+    let asking = false;
+    this.poll = setInterval(() => {
+      if (asking) return;
+      asking = true;
+      void virsh.run(['domstate', '--reason', domain]).then(
+        (state) => {
+          if (this.stopped || !/^paused \(I\/O error\)/i.test(state.trim())) return;
+          clearInterval(this.poll);
+          onPaused();
+        },
+        () => undefined, // the daemon restarting: asked again at the next tick
+      ).finally(() => (asking = false));
+    }, everyMs);
+    this.poll.unref();
   }
 
   /** Idempotent. */
   stop(): void {
+    this.stopped = true;
+    clearInterval(this.poll);
     this.stream.stop();
   }
 }
+
+/** How often the domain's state is read once its event listener is lost. */
+export const STATE_POLL_MS = 500;

@@ -104,6 +104,19 @@ async function hostSha256(): Promise<string> {
   return imageStartSha256(vdb.path, WRITE / MiB);
 }
 
+/** SIGKILLs the `virsh event` listener of this domain on this test's daemon; how many there were. */
+async function killEventListener(): Promise<number> {
+  let killed = 0;
+  for (const pid of await fs.readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const argv = (await fs.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
+    if (path.basename(argv[0] ?? '') !== 'virsh' || !argv.includes(libvirt.uri) || !argv.includes('event') || !argv.includes(DOMAIN)) continue;
+    process.kill(Number(pid), 'SIGKILL');
+    killed += 1;
+  }
+  return killed;
+}
+
 function options(extra: Partial<LibvirtSourceOptions> = {}): LibvirtSourceOptions {
   return { vm: 'writer', domain: DOMAIN, connect: libvirt.uri, scratchDir: scratch, scratchMinFreeBytes: MiB, scratchPollMs: NEVER_MS, freeze: false, ...extra };
 }
@@ -125,6 +138,26 @@ test('a guest write failed by a full scratch image: the job ends, the domain is 
   }
   assert.deepEqual(await listSnapshots(repo, { vm: 'writer' }), []);
   await assert.rejects(libvirt.virsh('backup-dumpxml', DOMAIN), /no domain backup job|no job/i);
+});
+
+test('with its event listener lost (virsh killed), a pause is seen from the domain\'s state: the job ends, the domain is resumed, the backup fails', async () => {
+  const source = await openLibvirtSource(options());
+  try {
+    const killed = await killEventListener();
+    assert.equal(killed, 1, 'one virsh event listener of this domain');
+    const wrote = await guestOverwritesVdb();
+    assert.equal(wrote.exitcode, 0, `the guest's dd saw no error:\n${wrote.out}`);
+    assert.match(await libvirt.virsh('domstate', DOMAIN), /^running/);
+    assert.equal(await hostSha256(), wrote.sha256, 'the disk holds what the guest wrote');
+    await assert.rejects(backupVm(repo, source), (e: unknown) => {
+      assert.ok(isCofferError(e, 'E_NO_SPACE'), String(e));
+      assert.match((e as Error).message, /QEMU paused the domain on it.*\(seen from the domain's state: its event listener had ended/s);
+      return true;
+    });
+  } finally {
+    await source.close();
+  }
+  assert.deepEqual(await listSnapshots(repo, { vm: 'writer' }), []);
 });
 
 test('a job ended by someone else is seen when libvirt says so: reads fail at once, nothing is recorded', async () => {

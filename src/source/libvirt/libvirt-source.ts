@@ -159,6 +159,15 @@ export async function openLibvirtSource(options: LibvirtSourceOptions): Promise<
       } else if (event.type === 'job-completed' && backup !== undefined && !backup.endedByCoffer) {
         breakCapture(new CofferError('E_SOURCE_UNREADABLE', `domain ${domain}: the backup job ended before the backup finished (libvirt reported job-completed: ${event.detail || 'aborted or failed'}); nothing of this backup is recorded`));
       }
+    }, (reason) => {
+      // Nothing more is heard (libvirtd restarted): a pause is still seen, from the domain's state.
+      events?.pollPausedByIoError(virsh, domain, () => {
+        if (!capturing || broken !== undefined || backup?.endedByCoffer === true) return;
+        void scratchFull(workDir, scratchMinFreeBytes).then((full) => {
+          const error = guestWriteFailed(options.vm, domain, { path: '', alias: '', action: 'pause', ...(full ? { reason: 'enospc' } : {}) }, included, workDir);
+          breakCapture(new CofferError(error.code, `${error.message} (seen from the domain's state: its event listener had ended: ${reason})`, { cause: error }));
+        });
+      });
     });
     const hooks: CaptureHooks = {
       beforeCapture: async () => {
@@ -273,6 +282,12 @@ function guestWriteFailed(vm: string, domain: string, error: DomainIoError, disk
     return new CofferError('E_NO_SPACE', `${what}: ${outcome}. QEMU copies the old data of each overwritten block to a scratch image in ${scratchDir} before the write lands, and that filesystem (or the disk's own storage) was full before Coffer's watch saw it. Nothing of this backup is recorded; give --scratch-dir a larger filesystem, or raise --scratch-min-free`);
   }
   return new CofferError('E_SOURCE_UNREADABLE', `${what}: ${outcome}. Nothing of this backup is recorded`);
+}
+
+/** The scratch filesystem is below its floor (a pause seen without its reason was most likely ENOSPC). */
+async function scratchFull(dir: string, minFreeBytes: number): Promise<boolean> {
+  const stats = await fs.statfs(dir).catch(() => undefined);
+  return stats !== undefined && Number(stats.bavail) * Number(stats.bsize) < minFreeBytes;
 }
 
 /** Without a DAC label (a session daemon), QEMU runs as the owner of the images it writes. */
