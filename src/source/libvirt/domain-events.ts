@@ -26,6 +26,8 @@ export interface DomainEvent {
   type: string;
   /** What follows the colon ("" when nothing does). */
   detail: string;
+  /** The parameter lines that followed (a job-completed's `operation`, `errmsg`…), by name. */
+  params: Record<string, string>;
 }
 
 /** An `io-error` event's detail. */
@@ -41,11 +43,44 @@ export interface DomainIoError {
 
 const EVENT_LINE = /^event '([^']+)' for domain '.*?'(?: disk [^:]*)?(?::\s?(.*))?$/;
 
-/** The event a line of `virsh event` starts, or undefined (a parameter line, a blank). */
+/** The event a line of `virsh event` starts (its parameters still empty), or undefined (a parameter line, a blank). */
 export function parseDomainEventLine(line: string): DomainEvent | undefined {
   const match = EVENT_LINE.exec(line.trimEnd());
   if (match === null) return undefined;
-  return { type: match[1] as string, detail: match[2] ?? '' };
+  return { type: match[1] as string, detail: match[2] ?? '', params: {} };
+}
+
+/** How long an event waits for parameter lines after its last line (virsh prints an event and its parameters in one write). */
+export const PARAMS_WAIT_MS = 20;
+
+/**
+ * Turns `virsh event` lines into events with their parameters: an event is passed on when
+ * the next event starts, at {@link flush}, or (through the caller's timer) PARAMS_WAIT_MS
+ * after its last line.
+ */
+export class EventLineReader {
+  private pending: DomainEvent | undefined;
+
+  constructor(private readonly onEvent: (event: DomainEvent) => void) {}
+
+  /** One line; true when an event waits for more lines (the caller flushes it soon). */
+  feed(line: string): boolean {
+    const event = parseDomainEventLine(line);
+    if (event !== undefined) {
+      this.flush();
+      this.pending = event;
+    } else if (this.pending !== undefined) {
+      const param = /^\t([^:]+):\s?(.*)$/.exec(line.trimEnd());
+      if (param !== null) this.pending.params[param[1] as string] = param[2] as string;
+    }
+    return this.pending !== undefined;
+  }
+
+  flush(): void {
+    const event = this.pending;
+    this.pending = undefined;
+    if (event !== undefined) this.onEvent(event);
+  }
 }
 
 /** An io-error event's detail, or undefined when it does not read as one. */
@@ -72,14 +107,19 @@ export class DomainEventWatch {
    * from then on nothing more is heard, and the caller falls back to {@link pollPausedByIoError}.
    */
   static start(virsh: Virsh, domain: string, onEvent: (event: DomainEvent) => void, onLost?: (reason: string) => void): DomainEventWatch {
+    const reader = new EventLineReader(onEvent);
+    let timer: NodeJS.Timeout | undefined;
     const watch = new DomainEventWatch(
       virshStream(virsh, ['event', '--domain', domain, '--all', '--loop'], (line) => {
-        const event = parseDomainEventLine(line);
-        if (event !== undefined) onEvent(event);
+        clearTimeout(timer);
+        if (reader.feed(line)) timer = setTimeout(() => reader.flush(), PARAMS_WAIT_MS);
       }),
     );
     void watch.stream.exited.then((reason) => {
-      if (!watch.stopped) onLost?.(reason);
+      clearTimeout(timer);
+      if (watch.stopped) return;
+      reader.flush();
+      onLost?.(reason);
     });
     return watch;
   }

@@ -173,7 +173,7 @@ test('a job ended by someone else is seen when libvirt says so: reads fail at on
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     assert.ok(isCofferError(error, 'E_SOURCE_UNREADABLE'), String(error));
-    assert.match((error as Error).message, /the backup job ended before the backup finished \(libvirt reported job-completed/);
+    assert.match((error as Error).message, /the backup job ended before the backup finished \(libvirt reported job-completed: Operation canceled\)/);
     await assert.rejects(backupVm(repo, source), (e: unknown) => isCofferError(e, 'E_SOURCE_UNREADABLE'));
   } finally {
     await source.close();

@@ -157,7 +157,7 @@ export async function openLibvirtSource(options: LibvirtSourceOptions): Promise<
         brokenWithoutReason = ioError.reason === undefined;
         breakCapture(error);
       } else if (event.type === 'job-completed' && backup !== undefined && !backup.endedByCoffer) {
-        breakCapture(new CofferError('E_SOURCE_UNREADABLE', `domain ${domain}: the backup job ended before the backup finished (libvirt reported job-completed: ${event.detail || 'aborted or failed'}); nothing of this backup is recorded`));
+        breakCapture(new CofferError('E_SOURCE_UNREADABLE', `domain ${domain}: the backup job ended before the backup finished (libvirt reported job-completed: ${event.params['errmsg'] ?? (event.detail || 'aborted or failed')}); nothing of this backup is recorded`));
       }
     }, (reason) => {
       // Nothing more is heard (libvirtd restarted): a pause is still seen, from the domain's state.
