@@ -3,7 +3,8 @@
  * Helpers for Coffer's own tests, never imported by the product: real test disks built by real
  * tools (sfdisk, mke2fs, mtools, mkntfs, mkfs.xfs, LVM) and cached across test files and
  * processes, the one file tree every filesystem fixture holds, deterministic pseudo-random
- * bytes, a check that the tools a test needs are installed, and a running QEMU with disks and a
+ * bytes, a check that the tools a test needs are installed, differencing VHDs (which qemu-img
+ * cannot make) made from dynamic ones (vhd-differencing.ts), and a running QEMU with disks and a
  * QMP socket (qemu-vm.ts), a booted Linux guest running the real QEMU guest agent
  * (agent-guest.ts), a private libvirtd with test domains (libvirt.ts), and a format 2
  * repository a repacking prune moved chunks in (repacked-repository.ts).
@@ -20,6 +21,7 @@ export {
   cachedFixture,
 } from './disks.js';
 export type { PartitionedDisk, Ext4DiskOptions } from './disks.js';
+export { makeDifferencingVhd, rewriteVhdChecksum, type VhdLocator } from './vhd-differencing.js';
 export { writeFsTree, FS_TREE_LINKS, FS_TREE_TIME, type FsTreeOptions } from './fs-tree.js';
 export {
   buildGptVolumesDisk,

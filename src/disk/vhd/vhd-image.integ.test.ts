@@ -19,11 +19,10 @@ import { basename, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { isCofferError, type ErrorCode } from '../../errors/index.js';
-import { buildExt4Disk, deriveDisk, requireTools, seededBytes } from '../../testing/index.js';
+import { buildExt4Disk, deriveDisk, makeDifferencingVhd, requireTools, rewriteVhdChecksum, seededBytes, type VhdLocator } from '../../testing/index.js';
 import type { DiskImage } from '../disk-image.js';
 import { openDiskImage } from '../open-image.js';
 import { assertPlacementsMatch } from '../placements.test-support.js';
-import { vhdChecksum } from './vhd-footer.js';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -147,12 +146,12 @@ async function differencingChild(
   parent: string,
   parentBytes: Buffer,
   writes: { pattern: number; offset: number; length: number }[],
-  locators?: Locator[],
+  locators?: VhdLocator[],
 ): Promise<{ path: string; expected: Buffer }> {
   const path = join(work, name);
   await qemuImg('create', '-f', 'vpc', '-o', 'subformat=dynamic,force_size=on', path, String(parentBytes.length));
   await qemuIo(path, ...writes.map((w) => `write -P 0x${w.pattern.toString(16)} ${w.offset} ${w.length}`));
-  await makeDifferencing(path, parent, writes, locators ?? [{ platform: 'W2ru', path: `.\\${basename(parent)}` }]);
+  await makeDifferencingVhd(path, parent, writes, locators ?? [{ platform: 'W2ru', path: `.\\${basename(parent)}` }]);
   const expected = Buffer.from(parentBytes);
   for (const w of writes) expected.fill(w.pattern, w.offset, w.offset + w.length);
   return { path, expected };
@@ -213,7 +212,7 @@ test('a differencing VHD whose parent has another unique id, or is missing, is r
   await assert.rejects(openDiskImage(child.path), (e) => isCofferError(e, 'E_SOURCE_UNREADABLE') && e.message.includes(parent));
   const selfish = join(work, 'own-parent.vhd');
   await qemuImg('create', '-f', 'vpc', '-o', 'subformat=dynamic,force_size=on', selfish, '8M');
-  await makeDifferencing(selfish, selfish, [], [{ platform: 'W2ru', path: '.\\own-parent.vhd' }]);
+  await makeDifferencingVhd(selfish, selfish, [], [{ platform: 'W2ru', path: '.\\own-parent.vhd' }]);
   await assert.rejects(openDiskImage(selfish), (e) => isCofferError(e, 'E_IMAGE_INVALID') && /loops/.test(e.message));
 });
 
@@ -227,8 +226,8 @@ test('hostile and broken VHDs are refused with the path named, never a hang', as
   const fix = await readFile(fixed);
   const H = 512; // qemu-img puts the dynamic header right after the footer copy
   /** A mutation of the dynamic header or of the footer at `at`, with its checksum made right again. */
-  const headerField = (write: (b: Buffer) => void) => (b: Buffer) => (write(b), resum(b, H, 1024, 36), b);
-  const footerField = (at: number, write: (b: Buffer) => void) => (b: Buffer) => (write(b), resum(b, at, 512, 64), b);
+  const headerField = (write: (b: Buffer) => void) => (b: Buffer) => (write(b), rewriteVhdChecksum(b, H, 1024, 36), b);
+  const footerField = (at: number, write: (b: Buffer) => void) => (b: Buffer) => (write(b), rewriteVhdChecksum(b, at, 512, 64), b);
   const flip = (b: Buffer, at: number) => (b.writeUInt8((b.readUInt8(at) ^ 1) & 0xff, at), b);
   const cases: { name: string; source: Buffer; mutate: (b: Buffer) => Buffer; code: ErrorCode; says?: RegExp }[] = [
     { name: 'truncated in the BAT', source: dyn, mutate: (b) => b.subarray(0, 1536 + 4), code: 'E_IMAGE_INVALID' },
@@ -311,68 +310,3 @@ test('sector bitmaps of a dynamic disk: sectors never written read as zeros and 
 // ---------------------------------------------------------------------------------------------
 // Making differencing VHDs (qemu-img cannot): byte surgery on a dynamic VHD, fields per
 // vhd-footer.ts and vhd-dynamic-header.ts.
-
-interface Locator {
-  platform: 'W2ru' | 'W2ku';
-  path: string;
-}
-
-/** Rewrites a checksum: one's complement of the byte sum of `length` bytes at `at`. */
-function resum(bytes: Buffer, at: number, length: number, checksumAt: number): void {
-  const region = bytes.subarray(at, at + length);
-  region.writeUInt32BE(vhdChecksum(region, checksumAt), checksumAt);
-}
-
-/**
- * Turns the dynamic VHD at `path` into a differencing child of `parent`: disk type 4 in both
- * footers, the parent's unique id and time stamp, its name, locators whose data is appended
- * before the footer, and bitmaps holding only the sectors of `held`.
- */
-async function makeDifferencing(path: string, parent: string, held: { offset: number; length: number }[], locators: Locator[]): Promise<void> {
-  const bytes = await readFile(path);
-  const parentBytes = await readFile(parent);
-  const parentFooter = parentBytes.subarray(0, 8).toString('latin1') === 'conectix' ? parentBytes.subarray(0, 512) : parentBytes.subarray(parentBytes.length - 512);
-  const body = bytes.subarray(0, bytes.length - 512);
-  const footer = Buffer.from(bytes.subarray(0, 512));
-  footer.writeUInt32BE(4, 60);
-  resum(footer, 0, 512, 64);
-
-  const header = Buffer.from(bytes.subarray(512, 1536));
-  parentFooter.copy(header, 40, 68, 84); // parent unique id
-  header.writeUInt32BE(parentFooter.readUInt32BE(24), 56); // parent time stamp
-  const name = Buffer.from(basename(parent), 'utf16le').swap16();
-  name.copy(header, 64);
-  const tails: Buffer[] = [];
-  let dataAt = body.length;
-  locators.forEach((locator, i) => {
-    const data = Buffer.from(locator.path, 'utf16le');
-    const space = Math.ceil(data.length / 512) * 512;
-    const entry = 576 + i * 24;
-    header.write(locator.platform, entry, 'latin1');
-    header.writeUInt32BE(space, entry + 4);
-    header.writeUInt32BE(data.length, entry + 8);
-    header.writeBigUInt64BE(BigInt(dataAt), entry + 16);
-    tails.push(Buffer.concat([data, Buffer.alloc(space - data.length)]));
-    dataAt += space;
-  });
-  resum(header, 0, 1024, 36);
-
-  const image = Buffer.concat([body, ...tails, footer]);
-  footer.copy(image, 0);
-  header.copy(image, 512);
-  const tableOffset = Number(header.readBigUInt64BE(16));
-  const entries = header.readUInt32BE(28);
-  for (let block = 0; block < entries; block++) {
-    const sector = image.readUInt32BE(tableOffset + block * 4);
-    if (sector === 0xffff_ffff) continue;
-    const bitmap = image.subarray(sector * 512, sector * 512 + 512);
-    bitmap.fill(0);
-    for (const { offset, length } of held) {
-      for (let s = offset / 512; s < (offset + length) / 512; s++) {
-        const within = s - block * (BLOCK / 512);
-        if (within >= 0 && within < BLOCK / 512) bitmap[within >> 3] = (bitmap[within >> 3] as number) | (0x80 >> (within & 7));
-      }
-    }
-  }
-  await writeFile(path, image);
-}
