@@ -1,11 +1,12 @@
 /**
  * Backing chains whose layers are of different formats, as administrators meet them after a
- * move between hypervisors: a qcow2 overlay over a VMDK delta over a sparse VMDK (QEMU allows
- * a VMDK delta only over a VMDK), a qcow2 overlay
- * over a VHDX, and a qcow2 overlay over a differencing VHD over a dynamic VHD.
+ * move between hypervisors, three layers deep: a qcow2 overlay over a VMDK delta over a sparse
+ * VMDK (QEMU allows a VMDK delta only over a VMDK), and a qcow2 overlay over a differencing VHD
+ * over a dynamic VHD. (A qcow2 overlay over each single format, backed up and restored, is
+ * src/backup/every-format.integ.test.ts.)
  *
- * Oracles: where QEMU reads every layer (raw, VMDK, VHDX, qcow2), `qemu-img convert` of the top
- * image. QEMU ignores a differencing VHD's parent, so for the third chain the expected bytes are
+ * Oracles: where QEMU reads every layer (VMDK, qcow2), `qemu-img convert` of the top
+ * image. QEMU ignores a differencing VHD's parent, so for the second chain the expected bytes are
  * composed: the parent's bytes as qemu-img reads them, the child's writes over them, the
  * overlay's writes over those (whole 64 KiB clusters, so that QEMU never copies up from a
  * backing file it reads without its parent). Extents are checked to cover the disk, to be
@@ -99,19 +100,6 @@ test('qcow2 over a VMDK delta over a sparse VMDK: bytes as qemu-img reads them, 
   assert.ok((layers.get(0) ?? 0) >= MiB, 'the overlay holds its writes');
   assert.ok((layers.get(1) ?? 0) >= MiB, 'the VMDK delta holds its writes');
   assert.ok((layers.get(2) ?? 0) > 4 * MiB, 'the sparse VMDK holds the filesystem');
-  await image.close();
-});
-
-test('qcow2 over a VHDX: bytes as qemu-img reads them', async () => {
-  const vhdx = at('base.vhdx');
-  const top = at('over-vhdx.qcow2');
-  await qemuImg('convert', '-f', 'raw', '-O', 'vhdx', base, vhdx);
-  await qemuImg('create', '-f', 'qcow2', '-b', vhdx, '-F', 'vhdx', top);
-  await qemuIo('qcow2', top, 'write -P 0x71 3M 12k', 'write -z 40M 64k');
-  const expected = await qemuRaw(top, 'qcow2');
-  const { image, layers } = await assertChainReads(top, expected);
-  assert.equal(image.backing?.format, 'vhdx');
-  assert.ok((layers.get(0) ?? 0) > 0 && (layers.get(1) ?? 0) > 4 * MiB);
   await image.close();
 });
 
