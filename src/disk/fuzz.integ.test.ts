@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { isCofferError } from '../errors/index.js';
-import { buildSeSparse, requireTools, seededBytes, seededRandom as random, seSparseDescriptor, type SeSparseGrain } from '../testing/index.js';
+import { buildSeSparse, makeDifferencingVhd, requireTools, seededBytes, seededRandom as random, seSparseDescriptor, type SeSparseGrain } from '../testing/index.js';
 import { openDiskImage } from './open-image.js';
 
 const run = promisify(execFile);
@@ -65,6 +65,17 @@ const CHAINS: { name: string; build: (raw: string) => Promise<void>; mutates?: s
     },
   },
   {
+    // A differencing VHD (hand-made from a dynamic one: qemu-img cannot make one) whose parent
+    // is the intact dynamic VHD, named by its absolute locator.
+    name: 'vhd-differencing',
+    build: async () => {
+      const child = join(work, 'vhd-differencing');
+      await run('qemu-img', ['create', '-q', '-f', 'vpc', '-o', 'subformat=dynamic,force_size=on', child, String(2 * MiB)]);
+      await run('qemu-io', ['-f', 'vpc', '-c', 'write -P 0x55 64k 100k', child]);
+      await makeDifferencingVhd(child, join(work, 'vhd-dynamic'), [{ offset: 64 * 1024, length: 100 * 1024 }], [{ platform: 'W2ku', path: join(work, 'vhd-dynamic') }]);
+    },
+  },
+  {
     name: 'vmdk-descriptor',
     build: (raw) => run('qemu-img', ['convert', '-f', 'raw', '-O', 'vmdk', '-o', 'subformat=monolithicFlat', raw, join(work, 'vmdk-descriptor')]).then(() => {}),
   },
@@ -104,6 +115,10 @@ for (const image of [...IMAGES, ...CHAINS]) {
     const original = await readFile(join(work, mutated));
     const mutant = join(work, `${mutated}.mutant`);
     const path = mutated === image.name ? mutant : join(work, image.name);
+    // The unmutated bytes must read: else every mutant fails for a reason no mutation made.
+    await writeFile(mutant, original);
+    const intact = await openDiskImage(path);
+    await intact.read(0, Math.min(intact.size, 4 * MiB)).finally(() => intact.close());
     const started = Date.now();
     let runs = 0;
     // At least 11 runs whatever the machine's load (each has its own deadline), then until the budget is spent.
