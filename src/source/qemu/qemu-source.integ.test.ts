@@ -2,7 +2,8 @@
  * Live backup of a running QEMU (TCG, no guest OS; guest writes by HMP qemu-io through a
  * second QMP monitor): every disk at one instant, writes after the instant excluded,
  * incrementals that read only what the dirty bitmap marked, a capture abandoned by a killed
- * run that loses no change, and a full read with its reason when the checkpoint is gone.
+ * run that loses no change, and a full read with its reason when the checkpoint is gone or
+ * was left inconsistent by a QEMU that was killed (a host crash).
  * The oracle is a model of each disk in memory, updated with every write the test makes.
  */
 import assert from 'node:assert/strict';
@@ -52,6 +53,23 @@ async function startLiveVm(from?: Record<DiskName, string>): Promise<TestVm> {
   backupMonitor = started.qmpSocket;
   testMonitor = await QmpClient.connect({ path: testSocket });
   return started;
+}
+
+/** Stops the VM (`quit`: cleanly; `kill`: SIGKILL, as a host crash) and starts it again on copies of its disks; the copies. */
+async function restartVm(label: string, how: 'quit' | 'kill'): Promise<Record<DiskName, string>> {
+  if (how === 'quit') await testMonitor.execute('quit').catch(() => {});
+  else process.kill(vm.pid, 'SIGKILL');
+  await testMonitor.close();
+  await vm.exited;
+  const copies = {} as Record<DiskName, string>;
+  for (const disk of vm.disks) {
+    const copy = path.join(work, `${label}-${disk.name}.qcow2`);
+    await fs.copyFile(disk.path, copy);
+    copies[disk.name as DiskName] = copy;
+  }
+  await vm.stop();
+  vm = await startLiveVm(copies);
+  return copies;
 }
 
 async function newRepository(location: string): Promise<Repository> {
@@ -201,6 +219,7 @@ test('a VM restarted without its checkpoint bitmap is read in full, with the rea
   } finally {
     await source.close();
   }
+  second = fourth;
   assert.deepEqual(fourth.disks.map((d) => d.changeTracking?.method), ['none', 'none']);
   assert.match(fourth.disks[0]?.changeTracking?.reason ?? '', /checkpoint bitmap coffer-.* is missing/);
   await assertSnapshotEquals(fourth, expected);
@@ -246,4 +265,45 @@ test('guest writes racing the capture on both disks: the snapshot holds a prefix
     offStop();
   }
   assert.deepEqual(stops, [], 'QEMU never paused the VM');
+});
+
+test('after QEMU was killed (a host crash), its checkpoint bitmaps are inconsistent: the next backup reads in full, says why, and tracks again', async () => {
+  const chained = checkpoints(second);
+  assert.equal(chained.size, 2, 'the backup before holds a checkpoint per disk');
+  // QEMU writes a persistent bitmap into the image when it stops cleanly, and marks the ones it
+  // loads "in use" in the image until then: a clean stop, a start that loads them, a kill.
+  await restartVm('saved', 'quit');
+  await write('disk0', 5 * MiB, 64 * KiB, 0x71); // dirty in the bitmaps QEMU holds
+  // A guest's flush: without it the kill may lose the write's new cluster (qcow2 keeps L2 updates in memory until then).
+  await qemuIo(testMonitor, { device: 'disk0-dev', command: 'flush' });
+  const copies = await restartVm('crashed', 'kill');
+  // What qemu-img says of the image: the bitmap is there, flagged in use.
+  const info = JSON.parse(await runTool('qemu-img', ['info', '--output=json', '--force-share', copies.disk0])) as { 'format-specific'?: { data?: { bitmaps?: { name: string; flags: string[] }[] } } };
+  const bitmap = info['format-specific']?.data?.bitmaps?.find((b) => b.name === chained.get('disk0-dev'));
+  assert.ok(bitmap?.flags.includes('in-use'), `the checkpoint bitmap is left in use: ${JSON.stringify(info['format-specific']?.data?.bitmaps)}`);
+  const expected = instant();
+  const source = await openQemuSource({ vm: 'live', qmp: { path: backupMonitor }, previous: chained });
+  let full: Snapshot;
+  try {
+    full = await backupVm(repo, source, { parent: second });
+  } finally {
+    await source.close();
+  }
+  assert.deepEqual(full.disks.map((d) => d.changeTracking?.method), ['none', 'none']);
+  for (const disk of full.disks) assert.match(disk.changeTracking?.reason ?? '', /checkpoint bitmap coffer-.* is inconsistent \(QEMU stopped without saving it\)/);
+  await assertSnapshotEquals(full, expected);
+  assert.equal((await cofferBitmaps()).length, 2, 'the inconsistent bitmaps are replaced by the new checkpoints');
+  // And the next backup is an incremental again.
+  await write('disk1', 2 * MiB, 64 * KiB, 0x72);
+  const expectedNext = instant();
+  const next = await openQemuSource({ vm: 'live', qmp: { path: backupMonitor }, previous: checkpoints(full) });
+  let incremental: Snapshot;
+  try {
+    incremental = await backupVm(repo, next, { parent: full });
+  } finally {
+    await next.close();
+  }
+  assert.deepEqual(incremental.disks.map((d) => d.changeTracking?.method), ['dirty-bitmap', 'dirty-bitmap']);
+  assert.equal(incremental.stats.bytesRead, 64 * KiB);
+  await assertSnapshotEquals(incremental, expectedNext);
 });
