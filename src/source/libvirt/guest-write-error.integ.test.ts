@@ -10,13 +10,14 @@
  * folder is a 4 MiB tmpfs and the scratch watch never looks: the copy-before-write of 6 MiB of
  * old data fills it, the guest's write fails with ENOSPC and QEMU's default pauses the domain
  * (`paused (I/O error)`). Without the resume the guest's dd never ends.
- * A domain paused between the freeze and the thaw (the same failed write, while the job starts)
+ * A backup with the guest's filesystems frozen through libvirt is application-consistent and
+ * leaves them thawed. A domain paused between the freeze and the thaw (the same failed write, while the job starts)
  * is thawed once it is resumed: the pause is `virsh suspend` there, at that instant exactly.
  * Oracles: the guest's dd exit status and sha256sum, the disk image's bytes read on the host,
  * `virsh domstate`, the guest agent's own `guest-fsfreeze-status`.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -24,6 +25,7 @@ import { after, before, test } from 'node:test';
 import { backupVm } from '../../backup/index.js';
 import { isCofferError } from '../../errors/index.js';
 import { LocalBackend, initRepository, listSnapshots, openRepository, type Repository } from '../../repo/index.js';
+import { SnapshotDisk } from '../../restore/index.js';
 import { agentGuestFilesystem, agentGuestInitramfs, guestKernel, guestOverwriteScript, imageStartSha256, mountSmallFilesystem, readGuestOverwrite, startTestLibvirt, type TestDomain, type TestLibvirt } from '../../testing/index.js';
 import { openLibvirtSource, type LibvirtSourceOptions } from '../index.js';
 import { LibvirtFreeze } from './libvirt-freeze.js';
@@ -197,4 +199,22 @@ test('a thaw that meets the domain paused (a failed write between freeze and tha
   await Promise.all([freeze.thawAfterResume(), freeze.thawAfterResume()]);
   assert.equal(await agent('guest-fsfreeze-status', {}), 'thawed');
   assert.deepEqual(warnings, []);
+});
+
+test('a backup with --freeze through libvirt: the snapshot is application-consistent, the guest thawed after it, its disks as the host reads them', async () => {
+  const source = await openLibvirtSource(options({ freeze: true, scratchDir: libvirt.dir }));
+  let snapshot;
+  try {
+    snapshot = await backupVm(repo, source);
+  } finally {
+    await source.close();
+  }
+  assert.equal(snapshot.consistency?.level, 'application', JSON.stringify(snapshot.consistency));
+  assert.ok((snapshot.consistency?.frozenFilesystems ?? 0) >= 1, JSON.stringify(snapshot.consistency));
+  assert.equal(await agent('guest-fsfreeze-status', {}), 'thawed');
+  assert.deepEqual(snapshot.disks.map((d) => d.name).sort(), ['vda', 'vdb']);
+  const vdb = snapshot.disks.find((d) => d.name === 'vdb');
+  assert.ok(vdb);
+  const restored = Buffer.from(await new SnapshotDisk(repo, snapshot.id, vdb).read(0, WRITE));
+  assert.equal(createHash('sha256').update(restored).digest('hex'), await hostSha256(), 'vdb as the host reads it (the guest writes nothing to it now)');
 });
