@@ -6,7 +6,8 @@ import { parseVhdFooter, VHD_FOOTER_SIZE } from './vhd/vhd-footer.js';
  * The format of an image, from its content only, never its name:
  * - qcow2: magic `QFI\xfb` at 0;
  * - VHDX: signature `vhdxfile` at 0;
- * - VMDK: magic `KDMV` at 0 (sparse extent with an embedded descriptor), or a text
+ * - VMDK: magic `KDMV` at 0 (sparse extent with an embedded descriptor), `COWD` at 0 (an ESX
+ *   sparse extent, refused alone: its descriptor names its parent), or a text
  *   descriptor: one starting with `# Disk DescriptorFile`, or as QEMU's vmdk_probe finds
  *   one, comment lines (`#…`) and lines of spaces, then `version=1`, `2` or `3` (a descriptor
  *   need not begin with the header line; one read as raw would back up its few hundred bytes
@@ -24,7 +25,7 @@ export async function detectFormat(file: ImageFile): Promise<DiskFormat> {
   const ascii = (start: number, length: number) => head.subarray(start, start + length).toString('latin1');
   if (head.length >= 4 && head.readUInt32BE(0) === 0x514649fb) return 'qcow2';
   if (ascii(0, 8) === 'vhdxfile') return 'vhdx';
-  if (ascii(0, 4) === 'KDMV' || ascii(0, 21) === '# Disk DescriptorFile' || isVmdkDescriptor(head)) return 'vmdk';
+  if (ascii(0, 4) === 'KDMV' || ascii(0, 4) === 'COWD' || ascii(0, 21) === '# Disk DescriptorFile' || isVmdkDescriptor(head)) return 'vmdk';
   if (ascii(0, 8) === 'conectix') return 'vpc';
   if (file.size >= 512 && file.size % 512 === 0) {
     const tail = await file.readAt(file.size - 512, 512);

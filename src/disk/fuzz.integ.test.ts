@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { isCofferError } from '../errors/index.js';
-import { buildSeSparse, makeDifferencingVhd, requireTools, seededBytes, seededRandom as random, seSparseDescriptor, type SeSparseGrain } from '../testing/index.js';
+import { buildCowd, buildSeSparse, cowdDescriptor, makeDifferencingVhd, requireTools, seededBytes, seededRandom as random, seSparseDescriptor, type SeSparseGrain } from '../testing/index.js';
 import { openDiskImage } from './open-image.js';
 
 const run = promisify(execFile);
@@ -62,6 +62,15 @@ const CHAINS: { name: string; build: (raw: string) => Promise<void>; mutates?: s
       const grains = new Map<number, SeSparseGrain>([[0, { kind: 'data', fill: 1 }], [1, { kind: 'zero' }], [300, { kind: 'data', fill: 2, index: 4097 }]]);
       await buildSeSparse(join(work, 'vmdk-sesparse-extent'), { size: 2 * MiB, grains });
       await writeFile(join(work, 'vmdk-sesparse'), seSparseDescriptor('vmdk-sesparse-extent.mutant', 2 * MiB));
+    },
+  },
+  {
+    // An ESX sparse (COWD) extent, hand-built like the seSparse one, behind an intact descriptor.
+    name: 'vmdk-cowd',
+    mutates: 'vmdk-cowd-extent',
+    build: async () => {
+      await buildCowd(join(work, 'vmdk-cowd-extent'), { sectors: 4096, grainSectors: 1, grains: new Map([[0, 1], [7, 2], [4095, 3]]) });
+      await writeFile(join(work, 'vmdk-cowd'), cowdDescriptor('vmdk-cowd-extent.mutant', 4096));
     },
   },
   {

@@ -21,6 +21,7 @@ export {
   cachedFixture,
 } from './disks.js';
 export type { PartitionedDisk, Ext4DiskOptions } from './disks.js';
+export { buildCowd, cowdDescriptor, type CowdOptions } from './cowd.js';
 export { makeDifferencingVhd, rewriteVhdChecksum, type VhdLocator } from './vhd-differencing.js';
 export { writeFsTree, FS_TREE_LINKS, FS_TREE_TIME, type FsTreeOptions } from './fs-tree.js';
 export {

@@ -8,6 +8,7 @@ import { dirname, resolve } from 'node:path';
 import { ImageFile } from '../image-file.js';
 import type { ExtentLine, VmdkDescriptor } from './descriptor.js';
 import { MAX_CAPACITY_SECTORS, SECTOR, isSparseHeader } from './sparse-header.js';
+import { CowdExtent, isCowdHeader } from './cowd-extent.js';
 import { SeSparseExtent } from './sesparse-extent.js';
 import { SparseExtent } from './sparse-extent.js';
 
@@ -16,9 +17,10 @@ export type Piece =
   | { start: number; length: number; kind: 'flat'; file: ImageFile; base: number }
   | { start: number; length: number; kind: 'sparse'; extent: SparseExtent }
   | { start: number; length: number; kind: 'sesparse'; extent: SeSparseExtent }
+  | { start: number; length: number; kind: 'cowd'; extent: CowdExtent }
   | { start: number; length: number; kind: 'zero' };
 
-/** Layouts whose extents Coffer reads (flat, hosted sparse, ESXi's flat variants and seSparse snapshots). */
+/** Layouts whose extents Coffer reads (flat, hosted sparse, ESXi's flat variants, and its COWD and seSparse snapshots). */
 const READABLE_CREATE_TYPES = new Set([
   'monolithicSparse',
   'streamOptimized',
@@ -32,9 +34,6 @@ const READABLE_CREATE_TYPES = new Set([
   'vmfsSparse',
   'seSparse',
 ]);
-
-/** The first bytes of an ESXi sparse extent ("COWD"), which Coffer does not read. */
-const COWD_MAGIC = 'COWD';
 
 /**
  * Opens the extent files `descriptor` (read from `descriptorFile`) names, in its folder.
@@ -85,7 +84,12 @@ async function openExtent(descriptorFile: ImageFile, folder: string, line: Exten
       const file = await ImageFile.open(resolve(folder, line.fileName as string));
       try {
         const head = await file.readAt(0, Math.min(file.size, 4));
-        if (head.toString('latin1') === COWD_MAGIC) throw file.unsupported('an ESXi sparse (COWD) VMDK extent');
+        if (isCowdHeader(head)) {
+          // ESX's snapshot deltas on VMFS 3/5 (cowd-extent.ts).
+          const extent = await CowdExtent.open(file);
+          if (extent.bytes < length) throw file.invalid(`the COWD extent holds ${extent.bytes / SECTOR} sectors, the descriptor ${descriptorFile.path} says ${line.sectors}`);
+          return { start, length, kind: 'cowd', extent };
+        }
         if (!isSparseHeader(head)) throw file.invalid(`descriptor ${descriptorFile.path} names it as a sparse extent, but it has no KDMV header`);
         const extent = await SparseExtent.open(file, start / SECTOR);
         if (extent.header.capacity < line.sectors) {
@@ -118,6 +122,6 @@ async function openExtent(descriptorFile: ImageFile, folder: string, line: Exten
 export async function closePieces(pieces: readonly Piece[]): Promise<void> {
   for (const piece of pieces) {
     if (piece.kind === 'flat') await piece.file.close();
-    else if (piece.kind === 'sparse' || piece.kind === 'sesparse') await piece.extent.file.close();
+    else if (piece.kind === 'sparse' || piece.kind === 'sesparse' || piece.kind === 'cowd') await piece.extent.file.close();
   }
 }

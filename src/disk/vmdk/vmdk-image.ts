@@ -6,6 +6,7 @@ import type { ImageFile } from '../image-file.js';
 import { fillSegments, segmentExtents, mergeSegments, type SegmentKind } from '../segments.js';
 import { MAX_DESCRIPTOR_BYTES, parseDescriptor, type VmdkDescriptor } from './descriptor.js';
 import { closePieces, openDescriptorLayout, type Piece } from './layout.js';
+import { isCowdHeader } from './cowd-extent.js';
 import { SECTOR, SPARSE_HEADER_SIZE, isSparseHeader } from './sparse-header.js';
 import { SparseExtent } from './sparse-extent.js';
 
@@ -22,8 +23,8 @@ type Segment =
  * (monolithicFlat, twoGbMaxExtentFlat/Sparse, ESXi's vmfs); a delta disk's parent is opened
  * through `openBacking` from its `parentFileNameHint`. Takes ownership of `file`.
  * Throws `E_IMAGE_INVALID` naming the file for damaged or hostile images and
- * `E_UNSUPPORTED_FORMAT` for layouts Coffer does not read (vsanSparse, COWD, raw
- * device mappings).
+ * `E_UNSUPPORTED_FORMAT` for layouts Coffer does not read (vsanSparse, raw device
+ * mappings, a COWD extent given without its descriptor).
  */
 export async function openVmdk(file: ImageFile, openBacking: BackingOpener): Promise<DiskImage> {
   let pieces: Piece[] = [];
@@ -31,6 +32,10 @@ export async function openVmdk(file: ImageFile, openBacking: BackingOpener): Pro
   try {
     const head = await file.readAt(0, Math.min(file.size, SPARSE_HEADER_SIZE));
     let descriptor: VmdkDescriptor | null;
+    if (isCowdHeader(head)) {
+      // Only its descriptor says which disk it is a delta of: read alone, the parent's bytes would be zeros.
+      throw file.unsupported('an ESX sparse (COWD) extent given alone: give the descriptor file (the .vmdk that names it as a VMFSSPARSE extent), which also names its parent');
+    }
     if (isSparseHeader(head)) {
       const extent = await SparseExtent.open(file, 0);
       pieces = [{ start: 0, length: extent.bytes, kind: 'sparse', extent }];
@@ -132,6 +137,7 @@ export class VmdkImage implements DiskImage {
       flatExtents: count('flat'),
       sparseExtents: count('sparse'),
       ...(count('sesparse') > 0 ? { seSparseExtents: count('sesparse') } : {}),
+      ...(count('cowd') > 0 ? { cowdExtents: count('cowd') } : {}),
       zeroExtents: count('zero'),
       files: this.files.length,
     };
