@@ -75,6 +75,18 @@ export interface BlockDriveInfo {
   inserted: BlockNodeInfo | undefined;
 }
 
+/**
+ * The guest device id in a drive's `qdev`: the id itself, or the id inside a QOM path under
+ * `/machine/peripheral/` (a virtio-blk device reports its backend,
+ * `/machine/peripheral/ID/virtio-backend`); undefined for a device without an id
+ * (`/machine/peripheral-anon/…`).
+ */
+export function deviceIdOfQdev(qdev: string | undefined): string | undefined {
+  if (qdev === undefined || qdev === '') return undefined;
+  if (!qdev.startsWith('/')) return qdev;
+  return /^\/machine\/peripheral\/([^/]+)(?:\/|$)/.exec(qdev)?.[1];
+}
+
 /** `query-block`: the guest's drives. */
 export async function queryBlock(qmp: QmpClient, options?: QmpCallOptions): Promise<BlockDriveInfo[]> {
   const reply = await qmp.execute('query-block', undefined, options);

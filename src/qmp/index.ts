@@ -24,7 +24,7 @@ export { QmpClient, QMP_DEFAULTS } from './qmp-client.js';
 export type { QmpAddress, QmpConnectOptions, QmpCallOptions, QmpEventListener } from './qmp-client.js';
 export { QmpCommandError, isQmpCommandError } from './qmp-command-error.js';
 export type { QmpEvent, QmpGreeting, QemuVersion } from './qmp-message.js';
-export { queryBlock, queryNamedBlockNodes } from './block-query.js';
+export { deviceIdOfQdev, queryBlock, queryNamedBlockNodes } from './block-query.js';
 export type { BlockDriveInfo, BlockNodeInfo, DirtyBitmapInfo } from './block-query.js';
 export { blockdevAdd, blockdevDel, fleecingOverlayOptions } from './block-nodes.js';
 export type { BlockdevOptions } from './block-nodes.js';

@@ -27,6 +27,7 @@
  * stored), and disks that were not backed up (read-only drives such as CD-ROMs).
  */
 import { CofferError } from '../../errors/index.js';
+import { deviceIdOfQdev } from '../../qmp/index.js';
 import type { IdentitySource } from './new-identity.js';
 import type { RestoredDiskImage } from './libvirt-domain.js';
 
@@ -206,10 +207,11 @@ export function parseDescription(json: string): ParsedDescription {
  * is the device id or a QOM path (for virtio-blk, `/machine/peripheral/ID/virtio-backend`).
  */
 function diskNamesByDevice(d: ParsedDescription): Map<string, string> {
+  // The rule of listQemuDisks (src/source/qemu/qemu-disks.ts); a disk that kept an older name is found by the fallback of the caller.
   const names = new Map<string, string>();
   for (const b of d.blocks) {
     if (b.nodeName === undefined) continue;
-    const qdevId = b.qdev !== undefined && !b.qdev.startsWith('/') ? b.qdev : undefined;
+    const qdevId = deviceIdOfQdev(b.qdev);
     const name = qdevId ?? (b.device !== '' ? b.device : b.nodeName);
     const device = d.devices.find((x) => (qdevId !== undefined && x.id === qdevId) || (b.qdev !== undefined && (b.qdev === x.path || b.qdev.startsWith(`${x.path}/`))));
     if (device) names.set(device.path, name);

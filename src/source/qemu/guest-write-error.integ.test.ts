@@ -114,7 +114,7 @@ async function assertNoCaptureLeft(): Promise<void> {
 function failedWriteError(error: unknown): boolean {
   assert.ok(error instanceof CofferError, `a CofferError, got ${String(error)}`);
   assert.equal(error.code, 'E_NO_SPACE', error.message);
-  assert.match(error.message, /a write of the VM to its disk data failed while the backup held its point-in-time view/);
+  assert.match(error.message, /a write of the VM to its disk data-dev failed while the backup held its point-in-time view/);
   assert.match(error.message, /QEMU paused the VM on it/);
   return true;
 }
@@ -154,7 +154,7 @@ test('a guest write failed while the capture is still starting: the start fails 
   // The next backup, with room, is the disk as the guest left it.
   const source = await openQemuSource(options(work, { scratchMinFreeBytes: MiB }));
   try {
-    const data = source.disks.find((d) => d.name === 'data');
+    const data = source.disks.find((d) => d.name === 'data-dev');
     assert.ok(data);
     const bytes = Buffer.from(await data.device.read(0, WRITE));
     assert.equal(createHash('sha256').update(bytes).digest('hex'), wrote.sha256);

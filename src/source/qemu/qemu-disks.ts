@@ -1,5 +1,5 @@
 import { CofferError } from '../../errors/index.js';
-import { queryBlock, type BlockNodeInfo, type QmpClient } from '../../qmp/index.js';
+import { deviceIdOfQdev, queryBlock, type BlockNodeInfo, type QmpClient } from '../../qmp/index.js';
 
 /** Every bitmap Coffer makes starts with this, so it never touches another tool's. */
 export const CHECKPOINT_PREFIX = 'coffer-';
@@ -26,15 +26,20 @@ export interface QemuDisk {
 /**
  * The VM's writable disks with a medium, in the order QEMU lists them (read-only drives such
  * as CD-ROMs are left out: they are not the VM's state).
+ *
+ * A disk's name is the first of its guest device id, its drive id and its node name, unless
+ * `knownNames` (the disk names of the VM's previous backup) holds another of the three: then
+ * that one, so that a disk keeps the name its backups have. (Before 2026-11-28 a virtio-blk
+ * device's id was not found in its QOM path, and such disks were named by their node.)
  */
-export async function listQemuDisks(qmp: QmpClient): Promise<QemuDisk[]> {
+export async function listQemuDisks(qmp: QmpClient, knownNames: ReadonlySet<string> = new Set()): Promise<QemuDisk[]> {
   const disks: QemuDisk[] = [];
   for (const drive of await queryBlock(qmp)) {
     const node = drive.inserted;
     if (node === undefined || node.readOnly) continue;
     if (node.nodeName === undefined) throw new CofferError('E_SOURCE_UNREADABLE', `drive ${drive.device || drive.qdev}: QEMU reports no node name (QEMU too old for live backup)`);
-    const qdev = drive.qdev !== undefined && !drive.qdev.startsWith('/') ? drive.qdev : undefined;
-    const name = qdev ?? (drive.device !== '' ? drive.device : node.nodeName);
+    const candidates = [deviceIdOfQdev(drive.qdev), drive.device !== '' ? drive.device : undefined, node.nodeName].filter((n): n is string => n !== undefined);
+    const name = candidates.find((n) => knownNames.has(n)) ?? (candidates[0] as string);
     disks.push({ name, nodeName: node.nodeName, size: node.virtualSize, format: node.format, filename: node.filename, node });
   }
   if (disks.length === 0) throw new CofferError('E_SOURCE_UNREADABLE', 'the VM has no writable disk to back up');

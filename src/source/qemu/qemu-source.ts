@@ -88,7 +88,8 @@ export async function openQemuSource(options: QemuSourceOptions): Promise<VmSour
     await removeStaleCapture(qmp).catch((error: unknown) => {
       throw captureFailed(options.vm, error);
     });
-    const disks = await listQemuDisks(qmp);
+    // Names the previous backup used are kept (a disk's incrementals and history follow its name).
+    const disks = await listQemuDisks(qmp, new Set(options.previous?.keys()));
     // One folder per VM, so a run killed mid-way leaves nothing the next run does not clear.
     workDir = options.workDir ?? path.join(options.scratchDir ?? os.tmpdir(), `coffer-live-${createHash('sha256').update(`${options.vm}\0${JSON.stringify(options.qmp)}`).digest('hex').slice(0, 16)}`);
     if (ownDir) await fs.rm(workDir, { recursive: true, force: true });
