@@ -118,16 +118,28 @@ test('a server still starting (its parts open, not yet in the lease) hears the r
     requestApproval: () => Promise.reject(new Error('not in this test')),
     cluster: { url, name: 'starting', version: 'test', localWorker: false, leaseMs: LEASE_S * 1000 },
   });
+  // What the starting server hears, and what it hands its notifier (nothing, not yet leading).
+  const heard = new Set<string>();
+  parts.runner.events.on('run', (run: { id: string; status: string }) => {
+    if (run.status !== 'running') heard.add(run.id);
+  });
+  const emitted: string[] = [];
+  const emit = parts.notifier.emit.bind(parts.notifier);
+  parts.notifier.emit = (event) => {
+    emitted.push(`${event.type} ${event.runId ?? ''}`);
+    return emit(event);
+  };
   try {
-    const openedAt = Date.now() + 1000; // its listener has connected by then
-    const runs = await waitFor('two runs ended while the third server starts', async () => {
-      const ended = (await endedRuns()).filter((r) => Number(r.ended_at) > openedAt);
+    const runs = await waitFor('two runs the starting server heard end', async () => {
+      const ended = (await endedRuns()).filter((r) => heard.has(r.id));
       return ended.length >= 2 ? ended : undefined;
     }, 20_000).catch((error: Error) => assert.fail(`${error.message}\n${output()}`));
     await notifiedOnce(runs);
+    assert.deepEqual(emitted, [], 'the starting server handed its notifier nothing');
     assert.notEqual(await currentLeader(state.db, UPKEEP_ROLE), 'starting');
   } finally {
     await parts.drain(5000);
+    await catalog.close();
   }
   assert.deepEqual(errors, []);
 });

@@ -112,7 +112,11 @@ export class DomainEventWatch {
     const watch = new DomainEventWatch(
       virshStream(virsh, ['event', '--domain', domain, '--all', '--loop'], (line) => {
         clearTimeout(timer);
-        if (reader.feed(line)) timer = setTimeout(() => reader.flush(), PARAMS_WAIT_MS);
+        if (reader.feed(line)) {
+          timer = setTimeout(() => {
+            if (!watch.stopped) reader.flush(); // nothing is passed on after stop()
+          }, PARAMS_WAIT_MS);
+        }
       }),
     );
     void watch.stream.exited.then((reason) => {
@@ -126,10 +130,11 @@ export class DomainEventWatch {
 
   /**
    * What the lost listener would have said of a pause, from the domain's state instead: every
-   * `everyMs`, `virsh domstate --reason`; `onPaused` is told once, when it reads
-   * `paused (I/O error)` (QEMU paused the domain on a failed write). Ends with {@link stop}.
+   * `everyMs`, `virsh domstate --reason`; `onPaused` is told when it reads `paused (I/O error)`
+   * (QEMU paused the domain on a failed write), until it answers true (it acted on it). Ends
+   * with {@link stop}.
    */
-  pollPausedByIoError(virsh: Virsh, domain: string, onPaused: () => void, everyMs = STATE_POLL_MS): void {
+  pollPausedByIoError(virsh: Virsh, domain: string, onPaused: () => boolean, everyMs = STATE_POLL_MS): void {
     if (this.stopped || this.poll !== undefined) return;
     let asking = false;
     this.poll = setInterval(() => {
@@ -138,8 +143,7 @@ export class DomainEventWatch {
       void virsh.run(['domstate', '--reason', domain]).then(
         (state) => {
           if (this.stopped || !/^paused \(I\/O error\)/i.test(state.trim())) return;
-          clearInterval(this.poll);
-          onPaused();
+          if (onPaused()) clearInterval(this.poll);
         },
         () => undefined, // the daemon restarting: asked again at the next tick
       ).finally(() => (asking = false));

@@ -161,12 +161,15 @@ export async function openLibvirtSource(options: LibvirtSourceOptions): Promise<
       }
     }, (reason) => {
       // Nothing more is heard (libvirtd restarted): a pause is still seen, from the domain's state.
+      // libvirt's state does not say which disk failed: the error says so ("libvirt did not say which").
       events?.pollPausedByIoError(virsh, domain, () => {
-        if (!capturing || broken !== undefined || backup?.endedByCoffer === true) return;
+        if (broken !== undefined || backup?.endedByCoffer === true) return true; // ended already: the resume follows the job's end
+        if (!capturing) return false;
         void scratchFull(workDir, scratchMinFreeBytes).then((full) => {
           const error = guestWriteFailed(options.vm, domain, { path: '', alias: '', action: 'pause', ...(full ? { reason: 'enospc' } : {}) }, included, workDir);
           breakCapture(new CofferError(error.code, `${error.message} (seen from the domain's state: its event listener had ended: ${reason})`, { cause: error }));
         });
+        return true;
       });
     });
     const hooks: CaptureHooks = {

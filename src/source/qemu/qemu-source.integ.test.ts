@@ -5,6 +5,8 @@
  * run that loses no change, and a full read with its reason when the checkpoint is gone or
  * was left inconsistent by a QEMU that was killed (a host crash).
  * The oracle is a model of each disk in memory, updated with every write the test makes.
+ * The tests run in order and build on each other (each backup is the next one's parent):
+ * run the file whole.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
