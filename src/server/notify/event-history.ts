@@ -10,11 +10,26 @@ import type { EventType, NotificationEvent, RecordedEvent, Severity } from './ev
 type Db = Kysely<StateSchema>;
 type EventRow = Selectable<StateSchema['notify_events']>;
 
-/** Records `event` (with `at` resolved) and updates the metrics tables; returns it with its id. */
-export async function recordEvent(db: Db, event: NotificationEvent & { at: number }): Promise<RecordedEvent> {
+/**
+ * The unique name of an event that happens once: a task's (by task and type) or a run's
+ * `job.finished` and VM events (by run, type and VM); undefined for others.
+ */
+export function eventKey(event: Pick<NotificationEvent, 'type' | 'taskId' | 'runId' | 'vm'>): string | undefined {
+  if (event.taskId !== undefined) return JSON.stringify(['task', event.taskId, event.type]);
+  if (event.runId !== undefined && (event.type === 'job.finished' || event.type.startsWith('vm.'))) return JSON.stringify(['run', event.runId, event.type, event.vm ?? null]);
+  return undefined;
+}
+
+/**
+ * Records `event` (with `at` resolved) and updates the metrics tables; returns it with its id,
+ * or undefined (and records nothing) when an event of the same {@link eventKey} is recorded
+ * already: the unique key makes that check and the insert one step, whoever else records.
+ */
+export async function recordEvent(db: Db, event: NotificationEvent & { at: number }): Promise<RecordedEvent | undefined> {
   return db.transaction().execute(async (trx) => {
     const data = { repository: event.repository, backup: event.backup, task: event.task };
-    const { id } = await trx
+    const key = eventKey(event) ?? null;
+    const inserted = await trx
       .insertInto('notify_events')
       .values({
         at: event.at,
@@ -29,9 +44,13 @@ export async function recordEvent(db: Db, event: NotificationEvent & { at: numbe
         error: event.error ?? null,
         data: JSON.stringify(data),
         task_id: event.taskId ?? null,
+        event_key: key,
       })
+      .onConflict((c) => c.column('event_key').doNothing())
       .returning('id')
-      .executeTakeFirstOrThrow();
+      .executeTakeFirst();
+    if (inserted === undefined) return undefined;
+    const { id } = inserted;
     if (event.type === 'vm.succeeded' && event.backup !== undefined && event.vm !== undefined && event.job !== undefined) {
       const b = event.backup;
       const row = {
@@ -83,6 +102,12 @@ export async function recordedRunEvent(db: Db, type: EventType, runId: string, v
     .where('type', '=', type).where('run_id', '=', runId)
     .where((eb) => (vm === undefined ? eb('vm', 'is', null) : eb('vm', '=', vm)))
     .orderBy('id').limit(1).executeTakeFirst();
+  return row === undefined ? undefined : toEvent(row);
+}
+
+/** The event recorded under `key` ({@link eventKey}), if any. */
+export async function recordedEventByKey(db: Db, key: string): Promise<RecordedEvent | undefined> {
+  const row = await db.selectFrom('notify_events').selectAll().where('event_key', '=', key).executeTakeFirst();
   return row === undefined ? undefined : toEvent(row);
 }
 

@@ -16,7 +16,7 @@ import { CofferError } from '../../errors/index.js';
 import type { StateSchema } from '../state/index.js';
 import { summaryDue, renderDailySummary, SUMMARY_SPAN_MS } from './daily-summary.js';
 import { checkEvent, maxSeverity, type NotificationEvent, type RecordedEvent } from './event.js';
-import { eventsBetween, pruneEvents, recordedRunEvent, recordedTaskEvent, recordEvent, runVmEvents } from './event-history.js';
+import { eventKey, eventsBetween, pruneEvents, recordedEventByKey, recordedRunEvent, recordedTaskEvent, recordEvent, runVmEvents } from './event-history.js';
 import { readMetricsFigures, type MetricsFigures } from './metrics-figures.js';
 import type { NotificationConfig, NotificationRule, NotificationTarget } from './notification-config.js';
 import { deliveryLog, dueEntries, enqueue, pruneOutbox, recordAttempt, releaseTarget, type DeliveryRecord, type OutboxEntry } from './outbox.js';
@@ -122,6 +122,12 @@ export class Notifier {
       if (earlier !== undefined) return { event: earlier, queued: [] };
     }
     const recorded = await recordEvent(this.db, { ...event, at: event.at ?? this.now() });
+    if (recorded === undefined) {
+      // Recorded by someone else between the look-up above and this insert (another server).
+      const earlier = await recordedEventByKey(this.db, eventKey(event) as string);
+      if (earlier === undefined) throw new Error(`notify_events: event ${eventKey(event) ?? ''} was refused as a copy, yet no record of it is found`);
+      return { event: earlier, queued: [] };
+    }
     const queued: EmitResult['queued'] = [];
     const isRunVmEvent = recorded.type.startsWith('vm.') && recorded.runId !== undefined;
     const run = recorded.type === 'job.finished' && recorded.runId !== undefined ? await runVmEvents(this.db, recorded.runId) : undefined;

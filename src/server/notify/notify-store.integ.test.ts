@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { makeTempDir, startHttpReceiver, startPostgres, type TestPostgres } from '../../testing/index.js';
 import { openStateDatabase, type StateDatabase } from '../state/index.js';
-import { eventsBetween, pruneEvents, recordEvent, runVmEvents } from './event-history.js';
+import { eventKey, eventsBetween, pruneEvents, recordedEventByKey, recordEvent, runVmEvents } from './event-history.js';
 import { parseNotificationConfig } from './index.js';
 import { readMetricsFigures } from './metrics-figures.js';
 import { Notifier } from './notifier.js';
@@ -39,7 +39,7 @@ async function script(state: StateDatabase): Promise<Record<string, unknown>> {
   await recordEvent(db, { type: 'vm.succeeded', severity: 'info', summary: 'a older', at: 500, job: 'nightly', runId: 'r0', vm: 'a', backup: { ...backup, logicalBytes: 1 } }); // late: figures unchanged
   await recordEvent(db, { type: 'job.finished', severity: 'error', summary: 'nightly: 1 of 2 failed', at: 1002, job: 'nightly', runId: 'r1', repository: { name: 'main', freeBytes: 7 } });
   for (const status of ['ok', 'ok', 'failed']) await recordEvent(db, { type: 'task.finished', severity: 'info', summary: 't', at: 1003, task: { kind: 'backup', status } });
-  out.ids = [e1.id, e2.id];
+  out.ids = [e1?.id, e2?.id];
   out.runVmEvents = (await runVmEvents(db, 'r1')).map((e) => [e.id, e.type, e.vm, e.error ?? null]);
   out.between = (await eventsBetween(db, 1000, 1003)).map((e) => e.summary);
 
@@ -66,6 +66,11 @@ async function script(state: StateDatabase): Promise<Record<string, unknown>> {
   await pruneOutbox(db, 2003);
   out.logAfterPrune = (await deliveryLog(db)).length;
   out.pruned = await pruneEvents(db, 1001);
+  // A copy of a run's event (another server heard it too): refused by the unique key, the first kept.
+  const copy = await recordEvent(db, { type: 'vm.failed', severity: 'error', summary: 'b failed (a second server)', at: 1001, job: 'nightly', runId: 'r1', vm: 'b' });
+  const taskEvent = await recordEvent(db, { type: 'verify.result', severity: 'info', summary: 'verified', at: 5000, taskId: 't9' });
+  const taskCopy = await recordEvent(db, { type: 'verify.result', severity: 'info', summary: 'verified again', at: 5000, taskId: 't9' });
+  out.copies = [copy === undefined, taskEvent !== undefined, taskCopy === undefined, (await recordedEventByKey(db, eventKey({ type: 'vm.failed', runId: 'r1', vm: 'b' }) as string))?.summary];
   return out;
 }
 
@@ -91,6 +96,7 @@ test('the notifier\'s queries answer the same on PostgreSQL as on SQLite', async
     assert.deepEqual(figures.tasks, [{ kind: 'backup', status: 'failed', count: 1 }, { kind: 'backup', status: 'ok', count: 2 }]);
     assert.equal(a.logAfterPrune, 0, 'pruning an entry removes its delivery log (cascade)');
     assert.equal(a.pruned, 2);
+    assert.deepEqual(a.copies, [true, true, true, 'b failed'], 'a copy of a run\'s or a task\'s event is refused; the first record stays');
   } finally {
     await sqlite.close();
     await postgres.close();

@@ -46,6 +46,8 @@ export interface NotifyEventTable {
   data: string;
   /** The task the event comes from (migration 23); null for other events and for older rows. */
   task_id: string | null;
+  /** Unique name of a task's or a run's event, so it is recorded once (migration 32); null for other events and older rows. */
+  event_key: string | null;
 }
 
 /**

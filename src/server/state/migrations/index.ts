@@ -18,6 +18,7 @@ import { notifyMetrics } from './0022-notify-metrics.js';
 import { eventSweep } from './0023-event-sweep.js';
 import { cluster } from './0030-cluster.js';
 import { leaderLeases } from './0031-leader-leases.js';
+import { eventKeys } from './0032-event-keys.js';
 
 export const MIGRATIONS: readonly Migration[] = [
   foundation,
@@ -35,4 +36,5 @@ export const MIGRATIONS: readonly Migration[] = [
   eventSweep,
   cluster,
   leaderLeases,
+  eventKeys,
 ];
