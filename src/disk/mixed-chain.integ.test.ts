@@ -15,13 +15,14 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { buildExt4Disk, deriveDisk, makeDifferencingVhd, requireTools } from '../testing/index.js';
 import type { DiskImage } from './disk-image.js';
+import { qemuImgRaw, readWholeImage } from './image-oracle.test-support.js';
 import { openDiskImage } from './open-image.js';
 import { assertPlacementsMatch } from './placements.test-support.js';
 
@@ -43,29 +44,11 @@ const at = (name: string) => join(work, name);
 const qemuImg = (...args: string[]) => run('qemu-img', args, { maxBuffer: 64 * MiB });
 const qemuIo = (format: string, image: string, ...commands: string[]) => run('qemu-io', ['-f', format, ...commands.flatMap((c) => ['-c', c]), image]);
 
-/** What qemu-img reads from an image (its whole chain), as bytes. */
-async function qemuRaw(image: string, format: string): Promise<Buffer> {
-  const out = at(`oracle-${basename(image)}.raw`);
-  await qemuImg('convert', '-f', format, '-O', 'raw', image, out);
-  const bytes = await readFile(out);
-  await rm(out);
-  return bytes;
-}
-
-async function readAll(image: DiskImage): Promise<Buffer> {
-  const out = Buffer.alloc(image.size);
-  for (let offset = 0; offset < image.size; offset += 3 * MiB) {
-    const length = Math.min(3 * MiB, image.size - offset);
-    await image.read(offset, length, out.subarray(offset, offset + length));
-  }
-  return out;
-}
-
 /** Opens `path`, checks its bytes, extents and placements against `expected`; the data bytes each layer gives. */
 async function assertChainReads(path: string, expected: Buffer): Promise<{ image: DiskImage; layers: Map<number, number> }> {
   const image = await openDiskImage(path);
   assert.equal(image.size, expected.length);
-  const all = await readAll(image);
+  const all = await readWholeImage(image);
   for (let offset = 0; offset < expected.length; offset += MiB) {
     if (!all.subarray(offset, offset + MiB).equals(expected.subarray(offset, offset + MiB))) assert.fail(`${path}: the MiB at ${offset} differs from the oracle`);
   }
@@ -91,7 +74,7 @@ test('qcow2 over a VMDK delta over a sparse VMDK: bytes as qemu-img reads them, 
   await qemuIo('vmdk', delta, 'write -P 0x51 1M 100k', 'write -P 0x52 39M 1536k'); // a grain's part; over the random bytes
   await qemuImg('create', '-f', 'qcow2', '-b', delta, '-F', 'vmdk', top);
   await qemuIo('qcow2', top, 'write -P 0x61 1M 4k', 'write -z 39M 64k', 'write -P 0x62 47M 1M');
-  const expected = await qemuRaw(top, 'qcow2');
+  const expected = await qemuImgRaw(top, work, 'qcow2');
   const { image, layers } = await assertChainReads(top, expected);
   assert.equal(image.format, 'qcow2');
   assert.equal(image.backing?.format, 'vmdk');
@@ -108,7 +91,7 @@ test('qcow2 over a differencing VHD over a dynamic VHD: the composed bytes, thre
   const child = at('child.vhd');
   const top = at('over-vhd.qcow2');
   await qemuImg('convert', '-f', 'raw', '-O', 'vpc', '-o', 'subformat=dynamic,force_size=on', base, parent);
-  const expected = await qemuRaw(parent, 'vpc');
+  const expected = await qemuImgRaw(parent, work, 'vpc');
   const childWrites = [
     { pattern: 0x81, offset: 2 * MiB - 4 * KiB, length: 8 * KiB }, // across a VHD block boundary
     { pattern: 0x82, offset: 40 * MiB, length: 512 }, // one sector inside the random bytes

@@ -21,6 +21,7 @@ import { promisify } from 'node:util';
 import { isCofferError, type ErrorCode } from '../../errors/index.js';
 import { buildExt4Disk, deriveDisk, makeDifferencingVhd, requireTools, rewriteVhdChecksum, seededBytes, type VhdLocator } from '../../testing/index.js';
 import type { DiskImage } from '../disk-image.js';
+import { qemuImgRaw, readWholeImage } from '../image-oracle.test-support.js';
 import { openDiskImage } from '../open-image.js';
 import { assertPlacementsMatch } from '../placements.test-support.js';
 
@@ -46,23 +47,8 @@ after(() => rm(work, { recursive: true, force: true }));
 const qemuImg = (...args: string[]) => run('qemu-img', args, { maxBuffer: 64 * MiB });
 const qemuIo = (image: string, ...commands: string[]) => run('qemu-io', ['-f', 'vpc', ...commands.flatMap((c) => ['-c', c]), image]);
 
-/** What qemu-img reads from a VHD, as bytes. */
-async function qemuRaw(image: string): Promise<Buffer> {
-  const out = join(work, `oracle-${Math.random().toString(36).slice(2)}.raw`);
-  await qemuImg('convert', '-f', 'vpc', '-O', 'raw', image, out);
-  const bytes = await readFile(out);
-  await rm(out);
-  return bytes;
-}
-
-async function readAll(image: DiskImage): Promise<Buffer> {
-  const out = Buffer.alloc(image.size);
-  for (let offset = 0; offset < image.size; offset += 3 * MiB) {
-    const length = Math.min(3 * MiB, image.size - offset);
-    await image.read(offset, length, out.subarray(offset, offset + length));
-  }
-  return out;
-}
+const qemuRaw = (image: string): Promise<Buffer> => qemuImgRaw(image, work, 'vpc');
+const readAll = readWholeImage;
 
 /** Reads a whole image and checks it against `expected`: bytes per MiB, reads across blocks, extents. */
 async function assertReads(path: string, expected: Buffer): Promise<DiskImage> {

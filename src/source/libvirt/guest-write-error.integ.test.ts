@@ -123,18 +123,23 @@ function options(extra: Partial<LibvirtSourceOptions> = {}): LibvirtSourceOption
   return { vm: 'writer', domain: DOMAIN, connect: libvirt.uri, scratchDir: scratch, scratchMinFreeBytes: MiB, scratchPollMs: NEVER_MS, freeze: false, ...extra };
 }
 
+/** The guest overwrites vdb while `source` captures: its write lands (the domain was resumed), and the backup fails with E_NO_SPACE saying `says`. */
+async function assertWriteLandedAndBackupFails(source: Awaited<ReturnType<typeof openLibvirtSource>>, says: RegExp): Promise<void> {
+  const wrote = await guestOverwritesVdb();
+  assert.equal(wrote.exitcode, 0, `the guest's dd saw no error:\n${wrote.out}`);
+  assert.match(await libvirt.virsh('domstate', DOMAIN), /^running/);
+  assert.equal(await hostSha256(), wrote.sha256, 'the disk holds what the guest wrote');
+  await assert.rejects(backupVm(repo, source), (e: unknown) => {
+    assert.ok(isCofferError(e, 'E_NO_SPACE'), String(e));
+    assert.match((e as Error).message, says);
+    return true;
+  });
+}
+
 test('a guest write failed by a full scratch image: the job ends, the domain is resumed, the write lands, the backup fails', async () => {
   const source = await openLibvirtSource(options());
   try {
-    const wrote = await guestOverwritesVdb();
-    assert.equal(wrote.exitcode, 0, `the guest's dd saw no error:\n${wrote.out}`);
-    assert.match(await libvirt.virsh('domstate', DOMAIN), /^running/);
-    assert.equal(await hostSha256(), wrote.sha256, 'the disk holds what the guest wrote');
-    await assert.rejects(backupVm(repo, source), (e: unknown) => {
-      assert.ok(isCofferError(e, 'E_NO_SPACE'), String(e));
-      assert.match((e as Error).message, /an I\/O error of domain writer on (its disk vdb|one of its disks \(libvirt did not say which\)) while the backup held its point-in-time view \(libvirt: enospc; most likely a guest write the job's copy of old data failed\): QEMU paused the domain on it/);
-      return true;
-    });
+    await assertWriteLandedAndBackupFails(source, /an I\/O error of domain writer on (its disk vdb|one of its disks \(libvirt did not say which\)) while the backup held its point-in-time view \(libvirt: enospc; most likely a guest write the job's copy of old data failed\): QEMU paused the domain on it/);
   } finally {
     await source.close();
   }
@@ -147,15 +152,7 @@ test('with its event listener lost (virsh killed), a pause is seen from the doma
   try {
     const killed = await killEventListener();
     assert.equal(killed, 1, 'one virsh event listener of this domain');
-    const wrote = await guestOverwritesVdb();
-    assert.equal(wrote.exitcode, 0, `the guest's dd saw no error:\n${wrote.out}`);
-    assert.match(await libvirt.virsh('domstate', DOMAIN), /^running/);
-    assert.equal(await hostSha256(), wrote.sha256, 'the disk holds what the guest wrote');
-    await assert.rejects(backupVm(repo, source), (e: unknown) => {
-      assert.ok(isCofferError(e, 'E_NO_SPACE'), String(e));
-      assert.match((e as Error).message, /QEMU paused the domain on it.*\(seen from the domain's state: its event listener had ended/s);
-      return true;
-    });
+    await assertWriteLandedAndBackupFails(source, /QEMU paused the domain on it.*\(seen from the domain's state: its event listener had ended/s);
   } finally {
     await source.close();
   }

@@ -57,8 +57,8 @@ async function startLiveVm(from?: Record<DiskName, string>): Promise<TestVm> {
   return started;
 }
 
-/** Stops the VM (`quit`: cleanly; `kill`: SIGKILL, as a host crash) and starts it again on copies of its disks; the copies. */
-async function restartVm(label: string, how: 'quit' | 'kill'): Promise<Record<DiskName, string>> {
+/** Stops the VM (`quit`: cleanly; `kill`: SIGKILL, as a host crash) and starts it again on copies of its disks (each changed by `edit` first); the copies. */
+async function restartVm(label: string, how: 'quit' | 'kill', edit?: (copy: string) => Promise<void>): Promise<Record<DiskName, string>> {
   if (how === 'quit') await testMonitor.execute('quit').catch(() => {});
   else process.kill(vm.pid, 'SIGKILL');
   await testMonitor.close();
@@ -67,6 +67,7 @@ async function restartVm(label: string, how: 'quit' | 'kill'): Promise<Record<Di
   for (const disk of vm.disks) {
     const copy = path.join(work, `${label}-${disk.name}.qcow2`);
     await fs.copyFile(disk.path, copy);
+    await edit?.(copy);
     copies[disk.name as DiskName] = copy;
   }
   await vm.stop();
@@ -201,18 +202,9 @@ test('a run killed in the middle of its NBD reads loses no change, and its lefto
 });
 
 test('a VM restarted without its checkpoint bitmap is read in full, with the reason recorded', async () => {
-  await testMonitor.execute('quit').catch(() => {});
-  await testMonitor.close();
-  await vm.exited;
-  const copies = {} as Record<DiskName, string>;
-  for (const disk of vm.disks) {
-    const copy = path.join(work, `${disk.name}.qcow2`);
-    await fs.copyFile(disk.path, copy);
+  await restartVm('no-bitmaps', 'quit', async (copy) => {
     for (const bitmap of checkpoints(second).values()) await runTool('qemu-img', ['bitmap', '--remove', copy, bitmap]).catch(() => ''); // each disk has one of them
-    copies[disk.name as DiskName] = copy;
-  }
-  await vm.stop();
-  vm = await startLiveVm(copies);
+  });
   const expected = instant();
   const source = await openQemuSource({ vm: 'live', qmp: { path: backupMonitor }, previous: checkpoints(second) });
   let fourth: Snapshot;
