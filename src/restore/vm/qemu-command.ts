@@ -27,7 +27,6 @@
  * stored), and disks that were not backed up (read-only drives such as CD-ROMs).
  */
 import { CofferError } from '../../errors/index.js';
-import { deviceIdOfQdev } from '../../qmp/index.js';
 import type { IdentitySource } from './new-identity.js';
 import type { RestoredDiskImage } from './libvirt-domain.js';
 
@@ -207,16 +206,23 @@ export function parseDescription(json: string): ParsedDescription {
  * is the device id or a QOM path (for virtio-blk, `/machine/peripheral/ID/virtio-backend`).
  */
 function diskNamesByDevice(d: ParsedDescription): Map<string, string> {
-  // The rule of listQemuDisks (src/source/qemu/qemu-disks.ts); a disk that kept an older name is found by the fallback of the caller.
+  // The rule of listQemuDisks (src/source/qemu/qemu-disks.ts, with qmp's deviceIdOfQdev, which
+  // restore may not import); a disk that kept an older name is found by the caller's fallback.
   const names = new Map<string, string>();
   for (const b of d.blocks) {
     if (b.nodeName === undefined) continue;
-    const qdevId = deviceIdOfQdev(b.qdev);
+    const qdevId = deviceIdOf(b.qdev);
     const name = qdevId ?? (b.device !== '' ? b.device : b.nodeName);
     const device = d.devices.find((x) => (qdevId !== undefined && x.id === qdevId) || (b.qdev !== undefined && (b.qdev === x.path || b.qdev.startsWith(`${x.path}/`))));
     if (device) names.set(device.path, name);
   }
   return names;
+}
+
+/** The device id in a `qdev`: itself, or the ID of `/machine/peripheral/ID/…`; none for an anonymous device. */
+function deviceIdOf(qdev: string | undefined): string | undefined {
+  if (qdev === undefined || qdev === '') return undefined;
+  return qdev.startsWith('/') ? /^\/machine\/peripheral\/([^/]+)(?:\/|$)/.exec(qdev)?.[1] : qdev;
 }
 
 /** `bus=` for a device on a bus of another user device (e.g. `scsi0.0`); none for the machine's own buses. */
