@@ -55,6 +55,12 @@ export async function checkScratchSpace(dir: string, vm: string, minFreeBytes?: 
   return floor;
 }
 
+/** The bytes free for this process's user on the filesystem of `dir` (`bavail`: not root's reserve). */
+export async function scratchFreeBytes(dir: string): Promise<number> {
+  const stats = await fs.statfs(dir);
+  return Number(stats.bavail) * Number(stats.bsize);
+}
+
 /** How often a live capture's scratch filesystem is looked at. */
 export const SCRATCH_POLL_MS = 100;
 
@@ -98,8 +104,7 @@ export class ScratchWatch {
     if (this.polling || this.stopped) return;
     this.polling = true;
     try {
-      const stats = await fs.statfs(this.options.dir);
-      const free = Number(stats.bavail) * Number(stats.bsize);
+      const free = await scratchFreeBytes(this.options.dir);
       const { dir, minFreeBytes, vm } = this.options;
       if (free < minFreeBytes && !this.stopped) {
         this.stop();

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { CofferError } from '../../errors/index.js';
 import { NbdBlockDevice } from '../../nbd/index.js';
 import { guardedDevice } from '../guarded-device.js';
-import { checkScratchSpace, ScratchWatch } from '../scratch-space.js';
+import { checkScratchSpace, scratchFreeBytes, ScratchWatch } from '../scratch-space.js';
 import type { CaptureHooks } from '../qemu/qemu-capture.js';
 import type { SourceDisk, VmSource } from '../vm-source.js';
 import { LIBVIRT_CHECKPOINT_PREFIX, LibvirtBackup, removeStaleBackup } from './libvirt-backup.js';
@@ -289,8 +289,7 @@ function guestWriteFailed(vm: string, domain: string, error: DomainIoError, disk
 
 /** The scratch filesystem is below its floor (a pause seen without its reason was most likely ENOSPC). */
 async function scratchFull(dir: string, minFreeBytes: number): Promise<boolean> {
-  const stats = await fs.statfs(dir).catch(() => undefined);
-  return stats !== undefined && Number(stats.bavail) * Number(stats.bsize) < minFreeBytes;
+  return (await scratchFreeBytes(dir).catch(() => Infinity)) < minFreeBytes;
 }
 
 /** Without a DAC label (a session daemon), QEMU runs as the owner of the images it writes. */
