@@ -1,13 +1,14 @@
 /**
  * Backing chains whose layers are of different formats, as administrators meet them after a
  * move between hypervisors, three layers deep: a qcow2 overlay over a VMDK delta over a sparse
- * VMDK (QEMU allows a VMDK delta only over a VMDK), and a qcow2 overlay over a differencing VHD
- * over a dynamic VHD. (A qcow2 overlay over each single format, backed up and restored, is
+ * VMDK (QEMU allows a VMDK delta only over a VMDK), a qcow2 overlay over a differencing VHD
+ * over a dynamic VHD, and a qcow2 overlay over a differencing VHDX over a dynamic VHDX (a
+ * Hyper-V checkpoint carried to KVM). (A qcow2 overlay over each single format, backed up and restored, is
  * src/backup/every-format.integ.test.ts.)
  *
  * Oracles: where QEMU reads every layer (VMDK, qcow2), `qemu-img convert` of the top
- * image. QEMU ignores a differencing VHD's parent, so for the second chain the expected bytes are
- * composed: the parent's bytes as qemu-img reads them, the child's writes over them, the
+ * image. QEMU ignores a differencing VHD's parent and refuses a differencing VHDX, so for the
+ * other two chains the expected bytes are composed: the parent's bytes as qemu-img reads them, the child's writes over them, the
  * overlay's writes over those (whole 64 KiB clusters, so that QEMU never copies up from a
  * backing file it reads without its parent). Extents are checked to cover the disk, to be
  * zero only where the bytes are, and to name the layer each range comes from; placements
@@ -15,12 +16,12 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
-import { buildExt4Disk, deriveDisk, makeDifferencingVhd, requireTools } from '../testing/index.js';
+import { buildExt4Disk, deriveDisk, makeDifferencingVhd, makeDifferencingVhdx, requireTools, vhdxDataWriteGuid } from '../testing/index.js';
 import type { DiskImage } from './disk-image.js';
 import { qemuImgRaw, readWholeImage } from './image-oracle.test-support.js';
 import { openDiskImage } from './open-image.js';
@@ -113,6 +114,39 @@ test('qcow2 over a differencing VHD over a dynamic VHD: the composed bytes, thre
   assert.equal(image.backing?.backing?.path, parent);
   assert.equal(layers.get(0), 64 * KiB + 128 * KiB, 'the overlay holds its two data clusters');
   assert.equal(layers.get(1), 8 * KiB + 256 * KiB - 64 * KiB, 'the child holds its sectors but those the overlay covers (the zeroed sector too)');
+  assert.ok((layers.get(2) ?? 0) > 4 * MiB, 'the parent holds the filesystem');
+  await image.close();
+});
+
+test('qcow2 over a differencing VHDX over a dynamic VHDX: the composed bytes, three layers', async () => {
+  const parent = at('parent.vhdx');
+  const child = at('child.vhdx');
+  const top = at('over-vhdx.qcow2');
+  await qemuImg('convert', '-f', 'raw', '-O', 'vhdx', '-o', 'block_size=1M', base, parent);
+  const expected = await qemuImgRaw(parent, work, 'vhdx');
+  const childWrites = [
+    { pattern: 0xa1, offset: MiB - 2 * KiB, length: 4 * KiB }, // across a VHDX block boundary
+    { pattern: 0xa2, offset: 40 * MiB + 512, length: 512 }, // one sector inside the random bytes
+    { pattern: 0xa3, offset: 20 * MiB, length: 256 * KiB },
+  ];
+  await qemuImg('create', '-f', 'vhdx', '-o', 'block_size=1M,block_state_zero=off', child, String(expected.length));
+  await qemuIo('vhdx', child, ...childWrites.map((w) => `write -P 0x${w.pattern.toString(16)} ${w.offset} ${w.length}`));
+  // The overlay is written while the child is still a plain dynamic VHDX: QEMU refuses to open a
+  // differencing one. Whole clusters only, as above.
+  await qemuImg('create', '-f', 'qcow2', '-o', 'cluster_size=65536', '-b', child, '-F', 'vhdx', top);
+  await qemuIo('qcow2', top, 'write -P 0xb1 20M 64k', 'write -z 40M 64k', 'write -P 0xb2 46M 192k');
+  const linkage = `{${vhdxDataWriteGuid(await readFile(parent)).toLowerCase()}}`;
+  await makeDifferencingVhdx(child, { parent_linkage: linkage, relative_path: `.\\${basename(parent)}` }, childWrites);
+  for (const w of childWrites) expected.fill(w.pattern, w.offset, w.offset + w.length);
+  expected.fill(0xb1, 20 * MiB, 20 * MiB + 64 * KiB);
+  expected.fill(0, 40 * MiB, 40 * MiB + 64 * KiB);
+  expected.fill(0xb2, 46 * MiB, 46 * MiB + 192 * KiB);
+  const { image, layers } = await assertChainReads(top, expected);
+  assert.equal(image.backing?.format, 'vhdx');
+  assert.equal(image.backing?.backing?.format, 'vhdx');
+  assert.equal(image.backing?.backing?.path, parent);
+  assert.equal(layers.get(0), 64 * KiB + 192 * KiB, 'the overlay holds its two data writes');
+  assert.equal(layers.get(1), 4 * KiB + 256 * KiB - 64 * KiB, 'the child holds its sectors but those the overlay covers (the zeroed sector too)');
   assert.ok((layers.get(2) ?? 0) > 4 * MiB, 'the parent holds the filesystem');
   await image.close();
 });

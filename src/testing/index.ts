@@ -23,6 +23,7 @@ export {
 export type { PartitionedDisk, Ext4DiskOptions } from './disks.js';
 export { buildCowd, cowdDescriptor, type CowdOptions } from './cowd.js';
 export { makeDifferencingVhd, rewriteVhdChecksum, type VhdLocator } from './vhd-differencing.js';
+export { makeDifferencingVhdx, vhdxDataWriteGuid, vhdxMetadataItem, vhdxRegion, VHDX_BAT_GUID, VHDX_HEADERS, VHDX_METADATA_GUID, VHDX_REGION_TABLES } from './vhdx-differencing.js';
 export { writeFsTree, FS_TREE_LINKS, FS_TREE_TIME, type FsTreeOptions } from './fs-tree.js';
 export {
   buildGptVolumesDisk,

@@ -5,7 +5,7 @@
  * qemu-img 7.2 makes fixed and dynamic VHDXs but refuses differencing ones ("Backing file not
  * supported for file format 'vhdx'"), and QEMU's reader ignores parents. The differencing disk
  * here is therefore made by byte surgery on a qemu-made dynamic VHDX written by qemu-io
- * ({@link makeDifferencing}: HasParent, a parent locator, a sector bitmap block, partially
+ * ({@link makeDifferencingVhdx}: HasParent, a parent locator, a sector bitmap block, partially
  * present blocks), and its expected bytes are the parent's with the child's sectors laid over.
  * The child is created with `block_state_zero=off`: by default qemu-img marks every block of a
  * new VHDX ZERO, which on a differencing disk hides the parent.
@@ -18,13 +18,13 @@ import { basename, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { isCofferError, type ErrorCode } from '../../errors/index.js';
-import { buildExt4Disk, deriveDisk, requireTools, seededBytes } from '../../testing/index.js';
+import { buildExt4Disk, deriveDisk, makeDifferencingVhdx, requireTools, seededBytes, vhdxDataWriteGuid, vhdxMetadataItem, vhdxRegion, VHDX_BAT_GUID, VHDX_HEADERS, VHDX_METADATA_GUID, VHDX_REGION_TABLES } from '../../testing/index.js';
 import type { DiskImage } from '../disk-image.js';
 import { qemuImgRaw, readWholeImage } from '../image-oracle.test-support.js';
 import { openDiskImage } from '../open-image.js';
 import { assertPlacementsMatch } from '../placements.test-support.js';
 import { crc32c } from './crc32c.js';
-import { guidBytes, readGuid } from './vhdx-guid.js';
+import { guidBytes } from './vhdx-guid.js';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -131,12 +131,8 @@ test('VHDX written by qemu-io (1 MiB blocks, writes across blocks, zero writes):
 });
 
 // ---------------------------------------------------------------------------------------------
-// Byte surgery helpers: field offsets per vhdx-header.ts, vhdx-region-table.ts, vhdx-metadata.ts.
-
-const HEADERS = [64 * KiB, 128 * KiB];
-const REGION_TABLES = [192 * KiB, 256 * KiB];
-const BAT_GUID = '2DC27766-F623-4200-9D64-115E9BFD4A08';
-const METADATA_GUID = '8B7CA206-4790-4B9A-B8FE-575F050F886E';
+// Byte surgery helpers: field offsets per vhdx-header.ts, vhdx-region-table.ts, vhdx-metadata.ts
+// (the regions, metadata items and header offsets: src/testing/vhdx-differencing.ts).
 
 function resumHeader(b: Buffer, at: number): void {
   b.writeUInt32LE(crc32c(b.subarray(at, at + 4 * KiB), 4), at + 4);
@@ -144,30 +140,11 @@ function resumHeader(b: Buffer, at: number): void {
 function resumRegionTable(b: Buffer, at: number): void {
   b.writeUInt32LE(crc32c(b.subarray(at, at + 64 * KiB), 4), at + 4);
 }
-/** The file offset of the region with `guid` in region table 1, and the entry's offset. */
-function region(b: Buffer, guid: string): { entry: number; offset: number; length: number } {
-  const count = b.readUInt32LE(REGION_TABLES[0]! + 8);
-  for (let i = 0; i < count; i++) {
-    const entry = REGION_TABLES[0]! + 16 + i * 32;
-    if (readGuid(b, entry) === guid) return { entry, offset: Number(b.readBigUInt64LE(entry + 16)), length: b.readUInt32LE(entry + 24) };
-  }
-  throw new Error(`no region ${guid}`);
-}
-/** The metadata item with `id`: its table entry and its file offset. */
-function metadataItem(b: Buffer, id: string): { entry: number; at: number } {
-  const meta = region(b, METADATA_GUID).offset;
-  const count = b.readUInt16LE(meta + 10);
-  for (let i = 0; i < count; i++) {
-    const entry = meta + 32 + i * 32;
-    if (readGuid(b, entry) === id) return { entry, at: meta + b.readUInt32LE(entry + 16) };
-  }
-  throw new Error(`no metadata item ${id}`);
-}
 /** Writes both region tables from table 1 after `edit` changed table 1. */
 function editRegions(b: Buffer, edit: (b: Buffer) => void): Buffer {
   edit(b);
-  resumRegionTable(b, REGION_TABLES[0]!);
-  b.copy(b, REGION_TABLES[1]!, REGION_TABLES[0]!, REGION_TABLES[0]! + 64 * KiB);
+  resumRegionTable(b, VHDX_REGION_TABLES[0]!);
+  b.copy(b, VHDX_REGION_TABLES[1]!, VHDX_REGION_TABLES[0]!, VHDX_REGION_TABLES[0]! + 64 * KiB);
   return b;
 }
 
@@ -176,14 +153,14 @@ test('hostile and broken VHDXs are refused with the path named, never a hang', a
   await qemuImg('create', '-f', 'vhdx', '-o', 'block_size=1M', path0, '16M');
   await qemuIo(path0, 'write -P 0x77 0 3M');
   const good = await readFile(path0);
-  const bat = region(good, BAT_GUID).offset;
+  const bat = vhdxRegion(good, VHDX_BAT_GUID).offset;
   const flip = (b: Buffer, at: number) => (b.writeUInt8((b.readUInt8(at) ^ 1) & 0xff, at), b);
-  const blockSize = (value: number) => (b: Buffer) => (b.writeUInt32LE(value, metadataItem(b, 'CAA16737-FA36-4D43-B3B6-33F0AA44E76B').at), b);
+  const blockSize = (value: number) => (b: Buffer) => (b.writeUInt32LE(value, vhdxMetadataItem(b, 'CAA16737-FA36-4D43-B3B6-33F0AA44E76B').at), b);
   const cases: { name: string; mutate: (b: Buffer) => Buffer; code: ErrorCode; says?: RegExp }[] = [
     { name: 'truncated to 900 KiB', mutate: (b) => b.subarray(0, 900 * KiB), code: 'E_IMAGE_INVALID' },
     { name: 'truncated in the data', mutate: (b) => b.subarray(0, b.length - MiB), code: 'E_IMAGE_INVALID' },
-    { name: 'bad checksum on both headers', mutate: (b) => flip(flip(b, HEADERS[0]! + 100), HEADERS[1]! + 100), code: 'E_IMAGE_INVALID', says: /both VHDX headers/ },
-    { name: 'both region tables damaged', mutate: (b) => flip(flip(b, REGION_TABLES[0]! + 100), REGION_TABLES[1]! + 100), code: 'E_IMAGE_INVALID', says: /region tables/ },
+    { name: 'bad checksum on both headers', mutate: (b) => flip(flip(b, VHDX_HEADERS[0]! + 100), VHDX_HEADERS[1]! + 100), code: 'E_IMAGE_INVALID', says: /both VHDX headers/ },
+    { name: 'both region tables damaged', mutate: (b) => flip(flip(b, VHDX_REGION_TABLES[0]! + 100), VHDX_REGION_TABLES[1]! + 100), code: 'E_IMAGE_INVALID', says: /region tables/ },
     { name: 'BAT entry past the end', mutate: (b) => (b.writeBigUInt64LE((4096n << 20n) | 6n, bat), b), code: 'E_IMAGE_INVALID', says: /block 0/ },
     { name: 'BAT entry inside the headers', mutate: (b) => (b.writeBigUInt64LE(6n, bat), b), code: 'E_IMAGE_INVALID', says: /block 0/ },
     { name: 'BAT entry state 5', mutate: (b) => (b.writeBigUInt64LE(5n, bat + 8), b), code: 'E_IMAGE_INVALID', says: /state 5/ },
@@ -191,24 +168,24 @@ test('hostile and broken VHDXs are refused with the path named, never a hang', a
     { name: 'block size 3 MiB', mutate: blockSize(3 * MiB), code: 'E_IMAGE_INVALID', says: /block size/ },
     { name: 'block size 1 GiB', mutate: blockSize(1024 * MiB), code: 'E_IMAGE_INVALID', says: /block size/ },
     { name: 'block size 0', mutate: blockSize(0), code: 'E_IMAGE_INVALID', says: /block size/ },
-    { name: 'logical sector size 1024', mutate: (b) => (b.writeUInt32LE(1024, metadataItem(b, '8141BF1D-A96F-4709-BA47-F233A8FAAB5F').at), b), code: 'E_IMAGE_INVALID', says: /sector size/ },
-    { name: 'virtual size 128 TiB', mutate: (b) => (b.writeBigUInt64LE(1n << 47n, metadataItem(b, '2FA54224-CD1B-4876-B211-5DBED83BF4B8').at), b), code: 'E_IMAGE_INVALID', says: /64 TiB/ },
-    { name: 'virtual size larger than the BAT', mutate: (b) => (b.writeBigUInt64LE(1n << 45n, metadataItem(b, '2FA54224-CD1B-4876-B211-5DBED83BF4B8').at), b), code: 'E_IMAGE_INVALID', says: /BAT/ },
-    { name: 'metadata signature gone', mutate: (b) => (b.write('xxxxxxxx', region(b, METADATA_GUID).offset, 'latin1'), b), code: 'E_IMAGE_INVALID', says: /metadata/ },
-    { name: 'BAT region past the end', mutate: (b) => editRegions(b, (c) => c.writeBigUInt64LE(1n << 40n, region(c, BAT_GUID).entry + 16)), code: 'E_IMAGE_INVALID', says: /past the end/ },
-    { name: 'BAT region over the headers', mutate: (b) => editRegions(b, (c) => c.writeBigUInt64LE(0n, region(c, BAT_GUID).entry + 16)), code: 'E_IMAGE_INVALID', says: /headers/ },
-    { name: 'BAT region over the metadata', mutate: (b) => editRegions(b, (c) => c.writeBigUInt64LE(BigInt(region(c, METADATA_GUID).offset), region(c, BAT_GUID).entry + 16)), code: 'E_IMAGE_INVALID', says: /overlap/ },
+    { name: 'logical sector size 1024', mutate: (b) => (b.writeUInt32LE(1024, vhdxMetadataItem(b, '8141BF1D-A96F-4709-BA47-F233A8FAAB5F').at), b), code: 'E_IMAGE_INVALID', says: /sector size/ },
+    { name: 'virtual size 128 TiB', mutate: (b) => (b.writeBigUInt64LE(1n << 47n, vhdxMetadataItem(b, '2FA54224-CD1B-4876-B211-5DBED83BF4B8').at), b), code: 'E_IMAGE_INVALID', says: /64 TiB/ },
+    { name: 'virtual size larger than the BAT', mutate: (b) => (b.writeBigUInt64LE(1n << 45n, vhdxMetadataItem(b, '2FA54224-CD1B-4876-B211-5DBED83BF4B8').at), b), code: 'E_IMAGE_INVALID', says: /BAT/ },
+    { name: 'metadata signature gone', mutate: (b) => (b.write('xxxxxxxx', vhdxRegion(b, VHDX_METADATA_GUID).offset, 'latin1'), b), code: 'E_IMAGE_INVALID', says: /metadata/ },
+    { name: 'BAT region past the end', mutate: (b) => editRegions(b, (c) => c.writeBigUInt64LE(1n << 40n, vhdxRegion(c, VHDX_BAT_GUID).entry + 16)), code: 'E_IMAGE_INVALID', says: /past the end/ },
+    { name: 'BAT region over the headers', mutate: (b) => editRegions(b, (c) => c.writeBigUInt64LE(0n, vhdxRegion(c, VHDX_BAT_GUID).entry + 16)), code: 'E_IMAGE_INVALID', says: /headers/ },
+    { name: 'BAT region over the metadata', mutate: (b) => editRegions(b, (c) => c.writeBigUInt64LE(BigInt(vhdxRegion(c, VHDX_METADATA_GUID).offset), vhdxRegion(c, VHDX_BAT_GUID).entry + 16)), code: 'E_IMAGE_INVALID', says: /overlap/ },
     {
       name: 'unknown required region',
       mutate: (b) =>
         editRegions(b, (c) => {
-          const count = c.readUInt32LE(REGION_TABLES[0]! + 8);
-          const entry = REGION_TABLES[0]! + 16 + count * 32;
+          const count = c.readUInt32LE(VHDX_REGION_TABLES[0]! + 8);
+          const entry = VHDX_REGION_TABLES[0]! + 16 + count * 32;
           guidBytes('11111111-2222-3333-4444-555555555555').copy(c, entry);
-          c.writeBigUInt64LE(BigInt(region(c, METADATA_GUID).offset + MiB), entry + 16);
+          c.writeBigUInt64LE(BigInt(vhdxRegion(c, VHDX_METADATA_GUID).offset + MiB), entry + 16);
           c.writeUInt32LE(MiB, entry + 24);
           c.writeUInt32LE(1, entry + 28);
-          c.writeUInt32LE(count + 1, REGION_TABLES[0]! + 8);
+          c.writeUInt32LE(count + 1, VHDX_REGION_TABLES[0]! + 8);
         }),
       code: 'E_UNSUPPORTED_FORMAT',
       says: /required VHDX region/,
@@ -216,7 +193,7 @@ test('hostile and broken VHDXs are refused with the path named, never a hang', a
     {
       name: 'log past the end of the file',
       mutate: (b) => {
-        for (const at of HEADERS) (guidBytes('01234567-89AB-CDEF-0123-456789ABCDEF').copy(b, at + 48), b.writeBigUInt64LE(1n << 40n, at + 72), resumHeader(b, at));
+        for (const at of VHDX_HEADERS) (guidBytes('01234567-89AB-CDEF-0123-456789ABCDEF').copy(b, at + 48), b.writeBigUInt64LE(1n << 40n, at + 72), resumHeader(b, at));
         return b;
       },
       code: 'E_IMAGE_INVALID',
@@ -253,7 +230,7 @@ test('one damaged header or region table with the other whole still opens and re
   await qemuIo(path0, 'write -P 0x31 1M 1M');
   const expected = await qemuRaw(path0);
   const good = await readFile(path0);
-  for (const [i, at] of [...HEADERS, ...REGION_TABLES].entries()) {
+  for (const [i, at] of [...VHDX_HEADERS, ...VHDX_REGION_TABLES].entries()) {
     const path = join(work, `one-bad-${i}.vhdx`);
     const b = Buffer.from(good);
     b.writeUInt8(b.readUInt8(at + 200) ^ 0xff, at + 200);
@@ -264,75 +241,7 @@ test('one damaged header or region table with the other whole still opens and re
 });
 
 // ---------------------------------------------------------------------------------------------
-// A differencing VHDX by byte surgery (qemu-img cannot make one).
-
-const FILE_PARAMETERS = 'CAA16737-FA36-4D43-B3B6-33F0AA44E76B';
-const PARENT_LOCATOR = 'A8D35F2D-B30B-454D-ABF7-D3D84834AB0C';
-const LOCATOR_TYPE = 'B04AEFB7-D19E-4A81-B789-25B8E9445913';
-
-/** The current header's data write GUID (the one with the larger sequence number). */
-function dataWriteGuid(b: Buffer): string {
-  const at = b.readBigUInt64LE(HEADERS[0]! + 8) >= b.readBigUInt64LE(HEADERS[1]! + 8) ? HEADERS[0]! : HEADERS[1]!;
-  return readGuid(b, at + 32);
-}
-
-/**
- * Turns the dynamic VHDX at `path` (1 MiB blocks, 512-byte sectors) into a differencing child:
- * HasParent, a parent locator item with `pairs`, and one sector bitmap block appended to the
- * file; blocks present in the child become partially present holding exactly the sectors of
- * `held`.
- */
-async function makeDifferencing(path: string, pairs: Record<string, string>, held: { offset: number; length: number }[], sectorSize = 512): Promise<void> {
-  const b = await readFile(path);
-  b.writeUInt32LE(sectorSize, metadataItem(b, '8141BF1D-A96F-4709-BA47-F233A8FAAB5F').at);
-  const meta = region(b, METADATA_GUID);
-  b.writeUInt32LE(b.readUInt32LE(metadataItem(b, FILE_PARAMETERS).at + 4) | 2, metadataItem(b, FILE_PARAMETERS).at + 4);
-  // The locator item after the last item.
-  const count = b.readUInt16LE(meta.offset + 10);
-  let end = 64 * KiB;
-  for (let i = 0; i < count; i++) {
-    const entry = meta.offset + 32 + i * 32;
-    end = Math.max(end, b.readUInt32LE(entry + 16) + b.readUInt32LE(entry + 20));
-  }
-  const keys = Object.entries(pairs);
-  const strings: Buffer[] = [];
-  const locator = Buffer.alloc(20 + keys.length * 12);
-  guidBytes(LOCATOR_TYPE).copy(locator, 0);
-  locator.writeUInt16LE(keys.length, 18);
-  let at = locator.length;
-  keys.forEach(([key, value], i) => {
-    const k = Buffer.from(key, 'utf16le');
-    const v = Buffer.from(value, 'utf16le');
-    locator.writeUInt32LE(at, 20 + i * 12);
-    locator.writeUInt32LE(at + k.length, 20 + i * 12 + 4);
-    locator.writeUInt16LE(k.length, 20 + i * 12 + 8);
-    locator.writeUInt16LE(v.length, 20 + i * 12 + 10);
-    strings.push(k, v);
-    at += k.length + v.length;
-  });
-  const item = Buffer.concat([locator, ...strings]);
-  item.copy(b, meta.offset + end);
-  const entry = meta.offset + 32 + count * 32;
-  guidBytes(PARENT_LOCATOR).copy(b, entry);
-  b.writeUInt32LE(end, entry + 16);
-  b.writeUInt32LE(item.length, entry + 20);
-  b.writeUInt32LE(4, entry + 24); // IsRequired
-  b.writeUInt16LE(count + 1, meta.offset + 10);
-
-  // Sector bitmap block for chunk 0 (chunk ratio 2^23 × sector size / 1 MiB), appended.
-  const batAt = region(b, BAT_GUID).offset;
-  const bitmapAt = b.length;
-  const bitmap = Buffer.alloc(MiB);
-  const set = (s: number) => bitmap.writeUInt8(bitmap.readUInt8(s >> 3) | (1 << (s & 7)), s >> 3);
-  for (const { offset, length } of held) for (let s = offset / sectorSize; s < (offset + length) / sectorSize; s++) set(s);
-  b.writeBigUInt64LE((BigInt(bitmapAt / MiB) << 20n) | 6n, batAt + ((2 ** 23 * sectorSize) / MiB) * 8);
-  const blocks = Number(b.readBigUInt64LE(metadataItem(b, '2FA54224-CD1B-4876-B211-5DBED83BF4B8').at)) / MiB;
-  for (let block = 0; block < blocks; block++) {
-    const e = b.readBigUInt64LE(batAt + block * 8);
-    if ((e & 7n) === 6n) b.writeBigUInt64LE(e | 7n, batAt + block * 8);
-  }
-  await writeFile(path, Buffer.concat([b, bitmap]));
-}
+// A differencing VHDX by byte surgery (qemu-img cannot make one): makeDifferencingVhdx.
 
 test('differencing VHDX (made by byte surgery): sectors not in the child come from the parent, layers named', async () => {
   const parent = join(work, 'parent.vhdx');
@@ -346,8 +255,8 @@ test('differencing VHDX (made by byte surgery): sectors not in the child come fr
     { pattern: 0xc3, offset: 64 * MiB + 512, length: 512 }, // inside the parent's random data
   ];
   await qemuIo(child, ...writes.map((w) => `write -P 0x${w.pattern.toString(16)} ${w.offset} ${w.length}`));
-  const linkage = `{${dataWriteGuid(await readFile(parent)).toLowerCase()}}`;
-  await makeDifferencing(child, { parent_linkage: linkage, relative_path: `.\\${basename(parent)}`, absolute_win32_path: `C:\\VMs\\${basename(parent)}` }, writes);
+  const linkage = `{${vhdxDataWriteGuid(await readFile(parent)).toLowerCase()}}`;
+  await makeDifferencingVhdx(child, { parent_linkage: linkage, relative_path: `.\\${basename(parent)}`, absolute_win32_path: `C:\\VMs\\${basename(parent)}` }, writes);
   const expected = Buffer.from(parentBytes);
   for (const w of writes) expected.fill(w.pattern, w.offset, w.offset + w.length);
   const image = await assertReads(child, expected);
@@ -361,18 +270,18 @@ test('differencing VHDX (made by byte surgery): sectors not in the child come fr
   // The parent found by the absolute path's file name beside the child when the relative one is wrong.
   const moved = join(work, 'child-abs.vhdx');
   await qemuImg('create', '-f', 'vhdx', '-o', 'block_size=1M,block_state_zero=off', moved, String(parentBytes.length));
-  await makeDifferencing(moved, { parent_linkage: linkage, relative_path: '.\\nowhere.vhdx', absolute_win32_path: `D:\\x\\${basename(parent)}` }, []);
+  await makeDifferencingVhdx(moved, { parent_linkage: linkage, relative_path: '.\\nowhere.vhdx', absolute_win32_path: `D:\\x\\${basename(parent)}` }, []);
   const again = await assertReads(moved, parentBytes);
   await again.close();
 
   // A parent with another data write GUID is refused; a missing one is unreadable.
   const wrong = join(work, 'child-wrong.vhdx');
   await qemuImg('create', '-f', 'vhdx', '-o', 'block_size=1M', wrong, String(parentBytes.length));
-  await makeDifferencing(wrong, { parent_linkage: '{00000000-1111-2222-3333-444444444444}', relative_path: basename(parent) }, []);
+  await makeDifferencingVhdx(wrong, { parent_linkage: '{00000000-1111-2222-3333-444444444444}', relative_path: basename(parent) }, []);
   await assert.rejects(openDiskImage(wrong), (e) => isCofferError(e, 'E_IMAGE_INVALID') && e.message.includes(wrong) && /data write GUID/.test(e.message));
   const orphan = join(work, 'child-orphan.vhdx');
   await qemuImg('create', '-f', 'vhdx', '-o', 'block_size=1M', orphan, String(parentBytes.length));
-  await makeDifferencing(orphan, { parent_linkage: linkage, relative_path: 'missing.vhdx' }, []);
+  await makeDifferencingVhdx(orphan, { parent_linkage: linkage, relative_path: 'missing.vhdx' }, []);
   await assert.rejects(openDiskImage(orphan), (e) => isCofferError(e, 'E_SOURCE_UNREADABLE') && e.message.includes('missing.vhdx'));
 });
 
@@ -383,11 +292,11 @@ test('structure fuzz: damaged headers, region tables, metadata and BAT read or f
   await qemuImg('create', '-f', 'vhdx', '-o', 'block_size=1M', path0, '12M');
   await qemuIo(path0, 'write -P 0x42 0 2M', 'write -P 0x43 7M 512');
   const good = await readFile(path0);
-  const meta = region(good, METADATA_GUID).offset;
-  const bat = region(good, BAT_GUID).offset;
+  const meta = vhdxRegion(good, VHDX_METADATA_GUID).offset;
+  const bat = vhdxRegion(good, VHDX_BAT_GUID).offset;
   const targets = [
-    [HEADERS[0]!, 80],
-    [REGION_TABLES[0]!, 16 + 3 * 32],
+    [VHDX_HEADERS[0]!, 80],
+    [VHDX_REGION_TABLES[0]!, 16 + 3 * 32],
     [meta, 32 + 6 * 32],
     [meta + 64 * KiB, 64],
     [bat, 16 * 8],
@@ -402,10 +311,10 @@ test('structure fuzz: damaged headers, region tables, metadata and BAT read or f
       const [start, span] = targets[Math.floor(next() * targets.length)]!;
       b[start + Math.floor(next() * span)] = next() < 0.3 ? 0xff : Math.floor(next() * 256);
     }
-    resumHeader(b, HEADERS[0]!);
-    b.copy(b, HEADERS[1]!, HEADERS[0]!, HEADERS[0]! + 4 * KiB);
-    resumRegionTable(b, REGION_TABLES[0]!);
-    b.copy(b, REGION_TABLES[1]!, REGION_TABLES[0]!, REGION_TABLES[0]! + 64 * KiB);
+    resumHeader(b, VHDX_HEADERS[0]!);
+    b.copy(b, VHDX_HEADERS[1]!, VHDX_HEADERS[0]!, VHDX_HEADERS[0]! + 4 * KiB);
+    resumRegionTable(b, VHDX_REGION_TABLES[0]!);
+    b.copy(b, VHDX_REGION_TABLES[1]!, VHDX_REGION_TABLES[0]!, VHDX_REGION_TABLES[0]! + 64 * KiB);
     await writeFile(path, b);
     try {
       const image = await openDiskImage(path);
@@ -434,7 +343,7 @@ test('differencing VHDX with 4096-byte logical sectors: one bitmap bit per 4 KiB
     { pattern: 0xe5, offset: 3 * MiB - 8192, length: 16384 },
   ];
   await qemuIo(child, ...writes.map((w) => `write -P 0x${w.pattern.toString(16)} ${w.offset} ${w.length}`));
-  await makeDifferencing(child, { parent_linkage: `{${dataWriteGuid(await readFile(parent))}}`, relative_path: basename(parent) }, writes, 4096);
+  await makeDifferencingVhdx(child, { parent_linkage: `{${vhdxDataWriteGuid(await readFile(parent))}}`, relative_path: basename(parent) }, writes, 4096);
   const expected = Buffer.alloc(16 * MiB, 0x10);
   for (const w of writes) expected.fill(w.pattern, w.offset, w.offset + w.length);
   const image = await assertReads(child, expected);
@@ -457,7 +366,7 @@ test('a VHDX whose log needs replay is replayed in memory, never written, and re
   const b = await readFile(path);
   // qemu writes each metadata update as a one-entry sequence under a new log GUID, one after
   // the other in the log: the last one (highest sequence number) holds the BAT as it ends.
-  const logStart = Number(b.readBigUInt64LE(HEADERS[0]! + 72));
+  const logStart = Number(b.readBigUInt64LE(VHDX_HEADERS[0]! + 72));
   let logOffset = -1;
   for (let at = logStart; at < logStart + MiB; at += 4096) {
     if (b.toString('latin1', at, at + 4) !== 'loge') continue;
@@ -474,8 +383,8 @@ test('a VHDX whose log needs replay is replayed in memory, never written, and re
     b.fill(0, at, at + 4096);
     wiped.push(at);
   }
-  assert.ok(wiped.includes(region(b, BAT_GUID).offset), 'the entry holds the first BAT sector');
-  for (const at of HEADERS) (logGuid.copy(b, at + 48), resumHeader(b, at));
+  assert.ok(wiped.includes(vhdxRegion(b, VHDX_BAT_GUID).offset), 'the entry holds the first BAT sector');
+  for (const at of VHDX_HEADERS) (logGuid.copy(b, at + 48), resumHeader(b, at));
   await writeFile(path, b);
 
   const image = await assertReads(path, expected);
