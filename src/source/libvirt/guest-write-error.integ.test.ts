@@ -13,6 +13,9 @@
  * A backup with the guest's filesystems frozen through libvirt is application-consistent and
  * leaves them thawed. A domain paused between the freeze and the thaw (the same failed write, while the job starts)
  * is thawed once it is resumed: the pause is `virsh suspend` there, at that instant exactly.
+ * A resume that libvirt refuses (a wrapper around the real virsh on PATH refuses `resume`) leaves
+ * the domain paused and the error says so. A write that fails while the job starts (inside
+ * LibvirtBackup.start, from the capture hook) fails the start and the domain is resumed.
  * Oracles: the guest's dd exit status and sha256sum, the disk image's bytes read on the host,
  * `virsh domstate`, the guest agent's own `guest-fsfreeze-status`.
  */
@@ -119,6 +122,43 @@ async function killEventListener(): Promise<number> {
   return killed;
 }
 
+/** Polls `virsh domstate --reason` until it matches `state` (90 s at most). */
+async function waitForDomState(state: RegExp): Promise<void> {
+  const deadline = Date.now() + 90_000;
+  for (;;) {
+    const now = (await libvirt.virsh('domstate', '--reason', DOMAIN)).trim();
+    if (state.test(now)) return;
+    if (Date.now() > deadline) throw new Error(`domain ${DOMAIN} is ${now}, not ${state}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/**
+ * Until the returned function is called, `virsh` on this process's PATH is a wrapper around
+ * the real one that fails `virsh … SUBCOMMAND …` with an error of its own (everything else
+ * passes through): libvirt's own refusal, made to happen on demand.
+ */
+async function refuseVirshCommand(subcommand: string): Promise<() => Promise<void>> {
+  const real = await realVirsh();
+  const dir = await fs.mkdtemp(path.join(work, 'virsh-'));
+  const script = `#!/bin/sh\nfor a in "$@"; do [ "$a" = ${subcommand} ] && { echo "error: refused by the test's wrapper" >&2; exit 1; }; done\nexec ${real} "$@"\n`;
+  await fs.writeFile(path.join(dir, 'virsh'), script, { mode: 0o755 });
+  const before = process.env['PATH'];
+  process.env['PATH'] = `${dir}:${before ?? ''}`;
+  return async () => {
+    process.env['PATH'] = before;
+    await fs.rm(dir, { recursive: true, force: true });
+  };
+}
+
+async function realVirsh(): Promise<string> {
+  for (const dir of (process.env['PATH'] ?? '').split(':')) {
+    const candidate = path.join(dir || '.', 'virsh');
+    if (await fs.access(candidate, fs.constants.X_OK).then(() => true, () => false)) return candidate;
+  }
+  throw new Error('no virsh on PATH');
+}
+
 function options(extra: Partial<LibvirtSourceOptions> = {}): LibvirtSourceOptions {
   return { vm: 'writer', domain: DOMAIN, connect: libvirt.uri, scratchDir: scratch, scratchMinFreeBytes: MiB, scratchPollMs: NEVER_MS, freeze: false, ...extra };
 }
@@ -157,6 +197,63 @@ test('with its event listener lost (virsh killed), a pause is seen from the doma
     await source.close();
   }
   assert.deepEqual(await listSnapshots(repo, { vm: 'writer' }), []);
+});
+
+test('a resume that fails: the domain stays paused, and the error says so and how to resume it; resumed by hand, the write lands', async () => {
+  const allowResume = await refuseVirshCommand('resume');
+  let closeError: unknown;
+  let wrote: ReturnType<typeof guestOverwritesVdb> | undefined;
+  try {
+    const source = await openLibvirtSource(options());
+    try {
+      wrote = guestOverwritesVdb();
+      wrote.catch(() => {}); // awaited below, once the domain runs again
+      await waitForDomState(/^paused \(I\/O error\)/);
+      await assert.rejects(backupVm(repo, source), (e: unknown) => isCofferError(e, 'E_NO_SPACE'));
+    } finally {
+      closeError = await source.close().then(() => undefined, (e: unknown) => e);
+    }
+    assert.match(await libvirt.virsh('domstate', '--reason', DOMAIN), /^paused \(I\/O error\)/, 'the refused resume left the domain paused');
+  } finally {
+    await allowResume();
+  }
+  assert.ok(isCofferError(closeError, 'E_SOURCE_UNREADABLE'), String(closeError));
+  assert.match((closeError as Error).message, /could not be resumed \(.*refused by the test's wrapper.*\); THE DOMAIN IS STILL PAUSED: resume it with "virsh resume writer"/s);
+  await libvirt.virsh('resume', DOMAIN);
+  assert.ok(wrote);
+  const landed = await wrote;
+  assert.equal(landed.exitcode, 0, `the guest's dd saw no error once resumed:\n${landed.out}`);
+  assert.equal(await hostSha256(), landed.sha256);
+  assert.deepEqual(await listSnapshots(repo, { vm: 'writer' }), []);
+  await assert.rejects(libvirt.virsh('backup-dumpxml', DOMAIN), /no domain backup job|no job/i);
+});
+
+test('a guest write that fails while the job starts: the start fails with it, the job ends, the domain is resumed, the write lands', async () => {
+  let wrote: ReturnType<typeof guestOverwritesVdb> | undefined;
+  const started = openLibvirtSource(
+    options({
+      hooks: {
+        // After backup-begin, inside LibvirtBackup.start: the guest's write fails there.
+        afterCapture: async () => {
+          wrote = guestOverwritesVdb();
+          wrote.catch(() => {}); // awaited below
+          await waitForDomState(/^paused \(I\/O error\)/);
+          await new Promise((resolve) => setTimeout(resolve, 2000)); // libvirt's event reaches the listener
+        },
+      },
+    }),
+  );
+  await assert.rejects(started, (e: unknown) => {
+    assert.ok(isCofferError(e, 'E_NO_SPACE'), String(e));
+    assert.match((e as Error).message, /an I\/O error of domain writer .*while the backup held its point-in-time view/s);
+    return true;
+  });
+  assert.match(await libvirt.virsh('domstate', DOMAIN), /^running/, 'resumed by the failed start');
+  assert.ok(wrote);
+  const landed = await wrote;
+  assert.equal(landed.exitcode, 0, `the guest's dd saw no error:\n${landed.out}`);
+  assert.equal(await hostSha256(), landed.sha256);
+  await assert.rejects(libvirt.virsh('backup-dumpxml', DOMAIN), /no domain backup job|no job/i);
 });
 
 test('a job ended by someone else is seen when libvirt says so: reads fail at once, nothing is recorded', async () => {
