@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { requireTools } from '../testing/index.js';
 import { assertExit, coffer, makeWorkDir, removeDir } from './cli-harness.js';
@@ -97,6 +97,14 @@ test('format 2: full and incremental file backups in packs, restored with conten
   assert.equal(cat.stdout.toString(), 'hello\nmore\n');
   const big = await coffer(['files', '-r', repo, second.id, 'cat', `${src}/big`], opts);
   assert.ok(big.stdout.equals(await fs.readFile(join(src, 'big'))));
+  // files get: a file with data, and the whole tree, from the incremental (its unchanged subtrees come from the full).
+  const got = join(work, 'got');
+  assertExit(await coffer(['files', '-r', repo, second.id, 'get', `${src}/big`, '--to', got], opts), 0);
+  assert.ok((await fs.readFile(join(got, 'big'))).equals(await fs.readFile(join(src, 'big'))), 'files get of a file with data');
+  const gotTree = join(work, 'got-tree');
+  assertExit(await coffer(['files', '-r', repo, second.id, 'get', src, '--to', gotTree], opts), 0);
+  assert.equal(await fs.readFile(join(gotTree, basename(src), 'a'), 'utf8'), 'hello\nmore\n');
+  assert.ok((await fs.readFile(join(gotTree, basename(src), 'big'))).equals(await fs.readFile(join(src, 'big'))));
 
   const stats = await coffer(['stats', '-r', repo, '--json'], opts);
   assertExit(stats, 0);

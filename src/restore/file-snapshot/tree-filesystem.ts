@@ -26,7 +26,12 @@ export class TreeFilesystem implements Filesystem {
   readonly type = 'coffer-files' as const;
   readonly label = '';
   readonly uuid = '';
-  readonly size = 0;
+  /**
+   * The bytes of all its files (the snapshot's logical bytes): the bound `filePieces` holds a
+   * file's data to. 0 here made every `get` of a file with data fail ("claims more data than
+   * the filesystem holds").
+   */
+  readonly size: number;
   readonly blockSize = 1;
   readonly caseInsensitive = false;
   readonly device = NO_DEVICE;
@@ -37,6 +42,7 @@ export class TreeFilesystem implements Filesystem {
     private readonly snapshot: Snapshot & { files: NonNullable<Snapshot['files']> },
   ) {
     this.chunks = new ChunkReader(repo);
+    this.size = snapshot.stats.bytesLogical;
   }
 
   /** Chunks fetched so far, and their stored bytes. */
