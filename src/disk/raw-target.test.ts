@@ -60,3 +60,37 @@ for (const direct of [true, false]) {
     assert.ok((await readFile(path)).equals(expected));
   });
 }
+
+test('standard output: writes that find the stream full share one wait (no listener pile-up), and a stream error fails every waiting write', async () => {
+  const { Writable } = await import('node:stream');
+  const received: Buffer[] = [];
+  let release: (() => void) | undefined;
+  const slow = new Writable({
+    highWaterMark: 1024,
+    write(chunk: Buffer, _encoding, callback) {
+      received.push(chunk);
+      release = () => callback();
+    },
+  });
+  const target = await openRawTarget('-', 64 * 1024, { overwrite: false, stdout: slow });
+  const writes = Array.from({ length: 32 }, (_, i) => target.write(i * 2048, Buffer.alloc(2048, i)));
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(slow.listenerCount('drain'), 1, 'one drain listener for 32 waiting writes');
+  assert.ok(slow.listenerCount('error') <= 2, `error listeners: ${slow.listenerCount('error')}`);
+  while (received.length < 32) {
+    release?.();
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  release?.();
+  await Promise.all(writes);
+  assert.deepEqual(received.map((b) => b[0]), Array.from({ length: 32 }, (_, i) => i));
+  assert.equal(slow.listenerCount('drain'), 0);
+
+  const failing = new Writable({ highWaterMark: 1024, write: (_chunk, _encoding, callback) => setImmediate(() => callback(Object.assign(new Error('no space'), { code: 'ENOSPC' }))) });
+  failing.on('error', () => {}); // the stream's own error event, as process.stdout's handler in main.ts
+  const full = await openRawTarget('-', 64 * 1024, { overwrite: false, stdout: failing });
+  const results = await Promise.allSettled(Array.from({ length: 16 }, (_, i) => full.write(i * 2048, Buffer.alloc(2048))));
+  const rejected = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+  assert.ok(rejected.length >= 15, `${rejected.length} of 16 writes failed`);
+  for (const r of rejected) assert.match(String(r.reason), /no space left writing standard output/);
+});

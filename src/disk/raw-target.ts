@@ -281,6 +281,8 @@ class StreamTarget implements DiskTarget {
   readonly zeroed = false;
   readonly sequential = true;
   private position = 0;
+  /** The one wait for 'drain' that every write finding the stream full shares (one listener pair, however many writes wait). */
+  private draining: Promise<void> | undefined;
 
   constructor(private readonly stream: Writable) {}
 
@@ -288,14 +290,24 @@ class StreamTarget implements DiskTarget {
     if (offset !== this.position) throw new Error(`stream target written at ${offset}, expected ${this.position}`);
     this.position += data.length;
     // Copy: the caller reuses its buffer once this resolves, the stream may still hold it.
-    if (!this.stream.write(Buffer.from(data))) await new Promise<void>((resolve, reject) => {
-      const onError = (error: Error) => reject(translate('standard output', error));
-      this.stream.once('error', onError);
-      this.stream.once('drain', () => {
+    if (!this.stream.write(Buffer.from(data))) await this.drained();
+  }
+
+  private drained(): Promise<void> {
+    this.draining ??= new Promise<void>((resolve, reject) => {
+      const onError = (error: Error) => {
+        this.stream.off('drain', onDrain);
+        reject(translate('standard output', error));
+      };
+      const onDrain = () => {
         this.stream.off('error', onError);
+        this.draining = undefined;
         resolve();
-      });
+      };
+      this.stream.once('error', onError);
+      this.stream.once('drain', onDrain);
     });
+    return this.draining;
   }
 
   async finish(): Promise<void> {
