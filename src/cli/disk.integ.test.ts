@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { buildExt4Disk, requireTools } from '../testing/index.js';
@@ -89,6 +90,19 @@ test('disk convert: qcow2 chain to raw and to qcow2, both identical by qemu-img 
     assert.equal(compare.code, 0, compare.stdout + compare.stderr);
     assertExit(await coffer(['disk', 'convert', top, out, '--format', format]), 4); // exists
   }
+  // The input as the output, even with --overwrite, through a symlink, or a layer of its chain: refused, nothing changed.
+  const backing = (JSON.parse((await runTool('qemu-img', ['info', '--output=json', top])).stdout) as { 'full-backing-filename': string })['full-backing-filename'];
+  const link = join(work, 'link-to-backing.img');
+  await fs.symlink(backing, link);
+  const before = await Promise.all([fs.readFile(top), fs.readFile(backing)]);
+  for (const output of [top, link]) {
+    const refused = await coffer(['disk', 'convert', top, output, '--format', 'raw', '--overwrite']);
+    assertExit(refused, 4);
+    assert.match(refused.stderr.toString(), /cannot convert to .*: it is (the input image|.*which the input image reads)/);
+  }
+  const after = await Promise.all([fs.readFile(top), fs.readFile(backing)]);
+  assert.ok(before[0]!.equals(after[0]!) && before[1]!.equals(after[1]!), 'the input and its backing file are untouched');
+  await fs.rm(link);
 });
 
 test('qcow2 internal snapshots: disk info lists them, backup --image-snapshot reads one', async () => {

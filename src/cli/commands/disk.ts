@@ -93,9 +93,28 @@ async function map(image: DiskImage, options: DiskCommandOptions, context: Comma
 }
 
 async function convert(image: DiskImage, output: string, format: TargetFormat, options: DiskCommandOptions, context: CommandContext): Promise<void> {
+  await refuseInputAsOutput(image, output);
   const target = await openDiskTarget(output, image.size, { format, overwrite: options.overwrite === true, stdout: context.stdout });
   const progress = await copyDevice(image, target, { blockSize: CONVERT_BLOCK_SIZE, inFlight: 4, signal: context.signal });
   const summary = { input: image.path, inputFormat: image.format, output, format, size: image.size, bytesWritten: progress.bytesWritten };
   if (output === '-') return;
   context.stdout.write(options.json ? `${JSON.stringify(summary)}\n` : `converted ${image.path} (${image.format}) to ${output} (${format}), ${formatBytes(image.size)}\n`);
+}
+
+/**
+ * Refuses an output that is one of the files the image reads (the input itself, through any
+ * path or symlink, or a layer of its chain): `--overwrite` would empty it before it is read.
+ */
+async function refuseInputAsOutput(image: DiskImage, output: string): Promise<void> {
+  if (output === '-') return;
+  const out = await stat(output).catch(() => undefined);
+  if (out === undefined) return;
+  for (let layer: DiskImage | null = image; layer !== null; layer = layer.backing) {
+    for (const path of layer.files ?? [layer.path]) {
+      const file = await stat(path).catch(() => undefined);
+      if (file !== undefined && file.dev === out.dev && file.ino === out.ino) {
+        throw new CofferError('E_TARGET_UNWRITABLE', `cannot convert to ${output}: it is ${path === image.path ? 'the input image' : `${path}, which the input image reads`}; write to another file`, { subject: { path: output } });
+      }
+    }
+  }
 }
