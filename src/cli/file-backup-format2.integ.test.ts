@@ -105,6 +105,14 @@ test('format 2: full and incremental file backups in packs, restored with conten
   assertExit(await coffer(['files', '-r', repo, second.id, 'get', src, '--to', gotTree], opts), 0);
   assert.equal(await fs.readFile(join(gotTree, basename(src), 'a'), 'utf8'), 'hello\nmore\n');
   assert.ok((await fs.readFile(join(gotTree, basename(src), 'big'))).equals(await fs.readFile(join(src, 'big'))));
+  // A restore into something that is not a folder: exit 4 with the reason, not an internal error.
+  const aFile = join(work, 'a-file');
+  await fs.writeFile(aFile, 'x');
+  for (const to of [aFile, join(aFile, 'sub')]) {
+    const refused = await coffer(['restore', '-r', repo, second.id, '--to', to], opts);
+    assertExit(refused, 4);
+    assert.match(refused.stderr.toString(), /cannot restore to .*a-file.*: (it exists and is not a directory|a part of the path is not a directory)/);
+  }
 
   const stats = await coffer(['stats', '-r', repo, '--json'], opts);
   assertExit(stats, 0);

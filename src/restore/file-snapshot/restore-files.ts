@@ -62,11 +62,25 @@ export interface FileRestoreReport {
  */
 export async function restoreFileSnapshot(repo: Repository, snapshot: Snapshot, options: FileRestoreOptions): Promise<FileRestoreReport> {
   if (snapshot.files === undefined) throw new CofferError('E_USAGE', `snapshot ${snapshot.id.slice(0, 8)} holds disks, not files`);
-  await mkdir(options.to, { recursive: true });
-  if ((await readdir(options.to)).length > 0) throw new CofferError('E_USAGE', `${options.to} is not empty: restore files into an empty or new directory`);
+  let present: string[];
+  try {
+    await mkdir(options.to, { recursive: true });
+    present = await readdir(options.to);
+  } catch (error) {
+    throw targetUnusable(options.to, error);
+  }
+  if (present.length > 0) throw new CofferError('E_USAGE', `${options.to} is not empty: restore files into an empty or new directory`);
   const restorer = new FileRestorer(repo, options, await readAccountIds(), await takesDirectWrites(options.to).catch(() => false));
   await restorer.restore(snapshot.files.tree, options.to);
   return restorer.report;
+}
+
+/** The folder to restore into cannot be made or listed: exit 4 (5 for a full disk), never an internal error. */
+function targetUnusable(to: string, error: unknown): CofferError {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') return new CofferError('E_NO_SPACE', `no space left making ${to}`, { subject: { path: to }, cause: error });
+  const why: Record<string, string> = { EEXIST: 'it exists and is not a directory', ENOTDIR: 'a part of the path is not a directory', ENOENT: 'a part of the path is a dangling symbolic link', EACCES: 'permission denied', EPERM: 'permission denied', EROFS: 'the filesystem is read-only' };
+  return new CofferError('E_TARGET_UNWRITABLE', `cannot restore to ${to}: ${why[code ?? ''] ?? (error instanceof Error ? error.message : String(error))}`, { subject: { path: to }, cause: error });
 }
 
 /** Names to ids from /etc/passwd and /etc/group. */
