@@ -162,6 +162,10 @@ export class MeteredBackend extends ForwardingBackend {
           await this.pay(data.length);
           return this.meter.repository.time(() => lock.put(key, data, retention));
         },
+        create: async (key, data, retention) => {
+          await this.pay(data.length);
+          return this.meter.repository.time(() => lock.create(key, data, retention));
+        },
         retention: (key) => this.meter.repository.time(() => lock.retention(key)),
         extend: (key, retention) => this.meter.repository.time(() => lock.extend(key, retention)),
         deleteAll: (key) => lock.deleteAll(key),
@@ -178,6 +182,11 @@ export class MeteredBackend extends ForwardingBackend {
   override async put(key: string, data: Uint8Array): Promise<void> {
     await this.pay(data.length);
     return this.meter.repository.time(() => this.inner.put(key, data));
+  }
+
+  override async create(key: string, data: Uint8Array): Promise<boolean> {
+    await this.pay(data.length);
+    return this.meter.repository.time(() => this.inner.create(key, data));
   }
 
   override sync(): Promise<void> {

@@ -135,3 +135,18 @@ test('the failures above left the repository whole: one snapshot, verify passes'
   assert.deepEqual(listed.map((s) => s.id), [snapshot.id]);
   assertExit(await coffer(['verify', '-r', repo, '--read-data'], { env: PASSWORD }), 0);
 });
+
+test('three coffer init on one empty place at once: one repository, the others exit 2 saying another init won', async () => {
+  const place = join(work, 'raced');
+  const runs = await Promise.all(['one', 'two', 'three'].map((passphrase) => coffer(['init', '-r', place], { env: { COFFER_PASSWORD: passphrase } })));
+  const winners = runs.filter((run) => run.code === 0);
+  assert.equal(winners.length, 1, runs.map(describeRun).join('\n'));
+  for (const run of runs.filter((r) => r.code !== 0)) {
+    assertExit(run, 2);
+    assert.match(assertOneLineError(run), /already holds a repository|is not empty|another 'coffer init' created a repository here/);
+  }
+  const won = ['one', 'two', 'three'][runs.indexOf(winners[0] as (typeof runs)[number])] as string;
+  const keys = await cofferJson<unknown[]>(['key', 'list', '-r', place], { env: { COFFER_PASSWORD: won } });
+  assert.equal(keys.length, 1);
+  assertExit(await coffer(['verify', '-r', place, '--stored'], { env: { COFFER_PASSWORD: won } }), 0);
+});

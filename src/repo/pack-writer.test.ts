@@ -41,6 +41,9 @@ class GatedBackend implements Backend {
       this.running -= 1;
     }
   }
+  create(key: string, data: Uint8Array): Promise<boolean> {
+    return this.inner.create(key, data);
+  }
   get(key: string): Promise<Buffer> {
     return this.inner.get(key);
   }

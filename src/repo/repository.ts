@@ -218,7 +218,7 @@ export class Repository {
     if (this.masterKey === null) {
       throw new CofferError('E_KEY_REFUSED', `${this.location} is not encrypted: it has no keys`, { subject: { repository: this.location } });
     }
-    return writeKeyFile(this.backend, this.masterKey, passphrase, options);
+    return (await writeKeyFile(this.backend, this.masterKey, passphrase, options)).id;
   }
 
   /**
@@ -272,16 +272,28 @@ export async function initRepository(backend: Backend, options: InitOptions): Pr
   };
   // A locked repository's config and key files are locked too (without them nothing reads).
   if (config.objectLock !== undefined) backend = new LockedBackend(backend, config.objectLock, new RetentionCache(config.id, undefined), () => options.now ?? new Date());
-  // Encrypted: the key file and the config are recorded in the first digest record (§18).
   const masterKey = options.passphrase === null ? null : newMasterKey();
-  const writer = masterKey === null ? backend : new DigestRecordingBackend(backend, deriveSigningKey(masterKey), { now: () => now });
-  if (masterKey !== null && options.passphrase !== null) {
-    await writeKeyFile(writer, masterKey, options.passphrase, { ...(options.kdf ? { kdf: options.kdf } : {}), now });
+  const keyFile = masterKey === null || options.passphrase === null ? null : await writeKeyFile(backend, masterKey, options.passphrase, { ...(options.kdf ? { kdf: options.kdf } : {}), now });
+  // The config goes last, and only if no other init wrote one meanwhile (the empty-place check
+  // above cannot see a concurrent init): a repository exists once its key is in place.
+  const configBytes = encodeConfig(config);
+  if (!(await backend.create(CONFIG_KEY, configBytes))) {
+    const removed = keyFile === null ? true : await backend.delete(keyFileKey(keyFile.id)).then(() => true, () => false);
+    throw new CofferError('E_REPO_EXISTS', `${backend.location}: another 'coffer init' created a repository here at the same moment; this one stopped before it counted${removed ? '' : ` (its key file keys/${keyFile?.id ?? ''} is under Object Lock and stays; it opens nothing of the other repository)`}`, {
+      subject: { repository: backend.location },
+    });
   }
-  // The config goes last: a repository exists only once its key is in place.
-  await writer.put(CONFIG_KEY, encodeConfig(config));
-  await writer.sync();
-  if (writer instanceof DigestRecordingBackend) options.onStoredDigestKey?.(writer.fingerprint);
+  if (masterKey === null || keyFile === null) {
+    await backend.sync();
+    return config;
+  }
+  // Encrypted: the key file and the config are recorded in the first digest record (§18), only
+  // now that this init won: a losing one leaves no record and no stored-digest-key behind.
+  const recorder = new DigestRecordingBackend(backend, deriveSigningKey(masterKey), { now: () => now });
+  await recorder.vouch(keyFileKey(keyFile.id), keyFile.bytes);
+  await recorder.vouch(CONFIG_KEY, configBytes);
+  await recorder.sync();
+  options.onStoredDigestKey?.(recorder.fingerprint);
   return config;
 }
 
@@ -383,10 +395,11 @@ async function listKeyFiles(backend: Backend): Promise<KeyInfo[]> {
   return keys.sort((a, b) => a.created.localeCompare(b.created) || a.id.localeCompare(b.id));
 }
 
-async function writeKeyFile(backend: Backend, masterKey: MasterKey, passphrase: string, options: { kdf?: KdfParams; now?: Date }): Promise<string> {
+async function writeKeyFile(backend: Backend, masterKey: MasterKey, passphrase: string, options: { kdf?: KdfParams; now?: Date }): Promise<{ id: string; bytes: Buffer }> {
   const file = await wrapMasterKey(masterKey, passphrase, { kdf: options.kdf ?? DEFAULT_KDF, now: options.now ?? new Date() });
   const id = randomBytes(8).toString('hex');
-  await backend.put(keyFileKey(id), Buffer.from(`${JSON.stringify(file, null, 2)}\n`, 'utf8'));
+  const bytes = Buffer.from(`${JSON.stringify(file, null, 2)}\n`, 'utf8');
+  await backend.put(keyFileKey(id), bytes);
   await backend.sync();
-  return id;
+  return { id, bytes };
 }

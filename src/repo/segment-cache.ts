@@ -49,6 +49,12 @@ export class SegmentCachingBackend extends ForwardingBackend {
         const hex = segmentId(key);
         if (hex !== null) await this.write(hex, data);
       },
+      create: async (key, data, retention) => {
+        const created = await store.create(key, data, retention);
+        const hex = segmentId(key);
+        if (created && hex !== null) await this.write(hex, data);
+        return created;
+      },
       retention: (key) => store.retention(key),
       extend: (key, retention) => store.extend(key, retention),
       deleteAll: async (key) => {
@@ -72,6 +78,13 @@ export class SegmentCachingBackend extends ForwardingBackend {
     await this.inner.put(key, data);
     const hex = segmentId(key);
     if (hex !== null) await this.write(hex, data);
+  }
+
+  override async create(key: string, data: Uint8Array): Promise<boolean> {
+    const created = await this.inner.create(key, data);
+    const hex = segmentId(key);
+    if (created && hex !== null) await this.write(hex, data);
+    return created;
   }
 
   override async delete(key: string): Promise<void> {

@@ -68,6 +68,20 @@ export function runBackendConformance(name: string, makeBackend: () => Promise<B
     assert.equal((await collect(backend, 'chunks/')).size, 1);
   });
 
+  test(`${name}: create writes only an absent key; of concurrent creates one wins and the others change nothing`, async () => {
+    const backend = await makeBackend();
+    const first = randomBytes(3000);
+    assert.equal(await backend.create('config', first), true);
+    assert.equal(await backend.create('config', first), true, 'the same bytes again: a retry of a create that landed');
+    assert.equal(await backend.create('config', randomBytes(3000)), false);
+    assert.deepEqual(await backend.get('config'), first);
+    const rivals = Array.from({ length: 8 }, () => randomBytes(2000));
+    const answers = await Promise.all(rivals.map((data) => backend.create('keys/race', data)));
+    assert.equal(answers.filter(Boolean).length, 1, `exactly one create wins: ${answers.join(',')}`);
+    assert.deepEqual(await backend.get('keys/race'), rivals[answers.indexOf(true)], 'what readers get is the winner\'s object');
+    assert.deepEqual([...(await collect(backend, 'keys/'))], [['keys/race', 2000]]);
+  });
+
   test(`${name}: sync resolves and keeps every object readable`, async () => {
     const backend = await makeBackend();
     await backend.put('chunks/aa/x', Buffer.from('x'));

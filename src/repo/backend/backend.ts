@@ -10,6 +10,14 @@
  *   bytes. Safe to call concurrently from several processes and hosts, also for the same key.
  *   Visible to every reader when it resolves; durable (it survives a power loss) once a later
  *   `sync()` resolves. Throws `E_NO_SPACE` when the storage is full, `E_BACKEND_IO` otherwise.
+ * - `create(key, data)`: a put that happens only if the key is absent: true when the key now
+ *   holds `data` (written by this call, or the very same bytes found there: a retry whose
+ *   first attempt wrote them), false when it holds other bytes (nothing written). Of
+ *   concurrent creates of one key with different bytes, from any processes and hosts, at most
+ *   one answers true (local: link(2), which fails on an existing name; S3: `If-None-Match: *`;
+ *   the repository server: the same, under its per-key lock). For the rare objects two
+ *   writers must never both write: a new repository's config (two `coffer init` on one place
+ *   at once must not leave a repository split between two master keys). Errors as for put.
  * - `sync()`: every put that resolved before the call is durable when it resolves. A no-op
  *   where puts are durable on their own (S3). Callers sync before they write an object that
  *   refers to others (a manifest) and after writing it.
@@ -25,6 +33,7 @@ export interface Backend {
   /** Where the repository lives, for messages (a path or a URL, never a secret). */
   readonly location: string;
   put(key: string, data: Uint8Array): Promise<void>;
+  create(key: string, data: Uint8Array): Promise<boolean>;
   sync(): Promise<void>;
   get(key: string): Promise<Buffer>;
   has(key: string): Promise<boolean>;
@@ -77,6 +86,7 @@ export interface Retention {
  * - `enabled()`: whether the bucket has Object Lock on (only then may the others be used).
  * - `put(key, data, retention)`: like {@link Backend.put}, the new version locked until
  *   `retention.until` (which must lie in the future).
+ * - `create(key, data, retention)`: like {@link Backend.create}, the new object locked.
  * - `retention(key)`: the retention of the key's current version (null when it has none);
  *   `E_MISSING_OBJECT` when the key is absent. Read from the store, never from a cache.
  * - `extend(key, retention)`: sets the current version's retain-until to `retention.until`,
@@ -90,6 +100,7 @@ export interface Retention {
 export interface ObjectLockStore {
   enabled(): Promise<boolean>;
   put(key: string, data: Uint8Array, retention: Retention): Promise<void>;
+  create(key: string, data: Uint8Array, retention: Retention): Promise<boolean>;
   retention(key: string): Promise<Retention | null>;
   extend(key: string, retention: Retention): Promise<void>;
   deleteAll(key: string): Promise<void>;

@@ -38,6 +38,11 @@ export class FaultyBackend extends ForwardingBackend {
     return this.inner.put(key, data);
   }
 
+  override async create(key: string, data: Uint8Array): Promise<boolean> {
+    this.check('put', key);
+    return this.inner.create(key, data);
+  }
+
   override async sync(): Promise<void> {
     this.check('sync', '');
     return this.inner.sync();

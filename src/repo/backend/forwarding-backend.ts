@@ -24,6 +24,10 @@ export abstract class ForwardingBackend implements Backend {
     return this.inner.put(key, data);
   }
 
+  create(key: string, data: Uint8Array): Promise<boolean> {
+    return this.inner.create(key, data);
+  }
+
   sync(): Promise<void> {
     return this.inner.sync();
   }

@@ -102,6 +102,21 @@ export class HttpBackend implements Backend {
     if (answer.status !== 200 && answer.status !== 201 && answer.status !== 204) throw this.failure(answer, 'write', key);
   }
 
+  /**
+   * A put with `If-None-Match: *`: the server answers 412 when the key holds other bytes. A
+   * server from before 2026-11-29 ignores the header and answers `Coffer-Object: replaced`
+   * over an existing object: that is `E_PROTOCOL` (the other writer's object is gone).
+   */
+  async create(key: string, data: Uint8Array): Promise<boolean> {
+    const answer = await this.exchange('PUT', this.objectPath(key), 'write', key, data, undefined, { 'if-none-match': '*' });
+    if (answer.status === 412) return false;
+    if (answer.status !== 200 && answer.status !== 201) throw this.failure(answer, 'write', key);
+    if (answer.headers['coffer-object'] === 'replaced') {
+      throw new CofferError('E_PROTOCOL', `${this.location} replaced ${key} where it was asked to create it only if absent: the repository server is too old for this; upgrade it`, { subject: { repository: this.location, object: key } });
+    }
+    return true;
+  }
+
   async sync(): Promise<void> {
     const answer = await this.exchange('POST', `${this.base}/sync`, 'sync', '');
     if (answer.status !== 204 && answer.status !== 200) throw this.failure(answer, 'sync', '');

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import { CofferError } from '../../errors/index.js';
 import { DIRECT_ALIGNMENT, isAlignedInMemory, syscalls, takesDirectWrites, writeFully } from '../../native/index.js';
@@ -53,6 +53,39 @@ export class LocalBackend implements Backend {
 
   async put(key: string, data: Uint8Array): Promise<void> {
     const path = this.pathOf(key);
+    const temp = await this.writeTemp(key, path, data);
+    try {
+      await rename(temp, path);
+      this.readHandles.forget(path);
+    } catch (error) {
+      await unlink(temp).catch(() => undefined);
+      throw this.translate(error, key, 'write');
+    }
+  }
+
+  /**
+   * The temporary file written whole, then linked to the final name: link(2) fails on a name
+   * that exists, atomically, also between hosts on NFS (the classic lock-file idiom), so of
+   * concurrent creates exactly one links. Unlike elsewhere, an empty file under the name (crash
+   * debris) counts as present here: removing it first would race with another create.
+   */
+  async create(key: string, data: Uint8Array): Promise<boolean> {
+    const path = this.pathOf(key);
+    const temp = await this.writeTemp(key, path, data);
+    try {
+      await link(temp, path);
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw this.translate(error, key, 'write');
+    } finally {
+      await unlink(temp).catch(() => undefined);
+    }
+    const present = await readFile(path).catch(() => undefined);
+    return present !== undefined && Buffer.from(data.buffer, data.byteOffset, data.length).equals(present);
+  }
+
+  /** Writes `data` to a new temporary file beside `path` (the key's final name); returns its path. */
+  private async writeTemp(key: string, path: string, data: Uint8Array): Promise<string> {
     const directory = dirname(path);
     await this.ensureDirectory(directory);
     const temp = join(directory, `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
@@ -63,8 +96,7 @@ export class LocalBackend implements Backend {
       } finally {
         await handle.close();
       }
-      await rename(temp, path);
-      this.readHandles.forget(path);
+      return temp;
     } catch (error) {
       await unlink(temp).catch(() => undefined);
       throw this.translate(error, key, 'write');

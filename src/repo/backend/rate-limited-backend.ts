@@ -37,6 +37,10 @@ export class RateLimitedBackend extends ForwardingBackend {
           await this.limits.upload?.take(data.length, this.signal);
           return lock.put(key, data, retention);
         },
+        create: async (key, data, retention) => {
+          await this.limits.upload?.take(data.length, this.signal);
+          return lock.create(key, data, retention);
+        },
         retention: (key) => lock.retention(key),
         extend: (key, retention) => lock.extend(key, retention),
         deleteAll: (key) => lock.deleteAll(key),
@@ -47,6 +51,11 @@ export class RateLimitedBackend extends ForwardingBackend {
   override async put(key: string, data: Uint8Array): Promise<void> {
     await this.limits.upload?.take(data.length, this.signal);
     return this.inner.put(key, data);
+  }
+
+  override async create(key: string, data: Uint8Array): Promise<boolean> {
+    await this.limits.upload?.take(data.length, this.signal);
+    return this.inner.create(key, data);
   }
 
   override async get(key: string): Promise<Buffer> {

@@ -42,6 +42,20 @@ function freshBackend(options: S3BackendOptions = {}): S3Backend {
 
 runBackendConformance('s3', async () => freshBackend());
 
+test('s3: create on a versioned bucket (Object Lock), where RGW ignores If-None-Match: the oldest version wins and stays current', async () => {
+  const locked = await s3.createBucket('create-locked', undefined, { objectLock: true });
+  const backend = backendAt(`s3:${s3.endpoint}/${locked}/repo`);
+  const lock = backend.objectLock;
+  const retention = { mode: 'GOVERNANCE' as const, until: new Date(Date.now() + 3_600_000) };
+  const rivals = Array.from({ length: 6 }, (_, i) => Buffer.from(`config of init ${i} `.repeat(50)));
+  const answers = await Promise.all(rivals.map((data, i) => (i % 2 === 0 ? lock.create('config', data, retention) : backend.create('config', data))));
+  assert.equal(answers.filter(Boolean).length, 1, `exactly one create wins: ${answers.join(',')}`);
+  assert.deepEqual(await backend.get('config'), rivals[answers.indexOf(true)], 'the current version is the winner\'s');
+  assert.equal(await lock.create('config', rivals[answers.indexOf(true)] as Buffer, retention), true, 'its own bytes again: true');
+  assert.equal(await backend.create('config', Buffer.from('late')), false);
+  assert.deepEqual(await backend.get('config'), rivals[answers.indexOf(true)]);
+});
+
 test('s3: objects live under the prefix; a sibling prefix sharing its first letters is not listed', async () => {
   const inner = backendAt(`s3:${s3.endpoint}/${bucket}/nest/a`);
   const sibling = backendAt(`s3:${s3.endpoint}/${bucket}/nest/ab`);

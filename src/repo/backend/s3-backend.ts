@@ -6,6 +6,7 @@ import type { Backend, BackendEntry, Retention } from './backend.js';
 import { checkedKey } from './backend-key.js';
 import { translateS3Error, type S3Failure } from './s3-errors.js';
 import { parseS3Location, type S3Location } from './s3-location.js';
+import { createS3Object } from './s3-create.js';
 import { S3ObjectLock } from './s3-object-lock.js';
 import { S3ObjectRequests, S3RequestError } from './s3-object-requests.js';
 import { shortObject } from './read-range.js';
@@ -90,6 +91,8 @@ export function s3BackendFromEnvironment(location: string, env: NodeJS.ProcessEn
  * backend key `k` is object `PREFIX/k`.
  *
  * How each promise of {@link Backend} is kept:
+ * - create: a PutObject with `If-None-Match: *`, checked against the key's versions on a
+ *   versioned bucket (s3-create.ts).
  * - put: one PutObject, which S3 makes visible whole or not at all; above
  *   `multipartThreshold`, a multipart upload, which is equally invisible until
  *   CompleteMultipartUpload (an upload that fails is aborted, so no part lingers).
@@ -172,6 +175,7 @@ export class S3Backend implements Backend {
       bucket: this.bucket,
       objectKey: (key) => this.objectKey(key),
       put: (key, data, retention) => this.putObject(key, data, retention),
+      create: (key, data, retention) => this.createObject(key, data, retention),
       translate: (error, action, key) => this.translate(error, action, key),
     });
   }
@@ -199,6 +203,22 @@ export class S3Backend implements Backend {
 
   put(key: string, data: Uint8Array): Promise<void> {
     return this.putObject(key, data, undefined);
+  }
+
+  /** A conditional PutObject (s3-create.ts says how it holds on a versioned bucket). */
+  create(key: string, data: Uint8Array): Promise<boolean> {
+    return this.createObject(key, data, undefined);
+  }
+
+  private createObject(key: string, data: Uint8Array, retention: Retention | undefined): Promise<boolean> {
+    return createS3Object({
+      client: () => this.client(),
+      sdk,
+      bucket: this.bucket,
+      objectKey: (k) => this.objectKey(k),
+      put: (k, d, r) => this.putObject(k, d, r),
+      translate: (error, action, k) => this.translate(error, action, k),
+    }, key, data, retention);
   }
 
   /** A put, locked when `retention` is given (only on a bucket with Object Lock). */

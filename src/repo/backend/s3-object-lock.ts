@@ -14,6 +14,8 @@ export interface S3Access {
   objectKey(key: string): string;
   /** The multipart-aware put of S3Backend, with the lock headers added. */
   put(key: string, data: Uint8Array, retention: Retention): Promise<void>;
+  /** S3Backend's create (s3-create.ts), with the lock headers added. */
+  create(key: string, data: Uint8Array, retention: Retention): Promise<boolean>;
   translate(error: unknown, action: S3Failure['action'], key: string): CofferError;
 }
 
@@ -46,6 +48,10 @@ export class S3ObjectLock implements ObjectLockStore {
 
   put(key: string, data: Uint8Array, retention: Retention): Promise<void> {
     return this.s3.put(key, data, retention);
+  }
+
+  create(key: string, data: Uint8Array, retention: Retention): Promise<boolean> {
+    return this.s3.create(key, data, retention);
   }
 
   async retention(key: string): Promise<Retention | null> {

@@ -88,6 +88,13 @@ export class DigestRecordingBackend extends ForwardingBackend {
     await this.add({ op: 'stored', key, length: data.length, sha256 });
   }
 
+  override async create(key: string, data: Uint8Array): Promise<boolean> {
+    if (!isCoveredKey(key)) return this.inner.create(key, data);
+    const created = await this.inner.create(key, data);
+    if (created) await this.add({ op: 'stored', key, length: data.length, sha256: sha256Of(data) });
+    return created;
+  }
+
   override async delete(key: string): Promise<void> {
     await this.inner.delete(key);
     if (isCoveredKey(key)) await this.add({ op: 'deleted', key });

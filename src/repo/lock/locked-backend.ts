@@ -57,6 +57,14 @@ export class LockedBackend extends ForwardingBackend {
     this.cache.learn(key, retention.until);
   }
 
+  override async create(key: string, data: Uint8Array): Promise<boolean> {
+    if (!isLockedKey(key)) return this.inner.create(key, data);
+    const retention = writeRetention(this.policy, this.now());
+    const created = await this.objectLock.create(key, data, retention);
+    if (created) this.cache.learn(key, retention.until);
+    return created;
+  }
+
   /** A put locked until exactly `until` (a manifest: its snapshot's lock-until). */
   async putUntil(key: string, data: Uint8Array, until: Date): Promise<void> {
     await this.objectLock.put(key, data, retentionUntil(this.policy, until));

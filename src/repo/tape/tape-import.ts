@@ -130,7 +130,10 @@ export async function importTape(sources: readonly VolumeSource[], target: Backe
       const keys = [...staged].filter(([key]) => key !== CONFIG_KEY);
       for (const [key, bytes] of keys) await target.put(key, bytes);
       if (keys.length > 0) await target.sync(); // (an unencrypted repository has none)
-      await target.put(CONFIG_KEY, staged.get(CONFIG_KEY) as Buffer); // last, as init does
+      // Last, as init does, and only where no init or other tape wrote another config meanwhile.
+      if (!(await target.create(CONFIG_KEY, staged.get(CONFIG_KEY) as Buffer))) {
+        throw new CofferError('E_REPO_EXISTS', `${target.location}: another repository was created here while the tape was read; import into an empty folder`, { subject: { repository: target.location } });
+      }
       await target.sync();
       report.createdRepository = true;
       repo = await openRepository(target, { passphrase: askOnce, ...(options.threads === undefined ? {} : { threads: options.threads }) });
@@ -248,6 +251,9 @@ class StagedBackend implements Backend {
   readonly location = 'the tape';
   constructor(private readonly objects: ReadonlyMap<string, Buffer>) {}
   put(): Promise<void> {
+    return Promise.reject(new Error('the tape is read-only'));
+  }
+  create(): Promise<boolean> {
     return Promise.reject(new Error('the tape is read-only'));
   }
   sync(): Promise<void> {

@@ -22,6 +22,7 @@ export const SERVER_PROBLEMS = {
   E_OVERWRITE_REFUSED: { status: 403, title: 'the object exists and this token may not replace it' },
   E_BAD_KEY: { status: 400, title: 'not a valid object key' },
   E_BAD_REQUEST: { status: 400, title: 'the request is malformed' },
+  E_OBJECT_EXISTS: { status: 412, title: 'the object exists (the put asked If-None-Match: *)' },
   E_LENGTH_REQUIRED: { status: 411, title: 'a put needs a Content-Length' },
   E_TOO_LARGE: { status: 413, title: 'the object is larger than the server accepts' },
   E_CURSOR_GONE: { status: 410, title: 'the listing expired; start it again' },

@@ -224,6 +224,15 @@ export async function startRepoServer(options: RepoServerOptions): Promise<Runni
       const exists = await t.repo.backend.has(t.key);
       const decision = putAccess(t.who, t.key, exists ? { owner: t.repo.owners.ownerOf(t.key) } : null);
       if (decision === 'denied') return send(reply, problem('E_ACCESS_DENIED', `an append-only token may not write ${t.key}`));
+      // `If-None-Match: *`: Backend.create, for a new repository's config (backend.ts).
+      if (request.headers['if-none-match'] === '*') {
+        if (!exists) {
+          if (t.who.appendOnly && recordsOwner(t.key)) await t.repo.owners.record(t.key, t.who.name);
+          if (await t.repo.backend.create(t.key, body)) return reply.code(201).header('coffer-object', 'created').send();
+        }
+        if ((await t.repo.backend.get(t.key)).equals(body)) return reply.code(200).header('coffer-object', 'identical').send();
+        return send(reply, problem('E_OBJECT_EXISTS', `${t.key} exists already`));
+      }
       if (decision === 'keep') return reply.code(200).header('coffer-object', 'kept').send();
       if (decision === 'same-bytes') {
         if ((await t.repo.backend.get(t.key)).equals(body)) return reply.code(200).header('coffer-object', 'identical').send();
