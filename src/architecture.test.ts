@@ -43,9 +43,10 @@ const ALLOWED: Record<string, string[]> = {
 /**
  * Entries besides a folder's index.ts, each light on purpose: repo/keys loads the key-file
  * code without the rest of repo/, and repo/derive-keys-ahead adds S3's signed requests to it,
- * so a command starts its scrypt while it loads (cli/derive-keys-early.ts).
+ * so a command starts its scrypt while it loads (cli/derive-keys-early.ts); cli/main.ts asks
+ * disk/output-stream whether standard output carries data without loading the disk formats.
  */
-const LIGHT_ENTRIES = new Set(['repo/keys/index.js', 'repo/derive-keys-ahead.js']);
+const LIGHT_ENTRIES = new Set(['repo/keys/index.js', 'repo/derive-keys-ahead.js', 'disk/output-stream.js']);
 
 async function sourceFiles(dir: string): Promise<string[]> {
   const out: string[] = [];

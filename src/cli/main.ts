@@ -6,6 +6,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { CofferError, isCofferError } from '../errors/index.js';
+import { carriesData } from '../disk/output-stream.js';
 import type { CommandContext } from './context.js';
 // Each command's module is imported when that command runs, not at start-up: a command pays
 // only for what it uses (`coffer --version` starts in about half the time).
@@ -465,8 +466,10 @@ export async function main(): Promise<void> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // A listing piped into `head` ends quietly when head goes (exit 0); data (an image, a file,
+  // an archive) does not: its writer reports the reader gone (disk/output-stream.ts), exit 4.
   process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-    if (error.code === 'EPIPE') process.exit(ExitCode.ok);
+    if (error.code === 'EPIPE' && !carriesData(process.stdout)) process.exit(ExitCode.ok);
   });
   const code = await runCli(process.argv.slice(2), {
     stdout: process.stdout,

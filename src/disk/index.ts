@@ -12,6 +12,7 @@ export { ImageFile } from './image-file.js';
 export type { DiskImage, DiskFormat, BackingOpener, InternalSnapshot, OpenImageOptions } from './disk-image.js';
 export { DISK_FORMATS } from './disk-image.js';
 export { openRawTarget, type DiskTarget } from './raw-target.js';
+export { OutputStream, carriesData } from './output-stream.js';
 export { AlignedBuffers, takesDirectWrites } from './direct-writes.js';
 export { DirectAppender } from './direct-appender.js';
 export { openDiskTarget, TARGET_FORMATS, TARGET_EXTENSIONS, type TargetFormat } from './open-target.js';

@@ -3,6 +3,7 @@ import type { Writable } from 'node:stream';
 import { CofferError } from '../errors/index.js';
 import { copyFileRanges, syscalls, writeFully, type CopyRangesError, type FileRange } from '../native/index.js';
 import { DIRECT_ALIGNMENT, DirectWriter } from './direct-writes.js';
+import { OutputStream } from './output-stream.js';
 
 /**
  * Where a restored disk is written.
@@ -281,37 +282,20 @@ class StreamTarget implements DiskTarget {
   readonly zeroed = false;
   readonly sequential = true;
   private position = 0;
-  /** The one wait for 'drain' that every write finding the stream full shares (one listener pair, however many writes wait). */
-  private draining: Promise<void> | undefined;
+  private readonly output: OutputStream;
 
-  constructor(private readonly stream: Writable) {}
+  constructor(stream: Writable) {
+    this.output = new OutputStream(stream);
+  }
 
   async write(offset: number, data: Uint8Array): Promise<void> {
     if (offset !== this.position) throw new Error(`stream target written at ${offset}, expected ${this.position}`);
     this.position += data.length;
-    // Copy: the caller reuses its buffer once this resolves, the stream may still hold it.
-    if (!this.stream.write(Buffer.from(data))) await this.drained();
+    await this.output.write(data);
   }
 
-  private drained(): Promise<void> {
-    this.draining ??= new Promise<void>((resolve, reject) => {
-      const onError = (error: Error) => {
-        this.stream.off('drain', onDrain);
-        reject(translate('standard output', error));
-      };
-      const onDrain = () => {
-        this.stream.off('error', onError);
-        this.draining = undefined;
-        resolve();
-      };
-      this.stream.once('error', onError);
-      this.stream.once('drain', onDrain);
-    });
-    return this.draining;
-  }
-
-  async finish(): Promise<void> {
-    await new Promise<void>((resolve) => this.stream.write('', () => resolve()));
+  finish(): Promise<void> {
+    return this.output.finish();
   }
 
   async abort(): Promise<void> {}

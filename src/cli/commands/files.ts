@@ -1,4 +1,5 @@
 import { CofferError } from '../../errors/index.js';
+import { OutputStream } from '../../disk/index.js';
 import { resolvePath, walkTree, type Filesystem, type FsDirEntry, type FsNode } from '../../fs/index.js';
 import { resolveSnapshot } from '../../repo/index.js';
 import { extractTree, globToRegExp, SnapshotFiles, tarTree, TreeFilesystem, type TreeReport } from '../../restore/index.js';
@@ -176,11 +177,12 @@ async function listDirectory(fs: Filesystem, path: string, options: FilesCommand
 
 async function catFile(fs: Filesystem, node: FsNode, context: CommandContext): Promise<number> {
   const piece = 1 << 20;
+  const output = new OutputStream(context.stdout);
   for (let offset = 0; offset < node.size; offset += piece) {
     if (context.signal.aborted) throw new CofferError('E_INTERRUPTED', 'interrupted');
-    const bytes = await fs.read(node, offset, Math.min(piece, node.size - offset));
-    if (!context.stdout.write(bytes)) await new Promise((resolve) => context.stdout.once('drain', resolve));
+    await output.write(await fs.read(node, offset, Math.min(piece, node.size - offset)));
   }
+  await output.finish();
   return 0;
 }
 

@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { pack as tarPack, type Pack } from 'tar-stream';
+import { OutputStream } from '../../disk/index.js';
 import { CofferError } from '../../errors/index.js';
 import type { Filesystem, FsNode, ResolvedNode } from '../../fs/index.js';
 import { filePieces, PIECE_BYTES } from './file-pieces.js';
@@ -23,13 +24,16 @@ export async function tarTree(fs: Filesystem, sources: readonly ResolvedNode[], 
   const report: TarReport = emptyReport();
   const archive = tarPack();
   // The archive is pumped into `out` with backpressure; `out` is never ended (it may be stdout).
+  const output = new OutputStream(out);
   const piped = (async () => {
-    for await (const chunk of archive) {
-      if (!out.write(chunk)) await Promise.race([once(out, 'drain'), once(out, 'close')]);
-      if (out.destroyed) throw new CofferError('E_TARGET_UNWRITABLE', 'the output stream closed');
-    }
+    for await (const chunk of archive) await output.write(chunk as Uint8Array);
+    await output.finish();
   })();
-  piped.catch(() => {});
+  // When the output fails (a full disk, a reader gone), every wait on the archive ends with it.
+  const stopped = new Promise<never>((_, reject) => piped.catch(reject));
+  stopped.catch(() => {});
+  piped.catch((error: unknown) => archive.destroy(error as Error));
+  const sink: Sink = { archive, stopped };
   const linked = new Map<string, string>();
   const header = (node: FsNode, name: string, type: TarType, extra: Partial<TarHeader> = {}): TarHeader => ({
     name,
@@ -40,10 +44,6 @@ export async function tarTree(fs: Filesystem, sources: readonly ResolvedNode[], 
     mtime: new Date(Number.isFinite(node.mtimeMs) ? node.mtimeMs : 0),
     ...extra,
   });
-  const failed = async (): Promise<never> => {
-    await piped; // the stream's own error
-    throw new CofferError('E_TARGET_UNWRITABLE', 'the output stream closed');
-  };
 
   for await (const item of safeWalk(fs, sources, report, new Set())) {
     if (signal?.aborted) throw new CofferError('E_INTERRUPTED', 'interrupted');
@@ -53,36 +53,40 @@ export async function tarTree(fs: Filesystem, sources: readonly ResolvedNode[], 
       if (item.kind === 'leave') continue;
       if (item.kind === 'enter') {
         if (name === '') continue;
-        await writeEntry(archive, header(node, `${name}/`, 'directory'));
+        await writeEntry(sink, header(node, `${name}/`, 'directory'));
         report.directories++;
       } else if (node.type === 'symlink') {
         const target = await fs.readlink(node);
-        await writeEntry(archive, header(node, name, 'symlink', { linkname: target }));
+        await writeEntry(sink, header(node, name, 'symlink', { linkname: target }));
         report.symlinks++;
       } else if (node.type === 'file' && node.nlink > 1 && linked.has(node.id)) {
-        await writeEntry(archive, header(node, name, 'link', { linkname: linked.get(node.id) as string, mode: node.mode & 0o7777 }));
+        await writeEntry(sink, header(node, name, 'link', { linkname: linked.get(node.id) as string, mode: node.mode & 0o7777 }));
         report.hardLinks++;
       } else if (node.type === 'file') {
-        await writeFile(fs, node, header(node, name, 'file', { size: node.size }), archive, report, item.guestPath, signal);
+        await writeFile(fs, node, header(node, name, 'file', { size: node.size }), sink, report, item.guestPath, signal);
         if (node.nlink > 1) linked.set(node.id, name);
       } else {
         report.skipped.push({ path: item.guestPath, reason: `${node.type} not archived` });
       }
     } catch (error) {
-      if (!isEntryProblem(error)) {
-        if (archive.destroyed || out.destroyed) await failed();
-        throw error;
-      }
+      if (!isEntryProblem(error)) throw error;
       report.problems.push({ path: item.guestPath, code: error.code, message: error.message });
     }
   }
-  archive.finalize();
+  if (!archive.destroyed) archive.finalize(); // (destroyed: the output failed, and piped says how)
   await piped;
   return report;
 }
 
-async function writeEntry(archive: Pack, header: TarHeader): Promise<void> {
-  await new Promise<void>((resolve, reject) => archive.entry(header, (error) => (error ? reject(error) : resolve())));
+/** The archive being written, and a promise that rejects with the output's failure (never resolves). */
+interface Sink {
+  archive: Pack;
+  stopped: Promise<never>;
+}
+
+async function writeEntry(sink: Sink, header: TarHeader): Promise<void> {
+  if (sink.archive.destroyed) await sink.stopped;
+  await Promise.race([sink.stopped, new Promise<void>((resolve, reject) => sink.archive.entry(header, (error) => (error ? reject(error) : resolve())))]);
 }
 
 /** One file's entry: the header, then its content in pieces with backpressure, holes as zeros. */
@@ -90,14 +94,15 @@ async function writeFile(
   fs: Filesystem,
   node: FsNode,
   header: TarHeader,
-  archive: Pack,
+  sink: Sink,
   report: TarReport,
   guestPath: string,
   signal: AbortSignal | undefined,
 ): Promise<void> {
   let written = 0;
   let failure: CofferError | undefined;
-  const entry = archive.entry(header);
+  if (sink.archive.destroyed) await sink.stopped;
+  const entry = sink.archive.entry(header);
   const finished = new Promise<void>((resolve, reject) => {
     entry.on('finish', resolve);
     entry.on('close', resolve);
@@ -105,7 +110,7 @@ async function writeFile(
   });
   const zeros = Buffer.alloc(PIECE_BYTES);
   const put = async (bytes: Uint8Array): Promise<void> => {
-    if (!entry.write(bytes)) await once(entry, 'drain');
+    if (!entry.write(bytes)) await Promise.race([sink.stopped, once(entry, 'drain')]);
     written += bytes.length;
   };
   try {
@@ -119,7 +124,7 @@ async function writeFile(
     for (let left = node.size - written; left > 0; left -= PIECE_BYTES) await put(zeros.subarray(0, Math.min(PIECE_BYTES, left)));
   }
   entry.end(undefined); // streamx: end(data), undefined writes nothing
-  await finished;
+  await Promise.race([sink.stopped, finished]);
   report.files++;
   report.bytes += written;
   if (failure !== undefined) {
