@@ -87,6 +87,7 @@ export async function openFromOptions(
       stderr: context.stderr,
       prompt: `passphrase for ${shown}`,
       confirm: false,
+      signal: context.signal,
     }),
   });
 }

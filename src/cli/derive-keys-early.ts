@@ -1,6 +1,6 @@
-import { readFile } from 'node:fs/promises';
 import { deriveKeysAheadAt } from '../repo/derive-keys-ahead.js';
 import type { CommandContext, RepositoryOptions } from './context.js';
+import { readPassphraseFile } from './passphrase-file.js';
 
 /**
  * Starts deriving the repository's wrapping keys (scrypt, ~0.14 s on libuv's thread pool)
@@ -24,7 +24,8 @@ export async function deriveKeysEarly(options: RepositoryOptions, context: Pick<
   if (location === undefined || location === '') return;
   const fileFromEnv = context.env.COFFER_PASSWORD_FILE;
   const file = options.passwordFile ?? (fileFromEnv === '' ? undefined : fileFromEnv);
-  const passphrase = file === undefined ? Promise.resolve(context.env.COFFER_PASSWORD) : readFile(file, 'utf8').then((text) => text.replace(/\r?\n$/, ''));
+  // Read once per process: the command's own read gets this answer (a pipe can be read only once).
+  const passphrase = file === undefined ? Promise.resolve(context.env.COFFER_PASSWORD) : readPassphraseFile(file);
   const started = passphrase
     .then((given) => (given === undefined || given === '' ? 0 : deriveKeysAheadAt(location, given, context.env)))
     .catch(() => 0); // the command reads the passphrase again and reports what fails

@@ -3,11 +3,12 @@
  * get wrong, with one line on stderr and no stack trace, and nothing destroyed on the way.
  */
 import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { seededBytes } from '../testing/index.js';
-import { assertExit, assertOneLineError, coffer, cofferJson, describeRun, makeWorkDir, removeDir, type BackupJson } from './cli-harness.js';
+import { assertExit, assertOneLineError, coffer, COFFER_BIN, cofferJson, describeRun, makeWorkDir, removeDir, type BackupJson } from './cli-harness.js';
 
 const KiB = 1024;
 const PASSWORD = { COFFER_PASSWORD: 'the right one' };
@@ -102,6 +103,18 @@ const cases: Case[] = [
   { title: 'backup without --vm', args: ['backup', '-r', 'REPO', 'IMAGE'], env: PASSWORD, code: 2, message: /--vm NAME is required/ },
   { title: 'backup with a bad --time', args: ['backup', '-r', 'REPO', '--vm', 'v', '--time', 'noon', 'IMAGE'], env: PASSWORD, code: 2, message: /--time noon/ },
   { title: 'init with a bad block size', args: ['init', '-r', 'WORK/new', '--block-size', '3K'], env: PASSWORD, code: 2, message: /block size/ },
+  { title: 'init with an empty passphrase file', args: ['init', '-r', 'WORK/new', '--password-file', 'WORK/empty'], setup: (dir) => writeFile(join(dir, 'empty'), '\n'), code: 2, message: /empty is empty: an empty passphrase is not allowed/ },
+  { title: 'a passphrase file that never ends (/dev/zero)', args: ['snapshots', '-r', 'REPO', '--password-file', '/dev/zero'], code: 2, message: /holds more than 64 KiB/ },
+  {
+    title: 'a named pipe as the disk (opening it would wait for a writer forever)',
+    args: ['backup', '-r', 'REPO', '--vm', 'x', 'WORK/disk.fifo'],
+    setup: async (dir) => {
+      execFileSync('mkfifo', [join(dir, 'disk.fifo')]);
+    },
+    env: PASSWORD,
+    code: 3,
+    message: /disk\.fifo is a named pipe, not a disk image file or block device/,
+  },
   { title: 'init over an existing repository', args: ['init', '-r', 'REPO'], env: PASSWORD, code: 2, message: /already holds a repository/ },
   { title: 'unknown command', args: ['frobnicate'], code: 2, message: /unknown command/, hint: true },
   { title: 'unknown option', args: ['snapshots', '-r', 'REPO', '--colour'], env: PASSWORD, code: 2, message: /unknown option/, hint: true },
@@ -149,4 +162,16 @@ test('three coffer init on one empty place at once: one repository, the others e
   const keys = await cofferJson<unknown[]>(['key', 'list', '-r', place], { env: { COFFER_PASSWORD: won } });
   assert.equal(keys.length, 1);
   assertExit(await coffer(['verify', '-r', place, '--stored'], { env: { COFFER_PASSWORD: won } }), 0);
+});
+
+test('the passphrase from a pipe (--password-file <(…), a real pipe from bash): read once, the repository opens', async () => {
+  const script = `exec "$0" "$1" snapshots -r "$2" --json --password-file <(printf '%s\\n' "$3")`;
+  const child = spawn('bash', ['-c', script, process.execPath, COFFER_BIN, repo, PASSWORD.COFFER_PASSWORD], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (bytes: Buffer) => (stdout += bytes.toString()));
+  child.stderr.on('data', (bytes: Buffer) => (stderr += bytes.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  assert.equal(code, 0, stderr);
+  assert.deepEqual((JSON.parse(stdout) as { id: string }[]).map((s) => s.id), [snapshot.id]);
 });

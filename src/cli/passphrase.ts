@@ -1,5 +1,5 @@
-import { readFile } from 'node:fs/promises';
 import { CofferError } from '../errors/index.js';
+import { readPassphraseFile } from './passphrase-file.js';
 
 /** Where the passphrase may come from, in order of precedence. */
 export interface PassphraseSources {
@@ -12,23 +12,20 @@ export interface PassphraseSources {
   prompt: string;
   /** Ask twice on a TTY (new passphrases). */
   confirm: boolean;
+  /** Ends a wait for a passphrase file that is a FIFO nobody writes to yet (Ctrl-C). */
+  signal?: AbortSignal;
 }
 
 /**
  * The passphrase: from `--password-file`, `$COFFER_PASSWORD`, `$COFFER_PASSWORD_FILE`, or a
  * prompt when standard input is a terminal; `undefined` when none of these is available.
- * A file's trailing newline is not part of the passphrase.
+ * A file's trailing newline is not part of the passphrase; a file is read once per process,
+ * and refused when empty or larger than a passphrase can be (passphrase-file.ts).
  */
 export async function readPassphrase(sources: PassphraseSources): Promise<string | undefined> {
   const fileFromEnv = sources.env[`${sources.variable}_FILE`];
   const file = sources.passwordFile ?? (fileFromEnv === '' ? undefined : fileFromEnv);
-  if (file !== undefined) {
-    try {
-      return (await readFile(file, 'utf8')).replace(/\r?\n$/, '');
-    } catch (error) {
-      throw new CofferError('E_USAGE', `cannot read the passphrase file ${file}: ${(error as Error).message}`, { subject: { path: file }, cause: error });
-    }
-  }
+  if (file !== undefined) return readPassphraseFile(file, sources.signal);
   const fromEnv = sources.env[sources.variable];
   if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
   if (!sources.stdin.isTTY) return undefined;

@@ -1,4 +1,4 @@
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import { CofferError } from '../errors/index.js';
 import { syscalls } from '../native/index.js';
 import { fileDataRuns, type DataRun } from './file-data-runs.js';
@@ -24,6 +24,7 @@ export class ImageFile {
 
   /** Opens `path`; `E_SOURCE_UNREADABLE` if it cannot be opened. */
   static async open(path: string): Promise<ImageFile> {
+    await refuseNamedPipe(path);
     let handle: FileHandle;
     try {
       handle = await open(path, 'r');
@@ -125,5 +126,17 @@ export class ImageFile {
     if (this.closed) return;
     this.closed = true;
     await this.handle.close();
+  }
+}
+
+/**
+ * `E_SOURCE_UNREADABLE` when `path` is a named pipe (FIFO): opening one blocks until a writer
+ * comes, perhaps never, and no signal ends the wait; it is refused before it is opened. A
+ * stream is backed up with `--stdin`. Anything else (absent included) is left to the open.
+ */
+export async function refuseNamedPipe(path: string): Promise<void> {
+  const info = await stat(path).catch(() => undefined);
+  if (info?.isFIFO() === true) {
+    throw new CofferError('E_SOURCE_UNREADABLE', `${path} is a named pipe, not a disk image file or block device (to back up a stream, pipe it to 'coffer backup --stdin')`, { subject: { path } });
   }
 }

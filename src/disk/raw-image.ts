@@ -4,6 +4,7 @@ import { CofferError } from '../errors/index.js';
 import { syscalls } from '../native/index.js';
 import type { DiskImage } from './disk-image.js';
 import { fileDataRuns } from './file-data-runs.js';
+import { refuseNamedPipe } from './image-file.js';
 import { extentPlacements } from './segments.js';
 
 /**
@@ -24,6 +25,7 @@ export class RawImage implements DiskImage {
 
   /** Opens `path` read-only. Throws `E_SOURCE_UNREADABLE` when it cannot be opened. */
   static async open(path: string): Promise<RawImage> {
+    await refuseNamedPipe(path);
     let handle: FileHandle;
     try {
       handle = await open(path, 'r');

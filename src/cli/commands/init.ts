@@ -49,6 +49,7 @@ export async function initCommand(options: InitOptions, context: CommandContext)
       stderr: context.stderr,
       prompt: `new passphrase for ${backend.location}`,
       confirm: true,
+      signal: context.signal,
     });
     if (given === undefined) {
       throw new CofferError('E_NO_PASSPHRASE', 'a new repository needs a passphrase (COFFER_PASSWORD, COFFER_PASSWORD_FILE, --password-file, or a terminal to ask on); --insecure-no-encryption creates one without');

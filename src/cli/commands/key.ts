@@ -56,6 +56,7 @@ async function newPassphrase(repo: Repository, options: KeyCommandOptions, conte
     stderr: context.stderr,
     prompt: `new passphrase for ${repo.location}`,
     confirm: true,
+    signal: context.signal,
   });
   if (passphrase === undefined) throw new CofferError('E_NO_PASSPHRASE', 'give the new passphrase with --new-password-file, COFFER_NEW_PASSWORD(_FILE), or on a terminal');
   return passphrase;

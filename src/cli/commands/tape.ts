@@ -106,6 +106,7 @@ export async function tapeImportCommand(options: TapeReadOptions, context: Comma
       stdin: context.stdin,
       stderr: context.stderr,
       prompt: 'passphrase of the tape\'s repository',
+      signal: context.signal,
       confirm: false,
     }),
     signal: context.signal,

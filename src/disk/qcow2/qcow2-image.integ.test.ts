@@ -146,6 +146,7 @@ test('hostile and broken qcow2 images are refused with the path named, never a h
   const bytes = await readFile(good);
   const cases: { name: string; mutate: (b: Buffer) => Buffer; code: 'E_IMAGE_INVALID' | 'E_UNSUPPORTED_FORMAT' }[] = [
     { name: 'truncated in the L1 table', mutate: (b) => b.subarray(0, b.readUInt32BE(44) + 8), code: 'E_IMAGE_INVALID' },
+    { name: 'truncated in its data (the last tenth cut)', mutate: (b) => b.subarray(0, Math.floor(b.length * 0.9)), code: 'E_IMAGE_INVALID' },
     { name: 'cluster_bits 40', mutate: (b) => (b.writeUInt32BE(40, 20), b), code: 'E_IMAGE_INVALID' },
     { name: 'L1 table past the end', mutate: (b) => (b.writeBigUInt64BE(1n << 40n, 40), b), code: 'E_IMAGE_INVALID' },
     { name: 'L1 too small for the size', mutate: (b) => (b.writeUInt32BE(0, 36), b), code: 'E_IMAGE_INVALID' },

@@ -269,8 +269,9 @@ class Qcow2Image implements DiskImage {
       (this.header.extendedL2 ? null : decodeStandardL2Entry(table.readUInt32BE(at), table.readUInt32BE(at + 4))) ??
       decodeL2Entry(table.readBigUInt64BE(at), this.header.extendedL2 ? table.readBigUInt64BE(at + 8) : undefined, this.header.clusterBits);
     if (mapping.kind === 'data' || mapping.kind === 'subclusters') {
-      if (mapping.host % this.clusterSize !== 0 || mapping.host >= this.file.size) {
-        throw this.file.invalid(`guest cluster ${cluster} points to host offset ${mapping.host}, outside the file or misaligned`);
+      if (mapping.host % this.clusterSize !== 0) throw this.file.invalid(`guest cluster ${cluster} points to host offset ${mapping.host}, not on a cluster boundary`);
+      if (mapping.host >= this.file.size) {
+        throw this.file.invalid(`guest cluster ${cluster} points to host offset ${mapping.host}, past the end of the file (${this.file.size} bytes): the image is truncated or its tables are corrupt`);
       }
       if (mapping.kind === 'subclusters' && mapping.host === 0 && mapping.allocated !== 0) {
         throw this.file.invalid(`guest cluster ${cluster} has allocated subclusters but no host cluster`);
