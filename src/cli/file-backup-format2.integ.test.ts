@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { requireTools } from '../testing/index.js';
+import { mountSmallFilesystem, requireTools } from '../testing/index.js';
 import { assertExit, coffer, makeWorkDir, removeDir } from './cli-harness.js';
 import { assertRestoredSame, makeFileTestTree, sh } from './file-test-tree.js';
 
@@ -111,7 +111,20 @@ test('format 2: full and incremental file backups in packs, restored with conten
   for (const to of [aFile, join(aFile, 'sub')]) {
     const refused = await coffer(['restore', '-r', repo, second.id, '--to', to], opts);
     assertExit(refused, 4);
-    assert.match(refused.stderr.toString(), /cannot restore to .*a-file.*: (it exists and is not a directory|a part of the path is not a directory)/);
+    assert.match(refused.stderr.toString(), /cannot write .*a-file.*: (it exists and is not a directory|a part of the path is not a directory)/);
+  }
+
+  // A full target ends the restore with exit 5; the file being written when it filled is removed.
+  const small = join(work, 'small-target');
+  const unmount = await mountSmallFilesystem(small, 3 * 1024 * 1024);
+  try {
+    const full = await coffer(['restore', '-r', repo, second.id, '--to', join(small, 'r')], opts);
+    assertExit(full, 5);
+    assert.match(full.stderr.toString(), /no space left on the target writing .*: the restore stopped there/);
+    const left = (await fs.readdir(small, { recursive: true })).map(String);
+    assert.ok(!left.some((name) => basename(name) === 'big'), `the big file's partial copy is gone: ${left.join(', ')}`);
+  } finally {
+    await unmount();
   }
 
   const stats = await coffer(['stats', '-r', repo, '--json'], opts);

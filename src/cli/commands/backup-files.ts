@@ -7,6 +7,7 @@ import { Excludes, ListingPrefetch, readAccountNames } from '../../source/index.
 import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
 import { ExitCode } from '../exit-codes.js';
 import { formatBytes, formatDuration, parseSize } from '../format.js';
+import { parseIsoTime } from '../iso-time.js';
 import { runTimedHook } from '../timed-hook.js';
 
 export interface FileBackupCommandOptions extends RepositoryOptions {
@@ -50,8 +51,7 @@ export async function backupFilesCommand(paths: string[], options: FileBackupCom
   const tags = options.tag ?? [];
   const badTag = tags.find((tag) => !NAME.test(tag));
   if (badTag !== undefined) throw new CofferError('E_USAGE', `tag ${JSON.stringify(badTag)} is not 1 to 200 printable characters`);
-  const time = options.time === undefined ? undefined : new Date(options.time);
-  if (time !== undefined && Number.isNaN(time.getTime())) throw new CofferError('E_USAGE', `--time ${options.time} is not an ISO 8601 date`);
+  const time = options.time === undefined ? undefined : parseIsoTime(options.time, '--time');
   const largerThan = options.excludeLargerThan === undefined ? undefined : parseSize(options.excludeLargerThan);
   if (largerThan !== undefined && !Number.isFinite(largerThan)) throw new CofferError('E_USAGE', `--exclude-larger-than ${options.excludeLargerThan}: give a size such as 500M or 2G`);
   const hookTimeoutMs = options.hookTimeout === undefined ? DEFAULT_HOOK_TIMEOUT_MS : parseDuration(options.hookTimeout);

@@ -4,6 +4,7 @@ import { CofferError } from '../../errors/index.js';
 import { cacheDirectoryOf } from '../../repo/index.js';
 import { openFromOptions, type CommandContext, type RepositoryOptions } from '../context.js';
 import { formatBytes, formatDuration, parseSize } from '../format.js';
+import { parseIsoTime } from '../iso-time.js';
 import { ProgressReporter } from '../progress.js';
 import { parseSourceFormat } from '../source-format.js';
 import { consistencyLabel } from './snapshots.js';
@@ -59,8 +60,7 @@ export async function backupCommand(disks: string[], options: BackupCommandOptio
   if (badTag !== undefined) throw new CofferError('E_USAGE', `tag ${JSON.stringify(badTag)} is not 1 to 200 printable characters`);
   let time: Date | undefined;
   if (options.time !== undefined) {
-    time = new Date(options.time);
-    if (Number.isNaN(time.getTime())) throw new CofferError('E_USAGE', `--time ${options.time} is not an ISO 8601 date`);
+    time = parseIsoTime(options.time, '--time');
   }
   const ranges = options.changedRanges ?? [];
   if (ranges.length > 0 && options.qemu !== undefined) throw new CofferError('E_USAGE', '--changed-ranges applies to disk images, not to --qemu (QEMU tracks its own changes)');

@@ -1,12 +1,13 @@
 import { constants } from 'node:fs';
 import { chmodSync, closeSync, ftruncateSync, lchownSync, mkdirSync, openSync } from 'node:fs';
-import { link, mkdir, open, readdir, readFile, symlink } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SharedBufferPool } from '../../concurrency/index.js';
 import { AlignedBuffers, DirectAppender, takesDirectWrites } from '../../disk/index.js';
 import { CofferError } from '../../errors/index.js';
 import { syscalls, writeFullySync } from '../../native/index.js';
 import { getFileTree, type Repository, type Snapshot, type TreeEntry } from '../../repo/index.js';
+import { isNoSpace, targetError } from '../target-error.js';
 import { ChunkReader } from './chunk-reader.js';
 import { PathFilter } from './path-filter.js';
 
@@ -67,7 +68,7 @@ export async function restoreFileSnapshot(repo: Repository, snapshot: Snapshot, 
     await mkdir(options.to, { recursive: true });
     present = await readdir(options.to);
   } catch (error) {
-    throw targetUnusable(options.to, error);
+    throw targetError(options.to, error, { exists: 'it exists and is not a directory' }); // exit 4 (5 for a full disk), never an internal error
   }
   if (present.length > 0) throw new CofferError('E_USAGE', `${options.to} is not empty: restore files into an empty or new directory`);
   const restorer = new FileRestorer(repo, options, await readAccountIds(), await takesDirectWrites(options.to).catch(() => false));
@@ -75,12 +76,13 @@ export async function restoreFileSnapshot(repo: Repository, snapshot: Snapshot, 
   return restorer.report;
 }
 
-/** The folder to restore into cannot be made or listed: exit 4 (5 for a full disk), never an internal error. */
-function targetUnusable(to: string, error: unknown): CofferError {
-  const code = (error as NodeJS.ErrnoException).code;
-  if (code === 'ENOSPC' || code === 'EDQUOT') return new CofferError('E_NO_SPACE', `no space left making ${to}`, { subject: { path: to }, cause: error });
-  const why: Record<string, string> = { EEXIST: 'it exists and is not a directory', ENOTDIR: 'a part of the path is not a directory', ENOENT: 'a part of the path is a dangling symbolic link', EACCES: 'permission denied', EPERM: 'permission denied', EROFS: 'the filesystem is read-only' };
-  return new CofferError('E_TARGET_UNWRITABLE', `cannot restore to ${to}: ${why[code ?? ''] ?? (error instanceof Error ? error.message : String(error))}`, { subject: { path: to }, cause: error });
+/** A directory of the restore (`parents`: with those above it), its failure a target error. */
+function makeDirectory(path: string, parents: boolean): void {
+  try {
+    mkdirSync(path, parents ? { recursive: true } : { mode: 0o700 });
+  } catch (error) {
+    throw targetError(path, error);
+  }
 }
 
 /** Names to ids from /etc/passwd and /etc/group. */
@@ -217,9 +219,9 @@ class FileRestorer {
       if (entry.type === 'directory') {
         const destination = join(target, entry.name);
         if (selected) {
-          if (!exists) mkdirSync(target, { recursive: true });
+          if (!exists) makeDirectory(target, true);
           exists = true;
-          mkdirSync(destination, { mode: 0o700 });
+          makeDirectory(destination, false);
           await this.directory(entry.tree as string, childPath, destination, true, true);
         } else if (!(await this.directory(entry.tree as string, childPath, destination, false, false))) {
           continue; // not selected itself: created only when something below it is
@@ -230,7 +232,7 @@ class FileRestorer {
         continue;
       }
       if (!selected) continue;
-      if (!exists) mkdirSync(target, { recursive: true });
+      if (!exists) makeDirectory(target, true);
       exists = true;
       restored = true;
       this.planned.push({ entry, in: here });
@@ -306,6 +308,11 @@ class FileRestorer {
     } catch (error) {
       firstName?.(undefined);
       if (error instanceof CofferError && error.code === 'E_INTERRUPTED') throw error;
+      // A full target ends the restore: every file after would fail the same way, empty.
+      if (isNoSpace(error)) {
+        if (entry.type === 'file') await rm(destination, { force: true }).catch(() => undefined); // what was written of it
+        throw new CofferError('E_NO_SPACE', `no space left on the target writing ${destination}: the restore stopped there (that file removed, ${this.report.files} files restored before it)`, { subject: { path: destination }, cause: error });
+      }
       this.problem(path, (error as Error).message);
     }
     this.options.onProgress?.({ entries: this.report.files + this.report.directories, bytes: this.report.bytes });

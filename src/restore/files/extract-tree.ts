@@ -3,8 +3,12 @@ import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import { CofferError } from '../../errors/index.js';
 import type { Filesystem, FsNode, ResolvedNode } from '../../fs/index.js';
+import { targetCall, targetError } from '../target-error.js';
 import { filePieces } from './file-pieces.js';
 import { emptyReport, isEntryProblem, safeWalk, type SafeItem, type TreeReport } from './safe-walk.js';
+
+/** `files get` has a way past a name that exists. */
+const EXISTS = { exists: 'it exists already (--overwrite replaces files)' };
 
 export interface ExtractOptions {
   /** The folder to extract into; created if missing. */
@@ -60,7 +64,7 @@ export async function extractTree(fs: Filesystem, sources: readonly ResolvedNode
         const link = await fs.readlink(item.node);
         if (link === '' || link.includes('\0')) throw new CofferError('E_FS_CORRUPT', `${item.guestPath}: symlink target ${JSON.stringify(link)} cannot be created`);
         if (options.overwrite) await removeIfNotFolder(target);
-        await targetCall(target, () => fsp.symlink(link, target));
+        await targetCall(target, () => fsp.symlink(link, target), EXISTS);
         await setAttributes(target, item.node, owners, 'link');
         report.symlinks++;
       } else {
@@ -79,7 +83,7 @@ export async function extractTree(fs: Filesystem, sources: readonly ResolvedNode
     try {
       await fsp.mkdir(target, { mode: 0o700 });
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') return targetError(target, error);
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw targetError(target, error);
       const st = await fsp.lstat(target);
       if (!st.isDirectory()) throw new CofferError('E_TARGET_UNWRITABLE', `${target} exists and is not a folder`, { subject: { path: target } });
     }
@@ -95,7 +99,7 @@ export async function extractTree(fs: Filesystem, sources: readonly ResolvedNode
         return;
       }
     }
-    const handle = await targetCall(target, () => fsp.open(target, 'wx', 0o600));
+    const handle = await targetCall(target, () => fsp.open(target, 'wx', 0o600), EXISTS);
     let complete = false;
     try {
       for await (const piece of filePieces(fsys, item.node, o.signal)) {
@@ -135,21 +139,4 @@ async function setAttributes(target: string, node: FsNode, owners: boolean, what
     else if (what === 'link') await fsp.lutimes(target, seconds(atime), seconds(mtime));
     else await fsp.utimes(target, seconds(atime), seconds(mtime));
   });
-}
-
-/** Runs a call on the target and turns its failures into Coffer's target errors. */
-async function targetCall<T>(target: string, call: () => Promise<T>): Promise<T> {
-  try {
-    return await call();
-  } catch (error) {
-    return targetError(target, error);
-  }
-}
-
-function targetError(target: string, error: unknown): never {
-  if (error instanceof CofferError) throw error;
-  const code = (error as NodeJS.ErrnoException).code;
-  if (code === 'ENOSPC' || code === 'EDQUOT') throw new CofferError('E_NO_SPACE', `${target}: no space left on the target`, { subject: { path: target }, cause: error });
-  if (code === 'EEXIST') throw new CofferError('E_TARGET_UNWRITABLE', `${target} exists already (--overwrite replaces files)`, { subject: { path: target }, cause: error });
-  throw new CofferError('E_TARGET_UNWRITABLE', `${target}: ${(error as Error).message}`, { subject: { path: target }, cause: error });
 }
