@@ -32,9 +32,9 @@ const ALLOWED: Record<string, string[]> = {
   nbd: ['errors', 'blockdev', 'concurrency'],
   backup: ['errors', 'blockdev', 'concurrency', 'repo', 'source', 'disk', 'native'],
   restore: ['errors', 'glob', 'blockdev', 'concurrency', 'repo', 'disk', 'volume', 'fs', 'nbd', 'xml', 'native'],
-  relocate: ['errors', 'qmp'],
+  relocate: ['errors', 'qmp', 'native'],
   jobs: ['errors', 'concurrency', 'repo'],
-  server: ['errors', 'concurrency', 'repo', 'jobs', 'backup', 'restore', 'source', 'disk', 'volume', 'fs', 'nbd'],
+  server: ['errors', 'concurrency', 'repo', 'jobs', 'backup', 'restore', 'source', 'disk', 'volume', 'fs', 'nbd', 'native'],
   // The web console talks to the server over HTTP only (src/web/api/client.ts), never by import.
   web: [],
   cli: ['errors', 'blockdev', 'concurrency', 'repo', 'source', 'disk', 'volume', 'fs', 'nbd', 'backup', 'restore', 'relocate', 'jobs', 'server'],

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readdirSync, readSync, renameSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFullySync } from '../native/index.js';
+import { writeFullySync, makeFoldersSync } from '../native/index.js';
 import { FINGERPRINT_BYTES, FINGERPRINT_KEY_BYTES } from '../repo/index.js';
 
 /**
@@ -93,7 +93,7 @@ export class BlockFingerprints {
     }
     const temp = `${path}.tmp-${randomBytes(8).toString('hex')}`;
     try {
-      mkdirSync(folder, { recursive: true, mode: 0o700 });
+      makeFoldersSync(folder, 0o700);
       const next = openSync(temp, 'wx+', 0o600);
       const key = previous?.key ?? randomBytes(FINGERPRINT_KEY_BYTES);
       try {

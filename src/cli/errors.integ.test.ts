@@ -80,6 +80,20 @@ const cases: Case[] = [
     code: 11,
     message: /config/,
   },
+  { title: '-r names a file', args: ['snapshots', '-r', 'WORK/a-file'], setup: (dir) => writeFile(join(dir, 'a-file'), 'x'), env: PASSWORD, code: 10, message: /a-file is not a Coffer repository \(it is a file, not a folder\)/ },
+  { title: 'init onto a file', args: ['init', '-r', 'WORK/a-file'], setup: (dir) => writeFile(join(dir, 'a-file'), 'x'), env: PASSWORD, code: 2, message: /a-file is a file, not a folder/ },
+  { title: 'the config is a folder', args: ['snapshots', '-r', 'WORK/repo'], setup: async (dir) => void (await mkdir(join(dir, 'repo', 'config'), { recursive: true })), env: PASSWORD, code: 11, message: /its config is a folder/ },
+  {
+    title: 'the config emptied (crash debris) beside the key files: damaged, not "create one with init"',
+    args: ['snapshots', '-r', 'WORK/repo'],
+    setup: async (dir) => {
+      await cofferJson(['init', '-r', join(dir, 'repo')], { env: PASSWORD });
+      await writeFile(join(dir, 'repo', 'config'), '');
+    },
+    env: PASSWORD,
+    code: 11,
+    message: /holds a repository's objects \(keys\/[0-9a-f]+…\) but no config, or an empty one/,
+  },
   { title: 'missing source disk', args: ['backup', '-r', 'REPO', '--vm', 'vm1', 'WORK/no-such-disk.raw'], env: PASSWORD, code: 3, message: /no-such-disk\.raw/ },
   { title: 'source is a directory', args: ['backup', '-r', 'REPO', '--vm', 'vm1', 'WORK'], env: PASSWORD, code: 3, message: /neither a disk image file nor a block device/ },
   {

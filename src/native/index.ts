@@ -5,7 +5,8 @@
  * addon compiled by `npm install`; what writes past the page cache (O_DIRECT) need
  * (direct-io.ts); positioned writes that write every byte (write-fully.ts); and copies of
  * shared memory at memcpy's speed (copy-bytes.ts); and byte ranges of files copied file to file
- * off the main thread (copy-file-ranges.ts).
+ * off the main thread (copy-file-ranges.ts); and `mkdir -p` without Node's endless loop where
+ * mkdir answers ENOENT (make-folders.ts).
  */
 export { syscalls } from './syscalls.js';
 export { aead } from './aead.js';
@@ -14,3 +15,4 @@ export { writeFully, writeFullyAt, writeFullySync } from './write-fully.js';
 export { copyBytes, fillZeros } from './copy-bytes.js';
 export { sharedMemory } from './huge-pages.js';
 export { copyFileRanges, type CopiedRanges, type CopyRangesError, type FileRange } from './copy-file-ranges.js';
+export { makeFolders, makeFoldersSync } from './make-folders.js';

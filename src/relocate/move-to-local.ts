@@ -17,9 +17,10 @@
  * silence. A failure during finalize (not seen in practice) is reported naming which disks
  * moved and which did not.
  */
-import { mkdir, rm, stat } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { CofferError, isCofferError } from '../errors/index.js';
+import { makeFolders } from '../native/index.js';
 import {
   blockdevAdd, blockdevCreate, blockdevDel, blockdevMirror, blockJobCancel, jobComplete, jobDismiss, jobFinalize,
   queryBlock, queryJobs, queryNamedBlockNodes, QmpClient,
@@ -93,7 +94,7 @@ export async function moveToLocalStorage(qmp: QmpClient, options: MoveOptions): 
     jobId: `coffer-move-${tag}-${i}`,
   }));
   if (new Set(plans.map((p) => p.path)).size !== plans.length) throw new CofferError('E_USAGE', `two disks of the VM would get the same file name (${plans.map((p) => p.name).join(', ')})`);
-  await mkdir(dir, { recursive: true });
+  await makeFolders(dir);
   for (const p of plans) {
     if (await stat(p.path).then(() => true, () => false)) throw new CofferError('E_TARGET_UNWRITABLE', `${p.path} exists: move it away or choose another --to`, { subject: { path: p.path } });
   }

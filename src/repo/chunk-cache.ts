@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CofferError } from '../errors/index.js';
+import { makeFolders } from '../native/index.js';
 import type { Backend } from './backend/backend.js';
 import { CHUNKS_PREFIX, DELETIONS_KEY, idFromKey } from './layout.js';
 
@@ -72,7 +73,7 @@ export class ChunkCache {
         return;
       }
       const ids = mergeSorted(this.sorted, [...this.added].map((hex) => Buffer.from(hex, 'hex')));
-      await mkdir(this.directory, { recursive: true, mode: 0o700 });
+      await makeFolders(this.directory, 0o700);
       const temp = join(this.directory, `.tmp-${randomBytes(6).toString('hex')}`);
       await writeFile(temp, encodeCacheFile({ repository: this.repositoryId, deletions: this.token ?? '', built: this.built }, ids), { mode: 0o600 });
       await rename(temp, this.file);

@@ -12,7 +12,7 @@ import { DEFAULT_KDF, parseKeyFile, unwrapMasterKey, wrapMasterKey, type KdfPara
 import { newMasterKey, type MasterKey } from './keys/master-key.js';
 import { deriveSigningKey } from './keys/signing-key.js';
 import { DigestRecordingBackend, digestRecorderOf } from './digests/digest-recording-backend.js';
-import { chunkKey, CONFIG_KEY, indexKey, keyFileKey, KEYS_PREFIX } from './layout.js';
+import { chunkKey, CONFIG_KEY, indexKey, keyFileKey, KEYS_PREFIX, SNAPSHOTS_PREFIX } from './layout.js';
 import { LockedBackend } from './lock/locked-backend.js';
 import { RetentionCache } from './lock/retention-cache.js';
 import { SegmentCachingBackend } from './segment-cache.js';
@@ -248,7 +248,11 @@ export async function initRepository(backend: Backend, options: InitOptions): Pr
   const version = options.format ?? REPOSITORY_DEFAULTS.format;
   if (!FORMAT_VERSIONS.includes(version)) throw new CofferError('E_USAGE', `repository format ${String(version)} does not exist: give ${FORMAT_VERSIONS.join(' or ')}`);
   if (options.objectLock !== undefined) await checkLockable(backend, options.objectLock);
-  if (await backend.has(CONFIG_KEY)) {
+  const configPresent = await backend.has(CONFIG_KEY).catch((error: unknown) => {
+    if (causeCode(error) !== 'ENOTDIR') throw error;
+    throw new CofferError('E_REPO_EXISTS', `${backend.location} is a file, not a folder: choose a new or empty folder for the repository`, { subject: { repository: backend.location }, cause: error });
+  });
+  if (configPresent) {
     throw new CofferError('E_REPO_EXISTS', `${backend.location} already holds a repository`, { subject: { repository: backend.location } });
   }
   for await (const entry of backend.list('')) {
@@ -311,12 +315,7 @@ export async function openRepository(backend: Backend, options: OpenOptions = {}
   try {
     configBytes = await backend.get(CONFIG_KEY);
   } catch (error) {
-    if (error instanceof CofferError && error.code === 'E_MISSING_OBJECT') {
-      throw new CofferError('E_REPO_NOT_FOUND', `${backend.location} is not a Coffer repository (no config); create one with 'coffer init'`, {
-        subject: { repository: backend.location },
-      });
-    }
-    throw error;
+    throw await configUnreadable(backend, error);
   }
   const config = decodeConfig(configBytes, backend.location);
   // Format 2 on S3: index segments are read from a local copy when this machine has them.
@@ -334,6 +333,45 @@ export async function openRepository(backend: Backend, options: OpenOptions = {}
     await pool?.close();
     throw error;
   }
+}
+
+/**
+ * Why the config could not be read, as the error a user can act on: no config in an empty
+ * place, or in a file, is no repository (`E_REPO_NOT_FOUND`, exit 10); no config (or an empty
+ * one, crash debris) beside a repository's objects, or a config that is a folder, is a
+ * damaged repository (`E_REPO_DAMAGED`, exit 11), never "create one with init".
+ */
+async function configUnreadable(backend: Backend, error: unknown): Promise<unknown> {
+  const subject = { repository: backend.location };
+  const code = causeCode(error);
+  if (code === 'ENOTDIR') return new CofferError('E_REPO_NOT_FOUND', `${backend.location} is not a Coffer repository (it is a file, not a folder)`, { subject, cause: error });
+  if (code === 'EISDIR') return new CofferError('E_REPO_DAMAGED', `${backend.location}: its config is a folder, not the repository's config file`, { subject, cause: error });
+  if (!(error instanceof CofferError && error.code === 'E_MISSING_OBJECT')) return error;
+  // Key files and manifests say a repository was here (other files in the place do not).
+  let other: string | undefined;
+  try {
+    for (const prefix of [KEYS_PREFIX, SNAPSHOTS_PREFIX]) {
+      for await (const entry of backend.list(prefix)) {
+        other ??= entry.key;
+        break;
+      }
+    }
+  } catch {
+    // Not listable: say what was asked.
+  }
+  if (other !== undefined) {
+    return new CofferError('E_REPO_DAMAGED', `${backend.location} holds a repository's objects (${other}…) but no config, or an empty one (lost in a crash, or deleted): put the config back from a copy of this repository (coffer repair cannot make one)`, { subject });
+  }
+  return new CofferError('E_REPO_NOT_FOUND', `${backend.location} is not a Coffer repository (no config); create one with 'coffer init'`, { subject });
+}
+
+/** The errno code behind an error (a backend keeps the system's error as its cause). */
+function causeCode(error: unknown): string | undefined {
+  for (let e = error, depth = 0; e !== undefined && e !== null && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (typeof code === 'string' && /^E[A-Z]+$/.test(code) && !code.includes('_')) return code;
+  }
+  return undefined;
 }
 
 /** The worker pool of a repository with `config` (`'later'`: its key is given once derived). */

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { makeFolders } from '../native/index.js';
 import type { Backend, BackendEntry, ObjectLockStore } from './backend/backend.js';
 import { ForwardingBackend } from './backend/forwarding-backend.js';
 import { idFromKey, SEGMENTS_PREFIX } from './layout.js';
@@ -129,7 +130,7 @@ export class SegmentCachingBackend extends ForwardingBackend {
   private async write(hex: string, bytes: Uint8Array): Promise<void> {
     const temp = join(this.folder, `.tmp-${randomBytes(6).toString('hex')}`);
     try {
-      await mkdir(this.folder, { recursive: true, mode: 0o700 });
+      await makeFolders(this.folder, 0o700);
       await writeFile(temp, Buffer.concat([createHash('sha256').update(bytes).digest(), bytes]), { mode: 0o600 });
       await rename(temp, join(this.folder, hex));
     } catch {

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { assertReadInBounds, coalesceExtents, type BlockDevice, type Extent, type WritableBlockDevice } from '../blockdev/index.js';
 import { CofferError } from '../errors/index.js';
+import { makeFolders } from '../native/index.js';
 
 /** Bytes of one overlay granule: the unit of copy-on-write. */
 export const GRANULE = 4096;
@@ -49,7 +50,7 @@ export class CowOverlay implements WritableBlockDevice {
    * snapshot or disk (or one without its origin), or one another process has open.
    */
   static async open(base: BlockDevice, folder: string, name: string, origin: OverlayOrigin): Promise<CowOverlay> {
-    await fs.mkdir(folder, { recursive: true }).catch((error: unknown) => {
+    await makeFolders(folder).catch((error: unknown) => {
       throw asTargetError(folder, error);
     });
     const dataPath = path.join(folder, `${name}.data`);

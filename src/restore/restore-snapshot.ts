@@ -1,8 +1,9 @@
-import { mkdir, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { openDiskTarget, TARGET_EXTENSIONS, type TargetFormat } from '../disk/index.js';
 import { CofferError } from '../errors/index.js';
+import { makeFolders } from '../native/index.js';
 import type { DiskRecord, Repository, Snapshot } from '../repo/index.js';
 import { restoreDisk, type RestoreProgress } from './restore-disk.js';
 import { SnapshotDisk } from './snapshot-disk.js';
@@ -32,7 +33,7 @@ export async function restoreSnapshot(repo: Repository, snapshot: Snapshot, opti
   }
   // Several disks, or an existing directory, get one <disk>.raw file each in that directory.
   const single = options.to === '-' || (disks.length === 1 && (await stat(options.to).catch(() => undefined))?.isDirectory() !== true);
-  if (!single) await mkdir(options.to, { recursive: true });
+  if (!single) await makeFolders(options.to);
   const results = [];
   for (const record of disks) {
     const format = options.format ?? 'raw';

@@ -8,11 +8,11 @@
  * finish, event streams end, the drain hooks run (the scheduler stops firing, running backups
  * finish or are cancelled cleanly, notifications are handed over), then everything is closed.
  */
-import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { CofferError } from '../errors/index.js';
+import { makeFolders } from '../native/index.js';
 import { AuditLog } from './audit/index.js';
 import { Authenticator, ensureFirstAdmin, FIRST_ADMIN, LoginThrottle, SessionStore, TokenStore, UserStore } from './auth/index.js';
 import { ConfigStore } from './config/index.js';
@@ -89,7 +89,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     throw new CofferError('E_USAGE', `--insecure-http is refused on ${host}: plain HTTP only on a loopback address (127.0.0.1, ::1, localhost)`);
   }
   if (options.insecureHttp === true && options.tls !== undefined) throw new CofferError('E_USAGE', '--insecure-http and --tls-cert/--tls-key exclude each other');
-  await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
+  await makeFolders(options.dataDir, 0o700);
   const state = await openStateDatabase({ url: options.database ?? join(options.dataDir, 'state.db'), now, idleInTransactionMs: idleInTransactionFor(options.leaseMs ?? DEFAULT_LEASE_MS) });
   if (state.dialect === 'sqlite' && options.localWorker === false) {
     await state.close();
@@ -108,7 +108,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     options.print(`configuration: ${configFile} (version ${config.version}${created ? ', written now from a commented sample' : ''})`);
     // Restores through the API write only in allowed folders; this one unless the config names others.
     const defaultRestores = join(options.dataDir, 'restores');
-    await mkdir(defaultRestores, { recursive: true, mode: 0o700 });
+    await makeFolders(defaultRestores, 0o700);
     const users = new UserStore(db, now);
     const sessions = new SessionStore(db, now);
     const tokens = new TokenStore(db, now);

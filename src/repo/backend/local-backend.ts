@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { link, mkdir, open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { link, open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import { CofferError } from '../../errors/index.js';
-import { DIRECT_ALIGNMENT, isAlignedInMemory, syscalls, takesDirectWrites, writeFully } from '../../native/index.js';
+import { DIRECT_ALIGNMENT, isAlignedInMemory, syscalls, takesDirectWrites, writeFully, makeFolders } from '../../native/index.js';
 import type { Backend, BackendEntry } from './backend.js';
 import { checkedKey } from './backend-key.js';
 import { ReadHandles, type ReadLease } from './local-read-handles.js';
@@ -265,7 +265,7 @@ export class LocalBackend implements Backend {
   private async ensureDirectory(directory: string): Promise<void> {
     if (this.madeDirectories.has(directory)) return;
     try {
-      await mkdir(directory, { recursive: true });
+      await makeFolders(directory);
     } catch (error) {
       throw this.translate(error, directory, 'mkdir');
     }

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { makeFolders } from '../../native/index.js';
 import { chunkKey, CHUNKS_PREFIX, idFromKey, indexKey, INDEXES_PREFIX, packKey, PACKS_PREFIX } from '../layout.js';
 
 const RECORD_BYTES = 1 + 32 + 8;
@@ -77,7 +78,7 @@ export class RetentionCache {
       const body = Buffer.concat(records);
       const header = { format: 'coffer-retention-cache', version: FILE_VERSION, repository: this.repositoryId, count: records.length, sha256: createHash('sha256').update(body).digest('hex') };
       const folder = join(this.directory, this.repositoryId);
-      await mkdir(folder, { recursive: true, mode: 0o700 });
+      await makeFolders(folder, 0o700);
       const temp = join(folder, `.tmp-${randomBytes(6).toString('hex')}`);
       await writeFile(temp, Buffer.concat([Buffer.from(`${JSON.stringify(header)}\n`), body]), { mode: 0o600 });
       await rename(temp, join(folder, 'retention'));

@@ -1,11 +1,11 @@
 import { constants } from 'node:fs';
 import { chmodSync, closeSync, ftruncateSync, lchownSync, mkdirSync, openSync } from 'node:fs';
-import { link, mkdir, open, readdir, readFile, rm, symlink } from 'node:fs/promises';
+import { link, open, readdir, readFile, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SharedBufferPool } from '../../concurrency/index.js';
 import { AlignedBuffers, DirectAppender, takesDirectWrites } from '../../disk/index.js';
 import { CofferError } from '../../errors/index.js';
-import { syscalls, writeFullySync } from '../../native/index.js';
+import { syscalls, writeFullySync, makeFolders, makeFoldersSync } from '../../native/index.js';
 import { getFileTree, type Repository, type Snapshot, type TreeEntry } from '../../repo/index.js';
 import { isNoSpace, targetError } from '../target-error.js';
 import { ChunkReader } from './chunk-reader.js';
@@ -65,7 +65,7 @@ export async function restoreFileSnapshot(repo: Repository, snapshot: Snapshot, 
   if (snapshot.files === undefined) throw new CofferError('E_USAGE', `snapshot ${snapshot.id.slice(0, 8)} holds disks, not files`);
   let present: string[];
   try {
-    await mkdir(options.to, { recursive: true });
+    await makeFolders(options.to);
     present = await readdir(options.to);
   } catch (error) {
     throw targetError(options.to, error, { exists: 'it exists and is not a directory' }); // exit 4 (5 for a full disk), never an internal error
@@ -79,7 +79,8 @@ export async function restoreFileSnapshot(repo: Repository, snapshot: Snapshot, 
 /** A directory of the restore (`parents`: with those above it), its failure a target error. */
 function makeDirectory(path: string, parents: boolean): void {
   try {
-    mkdirSync(path, parents ? { recursive: true } : { mode: 0o700 });
+    if (parents) makeFoldersSync(path);
+    else mkdirSync(path, { mode: 0o700 });
   } catch (error) {
     throw targetError(path, error);
   }

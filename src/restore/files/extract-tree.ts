@@ -3,6 +3,7 @@ import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import { CofferError } from '../../errors/index.js';
 import type { Filesystem, FsNode, ResolvedNode } from '../../fs/index.js';
+import { makeFolders } from '../../native/index.js';
 import { targetCall, targetError } from '../target-error.js';
 import { filePieces } from './file-pieces.js';
 import { emptyReport, isEntryProblem, safeWalk, type SafeItem, type TreeReport } from './safe-walk.js';
@@ -41,7 +42,7 @@ export async function extractTree(fs: Filesystem, sources: readonly ResolvedNode
   const report: ExtractReport = emptyReport();
   const owners = options.owners ?? process.getuid?.() === 0;
   const root = path.resolve(options.to);
-  await targetCall(root, () => fsp.mkdir(root, { recursive: true }));
+  await targetCall(root, () => makeFolders(root));
   const rootStat = await targetCall(root, () => fsp.lstat(root));
   if (!rootStat.isDirectory()) throw new CofferError('E_TARGET_UNWRITABLE', `${root} is not a folder`, { subject: { path: root } });
   await targetCall(root, () => fsp.access(root, fsConstants.W_OK));

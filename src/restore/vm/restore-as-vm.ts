@@ -8,10 +8,11 @@
  * nothing is written. The definition is checked (parsed and rewritten) before any disk is
  * restored, and written last, atomically (tmp + rename).
  */
-import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { TARGET_EXTENSIONS, type TargetFormat } from '../../disk/index.js';
 import { CofferError } from '../../errors/index.js';
+import { makeFolders } from '../../native/index.js';
 import type { Repository, Snapshot } from '../../repo/index.js';
 import type { RestoreProgress } from '../restore-disk.js';
 import { restoreSnapshot } from '../restore-snapshot.js';
@@ -80,7 +81,7 @@ export async function restoreAsVm(repo: Repository, snapshot: Snapshot, options:
     ? { kind: 'libvirt-xml' as const, file: `${options.name}.xml`, ...cloneLibvirtDomain(text, { name: options.name, disks: images, identity }) }
     : { kind: 'qemu-script' as const, file: `${options.name}.sh`, ...cloneQemuScript(text, { name: options.name, disks: images, identity }) };
 
-  await mkdir(dir, { recursive: true });
+  await makeFolders(dir);
   const definitionPath = join(dir, clone.file);
   if (options.overwrite !== true && (await stat(definitionPath).catch(() => undefined)) !== undefined) {
     throw new CofferError('E_TARGET_UNWRITABLE', `${definitionPath} exists (add --overwrite to replace it)`, { subject: { path: definitionPath } });

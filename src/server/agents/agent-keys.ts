@@ -14,9 +14,10 @@
  * removes its key files from the repositories and these records.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CofferError } from '../../errors/index.js';
+import { makeFolders } from '../../native/index.js';
 import type { RepositoryConfig } from '../config/index.js';
 import { withTaskRepository } from '../worker/kinds/open-repository.js';
 
@@ -62,7 +63,7 @@ export class AgentKeys {
     const keyId = await withTaskRepository({ name: ref.name, url: ref.url, ...(ref['passphrase-file'] === undefined ? {} : { passphraseFile: ref['passphrase-file'] }) }, async (repo) =>
       (repo.openedWithKey === null ? null : repo.addKey(passphrase)));
     const record: KeyRecord = { format: FORMAT, version: 1, agent, repository, keyId, passphrase: keyId === null ? null : passphrase, created: new Date().toISOString() };
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await makeFolders(this.dir, 0o700);
     const temp = `${file}.tmp-${randomBytes(6).toString('hex')}`;
     await writeFile(temp, `${JSON.stringify(record)}\n`, { mode: 0o600 });
     await rename(temp, file);

@@ -6,10 +6,10 @@
  * HTTPS listener with the API's certificate through which agents write into the configured
  * repositories under the repository server's append-only policy.
  */
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { CofferError } from '../../errors/index.js';
+import { makeFolders } from '../../native/index.js';
 import { backendForLocation, type Backend } from '../../repo/index.js';
 import { parseDuration, type ServiceConfig } from '../config/index.js';
 import { startRepoServer, type RunningRepoServer } from '../repo-server/repo-server.js';
@@ -57,7 +57,7 @@ export interface AgentService {
 /** Opens the agents' state in the data directory. */
 export async function openAgentService(options: { dataDir: string; config: () => ServiceConfig; log?: (line: string) => void }): Promise<AgentService> {
   const dir = agentsDir(options.dataDir);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await makeFolders(dir, 0o700);
   const file = tokensFile(dir);
   const verifier = new TokenVerifier(file);
   await verifier.load();

@@ -9,8 +9,9 @@
  *     DIR/READY          written last: a build interrupted half-way is started again
  */
 import { randomBytes } from 'node:crypto';
-import { access, mkdir, rm, writeFile } from 'node:fs/promises';
+import { access, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { makeFolders } from '../../native/index.js';
 import { LocalBackend, initRepository } from '../../repo/index.js';
 import { buildExt4Disk, buildFatDisk, buildNtfsDisk, buildQcow2Disk, checkDemoTools, demoFiles } from './demo-images.js';
 
@@ -48,8 +49,8 @@ export async function ensureDemo(dir: string, print: (line: string) => void): Pr
   for (const sub of ['images', 'repository', 'server', 'work']) await rm(join(layout.dir, sub), { recursive: true, force: true });
   const images = join(layout.dir, 'images');
   const work = join(layout.dir, 'work');
-  await mkdir(images, { recursive: true });
-  await mkdir(work, { recursive: true });
+  await makeFolders(images);
+  await makeFolders(work);
   for (const vm of DEMO_VMS) {
     await vm.build(join(images, vm.file), vm.sizeMiB, demoFiles(vm.name), work);
     print(`demo:   ${vm.name} on ${vm.host}: ${vm.file} (${vm.sizeMiB} MiB)`);
@@ -58,11 +59,11 @@ export async function ensureDemo(dir: string, print: (line: string) => void): Pr
 
   const passphrase = randomBytes(24).toString('base64url');
   await writeFile(layout.passphraseFile, `${passphrase}\n`, { mode: 0o600 });
-  await mkdir(layout.repository, { recursive: true });
+  await makeFolders(layout.repository);
   await initRepository(new LocalBackend(layout.repository), { passphrase }); // the default format, 2, as coffer init
   print(`demo:   an encrypted repository at ${layout.repository} (passphrase in ${layout.passphraseFile})`);
 
-  await mkdir(layout.serverDir, { recursive: true, mode: 0o700 });
+  await makeFolders(layout.serverDir, 0o700);
   await writeFile(layout.configFile, demoConfig(layout));
   await writeFile(ready, `${new Date().toISOString()}\n`);
   return { layout, built: true };

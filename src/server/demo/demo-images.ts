@@ -6,10 +6,11 @@
  * mostly empty): the demo builds in seconds.
  */
 import { execFile } from 'node:child_process';
-import { access, mkdir, rm, writeFile } from 'node:fs/promises';
+import { access, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CofferError } from '../../errors/index.js';
+import { makeFolders } from '../../native/index.js';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -60,7 +61,7 @@ export function demoFiles(vm: string): Record<string, string> {
 }
 
 async function writeTree(dir: string, files: Record<string, string>): Promise<void> {
-  await mkdir(dir, { recursive: true });
+  await makeFolders(dir);
   for (const [name, content] of Object.entries(files)) await writeFile(join(dir, name), content);
 }
 

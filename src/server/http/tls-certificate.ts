@@ -5,11 +5,12 @@
  * fingerprint is printed so the first browser warning can be checked against it.
  */
 import { X509Certificate } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { generate } from 'selfsigned';
 import { CofferError } from '../../errors/index.js';
+import { makeFolders } from '../../native/index.js';
 import { writeFileAtomically } from '../config/index.js';
 
 export interface TlsMaterial {
@@ -35,7 +36,7 @@ export async function loadOrCreateCertificate(dataDir: string, own?: { cert: str
   const keyFile = join(dir, 'key.pem');
   const existing = await Promise.all([readFile(certFile, 'utf8'), readFile(keyFile, 'utf8')]).catch(() => undefined);
   if (existing !== undefined) return { cert: existing[0], key: existing[1], fingerprint: fingerprintOf(existing[0], certFile), certFile, created: false };
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await makeFolders(dir, 0o700);
   const name = hostname();
   const now = new Date();
   const made = await generate([{ name: 'commonName', value: `Coffer server ${name}` }], {

@@ -1,7 +1,8 @@
-import { open, mkdir, readFile, rename, writeFile, type FileHandle } from 'node:fs/promises';
+import { open, readFile, rename, writeFile, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname } from 'node:path';
 import { CofferError } from '../../errors/index.js';
+import { makeFolders } from '../../native/index.js';
 
 /**
  * Who wrote each object under the prefixes the server isolates (access-policy.ts), for one
@@ -31,7 +32,7 @@ export class OwnerIndex {
   /** Loads (creating) the index file. */
   static async open(file: string): Promise<OwnerIndex> {
     const index = new OwnerIndex(file);
-    await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+    await makeFolders(dirname(file), 0o700);
     let lines = 0;
     const text = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT') return '';

@@ -1,8 +1,9 @@
 import { X509Certificate } from 'node:crypto';
-import { mkdir, readFile, writeFile, rename } from 'node:fs/promises';
+import { readFile, writeFile, rename } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { CofferError } from '../../errors/index.js';
+import { makeFolders } from '../../native/index.js';
 
 /** The server's TLS certificate and key (PEM), and the certificate's SHA-256 fingerprint. */
 export interface TlsIdentity {
@@ -53,7 +54,7 @@ export async function loadTlsIdentity(stateDir: string, given: { certFile?: stri
       { name: 'subjectAltName', altNames: [{ type: 2, value: name }, { type: 2, value: 'localhost' }, { type: 7, ip: '127.0.0.1' }, { type: 7, ip: '::1' }] },
     ],
   });
-  await mkdir(directory, { recursive: true, mode: 0o700 });
+  await makeFolders(directory, 0o700);
   // The key first: a certificate file exists only with its key beside it.
   await writeAtomically(keyFile, pems.private, 0o600);
   await writeAtomically(certFile, pems.cert, 0o644);

@@ -1,7 +1,8 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { CofferError } from '../../errors/index.js';
+import { makeFolders } from '../../native/index.js';
 
 /**
  * The repository server's tokens, one per agent (a guest, a backup host) or administrator,
@@ -76,7 +77,7 @@ export async function readTokens(file: string): Promise<TokenRecord[]> {
 }
 
 async function writeTokens(file: string, tokens: TokenRecord[]): Promise<void> {
-  await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+  await makeFolders(dirname(file), 0o700);
   const temp = `${file}.tmp-${randomBytes(6).toString('hex')}`;
   await writeFile(temp, `${JSON.stringify({ format: FORMAT, version: 1, tokens }, null, 2)}\n`, { mode: 0o600 });
   await rename(temp, file);

@@ -11,12 +11,12 @@
  * Callers see only Kysely and write portable queries (docs/state-database.md); `dialect` says
  * which engine it is for the rare query that must differ.
  */
-import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { Kysely, PostgresDialect, sql, SqliteDialect } from 'kysely';
 import { CofferError, isCofferError } from '../../errors/index.js';
+import { makeFoldersSync } from '../../native/index.js';
 import type { StateDialect } from './dialect.js';
 import type { Migration } from './migration.js';
 import { MIGRATIONS } from './migrations/index.js';
@@ -71,7 +71,7 @@ export async function connectStateDatabase(options: ConnectStateOptions): Promis
     const { file } = target;
     let sqlite: Database.Database;
     try {
-      if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+      if (file !== ':memory:') makeFoldersSync(dirname(file));
       sqlite = new Database(file, { timeout: options.busyTimeoutMs ?? 10_000 });
       sqlite.pragma('journal_mode = WAL');
       sqlite.pragma('synchronous = FULL');

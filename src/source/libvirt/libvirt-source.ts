@@ -3,6 +3,7 @@ import * as fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { CofferError } from '../../errors/index.js';
+import { makeFolders } from '../../native/index.js';
 import { NbdBlockDevice } from '../../nbd/index.js';
 import { guardedDevice } from '../guarded-device.js';
 import { checkScratchSpace, scratchFreeBytes, ScratchWatch } from '../scratch-space.js';
@@ -132,7 +133,7 @@ export async function openLibvirtSource(options: LibvirtSourceOptions): Promise<
   };
   try {
     if (ownDir) await fs.rm(workDir, { recursive: true, force: true });
-    await fs.mkdir(workDir, { recursive: true, mode: 0o700 });
+    await makeFolders(workDir, 0o700);
     const scratchMinFreeBytes = await checkScratchSpace(workDir, options.vm, options.scratchMinFreeBytes);
     const owner = parseDacOwner(live) ?? (await sourceOwner(included));
     if (owner !== undefined) await fs.chown(workDir, owner.uid, owner.gid);

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { makeFolders } from '../../native/index.js';
 import { NbdBlockDevice } from '../../nbd/index.js';
 import { describeVm, QmpClient, VM_DESCRIPTION_FORMAT, type QmpAddress } from '../../qmp/index.js';
 import { guardedDevice } from '../guarded-device.js';
@@ -93,7 +94,7 @@ export async function openQemuSource(options: QemuSourceOptions): Promise<VmSour
     // One folder per VM, so a run killed mid-way leaves nothing the next run does not clear.
     workDir = options.workDir ?? path.join(options.scratchDir ?? os.tmpdir(), `coffer-live-${createHash('sha256').update(`${options.vm}\0${JSON.stringify(options.qmp)}`).digest('hex').slice(0, 16)}`);
     if (ownDir) await fs.rm(workDir, { recursive: true, force: true });
-    await fs.mkdir(workDir, { recursive: true, mode: 0o700 });
+    await makeFolders(workDir, 0o700);
     const scratchMinFreeBytes = await checkScratchSpace(workDir, options.vm, options.scratchMinFreeBytes);
     const now = (options.clock ?? (() => new Date()))();
     const run = randomBytes(3).toString('hex');

@@ -6,11 +6,11 @@
  * when `security.four-eyes` is on: 202 with an approval request instead, and the task starts
  * when it is approved. Every start is audit-logged with who, what and from where.
  */
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { TARGET_FORMATS, type TargetFormat } from '../../../disk/index.js';
+import { makeFolders } from '../../../native/index.js';
 import { parseRetentionDuration, parseVerificationSubset, type RetentionPolicy } from '../../../repo/index.js';
 import type { TaskInfo, TaskRequest } from '../../tasks/index.js';
 import { ApiError } from '../api-error.js';
@@ -158,7 +158,7 @@ export function taskActionRoutes(app: FastifyInstance, context: ServiceContext):
       let overlayDir: string | undefined;
       if (body.writable === true) {
         overlayDir = join(tmpdir(), 'coffer-instant-recovery', `${snapshot.id.slice(0, 16)}-${Date.now()}`);
-        await mkdir(overlayDir, { recursive: true, mode: 0o700 });
+        await makeFolders(overlayDir, 0o700);
       }
       const task = await submit({
         kind: 'instant-recovery', owner: actor(request), repository: repo, vm: snapshot.vm,
