@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { seededBytes } from '../testing/index.js';
@@ -188,4 +188,20 @@ test('the passphrase from a pipe (--password-file <(…), a real pipe from bash)
   const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
   assert.equal(code, 0, stderr);
   assert.deepEqual((JSON.parse(stdout) as { id: string }[]).map((s) => s.id), [snapshot.id]);
+});
+
+test('backup --stdin with a folder redirected in: exit 2, nothing saved (it stored an empty file and said saved)', async () => {
+  const folder = await open(work, 'r');
+  try {
+    const child = spawn(process.execPath, [COFFER_BIN, 'backup', '-r', repo, '--stdin', '--host', 'h', '--stdin-name', 'dump.sql'], { stdio: [folder.fd, 'pipe', 'pipe'], env: { ...process.env, ...PASSWORD } });
+    let stderr = '';
+    child.stderr?.on('data', (bytes: Buffer) => (stderr += bytes.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    assert.equal(code, 2, stderr);
+    assert.match(stderr, /^coffer: --stdin reads a stream, and standard input is a folder/);
+  } finally {
+    await folder.close();
+  }
+  const listed = await cofferJson<{ id: string }[]>(['snapshots', '-r', repo], { env: PASSWORD });
+  assert.deepEqual(listed.map((s) => s.id), [snapshot.id]);
 });

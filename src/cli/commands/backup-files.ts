@@ -1,3 +1,4 @@
+import { fstatSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { backupFiles, fileParentOf } from '../../backup/index.js';
@@ -44,6 +45,7 @@ export async function backupFilesCommand(paths: string[], options: FileBackupCom
   if (options.stdin === true) {
     if (paths.length > 0) throw new CofferError('E_USAGE', '--stdin backs up standard input: name no paths with it');
     if (options.stdinName === undefined) throw new CofferError('E_USAGE', '--stdin needs --stdin-name NAME, the file name the stream is stored under');
+    refuseUnstreamableStdin(context.stdin);
   } else {
     if (paths.length === 0) throw new CofferError('E_USAGE', 'name the directories or files to back up (or --stdin)');
     if (options.stdinName !== undefined) throw new CofferError('E_USAGE', '--stdin-name goes with --stdin');
@@ -143,4 +145,21 @@ function parseDuration(text: string): number {
   const value = match === null ? Number.NaN : Number(match[1]) * { s: 1000, m: 60_000, h: 3_600_000 }[(match[2] ?? 's') as 's' | 'm' | 'h'];
   if (!Number.isFinite(value) || value <= 0 || value > 24 * 3_600_000) throw new CofferError('E_USAGE', `--hook-timeout ${text}: give a duration such as 30s, 5m or 1h (at most 24h)`);
   return value;
+}
+
+/**
+ * `--stdin` reads a stream piped or redirected in: a terminal would store what is typed, and a
+ * folder redirected in (`< /var/backups`) reads as nothing at all (an empty file, saved as
+ * a success). Both are usage errors before anything is stored.
+ */
+function refuseUnstreamableStdin(stdin: NodeJS.ReadableStream & { isTTY?: boolean; fd?: number }): void {
+  if (stdin.isTTY === true) throw new CofferError('E_USAGE', '--stdin reads a stream piped in (e.g. pg_dump db | coffer backup --stdin --stdin-name db.sql): standard input is a terminal');
+  if (typeof stdin.fd !== 'number') return;
+  let folder = false;
+  try {
+    folder = fstatSync(stdin.fd).isDirectory();
+  } catch {
+    return; // not a descriptor this process can inspect: the read says what is wrong
+  }
+  if (folder) throw new CofferError('E_USAGE', '--stdin reads a stream, and standard input is a folder: back up folders with --files PATH');
 }
