@@ -116,6 +116,8 @@ const cases: Case[] = [
   { title: 'restore without --to', args: ['restore', '-r', 'REPO', 'SNAP'], env: PASSWORD, code: 2, message: /--to PATH is required/ },
   { title: 'backup without --vm', args: ['backup', '-r', 'REPO', 'IMAGE'], env: PASSWORD, code: 2, message: /--vm NAME is required/ },
   { title: 'backup with a bad --time', args: ['backup', '-r', 'REPO', '--vm', 'v', '--time', 'noon', 'IMAGE'], env: PASSWORD, code: 2, message: /--time noon/ },
+  { title: 'init with a compression level that is no number', args: ['init', '-r', 'WORK/new', '--compression-level', 'fast'], env: PASSWORD, code: 2, message: /--compression-level fast: give a zstd level from 0 to 19/ },
+  { title: 'tape export to standard output (it made a file named -)', args: ['tape', 'export', '-r', 'REPO', 'SNAP', '--to', '-'], env: PASSWORD, code: 2, message: /--to -: tape export writes a file or a tape device/ },
   { title: 'init with a bad block size', args: ['init', '-r', 'WORK/new', '--block-size', '3K'], env: PASSWORD, code: 2, message: /block size/ },
   { title: 'init with an empty passphrase file', args: ['init', '-r', 'WORK/new', '--password-file', 'WORK/empty'], setup: (dir) => writeFile(join(dir, 'empty'), '\n'), code: 2, message: /empty is empty: an empty passphrase is not allowed/ },
   { title: 'a passphrase file that never ends (/dev/zero)', args: ['snapshots', '-r', 'REPO', '--password-file', '/dev/zero'], code: 2, message: /holds more than 64 KiB/ },

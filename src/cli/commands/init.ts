@@ -33,6 +33,9 @@ export async function initCommand(options: InitOptions, context: CommandContext)
   const backend = backendFor(repositoryLocation(options, context), context.env, options);
   const blockSize = options.blockSize === undefined ? REPOSITORY_DEFAULTS.blockSize : parseSize(options.blockSize);
   const compressionLevel = options.compressionLevel === undefined ? REPOSITORY_DEFAULTS.compressionLevel : Number(options.compressionLevel);
+  if (!/^\d{1,2}$/.test(options.compressionLevel ?? '0') || compressionLevel > 19) {
+    throw new CofferError('E_USAGE', `--compression-level ${options.compressionLevel ?? ''}: give a zstd level from 0 to 19 (default ${REPOSITORY_DEFAULTS.compressionLevel})`);
+  }
   const objectLock = lockPolicy(options);
   // The library's default, 2 (packs, docs/repository-format.md §19: fewer, larger objects, 7 %
   // less stored, one PUT per 8 MiB on S3); `--format 1` still makes the one-object-per-chunk

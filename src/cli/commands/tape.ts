@@ -43,6 +43,7 @@ function sizeOption(text: string | undefined, option: string, fallback: number |
 /** `coffer tape export SNAPSHOT… --to FILE`: a self-contained tape set (docs/tape-format.md). */
 export async function tapeExportCommand(references: string[], options: TapeExportOptions, context: CommandContext): Promise<number> {
   if (options.to === undefined) throw new CofferError('E_USAGE', 'tape export needs --to FILE_OR_DEVICE');
+  if (options.to === '-') throw new CofferError('E_USAGE', "--to -: tape export writes a file or a tape device, not standard output (give ./- for a file named '-')");
   if (references.length === 0) throw new CofferError('E_USAGE', 'tape export needs at least one snapshot (an id, a prefix, latest or NAME:latest)');
   const recordSize = sizeOption(options.blockSize, '--block-size', TAPE_DEFAULTS.recordSize) as number;
   if (!isValidRecordSize(recordSize)) throw new CofferError('E_USAGE', `--block-size ${options.blockSize ?? ''} must be a multiple of 512 bytes, at most 16M`);
