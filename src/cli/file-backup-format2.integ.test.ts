@@ -101,6 +101,11 @@ test('format 2: full and incremental file backups in packs, restored with conten
   const got = join(work, 'got');
   assertExit(await coffer(['files', '-r', repo, second.id, 'get', `${src}/big`, '--to', got], opts), 0);
   assert.ok((await fs.readFile(join(got, 'big'))).equals(await fs.readFile(join(src, 'big'))), 'files get of a file with data');
+  // Again onto what the first get wrote: the target refuses (exit 4, as a restore), and --overwrite replaces.
+  const again = await coffer(['files', '-r', repo, second.id, 'get', `${src}/big`, '--to', got], opts);
+  assertExit(again, 4);
+  assert.match(again.stderr.toString(), /big: it exists already \(--overwrite replaces files\)/);
+  assertExit(await coffer(['files', '-r', repo, second.id, 'get', `${src}/big`, '--to', got, '--overwrite'], opts), 0);
   const gotTree = join(work, 'got-tree');
   assertExit(await coffer(['files', '-r', repo, second.id, 'get', src, '--to', gotTree], opts), 0);
   assert.equal(await fs.readFile(join(gotTree, basename(src), 'a'), 'utf8'), 'hello\nmore\n');

@@ -224,7 +224,9 @@ function reportExtraction(
     for (const s of report.skipped) context.stderr.write(`coffer: ${printable(s.path)}: ${s.reason}\n`);
     out.write(`${where}: ${report.files} files (${formatBytes(report.bytes)}), ${report.directories} folders, ${report.symlinks} symlinks, ${report.hardLinks} hard links${report.problems.length > 0 ? `; ${report.problems.length} entries failed` : ''}\n`);
   }
-  return report.problems.length > 0 ? ExitCode.contentUnreadable : 0;
+  if (report.problems.length === 0) return 0;
+  // Only the target refused (names that exist, without --overwrite): 4, as a restore; anything read wrong from the backup: 14.
+  return report.problems.every((p) => p.code === 'E_TARGET_UNWRITABLE') ? ExitCode.targetUnwritable : ExitCode.contentUnreadable;
 }
 
 function describe(name: string, node: FsNode, target: string | undefined): object {
