@@ -133,6 +133,7 @@ const cases: Case[] = [
   },
   { title: 'init over an existing repository', args: ['init', '-r', 'REPO'], env: PASSWORD, code: 2, message: /already holds a repository/ },
   { title: 'unknown command', args: ['frobnicate'], code: 2, message: /unknown command/, hint: true },
+  { title: 'unknown option, --json: the error is a JSON line', args: ['snapshots', '-r', 'REPO', '--colour', '--json'], env: PASSWORD, code: 2, message: /^\{"type":"error","code":"E_USAGE","message":"unknown option '--colour'"\}$/ },
   { title: 'unknown option', args: ['snapshots', '-r', 'REPO', '--colour'], env: PASSWORD, code: 2, message: /unknown option/, hint: true },
   { title: 'backup without disks', args: ['backup', '-r', 'REPO', '--vm', 'v'], env: PASSWORD, code: 2, message: /name at least one disk image .*--qemu/ },
 ];

@@ -18,12 +18,13 @@ const LIMIT_UPLOAD = 'send at most this many bytes per second to repositories (e
 const LIMIT_DOWNLOAD = 'receive at most this many bytes per second from repositories (e.g. 20M, 500K)';
 
 /** Builds the program; each action stores its exit code in `result`. */
-function buildProgram(context: CommandContext, result: { code: number }): Command {
+function buildProgram(context: CommandContext, result: { code: number }, json: boolean): Command {
   const program = new Command('coffer')
     .description('Image-level backup for virtual machines: deduplicated, compressed, encrypted, verifiable.')
     .version('0.1.0')
     .exitOverride()
-    .configureOutput({ writeOut: (text) => context.stdout.write(text), writeErr: (text) => context.stderr.write(text) })
+    // With --json, a usage error is the JSON line runCli writes, not commander's text.
+    .configureOutput({ writeOut: (text) => context.stdout.write(text), writeErr: (text) => (json ? undefined : context.stderr.write(text)) })
     .showHelpAfterError('(run with --help for usage)');
 
   const repoCommand = (name: string, description: string) =>
@@ -426,16 +427,18 @@ function buildProgram(context: CommandContext, result: { code: number }): Comman
 /** Runs `coffer` with `argv` (without node and the script) and returns the exit code. */
 export async function runCli(argv: string[], context: CommandContext): Promise<number> {
   const result = { code: ExitCode.ok as number };
-  const program = buildProgram(context, result);
+  const json = argv.includes('--json');
+  const program = buildProgram(context, result, json);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return result.code;
   } catch (error) {
     if (error instanceof CommanderError) {
       // Help and version exit 0; everything else commander rejects is a usage error.
-      return error.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
+      if (error.exitCode === 0) return ExitCode.ok;
+      if (json) report(context, true, 'E_USAGE', error.message.replace(/^error: /, ''));
+      return ExitCode.usage;
     }
-    const json = argv.includes('--json');
     if (isCofferError(error)) {
       report(context, json, error.code, error.message);
       return exitCodeOf(error.code);
