@@ -4,6 +4,7 @@
  * refused, connection errors as one line without the password, and `--from-sqlite`.
  */
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { MIGRATIONS, openStateDatabase } from '../server/index.js';
@@ -43,6 +44,11 @@ test('three `coffer server migrate` processes started at once on one PostgreSQL 
 
 test('an SQLite file migrates the same way; a newer schema exits 20 with one line', async () => {
   const file = join(dir.path, 'state.db');
+  // --status changes nothing: no file (nor folder) is made where there is none.
+  const none = await coffer(['server', 'migrate', '--database', join(dir.path, 'absent', 'state.db'), '--status']);
+  assertExit(none, 20);
+  assert.match(assertOneLineError(none), /there is no state database at .*absent\/state\.db/);
+  assert.equal(existsSync(join(dir.path, 'absent')), false);
   const run = await coffer(['server', 'migrate', '--database', file]);
   assertExit(run, 0);
   assert.match(run.stdout.toString(), new RegExp(`schema step 0 → ${MIGRATIONS.at(-1)?.id}, applied ${ALL.join(', ')}`));

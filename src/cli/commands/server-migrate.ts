@@ -41,7 +41,7 @@ export async function serverMigrateCommand(options: ServerMigrateOptions, contex
     return 0;
   }
   if (options.status) {
-    const connection = await connectStateDatabase({ url: database });
+    const connection = await connectStateDatabase({ url: database, mustExist: true });
     try {
       const status = await readMigrationStatus(connection.db, MIGRATIONS);
       if (options.json) out(JSON.stringify({ database: connection.label, ...status }));

@@ -11,6 +11,7 @@
  * Callers see only Kysely and write portable queries (docs/state-database.md); `dialect` says
  * which engine it is for the rare query that must differ.
  */
+import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
@@ -49,6 +50,8 @@ export type ConnectStateOptions = StateLocation &
   PoolSettings & {
     /** SQLite: how long to wait for another process's write lock before giving up, ms. */
     busyTimeoutMs?: number;
+    /** SQLite: a missing file (or folder) is an error, not made (a status query changes nothing). */
+    mustExist?: boolean;
   };
 
 export type OpenStateOptions = ConnectStateOptions & {
@@ -71,12 +74,16 @@ export async function connectStateDatabase(options: ConnectStateOptions): Promis
     const { file } = target;
     let sqlite: Database.Database;
     try {
+      if (options.mustExist === true && file !== ':memory:' && !existsSync(file)) {
+        throw new CofferError('E_STATE_UNAVAILABLE', `there is no state database at ${file} (coffer server migrate, or the server's first start, makes it)`, { subject: { path: file } });
+      }
       if (file !== ':memory:') makeFoldersSync(dirname(file));
-      sqlite = new Database(file, { timeout: options.busyTimeoutMs ?? 10_000 });
+      sqlite = new Database(file, { timeout: options.busyTimeoutMs ?? 10_000, fileMustExist: options.mustExist === true });
       sqlite.pragma('journal_mode = WAL');
       sqlite.pragma('synchronous = FULL');
       sqlite.pragma('foreign_keys = ON');
     } catch (error) {
+      if (error instanceof CofferError) throw error;
       throw new CofferError('E_STATE_UNAVAILABLE', `cannot open the state database ${file}: ${describe(error)}`, { subject: { path: file }, cause: error });
     }
     const db = new Kysely<StateSchema>({ dialect: new SqliteDialect({ database: sqlite }) });
