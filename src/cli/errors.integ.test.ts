@@ -176,8 +176,10 @@ test('three coffer init on one empty place at once: one repository, the others e
     assert.match(assertOneLineError(run), /already holds a repository|is not empty|another 'coffer init' created a repository here/);
   }
   const won = ['one', 'two', 'three'][runs.indexOf(winners[0] as (typeof runs)[number])] as string;
-  const keys = await cofferJson<unknown[]>(['key', 'list', '-r', place], { env: { COFFER_PASSWORD: won } });
+  const keys = await cofferJson<{ storedDigestFingerprint: string | null }[]>(['key', 'list', '-r', place], { env: { COFFER_PASSWORD: won } });
   assert.equal(keys.length, 1);
+  assert.match(keys[0]?.storedDigestFingerprint ?? '', /^[0-9a-f]{64}$/, 'key list --json names the stored-digest fingerprint');
+  assert.ok((winners[0] as (typeof runs)[number]).stdout.toString().includes(keys[0]?.storedDigestFingerprint as string), 'the one init printed');
   assertExit(await coffer(['verify', '-r', place, '--stored'], { env: { COFFER_PASSWORD: won } }), 0);
 });
 

@@ -15,7 +15,9 @@ export async function keyCommand(action: string, id: string | undefined, options
       case 'list': {
         const keys = await repo.listKeys();
         if (options.json) {
-          context.stdout.write(`${JSON.stringify(keys.map((k) => ({ id: k.id, current: k.id === repo.openedWithKey, created: k.created, hostname: k.hostname, username: k.username })))}\n`);
+          // Every key opens the one master key, so each entry carries the repository's stored-digest fingerprint (an array stays an array).
+          const fingerprint = repo.storedDigestFingerprint;
+          context.stdout.write(`${JSON.stringify(keys.map((k) => ({ id: k.id, current: k.id === repo.openedWithKey, created: k.created, hostname: k.hostname, username: k.username, storedDigestFingerprint: fingerprint })))}\n`);
         } else {
           const rows = [[' ', 'ID', 'Created', 'Host', 'User']];
           for (const k of keys) rows.push([k.id === repo.openedWithKey ? '*' : ' ', k.id, k.created, k.hostname, k.username]);
