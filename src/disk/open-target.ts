@@ -32,7 +32,7 @@ export async function openDiskTarget(
   options: { format: TargetFormat; overwrite: boolean; stdout?: Writable },
 ): Promise<DiskTarget> {
   if (options.format === 'raw') return openRawTarget(path, size, options);
-  if (path === '-') throw new CofferError('E_USAGE', `${options.format} images are not written to standard output; give a file with --to`);
+  if (path === '-') throw new CofferError('E_USAGE', `${options.format} images are not written to standard output; give a file`);
   const { overwrite } = options;
   switch (options.format) {
     case 'qcow2':

@@ -33,7 +33,7 @@ export class OutputFile {
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       const why = code === 'EEXIST' ? 'it exists (add --overwrite to replace it)' : (error as Error).message;
-      throw new CofferError('E_TARGET_UNWRITABLE', `cannot restore to ${path}: ${why}`, { subject: { path }, cause: error });
+      throw new CofferError('E_TARGET_UNWRITABLE', `cannot write ${path}: ${why}`, { subject: { path }, cause: error });
     }
     return new OutputFile(handle, path, options.direct === false ? undefined : await DirectWriter.open(path));
   }

@@ -302,7 +302,7 @@ class StreamTarget implements DiskTarget {
 }
 
 function unwritable(path: string, why: string): CofferError {
-  return new CofferError('E_TARGET_UNWRITABLE', `cannot restore to ${path}: ${why}`, { subject: { path } });
+  return new CofferError('E_TARGET_UNWRITABLE', `cannot write ${path}: ${why}`, { subject: { path } });
 }
 
 function translate(path: string, error: unknown): CofferError {

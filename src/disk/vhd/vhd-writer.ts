@@ -67,7 +67,7 @@ const FIXED_HOLE_GRAIN = 64 * 1024;
 export async function openVhdTarget(path: string, size: number, options: VhdTargetOptions): Promise<DiskTarget> {
   const virtualSize = Math.ceil(size / VHD_SECTOR) * VHD_SECTOR;
   if (virtualSize > VHD_MAX_SIZE) {
-    throw new CofferError('E_TARGET_UNWRITABLE', `cannot restore to ${path}: a VHD holds at most 2040 GiB, the disk has ${size} bytes`, { subject: { path } });
+    throw new CofferError('E_TARGET_UNWRITABLE', `cannot write ${path}: a VHD holds at most 2040 GiB, the disk has ${size} bytes`, { subject: { path } });
   }
   const file = await OutputFile.create(path, { overwrite: options.overwrite });
   const footer = footerFor(virtualSize, options.subformat, (options.now ?? (() => new Date()))());

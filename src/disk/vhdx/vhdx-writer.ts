@@ -77,7 +77,7 @@ const HOLE_GRAIN = 64 * 1024;
 export async function openVhdxTarget(path: string, size: number, options: VhdxTargetOptions): Promise<DiskTarget> {
   const virtualSize = Math.ceil(size / LOGICAL_SECTOR) * LOGICAL_SECTOR;
   if (virtualSize > VHDX_MAX_SIZE) {
-    throw new CofferError('E_TARGET_UNWRITABLE', `cannot restore to ${path}: a VHDX holds at most 64 TiB, the disk has ${size} bytes`, { subject: { path } });
+    throw new CofferError('E_TARGET_UNWRITABLE', `cannot write ${path}: a VHDX holds at most 64 TiB, the disk has ${size} bytes`, { subject: { path } });
   }
   const file = await OutputFile.create(path, { overwrite: options.overwrite });
   return new VhdxWriter(file, size, virtualSize);

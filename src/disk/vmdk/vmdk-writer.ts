@@ -62,7 +62,7 @@ export const VMDK_MAX_SIZE = 2 * 1024 ** 4;
  */
 export async function openVmdkTarget(path: string, size: number, options: VmdkTargetOptions): Promise<DiskTarget> {
   if (size > VMDK_MAX_SIZE) {
-    throw new CofferError('E_TARGET_UNWRITABLE', `cannot restore to ${path}: a sparse VMDK holds at most 2 TiB, the disk has ${size} bytes`, { subject: { path } });
+    throw new CofferError('E_TARGET_UNWRITABLE', `cannot write ${path}: a sparse VMDK holds at most 2 TiB, the disk has ${size} bytes`, { subject: { path } });
   }
   const file = await OutputFile.create(path, { overwrite: options.overwrite });
   const layout = options.subformat === 'streamOptimized' ? new StreamOptimizedLayout(file, size) : new MonolithicSparseLayout(file, size);
