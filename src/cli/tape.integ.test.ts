@@ -201,6 +201,14 @@ test('--volume-size spans three volumes, each a tar archive of its own; import n
   await restoreAndCompare(whole, second.id, disk2);
 });
 
+test('an export refused part-way (a volume too small for a chunk) leaves no volume file behind', async () => {
+  const base = join(work, 'too-small.tar');
+  const refused = await coffer(['tape', 'export', '-r', repo, first.id, '--to', base, '--block-size', '512', '--volume-size', '16K'], env);
+  assertExit(refused, 2);
+  assert.match(assertOneLineError(refused), /a volume of 16384 bytes cannot hold/);
+  assert.deepEqual((await readdir(work)).filter((name) => name.startsWith('too-small.tar')), [], 'no partial volume');
+});
+
 test('a corrupted byte in a chunk member is refused at import and by tape list, naming the member', async () => {
   const index = await tapeIndex(tape);
   const chunks = index.members.filter((m) => m.name.startsWith('chunks/'));

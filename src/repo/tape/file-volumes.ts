@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { open, stat, type FileHandle } from 'node:fs/promises';
+import { open, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { CofferError } from '../../errors/index.js';
 import type { VolumeSink, VolumeSource, VolumeTarget } from './volume-sink.js';
 
@@ -22,7 +22,11 @@ export interface FileVolumeOptions {
  * closing a non-rewinding device writes the file mark). A full medium gives `E_NO_SPACE`.
  */
 export function fileVolumeTarget(path: string, options: FileVolumeOptions): VolumeTarget {
+  const written: string[] = []; // volume files (not devices) this export opened
   return {
+    async discard(): Promise<void> {
+      for (const name of written.splice(0)) await unlink(name).catch(() => undefined);
+    },
     async open(sequence: number): Promise<VolumeSink> {
       const device = await isCharacterDevice(path);
       if (device && sequence > 1) {
@@ -39,6 +43,7 @@ export function fileVolumeTarget(path: string, options: FileVolumeOptions): Volu
       } catch (error) {
         throw failure(error, name, 'open');
       }
+      if (!device) written.push(name);
       return {
         name,
         async writeRecord(record: Uint8Array): Promise<void> {

@@ -235,6 +235,7 @@ export async function exportTape(repo: Repository, snapshots: readonly Snapshot[
     // The volume in progress is closed with its index, not final: an import of the set
     // reports the volume after it as missing, and nothing of it becomes a snapshot.
     await volume.finish(false).catch(() => {});
+    await target.discard?.(); // files of an unfinished set are of no use to anyone
     throw error;
   }
 

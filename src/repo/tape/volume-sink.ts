@@ -22,6 +22,12 @@ export interface VolumeSink {
 /** Opens the volumes of a tape set for writing, in order (1, 2, …); each after the previous one closed. */
 export interface VolumeTarget {
   open(sequence: number): Promise<VolumeSink>;
+  /**
+   * After a failed export: removes what this target wrote where it can (volume files; a tape
+   * keeps its volumes, closed with their index, which an import reports as an incomplete set).
+   * Optional; never throws.
+   */
+  discard?(): Promise<void>;
 }
 
 /** A volume to read: a name for messages, and its bytes front to back (opened once per read). */
