@@ -6,7 +6,7 @@ import type { Backend, BackendEntry, Retention } from './backend.js';
 import { checkedKey } from './backend-key.js';
 import { translateS3Error, type S3Failure } from './s3-errors.js';
 import { parseS3Location, type S3Location } from './s3-location.js';
-import { createS3Object } from './s3-create.js';
+import { createS3Object, type S3CreateAccess } from './s3-create.js';
 import { S3ObjectLock } from './s3-object-lock.js';
 import { S3ObjectRequests, S3RequestError } from './s3-object-requests.js';
 import { shortObject } from './read-range.js';
@@ -122,6 +122,8 @@ export class S3Backend implements Backend {
   private readonly bucket: string;
   private readonly root: string;
   private readonly settings: S3Settings;
+  /** What s3-create.ts and s3-object-lock.ts borrow from this backend. */
+  private readonly access: S3CreateAccess;
 
   constructor(target: S3Location, options: S3BackendOptions = {}) {
     this.location = target.display;
@@ -169,15 +171,15 @@ export class S3Backend implements Backend {
         httpsAgent: agent,
       },
     };
-    this.objectLock = new S3ObjectLock({
+    this.access = {
       client: () => this.client(),
       sdk,
       bucket: this.bucket,
       objectKey: (key) => this.objectKey(key),
       put: (key, data, retention) => this.putObject(key, data, retention),
-      create: (key, data, retention) => this.createObject(key, data, retention),
       translate: (error, action, key) => this.translate(error, action, key),
-    });
+    };
+    this.objectLock = new S3ObjectLock({ ...this.access, create: (key, data, retention) => createS3Object(this.access, key, data, retention) });
   }
 
   /** The SDK client, made on first use (see {@link loadSdk}). */
@@ -207,18 +209,7 @@ export class S3Backend implements Backend {
 
   /** A conditional PutObject (s3-create.ts says how it holds on a versioned bucket). */
   create(key: string, data: Uint8Array): Promise<boolean> {
-    return this.createObject(key, data, undefined);
-  }
-
-  private createObject(key: string, data: Uint8Array, retention: Retention | undefined): Promise<boolean> {
-    return createS3Object({
-      client: () => this.client(),
-      sdk,
-      bucket: this.bucket,
-      objectKey: (k) => this.objectKey(k),
-      put: (k, d, r) => this.putObject(k, d, r),
-      translate: (error, action, k) => this.translate(error, action, k),
-    }, key, data, retention);
+    return createS3Object(this.access, key, data, undefined);
   }
 
   /** A put, locked when `retention` is given (only on a bucket with Object Lock). */

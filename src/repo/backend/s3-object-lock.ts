@@ -1,22 +1,15 @@
-import type { S3Client } from '@aws-sdk/client-s3';
 import { CofferError } from '../../errors/index.js';
 import type { ObjectLockStore, Retention } from './backend.js';
+import type { S3CreateAccess } from './s3-create.js';
 import type { S3Failure } from './s3-errors.js';
 
-type Sdk = typeof import('@aws-sdk/client-s3');
-
-/** What {@link S3ObjectLock} borrows from its S3Backend. */
-export interface S3Access {
-  client(): Promise<S3Client>;
-  sdk(): Sdk;
-  bucket: string;
-  /** Backend key → object key (with the prefix), checked. */
-  objectKey(key: string): string;
-  /** The multipart-aware put of S3Backend, with the lock headers added. */
-  put(key: string, data: Uint8Array, retention: Retention): Promise<void>;
+/**
+ * What {@link S3ObjectLock} borrows from its S3Backend: what a create borrows (the client,
+ * the multipart-aware put, which here always gets the lock headers), and the create itself.
+ */
+export interface S3Access extends S3CreateAccess {
   /** S3Backend's create (s3-create.ts), with the lock headers added. */
   create(key: string, data: Uint8Array, retention: Retention): Promise<boolean>;
-  translate(error: unknown, action: S3Failure['action'], key: string): CofferError;
 }
 
 /**
