@@ -181,3 +181,11 @@ test('a tree naming "..", "a/b" or NUL is refused at restore, nothing written ou
   assertExit(ls, 11);
   assert.match(assertOneLineError(ls), /unsafe name/);
 });
+
+test('a path named inside another named path that does not exist is a warning (exit 18), as a missing top-level path is', async () => {
+  const missing = join(src, 'deep', 'no-such-file');
+  const result = await coffer(['backup', '-r', repo, '--files', src, join(src, 'keep.txt'), missing, '--host', 'nested-paths'], opts);
+  assertExit(result, 18);
+  assert.match(result.stderr.toString(), new RegExp(`warning: ${missing.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: vanished`));
+  assert.doesNotMatch(result.stderr.toString(), /keep\.txt/, 'a nested path that exists is backed up with its folder, unremarked');
+});

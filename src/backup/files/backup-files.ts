@@ -1,3 +1,4 @@
+import { lstat } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
 import { resolve } from 'node:path';
 import { SharedBufferPool, Slots } from '../../concurrency/index.js';
@@ -219,8 +220,28 @@ class TreeWalker {
       this.subtrees = await this.subtreeDigests(paths);
       await root;
     } else this.options.listings?.digestsUnneeded();
+    await this.checkNestedPaths('', top);
     if (top.given) return (await this.directoryTree('/', parent === null ? undefined : parent.files?.tree, { scan: undefined, subtree: undefined }, undefined)).tree;
     return this.pathTree('', top, parent?.files?.tree);
+  }
+
+  /**
+   * A given path inside another given path is backed up with the outer one, so its walk never
+   * names it: one that does not exist is warned about here, as a missing top-level path is
+   * (`vanished`, exit 18), not silently dropped.
+   */
+  private async checkNestedPaths(path: string, node: PathNode, inGiven = false): Promise<void> {
+    for (const [name, child] of node.children) {
+      const childPath = `${path}/${name}`;
+      if (child.given && (inGiven || node.given)) {
+        const missing = await lstat(childPath).then(() => undefined, (error: NodeJS.ErrnoException) => error);
+        if (missing !== undefined) {
+          this.warn(childPath, missing.code === 'ENOENT' ? 'vanished' : describe(missing));
+          continue;
+        }
+      }
+      await this.checkNestedPaths(childPath, child, inGiven || node.given);
+    }
   }
 
   /** One file holding the stream, in a root tree of its own. */
