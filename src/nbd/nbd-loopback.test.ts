@@ -193,6 +193,11 @@ test('close() ends connected clients: their requests fail, later ones too, nothi
   await assert.rejects(NbdClient.connect(uriOf(server, 'disk')), (e: unknown) => isCofferError(e, 'E_CONNECTION_FAILED'));
 });
 
+test('a socket in a folder that does not exist: E_CONNECTION_FAILED naming the folder (libuv says EACCES)', async () => {
+  const missing = at('no-such-folder/s.sock');
+  await assert.rejects(NbdServer.listen({ socket: missing }, { exports: {} }), (e: unknown) => isCofferError(e, 'E_CONNECTION_FAILED') && (e as Error).message.includes('no-such-folder does not exist'));
+});
+
 test('listening on an address in use is an E_CONNECTION_FAILED error', async () => {
   await serving({ disk: { device: disk } }, async (server) => {
     await assert.rejects(NbdServer.listen(server.address, { exports: {} }), (e: unknown) => isCofferError(e, 'E_CONNECTION_FAILED') && /EADDRINUSE/.test((e as Error).message));

@@ -7,7 +7,9 @@
  * ends that connection only; it is reported through `onClientError` and never escapes as an
  * exception. `close()` stops listening, ends every connection and waits for their handlers.
  */
+import { existsSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
+import { dirname } from 'node:path';
 import { CofferError, isCofferError } from '../../errors/index.js';
 import { NBD_DEFAULTS } from '../defaults.js';
 import { MAX_STRING_BYTES } from '../protocol/constants.js';
@@ -67,7 +69,9 @@ export class NbdServer {
     await new Promise<void>((resolve, reject) => {
       server.once('error', (error: NodeJS.ErrnoException) => {
         const where = 'socket' in address ? address.socket : `${address.host}:${address.port}`;
-        reject(new CofferError('E_CONNECTION_FAILED', `cannot listen on ${where}: ${error.code ?? error.message}`, { cause: error }));
+        // libuv reports a socket path in a missing folder as EACCES: say what is wrong.
+        const why = 'socket' in address && error.code === 'EACCES' && !existsSync(dirname(address.socket)) ? `the folder ${dirname(address.socket)} does not exist` : (error.code ?? error.message);
+        reject(new CofferError('E_CONNECTION_FAILED', `cannot listen on ${where}: ${why}`, { cause: error }));
       });
       if ('socket' in address) server.listen(address.socket, resolve);
       else server.listen(address.port, address.host, resolve);
