@@ -13,6 +13,7 @@ export type { DiskImage, DiskFormat, BackingOpener, InternalSnapshot, OpenImageO
 export { DISK_FORMATS } from './disk-image.js';
 export { openRawTarget, type DiskTarget } from './raw-target.js';
 export { OutputStream, carriesData } from './output-stream.js';
+export { isNoSpace, targetCall, targetError, type TargetErrorOptions } from './target-error.js';
 export { AlignedBuffers, takesDirectWrites } from './direct-writes.js';
 export { DirectAppender } from './direct-appender.js';
 export { openDiskTarget, TARGET_FORMATS, TARGET_EXTENSIONS, type TargetFormat } from './open-target.js';

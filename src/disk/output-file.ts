@@ -1,6 +1,7 @@
 import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { CofferError } from '../errors/index.js';
 import { DirectWriter } from './direct-writes.js';
+import { targetError } from './target-error.js';
 
 /** Pieces one `pwritev` takes on Linux. */
 const IOV_MAX = 1024;
@@ -148,9 +149,6 @@ export class OutputFile {
   }
 
   private translate(error: unknown): CofferError {
-    if (error instanceof CofferError) return error;
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOSPC' || code === 'EDQUOT') return new CofferError('E_NO_SPACE', `no space left writing ${this.path}`, { subject: { path: this.path }, cause: error });
-    return new CofferError('E_TARGET_UNWRITABLE', `cannot write ${this.path}: ${(error as Error).message}`, { subject: { path: this.path }, cause: error });
+    return targetError(this.path, error);
   }
 }

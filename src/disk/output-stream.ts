@@ -1,5 +1,6 @@
 import type { Writable } from 'node:stream';
 import { CofferError } from '../errors/index.js';
+import { targetError } from './target-error.js';
 
 /** Streams some {@link OutputStream} writes data to (stdout of `restore --to -`, `files cat`, `files get --tar`). */
 const carryingData = new WeakSet<Writable>();
@@ -35,7 +36,7 @@ export class OutputStream {
     private readonly what = 'standard output',
   ) {
     carryingData.add(stream);
-    stream.on('error', (error) => this.fail(describeFailure(this.what, error)));
+    stream.on('error', (error) => this.fail(targetError(this.what, error)));
     stream.on('close', () => this.fail(new CofferError('E_TARGET_UNWRITABLE', `cannot write ${this.what}: it was closed before all the data was written`, { subject: { path: this.what } })));
   }
 
@@ -50,7 +51,7 @@ export class OutputStream {
   async finish(): Promise<void> {
     this.check();
     await new Promise<void>((resolve, reject) => {
-      this.stream.write('', (error) => (error ? reject(describeFailure(this.what, error)) : resolve()));
+      this.stream.write('', (error) => (error ? reject(targetError(this.what, error)) : resolve()));
     }).catch((error: unknown) => {
       throw this.failure ?? error;
     });
@@ -60,7 +61,7 @@ export class OutputStream {
   private check(): void {
     if (this.failure !== undefined) throw this.failure;
     const errored = this.stream.errored;
-    if (errored) this.fail(describeFailure(this.what, errored));
+    if (errored) this.fail(targetError(this.what, errored));
     else if (this.stream.destroyed || this.stream.writableEnded) this.fail(new CofferError('E_TARGET_UNWRITABLE', `cannot write ${this.what}: it is closed`, { subject: { path: this.what } }));
     if (this.failure !== undefined) throw this.failure;
   }
@@ -86,12 +87,4 @@ export class OutputStream {
     }
     return this.draining.promise;
   }
-}
-
-function describeFailure(what: string, error: unknown): CofferError {
-  const code = (error as NodeJS.ErrnoException).code;
-  if (code === 'ENOSPC' || code === 'EDQUOT') return new CofferError('E_NO_SPACE', `no space left writing ${what}`, { subject: { path: what }, cause: error });
-  if (code === 'EPIPE') return new CofferError('E_TARGET_UNWRITABLE', `cannot write ${what}: its reader closed it before all the data was written (EPIPE)`, { subject: { path: what }, cause: error });
-  const reason = error instanceof Error ? error.message : String(error);
-  return new CofferError('E_TARGET_UNWRITABLE', `cannot write ${what}: ${reason}`, { subject: { path: what }, cause: error });
 }

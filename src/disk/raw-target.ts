@@ -4,6 +4,7 @@ import { CofferError } from '../errors/index.js';
 import { copyFileRanges, syscalls, writeFully, type CopyRangesError, type FileRange } from '../native/index.js';
 import { DIRECT_ALIGNMENT, DirectWriter } from './direct-writes.js';
 import { OutputStream } from './output-stream.js';
+import { targetError } from './target-error.js';
 
 /**
  * Where a restored disk is written.
@@ -306,9 +307,5 @@ function unwritable(path: string, why: string): CofferError {
 }
 
 function translate(path: string, error: unknown): CofferError {
-  const code = (error as NodeJS.ErrnoException).code;
-  if (code === 'ENOSPC' || code === 'EDQUOT') return new CofferError('E_NO_SPACE', `no space left writing ${path}`, { subject: { path }, cause: error });
-  if (code === 'EEXIST') return unwritable(path, 'it exists (add --overwrite to replace it)');
-  const reason = error instanceof Error ? error.message : String(error);
-  return new CofferError('E_TARGET_UNWRITABLE', `cannot write ${path}: ${reason}`, { subject: { path }, cause: error });
+  return targetError(path, error, { exists: 'it exists (add --overwrite to replace it)' });
 }

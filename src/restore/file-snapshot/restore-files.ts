@@ -3,11 +3,10 @@ import { chmodSync, closeSync, ftruncateSync, lchownSync, mkdirSync, openSync } 
 import { link, open, readdir, readFile, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SharedBufferPool } from '../../concurrency/index.js';
-import { AlignedBuffers, DirectAppender, takesDirectWrites } from '../../disk/index.js';
+import { AlignedBuffers, DirectAppender, isNoSpace, takesDirectWrites, targetError } from '../../disk/index.js';
 import { CofferError } from '../../errors/index.js';
 import { syscalls, writeFullySync, makeFolders, makeFoldersSync } from '../../native/index.js';
 import { getFileTree, type Repository, type Snapshot, type TreeEntry } from '../../repo/index.js';
-import { isNoSpace, targetError } from '../target-error.js';
 import { ChunkReader } from './chunk-reader.js';
 import { PathFilter } from './path-filter.js';
 

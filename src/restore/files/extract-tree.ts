@@ -4,7 +4,7 @@ import path from 'node:path';
 import { CofferError } from '../../errors/index.js';
 import type { Filesystem, FsNode, ResolvedNode } from '../../fs/index.js';
 import { makeFolders } from '../../native/index.js';
-import { targetCall, targetError } from '../target-error.js';
+import { targetCall, targetError } from '../../disk/index.js';
 import { filePieces } from './file-pieces.js';
 import { emptyReport, isEntryProblem, safeWalk, type SafeItem, type TreeReport } from './safe-walk.js';
 
