@@ -1,7 +1,7 @@
-import { assertReadInBounds, type Extent, type Placement } from '../../blockdev/index.js';
+import { BlockMappedImage } from '../block-mapped-image.js';
 import type { DiskImage } from '../disk-image.js';
 import type { ImageFile } from '../image-file.js';
-import { plainPlacements, readPlainSegments, segmentExtents, unitSegments, type SegmentKind } from '../segments.js';
+import type { SegmentKind } from '../segments.js';
 import { parseSectorBitmap, sectorRuns, type SectorBitmap } from './vhd-bat.js';
 import { BAT_UNALLOCATED, type VhdDynamicHeader } from './vhd-dynamic-header.js';
 import { VHD_SECTOR, type VhdFooter } from './vhd-footer.js';
@@ -32,35 +32,30 @@ type Segment =
  * two), so a read spanning k blocks costs k file reads plus the bitmaps not yet cached.
  * Concurrent reads are allowed.
  */
-export class SparseVhd implements DiskImage {
+export class SparseVhd extends BlockMappedImage<Segment> implements DiskImage {
   readonly format = 'vpc' as const;
   readonly size: number;
-  private readonly blockSize: number;
+  protected readonly blockSize: number;
   private readonly sectorsPerBlock: number;
   private readonly bitmaps = new Map<number, Promise<SectorBitmap>>();
   private readonly cachedBitmaps: number;
-  private closed = false;
-
   /**
    * `bat` must have been checked against the file (parseBat) and cover the virtual size;
    * `parent` is the opened parent of a differencing disk, null for a dynamic one. Takes
    * ownership of both.
    */
   constructor(
-    private readonly file: ImageFile,
+    file: ImageFile,
     readonly footer: VhdFooter,
     readonly header: VhdDynamicHeader,
     private readonly bat: Uint32Array,
     readonly backing: DiskImage | null,
   ) {
+    super(file, { classify, canMerge });
     this.size = footer.currentSize;
     this.blockSize = header.blockSize;
     this.sectorsPerBlock = header.blockSize / VHD_SECTOR;
     this.cachedBitmaps = Math.max(MIN_CACHED_BITMAPS, Math.floor(BITMAP_CACHE_BYTES / header.bitmapSize));
-  }
-
-  get path(): string {
-    return this.file.path;
   }
 
   /** What `coffer disk info` shows: the VHD's type, block size, and its footer's identity and creator. */
@@ -74,35 +69,8 @@ export class SparseVhd implements DiskImage {
     };
   }
 
-  async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
-    assertReadInBounds(this.size, offset, length);
-    return readPlainSegments({ file: this.file, backing: this.backing }, this.segments(offset, length), offset, length, into);
-  }
-
-  async *extents(offset = 0, length = this.size - offset): AsyncIterable<Extent> {
-    assertReadInBounds(this.size, offset, length);
-    yield* segmentExtents(this.segments(offset, length), { backing: this.backing, classify });
-  }
-
-  async *placements(offset: number, length: number): AsyncIterable<Placement> {
-    assertReadInBounds(this.size, offset, length);
-    yield* plainPlacements({ file: this.file, backing: this.backing }, this.segments(offset, length));
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await this.file.close();
-    await this.backing?.close();
-  }
-
-  /** The guest range as segments, adjacent ones of the same source (and contiguous host bytes) merged. */
-  private segments(offset: number, length: number): AsyncIterable<Segment> {
-    return unitSegments(offset, length, { unitSize: this.blockSize, map: (block, position, within, take) => this.blockSegments(block, position, within, take), canMerge });
-  }
-
   /** Segments for `take` bytes of block `block` starting `within` it (guest offset `position`). */
-  private async blockSegments(block: number, position: number, within: number, take: number): Promise<Segment[]> {
+  protected async blockSegments(block: number, position: number, within: number, take: number): Promise<Segment[]> {
     const absent = this.backing === null ? 'zero' : 'parent';
     const entry = this.bat[block] as number;
     if (entry === BAT_UNALLOCATED) return [{ offset: position, length: take, source: absent }];

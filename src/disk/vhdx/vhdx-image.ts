@@ -8,10 +8,10 @@
  * memory (vhdx-log.ts, vhdx-replayed-file.ts) before anything past the headers is read: Coffer
  * never writes to a source.
  */
-import { assertReadInBounds, type Extent, type Placement } from '../../blockdev/index.js';
+import { BlockMappedImage } from '../block-mapped-image.js';
 import type { BackingOpener, DiskImage } from '../disk-image.js';
 import type { ImageFile } from '../image-file.js';
-import { plainPlacements, readPlainSegments, segmentExtents, unitSegments, type SegmentKind } from '../segments.js';
+import type { SegmentKind } from '../segments.js';
 import {
   batGeometry,
   BAT_ENTRY_SIZE,
@@ -120,22 +120,22 @@ async function readMetadata(file: VhdxSource, regions: VhdxRegions): Promise<Vhd
  * in one read), partially present ones sector by sector per their sector bitmap, absent ones
  * read as zeros or, on a differencing disk, from the parent. Concurrent reads are allowed.
  */
-class VhdxImage implements DiskImage {
+class VhdxImage extends BlockMappedImage<Segment> implements DiskImage {
   readonly format = 'vhdx' as const;
   readonly size: number;
   readonly header: VhdxHeader;
   readonly metadata: VhdxMetadata;
   readonly backing: DiskImage | null;
   private readonly bat: VhdxBat;
-  private readonly blockSize: number;
+  protected readonly blockSize: number;
   private readonly sectorSize: number;
   private readonly bitmaps = new Map<number, Promise<Uint8Array>>();
-  private closed = false;
 
   constructor(
-    private readonly file: VhdxSource,
+    file: VhdxSource,
     parts: { header: VhdxHeader; metadata: VhdxMetadata; bat: VhdxBat; parent: DiskImage | null },
   ) {
+    super(file, { classify, canMerge });
     this.header = parts.header;
     this.metadata = parts.metadata;
     this.bat = parts.bat;
@@ -143,10 +143,6 @@ class VhdxImage implements DiskImage {
     this.size = parts.metadata.virtualSize;
     this.blockSize = parts.metadata.blockSize;
     this.sectorSize = parts.metadata.logicalSectorSize;
-  }
-
-  get path(): string {
-    return this.file.path;
   }
 
   get details(): Record<string, string | number | boolean> {
@@ -166,35 +162,8 @@ class VhdxImage implements DiskImage {
     };
   }
 
-  async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
-    assertReadInBounds(this.size, offset, length);
-    return readPlainSegments({ file: this.file, backing: this.backing }, this.segments(offset, length), offset, length, into);
-  }
-
-  async *extents(offset = 0, length = this.size - offset): AsyncIterable<Extent> {
-    assertReadInBounds(this.size, offset, length);
-    yield* segmentExtents(this.segments(offset, length), { backing: this.backing, classify });
-  }
-
-  async *placements(offset: number, length: number): AsyncIterable<Placement> {
-    assertReadInBounds(this.size, offset, length);
-    yield* plainPlacements({ file: this.file, backing: this.backing }, this.segments(offset, length));
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await this.file.close();
-    await this.backing?.close();
-  }
-
-  /** The guest range as segments, adjacent ones of the same source (and contiguous host bytes) merged. */
-  private segments(offset: number, length: number): AsyncIterable<Segment> {
-    return unitSegments(offset, length, { unitSize: this.blockSize, map: (block, position, within, take) => this.blockSegments(block, position, within, take), canMerge });
-  }
-
   /** Segments for `take` bytes of block `block` starting `within` it (guest offset `position`). */
-  private async blockSegments(block: number, position: number, within: number, take: number): Promise<Segment[]> {
+  protected async blockSegments(block: number, position: number, within: number, take: number): Promise<Segment[]> {
     const state = this.bat.states[block] as number;
     const host = (this.bat.offsets[block] as number) + within;
     if (state === PAYLOAD_BLOCK_FULLY_PRESENT) return [{ offset: position, length: take, source: 'data', host }];
