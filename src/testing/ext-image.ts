@@ -15,12 +15,16 @@ import { FS_TREE_TIME, writeFsTree } from './fs-tree.js';
  * - `ext4-inline`: the same with `inline_data` (small files and directories in the inode);
  * - `ext4-meta-bg`: `meta_bg,^resize_inode,64bit` with 1 KiB blocks and 1024-block groups,
  *   so that the group descriptors are spread over many meta groups;
+ * - `ext4-bigalloc-1k`: `bigalloc` in 16 KiB clusters of 1 KiB blocks (s_first_data_block is
+ *   0, yet the superblock fills block 1 and the descriptors start at block 2);
+ * - `ext4-bigalloc-1k-meta-bg`: the same with `meta_bg,^resize_inode` (meta group 0's
+ *   descriptor block after block 1);
  * - `ext4-32bit`: `^64bit` (32-byte group descriptors), 4 KiB blocks;
  * - `ext3`: a journal, indirect block maps, 4 KiB blocks;
  * - `ext2-1k`: no journal, indirect block maps with 1 KiB blocks (a 150 MB file needs the
  *   triple indirect block) and 128-byte inodes (no nanoseconds, no creation time).
  */
-export type ExtVariant = 'ext4' | 'ext4-inline' | 'ext4-meta-bg' | 'ext4-32bit' | 'ext3' | 'ext2-1k';
+export type ExtVariant = 'ext4' | 'ext4-inline' | 'ext4-meta-bg' | 'ext4-bigalloc-1k' | 'ext4-bigalloc-1k-meta-bg' | 'ext4-32bit' | 'ext3' | 'ext2-1k';
 
 export interface ExtImageOptions {
   sizeMiB: number;
@@ -50,6 +54,8 @@ const MKE2FS_ARGS: Record<ExtVariant, string[]> = {
   ext4: ['-t', 'ext4', '-b', '4096'],
   'ext4-inline': ['-t', 'ext4', '-b', '4096', '-O', 'inline_data'],
   'ext4-meta-bg': ['-t', 'ext4', '-b', '1024', '-g', '1024', '-O', 'meta_bg,^resize_inode,64bit'],
+  'ext4-bigalloc-1k': ['-t', 'ext4', '-b', '1024', '-C', '16384', '-O', 'bigalloc'],
+  'ext4-bigalloc-1k-meta-bg': ['-t', 'ext4', '-b', '1024', '-C', '16384', '-O', 'bigalloc,meta_bg,^resize_inode'],
   'ext4-32bit': ['-t', 'ext4', '-b', '4096', '-O', '^64bit'],
   ext3: ['-t', 'ext3', '-b', '4096'],
   'ext2-1k': ['-t', 'ext2', '-b', '1024', '-I', '128'],

@@ -21,6 +21,8 @@ const VARIANTS: { variant: ExtVariant; type: string; blockSize: number }[] = [
   { variant: 'ext4', type: 'ext4', blockSize: 4096 },
   { variant: 'ext4-inline', type: 'ext4', blockSize: 4096 },
   { variant: 'ext4-meta-bg', type: 'ext4', blockSize: 1024 },
+  { variant: 'ext4-bigalloc-1k', type: 'ext4', blockSize: 1024 },
+  { variant: 'ext4-bigalloc-1k-meta-bg', type: 'ext4', blockSize: 1024 },
   { variant: 'ext4-32bit', type: 'ext4', blockSize: 4096 },
   { variant: 'ext3', type: 'ext3', blockSize: 4096 },
   { variant: 'ext2-1k', type: 'ext2', blockSize: 1024 },

@@ -12,10 +12,13 @@ import { groupHasSuperblock, INCOMPAT, RO_COMPAT, type Superblock } from './supe
  * | 0x28 | 4    | bg_inode_table_hi   | high 32 bits (descSize ≥ 64)                       |
  *
  * Where the descriptors are: without meta_bg, one table starting in the block after the
- * superblock (block first_data_block + 1). With meta_bg, groups form meta groups of
+ * superblock's: block 2 with 1 KiB blocks, block 1 with larger ones. (Not first_data_block + 1:
+ * bigalloc with 1 KiB blocks sets s_first_data_block to 0, yet the superblock is still at byte
+ * 1024, block 1, as Linux's descriptor_loc counts it.) With meta_bg, groups form meta groups of
  * (block size / descSize) groups; meta groups before s_first_meta_bg still use that table,
  * and each later meta group keeps its one descriptor block in its own first group, right
- * after that group's superblock copy if it has one.
+ * after that group's superblock copy if it has one (and, for meta group 0 with 1 KiB blocks
+ * and s_first_data_block 0, after block 1, which holds the superblock).
  */
 export interface GroupDescriptor {
   readonly inodeTable: number;
@@ -25,16 +28,22 @@ export interface GroupDescriptor {
 
 const FLAG_INODE_UNINIT = 0x1;
 
+/** Where the superblock starts on every ext filesystem, whatever its block size. */
+const SUPERBLOCK_OFFSET = 1024;
+
 /** Block holding the descriptor of `group`, and the descriptor's byte offset in it. */
 export function descriptorLocation(sb: Superblock, group: number): { block: number; offset: number } {
   const perBlock = sb.blockSize / sb.descSize;
   const metaGroup = Math.floor(group / perBlock);
   const offset = (group % perBlock) * sb.descSize;
+  const superblockBlock = Math.floor(SUPERBLOCK_OFFSET / sb.blockSize);
   if ((sb.featureIncompat & INCOMPAT.META_BG) === 0 || metaGroup < sb.firstMetaBg) {
-    return { block: sb.firstDataBlock + 1 + metaGroup, offset };
+    return { block: superblockBlock + 1 + metaGroup, offset };
   }
   const first = metaGroup * perBlock;
-  const block = sb.firstDataBlock + first * sb.blocksPerGroup + (groupHasSuperblock(sb, first) ? 1 : 0);
+  const superblockBefore = groupHasSuperblock(sb, first) ? 1 : 0;
+  const bootBlockBefore = metaGroup === 0 && superblockBlock === 1 && sb.firstDataBlock === 0 ? 1 : 0;
+  const block = sb.firstDataBlock + first * sb.blocksPerGroup + superblockBefore + bootBlockBefore;
   return { block, offset };
 }
 
