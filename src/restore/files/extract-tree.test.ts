@@ -155,6 +155,53 @@ test('a tar stream keeps long and non-ASCII names (PAX headers)', async (t) => {
   assert.equal(await fsp.readFile(path.join(work, long, 'café ☕ 日本.txt'), 'utf8'), 'unicode\n');
 });
 
+/** Times and owners a ustar header cannot hold (tar-stream's: ids up to 262,143, seconds from 0 to 2^31 - 1). */
+const OUT_OF_USTAR = {
+  'before-1970': { mtimeMs: Date.UTC(1960, 5, 15, 12) },
+  'just-before-1970': { mtimeMs: -1000 },
+  'after-2038': { mtimeMs: Date.UTC(2040, 0, 1) },
+  'in-2200': { mtimeMs: Date.UTC(2200, 0, 1), uid: 3_000_000, gid: 4_000_000_000 },
+  'fraction': { mtimeMs: Date.UTC(2200, 0, 1) + 250 },
+} as const;
+
+test('files keep times before 1970 and after 2038, extracted (not "now")', async (t) => {
+  const to = await tempDir(t);
+  const fs = new MemoryFs(dir(Object.fromEntries(Object.entries(OUT_OF_USTAR).map(([name, extra]) => [name, file(`${name}\n`, { mtimeMs: extra.mtimeMs, atimeMs: extra.mtimeMs })]))));
+  await extractTree(fs, [await resolvePath(fs, '/')], { to });
+  for (const [name, { mtimeMs }] of Object.entries(OUT_OF_USTAR)) {
+    const st = await fsp.lstat(path.join(to, name));
+    assert.equal(st.mtimeMs, mtimeMs, `mtime of ${name}`);
+    assert.equal(st.atimeMs, mtimeMs, `atime of ${name}`);
+  }
+});
+
+test('a tar stream keeps times and owners past the ustar fields in PAX records, as GNU tar reads them', async (t) => {
+  const work = await tempDir(t);
+  const fs = new MemoryFs(dir(Object.fromEntries(Object.entries(OUT_OF_USTAR).map(([name, extra]) => [name, file(`${name}\n`, extra)]))));
+  const out = new PassThrough();
+  const chunks: Buffer[] = [];
+  out.on('data', (c: Buffer) => chunks.push(c));
+  await tarTree(fs, [await resolvePath(fs, '/')], out);
+  const archive = path.join(work, 'a.tar');
+  await fsp.writeFile(archive, Buffer.concat(chunks));
+  // GNU tar exits 2 on a malformed header (as "000000000-1" was); --full-time prints the seconds.
+  const { stdout } = await run('tar', ['--numeric-owner', '--full-time', '-tvf', archive], { env: { ...process.env, TZ: 'UTC' } });
+  const line = (name: string) => stdout.split('\n').find((l) => l.endsWith(` ${name}`)) ?? assert.fail(`${name} not listed:\n${stdout}`);
+  assert.match(line('before-1970'), / 1960-06-15 12:00:00 before-1970$/);
+  assert.match(line('just-before-1970'), / 1969-12-31 23:59:59 just-before-1970$/);
+  assert.match(line('after-2038'), / 2040-01-01 00:00:00 after-2038$/);
+  assert.match(line('in-2200'), / 3000000\/4000000000 .* 2200-01-01 00:00:00 in-2200$/);
+  assert.match(line('fraction'), / 2200-01-01 00:00:00(\.25)? fraction$/);
+  // Extracted by GNU tar, as root keeping owners: the exact times and ids.
+  await fsp.mkdir(path.join(work, 'x'));
+  await run('tar', ['--numeric-owner', '-xf', archive, '-C', path.join(work, 'x')]);
+  for (const [name, extra] of Object.entries(OUT_OF_USTAR)) {
+    const st = await fsp.lstat(path.join(work, 'x', name));
+    assert.equal(st.mtimeMs, extra.mtimeMs, `mtime of ${name} as GNU tar restored it`);
+    if ('uid' in extra && process.getuid?.() === 0) assert.deepEqual([st.uid, st.gid], [extra.uid, extra.gid]);
+  }
+});
+
 test('paths resolve through links inside the filesystem, case-insensitively where it is', async () => {
   const fs = new MemoryFs(dir({ Docs: dir({ 'Read.txt': file('r') }), up: symlink('/Docs'), self: symlink('self') }), true);
   assert.equal((await resolvePath(fs, '/docs/read.TXT')).path, '/docs/read.TXT');

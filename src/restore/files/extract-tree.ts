@@ -129,15 +129,16 @@ export async function extractTree(fs: Filesystem, sources: readonly ResolvedNode
 
 /** Owner, mode and times, in that order (chown clears setuid bits, so mode comes after it). */
 async function setAttributes(target: string, node: FsNode, owners: boolean, what: 'file' | 'folder' | 'link', handle?: fsp.FileHandle): Promise<void> {
-  const seconds = (ms: number): number => ms / 1000;
+  // As Dates: Node takes a negative number of seconds for "now", a Date before 1970 as it is.
+  const when = (ms: number): Date => new Date(ms);
   const mtime = Number.isFinite(node.mtimeMs) ? node.mtimeMs : undefined;
   const atime = Number.isFinite(node.atimeMs) ? node.atimeMs : mtime;
   await targetCall(target, async () => {
     if (owners) await (handle !== undefined ? handle.chown(node.uid, node.gid) : fsp.lchown(target, node.uid, node.gid));
     if (what !== 'link') await (handle !== undefined ? handle.chmod(node.mode & 0o7777) : fsp.chmod(target, node.mode & 0o7777));
     if (mtime === undefined || atime === undefined) return;
-    if (handle !== undefined) await handle.utimes(seconds(atime), seconds(mtime));
-    else if (what === 'link') await fsp.lutimes(target, seconds(atime), seconds(mtime));
-    else await fsp.utimes(target, seconds(atime), seconds(mtime));
+    if (handle !== undefined) await handle.utimes(when(atime), when(mtime));
+    else if (what === 'link') await fsp.lutimes(target, when(atime), when(mtime));
+    else await fsp.utimes(target, when(atime), when(mtime));
   });
 }

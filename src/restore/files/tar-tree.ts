@@ -13,6 +13,41 @@ type TarType = TarHeader['type'];
 /** What a tar stream held, and the entries it could not hold. */
 export type TarReport = TreeReport;
 
+/** The largest owner id the ustar header holds as tar-stream writes it (6 octal digits). */
+const USTAR_MAX_ID = 0o777777;
+/** The latest time (seconds since 1970) tar-stream's ustar header holds: it truncates to a signed 32-bit integer. */
+const USTAR_MAX_SECONDS = 2 ** 31 - 1;
+
+/**
+ * A node's owner and modification time as header fields: in the ustar fields where they fit,
+ * else (ids above 262,143, times before 1970 or after 2038-01-19) exact in PAX records
+ * (`uid`, `gid`, `mtime` in decimal seconds, which readers prefer) with the ustar field
+ * clamped: never a saturated or wrapped value a reader would take for the truth. A time the
+ * filesystem does not record is 1970.
+ */
+function ownerAndTime(node: Pick<FsNode, 'uid' | 'gid' | 'mtimeMs'>): Pick<TarHeader, 'uid' | 'gid' | 'mtime' | 'pax'> {
+  const pax: Record<string, string> = {};
+  const id = (value: number, key: 'uid' | 'gid'): number => {
+    if (value <= USTAR_MAX_ID) return value;
+    pax[key] = String(value);
+    return 0;
+  };
+  const fields = { uid: id(node.uid, 'uid'), gid: id(node.gid, 'gid') };
+  const ms = Number.isFinite(node.mtimeMs) ? node.mtimeMs : 0;
+  const fits = ms >= 0 && ms < (USTAR_MAX_SECONDS + 1) * 1000;
+  if (!fits) pax.mtime = paxSeconds(ms);
+  const mtime = new Date(fits ? ms : Math.min(Math.max(ms, 0), USTAR_MAX_SECONDS * 1000));
+  return Object.keys(pax).length > 0 ? { ...fields, mtime, pax } : { ...fields, mtime };
+}
+
+/** Milliseconds since 1970 as PAX's decimal seconds ("-1", "7258118400.25"). */
+function paxSeconds(ms: number): string {
+  const sign = ms < 0 ? '-' : '';
+  const whole = Math.floor(Math.abs(ms) / 1000);
+  const fraction = Math.abs(ms) % 1000;
+  return fraction === 0 ? `${sign}${whole}` : `${sign}${whole}.${String(fraction).padStart(3, '0').replace(/0+$/, '')}`;
+}
+
 /**
  * Streams files from a guest filesystem as a POSIX tar archive (ustar, with PAX headers for
  * long or non-ASCII names) into `out`: the same entries, safe names and problems as
@@ -39,9 +74,7 @@ export async function tarTree(fs: Filesystem, sources: readonly ResolvedNode[], 
     name,
     type,
     mode: node.mode & 0o7777,
-    uid: node.uid,
-    gid: node.gid,
-    mtime: new Date(Number.isFinite(node.mtimeMs) ? node.mtimeMs : 0),
+    ...ownerAndTime(node),
     ...extra,
   });
 
