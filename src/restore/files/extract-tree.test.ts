@@ -202,6 +202,17 @@ test('a tar stream keeps times and owners past the ustar fields in PAX records, 
   }
 });
 
+test('a file with NTFS alternate data streams is extracted and archived with a note that they were left out', async (t) => {
+  const to = await tempDir(t);
+  const fs = new MemoryFs(dir({ 'ads.txt': file('main\n', { streams: [{ name: 's1', size: 7 }, { name: 'Zone.Identifier', size: 26 }] }), 'plain.txt': file('plain\n') }));
+  const extracted = await extractTree(fs, [await resolvePath(fs, '/')], { to });
+  assert.equal(await fsp.readFile(path.join(to, 'ads.txt'), 'utf8'), 'main\n');
+  assert.deepEqual(extracted.skipped, [{ path: '/ads.txt', reason: 'its 2 alternate data streams "s1" (7 bytes), "Zone.Identifier" (26 bytes) not restored (only the file\'s main content)' }]);
+  const archived = await tarTree(fs, [await resolvePath(fs, '/')], new PassThrough().resume());
+  assert.deepEqual(archived.skipped.map((s) => s.path), ['/ads.txt']);
+  assert.match(archived.skipped[0]!.reason, /not archived/);
+});
+
 test('paths resolve through links inside the filesystem, case-insensitively where it is', async () => {
   const fs = new MemoryFs(dir({ Docs: dir({ 'Read.txt': file('r') }), up: symlink('/Docs'), self: symlink('self') }), true);
   assert.equal((await resolvePath(fs, '/docs/read.TXT')).path, '/docs/read.TXT');

@@ -6,7 +6,7 @@ import type { Filesystem, FsNode, ResolvedNode } from '../../fs/index.js';
 import { makeFolders } from '../../native/index.js';
 import { targetCall, targetError } from '../../disk/index.js';
 import { filePieces } from './file-pieces.js';
-import { emptyReport, isEntryProblem, safeWalk, type SafeItem, type TreeReport } from './safe-walk.js';
+import { emptyReport, isEntryProblem, noteStreamsLeftOut, safeWalk, type SafeItem, type TreeReport } from './safe-walk.js';
 
 /** `files get` has a way past a name that exists. */
 const EXISTS = { exists: 'it exists already (--overwrite replaces files)' };
@@ -117,6 +117,7 @@ export async function extractTree(fs: Filesystem, sources: readonly ResolvedNode
       if (!complete) await fsp.rm(target, { force: true });
     }
     r.files++;
+    noteStreamsLeftOut(r, item.guestPath, item.node, 'restored');
     if (item.node.nlink > 1) links.set(item.node.id, target);
     o.onProgress?.({ files: r.files, bytes: r.bytes, path: item.guestPath });
   }

@@ -18,7 +18,7 @@ export interface TreeReport {
   hardLinks: number;
   /** Bytes of file content written (holes excluded when extracting). */
   bytes: number;
-  /** Device nodes, FIFOs and sockets are listed here, not created. */
+  /** Device nodes, FIFOs and sockets are listed here, not created; so are files whose NTFS alternate data streams were left out. */
   skipped: { path: string; reason: string }[];
   /** Entries whose names had to be escaped to be written. */
   renamed: { path: string; as: string }[];
@@ -28,6 +28,19 @@ export interface TreeReport {
 /** An empty report. */
 export function emptyReport(): TreeReport {
   return { files: 0, directories: 0, symlinks: 0, hardLinks: 0, bytes: 0, skipped: [], renamed: [], problems: [] };
+}
+
+/**
+ * Notes in `report.skipped` that a file's alternate data streams (NTFS: named $DATA
+ * attributes, FsNode.streams) were left out: a Linux folder, a tar or a zip has no place for
+ * them, and leaving them out without a word would pass for a complete copy. `done` says what
+ * was done with the file ("restored", "archived").
+ */
+export function noteStreamsLeftOut(report: TreeReport, path: string, node: FsNode, done: string): void {
+  const streams = node.streams ?? [];
+  if (streams.length === 0) return;
+  const list = streams.map((s) => `${JSON.stringify(s.name)} (${s.size} bytes)`).join(', ');
+  report.skipped.push({ path, reason: `${streams.length === 1 ? 'its alternate data stream' : `its ${streams.length} alternate data streams`} ${list} not ${done} (only the file's main content)` });
 }
 
 /** A walk item with the host-safe relative path it is written to. */

@@ -5,7 +5,7 @@ import { OutputStream } from '../../disk/index.js';
 import { CofferError } from '../../errors/index.js';
 import type { Filesystem, FsNode, ResolvedNode } from '../../fs/index.js';
 import { filePieces, PIECE_BYTES } from './file-pieces.js';
-import { emptyReport, isEntryProblem, safeWalk, type TreeReport } from './safe-walk.js';
+import { emptyReport, isEntryProblem, noteStreamsLeftOut, safeWalk, type TreeReport } from './safe-walk.js';
 
 type TarHeader = Parameters<Pack['entry']>[0];
 type TarType = TarHeader['type'];
@@ -97,6 +97,7 @@ export async function tarTree(fs: Filesystem, sources: readonly ResolvedNode[], 
         report.hardLinks++;
       } else if (node.type === 'file') {
         await writeFile(fs, node, header(node, name, 'file', { size: node.size }), sink, report, item.guestPath, signal);
+        noteStreamsLeftOut(report, item.guestPath, node, 'archived');
         if (node.nlink > 1) linked.set(node.id, name);
       } else {
         report.skipped.push({ path: item.guestPath, reason: `${node.type} not archived` });

@@ -3,7 +3,7 @@ import { ZipFile } from 'yazl';
 import { CofferError } from '../../errors/index.js';
 import type { Filesystem, FsNode, ResolvedNode } from '../../fs/index.js';
 import { filePieces, PIECE_BYTES } from './file-pieces.js';
-import { emptyReport, isEntryProblem, safeWalk, type TreeReport } from './safe-walk.js';
+import { emptyReport, isEntryProblem, noteStreamsLeftOut, safeWalk, type TreeReport } from './safe-walk.js';
 
 /** What a zip stream held, and the entries it could not hold. */
 export type ZipReport = TreeReport;
@@ -48,6 +48,7 @@ export function zipTree(fs: Filesystem, sources: readonly ResolvedNode[], signal
           const entry = { path: item.guestPath };
           zip.addReadStreamLazy(name, { mtime, mode: 0o100000 | (node.mode & 0o7777 || 0o644), size: node.size, forceZip64Format: node.size >= 0xffffffff }, (cb) => cb(null, Readable.from(content(fs, node, entry, report, signal))));
           report.files++;
+          noteStreamsLeftOut(report, item.guestPath, node, 'archived');
         } else {
           report.skipped.push({ path: item.guestPath, reason: `${node.type} not archived` });
         }
