@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { copyFile, open, readdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, cp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { requireTools, seededBytes } from '../testing/index.js';
@@ -207,6 +207,25 @@ test('an export refused part-way (a volume too small for a chunk) leaves no volu
   assertExit(refused, 2);
   assert.match(assertOneLineError(refused), /a volume of 16384 bytes cannot hold/);
   assert.deepEqual((await readdir(work)).filter((name) => name.startsWith('too-small.tar')), [], 'no partial volume');
+});
+
+test('--overwrite replaces a tape only once the new one is complete: a failed export keeps the old file', async () => {
+  const weekly = join(work, 'weekly.tar');
+  await cofferJson(['tape', 'export', '-r', repo, first.id, '--to', weekly], env);
+  const before = await readFile(weekly);
+  // A repository that lost its packs fails the export once the tape is being written: the old tape is left as it was.
+  const damaged = join(work, 'lost-packs');
+  await cp(repo, damaged, { recursive: true });
+  for (const data of ['packs', 'chunks']) await rm(join(damaged, data), { recursive: true, force: true });
+  const refused = await coffer(['tape', 'export', '-r', damaged, first.id, '--to', weekly, '--overwrite'], env);
+  assertExit(refused, 11);
+  assert.deepEqual(await readFile(weekly), before, 'the old tape is untouched');
+  assert.deepEqual((await readdir(work)).filter((name) => name.includes('weekly.tar') && name !== 'weekly.tar'), [], 'no temporary file left');
+  // A complete export replaces it.
+  await cofferJson(['tape', 'export', '-r', repo, second.id, '--to', weekly, '--overwrite'], env);
+  assert.notDeepEqual(await readFile(weekly), before);
+  assert.deepEqual((await tapeIndex(weekly)).snapshots, [second.id]);
+  assert.deepEqual((await readdir(work)).filter((name) => name.includes('weekly.tar') && name !== 'weekly.tar'), []);
 });
 
 test('a corrupted byte in a chunk member is refused at import and by tape list, naming the member', async () => {

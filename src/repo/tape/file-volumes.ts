@@ -1,5 +1,7 @@
 import { createReadStream } from 'node:fs';
-import { open, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { CofferError } from '../../errors/index.js';
 import type { VolumeSink, VolumeSource, VolumeTarget } from './volume-sink.js';
 
@@ -22,10 +24,23 @@ export interface FileVolumeOptions {
  * closing a non-rewinding device writes the file mark). A full medium gives `E_NO_SPACE`.
  */
 export function fileVolumeTarget(path: string, options: FileVolumeOptions): VolumeTarget {
-  const written: string[] = []; // volume files (not devices) this export opened
+  const written: string[] = []; // volume files (not devices) this export created, under their names or temporary ones
+  /** Volumes written beside the files they replace (--overwrite): renamed over them by commit(). */
+  const replacing: { temporary: string; name: string }[] = [];
   return {
     async discard(): Promise<void> {
+      replacing.splice(0);
       for (const name of written.splice(0)) await unlink(name).catch(() => undefined);
+    },
+    async commit(): Promise<void> {
+      for (const { temporary, name } of replacing.splice(0)) {
+        try {
+          await rename(temporary, name);
+        } catch (error) {
+          throw failure(error, name, 'replace');
+        }
+      }
+      written.splice(0);
     },
     async open(sequence: number): Promise<VolumeSink> {
       const device = await isCharacterDevice(path);
@@ -37,13 +52,20 @@ export function fileVolumeTarget(path: string, options: FileVolumeOptions): Volu
         throw new CofferError('E_USAGE', `the tape set needs a volume ${sequence} (a volume's index holds about 3 million objects at most): give --volume-size to write ${path}.1, ${path}.2 …`);
       }
       const name = device || !options.split ? path : `${path}.${sequence}`;
+      // An existing file is replaced only once the whole set is written (commit): a failed or
+      // interrupted export leaves the last good tape file as it was. A device is written in place.
+      // (A block device is written in place too, and never removed by discard.)
+      const existing = device ? 'device' : await kindOf(name);
+      const replaces = options.overwrite === true && existing === 'file';
+      const opened = replaces ? join(dirname(name), `.${basename(name)}.coffer-${process.pid}-${randomBytes(4).toString('hex')}`) : name;
       let handle: FileHandle;
       try {
-        handle = await open(name, device ? 'w' : options.overwrite === true ? 'w' : 'wx', 0o600);
+        handle = await open(opened, device || (options.overwrite === true && !replaces) ? 'w' : 'wx', 0o600);
       } catch (error) {
         throw failure(error, name, 'open');
       }
-      if (!device) written.push(name);
+      if (replaces || existing === 'absent') written.push(opened); // files this export created: discard removes them
+      if (replaces) replacing.push({ temporary: opened, name });
       return {
         name,
         async writeRecord(record: Uint8Array): Promise<void> {
@@ -71,6 +93,15 @@ export function fileVolumeTarget(path: string, options: FileVolumeOptions): Volu
 /** A volume read from a file or a tape drive. */
 export function fileVolumeSource(path: string): VolumeSource {
   return { name: path, open: () => createReadStream(path, { highWaterMark: 1024 * 1024 }) };
+}
+
+/** What is at `path`: nothing, a regular file, or something else (a block device…). */
+async function kindOf(path: string): Promise<'absent' | 'file' | 'other'> {
+  try {
+    return (await stat(path)).isFile() ? 'file' : 'other';
+  } catch {
+    return 'absent';
+  }
 }
 
 async function isCharacterDevice(path: string): Promise<boolean> {

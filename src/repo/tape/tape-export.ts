@@ -231,6 +231,7 @@ export async function exportTape(repo: Repository, snapshots: readonly Snapshot[
       if (packs !== null) await packs.putSegment(volumes);
     }
     await closeVolume(true);
+    await target.commit?.();
   } catch (error) {
     // The volume in progress is closed with its index, not final: an import of the set
     // reports the volume after it as missing, and nothing of it becomes a snapshot.

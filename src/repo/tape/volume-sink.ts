@@ -28,6 +28,12 @@ export interface VolumeTarget {
    * Optional; never throws.
    */
   discard?(): Promise<void>;
+  /**
+   * After the whole set was written: puts volumes written under temporary names in place of
+   * the files they replace (an `--overwrite` export keeps the old set until the new one is
+   * complete). Optional.
+   */
+  commit?(): Promise<void>;
 }
 
 /** A volume to read: a name for messages, and its bytes front to back (opened once per read). */
