@@ -1,6 +1,6 @@
 import { hostname as osHostname } from 'node:os';
 import { CofferError } from '../errors/index.js';
-import { acquireBackupLease, DiskIndexReader, listQuarantined, loadSnapshot, packRemovalsSince, type HeldLease, listSnapshots, saveSnapshot, type ChangeTrackingRecord, type DiskRecord, type Repository, type Snapshot } from '../repo/index.js';
+import { acquireBackupLease, DiskIndexReader, listQuarantined, loadSnapshot, packRemovalsSince, type HeldLease, listSnapshots, saveSnapshot, skipDamaged, type ChangeTrackingRecord, type DiskRecord, type Repository, type Snapshot } from '../repo/index.js';
 import type { SourceDisk, VmSource } from '../source/index.js';
 import { backupDisk, type DiskProgress } from './backup-disk.js';
 import { BlockFingerprints } from './block-fingerprints.js';
@@ -79,7 +79,7 @@ export async function backupVm(repo: Repository, source: VmSource, options: Back
 }
 
 async function backupWithLease(repo: Repository, source: VmSource, options: BackupOptions, started: Date, lease: HeldLease): Promise<Snapshot> {
-  const parent = options.parent === undefined ? (await listSnapshots(repo, { vm: source.vm })).at(-1) ?? null : options.parent;
+  const parent = options.parent === undefined ? (await listSnapshots(repo, { vm: source.vm, onDamaged: skipDamaged })).at(-1) ?? null : options.parent;
   const damaged = await listQuarantined(repo);
   const known = new KnownChunks();
   // Each disk's block size: a tracked disk's granularity in format 2 (tracked-block-size.ts).

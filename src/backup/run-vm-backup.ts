@@ -17,7 +17,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { CofferError } from '../errors/index.js';
-import { acquireBackupLease, listSnapshots, lockedBackendOf, openRepositoryAt, resolveSnapshot, type Repository, type Snapshot } from '../repo/index.js';
+import { acquireBackupLease, listSnapshots, lockedBackendOf, openRepositoryAt, resolveSnapshot, skipDamaged, type Repository, type Snapshot } from '../repo/index.js';
 import type { VmSource } from '../source/index.js';
 import { backupVm, type BackupProgress } from './backup-vm.js';
 import { BackupMeter, MeteredBackend, MeteredDevice, type ByteThrottle } from './backup-meter.js';
@@ -134,7 +134,7 @@ export function repositoryOpenerAt(location: RepositoryLocation, how: { env: Nod
 /** The request's base, else the VM's latest snapshot, else none. */
 async function parentOf(repo: Repository, request: VmBackupRequest): Promise<Snapshot | null> {
   if (request.base !== undefined) return resolveSnapshot(repo, request.base);
-  return (await listSnapshots(repo, { vm: request.vm })).at(-1) ?? null;
+  return (await listSnapshots(repo, { vm: request.vm, onDamaged: skipDamaged })).at(-1) ?? null;
 }
 
 /** The source with each disk's reads timed and held to the read limit. */

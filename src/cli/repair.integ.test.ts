@@ -106,3 +106,27 @@ test('--forget removes the damaged snapshot; a later backup of the same data hea
   assert.deepEqual(forgot.snapshots.map((s) => s.forgotten), [true, true], 'a and a2 both used the chunk');
   assertExit(await coffer(['verify', '-r', repo, '--read-data'], opts), 0);
 });
+
+test('a corrupt manifest blocks nothing: backups of every VM and latest go on; repair names it; forget by id or repair --forget removes it', async () => {
+  const place = `${work}/manifest`;
+  assertExit(await coffer(['init', '-r', place], opts), 0);
+  for (const vm of ['x', 'y']) assertExit(await coffer(['backup', '-r', place, '--vm', vm, `${work}/b.raw`], opts), 0);
+  const [broken] = await fs.readdir(`${place}/snapshots`);
+  await fs.truncate(`${place}/snapshots/${broken}`, 100);
+  await fs.cp(place, `${place}-copy`, { recursive: true });
+  // Backups go on, the damaged VM's too (from its last readable snapshot, or none); latest skips it.
+  for (const vm of ['x', 'y', 'z']) assertExit(await coffer(['backup', '-r', place, '--vm', vm, `${work}/a.raw`], opts), 0);
+  assertExit(await coffer(['restore', '-r', place, 'latest', '--to', `${work}/latest.raw`], opts), 0);
+  // repair names the manifest (exit 13), --forget removes it (exit 0), verify is clean after.
+  const named = await coffer(['repair', '-r', place, '--json'], opts);
+  assertExit(named, 13);
+  const report = JSON.parse(named.stdout.toString('utf8')) as { unreadableManifests: { snapshot: string; forgotten: boolean }[] };
+  assert.deepEqual(report.unreadableManifests.map((m) => [m.snapshot, m.forgotten]), [[broken, false]]);
+  assertExit(await coffer(['repair', '-r', place, '--forget'], opts), 0);
+  assertExit(await coffer(['verify', '-r', place], opts), 0);
+  // On the copy: forget by its id prefix.
+  const forgot = await coffer(['forget', '-r', `${place}-copy`, broken!.slice(0, 8)], opts);
+  assertExit(forgot, 0);
+  assert.match(forgot.stdout.toString('utf8'), /removed snapshot [0-9a-f]{8} \(its manifest is damaged\)/);
+  assertExit(await coffer(['verify', '-r', `${place}-copy`], opts), 0);
+});

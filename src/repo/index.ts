@@ -34,7 +34,7 @@ export * from './lock/index.js';
 export { pageCount, type FilesRecord, type FileWarning, type DiskRecord, type ChangeTrackingRecord, type ConsistencyRecord, type SnapshotManifest, type SnapshotStats, type VmDefinition } from './format/manifest.js';
 export { DEFAULT_KDF, type KdfParams } from './keys/key-file.js';
 export { Repository, initRepository, openRepository, REPOSITORY_DEFAULTS, type InitOptions, type OpenOptions, type KeyInfo } from './repository.js';
-export { saveSnapshot, listSnapshots, loadSnapshot, deleteSnapshot, refuseLocked, resolveSnapshot, type Snapshot } from './snapshots.js';
+export { saveSnapshot, listSnapshots, loadSnapshot, deleteSnapshot, refuseLocked, resolveSnapshot, resolveSnapshotId, skipDamaged, type Snapshot } from './snapshots.js';
 export { listProtections, protectionOf, protectSnapshot, unprotectSnapshot, type Protection } from './protection.js';
 export * from './retention/index.js';
 export { DiskIndexReader, DiskIndexWriter } from './disk-index.js';

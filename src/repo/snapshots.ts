@@ -55,7 +55,12 @@ async function putLockedManifest(repo: Repository, lock: LockedBackend, id: stri
   await lock.cache.save(now);
 }
 
-/** Every snapshot, oldest first (by time, then id). Damaged manifests are reported by `onDamaged`. */
+/**
+ * Every snapshot, oldest first (by time, then id). A damaged manifest (corrupt or missing) is
+ * reported by `onDamaged` and left out; without `onDamaged` it fails the listing. Callers that
+ * only need the readable snapshots (a backup's parent, `latest`) pass {@link skipDamaged}:
+ * one damaged manifest must not stop every backup of the repository (verify and repair report it).
+ */
 export async function listSnapshots(
   repo: Repository,
   options: { vm?: string; onDamaged?: (id: string, error: CofferError) => void } = {},
@@ -80,6 +85,9 @@ export async function listSnapshots(
   });
   return snapshots.sort((a, b) => a.time.localeCompare(b.time) || a.id.localeCompare(b.id));
 }
+
+/** For {@link listSnapshots}: leave damaged manifests out without a word (verify and repair report them). */
+export function skipDamaged(): void {}
 
 /** One snapshot by full id. */
 export async function loadSnapshot(repo: Repository, id: string): Promise<Snapshot> {
@@ -125,11 +133,21 @@ export async function resolveSnapshot(repo: Repository, reference: string): Prom
   const latest = /^(?:(.+):)?latest$/.exec(reference);
   if (latest !== null) {
     const vm = latest[1];
-    const snapshots = await listSnapshots(repo, vm === undefined ? {} : { vm });
+    const snapshots = await listSnapshots(repo, vm === undefined ? { onDamaged: skipDamaged } : { vm, onDamaged: skipDamaged });
     const newest = snapshots.at(-1);
     if (newest === undefined) throw notFound(vm === undefined ? `${repo.location} has no snapshots` : `no snapshot of VM ${vm} in ${repo.location}`);
     return newest;
   }
+  return loadSnapshot(repo, await resolveSnapshotId(repo, reference));
+}
+
+/**
+ * The full id a snapshot id or unique prefix (at least 4 hex characters) names, found among
+ * the manifests' names without reading one: what `forget` needs to remove a snapshot whose
+ * manifest is damaged. `E_SNAPSHOT_NOT_FOUND` otherwise.
+ */
+export async function resolveSnapshotId(repo: Repository, reference: string): Promise<string> {
+  const notFound = (message: string) => new CofferError('E_SNAPSHOT_NOT_FOUND', message, { subject: { repository: repo.location, snapshot: reference } });
   if (!/^[0-9a-f]{4,64}$/.test(reference)) throw notFound(`${JSON.stringify(reference)} is not a snapshot id, a prefix of one, 'latest' or 'NAME:latest'`);
   const matches: string[] = [];
   for await (const entry of repo.backend.list(SNAPSHOTS_PREFIX)) {
@@ -138,7 +156,7 @@ export async function resolveSnapshot(repo: Repository, reference: string): Prom
   }
   if (matches.length === 0) throw notFound(`no snapshot ${reference} in ${repo.location}`);
   if (matches.length > 1) throw notFound(`snapshot id ${reference} is ambiguous (${matches.length} match); give more characters`);
-  return loadSnapshot(repo, matches[0] as string);
+  return matches[0] as string;
 }
 
 function loadFromBlob(repo: Repository, id: string, blob: Buffer): Snapshot {

@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { backupFiles, fileParentOf } from '../../backup/index.js';
 import { CofferError } from '../../errors/index.js';
-import { acquireBackupLease, listSnapshots, resolveSnapshot, type Snapshot } from '../../repo/index.js';
+import { acquireBackupLease, listSnapshots, resolveSnapshot, skipDamaged, type Snapshot } from '../../repo/index.js';
 import { Excludes, ListingPrefetch, readAccountNames } from '../../source/index.js';
 import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
 import { ExitCode } from '../exit-codes.js';
@@ -83,7 +83,7 @@ export async function backupFilesCommand(paths: string[], options: FileBackupCom
   const listings = resolved.length > 0 ? new ListingPrefetch(resolved, { excludes, accounts: await readAccountNames() }) : undefined;
   try {
     const code = await withRepository(options, context, async (repo) => {
-      const snapshots = await listSnapshots(repo);
+      const snapshots = await listSnapshots(repo, { onDamaged: skipDamaged });
       const parent: Snapshot | null = options.base !== undefined ? await resolveSnapshot(repo, options.base) : fileParentOf(snapshots, host, resolved, options.stdinName);
       if (parent !== null && parent.files === undefined) throw new CofferError('E_USAGE', `--base ${options.base}: snapshot ${parent.id.slice(0, 8)} holds disks, not files`);
       const lease = await acquireBackupLease(repo, {

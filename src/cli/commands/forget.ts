@@ -1,5 +1,5 @@
 import { CofferError } from '../../errors/index.js';
-import { deleteSnapshot, protectionOf, refuseLocked, resolveSnapshot, type Repository, type RetentionPolicy, type Snapshot } from '../../repo/index.js';
+import { deleteSnapshot, protectionOf, refuseLocked, resolveSnapshot, resolveSnapshotId, type Repository, type RetentionPolicy, type Snapshot } from '../../repo/index.js';
 import { renderPrune, runPrune } from './prune.js';
 import { withCapturedStdout, withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
 import { forgetByPolicy } from './forget-policy.js';
@@ -46,19 +46,42 @@ export async function forgetCommand(references: string[], options: ForgetOptions
   });
 }
 
+/** A snapshot named for removal: what its manifest says, or only its id when the manifest is damaged (vm and time null). */
+interface Named {
+  id: string;
+  vm: string | null;
+  time: string | null;
+  damaged: boolean;
+}
+
+/**
+ * The snapshot a reference names; one whose manifest cannot be read (corrupt, or gone between
+ * the listing and the read) by its id alone: forgetting it by id is how an administrator clears
+ * a damaged snapshot that blocks nothing else but clutters every verify.
+ */
+async function resolveForForget(repo: Repository, reference: string): Promise<Named> {
+  try {
+    const snapshot: Snapshot = await resolveSnapshot(repo, reference);
+    return { id: snapshot.id, vm: snapshot.vm, time: snapshot.time, damaged: false };
+  } catch (error) {
+    if (!(error instanceof CofferError) || error.code !== 'E_CORRUPT_OBJECT' || reference.endsWith('latest')) throw error;
+    return { id: await resolveSnapshotId(repo, reference), vm: null, time: null, damaged: true };
+  }
+}
+
 async function forgetOnly(repo: Repository, references: string[], policy: RetentionPolicy | null, options: ForgetOptions, dryRun: boolean, context: CommandContext): Promise<number> {
   {
     if (policy !== null) return forgetByPolicy(repo, policy, { vm: options.vm, dryRun, json: options.json === true }, context);
     // Resolve and check all first: a typo or a protected snapshot in the third reference must not leave the first two forgotten.
-    const snapshots = new Map<string, Snapshot>();
+    const snapshots = new Map<string, Named>();
     for (const reference of references) {
-      const snapshot = await resolveSnapshot(repo, reference);
+      const snapshot = await resolveForForget(repo, reference);
       snapshots.set(snapshot.id, snapshot);
     }
     for (const snapshot of snapshots.values()) {
       if ((await protectionOf(repo, snapshot.id)) !== null) {
         const short = snapshot.id.slice(0, 8);
-        throw new CofferError('E_SNAPSHOT_PROTECTED', `snapshot ${short} (vm ${snapshot.vm}, ${snapshot.time}) is protected; run 'coffer unprotect ${short}' first; nothing was removed`, {
+        throw new CofferError('E_SNAPSHOT_PROTECTED', `snapshot ${short} (${snapshot.damaged ? 'its manifest is damaged' : `vm ${snapshot.vm}, ${snapshot.time}`}) is protected; run 'coffer unprotect ${short}' first; nothing was removed`, {
           subject: { repository: repo.location, snapshot: snapshot.id },
         });
       }
@@ -69,8 +92,8 @@ async function forgetOnly(repo: Repository, references: string[], policy: Retent
     const removed = [];
     for (const snapshot of snapshots.values()) {
       if (!dryRun) await deleteSnapshot(repo, snapshot.id);
-      removed.push({ id: snapshot.id, vm: snapshot.vm, time: snapshot.time });
-      if (!options.json) context.stdout.write(`${dryRun ? 'would remove' : 'removed'} snapshot ${snapshot.id.slice(0, 8)} (vm ${snapshot.vm}, ${snapshot.time})\n`);
+      removed.push({ id: snapshot.id, vm: snapshot.vm, time: snapshot.time, ...(snapshot.damaged ? { damaged: true } : {}) });
+      if (!options.json) context.stdout.write(`${dryRun ? 'would remove' : 'removed'} snapshot ${snapshot.id.slice(0, 8)} (${snapshot.damaged ? 'its manifest is damaged' : `vm ${snapshot.vm}, ${snapshot.time}`})\n`);
     }
     if (options.json) context.stdout.write(`${JSON.stringify({ dryRun, removed })}\n`);
     return 0;

@@ -7,11 +7,14 @@ import {
   listSnapshots,
   protectionOf,
   salvageSnapshot,
+  skipDamaged,
   verifyRepository,
   type AffectedRange,
+  type DamagedObject,
   type Repository,
   type Snapshot,
 } from '../../repo/index.js';
+import { CofferError } from '../../errors/index.js';
 import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
 import { ExitCode } from '../exit-codes.js';
 import { ProgressReporter } from '../progress.js';
@@ -80,7 +83,8 @@ export async function repairCommand(options: RepairCommandOptions, context: Comm
     // Named before anything is forgotten: the lookup reads the damaged snapshots' filesystems.
     const files = options.files === false ? [] : await lookUpDamagedFiles(repo, report.affected, { signal: context.signal });
     const bySnapshot = groupBySnapshot(report.affected, files);
-    const snapshots = new Map((await listSnapshots(repo)).map((s) => [s.id, s]));
+    const snapshots = new Map((await listSnapshots(repo, { onDamaged: skipDamaged })).map((s) => [s.id, s]));
+    const manifests = await unreadableManifests(repo, report.damaged, options.forget === true);
     const repaired: RepairedSnapshot[] = [];
     for (const [id, disks] of bySnapshot) {
       const snapshot = snapshots.get(id);
@@ -104,11 +108,43 @@ export async function repairCommand(options: RepairCommandOptions, context: Comm
       repaired.push(entry);
     }
     const healed = await clearHealedMarks(repo, new Set(bySnapshot.keys()), snapshots);
-    if (options.json) context.stdout.write(`${JSON.stringify({ damaged: report.damaged, snapshots: repaired, healed })}\n`);
-    else context.stdout.write(render(repaired, healed, report.damaged.length));
-    const remaining = repaired.filter((r) => !r.forgotten && r.salvagedAs === undefined);
-    return remaining.length === 0 ? ExitCode.ok : ExitCode.verifyFailed;
+    if (options.json) context.stdout.write(`${JSON.stringify({ damaged: report.damaged, snapshots: repaired, unreadableManifests: manifests, healed })}\n`);
+    else context.stdout.write(render(repaired, manifests, healed, report.damaged.length));
+    const remaining = repaired.filter((r) => !r.forgotten && r.salvagedAs === undefined).length + manifests.filter((m) => !m.forgotten).length;
+    return remaining === 0 ? ExitCode.ok : ExitCode.verifyFailed;
   });
+}
+
+/** A snapshot whose manifest cannot be read (corrupt): nothing of it can be restored or salvaged. */
+interface UnreadableManifest {
+  snapshot: string;
+  message: string;
+  forgotten: boolean;
+  /** Why it was not forgotten although asked (protected, locked). */
+  kept?: string;
+}
+
+/** The snapshots verify found with corrupt manifests; with `forget`, each removed (never a protected or locked one). */
+async function unreadableManifests(repo: Repository, damaged: readonly DamagedObject[], forget: boolean): Promise<UnreadableManifest[]> {
+  const out: UnreadableManifest[] = [];
+  for (const d of damaged) {
+    if (d.kind !== 'manifest' || d.problem !== 'corrupt') continue;
+    const entry: UnreadableManifest = { snapshot: d.id, message: d.message, forgotten: false };
+    if (forget) {
+      if ((await protectionOf(repo, d.id)) !== null) entry.kept = 'protected: unprotect it to forget it';
+      else {
+        try {
+          await deleteSnapshot(repo, d.id);
+          entry.forgotten = true;
+        } catch (error) {
+          if (!(error instanceof CofferError) || error.code !== 'E_SNAPSHOT_LOCKED') throw error;
+          entry.kept = error.message;
+        }
+      }
+    }
+    out.push(entry);
+  }
+  return out;
 }
 
 function groupBySnapshot(affected: AffectedRange[], files: readonly DamagedFiles[]): Map<string, RepairedSnapshot['disks']> {
@@ -136,9 +172,15 @@ async function clearHealedMarks(repo: Repository, damaged: ReadonlySet<string>, 
   return [...healed];
 }
 
-function render(repaired: RepairedSnapshot[], healed: string[], damagedObjects: number): string {
+function render(repaired: RepairedSnapshot[], manifests: UnreadableManifest[], healed: string[], damagedObjects: number): string {
   const lines: string[] = [];
-  if (repaired.length === 0) lines.push(damagedObjects === 0 ? 'no damage found' : `${damagedObjects} damaged object(s), used by no snapshot`);
+  for (const m of manifests) {
+    lines.push(`DAMAGED snapshot ${m.snapshot.slice(0, 8)}: its manifest cannot be read (${m.message}); nothing of it can be restored`);
+    if (m.forgotten) lines.push('  forgotten');
+    else if (m.kept !== undefined) lines.push(`  kept: ${m.kept}`);
+    else lines.push(`  --forget (or 'coffer forget ${m.snapshot.slice(0, 8)}') removes it`);
+  }
+  if (repaired.length === 0 && manifests.length === 0) lines.push(damagedObjects === 0 ? 'no damage found' : `${damagedObjects} damaged object(s), used by no snapshot`);
   for (const r of repaired) {
     const ranges = r.disks.map((d) => `${d.disk} ${d.ranges.map((x) => `${x.start}-${x.end - 1}`).join(', ')}`).join('; ');
     lines.push(`DAMAGED snapshot ${r.snapshot.slice(0, 8)} (vm ${r.vm}, ${r.time}): ${ranges}`);
