@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdir, open, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { seededBytes } from '../testing/index.js';
@@ -117,6 +117,9 @@ const cases: Case[] = [
   { title: 'backup without --vm', args: ['backup', '-r', 'REPO', 'IMAGE'], env: PASSWORD, code: 2, message: /--vm NAME is required/ },
   { title: 'backup with a bad --time', args: ['backup', '-r', 'REPO', '--vm', 'v', '--time', 'noon', 'IMAGE'], env: PASSWORD, code: 2, message: /--time noon/ },
   { title: 'init with a compression level that is no number', args: ['init', '-r', 'WORK/new', '--compression-level', 'fast'], env: PASSWORD, code: 2, message: /--compression-level fast: give a zstd level from 0 to 19/ },
+  { title: 'tape export over the repository\'s own config (it destroyed the repository)', args: ['tape', 'export', '-r', 'REPO', 'SNAP', '--to', 'REPO/config', '--overwrite'], env: PASSWORD, code: 2, message: /--to .*config is inside the repository .*: writing there would damage it/ },
+  { title: 'restore into the repository\'s folder', args: ['restore', '-r', 'REPO', 'SNAP', '--to', 'REPO/restored.raw'], env: PASSWORD, code: 2, message: /is inside the repository/ },
+  { title: 'files get into the repository through a symlink', args: ['files', '-r', 'REPO', 'SNAP', 'get', '--to', 'WORK/into-repo/x', 'disk0:/'], setup: (dir) => symlink(repo, join(dir, 'into-repo')), env: PASSWORD, code: 2, message: /is inside the repository/ },
   { title: 'tape export to standard output (it made a file named -)', args: ['tape', 'export', '-r', 'REPO', 'SNAP', '--to', '-'], env: PASSWORD, code: 2, message: /--to -: tape export writes a file or a tape device/ },
   { title: 'init with a bad block size', args: ['init', '-r', 'WORK/new', '--block-size', '3K'], env: PASSWORD, code: 2, message: /block size/ },
   { title: 'init with an empty passphrase file', args: ['init', '-r', 'WORK/new', '--password-file', 'WORK/empty'], setup: (dir) => writeFile(join(dir, 'empty'), '\n'), code: 2, message: /empty is empty: an empty passphrase is not allowed/ },

@@ -5,6 +5,7 @@ import { resolveSnapshot } from '../../repo/index.js';
 import { extractTree, globToRegExp, SnapshotFiles, tarTree, TreeFilesystem, type TreeReport } from '../../restore/index.js';
 import type { Repository, Snapshot } from '../../repo/index.js';
 import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
+import { refuseInsideRepository } from '../inside-repository.js';
 import { ExitCode } from '../exit-codes.js';
 import { formatBytes, formatTable } from '../format.js';
 
@@ -33,6 +34,7 @@ export async function filesCommand(reference: string, action: string | undefined
   if (action === 'get' && (options.to === undefined) === (options.tar !== true)) throw new CofferError('E_USAGE', 'get needs --to DIR, or --tar to stream a tar archive to stdout');
   if (action === 'find' && options.name === undefined) throw new CofferError('E_USAGE', 'find needs --name GLOB');
   return withRepository(options, context, async (repo) => {
+    if (action === 'get' && options.to !== undefined) await refuseInsideRepository(repo.location, options.to, '--to');
     const snapshot = await resolveSnapshot(repo, reference);
     if (snapshot.files !== undefined) return fileSnapshotAction(repo, snapshot as Snapshot & { files: NonNullable<Snapshot['files']> }, action ?? 'ls', targets.length > 0 ? targets : ['/'], options, context);
     const files = await SnapshotFiles.open(repo, snapshot, options.disk !== undefined ? { disk: options.disk } : {});

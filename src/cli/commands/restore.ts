@@ -4,6 +4,7 @@ import { resolveSnapshot } from '../../repo/index.js';
 import { restoreFileSnapshot, restoreSnapshot } from '../../restore/index.js';
 import { ExitCode } from '../exit-codes.js';
 import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
+import { refuseInsideRepository } from '../inside-repository.js';
 import { formatBytes } from '../format.js';
 import { ProgressReporter } from '../progress.js';
 import { restoreAsVmCommand } from './restore-as-vm.js';
@@ -37,6 +38,7 @@ export async function restoreCommand(reference: string | undefined, options: Res
   const format = options.format ?? 'raw';
   if (!(TARGET_FORMATS as readonly string[]).includes(format)) throw new CofferError('E_USAGE', `--format ${format}: choose one of ${TARGET_FORMATS.join(', ')}`);
   return withRepository(options, context, async (repo) => {
+    if (to !== undefined) await refuseInsideRepository(repo.location, to, '--to');
     const snapshot = await resolveSnapshot(repo, reference);
     if (snapshot.files !== undefined) {
       if (options.disk !== undefined || options.format !== undefined || options.overwrite === true || to === '-') throw new CofferError('E_USAGE', `snapshot ${snapshot.id.slice(0, 8)} holds files: restore it --to an empty DIR (--disk, --format, --overwrite and - are for disks)`);

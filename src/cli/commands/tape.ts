@@ -15,6 +15,7 @@ import {
   type Snapshot,
 } from '../../repo/index.js';
 import { backendFor, repositoryLocation, withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
+import { refuseInsideRepository } from '../inside-repository.js';
 import { formatBytes, formatTable, parseSize } from '../format.js';
 import { readPassphrase } from '../passphrase.js';
 
@@ -57,6 +58,7 @@ export async function tapeExportCommand(references: string[], options: TapeExpor
     ...(command === undefined ? {} : { changeVolume: (sequence: number) => runVolumeCommand(command, sequence, to, context) }),
   });
   return withRepository(options, context, async (repo) => {
+    await refuseInsideRepository(repo.location, to, '--to');
     const snapshots: Snapshot[] = [];
     for (const reference of references) snapshots.push(await resolveSnapshot(repo, reference));
     // A prune waits while the export reads (a snapshot forgotten meanwhile keeps its chunks).
