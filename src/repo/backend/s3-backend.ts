@@ -7,7 +7,7 @@ import { checkedKey } from './backend-key.js';
 import { translateS3Error, type S3Failure } from './s3-errors.js';
 import { parseS3Location, type S3Location } from './s3-location.js';
 import { createS3Object, type S3CreateAccess } from './s3-create.js';
-import { S3ObjectLock } from './s3-object-lock.js';
+import { contentMd5, S3ObjectLock } from './s3-object-lock.js';
 import { S3ObjectRequests, S3RequestError } from './s3-object-requests.js';
 import { shortObject } from './read-range.js';
 import type { S3Credentials } from './s3-signature.js';
@@ -219,7 +219,7 @@ export class S3Backend implements Backend {
     try {
       if (data.length > this.settings.multipartThreshold) await this.putMultipart(objectKey, data, lock);
       else if (retention === undefined) await this.requests.put(objectKey, data);
-      else await (await this.client()).send(new (sdk().PutObjectCommand)({ Bucket: this.bucket, Key: objectKey, Body: data, ContentLength: data.length, ...lock }));
+      else await (await this.client()).send(new (sdk().PutObjectCommand)({ Bucket: this.bucket, Key: objectKey, Body: data, ContentLength: data.length, ContentMD5: contentMd5(data), ...lock }));
     } catch (error) {
       throw this.translate(error, 'write', key);
     }
@@ -303,7 +303,8 @@ export class S3Backend implements Backend {
       const etags = new Map<number, string>();
       await forEachLimited(numbers, this.settings.partsInFlight, async (partNumber) => {
         const body = data.subarray((partNumber - 1) * partSize, Math.min(data.length, partNumber * partSize));
-        const part = await (await this.client()).send(new (sdk().UploadPartCommand)({ Bucket: this.bucket, Key: objectKey, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: body.length }));
+        const locked = lock.ObjectLockMode !== undefined ? { ContentMD5: contentMd5(body) } : {};
+        const part = await (await this.client()).send(new (sdk().UploadPartCommand)({ Bucket: this.bucket, Key: objectKey, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: body.length, ...locked }));
         if (part.ETag === undefined) throw new Error(`UploadPart ${partNumber} returned no ETag`);
         etags.set(partNumber, part.ETag);
       });

@@ -1,6 +1,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { CofferError } from '../../errors/index.js';
 import type { Retention } from './backend.js';
+import { contentMd5 } from './s3-object-lock.js';
 import type { S3Failure } from './s3-errors.js';
 
 type Sdk = typeof import('@aws-sdk/client-s3');
@@ -43,7 +44,7 @@ export async function createS3Object(s3: S3CreateAccess, key: string, data: Uint
   const objectKey = s3.objectKey(key);
   const bytes = Buffer.from(data.buffer, data.byteOffset, data.length);
   const client = await s3.client();
-  const lock = retention === undefined ? {} : { ObjectLockMode: retention.mode, ObjectLockRetainUntilDate: retention.until };
+  const lock = retention === undefined ? {} : { ObjectLockMode: retention.mode, ObjectLockRetainUntilDate: retention.until, ContentMD5: contentMd5(data) };
   let versionId: string | undefined;
   for (let attempt = 1; ; attempt++) {
     try {

@@ -1,7 +1,20 @@
+import { createHash } from 'node:crypto';
 import { CofferError } from '../../errors/index.js';
 import type { ObjectLockStore, Retention } from './backend.js';
 import type { S3CreateAccess } from './s3-create.js';
 import type { S3Failure } from './s3-errors.js';
+
+/**
+ * The Content-MD5 (base64 of the body's MD5) of a write that locks its object (PutObject,
+ * UploadPart of a locked upload). AWS refuses an upload under Object Lock retention that
+ * carries neither Content-MD5 nor an SDK checksum header (400
+ * MissingUploadObjectWithObjectLockHeaders: seen with moto, which follows AWS); the client
+ * computes checksums only where an operation requires them (s3-backend.ts), and PutObject
+ * does not declare this one. Ceph RGW accepts the header and checks it.
+ */
+export function contentMd5(body: Uint8Array): string {
+  return createHash('md5').update(body).digest('base64');
+}
 
 /**
  * What {@link S3ObjectLock} borrows from its S3Backend: what a create borrows (the client,
