@@ -57,7 +57,7 @@ export { listQuarantined, quarantineChunk } from './damage.js';
 export { PACKS_PREFIX, REMOVED_PACKS_PREFIX, SEGMENTS_PREFIX, packKey, segmentKey } from './layout.js';
 export { CHUNKS_PREFIX, INDEXES_PREFIX, SNAPSHOTS_PREFIX, PROTECTED_PREFIX, TREES_PREFIX, idFromKey } from './layout.js';
 export { CONFIG_KEY, DELETIONS_KEY, KEYS_PREFIX, QUARANTINE_PREFIX, NOTES_PREFIX, VERIFICATIONS_PREFIX, LEASES_PREFIX } from './layout.js';
-export { verifyRepository, type VerifyOptions, type VerifyReport, type VerifyProgress, type DamagedObject, type AffectedRange, type SnapshotVerification } from './verify.js';
+export { isUnwritableStorage, verifyRepository, type VerifyOptions, type VerifyReport, type VerifyProgress, type DamagedObject, type AffectedRange, type SnapshotVerification } from './verify.js';
 export { repositoryStats, type RepositoryStats } from './stats.js';
 export { addSnapshotNote, listSnapshotNotes, deleteSnapshotNotes, deleteSnapshotNote, LASTING_NOTE_KINDS, type StoredSnapshotNote } from './snapshot-notes.js';
 export type { SnapshotNote } from './format/snapshot-note.js';

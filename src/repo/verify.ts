@@ -1,5 +1,5 @@
 import { forEachLimited } from '../concurrency/index.js';
-import { isCofferError } from '../errors/index.js';
+import { CofferError, isCofferError } from '../errors/index.js';
 import { quarantineChunk } from './damage.js';
 import { ObjectKind } from './format/envelope.js';
 import { isZeroEntry } from './format/index-page.js';
@@ -68,6 +68,24 @@ export interface VerifyReport {
   affected: AffectedRange[];
   /** Damaged chunks set aside under quarantine/ so the next backup stores them again. */
   quarantined: number;
+  /**
+   * Why verify's own records (quarantine markers, the verification record) could not be
+   * written: a read-only or full repository (an offsite copy, WORM storage, read-only
+   * credentials). The findings above stand; only their record is missing.
+   */
+  notRecorded?: string;
+}
+
+/**
+ * Whether a failed write of verify's own records leaves its findings true and worth
+ * reporting: the repository is read-only, full, or refuses writes to these credentials.
+ */
+export function isUnwritableStorage(error: unknown): boolean {
+  if (!(error instanceof CofferError)) return false;
+  if (error.code === 'E_NO_SPACE' || error.code === 'E_ACCESS_DENIED') return true;
+  if (error.code !== 'E_BACKEND_IO') return false;
+  const cause = (error.cause as NodeJS.ErrnoException | undefined)?.code;
+  return cause === 'EROFS' || cause === 'EACCES' || cause === 'EPERM' || /access denied/.test(error.message);
 }
 
 /** Progress: chunks checked of the total. */
@@ -253,15 +271,28 @@ async function verifyWith(
   damaged.push(...bad.values());
 
   const affected = await affectedRanges(repo, snapshots, bad, damagedPages);
-  for (const [hex, damage] of bad) await quarantineChunk(repo, Buffer.from(hex, 'hex'), options.now(), damage.message);
+  let notRecorded: string | undefined;
+  /** Verify's own writes: on a repository that takes none, the findings are still reported. */
+  const recording = async (write: () => Promise<unknown>): Promise<boolean> => {
+    if (notRecorded !== undefined) return false;
+    try {
+      await write();
+      return true;
+    } catch (error) {
+      if (!isUnwritableStorage(error)) throw error;
+      notRecorded = (error as CofferError).message;
+      return false;
+    }
+  };
+  for (const [hex, damage] of bad) await recording(() => quarantineChunk(repo, Buffer.from(hex, 'hex'), options.now(), damage.message));
   let verification: SnapshotVerification[] = [];
   if (options.readData) {
     const record = runRecord(started, subset, options.sinceMs, chunksRead, bytesRead, [...bad.keys()].filter((hex) => subsetContains(subset, Buffer.from(hex, 'hex'))));
-    await addVerificationRecord(repo, record);
+    await recording(() => addVerificationRecord(repo, record));
     const counted = await verifiedIfIntact?.();
     verification = counted !== undefined && record.damaged.length === 0 ? counted : await verificationOfSnapshots(repo, snapshots, lastVerifiedLookup([...records, record]));
   }
-  return { snapshots: snapshots.length, chunksReferenced: referenced.size, chunksSkipped, verification, chunksRead, bytesRead, damaged, affected, quarantined: bad.size };
+  return { snapshots: snapshots.length, chunksReferenced: referenced.size, chunksSkipped, verification, chunksRead, bytesRead, damaged, affected, quarantined: notRecorded === undefined ? bad.size : 0, ...(notRecorded !== undefined ? { notRecorded } : {}) };
 }
 
 /** The record of this verify run (format/verification-record.ts). */

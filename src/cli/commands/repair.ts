@@ -79,6 +79,17 @@ export async function repairCommand(options: RepairCommandOptions, context: Comm
       },
     });
     progress.done();
+    if (report.notRecorded !== undefined) {
+      // A repository that takes no writes (read-only, full): what is damaged is still said; nothing can be marked, salvaged or forgotten.
+      if (options.json) context.stdout.write(`${JSON.stringify({ damaged: report.damaged, affected: report.affected, notRecorded: report.notRecorded })}\n`);
+      else {
+        for (const damage of report.damaged) context.stdout.write(`DAMAGED ${damage.kind} ${damage.id.slice(0, 16)}… (${damage.problem}): ${damage.message}\n`);
+        for (const hit of report.affected) context.stdout.write(`AFFECTED snapshot ${hit.snapshot.slice(0, 8)} (vm ${hit.vm}, ${hit.time}) disk ${hit.disk} bytes ${hit.ranges.map((r) => `${r.start}-${r.end - 1}`).join(', ')}\n`);
+        context.stdout.write(report.damaged.length === 0 ? 'no damage found\n' : `${report.damaged.length} damaged object(s)\n`);
+      }
+      context.stderr.write(`warning: repair cannot write to the repository (${report.notRecorded}): nothing was marked, salvaged or forgotten\n`);
+      return report.damaged.length === 0 ? ExitCode.ok : ExitCode.verifyFailed;
+    }
     const bad = new Set(report.damaged.filter((d) => d.kind === 'chunk').map((d) => d.id));
     // Named before anything is forgotten: the lookup reads the damaged snapshots' filesystems.
     const files = options.files === false ? [] : await lookUpDamagedFiles(repo, report.affected, { signal: context.signal });

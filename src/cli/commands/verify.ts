@@ -1,5 +1,5 @@
 import { CofferError } from '../../errors/index.js';
-import { parseRetentionDuration, parseVerificationSubset, recordSnapshotVerifications, subtractDuration, verifyRepository } from '../../repo/index.js';
+import { isUnwritableStorage, parseRetentionDuration, parseVerificationSubset, recordSnapshotVerifications, subtractDuration, verifyRepository } from '../../repo/index.js';
 import { ExitCode } from '../exit-codes.js';
 import type { DamagedFiles } from './damaged-files.js';
 import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
@@ -33,7 +33,13 @@ export async function verifyCommand(options: VerifyCommandOptions, context: Comm
       },
     });
     progress.done();
-    if (readData) await recordSnapshotVerifications(repo, report.verification);
+    let notRecorded = report.notRecorded;
+    if (readData && notRecorded === undefined) {
+      await recordSnapshotVerifications(repo, report.verification).catch((error: unknown) => {
+        if (!isUnwritableStorage(error)) throw error;
+        notRecorded = (error as Error).message;
+      });
+    }
     const ok = report.damaged.length === 0;
     // The file-level readers (fs/, volume/, restore/: two thirds of this command's modules,
     // ~0.1 s to load) are loaded only when there is damage to name files for.
@@ -41,7 +47,7 @@ export async function verifyCommand(options: VerifyCommandOptions, context: Comm
     const files: DamagedFiles[] = damagedFiles === undefined ? [] : await damagedFiles.lookUpDamagedFiles(repo, report.affected, { signal: context.signal });
     if (options.json) {
       const affected = report.affected.map((hit, i) => ({ ...hit, ...files[i] }));
-      context.stdout.write(`${JSON.stringify({ ok, ...report, affected })}\n`);
+      context.stdout.write(`${JSON.stringify({ ok, ...report, affected, ...(notRecorded !== undefined ? { notRecorded } : {}) })}\n`);
     } else {
       const skipped = report.chunksSkipped > 0 ? `, skipped ${report.chunksSkipped} read intact within ${options.since}` : '';
       const share = subset === undefined || subset.kind === 'all' ? '' : ` of subset ${options.readDataSubset}`;
@@ -63,6 +69,7 @@ export async function verifyCommand(options: VerifyCommandOptions, context: Comm
       }
       context.stdout.write(ok ? 'no errors were found\n' : `verify found ${report.damaged.length} damaged object(s)\n`);
     }
+    if (notRecorded !== undefined) context.stderr.write(`warning: the result could not be recorded in the repository (${notRecorded}); what is reported above stands${ok ? '' : ', and no damaged chunk was set aside'}\n`);
     return ok ? ExitCode.ok : ExitCode.verifyFailed;
   }, { startThreads: readData });
 }
