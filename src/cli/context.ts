@@ -79,6 +79,7 @@ export async function openFromOptions(
       const limited = limitBackend(backend, how.limits ?? bandwidthLimits(options), context.signal);
       return how.wrapBackend === undefined ? limited : how.wrapBackend(limited);
     },
+    ...(how.variable === 'COFFER_TO_PASSWORD' ? { passphraseSources: 'COFFER_TO_PASSWORD, COFFER_TO_PASSWORD_FILE or --to-password-file' } : {}),
     passphrase: () => readPassphrase({
       passwordFile: options.passwordFile,
       env: context.env,

@@ -73,6 +73,8 @@ export function cacheDirectoryOf(env: NodeJS.ProcessEnv): string | undefined {
 export interface OpenLocationOptions extends LocationOptions {
   /** As {@link OpenOptions.passphrase}: a function is called only for an encrypted repository. */
   passphrase?: OpenOptions['passphrase'];
+  /** As {@link OpenOptions.passphraseSources}. */
+  passphraseSources?: string;
   /** Wraps the location's backend before the repository is opened on it (bandwidth limits, metering). */
   wrapBackend?: (backend: Backend) => Backend;
   threads?: number;
@@ -90,6 +92,7 @@ export async function openRepositoryAt(location: string, options: OpenLocationOp
   const cacheDirectory = isS3Location(plain.location) ? cacheDirectoryOf(options.env ?? {}) : undefined;
   return openRepository(backend, {
     passphrase: options.passphrase,
+    ...(options.passphraseSources === undefined ? {} : { passphraseSources: options.passphraseSources }),
     ...(options.threads === undefined ? {} : { threads: options.threads }),
     ...(options.startThreads === true ? { startThreads: true } : {}),
     ...(cacheDirectory === undefined ? {} : { chunkCache: { directory: cacheDirectory } }),

@@ -58,6 +58,8 @@ export interface OpenOptions {
    * only when the repository turns out to be encrypted (so nobody is prompted for nothing).
    */
   passphrase?: string | undefined | (() => Promise<string | undefined>);
+  /** Where a user gives the passphrase, for the message when none was given (default: COFFER_PASSWORD, COFFER_PASSWORD_FILE or --password-file). */
+  passphraseSources?: string;
   /** Worker threads for CPU work (default: every core). */
   threads?: number;
   /**
@@ -393,7 +395,7 @@ async function openWithKey(backend: Backend, config: RepositoryConfig, options: 
   if (config.encryption === 'none') return opened(null, null);
   const passphrase = typeof options.passphrase === 'function' ? await options.passphrase() : options.passphrase;
   if (passphrase === undefined) {
-    throw new CofferError('E_NO_PASSPHRASE', `${backend.location} is encrypted: give a passphrase (COFFER_PASSWORD, COFFER_PASSWORD_FILE or --password-file)`, {
+    throw new CofferError('E_NO_PASSPHRASE', `${backend.location} is encrypted: give a passphrase (${options.passphraseSources ?? 'COFFER_PASSWORD, COFFER_PASSWORD_FILE or --password-file'})`, {
       subject: { repository: backend.location },
     });
   }
