@@ -104,7 +104,10 @@ export async function readVolume(
     }
   } catch (error) {
     if (isCofferError(error)) throw error;
-    throw invalid(`not a readable tar archive (${error instanceof Error ? error.message : String(error)})`, error);
+    // Past the index and the end-of-archive blocks: bytes that are no tar header, such as the
+    // rest of a block device the tape was written to, end the volume, as they do for GNU tar.
+    // (A well-formed member there is still refused above.)
+    if (index === null) throw invalid(`not a readable tar archive (${error instanceof Error ? error.message : String(error)})`, error);
   } finally {
     input.unpipe(extract);
     input.destroy();

@@ -4,7 +4,7 @@
  * same volumes in src/cli/tape.integ.test.ts.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
 import { pack as tarPack } from 'tar-stream';
@@ -134,6 +134,15 @@ test('a member whose bytes differ from the index is named; a member after the in
   const extra = await tarOf([[objectName(9), Buffer.from('late')]]);
   const withExtra = Buffer.concat([bytes.subarray(0, end), indexMember, extra]);
   await assert.rejects(readVolume(source(withExtra), async () => {}), /follows the index/);
+});
+
+test('bytes after the end of the archive (the rest of a block device) end the volume, as for GNU tar', async () => {
+  const { bytes } = await writeVolume([Buffer.alloc(3000, 7)]);
+  const device = Buffer.concat([bytes, randomBytes(64 * 1024)]);
+  const members: string[] = [];
+  const { index } = await readVolume(source(device), async (member) => void members.push(member.name));
+  assert.equal(index?.members.length, 2);
+  assert.deepEqual(members, [objectName(0)]);
 });
 
 test('label and index decoders refuse malformed fields', () => {
