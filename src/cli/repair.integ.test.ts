@@ -130,3 +130,18 @@ test('a corrupt manifest blocks nothing: backups of every VM and latest go on; r
   assert.match(forgot.stdout.toString('utf8'), /removed snapshot [0-9a-f]{8} \(its manifest is damaged\)/);
   assertExit(await coffer(['verify', '-r', `${place}-copy`], opts), 0);
 });
+
+test('a damaged index segment (format 2) is found by verify and repair (exit 13, naming repair --index), and repair --index heals it', async () => {
+  const place = `${work}/segments`;
+  assertExit(await coffer(['init', '-r', place], opts), 0);
+  assertExit(await coffer(['backup', '-r', place, '--vm', 'x', `${work}/b.raw`], opts), 0);
+  for (const name of await fs.readdir(`${place}/segments`)) await fs.truncate(`${place}/segments/${name}`, 50);
+  const verified = await coffer(['verify', '-r', place], opts);
+  assertExit(verified, 13);
+  assert.match(verified.stdout.toString(), /DAMAGED segment [0-9a-f]{16}… \(corrupt\): .*'coffer repair --index' rebuilds the index from the packs/);
+  const repaired = await coffer(['repair', '-r', place], opts);
+  assertExit(repaired, 13);
+  assert.match(repaired.stdout.toString(), /index segment\(s\) damaged .*: run 'coffer repair --index'/);
+  assertExit(await coffer(['repair', '-r', place, '--index'], opts), 0);
+  assertExit(await coffer(['verify', '-r', place, '--read-data'], opts), 0);
+});

@@ -3,7 +3,8 @@ import { CofferError, isCofferError } from '../errors/index.js';
 import { quarantineChunk } from './damage.js';
 import { ObjectKind } from './format/envelope.js';
 import { isZeroEntry } from './format/index-page.js';
-import { CHUNKS_PREFIX, chunkKey, idFromKey } from './layout.js';
+import { CHUNKS_PREFIX, chunkKey, idFromKey, SEGMENTS_PREFIX } from './layout.js';
+import { readSegment } from './pack-plan.js';
 import type { Repository } from './repository.js';
 import { listSnapshots, type Snapshot } from './snapshots.js';
 import { walkBlocks } from './walk.js';
@@ -22,7 +23,7 @@ const CHECK_BATCH = 16;
 
 /** A chunk, index page or manifest that is missing or corrupt. */
 export interface DamagedObject {
-  kind: 'chunk' | 'index page' | 'manifest' | 'file tree' | 'pack';
+  kind: 'chunk' | 'index page' | 'manifest' | 'file tree' | 'pack' | 'segment';
   id: string;
   problem: 'missing' | 'corrupt';
   message: string;
@@ -74,6 +75,25 @@ export interface VerifyReport {
    * credentials). The findings above stand; only their record is missing.
    */
   notRecorded?: string;
+}
+
+/** Format 2: the index segments that cannot be read or do not decode, each with the way to rebuild them. */
+async function damagedSegments(repo: Repository): Promise<DamagedObject[]> {
+  const names: string[] = [];
+  for await (const entry of repo.backend.list(SEGMENTS_PREFIX)) {
+    const hex = idFromKey(entry.key);
+    if (hex !== null) names.push(hex);
+  }
+  const damaged: DamagedObject[] = [];
+  await forEachLimited(names.sort(), 8, async (hex) => {
+    try {
+      await readSegment(repo, hex);
+    } catch (error) {
+      if (!isCofferError(error, 'E_CORRUPT_OBJECT') && !isCofferError(error, 'E_MISSING_OBJECT')) throw error;
+      damaged.push({ kind: 'segment', id: hex, problem: error.code === 'E_MISSING_OBJECT' ? 'missing' : 'corrupt', message: `${error.message}; 'coffer repair --index' rebuilds the index from the packs` });
+    }
+  });
+  return damaged;
 }
 
 /**
@@ -173,6 +193,9 @@ async function verifyWith(
     },
     { distinct: true },
   );
+  // Format 2: every index segment read and authenticated. They are derived (rebuilt from the
+  // packs' trailers by 'repair --index'), but a damaged one stops backups and prunes.
+  if (packed) damaged.push(...(await damagedSegments(repo)));
   // Format 2: file trees name their chunks by id only; the places come from the index
   // segments, read once for all of them (docs/repository-format.md §19.10).
   const unlocated: string[] = [];

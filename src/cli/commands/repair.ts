@@ -121,7 +121,10 @@ export async function repairCommand(options: RepairCommandOptions, context: Comm
     const healed = await clearHealedMarks(repo, new Set(bySnapshot.keys()), snapshots);
     if (options.json) context.stdout.write(`${JSON.stringify({ damaged: report.damaged, snapshots: repaired, unreadableManifests: manifests, healed })}\n`);
     else context.stdout.write(render(repaired, manifests, healed, report.damaged.length));
-    const remaining = repaired.filter((r) => !r.forgotten && r.salvagedAs === undefined).length + manifests.filter((m) => !m.forgotten).length;
+    // Damaged index segments (format 2) are rebuilt from the packs, not marked: 'repair --index'.
+    const segments = report.damaged.filter((d) => d.kind === 'segment');
+    if (segments.length > 0 && !options.json) context.stdout.write(`${segments.length} index segment(s) damaged (${segments.map((d) => d.id.slice(0, 8)).join(', ')}): run 'coffer repair --index' to rebuild the index from the packs\n`);
+    const remaining = repaired.filter((r) => !r.forgotten && r.salvagedAs === undefined).length + manifests.filter((m) => !m.forgotten).length + segments.length;
     return remaining === 0 ? ExitCode.ok : ExitCode.verifyFailed;
   });
 }
