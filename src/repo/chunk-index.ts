@@ -179,7 +179,7 @@ export class ChunkIndex {
 
 
 /** The repository's segment ids (hex), sorted. */
-async function segmentNames(repo: Repository): Promise<string[]> {
+export async function segmentNames(repo: Repository): Promise<string[]> {
   const names: string[] = [];
   for await (const entry of repo.backend.list(SEGMENTS_PREFIX)) {
     const hex = idFromKey(entry.key);

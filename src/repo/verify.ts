@@ -3,7 +3,8 @@ import { CofferError, isCofferError } from '../errors/index.js';
 import { quarantineChunk } from './damage.js';
 import { ObjectKind } from './format/envelope.js';
 import { isZeroEntry } from './format/index-page.js';
-import { CHUNKS_PREFIX, chunkKey, idFromKey, SEGMENTS_PREFIX } from './layout.js';
+import { segmentNames } from './chunk-index.js';
+import { CHUNKS_PREFIX, chunkKey, idFromKey } from './layout.js';
 import { readSegment } from './pack-plan.js';
 import type { Repository } from './repository.js';
 import { listSnapshots, type Snapshot } from './snapshots.js';
@@ -79,13 +80,8 @@ export interface VerifyReport {
 
 /** Format 2: the index segments that cannot be read or do not decode, each with the way to rebuild them. */
 async function damagedSegments(repo: Repository): Promise<DamagedObject[]> {
-  const names: string[] = [];
-  for await (const entry of repo.backend.list(SEGMENTS_PREFIX)) {
-    const hex = idFromKey(entry.key);
-    if (hex !== null) names.push(hex);
-  }
   const damaged: DamagedObject[] = [];
-  await forEachLimited(names.sort(), 8, async (hex) => {
+  await forEachLimited(await segmentNames(repo), 8, async (hex) => {
     try {
       await readSegment(repo, hex);
     } catch (error) {

@@ -18,6 +18,7 @@ import { CofferError } from '../../errors/index.js';
 import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
 import { ExitCode } from '../exit-codes.js';
 import { ProgressReporter } from '../progress.js';
+import { affectedLine, damagedLine } from './damage-lines.js';
 import { lookUpDamagedFiles, type DamagedFiles } from './damaged-files.js';
 
 import { DAMAGE_NOTE } from './damage-note.js';
@@ -83,8 +84,8 @@ export async function repairCommand(options: RepairCommandOptions, context: Comm
       // A repository that takes no writes (read-only, full): what is damaged is still said; nothing can be marked, salvaged or forgotten.
       if (options.json) context.stdout.write(`${JSON.stringify({ damaged: report.damaged, affected: report.affected, notRecorded: report.notRecorded })}\n`);
       else {
-        for (const damage of report.damaged) context.stdout.write(`DAMAGED ${damage.kind} ${damage.id.slice(0, 16)}… (${damage.problem}): ${damage.message}\n`);
-        for (const hit of report.affected) context.stdout.write(`AFFECTED snapshot ${hit.snapshot.slice(0, 8)} (vm ${hit.vm}, ${hit.time}) disk ${hit.disk} bytes ${hit.ranges.map((r) => `${r.start}-${r.end - 1}`).join(', ')}\n`);
+        for (const damage of report.damaged) context.stdout.write(`${damagedLine(damage)}\n`);
+        for (const hit of report.affected) context.stdout.write(`${affectedLine(hit)}\n`);
         context.stdout.write(report.damaged.length === 0 ? 'no damage found\n' : `${report.damaged.length} damaged object(s)\n`);
       }
       context.stderr.write(`warning: repair cannot write to the repository (${report.notRecorded}): nothing was marked, salvaged or forgotten\n`);

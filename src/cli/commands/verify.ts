@@ -1,6 +1,7 @@
 import { CofferError } from '../../errors/index.js';
 import { isUnwritableStorage, parseRetentionDuration, parseVerificationSubset, recordSnapshotVerifications, subtractDuration, verifyRepository } from '../../repo/index.js';
 import { ExitCode } from '../exit-codes.js';
+import { affectedLine, damagedLine } from './damage-lines.js';
 import type { DamagedFiles } from './damaged-files.js';
 import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
 import { formatBytes } from '../format.js';
@@ -53,10 +54,9 @@ export async function verifyCommand(options: VerifyCommandOptions, context: Comm
       const share = subset === undefined || subset.kind === 'all' ? '' : ` of subset ${options.readDataSubset}`;
       const what = readData ? `read and checked ${report.chunksRead} chunks${share} (${formatBytes(report.bytesRead)})${skipped}` : 'checked that every chunk exists';
       context.stdout.write(`${report.snapshots} snapshot(s), ${report.chunksReferenced} distinct chunks referenced; ${what}\n`);
-      for (const damage of report.damaged) context.stdout.write(`DAMAGED ${damage.kind} ${damage.id.slice(0, 16)}… (${damage.problem}): ${damage.message}\n`);
+      for (const damage of report.damaged) context.stdout.write(`${damagedLine(damage)}\n`);
       for (const [i, hit] of report.affected.entries()) {
-        const ranges = hit.ranges.map((r) => `${r.start}-${r.end - 1}`).join(', ');
-        context.stdout.write(`AFFECTED snapshot ${hit.snapshot.slice(0, 8)} (vm ${hit.vm}, ${hit.time}) disk ${hit.disk} bytes ${ranges}\n`);
+        context.stdout.write(`${affectedLine(hit)}\n`);
         const found = files[i];
         if (found !== undefined && damagedFiles !== undefined) for (const line of damagedFiles.renderDamagedFiles(found)) context.stdout.write(`${line}\n`);
       }
