@@ -5,10 +5,11 @@
  * the rest.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { lstat, mkdir, readdir, readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { buildHostileExtImage, requireTools } from '../testing/index.js';
+import { buildByteNamesExtImage, buildHostileExtImage, BYTE_NAMES, requireTools } from '../testing/index.js';
 import { assertExit, coffer, makeWorkDir, removeDir } from './cli-harness.js';
 
 const env = { COFFER_PASSWORD: 'hostile' };
@@ -51,4 +52,37 @@ test('listing a hostile directory shows the good entries and names the bad one',
   const names = result.stdout.toString('utf8').split('\n').filter(Boolean);
   for (const name of ['a/', 'slash/name', '../', 'bad-extent.bin']) assert.ok(names.includes(name) || names.includes(name.replace(/\/$/, '')), `${name} listed: ${names.join(', ')}`);
   assert.match(result.stderr, /^coffer: oor: /m);
+});
+
+test('names that are not UTF-8 come back as the same bytes, list as \\xNN and are found by it', async () => {
+  const bytesRepo = join(work, 'bytes-repo');
+  assertExit(await coffer(['init', '-r', bytesRepo], { env }), 0);
+  assertExit(await coffer(['backup', '-r', bytesRepo, '--vm', 'latin1', await buildByteNamesExtImage()], { env }), 0);
+  const to = join(work, 'bytes-out');
+  const got = await coffer(['files', '-r', bytesRepo, 'latin1:latest', 'get', 'disk:/', '--to', to, '--json'], { env });
+  assertExit(got, 0);
+  const report = JSON.parse(got.stdout.toString('utf8')) as { files: number; problems: unknown[]; renamed: unknown[] };
+  assert.deepEqual([report.files, report.problems, report.renamed], [5, [], []], 'every file restored under its own name');
+  const at = (...names: Buffer[]): Buffer => Buffer.concat([Buffer.from(to), ...names.flatMap((n) => [Buffer.from('/'), n])]);
+  const hostNames = (await readdir(Buffer.from(to), { encoding: 'buffer' })).map((n) => n.toString('hex')).sort();
+  assert.deepEqual(hostNames, [BYTE_NAMES.latin1Acute, BYTE_NAMES.latin1Grave, BYTE_NAMES.utf8, BYTE_NAMES.ffFe, BYTE_NAMES.folder, BYTE_NAMES.link, Buffer.from('lost+found')].map((b) => b.toString('hex')).sort());
+  assert.equal(await readFile(at(BYTE_NAMES.latin1Acute), 'utf8'), 'latin1 e-acute\n');
+  assert.equal(await readFile(at(BYTE_NAMES.latin1Grave), 'utf8'), 'latin1 e-grave\n');
+  assert.equal(await readFile(at(BYTE_NAMES.folder, BYTE_NAMES.inFolder), 'utf8'), 'inside\n');
+  assert.deepEqual(await readlink(at(BYTE_NAMES.link), { encoding: 'buffer' }), BYTE_NAMES.latin1Acute);
+
+  const listed = await coffer(['files', '-r', bytesRepo, 'latin1:latest', 'ls', 'disk:/'], { env });
+  assertExit(listed, 0);
+  const names = listed.stdout.toString('utf8').split('\n').filter(Boolean).sort();
+  assert.deepEqual(names, ['caf\\xe8', 'caf\\xe9', 'café', 'd\\xe9j\\xe0/', 'lien', 'lost+found/', '\\xff\\xfe'].sort());
+  const cat = await coffer(['files', '-r', bytesRepo, 'latin1:latest', 'cat', 'disk:/d\\xe9j\\xe0/x\\xb5'], { env });
+  assertExit(cat, 0);
+  assert.equal(cat.stdout.toString('utf8'), 'inside\n');
+
+  // A tar name is UTF-8 text: such bytes are archived as \xNN, and said so.
+  const tar = await coffer(['files', '-r', bytesRepo, 'latin1:latest', 'get', 'disk:/', '--tar'], { env });
+  assertExit(tar, 0);
+  const listing = execFileSync('tar', ['--quoting-style=literal', '-tf', '-'], { input: tar.stdout }).toString('utf8').split('\n').filter(Boolean).sort();
+  assert.ok(listing.includes('caf\\xe9') && listing.includes('caf\\xe8') && listing.includes('d\\xe9j\\xe0/x\\xb5'), listing.join(', '));
+  assert.match(tar.stderr, /caf\\xe9 has an unsafe name: written as caf\\xe9/);
 });

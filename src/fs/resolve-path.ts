@@ -1,4 +1,5 @@
 import { CofferError } from '../errors/index.js';
+import { printableName, unescapeName } from './byte-names.js';
 import type { Filesystem, FsNode } from './filesystem.js';
 
 /** Symlinks followed while resolving one path, as Linux allows (MAXSYMLINKS). */
@@ -17,7 +18,9 @@ export interface ResolvedNode {
  * the root is the root). Symlinks in the middle are followed inside this filesystem, as the
  * guest would see them (an absolute target starts again at this filesystem's root); the last
  * component is followed only when `followLast`. Names match case-insensitively on
- * filesystems that do. Throws `E_PATH_NOT_FOUND` for a missing component or a path through
+ * filesystems that do. A component with no entry of its literal name that spells bytes as
+ * `\xNN` (as listings print names that are not UTF-8, or hold control characters) names the
+ * entry with those bytes. Throws `E_PATH_NOT_FOUND` for a missing component or a path through
  * a non-directory, and for link loops.
  */
 export async function resolvePath(fs: Filesystem, path: string, options: { followLast?: boolean } = {}): Promise<ResolvedNode> {
@@ -29,7 +32,7 @@ export async function resolvePath(fs: Filesystem, path: string, options: { follo
   let steps = 0;
   while (pending.length > 0) {
     if (++steps > MAX_COMPONENTS) throw notFound('too many path components (symlink loop?)');
-    const name = pending.shift() as string;
+    let name = pending.shift() as string;
     if (name === '.') continue;
     if (name === '..') {
       stack.pop();
@@ -37,8 +40,13 @@ export async function resolvePath(fs: Filesystem, path: string, options: { follo
     }
     const parent = stack.at(-1)?.node ?? root;
     if (parent.type !== 'directory') throw notFound(`${joinPath(stack.map((s) => s.name))} is not a directory`);
-    const child = await lookupChild(fs, parent, name);
-    if (child === undefined) throw notFound(`no ${name} in ${joinPath(stack.map((s) => s.name))}`);
+    let child = await lookupChild(fs, parent, name);
+    const unescaped = child === undefined ? unescapeName(name) : undefined;
+    if (unescaped !== undefined) {
+      child = await lookupChild(fs, parent, unescaped);
+      if (child !== undefined) name = unescaped;
+    }
+    if (child === undefined) throw notFound(`no ${printableName(name)} in ${joinPath(stack.map((s) => s.name))}`);
     const isLast = pending.length === 0;
     if (child.type === 'symlink' && (!isLast || options.followLast)) {
       if (++links > MAX_SYMLINKS) throw notFound('too many levels of symbolic links');

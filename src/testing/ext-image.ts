@@ -132,6 +132,49 @@ export async function buildHostileExtImage(): Promise<string> {
   });
 }
 
+/** The names of {@link buildByteNamesExtImage}, as the bytes the disk holds. */
+export const BYTE_NAMES = {
+  /** `caf\xe9` (Latin-1 é): "latin1 e-acute\n". */
+  latin1Acute: Buffer.from('caf\xe9', 'latin1'),
+  /** `caf\xe8` (Latin-1 è): "latin1 e-grave\n". */
+  latin1Grave: Buffer.from('caf\xe8', 'latin1'),
+  /** `café` in UTF-8: "utf-8\n". */
+  utf8: Buffer.from('café', 'utf8'),
+  /** `\xff\xfe`: "ff fe\n". */
+  ffFe: Buffer.from([0xff, 0xfe]),
+  /** A folder `d\xe9j\xe0` (Latin-1 "déjà") holding `x\xb5` ("inside\n"). */
+  folder: Buffer.from('d\xe9j\xe0', 'latin1'),
+  inFolder: Buffer.from('x\xb5', 'latin1'),
+  /** A symlink `lien` whose target is `caf\xe9`. */
+  link: Buffer.from('lien', 'latin1'),
+} as const;
+
+/**
+ * An 8 MiB ext4 (mke2fs -d) whose names are bytes that are not UTF-8, as a guest with a
+ * Latin-1 locale writes them ({@link BYTE_NAMES}): two names that differ only in a byte
+ * that is not UTF-8, a UTF-8 name beside them, a folder and a link target with such bytes.
+ */
+export async function buildByteNamesExtImage(): Promise<string> {
+  return cachedFixture('ext-byte-names', { kind: 'ext-byte-names', version: 1 }, async (tmp) => {
+    const src = await fs.mkdtemp(path.join(await fixtureDir(), '.ext-src-'));
+    const at = (...names: Buffer[]): Buffer => Buffer.concat([Buffer.from(src), ...names.flatMap((n) => [Buffer.from('/'), n])]);
+    try {
+      await fs.writeFile(at(BYTE_NAMES.latin1Acute), 'latin1 e-acute\n');
+      await fs.writeFile(at(BYTE_NAMES.latin1Grave), 'latin1 e-grave\n');
+      await fs.writeFile(at(BYTE_NAMES.utf8), 'utf-8\n');
+      await fs.writeFile(at(BYTE_NAMES.ffFe), 'ff fe\n');
+      await fs.mkdir(at(BYTE_NAMES.folder));
+      await fs.writeFile(at(BYTE_NAMES.folder, BYTE_NAMES.inFolder), 'inside\n');
+      await fs.symlink(BYTE_NAMES.latin1Acute, at(BYTE_NAMES.link));
+      await fs.writeFile(tmp, '');
+      await fs.truncate(tmp, 8 * 1024 * 1024);
+      await runTool('mke2fs', ['-q', '-F', '-t', 'ext4', '-b', '4096', ...identity('ext-byte-names'), '-d', src, tmp]);
+    } finally {
+      await fs.rm(src, { recursive: true, force: true });
+    }
+  });
+}
+
 /** Fixed UUID and hash seed derived from the fixture's name, so rebuilds match. */
 function identity(name: string): string[] {
   const uuid = (purpose: string): string => createHash('sha256').update(`${name}:${purpose}`).digest('hex').slice(0, 32)

@@ -43,7 +43,7 @@ export {
 export type { LvmFixture, LvmOracle, LvmReportRow } from './volume-disks.js';
 export { buildFatImage, readFatWithMtools, runMtools, FAT_SMALL_TREE, type FatImageOptions, type MtoolsEntry } from './fat-image.js';
 export { describeTree, type TreeEntry } from './describe-tree.js';
-export { buildExtImage, buildHostileExtImage, HUGE_SPARSE_FILE, type ExtImageOptions, type ExtVariant } from './ext-image.js';
+export { buildExtImage, buildHostileExtImage, buildByteNamesExtImage, BYTE_NAMES, HUGE_SPARSE_FILE, type ExtImageOptions, type ExtVariant } from './ext-image.js';
 export { debugfsTree, type OracleNode, type OracleTree } from './ext-oracle.js';
 export { buildNtfsImage, ntfsExtrasImage, NTFS_STREAMS, NTFS_SERIAL, type NtfsImageOptions } from './ntfs-image.js';
 export { buildXfsImage, xfsFragmentedImage, type XfsImageOptions } from './xfs-image.js';

@@ -1,6 +1,6 @@
 import { CofferError } from '../../errors/index.js';
 import { OutputStream } from '../../disk/index.js';
-import { resolvePath, walkTree, type Filesystem, type FsDirEntry, type FsNode } from '../../fs/index.js';
+import { printableName, resolvePath, walkTree, type Filesystem, type FsDirEntry, type FsNode } from '../../fs/index.js';
 import { resolveSnapshot } from '../../repo/index.js';
 import { extractTree, globToRegExp, SnapshotFiles, tarTree, TreeFilesystem, type TreeReport } from '../../restore/index.js';
 import type { Repository, Snapshot } from '../../repo/index.js';
@@ -263,9 +263,6 @@ function longRow(name: string, node: FsNode, target: string | undefined): string
   return [mode, String(node.nlink), String(node.uid), String(node.gid), String(node.size), time, `${printable(name)}${target !== undefined ? ` -> ${printable(target)}` : ''}`];
 }
 
-/** A name safe to print on a terminal: control characters shown as \xNN. */
-function printable(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
-}
+/** A name safe to print on a terminal: control characters and bytes that are not UTF-8 as \xNN (typed back, it finds the entry). */
+const printable = printableName;
 

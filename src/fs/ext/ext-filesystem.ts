@@ -2,6 +2,7 @@ import type { BlockDevice } from '../../blockdev/index.js';
 import { CofferError, isCofferError } from '../../errors/index.js';
 import type { Filesystem, FsDirEntry, FsFileExtent, FsNode, FsPhysicalExtent, FsType } from '../filesystem.js';
 import { fsCorrupt, fsUnsupported } from '../fs-errors.js';
+import { decodeName, encodeName } from '../byte-names.js';
 import { coalesce, type BlockRun } from './block-map.js';
 import type { BlockReader } from './block-reader.js';
 import { dropLeadingDots, parseDirRegion, type RawDirEntry } from './dir-entries.js';
@@ -19,7 +20,6 @@ const MAX_DIRECTORY_BLOCKS = 1 << 20;
 /** A symlink target is at most a path (PATH_MAX 4096) and always fits one block. */
 const MAX_LINK_BYTES = 65536;
 
-const utf8 = new TextDecoder('utf-8');
 
 /**
  * A read-only ext2/ext3/ext4 filesystem (see ext-driver.ts for how it is found). All reads
@@ -144,10 +144,10 @@ export class ExtFilesystem implements Filesystem {
     if (inode.type !== 'symlink') throw fsUnsupported(this.type, `inode ${inode.number} is a ${inode.type}, not a symlink`, where);
     this.assertReadable(inode);
     if (inode.size > Math.min(MAX_LINK_BYTES, this.blockSize)) throw fsCorrupt(this.type, `symlink inode ${inode.number} claims ${inode.size} bytes`, where);
-    if ((inode.flags & FLAGS.INLINE_DATA) !== 0) return utf8.decode(inlineContent(inode));
+    if ((inode.flags & FLAGS.INLINE_DATA) !== 0) return decodeName(inlineContent(inode));
     if (this.isFastSymlink(inode)) {
       if (inode.size > I_BLOCK_SIZE) throw fsCorrupt(this.type, `fast symlink inode ${inode.number} claims ${inode.size} bytes`, where);
-      return utf8.decode(iBlock(inode).subarray(0, inode.size));
+      return decodeName(iBlock(inode).subarray(0, inode.size));
     }
     const bytes = new Uint8Array(inode.size);
     for await (const run of this.runs(inode, 0, Math.ceil(inode.size / this.blockSize))) {
@@ -156,7 +156,7 @@ export class ExtFilesystem implements Filesystem {
       const to = Math.min(inode.size, from + run.count * this.blockSize);
       await this.blocks.readInto(run.physical, run.count, 0, bytes.subarray(from, to), `symlink inode ${inode.number}`);
     }
-    return utf8.decode(bytes);
+    return decodeName(bytes);
   }
 
   /** A symlink whose target is stored in i_block itself (no block is allocated to it). */
@@ -203,7 +203,7 @@ export class ExtFilesystem implements Filesystem {
 
   async lookup(directory: FsNode, name: string): Promise<FsNode | undefined> {
     const inode = await this.directoryInode(directory);
-    const wanted = new TextEncoder().encode(name);
+    const wanted = encodeName(name);
     if (wanted.length === 0 || wanted.length > 255) return undefined;
     const match = (entries: RawDirEntry[]): RawDirEntry | undefined =>
       entries.find((e) => e.name.length === wanted.length && e.name.every((b, i) => b === wanted[i]));
@@ -293,7 +293,7 @@ export class ExtFilesystem implements Filesystem {
   }
 
   private async entry(raw: RawDirEntry): Promise<FsDirEntry> {
-    const name = utf8.decode(raw.name);
+    const name = decodeName(raw.name);
     try {
       return { name, node: await this.node(raw.inode) };
     } catch (error) {

@@ -11,9 +11,9 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { RawImage } from '../../disk/index.js';
 import {
-  buildExtImage, debugfsTree, HUGE_SPARSE_FILE, requireTools, runTool, seededBytes, type ExtVariant,
+  buildByteNamesExtImage, buildExtImage, BYTE_NAMES, debugfsTree, HUGE_SPARSE_FILE, requireTools, runTool, seededBytes, type ExtVariant,
 } from '../../testing/index.js';
-import type { Filesystem, FsNode } from '../index.js';
+import { encodeName, printableName, resolvePath, type Filesystem, type FsNode } from '../index.js';
 import { extDriver } from './index.js';
 
 const SMALL = { sizeMiB: 96, bigFileBytes: 3_000_000 };
@@ -181,3 +181,30 @@ for (const variant of ['ext4', 'ext2-1k'] as const) {
     });
   });
 }
+
+test('names that are not UTF-8 stay as distinct as the bytes on disk, and are found again by them', async () => {
+  await requireTools('mke2fs');
+  await withFs(await buildByteNamesExtImage(), async (fs) => {
+    const root = await fs.root();
+    const entries = await fs.readdir(root);
+    const onDisk = entries.map((e) => encodeName(e.name).toString('hex')).sort();
+    const expected = [BYTE_NAMES.latin1Acute, BYTE_NAMES.latin1Grave, BYTE_NAMES.utf8, BYTE_NAMES.ffFe, BYTE_NAMES.folder, BYTE_NAMES.link, Buffer.from('lost+found')]
+      .map((b) => b.toString('hex')).sort();
+    assert.deepEqual(onDisk, expected, 'every name encodes back to its bytes: none merged, none replaced by U+FFFD');
+    const byHex = new Map(entries.map((e) => [encodeName(e.name).toString('hex'), e]));
+    const read = async (node: FsNode): Promise<string> => Buffer.from(await fs.read(node, 0, node.size)).toString('utf8');
+    assert.equal(await read(byHex.get(BYTE_NAMES.latin1Acute.toString('hex'))?.node as FsNode), 'latin1 e-acute\n');
+    assert.equal(await read(byHex.get(BYTE_NAMES.latin1Grave.toString('hex'))?.node as FsNode), 'latin1 e-grave\n');
+    const link = byHex.get(BYTE_NAMES.link.toString('hex'))?.node as FsNode;
+    assert.deepEqual(encodeName(await fs.readlink(link)), BYTE_NAMES.latin1Acute, 'the link target keeps its bytes');
+    // Found by the decoded name, and by the \xNN spelling a listing prints.
+    const acute = entries.find((e) => encodeName(e.name).equals(BYTE_NAMES.latin1Acute))?.name as string;
+    assert.equal(printableName(acute), 'caf\\xe9');
+    assert.equal(await read((await resolvePath(fs, `/${acute}`)).node), 'latin1 e-acute\n');
+    assert.equal(await read((await resolvePath(fs, '/caf\\xe8')).node), 'latin1 e-grave\n');
+    assert.equal(await read((await resolvePath(fs, '/café')).node), 'utf-8\n');
+    const inside = await resolvePath(fs, '/d\\xe9j\\xe0/x\\xb5');
+    assert.equal(await read(inside.node), 'inside\n');
+    assert.deepEqual(encodeName(inside.path), Buffer.concat([Buffer.from('/'), BYTE_NAMES.folder, Buffer.from('/'), BYTE_NAMES.inFolder]));
+  });
+});

@@ -2,6 +2,7 @@ import type { BlockDevice } from '../../blockdev/index.js';
 import { CofferError } from '../../errors/index.js';
 import type { Filesystem, FsDirEntry, FsFileExtent, FsNode, FsPhysicalExtent } from '../filesystem.js';
 import { fsCorrupt } from '../fs-errors.js';
+import { decodeName, encodeName } from '../byte-names.js';
 import { DirectoryReader } from './directory.js';
 import { firstExtentEndingAfter, readExtentMap, type MappedExtent } from './extent-map.js';
 import { ForkFormat, parseInode, type XfsInode } from './inode.js';
@@ -57,7 +58,7 @@ export class XfsFilesystem implements Filesystem {
     const raw = await this.directories.entries(dir, () => this.extents(dir));
     const out: FsDirEntry[] = [];
     for (const entry of raw) {
-      const name = Buffer.from(entry.name).toString('utf8');
+      const name = decodeName(entry.name);
       try {
         out.push({ name, node: toNode(await this.inode(entry.ino)) });
       } catch (error) {
@@ -70,7 +71,7 @@ export class XfsFilesystem implements Filesystem {
 
   async lookup(directory: FsNode, name: string): Promise<FsNode | undefined> {
     const dir = await this.inodeOf(directory, 'directory');
-    const ino = await this.directories.lookup(dir, Buffer.from(name, 'utf8'), () => this.extents(dir));
+    const ino = await this.directories.lookup(dir, encodeName(name), () => this.extents(dir));
     return ino === undefined ? undefined : toNode(await this.inode(ino));
   }
 
@@ -170,7 +171,7 @@ export class XfsFilesystem implements Filesystem {
 
   async readlink(link: FsNode): Promise<string> {
     const inode = await this.inodeOf(link, 'symlink');
-    return Buffer.from(await readSymlinkTarget(inode, () => this.extents(inode), this.reader)).toString('utf8');
+    return decodeName(await readSymlinkTarget(inode, () => this.extents(inode), this.reader));
   }
 
   private async inodeOf(node: FsNode, type: 'file' | 'directory' | 'symlink'): Promise<XfsInode> {

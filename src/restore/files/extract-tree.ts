@@ -2,7 +2,7 @@ import { constants as fsConstants } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import { CofferError } from '../../errors/index.js';
-import type { Filesystem, FsNode, ResolvedNode } from '../../fs/index.js';
+import { decodeName, encodeName, hasRawBytes, printableName, type Filesystem, type FsNode, type ResolvedNode } from '../../fs/index.js';
 import { makeFolders } from '../../native/index.js';
 import { targetCall, targetError } from '../../disk/index.js';
 import { filePieces } from './file-pieces.js';
@@ -47,10 +47,10 @@ export async function extractTree(fs: Filesystem, sources: readonly ResolvedNode
   if (!rootStat.isDirectory()) throw new CofferError('E_TARGET_UNWRITABLE', `${root} is not a folder`, { subject: { path: root } });
   await targetCall(root, () => fsp.access(root, fsConstants.W_OK));
   const skipBelow = new Set<string>();
-  const linked = new Map<string, string>(); // node id → host path of its first name
-  const host = (item: SafeItem): string => path.join(root, ...item.hostPath);
+  const linked = new Map<string, HostPath>(); // node id → host path of its first name
+  const host = (item: SafeItem): HostPath => hostPath(path.join(root, ...item.hostPath));
 
-  for await (const item of safeWalk(fs, sources, report, skipBelow)) {
+  for await (const item of safeWalk(fs, sources, report, skipBelow, 'keep')) {
     if (options.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'interrupted');
     const target = host(item);
     try {
@@ -65,7 +65,7 @@ export async function extractTree(fs: Filesystem, sources: readonly ResolvedNode
         const link = await fs.readlink(item.node);
         if (link === '' || link.includes('\0')) throw new CofferError('E_FS_CORRUPT', `${item.guestPath}: symlink target ${JSON.stringify(link)} cannot be created`);
         if (options.overwrite) await removeIfNotFolder(target);
-        await targetCall(target, () => fsp.symlink(link, target), EXISTS);
+        await targetCall(shown(target), () => fsp.symlink(hostPath(link), target), EXISTS);
         await setAttributes(target, item.node, owners, 'link');
         report.symlinks++;
       } else {
@@ -79,18 +79,18 @@ export async function extractTree(fs: Filesystem, sources: readonly ResolvedNode
   }
   return report;
 
-  async function makeFolder(target: string): Promise<void> {
+  async function makeFolder(target: HostPath): Promise<void> {
     if (options.overwrite) await removeIfNotFolder(target);
     try {
       await fsp.mkdir(target, { mode: 0o700 });
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw targetError(target, error);
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw targetError(shown(target), error);
       const st = await fsp.lstat(target);
-      if (!st.isDirectory()) throw new CofferError('E_TARGET_UNWRITABLE', `${target} exists and is not a folder`, { subject: { path: target } });
+      if (!st.isDirectory()) throw new CofferError('E_TARGET_UNWRITABLE', `${shown(target)} exists and is not a folder`, { subject: { path: shown(target) } });
     }
   }
 
-  async function writeFile(fsys: Filesystem, item: SafeItem, target: string, o: ExtractOptions, links: Map<string, string>, r: ExtractReport): Promise<void> {
+  async function writeFile(fsys: Filesystem, item: SafeItem, target: HostPath, o: ExtractOptions, links: Map<string, HostPath>, r: ExtractReport): Promise<void> {
     if (o.overwrite) await removeIfNotFolder(target);
     const first = item.node.nlink > 1 ? links.get(item.node.id) : undefined;
     if (first !== undefined) {
@@ -100,16 +100,16 @@ export async function extractTree(fs: Filesystem, sources: readonly ResolvedNode
         return;
       }
     }
-    const handle = await targetCall(target, () => fsp.open(target, 'wx', 0o600), EXISTS);
+    const handle = await targetCall(shown(target), () => fsp.open(target, 'wx', 0o600), EXISTS);
     let complete = false;
     try {
       for await (const piece of filePieces(fsys, item.node, o.signal)) {
         if ('bytes' in piece) {
-          await targetCall(target, () => handle.write(piece.bytes, 0, piece.bytes.length, piece.offset));
+          await targetCall(shown(target), () => handle.write(piece.bytes, 0, piece.bytes.length, piece.offset));
           r.bytes += piece.bytes.length;
         }
       }
-      await targetCall(target, () => handle.truncate(item.node.size));
+      await targetCall(shown(target), () => handle.truncate(item.node.size));
       await setAttributes(target, item.node, owners, 'file', handle);
       complete = true;
     } finally {
@@ -122,19 +122,34 @@ export async function extractTree(fs: Filesystem, sources: readonly ResolvedNode
     o.onProgress?.({ files: r.files, bytes: r.bytes, path: item.guestPath });
   }
 
-  async function removeIfNotFolder(target: string): Promise<void> {
+  async function removeIfNotFolder(target: HostPath): Promise<void> {
     const st = await fsp.lstat(target).catch(() => undefined);
-    if (st !== undefined && !st.isDirectory()) await targetCall(target, () => fsp.unlink(target));
+    if (st !== undefined && !st.isDirectory()) await targetCall(shown(target), () => fsp.unlink(target));
   }
 }
 
+/**
+ * A path on the host: a string, or its bytes when a name in it is not UTF-8 (Node would write
+ * a string's raw-byte surrogates as U+FFFD, not as the bytes the guest had).
+ */
+type HostPath = string | Buffer;
+
+function hostPath(text: string): HostPath {
+  return hasRawBytes(text) ? encodeName(text) : text;
+}
+
+/** A host path for messages: bytes that are not UTF-8 as `\xNN`. */
+function shown(target: HostPath): string {
+  return printableName(typeof target === 'string' ? target : decodeName(target));
+}
+
 /** Owner, mode and times, in that order (chown clears setuid bits, so mode comes after it). */
-async function setAttributes(target: string, node: FsNode, owners: boolean, what: 'file' | 'folder' | 'link', handle?: fsp.FileHandle): Promise<void> {
+async function setAttributes(target: HostPath, node: FsNode, owners: boolean, what: 'file' | 'folder' | 'link', handle?: fsp.FileHandle): Promise<void> {
   // As Dates: Node takes a negative number of seconds for "now", a Date before 1970 as it is.
   const when = (ms: number): Date => new Date(ms);
   const mtime = Number.isFinite(node.mtimeMs) ? node.mtimeMs : undefined;
   const atime = Number.isFinite(node.atimeMs) ? node.atimeMs : mtime;
-  await targetCall(target, async () => {
+  await targetCall(shown(target), async () => {
     if (owners) await (handle !== undefined ? handle.chown(node.uid, node.gid) : fsp.lchown(target, node.uid, node.gid));
     if (what !== 'link') await (handle !== undefined ? handle.chmod(node.mode & 0o7777) : fsp.chmod(target, node.mode & 0o7777));
     if (mtime === undefined || atime === undefined) return;

@@ -2,8 +2,10 @@
  * Names from a guest's filesystem made safe to create on the host. A guest's disk is
  * untrusted: a name may hold `/` (which would make a path), NUL, control characters, or be
  * `.`/`..`/empty. Such characters are percent-escaped (`/` → `%2F`, NUL → `%00`, ESC →
- * `%1B`); `.`, `..` and empty names cannot be made safe and are refused.
+ * `%1B`); `.`, `..` and empty names cannot be made safe and are refused. Bytes that are not
+ * UTF-8 (raw-byte surrogates, see fs/byte-names.ts) are kept: a Linux folder takes them.
  */
+import { encodeName } from '../../fs/index.js';
 
 /** Longest file name Linux filesystems take, in bytes of UTF-8. */
 const NAME_MAX = 255;
@@ -15,6 +17,6 @@ export function safeName(name: string): SafeName {
   if (name === '.' || name === '..') return { ok: false, reason: `an entry named ${JSON.stringify(name)} is refused` };
   // eslint-disable-next-line no-control-regex
   const escaped = name.replace(/[\u0000-\u001f\u007f/]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
-  if (Buffer.byteLength(escaped) > NAME_MAX) return { ok: false, reason: `name longer than ${NAME_MAX} bytes` };
+  if (encodeName(escaped).length > NAME_MAX) return { ok: false, reason: `name longer than ${NAME_MAX} bytes` };
   return { ok: true, name: escaped, escaped: escaped !== name };
 }

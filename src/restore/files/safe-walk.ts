@@ -1,5 +1,5 @@
 import { CofferError, type ErrorCode } from '../../errors/index.js';
-import { walkTree, type Filesystem, type FsNode, type ResolvedNode } from '../../fs/index.js';
+import { hasRawBytes, printableName, walkTree, type Filesystem, type FsNode, type ResolvedNode } from '../../fs/index.js';
 import { safeName } from './safe-name.js';
 
 /** Something that went wrong with one entry; the rest of the extraction goes on. */
@@ -18,7 +18,7 @@ export interface TreeReport {
   hardLinks: number;
   /** Bytes of file content written (holes excluded when extracting). */
   bytes: number;
-  /** Device nodes, FIFOs and sockets are listed here, not created; so are files whose NTFS alternate data streams were left out. */
+  /** Device nodes, FIFOs and sockets are listed here, not created; so are files whose NTFS alternate data streams were left out, and links archived with an escaped target. */
   skipped: { path: string; reason: string }[];
   /** Entries whose names had to be escaped to be written. */
   renamed: { path: string; as: string }[];
@@ -61,12 +61,16 @@ export interface SafeItem {
  * are escaped (reported through `renamed`) or refused (reported as problems, with all below
  * them skipped); a name that repeats in a directory after escaping is reported and skipped;
  * a directory the consumer could not create (`skipBelow`) has its children skipped.
+ * `rawBytes`: what to do with bytes of a name that are not UTF-8 (fs/byte-names.ts): `keep`
+ * them (a folder on Linux takes any bytes: the restore passes the path as a Buffer), or
+ * `escape` them as `\xNN`, reported through `renamed` (tar and zip names are UTF-8 text).
  */
 export async function* safeWalk(
   fs: Filesystem,
   sources: readonly ResolvedNode[],
   report: { problems: EntryProblem[]; renamed: { path: string; as: string }[] },
   skipBelow: Set<string>,
+  rawBytes: 'keep' | 'escape',
 ): AsyncIterable<SafeItem> {
   const topNames = new Set<string>();
   for (const source of sources) {
@@ -105,6 +109,7 @@ export async function* safeWalk(
       }
       const name = item.path.at(-1) as string;
       const safe = safeName(name);
+      if (safe.ok && rawBytes === 'escape' && hasRawBytes(safe.name)) Object.assign(safe, { name: printableName(safe.name), escaped: true });
       if (!safe.ok) {
         report.problems.push({ path: guestPath, code: 'E_FS_CORRUPT', message: `${guestPath}: ${safe.reason}; skipped` });
         if (item.kind === 'enter') skipBelow.add(key);

@@ -3,7 +3,7 @@ import type { Writable } from 'node:stream';
 import { pack as tarPack, type Pack } from 'tar-stream';
 import { OutputStream } from '../../disk/index.js';
 import { CofferError } from '../../errors/index.js';
-import type { Filesystem, FsNode, ResolvedNode } from '../../fs/index.js';
+import { hasRawBytes, printableName, type Filesystem, type FsNode, type ResolvedNode } from '../../fs/index.js';
 import { filePieces, PIECE_BYTES } from './file-pieces.js';
 import { emptyReport, isEntryProblem, noteStreamsLeftOut, safeWalk, type TreeReport } from './safe-walk.js';
 
@@ -78,7 +78,7 @@ export async function tarTree(fs: Filesystem, sources: readonly ResolvedNode[], 
     ...extra,
   });
 
-  for await (const item of safeWalk(fs, sources, report, new Set())) {
+  for await (const item of safeWalk(fs, sources, report, new Set(), 'escape')) {
     if (signal?.aborted) throw new CofferError('E_INTERRUPTED', 'interrupted');
     const name = item.hostPath.join('/');
     const node = item.node;
@@ -89,7 +89,9 @@ export async function tarTree(fs: Filesystem, sources: readonly ResolvedNode[], 
         await writeEntry(sink, header(node, `${name}/`, 'directory'));
         report.directories++;
       } else if (node.type === 'symlink') {
-        const target = await fs.readlink(node);
+        const stored = await fs.readlink(node);
+        const target = hasRawBytes(stored) ? printableName(stored) : stored;
+        if (target !== stored) report.skipped.push({ path: item.guestPath, reason: `its link target is not UTF-8, as tar link names must be: archived as ${target}` });
         await writeEntry(sink, header(node, name, 'symlink', { linkname: target }));
         report.symlinks++;
       } else if (node.type === 'file' && node.nlink > 1 && linked.has(node.id)) {

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { ZipFile } from 'yazl';
 import { CofferError } from '../../errors/index.js';
-import type { Filesystem, FsNode, ResolvedNode } from '../../fs/index.js';
+import { encodeName, type Filesystem, type FsNode, type ResolvedNode } from '../../fs/index.js';
 import { filePieces, PIECE_BYTES } from './file-pieces.js';
 import { emptyReport, isEntryProblem, noteStreamsLeftOut, safeWalk, type TreeReport } from './safe-walk.js';
 
@@ -28,7 +28,7 @@ export function zipTree(fs: Filesystem, sources: readonly ResolvedNode[], signal
     zip.outputStream.destroy(error);
   });
   const walk = (async () => {
-    for await (const item of safeWalk(fs, sources, report, new Set())) {
+    for await (const item of safeWalk(fs, sources, report, new Set(), 'escape')) {
       if (signal?.aborted) throw new CofferError('E_INTERRUPTED', 'interrupted');
       if (failure !== undefined) throw failure;
       const name = item.hostPath.join('/');
@@ -42,7 +42,7 @@ export function zipTree(fs: Filesystem, sources: readonly ResolvedNode[], signal
           report.directories++;
         } else if (node.type === 'symlink') {
           const target = await fs.readlink(node);
-          zip.addBuffer(Buffer.from(target, 'utf8'), name, { mtime, mode: 0o120777, compress: false });
+          zip.addBuffer(encodeName(target), name, { mtime, mode: 0o120777, compress: false });
           report.symlinks++;
         } else if (node.type === 'file') {
           const entry = { path: item.guestPath };

@@ -1,0 +1,50 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { test } from 'node:test';
+import { decodeName, encodeName, hasRawBytes, printableName, unescapeName } from './byte-names.js';
+
+const bytes = (...values: number[]): Buffer => Buffer.from(values);
+
+test('valid UTF-8 decodes as usual, a leading byte-order mark included, and encodes back', () => {
+  for (const text of ['café', 'plain', '日本語', '😀 emoji', '\uFEFFbom', '']) {
+    const raw = Buffer.from(text, 'utf8');
+    assert.equal(decodeName(raw), text);
+    assert.equal(hasRawBytes(text), false);
+    assert.deepEqual(encodeName(text), raw);
+  }
+});
+
+test('bytes that are not UTF-8 stay distinct and come back exactly', () => {
+  const e9 = decodeName(bytes(0x63, 0x61, 0x66, 0xe9));
+  const e8 = decodeName(bytes(0x63, 0x61, 0x66, 0xe8));
+  assert.notEqual(e9, e8, 'caf\\xe9 and caf\\xe8 are two names');
+  assert.equal(e9, 'caf\uDCE9');
+  assert.equal(hasRawBytes(e9), true);
+  assert.deepEqual(encodeName(e9), bytes(0x63, 0x61, 0x66, 0xe9));
+  // Overlong forms, encoded surrogates, truncated sequences and code points above U+10FFFF are not UTF-8.
+  for (const raw of [bytes(0xc0, 0xaf), bytes(0xed, 0xa0, 0x80), bytes(0xe2, 0x82), bytes(0xf4, 0x90, 0x80, 0x80), bytes(0xff, 0xfe), bytes(0x80)]) {
+    const name = decodeName(raw);
+    assert.equal(name.includes('\uFFFD'), false);
+    assert.equal([...name].length, raw.length, `each byte of ${raw.toString('hex')} is one raw byte`);
+    assert.deepEqual(encodeName(name), raw);
+  }
+  // Valid characters around invalid bytes are kept.
+  assert.equal(decodeName(bytes(0xc3, 0xa9, 0xe9, 0xf0, 0x9f, 0x98, 0x80)), 'é\uDCE9😀');
+});
+
+test('any bytes round-trip through decodeName and encodeName', () => {
+  for (let i = 0; i < 5000; i++) {
+    const raw = randomBytes(1 + (i % 40));
+    assert.deepEqual(encodeName(decodeName(raw)), raw, raw.toString('hex'));
+  }
+});
+
+test('printableName shows raw bytes and control characters as \\xNN, and unescapeName reads them back', () => {
+  const name = decodeName(bytes(0x63, 0x61, 0x66, 0xe9, 0x1b));
+  assert.equal(printableName(name), 'caf\\xe9\\x1b');
+  assert.equal(printableName('😀café'), '😀café', 'a surrogate pair is a character, not raw bytes');
+  assert.equal(unescapeName('caf\\xe9\\x1b'), name);
+  assert.equal(unescapeName('caf\\xc3\\xa9'), 'café', 'bytes that spell UTF-8 are that character');
+  assert.equal(unescapeName('café'), undefined, 'nothing to unescape');
+  assert.equal(unescapeName('a\\xZZ'), undefined);
+});

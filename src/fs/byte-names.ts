@@ -1,0 +1,148 @@
+/**
+ * File names as bytes. ext2/3/4 and XFS store a name (and a symlink's target) as up to 255
+ * arbitrary bytes other than `/` and NUL; nothing makes them UTF-8. A guest with a Latin-1
+ * locale writes `caf\xe9`. Decoding such bytes as UTF-8 with U+FFFD for the bad ones loses
+ * them: `caf\xe9` and `caf\xe8` become one name, and a file restored under the decoded name
+ * is not the file the guest had.
+ *
+ * Coffer keeps names as JavaScript strings, decoded losslessly the way Python's
+ * "surrogateescape" does: valid UTF-8 decodes as usual, and each byte 0x80..0xFF that is
+ * not part of a valid UTF-8 sequence becomes the lone surrogate U+DC80..U+DCFF ("raw
+ * byte"). UTF-8 cannot encode a surrogate, so no valid name decodes to one and the mapping
+ * is reversible: {@link encodeName} gives back the exact bytes, which a restore passes to
+ * the host as a Buffer path. JSON keeps lone surrogates (`"caf\udce9"`).
+ *
+ * On a terminal, raw bytes and control characters are shown as `\xNN`
+ * ({@link printableName}); a path typed back with `\xNN` in it is found through
+ * {@link unescapeName} when no entry has the literal name.
+ */
+
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** First and last lone surrogate that stand for a raw byte 0x80..0xFF. */
+const RAW_BYTE_BASE = 0xdc00;
+
+/** A raw byte (a low surrogate U+DC80..U+DCFF that is not the second half of a pair). */
+const RAW_BYTE = /(?<![\uD800-\uDBFF])[\uDC80-\uDCFF]/;
+
+/** Decodes a name's bytes: UTF-8 where valid, each other byte ≥ 0x80 as a raw-byte surrogate. */
+export function decodeName(bytes: Uint8Array): string {
+  try {
+    return STRICT_UTF8.decode(bytes);
+  } catch {
+    return decodeEscaping(bytes);
+  }
+}
+
+/** The exact bytes a name decoded by {@link decodeName} came from. */
+export function encodeName(name: string): Buffer {
+  if (!RAW_BYTE.test(name)) return Buffer.from(name, 'utf8');
+  const parts: Buffer[] = [];
+  let text = '';
+  for (const char of name) {
+    const unit = char.charCodeAt(0);
+    if (char.length === 1 && unit >= 0xdc80 && unit <= 0xdcff) {
+      if (text !== '') parts.push(Buffer.from(text, 'utf8'));
+      text = '';
+      parts.push(Buffer.of(unit - RAW_BYTE_BASE));
+    } else {
+      text += char;
+    }
+  }
+  if (text !== '') parts.push(Buffer.from(text, 'utf8'));
+  return Buffer.concat(parts);
+}
+
+/** Whether a name holds bytes that are not UTF-8 (a host path for it must be a Buffer). */
+export function hasRawBytes(name: string): boolean {
+  return RAW_BYTE.test(name);
+}
+
+/**
+ * A name safe to print on a terminal and to type back: control characters and raw bytes as
+ * `\xNN` (the byte's value), everything else as it is.
+ */
+export function printableName(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f]|(?<![\uD800-\uDBFF])[\uDC80-\uDCFF]/g, (c) => {
+    const unit = c.charCodeAt(0);
+    const byte = unit >= 0xdc80 ? unit - RAW_BYTE_BASE : unit;
+    return `\\x${byte.toString(16).padStart(2, '0')}`;
+  });
+}
+
+/**
+ * The name a typed path component stands for when it spells bytes as `\xNN` (as
+ * {@link printableName} shows them): `caf\xe9` is the four bytes 63 61 66 E9, and
+ * `caf\xc3\xa9` is "café". Returns `undefined` when the text holds no `\xNN`.
+ */
+export function unescapeName(text: string): string | undefined {
+  if (!/\\x[0-9a-fA-F]{2}/.test(text)) return undefined;
+  const parts: Buffer[] = [];
+  let at = 0;
+  for (const match of text.matchAll(/\\x([0-9a-fA-F]{2})/g)) {
+    parts.push(encodeName(text.slice(at, match.index)), Buffer.of(Number.parseInt(match[1] as string, 16)));
+    at = (match.index as number) + match[0].length;
+  }
+  parts.push(encodeName(text.slice(at)));
+  return decodeName(Buffer.concat(parts));
+}
+
+/** The slow path of {@link decodeName}: walks the bytes, escaping each one no valid sequence takes. */
+function decodeEscaping(bytes: Uint8Array): string {
+  const units: number[] = [];
+  let i = 0;
+  while (i < bytes.length) {
+    const length = validSequenceLength(bytes, i);
+    if (length === 0) {
+      units.push(RAW_BYTE_BASE + (bytes[i] as number));
+      i++;
+      continue;
+    }
+    const point = codePoint(bytes, i, length);
+    if (point > 0xffff) units.push(0xd800 + ((point - 0x10000) >> 10), 0xdc00 + ((point - 0x10000) & 0x3ff));
+    else units.push(point);
+    i += length;
+  }
+  let out = '';
+  for (let from = 0; from < units.length; from += 4096) out += String.fromCharCode(...units.slice(from, from + 4096));
+  return out;
+}
+
+/**
+ * The length of the valid UTF-8 sequence at `i` (1..4), or 0 when the byte there starts
+ * none: no overlong forms, no surrogates (ED A0..BF), nothing above U+10FFFF, as the
+ * Unicode standard's table of well-formed sequences says.
+ */
+function validSequenceLength(bytes: Uint8Array, i: number): number {
+  const lead = bytes[i] as number;
+  if (lead < 0x80) return 1;
+  let length: number;
+  let low = 0x80;
+  let high = 0xbf;
+  if (lead >= 0xc2 && lead <= 0xdf) length = 2;
+  else if (lead >= 0xe0 && lead <= 0xef) {
+    length = 3;
+    if (lead === 0xe0) low = 0xa0;
+    if (lead === 0xed) high = 0x9f;
+  } else if (lead >= 0xf0 && lead <= 0xf4) {
+    length = 4;
+    if (lead === 0xf0) low = 0x90;
+    if (lead === 0xf4) high = 0x8f;
+  } else return 0;
+  if (i + length > bytes.length) return 0;
+  const second = bytes[i + 1] as number;
+  if (second < low || second > high) return 0;
+  for (let k = 2; k < length; k++) {
+    const next = bytes[i + k] as number;
+    if (next < 0x80 || next > 0xbf) return 0;
+  }
+  return length;
+}
+
+function codePoint(bytes: Uint8Array, i: number, length: number): number {
+  const lead = bytes[i] as number;
+  let point = length === 1 ? lead : length === 2 ? lead & 0x1f : length === 3 ? lead & 0x0f : lead & 0x07;
+  for (let k = 1; k < length; k++) point = (point << 6) | ((bytes[i + k] as number) & 0x3f);
+  return point;
+}
