@@ -46,7 +46,7 @@ export { describeTree, type TreeEntry } from './describe-tree.js';
 export { buildExtImage, buildHostileExtImage, buildByteNamesExtImage, BYTE_NAMES, HUGE_SPARSE_FILE, type ExtImageOptions, type ExtVariant } from './ext-image.js';
 export { debugfsTree, type OracleNode, type OracleTree } from './ext-oracle.js';
 export { buildNtfsImage, ntfsExtrasImage, NTFS_STREAMS, NTFS_SERIAL, type NtfsImageOptions } from './ntfs-image.js';
-export { buildXfsImage, xfsFragmentedImage, type XfsImageOptions } from './xfs-image.js';
+export { buildXfsImage, buildByteNamesXfsImage, xfsFragmentedImage, type XfsImageOptions } from './xfs-image.js';
 export { xfsDbTree, xfsDbGeometry, xfsDbFileBytes, type XfsDbNode, type XfsDbGeometry } from './xfs-db.js';
 export { buildFilesVmDisk, type FilesVmDisk, type FilesVmDiskOptions } from './vm-disks.js';
 export { startTestVm, type TestVm, type TestVmDisk, type TestVmDiskSpec, type TestVmOptions } from './qemu-vm.js';

@@ -3,12 +3,13 @@
  * `mkfs.xfs -p PROTOFILE` copies the tree in, `xfs_repair -n` checks the result.
  *
  * What xfsprogs 6.1's protofile can and cannot write (see /work/shared/notes/test-disks.md):
- * names without whitespace or `:` (the tree has none); regular files are written whole, so
- * holes become zeros (`sparse.img` is 64 MiB of allocated blocks here); mtimes are not kept
- * (every inode gets the time mkfs ran); there are no hard links (`links/hard-link` is a second
- * regular file with the same bytes, nlink 1); each file is one extent, so a file larger than
- * an allocation group would corrupt the next group: the image always has two groups and
- * {@link buildXfsImage} refuses a big file that does not fit in one.
+ * names without whitespace or `:` (the tree has none), though bytes that are not UTF-8 are
+ * copied as they are, in names and symlink targets ({@link buildByteNamesXfsImage}); regular
+ * files are written whole, so holes become zeros (`sparse.img` is 64 MiB of allocated blocks
+ * here); mtimes are not kept (every inode gets the time mkfs ran); there are no hard links
+ * (`links/hard-link` is a second regular file with the same bytes, nlink 1); each file is one
+ * extent, so a file larger than an allocation group would corrupt the next group: the image
+ * always has two groups and {@link buildXfsImage} refuses a big file that does not fit in one.
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
@@ -16,6 +17,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { cachedFixture, fixtureDir, runTool } from './disks.js';
+import { BYTE_NAMES } from './ext-image.js';
 import { writeFsTree } from './fs-tree.js';
 
 const MiB = 1024 * 1024;
@@ -79,6 +81,49 @@ async function protoEntry(file: string, name: string): Promise<string> {
   if (st.isSymbolicLink()) return `${head}l${mode} ${st.uid} ${st.gid} ${await fs.readlink(file)}\n`;
   if (st.isFile()) return `${head}-${mode} ${st.uid} ${st.gid} ${file}\n`;
   throw new Error(`${file}: the test tree holds only files, directories and symlinks`);
+}
+
+/**
+ * A 300 MiB (sparse) XFS v5 image whose root holds {@link BYTE_NAMES}, with the contents of
+ * `buildByteNamesExtImage`: names that are not UTF-8, as a guest with a Latin-1 locale
+ * writes them. Made without mounting: the protofile is written as bytes, and mkfs.xfs 6.1
+ * (run under LC_ALL=C) copies raw bytes of names and of symlink targets as they are; only
+ * whitespace separates its fields, which no name here holds. Contents come from files with
+ * ASCII names, since the protofile names a source path for each regular file.
+ */
+export async function buildByteNamesXfsImage(): Promise<string> {
+  const uuid = createHash('sha256').update('coffer-xfs:byte-names').digest('hex').slice(0, 32)
+    .replace(/^(.{8})(.{4})(.{4})(.{4})(.{12})$/, '$1-$2-$3-$4-$5');
+  return cachedFixture('xfs-byte-names', { kind: 'xfs-byte-names', version: 1 }, async (tmp) => {
+    const src = await fs.mkdtemp(path.join(await fixtureDir(), '.xfs-src-'));
+    try {
+      const file = async (name: Buffer, content: string): Promise<Buffer> => {
+        if (name.some((b) => b === 0x20 || (b >= 0x09 && b <= 0x0d))) throw new RangeError(`a protofile name cannot hold whitespace: ${name.toString('hex')}`);
+        const source = path.join(src, `content-${name.toString('hex')}`);
+        await fs.writeFile(source, content);
+        return Buffer.concat([name, Buffer.from(` ---644 0 0 ${source}\n`)]);
+      };
+      const proto = Buffer.concat([
+        Buffer.from('coffer\n0 0\nd--755 0 0\n'),
+        await file(BYTE_NAMES.latin1Acute, 'latin1 e-acute\n'),
+        await file(BYTE_NAMES.latin1Grave, 'latin1 e-grave\n'),
+        await file(BYTE_NAMES.utf8, 'utf-8\n'),
+        await file(BYTE_NAMES.ffFe, 'ff fe\n'),
+        BYTE_NAMES.folder, Buffer.from(' d--755 0 0\n'),
+        await file(BYTE_NAMES.inFolder, 'inside\n'),
+        Buffer.from('$\n'),
+        BYTE_NAMES.link, Buffer.from(' l--777 0 0 '), BYTE_NAMES.latin1Acute, Buffer.from('\n'),
+        Buffer.from('$\n'),
+      ]);
+      await fs.writeFile(path.join(src, 'proto'), proto);
+      await fs.writeFile(tmp, '');
+      await fs.truncate(tmp, 300 * MiB);
+      await runTool('mkfs.xfs', ['-q', '-f', '-K', '-L', 'coffer-xfs', '-m', `uuid=${uuid}`, '-d', 'agcount=2', '-p', path.join(src, 'proto'), tmp]);
+      await runTool('xfs_repair', ['-n', tmp]);
+    } finally {
+      await fs.rm(src, { recursive: true, force: true });
+    }
+  });
 }
 
 /**

@@ -5,7 +5,8 @@
  * directory, remote symlink, devices, bigtime). For every path: name, inode number, type,
  * size, mode, owner, link count, the four times, and the sha256 of the content read through
  * Coffer against the blocks xfs_db's block map names; lookups through the hash index; and
- * the source tree (or the fragmented image's recipe) as a second oracle.
+ * the source tree (or the fragmented image's recipe) as a second oracle. A third image holds
+ * names and a symlink target that are not UTF-8, which must come back as their bytes.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -16,10 +17,10 @@ import { before, test } from 'node:test';
 import { RawImage } from '../../disk/index.js';
 import { isCofferError } from '../../errors/index.js';
 import {
-  buildExt4Disk, buildXfsImage, cachedFixture, requireTools, runTool, writeFsTree, xfsDbFileBytes, xfsDbGeometry, xfsDbTree,
-  xfsFragmentedImage, FS_TREE_LINKS, type XfsDbNode,
+  buildByteNamesXfsImage, buildExt4Disk, buildXfsImage, BYTE_NAMES, cachedFixture, requireTools, runTool, writeFsTree, xfsDbFileBytes,
+  xfsDbGeometry, xfsDbTree, xfsFragmentedImage, FS_TREE_LINKS, type XfsDbNode,
 } from '../../testing/index.js';
-import type { Filesystem, FsFileExtent, FsNode } from '../index.js';
+import { encodeName, printableName, resolvePath, type Filesystem, type FsFileExtent, type FsNode } from '../index.js';
 import { xfsDriver } from './index.js';
 
 const BIG = 3_000_000;
@@ -225,4 +226,33 @@ test('a v4 filesystem (no CRCs) is recognised but refused as unsupported', async
   } finally {
     await device.close();
   }
+});
+
+test('names that are not UTF-8 stay as distinct as the bytes on disk, and are found again by them', async () => {
+  await withFs(await buildByteNamesXfsImage(), async (fsys) => {
+    const root = await fsys.root();
+    const entries = await fsys.readdir(root);
+    const onDisk = entries.map((e) => encodeName(e.name).toString('hex')).sort();
+    const expected = [BYTE_NAMES.latin1Acute, BYTE_NAMES.latin1Grave, BYTE_NAMES.utf8, BYTE_NAMES.ffFe, BYTE_NAMES.folder, BYTE_NAMES.link]
+      .map((b) => b.toString('hex')).sort();
+    assert.deepEqual(onDisk, expected, 'every name encodes back to its bytes: none merged, none replaced by U+FFFD');
+    for (const e of entries) assert.equal((await fsys.lookup?.(root, e.name))?.id, e.node?.id, `lookup of ${printableName(e.name)}`);
+    const byHex = new Map(entries.map((e) => [encodeName(e.name).toString('hex'), e]));
+    const read = async (node: FsNode): Promise<string> => Buffer.from(await fsys.read(node, 0, node.size)).toString('utf8');
+    assert.equal(await read(byHex.get(BYTE_NAMES.latin1Acute.toString('hex'))?.node as FsNode), 'latin1 e-acute\n');
+    assert.equal(await read(byHex.get(BYTE_NAMES.latin1Grave.toString('hex'))?.node as FsNode), 'latin1 e-grave\n');
+    assert.equal(await read(byHex.get(BYTE_NAMES.utf8.toString('hex'))?.node as FsNode), 'utf-8\n');
+    assert.equal(await read(byHex.get(BYTE_NAMES.ffFe.toString('hex'))?.node as FsNode), 'ff fe\n');
+    const link = byHex.get(BYTE_NAMES.link.toString('hex'))?.node as FsNode;
+    assert.deepEqual(encodeName(await fsys.readlink(link)), BYTE_NAMES.latin1Acute, 'the link target keeps its bytes');
+    // Found by the decoded name, and by the \xNN spelling a listing prints.
+    const acute = entries.find((e) => encodeName(e.name).equals(BYTE_NAMES.latin1Acute))?.name as string;
+    assert.equal(printableName(acute), 'caf\\xe9');
+    assert.equal(await read((await resolvePath(fsys, `/${acute}`)).node), 'latin1 e-acute\n');
+    assert.equal(await read((await resolvePath(fsys, '/caf\\xe8')).node), 'latin1 e-grave\n');
+    assert.equal(await read((await resolvePath(fsys, '/café')).node), 'utf-8\n');
+    const inside = await resolvePath(fsys, '/d\\xe9j\\xe0/x\\xb5');
+    assert.equal(await read(inside.node), 'inside\n');
+    assert.deepEqual(encodeName(inside.path), Buffer.concat([Buffer.from('/'), BYTE_NAMES.folder, Buffer.from('/'), BYTE_NAMES.inFolder]));
+  });
 });
