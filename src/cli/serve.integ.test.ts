@@ -176,8 +176,8 @@ test('a QEMU attaches the export as a disk and reads the backup, every byte of i
 test('a damaged chunk under a reader is answered with EIO and told once on stderr, with the count of repeats', async () => {
   const damaged = join(work, 'repo-damaged');
   await runTool('cp', ['-a', repo, damaged]);
-  // The largest file of the repository holds the disk's data: a flipped run of bytes in its middle.
-  const files = (await runTool('find', [damaged, '-type', 'f', '-printf', '%s %p\\n'])).stdout.trim().split('\n').map((l) => l.split(' ')).sort((a, b) => Number(b[0]) - Number(a[0]));
+  // The largest pack (or chunk) of the repository holds the disk's data: a flipped run of bytes in its middle.
+  const files = (await runTool('find', [damaged, '-type', 'f', '(', '-path', '*/packs/*', '-o', '-path', '*/chunks/*', ')', '-printf', '%s %p\\n'])).stdout.trim().split('\n').map((l) => l.split(' ')).sort((a, b) => Number(b[0]) - Number(a[0]));
   const biggest = files[0]?.[1] as string;
   const handle = await open(biggest, 'r+');
   const middle = Math.floor(Number(files[0]?.[0]) / 2);

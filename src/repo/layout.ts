@@ -20,6 +20,7 @@
  * | `packs/<2 hex>/<64 hex>`      | format 2: a pack of frames of chunks; the id is the SHA-256 of its bytes (format/pack.ts) |
  * | `segments/<64 hex>`           | format 2: an index segment, chunk id → location (kind 11, format/index-segment.ts) |
  * | `removed-packs/<12 digits>.<32 hex>` | format 2: the packs one prune removed, plaintext (format/removed-packs.ts) |
+ * | `reserve`                     | local folders: 16 MiB of random bytes kept free for prune on a full disk (space-reserve.ts) |
  *
  * The two-hex fan-out spreads a local repository's chunks over 256 directories (16,000
  * entries each per TB at the default block size, not 4 million in one); object stores
@@ -42,6 +43,7 @@ export const DIGEST_KEY_KEY = 'stored-digest-key';
 export const PACKS_PREFIX = 'packs/';
 export const SEGMENTS_PREFIX = 'segments/';
 export const REMOVED_PACKS_PREFIX = 'removed-packs/';
+export const SPACE_RESERVE_KEY = 'reserve';
 export const packKey = (hex: string): string => `${PACKS_PREFIX}${hex.slice(0, 2)}/${hex}`;
 export const segmentKey = (hex: string): string => `${SEGMENTS_PREFIX}${hex}`;
 

@@ -37,6 +37,8 @@ export interface PackSweepReport {
   bytesFreed: number;
   /** Packs kept because a frame or the trailer does not read (run verify --read-data, repair). */
   unreadable: { pack: string; message: string }[];
+  /** Packs that were due for a repack but kept as they are: the sweep ran `deleteOnly` (a full disk). */
+  repacksPostponed: number;
 }
 
 /**
@@ -55,19 +57,34 @@ export interface PackSweepReport {
  * Until step 4 every old place still exists; after it, every used chunk of a removed pack is
  * named by a segment at its new place, where readers fall back when a snapshot's entry points
  * at a pack that is gone (snapshot-disk.ts). Frames that do not open keep their pack as it is.
+ * `deleteOnly` (prune on a full disk, space-reserve.ts): step 1 writes nothing; a pack due for
+ * a repack is kept as it is (`repacksPostponed`), except a pack no segment names whose used
+ * chunks all have a kept copy elsewhere (an interrupted repack's output), which is deleted.
  */
 export async function sweepPacks(
   repo: Repository,
   plan: PackPlan,
   live: IdPrefixSet,
-  options: { dryRun: boolean; signal?: AbortSignal; onProgress?: (phase: 'repack' | 'sweep', done: number, total: number) => void },
+  options: { dryRun: boolean; deleteOnly?: boolean; signal?: AbortSignal; onProgress?: (phase: 'repack' | 'sweep', done: number, total: number) => void },
 ): Promise<PackSweepReport> {
   const report: PackSweepReport = {
     packsBefore: plan.packs, packsKept: plan.kept.size, packsDeleted: 0, packsRepacked: 0, packsWritten: 0, bytesRewritten: 0, liveBytesInRepacked: 0, chunksCopied: 0,
-    framesMoved: 0, framesRecompressed: 0, segmentsBefore: plan.segments, segmentsRewritten: 0, segmentsRemoved: 0, bytesFreed: 0, unreadable: [...plan.unreadable],
+    framesMoved: 0, framesRecompressed: 0, segmentsBefore: plan.segments, segmentsRewritten: 0, segmentsRemoved: 0, bytesFreed: 0, unreadable: [...plan.unreadable], repacksPostponed: 0,
+  };
+  /** A pack due for a repack kept as it is (deleteOnly). */
+  const postpone = (decision: PackDecision): void => {
+    plan.kept.add(decision.id);
+    report.packsKept++;
+    report.repacksPostponed++;
   };
   const interrupted = () => new CofferError('E_INTERRUPTED', 'prune interrupted (run it again: every snapshot still reads, and the next prune finishes the work)');
-  const repacks = plan.changes.filter((c) => c.action === 'repack');
+  let repacks = plan.changes.filter((c) => c.action === 'repack');
+  if (options.deleteOnly === true && !options.dryRun) {
+    // No new pack may be written: every pack due for a repack stays as it is (first, so that
+    // the chunks of an interrupted prune's unnamed packs count as kept in them).
+    for (const decision of repacks.filter((c) => c.named)) postpone(decision);
+    repacks = repacks.filter((c) => !c.named);
+  }
   report.liveBytesInRepacked = repacks.reduce((sum, c) => sum + c.liveBytes, 0);
   if (options.dryRun) {
     report.packsDeleted = plan.changes.length - repacks.length;
@@ -94,6 +111,10 @@ export async function sweepPacks(
         report.packsKept++;
         continue;
       }
+      if (options.deleteOnly === true && copied.frames.length > 0) {
+        postpone(decision);
+        continue;
+      }
       for (const frame of copied.frames) await writer.addFrame(frame);
       report.framesMoved += copied.moved;
       report.framesRecompressed += copied.frames.length - copied.moved;
@@ -106,7 +127,7 @@ export async function sweepPacks(
     report.packsWritten = writer.written.packs;
     report.bytesRewritten = writer.written.bytes;
   }
-  report.packsDeleted += plan.changes.length - repacks.length;
+  report.packsDeleted += plan.changes.filter((c) => c.action === 'delete').length;
   if (removed.length === 0) return report;
 
   // 3: segments without the removed packs (each old segment's replacement first).

@@ -15,6 +15,7 @@ import { planPacks, REPACK_DEFAULTS } from './pack-plan.js';
 import { dropUnneededRecords } from './pack-removals.js';
 import { sweepPacks, type PackSweepReport } from './pack-sweep.js';
 import { mergeSmallSegments, type SegmentMergeReport } from './segment-merge.js';
+import { keepSpaceReserve, releaseSpaceReserve } from './space-reserve.js';
 
 /** Deletes `key`; false (and nothing thrown) when Object Lock refuses it. */
 async function deleteUnlessLocked(repo: Repository, key: string): Promise<boolean> {
@@ -54,6 +55,13 @@ export interface PruneReport {
   packs?: PackSweepReport;
   /** Format 2: small index segments merged (segment-merge.ts). */
   segments?: SegmentMergeReport;
+  /**
+   * Set when the space reserve was used or is missing (space-reserve.ts): `released`, the disk
+   * was full, so prune deleted the reserve and ran again deleting only (packs due for a repack
+   * were kept: `packs.repacksPostponed`); `restored`, the reserve is in place again at the end
+   * (false: no room for it, and the next full disk cannot be pruned this way).
+   */
+  spaceReserve?: { released: boolean; restored: boolean };
 }
 
 /** Progress of a prune. */
@@ -76,21 +84,46 @@ export interface PruneProgress {
  * interrupted prune leaves a consistent repository (it only deletes garbage, one object at a
  * time) and is simply run again. Format 2: packs are deleted or repacked instead of chunk
  * objects (pack-plan.ts decides, pack-sweep.ts writes the new places before deleting the old
- * ones: docs/repository-format.md §19.7).
+ * ones: docs/repository-format.md §19.7). On a disk full to the last block (E_NO_SPACE), a local
+ * repository's space reserve is deleted and the prune runs again deleting only; the reserve is
+ * written back at the end (space-reserve.ts, `report.spaceReserve`).
  */
-export async function pruneRepository(
-  repo: Repository,
-  options: {
-    dryRun?: boolean;
-    waitMs?: number;
-    pollMs?: number;
-    now?: () => Date;
-    signal?: AbortSignal;
-    onProgress?: (p: PruneProgress) => void;
-    /** Format 2: the unused share of a pack's bytes from which it is repacked (0..1, default {@link REPACK_DEFAULTS}). */
-    repackThreshold?: number;
-  } = {},
-): Promise<PruneReport> {
+export async function pruneRepository(repo: Repository, options: PruneOptions = {}): Promise<PruneReport> {
+  if (options.dryRun === true) return pruneOnce(repo, options, false);
+  let report: PruneReport;
+  let released = false;
+  try {
+    try {
+      report = await pruneOnce(repo, options, false);
+    } catch (error) {
+      if (!isCofferError(error, 'E_NO_SPACE') || !(await releaseSpaceReserve(repo.backend))) throw error;
+      // The reserve's room takes the few writes that come before the first delete (lease,
+      // segments, pack-removal record); repacking, which writes new packs, waits for room.
+      released = true;
+      report = await pruneOnce(repo, options, true);
+    }
+  } finally {
+    if (released) await keepSpaceReserve(repo.backend).catch(() => false);
+  }
+  const restored = await keepSpaceReserve(repo.backend);
+  if (released || !restored) report.spaceReserve = { released, restored };
+  return report;
+}
+
+/** Options of {@link pruneRepository}. */
+export interface PruneOptions {
+  dryRun?: boolean;
+  waitMs?: number;
+  pollMs?: number;
+  now?: () => Date;
+  signal?: AbortSignal;
+  onProgress?: (p: PruneProgress) => void;
+  /** Format 2: the unused share of a pack's bytes from which it is repacked (0..1, default {@link REPACK_DEFAULTS}). */
+  repackThreshold?: number;
+}
+
+/** One prune; `deleteOnly` (a full disk): no pack is repacked and no segment merged, as both write. */
+async function pruneOnce(repo: Repository, options: PruneOptions, deleteOnly: boolean): Promise<PruneReport> {
   const threshold = options.repackThreshold ?? REPACK_DEFAULTS.repackThreshold;
   if (!(threshold > 0 && threshold <= 1)) throw new CofferError('E_USAGE', `repack threshold ${threshold} must be above 0 and at most 1 (a share of a pack's bytes)`);
   const dryRun = options.dryRun === true;
@@ -159,13 +192,14 @@ export async function pruneRepository(
       const plan = await planPacks(repo, chunks, hinted, { threshold, onPack: (done) => options.onProgress?.({ phase: 'plan', done, total: 0 }) });
       report.packs = await sweepPacks(repo, plan, chunks, {
         dryRun,
+        deleteOnly,
         ...(options.signal ? { signal: options.signal } : {}),
         onProgress: (phase, done, total) => options.onProgress?.({ phase, done, total }),
       });
       report.bytesFreed += report.packs.bytesFreed;
       report.stillLocked += plan.locked.length;
       // Then the small segments (backups' and the sweep's) merged, under the same lease.
-      report.segments = await mergeSmallSegments(repo, { dryRun, signal: options.signal });
+      if (!deleteOnly) report.segments = await mergeSmallSegments(repo, { dryRun, signal: options.signal });
       report.chunksKept = chunks.size;
     }
 

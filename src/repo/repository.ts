@@ -16,6 +16,7 @@ import { chunkKey, CONFIG_KEY, indexKey, keyFileKey, KEYS_PREFIX, SNAPSHOTS_PREF
 import { LockedBackend } from './lock/locked-backend.js';
 import { RetentionCache } from './lock/retention-cache.js';
 import { SegmentCachingBackend } from './segment-cache.js';
+import { keepSpaceReserve } from './space-reserve.js';
 
 /**
  * Defaults for new repositories, each with its reason.
@@ -289,6 +290,8 @@ export async function initRepository(backend: Backend, options: InitOptions): Pr
       subject: { repository: backend.location },
     });
   }
+  // Room kept for prune on a disk that backups fill (space-reserve.ts); none on an object store.
+  await keepSpaceReserve(backend);
   if (masterKey === null || keyFile === null) {
     await backend.sync();
     return config;

@@ -1,4 +1,4 @@
-import { pruneRepository, type PruneReport } from '../../repo/index.js';
+import { pruneRepository, SPACE_RESERVE_BYTES, type PruneReport } from '../../repo/index.js';
 import { CofferError } from '../../errors/index.js';
 import type { CommandContext } from '../context.js';
 import { withRepository, type RepositoryOptions } from '../context.js';
@@ -85,5 +85,11 @@ export function renderPrune(r: PruneReport): string {
   }
   if (r.stillLocked > 0) lines.push(`${r.stillLocked} object(s) no snapshot uses are still locked (Object Lock): a later prune removes them`);
   if (r.expiredLeasesRemoved > 0) lines.push(`removed ${r.expiredLeasesRemoved} lease(s) of processes that died`);
+  const reserve = r.spaceReserve;
+  if (reserve?.released === true) {
+    const postponed = r.packs?.repacksPostponed ?? 0;
+    lines.push(`the disk was full: prune used the repository's space reserve to delete what no snapshot uses${postponed > 0 ? `, and left ${postponed} pack(s) due for a repack as they are (run prune again once there is room)` : ''}`);
+  }
+  if (reserve?.restored === false) lines.push(`warning: no room to write back the space reserve (${formatBytes(SPACE_RESERVE_BYTES)}): free space on this disk, or the next time backups fill it prune cannot run`);
   return `${lines.join('\n')}\n`;
 }

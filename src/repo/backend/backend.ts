@@ -68,6 +68,13 @@ export interface Backend {
    * Wrappers pass their inner backend's on.
    */
   readonly preferredConcurrency?: number;
+  /**
+   * True on storage of a fixed size that backups can fill to the last block (a local folder):
+   * the repository keeps a space reserve there for prune (space-reserve.ts). Absent on an
+   * object store and on a repository server (whose own folder is the server's business).
+   * Wrappers pass it on.
+   */
+  readonly fillsUp?: boolean;
 }
 
 /** How an object is held: COMPLIANCE (nobody can shorten or delete) or GOVERNANCE (a user with the bypass right can). */

@@ -5,7 +5,7 @@ import { readRange } from './read-range.js';
  * A backend that passes every call on to `inner` unchanged: the base of the wrappers that
  * change a few calls (a bandwidth limit, Object Lock, digest records, a segment cache, a
  * meter, injected faults) and must pass on the rest, including the optional parts a caller
- * tests for (`getRange`, `close`, `preferredConcurrency`), so that wrapping never hides what
+ * tests for (`getRange`, `close`, `preferredConcurrency`, `fillsUp`), so that wrapping never hides what
  * the storage can do. `objectLock` is not passed on here: each wrapper decides what its
  * locked puts must do (a limit, a cache, a meter), and one that says nothing hides it.
  */
@@ -18,6 +18,10 @@ export abstract class ForwardingBackend implements Backend {
 
   get preferredConcurrency(): number | undefined {
     return this.inner.preferredConcurrency;
+  }
+
+  get fillsUp(): boolean | undefined {
+    return this.inner.fillsUp;
   }
 
   put(key: string, data: Uint8Array): Promise<void> {

@@ -37,6 +37,8 @@ const DIRECT_PUT_BYTES = 1024 * 1024;
  */
 export class LocalBackend implements Backend {
   readonly location: string;
+  /** A folder's filesystem fills up: the repository keeps a space reserve in it (space-reserve.ts). */
+  readonly fillsUp = true;
   private readonly madeDirectories = new Set<string>();
   /** Packs stay open between ranged reads of their frames. */
   private readonly readHandles: ReadHandles;
