@@ -49,7 +49,7 @@ test('verify --read-data of a healthy read-only repository: exit 0, every chunk 
   const result = await coffer(['verify', '-r', healthy, '--read-data'], opts);
   assertExit(result, 0);
   assert.match(result.stdout.toString(), /read and checked \d+ chunks[\s\S]*no errors were found/);
-  assert.match(result.stderr.toString(), /^warning: the result could not be recorded in the repository \(.*read-only file system.*\); what is reported above stands\n$/);
+  assert.match(result.stderr.toString(), /^warning: the result could not be recorded in the repository \(.*the filesystem is read-only \(EROFS\)\); what is reported above stands\n$/);
 });
 
 test('verify and repair of a damaged read-only repository: the damage is reported, exit 13', async () => {
@@ -61,6 +61,13 @@ test('verify and repair of a damaged read-only repository: the damage is reporte
   assertExit(repaired, 13);
   const report = JSON.parse(repaired.stdout.toString()) as { damaged: unknown[]; notRecorded: string };
   assert.ok(report.damaged.length > 0);
-  assert.match(report.notRecorded, /read-only file system/);
+  assert.match(report.notRecorded, /the filesystem is read-only \(EROFS\)/);
   assert.match(repaired.stderr.toString(), /repair cannot write to the repository .*: nothing was marked, salvaged or forgotten/);
+});
+
+test('a backup into a read-only repository says so in words, with no system message', async () => {
+  const result = await coffer(['backup', '-r', healthy, '--vm', 'vm2', join(work, 'disk.raw')], opts);
+  assertExit(result, 1);
+  assert.match(result.stderr.toString(), /cannot (write|mkdir) .*: the filesystem is read-only \(EROFS\)/);
+  assert.doesNotMatch(result.stderr.toString(), /EROFS: read-only file system|^\s+at /m);
 });

@@ -283,7 +283,9 @@ export class LocalBackend implements Backend {
     if (code === 'ENOSPC' || code === 'EDQUOT') {
       return new CofferError('E_NO_SPACE', `no space left to ${action} ${key} in ${this.root}`, { subject, cause: error });
     }
-    const reason = error instanceof Error ? error.message : String(error);
+    // The storage refuses (a read-only mount, permissions): said in words, not as the system's message.
+    const refused: Record<string, string> = { EROFS: 'the filesystem is read-only (EROFS)', EACCES: 'permission denied (EACCES)', EPERM: 'permission denied (EPERM)' };
+    const reason = (code !== undefined ? refused[code] : undefined) ?? (error instanceof Error ? error.message : String(error));
     return new CofferError('E_BACKEND_IO', `cannot ${action} ${key} in ${this.root}: ${reason}`, { subject, cause: error });
   }
 }
