@@ -187,4 +187,19 @@ for (const format of [2, 1] as const) {
     const [copy] = await listSnapshots(back);
     assert.ok((await diskBytes(back, copy as Snapshot)).equals(data));
   });
+
+  test(`format ${format}: a sync back to where a snapshot came from finds the original and adds no second copy`, async () => {
+    const home = await newRepo(format, 'home');
+    const offsite = await newRepo(format, 'offsite');
+    const first = await backup(home, 'vm', seededBytes(8, 128 * KiB), '2026-11-20T00:00:00Z');
+    const second = await backup(home, 'vm', seededBytes(9, 128 * KiB), '2026-11-21T00:00:00Z');
+    assert.equal((await syncSnapshots(home, offsite, { now })).copied, 2);
+    const offsiteOnly = await backup(offsite, 'vm', seededBytes(10, 128 * KiB), '2026-11-22T00:00:00Z');
+    const back = await syncSnapshots(offsite, home, { now });
+    assert.deepEqual([back.copied, back.present], [1, 2], 'only the snapshot made offsite is copied back');
+    const bySource = new Map(back.snapshots.map((s) => [s.source, s]));
+    const copies = (await listSnapshots(offsite)).filter((s) => s.id !== offsiteOnly.id).map((s) => s.id);
+    assert.deepEqual(copies.map((id) => bySource.get(id)?.destination).sort(), [first.id, second.id].sort(), 'each copy is matched with its original');
+    assert.equal((await listSnapshots(home)).length, 3, 'home holds its two snapshots and the offsite one, once each');
+  });
 }

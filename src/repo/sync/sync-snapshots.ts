@@ -6,7 +6,7 @@ import { ChunkTransfer, shareKeys } from './chunk-transfer.js';
 import { copyFileSnapshotData } from './copy-file-trees.js';
 import { copySnapshotData, type CopiedPair } from './copy-snapshot.js';
 import { emptyCounters, type SyncedSnapshot, type SyncProgress, type SyncReport } from './sync-report.js';
-import { recordSyncedFrom, syncedCopies } from './synced-from.js';
+import { originalsHeld, recordSyncedFrom, syncedCopies } from './synced-from.js';
 
 /** What to copy and how to report. */
 export interface SyncOptions {
@@ -32,7 +32,8 @@ const SNAPSHOT_FAILURES: ErrorCode[] = ['E_CORRUPT_OBJECT', 'E_MISSING_OBJECT', 
  * Per snapshot: every chunk and index page (a file snapshot: every chunk and file tree,
  * rewritten with the destination's ids, copy-file-trees.ts) is stored in the destination and read back, then
  * the manifest is written (last, like a backup), then a `synced-from` note (synced-from.ts)
- * that tells later syncs it is there. A sync that is interrupted leaves no snapshot half
+ * that tells later syncs it is there (and a sync back, that the source's snapshot is a copy of
+ * one the destination holds: nothing is copied back). A sync that is interrupted leaves no snapshot half
  * copied; run again, it finds the chunks it sent present and sends them no more.
  *
  * Between repositories with different keys a chunk's destination id is known only from its
@@ -77,6 +78,7 @@ export async function syncSnapshots(src: Repository, dst: Repository, options: S
     const copies = new Map<string, Snapshot>(); // source id → its copy in the destination
     const existing = new Map((await listSnapshots(dst, { onDamaged: () => undefined })).map((s) => [s.id, s]));
     for (const [source, copy] of await syncedCopies(dst, src.config.id, new Set(existing.keys()))) copies.set(source, existing.get(copy) as Snapshot);
+    for (const [source, original] of await originalsHeld(src, dst.config.id, new Set(existing.keys()))) copies.set(source, existing.get(original) as Snapshot);
     if (sameKeys) for (const s of all) if (existing.has(s.id)) copies.set(s.id, existing.get(s.id) as Snapshot);
 
     const todo = selected.filter((s) => !copies.has(s.id));

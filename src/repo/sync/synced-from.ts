@@ -52,6 +52,23 @@ export async function syncedCopies(destination: Repository, sourceRepository: st
   return copies;
 }
 
+/**
+ * The other direction: source snapshot id → destination snapshot id, for the source's
+ * snapshots that are copies of snapshots `destination` still holds (their `synced-from` note
+ * names the destination repository). A sync back to where a snapshot came from finds the
+ * original there instead of adding a second copy under another id, which retention would
+ * count as one more restore point.
+ */
+export async function originalsHeld(source: Repository, destinationRepository: string, existing: ReadonlySet<string>): Promise<Map<string, string>> {
+  const originals = new Map<string, string>();
+  const notes = await listSnapshotNotes(source, { kind: SYNCED_FROM_NOTE, onDamaged: (_key: string, _error: CofferError) => undefined });
+  for (const note of notes) {
+    const from = parseSyncedFrom(note.data);
+    if (from !== null && from.repository === destinationRepository && existing.has(from.snapshot)) originals.set(note.snapshot, from.snapshot);
+  }
+  return originals;
+}
+
 /** Records that destination snapshot `copy` holds source snapshot `from.snapshot`. */
 export async function recordSyncedFrom(destination: Repository, copy: string, from: SyncedFrom, time: Date): Promise<void> {
   await addSnapshotNote(destination, copy, SYNCED_FROM_NOTE, from, time);
