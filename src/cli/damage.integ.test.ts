@@ -104,6 +104,10 @@ for (const c of cases) {
     assert.equal(await exists(file), false, 'the damaged chunk is still in chunks/');
     assert.ok((await readdir(join(repo, 'quarantine'))).some((name) => name.startsWith(`${victim}.`)), 'nothing under quarantine/');
 
+    // Verified again, the missing chunk is reported again but set aside once: no second marker.
+    assertExit(await coffer(['verify', '-r', repo], env), 13);
+    assert.equal((await readdir(join(repo, 'quarantine'))).filter((name) => name.startsWith(`${victim}.`)).length, 1, 'one marker per damaged chunk, however many verify runs');
+
     // Now the chunk is missing: restore still refuses and names it; the base is intact.
     const late = await coffer(['restore', '-r', repo, s2.id, '--to', join(dir, 'late.raw')], env);
     assertExit(late, 11);

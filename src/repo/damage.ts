@@ -24,10 +24,13 @@ export async function listQuarantined(repo: Repository): Promise<Set<string>> {
  * chunk is deleted, so it counts as missing until a backup stores it again. Idempotent.
  * Under Object Lock the damaged chunk may not be deletable yet: it stays, and the next
  * backup that meets the data writes a good version over it (backups never reuse a
- * quarantined id), which is what reads then see.
+ * quarantined id), which is what reads then see. `known` (listQuarantined): a chunk set aside
+ * already gets no second marker while it is still missing (format 1), or at all (format 2,
+ * where a marker only names the id): each verify used to add one more for the same chunk.
  */
-export async function quarantineChunk(repo: Repository, id: ObjectId, now: Date, why = 'damaged'): Promise<void> {
+export async function quarantineChunk(repo: Repository, id: ObjectId, now: Date, why = 'damaged', known?: ReadonlySet<string>): Promise<void> {
   const hex = id.toString('hex');
+  if (known?.has(hex) === true && (repo.config.version === 2 || !(await repo.backend.has(chunkKey(hex))))) return;
   if (repo.config.version === 2) {
     // Format 2: the chunk lies in a pack with others; only the id is set aside (a marker
     // saying why), the pack stays. Backups never reuse the id, so the next one that meets the

@@ -1,6 +1,6 @@
 import { forEachLimited } from '../concurrency/index.js';
 import { CofferError, isCofferError } from '../errors/index.js';
-import { quarantineChunk } from './damage.js';
+import { listQuarantined, quarantineChunk } from './damage.js';
 import { ObjectKind } from './format/envelope.js';
 import { isZeroEntry } from './format/index-page.js';
 import { segmentNames } from './chunk-index.js';
@@ -303,7 +303,8 @@ async function verifyWith(
       return false;
     }
   };
-  for (const [hex, damage] of bad) await recording(() => quarantineChunk(repo, Buffer.from(hex, 'hex'), options.now(), damage.message));
+  const setAside = bad.size > 0 ? await listQuarantined(repo) : new Set<string>();
+  for (const [hex, damage] of bad) await recording(() => quarantineChunk(repo, Buffer.from(hex, 'hex'), options.now(), damage.message, setAside));
   let verification: SnapshotVerification[] = [];
   if (options.readData) {
     const record = runRecord(started, subset, options.sinceMs, chunksRead, bytesRead, [...bad.keys()].filter((hex) => subsetContains(subset, Buffer.from(hex, 'hex'))));
