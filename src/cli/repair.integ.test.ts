@@ -84,6 +84,12 @@ test('--salvage writes a restorable copy whose damaged block reads as zeros', as
   assertExit(await coffer(['restore', '-r', repo, salvagedId, '--to', out], opts), 0);
   const expected = Buffer.concat([shared.subarray(0, 3 * BLOCK), Buffer.alloc(BLOCK), shared.subarray(4 * BLOCK)]);
   assert.ok((await fs.readFile(out)).equals(expected), 'the salvaged disk is the original with the damaged block zeroed');
+
+  // Run again (a scheduled repair): the same damage has its copy already, none is added.
+  const again = await cofferJson<RepairJson>(['repair', '-r', repo, '--salvage'], opts);
+  assert.equal(again.snapshots[0]?.salvagedAs, salvagedId);
+  const relisted = await cofferJson<ListedJson[]>(['snapshots', '-r', repo, '--vm', 'a'], opts);
+  assert.equal(relisted.length, listed.length, 'no second salvaged copy');
 });
 
 test('--forget removes the damaged snapshot; a later backup of the same data heals the mark', async () => {

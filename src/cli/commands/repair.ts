@@ -44,6 +44,8 @@ interface RepairedSnapshot {
   time: string;
   disks: { disk: string; ranges: { start: number; end: number }[]; files?: string[]; filesProblem?: string }[];
   salvagedAs?: string;
+  /** The salvaged copy is one an earlier repair made for the same damage (none was added). */
+  salvagedBefore?: boolean;
   forgotten: boolean;
   /** Why it was not forgotten although asked (protected). */
   kept?: string;
@@ -106,9 +108,15 @@ export async function repairCommand(options: RepairCommandOptions, context: Comm
       await addSnapshotNote(repo, id, DAMAGE_NOTE, { disks, damagedObjects: report.damaged.length });
       for (const note of older) await deleteSnapshotNote(repo, id, note.id); // one current mark per snapshot
       if (options.salvage) {
-        const salvaged = await salvageSnapshot(repo, snapshot, (hex) => bad.has(hex));
-        await addSnapshotNote(repo, salvaged.snapshot.id, SALVAGE_NOTE, { from: id, zeroed: salvaged.zeroed });
-        entry.salvagedAs = salvaged.snapshot.id;
+        const earlier = await earlierSalvage(repo, id, disks, snapshots);
+        if (earlier !== undefined) {
+          entry.salvagedAs = earlier;
+          entry.salvagedBefore = true;
+        } else {
+          const salvaged = await salvageSnapshot(repo, snapshot, (hex) => bad.has(hex));
+          await addSnapshotNote(repo, salvaged.snapshot.id, SALVAGE_NOTE, { from: id, zeroed: salvaged.zeroed });
+          entry.salvagedAs = salvaged.snapshot.id;
+        }
       }
       if (options.forget) {
         if ((await protectionOf(repo, id)) !== null) entry.kept = 'protected: unprotect it to forget it';
@@ -173,6 +181,27 @@ function groupBySnapshot(affected: AffectedRange[], files: readonly DamagedFiles
   return out;
 }
 
+/**
+ * The salvaged copy an earlier `repair --salvage` made of snapshot `from` for the same damage
+ * (its note's zeroed ranges are the ranges damaged now), if it still exists: salvaging again
+ * would add one more identical copy on every run.
+ */
+async function earlierSalvage(repo: Repository, from: string, disks: RepairedSnapshot['disks'], snapshots: ReadonlyMap<string, Snapshot>): Promise<string | undefined> {
+  const shape = (list: readonly { disk: string; ranges: readonly { start: number; end: number }[] }[]): string =>
+    JSON.stringify([...list].map((d) => [d.disk, d.ranges.map((r) => [r.start, r.end])]).sort());
+  const now = shape(disks);
+  for (const note of await listSnapshotNotes(repo, { kind: SALVAGE_NOTE, onDamaged: () => undefined })) {
+    const data = note.data as { from?: unknown; zeroed?: unknown };
+    if (data.from !== from || !snapshots.has(note.snapshot) || !Array.isArray(data.zeroed)) continue;
+    try {
+      if (shape(data.zeroed as RepairedSnapshot['disks']) === now) return note.snapshot;
+    } catch {
+      // A note of another shape: not a copy to reuse.
+    }
+  }
+  return undefined;
+}
+
 /** Files named per disk in a damage mark (the verify report has them all). */
 const MAX_FILES_IN_MARK = 100;
 
@@ -200,7 +229,7 @@ function render(repaired: RepairedSnapshot[], manifests: UnreadableManifest[], h
     const ranges = r.disks.map((d) => `${d.disk} ${d.ranges.map((x) => `${x.start}-${x.end - 1}`).join(', ')}`).join('; ');
     lines.push(`DAMAGED snapshot ${r.snapshot.slice(0, 8)} (vm ${r.vm}, ${r.time}): ${ranges}`);
     for (const d of r.disks) for (const file of d.files ?? []) lines.push(`  FILE ${d.disk} ${file}`);
-    if (r.salvagedAs !== undefined) lines.push(`  salvaged as ${r.salvagedAs.slice(0, 8)} (tag salvaged): the ranges above read as zeros there`);
+    if (r.salvagedAs !== undefined) lines.push(`  ${r.salvagedBefore === true ? 'salvaged before as' : 'salvaged as'} ${r.salvagedAs.slice(0, 8)} (tag salvaged): the ranges above read as zeros there`);
     if (r.forgotten) lines.push('  forgotten');
     if (r.kept !== undefined) lines.push(`  kept: ${r.kept}`);
     if (r.salvagedAs === undefined && !r.forgotten) lines.push('  marked damaged (coffer snapshots shows it); --salvage for a restorable copy, --forget to remove it');
