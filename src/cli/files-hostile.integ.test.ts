@@ -78,6 +78,12 @@ test('names that are not UTF-8 come back as the same bytes, list as \\xNN and ar
   const cat = await coffer(['files', '-r', bytesRepo, 'latin1:latest', 'cat', 'disk:/d\\xe9j\\xe0/x\\xb5'], { env });
   assertExit(cat, 0);
   assert.equal(cat.stdout.toString('utf8'), 'inside\n');
+  // find from a file finds the file; from a folder, the folder too, as find(1) does.
+  const fromFile = await coffer(['files', '-r', bytesRepo, 'latin1:latest', 'find', 'disk:/caf\\xe9', '--name', 'caf*'], { env });
+  assertExit(fromFile, 0);
+  assert.equal(fromFile.stdout.toString('utf8'), '/caf\\xe9\n');
+  const fromFolder = await coffer(['files', '-r', bytesRepo, 'latin1:latest', 'find', 'disk:/d\\xe9j\\xe0', '--name', '*'], { env });
+  assert.equal(fromFolder.stdout.toString('utf8'), '/d\\xe9j\\xe0\n/d\\xe9j\\xe0/x\\xb5\n');
 
   // A tar name is UTF-8 text: such bytes are archived as \xNN, and said so.
   const tar = await coffer(['files', '-r', bytesRepo, 'latin1:latest', 'get', 'disk:/', '--tar'], { env });

@@ -200,7 +200,8 @@ async function findFiles(fs: Filesystem, path: string, options: FilesCommandOpti
       context.stderr.write(`coffer: ${item.error.message}\n`);
       continue;
     }
-    if (item.kind === 'leave' || item.path.length === base.length) continue;
+    // The start itself counts, as for find(1): `find disk:/etc/passwd --name passwd` prints it.
+    if (item.kind === 'leave' || item.path.length === 0) continue;
     const name = item.path.at(-1) as string;
     if (!pattern.test(name)) continue;
     const full = `/${item.path.join('/')}`;
