@@ -106,6 +106,15 @@ test('extraction never follows a link that already exists in the folder', async 
   assert.equal(again.problems.length, 0, JSON.stringify(again.problems));
 });
 
+test('--overwrite never replaces a folder in the way of a file, and says so', async (t) => {
+  const to = await tempDir(t);
+  await fsp.mkdir(path.join(to, 'notes.txt'));
+  const fs = new MemoryFs(dir({ 'notes.txt': file('n\n') }));
+  const report = await extractTree(fs, [await resolvePath(fs, '/')], { to, overwrite: true });
+  assert.deepEqual(report.problems.map((p) => p.message), [`cannot write ${path.join(to, 'notes.txt')}: a folder of that name is in the way (--overwrite replaces files and links, never a folder)`]);
+  assert.ok((await fsp.stat(path.join(to, 'notes.txt'))).isDirectory());
+});
+
 test('a single path lands under its own name, and a file keeps its holes', async (t) => {
   const to = await tempDir(t);
   const content = new Uint8Array(3 << 20);

@@ -8,8 +8,9 @@ import { targetCall, targetError } from '../../disk/index.js';
 import { filePieces } from './file-pieces.js';
 import { emptyReport, isEntryProblem, noteStreamsLeftOut, safeWalk, type SafeItem, type TreeReport } from './safe-walk.js';
 
-/** `files get` has a way past a name that exists. */
+/** `files get` has a way past a name that exists, except a folder in the way of a file or link. */
 const EXISTS = { exists: 'it exists already (--overwrite replaces files)' };
+const FOLDER_IN_THE_WAY = { exists: 'a folder of that name is in the way (--overwrite replaces files and links, never a folder)' };
 
 export interface ExtractOptions {
   /** The folder to extract into; created if missing. */
@@ -46,6 +47,7 @@ export async function extractTree(fs: Filesystem, sources: readonly ResolvedNode
   const rootStat = await targetCall(root, () => fsp.lstat(root));
   if (!rootStat.isDirectory()) throw new CofferError('E_TARGET_UNWRITABLE', `${root} is not a folder`, { subject: { path: root } });
   await targetCall(root, () => fsp.access(root, fsConstants.W_OK));
+  const exists = options.overwrite === true ? FOLDER_IN_THE_WAY : EXISTS;
   const skipBelow = new Set<string>();
   const linked = new Map<string, HostPath>(); // node id → host path of its first name
   const host = (item: SafeItem): HostPath => hostPath(path.join(root, ...item.hostPath));
@@ -65,7 +67,7 @@ export async function extractTree(fs: Filesystem, sources: readonly ResolvedNode
         const link = await fs.readlink(item.node);
         if (link === '' || link.includes('\0')) throw new CofferError('E_FS_CORRUPT', `${item.guestPath}: symlink target ${JSON.stringify(link)} cannot be created`);
         if (options.overwrite) await removeIfNotFolder(target);
-        await targetCall(shown(target), () => fsp.symlink(hostPath(link), target), EXISTS);
+        await targetCall(shown(target), () => fsp.symlink(hostPath(link), target), exists);
         await setAttributes(target, item.node, owners, 'link');
         report.symlinks++;
       } else {
@@ -100,7 +102,7 @@ export async function extractTree(fs: Filesystem, sources: readonly ResolvedNode
         return;
       }
     }
-    const handle = await targetCall(shown(target), () => fsp.open(target, 'wx', 0o600), EXISTS);
+    const handle = await targetCall(shown(target), () => fsp.open(target, 'wx', 0o600), exists);
     let complete = false;
     try {
       for await (const piece of filePieces(fsys, item.node, o.signal)) {
