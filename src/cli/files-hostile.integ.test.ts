@@ -54,6 +54,12 @@ test('listing a hostile directory shows the good entries and names the bad one',
   assert.match(result.stderr, /^coffer: oor: /m);
 });
 
+test('cat of a file whose block map is damaged names the file, with the reader\'s reason', async () => {
+  const result = await coffer(['files', '-r', repo, 'hostile:latest', 'cat', 'disk:/bad-extent.bin'], { env });
+  assertExit(result, 14);
+  assert.match(result.stderr, /^coffer: \/bad-extent\.bin: .*inode \d+/m);
+});
+
 test('names that are not UTF-8 come back as the same bytes, list as \\xNN and are found by it', async () => {
   const bytesRepo = join(work, 'bytes-repo');
   assertExit(await coffer(['init', '-r', bytesRepo], { env }), 0);

@@ -72,7 +72,7 @@ async function fileSnapshotAction(repo: Repository, snapshot: Snapshot & { files
     case 'cat': {
       const { node } = await resolvePath(fs, first, { followLast: true });
       if (node.type !== 'file') throw new CofferError('E_PATH_NOT_FOUND', `${first} is a ${node.type}, not a file`);
-      code = await catFile(fs, node, context);
+      code = await catFile(fs, node, first, context);
       break;
     }
     case 'get': {
@@ -132,7 +132,7 @@ async function runAction(files: SnapshotFiles, action: string, targets: string[]
     case 'cat': {
       const { node } = await resolvePath(fs, first, { followLast: true });
       if (node.type !== 'file') throw new CofferError('E_PATH_NOT_FOUND', `${first} is a ${node.type}, not a file`);
-      return catFile(fs, node, context);
+      return catFile(fs, node, first, context);
     }
     case 'get': {
       const sources = [];
@@ -177,12 +177,20 @@ async function listDirectory(fs: Filesystem, path: string, options: FilesCommand
   return damaged > 0 ? ExitCode.contentUnreadable : 0;
 }
 
-async function catFile(fs: Filesystem, node: FsNode, context: CommandContext): Promise<number> {
+/** Writes a file to stdout; a read that fails names the file by its path (readers name inodes and records). */
+async function catFile(fs: Filesystem, node: FsNode, path: string, context: CommandContext): Promise<number> {
   const piece = 1 << 20;
   const output = new OutputStream(context.stdout);
   for (let offset = 0; offset < node.size; offset += piece) {
     if (context.signal.aborted) throw new CofferError('E_INTERRUPTED', 'interrupted');
-    await output.write(await fs.read(node, offset, Math.min(piece, node.size - offset)));
+    let bytes: Uint8Array;
+    try {
+      bytes = await fs.read(node, offset, Math.min(piece, node.size - offset));
+    } catch (error) {
+      if (!(error instanceof CofferError) || error.message.startsWith(path)) throw error;
+      throw new CofferError(error.code, `${printable(path)}: ${error.message}`, { subject: { ...error.subject, path }, cause: error });
+    }
+    await output.write(bytes);
   }
   await output.finish();
   return 0;
