@@ -170,4 +170,11 @@ export interface FilesystemDriver {
   readonly name: string;
   probe(device: BlockDevice): Promise<boolean>;
   open(device: BlockDevice): Promise<Filesystem>;
+  /**
+   * Asked when no driver's `probe` took the device: why it carries this filesystem's
+   * signature (its magic) and still does not read, e.g. `block size 1024 << 9 is beyond 64
+   * KiB`; undefined when the signature is not there. Tells a damaged volume from one that
+   * holds no filesystem Coffer reads.
+   */
+  damage?(device: BlockDevice): Promise<string | undefined>;
 }

@@ -4,6 +4,7 @@ import { fatDriver } from './fat/index.js';
 import { ntfsDriver } from './ntfs/index.js';
 import { xfsDriver } from './xfs/index.js';
 import type { Filesystem, FilesystemDriver } from './filesystem.js';
+import { fsCorrupt } from './fs-errors.js';
 
 /**
  * Every filesystem reader, tried in this order (each probe looks at its own superblock only).
@@ -14,7 +15,8 @@ export const FILESYSTEM_DRIVERS: readonly FilesystemDriver[] = [extDriver, xfsDr
 /**
  * The filesystem on `device`, found by its superblock whatever the partition type says;
  * undefined when no reader recognises one. Throws what the reader's `open` throws
- * (`E_FS_CORRUPT`, `E_FS_UNSUPPORTED`) when a superblock is recognised but unusable.
+ * (`E_FS_CORRUPT`, `E_FS_UNSUPPORTED`) when a superblock is recognised but unusable, and
+ * `E_FS_CORRUPT` when none is but a driver finds its signature on a damaged one (`damage`).
  */
 export async function openFilesystem(device: BlockDevice, drivers: readonly FilesystemDriver[] = FILESYSTEM_DRIVERS): Promise<Filesystem | undefined> {
   for (const driver of drivers) {
@@ -23,6 +25,10 @@ export async function openFilesystem(device: BlockDevice, drivers: readonly File
       throw error;
     });
     if (recognised) return driver.open(device);
+  }
+  for (const driver of drivers) {
+    const why = await driver.damage?.(device).catch(() => undefined);
+    if (why !== undefined) throw fsCorrupt(driver.name, `the volume has its signature but does not read (damaged): ${why}`);
   }
   return undefined;
 }

@@ -3,7 +3,10 @@ import { isCofferError } from '../../errors/index.js';
 import type { Filesystem, FilesystemDriver } from '../filesystem.js';
 import { BlockReader } from './block-reader.js';
 import { ExtFilesystem } from './ext-filesystem.js';
-import { assertReadable, fsTypeOf, parseSuperblock, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, type Superblock } from './superblock.js';
+import { assertReadable, EXT_MAGIC, fsTypeOf, parseSuperblock, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, type Superblock } from './superblock.js';
+
+/** Where s_magic lies in the superblock. */
+const MAGIC_OFFSET = 0x38;
 import { fsCorrupt } from '../fs-errors.js';
 
 async function readSuperblock(device: BlockDevice): Promise<Superblock> {
@@ -26,6 +29,17 @@ export const extDriver: FilesystemDriver = {
     } catch (error) {
       if (isCofferError(error, 'E_FS_CORRUPT')) return false;
       throw error;
+    }
+  },
+  async damage(device: BlockDevice): Promise<string | undefined> {
+    if (device.size < SUPERBLOCK_OFFSET + SUPERBLOCK_SIZE) return undefined;
+    const bytes = await device.read(SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE);
+    if (bytes[MAGIC_OFFSET] !== (EXT_MAGIC & 0xff) || bytes[MAGIC_OFFSET + 1] !== EXT_MAGIC >> 8) return undefined;
+    try {
+      parseSuperblock(bytes);
+      return undefined;
+    } catch (error) {
+      return isCofferError(error, 'E_FS_CORRUPT') ? error.message.replace(/^ext: /, '') : undefined;
     }
   },
   async open(device: BlockDevice): Promise<Filesystem> {

@@ -24,5 +24,19 @@ export const fatDriver: FilesystemDriver = {
       throw error;
     }
   },
+  /** FAT's signature is weak: the 0x55AA marker with a `FAT12`/`FAT16`/`FAT32` file-system type string where mkfs puts it. */
+  async damage(device: BlockDevice): Promise<string | undefined> {
+    if (device.size < BOOT_SECTOR_SIZE) return undefined;
+    const sector = await device.read(0, BOOT_SECTOR_SIZE);
+    const text = (at: number): string => String.fromCharCode(...sector.subarray(at, at + 5));
+    const marked = sector[0x1fe] === 0x55 && sector[0x1ff] === 0xaa && (/^FAT1[26]$/.test(text(0x36)) || text(0x52) === 'FAT32');
+    if (!marked) return undefined;
+    try {
+      parseBootSector(sector, device.size);
+      return undefined;
+    } catch (error) {
+      return isCofferError(error, 'E_FS_CORRUPT') ? error.message.replace(/^fat: /, '') : undefined;
+    }
+  },
   open: (device: BlockDevice) => FatFilesystem.open(device),
 };

@@ -54,6 +54,12 @@ export function isNtfsBootSector(bytes: Uint8Array): boolean {
   return typeof bootSectorProblem(bytes) !== 'string';
 }
 
+/** Why a sector with the `NTFS    ` signature is not a usable boot sector; undefined without the signature, or when it is one. */
+export function ntfsBootSectorDamage(bytes: Uint8Array): string | undefined {
+  const problem = bootSectorProblem(bytes);
+  return typeof problem === 'string' && problem !== 'no NTFS signature' && problem !== 'too short' ? `boot sector: ${problem}` : undefined;
+}
+
 function bootSectorProblem(bytes: Uint8Array): BootSector | string {
   if (bytes.length < BOOT_SECTOR_SIZE) return 'too short';
   const view = new DataView(bytes.buffer, bytes.byteOffset, BOOT_SECTOR_SIZE);

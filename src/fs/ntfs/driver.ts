@@ -1,6 +1,6 @@
 import type { BlockDevice } from '../../blockdev/index.js';
 import type { FilesystemDriver } from '../filesystem.js';
-import { BOOT_SECTOR_SIZE, isNtfsBootSector } from './boot-sector.js';
+import { BOOT_SECTOR_SIZE, isNtfsBootSector, ntfsBootSectorDamage } from './boot-sector.js';
 import { NtfsFilesystem } from './ntfs-filesystem.js';
 
 /**
@@ -17,6 +17,10 @@ export const ntfsDriver: FilesystemDriver = {
     const view = new DataView(sector.buffer, sector.byteOffset, sector.byteLength);
     const volumeBytes = Number(view.getBigUint64(0x28, true)) * view.getUint16(0x0b, true);
     return volumeBytes <= device.size;
+  },
+  async damage(device: BlockDevice): Promise<string | undefined> {
+    if (device.size < BOOT_SECTOR_SIZE) return undefined;
+    return ntfsBootSectorDamage(await device.read(0, BOOT_SECTOR_SIZE));
   },
   open(device: BlockDevice): Promise<NtfsFilesystem> {
     return NtfsFilesystem.open(device);

@@ -72,6 +72,17 @@ export interface XfsSuperblock {
   hasNrext64: boolean;
 }
 
+/** Why `bytes` that start with the `XFSB` magic are not a superblock of consistent geometry; undefined without the magic, or when they are. */
+export function xfsSuperblockDamage(bytes: Uint8Array): string | undefined {
+  if (bytes.length < 4 || new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0) !== XFS_MAGIC) return undefined;
+  try {
+    readGeometry(bytes);
+    return undefined;
+  } catch (error) {
+    return error instanceof Error ? error.message.replace(/^xfs: /, '') : String(error);
+  }
+}
+
 /** True when `bytes` (at least {@link SUPERBLOCK_BYTES}) hold an XFS superblock of consistent geometry. */
 export function looksLikeXfs(bytes: Uint8Array): boolean {
   try {

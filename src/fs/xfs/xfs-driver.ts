@@ -1,7 +1,7 @@
 import type { BlockDevice } from '../../blockdev/index.js';
 import type { Filesystem, FilesystemDriver } from '../filesystem.js';
 import { fsCorrupt } from '../fs-errors.js';
-import { looksLikeXfs, parseSuperblock, SUPERBLOCK_BYTES } from './superblock.js';
+import { looksLikeXfs, parseSuperblock, SUPERBLOCK_BYTES, xfsSuperblockDamage } from './superblock.js';
 import { XfsFilesystem } from './xfs-filesystem.js';
 
 /** The superblock is in the first sector, at most 32 KiB (its CRC covers the whole sector). */
@@ -18,6 +18,10 @@ export const xfsDriver: FilesystemDriver = {
     if (device.size < SUPERBLOCK_BYTES) return false;
     const bytes = await device.read(0, Math.min(PROBE_BYTES, device.size));
     return looksLikeXfs(bytes);
+  },
+  async damage(device: BlockDevice): Promise<string | undefined> {
+    if (device.size < SUPERBLOCK_BYTES) return undefined;
+    return xfsSuperblockDamage(await device.read(0, Math.min(PROBE_BYTES, device.size)));
   },
   async open(device: BlockDevice): Promise<Filesystem> {
     if (device.size < SUPERBLOCK_BYTES) throw fsCorrupt('xfs', `device of ${device.size} bytes is too small`);
