@@ -92,7 +92,9 @@ export class ExtFilesystem implements Filesystem {
   }
 
   private assertReadable(inode: ExtInode): void {
-    if ((inode.flags & FLAGS.ENCRYPT) !== 0) throw fsUnsupported(this.type, `inode ${inode.number} is encrypted`, { object: `inode ${inode.number}` });
+    // The `encrypt` feature only allows fscrypt: what is not encrypted reads as usual, an
+    // encrypted inode (its content, a directory's names) is refused on its own.
+    if ((inode.flags & FLAGS.ENCRYPT) !== 0) throw fsUnsupported(this.type, `inode ${inode.number} is encrypted (fscrypt): its key is not in the backup`, { object: `inode ${inode.number}` });
   }
 
   async read(file: FsNode, offset: number, length: number): Promise<Uint8Array> {

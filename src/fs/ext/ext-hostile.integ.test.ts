@@ -90,12 +90,12 @@ test('open refuses an INCOMPAT feature it cannot read, naming it', async () => {
   const device = await RawImage.open(ext);
   const incompat = Buffer.from(await device.read(1024 + 0x60, 4));
   await device.close();
-  incompat.writeUInt32LE(incompat.readUInt32LE(0) | 0x10000); // encrypt
-  const encrypted = await deriveDisk(ext, 'ext-encrypt-flag', [{ offset: 1024 + 0x60, bytes: incompat }]);
-  const dev = await RawImage.open(encrypted);
+  incompat.writeUInt32LE(incompat.readUInt32LE(0) | 0x1000); // dirdata (Lustre's extra data in directory entries)
+  const dirdata = await deriveDisk(ext, 'ext-dirdata-flag', [{ offset: 1024 + 0x60, bytes: incompat }]);
+  const dev = await RawImage.open(dirdata);
   try {
     assert.equal(await extDriver.probe(dev), true);
-    await assert.rejects(extDriver.open(dev), (e) => isCofferError(e, 'E_FS_UNSUPPORTED') && /encrypt/.test(e.message));
+    await assert.rejects(extDriver.open(dev), (e) => isCofferError(e, 'E_FS_UNSUPPORTED') && /feature dirdata is not supported/.test(e.message));
   } finally {
     await dev.close();
   }

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { RawImage } from '../../disk/index.js';
@@ -207,4 +208,35 @@ test('names that are not UTF-8 stay as distinct as the bytes on disk, and are fo
     assert.equal(await read(inside.node), 'inside\n');
     assert.deepEqual(encodeName(inside.path), Buffer.concat([Buffer.from('/'), BYTE_NAMES.folder, Buffer.from('/'), BYTE_NAMES.inFolder]));
   });
+});
+
+test('the encrypt feature: what is not encrypted reads, an encrypted directory is refused on its own', async () => {
+  await requireTools('mke2fs', 'debugfs');
+  const work = await fsp.mkdtemp(path.join(tmpdir(), 'coffer-ext-encrypt-'));
+  try {
+    const src = path.join(work, 'src');
+    await fsp.mkdir(path.join(src, 'plain'), { recursive: true });
+    await fsp.mkdir(path.join(src, 'secret'));
+    await fsp.writeFile(path.join(src, 'plain/readme.txt'), 'in the clear\n');
+    await fsp.writeFile(path.join(src, 'secret/key.txt'), 'ciphertext on a real disk\n');
+    const image = path.join(work, 'ext4.img');
+    await fsp.writeFile(image, '');
+    await fsp.truncate(image, 8 * 1024 * 1024);
+    await runTool('mke2fs', ['-q', '-F', '-t', 'ext4', '-O', 'encrypt', '-d', src, image]);
+    // Mark /secret as fscrypt does (EXT4_ENCRYPT_FL, 0x800), with its other flags kept.
+    const flags = Number(/Flags: (0x[0-9a-f]+)/.exec(await runTool('debugfs', ['-R', 'stat /secret', image]))?.[1]);
+    await runTool('debugfs', ['-w', '-R', `sif /secret flags 0x${(flags | 0x800).toString(16)}`, image]);
+    await withFs(image, async (fs) => {
+      const root = await fs.root();
+      const entries = await fs.readdir(root);
+      assert.deepEqual(entries.map((e) => e.name).sort(), ['lost+found', 'plain', 'secret']);
+      const readme = (await resolvePath(fs, '/plain/readme.txt')).node;
+      assert.equal(Buffer.from(await fs.read(readme, 0, readme.size)).toString(), 'in the clear\n');
+      const secret = (await resolvePath(fs, '/secret')).node;
+      assert.ok(secret.attributes?.includes('encrypted'));
+      await assert.rejects(fs.readdir(secret), (error: Error & { code?: string }) => error.code === 'E_FS_UNSUPPORTED' && /encrypted \(fscrypt\)/.test(error.message));
+    });
+  } finally {
+    await fsp.rm(work, { recursive: true, force: true });
+  }
 });

@@ -58,15 +58,15 @@ export const RO_COMPAT = { SPARSE_SUPER: 0x1, LARGE_FILE: 0x2, HUGE_FILE: 0x8, G
  * What the INCOMPAT bits mean for a reader. A journal needing recovery is read as it is
  * (the snapshot of a running guest: the last transactions are in the journal only);
  * large_dir, casefold and ea_inode change nothing for reading names and data; mmp guards
- * writers only.
+ * writers only; encrypt allows fscrypt directories, each refused on its own (its inodes carry
+ * the encrypt flag) while the rest of the filesystem reads.
  */
 const READABLE_INCOMPAT = INCOMPAT.FILETYPE | INCOMPAT.RECOVER | INCOMPAT.META_BG | INCOMPAT.EXTENTS | INCOMPAT.BIT64
   | INCOMPAT.MMP | INCOMPAT.FLEX_BG | INCOMPAT.EA_INODE | INCOMPAT.CSUM_SEED | INCOMPAT.LARGEDIR
-  | INCOMPAT.INLINE_DATA | INCOMPAT.CASEFOLD;
+  | INCOMPAT.INLINE_DATA | INCOMPAT.CASEFOLD | INCOMPAT.ENCRYPT;
 
 const INCOMPAT_NAMES: Record<number, string> = {
   0x1: 'compression', 0x8: 'journal_dev (an external journal device, not a filesystem)', 0x1000: 'dirdata',
-  0x10000: 'encrypt',
 };
 
 /** s_flags bit: directory hashes treat names as unsigned chars. */
