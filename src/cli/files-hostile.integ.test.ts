@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { lstat, mkdir, readdir, readFile, readlink } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, readFile, readlink, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { buildByteNamesExtImage, buildHostileExtImage, BYTE_NAMES, requireTools } from '../testing/index.js';
@@ -97,4 +97,22 @@ test('names that are not UTF-8 come back as the same bytes, list as \\xNN and ar
   const listing = execFileSync('tar', ['--quoting-style=literal', '-tf', '-'], { input: tar.stdout }).toString('utf8').split('\n').filter(Boolean).sort();
   assert.ok(listing.includes('caf\\xe9') && listing.includes('caf\\xe8') && listing.includes('d\\xe9j\\xe0/x\\xb5'), listing.join(', '));
   assert.match(tar.stderr, /caf\\xe9 has an unsafe name: written as caf\\xe9/);
+});
+
+test('an ext4 whose primary superblock was overwritten is browsed through its backup superblock, with a warning', async () => {
+  const src = join(work, 'wiped-src');
+  await mkdir(join(src, 'etc'), { recursive: true });
+  await writeFile(join(src, 'etc/hostname'), 'web01\n');
+  const image = join(work, 'wiped.img');
+  await writeFile(image, '');
+  await truncate(image, 16 * 1024 * 1024);
+  execFileSync('mke2fs', ['-q', '-F', '-t', 'ext4', '-b', '1024', '-d', src, image]);
+  const handle = await open(image, 'r+');
+  await handle.write(Buffer.alloc(1024), 0, 1024, 1024); // the primary superblock, gone
+  await handle.close();
+  assertExit(await coffer(['backup', '-r', repo, '--vm', 'wiped', image], { env }), 0);
+  const cat = await coffer(['files', '-r', repo, 'wiped:latest', 'cat', 'disk:/etc/hostname'], { env });
+  assertExit(cat, 0);
+  assert.equal(cat.stdout.toString('utf8'), 'web01\n');
+  assert.match(cat.stderr, /^coffer: warning: volume disk: the primary superblock is damaged .*backup superblock at block 8193/m);
 });

@@ -117,6 +117,8 @@ export interface Filesystem {
   readonly caseInsensitive: boolean;
   /** The device it reads. */
   readonly device: BlockDevice;
+  /** What the reader had to work around to open it (a damaged superblock read from its backup), for the user to hear. */
+  readonly notice?: string;
 
   /** The root directory. */
   root(): Promise<FsNode>;
@@ -171,10 +173,11 @@ export interface FilesystemDriver {
   probe(device: BlockDevice): Promise<boolean>;
   open(device: BlockDevice): Promise<Filesystem>;
   /**
-   * Asked when no driver's `probe` took the device: why it carries this filesystem's
-   * signature (its magic) and still does not read, e.g. `block size 1024 << 9 is beyond 64
-   * KiB`; undefined when the signature is not there. Tells a damaged volume from one that
-   * holds no filesystem Coffer reads.
+   * Asked when no driver's `probe` took the device. Undefined when the device does not carry
+   * this filesystem's signature (its magic). When it does, either a filesystem read around the
+   * damage (ext: through a backup superblock; its `notice` says so), or a reason why it does
+   * not read, e.g. `block size 1024 << 9 is beyond 64 KiB`. Tells a damaged volume from one
+   * that holds no filesystem Coffer reads.
    */
-  damage?(device: BlockDevice): Promise<string | undefined>;
+  openDamaged?(device: BlockDevice): Promise<Filesystem | { damage: string } | undefined>;
 }

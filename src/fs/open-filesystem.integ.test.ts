@@ -12,7 +12,7 @@ import { after, before, test } from 'node:test';
 import { RawImage } from '../disk/index.js';
 import { isCofferError } from '../errors/index.js';
 import { requireTools, runTool } from '../testing/index.js';
-import { openFilesystem } from './index.js';
+import { openFilesystem, resolvePath } from './index.js';
 
 let work: string;
 before(async () => {
@@ -72,6 +72,26 @@ test('a volume of zeros still holds no filesystem (undefined, no error)', async 
   const device = await RawImage.open(file);
   try {
     assert.equal(await openFilesystem(device), undefined);
+  } finally {
+    await device.close();
+  }
+});
+
+test('ext with its primary superblock wiped is read through the backup superblock of group 1, and says so', async () => {
+  await requireTools('mke2fs', 'debugfs');
+  const src = path.join(work, 'ext-src');
+  await fsp.mkdir(path.join(src, 'etc'), { recursive: true });
+  await fsp.writeFile(path.join(src, 'etc/hostname'), 'web01\n');
+  // 1 KiB blocks: 8192 per group, so 16 MiB has a group 1 with its backup at block 8193.
+  const file = await brokenImage('ext-backup-sb', 16, (f) => runTool('mke2fs', ['-q', '-F', '-t', 'ext4', '-b', '1024', '-d', src, f]), 1024, [...Buffer.alloc(1024)]);
+  const device = await RawImage.open(file);
+  try {
+    const fs = await openFilesystem(device);
+    assert.ok(fs !== undefined, 'opened');
+    assert.equal(fs.type, 'ext4');
+    assert.match(fs.notice ?? '', /primary superblock is damaged .*backup superblock at block 8193/);
+    const { node } = await resolvePath(fs, '/etc/hostname');
+    assert.equal(Buffer.from(await fs.read(node, 0, node.size)).toString(), 'web01\n');
   } finally {
     await device.close();
   }

@@ -16,7 +16,8 @@ export const FILESYSTEM_DRIVERS: readonly FilesystemDriver[] = [extDriver, xfsDr
  * The filesystem on `device`, found by its superblock whatever the partition type says;
  * undefined when no reader recognises one. Throws what the reader's `open` throws
  * (`E_FS_CORRUPT`, `E_FS_UNSUPPORTED`) when a superblock is recognised but unusable, and
- * `E_FS_CORRUPT` when none is but a driver finds its signature on a damaged one (`damage`).
+ * `E_FS_CORRUPT` when none is but a driver finds its signature on a damaged one; a damaged
+ * one a driver reads around (`openDamaged`) is returned with its `notice`.
  */
 export async function openFilesystem(device: BlockDevice, drivers: readonly FilesystemDriver[] = FILESYSTEM_DRIVERS): Promise<Filesystem | undefined> {
   for (const driver of drivers) {
@@ -27,8 +28,10 @@ export async function openFilesystem(device: BlockDevice, drivers: readonly File
     if (recognised) return driver.open(device);
   }
   for (const driver of drivers) {
-    const why = await driver.damage?.(device).catch(() => undefined);
-    if (why !== undefined) throw fsCorrupt(driver.name, `the volume has its signature but does not read (damaged): ${why}`);
+    const found = await driver.openDamaged?.(device);
+    if (found === undefined) continue;
+    if ('damage' in found) throw fsCorrupt(driver.name, `the volume has its signature but does not read (damaged): ${found.damage}`);
+    return found;
   }
   return undefined;
 }

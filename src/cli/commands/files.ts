@@ -125,6 +125,7 @@ async function runAction(files: SnapshotFiles, action: string, targets: string[]
   const volumeName = parsed[0]?.volume as string;
   if (parsed.some((p) => p.volume !== volumeName)) throw new CofferError('E_USAGE', 'get takes paths of one volume at a time');
   const { filesystem: fs } = await files.filesystem(volumeName);
+  if (fs.notice !== undefined) context.stderr.write(`coffer: warning: volume ${volumeName}: ${fs.notice}\n`);
   const first = parsed[0]?.path as string;
   switch (action) {
     case 'ls':

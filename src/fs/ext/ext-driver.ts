@@ -31,23 +31,56 @@ export const extDriver: FilesystemDriver = {
       throw error;
     }
   },
-  async damage(device: BlockDevice): Promise<string | undefined> {
+  async openDamaged(device: BlockDevice): Promise<Filesystem | { damage: string } | undefined> {
     if (device.size < SUPERBLOCK_OFFSET + SUPERBLOCK_SIZE) return undefined;
     const bytes = await device.read(SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE);
-    if (bytes[MAGIC_OFFSET] !== (EXT_MAGIC & 0xff) || bytes[MAGIC_OFFSET + 1] !== EXT_MAGIC >> 8) return undefined;
-    try {
-      parseSuperblock(bytes);
-      return undefined;
-    } catch (error) {
-      return isCofferError(error, 'E_FS_CORRUPT') ? error.message.replace(/^ext: /, '') : undefined;
+    let why: string | undefined;
+    if (bytes[MAGIC_OFFSET] === (EXT_MAGIC & 0xff) && bytes[MAGIC_OFFSET + 1] === EXT_MAGIC >> 8) {
+      try {
+        parseSuperblock(bytes);
+      } catch (error) {
+        if (!isCofferError(error, 'E_FS_CORRUPT')) throw error;
+        why = error.message.replace(/^ext: /, '');
+      }
     }
+    const backup = await findBackupSuperblock(device);
+    if (backup === undefined) return why === undefined ? undefined : { damage: why };
+    const notice = `the primary superblock is damaged (${why ?? 'no ext superblock magic'}): read through the backup superblock at block ${backup.block} (as e2fsck -b ${backup.block} would); the group descriptors are the primary ones`;
+    return openWith(device, backup.sb, notice);
   },
-  async open(device: BlockDevice): Promise<Filesystem> {
-    const sb = await readSuperblock(device);
-    assertReadable(sb);
-    const fs = new ExtFilesystem(device, fsTypeOf(sb), sb, new BlockReader(device, sb.blockSize, sb.blocksCount));
-    const root = await fs.root();
-    if (root.type !== 'directory') throw fsCorrupt(fs.type, 'the root inode is not a directory');
-    return fs;
-  },
+  open: async (device: BlockDevice): Promise<Filesystem> => openWith(device, await readSuperblock(device)),
 };
+
+async function openWith(device: BlockDevice, sb: Superblock, notice?: string): Promise<Filesystem> {
+  assertReadable(sb);
+  const fs = new ExtFilesystem(device, fsTypeOf(sb), sb, new BlockReader(device, sb.blockSize, sb.blocksCount), notice);
+  const root = await fs.root();
+  if (root.type !== 'directory') throw fsCorrupt(fs.type, 'the root inode is not a directory');
+  return fs;
+}
+
+/** s_block_group_nr: the group a superblock copy lies in (0 for the primary). */
+const BLOCK_GROUP_NR_OFFSET = 0x5a;
+
+/**
+ * The backup superblock of group 1, where mke2fs always writes one (sparse_super keeps groups
+ * 0, 1 and powers of 3, 5, 7; sparse_super2 names group 1 first), found as e2fsck does
+ * without the primary: for each block size, at the start of group 1 with mke2fs's default of
+ * 8 × block size blocks per group. It must parse, name group 1, and agree with that geometry.
+ */
+async function findBackupSuperblock(device: BlockDevice): Promise<{ sb: Superblock; block: number } | undefined> {
+  for (let blockSize = 1024; blockSize <= 65536; blockSize *= 2) {
+    const block = (blockSize === 1024 ? 1 : 0) + 8 * blockSize;
+    const offset = block * blockSize;
+    if (offset + SUPERBLOCK_SIZE > device.size) break;
+    const bytes = await device.read(offset, SUPERBLOCK_SIZE);
+    if (new DataView(bytes.buffer, bytes.byteOffset, SUPERBLOCK_SIZE).getUint16(BLOCK_GROUP_NR_OFFSET, true) !== 1) continue;
+    try {
+      const sb = parseSuperblock(bytes);
+      if (sb.blockSize === blockSize && sb.blocksPerGroup === 8 * blockSize && sb.firstDataBlock === (blockSize === 1024 ? 1 : 0)) return { sb, block };
+    } catch (error) {
+      if (!isCofferError(error, 'E_FS_CORRUPT')) throw error;
+    }
+  }
+  return undefined;
+}

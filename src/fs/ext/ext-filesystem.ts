@@ -38,6 +38,7 @@ export class ExtFilesystem implements Filesystem {
     readonly type: FsType,
     private readonly sb: Superblock,
     private readonly blocks: BlockReader,
+    readonly notice?: string,
   ) {
     this.label = sb.label;
     this.uuid = sb.uuid;

@@ -25,7 +25,7 @@ export const fatDriver: FilesystemDriver = {
     }
   },
   /** FAT's signature is weak: the 0x55AA marker with a `FAT12`/`FAT16`/`FAT32` file-system type string where mkfs puts it. */
-  async damage(device: BlockDevice): Promise<string | undefined> {
+  async openDamaged(device: BlockDevice): Promise<{ damage: string } | undefined> {
     if (device.size < BOOT_SECTOR_SIZE) return undefined;
     const sector = await device.read(0, BOOT_SECTOR_SIZE);
     const text = (at: number): string => String.fromCharCode(...sector.subarray(at, at + 5));
@@ -35,7 +35,7 @@ export const fatDriver: FilesystemDriver = {
       parseBootSector(sector, device.size);
       return undefined;
     } catch (error) {
-      return isCofferError(error, 'E_FS_CORRUPT') ? error.message.replace(/^fat: /, '') : undefined;
+      return isCofferError(error, 'E_FS_CORRUPT') ? { damage: error.message.replace(/^fat: /, '') } : undefined;
     }
   },
   open: (device: BlockDevice) => FatFilesystem.open(device),

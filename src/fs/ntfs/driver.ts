@@ -1,5 +1,6 @@
 import type { BlockDevice } from '../../blockdev/index.js';
 import type { FilesystemDriver } from '../filesystem.js';
+import { damagedBecause } from '../fs-errors.js';
 import { BOOT_SECTOR_SIZE, isNtfsBootSector, ntfsBootSectorDamage } from './boot-sector.js';
 import { NtfsFilesystem } from './ntfs-filesystem.js';
 
@@ -18,9 +19,9 @@ export const ntfsDriver: FilesystemDriver = {
     const volumeBytes = Number(view.getBigUint64(0x28, true)) * view.getUint16(0x0b, true);
     return volumeBytes <= device.size;
   },
-  async damage(device: BlockDevice): Promise<string | undefined> {
+  async openDamaged(device: BlockDevice): Promise<{ damage: string } | undefined> {
     if (device.size < BOOT_SECTOR_SIZE) return undefined;
-    return ntfsBootSectorDamage(await device.read(0, BOOT_SECTOR_SIZE));
+    return damagedBecause(ntfsBootSectorDamage(await device.read(0, BOOT_SECTOR_SIZE)));
   },
   open(device: BlockDevice): Promise<NtfsFilesystem> {
     return NtfsFilesystem.open(device);

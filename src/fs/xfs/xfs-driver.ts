@@ -1,6 +1,6 @@
 import type { BlockDevice } from '../../blockdev/index.js';
 import type { Filesystem, FilesystemDriver } from '../filesystem.js';
-import { fsCorrupt } from '../fs-errors.js';
+import { damagedBecause, fsCorrupt } from '../fs-errors.js';
 import { looksLikeXfs, parseSuperblock, SUPERBLOCK_BYTES, xfsSuperblockDamage } from './superblock.js';
 import { XfsFilesystem } from './xfs-filesystem.js';
 
@@ -19,9 +19,9 @@ export const xfsDriver: FilesystemDriver = {
     const bytes = await device.read(0, Math.min(PROBE_BYTES, device.size));
     return looksLikeXfs(bytes);
   },
-  async damage(device: BlockDevice): Promise<string | undefined> {
+  async openDamaged(device: BlockDevice): Promise<{ damage: string } | undefined> {
     if (device.size < SUPERBLOCK_BYTES) return undefined;
-    return xfsSuperblockDamage(await device.read(0, Math.min(PROBE_BYTES, device.size)));
+    return damagedBecause(xfsSuperblockDamage(await device.read(0, Math.min(PROBE_BYTES, device.size))));
   },
   async open(device: BlockDevice): Promise<Filesystem> {
     if (device.size < SUPERBLOCK_BYTES) throw fsCorrupt('xfs', `device of ${device.size} bytes is too small`);
