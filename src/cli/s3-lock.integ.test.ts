@@ -135,6 +135,19 @@ test('COMPLIANCE: a chunk, an index page and a manifest cannot be deleted throug
   assertExit(forget, 2);
   assert.match(assertOneLineError(forget), new RegExp(`snapshot ${backup.id.slice(0, 8)} is locked until ${backup.lock.lockedUntil.replace(/[.]/g, '\\.')} .*nothing was removed`));
   assert.ok((await keysUnder(bucket, 'vault/snapshots/')).includes(`vault/snapshots/${backup.id}`));
+
+  // The key file is locked with the config: passwd refuses before it adds anything, remove refuses with the date.
+  const keys = async () => (await cofferJson<{ id: string }[]>(['key', 'list', '-r', repo, '--json'], opts())).map((k) => k.id);
+  const [first] = await keys();
+  const passwd = await coffer(['key', 'passwd', '-r', repo], { ...opts(), env: { ...env, COFFER_NEW_PASSWORD: 'another' } });
+  assertExit(passwd, 2);
+  assert.match(assertOneLineError(passwd), /is under Object Lock until .*: a new passphrase cannot replace it before then \(add one with 'coffer key add'/);
+  assert.deepEqual(await keys(), [first], 'passwd added no key');
+  assertExit(await coffer(['key', 'add', '-r', repo], { ...opts(), env: { ...env, COFFER_NEW_PASSWORD: 'another' } }), 0);
+  const removal = await coffer(['key', 'remove', '-r', repo, first as string], { ...opts(), env: { ...env, COFFER_PASSWORD: 'another' } });
+  assertExit(removal, 2);
+  assert.match(assertOneLineError(removal), new RegExp(`key ${first} is under Object Lock until .*: it cannot be removed before then`));
+  assert.equal((await keys()).length, 2);
 });
 
 test('GOVERNANCE, a lock of seconds: reuse extends old chunks, the slack spares the next backup, lock extend repairs a bypass, prune waits for the lock', async () => {

@@ -14,6 +14,7 @@ import { deriveSigningKey } from './keys/signing-key.js';
 import { DigestRecordingBackend, digestRecorderOf } from './digests/digest-recording-backend.js';
 import { chunkKey, CONFIG_KEY, indexKey, keyFileKey, KEYS_PREFIX, SNAPSHOTS_PREFIX } from './layout.js';
 import { LockedBackend } from './lock/locked-backend.js';
+import { lockedUntil } from './lock/locked-until.js';
 import { RetentionCache } from './lock/retention-cache.js';
 import { SegmentCachingBackend } from './segment-cache.js';
 import { keepSpaceReserve } from './space-reserve.js';
@@ -237,8 +238,19 @@ export class Repository {
     const target = matches[0] as KeyInfo;
     if (target.id === this.openedWithKey && options.replacingCurrent !== true) throw refuse(`key ${target.id} is the one in use; open the repository with another key to remove it`);
     if (keys.length <= 1) throw refuse('refusing to remove the last key');
+    const locked = await this.keyLockedUntil(target.id);
+    if (locked !== null) throw refuse(`key ${target.id} is under Object Lock until ${locked.toISOString()}: it cannot be removed before then, and its passphrase opens the repository until it is`);
     await this.backend.delete(keyFileKey(target.id));
     return target.id;
+  }
+
+  /**
+   * Until when Object Lock keeps key file `id` (a locked repository's key files are locked with
+   * its config); null when it can be removed. `key passwd` asks first, so that it never adds a
+   * new key it then cannot swap for the old one.
+   */
+  async keyLockedUntil(id: string): Promise<Date | null> {
+    return lockedUntil(this, keyFileKey(id));
   }
 }
 

@@ -38,6 +38,11 @@ export async function keyCommand(action: string, id: string | undefined, options
         return 0;
       }
       case 'passwd': {
+        const current = repo.openedWithKey;
+        const locked = current === null ? null : await repo.keyLockedUntil(current);
+        if (locked !== null) {
+          throw new CofferError('E_KEY_REFUSED', `key ${current} is under Object Lock until ${locked.toISOString()}: a new passphrase cannot replace it before then (add one with 'coffer key add' now; the old one keeps working until ${locked.toISOString()}, then 'coffer key remove ${current}')`);
+        }
         const added = await repo.addKey(await newPassphrase(repo, options, context));
         if (repo.openedWithKey !== null) await repo.removeKey(repo.openedWithKey, { replacingCurrent: true });
         context.stdout.write(options.json ? `${JSON.stringify({ added, removed: repo.openedWithKey })}\n` : `passphrase changed: key ${added} replaces ${repo.openedWithKey}\n`);
