@@ -148,6 +148,13 @@ test('COMPLIANCE: a chunk, an index page and a manifest cannot be deleted throug
   assertExit(removal, 2);
   assert.match(assertOneLineError(removal), new RegExp(`key ${first} is under Object Lock until .*: it cannot be removed before then`));
   assert.equal((await keys()).length, 2);
+
+  // A delete marker hides a locked chunk (its version stays): lock extend finds it missing and says so with exit 13.
+  const hidden = (await keysUnder(bucket, 'vault/chunks/'))[0] as string;
+  await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: hidden }));
+  const extend = await coffer(['lock', 'extend', '-r', repo], opts());
+  assertExit(extend, 13);
+  assert.match(extend.stdout.toString(), /, 1 missing \(run 'coffer verify'\)/);
 });
 
 test('GOVERNANCE, a lock of seconds: reuse extends old chunks, the slack spares the next backup, lock extend repairs a bypass, prune waits for the lock', async () => {

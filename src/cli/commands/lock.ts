@@ -1,6 +1,7 @@
 import { CofferError } from '../../errors/index.js';
 import { describeLock, extendLocks, lockStatus } from '../../repo/index.js';
 import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
+import { ExitCode } from '../exit-codes.js';
 
 /**
  * `coffer lock status`: the repository's Object Lock policy and each snapshot's lock-until.
@@ -37,6 +38,7 @@ export async function lockCommand(action: string, options: RepositoryOptions, co
           `${report.missing > 0 ? `, ${report.missing} missing (run 'coffer verify')` : ''}\n`,
       );
     }
-    return 0;
+    // Missing objects are damage, as verify would say: a script must not read success.
+    return report.missing > 0 ? ExitCode.verifyFailed : 0;
   });
 }
