@@ -9,6 +9,7 @@ import type { IdPrefixSet } from './id-prefix-set.js';
 import { idFromKey, packKey, SEGMENTS_PREFIX, segmentKey } from './layout.js';
 import { readSegment, type PackDecision, type PackPlan } from './pack-plan.js';
 import { recordRemovedPacks } from './pack-removals.js';
+import { PACK_DEFAULTS } from './pack-writer.js';
 import { RepackWriter, type SealedFrame } from './repack-writer.js';
 import type { Repository } from './repository.js';
 
@@ -37,8 +38,23 @@ export interface PackSweepReport {
   bytesFreed: number;
   /** Packs kept because a frame or the trailer does not read (run verify --read-data, repair). */
   unreadable: { pack: string; message: string }[];
-  /** Packs that were due for a repack but kept as they are: the sweep ran `deleteOnly` (a full disk). */
+  /** Packs that were due for a repack but kept as they are: no room for their copy (`lowSpace`, a full disk). */
   repacksPostponed: number;
+}
+
+/** Options of {@link sweepPacks}. */
+export interface SweepOptions {
+  dryRun: boolean;
+  /**
+   * A disk with (almost) no room (prune on a full disk, space-reserve.ts): every pack with
+   * nothing to copy is removed first, then the packs to repack go one pack's worth at a time,
+   * each step's new pack written and its old packs removed before the next, so that each step
+   * needs the room of one pack; the first step that finds no room stops, and its packs and
+   * the rest are kept as they are (`repacksPostponed`).
+   */
+  lowSpace?: boolean;
+  signal?: AbortSignal;
+  onProgress?: (phase: 'repack' | 'sweep', done: number, total: number) => void;
 }
 
 /**
@@ -57,34 +73,15 @@ export interface PackSweepReport {
  * Until step 4 every old place still exists; after it, every used chunk of a removed pack is
  * named by a segment at its new place, where readers fall back when a snapshot's entry points
  * at a pack that is gone (snapshot-disk.ts). Frames that do not open keep their pack as it is.
- * `deleteOnly` (prune on a full disk, space-reserve.ts): step 1 writes nothing; a pack due for
- * a repack is kept as it is (`repacksPostponed`), except a pack no segment names whose used
- * chunks all have a kept copy elsewhere (an interrupted repack's output), which is deleted.
+ * `lowSpace` runs the same four steps several times: once for the packs with nothing to copy,
+ * then once per pack's worth of packs to repack ({@link SweepOptions.lowSpace}).
  */
-export async function sweepPacks(
-  repo: Repository,
-  plan: PackPlan,
-  live: IdPrefixSet,
-  options: { dryRun: boolean; deleteOnly?: boolean; signal?: AbortSignal; onProgress?: (phase: 'repack' | 'sweep', done: number, total: number) => void },
-): Promise<PackSweepReport> {
+export async function sweepPacks(repo: Repository, plan: PackPlan, live: IdPrefixSet, options: SweepOptions): Promise<PackSweepReport> {
   const report: PackSweepReport = {
     packsBefore: plan.packs, packsKept: plan.kept.size, packsDeleted: 0, packsRepacked: 0, packsWritten: 0, bytesRewritten: 0, liveBytesInRepacked: 0, chunksCopied: 0,
     framesMoved: 0, framesRecompressed: 0, segmentsBefore: plan.segments, segmentsRewritten: 0, segmentsRemoved: 0, bytesFreed: 0, unreadable: [...plan.unreadable], repacksPostponed: 0,
   };
-  /** A pack due for a repack kept as it is (deleteOnly). */
-  const postpone = (decision: PackDecision): void => {
-    plan.kept.add(decision.id);
-    report.packsKept++;
-    report.repacksPostponed++;
-  };
-  const interrupted = () => new CofferError('E_INTERRUPTED', 'prune interrupted (run it again: every snapshot still reads, and the next prune finishes the work)');
-  let repacks = plan.changes.filter((c) => c.action === 'repack');
-  if (options.deleteOnly === true && !options.dryRun) {
-    // No new pack may be written: every pack due for a repack stays as it is (first, so that
-    // the chunks of an interrupted prune's unnamed packs count as kept in them).
-    for (const decision of repacks.filter((c) => c.named)) postpone(decision);
-    repacks = repacks.filter((c) => !c.named);
-  }
+  const repacks = plan.changes.filter((c) => c.action === 'repack');
   report.liveBytesInRepacked = repacks.reduce((sum, c) => sum + c.liveBytes, 0);
   if (options.dryRun) {
     report.packsDeleted = plan.changes.length - repacks.length;
@@ -92,98 +89,184 @@ export async function sweepPacks(
     report.bytesFreed = plan.changes.reduce((sum, c) => sum + c.size, 0);
     return report;
   }
-
-  // 1–2: copy what is used out of the packs to repack.
-  const removed: PackDecision[] = plan.changes.filter((c) => c.action === 'delete');
-  if (repacks.length > 0) {
-    const index = await ChunkIndex.load(repo);
-    const quarantined = await listQuarantined(repo);
-    const writer = new RepackWriter(repo);
-    const namedRepacks = new Set(repacks.filter((c) => c.named).map((c) => c.id));
-    let done = 0;
-    for (const decision of repacks) {
-      if (options.signal?.aborted) throw interrupted();
-      const copied = await repackOne(repo, decision, { live, index, quarantined, kept: plan.kept, namedRepacks });
-      options.onProgress?.('repack', ++done, repacks.length);
-      if ('unreadable' in copied) {
-        report.unreadable.push({ pack: decision.key, message: copied.unreadable });
-        plan.kept.add(decision.id);
-        report.packsKept++;
-        continue;
-      }
-      if (options.deleteOnly === true && copied.frames.length > 0) {
-        postpone(decision);
-        continue;
-      }
-      for (const frame of copied.frames) await writer.addFrame(frame);
-      report.framesMoved += copied.moved;
-      report.framesRecompressed += copied.frames.length - copied.moved;
-      report.chunksCopied += copied.frames.reduce((sum, f) => sum + f.chunks.length, 0);
-      if (copied.frames.length === 0) report.packsDeleted++;
-      else report.packsRepacked++;
-      removed.push(decision);
+  const sweep = new PackSweep(repo, plan, live, report, options);
+  const deletions = plan.changes.filter((c) => c.action === 'delete');
+  if (options.lowSpace !== true) {
+    await sweep.step([...deletions, ...repacks]);
+    return report;
+  }
+  await sweep.step(deletions);
+  // Unnamed packs first: an interrupted repack's output, whose chunks the named packs being
+  // repacked also hold, is deleted in a step of its own before those packs are copied.
+  const ordered = [...repacks.filter((c) => !c.named), ...repacks.filter((c) => c.named)];
+  let batch: PackDecision[] = [];
+  let batchBytes = 0;
+  for (const [i, decision] of ordered.entries()) {
+    batch.push(decision);
+    batchBytes += decision.liveBytes;
+    const last = i === ordered.length - 1;
+    if (!last && batchBytes < PACK_DEFAULTS.packSize && decision.named === (ordered[i + 1] as PackDecision).named) continue;
+    const counts = { ...report, unreadable: [...report.unreadable] };
+    try {
+      await sweep.step(batch);
+    } catch (error) {
+      if (!isCofferError(error, 'E_NO_SPACE')) throw error;
+      // No room even for one pack: this step's packs and the rest stay as they are, and the
+      // report says the step did not happen. What it wrote before it failed is an interrupted
+      // repack's output, which the next prune deletes, as after a crash (§19.7).
+      Object.assign(report, counts);
+      for (const postponed of ordered.slice(i + 1 - batch.length)) sweep.postpone(postponed);
+      break;
     }
-    await writer.finish();
-    report.packsWritten = writer.written.packs;
-    report.bytesRewritten = writer.written.bytes;
+    batch = [];
+    batchBytes = 0;
   }
-  report.packsDeleted += plan.changes.filter((c) => c.action === 'delete').length;
-  if (removed.length === 0) return report;
-
-  // 3: segments without the removed packs (each old segment's replacement first).
-  const gone = new Set(removed.map((r) => r.id));
-  const oldSegments: { key: string; size: number }[] = [];
-  for await (const entry of repo.backend.list(SEGMENTS_PREFIX)) if (idFromKey(entry.key) !== null) oldSegments.push(entry);
-  const stale: { key: string; size: number }[] = [];
-  for (const entry of oldSegments) {
-    if (options.signal?.aborted) throw interrupted();
-    const segment = await readSegment(repo, idFromKey(entry.key) as string);
-    const keep: Buffer[] = [];
-    for (let i = 0; i < segment.count; i++) {
-      const located = segment.entryAt(i);
-      if (!gone.has(located.subarray(32, 64).toString('hex'))) keep.push(Buffer.from(located));
-    }
-    if (keep.length === segment.count) continue;
-    if (keep.length > 0) {
-      const plaintext = encodeSegment(keep);
-      const id = repo.codec.idOf(plaintext);
-      const sealed = await repo.pool.seal(plaintext, ObjectKind.indexSegment, id);
-      await repo.backend.put(segmentKey(id.toString('hex')), sealed);
-      report.bytesFreed -= sealed.length;
-      report.segmentsRewritten++;
-    } else report.segmentsRemoved++;
-    stale.push(entry);
-  }
-  // Before the first delete: a backup that lists the records after this one sees every pack
-  // this prune may remove (one that read them before holds a lease this prune waited for),
-  // and those the snapshots name that were gone already (an older prune's, or lost).
-  await recordRemovedPacks(repo, [...removed.map((r) => r.id), ...plan.missing]);
-  await repo.backend.sync();
-
-  // 4: the old segments, then the old packs.
-  let swept = 0;
-  const total = stale.length + removed.length;
-  for (const entry of stale) {
-    if (options.signal?.aborted) throw interrupted();
-    await deleteIfPresent(repo, entry.key);
-    report.bytesFreed += entry.size;
-    options.onProgress?.('sweep', ++swept, total);
-  }
-  for (const decision of removed) {
-    if (options.signal?.aborted) throw interrupted();
-    await deleteIfPresent(repo, decision.key);
-    report.bytesFreed += decision.size;
-    options.onProgress?.('sweep', ++swept, total);
-  }
-  report.bytesFreed -= report.bytesRewritten;
   return report;
+}
+
+/** The steps of one sweep, sharing the chunk index and the report. */
+class PackSweep {
+  private context: RepackContext | undefined;
+  /** Packs the snapshots name that are gone already: named in the first removal record. */
+  private missing: string[];
+
+  constructor(
+    private readonly repo: Repository,
+    private readonly plan: PackPlan,
+    private readonly live: IdPrefixSet,
+    private readonly report: PackSweepReport,
+    private readonly options: SweepOptions,
+  ) {
+    this.missing = [...plan.missing];
+  }
+
+  /** A pack due for a repack kept as it is (no room for its copy). */
+  postpone(decision: PackDecision): void {
+    if (this.plan.kept.has(decision.id)) return;
+    this.plan.kept.add(decision.id);
+    this.report.packsKept++;
+    this.report.repacksPostponed++;
+  }
+
+  /** Steps 1–4 for `changes` (packs to delete or repack). */
+  async step(changes: PackDecision[]): Promise<void> {
+    const removed = changes.filter((c) => c.action === 'delete');
+    this.report.packsDeleted += removed.length;
+    const repacks = changes.filter((c) => c.action === 'repack');
+    if (repacks.length > 0) removed.push(...(await this.copyOut(repacks)));
+    if (removed.length > 0) await this.retire(removed);
+  }
+
+  /** 1–2: copies what is used out of `repacks`; returns those that may now be removed. */
+  private async copyOut(repacks: PackDecision[]): Promise<PackDecision[]> {
+    const { repo, report } = this;
+    this.context ??= {
+      live: this.live,
+      index: await ChunkIndex.load(repo),
+      quarantined: await listQuarantined(repo),
+      kept: this.plan.kept,
+      namedRepacks: new Set(this.plan.changes.filter((c) => c.action === 'repack' && c.named).map((c) => c.id)),
+    };
+    const writer = new RepackWriter(repo);
+    const removed: PackDecision[] = [];
+    let done = 0;
+    try {
+      for (const decision of repacks) {
+        if (this.options.signal?.aborted) throw interrupted();
+        const copied = await repackOne(repo, decision, this.context);
+        this.options.onProgress?.('repack', ++done, repacks.length);
+        if ('unreadable' in copied) {
+          report.unreadable.push({ pack: decision.key, message: copied.unreadable });
+          this.plan.kept.add(decision.id);
+          report.packsKept++;
+          continue;
+        }
+        for (const frame of copied.frames) await writer.addFrame(frame);
+        report.framesMoved += copied.moved;
+        report.framesRecompressed += copied.frames.length - copied.moved;
+        report.chunksCopied += copied.frames.reduce((sum, f) => sum + f.chunks.length, 0);
+        if (copied.frames.length === 0) report.packsDeleted++;
+        else report.packsRepacked++;
+        removed.push(decision);
+      }
+      await writer.finish();
+    } finally {
+      report.packsWritten += writer.written.packs;
+      report.bytesRewritten += writer.written.bytes;
+      report.bytesFreed -= writer.written.bytes;
+    }
+    return removed;
+  }
+
+  /** 3–4: segments without the removed packs, the removal record, then the deletes. */
+  private async retire(removed: PackDecision[]): Promise<void> {
+    const { repo, report, options } = this;
+    const gone = new Set(removed.map((r) => r.id));
+    const oldSegments: { key: string; size: number }[] = [];
+    for await (const entry of repo.backend.list(SEGMENTS_PREFIX)) if (idFromKey(entry.key) !== null) oldSegments.push(entry);
+    const stale: { key: string; size: number }[] = [];
+    for (const entry of oldSegments) {
+      if (options.signal?.aborted) throw interrupted();
+      const segment = await readSegment(repo, idFromKey(entry.key) as string);
+      const keep: Buffer[] = [];
+      for (let i = 0; i < segment.count; i++) {
+        const located = segment.entryAt(i);
+        if (!gone.has(located.subarray(32, 64).toString('hex'))) keep.push(Buffer.from(located));
+      }
+      if (keep.length === segment.count) continue;
+      if (keep.length > 0) {
+        const plaintext = encodeSegment(keep);
+        const id = repo.codec.idOf(plaintext);
+        const sealed = await repo.pool.seal(plaintext, ObjectKind.indexSegment, id);
+        await repo.backend.put(segmentKey(id.toString('hex')), sealed);
+        report.bytesFreed -= sealed.length;
+        report.segmentsRewritten++;
+      } else report.segmentsRemoved++;
+      stale.push(entry);
+    }
+    // Before the first delete: a backup that lists the records after this one sees every pack
+    // this prune may remove (one that read them before holds a lease this prune waited for),
+    // and those the snapshots name that were gone already (an older prune's, or lost).
+    await recordRemovedPacks(repo, [...removed.map((r) => r.id), ...this.missing]);
+    this.missing = [];
+    await repo.backend.sync();
+
+    // 4: the old segments, then the old packs.
+    const total = stale.length + removed.length;
+    let swept = 0;
+    for (const entry of stale) {
+      if (options.signal?.aborted) throw interrupted();
+      await deleteIfPresent(repo, entry.key);
+      report.bytesFreed += entry.size;
+      options.onProgress?.('sweep', ++swept, total);
+    }
+    for (const decision of removed) {
+      if (options.signal?.aborted) throw interrupted();
+      await deleteIfPresent(repo, decision.key);
+      report.bytesFreed += decision.size;
+      options.onProgress?.('sweep', ++swept, total);
+    }
+  }
+}
+
+function interrupted(): CofferError {
+  return new CofferError('E_INTERRUPTED', 'prune interrupted (run it again: every snapshot still reads, and the next prune finishes the work)');
+}
+
+/** What {@link repackOne} needs to know beside the pack. */
+interface RepackContext {
+  live: IdPrefixSet;
+  index: ChunkIndex;
+  quarantined: ReadonlySet<string>;
+  kept: ReadonlySet<string>;
+  namedRepacks: ReadonlySet<string>;
 }
 
 /** The frames to write for one pack to repack, or why it must stay. */
 async function repackOne(
   repo: Repository,
   decision: PackDecision,
-  context: { live: IdPrefixSet; index: ChunkIndex; quarantined: ReadonlySet<string>; kept: ReadonlySet<string>; namedRepacks: ReadonlySet<string> },
+  context: RepackContext,
 ): Promise<{ frames: SealedFrame[]; moved: number } | { unreadable: string }> {
   // A used chunk another kept pack also holds (a backup stored it again, or an interrupted
   // prune copied it already) need not be copied; a quarantined id is never trusted elsewhere.

@@ -56,12 +56,14 @@ export interface PruneReport {
   /** Format 2: small index segments merged (segment-merge.ts). */
   segments?: SegmentMergeReport;
   /**
-   * Set when the space reserve was used or is missing (space-reserve.ts): `released`, the disk
-   * was full, so prune deleted the reserve and ran again deleting only (packs due for a repack
-   * were kept: `packs.repacksPostponed`); `restored`, the reserve is in place again at the end
-   * (false: no room for it, and the next full disk cannot be pruned this way).
+   * Set when the disk was full or the space reserve could not be written (space-reserve.ts):
+   * `released`, prune deleted the reserve and ran again in small steps (packs deleted first,
+   * then repacked one pack's worth at a time; those that found no room were kept:
+   * `packs.repacksPostponed`); `missing`, the disk was full and there was no reserve, and the
+   * run in small steps found the room it needed anyway; `restored`, the reserve is in place at
+   * the end (false: no room for it, and the next full disk may not be prunable).
    */
-  spaceReserve?: { released: boolean; restored: boolean };
+  spaceReserve?: { released: boolean; missing: boolean; restored: boolean };
 }
 
 /** Progress of a prune. */
@@ -85,28 +87,38 @@ export interface PruneProgress {
  * time) and is simply run again. Format 2: packs are deleted or repacked instead of chunk
  * objects (pack-plan.ts decides, pack-sweep.ts writes the new places before deleting the old
  * ones: docs/repository-format.md §19.7). On a disk full to the last block (E_NO_SPACE), a local
- * repository's space reserve is deleted and the prune runs again deleting only; the reserve is
- * written back at the end (space-reserve.ts, `report.spaceReserve`).
+ * repository's space reserve is deleted and the prune runs again in small steps (packs deleted
+ * first, then repacked one pack's worth at a time); the reserve is written back at the end
+ * (space-reserve.ts, `report.spaceReserve`).
  */
 export async function pruneRepository(repo: Repository, options: PruneOptions = {}): Promise<PruneReport> {
   if (options.dryRun === true) return pruneOnce(repo, options, false);
-  let report: PruneReport;
-  let released = false;
+  let report: PruneReport | undefined;
+  let reserve: 'untouched' | 'released' | 'missing' = 'untouched';
   try {
+    report = await pruneOnce(repo, options, false);
+  } catch (error) {
+    if (!isCofferError(error, 'E_NO_SPACE') || repo.backend.fillsUp !== true) throw error;
+    // The reserve's room takes the few writes that come before the first delete (lease,
+    // segments, pack-removal record); packs are then deleted before any is repacked, and
+    // repacked one pack's worth at a time. Without a reserve (a repository made before it
+    // existed, or a deleted one) the same run may still find the little room it needs.
+    reserve = (await releaseSpaceReserve(repo.backend)) ? 'released' : 'missing';
     try {
-      report = await pruneOnce(repo, options, false);
-    } catch (error) {
-      if (!isCofferError(error, 'E_NO_SPACE') || !(await releaseSpaceReserve(repo.backend))) throw error;
-      // The reserve's room takes the few writes that come before the first delete (lease,
-      // segments, pack-removal record); repacking, which writes new packs, waits for room.
-      released = true;
       report = await pruneOnce(repo, options, true);
+    } catch (again) {
+      if (reserve === 'released') await keepSpaceReserve(repo.backend).catch(() => false);
+      if (reserve === 'missing' && isCofferError(again, 'E_NO_SPACE')) {
+        throw new CofferError(
+          'E_NO_SPACE',
+          `${again.message}; this repository has no space reserve (it was made before Coffer kept one, or its file 'reserve' was deleted), so prune has no room of its own on this full disk: free a few MiB on it and run prune again, which then writes a reserve for the next time`,
+        );
+      }
+      throw again;
     }
-  } finally {
-    if (released) await keepSpaceReserve(repo.backend).catch(() => false);
   }
   const restored = await keepSpaceReserve(repo.backend);
-  if (released || !restored) report.spaceReserve = { released, restored };
+  if (reserve !== 'untouched' || !restored) report.spaceReserve = { released: reserve === 'released', missing: reserve === 'missing', restored };
   return report;
 }
 
@@ -122,8 +134,8 @@ export interface PruneOptions {
   repackThreshold?: number;
 }
 
-/** One prune; `deleteOnly` (a full disk): no pack is repacked and no segment merged, as both write. */
-async function pruneOnce(repo: Repository, options: PruneOptions, deleteOnly: boolean): Promise<PruneReport> {
+/** One prune; `lowSpace` (a full disk): packs swept in small steps (pack-sweep.ts), no segment merged. */
+async function pruneOnce(repo: Repository, options: PruneOptions, lowSpace: boolean): Promise<PruneReport> {
   const threshold = options.repackThreshold ?? REPACK_DEFAULTS.repackThreshold;
   if (!(threshold > 0 && threshold <= 1)) throw new CofferError('E_USAGE', `repack threshold ${threshold} must be above 0 and at most 1 (a share of a pack's bytes)`);
   const dryRun = options.dryRun === true;
@@ -192,14 +204,14 @@ async function pruneOnce(repo: Repository, options: PruneOptions, deleteOnly: bo
       const plan = await planPacks(repo, chunks, hinted, { threshold, onPack: (done) => options.onProgress?.({ phase: 'plan', done, total: 0 }) });
       report.packs = await sweepPacks(repo, plan, chunks, {
         dryRun,
-        deleteOnly,
+        lowSpace,
         ...(options.signal ? { signal: options.signal } : {}),
         onProgress: (phase, done, total) => options.onProgress?.({ phase, done, total }),
       });
       report.bytesFreed += report.packs.bytesFreed;
       report.stillLocked += plan.locked.length;
       // Then the small segments (backups' and the sweep's) merged, under the same lease.
-      if (!deleteOnly) report.segments = await mergeSmallSegments(repo, { dryRun, signal: options.signal });
+      if (!lowSpace) report.segments = await mergeSmallSegments(repo, { dryRun, signal: options.signal });
       report.chunksKept = chunks.size;
     }
 

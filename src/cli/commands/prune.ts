@@ -86,10 +86,13 @@ export function renderPrune(r: PruneReport): string {
   if (r.stillLocked > 0) lines.push(`${r.stillLocked} object(s) no snapshot uses are still locked (Object Lock): a later prune removes them`);
   if (r.expiredLeasesRemoved > 0) lines.push(`removed ${r.expiredLeasesRemoved} lease(s) of processes that died`);
   const reserve = r.spaceReserve;
-  if (reserve?.released === true) {
+  if (reserve?.released === true || reserve?.missing === true) {
     const postponed = r.packs?.repacksPostponed ?? 0;
-    lines.push(`the disk was full: prune used the repository's space reserve to delete what no snapshot uses${postponed > 0 ? `, and left ${postponed} pack(s) due for a repack as they are (run prune again once there is room)` : ''}`);
+    const how = reserve.released ? "used the repository's space reserve to delete" : 'found room (the repository had no space reserve) to delete';
+    const repacks = postponed > 0 ? `; ${postponed} pack(s) due for a repack found no room and stay as they are (run prune again once there is room)` : r.packs !== undefined ? ', then repacked pack by pack' : '';
+    lines.push(`the disk was full: prune ${how} what no snapshot uses first${repacks}`);
   }
+  if (reserve?.missing === true && reserve.restored) lines.push(`the repository has a space reserve now (${formatBytes(SPACE_RESERVE_BYTES)}), for the next time the disk fills up`);
   if (reserve?.restored === false) lines.push(`warning: no room to write back the space reserve (${formatBytes(SPACE_RESERVE_BYTES)}): free space on this disk, or the next time backups fill it prune cannot run`);
   return `${lines.join('\n')}\n`;
 }
