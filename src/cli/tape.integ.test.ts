@@ -195,6 +195,14 @@ test('--volume-size spans three volumes, each a tar archive of its own; import n
   const none = await cofferJson<SnapshotJson[]>(['snapshots', '-r', join(work, 'no-v3')], env);
   assert.deepEqual(none, [], 'no snapshot becomes visible from an incomplete set');
 
+  // tape list says the same of an incomplete set (it said nothing and exited 0), and exits 0 for the whole set.
+  const listed = await coffer(['tape', 'list', '--from', `${v1},${v3}`]);
+  assertExit(listed, 2);
+  assert.match(listed.stdout.toString(), /every member read back/, 'the volumes given are still listed');
+  assert.match(assertOneLineError(listed), /tape set [0-9a-f]{8} is incomplete: volume 2 is missing: tape import needs every volume of the set/);
+  assert.match(assertOneLineError(await coffer(['tape', 'list', '--from', v1, '--json'])), /incomplete: the last volume is not among those given \(volume 1 is not the last\)/);
+  assertExit(await coffer(['tape', 'list', '--from', `${v2},${v3},${v1}`]), 0);
+
   const whole = join(work, 'from-three');
   await cofferJson(['tape', 'import', '--from', `${v3},${v1},${v2}`, '-r', whole], env); // any order
   await restoreAndCompare(whole, first.id, disk1);

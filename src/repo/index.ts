@@ -83,7 +83,7 @@ export type { SyncReport, SyncProgress, SyncCounters, SyncedSnapshot } from './s
 export { SYNCED_FROM_NOTE, parseSyncedFrom, type SyncedFrom } from './sync/synced-from.js';
 export { exportTape, TAPE_NOTE, TAPE_DEFAULTS, type TapeExportOptions, type TapeExportReport, type TapeExportProgress, type TapeNoteData } from './tape/tape-export.js';
 export { importTape, orderVolumes, type TapeImportOptions, type TapeImportReport } from './tape/tape-import.js';
-export { listTape, type TapeVolumeListing } from './tape/tape-list.js';
+export { listTape, missingFromSet, type TapeVolumeListing } from './tape/tape-list.js';
 export { readTapeCatalog, type TapeCatalogEntry, type TapeCatalogOptions } from './tape/tape-catalog.js';
 export { fileVolumeTarget, fileVolumeSource, type FileVolumeOptions } from './tape/file-volumes.js';
 export type { VolumeSink, VolumeSource, VolumeTarget } from './tape/volume-sink.js';

@@ -9,6 +9,7 @@ import {
   importTape,
   isValidRecordSize,
   listTape,
+  missingFromSet,
   readTapeCatalog,
   resolveSnapshot,
   TAPE_DEFAULTS,
@@ -43,7 +44,7 @@ function sizeOption(text: string | undefined, option: string, fallback: number |
 
 /** `coffer tape export SNAPSHOT… --to FILE`: a self-contained tape set (docs/tape-format.md). */
 export async function tapeExportCommand(references: string[], options: TapeExportOptions, context: CommandContext): Promise<number> {
-  if (options.to === undefined) throw new CofferError('E_USAGE', 'tape export needs --to FILE_OR_DEVICE');
+  if (options.to === undefined || options.to.trim() === '') throw new CofferError('E_USAGE', 'tape export needs --to FILE_OR_DEVICE (a file, or a tape drive such as /dev/nst0)');
   if (options.to === '-') throw new CofferError('E_USAGE', "--to -: tape export writes a file or a tape device, not standard output (give ./- for a file named '-')");
   if (references.length === 0) throw new CofferError('E_USAGE', 'tape export needs at least one snapshot (an id, a prefix, latest or NAME:latest)');
   const recordSize = sizeOption(options.blockSize, '--block-size', TAPE_DEFAULTS.recordSize) as number;
@@ -129,9 +130,15 @@ export async function tapeImportCommand(options: TapeReadOptions, context: Comma
 /** `coffer tape list --from FILE[,…]`: label and index of each volume, no passphrase needed. */
 export async function tapeListCommand(options: TapeReadOptions, context: CommandContext): Promise<number> {
   const listings = await listTape(await volumeSources(options), context.signal);
+  // A set that lacks a volume cannot be imported: say so, and exit as import would (2).
+  const incomplete = missingFromSet(listings);
+  const verdict = (): number => {
+    for (const problem of incomplete) context.stderr.write(`coffer: ${problem}: tape import needs every volume of the set\n`);
+    return incomplete.length > 0 ? 2 : 0;
+  };
   if (options.json) {
     context.stdout.write(`${JSON.stringify(listings)}\n`);
-    return 0;
+    return verdict();
   }
   const rows = [['Volume', 'File', 'Tape set', 'Created (UTC)', 'Repository', 'Chunks', 'Pages', 'Data', 'Last']];
   for (const l of listings) {
@@ -139,7 +146,7 @@ export async function tapeListCommand(options: TapeReadOptions, context: Command
   }
   const snapshots = [...new Set(listings.flatMap((l) => l.snapshots))];
   context.stdout.write(`${formatTable(rows)}\nsnapshots of the set: ${snapshots.join(' ')}\nevery member read back and matched its index\n`);
-  return 0;
+  return verdict();
 }
 
 /** Runs the command that loads the next tape (like GNU tar's --new-volume-script), with COFFER_TAPE_VOLUME and COFFER_TAPE_DEVICE set. */

@@ -46,3 +46,27 @@ export async function listTape(sources: readonly VolumeSource[], signal?: AbortS
   }
   return listings;
 }
+
+/**
+ * What the listed volumes lack of their set: volume numbers below the highest one given that
+ * were not given, and whether the set's last volume (its index says `final`) is among them.
+ * Volumes of several sets are judged per set. Empty when the set is complete.
+ */
+export function missingFromSet(listings: readonly TapeVolumeListing[]): string[] {
+  const sets = new Map<string, TapeVolumeListing[]>();
+  for (const l of listings) sets.set(l.label.tapeSet, [...(sets.get(l.label.tapeSet) ?? []), l]);
+  const problems: string[] = [];
+  for (const [tapeSet, volumes] of sets) {
+    const given = new Set(volumes.map((v) => v.label.sequence));
+    const highest = Math.max(...given);
+    const missing: number[] = [];
+    for (let sequence = 1; sequence < highest; sequence++) if (!given.has(sequence)) missing.push(sequence);
+    const last = volumes.some((v) => v.final);
+    if (missing.length === 0 && last) continue;
+    const parts: string[] = [];
+    if (missing.length > 0) parts.push(`volume${missing.length > 1 ? 's' : ''} ${missing.join(', ')} ${missing.length > 1 ? 'are' : 'is'} missing`);
+    if (!last) parts.push(`the last volume is not among those given (volume ${highest} is not the last)`);
+    problems.push(`tape set ${tapeSet.slice(0, 8)} is incomplete: ${parts.join('; ')}`);
+  }
+  return problems;
+}
