@@ -103,6 +103,7 @@ test('latest and NAME:latest pick the newest capture time; forget removes exactl
   await restoresAs('b:latest', disks.b);
   await restoresAs('latest', disks.aNew);
   await restoresAs(aOld.id.slice(0, 4), disks.aOld);
+  await restoresAs(aOld.id.slice(0, 12).toUpperCase(), disks.aOld); // copied in capitals from a report
 
   const listed = await cofferJson<SnapshotJson[]>(['snapshots', '-r', repo], env);
   assert.deepEqual(listed.map((s) => s.id), [aOld.id, b.id, aNew.id], 'oldest capture first');

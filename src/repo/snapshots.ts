@@ -142,12 +142,15 @@ export async function resolveSnapshot(repo: Repository, reference: string): Prom
 }
 
 /**
- * The full id a snapshot id or unique prefix (at least 4 hex characters) names, found among
+ * The full id a snapshot id or unique prefix (at least 4 hex characters, either case) names, found among
  * the manifests' names without reading one: what `forget` needs to remove a snapshot whose
  * manifest is damaged. `E_SNAPSHOT_NOT_FOUND` otherwise.
  */
-export async function resolveSnapshotId(repo: Repository, reference: string): Promise<string> {
+export async function resolveSnapshotId(repo: Repository, typed: string): Promise<string> {
+  // Ids are lower-case hex; one copied in capitals (from a report or a spreadsheet) names the same.
+  const reference = /^[0-9a-f]+$/i.test(typed) ? typed.toLowerCase() : typed;
   const notFound = (message: string) => new CofferError('E_SNAPSHOT_NOT_FOUND', message, { subject: { repository: repo.location, snapshot: reference } });
+  if (/^[0-9a-f]{1,3}$/.test(reference)) throw notFound(`${JSON.stringify(reference)} is too short a snapshot prefix: give at least 4 of its hex digits`);
   if (!/^[0-9a-f]{4,64}$/.test(reference)) throw notFound(`${JSON.stringify(reference)} is not a snapshot id, a prefix of one, 'latest' or 'NAME:latest'`);
   const matches: string[] = [];
   for await (const entry of repo.backend.list(SNAPSHOTS_PREFIX)) {
