@@ -10,6 +10,20 @@ test('durations: years, months, days and hours in that order, normalised', () =>
   for (const bad of ['', '7', '0d', '2w', '1d1y', '7d7d', '-1d', '1.5d', ' 7d', '7D']) {
     assert.throws(() => parseRetentionDuration(bad), (e) => isCofferError(e, 'E_USAGE'), JSON.stringify(bad));
   }
+  // Each says what is wrong with it (a count out of range read as "not a duration").
+  const why = (text: string) => {
+    try {
+      parseRetentionDuration(text);
+    } catch (error) {
+      return (error as Error).message;
+    }
+    return '';
+  };
+  assert.match(why('99999999999y'), /is too long a duration: at most 9999 years/);
+  assert.match(why('1000000d'), /at most 999999 days/);
+  assert.match(why('0d'), /is a duration of zero/);
+  assert.match(why('2w'), /is not a duration/);
+  assert.deepEqual(parseRetentionDuration('9999y'), { years: 9999, months: 0, days: 0, hours: 0, text: '9999y' });
 });
 
 test('durations are subtracted in UTC calendar arithmetic, as Go\'s AddDate', () => {

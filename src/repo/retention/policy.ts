@@ -77,18 +77,32 @@ export function parseKeepCount(text: string, option: string): KeepCount {
   return Number(text);
 }
 
-const DURATION = /^(?:(\d{1,4})y)?(?:(\d{1,5})m)?(?:(\d{1,6})d)?(?:(\d{1,7})h)?$/;
+const DURATION = /^(?:(\d+)y)?(?:(\d+)m)?(?:(\d+)d)?(?:(\d+)h)?$/;
+
+/** The largest count of each unit (about 10,000 years each: beyond them dates stop meaning anything). */
+const DURATION_LIMITS = [
+  { unit: 'years', max: 9999 },
+  { unit: 'months', max: 99_999 },
+  { unit: 'days', max: 999_999 },
+  { unit: 'hours', max: 9_999_999 },
+] as const;
 
 /**
  * Parses a duration like restic's `--keep-within`: years `y`, months `m`, days `d` and hours
- * `h`, in that order, each at most once (`1y5m7d2h`, `36h`, `2w` is not one). Throws `E_USAGE`.
+ * `h`, in that order, each at most once (`1y5m7d2h`, `36h`, `2w` is not one). Throws `E_USAGE`
+ * saying what is wrong: not a duration, zero, or longer than Coffer counts.
  */
 export function parseRetentionDuration(text: string): RetentionDuration {
   const match = DURATION.exec(text);
-  const [years, months, days, hours] = (match?.slice(1) ?? []).map((part) => Number(part ?? 0));
-  if (match === null || years === undefined || months === undefined || days === undefined || hours === undefined || years + months + days + hours === 0) {
+  if (match === null || text === '') {
     throw new CofferError('E_USAGE', `${JSON.stringify(text)} is not a duration: use years, months, days and hours, e.g. 7d, 36h or 1y6m`);
   }
+  const [years, months, days, hours] = match.slice(1).map((part) => Number(part ?? 0)) as [number, number, number, number];
+  for (const [i, count] of [years, months, days, hours].entries()) {
+    const limit = DURATION_LIMITS[i] as (typeof DURATION_LIMITS)[number];
+    if (count > limit.max) throw new CofferError('E_USAGE', `${JSON.stringify(text)} is too long a duration: at most ${limit.max} ${limit.unit}`);
+  }
+  if (years + months + days + hours === 0) throw new CofferError('E_USAGE', `${JSON.stringify(text)} is a duration of zero: give one above zero, e.g. 7d`);
   const text_ = `${years ? `${years}y` : ''}${months ? `${months}m` : ''}${days ? `${days}d` : ''}${hours ? `${hours}h` : ''}`;
   return { years, months, days, hours, text: text_ };
 }
