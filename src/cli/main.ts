@@ -104,6 +104,7 @@ function buildProgram(context: CommandContext, result: { code: number }, json: b
     .option('--to-password-file <path>', 'the destination\'s passphrase (default: $COFFER_TO_PASSWORD, $COFFER_TO_PASSWORD_FILE, or a prompt)')
     .option('--vm <name>', 'only the snapshots of this VM')
     .option('--since <duration>', 'only the snapshots captured within this long (e.g. 7d, 36h)')
+    .option('--read-data', 'read every chunk the copies already in the destination name, and send again those damaged there (without it, those missing there are found from a listing and sent again)')
     .option('--limit-upload <rate>', LIMIT_UPLOAD)
     .option('--limit-download <rate>', LIMIT_DOWNLOAD)
     .action((_options, command: Command) =>

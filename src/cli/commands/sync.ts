@@ -11,15 +11,17 @@ export interface SyncCommandOptions extends RepositoryOptions {
   toPasswordFile?: string;
   vm?: string;
   since?: string;
+  readData?: boolean;
 }
 
 /**
- * `coffer sync -r SRC --to DST [--vm NAME] [--since DURATION] [--limit-upload R]
- * [--limit-download R] [--json]`: copies the snapshots the destination lacks. The source's
- * passphrase comes as for every command; the destination's from `--to-password-file`,
- * `$COFFER_TO_PASSWORD` or `$COFFER_TO_PASSWORD_FILE`. Exit 0 when every selected snapshot is
- * in the destination, else the exit code of the first failure (11: the source is damaged,
- * 13: a copy did not read back intact).
+ * `coffer sync -r SRC --to DST [--vm NAME] [--since DURATION] [--read-data] [--limit-upload R]
+ * [--limit-download R] [--json]`: copies the snapshots the destination lacks, and makes the
+ * copies already there whole (chunks missing there, or with `--read-data` damaged, are sent
+ * again). The source's passphrase comes as for every command; the destination's from
+ * `--to-password-file`, `$COFFER_TO_PASSWORD` or `$COFFER_TO_PASSWORD_FILE`. Exit 0 when
+ * every selected snapshot is in the destination, whole, else the exit code of the first
+ * failure (11: the source is damaged, or a copy's index page is; 13: a copy did not read back intact).
  */
 export async function syncCommand(options: SyncCommandOptions, context: CommandContext): Promise<number> {
   if (options.to === undefined || options.to === '') throw new CofferError('E_USAGE', 'no destination given: use --to PATH');
@@ -34,6 +36,7 @@ export async function syncCommand(options: SyncCommandOptions, context: CommandC
       const report = await syncSnapshots(src, dst, {
         vm: options.vm,
         since,
+        readData: options.readData === true,
         signal: context.signal,
         onWait: (holders) => {
           const who = holders.map((h) => `${h.kind} on ${h.host} (pid ${h.pid}) since ${h.started}`).join('; ');
@@ -58,14 +61,19 @@ export async function syncCommand(options: SyncCommandOptions, context: CommandC
 export function renderSync(r: SyncReport): string {
   const lines = [
     `${r.source} → ${r.destination}${r.sameKeys ? ' (same keys: objects copied as stored)' : ''}`,
-    `${r.copied} snapshot(s) copied, ${r.present} already there, ${r.failed} failed${r.skipped > 0 ? `, ${r.skipped} skipped` : ''}`,
+    `${r.copied} snapshot(s) copied, ${r.present} already there, ${r.healed > 0 ? `${r.healed} healed, ` : ''}${r.failed} failed${r.skipped > 0 ? `, ${r.skipped} skipped` : ''}`,
     `sent ${r.chunksSent} chunk(s), ${formatBytes(r.chunkBytesSent)}, and ${r.indexPagesSent} index page(s), ${formatBytes(r.indexBytesSent)}; ${r.chunksPresent} chunk(s) read were there already; ${r.chunksReused} chunk(s) and ${r.indexPagesReused} index page(s) reused unread from earlier copies`,
     `read ${formatBytes(r.bytesRead)} from the source; wrote ${formatBytes(r.bytesWritten)} to the destination and read it back intact`,
   ];
   if (r.packsWritten + r.packsCopied > 0) lines.splice(3, 0, `format 2: wrote ${r.packsWritten} new pack(s) for re-packed chunks, copied ${r.packsCopied} pack(s) whole`);
   if (r.treesSent + r.treesReused > 0) lines.splice(3, 0, `file snapshots: sent ${r.treesSent} tree(s), ${formatBytes(r.treeBytesSent)}; ${r.treesReused} tree(s) reused unread`);
+  if (r.chunksChecked > 0) {
+    lines.splice(-1, 0, `checked ${r.chunksChecked} chunk(s) of the copies already there: ${r.chunksHealed === 0 ? 'all held' : `${r.chunksHealed} missing or damaged, sent again`}`);
+  }
   for (const s of r.snapshots) {
-    if (s.status === 'copied') lines.push(`copied  ${s.source.slice(0, 8)} → ${s.destination?.slice(0, 8)}  ${s.vm}  ${s.time}`);
+    if (s.status === 'healed') lines.push(`healed  ${s.source.slice(0, 8)} → ${s.destination?.slice(0, 8)}  ${s.vm}  ${s.time}: ${s.chunksHealed} chunk(s) missing or damaged in the destination, sent again`);
+    else if (s.status === 'failed' && s.destination !== null) lines.push(`FAILED  ${s.source.slice(0, 8)} → ${s.destination.slice(0, 8)}  ${s.vm}  ${s.time}: ${s.error?.message ?? ''}`);
+    else if (s.status === 'copied') lines.push(`copied  ${s.source.slice(0, 8)} → ${s.destination?.slice(0, 8)}  ${s.vm}  ${s.time}`);
     else if (s.status === 'failed') lines.push(`FAILED  ${s.source.slice(0, 8)}  ${s.vm}  ${s.time}: ${s.error?.message ?? ''}`);
     else if (s.status === 'skipped') lines.push(`SKIPPED ${s.source.slice(0, 8)}  ${s.vm}  ${s.time}: ${s.error?.message ?? ''}`);
   }

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { CofferError } from '../../errors/index.js';
+import type { ObjectId } from '../codec.js';
 import { ObjectKind } from '../format/envelope.js';
 import { entryId } from '../format/located-entry.js';
 import { MAX_CHUNKS_PER_FRAME } from '../format/pack.js';
@@ -147,18 +148,40 @@ export class ChunkTransfer {
    */
   translate(entry: Buffer): Promise<StoredChunk> {
     const hex = entryId(entry).toString('hex');
-    let result = this.translated.get(hex);
-    if (result === undefined) {
-      result = this.transfer(entry);
-      const forget = () => this.translated.delete(hex);
-      result.then((stored) => stored.entry.catch(forget), forget);
-      this.translated.set(hex, result);
-      if (this.translated.size > REMEMBERED_TRANSLATIONS) this.translated.delete(this.translated.keys().next().value as string);
-    }
+    return this.translated.get(hex) ?? this.remember(hex, this.transfer(entry));
+  }
+
+  /**
+   * Stores source chunk `entry` in the destination again although the destination names it
+   * already, as chunk `expected`: its copy there is missing or damaged (heal-copies.ts). The
+   * chunk is read from the source (opened and rehashed: nothing damaged is carried over), its
+   * destination id must be `expected` (`E_VERIFY_FAILED` otherwise: the copy does not name
+   * this chunk), and it is stored as a chunk the destination lacks: format 1 under the same
+   * key (a put over a damaged object; under Object Lock a new version, as a backup heals),
+   * format 2 in a new pack whose index segment gives its new place (the copy's pages keep the
+   * old place, a hint that reads fall back from, moved-chunks.ts). Read back like every chunk
+   * sent; later snapshots of this sync that need the chunk take this entry.
+   */
+  resend(entry: Buffer, expected: ObjectId): Promise<StoredChunk> {
+    return this.remember(entryId(entry).toString('hex'), this.transfer(entry, expected));
+  }
+
+  /** Remembers the translation of source chunk `hex` (forgotten when it fails). */
+  private remember(hex: string, result: Promise<StoredChunk>): Promise<StoredChunk> {
+    const forget = () => {
+      if (this.translated.get(hex) === result) this.translated.delete(hex);
+    };
+    result.then((stored) => stored.entry.catch(forget), forget);
+    this.translated.set(hex, result);
+    if (this.translated.size > REMEMBERED_TRANSLATIONS) this.translated.delete(this.translated.keys().next().value as string);
     return result;
   }
 
-  private async transfer(stored: Buffer): Promise<StoredChunk> {
+  /**
+   * Moves chunk `stored` unless the destination holds it; with `resend`, moves it although the
+   * destination names it (its copy there is broken), checking its destination id is `resend`.
+   */
+  private async transfer(stored: Buffer, resend?: ObjectId): Promise<StoredChunk> {
     if (this.options.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'sync interrupted (run it again: what was sent is kept)');
     // Format 2 source: a chunk whose pack is known gone (a prune repacked it, §19.7) is taken at
     // its place now: in a pack adopted whole (whole-packs.ts), or read there without a failed read.
@@ -170,18 +193,32 @@ export class ChunkTransfer {
     };
     const id = entryId(entry);
     if (this.options.sameKeys) {
-      const adopted = this.wholePacks?.adoptedEntry(entry);
-      if (adopted !== undefined) return { id, entry: Promise.resolve(adopted) };
-      const found = await this.destination.find(id);
-      if (found !== undefined) return present(found);
+      if (resend !== undefined) this.expect(resend, id);
+      else {
+        const adopted = this.wholePacks?.adoptedEntry(entry);
+        if (adopted !== undefined) return { id, entry: Promise.resolve(adopted) };
+        const found = await this.destination.find(id);
+        if (found !== undefined) return present(found);
+      }
       if (this.destination instanceof LooseDestination && this.src.config.version === 1) return this.destination.storeSealed(id, await this.source.sealed(id));
       return this.destination.storePlaintext(id, await this.source.plaintext(entry));
     }
     const plaintext = await this.source.plaintext(entry);
     const hash = await this.dst.pool.hash(plaintext);
     const dstId = hash.id ?? this.dst.codec.idOf(plaintext); // an all-zero chunk: stored by some writer, kept as is
-    const found = await this.destination.find(dstId);
-    if (found !== undefined) return present(found);
+    if (resend !== undefined) this.expect(resend, dstId);
+    else {
+      const found = await this.destination.find(dstId);
+      if (found !== undefined) return present(found);
+    }
     return this.destination.storePlaintext(dstId, plaintext);
+  }
+
+  /** A chunk sent again must be the one the copy names. */
+  private expect(expected: ObjectId, id: ObjectId): void {
+    if (id.equals(expected)) return;
+    throw new CofferError('E_VERIFY_FAILED', `the copy in ${this.dst.location} names chunk ${expected.toString('hex')} where the source holds a chunk that would be ${id.toString('hex')} there: not sent again`, {
+      subject: { repository: this.dst.location, object: expected.toString('hex') },
+    });
   }
 }

@@ -143,7 +143,7 @@ async function copyDisk(context: CopyContext, disk: DiskRecord, before: { source
 }
 
 /** The entries of an index page, read and opened (rehashed), counting the bytes. */
-async function readPage(repo: Repository, hex: string, counters: SyncCounters, side: 'source' | 'destination'): Promise<Buffer[]> {
+export async function readPage(repo: Repository, hex: string, counters: SyncCounters, side: 'source' | 'destination'): Promise<Buffer[]> {
   const key = indexKey(hex);
   const blob = await repo.backend.get(key);
   if (side === 'source') counters.bytesRead += blob.length;

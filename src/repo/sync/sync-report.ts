@@ -7,13 +7,17 @@ export interface SyncedSnapshot {
   vm: string;
   time: string;
   /**
-   * `copied` now, `present` already (an earlier sync), `failed` (see `error`), or `skipped`:
-   * the destination's format cannot hold it (`error` says so; no current pair of formats
-   * skips anything, kept for the report's stability).
+   * `copied` now, `present` already (an earlier sync) and whole, `healed`: present, but chunks
+   * it names were missing or damaged in the destination and were sent again (`chunksHealed`),
+   * `failed` (see `error`; a copy already there that could not be made whole keeps its
+   * `destination`), or `skipped`: the destination's format cannot hold it (`error` says so; no
+   * current pair of formats skips anything, kept for the report's stability).
    */
-  status: 'copied' | 'present' | 'failed' | 'skipped';
-  /** The destination snapshot's id (null when failed). */
+  status: 'copied' | 'present' | 'healed' | 'failed' | 'skipped';
+  /** The destination snapshot's id (null when it failed to be copied). */
   destination: string | null;
+  /** `healed`: the chunks of the copy that were missing or damaged in the destination and were sent again. */
+  chunksHealed?: number;
   error?: { code: ErrorCode; message: string };
 }
 
@@ -46,6 +50,14 @@ export interface SyncCounters {
   treeBytesSent: number;
   /** File trees taken whole from the destination (an earlier copy's, or present under shared keys), unread. */
   treesReused: number;
+  /**
+   * Distinct chunks named by the copies already in the destination that were checked there
+   * (heal-copies.ts): each found in one listing of the destination's data, or, with `readData`,
+   * read and opened.
+   */
+  chunksChecked: number;
+  /** Of those, chunks missing or damaged in the destination, sent again from the source. */
+  chunksHealed: number;
   /** Bytes read from the source backend (chunks, index pages and trees). */
   bytesRead: number;
   /** Bytes written to the destination backend (chunks, index pages and trees). */
@@ -63,6 +75,8 @@ export interface SyncReport extends SyncCounters {
   snapshots: SyncedSnapshot[];
   copied: number;
   present: number;
+  /** Copies already there that were missing chunks and were made whole. */
+  healed: number;
   failed: number;
   skipped: number;
 }
@@ -94,6 +108,8 @@ export function emptyCounters(): SyncCounters {
     treesSent: 0,
     treeBytesSent: 0,
     treesReused: 0,
+    chunksChecked: 0,
+    chunksHealed: 0,
     bytesRead: 0,
     bytesWritten: 0,
     bytesReadFromDestination: 0,

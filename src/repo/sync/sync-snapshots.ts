@@ -5,6 +5,7 @@ import { listSnapshots, saveSnapshot, type Snapshot } from '../snapshots.js';
 import { ChunkTransfer, shareKeys } from './chunk-transfer.js';
 import { copyFileSnapshotData } from './copy-file-trees.js';
 import { copySnapshotData, type CopiedPair } from './copy-snapshot.js';
+import { healCopies, type HealOutcome, type PresentPair } from './heal-copies.js';
 import { emptyCounters, type SyncedSnapshot, type SyncProgress, type SyncReport } from './sync-report.js';
 import { originalsHeld, recordSyncedFrom, syncedCopies } from './synced-from.js';
 
@@ -14,6 +15,11 @@ export interface SyncOptions {
   vm?: string | undefined;
   /** Only the snapshots captured at or after this instant. */
   since?: Date | undefined;
+  /**
+   * Copies already in the destination: read and open every chunk they name there (not only
+   * find it in a listing), and send again those that are damaged (heal-copies.ts).
+   */
+  readData?: boolean | undefined;
   signal?: AbortSignal | undefined;
   onProgress?: ((progress: SyncProgress) => void) | undefined;
   /** Told once when a prune of the destination runs and the sync waits for it to end. */
@@ -82,11 +88,23 @@ export async function syncSnapshots(src: Repository, dst: Repository, options: S
     if (sameKeys) for (const s of all) if (existing.has(s.id)) copies.set(s.id, existing.get(s.id) as Snapshot);
 
     const todo = selected.filter((s) => !copies.has(s.id));
-    for (const s of selected) {
-      const copy = copies.get(s.id);
-      if (copy !== undefined) results.push({ source: s.id, vm: s.vm, time: s.time, status: 'present', destination: copy.id });
+    const present = selected.flatMap((source) => {
+      const copy = copies.get(source.id);
+      return copy === undefined ? [] : [{ source, copy }];
+    });
+    const checked = present.some((pair) => pair.copy.files === undefined);
+    transfer = todo.length === 0 && !checked ? null : await ChunkTransfer.open(src, dst, { sameKeys, counters, signal: options.signal });
+    // The copies already there are checked, and healed from the source, before new ones are copied.
+    const outcomes = transfer === null ? new Map<PresentPair, HealOutcome>() : await healCopies({ src, dst, transfer, counters }, present, { readData: options.readData === true });
+    if (counters.chunksHealed > 0) await lease.confirm(); // no prune presumed this sync dead meanwhile
+    for (const pair of present) {
+      const { source: s, copy } = pair;
+      const outcome = outcomes.get(pair) ?? { healed: 0 };
+      const base = { source: s.id, vm: s.vm, time: s.time, destination: copy.id };
+      if ('error' in outcome) results.push({ ...base, status: 'failed', error: { code: outcome.error.code, message: outcome.error.message } });
+      else if (outcome.healed > 0) results.push({ ...base, status: 'healed', chunksHealed: outcome.healed });
+      else results.push({ ...base, status: 'present' });
     }
-    transfer = todo.length === 0 ? null : await ChunkTransfer.open(src, dst, { sameKeys, counters, signal: options.signal });
 
     for (const [index, snapshot] of todo.entries()) {
       const total = snapshot.files !== undefined ? snapshot.stats.bytesLogical : snapshot.disks.reduce((sum, disk) => sum + disk.size, 0);
@@ -126,7 +144,7 @@ export async function syncSnapshots(src: Repository, dst: Repository, options: S
   const order = new Map(all.map((s, i) => [s.id, i]));
   results.sort((a, b) => (order.get(a.source) ?? -1) - (order.get(b.source) ?? -1));
   const count = (status: SyncedSnapshot['status']) => results.filter((r) => r.status === status).length;
-  return { source: src.location, destination: dst.location, sameKeys, snapshots: results, copied: count('copied'), present: count('present'), failed: count('failed'), skipped: count('skipped'), ...counters };
+  return { source: src.location, destination: dst.location, sameKeys, snapshots: results, copied: count('copied'), present: count('present'), healed: count('healed'), failed: count('failed'), skipped: count('skipped'), ...counters };
 }
 
 /**

@@ -1,0 +1,192 @@
+/**
+ * syncSnapshots heals the copies already in the destination (heal-copies.ts), between real
+ * local repositories of both formats, with other keys and with the same keys: a chunk object
+ * (format 1) or a pack (format 2) deleted there is found from one listing and sent again; a
+ * flipped byte is found with `readData` and sent again; afterwards verify finds nothing and
+ * the copies read back byte for byte, and a sync over a whole destination reads no chunk of
+ * either side (only the copies' index pages).
+ */
+import assert from 'node:assert/strict';
+import { cp, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { backupVm } from '../../backup/index.js';
+import { openImageSource } from '../../source/index.js';
+import { seededBytes } from '../../testing/index.js';
+import {
+  decodeLocatedEntry,
+  DiskIndexReader,
+  ForwardingBackend,
+  FrameReader,
+  initRepository,
+  isZeroEntry,
+  listSnapshots,
+  LocalBackend,
+  MovedChunks,
+  ObjectKind,
+  openRepository,
+  syncSnapshots,
+  verifyRepository,
+  type FormatVersion,
+  type Repository,
+  type Snapshot,
+} from '../index.js';
+
+const KiB = 1024;
+const dirs: string[] = [];
+const repos: Repository[] = [];
+after(async () => {
+  for (const repo of repos) await repo.close();
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+});
+
+async function tempDir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), `coffer-heal-${prefix}-`));
+  dirs.push(dir);
+  return dir;
+}
+
+/** Counts the reads of data objects (chunks, packs) and their bytes. */
+class CountingBackend extends ForwardingBackend {
+  dataReads = 0;
+  override get(key: string): Promise<Buffer> {
+    if (key.startsWith('chunks/') || key.startsWith('packs/')) this.dataReads++;
+    return super.get(key);
+  }
+  override getRange(key: string, offset: number, length: number, into?: Uint8Array): Promise<Buffer> {
+    if (key.startsWith('chunks/') || key.startsWith('packs/')) this.dataReads++;
+    return super.getRange(key, offset, length, into);
+  }
+  override has(key: string): Promise<boolean> {
+    if (key.startsWith('chunks/') || key.startsWith('packs/')) this.dataReads++;
+    return super.has(key);
+  }
+}
+
+interface Opened {
+  repo: Repository;
+  dir: string;
+  counting: CountingBackend;
+}
+
+async function open(dir: string, passphrase: string): Promise<Opened> {
+  const counting = new CountingBackend(new LocalBackend(dir));
+  const repo = await openRepository(counting, { passphrase, threads: 1 });
+  repos.push(repo);
+  return { repo, dir, counting };
+}
+
+/** A new repository of `format` (64 KiB blocks), and the destination: a new one with its own key, or a copy of the directory (the same key). */
+async function pair(format: FormatVersion, sameKeys: boolean): Promise<{ src: Opened; dst: Opened }> {
+  const srcDir = await tempDir('src');
+  await initRepository(new LocalBackend(srcDir), { passphrase: 'source', format, kdf: { N: 1024, r: 8, p: 1 }, blockSize: 64 * KiB });
+  const dstDir = await tempDir('dst');
+  if (sameKeys) await cp(srcDir, dstDir, { recursive: true });
+  else await initRepository(new LocalBackend(dstDir), { passphrase: 'destination', format, kdf: { N: 1024, r: 8, p: 1 }, blockSize: 64 * KiB });
+  return { src: await open(srcDir, 'source'), dst: await open(dstDir, sameKeys ? 'source' : 'destination') };
+}
+
+async function backup(repo: Repository, bytes: Buffer, time: string): Promise<Snapshot> {
+  const dir = await tempDir('disk');
+  await writeFile(join(dir, 'disk.raw'), bytes);
+  const source = await openImageSource('vm', [join(dir, 'disk.raw')]);
+  try {
+    return await backupVm(repo, source, { time: new Date(time) });
+  } finally {
+    await source.close();
+  }
+}
+
+/** The bytes of a snapshot's first disk, read block by block as a restore reads them (format 2: from another place when the named one fails). */
+async function diskBytes(repo: Repository, snapshot: Snapshot): Promise<Buffer> {
+  const disk = snapshot.disks[0];
+  assert.ok(disk);
+  const reader = new DiskIndexReader(repo, disk);
+  const frames = repo.config.version === 2 ? new FrameReader(repo) : undefined;
+  const out = Buffer.alloc(disk.size);
+  for (let block = 0; block < reader.blockCount; block++) {
+    const entry = await reader.rawEntry(block);
+    if (isZeroEntry(entry)) continue;
+    const at = block * disk.blockSize;
+    if (frames !== undefined) {
+      const into = out.subarray(at, at + decodeLocatedEntry(entry, 'entry').chunkLength);
+      await MovedChunks.of(repo).read(entry, (place) => frames.read(place, into));
+    } else repo.codec.open(await repo.getChunkBlob(entry), ObjectKind.chunk, 'chunk', entry).copy(out, at);
+  }
+  return out;
+}
+
+/** The files under `dir/prefix` (chunks/ or packs/), by path. */
+async function dataFiles(dir: string, prefix: string): Promise<string[]> {
+  const files: string[] = [];
+  for (const fan of await readdir(join(dir, prefix)).catch(() => [])) for (const name of await readdir(join(dir, prefix, fan))) files.push(join(dir, prefix, fan, name));
+  return files.sort();
+}
+
+/** Bytes of the distinct index pages of `snapshots`, as stored. */
+async function pageBytes(dir: string, snapshots: readonly Snapshot[]): Promise<number> {
+  const pages = new Set(snapshots.flatMap((s) => s.disks.flatMap((d) => d.pages)));
+  let bytes = 0;
+  for (const page of pages) bytes += (await stat(join(dir, 'indexes', page.slice(0, 2), page))).size;
+  return bytes;
+}
+
+async function flipMiddleByte(file: string): Promise<void> {
+  const bytes = await readFile(file);
+  const middle = bytes.length >> 1;
+  bytes[middle] = (bytes[middle] as number) ^ 1;
+  await writeFile(file, bytes);
+}
+
+const now = () => new Date('2026-11-28T00:00:00Z');
+
+for (const format of [1, 2] as const) {
+  for (const sameKeys of [false, true]) {
+    const keys = sameKeys ? 'the same keys' : 'other keys';
+    test(`format ${format}, ${keys}: a whole destination is checked from its index pages and a listing, a deleted ${format === 1 ? 'chunk' : 'pack'} is sent again, a flipped byte with readData`, async () => {
+      const { src, dst } = await pair(format, sameKeys);
+      const v1 = Buffer.concat([seededBytes(1, 512 * KiB), Buffer.alloc(256 * KiB), seededBytes(2, 256 * KiB)]);
+      const v2 = Buffer.concat([v1.subarray(0, 64 * KiB), seededBytes(3, 64 * KiB), v1.subarray(128 * KiB)]); // one block changed
+      await backup(src.repo, v1, '2026-11-20T00:00:00Z');
+      await backup(src.repo, v2, '2026-11-21T00:00:00Z');
+      assert.equal((await syncSnapshots(src.repo, dst.repo, { now })).copied, 2);
+      const copies = await listSnapshots(dst.repo);
+
+      // Whole: nothing but the copies' index pages is read, from either side.
+      src.counting.dataReads = 0;
+      dst.counting.dataReads = 0;
+      const whole = await syncSnapshots(src.repo, dst.repo, { now });
+      assert.deepEqual([whole.present, whole.healed, whole.chunksChecked, whole.chunksHealed, whole.chunksSent], [2, 0, 13, 0, 0]);
+      assert.deepEqual([whole.bytesRead, whole.bytesWritten, src.counting.dataReads, dst.counting.dataReads], [0, 0, 0, 0]);
+      assert.equal(whole.bytesReadFromDestination, await pageBytes(dst.dir, copies), 'the copies\' index pages, each once');
+
+      // A data object deleted by hand: found from the listing, its chunks sent again.
+      const victim = (await dataFiles(dst.dir, format === 1 ? 'chunks' : 'packs'))[0] as string;
+      await rm(victim);
+      const healed = await syncSnapshots(src.repo, dst.repo, { now });
+      assert.deepEqual([healed.present + healed.healed, healed.failed, healed.copied], [2, 0, 0]);
+      assert.ok(healed.healed >= 1 && healed.chunksHealed >= 1, `${healed.healed} copies healed, ${healed.chunksHealed} chunks`);
+      assert.equal(healed.snapshots.filter((s) => s.status === 'healed').reduce((n, s) => Math.max(n, s.chunksHealed ?? 0), 0) <= healed.chunksHealed, true);
+      assert.ok(healed.chunksRead <= healed.chunksHealed, 'only the missing chunks were read from the source');
+      assert.deepEqual((await verifyRepository(dst.repo, { readData: true, now })).damaged, []);
+      assert.ok((await diskBytes(dst.repo, copies[0] as Snapshot)).equals(v1));
+      assert.ok((await diskBytes(dst.repo, copies[1] as Snapshot)).equals(v2));
+      const after = await syncSnapshots(src.repo, dst.repo, { now });
+      assert.deepEqual([after.present, after.chunksHealed, after.chunksSent], [2, 0, 0], 'healed once: the next sync finds it whole');
+
+      // A flipped byte: a listing does not see it; readData does, and sends the chunks again.
+      const rotten = (await dataFiles(dst.dir, format === 1 ? 'chunks' : 'packs'))[0] as string;
+      await flipMiddleByte(rotten);
+      assert.equal((await syncSnapshots(src.repo, dst.repo, { now })).chunksHealed, 0);
+      const read = await syncSnapshots(src.repo, dst.repo, { now, readData: true });
+      assert.deepEqual([read.failed, read.copied], [0, 0]);
+      assert.ok(read.chunksHealed >= 1, `${read.chunksHealed} chunks healed`);
+      assert.deepEqual((await verifyRepository(dst.repo, { readData: true, now })).damaged, []);
+      assert.ok((await diskBytes(dst.repo, copies[0] as Snapshot)).equals(v1));
+      assert.ok((await diskBytes(dst.repo, copies[1] as Snapshot)).equals(v2));
+      const again = await syncSnapshots(src.repo, dst.repo, { now, readData: true });
+      assert.deepEqual([again.present, again.chunksHealed], [2, 0]);
+    });
+  }
+}
