@@ -1,5 +1,6 @@
 import { forEachLimited } from '../../concurrency/index.js';
 import { CofferError, isCofferError } from '../../errors/index.js';
+import { ChunkIndex } from '../chunk-index.js';
 import { ObjectKind } from '../format/envelope.js';
 import { isZeroEntry } from '../format/index-page.js';
 import type { DiskRecord } from '../format/manifest.js';
@@ -87,11 +88,12 @@ export async function forEachCopyPage(
  * Checks that the destination holds every chunk the disks of `copies` (snapshots already in
  * `dst`) name, through what the sync's destination knows already:
  *
- * - format 1: the listing of `chunks/` the destination took at the start
- *   (LooseDestination.listed): no request per chunk;
+ * - format 1: one listing of `chunks/` (LooseDestination.listed; the sync's own when it has
+ *   opened its destination to copy snapshots): no request per chunk;
  * - format 2: one listing of `packs/`; a chunk whose pack is not stored is looked up in the
- *   chunk index loaded at the start, and counts as held when a segment places it in a
- *   stored pack (a prune repacked it, or an earlier sync healed it: reads fall back there).
+ *   chunk index (the sync's, else loaded then: only then are the segments read), and counts
+ *   as held when a segment places it in a stored pack (a prune repacked it, or an earlier sync
+ *   healed it: reads fall back there).
  *
  * With `readData`, every chunk is read instead, opened with the destination's key and
  * rehashed (format 1: one GET a chunk; format 2: a ranged read per span of frames, and a
@@ -100,11 +102,11 @@ export async function forEachCopyPage(
  * cases (distinct ones once). Memory: one entry per distinct chunk named, as verify.
  */
 export async function checkCopies(
-  context: { dst: Repository; destination: DestinationChunks; counters: SyncCounters },
+  context: { dst: Repository; destination: DestinationChunks | null; counters: SyncCounters },
   copies: readonly Snapshot[],
   options: { readData: boolean },
 ): Promise<CopyCheck> {
-  const { dst, destination, counters } = context;
+  const { dst, counters } = context;
   const named = new Map<string, Buffer>(); // hex id → the entry a copy names it by
   const pages = new Map<string, CofferError>();
   await forEachCopyPage(
@@ -121,7 +123,7 @@ export async function checkCopies(
   );
   counters.chunksChecked += named.size;
   const chunks = new Map<string, BrokenChunk>();
-  if (destination instanceof PackedDestination) {
+  if (dst.config.version === 2) {
     const stored = await listStoredPacks(dst);
     if (options.readData) {
       const bad = await checkPackedChunks(dst, [...named.keys()], named, (_chunks, bytes) => (counters.bytesReadFromDestination += bytes), stored);
@@ -129,15 +131,21 @@ export async function checkCopies(
     } else {
       const packs = new Set(stored.map((pack) => pack.id));
       const packOf = (entry: Buffer) => entry.toString('hex', 32, 64);
+      // The chunk index only when a pack is not stored: the sync's (loaded to copy), else loaded now.
+      let index: Promise<ChunkIndex> | undefined;
       for (const [hex, entry] of named) {
         if (packs.has(packOf(entry))) continue;
-        const elsewhere = (await destination.index.lookupAll(entry.subarray(0, 32))).some((place) => packs.has(packOf(place)));
+        index ??= context.destination instanceof PackedDestination ? Promise.resolve(context.destination.index) : ChunkIndex.load(dst);
+        const elsewhere = (await (await index).lookupAll(entry.subarray(0, 32))).some((place) => packs.has(packOf(place)));
         if (!elsewhere) chunks.set(hex, { problem: 'missing', message: `chunk ${hex} is missing: pack ${packOf(entry)} is not stored` });
       }
     }
-  } else if (destination instanceof LooseDestination) {
-    if (options.readData) await readLooseChunks(context, [...named.keys()], chunks);
-    else for (const [hex, entry] of named) if (!destination.listed(entry)) chunks.set(hex, { problem: 'missing', message: `chunk ${hex} is missing` });
+  } else if (options.readData) {
+    await readLooseChunks(context, [...named.keys()], chunks);
+  } else {
+    // The sync's listing (taken to copy), else one taken now.
+    const listing = context.destination instanceof LooseDestination ? context.destination : await LooseDestination.open(dst, counters);
+    for (const [hex, entry] of named) if (!listing.listed(entry)) chunks.set(hex, { problem: 'missing', message: `chunk ${hex} is missing` });
   }
   return { chunks, pages };
 }

@@ -28,7 +28,10 @@ export type HealOutcome = { healed: number } | { error: CofferError };
 export interface HealContext {
   src: Repository;
   dst: Repository;
-  transfer: ChunkTransfer;
+  /** The sync's transfer when it has opened it to copy snapshots (its listing or chunk index is then reused), else null. */
+  opened: ChunkTransfer | null;
+  /** Opens the transfer (or answers the one opened): called only when something is to be sent again. */
+  transfer: () => Promise<ChunkTransfer>;
   counters: SyncCounters;
 }
 
@@ -51,7 +54,8 @@ interface BrokenPlace {
  * nothing locked is overwritten in place (format 1 under Object Lock: a new version).
  *
  * Cost when nothing is broken: the copies' index pages (each distinct page once) and the
- * listing; the source is not read. Only when something is broken are the copies' pages read
+ * listing; the source is not read, and the transfer is not opened (a format 2 destination's
+ * chunk index is not loaded) unless the sync copies snapshots too. Only when something is broken are the copies' pages read
  * a second time (to place it), and the source's pages that hold it.
  *
  * A copy whose index page does not read cannot be healed here (the page names the
@@ -59,15 +63,16 @@ interface BrokenPlace {
  * to forget it in the destination and sync again. File snapshots are not checked.
  */
 export async function healCopies(context: HealContext, pairs: readonly PresentPair[], options: { readData: boolean }): Promise<Map<PresentPair, HealOutcome>> {
-  const { src, dst, transfer, counters } = context;
+  const { src, dst, counters } = context;
   const outcomes = new Map<PresentPair, HealOutcome>(pairs.map((pair) => [pair, { healed: 0 }]));
   const disks = pairs.filter((pair) => pair.source.files === undefined && pair.copy.files === undefined);
   const pairOf = new Map<string, PresentPair>();
   for (const pair of disks) if (!pairOf.has(pair.copy.id)) pairOf.set(pair.copy.id, pair);
   const copies = [...pairOf.values()].map((pair) => pair.copy);
   if (copies.length === 0) return outcomes;
-  const check = await checkCopies({ dst, destination: transfer.destination, counters }, copies, options);
+  const check = await checkCopies({ dst, destination: context.opened?.destination ?? null, counters }, copies, options);
   if (check.chunks.size === 0 && check.pages.size === 0) return outcomes;
+  const transfer = await context.transfer();
 
   // Second read of the copies' pages, only now that something is broken: which pages name it,
   // and one place where it is named (whose source block holds it).

@@ -47,11 +47,13 @@ async function tempDir(prefix: string): Promise<string> {
   return dir;
 }
 
-/** Counts the reads of data objects (chunks, packs) and their bytes. */
+/** Counts the requests for data objects (chunks, packs), and the reads of index segments. */
 class CountingBackend extends ForwardingBackend {
   dataReads = 0;
+  segmentReads = 0;
   override get(key: string): Promise<Buffer> {
     if (key.startsWith('chunks/') || key.startsWith('packs/')) this.dataReads++;
+    if (key.startsWith('segments/')) this.segmentReads++;
     return super.get(key);
   }
   override getRange(key: string, offset: number, length: number, into?: Uint8Array): Promise<Buffer> {
@@ -153,12 +155,12 @@ for (const format of [1, 2] as const) {
       assert.equal((await syncSnapshots(src.repo, dst.repo, { now })).copied, 2);
       const copies = await listSnapshots(dst.repo);
 
-      // Whole: nothing but the copies' index pages is read, from either side.
-      src.counting.dataReads = 0;
-      dst.counting.dataReads = 0;
+      // Whole: nothing but the copies' index pages is read, from either side (format 2: not
+      // even the destination's index segments).
+      for (const side of [src, dst]) [side.counting.dataReads, side.counting.segmentReads] = [0, 0];
       const whole = await syncSnapshots(src.repo, dst.repo, { now });
       assert.deepEqual([whole.present, whole.healed, whole.chunksChecked, whole.chunksHealed, whole.chunksSent], [2, 0, 13, 0, 0]);
-      assert.deepEqual([whole.bytesRead, whole.bytesWritten, src.counting.dataReads, dst.counting.dataReads], [0, 0, 0, 0]);
+      assert.deepEqual([whole.bytesRead, whole.bytesWritten, src.counting.dataReads, dst.counting.dataReads, dst.counting.segmentReads], [0, 0, 0, 0, 0]);
       assert.equal(whole.bytesReadFromDestination, await pageBytes(dst.dir, copies), 'the copies\' index pages, each once');
 
       // A data object deleted by hand: found from the listing, its chunks sent again.

@@ -5,7 +5,7 @@ import { listSnapshots, saveSnapshot, type Snapshot } from '../snapshots.js';
 import { ChunkTransfer, shareKeys } from './chunk-transfer.js';
 import { copyFileSnapshotData } from './copy-file-trees.js';
 import { copySnapshotData, type CopiedPair } from './copy-snapshot.js';
-import { healCopies, type HealOutcome, type PresentPair } from './heal-copies.js';
+import { healCopies } from './heal-copies.js';
 import { emptyCounters, type SyncedSnapshot, type SyncProgress, type SyncReport } from './sync-report.js';
 import { originalsHeld, recordSyncedFrom, syncedCopies } from './synced-from.js';
 
@@ -56,6 +56,10 @@ const SNAPSHOT_FAILURES: ErrorCode[] = ['E_CORRUPT_OBJECT', 'E_MISSING_OBJECT', 
  * a format 2 source's segments, go into a format 2 destination's packs (trees in packs of
  * their own), the segments written before the manifest (copy-file-trees.ts).
  *
+ * Snapshots the destination holds already are not copied again, but their copies are made
+ * whole first (heal-copies.ts): a chunk they name that is missing there (one listing), or with
+ * `readData` damaged, is sent again from the source; such a copy is reported `healed`.
+ *
  * Holds a backup lease on the destination meanwhile (a prune there waits, and the sync waits
  * for a running prune). Never deletes anything in the destination but its own lease.
  * Throws `E_INTERRUPTED` on abort; damage in one source snapshot fails that snapshot only.
@@ -92,10 +96,14 @@ export async function syncSnapshots(src: Repository, dst: Repository, options: S
       const copy = copies.get(source.id);
       return copy === undefined ? [] : [{ source, copy }];
     });
-    const checked = present.some((pair) => pair.copy.files === undefined);
-    transfer = todo.length === 0 && !checked ? null : await ChunkTransfer.open(src, dst, { sameKeys, counters, signal: options.signal });
+    const open = () => ChunkTransfer.open(src, dst, { sameKeys, counters, signal: options.signal });
+    transfer = todo.length === 0 ? null : await open();
     // The copies already there are checked, and healed from the source, before new ones are copied.
-    const outcomes = transfer === null ? new Map<PresentPair, HealOutcome>() : await healCopies({ src, dst, transfer, counters }, present, { readData: options.readData === true });
+    const outcomes = await healCopies(
+      { src, dst, counters, opened: transfer, transfer: async () => (transfer ??= await open()) },
+      present,
+      { readData: options.readData === true },
+    );
     if (counters.chunksHealed > 0) await lease.confirm(); // no prune presumed this sync dead meanwhile
     for (const pair of present) {
       const { source: s, copy } = pair;
