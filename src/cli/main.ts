@@ -104,7 +104,8 @@ function buildProgram(context: CommandContext, result: { code: number }, json: b
     .option('--to-password-file <path>', 'the destination\'s passphrase (default: $COFFER_TO_PASSWORD, $COFFER_TO_PASSWORD_FILE, or a prompt)')
     .option('--vm <name>', 'only the snapshots of this VM')
     .option('--since <duration>', 'only the snapshots captured within this long (e.g. 7d, 36h)')
-    .option('--read-data', 'read every chunk the copies already in the destination name, and send again those damaged there (without it, those missing there are found from a listing and sent again)')
+    .option('--check', 'also check the copies already in the destination: every chunk they name must be there (their index pages and one listing), and those missing are sent again from the source')
+    .option('--read-data', 'like --check, and read every chunk the copies name in the destination: those damaged there are sent again too')
     .option('--limit-upload <rate>', LIMIT_UPLOAD)
     .option('--limit-download <rate>', LIMIT_DOWNLOAD)
     .action((_options, command: Command) =>

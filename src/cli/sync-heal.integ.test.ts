@@ -77,7 +77,10 @@ for (const format of [1, 2] as const) {
     await fs.rm((await objects(dst, format === 1 ? 'chunks' : 'packs'))[0] as string);
     const broken = await coffer(['verify', '-r', dst], asDestination);
     assertExit(broken, 13);
-    const healed = await coffer(['sync', '-r', src, '--to', dst], opts);
+    assert.ok(broken.stdout.toString().includes(`are copies made by coffer sync from ${src}: 'coffer sync -r ${src} --to ${dst} --check' sends what is missing here again`), broken.stdout.toString());
+    const unchecked = await cofferJson<SyncJson>(['sync', '-r', src, '--to', dst], opts);
+    assert.deepEqual([unchecked.present, unchecked.chunksChecked], [2, 0], 'a plain sync does not read the copies there');
+    const healed = await coffer(['sync', '-r', src, '--to', dst, '--check'], opts);
     assertExit(healed, 0);
     const text = healed.stdout.toString('utf8');
     assert.match(text, /^0 snapshot\(s\) copied, \d already there, [12] healed, 0 failed$/m);
@@ -96,7 +99,7 @@ for (const format of [1, 2] as const) {
     const bytes = await fs.readFile(file);
     bytes[bytes.length >> 1] = (bytes[bytes.length >> 1] as number) ^ 0x40;
     await fs.writeFile(file, bytes);
-    const listed = await cofferJson<SyncJson>(['sync', '-r', src, '--to', dst], opts);
+    const listed = await cofferJson<SyncJson>(['sync', '-r', src, '--to', dst, '--check'], opts);
     assert.deepEqual([listed.present, listed.chunksHealed], [2, 0], 'a listing does not read bytes');
     assertExit(await coffer(['verify', '-r', dst, '--read-data'], asDestination), 13);
     const read = await cofferJson<SyncJson>(['sync', '-r', src, '--to', dst, '--read-data'], opts);
@@ -108,7 +111,7 @@ for (const format of [1, 2] as const) {
 
     // An index page of a copy gone: not rebuilt here; forget the copy there and sync again.
     await fs.rm((await objects(dst, 'indexes'))[0] as string);
-    const pageGone = await coffer(['sync', '-r', src, '--to', dst, '--json'], opts);
+    const pageGone = await coffer(['sync', '-r', src, '--to', dst, '--check', '--json'], opts);
     assertExit(pageGone, 11);
     const gone = JSON.parse(pageGone.stdout.toString('utf8')) as SyncJson;
     const failed = gone.snapshots.filter((s) => s.status === 'failed');

@@ -80,7 +80,7 @@ export { salvageSnapshot, type ZeroedRanges } from './salvage.js';
 export { RateLimitedBackend, type BandwidthLimits } from './backend/rate-limited-backend.js';
 export { syncSnapshots, type SyncOptions } from './sync/sync-snapshots.js';
 export type { SyncReport, SyncProgress, SyncCounters, SyncedSnapshot } from './sync/sync-report.js';
-export { SYNCED_FROM_NOTE, parseSyncedFrom, type SyncedFrom } from './sync/synced-from.js';
+export { SYNCED_FROM_NOTE, parseSyncedFrom, syncedFromNotes, type SyncedFrom } from './sync/synced-from.js';
 export { exportTape, TAPE_NOTE, TAPE_DEFAULTS, type TapeExportOptions, type TapeExportReport, type TapeExportProgress, type TapeNoteData } from './tape/tape-export.js';
 export { importTape, orderVolumes, type TapeImportOptions, type TapeImportReport } from './tape/tape-import.js';
 export { listTape, missingFromSet, type TapeVolumeListing } from './tape/tape-list.js';

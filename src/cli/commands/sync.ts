@@ -11,14 +11,15 @@ export interface SyncCommandOptions extends RepositoryOptions {
   toPasswordFile?: string;
   vm?: string;
   since?: string;
+  check?: boolean;
   readData?: boolean;
 }
 
 /**
- * `coffer sync -r SRC --to DST [--vm NAME] [--since DURATION] [--read-data] [--limit-upload R]
- * [--limit-download R] [--json]`: copies the snapshots the destination lacks, and makes the
- * copies already there whole (chunks missing there, or with `--read-data` damaged, are sent
- * again). The source's passphrase comes as for every command; the destination's from
+ * `coffer sync -r SRC --to DST [--vm NAME] [--since DURATION] [--check|--read-data]
+ * [--limit-upload R] [--limit-download R] [--json]`: copies the snapshots the destination
+ * lacks; with `--check` it also makes the copies already there whole (chunks missing there,
+ * or with `--read-data` damaged, are sent again). The source's passphrase comes as for every command; the destination's from
  * `--to-password-file`, `$COFFER_TO_PASSWORD` or `$COFFER_TO_PASSWORD_FILE`. Exit 0 when
  * every selected snapshot is in the destination, whole, else the exit code of the first
  * failure (11: the source is damaged, or a copy's index page is; 13: a copy did not read back intact).
@@ -36,6 +37,7 @@ export async function syncCommand(options: SyncCommandOptions, context: CommandC
       const report = await syncSnapshots(src, dst, {
         vm: options.vm,
         since,
+        check: options.check === true,
         readData: options.readData === true,
         signal: context.signal,
         onWait: (holders) => {

@@ -1,5 +1,5 @@
 import { CofferError } from '../../errors/index.js';
-import { isUnwritableStorage, parseRetentionDuration, parseVerificationSubset, recordSnapshotVerifications, subtractDuration, verifyRepository } from '../../repo/index.js';
+import { isUnwritableStorage, parseRetentionDuration, parseVerificationSubset, recordSnapshotVerifications, subtractDuration, syncedFromNotes, verifyRepository, type SyncedFrom } from '../../repo/index.js';
 import { ExitCode } from '../exit-codes.js';
 import { affectedLine, damagedLine } from './damage-lines.js';
 import type { DamagedFiles } from './damaged-files.js';
@@ -46,8 +46,11 @@ export async function verifyCommand(options: VerifyCommandOptions, context: Comm
     // ~0.1 s to load) are loaded only when there is damage to name files for.
     const damagedFiles = report.affected.length === 0 || options.files === false ? undefined : await import('./damaged-files.js');
     const files: DamagedFiles[] = damagedFiles === undefined ? [] : await damagedFiles.lookUpDamagedFiles(repo, report.affected, { signal: context.signal });
+    // Damaged copies made by coffer sync: their source can send the data again (sync --check).
+    const copiedFrom = new Map<string, SyncedFrom>();
+    if (report.affected.length > 0) for (const { copy, from } of await syncedFromNotes(repo)) copiedFrom.set(copy, from);
     if (options.json) {
-      const affected = report.affected.map((hit, i) => ({ ...hit, ...files[i] }));
+      const affected = report.affected.map((hit, i) => ({ ...hit, ...files[i], ...(copiedFrom.has(hit.snapshot) ? { syncedFrom: copiedFrom.get(hit.snapshot) } : {}) }));
       context.stdout.write(`${JSON.stringify({ ok, ...report, affected, ...(notRecorded !== undefined ? { notRecorded } : {}) })}\n`);
     } else {
       const skipped = report.chunksSkipped > 0 ? `, skipped ${report.chunksSkipped} read intact within ${options.since}` : '';
@@ -59,6 +62,14 @@ export async function verifyCommand(options: VerifyCommandOptions, context: Comm
         context.stdout.write(`${affectedLine(hit)}\n`);
         const found = files[i];
         if (found !== undefined && damagedFiles !== undefined) for (const line of damagedFiles.renderDamagedFiles(found)) context.stdout.write(`${line}\n`);
+      }
+      const sources = new Map<string, Set<string>>();
+      for (const hit of report.affected) {
+        const from = copiedFrom.get(hit.snapshot);
+        if (from !== undefined) sources.set(from.location, (sources.get(from.location) ?? new Set()).add(hit.snapshot));
+      }
+      for (const [location, copies] of sources) {
+        context.stdout.write(`${copies.size} damaged snapshot(s) are copies made by coffer sync from ${location || 'another repository'}: 'coffer sync -r ${location || 'SOURCE'} --to ${repo.location} --check' sends what is missing here again (--read-data: what is damaged too)\n`);
       }
       if (report.quarantined > 0) {
         context.stdout.write(`${report.quarantined} damaged chunk(s) set aside under quarantine/; the next backup of the same data stores them again and heals the snapshots above\n`);

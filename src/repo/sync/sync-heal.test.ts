@@ -155,10 +155,14 @@ for (const format of [1, 2] as const) {
       assert.equal((await syncSnapshots(src.repo, dst.repo, { now })).copied, 2);
       const copies = await listSnapshots(dst.repo);
 
+      // Without `check` the copies there are not looked at: nothing is read but manifests.
+      const plain = await syncSnapshots(src.repo, dst.repo, { now });
+      assert.deepEqual([plain.present, plain.chunksChecked, plain.bytesReadFromDestination], [2, 0, 0]);
+
       // Whole: nothing but the copies' index pages is read, from either side (format 2: not
       // even the destination's index segments).
       for (const side of [src, dst]) [side.counting.dataReads, side.counting.segmentReads] = [0, 0];
-      const whole = await syncSnapshots(src.repo, dst.repo, { now });
+      const whole = await syncSnapshots(src.repo, dst.repo, { now, check: true });
       assert.deepEqual([whole.present, whole.healed, whole.chunksChecked, whole.chunksHealed, whole.chunksSent], [2, 0, 13, 0, 0]);
       assert.deepEqual([whole.bytesRead, whole.bytesWritten, src.counting.dataReads, dst.counting.dataReads, dst.counting.segmentReads], [0, 0, 0, 0, 0]);
       assert.equal(whole.bytesReadFromDestination, await pageBytes(dst.dir, copies), 'the copies\' index pages, each once');
@@ -166,7 +170,8 @@ for (const format of [1, 2] as const) {
       // A data object deleted by hand: found from the listing, its chunks sent again.
       const victim = (await dataFiles(dst.dir, format === 1 ? 'chunks' : 'packs'))[0] as string;
       await rm(victim);
-      const healed = await syncSnapshots(src.repo, dst.repo, { now });
+      assert.equal((await syncSnapshots(src.repo, dst.repo, { now })).chunksHealed, 0, 'not checked: not seen');
+      const healed = await syncSnapshots(src.repo, dst.repo, { now, check: true });
       assert.deepEqual([healed.present + healed.healed, healed.failed, healed.copied], [2, 0, 0]);
       assert.ok(healed.healed >= 1 && healed.chunksHealed >= 1, `${healed.healed} copies healed, ${healed.chunksHealed} chunks`);
       assert.equal(healed.snapshots.filter((s) => s.status === 'healed').reduce((n, s) => Math.max(n, s.chunksHealed ?? 0), 0) <= healed.chunksHealed, true);
@@ -174,13 +179,13 @@ for (const format of [1, 2] as const) {
       assert.deepEqual((await verifyRepository(dst.repo, { readData: true, now })).damaged, []);
       assert.ok((await diskBytes(dst.repo, copies[0] as Snapshot)).equals(v1));
       assert.ok((await diskBytes(dst.repo, copies[1] as Snapshot)).equals(v2));
-      const after = await syncSnapshots(src.repo, dst.repo, { now });
+      const after = await syncSnapshots(src.repo, dst.repo, { now, check: true });
       assert.deepEqual([after.present, after.chunksHealed, after.chunksSent], [2, 0, 0], 'healed once: the next sync finds it whole');
 
       // A flipped byte: a listing does not see it; readData does, and sends the chunks again.
       const rotten = (await dataFiles(dst.dir, format === 1 ? 'chunks' : 'packs'))[0] as string;
       await flipMiddleByte(rotten);
-      assert.equal((await syncSnapshots(src.repo, dst.repo, { now })).chunksHealed, 0);
+      assert.equal((await syncSnapshots(src.repo, dst.repo, { now, check: true })).chunksHealed, 0);
       const read = await syncSnapshots(src.repo, dst.repo, { now, readData: true });
       assert.deepEqual([read.failed, read.copied], [0, 0]);
       assert.ok(read.chunksHealed >= 1, `${read.chunksHealed} chunks healed`);

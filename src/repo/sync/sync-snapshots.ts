@@ -5,7 +5,7 @@ import { listSnapshots, saveSnapshot, type Snapshot } from '../snapshots.js';
 import { ChunkTransfer, shareKeys } from './chunk-transfer.js';
 import { copyFileSnapshotData } from './copy-file-trees.js';
 import { copySnapshotData, type CopiedPair } from './copy-snapshot.js';
-import { healCopies } from './heal-copies.js';
+import { healCopies, type HealOutcome, type PresentPair } from './heal-copies.js';
 import { emptyCounters, type SyncedSnapshot, type SyncProgress, type SyncReport } from './sync-report.js';
 import { originalsHeld, recordSyncedFrom, syncedCopies } from './synced-from.js';
 
@@ -16,9 +16,12 @@ export interface SyncOptions {
   /** Only the snapshots captured at or after this instant. */
   since?: Date | undefined;
   /**
-   * Copies already in the destination: read and open every chunk they name there (not only
-   * find it in a listing), and send again those that are damaged (heal-copies.ts).
+   * Copies already in the destination: check that every chunk they name is there (their index
+   * pages and one listing, heal-copies.ts), and send again from the source those that are not.
+   * Off by default: it reads every copy's index pages on each sync.
    */
+  check?: boolean | undefined;
+  /** With `check` (implied): also read and open every such chunk, and send again those damaged. */
   readData?: boolean | undefined;
   signal?: AbortSignal | undefined;
   onProgress?: ((progress: SyncProgress) => void) | undefined;
@@ -56,9 +59,9 @@ const SNAPSHOT_FAILURES: ErrorCode[] = ['E_CORRUPT_OBJECT', 'E_MISSING_OBJECT', 
  * a format 2 source's segments, go into a format 2 destination's packs (trees in packs of
  * their own), the segments written before the manifest (copy-file-trees.ts).
  *
- * Snapshots the destination holds already are not copied again, but their copies are made
- * whole first (heal-copies.ts): a chunk they name that is missing there (one listing), or with
- * `readData` damaged, is sent again from the source; such a copy is reported `healed`.
+ * Snapshots the destination holds already are not copied again. With `check` their copies are
+ * made whole first (heal-copies.ts): a chunk they name that is missing there (one listing), or
+ * with `readData` damaged, is sent again from the source; such a copy is reported `healed`.
  *
  * Holds a backup lease on the destination meanwhile (a prune there waits, and the sync waits
  * for a running prune). Never deletes anything in the destination but its own lease.
@@ -98,12 +101,11 @@ export async function syncSnapshots(src: Repository, dst: Repository, options: S
     });
     const open = () => ChunkTransfer.open(src, dst, { sameKeys, counters, signal: options.signal });
     transfer = todo.length === 0 ? null : await open();
-    // The copies already there are checked, and healed from the source, before new ones are copied.
-    const outcomes = await healCopies(
-      { src, dst, counters, opened: transfer, transfer: async () => (transfer ??= await open()) },
-      present,
-      { readData: options.readData === true },
-    );
+    // With `check`, the copies already there are checked, and healed from the source, before new ones are copied.
+    const checked = options.check === true || options.readData === true;
+    const outcomes = !checked
+      ? new Map<PresentPair, HealOutcome>()
+      : await healCopies({ src, dst, counters, opened: transfer, transfer: async () => (transfer ??= await open()) }, present, { readData: options.readData === true });
     if (counters.chunksHealed > 0) await lease.confirm(); // no prune presumed this sync dead meanwhile
     for (const pair of present) {
       const { source: s, copy } = pair;

@@ -36,6 +36,15 @@ export function parseSyncedFrom(data: unknown): SyncedFrom | null {
   return { repository: d.repository, snapshot: d.snapshot, location: typeof d.location === 'string' ? d.location : '' };
 }
 
+/** Every well-formed `synced-from` note of `repo`: the copy's id and where it came from. Damaged notes are skipped. */
+export async function syncedFromNotes(repo: Repository): Promise<{ copy: string; from: SyncedFrom }[]> {
+  const notes = await listSnapshotNotes(repo, { kind: SYNCED_FROM_NOTE, onDamaged: (_key: string, _error: CofferError) => undefined });
+  return notes.flatMap((note) => {
+    const from = parseSyncedFrom(note.data);
+    return from === null ? [] : [{ copy: note.snapshot, from }];
+  });
+}
+
 /**
  * Source snapshot id → destination snapshot id, for the copies of `sourceRepository`'s
  * snapshots that `destination` holds (`existing`: the ids of its manifests). Damaged notes
@@ -43,12 +52,7 @@ export function parseSyncedFrom(data: unknown): SyncedFrom | null {
  */
 export async function syncedCopies(destination: Repository, sourceRepository: string, existing: ReadonlySet<string>): Promise<Map<string, string>> {
   const copies = new Map<string, string>();
-  const notes = await listSnapshotNotes(destination, { kind: SYNCED_FROM_NOTE, onDamaged: (_key: string, _error: CofferError) => undefined });
-  for (const note of notes) {
-    const from = parseSyncedFrom(note.data);
-    if (from === null || from.repository !== sourceRepository || !existing.has(note.snapshot)) continue;
-    copies.set(from.snapshot, note.snapshot);
-  }
+  for (const { copy, from } of await syncedFromNotes(destination)) if (from.repository === sourceRepository && existing.has(copy)) copies.set(from.snapshot, copy);
   return copies;
 }
 
@@ -61,11 +65,7 @@ export async function syncedCopies(destination: Repository, sourceRepository: st
  */
 export async function originalsHeld(source: Repository, destinationRepository: string, existing: ReadonlySet<string>): Promise<Map<string, string>> {
   const originals = new Map<string, string>();
-  const notes = await listSnapshotNotes(source, { kind: SYNCED_FROM_NOTE, onDamaged: (_key: string, _error: CofferError) => undefined });
-  for (const note of notes) {
-    const from = parseSyncedFrom(note.data);
-    if (from !== null && from.repository === destinationRepository && existing.has(from.snapshot)) originals.set(note.snapshot, from.snapshot);
-  }
+  for (const { copy, from } of await syncedFromNotes(source)) if (from.repository === destinationRepository && existing.has(from.snapshot)) originals.set(copy, from.snapshot);
   return originals;
 }
 
