@@ -116,3 +116,27 @@ test('an ext4 whose primary superblock was overwritten is browsed through its ba
   assert.equal(cat.stdout.toString('utf8'), 'web01\n');
   assert.match(cat.stderr, /^coffer: warning: volume disk: the primary superblock is damaged .*backup superblock at block 8193/m);
 });
+
+test('an ext4 whose primary group descriptors were zeroed is browsed through their backup in group 1, with a warning', async () => {
+  const src = join(work, 'gdt-src');
+  await mkdir(join(src, 'etc'), { recursive: true });
+  await writeFile(join(src, 'etc/hostname'), 'web02\n');
+  await writeFile(join(src, 'etc/motd'), 'welcome\n');
+  const image = join(work, 'gdt.img');
+  await writeFile(image, '');
+  await truncate(image, 16 * 1024 * 1024);
+  execFileSync('mke2fs', ['-q', '-F', '-t', 'ext4', '-b', '1024', '-d', src, image]);
+  const handle = await open(image, 'r+');
+  await handle.write(Buffer.alloc(1024), 0, 1024, 2 * 1024); // block 2: the primary descriptor table, gone
+  await handle.close();
+  assertExit(await coffer(['backup', '-r', repo, '--vm', 'gdt', image], { env }), 0);
+  const warning = /^coffer: warning: volume disk: the primary group descriptors are damaged \(group 0: all zeros\); groups 0-1 read through the backup copy in group 1/m;
+  const ls = await coffer(['files', '-r', repo, 'gdt:latest', 'ls', 'disk:/etc'], { env });
+  assertExit(ls, 0);
+  assert.deepEqual(ls.stdout.toString('utf8').split('\n').filter(Boolean).sort(), ['hostname', 'motd']);
+  assert.match(ls.stderr, warning);
+  const cat = await coffer(['files', '-r', repo, 'gdt:latest', 'cat', 'disk:/etc/hostname'], { env });
+  assertExit(cat, 0);
+  assert.equal(cat.stdout.toString('utf8'), 'web02\n');
+  assert.match(cat.stderr, warning);
+});

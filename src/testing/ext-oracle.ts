@@ -32,12 +32,18 @@ export interface OracleTree {
   cleanup(): Promise<void>;
 }
 
-/** Extracts `image` with debugfs and describes every node in it. */
-export async function debugfsTree(image: string): Promise<OracleTree> {
+/**
+ * Extracts `image` with debugfs and describes every node in it. `backup`: read it through
+ * the backup superblock and group descriptors at that block (`debugfs -c -s BLOCK -b SIZE`,
+ * catastrophic mode: the bitmaps, whose checksums the stale backup descriptors contradict,
+ * are not read), as e2fsck -b would.
+ */
+export async function debugfsTree(image: string, backup?: { superblock: number; blockSize: number }): Promise<OracleTree> {
+  const open = backup === undefined ? [] : ['-c', '-s', String(backup.superblock), '-b', String(backup.blockSize)];
   const dir = await fs.mkdtemp(path.join(await fixtureDir(), '.debugfs-'));
   const cleanup = (): Promise<void> => fs.rm(dir, { recursive: true, force: true });
   try {
-    await runTool('debugfs', ['-R', `rdump / ${dir}`, image]);
+    await runTool('debugfs', [...open, '-R', `rdump / ${dir}`, image]);
     const nodes = new Map<string, OracleNode>();
     const directories: string[] = [];
     const visit = async (rel: string): Promise<void> => {
@@ -54,7 +60,7 @@ export async function debugfsTree(image: string): Promise<OracleTree> {
     };
     await visit('');
     const script = directories.map((d) => `ls -p "/${d}"`).join('\n');
-    const listing = await runTool('debugfs', ['-f', '-', image], `${script}\n`);
+    const listing = await runTool('debugfs', [...open, '-f', '-', image], `${script}\n`);
     let current: string | undefined;
     for (const line of listing.split('\n')) {
       const command = /^debugfs: ls -p "\/(.*)"$/.exec(line);
@@ -74,7 +80,7 @@ export async function debugfsTree(image: string): Promise<OracleTree> {
     }
     for (const [rel, node] of nodes) if (node.type === 'file') node.sha256 = await sha256File(path.join(dir, rel), node.size);
     const links = [...nodes.entries()].filter(([, n]) => n.type === 'symlink').map(([rel]) => rel);
-    const stats = await runTool('debugfs', ['-f', '-', image], links.map((rel) => `stat "/${rel}"`).join('\n') + '\n');
+    const stats = await runTool('debugfs', [...open, '-f', '-', image], links.map((rel) => `stat "/${rel}"`).join('\n') + '\n');
     const mtimes = [...stats.matchAll(/^ ?mtime: 0x([0-9a-f]+)/gm)].map((m) => parseInt(m[1] ?? '', 16) | 0);
     if (mtimes.length !== links.length) throw new Error(`debugfs stat gave ${mtimes.length} mtimes for ${links.length} symlinks`);
     links.forEach((rel, i) => { nodes.get(rel)!.mtimeSeconds = mtimes[i]!; });

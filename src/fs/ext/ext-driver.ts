@@ -3,6 +3,7 @@ import { isCofferError } from '../../errors/index.js';
 import type { Filesystem, FilesystemDriver } from '../filesystem.js';
 import { BlockReader } from './block-reader.js';
 import { ExtFilesystem } from './ext-filesystem.js';
+import { GroupDescriptorTable } from './group-descriptor-table.js';
 import { assertReadable, EXT_MAGIC, fsTypeOf, parseSuperblock, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, type Superblock } from './superblock.js';
 
 /** Where s_magic lies in the superblock. */
@@ -18,7 +19,9 @@ async function readSuperblock(device: BlockDevice): Promise<Superblock> {
  * The ext2/ext3/ext4 reader. `probe` accepts a device whose superblock has the magic and a
  * self-consistent geometry (block size, blocks and inodes per group, inode count = groups ×
  * inodes per group); `open` also refuses INCOMPAT features it cannot read
- * (`E_FS_UNSUPPORTED`) and checks that the root directory's inode reads.
+ * (`E_FS_UNSUPPORTED`), checks the group descriptors (falling back to their backups,
+ * group-descriptor-table.ts) and that the root directory's inode reads. What it had to
+ * read around (a backup superblock, backup descriptors) is the filesystem's `notice`.
  */
 export const extDriver: FilesystemDriver = {
   name: 'ext',
@@ -45,7 +48,7 @@ export const extDriver: FilesystemDriver = {
     }
     const backup = await findBackupSuperblock(device);
     if (backup === undefined) return why === undefined ? undefined : { damage: why };
-    const notice = `the primary superblock is damaged (${why ?? 'no ext superblock magic'}): read through the backup superblock at block ${backup.block} (as e2fsck -b ${backup.block} would); the group descriptors are the primary ones`;
+    const notice = `the primary superblock is damaged (${why ?? 'no ext superblock magic'}): read through the backup superblock at block ${backup.block} (as e2fsck -b ${backup.block} would)`;
     return openWith(device, backup.sb, notice);
   },
   open: async (device: BlockDevice): Promise<Filesystem> => openWith(device, await readSuperblock(device)),
@@ -53,9 +56,10 @@ export const extDriver: FilesystemDriver = {
 
 async function openWith(device: BlockDevice, sb: Superblock, notice?: string): Promise<Filesystem> {
   assertReadable(sb);
-  const fs = new ExtFilesystem(device, fsTypeOf(sb), sb, new BlockReader(device, sb.blockSize, sb.blocksCount), notice);
-  const root = await fs.root();
-  if (root.type !== 'directory') throw fsCorrupt(fs.type, 'the root inode is not a directory');
+  const type = fsTypeOf(sb);
+  const blocks = new BlockReader(device, sb.blockSize, sb.blocksCount);
+  const fs = new ExtFilesystem(device, type, sb, blocks, await GroupDescriptorTable.open(sb, blocks, type), notice);
+  await fs.checkRoot();
   return fs;
 }
 

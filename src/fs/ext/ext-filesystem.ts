@@ -8,7 +8,7 @@ import type { BlockReader } from './block-reader.js';
 import { dropLeadingDots, parseDirRegion, type RawDirEntry } from './dir-entries.js';
 import { ExtNode } from './ext-node.js';
 import { extentRuns } from './extent-tree.js';
-import { readGroupDescriptor } from './group-descriptors.js';
+import type { GroupDescriptorTable } from './group-descriptor-table.js';
 import { htreeCandidates } from './htree.js';
 import { indirectRuns } from './indirect-blocks.js';
 import { inlineContent, inlineDataTail } from './inline-data.js';
@@ -38,7 +38,8 @@ export class ExtFilesystem implements Filesystem {
     readonly type: FsType,
     private readonly sb: Superblock,
     private readonly blocks: BlockReader,
-    readonly notice?: string,
+    private readonly descriptors: GroupDescriptorTable,
+    private readonly superblockNotice?: string,
   ) {
     this.label = sb.label;
     this.uuid = sb.uuid;
@@ -46,8 +47,32 @@ export class ExtFilesystem implements Filesystem {
     this.blockSize = sb.blockSize;
   }
 
+  /** The damage read around: a backup superblock, backup group descriptors (more may be found as groups are first read). */
+  get notice(): string | undefined {
+    const parts = [this.superblockNotice, this.descriptors.notice].filter((p) => p !== undefined);
+    return parts.length === 0 ? undefined : parts.join('; ');
+  }
+
   root(): Promise<FsNode> {
     return this.node(ROOT_INODE);
+  }
+
+  /**
+   * Reads the root directory's inode, or throws `E_FS_CORRUPT` saying why it does not read
+   * and where its record lies, rather than a bare "inode 2 is not in use".
+   */
+  async checkRoot(): Promise<void> {
+    let where = 'inode 2';
+    try {
+      const { block, at } = await this.inodeLocation(ROOT_INODE);
+      where = `inode 2, at byte ${at} of block ${block} in the inode table of group 0`;
+      const root = await this.readInode(ROOT_INODE);
+      if (root.type !== 'directory') throw fsCorrupt(this.type, `it is a ${root.type}, not a directory`);
+    } catch (error) {
+      if (!isCofferError(error, 'E_FS_CORRUPT')) throw error;
+      const why = error.message.replace(/^ext[234]?: /, '');
+      throw fsCorrupt(this.type, `the root directory (${where}) does not read: ${why}`, { object: 'inode 2' });
+    }
   }
 
   /** Reads inode `number`. Throws `E_FS_CORRUPT` for numbers out of range or free inodes. */
@@ -66,7 +91,7 @@ export class ExtFilesystem implements Filesystem {
     const sb = this.sb;
     const group = Math.floor((number - 1) / sb.inodesPerGroup);
     const index = (number - 1) % sb.inodesPerGroup;
-    const descriptor = await readGroupDescriptor(sb, this.blocks, group);
+    const descriptor = await this.descriptors.descriptor(group);
     if (!descriptor.inodesInitialized) throw fsCorrupt(this.type, `inode ${number} is in a group never initialised`, { object: `inode ${number}` });
     const byteOffset = index * sb.inodeSize;
     return { block: descriptor.inodeTable + Math.floor(byteOffset / sb.blockSize), at: byteOffset % sb.blockSize };

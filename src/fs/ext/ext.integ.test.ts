@@ -76,6 +76,7 @@ for (const { variant, type, blockSize } of VARIANTS) {
         assert.equal(fs.blockSize, blockSize);
         assert.equal(fs.size, SMALL.sizeMiB * 1024 * 1024);
         assert.equal(fs.label, 'coffer-ext');
+        assert.equal(fs.notice, undefined, 'every group descriptor checks (checksum, locations): nothing read around');
         const mine = await walk(fs);
         assert.deepEqual([...mine.keys()].sort(), [...oracle.nodes.keys()].sort());
         for (const [rel, expected] of oracle.nodes) {

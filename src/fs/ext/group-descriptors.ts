@@ -1,15 +1,19 @@
-import { fsCorrupt } from '../fs-errors.js';
-import type { BlockReader } from './block-reader.js';
-import { groupHasSuperblock, INCOMPAT, RO_COMPAT, type Superblock } from './superblock.js';
+import { expectedDescriptorChecksum, CHECKSUM_OFFSET } from './descriptor-checksum.js';
+import { COMPAT, groupHasSuperblock, INCOMPAT, RO_COMPAT, type Superblock } from './superblock.js';
 
 /**
  * Block group descriptors: one per group, `descSize` bytes (32, or s_desc_size with the
  * 64bit feature), little-endian. Fields Coffer reads:
  *
  * | off  | size | field               | meaning                                            |
+ * | 0x00 | 4    | bg_block_bitmap_lo  | block of the group's block bitmap                  |
+ * | 0x04 | 4    | bg_inode_bitmap_lo  | block of the group's inode bitmap                  |
  * | 0x08 | 4    | bg_inode_table_lo   | first block of the group's inode table             |
  * | 0x12 | 2    | bg_flags            | 0x1 INODE_UNINIT: the inode table was never written |
- * | 0x28 | 4    | bg_inode_table_hi   | high 32 bits (descSize ≥ 64)                       |
+ * | 0x1E | 2    | bg_checksum         | see descriptor-checksum.ts                         |
+ * | 0x20 | 4    | bg_block_bitmap_hi  | high 32 bits of the three locations (descSize ≥ 64) |
+ * | 0x24 | 4    | bg_inode_bitmap_hi  |                                                    |
+ * | 0x28 | 4    | bg_inode_table_hi   |                                                    |
  *
  * Where the descriptors are: without meta_bg, one table starting in the block after the
  * superblock's: block 2 with 1 KiB blocks, block 1 with larger ones. (Not first_data_block + 1:
@@ -19,6 +23,13 @@ import { groupHasSuperblock, INCOMPAT, RO_COMPAT, type Superblock } from './supe
  * and each later meta group keeps its one descriptor block in its own first group, right
  * after that group's superblock copy if it has one (and, for meta group 0 with 1 KiB blocks
  * and s_first_data_block 0, after block 1, which holds the superblock).
+ *
+ * Backup copies (mke2fs writes them; e2fsprogs does not keep their flags and free counts
+ * current): the table, whole, follows each backup superblock (groups 1, 3, 5, 7, 9, 25 …
+ * with sparse_super; s_backup_bgs with sparse_super2), in the first block after it. A
+ * meta_bg descriptor block is copied into the second and the last group of its meta group,
+ * at the same place in that group. Coffer uses the first backup: group 1's table, or the
+ * meta group's second group.
  */
 export interface GroupDescriptor {
   readonly inodeTable: number;
@@ -26,40 +37,133 @@ export interface GroupDescriptor {
   readonly inodesInitialized: boolean;
 }
 
+/** Every field of a descriptor Coffer reads, as stored. */
+interface RawGroupDescriptor {
+  readonly blockBitmap: number;
+  readonly inodeBitmap: number;
+  readonly inodeTable: number;
+  readonly flags: number;
+  readonly checksum: number;
+}
+
+const OFF = { blockBitmap: 0x00, inodeBitmap: 0x04, inodeTable: 0x08, flags: 0x12, blockBitmapHi: 0x20, inodeBitmapHi: 0x24, inodeTableHi: 0x28 } as const;
+if (CHECKSUM_OFFSET + 2 !== OFF.blockBitmapHi) throw new Error('bg_checksum must end the 32-byte descriptor');
+
 const FLAG_INODE_UNINIT = 0x1;
 
 /** Where the superblock starts on every ext filesystem, whatever its block size. */
 const SUPERBLOCK_OFFSET = 1024;
 
-/** Block holding the descriptor of `group`, and the descriptor's byte offset in it. */
-export function descriptorLocation(sb: Superblock, group: number): { block: number; offset: number } {
-  const perBlock = sb.blockSize / sb.descSize;
-  const metaGroup = Math.floor(group / perBlock);
-  const offset = (group % perBlock) * sb.descSize;
-  const superblockBlock = Math.floor(SUPERBLOCK_OFFSET / sb.blockSize);
-  if ((sb.featureIncompat & INCOMPAT.META_BG) === 0 || metaGroup < sb.firstMetaBg) {
-    return { block: superblockBlock + 1 + metaGroup, offset };
-  }
-  const first = metaGroup * perBlock;
-  const superblockBefore = groupHasSuperblock(sb, first) ? 1 : 0;
-  const bootBlockBefore = metaGroup === 0 && superblockBlock === 1 && sb.firstDataBlock === 0 ? 1 : 0;
-  const block = sb.firstDataBlock + first * sb.blocksPerGroup + superblockBefore + bootBlockBefore;
-  return { block, offset };
+/** Descriptors in one block. */
+export function descriptorsPerBlock(sb: Superblock): number {
+  return sb.blockSize / sb.descSize;
 }
 
-/** Reads and parses the descriptor of `group` (cached with the blocks). */
-export async function readGroupDescriptor(sb: Superblock, blocks: BlockReader, group: number): Promise<GroupDescriptor> {
-  if (!Number.isSafeInteger(group) || group < 0 || group >= sb.groupCount) throw fsCorrupt('ext', `no block group ${group}`);
-  const { block, offset } = descriptorLocation(sb, group);
-  const bytes = await blocks.block(block, `descriptor of group ${group}`);
-  const view = new DataView(bytes.buffer, bytes.byteOffset + offset, sb.descSize);
+/** Blocks the descriptors of all groups fill. */
+export function descriptorBlockCount(sb: Superblock): number {
+  return Math.ceil(sb.groupCount / descriptorsPerBlock(sb));
+}
+
+/** First block of `group`. */
+function groupFirstBlock(sb: Superblock, group: number): number {
+  return sb.firstDataBlock + group * sb.blocksPerGroup;
+}
+
+/** True when descriptor block `index` belongs to the single table after the superblock (not to a meta group). */
+function inOldTable(sb: Superblock, index: number): boolean {
+  return (sb.featureIncompat & INCOMPAT.META_BG) === 0 || index < sb.firstMetaBg;
+}
+
+/** The primary copy of descriptor block `index` (the block holding groups index × per-block …). */
+export function primaryDescriptorBlock(sb: Superblock, index: number): number {
+  const superblockBlock = Math.floor(SUPERBLOCK_OFFSET / sb.blockSize);
+  if (inOldTable(sb, index)) return superblockBlock + 1 + index;
+  const first = index * descriptorsPerBlock(sb);
+  const superblockBefore = groupHasSuperblock(sb, first) ? 1 : 0;
+  const bootBlockBefore = index === 0 && superblockBlock === 1 && sb.firstDataBlock === 0 ? 1 : 0;
+  return groupFirstBlock(sb, first) + superblockBefore + bootBlockBefore;
+}
+
+/**
+ * The first backup copy of descriptor block `index` and the group holding it, or undefined
+ * when there is none (a filesystem of one group, a meta group of one group, sparse_super2
+ * without backups).
+ */
+export function backupDescriptorBlock(sb: Superblock, index: number): { block: number; group: number } | undefined {
+  if (inOldTable(sb, index)) {
+    const group = firstBackupGroup(sb);
+    return group === undefined ? undefined : { block: groupFirstBlock(sb, group) + 1 + index, group };
+  }
+  const group = index * descriptorsPerBlock(sb) + 1;
+  if (group >= sb.groupCount) return undefined;
+  return { block: groupFirstBlock(sb, group) + (groupHasSuperblock(sb, group) ? 1 : 0), group };
+}
+
+/** The first group after 0 that holds a superblock and descriptor table copy. */
+function firstBackupGroup(sb: Superblock): number | undefined {
+  // sparse_super2 names at most two groups; otherwise group 1 always has a copy.
+  const candidates = (sb.featureCompat & COMPAT.SPARSE_SUPER2) !== 0 ? sb.backupBgs.filter((g) => g > 0).sort((a, b) => a - b) : [1];
+  return candidates.find((g) => g < sb.groupCount);
+}
+
+/** Parses the `descSize` bytes of one descriptor (pure). */
+function parseRaw(sb: Superblock, bytes: Uint8Array): RawGroupDescriptor {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, sb.descSize);
   const wide = sb.descSize >= 64;
-  const inodeTable = view.getUint32(0x08, true) + (wide ? view.getUint32(0x28, true) * 2 ** 32 : 0);
-  const flags = view.getUint16(0x12, true);
+  const u64 = (lo: number, hi: number): number => view.getUint32(lo, true) + (wide ? view.getUint32(hi, true) * 2 ** 32 : 0);
+  return {
+    blockBitmap: u64(OFF.blockBitmap, OFF.blockBitmapHi),
+    inodeBitmap: u64(OFF.inodeBitmap, OFF.inodeBitmapHi),
+    inodeTable: u64(OFF.inodeTable, OFF.inodeTableHi),
+    flags: view.getUint16(OFF.flags, true),
+    checksum: view.getUint16(CHECKSUM_OFFSET, true),
+  };
+}
+
+/**
+ * Parses descriptor `group` from its `descSize` bytes. `fromBackup`: a backup copy, whose
+ * INODE_UNINIT flag may be stale (e2fsprogs writes backups at mkfs and resize only), so
+ * every group counts as initialised, as e2fsck does with a backup table.
+ */
+export function parseGroupDescriptor(sb: Superblock, bytes: Uint8Array, fromBackup: boolean): GroupDescriptor {
+  const raw = parseRaw(sb, bytes);
   // INODE_UNINIT is only meaningful when descriptors are checksummed (uninit_bg, metadata_csum).
   const checksummed = (sb.featureRoCompat & (RO_COMPAT.GDT_CSUM | RO_COMPAT.METADATA_CSUM)) !== 0;
-  const inodesInitialized = !(checksummed && (flags & FLAG_INODE_UNINIT) !== 0);
+  const inodesInitialized = fromBackup || !(checksummed && (raw.flags & FLAG_INODE_UNINIT) !== 0);
+  return { inodeTable: raw.inodeTable, inodesInitialized };
+}
+
+/**
+ * Why descriptor `group` (its `descSize` bytes) cannot be right, or undefined when it
+ * checks (pure): all zeros; a checksum that does not match (metadata_csum, uninit_bg); or a
+ * bitmap or the inode table outside the group's blocks (anywhere in the filesystem with
+ * flex_bg), or on the superblock and descriptor blocks at the start of group 0. These are
+ * the checks Linux makes on every descriptor at mount (ext4_check_descriptors).
+ */
+export function descriptorProblem(sb: Superblock, group: number, bytes: Uint8Array): string | undefined {
+  if (bytes.every((b) => b === 0)) return 'all zeros';
+  const raw = parseRaw(sb, bytes);
+  const expected = expectedDescriptorChecksum(sb, group, bytes);
+  if (expected !== undefined && expected !== raw.checksum) {
+    return `checksum 0x${hex4(raw.checksum)} instead of 0x${hex4(expected)}`;
+  }
+  const flex = (sb.featureIncompat & INCOMPAT.FLEX_BG) !== 0;
+  const headerEnd = primaryDescriptorBlock(sb, Math.max(0, Math.min(descriptorBlockCount(sb), oldTableBlocks(sb)) - 1));
+  const lo = Math.max(headerEnd + 1, flex ? sb.firstDataBlock : groupFirstBlock(sb, group));
+  const hi = flex || group === sb.groupCount - 1 ? sb.blocksCount - 1 : groupFirstBlock(sb, group) + sb.blocksPerGroup - 1;
   const tableBlocks = Math.ceil((sb.inodesPerGroup * sb.inodeSize) / sb.blockSize);
-  blocks.check(inodeTable, tableBlocks, `inode table of group ${group}`);
-  return { inodeTable, inodesInitialized };
+  const outside = (what: string, first: number, count: number): string | undefined =>
+    first >= lo && first + count - 1 <= hi ? undefined
+      : `its ${what} at block ${first}${count > 1 ? `-${first + count - 1}` : ''} is not within blocks ${lo}-${hi}`;
+  return outside('block bitmap', raw.blockBitmap, 1) ?? outside('inode bitmap', raw.inodeBitmap, 1)
+    ?? outside('inode table', raw.inodeTable, tableBlocks);
+}
+
+/** Descriptor blocks in the table after the superblock (all of them without meta_bg). */
+function oldTableBlocks(sb: Superblock): number {
+  return (sb.featureIncompat & INCOMPAT.META_BG) === 0 ? descriptorBlockCount(sb) : sb.firstMetaBg;
+}
+
+function hex4(n: number): string {
+  return n.toString(16).padStart(4, '0');
 }

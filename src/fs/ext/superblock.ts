@@ -1,3 +1,4 @@
+import { crc32cUpdate } from '../crc32c.js';
 import { fsCorrupt, fsUnsupported } from '../fs-errors.js';
 import type { FsType } from '../filesystem.js';
 
@@ -28,6 +29,7 @@ import type { FsType } from '../filesystem.js';
  * | 0x150 | 4    | s_blocks_count_hi     | with 64bit                                       |
  * | 0x160 | 4    | s_flags               | 0x1 signed dir hash, 0x2 unsigned dir hash       |
  * | 0x24C | 8    | s_backup_bgs[2]       | the only groups with a superblock (sparse_super2)|
+ * | 0x270 | 4    | s_checksum_seed       | metadata_csum seed with csum_seed (else from UUID)|
  */
 export const SUPERBLOCK_OFFSET = 1024;
 export const SUPERBLOCK_SIZE = 1024;
@@ -38,7 +40,7 @@ const OFF = {
   blocksPerGroup: 0x20, inodesPerGroup: 0x28, magic: 0x38, revLevel: 0x4c, firstIno: 0x54, inodeSize: 0x58,
   featureCompat: 0x5c, featureIncompat: 0x60, featureRoCompat: 0x64, uuid: 0x68, volumeName: 0x78,
   hashSeed: 0xec, defHashVersion: 0xfc, descSize: 0xfe, firstMetaBg: 0x104, blocksCountHi: 0x150, flags: 0x160,
-  backupBgs: 0x24c,
+  backupBgs: 0x24c, checksumSeed: 0x270,
 } as const;
 
 /** s_feature_compat bits Coffer looks at. */
@@ -95,6 +97,13 @@ export interface Superblock {
   readonly firstMetaBg: number;
   readonly flags: number;
   readonly backupBgs: readonly [number, number];
+  /** The 16 bytes of s_uuid (the start of every uninit_bg checksum). */
+  readonly uuidBytes: Uint8Array;
+  /**
+   * Where every metadata_csum CRC-32C starts: s_checksum_seed with csum_seed (the UUID may
+   * have changed since), else the raw CRC-32C register of the UUID from ~0.
+   */
+  readonly checksumSeed: number;
 }
 
 /**
@@ -140,6 +149,8 @@ export function parseSuperblock(bytes: Uint8Array): Superblock {
   const uuidHex = Buffer.from(bytes.subarray(OFF.uuid, OFF.uuid + 16)).toString('hex');
   const labelBytes = bytes.subarray(OFF.volumeName, OFF.volumeName + 16);
   const nul = labelBytes.indexOf(0);
+  const uuidBytes = Uint8Array.from(bytes.subarray(OFF.uuid, OFF.uuid + 16));
+  const checksumSeed = (incompat & INCOMPAT.CSUM_SEED) !== 0 ? u32(OFF.checksumSeed) : crc32cUpdate(0xffffffff, uuidBytes);
   return {
     inodesCount, blocksCount, firstDataBlock, blockSize, blocksPerGroup, inodesPerGroup, groupCount, inodeSize, firstIno,
     featureCompat: u32(OFF.featureCompat), featureIncompat: incompat, featureRoCompat: u32(OFF.featureRoCompat),
@@ -151,6 +162,8 @@ export function parseSuperblock(bytes: Uint8Array): Superblock {
     firstMetaBg: u32(OFF.firstMetaBg),
     flags: u32(OFF.flags),
     backupBgs: [u32(OFF.backupBgs), u32(OFF.backupBgs + 4)],
+    uuidBytes,
+    checksumSeed,
   };
 }
 
