@@ -82,7 +82,8 @@ for (const fixture of FIXTURES) {
     let listed = 0;
     try {
       const started = Date.now();
-      while (Date.now() - started < BUDGET_MS) {
+      // A few runs however slow the machine (the budget bounds time, not coverage).
+      while (runs <= 10 || Date.now() - started < BUDGET_MS) {
         runs++;
         const patches = disks.map(() => new Map<number, number>());
         const flips = 1 + Math.floor(next() * 12);
@@ -112,7 +113,6 @@ for (const fixture of FIXTURES) {
     } finally {
       await Promise.all(disks.map((d) => d.close()));
     }
-    assert.ok(runs > 10, `only ${runs} runs`);
     assert.ok(listed > runs / 4, `only ${listed} of ${runs} mutants listed: the mutations break more than the metadata`);
   });
 }
@@ -132,7 +132,8 @@ test('fuzz the LVM metadata text parser behind its checksum: mutated real text p
   const alphabet = '{}[]=,"#\\\n 0123456789-.abcxyz_';
   const started = Date.now();
   let runs = 0;
-  while (Date.now() - started < BUDGET_MS) {
+  // A few runs however slow the machine (the budget bounds time, not coverage).
+  while (runs <= 10 || Date.now() - started < BUDGET_MS) {
     runs++;
     let text = original;
     for (let i = 1 + Math.floor(next() * 6); i > 0; i--) {
@@ -147,5 +148,4 @@ test('fuzz the LVM metadata text parser behind its checksum: mutated real text p
       if (!isCofferError(error, 'E_FS_CORRUPT')) assert.fail(`seed ${seed}, run ${runs}: ${error instanceof Error ? error.stack : String(error)}`);
     }
   }
-  assert.ok(runs > 10, `only ${runs} runs`);
 });

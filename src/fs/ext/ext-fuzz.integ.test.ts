@@ -15,6 +15,7 @@ import type { FsNode } from '../index.js';
 import { extDriver } from './index.js';
 
 const BUDGET_MS = Number(process.env.COFFER_FUZZ_MS ?? 800);
+const MIN_RUNS = 3;
 const OPERATION_MS = 1000;
 const MAX_NODES = 150;
 
@@ -82,7 +83,8 @@ for (const variant of ['ext4', 'ext4-inline', 'ext2-1k'] as ExtVariant[]) {
       const next = random(seed);
       const started = Date.now();
       let runs = 0;
-      while (Date.now() - started < BUDGET_MS) {
+      // At least a few runs however slow the machine (the budget bounds time, not coverage).
+      while (runs < MIN_RUNS || Date.now() - started < BUDGET_MS) {
         runs++;
         const patches = new Map<number, number>();
         const flips = 1 + Math.floor(next() * 8);
@@ -98,7 +100,6 @@ for (const variant of ['ext4', 'ext4-inline', 'ext2-1k'] as ExtVariant[]) {
           }
         }
       }
-      assert.ok(runs >= 2, `only ${runs} runs`);
     } finally {
       await base.close();
     }

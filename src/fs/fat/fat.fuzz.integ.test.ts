@@ -95,7 +95,8 @@ for (const fixture of CASES) {
     const started = Date.now();
     let runs = 0;
     let opened = 0;
-    while (Date.now() - started < BUDGET_MS) {
+    // Past the budget only until a few runs, one of them opening, happened (never more than 10,000).
+    while ((runs <= 5 || opened === 0 || Date.now() - started < BUDGET_MS) && runs < 10_000) {
       runs += 1;
       const changes = new Map<number, number>();
       for (let flips = 1 + Math.floor(next() * 6); flips > 0; flips--) {
@@ -116,6 +117,6 @@ for (const fixture of CASES) {
       }
     }
     t.diagnostic(`seed ${seed}: ${runs} runs, ${opened} opened`);
-    assert.ok(runs > 5 && opened > 0, `only ${runs} runs (${opened} opened) in ${BUDGET_MS} ms`);
+    assert.ok(opened > 0, `none of ${runs} runs opened a filesystem`);
   });
 }
