@@ -153,6 +153,10 @@ test('--vm and --since select what is copied', async () => {
 
   const onlyB = await cofferJson<SyncJson>(['sync', '-r', src, '--to', dst, '--vm', 'b'], opts);
   assert.deepEqual(onlyB.snapshots.map((s) => [s.vm, s.status]), [['b', 'copied']]);
+  // A VM the source never backed up is a typo, not an empty sync (it exited 0 having copied nothing).
+  const typo = await coffer(['sync', '-r', src, '--to', dst, '--vm', 'bb'], opts);
+  assertExit(typo, 2);
+  assert.match(assertOneLineError(typo), /no snapshot of VM bb in /);
   const lastDay = await cofferJson<SyncJson>(['sync', '-r', src, '--to', dst, '--since', '1d'], opts);
   assert.deepEqual(lastDay.snapshots.map((s) => [s.vm, s.status]).sort(), [['a', 'copied'], ['b', 'present']]);
   assert.equal(lastDay.chunksSent, 0, 'every chunk of a was already there (the same disk as b)');

@@ -36,6 +36,7 @@ export async function syncCommand(options: SyncCommandOptions, context: CommandC
       const progress = ProgressReporter.for(context.stderr, options.json === true);
       const report = await syncSnapshots(src, dst, {
         vm: options.vm,
+        vmMustExist: true,
         since,
         check: options.check === true,
         readData: options.readData === true,

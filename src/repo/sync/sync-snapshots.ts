@@ -13,6 +13,8 @@ import { originalsHeld, recordSyncedFrom, syncedCopies } from './synced-from.js'
 export interface SyncOptions {
   /** Only the snapshots of this VM. */
   vm?: string | undefined;
+  /** With `vm`: a VM the source has no snapshot of is an error (E_SNAPSHOT_NOT_FOUND, a typo), not an empty sync. */
+  vmMustExist?: boolean | undefined;
   /** Only the snapshots captured at or after this instant. */
   since?: Date | undefined;
   /**
@@ -79,6 +81,9 @@ export async function syncSnapshots(src: Repository, dst: Repository, options: S
     onDamaged: (id, error) => results.push({ source: id, vm: '?', time: '', status: 'failed', destination: null, error: { code: error.code, message: error.message } }),
   });
   const selected = all.filter((s) => (options.vm === undefined || s.vm === options.vm) && (options.since === undefined || Date.parse(s.time) >= options.since.getTime()));
+  if (options.vm !== undefined && options.vmMustExist === true && !all.some((s) => s.vm === options.vm)) {
+    throw new CofferError('E_SNAPSHOT_NOT_FOUND', `no snapshot of VM ${options.vm} in ${src.location}`, { subject: { repository: src.location } });
+  }
 
   const lease = await acquireBackupLease(dst, {
     now,
