@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { lstat, mkdir, open, readdir, readFile, readlink, truncate, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, readFile, readlink, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { buildByteNamesExtImage, buildHostileExtImage, BYTE_NAMES, requireTools } from '../testing/index.js';
@@ -60,43 +60,92 @@ test('cat of a file whose block map is damaged names the file, with the reader\'
   assert.match(result.stderr, /^coffer: \/bad-extent\.bin: .*inode \d+/m);
 });
 
-test('names that are not UTF-8 come back as the same bytes, list as \\xNN and are found by it', async () => {
-  const bytesRepo = join(work, 'bytes-repo');
-  assertExit(await coffer(['init', '-r', bytesRepo], { env }), 0);
-  assertExit(await coffer(['backup', '-r', bytesRepo, '--vm', 'latin1', await buildByteNamesExtImage()], { env }), 0);
-  const to = join(work, 'bytes-out');
-  const got = await coffer(['files', '-r', bytesRepo, 'latin1:latest', 'get', 'disk:/', '--to', to, '--json'], { env });
-  assertExit(got, 0);
-  const report = JSON.parse(got.stdout.toString('utf8')) as { files: number; problems: unknown[]; renamed: unknown[] };
-  assert.deepEqual([report.files, report.problems, report.renamed], [5, [], []], 'every file restored under its own name');
-  const at = (...names: Buffer[]): Buffer => Buffer.concat([Buffer.from(to), ...names.flatMap((n) => [Buffer.from('/'), n])]);
-  const hostNames = (await readdir(Buffer.from(to), { encoding: 'buffer' })).map((n) => n.toString('hex')).sort();
-  assert.deepEqual(hostNames, [BYTE_NAMES.latin1Acute, BYTE_NAMES.latin1Grave, BYTE_NAMES.utf8, BYTE_NAMES.ffFe, BYTE_NAMES.folder, BYTE_NAMES.link, Buffer.from('lost+found')].map((b) => b.toString('hex')).sort());
-  assert.equal(await readFile(at(BYTE_NAMES.latin1Acute), 'utf8'), 'latin1 e-acute\n');
-  assert.equal(await readFile(at(BYTE_NAMES.latin1Grave), 'utf8'), 'latin1 e-grave\n');
-  assert.equal(await readFile(at(BYTE_NAMES.folder, BYTE_NAMES.inFolder), 'utf8'), 'inside\n');
-  assert.deepEqual(await readlink(at(BYTE_NAMES.link), { encoding: 'buffer' }), BYTE_NAMES.latin1Acute);
+/** A repository holding one backup of the ext4 of {@link BYTE_NAMES} (made once, for the tests below). */
+let bytesRepo: Promise<string> | undefined;
+function byteNamesRepo(): Promise<string> {
+  bytesRepo ??= (async () => {
+    const path = join(work, 'bytes-repo');
+    assertExit(await coffer(['init', '-r', path], { env }), 0);
+    assertExit(await coffer(['backup', '-r', path, '--vm', 'latin1', await buildByteNamesExtImage()], { env }), 0);
+    return path;
+  })();
+  return bytesRepo;
+}
 
-  const listed = await coffer(['files', '-r', bytesRepo, 'latin1:latest', 'ls', 'disk:/'], { env });
+/** `path/name/…` as bytes, for names that are not UTF-8. */
+const bytesAt = (root: string, ...names: Buffer[]): Buffer => Buffer.concat([Buffer.from(root), ...names.flatMap((n) => [Buffer.from('/'), n])]);
+
+/** What a restore of {@link BYTE_NAMES} must hold: each name's exact bytes (the control character escaped). */
+async function assertByteNamesRestored(to: string, what: string): Promise<void> {
+  const hex = (names: Buffer[]): string[] => names.map((n) => n.toString('hex')).sort();
+  const top = [BYTE_NAMES.latin1Acute, BYTE_NAMES.latin1Grave, BYTE_NAMES.utf8, BYTE_NAMES.ffFe, BYTE_NAMES.folder, BYTE_NAMES.link, BYTE_NAMES.backslashText, BYTE_NAMES.longest, Buffer.from('esc%1B\xe9', 'latin1'), Buffer.from('lost+found')];
+  assert.deepEqual(hex(await readdir(Buffer.from(to), { encoding: 'buffer' })), hex(top), `${what}: every name as its bytes`);
+  assert.deepEqual(hex(await readdir(bytesAt(to, BYTE_NAMES.folder), { encoding: 'buffer' })), hex([BYTE_NAMES.inFolder, BYTE_NAMES.hardLink]));
+  assert.equal(await readFile(bytesAt(to, BYTE_NAMES.latin1Acute), 'utf8'), 'latin1 e-acute\n', `${what}: the byte E9`);
+  assert.equal(await readFile(bytesAt(to, BYTE_NAMES.backslashText), 'utf8'), 'backslash text\n', `${what}: the text \\xe9 beside it`);
+  assert.equal(await readFile(bytesAt(to, BYTE_NAMES.latin1Grave), 'utf8'), 'latin1 e-grave\n');
+  assert.equal(await readFile(bytesAt(to, BYTE_NAMES.longest), 'utf8'), '255 bytes\n');
+  assert.equal(await readFile(bytesAt(to, BYTE_NAMES.folder, BYTE_NAMES.inFolder), 'utf8'), 'inside\n');
+  assert.equal((await stat(bytesAt(to, BYTE_NAMES.folder, BYTE_NAMES.hardLink))).ino, (await stat(bytesAt(to, BYTE_NAMES.latin1Grave))).ino, `${what}: the second name is a hard link`);
+  assert.deepEqual(await readlink(bytesAt(to, BYTE_NAMES.link), { encoding: 'buffer' }), BYTE_NAMES.latin1Acute, `${what}: the link points at the byte name, not its text twin`);
+}
+
+test('names that are not UTF-8 come back as the same bytes with get --to, and renames print them as \\xNN', async () => {
+  const repository = await byteNamesRepo();
+  const to = join(work, 'bytes-out');
+  const got = await coffer(['files', '-r', repository, 'latin1:latest', 'get', 'disk:/', '--to', to, '--json'], { env });
+  assertExit(got, 0);
+  const report = JSON.parse(got.stdout.toString('utf8')) as { files: number; hardLinks: number; problems: unknown[]; renamed: unknown[] };
+  assert.deepEqual([report.files, report.hardLinks, report.problems], [8, 1, []]);
+  // Only the control character is escaped; the byte after it stays, and JSON gives both names' bytes.
+  assert.deepEqual(report.renamed, [{ path: '/esc\u001b\udce9', as: 'esc%1B\udce9', pathBytes: '2f6573631be9', asBytes: '657363253142e9' }]);
+  await assertByteNamesRestored(to, 'get --to');
+
+  const again = await coffer(['files', '-r', repository, 'latin1:latest', 'get', 'disk:/', '--to', join(work, 'bytes-out-2')], { env });
+  assertExit(again, 0);
+  assert.match(again.stderr, /^coffer: \/esc\\x1b\\xe9 has an unsafe name: written as esc%1B\\xe9$/m);
+});
+
+test('ls and find print a byte that is not UTF-8 as \\xNN and a backslash as \\\\, and what they print finds the entry', async () => {
+  const repository = await byteNamesRepo();
+  const files = (...args: string[]) => coffer(['files', '-r', repository, 'latin1:latest', ...args], { env });
+  const listed = await files('ls', 'disk:/');
   assertExit(listed, 0);
   const names = listed.stdout.toString('utf8').split('\n').filter(Boolean).sort();
-  assert.deepEqual(names, ['caf\\xe8', 'caf\\xe9', 'café', 'd\\xe9j\\xe0/', 'lien', 'lost+found/', '\\xff\\xfe'].sort());
-  const cat = await coffer(['files', '-r', bytesRepo, 'latin1:latest', 'cat', 'disk:/d\\xe9j\\xe0/x\\xb5'], { env });
-  assertExit(cat, 0);
-  assert.equal(cat.stdout.toString('utf8'), 'inside\n');
-  // find from a file finds the file; from a folder, the folder too, as find(1) does.
-  const fromFile = await coffer(['files', '-r', bytesRepo, 'latin1:latest', 'find', 'disk:/caf\\xe9', '--name', 'caf*'], { env });
-  assertExit(fromFile, 0);
-  assert.equal(fromFile.stdout.toString('utf8'), '/caf\\xe9\n');
-  const fromFolder = await coffer(['files', '-r', bytesRepo, 'latin1:latest', 'find', 'disk:/d\\xe9j\\xe0', '--name', '*'], { env });
-  assert.equal(fromFolder.stdout.toString('utf8'), '/d\\xe9j\\xe0\n/d\\xe9j\\xe0/x\\xb5\n');
+  assert.deepEqual(names, ['caf\\xe8', 'caf\\xe9', 'caf\\\\xe9', 'café', 'd\\xe9j\\xe0/', 'esc\\x1b\\xe9', 'lien', 'lost+found/', '\\xff\\xfe', '\\xe9'.repeat(255)].sort());
+  const cat = async (path: string): Promise<string> => {
+    const result = await files('cat', `disk:${path}`);
+    assertExit(result, 0);
+    return result.stdout.toString('utf8');
+  };
+  assert.equal(await cat('/caf\\xe9'), 'latin1 e-acute\n', '\\xe9 is the byte, though a name holds that text');
+  assert.equal(await cat('/caf\\\\xe9'), 'backslash text\n');
+  assert.equal(await cat('/d\\xe9j\\xe0/x\\xb5'), 'inside\n');
+  assert.equal(await cat(`/${'\\xe9'.repeat(255)}`), '255 bytes\n');
+  const one = await files('ls', 'disk:/caf\\xe9');
+  assert.equal(one.stdout.toString('utf8'), 'caf\\xe9\n', 'a file is listed by its own name, not as typed');
 
-  // A tar name is UTF-8 text: such bytes are archived as \xNN, and said so.
-  const tar = await coffer(['files', '-r', bytesRepo, 'latin1:latest', 'get', 'disk:/', '--tar'], { env });
-  assertExit(tar, 0);
-  const listing = execFileSync('tar', ['--quoting-style=literal', '-tf', '-'], { input: tar.stdout }).toString('utf8').split('\n').filter(Boolean).sort();
-  assert.ok(listing.includes('caf\\xe9') && listing.includes('caf\\xe8') && listing.includes('d\\xe9j\\xe0/x\\xb5'), listing.join(', '));
-  assert.match(tar.stderr, /caf\\xe9 has an unsafe name: written as caf\\xe9/);
+  // --json: the name as JSON text, and its bytes in hex where it has bytes that are not UTF-8.
+  const json = await files('ls', 'disk:/', '--json');
+  const rows = JSON.parse(json.stdout.toString('utf8')) as { name: string; nameBytes?: string; target?: string; targetBytes?: string }[];
+  const row = (bytes: Buffer) => rows.find((r) => Buffer.from(r.nameBytes ?? Buffer.from(r.name).toString('hex'), 'hex').equals(bytes));
+  assert.equal(row(BYTE_NAMES.latin1Acute)?.nameBytes, '636166e9');
+  assert.equal(row(BYTE_NAMES.backslashText)?.nameBytes, undefined, 'a UTF-8 name needs no hex');
+  assert.deepEqual([row(BYTE_NAMES.link)?.target, row(BYTE_NAMES.link)?.targetBytes], ['caf\udce9', '636166e9']);
+
+  // find: from a file finds the file; from a folder, the folder too, as find(1) does.
+  const find = async (...args: string[]): Promise<string[]> => {
+    const result = await files('find', ...args);
+    assertExit(result, 0);
+    return result.stdout.toString('utf8').split('\n').filter(Boolean).sort();
+  };
+  assert.deepEqual(await find('disk:/caf\\xe9', '--name', 'caf*'), ['/caf\\xe9']);
+  assert.deepEqual(await find('disk:/d\\xe9j\\xe0', '--name', '*'), ['/d\\xe9j\\xe0', '/d\\xe9j\\xe0/dur\\xe9', '/d\\xe9j\\xe0/x\\xb5']);
+  // A pattern spells bytes as listings print them: *\xe9 is a name ending in the byte E9, not in the text.
+  assert.deepEqual(await find('disk:/', '--name', '*\\xe9'), ['/caf\\xe9', '/d\\xe9j\\xe0/dur\\xe9', '/esc\\x1b\\xe9', `/${'\\xe9'.repeat(255)}`].sort());
+  assert.deepEqual(await find('disk:/', '--name', 'caf\\\\xe9'), ['/caf\\\\xe9']);
+  const found = JSON.parse((await files('find', 'disk:/', '--name', 'caf?', '--json')).stdout.toString('utf8')) as { name: string; nameBytes?: string }[];
+  assert.deepEqual(found.map((f) => f.nameBytes ?? Buffer.from(f.name).toString('hex')).sort(), ['2f636166e8', '2f636166e9', '2f636166c3a9'].sort());
 });
 
 test('an ext4 whose primary superblock was overwritten is browsed through its backup superblock, with a warning', async () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { decodeName, encodeName, hasRawBytes, printableName, unescapeName } from './byte-names.js';
+import { decodeName, encodeName, hasRawBytes, nameBytesHex, printableName, printableText, unescapeName } from './byte-names.js';
 
 const bytes = (...values: number[]): Buffer => Buffer.from(values);
 
@@ -36,6 +36,8 @@ test('any bytes round-trip through decodeName and encodeName', () => {
   for (let i = 0; i < 5000; i++) {
     const raw = randomBytes(1 + (i % 40));
     assert.deepEqual(encodeName(decodeName(raw)), raw, raw.toString('hex'));
+    const shown = printableName(decodeName(raw));
+    assert.deepEqual(encodeName(unescapeName(shown) ?? shown), raw, `${shown} reads back to ${raw.toString('hex')}`);
   }
 });
 
@@ -47,4 +49,28 @@ test('printableName shows raw bytes and control characters as \\xNN, and unescap
   assert.equal(unescapeName('caf\\xc3\\xa9'), 'café', 'bytes that spell UTF-8 are that character');
   assert.equal(unescapeName('café'), undefined, 'nothing to unescape');
   assert.equal(unescapeName('a\\xZZ'), undefined);
+});
+
+test('a backslash prints as \\\\, so a raw byte and the text that spells it never print alike, and both read back', () => {
+  const raw = decodeName(bytes(0x63, 0x61, 0x66, 0xe9));
+  const literal = 'caf\\xe9';
+  assert.equal(printableName(raw), 'caf\\xe9');
+  assert.equal(printableName(literal), 'caf\\\\xe9');
+  assert.notEqual(printableName(raw), printableName(literal));
+  assert.equal(unescapeName(printableName(raw)), raw);
+  assert.equal(unescapeName(printableName(literal)), literal);
+  assert.equal(unescapeName('a\\\\\\xe9'), `a\\${raw.slice(3)}`, '\\\\ then \\xe9: a backslash, then the byte');
+  assert.equal(unescapeName('a\\b'), undefined, 'a lone backslash is not an escape');
+  for (const name of [raw, literal, 'C:\\temp\\x', '\\\\server', 'tab\there\\', decodeName(bytes(0x5c, 0xff, 0x5c, 0x78))]) {
+    assert.equal(unescapeName(printableName(name)) ?? printableName(name), name, `${printableName(name)} reads back`);
+  }
+});
+
+test('printableText escapes what a terminal must not get but leaves backslashes of printed names alone', () => {
+  assert.equal(printableText(`${printableName('caf\\xe9')}: \u001b[31m ${decodeName(bytes(0xe9))}`), 'caf\\\\xe9: \\x1b[31m \\xe9');
+});
+
+test('nameBytesHex gives the bytes of a name that is not UTF-8, and nothing for one that is', () => {
+  assert.equal(nameBytesHex(decodeName(bytes(0x63, 0x61, 0x66, 0xe9))), '636166e9');
+  assert.equal(nameBytesHex('café'), undefined);
 });

@@ -12,9 +12,11 @@
  * is reversible: {@link encodeName} gives back the exact bytes, which a restore passes to
  * the host as a Buffer path. JSON keeps lone surrogates (`"caf\udce9"`).
  *
- * On a terminal, raw bytes and control characters are shown as `\xNN`
- * ({@link printableName}); a path typed back with `\xNN` in it is found through
- * {@link unescapeName} when no entry has the literal name.
+ * On a terminal, raw bytes and control characters are shown as `\xNN` and a backslash as
+ * `\\` ({@link printableName}), so a raw `caf\xe9` (4 bytes) and a name that holds the
+ * text `caf\xe9` (7 bytes) never print alike; a path typed back that way is read by
+ * {@link unescapeName}. A machine reading JSON gets a name's bytes in hex ({@link nameBytesHex}):
+ * a lone surrogate is valid in JSON text but most tools (jq) turn it into U+FFFD.
  */
 
 const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
@@ -58,34 +60,62 @@ export function hasRawBytes(name: string): boolean {
   return RAW_BYTE.test(name);
 }
 
-/**
- * A name safe to print on a terminal and to type back: control characters and raw bytes as
- * `\xNN` (the byte's value), everything else as it is.
- */
-export function printableName(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u001f\u007f]|(?<![\uD800-\uDBFF])[\uDC80-\uDCFF]/g, (c) => {
-    const unit = c.charCodeAt(0);
-    const byte = unit >= 0xdc80 ? unit - RAW_BYTE_BASE : unit;
-    return `\\x${byte.toString(16).padStart(2, '0')}`;
-  });
+/** Control characters (C0 and DEL) and raw bytes: what a terminal must not receive as they are. */
+// eslint-disable-next-line no-control-regex
+const UNPRINTABLE = /[\u0000-\u001f\u007f]|(?<![\uD800-\uDBFF])[\uDC80-\uDCFF]/g;
+
+/** `\xNN`: a control character by its code, a raw byte by its value. */
+function hexEscape(c: string): string {
+  const unit = c.charCodeAt(0);
+  const byte = unit >= 0xdc80 ? unit - RAW_BYTE_BASE : unit;
+  return `\\x${byte.toString(16).padStart(2, '0')}`;
 }
 
 /**
- * The name a typed path component stands for when it spells bytes as `\xNN` (as
- * {@link printableName} shows them): `caf\xe9` is the four bytes 63 61 66 E9, and
- * `caf\xc3\xa9` is "café". Returns `undefined` when the text holds no `\xNN`.
+ * A name safe to print on a terminal and to type back: control characters and raw bytes as
+ * `\xNN` (the byte's value), a backslash as `\\`, everything else as it is. Two different
+ * names never print alike; {@link unescapeName} reads the result back to the name.
+ */
+export function printableName(name: string): string {
+  // eslint-disable-next-line no-control-regex
+  return name.replace(/\\|[\u0000-\u001f\u007f]|(?<![\uD800-\uDBFF])[\uDC80-\uDCFF]/g, (c) => (c === '\\' ? '\\\\' : hexEscape(c)));
+}
+
+/**
+ * A message safe to print on a terminal: control characters and raw bytes as `\xNN`,
+ * backslashes left alone. For text whose names were already made printable with
+ * {@link printableName} (escaping it again would double their backslashes).
+ */
+export function printableText(text: string): string {
+  return text.replace(UNPRINTABLE, hexEscape);
+}
+
+/** An escape {@link unescapeName} reads: `\xNN` or `\\`. */
+const ESCAPE = /\\x[0-9a-fA-F]{2}|\\\\/;
+
+/**
+ * The name a typed path component (or pattern) stands for when it holds escapes as
+ * {@link printableName} writes them: `\xNN` is the byte NN and `\\` a backslash; any other
+ * backslash is itself. `caf\xe9` is the four bytes 63 61 66 E9, `caf\xc3\xa9` is "café",
+ * `caf\\xe9` is the seven characters `caf\xe9`. Returns `undefined` when the text holds no
+ * escape (it stands for itself).
  */
 export function unescapeName(text: string): string | undefined {
-  if (!/\\x[0-9a-fA-F]{2}/.test(text)) return undefined;
+  if (!ESCAPE.test(text)) return undefined;
   const parts: Buffer[] = [];
   let at = 0;
-  for (const match of text.matchAll(/\\x([0-9a-fA-F]{2})/g)) {
-    parts.push(encodeName(text.slice(at, match.index)), Buffer.of(Number.parseInt(match[1] as string, 16)));
+  for (const match of text.matchAll(new RegExp(ESCAPE.source, 'g'))) {
+    const byte = match[0] === '\\\\' ? 0x5c : Number.parseInt(match[0].slice(2), 16);
+    parts.push(encodeName(text.slice(at, match.index)), Buffer.of(byte));
     at = (match.index as number) + match[0].length;
   }
   parts.push(encodeName(text.slice(at)));
   return decodeName(Buffer.concat(parts));
+}
+
+/** A name's bytes in hex when it holds raw bytes (for JSON beside the name), else `undefined`. */
+export function nameBytesHex(name: string): string | undefined {
+  return hasRawBytes(name) ? encodeName(name).toString('hex') : undefined;
 }
 
 /** The slow path of {@link decodeName}: walks the bytes, escaping each one no valid sequence takes. */

@@ -18,10 +18,13 @@ export interface ResolvedNode {
  * the root is the root). Symlinks in the middle are followed inside this filesystem, as the
  * guest would see them (an absolute target starts again at this filesystem's root); the last
  * component is followed only when `followLast`. Names match case-insensitively on
- * filesystems that do. A component with no entry of its literal name that spells bytes as
- * `\xNN` (as listings print names that are not UTF-8, or hold control characters) names the
- * entry with those bytes. Throws `E_PATH_NOT_FOUND` for a missing component or a path through
- * a non-directory, and for link loops.
+ * filesystems that do. A component that holds escapes as listings print names
+ * (`printableName`: `\xNN` for a byte that is not UTF-8 or a control character, `\\` for a
+ * backslash) is looked up unescaped first, then as typed: what `ls` printed always finds the
+ * entry it listed (a raw `caf\xe9` before a name holding the text `caf\xe9`, which lists as
+ * `caf\\xe9`), and a name with a lone backslash (`a\b`, `C:\x`) is found as typed. Throws
+ * `E_PATH_NOT_FOUND` for a missing component or a path through a non-directory, and for link
+ * loops.
  */
 export async function resolvePath(fs: Filesystem, path: string, options: { followLast?: boolean } = {}): Promise<ResolvedNode> {
   const root = await fs.root();
@@ -39,14 +42,12 @@ export async function resolvePath(fs: Filesystem, path: string, options: { follo
       continue;
     }
     const parent = stack.at(-1)?.node ?? root;
-    if (parent.type !== 'directory') throw notFound(`${joinPath(stack.map((s) => s.name))} is not a directory`);
-    let child = await lookupChild(fs, parent, name);
-    const unescaped = child === undefined ? unescapeName(name) : undefined;
-    if (unescaped !== undefined) {
-      child = await lookupChild(fs, parent, unescaped);
-      if (child !== undefined) name = unescaped;
-    }
-    if (child === undefined) throw notFound(`no ${printableName(name)} in ${joinPath(stack.map((s) => s.name))}`);
+    if (parent.type !== 'directory') throw notFound(`${printableName(joinPath(stack.map((s) => s.name)))} is not a directory`);
+    const unescaped = unescapeName(name);
+    let child = unescaped !== undefined ? await lookupChild(fs, parent, unescaped) : undefined;
+    if (child !== undefined) name = unescaped as string;
+    else child = await lookupChild(fs, parent, name);
+    if (child === undefined) throw notFound(`no ${printableName(unescaped ?? name)} in ${printableName(joinPath(stack.map((s) => s.name)))}`);
     const isLast = pending.length === 0;
     if (child.type === 'symlink' && (!isLast || options.followLast)) {
       if (++links > MAX_SYMLINKS) throw notFound('too many levels of symbolic links');

@@ -147,15 +147,25 @@ export const BYTE_NAMES = {
   inFolder: Buffer.from('x\xb5', 'latin1'),
   /** A symlink `lien` whose target is `caf\xe9`. */
   link: Buffer.from('lien', 'latin1'),
+  /** The seven characters `caf\xe9` (a backslash, not a byte E9): "backslash text\n" (ext4 only). */
+  backslashText: Buffer.from('caf\\xe9', 'utf8'),
+  /** 255 bytes E9, the longest name: "255 bytes\n" (ext4 only). */
+  longest: Buffer.alloc(255, 0xe9),
+  /** In the folder, `dur\xe9`: a second name (hard link) of `caf\xe8` (ext4 only). */
+  hardLink: Buffer.from('dur\xe9', 'latin1'),
+  /** `esc\x1b\xe9`: a control character (escaped to `%1B` on restore) before a byte E9, "escape\n" (ext4 only). */
+  control: Buffer.from('esc\x1b\xe9', 'latin1'),
 } as const;
 
 /**
  * An 8 MiB ext4 (mke2fs -d) whose names are bytes that are not UTF-8, as a guest with a
  * Latin-1 locale writes them ({@link BYTE_NAMES}): two names that differ only in a byte
- * that is not UTF-8, a UTF-8 name beside them, a folder and a link target with such bytes.
+ * that is not UTF-8, a UTF-8 name beside them, a folder and a link target with such bytes,
+ * a name that is the text `caf\xe9`, a 255-byte name, a hard link with such bytes and a
+ * name with a control character before such a byte.
  */
 export async function buildByteNamesExtImage(): Promise<string> {
-  return cachedFixture('ext-byte-names', { kind: 'ext-byte-names', version: 1 }, async (tmp) => {
+  return cachedFixture('ext-byte-names', { kind: 'ext-byte-names', version: 2 }, async (tmp) => {
     const src = await fs.mkdtemp(path.join(await fixtureDir(), '.ext-src-'));
     const at = (...names: Buffer[]): Buffer => Buffer.concat([Buffer.from(src), ...names.flatMap((n) => [Buffer.from('/'), n])]);
     try {
@@ -166,6 +176,10 @@ export async function buildByteNamesExtImage(): Promise<string> {
       await fs.mkdir(at(BYTE_NAMES.folder));
       await fs.writeFile(at(BYTE_NAMES.folder, BYTE_NAMES.inFolder), 'inside\n');
       await fs.symlink(BYTE_NAMES.latin1Acute, at(BYTE_NAMES.link));
+      await fs.writeFile(at(BYTE_NAMES.backslashText), 'backslash text\n');
+      await fs.writeFile(at(BYTE_NAMES.longest), '255 bytes\n');
+      await fs.link(at(BYTE_NAMES.latin1Grave), at(BYTE_NAMES.folder, BYTE_NAMES.hardLink));
+      await fs.writeFile(at(BYTE_NAMES.control), 'escape\n');
       await fs.writeFile(tmp, '');
       await fs.truncate(tmp, 8 * 1024 * 1024);
       await runTool('mke2fs', ['-q', '-F', '-t', 'ext4', '-b', '4096', ...identity('ext-byte-names'), '-d', src, tmp]);

@@ -1,6 +1,6 @@
 import { CofferError } from '../../errors/index.js';
 import { OutputStream } from '../../disk/index.js';
-import { printableName, resolvePath, walkTree, type Filesystem, type FsDirEntry, type FsNode } from '../../fs/index.js';
+import { nameBytesHex, printableName, printableText, resolvePath, walkTree, type Filesystem, type FsDirEntry, type FsNode } from '../../fs/index.js';
 import { resolveSnapshot } from '../../repo/index.js';
 import { extractTree, globToRegExp, SnapshotFiles, tarTree, TreeFilesystem, type TreeReport } from '../../restore/index.js';
 import type { Repository, Snapshot } from '../../repo/index.js';
@@ -158,14 +158,15 @@ function parseTarget(target: string): { volume: string; path: string } {
 
 async function listDirectory(fs: Filesystem, path: string, options: FilesCommandOptions, context: CommandContext): Promise<number> {
   const { node } = await resolvePath(fs, path, { followLast: true });
-  const entries: FsDirEntry[] = node.type === 'directory' ? await fs.readdir(node) : [{ name: path.split('/').pop() ?? path, node }];
+  // A file is listed under its name as the filesystem holds it (`caf\xe9` typed finds the bytes 63 61 66 E9), not as typed.
+  const entries: FsDirEntry[] = node.type === 'directory' ? await fs.readdir(node) : [{ name: (await resolvePath(fs, path)).path.split('/').pop() as string, node }];
   let damaged = 0;
   const out: object[] = [];
   const rows: string[][] = [];
   for (const entry of entries) {
     if (entry.node === undefined) {
       damaged++;
-      context.stderr.write(options.json ? `${JSON.stringify({ type: 'error', code: entry.error?.code, path: entry.name, message: entry.error?.message })}\n` : `coffer: ${entry.name}: ${entry.error?.message ?? 'unreadable'}\n`);
+      context.stderr.write(options.json ? `${JSON.stringify({ type: 'error', code: entry.error?.code, ...withBytes('path', entry.name), message: entry.error?.message })}\n` : `coffer: ${printable(entry.name)}: ${printableText(entry.error?.message ?? 'unreadable')}\n`);
       continue;
     }
     const target = entry.node.type === 'symlink' ? await fs.readlink(entry.node).catch(() => '?') : undefined;
@@ -189,7 +190,7 @@ async function catFile(fs: Filesystem, node: FsNode, path: string, context: Comm
       bytes = await fs.read(node, offset, Math.min(piece, node.size - offset));
     } catch (error) {
       if (!(error instanceof CofferError) || error.message.startsWith(path)) throw error;
-      throw new CofferError(error.code, `${printable(path)}: ${error.message}`, { subject: { ...error.subject, path }, cause: error });
+      throw new CofferError(error.code, `${printableText(path)}: ${error.message}`, { subject: { ...error.subject, path }, cause: error });
     }
     await output.write(bytes);
   }
@@ -206,7 +207,7 @@ async function findFiles(fs: Filesystem, path: string, options: FilesCommandOpti
   for await (const item of walkTree(fs, start.node, base)) {
     if (item.kind === 'error') {
       damaged++;
-      context.stderr.write(`coffer: ${item.error.message}\n`);
+      context.stderr.write(`coffer: ${printableText(item.error.message)}\n`);
       continue;
     }
     // The start itself counts, as for find(1): `find disk:/etc/passwd --name passwd` prints it.
@@ -229,11 +230,13 @@ function reportExtraction(
 ): number {
   const out = options.tar ? context.stderr : context.stdout;
   if (options.json) {
-    out.write(`${JSON.stringify(report)}\n`);
+    out.write(`${JSON.stringify(jsonReport(report))}\n`);
   } else {
-    for (const p of report.problems) context.stderr.write(`coffer: ${p.message.startsWith(p.path) ? '' : `${printable(p.path)}: `}${printable(p.message)}\n`);
-    for (const r of report.renamed) context.stderr.write(`coffer: ${printable(r.path)} has an unsafe name: written as ${r.as}\n`);
-    for (const s of report.skipped) context.stderr.write(`coffer: ${printable(s.path)}: ${s.reason}\n`);
+    // Messages name entries as printableName shows them (the core writes them so); the rest of a message is only made safe to print.
+    const named = (path: string, message: string): string => (message.startsWith(printable(path)) || message.startsWith(path) ? '' : `${printable(path)}: `);
+    for (const p of report.problems) context.stderr.write(`coffer: ${named(p.path, p.message)}${printableText(p.message)}\n`);
+    for (const r of report.renamed) context.stderr.write(`coffer: ${printable(r.path)} has an unsafe name: written as ${printable(r.as)}\n`);
+    for (const s of report.skipped) context.stderr.write(`coffer: ${printable(s.path)}: ${printableText(s.reason)}\n`);
     out.write(`${where}: ${report.files} files (${formatBytes(report.bytes)}), ${report.directories} folders, ${report.symlinks} symlinks, ${report.hardLinks} hard links${report.problems.length > 0 ? `; ${report.problems.length} entries failed` : ''}\n`);
   }
   if (report.problems.length === 0) return 0;
@@ -241,10 +244,30 @@ function reportExtraction(
   return report.problems.every((p) => p.code === 'E_TARGET_UNWRITABLE') ? ExitCode.targetUnwritable : ExitCode.contentUnreadable;
 }
 
+/**
+ * `{ [key]: text }`, with `[key]Bytes` beside it (hex) when the text holds bytes that are not
+ * UTF-8: JSON keeps them as lone surrogates (`"caf\udce9"`), which most readers (jq, Python's
+ * json with default settings) turn into U+FFFD, so the hex is what a script can trust.
+ */
+function withBytes(key: string, text: string): Record<string, string> {
+  const hex = nameBytesHex(text);
+  return hex === undefined ? { [key]: text } : { [key]: text, [`${key}Bytes`]: hex };
+}
+
+/** A get report as JSON: each path and renamed name that holds bytes that are not UTF-8 gets its bytes in hex beside it. */
+function jsonReport(report: TreeReport): object {
+  return {
+    ...report,
+    skipped: report.skipped.map((s) => ({ ...s, ...withBytes('path', s.path) })),
+    renamed: report.renamed.map((r) => ({ ...r, ...withBytes('path', r.path), ...withBytes('as', r.as) })),
+    problems: report.problems.map((p) => ({ ...p, ...withBytes('path', p.path) })),
+  };
+}
+
 function describe(name: string, node: FsNode, target: string | undefined): object {
   const iso = (ms: number): string | null => (Number.isFinite(ms) ? new Date(ms).toISOString() : null);
   return {
-    name,
+    ...withBytes('name', name),
     type: node.type,
     size: node.size,
     mode: node.mode & 0o7777,
@@ -255,7 +278,7 @@ function describe(name: string, node: FsNode, target: string | undefined): objec
     atime: iso(node.atimeMs),
     ctime: iso(node.ctimeMs),
     birthtime: iso(node.birthtimeMs),
-    ...(target !== undefined ? { target } : {}),
+    ...(target !== undefined ? withBytes('target', target) : {}),
     ...(node.streams !== undefined && node.streams.length > 0 ? { streams: node.streams } : {}),
     ...(node.attributes !== undefined && node.attributes.length > 0 ? { attributes: node.attributes } : {}),
   };
@@ -273,6 +296,6 @@ function longRow(name: string, node: FsNode, target: string | undefined): string
   return [mode, String(node.nlink), String(node.uid), String(node.gid), String(node.size), time, `${printable(name)}${target !== undefined ? ` -> ${printable(target)}` : ''}`];
 }
 
-/** A name safe to print on a terminal: control characters and bytes that are not UTF-8 as \xNN (typed back, it finds the entry). */
+/** A name safe to print on a terminal and unambiguous: control characters and bytes that are not UTF-8 as \xNN, a backslash as \\ (typed back, it finds the entry). */
 const printable = printableName;
 

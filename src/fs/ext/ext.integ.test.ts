@@ -190,7 +190,7 @@ test('names that are not UTF-8 stay as distinct as the bytes on disk, and are fo
     const root = await fs.root();
     const entries = await fs.readdir(root);
     const onDisk = entries.map((e) => encodeName(e.name).toString('hex')).sort();
-    const expected = [BYTE_NAMES.latin1Acute, BYTE_NAMES.latin1Grave, BYTE_NAMES.utf8, BYTE_NAMES.ffFe, BYTE_NAMES.folder, BYTE_NAMES.link, Buffer.from('lost+found')]
+    const expected = [BYTE_NAMES.latin1Acute, BYTE_NAMES.latin1Grave, BYTE_NAMES.utf8, BYTE_NAMES.ffFe, BYTE_NAMES.folder, BYTE_NAMES.link, BYTE_NAMES.backslashText, BYTE_NAMES.longest, BYTE_NAMES.control, Buffer.from('lost+found')]
       .map((b) => b.toString('hex')).sort();
     assert.deepEqual(onDisk, expected, 'every name encodes back to its bytes: none merged, none replaced by U+FFFD');
     const byHex = new Map(entries.map((e) => [encodeName(e.name).toString('hex'), e]));
@@ -205,6 +205,12 @@ test('names that are not UTF-8 stay as distinct as the bytes on disk, and are fo
     assert.equal(await read((await resolvePath(fs, `/${acute}`)).node), 'latin1 e-acute\n');
     assert.equal(await read((await resolvePath(fs, '/caf\\xe8')).node), 'latin1 e-grave\n');
     assert.equal(await read((await resolvePath(fs, '/café')).node), 'utf-8\n');
+    // The text `caf\xe9` beside the byte: each found by what a listing prints for it.
+    const literal = entries.find((e) => encodeName(e.name).equals(BYTE_NAMES.backslashText))?.name as string;
+    assert.equal(printableName(literal), 'caf\\\\xe9');
+    assert.equal(await read((await resolvePath(fs, '/caf\\xe9')).node), 'latin1 e-acute\n', '\\xe9 is the byte, though a name holds that text');
+    assert.equal(await read((await resolvePath(fs, '/caf\\\\xe9')).node), 'backslash text\n');
+    assert.equal(await read((await resolvePath(fs, `/${'\\xe9'.repeat(255)}`)).node), '255 bytes\n');
     const inside = await resolvePath(fs, '/d\\xe9j\\xe0/x\\xb5');
     assert.equal(await read(inside.node), 'inside\n');
     assert.deepEqual(encodeName(inside.path), Buffer.concat([Buffer.from('/'), BYTE_NAMES.folder, Buffer.from('/'), BYTE_NAMES.inFolder]));

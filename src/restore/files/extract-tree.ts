@@ -65,7 +65,7 @@ export async function extractTree(fs: Filesystem, sources: readonly ResolvedNode
         await writeFile(fs, item, target, options, linked, report);
       } else if (item.node.type === 'symlink') {
         const link = await fs.readlink(item.node);
-        if (link === '' || link.includes('\0')) throw new CofferError('E_FS_CORRUPT', `${item.guestPath}: symlink target ${JSON.stringify(link)} cannot be created`);
+        if (link === '' || link.includes('\0')) throw new CofferError('E_FS_CORRUPT', `${printableName(item.guestPath)}: symlink target "${printableName(link)}" cannot be created`);
         if (options.overwrite) await removeIfNotFolder(target);
         await targetCall(shown(target), () => fsp.symlink(hostPath(link), target), exists);
         await setAttributes(target, item.node, owners, 'link');

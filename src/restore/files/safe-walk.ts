@@ -111,13 +111,13 @@ export async function* safeWalk(
       const safe = safeName(name);
       if (safe.ok && rawBytes === 'escape' && hasRawBytes(safe.name)) Object.assign(safe, { name: printableName(safe.name), escaped: true });
       if (!safe.ok) {
-        report.problems.push({ path: guestPath, code: 'E_FS_CORRUPT', message: `${guestPath}: ${safe.reason}; skipped` });
+        report.problems.push({ path: guestPath, code: 'E_FS_CORRUPT', message: `${printableName(guestPath)}: ${safe.reason}; skipped` });
         if (item.kind === 'enter') skipBelow.add(key);
         continue;
       }
       const seen = seenIn.get(parentKey) as Set<string>;
       if (seen.has(safe.name)) {
-        report.problems.push({ path: guestPath, code: 'E_FS_CORRUPT', message: `${guestPath}: a second entry named ${JSON.stringify(safe.name)}; skipped` });
+        report.problems.push({ path: guestPath, code: 'E_FS_CORRUPT', message: `${printableName(guestPath)}: a second entry named "${printableName(safe.name)}"; skipped` });
         if (item.kind === 'enter') skipBelow.add(key);
         continue;
       }
