@@ -75,7 +75,7 @@ function byteNamesRepo(): Promise<string> {
 /** `path/name/…` as bytes, for names that are not UTF-8. */
 const bytesAt = (root: string, ...names: Buffer[]): Buffer => Buffer.concat([Buffer.from(root), ...names.flatMap((n) => [Buffer.from('/'), n])]);
 
-/** What a restore of {@link BYTE_NAMES} must hold: each name's exact bytes (the control character escaped). */
+/** What a restore of {@link BYTE_NAMES} must hold, by GNU tar or by get --to: each name's exact bytes (the control character escaped). */
 async function assertByteNamesRestored(to: string, what: string): Promise<void> {
   const hex = (names: Buffer[]): string[] => names.map((n) => n.toString('hex')).sort();
   const top = [BYTE_NAMES.latin1Acute, BYTE_NAMES.latin1Grave, BYTE_NAMES.utf8, BYTE_NAMES.ffFe, BYTE_NAMES.folder, BYTE_NAMES.link, BYTE_NAMES.backslashText, BYTE_NAMES.longest, Buffer.from('esc%1B\xe9', 'latin1'), Buffer.from('lost+found')];
@@ -146,6 +146,20 @@ test('ls and find print a byte that is not UTF-8 as \\xNN and a backslash as \\\
   assert.deepEqual(await find('disk:/', '--name', 'caf\\\\xe9'), ['/caf\\\\xe9']);
   const found = JSON.parse((await files('find', 'disk:/', '--name', 'caf?', '--json')).stdout.toString('utf8')) as { name: string; nameBytes?: string }[];
   assert.deepEqual(found.map((f) => f.nameBytes ?? Buffer.from(f.name).toString('hex')).sort(), ['2f636166e8', '2f636166e9', '2f636166c3a9'].sort());
+});
+
+test('a tar of names that are not UTF-8 holds their bytes: GNU tar extracts each one, beside its \\xNN text twin, with nothing renamed', async () => {
+  const repository = await byteNamesRepo();
+  const tar = await coffer(['files', '-r', repository, 'latin1:latest', 'get', 'disk:/', '--tar'], { env });
+  assertExit(tar, 0);
+  const notes = tar.stderr.split('\n').filter((line) => line.startsWith('coffer: '));
+  assert.deepEqual(notes, ['coffer: /esc\\x1b\\xe9 has an unsafe name: written as esc%1B\\xe9'], 'only the control character is escaped: no note for the bytes');
+  const listing = execFileSync('tar', ['--quoting-style=escape', '-tf', '-'], { input: tar.stdout, env: { ...process.env, LC_ALL: 'C' } }).toString('utf8').split('\n');
+  assert.ok(listing.includes('caf\\351') && listing.includes('caf\\\\xe9') && listing.includes('\\351'.repeat(255)), listing.join(', '));
+  const to = join(work, 'bytes-tar');
+  await mkdir(to);
+  execFileSync('tar', ['-xf', '-', '-C', to], { input: tar.stdout });
+  await assertByteNamesRestored(to, 'tar -x');
 });
 
 test('an ext4 whose primary superblock was overwritten is browsed through its backup superblock, with a warning', async () => {
