@@ -38,7 +38,7 @@ test('extracting a hostile ext4 stays inside the folder and reports each bad ent
   assert.match(problems, /\/oor: /);
   assert.match(problems, /directory loop/);
   assert.match(problems, /\/bad-extent\.bin: /);
-  assert.deepEqual(report.renamed, [{ path: '/slash/name', as: 'slash%2Fname' }]);
+  assert.deepEqual(report.renamed, [{ path: '/slash/name', as: 'slash%2Fname', reason: 'unsafe' }]);
   assert.equal(await readFile(join(to, 'a/b/victim.txt'), 'utf8'), 'hi\n');
   assert.equal(await readlink(join(to, 'a/b/escape')), '../../../../etc/passwd', 'the link is kept as a link, never followed');
   assert.ok((await lstat(join(to, 'slash%2Fname'))).isFile());
@@ -98,7 +98,7 @@ test('names that are not UTF-8 come back as the same bytes with get --to, and re
   const report = JSON.parse(got.stdout.toString('utf8')) as { files: number; hardLinks: number; problems: unknown[]; renamed: unknown[] };
   assert.deepEqual([report.files, report.hardLinks, report.problems], [8, 1, []]);
   // Only the control character is escaped; the byte after it stays, and JSON gives both names' bytes.
-  assert.deepEqual(report.renamed, [{ path: '/esc\u001b\udce9', as: 'esc%1B\udce9', pathBytes: '2f6573631be9', asBytes: '657363253142e9' }]);
+  assert.deepEqual(report.renamed, [{ path: '/esc\u001b\udce9', as: 'esc%1B\udce9', reason: 'unsafe', pathBytes: '2f6573631be9', asBytes: '657363253142e9' }]);
   await assertByteNamesRestored(to, 'get --to');
 
   const again = await coffer(['files', '-r', repository, 'latin1:latest', 'get', 'disk:/', '--to', join(work, 'bytes-out-2')], { env });

@@ -235,7 +235,10 @@ function reportExtraction(
     // Messages name entries as printableName shows them (the core writes them so); the rest of a message is only made safe to print.
     const named = (path: string, message: string): string => (message.startsWith(printable(path)) || message.startsWith(path) ? '' : `${printable(path)}: `);
     for (const p of report.problems) context.stderr.write(`coffer: ${named(p.path, p.message)}${printableText(p.message)}\n`);
-    for (const r of report.renamed) context.stderr.write(`coffer: ${printable(r.path)} has an unsafe name: written as ${printable(r.as)}\n`);
+    for (const r of report.renamed) {
+      const why = r.reason === 'taken' ? ': another entry took that name' : ' has an unsafe name';
+      context.stderr.write(`coffer: ${printable(r.path)}${why}: written as ${printable(r.as)}\n`);
+    }
     for (const s of report.skipped) context.stderr.write(`coffer: ${printable(s.path)}: ${printableText(s.reason)}\n`);
     out.write(`${where}: ${report.files} files (${formatBytes(report.bytes)}), ${report.directories} folders, ${report.symlinks} symlinks, ${report.hardLinks} hard links${report.problems.length > 0 ? `; ${report.problems.length} entries failed` : ''}\n`);
   }

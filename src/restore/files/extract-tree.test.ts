@@ -87,6 +87,21 @@ test('extraction of a hostile tree writes nothing outside the folder and reports
   assert.deepEqual(report.renamed.map((r) => r.as).sort(), ['a%2Fb', 'nul%00name', 'tab%09here']);
 });
 
+test('a name that escaping makes another entry\'s is restored under a ~1 suffix and reported, not skipped', async (t) => {
+  const to = await tempDir(t);
+  const fs = new MemoryFs(dir({ 'a/b': file('slash\n'), 'a%2Fb': file('percent text\n'), 'tab\there': file('tab\n'), 'tab%09here': file('text\n') }));
+  const report = await extractTree(fs, [await resolvePath(fs, '/')], { to });
+  assert.deepEqual(report.problems, []);
+  assert.deepEqual(report.renamed, [
+    { path: '/a/b', as: 'a%2Fb', reason: 'unsafe' },
+    { path: '/a%2Fb', as: 'a%2Fb~1', reason: 'taken' },
+    { path: '/tab\there', as: 'tab%09here', reason: 'unsafe' },
+    { path: '/tab%09here', as: 'tab%09here~1', reason: 'taken' },
+  ]);
+  const contents = await Promise.all(['a%2Fb', 'a%2Fb~1', 'tab%09here', 'tab%09here~1'].map((n) => fsp.readFile(path.join(to, n), 'utf8')));
+  assert.deepEqual(contents, ['slash\n', 'percent text\n', 'tab\n', 'text\n']);
+});
+
 test('extraction never follows a link that already exists in the folder', async (t) => {
   const work = await tempDir(t);
   const to = path.join(work, 'out');

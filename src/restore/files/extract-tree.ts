@@ -52,7 +52,7 @@ export async function extractTree(fs: Filesystem, sources: readonly ResolvedNode
   const linked = new Map<string, HostPath>(); // node id → host path of its first name
   const host = (item: SafeItem): HostPath => hostPath(path.join(root, ...item.hostPath));
 
-  for await (const item of safeWalk(fs, sources, report, skipBelow, 'keep')) {
+  for await (const item of safeWalk(fs, sources, report, skipBelow, 'bytes')) {
     if (options.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'interrupted');
     const target = host(item);
     try {

@@ -1,6 +1,6 @@
 import { CofferError, type ErrorCode } from '../../errors/index.js';
-import { hasRawBytes, printableName, walkTree, type Filesystem, type FsNode, type ResolvedNode } from '../../fs/index.js';
-import { safeName } from './safe-name.js';
+import { printableName, walkTree, type Filesystem, type FsNode, type ResolvedNode } from '../../fs/index.js';
+import { safeName, zipName } from './safe-name.js';
 
 /** Something that went wrong with one entry; the rest of the extraction goes on. */
 export interface EntryProblem {
@@ -18,11 +18,21 @@ export interface TreeReport {
   hardLinks: number;
   /** Bytes of file content written (holes excluded when extracting). */
   bytes: number;
-  /** Device nodes, FIFOs and sockets are listed here, not created; so are files whose NTFS alternate data streams were left out, and links archived with an escaped target. */
+  /** Device nodes, FIFOs and sockets are listed here, not created; so are files whose NTFS alternate data streams were left out. */
   skipped: { path: string; reason: string }[];
-  /** Entries whose names had to be escaped to be written. */
-  renamed: { path: string; as: string }[];
+  /** Entries written under another name. */
+  renamed: RenamedEntry[];
   problems: EntryProblem[];
+}
+
+/** An entry written under another name (`path` and `as` as fs/byte-names.ts decodes bytes). */
+export interface RenamedEntry {
+  /** The entry's path inside the filesystem. */
+  path: string;
+  /** The path it was written as, relative to the folder or archive. */
+  as: string;
+  /** `unsafe`: its name was escaped (safe-name.ts); `taken`: another entry of the folder had that name, so a `~N` suffix was added. */
+  reason: 'unsafe' | 'taken';
 }
 
 /** An empty report. */
@@ -59,26 +69,29 @@ export interface SafeItem {
  * Walks each source (as `resolvePath` found it) and yields its entries with host-safe
  * relative paths: a source `/a/b` lands as `b`, the root `/` as its children. Unsafe names
  * are escaped (reported through `renamed`) or refused (reported as problems, with all below
- * them skipped); a name that repeats in a directory after escaping is reported and skipped;
- * a directory the consumer could not create (`skipBelow`) has its children skipped.
- * `rawBytes`: what to do with bytes of a name that are not UTF-8 (fs/byte-names.ts): `keep`
- * them (a folder on Linux takes any bytes: the restore passes the path as a Buffer), or
- * `escape` them as `\xNN`, reported through `renamed` (tar and zip names are UTF-8 text).
+ * them skipped). When escaping makes two names of a directory one (`a/b` escaped to `a%2Fb`
+ * beside a file named `a%2Fb`), the later one gets the first free `~N` suffix and is
+ * reported through `renamed`: no file is lost for its name. A name the directory holds twice
+ * (a damaged directory) is reported and its second entry skipped. A directory the consumer
+ * could not create (`skipBelow`) has its children skipped.
+ * `names`: `bytes` keeps a name's bytes, UTF-8 or not (fs/byte-names.ts), as a folder on
+ * Linux and a tar take them; `zip` also escapes what a zip entry name cannot hold
+ * ({@link zipName}: bytes that are not UTF-8, backslashes), reported through `renamed`.
  */
 export async function* safeWalk(
   fs: Filesystem,
   sources: readonly ResolvedNode[],
-  report: { problems: EntryProblem[]; renamed: { path: string; as: string }[] },
+  report: { problems: EntryProblem[]; renamed: RenamedEntry[] },
   skipBelow: Set<string>,
-  rawBytes: 'keep' | 'escape',
+  names: 'bytes' | 'zip',
 ): AsyncIterable<SafeItem> {
-  const topNames = new Set<string>();
+  const topNames = new Map<string, string>();
   for (const source of sources) {
     const guestBase = source.path === '/' ? [] : source.path.split('/').filter(Boolean);
     const startPath = guestBase.length === 0 ? [] : [guestBase.at(-1) as string];
     const prefix = guestBase.slice(0, -1);
     const hostByGuest = new Map<string, string[]>();
-    const seenIn = new Map<string, Set<string>>();
+    const seenIn = new Map<string, Map<string, string>>(); // directory → host name → the guest name that took it
     hostByGuest.set(JSON.stringify([]), []);
     seenIn.set(JSON.stringify([]), topNames);
     for await (const item of walkTree(fs, source.node, startPath)) {
@@ -109,28 +122,36 @@ export async function* safeWalk(
       }
       const name = item.path.at(-1) as string;
       const safe = safeName(name);
-      if (safe.ok && rawBytes === 'escape' && hasRawBytes(safe.name)) Object.assign(safe, { name: printableName(safe.name), escaped: true });
+      if (safe.ok && names === 'zip' && zipName(safe.name) !== safe.name) Object.assign(safe, { name: zipName(safe.name), escaped: true });
       if (!safe.ok) {
         report.problems.push({ path: guestPath, code: 'E_FS_CORRUPT', message: `${printableName(guestPath)}: ${safe.reason}; skipped` });
         if (item.kind === 'enter') skipBelow.add(key);
         continue;
       }
-      const seen = seenIn.get(parentKey) as Set<string>;
-      if (seen.has(safe.name)) {
-        report.problems.push({ path: guestPath, code: 'E_FS_CORRUPT', message: `${printableName(guestPath)}: a second entry named "${printableName(safe.name)}"; skipped` });
+      const seen = seenIn.get(parentKey) as Map<string, string>;
+      let hostName = safe.name;
+      const holder = seen.get(hostName);
+      if (holder === name) {
+        report.problems.push({ path: guestPath, code: 'E_FS_CORRUPT', message: `${printableName(guestPath)}: a second entry named "${printableName(name)}"; skipped` });
         if (item.kind === 'enter') skipBelow.add(key);
         continue;
       }
-      seen.add(safe.name);
-      const hostPath = [...parentHost, safe.name];
-      if (safe.escaped) report.renamed.push({ path: guestPath, as: hostPath.join('/') });
+      if (holder !== undefined) hostName = freeName(hostName, seen);
+      seen.set(hostName, name);
+      const hostPath = [...parentHost, hostName];
+      if (safe.escaped || hostName !== safe.name) report.renamed.push({ path: guestPath, as: hostPath.join('/'), reason: hostName !== safe.name ? 'taken' : 'unsafe' });
       if (item.kind === 'enter') {
         hostByGuest.set(key, hostPath);
-        seenIn.set(key, new Set());
+        seenIn.set(key, new Map());
       }
       yield { kind: item.kind, node: item.node, guestPath, hostPath, walkKey: key };
     }
   }
+}
+
+/** `name~1`, `name~2` …: the first that no entry of the directory took. */
+function freeName(name: string, seen: ReadonlyMap<string, string>): string {
+  for (let n = 1; ; n++) if (!seen.has(`${name}~${n}`)) return `${name}~${n}`;
 }
 
 /** True when a failure belongs to one entry (damage in the backup) rather than to the whole run. */

@@ -26,7 +26,7 @@ export async function tarTree(fs: Filesystem, sources: readonly ResolvedNode[], 
   const header = (node: FsNode, path: Uint8Array, type: TarEntry['type'], extra: Partial<TarEntry> = {}): Buffer =>
     tarHeader({ path, type, mode: node.mode & 0o7777, uid: node.uid, gid: node.gid, mtimeMs: node.mtimeMs, size: 0, ...extra });
 
-  for await (const item of safeWalk(fs, sources, report, new Set(), 'keep')) {
+  for await (const item of safeWalk(fs, sources, report, new Set(), 'bytes')) {
     if (signal?.aborted) throw new CofferError('E_INTERRUPTED', 'interrupted');
     const path = encodeName(item.hostPath.join('/'));
     const node = item.node;

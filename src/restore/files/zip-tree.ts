@@ -28,7 +28,7 @@ export function zipTree(fs: Filesystem, sources: readonly ResolvedNode[], signal
     zip.outputStream.destroy(error);
   });
   const walk = (async () => {
-    for await (const item of safeWalk(fs, sources, report, new Set(), 'escape')) {
+    for await (const item of safeWalk(fs, sources, report, new Set(), 'zip')) {
       if (signal?.aborted) throw new CofferError('E_INTERRUPTED', 'interrupted');
       if (failure !== undefined) throw failure;
       const name = item.hostPath.join('/');
