@@ -1,7 +1,7 @@
-import { open, unlink, type FileHandle } from 'node:fs/promises';
+import { stat, type FileHandle } from 'node:fs/promises';
 import { CofferError } from '../errors/index.js';
 import { DirectWriter } from './direct-writes.js';
-import { targetError } from './target-error.js';
+import { TargetFile } from './target-file.js';
 
 /** Pieces one `pwritev` takes on Linux. */
 const IOV_MAX = 1024;
@@ -20,23 +20,29 @@ const IOV_MAX = 1024;
  * the direct writes in flight over the same bytes.
  */
 export class OutputFile {
-  private constructor(
-    private readonly handle: FileHandle,
-    readonly path: string,
-    private readonly direct: DirectWriter | undefined,
-  ) {}
+  private readonly handle: FileHandle;
 
-  /** Creates `path` (mode 0600); an existing file is replaced only with `overwrite`. `direct: false` keeps every write in the page cache. */
+  private constructor(
+    /** The file written: a new one, or one that replaces an existing image once finished (target-file.ts). */
+    private readonly file: TargetFile,
+    private readonly direct: DirectWriter | undefined,
+  ) {
+    this.handle = file.handle;
+  }
+
+  /** The image's path, as the user named it. */
+  get path(): string {
+    return this.file.path;
+  }
+
+  /**
+   * Creates `path` (mode 0600); an existing file is replaced only with `overwrite`, and only
+   * once `finish` succeeds (target-file.ts). `direct: false` keeps every write in the page cache.
+   */
   static async create(path: string, options: { overwrite: boolean; direct?: boolean }): Promise<OutputFile> {
-    let handle: FileHandle;
-    try {
-      handle = await open(path, options.overwrite ? 'w' : 'wx', 0o600);
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      const why = code === 'EEXIST' ? 'it exists (add --overwrite to replace it)' : (error as Error).message;
-      throw new CofferError('E_TARGET_UNWRITABLE', `cannot write ${path}: ${why}`, { subject: { path }, cause: error });
-    }
-    return new OutputFile(handle, path, options.direct === false ? undefined : await DirectWriter.open(path));
+    const existing = await stat(path).catch(() => undefined);
+    const file = existing?.isBlockDevice() === true ? await TargetFile.device(path, options) : await TargetFile.create(path, existing, options);
+    return new OutputFile(file, options.direct === false ? undefined : await DirectWriter.open(file.writePath));
   }
 
   async writeAt(data: Uint8Array, offset: number): Promise<void> {
@@ -110,18 +116,18 @@ export class OutputFile {
       await this.direct?.close(); // every direct write done (or its failure thrown)
       await this.handle.datasync();
     } catch (error) {
+      await this.abort();
       throw this.translate(error);
-    } finally {
-      await this.direct?.close().catch(() => undefined);
-      await this.handle.close();
     }
+    await this.handle.close();
+    await this.file.commit();
   }
 
-  /** Closes and removes the file. */
+  /** Closes and removes the file (an image it was to replace stays as it was). */
   async abort(): Promise<void> {
     await this.direct?.close().catch(() => undefined);
     await this.handle.close().catch(() => undefined);
-    await unlink(this.path).catch(() => undefined);
+    await this.file.discard();
   }
 
   /**
@@ -149,6 +155,6 @@ export class OutputFile {
   }
 
   private translate(error: unknown): CofferError {
-    return targetError(this.path, error);
+    return this.file.translate(error);
   }
 }

@@ -1,10 +1,11 @@
-import { open, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { CofferError } from '../errors/index.js';
 import { copyFileRanges, syscalls, writeFully, type CopyRangesError, type FileRange } from '../native/index.js';
 import { DIRECT_ALIGNMENT, DirectWriter } from './direct-writes.js';
 import { OutputStream } from './output-stream.js';
 import { targetError } from './target-error.js';
+import { TargetFile } from './target-file.js';
 
 /**
  * Where a restored disk is written.
@@ -58,15 +59,16 @@ export async function openRawTarget(path: string, size: number, options: { overw
   const direct = options.direct ?? true;
   if (existing?.isBlockDevice()) return openBlockDevice(path, size, flushEveryBytes, direct);
   if (existing !== undefined && !existing.isFile()) throw unwritable(path, 'it is neither a regular file nor a block device');
-  if (existing !== undefined && !options.overwrite) throw unwritable(path, 'it exists (add --overwrite to replace it)');
-  let handle: FileHandle;
+  // A new file, or one beside the file it replaces (target-file.ts: the old image stays until the new one is whole).
+  const file = await TargetFile.create(path, existing, { overwrite: options.overwrite });
   try {
-    handle = await open(path, options.overwrite ? 'w' : 'wx', 0o600);
-    await handle.truncate(size);
+    await file.handle.truncate(size);
   } catch (error) {
-    throw translate(path, error);
+    await file.handle.close().catch(() => undefined);
+    await file.discard();
+    throw file.translate(error);
   }
-  return new FileTarget(handle, direct ? await DirectWriter.open(path) : undefined, path, true, existing === undefined, flushEveryBytes);
+  return new FileTarget(file.handle, direct ? await DirectWriter.open(file.writePath) : undefined, path, true, file, flushEveryBytes);
 }
 
 async function openBlockDevice(path: string, size: number, flushEveryBytes: number, direct: boolean): Promise<DiskTarget> {
@@ -81,7 +83,7 @@ async function openBlockDevice(path: string, size: number, flushEveryBytes: numb
     await handle.close();
     throw unwritable(path, `the device has ${deviceSize} bytes, the disk needs ${size}`);
   }
-  return new FileTarget(handle, direct ? await DirectWriter.open(path) : undefined, path, false, false, flushEveryBytes);
+  return new FileTarget(handle, direct ? await DirectWriter.open(path) : undefined, path, false, undefined, flushEveryBytes);
 }
 
 class FileTarget implements DiskTarget {
@@ -117,7 +119,8 @@ class FileTarget implements DiskTarget {
     private readonly direct: DirectWriter | undefined,
     readonly path: string,
     readonly zeroed: boolean,
-    private readonly created: boolean,
+    /** The regular file written (undefined: a block device), committed by `finish`, discarded by `abort`. */
+    private readonly file: TargetFile | undefined,
     private readonly flushEveryBytes: number,
   ) {}
 
@@ -141,7 +144,7 @@ class FileTarget implements DiskTarget {
         if (buffered) for (const write of run) this.unflushedBytes += write.data.length;
         if (this.unflushedBytes >= this.flushEveryBytes && this.flushing === undefined) this.startFlush();
       } catch (error) {
-        const failure = translate(this.path, error);
+        const failure = this.translate(error);
         for (const write of run) write.reject(failure);
       }
     }
@@ -171,14 +174,14 @@ class FileTarget implements DiskTarget {
   }
 
   async copyFrom(ranges: readonly FileRange[]): Promise<number> {
-    if (this.flushError !== undefined) throw translate(this.path, this.flushError);
+    if (this.flushError !== undefined) throw this.translate(this.flushError);
     const directFd = this.direct?.descriptorForCopies() ?? -1;
     let copied;
     try {
       copied = await copyFileRanges(ranges, this.handle.fd, { directFd, skipZeros: this.zeroed });
     } catch (error) {
       if ((error as CopyRangesError).side !== 'write') throw error; // the source's (copy-device.ts says so), or no memory for the copy
-      throw translate(this.path, error);
+      throw this.translate(error);
     }
     if (copied.refused) this.direct?.refuse();
     this.unflushedBytes += copied.written - copied.direct;
@@ -208,17 +211,23 @@ class FileTarget implements DiskTarget {
       // Direct writes reached the device, perhaps only its volatile cache: this flushes it, and commits the file's extents.
       await this.handle.datasync();
     } catch (error) {
-      throw translate(this.path, error);
-    } finally {
-      await this.handle.close();
+      await this.handle.close().catch(() => undefined);
+      await this.file?.discard();
+      throw this.translate(error);
     }
+    await this.handle.close();
+    await this.file?.commit();
   }
 
   async abort(): Promise<void> {
     await this.flushing;
     await this.direct?.close().catch(() => undefined);
     await this.handle.close().catch(() => undefined);
-    if (this.created) await unlink(this.path).catch(() => undefined);
+    await this.file?.discard();
+  }
+
+  private translate(error: unknown): CofferError {
+    return this.file?.translate(error) ?? translate(this.path, error);
   }
 }
 
