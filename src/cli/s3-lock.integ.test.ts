@@ -155,6 +155,12 @@ test('COMPLIANCE: a chunk, an index page and a manifest cannot be deleted throug
   const extend = await coffer(['lock', 'extend', '-r', repo], opts());
   assertExit(extend, 13);
   assert.match(extend.stdout.toString(), /, 1 missing \(run 'coffer verify'\)/);
+  // repair --forget cannot remove the damaged snapshot before its lock ends: it says so for
+  // that snapshot and goes on (it stopped with exit 2 at the first such snapshot).
+  const repair = await coffer(['repair', '-r', repo, '--forget'], opts());
+  assertExit(repair, 13);
+  assert.match(repair.stdout.toString(), new RegExp(`kept: snapshot ${backup.id.slice(0, 8)} is locked until`));
+  assert.ok((await keysUnder(bucket, 'vault/snapshots/')).includes(`vault/snapshots/${backup.id}`));
 });
 
 test('GOVERNANCE, a lock of seconds: reuse extends old chunks, the slack spares the next backup, lock extend repairs a bypass, prune waits for the lock', async () => {

@@ -119,11 +119,9 @@ export async function repairCommand(options: RepairCommandOptions, context: Comm
         }
       }
       if (options.forget) {
-        if ((await protectionOf(repo, id)) !== null) entry.kept = 'protected: unprotect it to forget it';
-        else {
-          await deleteSnapshot(repo, id);
-          entry.forgotten = true;
-        }
+        const kept = await forgetUnlessKept(repo, id);
+        if (kept === undefined) entry.forgotten = true;
+        else entry.kept = kept;
       }
       repaired.push(entry);
     }
@@ -154,20 +152,28 @@ async function unreadableManifests(repo: Repository, damaged: readonly DamagedOb
     if (d.kind !== 'manifest' || d.problem !== 'corrupt') continue;
     const entry: UnreadableManifest = { snapshot: d.id, message: d.message, forgotten: false };
     if (forget) {
-      if ((await protectionOf(repo, d.id)) !== null) entry.kept = 'protected: unprotect it to forget it';
-      else {
-        try {
-          await deleteSnapshot(repo, d.id);
-          entry.forgotten = true;
-        } catch (error) {
-          if (!(error instanceof CofferError) || error.code !== 'E_SNAPSHOT_LOCKED') throw error;
-          entry.kept = error.message;
-        }
-      }
+      const kept = await forgetUnlessKept(repo, d.id);
+      if (kept === undefined) entry.forgotten = true;
+      else entry.kept = kept;
     }
     out.push(entry);
   }
   return out;
+}
+
+/**
+ * Forgets a damaged snapshot for `--forget`; undefined when it is gone, else why it stays: a
+ * protected one, or one under Object Lock (said for that snapshot, and the others go on).
+ */
+async function forgetUnlessKept(repo: Repository, id: string): Promise<string | undefined> {
+  if ((await protectionOf(repo, id)) !== null) return 'protected: unprotect it to forget it';
+  try {
+    await deleteSnapshot(repo, id);
+    return undefined;
+  } catch (error) {
+    if (!(error instanceof CofferError) || error.code !== 'E_SNAPSHOT_LOCKED') throw error;
+    return error.message;
+  }
 }
 
 function groupBySnapshot(affected: AffectedRange[], files: readonly DamagedFiles[]): Map<string, RepairedSnapshot['disks']> {
