@@ -202,4 +202,20 @@ for (const format of [2, 1] as const) {
     assert.deepEqual(copies.map((id) => bySource.get(id)?.destination).sort(), [first.id, second.id].sort(), 'each copy is matched with its original');
     assert.equal((await listSnapshots(home)).length, 3, 'home holds its two snapshots and the offsite one, once each');
   });
+
+  test(`format ${format}: a chain of syncs A → B → C knows C's copies are A's snapshots: C → A and A → C copy and read nothing`, async () => {
+    const a = await newRepo(format, 'a');
+    const b = await newRepo(format, 'b');
+    const c = await newRepo(format, 'c');
+    const originals = [await backup(a, 'vm', seededBytes(11, 192 * KiB), '2026-11-20T00:00:00Z'), await backup(a, 'vm', seededBytes(12, 192 * KiB), '2026-11-21T00:00:00Z')];
+    assert.equal((await syncSnapshots(a, b, { now })).copied, 2);
+    assert.equal((await syncSnapshots(b, c, { now })).copied, 2);
+    const cToA = await syncSnapshots(c, a, { now });
+    assert.deepEqual([cToA.copied, cToA.present, cToA.bytesRead, cToA.chunksSent], [0, 2, 0, 0], 'A holds the originals: nothing read, nothing sent');
+    assert.deepEqual(cToA.snapshots.map((s) => s.destination).sort(), originals.map((o) => o.id).sort(), 'each copy is matched with its original');
+    const aToC = await syncSnapshots(a, c, { now });
+    assert.deepEqual([aToC.copied, aToC.present, aToC.bytesRead], [0, 2, 0], 'C holds copies of both (through B)');
+    assert.equal((await listSnapshots(a)).length, 2);
+    assert.equal((await listSnapshots(c)).length, 2);
+  });
 }

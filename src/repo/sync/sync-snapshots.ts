@@ -7,7 +7,7 @@ import { copyFileSnapshotData } from './copy-file-trees.js';
 import { copySnapshotData, type CopiedPair } from './copy-snapshot.js';
 import { healCopies, type HealOutcome, type PresentPair } from './heal-copies.js';
 import { emptyCounters, type SyncedSnapshot, type SyncProgress, type SyncReport } from './sync-report.js';
-import { originalsHeld, recordSyncedFrom, syncedCopies } from './synced-from.js';
+import { copiesHeld, originsOf, recordSyncedFrom, syncedFromNotes } from './synced-from.js';
 
 /** What to copy and how to report. */
 export interface SyncOptions {
@@ -95,8 +95,9 @@ export async function syncSnapshots(src: Repository, dst: Repository, options: S
   try {
     const copies = new Map<string, Snapshot>(); // source id → its copy in the destination
     const existing = new Map((await listSnapshots(dst, { onDamaged: () => undefined })).map((s) => [s.id, s]));
-    for (const [source, copy] of await syncedCopies(dst, src.config.id, new Set(existing.keys()))) copies.set(source, existing.get(copy) as Snapshot);
-    for (const [source, original] of await originalsHeld(src, dst.config.id, new Set(existing.keys()))) copies.set(source, existing.get(original) as Snapshot);
+    const sourceNotes = await syncedFromNotes(src);
+    const held = await copiesHeld({ repository: src.config.id, notes: sourceNotes }, dst, new Set(all.map((s) => s.id)), new Set(existing.keys()));
+    for (const [source, copy] of held) copies.set(source, existing.get(copy) as Snapshot);
     if (sameKeys) for (const s of all) if (existing.has(s.id)) copies.set(s.id, existing.get(s.id) as Snapshot);
 
     const todo = selected.filter((s) => !copies.has(s.id));
@@ -137,7 +138,8 @@ export async function syncSnapshots(src: Repository, dst: Repository, options: S
         );
         await lease.confirm(); // no prune presumed this sync dead and swept what it sent
         const copy = await saveSnapshot(dst, manifest);
-        await recordSyncedFrom(dst, copy.id, { repository: src.config.id, snapshot: snapshot.id, location: src.location }, now());
+        const origins = originsOf(sourceNotes, snapshot.id);
+        await recordSyncedFrom(dst, copy.id, { repository: src.config.id, snapshot: snapshot.id, location: src.location, ...(origins.length > 0 ? { origins } : {}) }, now());
         copies.set(snapshot.id, copy);
         results.push({ source: snapshot.id, vm: snapshot.vm, time: snapshot.time, status: 'copied', destination: copy.id });
       } catch (error) {
