@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -142,3 +142,28 @@ test('a dead process\'s lease expires and is removed; a backup whose lease was r
     await repo.close();
   }
 });
+
+for (const format of [1, 2] as const) {
+  test(`format ${format}: prune deletes the temporary files of writes a killed process never finished, once they are an hour old`, async () => {
+    const repo = await newRepo(format);
+    await backup(repo, 'vm', seededBytes(40, 256 * KiB));
+    const root = repo.location;
+    const data = format === 1 ? 'chunks' : 'packs';
+    const [folder] = (await readdir(join(root, data))).filter((name) => /^[0-9a-f]{2}$/.test(name));
+    assert.ok(folder !== undefined);
+    // A pack or chunk half written by a process killed two hours ago, and one being written now.
+    const stale = join(root, data, folder, '.tmp-0123456789abcdef');
+    const fresh = join(root, data, folder, '.tmp-fedcba9876543210');
+    await writeFile(stale, Buffer.alloc(100 * KiB, 1));
+    await writeFile(fresh, Buffer.alloc(10 * KiB, 2));
+    const twoHoursAgo = new Date(Date.now() - 2 * 3_600_000);
+    await utimes(stale, twoHoursAgo, twoHoursAgo);
+
+    const dry = await pruneRepository(repo, { dryRun: true });
+    assert.equal(dry.temporaryFilesRemoved, undefined, 'a dry run deletes nothing');
+    const report = await pruneRepository(repo);
+    assert.deepEqual(report.temporaryFilesRemoved, { files: 1, bytes: 100 * KiB });
+    assert.deepEqual((await readdir(join(root, data, folder))).filter((name) => name.startsWith('.tmp-')), ['.tmp-fedcba9876543210'], 'a write under way is left alone');
+    assert.deepEqual((await verifyRepository(repo, { readData: true, now: () => new Date() })).damaged, []);
+  });
+}

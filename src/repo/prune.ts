@@ -51,6 +51,11 @@ export interface PruneReport {
    * later prune, once the retention ended, removes it. Always 0 without a lock.
    */
   stillLocked: number;
+  /**
+   * Temporary files of writes that never finished (a process killed mid-write), deleted once
+   * stale (local storage: backend.ts `removeStaleTemporaries`). Absent when there were none.
+   */
+  temporaryFilesRemoved?: { files: number; bytes: number };
   /** Format 2: what happened to the packs (kept, deleted, repacked) and the index segments. */
   packs?: PackSweepReport;
   /** Format 2: small index segments merged (segment-merge.ts). */
@@ -120,6 +125,23 @@ export async function pruneRepository(repo: Repository, options: PruneOptions = 
   const restored = await keepSpaceReserve(repo.backend);
   if (reserve !== 'untouched' || !restored) report.spaceReserve = { released: reserve === 'released', missing: reserve === 'missing', restored };
   return report;
+}
+
+/**
+ * How old a temporary file of an unfinished write must be to be deleted (backend.ts,
+ * `removeStaleTemporaries`). Prune holds its lease, so no backup or sync writes meanwhile; the
+ * writers that take no lease (verify's records, notes, key changes) write small objects in
+ * well under a second. An hour leaves even those alone; on a full disk, where the room is
+ * needed now (a prune killed mid-repack leaves a whole pack), a minute.
+ */
+const STALE_TEMPORARY_MS = { normal: 3_600_000, lowSpace: 60_000 } as const;
+
+async function removeStaleTemporaries(repo: Repository, report: PruneReport, lowSpace: boolean): Promise<void> {
+  const removed = await repo.backend.removeStaleTemporaries?.(lowSpace ? STALE_TEMPORARY_MS.lowSpace : STALE_TEMPORARY_MS.normal);
+  if (removed === undefined || removed.files === 0) return;
+  const before = report.temporaryFilesRemoved ?? { files: 0, bytes: 0 };
+  report.temporaryFilesRemoved = { files: before.files + removed.files, bytes: before.bytes + removed.bytes };
+  report.bytesFreed += removed.bytes;
 }
 
 /** Options of {@link pruneRepository}. */
@@ -202,6 +224,8 @@ async function pruneOnce(repo: Repository, options: PruneOptions, lowSpace: bool
     // Format 2: packs first (their new places are written before anything is deleted).
     if (repo.config.version === 2) {
       const plan = await planPacks(repo, chunks, hinted, { threshold, onPack: (done) => options.onProgress?.({ phase: 'plan', done, total: 0 }) });
+      // A pack's unfinished write (a process killed while writing it) is room a full disk needs before the sweep.
+      if (!dryRun) await removeStaleTemporaries(repo, report, lowSpace);
       report.packs = await sweepPacks(repo, plan, chunks, {
         dryRun,
         lowSpace,
@@ -268,6 +292,7 @@ async function pruneOnce(repo: Repository, options: PruneOptions, lowSpace: bool
     });
     // Format 2: the pack-removal records no kept snapshot's next incremental needs (§19.11).
     if (!dryRun && repo.config.version === 2) await dropUnneededRecords(repo, snapshots.map((s) => s.prunedThrough));
+    if (!dryRun) await removeStaleTemporaries(repo, report, lowSpace);
     if (!dryRun) await repo.backend.sync();
     return report;
   } finally {

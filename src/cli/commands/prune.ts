@@ -83,6 +83,7 @@ export function renderPrune(r: PruneReport): string {
     const m = r.segments;
     if (m !== undefined && m.segmentsMerged > 0) lines.push(`index segments: ${m.segmentsBefore} before; ${m.segmentsMerged} small one(s) ${r.dryRun ? 'would be merged' : `merged into ${m.segmentsWritten}`}`);
   }
+  if (r.temporaryFilesRemoved !== undefined) lines.push(`removed ${r.temporaryFilesRemoved.files} temporary file(s) of writes that never finished (a process killed while writing): ${formatBytes(r.temporaryFilesRemoved.bytes)}`);
   if (r.stillLocked > 0) lines.push(`${r.stillLocked} object(s) no snapshot uses are still locked (Object Lock): a later prune removes them`);
   if (r.expiredLeasesRemoved > 0) lines.push(`removed ${r.expiredLeasesRemoved} lease(s) of processes that died`);
   const reserve = r.spaceReserve;

@@ -75,6 +75,15 @@ export interface Backend {
    * Wrappers pass it on.
    */
   readonly fillsUp?: boolean;
+  /**
+   * Storage whose writes leave a temporary file when a process dies mid-write (a local
+   * folder: `.tmp-…` beside the object, then renamed): deletes those that its listings since
+   * the last call came across and that are older than `olderThanMs` (a write that old is not
+   * under way), and says how many and their bytes. Listings never return them, so only prune,
+   * which lists the whole repository under its lease, calls this. Absent where a write is
+   * atomic (an object store). Wrappers pass it on.
+   */
+  removeStaleTemporaries?(olderThanMs: number): Promise<{ files: number; bytes: number }>;
 }
 
 /** How an object is held: COMPLIANCE (nobody can shorten or delete) or GOVERNANCE (a user with the bypass right can). */

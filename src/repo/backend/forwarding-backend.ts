@@ -24,6 +24,10 @@ export abstract class ForwardingBackend implements Backend {
     return this.inner.fillsUp;
   }
 
+  removeStaleTemporaries(olderThanMs: number): Promise<{ files: number; bytes: number }> {
+    return this.inner.removeStaleTemporaries?.(olderThanMs) ?? Promise.resolve({ files: 0, bytes: 0 });
+  }
+
   put(key: string, data: Uint8Array): Promise<void> {
     return this.inner.put(key, data);
   }

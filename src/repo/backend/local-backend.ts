@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { link, open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { link, lstat, open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import { CofferError } from '../../errors/index.js';
 import { DIRECT_ALIGNMENT, isAlignedInMemory, syscalls, takesDirectWrites, writeFully, makeFolders } from '../../native/index.js';
@@ -40,6 +40,8 @@ export class LocalBackend implements Backend {
   /** A folder's filesystem fills up: the repository keeps a space reserve in it (space-reserve.ts). */
   readonly fillsUp = true;
   private readonly madeDirectories = new Set<string>();
+  /** Temporary files of unfinished writes that listings came across (`removeStaleTemporaries`). */
+  private readonly temporariesSeen = new Set<string>();
   /** Packs stay open between ranged reads of their frames. */
   private readonly readHandles: ReadHandles;
   /** Whether the root's filesystem takes direct writes: asked at the first large put; false once one was refused. */
@@ -249,7 +251,10 @@ export class LocalBackend implements Backend {
       throw this.translate(error, relative, 'list');
     }
     for (const entry of entries) {
-      if (entry.name.startsWith(TEMP_PREFIX)) continue;
+      if (entry.name.startsWith(TEMP_PREFIX)) {
+        if (entry.isFile()) this.temporariesSeen.add(join(this.root, relative, entry.name));
+        continue;
+      }
       const key = relative === '' ? entry.name : `${relative}/${entry.name}`;
       if (entry.isDirectory()) {
         if (key.startsWith(prefix) || prefix.startsWith(`${key}/`)) yield* this.walk(key, prefix);
@@ -258,6 +263,27 @@ export class LocalBackend implements Backend {
         if (info !== undefined && info.size > 0) yield { key, size: info.size };
       }
     }
+  }
+
+  async removeStaleTemporaries(olderThanMs: number): Promise<{ files: number; bytes: number }> {
+    const seen = [...this.temporariesSeen];
+    this.temporariesSeen.clear();
+    const cutoff = Date.now() - olderThanMs;
+    let files = 0;
+    let bytes = 0;
+    for (const path of seen) {
+      const info = await lstat(path).catch(() => undefined);
+      if (info === undefined || !info.isFile() || info.mtimeMs > cutoff) continue;
+      try {
+        await unlink(path);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        throw this.translate(error, path, 'delete');
+      }
+      files++;
+      bytes += info.size;
+    }
+    return { files, bytes };
   }
 
   private pathOf(key: string): string {
