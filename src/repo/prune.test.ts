@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat, truncate, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { backupVm } from '../backup/index.js';
-import { isCofferError } from '../errors/index.js';
+import { CofferError, isCofferError } from '../errors/index.js';
 import { openImageSource } from '../source/index.js';
 import { seededBytes } from '../testing/index.js';
 import {
@@ -13,6 +13,7 @@ import {
   addSnapshotNote,
   CHUNKS_PREFIX,
   deleteSnapshot,
+  ForwardingBackend,
   initRepository,
   LEASE_EXPIRY_MS,
   listLeases,
@@ -20,6 +21,7 @@ import {
   LocalBackend,
   openRepository,
   pruneRepository,
+  SPACE_RESERVE_BYTES,
   verifyRepository,
   type FormatVersion,
   type Repository,
@@ -167,3 +169,23 @@ for (const format of [1, 2] as const) {
     assert.deepEqual((await verifyRepository(repo, { readData: true, now: () => new Date() })).damaged, []);
   });
 }
+
+test('a space reserve cut short is written whole again, and on a full disk the error says it was too short', async () => {
+  const repo = await newRepo(2);
+  await backup(repo, 'vm', seededBytes(41, 128 * KiB));
+  const reserve = join(repo.location, 'reserve');
+  await truncate(reserve, 1000);
+  await pruneRepository(repo);
+  assert.equal((await stat(reserve)).size, SPACE_RESERVE_BYTES, 'the next prune writes it whole');
+
+  // A disk with no room for any write: the 1000 bytes released are not enough, and the error says so.
+  await truncate(reserve, 1000);
+  class FullDisk extends ForwardingBackend {
+    override put(key: string, data: Uint8Array): Promise<void> {
+      if (key === 'reserve' || key.startsWith('locks/') || key.startsWith('leases/')) return Promise.reject(new CofferError('E_NO_SPACE', `no space left to write ${key}`));
+      return super.put(key, data);
+    }
+  }
+  const full = await openRepository(new FullDisk(repo.backend), { passphrase: 'pw', threads: 1 });
+  await assert.rejects(pruneRepository(full), (error) => isCofferError(error, 'E_NO_SPACE') && /space reserve held only 1000 bytes .*free a few MiB/.test(error.message));
+});

@@ -15,7 +15,7 @@ import { planPacks, REPACK_DEFAULTS } from './pack-plan.js';
 import { dropUnneededRecords } from './pack-removals.js';
 import { sweepPacks, type PackSweepReport } from './pack-sweep.js';
 import { mergeSmallSegments, type SegmentMergeReport } from './segment-merge.js';
-import { keepSpaceReserve, releaseSpaceReserve } from './space-reserve.js';
+import { keepSpaceReserve, releaseSpaceReserve, SPACE_RESERVE_BYTES } from './space-reserve.js';
 
 /** Deletes `key`; false (and nothing thrown) when Object Lock refuses it. */
 async function deleteUnlessLocked(repo: Repository, key: string): Promise<boolean> {
@@ -108,18 +108,20 @@ export async function pruneRepository(repo: Repository, options: PruneOptions = 
     // segments, pack-removal record); packs are then deleted before any is repacked, and
     // repacked one pack's worth at a time. Without a reserve (a repository made before it
     // existed, or a deleted one) the same run may still find the little room it needs.
-    reserve = (await releaseSpaceReserve(repo.backend)) ? 'released' : 'missing';
+    const released = await releaseSpaceReserve(repo.backend);
+    reserve = released > 0 ? 'released' : 'missing';
     try {
       report = await pruneOnce(repo, options, true);
     } catch (again) {
       if (reserve === 'released') await keepSpaceReserve(repo.backend).catch(() => false);
-      if (reserve === 'missing' && isCofferError(again, 'E_NO_SPACE')) {
-        throw new CofferError(
-          'E_NO_SPACE',
-          `${again.message}; this repository has no space reserve (it was made before Coffer kept one, or its file 'reserve' was deleted), so prune has no room of its own on this full disk: free a few MiB on it and run prune again, which then writes a reserve for the next time`,
-        );
-      }
-      throw again;
+      if (!isCofferError(again, 'E_NO_SPACE')) throw again;
+      const why =
+        reserve === 'missing'
+          ? "this repository has no space reserve (it was made before Coffer kept one, or its file 'reserve' was deleted), so prune has no room of its own on this full disk"
+          : released < SPACE_RESERVE_BYTES
+            ? `the repository's space reserve held only ${released} bytes (it was cut short), too little for prune's own writes`
+            : "even the room of the repository's space reserve was not enough for prune's own writes";
+      throw new CofferError('E_NO_SPACE', `${again.message}; ${why}: free a few MiB on this disk and run prune again, which then writes a whole reserve for the next time`);
     }
   }
   const restored = await keepSpaceReserve(repo.backend);

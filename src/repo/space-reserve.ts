@@ -23,14 +23,20 @@ export const SPACE_RESERVE_BYTES = 16 * 1024 * 1024;
 
 const MiB = 1024 * 1024;
 
+/** The reserve's size now: 0 when there is none. */
+async function reserveSize(backend: Backend): Promise<number> {
+  for await (const entry of backend.list(SPACE_RESERVE_KEY)) if (entry.key === SPACE_RESERVE_KEY) return entry.size;
+  return 0;
+}
+
 /**
- * Writes the reserve when the storage fills up and it is missing. False when it could not be
- * written for lack of room (never thrown: a full disk is what it is for); true when it is in
- * place (or the storage needs none).
+ * Writes the reserve when the storage fills up and it is missing or short (truncated by hand
+ * or by a full disk). False when it could not be written for lack of room (never thrown: a
+ * full disk is what it is for); true when it is in place (or the storage needs none).
  */
 export async function keepSpaceReserve(backend: Backend): Promise<boolean> {
   if (backend.fillsUp !== true) return true;
-  if (await backend.has(SPACE_RESERVE_KEY)) return true;
+  if ((await reserveSize(backend)) >= SPACE_RESERVE_BYTES) return true;
   try {
     const mib = randomBytes(MiB);
     await backend.put(SPACE_RESERVE_KEY, Buffer.concat(Array.from({ length: SPACE_RESERVE_BYTES / MiB }, () => mib)));
@@ -41,9 +47,10 @@ export async function keepSpaceReserve(backend: Backend): Promise<boolean> {
   }
 }
 
-/** Deletes the reserve to give its room to prune; false when there was none to delete. */
-export async function releaseSpaceReserve(backend: Backend): Promise<boolean> {
-  if (backend.fillsUp !== true || !(await backend.has(SPACE_RESERVE_KEY))) return false;
-  await backend.delete(SPACE_RESERVE_KEY);
-  return true;
+/** Deletes the reserve to give its room to prune; the bytes it held (0: there was none). */
+export async function releaseSpaceReserve(backend: Backend): Promise<number> {
+  if (backend.fillsUp !== true) return 0;
+  const size = await reserveSize(backend);
+  if (size > 0) await backend.delete(SPACE_RESERVE_KEY);
+  return size;
 }
