@@ -19,25 +19,27 @@ const ALLOWED: Record<string, string[]> = {
   blockdev: [],
   concurrency: [],
   native: [],
+  // File names as bytes (names/byte-names.ts): the ext/XFS readers, the host scan, the tree format and the restores share them.
+  names: [],
   // Test helpers, imported by tests and benchmarks only (no folder lists testing): the
   // repacked-repository fixture backs up and prunes (testing/repacked-repository.ts).
   testing: ['repo', 'backup', 'source'],
   xml: ['errors'],
   qmp: ['errors', 'blockdev', 'concurrency'],
-  repo: ['errors', 'concurrency', 'native'],
+  repo: ['names', 'errors', 'concurrency', 'native'],
   disk: ['errors', 'blockdev', 'concurrency', 'native'],
-  source: ['errors', 'glob', 'blockdev', 'disk', 'qmp', 'nbd', 'xml', 'native'],
+  source: ['names', 'errors', 'glob', 'blockdev', 'disk', 'qmp', 'nbd', 'xml', 'native'],
   volume: ['errors', 'blockdev'],
-  fs: ['errors', 'blockdev'],
+  fs: ['names', 'errors', 'blockdev'],
   nbd: ['errors', 'blockdev', 'concurrency'],
-  backup: ['errors', 'blockdev', 'concurrency', 'repo', 'source', 'disk', 'native'],
-  restore: ['errors', 'glob', 'blockdev', 'concurrency', 'repo', 'disk', 'volume', 'fs', 'nbd', 'xml', 'native'],
+  backup: ['names', 'errors', 'blockdev', 'concurrency', 'repo', 'source', 'disk', 'native'],
+  restore: ['names', 'errors', 'glob', 'blockdev', 'concurrency', 'repo', 'disk', 'volume', 'fs', 'nbd', 'xml', 'native'],
   relocate: ['errors', 'qmp', 'native'],
   jobs: ['errors', 'concurrency', 'repo'],
-  server: ['errors', 'concurrency', 'repo', 'jobs', 'backup', 'restore', 'source', 'disk', 'volume', 'fs', 'nbd', 'native'],
+  server: ['names', 'errors', 'concurrency', 'repo', 'jobs', 'backup', 'restore', 'source', 'disk', 'volume', 'fs', 'nbd', 'native'],
   // The web console talks to the server over HTTP only (src/web/api/client.ts), never by import.
   web: [],
-  cli: ['errors', 'blockdev', 'concurrency', 'repo', 'source', 'disk', 'volume', 'fs', 'nbd', 'backup', 'restore', 'relocate', 'jobs', 'server'],
+  cli: ['names', 'errors', 'blockdev', 'concurrency', 'repo', 'source', 'disk', 'volume', 'fs', 'nbd', 'backup', 'restore', 'relocate', 'jobs', 'server'],
 };
 
 /**

@@ -55,7 +55,7 @@ export interface FsNode {
  * says why (a damaged inode, an out-of-range record) and the rest of the directory stays
  * readable. `name` is exactly what the disk holds, decoded: ext4/XFS bytes by `decodeName`
  * (UTF-8, and each byte that is not as a raw-byte surrogate `encodeName` turns back into
- * it: see byte-names.ts), NTFS/FAT long names from UTF-16. It may contain `/`, NUL or
+ * it: see names/byte-names.ts), NTFS/FAT long names from UTF-16. It may contain `/`, NUL or
  * control characters on a hostile disk; callers that write files must sanitize it.
  */
 export interface FsDirEntry {

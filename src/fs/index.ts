@@ -8,7 +8,6 @@
 export type { Filesystem, FilesystemDriver, FsDirEntry, FsFileExtent, FsNode, FsPhysicalExtent, FsNodeType, FsType } from './filesystem.js';
 export { fsCorrupt, fsUnsupported } from './fs-errors.js';
 export { openFilesystem, FILESYSTEM_DRIVERS } from './open-filesystem.js';
-export { decodeName, encodeName, hasRawBytes, nameBytesHex, printableName, printableText, unescapeName } from './byte-names.js';
 export { resolvePath, lookupChild, type ResolvedNode } from './resolve-path.js';
 export { walkTree, MAX_WALK_DEPTH, type WalkItem } from './walk-tree.js';
 export { fatDriver } from './fat/index.js';

@@ -1,5 +1,5 @@
 import { CofferError } from '../errors/index.js';
-import { printableName, unescapeName } from './byte-names.js';
+import { printableName, unescapeName } from '../names/index.js';
 import type { Filesystem, FsNode } from './filesystem.js';
 
 /** Symlinks followed while resolving one path, as Linux allows (MAXSYMLINKS). */

@@ -20,15 +20,15 @@ interface Syscalls {
   /** Flushes every dirty page and inode of the filesystem holding `fd`; throws on I/O errors. */
   syncfs(fd: number): void;
   /** Names of a path's extended attributes (a final symlink is not followed); [] where unsupported. */
-  listXattrs(path: string): string[];
+  listXattrs(path: string | Buffer): string[];
   /** The value of one extended attribute, or null when it is absent (symlinks not followed). */
-  getXattr(path: string, name: string): Buffer | null;
+  getXattr(path: string | Buffer, name: string): Buffer | null;
   /** Sets one extended attribute (at most 64 KiB; symlinks not followed). */
-  setXattr(path: string, name: string, value: Buffer): void;
+  setXattr(path: string | Buffer, name: string, value: Buffer): void;
   /** Creates a FIFO, character or block device: `mode` carries the type bits (S_IFIFO…). */
-  mknod(path: string, mode: number, major: number, minor: number): void;
+  mknod(path: string | Buffer, mode: number, major: number, minor: number): void;
   /** Access and modification times in nanoseconds since 1970, on the path itself (a symlink too). */
-  setTimes(path: string, atimeNs: bigint, mtimeNs: bigint): void;
+  setTimes(path: string | Buffer, atimeNs: bigint, mtimeNs: bigint): void;
   /** memmove of `source` into `target` at `targetOffset` (native/copy-bytes.c; use copyBytes in copy-bytes.ts). */
   copyBytes(target: Uint8Array, targetOffset: number, source: Uint8Array): void;
   /** madvise(MADV_HUGEPAGE) over the whole 2 MiB pages of `view` (native/huge-pages.c; use sharedMemory in huge-pages.ts): the bytes advised. */
@@ -40,7 +40,7 @@ interface Syscalls {
    * documents the record layout): `names` NUL-terminated bytes in readdir order, `stats` 19
    * numbers per name. Rejects with the errno name in `code` when the directory cannot be read.
    */
-  scanDirectory(path: string): Promise<{ names: Buffer; stats: Float64Array }>;
+  scanDirectory(path: string | Buffer): Promise<{ names: Buffer; stats: Float64Array }>;
   /**
    * Byte ranges of files ([inFd, inAt, outAt, length] quadruples) copied into `outFd` on a
    * libuv pool thread (native/copy-file-ranges.c; use copyFileRanges in copy-file-ranges.ts).

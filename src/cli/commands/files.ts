@@ -1,6 +1,7 @@
 import { CofferError } from '../../errors/index.js';
 import { OutputStream } from '../../disk/index.js';
-import { nameBytesHex, printableName, printableText, resolvePath, walkTree, type Filesystem, type FsDirEntry, type FsNode } from '../../fs/index.js';
+import { resolvePath, walkTree, type Filesystem, type FsDirEntry, type FsNode } from '../../fs/index.js';
+import { nameBytesHex, printableName, printableText } from '../../names/index.js';
 import { resolveSnapshot } from '../../repo/index.js';
 import { extractTree, globToRegExp, SnapshotFiles, tarTree, TreeFilesystem, type TreeReport } from '../../restore/index.js';
 import type { Repository, Snapshot } from '../../repo/index.js';

@@ -2,7 +2,7 @@ import type { BlockDevice } from '../../blockdev/index.js';
 import { CofferError, isCofferError } from '../../errors/index.js';
 import type { Filesystem, FsDirEntry, FsFileExtent, FsNode, FsPhysicalExtent, FsType } from '../filesystem.js';
 import { fsCorrupt, fsUnsupported } from '../fs-errors.js';
-import { decodeName, encodeName } from '../byte-names.js';
+import { decodeName, encodeName } from '../../names/index.js';
 import { coalesce, type BlockRun } from './block-map.js';
 import type { BlockReader } from './block-reader.js';
 import { dropLeadingDots, parseDirRegion, type RawDirEntry } from './dir-entries.js';

@@ -14,7 +14,8 @@ import { RawImage } from '../../disk/index.js';
 import {
   buildByteNamesExtImage, buildExtImage, BYTE_NAMES, debugfsTree, HUGE_SPARSE_FILE, requireTools, runTool, seededBytes, type ExtVariant,
 } from '../../testing/index.js';
-import { encodeName, printableName, resolvePath, type Filesystem, type FsNode } from '../index.js';
+import { resolvePath, type Filesystem, type FsNode } from '../index.js';
+import { encodeName, printableName } from '../../names/index.js';
 import { extDriver } from './index.js';
 
 const SMALL = { sizeMiB: 96, bigFileBytes: 3_000_000 };

@@ -2,7 +2,7 @@ import type { BlockDevice } from '../../blockdev/index.js';
 import { CofferError } from '../../errors/index.js';
 import type { Filesystem, FsDirEntry, FsFileExtent, FsNode, FsPhysicalExtent } from '../filesystem.js';
 import { fsCorrupt } from '../fs-errors.js';
-import { decodeName, encodeName } from '../byte-names.js';
+import { decodeName, encodeName } from '../../names/index.js';
 import { DirectoryReader } from './directory.js';
 import { firstExtentEndingAfter, readExtentMap, type MappedExtent } from './extent-map.js';
 import { ForkFormat, parseInode, type XfsInode } from './inode.js';

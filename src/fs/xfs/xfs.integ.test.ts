@@ -20,7 +20,8 @@ import {
   buildByteNamesXfsImage, buildExt4Disk, buildXfsImage, BYTE_NAMES, cachedFixture, requireTools, runTool, writeFsTree, xfsDbFileBytes,
   xfsDbGeometry, xfsDbTree, xfsFragmentedImage, FS_TREE_LINKS, type XfsDbNode,
 } from '../../testing/index.js';
-import { encodeName, printableName, resolvePath, type Filesystem, type FsFileExtent, type FsNode } from '../index.js';
+import { resolvePath, type Filesystem, type FsFileExtent, type FsNode } from '../index.js';
+import { encodeName, printableName } from '../../names/index.js';
 import { xfsDriver } from './index.js';
 
 const BIG = 3_000_000;

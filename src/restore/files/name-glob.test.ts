@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decodeName } from '../../fs/index.js';
+import { decodeName } from '../../names/index.js';
 import { globToRegExp } from './name-glob.js';
 
 const latin1 = (text: string): string => decodeName(Buffer.from(text, 'latin1'));

@@ -3,10 +3,10 @@
  * untrusted: a name may hold `/` (which would make a path), NUL, control characters, or be
  * `.`/`..`/empty. Such characters are percent-escaped (`/` → `%2F`, NUL → `%00`, ESC →
  * `%1B`); `.`, `..` and empty names cannot be made safe and are refused. Bytes that are not
- * UTF-8 (raw-byte surrogates, see fs/byte-names.ts) are kept: a Linux folder and a tar take
+ * UTF-8 (raw-byte surrogates, see names/byte-names.ts) are kept: a Linux folder and a tar take
  * them; a zip does not ({@link zipName}).
  */
-import { encodeName } from '../../fs/index.js';
+import { encodeName } from '../../names/index.js';
 
 /** Longest file name Linux filesystems take, in bytes of UTF-8. */
 const NAME_MAX = 255;

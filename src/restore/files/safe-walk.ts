@@ -1,5 +1,6 @@
 import { CofferError, type ErrorCode } from '../../errors/index.js';
-import { printableName, walkTree, type Filesystem, type FsNode, type ResolvedNode } from '../../fs/index.js';
+import { walkTree, type Filesystem, type FsNode, type ResolvedNode } from '../../fs/index.js';
+import { printableName } from '../../names/index.js';
 import { safeName, zipName } from './safe-name.js';
 
 /** Something that went wrong with one entry; the rest of the extraction goes on. */
@@ -25,7 +26,7 @@ export interface TreeReport {
   problems: EntryProblem[];
 }
 
-/** An entry written under another name (`path` and `as` as fs/byte-names.ts decodes bytes). */
+/** An entry written under another name (`path` and `as` as names/byte-names.ts decodes bytes). */
 export interface RenamedEntry {
   /** The entry's path inside the filesystem. */
   path: string;
@@ -74,7 +75,7 @@ export interface SafeItem {
  * reported through `renamed`: no file is lost for its name. A name the directory holds twice
  * (a damaged directory) is reported and its second entry skipped. A directory the consumer
  * could not create (`skipBelow`) has its children skipped.
- * `names`: `bytes` keeps a name's bytes, UTF-8 or not (fs/byte-names.ts), as a folder on
+ * `names`: `bytes` keeps a name's bytes, UTF-8 or not (names/byte-names.ts), as a folder on
  * Linux and a tar take them; `zip` also escapes what a zip entry name cannot hold
  * ({@link zipName}: bytes that are not UTF-8, backslashes), reported through `renamed`.
  */

@@ -2,7 +2,7 @@
  * The header of one tar entry as `files get --tar` writes it: POSIX.1-2001 "pax" format, a
  * ustar header block preceded, when a field does not fit it, by an extended header (typeflag
  * `x`) whose records override that field. Names and link targets are bytes: a guest's
- * ext4/XFS name need not be UTF-8 (fs/byte-names.ts), and tar keeps bytes as they are.
+ * ext4/XFS name need not be UTF-8 (names/byte-names.ts), and tar keeps bytes as they are.
  *
  * ustar header block (512 bytes; numbers are zero-padded octal ending in NUL):
  *

@@ -6,14 +6,15 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { decodeName, resolvePath } from '../../fs/index.js';
+import { resolvePath } from '../../fs/index.js';
+import { decodeName } from '../../names/index.js';
 import { dir, file, MemoryFs, symlink } from './memory-fs.test-support.js';
 import { tarTree } from './tar-tree.js';
 
 const run = promisify(execFile);
 
 const latin1 = (text: string): Buffer => Buffer.from(text, 'latin1');
-/** A name as a reader decodes the bytes (fs/byte-names.ts). */
+/** A name as a reader decodes the bytes (names/byte-names.ts). */
 const named = (bytes: Buffer): string => decodeName(bytes);
 
 /**

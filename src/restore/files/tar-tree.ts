@@ -1,7 +1,8 @@
 import type { Writable } from 'node:stream';
 import { OutputStream } from '../../disk/index.js';
 import { CofferError } from '../../errors/index.js';
-import { encodeName, type Filesystem, type FsNode, type ResolvedNode } from '../../fs/index.js';
+import { type Filesystem, type FsNode, type ResolvedNode } from '../../fs/index.js';
+import { encodeName } from '../../names/index.js';
 import { filePieces, PIECE_BYTES } from './file-pieces.js';
 import { emptyReport, isEntryProblem, noteStreamsLeftOut, safeWalk, type TreeReport } from './safe-walk.js';
 import { TAR_END, tarHeader, tarPadding, type TarEntry } from './tar-header.js';

@@ -5,7 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { decodeName, resolvePath } from '../../fs/index.js';
+import { resolvePath } from '../../fs/index.js';
+import { decodeName } from '../../names/index.js';
 import { dir, file, MemoryFs } from './memory-fs.test-support.js';
 import { zipTree } from './zip-tree.js';
 

@@ -1,7 +1,8 @@
 import { Readable } from 'node:stream';
 import { ZipFile } from 'yazl';
 import { CofferError } from '../../errors/index.js';
-import { encodeName, type Filesystem, type FsNode, type ResolvedNode } from '../../fs/index.js';
+import { type Filesystem, type FsNode, type ResolvedNode } from '../../fs/index.js';
+import { encodeName } from '../../names/index.js';
 import { filePieces, PIECE_BYTES } from './file-pieces.js';
 import { emptyReport, isEntryProblem, noteStreamsLeftOut, safeWalk, type TreeReport } from './safe-walk.js';
 
