@@ -1,5 +1,6 @@
 /*
  * scanDirectory(path) -> Promise<{ names: Buffer, stats: Float64Array }>
+ *   path: a string, or a Buffer of its bytes when they are not UTF-8
  *
  * Lists one directory and lstat()s every entry in it, on a libuv pool thread: a file backup's
  * walk made one readdir and one lstat per entry on the main thread, and for an incremental of
@@ -38,6 +39,7 @@
 #include <node_api.h>
 #include "errno-name.h"
 #include "scan-directory.h"
+#include "string-argument.h"
 
 #define SCAN_FIELDS 19
 
@@ -190,21 +192,8 @@ napi_value scan_directory(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "ENOMEM", "scanDirectory: out of memory");
     return NULL;
   }
-  size_t length = 0;
-  if (napi_get_value_string_utf8(env, argv[0], NULL, 0, &length) != napi_ok) {
+  if (!read_string(env, argv[0], scan->path, sizeof scan->path, "path must be a string or a Buffer")) {
     free(scan);
-    napi_throw_type_error(env, "EINVAL", "path must be a string");
-    return NULL;
-  }
-  if (length + 1 > sizeof scan->path) {
-    free(scan);
-    napi_throw_error(env, "ENAMETOOLONG", "path is longer than PATH_MAX");
-    return NULL;
-  }
-  napi_get_value_string_utf8(env, argv[0], scan->path, sizeof scan->path, &length);
-  if (strlen(scan->path) != length) { /* an embedded NUL would silently cut the path */
-    free(scan);
-    napi_throw_type_error(env, "EINVAL", "path must not hold NUL");
     return NULL;
   }
   napi_value promise, resource_name;

@@ -8,7 +8,8 @@
  *   syncfs(fd)           -> flushes the whole filesystem holding fd (one call instead of an
  *                           fsync per file; see src/repo/backend/local-backend.ts)
  *
- * and, for file-level backup and restore (never following a final symlink):
+ * and, for file-level backup and restore (never following a final symlink; a path is a string,
+ * or a Buffer of its bytes when they are not UTF-8: string-argument.c):
  *
  *   listXattrs(path)               -> names of the extended attributes (llistxattr(2))
  *   getXattr(path, name)           -> value as a Buffer, or null when absent (lgetxattr(2))
@@ -58,6 +59,7 @@
 #include "copy-file-ranges.h"
 #include "huge-pages.h"
 #include "scan-directory.h"
+#include "string-argument.h"
 
 static napi_value throw_errno(napi_env env, int err, const char *call) {
   const char *name = errno_name(err);
@@ -114,25 +116,6 @@ static napi_value sync_fs(napi_env env, napi_callback_info info) {
   napi_value out;
   napi_get_undefined(env, &out);
   return out;
-}
-
-/* Reads argument `i` as a UTF-8 string into `out` (size `size`, NUL-terminated); 0 on error. */
-static int read_string(napi_env env, napi_value value, char *out, size_t size, const char *what) {
-  size_t length = 0;
-  if (napi_get_value_string_utf8(env, value, NULL, 0, &length) != napi_ok) {
-    napi_throw_type_error(env, "EINVAL", what);
-    return 0;
-  }
-  if (length + 1 > size) {
-    napi_throw_error(env, "ENAMETOOLONG", what);
-    return 0;
-  }
-  napi_get_value_string_utf8(env, value, out, size, &length);
-  if (strlen(out) != length) { /* an embedded NUL would silently cut the path */
-    napi_throw_type_error(env, "EINVAL", what);
-    return 0;
-  }
-  return 1;
 }
 
 static int get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -32,6 +32,28 @@ test('listXattrs: names of a file with attributes, [] without; 30,000 calls on a
     for (let i = 0; i < 30_000; i++) syscalls.listXattrs(plain);
     const grown = residentBytes() - before;
     assert.ok(grown < 40 * 1024 * 1024, `resident memory grew by ${(grown / 1048576).toFixed(1)} MiB over 30,000 calls`);
+  } finally {
+    await dir.remove();
+  }
+});
+
+test('a path given as a Buffer reaches the host as its exact bytes: a Latin-1 name has no UTF-8 string', async () => {
+  const dir = await makeTempDir('coffer-syscalls');
+  try {
+    const folder = Buffer.concat([Buffer.from(`${dir.path}/`), Buffer.from('caf\xe9', 'latin1')]);
+    mkdirSync(folder);
+    const file = Buffer.concat([folder, Buffer.from('/na\xefve', 'latin1')]);
+    writeFileSync(file, 'x');
+    syscalls.setXattr(file, 'user.coffer.test', Buffer.from('value'));
+    assert.deepEqual(syscalls.listXattrs(file), ['user.coffer.test']);
+    assert.deepEqual(syscalls.getXattr(file, 'user.coffer.test'), Buffer.from('value'));
+    syscalls.setTimes(file, 1_000_000_000_123_456_789n, 1_100_000_000_987_654_321n);
+    assert.equal(lstatSync(file, { bigint: true }).mtimeNs, 1_100_000_000_987_654_321n);
+    syscalls.mknod(Buffer.concat([folder, Buffer.from('/f\xeefo', 'latin1')]), 0o010644, 0, 0);
+    const { names } = await syscalls.scanDirectory(folder);
+    assert.deepEqual(names.toString('latin1').split('\0').sort(), ['', 'f\xeefo', 'na\xefve']);
+    // A NUL inside a Buffer path would cut it short: refused, as in a string.
+    assert.throws(() => syscalls.listXattrs(Buffer.from('/tmp\0/x')), { code: 'EINVAL' });
   } finally {
     await dir.remove();
   }
