@@ -35,7 +35,7 @@ export class DirectAppender {
   }
 
   /** For `path`, open as `fd` and written from its start; undefined when O_DIRECT cannot be opened. */
-  static open(path: string, fd: number, buffers: AlignedBuffers): DirectAppender | undefined {
+  static open(path: string | Buffer, fd: number, buffers: AlignedBuffers): DirectAppender | undefined {
     try {
       return new DirectAppender(fd, openSync(path, constants.O_WRONLY | constants.O_DIRECT), buffers);
     } catch {

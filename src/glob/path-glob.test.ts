@@ -24,3 +24,22 @@ test('path globs: * stays within a directory, ** crosses them, ? is one characte
   ];
   for (const [pattern, path, expected] of table) assert.equal(matches(pattern, path), expected, `${pattern} vs ${path}`);
 });
+
+test('path globs: \\xNN is a byte of a name that is not UTF-8 (as listings print it), \\\\ a backslash', () => {
+  const latin1 = 'caf\udce9'; // the bytes 63 61 66 E9, as names/byte-names.ts decodes them
+  const table: [string, string, boolean][] = [
+    ['caf\\xe9', latin1, true],
+    ['caf\\xe9', 'cafxe9', false],
+    ['caf\\xe9', 'café', false],
+    ['caf\\xc3\\xa9', 'café', true],
+    ['*\\xe9', latin1, true],
+    ['caf[\\xe8\\xe9]', latin1, true],
+    ['caf[!\\xe9]', latin1, false],
+    ['a[\\x2d]b', 'a-b', true],
+    ['a[\\x2d]b', 'a,b', false],
+    ['caf\\\\xe9', 'caf\\xe9', true],
+    ['caf\\\\xe9', latin1, false],
+    ['/srv/caf\\xe9/**', `/srv/${latin1}/x/y`, true],
+  ];
+  for (const [pattern, path, expected] of table) assert.equal(matches(pattern, path), expected, `${pattern} vs ${JSON.stringify(path)}`);
+});

@@ -1,7 +1,12 @@
+import { decodeName } from '../names/index.js';
+
 /**
  * Path globs as administrators write them in excludes and includes (restic's and rsync's
  * habits): `*` any run of characters but `/`, `**` any run including `/`, `?` one character
  * but `/`, `[abc]` / `[!abc]` / `[^abc]` a class, `\x` a literal `x`; everything else literal.
+ * A name's byte that is not UTF-8 is written as listings print it (names/byte-names.ts):
+ * `\xNN` is the byte NN (`caf\xe9` is the Latin-1 name, a run such as `\xc3\xa9` the
+ * character it spells in UTF-8, "é"), also in a class (`[\xe8\xe9]`); `\\` is a backslash.
  * Returns the source of a regular expression (no anchors: callers decide how a pattern is
  * anchored — at the root when it starts with `/`, at any directory otherwise).
  */
@@ -15,7 +20,15 @@ export function globSource(pattern: string): string {
         i++;
       } else out += '[^/]*';
     } else if (c === '?') out += '[^/]';
-    else if (c === '\\' && i + 1 < pattern.length) out += escapeRegExp(pattern[++i] as string);
+    else if (hexByteAt(pattern, i) !== undefined) {
+      const bytes: number[] = [];
+      for (let byte = hexByteAt(pattern, i); byte !== undefined; byte = hexByteAt(pattern, i)) {
+        bytes.push(byte);
+        i += 4;
+      }
+      i--;
+      out += escapeRegExp(decodeName(Uint8Array.from(bytes)));
+    } else if (c === '\\' && i + 1 < pattern.length) out += escapeRegExp(pattern[++i] as string);
     else if (c === '[') {
       const close = pattern.indexOf(']', i + 2);
       if (close === -1) {
@@ -25,7 +38,8 @@ export function globSource(pattern: string): string {
       let body = pattern.slice(i + 1, close);
       const negate = body.startsWith('!') || body.startsWith('^');
       if (negate) body = body.slice(1);
-      out += `[${negate ? '^' : ''}${body.replace(/[\\\]^]/g, '\\$&')}]`;
+      const members = body.replace(/\\x([0-9a-fA-F]{2})|[\\\]^]/g, (match, hex: string | undefined) => (hex !== undefined ? classMember(decodeName(Uint8Array.of(Number.parseInt(hex, 16)))) : `\\${match}`));
+      out += `[${negate ? '^' : ''}${members}]`;
       i = close;
     } else out += escapeRegExp(c);
   }
@@ -35,4 +49,16 @@ export function globSource(pattern: string): string {
 /** `text` as a literal inside a regular expression. */
 export function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+}
+
+/** The byte a `\xNN` at `i` spells, or `undefined` when there is none. */
+function hexByteAt(pattern: string, i: number): number | undefined {
+  if (pattern.charCodeAt(i) !== 0x5c || pattern[i + 1] !== 'x') return undefined;
+  const match = /^[0-9a-fA-F]{2}$/.exec(pattern.slice(i + 2, i + 4));
+  return match === null ? undefined : Number.parseInt(match[0], 16);
+}
+
+/** One character inside a class, escaped where a class would read it otherwise. */
+function classMember(char: string): string {
+  return /[\\\]^-]/.test(char) ? `\\${char}` : char;
 }

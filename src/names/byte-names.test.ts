@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { decodeName, encodeName, hasRawBytes, nameBytesHex, printableName, printableText, unescapeName } from './byte-names.js';
+import { decodeName, encodeName, hasRawBytes, hostPath, isDecodedName, nameBytesHex, printableName, printableText, unescapeName } from './byte-names.js';
 
 const bytes = (...values: number[]): Buffer => Buffer.from(values);
 
@@ -73,4 +73,17 @@ test('printableText escapes what a terminal must not get but leaves backslashes 
 test('nameBytesHex gives the bytes of a name that is not UTF-8, and nothing for one that is', () => {
   assert.equal(nameBytesHex(decodeName(bytes(0x63, 0x61, 0x66, 0xe9))), '636166e9');
   assert.equal(nameBytesHex('café'), undefined);
+});
+
+test('hostPath: a UTF-8 path stays a string, one with raw bytes becomes its exact bytes', () => {
+  assert.equal(hostPath('/srv/café'), '/srv/café');
+  assert.deepEqual(hostPath(decodeName(Buffer.from('/srv/caf\xe9', 'latin1'))), Buffer.from('/srv/caf\xe9', 'latin1'));
+});
+
+test('isDecodedName: what decodeName gives for some bytes, and nothing else', () => {
+  assert.ok(isDecodedName('café'));
+  assert.ok(isDecodedName(decodeName(Buffer.from('caf\xe9\xff', 'latin1'))));
+  assert.ok(!isDecodedName('caf\udcc3\udca9'), 'raw bytes that are the UTF-8 of é: that name is "café"');
+  assert.ok(!isDecodedName('a\ud800b'), 'a lone high surrogate stands for no bytes');
+  assert.ok(!isDecodedName('a\udc41b'), 'U+DC41 is no raw byte (raw bytes are 0x80..0xFF)');
 });

@@ -60,6 +60,25 @@ export function hasRawBytes(name: string): boolean {
   return RAW_BYTE.test(name);
 }
 
+/**
+ * A path as a host call takes it: the string itself when it is UTF-8 (nearly always), else the
+ * exact bytes as a Buffer (Node's fs calls and the addon take either). A string with a raw
+ * byte given to Node would be written as UTF-8 with U+FFFD for it: another name.
+ */
+export function hostPath(path: string): string | Buffer {
+  return RAW_BYTE.test(path) ? encodeName(path) : path;
+}
+
+/**
+ * Whether a string is one {@link decodeName} gives for some bytes: well formed but for raw
+ * bytes, and no run of raw bytes that is itself valid UTF-8 (`\udcc3\udca9` is the bytes of
+ * "é", which decode as "é"). Two different such strings have different bytes.
+ */
+export function isDecodedName(name: string): boolean {
+  if (!/\p{Cs}/u.test(name)) return true;
+  return decodeName(encodeName(name)) === name;
+}
+
 /** Control characters (C0 and DEL) and raw bytes: what a terminal must not receive as they are. */
 // eslint-disable-next-line no-control-regex
 const UNPRINTABLE = /[\u0000-\u001f\u007f]|(?<![\uD800-\uDBFF])[\uDC80-\uDCFF]/g;

@@ -4,4 +4,4 @@
  * its exact bytes for the host, and how it prints. A leaf every folder may import: the ext/XFS
  * readers, the host directory scan of a file backup, the tree format and the restores.
  */
-export { decodeName, encodeName, hasRawBytes, nameBytesHex, printableName, printableText, unescapeName } from './byte-names.js';
+export { decodeName, encodeName, hasRawBytes, hostPath, isDecodedName, nameBytesHex, printableName, printableText, unescapeName } from './byte-names.js';

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { SharedBufferPool } from '../../concurrency/index.js';
+import { encodeName } from '../../names/index.js';
 import { syscalls } from '../../native/index.js';
 import { ChunksById, compareNames, decodeLocatedEntry, getFileTree, initRepository, isSafeEntryName, LocalBackend, openRepository, type Repository, type Snapshot, type TreeEntry } from '../../repo/index.js';
 import { restoreFileSnapshot } from '../../restore/index.js';
@@ -93,23 +94,30 @@ test('incremental: extended attributes of an inode whose ctime is unchanged are 
   assert.deepEqual((await entryAt(third, `${dir}/plain`)).xattrs, [['user.new', Buffer.from('1').toString('base64')]]);
 });
 
-test('names: entries sorted by their UTF-8 bytes, a real U+FFFD kept, bytes that are not UTF-8 refused with a warning', async () => {
+test('names: entries sorted by their bytes, a real U+FFFD kept, bytes that are not UTF-8 kept as they are', async () => {
   const dir = join(work, 'names');
   await mkdir(dir);
   // UTF-16 order puts U+1F600 (a surrogate pair) before U+E000; UTF-8 order after it.
   const names = ['b', 'A', 'a\uE000', 'a\u{1F600}', 'a\uFFFD', 'a\u00e9', 'a'];
   for (const name of names) await writeFile(join(dir, name), name);
-  await writeFile(Buffer.concat([Buffer.from(`${dir}/`), Buffer.from([0x61, 0xff])]), 'not UTF-8');
+  // a\xff and a\xc3 (a UTF-8 lead byte alone): bytes, not UTF-8; the latter sorts before a\u00e9 (C3 A9).
+  const raw = [Buffer.from([0x61, 0xff]), Buffer.from([0x61, 0xc3])];
+  for (const bytes of raw) await writeFile(Buffer.concat([Buffer.from(`${dir}/`), bytes]), bytes);
   const warnings: string[] = [];
   const snapshot = await backupFiles(repo, { host: 'names', paths: [dir], onWarning: (w) => warnings.push(w.message) });
   const tree = await getFileTree(repo, (await entryAt(snapshot, dir)).tree as string);
-  const byBytes = [...names].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
-  assert.deepEqual(tree.entries.map((e) => e.name), byBytes);
-  assert.deepEqual(warnings, ['name is not valid UTF-8: not backed up']);
+  const byBytes = [...names.map((n) => Buffer.from(n)), ...raw].sort(Buffer.compare);
+  assert.deepEqual(tree.entries.map((e) => encodeName(e.name).toString('hex')), byBytes.map((b) => b.toString('hex')));
+  assert.deepEqual(warnings, []);
+  const out = join(work, 'names-out');
+  await restoreFileSnapshot(repo, snapshot, { to: out });
+  const restored = await readdir(join(out, dir), { encoding: 'buffer' });
+  assert.deepEqual(restored.sort(Buffer.compare).map((b) => b.toString('hex')), byBytes.map((b) => b.toString('hex')));
+  for (const bytes of raw) assert.deepEqual(await readFile(Buffer.concat([Buffer.from(`${out}${dir}/`), bytes])), bytes);
 });
 
-test('compareNames orders as UTF-8 bytes do; isSafeEntryName refuses lone surrogates and names over 255 bytes', () => {
-  const alphabet = ['a', 'z', '\u00e9', '\u07ff', '\u0800', '\ud7ff', '\ue000', '\uffff', '\ufffd', '\u{10000}', '\u{1F600}', '\u{10FFFF}'];
+test('compareNames orders as the names\' bytes do; isSafeEntryName refuses lone surrogates that are no raw byte and names over 255 bytes', () => {
+  const alphabet = ['a', 'z', '\u00e9', '\u07ff', '\u0800', '\ud7ff', '\ue000', '\uffff', '\ufffd', '\u{10000}', '\u{1F600}', '\u{10FFFF}', '\udc80', '\udce9', '\udcff'];
   let seed = 7;
   const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31);
   const pick = (n: number) => Math.floor((next() / 2 ** 31) * n); // the high bits: an LCG's low bits cycle short
@@ -117,14 +125,18 @@ test('compareNames orders as UTF-8 bytes do; isSafeEntryName refuses lone surrog
   for (let i = 0; i < 2000; i++) {
     const a = word();
     const b = i % 10 === 0 ? a : word();
-    assert.equal(compareNames(a, b), Math.sign(Buffer.compare(Buffer.from(a), Buffer.from(b))), `${JSON.stringify(a)} vs ${JSON.stringify(b)}`);
+    assert.equal(compareNames(a, b), Math.sign(Buffer.compare(encodeName(a), encodeName(b))), `${JSON.stringify(a)} vs ${JSON.stringify(b)}`);
   }
   assert.equal(isSafeEntryName('a\ud800'), false);
   assert.equal(isSafeEntryName('\udc00a'), false);
+  assert.equal(isSafeEntryName('caf\udce9'), true, 'a raw byte (Latin-1 é)');
+  assert.equal(isSafeEntryName('caf\udcc3\udca9'), false, 'raw bytes that spell é in UTF-8: that name is café');
   assert.equal(isSafeEntryName('a\u{1F600}'), true);
   assert.equal(isSafeEntryName('\u00e9'.repeat(127)), true); // 254 bytes
   assert.equal(isSafeEntryName('\u00e9'.repeat(128)), false); // 256 bytes in 128 units
   assert.equal(isSafeEntryName('x'.repeat(256)), false);
+  assert.equal(isSafeEntryName('\udce9'.repeat(255)), true); // 255 raw bytes
+  assert.equal(isSafeEntryName('\udce9'.repeat(256)), false);
 });
 
 test('incremental of an unchanged tree (hard links, a symlink, a FIFO, an empty file) is the parent tree, nothing read', async () => {
@@ -234,7 +246,7 @@ test('format 2: an incremental of an unchanged tree, in a repository opened afre
   }
 });
 
-test('incremental: a directory listed as the parent snapshot recorded it keeps its tree unread; edits below it, other excludes, refused names and hard links are not missed', async () => {
+test('incremental: a directory listed as the parent snapshot recorded it keeps its tree unread; edits below it, other excludes, names that are not UTF-8 and hard links are not missed', async () => {
   const dir = join(work, 'listing');
   await mkdir(join(dir, 'leaf'), { recursive: true });
   await mkdir(join(dir, 'mid', 'sub'), { recursive: true });
@@ -264,14 +276,16 @@ test('incremental: a directory listed as the parent snapshot recorded it keeps i
   assert.match(leaf.scan?.[0] ?? '', /^[0-9a-f]{32}$/);
   assert.ok((await entryAt(first, `${dir}/mid`)).scan !== undefined, 'a directory with a subdirectory records its listing too');
   assert.equal((await entryAt(first, `${dir}/linked`)).scan, undefined, 'no listing recorded where a file has other names');
-  assert.equal((await entryAt(first, `${dir}/odd`)).scan, undefined, 'no listing recorded where a name was refused');
+  assert.ok((await entryAt(first, `${dir}/odd`)).scan !== undefined, 'a name that is not UTF-8 is backed up as its bytes: the listing is recorded');
+  assert.deepEqual(first.files?.warnings, []);
 
   const second = await backupFiles(repo, { host: 'listing', paths: [dir], parent: first });
   assert.equal(second.stats.bytesRead, 0);
   assert.equal((await entryAt(second, dir)).tree, (await entryAt(first, dir)).tree, 'nothing changed: the same trees');
   assert.equal(second.files?.entries, first.files?.entries, 'the entries counted as a walk of every directory counts them');
   assert.equal(second.stats.bytesLogical, first.stats.bytesLogical);
-  assert.equal(second.files?.warnings.length, 1, 'the refused name is reported again');
+  assert.equal((await entryAt(second, `${dir}/odd`)).tree, (await entryAt(first, `${dir}/odd`)).tree, 'the directory holding f\\xffo kept unread');
+  assert.deepEqual(second.files?.warnings, []);
 
   // Edits: a file of the leaf rewritten with its size; a file below an unchanged directory (mid's listing is the same, sub's is not).
   await new Promise((resolve) => setTimeout(resolve, 20));

@@ -19,6 +19,7 @@ import {
   type TreeEntry,
 } from '../../repo/index.js';
 import { ListingPrefetch, listDirectory, listingSeed, readAccountNames, readFileMetadata, readFileMetadataSync, readXattrs, subtreeDigest, type AccountNames, type DirectoryScan, type Excludes, type FileMetadata } from '../../source/index.js';
+import { hostPath } from '../../names/index.js';
 import { KnownChunks } from '../known-chunks.js';
 import { ChunkStore, type FileBackupFigures } from './chunk-store.js';
 import type { ChunkSizes } from '../../repo/index.js';
@@ -95,8 +96,9 @@ const SCANS_IN_FLIGHT = 4;
  * content-defined chunks. A file whose size, mtime, ctime and inode match its entry in the
  * parent snapshot reuses that entry's content unread (unless `force`). A file that changes
  * or vanishes while read, or cannot be read, is recorded as a warning and the backup goes
- * on. Hard links are found by (device, inode) within the snapshot; hostile names (not
- * UTF-8, `/`) are refused with a warning. The manifest is written last, as for images.
+ * on. Hard links are found by (device, inode) within the snapshot. A name (or symlink
+ * target) that is not UTF-8 is kept as its bytes (names/byte-names.ts: decoded losslessly,
+ * every host call given hostPath). The manifest is written last, as for images.
  */
 export async function backupFiles(repo: Repository, options: FileBackupOptions): Promise<Snapshot> {
   if (options.lease !== undefined) return backupWithLease(repo, options, options.lease);
@@ -234,7 +236,7 @@ class TreeWalker {
     for (const [name, child] of node.children) {
       const childPath = `${path}/${name}`;
       if (child.given && (inGiven || node.given)) {
-        const missing = await lstat(childPath).then(() => undefined, (error: NodeJS.ErrnoException) => error);
+        const missing = await lstat(hostPath(childPath)).then(() => undefined, (error: NodeJS.ErrnoException) => error);
         if (missing !== undefined) {
           this.warn(childPath, missing.code === 'ENOENT' ? 'vanished' : describe(missing));
           continue;

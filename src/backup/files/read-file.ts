@@ -1,5 +1,6 @@
 import { closeSync, constants, fstatSync, openSync, readSync, type promises as fsp } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { hostPath } from '../../names/index.js';
 import { syscalls } from '../../native/index.js';
 import type { ContentPiece } from '../../repo/index.js';
 import type { ChunkStore } from './chunk-store.js';
@@ -34,10 +35,10 @@ const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW;
 /** Opens without updating the access time where allowed (O_NOATIME: only the owner or root). */
 function openNoAtime(path: string): number {
   try {
-    return openSync(path, READ_FLAGS | constants.O_NOATIME);
+    return openSync(hostPath(path), READ_FLAGS | constants.O_NOATIME);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EPERM') throw error;
-    return openSync(path, READ_FLAGS);
+    return openSync(hostPath(path), READ_FLAGS);
   }
 }
 
@@ -98,10 +99,10 @@ export async function readFileContent(
   if (isSmallFile(expected)) return readSmallFile(path, expected, store, fresh, buffer);
   let handle: fsp.FileHandle;
   try {
-    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NOATIME);
+    handle = await open(hostPath(path), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NOATIME);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EPERM') throw error;
-    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW); // O_NOATIME: only the owner or root
+    handle = await open(hostPath(path), constants.O_RDONLY | constants.O_NOFOLLOW); // O_NOATIME: only the owner or root
   }
   try {
     const size = expected.size;

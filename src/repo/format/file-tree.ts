@@ -7,9 +7,10 @@
  * ```json
  * {
  *   "version": 1,
- *   "entries": [                         // sorted by the UTF-8 bytes of `name`, names unique
+ *   "entries": [                         // sorted by the bytes of `name`, names unique
  *     {
- *       "name": "passwd",                // 1..255 UTF-8 bytes; no "/", no NUL; not "." or ".."
+ *       "name": "passwd",                // 1..255 bytes; no "/", no NUL; not "." or ".."; a byte
+ *                                        // that is not UTF-8 as "\udcNN" (0x80..0xFF: see below)
  *       "type": "file",                  // file | directory | symlink | fifo | char-device | block-device | socket
  *       "mode": 420,                     // permission bits and setuid/setgid/sticky, 0..0o7777
  *       "uid": 0, "gid": 0,
@@ -25,7 +26,7 @@
  *                                        //   ["zero", n] n zero bytes that were data
  *       "hardlink": 3,                   // optional, file only: entries sharing the number are one
  *                                        // inode (names of it); any of them carries the content
- *       "target": "../lib/x",            // symlink only: the target as stored
+ *       "target": "../lib/x",            // symlink only: the target as stored (bytes as `name`)
  *       "rdev": [8, 1],                  // char-device/block-device only: major, minor
  *       "xattrs": [["user.k", "<base64>"]], // optional, sorted by name: extended attributes,
  *                                        // POSIX ACLs included (system.posix_acl_access/default)
@@ -49,8 +50,16 @@
  * }
  * ```
  * A tree's plaintext is at most 64 MiB (the envelope's limit): about 150,000 entries.
+ *
+ * Names are bytes on Linux. A name (or target) that is not valid UTF-8 is held as
+ * names/byte-names.ts decodes it: each byte that is not part of valid UTF-8 is the lone
+ * surrogate U+DC80 + byte, which JSON.stringify writes as the escape `\udcNN` (the JSON stays
+ * valid UTF-8) and JSON.parse reads back; the bytes are `encodeName(name)`, and sorting, the
+ * 255-byte limit and uniqueness are by them. Since 2026-11-29; a reader before that rejects a
+ * tree holding such a name as damaged (`unsafe name`), never restores it under other bytes.
  */
 import { CofferError } from '../../errors/index.js';
+import { encodeName, hasRawBytes, isDecodedName } from '../../names/index.js';
 
 export const FILE_TREE_VERSION = 1;
 
@@ -100,21 +109,30 @@ const NS = /^-?\d{1,20}$/;
 /** Piece lengths: a chunk is at most 64 MiB; holes and zero runs up to 2^53. */
 const MAX_CHUNK_PIECE = 64 * 1024 * 1024;
 
-/** Whether a name is safe to create below a directory: no `/`, no NUL, not `.`/`..`, 1..255 bytes. */
+/**
+ * Whether a name is safe to create below a directory: no `/`, no NUL, not `.`/`..`, 1..255
+ * bytes, and bytes it stands for (a lone surrogate only as a raw byte that decodeName gives).
+ */
 export function isSafeEntryName(name: string): boolean {
   if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\u0000')) return false;
-  // Well formed (no lone surrogate) is what survives UTF-8 unchanged; checked without a copy
-  // (a backup asks this of every name it lists, a restore of every entry it reads).
-  return !LONE_SURROGATE.test(name) && (name.length <= 85 || Buffer.byteLength(name, 'utf8') <= 255);
+  // Well formed (no lone surrogate) is UTF-8 as it is; checked without a copy (a backup asks
+  // this of every name it lists, a restore of every entry it reads).
+  if (!LONE_SURROGATE.test(name)) return name.length <= 85 || Buffer.byteLength(name, 'utf8') <= 255;
+  return isDecodedName(name) && encodeName(name).length <= 255;
+}
+
+/** The number of bytes a name or target stands for. */
+function byteLength(text: string): number {
+  return hasRawBytes(text) ? encodeName(text).length : Buffer.byteLength(text, 'utf8');
 }
 
 /** A UTF-16 surrogate not in a pair (in `u` mode a pair is one code point, never `Cs`). */
 const LONE_SURROGATE = /\p{Cs}/u;
 
 /**
- * Orders names by their UTF-8 bytes (how a tree's entries are sorted). UTF-8 keeps the order
- * of code points, and below U+D800 a UTF-16 unit is its code point: names that first differ
- * there (nearly all) are compared without encoding them; past it, by their bytes.
+ * Orders names by their bytes (how a tree's entries are sorted; a raw byte as itself). UTF-8
+ * keeps the order of code points, and below U+D800 a UTF-16 unit is its code point: names
+ * that first differ there (nearly all) are compared without encoding them; past it, by their bytes.
  */
 export function compareNames(a: string, b: string): number {
   const n = Math.min(a.length, b.length);
@@ -123,7 +141,7 @@ export function compareNames(a: string, b: string): number {
     const y = b.charCodeAt(i);
     if (x === y) continue;
     if (x < 0xd800 && y < 0xd800) return x < y ? -1 : 1;
-    return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+    return Buffer.compare(encodeName(a), encodeName(b));
   }
   return a.length === b.length ? 0 : a.length < b.length ? -1 : 1;
 }
@@ -177,7 +195,7 @@ function validateEntry(e: TreeEntry, corrupt: (why: string) => CofferError): voi
     if (e.hardlink !== undefined && (!Number.isSafeInteger(e.hardlink) || e.hardlink < 1)) throw bad('hard link');
   } else if (e.content !== undefined || e.hardlink !== undefined) throw bad('content');
   if ((e.type === 'symlink') !== (typeof e.target === 'string')) throw bad('target');
-  if (e.target !== undefined && (e.target.length === 0 || e.target.includes('\u0000') || Buffer.byteLength(e.target) > 4095)) throw bad('target');
+  if (e.target !== undefined && (e.target.length === 0 || e.target.includes('\u0000') || !isDecodedName(e.target) || byteLength(e.target) > 4095)) throw bad('target');
   const device = e.type === 'char-device' || e.type === 'block-device';
   if (device !== (e.rdev !== undefined)) throw bad('device numbers');
   if (e.rdev !== undefined && (!Array.isArray(e.rdev) || e.rdev.length !== 2 || !e.rdev.every((n) => Number.isInteger(n) && n >= 0 && n <= 0xffffffff))) throw bad('device numbers');

@@ -7,6 +7,7 @@ import { AlignedBuffers, DirectAppender, isNoSpace, takesDirectWrites, targetErr
 import { CofferError } from '../../errors/index.js';
 import { syscalls, writeFullySync, makeFolders, makeFoldersSync } from '../../native/index.js';
 import { getFileTree, type Repository, type Snapshot, type TreeEntry } from '../../repo/index.js';
+import { hasRawBytes, hostPath } from '../../names/index.js';
 import { ChunkReader } from './chunk-reader.js';
 import { PathFilter } from './path-filter.js';
 
@@ -78,10 +79,28 @@ export async function restoreFileSnapshot(repo: Repository, snapshot: Snapshot, 
 /** A directory of the restore (`parents`: with those above it), its failure a target error. */
 function makeDirectory(path: string, parents: boolean): void {
   try {
-    if (parents) makeFoldersSync(path);
-    else mkdirSync(path, { mode: 0o700 });
+    if (parents && hasRawBytes(path)) makeFoldersByBytes(path);
+    else if (parents) makeFoldersSync(path);
+    else mkdirSync(hostPath(path), { mode: 0o700 });
   } catch (error) {
     throw targetError(path, error);
+  }
+}
+
+/**
+ * `mkdir -p` of a path with names that are not UTF-8 (makeFoldersSync takes strings): each
+ * folder from the top by its bytes. Below the restore's target only, which exists.
+ */
+function makeFoldersByBytes(path: string): void {
+  const names = path.split('/');
+  for (let i = 2; i <= names.length; i++) {
+    const at = names.slice(0, i).join('/');
+    if (at === '') continue;
+    try {
+      mkdirSync(hostPath(at), { mode: 0o777 });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
   }
 }
 
@@ -298,7 +317,7 @@ class FileRestorer {
       if (this.options.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'restore interrupted');
       const linkTo = first === undefined ? undefined : await first;
       if (linkTo !== undefined) {
-        await link(linkTo, destination);
+        await link(hostPath(linkTo), hostPath(destination));
         this.report.hardLinks++;
       } else {
         await this.leaf(entry, path, destination);
@@ -310,7 +329,7 @@ class FileRestorer {
       if (error instanceof CofferError && error.code === 'E_INTERRUPTED') throw error;
       // A full target ends the restore: every file after would fail the same way, empty.
       if (isNoSpace(error)) {
-        if (entry.type === 'file') await rm(destination, { force: true }).catch(() => undefined); // what was written of it
+        if (entry.type === 'file') await rm(hostPath(destination), { force: true }).catch(() => undefined); // what was written of it
         throw new CofferError('E_NO_SPACE', `no space left on the target writing ${destination}: the restore stopped there (that file removed, ${this.report.files} files restored before it)`, { subject: { path: destination }, cause: error });
       }
       this.problem(path, (error as Error).message);
@@ -325,18 +344,18 @@ class FileRestorer {
         this.report.files++;
         break;
       case 'symlink':
-        await symlink(entry.target as string, destination);
+        await symlink(hostPath(entry.target as string), hostPath(destination));
         this.report.symlinks++;
         break;
       case 'fifo':
-        syscalls.mknod(destination, constants.S_IFIFO | entry.mode, 0, 0);
+        syscalls.mknod(hostPath(destination), constants.S_IFIFO | entry.mode, 0, 0);
         this.report.special++;
         break;
       case 'char-device':
       case 'block-device': {
         if (!this.root) throw new CofferError('E_USAGE', 'device nodes are restored only as root: skipped');
         const [major, minor] = entry.rdev as [number, number];
-        syscalls.mknod(destination, (entry.type === 'char-device' ? constants.S_IFCHR : constants.S_IFBLK) | entry.mode, major, minor);
+        syscalls.mknod(hostPath(destination), (entry.type === 'char-device' ? constants.S_IFCHR : constants.S_IFBLK) | entry.mode, major, minor);
         this.report.special++;
         break;
       }
@@ -354,8 +373,8 @@ class FileRestorer {
    * chunks still arrive asynchronously, fetched ahead.
    */
   private async writeFile(entry: TreeEntry, destination: string): Promise<void> {
-    const fd = openSync(destination, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-    const direct = this.directBuffers !== undefined && entry.size >= DIRECT_FILE_BYTES ? DirectAppender.open(destination, fd, this.directBuffers) : undefined;
+    const fd = openSync(hostPath(destination), constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    const direct = this.directBuffers !== undefined && entry.size >= DIRECT_FILE_BYTES ? DirectAppender.open(hostPath(destination), fd, this.directBuffers) : undefined;
     // Through the page cache at once; past it, gathered and written on the pool (awaited: the chunk's memory is then free).
     const write = direct === undefined ? (data: Uint8Array, at: number): undefined => void writeFullySync(fd, data, at) : (data: Uint8Array, at: number) => direct.write(data, at);
     try {
@@ -396,7 +415,7 @@ class FileRestorer {
       if (offset !== entry.size || pieces.at(-1)?.[0] === 'hole') ftruncateSync(fd, entry.size);
       this.report.bytes += entry.size;
       if (this.options.verify === true) {
-        const handle = await open(destination, constants.O_RDONLY | constants.O_NOFOLLOW);
+        const handle = await open(hostPath(destination), constants.O_RDONLY | constants.O_NOFOLLOW);
         try {
           await this.verify(handle, entry);
         } finally {
@@ -442,31 +461,32 @@ class FileRestorer {
 
   /** Owner, mode, extended attributes, then times (last: the others change ctime only); synchronous calls, as in writeFile. */
   private async applyMetadata(destination: string, path: string, entry: TreeEntry): Promise<void> {
+    const host = hostPath(destination);
     if (this.root) {
       const uid = (entry.user !== undefined ? this.accounts.users.get(entry.user) : undefined) ?? entry.uid;
       const gid = (entry.group !== undefined ? this.accounts.groups.get(entry.group) : undefined) ?? entry.gid;
       try {
-        lchownSync(destination, uid, gid);
+        lchownSync(host, uid, gid);
       } catch (error) {
         this.problem(path, `owner: ${(error as Error).message}`);
       }
     }
     if (entry.type !== 'symlink') {
       try {
-        chmodSync(destination, entry.mode);
+        chmodSync(host, entry.mode);
       } catch (error) {
         this.problem(path, `mode: ${(error as Error).message}`);
       }
     }
     for (const [name, value] of entry.xattrs ?? []) {
       try {
-        syscalls.setXattr(destination, name, Buffer.from(value, 'base64'));
+        syscalls.setXattr(host, name, Buffer.from(value, 'base64'));
       } catch (error) {
         this.problem(path, `extended attribute ${name}: ${(error as Error).message}`);
       }
     }
     try {
-      syscalls.setTimes(destination, BigInt(entry.atime), BigInt(entry.mtime));
+      syscalls.setTimes(host, BigInt(entry.atime), BigInt(entry.mtime));
     } catch (error) {
       this.problem(path, `times: ${(error as Error).message}`);
     }

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { CofferError } from '../../errors/index.js';
 import { globSource } from '../../glob/index.js';
+import { hostPath } from '../../names/index.js';
 
 /**
  * What a file backup leaves out, decided per path before it is read:
@@ -79,7 +80,7 @@ export class Excludes {
   /** Whether a directory holds a valid cache tag (and its contents are left out). */
   async isTaggedCache(directory: string): Promise<boolean> {
     if (this.options.excludeCaches !== true) return false;
-    const head = await readFile(`${directory}/CACHEDIR.TAG`).then((b) => b.subarray(0, CACHEDIR_TAG_SIGNATURE.length).toString('latin1'), () => '');
+    const head = await readFile(hostPath(`${directory}/CACHEDIR.TAG`)).then((b) => b.subarray(0, CACHEDIR_TAG_SIGNATURE.length).toString('latin1'), () => '');
     return head === CACHEDIR_TAG_SIGNATURE;
   }
 }

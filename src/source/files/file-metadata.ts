@@ -1,4 +1,5 @@
 import { lstatSync, readlinkSync } from 'node:fs';
+import { decodeName, hostPath } from '../../names/index.js';
 import { syscalls } from '../../native/index.js';
 
 /** What a directory entry is (the names a file tree uses). */
@@ -60,7 +61,8 @@ export interface MetadataOptions {
 
 /** {@link readFileMetadata}, as a plain call. */
 export function readFileMetadataSync(path: string, options: MetadataOptions = {}): FileMetadata {
-  const st = lstatSync(path, { bigint: true });
+  const host = hostPath(path);
+  const st = lstatSync(host, { bigint: true });
   const type = fileTypeOf(Number(st.mode & 0o170000n));
   const rdev = Number(st.rdev);
   const metadata: FileMetadata = {
@@ -82,15 +84,16 @@ export function readFileMetadataSync(path: string, options: MetadataOptions = {}
   if (type === 'char-device' || type === 'block-device') {
     metadata.rdev = { major: ((rdev >>> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & ~0xfff), minor: (rdev & 0xff) | ((rdev >>> 12) & ~0xff) };
   }
-  if (type === 'symlink') metadata.target = readlinkSync(path);
+  if (type === 'symlink') metadata.target = decodeName(readlinkSync(host, { encoding: 'buffer' }));
   return metadata;
 }
 
 /** Extended attributes of a path, sorted by name; none where the filesystem has none. */
 export function readXattrs(path: string): { name: string; value: Buffer }[] {
   const out: { name: string; value: Buffer }[] = [];
-  for (const name of syscalls.listXattrs(path).sort()) {
-    const value = syscalls.getXattr(path, name);
+  const host = hostPath(path);
+  for (const name of syscalls.listXattrs(host).sort()) {
+    const value = syscalls.getXattr(host, name);
     if (value !== null) out.push({ name, value });
   }
   return out;

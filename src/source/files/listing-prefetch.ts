@@ -199,7 +199,7 @@ export class ListingPrefetch {
     const children: Queued[] = [];
     // A tagged cache keeps its tag alone: the walk descends into nothing below it.
     const tagged = excludes !== undefined && (await excludes.isTaggedCache(item.path));
-    // Names that are not UTF-8 are queued too: the walk refuses them, and records no digest above them.
+    // Every name the walk backs up, one that is not UTF-8 too (decoded losslessly: names/byte-names.ts).
     for (const { name, metadata } of tagged ? [] : scan.entries(() => true, () => undefined, true)) {
       const path = `${prefix}/${name}`;
       if (excludes?.matches(path, name) === true) continue;

@@ -4,6 +4,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, sy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { encodeName } from '../../names/index.js';
 import { syscalls } from '../../native/index.js';
 import { readFileMetadataSync, type FileMetadata } from './file-metadata.js';
 import { listDirectory, scanDirectory } from './scan-directory.js';
@@ -51,18 +52,20 @@ test('a scanned directory lists every name with the metadata lstat reads, whatev
   if (isRoot) assert.deepEqual(scanned.find((s) => s.name === 'tty')?.metadata?.rdev, { major: 4, minor: 1324 });
 });
 
-test('names that are not UTF-8, or that the caller refuses, are reported and left out', async () => {
+test('names that are not UTF-8 are decoded losslessly (raw bytes as lone surrogates); those the caller refuses are reported and left out', async () => {
   const at = join(dir, 'names');
   mkdirSync(at);
   writeFileSync(join(at, 'refused'), '');
   writeFileSync(join(at, 'kept \uFFFD real replacement character'), '');
   // A name with a byte that is not UTF-8 (0xff), made by the shell: Node's fs would decode it.
-  execFileSync('sh', ['-c', 'touch "$(printf "$1/bad\\377name")"', 'sh', at]);
+  execFileSync('sh', ['-c', 'touch "$(printf "$1/bad\\377name")"; ln -s "$(printf "caf\\351")" "$1/link"', 'sh', at]);
   const refused: string[] = [];
   const scanned = await scanDirectory(at, safe, (name, why) => refused.push(`${name}: ${why}`));
-  assert.deepEqual(scanned.map((s) => s.name), ['kept \uFFFD real replacement character']);
-  assert.equal(refused.length, 2);
-  assert.ok(refused.some((r) => r.startsWith('bad\uFFFDname: name is not valid UTF-8')), refused.join('\n'));
+  assert.deepEqual(scanned.map((s) => s.name).sort(), ['bad\udcffname', 'kept \uFFFD real replacement character', 'link']);
+  assert.deepEqual(encodeName(scanned.find((s) => s.name === 'bad\udcffname')?.name as string), Buffer.from('bad\xffname', 'latin1'));
+  assert.equal(scanned.find((s) => s.name === 'link')?.metadata?.target, 'caf\udce9', 'a target is bytes too');
+  assert.equal(scanned.find((s) => s.name === 'bad\udcffname')?.metadata?.type, 'file');
+  assert.deepEqual(refused, ['refused: name cannot be stored: not backed up']);
 });
 
 test('a directory that cannot be scanned rejects with the errno name; a symlink to one is not followed', async () => {

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
 import { constants } from 'node:os';
 import { getSystemErrorMap } from 'node:util';
+import { decodeName, hostPath } from '../../names/index.js';
 import { syscalls } from '../../native/index.js';
 import { fileTypeOf, type FileMetadata } from './file-metadata.js';
 
@@ -23,9 +24,10 @@ const ATIME_SECONDS = 13;
  * Lists a directory and reads every entry's metadata as `readFileMetadataSync(path, { xattrs:
  * false })` would, in one call on a libuv pool thread (the listing and the lstat calls, and
  * none of the objects Node's lstat makes per entry). A symlink's target is read here, on the
- * calling thread. Names that cannot be stored faithfully (not UTF-8, or unsafe: see
- * `isSafeName`) are passed to `refuse` and left out. Rejects (with the errno name in `code`)
- * when the directory itself cannot be read.
+ * calling thread. A name's bytes that are not UTF-8 are decoded by names/byte-names.ts
+ * (`caf\xe9` as `caf\udce9`: its bytes are encodeName's; give host calls hostPath(path)).
+ * Names that `isSafeName` refuses are passed to `refuse` and left out. Rejects (with the errno
+ * name in `code`) when the directory itself cannot be read.
  */
 export async function scanDirectory(path: string, isSafeName: (name: string) => boolean, refuse: (name: string, why: string) => void): Promise<ScannedEntry[]> {
   return (await listDirectory(path)).entries(isSafeName, refuse);
@@ -33,7 +35,7 @@ export async function scanDirectory(path: string, isSafeName: (name: string) => 
 
 /** A directory listed with every entry's lstat ({@link DirectoryScan}); rejects as {@link scanDirectory}. */
 export async function listDirectory(path: string): Promise<DirectoryScan> {
-  const { names, stats } = await syscalls.scanDirectory(path);
+  const { names, stats } = await syscalls.scanDirectory(hostPath(path));
   return new DirectoryScan(path, names, stats);
 }
 
@@ -94,13 +96,13 @@ export class DirectoryScan {
   }
 
   /**
-   * The entries with their metadata; names that cannot be stored faithfully go to `refuse`
-   * instead. `onlyDirectories`: the subdirectories alone (no object made for any other entry).
+   * The entries with their metadata (names decoded by decodeName); names `isSafeName` refuses
+   * go to `refuse` instead. `onlyDirectories`: the subdirectories alone (no object made for any other entry).
    */
   entries(isSafeName: (name: string) => boolean, refuse: (name: string, why: string) => void, onlyDirectories = false): ScannedEntry[] {
     const { names, stats, path } = this;
     const decoded = names.toString('utf8');
-    const checkBytes = decoded.includes('\uFFFD'); // a byte that is not UTF-8 decodes to U+FFFD: tell it from a real one
+    const checkBytes = decoded.includes('\uFFFD'); // a byte that is not UTF-8 decodes to U+FFFD: decode such names again, losslessly
     const prefix = path === '/' ? '' : path;
     const out: ScannedEntry[] = [];
     let start = 0;
@@ -113,19 +115,16 @@ export class DirectoryScan {
         if (checkBytes) byteStart = names.indexOf(0, byteStart) + 1;
         continue;
       }
-      const name = decoded.slice(start, end);
+      let name = decoded.slice(start, end);
       start = end + 1;
       if (checkBytes) {
         const byteEnd = names.indexOf(0, byteStart);
         const bytes = names.subarray(byteStart, byteEnd);
         byteStart = byteEnd + 1;
-        if (!Buffer.from(name, 'utf8').equals(bytes)) {
-          refuse(name, 'name is not valid UTF-8: not backed up');
-          continue;
-        }
+        if (name.includes('\uFFFD')) name = decodeName(bytes);
       }
       if (!isSafeName(name)) {
-        refuse(name, 'name is not valid UTF-8: not backed up');
+        refuse(name, 'name cannot be stored: not backed up');
         continue;
       }
       const errno = stats[at] as number;
@@ -168,7 +167,7 @@ function metadataOf(stats: Float64Array, at: number, path: string): FileMetadata
     const low = field(12);
     metadata.rdev = { major: ((low >>> 8) & 0xfff) | (high & ~0xfff), minor: ((low & 0xff) | ((low >>> 12) & ~0xff)) >>> 0 };
   }
-  if (type === 'symlink') metadata.target = readlinkSync(path);
+  if (type === 'symlink') metadata.target = decodeName(readlinkSync(hostPath(path), { encoding: 'buffer' })); // a target is bytes, as names are
   return metadata;
 }
 

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { encodeName, hasRawBytes } from '../../names/index.js';
 import type { AccountNames } from './account-names.js';
 import type { Excludes } from './excludes.js';
 
@@ -24,15 +25,15 @@ export function listingSeed(accounts: AccountNames, excludes: Excludes | undefin
  */
 export function subtreeDigest(listingDigest: string, subdirectories: readonly (readonly [name: string, digest: string])[]): string {
   const hash = createHash('sha256').update('coffer subtree 1\u0000').update(listingDigest);
-  for (const [name, digest] of subdirectories) hash.update(name).update('\u0000').update(digest);
+  for (const [name, digest] of subdirectories) hash.update(hasRawBytes(name) ? encodeName(name) : name).update('\u0000').update(digest);
   return hash.digest('hex').slice(0, 32);
 }
 
 /**
- * Orders names by their UTF-8 bytes, as a file tree's entries are ordered (repo's compareNames,
+ * Orders names by their bytes (names/byte-names.ts: a raw byte as itself), as a file tree's entries are ordered (repo's compareNames,
  * which this layer cannot import, has a fast path for the walk's many names; a listing orders
  * only each directory's few subdirectories).
  */
 export function byUtf8Bytes(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+  return Buffer.compare(encodeName(a), encodeName(b));
 }
