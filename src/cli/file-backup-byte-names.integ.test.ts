@@ -5,7 +5,8 @@
  * whose target has such bytes, an extended attribute on such a file. Backed up with no
  * warning, restored byte for byte (diff -r, find -printf of names, targets, modes, times and
  * links read as bytes, getfattr), listed as `\xNN`, an incremental reading nothing unchanged,
- * and an exclude naming a byte as `\xNN`.
+ * an exclude naming a byte as `\xNN`, and copies made by `sync` (another key: trees rewritten)
+ * and `tape export`/`import` restoring the same bytes.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -148,5 +149,24 @@ for (const format of ['1', '2']) {
     const out5 = join(work, `out5-${format}`);
     assertExit(await coffer(['restore', '-r', repo, third.id, '--to', out5, '--include', `${src}/d\\xe9j\\xe0/x*`], opts), 0);
     assert.deepEqual(await fs.readdir(at(join(out5, src), NAMES.folder), { encoding: 'buffer' }), [NAMES.inFolder]);
+
+    // Offsite: sync to a repository with another key (trees rewritten), tape export and import.
+    const dst = join(work, `dst-${format}`);
+    const other = { env: { COFFER_PASSWORD: 'other key' }, timeoutMs: 120_000 };
+    assertExit(await coffer(['init', '-r', dst, '--format', format], other), 0);
+    const sync = await coffer(['sync', '-r', repo, '--to', dst, '--json'], { env: { ...env, COFFER_TO_PASSWORD: 'other key' }, timeoutMs: 120_000 });
+    assertExit(sync, 0);
+    const copies = (JSON.parse(sync.stdout.toString()) as { snapshots: { source: string; destination: string }[] }).snapshots;
+    const copy = copies.find((c) => c.source === third.id)?.destination as string;
+    const synced = join(work, `synced-${format}`);
+    assertExit(await coffer(['restore', '-r', dst, copy, '--to', synced, '--verify'], other), 0);
+    await assertSameBytes(src, join(synced, src));
+    const tape = join(work, `tape-${format}.tar`);
+    assertExit(await coffer(['tape', 'export', '-r', repo, third.id.slice(0, 8), '--to', tape], opts), 0);
+    const imported = join(work, `imported-${format}`);
+    assertExit(await coffer(['tape', 'import', '--from', tape, '-r', imported], opts), 0);
+    const fromTape = join(work, `from-tape-${format}`);
+    assertExit(await coffer(['restore', '-r', imported, third.id, '--to', fromTape, '--verify'], opts), 0);
+    await assertSameBytes(src, join(fromTape, src));
   });
 }
