@@ -170,3 +170,18 @@ for (const format of ['1', '2']) {
     await assertSameBytes(src, join(fromTape, src));
   });
 }
+
+test('what a restore cannot do to a name that is not UTF-8 is reported with the name as \\xNN', async () => {
+  const repo = join(work, 'repo-problems');
+  const src = join(work, 'src-problems');
+  await fs.mkdir(src);
+  // A socket is recorded, never restored (its program makes it): a problem of that entry.
+  await exec('python3', ['-c', 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1].encode() + b"/sock\\xe9")', src]);
+  assertExit(await coffer(['init', '-r', repo], opts), 0);
+  const backup = await coffer(['backup', '-r', repo, '--json', '--files', src, '--host', 'sockets'], opts);
+  assertExit(backup, 0);
+  const id = (JSON.parse(backup.stdout.toString()) as { id: string }).id;
+  const restored = await coffer(['restore', '-r', repo, id, '--to', join(work, 'out-problems')], opts);
+  assertExit(restored, 4);
+  assert.match(restored.stderr, new RegExp(`^coffer: ${src.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}/sock\\\\xe9: a socket is not restored`, 'm'), restored.stderr);
+});

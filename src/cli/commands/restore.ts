@@ -1,5 +1,6 @@
 import { TARGET_FORMATS, type TargetFormat } from '../../disk/index.js';
 import { CofferError } from '../../errors/index.js';
+import { printableName, printableText } from '../../names/index.js';
 import { resolveSnapshot } from '../../repo/index.js';
 import { restoreFileSnapshot, restoreSnapshot } from '../../restore/index.js';
 import { ExitCode } from '../exit-codes.js';
@@ -45,7 +46,7 @@ export async function restoreCommand(reference: string | undefined, options: Res
       const report = await restoreFileSnapshot(repo, snapshot, { to, include: options.include ?? [], exclude: options.exclude ?? [], verify: options.verify === true, signal: context.signal });
       if (options.json) context.stdout.write(`${JSON.stringify({ snapshot: snapshot.id, to, ...report })}\n`);
       else {
-        for (const p of report.problems) context.stderr.write(`coffer: ${p.path}: ${p.message}\n`);
+        for (const p of report.problems) context.stderr.write(`coffer: ${printableName(p.path)}: ${printableText(p.message)}\n`); // bytes that are not UTF-8 as \xNN
         context.stdout.write(`restored ${snapshot.id.slice(0, 8)} to ${to}: ${report.files} files (${formatBytes(report.bytes)}), ${report.directories} folders, ${report.symlinks} symlinks, ${report.hardLinks} hard links, ${report.special} special${options.verify === true ? `, ${report.verified} verified` : ''}; read ${formatBytes(report.fetched.bytes)} from the repository${report.problems.length > 0 ? `; ${report.problems.length} problems` : ''}\n`);
       }
       return report.problems.some((p) => /differ|E_CORRUPT|E_MISSING|chunk/.test(p.message)) ? ExitCode.verifyFailed : report.problems.length > 0 ? ExitCode.targetUnwritable : 0;
