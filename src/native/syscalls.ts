@@ -6,7 +6,8 @@
  * the extended attribute calls (POSIX ACLs are the xattrs `system.posix_acl_access` and
  * `system.posix_acl_default`), mknod(2), utimensat(2) with nanoseconds on symlinks, and a
  * directory's listing with every entry's lstat in one call off the main thread.
- * Errors are thrown with the errno name in `code`.
+ * A path is a string, or a Buffer of its bytes when they are not UTF-8 (a host name is any
+ * bytes: names/byte-names.ts). Errors are thrown with the errno name in `code`.
  */
 import { createRequire } from 'node:module';
 

@@ -42,7 +42,8 @@ export function fileTypeOf(format: number): FileType {
 /**
  * Reads a path's metadata with lstat(2) (nanosecond times, in decimal), its symlink target,
  * and its extended attributes (llistxattr/lgetxattr). Throws Node's errors (`ENOENT` when the
- * path vanished) for the caller to report.
+ * path vanished) for the caller to report. `path` as the walk holds it: bytes that are not
+ * UTF-8 as names/byte-names.ts decodes them (the calls get hostPath's bytes), and so the target.
  *
  * The calls are synchronous, on the calling thread: a file backup makes one lstat per entry,
  * and through libuv's thread pool each cost a round trip (futex wake, eventfd, promise) that
