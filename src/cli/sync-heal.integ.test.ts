@@ -117,6 +117,9 @@ for (const format of [1, 2] as const) {
     const failed = gone.snapshots.filter((s) => s.status === 'failed');
     assert.ok(failed.length >= 1);
     assert.match(failed[0]?.error?.message ?? '', /sync does not rebuild a copy's index pages: forget the copy there \('coffer forget -r .* [0-9a-f]{64}'\) and sync again/);
+    const pageGoneText = await coffer(['sync', '-r', src, '--to', dst, '--check'], opts);
+    assertExit(pageGoneText, 11);
+    assert.match(pageGoneText.stdout.toString('utf8'), /^checked \d+ chunk\(s\) of the copies already there: \d cop(y|ies) could not be made whole \(FAILED below\)$/m, 'not "all held"');
     for (const s of failed) assertExit(await coffer(['forget', '-r', dst, s.destination as string], asDestination), 0);
     const recopied = await cofferJson<SyncJson>(['sync', '-r', src, '--to', dst], opts);
     assert.deepEqual([recopied.copied, recopied.failed], [failed.length, 0]);

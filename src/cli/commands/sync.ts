@@ -70,8 +70,14 @@ export function renderSync(r: SyncReport): string {
   ];
   if (r.packsWritten + r.packsCopied > 0) lines.splice(3, 0, `format 2: wrote ${r.packsWritten} new pack(s) for re-packed chunks, copied ${r.packsCopied} pack(s) whole`);
   if (r.treesSent + r.treesReused > 0) lines.splice(3, 0, `file snapshots: sent ${r.treesSent} tree(s), ${formatBytes(r.treeBytesSent)}; ${r.treesReused} tree(s) reused unread`);
-  if (r.chunksChecked > 0) {
-    lines.splice(-1, 0, `checked ${r.chunksChecked} chunk(s) of the copies already there: ${r.chunksHealed === 0 ? 'all held' : `${r.chunksHealed} missing or damaged, sent again`}`);
+  // A checked copy that failed could not be made whole (the source lost the chunk too, or the copy's index page is damaged).
+  const unhealed = r.snapshots.filter((s) => s.status === 'failed' && s.destination !== null).length;
+  if (r.chunksChecked > 0 || unhealed > 0) {
+    const found = [
+      ...(r.chunksHealed > 0 ? [`${r.chunksHealed} missing or damaged, sent again`] : []),
+      ...(unhealed > 0 ? [`${unhealed} cop${unhealed === 1 ? 'y' : 'ies'} could not be made whole (FAILED below)`] : []),
+    ];
+    lines.splice(-1, 0, `checked ${r.chunksChecked} chunk(s) of the copies already there: ${found.length === 0 ? 'all held' : found.join('; ')}`);
   }
   for (const s of r.snapshots) {
     if (s.status === 'healed') lines.push(`healed  ${s.source.slice(0, 8)} → ${s.destination?.slice(0, 8)}  ${s.vm}  ${s.time}: ${s.chunksHealed} chunk(s) missing or damaged in the destination, sent again`);
