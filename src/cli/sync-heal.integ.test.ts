@@ -1,7 +1,8 @@
 /**
- * `coffer sync` makes a damaged destination whole again, through the real CLI, for both
+ * `coffer sync --check` makes a damaged destination whole again, through the real CLI, for both
  * repository formats (other keys on each side): a chunk object (format 1) or a pack
- * (format 2) deleted in the destination is sent again by the next sync, a flipped byte by
+ * (format 2) deleted in the destination is sent again by `sync --check` (a plain sync does
+ * not look), a flipped byte by
  * `sync --read-data`; then `coffer verify --read-data` on the destination passes and the
  * copies restore byte for byte. A copy whose index page is gone fails (exit 11) saying to
  * forget it there, after which a sync copies it anew.
@@ -57,7 +58,7 @@ async function restoresByteForByte(dst: string, images: Map<string, string>, cop
 }
 
 for (const format of [1, 2] as const) {
-  test(`format ${format}: a ${format === 1 ? 'chunk' : 'pack'} deleted in the destination is sent again by the next sync, a flipped byte by sync --read-data; verify --read-data passes and the copies restore byte for byte`, async () => {
+  test(`format ${format}: a ${format === 1 ? 'chunk' : 'pack'} deleted in the destination is sent again by sync --check, a flipped byte by sync --read-data; verify --read-data passes and the copies restore byte for byte`, async () => {
     const src = join(work, `src${format}`);
     const dst = join(work, `dst${format}`);
     assertExit(await coffer(['init', '--format', String(format), '-r', src, '--block-size', '256K'], asSource), 0);
