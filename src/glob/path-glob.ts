@@ -10,16 +10,19 @@ import { decodeName } from '../names/index.js';
  * Returns the source of a regular expression (no anchors: callers decide how a pattern is
  * anchored — at the root when it starts with `/`, at any directory otherwise).
  */
-export function globSource(pattern: string): string {
+export function globSource(pattern: string, options: { withinName?: boolean } = {}): string {
+  // withinName: one name, no folders: `*` and `?` take any character (a `**` is two stars).
+  const star = options.withinName === true ? '.*' : '[^/]*';
+  const one = options.withinName === true ? '.' : '[^/]';
   let out = '';
   for (let i = 0; i < pattern.length; i++) {
     const c = pattern[i] as string;
     if (c === '*') {
-      if (pattern[i + 1] === '*') {
+      if (pattern[i + 1] === '*' && options.withinName !== true) {
         out += '.*';
         i++;
-      } else out += '[^/]*';
-    } else if (c === '?') out += '[^/]';
+      } else out += star;
+    } else if (c === '?') out += one;
     else if (hexByteAt(pattern, i) !== undefined) {
       const bytes: number[] = [];
       for (let byte = hexByteAt(pattern, i); byte !== undefined; byte = hexByteAt(pattern, i)) {

@@ -1,4 +1,4 @@
-import { decodeName } from '../../names/index.js';
+import { globSource } from '../../glob/index.js';
 
 /**
  * Shell-style name patterns as `find -name` takes them: `*` (any run of characters), `?` (one
@@ -12,52 +12,5 @@ import { decodeName } from '../../names/index.js';
  * each `\xNN` is one byte: `[\xe8\xe9]`.
  */
 export function globToRegExp(pattern: string, caseInsensitive = false): RegExp {
-  let source = '';
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i] as string;
-    if (c === '*') source += '.*';
-    else if (c === '?') source += '.';
-    else if (hexByteAt(pattern, i) !== undefined) {
-      const bytes: number[] = [];
-      for (let byte = hexByteAt(pattern, i); byte !== undefined; byte = hexByteAt(pattern, i)) {
-        bytes.push(byte);
-        i += 4;
-      }
-      i--;
-      source += escapeRegExp(decodeName(Uint8Array.from(bytes)));
-    } else if (c === '\\' && i + 1 < pattern.length) source += escapeRegExp(pattern[++i] as string);
-    else if (c === '[') {
-      const close = pattern.indexOf(']', i + 2);
-      if (close === -1) {
-        source += '\\[';
-        continue;
-      }
-      let body = pattern.slice(i + 1, close);
-      const negate = body.startsWith('!') || body.startsWith('^');
-      if (negate) body = body.slice(1);
-      const members = body.replace(/\\x([0-9a-fA-F]{2})|[\\\]^]/g, (match, hex: string | undefined) => (hex !== undefined ? classMember(byteChar(Number.parseInt(hex, 16))) : `\\${match}`));
-      source += `[${negate ? '^' : ''}${members}]`;
-      i = close;
-    } else source += escapeRegExp(c);
-  }
-  return new RegExp(`^${source}$`, `su${caseInsensitive ? 'i' : ''}`);
-}
-
-/** The byte a `\xNN` at `i` spells, or `undefined` when there is none. */
-function hexByteAt(pattern: string, i: number): number | undefined {
-  const match = /^\\x([0-9a-fA-F]{2})/.exec(pattern.slice(i, i + 4));
-  return match === null ? undefined : Number.parseInt(match[1] as string, 16);
-}
-
-/** One byte as a name's character: ASCII as itself, 0x80..0xFF as the raw byte decodeName gives it. */
-function byteChar(byte: number): string {
-  return byte < 0x80 ? String.fromCharCode(byte) : decodeName(Uint8Array.of(byte));
-}
-
-function classMember(char: string): string {
-  return /[\\\]^-]/.test(char) ? `\\${char}` : char;
-}
-
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+  return new RegExp(`^${globSource(pattern, { withinName: true })}$`, `su${caseInsensitive ? 'i' : ''}`);
 }
