@@ -82,16 +82,25 @@ for (const table of ['gpt', 'dos'] as const) {
   });
 }
 
+// Each image format once, each partition table with two of them (the table is read the same
+// whatever format holds the disk: the full matrix doubled this test's time for nothing).
+const IMAGE_FORMATS = {
+  gpt: [
+    { name: 'qcow2', args: ['-O', 'qcow2'] },
+    { name: 'vhd', args: ['-O', 'vpc', '-o', 'subformat=dynamic,force_size=on'] },
+  ],
+  dos: [
+    { name: 'vmdk', args: ['-O', 'vmdk', '-o', 'subformat=monolithicSparse'] },
+    { name: 'vhdx', args: ['-O', 'vhdx'] },
+  ],
+} as const;
+
 for (const table of ['gpt', 'dos'] as const) {
-  test(`the ${table} disk as qcow2, VMDK, VHD and VHDX gives the same files`, async () => {
+  test(`the ${table} disk as ${IMAGE_FORMATS[table].map((f) => f.name).join(' and ')} gives the same files`, async () => {
     const disk = await buildFilesVmDisk({ table, bigFileBytes: BIG });
     const big = source.get('big.bin')?.sha256;
-    const formats = [
-      { name: 'qcow2', args: ['-O', 'qcow2'] },
-      { name: 'vmdk', args: ['-O', 'vmdk', '-o', 'subformat=monolithicSparse'] },
-      { name: 'vhd', args: ['-O', 'vpc', '-o', 'subformat=dynamic,force_size=on'] },
-      { name: 'vhdx', args: ['-O', 'vhdx'] },
-    ];
+    const formats = IMAGE_FORMATS[table];
+    const first = table === 'gpt' ? 0 : 2; // big.bin of a different filesystem for each of the four
     for (const [i, f] of formats.entries()) {
       const image = join(work, `${table}.${f.name}`);
       const converted = await runTool('qemu-img', ['convert', '-f', 'raw', ...f.args, disk.path, image]);
@@ -106,8 +115,8 @@ for (const table of ['gpt', 'dos'] as const) {
         const expected = fs.type === 'fat32' ? sourceWithoutLinks.size : source.size + (fs.type === 'ext4' ? 1 : 0); // + lost+found
         assert.equal(found.length, expected, `${f.name} ${fs.volume} (${fs.type}): every entry found`);
       }
-      // big.bin of one filesystem per format, a different one each time.
-      const volume = disk.filesystems[i % disk.filesystems.length]?.volume as string;
+      // big.bin of one filesystem per format.
+      const volume = disk.filesystems[(first + i) % disk.filesystems.length]?.volume as string;
       const cat = await coffer(['files', '-r', repo, `${vm}:latest`, 'cat', `${volume}:/big.bin`], { env, timeoutMs: 120_000 });
       assertExit(cat, 0);
       assert.equal(createHash('sha256').update(cat.stdout).digest('hex'), big, `${f.name} ${volume}: big.bin`);
