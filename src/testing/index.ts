@@ -68,5 +68,6 @@ export { startSmtpSink, type SmtpSink, type ReceivedMail } from './smtp-sink.js'
 export { startHttpReceiver, type HttpReceiver, type ReceivedRequest } from './http-receiver.js';
 export { startPostgres, POSTGRES_PACKAGES, type TestPostgres } from './postgres.js';
 export { networkNamespacesWork, createNetworkNamespace, removeNetworkNamespaces, namespacesNetwork, type NetworkNamespace } from './network-namespaces.js';
+export { backupBytes, snapshotDiskBytes } from './snapshot-bytes.js';
 export { repackRepository, rewriteFrames, packSizes, RangedReadLog, assertEachByteOnce, type RepackedRepository, type RangedRead } from './repacked-repository.js';
 export { cephRepositories } from './ceph-repositories.js';

@@ -11,17 +11,12 @@ import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { backupFiles, backupVm } from '../../backup/index.js';
+import { backupFiles } from '../../backup/index.js';
 import { isCofferError } from '../../errors/index.js';
-import { openImageSource } from '../../source/index.js';
-import { makeTempDir, seededBytes } from '../../testing/index.js';
+import { backupBytes, makeTempDir, seededBytes, snapshotDiskBytes } from '../../testing/index.js';
 import {
   ChunksById,
-  decodeLocatedEntry,
-  DiskIndexReader,
-  FrameReader,
   initRepository,
-  isZeroEntry,
   listSnapshots,
   LocalBackend,
   ObjectKind,
@@ -56,33 +51,11 @@ async function newRepo(format: 1 | 2, passphrase: string | null): Promise<Reposi
   return repo;
 }
 
-async function backup(repo: Repository, vm: string, bytes: Buffer, time: string): Promise<Snapshot> {
-  const path = join(work.path, `disk${made++}.raw`);
-  await writeFile(path, bytes);
-  const source = await openImageSource(vm, [path]);
-  try {
-    return await backupVm(repo, source, { time: new Date(time) });
-  } finally {
-    await source.close();
-  }
+function backup(repo: Repository, vm: string, bytes: Buffer, time: string): Promise<Snapshot> {
+  return backupBytes(repo, vm, bytes, time, work.path);
 }
 
-/** The bytes of a snapshot's first disk, read block by block from either format. */
-async function diskBytes(repo: Repository, snapshot: Snapshot): Promise<Buffer> {
-  const disk = snapshot.disks[0];
-  assert.ok(disk);
-  const reader = new DiskIndexReader(repo, disk);
-  const frames = repo.config.version === 2 ? new FrameReader(repo) : undefined;
-  const out = Buffer.alloc(disk.size);
-  for (let block = 0; block < reader.blockCount; block++) {
-    const entry = await reader.rawEntry(block);
-    if (isZeroEntry(entry)) continue;
-    const at = block * disk.blockSize;
-    if (frames !== undefined) await frames.read(entry, out.subarray(at, at + decodeLocatedEntry(entry, 'entry').chunkLength));
-    else repo.codec.open(await repo.getChunkBlob(entry), ObjectKind.chunk, 'chunk', entry).copy(out, at);
-  }
-  return out;
-}
+const diskBytes = (repo: Repository, snapshot: Snapshot): Promise<Buffer> => snapshotDiskBytes(repo, snapshot);
 
 /** Every disk snapshot of the source has a copy (same VM and time) holding the same bytes. */
 async function assertSameDisks(src: Repository, dst: Repository, expected: number): Promise<void> {

@@ -11,20 +11,12 @@ import { cp, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/pro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { backupVm } from '../../backup/index.js';
-import { openImageSource } from '../../source/index.js';
-import { seededBytes } from '../../testing/index.js';
+import { backupBytes, seededBytes, snapshotDiskBytes } from '../../testing/index.js';
 import {
-  decodeLocatedEntry,
-  DiskIndexReader,
   ForwardingBackend,
-  FrameReader,
   initRepository,
-  isZeroEntry,
   listSnapshots,
   LocalBackend,
-  MovedChunks,
-  ObjectKind,
   openRepository,
   syncSnapshots,
   verifyRepository,
@@ -90,33 +82,12 @@ async function pair(format: FormatVersion, sameKeys: boolean): Promise<{ src: Op
 }
 
 async function backup(repo: Repository, bytes: Buffer, time: string): Promise<Snapshot> {
-  const dir = await tempDir('disk');
-  await writeFile(join(dir, 'disk.raw'), bytes);
-  const source = await openImageSource('vm', [join(dir, 'disk.raw')]);
-  try {
-    return await backupVm(repo, source, { time: new Date(time) });
-  } finally {
-    await source.close();
-  }
+  return backupBytes(repo, 'vm', bytes, time, await tempDir('disk'));
 }
 
-/** The bytes of a snapshot's first disk, read block by block as a restore reads them (format 2: from another place when the named one fails). */
-async function diskBytes(repo: Repository, snapshot: Snapshot): Promise<Buffer> {
-  const disk = snapshot.disks[0];
-  assert.ok(disk);
-  const reader = new DiskIndexReader(repo, disk);
-  const frames = repo.config.version === 2 ? new FrameReader(repo) : undefined;
-  const out = Buffer.alloc(disk.size);
-  for (let block = 0; block < reader.blockCount; block++) {
-    const entry = await reader.rawEntry(block);
-    if (isZeroEntry(entry)) continue;
-    const at = block * disk.blockSize;
-    if (frames !== undefined) {
-      const into = out.subarray(at, at + decodeLocatedEntry(entry, 'entry').chunkLength);
-      await MovedChunks.of(repo).read(entry, (place) => frames.read(place, into));
-    } else repo.codec.open(await repo.getChunkBlob(entry), ObjectKind.chunk, 'chunk', entry).copy(out, at);
-  }
-  return out;
+/** Read as a restore reads: from another place when the named one fails (a healed chunk). */
+function diskBytes(repo: Repository, snapshot: Snapshot): Promise<Buffer> {
+  return snapshotDiskBytes(repo, snapshot, { movedChunks: true });
 }
 
 /** The files under `dir/prefix` (chunks/ or packs/), by path. */

@@ -6,25 +6,18 @@
  * default) and between two of format 1; syncs across formats: sync-formats.test.ts.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { backupVm } from '../../backup/index.js';
 import { CofferError, isCofferError } from '../../errors/index.js';
-import { openImageSource } from '../../source/index.js';
-import { seededBytes } from '../../testing/index.js';
+import { backupBytes, seededBytes, snapshotDiskBytes } from '../../testing/index.js';
 import {
-  decodeLocatedEntry,
-  DiskIndexReader,
   ForwardingBackend,
-  FrameReader,
   initRepository,
-  isZeroEntry,
   listLeases,
   listSnapshots,
   LocalBackend,
-  ObjectKind,
   openRepository,
   syncSnapshots,
   verifyRepository,
@@ -58,32 +51,10 @@ async function newRepo(format: FormatVersion, passphrase: string | null, wrap: (
 }
 
 async function backup(repo: Repository, vm: string, bytes: Buffer, time: string): Promise<Snapshot> {
-  const dir = await tempDir('disk');
-  await writeFile(join(dir, 'disk.raw'), bytes);
-  const source = await openImageSource(vm, [join(dir, 'disk.raw')]);
-  try {
-    return await backupVm(repo, source, { time: new Date(time) });
-  } finally {
-    await source.close();
-  }
+  return backupBytes(repo, vm, bytes, time, await tempDir('disk'));
 }
 
-/** The bytes of a snapshot's first disk, read from the repository block by block (either format). */
-async function diskBytes(repo: Repository, snapshot: Snapshot): Promise<Buffer> {
-  const disk = snapshot.disks[0];
-  assert.ok(disk);
-  const reader = new DiskIndexReader(repo, disk);
-  const frames = repo.config.version === 2 ? new FrameReader(repo) : undefined;
-  const out = Buffer.alloc(disk.size);
-  for (let block = 0; block < reader.blockCount; block++) {
-    const entry = await reader.rawEntry(block);
-    if (isZeroEntry(entry)) continue;
-    const at = block * disk.blockSize;
-    if (frames !== undefined) await frames.read(entry, out.subarray(at, at + decodeLocatedEntry(entry, 'entry').chunkLength));
-    else repo.codec.open(await repo.getChunkBlob(entry), ObjectKind.chunk, 'chunk', entry).copy(out, at);
-  }
-  return out;
-}
+const diskBytes = (repo: Repository, snapshot: Snapshot): Promise<Buffer> => snapshotDiskBytes(repo, snapshot);
 
 /** Records deletes and refuses them all, as a bucket policy without s3:DeleteObject does. */
 class AppendOnlyBackend extends ForwardingBackend {

@@ -5,22 +5,15 @@
  * verify reads all data, and the chunk index knows what arrived.
  */
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { backupVm } from '../../backup/index.js';
-import { openImageSource } from '../../source/index.js';
-import { makeTempDir, requireTools, runTool, seededBytes } from '../../testing/index.js';
+import { backupBytes, makeTempDir, requireTools, runTool, seededBytes, snapshotDiskBytes } from '../../testing/index.js';
 import {
-  decodeLocatedEntry,
-  DiskIndexReader,
   exportTape,
   fileVolumeSource,
   fileVolumeTarget,
-  FrameReader,
   importTape,
   initRepository,
-  isZeroEntry,
   listSnapshots,
   LocalBackend,
   openRepository,
@@ -49,31 +42,11 @@ async function open(path: string): Promise<Repository> {
   return repo;
 }
 
-async function backup(repo: Repository, vm: string, bytes: Buffer, time: string): Promise<Snapshot> {
-  const path = join(work.path, `${vm}-${time.slice(0, 10)}.raw`);
-  await writeFile(path, bytes);
-  const source = await openImageSource(vm, [path]);
-  try {
-    return await backupVm(repo, source, { time: new Date(time) });
-  } finally {
-    await source.close();
-  }
+function backup(repo: Repository, vm: string, bytes: Buffer, time: string): Promise<Snapshot> {
+  return backupBytes(repo, vm, bytes, time, work.path);
 }
 
-async function diskBytes(repo: Repository, snapshot: Snapshot): Promise<Buffer> {
-  const disk = snapshot.disks[0];
-  assert.ok(disk);
-  const reader = new DiskIndexReader(repo, disk);
-  const frames = new FrameReader(repo);
-  const out = Buffer.alloc(disk.size);
-  for (let block = 0; block < reader.blockCount; block++) {
-    const entry = await reader.rawEntry(block);
-    if (isZeroEntry(entry)) continue;
-    const at = block * disk.blockSize;
-    await frames.read(entry, out.subarray(at, at + decodeLocatedEntry(entry, 'entry').chunkLength));
-  }
-  return out;
-}
+const diskBytes = (repo: Repository, snapshot: Snapshot): Promise<Buffer> => snapshotDiskBytes(repo, snapshot);
 
 test('a format 2 repository on tape: packs and segments over several volumes, GNU tar lists them, an import into an empty folder restores byte for byte and verifies', async () => {
   const path = join(work.path, 'repo');
