@@ -116,10 +116,13 @@ test('the window closes mid-run: no VM starts after it, and the skipped ones go 
 
 /**
  * The rate is measured over the tasks' whole time, their fixed cost (start, key, index)
- * included: 8 MiB each (16 MiB at the shared 2 MiB/s, 8 s of reading) keeps that cost well inside
- * the 15 % on a slow, loaded machine, where 4 MiB measured 1.64 MiB/s for 2 (2026-11-27).
+ * included, so it can only come out below the rule, never above: the cap is held to 15 %, while
+ * the floor only has to show the two tasks shared the rule rather than waited on each other or
+ * on a rule shrunk by sharing. Workers run under `nice -n 10 ionice -c3`, so on a loaded machine
+ * (the other test files beside this one) they fall behind the rule: 4 MiB each measured 1.64 MiB/s
+ * for 2 (2026-11-27), 8 MiB each 1.68 (CI of 2026-11-29).
  */
-test('bandwidth: two tasks under one source-read rule share it, within 15 % of the set rate', async (t) => {
+test('bandwidth: two tasks under one source-read rule share it: together never above it, and running at once', async (t) => {
   const rate = 2 * MiB;
   const vms = await makeVms(dir.path, repository, [{ vm: 'bw-a', host: 'hv-a' }, { vm: 'bw-b', host: 'hv-b' }], 8 * MiB);
   const runner = await newRunner('bandwidth', { bandwidth: [{ direction: 'source-read', bytesPerSecond: rate }] });
@@ -132,7 +135,10 @@ test('bandwidth: two tasks under one source-read rule share it, within 15 % of t
   const to = Math.max(...results.map((r) => Date.parse(r?.ended ?? '')));
   const measured = bytes / ((to - from) / 1000);
   t.diagnostic(`measured ${(measured / MiB).toFixed(3)} MiB/s for a rule of ${rate / MiB} MiB/s`);
-  assert.ok(Math.abs(measured - rate) / rate <= 0.15, `measured ${(measured / MiB).toFixed(2)} MiB/s for a rule of ${rate / MiB} MiB/s`);
+  assert.ok(measured <= rate * 1.15, `measured ${(measured / MiB).toFixed(2)} MiB/s for a rule of ${rate / MiB} MiB/s: the rule was not held`);
+  assert.ok(measured >= rate * 0.5, `measured ${(measured / MiB).toFixed(2)} MiB/s for a rule of ${rate / MiB} MiB/s: sharing lost half the rule`);
+  const [a, b] = results.map((r) => ({ started: Date.parse(r?.started ?? ''), ended: Date.parse(r?.ended ?? '') }));
+  assert.ok(a !== undefined && b !== undefined && a.started < b.ended && b.started < a.ended, 'the two tasks ran at the same time');
   for (const r of results) assert.equal(r?.bottleneck, 'throttle');
 });
 
