@@ -7,7 +7,8 @@
  * cannot make) made from dynamic ones (vhd-differencing.ts), and a running QEMU with disks and a
  * QMP socket (qemu-vm.ts), a booted Linux guest running the real QEMU guest agent
  * (agent-guest.ts), a private libvirtd with test domains (libvirt.ts), and a format 2
- * repository a repacking prune moved chunks in (repacked-repository.ts).
+ * repository a repacking prune moved chunks in (repacked-repository.ts), and the expected content
+ * of a big disk kept as its data pieces (sparse-content.ts).
  */
 export {
   fixtureDir,
@@ -69,5 +70,6 @@ export { startHttpReceiver, type HttpReceiver, type ReceivedRequest } from './ht
 export { startPostgres, POSTGRES_PACKAGES, type TestPostgres } from './postgres.js';
 export { networkNamespacesWork, createNetworkNamespace, removeNetworkNamespaces, namespacesNetwork, type NetworkNamespace } from './network-namespaces.js';
 export { backupBytes, snapshotDiskBytes } from './snapshot-bytes.js';
+export { SparseContent, type ContentPiece } from './sparse-content.js';
 export { repackRepository, rewriteFrames, packSizes, RangedReadLog, assertEachByteOnce, type RepackedRepository, type RangedRead } from './repacked-repository.js';
 export { cephRepositories } from './ceph-repositories.js';

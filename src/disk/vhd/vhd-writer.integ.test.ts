@@ -5,13 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, open, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, open, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { CofferError, isCofferError } from '../../errors/index.js';
-import { requireTools, seededBytes } from '../../testing/index.js';
+import { requireTools, seededBytes, SparseContent } from '../../testing/index.js';
 import { openDiskImage } from '../open-image.js';
 import { parseVhdFooter } from './vhd-footer.js';
 import { openVhdTarget, vhdGeometry, type VhdSubformat } from './vhd-writer.js';
@@ -33,24 +33,25 @@ before(async () => {
 after(() => rm(work, { recursive: true, force: true }));
 
 /** A disk with data, zeros, an odd size, and data across a 2 MiB block boundary and the 512 MiB mark. */
-function sampleDisk(size: number): Buffer {
-  const disk = Buffer.alloc(size);
-  seededBytes(1, 3 * MiB).copy(disk, MiB);
-  seededBytes(2, 100 * KiB).copy(disk, 512 * MiB - 50 * KiB);
-  seededBytes(3, Math.min(1000, size)).copy(disk, size - Math.min(1000, size));
-  return disk;
+function sampleDisk(size: number): SparseContent {
+  const pieces = [
+    { offset: MiB, bytes: seededBytes(1, 3 * MiB) },
+    { offset: 512 * MiB - 50 * KiB, bytes: seededBytes(2, 100 * KiB) },
+    { offset: size - Math.min(1000, size), bytes: seededBytes(3, Math.min(1000, size)) },
+  ];
+  return new SparseContent(size, pieces);
 }
 
-/** Writes `bytes` to a new file at `path`, its zero 64 KiB pieces left as holes. */
-async function writeSparse(path: string, bytes: Buffer): Promise<void> {
-  const handle = await open(path, 'w');
-  await handle.truncate(bytes.length);
-  const zero = Buffer.alloc(64 * KiB);
-  for (let at = 0; at < bytes.length; at += zero.length) {
-    const piece = bytes.subarray(at, at + zero.length);
-    if (!piece.equals(zero.subarray(0, piece.length))) await handle.write(piece, 0, piece.length, at);
+/** The last 512 bytes of the file at `path` (a VHD's footer), without reading a fixed disk whole. */
+async function lastSector(path: string): Promise<Buffer> {
+  const handle = await open(path, 'r');
+  try {
+    const { size } = await handle.stat();
+    const { buffer } = await handle.read(Buffer.alloc(512), 0, 512, size - 512);
+    return buffer;
+  } finally {
+    await handle.close();
   }
-  await handle.close();
 }
 
 const cases: { name: string; size: number; subformat: VhdSubformat }[] = [
@@ -65,32 +66,26 @@ for (const { name, size, subformat } of cases) {
     const disk = sampleDisk(size);
     const path = join(work, `${name.replace(/\W+/g, '-')}.vhd`);
     const target = await openVhdTarget(path, size, { overwrite: false, subformat });
-    for (let offset = 0; offset < size; offset += 256 * KiB) await target.write(offset, disk.subarray(offset, Math.min(size, offset + 256 * KiB)));
+    await disk.writeAll((offset, bytes) => target.write(offset, bytes));
     await target.finish();
     // VHD sizes are whole sectors: an odd size reads back padded with zeros to the next one.
-    const padded = Buffer.concat([disk, Buffer.alloc(Math.ceil(size / 512) * 512 - size)]);
+    const padded = disk.resized(Math.ceil(size / 512) * 512);
 
     const info = JSON.parse((await run('qemu-img', ['info', '--output=json', '-f', 'vpc', path])).stdout) as { format: string; 'virtual-size': number };
     assert.equal(info.format, 'vpc');
-    assert.equal(info['virtual-size'], padded.length, 'qemu takes the current size, not C×H×S');
+    assert.equal(info['virtual-size'], padded.size, 'qemu takes the current size, not C×H×S');
     const raw = join(work, 'in.raw');
-    await writeSparse(raw, padded);
+    await padded.writeRawFile(raw);
     await run('qemu-img', ['compare', '-f', 'raw', '-F', 'vpc', raw, path]);
-    const out = join(work, 'out.raw');
-    await run('qemu-img', ['convert', '-f', 'vpc', '-O', 'raw', path, out]);
-    assert.ok((await readFile(out)).equals(padded), 'qemu-img convert reads back what was written');
-    if (has7zz) {
-      const { stdout } = await run('7zz', ['e', '-so', path], { encoding: 'buffer', maxBuffer: 1024 * MiB });
-      assert.ok(stdout.equals(padded), '7-Zip reads back what was written');
-    }
+    if (has7zz) await padded.assertCommandPrints('7zz', ['e', '-so', path], '7-Zip');
 
     const image = await openDiskImage(path);
-    assert.equal(image.size, padded.length);
-    assert.ok(Buffer.from(await image.read(0, padded.length)).equals(padded), 'our reader reads back what was written');
+    assert.equal(image.size, padded.size);
+    await padded.assertReadsBack((offset, length) => image.read(offset, length), 'our reader');
     await image.close();
-    const footer = parseVhdFooter((await readFile(path)).subarray(-512), { invalid: (m) => new CofferError('E_IMAGE_INVALID', m), unsupported: (m) => new CofferError('E_UNSUPPORTED_FORMAT', m) });
+    const footer = parseVhdFooter(await lastSector(path), { invalid: (m) => new CofferError('E_IMAGE_INVALID', m), unsupported: (m) => new CofferError('E_UNSUPPORTED_FORMAT', m) });
     assert.equal(footer.diskType, subformat);
-    assert.deepEqual(footer.geometry, vhdGeometry(padded.length / 512));
+    assert.deepEqual(footer.geometry, vhdGeometry(padded.size / 512));
     if (size > 100 * MiB) {
       const { blocks } = await stat(path);
       assert.ok(blocks * 512 < 16 * MiB, `sparse: only data blocks are stored (${blocks * 512} bytes on disk)`);
