@@ -6,7 +6,8 @@
  * Every test process inherits TMPDIR=<system tmp>/ct-XXXXXX (short: Unix socket paths of
  * QEMU, libvirt and PostgreSQL under it must stay under 108 bytes). Disks built once for many
  * tests (src/testing cachedFixture) stay in <system tmp>/coffer-fixtures-v1 through
- * COFFER_TEST_FIXTURES, so later runs reuse them. At the end the folder's leftovers are listed
+ * COFFER_TEST_FIXTURES, so later runs reuse them. New repository keys are made cheap to derive
+ * (COFFER_TESTONLY_WEAKEN_KDF=1). At the end the folder's leftovers are listed
  * (a test that does not remove what it made is a bug to fix) and the folder is removed. The
  * exit code is node --test's.
  *
@@ -25,7 +26,9 @@ if (!process.argv.slice(2).some((a) => !a.startsWith('-'))) args.push('dist/');
 
 const child = spawn(process.execPath, args, {
   stdio: 'inherit',
-  env: { ...process.env, TMPDIR: runTmp, COFFER_TEST_FIXTURES: process.env.COFFER_TEST_FIXTURES ?? join(systemTmp, 'coffer-fixtures-v1') },
+  // COFFER_TESTONLY_WEAKEN_KDF: the keys of every repository the tests make cost scrypt N = 2^10,
+  // not 2^16; the suite runs `coffer` thousands of times, each deriving a key (src/repo/keys/key-file.ts).
+  env: { ...process.env, TMPDIR: runTmp, COFFER_TESTONLY_WEAKEN_KDF: '1', COFFER_TEST_FIXTURES: process.env.COFFER_TEST_FIXTURES ?? join(systemTmp, 'coffer-fixtures-v1') },
 });
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
 

@@ -11,6 +11,7 @@ import { open, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { TESTONLY_WEAKEN_KDF } from '../repo/index.js';
 
 /** The project root, computed from this compiled file: dist/src/cli/ → three levels up. */
 export const PROJECT_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -31,7 +32,7 @@ export interface CofferResult {
 
 /** Options of {@link coffer} and {@link startCoffer}. */
 export interface RunOptions {
-  /** Added to the environment (which keeps PATH etc. but no inherited COFFER_* variable). */
+  /** Added to the environment (which keeps PATH etc. but no inherited COFFER_* variable but COFFER_TESTONLY_WEAKEN_KDF). */
   env?: Record<string, string | undefined>;
   /** Kill the run and fail after this long. Default 60 s. */
   timeoutMs?: number;
@@ -49,7 +50,7 @@ export interface RunningCoffer {
  */
 export function startCoffer(args: string[], options: RunOptions = {}): RunningCoffer {
   const env: NodeJS.ProcessEnv = {};
-  for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('COFFER_')) env[name] = value;
+  for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('COFFER_') || name === TESTONLY_WEAKEN_KDF) env[name] = value;
   for (const [name, value] of Object.entries(options.env ?? {})) if (value !== undefined) env[name] = value;
   const child = spawn(process.execPath, [COFFER_BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const stdout: Buffer[] = [];

@@ -32,7 +32,7 @@ export type { RepositoryConfig, ObjectLockPolicy } from './format/config.js';
 export { MAX_LOCK_DAYS } from './format/config.js';
 export * from './lock/index.js';
 export { pageCount, type FilesRecord, type FileWarning, type DiskRecord, type ChangeTrackingRecord, type ConsistencyRecord, type SnapshotManifest, type SnapshotStats, type VmDefinition } from './format/manifest.js';
-export { DEFAULT_KDF, type KdfParams } from './keys/key-file.js';
+export { DEFAULT_KDF, kdfForNewKeys, TESTONLY_WEAKEN_KDF, WEAKEST_KDF, type KdfParams } from './keys/key-file.js';
 export { Repository, initRepository, openRepository, REPOSITORY_DEFAULTS, type InitOptions, type OpenOptions, type KeyInfo } from './repository.js';
 export { saveSnapshot, listSnapshots, loadSnapshot, deleteSnapshot, refuseLocked, resolveSnapshot, resolveSnapshotId, skipDamaged, type Snapshot } from './snapshots.js';
 export { listProtections, protectionOf, protectSnapshot, unprotectSnapshot, type Protection } from './protection.js';

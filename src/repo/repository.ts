@@ -8,7 +8,7 @@ import { ObjectCodec, type ObjectId } from './codec.js';
 import { decodeConfig, encodeConfig, FORMAT_VERSIONS, isValidBlockSize, isValidLockPolicy, REPOSITORY_FORMAT_VERSION, type FormatVersion, type ObjectLockPolicy, type RepositoryConfig } from './format/config.js';
 import { ObjectKind } from './format/envelope.js';
 import { ENTRIES_PER_PAGE } from './format/index-page.js';
-import { DEFAULT_KDF, parseKeyFile, unwrapMasterKey, wrapMasterKey, type KdfParams, type KeyFile } from './keys/key-file.js';
+import { kdfForNewKeys, parseKeyFile, unwrapMasterKey, wrapMasterKey, type KdfParams, type KeyFile } from './keys/key-file.js';
 import { newMasterKey, type MasterKey } from './keys/master-key.js';
 import { deriveSigningKey } from './keys/signing-key.js';
 import { DigestRecordingBackend, digestRecorderOf } from './digests/digest-recording-backend.js';
@@ -451,7 +451,7 @@ async function listKeyFiles(backend: Backend): Promise<KeyInfo[]> {
 }
 
 async function writeKeyFile(backend: Backend, masterKey: MasterKey, passphrase: string, options: { kdf?: KdfParams; now?: Date }): Promise<{ id: string; bytes: Buffer }> {
-  const file = await wrapMasterKey(masterKey, passphrase, { kdf: options.kdf ?? DEFAULT_KDF, now: options.now ?? new Date() });
+  const file = await wrapMasterKey(masterKey, passphrase, { kdf: options.kdf ?? kdfForNewKeys(), now: options.now ?? new Date() });
   const id = randomBytes(8).toString('hex');
   const bytes = Buffer.from(`${JSON.stringify(file, null, 2)}\n`, 'utf8');
   await backend.put(keyFileKey(id), bytes);

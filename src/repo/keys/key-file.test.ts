@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isCofferError } from '../../errors/index.js';
-import { parseKeyFile, unwrapMasterKey, wrapMasterKey } from './key-file.js';
+import { DEFAULT_KDF, kdfForNewKeys, parseKeyFile, TESTONLY_WEAKEN_KDF, unwrapMasterKey, WEAKEST_KDF, wrapMasterKey } from './key-file.js';
 import { newMasterKey } from './master-key.js';
 
 const kdf = { N: 1024, r: 8, p: 1 };
@@ -35,4 +35,18 @@ test('damaged key files are reported as such', async () => {
   for (const text of damaged) {
     assert.throws(() => parseKeyFile(Buffer.from(text), 'keys/x'), (e) => isCofferError(e, 'E_REPO_DAMAGED'), text.slice(0, 40));
   }
+});
+
+test('new keys cost N = 2^16 unless COFFER_TESTONLY_WEAKEN_KDF=1 asks for the weakest a reader accepts, and that still opens only with its passphrase', async () => {
+  assert.deepEqual(kdfForNewKeys({}), { N: 65536, r: 8, p: 1 });
+  assert.deepEqual(kdfForNewKeys({ [TESTONLY_WEAKEN_KDF]: '0' }), DEFAULT_KDF);
+  assert.deepEqual(kdfForNewKeys({ [TESTONLY_WEAKEN_KDF]: 'yes' }), DEFAULT_KDF, 'only 1 weakens');
+  assert.deepEqual(kdfForNewKeys({ [TESTONLY_WEAKEN_KDF]: '1' }), { N: 1024, r: 8, p: 1 });
+  const master = newMasterKey();
+  const weak = parseKeyFile(Buffer.from(JSON.stringify(await wrapMasterKey(master, 'pw', { kdf: WEAKEST_KDF, now }))), 'keys/weak');
+  assert.equal(weak.kdf.N, 1024, 'the lower bound parses');
+  assert.deepEqual(await unwrapMasterKey(weak, 'pw'), master);
+  assert.equal(await unwrapMasterKey(weak, 'pW'), null);
+  const below = JSON.stringify({ ...weak, kdf: { ...weak.kdf, N: 512 } });
+  assert.throws(() => parseKeyFile(Buffer.from(below), 'keys/x'), (e) => isCofferError(e, 'E_REPO_DAMAGED'), 'nothing weaker than WEAKEST_KDF is read');
 });

@@ -14,7 +14,8 @@
  * The wrapping key is scrypt(passphrase, salt, N, r, p, 32 bytes). The default parameters
  * (N = 2^16, r = 8, p = 1: 64 MiB and about 0.2 s here) follow restic's choice of a cost
  * that a backup run pays once and a brute-force attacker pays per guess. Any parameters
- * within bounds open; `init` and `key add` write the defaults.
+ * within bounds open; `init` and `key add` write the defaults (the cheapest allowed under
+ * COFFER_TESTONLY_WEAKEN_KDF=1, for Coffer's own tests: see {@link kdfForNewKeys}).
  */
 import { createCipheriv, createDecipheriv, randomBytes, scrypt as scryptCallback } from 'node:crypto';
 import { hostname, userInfo } from 'node:os';
@@ -30,6 +31,24 @@ export interface KdfParams {
 
 /** Defaults for new keys; see the module comment for why. */
 export const DEFAULT_KDF: KdfParams = { N: 2 ** 16, r: 8, p: 1 };
+
+/** The cheapest parameters a key file may hold (N at its lower bound): what {@link TESTONLY_WEAKEN_KDF} writes. */
+export const WEAKEST_KDF: KdfParams = { N: 2 ** 10, r: 8, p: 1 };
+
+/**
+ * Set to `1`, new keys get {@link WEAKEST_KDF}: about 2 ms to derive instead of about 0.3 s.
+ * Coffer's own test suite sets it (scripts/run-tests.mjs): it runs `coffer` some thousands of
+ * times, each paying the derivation once, minutes of a CI run (as borg's
+ * BORG_TESTONLY_WEAKEN_KDF does for its tests). Never for a repository that holds real data:
+ * a guess at its passphrase costs an attacker 64 times less. Only new keys are affected (the
+ * key file records its parameters); `key passwd` without it rewrites a key at the default cost.
+ */
+export const TESTONLY_WEAKEN_KDF = 'COFFER_TESTONLY_WEAKEN_KDF';
+
+/** The parameters a new key gets: {@link DEFAULT_KDF}, or {@link WEAKEST_KDF} under {@link TESTONLY_WEAKEN_KDF}. */
+export function kdfForNewKeys(env: NodeJS.ProcessEnv = process.env): KdfParams {
+  return env[TESTONLY_WEAKEN_KDF] === '1' ? WEAKEST_KDF : DEFAULT_KDF;
+}
 
 /** A parsed key file. */
 export interface KeyFile {
@@ -47,7 +66,7 @@ export async function wrapMasterKey(
   passphrase: string,
   options: { kdf?: KdfParams; now: Date },
 ): Promise<KeyFile> {
-  const kdf = options.kdf ?? DEFAULT_KDF;
+  const kdf = options.kdf ?? kdfForNewKeys();
   const salt = randomBytes(32);
   const wrappingKey = await deriveKey(passphrase, salt, kdf);
   const nonce = randomBytes(12);
