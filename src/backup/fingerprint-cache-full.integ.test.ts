@@ -14,7 +14,8 @@ import { backupFile, withRepo } from './test-helpers.js';
  */
 const KiB = 1024;
 const MiB = 1024 * KiB;
-const SIZE = 256 * MiB;
+/** 1,024 blocks of 64 KiB: 16 KiB of fingerprints, twice the room the second backup is left. */
+const SIZE = 64 * MiB;
 
 let fs: SmallExt4 | undefined;
 let mountPoint: string | undefined;
@@ -57,7 +58,7 @@ test('a cache directory with no room, or too little, never fails a backup and is
   const backend = new LocalBackend(join(beside, 'repo'));
   await initRepository(backend, { passphrase: 'pw', kdf: { N: 1024, r: 8, p: 1 }, blockSize: 64 * KiB });
   const image = join(beside, 'disk.raw');
-  await writeFile(image, seededBytes(61, SIZE)); // 4,096 blocks: 64 KiB of fingerprints
+  await writeFile(image, seededBytes(61, SIZE));
 
   await withRepo(backend, async (repo) => {
     await leaveFree(0);
