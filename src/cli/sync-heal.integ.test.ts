@@ -121,6 +121,12 @@ for (const format of [1, 2] as const) {
     const pageGoneText = await coffer(['sync', '-r', src, '--to', dst, '--check'], opts);
     assertExit(pageGoneText, 11);
     assert.match(pageGoneText.stdout.toString('utf8'), /^checked \d+ chunk\(s\) of the copies already there: \d cop(y|ies) could not be made whole \(FAILED below\)$/m, 'not "all held"');
+    // verify says the same: not 'sync --check' (it cannot mend this), but forget and sync again.
+    const pageVerify = await coffer(['verify', '-r', dst], asDestination);
+    assertExit(pageVerify, 13);
+    const advice = pageVerify.stdout.toString('utf8');
+    assert.ok(advice.includes(`copies made by coffer sync from ${src} that sync cannot mend (an index page lost, or a file snapshot): forget them here ('coffer forget -r ${dst} ${failed.map((f) => f.destination).join(' ')}'), then 'coffer sync -r ${src} --to ${dst}' copies them anew`), advice);
+    assert.ok(!advice.includes('--check'), advice);
     for (const s of failed) assertExit(await coffer(['forget', '-r', dst, s.destination as string], asDestination), 0);
     const recopied = await cofferJson<SyncJson>(['sync', '-r', src, '--to', dst], opts);
     assert.deepEqual([recopied.copied, recopied.failed], [failed.length, 0]);

@@ -2,6 +2,8 @@
  * @module names
  * File names as bytes (byte-names.ts): a name that is not UTF-8 kept losslessly in a string,
  * its exact bytes for the host, and how it prints. A leaf every folder may import: the ext/XFS
- * readers, the host directory scan of a file backup, the tree format and the restores.
+ * readers, the host directory scan of a file backup, the tree format and the restores. And a
+ * word as a shell command line must hold it (shell-word.ts), for the commands messages suggest.
  */
+export { shellWord } from './shell-word.js';
 export { decodeName, encodeName, hasRawBytes, hostPath, isDecodedName, nameBytesHex, printableName, printableText, unescapeName } from './byte-names.js';

@@ -18,6 +18,7 @@ export { S3Backend, S3_DEFAULTS, type S3BackendOptions } from './backend/s3-back
 export { isS3Location, parseS3Location, type S3Location } from './backend/s3-location.js';
 export { HttpBackend, HTTP_DEFAULTS, type HttpBackendOptions } from './backend/http-backend.js';
 export { isHttpLocation, parseHttpLocation, type HttpLocation } from './backend/http-location.js';
+export { absoluteLocation } from './absolute-location.js';
 export { backendForLocation, cacheDirectoryOf, openRepositoryAt, type LocationOptions, type OpenLocationOptions, type RepoServerAccess } from './open-location.js';
 export { normalizeFingerprint, HttpsTransport, type HttpsTransportOptions, type HttpAnswer } from './backend/https-transport.js';
 export { checkedKey } from './backend/backend-key.js';

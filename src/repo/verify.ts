@@ -40,6 +40,12 @@ export interface AffectedRange {
   time: string;
   disk: string;
   ranges: { start: number; end: number }[];
+  /**
+   * An index page of this disk (a file snapshot: a directory tree) is missing or corrupt, not
+   * only chunks: nothing but the snapshot's source gives it back, by a new copy (sync, once the
+   * damaged copy is forgotten) or a new backup.
+   */
+  indexDamaged?: true;
 }
 
 /** How much of a snapshot's data has been read and found intact, over all verify runs. */
@@ -405,18 +411,19 @@ async function affectedRanges(
   damagedPages: { snapshot: Snapshot; disk: string; start: number; end: number }[],
 ): Promise<AffectedRange[]> {
   const byDisk = new Map<string, AffectedRange>();
-  const add = (snapshot: Snapshot, disk: string, start: number, end: number) => {
+  const add = (snapshot: Snapshot, disk: string, start: number, end: number, index = false) => {
     const key = `${snapshot.id}/${disk}`;
     let record = byDisk.get(key);
     if (record === undefined) {
       record = { snapshot: snapshot.id, vm: snapshot.vm, time: snapshot.time, disk, ranges: [] };
       byDisk.set(key, record);
     }
+    if (index) record.indexDamaged = true;
     const last = record.ranges.at(-1);
     if (last !== undefined && last.end === start) last.end = end;
     else if (end > start) record.ranges.push({ start, end });
   };
-  for (const page of damagedPages) add(page.snapshot, page.disk, page.start, page.end);
+  for (const page of damagedPages) add(page.snapshot, page.disk, page.start, page.end, true);
   if (bad.size > 0) {
     await walkBlocks(
       repo,

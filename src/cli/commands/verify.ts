@@ -1,6 +1,7 @@
 import { CofferError } from '../../errors/index.js';
-import { isUnwritableStorage, parseRetentionDuration, parseVerificationSubset, recordSnapshotVerifications, subtractDuration, syncedFromNotes, verifyRepository, type SyncedFrom } from '../../repo/index.js';
+import { isUnwritableStorage, listSnapshots, parseRetentionDuration, parseVerificationSubset, recordSnapshotVerifications, subtractDuration, syncedFromNotes, verifyRepository, type SyncedFrom } from '../../repo/index.js';
 import { ExitCode } from '../exit-codes.js';
+import { copyRepairAdvice } from './copy-repair-advice.js';
 import { affectedLine, damagedLine } from './damage-lines.js';
 import type { DamagedFiles } from './damaged-files.js';
 import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
@@ -63,13 +64,9 @@ export async function verifyCommand(options: VerifyCommandOptions, context: Comm
         const found = files[i];
         if (found !== undefined && damagedFiles !== undefined) for (const line of damagedFiles.renderDamagedFiles(found)) context.stdout.write(`${line}\n`);
       }
-      const sources = new Map<string, Set<string>>();
-      for (const hit of report.affected) {
-        const from = copiedFrom.get(hit.snapshot);
-        if (from !== undefined) sources.set(from.location, (sources.get(from.location) ?? new Set()).add(hit.snapshot));
-      }
-      for (const [location, copies] of sources) {
-        context.stdout.write(`${copies.size} damaged snapshot(s) are copies made by coffer sync from ${location || 'another repository'}: 'coffer sync -r ${location || 'SOURCE'} --to ${repo.location} --check' sends what is missing here again (--read-data: what is damaged too)\n`);
+      if (copiedFrom.size > 0) {
+        const fileSnapshots = new Set((await listSnapshots(repo)).filter((s) => s.files !== undefined).map((s) => s.id));
+        for (const line of copyRepairAdvice(report.affected, copiedFrom, (id) => fileSnapshots.has(id), repo.location)) context.stdout.write(`${line}\n`);
       }
       if (report.quarantined > 0) {
         context.stdout.write(`${report.quarantined} damaged chunk(s) set aside under quarantine/; the next backup of the same data stores them again and heals the snapshots above\n`);

@@ -1,4 +1,5 @@
 import { CofferError, isCofferError, type ErrorCode } from '../../errors/index.js';
+import { absoluteLocation } from '../absolute-location.js';
 import { acquireBackupLease, type LeaseInfo } from '../leases.js';
 import type { Repository } from '../repository.js';
 import { listSnapshots, saveSnapshot, type Snapshot } from '../snapshots.js';
@@ -139,7 +140,7 @@ export async function syncSnapshots(src: Repository, dst: Repository, options: S
         await lease.confirm(); // no prune presumed this sync dead and swept what it sent
         const copy = await saveSnapshot(dst, manifest);
         const origins = originsOf(sourceNotes, snapshot.id);
-        await recordSyncedFrom(dst, copy.id, { repository: src.config.id, snapshot: snapshot.id, location: src.location, ...(origins.length > 0 ? { origins } : {}) }, now());
+        await recordSyncedFrom(dst, copy.id, { repository: src.config.id, snapshot: snapshot.id, location: absoluteLocation(src.location), ...(origins.length > 0 ? { origins } : {}) }, now());
         copies.set(snapshot.id, copy);
         results.push({ source: snapshot.id, vm: snapshot.vm, time: snapshot.time, status: 'copied', destination: copy.id });
       } catch (error) {

@@ -27,6 +27,7 @@
  * stored), and disks that were not backed up (read-only drives such as CD-ROMs).
  */
 import { CofferError } from '../../errors/index.js';
+import { shellWord } from '../../names/index.js';
 import type { IdentitySource } from './new-identity.js';
 import type { RestoredDiskImage } from './libvirt-domain.js';
 
@@ -138,7 +139,7 @@ export function cloneQemuScript(json: string, options: { name: string; disks: re
       : ['#', '# The original QEMU command line (secrets redacted), for what the options above lack:', ...commandLineComment(d.commandLine)]),
     ...notes.map((n) => `# Note: ${shellComment(n)}`),
     'exec \\',
-    ...args.map((a) => `  ${a.map(shellQuote).join(' ')} \\`),
+    ...args.map((a) => `  ${a.map(shellWord).join(' ')} \\`),
     '  "$@"',
     '',
   ];
@@ -255,10 +256,6 @@ function optionValue(value: string): string {
   return value.replace(/,/g, ',,');
 }
 
-function shellQuote(word: string): string {
-  return /^[A-Za-z0-9_./:=,+@%-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
-}
-
 /**
  * The command line as comment lines, one option with its value per line; the original's
  * identity masked, so that copying a line never clones it: its `-uuid` and any `uuid=` (the
@@ -269,7 +266,7 @@ function commandLineComment(argv: readonly string[]): string[] {
   const lines: string[] = [];
   for (const [i, original] of argv.entries()) {
     const arg = argv[i - 1] === '-uuid' ? '<the original UUID>' : maskIdentity(original);
-    const quoted = shellQuote(arg);
+    const quoted = shellWord(arg);
     if (arg.startsWith('-') || lines.length === 0) lines.push(quoted);
     else lines[lines.length - 1] += ` ${quoted}`;
   }
