@@ -220,7 +220,11 @@ test('errors are one line with the documented exit code', async () => {
     { args: ['sync', '-r', src, '--to', `${work}/nowhere`], env, code: 10, message: /not a Coffer repository/ },
     { args: ['sync', '-r', src, '--to', dst, '--limit-upload', 'fast'], env, code: 2, message: /--limit-upload fast/ },
     { args: ['sync', '-r', src, '--to', src], env: { COFFER_PASSWORD: SRC_PASS, COFFER_TO_PASSWORD: SRC_PASS }, code: 2, message: /same repository/ },
+    // Written another way: a trailing slash and a detour, or a symbolic link to it.
+    { args: ['sync', '-r', src, '--to', `${work}/../${work.split('/').at(-1) ?? ''}/src1/`], env: { COFFER_PASSWORD: SRC_PASS, COFFER_TO_PASSWORD: SRC_PASS }, code: 2, message: /same repository/ },
+    { args: ['sync', '-r', src, '--to', `${work}/src1-link`], env: { COFFER_PASSWORD: SRC_PASS, COFFER_TO_PASSWORD: SRC_PASS }, code: 2, message: /same repository/ },
   ];
+  await fs.symlink(src, `${work}/src1-link`);
   for (const c of cases) {
     const result = await coffer(c.args, { env: c.env });
     assertExit(result, c.code);

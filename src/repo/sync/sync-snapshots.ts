@@ -1,5 +1,5 @@
 import { CofferError, isCofferError, type ErrorCode } from '../../errors/index.js';
-import { absoluteLocation } from '../absolute-location.js';
+import { absoluteLocation, sameLocation } from '../absolute-location.js';
 import { acquireBackupLease, type LeaseInfo } from '../leases.js';
 import type { Repository } from '../repository.js';
 import { listSnapshots, saveSnapshot, type Snapshot } from '../snapshots.js';
@@ -71,7 +71,7 @@ const SNAPSHOT_FAILURES: ErrorCode[] = ['E_CORRUPT_OBJECT', 'E_MISSING_OBJECT', 
  * Throws `E_INTERRUPTED` on abort; damage in one source snapshot fails that snapshot only.
  */
 export async function syncSnapshots(src: Repository, dst: Repository, options: SyncOptions = {}): Promise<SyncReport> {
-  if (src.config.id === dst.config.id && src.location === dst.location) {
+  if (src.config.id === dst.config.id && (await sameLocation(src.location, dst.location))) {
     throw new CofferError('E_USAGE', `the source and the destination are the same repository (${src.location})`);
   }
   const now = options.now ?? (() => new Date());
