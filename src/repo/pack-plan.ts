@@ -1,5 +1,6 @@
 import { CofferError, isCofferError } from '../errors/index.js';
 import { readRange } from './backend/read-range.js';
+import { DeadCopies } from './dead-copies.js';
 import { ObjectKind } from './format/envelope.js';
 import { IndexSegment } from './format/index-segment.js';
 import { decodeTrailer, PACK_FOOTER_SIZE, trailerRange, UNADDRESSED_ID, type PackTrailer } from './format/pack.js';
@@ -28,10 +29,13 @@ export interface PackDecision {
   /** `delete`: no chunk of it is used; `repack`: its used chunks are copied into new packs, then it is deleted. */
   action: 'delete' | 'repack';
   chunks: number;
+  /** Used chunks, less its dead copies (dead-copies.ts): what a repack copies, at most. */
   liveChunks: number;
-  /** Plaintext bytes of its chunks, and of the used ones. */
+  /** Plaintext bytes of its chunks, and of the used ones (less its dead copies). */
   bytes: number;
   liveBytes: number;
+  /** Copies of used chunks that are dead here (their frame does not open; another pack holds a good copy): dropped, never copied. */
+  deadCopies: number;
   /** Named by an index segment (false: left by a crashed backup or an interrupted prune). */
   named: boolean;
 }
@@ -46,6 +50,12 @@ export interface PackPlan {
   changes: PackDecision[];
   /** Packs whose trailer does not read: kept as they are (salvage's job), with why. */
   unreadable: { pack: string; message: string }[];
+  /**
+   * Packs to delete or repack that hold dead copies of used chunks (dead-copies.ts), by id
+   * (hex), each with those chunks (hex): the sweep never copies them (their frame does not
+   * open), the good copy another pack holds stays.
+   */
+  deadCopies: Map<string, ReadonlySet<string>>;
   /** Packs named by the index segments (hex). */
   named: Set<string>;
   segments: number;
@@ -72,24 +82,37 @@ export interface PackPlan {
  * - repacked when the unused share of its chunks' bytes reaches `threshold`, and always when no
  *   segment names it but it holds used chunks (an interrupted prune's or a lost segment's:
  *   the copy goes into a pack a segment names, unless another kept pack has the chunk);
+ * - repacked (or deleted, when nothing else of it is used), whatever its unused share, when it
+ *   holds a dead copy of a used chunk: one in a frame that does not open while another stored
+ *   pack holds the chunk in a frame that does (dead-copies.ts; after verify found the frame
+ *   damaged and a backup stored its chunks again). A dead copy counts as unused and is never
+ *   copied (`deadCopies`), so the damaged frame goes with its pack and the repository is
+ *   clean again. A damaged copy with no good one elsewhere stays used: its pack is kept, or
+ *   reported unreadable by the sweep (salvage's job), never lost. Only quarantined ids
+ *   (damage.ts) are checked: a repository verify never found damaged pays one listing;
+ *   each frame holding a quarantined id is read once;
  * - kept otherwise.
  * Refuses (`E_REPO_DAMAGED`) when an index segment cannot be read: the packs it names are
  * unknown, and one may hold the only good copy of a chunk a damaged pack lost.
  *
- * Memory: the pack ids (a few per GB) and one trailer or segment at a time.
+ * Memory: the pack ids (a few per GB) and one trailer or segment at a time (and the chunk
+ * index when a frame holding a quarantined id does not open).
  */
 export async function planPacks(repo: Repository, live: IdPrefixSet, hinted: ReadonlySet<string>, options: { threshold: number; onPack?: (done: number) => void }): Promise<PackPlan> {
   const namers = await packNamers(repo);
-  const plan: PackPlan = { packs: 0, kept: new Set(), changes: [], unreadable: [], named: new Set(namers.keys()), segments: 0, locked: [], missing: [] };
+  const plan: PackPlan = { packs: 0, kept: new Set(), changes: [], unreadable: [], deadCopies: new Map(), named: new Set(namers.keys()), segments: 0, locked: [], missing: [] };
   const lockOf = lockCheck(repo, namers);
-  /** Plans `decision`, unless Object Lock keeps the pack or a segment naming it (then kept). */
-  const change = async (decision: PackDecision) => {
+  const deadCopies = await DeadCopies.of(repo);
+  /** Plans `decision`, unless Object Lock keeps the pack or a segment naming it (then kept, and false). */
+  const change = async (decision: PackDecision): Promise<boolean> => {
     const until = await lockOf(decision.id);
-    if (until === null) plan.changes.push(decision);
-    else {
-      plan.locked.push({ pack: decision.key, until });
-      plan.kept.add(decision.id);
+    if (until === null) {
+      plan.changes.push(decision);
+      return true;
     }
+    plan.locked.push({ pack: decision.key, until });
+    plan.kept.add(decision.id);
+    return false;
   };
   for await (const _ of repo.backend.list(SEGMENTS_PREFIX)) plan.segments++;
   for await (const entry of repo.backend.list(PACKS_PREFIX)) {
@@ -106,23 +129,33 @@ export async function planPacks(repo: Repository, live: IdPrefixSet, hinted: Rea
       if (named || hinted.has(id)) {
         plan.unreadable.push({ pack: entry.key, message: error.message });
         plan.kept.add(id);
-      } else await change({ key: entry.key, id, size: entry.size, action: 'delete', chunks: 0, liveChunks: 0, bytes: 0, liveBytes: 0, named });
+      } else await change({ key: entry.key, id, size: entry.size, action: 'delete', chunks: 0, liveChunks: 0, bytes: 0, liveBytes: 0, deadCopies: 0, named });
       continue;
     }
+    const dead = await deadCopies.inPack(id, trailer, live);
     let liveChunks = 0;
     let bytes = 0;
     let liveBytes = 0;
     for (const chunk of trailer.chunks) {
       bytes += chunk.length;
-      if (live.has(chunk.id)) {
+      if (live.has(chunk.id) && (dead.size === 0 || !dead.has(chunk.id.toString('hex')))) {
         liveChunks++;
         liveBytes += chunk.length;
       }
     }
-    const decision = { key: entry.key, id, size: entry.size, chunks: trailer.chunks.length, liveChunks, bytes, liveBytes, named };
-    if (liveChunks === 0) await change({ ...decision, action: 'delete' });
-    else if (!named || (bytes - liveBytes) / bytes >= options.threshold) await change({ ...decision, action: 'repack' });
+    const decision = { key: entry.key, id, size: entry.size, chunks: trailer.chunks.length, liveChunks, bytes, liveBytes, deadCopies: dead.size, named };
+    let changed = true;
+    if (liveChunks === 0) changed = await change({ ...decision, action: 'delete' });
+    else if (!named || dead.size > 0 || (bytes - liveBytes) / bytes >= options.threshold) changed = await change({ ...decision, action: 'repack' });
     else plan.kept.add(id);
+    if (changed && dead.size > 0) plan.deadCopies.set(id, dead);
+  }
+  // A pack holding the good copy of a dead one is never deleted unread: its trailer lists that
+  // used chunk, so it is kept or repacked; should its trailer disagree with the segments, it stays.
+  for (const decision of plan.changes.filter((c) => c.action === 'delete' && deadCopies.goodPacks.has(c.id))) {
+    plan.changes.splice(plan.changes.indexOf(decision), 1);
+    plan.kept.add(decision.id);
+    plan.deadCopies.delete(decision.id);
   }
   const stored = new Set([...plan.kept, ...plan.changes.map((c) => c.id)]);
   plan.missing = [...hinted].filter((pack) => !stored.has(pack));

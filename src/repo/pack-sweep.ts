@@ -21,6 +21,12 @@ export interface PackSweepReport {
   packsDeleted: number;
   /** Packs whose used chunks were copied into new packs, then deleted. */
   packsRepacked: number;
+  /**
+   * Damaged copies dropped with the packs removed: used chunks whose frame there did not open
+   * while another pack holds a good copy (a backup stored them again after verify found them
+   * damaged; pack-plan.ts, dead-copies.ts). Not copied, not lost.
+   */
+  damagedCopiesDropped: number;
   /** New packs and their bytes, with the new index segments (0 in a dry run). */
   packsWritten: number;
   bytesRewritten: number;
@@ -63,7 +69,9 @@ export interface SweepOptions {
  * (docs/repository-format.md §19.7):
  * 1. the used chunks of each pack to repack are written into new packs — a frame whose chunks
  *    are all used is moved byte for byte, a frame with unused chunks is reopened and sealed
- *    again with the used ones; a chunk that a kept pack also holds is not copied;
+ *    again with the used ones; a chunk that a kept pack also holds is not copied, nor a dead
+ *    copy the plan found (`plan.deadCopies`: its frame does not open, another pack holds a good
+ *    copy), whose frame is then never opened;
  * 2. the new index segments naming the new packs;
  * 3. every old segment that names a pack to remove is written again without those entries;
  *    then the pack-removal record naming every pack to remove and every pack the snapshots
@@ -72,13 +80,15 @@ export interface SweepOptions {
  * 4. sync; then the old segments are deleted; then the old packs.
  * Until step 4 every old place still exists; after it, every used chunk of a removed pack is
  * named by a segment at its new place, where readers fall back when a snapshot's entry points
- * at a pack that is gone (snapshot-disk.ts). Frames that do not open keep their pack as it is.
+ * at a pack that is gone (snapshot-disk.ts). A frame that does not open, holding a used chunk
+ * that is not a dead copy, keeps its pack as it is (reported in `unreadable`): it may hold the
+ * only copy.
  * `lowSpace` runs the same four steps several times: once for the packs with nothing to copy,
  * then once per pack's worth of packs to repack ({@link SweepOptions.lowSpace}).
  */
 export async function sweepPacks(repo: Repository, plan: PackPlan, live: IdPrefixSet, options: SweepOptions): Promise<PackSweepReport> {
   const report: PackSweepReport = {
-    packsBefore: plan.packs, packsKept: plan.kept.size, packsDeleted: 0, packsRepacked: 0, packsWritten: 0, bytesRewritten: 0, liveBytesInRepacked: 0, chunksCopied: 0,
+    packsBefore: plan.packs, packsKept: plan.kept.size, packsDeleted: 0, packsRepacked: 0, damagedCopiesDropped: 0, packsWritten: 0, bytesRewritten: 0, liveBytesInRepacked: 0, chunksCopied: 0,
     framesMoved: 0, framesRecompressed: 0, segmentsBefore: plan.segments, segmentsRewritten: 0, segmentsRemoved: 0, bytesFreed: 0, unreadable: [...plan.unreadable], repacksPostponed: 0,
   };
   const repacks = plan.changes.filter((c) => c.action === 'repack');
@@ -86,6 +96,7 @@ export async function sweepPacks(repo: Repository, plan: PackPlan, live: IdPrefi
   if (options.dryRun) {
     report.packsDeleted = plan.changes.length - repacks.length;
     report.packsRepacked = repacks.length;
+    report.damagedCopiesDropped = plan.changes.reduce((sum, c) => sum + c.deadCopies, 0);
     report.bytesFreed = plan.changes.reduce((sum, c) => sum + c.size, 0);
     return report;
   }
@@ -154,6 +165,7 @@ class PackSweep {
     this.report.packsDeleted += removed.length;
     const repacks = changes.filter((c) => c.action === 'repack');
     if (repacks.length > 0) removed.push(...(await this.copyOut(repacks)));
+    for (const decision of removed) this.report.damagedCopiesDropped += decision.deadCopies;
     if (removed.length > 0) await this.retire(removed);
   }
 
@@ -165,6 +177,7 @@ class PackSweep {
       index: await ChunkIndex.load(repo),
       quarantined: await listQuarantined(repo),
       kept: this.plan.kept,
+      deadCopies: this.plan.deadCopies,
       namedRepacks: new Set(this.plan.changes.filter((c) => c.action === 'repack' && c.named).map((c) => c.id)),
     };
     const writer = new RepackWriter(repo);
@@ -259,6 +272,8 @@ interface RepackContext {
   index: ChunkIndex;
   quarantined: ReadonlySet<string>;
   kept: ReadonlySet<string>;
+  /** Per pack (hex), the used chunks (hex) whose copy there is dead (pack-plan.ts): never copied. */
+  deadCopies: ReadonlyMap<string, ReadonlySet<string>>;
   namedRepacks: ReadonlySet<string>;
 }
 
@@ -293,8 +308,13 @@ async function repackOne(
       decision.key,
     );
     const wanted = trailer.frames.map(() => new Set<string>());
+    // A dead copy (its frame does not open; another pack holds a good one) is left behind: its
+    // frame is never opened for it, so the damage goes with the pack.
+    const dead = context.deadCopies.get(decision.id);
     for (const chunk of trailer.chunks) {
-      if (context.live.has(chunk.id) && !(await keptElsewhere(Buffer.from(chunk.id)))) wanted[chunk.frame]?.add(chunk.id.toString('hex'));
+      if (!context.live.has(chunk.id)) continue;
+      const hex = chunk.id.toString('hex');
+      if (dead?.has(hex) !== true && !(await keptElsewhere(Buffer.from(chunk.id)))) wanted[chunk.frame]?.add(hex);
     }
     const frames: SealedFrame[] = [];
     let moved = 0;
