@@ -79,6 +79,7 @@ export function renderPrune(r: PruneReport): string {
         : `wrote ${p.packsWritten} new pack(s): ${p.chunksCopied} chunk(s), ${formatBytes(p.bytesRewritten)} (${p.framesMoved} frame(s) moved as they were, ${p.framesRecompressed} recompressed); index segments: ${p.segmentsRewritten} rewritten, ${p.segmentsRemoved} removed`,
       `${verb} ${r.indexPagesRemoved} index page(s) and ${r.notesRemoved} note(s) no snapshot uses: ${formatBytes(r.bytesFreed)} ${r.dryRun ? 'would be ' : ''}freed`,
     );
+    if (p.damagedCopiesDropped > 0) lines.push(`${r.dryRun ? 'would drop' : 'dropped'} ${p.damagedCopiesDropped} damaged cop${p.damagedCopiesDropped === 1 ? 'y' : 'ies'} of chunks a backup stored again after verify found them: the damaged frames go with their packs`);
     for (const u of p.unreadable) lines.push(`kept ${u.pack} as it is: ${u.message} (run coffer verify --read-data)`);
     const m = r.segments;
     if (m !== undefined && m.segmentsMerged > 0) lines.push(`index segments: ${m.segmentsBefore} before; ${m.segmentsMerged} small one(s) ${r.dryRun ? 'would be merged' : `merged into ${m.segmentsWritten}`}`);
