@@ -15,7 +15,7 @@ const opts = { env, timeoutMs: 120_000 };
 const MiB = 1 << 20;
 /** The loop stops starting rounds after this long (CI budget), once 3 operations were killed mid-way. */
 const LOOP_MS = 30_000;
-/** Rounds at most while the kills fall short of 3 (each kill lands in ~4 rounds of 5 here). */
+/** Rounds at most while the kills fall short of 3: a loop that cannot kill 3 of 30 operations is broken. */
 const MAX_ROUNDS = 30;
 let work: string;
 let repo: string;
