@@ -150,6 +150,9 @@ const cases: Case[] = [
   { title: 'unknown option, --json: the error is a JSON line', args: ['snapshots', '-r', 'REPO', '--colour', '--json'], env: PASSWORD, code: 2, message: /^\{"type":"error","code":"E_USAGE","message":"unknown option '--colour'"\}$/ },
   { title: 'unknown option', args: ['snapshots', '-r', 'REPO', '--colour'], env: PASSWORD, code: 2, message: /unknown option/, hint: true },
   { title: 'backup without disks', args: ['backup', '-r', 'REPO', '--vm', 'v'], env: PASSWORD, code: 2, message: /name at least one disk image .*--qemu/ },
+  // An unset shell variable: as a filter an empty name matched nothing (snapshots printed none, exit 0).
+  { title: 'an empty --vm, as a filter', args: ['snapshots', '-r', 'REPO', '--vm', ''], env: PASSWORD, code: 2, message: /--vm '': give a VM's name/ },
+  { title: 'an empty --vm to sync', args: ['sync', '-r', 'REPO', '--to', 'REPO', '--vm', ''], env: PASSWORD, code: 2, message: /--vm '': give a VM's name/ },
 ];
 
 for (const c of cases) {

@@ -423,6 +423,12 @@ function buildProgram(context: CommandContext, result: { code: number }, json: b
       run(async () => (await import('./commands/disk.js')).diskCommand(action, image, output, command.opts(), context))(),
     );
 
+  // An empty --vm ('' from an unset shell variable) names no VM: as a filter it matched
+  // nothing (snapshots printed none, sync and forget said "no snapshot of VM  in …").
+  program.hook('preAction', (_program, command) => {
+    if (command.opts()['vm'] === '') throw new CofferError('E_USAGE', `--vm '': give a VM's name (is the variable that should hold it empty?)`);
+  });
+
   return program;
 }
 
