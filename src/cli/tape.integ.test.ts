@@ -202,6 +202,14 @@ test('--volume-size spans three volumes, each a tar archive of its own; import n
   assert.match(assertOneLineError(listed), /tape set [0-9a-f]{8} is incomplete: volume 2 is missing: tape import needs every volume of the set/);
   assert.match(assertOneLineError(await coffer(['tape', 'list', '--from', v1, '--json'])), /incomplete: the last volume is not among those given \(volume 1 is not the last\)/);
   assertExit(await coffer(['tape', 'list', '--from', `${v2},${v3},${v1}`]), 0);
+  // A volume twice (a copy of its file, or the same file named again): import refuses it, so list says so.
+  const copyOf2 = join(work, 'volume-2-copy.tar');
+  await copyFile(v2, copyOf2);
+  const doubled = await coffer(['tape', 'list', '--from', `${v1},${v2},${v3},${copyOf2}`]);
+  assertExit(doubled, 2);
+  assert.match(assertOneLineError(doubled), new RegExp(`tape set [0-9a-f]{8} cannot be imported as given: volume 2 is given twice \\(${v2} and ${copyOf2}\\): tape import needs every volume of the set`));
+  assertExit(await coffer(['tape', 'import', '--from', `${v1},${v2},${v3},${copyOf2}`, '-r', join(work, 'doubled')], env), 2);
+  await rm(copyOf2);
 
   const whole = join(work, 'from-three');
   await cofferJson(['tape', 'import', '--from', `${v3},${v1},${v2}`, '-r', whole], env); // any order

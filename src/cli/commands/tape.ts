@@ -133,7 +133,7 @@ export async function tapeListCommand(options: TapeReadOptions, context: Command
   // A set that lacks a volume cannot be imported: say so, and exit as import would (2).
   const incomplete = missingFromSet(listings);
   const verdict = (): number => {
-    for (const problem of incomplete) context.stderr.write(`coffer: ${problem}: tape import needs every volume of the set\n`);
+    for (const problem of incomplete) context.stderr.write(`coffer: ${problem}: tape import needs every volume of the set, each once\n`);
     return incomplete.length > 0 ? 2 : 0;
   };
   if (options.json) {

@@ -48,9 +48,11 @@ export async function listTape(sources: readonly VolumeSource[], signal?: AbortS
 }
 
 /**
- * What the listed volumes lack of their set: volume numbers below the highest one given that
- * were not given, and whether the set's last volume (its index says `final`) is among them.
- * Volumes of several sets are judged per set. Empty when the set is complete.
+ * What keeps the listed volumes from being imported as their set: volume numbers below the
+ * highest one given that were not given, whether the set's last volume (its index says
+ * `final`) is among them, and a volume given twice (two files or drives with the same volume
+ * of the set: tape import refuses them). Volumes of several sets are judged per set. Empty
+ * when the set is complete.
  */
 export function missingFromSet(listings: readonly TapeVolumeListing[]): string[] {
   const sets = new Map<string, TapeVolumeListing[]>();
@@ -59,14 +61,16 @@ export function missingFromSet(listings: readonly TapeVolumeListing[]): string[]
   for (const [tapeSet, volumes] of sets) {
     const given = new Set(volumes.map((v) => v.label.sequence));
     const highest = Math.max(...given);
+    const twice = [...given].filter((sequence) => volumes.filter((v) => v.label.sequence === sequence).length > 1);
     const missing: number[] = [];
     for (let sequence = 1; sequence < highest; sequence++) if (!given.has(sequence)) missing.push(sequence);
     const last = volumes.some((v) => v.final);
-    if (missing.length === 0 && last) continue;
+    if (missing.length === 0 && last && twice.length === 0) continue;
     const parts: string[] = [];
+    for (const sequence of twice) parts.push(`volume ${sequence} is given twice (${volumes.filter((v) => v.label.sequence === sequence).map((v) => v.name).join(' and ')})`);
     if (missing.length > 0) parts.push(`volume${missing.length > 1 ? 's' : ''} ${missing.join(', ')} ${missing.length > 1 ? 'are' : 'is'} missing`);
     if (!last) parts.push(`the last volume is not among those given (volume ${highest} is not the last)`);
-    problems.push(`tape set ${tapeSet.slice(0, 8)} is incomplete: ${parts.join('; ')}`);
+    problems.push(`tape set ${tapeSet.slice(0, 8)} ${missing.length > 0 || !last ? 'is incomplete' : 'cannot be imported as given'}: ${parts.join('; ')}`);
   }
   return problems;
 }
