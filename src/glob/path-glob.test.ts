@@ -35,6 +35,12 @@ test('path globs: \\xNN is a byte of a name that is not UTF-8 (as listings print
     ['*\\xe9', latin1, true],
     ['caf[\\xe8\\xe9]', latin1, true],
     ['caf[!\\xe9]', latin1, false],
+    // A run in a class spells what it spells outside one: "é" here, not the bytes C3 or A9.
+    ['caf[\\xc3\\xa9]', 'café', true],
+    ['caf[\\xc3\\xa9]', 'caf\udcc3', false],
+    ['caf[e\\xc3\\xa9]', 'cafe', true],
+    ['caf[!\\xc3\\xa9]', 'café', false],
+    ['caf[\\xc3\\xa9\\xe9]', latin1, true],
     ['a[\\x2d]b', 'a-b', true],
     ['a[\\x2d]b', 'a,b', false],
     ['caf\\\\xe9', 'caf\\xe9', true],

@@ -6,7 +6,8 @@ import { decodeName } from '../names/index.js';
  * but `/`, `[abc]` / `[!abc]` / `[^abc]` a class, `\x` a literal `x`; everything else literal.
  * A name's byte that is not UTF-8 is written as listings print it (names/byte-names.ts):
  * `\xNN` is the byte NN (`caf\xe9` is the Latin-1 name, a run such as `\xc3\xa9` the
- * character it spells in UTF-8, "é"), also in a class (`[\xe8\xe9]`); `\\` is a backslash.
+ * character it spells in UTF-8, "é"), also in a class (`[\xe8\xe9]` two bytes, `[\xc3\xa9]` "é");
+ * `\\` is a backslash.
  * Returns the source of a regular expression (no anchors: callers decide how a pattern is
  * anchored — at the root when it starts with `/`, at any directory otherwise).
  */
@@ -41,7 +42,9 @@ export function globSource(pattern: string, options: { withinName?: boolean } = 
       let body = pattern.slice(i + 1, close);
       const negate = body.startsWith('!') || body.startsWith('^');
       if (negate) body = body.slice(1);
-      const members = body.replace(/\\x([0-9a-fA-F]{2})|[\\\]^]/g, (match, hex: string | undefined) => (hex !== undefined ? classMember(decodeName(Uint8Array.of(Number.parseInt(hex, 16)))) : `\\${match}`));
+      // A run of \xNN in a class is read as outside one: the characters it spells in UTF-8
+      // (`[\xc3\xa9]` is "é"), each byte that spells none a member of its own (`[\xe8\xe9]`).
+      const members = body.replace(/(?:\\x[0-9a-fA-F]{2})+|[\\\]^]/g, (match) => (match.length > 1 ? [...decodeName(hexRunBytes(match))].map(classMember).join('') : `\\${match}`));
       out += `[${negate ? '^' : ''}${members}]`;
       i = close;
     } else out += escapeRegExp(c);
@@ -59,6 +62,11 @@ function hexByteAt(pattern: string, i: number): number | undefined {
   if (pattern.charCodeAt(i) !== 0x5c || pattern[i + 1] !== 'x') return undefined;
   const match = /^[0-9a-fA-F]{2}$/.exec(pattern.slice(i + 2, i + 4));
   return match === null ? undefined : Number.parseInt(match[0], 16);
+}
+
+/** The bytes of a run of `\xNN`. */
+function hexRunBytes(run: string): Uint8Array {
+  return Uint8Array.from(run.split('\\x').slice(1), (hex) => Number.parseInt(hex, 16));
 }
 
 /** One character inside a class, escaped where a class would read it otherwise. */
