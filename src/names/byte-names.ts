@@ -137,6 +137,16 @@ export function nameBytesHex(name: string): string | undefined {
   return hasRawBytes(name) ? encodeName(name).toString('hex') : undefined;
 }
 
+/**
+ * `{ [key]: text }`, with `[key]Bytes` beside it (hex) when the text holds bytes that are not
+ * UTF-8: JSON keeps them as lone surrogates (`"caf\udce9"`), which most readers (jq, Python's
+ * json with default settings) turn into U+FFFD, so the hex is what a script can trust.
+ */
+export function withNameBytes(key: string, text: string): Record<string, string> {
+  const hex = nameBytesHex(text);
+  return hex === undefined ? { [key]: text } : { [key]: text, [`${key}Bytes`]: hex };
+}
+
 /** The slow path of {@link decodeName}: walks the bytes, escaping each one no valid sequence takes. */
 function decodeEscaping(bytes: Uint8Array): string {
   const units: number[] = [];

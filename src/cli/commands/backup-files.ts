@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { backupFiles, fileParentOf } from '../../backup/index.js';
 import { CofferError } from '../../errors/index.js';
-import { nameBytesHex, printableName, printableText } from '../../names/index.js';
+import { printableName, printableText, withNameBytes } from '../../names/index.js';
 import { acquireBackupLease, listSnapshots, resolveSnapshot, skipDamaged, type Snapshot } from '../../repo/index.js';
 import { Excludes, ListingPrefetch, readAccountNames } from '../../source/index.js';
 import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
@@ -105,12 +105,12 @@ export async function backupFilesCommand(paths: string[], options: FileBackupCom
           lease,
           signal: context.signal,
           // A path that is not UTF-8 printed as \xNN (JSON adds its bytes in hex): as `files ls` shows it.
-          onWarning: (w) => context.stderr.write(options.json ? `${JSON.stringify({ type: 'warning', ...w, ...pathBytes(w.path) })}\n` : `coffer: warning: ${printableName(w.path)}: ${printableText(w.message)}\n`),
+          onWarning: (w) => context.stderr.write(options.json ? `${JSON.stringify({ type: 'warning', ...w, ...withNameBytes('path', w.path) })}\n` : `coffer: warning: ${printableName(w.path)}: ${printableText(w.message)}\n`),
         });
         const files = snapshot.files as NonNullable<Snapshot['files']>;
         const stats = snapshot.stats;
         if (options.json) {
-          context.stdout.write(`${JSON.stringify({ id: snapshot.id, host: snapshot.vm, time: snapshot.time, parent: snapshot.parent, paths: files.paths, entries: files.entries, warnings: files.warnings, ...stats })}\n`);
+          context.stdout.write(`${JSON.stringify({ id: snapshot.id, host: snapshot.vm, time: snapshot.time, parent: snapshot.parent, paths: files.paths, entries: files.entries, warnings: files.warnings.map((w) => ({ ...w, ...withNameBytes('path', w.path) })), ...stats })}\n`);
         } else {
           const seconds = stats.durationMs / 1000;
           context.stdout.write(
@@ -166,8 +166,3 @@ function refuseUnstreamableStdin(stdin: NodeJS.ReadableStream & { isTTY?: boolea
   if (folder) throw new CofferError('E_USAGE', '--stdin reads a stream, and standard input is a folder: back up folders with --files PATH');
 }
 
-/** `pathBytes`: a path's bytes in hex when it has bytes that are not UTF-8 (jq turns lone surrogates into U+FFFD). */
-function pathBytes(path: string): { pathBytes?: string } {
-  const hex = nameBytesHex(path);
-  return hex === undefined ? {} : { pathBytes: hex };
-}

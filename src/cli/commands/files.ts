@@ -1,7 +1,7 @@
 import { CofferError } from '../../errors/index.js';
 import { OutputStream } from '../../disk/index.js';
 import { resolvePath, walkTree, type Filesystem, type FsDirEntry, type FsNode } from '../../fs/index.js';
-import { nameBytesHex, printableName, printableText } from '../../names/index.js';
+import { printableName, printableText, withNameBytes } from '../../names/index.js';
 import { resolveSnapshot } from '../../repo/index.js';
 import { extractTree, globToRegExp, SnapshotFiles, tarTree, TreeFilesystem, type TreeReport } from '../../restore/index.js';
 import type { Repository, Snapshot } from '../../repo/index.js';
@@ -167,7 +167,7 @@ async function listDirectory(fs: Filesystem, path: string, options: FilesCommand
   for (const entry of entries) {
     if (entry.node === undefined) {
       damaged++;
-      context.stderr.write(options.json ? `${JSON.stringify({ type: 'error', code: entry.error?.code, ...withBytes('path', entry.name), message: entry.error?.message })}\n` : `coffer: ${printable(entry.name)}: ${printableText(entry.error?.message ?? 'unreadable')}\n`);
+      context.stderr.write(options.json ? `${JSON.stringify({ type: 'error', code: entry.error?.code, ...withNameBytes('path', entry.name), message: entry.error?.message })}\n` : `coffer: ${printable(entry.name)}: ${printableText(entry.error?.message ?? 'unreadable')}\n`);
       continue;
     }
     const target = entry.node.type === 'symlink' ? await fs.readlink(entry.node).catch(() => '?') : undefined;
@@ -248,30 +248,20 @@ function reportExtraction(
   return report.problems.every((p) => p.code === 'E_TARGET_UNWRITABLE') ? ExitCode.targetUnwritable : ExitCode.contentUnreadable;
 }
 
-/**
- * `{ [key]: text }`, with `[key]Bytes` beside it (hex) when the text holds bytes that are not
- * UTF-8: JSON keeps them as lone surrogates (`"caf\udce9"`), which most readers (jq, Python's
- * json with default settings) turn into U+FFFD, so the hex is what a script can trust.
- */
-function withBytes(key: string, text: string): Record<string, string> {
-  const hex = nameBytesHex(text);
-  return hex === undefined ? { [key]: text } : { [key]: text, [`${key}Bytes`]: hex };
-}
-
 /** A get report as JSON: each path and renamed name that holds bytes that are not UTF-8 gets its bytes in hex beside it. */
 function jsonReport(report: TreeReport): object {
   return {
     ...report,
-    skipped: report.skipped.map((s) => ({ ...s, ...withBytes('path', s.path) })),
-    renamed: report.renamed.map((r) => ({ ...r, ...withBytes('path', r.path), ...withBytes('as', r.as) })),
-    problems: report.problems.map((p) => ({ ...p, ...withBytes('path', p.path) })),
+    skipped: report.skipped.map((s) => ({ ...s, ...withNameBytes('path', s.path) })),
+    renamed: report.renamed.map((r) => ({ ...r, ...withNameBytes('path', r.path), ...withNameBytes('as', r.as) })),
+    problems: report.problems.map((p) => ({ ...p, ...withNameBytes('path', p.path) })),
   };
 }
 
 function describe(name: string, node: FsNode, target: string | undefined): object {
   const iso = (ms: number): string | null => (Number.isFinite(ms) ? new Date(ms).toISOString() : null);
   return {
-    ...withBytes('name', name),
+    ...withNameBytes('name', name),
     type: node.type,
     size: node.size,
     mode: node.mode & 0o7777,
@@ -282,7 +272,7 @@ function describe(name: string, node: FsNode, target: string | undefined): objec
     atime: iso(node.atimeMs),
     ctime: iso(node.ctimeMs),
     birthtime: iso(node.birthtimeMs),
-    ...(target !== undefined ? withBytes('target', target) : {}),
+    ...(target !== undefined ? withNameBytes('target', target) : {}),
     ...(node.streams !== undefined && node.streams.length > 0 ? { streams: node.streams } : {}),
     ...(node.attributes !== undefined && node.attributes.length > 0 ? { attributes: node.attributes } : {}),
   };
