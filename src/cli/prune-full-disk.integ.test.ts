@@ -56,16 +56,29 @@ async function image(name: string, parts: Buffer[]): Promise<string> {
 }
 
 /**
- * Disks of 12 MiB backed up as VMs a and b; b shares half of a's blocks, so a's first pack
- * is mostly unused once a is forgotten (a repack, not a delete). Returns b's snapshot and image.
+ * Disks of 12 MiB backed up as VMs a and b; b shares half of a's blocks, so a's packs are
+ * about half unused once a is forgotten (a repack, not a delete). The shared blocks alternate
+ * with each disk's own, block by block (256 KiB, the default): blocks complete out of order
+ * (2 MiB groups on several threads, backup-disk.ts), and every frame and pack of a still holds
+ * both. With the shared half after a's own half, a loaded machine once packed a's own blocks
+ * alone and the dry run found a pack to delete, not repack (CI of 2026-11-29). Returns b's
+ * snapshot and image.
  */
 async function backUpSharingPair(repo: string): Promise<{ b: string; bImage: string }> {
   const shared = seededBytes(1, 6 * MiB);
-  const a = await image('a', [seededBytes(2, 6 * MiB), shared]);
-  const bImage = await image('b', [seededBytes(3, 6 * MiB), shared]);
+  const a = await image('a', alternate(seededBytes(2, 6 * MiB), shared));
+  const bImage = await image('b', alternate(seededBytes(3, 6 * MiB), shared));
   await cofferJson<BackupJson>(['backup', '-r', repo, '--vm', 'a', a], opts);
   const b = await cofferJson<BackupJson>(['backup', '-r', repo, '--vm', 'b', bImage], opts);
   return { b: b.id, bImage };
+}
+
+/** The 256 KiB blocks of `own` and `shared` taken in turn. */
+function alternate(own: Buffer, shared: Buffer): Buffer[] {
+  const block = 256 * 1024;
+  const parts: Buffer[] = [];
+  for (let at = 0; at < own.length; at += block) parts.push(own.subarray(at, at + block), shared.subarray(at, at + block));
+  return parts;
 }
 
 interface PruneJson {
