@@ -4,24 +4,53 @@ import { QUARANTINE_PREFIX, chunkKey } from './layout.js';
 import type { Repository } from './repository.js';
 import type { ObjectId } from './codec.js';
 
+/*
+ * The life of a quarantine marker (`quarantine/<id>.<unix ms>`, docs/repository-format.md §9):
+ * 1. verify --read-data finds a chunk damaged (or missing) and writes the marker
+ *    ({@link quarantineChunk}); format 1 also moves the damaged chunk object aside.
+ * 2. Every backup lists the markers first ({@link listQuarantined}) and never reuses
+ *    (deduplicates against) a marked id: the first one that meets the data stores the chunk
+ *    again (the heal), and reads of older snapshots find it there.
+ * 3. Format 2 prune drops the damaged copies once a good copy is stored elsewhere: it repacks
+ *    the damaged pack without them (dead-copies.ts).
+ * 4. Prune retires the marker (deletes it) once the chunk's damaged copies are gone and a good
+ *    copy is held, or no snapshot uses the chunk and no damaged copy is left
+ *    (quarantine-retire.ts). A marker that outlived its heal made every later backup store the
+ *    chunk once more, for ever.
+ */
+
 /**
  * Damaged chunks that verify has set aside under `quarantine/<id>.<unix ms>`. A backup reads
  * this list first and never reuses those ids, so the next backup that meets the same data
- * stores it again under the same id and every snapshot that needed it heals.
+ * stores it again under the same id and every snapshot that needed it heals. Prune retires a
+ * marker once the chunk's damaged copies are gone (quarantine-retire.ts): from then on backups
+ * deduplicate against the good copy again.
  */
 export async function listQuarantined(repo: Repository): Promise<Set<string>> {
-  const ids = new Set<string>();
-  for await (const entry of repo.backend.list(QUARANTINE_PREFIX)) {
-    const name = entry.key.slice(QUARANTINE_PREFIX.length);
-    const hex = name.split('.')[0] ?? '';
-    if (/^[0-9a-f]{64}$/.test(hex)) ids.add(hex);
-  }
-  return ids;
+  return new Set((await listQuarantineMarkers(repo)).keys());
 }
 
 /**
- * Moves a damaged chunk aside: a copy under `quarantine/` (kept for inspection), then the
- * chunk is deleted, so it counts as missing until a backup stores it again. Idempotent.
+ * The quarantine markers by chunk id (hex), each with its keys: verify writes one per damaged
+ * chunk, but format 1 writes another when the chunk went bad again after a heal.
+ */
+export async function listQuarantineMarkers(repo: Repository): Promise<Map<string, string[]>> {
+  const markers = new Map<string, string[]>();
+  for await (const entry of repo.backend.list(QUARANTINE_PREFIX)) {
+    const name = entry.key.slice(QUARANTINE_PREFIX.length);
+    const hex = name.split('.')[0] ?? '';
+    if (!/^[0-9a-f]{64}$/.test(hex)) continue;
+    const keys = markers.get(hex);
+    if (keys === undefined) markers.set(hex, [entry.key]);
+    else keys.push(entry.key);
+  }
+  return markers;
+}
+
+/**
+ * Moves a damaged chunk aside: a copy under `quarantine/` (kept for inspection until prune
+ * retires it after the heal), then the chunk is deleted, so it counts as missing until a
+ * backup stores it again. Idempotent.
  * Under Object Lock the damaged chunk may not be deletable yet: it stays, and the next
  * backup that meets the data writes a good version over it (backups never reuse a
  * quarantined id), which is what reads then see. `known` (listQuarantined): a chunk set aside

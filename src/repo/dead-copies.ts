@@ -10,15 +10,26 @@ import type { Repository } from './repository.js';
 /** A frame's table: which chunk lies where in its plaintext. */
 type FrameTable = readonly { id: Buffer; offset: number; length: number }[];
 
+/** A place a pack's trailer gives a quarantined chunk. */
+export interface QuarantinedCopy {
+  /** The pack, hex. */
+  pack: string;
+  location: ChunkLocation;
+}
+
 /**
  * Finds the dead copies of used chunks in a format 2 repository's packs, for prune's plan
  * (pack-plan.ts): a copy whose frame does not open (corrupt, or cut off) while another stored
- * pack holds the chunk in a frame that does. Verify quarantines the chunks of a damaged frame
- * and the next backup that meets their data stores them again in a new pack (damage.ts), but
- * the damaged pack still lists them and they are used: counted as live, the pack was kept for
- * ever, and a repack failed on the damaged frame. A dead copy counts as unused, so prune drops
- * it (and the pack's damage with it) while the good copy elsewhere stays. A damaged copy with
- * no good one elsewhere is not dead: it may be all that is left (salvage's job).
+ * pack holds the chunk in a frame that does. Verify
+ * quarantines the chunks of a damaged frame and the next backup that meets their data stores
+ * them again in a new pack (damage.ts), but the damaged pack still lists them and they are
+ * used: counted as live, the pack was kept for ever, and a repack failed on the damaged frame.
+ * A dead copy counts as unused, so prune drops it (and the pack's damage with it) while the
+ * good copy elsewhere stays. A damaged copy with no good one elsewhere is not dead: it may be
+ * all that is left (salvage's job).
+ *
+ * It also keeps, for the marker's retirement after the sweep, every copy of a quarantined id
+ * the trailers list ({@link copiesOf}) and whether each reads ({@link copyReads}).
  *
  * Only quarantined ids are checked (verify sets aside every chunk of a frame it finds damaged),
  * so a repository verify never found damaged costs one listing of `quarantine/` and nothing
@@ -32,6 +43,8 @@ export class DeadCopies {
   private index: Promise<ChunkIndex> | undefined;
   /** Frames asked about, by pack, offset and length: their table, or null when they do not open. */
   private readonly frames = new Map<string, Promise<FrameTable | null>>();
+  /** Every copy of a quarantined id (hex) the trailers asked about list, with its pack (hex). */
+  private readonly copies = new Map<string, QuarantinedCopy[]>();
 
   private constructor(
     private readonly repo: Repository,
@@ -54,13 +67,29 @@ export class DeadCopies {
     const packId = Buffer.from(pack, 'hex');
     for (const chunk of trailer.chunks) {
       const hex = chunk.id.toString('hex');
-      if (!this.quarantined.has(hex) || !live.has(chunk.id)) continue;
+      if (!this.quarantined.has(hex)) continue;
       const frame = trailer.frames[chunk.frame] as { offset: number; length: number };
       const here: ChunkLocation = { id: chunk.id, pack: packId, frameOffset: frame.offset, frameLength: frame.length, chunkOffset: chunk.offset, chunkLength: chunk.length };
+      const copies = this.copies.get(hex);
+      if (copies === undefined) this.copies.set(hex, [{ pack, location: here }]);
+      else copies.push({ pack, location: here });
       if (await this.reads(here)) continue;
-      if (await this.readsElsewhere(chunk.id, pack)) dead.add(hex);
+      if (live.has(chunk.id) && (await this.readsElsewhere(chunk.id, pack))) dead.add(hex);
     }
     return dead;
+  }
+
+  /** The copies of quarantined id `hex` that the trailers of the packs asked about ({@link inPack}) list. */
+  copiesOf(hex: string): readonly QuarantinedCopy[] {
+    return this.copies.get(hex) ?? [];
+  }
+
+  /**
+   * Whether the copy at `location` reads: its frame opens (every chunk rehashed) and its table
+   * holds the chunk there. Each frame is read once, whoever asks.
+   */
+  copyReads(location: ChunkLocation): Promise<boolean> {
+    return this.reads(location);
   }
 
   /** Whether a pack other than `pack` holds chunk `id` in a frame that opens, where the index segments say. */

@@ -44,7 +44,11 @@ export interface PackDecision {
 export interface PackPlan {
   /** Packs listed. */
   packs: number;
-  /** Packs kept as they are, by id (hex): their chunks stay where they are. */
+  /**
+   * Packs kept as they are, by id (hex): their chunks stay where they are. The sweep adds the
+   * packs it was to change but kept (no room for their copy, a frame that does not open), so
+   * that after it this is every old pack still stored.
+   */
   kept: Set<string>;
   /** Packs deleted or repacked, in listing order. */
   changes: PackDecision[];
@@ -56,6 +60,12 @@ export interface PackPlan {
    * open), the good copy another pack holds stays.
    */
   deadCopies: Map<string, ReadonlySet<string>>;
+  /**
+   * What the plan learned of the quarantined ids' copies (every copy the trailers list, and
+   * which of them read): after the sweep, prune retires the markers of the ids whose damaged
+   * copies are gone (quarantine-retire.ts) without reading those frames again.
+   */
+  copies: DeadCopies;
   /** Packs named by the index segments (hex). */
   named: Set<string>;
   segments: number;
@@ -86,11 +96,12 @@ export interface PackPlan {
  *   holds a dead copy of a used chunk: one in a frame that does not open while another stored
  *   pack holds the chunk in a frame that does (dead-copies.ts; after verify found the frame
  *   damaged and a backup stored its chunks again). A dead copy counts as unused and is never
- *   copied (`deadCopies`), so the damaged frame goes with its pack and the repository is
- *   clean again. A damaged copy with no good one elsewhere stays used: its pack is kept, or
- *   reported unreadable by the sweep (salvage's job), never lost. Only quarantined ids
- *   (damage.ts) are checked: a repository verify never found damaged pays one listing;
- *   each frame holding a quarantined id is read once;
+ *   copied (`deadCopies`), so the damaged frame goes with its pack, the repository is clean
+ *   again, and the chunk's quarantine marker can be retired (quarantine-retire.ts). A damaged
+ *   copy with no good one elsewhere stays used: its pack is kept, or reported unreadable by
+ *   the sweep (salvage's job), never lost. Only quarantined ids (damage.ts) are checked: a
+ *   repository verify never found damaged pays one listing; each frame holding a quarantined
+ *   id is read once;
  * - kept otherwise.
  * Refuses (`E_REPO_DAMAGED`) when an index segment cannot be read: the packs it names are
  * unknown, and one may hold the only good copy of a chunk a damaged pack lost.
@@ -100,9 +111,9 @@ export interface PackPlan {
  */
 export async function planPacks(repo: Repository, live: IdPrefixSet, hinted: ReadonlySet<string>, options: { threshold: number; onPack?: (done: number) => void }): Promise<PackPlan> {
   const namers = await packNamers(repo);
-  const plan: PackPlan = { packs: 0, kept: new Set(), changes: [], unreadable: [], deadCopies: new Map(), named: new Set(namers.keys()), segments: 0, locked: [], missing: [] };
-  const lockOf = lockCheck(repo, namers);
   const deadCopies = await DeadCopies.of(repo);
+  const plan: PackPlan = { packs: 0, kept: new Set(), changes: [], unreadable: [], deadCopies: new Map(), copies: deadCopies, named: new Set(namers.keys()), segments: 0, locked: [], missing: [] };
+  const lockOf = lockCheck(repo, namers);
   /** Plans `decision`, unless Object Lock keeps the pack or a segment naming it (then kept, and false). */
   const change = async (decision: PackDecision): Promise<boolean> => {
     const until = await lockOf(decision.id);

@@ -1,7 +1,8 @@
 /**
  * Prune of a format 2 repository whose pack verify found damaged (pack-plan.ts, dead-copies.ts,
  * pack-sweep.ts): once a backup stored the damaged frame's chunks again, prune repacks the
- * damaged pack without them; while the damaged copy is the only one, the pack stays.
+ * damaged pack without them and retires their quarantine markers (quarantine-retire.ts); while
+ * the damaged copy is the only one, the pack and the markers stay.
  */
 import assert from 'node:assert/strict';
 import { open, readdir, readFile, writeFile } from 'node:fs/promises';
@@ -17,6 +18,7 @@ import { ForwardingBackend } from './backend/forwarding-backend.js';
 import { LocalBackend } from './backend/local-backend.js';
 import type { PackTrailer } from './format/pack.js';
 import { readTrailer } from './pack-plan.js';
+import { listQuarantined } from './damage.js';
 import { pruneRepository } from './prune.js';
 import { initRepository, openRepository, type Repository } from './repository.js';
 import { deleteSnapshot, type Snapshot } from './snapshots.js';
@@ -135,11 +137,12 @@ test('format 2 prune after a heal: the damaged pack is repacked without its dama
 
     const dry = await pruneRepository(repo, { dryRun: true });
     assert.deepEqual(
-      [dry.packs?.packsDeleted, dry.packs?.packsRepacked, dry.packs?.packsKept, dry.packs?.liveBytesInRepacked, dry.packs?.damagedCopiesDropped],
-      [0, 1, 1, 40 * BLOCK, 8],
-      'the dry run plans the damaged pack\'s repack, without its damaged copies',
+      [dry.packs?.packsDeleted, dry.packs?.packsRepacked, dry.packs?.packsKept, dry.packs?.liveBytesInRepacked, dry.packs?.damagedCopiesDropped, dry.quarantineRetired],
+      [0, 1, 1, 40 * BLOCK, 8, 8],
+      'the dry run plans the damaged pack\'s repack, without its damaged copies, and the retirement of their markers',
     );
     assert.deepEqual(await packFiles(root), before, 'a dry run changes nothing');
+    assert.equal((await listQuarantined(repo)).size, 8, 'a dry run retires no marker');
 
     const report = await pruneRepository(repo);
     const packs = report.packs;
@@ -156,6 +159,8 @@ test('format 2 prune after a heal: the damaged pack is repacked without its dama
     assert.equal(after.length, 2);
     assert.equal(await chunksInPacks(repo, root), 48, 'every used chunk is held once');
     assert.ok(report.bytesFreed > 7 * BLOCK, `${report.bytesFreed} bytes freed: the damaged frame's`);
+    assert.equal(report.quarantineRetired, 8, 'the damaged copies are gone: their markers are retired');
+    assert.equal((await listQuarantined(repo)).size, 0);
 
     assert.deepEqual(await damagedIds(repo), []);
     assert.ok(await restoresAs(repo, first, path), 'the first snapshot restores byte for byte');
@@ -163,8 +168,8 @@ test('format 2 prune after a heal: the damaged pack is repacked without its dama
 
     const again = await pruneRepository(repo);
     assert.deepEqual(
-      [again.packs?.packsDeleted, again.packs?.packsRepacked, again.packs?.packsWritten, again.packs?.damagedCopiesDropped, again.packs?.unreadable.length, again.bytesFreed],
-      [0, 0, 0, 0, 0, 0],
+      [again.packs?.packsDeleted, again.packs?.packsRepacked, again.packs?.packsWritten, again.packs?.damagedCopiesDropped, again.packs?.unreadable.length, again.bytesFreed, again.quarantineRetired],
+      [0, 0, 0, 0, 0, 0, 0],
       'a second prune changes nothing',
     );
     assert.deepEqual(await packFiles(root), after);
@@ -201,6 +206,8 @@ test('format 2 prune: a damaged frame whose chunks no backup stored again keeps 
     assert.deepEqual([packs.packsDeleted, packs.packsRepacked, packs.packsKept, packs.packsWritten, packs.damagedCopiesDropped], [0, 0, 2, 0, 0]);
     assert.deepEqual(await packFiles(root), before, 'no pack is removed: the damaged one may hold the only copy');
     assert.deepEqual(await damagedIds(repo), lost, 'nothing more is damaged');
+    assert.equal(report.quarantineRetired, 0, 'the damaged copies are still in their pack: the markers stay');
+    assert.equal((await listQuarantined(repo)).size, 8);
 
     const again = await pruneRepository(repo);
     assert.deepEqual(again.packs?.unreadable.map((u) => u.pack), [damaged]);
@@ -224,6 +231,7 @@ test('format 2 prune: a damaged copy is dead only while another copy reads; when
     assert.ok(packs !== undefined);
     assert.deepEqual([packs.packsDeleted, packs.packsRepacked, packs.packsKept, packs.packsWritten, packs.damagedCopiesDropped, packs.unreadable.length], [0, 0, 2, 0, 0, 0]);
     assert.deepEqual(await packFiles(root), before, 'neither copy is dropped');
+    assert.deepEqual([report.quarantineRetired, (await listQuarantined(repo)).size], [0, 8], 'no copy reads: the markers stay');
   });
 });
 
@@ -248,13 +256,75 @@ test('format 2 prune on a full disk (in small steps): the damaged pack is repack
     const packs = report.packs;
     assert.ok(packs !== undefined);
     assert.deepEqual(
-      [packs.packsDeleted, packs.packsRepacked, packs.packsKept, packs.packsWritten, packs.chunksCopied, packs.damagedCopiesDropped, packs.repacksPostponed, packs.unreadable.length],
-      [0, 1, 1, 1, 40, 8, 0, 0],
+      [packs.packsDeleted, packs.packsRepacked, packs.packsKept, packs.packsWritten, packs.chunksCopied, packs.damagedCopiesDropped, packs.repacksPostponed, packs.unreadable.length, report.quarantineRetired],
+      [0, 1, 1, 1, 40, 8, 0, 0, 8],
     );
     const after = await packFiles(root);
     assert.ok(!after.includes(damaged) && after.includes(healed) && after.length === 2, JSON.stringify(after));
     assert.deepEqual(await damagedIds(repo), []);
     assert.ok(await restoresAs(repo, first, path));
     assert.ok(await restoresAs(repo, second, path));
+  });
+});
+
+/** Fails like a process killed at that point: the first delete `kills` picks. */
+class KilledAt extends ForwardingBackend {
+  killed = false;
+  constructor(inner: Backend, private readonly kills: (key: string) => boolean) {
+    super(inner);
+  }
+  override delete(key: string): Promise<void> {
+    if (!this.killed && this.kills(key)) {
+      this.killed = true;
+      return Promise.reject(new Error(`killed before deleting ${key}`));
+    }
+    return super.delete(key);
+  }
+}
+
+test('format 2 prune killed after its sweep, before the quarantine markers go: every snapshot reads, the markers stay, and the next prune retires them', async () => {
+  const root = await newRepo();
+  const path = await image(seededBytes(26, 3 * MiB));
+  const { first, second, damaged } = await withRepo(new LocalBackend(root), (repo) => healedRepository(repo, root, path));
+  const killed = new KilledAt(new LocalBackend(root), (key) => key.startsWith('quarantine/'));
+  await withRepo(killed, async (repo) => {
+    await assert.rejects(pruneRepository(repo), /killed before deleting quarantine\//);
+    assert.ok(!(await packFiles(root)).includes(damaged), 'the sweep was done');
+    assert.equal((await listQuarantined(repo)).size, 8);
+    assert.deepEqual(await damagedIds(repo), []);
+    assert.ok(await restoresAs(repo, first, path));
+    assert.ok(await restoresAs(repo, second, path));
+    // Until a prune retires the markers, a backup stores the chunks once more: a second good copy.
+    const third = await backup(repo, 'vm', path);
+    assert.equal(third.stats.bytesNew, 8 * BLOCK);
+
+    const report = await pruneRepository(repo);
+    assert.equal(report.quarantineRetired, 8, 'every copy reads: the markers are retired');
+    assert.equal((await listQuarantined(repo)).size, 0);
+    assert.equal((await backup(repo, 'vm', path)).stats.bytesNew, 0, 'backups deduplicate against the healed chunks again');
+    assert.deepEqual(await damagedIds(repo), []);
+    assert.ok(await restoresAs(repo, first, path));
+  });
+});
+
+test('format 2 prune killed in its sweep, before the damaged pack is deleted: the markers stay, and the next prune finishes and retires them', async () => {
+  const root = await newRepo();
+  const path = await image(seededBytes(27, 3 * MiB));
+  const { first, second, damaged } = await withRepo(new LocalBackend(root), (repo) => healedRepository(repo, root, path));
+  await withRepo(new KilledAt(new LocalBackend(root), (key) => key === damaged), async (repo) => {
+    await assert.rejects(pruneRepository(repo), /killed before deleting packs\//);
+    assert.ok((await packFiles(root)).includes(damaged), 'the damaged pack is still there (no segment names it now)');
+    assert.equal((await listQuarantined(repo)).size, 8, 'no marker goes while its damaged copy is stored');
+    assert.deepEqual(await damagedIds(repo), []);
+    assert.ok(await restoresAs(repo, first, path));
+
+    const report = await pruneRepository(repo);
+    assert.ok(!(await packFiles(root)).includes(damaged));
+    assert.equal(report.quarantineRetired, 8);
+    assert.equal(await chunksInPacks(repo, root), 48, 'every used chunk is held once');
+    assert.deepEqual(await damagedIds(repo), []);
+    assert.ok(await restoresAs(repo, first, path));
+    assert.ok(await restoresAs(repo, second, path));
+    assert.equal((await backup(repo, 'vm', path)).stats.bytesNew, 0);
   });
 });

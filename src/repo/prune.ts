@@ -11,9 +11,10 @@ import type { Repository } from './repository.js';
 import { listSnapshots } from './snapshots.js';
 import { walkBlocks } from './walk.js';
 import { walkFileTrees } from './file-trees.js';
-import { planPacks, REPACK_DEFAULTS } from './pack-plan.js';
+import { planPacks, REPACK_DEFAULTS, type PackPlan } from './pack-plan.js';
 import { dropUnneededRecords } from './pack-removals.js';
 import { sweepPacks, type PackSweepReport } from './pack-sweep.js';
+import { retireQuarantine } from './quarantine-retire.js';
 import { mergeSmallSegments, type SegmentMergeReport } from './segment-merge.js';
 import { keepSpaceReserve, releaseSpaceReserve, SPACE_RESERVE_BYTES } from './space-reserve.js';
 
@@ -46,6 +47,13 @@ export interface PruneReport {
   bytesKept: number;
   /** Leases of processes that died, removed. */
   expiredLeasesRemoved: number;
+  /**
+   * Chunks whose quarantine markers (damage.ts) were retired (or, with dryRun, would be): their
+   * damaged copies are gone and a good copy is stored (or no snapshot uses them), so backups
+   * deduplicate against them again instead of storing them once more each time
+   * (quarantine-retire.ts).
+   */
+  quarantineRetired: number;
   /**
    * Garbage still under Object Lock retention, left in place (not counted as removed): a
    * later prune, once the retention ended, removes it. Always 0 without a lock.
@@ -94,7 +102,9 @@ export interface PruneProgress {
  * ones: docs/repository-format.md §19.7). On a disk full to the last block (E_NO_SPACE), a local
  * repository's space reserve is deleted and the prune runs again in small steps (packs deleted
  * first, then repacked one pack's worth at a time); the reserve is written back at the end
- * (space-reserve.ts, `report.spaceReserve`).
+ * (space-reserve.ts, `report.spaceReserve`). Last, the quarantine markers of chunks whose
+ * damaged copies are gone are retired (quarantine-retire.ts), so that backups deduplicate
+ * against the healed chunks again.
  */
 export async function pruneRepository(repo: Repository, options: PruneOptions = {}): Promise<PruneReport> {
   if (options.dryRun === true) return pruneOnce(repo, options, false);
@@ -175,7 +185,7 @@ async function pruneOnce(repo: Repository, options: PruneOptions, lowSpace: bool
   try {
     const report: PruneReport = {
       dryRun, snapshots: 0, chunksReferenced: 0, indexPagesReferenced: 0, chunksRemoved: 0, indexPagesRemoved: 0,
-      notesRemoved: 0, bytesFreed: 0, chunksKept: 0, bytesKept: 0, expiredLeasesRemoved: held?.expiredRemoved ?? 0, stillLocked: 0,
+      notesRemoved: 0, bytesFreed: 0, chunksKept: 0, bytesKept: 0, expiredLeasesRemoved: held?.expiredRemoved ?? 0, quarantineRetired: 0, stillLocked: 0,
     };
     // Mark.
     const damaged: string[] = [];
@@ -224,8 +234,9 @@ async function pruneOnce(repo: Repository, options: PruneOptions, lowSpace: bool
     report.indexPagesReferenced = pages.size;
 
     // Format 2: packs first (their new places are written before anything is deleted).
+    let plan: PackPlan | undefined;
     if (repo.config.version === 2) {
-      const plan = await planPacks(repo, chunks, hinted, { threshold, onPack: (done) => options.onProgress?.({ phase: 'plan', done, total: 0 }) });
+      plan = await planPacks(repo, chunks, hinted, { threshold, onPack: (done) => options.onProgress?.({ phase: 'plan', done, total: 0 }) });
       // A pack's unfinished write (a process killed while writing it) is room a full disk needs before the sweep.
       if (!dryRun) await removeStaleTemporaries(repo, report, lowSpace);
       report.packs = await sweepPacks(repo, plan, chunks, {
@@ -275,6 +286,8 @@ async function pruneOnce(repo: Repository, options: PruneOptions, lowSpace: bool
     // Before the first delete: every chunk cache built until now is stale (chunk-cache.ts).
     if (!dryRun && garbage.some((object) => object.kind === 'chunk')) await recordChunkDeletions(repo.backend);
     let swept = 0;
+    /** Chunk objects (hex) deleted, or with dryRun that would be. */
+    const removedChunks = new Set<string>();
     // With Object Lock, garbage whose retention has not ended is left for a later prune: its
     // retention is read first (never a delete known to fail), and a delete refused anyway
     // (a clock behind the store's) counts the same.
@@ -287,11 +300,18 @@ async function pruneOnce(repo: Repository, options: PruneOptions, lowSpace: bool
         report.stillLocked++;
         return;
       }
-      if (object.kind === 'chunk') report.chunksRemoved++;
-      else if (object.kind === 'page') report.indexPagesRemoved++;
+      if (object.kind === 'chunk') {
+        report.chunksRemoved++;
+        removedChunks.add(idFromKey(object.key) as string);
+      } else if (object.kind === 'page') report.indexPagesRemoved++;
       else report.notesRemoved++;
       report.bytesFreed += object.size;
     });
+    // Last, once every damaged copy this prune drops is gone: the quarantine markers whose job is done.
+    if (options.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'prune interrupted (run it again: what is left is only garbage)');
+    const retirement = await retireQuarantine(repo, chunks, { dryRun, removedChunks, ...(plan !== undefined ? { plan } : {}) });
+    report.quarantineRetired = retirement.retired;
+    report.stillLocked += retirement.stillLocked;
     // Format 2: the pack-removal records no kept snapshot's next incremental needs (§19.11).
     if (!dryRun && repo.config.version === 2) await dropUnneededRecords(repo, snapshots.map((s) => s.prunedThrough));
     if (!dryRun) await removeStaleTemporaries(repo, report, lowSpace);
