@@ -11,8 +11,8 @@ import type { ObjectId } from './codec.js';
  * 2. Every backup lists the markers first ({@link listQuarantined}) and never reuses
  *    (deduplicates against) a marked id: the first one that meets the data stores the chunk
  *    again (the heal), and reads of older snapshots find it there.
- * 3. Format 2 prune drops the damaged copies once a good copy is stored elsewhere: it repacks
- *    the damaged pack without them (dead-copies.ts).
+ * 3. Format 2 prune drops the damaged copies once a good copy is stored elsewhere (or once no
+ *    snapshot uses the chunk): it repacks the damaged pack without them (dead-copies.ts).
  * 4. Prune retires the marker (deletes it) once the chunk's damaged copies are gone and a good
  *    copy is held, or no snapshot uses the chunk and no damaged copy is left
  *    (quarantine-retire.ts). A marker that outlived its heal made every later backup store the

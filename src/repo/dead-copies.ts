@@ -18,15 +18,18 @@ export interface QuarantinedCopy {
 }
 
 /**
- * Finds the dead copies of used chunks in a format 2 repository's packs, for prune's plan
+ * Finds the dead copies of quarantined chunks in a format 2 repository's packs, for prune's plan
  * (pack-plan.ts): a copy whose frame does not open (corrupt, or cut off) while another stored
- * pack holds the chunk in a frame that does. Verify
+ * pack holds the chunk in a frame that does, or while no snapshot uses the chunk at all. Verify
  * quarantines the chunks of a damaged frame and the next backup that meets their data stores
  * them again in a new pack (damage.ts), but the damaged pack still lists them and they are
  * used: counted as live, the pack was kept for ever, and a repack failed on the damaged frame.
  * A dead copy counts as unused, so prune drops it (and the pack's damage with it) while the
- * good copy elsewhere stays. A damaged copy with no good one elsewhere is not dead: it may be
- * all that is left (salvage's job).
+ * good copy elsewhere stays. A damaged copy with no good one elsewhere, of a chunk a snapshot
+ * uses, is not dead: it may be all that is left (salvage's job). A damaged copy of a chunk no
+ * snapshot uses is dead whatever else holds it: its pack is repacked (or deleted) even when it
+ * is otherwise full enough to keep, since while the index names the damaged copy, its
+ * quarantine marker cannot be retired (quarantine-retire.ts).
  *
  * It also keeps, for the marker's retirement after the sweep, every copy of a quarantined id
  * the trailers list ({@link copiesOf}) and whether each reads ({@link copyReads}).
@@ -57,9 +60,10 @@ export class DeadCopies {
   }
 
   /**
-   * The used chunks (`live`; hex ids) whose copy in pack `pack` (hex, its trailer `trailer`) is
-   * dead: its frame does not open or does not hold it where the trailer says, and a frame of
-   * another stored pack does. Nothing is read for a pack holding no quarantined id.
+   * The quarantined chunks (hex ids) whose copy in pack `pack` (hex, its trailer `trailer`) is
+   * dead: its frame does not open or does not hold it where the trailer says, and either no
+   * snapshot uses the chunk (`live`) or a frame of another stored pack holds it. Nothing is
+   * read for a pack holding no quarantined id.
    */
   async inPack(pack: string, trailer: PackTrailer, live: IdPrefixSet): Promise<Set<string>> {
     const dead = new Set<string>();
@@ -74,7 +78,7 @@ export class DeadCopies {
       if (copies === undefined) this.copies.set(hex, [{ pack, location: here }]);
       else copies.push({ pack, location: here });
       if (await this.reads(here)) continue;
-      if (live.has(chunk.id) && (await this.readsElsewhere(chunk.id, pack))) dead.add(hex);
+      if (!live.has(chunk.id) || (await this.readsElsewhere(chunk.id, pack))) dead.add(hex);
     }
     return dead;
   }

@@ -34,7 +34,10 @@ export interface PackDecision {
   /** Plaintext bytes of its chunks, and of the used ones (less its dead copies). */
   bytes: number;
   liveBytes: number;
-  /** Copies of used chunks that are dead here (their frame does not open; another pack holds a good copy): dropped, never copied. */
+  /**
+   * Copies of quarantined chunks that are dead here (their frame does not open, and another pack
+   * holds a good copy or no snapshot uses the chunk): dropped, never copied.
+   */
   deadCopies: number;
   /** Named by an index segment (false: left by a crashed backup or an interrupted prune). */
   named: boolean;
@@ -55,8 +58,8 @@ export interface PackPlan {
   /** Packs whose trailer does not read: kept as they are (salvage's job), with why. */
   unreadable: { pack: string; message: string }[];
   /**
-   * Packs to delete or repack that hold dead copies of used chunks (dead-copies.ts), by id
-   * (hex), each with those chunks (hex): the sweep never copies them (their frame does not
+   * Packs to delete or repack that hold dead copies of quarantined chunks (dead-copies.ts), by
+   * id (hex), each with those chunks (hex): the sweep never copies them (their frame does not
    * open), the good copy another pack holds stays.
    */
   deadCopies: Map<string, ReadonlySet<string>>;
@@ -93,13 +96,15 @@ export interface PackPlan {
  *   segment names it but it holds used chunks (an interrupted prune's or a lost segment's:
  *   the copy goes into a pack a segment names, unless another kept pack has the chunk);
  * - repacked (or deleted, when nothing else of it is used), whatever its unused share, when it
- *   holds a dead copy of a used chunk: one in a frame that does not open while another stored
- *   pack holds the chunk in a frame that does (dead-copies.ts; after verify found the frame
- *   damaged and a backup stored its chunks again). A dead copy counts as unused and is never
- *   copied (`deadCopies`), so the damaged frame goes with its pack, the repository is clean
- *   again, and the chunk's quarantine marker can be retired (quarantine-retire.ts). A damaged
- *   copy with no good one elsewhere stays used: its pack is kept, or reported unreadable by
- *   the sweep (salvage's job), never lost. Only quarantined ids (damage.ts) are checked: a
+ *   holds a dead copy of a quarantined chunk: one in a frame that does not open while another
+ *   stored pack holds the chunk in a frame that does (dead-copies.ts; after verify found the
+ *   frame damaged and a backup stored its chunks again), or while no snapshot uses the chunk.
+ *   A dead copy counts as unused and is never copied (`deadCopies`), so the damaged frame goes
+ *   with its pack, the repository is clean again, and the chunk's quarantine marker can be
+ *   retired (quarantine-retire.ts): a damaged copy the index names keeps its marker, and with
+ *   it the frame's read at every prune, however full the pack. A damaged copy of a used chunk
+ *   with no good one elsewhere stays used: its pack is kept, or reported unreadable by the
+ *   sweep (salvage's job), never lost. Only quarantined ids (damage.ts) are checked: a
  *   repository verify never found damaged pays one listing; each frame holding a quarantined
  *   id is read once;
  * - kept otherwise.

@@ -22,9 +22,10 @@ export interface PackSweepReport {
   /** Packs whose used chunks were copied into new packs, then deleted. */
   packsRepacked: number;
   /**
-   * Damaged copies dropped with the packs removed: used chunks whose frame there did not open
-   * while another pack holds a good copy (a backup stored them again after verify found them
-   * damaged; pack-plan.ts, dead-copies.ts). Not copied, not lost.
+   * Damaged copies dropped with the packs removed: quarantined chunks whose frame there did not
+   * open while another pack holds a good copy (a backup stored them again after verify found
+   * them damaged), or while no snapshot uses them (pack-plan.ts, dead-copies.ts). Not copied,
+   * not lost.
    */
   damagedCopiesDropped: number;
   /** New packs and their bytes, with the new index segments (0 in a dry run). */

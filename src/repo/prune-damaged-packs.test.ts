@@ -328,3 +328,50 @@ test('format 2 prune killed in its sweep, before the damaged pack is deleted: th
     assert.equal((await backup(repo, 'vm', path)).stats.bytesNew, 0);
   });
 });
+
+test('format 2 prune: damaged copies of chunks no snapshot uses any more are dropped even from a pack full enough to keep, and their markers retired', async () => {
+  const root = await newRepo();
+  const data = seededBytes(28, 3 * MiB);
+  const path = await image(data);
+  await withRepo(new LocalBackend(root), async (repo) => {
+    const first = await backup(repo, 'vm', path);
+    const [damaged] = await packFiles(root);
+    assert.ok(damaged !== undefined);
+    const trailer = await trailerOf(repo, root, damaged);
+    // The second backup replaces the 8 blocks of the first frame, which then goes bad.
+    const inFrame = new Set(trailer.chunks.filter((c) => c.frame === 0).map((c) => c.id.toString('hex')));
+    assert.equal(inFrame.size, 8);
+    const changed = Buffer.from(data);
+    for (let block = 0; block < 48; block++) {
+      const at = block * BLOCK;
+      if (inFrame.has(repo.codec.idOf(data.subarray(at, at + BLOCK)).toString('hex'))) seededBytes(100 + block, BLOCK).copy(changed, at);
+    }
+    const changedPath = await image(changed);
+    const second = await backup(repo, 'vm', changedPath);
+    assert.equal(second.stats.bytesNew, 8 * BLOCK);
+    await corruptFrame(root, damaged, trailer.frames[0] as { offset: number; length: number });
+    assert.equal((await verifyRepository(repo, { readData: true, now: () => new Date() })).quarantined, 8);
+    // Forgotten, the first snapshot leaves the damaged chunks unused: 8 of 48, below the repack threshold.
+    await deleteSnapshot(repo, first.id);
+
+    const dry = await pruneRepository(repo, { dryRun: true });
+    assert.deepEqual([dry.packs?.packsRepacked, dry.packs?.damagedCopiesDropped, dry.quarantineRetired], [1, 8, 8]);
+    const report = await pruneRepository(repo);
+    const packs = report.packs;
+    assert.ok(packs !== undefined);
+    assert.deepEqual(
+      [packs.packsDeleted, packs.packsRepacked, packs.packsWritten, packs.chunksCopied, packs.framesMoved, packs.damagedCopiesDropped, packs.unreadable.length, report.quarantineRetired],
+      [0, 1, 1, 40, 5, 8, 0, 8],
+      'the damaged pack is repacked without its damaged frame, and the markers go',
+    );
+    assert.ok(!(await packFiles(root)).includes(damaged));
+    assert.equal((await listQuarantined(repo)).size, 0);
+    assert.deepEqual(await damagedIds(repo), []);
+    assert.ok(await restoresAs(repo, second, changedPath));
+    // The old blocks, met again, are stored again: nothing names a copy of them now.
+    const third = await backup(repo, 'vm', path);
+    assert.equal(third.stats.bytesNew, 8 * BLOCK);
+    assert.deepEqual(await damagedIds(repo), []);
+    assert.ok(await restoresAs(repo, third, path));
+  });
+});
