@@ -79,11 +79,12 @@ export function renderPrune(r: PruneReport): string {
         : `wrote ${p.packsWritten} new pack(s): ${p.chunksCopied} chunk(s), ${formatBytes(p.bytesRewritten)} (${p.framesMoved} frame(s) moved as they were, ${p.framesRecompressed} recompressed); index segments: ${p.segmentsRewritten} rewritten, ${p.segmentsRemoved} removed`,
       `${verb} ${r.indexPagesRemoved} index page(s) and ${r.notesRemoved} note(s) no snapshot uses: ${formatBytes(r.bytesFreed)} ${r.dryRun ? 'would be ' : ''}freed`,
     );
-    if (p.damagedCopiesDropped > 0) lines.push(`${r.dryRun ? 'would drop' : 'dropped'} ${p.damagedCopiesDropped} damaged cop${p.damagedCopiesDropped === 1 ? 'y' : 'ies'} of chunks a backup stored again after verify found them: the damaged frames go with their packs`);
+    if (p.damagedCopiesDropped > 0) lines.push(`${r.dryRun ? 'would drop' : 'dropped'} ${p.damagedCopiesDropped} damaged cop${p.damagedCopiesDropped === 1 ? 'y' : 'ies'} of chunks verify found damaged (a backup stored them again, or no snapshot uses them): the damaged frames go with their packs`);
     for (const u of p.unreadable) lines.push(`kept ${u.pack} as it is: ${u.message} (run coffer verify --read-data)`);
     const m = r.segments;
     if (m !== undefined && m.segmentsMerged > 0) lines.push(`index segments: ${m.segmentsBefore} before; ${m.segmentsMerged} small one(s) ${r.dryRun ? 'would be merged' : `merged into ${m.segmentsWritten}`}`);
   }
+  if (r.quarantineRetired > 0) lines.push(`${r.dryRun ? 'would retire' : 'retired'} the quarantine markers of ${r.quarantineRetired} chunk(s) verify found damaged: their damaged copies are gone, so backups deduplicate against them again instead of storing them once more`);
   if (r.temporaryFilesRemoved !== undefined) lines.push(`removed ${r.temporaryFilesRemoved.files} temporary file(s) of writes that never finished (a process killed while writing): ${formatBytes(r.temporaryFilesRemoved.bytes)}`);
   if (r.stillLocked > 0) lines.push(`${r.stillLocked} object(s) no snapshot uses are still locked (Object Lock): a later prune removes them`);
   if (r.expiredLeasesRemoved > 0) lines.push(`removed ${r.expiredLeasesRemoved} lease(s) of processes that died`);

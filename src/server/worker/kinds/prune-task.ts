@@ -42,8 +42,8 @@ export async function pruneWithReport(repo: Repository, spec: Pick<PruneSpec, 'd
     ],
     figures: {
       snapshots: r.snapshots, chunksRemoved: r.chunksRemoved, indexPagesRemoved: r.indexPagesRemoved, notesRemoved: r.notesRemoved,
-      bytesFreed: r.bytesFreed, chunksKept: r.chunksKept, bytesKept: r.bytesKept, expiredLeasesRemoved: r.expiredLeasesRemoved, durationMs: Date.now() - started,
-      ...(r.packs === undefined ? {} : { packsDeleted: r.packs.packsDeleted, packsRepacked: r.packs.packsRepacked, packsKept: r.packs.packsKept, packsWritten: r.packs.packsWritten, bytesRewritten: r.packs.bytesRewritten }),
+      bytesFreed: r.bytesFreed, chunksKept: r.chunksKept, bytesKept: r.bytesKept, expiredLeasesRemoved: r.expiredLeasesRemoved, quarantineRetired: r.quarantineRetired, durationMs: Date.now() - started,
+      ...(r.packs === undefined ? {} : { packsDeleted: r.packs.packsDeleted, packsRepacked: r.packs.packsRepacked, packsKept: r.packs.packsKept, packsWritten: r.packs.packsWritten, bytesRewritten: r.packs.bytesRewritten, damagedCopiesDropped: r.packs.damagedCopiesDropped }),
     },
     detail: { dryRun: r.dryRun },
   };
