@@ -53,7 +53,8 @@ export async function listQuarantineMarkers(repo: Repository): Promise<Map<strin
  * backup stores it again. Idempotent.
  * Under Object Lock the damaged chunk may not be deletable yet: it stays, and the next
  * backup that meets the data writes a good version over it (backups never reuse a
- * quarantined id), which is what reads then see. `known` (listQuarantined): a chunk set aside
+ * quarantined id), which is what reads then see, and prune retires the marker once that
+ * version reads (quarantine-retire.ts). `known` (listQuarantined): a chunk set aside
  * already gets no second marker while it is still missing (format 1), or at all (format 2,
  * where a marker only names the id): each verify used to add one more for the same chunk.
  */

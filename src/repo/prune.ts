@@ -307,14 +307,15 @@ async function pruneOnce(repo: Repository, options: PruneOptions, lowSpace: bool
       else report.notesRemoved++;
       report.bytesFreed += object.size;
     });
-    // Last, once every damaged copy this prune drops is gone: the quarantine markers whose job is done.
+    // Format 2: the pack-removal records no kept snapshot's next incremental needs (§19.11).
+    if (!dryRun && repo.config.version === 2) await dropUnneededRecords(repo, snapshots.map((s) => s.prunedThrough));
+    if (!dryRun) await removeStaleTemporaries(repo, report, lowSpace);
+    // Last, once every damaged copy this prune drops is gone (it syncs before its deletes): the
+    // quarantine markers whose job is done.
     if (options.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'prune interrupted (run it again: what is left is only garbage)');
     const retirement = await retireQuarantine(repo, chunks, { dryRun, removedChunks, ...(plan !== undefined ? { plan } : {}) });
     report.quarantineRetired = retirement.retired;
     report.stillLocked += retirement.stillLocked;
-    // Format 2: the pack-removal records no kept snapshot's next incremental needs (§19.11).
-    if (!dryRun && repo.config.version === 2) await dropUnneededRecords(repo, snapshots.map((s) => s.prunedThrough));
-    if (!dryRun) await removeStaleTemporaries(repo, report, lowSpace);
     if (!dryRun) await repo.backend.sync();
     return report;
   } finally {
