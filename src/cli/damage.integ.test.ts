@@ -2,7 +2,7 @@
  * Black-box damage and healing through the `coffer` binary: one byte flipped in one stored
  * chunk must be found by `verify --read-data`, named down to the snapshots, disk and byte
  * range it breaks, make restore fail loudly (never write wrong bytes), and be healed by the
- * next backup of the same data.
+ * next backup of the same data; prune then retires its quarantine marker.
  */
 import assert from 'node:assert/strict';
 import { access, readdir, readFile, writeFile } from 'node:fs/promises';
@@ -128,5 +128,12 @@ for (const c of cases) {
       assertExit(await coffer(['restore', '-r', repo, id, '--to', out], env), 0);
       await assertSameBytes(out, derived, `old snapshot ${name} after healing`);
     }
+
+    // Prune retires the marker (the chunk reads again), and backups deduplicate against it again.
+    const pruned = await cofferJson<{ quarantineRetired: number }>(['prune', '-r', repo], env);
+    assert.equal(pruned.quarantineRetired, 1);
+    assert.equal((await readdir(join(repo, 'quarantine'))).filter((name) => name.startsWith(`${victim}.`)).length, 0, 'the marker is retired');
+    const after = await cofferJson<BackupJson>(['backup', '-r', repo, '--vm', 'a', '--time', '2024-01-05T00:00:00Z', derived], env);
+    assert.equal(after.bytesNew, 0, 'the healed chunk is not stored once more');
   });
 }
