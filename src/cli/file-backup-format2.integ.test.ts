@@ -155,8 +155,12 @@ test('format 2: verify --read-data checks file chunks found through the index se
   assertExit(corrupt, 13);
   assert.match(corrupt.stdout.toString(), new RegExp(`AFFECTED snapshot .* disk ${src}/`));
   assert.doesNotMatch(corrupt.stdout.toString(), /cannot be named/);
+  // The pack put back whole (as from another copy of the storage): verify set its chunks
+  // aside, and prune, finding every copy readable again, retires the markers.
   await fs.writeFile(dataPack, original);
-  await fs.rm(join(repo, 'quarantine'), { recursive: true, force: true }); // verify set the chunks aside: undo
+  const pruned = JSON.parse((await coffer(['prune', '-r', repo, '--json'], opts)).stdout.toString()) as { quarantineRetired: number };
+  assert.ok(pruned.quarantineRetired > 0, JSON.stringify(pruned));
+  assert.deepEqual(await fs.readdir(join(repo, 'quarantine')).catch(() => []), []);
 
   // Without the segments neither the trees nor the chunks of a file snapshot can be found:
   // verify says so; `repair --index` rebuilds them from the packs' trailers.
