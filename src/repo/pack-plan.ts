@@ -53,6 +53,8 @@ export interface PackPlan {
    * that after it this is every old pack still stored.
    */
   kept: Set<string>;
+  /** The stored bytes of the packs in {@link kept}: what stays of the old packs. */
+  keptBytes: number;
   /** Packs deleted or repacked, in listing order. */
   changes: PackDecision[];
   /** Packs whose trailer does not read: kept as they are (salvage's job), with why. */
@@ -117,7 +119,7 @@ export interface PackPlan {
 export async function planPacks(repo: Repository, live: IdPrefixSet, hinted: ReadonlySet<string>, options: { threshold: number; onPack?: (done: number) => void }): Promise<PackPlan> {
   const namers = await packNamers(repo);
   const deadCopies = await DeadCopies.of(repo);
-  const plan: PackPlan = { packs: 0, kept: new Set(), changes: [], unreadable: [], deadCopies: new Map(), copies: deadCopies, named: new Set(namers.keys()), segments: 0, locked: [], missing: [] };
+  const plan: PackPlan = { packs: 0, kept: new Set(), keptBytes: 0, changes: [], unreadable: [], deadCopies: new Map(), copies: deadCopies, named: new Set(namers.keys()), segments: 0, locked: [], missing: [] };
   const lockOf = lockCheck(repo, namers);
   /** Plans `decision`, unless Object Lock keeps the pack or a segment naming it (then kept, and false). */
   const change = async (decision: PackDecision): Promise<boolean> => {
@@ -131,10 +133,12 @@ export async function planPacks(repo: Repository, live: IdPrefixSet, hinted: Rea
     return false;
   };
   for await (const _ of repo.backend.list(SEGMENTS_PREFIX)) plan.segments++;
+  const sizes = new Map<string, number>();
   for await (const entry of repo.backend.list(PACKS_PREFIX)) {
     const id = idFromKey(entry.key);
     if (id === null) continue;
     plan.packs++;
+    sizes.set(id, entry.size);
     options.onPack?.(plan.packs);
     const named = plan.named.has(id);
     let trailer: PackTrailer;
@@ -173,6 +177,7 @@ export async function planPacks(repo: Repository, live: IdPrefixSet, hinted: Rea
     plan.kept.add(decision.id);
     plan.deadCopies.delete(decision.id);
   }
+  for (const id of plan.kept) plan.keptBytes += sizes.get(id) ?? 0;
   const stored = new Set([...plan.kept, ...plan.changes.map((c) => c.id)]);
   plan.missing = [...hinted].filter((pack) => !stored.has(pack));
   return plan;

@@ -28,9 +28,15 @@ export interface PackSweepReport {
    * not lost.
    */
   damagedCopiesDropped: number;
-  /** New packs and their bytes, with the new index segments (0 in a dry run). */
+  /**
+   * New packs and their bytes, with the new index segments. A dry run writes none and
+   * estimates the bytes: each pack to repack's stored size in the share of its chunks' bytes
+   * that are used (compression assumed even across the pack).
+   */
   packsWritten: number;
   bytesRewritten: number;
+  /** Of {@link bytesRewritten}, the new packs' (without their index segments). */
+  packBytesWritten: number;
   /** Plaintext bytes of the used chunks of the packs to repack (what the dry run would copy, at most). */
   liveBytesInRepacked: number;
   chunksCopied: number;
@@ -89,7 +95,7 @@ export interface SweepOptions {
  */
 export async function sweepPacks(repo: Repository, plan: PackPlan, live: IdPrefixSet, options: SweepOptions): Promise<PackSweepReport> {
   const report: PackSweepReport = {
-    packsBefore: plan.packs, packsKept: plan.kept.size, packsDeleted: 0, packsRepacked: 0, damagedCopiesDropped: 0, packsWritten: 0, bytesRewritten: 0, liveBytesInRepacked: 0, chunksCopied: 0,
+    packsBefore: plan.packs, packsKept: plan.kept.size, packsDeleted: 0, packsRepacked: 0, damagedCopiesDropped: 0, packsWritten: 0, bytesRewritten: 0, packBytesWritten: 0, liveBytesInRepacked: 0, chunksCopied: 0,
     framesMoved: 0, framesRecompressed: 0, segmentsBefore: plan.segments, segmentsRewritten: 0, segmentsRemoved: 0, bytesFreed: 0, unreadable: [...plan.unreadable], repacksPostponed: 0,
   };
   const repacks = plan.changes.filter((c) => c.action === 'repack');
@@ -98,7 +104,11 @@ export async function sweepPacks(repo: Repository, plan: PackPlan, live: IdPrefi
     report.packsDeleted = plan.changes.length - repacks.length;
     report.packsRepacked = repacks.length;
     report.damagedCopiesDropped = plan.changes.reduce((sum, c) => sum + c.deadCopies, 0);
-    report.bytesFreed = plan.changes.reduce((sum, c) => sum + c.size, 0);
+    // The repacks' copies take room again: counted as freed they made the dry run promise
+    // more than prune gives back.
+    report.bytesRewritten = repacks.reduce((sum, c) => sum + (c.bytes === 0 ? 0 : Math.round(c.size * (c.liveBytes / c.bytes))), 0);
+    report.packBytesWritten = report.bytesRewritten;
+    report.bytesFreed = plan.changes.reduce((sum, c) => sum + c.size, 0) - report.bytesRewritten;
     return report;
   }
   const sweep = new PackSweep(repo, plan, live, report, options);
@@ -207,6 +217,7 @@ class PackSweep {
     } finally {
       report.packsWritten += writer.written.packs;
       report.bytesRewritten += writer.written.bytes;
+      report.packBytesWritten += writer.written.packBytes;
       report.bytesFreed -= writer.written.bytes;
     }
     return removed;

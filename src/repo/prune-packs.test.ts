@@ -135,6 +135,14 @@ test('format 2 prune: a pack no snapshot uses is deleted, a pack 37 % unused is 
     assert.ok(report.bytesFreed > 1.3 * MiB && report.bytesFreed < 2 * MiB, `${report.bytesFreed} bytes freed`);
     assert.ok(packs.bytesRewritten > 20 * 64 * KiB && packs.bytesRewritten < 21 * 64 * KiB + 64 * KiB, `${packs.bytesRewritten} bytes rewritten`);
     assert.equal((await packFiles(root)).length, 4);
+    // The dry run's figures are what prune did, within the estimate of the repack's new pack
+    // (its stored size in the share of its bytes that are used); bytesKept is the packs left.
+    assert.ok(Math.abs(dry.packs!.bytesRewritten - packs.bytesRewritten) < 64 * KiB, `dry run ${dry.packs?.bytesRewritten} rewritten, prune ${packs.bytesRewritten}`);
+    assert.ok(Math.abs(dry.bytesFreed - report.bytesFreed) < 96 * KiB, `dry run ${dry.bytesFreed} freed, prune ${report.bytesFreed}`);
+    let stored = 0;
+    for await (const entry of repo.backend.list('packs/')) stored += entry.size;
+    assert.equal(report.bytesKept, stored, 'bytesKept: the packs that stay');
+    assert.ok(Math.abs(dry.bytesKept - stored) < 64 * KiB, `dry run ${dry.bytesKept} kept, ${stored} stored`);
     // 20 + 8 + 12 + 16 chunks used: each held exactly once.
     assert.equal(await chunksInPacks(repo), 56);
     await assertIntact(repo);

@@ -44,6 +44,7 @@ export interface PruneReport {
   bytesFreed: number;
   /** Chunks and index pages kept (still referenced). */
   chunksKept: number;
+  /** Their stored bytes; format 2: the bytes of the packs that stay (kept, and the repacks' new ones). */
   bytesKept: number;
   /** Leases of processes that died, removed. */
   expiredLeasesRemoved: number;
@@ -250,6 +251,8 @@ async function pruneOnce(repo: Repository, options: PruneOptions, lowSpace: bool
       // Then the small segments (backups' and the sweep's) merged, under the same lease.
       if (!lowSpace) report.segments = await mergeSmallSegments(repo, { dryRun, signal: options.signal });
       report.chunksKept = chunks.size;
+      // What stays stored: the packs kept as they are and the repacks' new packs (estimated in a dry run).
+      report.bytesKept = plan.keptBytes + report.packs.packBytesWritten;
     }
 
     // Sweep: list, then delete what nothing references.

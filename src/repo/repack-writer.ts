@@ -32,8 +32,8 @@ export class RepackWriter {
   private frames: { offset: number; sealed: Buffer; chunks: SealedFrame['chunks'] }[] = [];
   private packBytes = PACK_HEADER_SIZE;
   private entries: Buffer[] = [];
-  /** What was written: packs, segments, and their stored bytes. */
-  readonly written = { packs: 0, segments: 0, bytes: 0, chunks: 0 };
+  /** What was written: packs, segments, and their stored bytes (`packBytes`: the packs' alone). */
+  readonly written = { packs: 0, segments: 0, bytes: 0, packBytes: 0, chunks: 0 };
   /** With `remember`: the new located entry of each chunk written, by chunk id (hex). */
   readonly placed = new Map<string, Buffer>();
 
@@ -85,6 +85,7 @@ export class RepackWriter {
     await this.repo.backend.put(packKey(packId.toString('hex')), pack);
     this.written.packs += 1;
     this.written.bytes += size;
+    this.written.packBytes += size;
     for (const frame of frames) {
       for (const chunk of frame.chunks) {
         const entry = encodeLocatedEntry({ id: chunk.id, pack: packId, frameOffset: frame.offset, frameLength: frame.sealed.length, chunkOffset: chunk.offset, chunkLength: chunk.length });
