@@ -83,7 +83,7 @@ function alternate(own: Buffer, shared: Buffer): Buffer[] {
 
 interface PruneJson {
   bytesFreed: number;
-  spaceReserve?: { released: boolean; missing: boolean; restored: boolean };
+  spaceReserve?: { released: boolean; missing: boolean; restored: boolean; written: boolean };
   packs: { packsDeleted: number; packsRepacked: number; repacksPostponed: number; packsWritten: number };
 }
 
@@ -127,7 +127,7 @@ test('prune on a disk full to the last block deletes what no snapshot uses, thro
   const pruned = await coffer(['prune', '-r', repo, '--json'], opts);
   assertExit(pruned, 0);
   const report = JSON.parse(pruned.stdout.toString()) as PruneJson;
-  assert.deepEqual(report.spaceReserve, { released: true, missing: false, restored: true }, 'the reserve was used, then written back');
+  assert.deepEqual(report.spaceReserve, { released: true, missing: false, restored: true, written: true }, 'the reserve was used, then written back');
   assert.ok(report.packs.packsDeleted >= 2, `${report.packs.packsDeleted} packs deleted`);
   assert.ok(report.packs.packsRepacked >= 1 && report.packs.packsWritten >= 1, "a's half-used pack was repacked once the deletes made room");
   assert.equal(report.packs.repacksPostponed, 0);
@@ -156,7 +156,7 @@ test('a full disk where only a repack frees space: the repack runs in the reserv
   const pruned = await coffer(['prune', '-r', repo, '--json'], opts);
   assertExit(pruned, 0);
   const report = JSON.parse(pruned.stdout.toString()) as PruneJson;
-  assert.deepEqual(report.spaceReserve, { released: true, missing: false, restored: true });
+  assert.deepEqual(report.spaceReserve, { released: true, missing: false, restored: true, written: true });
   assert.equal(report.packs.packsRepacked, dryRun.packs.packsRepacked, 'what the dry run promised');
   assert.equal(report.packs.repacksPostponed, 0);
   assert.ok((await freeBytes()) >= 4 * MiB, `the unused part of a's pack came back beside the reserve: ${await freeBytes()} bytes free`);
@@ -183,7 +183,7 @@ test('a full disk and no space reserve (an older repository): prune says what to
   const pruned = await coffer(['prune', '-r', repo, '--json'], opts);
   assertExit(pruned, 0);
   const report = JSON.parse(pruned.stdout.toString()) as PruneJson;
-  assert.deepEqual(report.spaceReserve, { released: false, missing: true, restored: true }, 'the repository has a reserve now');
+  assert.deepEqual(report.spaceReserve, { released: false, missing: true, restored: true, written: true }, 'the repository has a reserve now');
   assert.ok(report.packs.packsDeleted >= 1, "c's packs were deleted first");
   assert.ok(report.packs.packsRepacked >= 1, "then a's half-used pack was repacked");
   assert.equal((await fs.stat(join(repo, 'reserve'))).size, 16 * MiB);

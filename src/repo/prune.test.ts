@@ -175,8 +175,27 @@ test('a space reserve cut short is written whole again, and on a full disk the e
   await backup(repo, 'vm', seededBytes(41, 128 * KiB));
   const reserve = join(repo.location, 'reserve');
   await truncate(reserve, 1000);
-  await pruneRepository(repo);
+  assert.equal((await pruneRepository(repo, { dryRun: true })).spaceReserve, undefined, 'a dry run writes nothing');
+  assert.equal((await stat(reserve)).size, 1000);
+  const rewritten = await pruneRepository(repo);
   assert.equal((await stat(reserve)).size, SPACE_RESERVE_BYTES, 'the next prune writes it whole');
+  assert.deepEqual(rewritten.spaceReserve, { released: false, missing: false, restored: true, written: true }, 'and says so, the disk not full');
+  assert.equal((await pruneRepository(repo)).spaceReserve, undefined, 'in place: nothing to say');
+
+  // No room for the reserve once prune is done: restored false.
+  await rm(reserve);
+  class NoRoomForReserve extends ForwardingBackend {
+    override put(key: string, data: Uint8Array): Promise<void> {
+      return key === 'reserve' ? Promise.reject(new CofferError('E_NO_SPACE', 'no space left to write reserve')) : super.put(key, data);
+    }
+  }
+  const cramped = await openRepository(new NoRoomForReserve(repo.backend), { passphrase: 'pw', threads: 1 });
+  try {
+    assert.deepEqual((await pruneRepository(cramped)).spaceReserve, { released: false, missing: false, restored: false, written: false });
+  } finally {
+    await cramped.close();
+  }
+  await pruneRepository(repo);
 
   // A disk with no room for any write: the 1000 bytes released are not enough, and the error says so.
   await truncate(reserve, 1000);

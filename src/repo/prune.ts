@@ -75,9 +75,11 @@ export interface PruneReport {
    * then repacked one pack's worth at a time; those that found no room were kept:
    * `packs.repacksPostponed`); `missing`, the disk was full and there was no reserve, and the
    * run in small steps found the room it needed anyway; `restored`, the reserve is in place at
-   * the end (false: no room for it, and the next full disk may not be prunable).
+   * the end (false: no room for it, and the next full disk may not be prunable); `written`, this
+   * prune wrote it (back after `released`, or it was missing or cut short: then the disk need
+   * not have been full, and only `written` is true). Never written by a dry run.
    */
-  spaceReserve?: { released: boolean; missing: boolean; restored: boolean };
+  spaceReserve?: { released: boolean; missing: boolean; restored: boolean; written: boolean };
 }
 
 /** Progress of a prune. */
@@ -135,8 +137,8 @@ export async function pruneRepository(repo: Repository, options: PruneOptions = 
       throw new CofferError('E_NO_SPACE', `${again.message}; ${why}: free a few MiB on this disk and run prune again, which then writes a whole reserve for the next time`);
     }
   }
-  const restored = await keepSpaceReserve(repo.backend);
-  if (reserve !== 'untouched' || !restored) report.spaceReserve = { released: reserve === 'released', missing: reserve === 'missing', restored };
+  const kept = await keepSpaceReserve(repo.backend);
+  if (reserve !== 'untouched' || kept !== 'present') report.spaceReserve = { released: reserve === 'released', missing: reserve === 'missing', restored: kept !== 'no-room', written: kept === 'written' };
   return report;
 }
 

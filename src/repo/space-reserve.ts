@@ -31,18 +31,18 @@ async function reserveSize(backend: Backend): Promise<number> {
 
 /**
  * Writes the reserve when the storage fills up and it is missing or short (truncated by hand
- * or by a full disk). False when it could not be written for lack of room (never thrown: a
- * full disk is what it is for); true when it is in place (or the storage needs none).
+ * or by a full disk): `written`. `no-room` when it could not be written for lack of room (never
+ * thrown: a full disk is what it is for); `present` when it was in place (or the storage needs none).
  */
-export async function keepSpaceReserve(backend: Backend): Promise<boolean> {
-  if (backend.fillsUp !== true) return true;
-  if ((await reserveSize(backend)) >= SPACE_RESERVE_BYTES) return true;
+export async function keepSpaceReserve(backend: Backend): Promise<'present' | 'written' | 'no-room'> {
+  if (backend.fillsUp !== true) return 'present';
+  if ((await reserveSize(backend)) >= SPACE_RESERVE_BYTES) return 'present';
   try {
     const mib = randomBytes(MiB);
     await backend.put(SPACE_RESERVE_KEY, Buffer.concat(Array.from({ length: SPACE_RESERVE_BYTES / MiB }, () => mib)));
-    return true;
+    return 'written';
   } catch (error) {
-    if (isCofferError(error, 'E_NO_SPACE')) return false;
+    if (isCofferError(error, 'E_NO_SPACE')) return 'no-room';
     throw error;
   }
 }

@@ -17,3 +17,15 @@ test('prune\'s text report names the quarantine markers it retired (or would), a
   ]);
   assert.match(retiredLines(renderPrune(report({ dryRun: true, quarantineRetired: 1 })))[0] ?? '', /^would retire the quarantine markers of 1 chunk\(s\)/);
 });
+
+test('prune\'s text report says when it wrote a missing space reserve, and warns when there was no room for it', () => {
+  const reserveLines = (text: string) => text.split('\n').filter((line) => line.includes('space reserve'));
+  assert.deepEqual(reserveLines(renderPrune(report())), []);
+  assert.deepEqual(reserveLines(renderPrune(report({ spaceReserve: { released: false, missing: false, restored: true, written: true } }))), [
+    'the repository has a space reserve now (16.0 MiB), for the next time the disk fills up',
+  ]);
+  assert.deepEqual(reserveLines(renderPrune(report({ spaceReserve: { released: true, missing: false, restored: true, written: true } }))), [
+    "the disk was full: prune used the repository's space reserve to delete what no snapshot uses first",
+  ]);
+  assert.match(reserveLines(renderPrune(report({ spaceReserve: { released: false, missing: false, restored: false, written: false } })))[0] ?? '', /^warning: no room to write back the space reserve \(16.0 MiB\)/);
+});

@@ -18,7 +18,11 @@ export async function pruneCommand(options: PruneCommandOptions, context: Comman
   const repackThreshold = parseRepackThreshold(options.repackThreshold);
   return withRepository(options, context, async (repo) => {
     const report = await runPrune(repo, { dryRun: options.dryRun === true, waitMs, json: options.json === true, ...(repackThreshold !== undefined ? { repackThreshold } : {}) }, context);
-    if (options.json) context.stdout.write(`${JSON.stringify(report)}\n`);
+    if (options.json) {
+      // The warning the text report ends with, as a JSON line on stderr where scripts look for warnings.
+      if (report.spaceReserve?.restored === false) context.stderr.write(`${JSON.stringify({ type: 'warning', code: 'E_NO_SPACE', message: NO_ROOM_FOR_RESERVE })}\n`);
+      context.stdout.write(`${JSON.stringify(report)}\n`);
+    }
     else context.stdout.write(renderPrune(report));
     return 0;
   });
@@ -39,6 +43,8 @@ export function parseRepackThreshold(text: string | undefined): number | undefin
   if (text.trim() === '' || !Number.isFinite(percent) || percent <= 0 || percent > 100) throw new CofferError('E_USAGE', `--repack-threshold ${text}: give a percentage above 0 and at most 100`);
   return percent / 100;
 }
+
+const NO_ROOM_FOR_RESERVE = `no room to write back the space reserve (${formatBytes(SPACE_RESERVE_BYTES)}): free space on this disk, or the next time backups fill it prune cannot run`;
 
 /** Runs a prune with progress on stderr (also used by `forget --prune`). */
 export async function runPrune(repo: Repository, options: { dryRun: boolean; waitMs: number; json: boolean; repackThreshold?: number }, context: CommandContext): Promise<PruneReport> {
@@ -95,7 +101,7 @@ export function renderPrune(r: PruneReport): string {
     const repacks = postponed > 0 ? `; ${postponed} pack(s) due for a repack found no room and stay as they are (run prune again once there is room)` : r.packs !== undefined ? ', then repacked pack by pack' : '';
     lines.push(`the disk was full: prune ${how} what no snapshot uses first${repacks}`);
   }
-  if (reserve?.missing === true && reserve.restored) lines.push(`the repository has a space reserve now (${formatBytes(SPACE_RESERVE_BYTES)}), for the next time the disk fills up`);
-  if (reserve?.restored === false) lines.push(`warning: no room to write back the space reserve (${formatBytes(SPACE_RESERVE_BYTES)}): free space on this disk, or the next time backups fill it prune cannot run`);
+  if (reserve?.written === true && !reserve.released) lines.push(`the repository has a space reserve now (${formatBytes(SPACE_RESERVE_BYTES)}), for the next time the disk fills up`);
+  if (reserve?.restored === false) lines.push(`warning: ${NO_ROOM_FOR_RESERVE}`);
   return `${lines.join('\n')}\n`;
 }
