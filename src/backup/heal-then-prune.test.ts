@@ -5,12 +5,12 @@
  * made every later backup store the chunk once more, for ever (format 2: a new pack each time).
  */
 import assert from 'node:assert/strict';
-import { open, readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { initRepository, LocalBackend, listQuarantined, pruneRepository, verifyRepository, type Repository, type Snapshot } from '../repo/index.js';
 import { restoreSnapshot } from '../restore/index.js';
-import { seededBytes, tempFolders } from '../testing/index.js';
+import { flipByte, seededBytes, tempFolders } from '../testing/index.js';
 import { backupFile, withRepo } from './test-helpers.js';
 
 const tempFolder = tempFolders();
@@ -30,18 +30,6 @@ async function files(dir: string): Promise<string[]> {
   return out.sort();
 }
 
-/** Flips the byte at `at` of the file `path`. */
-async function flipByte(path: string, at: number): Promise<void> {
-  const handle = await open(path, 'r+');
-  try {
-    const byte = Buffer.alloc(1);
-    await handle.read(byte, 0, 1, at);
-    byte[0] = (byte[0] as number) ^ 0xff;
-    await handle.write(byte, 0, 1, at);
-  } finally {
-    await handle.close();
-  }
-}
 
 async function restoresAs(repo: Repository, snapshot: Snapshot, path: string): Promise<boolean> {
   const to = join(await tempFolder('coffer-heal-out'), 'disk.raw');

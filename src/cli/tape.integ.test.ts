@@ -6,10 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { copyFile, cp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, cp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { requireTools, seededBytes } from '../testing/index.js';
+import { flipByte, requireTools, seededBytes } from '../testing/index.js';
 import {
   assertExit,
   assertOneLineError,
@@ -252,16 +252,7 @@ test('a corrupted byte in a chunk member is refused at import and by tape list, 
     assert.ok(chunk);
     const damaged = join(work, `damaged-${which}.tar`);
     await copyFile(tape, damaged);
-    const handle = await open(damaged, 'r+');
-    try {
-      const at = chunk.offset + 512 + 1000; // inside the member's data, past its header
-      const byte = Buffer.alloc(1);
-      await handle.read(byte, 0, 1, at);
-      byte[0] = (byte[0] as number) ^ 0x40;
-      await handle.write(byte, 0, 1, at);
-    } finally {
-      await handle.close();
-    }
+    await flipByte(damaged, chunk.offset + 512 + 1000, 0x40); // inside the member's data, past its header
     const target = join(work, `from-damaged-${which}`);
     const imported = await coffer(['tape', 'import', '--from', damaged, '-r', target], env);
     assertExit(imported, 11);

@@ -5,14 +5,14 @@
  * the damaged copy is the only one, the pack and the markers stay.
  */
 import assert from 'node:assert/strict';
-import { open, readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { backupVm } from '../backup/index.js';
 import { CofferError } from '../errors/index.js';
 import { restoreSnapshot } from '../restore/index.js';
 import { openImageSource } from '../source/index.js';
-import { makeTempDir, seededBytes } from '../testing/index.js';
+import { flipByte, makeTempDir, seededBytes } from '../testing/index.js';
 import type { Backend } from './backend/backend.js';
 import { ForwardingBackend } from './backend/forwarding-backend.js';
 import { LocalBackend } from './backend/local-backend.js';
@@ -75,16 +75,7 @@ async function trailerOf(repo: Repository, root: string, key: string): Promise<P
 
 /** Flips one byte in the middle of frame `frame` of pack `key`: the frame no longer opens. */
 async function corruptFrame(root: string, key: string, frame: { offset: number; length: number }): Promise<void> {
-  const handle = await open(join(root, key), 'r+');
-  try {
-    const at = frame.offset + Math.floor(frame.length / 2);
-    const byte = Buffer.alloc(1);
-    await handle.read(byte, 0, 1, at);
-    byte[0] = (byte[0] as number) ^ 0xff;
-    await handle.write(byte, 0, 1, at);
-  } finally {
-    await handle.close();
-  }
+  await flipByte(join(root, key), frame.offset + Math.floor(frame.length / 2));
 }
 
 /** Chunks held by all packs, counted from their trailers (a chunk in two packs counts twice). */

@@ -71,5 +71,6 @@ export { startPostgres, POSTGRES_PACKAGES, type TestPostgres } from './postgres.
 export { networkNamespacesWork, createNetworkNamespace, removeNetworkNamespaces, namespacesNetwork, type NetworkNamespace } from './network-namespaces.js';
 export { backupBytes, snapshotDiskBytes } from './snapshot-bytes.js';
 export { SparseContent, type ContentPiece } from './sparse-content.js';
+export { flipByte } from './flip-byte.js';
 export { repackRepository, rewriteFrames, packSizes, RangedReadLog, assertEachByteOnce, type RepackedRepository, type RangedRead } from './repacked-repository.js';
 export { cephRepositories } from './ceph-repositories.js';

@@ -7,11 +7,11 @@
  * either side (only the copies' index pages).
  */
 import assert from 'node:assert/strict';
-import { cp, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { backupBytes, seededBytes, snapshotDiskBytes } from '../../testing/index.js';
+import { backupBytes, flipByte, seededBytes, snapshotDiskBytes } from '../../testing/index.js';
 import {
   ForwardingBackend,
   initRepository,
@@ -106,10 +106,7 @@ async function pageBytes(dir: string, snapshots: readonly Snapshot[]): Promise<n
 }
 
 async function flipMiddleByte(file: string): Promise<void> {
-  const bytes = await readFile(file);
-  const middle = bytes.length >> 1;
-  bytes[middle] = (bytes[middle] as number) ^ 1;
-  await writeFile(file, bytes);
+  await flipByte(file, (await stat(file)).size >> 1, 1);
 }
 
 const now = () => new Date('2026-11-28T00:00:00Z');
