@@ -7,10 +7,9 @@ import { RawImage } from '../disk/index.js';
 import { DiskIndexReader, FaultyBackend, initRepository, listSnapshots, LocalBackend, verifyRepository, type Backend, type FormatVersion, type Repository } from '../repo/index.js';
 import { restoreSnapshot, SnapshotDisk } from '../restore/index.js';
 import { openImageSource } from '../source/index.js';
-import { seededBytes, tempFolders } from '../testing/index.js';
+import { backupFile, seededBytes, tempFolders, withRepo } from '../testing/index.js';
 import { backupDisk } from './backup-disk.js';
 import { backupVm } from './backup-vm.js';
-import { backupFile, withRepo } from './test-helpers.js';
 import { KnownChunks } from './known-chunks.js';
 import { PackedChunks } from './packed-chunks.js';
 

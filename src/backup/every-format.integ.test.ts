@@ -14,8 +14,7 @@ import { promisify } from 'node:util';
 import { openDiskImage } from '../disk/index.js';
 import { initRepository, LocalBackend } from '../repo/index.js';
 import { SnapshotDisk } from '../restore/index.js';
-import { seededBytes, tempFolders } from '../testing/index.js';
-import { backupFile, withRepo } from './test-helpers.js';
+import { backupFile, seededBytes, tempFolders, withRepo } from '../testing/index.js';
 
 const run = promisify(execFile);
 const tempFolder = tempFolders();

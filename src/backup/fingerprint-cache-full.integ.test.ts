@@ -4,8 +4,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { initRepository, LocalBackend, type Repository } from '../repo/index.js';
 import { SnapshotDisk } from '../restore/index.js';
-import { mountSmallExt4, runTool, seededBytes, type SmallExt4 } from '../testing/index.js';
-import { backupFile, withRepo } from './test-helpers.js';
+import { backupFile, mountSmallExt4, runTool, seededBytes, type SmallExt4, withRepo } from '../testing/index.js';
 
 /**
  * The block fingerprint cache on a real ext4 filesystem (mke2fs, 1 KiB blocks, loop mount)

@@ -4,8 +4,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { blockFingerprint, initRepository, LocalBackend, verifyRepository, type FormatVersion, type Repository } from '../repo/index.js';
 import { SnapshotDisk } from '../restore/index.js';
-import { seededBytes, tempFolders } from '../testing/index.js';
-import { backupFile, withRepo } from './test-helpers.js';
+import { backupFile, seededBytes, tempFolders, withRepo } from '../testing/index.js';
 
 const tempFolder = tempFolders();
 const KiB = 1024;

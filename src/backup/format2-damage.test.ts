@@ -13,8 +13,7 @@ import {
   type Repository,
 } from '../repo/index.js';
 import { restoreSnapshot } from '../restore/index.js';
-import { seededBytes, tempFolders } from '../testing/index.js';
-import { backupFile, withRepo } from './test-helpers.js';
+import { backupFile, seededBytes, tempFolders, withRepo } from '../testing/index.js';
 
 const tempFolder = tempFolders();
 

@@ -4,8 +4,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { initRepository, LocalBackend, repositoryStats, type Backend, type Repository } from '../repo/index.js';
 import { restoreSnapshot } from '../restore/index.js';
-import { seededBytes, tempFolders } from '../testing/index.js';
-import { backupFile, withRepo } from './test-helpers.js';
+import { backupFile, seededBytes, tempFolders, withRepo } from '../testing/index.js';
 
 const tempFolder = tempFolders();
 

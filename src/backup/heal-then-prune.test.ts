@@ -10,8 +10,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { initRepository, LocalBackend, listQuarantined, pruneRepository, verifyRepository, type Repository, type Snapshot } from '../repo/index.js';
 import { restoreSnapshot } from '../restore/index.js';
-import { flipByte, seededBytes, tempFolders } from '../testing/index.js';
-import { backupFile, withRepo } from './test-helpers.js';
+import { backupFile, flipByte, seededBytes, tempFolders, withRepo } from '../testing/index.js';
 
 const tempFolder = tempFolders();
 const KiB = 1024;

@@ -10,9 +10,8 @@ import { test } from 'node:test';
 import { initRepository, LocalBackend } from '../repo/index.js';
 import { restoreSnapshot } from '../restore/index.js';
 import { openImageSource, withChangedRanges } from '../source/index.js';
-import { seededBytes, tempFolders } from '../testing/index.js';
+import { seededBytes, tempFolders, withRepo } from '../testing/index.js';
 import { backupVm } from './backup-vm.js';
-import { withRepo } from './test-helpers.js';
 
 const tempFolder = tempFolders();
 const KiB = 1024;

@@ -10,9 +10,8 @@ import { test } from 'node:test';
 import type { BlockDevice } from '../blockdev/index.js';
 import { DiskIndexReader, initRepository, LocalBackend } from '../repo/index.js';
 import { openImageSource, withChangedRanges } from '../source/index.js';
-import { seededBytes, tempFolders } from '../testing/index.js';
+import { seededBytes, tempFolders, withRepo } from '../testing/index.js';
 import { backupVm } from './backup-vm.js';
-import { withRepo } from './test-helpers.js';
 import { verifyUnchangedSample } from './verify-unchanged.js';
 
 const tempFolder = tempFolders();

@@ -8,11 +8,9 @@ import assert from 'node:assert/strict';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { backupVm } from '../backup/index.js';
 import { CofferError } from '../errors/index.js';
 import { restoreSnapshot } from '../restore/index.js';
-import { openImageSource } from '../source/index.js';
-import { flipByte, makeTempDir, seededBytes } from '../testing/index.js';
+import { backupFile, flipByte, makeTempDir, seededBytes, withRepo } from '../testing/index.js';
 import type { Backend } from './backend/backend.js';
 import { ForwardingBackend } from './backend/forwarding-backend.js';
 import { LocalBackend } from './backend/local-backend.js';
@@ -20,7 +18,7 @@ import type { PackTrailer } from './format/pack.js';
 import { readTrailer } from './pack-plan.js';
 import { listQuarantined } from './damage.js';
 import { pruneRepository } from './prune.js';
-import { initRepository, openRepository, type Repository } from './repository.js';
+import { initRepository, type Repository } from './repository.js';
 import { deleteSnapshot, type Snapshot } from './snapshots.js';
 import { verifyRepository } from './verify.js';
 
@@ -41,28 +39,10 @@ async function newRepo(): Promise<string> {
   return root;
 }
 
-async function withRepo<T>(backend: Backend, fn: (repo: Repository) => Promise<T>): Promise<T> {
-  const repo = await openRepository(backend, { passphrase: 'pw', threads: 2 });
-  try {
-    return await fn(repo);
-  } finally {
-    await repo.close();
-  }
-}
-
 async function image(data: Buffer): Promise<string> {
   const path = join(work.path, `disk-${++made}.raw`);
   await writeFile(path, data);
   return path;
-}
-
-async function backup(repo: Repository, vm: string, path: string): Promise<Snapshot> {
-  const source = await openImageSource(vm, [path]);
-  try {
-    return await backupVm(repo, source);
-  } finally {
-    await source.close();
-  }
 }
 
 async function packFiles(root: string): Promise<string[]> {
@@ -102,7 +82,7 @@ async function damagedIds(repo: Repository): Promise<string[]> {
  * their own (the heal).
  */
 async function healedRepository(repo: Repository, root: string, path: string): Promise<{ first: Snapshot; second: Snapshot; damaged: string; healed: string }> {
-  const first = await backup(repo, 'vm', path);
+  const first = await backupFile(repo, 'vm', path);
   const [damaged] = await packFiles(root);
   assert.ok(damaged !== undefined);
   const trailer = await trailerOf(repo, root, damaged);
@@ -110,7 +90,7 @@ async function healedRepository(repo: Repository, root: string, path: string): P
   await corruptFrame(root, damaged, trailer.frames[0] as { offset: number; length: number });
   const found = await verifyRepository(repo, { readData: true, now: () => new Date() });
   assert.equal(found.quarantined, 8, 'the frame\'s 8 chunks are set aside');
-  const second = await backup(repo, 'vm', path);
+  const second = await backupFile(repo, 'vm', path);
   assert.equal(second.stats.bytesNew, 8 * BLOCK);
   const healed = (await packFiles(root)).find((key) => key !== damaged);
   assert.ok(healed !== undefined);
@@ -172,14 +152,14 @@ test('format 2 prune: a damaged frame whose chunks no backup stored again keeps 
   const data = seededBytes(22, 3 * MiB);
   const path = await image(data);
   await withRepo(new LocalBackend(root), async (repo) => {
-    const first = await backup(repo, 'vm', path);
+    const first = await backupFile(repo, 'vm', path);
     const [damaged] = await packFiles(root);
     assert.ok(damaged !== undefined);
     // The second backup replaces the last 12 blocks: forgetting the first leaves the pack 25 % unused.
     const replaced = new Set<string>();
     for (let at = 36 * BLOCK; at < 48 * BLOCK; at += BLOCK) replaced.add(repo.codec.idOf(data.subarray(at, at + BLOCK)).toString('hex'));
     const changed = await image(Buffer.concat([data.subarray(0, 36 * BLOCK), seededBytes(23, 12 * BLOCK)]));
-    await backup(repo, 'vm', changed);
+    await backupFile(repo, 'vm', changed);
     // A frame whose 8 chunks the second snapshot still uses goes bad; no backup meets them since.
     const trailer = await trailerOf(repo, root, damaged);
     const frame = trailer.frames.findIndex((_, i) => trailer.chunks.every((c) => c.frame !== i || !replaced.has(c.id.toString('hex'))));
@@ -286,13 +266,13 @@ test('format 2 prune killed after its sweep, before the quarantine markers go: e
     assert.ok(await restoresAs(repo, first, path));
     assert.ok(await restoresAs(repo, second, path));
     // Until a prune retires the markers, a backup stores the chunks once more: a second good copy.
-    const third = await backup(repo, 'vm', path);
+    const third = await backupFile(repo, 'vm', path);
     assert.equal(third.stats.bytesNew, 8 * BLOCK);
 
     const report = await pruneRepository(repo);
     assert.equal(report.quarantineRetired, 8, 'every copy reads: the markers are retired');
     assert.equal((await listQuarantined(repo)).size, 0);
-    assert.equal((await backup(repo, 'vm', path)).stats.bytesNew, 0, 'backups deduplicate against the healed chunks again');
+    assert.equal((await backupFile(repo, 'vm', path)).stats.bytesNew, 0, 'backups deduplicate against the healed chunks again');
     assert.deepEqual(await damagedIds(repo), []);
     assert.ok(await restoresAs(repo, first, path));
   });
@@ -316,7 +296,7 @@ test('format 2 prune killed in its sweep, before the damaged pack is deleted: th
     assert.deepEqual(await damagedIds(repo), []);
     assert.ok(await restoresAs(repo, first, path));
     assert.ok(await restoresAs(repo, second, path));
-    assert.equal((await backup(repo, 'vm', path)).stats.bytesNew, 0);
+    assert.equal((await backupFile(repo, 'vm', path)).stats.bytesNew, 0);
   });
 });
 
@@ -325,7 +305,7 @@ test('format 2 prune: damaged copies of chunks no snapshot uses any more are dro
   const data = seededBytes(28, 3 * MiB);
   const path = await image(data);
   await withRepo(new LocalBackend(root), async (repo) => {
-    const first = await backup(repo, 'vm', path);
+    const first = await backupFile(repo, 'vm', path);
     const [damaged] = await packFiles(root);
     assert.ok(damaged !== undefined);
     const trailer = await trailerOf(repo, root, damaged);
@@ -338,7 +318,7 @@ test('format 2 prune: damaged copies of chunks no snapshot uses any more are dro
       if (inFrame.has(repo.codec.idOf(data.subarray(at, at + BLOCK)).toString('hex'))) seededBytes(100 + block, BLOCK).copy(changed, at);
     }
     const changedPath = await image(changed);
-    const second = await backup(repo, 'vm', changedPath);
+    const second = await backupFile(repo, 'vm', changedPath);
     assert.equal(second.stats.bytesNew, 8 * BLOCK);
     await corruptFrame(root, damaged, trailer.frames[0] as { offset: number; length: number });
     assert.equal((await verifyRepository(repo, { readData: true, now: () => new Date() })).quarantined, 8);
@@ -360,7 +340,7 @@ test('format 2 prune: damaged copies of chunks no snapshot uses any more are dro
     assert.deepEqual(await damagedIds(repo), []);
     assert.ok(await restoresAs(repo, second, changedPath));
     // The old blocks, met again, are stored again: nothing names a copy of them now.
-    const third = await backup(repo, 'vm', path);
+    const third = await backupFile(repo, 'vm', path);
     assert.equal(third.stats.bytesNew, 8 * BLOCK);
     assert.deepEqual(await damagedIds(repo), []);
     assert.ok(await restoresAs(repo, third, path));

@@ -6,19 +6,16 @@ import assert from 'node:assert/strict';
 import { cp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { backupVm } from '../backup/index.js';
 import { isCofferError } from '../errors/index.js';
 import { restoreSnapshot } from '../restore/index.js';
-import { openImageSource } from '../source/index.js';
-import { makeTempDir, seededBytes } from '../testing/index.js';
+import { backupFile, makeTempDir, seededBytes, withRepo } from '../testing/index.js';
 import { FaultyBackend, type Fault } from './backend/faulty-backend.js';
 import { LocalBackend } from './backend/local-backend.js';
 import { readTrailer } from './pack-plan.js';
 import { pruneRepository } from './prune.js';
-import { initRepository, openRepository, type Repository } from './repository.js';
+import { initRepository, type Repository } from './repository.js';
 import { deleteSnapshot, listSnapshots, type Snapshot } from './snapshots.js';
 import { verifyRepository } from './verify.js';
-import type { Backend } from './backend/backend.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -28,22 +25,8 @@ let template: string;
 const images = { a0: '', a1: '', c: '', b: '' };
 let copies = 0;
 
-async function withRepo<T>(backend: Backend, fn: (repo: Repository) => Promise<T>): Promise<T> {
-  const repo = await openRepository(backend, { passphrase: 'pw', threads: 2 });
-  try {
-    return await fn(repo);
-  } finally {
-    await repo.close();
-  }
-}
-
 async function backup(repo: Repository, vm: string, paths: string[]): Promise<Snapshot> {
-  const source = await openImageSource(vm, paths);
-  try {
-    return await backupVm(repo, source);
-  } finally {
-    await source.close();
-  }
+  return backupFile(repo, vm, paths);
 }
 
 async function image(name: string, data: Buffer): Promise<string> {

@@ -8,16 +8,13 @@ import assert from 'node:assert/strict';
 import { open, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { backupVm } from '../backup/index.js';
 import { CofferError } from '../errors/index.js';
-import { openImageSource } from '../source/index.js';
-import { makeTempDir, seededBytes } from '../testing/index.js';
-import type { Backend } from './backend/backend.js';
+import { backupFile, makeTempDir, seededBytes, withRepo } from '../testing/index.js';
 import { ForwardingBackend } from './backend/forwarding-backend.js';
 import { LocalBackend } from './backend/local-backend.js';
 import { listQuarantined } from './damage.js';
 import { pruneRepository } from './prune.js';
-import { initRepository, openRepository, type Repository } from './repository.js';
+import { initRepository, type Repository } from './repository.js';
 import { deleteSnapshot, type Snapshot } from './snapshots.js';
 import { verifyRepository } from './verify.js';
 
@@ -37,15 +34,6 @@ async function newRepo(): Promise<string> {
   return root;
 }
 
-async function withRepo<T>(backend: Backend, fn: (repo: Repository) => Promise<T>): Promise<T> {
-  const repo = await openRepository(backend, { passphrase: 'pw', threads: 2 });
-  try {
-    return await fn(repo);
-  } finally {
-    await repo.close();
-  }
-}
-
 async function image(): Promise<string> {
   const path = join(work.path, `disk-${++made}.raw`);
   await writeFile(path, seededBytes(40 + made, 1 * MiB));
@@ -53,12 +41,7 @@ async function image(): Promise<string> {
 }
 
 async function backup(repo: Repository, path: string): Promise<Snapshot> {
-  const source = await openImageSource('vm', [path]);
-  try {
-    return await backupVm(repo, source);
-  } finally {
-    await source.close();
-  }
+  return backupFile(repo, 'vm', path);
 }
 
 /** Flips a byte in the middle of the first chunk object: the chunk verify then sets aside. */

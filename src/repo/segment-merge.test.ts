@@ -13,8 +13,7 @@ import { backupVm } from '../backup/index.js';
 import { isCofferError } from '../errors/index.js';
 import { restoreSnapshot } from '../restore/index.js';
 import { openImageSource } from '../source/index.js';
-import { makeTempDir, seededBytes } from '../testing/index.js';
-import type { Backend } from './backend/backend.js';
+import { makeTempDir, seededBytes, withRepo } from '../testing/index.js';
 import { FaultyBackend } from './backend/faulty-backend.js';
 import { LocalBackend } from './backend/local-backend.js';
 import { ChunkIndex } from './chunk-index.js';
@@ -23,7 +22,7 @@ import { encodeSegment } from './format/index-segment.js';
 import { encodeLocatedEntry } from './format/located-entry.js';
 import { segmentKey } from './layout.js';
 import { pruneRepository } from './prune.js';
-import { initRepository, openRepository, type Repository } from './repository.js';
+import { initRepository, type Repository } from './repository.js';
 import { mergeSmallSegments } from './segment-merge.js';
 import { listSnapshots, type Snapshot } from './snapshots.js';
 
@@ -34,15 +33,6 @@ let template: string;
 let copies = 0;
 /** VM name → the bytes of its disk. */
 const disks = new Map<string, Buffer>();
-
-async function withRepo<T>(backend: Backend, fn: (repo: Repository) => Promise<T>): Promise<T> {
-  const repo = await openRepository(backend, { passphrase: 'pw', threads: 2 });
-  try {
-    return await fn(repo);
-  } finally {
-    await repo.close();
-  }
-}
 
 async function backup(repo: Repository, vm: string, bytes: Buffer): Promise<Snapshot> {
   const path = join(work.path, `${vm}-${++copies}.raw`);

@@ -72,5 +72,6 @@ export { networkNamespacesWork, createNetworkNamespace, removeNetworkNamespaces,
 export { backupBytes, snapshotDiskBytes } from './snapshot-bytes.js';
 export { SparseContent, type ContentPiece } from './sparse-content.js';
 export { flipByte } from './flip-byte.js';
+export { backupFile, withRepo } from './repo-session.js';
 export { repackRepository, rewriteFrames, packSizes, RangedReadLog, assertEachByteOnce, type RepackedRepository, type RangedRead } from './repacked-repository.js';
 export { cephRepositories } from './ceph-repositories.js';
