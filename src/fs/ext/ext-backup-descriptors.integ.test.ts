@@ -1,6 +1,7 @@
 /**
  * Damaged primary group descriptors, on real images made by mke2fs: the reader falls back to
- * the backup descriptors (group 1's table, a meta group's second group), says so in the
+ * the backup descriptors (group 1's table, then group 3's …; a meta group's second group,
+ * then its last), says so in the
  * filesystem's notice, and reads every file exactly as debugfs does through the same backup
  * (`debugfs -c -s BLOCK -b SIZE`, e2fsck -b's view). When no copy checks, or the root inode
  * itself is gone, the error says what is wrong and where, not "inode 2 is not in use".
@@ -90,9 +91,9 @@ async function readerTree(fs: Filesystem): Promise<Map<string, string>> {
   return out;
 }
 
-/** The same, from debugfs reading through the backup superblock at `superblock`. */
-async function oracleTree(file: string, superblock: number, blockSize: number): Promise<Map<string, string>> {
-  const oracle = await debugfsTree(file, { superblock, blockSize });
+/** The same, from debugfs reading through the backup superblock at `superblock` (or the primary, without one). */
+async function oracleTree(file: string, superblock?: number, blockSize?: number): Promise<Map<string, string>> {
+  const oracle = await debugfsTree(file, superblock === undefined ? undefined : { superblock, blockSize: blockSize as number });
   try {
     const out = new Map<string, string>();
     for (const [rel, n] of oracle.nodes) {
@@ -199,7 +200,7 @@ test('group 1\'s descriptor damaged in both copies: the filesystem opens, the no
   // 32-byte descriptors: group 1's is bytes 32-63 of block 2 and of its copy at block 8194.
   const file = await image('group1-lost', 16, ['-t', 'ext2', '-b', '1024'], src, [zeros(2 * 1024 + 32, 32), zeros(8194 * 1024 + 32, 32)]);
   await withFs(file, async (fs) => {
-    assert.match(fs.notice ?? '', /^the primary group descriptors are damaged \(group 1: all zeros\); group 1 unreadable \(the backup copy is damaged too, or missing\): files there do not read$/);
+    assert.match(fs.notice ?? '', /^the primary group descriptors are damaged \(group 1: all zeros\); group 1 unreadable \(the backup copies are damaged too, or missing\): files there do not read$/);
     const { node } = await resolvePath(fs, '/etc/hostname');
     assert.equal(Buffer.from(await fs.read(node, 0, node.size)).toString(), 'web01\n');
   });
@@ -211,6 +212,54 @@ test('both copies of the descriptors zeroed: E_FS_CORRUPT naming the descriptors
   const error = await openError(file);
   assert.ok(isCofferError(error, 'E_FS_CORRUPT'), String(error));
   assert.equal(error.message, 'ext2: the root directory (inode 2) does not read: the descriptor of group 0 at block 2 is damaged (all zeros) and its backup in group 1 at block 8194 is damaged too (all zeros)');
+});
+
+// 64 MiB of 1 KiB blocks: 8 groups of 8192 blocks, copies of the superblock and the table in
+// groups 1, 3, 5 and 7 (sparse_super), each table in the block after its superblock.
+const copyInGroup = (group: number): number => group * 8192 + 1;
+
+test('the descriptors damaged in group 1\'s copy too: read through group 3\'s, as debugfs reads it', async () => {
+  await requireTools('mke2fs', 'debugfs');
+  const file = await image('gdt-group3', 64, ['-t', 'ext4', '-b', '1024'], src, [zeros(2 * 1024, 1024), zeros((copyInGroup(1) + 1) * 1024, 1024)]);
+  await withFs(file, async (fs) => {
+    assert.match(fs.notice ?? '', /^the primary group descriptors are damaged \(group 0: all zeros\); groups 0-7 read through the backup copy in group 3 \(every such group taken as initialised\)$/);
+    assert.deepEqual(await readerTree(fs), await oracleTree(file, copyInGroup(3), 1024));
+    const big = await resolvePath(fs, '/etc/big.bin');
+    assert.deepEqual(Buffer.from(await fs.read(big.node, 0, big.node.size)), seededBytes(41, 300_000));
+  });
+});
+
+test('the superblock and the descriptors lost with group 1\'s copies: group 3\'s superblock and table', async () => {
+  await requireTools('mke2fs', 'debugfs');
+  const file = await image('sb-group3', 64, ['-t', 'ext4', '-b', '1024'], src, [zeros(1024, 2 * 1024), zeros(copyInGroup(1) * 1024, 2 * 1024)]);
+  await withFs(file, async (fs) => {
+    assert.match(fs.notice ?? '', /^the primary superblock is damaged \(no ext superblock magic\): read through the backup superblock at block 24577 \(as e2fsck -b 24577 would\); the primary group descriptors are damaged \(group 0: all zeros\); groups 0-7 read through the backup copy in group 3/);
+    assert.deepEqual(await readerTree(fs), await oracleTree(file, copyInGroup(3), 1024));
+  });
+});
+
+test('meta_bg: a meta group\'s descriptor block damaged in its second group\'s copy too: read through its last group\'s', async () => {
+  await requireTools('mke2fs', 'debugfs');
+  // As the meta_bg case above: meta group 1 is groups 16-31 (64-byte descriptors, 16 a block),
+  // its block at 16385 (group 16, after its superblock copy), copied in group 17 (block 17409,
+  // after its superblock copy) and in group 31 (block 31745, no superblock there).
+  const args = ['-t', 'ext4', '-b', '1024', '-g', '1024', '-N', '1024', '-O', 'meta_bg,^resize_inode,64bit'];
+  const clean = await image('meta-bg-clean', 64, args, many, []);
+  const file = await image('meta-bg-last', 64, args, many, [zeros(16385 * 1024, 1024), zeros(17409 * 1024, 1024)]);
+  await withFs(file, async (fs) => {
+    assert.match(fs.notice ?? '', /^the primary group descriptors are damaged \(group 16: all zeros\); groups 16-31 read through the backup copy in group 31 /);
+    assert.deepEqual(await readerTree(fs), await oracleTree(clean));
+    const { node } = await resolvePath(fs, '/files/f299');
+    assert.equal(Buffer.from(await fs.read(node, 0, node.size)).toString(), 'file 299\n');
+  });
+});
+
+test('every copy of the descriptors damaged: the error names each copy tried', async () => {
+  await requireTools('mke2fs');
+  const file = await image('gdt-all', 64, ['-t', 'ext4', '-b', '1024'], src, [2, copyInGroup(1) + 1, copyInGroup(3) + 1, copyInGroup(5) + 1, copyInGroup(7) + 1].map((block) => zeros(block * 1024, 1024)));
+  const error = await openError(file);
+  assert.ok(isCofferError(error, 'E_FS_CORRUPT'), String(error));
+  assert.equal(error.message, 'ext4: the root directory (inode 2) does not read: the descriptor of group 0 at block 2 is damaged (all zeros) and its 4 backups are damaged too: in group 1 at block 8194 (all zeros), in group 3 at block 24578 (all zeros), in group 5 at block 40962 (all zeros), in group 7 at block 57346 (all zeros)');
 });
 
 test('a filesystem of one group has no backup descriptors: the error says so', async () => {

@@ -67,23 +67,32 @@ async function openWith(device: BlockDevice, sb: Superblock, notice?: string): P
 const BLOCK_GROUP_NR_OFFSET = 0x5a;
 
 /**
- * The backup superblock of group 1, where mke2fs always writes one (sparse_super keeps groups
- * 0, 1 and powers of 3, 5, 7; sparse_super2 names group 1 first), found as e2fsck does
- * without the primary: for each block size, at the start of group 1 with mke2fs's default of
- * 8 × block size blocks per group. It must parse, name group 1, and agree with that geometry.
+ * Groups whose backup superblock is looked for, in order: group 1, where mke2fs always writes
+ * one (sparse_super keeps groups 0, 1 and powers of 3, 5, 7; sparse_super2 names group 1
+ * first), then the next copies sparse_super keeps, for when group 1's is damaged too.
+ */
+const BACKUP_SUPERBLOCK_GROUPS = [1, 3, 5, 7, 9];
+
+/**
+ * A backup superblock, found as e2fsck does without the primary: for each block size, at the
+ * start of group 1 with mke2fs's default of 8 × block size blocks per group (then groups 3, 5,
+ * 7 and 9, where e2fsck needs `-b` to be told). It must parse, name its group, and agree with
+ * that geometry.
  */
 async function findBackupSuperblock(device: BlockDevice): Promise<{ sb: Superblock; block: number } | undefined> {
-  for (let blockSize = 1024; blockSize <= 65536; blockSize *= 2) {
-    const block = (blockSize === 1024 ? 1 : 0) + 8 * blockSize;
-    const offset = block * blockSize;
-    if (offset + SUPERBLOCK_SIZE > device.size) break;
-    const bytes = await device.read(offset, SUPERBLOCK_SIZE);
-    if (new DataView(bytes.buffer, bytes.byteOffset, SUPERBLOCK_SIZE).getUint16(BLOCK_GROUP_NR_OFFSET, true) !== 1) continue;
-    try {
-      const sb = parseSuperblock(bytes);
-      if (sb.blockSize === blockSize && sb.blocksPerGroup === 8 * blockSize && sb.firstDataBlock === (blockSize === 1024 ? 1 : 0)) return { sb, block };
-    } catch (error) {
-      if (!isCofferError(error, 'E_FS_CORRUPT')) throw error;
+  for (const group of BACKUP_SUPERBLOCK_GROUPS) {
+    for (let blockSize = 1024; blockSize <= 65536; blockSize *= 2) {
+      const block = (blockSize === 1024 ? 1 : 0) + group * 8 * blockSize;
+      const offset = block * blockSize;
+      if (offset + SUPERBLOCK_SIZE > device.size) break;
+      const bytes = await device.read(offset, SUPERBLOCK_SIZE);
+      if (new DataView(bytes.buffer, bytes.byteOffset, SUPERBLOCK_SIZE).getUint16(BLOCK_GROUP_NR_OFFSET, true) !== group) continue;
+      try {
+        const sb = parseSuperblock(bytes);
+        if (sb.blockSize === blockSize && sb.blocksPerGroup === 8 * blockSize && sb.firstDataBlock === (blockSize === 1024 ? 1 : 0) && group < sb.groupCount) return { sb, block };
+      } catch (error) {
+        if (!isCofferError(error, 'E_FS_CORRUPT')) throw error;
+      }
     }
   }
   return undefined;

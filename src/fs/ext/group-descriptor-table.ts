@@ -3,7 +3,7 @@ import type { FsType } from '../filesystem.js';
 import { fsCorrupt } from '../fs-errors.js';
 import type { BlockReader } from './block-reader.js';
 import {
-  backupDescriptorBlock, descriptorBlockCount, descriptorProblem, descriptorsPerBlock, parseGroupDescriptor, primaryDescriptorBlock,
+  backupDescriptorBlocks, descriptorBlockCount, descriptorProblem, descriptorsPerBlock, parseGroupDescriptor, primaryDescriptorBlock,
   type GroupDescriptor,
 } from './group-descriptors.js';
 import type { Superblock } from './superblock.js';
@@ -25,9 +25,9 @@ type Slot = { descriptor: GroupDescriptor } | { unreadable: string };
 
 /**
  * The group descriptors in use: each group's primary descriptor when it checks (see
- * `descriptorProblem`), else its first backup copy (group 1's table, or the meta group's
- * second group), else an `E_FS_CORRUPT` naming both problems for the inodes of that group
- * only. Each descriptor block is checked once, as a whole, and remembered; the primary
+ * `descriptorProblem`), else the first of its backup copies that checks (group 1's table,
+ * then group 3's, 5's …; a meta group's second group, then its last: backupDescriptorBlocks),
+ * else an `E_FS_CORRUPT` naming every copy's problem for the inodes of that group only. Each descriptor block is checked once, as a whole, and remembered; the primary
  * copies that check stay in use beside the backup ones of their damaged neighbours.
  */
 export class GroupDescriptorTable {
@@ -75,7 +75,7 @@ export class GroupDescriptorTable {
       const where = `${holders.length === 1 ? 'the backup copy in group' : 'backup copies in groups'} ${holders.slice(0, RANGES_IN_NOTICE).join(', ')}${holders.length > RANGES_IN_NOTICE ? ' …' : ''}`;
       parts.push(`${groupList(this.fromBackup)} read through ${where} (every such group taken as initialised)`);
     }
-    if (this.unreadable.length > 0) parts.push(`${groupList(this.unreadable)} unreadable (the backup copy is damaged too, or missing): files there do not read`);
+    if (this.unreadable.length > 0) parts.push(`${groupList(this.unreadable)} unreadable (the backup copies are damaged too, or missing): files there do not read`);
     return parts.join('; ');
   }
 
@@ -102,22 +102,43 @@ export class GroupDescriptorTable {
     if (problems.every((p) => p === undefined)) {
       return problems.map((_, i) => ({ descriptor: parseGroupDescriptor(sb, slotOf(primary as Uint8Array, i), false) }));
     }
-    const backup = backupDescriptorBlock(sb, index);
-    const backupBytes = backup === undefined ? 'there is no backup copy' : await this.readBlock(backup.block, `backup of group descriptor block ${index}`);
-    return problems.map((problem, i): Slot => {
+    const backups = backupDescriptorBlocks(sb, index);
+    /** Each backup block read once, when a damaged descriptor first needs it. */
+    const backupBytes: (Promise<Uint8Array | string> | undefined)[] = [];
+    const readBackup = (n: number): Promise<Uint8Array | string> =>
+      (backupBytes[n] ??= this.readBlock((backups[n] as { block: number }).block, `backup of group descriptor block ${index}`));
+    const slots: Slot[] = [];
+    for (const [i, problem] of problems.entries()) {
       const group = first + i;
-      if (problem === undefined) return { descriptor: parseGroupDescriptor(sb, slotOf(primary as Uint8Array, i), false) };
+      if (problem === undefined) {
+        slots.push({ descriptor: parseGroupDescriptor(sb, slotOf(primary as Uint8Array, i), false) });
+        continue;
+      }
       this.firstDamage ??= `group ${group}: ${problem}`;
-      const backupProblem = typeof backupBytes === 'string' ? backupBytes : descriptorProblem(sb, group, slotOf(backupBytes, i));
-      if (backup !== undefined && backupProblem === undefined) {
+      const damagedCopies: string[] = [];
+      let found: GroupDescriptor | undefined;
+      for (const [n, backup] of backups.entries()) {
+        const bytes = await readBackup(n);
+        const backupProblem = typeof bytes === 'string' ? bytes : descriptorProblem(sb, group, slotOf(bytes, i));
+        if (backupProblem === undefined) {
+          found = parseGroupDescriptor(sb, slotOf(bytes as Uint8Array, i), true);
+          this.backupGroups.add(backup.group);
+          break;
+        }
+        damagedCopies.push(`in group ${backup.group} at block ${backup.block}` + (backups.length === 1 ? ` is damaged too (${backupProblem})` : ` (${backupProblem})`));
+      }
+      if (found !== undefined) {
         this.fromBackup.push(group);
-        this.backupGroups.add(backup.group);
-        return { descriptor: parseGroupDescriptor(sb, slotOf(backupBytes as Uint8Array, i), true) };
+        slots.push({ descriptor: found });
+        continue;
       }
       this.unreadable.push(group);
-      const copy = backup === undefined ? 'there is no backup copy' : `its backup in group ${backup.group} at block ${backup.block} is damaged too (${backupProblem})`;
-      return { unreadable: `the descriptor of group ${group} at block ${primaryBlock} is damaged (${problem}) and ${copy}` };
-    });
+      const copies = backups.length === 0 ? 'there is no backup copy'
+        : backups.length === 1 ? `its backup ${damagedCopies[0] as string}`
+        : `its ${backups.length} backups are damaged too: ${damagedCopies.join(', ')}`;
+      slots.push({ unreadable: `the descriptor of group ${group} at block ${primaryBlock} is damaged (${problem}) and ${copies}` });
+    }
+    return slots;
   }
 
   /** The block, or why it cannot be read (outside the filesystem or the device). */

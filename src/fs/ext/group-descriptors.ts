@@ -28,8 +28,8 @@ import { COMPAT, groupHasSuperblock, INCOMPAT, RO_COMPAT, type Superblock } from
  * current): the table, whole, follows each backup superblock (groups 1, 3, 5, 7, 9, 25 …
  * with sparse_super; s_backup_bgs with sparse_super2), in the first block after it. A
  * meta_bg descriptor block is copied into the second and the last group of its meta group,
- * at the same place in that group. Coffer uses the first backup: group 1's table, or the
- * meta group's second group.
+ * at the same place in that group. Coffer tries the copies in order (backupDescriptorBlocks):
+ * group 1's table, then group 3's, 5's …; a meta group's second group, then its last.
  */
 export interface GroupDescriptor {
   readonly inodeTable: number;
@@ -84,26 +84,33 @@ export function primaryDescriptorBlock(sb: Superblock, index: number): number {
   return groupFirstBlock(sb, first) + superblockBefore + bootBlockBefore;
 }
 
+/** Backup copies of a descriptor block tried, at most, before its groups count as unreadable. */
+export const BACKUP_COPIES_TRIED = 8;
+
 /**
- * The first backup copy of descriptor block `index` and the group holding it, or undefined
- * when there is none (a filesystem of one group, a meta group of one group, sparse_super2
- * without backups).
+ * The backup copies of descriptor block `index`, in the order they are tried, each with the
+ * group holding it (none: a filesystem of one group, a meta group of one group, sparse_super2
+ * without backups). The single table: after each backup superblock in turn (groups 1, 3, 5,
+ * 7, 9, 25, 27 … with sparse_super, every group without it, s_backup_bgs with sparse_super2),
+ * at most {@link BACKUP_COPIES_TRIED}: a write gone astray rarely reaches two copies, and
+ * e2fsck itself takes group 1's unless told another (`-b`). A meta group's block: its second
+ * group's copy, then its last group's.
  */
-export function backupDescriptorBlock(sb: Superblock, index: number): { block: number; group: number } | undefined {
-  if (inOldTable(sb, index)) {
-    const group = firstBackupGroup(sb);
-    return group === undefined ? undefined : { block: groupFirstBlock(sb, group) + 1 + index, group };
-  }
-  const group = index * descriptorsPerBlock(sb) + 1;
-  if (group >= sb.groupCount) return undefined;
-  return { block: groupFirstBlock(sb, group) + (groupHasSuperblock(sb, group) ? 1 : 0), group };
+export function backupDescriptorBlocks(sb: Superblock, index: number): { block: number; group: number }[] {
+  if (inOldTable(sb, index)) return backupGroups(sb).map((group) => ({ block: groupFirstBlock(sb, group) + 1 + index, group }));
+  const perBlock = descriptorsPerBlock(sb);
+  const second = index * perBlock + 1;
+  const last = Math.min((index + 1) * perBlock, sb.groupCount) - 1;
+  const groups = second > last ? [] : second === last ? [second] : [second, last];
+  return groups.map((group) => ({ block: groupFirstBlock(sb, group) + (groupHasSuperblock(sb, group) ? 1 : 0), group }));
 }
 
-/** The first group after 0 that holds a superblock and descriptor table copy. */
-function firstBackupGroup(sb: Superblock): number | undefined {
-  // sparse_super2 names at most two groups; otherwise group 1 always has a copy.
-  const candidates = (sb.featureCompat & COMPAT.SPARSE_SUPER2) !== 0 ? sb.backupBgs.filter((g) => g > 0).sort((a, b) => a - b) : [1];
-  return candidates.find((g) => g < sb.groupCount);
+/** The groups after 0 that hold a superblock and descriptor table copy, in order, at most {@link BACKUP_COPIES_TRIED}. */
+function backupGroups(sb: Superblock): number[] {
+  if ((sb.featureCompat & COMPAT.SPARSE_SUPER2) !== 0) return sb.backupBgs.filter((g) => g > 0 && g < sb.groupCount).sort((a, b) => a - b);
+  const groups: number[] = [];
+  for (let group = 1; group < sb.groupCount && groups.length < BACKUP_COPIES_TRIED; group++) if (groupHasSuperblock(sb, group)) groups.push(group);
+  return groups;
 }
 
 /** Parses the `descSize` bytes of one descriptor (pure). */
