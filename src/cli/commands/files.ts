@@ -237,7 +237,7 @@ function reportExtraction(
     const named = (path: string, message: string): string => (message.startsWith(printable(path)) || message.startsWith(path) ? '' : `${printable(path)}: `);
     for (const p of report.problems) context.stderr.write(`coffer: ${named(p.path, p.message)}${printableText(p.message)}\n`);
     for (const r of report.renamed) {
-      const why = r.reason === 'taken' ? ': another entry took that name' : ' has an unsafe name';
+      const why = r.reason === 'taken' ? ': another entry took that name' : r.reason === 'long' ? ' has a name longer than Linux takes (255 bytes)' : ' has an unsafe name';
       context.stderr.write(`coffer: ${printable(r.path)}${why}: written as ${printable(r.as)}\n`);
     }
     for (const s of report.skipped) context.stderr.write(`coffer: ${printable(s.path)}: ${printableText(s.reason)}\n`);

@@ -1,7 +1,7 @@
 import { CofferError, type ErrorCode } from '../../errors/index.js';
 import { walkTree, type Filesystem, type FsNode, type ResolvedNode } from '../../fs/index.js';
 import { printableName } from '../../names/index.js';
-import { safeName, zipName } from './safe-name.js';
+import { fitName, safeName } from './safe-name.js';
 
 /** Something that went wrong with one entry; the rest of the extraction goes on. */
 export interface EntryProblem {
@@ -32,8 +32,8 @@ export interface RenamedEntry {
   path: string;
   /** The path it was written as, relative to the folder or archive. */
   as: string;
-  /** `unsafe`: its name was escaped (safe-name.ts); `taken`: another entry of the folder had that name, so a `~N` suffix was added. */
-  reason: 'unsafe' | 'taken';
+  /** `unsafe`: its name was escaped (safe-name.ts); `long`: it was longer than Linux takes and was shortened; `taken`: another entry of the folder had that name, so a `~N` suffix was added. */
+  reason: 'unsafe' | 'long' | 'taken';
 }
 
 /** An empty report. */
@@ -122,8 +122,7 @@ export async function* safeWalk(
         continue;
       }
       const name = item.path.at(-1) as string;
-      const safe = safeName(name);
-      if (safe.ok && names === 'zip' && zipName(safe.name) !== safe.name) Object.assign(safe, { name: zipName(safe.name), escaped: true });
+      const safe = safeName(name, names === 'zip');
       if (!safe.ok) {
         report.problems.push({ path: guestPath, code: 'E_FS_CORRUPT', message: `${printableName(guestPath)}: ${safe.reason}; skipped` });
         if (item.kind === 'enter') skipBelow.add(key);
@@ -140,7 +139,7 @@ export async function* safeWalk(
       if (holder !== undefined) hostName = freeName(hostName, seen);
       seen.set(hostName, name);
       const hostPath = [...parentHost, hostName];
-      if (safe.escaped || hostName !== safe.name) report.renamed.push({ path: guestPath, as: hostPath.join('/'), reason: hostName !== safe.name ? 'taken' : 'unsafe' });
+      if (safe.escaped || safe.shortened || hostName !== safe.name) report.renamed.push({ path: guestPath, as: hostPath.join('/'), reason: hostName !== safe.name ? 'taken' : safe.shortened ? 'long' : 'unsafe' });
       if (item.kind === 'enter') {
         hostByGuest.set(key, hostPath);
         seenIn.set(key, new Map());
@@ -150,9 +149,12 @@ export async function* safeWalk(
   }
 }
 
-/** `name~1`, `name~2` …: the first that no entry of the directory took. */
+/** `name~1`, `name~2` … (shortened to fit, see fitName): the first that no entry of the directory took. */
 function freeName(name: string, seen: ReadonlyMap<string, string>): string {
-  for (let n = 1; ; n++) if (!seen.has(`${name}~${n}`)) return `${name}~${n}`;
+  for (let n = 1; ; n++) {
+    const candidate = fitName(`${name}~${n}`);
+    if (!seen.has(candidate)) return candidate;
+  }
 }
 
 /** True when a failure belongs to one entry (damage in the backup) rather than to the whole run. */
