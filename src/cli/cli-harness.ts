@@ -49,10 +49,32 @@ export interface RunningCoffer {
  * rejects if it is still running after the timeout (it is then killed with SIGKILL).
  */
 export function startCoffer(args: string[], options: RunOptions = {}): RunningCoffer {
+  return watchRun(args, spawn(process.execPath, [COFFER_BIN, ...args], { env: runEnvironment(options), stdio: ['ignore', 'pipe', 'pipe'] }), options);
+}
+
+/**
+ * Runs `coffer args…` where a Buffer argument reaches the process as its exact bytes, as a
+ * shell passes a name that is not UTF-8 (Node's spawn takes strings only, and would send
+ * U+FFFD): through `/bin/sh`, each Buffer written with printf's octal escapes.
+ */
+export function cofferWithBytes(args: (string | Buffer)[], options: RunOptions = {}): Promise<CofferResult> {
+  const quote = (text: string): string => `'${text.replaceAll("'", "'\\''")}'`;
+  const words = args.map((arg) => (typeof arg === 'string' ? quote(arg) : `"$(printf '${[...arg].map((b) => `\\${b.toString(8).padStart(3, '0')}`).join('')}')"`));
+  const script = `exec ${quote(process.execPath)} ${quote(COFFER_BIN)} ${words.join(' ')}`;
+  const shown = args.map((arg) => (typeof arg === 'string' ? arg : `<${arg.toString('hex')}>`));
+  return watchRun(shown, spawn('/bin/sh', ['-c', script], { env: runEnvironment(options), stdio: ['ignore', 'pipe', 'pipe'] }), options).done;
+}
+
+/** The environment of a run: PATH etc., no inherited COFFER_* variable but COFFER_TESTONLY_WEAKEN_KDF, then `options.env`. */
+function runEnvironment(options: RunOptions): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('COFFER_') || name === TESTONLY_WEAKEN_KDF) env[name] = value;
   for (const [name, value] of Object.entries(options.env ?? {})) if (value !== undefined) env[name] = value;
-  const child = spawn(process.execPath, [COFFER_BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  return env;
+}
+
+/** Collects a started run's output; `done` rejects after the timeout (the child then killed). */
+function watchRun(args: string[], child: ChildProcess, options: RunOptions): RunningCoffer {
   const stdout: Buffer[] = [];
   const stderr: Buffer[] = [];
   child.stdout?.on('data', (chunk: Buffer) => stdout.push(chunk));

@@ -4,6 +4,7 @@
  * and turns every {@link CofferError} into one line on stderr and a documented exit code
  * (exit-codes.ts). Anything else is a bug: one line plus a hint, and exit 1, never a hang.
  */
+import { argumentsWithRawBytes } from './raw-arguments.js';
 import { Command, CommanderError, Option } from 'commander';
 import { CofferError, isCofferError } from '../errors/index.js';
 import { carriesData } from '../disk/output-stream.js';
@@ -482,7 +483,7 @@ export async function main(): Promise<void> {
   process.stdout.on('error', (error: NodeJS.ErrnoException) => {
     if (error.code === 'EPIPE' && !carriesData(process.stdout)) process.exit(ExitCode.ok);
   });
-  const code = await runCli(process.argv.slice(2), {
+  const code = await runCli(argumentsWithRawBytes(process.argv.slice(2)), {
     stdout: process.stdout,
     stderr: process.stderr,
     stdin: process.stdin,

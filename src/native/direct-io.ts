@@ -21,7 +21,7 @@ export const DIRECT_ALIGNMENT = 4096;
 const DIRECT_FILESYSTEMS = new Set([0xef53 /* ext2/3/4 */, 0x58465342 /* XFS */, 0x9123683e /* btrfs */]);
 
 /** Whether `path` is written direct: a block device, or a file (or folder) on ext4, XFS or btrfs. */
-export async function takesDirectWrites(path: string): Promise<boolean> {
+export async function takesDirectWrites(path: string | Buffer): Promise<boolean> {
   // (For a device, statfs would name the filesystem holding its node: /dev, a tmpfs.)
   const kind = await stat(path);
   return kind.isBlockDevice() || ((kind.isFile() || kind.isDirectory()) && DIRECT_FILESYSTEMS.has((await statfs(path)).type));

@@ -115,7 +115,7 @@ export async function backupFilesCommand(paths: string[], options: FileBackupCom
           const seconds = stats.durationMs / 1000;
           context.stdout.write(
             [
-              `host ${host}: ${files.stdinName !== undefined ? `standard input as ${files.stdinName}` : files.paths.join(', ')}: ${files.entries} entries, ${formatBytes(stats.bytesLogical)}${snapshot.parent ? `, compared with snapshot ${snapshot.parent.slice(0, 8)}` : ', no parent'}`,
+              `host ${host}: ${files.stdinName !== undefined ? `standard input as ${files.stdinName}` : files.paths.map(printableName).join(', ')}: ${files.entries} entries, ${formatBytes(stats.bytesLogical)}${snapshot.parent ? `, compared with snapshot ${snapshot.parent.slice(0, 8)}` : ', no parent'}`,
               `read ${formatBytes(stats.bytesRead)}, new ${formatBytes(stats.bytesNew)}, stored ${formatBytes(stats.bytesStored)} in ${formatDuration(seconds)}`,
               ...(files.warnings.length > 0 ? [`${files.warnings.length} warning(s): some files changed, vanished or could not be read (listed above)`] : []),
               `snapshot ${snapshot.id} saved`,

@@ -82,7 +82,7 @@ async function fileSnapshotAction(repo: Repository, snapshot: Snapshot & { files
       const report = options.tar
         ? await tarTree(fs, sources, context.stdout, context.signal)
         : await extractTree(fs, sources, { to: options.to as string, overwrite: options.overwrite === true, signal: context.signal });
-      code = reportExtraction(report, options, context, options.tar ? 'archived' : `restored to ${options.to}`);
+      code = reportExtraction(report, options, context, options.tar ? 'archived' : `restored to ${printableName(options.to ?? '')}`);
       break;
     }
     default:
@@ -142,7 +142,7 @@ async function runAction(files: SnapshotFiles, action: string, targets: string[]
       const report = options.tar
         ? await tarTree(fs, sources, context.stdout, context.signal)
         : await extractTree(fs, sources, { to: options.to as string, overwrite: options.overwrite === true, signal: context.signal });
-      return reportExtraction(report, options, context, options.tar ? 'archived' : `restored to ${options.to}`);
+      return reportExtraction(report, options, context, options.tar ? 'archived' : `restored to ${printableName(options.to ?? '')}`);
     }
     default:
       return findFiles(fs, first, options, context);

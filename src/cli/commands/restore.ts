@@ -47,7 +47,7 @@ export async function restoreCommand(reference: string | undefined, options: Res
       if (options.json) context.stdout.write(`${JSON.stringify({ snapshot: snapshot.id, to, ...report })}\n`);
       else {
         for (const p of report.problems) context.stderr.write(`coffer: ${printableName(p.path)}: ${printableText(p.message)}\n`); // bytes that are not UTF-8 as \xNN
-        context.stdout.write(`restored ${snapshot.id.slice(0, 8)} to ${to}: ${report.files} files (${formatBytes(report.bytes)}), ${report.directories} folders, ${report.symlinks} symlinks, ${report.hardLinks} hard links, ${report.special} special${options.verify === true ? `, ${report.verified} verified` : ''}; read ${formatBytes(report.fetched.bytes)} from the repository${report.problems.length > 0 ? `; ${report.problems.length} problems` : ''}\n`);
+        context.stdout.write(`restored ${snapshot.id.slice(0, 8)} to ${printableName(to)}: ${report.files} files (${formatBytes(report.bytes)}), ${report.directories} folders, ${report.symlinks} symlinks, ${report.hardLinks} hard links, ${report.special} special${options.verify === true ? `, ${report.verified} verified` : ''}; read ${formatBytes(report.fetched.bytes)} from the repository${report.problems.length > 0 ? `; ${report.problems.length} problems` : ''}\n`);
       }
       return report.problems.some((p) => /differ|E_CORRUPT|E_MISSING|chunk/.test(p.message)) ? ExitCode.verifyFailed : report.problems.length > 0 ? ExitCode.targetUnwritable : 0;
     }

@@ -7,7 +7,7 @@ import { AlignedBuffers, DirectAppender, isNoSpace, takesDirectWrites, targetErr
 import { CofferError } from '../../errors/index.js';
 import { syscalls, writeFullySync, makeFolders, makeFoldersSync } from '../../native/index.js';
 import { getFileTree, type Repository, type Snapshot, type TreeEntry } from '../../repo/index.js';
-import { hasRawBytes, hostPath } from '../../names/index.js';
+import { hostPath } from '../../names/index.js';
 import { ChunkReader } from './chunk-reader.js';
 import { PathFilter } from './path-filter.js';
 
@@ -65,13 +65,13 @@ export async function restoreFileSnapshot(repo: Repository, snapshot: Snapshot, 
   if (snapshot.files === undefined) throw new CofferError('E_USAGE', `snapshot ${snapshot.id.slice(0, 8)} holds disks, not files`);
   let present: string[];
   try {
-    await makeFolders(options.to);
-    present = await readdir(options.to);
+    await makeFolders(options.to, 0o777, hostPath);
+    present = await readdir(hostPath(options.to));
   } catch (error) {
     throw targetError(options.to, error, { exists: 'it exists and is not a directory' }); // exit 4 (5 for a full disk), never an internal error
   }
   if (present.length > 0) throw new CofferError('E_USAGE', `${options.to} is not empty: restore files into an empty or new directory`);
-  const restorer = new FileRestorer(repo, options, await readAccountIds(), await takesDirectWrites(options.to).catch(() => false));
+  const restorer = new FileRestorer(repo, options, await readAccountIds(), await takesDirectWrites(hostPath(options.to)).catch(() => false));
   await restorer.restore(snapshot.files.tree, options.to);
   return restorer.report;
 }
@@ -79,28 +79,10 @@ export async function restoreFileSnapshot(repo: Repository, snapshot: Snapshot, 
 /** A directory of the restore (`parents`: with those above it), its failure a target error. */
 function makeDirectory(path: string, parents: boolean): void {
   try {
-    if (parents && hasRawBytes(path)) makeFoldersByBytes(path);
-    else if (parents) makeFoldersSync(path);
+    if (parents) makeFoldersSync(path, 0o777, hostPath);
     else mkdirSync(hostPath(path), { mode: 0o700 });
   } catch (error) {
     throw targetError(path, error);
-  }
-}
-
-/**
- * `mkdir -p` of a path with names that are not UTF-8 (makeFoldersSync takes strings): each
- * folder from the top by its bytes. Below the restore's target only, which exists.
- */
-function makeFoldersByBytes(path: string): void {
-  const names = path.split('/');
-  for (let i = 2; i <= names.length; i++) {
-    const at = names.slice(0, i).join('/');
-    if (at === '') continue;
-    try {
-      mkdirSync(hostPath(at), { mode: 0o777 });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    }
   }
 }
 

@@ -44,10 +44,11 @@ export async function extractTree(fs: Filesystem, sources: readonly ResolvedNode
   const report: ExtractReport = emptyReport();
   const owners = options.owners ?? process.getuid?.() === 0;
   const root = path.resolve(options.to);
-  await targetCall(root, () => makeFolders(root));
-  const rootStat = await targetCall(root, () => fsp.lstat(root));
-  if (!rootStat.isDirectory()) throw new CofferError('E_TARGET_UNWRITABLE', `${root} is not a folder`, { subject: { path: root } });
-  await targetCall(root, () => fsp.access(root, fsConstants.W_OK));
+  // The folder as the command line gave its bytes (cli/raw-arguments.ts): every call by them.
+  await targetCall(root, () => makeFolders(root, 0o777, hostPath));
+  const rootStat = await targetCall(root, () => fsp.lstat(hostPath(root)));
+  if (!rootStat.isDirectory()) throw new CofferError('E_TARGET_UNWRITABLE', `${printableName(root)} is not a folder`, { subject: { path: root } });
+  await targetCall(root, () => fsp.access(hostPath(root), fsConstants.W_OK));
   const exists = options.overwrite === true ? FOLDER_IN_THE_WAY : EXISTS;
   const skipBelow = new Set<string>();
   const linked = new Map<string, HostPath>(); // node id → host path of its first name
