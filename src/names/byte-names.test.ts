@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { decodeName, encodeName, hasRawBytes, hostPath, isDecodedName, nameBytesHex, printableName, printableText, unescapeName } from './byte-names.js';
+import { decodeName, encodeName, hasRawBytes, hostPath, isDecodedName, nameBytesHex, printableName, printableText, printableWithBytes, unescapeName } from './byte-names.js';
 
 const bytes = (...values: number[]): Buffer => Buffer.from(values);
 
@@ -73,6 +73,21 @@ test('printableText escapes what a terminal must not get but leaves backslashes 
 test('nameBytesHex gives the bytes of a name that is not UTF-8, and nothing for one that is', () => {
   assert.equal(nameBytesHex(decodeName(bytes(0x63, 0x61, 0x66, 0xe9))), '636166e9');
   assert.equal(nameBytesHex('café'), undefined);
+});
+
+test('printableWithBytes: the printable name, with its bytes in hex whenever it shows an escape', () => {
+  const cases: [string, Record<string, string>][] = [
+    ['café', { name: 'café' }],
+    [decodeName(bytes(0x63, 0x61, 0x66, 0xe9)), { name: 'caf\\xe9', nameBytes: '636166e9' }],
+    ['caf\\xe9', { name: 'caf\\\\xe9', nameBytes: '6361665c786539' }],
+    ['esc\u001b', { name: 'esc\\x1b', nameBytes: '6573631b' }],
+  ];
+  for (const [name, want] of cases) {
+    const got = printableWithBytes('name', name);
+    assert.deepEqual(got, want, JSON.stringify(name));
+    assert.equal(unescapeName(got.name as string) ?? got.name, name, 'the printable name reads back to the name');
+    assert.equal(encodeURIComponent(got.name as string).length > 0, true, 'a URL takes it');
+  }
 });
 
 test('hostPath: a UTF-8 path stays a string, one with raw bytes becomes its exact bytes', () => {

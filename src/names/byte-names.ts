@@ -147,6 +147,23 @@ export function withNameBytes(key: string, text: string): Record<string, string>
   return hex === undefined ? { [key]: text } : { [key]: text, [`${key}Bytes`]: hex };
 }
 
+/**
+ * `{ [key]: printableName(text) }`, with `[key]Bytes` beside it (the exact bytes in hex) when
+ * the printable form holds an escape (a byte that is not UTF-8, a control character or a
+ * backslash). For JSON a browser reads: there a lone surrogate becomes U+FFFD when text is
+ * put into a URL or a query string, so the name itself is given in the form a path typed back
+ * takes ({@link unescapeName}), which is plain text; and a name without `[key]Bytes` is
+ * literally what the filesystem holds.
+ *
+ * @example printableWithBytes('name', decodeName(Buffer.from('caf\xe9', 'latin1')))
+ * // { name: 'caf\\xe9', nameBytes: '636166e9' }
+ */
+export function printableWithBytes<K extends string>(key: K, text: string): { [P in K]: string } & { [P in `${K}Bytes`]?: string } {
+  const shown = printableName(text);
+  const named = (shown === text ? { [key]: text } : { [key]: shown, [`${key}Bytes`]: encodeName(text).toString('hex') });
+  return named as { [P in K]: string } & { [P in `${K}Bytes`]?: string };
+}
+
 /** The slow path of {@link decodeName}: walks the bytes, escaping each one no valid sequence takes. */
 function decodeEscaping(bytes: Uint8Array): string {
   const units: number[] = [];

@@ -6,4 +6,4 @@
  * word as a shell command line must hold it (shell-word.ts), for the commands messages suggest.
  */
 export { shellWord } from './shell-word.js';
-export { decodeName, encodeName, hasRawBytes, hostPath, isDecodedName, nameBytesHex, printableName, printableText, unescapeName, withNameBytes } from './byte-names.js';
+export { decodeName, encodeName, hasRawBytes, hostPath, isDecodedName, nameBytesHex, printableName, printableText, printableWithBytes, unescapeName, withNameBytes } from './byte-names.js';

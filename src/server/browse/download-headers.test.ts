@@ -9,6 +9,10 @@ test('Content-Disposition survives hostile guest names', () => {
     ['../../etc/passwd', 'attachment; filename="__.._etc_passwd"; filename*=UTF-8\'\'..%2F..%2Fetc%2Fpasswd'],
     ['résumé 日本.pdf', 'attachment; filename="r_sum_ __.pdf"; filename*=UTF-8\'\'r%C3%A9sum%C3%A9%20%E6%97%A5%E6%9C%AC.pdf'],
     ['', 'attachment; filename="download"; filename*=UTF-8\'\''],
+    // Bytes that are not UTF-8 (a Latin-1 guest's caf\xe9, held as a lone surrogate) as %XX, as the zip names them; another lone surrogate as U+FFFD.
+    ['caf\uDCE9.txt', 'attachment; filename="caf_E9.txt"; filename*=UTF-8\'\'caf%25E9.txt'],
+    ['d\uDCE9j\uDCE0.tar', 'attachment; filename="d_E9j_E0.tar"; filename*=UTF-8\'\'d%25E9j%25E0.tar'],
+    ['x\uD800', 'attachment; filename="x_"; filename*=UTF-8\'\'x%EF%BF%BD'],
   ];
   for (const [name, want] of cases) {
     const header = contentDisposition(name);

@@ -2,13 +2,20 @@
  * Headers of a file handed out of a guest filesystem. Guest names are hostile input: a name
  * may hold quotes, CR/LF, `;`, `/`, NUL or any Unicode, and must never break a header or
  * steer the browser. Content-Disposition carries an ASCII fallback with every unsafe byte
- * replaced and the exact name percent-encoded as `filename*` (RFC 6266, RFC 8187). The content
- * type is sniffed from the first bytes for preview, from a short allow-list only: plain text
- * (as text/plain, so HTML or SVG from a guest is never rendered), and PNG, JPEG, GIF, WebP.
+ * replaced and the exact name percent-encoded as `filename*` (RFC 6266, RFC 8187). A name
+ * with bytes that are not UTF-8 (`caf\xe9` from a Latin-1 guest, held as lone surrogates:
+ * names/byte-names.ts) cannot be said in UTF-8: each such byte is written `%XX` (`caf%E9`),
+ * as the server's zip names it (restore/files/safe-name.ts), and any other lone surrogate as
+ * U+FFFD (percent-encoding would throw on it). The content type is sniffed from the first
+ * bytes for preview, from a short allow-list only: plain text (as text/plain, so HTML or SVG
+ * from a guest is never rendered), and PNG, JPEG, GIF, WebP.
  */
 
-/** `attachment` (or `inline`) with a safe fallback name and the exact name in UTF-8. */
-export function contentDisposition(name: string, inline = false): string {
+/** `attachment` (or `inline`) with a safe fallback name and the exact name in UTF-8 (a byte that is not UTF-8 as `%XX`). */
+export function contentDisposition(decodedName: string, inline = false): string {
+  const name = decodedName
+    .replace(/(?<![\uD800-\uDBFF])[\uDC80-\uDCFF]/g, (c) => `%${(c.charCodeAt(0) - 0xdc00).toString(16).toUpperCase()}`)
+    .replace(/\p{Cs}/gu, '\uFFFD');
   // eslint-disable-next-line no-control-regex
   const fallback = name.replace(/[^\x20-\x7e]|["\\/;%]/g, '_').replace(/^[.\s]+/, '_').slice(0, 200) || 'download';
   const encoded = encodeURIComponent(name).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);

@@ -4,9 +4,17 @@
  * opened on demand; nothing restored first). A volume is named as `coffer files` lists it,
  * prefixed with its disk when names repeat across disks: `disk0:p1`, `disk1:disk`, or an LVM
  * `vg0/root`. Each call opens what it needs and closes it after (a stream closes when it ends).
+ *
+ * Names are bytes on ext2/3/4 and XFS (names/byte-names.ts). What this answers names entries,
+ * paths and link targets in their printable form (`printableName`: a byte that is not UTF-8
+ * or a control character as `\xNN`, a backslash as `\\`), plain text a browser can put in
+ * a query string, with the exact bytes in hex beside (`nameBytes`, `pathBytes`,
+ * `targetBytes`) whenever that form holds an escape. A `path` given back in that form is
+ * resolved as the CLI resolves it (fs/resolve-path.ts), so a listed name always opens.
  */
 import { CofferError } from '../../errors/index.js';
 import { resolvePath, walkTree, type Filesystem, type FsDirEntry, type FsNode } from '../../fs/index.js';
+import { printableName, printableWithBytes } from '../../names/index.js';
 import type { Repository, Snapshot } from '../../repo/index.js';
 import { globToRegExp, SnapshotFiles } from '../../restore/index.js';
 
@@ -29,7 +37,10 @@ export interface VolumeInfo {
 
 /** An entry of a directory listing. */
 export interface EntryInfo {
+  /** The name in its printable form (`caf\xe9`, `a\\b`): what a `path` takes back. */
   name: string;
+  /** The name's bytes in hex when `name` holds an escape. */
+  nameBytes?: string;
   type: string;
   size: number;
   mode: number;
@@ -37,7 +48,9 @@ export interface EntryInfo {
   gid: number;
   nlink: number;
   mtime: string | null;
+  /** A symlink's target, printable as `name` is. */
   target?: string;
+  targetBytes?: string;
   /** Set when the entry is damaged and could not be read. */
   error?: string;
 }
@@ -102,36 +115,43 @@ export async function withVolume<T>(repo: Repository, snapshot: Snapshot, id: st
   }
 }
 
-/** A page of a directory (entries sorted by name), or the one entry when `path` is not a directory. */
-export async function listDirectory(fs: Filesystem, path: string, page: { offset: number; limit: number }): Promise<{ path: string; type: string; total: number; items: EntryInfo[] }> {
+/**
+ * A page of a directory (entries sorted by name), or the one entry when `path` is not a
+ * directory. `path` is the directory as it resolved, printable (with `pathBytes`).
+ */
+export async function listDirectory(fs: Filesystem, path: string, page: { offset: number; limit: number }): Promise<{ path: string; pathBytes?: string; type: string; total: number; items: EntryInfo[] }> {
   const found = await resolvePath(fs, path, { followLast: true });
   const entries: FsDirEntry[] = found.node.type === 'directory' ? await fs.readdir(found.node) : [{ name: found.path.split('/').pop() ?? '', node: found.node }];
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const items: EntryInfo[] = [];
   for (const entry of entries.slice(page.offset, page.offset + page.limit)) {
     if (entry.node === undefined) {
-      items.push({ name: entry.name, type: 'unknown', size: 0, mode: 0, uid: 0, gid: 0, nlink: 0, mtime: null, error: entry.error?.message ?? 'unreadable' });
+      items.push({ ...printableWithBytes('name', entry.name), type: 'unknown', size: 0, mode: 0, uid: 0, gid: 0, nlink: 0, mtime: null, error: entry.error?.message ?? 'unreadable' });
       continue;
     }
     const target = entry.node.type === 'symlink' ? await fs.readlink(entry.node).catch(() => undefined) : undefined;
     items.push(describeNode(entry.name, entry.node, target));
   }
-  return { path: found.path, type: found.node.type, total: entries.length, items };
+  return { ...printableWithBytes('path', found.path), type: found.node.type, total: entries.length, items };
 }
 
+/** An entry as the API lists it, from its name and target as the filesystem gives them (decoded, not yet printable). */
 export function describeNode(name: string, node: FsNode, target?: string): EntryInfo {
   return {
-    name, type: node.type, size: node.size, mode: node.mode & 0o7777, uid: node.uid, gid: node.gid, nlink: node.nlink,
+    ...printableWithBytes('name', name), type: node.type, size: node.size, mode: node.mode & 0o7777, uid: node.uid, gid: node.gid, nlink: node.nlink,
     mtime: Number.isFinite(node.mtimeMs) ? new Date(node.mtimeMs).toISOString() : null,
-    ...(target === undefined ? {} : { target }),
+    ...(target === undefined ? {} : printableWithBytes('target', target)),
   };
 }
 
-/** A file's node, or E_PATH_NOT_FOUND when the path is not a file. */
-export async function fileNode(fs: Filesystem, path: string): Promise<{ node: FsNode; name: string }> {
+/**
+ * A file's node, its name and its path as it resolved (decoded: `name` may hold bytes that are
+ * not UTF-8), or E_PATH_NOT_FOUND when the path is not a file.
+ */
+export async function fileNode(fs: Filesystem, path: string): Promise<{ node: FsNode; name: string; path: string }> {
   const found = await resolvePath(fs, path, { followLast: true });
-  if (found.node.type !== 'file') throw new CofferError('E_PATH_NOT_FOUND', `${path} is a ${found.node.type}, not a file`);
-  return { node: found.node, name: found.path.split('/').pop() ?? 'file' };
+  if (found.node.type !== 'file') throw new CofferError('E_PATH_NOT_FOUND', `${printableName(found.path)} is a ${found.node.type}, not a file`, { subject: { path: printableName(found.path) } });
+  return { node: found.node, name: found.path.split('/').pop() ?? 'file', path: found.path };
 }
 
 /** The bytes `start..end` (inclusive) of a file, in pieces of at most 1 MiB. */
@@ -145,7 +165,9 @@ export async function* fileBytes(fs: Filesystem, node: FsNode, start: number, en
 
 /** A file found by name. */
 export interface FoundFile {
+  /** Its whole path, printable as a listing's names are. */
   path: string;
+  pathBytes?: string;
   type: string;
   size: number;
   mtime: string | null;
@@ -162,7 +184,7 @@ export async function findByName(fs: Filesystem, glob: string, options: { limit:
     const name = item.path.at(-1) as string;
     if (!pattern.test(name)) continue;
     if (items.length >= options.limit || Date.now() > options.deadline) return { items, truncated: true };
-    items.push({ path: `/${item.path.join('/')}`, type: item.node.type, size: item.node.size, mtime: Number.isFinite(item.node.mtimeMs) ? new Date(item.node.mtimeMs).toISOString() : null });
+    items.push({ ...printableWithBytes('path', `/${item.path.join('/')}`), type: item.node.type, size: item.node.size, mtime: Number.isFinite(item.node.mtimeMs) ? new Date(item.node.mtimeMs).toISOString() : null });
   }
   return { items, truncated: false };
 }

@@ -4245,6 +4245,7 @@ export interface operations {
             query: {
                 limit?: number;
                 offset?: number;
+                /** @description an absolute path inside the volume, its names as listings give them: a byte that is not UTF-8 (or a control character) as `\xNN`, a backslash as `\\` (`/d\xe9j\xe0/x\xb5`); joined with `/`, which no name holds */
                 path?: string;
                 /** @description a volume id from GET …/volumes: disk0:p1, disk1:disk, vg0/root */
                 volume: string;
@@ -4310,16 +4311,25 @@ export interface operations {
                             gid?: number;
                             mode?: number;
                             mtime?: string | null;
+                            /** @description the name, printable: a byte that is not UTF-8 or a control character as `\xNN`, a backslash as `\\`; what `path=` takes back */
                             name: string;
+                            /** @description the name's exact bytes in hex, present when the printable form holds an escape (absent: it is the name as the filesystem holds it) */
+                            nameBytes?: string;
                             nlink?: number;
                             size: number;
+                            /** @description the symlink target, printable: a byte that is not UTF-8 or a control character as `\xNN`, a backslash as `\\`; what `path=` takes back */
                             target?: string;
+                            /** @description the symlink target's exact bytes in hex, present when the printable form holds an escape (absent: it is the symlink target as the filesystem holds it) */
+                            targetBytes?: string;
                             type: string;
                             uid?: number;
                         }[];
                         limit: number;
                         offset: number;
+                        /** @description the path as it resolved, printable: a byte that is not UTF-8 or a control character as `\xNN`, a backslash as `\\`; what `path=` takes back */
                         path: string;
+                        /** @description the path's exact bytes in hex, present when the printable form holds an escape (absent: it is the path as the filesystem holds it) */
+                        pathBytes?: string;
                         total: number;
                         type: string;
                     };
@@ -4331,6 +4341,7 @@ export interface operations {
         parameters: {
             query: {
                 format?: "tar" | "zip";
+                /** @description an absolute path inside the volume, its names as listings give them: a byte that is not UTF-8 (or a control character) as `\xNN`, a backslash as `\\` (`/d\xe9j\xe0/x\xb5`); joined with `/`, which no name holds */
                 path: string;
                 /** @description a volume id from GET …/volumes: disk0:p1, disk1:disk, vg0/root */
                 volume: string;
@@ -4399,6 +4410,7 @@ export interface operations {
         parameters: {
             query: {
                 inline?: boolean;
+                /** @description an absolute path inside the volume, its names as listings give them: a byte that is not UTF-8 (or a control character) as `\xNN`, a backslash as `\\` (`/d\xe9j\xe0/x\xb5`); joined with `/`, which no name holds */
                 path: string;
                 /** @description a volume id from GET …/volumes: disk0:p1, disk1:disk, vg0/root */
                 volume: string;
@@ -7553,6 +7565,7 @@ export interface operations {
         parameters: {
             query: {
                 limit?: number;
+                /** @description a glob: `*`, `?`, `[…]`; a byte that is not UTF-8 as `\xNN`, as listings print it */
                 name: string;
                 offset?: number;
                 repository?: string;
@@ -7614,7 +7627,10 @@ export interface operations {
                     "application/json": {
                         items: {
                             mtime?: string | null;
+                            /** @description the whole path, printable: a byte that is not UTF-8 or a control character as `\xNN`, a backslash as `\\`; what `path=` takes back */
                             path?: string;
+                            /** @description the whole path's exact bytes in hex, present when the printable form holds an escape (absent: it is the whole path as the filesystem holds it) */
+                            pathBytes?: string;
                             repository?: string;
                             size?: number;
                             snapshot?: string;

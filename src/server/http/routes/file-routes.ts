@@ -5,10 +5,16 @@
  * as tar or zip, and "which night still had this file?" across a VM's snapshots. Every
  * download is audit-logged (who, which snapshot, volume and path, from where). Needs
  * `files.browse` on the snapshot's VM, host or repository.
+ *
+ * Names are bytes on ext2/3/4 and XFS: every name, path and link target answered is in its
+ * printable form (a byte that is not UTF-8 or a control character as `\xNN`, a backslash as
+ * `\\`) with its bytes in hex beside it when it holds an escape, and `path=` takes that form
+ * back (see browse/snapshot-browser.ts). The audit log records paths so too.
  */
 import { PassThrough, Readable } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { resolvePath } from '../../../fs/index.js';
+import { printableName } from '../../../names/index.js';
 import type { Snapshot } from '../../../repo/index.js';
 import type { IndexedSnapshot } from '../../inventory/index.js';
 import { tarTree, zipTree } from '../../../restore/index.js';
@@ -21,14 +27,24 @@ import { NameParam } from './schemas.js';
 import { permittedSnapshot, SnapshotParams, vmPaths } from './snapshot-access.js';
 
 const VolumeQuery = { type: 'string', minLength: 1, maxLength: 300, description: 'a volume id from GET …/volumes: disk0:p1, disk1:disk, vg0/root' } as const;
-const PathQuery = { type: 'string', minLength: 1, maxLength: 4096, pattern: '^/', default: '/' } as const;
+const PathQuery = {
+  type: 'string',
+  minLength: 1,
+  maxLength: 4096,
+  pattern: '^/',
+  default: '/',
+  description: 'an absolute path inside the volume, its names as listings give them: a byte that is not UTF-8 (or a control character) as `\\xNN`, a backslash as `\\\\` (`/d\\xe9j\\xe0/x\\xb5`); joined with `/`, which no name holds',
+} as const;
+/** A name, path or link target as answered, and its bytes beside it. */
+const printable = (what: string) => ({ type: 'string', description: `the ${what}, printable: a byte that is not UTF-8 or a control character as \`\\xNN\`, a backslash as \`\\\\\`; what \`path=\` takes back` }) as const;
+const bytesOf = (what: string) => ({ type: 'string', pattern: '^([0-9a-f]{2})+$', description: `the ${what}'s exact bytes in hex, present when the printable form holds an escape (absent: it is the ${what} as the filesystem holds it)` }) as const;
 
 const EntrySchema = {
   type: 'object',
   required: ['name', 'type', 'size'],
   properties: {
-    name: { type: 'string' }, type: { type: 'string' }, size: { type: 'number' }, mode: { type: 'integer' }, uid: { type: 'integer' }, gid: { type: 'integer' },
-    nlink: { type: 'integer' }, mtime: { type: ['string', 'null'] }, target: { type: 'string' }, error: { type: 'string' },
+    name: printable('name'), nameBytes: bytesOf('name'), type: { type: 'string' }, size: { type: 'number' }, mode: { type: 'integer' }, uid: { type: 'integer' }, gid: { type: 'integer' },
+    nlink: { type: 'integer' }, mtime: { type: ['string', 'null'] }, target: printable('symlink target'), targetBytes: bytesOf('symlink target'), error: { type: 'string' },
   },
 } as const;
 const VolumeSchema = {
@@ -78,7 +94,7 @@ export function fileRoutes(app: FastifyInstance, context: ServiceContext): void 
     access: { permission: 'files.browse', filtered: true },
     params: SnapshotParams,
     querystring: { type: 'object', additionalProperties: false, required: ['volume'], properties: { ...PageQueryProperties, volume: VolumeQuery, path: PathQuery } },
-    response: { 200: { type: 'object', required: ['path', 'type', 'items', 'total', 'limit', 'offset'], properties: { path: { type: 'string' }, type: { type: 'string' }, items: { type: 'array', items: EntrySchema }, total: { type: 'integer' }, limit: { type: 'integer' }, offset: { type: 'integer' } } } },
+    response: { 200: { type: 'object', required: ['path', 'type', 'items', 'total', 'limit', 'offset'], properties: { path: printable('path as it resolved'), pathBytes: bytesOf('path'), type: { type: 'string' }, items: { type: 'array', items: EntrySchema }, total: { type: 'integer' }, limit: { type: 'integer' }, offset: { type: 'integer' } } } },
     async handler(request) {
       const { repo, snapshot } = await snapshotOf(request);
       const q = request.query as { volume: string; path: string; limit: number; offset: number };
@@ -102,7 +118,7 @@ export function fileRoutes(app: FastifyInstance, context: ServiceContext): void 
       const q = request.query as { volume: string; path: string; inline: boolean };
       const open = await openVolume(await context.catalog.openRepository(repo), snapshot, q.volume);
       try {
-        const { node, name } = await fileNode(open.fs, q.path);
+        const { node, name, path } = await fileNode(open.fs, q.path);
         const range = parseRange(request.headers.range, node.size);
         if (range === 'unsatisfiable') {
           reply.header('content-range', `bytes */${node.size}`);
@@ -111,7 +127,7 @@ export function fileRoutes(app: FastifyInstance, context: ServiceContext): void 
         const head = node.size === 0 ? new Uint8Array() : await open.fs.read(node, 0, Math.min(8192, node.size));
         const start = range?.start ?? 0;
         const end = range?.end ?? node.size - 1;
-        await audit(request, 'files.download', repo, snapshot, { volume: q.volume, path: q.path, bytes: end + 1 - start, ...(range === undefined ? {} : { range: `${start}-${end}` }) });
+        await audit(request, 'files.download', repo, snapshot, { volume: q.volume, path: printableName(path), bytes: end + 1 - start, ...(range === undefined ? {} : { range: `${start}-${end}` }) });
         const abort = new AbortController();
         const body = Readable.from(closing(fileBytes(open.fs, node, start, end, abort.signal), open.close));
         request.raw.once('close', () => abort.abort());
@@ -149,7 +165,7 @@ export function fileRoutes(app: FastifyInstance, context: ServiceContext): void 
       try {
         const source = await resolvePath(open.fs, q.path);
         const base = source.path === '/' ? `${snapshot.vm}-${q.volume.replace(/[:/]/g, '-')}` : (source.path.split('/').pop() as string);
-        await audit(request, 'files.archive', repo, snapshot, { volume: q.volume, path: q.path, format: q.format });
+        await audit(request, 'files.archive', repo, snapshot, { volume: q.volume, path: printableName(source.path), format: q.format });
         const abort = new AbortController();
         request.raw.once('close', () => abort.abort());
         let body: Readable;
@@ -192,14 +208,14 @@ export function fileRoutes(app: FastifyInstance, context: ServiceContext): void 
       type: 'object',
       additionalProperties: false,
       required: ['name'],
-      properties: { name: { type: 'string', minLength: 1, maxLength: 255 }, repository: NameParam, limit: { type: 'integer', minimum: 1, maximum: 50, default: SEARCH_SNAPSHOTS_PER_PAGE }, offset: { type: 'integer', minimum: 0, default: 0 } },
+      properties: { name: { type: 'string', minLength: 1, maxLength: 255, description: 'a glob: `*`, `?`, `[…]`; a byte that is not UTF-8 as `\\xNN`, as listings print it' }, repository: NameParam, limit: { type: 'integer', minimum: 1, maximum: 50, default: SEARCH_SNAPSHOTS_PER_PAGE }, offset: { type: 'integer', minimum: 0, default: 0 } },
     },
     response: {
       200: {
         type: 'object',
         required: ['items', 'snapshots', 'truncated'],
         properties: {
-          items: { type: 'array', items: { type: 'object', properties: { repository: { type: 'string' }, snapshot: { type: 'string' }, time: { type: 'string' }, volume: { type: 'string' }, path: { type: 'string' }, type: { type: 'string' }, size: { type: 'number' }, mtime: { type: ['string', 'null'] } } } },
+          items: { type: 'array', items: { type: 'object', properties: { repository: { type: 'string' }, snapshot: { type: 'string' }, time: { type: 'string' }, volume: { type: 'string' }, path: printable('whole path'), pathBytes: bytesOf('whole path'), type: { type: 'string' }, size: { type: 'number' }, mtime: { type: ['string', 'null'] } } } },
           snapshots: { type: 'integer', description: 'snapshots of the VM in all' },
           searched: { type: 'integer' },
           searchedSnapshots: {
