@@ -9,8 +9,9 @@
  * Second slice: a backup run on demand watched to its end live (events stream), the backup
  * window timeline's bars (one host's never overlap), a real ext4 and NTFS disk browsed in the
  * restore wizard, a file and a folder (tar) downloaded and compared with debugfs's and
- * ntfscat's reading of the source images, instant recovery started (nbdinfo reads the URI the
- * page shows) and stopped.
+ * ntfscat's reading of the source images, a folder and a file whose names are not UTF-8
+ * (Latin-1) opened, previewed and downloaded, instant recovery started (nbdinfo reads the URI
+ * the page shows) and stopped.
  * Third slice: a snapshot's disk restored to a folder in qcow2 from the wizard (equal to the
  * source image by `qemu-img compare`), a refused target's message and a failed restore's
  * message; a clone as a new VM from a snapshot carrying a libvirt definition (the real
@@ -59,6 +60,12 @@ let appDisk: string;
 let appXml: string;
 /** The PNG on broken's disk once it is written (a screenshot of the console's header). */
 let logoPng: Buffer;
+/** Also on broken's disk: a folder and a file a Latin-1 guest named (`déjà/résumé.txt`), their names bytes that are not UTF-8. */
+const LATIN1_FOLDER = Buffer.from('d\xe9j\xe0', 'latin1');
+const LATIN1_FILE = Buffer.from('r\xe9sum\xe9.txt', 'latin1');
+const LATIN1_TEXT = 'A Latin-1 guest named this folder and this file.\n';
+/** A path below `root` whose names are bytes. */
+const bytePath = (root: string, ...names: Buffer[]): Buffer => Buffer.concat([Buffer.from(root), ...names.flatMap((n) => [Buffer.from('/'), n])]);
 let dataDir: string;
 const TAPE = 'tape-main.tar';
 const scriptErrors: string[] = [];
@@ -401,6 +408,8 @@ test('a failed VM: last night on the dashboard says why, "Run failed again" ther
   logoPng = await page.screenshot({ clip: { x: 0, y: 0, width: 240, height: 56 } });
   await writeFile(join(tree, 'pictures', 'logo.png'), logoPng);
   await writeFile(join(tree, 'pictures', 'caption.txt'), "The console's header, as a picture.\n");
+  await mkdir(bytePath(tree, LATIN1_FOLDER));
+  await writeFile(bytePath(tree, LATIN1_FOLDER, LATIN1_FILE), LATIN1_TEXT);
   const disk = join(dir, 'missing.raw');
   await writeFile(disk, Buffer.alloc(8 * MiB));
   await run('mke2fs', ['-q', '-F', '-t', 'ext4', '-d', tree, disk]);
@@ -581,6 +590,30 @@ test('a picture previewed as an image and downloaded, and a folder downloaded as
   await run('unzip', ['-q', 'pictures.zip'], { cwd: out });
   assert.deepEqual(await readFile(join(out, 'pictures', 'logo.png')), logoPng);
   assert.equal(await readFile(join(out, 'pictures', 'caption.txt'), 'utf8'), "The console's header, as a picture.\n");
+});
+
+test('a folder and a file whose names are not UTF-8 (a Latin-1 guest\'s déjà/résumé.txt): shown as \\xNN, opened, previewed, downloaded, and the folder\'s tar holds their bytes', async () => {
+  const page = adminPage;
+  await wizardAction(page, 'broken', 'Browse and download files');
+  await page.getByRole('group', { name: 'Volumes' }).getByRole('button', { name: /ext4/ }).click();
+  const folder = page.getByRole('button', { name: 'Open d\\xe9j\\xe0/', exact: true });
+  assert.match((await folder.getAttribute('title')) ?? '', /shown as \\xNN.*\(bytes: 64e96ae0\)$/, 'hovering says how the name is written, and its bytes');
+  await folder.click();
+  await page.getByRole('table', { name: 'Files in /d\\xe9j\\xe0' }).waitFor();
+  assert.equal((await page.locator('[aria-label="Folder path"]').getByRole('button').allTextContents()).at(-1), 'd\\xe9j\\xe0', 'the path bar shows the name as listed');
+  await page.getByRole('button', { name: 'r\\xe9sum\\xe9.txt', exact: true }).click();
+  await page.getByTestId('text-preview').waitFor();
+  assert.equal(await page.getByTestId('text-preview').textContent(), LATIN1_TEXT);
+  const [file] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'Download r\\xe9sum\\xe9.txt' }).click()]);
+  assert.equal(file.suggestedFilename(), 'r%E9sum%E9.txt', 'the server names it: a byte that is not UTF-8 as %XX');
+  assert.equal(await readFile(await file.path(), 'utf8'), LATIN1_TEXT);
+  await checkPage(page, 'light', 'restore-files-latin1');
+  const tar = await downloaded(page, () => page.getByRole('link', { name: 'Download this folder as tar' }).click());
+  const out = join(dir, 'tar-latin1');
+  await mkdir(out, { recursive: true });
+  await writeFile(join(out, 'folder.tar'), tar);
+  await run('tar', ['--warning=no-unknown-keyword', '-xf', 'folder.tar'], { cwd: out });
+  assert.equal(await readFile(bytePath(out, LATIN1_FOLDER, LATIN1_FILE), 'utf8'), LATIN1_TEXT, 'GNU tar writes the names\' bytes');
 });
 
 test('instant recovery from the wizard: the NBD URI it shows answers nbdinfo, and stop ends it', async () => {

@@ -5,6 +5,11 @@
  * tar or zip (`…/files/archive`). Downloads are plain links: the browser streams them to disk
  * and shows their progress (a file's size is known from Content-Length; an archive's is not,
  * so the browser counts the bytes received).
+ *
+ * Names are the API's printable form (docs/api.md): a byte that is not UTF-8 (a Latin-1
+ * guest's `caf\xe9`) or a control character is `\xNN`, a backslash `\\`; plain text, shown as
+ * it is and joined with `/` into the `path` the API takes back (no name holds a `/`), so such a
+ * folder opens and such a file previews and downloads like any other.
  */
 import { Anchor, Breadcrumbs, Button, Group, Pagination, Stack, Table, Text, UnstyledButton } from '@mantine/core';
 import { keepPreviousData, useQuery } from '@tanstack/react-query';
@@ -29,7 +34,12 @@ export function fileUrl(ref: SnapshotRef, volume: string, path: string, how: { i
   return buildUrl('/api/v1/repositories/{repo}/snapshots/{snapshot}/files/content', params, { volume, path, ...(how.inline === true ? { inline: 'true' } : {}) });
 }
 
-const join = (dir: string, name: string) => (dir === '/' ? `/${name}` : `${dir}/${name}`);
+/** A folder's path and one of its printable names: the entry's path as the API takes it. */
+const joinPath = (dir: string, name: string) => (dir === '/' ? `/${name}` : `${dir}/${name}`);
+
+/** The hover text of a name shown with escapes (the API gives its bytes as `nameBytes` then). */
+const ESCAPED_NAME_TITLE = 'Bytes that are not UTF-8, and control characters, are shown as \\xNN; a backslash as \\\\';
+const nameTitle = (e: { nameBytes?: string }) => (e.nameBytes === undefined ? undefined : `${ESCAPED_NAME_TITLE} (bytes: ${e.nameBytes})`);
 
 export function FileBrowser({ target }: { target: SnapshotRef }) {
   const volumes = useQuery({ queryKey: ['volumes', target.repo, target.snapshot], queryFn: () => call('get', '/api/v1/repositories/{repo}/snapshots/{snapshot}/volumes', { params: target }) });
@@ -113,15 +123,15 @@ function Directory({ target, volume }: { target: SnapshotRef; volume: string }) 
                       <Table.Tr key={e.name}>
                         <Table.Td>
                           {e.type === 'directory' ? (
-                            <UnstyledButton onClick={() => open(join(path, e.name))} aria-label={`Open ${e.name}/`} fw={600} c="blue.8" td="underline">
+                            <UnstyledButton onClick={() => open(joinPath(path, e.name))} aria-label={`Open ${e.name}/`} title={nameTitle(e)} fw={600} c="blue.8" td="underline">
                               {e.name}/
                             </UnstyledButton>
                           ) : e.type === 'file' ? (
-                            <Anchor component="button" type="button" onClick={() => setFile({ path: join(path, e.name), size: e.size })}>
+                            <Anchor component="button" type="button" onClick={() => setFile({ path: joinPath(path, e.name), size: e.size })} title={nameTitle(e)}>
                               {e.name}
                             </Anchor>
                           ) : (
-                            <Text size="sm">
+                            <Text size="sm" title={nameTitle(e)}>
                               {e.name}
                               {e.target === undefined ? ` (${e.type})` : ` → ${e.target}`}
                             </Text>

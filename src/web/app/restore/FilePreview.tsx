@@ -2,7 +2,8 @@
  * One file of a snapshot: its download, and a preview when the server's sniffed type allows
  * one. Text: the first 64 KiB (one `Range` request), shown as text, never rendered as HTML;
  * images (PNG, JPEG, GIF, WebP): an <img> of the inline content. Anything else: the download
- * only.
+ * only. The download link leaves the file's name to the server's Content-Disposition (the
+ * path here is printable, `caf\xe9`; the server names such a file `caf%E9`, as its zip does).
  */
 import { Button, Card, CloseButton, Code, Group, Image, ScrollArea, Text } from '@mantine/core';
 import { useQuery } from '@tanstack/react-query';
@@ -45,7 +46,7 @@ export function FilePreview({ target, volume, path, size, onClose }: { target: S
           {path} ({formatBytes(size)})
         </Text>
         <Group gap="xs" wrap="nowrap">
-          <Button component="a" size="xs" href={fileUrl(target, volume, path)} download={name}>
+          <Button component="a" size="xs" href={fileUrl(target, volume, path)} download>
             Download {name}
           </Button>
           <CloseButton onClick={onClose} aria-label="Close the preview" />
