@@ -106,7 +106,7 @@ export async function checkCopies(
   copies: readonly Snapshot[],
   options: { readData: boolean },
 ): Promise<CopyCheck> {
-  const { dst, counters } = context;
+  const { counters } = context;
   const named = new Map<string, Buffer>(); // hex id → the entry a copy names it by
   const pages = new Map<string, CofferError>();
   await forEachCopyPage(
@@ -122,18 +122,40 @@ export async function checkCopies(
     (page, error) => pages.set(page, error),
   );
   counters.chunksChecked += named.size;
+  return { chunks: await checkChunksHeld(context, named, options), pages };
+}
+
+/**
+ * Which of the chunks `named` (hex id → where the copy says it is: a disk page's entry, the
+ * first place the destination's index segments give a file snapshot's chunk, or in format 1
+ * the id; `undefined` in format 2: no segment names it, so it is missing) the destination does
+ * not hold intact, through one listing of its data, or with `readData` each chunk read and
+ * opened (see {@link checkCopies}, whose second half this is; heal-file-copies.ts asks it for
+ * file snapshots' chunks).
+ */
+export async function checkChunksHeld(
+  context: { dst: Repository; destination: DestinationChunks | null; counters: SyncCounters },
+  named: ReadonlyMap<string, Buffer | undefined>,
+  options: { readData: boolean },
+): Promise<Map<string, BrokenChunk>> {
+  const { dst, counters } = context;
   const chunks = new Map<string, BrokenChunk>();
   if (dst.config.version === 2) {
+    const located = new Map<string, Buffer>();
+    for (const [hex, entry] of named) {
+      if (entry !== undefined) located.set(hex, entry);
+      else chunks.set(hex, { problem: 'missing', message: `chunk ${hex} is missing: no index segment names it` });
+    }
     const stored = await listStoredPacks(dst);
     if (options.readData) {
-      const bad = await checkPackedChunks(dst, [...named.keys()], named, (_chunks, bytes) => (counters.bytesReadFromDestination += bytes), stored);
+      const bad = await checkPackedChunks(dst, [...located.keys()], located, (_chunks, bytes) => (counters.bytesReadFromDestination += bytes), stored);
       for (const [hex, problem] of bad) chunks.set(hex, problem);
     } else {
       const packs = new Set(stored.map((pack) => pack.id));
       const packOf = (entry: Buffer) => entry.toString('hex', 32, 64);
       // The chunk index only when a pack is not stored: the sync's (loaded to copy), else loaded now.
       let index: Promise<ChunkIndex> | undefined;
-      for (const [hex, entry] of named) {
+      for (const [hex, entry] of located) {
         if (packs.has(packOf(entry))) continue;
         index ??= context.destination instanceof PackedDestination ? Promise.resolve(context.destination.index) : ChunkIndex.load(dst);
         const elsewhere = (await (await index).lookupAll(entry.subarray(0, 32))).some((place) => packs.has(packOf(place)));
@@ -145,9 +167,9 @@ export async function checkCopies(
   } else {
     // The sync's listing (taken to copy), else one taken now.
     const listing = context.destination instanceof LooseDestination ? context.destination : await LooseDestination.open(dst, counters);
-    for (const [hex, entry] of named) if (!listing.listed(entry)) chunks.set(hex, { problem: 'missing', message: `chunk ${hex} is missing` });
+    for (const hex of named.keys()) if (!listing.listed(Buffer.from(hex, 'hex'))) chunks.set(hex, { problem: 'missing', message: `chunk ${hex} is missing` });
   }
-  return { chunks, pages };
+  return chunks;
 }
 
 /** Format 1: reads each chunk and opens it (rehashed) on the codec threads, {@link CHECK_BATCH} to a task; what fails goes to `broken`. */

@@ -2,7 +2,8 @@ import { forEachLimited } from '../../concurrency/index.js';
 import { CofferError } from '../../errors/index.js';
 import type { ChunksById } from '../chunks-by-id.js';
 import { getFileTree, putFileTree } from '../file-trees.js';
-import { decodeFileTree, type ContentPiece, type FileTree, type TreeEntry } from '../format/file-tree.js';
+import { ObjectKind } from '../format/envelope.js';
+import { decodeFileTree, encodeFileTree, type ContentPiece, type FileTree, type TreeEntry } from '../format/file-tree.js';
 import type { SnapshotManifest } from '../format/manifest.js';
 import { treeKey } from '../layout.js';
 import type { Repository } from '../repository.js';
@@ -62,6 +63,32 @@ export async function copyFileSnapshotData(context: CopyContext, snapshot: Snaps
   return { ...manifest, parent, files: { ...files, tree } };
 }
 
+/**
+ * Heal (heal-file-copies.ts): stores again trees that a copy names but the destination holds
+ * missing or damaged. Each is translated again from the source's tree at the same place (the
+ * subtree below it as a copy translates it: chunks and subtrees the destination holds are
+ * found present, those it lacks stored), and must come out as the tree the copy names
+ * (`E_VERIFY_FAILED` otherwise: the copy was not made from that source tree, and nothing is
+ * stored under its id); it is then stored although the destination names it: into format 1 a
+ * put over the damaged object (under Object Lock a new version), into format 2 in a new pack
+ * of trees whose index segment gives its new place (reads fall back there, chunks-by-id.ts).
+ */
+export interface FileTreeHealer {
+  /** Translates source tree `source` again and stores it as destination tree `expected`. */
+  copyAgain(source: string, expected: string): Promise<void>;
+  /** Stores what was taken (format 2: the packs and segments, chunks' first) and waits until it read back intact. */
+  finish(): Promise<void>;
+}
+
+/** A {@link FileTreeHealer} through the sync's transfer. */
+export async function fileTreeHealer(context: CopyContext): Promise<FileTreeHealer> {
+  const copier = new TreeCopier(context, await context.transfer.treePacks());
+  return {
+    copyAgain: async (source, expected) => void (await copier.copy(source, null, expected)),
+    finish: () => copier.finish(),
+  };
+}
+
 class TreeCopier {
   /** Source tree id → its destination id, for subtrees met twice in one snapshot. */
   private readonly copied = new Map<string, string>();
@@ -90,18 +117,21 @@ class TreeCopier {
     private readonly trees: PackedDestination | null,
   ) {}
 
-  async copy(id: string, before: TreePair | null): Promise<string> {
+  /** The destination id of source tree `id`, stored with everything below it; `again`: stored again as that id although present (a heal). */
+  async copy(id: string, before: TreePair | null, again?: string): Promise<string> {
     const { dst, counters, transfer } = this.context;
     if (this.context.signal?.aborted) throw new CofferError('E_INTERRUPTED', 'sync interrupted (run it again: what was sent is kept)');
-    if (before !== null && before.source === id) {
-      counters.treesReused++;
-      return before.copy;
-    }
-    const known = this.copied.get(id);
-    if (known !== undefined) return known;
-    if (transfer.sameKeys && dst.config.version === 1 && (await dst.backend.has(treeKey(id)))) {
-      counters.treesReused++;
-      return id;
+    if (again === undefined) {
+      if (before !== null && before.source === id) {
+        counters.treesReused++;
+        return before.copy;
+      }
+      const known = this.copied.get(id);
+      if (known !== undefined) return known;
+      if (transfer.sameKeys && dst.config.version === 1 && (await dst.backend.has(treeKey(id)))) {
+        counters.treesReused++;
+        return id;
+      }
     }
     const tree = await this.readTree('source', id);
     const earlier = before === null ? null : await Promise.all([this.readTree('source', before.source), this.readTree('destination', before.copy)]);
@@ -135,7 +165,7 @@ class TreeCopier {
       this.track(stored.entry);
     });
     this.context.onPage?.(this.done);
-    const copyId = await this.writeTree(id, entries);
+    const copyId = again === undefined ? await this.writeTree(id, entries) : await this.writeAgain(entries, again);
     this.copied.set(id, copyId);
     return copyId;
   }
@@ -180,14 +210,8 @@ class TreeCopier {
   }
 
   /** What the transfer takes for the chunk or tree `hex` of the source: its id (format 1) or its located entry (format 2). */
-  private async sourceEntry(hex: string): Promise<Buffer> {
-    const { src, transfer } = this.context;
-    const id = Buffer.from(hex, 'hex');
-    if (transfer.sourceById === undefined) return id;
-    const places = await transfer.sourceById.locations(id);
-    const first = places[0];
-    if (first === undefined) throw new CofferError('E_MISSING_OBJECT', `chunk ${hex} of ${src.location} is missing: no index segment names it`, { subject: { repository: src.location, object: hex } });
-    return first;
+  private sourceEntry(hex: string): Promise<Buffer> {
+    return sourceEntryOf(this.context, hex);
   }
 
   /** A tree of either side, read, opened and validated, counting the stored bytes. */
@@ -214,6 +238,30 @@ class TreeCopier {
     else this.context.counters.bytesReadFromDestination += delta;
   }
 
+  /** Heal: stores the tree of `entries` although the destination names it, after checking it is tree `expected`. */
+  private async writeAgain(entries: TreeEntry[], expected: string): Promise<string> {
+    const { dst, counters, transfer } = this.context;
+    const plaintext = encodeFileTree(entries);
+    const objectId = dst.codec.idOf(plaintext);
+    const id = objectId.toString('hex');
+    if (id !== expected) {
+      throw new CofferError('E_VERIFY_FAILED', `the copy in ${dst.location} names tree ${expected} where the source's tree at the same place would be ${id} there: not stored again`, {
+        subject: { repository: dst.location, object: expected },
+      });
+    }
+    if (this.trees !== null) {
+      const stored = await this.trees.storePlaintext(objectId, plaintext);
+      transfer.rememberTree(id);
+      counters.treesSent++;
+      this.track(stored.entry);
+      return id;
+    }
+    const sealed = dst.codec.seal(plaintext, ObjectKind.fileTree, objectId);
+    await dst.backend.put(treeKey(id), sealed);
+    await readBackLooseTree(dst, id, sealed.length, counters);
+    return id;
+  }
+
   /** Stores a tree unless present; returns its id. `source`: the tree's id in the source. */
   private async writeTree(source: string, entries: TreeEntry[]): Promise<string> {
     const { dst, counters, transfer } = this.context;
@@ -236,6 +284,20 @@ class TreeCopier {
   }
 }
 
+/**
+ * What the transfer takes for the file chunk or tree `hex` of the source: its id (format 1),
+ * or its first located entry in the source's index segments (format 2; `E_MISSING_OBJECT`
+ * when none names it).
+ */
+export async function sourceEntryOf(context: Pick<CopyContext, 'src' | 'transfer'>, hex: string): Promise<Buffer> {
+  const { src, transfer } = context;
+  const id = Buffer.from(hex, 'hex');
+  if (transfer.sourceById === undefined) return id;
+  const first = (await transfer.sourceById.locations(id))[0];
+  if (first === undefined) throw new CofferError('E_MISSING_OBJECT', `chunk ${hex} of ${src.location} is missing: no index segment names it`, { subject: { repository: src.location, object: hex } });
+  return first;
+}
+
 function sameContent(a: readonly ContentPiece[], b: readonly ContentPiece[]): boolean {
   return a.length === b.length && a.every(([what, length], i) => b[i]?.[0] === what && b[i]?.[1] === length);
 }
@@ -243,21 +305,24 @@ function sameContent(a: readonly ContentPiece[], b: readonly ContentPiece[]): bo
 /** Format 1 destination: stores a tree unless present, and reads a new one back; returns its id. */
 async function writeLooseTree(dst: Repository, entries: TreeEntry[], counters: CopyContext['counters']): Promise<string> {
   const { id, bytesStored } = await putFileTree(dst, entries);
-  if (bytesStored > 0) {
-    counters.treesSent++;
-    counters.treeBytesSent += bytesStored;
-    counters.bytesWritten += bytesStored;
-    try {
-      const key = treeKey(id);
-      const stored = await dst.backend.get(key);
-      counters.bytesReadFromDestination += stored.length;
-      await getFileTree(dst, id, stored);
-    } catch (error) {
-      throw new CofferError('E_VERIFY_FAILED', `file tree ${id} written to ${dst.location} does not read back intact: ${(error as Error).message}`, {
-        subject: { repository: dst.location, object: treeKey(id) },
-        cause: error,
-      });
-    }
-  }
+  if (bytesStored > 0) await readBackLooseTree(dst, id, bytesStored, counters);
   return id;
+}
+
+/** Format 1 destination: counts tree `id` just written (`bytesStored`) and reads it back, opened and validated (`E_VERIFY_FAILED` otherwise). */
+async function readBackLooseTree(dst: Repository, id: string, bytesStored: number, counters: CopyContext['counters']): Promise<void> {
+  counters.treesSent++;
+  counters.treeBytesSent += bytesStored;
+  counters.bytesWritten += bytesStored;
+  try {
+    const key = treeKey(id);
+    const stored = await dst.backend.get(key);
+    counters.bytesReadFromDestination += stored.length;
+    await getFileTree(dst, id, stored);
+  } catch (error) {
+    throw new CofferError('E_VERIFY_FAILED', `file tree ${id} written to ${dst.location} does not read back intact: ${(error as Error).message}`, {
+      subject: { repository: dst.location, object: treeKey(id) },
+      cause: error,
+    });
+  }
 }

@@ -6,6 +6,7 @@ import type { Snapshot } from '../snapshots.js';
 import type { ChunkTransfer } from './chunk-transfer.js';
 import { checkCopies, forEachCopyPage } from './copy-check.js';
 import { readPage } from './copy-snapshot.js';
+import { healFileCopies } from './heal-file-copies.js';
 import type { SyncCounters } from './sync-report.js';
 
 /** Chunks sent again at once (as copy-snapshot.ts translates a page's chunks). */
@@ -21,8 +22,11 @@ export interface PresentPair {
   copy: Snapshot;
 }
 
-/** What healing found for one pair: `healed` chunks sent again (0: the copy was whole), or why it stays broken. */
-export type HealOutcome = { healed: number } | { error: CofferError };
+/**
+ * What healing found for one pair: `healed` chunks and `treesHealed` file trees (a file
+ * snapshot's) sent again (0 and 0: the copy was whole), or why it stays broken.
+ */
+export type HealOutcome = { healed: number; treesHealed: number } | { error: CofferError };
 
 /** What healing needs: both repositories, and the sync's transfer into the destination. */
 export interface HealContext {
@@ -43,6 +47,21 @@ interface BrokenPlace {
 }
 
 /**
+ * Makes the copies already in the destination whole again: the disk snapshots' (below), then
+ * the file snapshots' (heal-file-copies.ts: their trees walked beside the source's, a broken
+ * chunk sent again, a broken tree translated again from the source and stored again). A pair
+ * whose kinds differ (none does) is left as it is.
+ */
+export async function healCopies(context: HealContext, pairs: readonly PresentPair[], options: { readData: boolean }): Promise<Map<PresentPair, HealOutcome>> {
+  const outcomes = new Map<PresentPair, HealOutcome>(pairs.map((pair) => [pair, { healed: 0, treesHealed: 0 }]));
+  const disks = pairs.filter((pair) => pair.source.files === undefined && pair.copy.files === undefined);
+  const files = pairs.filter((pair) => pair.source.files !== undefined && pair.copy.files !== undefined);
+  for (const [pair, outcome] of await healDiskCopies(context, disks, options)) outcomes.set(pair, outcome);
+  for (const [pair, outcome] of await healFileCopies(context, files, options)) outcomes.set(pair, outcome);
+  return outcomes;
+}
+
+/**
  * Makes the disk snapshots' copies already in the destination whole again. Their chunks are
  * checked (copy-check.ts: against one listing of the destination's data, or, with
  * `readData`, read and opened); a chunk missing or damaged there is read from the source at
@@ -60,12 +79,11 @@ interface BrokenPlace {
  *
  * A copy whose index page does not read cannot be healed here (the page names the
  * destination's ids, which only a full copy of the snapshot would recompute): it fails, saying
- * to forget it in the destination and sync again. File snapshots are not checked.
+ * to forget it in the destination and sync again.
  */
-export async function healCopies(context: HealContext, pairs: readonly PresentPair[], options: { readData: boolean }): Promise<Map<PresentPair, HealOutcome>> {
+async function healDiskCopies(context: HealContext, disks: readonly PresentPair[], options: { readData: boolean }): Promise<Map<PresentPair, HealOutcome>> {
   const { src, dst, counters } = context;
-  const outcomes = new Map<PresentPair, HealOutcome>(pairs.map((pair) => [pair, { healed: 0 }]));
-  const disks = pairs.filter((pair) => pair.source.files === undefined && pair.copy.files === undefined);
+  const outcomes = new Map<PresentPair, HealOutcome>();
   const pairOf = new Map<string, PresentPair>();
   for (const pair of disks) if (!pairOf.has(pair.copy.id)) pairOf.set(pair.copy.id, pair);
   const copies = [...pairOf.values()].map((pair) => pair.copy);
@@ -127,7 +145,7 @@ export async function healCopies(context: HealContext, pairs: readonly PresentPa
     }
     const named = new Set(pages.flatMap((page) => inPage.get(page) ?? []));
     const failure = [...named].map((hex) => failures.get(hex)).find((error) => error !== undefined);
-    outcomes.set(pair, failure !== undefined ? { error: failure } : { healed: named.size });
+    outcomes.set(pair, failure !== undefined ? { error: failure } : { healed: named.size, treesHealed: 0 });
   }
   return outcomes;
 }

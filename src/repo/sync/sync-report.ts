@@ -8,7 +8,8 @@ export interface SyncedSnapshot {
   time: string;
   /**
    * `copied` now, `present` already (an earlier sync) and whole, `healed`: present, but chunks
-   * it names were missing or damaged in the destination and were sent again (`chunksHealed`),
+   * it names (a file snapshot's: chunks or trees) were missing or damaged in the destination
+   * and were sent again (`chunksHealed`, `treesHealed`),
    * `failed` (see `error`; a copy already there that could not be made whole keeps its
    * `destination`), or `skipped`: the destination's format cannot hold it (`error` says so; no
    * current pair of formats skips anything, kept for the report's stability).
@@ -18,6 +19,8 @@ export interface SyncedSnapshot {
   destination: string | null;
   /** `healed`: the chunks of the copy that were missing or damaged in the destination and were sent again. */
   chunksHealed?: number;
+  /** `healed`, a file snapshot: the trees (directories) of the copy that were missing or damaged in the destination and were stored again (since 2026-11-30). */
+  treesHealed?: number;
   error?: { code: ErrorCode; message: string };
 }
 
@@ -51,13 +54,19 @@ export interface SyncCounters {
   /** File trees taken whole from the destination (an earlier copy's, or present under shared keys), unread. */
   treesReused: number;
   /**
-   * Distinct chunks named by the copies already in the destination that were checked there
-   * (heal-copies.ts): each found in one listing of the destination's data, or, with `readData`,
-   * read and opened.
+   * Distinct chunks named by the copies already in the destination (disk and file snapshots)
+   * that were checked there (heal-copies.ts): each found in one listing of the destination's
+   * data, or, with `readData`, read and opened.
    */
   chunksChecked: number;
   /** Of those, chunks missing or damaged in the destination, sent again from the source. */
   chunksHealed: number;
+  /**
+   * File trees of the copies already there that were missing or damaged in the destination,
+   * translated again from the source and stored again (heal-file-copies.ts; since 2026-11-30).
+   * Also counted in `treesSent`, with any tree below them the destination lacked.
+   */
+  treesHealed: number;
   /** Bytes read from the source backend (chunks, index pages and trees). */
   bytesRead: number;
   /** Bytes written to the destination backend (chunks, index pages and trees). */
@@ -110,6 +119,7 @@ export function emptyCounters(): SyncCounters {
     treesReused: 0,
     chunksChecked: 0,
     chunksHealed: 0,
+    treesHealed: 0,
     bytesRead: 0,
     bytesWritten: 0,
     bytesReadFromDestination: 0,

@@ -20,8 +20,9 @@ export interface SyncOptions {
   since?: Date | undefined;
   /**
    * Copies already in the destination: check that every chunk they name is there (their index
-   * pages and one listing, heal-copies.ts), and send again from the source those that are not.
-   * Off by default: it reads every copy's index pages on each sync.
+   * pages, a file snapshot's trees, and one listing, heal-copies.ts), and send again from the
+   * source those that are not (and a file snapshot's trees that do not read).
+   * Off by default: it reads every copy's index pages (a file snapshot's trees) on each sync.
    */
   check?: boolean | undefined;
   /** With `check` (implied): also read and open every such chunk, and send again those damaged. */
@@ -64,7 +65,9 @@ const SNAPSHOT_FAILURES: ErrorCode[] = ['E_CORRUPT_OBJECT', 'E_MISSING_OBJECT', 
  *
  * Snapshots the destination holds already are not copied again. With `check` their copies are
  * made whole first (heal-copies.ts): a chunk they name that is missing there (one listing), or
- * with `readData` damaged, is sent again from the source; such a copy is reported `healed`.
+ * with `readData` damaged, is sent again from the source, and a file snapshot's tree that does
+ * not read is translated again from the source's (heal-file-copies.ts); such a copy is
+ * reported `healed`.
  *
  * Holds a backup lease on the destination meanwhile (a prune there waits, and the sync waits
  * for a running prune). Never deletes anything in the destination but its own lease.
@@ -113,12 +116,13 @@ export async function syncSnapshots(src: Repository, dst: Repository, options: S
     const outcomes = !checked
       ? new Map<PresentPair, HealOutcome>()
       : await healCopies({ src, dst, counters, opened: transfer, transfer: async () => (transfer ??= await open()) }, present, { readData: options.readData === true });
-    if (counters.chunksHealed > 0) await lease.confirm(); // no prune presumed this sync dead meanwhile
+    if (counters.chunksHealed + counters.treesHealed > 0) await lease.confirm(); // no prune presumed this sync dead meanwhile
     for (const pair of present) {
       const { source: s, copy } = pair;
-      const outcome = outcomes.get(pair) ?? { healed: 0 };
+      const outcome = outcomes.get(pair) ?? { healed: 0, treesHealed: 0 };
       const base = { source: s.id, vm: s.vm, time: s.time, destination: copy.id };
       if ('error' in outcome) results.push({ ...base, status: 'failed', error: { code: outcome.error.code, message: outcome.error.message } });
+      else if (outcome.treesHealed > 0) results.push({ ...base, status: 'healed', chunksHealed: outcome.healed, treesHealed: outcome.treesHealed });
       else if (outcome.healed > 0) results.push({ ...base, status: 'healed', chunksHealed: outcome.healed });
       else results.push({ ...base, status: 'present' });
     }
