@@ -7,12 +7,17 @@ const id = (n: number) => String(n).repeat(64).slice(0, 64);
 const hit = (snapshot: string, extra: Partial<AffectedRange> = {}): AffectedRange => ({ snapshot, vm: 'web', time: '2026-11-29T00:00:00Z', disk: 'disk0', ranges: [{ start: 0, end: 4096 }], ...extra });
 const from = (location: string): SyncedFrom => ({ repository: 'a'.repeat(32), snapshot: 'b'.repeat(64), location });
 
-test('chunks lost in disk snapshot copies: sync --check from their source; an index page lost or a file snapshot: forget and sync anew', () => {
-  const copies = new Map([[id(1), from('/srv/main')], [id(2), from('/srv/main')], [id(3), from('/srv/main')], [id(4), from('/srv/main')]]);
-  const lines = copyRepairAdvice([hit(id(1)), hit(id(2), { indexDamaged: true }), hit(id(3)), hit(id(4), { disk: '/etc/hosts' }), hit(id(5))], copies, (s) => s === id(4), '/mnt/offsite');
+test('chunks lost in copies, or a file snapshot\'s trees: sync --check from their source; a disk snapshot\'s index page lost: forget and sync anew', () => {
+  const copies = new Map([[id(1), from('/srv/main')], [id(2), from('/srv/main')], [id(3), from('/srv/main')], [id(4), from('/srv/main')], [id(6), from('/srv/main')]]);
+  const lines = copyRepairAdvice(
+    [hit(id(1)), hit(id(2), { indexDamaged: true }), hit(id(3)), hit(id(4), { disk: '/etc/hosts' }), hit(id(5)), hit(id(6), { disk: '/etc', ranges: [], indexDamaged: true })],
+    copies,
+    (s) => s === id(4) || s === id(6),
+    '/mnt/offsite',
+  );
   assert.deepEqual(lines, [
-    "2 damaged snapshot(s) are copies made by coffer sync from /srv/main: 'coffer sync -r /srv/main --to /mnt/offsite --check' sends what is missing here again (--read-data: what is damaged too)",
-    `2 damaged snapshot(s) are copies made by coffer sync from /srv/main that sync cannot mend (an index page lost, or a file snapshot): forget them here ('coffer forget -r /mnt/offsite ${id(2)} ${id(4)}'), then 'coffer sync -r /srv/main --to /mnt/offsite' copies them anew`,
+    "4 damaged snapshot(s) are copies made by coffer sync from /srv/main: 'coffer sync -r /srv/main --to /mnt/offsite --check' sends what is missing here again (--read-data: what is damaged too)",
+    `1 damaged snapshot(s) are copies made by coffer sync from /srv/main that sync cannot mend (an index page lost): forget them here ('coffer forget -r /mnt/offsite ${id(2)}'), then 'coffer sync -r /srv/main --to /mnt/offsite' copies them anew`,
   ]);
 });
 

@@ -4,11 +4,12 @@ import type { AffectedRange, SyncedFrom } from '../../repo/index.js';
 /**
  * What verify tells an administrator to do about damaged snapshots that are copies made by
  * `coffer sync` (their `synced-from` notes name the source): one line per source.
- * - Chunks missing or damaged in a disk snapshot's copy: `sync --check` (missing) or
- *   `--read-data` (damaged too) from the source sends them again into the copy (heal-copies.ts).
- * - An index page of a copy lost, or a file snapshot's copy damaged at all: sync rebuilds
- *   neither (it heals only disk snapshots' chunks), so the copy is forgotten here and sync
- *   copies the snapshot anew.
+ * - Chunks missing or damaged in a copy, or a file snapshot's trees (since 2026-11-30):
+ *   `sync --check` (missing; a damaged tree too, since every check reads the trees) or
+ *   `--read-data` (damaged chunks too) from the source sends them again into the copy
+ *   (heal-copies.ts, heal-file-copies.ts).
+ * - An index page of a disk snapshot's copy lost: sync does not rebuild it, so the copy is
+ *   forgotten here and sync copies the snapshot anew.
  * Repositories are written as a shell needs them (a path with a space, quoted); the source
  * as its note recorded it (absolute for a local directory since 2026-11-29; older notes
  * hold the path as the sync's command line gave it).
@@ -25,7 +26,8 @@ export function copyRepairAdvice(
     if (from === undefined) continue;
     let source = bySource.get(from.location);
     if (source === undefined) bySource.set(from.location, (source = { heal: new Set(), recopy: new Set() }));
-    (hit.indexDamaged === true || isFileSnapshot(hit.snapshot) ? source.recopy : source.heal).add(hit.snapshot);
+    // A file snapshot's `indexDamaged` is a damaged tree, which sync --check stores again.
+    (hit.indexDamaged === true && !isFileSnapshot(hit.snapshot) ? source.recopy : source.heal).add(hit.snapshot);
   }
   const to = shellWord(destination);
   const lines: string[] = [];
@@ -39,7 +41,7 @@ export function copyRepairAdvice(
     if (recopy.size > 0) {
       const ids = [...recopy].join(' ');
       lines.push(
-        `${recopy.size} damaged snapshot(s) are copies made by coffer sync from ${named} that sync cannot mend (an index page lost, or a file snapshot): forget them here ('coffer forget -r ${to} ${ids}'), then 'coffer sync -r ${from} --to ${to}' copies them anew`,
+        `${recopy.size} damaged snapshot(s) are copies made by coffer sync from ${named} that sync cannot mend (an index page lost): forget them here ('coffer forget -r ${to} ${ids}'), then 'coffer sync -r ${from} --to ${to}' copies them anew`,
       );
     }
   }

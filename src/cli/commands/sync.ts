@@ -19,7 +19,8 @@ export interface SyncCommandOptions extends RepositoryOptions {
  * `coffer sync -r SRC --to DST [--vm NAME] [--since DURATION] [--check|--read-data]
  * [--limit-upload R] [--limit-download R] [--json]`: copies the snapshots the destination
  * lacks; with `--check` it also makes the copies already there whole (chunks missing there,
- * or with `--read-data` damaged, are sent again). The source's passphrase comes as for every command; the destination's from
+ * or with `--read-data` damaged, are sent again; a file snapshot's trees that do not read are
+ * stored again). The source's passphrase comes as for every command; the destination's from
  * `--to-password-file`, `$COFFER_TO_PASSWORD` or `$COFFER_TO_PASSWORD_FILE`. Exit 0 when
  * every selected snapshot is in the destination, whole, else the exit code of the first
  * failure (11: the source is damaged, or a copy's index page is; 13: a copy did not read back intact).
@@ -75,12 +76,16 @@ export function renderSync(r: SyncReport): string {
   if (r.chunksChecked > 0 || unhealed > 0) {
     const found = [
       ...(r.chunksHealed > 0 ? [`${r.chunksHealed} missing or damaged, sent again`] : []),
+      ...(r.treesHealed > 0 ? [`${r.treesHealed} file tree(s) missing or damaged, stored again`] : []),
       ...(unhealed > 0 ? [`${unhealed} cop${unhealed === 1 ? 'y' : 'ies'} could not be made whole (FAILED below)`] : []),
     ];
     lines.splice(-1, 0, `checked ${r.chunksChecked} chunk(s) of the copies already there: ${found.length === 0 ? 'all held' : found.join('; ')}`);
   }
   for (const s of r.snapshots) {
-    if (s.status === 'healed') lines.push(`healed  ${s.source.slice(0, 8)} → ${s.destination?.slice(0, 8)}  ${s.vm}  ${s.time}: ${s.chunksHealed} chunk(s) missing or damaged in the destination, sent again`);
+    if (s.status === 'healed') {
+      const trees = (s.treesHealed ?? 0) > 0 ? ` and ${s.treesHealed} tree(s)` : '';
+      lines.push(`healed  ${s.source.slice(0, 8)} → ${s.destination?.slice(0, 8)}  ${s.vm}  ${s.time}: ${s.chunksHealed ?? 0} chunk(s)${trees} missing or damaged in the destination, sent again`);
+    }
     else if (s.status === 'failed' && s.destination !== null) lines.push(`FAILED  ${s.source.slice(0, 8)} → ${s.destination.slice(0, 8)}  ${s.vm}  ${s.time}: ${s.error?.message ?? ''}`);
     else if (s.status === 'copied') lines.push(`copied  ${s.source.slice(0, 8)} → ${s.destination?.slice(0, 8)}  ${s.vm}  ${s.time}`);
     else if (s.status === 'failed') lines.push(`FAILED  ${s.source.slice(0, 8)}  ${s.vm}  ${s.time}: ${s.error?.message ?? ''}`);
