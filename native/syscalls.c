@@ -11,7 +11,7 @@
  * and, for file-level backup and restore (never following a final symlink; a path is a string,
  * or a Buffer of its bytes when they are not UTF-8: string-argument.c):
  *
- *   listXattrs(path)               -> names of the extended attributes (llistxattr(2))
+ *   listXattrs(path)               -> names of the extended attributes, as Buffers of their bytes (llistxattr(2))
  *   getXattr(path, name)           -> value as a Buffer, or null when absent (lgetxattr(2))
  *   setXattr(path, name, buffer)   -> lsetxattr(2)
  *   mknod(path, mode, major, minor)-> mknod(2): FIFOs, character and block devices
@@ -148,8 +148,13 @@ static napi_value list_xattrs(napi_env env, napi_callback_info info) {
   for (ssize_t start = 0; start < size;) {
     size_t length = strnlen(list + start, (size_t)(size - start));
     if (length > 0) {
+      /* The bytes, not a string: a name need not be UTF-8, and a decoded one with U+FFFD in it
+       * would not find its attribute again. */
       napi_value name;
-      napi_create_string_utf8(env, list + start, length, &name);
+      if (napi_create_buffer_copy(env, length, list + start, NULL, &name) != napi_ok) {
+        free(list);
+        return NULL;
+      }
       napi_set_element(env, out, count++, name);
     }
     start += (ssize_t)length + 1;

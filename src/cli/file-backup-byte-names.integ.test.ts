@@ -2,7 +2,8 @@
  * File-level backup and restore of host names that are not UTF-8, end to end as `coffer`
  * processes, in a format 1 and a format 2 repository: Latin-1 names beside their UTF-8 and
  * `\xNN`-text twins, a 255-byte name, a folder of such names, a hard link pair, a symlink
- * whose target has such bytes, an extended attribute on such a file. Backed up with no
+ * whose target has such bytes, an extended attribute on such a file and one whose own name
+ * has such bytes. Backed up with no
  * warning, restored byte for byte (diff -r, find -printf of names, targets, modes, times and
  * links read as bytes, getfattr), listed as `\xNN`, an incremental reading nothing unchanged,
  * an exclude naming a byte as `\xNN`, and copies made by `sync` (another key: trees rewritten)
@@ -56,6 +57,7 @@ async function makeTree(src: string): Promise<void> {
   await fs.chmod(at(src, NAMES.acute), 0o640);
   // setfattr takes the bytes from the shell (\351 is é in Latin-1); times set to the nanosecond.
   await sh(`setfattr -n user.colour -v blue "$(printf 'caf\\351')"
+    setfattr -n "$(printf 'user.t\\351te')" -v head "$(printf 'caf\\351')"
     touch -d '2001-02-03 04:05:06.123456789' "$(printf 'd\\351j\\340/x\\265')"
     touch -h -d '2002-03-04 05:06:07.987654321' "$(printf 'lien\\377')"
     touch -d '2003-04-05 06:07:08.5' "$(printf 'd\\351j\\340')"`, src);
@@ -86,6 +88,8 @@ async function assertSameBytes(source: string, restored: string): Promise<void> 
   const restoredXattrs = await xattrs(restored);
   assert.equal(restoredXattrs, await xattrs(source));
   assert.match(restoredXattrs, /user\.colour="blue"/);
+  // An attribute whose name is not UTF-8, asked for by its bytes.
+  assert.equal(await sh(`getfattr -h --only-values -n "$(printf 'user.t\\351te')" "$(printf 'caf\\351')"`, restored), 'head');
 }
 
 before(async () => {

@@ -20,12 +20,12 @@ interface Syscalls {
   seekEnd(fd: number): number;
   /** Flushes every dirty page and inode of the filesystem holding `fd`; throws on I/O errors. */
   syncfs(fd: number): void;
-  /** Names of a path's extended attributes (a final symlink is not followed); [] where unsupported. */
-  listXattrs(path: string | Buffer): string[];
-  /** The value of one extended attribute, or null when it is absent (symlinks not followed). */
-  getXattr(path: string | Buffer, name: string): Buffer | null;
-  /** Sets one extended attribute (at most 64 KiB; symlinks not followed). */
-  setXattr(path: string | Buffer, name: string, value: Buffer): void;
+  /** Names of a path's extended attributes, as their bytes (a name need not be UTF-8; a final symlink is not followed); [] where unsupported. */
+  listXattrs(path: string | Buffer): Buffer[];
+  /** The value of one extended attribute (its name as UTF-8 or as bytes), or null when it is absent (symlinks not followed). */
+  getXattr(path: string | Buffer, name: string | Buffer): Buffer | null;
+  /** Sets one extended attribute (its name as UTF-8 or as bytes; at most 64 KiB; symlinks not followed). */
+  setXattr(path: string | Buffer, name: string | Buffer, value: Buffer): void;
   /** Creates a FIFO, character or block device: `mode` carries the type bits (S_IFIFO…). */
   mknod(path: string | Buffer, mode: number, major: number, minor: number): void;
   /** Access and modification times in nanoseconds since 1970, on the path itself (a symlink too). */

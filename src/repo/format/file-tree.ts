@@ -29,7 +29,8 @@
  *       "target": "../lib/x",            // symlink only: the target as stored (bytes as `name`)
  *       "rdev": [8, 1],                  // char-device/block-device only: major, minor
  *       "xattrs": [["user.k", "<base64>"]], // optional, sorted by name: extended attributes,
- *                                        // POSIX ACLs included (system.posix_acl_access/default)
+ *                                        // POSIX ACLs included (system.posix_acl_access/default);
+ *                                        // a name's bytes as `name` writes a file name's
  *       "tree": "<64 hex>",              // directory only: the tree object of its entries
  *       "scan": ["<32 hex>", 812, 90210] // optional, directory only: the listing the backup
  *                                        // that wrote `tree` made of the directory: its digest
@@ -205,7 +206,7 @@ function validateEntry(e: TreeEntry, corrupt: (why: string) => CofferError): voi
   if (e.xattrs !== undefined) {
     if (!Array.isArray(e.xattrs)) throw bad('xattrs');
     for (const x of e.xattrs) {
-      if (!Array.isArray(x) || x.length !== 2 || typeof x[0] !== 'string' || x[0].length === 0 || Buffer.byteLength(x[0]) > 255 || x[0].includes('\u0000') || typeof x[1] !== 'string') throw bad('xattrs');
+      if (!Array.isArray(x) || x.length !== 2 || typeof x[0] !== 'string' || x[0].length === 0 || !isDecodedName(x[0]) || encodeName(x[0]).length > 255 || x[0].includes('\u0000') || typeof x[1] !== 'string') throw bad('xattrs');
     }
   }
 }

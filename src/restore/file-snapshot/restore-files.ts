@@ -7,7 +7,7 @@ import { AlignedBuffers, DirectAppender, isNoSpace, takesDirectWrites, targetErr
 import { CofferError } from '../../errors/index.js';
 import { syscalls, writeFullySync, makeFolders, makeFoldersSync } from '../../native/index.js';
 import { getFileTree, type Repository, type Snapshot, type TreeEntry } from '../../repo/index.js';
-import { hostPath } from '../../names/index.js';
+import { encodeName, hostPath, printableName } from '../../names/index.js';
 import { ChunkReader } from './chunk-reader.js';
 import { PathFilter } from './path-filter.js';
 
@@ -462,9 +462,9 @@ class FileRestorer {
     }
     for (const [name, value] of entry.xattrs ?? []) {
       try {
-        syscalls.setXattr(host, name, Buffer.from(value, 'base64'));
+        syscalls.setXattr(host, encodeName(name), Buffer.from(value, 'base64'));
       } catch (error) {
-        this.problem(path, `extended attribute ${name}: ${(error as Error).message}`);
+        this.problem(path, `extended attribute ${printableName(name)}: ${(error as Error).message}`);
       }
     }
     try {

@@ -89,12 +89,17 @@ export function readFileMetadataSync(path: string, options: MetadataOptions = {}
   return metadata;
 }
 
-/** Extended attributes of a path, sorted by name; none where the filesystem has none. */
+/**
+ * Extended attributes of a path, sorted by name; none where the filesystem has none. Names are
+ * bytes, like file names: one that is not UTF-8 is kept as {@link decodeName} spells it, and
+ * asked for by its bytes.
+ */
 export function readXattrs(path: string): { name: string; value: Buffer }[] {
   const out: { name: string; value: Buffer }[] = [];
   const host = hostPath(path);
-  for (const name of syscalls.listXattrs(host).sort()) {
-    const value = syscalls.getXattr(host, name);
+  const names = syscalls.listXattrs(host).map((bytes) => ({ bytes, name: decodeName(bytes) })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const { bytes, name } of names) {
+    const value = syscalls.getXattr(host, bytes);
     if (value !== null) out.push({ name, value });
   }
   return out;
