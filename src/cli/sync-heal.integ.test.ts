@@ -161,7 +161,9 @@ async function filesRestore(dst: string, copy: string, tree: string): Promise<vo
   await fs.rm(out, { recursive: true });
 }
 
-for (const format of [1, 2] as const) {
+// Through the binary for format 2, the default; repo/sync/sync-heal-files.test.ts mends file
+// snapshot copies between every pair of formats (a second run here cost ~15 s of the suite).
+for (const format of [2] as (1 | 2)[]) {
   test(`format ${format}: a file snapshot's copy is mended too: a damaged content chunk by sync --read-data, a damaged tree by sync --check (verify says so); a source that lost the data too fails with exit 11`, async () => {
     const src = join(work, `files-src${format}`);
     const dst = join(work, `files-dst${format}`);
