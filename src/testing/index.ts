@@ -56,6 +56,7 @@ export { startDaemon, makeTempDir, type Daemon } from './daemons.js';
 export { makeDiskTempDir } from './disk-temp-dir.js';
 export { mountSmallExt4, type SmallExt4 } from './small-ext4.js';
 export { tempFolders } from './temp-folders.js';
+export { closedAfter } from './closed-after.js';
 export { seededRandom, withDeadline } from './fuzz-kit.js';
 export { guestKernel, debianPackage, unpackDebianPackage, GUEST_KERNEL_META_PACKAGE, type GuestKernel } from './debian-packages.js';
 export { startAgentGuest, agentGuestInitramfs, agentGuestFilesystem, guestOverwriteScript, readGuestOverwrite, imageStartSha256, type AgentGuest, type AgentGuestOptions } from './agent-guest.js';

@@ -10,13 +10,12 @@
  * and reads nothing from the source.
  */
 import assert from 'node:assert/strict';
-import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cp, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { backupFiles } from '../../backup/index.js';
 import { restoreFileSnapshot } from '../../restore/index.js';
-import { flipByte, seededBytes } from '../../testing/index.js';
+import { closedAfter, flipByte, seededBytes, tempFolders } from '../../testing/index.js';
 import {
   ChunksById,
   decodeLocatedEntry,
@@ -35,18 +34,9 @@ import {
 } from '../index.js';
 
 const KiB = 1024;
-const dirs: string[] = [];
-const repos: Repository[] = [];
-after(async () => {
-  for (const repo of repos) await repo.close();
-  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
-});
-
-async function tempDir(prefix: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), `coffer-heal-files-${prefix}-`));
-  dirs.push(dir);
-  return dir;
-}
+const opened = closedAfter<Repository>();
+const tempFolder = tempFolders();
+const tempDir = (prefix: string): Promise<string> => tempFolder(`coffer-heal-files-${prefix}`);
 
 /** Counts the requests for data objects (chunks, packs) and trees. */
 class CountingBackend extends ForwardingBackend {
@@ -75,7 +65,7 @@ interface Opened {
 async function open(dir: string, passphrase: string): Promise<Opened> {
   const counting = new CountingBackend(new LocalBackend(dir));
   const repo = await openRepository(counting, { passphrase, threads: 1 });
-  repos.push(repo);
+  opened(repo);
   return { repo, dir, counting, passphrase };
 }
 

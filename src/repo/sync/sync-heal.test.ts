@@ -7,11 +7,10 @@
  * either side (only the copies' index pages).
  */
 import assert from 'node:assert/strict';
-import { cp, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cp, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
-import { backupBytes, flipByte, seededBytes, snapshotDiskBytes } from '../../testing/index.js';
+import { test } from 'node:test';
+import { backupBytes, closedAfter, flipByte, seededBytes, snapshotDiskBytes, tempFolders } from '../../testing/index.js';
 import {
   ForwardingBackend,
   initRepository,
@@ -26,18 +25,9 @@ import {
 } from '../index.js';
 
 const KiB = 1024;
-const dirs: string[] = [];
-const repos: Repository[] = [];
-after(async () => {
-  for (const repo of repos) await repo.close();
-  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
-});
-
-async function tempDir(prefix: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), `coffer-heal-${prefix}-`));
-  dirs.push(dir);
-  return dir;
-}
+const opened = closedAfter<Repository>();
+const tempFolder = tempFolders();
+const tempDir = (prefix: string): Promise<string> => tempFolder(`coffer-heal-${prefix}`);
 
 /** Counts the requests for data objects (chunks, packs), and the reads of index segments. */
 class CountingBackend extends ForwardingBackend {
@@ -67,7 +57,7 @@ interface Opened {
 async function open(dir: string, passphrase: string): Promise<Opened> {
   const counting = new CountingBackend(new LocalBackend(dir));
   const repo = await openRepository(counting, { passphrase, threads: 1 });
-  repos.push(repo);
+  opened(repo);
   return { repo, dir, counting };
 }
 

@@ -6,12 +6,9 @@
  * default) and between two of format 1; syncs across formats: sync-formats.test.ts.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { CofferError, isCofferError } from '../../errors/index.js';
-import { backupBytes, seededBytes, snapshotDiskBytes } from '../../testing/index.js';
+import { backupBytes, closedAfter, seededBytes, snapshotDiskBytes, tempFolders } from '../../testing/index.js';
 import {
   ForwardingBackend,
   initRepository,
@@ -28,25 +25,16 @@ import {
 } from '../index.js';
 
 const KiB = 1024;
-const dirs: string[] = [];
-const repos: Repository[] = [];
-after(async () => {
-  for (const repo of repos) await repo.close();
-  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
-});
-
-async function tempDir(prefix: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), `coffer-sync-${prefix}-`));
-  dirs.push(dir);
-  return dir;
-}
+const opened = closedAfter<Repository>();
+const tempFolder = tempFolders();
+const tempDir = (prefix: string): Promise<string> => tempFolder(`coffer-sync-${prefix}`);
 
 /** A new repository of `format` (64 KiB blocks; unencrypted for a null passphrase) on `wrap(LocalBackend)`. */
 async function newRepo(format: FormatVersion, passphrase: string | null, wrap: (backend: Backend) => Backend = (b) => b): Promise<Repository> {
   const local = new LocalBackend(await tempDir('repo'));
   await initRepository(local, { passphrase, format, kdf: { N: 1024, r: 8, p: 1 }, blockSize: 64 * KiB });
   const repo = await openRepository(wrap(local), { passphrase: passphrase ?? undefined, threads: 1 });
-  repos.push(repo);
+  opened(repo);
   return repo;
 }
 
