@@ -19,11 +19,9 @@ import { closedAfter, flipByte, seededBytes, tempFolders } from '../../testing/i
 import {
   ChunksById,
   decodeLocatedEntry,
-  ForwardingBackend,
   initRepository,
   listSnapshots,
   LocalBackend,
-  openRepository,
   packKey,
   syncSnapshots,
   verifyRepository,
@@ -32,6 +30,7 @@ import {
   type Repository,
   type Snapshot,
 } from '../index.js';
+import { openCounted, type CountedRepository } from './counting-repository.test-support.js';
 
 const KiB = 1024;
 const opened = closedAfter<Repository>();
@@ -39,35 +38,8 @@ const tempFolder = tempFolders();
 const tempDir = (prefix: string): Promise<string> => tempFolder(`coffer-heal-files-${prefix}`);
 
 /** Counts the requests for data objects (chunks, packs) and trees. */
-class CountingBackend extends ForwardingBackend {
-  dataReads = 0;
-  override get(key: string): Promise<Buffer> {
-    if (key.startsWith('chunks/') || key.startsWith('packs/') || key.startsWith('trees/')) this.dataReads++;
-    return super.get(key);
-  }
-  override getRange(key: string, offset: number, length: number, into?: Uint8Array): Promise<Buffer> {
-    if (key.startsWith('chunks/') || key.startsWith('packs/')) this.dataReads++;
-    return super.getRange(key, offset, length, into);
-  }
-  override has(key: string): Promise<boolean> {
-    if (key.startsWith('chunks/') || key.startsWith('packs/') || key.startsWith('trees/')) this.dataReads++;
-    return super.has(key);
-  }
-}
-
-interface Opened {
-  repo: Repository;
-  dir: string;
-  counting: CountingBackend;
-  passphrase: string;
-}
-
-async function open(dir: string, passphrase: string): Promise<Opened> {
-  const counting = new CountingBackend(new LocalBackend(dir));
-  const repo = await openRepository(counting, { passphrase, threads: 1 });
-  opened(repo);
-  return { repo, dir, counting, passphrase };
-}
+type Opened = CountedRepository;
+const open = (dir: string, passphrase: string): Promise<Opened> => openCounted(dir, passphrase, opened);
 
 /**
  * The repository opened anew: verify and restore read format 2 trees through a reader kept per

@@ -12,17 +12,16 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { backupBytes, closedAfter, flipByte, seededBytes, snapshotDiskBytes, tempFolders } from '../../testing/index.js';
 import {
-  ForwardingBackend,
   initRepository,
   listSnapshots,
   LocalBackend,
-  openRepository,
   syncSnapshots,
   verifyRepository,
   type FormatVersion,
   type Repository,
   type Snapshot,
 } from '../index.js';
+import { openCounted, type CountedRepository } from './counting-repository.test-support.js';
 
 const KiB = 1024;
 const opened = closedAfter<Repository>();
@@ -30,36 +29,8 @@ const tempFolder = tempFolders();
 const tempDir = (prefix: string): Promise<string> => tempFolder(`coffer-heal-${prefix}`);
 
 /** Counts the requests for data objects (chunks, packs), and the reads of index segments. */
-class CountingBackend extends ForwardingBackend {
-  dataReads = 0;
-  segmentReads = 0;
-  override get(key: string): Promise<Buffer> {
-    if (key.startsWith('chunks/') || key.startsWith('packs/')) this.dataReads++;
-    if (key.startsWith('segments/')) this.segmentReads++;
-    return super.get(key);
-  }
-  override getRange(key: string, offset: number, length: number, into?: Uint8Array): Promise<Buffer> {
-    if (key.startsWith('chunks/') || key.startsWith('packs/')) this.dataReads++;
-    return super.getRange(key, offset, length, into);
-  }
-  override has(key: string): Promise<boolean> {
-    if (key.startsWith('chunks/') || key.startsWith('packs/')) this.dataReads++;
-    return super.has(key);
-  }
-}
-
-interface Opened {
-  repo: Repository;
-  dir: string;
-  counting: CountingBackend;
-}
-
-async function open(dir: string, passphrase: string): Promise<Opened> {
-  const counting = new CountingBackend(new LocalBackend(dir));
-  const repo = await openRepository(counting, { passphrase, threads: 1 });
-  opened(repo);
-  return { repo, dir, counting };
-}
+type Opened = CountedRepository;
+const open = (dir: string, passphrase: string): Promise<Opened> => openCounted(dir, passphrase, opened);
 
 /** A new repository of `format` (64 KiB blocks), and the destination: a new one with its own key, or a copy of the directory (the same key). */
 async function pair(format: FormatVersion, sameKeys: boolean): Promise<{ src: Opened; dst: Opened }> {
