@@ -294,6 +294,17 @@ export async function chunksInMissingPacks(repo: Repository, chunks: Iterable<st
   return bad;
 }
 
+/**
+ * `problems` without the packs found missing that are no longer listed: a pack a prune beside
+ * verify removed (after repacking what was live in it, or because nothing was) is gone, not
+ * damaged; a chunk it held that is still in use is checked, and reported, by its own read.
+ */
+export async function withoutRemovedPacks(repo: Repository, problems: PackTrailerProblem[]): Promise<PackTrailerProblem[]> {
+  if (!problems.some((p) => p.problem === 'missing')) return problems;
+  const stored = new Set((await listStoredPacks(repo)).map((pack) => pack.id));
+  return problems.filter((p) => p.problem !== 'missing' || stored.has(idFromKey(p.pack) ?? p.pack));
+}
+
 /** A pack whose footer or trailer does not read, with why. */
 export interface PackTrailerProblem {
   pack: string;

@@ -9,7 +9,7 @@ import { readSegment } from './pack-plan.js';
 import type { Repository } from './repository.js';
 import { listSnapshots, type Snapshot } from './snapshots.js';
 import { walkBlocks } from './walk.js';
-import { checkPackedChunks, checkPackTrailers, chunksInMissingPacks, listStoredPacks } from './verify-packs.js';
+import { checkPackedChunks, checkPackTrailers, chunksInMissingPacks, listStoredPacks, withoutRemovedPacks } from './verify-packs.js';
 import { walkFileTrees } from './file-trees.js';
 import { FrameReadAhead } from './frame-read-ahead.js';
 import { locateChunks } from './chunks-by-id.js';
@@ -247,7 +247,8 @@ async function verifyWith(
       }, packs, readAhead);
       for (const [hex, p] of problems) bad.set(hex, { kind: 'chunk', id: hex, problem: p.problem, message: p.message });
       toRead.length = 0;
-      for (const p of (await trailers?.()) ?? []) damaged.push({ kind: 'pack', id: p.pack, problem: p.problem, message: p.message });
+      // A pack a prune beside verify removed since verify listed it (no lease between them) is gone, not damaged.
+      for (const p of await withoutRemovedPacks(repo, (await trailers?.()) ?? [])) damaged.push({ kind: 'pack', id: p.pack, problem: p.problem, message: p.message });
     }
     // Chunks go to the workers CHECK_BATCH at a time (one task each: see CodecPool.checkMany);
     // `concurrency` counts chunks in flight, as before.
