@@ -4,6 +4,7 @@ import type { Filesystem, FsDirEntry, FsFileExtent, FsNode, FsPhysicalExtent, Fs
 import { fsCorrupt, fsUnsupported } from '../fs-errors.js';
 import { decodeName, encodeName } from '../../names/index.js';
 import { coalesce, type BlockRun } from './block-map.js';
+import { foldedName } from './casefold.js';
 import type { BlockReader } from './block-reader.js';
 import { dropLeadingDots, parseDirRegion, type RawDirEntry } from './dir-entries.js';
 import { ExtNode } from './ext-node.js';
@@ -245,11 +246,16 @@ export class ExtFilesystem implements Filesystem {
       }
       return undefined;
     }
+    // A casefolded directory (chattr +F) finds a name whatever its case, as Linux does
+    // (casefold.ts): the exact name first, else the first entry whose folded name matches.
+    const folded = (inode.flags & FLAGS.CASEFOLD) !== 0 ? foldedName(name) : undefined;
+    let alike: RawDirEntry | undefined;
     for await (const region of this.dirRegions(inode)) {
       const found = match(region.entries);
       if (found !== undefined) return this.node(found.inode);
+      if (folded !== undefined && alike === undefined) alike = region.entries.find((e) => e.name.length > 0 && foldedName(decodeName(e.name)) === folded);
     }
-    return undefined;
+    return alike === undefined ? undefined : this.node(alike.inode);
   }
 
   private async directoryInode(node: FsNode): Promise<ExtInode> {
