@@ -64,6 +64,18 @@ export interface FsDirEntry {
   readonly error?: CofferError;
 }
 
+/**
+ * One extended attribute of a node, as Linux's getxattr gives it: `name` with its namespace
+ * prefix (`user.`, `trusted.`, `security.`, `system.`), decoded like entry names (bytes that
+ * are not UTF-8 as raw-byte surrogates: `encodeName` gives them back); `value` in the form
+ * setxattr takes (POSIX ACLs `system.posix_acl_access`/`_default` as posix_acl_xattr_header
+ * version 2, whatever the disk stores).
+ */
+export interface FsXattr {
+  readonly name: string;
+  readonly value: Uint8Array;
+}
+
 /** A range of a file: `data` must be read, `zero` is a hole (or unwritten) and reads as zeros. */
 export interface FsFileExtent {
   offset: number;
@@ -157,6 +169,16 @@ export interface Filesystem {
 
   /** A symlink's target, exactly as stored (may be absolute or escape the filesystem). */
   readlink(link: FsNode): Promise<string>;
+
+  /**
+   * The node's extended attributes (POSIX ACLs, SELinux labels, `user.*` …), in on-disk
+   * order; [] when it has none. Attributes the filesystem keeps for itself (ext4's
+   * `system.data`, the inline data) are left out. Optional: readers without it (XFS, NTFS,
+   * FAT) have none to give. Bounded: at most 64 KiB per value, one attribute block per
+   * node. Throws `E_FS_CORRUPT` when the attributes are damaged (the node's content may still
+   * read), `E_FS_UNSUPPORTED` for a storage the reader does not handle.
+   */
+  xattrs?(node: FsNode): Promise<FsXattr[]>;
 
   /** Bytes of a named alternate data stream (NTFS); optional. */
   readStream?(file: FsNode, stream: string, offset: number, length: number): Promise<Uint8Array>;

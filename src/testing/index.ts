@@ -46,6 +46,7 @@ export { buildFatImage, readFatWithMtools, runMtools, FAT_SMALL_TREE, type FatIm
 export { describeTree, type TreeEntry } from './describe-tree.js';
 export { buildExtImage, buildHostileExtImage, buildByteNamesExtImage, BYTE_NAMES, HUGE_SPARSE_FILE, type ExtImageOptions, type ExtVariant } from './ext-image.js';
 export { debugfsTree, type OracleNode, type OracleTree } from './ext-oracle.js';
+export { buildXattrsExtImage, writeXattrTree, XATTR_BIG_VALUE } from './xattr-tree.js';
 export { buildNtfsImage, ntfsExtrasImage, NTFS_STREAMS, NTFS_SERIAL, type NtfsImageOptions } from './ntfs-image.js';
 export { buildXfsImage, buildByteNamesXfsImage, xfsFragmentedImage, type XfsImageOptions } from './xfs-image.js';
 export { xfsDbTree, xfsDbGeometry, xfsDbFileBytes, type XfsDbNode, type XfsDbGeometry } from './xfs-db.js';

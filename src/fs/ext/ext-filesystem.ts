@@ -1,12 +1,13 @@
 import type { BlockDevice } from '../../blockdev/index.js';
 import { CofferError, isCofferError } from '../../errors/index.js';
-import type { Filesystem, FsDirEntry, FsFileExtent, FsNode, FsPhysicalExtent, FsType } from '../filesystem.js';
+import type { Filesystem, FsDirEntry, FsFileExtent, FsNode, FsPhysicalExtent, FsType, FsXattr } from '../filesystem.js';
 import { fsCorrupt, fsUnsupported } from '../fs-errors.js';
 import { decodeName, encodeName } from '../../names/index.js';
 import { coalesce, type BlockRun } from './block-map.js';
 import { foldedName } from './casefold.js';
 import type { BlockReader } from './block-reader.js';
 import { dropLeadingDots, parseDirRegion, type RawDirEntry } from './dir-entries.js';
+import { ext4AclToXattr } from './ext-acl.js';
 import { ExtNode } from './ext-node.js';
 import { extentRuns } from './extent-tree.js';
 import type { GroupDescriptorTable } from './group-descriptor-table.js';
@@ -14,7 +15,8 @@ import { htreeCandidates } from './htree.js';
 import { indirectRuns } from './indirect-blocks.js';
 import { inlineContent, inlineDataTail } from './inline-data.js';
 import { FLAGS, iBlock, I_BLOCK_SIZE, parseInode, ROOT_INODE, type ExtInode } from './inode.js';
-import { COMPAT, FLAG_UNSIGNED_HASH, INCOMPAT, type Superblock } from './superblock.js';
+import { COMPAT, FLAG_UNSIGNED_HASH, INCOMPAT, RO_COMPAT, type Superblock } from './superblock.js';
+import { parseInodeXattrs, parseXattrBlock, type RawXattr } from './xattr-entries.js';
 
 /** Directories larger than this many blocks are refused as damaged (4 GiB of 4 KiB blocks). */
 const MAX_DIRECTORY_BLOCKS = 1 << 20;
@@ -218,6 +220,40 @@ export class ExtFilesystem implements Filesystem {
       const length = Math.min(size, (run.logical + run.count) * bs) - fileOffset;
       yield { kind: 'data', fileOffset, fileLength: length, deviceOffset: run.physical * bs, length };
     }
+  }
+
+  /**
+   * The in-inode attributes, then those of the attribute block (xattr-entries.ts), as Linux
+   * lists them: ACLs converted from ext4's format (ext-acl.ts), values in other inodes
+   * (ea_inode) read from there, `system.data` (inline data) and internal indexes left out.
+   */
+  async xattrs(node: FsNode): Promise<FsXattr[]> {
+    const inode = await this.inodeOf(node);
+    const where = `inode ${inode.number}`;
+    const raw: RawXattr[] = parseInodeXattrs(inode.raw.subarray(inode.usedSize), where);
+    if (inode.fileAcl !== 0) {
+      const block = await this.blocks.block(inode.fileAcl, `${where}: extended attribute block`);
+      const seed = (this.sb.featureRoCompat & RO_COMPAT.METADATA_CSUM) !== 0 ? this.sb.checksumSeed : undefined;
+      raw.push(...parseXattrBlock(block, inode.fileAcl, where, seed));
+    }
+    const out: FsXattr[] = [];
+    for (const entry of raw) {
+      if (entry.name === undefined || entry.name === 'system.data') continue;
+      let value = entry.value ?? await this.valueInode(entry, where);
+      if (entry.index === 2 || entry.index === 3) value = ext4AclToXattr(value, `${where}: ${entry.name}`);
+      out.push({ name: entry.name, value });
+    }
+    return out;
+  }
+
+  /** A value stored as the content of another inode (ea_inode: that inode has EA_INODE_FL and the value's size). */
+  private async valueInode(entry: RawXattr, where: string): Promise<Uint8Array> {
+    const { inode: number, size } = entry.valueInode as { inode: number; size: number };
+    const holder = await this.readInode(number);
+    if ((holder.flags & FLAGS.EA_INODE) === 0 || holder.type !== 'file' || holder.size !== size) {
+      throw fsCorrupt(this.type, `${where}: the value of ${entry.name ?? 'an extended attribute'} is said to be in inode ${number}, which does not hold a ${size}-byte value`, { object: where });
+    }
+    return this.read(new ExtNode(this, holder), 0, size);
   }
 
   async readdir(directory: FsNode): Promise<FsDirEntry[]> {

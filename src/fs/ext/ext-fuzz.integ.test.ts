@@ -50,6 +50,7 @@ async function exercise(device: BlockDevice): Promise<void> {
   while (queue.length > 0 && visited < MAX_NODES) {
     const node = queue.shift()!;
     visited++;
+    await timed('xattrs', fs.xattrs!(node));
     if (node.type === 'directory') {
       if (seen.has(node.id)) continue;
       seen.add(node.id);

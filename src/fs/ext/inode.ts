@@ -30,7 +30,7 @@ import { RO_COMPAT, type Superblock } from './superblock.js';
  * | 0x90 | 4    | i_crtime        | creation time, seconds                                   |
  * | 0x94 | 4    | i_crtime_extra  |                                                          |
  *
- * In-inode extended attributes start at 128 + i_extra_isize (see inline-data.ts).
+ * In-inode extended attributes start at 128 + i_extra_isize (see xattr-entries.ts).
  */
 export const INODE_BASE_SIZE = 128;
 export const I_BLOCK_OFFSET = 0x28;
@@ -38,7 +38,7 @@ export const I_BLOCK_SIZE = 60;
 
 /** i_flags bits Coffer looks at. */
 export const FLAGS = {
-  ENCRYPT: 0x800, INDEX: 0x1000, HUGE_FILE: 0x40000, EXTENTS: 0x80000, INLINE_DATA: 0x10000000, CASEFOLD: 0x40000000,
+  ENCRYPT: 0x800, INDEX: 0x1000, HUGE_FILE: 0x40000, EXTENTS: 0x80000, EA_INODE: 0x200000, INLINE_DATA: 0x10000000, CASEFOLD: 0x40000000,
 } as const;
 
 /** The root directory's inode number. */
