@@ -2,11 +2,12 @@ import { constants as fsConstants } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import { CofferError } from '../../errors/index.js';
-import { type Filesystem, type FsNode, type ResolvedNode } from '../../fs/index.js';
+import { type Filesystem, type FsNode, type FsXattr, type ResolvedNode } from '../../fs/index.js';
 import { decodeName, encodeName, hasRawBytes, printableName } from '../../names/index.js';
 import { makeFolders } from '../../native/index.js';
 import { targetCall, targetError } from '../../disk/index.js';
 import { filePieces } from './file-pieces.js';
+import { readXattrs, setXattrs } from './node-xattrs.js';
 import { emptyReport, isEntryProblem, noteStreamsLeftOut, safeWalk, type SafeItem, type TreeReport } from './safe-walk.js';
 
 /** `files get` has a way past a name that exists, except a folder in the way of a file or link. */
@@ -35,8 +36,10 @@ export type ExtractReport = TreeReport;
  *   as symlinks with their target as stored and are never followed;
  * - a damaged entry (unreadable inode, bad block map, missing chunk) is reported in
  *   `problems` and the rest goes on; a partial file is removed;
- * - content, mode (with setuid/setgid/sticky), times, and (as root) owners are kept; files
- *   with several names are restored as hard links; holes stay holes.
+ * - content, mode (with setuid/setgid/sticky), times, extended attributes (POSIX ACLs,
+ *   SELinux labels, `user.*`: node-xattrs.ts; one the host refuses is noted in `skipped`,
+ *   not a failure), and (as root) owners are kept; files with several names are restored as
+ *   hard links; holes stay holes.
  * A name that exists in the folder, or one the target refuses, is a problem of that entry
  * (`E_TARGET_UNWRITABLE`); a full target ends the run with `E_NO_SPACE`.
  */
@@ -62,7 +65,8 @@ export async function extractTree(fs: Filesystem, sources: readonly ResolvedNode
         if (item.hostPath.length > 0) await makeFolder(target);
         report.directories += item.hostPath.length > 0 ? 1 : 0;
       } else if (item.kind === 'leave') {
-        if (item.hostPath.length > 0) await setAttributes(target, item.node, owners, 'folder');
+        // A folder's attributes once its children are written: its default ACL must not be inherited by them.
+        if (item.hostPath.length > 0) await setAttributes(target, item.node, { owners, what: 'folder', xattrs: await xattrsOf(item) });
       } else if (item.node.type === 'file') {
         await writeFile(fs, item, target, options, linked, report);
       } else if (item.node.type === 'symlink') {
@@ -70,7 +74,7 @@ export async function extractTree(fs: Filesystem, sources: readonly ResolvedNode
         if (link === '' || link.includes('\0')) throw new CofferError('E_FS_CORRUPT', `${printableName(item.guestPath)}: symlink target "${printableName(link)}" cannot be created`);
         if (options.overwrite) await removeIfNotFolder(target);
         await targetCall(shown(target), () => fsp.symlink(hostPath(link), target), exists);
-        await setAttributes(target, item.node, owners, 'link');
+        await setAttributes(target, item.node, { owners, what: 'link', xattrs: await xattrsOf(item) });
         report.symlinks++;
       } else {
         report.skipped.push({ path: item.guestPath, reason: `${item.node.type} not restored` });
@@ -82,6 +86,11 @@ export async function extractTree(fs: Filesystem, sources: readonly ResolvedNode
     }
   }
   return report;
+
+  /** The attributes to set on an entry, with the path and report that failures go to. */
+  async function xattrsOf(item: SafeItem): Promise<EntryXattrs> {
+    return { list: await readXattrs(fs, item.node, item.guestPath, report), guestPath: item.guestPath, report };
+  }
 
   async function makeFolder(target: HostPath): Promise<void> {
     if (options.overwrite) await removeIfNotFolder(target);
@@ -104,6 +113,7 @@ export async function extractTree(fs: Filesystem, sources: readonly ResolvedNode
         return;
       }
     }
+    const xattrs = await xattrsOf(item);
     const handle = await targetCall(shown(target), () => fsp.open(target, 'wx', 0o600), exists);
     let complete = false;
     try {
@@ -114,7 +124,7 @@ export async function extractTree(fs: Filesystem, sources: readonly ResolvedNode
         }
       }
       await targetCall(shown(target), () => handle.truncate(item.node.size));
-      await setAttributes(target, item.node, owners, 'file', handle);
+      await setAttributes(target, item.node, { owners, what: 'file', xattrs, handle });
       complete = true;
     } finally {
       await handle.close();
@@ -147,14 +157,28 @@ function shown(target: HostPath): string {
   return printableName(typeof target === 'string' ? target : decodeName(target));
 }
 
-/** Owner, mode and times, in that order (chown clears setuid bits, so mode comes after it). */
-async function setAttributes(target: HostPath, node: FsNode, owners: boolean, what: 'file' | 'folder' | 'link', handle?: fsp.FileHandle): Promise<void> {
+/** An entry's extended attributes, and where a failure to set one is noted. */
+interface EntryXattrs {
+  list: readonly FsXattr[];
+  guestPath: string;
+  report: ExtractReport;
+}
+
+/**
+ * Owner, extended attributes, mode and times, in that order: chown clears setuid bits and
+ * `security.capability`, so both come after it; `user.*` attributes need write permission,
+ * which the final mode may not give; an ACL's mask and the mode's group bits are one value,
+ * equal on the disk, so the chmod after it leaves the ACL as it was.
+ */
+async function setAttributes(target: HostPath, node: FsNode, o: { owners: boolean; what: 'file' | 'folder' | 'link'; xattrs: EntryXattrs; handle?: fsp.FileHandle }): Promise<void> {
+  const { owners, what, handle } = o;
   // As Dates: Node takes a negative number of seconds for "now", a Date before 1970 as it is.
   const when = (ms: number): Date => new Date(ms);
   const mtime = Number.isFinite(node.mtimeMs) ? node.mtimeMs : undefined;
   const atime = Number.isFinite(node.atimeMs) ? node.atimeMs : mtime;
   await targetCall(shown(target), async () => {
     if (owners) await (handle !== undefined ? handle.chown(node.uid, node.gid) : fsp.lchown(target, node.uid, node.gid));
+    setXattrs(target, o.xattrs.list, o.xattrs.guestPath, o.xattrs.report);
     if (what !== 'link') await (handle !== undefined ? handle.chmod(node.mode & 0o7777) : fsp.chmod(target, node.mode & 0o7777));
     if (mtime === undefined || atime === undefined) return;
     if (handle !== undefined) await handle.utimes(when(atime), when(mtime));

@@ -68,3 +68,21 @@ test('record lengths count their own digits across a digit boundary, and sizes p
   assert.equal(big.size[0], 0x80, 'base-256 in the ustar field, as GNU tar writes it');
   assert.equal(big.size.readUIntBE(6, 6), 10 * 2 ** 30);
 });
+
+test('extended attributes are SCHILY.xattr records as GNU tar writes them; an ACL also as SCHILY.acl text', () => {
+  const acl = Buffer.from('0200000001000600ffffffff02000600d204000004000400ffffffff10000600ffffffff20000400ffffffff', 'hex');
+  const entry = parse(tarHeader({
+    ...base,
+    xattrs: [
+      { name: Buffer.from('user.a=b%c'), value: Buffer.from([0, 0xff, 0x0a]) },
+      { name: Buffer.from('system.posix_acl_access'), value: acl },
+      { name: Buffer.from('system.posix_acl_default'), value: Buffer.from('not an acl') },
+    ],
+  }));
+  assert.deepEqual(entry.records, [
+    ['SCHILY.xattr.user.a%3Db%25c', Buffer.from([0, 0xff, 0x0a])],
+    ['SCHILY.acl.access', Buffer.from('user::rw-\nuser:1234:rw-\ngroup::r--\nmask::rw-\nother::r--\n')],
+    ['SCHILY.xattr.system.posix_acl_access', acl],
+    ['SCHILY.xattr.system.posix_acl_default', Buffer.from('not an acl')],
+  ], 'a value that is not an ACL is kept as an attribute only');
+});

@@ -1,3 +1,5 @@
+import { aclXattrToText } from './acl-text.js';
+
 /**
  * The header of one tar entry as `files get --tar` writes it: POSIX.1-2001 "pax" format, a
  * ustar header block preceded, when a field does not fit it, by an extended header (typeflag
@@ -33,6 +35,12 @@
  * that is not (a raw byte E9 of a Latin-1 name) comes with `hdrcharset=BINARY`, which says the
  * values are bytes to be used as they are (POSIX pax, "hdrcharset"). GNU tar 1.34 and
  * Python's tarfile extract such names byte for byte (tar-tree.test.ts).
+ *
+ * Extended attributes, as GNU tar 1.34 writes and reads them (`--xattrs`, `--acls`): each
+ * one a record `SCHILY.xattr.<name>=<value bytes>` (in the name, `%` and `=` written `%25`
+ * and `%3D`); a POSIX ACL (`system.posix_acl_access`/`_default`, Linux xattr form) also as
+ * text in `SCHILY.acl.access`/`SCHILY.acl.default` (acl-text.ts), which is what `tar --acls -x`
+ * restores, while `tar --xattrs --xattrs-include='*' -x` sets the xattr form.
  */
 export const TAR_BLOCK = 512;
 
@@ -81,7 +89,15 @@ export interface TarEntry {
   mtimeMs: number;
   /** Content bytes that follow (files only). */
   size: number;
+  /** Extended attributes, names and values as bytes. */
+  xattrs?: readonly { name: Uint8Array; value: Uint8Array }[];
 }
+
+/** GNU tar's text records for the ACL attributes. */
+const ACL_RECORDS: ReadonlyMap<string, string> = new Map([
+  ['system.posix_acl_access', 'SCHILY.acl.access'],
+  ['system.posix_acl_default', 'SCHILY.acl.default'],
+]);
 
 /**
  * The bytes that start an entry: the extended header and its records when needed, then the
@@ -90,7 +106,7 @@ export interface TarEntry {
  */
 export function tarHeader(entry: TarEntry): Buffer {
   if (!Number.isSafeInteger(entry.size) || entry.size < 0) throw new RangeError(`tar entry size ${entry.size}`);
-  const records: [string, Uint8Array | string][] = [];
+  const records: PaxRecord[] = [];
   const path = Buffer.from(entry.path);
   const link = entry.linkPath !== undefined ? Buffer.from(entry.linkPath) : undefined;
   const split = ustarPath(path);
@@ -104,6 +120,12 @@ export function tarHeader(entry: TarEntry): Buffer {
   const seconds = Math.floor(ms / 1000);
   if (seconds < 0 || seconds > USTAR_LATEST) records.push(['mtime', paxSeconds(ms)]);
   const mtime = Math.min(Math.max(seconds, 0), USTAR_LATEST);
+  for (const { name, value } of entry.xattrs ?? []) {
+    const acl = ACL_RECORDS.get(Buffer.from(name).toString('latin1'));
+    const text = acl !== undefined ? aclXattrToText(value) : undefined;
+    if (acl !== undefined && text !== undefined) records.push([acl, text]);
+    records.push([Buffer.concat([Buffer.from('SCHILY.xattr.', 'latin1'), xattrKeyword(name)]), value]);
+  }
 
   const block = ustarBlock({
     name: split?.name ?? path.subarray(0, FIELD.name[1]),
@@ -143,7 +165,7 @@ function ustarPath(path: Buffer): { name: Buffer; prefix?: Buffer } | undefined 
 }
 
 /** `value` when the octal field holds it, else 0 there and the exact value in a record. */
-function fitOrRecord(value: number, size: number, key: string, records: [string, Uint8Array | string][]): number {
+function fitOrRecord(value: number, size: number, key: string, records: PaxRecord[]): number {
   if (value >= 0 && value <= octalMax(size)) return value;
   records.push([key, String(value)]);
   return 0;
@@ -200,11 +222,25 @@ function base256(value: number, size: number): Buffer {
   return out;
 }
 
+/** One extended header record: its keyword (bytes for an attribute's name) and value. */
+type PaxRecord = [string | Uint8Array, Uint8Array | string];
+
+/** An attribute name in a `SCHILY.xattr.` keyword: `%` and `=` (which would end the keyword) escaped as GNU tar does. */
+function xattrKeyword(name: Uint8Array): Buffer {
+  const out: number[] = [];
+  for (const byte of name) {
+    if (byte === 0x25) out.push(0x25, 0x32, 0x35);
+    else if (byte === 0x3d) out.push(0x25, 0x33, 0x44);
+    else out.push(byte);
+  }
+  return Buffer.from(out);
+}
+
 /** Extended header records, each `"<length> <key>=<value>\n"`. */
-function paxRecords(records: [string, Uint8Array | string][]): Buffer {
+function paxRecords(records: PaxRecord[]): Buffer {
   return Buffer.concat(
     records.map(([key, value]) => {
-      const body = Buffer.concat([Buffer.from(` ${key}=`, 'latin1'), typeof value === 'string' ? Buffer.from(value, 'utf8') : value, Buffer.from('\n', 'latin1')]);
+      const body = Buffer.concat([Buffer.from(' ', 'latin1'), typeof key === 'string' ? Buffer.from(key, 'latin1') : key, Buffer.from('=', 'latin1'), typeof value === 'string' ? Buffer.from(value, 'utf8') : value, Buffer.from('\n', 'latin1')]);
       let length = body.length + String(body.length).length;
       if (String(length).length > String(body.length).length) length = body.length + String(length).length;
       return Buffer.concat([Buffer.from(String(length), 'latin1'), body]);

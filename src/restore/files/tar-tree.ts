@@ -4,6 +4,7 @@ import { CofferError } from '../../errors/index.js';
 import { type Filesystem, type FsNode, type ResolvedNode } from '../../fs/index.js';
 import { encodeName } from '../../names/index.js';
 import { filePieces, PIECE_BYTES } from './file-pieces.js';
+import { readXattrs } from './node-xattrs.js';
 import { emptyReport, isEntryProblem, noteStreamsLeftOut, safeWalk, type TreeReport } from './safe-walk.js';
 import { TAR_END, tarHeader, tarPadding, type TarEntry } from './tar-header.js';
 
@@ -13,9 +14,9 @@ export type TarReport = TreeReport;
 /**
  * Streams files from a guest filesystem as a POSIX tar archive (pax format, tar-header.ts)
  * into `out`: the same entries, safe names and problems as {@link extractTree}, with modes,
- * owners and mtimes in the headers, second names of a file as hard-link entries. Names and
- * link targets are the guest's bytes, UTF-8 or not (`tar -x` recreates `caf\xe9` as the four
- * bytes it was). A file whose content fails part-way has its announced size filled with
+ * owners, mtimes and extended attributes (POSIX ACLs too: tar-header.ts) in the headers,
+ * second names of a file as hard-link entries. Names and link targets are the guest's bytes,
+ * UTF-8 or not (`tar -x` recreates `caf\xe9` as the four bytes it was). A file whose content fails part-way has its announced size filled with
  * zeros (a tar header cannot be taken back) and is reported in `problems`. `out` is written
  * with backpressure and never ended (it may be stdout); its failure (a full disk, a reader
  * gone) ends the run with `E_NO_SPACE` or `E_TARGET_UNWRITABLE`.
@@ -26,6 +27,11 @@ export async function tarTree(fs: Filesystem, sources: readonly ResolvedNode[], 
   const linked = new Map<string, Uint8Array>(); // node id → path of its first name
   const header = (node: FsNode, path: Uint8Array, type: TarEntry['type'], extra: Partial<TarEntry> = {}): Buffer =>
     tarHeader({ path, type, mode: node.mode & 0o7777, uid: node.uid, gid: node.gid, mtimeMs: node.mtimeMs, size: 0, ...extra });
+  /** The entry's extended attributes as the header takes them (a hard link's second name carries none: tar sets them on the first). */
+  const xattrs = async (node: FsNode, guestPath: string): Promise<Partial<TarEntry>> => {
+    const list = await readXattrs(fs, node, guestPath, report);
+    return list.length === 0 ? {} : { xattrs: list.map((x) => ({ name: encodeName(x.name), value: x.value })) };
+  };
 
   for await (const item of safeWalk(fs, sources, report, new Set(), 'bytes')) {
     if (signal?.aborted) throw new CofferError('E_INTERRUPTED', 'interrupted');
@@ -35,17 +41,17 @@ export async function tarTree(fs: Filesystem, sources: readonly ResolvedNode[], 
       if (item.kind === 'leave') continue;
       if (item.kind === 'enter') {
         if (path.length === 0) continue;
-        await output.write(header(node, Buffer.concat([path, Buffer.from('/')]), 'directory'));
+        await output.write(header(node, Buffer.concat([path, Buffer.from('/')]), 'directory', await xattrs(node, item.guestPath)));
         report.directories++;
       } else if (node.type === 'symlink') {
         const target = await fs.readlink(node);
-        await output.write(header(node, path, 'symlink', { linkPath: encodeName(target) }));
+        await output.write(header(node, path, 'symlink', { linkPath: encodeName(target), ...await xattrs(node, item.guestPath) }));
         report.symlinks++;
       } else if (node.type === 'file' && node.nlink > 1 && linked.has(node.id)) {
         await output.write(header(node, path, 'link', { linkPath: linked.get(node.id) as Uint8Array }));
         report.hardLinks++;
       } else if (node.type === 'file') {
-        await writeFile(fs, node, header(node, path, 'file', { size: node.size }), output, report, item.guestPath, signal);
+        await writeFile(fs, node, header(node, path, 'file', { size: node.size, ...await xattrs(node, item.guestPath) }), output, report, item.guestPath, signal);
         noteStreamsLeftOut(report, item.guestPath, node, 'archived');
         if (node.nlink > 1) linked.set(node.id, path);
       } else {
