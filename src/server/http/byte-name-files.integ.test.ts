@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { BYTE_NAMES, buildByteNamesExtImage, requireTools } from '../../testing/index.js';
-import { runCoffer, startServer, type Response, type ServerProcess } from './server-harness.js';
+import { firstAdminToken, runCoffer, startServer, type Response, type ServerProcess } from './server-harness.js';
 
 const run = promisify(execFile);
 const dir = await mkdtemp(join(tmpdir(), 'coffer-byte-names-'));
@@ -45,12 +45,7 @@ before(async () => {
   await mkdir(data, { recursive: true });
   await writeFile(join(data, 'coffer.yaml'), `repositories:\n  - name: main\n    url: ${repo}\n    passphrase-file: ${passFile}\nhosts:\n  - name: hv1\nvms:\n  - name: latin\n    host: hv1\n    source: { images: [${image}] }\n`);
   server = await startServer(['--data', data, '--listen', '127.0.0.1:0']);
-  const oneTime = /one-time password (\S+)/.exec(server.stdout())?.[1] as string;
-  const jar = new Map<string, string>();
-  const login = await server.request('POST', '/api/v1/auth/login', { body: { user: 'admin', password: oneTime }, jar });
-  const headers = { 'x-csrf-token': login.json.csrfToken as string };
-  assert.equal((await server.request('POST', '/api/v1/auth/password', { jar, headers, body: { current: oneTime, new: 'byte names admin password' } })).status, 204);
-  token = (await server.request('POST', '/api/v1/tokens', { jar, headers, body: { name: 'admin', grants: [{ role: 'Admin', path: '/' }] } })).json.secret;
+  token = await firstAdminToken(server, 'byte names admin password');
   const volumes = (await call('GET', `/repositories/main/snapshots/${snapshot}/volumes`)).json.items as { id: string; filesystem: string | null }[];
   const ext4 = volumes.find((v) => v.filesystem === 'ext4');
   assert.ok(ext4 !== undefined, JSON.stringify(volumes));

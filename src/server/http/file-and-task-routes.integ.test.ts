@@ -18,7 +18,7 @@ import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { buildExtImage, buildNtfsImage, requireTools } from '../../testing/index.js';
-import { runCoffer, startServer, type RequestOptions, type Response, type ServerProcess } from './server-harness.js';
+import { firstAdminToken, runCoffer, startServer, type RequestOptions, type Response, type ServerProcess } from './server-harness.js';
 
 const run = promisify(execFile);
 const dir = await mkdtemp(join(tmpdir(), 'coffer-kinds-'));
@@ -49,13 +49,7 @@ before(async () => {
   await mkdir(data, { recursive: true });
   await writeFile(join(data, 'coffer.yaml'), `security:\n  four-eyes: true\nrepositories:\n  - name: main\n    url: ${repo}\n    passphrase-file: ${passFile}\nhosts:\n  - name: hv1\nvms:\n  - name: vma\n    host: hv1\n    source: { images: [${ext4Image}] }\n  - name: vmb\n    host: hv1\n    source: { images: [${ext4Image}] }\n`);
   server = await startServer(['--data', data, '--listen', '127.0.0.1:0']);
-  // The first admin: change the one-time password, then work with tokens.
-  const oneTime = /one-time password (\S+)/.exec(server.stdout())?.[1] as string;
-  const jar = new Map<string, string>();
-  const login = await server.request('POST', '/api/v1/auth/login', { body: { user: 'admin', password: oneTime }, jar });
-  const headers = { 'x-csrf-token': login.json.csrfToken as string };
-  assert.equal((await server.request('POST', '/api/v1/auth/password', { jar, headers, body: { current: oneTime, new: 'kinds admin password' } })).status, 204);
-  adminToken = (await server.request('POST', '/api/v1/tokens', { jar, headers, body: { name: 'admin', grants: [{ role: 'Admin', path: '/' }] } })).json.secret;
+  adminToken = await firstAdminToken(server, 'kinds admin password');
   restoreToken = (await call('POST', '/tokens', { body: { name: 'helpdesk', grants: [{ role: 'RestoreOperator', path: '/vms/vma' }] } })).json.secret;
   assert.equal((await call('POST', '/users', { body: { name: 'admin2', password: 'second admin password', grants: [{ role: 'Admin', path: '/' }], mustChangePassword: false } })).status, 201);
   const jar2 = new Map<string, string>();

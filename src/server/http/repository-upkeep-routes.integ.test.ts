@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { requireTools, seededBytes } from '../../testing/index.js';
-import { runCoffer, startServer, type RequestOptions, type Response, type ServerProcess } from './server-harness.js';
+import { firstAdminToken, runCoffer, startServer, type RequestOptions, type Response, type ServerProcess } from './server-harness.js';
 
 const run = promisify(execFile);
 const dir = await mkdtemp(join(tmpdir(), 'coffer-upkeep-'));
@@ -56,12 +56,7 @@ before(async () => {
     `repositories:\n  - name: main\n    url: ${repo}\n    passphrase-file: ${passFile}\n  - name: empty\n    url: ${empty}\n    passphrase-file: ${passFile}\n  - name: offsite\n    url: s3://coffer-upkeep-test-bucket/repo\nhosts:\n  - name: hv1\nvms:\n  - name: web1\n    host: hv1\n    source: { images: [${disk}] }\n`,
   );
   server = await startServer(['--data', data, '--listen', '127.0.0.1:0']);
-  const oneTime = /one-time password (\S+)/.exec(server.stdout())?.[1] as string;
-  const jar = new Map<string, string>();
-  const login = await server.request('POST', '/api/v1/auth/login', { body: { user: 'admin', password: oneTime }, jar });
-  const headers = { 'x-csrf-token': login.json.csrfToken as string };
-  assert.equal((await server.request('POST', '/api/v1/auth/password', { jar, headers, body: { current: oneTime, new: 'upkeep admin password' } })).status, 204);
-  adminToken = (await server.request('POST', '/api/v1/tokens', { jar, headers, body: { name: 'admin', grants: [{ role: 'Admin', path: '/' }] } })).json.secret;
+  adminToken = await firstAdminToken(server, 'upkeep admin password');
   otherRepoToken = (await call('POST', '/tokens', { body: { name: 'offsite-auditor', grants: [{ role: 'Auditor', path: '/repositories/offsite' }] } })).json.secret;
 });
 

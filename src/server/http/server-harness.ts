@@ -138,3 +138,19 @@ function cleanEnv(): NodeJS.ProcessEnv {
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('COFFER_')) env[k] = v;
   return env;
 }
+
+/**
+ * The first administrator's way in: log in with the one-time password the server printed,
+ * change it to `password` (as the server requires first), and make an Admin token on `/`.
+ * Returns the token's secret.
+ */
+export async function firstAdminToken(server: ServerProcess, password: string): Promise<string> {
+  const oneTime = /one-time password (\S+)/.exec(server.stdout())?.[1];
+  if (oneTime === undefined) throw new Error(`the server printed no one-time password:\n${server.stdout()}`);
+  const jar = new Map<string, string>();
+  const login = await server.request('POST', '/api/v1/auth/login', { body: { user: 'admin', password: oneTime }, jar });
+  const headers = { 'x-csrf-token': login.json.csrfToken as string };
+  const changed = await server.request('POST', '/api/v1/auth/password', { jar, headers, body: { current: oneTime, new: password } });
+  if (changed.status !== 204) throw new Error(`changing the one-time password answered ${changed.status}`);
+  return (await server.request('POST', '/api/v1/tokens', { jar, headers, body: { name: 'admin', grants: [{ role: 'Admin', path: '/' }] } })).json.secret as string;
+}
