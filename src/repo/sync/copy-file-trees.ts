@@ -1,15 +1,15 @@
 import { forEachLimited } from '../../concurrency/index.js';
 import { CofferError } from '../../errors/index.js';
-import type { ChunksById } from '../chunks-by-id.js';
 import { getFileTree, putFileTree } from '../file-trees.js';
 import { ObjectKind } from '../format/envelope.js';
-import { decodeFileTree, encodeFileTree, type ContentPiece, type FileTree, type TreeEntry } from '../format/file-tree.js';
+import { encodeFileTree, type ContentPiece, type FileTree, type TreeEntry } from '../format/file-tree.js';
 import type { SnapshotManifest } from '../format/manifest.js';
 import { treeKey } from '../layout.js';
 import type { Repository } from '../repository.js';
 import type { Snapshot } from '../snapshots.js';
 import type { CopiedPair, CopyContext } from './copy-snapshot.js';
 import type { PackedDestination } from './packed-destination.js';
+import { TreeReader } from './tree-reader.js';
 import { adoptWholePacks } from './whole-packs.js';
 
 /** Chunks translated at once within a directory (as copy-snapshot.ts does within a page). */
@@ -109,13 +109,20 @@ class TreeCopier {
     this.settled();
   };
   private failure: { error: unknown } | undefined;
-  private readBytes = { source: 0, destination: 0 };
+  /** Each side's trees, read through the transfer's readers (format 2) and counted in the sync's figures. */
+  private readonly readers: Record<'source' | 'destination', TreeReader>;
 
   constructor(
     private readonly context: CopyContext,
     /** Format 2 destination: where trees go; null into format 1. */
     private readonly trees: PackedDestination | null,
-  ) {}
+  ) {
+    const { src, dst, counters, transfer } = context;
+    this.readers = {
+      source: new TreeReader(src, (bytes) => (counters.bytesRead += bytes), transfer.sourceById),
+      destination: new TreeReader(dst, (bytes) => (counters.bytesReadFromDestination += bytes), transfer.destinationById),
+    };
+  }
 
   /** The destination id of source tree `id`, stored with everything below it; `again`: stored again as that id although present (a heal). */
   async copy(id: string, before: TreePair | null, again?: string): Promise<string> {
@@ -215,27 +222,8 @@ class TreeCopier {
   }
 
   /** A tree of either side, read, opened and validated, counting the stored bytes. */
-  private async readTree(side: 'source' | 'destination', id: string): Promise<FileTree> {
-    const { counters, transfer } = this.context;
-    const repo = side === 'source' ? this.context.src : this.context.dst;
-    const byId = side === 'source' ? transfer.sourceById : transfer.destinationById;
-    if (byId !== undefined) {
-      const tree = decodeFileTree(await byId.read(Buffer.from(id, 'hex')), `tree ${id} of ${repo.location}`);
-      this.countRead(side, byId);
-      return tree;
-    }
-    const key = treeKey(id);
-    const stored = await repo.backend.get(key);
-    if (side === 'source') counters.bytesRead += stored.length;
-    else counters.bytesReadFromDestination += stored.length;
-    return getFileTree(repo, id, stored);
-  }
-
-  private countRead(side: 'source' | 'destination', byId: ChunksById): void {
-    const delta = byId.fetched.bytes - this.readBytes[side];
-    this.readBytes[side] = byId.fetched.bytes;
-    if (side === 'source') this.context.counters.bytesRead += delta;
-    else this.context.counters.bytesReadFromDestination += delta;
+  private readTree(side: 'source' | 'destination', id: string): Promise<FileTree> {
+    return this.readers[side].read(id);
   }
 
   /** Heal: stores the tree of `entries` although the destination names it, after checking it is tree `expected`. */

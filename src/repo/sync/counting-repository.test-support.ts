@@ -1,28 +1,38 @@
 /**
- * A repository opened through a backend that counts what the tests of sync's healing must
- * prove was not read: data objects (chunks/, packs/, format 1 trees/) and index segments.
+ * A repository opened through a backend that counts what the tests of sync must prove was
+ * read, or not: data objects (chunks/, packs/, format 1 trees/), their bytes, and index segments.
  */
 import { ForwardingBackend, LocalBackend, openRepository, type Repository } from '../index.js';
 
 export class CountingBackend extends ForwardingBackend {
   dataReads = 0;
+  /** The bytes of data objects returned by get and getRange. */
+  dataBytes = 0;
   segmentReads = 0;
-  override get(key: string): Promise<Buffer> {
+  override async get(key: string): Promise<Buffer> {
     this.count(key);
-    return super.get(key);
+    return this.counted(key, await super.get(key));
   }
-  override getRange(key: string, offset: number, length: number, into?: Uint8Array): Promise<Buffer> {
+  override async getRange(key: string, offset: number, length: number, into?: Uint8Array): Promise<Buffer> {
     this.count(key);
-    return super.getRange(key, offset, length, into);
+    return this.counted(key, await super.getRange(key, offset, length, into));
+  }
+  private counted(key: string, bytes: Buffer): Buffer {
+    if (isData(key)) this.dataBytes += bytes.length;
+    return bytes;
   }
   override has(key: string): Promise<boolean> {
     this.count(key);
     return super.has(key);
   }
   private count(key: string): void {
-    if (key.startsWith('chunks/') || key.startsWith('packs/') || key.startsWith('trees/')) this.dataReads++;
+    if (isData(key)) this.dataReads++;
     if (key.startsWith('segments/')) this.segmentReads++;
   }
+}
+
+function isData(key: string): boolean {
+  return key.startsWith('chunks/') || key.startsWith('packs/') || key.startsWith('trees/');
 }
 
 /** A local repository opened through a {@link CountingBackend}. */

@@ -14,6 +14,7 @@ import { after, before, test } from 'node:test';
 import { backupFiles } from '../../backup/index.js';
 import { isCofferError } from '../../errors/index.js';
 import { backupBytes, makeTempDir, seededBytes, snapshotDiskBytes } from '../../testing/index.js';
+import { openCounted } from './counting-repository.test-support.js';
 import {
   ChunksById,
   initRepository,
@@ -204,4 +205,23 @@ test('an interrupted sync of a file snapshot between format 2 repositories (othe
   assert.equal(copied.size, 64);
   assert.deepEqual(copied, original);
   assert.deepEqual((await verifyRepository(dst, { readData: true, now })).damaged, []);
+});
+
+test('a sync of several file snapshots between format 2 repositories counts each byte it read from the source once (a later snapshot\'s trees did not count the earlier ones\' again)', async () => {
+  const srcDir = join(work.path, `repo${made++}`);
+  await initRepository(new LocalBackend(srcDir), { passphrase: 'left', format: 2, kdf: { N: 1024, r: 8, p: 1 }, blockSize: 64 * KiB });
+  const src = await openCounted(srcDir, 'left', (repo) => (repos.push(repo), repo));
+  const dst = await newRepo(2, 'right');
+  const files = join(work.path, 'counted');
+  for (let round = 0; round < 3; round++) {
+    for (let d = 0; d < 3; d++) {
+      await mkdir(join(files, `d${d}`, `e${round}`), { recursive: true });
+      await writeFile(join(files, `d${d}`, `e${round}`, 'f'), seededBytes(300 + round * 3 + d, 80 * KiB));
+    }
+    await backupFiles(src.repo, { host: 'guest', paths: [files], time: new Date(Date.UTC(2026, 10, 26, round)) });
+  }
+  const before = src.counting.dataBytes;
+  const summary = await syncSnapshots(src.repo, dst, { now });
+  assert.equal(summary.copied, 3);
+  assert.equal(summary.bytesRead, src.counting.dataBytes - before);
 });
