@@ -3,7 +3,7 @@ import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import { CofferError } from '../../errors/index.js';
 import { type Filesystem, type FsNode, type FsXattr, type ResolvedNode } from '../../fs/index.js';
-import { decodeName, encodeName, hasRawBytes, printableName } from '../../names/index.js';
+import { decodeName, hostPath, printableName } from '../../names/index.js';
 import { makeFolders } from '../../native/index.js';
 import { targetCall, targetError } from '../../disk/index.js';
 import { filePieces } from './file-pieces.js';
@@ -142,15 +142,8 @@ export async function extractTree(fs: Filesystem, sources: readonly ResolvedNode
   }
 }
 
-/**
- * A path on the host: a string, or its bytes when a name in it is not UTF-8 (Node would write
- * a string's raw-byte surrogates as U+FFFD, not as the bytes the guest had).
- */
+/** A path on the host: a string, or its bytes when a name in it is not UTF-8 (names' `hostPath`). */
 type HostPath = string | Buffer;
-
-function hostPath(text: string): HostPath {
-  return hasRawBytes(text) ? encodeName(text) : text;
-}
 
 /** A host path for messages: bytes that are not UTF-8 as `\xNN`. */
 function shown(target: HostPath): string {
