@@ -153,8 +153,10 @@ export function makeWorkDir(prefix: string): Promise<string> {
   return mkdtemp(join(tmpdir(), `coffer-cli-${prefix}-`));
 }
 
-export function removeDir(dir: string): Promise<void> {
-  return rm(dir, { recursive: true, force: true, maxRetries: 3 });
+/** Removes a work directory; undefined (a `before` that failed before making it) is nothing to remove. */
+export async function removeDir(dir: string | undefined): Promise<void> {
+  if (dir === undefined) return;
+  await rm(dir, { recursive: true, force: true, maxRetries: 3 });
 }
 
 /** The ids (64 hex) of the chunk files of a local repository, sorted. */
