@@ -4,7 +4,8 @@
  * ACLs and an attribute block (testing/xattr-tree.ts) is backed up; `files get --to` and
  * `files get --tar` (extracted by GNU tar with --xattrs --acls) give back what getfattr and
  * getfacl read on the source tree. An attribute the host refuses (system.richacl) is a
- * warning line, not a failed restore.
+ * warning line, not a failed restore. The same tree backed up as a file snapshot
+ * (`backup --files`, read back through TreeFilesystem) gives them back the same way.
  */
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
@@ -22,6 +23,7 @@ const PATHS = ['colour.txt', 'shared', 'shared/inner.txt', 'shared/plain.txt', '
 let work: string;
 let repo: string;
 let source: string;
+let fileSnapshot: string;
 
 before(async () => {
   await requireTools('mke2fs', 'debugfs', 'setfattr', 'getfattr', 'setfacl', 'getfacl', 'tar');
@@ -32,6 +34,11 @@ before(async () => {
   await writeXattrTree(source);
   assertExit(await coffer(['init', '-r', repo], { env }), 0);
   assertExit(await coffer(['backup', '-r', repo, '--vm', 'xattrs', await buildXattrsExtImage()], { env }), 0);
+  // The folder named to `files get` carries one too (the ext image's root has none to compare).
+  execFileSync('setfattr', ['-n', 'user.top', '-v', 'folder', source]);
+  const files = await coffer(['backup', '-r', repo, '--files', source, '--host', 'xattrs-host', '--json'], { env });
+  assertExit(files, 0);
+  fileSnapshot = (JSON.parse(files.stdout.toString('utf8')) as { id: string }).id;
 });
 after(() => removeDir(work));
 
@@ -81,4 +88,24 @@ test('files get --tar holds them as GNU tar does: tar --xattrs --acls -x gives t
   await assertSameAsSource(to, 'tar --xattrs --acls -x');
   const listing = execFileSync('tar', ['--xattrs', '--acls', '-tvvf', '-'], { input: tar.stdout }).toString('utf8');
   assert.match(listing, /\+ .*colour\.txt/, 'tar sees the ACL of colour.txt');
+});
+
+test('from a file snapshot: files get --to keeps extended attributes and ACLs, the folder named included', async () => {
+  const to = join(work, 'restored-files');
+  const result = await coffer(['files', '-r', repo, fileSnapshot, 'get', source, '--to', to, '--json'], { env });
+  assertExit(result, 0);
+  const report = JSON.parse(result.stdout.toString('utf8')) as { problems: unknown[]; skipped: unknown[] };
+  assert.deepEqual([report.problems, report.skipped], [[], []]);
+  await assertSameAsSource(join(to, 'source'), 'file snapshot, get --to');
+  assert.deepEqual(await getfattr(join(to, 'source')), await getfattr(source), 'the folder named: getfattr');
+});
+
+test('from a file snapshot: files get --tar holds them, tar --xattrs --acls -x gives them back', async () => {
+  const tar = await coffer(['files', '-r', repo, fileSnapshot, 'get', source, '--tar'], { env });
+  assertExit(tar, 0);
+  const to = join(work, 'from-tar-files');
+  await mkdir(to);
+  execFileSync('tar', ['--xattrs', '--xattrs-include=*', '--acls', '-xf', '-', '-C', to], { input: tar.stdout });
+  await assertSameAsSource(join(to, 'source'), 'file snapshot, tar --xattrs --acls -x');
+  assert.deepEqual(await getfattr(join(to, 'source')), await getfattr(source), 'the folder named: getfattr');
 });

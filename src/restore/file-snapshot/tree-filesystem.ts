@@ -1,5 +1,5 @@
 import type { BlockDevice, Extent } from '../../blockdev/index.js';
-import type { Filesystem, FsDirEntry, FsFileExtent, FsNode } from '../../fs/index.js';
+import type { Filesystem, FsDirEntry, FsFileExtent, FsNode, FsXattr } from '../../fs/index.js';
 import { getFileTree, type Repository, type Snapshot, type TreeEntry } from '../../repo/index.js';
 import { ChunkReader } from './chunk-reader.js';
 
@@ -97,6 +97,17 @@ export class TreeFilesystem implements Filesystem {
 
   async readlink(link: FsNode): Promise<string> {
     return (link as TreeNode).entry?.target ?? '';
+  }
+
+  /**
+   * The attributes the backup read from the host (llistxattr/lgetxattr), as its tree entry
+   * holds them: names decoded as FsXattr's are (the tree keeps a name's bytes as entry names
+   * are kept), values as setxattr takes them (POSIX ACLs in Linux's xattr form, as the host
+   * gave them). The root of a file snapshot is no host folder (it holds the paths backed up
+   * with the folders above them): it has none.
+   */
+  async xattrs(node: FsNode): Promise<FsXattr[]> {
+    return ((node as TreeNode).entry?.xattrs ?? []).map(([name, value]) => ({ name, value: Buffer.from(value, 'base64') }));
   }
 }
 
