@@ -36,6 +36,8 @@ export interface RunOptions {
   env?: Record<string, string | undefined>;
   /** Kill the run and fail after this long. Default 60 s. */
   timeoutMs?: number;
+  /** Run as this user and group (the tests run as root; e.g. nobody's 65534 to test what an unprivileged user gets), with no supplementary groups. */
+  as?: { uid: number; gid: number };
 }
 
 /** A `coffer` run in progress: signal it through `child`, await `done` for the result. */
@@ -49,7 +51,7 @@ export interface RunningCoffer {
  * rejects if it is still running after the timeout (it is then killed with SIGKILL).
  */
 export function startCoffer(args: string[], options: RunOptions = {}): RunningCoffer {
-  return watchRun(args, spawn(process.execPath, [COFFER_BIN, ...args], { env: runEnvironment(options), stdio: ['ignore', 'pipe', 'pipe'] }), options);
+  return watchRun(args, spawn(process.execPath, [COFFER_BIN, ...args], { env: runEnvironment(options), stdio: ['ignore', 'pipe', 'pipe'], ...options.as }), options);
 }
 
 /**
@@ -62,7 +64,7 @@ export function cofferWithBytes(args: (string | Buffer)[], options: RunOptions =
   const words = args.map((arg) => (typeof arg === 'string' ? quote(arg) : `"$(printf '${[...arg].map((b) => `\\${b.toString(8).padStart(3, '0')}`).join('')}')"`));
   const script = `exec ${quote(process.execPath)} ${quote(COFFER_BIN)} ${words.join(' ')}`;
   const shown = args.map((arg) => (typeof arg === 'string' ? arg : `<${arg.toString('hex')}>`));
-  return watchRun(shown, spawn('/bin/sh', ['-c', script], { env: runEnvironment(options), stdio: ['ignore', 'pipe', 'pipe'] }), options).done;
+  return watchRun(shown, spawn('/bin/sh', ['-c', script], { env: runEnvironment(options), stdio: ['ignore', 'pipe', 'pipe'], ...options.as }), options).done;
 }
 
 /** The environment of a run: PATH etc., no inherited COFFER_* variable but COFFER_TESTONLY_WEAKEN_KDF, then `options.env`. */

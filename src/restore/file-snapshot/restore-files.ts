@@ -58,8 +58,9 @@ export interface FileRestoreReport {
  * {@link CHUNKS_AHEAD} chunks ahead of what it writes (into reused shared buffers), so the worker threads open chunks
  * while the main thread writes (one file at a time, chunk after chunk, left the workers idle
  * and the restore slower than restic's). A directory's own metadata (its times last) is
- * applied once everything in it is written. A hard link waits for the first name of its
- * inode to be written.
+ * applied once everything in it is written (so a read-only one is still written into, and
+ * its default ACL is not inherited by entries that had none). A hard link waits for the
+ * first name of its inode to be written.
  */
 export async function restoreFileSnapshot(repo: Repository, snapshot: Snapshot, options: FileRestoreOptions): Promise<FileRestoreReport> {
   if (snapshot.files === undefined) throw new CofferError('E_USAGE', `snapshot ${snapshot.id.slice(0, 8)} holds disks, not files`);
@@ -441,7 +442,15 @@ class FileRestorer {
     this.report.verified++;
   }
 
-  /** Owner, mode, extended attributes, then times (last: the others change ctime only); synchronous calls, as in writeFile. */
+  /**
+   * Owner, extended attributes, mode, then times (last: the others change ctime only), as
+   * `files get --to` sets them (files/extract-tree.ts): chown clears `security.capability`,
+   * so the attributes come after it; a `user.*` attribute needs write permission, which the
+   * mode of a read-only file or folder takes from a user other than root, so they come
+   * before chmod (after it, such a restore lost them); an ACL's mask and the mode's group
+   * bits are one value, equal in the snapshot, so the chmod leaves the ACL as it was.
+   * Synchronous calls, as in writeFile.
+   */
   private async applyMetadata(destination: string, path: string, entry: TreeEntry): Promise<void> {
     const host = hostPath(destination);
     if (this.root) {
@@ -453,18 +462,18 @@ class FileRestorer {
         this.problem(path, `owner: ${(error as Error).message}`);
       }
     }
-    if (entry.type !== 'symlink') {
-      try {
-        chmodSync(host, entry.mode);
-      } catch (error) {
-        this.problem(path, `mode: ${(error as Error).message}`);
-      }
-    }
     for (const [name, value] of entry.xattrs ?? []) {
       try {
         syscalls.setXattr(host, encodeName(name), Buffer.from(value, 'base64'));
       } catch (error) {
         this.problem(path, `extended attribute ${printableName(name)}: ${(error as Error).message}`);
+      }
+    }
+    if (entry.type !== 'symlink') {
+      try {
+        chmodSync(host, entry.mode);
+      } catch (error) {
+        this.problem(path, `mode: ${(error as Error).message}`);
       }
     }
     try {
