@@ -7,7 +7,8 @@ import { AlignedBuffers, DirectAppender, isNoSpace, takesDirectWrites, targetErr
 import { CofferError } from '../../errors/index.js';
 import { syscalls, writeFullySync, makeFolders, makeFoldersSync } from '../../native/index.js';
 import { getFileTree, type Repository, type Snapshot, type TreeEntry } from '../../repo/index.js';
-import { encodeName, hostPath, printableName } from '../../names/index.js';
+import { hostPath, printableName } from '../../names/index.js';
+import { setXattrsOnHost } from '../set-xattrs.js';
 import { ChunkReader } from './chunk-reader.js';
 import { PathFilter } from './path-filter.js';
 
@@ -462,13 +463,8 @@ class FileRestorer {
         this.problem(path, `owner: ${(error as Error).message}`);
       }
     }
-    for (const [name, value] of entry.xattrs ?? []) {
-      try {
-        syscalls.setXattr(host, encodeName(name), Buffer.from(value, 'base64'));
-      } catch (error) {
-        this.problem(path, `extended attribute ${printableName(name)}: ${(error as Error).message}`);
-      }
-    }
+    const xattrs = (entry.xattrs ?? []).map(([name, value]) => ({ name, value: Buffer.from(value, 'base64') }));
+    setXattrsOnHost(host, xattrs, { onRefused: (name, error) => this.problem(path, `extended attribute ${printableName(name)}: ${error.message}`) });
     if (entry.type !== 'symlink') {
       try {
         chmodSync(host, entry.mode);

@@ -1,6 +1,6 @@
 import type { Filesystem, FsNode, FsXattr } from '../../fs/index.js';
-import { encodeName, printableName } from '../../names/index.js';
-import { syscalls } from '../../native/index.js';
+import { printableName } from '../../names/index.js';
+import { setXattrsOnHost } from '../set-xattrs.js';
 import { isEntryProblem, type TreeReport } from './safe-walk.js';
 
 /**
@@ -21,7 +21,7 @@ export async function readXattrs(fs: Filesystem, node: FsNode, guestPath: string
 }
 
 /**
- * Sets each attribute on `target` (a final symlink itself, not followed: lsetxattr). One the
+ * Sets each attribute on `target` (../set-xattrs.ts: a final symlink itself, not followed). One the
  * host refuses (`trusted.*` or `security.*` without the right, a label the host's SELinux
  * policy rejects, a target filesystem without xattrs, `system.richacl` on Linux) is noted in
  * `report.skipped` with the system's reason, as NTFS streams left out are: the file itself
@@ -29,12 +29,10 @@ export async function readXattrs(fs: Filesystem, node: FsNode, guestPath: string
  * which ACL or label to set again.
  */
 export function setXattrs(target: string | Buffer, xattrs: readonly FsXattr[], guestPath: string, report: TreeReport): void {
-  for (const { name, value } of xattrs) {
-    try {
-      syscalls.setXattr(target, encodeName(name), Buffer.from(value.buffer, value.byteOffset, value.length));
-    } catch (error) {
+  setXattrsOnHost(target, xattrs, {
+    onRefused: (name, error) => {
       const code = (error as NodeJS.ErrnoException).code;
-      report.skipped.push({ path: guestPath, reason: `extended attribute ${printableName(name)} not restored: ${(error as Error).message}${code !== undefined ? ` (${code})` : ''}` });
-    }
-  }
+      report.skipped.push({ path: guestPath, reason: `extended attribute ${printableName(name)} not restored: ${error.message}${code !== undefined ? ` (${code})` : ''}` });
+    },
+  });
 }
