@@ -210,6 +210,7 @@ function buildProgram(context: CommandContext, result: { code: number }, json: b
     .option('--boot-bus <bus>', 'how the disks are attached: sata, virtio, ide or scsi (default: the VM\'s own, from its stored definition, else sata)')
     .option('--boot-memory <MiB>', 'guest memory (default: the VM\'s own, else 1024)')
     .option('--boot-machine <type>', 'QEMU machine type (default: the VM\'s own, e.g. pc-i440fx-7.2, else q35)')
+    .option('--boot-firmware <firmware>', 'bios, uefi (the host\'s OVMF, found through QEMU\'s firmware descriptors) or auto (default: the VM\'s definition, else UEFI when its first disk has an EFI System Partition and no MBR boot code)')
     .option('--accel <accel>', 'auto (default: KVM when /dev/kvm opens, else TCG), kvm or tcg')
     .action((snapshot: string, _options, command: Command) =>
       run(async () => {

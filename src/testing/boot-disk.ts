@@ -23,6 +23,32 @@ const START = 2048;
 const OFFSET = START * 512;
 const SYSLINUX_MBR = '/usr/lib/syslinux/mbr/mbr.bin';
 
+/**
+ * What every test boot disk boots: Debian's kernel as `WORK/vmlinuz` and a busybox initramfs
+ * `WORK/initrd.gz` whose /init prints `MARK <kernel release>` on the console and powers off.
+ */
+export async function writeGuestPayload(work: string, mark: string, vmlinuz: string, busybox: string): Promise<{ vmlinuz: string; initrd: string }> {
+  const root = path.join(work, 'root');
+  await unpackDebianPackage(busybox, path.join(work, 'bb'), ['./bin/busybox']);
+  for (const d of ['bin', 'dev', 'proc', 'sys']) await fs.mkdir(path.join(root, d), { recursive: true });
+  await fs.copyFile(path.join(work, 'bb', 'bin', 'busybox'), path.join(root, 'bin', 'busybox'));
+  await fs.chmod(path.join(root, 'bin', 'busybox'), 0o755);
+  for (const applet of ['sh', 'mount', 'echo', 'cat', 'poweroff']) await fs.symlink('busybox', path.join(root, 'bin', applet));
+  await fs.writeFile(path.join(root, 'init'), [
+    '#!/bin/busybox sh',
+    'export PATH=/bin',
+    'mount -t proc proc /proc',
+    'mount -t devtmpfs devtmpfs /dev',
+    `echo "${mark} $(cat /proc/sys/kernel/osrelease)" > /dev/console`,
+    'poweroff -f',
+    '',
+  ].join('\n'), { mode: 0o755 });
+  const initrd = path.join(work, 'initrd.gz');
+  await runTool('sh', ['-c', `cd '${root}' && find . | cpio -o -H newc -R 0:0 --quiet | gzip -9 > '${initrd}'`]);
+  await fs.copyFile(vmlinuz, path.join(work, 'vmlinuz'));
+  return { vmlinuz: path.join(work, 'vmlinuz'), initrd };
+}
+
 /** The cached boot disk for `mark` (letters, digits and '-'); returns its path. */
 export async function buildBootDisk(mark: string = BOOT_MARK): Promise<string> {
   if (!/^[A-Za-z0-9-]+$/.test(mark)) throw new RangeError(`bad boot mark ${mark}`);
@@ -32,24 +58,7 @@ export async function buildBootDisk(mark: string = BOOT_MARK): Promise<string> {
   return cachedFixture('boot-disk', { mark, kernel: path.basename(kernel.deb), busybox: path.basename(busybox), mib: DISK_MIB }, async (tmp) => {
     const work = await fs.mkdtemp(path.join(os.tmpdir(), 'coffer-bootdisk-'));
     try {
-      const root = path.join(work, 'root');
-      await unpackDebianPackage(busybox, path.join(work, 'bb'), ['./bin/busybox']);
-      for (const d of ['bin', 'dev', 'proc', 'sys']) await fs.mkdir(path.join(root, d), { recursive: true });
-      await fs.copyFile(path.join(work, 'bb', 'bin', 'busybox'), path.join(root, 'bin', 'busybox'));
-      await fs.chmod(path.join(root, 'bin', 'busybox'), 0o755);
-      for (const applet of ['sh', 'mount', 'echo', 'cat', 'poweroff']) await fs.symlink('busybox', path.join(root, 'bin', applet));
-      await fs.writeFile(path.join(root, 'init'), [
-        '#!/bin/busybox sh',
-        'export PATH=/bin',
-        'mount -t proc proc /proc',
-        'mount -t devtmpfs devtmpfs /dev',
-        `echo "${mark} $(cat /proc/sys/kernel/osrelease)" > /dev/console`,
-        'poweroff -f',
-        '',
-      ].join('\n'), { mode: 0o755 });
-      const initrd = path.join(work, 'initrd.gz');
-      await runTool('sh', ['-c', `cd '${root}' && find . | cpio -o -H newc -R 0:0 --quiet | gzip -9 > '${initrd}'`]);
-      await fs.copyFile(kernel.vmlinuz, path.join(work, 'vmlinuz'));
+      const { initrd } = await writeGuestPayload(work, mark, kernel.vmlinuz, busybox);
       // SERIAL must come first; quiet silences SYSLINUX; panic=-1 with -no-reboot ends QEMU on a panic.
       await fs.writeFile(path.join(work, 'syslinux.cfg'), [
         'SERIAL 0 115200', 'DEFAULT linux', 'PROMPT 0', 'TIMEOUT 0', 'LABEL linux',

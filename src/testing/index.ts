@@ -63,6 +63,7 @@ export { guestKernel, debianPackage, unpackDebianPackage, GUEST_KERNEL_META_PACK
 export { startAgentGuest, agentGuestInitramfs, agentGuestFilesystem, guestOverwriteScript, readGuestOverwrite, imageStartSha256, type AgentGuest, type AgentGuestOptions } from './agent-guest.js';
 export { mountSmallFilesystem } from './small-filesystem.js';
 export { buildBootDisk, BOOT_MARK } from './boot-disk.js';
+export { buildUefiBootDisk, UEFI_BOOT_MARK } from './uefi-boot-disk.js';
 export { buildSeSparse, seSparseDescriptor, allocatedEntry, type SeSparseGrain, type SeSparseOptions } from './sesparse.js';
 export { startCephS3, freePort, MEMSTORE_BYTES, type CephS3, type CephS3Options } from './ceph-s3.js';
 export { startS3RequestCounter, countByKind, type S3RequestCounter, type S3Request, type S3RequestKind } from './s3-request-counter.js';

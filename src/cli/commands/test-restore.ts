@@ -1,6 +1,6 @@
 import { addSnapshotNote, resolveSnapshot, TEST_RESTORE_NOTE } from '../../repo/index.js';
 import { CofferError } from '../../errors/index.js';
-import { BOOT_BUSES, testRestore, type BootBus, type BootCheckOptions, type TestRestoreReport } from '../../restore/index.js';
+import { BOOT_BUSES, BOOT_FIRMWARES, testRestore, type BootBus, type BootCheckOptions, type BootFirmwareChoice, type TestRestoreReport } from '../../restore/index.js';
 import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
 import { ExitCode } from '../exit-codes.js';
 import { formatBytes } from '../format.js';
@@ -14,6 +14,7 @@ export interface TestRestoreCommandOptions extends RepositoryOptions {
   bootBus?: string;
   bootMemory?: string;
   bootMachine?: string;
+  bootFirmware?: string;
   accel?: string;
 }
 
@@ -52,6 +53,8 @@ function bootOptions(options: TestRestoreCommandOptions): BootCheckOptions {
   if (bus !== undefined && !(BOOT_BUSES as readonly string[]).includes(bus)) throw new CofferError('E_USAGE', `--boot-bus ${bus}: choose one of ${BOOT_BUSES.join(', ')}`);
   const machine = options.bootMachine;
   if (machine !== undefined && !/^[A-Za-z0-9._-]+$/.test(machine)) throw new CofferError('E_USAGE', `--boot-machine ${machine}: a QEMU machine type, e.g. q35 or pc-i440fx-7.2`);
+  const firmware = options.bootFirmware;
+  if (firmware !== undefined && !(BOOT_FIRMWARES as readonly string[]).includes(firmware)) throw new CofferError('E_USAGE', `--boot-firmware ${firmware}: choose one of ${BOOT_FIRMWARES.join(', ')}`);
   const accel = options.accel ?? 'auto';
   if (!['auto', 'kvm', 'tcg'].includes(accel)) throw new CofferError('E_USAGE', `--accel ${accel}: choose auto, kvm or tcg`);
   if (options.bootExpect === '') throw new CofferError('E_USAGE', '--boot-expect cannot be empty');
@@ -62,9 +65,16 @@ function bootOptions(options: TestRestoreCommandOptions): BootCheckOptions {
     ...(bus !== undefined ? { bus: bus as BootBus } : {}),
     ...(memory !== undefined ? { memoryMiB: memory } : {}),
     ...(machine !== undefined ? { machine } : {}),
+    ...(firmware !== undefined ? { firmware: firmware as BootFirmwareChoice } : {}),
     accel: accel as 'auto' | 'kvm' | 'tcg',
     ...(options.workDir !== undefined ? { workDir: options.workDir } : {}),
   };
+}
+
+/** `UEFI (Secure Boot, the VM's variable store; the VM's definition)`, `BIOS (…)`. */
+function firmwareText(f: NonNullable<NonNullable<TestRestoreReport['boot']>['firmware']>): string {
+  const details = f.kind === 'uefi' ? [...(f.secureBoot === true ? ['Secure Boot'] : []), ...(f.varsFromBackup === true ? ['the VM\'s variable store'] : [])] : [];
+  return `${f.kind.toUpperCase()} (${[...details, f.why].join('; ')})`;
 }
 
 /** The report as text for a terminal. */
@@ -102,9 +112,10 @@ export function renderReport(report: TestRestoreReport): string {
   }
   if (report.boot !== undefined) {
     const b = report.boot;
+    const how = [b.machine, b.accel, b.bus, ...(b.firmware !== undefined ? [firmwareText(b.firmware)] : [])].join(', ');
     lines.push(b.passed
-      ? `boot (${b.machine}, ${b.accel}, ${b.bus}): ${JSON.stringify(b.expect)} appeared on the serial console after ${b.secondsToText?.toFixed(1)} s`
-      : `boot (${b.machine}, ${b.accel}, ${b.bus}): FAILED: ${b.reason}`);
+      ? `boot (${how}): ${JSON.stringify(b.expect)} appeared on the serial console after ${b.secondsToText?.toFixed(1)} s`
+      : `boot (${how}): FAILED: ${b.reason}`);
     if (!b.passed) for (const line of b.serialTail.split('\n').slice(-12)) lines.push(`    | ${line}`);
   }
   for (const warning of report.warnings) lines.push(`warning: ${warning}`);

@@ -8,6 +8,7 @@ import { NbdServer, type NbdExport } from '../../nbd/index.js';
 import type { Repository, Snapshot } from '../../repo/index.js';
 import { SnapshotDisk } from '../snapshot-disk.js';
 import { bootHints } from '../vm/boot-hints.js';
+import { planFirmware, type BootFirmwareChoice, type FirmwarePlan } from './boot-firmware.js';
 import type { BootResult } from './report.js';
 
 /** How the disks are attached: the bus the guest's drivers must know. */
@@ -28,6 +29,10 @@ export interface BootCheckOptions {
   memoryMiB?: number;
   /** QEMU machine type. Default: the VM's own (`pc-i440fx-7.2`, `pc-q35-7.2`…), else `q35`. */
   machine?: string;
+  /** `bios`, `uefi`, or `auto` (default: from the VM's definition, else from its first disk: boot-firmware.ts). */
+  firmware?: BootFirmwareChoice;
+  /** Where QEMU firmware descriptors are looked for (default: QEMU's folders, uefi-firmware.ts). */
+  firmwareFolders?: readonly string[];
   /** The QEMU binary (default `qemu-system-x86_64` on the PATH). */
   qemu?: string;
   /** Where the NBD socket goes (default: a new folder in the system's temporary folder). */
@@ -56,29 +61,63 @@ export async function bootCheck(repo: Repository, snapshot: Snapshot, options: B
   const memoryMiB = options.memoryMiB ?? hints.memoryMiB ?? 1024;
   const accel = options.accel === undefined || options.accel === 'auto' ? ((await canOpen('/dev/kvm')) ? 'kvm' : 'tcg') : options.accel;
   const started = Date.now();
-  if (hints.uefi === true) {
-    return { passed: false, reason: 'the VM boots through UEFI firmware (its stored definition says so); booting UEFI guests from a backup is not supported yet', serialTail: '', expect, accel, bus, machine, durationMs: 0 };
-  }
   const dir = await fsp.mkdtemp(path.join(options.workDir ?? os.tmpdir(), 'coffer-boot-'));
   const disks = snapshot.disks.map((disk) => new SnapshotDisk(repo, snapshot.id, disk));
   let server: NbdServer | undefined;
   try {
+    const plan = await planFirmware(options.firmware ?? 'auto', hints, disks.map((d) => ({ name: d.disk.name, device: d })), machine, options.firmwareFolders);
+    const base = { expect, accel, bus, machine, firmware: firmwareReport(plan) };
+    if ('missing' in plan) return { ...base, passed: false, reason: plan.missing, serialTail: '', durationMs: Date.now() - started };
     const socket = path.join(dir, 'nbd.sock');
     const exports: Record<string, NbdExport> = {};
     for (const disk of disks) exports[disk.disk.name] = { device: disk, description: `coffer boot check ${snapshot.id.slice(0, 8)} ${disk.disk.name}` };
     server = await NbdServer.listen({ socket }, { exports });
+    const varsDisk = plan.kind === 'uefi' ? plan.varsDisk : undefined;
+    const firmware = plan.kind === 'uefi' ? await uefiArguments(plan, dir, socket) : { machine: '', args: [] };
     const args = [
-      '-machine', `${machine},accel=${accel}`, '-m', String(memoryMiB), '-nodefaults', '-display', 'none',
+      '-machine', `${machine},accel=${accel}${firmware.machine}`, '-m', String(memoryMiB), '-nodefaults', '-display', 'none',
       '-no-reboot', '-boot', 'strict=on,reboot-timeout=1000', '-nic', 'none', '-serial', 'stdio', '-monitor', 'none',
-      ...diskArguments(snapshot.disks.map((d) => d.name), socket, bus, /q35/.test(machine)),
+      ...firmware.args,
+      ...diskArguments(snapshot.disks.map((d) => d.name).filter((name) => name !== varsDisk), socket, bus, /q35/.test(machine)),
     ];
     const result = await runUntilText(options.qemu ?? 'qemu-system-x86_64', args, expect, timeoutMs, options.signal);
-    return { ...result, expect, accel, bus, machine, durationMs: Date.now() - started };
+    return { ...result, ...base, durationMs: Date.now() - started };
   } finally {
     await server?.close().catch(() => {});
     for (const disk of disks) await disk.close();
     await fsp.rm(dir, { recursive: true, force: true });
   }
+}
+
+/** The firmware part of the report. */
+function firmwareReport(plan: FirmwarePlan): NonNullable<BootResult['firmware']> {
+  if (plan.kind === 'bios' || 'missing' in plan) return { kind: plan.kind, why: plan.why };
+  const { firmware } = plan;
+  return { kind: 'uefi', why: plan.why, description: firmware.description, code: firmware.code.filename, secureBoot: firmware.secureBoot, varsFromBackup: plan.varsDisk !== undefined };
+}
+
+/**
+ * QEMU options for UEFI firmware: its code read-only on flash unit 0, the variable store on
+ * unit 1 — the VM's own from the backup (over NBD, writes to QEMU's temporary overlay like
+ * the disks') or a copy of the firmware's empty template in the work folder. Firmware that
+ * requires SMM (Secure Boot builds) gets `smm=on` and a flash only SMM code may write.
+ */
+async function uefiArguments(plan: Extract<FirmwarePlan, { firmware: unknown }>, dir: string, socket: string): Promise<{ machine: string; args: string[] }> {
+  const { code, varsTemplate } = plan.firmware;
+  const flash = (unit: number, file: string, format: string, extra: string) => ['-drive', `if=pflash,unit=${unit},format=${format},file=${file.replace(/,/g, ',,')}${extra}`];
+  let vars: string[];
+  if (plan.varsDisk !== undefined) {
+    vars = flash(1, `nbd+unix:///${encodeURIComponent(plan.varsDisk)}?socket=${socket}`, 'raw', ',snapshot=on');
+  } else {
+    const copy = path.join(dir, `vars.${varsTemplate.format}`);
+    await fsp.copyFile(varsTemplate.filename, copy);
+    vars = flash(1, copy, varsTemplate.format, '');
+  }
+  const smm = plan.firmware.requiresSmm;
+  return {
+    machine: smm ? ',smm=on' : '',
+    args: [...(smm ? ['-global', 'driver=cfi.pflash01,property=secure,value=on'] : []), ...flash(0, code.filename, code.format, ',readonly=on'), ...vars],
+  };
 }
 
 /**

@@ -62,6 +62,18 @@ export interface BootResult {
   bus: string;
   /** The QEMU machine type it ran on. */
   machine: string;
+  /** The firmware it started (absent in results stored before 2026-11-30, all BIOS). */
+  firmware?: {
+    kind: 'bios' | 'uefi';
+    /** Why this firmware: asked, the VM's definition, or what its first disk holds. */
+    why: string;
+    /** UEFI: the QEMU firmware descriptor's description, and its code file. */
+    description?: string;
+    code?: string;
+    secureBoot?: boolean;
+    /** UEFI: the VM's own variable store came from the backup (else an empty one). */
+    varsFromBackup?: boolean;
+  };
   /** Seconds from QEMU's start to the text (when it appeared). */
   secondsToText?: number;
   /** Why it failed. */

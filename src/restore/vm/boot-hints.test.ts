@@ -22,6 +22,34 @@ test('a libvirt domain: machine type, memory in its unit, the first disk\'s bus'
   assert.equal(bootHints({ format: 'libvirt-xml', data: b64(efi) }).uefi, true);
   const loader = xml.replace('<boot dev', "<loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader><boot dev");
   assert.equal(bootHints({ format: 'libvirt-xml', data: b64(loader) }).uefi, true);
+  assert.equal(bootHints({ format: 'libvirt-xml', data: b64(loader) }).secureBoot, undefined);
+  const secureLoader = loader.replace("type='pflash'", "type='pflash' secure='yes'");
+  assert.equal(bootHints({ format: 'libvirt-xml', data: b64(secureLoader) }).secureBoot, true);
+  const secureFeature = xml.replace('<os>', "<os firmware='efi'><firmware><feature enabled='yes' name='enrolled-keys'/><feature enabled='yes' name='secure-boot'/></firmware>");
+  assert.deepEqual([bootHints({ format: 'libvirt-xml', data: b64(secureFeature) }).uefi, bootHints({ format: 'libvirt-xml', data: b64(secureFeature) }).secureBoot], [true, true]);
+  const secureOff = secureFeature.replace("enabled='yes' name='secure-boot'", "enabled='no' name='secure-boot'");
+  assert.equal(bootHints({ format: 'libvirt-xml', data: b64(secureOff) }).secureBoot, undefined);
+});
+
+test('a QMP description of a VM on UEFI: its flash drives say so, the writable one is the variable store, a secure flash is Secure Boot', () => {
+  const description = {
+    format: 'coffer.qmp-vm-description', version: 1, machineType: 'pc-q35-7.2-machine',
+    devices: [{ path: '/machine/peripheral/d0', id: 'd0', type: 'virtio-blk-pci', properties: {}, unreadable: [] }],
+    queries: {
+      'query-block': [
+        { device: 'pflash0', qdev: '/machine/system.flash0', inserted: { 'node-name': '#block116', ro: true } },
+        { device: 'pflash1', qdev: '/machine/system.flash1', inserted: { 'node-name': '#block346', ro: false } },
+        { device: '', qdev: '/machine/peripheral/d0/virtio-backend', inserted: { 'node-name': 'disk0', ro: false } },
+      ],
+    },
+    commandLine: { argv: ['qemu-system-x86_64', '-machine', 'q35'] },
+  };
+  const data = () => b64(JSON.stringify(description));
+  assert.deepEqual(bootHints({ format: 'coffer.qmp-vm-description', data: data() }), { machine: 'pc-q35-7.2', bus: 'virtio', uefi: true, firmwareVars: ['pflash1', '#block346'] });
+  description.commandLine.argv.push('-global', 'driver=cfi.pflash01,property=secure,value=on');
+  assert.equal(bootHints({ format: 'coffer.qmp-vm-description', data: data() }).secureBoot, true);
+  description.queries['query-block'] = description.queries['query-block'].slice(2);
+  assert.equal(bootHints({ format: 'coffer.qmp-vm-description', data: data() }).uefi, undefined, 'no flash: BIOS');
 });
 
 test('a QMP description: machine type, base memory, disk device type', () => {

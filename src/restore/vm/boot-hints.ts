@@ -12,13 +12,23 @@ export interface BootHints {
   bus?: 'virtio' | 'sata' | 'ide' | 'scsi';
   /** The VM booted through UEFI firmware. */
   uefi?: boolean;
+  /** It booted with Secure Boot (UEFI). */
+  secureBoot?: boolean;
+  /**
+   * A live QEMU VM's UEFI variable store (its writable `pflash1`), which live backup stored as
+   * a disk: the names that disk may have (the drive id, the node name). It is the firmware's,
+   * not a disk of the guest.
+   */
+  firmwareVars?: string[];
 }
 
 /**
  * Reads the boot-relevant settings from a snapshot's stored definition: a libvirt domain XML
  * (`<os><type machine=…>`, `<memory>`, the first disk's `<target bus=…>`, `firmware='efi'` or
- * a `<loader>`), or a QMP description (machine type, base memory, the first disk's device
- * type). Nothing for other definitions, or what a definition does not say. Never throws for a
+ * a `<loader>`, Secure Boot as `<loader secure='yes'>` or a `secure-boot` firmware feature),
+ * or a QMP description (machine type, base memory, the first disk's device type; UEFI when
+ * the machine's flash devices `/machine/system.flash0|1` hold drives, Secure Boot when the
+ * command line made the flash secure). Nothing for other definitions, or what a definition does not say. Never throws for a
  * definition it cannot read: booting then uses the defaults.
  */
 export function bootHints(definition: { format: string; data: string } | null): BootHints {
@@ -39,7 +49,12 @@ function libvirtHints(xml: string): BootHints {
   const os = childElement(domain, 'os');
   const machine = os === undefined ? undefined : attr(childElement(os, 'type'), 'machine');
   if (machine !== undefined && /^[A-Za-z0-9._-]+$/.test(machine)) hints.machine = machine;
-  if (os !== undefined && (attr(os, 'firmware') === 'efi' || childElement(os, 'loader') !== undefined)) hints.uefi = true;
+  const loader = os === undefined ? undefined : childElement(os, 'loader');
+  if (os !== undefined && (attr(os, 'firmware') === 'efi' || loader !== undefined)) hints.uefi = true;
+  const firmware = os === undefined ? undefined : childElement(os, 'firmware');
+  const features = firmware === undefined ? [] : childElements(firmware, 'feature');
+  const secureFeature = features.some((f) => attr(f, 'name') === 'secure-boot' && attr(f, 'enabled') === 'yes');
+  if (hints.uefi === true && (attr(loader, 'secure') === 'yes' || secureFeature)) hints.secureBoot = true;
   const memory = childElement(domain, 'memory');
   if (memory !== undefined) {
     const value = Number(textOf(memory).trim());
@@ -60,6 +75,13 @@ function qmpHints(json: string): BootHints {
   const machine = d.machineType.replace(/-machine$/, '');
   if (/^(pc|q35|pc-q35-[0-9.]+|pc-i440fx-[0-9.]+)$/.test(machine)) hints.machine = machine;
   if (d.memoryBytes !== undefined) hints.memoryMiB = Math.max(16, Math.round(d.memoryBytes / 1048576));
+  const flash = d.blocks.filter((b) => b.qdev !== undefined && /^\/machine\/system\.flash[01]$/.test(b.qdev));
+  if (flash.length > 0) {
+    hints.uefi = true;
+    const vars = flash.find((b) => !b.readOnly);
+    if (vars !== undefined) hints.firmwareVars = [vars.device, vars.nodeName].filter((n): n is string => n !== undefined && n !== '');
+    if ((d.commandLine ?? []).some((a) => /cfi\.pflash01,property=secure,value=on/.test(a))) hints.secureBoot = true;
+  }
   const types = new Set(d.devices.map((x) => x.type));
   if (types.has('virtio-blk-pci') || types.has('virtio-blk')) hints.bus = 'virtio';
   else if (types.has('scsi-hd')) hints.bus = 'scsi';
