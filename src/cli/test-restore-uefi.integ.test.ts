@@ -4,9 +4,10 @@
  * (UEFI chosen from its EFI System Partition and missing MBR boot code; forced BIOS, the same
  * disk does not boot), and a running QEMU VM on UEFI backed up live, whose variable store
  * (its writable pflash1) is stored with the disks and given back to the firmware when it
- * boots, not attached as a disk.
+ * boots, not attached as a disk, and on the flash of its clone restored as a new VM.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -83,4 +84,30 @@ test('a running QEMU VM on UEFI: live backup stores its variable store with the 
   assert.equal(report.boot?.passed, true, `${report.boot?.reason}\n${report.boot?.serialTail}`);
   assert.deepEqual([report.boot?.firmware?.kind, report.boot?.firmware?.varsFromBackup, report.boot?.bus], ['uefi', true, 'virtio']);
   assert.match(report.boot?.firmware?.why ?? '', /the VM's definition, with its UEFI variable store from the backup/);
+
+  // Restored as a new VM: its script puts the host's firmware code and the restored store (raw,
+  // whatever the disks' format) on the flash, and the clone boots from it.
+  const dir = path.join(work, 'clone');
+  const restored = await cofferJson<{ vm: { definition: string; disks: { disk: string; path: string }[]; notes: string[] } }>(['restore', '-r', repo, 'efi-live:latest', '--as-vm', 'efi-clone', '--to', dir, '--format', 'qcow2'], slow);
+  const varsCopy = path.join(dir, 'efi-clone-pflash1.raw');
+  assert.deepEqual(restored.vm.disks.map((d) => d.path).sort(), [path.join(dir, 'efi-clone-disk0-dev.qcow2'), varsCopy]);
+  assert.deepEqual(restored.vm.notes.filter((n) => /UEFI|pflash/.test(n)), []);
+  const script = await fs.readFile(restored.vm.definition, 'utf8');
+  assert.ok(script.includes(`if=pflash,unit=0,format=raw,file=${OVMF_CODE},readonly=on`), script);
+  assert.ok(script.includes(`if=pflash,unit=1,format=raw,file=${varsCopy}`), script);
+  const log = path.join(work, 'clone.log');
+  const clone = spawn(restored.vm.definition, ['-display', 'none', '-serial', `file:${log}`, '-no-reboot', '-machine', 'accel=tcg'], { stdio: 'ignore' });
+  try {
+    assert.ok(await markIn(log, 150_000), `the clone booted through UEFI:\n${await fs.readFile(log, 'latin1').catch(() => '')}\n${script}`);
+  } finally {
+    clone.kill('SIGKILL');
+  }
 });
+
+/** Whether the guest's mark shows in the serial log within `ms`. */
+async function markIn(log: string, ms: number): Promise<boolean> {
+  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 500))) {
+    if ((await fs.readFile(log, 'latin1').catch(() => '')).includes(UEFI_BOOT_MARK)) return true;
+  }
+  return false;
+}

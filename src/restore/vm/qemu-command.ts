@@ -19,8 +19,13 @@
  * Disks are matched to the snapshot's disks by the rule live backup names them with
  * (src/source/qemu/qemu-disks.ts): the guest device id, else the drive id, else the node name.
  *
+ * A VM on UEFI (drives on the machine's flash devices `/machine/system.flash0|1`): the
+ * restored variable store (the writable flash, backed up as a disk) goes back on flash unit
+ * 1, and unit 0 takes the firmware code the caller found on this host for it
+ * (uefi-firmware.ts; `firmware`), read-only; without one the script says so.
+ *
  * What QMP cannot tell, so the script cannot reproduce (said in the script too): the CPU
- * model and flags, the accelerator, firmware and its variable store, the display, devices
+ * model and flags, the accelerator, BIOS firmware, the display, devices
  * QEMU creates by default (VGA, serial ports: the script passes -nodefaults), every -netdev
  * backend (NICs get a `user` netdev; the original backend is quoted as a comment), chardev
  * backends (serial, guest agent channel), the options of -object (only ids and types are
@@ -57,7 +62,16 @@ const MiB = 1024 * 1024;
 const NODE_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,30}$/;
 
 /** Builds the script. Pure; throws E_IMAGE_INVALID when the description lacks what is needed. */
-export function cloneQemuScript(json: string, options: { name: string; disks: readonly RestoredDiskImage[]; identity: IdentitySource }): QemuCloneScript {
+/** UEFI firmware for the clone's script: the code file, and what it needs of QEMU. */
+export interface CloneFirmware {
+  code: { filename: string; format: string };
+  requiresSmm: boolean;
+}
+
+export function cloneQemuScript(
+  json: string,
+  options: { name: string; disks: readonly RestoredDiskImage[]; identity: IdentitySource; firmware?: CloneFirmware | { missing: string } },
+): QemuCloneScript {
   const d = parseDescription(json);
   const uuid = options.identity.uuid();
   const arch = d.arch ?? 'x86_64';
@@ -77,6 +91,13 @@ export function cloneQemuScript(json: string, options: { name: string; disks: re
   const comments: string[] = [];
   const unused = new Set(options.disks);
   const nodeOfDevice = diskNamesByDevice(d);
+  const flash = flashArguments(d, options);
+  args.push(...flash.args);
+  notes.push(...flash.notes);
+  for (const used of flash.disks) {
+    unused.delete(used);
+    mapped.push({ device: 'pflash1', disk: used.name, path: used.path });
+  }
   let netdevs = 0;
   for (const device of orderParentsFirst(d.devices)) {
     const label = device.id ?? device.path;
@@ -128,8 +149,8 @@ export function cloneQemuScript(json: string, options: { name: string; disks: re
     '# Add options at the end: ./SCRIPT -display none -serial file:console.log -accel kvm ...',
     '#',
     '# Not reproduced, because QMP does not report it (add what the VM needs):',
-    '# the CPU model and flags (-cpu), the accelerator (-accel kvm), firmware and UEFI variables',
-    '# (-bios, pflash), the display and devices QEMU made by default (VGA, serial ports: this',
+    '# the CPU model and flags (-cpu), the accelerator (-accel kvm), BIOS firmware (-bios),',
+    '# the display and devices QEMU made by default (VGA, serial ports: this',
     '# script passes -nodefaults), chardev backends (serial, guest agent), -object options, disks',
     '# that were not backed up (CD-ROMs), and the network backends: every NIC gets a user-mode',
     '# netdev (-netdev user). The original network, as QEMU reported it:',
@@ -200,6 +221,36 @@ export function parseDescription(json: string): ParsedDescription {
     network: typeof d['network'] === 'string' ? d['network'] : undefined,
     commandLine: isObject(d['commandLine']) && Array.isArray(d['commandLine']['argv']) ? d['commandLine']['argv'].filter((a): a is string => typeof a === 'string') : undefined,
   };
+}
+
+/** The machine's flash devices: pflash0 the UEFI code, pflash1 the variable store. */
+const FLASH_QDEV = /^\/machine\/system\.flash([01])$/;
+
+/**
+ * `-drive if=pflash` options for a VM on UEFI: the restored variable store on unit 1 (found
+ * by the names live backup gives a drive) and the host's firmware code on unit 0; SMM and a
+ * secure flash when the firmware requires them.
+ */
+function flashArguments(
+  d: ParsedDescription,
+  options: { disks: readonly RestoredDiskImage[]; firmware?: CloneFirmware | { missing: string } },
+): { args: string[][]; notes: string[]; disks: RestoredDiskImage[] } {
+  const flash = d.blocks.filter((b) => b.qdev !== undefined && FLASH_QDEV.test(b.qdev));
+  if (flash.length === 0) return { args: [], notes: [], disks: [] };
+  const varsBlock = flash.find((b) => !b.readOnly);
+  const vars = varsBlock === undefined ? undefined : options.disks.find((r) => r.name === varsBlock.device || r.name === varsBlock.nodeName);
+  const firmware = options.firmware;
+  if (firmware === undefined || 'missing' in firmware) {
+    const why = firmware === undefined ? 'no firmware was looked for' : firmware.missing;
+    return { args: [], notes: [`the VM booted through UEFI firmware, which this script does not start (${why})${vars !== undefined ? `: attach its restored variable store ${vars.path} as -drive if=pflash,unit=1,format=${vars.format},file=… after the firmware code on unit 0` : ''}`], disks: [] };
+  }
+  const drive = (unit: number, file: string, format: string, extra = ''): string[] => ['-drive', `if=pflash,unit=${unit},format=${format},file=${optionValue(file)}${extra}`];
+  const args: string[][] = [];
+  if (firmware.requiresSmm) args.push(['-machine', 'smm=on'], ['-global', 'driver=cfi.pflash01,property=secure,value=on']);
+  args.push(drive(0, firmware.code.filename, firmware.code.format, ',readonly=on'));
+  if (vars === undefined) return { args, notes: ['the VM\'s UEFI variable store is not in the backup: add -drive if=pflash,unit=1,format=raw,file=… with a copy of the firmware\'s empty store'], disks: [] };
+  args.push(drive(1, vars.path, vars.format));
+  return { args, notes: [], disks: [vars] };
 }
 
 /**

@@ -3,7 +3,8 @@
  * `NAME-<disk>.<ext>`, and the VM's stored definition rewritten for the clone (new name, UUID
  * and MAC addresses, disks on the restored images) beside them:
  * - `libvirt-xml` → `NAME.xml`, for `virsh define` (libvirt-domain.ts);
- * - `coffer.qmp-vm-description` → `NAME.sh`, a QEMU command line (qemu-command.ts).
+ * - `coffer.qmp-vm-description` → `NAME.sh`, a QEMU command line (qemu-command.ts); a VM
+ *   on UEFI gets this host's firmware for its restored variable store (written raw).
  * A snapshot without a definition (image backups) cannot be restored as a VM: E_USAGE, and
  * nothing is written. The definition is checked (parsed and rewritten) before any disk is
  * restored, and written last, atomically (tmp + rename).
@@ -18,7 +19,9 @@ import type { RestoreProgress } from '../restore-disk.js';
 import { restoreSnapshot } from '../restore-snapshot.js';
 import { cloneLibvirtDomain, LIBVIRT_XML_FORMAT, type RestoredDiskImage } from './libvirt-domain.js';
 import { randomIdentities, type IdentitySource } from './new-identity.js';
+import { bootHints } from './boot-hints.js';
 import { cloneQemuScript, QMP_DESCRIPTION_FORMAT } from './qemu-command.js';
+import { findUefiFirmware } from './uefi-firmware.js';
 
 /** Options of {@link restoreAsVm}. */
 export interface RestoreAsVmOptions {
@@ -33,6 +36,8 @@ export interface RestoreAsVmOptions {
   onProgress?: (progress: RestoreProgress) => void;
   /** Default: random UUIDs and MACs. */
   identity?: IdentitySource;
+  /** Where QEMU firmware descriptors are looked for, for a VM on UEFI (default: QEMU's folders, uefi-firmware.ts). */
+  firmwareFolders?: readonly string[];
 }
 
 /** What {@link restoreAsVm} made. */
@@ -68,18 +73,25 @@ export async function restoreAsVm(repo: Repository, snapshot: Snapshot, options:
   if (definition.format !== LIBVIRT_XML_FORMAT && definition.format !== QMP_DESCRIPTION_FORMAT) {
     throw new CofferError('E_UNSUPPORTED_FORMAT', `snapshot ${short} stores a VM definition of format ${definition.format}, which this Coffer cannot turn into a new VM`, { subject: { snapshot: snapshot.id } });
   }
-  const format = options.format ?? 'raw';
   const dir = resolve(options.to);
+  const hints = bootHints(definition);
+  // A live QEMU VM's UEFI variable store is the firmware's flash, restored raw whatever the
+  // disks' format: a flash must be exactly its size, which VHD and VMDK round up.
+  const varsDisk = definition.format === QMP_DESCRIPTION_FORMAT ? snapshot.disks.find((d) => hints.firmwareVars?.includes(d.name)) : undefined;
+  const formatOf = (name: string): TargetFormat => (name === varsDisk?.name ? 'raw' : (options.format ?? 'raw'));
   const images: RestoredDiskImage[] = snapshot.disks.map((d) => ({
     name: d.name,
-    path: join(dir, `${options.name}-${d.name.replace(/[^A-Za-z0-9._-]/g, '_')}.${TARGET_EXTENSIONS[format]}`),
-    format: DRIVER_OF[format],
+    path: join(dir, `${options.name}-${d.name.replace(/[^A-Za-z0-9._-]/g, '_')}.${TARGET_EXTENSIONS[formatOf(d.name)]}`),
+    format: DRIVER_OF[formatOf(d.name)],
   }));
   const identity = options.identity ?? randomIdentities();
   const text = Buffer.from(definition.data, 'base64').toString('utf8');
+  const firmware = definition.format === QMP_DESCRIPTION_FORMAT && hints.uefi === true
+    ? await findUefiFirmware({ machine: hints.machine ?? 'q35', secureBoot: hints.secureBoot === true, ...(varsDisk !== undefined ? { varsSize: varsDisk.size } : {}) }, options.firmwareFolders)
+    : undefined;
   const clone = definition.format === LIBVIRT_XML_FORMAT
     ? { kind: 'libvirt-xml' as const, file: `${options.name}.xml`, ...cloneLibvirtDomain(text, { name: options.name, disks: images, identity }) }
-    : { kind: 'qemu-script' as const, file: `${options.name}.sh`, ...cloneQemuScript(text, { name: options.name, disks: images, identity }) };
+    : { kind: 'qemu-script' as const, file: `${options.name}.sh`, ...cloneQemuScript(text, { name: options.name, disks: images, identity, ...(firmware !== undefined ? { firmware } : {}) }) };
 
   await makeFolders(dir);
   const definitionPath = join(dir, clone.file);
@@ -91,7 +103,7 @@ export async function restoreAsVm(repo: Repository, snapshot: Snapshot, options:
     const [result] = await restoreSnapshot(repo, snapshot, {
       disk: image.name,
       to: image.path,
-      format,
+      format: formatOf(image.name),
       overwrite: options.overwrite ?? false,
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
