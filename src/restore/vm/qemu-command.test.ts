@@ -127,3 +127,32 @@ test('the original command line the backup found is quoted in the script, one op
   // Without one (an older backup, a remote monitor), nothing is quoted.
   assert.doesNotMatch(cloneQemuScript(JSON.stringify(DESCRIPTION), { name: 'db02', disks: [], identity: identity() }).text, /original QEMU command line/);
 });
+
+test('a VM on UEFI: the firmware code and the restored variable store on the flash, SMM when the firmware needs it; without firmware a note says what to attach', async () => {
+  const uefi = {
+    ...DESCRIPTION,
+    machineType: 'pc-q35-7.2-machine',
+    queries: {
+      ...DESCRIPTION.queries,
+      'query-block': [
+        { device: 'pflash0', qdev: '/machine/system.flash0', inserted: { 'node-name': '#block116', ro: true } },
+        { device: 'pflash1', qdev: '/machine/system.flash1', inserted: { 'node-name': '#block346', ro: false } },
+        ...DESCRIPTION.queries['query-block'],
+      ],
+    },
+  };
+  const disks = [{ name: 'sys', path: '/r/x-sys.qcow2', format: 'qcow2' }, { name: 'pflash1', path: '/r/x, vars.raw', format: 'raw' }];
+  const secure = { code: { filename: '/fw/CODE.secboot.fd', format: 'raw' }, requiresSmm: true };
+  const clone = cloneQemuScript(JSON.stringify(uefi), { name: 'x', disks, identity: identity(), firmware: secure });
+  const args = await argv(clone.text, []);
+  const after = (option: string, value: string): boolean => args.some((a, i) => a === option && args[i + 1] === value);
+  assert.ok(after('-machine', 'smm=on') && after('-global', 'driver=cfi.pflash01,property=secure,value=on'), args.join(' '));
+  assert.ok(after('-drive', 'if=pflash,unit=0,format=raw,file=/fw/CODE.secboot.fd,readonly=on'), args.join(' '));
+  assert.ok(after('-drive', 'if=pflash,unit=1,format=raw,file=/r/x,, vars.raw'), 'a comma in a path doubled, as QEMU options take it');
+  assert.deepEqual(clone.disks.map((d) => d.disk).sort(), ['pflash1', 'sys']);
+  assert.deepEqual(clone.notes.filter((n) => /pflash|UEFI|matches no device/.test(n)), []);
+
+  const none = cloneQemuScript(JSON.stringify(uefi), { name: 'x', disks, identity: identity(), firmware: { missing: 'no UEFI firmware for x86_64 machine pc-q35-7.2 on this host' } });
+  assert.ok(!(await argv(none.text, [])).some((a) => a.includes('pflash')));
+  assert.match(none.notes.join('\n'), /booted through UEFI firmware, which this script does not start \(no UEFI firmware for .*\): attach its restored variable store \/r\/x, vars\.raw as -drive if=pflash,unit=1/);
+});
