@@ -4,8 +4,8 @@ import { ForkFormat, type XfsInode } from './inode.js';
 import type { MetadataReader } from './metadata-reader.js';
 
 /**
- * A data fork's block map: where each range of a file's (or directory's) logical blocks
- * lies, in two on-disk shapes.
+ * A fork's block map: where each range of a file's (or directory's) logical blocks lies,
+ * or of an attribute fork's blocks (attr-fork.ts), in two on-disk shapes.
  *
  * Extent record (struct xfs_bmbt_rec), 16 bytes, two big-endian u64 `l0`, `l1`:
  * | bits of l0:l1 | field      | meaning                                               |
@@ -15,8 +15,8 @@ import type { MetadataReader } from './metadata-reader.js';
  * | 72..21        | startblock | first filesystem block number (52 bits)               |
  * | 20..0         | blockcount | blocks (21 bits)                                      |
  *
- * Extents format: `nextents` records packed at the start of the data fork.
- * Btree format: the data fork holds the root (struct xfs_bmdr_block): u16 level, u16
+ * Extents format: `nextents` records packed at the start of the fork.
+ * Btree format: the fork holds the root (struct xfs_bmdr_block): u16 level, u16
  * numrecs, then `maxrecs = (forkbytes - 4) / 16` u64 keys (startoff) and, at
  * `4 + maxrecs * 8`, as many u64 child block numbers. Each child is a block with a long
  * B+tree header (v5, struct xfs_btree_block, 72 bytes):
@@ -74,15 +74,29 @@ export function decodeExtents(bytes: Uint8Array, count: number, reader: Metadata
  * visited twice). `E_FS_UNSUPPORTED` beyond {@link MAX_EXTENTS}.
  */
 export async function readExtentMap(inode: XfsInode, reader: MetadataReader): Promise<MappedExtent[]> {
-  const what = `inode ${inode.ino}`;
-  if (inode.nextents > MAX_EXTENTS) throw fsUnsupported('xfs', `${what}: ${inode.nextents} extents are more than Coffer maps (${MAX_EXTENTS})`);
+  return readForkExtentMap({ format: inode.format, nextents: inode.nextents, bytes: inode.dataFork }, inode.ino, reader, `inode ${inode.ino}`);
+}
+
+/** A fork of an inode as its block map reader needs it: format, extent count and the fork's bytes in the inode. */
+export interface ForkBytes {
+  format: number;
+  nextents: number;
+  bytes: Uint8Array;
+}
+
+/**
+ * The extents of one fork (data or attribute) of inode `ino`, as {@link readExtentMap}
+ * says; `what` names the fork in errors.
+ */
+export async function readForkExtentMap(fork: ForkBytes, ino: bigint, reader: MetadataReader, what: string): Promise<MappedExtent[]> {
+  if (fork.nextents > MAX_EXTENTS) throw fsUnsupported('xfs', `${what}: ${fork.nextents} extents are more than Coffer maps (${MAX_EXTENTS})`);
   let extents: MappedExtent[];
-  if (inode.format === ForkFormat.Extents) {
-    extents = decodeExtents(inode.dataFork, inode.nextents, reader, what);
-  } else if (inode.format === ForkFormat.Btree) {
-    extents = await readBtree(inode, reader, what);
+  if (fork.format === ForkFormat.Extents) {
+    extents = decodeExtents(fork.bytes, fork.nextents, reader, what);
+  } else if (fork.format === ForkFormat.Btree) {
+    extents = await readBtree(fork.bytes, ino, reader, what);
   } else {
-    throw fsCorrupt('xfs', `${what}: data fork format ${inode.format} has no block map`);
+    throw fsCorrupt('xfs', `${what}: fork format ${fork.format} has no block map`);
   }
   let end = 0;
   for (const e of extents) {
@@ -92,8 +106,7 @@ export async function readExtentMap(inode: XfsInode, reader: MetadataReader): Pr
   return extents;
 }
 
-async function readBtree(inode: XfsInode, reader: MetadataReader, what: string): Promise<MappedExtent[]> {
-  const fork = inode.dataFork;
+async function readBtree(fork: Uint8Array, ino: bigint, reader: MetadataReader, what: string): Promise<MappedExtent[]> {
   const view = new DataView(fork.buffer, fork.byteOffset, fork.byteLength);
   const level = view.getUint16(0);
   const numrecs = view.getUint16(2);
@@ -111,7 +124,7 @@ async function readBtree(inode: XfsInode, reader: MetadataReader, what: string):
     const b = new DataView(block.buffer, block.byteOffset, block.byteLength);
     if (b.getUint32(0) !== BMAP_CRC_MAGIC) throw fsCorrupt('xfs', `${what}: B+tree block ${pointer} has a bad magic`);
     if (!xfsCrcMatches(block, 64)) throw fsCorrupt('xfs', `${what}: B+tree block ${pointer} checksum mismatch`);
-    if (b.getBigUint64(56) !== inode.ino) throw fsCorrupt('xfs', `${what}: B+tree block ${pointer} belongs to inode ${b.getBigUint64(56)}`);
+    if (b.getBigUint64(56) !== ino) throw fsCorrupt('xfs', `${what}: B+tree block ${pointer} belongs to inode ${b.getBigUint64(56)}`);
     const blockLevel = b.getUint16(4);
     const count = b.getUint16(6);
     if (blockLevel !== expectedLevel) throw fsCorrupt('xfs', `${what}: B+tree block ${pointer} is at level ${blockLevel}, expected ${expectedLevel}`);

@@ -21,9 +21,11 @@ import type { XfsSuperblock } from './superblock.js';
  * |     48 |    8 | ctime          | same                                                      |
  * |     56 |    8 | size           | bytes                                                     |
  * |     64 |    8 | nblocks        | blocks used, both forks and B+tree blocks                 |
- * |     76 |    4 | nextents       | data fork extent count (without NREXT64)                  |
+ * |     76 |    4 | nextents       | data fork extent count (without NREXT64); with NREXT64:   |
+ * |        |      |                | big_anextents, the attribute fork's extent count          |
+ * |     80 |    2 | anextents      | attribute fork extent count (without NREXT64)             |
  * |     82 |    1 | forkoff        | attribute fork offset in the literal area / 8 (0: none)   |
- * |     83 |    1 | aformat        | attribute fork format                                     |
+ * |     83 |    1 | aformat        | attribute fork format: 1 local, 2 extents, 3 btree        |
  * |     90 |    2 | flags          | 0x1 realtime file, …                                      |
  * |    100 |    4 | crc            | CRC-32C of the whole inode (little-endian)                |
  * |    120 |    8 | flags2         | 0x8 BIGTIME timestamps, 0x10 NREXT64 counters             |
@@ -32,7 +34,9 @@ import type { XfsSuperblock } from './superblock.js';
  * |    176 |    … | literal area   | data fork (forkoff*8 bytes, or all), then attribute fork  |
  *
  * Device inodes hold their device number (u32: major << 18 | minor) at the start of the
- * data fork.
+ * data fork. The attribute fork (attr-fork.ts) runs from `176 + forkoff * 8` to the end of
+ * the inode; it is only recorded here, and checked when attributes are read, so that a
+ * damaged attribute fork leaves the content readable.
  */
 const INODE_MAGIC = 0x494e;
 const LITERAL_OFFSET = 176;
@@ -66,7 +70,19 @@ export interface XfsInode {
   nextents: number;
   /** The data fork's bytes (a view into the inode). */
   dataFork: Uint8Array;
+  /** The attribute fork as the inode claims it (unchecked), undefined when forkoff is 0. */
+  attrFork?: AttrForkHeader;
   rdev?: { major: number; minor: number };
+}
+
+/** Where an inode's attribute fork lies and what shape it claims; checked by its reader. */
+export interface AttrForkHeader {
+  /** di_aformat, any byte (a valid one is Local, Extents or Btree). */
+  format: number;
+  /** Extent count the inode claims for the attribute fork. */
+  nextents: number;
+  /** The fork's bytes (a view into the inode, possibly empty). */
+  bytes: Uint8Array;
 }
 
 const TYPES: Record<number, FsNodeType> = {
@@ -91,7 +107,8 @@ export function parseInode(bytes: Uint8Array, ino: bigint, sb: XfsSuperblock): X
   if (view.getUint16(90) & FLAG_REALTIME) throw fsUnsupported('xfs', `inode ${ino}: realtime files are not supported`);
   const flags2 = view.getBigUint64(120);
   const bigtime = (flags2 & FLAG2_BIGTIME) !== 0n;
-  const nextents = (flags2 & FLAG2_NREXT64) !== 0n && sb.hasNrext64 ? Number(view.getBigUint64(24)) : view.getUint32(76);
+  const nrext64 = (flags2 & FLAG2_NREXT64) !== 0n && sb.hasNrext64;
+  const nextents = nrext64 ? Number(view.getBigUint64(24)) : view.getUint32(76);
   const size = view.getBigUint64(56);
   if (size > BigInt(Number.MAX_SAFE_INTEGER)) bad(`size ${size} beyond 2^53`);
   const forkoff = view.getUint8(82);
@@ -121,6 +138,13 @@ export function parseInode(bytes: Uint8Array, ino: bigint, sb: XfsSuperblock): X
     nextents,
     dataFork,
   };
+  if (forkoff !== 0) {
+    inode.attrFork = {
+      format: view.getUint8(83),
+      nextents: nrext64 ? view.getUint32(76) : view.getUint16(80),
+      bytes: bytes.subarray(LITERAL_OFFSET + dataForkBytes),
+    };
+  }
   if (format === ForkFormat.Device && (type === 'char-device' || type === 'block-device')) {
     const dev = new DataView(dataFork.buffer, dataFork.byteOffset, dataFork.byteLength).getUint32(0);
     inode.rdev = { major: (dev >>> 18) & 0x3fff, minor: dev & 0x3ffff };
