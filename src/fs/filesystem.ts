@@ -173,10 +173,11 @@ export interface Filesystem {
   /**
    * The node's extended attributes (POSIX ACLs, SELinux labels, `user.*` …), in on-disk
    * order; [] when it has none. Attributes the filesystem keeps for itself (ext4's
-   * `system.data`, the inline data) are left out. Optional: readers without it (XFS, NTFS,
-   * FAT) have none to give. Bounded: at most 64 KiB per value, one attribute block per
-   * node. Throws `E_FS_CORRUPT` when the attributes are damaged (the node's content may still
-   * read), `E_FS_UNSUPPORTED` for a storage the reader does not handle.
+   * `system.data`, the inline data; XFS parent pointers) are left out. Optional: readers
+   * without it (NTFS, FAT) have none to give. Bounded: at most 64 KiB per value; ext reads
+   * one attribute block per node, XFS a bounded tree of them (xfs/attr-fork.ts). Throws
+   * `E_FS_CORRUPT` when the attributes are damaged (the node's content may still read),
+   * `E_FS_UNSUPPORTED` for a storage or an amount the reader does not handle.
    */
   xattrs?(node: FsNode): Promise<FsXattr[]>;
 

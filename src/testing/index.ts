@@ -50,6 +50,8 @@ export { buildXattrsExtImage, writeXattrTree, XATTR_BIG_VALUE } from './xattr-tr
 export { buildNtfsImage, ntfsExtrasImage, NTFS_STREAMS, NTFS_SERIAL, type NtfsImageOptions } from './ntfs-image.js';
 export { buildXfsImage, buildByteNamesXfsImage, xfsFragmentedImage, type XfsImageOptions } from './xfs-image.js';
 export { xfsDbTree, xfsDbGeometry, xfsDbFileBytes, type XfsDbNode, type XfsDbGeometry } from './xfs-db.js';
+export { xfsDbAttrs, type XfsDbAttr, type XfsDbAttrFork } from './xfs-db-attrs.js';
+export { allAttrs, buildXattrsXfsImage, expectedXattrs, XFS_SELINUX_LABEL, XFS_XATTRS_TREE, type XfsAttrRecipe, type XfsXattrsEntry } from './xfs-xattrs-image.js';
 export { buildFilesVmDisk, type FilesVmDisk, type FilesVmDiskOptions } from './vm-disks.js';
 export { startTestVm, type TestVm, type TestVmDisk, type TestVmDiskSpec, type TestVmOptions } from './qemu-vm.js';
 export { startTestLibvirt, type TestLibvirt, type TestDomain, type TestDomainDisk, type TestDomainDiskSpec } from './libvirt.js';

@@ -12,8 +12,8 @@ import { requireTools } from './disks.js';
 
 const execFileAsync = promisify(execFile);
 
-/** Runs xfs_db read-only with `commands` on `image`; times print in UTC. */
-async function xfsDb(image: string, commands: string[]): Promise<string> {
+/** Runs xfs_db read-only with `commands` on `image`; times print in UTC (for the oracles of testing/, not exported from it). */
+export async function xfsDb(image: string, commands: string[]): Promise<string> {
   await requireTools('xfs_db');
   const env = { ...process.env, LC_ALL: 'C', TZ: 'UTC', PATH: `${process.env['PATH'] ?? ''}:/usr/sbin:/sbin` };
   const { stdout } = await execFileAsync('xfs_db', ['-r', ...commands.flatMap((c) => ['-c', c]), image], { encoding: 'utf8', env, maxBuffer: 256 * 1024 * 1024 });

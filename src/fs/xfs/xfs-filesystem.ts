@@ -1,8 +1,9 @@
 import type { BlockDevice } from '../../blockdev/index.js';
 import { CofferError } from '../../errors/index.js';
-import type { Filesystem, FsDirEntry, FsFileExtent, FsNode, FsPhysicalExtent } from '../filesystem.js';
+import type { Filesystem, FsDirEntry, FsFileExtent, FsNode, FsPhysicalExtent, FsXattr } from '../filesystem.js';
 import { fsCorrupt } from '../fs-errors.js';
 import { decodeName, encodeName } from '../../names/index.js';
+import { AttrForkReader } from './attr-fork.js';
 import { DirectoryReader } from './directory.js';
 import { firstExtentEndingAfter, readExtentMap, type MappedExtent } from './extent-map.js';
 import { ForkFormat, parseInode, type XfsInode } from './inode.js';
@@ -31,6 +32,7 @@ export class XfsFilesystem implements Filesystem {
   readonly blockSize: number;
   private readonly reader: MetadataReader;
   private readonly directories: DirectoryReader;
+  private readonly attrForks: AttrForkReader;
   private readonly inodes = new LruCache<bigint, XfsInode>(INODE_CACHE_ENTRIES);
   private readonly extentMaps = new LruCache<bigint, MappedExtent[]>(EXTENT_CACHE_WEIGHT);
 
@@ -40,6 +42,7 @@ export class XfsFilesystem implements Filesystem {
   ) {
     this.reader = new MetadataReader(device, sb);
     this.directories = new DirectoryReader(this.reader);
+    this.attrForks = new AttrForkReader(this.reader);
     this.caseInsensitive = sb.asciiCi;
     this.label = sb.label;
     this.uuid = sb.uuid;
@@ -172,6 +175,16 @@ export class XfsFilesystem implements Filesystem {
   async readlink(link: FsNode): Promise<string> {
     const inode = await this.inodeOf(link, 'symlink');
     return decodeName(await readSymlinkTarget(inode, () => this.extents(inode), this.reader));
+  }
+
+  /**
+   * The attributes of the inode's attribute fork (attr-fork.ts): `user.`, `trusted.`,
+   * `security.` by namespace, ACLs as `system.posix_acl_access`/`_default` in Linux's xattr
+   * form; [] for an inode without an attribute fork. Any type of node may have them.
+   */
+  async xattrs(node: FsNode): Promise<FsXattr[]> {
+    if (!/^\d{1,20}$/.test(node.id)) throw new CofferError('E_PATH_NOT_FOUND', `xfs: ${JSON.stringify(node.id)} is not an inode number`);
+    return this.attrForks.attributes(await this.inode(BigInt(node.id)));
   }
 
   private async inodeOf(node: FsNode, type: 'file' | 'directory' | 'symlink'): Promise<XfsInode> {
