@@ -2,7 +2,7 @@
  * The XFS reader over mutated real images, for a bounded time: bytes of the metadata the
  * reader touches (found by recording a clean walk) are changed, half the time with the
  * checksums of the damaged inodes and blocks recomputed so that the damage gets past the CRC
- * checks into the parsers. open/readdir/lookup/read/fileExtents/readlink must then succeed
+ * checks into the parsers. open/readdir/lookup/read/fileExtents/readlink/xattrs must then succeed
  * or throw a CofferError, never anything else, and never hang (a per-operation timeout).
  * Replay: COFFER_FUZZ_SEED, COFFER_FUZZ_MS.
  */
@@ -11,7 +11,7 @@ import { before, test } from 'node:test';
 import type { BlockDevice, Extent } from '../../blockdev/index.js';
 import { RawImage } from '../../disk/index.js';
 import { isCofferError } from '../../errors/index.js';
-import { buildXfsImage, requireTools, xfsFragmentedImage, seededRandom as random, withDeadline } from '../../testing/index.js';
+import { buildXattrsXfsImage, buildXfsImage, requireTools, xfsFragmentedImage, seededRandom as random, withDeadline } from '../../testing/index.js';
 import type { Filesystem, FsNode } from '../index.js';
 import { crc32c } from './crc32c.js';
 import { xfsDriver } from './index.js';
@@ -25,6 +25,7 @@ before(async () => {
   await requireTools('mkfs.xfs', 'xfs_repair', 'xfs_db');
   images['protofile'] = await buildXfsImage({ sizeMiB: 320, bigFileBytes: 3_000_000 });
   images['fragmented'] = await xfsFragmentedImage();
+  images['xattrs'] = await buildXattrsXfsImage();
 });
 
 /** A real image with some bytes replaced (the image file itself is never written). */
@@ -67,8 +68,8 @@ async function fixChecksums(device: MutatedDevice, blockOffset: number): Promise
   if (magic32 === 0x58465342) set(0, 512, 224);
   else if (magic32 === 0x424d4133) set(0, 4096, 64);
   else if (magic32 === 0x58444233 || magic32 === 0x58444433) set(0, 4096, 4);
-  else if (magic32 === 0x58534c4d) set(0, 4096, 12);
-  else if (magic16 === 0x3df1 || magic16 === 0x3dff || magic16 === 0x3ebe) set(0, 4096, 12);
+  else if (magic32 === 0x58534c4d || magic32 === 0x5841524d) set(0, 4096, 12); // symlink, remote attribute value
+  else if (magic16 === 0x3df1 || magic16 === 0x3dff || magic16 === 0x3ebe || magic16 === 0x3bee) set(0, 4096, 12);
   else for (let at = 0; at < 4096; at += 512) if (view.getUint16(at) === 0x494e) set(at, 512, 100);
 }
 
@@ -90,6 +91,7 @@ async function exercise(device: BlockDevice, limit: number): Promise<void> {
     if (seen.has(node.id)) continue;
     seen.add(node.id);
     const current = node;
+    await attempt('xattrs', () => fsys.xattrs?.(current) ?? Promise.resolve());
     if (current.type === 'directory') {
       await attempt('readdir', async () => {
         const entries = await fsys.readdir(current);
@@ -109,7 +111,7 @@ async function exercise(device: BlockDevice, limit: number): Promise<void> {
   }
 }
 
-for (const name of ['protofile', 'fragmented']) {
+for (const name of ['protofile', 'fragmented', 'xattrs']) {
   test(`fuzz xfs (${name} image): damaged metadata reads or fails with a CofferError, never hangs`, async () => {
     const seed = Number(process.env['COFFER_FUZZ_SEED'] ?? Date.now() % 2 ** 31);
     const next = random(seed);
