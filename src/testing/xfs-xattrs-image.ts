@@ -36,6 +36,8 @@ export interface XfsXattrsEntry {
   removed?: XfsAttrRecipe[];
   /** Names of attributes marked incomplete after the check (no reader lists them). */
   incomplete?: string[];
+  /** Permission bits (default 0o644, folders 0o755); with an ACL, the group bits are its mask, as Linux keeps them. */
+  mode?: number;
 }
 
 /** A selinux label as the kernel stores it (NUL-terminated). */
@@ -49,7 +51,7 @@ const BIG_ACL = ['user::rw-', ...Array.from({ length: 300 }, (_, i) => `user:${2
 /** What {@link buildXattrsXfsImage} holds, path by path. */
 export const XFS_XATTRS_TREE: readonly XfsXattrsEntry[] = [
   {
-    path: '/shortform.txt', type: 'file', form: 'shortform',
+    path: '/shortform.txt', type: 'file', form: 'shortform', mode: 0o664,
     attrs: [attr('user', 'colour', Buffer.from('blue')), attr('trusted', 'secret', Buffer.from('t1')), attr('security', 'selinux', XFS_SELINUX_LABEL)],
     acl: { access: 'user::rw-,user:1234:rw-,group::r--,mask::rw-,other::r--' },
   },
@@ -185,15 +187,16 @@ async function writeProto(src: string): Promise<string> {
       lines.push('$');
     }
     const name = parts[parts.length - 1] as string;
+    const mode = (entry.mode ?? (entry.type === 'directory' ? 0o755 : 0o644)).toString(8);
     if (entry.type === 'directory') {
-      lines.push(`${name} d--755 0 0`);
+      lines.push(`${name} d--${mode} 0 0`);
       open.push(name);
     } else if (entry.type === 'symlink') {
       lines.push(`${name} l--777 0 0 shortform.txt`);
     } else {
       const content = path.join(src, `content-${lines.length}`);
       await fs.writeFile(content, `${entry.path}\n`);
-      lines.push(`${name} ---644 0 0 ${content}`);
+      lines.push(`${name} ---${mode} 0 0 ${content}`);
     }
   }
   for (let i = 0; i <= open.length; i++) lines.push('$');
