@@ -79,6 +79,8 @@ test('every folder imports only the folders below it, through their index.ts', a
       if (targetFolder === folder) continue;
       // Tests may use any part (a backup test checks by restoring), still through its index.
       if (!isTest && !allowed.includes(targetFolder)) problems.push(`${rel} imports ${targetFolder}/ (allowed: ${allowed.join(', ') || 'nothing'})`);
+      // A folder's test support (`*.test-support.ts`, never in its index) is for tests anywhere.
+      if (isTest && target.endsWith('.test-support.js')) continue;
       if (target !== `${targetFolder}/index.js` && !LIGHT_ENTRIES.has(target)) problems.push(`${rel} imports ${target} instead of ${targetFolder}/index.js`);
     }
   }

@@ -256,7 +256,11 @@ const CRC32C_TABLE = (() => {
   return table;
 })();
 
-/** CRC-32C (Castagnoli), as XFS v5 metadata uses it. */
+/**
+ * CRC-32C (Castagnoli), as XFS v5 metadata uses it. Written here rather than imported from
+ * fs/ (which testing may not import): the fixture's checksums must not come from the code
+ * under test, and xfs_repair -n checks them.
+ */
 function crc32c(bytes: Uint8Array): number {
   let c = 0xffffffff;
   for (const b of bytes) c = (CRC32C_TABLE[(c ^ b) & 0xff] as number) ^ (c >>> 8);

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { BlockDevice, Extent } from '../blockdev/index.js';
+import { PatchedDevice } from '../blockdev/patched-device.test-support.js';
 import { RawImage } from '../disk/index.js';
 import { isCofferError } from '../errors/index.js';
 import { buildGptVolumesDisk, buildLvmOneDisk, buildLvmTwoDisks, buildMbrVolumesDisk, requireTools, seededRandom as random, withDeadline } from '../testing/index.js';
@@ -22,27 +22,6 @@ const OPERATION_TIMEOUT_MS = 2000;
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
-/** A disk with some bytes replaced and possibly cut short: the mutant. */
-class OverlayDevice implements BlockDevice {
-  constructor(
-    private readonly base: BlockDevice,
-    private readonly patches: Map<number, number>,
-    readonly size: number,
-  ) {}
-
-  async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
-    if (offset < 0 || length < 0 || offset + length > this.size) throw new RangeError(`read of ${length} at ${offset} outside ${this.size}`);
-    const out = await this.base.read(offset, length, into);
-    for (const [at, value] of this.patches) if (at >= offset && at < offset + length) out[at - offset] = value;
-    return out;
-  }
-
-  extents(offset = 0, length = this.size - offset): AsyncIterable<Extent> {
-    return this.base.extents(offset, length);
-  }
-
-  async close(): Promise<void> {}
-}
 
 
 const withTimeout = <T>(what: string, work: Promise<T>): Promise<T> => withDeadline(what, work, OPERATION_TIMEOUT_MS);
@@ -91,7 +70,7 @@ for (const fixture of FIXTURES) {
           const [disk, from, to] = areas[Math.floor(next() * areas.length)]!;
           patches[disk]!.set(from + Math.floor(next() * (to - from)), next() < 0.3 ? 0xff : next() < 0.3 ? 0 : Math.floor(next() * 256));
         }
-        const mutants = disks.map((d, i) => new OverlayDevice(d, patches[i]!, next() < 0.1 ? Math.floor(next() * d.size) : d.size));
+        const mutants = disks.map((d, i) => new PatchedDevice(d, patches[i]!, next() < 0.1 ? Math.floor(next() * d.size) : d.size));
         try {
           const volumes = await withTimeout('listVolumes', listVolumes(mutants));
           listed++;

@@ -7,7 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { BlockDevice, Extent } from '../../blockdev/index.js';
+import type { BlockDevice } from '../../blockdev/index.js';
+import { PatchedDevice } from '../../blockdev/patched-device.test-support.js';
 import { RawImage } from '../../disk/index.js';
 import { isCofferError } from '../../errors/index.js';
 import { buildExtImage, requireTools, type ExtVariant, seededRandom as random, withDeadline } from '../../testing/index.js';
@@ -19,24 +20,6 @@ const MIN_RUNS = 3;
 const OPERATION_MS = 1000;
 const MAX_NODES = 150;
 
-/** A device that reads another one with some bytes replaced, and records what is read. */
-class PatchedDevice implements BlockDevice {
-  readonly size: number;
-  readonly reads: { offset: number; length: number }[] = [];
-  constructor(private readonly base: BlockDevice, private readonly patches: Map<number, number>) {
-    this.size = base.size;
-  }
-  async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
-    this.reads.push({ offset, length });
-    const out = await this.base.read(offset, length, into);
-    for (const [at, value] of this.patches) if (at >= offset && at < offset + length) out[at - offset] = value;
-    return out;
-  }
-  extents(offset?: number, length?: number): AsyncIterable<Extent> {
-    return this.base.extents(offset, length);
-  }
-  async close(): Promise<void> {}
-}
 
 
 const timed = <T>(what: string, work: Promise<T>): Promise<T> => withDeadline(what, work, OPERATION_MS);

@@ -8,7 +8,8 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
-import { assertReadInBounds, type BlockDevice, type Extent } from '../../blockdev/index.js';
+import type { BlockDevice } from '../../blockdev/index.js';
+import { PatchedDevice, bufferDevice } from '../../blockdev/patched-device.test-support.js';
 import { isCofferError } from '../../errors/index.js';
 import { buildNtfsImage, ntfsExtrasImage, seededRandom as random, withDeadline } from '../../testing/index.js';
 import type { Filesystem, FsNode } from '../index.js';
@@ -17,27 +18,6 @@ import { ntfsDriver } from './index.js';
 const BUDGET_MS = Number(process.env['COFFER_FUZZ_MS'] ?? 2000);
 const OPERATION_MS = 2000;
 
-/** A buffer with some bytes replaced, as a block device (no copy of the whole image per run). */
-class PatchedDevice implements BlockDevice {
-  constructor(
-    private readonly base: Buffer,
-    private readonly patches: Map<number, number>,
-  ) {}
-  get size(): number {
-    return this.base.length;
-  }
-  async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
-    assertReadInBounds(this.size, offset, length);
-    const out = into === undefined ? new Uint8Array(length) : into.subarray(0, length);
-    out.set(this.base.subarray(offset, offset + length));
-    for (const [at, value] of this.patches) if (at >= offset && at < offset + length) out[at - offset] = value;
-    return out;
-  }
-  async *extents(offset = 0, length = this.size - offset): AsyncIterable<Extent> {
-    yield { offset, length, kind: 'data' };
-  }
-  async close(): Promise<void> {}
-}
 
 
 /** Where the metadata lies: the boot sector, the MFT's records in use, every INDX block. */
@@ -114,7 +94,7 @@ for (const image of IMAGES) {
         patches.set(at, next() < 0.3 ? 0xff : Math.floor(next() * 256));
       }
       try {
-        await attempt(() => exercise(new PatchedDevice(base, patches)));
+        await attempt(() => exercise(new PatchedDevice(bufferDevice(base), patches)));
       } catch (error) {
         assert.fail(`seed ${seed}, run ${runs}: ${error instanceof Error ? `${error.name}: ${error.message}\n${error.stack}` : String(error)}`);
       }

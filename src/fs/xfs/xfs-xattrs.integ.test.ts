@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
-import type { BlockDevice, Extent } from '../../blockdev/index.js';
+import { PatchedDevice } from '../../blockdev/patched-device.test-support.js';
 import { RawImage } from '../../disk/index.js';
 import { buildXattrsXfsImage, expectedXattrs, requireTools, xfsDbAttrs, xfsFragmentedImage, XFS_XATTRS_TREE, type XfsDbAttrFork } from '../../testing/index.js';
 import { resolvePath, type Filesystem } from '../index.js';
@@ -25,32 +25,7 @@ before(async () => {
 });
 
 /** A real image with some bytes replaced in memory (the image file is never written). */
-class PatchedDevice implements BlockDevice {
-  readonly size: number;
-  private readonly patches = new Map<number, number>();
-
-  constructor(private readonly base: BlockDevice) {
-    this.size = base.size;
-  }
-
-  async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
-    const out = await this.base.read(offset, length, into);
-    for (const [at, value] of this.patches) if (at >= offset && at < offset + length) out[at - offset] = value;
-    return out;
-  }
-
-  extents(offset?: number, length?: number): AsyncIterable<Extent> {
-    return this.base.extents(offset, length);
-  }
-
-  async close(): Promise<void> {}
-
-  /** Inverts the byte at `at` (damage a CRC must catch). */
-  async flip(at: number): Promise<void> {
-    const [old] = await this.read(at, 1);
-    this.patches.set(at, (old as number) ^ 0xff);
-  }
-
+class XfsPatchedDevice extends PatchedDevice {
   /** Puts `bytes` at `at`, then (with `crc`) recomputes the CRC of the structure holding them, as a guest's kernel would have. */
   async patch(at: number, bytes: Uint8Array, crc?: { at: number; size: number; crcAt: number }): Promise<void> {
     bytes.forEach((b, i) => this.patches.set(at + i, b));
@@ -62,10 +37,10 @@ class PatchedDevice implements BlockDevice {
   }
 }
 
-async function withFs<T>(body: (fs: Filesystem, device: PatchedDevice) => Promise<T>, from = image): Promise<T> {
+async function withFs<T>(body: (fs: Filesystem, device: XfsPatchedDevice) => Promise<T>, from = image): Promise<T> {
   const raw = await RawImage.open(from);
   try {
-    const device = new PatchedDevice(raw);
+    const device = new XfsPatchedDevice(raw);
     return await body(await xfsDriver.open(device), device);
   } finally {
     await raw.close();
@@ -122,7 +97,7 @@ test('an attribute the Linux kernel wrote (the fragmented image, made on a loop 
 });
 
 /** Each damage, on its own, and what the error must say (the inode named: `inode N: …`). */
-const DAMAGES: { what: string; path: string; damage: (device: PatchedDevice, fork: XfsDbAttrFork) => Promise<void>; message: RegExp }[] = [
+const DAMAGES: { what: string; path: string; damage: (device: XfsPatchedDevice, fork: XfsDbAttrFork) => Promise<void>; message: RegExp }[] = [
   {
     what: 'a leaf block with a bad CRC',
     path: '/leaf.txt',
