@@ -66,11 +66,17 @@ export async function planFirmware(
   return { kind: 'uefi', why, firmware, ...(varsFromBackup && varsDisk !== undefined ? { varsDisk: varsDisk.name } : {}) };
 }
 
-/** Whether only UEFI can start this disk: an EFI System Partition, and no MBR boot code. */
+/**
+ * Whether only UEFI can start this disk: an EFI System Partition, and no MBR boot code. A
+ * disk whose first sectors do not read (damage the disk check reports) is left to BIOS.
+ */
 async function uefiOnlyDisk(device: BlockDevice): Promise<boolean> {
   if (device.size < 512) return false;
-  const sector = Buffer.from(await device.read(0, 512));
-  if (sector.subarray(0, MBR_BOOT_CODE).some((b) => b !== 0)) return false;
-  const volumes = await listVolumes([device]).catch(() => []);
-  return volumes.some((v) => v.typeDescription === ESP_DESCRIPTION);
+  try {
+    const sector = Buffer.from(await device.read(0, 512));
+    if (sector.subarray(0, MBR_BOOT_CODE).some((b) => b !== 0)) return false;
+    return (await listVolumes([device])).some((v) => v.typeDescription === ESP_DESCRIPTION);
+  } catch {
+    return false;
+  }
 }
