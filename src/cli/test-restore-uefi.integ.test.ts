@@ -4,7 +4,8 @@
  * (UEFI chosen from its EFI System Partition and missing MBR boot code; forced BIOS, the same
  * disk does not boot), and a running QEMU VM on UEFI backed up live, whose variable store
  * (its writable pflash1) is stored with the disks and given back to the firmware when it
- * boots, not attached as a disk, and on the flash of its clone restored as a new VM.
+ * boots, not attached as a disk, and on the flash of its clone restored as a new VM; with
+ * Secure Boot, Secure Boot firmware that refuses the test disk's unsigned boot loader.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -20,6 +21,9 @@ const slow = { env, timeoutMs: 300_000 };
 /** Debian's OVMF (package ovmf), the 4 MiB build its descriptor 60-edk2-x86_64.json names. */
 const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
 const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
+/** Its Secure Boot build (40-edk2-x86_64-secure-enrolled.json: SMM, Microsoft's keys enrolled). */
+const OVMF_MS_CODE = '/usr/share/OVMF/OVMF_CODE_4M.ms.fd';
+const OVMF_MS_VARS = '/usr/share/OVMF/OVMF_VARS_4M.ms.fd';
 const BOOT = ['--boot', '--accel', 'tcg', '--boot-timeout', '150', '--boot-expect', UEFI_BOOT_MARK];
 let work: string;
 let repo: string;
@@ -102,6 +106,28 @@ test('a running QEMU VM on UEFI: live backup stores its variable store with the 
   } finally {
     clone.kill('SIGKILL');
   }
+});
+
+test('a QEMU VM on UEFI with Secure Boot is booted with Secure Boot firmware and its own keys: the test disk\'s unsigned boot loader is refused', async () => {
+  const disk = await buildUefiBootDisk();
+  const vars = path.join(work, 'sb-vars.fd');
+  await fs.copyFile(OVMF_MS_VARS, vars); // Microsoft's keys enrolled, Secure Boot on
+  const size = (await fs.stat(disk)).size;
+  const vm = await startTestVm({
+    disks: [{ name: 'disk0', size, format: 'raw', from: disk, bus: 'virtio' }],
+    memoryMiB: 256,
+    extraArgs: ['-S', '-machine', 'smm=on', '-global', 'driver=cfi.pflash01,property=secure,value=on', '-drive', `if=pflash,unit=0,format=raw,readonly=on,file=${OVMF_MS_CODE}`, '-drive', `if=pflash,unit=1,format=raw,file=${vars}`],
+  });
+  try {
+    assertExit(await coffer(['backup', '-r', repo, '--vm', 'efi-secure', '--qemu', vm.qmpSocket, '--no-freeze'], slow), 0);
+  } finally {
+    await vm.stop();
+  }
+  // The firmware's own refusal is the text waited for: booted without Secure Boot, systemd-boot would run.
+  const report = await testRestoreJson('efi-secure:latest', 0, ['--no-fsck', '--boot', '--accel', 'tcg', '--boot-timeout', '150', '--boot-expect', 'Access Denied']);
+  assert.equal(report.boot?.passed, true, `${report.boot?.reason}\n${report.boot?.serialTail}`);
+  assert.deepEqual([report.boot?.firmware?.kind, report.boot?.firmware?.secureBoot, report.boot?.firmware?.varsFromBackup, report.boot?.firmware?.code], ['uefi', true, true, OVMF_MS_CODE]);
+  assert.doesNotMatch(report.boot?.serialTail ?? '', new RegExp(UEFI_BOOT_MARK));
 });
 
 /** Whether the guest's mark shows in the serial log within `ms`. */
