@@ -62,7 +62,7 @@ export { isUnwritableStorage, verifyRepository, type VerifyOptions, type VerifyR
 export { repositoryStats, type RepositoryStats } from './stats.js';
 export { addSnapshotNote, listSnapshotNotes, deleteSnapshotNotes, deleteSnapshotNote, LASTING_NOTE_KINDS, type StoredSnapshotNote } from './snapshot-notes.js';
 export type { SnapshotNote } from './format/snapshot-note.js';
-export { readSnapshotRecords, testRestoreOf, verificationOf, TEST_RESTORE_NOTE, type SnapshotRecords, type TestRestoreRecord, type SnapshotVerificationRecord, type TapeRecord } from './snapshot-records.js';
+export { readSnapshotRecords, testRestoreOf, verificationOf, TEST_RESTORE_NOTE, type SnapshotRecords, type TestRestoreRecord, type TestRestoreBootRecord, type SnapshotVerificationRecord, type TapeRecord } from './snapshot-records.js';
 export { addVerificationRecord, listVerificationRecords, lastVerifiedLookup, parseVerificationSubset, recordSnapshotVerifications, VERIFICATION_NOTE } from './verification-log.js';
 export { subsetContains, type VerificationRecord, type VerificationSubset } from './format/verification-record.js';
 export { pruneRepository, type PruneOptions, type PruneReport, type PruneProgress } from './prune.js';

@@ -1,7 +1,7 @@
 /**
  * What happened to a snapshot after it was taken, from its notes (docs/repository-format.md
  * §11): its newest verification (the share of its chunks read back, and when all of them
- * were), its newest test restore (passed or not, and why), and the tape sets holding it (the
+ * were), its newest test restore (passed or not, and why; the VM booted from it or not), and the tape sets holding it (the
  * media catalog, docs/tape-format.md §7). Read by `coffer snapshots` and the server's API
  * alike; a note whose data is not of the expected shape is left out.
  */
@@ -30,7 +30,34 @@ export interface TestRestoreRecord {
   durationMs: number;
   failures: string[];
   warnings: string[];
+  /** The VM booted from the backup (`--boot`, a job's `boot: true`), or null when it was not booted. */
+  boot: TestRestoreBootRecord | null;
 }
+
+/** A test restore's boot check: whether the VM came up, on what, and its serial console's last lines. */
+export interface TestRestoreBootRecord {
+  passed: boolean;
+  /** The text waited for on the serial console (`login:`). */
+  expect: string | null;
+  /** The QEMU machine type (`q35`, `pc-i440fx-7.2`…). */
+  machine: string | null;
+  accel: 'kvm' | 'tcg' | null;
+  /** The firmware it started; null in notes written before the report named it (those booted BIOS). */
+  firmware: 'bios' | 'uefi' | null;
+  /** UEFI firmware with Secure Boot enforced. */
+  secureBoot: boolean;
+  /** Seconds from QEMU's start to the text, when it appeared. */
+  secondsToText: number | null;
+  /** Why it failed. */
+  reason: string | null;
+  /** The serial console's last lines ({@link BOOT_SERIAL_TAIL_LINES} at most), trailing blank lines dropped. */
+  serialTail: string;
+}
+
+/** Lines of the serial console a record keeps (the report stores more). */
+export const BOOT_SERIAL_TAIL_LINES = 12;
+/** And at most this many characters of them, the end kept: a console without newlines stays small. */
+const BOOT_SERIAL_TAIL_CHARS = 4096;
 
 /** A tape set holding the snapshot. */
 export interface TapeRecord {
@@ -57,9 +84,44 @@ export function verificationOf(note: Pick<SnapshotNote, 'time' | 'data'>): Snaps
 
 /** A test-restore note's outcome, or undefined when the note is not one. */
 export function testRestoreOf(note: Pick<SnapshotNote, 'time' | 'data'>): TestRestoreRecord | undefined {
-  const data = note.data as { passed?: unknown; durationMs?: unknown; failures?: unknown; warnings?: unknown } | null;
+  const data = note.data as { passed?: unknown; durationMs?: unknown; failures?: unknown; warnings?: unknown; boot?: unknown } | null;
   if (typeof data !== 'object' || data === null || typeof data.passed !== 'boolean') return undefined;
-  return { time: note.time, passed: data.passed, durationMs: typeof data.durationMs === 'number' ? data.durationMs : 0, failures: strings(data.failures), warnings: strings(data.warnings) };
+  return {
+    time: note.time, passed: data.passed, durationMs: typeof data.durationMs === 'number' ? data.durationMs : 0, failures: strings(data.failures), warnings: strings(data.warnings),
+    boot: bootOf(data.boot),
+  };
+}
+
+/**
+ * The boot check of a test-restore note (src/restore/test-restore/report.ts `BootResult`), or
+ * null when there was none or it is not one (no boolean `passed`); a field of the wrong type
+ * reads as unknown (null).
+ */
+function bootOf(value: unknown): TestRestoreBootRecord | null {
+  if (typeof value !== 'object' || value === null) return null;
+  const boot = value as { passed?: unknown; expect?: unknown; machine?: unknown; accel?: unknown; firmware?: unknown; secondsToText?: unknown; reason?: unknown; serialTail?: unknown };
+  if (typeof boot.passed !== 'boolean') return null;
+  const firmware = (typeof boot.firmware === 'object' && boot.firmware !== null ? boot.firmware : {}) as { kind?: unknown; secureBoot?: unknown };
+  const kind = firmware.kind === 'bios' || firmware.kind === 'uefi' ? firmware.kind : null;
+  const text = (v: unknown) => (typeof v === 'string' ? v : null);
+  return {
+    passed: boot.passed,
+    expect: text(boot.expect),
+    machine: text(boot.machine),
+    accel: boot.accel === 'kvm' || boot.accel === 'tcg' ? boot.accel : null,
+    firmware: kind,
+    secureBoot: kind === 'uefi' && firmware.secureBoot === true,
+    secondsToText: typeof boot.secondsToText === 'number' && Number.isFinite(boot.secondsToText) && boot.secondsToText >= 0 ? boot.secondsToText : null,
+    reason: text(boot.reason),
+    serialTail: typeof boot.serialTail === 'string' ? lastLines(boot.serialTail) : '',
+  };
+}
+
+/** The console's last lines, control characters (terminal escapes) removed, bounded in lines and characters. */
+function lastLines(serial: string): string {
+  const lines = serial.replace(/\r\n?/g, '\n').replace(/\x1b\[[0-?]*[ -/]*[@-~]/g, '').replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '').split('\n');
+  while (lines.length > 0 && (lines.at(-1) as string).trim() === '') lines.pop();
+  return lines.slice(-BOOT_SERIAL_TAIL_LINES).join('\n').slice(-BOOT_SERIAL_TAIL_CHARS);
 }
 
 /** A media catalog note's tape set and volumes (never undefined: a catalog entry is kept even when its data is partial). */

@@ -5,7 +5,8 @@
  *   read by another program) reports for its folder, within the blocks written meanwhile; an
  *   S3 repository answers null with the reason (nothing is opened);
  * - snapshot records: a snapshot's verification, test restore and tapes, after real `coffer
- *   verify --read-data` and `coffer test-restore` runs;
+ *   verify --read-data` and `coffer test-restore` runs; then the boot check of a real `coffer
+ *   test-restore --boot` (QEMU under TCG, the host's OVMF, until its boot manager speaks);
  * - tape catalog: empty for a repository never written to tape; after a real `coffer tape
  *   export` of two snapshots to a file (the "tape") and `coffer forget` of one, both listed with
  *   their tape set, volume and time, the forgotten one marked as no longer in the repository;
@@ -35,7 +36,7 @@ let adminToken = '';
 let otherRepoToken = '';
 
 before(async () => {
-  await requireTools('stat');
+  await requireTools('stat', 'qemu-system-x86_64');
   await writeFile(passFile, 'upkeep passphrase\n');
   const disk = join(dir, 'disk.raw');
   for (const r of [repo, empty]) assert.equal((await runCoffer(['init', '-r', r, '--password-file', passFile])).code, 0);
@@ -125,8 +126,18 @@ test('snapshot records: none at first; then the verification, the test restore a
   assert.equal(after.json.verification.chunks, after.json.verification.verifiedChunks);
   assert.ok(after.json.verification.chunks > 0);
   assert.match(after.json.verification.fullyVerifiedAt, /^\d{4}-/);
-  assert.deepEqual([after.json.testRestore.passed, after.json.testRestore.failures], [true, []]);
+  assert.deepEqual([after.json.testRestore.passed, after.json.testRestore.failures, after.json.testRestore.boot], [true, [], null]);
   assert.equal(after.json.tapes.length, 1);
+
+  // Booted: the disk (seeded bytes) holds no system, but OVMF's boot manager names it on the serial console within seconds.
+  const booted = await runCoffer(['test-restore', '-r', repo, '--password-file', passFile, id.slice(0, 8), '--no-fsck', '--boot', '--boot-firmware', 'uefi', '--accel', 'tcg', '--boot-expect', 'BdsDxe', '--boot-timeout', '90'], 120_000);
+  assert.equal(booted.code, 0, booted.stdout + booted.stderr);
+  const boot = (await call('GET', `/repositories/main/snapshots/${id}/records`)).json.testRestore.boot;
+  assert.deepEqual({ ...boot, secondsToText: typeof boot.secondsToText, serialTail: typeof boot.serialTail }, {
+    passed: true, expect: 'BdsDxe', machine: 'q35', accel: 'tcg', firmware: 'uefi', secureBoot: false, secondsToText: 'number', reason: null, serialTail: 'string',
+  });
+  assert.ok(boot.secondsToText > 0 && boot.secondsToText < 90, String(boot.secondsToText));
+  assert.match(boot.serialTail, /BdsDxe/);
 
   assert.equal((await call('GET', `/repositories/main/snapshots/${id}/records`, { token: otherRepoToken })).status, 403);
   assert.equal((await call('GET', '/repositories/main/snapshots/0123456789abcdef/records')).status, 404);

@@ -4649,6 +4649,29 @@ export interface operations {
                             written: string;
                         }[];
                         testRestore: {
+                            /** @description the VM booted from the backup (`--boot`, a job's `boot: true`); null when it was not booted */
+                            boot: {
+                                /** @enum {string|null} */
+                                accel: "kvm" | "tcg" | null;
+                                /** @description the text waited for (`login:`) */
+                                expect: string | null;
+                                /**
+                                 * @description null for results stored before the firmware was recorded (those booted BIOS)
+                                 * @enum {string|null}
+                                 */
+                                firmware: "bios" | "uefi" | null;
+                                /** @description the QEMU machine type */
+                                machine: string | null;
+                                /** @description the expected text appeared on its serial console */
+                                passed: boolean;
+                                /** @description why it failed */
+                                reason: string | null;
+                                /** @description seconds from QEMU's start to the text, when it appeared */
+                                secondsToText: number | null;
+                                secureBoot: boolean;
+                                /** @description the serial console's last lines (at most 12) */
+                                serialTail: string;
+                            } | null;
                             durationMs: number;
                             failures: string[];
                             passed: boolean;

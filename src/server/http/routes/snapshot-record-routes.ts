@@ -1,7 +1,7 @@
 /**
  * /api/v1/repositories/{repo}/snapshots/{snapshot}/records: what happened to a snapshot after
  * it was taken — its newest verification (share of its chunks read back, when all were), its
- * newest test restore (passed or why not) and the tape sets holding it — read from its notes
+ * newest test restore (passed or why not, and its boot check) and the tape sets holding it — read from its notes
  * (repo/snapshot-records.ts, as `coffer snapshots` shows them). `inventory.read` on the
  * snapshot's repository, VM or host.
  */
@@ -13,6 +13,23 @@ import { NameParam } from './schemas.js';
 import { permittedSnapshot } from './snapshot-access.js';
 
 const VolumesSchema = { type: 'array', items: { type: 'object', required: ['sequence', 'name'], properties: { sequence: { type: 'integer' }, name: { type: 'string' } } } } as const;
+
+const BootSchema = {
+  type: ['object', 'null'],
+  description: 'the VM booted from the backup (`--boot`, a job\'s `boot: true`); null when it was not booted',
+  required: ['passed', 'expect', 'machine', 'accel', 'firmware', 'secureBoot', 'secondsToText', 'reason', 'serialTail'],
+  properties: {
+    passed: { type: 'boolean', description: 'the expected text appeared on its serial console' },
+    expect: { type: ['string', 'null'], description: 'the text waited for (`login:`)' },
+    machine: { type: ['string', 'null'], description: 'the QEMU machine type' },
+    accel: { type: ['string', 'null'], enum: ['kvm', 'tcg', null] },
+    firmware: { type: ['string', 'null'], enum: ['bios', 'uefi', null], description: 'null for results stored before the firmware was recorded (those booted BIOS)' },
+    secureBoot: { type: 'boolean' },
+    secondsToText: { type: ['number', 'null'], description: 'seconds from QEMU\'s start to the text, when it appeared' },
+    reason: { type: ['string', 'null'], description: 'why it failed' },
+    serialTail: { type: 'string', description: 'the serial console\'s last lines (at most 12)' },
+  },
+} as const;
 
 const RecordsSchema = {
   type: 'object',
@@ -31,13 +48,14 @@ const RecordsSchema = {
     },
     testRestore: {
       type: ['object', 'null'],
-      required: ['time', 'passed', 'durationMs', 'failures', 'warnings'],
+      required: ['time', 'passed', 'durationMs', 'failures', 'warnings', 'boot'],
       properties: {
         time: { type: 'string', format: 'date-time' },
         passed: { type: 'boolean' },
         durationMs: { type: 'number' },
         failures: { type: 'array', items: { type: 'string' } },
         warnings: { type: 'array', items: { type: 'string' } },
+        boot: BootSchema,
       },
     },
     tapes: {
