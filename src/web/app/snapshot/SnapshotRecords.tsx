@@ -1,7 +1,7 @@
 /**
  * What happened to a snapshot after it was taken (GET …/snapshots/{id}/records): its newest
  * verification (how much of it was read back intact, and when all of it was), its newest test
- * restore (passed, or the failures), and the tapes holding it.
+ * restore (passed, or the failures; whether the VM booted from it), and the tapes holding it.
  */
 import { Alert, Card, Grid, List, Text, Title } from '@mantine/core';
 import { useQuery } from '@tanstack/react-query';
@@ -9,6 +9,7 @@ import { call } from '../../api/client';
 import { QueryView } from '../components/QueryView';
 import { StatusBadge } from '../components/StatusBadge';
 import { formatTime } from '../format';
+import { BootCheck } from './BootCheck';
 
 export function SnapshotRecords({ repo, snapshot }: { repo: string; snapshot: string }) {
   const records = useQuery({ queryKey: ['snapshot-records', repo, snapshot], queryFn: () => call('get', '/api/v1/repositories/{repo}/snapshots/{snapshot}/records', { params: { repo, snapshot } }) });
@@ -66,6 +67,7 @@ export function SnapshotRecords({ repo, snapshot }: { repo: string; snapshot: st
                     </List>
                   )}
                   {r.testRestore.warnings.length > 0 && <Text size="sm">Warnings: {r.testRestore.warnings.join('; ')}</Text>}
+                  {r.testRestore.boot !== null && <BootCheck boot={r.testRestore.boot} />}
                 </>
               )}
             </Card>
