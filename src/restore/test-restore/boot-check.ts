@@ -189,9 +189,13 @@ async function runUntilText(
   return { passed: false, reason, serialTail };
 }
 
-/** The console text without terminal escapes and control characters (tabs and newlines kept). */
+/**
+ * The console text without terminal escapes and control characters (tabs and newlines kept).
+ * A CSI sequence is ESC [, parameter bytes 0x30–0x3F (OVMF's `ESC[=3h` has `=`), intermediate
+ * bytes 0x20–0x2F, and one final byte 0x40–0x7E (ECMA-48 §5.4).
+ */
 function printable(text: string): string {
-  return text.replace(/\r\n?/g, '\n').replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '');
+  return text.replace(/\r\n?/g, '\n').replace(/\x1b\[[0-?]*[ -\/]*[@-~]/g, '').replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '');
 }
 
 async function canOpen(file: string): Promise<boolean> {

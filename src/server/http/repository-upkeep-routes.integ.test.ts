@@ -138,6 +138,7 @@ test('snapshot records: none at first; then the verification, the test restore a
   });
   assert.ok(boot.secondsToText > 0 && boot.secondsToText < 90, String(boot.secondsToText));
   assert.match(boot.serialTail, /BdsDxe/);
+  assert.doesNotMatch(boot.serialTail, /\[=3h/, 'OVMF\'s terminal escape (ESC[=3h) is removed, not left as text');
 
   assert.equal((await call('GET', `/repositories/main/snapshots/${id}/records`, { token: otherRepoToken })).status, 403);
   assert.equal((await call('GET', '/repositories/main/snapshots/0123456789abcdef/records')).status, 404);
