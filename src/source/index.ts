@@ -13,6 +13,7 @@ export type { CaptureHooks, CaptureQuiescer } from './qemu/qemu-capture.js';
 export type { FreezeEvent, GuestFreezeOptions } from './qemu/guest-freeze.js';
 export type { LibvirtSourceOptions } from './libvirt/libvirt-source.js';
 export { openQemuSource, openLibvirtSource } from './live-sources.js';
+export { LIBVIRT_NVRAM_DISK } from './libvirt/libvirt-nvram.js';
 export { parseChangedRanges, mergeRanges, withChangedRanges, type ChangedRange } from './changed-ranges.js';
 export { readChangedRanges } from './changed-ranges-input.js';
 export { readFileMetadata, readFileMetadataSync, readXattrs, scanDirectory, listDirectory, DirectoryScan, ListingPrefetch, byUtf8Bytes, listingSeed, subtreeDigest, type ScannedEntry, readAccountNames, Excludes, CACHEDIR_TAG_SIGNATURE, type FileMetadata, type FileType, type AccountNames, type ExcludeOptions } from './files/index.js';

@@ -53,13 +53,14 @@ export class LibvirtBackup {
    * Starts the job. `previous`: target → checkpoint the parent snapshot recorded; a disk whose
    * checkpoint is gone, or that libvirt refuses to read incrementally, is read in full with the
    * reason. Hooks run around `backup-begin` (around each attempt, when a refused incremental
-   * is retried in full).
+   * is retried in full); `atInstant` runs once, right after the `backup-begin` that succeeded,
+   * before the guest is thawed (it must not throw: what it reads is not the job's).
    */
   static async start(
     virsh: Virsh,
     domain: string,
     disks: readonly LibvirtDisk[],
-    options: { previous: ReadonlyMap<string, string>; workDir: string; checkpoint: string; hooks?: CaptureHooks; freeze?: LibvirtFreeze },
+    options: { previous: ReadonlyMap<string, string>; workDir: string; checkpoint: string; hooks?: CaptureHooks; freeze?: LibvirtFreeze; atInstant?: () => Promise<void> },
   ): Promise<LibvirtBackup> {
     const socket = path.join(options.workDir, BACKUP_SOCKET_NAME);
     const included = disks.filter((d) => d.skip === undefined);
@@ -112,7 +113,7 @@ export class LibvirtBackup {
     }
   }
 
-  private async begin(disks: readonly LibvirtDisk[], options: { workDir: string; hooks?: CaptureHooks; freeze?: LibvirtFreeze }): Promise<void> {
+  private async begin(disks: readonly LibvirtDisk[], options: { workDir: string; hooks?: CaptureHooks; freeze?: LibvirtFreeze; atInstant?: () => Promise<void> }): Promise<void> {
     const requests: BackupDiskRequest[] = disks.map((disk) => {
       const c = this.disks.find((x) => x.disk === disk);
       if (c === undefined) return { target: disk.target, backup: false };
@@ -131,6 +132,7 @@ export class LibvirtBackup {
       try {
         await options.freeze?.freeze();
         await this.virsh.run(args);
+        await options.atInstant?.();
       } finally {
         await options.freeze?.thaw();
       }

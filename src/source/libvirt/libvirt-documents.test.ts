@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { checkpointXml, parseBackupJob, parseCheckpointDisks, parseDacOwner, parseDomainDisks, pullBackupXml } from './libvirt-documents.js';
+import { checkpointXml, parseBackupJob, parseCheckpointDisks, parseDacOwner, parseDomainDisks, parseDomainNvram, pullBackupXml } from './libvirt-documents.js';
 import { attr, childElement, childElements, parseXml, textOf, type XmlElement } from '../../xml/index.js';
 
 const READ = { what: 'the test document', code: 'E_LIBVIRT_ERROR' } as const;
@@ -66,6 +66,26 @@ test("a domain's disks by target, and why the ones not backed up are left out", 
   assert.throws(() => parseDomainDisks('<domaincheckpoint/>'), /expected a <domain> document/);
   assert.throws(() => parseDomainDisks(`<domain><devices><disk><target dev='../x'/></disk></devices></domain>`), /target/);
   assert.throws(() => parseDomainDisks(`<domain><devices><disk><target dev='vda'/></disk><disk><target dev='vda'/></disk></devices></domain>`), /share a target/);
+});
+
+test("a domain's UEFI variable store: the file to read, or why it is not read", () => {
+  const withOs = (os: string) => `<domain type='kvm'><name>web01</name><os><type arch='x86_64' machine='pc-q35-7.2'>hvm</type>${os}</os></domain>`;
+  const loader = "<loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>";
+  const cases: [string, ReturnType<typeof parseDomainNvram>][] = [
+    [withOs(''), undefined],
+    [withOs("<boot dev='hd'/>"), undefined],
+    [withOs(`${loader}<nvram template='/usr/share/OVMF/OVMF_VARS_4M.fd'>/var/lib/libvirt/qemu/nvram/web01_VARS.fd</nvram>`), { file: '/var/lib/libvirt/qemu/nvram/web01_VARS.fd' }],
+    [withOs(`${loader}<nvram>\n  /srv/vars &amp; more.fd\n</nvram>`), { file: '/srv/vars & more.fd' }],
+    [withOs(`${loader}<nvram template='/t.fd'/>`), undefined],
+    [withOs(`${loader}<nvram type='file'><source file='/srv/web01_VARS.fd'/></nvram>`), { file: '/srv/web01_VARS.fd' }],
+    [withOs(`${loader}<nvram format='raw'>/srv/a.fd</nvram>`), { file: '/srv/a.fd' }],
+    [withOs(`${loader}<nvram format='qcow2'>/srv/a.qcow2</nvram>`), { skip: 'the UEFI variable store /srv/a.qcow2 is a qcow2 file: only a raw one is read' }],
+    [withOs(`${loader}<nvram type='network'><source protocol='iscsi' name='iqn.2013-07.com.example:iscsi-nopool/0'><host name='example.com' port='6000'/></source></nvram>`),
+      { skip: "the UEFI variable store is of type 'network' (iqn.2013-07.com.example:iscsi-nopool/0): only a file is read" }],
+    [withOs(`${loader}<nvram type='block'><source dev='/dev/vg0/web01-vars'/></nvram>`), { skip: "the UEFI variable store is of type 'block' (/dev/vg0/web01-vars): only a file is read" }],
+  ];
+  for (const [xml, expected] of cases) assert.deepEqual(parseDomainNvram(xml), expected, xml);
+  assert.throws(() => parseDomainNvram('<domainbackup/>'), /expected a <domain> document/);
 });
 
 test("a checkpoint's tracked disks and a running job, as virsh 9.0 prints them", () => {

@@ -10,6 +10,10 @@
  *   <target dev='vda'/><readonly/><shareable/><transient/></disk>` and the DAC label QEMU runs
  *   under, `<seclabel model='dac'><label>+UID:+GID</label></seclabel>` (absent without a
  *   DAC security driver, e.g. a session daemon).
+ * - the domain's UEFI variable store (`virsh dumpxml`, live: libvirt fills it in at start when
+ *   `<os firmware='efi'>` chose the firmware): `<os><nvram template='…'>PATH</nvram></os>`, or
+ *   since libvirt 8.5 `<nvram type='file|block|network'><source file=…|dev=…|protocol=… name=…/>
+ *   </nvram>`; a `format` attribute (libvirt 9.2: `raw`, `qcow2`) names the file's format.
  * - checkpoint (`virsh checkpoint-dumpxml --no-domain`): `<domaincheckpoint><name>…</name>
  *   <disks><disk name='vda' checkpoint='bitmap|no' bitmap='…'/></disks></domaincheckpoint>`.
  * - running backup job (`virsh backup-dumpxml`): `<domainbackup mode='pull'><server
@@ -68,6 +72,31 @@ export function parseDomainDisks(xml: string): LibvirtDisk[] {
   const targets = new Set(disks.map((d) => d.target));
   if (targets.size !== disks.length) throw new Error('two disks share a target device');
   return disks;
+}
+
+/**
+ * A domain's UEFI variable store: the file to read (`file`), or why it is not read (`skip`):
+ * a network or block store, or one that is not a raw file.
+ */
+export type LibvirtNvram = { file: string } | { skip: string };
+
+/** The `<os><nvram>` of a `<domain>` document, or undefined when it has none (BIOS, or a stateless UEFI loader). */
+export function parseDomainNvram(xml: string): LibvirtNvram | undefined {
+  const domain = rootNamed(xml, 'domain');
+  const os = childElement(domain, 'os');
+  const nvram = os === undefined ? undefined : childElement(os, 'nvram');
+  if (nvram === undefined) return undefined;
+  const type = attr(nvram, 'type') ?? 'file';
+  const source = childElement(nvram, 'source');
+  const file = source === undefined ? textOf(nvram).trim() : attr(source, 'file');
+  if (type !== 'file') {
+    const where = source === undefined ? undefined : attr(source, 'dev') ?? attr(source, 'name');
+    return { skip: `the UEFI variable store is of type '${type}'${where === undefined ? '' : ` (${where})`}: only a file is read` };
+  }
+  if (file === undefined || file === '') return undefined;
+  const format = attr(nvram, 'format') ?? 'raw';
+  if (format !== 'raw') return { skip: `the UEFI variable store ${file} is a ${format} file: only a raw one is read` };
+  return { file };
 }
 
 /** The numeric user and group QEMU runs as, from the domain's DAC label (`+64055:+64055`), if given. */

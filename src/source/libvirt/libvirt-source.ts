@@ -12,7 +12,8 @@ import type { SourceDisk, VmSource } from '../vm-source.js';
 import { LIBVIRT_CHECKPOINT_PREFIX, LibvirtBackup, removeStaleBackup } from './libvirt-backup.js';
 import { LibvirtFreeze } from './libvirt-freeze.js';
 import { DomainEventWatch, parseIoErrorDetail, type DomainIoError } from './domain-events.js';
-import { parseDacOwner, parseDomainDisks, type LibvirtDisk } from './libvirt-documents.js';
+import { parseDacOwner, parseDomainDisks, parseDomainNvram, type LibvirtDisk, type LibvirtNvram } from './libvirt-documents.js';
+import { LIBVIRT_NVRAM_DISK, readVariableStore, variableStoreDevice } from './libvirt-nvram.js';
 import { Virsh } from './virsh.js';
 
 /** The stored definition's format: the domain's inactive XML, as `virsh dumpxml --inactive` prints it. */
@@ -68,8 +69,10 @@ export interface LibvirtSourceOptions {
  * over NBD with `base:allocation` (holes are not read) and, for incrementals, the
  * `qemu:dirty-bitmap:backup-<target>` context (only dirty ranges are read). Disk names are the
  * target devices (`vda`, `sdb`); CD-ROMs, floppies, read-only, shareable and transient disks
- * are left out and listed in `skipped`. The definition is the domain's inactive XML (no
- * secrets: `--security-info` is never asked for). `commit()` makes this capture's checkpoint
+ * are left out and listed in `skipped`. The domain's UEFI variable store (`<os><nvram>`, a
+ * file outside its disks) is read whole at the same instant and offered as the disk `nvram`,
+ * raw (libvirt-nvram.ts); one that cannot be read is listed in `skipped` with the reason. The
+ * definition is the domain's inactive XML (no secrets: `--security-info` is never asked for). `commit()` makes this capture's checkpoint
  * the only Coffer one; `close()` without a commit deletes it (its changes merge into the
  * previous checkpoint).
  */
@@ -83,13 +86,21 @@ export async function openLibvirtSource(options: LibvirtSourceOptions): Promise<
   const definition = await virsh.run(['dumpxml', '--inactive', domain]);
   const live = await virsh.run(['dumpxml', domain]);
   let disks: LibvirtDisk[];
+  let nvram: LibvirtNvram | undefined;
   try {
     disks = parseDomainDisks(live);
+    nvram = parseDomainNvram(live);
   } catch (error) {
     throw new CofferError('E_LIBVIRT_ERROR', `the XML of domain ${domain} cannot be read: ${(error as Error).message}`, { cause: error });
   }
   const included = disks.filter((d) => d.skip === undefined);
   if (included.length === 0) throw new CofferError('E_SOURCE_UNREADABLE', `domain ${domain} has no writable disk to back up`);
+  if (nvram !== undefined && 'file' in nvram && disks.some((d) => d.target === LIBVIRT_NVRAM_DISK)) {
+    nvram = { skip: `the UEFI variable store ${nvram.file} is stored as the disk ${LIBVIRT_NVRAM_DISK}, and a disk of the domain has that target already` };
+  }
+  /** The variable store as read at the instant (or why not): set by `backup-begin`'s `atInstant`. */
+  const nvramRead: { store?: { bytes: Buffer } | { skip: string } } = nvram !== undefined && 'skip' in nvram ? { store: nvram } : {};
+  const nvramFile = nvram !== undefined && 'file' in nvram ? nvram.file : undefined;
   const previous = options.previous ?? new Map<string, string>();
   await removeStaleBackup(virsh, domain, new Set(previous.values()));
   options.signal?.throwIfAborted();
@@ -180,7 +191,8 @@ export async function openLibvirtSource(options: LibvirtSourceOptions): Promise<
       },
       ...(options.hooks?.afterCapture ? { afterCapture: options.hooks.afterCapture } : {}),
     };
-    backup = await LibvirtBackup.start(virsh, domain, disks, { previous, workDir, checkpoint: `${LIBVIRT_CHECKPOINT_PREFIX}${tag}`, freeze, hooks });
+    const atInstant = nvramFile === undefined ? {} : { atInstant: async () => void (nvramRead.store = await readVariableStore(nvramFile)) };
+    backup = await LibvirtBackup.start(virsh, domain, disks, { previous, workDir, checkpoint: `${LIBVIRT_CHECKPOINT_PREFIX}${tag}`, freeze, hooks, ...atInstant });
     if (broken !== undefined) throw broken; // a failed write while the job started
     // QEMU under libvirt refuses the guest's writes when a scratch image cannot grow, as without it (scratch-space.ts).
     watch = ScratchWatch.start({
@@ -203,6 +215,17 @@ export async function openLibvirtSource(options: LibvirtSourceOptions): Promise<
         ...(c.tracked && backup.checkpoint !== undefined ? { checkpoint: backup.checkpoint } : {}),
       });
     }
+    const { store } = nvramRead;
+    if (store !== undefined && 'bytes' in store) {
+      sourceDisks.push({
+        name: LIBVIRT_NVRAM_DISK,
+        format: 'raw',
+        location: `libvirt:${domain}:${LIBVIRT_NVRAM_DISK}:${nvramFile ?? ''}`,
+        device: variableStoreDevice(store.bytes),
+        changeTracking: { unavailable: 'the UEFI variable store (<nvram>) is small: read whole at every backup' },
+      });
+    }
+    const nvramSkipped = store !== undefined && 'skip' in store ? [{ name: LIBVIRT_NVRAM_DISK, reason: store.skip }] : [];
     const running = backup;
     let committed = false;
     let closed = false;
@@ -211,7 +234,7 @@ export async function openLibvirtSource(options: LibvirtSourceOptions): Promise<
       definition: { format: LIBVIRT_DEFINITION_FORMAT, data: Buffer.from(definition) },
       disks: sourceDisks,
       consistency: freeze.consistency,
-      skipped: disks.flatMap((d) => (d.skip === undefined ? [] : [{ name: d.target, reason: d.skip }])),
+      skipped: [...disks.flatMap((d) => (d.skip === undefined ? [] : [{ name: d.target, reason: d.skip }])), ...nvramSkipped],
       async confirm() {
         if (broken !== undefined) throw broken;
         await running.confirm();
