@@ -72,13 +72,13 @@ export async function bootCheck(repo: Repository, snapshot: Snapshot, options: B
     const exports: Record<string, NbdExport> = {};
     for (const disk of disks) exports[disk.disk.name] = { device: disk, description: `coffer boot check ${snapshot.id.slice(0, 8)} ${disk.disk.name}` };
     server = await NbdServer.listen({ socket }, { exports });
-    const varsDisk = plan.kind === 'uefi' ? plan.varsDisk : undefined;
     const firmware = plan.kind === 'uefi' ? await uefiArguments(plan, dir, socket) : { machine: '', args: [] };
     const args = [
       '-machine', `${machine},accel=${accel}${firmware.machine}`, '-m', String(memoryMiB), '-nodefaults', '-display', 'none',
       '-no-reboot', '-boot', 'strict=on,reboot-timeout=1000', '-nic', 'none', '-serial', 'stdio', '-monitor', 'none',
       ...firmware.args,
-      ...diskArguments(snapshot.disks.map((d) => d.name).filter((name) => name !== varsDisk), socket, bus, /q35/.test(machine)),
+      // The VM's variable store is the firmware's: on the flash (its own) or left out (BIOS, an empty store), never a disk.
+      ...diskArguments(snapshot.disks.map((d) => d.name).filter((name) => !(hints.firmwareVars ?? []).includes(name)), socket, bus, /q35/.test(machine)),
     ];
     const result = await runUntilText(options.qemu ?? 'qemu-system-x86_64', args, expect, timeoutMs, options.signal);
     return { ...result, ...base, durationMs: Date.now() - started };

@@ -14,7 +14,7 @@ export type FirmwarePlan =
       kind: 'uefi';
       why: string;
       firmware: UefiFirmware;
-      /** The snapshot disk holding the VM's own UEFI variable store (a live QEMU VM's pflash1), attached as the firmware's, not as a disk. */
+      /** The snapshot disk holding the VM's own UEFI variable store (a live QEMU VM's pflash1, a libvirt domain's nvram), attached as the firmware's, not as a disk. */
       varsDisk?: string;
     }
   | { kind: 'uefi'; why: string; missing: string };

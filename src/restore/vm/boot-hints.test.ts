@@ -31,6 +31,18 @@ test('a libvirt domain: machine type, memory in its unit, the first disk\'s bus'
   assert.equal(bootHints({ format: 'libvirt-xml', data: b64(secureOff) }).secureBoot, undefined);
 });
 
+test('a libvirt domain on UEFI: its variable store is the disk nvram (with or without <nvram> in the stored XML), unless the loader keeps none', () => {
+  const domain = (os: string) => b64(`<domain type='kvm'><name>web01</name><os${os}</os><devices><disk type='file' device='disk'><source file='/v/a.raw'/><target dev='vda' bus='virtio'/></disk></devices></domain>`);
+  const type = "<type arch='x86_64' machine='pc-q35-7.2'>hvm</type>";
+  const loader = "<loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>";
+  const nvram = "<nvram template='/usr/share/OVMF/OVMF_VARS_4M.fd'>/var/lib/libvirt/qemu/nvram/web01_VARS.fd</nvram>";
+  assert.deepEqual(bootHints({ format: 'libvirt-xml', data: domain(`>${type}${loader}${nvram}`) }), { machine: 'pc-q35-7.2', bus: 'virtio', uefi: true, firmwareVars: ['nvram'] });
+  assert.deepEqual(bootHints({ format: 'libvirt-xml', data: domain(` firmware='efi'>${type}`) }).firmwareVars, ['nvram'], 'firmware autoselection: libvirt names the store only in the live XML');
+  assert.equal(bootHints({ format: 'libvirt-xml', data: domain(`>${type}${loader.replace("type='pflash'", "type='pflash' stateless='yes'")}`) }).firmwareVars, undefined);
+  assert.equal(bootHints({ format: 'libvirt-xml', data: domain(`>${type}<loader type='rom'>/usr/share/OVMF/OVMF.fd</loader>`) }).firmwareVars, undefined);
+  assert.equal(bootHints({ format: 'libvirt-xml', data: domain(`>${type}`) }).firmwareVars, undefined, 'BIOS');
+});
+
 test('a QMP description of a VM on UEFI: its flash drives say so, the writable one is the variable store, a secure flash is Secure Boot', () => {
   const description = {
     format: 'coffer.qmp-vm-description', version: 1, machineType: 'pc-q35-7.2-machine',

@@ -1,6 +1,6 @@
 import { CofferError } from '../../errors/index.js';
 import { attr, childElement, childElements, parseXml, textOf } from '../../xml/index.js';
-import { LIBVIRT_XML_FORMAT } from './libvirt-domain.js';
+import { LIBVIRT_NVRAM_DISK, LIBVIRT_XML_FORMAT } from './libvirt-domain.js';
 import { parseDescription, QMP_DESCRIPTION_FORMAT } from './qemu-command.js';
 
 /** How the VM of a snapshot was set up, as far as booting it again needs to know. */
@@ -15,9 +15,10 @@ export interface BootHints {
   /** It booted with Secure Boot (UEFI). */
   secureBoot?: boolean;
   /**
-   * A live QEMU VM's UEFI variable store (its writable `pflash1`), which live backup stored as
-   * a disk: the names that disk may have (the drive id, the node name). It is the firmware's,
-   * not a disk of the guest.
+   * The VM's UEFI variable store, which live backup stored as a disk: the names that disk may
+   * have (a live QEMU VM's writable `pflash1`: the drive id, the node name; a libvirt domain's
+   * `<nvram>` file: `nvram`). It is the firmware's, not a disk of the guest. A snapshot made
+   * before live backup stored it has no disk of these names.
    */
   firmwareVars?: string[];
 }
@@ -25,7 +26,8 @@ export interface BootHints {
 /**
  * Reads the boot-relevant settings from a snapshot's stored definition: a libvirt domain XML
  * (`<os><type machine=…>`, `<memory>`, the first disk's `<target bus=…>`, `firmware='efi'` or
- * a `<loader>`, Secure Boot as `<loader secure='yes'>` or a `secure-boot` firmware feature),
+ * a `<loader>`, Secure Boot as `<loader secure='yes'>` or a `secure-boot` firmware feature,
+ * the variable store as the disk `nvram` unless the loader keeps none: `stateless='yes'`, `type='rom'`),
  * or a QMP description (machine type, base memory, the first disk's device type; UEFI when
  * the machine's flash devices `/machine/system.flash0|1` hold drives, Secure Boot when the
  * command line made the flash secure). Nothing for other definitions, or what a definition does not say. Never throws for a
@@ -55,6 +57,8 @@ function libvirtHints(xml: string): BootHints {
   const features = firmware === undefined ? [] : childElements(firmware, 'feature');
   const secureFeature = features.some((f) => attr(f, 'name') === 'secure-boot' && attr(f, 'enabled') === 'yes');
   if (hints.uefi === true && (attr(loader, 'secure') === 'yes' || secureFeature)) hints.secureBoot = true;
+  // The stored (inactive) XML of `firmware='efi'` names no <nvram>: libvirt adds one when the domain starts.
+  if (hints.uefi === true && attr(loader, 'stateless') !== 'yes' && attr(loader, 'type') !== 'rom') hints.firmwareVars = [LIBVIRT_NVRAM_DISK];
   const memory = childElement(domain, 'memory');
   if (memory !== undefined) {
     const value = Number(textOf(memory).trim());

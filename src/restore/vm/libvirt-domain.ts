@@ -32,6 +32,12 @@ import {
 /** The stored definition format this module reads. */
 export const LIBVIRT_XML_FORMAT = 'libvirt-xml';
 
+/**
+ * The disk name under which live backup stores a domain's UEFI variable store, the `<os><nvram>`
+ * file (source/libvirt/libvirt-nvram.ts; no `<target dev>` can be named so).
+ */
+export const LIBVIRT_NVRAM_DISK = 'nvram';
+
 /** A restored disk: the snapshot's disk name and the image it was written to. */
 export interface RestoredDiskImage {
   name: string;
