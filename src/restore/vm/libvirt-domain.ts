@@ -17,9 +17,12 @@
  *   and the old `<source>` with its `index` are dropped. CD-ROMs and floppies are kept.
  * - `<seclabel>` anywhere (the original's SELinux/AppArmor labels, relabel state): dropped.
  * - `<alias name>` not starting with `ua-` (names libvirt gave the running domain): dropped.
- * - `<os><nvram>` (the original's UEFI variable store, not part of the backup): its path is
- *   dropped (the element too when it names no template), so libvirt makes a fresh store
- *   for the new domain.
+ * - `<os><nvram>` (the domain's UEFI variable store): the restored store when the backup held
+ *   it (the disk `nvram`, written raw; `<nvram>` is added after `<loader>` when the stored XML
+ *   had none: `firmware='efi'` names it only once the domain runs), as the element's text,
+ *   its `template` kept; otherwise the original's path is dropped (the element too when it
+ *   names no template), so libvirt makes a fresh store for the new domain. `<loader>` and
+ *   `<firmware>` (Secure Boot) are kept as they are. The store is never a `<disk>`.
  * Everything else (devices, their PCI addresses, CPU, memory, features) is kept as is.
  */
 import { CofferError } from '../../errors/index.js';
@@ -60,8 +63,12 @@ export interface CloneDefinition {
   notes: string[];
 }
 
-/** Rewrites `xml` for a clone named `name` whose disks are `disks`. Pure; throws E_IMAGE_INVALID for XML it cannot read. */
-export function cloneLibvirtDomain(xml: string, options: { name: string; disks: readonly RestoredDiskImage[]; identity: IdentitySource }): CloneDefinition {
+/**
+ * Rewrites `xml` for a clone named `name` whose disks are `disks` and whose UEFI variable store
+ * is `nvram` (the restored store, raw), if the backup held one. Pure; throws E_IMAGE_INVALID
+ * for XML it cannot read.
+ */
+export function cloneLibvirtDomain(xml: string, options: { name: string; disks: readonly RestoredDiskImage[]; nvram?: RestoredDiskImage; identity: IdentitySource }): CloneDefinition {
   const doc = parseXml(xml, { what: 'the stored libvirt domain XML', code: 'E_IMAGE_INVALID' });
   const domain = doc.root;
   if (domain.name !== 'domain') throw new CofferError('E_IMAGE_INVALID', `the stored libvirt definition is a <${domain.name}>, not a <domain>`);
@@ -73,17 +80,21 @@ export function cloneLibvirtDomain(xml: string, options: { name: string; disks: 
     genid.children = [];
     genid.empty = true;
   }
-  for (const os of childElements(domain, 'os')) {
-    // Keep a template (libvirt then makes NAME_VARS.fd from it), never the original's store.
-    for (const nvram of childElements(os, 'nvram')) {
+  const notes: string[] = [];
+  const os = childElements(domain, 'os')[0];
+  const uefi = os !== undefined && (attr(os, 'firmware') === 'efi' || childElements(os, 'loader').length > 0);
+  if (os !== undefined && options.nvram !== undefined && uefi) pointNvramAt(os, options.nvram.path);
+  else {
+    if (options.nvram !== undefined) notes.push(`the restored UEFI variable store ${options.nvram.path} is not used: the definition does not boot through UEFI`);
+    for (const nvram of os === undefined ? [] : childElements(os, 'nvram')) {
+      // Keep a template (libvirt then makes NAME_VARS.fd from it), never the original's store.
       nvram.children = [];
       nvram.empty = true;
     }
-    removeChildren(os, (c) => c.name === 'nvram' && attr(c, 'template') === undefined);
+    if (os !== undefined) removeChildren(os, (c) => c.name === 'nvram' && attr(c, 'template') === undefined);
   }
   dropEverywhere(domain, (e) => e.name === 'seclabel' || (e.name === 'alias' && !(attr(e, 'name') ?? '').startsWith('ua-')));
 
-  const notes: string[] = [];
   const devices = childElements(domain, 'devices')[0];
   const macs: CloneDefinition['macs'] = [];
   const mapped: CloneDefinition['disks'] = [];
@@ -114,6 +125,21 @@ export function cloneLibvirtDomain(xml: string, options: { name: string; disks: 
     for (const r of unused) notes.push(`restored disk ${r.name} matches no disk of the definition: attach ${r.path} yourself`);
   }
   return { text: serializeXml(doc), name: options.name, uuid, macs, disks: mapped, notes };
+}
+
+/** `<nvram>` names the restored store (as text: a `type='file'` with `<source>` says the same), its `template` kept. */
+function pointNvramAt(os: XmlElement, path: string): void {
+  let nvram = childElements(os, 'nvram')[0];
+  if (nvram === undefined) {
+    nvram = newElement('nvram', {});
+    // libvirt's order: <type>, <loader>, <nvram>, then the rest.
+    const after = childElements(os, 'loader')[0] ?? childElements(os, 'type')[0];
+    const at = after === undefined ? -1 : os.children.indexOf(after);
+    if (at === -1) insertFirst(os, nvram);
+    else os.children.splice(at + 1, 0, ...indentLike(os), nvram);
+  }
+  removeAttr(nvram, 'type');
+  setText(nvram, path);
 }
 
 function pointDiskAt(disk: XmlElement, restored: RestoredDiskImage): void {

@@ -2,7 +2,8 @@
  * Restore as a new VM (a clone on demand): every disk of a snapshot restored into a folder as
  * `NAME-<disk>.<ext>`, and the VM's stored definition rewritten for the clone (new name, UUID
  * and MAC addresses, disks on the restored images) beside them:
- * - `libvirt-xml` → `NAME.xml`, for `virsh define` (libvirt-domain.ts);
+ * - `libvirt-xml` → `NAME.xml`, for `virsh define` (libvirt-domain.ts); a domain on UEFI gets
+ *   its restored variable store (the disk `nvram`, written raw) as its `<nvram>`;
  * - `coffer.qmp-vm-description` → `NAME.sh`, a QEMU command line (qemu-command.ts); a VM
  *   on UEFI gets this host's firmware for its restored variable store (written raw).
  * A snapshot without a definition (image backups) cannot be restored as a VM: E_USAGE, and
@@ -17,7 +18,7 @@ import { makeFolders } from '../../native/index.js';
 import type { Repository, Snapshot } from '../../repo/index.js';
 import type { RestoreProgress } from '../restore-disk.js';
 import { restoreSnapshot } from '../restore-snapshot.js';
-import { cloneLibvirtDomain, LIBVIRT_XML_FORMAT, type RestoredDiskImage } from './libvirt-domain.js';
+import { cloneLibvirtDomain, LIBVIRT_NVRAM_DISK, LIBVIRT_XML_FORMAT, type RestoredDiskImage } from './libvirt-domain.js';
 import { randomIdentities, type IdentitySource } from './new-identity.js';
 import { bootHints } from './boot-hints.js';
 import { cloneQemuScript, QMP_DESCRIPTION_FORMAT } from './qemu-command.js';
@@ -75,22 +76,26 @@ export async function restoreAsVm(repo: Repository, snapshot: Snapshot, options:
   }
   const dir = resolve(options.to);
   const hints = bootHints(definition);
-  // A live QEMU VM's UEFI variable store is the firmware's flash, restored raw whatever the
-  // disks' format: a flash must be exactly its size, which VHD and VMDK round up.
-  const varsDisk = definition.format === QMP_DESCRIPTION_FORMAT ? snapshot.disks.find((d) => hints.firmwareVars?.includes(d.name)) : undefined;
+  // The VM's UEFI variable store is the firmware's flash, restored raw whatever the disks'
+  // format: a flash must be exactly its size, which VHD and VMDK round up. A libvirt
+  // domain's is always the disk nvram (no target is named so), UEFI or not.
+  const varsDisk = definition.format === QMP_DESCRIPTION_FORMAT
+    ? snapshot.disks.find((d) => hints.firmwareVars?.includes(d.name))
+    : snapshot.disks.find((d) => d.name === LIBVIRT_NVRAM_DISK);
   const formatOf = (name: string): TargetFormat => (name === varsDisk?.name ? 'raw' : (options.format ?? 'raw'));
   const images: RestoredDiskImage[] = snapshot.disks.map((d) => ({
     name: d.name,
     path: join(dir, `${options.name}-${d.name.replace(/[^A-Za-z0-9._-]/g, '_')}.${TARGET_EXTENSIONS[formatOf(d.name)]}`),
     format: DRIVER_OF[formatOf(d.name)],
   }));
+  const varsImage = images.find((i) => i.name === varsDisk?.name);
   const identity = options.identity ?? randomIdentities();
   const text = Buffer.from(definition.data, 'base64').toString('utf8');
   const firmware = definition.format === QMP_DESCRIPTION_FORMAT && hints.uefi === true
     ? await findUefiFirmware({ machine: hints.machine ?? 'q35', secureBoot: hints.secureBoot === true, ...(varsDisk !== undefined ? { varsSize: varsDisk.size } : {}) }, options.firmwareFolders)
     : undefined;
   const clone = definition.format === LIBVIRT_XML_FORMAT
-    ? { kind: 'libvirt-xml' as const, file: `${options.name}.xml`, ...cloneLibvirtDomain(text, { name: options.name, disks: images, identity }) }
+    ? { kind: 'libvirt-xml' as const, file: `${options.name}.xml`, ...cloneLibvirtDomain(text, { name: options.name, disks: images.filter((i) => i !== varsImage), identity, ...(varsImage !== undefined ? { nvram: varsImage } : {}) }) }
     : { kind: 'qemu-script' as const, file: `${options.name}.sh`, ...cloneQemuScript(text, { name: options.name, disks: images, identity, ...(firmware !== undefined ? { firmware } : {}) }) };
 
   await makeFolders(dir);
