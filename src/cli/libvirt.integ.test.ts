@@ -5,14 +5,18 @@
  * the backup and the compare) and to a model of the writes; `--vm` defaults to the domain's
  * name; hooks run around backup-begin, and a failing pre hook leaves no job and no checkpoint;
  * an unknown or stopped domain, an unreachable libvirt and misused options give one line and
- * their exit codes.
+ * their exit codes. A domain on UEFI (Debian's OVMF) whose disk only UEFI boots: its variable
+ * store (`<nvram>`, a file outside its disks) is backed up as the disk `nvram` equal to the
+ * file, `test-restore --boot` gives it back to the firmware, and `restore --as-vm` writes it
+ * raw and points the clone's `<nvram>` at it (defined in the same libvirtd).
  */
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { startTestLibvirt, type TestDomain, type TestLibvirt } from '../testing/index.js';
-import { assertExit, assertOneLineError, coffer, cofferJson, makeWorkDir, removeDir, runTool, type BackupJson } from './cli-harness.js';
+import type { TestRestoreReport } from '../restore/index.js';
+import { buildUefiBootDisk, startTestLibvirt, TEST_OVMF, UEFI_BOOT_MARK, type TestDomain, type TestLibvirt } from '../testing/index.js';
+import { assertExit, assertOneLineError, coffer, cofferJson, makeWorkDir, removeDir, runTool, waitFor, type BackupJson } from './cli-harness.js';
 
 const MiB = 1024 * 1024;
 const SIZE = 32 * MiB;
@@ -111,6 +115,49 @@ test('hooks run around the capture; a failing pre hook stops the backup and leav
   assert.equal(await readFile(log, 'utf8'), 'pre\npost\n');
   assert.equal(done.disks[0]?.changeTracking?.method, 'dirty-bitmap', 'the refused run lost no change');
   await assertRestoresToDomainImage(done.id);
+});
+
+test("a domain on UEFI: its variable store is backed up with its disk, its boot check boots from it, its clone is defined on the restored one", async () => {
+  await stat(TEST_OVMF.code); // .ci/run installs ovmf
+  const disk = await buildUefiBootDisk();
+  const name = 'coffer-cli-efi01';
+  const efi = await libvirt.startDomain({ name, uefi: true, disks: [{ target: 'vda', size: (await stat(disk)).size, format: 'raw', from: disk }] });
+  // Its first boot: OVMF writes its boot entries into the store, the guest prints the mark and powers off.
+  const off = await waitFor(async () => (await libvirt.virsh('domstate', name)).trim() === 'shut off', { timeoutMs: 150_000, intervalMs: 250 });
+  assert.ok(off && (await efi.console()).includes(UEFI_BOOT_MARK), `the domain booted through UEFI:\n${await efi.console()}`);
+  const nvram = await readFile(efi.nvram as string);
+  assert.ok(!nvram.equals(await readFile(TEST_OVMF.varsTemplate)), 'the firmware wrote to its store');
+  await libvirt.virsh('start', '--paused', name); // live backup needs it running; paused, nothing changes the store
+
+  const backup = await cofferJson<LibvirtBackupJson>(['backup', '-r', repo, '--libvirt', name, '--connect', libvirt.uri, '--no-freeze'], { env, timeoutMs: 120_000 });
+  assert.deepEqual(backup.disks.map((d) => [d.name, d.changeTracking?.method]), [['vda', 'none'], ['nvram', 'none']]);
+  assert.match(backup.disks[1]?.changeTracking?.reason ?? '', /UEFI variable store .* read whole/);
+  const copy = join(work, 'nvram.fd');
+  assertExit(await coffer(['restore', '-r', repo, backup.id, '--disk', 'nvram', '--to', copy], { env }), 0);
+  assert.ok((await readFile(copy)).equals(nvram), 'the snapshot holds the store byte for byte');
+
+  const result = await coffer(['test-restore', '-r', repo, '--json', backup.id, '--no-fsck', '--boot', '--accel', 'tcg', '--boot-timeout', '150', '--boot-expect', UEFI_BOOT_MARK], { env, timeoutMs: 300_000 });
+  assertExit(result, 0);
+  const report = JSON.parse(result.stdout.toString('utf8')) as TestRestoreReport;
+  assert.equal(report.boot?.passed, true, `${report.boot?.reason}\n${report.boot?.serialTail}`);
+  assert.deepEqual([report.boot?.firmware?.kind, report.boot?.firmware?.varsFromBackup, report.boot?.firmware?.code], ['uefi', true, TEST_OVMF.code]);
+  assert.match(report.boot?.firmware?.why ?? '', /the VM's definition, with its UEFI variable store from the backup/);
+
+  // Restored as a new domain: the store raw whatever --format, named by <nvram>, never a <disk>.
+  const dir = join(work, 'efi-clone');
+  const restored = await cofferJson<{ vm: { definition: string; defined: boolean; disks: { disk: string; path: string }[]; notes: string[] } }>(
+    ['restore', '-r', repo, backup.id, '--as-vm', 'efi-clone', '--to', dir, '--format', 'qcow2', '--define', '--connect', libvirt.uri], { env, timeoutMs: 120_000 });
+  const store = join(dir, 'efi-clone-nvram.raw');
+  assert.deepEqual(restored.vm.disks.map((d) => [d.disk, d.path]), [['vda', join(dir, 'efi-clone-vda.qcow2')], ['nvram', store]]);
+  assert.deepEqual(restored.vm.notes, []);
+  assert.ok((await readFile(store)).equals(nvram), 'the restored store is the domain\'s, raw');
+  const xml = await readFile(restored.vm.definition, 'utf8');
+  assert.ok(xml.includes(`<nvram template='${TEST_OVMF.varsTemplate}'>${store}</nvram>`), xml);
+  assert.ok(xml.includes(`<loader readonly='yes' type='pflash'>${TEST_OVMF.code}</loader>`), xml);
+  assert.equal((xml.match(/<disk /g) ?? []).length, 1, 'one <disk>: vda');
+  assert.equal(restored.vm.defined, true);
+  const defined = await libvirt.virsh('dumpxml', '--inactive', 'efi-clone');
+  assert.ok(defined.includes(`>${store}</nvram>`), defined);
 });
 
 test('a stopped domain gives one line and exit code 3', async () => {

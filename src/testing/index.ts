@@ -54,7 +54,7 @@ export { xfsDbAttrs, type XfsDbAttr, type XfsDbAttrFork } from './xfs-db-attrs.j
 export { allAttrs, buildXattrsXfsImage, expectedXattrs, XFS_SELINUX_LABEL, XFS_XATTRS_TREE, type XfsAttrRecipe, type XfsXattrsEntry } from './xfs-xattrs-image.js';
 export { buildFilesVmDisk, type FilesVmDisk, type FilesVmDiskOptions } from './vm-disks.js';
 export { startTestVm, type TestVm, type TestVmDisk, type TestVmDiskSpec, type TestVmOptions } from './qemu-vm.js';
-export { startTestLibvirt, type TestLibvirt, type TestDomain, type TestDomainDisk, type TestDomainDiskSpec } from './libvirt.js';
+export { startTestLibvirt, TEST_OVMF, type TestLibvirt, type TestDomain, type TestDomainDisk, type TestDomainDiskSpec } from './libvirt.js';
 export { startDaemon, makeTempDir, type Daemon } from './daemons.js';
 export { makeDiskTempDir } from './disk-temp-dir.js';
 export { mountSmallExt4, type SmallExt4 } from './small-ext4.js';

@@ -63,9 +63,17 @@ export interface TestDomainDisk {
   qdev: string;
 }
 
+/**
+ * Debian's OVMF (package ovmf) without Secure Boot, 4 MiB build: the code on the read-only
+ * flash, the variable store made by libvirt from the template at the domain's first start.
+ */
+export const TEST_OVMF = { code: '/usr/share/OVMF/OVMF_CODE_4M.fd', varsTemplate: '/usr/share/OVMF/OVMF_VARS_4M.fd' } as const;
+
 export interface TestDomain {
   name: string;
   disks: TestDomainDisk[];
+  /** The UEFI variable store (`<os><nvram>`) of a domain started with `uefi`. */
+  nvram?: string;
   /** A guest write of `length` bytes of `pattern` at `offset` (HMP qemu-io). */
   write(target: string, offset: number, length: number, pattern: number): Promise<void>;
   /** What a booted guest printed on its serial console so far ("" without a guest). */
@@ -78,8 +86,12 @@ export interface TestLibvirt {
   dir: string;
   /** `virsh -c URI ARGS…`, its stdout (throws with stderr on failure). */
   virsh(...args: string[]): Promise<string>;
-  /** Defines and starts a domain with fresh images (owned by the daemon's user). */
-  startDomain(options: { name: string; disks: TestDomainDiskSpec[]; guest?: TestDomainGuest }): Promise<TestDomain>;
+  /**
+   * Defines and starts a domain with fresh images (owned by the daemon's user). `uefi`: it boots
+   * through {@link TEST_OVMF} (ACPI on, as UEFI needs; 256 MiB, as a guest), its store
+   * `NAME_VARS.fd` in the images folder, its serial console to a file as a guest's. `paused`: `virsh start --paused`.
+   */
+  startDomain(options: { name: string; disks: TestDomainDiskSpec[]; guest?: TestDomainGuest; uefi?: boolean; paused?: boolean }): Promise<TestDomain>;
   stop(): Promise<void>;
 }
 
@@ -135,6 +147,12 @@ export async function startTestLibvirt(): Promise<TestLibvirt> {
       const consoleLog = path.join(sub('images'), `${options.name}-console.log`);
       let boot = '';
       let guestDevices = '';
+      const nvram = options.uefi === true ? path.join(sub('images'), `${options.name}_VARS.fd`) : undefined;
+      if (nvram !== undefined) {
+        if (options.guest !== undefined) throw new Error('a test domain boots a guest kernel or UEFI firmware, not both');
+        boot = `<loader readonly='yes' type='pflash'>${TEST_OVMF.code}</loader><nvram template='${TEST_OVMF.varsTemplate}'>${nvram}</nvram>`;
+        guestDevices = `<serial type='file'><source path='${consoleLog}'/><target port='0'/></serial>`;
+      }
       if (options.guest !== undefined) {
         const kernel = path.join(sub('images'), `${options.name}-vmlinuz`);
         const initrd = path.join(sub('images'), `${options.name}-initrd`);
@@ -147,8 +165,8 @@ export async function startTestLibvirt(): Promise<TestLibvirt> {
           `<channel type='unix'><source mode='bind' path='${path.join(sub('images'), `${options.name}-qga.sock`)}'/><target type='virtio' name='org.qemu.guest_agent.0'/></channel>`;
       }
       const xml = [
-        `<domain type='qemu'><name>${options.name}</name><memory unit='MiB'>${options.guest?.memoryMiB ?? (options.guest ? 256 : 64)}</memory><vcpu>1</vcpu>`,
-        `<os><type arch='x86_64' machine='q35'>hvm</type>${boot}</os><on_reboot>destroy</on_reboot>`,
+        `<domain type='qemu'><name>${options.name}</name><memory unit='MiB'>${options.guest?.memoryMiB ?? (options.guest || nvram !== undefined ? 256 : 64)}</memory><vcpu>1</vcpu>`,
+        `<os><type arch='x86_64' machine='q35'>hvm</type>${boot}</os>${nvram !== undefined ? '<features><acpi/></features>' : ''}<on_reboot>destroy</on_reboot>`,
         `<devices><emulator>/usr/bin/qemu-system-x86_64</emulator>${diskXml.join('')}${guestDevices}`,
         `<video><model type='none'/></video><memballoon model='none'/></devices></domain>`,
       ].join('');
@@ -156,7 +174,7 @@ export async function startTestLibvirt(): Promise<TestLibvirt> {
       await fs.writeFile(file, xml);
       await virsh('define', file);
       domains.push(options.name);
-      await virsh('start', options.name);
+      await virsh('start', ...(options.paused === true ? ['--paused'] : []), options.name);
       // The device id is libvirt's alias of the disk (virtio-disk<N>, N from the target's letter).
       const live = await virsh('dumpxml', options.name);
       for (const d of disks) {
@@ -172,6 +190,7 @@ export async function startTestLibvirt(): Promise<TestLibvirt> {
       return {
         name: options.name,
         disks,
+        ...(nvram !== undefined ? { nvram } : {}),
         async write(target, offset, length, pattern) {
           const disk = disks.find((d) => d.target === target);
           if (disk === undefined) throw new Error(`no disk ${target}`);
