@@ -275,6 +275,12 @@ test('a scratch filesystem that fills aborts the job: the backup fails, every gu
   const source = await open(second);
   try {
     await libvirt.virsh('domjobabort', DOMAIN);
+    // The abort is asynchronous (libvirt ends the job once QEMU has cancelled its block jobs,
+    // as endBackupJob waits for): confirm() is asked once libvirt says there is no job.
+    for (const deadline = Date.now() + 20_000; await libvirt.virsh('backup-dumpxml', DOMAIN).then(() => true, () => false); ) {
+      assert.ok(Date.now() < deadline, 'the aborted backup job ended within 20 s');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
     await assert.rejects(source.confirm?.() ?? Promise.resolve(), (e: unknown) => isCofferError(e, 'E_SOURCE_UNREADABLE') && /backup job ended/.test((e as Error).message));
   } finally {
     await source.close();
