@@ -26,9 +26,23 @@ import type { StateSchema, TaskTable } from '../state/schema.js';
 import { startWorker, type TaskReport, type WorkerHandle, type WorkerListener, type WorkerOptions, type WorkerRates } from '../worker/index.js';
 import { BandwidthRules, type BandwidthRule, type BandwidthSubject } from './bandwidth-rules.js';
 import { chooseStarts } from './choose-starts.js';
+import { cappedRates, ReadThrottle, type ReadThrottleOptions } from './read-throttle.js';
 import { retryAt, runEnd, taskEnd, type RetryPolicy } from './outcomes.js';
 import { TaskStore, type EndedWindow, type RunFilter, type TaskFilter } from './task-store.js';
 import type { Page, RunInfo, RunStatus, RunReason, TaskInfo, TaskKind, TaskLogLine, VmTarget } from './task-types.js';
+
+/** The source latency guard's settings (docs/tasks.md "How the limits apply"). */
+export interface LatencyGuard {
+  /** Mean source read latency above which a datastore is held and a backup slowed, ms. */
+  thresholdMs: number;
+  /** Slow the running backups whose reads are above the threshold (default true). */
+  throttle?: boolean;
+  /** The lowest read cap the throttle sets, bytes per second (default 1 MiB/s; at least 1024). */
+  minBytesPerSecond?: number;
+}
+
+/** The throttle's floor by default: slow enough to relieve a struggling array, fast enough that a capped backup still ends. */
+const DEFAULT_MIN_THROTTLE_RATE = 1024 * 1024;
 
 /** Options of {@link TaskRunner}. */
 export interface TaskRunnerOptions {
@@ -46,9 +60,10 @@ export interface TaskRunnerOptions {
   /**
    * Source latency guard: no new task starts on a datastore while a backup running on it
    * reads with a mean latency above `thresholdMs`, or has not measured it yet (one probe at a
-   * time). Off by default.
+   * time); and each running backup whose reports are above it has its source reads capped
+   * (read-throttle.ts) unless `throttle` is false. Off by default.
    */
-  latencyGuard?: { thresholdMs: number };
+  latencyGuard?: LatencyGuard;
   /**
    * Scale-out (#10; docs/scale.md): take tasks from a queue shared by several processes
    * (PostgreSQL, src/server/cluster/) instead of choosing from this process's memory. Without
@@ -155,6 +170,11 @@ interface Running {
   cancelReason?: { code: string; message: string };
   /** Until its progress says every byte is read: it counts under the read bandwidth rules. */
   reading: boolean;
+  /** Its share of the bandwidth rules. */
+  share: WorkerRates;
+  /** A backup's read cap under the latency guard (none when the throttle is off). */
+  throttle: ReadThrottle | undefined;
+  /** What it was last sent: the share, its reads capped by the throttle. */
   rates: WorkerRates;
   /** The mean source read latency it last reported, ms. */
   latencyMs: number | undefined;
@@ -183,8 +203,12 @@ export class TaskRunner {
     this.limits = options.limits ?? {};
     this.bandwidth = new BandwidthRules(options.bandwidth ?? []);
     this.retry = options.retry ?? {};
+    this.throttle = throttleOptions(options.latencyGuard);
     this.events.setMaxListeners(0);
   }
+
+  /** The latency guard's throttle settings, or undefined when it is off. */
+  private readonly throttle: ReadThrottleOptions | undefined;
 
   /**
    * Recovers from the previous process (tasks left `running` become `interrupted` and are
@@ -439,9 +463,12 @@ export class TaskRunner {
     return this.store.vmStates(vms);
   }
 
-  /** The ids of the tasks whose workers run now, with their workers' process ids. */
-  runningWorkers(): { taskId: string; pid: number | undefined; rates: WorkerRates }[] {
-    return [...this.running].map(([taskId, r]) => ({ taskId, pid: r.handle.pid, rates: r.rates }));
+  /**
+   * The ids of the tasks whose workers run now, with their workers' process ids, the rates
+   * they were sent, and the latency guard's read cap when one is in force (bytes per second).
+   */
+  runningWorkers(): { taskId: string; pid: number | undefined; rates: WorkerRates; readCap?: number }[] {
+    return [...this.running].map(([taskId, r]) => ({ taskId, pid: r.handle.pid, rates: r.rates, ...(r.throttle?.cap === undefined ? {} : { readCap: r.throttle.cap }) }));
   }
 
   /**
@@ -644,8 +671,10 @@ export class TaskRunner {
           entry.latencyMs = latencyMs;
           if (guard !== undefined && wasOver && latencyMs <= guard.thresholdMs) void this.dispatch();
         }
+        if (entry !== undefined && entry.reading && entry.throttle?.report(this.now().getTime(), done, latencyMs, entry.share.sourceRead) === true) this.send(entry);
         if (entry !== undefined && entry.reading && done >= total) {
           entry.reading = false;
+          entry.throttle?.release();
           this.rebalance(this.now());
         }
         // The database may be away for a moment (a restart): a lost progress update is reported, never fatal.
@@ -658,7 +687,8 @@ export class TaskRunner {
       ? this.options.remote.start({ taskId: row.id, spec, repository: row.repository ?? '', rates }, listener)
       : startWorker({ taskId: row.id, kind, spec, rates }, listener, this.options.worker);
     // Only backups share the bandwidth rules (they read the hosts' storage).
-    this.running.set(row.id, { kind, runId: row.run_id, handle, placement: placementOf(row), cancelRequested: false, reading: kind === 'backup', rates, latencyMs: undefined });
+    const throttle = kind === 'backup' && this.throttle !== undefined ? new ReadThrottle(this.throttle) : undefined;
+    this.running.set(row.id, { kind, runId: row.run_id, handle, placement: placementOf(row), cancelRequested: false, reading: kind === 'backup', share: rates, throttle, rates, latencyMs: undefined });
     this.rebalance(this.now());
     // Its end is listened for whatever happens to the start's log line: with the database away
     // (a restart) that write fails, or waits for a connection up to its timeout, and the task,
@@ -771,28 +801,31 @@ export class TaskRunner {
     return cluster === undefined ? local : { reading: Math.max(local.reading, cluster.reading), running: Math.max(local.running, cluster.running) };
   }
 
-  /** Sends each worker its share of the bandwidth rules when it changed (a heartbeat calls it when the cluster's count changed). */
+  /**
+   * Sends each worker its share of the bandwidth rules, capped by its latency throttle, when it
+   * changed (a heartbeat calls it when the cluster's count changed).
+   */
   rebalance(now: Date = this.now()): void {
     const all = [...this.running.values()];
     if (this.bandwidth.scoped) {
       // Scoped rules: only backups share them (as at launch), each under the rule that covers it.
       const backups = all.filter((r) => r.kind === 'backup');
       const shares = this.scopedShares(now);
-      all.forEach((r) => {
-        const share = r.kind === 'backup' ? (shares[backups.indexOf(r)] ?? {}) : {};
-        if (r.rates.sourceRead === share.sourceRead && r.rates.repositoryWrite === share.repositoryWrite) return;
-        r.rates = share;
-        r.handle.setRates(share);
-      });
-      return;
+      for (const r of all) r.share = r.kind === 'backup' ? (shares[backups.indexOf(r)] ?? {}) : {};
+    } else {
+      const load = this.load();
+      const share = this.bandwidth.shareAt(now, load.reading, load.running);
+      for (const r of all) r.share = share;
     }
-    const load = this.load();
-    const share = this.bandwidth.shareAt(now, load.reading, load.running);
-    for (const r of all) {
-      if (r.rates.sourceRead === share.sourceRead && r.rates.repositoryWrite === share.repositoryWrite) continue;
-      r.rates = share;
-      r.handle.setRates(share);
-    }
+    for (const r of all) this.send(r);
+  }
+
+  /** Sends a worker its share capped by its throttle, if that is not what it has. */
+  private send(r: Running): void {
+    const rates = cappedRates(r.share, r.throttle?.cap);
+    if (r.rates.sourceRead === rates.sourceRead && r.rates.repositoryWrite === rates.repositoryWrite) return;
+    r.rates = rates;
+    r.handle.setRates(rates);
   }
 
   /**
@@ -822,6 +855,18 @@ export class TaskRunner {
     const task = await this.store.getTask(taskId);
     if (task !== undefined) this.events.emit('task', task);
   }
+}
+
+/**
+ * The throttle's settings from the latency guard's, or undefined when it does not throttle.
+ * @throws CofferError E_USAGE for a bad threshold or floor.
+ */
+function throttleOptions(guard: LatencyGuard | undefined): ReadThrottleOptions | undefined {
+  if (guard === undefined) return undefined;
+  if (!(guard.thresholdMs >= 0) || !Number.isFinite(guard.thresholdMs)) throw new CofferError('E_USAGE', `latency guard: thresholdMs must be a number of milliseconds, 0 or more, not ${guard.thresholdMs}`);
+  const floor = guard.minBytesPerSecond ?? DEFAULT_MIN_THROTTLE_RATE;
+  if (!(floor >= 1024) || !Number.isFinite(floor)) throw new CofferError('E_USAGE', `latency guard: give minBytesPerSecond at least 1024 bytes per second, not ${floor}`);
+  return guard.throttle === false ? undefined : { thresholdMs: guard.thresholdMs, minBytesPerSecond: floor };
 }
 
 /** A task's keys for the limits (on-demand tasks without a job count under the job `''`). */
