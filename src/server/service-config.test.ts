@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseConfig } from './config/index.js';
-import { backupSourceOf, bandwidthRules, calendarEvents, concurrencyLimits, historyMs, retentionPolicy, retryPolicy, scheduledJobs, syncDestinations, upkeepJobs } from './service-config.js';
+import { backupSourceOf, bandwidthRules, calendarEvents, concurrencyLimits, historyMs, latencyGuard, retentionPolicy, retryPolicy, scheduledJobs, syncDestinations, upkeepJobs } from './service-config.js';
 import { BandwidthRules } from './tasks/index.js';
 
 test('a bandwidth rule\'s days and hours apply in exactly those minutes (UTC), across midnight too', () => {
@@ -57,6 +57,17 @@ test('limits, bandwidth, retries, history and jobs come from the configuration f
   ]);
   assert.equal(after?.after, 'nightly');
   assert.deepEqual((await after?.resolveVms())?.map((t) => t.source), [{ qmp: '/run/db1.qmp' }]);
+});
+
+test('the source latency guard comes from limits.latency-guard; a floor under 1K or an unknown key is refused at its line', () => {
+  const config = parseConfig(CONFIG.replace('  global: 4\n', '  global: 4\n  latency-guard: { threshold-ms: 40, min-read: 2M }\n'), 'test.yaml');
+  assert.deepEqual(latencyGuard(config.limits), { thresholdMs: 40, minBytesPerSecond: 2 * 1024 ** 2 });
+  const off = parseConfig(CONFIG.replace('  global: 4\n', '  global: 4\n  latency-guard: { threshold-ms: 0, throttle: false }\n'), 'test.yaml');
+  assert.deepEqual(latencyGuard(off.limits), { thresholdMs: 0, throttle: false });
+  assert.equal(latencyGuard(parseConfig(CONFIG, 'test.yaml').limits), undefined);
+  assert.throws(() => parseConfig(CONFIG.replace('  global: 4\n', '  global: 4\n  latency-guard: { threshold-ms: 40, min-read: \"100\" }\n'), 'test.yaml'), /test\.yaml:\d+: limits\.latency-guard\.min-read: "100" is not a rate of at least 1K/);
+  assert.throws(() => parseConfig(CONFIG.replace('  global: 4\n', '  global: 4\n  latency-guard: { min-read: 2M }\n'), 'test.yaml'), /latency-guard/);
+  assert.throws(() => parseConfig(CONFIG.replace('  global: 4\n', '  global: 4\n  latency-guard: { threshold-ms: 40, slow: yes }\n'), 'test.yaml'), /latency-guard\.slow: unknown key/);
 });
 
 test('a notifications section is checked by the notifier\'s own rules, each problem at its key and line', () => {

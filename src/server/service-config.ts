@@ -11,7 +11,7 @@ import { parseDuration, parseRate, type JobConfig, type LimitsConfig, type Reten
 import { selectVms } from './inventory/index.js';
 import { parseRetentionDuration, type RetentionPolicy } from '../repo/index.js';
 import type { ScheduledJob, UpkeepJob } from './scheduler/index.js';
-import type { BandwidthRule, RetryPolicy, TaskInfo, VmTarget } from './tasks/index.js';
+import type { BandwidthRule, LatencyGuard, RetryPolicy, TaskInfo, VmTarget } from './tasks/index.js';
 
 /** How long finished runs, their tasks and logs are kept when the config says nothing (`tasks.history`). */
 export const DEFAULT_HISTORY_MS = 90 * 86_400_000;
@@ -56,6 +56,15 @@ export function bandwidthRules(limits: LimitsConfig | undefined): { rules: Bandw
     }
   });
   return { rules, warnings };
+}
+
+/** The source latency guard of `limits['latency-guard']` (docs/tasks.md), or undefined when none is set. */
+export function latencyGuard(limits: LimitsConfig | undefined): LatencyGuard | undefined {
+  const guard = limits?.['latency-guard'];
+  if (guard === undefined) return undefined;
+  const minRead = guard['min-read'] === undefined ? undefined : parseRate(guard['min-read']);
+  if (guard['min-read'] !== undefined && minRead === undefined) throw new CofferError('E_USAGE', `limits.latency-guard.min-read: "${guard['min-read']}" is not a rate`);
+  return { thresholdMs: guard['threshold-ms'], ...(guard.throttle === undefined ? {} : { throttle: guard.throttle }), ...(minRead === undefined ? {} : { minBytesPerSecond: minRead }) };
 }
 
 /** `mon..fri 08:30-18:00` → calendar events covering exactly those minutes. */

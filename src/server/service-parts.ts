@@ -22,7 +22,7 @@ import { coverageReport, type RepositoryCatalog } from './inventory/index.js';
 import { CofferMetrics, registerMetricsRoute } from './metrics/index.js';
 import { Notifier, parseNotificationConfig } from './notify/index.js';
 import { JobScheduler, JobUpkeep, UpkeepScheduleStore, type UpkeepOptions } from './scheduler/index.js';
-import { bandwidthRules, concurrencyLimits, historyMs, retryPolicy, scheduledJobs, syncDestinations, upkeepJobs } from './service-config.js';
+import { bandwidthRules, concurrencyLimits, latencyGuard, historyMs, retryPolicy, scheduledJobs, syncDestinations, upkeepJobs } from './service-config.js';
 import { EventSweep } from './event-sweep.js';
 import { bridgeEvents } from './service-events.js';
 import { claimFiring, gatedEvents, wakeOnQueueChanges, LeaderLease, listenForEvents, publishPolicy, relayEvents, startHeartbeats, PostgresTaskQueue, WorkerRegistry, DEFAULT_LEASE_MS, UPKEEP_ROLE } from './cluster/index.js';
@@ -113,8 +113,10 @@ export async function startServiceParts(options: ServicePartsOptions): Promise<S
   const leaseMs = cluster?.leaseMs ?? DEFAULT_LEASE_MS;
   const registry = cluster === undefined ? undefined : new WorkerRegistry(db);
   const queue = cluster === undefined || !cluster.localWorker ? undefined : new PostgresTaskQueue(db, { name: cluster.name, capacity: cluster.tasks ?? 4, leaseMs });
+  const guard = latencyGuard(config().limits);
   const runner = new TaskRunner(db, {
     limits, bandwidth: bandwidth.rules, retry: retryPolicy(config()), ...(options.worker === undefined ? {} : { worker: options.worker }),
+    ...(guard === undefined ? {} : { latencyGuard: guard }),
     ...(options.remote === undefined ? {} : { remote: options.remote }),
     ...(cluster === undefined ? {} : queue === undefined ? { dispatch: false } : { shared: queue }),
   });
@@ -189,7 +191,7 @@ export async function startServiceParts(options: ServicePartsOptions): Promise<S
     try {
       const rules = bandwidthRules(next.limits);
       limits = concurrencyLimits(next.limits);
-      runner.setPolicies({ bandwidth: rules.rules, retry: retryPolicy(next) });
+      runner.setPolicies({ bandwidth: rules.rules, retry: retryPolicy(next), latencyGuard: latencyGuard(next.limits) ?? null });
       scheduler.setJobs(scheduledJobs(config));
       upkeep.setJobs(upkeepJobs(config));
       void publish().catch(report('publishing the limits for the workers'));

@@ -77,6 +77,8 @@ export function checkConfig(config: ServiceConfig): PathProblem[] {
       if (!known.has(name)) add(['limits', section, name], `no ${section === 'hosts' ? 'host' : 'repository'} "${name}"`);
     }
   }
+  const minRead = limits?.['latency-guard']?.['min-read'];
+  if (minRead !== undefined && (parseRate(minRead) ?? 0) < 1024) add(['limits', 'latency-guard', 'min-read'], `"${minRead}" is not a rate of at least 1K bytes per second`);
   (limits?.bandwidth ?? []).forEach((rule, i) => {
     if (rule.read === undefined && rule.write === undefined) add(['limits', 'bandwidth', i], 'a bandwidth rule needs read or write (or both)');
     if (rule.when !== undefined && !WHEN.test(rule.when)) add(['limits', 'bandwidth', i, 'when'], `"${rule.when}" is not days and hours such as "mon..fri 08:00-18:00"`);

@@ -208,6 +208,17 @@ export const LimitsSchema = {
     hosts: LimitMap,
     datastores: LimitMap,
     repositories: LimitMap,
+    'latency-guard': {
+      type: 'object',
+      additionalProperties: false,
+      required: ['threshold-ms'],
+      description: 'source latency guard (docs/tasks.md): no new backup starts on a datastore whose running backup reads slower than threshold-ms, and such backups are slowed',
+      properties: {
+        'threshold-ms': { type: 'integer', minimum: 0, description: 'mean source read latency, ms, above which a datastore is held and its backups slowed' },
+        throttle: { type: 'boolean', description: 'slow the running backups whose reads are above the threshold (default true)' },
+        'min-read': { ...RateSchema, description: 'the lowest source read rate the throttle sets, bytes per second with K, M, G or T (default 1M, at least 1K)' },
+      },
+    },
     bandwidth: {
       type: 'array',
       items: {
@@ -387,6 +398,7 @@ export interface LimitsConfig {
   hosts?: Record<string, number>;
   datastores?: Record<string, number>;
   repositories?: Record<string, number>;
+  'latency-guard'?: { 'threshold-ms': number; throttle?: boolean; 'min-read'?: string };
   bandwidth?: BandwidthRuleConfig[];
 }
 /** The `notifications` section, validated by server/notify (`validateNotificationConfig`). */

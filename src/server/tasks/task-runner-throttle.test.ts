@@ -140,6 +140,23 @@ test('with the guard off, or its throttle off, slow reads leave a running backup
   }
 });
 
+test('a latency guard given while a backup runs throttles it at once; taken away, the cap goes; a bad one changes nothing', async () => {
+  const t = await throttledRunner('set-later', { bandwidth: [readRule(8)] });
+  try {
+    assert.equal(t.report(0, 0, 500), 8, 'no guard: the rule');
+    t.runner.setPolicies({ latencyGuard: { thresholdMs: 20 } });
+    assert.equal(t.report(1000, 4 * MiB, 500), 4, 'slow: half the rate read since the last report');
+    assert.throws(() => t.runner.setPolicies({ latencyGuard: { thresholdMs: 20, minBytesPerSecond: 1 } }), (e) => isCofferError(e, 'E_USAGE'));
+    assert.equal(t.report(2000, 8 * MiB, 500), 2, 'the bad setting left the guard as it was');
+    t.runner.setPolicies({ latencyGuard: null });
+    assert.equal(t.worker.sent.at(-1)?.sourceRead, 8 * MiB, 'no guard: back to the rule at once');
+    assert.equal(t.report(3000, 10 * MiB, 500), 8);
+    assert.equal(t.runner.runningWorkers()[0]?.readCap, undefined);
+  } finally {
+    await t.close();
+  }
+});
+
 test('a bad latency guard setting is a clear error', async () => {
   const state = await openState(join(dir.path, 'bad.db'));
   try {

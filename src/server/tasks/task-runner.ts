@@ -203,12 +203,15 @@ export class TaskRunner {
     this.limits = options.limits ?? {};
     this.bandwidth = new BandwidthRules(options.bandwidth ?? []);
     this.retry = options.retry ?? {};
+    this.guard = options.latencyGuard;
     this.throttle = throttleOptions(options.latencyGuard);
     this.events.setMaxListeners(0);
   }
 
+  /** The latency guard now (options.latencyGuard, then setPolicies). */
+  private guard: LatencyGuard | undefined;
   /** The latency guard's throttle settings, or undefined when it is off. */
-  private readonly throttle: ReadThrottleOptions | undefined;
+  private throttle: ReadThrottleOptions | undefined;
 
   /**
    * Recovers from the previous process (tasks left `running` become `interrupted` and are
@@ -249,10 +252,27 @@ export class TaskRunner {
    * their new shares at once; the retry policy applies to the next failure.
    * @throws CofferError E_USAGE for a bad rule (nothing changes then).
    */
-  setPolicies(policies: { bandwidth?: readonly BandwidthRule[]; retry?: RetryPolicy }): void {
+  setPolicies(policies: { bandwidth?: readonly BandwidthRule[]; retry?: RetryPolicy; latencyGuard?: LatencyGuard | null }): void {
     if (policies.bandwidth !== undefined) this.bandwidth = new BandwidthRules(policies.bandwidth);
     if (policies.retry !== undefined) this.retry = policies.retry;
+    if (policies.latencyGuard !== undefined) this.setLatencyGuard(policies.latencyGuard ?? undefined);
     this.rebalance(this.now());
+  }
+
+  /**
+   * A new latency guard (null/undefined: none): checked first (E_USAGE, nothing changed); the
+   * running backups still reading get fresh throttles under it (their caps start over), or lose
+   * theirs when it no longer throttles (the next dispatch, at the latest the next tick, looks
+   * at the held datastores again).
+   */
+  private setLatencyGuard(guard: LatencyGuard | undefined): void {
+    const throttle = throttleOptions(guard);
+    if (JSON.stringify(guard) === JSON.stringify(this.guard)) return;
+    this.guard = guard;
+    this.throttle = throttle;
+    for (const r of this.running.values()) {
+      if (r.kind === 'backup') r.throttle = throttle !== undefined && r.reading ? new ReadThrottle(throttle) : undefined;
+    }
   }
 
   /** Starts a run: one queued backup task per VM. */
@@ -554,7 +574,7 @@ export class TaskRunner {
     const vmStates = await this.store.vmStates(queued.flatMap((t) => (t.vm === null ? [] : [t.vm])));
     const running = [...this.running.values()].filter((r) => r.kind === 'backup').map((r) => ({ ...r.placement, reading: r.reading, latencyMs: r.latencyMs }));
     const { start, windowClosed } = chooseStarts(queued, running, {
-      now, limits: this.limits, windowEnds, vmStates, ...(this.options.latencyGuard === undefined ? {} : { latencyGuard: this.options.latencyGuard }),
+      now, limits: this.limits, windowEnds, vmStates, ...(this.guard === undefined ? {} : { latencyGuard: this.guard }),
     });
     for (const task of windowClosed) await this.endWindowClosed(rows.get(task.id) as Selectable<TaskTable>, now.getTime());
     for (const task of start) await this.launch(rows.get(task.id) as Selectable<TaskTable>);
@@ -666,7 +686,7 @@ export class TaskRunner {
       onProgress: (done, total, latencyMs) => {
         const entry = this.running.get(row.id);
         if (entry !== undefined && latencyMs !== undefined) {
-          const guard = this.options.latencyGuard;
+          const guard = this.guard;
           const wasOver = entry.latencyMs === undefined || (guard !== undefined && entry.latencyMs > guard.thresholdMs);
           entry.latencyMs = latencyMs;
           if (guard !== undefined && wasOver && latencyMs <= guard.thresholdMs) void this.dispatch();

@@ -2186,6 +2186,15 @@ export interface operations {
                                 hosts?: {
                                     [key: string]: number;
                                 };
+                                /** @description source latency guard (docs/tasks.md): no new backup starts on a datastore whose running backup reads slower than threshold-ms, and such backups are slowed */
+                                "latency-guard"?: {
+                                    /** @description the lowest source read rate the throttle sets, bytes per second with K, M, G or T (default 1M, at least 1K) */
+                                    "min-read"?: string;
+                                    /** @description mean source read latency, ms, above which a datastore is held and its backups slowed */
+                                    "threshold-ms": number;
+                                    /** @description slow the running backups whose reads are above the threshold (default true) */
+                                    throttle?: boolean;
+                                };
                                 "per-datastore"?: number;
                                 "per-host"?: number;
                                 "per-repository"?: number;
