@@ -136,7 +136,7 @@ export async function startServiceParts(options: ServicePartsOptions): Promise<S
   });
   scheduler.events.on('error', report('scheduler'));
   // What every worker applies: the limits with the jobs' own (setJobs folded them in), the rules, the retries.
-  const publish = () => (cluster === undefined ? Promise.resolve() : publishPolicy(db, { limits: runner.limitsNow(), bandwidth: bandwidthRules(config().limits).rules, retry: retryPolicy(config()) }));
+  const publish = () => (cluster === undefined ? Promise.resolve() : publishPolicy(db, { limits: runner.limitsNow(), bandwidth: bandwidthRules(config().limits).rules, retry: retryPolicy(config()), latencyGuard: latencyGuard(config().limits) ?? null }));
   await publish();
   const relay = cluster === undefined ? undefined : relayEvents(runner.events, db);
   const wakeups = cluster === undefined || queue === undefined ? undefined : wakeOnQueueChanges(cluster.url, () => void runner.dispatch());

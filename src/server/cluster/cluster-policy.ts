@@ -1,7 +1,7 @@
 /**
  * The policy the servers publish for the workers, in the `cluster_policy` table (migration
- * 30): the concurrency limits (with the jobs' own limits folded in), the bandwidth rules and
- * the retry policy, each one JSON row. A server writes them at start and at every change of
+ * 30): the concurrency limits (with the jobs' own limits folded in), the bandwidth rules, the
+ * retry policy and the source latency guard (null: none), each one JSON row. A server writes them at start and at every change of
  * its configuration; each hand-out reads the limits just before its transaction, which counts
  * and takes under the dispatch lock (so a limit holds across every worker at the instant it
  * hands out a task), and each worker reads the rest at its heartbeat.
@@ -10,16 +10,18 @@
 import type { Kysely } from 'kysely';
 import type { ConcurrencyLimits } from '../../jobs/index.js';
 import type { StateSchema } from '../state/index.js';
-import type { BandwidthRule, RetryPolicy } from '../tasks/index.js';
+import type { BandwidthRule, LatencyGuard, RetryPolicy } from '../tasks/index.js';
 
 /** What every worker applies. */
 export interface ClusterPolicy {
   limits: ConcurrencyLimits;
   bandwidth: BandwidthRule[];
   retry: RetryPolicy;
+  /** Each worker throttles its own backups' slow reads by it (docs/tasks.md); null: no guard. */
+  latencyGuard: LatencyGuard | null;
 }
 
-const KEYS = ['limits', 'bandwidth', 'retry'] as const;
+const KEYS = ['limits', 'bandwidth', 'retry', 'latencyGuard'] as const;
 
 /** Writes the parts given (a server's start, a configuration change). */
 export async function publishPolicy(db: Kysely<StateSchema>, policy: Partial<ClusterPolicy>, now: number = Date.now()): Promise<void> {
@@ -44,5 +46,6 @@ export function parsePolicy(rows: readonly { key: string; value: string }[]): Cl
     limits: (parsed.get('limits') ?? {}) as ConcurrencyLimits,
     bandwidth: (parsed.get('bandwidth') ?? []) as BandwidthRule[],
     retry: (parsed.get('retry') ?? {}) as RetryPolicy,
+    latencyGuard: (parsed.get('latencyGuard') ?? null) as LatencyGuard | null,
   };
 }

@@ -77,6 +77,7 @@ export async function runClusterWorker(options: ClusterWorkerOptions): Promise<v
     const policy = await readPolicy(db);
     const runner = new TaskRunner(db, {
       limits: policy.limits, bandwidth: policy.bandwidth, retry: policy.retry, shared: queue, tickMs: Math.min(1000, heartbeatMs),
+      ...(policy.latencyGuard === null ? {} : { latencyGuard: policy.latencyGuard }),
       ...(options.worker === undefined ? {} : { worker: options.worker }), ...(options.threads === undefined ? {} : { threads: options.threads }),
     });
     let lastComplaint = 0;

@@ -47,7 +47,7 @@ export function startHeartbeats(options: HeartbeatOptions): { stop(): Promise<vo
       queue.setClusterLoad(answer.clusterBackups);
       const policy = await withDeadline(readPolicy(options.db), leaseMs / 2);
       const text = JSON.stringify(policy);
-      if (policyText !== undefined && text !== policyText) runner.setPolicies({ bandwidth: policy.bandwidth, retry: policy.retry });
+      if (policyText !== undefined && text !== policyText) runner.setPolicies({ bandwidth: policy.bandwidth, retry: policy.retry, latencyGuard: policy.latencyGuard });
       policyText = text;
       runner.rebalance();
       for (const id of answer.cancel) runner.cancelLocal(id, 'a cancel request');
