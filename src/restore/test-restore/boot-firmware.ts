@@ -2,6 +2,7 @@ import type { BlockDevice } from '../../blockdev/index.js';
 import { listVolumes } from '../../volume/index.js';
 import type { BootHints } from '../vm/boot-hints.js';
 import { findUefiFirmware, type UefiFirmware } from '../vm/uefi-firmware.js';
+import { secureBootOfStore } from '../vm/uefi-vars.js';
 
 /** The firmware a boot check starts the VM with: `auto` decides from the snapshot. */
 export type BootFirmwareChoice = 'auto' | 'bios' | 'uefi';
@@ -21,6 +22,8 @@ export type FirmwarePlan =
 
 /** GPT partition type of an EFI System Partition, and the MBR type of one. */
 const ESP_DESCRIPTION = 'EFI System';
+/** The largest variable store read to learn whether it enforces Secure Boot (as live backup bounds it). */
+const MAX_STORE_BYTES = 64 * 1024 * 1024;
 /** Bytes of an MBR's boot code (the disk signature and partition table follow). */
 const MBR_BOOT_CODE = 440;
 
@@ -30,7 +33,8 @@ const MBR_BOOT_CODE = 440;
  * first disk: UEFI when it has an EFI System Partition and no MBR boot code (a disk a BIOS
  * cannot start: the BIOS runs those 440 bytes), BIOS otherwise (a disk with both, a hybrid,
  * boots either way). For UEFI, the host's firmware from QEMU's descriptors (uefi-firmware.ts),
- * the one whose variable store fits the VM's own when the backup holds it.
+ * the one whose variable store fits the VM's own when the backup holds it, with Secure Boot as
+ * the definition says or, when it leaves that open, as that store says (uefi-vars.ts).
  */
 export async function planFirmware(
   choice: BootFirmwareChoice,
@@ -49,13 +53,18 @@ export async function planFirmware(
     if (first === undefined || !(await uefiOnlyDisk(first.device))) return { kind: 'bios', why: 'the first disk has MBR boot code or no EFI System Partition' };
     why = 'the first disk has an EFI System Partition and no MBR boot code';
   }
-  const needs = { machine, secureBoot: hints.secureBoot === true, ...(varsDisk !== undefined ? { varsSize: varsDisk.device.size } : {}) };
+  let secureBoot = hints.secureBoot;
+  if (secureBoot === undefined && varsDisk !== undefined) {
+    secureBoot = await storeSecureBoot(varsDisk.device);
+    if (secureBoot === true) why += '; Secure Boot, as its variable store has keys enrolled';
+  }
+  const needs = { machine, secureBoot: secureBoot === true, ...(varsDisk !== undefined ? { varsSize: varsDisk.device.size } : {}) };
   let firmware = await findUefiFirmware(needs, folders);
   let varsFromBackup = varsDisk !== undefined;
   if ('missing' in firmware && varsDisk !== undefined) {
     // No firmware of the build that wrote the VM's store: boot with an empty store (boot
     // entries are then found on the disk's removable-media path, \EFI\BOOT\BOOTX64.EFI).
-    const fresh = await findUefiFirmware({ machine, secureBoot: hints.secureBoot === true }, folders);
+    const fresh = await findUefiFirmware({ machine, secureBoot: secureBoot === true }, folders);
     if (!('missing' in fresh)) {
       firmware = fresh;
       varsFromBackup = false;
@@ -64,6 +73,16 @@ export async function planFirmware(
   }
   if ('missing' in firmware) return { kind: 'uefi', why, missing: firmware.missing };
   return { kind: 'uefi', why, firmware, ...(varsFromBackup && varsDisk !== undefined ? { varsDisk: varsDisk.name } : {}) };
+}
+
+/** What the VM's own variable store says of Secure Boot (uefi-vars.ts); undefined when it cannot tell or does not read. */
+async function storeSecureBoot(device: BlockDevice): Promise<boolean | undefined> {
+  if (device.size > MAX_STORE_BYTES) return undefined;
+  try {
+    return secureBootOfStore(await device.read(0, device.size));
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -22,13 +22,14 @@ test('a libvirt domain: machine type, memory in its unit, the first disk\'s bus'
   assert.equal(bootHints({ format: 'libvirt-xml', data: b64(efi) }).uefi, true);
   const loader = xml.replace('<boot dev', "<loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader><boot dev");
   assert.equal(bootHints({ format: 'libvirt-xml', data: b64(loader) }).uefi, true);
-  assert.equal(bootHints({ format: 'libvirt-xml', data: b64(loader) }).secureBoot, undefined);
+  assert.equal(bootHints({ format: 'libvirt-xml', data: b64(loader) }).secureBoot, false, 'an explicit loader is not secure unless it says so');
+  assert.equal(bootHints({ format: 'libvirt-xml', data: b64(efi) }).secureBoot, undefined, 'firmware=\'efi\' alone: libvirt\'s choice, the store tells');
   const secureLoader = loader.replace("type='pflash'", "type='pflash' secure='yes'");
   assert.equal(bootHints({ format: 'libvirt-xml', data: b64(secureLoader) }).secureBoot, true);
   const secureFeature = xml.replace('<os>', "<os firmware='efi'><firmware><feature enabled='yes' name='enrolled-keys'/><feature enabled='yes' name='secure-boot'/></firmware>");
   assert.deepEqual([bootHints({ format: 'libvirt-xml', data: b64(secureFeature) }).uefi, bootHints({ format: 'libvirt-xml', data: b64(secureFeature) }).secureBoot], [true, true]);
   const secureOff = secureFeature.replace("enabled='yes' name='secure-boot'", "enabled='no' name='secure-boot'");
-  assert.equal(bootHints({ format: 'libvirt-xml', data: b64(secureOff) }).secureBoot, undefined);
+  assert.equal(bootHints({ format: 'libvirt-xml', data: b64(secureOff) }).secureBoot, false);
 });
 
 test('a libvirt domain on UEFI: its variable store is the disk nvram (with or without <nvram> in the stored XML), unless the loader keeps none', () => {
@@ -36,7 +37,7 @@ test('a libvirt domain on UEFI: its variable store is the disk nvram (with or wi
   const type = "<type arch='x86_64' machine='pc-q35-7.2'>hvm</type>";
   const loader = "<loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>";
   const nvram = "<nvram template='/usr/share/OVMF/OVMF_VARS_4M.fd'>/var/lib/libvirt/qemu/nvram/web01_VARS.fd</nvram>";
-  assert.deepEqual(bootHints({ format: 'libvirt-xml', data: domain(`>${type}${loader}${nvram}`) }), { machine: 'pc-q35-7.2', bus: 'virtio', uefi: true, firmwareVars: ['nvram'] });
+  assert.deepEqual(bootHints({ format: 'libvirt-xml', data: domain(`>${type}${loader}${nvram}`) }), { machine: 'pc-q35-7.2', bus: 'virtio', uefi: true, secureBoot: false, firmwareVars: ['nvram'] });
   assert.deepEqual(bootHints({ format: 'libvirt-xml', data: domain(` firmware='efi'>${type}`) }).firmwareVars, ['nvram'], 'firmware autoselection: libvirt names the store only in the live XML');
   assert.equal(bootHints({ format: 'libvirt-xml', data: domain(`>${type}${loader.replace("type='pflash'", "type='pflash' stateless='yes'")}`) }).firmwareVars, undefined);
   assert.equal(bootHints({ format: 'libvirt-xml', data: domain(`>${type}<loader type='rom'>/usr/share/OVMF/OVMF.fd</loader>`) }).firmwareVars, undefined);
@@ -57,9 +58,11 @@ test('a QMP description of a VM on UEFI: its flash drives say so, the writable o
     commandLine: { argv: ['qemu-system-x86_64', '-machine', 'q35'] },
   };
   const data = () => b64(JSON.stringify(description));
-  assert.deepEqual(bootHints({ format: 'coffer.qmp-vm-description', data: data() }), { machine: 'pc-q35-7.2', bus: 'virtio', uefi: true, firmwareVars: ['pflash1', '#block346'] });
+  assert.deepEqual(bootHints({ format: 'coffer.qmp-vm-description', data: data() }), { machine: 'pc-q35-7.2', bus: 'virtio', uefi: true, secureBoot: false, firmwareVars: ['pflash1', '#block346'] });
   description.commandLine.argv.push('-global', 'driver=cfi.pflash01,property=secure,value=on');
   assert.equal(bootHints({ format: 'coffer.qmp-vm-description', data: data() }).secureBoot, true);
+  const { commandLine: _known, ...unknown } = description;
+  assert.equal(bootHints({ format: 'coffer.qmp-vm-description', data: b64(JSON.stringify(unknown)) }).secureBoot, undefined, 'no command line: the store tells');
   description.queries['query-block'] = description.queries['query-block'].slice(2);
   assert.equal(bootHints({ format: 'coffer.qmp-vm-description', data: data() }).uefi, undefined, 'no flash: BIOS');
 });

@@ -12,7 +12,12 @@ export interface BootHints {
   bus?: 'virtio' | 'sata' | 'ide' | 'scsi';
   /** The VM booted through UEFI firmware. */
   uefi?: boolean;
-  /** It booted with Secure Boot (UEFI). */
+  /**
+   * UEFI: it booted with Secure Boot (true), without (false), or the definition leaves it to
+   * what the firmware was given (undefined: libvirt's `firmware='efi'` picks Secure Boot
+   * firmware when the host has it; a QEMU VM whose command line is unknown): then the VM's
+   * variable store tells (uefi-vars.ts).
+   */
   secureBoot?: boolean;
   /**
    * The VM's UEFI variable store, which live backup stored as a disk: the names that disk may
@@ -30,7 +35,7 @@ export interface BootHints {
  * the variable store as the disk `nvram` unless the loader keeps none: `stateless='yes'`, `type='rom'`),
  * or a QMP description (machine type, base memory, the first disk's device type; UEFI when
  * the machine's flash devices `/machine/system.flash0|1` hold drives, Secure Boot when the
- * command line made the flash secure). Nothing for other definitions, or what a definition does not say. Never throws for a
+ * command line made the flash secure, not when it is known and did not). Nothing for other definitions, or what a definition does not say. Never throws for a
  * definition it cannot read: booting then uses the defaults.
  */
 export function bootHints(definition: { format: string; data: string } | null): BootHints {
@@ -55,8 +60,13 @@ function libvirtHints(xml: string): BootHints {
   if (os !== undefined && (attr(os, 'firmware') === 'efi' || loader !== undefined)) hints.uefi = true;
   const firmware = os === undefined ? undefined : childElement(os, 'firmware');
   const features = firmware === undefined ? [] : childElements(firmware, 'feature');
-  const secureFeature = features.some((f) => attr(f, 'name') === 'secure-boot' && attr(f, 'enabled') === 'yes');
-  if (hints.uefi === true && (attr(loader, 'secure') === 'yes' || secureFeature)) hints.secureBoot = true;
+  const secureFeature = attr(features.find((f) => attr(f, 'name') === 'secure-boot'), 'enabled');
+  if (hints.uefi === true) {
+    // An explicit loader is not secure unless it says so (libvirt's default); firmware='efi'
+    // alone leaves the choice to libvirt's firmware selection.
+    if (attr(loader, 'secure') === 'yes' || secureFeature === 'yes') hints.secureBoot = true;
+    else if (attr(loader, 'secure') === 'no' || secureFeature === 'no' || (loader !== undefined && textOf(loader).trim() !== '')) hints.secureBoot = false;
+  }
   // The stored (inactive) XML of `firmware='efi'` names no <nvram>: libvirt adds one when the domain starts.
   if (hints.uefi === true && attr(loader, 'stateless') !== 'yes' && attr(loader, 'type') !== 'rom') hints.firmwareVars = [LIBVIRT_NVRAM_DISK];
   const memory = childElement(domain, 'memory');
@@ -84,7 +94,8 @@ function qmpHints(json: string): BootHints {
     hints.uefi = true;
     const vars = flash.find((b) => !b.readOnly);
     if (vars !== undefined) hints.firmwareVars = [vars.device, vars.nodeName].filter((n): n is string => n !== undefined && n !== '');
-    if ((d.commandLine ?? []).some((a) => /cfi\.pflash01,property=secure,value=on/.test(a))) hints.secureBoot = true;
+    // Secure Boot firmware needs SMM and a secure flash: a known command line says which; else the store tells.
+    if (d.commandLine !== undefined) hints.secureBoot = d.commandLine.some((a) => /cfi\.pflash01,property=secure,value=on/.test(a));
   }
   const types = new Set(d.devices.map((x) => x.type));
   if (types.has('virtio-blk-pci') || types.has('virtio-blk')) hints.bus = 'virtio';
