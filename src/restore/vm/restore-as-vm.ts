@@ -18,11 +18,13 @@ import { makeFolders } from '../../native/index.js';
 import type { Repository, Snapshot } from '../../repo/index.js';
 import type { RestoreProgress } from '../restore-disk.js';
 import { restoreSnapshot } from '../restore-snapshot.js';
+import { SnapshotDisk } from '../snapshot-disk.js';
 import { cloneLibvirtDomain, LIBVIRT_NVRAM_DISK, LIBVIRT_XML_FORMAT, type RestoredDiskImage } from './libvirt-domain.js';
 import { randomIdentities, type IdentitySource } from './new-identity.js';
 import { bootHints } from './boot-hints.js';
 import { cloneQemuScript, QMP_DESCRIPTION_FORMAT } from './qemu-command.js';
 import { findUefiFirmware } from './uefi-firmware.js';
+import { secureBootOfStore } from './uefi-vars.js';
 
 /** Options of {@link restoreAsVm}. */
 export interface RestoreAsVmOptions {
@@ -61,6 +63,19 @@ const DRIVER_OF: Readonly<Record<TargetFormat, string>> = {
   raw: 'raw', qcow2: 'qcow2', vhd: 'vpc', 'vhd-fixed': 'vpc', vhdx: 'vhdx', vmdk: 'vmdk', 'vmdk-sparse': 'vmdk',
 };
 
+/** The largest variable store read for its Secure Boot state (as live backup bounds it). */
+const MAX_STORE_BYTES = 64 * 1024 * 1024;
+
+/** What the VM's backed-up variable store says of Secure Boot (uefi-vars.ts); undefined when it cannot tell. */
+async function storeSecureBoot(repo: Repository, snapshot: Snapshot, disk: Snapshot['disks'][number]): Promise<boolean | undefined> {
+  const device = new SnapshotDisk(repo, snapshot.id, disk);
+  try {
+    return secureBootOfStore(await device.read(0, device.size));
+  } finally {
+    await device.close();
+  }
+}
+
 /** Restores `snapshot` as a new VM named `options.name` in `options.to`. */
 export async function restoreAsVm(repo: Repository, snapshot: Snapshot, options: RestoreAsVmOptions): Promise<RestoredVm> {
   if (!CLONE_NAME.test(options.name)) {
@@ -91,8 +106,10 @@ export async function restoreAsVm(repo: Repository, snapshot: Snapshot, options:
   const varsImage = images.find((i) => i.name === varsDisk?.name);
   const identity = options.identity ?? randomIdentities();
   const text = Buffer.from(definition.data, 'base64').toString('utf8');
+  // Secure Boot as the description says, or (its command line unknown) as the VM's store says.
+  const secureBoot = hints.secureBoot ?? (varsDisk !== undefined && varsDisk.size <= MAX_STORE_BYTES ? await storeSecureBoot(repo, snapshot, varsDisk) : undefined);
   const firmware = definition.format === QMP_DESCRIPTION_FORMAT && hints.uefi === true
-    ? await findUefiFirmware({ machine: hints.machine ?? 'q35', secureBoot: hints.secureBoot === true, ...(varsDisk !== undefined ? { varsSize: varsDisk.size } : {}) }, options.firmwareFolders)
+    ? await findUefiFirmware({ machine: hints.machine ?? 'q35', secureBoot: secureBoot === true, ...(varsDisk !== undefined ? { varsSize: varsDisk.size } : {}) }, options.firmwareFolders)
     : undefined;
   const clone = definition.format === LIBVIRT_XML_FORMAT
     ? { kind: 'libvirt-xml' as const, file: `${options.name}.xml`, ...cloneLibvirtDomain(text, { name: options.name, disks: images.filter((i) => i !== varsImage), identity, ...(varsImage !== undefined ? { nvram: varsImage } : {}) }) }
