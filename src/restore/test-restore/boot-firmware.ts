@@ -2,7 +2,7 @@ import type { BlockDevice } from '../../blockdev/index.js';
 import { listVolumes } from '../../volume/index.js';
 import type { BootHints } from '../vm/boot-hints.js';
 import { findUefiFirmware, type UefiFirmware } from '../vm/uefi-firmware.js';
-import { secureBootOfStore } from '../vm/uefi-vars.js';
+import { deviceSecureBoot } from '../vm/uefi-vars.js';
 
 /** The firmware a boot check starts the VM with: `auto` decides from the snapshot. */
 export type BootFirmwareChoice = 'auto' | 'bios' | 'uefi';
@@ -22,8 +22,6 @@ export type FirmwarePlan =
 
 /** GPT partition type of an EFI System Partition, and the MBR type of one. */
 const ESP_DESCRIPTION = 'EFI System';
-/** The largest variable store read to learn whether it enforces Secure Boot (as live backup bounds it). */
-const MAX_STORE_BYTES = 64 * 1024 * 1024;
 /** Bytes of an MBR's boot code (the disk signature and partition table follow). */
 const MBR_BOOT_CODE = 440;
 
@@ -55,7 +53,7 @@ export async function planFirmware(
   }
   let secureBoot = hints.secureBoot;
   if (secureBoot === undefined && varsDisk !== undefined) {
-    secureBoot = await storeSecureBoot(varsDisk.device);
+    secureBoot = await deviceSecureBoot(varsDisk.device);
     if (secureBoot === true) why += '; Secure Boot, as its variable store has keys enrolled';
   }
   const needs = { machine, secureBoot: secureBoot === true, ...(varsDisk !== undefined ? { varsSize: varsDisk.device.size } : {}) };
@@ -73,16 +71,6 @@ export async function planFirmware(
   }
   if ('missing' in firmware) return { kind: 'uefi', why, missing: firmware.missing };
   return { kind: 'uefi', why, firmware, ...(varsFromBackup && varsDisk !== undefined ? { varsDisk: varsDisk.name } : {}) };
-}
-
-/** What the VM's own variable store says of Secure Boot (uefi-vars.ts); undefined when it cannot tell or does not read. */
-async function storeSecureBoot(device: BlockDevice): Promise<boolean | undefined> {
-  if (device.size > MAX_STORE_BYTES) return undefined;
-  try {
-    return secureBootOfStore(await device.read(0, device.size));
-  } catch {
-    return undefined;
-  }
 }
 
 /**

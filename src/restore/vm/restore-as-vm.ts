@@ -24,7 +24,7 @@ import { randomIdentities, type IdentitySource } from './new-identity.js';
 import { bootHints } from './boot-hints.js';
 import { cloneQemuScript, QMP_DESCRIPTION_FORMAT } from './qemu-command.js';
 import { findUefiFirmware } from './uefi-firmware.js';
-import { secureBootOfStore } from './uefi-vars.js';
+import { deviceSecureBoot } from './uefi-vars.js';
 
 /** Options of {@link restoreAsVm}. */
 export interface RestoreAsVmOptions {
@@ -63,14 +63,11 @@ const DRIVER_OF: Readonly<Record<TargetFormat, string>> = {
   raw: 'raw', qcow2: 'qcow2', vhd: 'vpc', 'vhd-fixed': 'vpc', vhdx: 'vhdx', vmdk: 'vmdk', 'vmdk-sparse': 'vmdk',
 };
 
-/** The largest variable store read for its Secure Boot state (as live backup bounds it). */
-const MAX_STORE_BYTES = 64 * 1024 * 1024;
-
 /** What the VM's backed-up variable store says of Secure Boot (uefi-vars.ts); undefined when it cannot tell. */
 async function storeSecureBoot(repo: Repository, snapshot: Snapshot, disk: Snapshot['disks'][number]): Promise<boolean | undefined> {
   const device = new SnapshotDisk(repo, snapshot.id, disk);
   try {
-    return secureBootOfStore(await device.read(0, device.size));
+    return await deviceSecureBoot(device);
   } finally {
     await device.close();
   }
@@ -107,7 +104,7 @@ export async function restoreAsVm(repo: Repository, snapshot: Snapshot, options:
   const identity = options.identity ?? randomIdentities();
   const text = Buffer.from(definition.data, 'base64').toString('utf8');
   // Secure Boot as the description says, or (its command line unknown) as the VM's store says.
-  const secureBoot = hints.secureBoot ?? (varsDisk !== undefined && varsDisk.size <= MAX_STORE_BYTES ? await storeSecureBoot(repo, snapshot, varsDisk) : undefined);
+  const secureBoot = hints.secureBoot ?? (varsDisk !== undefined ? await storeSecureBoot(repo, snapshot, varsDisk) : undefined);
   const firmware = definition.format === QMP_DESCRIPTION_FORMAT && hints.uefi === true
     ? await findUefiFirmware({ machine: hints.machine ?? 'q35', secureBoot: secureBoot === true, ...(varsDisk !== undefined ? { varsSize: varsDisk.size } : {}) }, options.firmwareFolders)
     : undefined;

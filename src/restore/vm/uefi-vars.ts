@@ -23,8 +23,11 @@
  * 8be4df61-93ca-11d2-aa0d-00e098032b8c) is enrolled and OVMF's `SecureBootEnable`
  * (f0a30bc7-af08-4556-99c4-001009c93a44) is not 0.
  */
+import type { BlockDevice } from '../../blockdev/index.js';
 
 const FV_SIGNATURE = '_FVH';
+/** The largest store read (live backup bounds a libvirt store so too). */
+const MAX_STORE_BYTES = 64 * 1024 * 1024;
 const AUTHENTICATED_STORE = 'aaf32c78-947b-439a-a180-2e144ec37792';
 const PLAIN_STORE = 'ddcf3616-3275-4164-98b6-fe85707ffe7d';
 const STORE_HEADER_SIZE = 28;
@@ -68,6 +71,16 @@ export function secureBootOfStore(store: Uint8Array): boolean | undefined {
   if (pk === undefined || pk.length === 0) return false;
   const enable = live.get(`${SECURE_BOOT_ENABLE}/SecureBootEnable`);
   return enable === undefined || enable.length === 0 || enable[0] !== 0;
+}
+
+/** {@link secureBootOfStore} of a store on a device (a snapshot's disk); undefined when it is larger than a store may be or does not read. */
+export async function deviceSecureBoot(device: BlockDevice): Promise<boolean | undefined> {
+  if (device.size > MAX_STORE_BYTES) return undefined;
+  try {
+    return secureBootOfStore(await device.read(0, device.size));
+  } catch {
+    return undefined;
+  }
 }
 
 /** The GUID at `at` in its text form (the first three fields are little-endian). */
