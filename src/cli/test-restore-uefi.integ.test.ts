@@ -54,14 +54,10 @@ test('a disk only UEFI boots: --boot finds UEFI from its EFI System Partition an
   assert.equal(good.boot?.firmware?.varsFromBackup, false);
   assert.deepEqual(good.volumes.map((v) => [v.filesystem, v.files, v.checker?.command, v.checker?.exitCode]), [['fat16', 5, 'fsck.fat -n', 0]], 'the ESP is walked and fsck.fat finds it clean');
 
-  const text = await coffer(['test-restore', '-r', repo, 'efi-image:latest', '--no-fsck', ...BOOT], slow);
-  assertExit(text, 0);
-  assert.match(text.stdout.toString('utf8'), /boot \(q35, tcg, sata, UEFI \(the first disk has an EFI System Partition and no MBR boot code\)\): "COFFER-UEFI-BOOT-OK" appeared/);
-
-  // SeaBIOS runs the protective MBR's empty boot code, which spins: the deadline ends it.
-  const bios = await testRestoreJson('efi-image:latest', 15, ['--no-fsck', '--boot', '--accel', 'tcg', '--boot-timeout', '15', '--boot-expect', UEFI_BOOT_MARK, '--boot-firmware', 'bios']);
+  // SeaBIOS runs the protective MBR's empty boot code, which spins: the deadline ends it. (The text report's firmware line: cli/commands/test-restore.test.ts.)
+  const bios = await testRestoreJson('efi-image:latest', 15, ['--no-fsck', '--boot', '--accel', 'tcg', '--boot-timeout', '8', '--boot-expect', UEFI_BOOT_MARK, '--boot-firmware', 'bios']);
   assert.equal(bios.boot?.passed, false);
-  assert.match(bios.boot?.reason ?? '', /did not appear on the serial console within 15 s/);
+  assert.match(bios.boot?.reason ?? '', /did not appear on the serial console within 8 s/);
   assert.deepEqual([bios.boot?.firmware?.kind, bios.boot?.firmware?.why], ['bios', 'asked (--boot-firmware bios)']);
   assert.doesNotMatch(bios.boot?.serialTail ?? '', new RegExp(UEFI_BOOT_MARK));
 
