@@ -8,6 +8,7 @@
  */
 export type { BlockDevice, Extent, ExtentKind, Placement } from './block-device.js';
 export { coalesceExtents, wholeDeviceAsData, assertReadInBounds } from './extents.js';
+export { bufferDevice } from './buffer-device.js';
 export { planBlocks, type PlannedBlock } from './block-plan.js';
 export { SliceDevice } from './slice-device.js';
 export { isAllZero } from './all-zero.js';

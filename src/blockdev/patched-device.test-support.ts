@@ -38,20 +38,3 @@ export class PatchedDevice implements BlockDevice {
     this.patches.set(at, (old as number) ^ 0xff);
   }
 }
-
-/** A buffer as a read-only block device, all data. */
-export function bufferDevice(bytes: Uint8Array): BlockDevice {
-  return {
-    size: bytes.length,
-    read: async (offset, length, into) => {
-      assertReadInBounds(bytes.length, offset, length);
-      const out = into === undefined ? new Uint8Array(length) : into.subarray(0, length);
-      out.set(bytes.subarray(offset, offset + length));
-      return out;
-    },
-    extents: async function* (offset = 0, length = bytes.length - offset): AsyncGenerator<Extent> {
-      yield { offset, length, kind: 'data' };
-    },
-    close: async () => {},
-  };
-}

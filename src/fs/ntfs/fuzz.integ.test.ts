@@ -8,8 +8,8 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
-import type { BlockDevice } from '../../blockdev/index.js';
-import { PatchedDevice, bufferDevice } from '../../blockdev/patched-device.test-support.js';
+import { bufferDevice, type BlockDevice } from '../../blockdev/index.js';
+import { PatchedDevice } from '../../blockdev/patched-device.test-support.js';
 import { isCofferError } from '../../errors/index.js';
 import { buildNtfsImage, ntfsExtrasImage, seededRandom as random, withDeadline } from '../../testing/index.js';
 import type { Filesystem, FsNode } from '../index.js';

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
-import { bufferDevice } from '../../blockdev/patched-device.test-support.js';
+import { bufferDevice } from '../../blockdev/index.js';
 import type { BootHints } from '../vm/boot-hints.js';
 import { planFirmware, type FirmwarePlan } from './boot-firmware.js';
 

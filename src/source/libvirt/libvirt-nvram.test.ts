@@ -5,7 +5,8 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { makeTempDir } from '../../testing/index.js';
-import { readVariableStore, variableStoreDevice } from './libvirt-nvram.js';
+import { bufferDevice } from '../../blockdev/index.js';
+import { readVariableStore } from './libvirt-nvram.js';
 
 let temp: { path: string; remove(): Promise<void> };
 let work: string;
@@ -22,7 +23,7 @@ test('a variable store is read whole; its device reads back the same bytes as on
   await fs.writeFile(file, bytes);
   const read = await readVariableStore(file);
   assert.ok('bytes' in read && read.bytes.equals(bytes));
-  const device = variableStoreDevice(read.bytes);
+  const device = bufferDevice(read.bytes);
   assert.equal(device.size, bytes.length);
   assert.ok(Buffer.from(await device.read(0, device.size)).equals(bytes));
   const into = new Uint8Array(64);

@@ -10,7 +10,6 @@
  */
 import { constants } from 'node:fs';
 import * as fs from 'node:fs/promises';
-import { assertReadInBounds, wholeDeviceAsData, type BlockDevice, type Extent } from '../../blockdev/index.js';
 
 /**
  * The variable store's disk name in the snapshot. No `<target dev>` can be named so (they are
@@ -54,22 +53,4 @@ export async function readVariableStore(file: string, maxBytes: number = MAX_NVR
   } finally {
     await handle.close().catch(() => {});
   }
-}
-
-/** The store's bytes, read at the backup's instant, as a block device (one data extent). */
-export function variableStoreDevice(bytes: Uint8Array): BlockDevice {
-  return {
-    size: bytes.length,
-    async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
-      assertReadInBounds(bytes.length, offset, length);
-      const out = into === undefined ? new Uint8Array(length) : into.subarray(0, length);
-      out.set(bytes.subarray(offset, offset + length));
-      return out;
-    },
-    extents(offset = 0, length = bytes.length - offset): AsyncIterable<Extent> {
-      assertReadInBounds(bytes.length, offset, length);
-      return wholeDeviceAsData(offset, length);
-    },
-    async close(): Promise<void> {},
-  };
 }

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { CofferError } from '../../errors/index.js';
 import { makeFolders } from '../../native/index.js';
+import { bufferDevice } from '../../blockdev/index.js';
 import { NbdBlockDevice } from '../../nbd/index.js';
 import { guardedDevice } from '../guarded-device.js';
 import { checkScratchSpace, scratchFreeBytes, ScratchWatch } from '../scratch-space.js';
@@ -13,7 +14,7 @@ import { LIBVIRT_CHECKPOINT_PREFIX, LibvirtBackup, removeStaleBackup } from './l
 import { LibvirtFreeze } from './libvirt-freeze.js';
 import { DomainEventWatch, parseIoErrorDetail, type DomainIoError } from './domain-events.js';
 import { parseDacOwner, parseDomainDisks, parseDomainNvram, type LibvirtDisk, type LibvirtNvram } from './libvirt-documents.js';
-import { LIBVIRT_NVRAM_DISK, readVariableStore, variableStoreDevice } from './libvirt-nvram.js';
+import { LIBVIRT_NVRAM_DISK, readVariableStore } from './libvirt-nvram.js';
 import { Virsh } from './virsh.js';
 
 /** The stored definition's format: the domain's inactive XML, as `virsh dumpxml --inactive` prints it. */
@@ -221,7 +222,7 @@ export async function openLibvirtSource(options: LibvirtSourceOptions): Promise<
         name: LIBVIRT_NVRAM_DISK,
         format: 'raw',
         location: `libvirt:${domain}:${LIBVIRT_NVRAM_DISK}:${nvramFile ?? ''}`,
-        device: variableStoreDevice(store.bytes),
+        device: bufferDevice(store.bytes),
         changeTracking: { unavailable: 'the UEFI variable store (<nvram>) is small: read whole at every backup' },
       });
     }
