@@ -103,11 +103,13 @@ export async function restoreAsVm(repo: Repository, snapshot: Snapshot, options:
   const varsImage = images.find((i) => i.name === varsDisk?.name);
   const identity = options.identity ?? randomIdentities();
   const text = Buffer.from(definition.data, 'base64').toString('utf8');
-  // Secure Boot as the description says, or (its command line unknown) as the VM's store says.
-  const secureBoot = hints.secureBoot ?? (varsDisk !== undefined ? await storeSecureBoot(repo, snapshot, varsDisk) : undefined);
-  const firmware = definition.format === QMP_DESCRIPTION_FORMAT && hints.uefi === true
-    ? await findUefiFirmware({ machine: hints.machine ?? 'q35', secureBoot: secureBoot === true, ...(varsDisk !== undefined ? { varsSize: varsDisk.size } : {}) }, options.firmwareFolders)
-    : undefined;
+  // A QEMU VM on UEFI: this host's firmware, with Secure Boot as the description says or (its
+  // command line unknown) as the VM's store says. libvirt picks a domain's firmware itself.
+  let firmware: Awaited<ReturnType<typeof findUefiFirmware>> | undefined;
+  if (definition.format === QMP_DESCRIPTION_FORMAT && hints.uefi === true) {
+    const secureBoot = hints.secureBoot ?? (varsDisk !== undefined ? await storeSecureBoot(repo, snapshot, varsDisk) : undefined);
+    firmware = await findUefiFirmware({ machine: hints.machine ?? 'q35', secureBoot: secureBoot === true, ...(varsDisk !== undefined ? { varsSize: varsDisk.size } : {}) }, options.firmwareFolders);
+  }
   const clone = definition.format === LIBVIRT_XML_FORMAT
     ? { kind: 'libvirt-xml' as const, file: `${options.name}.xml`, ...cloneLibvirtDomain(text, { name: options.name, disks: images.filter((i) => i !== varsImage), identity, ...(varsImage !== undefined ? { nvram: varsImage } : {}) }) }
     : { kind: 'qemu-script' as const, file: `${options.name}.sh`, ...cloneQemuScript(text, { name: options.name, disks: images, identity, ...(firmware !== undefined ? { firmware } : {}) }) };
