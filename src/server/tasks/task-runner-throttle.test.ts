@@ -146,7 +146,8 @@ test('a latency guard given while a backup runs throttles it at once; taken away
     assert.equal(t.report(0, 0, 500), 8, 'no guard: the rule');
     t.runner.setPolicies({ latencyGuard: { thresholdMs: 20 } });
     assert.equal(t.report(1000, 4 * MiB, 500), 4, 'slow: half the rate read since the last report');
-    assert.throws(() => t.runner.setPolicies({ latencyGuard: { thresholdMs: 20, minBytesPerSecond: 1 } }), (e) => isCofferError(e, 'E_USAGE'));
+    assert.throws(() => t.runner.setPolicies({ bandwidth: [readRule(1)], latencyGuard: { thresholdMs: 20, minBytesPerSecond: 1 } }), (e) => isCofferError(e, 'E_USAGE'));
+    assert.equal(t.worker.sent.at(-1)?.sourceRead, 4 * MiB, 'nothing changed: not the 1 MiB/s rule given beside the bad guard');
     assert.equal(t.report(2000, 8 * MiB, 500), 2, 'the bad setting left the guard as it was');
     t.runner.setPolicies({ latencyGuard: null });
     assert.equal(t.worker.sent.at(-1)?.sourceRead, 8 * MiB, 'no guard: back to the rule at once');

@@ -248,25 +248,28 @@ export class TaskRunner {
   }
 
   /**
-   * Replaces the bandwidth rules and the retry policy (a config edit): running workers get
-   * their new shares at once; the retry policy applies to the next failure.
-   * @throws CofferError E_USAGE for a bad rule (nothing changes then).
+   * Replaces the bandwidth rules, the retry policy and the latency guard (null: none; a config
+   * edit): running workers get their new shares and throttles at once; the retry policy
+   * applies to the next failure.
+   * @throws CofferError E_USAGE for a bad rule or guard (nothing changes then).
    */
   setPolicies(policies: { bandwidth?: readonly BandwidthRule[]; retry?: RetryPolicy; latencyGuard?: LatencyGuard | null }): void {
-    if (policies.bandwidth !== undefined) this.bandwidth = new BandwidthRules(policies.bandwidth);
+    // Every part is checked before any is applied.
+    const bandwidth = policies.bandwidth === undefined ? undefined : new BandwidthRules(policies.bandwidth);
+    const guard = policies.latencyGuard === undefined ? undefined : { guard: policies.latencyGuard ?? undefined, throttle: throttleOptions(policies.latencyGuard ?? undefined) };
+    if (bandwidth !== undefined) this.bandwidth = bandwidth;
     if (policies.retry !== undefined) this.retry = policies.retry;
-    if (policies.latencyGuard !== undefined) this.setLatencyGuard(policies.latencyGuard ?? undefined);
+    if (guard !== undefined) this.setLatencyGuard(guard.guard, guard.throttle);
     this.rebalance(this.now());
   }
 
   /**
-   * A new latency guard (null/undefined: none): checked first (E_USAGE, nothing changed); the
-   * running backups still reading get fresh throttles under it (their caps start over), or lose
-   * theirs when it no longer throttles (the next dispatch, at the latest the next tick, looks
-   * at the held datastores again).
+   * A new latency guard (undefined: none) and its checked throttle settings: the running
+   * backups still reading get fresh throttles under it (their caps start over), or lose theirs
+   * when it no longer throttles (the next dispatch, at the latest the next tick, looks at the
+   * held datastores again).
    */
-  private setLatencyGuard(guard: LatencyGuard | undefined): void {
-    const throttle = throttleOptions(guard);
+  private setLatencyGuard(guard: LatencyGuard | undefined, throttle: ReadThrottleOptions | undefined): void {
     if (JSON.stringify(guard) === JSON.stringify(this.guard)) return;
     this.guard = guard;
     this.throttle = throttle;
