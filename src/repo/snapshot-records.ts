@@ -5,6 +5,7 @@
  * media catalog, docs/tape-format.md §7). Read by `coffer snapshots` and the server's API
  * alike; a note whose data is not of the expected shape is left out.
  */
+import { plainConsoleText } from '../names/index.js';
 import type { SnapshotNote } from './format/snapshot-note.js';
 import type { Repository } from './repository.js';
 import { listSnapshotNotes } from './snapshot-notes.js';
@@ -119,7 +120,7 @@ function bootOf(value: unknown): TestRestoreBootRecord | null {
 
 /** The console's last lines, control characters (terminal escapes) removed, bounded in lines and characters. */
 function lastLines(serial: string): string {
-  const lines = serial.replace(/\r\n?/g, '\n').replace(/\x1b\[[0-?]*[ -/]*[@-~]/g, '').replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '').split('\n');
+  const lines = plainConsoleText(serial).split('\n');
   while (lines.length > 0 && (lines.at(-1) as string).trim() === '') lines.pop();
   return lines.slice(-BOOT_SERIAL_TAIL_LINES).join('\n').slice(-BOOT_SERIAL_TAIL_CHARS);
 }

@@ -4,6 +4,7 @@ import * as fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { CofferError } from '../../errors/index.js';
+import { plainConsoleText } from '../../names/index.js';
 import { NbdServer, type NbdExport } from '../../nbd/index.js';
 import type { Repository, Snapshot } from '../../repo/index.js';
 import { SnapshotDisk } from '../snapshot-disk.js';
@@ -177,7 +178,7 @@ async function runUntilText(
     signal?.removeEventListener('abort', abort);
   });
   if (signal?.aborted) throw new CofferError('E_INTERRUPTED', 'test restore interrupted');
-  const serialTail = printable(serial).split('\n').slice(-SERIAL_TAIL_LINES).join('\n');
+  const serialTail = plainConsoleText(serial).split('\n').slice(-SERIAL_TAIL_LINES).join('\n');
   if (seenAt !== undefined) return { passed: true, secondsToText: (seenAt - started) / 1000, serialTail };
   if (ended.error !== undefined) {
     const why = (ended.error as NodeJS.ErrnoException).code === 'ENOENT' ? `${qemu} is not installed` : ended.error.message;
@@ -187,15 +188,6 @@ async function runUntilText(
     ? `${JSON.stringify(expect)} did not appear on the serial console within ${Math.round(timeoutMs / 1000)} s`
     : `QEMU exited (code ${ended.code}) before ${JSON.stringify(expect)} appeared${stderr.trim() ? `: ${stderr.trim().split('\n').slice(-3).join(' / ')}` : ''}`;
   return { passed: false, reason, serialTail };
-}
-
-/**
- * The console text without terminal escapes and control characters (tabs and newlines kept).
- * A CSI sequence is ESC [, parameter bytes 0x30–0x3F (OVMF's `ESC[=3h` has `=`), intermediate
- * bytes 0x20–0x2F, and one final byte 0x40–0x7E (ECMA-48 §5.4).
- */
-function printable(text: string): string {
-  return text.replace(/\r\n?/g, '\n').replace(/\x1b\[[0-?]*[ -\/]*[@-~]/g, '').replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '');
 }
 
 async function canOpen(file: string): Promise<boolean> {
