@@ -53,7 +53,7 @@ export { rebuildChunkIndex, type RebuildIndexReport } from './rebuild-chunk-inde
 export { entryId, isLocatedEntry, decodeLocatedEntry, LOCATED_ENTRY_SIZE, type ChunkLocation } from './format/located-entry.js';
 export { NEWEST_FORMAT_VERSION, FORMAT_VERSIONS, type FormatVersion } from './format/config.js';
 export { putFileTree, getFileTree, walkFileTrees, type FileChunkVisit, type TreeDamage } from './file-trees.js';
-export { isSafeEntryName, compareNames, TREE_ENTRY_TYPES, type TreeEntry, type TreeEntryType, type ContentPiece, type FileTree } from './format/file-tree.js';
+export { entryXattrs, isSafeEntryName, compareNames, TREE_ENTRY_TYPES, type TreeEntry, type TreeEntryType, type ContentPiece, type FileTree } from './format/file-tree.js';
 export { listQuarantined, quarantineChunk } from './damage.js';
 export { PACKS_PREFIX, REMOVED_PACKS_PREFIX, SEGMENTS_PREFIX, packKey, segmentKey } from './layout.js';
 export { CHUNKS_PREFIX, INDEXES_PREFIX, SNAPSHOTS_PREFIX, PROTECTED_PREFIX, TREES_PREFIX, idFromKey } from './layout.js';

@@ -114,6 +114,11 @@ const MAX_CHUNK_PIECE = 64 * 1024 * 1024;
  * Whether a name is safe to create below a directory: no `/`, no NUL, not `.`/`..`, 1..255
  * bytes, and bytes it stands for (a lone surrogate only as a raw byte that decodeName gives).
  */
+/** An entry's extended attributes with their values decoded from base64, in the tree's order (as setxattr takes them). */
+export function entryXattrs(entry: TreeEntry): { name: string; value: Buffer }[] {
+  return (entry.xattrs ?? []).map(([name, value]) => ({ name, value: Buffer.from(value, 'base64') }));
+}
+
 export function isSafeEntryName(name: string): boolean {
   if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\u0000')) return false;
   // Well formed (no lone surrogate) is UTF-8 as it is; checked without a copy (a backup asks

@@ -6,7 +6,7 @@ import { SharedBufferPool } from '../../concurrency/index.js';
 import { AlignedBuffers, DirectAppender, isNoSpace, takesDirectWrites, targetError } from '../../disk/index.js';
 import { CofferError } from '../../errors/index.js';
 import { syscalls, writeFullySync, makeFolders, makeFoldersSync } from '../../native/index.js';
-import { getFileTree, type Repository, type Snapshot, type TreeEntry } from '../../repo/index.js';
+import { entryXattrs, getFileTree, type Repository, type Snapshot, type TreeEntry } from '../../repo/index.js';
 import { hostPath, printableName } from '../../names/index.js';
 import { setXattrsOnHost } from '../set-xattrs.js';
 import { ChunkReader } from './chunk-reader.js';
@@ -463,8 +463,7 @@ class FileRestorer {
         this.problem(path, `owner: ${(error as Error).message}`);
       }
     }
-    const xattrs = (entry.xattrs ?? []).map(([name, value]) => ({ name, value: Buffer.from(value, 'base64') }));
-    setXattrsOnHost(host, xattrs, { onRefused: (name, error) => this.problem(path, `extended attribute ${printableName(name)}: ${error.message}`) });
+    setXattrsOnHost(host, entryXattrs(entry), { onRefused: (name, error) => this.problem(path, `extended attribute ${printableName(name)}: ${error.message}`) });
     if (entry.type !== 'symlink') {
       try {
         chmodSync(host, entry.mode);

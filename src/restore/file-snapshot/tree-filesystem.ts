@@ -1,6 +1,6 @@
 import type { BlockDevice, Extent } from '../../blockdev/index.js';
 import type { Filesystem, FsDirEntry, FsFileExtent, FsNode, FsXattr } from '../../fs/index.js';
-import { getFileTree, type Repository, type Snapshot, type TreeEntry } from '../../repo/index.js';
+import { entryXattrs, getFileTree, type Repository, type Snapshot, type TreeEntry } from '../../repo/index.js';
 import { ChunkReader } from './chunk-reader.js';
 
 /** A node of a file snapshot: the FsNode the browse verbs use, with its tree entry. */
@@ -107,7 +107,8 @@ export class TreeFilesystem implements Filesystem {
    * with the folders above them): it has none.
    */
   async xattrs(node: FsNode): Promise<FsXattr[]> {
-    return ((node as TreeNode).entry?.xattrs ?? []).map(([name, value]) => ({ name, value: Buffer.from(value, 'base64') }));
+    const entry = (node as TreeNode).entry;
+    return entry === undefined ? [] : entryXattrs(entry);
   }
 }
 
