@@ -80,6 +80,12 @@ export class BackupMeter {
   readonly source: BusyClock;
   readonly repository: BusyClock;
   readonly throttle: BusyClock;
+  /**
+   * Bytes read from the source devices so far, counted as each read ends: exactly what a
+   * source read limit is paid for. Ranges the backup skips (zero, unallocated, unchanged by
+   * change tracking) are never read, so they are not counted.
+   */
+  sourceBytesRead = 0;
   private readonly startedAt: number;
   private readonly cpuAtStart: NodeJS.CpuUsage;
 
@@ -109,7 +115,7 @@ export class BackupMeter {
   }
 }
 
-/** A block device whose reads are timed by `clock`, each first paying `throttle` (if any) for its length. */
+/** A block device whose reads are timed and counted by `meter`, each first paying `throttle` (if any) for its length. */
 export class MeteredDevice implements BlockDevice {
   constructor(
     private readonly inner: BlockDevice,
@@ -127,7 +133,9 @@ export class MeteredDevice implements BlockDevice {
       const throttle = this.throttle;
       await this.meter.throttle.time(() => throttle.take(length, this.signal));
     }
-    return this.meter.source.time(() => this.inner.read(offset, length, into));
+    const data = await this.meter.source.time(() => this.inner.read(offset, length, into));
+    this.meter.sourceBytesRead += length;
+    return data;
   }
 
   extents(offset?: number, length?: number): AsyncIterable<Extent> {

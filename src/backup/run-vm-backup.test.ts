@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { RateLimiter } from '../concurrency/index.js';
 import { isCofferError } from '../errors/index.js';
 import { initRepository, listSnapshots, LocalBackend, openRepository } from '../repo/index.js';
 import { makeTempDir, seededBytes } from '../testing/index.js';
-import { repositoryOpenerAt, runVmBackup, type RunVmBackupOptions, type VmBackupSpec } from './index.js';
+import { repositoryOpenerAt, runVmBackup, type RunVmBackupOptions, type VmBackupProgress, type VmBackupSpec } from './index.js';
 
 const KiB = 1024;
 const dir = await makeTempDir('coffer-run-vm-backup');
@@ -94,6 +94,33 @@ test('changed ranges against a base: only the listed ranges are read', async () 
   assert.equal(result.bytesRead, 64 * KiB);
   const mismatched = runVmBackup({ ...spec, vm: 'vm-ranges', base: base.snapshot, source: { images: [image], changedRanges: [ranges, ranges] } }, at(spec));
   await assert.rejects(mismatched, (e) => isCofferError(e, 'E_USAGE') && /one changed-ranges list per disk/.test(e.message));
+});
+
+test('progress counts the bytes read from the source, skipped ranges left out, and they are the bytes the read limit is paid for', async () => {
+  // 1 MiB: 256 KiB of data, then a hole (never read).
+  const sparse = join(dir.path, 'sparse.raw');
+  await writeFile(sparse, seededBytes(8, 256 * KiB));
+  await truncate(sparse, 1024 * KiB);
+  const ranges = join(dir.path, 'sparse-ranges.json');
+  await writeFile(ranges, JSON.stringify([[64 * KiB, 64 * KiB]]));
+  const run = async (source: VmBackupSpec['source'], base?: string) => {
+    let paid = 0;
+    const reports: VmBackupProgress[] = [];
+    const limit = { take: async (bytes: number) => void (paid += bytes) };
+    const result = await runVmBackup({ ...spec, vm: 'vm-sparse', source, ...(base === undefined ? {} : { base }) }, at(spec, { limits: { sourceRead: limit }, onProgress: (p) => reports.push(p) }));
+    const last = reports.at(-1) as VmBackupProgress;
+    assert.equal(last.vmBytesDone, 1024 * KiB, 'progress covers the whole disk');
+    assert.equal(last.sourceBytesRead, paid, 'the bytes counted read are the bytes the limit was paid for');
+    assert.equal(result.bytesRead, paid);
+    assert.ok(reports.every((p, i) => i === 0 || p.sourceBytesRead >= (reports[i - 1] as VmBackupProgress).sourceBytesRead), 'bytes read since the start: never decreasing');
+    return { result, read: last.sourceBytesRead };
+  };
+  const full = await run({ images: [sparse] });
+  assert.equal(full.read, 256 * KiB, 'the hole is not read');
+  // An incremental told one block changed: the rest is skipped unread, though progress passes over it.
+  const incremental = await run({ images: [sparse], changedRanges: [ranges] }, full.result.snapshot);
+  assert.equal(incremental.result.mode, 'incremental');
+  assert.equal(incremental.read, 64 * KiB);
 });
 
 test('a time that is not a date, or a sample that is not a fraction, is refused before anything opens', async () => {

@@ -30,7 +30,7 @@ export interface RunVmBackupOptions {
   /** Opens the repository (see {@link RepositoryOpener}; {@link repositoryOpenerAt} for a location without a terminal). */
   openRepository: RepositoryOpener;
   signal?: AbortSignal;
-  /** Progress, with the mean latency of the source reads since the previous call (the latency guard's measure). */
+  /** Progress, with the bytes read from the source so far and the mean latency of its reads since the previous call (the latency guard's measures). */
   onProgress?: (progress: VmBackupProgress) => void;
   /** Told of waits, hook output and warnings as they happen. */
   onEvent?: (event: VmBackupEvent) => void;
@@ -44,6 +44,12 @@ export interface RunVmBackupOptions {
 
 /** Progress of {@link runVmBackup}. */
 export interface VmBackupProgress extends BackupProgress {
+  /**
+   * Bytes read from the source so far, every disk: what the `sourceRead` limit is paid for.
+   * Unlike `vmBytesDone`, it leaves out the ranges skipped unread (zero, unallocated, unchanged),
+   * so its rate is the rate of the reads the source storage served.
+   */
+  sourceBytesRead: number;
   /** Mean milliseconds per source read since the previous progress report (absent when none ended). */
   sourceLatencyMs?: number;
 }
@@ -95,7 +101,8 @@ export async function runVmBackup(request: VmBackupRequest, options: RunVmBackup
             matched.set(p.disk, p.bytesMatched);
             if (options.onProgress === undefined) return;
             const latency = meter.source.takeMeanLatencyMs();
-            options.onProgress(latency === undefined ? p : { ...p, sourceLatencyMs: latency });
+            const read = { ...p, sourceBytesRead: meter.sourceBytesRead };
+            options.onProgress(latency === undefined ? read : { ...read, sourceLatencyMs: latency });
           },
         });
         const locked = lockedBackendOf(repo)?.lastSnapshot;
