@@ -175,7 +175,7 @@ export class AgentHub implements RemoteWorkers {
     if (task === undefined) return false;
     this.stateOf(agent).lastSeen = this.now();
     for (const entry of body.log ?? []) task.listener.onLog?.(entry.level, entry.line);
-    if (body.progress !== undefined) task.listener.onProgress?.(body.progress.done, body.progress.total, undefined);
+    if (body.progress !== undefined) task.listener.onProgress?.({ done: body.progress.done, total: body.progress.total });
     return true;
   }
 

@@ -67,6 +67,17 @@ test('without a share, a cap the backup no longer uses is dropped', () => {
   assert.equal(throttle.cap, undefined);
 });
 
+test('a report without the bytes read measures no rate: the share or the cap in force is halved', () => {
+  const throttle = new ReadThrottle(options);
+  throttle.report(0, 0, 5, undefined);
+  assert.equal(throttle.report(1000, undefined, 50, undefined), false, 'no rate, no share: nothing to halve');
+  assert.equal(throttle.report(2000, 16 * MiB, 50, undefined), false, 'no rate since the report without one');
+  assert.equal(throttle.report(3000, 20 * MiB, 50, undefined), true);
+  assert.equal(throttle.cap, 2 * MiB, 'half the 4 MiB/s read since the previous report');
+  assert.equal(throttle.report(4000, undefined, 50, 8 * MiB), true);
+  assert.equal(throttle.cap, 1 * MiB, 'half the cap in force');
+});
+
 test('the worker gets the smaller of its share and the cap; other rates are kept', () => {
   assert.deepEqual(cappedRates({ sourceRead: 4 * MiB, repositoryWrite: 9 }, 2 * MiB), { sourceRead: 2 * MiB, repositoryWrite: 9 });
   assert.deepEqual(cappedRates({ sourceRead: 1 * MiB, repositoryWrite: 9 }, 2 * MiB), { sourceRead: 1 * MiB, repositoryWrite: 9 });

@@ -3,13 +3,19 @@
  * follows the mean read latency it reports with its progress (AIMD-like, as storage latency
  * control does):
  *
- * - a report above the threshold sets the cap to half the rate the backup achieved since its
- *   previous report (its progress bytes over the clock's time between the two reports), or to
- *   half the cap in force when that is lower; never below the floor (`minBytesPerSecond`);
+ * - a report above the threshold sets the cap to half the rate the backup read since its
+ *   previous report (the bytes it read from the source over the clock's time between the two
+ *   reports), or to half the cap in force when that is lower; never below the floor
+ *   (`minBytesPerSecond`);
  * - a report at or under the threshold raises the cap ×1.5; once the cap no longer binds it is
  *   dropped: when it reaches the bandwidth rule's share (the share binds instead), or when it
- *   is at least twice what the backup achieved since its previous report (it reads slower for
+ *   is at least twice what the backup read since its previous report (it reads slower for
  *   another reason).
+ *
+ * The rate is that of the bytes read from the source (the progress report's `sourceBytesRead`),
+ * the bytes the cap limits, never that of the progress: an incremental's progress passes over
+ * the ranges it skips unread (zero, unallocated, unchanged) far faster than it reads, and half
+ * of that would be a cap that does not bind.
  *
  * One decision per report (every PROGRESS_INTERVAL_MS at most, worker-protocol.ts), so the cap
  * halves within a second or two from any rate down to the floor, and climbs back as fast.
@@ -35,7 +41,7 @@ const UNUSED_FACTOR = 2;
 /** One running backup's read cap. Not shared between backups. */
 export class ReadThrottle {
   private capRate: number | undefined;
-  private last: { at: number; done: number } | undefined;
+  private last: { at: number; read: number } | undefined;
 
   constructor(private readonly options: ReadThrottleOptions) {}
 
@@ -45,15 +51,15 @@ export class ReadThrottle {
   }
 
   /**
-   * Takes one progress report: `at` the clock's time (ms), `done` the bytes done so far,
-   * `latencyMs` the mean read latency since the previous report (undefined: no read since),
-   * `share` the worker's source read share of the bandwidth rules (undefined: unlimited).
-   * Returns whether the cap changed.
+   * Takes one progress report: `at` the clock's time (ms), `read` the bytes read from the
+   * source so far (undefined: not reported, no rate measured), `latencyMs` the mean read
+   * latency since the previous report (undefined: no read since), `share` the worker's source
+   * read share of the bandwidth rules (undefined: unlimited). Returns whether the cap changed.
    */
-  report(at: number, done: number, latencyMs: number | undefined, share: number | undefined): boolean {
+  report(at: number, read: number | undefined, latencyMs: number | undefined, share: number | undefined): boolean {
     const previous = this.last;
-    this.last = { at, done };
-    const achieved = previous === undefined || at <= previous.at ? undefined : ((done - previous.done) * 1000) / (at - previous.at);
+    this.last = read === undefined ? undefined : { at, read };
+    const achieved = previous === undefined || read === undefined || at <= previous.at ? undefined : ((read - previous.read) * 1000) / (at - previous.at);
     if (latencyMs === undefined) return false;
     const before = this.capRate;
     if (latencyMs > this.options.thresholdMs) {

@@ -51,10 +51,14 @@ async function throttledRunner(name: string, options: Partial<TaskRunnerOptions>
   const start = clock;
   return {
     runner, worker,
-    /** Reports `done` bytes with a mean read latency at `ms` after the start; returns the read rate last sent (MiB/s). */
-    report(ms: number, done: number, latencyMs: number | undefined): number | undefined {
+    /**
+     * Reports `read` bytes read from the source so far with a mean read latency at `ms` after
+     * the start, and `done` bytes done (by default as many: a full backup reads all it passes);
+     * returns the read rate last sent (MiB/s).
+     */
+    report(ms: number, read: number, latencyMs: number | undefined, done = read): number | undefined {
       clock = start + ms;
-      worker.listener.onProgress?.(done, TOTAL, latencyMs);
+      worker.listener.onProgress?.({ done, total: TOTAL, sourceBytesRead: read, ...(latencyMs === undefined ? {} : { latencyMs }) });
       const rates = worker.sent.at(-1) ?? worker.started;
       return rates.sourceRead === undefined ? undefined : rates.sourceRead / MiB;
     },
@@ -122,6 +126,27 @@ test('without a rule the cap comes from the rate achieved, stops at a configured
     // Reads at 1 MiB/s under the threshold: a 4.5 MiB/s cap would not bind.
     assert.equal(t.report(5000, 37 * MiB, 5), undefined);
     assert.deepEqual(t.worker.sent.map((r) => r.sourceRead === undefined ? undefined : r.sourceRead / MiB), [10, 5, 3, undefined]);
+  } finally {
+    await t.close();
+  }
+});
+
+test('an incremental\'s cap is half the rate it read, however fast its progress passes over the ranges it skips; its cap is dropped by the same measure', async () => {
+  const t = await throttledRunner('incremental', { latencyGuard: { thresholdMs: 20, minBytesPerSecond: 256 * 1024 } });
+  try {
+    assert.equal(t.report(0, 0, 5, 0), undefined);
+    // 4 MiB read in a second while progress passed 400 MiB, mostly unchanged ranges: 2 MiB/s, not 200.
+    assert.equal(t.report(1000, 4 * MiB, 50, 400 * MiB), 2);
+    assert.equal(t.runner.runningWorkers()[0]?.readCap, 2 * MiB);
+    // It reads at its cap, progress still leaping: halved per slow report.
+    assert.equal(t.report(2000, 6 * MiB, 50, 700 * MiB), 1);
+    assert.equal(t.report(3000, 7 * MiB, 50, 800 * MiB), 0.5);
+    // Under the threshold, reading at its cap: raised.
+    assert.equal(t.report(4000, 7.5 * MiB, 5, 850 * MiB), 0.75);
+    // It read 0.25 MiB (the storage's pace) while progress passed 100 MiB: 1.125 MiB/s would be
+    // over twice what it read, so the cap does not bind and is dropped.
+    assert.equal(t.report(5000, 7.75 * MiB, 5, 950 * MiB), undefined);
+    assert.deepEqual(t.worker.sent.map((r) => r.sourceRead === undefined ? undefined : r.sourceRead / MiB), [2, 1, 0.5, 0.75, undefined]);
   } finally {
     await t.close();
   }

@@ -686,7 +686,7 @@ export class TaskRunner {
     const spec = JSON.parse(row.spec) as unknown;
     const agent = kind === 'backup' ? this.options.remote?.agentOf(spec) : undefined;
     const listener: WorkerListener = {
-      onProgress: (done, total, latencyMs) => {
+      onProgress: ({ done, total, latencyMs, sourceBytesRead }) => {
         const entry = this.running.get(row.id);
         if (entry !== undefined && latencyMs !== undefined) {
           const guard = this.guard;
@@ -694,7 +694,7 @@ export class TaskRunner {
           entry.latencyMs = latencyMs;
           if (guard !== undefined && wasOver && latencyMs <= guard.thresholdMs) void this.dispatch();
         }
-        if (entry !== undefined && entry.reading && entry.throttle?.report(this.now().getTime(), done, latencyMs, entry.share.sourceRead) === true) this.send(entry);
+        if (entry !== undefined && entry.reading && entry.throttle?.report(this.now().getTime(), sourceBytesRead, latencyMs, entry.share.sourceRead) === true) this.send(entry);
         if (entry !== undefined && entry.reading && done >= total) {
           entry.reading = false;
           entry.throttle?.release();

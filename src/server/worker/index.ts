@@ -6,5 +6,5 @@
  * forget, sync, test restore, instant recovery).
  */
 export { startWorker, type WorkerHandle, type WorkerListener, type WorkerOptions, type WorkerOutcome } from './worker-process.js';
-export { PROGRESS_INTERVAL_MS, type FromWorker, type ToWorker, type WorkerRates } from './worker-protocol.js';
+export { PROGRESS_INTERVAL_MS, type FromWorker, type ToWorker, type WorkerProgress, type WorkerRates } from './worker-protocol.js';
 export { runTaskKind, qemuCommand, type KindContext, type TaskReport, type ForgetSpec, type InstantRecoverySpec, type PruneSpec, type RepositoryRef, type RestoreSpec, type SyncSpec, type TestRestoreSpec, type TestRestoreBoot, type VerifySpec } from './kinds/index.js';

@@ -78,7 +78,7 @@ async function run(message: Extract<ToWorker, { type: 'start' }>): Promise<void>
         const latency = latencyCount === 0 ? {} : { latencyMs: latencySum / latencyCount };
         latencySum = 0;
         latencyCount = 0;
-        void send({ type: 'progress', done: p.vmBytesDone, total: p.vmBytesTotal, ...latency });
+        void send({ type: 'progress', done: p.vmBytesDone, total: p.vmBytesTotal, sourceBytesRead: p.sourceBytesRead, ...latency });
       },
     });
     await send({ type: 'result', result });

@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import type { VmBackupResult } from '../../backup/index.js';
 import type { TaskKind } from '../tasks/index.js';
 import type { TaskReport } from './kinds/task-report.js';
-import type { FromWorker, ToWorker, WorkerRates } from './worker-protocol.js';
+import type { FromWorker, ToWorker, WorkerProgress, WorkerRates } from './worker-protocol.js';
 
 /** How a worker ended. */
 export type WorkerOutcome =
@@ -25,7 +25,7 @@ export type WorkerOutcome =
 
 /** What the parent hears from a worker while it runs. */
 export interface WorkerListener {
-  onProgress?(done: number, total: number, latencyMs: number | undefined): void;
+  onProgress?(progress: WorkerProgress): void;
   onLog?(level: 'info' | 'warning' | 'error', line: string): void;
   /** A running task's report so far. */
   onReport?(report: TaskReport): void;
@@ -68,7 +68,10 @@ export function startWorker(task: { taskId: string; kind: TaskKind; spec: unknow
   });
   let reported: WorkerOutcome | undefined;
   child.on('message', (message: FromWorker) => {
-    if (message.type === 'progress') listener.onProgress?.(message.done, message.total, message.latencyMs);
+    if (message.type === 'progress') {
+      const { type: _, ...progress } = message;
+      listener.onProgress?.(progress);
+    }
     else if (message.type === 'log') listener.onLog?.(message.level, message.line);
     else if (message.type === 'report') listener.onReport?.(message.report);
     else if (message.type === 'result') reported = { kind: 'result', result: message.result };

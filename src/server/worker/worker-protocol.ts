@@ -5,8 +5,8 @@
  *   parent → child   { type: 'start', taskId, kind, spec, rates }           once, first (spec: the kind's, kinds/kind-specs.ts)
  *                    { type: 'rates', rates }                                   when the fair share changes
  *                    { type: 'cancel' }                                         abort cleanly (then SIGTERM, then SIGKILL)
- *   child → parent   { type: 'progress', done, total, latencyMs? }              at most every PROGRESS_INTERVAL_MS;
- *                                                                              latencyMs: mean ms per source read since the last one
+ *   child → parent   { type: 'progress', done, total, latencyMs?, sourceBytesRead? }
+ *                                                                              at most every PROGRESS_INTERVAL_MS (WorkerProgress)
  *                    { type: 'log', level, line }
  *                    { type: 'report', report }                                 what a running task offers so far (instant recovery: its NBD URIs)
  *                    { type: 'result', result }                                 the task ended well; the child exits 0
@@ -31,8 +31,22 @@ export type ToWorker =
   | { type: 'rates'; rates: WorkerRates }
   | { type: 'cancel' };
 
+/**
+ * A task's progress. A backup's `done` counts the ranges it skipped unread (zero, unallocated,
+ * unchanged) as it passes them; `sourceBytesRead` counts only what it read from the source.
+ */
+export interface WorkerProgress {
+  /** Work done so far, out of `total` (a backup: bytes of its disks). */
+  done: number;
+  total: number;
+  /** A backup: the mean milliseconds per source read since its previous report (absent: none ended since). */
+  latencyMs?: number;
+  /** A backup: the bytes read from its source since it started, every disk (what its `sourceRead` rate limits). */
+  sourceBytesRead?: number;
+}
+
 export type FromWorker =
-  | { type: 'progress'; done: number; total: number; latencyMs?: number }
+  | ({ type: 'progress' } & WorkerProgress)
   | { type: 'log'; level: 'info' | 'warning' | 'error'; line: string }
   | { type: 'report'; report: TaskReport }
   | { type: 'result'; result: VmBackupResult | TaskReport }
