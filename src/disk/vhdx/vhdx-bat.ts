@@ -100,7 +100,7 @@ export function parseVhdxBat(bytes: Uint8Array, options: { layout: BatLayout; im
         }
         const used = Math.min(layout.blockSize, layout.virtualSize - block * layout.blockSize);
         if (!inFile(offset, used)) {
-          throw image.invalid(`VHDX block ${block} at byte ${offset} (${used} bytes) lies outside the file (${image.size} bytes)`, offset);
+          throw image.invalid(`VHDX block ${block} (${used} bytes at byte ${offset}) runs past the end of the file (${image.size} bytes): the image is truncated or its BAT is corrupt`, offset);
         }
         offsets[block] = offset;
         break;
