@@ -1,6 +1,6 @@
 import { constants } from 'node:fs';
 import { chmodSync, closeSync, ftruncateSync, lchownSync, mkdirSync, openSync } from 'node:fs';
-import { link, open, readdir, readFile, rm, symlink } from 'node:fs/promises';
+import { link, open, readdir, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SharedBufferPool } from '../../concurrency/index.js';
 import { AlignedBuffers, DirectAppender, isNoSpace, takesDirectWrites, targetError } from '../../disk/index.js';
@@ -8,6 +8,7 @@ import { CofferError } from '../../errors/index.js';
 import { syscalls, writeFullySync, makeFolders, makeFoldersSync } from '../../native/index.js';
 import { entryXattrs, getFileTree, type Repository, type Snapshot, type TreeEntry } from '../../repo/index.js';
 import { hostPath, printableName } from '../../names/index.js';
+import { HostOwners } from '../host-owners.js';
 import { setXattrsOnHost } from '../set-xattrs.js';
 import { ChunkReader } from './chunk-reader.js';
 import { PathFilter } from './path-filter.js';
@@ -48,9 +49,9 @@ export interface FileRestoreReport {
 
 /**
  * Restores a file snapshot into a directory: content (holes left as holes), mode, owner (by
- * name when the name exists here, else by id; only as root), times in nanoseconds (symlinks
- * too), symlinks, hard links, FIFOs, device nodes (as root), extended attributes and so POSIX
- * ACLs. Never writes outside `to`: every name was checked when its tree was decoded (no `/`,
+ * name when the name exists here, else by id: host-owners.ts; only as root), times in
+ * nanoseconds (symlinks too), symlinks, hard links, FIFOs, device nodes (as root), extended
+ * attributes and so POSIX ACLs. Never writes outside `to`: every name was checked when its tree was decoded (no `/`,
  * `..` or NUL, unique in its directory), the target starts empty, and files are created
  * exclusively, never through a symlink. What cannot be applied (an owner as non-root, a
  * `trusted.` attribute) is reported and the restore goes on.
@@ -73,7 +74,7 @@ export async function restoreFileSnapshot(repo: Repository, snapshot: Snapshot, 
     throw targetError(options.to, error, { exists: 'it exists and is not a directory' }); // exit 4 (5 for a full disk), never an internal error
   }
   if (present.length > 0) throw new CofferError('E_USAGE', `${options.to} is not empty: restore files into an empty or new directory`);
-  const restorer = new FileRestorer(repo, options, await readAccountIds(), await takesDirectWrites(hostPath(options.to)).catch(() => false));
+  const restorer = new FileRestorer(repo, options, await HostOwners.byName(), await takesDirectWrites(hostPath(options.to)).catch(() => false));
   await restorer.restore(snapshot.files.tree, options.to);
   return restorer.report;
 }
@@ -86,19 +87,6 @@ function makeDirectory(path: string, parents: boolean): void {
   } catch (error) {
     throw targetError(path, error);
   }
-}
-
-/** Names to ids from /etc/passwd and /etc/group. */
-async function readAccountIds(): Promise<{ users: Map<string, number>; groups: Map<string, number> }> {
-  const parse = async (file: string) => {
-    const map = new Map<string, number>();
-    for (const line of (await readFile(file, 'utf8').catch(() => '')).split('\n')) {
-      const [name, , id] = line.split(':');
-      if (name && id !== undefined && /^\d+$/.test(id) && !map.has(name)) map.set(name, Number(id));
-    }
-    return map;
-  };
-  return { users: await parse('/etc/passwd'), groups: await parse('/etc/group') };
 }
 
 /** Files written at once. */
@@ -182,7 +170,7 @@ class FileRestorer {
   constructor(
     private readonly repo: Repository,
     private readonly options: FileRestoreOptions,
-    private readonly accounts: { users: Map<string, number>; groups: Map<string, number> },
+    private readonly owners: HostOwners,
     direct: boolean,
   ) {
     this.directBuffers = direct ? new AlignedBuffers(DIRECT_BUFFER_BYTES) : undefined;
@@ -455,8 +443,7 @@ class FileRestorer {
   private async applyMetadata(destination: string, path: string, entry: TreeEntry): Promise<void> {
     const host = hostPath(destination);
     if (this.root) {
-      const uid = (entry.user !== undefined ? this.accounts.users.get(entry.user) : undefined) ?? entry.uid;
-      const gid = (entry.group !== undefined ? this.accounts.groups.get(entry.group) : undefined) ?? entry.gid;
+      const { uid, gid } = this.owners.idsOf(entry);
       try {
         lchownSync(host, uid, gid);
       } catch (error) {
