@@ -38,6 +38,25 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Run as this user and group (the tests run as root; e.g. nobody's 65534 to test what an unprivileged user gets), with no supplementary groups. */
   as?: { uid: number; gid: number };
+  /** Run as on another host, whose accounts are these files (root only: {@link onHostWith}). */
+  accounts?: HostAccounts;
+}
+
+/** Account files standing for another host's /etc/passwd and /etc/group. */
+export interface HostAccounts {
+  passwd: string;
+  group: string;
+}
+
+/**
+ * `command args…` as run on a host whose accounts are `accounts`: in a private mount
+ * namespace (unshare, root only) where they are bind-mounted over /etc/passwd and
+ * /etc/group, so a restore maps owners' names as it would there. Nothing outside the
+ * namespace sees the mounts; they go with its last process.
+ */
+export function onHostWith(accounts: HostAccounts, command: string, args: string[]): [string, string[]] {
+  const script = 'mount --bind "$1" /etc/passwd && mount --bind "$2" /etc/group && shift 2 && exec "$@"';
+  return ['unshare', ['--mount', '--propagation', 'private', '/bin/sh', '-c', script, 'sh', accounts.passwd, accounts.group, command, ...args]];
 }
 
 /** A `coffer` run in progress: signal it through `child`, await `done` for the result. */
@@ -51,7 +70,8 @@ export interface RunningCoffer {
  * rejects if it is still running after the timeout (it is then killed with SIGKILL).
  */
 export function startCoffer(args: string[], options: RunOptions = {}): RunningCoffer {
-  return watchRun(args, spawn(process.execPath, [COFFER_BIN, ...args], { env: runEnvironment(options), stdio: ['ignore', 'pipe', 'pipe'], ...options.as }), options);
+  const [command, commandArgs] = options.accounts !== undefined ? onHostWith(options.accounts, process.execPath, [COFFER_BIN, ...args]) : [process.execPath, [COFFER_BIN, ...args]];
+  return watchRun(args, spawn(command, commandArgs, { env: runEnvironment(options), stdio: ['ignore', 'pipe', 'pipe'], ...options.as }), options);
 }
 
 /**

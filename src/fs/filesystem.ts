@@ -32,6 +32,13 @@ export interface FsNode {
   /** Owner and group (0 where the filesystem has none). */
   readonly uid: number;
   readonly gid: number;
+  /**
+   * The names of the owner and group where the filesystem records them: a file snapshot
+   * does (the names the ids had on the host backed up), a guest's ext4, XFS, NTFS or FAT
+   * holds ids only (undefined). A restore maps owners by these names when given.
+   */
+  readonly user?: string;
+  readonly group?: string;
   /** Number of names this node has (1 where the filesystem does not count them). */
   readonly nlink: number;
   /** Times in milliseconds since 1970 UTC; NaN where the filesystem does not record one. */

@@ -58,6 +58,7 @@ const PACKAGES: Record<string, string> = {
   sh: 'dash',
   tar: 'tar',
   mount: 'mount',
+  unshare: 'util-linux',
   umount: 'mount',
   mknod: 'coreutils',
   ldd: 'libc-bin',

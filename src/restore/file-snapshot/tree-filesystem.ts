@@ -122,6 +122,8 @@ function nodeOf(entry: TreeEntry, path: string): TreeNode {
     mode: entry.mode,
     uid: entry.uid,
     gid: entry.gid,
+    ...(entry.user !== undefined ? { user: entry.user } : {}),
+    ...(entry.group !== undefined ? { group: entry.group } : {}),
     nlink: entry.links,
     mtimeMs: ms(entry.mtime),
     atimeMs: ms(entry.atime),

@@ -6,6 +6,7 @@ import { type Filesystem, type FsNode, type FsXattr, type ResolvedNode } from '.
 import { decodeName, hostPath, printableName } from '../../names/index.js';
 import { makeFolders } from '../../native/index.js';
 import { targetCall, targetError } from '../../disk/index.js';
+import { HostOwners } from '../host-owners.js';
 import { filePieces } from './file-pieces.js';
 import { readXattrs, setXattrs } from './node-xattrs.js';
 import { emptyReport, isEntryProblem, noteStreamsLeftOut, safeWalk, type SafeItem, type TreeReport } from './safe-walk.js';
@@ -38,14 +39,15 @@ export type ExtractReport = TreeReport;
  *   `problems` and the rest goes on; a partial file is removed;
  * - content, mode (with setuid/setgid/sticky), times, extended attributes (POSIX ACLs,
  *   SELinux labels, `user.*`: node-xattrs.ts; one the host refuses is noted in `skipped`,
- *   not a failure), and (as root) owners are kept; files with several names are restored as
- *   hard links; holes stay holes.
+ *   not a failure), and (as root) owners are kept (by name when the filesystem records
+ *   names and this host knows them, else by id: host-owners.ts); files with several names
+ *   are restored as hard links; holes stay holes.
  * A name that exists in the folder, or one the target refuses, is a problem of that entry
  * (`E_TARGET_UNWRITABLE`); a full target ends the run with `E_NO_SPACE`.
  */
 export async function extractTree(fs: Filesystem, sources: readonly ResolvedNode[], options: ExtractOptions): Promise<ExtractReport> {
   const report: ExtractReport = emptyReport();
-  const owners = options.owners ?? process.getuid?.() === 0;
+  const owners = (options.owners ?? process.getuid?.() === 0) ? await HostOwners.byName() : undefined;
   const root = path.resolve(options.to);
   // The folder as the command line gave its bytes (cli/raw-arguments.ts): every call by them.
   await targetCall(root, () => makeFolders(root, 0o777, hostPath));
@@ -163,14 +165,17 @@ interface EntryXattrs {
  * which the final mode may not give; an ACL's mask and the mode's group bits are one value,
  * equal on the disk, so the chmod after it leaves the ACL as it was.
  */
-async function setAttributes(target: HostPath, node: FsNode, o: { owners: boolean; what: 'file' | 'folder' | 'link'; xattrs: EntryXattrs; handle?: fsp.FileHandle }): Promise<void> {
+async function setAttributes(target: HostPath, node: FsNode, o: { owners: HostOwners | undefined; what: 'file' | 'folder' | 'link'; xattrs: EntryXattrs; handle?: fsp.FileHandle }): Promise<void> {
   const { owners, what, handle } = o;
   // As Dates: Node takes a negative number of seconds for "now", a Date before 1970 as it is.
   const when = (ms: number): Date => new Date(ms);
   const mtime = Number.isFinite(node.mtimeMs) ? node.mtimeMs : undefined;
   const atime = Number.isFinite(node.atimeMs) ? node.atimeMs : mtime;
   await targetCall(shown(target), async () => {
-    if (owners) await (handle !== undefined ? handle.chown(node.uid, node.gid) : fsp.lchown(target, node.uid, node.gid));
+    if (owners !== undefined) {
+      const { uid, gid } = owners.idsOf(node);
+      await (handle !== undefined ? handle.chown(uid, gid) : fsp.lchown(target, uid, gid));
+    }
     setXattrs(target, o.xattrs.list, o.xattrs.guestPath, o.xattrs.report);
     if (what !== 'link') await (handle !== undefined ? handle.chmod(node.mode & 0o7777) : fsp.chmod(target, node.mode & 0o7777));
     if (mtime === undefined || atime === undefined) return;

@@ -5,7 +5,7 @@ import { TAR_BLOCK, tarHeader, type TarEntry } from './tar-header.js';
 const base: TarEntry = { path: Buffer.from('a'), type: 'file', mode: 0o644, uid: 1000, gid: 1000, mtimeMs: 1_600_000_000_000, size: 0 };
 
 /** The blocks of a header: pax records (parsed, each length checked) and the ustar block's fields. */
-function parse(bytes: Buffer): { records: [string, Buffer][]; name: Buffer; prefix: Buffer; linkname: Buffer; size: Buffer; typeflag: string } {
+function parse(bytes: Buffer): { records: [string, Buffer][]; name: Buffer; prefix: Buffer; linkname: Buffer; size: Buffer; typeflag: string; uname: string; gname: string } {
   const field = (block: Buffer, at: number, size: number): Buffer => {
     const raw = block.subarray(at, at + size);
     const end = raw.indexOf(0);
@@ -37,7 +37,7 @@ function parse(bytes: Buffer): { records: [string, Buffer][]; name: Buffer; pref
   const block = bytes.subarray(at, at + TAR_BLOCK);
   assert.equal(bytes.length, at + TAR_BLOCK, 'the ustar block ends the header');
   checksum(block);
-  return { records, name: field(block, 0, 100), prefix: field(block, 345, 155), linkname: field(block, 157, 100), size: block.subarray(124, 136), typeflag: block.toString('latin1', 156, 157) };
+  return { records, name: field(block, 0, 100), prefix: field(block, 345, 155), linkname: field(block, 157, 100), size: block.subarray(124, 136), typeflag: block.toString('latin1', 156, 157), uname: field(block, 265, 32).toString('latin1'), gname: field(block, 297, 32).toString('latin1') };
 }
 
 test('a short ASCII path is one ustar block; a longer one is split into prefix and name', () => {
@@ -85,4 +85,18 @@ test('extended attributes are SCHILY.xattr records as GNU tar writes them; an AC
     ['SCHILY.xattr.system.posix_acl_access', acl],
     ['SCHILY.xattr.system.posix_acl_default', Buffer.from('not an acl')],
   ], 'a value that is not an ACL is kept as an attribute only');
+});
+
+test('owner names go in uname/gname beside the ids; one longer than 31 bytes or not ASCII in a pax record, the field empty', () => {
+  const table: [string, Partial<TarEntry>, { uname: string; gname: string; records: [string, Buffer][] }][] = [
+    ['no names (a guest filesystem, --numeric-owner)', {}, { uname: '', gname: '', records: [] }],
+    ['short names', { user: 'www-data', group: 'adm' }, { uname: 'www-data', gname: 'adm', records: [] }],
+    ['31 bytes fit with their NUL', { user: 'u'.repeat(31), group: 'g' }, { uname: 'u'.repeat(31), gname: 'g', records: [] }],
+    ['32 bytes do not', { user: 'u'.repeat(32) }, { uname: '', gname: '', records: [['uname', Buffer.from('u'.repeat(32))]] }],
+    ['not ASCII: UTF-8 in the record', { user: 'root', group: 'équipe' }, { uname: 'root', gname: '', records: [['gname', Buffer.from('équipe')]] }],
+  ];
+  for (const [what, names, want] of table) {
+    const entry = parse(tarHeader({ ...base, ...names }));
+    assert.deepEqual({ uname: entry.uname, gname: entry.gname, records: entry.records }, want, what);
+  }
 });

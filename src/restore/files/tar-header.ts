@@ -20,14 +20,21 @@ import { aclXattrToText } from './acl-text.js';
  *      157   100  linkname  target of a symlink, first name of a hard link
  *      257     6  magic     "ustar\0"
  *      263     2  version   "00"
- *      265    32  uname, 297 32 gname (left empty: owners are numeric)
+ *      265    32  uname     the owner's name, NUL-terminated (empty: none recorded)
+ *      297    32  gname     the group's name
  *      329    16  devmajor, devminor
  *      345   155  prefix    path before the last `/` that makes `name` fit
  *      500    12  (zeros)
  *
+ * Owners, as GNU tar writes them: the ids in `uid`/`gid`, and the names where the source
+ * records them (a file snapshot; a guest filesystem holds ids only) in `uname`/`gname`.
+ * `tar -x` as root then gives a name its id on the extracting host and falls back to the
+ * id, as Coffer's restores do (restore/host-owners.ts); `tar --numeric-owner -x` takes the ids.
+ *
  * Extended header records: `"<length> <keyword>=<value>\n"`, length counting the whole
  * record, its own digits included. Written: `path` and `linkpath` when the bytes do not fit
- * the ustar fields or are not ASCII; `uid`, `gid` and `size` when the ustar field cannot
+ * the ustar fields or are not ASCII; `uname` and `gname` when the name is longer than 31
+ * bytes or not ASCII; `uid`, `gid` and `size` when the ustar field cannot
  * hold them, `mtime` (decimal seconds, may be negative or fractional) for a time before 1970
  * or after 2038-01-19. The ustar field then
  * holds what fits (the path cut to 100 bytes, ids 0, the time clamped), never a value a
@@ -59,6 +66,8 @@ const FIELD = {
   linkname: [157, 100],
   magic: [257, 6],
   version: [263, 2],
+  uname: [265, 32],
+  gname: [297, 32],
   prefix: [345, 155],
 } as const satisfies Record<string, readonly [number, number]>;
 
@@ -85,6 +94,9 @@ export interface TarEntry {
   mode: number;
   uid: number;
   gid: number;
+  /** The owner's and group's names (none: the reader takes the ids). */
+  user?: string | undefined;
+  group?: string | undefined;
   /** Modification time; not finite (not recorded) is written as 1970. */
   mtimeMs: number;
   /** Content bytes that follow (files only). */
@@ -115,6 +127,8 @@ export function tarHeader(entry: TarEntry): Buffer {
   if (!isUtf8(path) || (link !== undefined && !isUtf8(link))) records.unshift(['hdrcharset', 'BINARY']);
   const uid = fitOrRecord(entry.uid, FIELD.uid[1], 'uid', records);
   const gid = fitOrRecord(entry.gid, FIELD.gid[1], 'gid', records);
+  const uname = nameOrRecord(entry.user, FIELD.uname[1], 'uname', records);
+  const gname = nameOrRecord(entry.group, FIELD.gname[1], 'gname', records);
   if (entry.size > octalMax(FIELD.size[1])) records.push(['size', String(entry.size)]);
   const ms = Number.isFinite(entry.mtimeMs) ? entry.mtimeMs : 0;
   const seconds = Math.floor(ms / 1000);
@@ -133,6 +147,8 @@ export function tarHeader(entry: TarEntry): Buffer {
     mode: entry.mode & 0o7777,
     uid,
     gid,
+    uname,
+    gname,
     size: entry.size,
     mtime,
     typeflag: TYPEFLAG[entry.type],
@@ -171,12 +187,23 @@ function fitOrRecord(value: number, size: number, key: string, records: PaxRecor
   return 0;
 }
 
+/** A name in its ustar field (NUL-terminated, ASCII), else the field empty and the name in a record; undefined: none. */
+function nameOrRecord(name: string | undefined, size: number, key: string, records: PaxRecord[]): Buffer | undefined {
+  if (name === undefined || name === '') return undefined;
+  const bytes = Buffer.from(name, 'utf8');
+  if (bytes.length < size && isAscii(bytes)) return bytes;
+  records.push([key, bytes]);
+  return undefined;
+}
+
 interface UstarFields {
   name: Uint8Array;
   prefix?: Uint8Array | undefined;
   mode: number;
   uid: number;
   gid: number;
+  uname?: Uint8Array | undefined;
+  gname?: Uint8Array | undefined;
   size: number;
   mtime: number;
   typeflag: string;
@@ -202,6 +229,8 @@ function ustarBlock(f: UstarFields): Buffer {
   if (f.linkname !== undefined) put('linkname', f.linkname);
   put('magic', Buffer.from('ustar\0', 'latin1'));
   put('version', Buffer.from('00', 'latin1'));
+  if (f.uname !== undefined) put('uname', f.uname);
+  if (f.gname !== undefined) put('gname', f.gname);
   if (f.prefix !== undefined) put('prefix', f.prefix);
   block.fill(0x20, FIELD.chksum[0], FIELD.chksum[0] + FIELD.chksum[1]);
   let sum = 0;

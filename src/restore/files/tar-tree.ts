@@ -14,8 +14,8 @@ export type TarReport = TreeReport;
 /**
  * Streams files from a guest filesystem as a POSIX tar archive (pax format, tar-header.ts)
  * into `out`: the same entries, safe names and problems as {@link extractTree}, with modes,
- * owners, mtimes and extended attributes (POSIX ACLs too: tar-header.ts) in the headers,
- * second names of a file as hard-link entries. Names and link targets are the guest's bytes,
+ * owners (ids, and names where the filesystem records them), mtimes and extended attributes
+ * (POSIX ACLs too: tar-header.ts) in the headers, second names of a file as hard-link entries. Names and link targets are the guest's bytes,
  * UTF-8 or not (`tar -x` recreates `caf\xe9` as the four bytes it was). A file whose content fails part-way has its announced size filled with
  * zeros (a tar header cannot be taken back) and is reported in `problems`. `out` is written
  * with backpressure and never ended (it may be stdout); its failure (a full disk, a reader
@@ -26,7 +26,7 @@ export async function tarTree(fs: Filesystem, sources: readonly ResolvedNode[], 
   const output = new OutputStream(out);
   const linked = new Map<string, Uint8Array>(); // node id → path of its first name
   const header = (node: FsNode, path: Uint8Array, type: TarEntry['type'], extra: Partial<TarEntry> = {}): Buffer =>
-    tarHeader({ path, type, mode: node.mode & 0o7777, uid: node.uid, gid: node.gid, mtimeMs: node.mtimeMs, size: 0, ...extra });
+    tarHeader({ path, type, mode: node.mode & 0o7777, uid: node.uid, gid: node.gid, user: node.user, group: node.group, mtimeMs: node.mtimeMs, size: 0, ...extra });
   /** The entry's extended attributes as the header takes them (a hard link's second name carries none: tar sets them on the first). */
   const xattrs = async (node: FsNode, guestPath: string): Promise<Partial<TarEntry>> => {
     const list = await readXattrs(fs, node, guestPath, report);
