@@ -2,17 +2,17 @@
  * Owners of a file snapshot restored on another host, whose accounts have other ids: `restore`
  * and `files get --to` give the same owners, by name (a recorded name known there gets its id
  * there, an unknown name or none the recorded id), as GNU tar extracts the `files get --tar`
- * stream there. `get --to` applied the recorded ids while `restore` mapped the names, and
- * `--tar` headers held no names. The snapshot is made as root on this host; the other host
- * is this one in a private mount namespace with other /etc/passwd and /etc/group
- * (cli-harness.ts onHostWith).
+ * stream there; `--numeric-owner` gives the recorded ids to all three. `get --to` applied the
+ * recorded ids while `restore` mapped the names, and `--tar` headers held no names. The
+ * snapshot is made as root on this host; the other host is this one in a private mount
+ * namespace with other /etc/passwd and /etc/group (cli-harness.ts onHostWith).
  */
 import assert from 'node:assert/strict';
 import { lchown, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { requireTools } from '../testing/index.js';
-import { assertExit, coffer, makeWorkDir, onHostWith, removeDir, runTool, type HostAccounts } from './cli-harness.js';
+import { assertExit, assertOneLineError, coffer, makeWorkDir, onHostWith, removeDir, runTool, type HostAccounts } from './cli-harness.js';
 
 const env = { COFFER_PASSWORD: 'owners' };
 /** Debian's (base-passwd) fixed ids of the accounts the source's files belong to. */
@@ -98,6 +98,19 @@ test('restore and files get --to of a file snapshot give owners by name on anoth
   assert.deepEqual(await owners(join(got, 'source')), expected('byName'), 'files get --to');
 });
 
+test('--numeric-owner: restore and files get --to give the recorded ids', async (t) => {
+  if (cannot !== undefined) return t.skip(cannot);
+  const restored = join(work, 'restored-numeric');
+  assertExit(await onOtherHost(['restore', '-r', repo, id, '--to', restored, '--numeric-owner']), 0);
+  assert.deepEqual(await owners(join(restored, source)), expected('numeric'), 'restore --numeric-owner');
+  const got = join(work, 'got-numeric');
+  assertExit(await onOtherHost(['files', '-r', repo, id, 'get', source, '--to', got, '--numeric-owner']), 0);
+  assert.deepEqual(await owners(join(got, 'source')), expected('numeric'), 'files get --to --numeric-owner');
+  const ls = await coffer(['files', '-r', repo, id, 'ls', '/', '--numeric-owner'], { env });
+  assertExit(ls, 2);
+  assert.match(assertOneLineError(ls), /--numeric-owner goes with get/);
+});
+
 /** Each member of a tar file as Python's tarfile reads it: path, ids, names. */
 async function tarOwners(archive: string): Promise<string[]> {
   const script = 'import sys, tarfile\nfor m in tarfile.open(sys.argv[1]): print(m.name, m.uid, m.gid, repr(m.uname), repr(m.gname))';
@@ -128,4 +141,9 @@ test('files get --tar: headers carry the names and the ids; GNU tar extracts the
     assert.equal(extracted.code, 0, extracted.stderr);
     assert.deepEqual(await owners(join(into, 'source')), expected(how), `tar -x ${extra.join(' ')}`);
   }
+
+  const numeric = await coffer(['files', '-r', repo, id, 'get', source, '--tar', '--numeric-owner'], { env });
+  assertExit(numeric, 0);
+  await writeFile(archive, numeric.stdout);
+  assert.deepEqual((await tarOwners(archive)).filter((line) => !line.endsWith("'' ''")), [], '--numeric-owner: no names in the headers');
 });

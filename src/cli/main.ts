@@ -137,6 +137,7 @@ function buildProgram(context: CommandContext, result: { code: number }, json: b
     .option('--include <glob>', 'file snapshots: restore only what matches (and what is below it; repeatable)', collect)
     .option('--exclude <glob>', 'file snapshots: leave out what matches (repeatable)', collect)
     .option('--verify', 'file snapshots: read every restored file back and check it against the snapshot')
+    .option('--numeric-owner', 'file snapshots: give owners their recorded ids, names ignored (default, as root: a recorded user or group name this host knows gets its id here, else the recorded id, as GNU tar extracts)')
     .option('--to-vm <qmp>', 'instead of a snapshot: move the running VM behind this QMP monitor (booted from coffer serve) onto local images in the --to folder while it runs (--format qcow2 or raw), so the export can end')
     .option('--limit-download <rate>', LIMIT_DOWNLOAD)
     .action((snapshot: string | undefined, _options, command: Command) =>
@@ -156,6 +157,7 @@ function buildProgram(context: CommandContext, result: { code: number }, json: b
     .option('--to <dir>', 'get: the folder to write into (created if missing)')
     .option('--tar', 'get: stream a tar archive to stdout instead')
     .option('--overwrite', 'get: replace files that exist in the folder')
+    .option('--numeric-owner', 'get: owners by their recorded ids, names ignored, and --tar headers without names (default: a file snapshot\'s recorded names are mapped, as restore does; a disk image\'s filesystems hold ids only)')
     .option('--name <glob>', 'find: names matching this pattern (*, ?, [abc])')
     .option('--stats', 'print the chunks and bytes read from the repository on stderr')
     .action((snapshot: string, action: string | undefined, targets: string[], _options, command: Command) =>

@@ -10,7 +10,8 @@ export interface RecordedOwner {
 }
 
 /**
- * Which owner a restore gives what it writes, as GNU tar extracts as root:
+ * Which owner a restore gives what it writes, for both file restores (`restore` of a file
+ * snapshot, `files get --to`), as GNU tar extracts as root:
  * - by name (the default): a recorded name this host knows gives this host's id for it, so a
  *   file of `www-data` is `www-data`'s on the host it lands on, whatever id that name had
  *   where the backup ran; a name unknown here, or none recorded (a guest's ext4, XFS or
@@ -34,6 +35,11 @@ export class HostOwners {
   /** By name through the account files under `etc` (an absent file knows no name). */
   static async byName(etc = '/etc'): Promise<HostOwners> {
     return new HostOwners(await idsByName(`${etc}/passwd`), await idsByName(`${etc}/group`));
+  }
+
+  /** By name, or numeric when `numeric` (a command's `--numeric-owner`). */
+  static async for(options: { numeric?: boolean | undefined }): Promise<HostOwners> {
+    return options.numeric === true ? HostOwners.numeric() : HostOwners.byName();
   }
 
   /** The ids to give an entry recorded with `owner`. */

@@ -1,6 +1,6 @@
 import { CofferError } from '../../errors/index.js';
 import { OutputStream } from '../../disk/index.js';
-import { resolvePath, walkTree, type Filesystem, type FsDirEntry, type FsNode } from '../../fs/index.js';
+import { resolvePath, walkTree, type Filesystem, type FsDirEntry, type FsNode, type ResolvedNode } from '../../fs/index.js';
 import { printableName, printableText, withNameBytes } from '../../names/index.js';
 import { resolveSnapshot } from '../../repo/index.js';
 import { extractTree, globToRegExp, SnapshotFiles, tarTree, TreeFilesystem, type TreeReport } from '../../restore/index.js';
@@ -16,6 +16,8 @@ export interface FilesCommandOptions extends RepositoryOptions {
   to?: string;
   tar?: boolean;
   overwrite?: boolean;
+  /** get: owners by their recorded ids, names ignored (--to), no names in the headers (--tar). */
+  numericOwner?: boolean;
   name?: string;
   stats?: boolean;
 }
@@ -33,6 +35,7 @@ export async function filesCommand(reference: string, action: string | undefined
   if (action !== undefined && action !== 'ls' && targets.length === 0) throw new CofferError('E_USAGE', `${action} needs VOLUME:/PATH (volumes: coffer files SNAPSHOT), or /PATH in a file snapshot`);
   if (action !== 'get' && action !== undefined && targets.length > 1) throw new CofferError('E_USAGE', `${action} takes one VOLUME:/PATH`);
   if (action === 'get' && (options.to === undefined) === (options.tar !== true)) throw new CofferError('E_USAGE', 'get needs --to DIR, or --tar to stream a tar archive to stdout');
+  if (action !== 'get' && options.numericOwner === true) throw new CofferError('E_USAGE', '--numeric-owner goes with get');
   if (action === 'find' && options.name === undefined) throw new CofferError('E_USAGE', 'find needs --name GLOB');
   return withRepository(options, context, async (repo) => {
     if (action === 'get' && options.to !== undefined) await refuseInsideRepository(repo.location, options.to, '--to');
@@ -79,9 +82,7 @@ async function fileSnapshotAction(repo: Repository, snapshot: Snapshot & { files
     case 'get': {
       const sources = [];
       for (const p of paths) sources.push(await resolvePath(fs, p));
-      const report = options.tar
-        ? await tarTree(fs, sources, context.stdout, context.signal)
-        : await extractTree(fs, sources, { to: options.to as string, overwrite: options.overwrite === true, signal: context.signal });
+      const report = await getFiles(fs, sources, options, context);
       code = reportExtraction(report, options, context, options.tar ? 'archived' : `restored to ${printableName(options.to ?? '')}`);
       break;
     }
@@ -93,6 +94,17 @@ async function fileSnapshotAction(repo: Repository, snapshot: Snapshot & { files
     context.stderr.write(`${options.json ? JSON.stringify({ type: 'stats', chunksFetched: fetched.chunks, bytesFetched: fetched.bytes }) : `read ${fetched.chunks} chunks (${formatBytes(fetched.bytes)}) from the repository`}\n`);
   }
   return code;
+}
+
+/**
+ * `get`: a tar stream on stdout, or the files written into `--to`, owners by name where the
+ * filesystem records names (a file snapshot) unless `--numeric-owner`.
+ */
+function getFiles(fs: Filesystem, sources: ResolvedNode[], options: FilesCommandOptions, context: CommandContext): Promise<TreeReport> {
+  const numericOwner = options.numericOwner === true;
+  return options.tar
+    ? tarTree(fs, sources, context.stdout, { signal: context.signal, numericOwner })
+    : extractTree(fs, sources, { to: options.to as string, overwrite: options.overwrite === true, numericOwner, signal: context.signal });
 }
 
 async function listVolumes(files: SnapshotFiles, options: FilesCommandOptions, context: CommandContext): Promise<number> {
@@ -139,9 +151,7 @@ async function runAction(files: SnapshotFiles, action: string, targets: string[]
     case 'get': {
       const sources = [];
       for (const p of parsed) sources.push(await resolvePath(fs, p.path));
-      const report = options.tar
-        ? await tarTree(fs, sources, context.stdout, context.signal)
-        : await extractTree(fs, sources, { to: options.to as string, overwrite: options.overwrite === true, signal: context.signal });
+      const report = await getFiles(fs, sources, options, context);
       return reportExtraction(report, options, context, options.tar ? 'archived' : `restored to ${printableName(options.to ?? '')}`);
     }
     default:

@@ -26,6 +26,8 @@ export interface RestoreCommandOptions extends RepositoryOptions {
   include?: string[];
   exclude?: string[];
   verify?: boolean;
+  /** File snapshots: owners by their recorded ids, names ignored. */
+  numericOwner?: boolean;
 }
 
 /** `coffer restore SNAPSHOT --to PATH [--format F]`: disks back as images, byte for byte. */
@@ -43,7 +45,7 @@ export async function restoreCommand(reference: string | undefined, options: Res
     const snapshot = await resolveSnapshot(repo, reference);
     if (snapshot.files !== undefined) {
       if (options.disk !== undefined || options.format !== undefined || options.overwrite === true || to === '-') throw new CofferError('E_USAGE', `snapshot ${snapshot.id.slice(0, 8)} holds files: restore it --to an empty DIR (--disk, --format, --overwrite and - are for disks)`);
-      const report = await restoreFileSnapshot(repo, snapshot, { to, include: options.include ?? [], exclude: options.exclude ?? [], verify: options.verify === true, signal: context.signal });
+      const report = await restoreFileSnapshot(repo, snapshot, { to, include: options.include ?? [], exclude: options.exclude ?? [], verify: options.verify === true, numericOwner: options.numericOwner === true, signal: context.signal });
       if (options.json) context.stdout.write(`${JSON.stringify({ snapshot: snapshot.id, to, ...report })}\n`);
       else {
         for (const p of report.problems) context.stderr.write(`coffer: ${printableName(p.path)}: ${printableText(p.message)}\n`); // bytes that are not UTF-8 as \xNN
@@ -51,7 +53,7 @@ export async function restoreCommand(reference: string | undefined, options: Res
       }
       return report.problems.some((p) => /differ|E_CORRUPT|E_MISSING|chunk/.test(p.message)) ? ExitCode.verifyFailed : report.problems.length > 0 ? ExitCode.targetUnwritable : 0;
     }
-    if (options.include !== undefined || options.exclude !== undefined || options.verify === true) throw new CofferError('E_USAGE', '--include, --exclude and --verify are for file snapshots');
+    if (options.include !== undefined || options.exclude !== undefined || options.verify === true || options.numericOwner === true) throw new CofferError('E_USAGE', '--include, --exclude, --verify and --numeric-owner are for file snapshots');
     const progress = ProgressReporter.for(context.stderr, options.json === true);
     const results = await restoreSnapshot(repo, snapshot, {
       to,

@@ -22,6 +22,8 @@ export interface FileRestoreOptions {
   exclude?: string[];
   /** Read each file back after writing it and check every chunk's id. */
   verify?: boolean;
+  /** Owners by their recorded ids, names ignored (tar's `--numeric-owner`); default: by name (host-owners.ts). */
+  numericOwner?: boolean;
   signal?: AbortSignal;
   onProgress?: (progress: { entries: number; bytes: number }) => void;
 }
@@ -49,9 +51,9 @@ export interface FileRestoreReport {
 
 /**
  * Restores a file snapshot into a directory: content (holes left as holes), mode, owner (by
- * name when the name exists here, else by id: host-owners.ts; only as root), times in
- * nanoseconds (symlinks too), symlinks, hard links, FIFOs, device nodes (as root), extended
- * attributes and so POSIX ACLs. Never writes outside `to`: every name was checked when its tree was decoded (no `/`,
+ * name when the name exists here, else by id, as `files get --to` sets it: host-owners.ts;
+ * only as root), times in nanoseconds (symlinks too), symlinks, hard links, FIFOs, device
+ * nodes (as root), extended attributes and so POSIX ACLs. Never writes outside `to`: every name was checked when its tree was decoded (no `/`,
  * `..` or NUL, unique in its directory), the target starts empty, and files are created
  * exclusively, never through a symlink. What cannot be applied (an owner as non-root, a
  * `trusted.` attribute) is reported and the restore goes on.
@@ -74,7 +76,7 @@ export async function restoreFileSnapshot(repo: Repository, snapshot: Snapshot, 
     throw targetError(options.to, error, { exists: 'it exists and is not a directory' }); // exit 4 (5 for a full disk), never an internal error
   }
   if (present.length > 0) throw new CofferError('E_USAGE', `${options.to} is not empty: restore files into an empty or new directory`);
-  const restorer = new FileRestorer(repo, options, await HostOwners.byName(), await takesDirectWrites(hostPath(options.to)).catch(() => false));
+  const restorer = new FileRestorer(repo, options, await HostOwners.for({ numeric: options.numericOwner }), await takesDirectWrites(hostPath(options.to)).catch(() => false));
   await restorer.restore(snapshot.files.tree, options.to);
   return restorer.report;
 }

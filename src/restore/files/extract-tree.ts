@@ -22,6 +22,12 @@ export interface ExtractOptions {
   overwrite?: boolean;
   /** Restore owners (uid/gid); default: when running as root. */
   owners?: boolean;
+  /**
+   * Owners by their recorded ids, names ignored (tar's `--numeric-owner`). Default: by name
+   * where the filesystem records names (a file snapshot), as `restore` sets them
+   * (host-owners.ts); a guest filesystem's ids are ids either way.
+   */
+  numericOwner?: boolean;
   signal?: AbortSignal;
   onProgress?: (progress: { files: number; bytes: number; path: string }) => void;
 }
@@ -47,7 +53,7 @@ export type ExtractReport = TreeReport;
  */
 export async function extractTree(fs: Filesystem, sources: readonly ResolvedNode[], options: ExtractOptions): Promise<ExtractReport> {
   const report: ExtractReport = emptyReport();
-  const owners = (options.owners ?? process.getuid?.() === 0) ? await HostOwners.byName() : undefined;
+  const owners = (options.owners ?? process.getuid?.() === 0) ? await HostOwners.for({ numeric: options.numericOwner }) : undefined;
   const root = path.resolve(options.to);
   // The folder as the command line gave its bytes (cli/raw-arguments.ts): every call by them.
   await targetCall(root, () => makeFolders(root, 0o777, hostPath));

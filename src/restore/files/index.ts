@@ -1,5 +1,5 @@
 export { extractTree, type ExtractOptions, type ExtractReport } from './extract-tree.js';
-export { tarTree, type TarReport } from './tar-tree.js';
+export { tarTree, type TarOptions, type TarReport } from './tar-tree.js';
 export { zipTree, type ZipReport } from './zip-tree.js';
 export { globToRegExp } from './name-glob.js';
 export { safeName } from './safe-name.js';

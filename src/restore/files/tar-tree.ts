@@ -11,6 +11,17 @@ import { TAR_END, tarHeader, tarPadding, type TarEntry } from './tar-header.js';
 /** What a tar stream held, and the entries it could not hold. */
 export type TarReport = TreeReport;
 
+/** How to write a tar stream. */
+export interface TarOptions {
+  signal?: AbortSignal | undefined;
+  /**
+   * Headers carry the ids only, no names (GNU tar's `--numeric-owner` when it creates): a
+   * `tar -x` then gives the recorded ids. Default: the names too, where the filesystem
+   * records them (a file snapshot).
+   */
+  numericOwner?: boolean | undefined;
+}
+
 /**
  * Streams files from a guest filesystem as a POSIX tar archive (pax format, tar-header.ts)
  * into `out`: the same entries, safe names and problems as {@link extractTree}, with modes,
@@ -21,12 +32,14 @@ export type TarReport = TreeReport;
  * with backpressure and never ended (it may be stdout); its failure (a full disk, a reader
  * gone) ends the run with `E_NO_SPACE` or `E_TARGET_UNWRITABLE`.
  */
-export async function tarTree(fs: Filesystem, sources: readonly ResolvedNode[], out: Writable, signal?: AbortSignal): Promise<TarReport> {
+export async function tarTree(fs: Filesystem, sources: readonly ResolvedNode[], out: Writable, options: TarOptions = {}): Promise<TarReport> {
+  const { signal } = options;
+  const names = options.numericOwner !== true;
   const report: TarReport = emptyReport();
   const output = new OutputStream(out);
   const linked = new Map<string, Uint8Array>(); // node id → path of its first name
   const header = (node: FsNode, path: Uint8Array, type: TarEntry['type'], extra: Partial<TarEntry> = {}): Buffer =>
-    tarHeader({ path, type, mode: node.mode & 0o7777, uid: node.uid, gid: node.gid, user: node.user, group: node.group, mtimeMs: node.mtimeMs, size: 0, ...extra });
+    tarHeader({ path, type, mode: node.mode & 0o7777, uid: node.uid, gid: node.gid, ...(names ? { user: node.user, group: node.group } : {}), mtimeMs: node.mtimeMs, size: 0, ...extra });
   /** The entry's extended attributes as the header takes them (a hard link's second name carries none: tar sets them on the first). */
   const xattrs = async (node: FsNode, guestPath: string): Promise<Partial<TarEntry>> => {
     const list = await readXattrs(fs, node, guestPath, report);

@@ -177,7 +177,7 @@ export function fileRoutes(app: FastifyInstance, context: ServiceContext): void 
         } else {
           const out = new PassThrough();
           body = out;
-          void tarTree(open.fs, [source], out, abort.signal).then((report) => {
+          void tarTree(open.fs, [source], out, { signal: abort.signal }).then((report) => {
             logProblems(request, report.problems);
             out.end();
           }, (error: unknown) => out.destroy(error as Error)).finally(() => open.close());
