@@ -25,3 +25,14 @@ test('the latency guard holds a datastore while a task on it reads slowly or has
   assert.deepEqual(ids(chooseStarts(queued, [on(5)], { ...base, ...guard }).start), ['a', 'c']);
   assert.deepEqual(ids(chooseStarts(queued, [on(35)], base).start), ['a', 'b', 'c'], 'no guard: only the limits count');
 });
+
+test('with staleMs, a report (or a start, before any) older than that no longer holds its datastore: one probe, and the probe holds again', () => {
+  const queued = [task('a', { datastore: 'san' }), task('b', { datastore: 'san' }), task('c', { datastore: 'nfs' })];
+  const guard = { latencyGuard: { thresholdMs: 20, staleMs: 30_000 } };
+  const at = (ago: number, latencyMs: number | undefined): ActiveTask => ({ id: 'x', host: 'hv-x', datastore: 'san', repository: 'main', job: 'nightly', reading: true, latencyMs, reportedAt: now.getTime() - ago });
+  assert.deepEqual(ids(chooseStarts(queued, [at(30_000, 35)], { ...base, ...guard }).start), ['c'], 'a slow report a lease old still holds');
+  assert.deepEqual(ids(chooseStarts(queued, [at(30_001, 35)], { ...base, ...guard }).start), ['a', 'c'], 'older: one probe');
+  assert.deepEqual(ids(chooseStarts(queued, [at(30_001, undefined)], { ...base, ...guard }).start), ['a', 'c'], 'started that long ago and never reported: one probe');
+  assert.deepEqual(ids(chooseStarts(queued, [at(30_001, 35), at(0, undefined)], { ...base, ...guard }).start), ['c'], 'the probe, not measured yet, holds again');
+  assert.deepEqual(ids(chooseStarts(queued, [at(60_000, 35)], { ...base, latencyGuard: { thresholdMs: 20 } }).start), ['c'], 'without staleMs a report never goes stale');
+});

@@ -7,6 +7,10 @@
  * Latency guard: a datastore is held while a task running on it still reads its source and
  * reported a mean read latency above the threshold, or has reported none yet; and at most one
  * new task per guarded datastore starts in one pass (it measures before others pile on).
+ * When the caller gives `staleMs` (the shared queue: its reports come from other processes,
+ * through the database), a report older than that — or, before any, a start older than that —
+ * no longer holds: a datastore whose reports went quiet gets one probe per `staleMs`, never a
+ * flood (the probe's own start holds it again), and never a hold for ever.
  */
 import { planStarts, type ConcurrencyLimits, type PendingTask, type RunningTask } from '../../jobs/index.js';
 
@@ -29,6 +33,8 @@ export interface ActiveTask extends RunningTask {
   readonly reading: boolean;
   /** The mean source read latency it last reported, ms. */
   readonly latencyMs: number | undefined;
+  /** When it reported `latencyMs` or, before any report, when it started (ms since the epoch, on `now`'s clock): only read with `staleMs`. */
+  readonly reportedAt?: number;
 }
 
 /** The facts besides the queued and running tasks. */
@@ -39,7 +45,12 @@ export interface ChooseOptions {
   readonly windowEnds: ReadonlyMap<string, number>;
   /** Per VM: its last success and whether it missed its job's last window. */
   readonly vmStates: ReadonlyMap<string, { lastSuccess?: number; missedWindow: boolean }>;
-  readonly latencyGuard?: { readonly thresholdMs: number };
+  /**
+   * `staleMs`: a running task's latency report (or its start, before any report) older than
+   * this no longer holds its datastore; absent, reports never go stale (one process: a worker
+   * that dies ends its task at once).
+   */
+  readonly latencyGuard?: { readonly thresholdMs: number; readonly staleMs?: number };
 }
 
 /** Start `start` now, in order; end `windowClosed` (they go first next time). */
@@ -56,7 +67,12 @@ export function chooseStarts<T extends QueuedTask>(queued: readonly T[], running
   const guard = options.latencyGuard;
   const held = new Set<string>();
   if (guard !== undefined) {
-    for (const r of running) if (r.datastore !== undefined && r.reading && (r.latencyMs === undefined || r.latencyMs > guard.thresholdMs)) held.add(r.datastore);
+    for (const r of running) {
+      if (r.datastore === undefined || !r.reading) continue;
+      if (r.latencyMs !== undefined && r.latencyMs <= guard.thresholdMs) continue;
+      if (guard.staleMs !== undefined && r.reportedAt !== undefined && now - r.reportedAt > guard.staleMs) continue;
+      held.add(r.datastore);
+    }
   }
   const pending: (PendingTask & { task: T })[] = open
     .filter((task) => task.datastore === null || !held.has(task.datastore))
