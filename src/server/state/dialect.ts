@@ -12,7 +12,7 @@
  * Everything else a migration needs (tables, indexes, foreign keys, `text`, `integer`,
  * `bigint`, `real`) Kysely's schema builder writes portably.
  */
-import { PostgresAdapter, sql, type CreateTableBuilder, type Kysely } from 'kysely';
+import { PostgresAdapter, sql, type CreateTableBuilder, type Kysely, type RawBuilder } from 'kysely';
 
 /** Which engine a state database runs on. */
 export type StateDialect = 'sqlite' | 'postgres';
@@ -25,6 +25,16 @@ export interface MigrationContext {
 /** The engine behind `db` (from Kysely's adapter). */
 export function dialectOf(db: Kysely<unknown>): StateDialect {
   return db.getExecutor().adapter instanceof PostgresAdapter ? 'postgres' : 'sqlite';
+}
+
+/**
+ * The database's clock now, ms since the epoch, as an expression a statement writes (no round
+ * trip of its own): on PostgreSQL `clock_timestamp()`, so that what workers on several machines
+ * write compares with the leases and with each other; SQLite is one machine's file, so its
+ * clock is this process's.
+ */
+export function databaseClockMs(db: Kysely<unknown>): RawBuilder<number> {
+  return dialectOf(db) === 'postgres' ? sql<number>`(extract(epoch from clock_timestamp()) * 1000)::bigint` : sql<number>`${Date.now()}`;
 }
 
 /**

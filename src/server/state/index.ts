@@ -5,7 +5,7 @@
  * on both, and how to move from SQLite to PostgreSQL.
  */
 export type { Migration } from './migration.js';
-export { dialectOf, forbidUpdateAndDelete, idColumn, idReferenceType, type MigrationContext, type StateDialect } from './dialect.js';
+export { databaseClockMs, dialectOf, forbidUpdateAndDelete, idColumn, idReferenceType, type MigrationContext, type StateDialect } from './dialect.js';
 export { MIGRATIONS } from './migrations/index.js';
 export { runMigrations, MIGRATION_LOCK_KEY, type MigrationReport, type RunMigrationsOptions } from './run-migrations.js';
 export { readMigrationStatus, type MigrationStatus } from './migration-status.js';

@@ -297,6 +297,12 @@ export interface TaskTable {
   lease_until: Generated<number | null>;
   /** 1: someone asked to cancel it while it ran on a worker (the worker's heartbeat sees it). */
   cancel_requested: Generated<number>;
+  /** A running backup: the mean source read latency its worker last reported, ms; null: none yet (migration 33; the latency guard across workers). */
+  source_latency_ms: Generated<number | null>;
+  /** When `source_latency_ms` was written (ms since the epoch, the database's clock). */
+  source_latency_at: Generated<number | null>;
+  /** 1: the running backup has read every byte of its source (it no longer holds its datastore under the latency guard). */
+  source_read_done: Generated<number>;
 }
 
 /** A `coffer worker` process (migration 30; src/server/cluster/). */

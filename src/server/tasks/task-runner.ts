@@ -688,11 +688,13 @@ export class TaskRunner {
     const listener: WorkerListener = {
       onProgress: ({ done, total, latencyMs, sourceBytesRead }) => {
         const entry = this.running.get(row.id);
+        // Its datastore may start another backup now (the latency guard): dispatch once the report is written (a shared queue reads it from the database).
+        let released = false;
         if (entry !== undefined && latencyMs !== undefined) {
           const guard = this.guard;
           const wasOver = entry.latencyMs === undefined || (guard !== undefined && entry.latencyMs > guard.thresholdMs);
           entry.latencyMs = latencyMs;
-          if (guard !== undefined && wasOver && latencyMs <= guard.thresholdMs) void this.dispatch();
+          released = guard !== undefined && wasOver && latencyMs <= guard.thresholdMs;
         }
         if (entry !== undefined && entry.reading && entry.throttle?.report(this.now().getTime(), sourceBytesRead, latencyMs, entry.share.sourceRead) === true) this.send(entry);
         if (entry !== undefined && entry.reading && done >= total) {
@@ -700,8 +702,12 @@ export class TaskRunner {
           entry.throttle?.release();
           this.rebalance(this.now());
         }
+        // The reads go with the progress (fenced like it) for the other workers' latency guard.
+        const reads = kind === 'backup' ? { latencyMs, done: done >= total } : undefined;
         // The database may be away for a moment (a restart): a lost progress update is reported, never fatal.
-        void this.store.setProgress(row.id, total === 0 ? 0 : done / total).then(() => this.changed(row.id)).catch((error: unknown) => this.report(error));
+        void this.store.setProgress(row.id, total === 0 ? 0 : done / total, reads).then(() => this.changed(row.id)).catch((error: unknown) => this.report(error)).finally(() => {
+          if (released) void this.dispatch();
+        });
       },
       onLog: (level, line) => void this.log(row.id, level, line).catch((error: unknown) => this.report(error)),
       onReport: (report) => void this.store.setReport(row.id, report).then(() => this.changed(row.id)).catch((error: unknown) => this.report(error)),

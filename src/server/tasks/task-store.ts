@@ -6,7 +6,7 @@
  */
 import { sql, type Kysely, type Selectable } from 'kysely';
 import type { VmBackupResult } from '../../backup/index.js';
-import { decodeCursor, encodeCursor } from '../state/index.js';
+import { databaseClockMs, decodeCursor, encodeCursor } from '../state/index.js';
 import type { RunTable, StateSchema, TaskTable } from '../state/schema.js';
 import type { Page, RunInfo, RunReason, RunStatus, TaskInfo, TaskKind, TaskLogLine, TaskReport, TaskStatus } from './task-types.js';
 
@@ -157,8 +157,18 @@ export class TaskStore {
     await query.execute();
   }
 
-  async setProgress(id: string, progress: number): Promise<void> {
-    let query = this.db.updateTable('tasks').set({ progress }).where('id', '=', id).where('status', '=', 'running');
+  /**
+   * A running task's progress (0..1) and, for a backup, its reads (`reads`): the mean source
+   * read latency of this report (written with the database's clock when there is one; the last
+   * one stays otherwise), and whether it has read every byte. Other workers' hand-outs hold its
+   * datastore by them (the latency guard, migration 33).
+   */
+  async setProgress(id: string, progress: number, reads?: { latencyMs?: number | undefined; done: boolean }): Promise<void> {
+    let query = this.db.updateTable('tasks').set({
+      progress,
+      ...(reads?.latencyMs === undefined ? {} : { source_latency_ms: reads.latencyMs, source_latency_at: databaseClockMs(this.db as unknown as Kysely<unknown>) }),
+      ...(reads?.done === true ? { source_read_done: 1 } : {}),
+    }).where('id', '=', id).where('status', '=', 'running');
     if (this.holder !== undefined) query = query.where('worker', '=', this.holder);
     await query.execute();
   }

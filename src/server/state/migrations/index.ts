@@ -19,6 +19,7 @@ import { eventSweep } from './0023-event-sweep.js';
 import { cluster } from './0030-cluster.js';
 import { leaderLeases } from './0031-leader-leases.js';
 import { eventKeys } from './0032-event-keys.js';
+import { taskReadLatency } from './0033-task-read-latency.js';
 
 export const MIGRATIONS: readonly Migration[] = [
   foundation,
@@ -37,4 +38,5 @@ export const MIGRATIONS: readonly Migration[] = [
   cluster,
   leaderLeases,
   eventKeys,
+  taskReadLatency,
 ];
