@@ -17,7 +17,7 @@ export interface ClusterPolicy {
   limits: ConcurrencyLimits;
   bandwidth: BandwidthRule[];
   retry: RetryPolicy;
-  /** Each worker throttles its own backups' slow reads by it (docs/tasks.md); null: no guard. */
+  /** Each hand-out holds a datastore by it over every worker's reports, and each worker throttles its own backups' slow reads by it (docs/tasks.md, docs/scale.md); null: no guard. */
   latencyGuard: LatencyGuard | null;
 }
 

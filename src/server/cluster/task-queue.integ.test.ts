@@ -11,6 +11,13 @@
  * stops heartbeating (killed) loses its task when the lease expires; another takes it as
  * attempt 2. The hand-outs' timings (TakeTiming) are printed as diagnostics: the lock wait and
  * the time under the lock, the figures behind issue #10's queue-delay row.
+ *
+ * The source latency guard across workers: two task runners on shared queues (as two
+ * `coffer worker` processes, each on its own pool), whose backups run in fake workers (handed
+ * out as an agent's) that report the progress and read latency the test gives them through the
+ * runner's real, fenced progress write. One worker's slow (or not yet measured) backup holds its
+ * datastore for the other's hand-out, until its latency drops, it has read every byte, or its
+ * report is older than the taker's lease; other datastores start meanwhile.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -18,7 +25,8 @@ import { sql } from 'kysely';
 import type { ConcurrencyLimits } from '../../jobs/index.js';
 import { startPostgres, type TestPostgres } from '../../testing/index.js';
 import { openStateDatabase, type StateDatabase } from '../state/index.js';
-import { TaskRunner, type VmTarget } from '../tasks/index.js';
+import { TaskRunner, type RemoteWorkers, type VmTarget } from '../tasks/index.js';
+import type { WorkerHandle, WorkerListener, WorkerOutcome } from '../worker/index.js';
 import { publishPolicy } from './cluster-policy.js';
 import { DISPATCH_LOCK_KEY, PostgresTaskQueue, type TakeTiming } from './task-queue.js';
 
@@ -280,5 +288,122 @@ test('a task cancelled while a hand-out chose it is not handed out (the update t
   } finally {
     commit();
     await cancelling;
+  }
+});
+
+/** A backup on `host` and `datastore` that no one runs for real (the fake workers below). */
+const backupOn = (vm: string, host: string, datastore: string): VmTarget => ({ vm, host, datastore, repository: { name: 'r1', url: '/nonexistent/repository' }, source: { images: ['/nonexistent/disk.raw'] } });
+
+/**
+ * A worker as `coffer worker` assembles it (a TaskRunner on a PostgresTaskQueue of its own
+ * pool), without heartbeats (its leases outlast the test) or a tick (the test dispatches), whose
+ * backups run in fake workers: `report(vm, …)` is that backup's progress report.
+ */
+async function guardedWorker(url: string, name: string, hosts: string[], leaseMs = 30_000) {
+  const own = await openStateDatabase({ url });
+  claimerStates.push(own);
+  const listeners = new Map<string, WorkerListener>();
+  const remote: RemoteWorkers = {
+    agentOf: () => 'fake', online: () => true, waitDeadline: (created) => created + 60_000,
+    offlineError: () => ({ code: 'E_AGENT_OFFLINE', message: 'offline' }),
+    start: (task, listener): WorkerHandle => {
+      listeners.set(task.taskId, listener);
+      let end: (outcome: WorkerOutcome) => void = () => undefined;
+      const ended = new Promise<WorkerOutcome>((resolve) => (end = resolve));
+      const stop = () => end({ kind: 'error', code: 'E_CANCELLED', message: 'stopped by the test' });
+      return { pid: undefined, ended, setRates: () => undefined, cancel: stop, kill: stop };
+    },
+  };
+  const queue = new PostgresTaskQueue(own.db, { name, hosts, capacity: 4, leaseMs });
+  const runner = new TaskRunner(own.db, { shared: queue, remote, tickMs: 3_600_000 });
+  await runner.start();
+  const taskOf = async (vm: string) => (await own.db.selectFrom('tasks').select(['id', 'status', 'worker']).where('vm', '=', vm).executeTakeFirstOrThrow());
+  return {
+    runner, queue,
+    /** Takes what it may now; returns the VMs of the backups it runs. */
+    async take(): Promise<string[]> {
+      await runner.dispatch();
+      const rows = await own.db.selectFrom('tasks').select('vm').where('worker', '=', name).where('status', '=', 'running').orderBy('vm').execute();
+      return rows.map((r) => r.vm ?? '');
+    },
+    /** Its backup of `vm` reports `done` of 100 bytes read with a mean read latency; resolves once the report is in the database. */
+    async report(vm: string, done: number, latencyMs: number): Promise<void> {
+      const task = await taskOf(vm);
+      listeners.get(task.id)?.onProgress?.(done, 100, latencyMs);
+      await waitFor(`${vm}'s report in the database`, async () => {
+        const row = await own.db.selectFrom('tasks').select(['source_latency_ms', 'source_read_done']).where('id', '=', task.id).executeTakeFirstOrThrow();
+        return row.source_latency_ms !== null && Number(row.source_latency_ms) === latencyMs && Number(row.source_read_done) === (done >= 100 ? 1 : 0) ? true : undefined;
+      });
+    },
+  };
+}
+
+async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+test('the latency guard across workers: another worker\'s slow or unmeasured backup holds its datastore until its reads are fast again or done; other datastores start meanwhile', async () => {
+  const url = await pg.createDatabase();
+  const db = await openStateDatabase({ url });
+  claimerStates.push(db);
+  const queuer = new TaskRunner(db.db, { dispatch: false });
+  await queuer.start();
+  await publishPolicy(db.db, { limits: {}, latencyGuard: { thresholdMs: 20 } });
+  const a = await guardedWorker(url, 'wa', ['hv-a', 'hv-a2']);
+  const b = await guardedWorker(url, 'wb', ['hv-b1', 'hv-b2', 'hv-b3']);
+  try {
+    await queuer.startRun({ job: null, reason: 'on-demand', owner: 'test', vms: [backupOn('san-a', 'hv-a', 'san'), backupOn('san-b', 'hv-b1', 'san'), backupOn('nfs-b', 'hv-b2', 'nfs')] });
+    assert.deepEqual(await a.take(), ['san-a']);
+    assert.deepEqual(await b.take(), ['nfs-b'], 'san is held while wa\'s backup on it has not measured its reads; nfs is not');
+    await a.report('san-a', 10, 50);
+    assert.deepEqual(await b.take(), ['nfs-b'], 'san is held: wa\'s backup on it reads at 50 ms > 20 ms');
+    await a.report('san-a', 20, 35);
+    assert.deepEqual(await b.take(), ['nfs-b'], 'still slow');
+    await a.report('san-a', 30, 5);
+    assert.deepEqual(await b.take(), ['nfs-b', 'san-b'], 'wa\'s backup reads fast again: wb starts its backup on san');
+
+    // A backup that has read every byte no longer speaks for its datastore, however slow its last reads.
+    await queuer.startRun({ job: null, reason: 'on-demand', owner: 'test', vms: [backupOn('fc-a', 'hv-a2', 'fc'), backupOn('fc-b', 'hv-b3', 'fc')] });
+    assert.deepEqual(await a.take(), ['fc-a', 'san-a']);
+    await a.report('fc-a', 50, 80);
+    assert.deepEqual(await b.take(), ['nfs-b', 'san-b'], 'fc is held');
+    await a.report('fc-a', 100, 80);
+    assert.deepEqual(await b.take(), ['fc-b', 'nfs-b', 'san-b'], 'wa\'s backup on fc has read everything');
+  } finally {
+    await a.runner.close();
+    await b.runner.close();
+    await queuer.close();
+  }
+});
+
+test('the latency guard across workers: a slow report older than the taker\'s lease no longer holds (a worker gone quiet does not hold a datastore for ever)', async () => {
+  const url = await pg.createDatabase();
+  const db = await openStateDatabase({ url });
+  claimerStates.push(db);
+  const queuer = new TaskRunner(db.db, { dispatch: false });
+  await queuer.start();
+  await publishPolicy(db.db, { limits: {}, latencyGuard: { thresholdMs: 20 } });
+  const a = await guardedWorker(url, 'wa', ['hv-a']);
+  const leaseMs = 1500;
+  try {
+    await queuer.startRun({ job: null, reason: 'on-demand', owner: 'test', vms: [backupOn('quiet-a', 'hv-a', 'iscsi'), backupOn('quiet-c', 'hv-c', 'iscsi')] });
+    assert.deepEqual(await a.take(), ['quiet-a']);
+    await a.report('quiet-a', 10, 50);
+    const reported = Date.now();
+    // A taker with a short lease (its own leases would run out: it takes once, at the end).
+    const taker = new PostgresTaskQueue(db.db, { name: 'wc', hosts: ['hv-c'], capacity: 1, leaseMs });
+    assert.deepEqual((await taker.take(1)).start, [], 'a fresh slow report holds iscsi');
+    assert.ok(Date.now() - reported < leaseMs, 'the first take came within the lease (else this test proves nothing)');
+    await new Promise((resolve) => setTimeout(resolve, leaseMs + 200 - (Date.now() - reported)));
+    assert.deepEqual((await taker.take(1)).start.map((r) => r.vm), ['quiet-c'], 'the report is older than a lease: one probe starts');
+  } finally {
+    await a.runner.close();
+    await queuer.close();
   }
 });

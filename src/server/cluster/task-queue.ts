@@ -35,15 +35,26 @@
  * counting and the taking, which make a limit hold, stay under the lock.
  *
  * Tasks of other kinds than backup (restore, verify…) have no host: any worker takes them,
- * outside the limits, as the single-process runner does. The latency guard is not applied
- * across workers (a worker does not know another's read latency).
+ * outside the limits, as the single-process runner does.
+ *
+ * The source latency guard (the published `latencyGuard`) holds starts across workers: each
+ * worker writes its backups' reads with their progress (fenced; migration 33: the mean source
+ * read latency, when it wrote it on the database's clock, and whether every byte is read), the
+ * second statement reads them for every running backup, and `chooseStarts` holds a datastore
+ * as the single-process runner does (a backup still reading that reported a latency above the
+ * threshold, or none yet). One difference, since the reports come from other processes: a
+ * report (or, before any, a start) older than a lease (`leaseMs`) no longer holds. A lease is
+ * how long the cluster trusts a worker it does not hear from, and a reading backup reports
+ * every 250 ms: one silent that long is stuck or its writes are lost, and the hold lapses to
+ * one probe per lease on that datastore (the probe's own start holds it again), never for
+ * ever. A dead worker's backups stop holding when their lease expires and they go back.
  */
 import { performance } from 'node:perf_hooks';
 import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import { CofferError } from '../../errors/index.js';
 import type { StateSchema } from '../state/index.js';
 import type { TaskTable } from '../state/schema.js';
-import { chooseStarts, type SharedBackup, type SharedDispatch } from '../tasks/index.js';
+import { chooseStarts, type ActiveTask, type SharedBackup, type SharedDispatch } from '../tasks/index.js';
 import { parsePolicy, type ClusterPolicy } from './cluster-policy.js';
 import { databaseNow } from './database-clock.js';
 
@@ -173,10 +184,12 @@ export class PostgresTaskQueue implements SharedDispatch {
       // Read after the lock (this statement sees what committed before it began: the hand-outs before this one, and every end).
       const queued = await trx.selectFrom('tasks').leftJoin('vm_state', 'vm_state.vm', 'tasks.vm').selectAll('tasks').select(['vm_state.last_success_at', 'vm_state.missed_window'])
         // The running backups on the first row only (on every row, 600 queued rows carried 600 copies: 2× the time under the lock).
-        .select(sql<[string, string | null, string | null, string | null, string | null][] | null>`CASE WHEN row_number() OVER (ORDER BY tasks.created_at, tasks.id) = 1 THEN (SELECT json_agg(json_build_array(r.id, r.host, r.datastore, r.repository, r.job)) FROM tasks r WHERE r.status = 'running' AND r.kind = 'backup') END`.as('running_backups'))
+        // With their reads as their workers last reported them (the latency guard; a report's time, or before any the start's, on the database's clock).
+        .select(sql<RunningBackupRow[] | null>`CASE WHEN row_number() OVER (ORDER BY tasks.created_at, tasks.id) = 1 THEN (SELECT json_agg(json_build_array(r.id, r.host, r.datastore, r.repository, r.job, r.source_read_done, r.source_latency_ms, COALESCE(r.source_latency_at, r.started_at))) FROM tasks r WHERE r.status = 'running' AND r.kind = 'backup') END`.as('running_backups'))
         .where('tasks.status', '=', 'queued').orderBy('tasks.created_at').orderBy('tasks.id').limit(2000).execute();
       if (queued.length === 0) return nothing;
-      const running = (queued[0]?.running_backups ?? []).map(([id, host, datastore, repository, job]) => ({ id, host, datastore, repository, job }));
+      const runningRows = queued[0]?.running_backups ?? [];
+      const running = runningRows.map(([id, host, datastore, repository, job]) => ({ id, host, datastore, repository, job }));
       const hosts = this.worker.hosts === undefined ? undefined : new Set(this.worker.hosts);
       const others = queued.filter((row) => row.kind !== 'backup');
       const backups = queued.filter((row) => row.kind === 'backup' && (hosts === undefined || hosts.has(row.host ?? '')));
@@ -184,8 +197,13 @@ export class PostgresTaskQueue implements SharedDispatch {
       for (const r of backups) {
         if (r.vm !== null && r.missed_window !== null) vmStates.set(r.vm, { ...(r.last_success_at === null ? {} : { lastSuccess: Number(r.last_success_at) }), missedWindow: Number(r.missed_window) === 1 });
       }
+      // The latency guard as published, over every worker's reports; a report older than a lease no longer holds (docs/scale.md).
+      const guard = read.policy.latencyGuard;
       const { start, windowClosed } = chooseStarts(backups.map((row) => ({ ...placementOf(row), row, runId: row.run_id, vm: row.vm, datastore: row.datastore, notBefore: row.not_before === null ? null : Number(row.not_before) })),
-        running.map((r) => ({ ...placementOf(r), reading: true, latencyMs: undefined })), { now: new Date(now), limits: read.policy.limits, windowEnds: read.windowEnds, vmStates });
+        runningRows.map(activeBackup), {
+          now: new Date(now), limits: read.policy.limits, windowEnds: read.windowEnds, vmStates,
+          ...(guard === null ? {} : { latencyGuard: { thresholdMs: guard.thresholdMs, staleMs: this.worker.leaseMs } }),
+        });
       const chosen = [...others, ...start.map((t) => t.row)].slice(0, free).map(taskRow);
       // The start time is read after the count, by the update itself: a task that ended
       // (committed) while this transaction waited for the lock has an end before it, never after.
@@ -194,7 +212,7 @@ export class PostgresTaskQueue implements SharedDispatch {
       let taken: Selectable<TaskTable>[] = [];
       if (chosen.length > 0) {
         const updated = await trx.updateTable('tasks')
-          .set({ status: 'running', worker: this.worker.name, lease_until: sql<number>`(extract(epoch from clock_timestamp()) * 1000)::bigint + ${this.worker.leaseMs}`, started_at: sql<number>`(extract(epoch from clock_timestamp()) * 1000)::bigint`, cancel_requested: 0 })
+          .set({ status: 'running', worker: this.worker.name, lease_until: sql<number>`(extract(epoch from clock_timestamp()) * 1000)::bigint + ${this.worker.leaseMs}`, started_at: sql<number>`(extract(epoch from clock_timestamp()) * 1000)::bigint`, cancel_requested: 0, ...NO_READS })
           .where('id', 'in', chosen.map((r) => r.id)).where('status', '=', 'queued').returning(['id', 'started_at']).execute();
         startedAt = Number(updated[0]?.started_at ?? now);
         const ids = new Set(updated.map((r) => r.id));
@@ -204,7 +222,7 @@ export class PostgresTaskQueue implements SharedDispatch {
       this.cluster = { reading: running.length + taken.length, running: running.length + taken.length, backups: clusterBackups };
       return {
         ...nothing,
-        start: taken.map((row) => ({ ...row, status: 'running', worker: this.worker.name, lease_until: startedAt + this.worker.leaseMs, started_at: startedAt, cancel_requested: 0 })),
+        start: taken.map((row) => ({ ...row, status: 'running', worker: this.worker.name, lease_until: startedAt + this.worker.leaseMs, started_at: startedAt, cancel_requested: 0, ...NO_READS })),
         windowClosed: windowClosed.map((t) => taskRow(t.row)),
       };
     });
@@ -326,6 +344,22 @@ interface HandOut extends Omit<TakeResult, 'endedRuns'> {
 function taskRow(row: Selectable<TaskTable> & { last_success_at?: unknown; missed_window?: unknown; running_backups?: unknown }): Selectable<TaskTable> {
   const { last_success_at: _lastSuccess, missed_window: _missed, running_backups: _running, ...task } = row;
   return task;
+}
+
+/** A task just taken has reported nothing of its reads yet (an earlier attempt's reports, if any, are cleared). */
+const NO_READS = { source_latency_ms: null, source_latency_at: null, source_read_done: 0 } as const;
+
+/** A running backup as the hand-out's query reads it: id, host, datastore, repository, job, source_read_done, source_latency_ms, and when that was reported (or the start). */
+type RunningBackupRow = [string, string | null, string | null, string | null, string | null, number, number | null, number | string | null];
+
+/** A running backup as the decision sees it: its keys for the limits, and its reads for the latency guard. */
+function activeBackup([id, host, datastore, repository, job, readDone, latencyMs, reportedAt]: RunningBackupRow): ActiveTask {
+  return {
+    ...placementOf({ id, host, datastore, repository, job }),
+    reading: Number(readDone) !== 1,
+    latencyMs: latencyMs === null ? undefined : Number(latencyMs),
+    ...(reportedAt === null ? {} : { reportedAt: Number(reportedAt) }),
+  };
 }
 
 /** A task's keys for the limits, as the single-process runner counts them (no job: the job `''`). */

@@ -6,7 +6,7 @@
  * with backoff, and marks the tasks a killed server left running as interrupted.
  */
 export { TaskRunner, type RemoteWorkers, type RunRequest, type SharedBackup, type SharedDispatch, type LatencyGuard, type TaskRequest, type TaskRunnerOptions } from './task-runner.js';
-export { chooseStarts } from './choose-starts.js';
+export { chooseStarts, type ActiveTask } from './choose-starts.js';
 export { BandwidthRules, type BandwidthRule } from './bandwidth-rules.js';
 export { RETRY_DEFAULTS, retryAt, runEnd, taskEnd, type RetryPolicy } from './outcomes.js';
 export type { EndedWindow, TaskFilter } from './task-store.js';
