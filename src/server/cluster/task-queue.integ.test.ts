@@ -329,7 +329,7 @@ async function guardedWorker(url: string, name: string, hosts: string[], leaseMs
     /** Its backup of `vm` reports `done` of 100 bytes read with a mean read latency; resolves once the report is in the database. */
     async report(vm: string, done: number, latencyMs: number): Promise<void> {
       const task = await taskOf(vm);
-      listeners.get(task.id)?.onProgress?.(done, 100, latencyMs);
+      listeners.get(task.id)?.onProgress?.({ done, total: 100, latencyMs, sourceBytesRead: done });
       await waitFor(`${vm}'s report in the database`, async () => {
         const row = await own.db.selectFrom('tasks').select(['source_latency_ms', 'source_read_done']).where('id', '=', task.id).executeTakeFirstOrThrow();
         return row.source_latency_ms !== null && Number(row.source_latency_ms) === latencyMs && Number(row.source_read_done) === (done >= 100 ? 1 : 0) ? true : undefined;
