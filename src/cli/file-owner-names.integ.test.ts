@@ -106,9 +106,29 @@ test('--numeric-owner: restore and files get --to give the recorded ids', async 
   const got = join(work, 'got-numeric');
   assertExit(await onOtherHost(['files', '-r', repo, id, 'get', source, '--to', got, '--numeric-owner']), 0);
   assert.deepEqual(await owners(join(got, 'source')), expected('numeric'), 'files get --to --numeric-owner');
-  const ls = await coffer(['files', '-r', repo, id, 'ls', '/', '--numeric-owner'], { env });
-  assertExit(ls, 2);
-  assert.match(assertOneLineError(ls), /--numeric-owner goes with get/);
+  const cat = await coffer(['files', '-r', repo, id, 'cat', join(source, 'bin.txt'), '--numeric-owner'], { env });
+  assertExit(cat, 2);
+  assert.match(assertOneLineError(cat), /--numeric-owner goes with ls and get/);
+});
+
+test('files ls -l shows the names a file snapshot recorded (ids where none), --numeric-owner the ids; --json carries both', async (t) => {
+  if (cannot !== undefined) return t.skip(cannot);
+  const columns = async (extra: string[]): Promise<string[]> => {
+    const ls = await coffer(['files', '-r', repo, id, 'ls', '-l', join(source, 'd'), ...extra], { env });
+    assertExit(ls, 0);
+    return ls.stdout.toString('utf8').trim().split('\n').map((row) => row.split(/\s+/).slice(2, 4).join(':'));
+  };
+  assert.deepEqual(await columns([]), ['daemon:daemon', 'daemon:daemon'], 'daemon.txt and link, by their recorded names');
+  assert.deepEqual(await columns(['--numeric-owner']), ['1:1', '1:1']);
+  const json = await coffer(['files', '-r', repo, id, 'ls', '--json', source], { env });
+  assertExit(json, 0);
+  const rows = JSON.parse(json.stdout.toString('utf8')) as { name: string; uid: number; gid: number; user?: string; group?: string }[];
+  assert.deepEqual(rows.map((r) => [r.name, r.uid, r.gid, r.user, r.group]), [
+    ['bin.txt', BIN, BIN, 'bin', 'bin'],
+    ['d', DAEMON, DAEMON, 'daemon', 'daemon'],
+    ['mixed.txt', DAEMON, NAMELESS, 'daemon', undefined],
+    ['nameless.txt', NAMELESS, NAMELESS, undefined, undefined],
+  ]);
 });
 
 /** Each member of a tar file as Python's tarfile reads it: path, ids, names. */

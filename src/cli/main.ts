@@ -153,11 +153,11 @@ function buildProgram(context: CommandContext, result: { code: number }, json: b
     .argument('[action]', 'ls, cat, get or find; none lists the volumes (partitions, LVM volumes, filesystems)')
     .argument('[targets...]', 'VOLUME:/PATH, where VOLUME is p1, p5, vg0/root or disk (a filesystem on the whole disk)')
     .option('--disk <name|n>', 'the disk whose partitions are meant (default: all disks)')
-    .option('-l, --long', 'ls: modes, owners, sizes and times')
+    .option('-l, --long', 'ls: modes, owners (a file snapshot\'s recorded names, else ids), sizes and times')
     .option('--to <dir>', 'get: the folder to write into (created if missing)')
     .option('--tar', 'get: stream a tar archive to stdout instead')
     .option('--overwrite', 'get: replace files that exist in the folder')
-    .option('--numeric-owner', 'get: owners by their recorded ids, names ignored, and --tar headers without names (default: a file snapshot\'s recorded names are mapped, as restore does; a disk image\'s filesystems hold ids only)')
+    .option('--numeric-owner', 'get: owners by their recorded ids, names ignored, and --tar headers without names; ls -l: ids (default: a file snapshot\'s recorded names are mapped, as restore does; a disk image\'s filesystems hold ids only)')
     .option('--name <glob>', 'find: names matching this pattern (*, ?, [abc])')
     .option('--stats', 'print the chunks and bytes read from the repository on stderr')
     .action((snapshot: string, action: string | undefined, targets: string[], _options, command: Command) =>

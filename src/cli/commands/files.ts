@@ -16,7 +16,7 @@ export interface FilesCommandOptions extends RepositoryOptions {
   to?: string;
   tar?: boolean;
   overwrite?: boolean;
-  /** get: owners by their recorded ids, names ignored (--to), no names in the headers (--tar). */
+  /** get: owners by their recorded ids, names ignored (--to), no names in the headers (--tar); ls -l: ids, not names. */
   numericOwner?: boolean;
   name?: string;
   stats?: boolean;
@@ -35,7 +35,7 @@ export async function filesCommand(reference: string, action: string | undefined
   if (action !== undefined && action !== 'ls' && targets.length === 0) throw new CofferError('E_USAGE', `${action} needs VOLUME:/PATH (volumes: coffer files SNAPSHOT), or /PATH in a file snapshot`);
   if (action !== 'get' && action !== undefined && targets.length > 1) throw new CofferError('E_USAGE', `${action} takes one VOLUME:/PATH`);
   if (action === 'get' && (options.to === undefined) === (options.tar !== true)) throw new CofferError('E_USAGE', 'get needs --to DIR, or --tar to stream a tar archive to stdout');
-  if (action !== 'get' && options.numericOwner === true) throw new CofferError('E_USAGE', '--numeric-owner goes with get');
+  if (action !== 'get' && action !== 'ls' && options.numericOwner === true) throw new CofferError('E_USAGE', '--numeric-owner goes with ls and get');
   if (action === 'find' && options.name === undefined) throw new CofferError('E_USAGE', 'find needs --name GLOB');
   return withRepository(options, context, async (repo) => {
     if (action === 'get' && options.to !== undefined) await refuseInsideRepository(repo.location, options.to, '--to');
@@ -182,7 +182,7 @@ async function listDirectory(fs: Filesystem, path: string, options: FilesCommand
     }
     const target = entry.node.type === 'symlink' ? await fs.readlink(entry.node).catch(() => '?') : undefined;
     if (options.json) out.push(describe(entry.name, entry.node, target));
-    else if (options.long) rows.push(longRow(entry.name, entry.node, target));
+    else if (options.long) rows.push(longRow(entry.name, entry.node, target, options.numericOwner === true));
     else context.stdout.write(`${printable(entry.name)}${entry.node.type === 'directory' ? '/' : ''}\n`);
   }
   if (options.json) context.stdout.write(`${JSON.stringify(out)}\n`);
@@ -277,6 +277,8 @@ function describe(name: string, node: FsNode, target: string | undefined): objec
     mode: node.mode & 0o7777,
     uid: node.uid,
     gid: node.gid,
+    ...(node.user !== undefined ? withNameBytes('user', node.user) : {}),
+    ...(node.group !== undefined ? withNameBytes('group', node.group) : {}),
     nlink: node.nlink,
     mtime: iso(node.mtimeMs),
     atime: iso(node.atimeMs),
@@ -290,14 +292,21 @@ function describe(name: string, node: FsNode, target: string | undefined): objec
 
 const TYPE_CHAR: Record<string, string> = { file: '-', directory: 'd', symlink: 'l', 'char-device': 'c', 'block-device': 'b', fifo: 'p', socket: 's', unknown: '?' };
 
-/** `ls -l`-style columns: mode, links, owner, group, size, mtime, name (-> target). */
-function longRow(name: string, node: FsNode, target: string | undefined): string[] {
+/**
+ * `ls -l`-style columns: mode, links, owner, group, size, mtime, name (-> target). Owner and
+ * group by the names the filesystem records (a file snapshot: the names on the host backed
+ * up), else by id (a guest's filesystem: its accounts are not this host's); `-n` as in ls is
+ * `--numeric-owner`.
+ */
+function longRow(name: string, node: FsNode, target: string | undefined, numericOwner: boolean): string[] {
   const m = node.mode;
   const rwx = (shift: number, special: number, char: string): string =>
     `${m & (4 << shift) ? 'r' : '-'}${m & (2 << shift) ? 'w' : '-'}${m & special ? (m & (1 << shift) ? char : char.toUpperCase()) : m & (1 << shift) ? 'x' : '-'}`;
   const mode = `${TYPE_CHAR[node.type] ?? '?'}${rwx(6, 0o4000, 's')}${rwx(3, 0o2000, 's')}${rwx(0, 0o1000, 't')}`;
   const time = Number.isFinite(node.mtimeMs) ? new Date(node.mtimeMs).toISOString().slice(0, 19).replace('T', ' ') : '-';
-  return [mode, String(node.nlink), String(node.uid), String(node.gid), String(node.size), time, `${printable(name)}${target !== undefined ? ` -> ${printable(target)}` : ''}`];
+  const owner = numericOwner || node.user === undefined ? String(node.uid) : printable(node.user);
+  const group = numericOwner || node.group === undefined ? String(node.gid) : printable(node.group);
+  return [mode, String(node.nlink), owner, group, String(node.size), time, `${printable(name)}${target !== undefined ? ` -> ${printable(target)}` : ''}`];
 }
 
 /** A name safe to print on a terminal and unambiguous: control characters and bytes that are not UTF-8 as \xNN, a backslash as \\ (typed back, it finds the entry). */
