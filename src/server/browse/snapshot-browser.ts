@@ -46,6 +46,9 @@ export interface EntryInfo {
   mode: number;
   uid: number;
   gid: number;
+  /** The owner's and group's names where the snapshot recorded them (a file snapshot), printable. */
+  user?: string;
+  group?: string;
   nlink: number;
   mtime: string | null;
   /** A symlink's target, printable as `name` is. */
@@ -138,7 +141,10 @@ export async function listDirectory(fs: Filesystem, path: string, page: { offset
 /** An entry as the API lists it, from its name and target as the filesystem gives them (decoded, not yet printable). */
 export function describeNode(name: string, node: FsNode, target?: string): EntryInfo {
   return {
-    ...printableWithBytes('name', name), type: node.type, size: node.size, mode: node.mode & 0o7777, uid: node.uid, gid: node.gid, nlink: node.nlink,
+    ...printableWithBytes('name', name), type: node.type, size: node.size, mode: node.mode & 0o7777, uid: node.uid, gid: node.gid,
+    ...(node.user === undefined ? {} : { user: printableName(node.user) }),
+    ...(node.group === undefined ? {} : { group: printableName(node.group) }),
+    nlink: node.nlink,
     mtime: Number.isFinite(node.mtimeMs) ? new Date(node.mtimeMs).toISOString() : null,
     ...(target === undefined ? {} : printableWithBytes('target', target)),
   };

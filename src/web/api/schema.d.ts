@@ -4318,6 +4318,8 @@ export interface operations {
                         items: {
                             error?: string;
                             gid?: number;
+                            /** @description the group's name, as `user` */
+                            group?: string;
                             mode?: number;
                             mtime?: string | null;
                             /** @description the name, printable: a byte that is not UTF-8 or a control character as `\xNN`, a backslash as `\\`; what `path=` takes back */
@@ -4332,6 +4334,8 @@ export interface operations {
                             targetBytes?: string;
                             type: string;
                             uid?: number;
+                            /** @description the owner's name where the snapshot recorded it (a file snapshot: the name on the host backed up; absent for a guest filesystem, which holds ids only); printable as `name` is */
+                            user?: string;
                         }[];
                         limit: number;
                         offset: number;

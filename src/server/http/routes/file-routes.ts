@@ -44,6 +44,8 @@ const EntrySchema = {
   required: ['name', 'type', 'size'],
   properties: {
     name: printable('name'), nameBytes: bytesOf('name'), type: { type: 'string' }, size: { type: 'number' }, mode: { type: 'integer' }, uid: { type: 'integer' }, gid: { type: 'integer' },
+    user: { type: 'string', description: 'the owner\'s name where the snapshot recorded it (a file snapshot: the name on the host backed up; absent for a guest filesystem, which holds ids only); printable as `name` is' },
+    group: { type: 'string', description: 'the group\'s name, as `user`' },
     nlink: { type: 'integer' }, mtime: { type: ['string', 'null'] }, target: printable('symlink target'), targetBytes: bytesOf('symlink target'), error: { type: 'string' },
   },
 } as const;
