@@ -50,11 +50,25 @@ export interface FsNode {
    * Alternate data streams (NTFS), listed by name and size; the unnamed stream is the
    * file's content and is not listed.
    */
-  readonly streams?: readonly { name: string; size: number }[];
+  readonly streams?: readonly FsStream[];
   /** Filesystem-specific attributes worth showing: `hidden`, `system`, `readonly`, `archive`, `compressed`, `sparse`, `encrypted`, `reparse:junction`… */
   readonly attributes?: readonly string[];
   /** Device numbers for char/block devices. */
   readonly rdev?: { major: number; minor: number };
+}
+
+/**
+ * A named alternate data stream (NTFS) of a node. A reader that gives streams as extended
+ * attributes (NTFS: `user.NAME`, as ntfs-3g does) says for each stream either which attribute
+ * carries it or why none does, so that a restore can tell the admin what it left out.
+ */
+export interface FsStream {
+  readonly name: string;
+  readonly size: number;
+  /** The name of the attribute {@link Filesystem.xattrs} gives the stream as (`user.Zone.Identifier`). */
+  readonly xattr?: string;
+  /** Why no attribute carries it (larger than an attribute holds on Linux …), when none does. */
+  readonly notXattr?: string;
 }
 
 /**
@@ -81,6 +95,13 @@ export interface FsDirEntry {
 export interface FsXattr {
   readonly name: string;
   readonly value: Uint8Array;
+  /**
+   * Set on an attribute that belongs in an archive but not on a host folder: NTFS's
+   * `system.ntfs_attrib_be` (the DOS attributes), which ntfs-3g takes on a mounted NTFS volume
+   * and every other Linux filesystem refuses. `files get --tar` writes it; `--to` leaves it
+   * out without a word (the listing shows the same flags as FsNode.attributes).
+   */
+  readonly archiveOnly?: true;
 }
 
 /** A range of a file: `data` must be read, `zero` is a hole (or unwritten) and reads as zeros. */
@@ -180,9 +201,11 @@ export interface Filesystem {
   /**
    * The node's extended attributes (POSIX ACLs, SELinux labels, `user.*` …), in on-disk
    * order; [] when it has none. Attributes the filesystem keeps for itself (ext4's
-   * `system.data`, the inline data; XFS parent pointers) are left out. Optional: readers
-   * without it (NTFS, FAT) have none to give. Bounded: at most 64 KiB per value; ext reads
-   * one attribute block per node, XFS a bounded tree of them (xfs/attr-fork.ts). Throws
+   * `system.data`, the inline data; XFS parent pointers) are left out. NTFS gives its named
+   * streams as `user.NAME` and its DOS attributes as `system.ntfs_attrib_be`, as ntfs-3g
+   * shows them (ntfs/stream-xattrs.ts). Optional: readers without it (FAT) have none to
+   * give. Bounded: at most 64 KiB per value; ext reads one attribute block per node, XFS a
+   * bounded tree of them (xfs/attr-fork.ts), NTFS at most 64 MiB of streams. Throws
    * `E_FS_CORRUPT` when the attributes are damaged (the node's content may still read),
    * `E_FS_UNSUPPORTED` for a storage or an amount the reader does not handle.
    */

@@ -5,7 +5,7 @@
  * directories, stat, read files by range, read links). A guest's disk is untrusted input:
  * every reader bounds its work and memory and reports damage as `E_FS_CORRUPT`.
  */
-export type { Filesystem, FilesystemDriver, FsDirEntry, FsFileExtent, FsNode, FsPhysicalExtent, FsNodeType, FsType, FsXattr } from './filesystem.js';
+export type { Filesystem, FilesystemDriver, FsDirEntry, FsFileExtent, FsNode, FsPhysicalExtent, FsNodeType, FsStream, FsType, FsXattr } from './filesystem.js';
 export { fsCorrupt, fsUnsupported } from './fs-errors.js';
 export { openFilesystem, FILESYSTEM_DRIVERS } from './open-filesystem.js';
 export { resolvePath, lookupChild, type ResolvedNode } from './resolve-path.js';

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { resolvePath } from '../../fs/index.js';
+import { resolvePath, type FsXattr } from '../../fs/index.js';
 import { extractTree } from './extract-tree.js';
 import { dir, file, MemoryFs, symlink, type MemoryEntry } from './memory-fs.test-support.js';
 import { tarTree } from './tar-tree.js';
@@ -235,6 +235,40 @@ test('a file with NTFS alternate data streams is extracted and archived with a n
   const archived = await tarTree(fs, [await resolvePath(fs, '/')], new PassThrough().resume());
   assert.deepEqual(archived.skipped.map((s) => s.path), ['/ads.txt']);
   assert.match(archived.skipped[0]!.reason, /not archived/);
+});
+
+test('streams carried as user.* attributes are restored and archived; an archive-only attribute goes in the tar only; a stream none carries is noted with why', async (t) => {
+  const to = await tempDir(t);
+  const zone = Buffer.from('[ZoneTransfer]\r\nZoneId=3\r\n');
+  const dos = (flags: number): FsXattr => ({ name: 'system.ntfs_attrib_be', value: Buffer.from([0, 0, 0, flags]), archiveOnly: true });
+  const big = { name: 'big', size: 70000, notXattr: 'larger than the 65536 bytes an extended attribute holds on Linux' };
+  const fs = new MemoryFs(dir({
+    'download.exe': file('MZ\n', { streams: [{ name: 'Zone.Identifier', size: zone.length, xattr: 'user.Zone.Identifier' }, big], xattrList: [{ name: 'user.Zone.Identifier', value: zone }, dos(0x21)] }),
+    folder: dir({}, { streams: [big], xattrList: [dos(0x30)] }),
+    'all.txt': file('all\n', { streams: [{ name: 'a', size: 1, xattr: 'user.a' }], xattrList: [{ name: 'user.a', value: Buffer.from('a') }, dos(0x20)] }),
+  }));
+  const extracted = await extractTree(fs, [await resolvePath(fs, '/')], { to });
+  assert.deepEqual(extracted.problems, []);
+  const bigLine = 'its alternate data stream "big" (70000 bytes: larger than the 65536 bytes an extended attribute holds on Linux) not restored';
+  assert.deepEqual(extracted.skipped.sort((a, b) => a.path.localeCompare(b.path)), [{ path: '/download.exe', reason: bigLine }, { path: '/folder', reason: bigLine }]);
+  const xattrsOf = async (p: string): Promise<string> => (await run('getfattr', ['-d', '-m', '-', '-e', 'hex', '--absolute-names', p])).stdout.split('\n').filter((l) => l.includes('=')).join(' ');
+  assert.equal(await xattrsOf(path.join(to, 'download.exe')), `user.Zone.Identifier=0x${zone.toString('hex')}`, 'the stream, not the DOS attributes');
+  assert.equal(await xattrsOf(path.join(to, 'all.txt')), 'user.a=0x61');
+  assert.equal(await xattrsOf(path.join(to, 'folder')), '');
+
+  const chunks: Buffer[] = [];
+  const out = new PassThrough().on('data', (c: Buffer) => chunks.push(c));
+  const archived = await tarTree(fs, [await resolvePath(fs, '/')], out);
+  assert.deepEqual(archived.skipped.map((s) => [s.path, s.reason.replace('not archived', 'not restored')]).sort(), [['/download.exe', bigLine], ['/folder', bigLine]]);
+  const tar = Buffer.concat(chunks);
+  for (const record of [Buffer.concat([Buffer.from('SCHILY.xattr.user.Zone.Identifier='), zone, Buffer.from('\n')]), Buffer.from(' SCHILY.xattr.system.ntfs_attrib_be=\0\0\0!\n'), Buffer.from(' SCHILY.xattr.system.ntfs_attrib_be=\0\0\x000\n')]) {
+    assert.ok(tar.includes(record), `the tar holds ${JSON.stringify(record.toString('latin1'))}`);
+  }
+  // GNU tar's default (--xattrs without --xattrs-include) sets user.* only: the DOS attributes cost nothing on Linux.
+  const from = await tempDir(t);
+  await fsp.writeFile(path.join(from, 'a.tar'), tar);
+  await run('tar', ['--xattrs', '-xf', path.join(from, 'a.tar'), '-C', from]);
+  assert.equal(await xattrsOf(path.join(from, 'download.exe')), `user.Zone.Identifier=0x${zone.toString('hex')}`);
 });
 
 test('paths resolve through links inside the filesystem, case-insensitively where it is', async () => {

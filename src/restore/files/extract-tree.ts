@@ -44,10 +44,11 @@ export type ExtractReport = TreeReport;
  * - a damaged entry (unreadable inode, bad block map, missing chunk) is reported in
  *   `problems` and the rest goes on; a partial file is removed;
  * - content, mode (with setuid/setgid/sticky), times, extended attributes (POSIX ACLs,
- *   SELinux labels, `user.*`: node-xattrs.ts; one the host refuses is noted in `skipped`,
- *   not a failure), and (as root) owners are kept (by name when the filesystem records
- *   names and this host knows them, else by id: host-owners.ts); files with several names
- *   are restored as hard links; holes stay holes.
+ *   SELinux labels, `user.*`, NTFS streams as `user.NAME`: node-xattrs.ts; one the host
+ *   refuses is noted in `skipped`, not a failure, as is a stream no attribute carries), and
+ *   (as root) owners are kept (by name when the filesystem records names and this host
+ *   knows them, else by id: host-owners.ts); files with several names are restored as hard
+ *   links; holes stay holes.
  * A name that exists in the folder, or one the target refuses, is a problem of that entry
  * (`E_TARGET_UNWRITABLE`); a full target ends the run with `E_NO_SPACE`.
  */
@@ -74,7 +75,11 @@ export async function extractTree(fs: Filesystem, sources: readonly ResolvedNode
         report.directories += item.hostPath.length > 0 ? 1 : 0;
       } else if (item.kind === 'leave') {
         // A folder's attributes once its children are written: its default ACL must not be inherited by them.
-        if (item.hostPath.length > 0) await setAttributes(target, item.node, { owners, what: 'folder', xattrs: await xattrsOf(item) });
+        if (item.hostPath.length > 0) {
+          const xattrs = await xattrsOf(item);
+          await setAttributes(target, item.node, { owners, what: 'folder', xattrs });
+          noteStreamsLeftOut(report, item.guestPath, item.node, { done: 'restored', xattrs: xattrs.list });
+        }
       } else if (item.node.type === 'file') {
         await writeFile(fs, item, target, options, linked, report);
       } else if (item.node.type === 'symlink') {
@@ -82,7 +87,9 @@ export async function extractTree(fs: Filesystem, sources: readonly ResolvedNode
         if (link === '' || link.includes('\0')) throw new CofferError('E_FS_CORRUPT', `${printableName(item.guestPath)}: symlink target "${printableName(link)}" cannot be created`);
         if (options.overwrite) await removeIfNotFolder(target);
         await targetCall(shown(target), () => fsp.symlink(hostPath(link), target), exists);
-        await setAttributes(target, item.node, { owners, what: 'link', xattrs: await xattrsOf(item) });
+        const xattrs = await xattrsOf(item);
+        await setAttributes(target, item.node, { owners, what: 'link', xattrs });
+        noteStreamsLeftOut(report, item.guestPath, item.node, { done: 'restored', xattrs: xattrs.list });
         report.symlinks++;
       } else {
         report.skipped.push({ path: item.guestPath, reason: `${item.node.type} not restored` });
@@ -139,7 +146,7 @@ export async function extractTree(fs: Filesystem, sources: readonly ResolvedNode
       if (!complete) await fsp.rm(target, { force: true });
     }
     r.files++;
-    noteStreamsLeftOut(r, item.guestPath, item.node, 'restored');
+    noteStreamsLeftOut(r, item.guestPath, item.node, { done: 'restored', xattrs: xattrs.list });
     if (item.node.nlink > 1) links.set(item.node.id, target);
     o.onProgress?.({ files: r.files, bytes: r.bytes, path: item.guestPath });
   }
@@ -158,7 +165,7 @@ function shown(target: HostPath): string {
   return printableName(typeof target === 'string' ? target : decodeName(target));
 }
 
-/** An entry's extended attributes, and where a failure to set one is noted. */
+/** An entry's extended attributes (those marked `archiveOnly`, NTFS's DOS attributes, are not set on the host), and where a failure to set one is noted. */
 interface EntryXattrs {
   list: readonly FsXattr[];
   guestPath: string;
@@ -182,7 +189,7 @@ async function setAttributes(target: HostPath, node: FsNode, o: { owners: HostOw
       const { uid, gid } = owners.idsOf(node);
       await (handle !== undefined ? handle.chown(uid, gid) : fsp.lchown(target, uid, gid));
     }
-    setXattrs(target, o.xattrs.list, o.xattrs.guestPath, o.xattrs.report);
+    setXattrs(target, o.xattrs.list.filter((x) => x.archiveOnly !== true), o.xattrs.guestPath, o.xattrs.report);
     if (what !== 'link') await (handle !== undefined ? handle.chmod(node.mode & 0o7777) : fsp.chmod(target, node.mode & 0o7777));
     if (mtime === undefined || atime === undefined) return;
     if (handle !== undefined) await handle.utimes(when(atime), when(mtime));

@@ -6,7 +6,7 @@
  */
 import { CofferError } from '../../errors/index.js';
 import type { BlockDevice } from '../../blockdev/index.js';
-import type { Filesystem, FsDirEntry, FsNode } from '../../fs/index.js';
+import type { Filesystem, FsDirEntry, FsNode, FsXattr } from '../../fs/index.js';
 
 export interface MemoryEntry {
   name: string;
@@ -20,6 +20,8 @@ export type MemoryNode = FsNode & {
   target?: string;
   /** Reads at or past this offset fail with E_FS_CORRUPT. */
   failAt?: number;
+  /** What `xattrs` gives ([] when unset). */
+  xattrList?: FsXattr[];
 };
 
 let nextId = 1;
@@ -69,6 +71,10 @@ export class MemoryFs implements Filesystem {
     const out = new Uint8Array(Math.max(0, end - offset));
     out.set((node.content ?? new Uint8Array()).subarray(offset, end));
     return out;
+  }
+
+  async xattrs(node: FsNode): Promise<FsXattr[]> {
+    return (node as MemoryNode).xattrList ?? [];
   }
 
   async readlink(link: FsNode): Promise<string> {

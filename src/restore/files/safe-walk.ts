@@ -1,5 +1,5 @@
 import { CofferError, type ErrorCode } from '../../errors/index.js';
-import { walkTree, type Filesystem, type FsNode, type ResolvedNode } from '../../fs/index.js';
+import { walkTree, type Filesystem, type FsNode, type FsStream, type FsXattr, type ResolvedNode } from '../../fs/index.js';
 import { printableName } from '../../names/index.js';
 import { fitName, safeName } from './safe-name.js';
 
@@ -19,7 +19,7 @@ export interface TreeReport {
   hardLinks: number;
   /** Bytes of file content written (holes excluded when extracting). */
   bytes: number;
-  /** Device nodes, FIFOs and sockets are listed here, not created; so are files whose NTFS alternate data streams were left out. */
+  /** Device nodes, FIFOs and sockets are listed here, not created; so are entries whose NTFS alternate data streams were left out, and extended attributes the host refused. */
   skipped: { path: string; reason: string }[];
   /** Entries written under another name. */
   renamed: RenamedEntry[];
@@ -42,16 +42,23 @@ export function emptyReport(): TreeReport {
 }
 
 /**
- * Notes in `report.skipped` that a file's alternate data streams (NTFS: named $DATA
- * attributes, FsNode.streams) were left out: a Linux folder, a tar or a zip has no place for
- * them, and leaving them out without a word would pass for a complete copy. `done` says what
- * was done with the file ("restored", "archived").
+ * Notes in `report.skipped` the alternate data streams of an entry (NTFS: named $DATA
+ * attributes, FsNode.streams) that were left out, in one line naming each: leaving them out
+ * without a word would pass for a complete copy. `done` says what was done with the entry
+ * ("restored", "archived"). `xattrs`: the extended attributes written with the entry, when
+ * the output holds them (a folder, a tar): a stream carried by one of them (`user.NAME`) is
+ * not left out, and each other one is named with the reader's reason (too large for an
+ * attribute …). Without `xattrs` (a zip has no place for them) every stream is left out.
  */
-export function noteStreamsLeftOut(report: TreeReport, path: string, node: FsNode, done: string): void {
+export function noteStreamsLeftOut(report: TreeReport, path: string, node: FsNode, how: { done: string; xattrs?: readonly FsXattr[] }): void {
   const streams = node.streams ?? [];
-  if (streams.length === 0) return;
-  const list = streams.map((s) => `${JSON.stringify(s.name)} (${s.size} bytes)`).join(', ');
-  report.skipped.push({ path, reason: `${streams.length === 1 ? 'its alternate data stream' : `its ${streams.length} alternate data streams`} ${list} not ${done} (only the file's main content)` });
+  const given = new Set((how.xattrs ?? []).map((x) => x.name));
+  const leftOut = streams.filter((s) => s.xattr === undefined || !given.has(s.xattr));
+  if (leftOut.length === 0) return;
+  const why = (s: FsStream): string => (how.xattrs !== undefined && s.notXattr !== undefined ? `: ${s.notXattr}` : '');
+  const list = leftOut.map((s) => `${JSON.stringify(s.name)} (${s.size} bytes${why(s)})`).join(', ');
+  const all = leftOut.length === streams.length && node.type === 'file' ? " (only the file's main content)" : '';
+  report.skipped.push({ path, reason: `${leftOut.length === 1 ? 'its alternate data stream' : `its ${leftOut.length} alternate data streams`} ${list} not ${how.done}${all}` });
 }
 
 /** A walk item with the host-safe relative path it is written to. */

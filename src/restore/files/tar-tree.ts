@@ -26,7 +26,9 @@ export interface TarOptions {
  * Streams files from a guest filesystem as a POSIX tar archive (pax format, tar-header.ts)
  * into `out`: the same entries, safe names and problems as {@link extractTree}, with modes,
  * owners (ids, and names where the filesystem records them), mtimes and extended attributes
- * (POSIX ACLs too: tar-header.ts) in the headers, second names of a file as hard-link entries. Names and link targets are the guest's bytes,
+ * (POSIX ACLs too: tar-header.ts; NTFS streams as `user.NAME` and DOS attributes as
+ * `system.ntfs_attrib_be`, as ntfs-3g shows them) in the headers, second names of a file as
+ * hard-link entries. Names and link targets are the guest's bytes,
  * UTF-8 or not (`tar -x` recreates `caf\xe9` as the four bytes it was). A file whose content fails part-way has its announced size filled with
  * zeros (a tar header cannot be taken back) and is reported in `problems`. `out` is written
  * with backpressure and never ended (it may be stdout); its failure (a full disk, a reader
@@ -40,9 +42,14 @@ export async function tarTree(fs: Filesystem, sources: readonly ResolvedNode[], 
   const linked = new Map<string, Uint8Array>(); // node id → path of its first name
   const header = (node: FsNode, path: Uint8Array, type: TarEntry['type'], extra: Partial<TarEntry> = {}): Buffer =>
     tarHeader({ path, type, mode: node.mode & 0o7777, uid: node.uid, gid: node.gid, ...(names ? { user: node.user, group: node.group } : {}), mtimeMs: node.mtimeMs, size: 0, ...extra });
-  /** The entry's extended attributes as the header takes them (a hard link's second name carries none: tar sets them on the first). */
+  /**
+   * The entry's extended attributes as the header takes them, archive-only ones included (a
+   * hard link's second name carries none: tar sets them on the first); its streams that none
+   * carries are noted.
+   */
   const xattrs = async (node: FsNode, guestPath: string): Promise<Partial<TarEntry>> => {
     const list = await readXattrs(fs, node, guestPath, report);
+    noteStreamsLeftOut(report, guestPath, node, { done: 'archived', xattrs: list });
     return list.length === 0 ? {} : { xattrs: list.map((x) => ({ name: encodeName(x.name), value: x.value })) };
   };
 
@@ -65,7 +72,6 @@ export async function tarTree(fs: Filesystem, sources: readonly ResolvedNode[], 
         report.hardLinks++;
       } else if (node.type === 'file') {
         await writeFile(fs, node, header(node, path, 'file', { size: node.size, ...await xattrs(node, item.guestPath) }), output, report, item.guestPath, signal);
-        noteStreamsLeftOut(report, item.guestPath, node, 'archived');
         if (node.nlink > 1) linked.set(node.id, path);
       } else {
         report.skipped.push({ path: item.guestPath, reason: `${node.type} not archived` });

@@ -40,6 +40,7 @@ export function zipTree(fs: Filesystem, sources: readonly ResolvedNode[], signal
         if (item.kind === 'enter') {
           if (name === '') continue;
           zip.addEmptyDirectory(name, { mtime, mode: 0o40000 | (node.mode & 0o7777 || 0o755) });
+          noteStreamsLeftOut(report, item.guestPath, node, { done: 'archived' });
           report.directories++;
         } else if (node.type === 'symlink') {
           const target = await fs.readlink(node);
@@ -49,7 +50,7 @@ export function zipTree(fs: Filesystem, sources: readonly ResolvedNode[], signal
           const entry = { path: item.guestPath };
           zip.addReadStreamLazy(name, { mtime, mode: 0o100000 | (node.mode & 0o7777 || 0o644), size: node.size, forceZip64Format: node.size >= 0xffffffff }, (cb) => cb(null, Readable.from(content(fs, node, entry, report, signal))));
           report.files++;
-          noteStreamsLeftOut(report, item.guestPath, node, 'archived');
+          noteStreamsLeftOut(report, item.guestPath, node, { done: 'archived' });
         } else {
           report.skipped.push({ path: item.guestPath, reason: `${node.type} not archived` });
         }
