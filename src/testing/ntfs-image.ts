@@ -87,10 +87,26 @@ async function setSerial(image: string): Promise<void> {
  * a junction, an attribute list, a fragmented file, a stream: see
  * src/testing/fixtures/README.md), decompressed once into the fixture cache. Returns its path.
  */
-export async function ntfsExtrasImage(): Promise<string> {
+export function ntfsExtrasImage(): Promise<string> {
+  return checkedInImage('ntfs-extras');
+}
+
+/**
+ * The checked-in NTFS volume whose files carry alternate data streams of every kind (resident,
+ * non-resident, compressed, sparse, 0 bytes, 64 KiB and one byte more, a name that is not
+ * ASCII, forty spilling into extension records, on a folder, ntfs-3g's store of a Linux
+ * attribute) and DOS attributes, made through a FUSE mount of ntfs-3g by
+ * src/testing/fixtures/make-ntfs-streams.sh (its README lists them). Returns its path.
+ */
+export function ntfsStreamsImage(): Promise<string> {
+  return checkedInImage('ntfs-streams');
+}
+
+/** src/testing/fixtures/NAME.img.gz, decompressed once into the fixture cache (keyed by its digest). */
+async function checkedInImage(name: string): Promise<string> {
   // Compiled to dist/src/testing/: the fixture stays in the sources.
-  const gz = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../src/testing/fixtures/ntfs-extras.img.gz');
+  const gz = path.resolve(path.dirname(fileURLToPath(import.meta.url)), `../../../src/testing/fixtures/${name}.img.gz`);
   const packed = await fs.readFile(gz);
   const digest = createHash('sha256').update(packed).digest('hex');
-  return cachedFixture('ntfs-extras', { kind: 'ntfs-extras', digest }, (tmp) => fs.writeFile(tmp, gunzipSync(packed)));
+  return cachedFixture(name, { kind: name, digest }, (tmp) => fs.writeFile(tmp, gunzipSync(packed)));
 }

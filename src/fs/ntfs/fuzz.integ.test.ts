@@ -1,7 +1,7 @@
 /**
  * The NTFS reader over real volumes with damaged metadata, for a bounded time: boot sector,
  * MFT records and index blocks get random bytes; opening, listing, looking up, reading files
- * and streams, listing extents and reading links then either work or throw a CofferError,
+ * and streams, listing extents, reading extended attributes and links then either work or throw a CofferError,
  * never anything else, and every operation ends within a deadline. The seed is printed on
  * failure (COFFER_FUZZ_SEED, COFFER_FUZZ_MS replay and lengthen a run).
  */
@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import { bufferDevice, type BlockDevice } from '../../blockdev/index.js';
 import { PatchedDevice } from '../../blockdev/patched-device.test-support.js';
 import { isCofferError } from '../../errors/index.js';
-import { buildNtfsImage, ntfsExtrasImage, seededRandom as random, withDeadline } from '../../testing/index.js';
+import { buildNtfsImage, ntfsExtrasImage, ntfsStreamsImage, seededRandom as random, withDeadline } from '../../testing/index.js';
 import type { Filesystem, FsNode } from '../index.js';
 import { ntfsDriver } from './index.js';
 
@@ -58,6 +58,9 @@ async function exercise(device: BlockDevice): Promise<void> {
         for (const stream of node.streams ?? []) await within('stream', () => fs.readStream!(node, stream.name, 0, 4096));
       }
     });
+    await attempt(async () => {
+      await within('xattrs', () => fs.xattrs!(node));
+    });
   }
 }
 
@@ -73,6 +76,7 @@ async function attempt(operation: () => Promise<void>): Promise<void> {
 const IMAGES: { name: string; path: () => Promise<string> }[] = [
   { name: 'mkntfs + wimlib volume', path: () => buildNtfsImage({ sizeMiB: 96, bigFileBytes: 3_000_000 }) },
   { name: 'ntfs-3g volume with compressed files and an attribute list', path: ntfsExtrasImage },
+  { name: 'ntfs-3g volume with streams of every kind', path: ntfsStreamsImage },
 ];
 
 for (const image of IMAGES) {

@@ -1,9 +1,10 @@
-import type { FsNode, FsNodeType } from '../filesystem.js';
+import type { FsNode, FsNodeType, FsStream } from '../filesystem.js';
 import { fsCorrupt } from '../fs-errors.js';
 import { AttributeType, type Attribute } from './attribute.js';
 import { FILE_ATTRIBUTE_NAMES, FILE_ATTRIBUTE_READONLY, Namespace, parseFileName, parseStandardInformation } from './metadata.js';
 import type { Inode } from './ntfs-volume.js';
 import { parseReparsePoint, type ReparsePoint } from './reparse-point.js';
+import { streamAsXattr } from './stream-xattrs.js';
 
 /** The largest reparse point NTFS allows (16 KiB of data plus its header). */
 export const MAX_REPARSE_BYTES = 16 * 1024 + 8;
@@ -16,7 +17,8 @@ export const MAX_REPARSE_BYTES = 16 * 1024 + 8;
  * - mode: 0o755 directories, 0o777 symlinks, 0o644 files (0o444 when FILE_ATTRIBUTE_READONLY);
  * - uid/gid 0; nlink: the $FILE_NAMEs that are not DOS-only 8.3 aliases (one per hard link);
  * - times from $STANDARD_INFORMATION (mtime = data modified, ctime = MFT record changed);
- * - streams: the named $DATA attributes; attributes: FILE_ATTRIBUTE_* names, `reparse:…`.
+ * - streams: the named $DATA attributes, each with the extended attribute that carries it
+ *   or why none does (stream-xattrs.ts); attributes: FILE_ATTRIBUTE_* names, `reparse:…`.
  */
 export function toFsNode(inode: Inode, reparse: ReparsePoint | undefined): FsNode {
   const what = `MFT record ${inode.number}`;
@@ -30,7 +32,7 @@ export function toFsNode(inode: Inode, reparse: ReparsePoint | undefined): FsNod
   const readonly = (info.fileAttributes & FILE_ATTRIBUTE_READONLY) !== 0;
   const attributes = FILE_ATTRIBUTE_NAMES.filter(([bit, name]) => (info.fileAttributes & bit) !== 0 && !(name === 'reparse' && reparse !== undefined)).map(([, name]) => name);
   if (reparse !== undefined) attributes.push(reparse.attribute);
-  const streams = dataStreams(inode.attributes).filter((s) => s.name !== '');
+  const streams = namedStreams(inode, type);
   let size = 0;
   if (type === 'symlink') size = Buffer.byteLength(reparse?.target ?? '', 'utf8');
   else if (type === 'file') size = dataStreams(inode.attributes).find((s) => s.name === '')?.size ?? 0;
@@ -49,6 +51,11 @@ export function toFsNode(inode: Inode, reparse: ReparsePoint | undefined): FsNod
     ...(streams.length > 0 ? { streams } : {}),
     attributes,
   };
+}
+
+/** The named streams of an inode whose node is of type `type`, each with the attribute that carries it or why none does. */
+export function namedStreams(inode: Inode, type: FsNodeType): FsStream[] {
+  return dataStreams(inode.attributes).filter((s) => s.name !== '').map((s) => streamAsXattr(s, type));
 }
 
 /** The $DATA streams of an inode, by name ('' = the unnamed one), with their sizes. */

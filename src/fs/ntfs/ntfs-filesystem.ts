@@ -1,14 +1,15 @@
 import type { BlockDevice } from '../../blockdev/index.js';
 import { CofferError } from '../../errors/index.js';
-import type { Filesystem, FsDirEntry, FsFileExtent, FsNode, FsPhysicalExtent } from '../filesystem.js';
+import type { Filesystem, FsDirEntry, FsFileExtent, FsNode, FsPhysicalExtent, FsXattr } from '../filesystem.js';
 import { fsCorrupt } from '../fs-errors.js';
 import { AttributeType, decodeUtf16 } from './attribute.js';
 import type { AttributeStream } from './attribute-stream.js';
 import { DirectoryIndex } from './directory-index.js';
-import { Namespace } from './metadata.js';
-import { MAX_REPARSE_BYTES, reparsePointOf, toFsNode } from './node.js';
+import { Namespace, parseStandardInformation } from './metadata.js';
+import { MAX_REPARSE_BYTES, namedStreams, reparsePointOf, toFsNode } from './node.js';
 import { MftNumber, NtfsVolume, type Inode } from './ntfs-volume.js';
 import type { ReparsePoint } from './reparse-point.js';
+import { dosAttributesXattr, readStreamXattrs } from './stream-xattrs.js';
 import { UpcaseTable, utf16Units } from './upcase.js';
 
 /** Bigger single reads are a caller bug (callers read a few MiB at a time). */
@@ -131,6 +132,24 @@ export class NtfsFilesystem implements Filesystem {
       return;
     }
     yield* this.volume.stream(extents, `MFT record ${inode.number}`, 'device').physicalExtents();
+  }
+
+  /**
+   * The named streams as `user.NAME` (on-disk order; each read whole, resident or not, sparse
+   * and compressed ones too), then the DOS attributes as `system.ntfs_attrib_be`, archive-only:
+   * what ntfs-3g shows (stream-xattrs.ts). Streams left out say why in FsNode.streams.
+   * Throws `E_FS_CORRUPT` for a damaged stream, `E_FS_UNSUPPORTED` past STREAM_XATTR_LIMITS or
+   * for an encrypted one.
+   */
+  async xattrs(node: FsNode): Promise<FsXattr[]> {
+    const inode = await this.inodeOf(node);
+    const what = `MFT record ${inode.number}`;
+    const si = inode.attributes.find((a) => a.type === AttributeType.STANDARD_INFORMATION);
+    if (si === undefined || !si.resident) throw fsCorrupt('ntfs', `${what}: no $STANDARD_INFORMATION`, { object: node.id });
+    const { fileAttributes } = parseStandardInformation(si.value, inode.number);
+    const read = (name: string, size: number): Promise<Uint8Array> => dataStream(this.volume, inode, name, what, 'device').read(0, size);
+    const streams = await readStreamXattrs(namedStreams(inode, node.type), read, { what });
+    return [...streams, dosAttributesXattr(fileAttributes, inode.directory)];
   }
 
   async readlink(link: FsNode): Promise<string> {

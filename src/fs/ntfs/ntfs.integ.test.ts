@@ -179,7 +179,7 @@ for (const clusterSize of [4096, 512, 131072]) {
     test('alternate data streams are listed and read as ntfscat -n reads them', async () => {
       for (const s of NTFS_STREAMS) {
         const node = entries.get(s.path)!.node;
-        assert.deepEqual(node.streams?.find((x) => x.name === s.stream), { name: s.stream, size: Buffer.byteLength(s.content) });
+        assert.deepEqual(node.streams?.find((x) => x.name === s.stream), { name: s.stream, size: Buffer.byteLength(s.content), xattr: `user.${s.stream}` });
         const got = Buffer.from(await fs.readStream!(node, s.stream, 0, 1 << 20));
         assert.equal(got.toString(), s.content);
         assert.deepEqual(got, await runBuffer('ntfscat', ['-n', s.stream, image, s.path]));
