@@ -167,6 +167,19 @@ function buildProgram(context: CommandContext, result: { code: number }, json: b
       })(),
     );
 
+  repoCommand('diff', 'show what changed between two snapshots: disks\' changed byte ranges, or files added, removed and changed')
+    .usage('[options] SNAPSHOT_A SNAPSHOT_B')
+    .argument('<snapshot-a>', 'the older snapshot: id or prefix, latest, or NAME:latest')
+    .argument('<snapshot-b>', 'the newer snapshot, the same way')
+    .option('--disk <name|n>', 'only this disk (a name, or a number in SNAPSHOT_B)')
+    .option('--files', 'VM snapshots: also compare the files of each volume found on both (as coffer files finds them)')
+    .action((snapshotA: string, snapshotB: string, _options, command: Command) =>
+      run(async () => {
+        await deriveKeysEarly(command);
+        return (await import('./commands/diff.js')).diffCommand(snapshotA, snapshotB, command.opts(), context);
+      })(),
+    );
+
   repoCommand('serve', 'export a snapshot\'s disks over NBD, straight from the repository (instant recovery)')
     .argument('<snapshot>', 'snapshot id or prefix, latest, or NAME:latest')
     .option('--socket <path>', 'listen on this unix socket')

@@ -2,7 +2,8 @@
  * @module restore
  * The restore direction: a snapshot's disk is itself a block device over the repository
  * ({@link SnapshotDisk}), and restoring is copying that device to a target (a sparse raw
- * file, a block device, standard output).
+ * file, a block device, standard output). Comparing two snapshots (`diff/`) reads them the
+ * same way: disk indexes, file trees, and the filesystems on a snapshot's disks.
  */
 export { SnapshotDisk } from './snapshot-disk.js';
 export { restoreDisk, type RestoreProgress } from './restore-disk.js';
@@ -27,3 +28,4 @@ export {
   type IdentitySource,
 } from './vm/index.js';
 export { restoreFileSnapshot, TreeFilesystem, type FileRestoreOptions, type FileRestoreReport } from './file-snapshot/index.js';
+export * from './diff/index.js';

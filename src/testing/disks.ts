@@ -54,6 +54,7 @@ const PACKAGES: Record<string, string> = {
   cpio: 'cpio',
   gzip: 'gzip',
   dd: 'coreutils',
+  cmp: 'diffutils',
   'mkfs.fat': 'dosfstools',
   sh: 'dash',
   tar: 'tar',
