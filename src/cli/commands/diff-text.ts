@@ -1,6 +1,7 @@
 /** The text form of `coffer diff` (the JSON form is the core's report as it is). */
+import { printableName, printableText } from '../../names/index.js';
 import type { Snapshot } from '../../repo/index.js';
-import type { DisksDiff } from '../../restore/index.js';
+import type { ChangeCounts, DiffProblem, DisksDiff, PathChange } from '../../restore/index.js';
 import { formatBytes } from '../format.js';
 
 /** Changed ranges listed per disk; the rest is counted (`--json` lists every one). */
@@ -44,4 +45,22 @@ export function disksText(diff: DisksDiff): string {
   lines.push(`total: ${formatBytes(t.changedBytes)} changed in ${plural(t.changedBlocks, 'block')}${t.zeroedBlocks > 0 ? ` (${t.zeroedBlocks} now zeros)` : ''} on ${plural(t.disksChanged, 'disk')}${others.length > 0 ? `; ${others.join(', ')}` : ''}`);
   lines.push(`(read ${plural(t.pagesRead, 'index page')}, skipped ${t.pagesSkipped} shared by both; no data read)`);
   return `${lines.join('\n')}\n`;
+}
+
+/** `M    /etc/passwd`, `+    /srv/new/` (a folder ends in /), `T    /x/ (was a file)`. */
+export function changeLine(change: PathChange): string {
+  const slash = change.type === 'directory' ? '/' : '';
+  const was = change.change === 'T' && change.was !== undefined ? `  (was a ${change.was === 'directory' ? 'folder' : change.was})` : '';
+  return `${change.change}    ${printableName(change.path)}${slash}${was}`;
+}
+
+/** A path that could not be compared, for stderr. */
+export function problemLine(problem: DiffProblem): string {
+  return `coffer: ${printableText(problem.message.startsWith(problem.path) ? problem.message : `${problem.path}: ${problem.message}`)}`;
+}
+
+/** The counts, one line per kind: `Files:  2 added, 1 removed, 3 modified, 0 type changed, 1 metadata only`. */
+export function countsText(counts: ChangeCounts): string {
+  const row = (label: string, r: ChangeCounts['files']) => `${label.padEnd(9)}${r['+']} added, ${r['-']} removed, ${r.M} modified, ${r.T} type changed, ${r.U} metadata only`;
+  return [row('Files:', counts.files), row('Folders:', counts.directories), row('Others:', counts.others)].join('\n');
 }
