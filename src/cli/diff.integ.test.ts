@@ -4,13 +4,17 @@
  * mtime changed, a folder made, a symlink replaced by a folder) and one block of big.bin
  * overwritten in place under its unchanged inode, and the copy is backed up too. The changed
  * disk ranges are checked against `cmp -l` of the two images, in both repository formats;
- * the files reported by `--files` against the edits made.
+ * the files reported by `--files` against the edits made. A GPT disk holding ext4, FAT32,
+ * NTFS and XFS, with one block of big.bin overwritten in place in each, has each volume's
+ * files walked with its own reader: big.bin, and nothing else, is modified in each.
  */
 import assert from 'node:assert/strict';
 import { copyFile, writeFile, truncate, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { buildExtImage, requireTools, seededBytes } from '../testing/index.js';
+import { RawImage } from '../disk/index.js';
+import { openFilesystem, resolvePath } from '../fs/index.js';
+import { buildExtImage, buildFilesVmDisk, requireTools, seededBytes } from '../testing/index.js';
 import { assertExit, assertOneLineError, coffer, cofferJson, makeWorkDir, removeDir, runTool, type BackupJson } from './cli-harness.js';
 
 const MiB = 1024 * 1024;
@@ -33,8 +37,27 @@ interface DiskDiffJson {
   pagesRead?: number;
   pagesSkipped?: number;
 }
+interface ChangeJson {
+  change: string;
+  path: string;
+  type: string;
+  was?: string;
+}
+interface VolumeJson {
+  volume: string;
+  disk: string;
+  change: string;
+  filesystem?: string;
+  changedBytes: number;
+  changes: ChangeJson[];
+  counts?: Record<string, Record<string, number>>;
+  checks?: { filesRead: number; bytesRead: number; unchecked: number };
+  problems: unknown[];
+  problem?: string;
+}
 interface DiffJson {
   kind: string;
+  volumes?: VolumeJson[];
   a: { id: string };
   b: { id: string };
   disks: DiskDiffJson[];
@@ -46,6 +69,8 @@ let imageA: string;
 let imageB: string;
 /** The byte ranges of whole repository blocks in which the two images differ, by cmp -l. */
 let expected: Range[];
+/** Snapshots of imageA, imageB, and imageB again (format 2). */
+let snapshots: string[];
 
 /** The blocks (of `BLOCK` bytes) holding the bytes `cmp -l` finds different, merged into ranges. */
 async function cmpRanges(a: string, b: string, size: number): Promise<Range[]> {
@@ -103,15 +128,21 @@ before(async () => {
   await handle.close();
   expected = await cmpRanges(imageA, imageB, 96 * MiB);
   assert.ok(expected.length >= 3, `debugfs changed several places: ${JSON.stringify(expected)}`);
+  snapshots = await threeSnapshots('2');
 });
+
+/** A new repository of `format` holding snapshots of imageA, imageB and imageB again. */
+async function threeSnapshots(format: string): Promise<string[]> {
+  const repo = join(work, `repo-${format}`);
+  assertExit(await coffer(['init', '-r', repo, '--format', format], { env }), 0);
+  return [await backup(repo, imageA), await backup(repo, imageB), await backup(repo, imageB)];
+}
 after(() => removeDir(work));
 
 for (const format of ['1', '2']) {
   test(`format ${format}: the changed ranges are the blocks cmp -l finds different, read from the index pages only`, async () => {
     const repo = join(work, `repo-${format}`);
-    assertExit(await coffer(['init', '-r', repo, '--format', format], { env }), 0);
-    const first = await backup(repo, imageA);
-    const second = await backup(repo, imageB);
+    const [first, second, third] = (format === '2' ? snapshots : await threeSnapshots(format)) as [string, string, string];
     const diff = await cofferJson<DiffJson>(['diff', '-r', repo, first.slice(0, 8), second], { env });
     assert.equal(diff.kind, 'disks');
     assert.equal(diff.a.id, first);
@@ -131,7 +162,6 @@ for (const format of ['1', '2']) {
     for (const r of expected) assert.ok(out.includes(`bytes ${r.offset}-${r.offset + r.length - 1}`), `${r.offset} listed:\n${out}`);
 
     // The same disk backed up again: every page is shared, none is read.
-    const third = await backup(repo, imageB);
     const same = await cofferJson<DiffJson>(['diff', '-r', repo, second, third], { env });
     assert.equal(same.disks[0]?.change, 'unchanged');
     assert.equal(same.totals.pagesRead, 0);
@@ -191,4 +221,84 @@ test('an unknown snapshot, and a VM snapshot against a file snapshot, are usage 
   const json = await coffer(['diff', '-r', repo, files, vm, '--json'], { env });
   assertExit(json, 2);
   assert.equal(JSON.parse(assertOneLineError(json)).code, 'E_USAGE');
+});
+
+test('--files: the files changed are those debugfs changed, and big.bin, overwritten under its unchanged inode, is M', async () => {
+  // The oracle's view: big.bin's inode says the same in both images.
+  const stat = async (image: string) => (await runTool('debugfs', ['-R', 'stat /big.bin', image])).stdout.split('\n').filter((l) => /^\s*(Size|mtime|Inode):/.test(l) || /Size: /.test(l));
+  assert.deepEqual(await stat(imageB), await stat(imageA));
+  const [first, second] = snapshots as [string, string, string];
+  const diff = await cofferJson<DiffJson>(['diff', '-r', join(work, 'repo-2'), first, second, '--files'], { env });
+  assert.deepEqual(diff.disks.map((d) => d.ranges), [expected], 'the disk-level part is there too');
+  assert.equal(diff.volumes?.length, 1);
+  const volume = diff.volumes?.[0] as VolumeJson;
+  assert.equal(volume.volume, 'disk');
+  assert.equal(volume.filesystem, 'ext4');
+  assert.equal(volume.change, 'compared');
+  assert.deepEqual(volume.changes.map((c) => [c.change, c.path, c.type, ...(c.was !== undefined ? [c.was] : [])]), [
+    ['M', '/big.bin', 'file'],
+    ['+', '/docs/added.bin', 'file'],
+    ['-', '/docs/private.key', 'file'],
+    ['U', '/docs/readme.txt', 'file'],
+    ['U', '/docs/script.sh', 'file'],
+    ['T', '/links/dangling', 'directory', 'symlink'],
+    ['+', '/newdir', 'directory'],
+    ['+', '/newdir/inner.txt', 'file'],
+  ]);
+  // Files sharing a changed 256 KiB block with a changed one were read and found equal.
+  assert.ok((volume.checks?.filesRead ?? 0) > 1, JSON.stringify(volume.checks));
+  assert.deepEqual(volume.problems, []);
+
+  const text = await coffer(['diff', '-r', join(work, 'repo-2'), first, second, '--files'], { env });
+  assertExit(text, 0);
+  const out = text.stdout.toString();
+  assert.match(out, /\nM volume disk on disk0 \(ext4\): 1\.\d+ MiB changed:\nM    \/big\.bin\n\+    \/docs\/added\.bin\n/);
+  assert.match(out, /\nT    \/links\/dangling\/  \(was a symlink\)\n/);
+  assert.match(out, /\n  Files: +2 added, 1 removed, 1 modified, 0 type changed, 2 metadata only\n/);
+});
+
+test('--files: a volume none of whose bytes changed is not opened', async () => {
+  const [, second, third] = snapshots as [string, string, string];
+  const diff = await cofferJson<DiffJson>(['diff', '-r', join(work, 'repo-2'), second, third, '--files'], { env });
+  assert.deepEqual(diff.volumes?.map((v) => [v.volume, v.change, v.changes.length]), [['disk', 'unchanged', 0]]);
+  const text = (await coffer(['diff', '-r', join(work, 'repo-2'), second, third, '--files'], { env })).stdout.toString();
+  assert.match(text, /\n  volume disk on disk0: no byte changed \(not read\)\n/);
+});
+
+test('--files on ext4, FAT32, NTFS and XFS: content overwritten in place is found by each reader, and nothing else', async () => {
+  await requireTools('sfdisk', 'mformat', 'mcopy', 'mkntfs', 'wimlib-imagex', 'mkfs.xfs');
+  const disk = await buildFilesVmDisk({ table: 'gpt', bigFileBytes: 3_000_000 });
+  const changed = join(work, 'four.img');
+  assert.equal((await runTool('cp', ['--sparse=always', disk.path, changed])).code, 0);
+  const handle = await open(changed, 'r+');
+  for (const [i, f] of disk.filesystems.entries()) {
+    // Where big.bin's data lies on the partition, from the partition's own image.
+    const device = await RawImage.open(f.image);
+    try {
+      const fs = await openFilesystem(device);
+      assert.ok(fs?.physicalExtents, f.type);
+      const { node } = await resolvePath(fs, '/big.bin');
+      let at: number | undefined;
+      for await (const e of fs.physicalExtents(node)) if (e.kind === 'data' && e.length >= 2 * 4096 && at === undefined) at = e.deviceOffset + 4096;
+      assert.ok(at !== undefined, `${f.type}: a data extent of big.bin`);
+      await handle.write(seededBytes(80 + i, 4096), 0, 4096, f.offset + at);
+    } finally {
+      await device.close();
+    }
+  }
+  await handle.close();
+  const repo = join(work, 'repo-four');
+  assertExit(await coffer(['init', '-r', repo], { env }), 0);
+  const before = (await cofferJson<BackupJson>(['backup', '-r', repo, '--vm', 'four', disk.path], { env, timeoutMs: 300_000 })).id;
+  const after = (await cofferJson<BackupJson>(['backup', '-r', repo, '--vm', 'four', changed], { env, timeoutMs: 300_000 })).id;
+  const diff = await cofferJson<DiffJson>(['diff', '-r', repo, before, after, '--files'], { env, timeoutMs: 300_000 });
+  assert.deepEqual(diff.disks[0]?.changedBlocks, 4, 'one block in each partition');
+  assert.deepEqual(
+    diff.volumes?.map((v) => [v.volume, v.filesystem, v.change, v.changes.map((c) => `${c.change} ${c.path}`)]),
+    [['p1', 'ext4', 'compared', ['M /big.bin']], ['p2', 'fat32', 'compared', ['M /big.bin']], ['p3', 'ntfs', 'compared', ['M /big.bin']], ['p4', 'xfs', 'compared', ['M /big.bin']]],
+  );
+  for (const v of diff.volumes ?? []) assert.deepEqual(v.problems, [], v.volume);
+
+  const one = await cofferJson<DiffJson>(['diff', '-r', repo, before, after, '--files', '--disk', 'disk0'], { env, timeoutMs: 300_000 });
+  assert.equal(one.volumes?.length, 4);
 });

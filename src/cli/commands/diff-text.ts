@@ -1,7 +1,7 @@
 /** The text form of `coffer diff` (the JSON form is the core's report as it is). */
 import { printableName, printableText } from '../../names/index.js';
 import type { Snapshot } from '../../repo/index.js';
-import type { ChangeCounts, DiffProblem, DisksDiff, PathChange } from '../../restore/index.js';
+import type { ChangeCounts, DiffProblem, DisksDiff, PathChange, VolumeFilesDiff, VolumeInfo } from '../../restore/index.js';
 import { formatBytes } from '../format.js';
 
 /** Changed ranges listed per disk; the rest is counted (`--json` lists every one). */
@@ -64,3 +64,31 @@ export function countsText(counts: ChangeCounts): string {
   const row = (label: string, r: ChangeCounts['files']) => `${label.padEnd(9)}${r['+']} added, ${r['-']} removed, ${r.M} modified, ${r.T} type changed, ${r.U} metadata only`;
   return [row('Files:', counts.files), row('Folders:', counts.directories), row('Others:', counts.others)].join('\n');
 }
+
+/** `volume p1 on disk0 (ext4): 1.25 MiB changed`, `volume p2 on disk0: unchanged (not read)`. */
+export function volumeHeader(info: VolumeInfo): string {
+  const name = `volume ${printableText(info.volume)} on ${printableText(info.disk)}${info.filesystem !== undefined ? ` (${info.filesystem})` : ''}`;
+  switch (info.change) {
+    case 'added':
+      return `+ ${name}: added`;
+    case 'removed':
+      return `- ${name}: removed`;
+    case 'unchanged':
+      return `  ${name}: no byte changed (not read)`;
+    case 'not compared':
+      return `? ${name}: ${formatBytes(info.changedBytes)} changed, files not compared: ${printableText(info.problem ?? '')}`;
+    default:
+      return `M ${name}: ${formatBytes(info.changedBytes)} changed:`;
+  }
+}
+
+/** A compared volume's counts, the sizes of files added and removed, and what telling content cost. */
+export function volumeSummary(result: VolumeFilesDiff, counts: ChangeCounts): string {
+  const lines = [countsText(counts)];
+  lines.push(`Added:   ${formatBytes(result.bytesAdded)} in new files\nRemoved: ${formatBytes(result.bytesRemoved)} in removed files`);
+  const c = result.checks;
+  if (c !== undefined && c.filesRead > 0) lines.push(`(read ${formatBytes(c.bytesRead)} of ${plural(c.filesRead, 'file')} in both snapshots where changed blocks cross them, to tell)`);
+  if (c !== undefined && c.unchecked > 0) lines.push(`(${plural(c.unchecked, 'file')} of unchanged size and metadata not checked: this filesystem reader cannot tell where files lie)`);
+  return lines.map((l) => l.split('\n').map((x) => `  ${x}`).join('\n')).join('\n');
+}
+

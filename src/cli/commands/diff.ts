@@ -1,11 +1,11 @@
 import { CofferError } from '../../errors/index.js';
 import { withNameBytes } from '../../names/index.js';
 import { resolveSnapshot, type Repository, type Snapshot } from '../../repo/index.js';
-import { diffFileSnapshots, diffSnapshotDisks, type DiffProblem, type PathChange } from '../../restore/index.js';
+import { diffFileSnapshots, diffSnapshotDisks, diffSnapshotVolumes, type DiffProblem, type PathChange, type VolumeDiffSink } from '../../restore/index.js';
 import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
 import { ExitCode } from '../exit-codes.js';
 import { formatBytes as formatSize } from '../format.js';
-import { changeLine, countsText, disksText, problemLine, snapshotLine } from './diff-text.js';
+import { changeLine, countsText, disksText, problemLine, snapshotLine, volumeHeader, volumeSummary } from './diff-text.js';
 
 export interface DiffCommandOptions extends RepositoryOptions {
   disk?: string;
@@ -14,8 +14,8 @@ export interface DiffCommandOptions extends RepositoryOptions {
 
 /**
  * `coffer diff SNAPSHOT_A SNAPSHOT_B`: what changed from A to B. VM snapshots: each disk's
- * changed byte ranges (index pages only). File snapshots: the paths added, removed and
- * changed. Both must be of one kind (`E_USAGE` otherwise). Changed paths are printed as they
+ * changed byte ranges (index pages only), and with `--files` the files of each volume.
+ * File snapshots: the paths added, removed and changed. Both must be of one kind (`E_USAGE` otherwise). Changed paths are printed as they
  * are found (with `--json` too: the document is written piece by piece), so a large diff is
  * never held whole.
  */
@@ -32,13 +32,41 @@ export async function diffCommand(referenceA: string, referenceB: string, option
       return fileSnapshots(repo, a, b, options, context);
     }
     const disks = await diffSnapshotDisks(repo, a, b, { ...(options.disk !== undefined ? { disk: options.disk } : {}), signal: context.signal });
-    if (options.json) {
-      context.stdout.write(`${JSON.stringify({ a: snapshotJson(a), b: snapshotJson(b), kind: 'disks', ...disks })}\n`);
-    } else {
-      context.stdout.write(`${snapshotLine(a, b)}\n\n${disksText(disks)}`);
+    const document = JSON.stringify({ a: snapshotJson(a), b: snapshotJson(b), kind: 'disks', ...disks });
+    if (options.files !== true) {
+      context.stdout.write(options.json ? `${document}\n` : `${snapshotLine(a, b)}\n\n${disksText(disks)}`);
+      return 0;
     }
-    return 0;
+    context.stdout.write(options.json ? `${document.slice(0, -1)},"volumes":[` : `${snapshotLine(a, b)}\n\n${disksText(disks)}`);
+    const results = await diffSnapshotVolumes(repo, a, b, disks, { ...(options.disk !== undefined ? { disk: options.disk } : {}), sink: volumeWriter(options, context), signal: context.signal });
+    if (options.json) context.stdout.write(']}\n');
+    return problemsExit(results.flatMap((r) => r.problems));
   });
+}
+
+/** Prints each volume's comparison as it goes: a header, its changes, its counts (JSON: one element of `volumes` each). */
+function volumeWriter(options: DiffCommandOptions, context: CommandContext): VolumeDiffSink {
+  const out = context.stdout;
+  let volumes = 0;
+  let changes = changeWriter(out, options.json === true);
+  return {
+    start: (info) => {
+      changes = changeWriter(out, options.json === true);
+      if (options.json) out.write(`${volumes > 0 ? ',' : ''}{${JSON.stringify(info).slice(1, -1)},"changes":[`);
+      else out.write(`\n${volumeHeader(info)}\n`);
+      volumes += 1;
+    },
+    change: (change) => changes.write(change),
+    end: (result) => {
+      if (options.json) {
+        const { counts, bytesAdded, bytesRemoved, checks, problems } = result;
+        out.write(`],${JSON.stringify({ ...(counts !== undefined ? { counts } : {}), bytesAdded, bytesRemoved, ...(checks !== undefined ? { checks } : {}), problems }).slice(1)}`);
+        return;
+      }
+      for (const p of result.problems) context.stderr.write(`${problemLine({ ...p, path: `${result.volume}:${p.path}` })}\n`);
+      if (result.counts !== undefined) out.write(`${volumeSummary(result, result.counts)}\n`);
+    },
+  };
 }
 
 /** Two file snapshots: one line per changed path, then the counts. */

@@ -4,9 +4,14 @@
  * ids are content hashes), skipping the index pages both share and reading no chunk
  * (disk-changes.ts, disks-diff.ts). Files: two trees walked side by side (change-walk.ts), paths
  * reported in restic's letters (+ - M T U); file snapshots compare chunk lists and skip every
- * directory whose tree id is the same in both (file-snapshots-diff.ts).
+ * directory whose tree id is the same in both (file-snapshots-diff.ts); the volumes of VM
+ * snapshots have both filesystems walked where their bytes changed, a file's content judged
+ * by where its data lies and, in changed blocks, by its bytes (volume-files-diff.ts,
+ * filesystem-comparison.ts).
  */
 export { diskChanges, type DiskChanges } from './disk-changes.js';
 export { diffSnapshotDisks, type DiskDiff, type DisksDiff, type DisksDiffOptions } from './disks-diff.js';
-export { walkChanges, emptyCounts, countsRow, type ChangeLetter, type PathChange, type ChangeCounts, type DiffProblem, type DiffSide, type NodeComparison, type ChangeSink } from './change-walk.js';
+export type { ChangeLetter, PathChange, ChangeCounts, DiffProblem } from './change-walk.js';
 export { diffFileSnapshots, type FilesDiffSummary } from './file-snapshots-diff.js';
+export { diffSnapshotVolumes, type VolumeInfo, type VolumeFilesDiff, type VolumeDiffSink } from './volume-files-diff.js';
+export type { ContentChecks } from './filesystem-comparison.js';
