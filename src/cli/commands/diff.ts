@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { CofferError } from '../../errors/index.js';
 import { withNameBytes } from '../../names/index.js';
 import { resolveSnapshot, type Repository, type Snapshot } from '../../repo/index.js';
@@ -15,9 +16,9 @@ export interface DiffCommandOptions extends RepositoryOptions {
 /**
  * `coffer diff SNAPSHOT_A SNAPSHOT_B`: what changed from A to B. VM snapshots: each disk's
  * changed byte ranges (index pages only), and with `--files` the files of each volume.
- * File snapshots: the paths added, removed and changed. Both must be of one kind (`E_USAGE` otherwise). Changed paths are printed as they
- * are found (with `--json` too: the document is written piece by piece), so a large diff is
- * never held whole.
+ * File snapshots: the paths added, removed and changed. Both must be of one kind (`E_USAGE`
+ * otherwise). Changed paths are printed as they are found (with `--json` too: the document is
+ * written piece by piece, waiting for a slow reader), so a large diff is never held whole.
  */
 export async function diffCommand(referenceA: string, referenceB: string, options: DiffCommandOptions, context: CommandContext): Promise<number> {
   return withRepository(options, context, async (repo) => {
@@ -88,30 +89,30 @@ async function fileSnapshots(repo: Repository, a: Snapshot, b: Snapshot, options
 }
 
 /** Writes changes as text lines or JSON array elements, and counts them. */
-function changeWriter(out: NodeJS.WritableStream, json: boolean): { write: (change: PathChange) => void; count: () => number } {
+function changeWriter(out: NodeJS.WritableStream, json: boolean): { write: (change: PathChange) => Promise<void>; count: () => number } {
   let written = 0;
   return {
-    write: (change) => {
-      if (json) out.write(`${written > 0 ? ',' : ''}${JSON.stringify(changeJson(change))}`);
-      else out.write(`${changeLine(change)}\n`);
+    write: async (change) => {
+      const flowing = out.write(json ? `${written > 0 ? ',' : ''}${JSON.stringify(changeJson(change))}` : `${changeLine(change)}\n`);
       written += 1;
+      if (!flowing) await once(out, 'drain'); // a slow reader (a pipe): wait rather than buffer the whole diff
     },
     count: () => written,
   };
 }
 
 /** A change in the JSON document: its path's bytes in hex beside it when they are not UTF-8. */
-export function changeJson(change: PathChange): object {
+function changeJson(change: PathChange): object {
   return { ...change, ...withNameBytes('path', change.path) };
 }
 
 /** 14 when something could not be compared (the report is incomplete), else 0. */
-export function problemsExit(problems: readonly DiffProblem[]): number {
+function problemsExit(problems: readonly DiffProblem[]): number {
   if (problems.length === 0) return 0;
   return problems.every((p) => p.code.startsWith('E_FS_') || p.code === 'E_VOLUME_ENCRYPTED') ? ExitCode.contentUnreadable : ExitCode.repositoryDamaged;
 }
 
 /** How a compared snapshot is named in the JSON document. */
-export function snapshotJson(s: Snapshot): object {
+function snapshotJson(s: Snapshot): object {
   return { id: s.id, shortId: s.id.slice(0, 8), vm: s.vm, time: new Date(s.time).toISOString() };
 }
