@@ -8,7 +8,7 @@
 export { SnapshotDisk } from './snapshot-disk.js';
 export { restoreDisk, type RestoreProgress } from './restore-disk.js';
 export { restoreSnapshot, findDisk, type RestoreOptions } from './restore-snapshot.js';
-export { SnapshotFiles, type SnapshotVolume, affectedFiles, affectedFilesOfSnapshot, type AffectedFilesOptions, type VolumeDamage, extractTree, tarTree, zipTree, type ZipReport, globToRegExp, type ExtractOptions, type ExtractReport, type TarOptions, type TarReport, type EntryProblem, type TreeReport } from './files/index.js';
+export { SnapshotFiles, type SnapshotVolume, openSnapshotFilesystems, FILE_TREE_VOLUME, type SnapshotFilesystems, type BrowsableVolume, affectedFiles, affectedFilesOfSnapshot, type AffectedFilesOptions, type VolumeDamage, extractTree, tarTree, zipTree, type ZipReport, globToRegExp, type ExtractOptions, type ExtractReport, type TarOptions, type TarReport, type EntryProblem, type TreeReport } from './files/index.js';
 export { CowOverlay, GRANULE, type OverlayOrigin } from './cow-overlay.js';
 export { testRestore, checkerCommand, bootCheck, BOOT_BUSES, BOOT_FIRMWARES, type BootFirmwareChoice, type BootBus, type BootCheckOptions, type BootResult, type TestRestoreOptions, type TestRestoreReport, type DiskCheck, type VolumeCheck, type CheckerResult } from './test-restore/index.js';
 export {

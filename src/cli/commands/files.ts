@@ -3,8 +3,7 @@ import { OutputStream } from '../../disk/index.js';
 import { resolvePath, walkTree, type Filesystem, type FsDirEntry, type FsNode, type ResolvedNode } from '../../fs/index.js';
 import { printableName, printableText, withNameBytes } from '../../names/index.js';
 import { resolveSnapshot } from '../../repo/index.js';
-import { extractTree, globToRegExp, SnapshotFiles, tarTree, TreeFilesystem, type TreeReport } from '../../restore/index.js';
-import type { Repository, Snapshot } from '../../repo/index.js';
+import { extractTree, globToRegExp, openSnapshotFilesystems, tarTree, type BrowsableVolume, type SnapshotFilesystems, type TreeReport } from '../../restore/index.js';
 import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
 import { refuseInsideRepository } from '../inside-repository.js';
 import { ExitCode } from '../exit-codes.js';
@@ -40,60 +39,20 @@ export async function filesCommand(reference: string, action: string | undefined
   return withRepository(options, context, async (repo) => {
     if (action === 'get' && options.to !== undefined) await refuseInsideRepository(repo.location, options.to, '--to');
     const snapshot = await resolveSnapshot(repo, reference);
-    if (snapshot.files !== undefined) return fileSnapshotAction(repo, snapshot as Snapshot & { files: NonNullable<Snapshot['files']> }, action ?? 'ls', targets.length > 0 ? targets : ['/'], options, context);
-    const files = await SnapshotFiles.open(repo, snapshot, options.disk !== undefined ? { disk: options.disk } : {});
+    const browse = await openSnapshotFilesystems(repo, snapshot, options.disk !== undefined ? { disk: options.disk } : {});
     try {
-      const code = action === undefined ? await listVolumes(files, options, context) : await runAction(files, action, targets, options, context);
+      // No action lists the volumes; in a file snapshot, whose files are its one volume, that volume's `/`.
+      const code = action === undefined && browse.defaultVolume === undefined ? await listVolumes(await browse.volumes(), options, context) : await runAction(browse, action ?? 'ls', targets, options, context);
       if (options.stats) {
-        const fetched = files.fetched();
+        const fetched = browse.fetched();
         const line = options.json ? JSON.stringify({ type: 'stats', chunksFetched: fetched.chunks, bytesFetched: fetched.bytes }) : `read ${fetched.chunks} chunks (${formatBytes(fetched.bytes)}) from the repository`;
         context.stderr.write(`${line}\n`);
       }
       return code;
     } finally {
-      await files.close();
+      await browse.close();
     }
   });
-}
-
-/**
- * The verbs on a file snapshot: its tree is the one filesystem, so paths need no volume
- * (`/etc/passwd`; a leading `:` as in `:/etc` is accepted too). No action lists `/`.
- */
-async function fileSnapshotAction(repo: Repository, snapshot: Snapshot & { files: NonNullable<Snapshot['files']> }, action: string, targets: string[], options: FilesCommandOptions, context: CommandContext): Promise<number> {
-  const fs = new TreeFilesystem(repo, snapshot);
-  const paths = targets.map((t) => {
-    const path = t.startsWith(':') ? t.slice(1) : t;
-    if (!path.startsWith('/')) throw new CofferError('E_USAGE', `${t}: give an absolute path in the snapshot, e.g. /etc/passwd`);
-    return path;
-  });
-  const first = paths[0] as string;
-  let code: number;
-  switch (action) {
-    case 'ls':
-      code = await listDirectory(fs, first, options, context);
-      break;
-    case 'cat': {
-      const { node } = await resolvePath(fs, first, { followLast: true });
-      if (node.type !== 'file') throw new CofferError('E_PATH_NOT_FOUND', `${first} is a ${node.type}, not a file`);
-      code = await catFile(fs, node, first, context);
-      break;
-    }
-    case 'get': {
-      const sources = [];
-      for (const p of paths) sources.push(await resolvePath(fs, p));
-      const report = await getFiles(fs, sources, options, context);
-      code = reportExtraction(report, options, context, options.tar ? 'archived' : `restored to ${printableName(options.to ?? '')}`);
-      break;
-    }
-    default:
-      code = await findFiles(fs, first, options, context);
-  }
-  if (options.stats) {
-    const fetched = fs.fetched();
-    context.stderr.write(`${options.json ? JSON.stringify({ type: 'stats', chunksFetched: fetched.chunks, bytesFetched: fetched.bytes }) : `read ${fetched.chunks} chunks (${formatBytes(fetched.bytes)}) from the repository`}\n`);
-  }
-  return code;
 }
 
 /**
@@ -107,20 +66,22 @@ function getFiles(fs: Filesystem, sources: ResolvedNode[], options: FilesCommand
     : extractTree(fs, sources, { to: options.to as string, overwrite: options.overwrite === true, numericOwner, signal: context.signal });
 }
 
-async function listVolumes(files: SnapshotFiles, options: FilesCommandOptions, context: CommandContext): Promise<number> {
-  const volumes = await files.list();
-  const rows = volumes.map((v) => ({
-    disk: v.diskName,
-    volume: v.volume.name,
-    kind: v.volume.kind,
-    size: v.volume.size,
-    ...(v.volume.offset !== undefined ? { offset: v.volume.offset } : {}),
-    type: v.volume.typeDescription ?? v.volume.partitionType ?? '',
-    filesystem: v.filesystem?.type ?? (v.volume.encrypted !== undefined ? `${v.volume.encrypted} (encrypted)` : v.volume.lvmPhysicalVolume !== undefined ? 'LVM2 PV' : null),
-    label: v.filesystem?.label ?? v.volume.label ?? '',
-    ...(v.filesystem !== undefined && v.filesystem.uuid !== '' ? { uuid: v.filesystem.uuid } : {}),
-    notes: [...(v.volume.warnings ?? []), ...(v.problem !== undefined ? [v.problem.message] : [])],
-  }));
+async function listVolumes(volumes: BrowsableVolume[], options: FilesCommandOptions, context: CommandContext): Promise<number> {
+  const rows = volumes.map((v) => {
+    const found = v.onDisk?.volume;
+    return {
+      disk: v.disk,
+      volume: v.name,
+      kind: v.kind,
+      size: v.size,
+      ...(v.offset !== null ? { offset: v.offset } : {}),
+      type: v.type,
+      filesystem: v.filesystem ?? (found?.encrypted !== undefined ? `${found.encrypted} (encrypted)` : found?.lvmPhysicalVolume !== undefined ? 'LVM2 PV' : null),
+      label: v.label,
+      ...(v.uuid !== null && v.onDisk?.filesystem !== undefined ? { uuid: v.uuid } : {}),
+      notes: [...(found?.warnings ?? []), ...(v.onDisk?.problem !== undefined ? [v.onDisk.problem.message] : [])],
+    };
+  });
   if (options.json) {
     context.stdout.write(`${JSON.stringify(rows)}\n`);
   } else if (rows.length === 0) {
@@ -133,11 +94,16 @@ async function listVolumes(files: SnapshotFiles, options: FilesCommandOptions, c
   return 0;
 }
 
-async function runAction(files: SnapshotFiles, action: string, targets: string[], options: FilesCommandOptions, context: CommandContext): Promise<number> {
-  const parsed = targets.map(parseTarget);
+/**
+ * ls, cat, get or find on `VOLUME:/PATH` targets; a path without a volume (`/etc`, `:/etc`) is
+ * in the snapshot's default volume (a file snapshot's files), and no target is its `/`.
+ */
+async function runAction(browse: SnapshotFilesystems, action: string, targets: string[], options: FilesCommandOptions, context: CommandContext): Promise<number> {
+  if (targets.length === 0 && browse.defaultVolume === undefined) throw new CofferError('E_USAGE', `${action} needs VOLUME:/PATH (volumes: coffer files SNAPSHOT)`);
+  const parsed = (targets.length > 0 ? targets : [':/']).map((t) => parseTarget(t, browse.defaultVolume));
   const volumeName = parsed[0]?.volume as string;
   if (parsed.some((p) => p.volume !== volumeName)) throw new CofferError('E_USAGE', 'get takes paths of one volume at a time');
-  const { filesystem: fs } = await files.filesystem(volumeName);
+  const fs = await browse.filesystem(volumeName);
   if (fs.notice !== undefined) context.stderr.write(`coffer: warning: volume ${volumeName}: ${fs.notice}\n`);
   const first = parsed[0]?.path as string;
   switch (action) {
@@ -159,10 +125,19 @@ async function runAction(files: SnapshotFiles, action: string, targets: string[]
   }
 }
 
-/** `VOLUME:/PATH` → its parts (`vg0/root:/etc` → `vg0/root`, `/etc`); the path defaults to `/`. */
-function parseTarget(target: string): { volume: string; path: string } {
-  const colon = target.indexOf(':');
-  if (colon <= 0) throw new CofferError('E_USAGE', `${target}: write VOLUME:/PATH, e.g. p1:/etc (volumes: coffer files SNAPSHOT)`);
+/**
+ * `VOLUME:/PATH` → its parts (`vg0/root:/etc` → `vg0/root`, `/etc`; `disk1:p1:/etc`, the
+ * API's volume id, → `disk1:p1`, `/etc`; the path defaults to `/`); `/PATH` or `:/PATH` → the
+ * default volume's path (a file snapshot's: `/etc/passwd`).
+ */
+function parseTarget(target: string, defaultVolume: string | undefined): { volume: string; path: string } {
+  const beforePath = target.indexOf(':/');
+  const colon = target.startsWith('/') ? 0 : beforePath > 0 ? beforePath : target.indexOf(':');
+  if (colon <= 0) {
+    const path = target.startsWith(':') ? target.slice(1) || '/' : target;
+    if (defaultVolume !== undefined && path.startsWith('/')) return { volume: defaultVolume, path };
+    throw new CofferError('E_USAGE', defaultVolume !== undefined ? `${target}: give an absolute path in the snapshot, e.g. /etc/passwd` : `${target}: write VOLUME:/PATH, e.g. p1:/etc (volumes: coffer files SNAPSHOT)`);
+  }
   const path = target.slice(colon + 1) || '/';
   return { volume: target.slice(0, colon), path: path.startsWith('/') ? path : `/${path}` };
 }

@@ -6,3 +6,4 @@ export { safeName } from './safe-name.js';
 export type { EntryProblem, TreeReport } from './safe-walk.js';
 export { SnapshotFiles, type SnapshotVolume } from './snapshot-files.js';
 export { affectedFiles, affectedFilesOfSnapshot, type AffectedFilesOptions, type VolumeDamage } from './affected-files.js';
+export { openSnapshotFilesystems, FILE_TREE_VOLUME, type SnapshotFilesystems, type BrowsableVolume } from './snapshot-filesystems.js';

@@ -46,12 +46,14 @@ export class SnapshotFiles {
   }
 
   /**
-   * The filesystem of the volume named `name` (`p1`, `vg0/root`, `disk`). Throws
-   * `E_VOLUME_NOT_FOUND` (with the names there are), `E_VOLUME_ENCRYPTED`, or
-   * `E_FS_UNSUPPORTED` when no filesystem Coffer reads is on it.
+   * The filesystem of the volume named `name` (`p1`, `vg0/root`, `disk`), on disk `disk`
+   * (a name) when given, else on the disk `open` chose, else on whichever disk has it. Throws
+   * `E_VOLUME_NOT_FOUND` (with the names there are), `E_USAGE` (the name is on several disks),
+   * `E_VOLUME_ENCRYPTED`, or `E_FS_UNSUPPORTED` when no filesystem Coffer reads is on it.
    */
-  async filesystem(name: string): Promise<{ volume: SnapshotVolume; filesystem: Filesystem }> {
-    const matches = this.volumes.filter((v) => v.volume.name === name && (this.onlyDisk === undefined || v.volume.disk === this.onlyDisk || v.volume.kind === 'logical-volume'));
+  async filesystem(name: string, options: { disk?: string } = {}): Promise<{ volume: SnapshotVolume; filesystem: Filesystem }> {
+    const onlyDisk = options.disk === undefined ? this.onlyDisk : this.snapshot.disks.findIndex((d) => d.name === options.disk);
+    const matches = this.volumes.filter((v) => v.volume.name === name && (onlyDisk === undefined || v.volume.disk === onlyDisk || v.volume.kind === 'logical-volume'));
     if (matches.length === 0) {
       const names = [...new Set(this.volumes.map((v) => v.volume.name))].join(', ') || 'none';
       throw new CofferError('E_VOLUME_NOT_FOUND', `no volume ${name} in snapshot ${this.snapshot.id.slice(0, 8)} (volumes: ${names})`, { subject: { snapshot: this.snapshot.id } });
