@@ -78,6 +78,9 @@ test('backup, modify, incremental, restore both: content and metadata as the sou
   const ls = await coffer(['files', '-r', repo, second.id, 'ls', `${src}/sub`], opts);
   assertExit(ls, 0);
   assert.deepEqual(ls.stdout.toString().trim().split('\n').sort(), ['a-link', 'sym']);
+  // Its files are its one volume, files, as the API names it: files:/PATH and :/PATH are /PATH.
+  for (const target of [`files:${src}/sub`, `:${src}/sub`]) assert.deepEqual((await coffer(['files', '-r', repo, second.id, 'ls', target], opts)).stdout, ls.stdout, target);
+  assertExit(await coffer(['files', '-r', repo, second.id, 'ls', `disk0:${src}`], opts), 2);
   const cat = await coffer(['files', '-r', repo, second.id, 'cat', `${src}/a`], opts);
   assert.equal(cat.stdout.toString(), 'hello\nmore\n');
   const big = await coffer(['files', '-r', repo, second.id, 'cat', `${src}/big`], opts);

@@ -133,6 +133,10 @@ test('listing / and extracting a 1 MB file of a 20 GiB disk read a handful of ch
   const ls = await coffer(['files', '-r', repo, 'files-20g:latest', 'ls', 'disk:/', '--json', '--stats'], { env, timeoutMs: 180_000 });
   assertExit(ls, 0);
   const listed = stats(ls.stderr);
+  // The volume as the API names it, DISK:VOLUME, is the same volume.
+  const byId = await coffer(['files', '-r', repo, 'files-20g:latest', 'ls', 'disk0:disk:/', '--json'], { env, timeoutMs: 180_000 });
+  assertExit(byId, 0);
+  assert.deepEqual(byId.stdout, ls.stdout);
   const out = join(work, 'one-file');
   const get = await coffer(['files', '-r', repo, 'files-20g:latest', 'get', 'disk:/big.bin', '--to', out, '--json', '--stats'], { env, timeoutMs: 180_000 });
   assertExit(get, 0);
