@@ -1,9 +1,10 @@
 /**
  * Browsing a snapshot's files for the API, straight from the repository (restore's
- * SnapshotFiles: disks as block devices over the chunks, volumes found on them, filesystems
- * opened on demand; nothing restored first). A volume is named as `coffer files` lists it,
- * prefixed with its disk when names repeat across disks: `disk0:p1`, `disk1:disk`, or an LVM
- * `vg0/root`. Each call opens what it needs and closes it after (a stream closes when it ends).
+ * openSnapshotFilesystems: disks as block devices over the chunks, volumes found on them,
+ * filesystems opened on demand, or a file snapshot's tree read as one filesystem; nothing
+ * restored first). A volume is named as `coffer files` lists it, prefixed with its disk:
+ * `disk0:p1`, `disk1:disk`, or an LVM `vg0/root`; a file snapshot's tree is `files`. Each
+ * call opens what it needs and closes it after (a stream closes when it ends).
  *
  * Names are bytes on ext2/3/4 and XFS (names/byte-names.ts). What this answers names entries,
  * paths and link targets in their printable form (`printableName`: a byte that is not UTF-8
@@ -16,24 +17,10 @@ import { CofferError } from '../../errors/index.js';
 import { resolvePath, walkTree, type Filesystem, type FsDirEntry, type FsNode } from '../../fs/index.js';
 import { printableName, printableWithBytes } from '../../names/index.js';
 import type { Repository, Snapshot } from '../../repo/index.js';
-import { globToRegExp, SnapshotFiles } from '../../restore/index.js';
+import { globToRegExp, openSnapshotFilesystems, type BrowsableVolume } from '../../restore/index.js';
 
-/** A volume as the API lists it. */
-export interface VolumeInfo {
-  /** What `volume=` takes. */
-  id: string;
-  disk: string;
-  name: string;
-  kind: string;
-  size: number;
-  offset: number | null;
-  type: string;
-  filesystem: string | null;
-  label: string;
-  uuid: string | null;
-  /** Why it cannot be browsed, or other notes. */
-  notes: string[];
-}
+/** A volume as the API lists it (restore's description, without what only the CLI shows). */
+export type VolumeInfo = Omit<BrowsableVolume, 'onDisk'>;
 
 /** An entry of a directory listing. */
 export interface EntryInfo {
@@ -58,26 +45,13 @@ export interface EntryInfo {
   error?: string;
 }
 
-/** Every volume of a snapshot with what is on it. */
+/** Every volume of a snapshot with what is on it (a file snapshot: its one volume, `files`). */
 export async function listSnapshotVolumes(repo: Repository, snapshot: Snapshot): Promise<VolumeInfo[]> {
-  const files = await SnapshotFiles.open(repo, snapshot);
+  const browse = await openSnapshotFilesystems(repo, snapshot);
   try {
-    const volumes = await files.list();
-    return volumes.map((v) => ({
-      id: v.volume.kind === 'logical-volume' ? v.volume.name : `${v.diskName}:${v.volume.name}`,
-      disk: v.diskName,
-      name: v.volume.name,
-      kind: v.volume.kind,
-      size: v.volume.size,
-      offset: v.volume.offset ?? null,
-      type: v.volume.typeDescription ?? v.volume.partitionType ?? '',
-      filesystem: v.filesystem?.type ?? null,
-      label: v.filesystem?.label ?? v.volume.label ?? '',
-      uuid: v.filesystem !== undefined && v.filesystem.uuid !== '' ? v.filesystem.uuid : (v.volume.uuid ?? null),
-      notes: [...(v.volume.warnings ?? []), ...(v.volume.encrypted !== undefined ? [`encrypted (${v.volume.encrypted}): its files cannot be read`] : []), ...(v.problem !== undefined ? [v.problem.message] : [])],
-    }));
+    return (await browse.volumes()).map(({ onDisk: _onDisk, ...volume }) => volume);
   } finally {
-    await files.close();
+    await browse.close();
   }
 }
 
@@ -88,22 +62,16 @@ export interface OpenVolume {
 }
 
 /**
- * Opens the filesystem of volume `id` (`disk0:p1`, `p1` when unique, `vg0/root`).
+ * Opens the filesystem of volume `id` (`disk0:p1`, `p1` when unique, `vg0/root`, a file
+ * snapshot's `files`: restore/files/snapshot-filesystems.ts).
  * @throws E_VOLUME_NOT_FOUND, E_FS_UNSUPPORTED, E_VOLUME_ENCRYPTED.
  */
 export async function openVolume(repo: Repository, snapshot: Snapshot, id: string): Promise<OpenVolume> {
-  const colon = id.indexOf(':');
-  const disk = colon > 0 ? id.slice(0, colon) : undefined;
-  const name = colon > 0 ? id.slice(colon + 1) : id;
-  if (disk !== undefined && !snapshot.disks.some((d) => d.name === disk)) {
-    throw new CofferError('E_VOLUME_NOT_FOUND', `no disk ${disk} in snapshot ${snapshot.id.slice(0, 8)} (disks: ${snapshot.disks.map((d) => d.name).join(', ')})`);
-  }
-  const files = await SnapshotFiles.open(repo, snapshot, disk === undefined ? {} : { disk });
+  const browse = await openSnapshotFilesystems(repo, snapshot);
   try {
-    const { filesystem } = await files.filesystem(name);
-    return { fs: filesystem, close: () => files.close() };
+    return { fs: await browse.filesystem(id), close: () => browse.close() };
   } catch (error) {
-    await files.close();
+    await browse.close();
     throw error;
   }
 }

@@ -705,7 +705,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The volumes of a snapshot's disks (partitions, LVM logical volumes) and the filesystem on each */
+        /** The volumes of a snapshot's disks (partitions, LVM logical volumes) and the filesystem on each; a file snapshot's files are its one volume, `files` */
         get: operations["listSnapshotVolumes"];
         put?: never;
         post?: never;
@@ -1142,7 +1142,7 @@ export interface paths {
         };
         /**
          * Which snapshots of a VM hold files named like GLOB ("which night still had this file?"), newest first, paged by snapshots
-         * @description Each page searches up to `limit` snapshots (default 10) in every volume with a filesystem, at most 200 matches per snapshot and volume and 20 s per page; `truncated` says a bound was hit, `next` is the offset of the next page.
+         * @description Each page searches up to `limit` snapshots (default 10) in every volume with a filesystem (disk snapshots and file snapshots alike: a guest agent's backups are its VM's), at most 200 matches per snapshot and volume and 20 s per page; `truncated` says a bound was hit, `next` is the offset of the next page.
          */
         get: operations["searchVmFiles"];
         put?: never;
@@ -4256,7 +4256,7 @@ export interface operations {
                 offset?: number;
                 /** @description an absolute path inside the volume, its names as listings give them: a byte that is not UTF-8 (or a control character) as `\xNN`, a backslash as `\\` (`/d\xe9j\xe0/x\xb5`); joined with `/`, which no name holds */
                 path?: string;
-                /** @description a volume id from GET …/volumes: disk0:p1, disk1:disk, vg0/root */
+                /** @description a volume id from GET …/volumes: disk0:p1, disk1:disk, vg0/root; `files` in a file snapshot */
                 volume: string;
             };
             header?: never;
@@ -4356,7 +4356,7 @@ export interface operations {
                 format?: "tar" | "zip";
                 /** @description an absolute path inside the volume, its names as listings give them: a byte that is not UTF-8 (or a control character) as `\xNN`, a backslash as `\\` (`/d\xe9j\xe0/x\xb5`); joined with `/`, which no name holds */
                 path: string;
-                /** @description a volume id from GET …/volumes: disk0:p1, disk1:disk, vg0/root */
+                /** @description a volume id from GET …/volumes: disk0:p1, disk1:disk, vg0/root; `files` in a file snapshot */
                 volume: string;
             };
             header?: never;
@@ -4425,7 +4425,7 @@ export interface operations {
                 inline?: boolean;
                 /** @description an absolute path inside the volume, its names as listings give them: a byte that is not UTF-8 (or a control character) as `\xNN`, a backslash as `\\` (`/d\xe9j\xe0/x\xb5`); joined with `/`, which no name holds */
                 path: string;
-                /** @description a volume id from GET …/volumes: disk0:p1, disk1:disk, vg0/root */
+                /** @description a volume id from GET …/volumes: disk0:p1, disk1:disk, vg0/root; `files` in a file snapshot */
                 volume: string;
             };
             header?: never;

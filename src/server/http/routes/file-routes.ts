@@ -1,6 +1,6 @@
 /**
  * File browsing over the API, synchronous and streamed: a snapshot's volumes (partitions, LVM
- * logical volumes, filesystems), a directory listing (paged), one file (Content-Length, a safe
+ * logical volumes, filesystems; a file snapshot's tree as the one volume `files`), a directory listing (paged), one file (Content-Length, a safe
  * Content-Disposition, a sniffed Content-Type for previews of text and images, Range), a folder
  * as tar or zip, and "which night still had this file?" across a VM's snapshots. Every
  * download is audit-logged (who, which snapshot, volume and path, from where). Needs
@@ -26,7 +26,7 @@ import { auditRequest, type ServiceContext } from '../service-context.js';
 import { NameParam } from './schemas.js';
 import { permittedSnapshot, SnapshotParams, vmPaths } from './snapshot-access.js';
 
-const VolumeQuery = { type: 'string', minLength: 1, maxLength: 300, description: 'a volume id from GET …/volumes: disk0:p1, disk1:disk, vg0/root' } as const;
+const VolumeQuery = { type: 'string', minLength: 1, maxLength: 300, description: 'a volume id from GET …/volumes: disk0:p1, disk1:disk, vg0/root; `files` in a file snapshot' } as const;
 const PathQuery = {
   type: 'string',
   minLength: 1,
@@ -76,7 +76,7 @@ export function fileRoutes(app: FastifyInstance, context: ServiceContext): void 
     method: 'GET',
     url: '/repositories/:repo/snapshots/:snapshot/volumes',
     operationId: 'listSnapshotVolumes',
-    summary: 'The volumes of a snapshot\'s disks (partitions, LVM logical volumes) and the filesystem on each',
+    summary: 'The volumes of a snapshot\'s disks (partitions, LVM logical volumes) and the filesystem on each; a file snapshot\'s files are its one volume, `files`',
     tag: 'files',
     access: { permission: 'files.browse', filtered: true },
     params: SnapshotParams,
@@ -202,7 +202,7 @@ export function fileRoutes(app: FastifyInstance, context: ServiceContext): void 
     url: '/vms/:vm/files/search',
     operationId: 'searchVmFiles',
     summary: 'Which snapshots of a VM hold files named like GLOB ("which night still had this file?"), newest first, paged by snapshots',
-    description: `Each page searches up to \`limit\` snapshots (default ${SEARCH_SNAPSHOTS_PER_PAGE}) in every volume with a filesystem, at most ${SEARCH_MATCHES_PER_SNAPSHOT} matches per snapshot and volume and ${SEARCH_PAGE_MS / 1000} s per page; \`truncated\` says a bound was hit, \`next\` is the offset of the next page.`,
+    description: `Each page searches up to \`limit\` snapshots (default ${SEARCH_SNAPSHOTS_PER_PAGE}) in every volume with a filesystem (disk snapshots and file snapshots alike: a guest agent's backups are its VM's), at most ${SEARCH_MATCHES_PER_SNAPSHOT} matches per snapshot and volume and ${SEARCH_PAGE_MS / 1000} s per page; \`truncated\` says a bound was hit, \`next\` is the offset of the next page.`,
     tag: 'files',
     access: { permission: 'files.browse', paths: (r) => vmPaths(context, (r.params as { vm: string }).vm) },
     params: { type: 'object', required: ['vm'], properties: { vm: NameParam } },
@@ -237,7 +237,7 @@ export function fileRoutes(app: FastifyInstance, context: ServiceContext): void 
       const all: { repo: string; snapshot: IndexedSnapshot }[] = [];
       for (const r of repos) {
         const list = await context.catalog.snapshotSummaries(r.name, { vm }).catch(() => [] as IndexedSnapshot[]);
-        for (const s of list) if (s.kind === 'disk') all.push({ repo: r.name, snapshot: s });
+        for (const s of list) all.push({ repo: r.name, snapshot: s });
       }
       all.sort((a, b) => (a.snapshot.time < b.snapshot.time ? 1 : -1));
       const deadline = Date.now() + SEARCH_PAGE_MS;
