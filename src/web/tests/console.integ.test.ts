@@ -17,13 +17,15 @@
  * message; a clone as a new VM from a snapshot carrying a libvirt definition (the real
  * libvirt's test driver defines it: new name, UUID and MAC, its disk the restored one); the
  * tape catalog on the health page after a real `coffer tape export` (and its empty state); the
- * storage forecast from the free space the server reads.
+ * storage forecast from the free space the server reads; a guest agent's VM added to the
+ * configuration and its file snapshot (`coffer backup --files` under the VM's name) browsed:
+ * browse files is all the wizard offers, a file previewed and downloaded equal.
  * Screenshots: test-output/screenshots/{light,dark}/ (printed at the end).
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
@@ -935,6 +937,41 @@ test('a lost session returns to the login page, and logging in returns to where 
   } finally {
     await context.close();
   }
+});
+
+test('a guest agent\'s file snapshot in the wizard: browsing its files is what it offers, they open at once with their owners, and a file previews and downloads equal', async () => {
+  const page = adminPage;
+  // The agent's VM, added as an administrator adds one, and its backup as the agent writes it: a file backup named after the VM.
+  const src = join(dir, 'agent-files');
+  const motd = 'Written inside the guest, backed up by its agent.\n';
+  await mkdir(join(src, 'etc'), { recursive: true });
+  await writeFile(join(src, 'etc', 'motd'), motd);
+  const id = (JSON.parse(await coffer(['backup', '-r', join(dir, 'repo'), '--password-file', join(dir, 'repo.pass'), '--files', src, '--host', 'guest1-files', '--json'])) as { id: string }).id;
+  const current = await api(page, 'GET', '/api/v1/config');
+  const vm = `vms:\n  - name: guest1-files\n    host: hv2\n    source: { agent: guest1, files: { paths: [${src}] } }\n`;
+  const put = await api(page, 'PUT', '/api/v1/config', { text: (current.json.text as string).replace('vms:\n', vm), comment: 'e2e: an agent', expectedVersion: current.json.version });
+  assert.equal(put.status, 200, JSON.stringify(put.json));
+  assert.equal((await api(page, 'GET', `/api/v1/repositories/main/snapshots/${id}`)).status, 200, 'the server learns of the CLI\'s backup');
+
+  await nav('Restore')(page);
+  await settled(page, 'Restore');
+  await page.getByRole('list', { name: 'VMs' }).getByRole('button', { name: /^guest1-files/ }).click();
+  await page.getByRole('list', { name: /^Restore points on / }).getByRole('button').first().click();
+  const actions = page.getByRole('list', { name: 'What to restore' });
+  await actions.getByRole('button', { name: /^Browse and download files/ }).waitFor();
+  assert.equal(await actions.getByRole('listitem').count(), 1, 'no instant recovery, disks or clone for a snapshot without disks');
+  await actions.getByRole('button', { name: /^Browse and download files/ }).click();
+  // Its one volume, files, is open: the folders above the paths backed up lead to them.
+  await page.getByRole('group', { name: 'Volumes' }).getByRole('button', { name: /^files · coffer-files/, pressed: true }).waitFor();
+  for (const folder of [...src.split('/').filter(Boolean), 'etc']) await page.getByRole('button', { name: `Open ${folder}/`, exact: true }).click();
+  const table = page.getByRole('table', { name: `Files in ${src}/etc` });
+  await table.waitFor();
+  assert.deepEqual(await table.getByRole('columnheader').allTextContents(), ['Name', 'Owner', 'Size', 'Modified']);
+  assert.match((await table.getByRole('row', { name: /^motd/ }).textContent()) ?? '', new RegExp(`^motd${userInfo().username}:\\w+`), 'the owner by name');
+  await page.getByRole('button', { name: 'motd' }).click();
+  assert.equal(await page.getByTestId('text-preview').textContent(), motd);
+  assert.equal((await downloaded(page, () => page.getByRole('link', { name: 'Download motd' }).click())).toString('utf8'), motd);
+  await checkPage(page, 'light', 'restore-files-agent');
 });
 
 test('a RestoreOperator sees no admin page or control, and the API refuses the action anyway', async () => {

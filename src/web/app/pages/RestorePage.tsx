@@ -1,8 +1,8 @@
 /**
  * The restore wizard, the help-desk operator's path: pick the VM, a restore point on its
  * calendar (or find the night that still had a file by its name), what to restore, then do
- * it: browse and download files, instant recovery, the disks to a folder, or a clone. The
- * state is the page's address (restore/wizard.ts).
+ * it: browse and download files, instant recovery, the disks to a folder, or a clone (a file
+ * snapshot offers its files only). The state is the page's address (restore/wizard.ts).
  */
 import { Badge, Card, SimpleGrid, Stack, Text, TextInput, UnstyledButton } from '@mantine/core';
 import { useDebouncedValue } from '@mantine/hooks';
@@ -19,14 +19,17 @@ import { InstantRecoveryPanel } from '../restore/InstantRecoveryPanel';
 import { PointStep, useRestorePoints } from '../restore/PointStep';
 import { RestoreDisksPanel } from '../restore/RestoreDisksPanel';
 import { RestoreSteps } from '../restore/RestoreSteps';
-import { ACTION_LABELS, backTo, currentStep, readWizard, RESTORE_ACTIONS, writeWizard, type RestoreAction, type WizardState } from '../restore/wizard';
+import { ACTION_LABELS, actionsFor, backTo, currentStep, offeredOnly, readWizard, writeWizard, type RestoreAction, type WizardState } from '../restore/wizard';
 
 export function RestorePage() {
   const [params, setParams] = useSearchParams();
-  const state = readWizard(params);
+  const asked = readWizard(params);
+  const { points } = useRestorePoints(asked.vm);
+  const point = points.find((p) => p.repo === asked.repo && p.id === asked.snapshot);
+  // A file snapshot has no disks: an action on disks in the address is not offered (the "what" step shows what is).
+  const state = offeredOnly(asked, point?.kind);
   const go = (next: WizardState) => setParams(writeWizard(next));
-  const { points } = useRestorePoints(state.vm);
-  const time = points.find((p) => p.id === state.snapshot)?.time;
+  const time = point?.time;
   const step = currentStep(state);
   return (
     <>
@@ -34,7 +37,7 @@ export function RestorePage() {
       <RestoreSteps state={state} snapshotTime={time === undefined ? undefined : formatTime(time)} onBack={(s) => go(backTo(state, s))} />
       {step === 0 && <VmStep onChoose={(vm) => go({ vm })} />}
       {step === 1 && state.vm !== undefined && <PointStep vm={state.vm} onChoose={(p) => go({ vm: state.vm, repo: p.repo, snapshot: p.id })} />}
-      {step === 2 && <ActionStep onChoose={(what) => go({ ...state, what })} />}
+      {step === 2 && <ActionStep actions={actionsFor(point?.kind)} onChoose={(what) => go({ ...state, what })} />}
       {step === 3 && state.repo !== undefined && state.snapshot !== undefined && state.vm !== undefined && (
         <Card withBorder component="section" aria-label={ACTION_LABELS[state.what as RestoreAction].title}>
           {state.what === 'files' && <FileBrowser target={{ repo: state.repo, snapshot: state.snapshot }} />}
@@ -77,11 +80,11 @@ function VmStep({ onChoose }: { onChoose: (vm: string) => void }) {
   );
 }
 
-function ActionStep({ onChoose }: { onChoose: (what: RestoreAction) => void }) {
+function ActionStep({ actions, onChoose }: { actions: readonly RestoreAction[]; onChoose: (what: RestoreAction) => void }) {
   const session = useSession();
   return (
     <SimpleGrid cols={{ base: 1, sm: 2 }} spacing="sm" role="list" aria-label="What to restore">
-      {RESTORE_ACTIONS.map((what) => {
+      {actions.map((what) => {
         const allowed = what === 'files' ? session.can('files.browse') : session.can('restore.run');
         return (
           <Card key={what} withBorder role="listitem" padding="sm">

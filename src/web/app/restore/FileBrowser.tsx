@@ -1,6 +1,7 @@
 /**
- * A snapshot's files: its volumes (partitions, LVM volumes, the filesystem on each), then a
- * volume's directories one page at a time, with a path bar to go back up. A file opens a
+ * A snapshot's files: its volumes (partitions, LVM volumes, the filesystem on each; a file
+ * snapshot's one volume, `files`, opened at once as any lone volume is), then a volume's
+ * directories one page at a time (with the owners' names where the snapshot recorded them), with a path bar to go back up. A file opens a
  * preview (text and images, from `…/files/content`) with its download; a folder downloads as
  * tar or zip (`…/files/archive`). Downloads are plain links: the browser streams them to disk
  * and shows their progress (a file's size is known from Content-Length; an archive's is not,
@@ -49,16 +50,18 @@ export function FileBrowser({ target }: { target: SnapshotRef }) {
       {(v) => {
         const browsable = v.items.filter((i) => i.filesystem !== null);
         if (browsable.length === 0) return <Text c="dimmed">No volume of this snapshot holds a filesystem Coffer can read (ext2/3/4, FAT, NTFS, XFS).</Text>;
+        // One volume (a file snapshot's files, a disk with one filesystem) opens at once.
+        const shown = volume ?? (browsable.length === 1 ? browsable[0]?.id : undefined);
         return (
           <Stack gap="sm">
             <Group gap="xs" role="group" aria-label="Volumes">
               {browsable.map((i) => (
-                <Button key={i.id} size="xs" variant={volume === i.id ? 'filled' : 'default'} onClick={() => setVolume(i.id)} aria-pressed={volume === i.id}>
+                <Button key={i.id} size="xs" variant={shown === i.id ? 'filled' : 'default'} onClick={() => setVolume(i.id)} aria-pressed={shown === i.id} title={i.notes?.join('; ') || undefined}>
                   {`${i.id} · ${i.filesystem ?? ''}${i.label === undefined || i.label === '' ? '' : ` “${i.label}”`} · ${formatBytes(i.size)}`}
                 </Button>
               ))}
             </Group>
-            {volume === undefined ? <Text size="sm">Choose a volume to open.</Text> : <Directory key={volume} target={target} volume={volume} />}
+            {shown === undefined ? <Text size="sm">Choose a volume to open.</Text> : <Directory key={shown} target={target} volume={shown} />}
           </Stack>
         );
       }}
@@ -104,60 +107,66 @@ function Directory({ target, volume }: { target: SnapshotRef; volume: string }) 
         </Group>
       </Group>
       <QueryView query={listing} context="Reading the folder">
-        {(l) => (
-          <>
-            {l.total === 0 ? (
-              <Text c="dimmed">This folder is empty.</Text>
-            ) : (
-              <HorizontalScroll label="Folder contents (scrolls sideways)">
-                <Table aria-label={`Files in ${path}`} verticalSpacing={2} highlightOnHover>
-                  <Table.Thead>
-                    <Table.Tr>
-                      <Table.Th scope="col">Name</Table.Th>
-                      <Table.Th scope="col">Size</Table.Th>
-                      <Table.Th scope="col">Modified</Table.Th>
-                    </Table.Tr>
-                  </Table.Thead>
-                  <Table.Tbody>
-                    {l.items.map((e) => (
-                      <Table.Tr key={e.name}>
-                        <Table.Td>
-                          {e.type === 'directory' ? (
-                            <UnstyledButton onClick={() => open(joinPath(path, e.name))} aria-label={`Open ${e.name}/`} title={nameTitle(e)} fw={600} c="blue.8" td="underline">
-                              {e.name}/
-                            </UnstyledButton>
-                          ) : e.type === 'file' ? (
-                            <Anchor component="button" type="button" onClick={() => setFile({ path: joinPath(path, e.name), size: e.size })} title={nameTitle(e)}>
-                              {e.name}
-                            </Anchor>
-                          ) : (
-                            <Text size="sm" title={nameTitle(e)}>
-                              {e.name}
-                              {e.target === undefined ? ` (${e.type})` : ` → ${e.target}`}
-                            </Text>
-                          )}
-                          {e.error !== undefined && (
-                            <Text size="xs" c="red">
-                              damaged: {e.error}
-                            </Text>
-                          )}
-                        </Table.Td>
-                        <Table.Td>{e.type === 'directory' ? '' : formatBytes(e.size)}</Table.Td>
-                        <Table.Td>{e.mtime === null || e.mtime === undefined ? '' : new Date(e.mtime).toLocaleString('en-GB')}</Table.Td>
+        {(l) => {
+          // Owners by name where the filesystem records names (a file snapshot's); a guest's ids mean nothing here.
+          const owners = l.items.some((e) => e.user !== undefined || e.group !== undefined);
+          return (
+            <>
+              {l.total === 0 ? (
+                <Text c="dimmed">This folder is empty.</Text>
+              ) : (
+                <HorizontalScroll label="Folder contents (scrolls sideways)">
+                  <Table aria-label={`Files in ${path}`} verticalSpacing={2} highlightOnHover>
+                    <Table.Thead>
+                      <Table.Tr>
+                        <Table.Th scope="col">Name</Table.Th>
+                        {owners && <Table.Th scope="col">Owner</Table.Th>}
+                        <Table.Th scope="col">Size</Table.Th>
+                        <Table.Th scope="col">Modified</Table.Th>
                       </Table.Tr>
-                    ))}
-                  </Table.Tbody>
-                </Table>
-              </HorizontalScroll>
-            )}
-            {l.total > PAGE && (
-              <Pagination total={Math.ceil(l.total / PAGE)} value={page} onChange={setPage} size="sm" aria-label="Folder pages" getItemProps={(p) => ({ 'aria-label': `page ${p}` })} />
-            )}
-            <Text size="xs" c="dimmed">
-              {l.total} entries
-            </Text>
-          </>
-        )}
+                    </Table.Thead>
+                    <Table.Tbody>
+                      {l.items.map((e) => (
+                        <Table.Tr key={e.name}>
+                          <Table.Td>
+                            {e.type === 'directory' ? (
+                              <UnstyledButton onClick={() => open(joinPath(path, e.name))} aria-label={`Open ${e.name}/`} title={nameTitle(e)} fw={600} c="blue.8" td="underline">
+                                {e.name}/
+                              </UnstyledButton>
+                            ) : e.type === 'file' ? (
+                              <Anchor component="button" type="button" onClick={() => setFile({ path: joinPath(path, e.name), size: e.size })} title={nameTitle(e)}>
+                                {e.name}
+                              </Anchor>
+                            ) : (
+                              <Text size="sm" title={nameTitle(e)}>
+                                {e.name}
+                                {e.target === undefined ? ` (${e.type})` : ` → ${e.target}`}
+                              </Text>
+                            )}
+                            {e.error !== undefined && (
+                              <Text size="xs" c="red">
+                                damaged: {e.error}
+                              </Text>
+                            )}
+                          </Table.Td>
+                          {owners && <Table.Td>{`${e.user ?? e.uid ?? ''}:${e.group ?? e.gid ?? ''}`}</Table.Td>}
+                          <Table.Td>{e.type === 'directory' ? '' : formatBytes(e.size)}</Table.Td>
+                          <Table.Td>{e.mtime === null || e.mtime === undefined ? '' : new Date(e.mtime).toLocaleString('en-GB')}</Table.Td>
+                        </Table.Tr>
+                      ))}
+                    </Table.Tbody>
+                  </Table>
+                </HorizontalScroll>
+              )}
+              {l.total > PAGE && (
+                <Pagination total={Math.ceil(l.total / PAGE)} value={page} onChange={setPage} size="sm" aria-label="Folder pages" getItemProps={(p) => ({ 'aria-label': `page ${p}` })} />
+              )}
+              <Text size="xs" c="dimmed">
+                {l.total} entries
+              </Text>
+            </>
+          );
+        }}
       </QueryView>
       {file !== undefined && <FilePreview target={target} volume={volume} path={file.path} size={file.size} onClose={() => setFile(undefined)} />}
     </Stack>

@@ -7,11 +7,14 @@ import { ProblemAlert } from '../components/ProblemAlert';
 import { SnapshotCalendar } from '../components/SnapshotCalendar';
 import { dayKey, formatTime } from '../format';
 import { FileSearch } from './FileSearch';
+import type { SnapshotKind } from './wizard';
 
 export interface RestorePoint {
   repo: string;
   id: string;
   time: string;
+  /** Disks, or a file snapshot's files (undefined: not said, read as disks). */
+  kind?: SnapshotKind | undefined;
 }
 
 /** Every snapshot of a VM across the repositories the caller may read. */
@@ -21,7 +24,7 @@ export function useRestorePoints(vm: string | undefined): { points: RestorePoint
   const lists = useQueries({
     queries: names.map((repo) => ({ queryKey: ['snapshots', repo, vm], queryFn: () => call('get', '/api/v1/repositories/{repo}/snapshots', { params: { repo }, query: { vm: vm ?? '', limit: 500 } }), enabled: vm !== undefined })),
   });
-  const points = names.flatMap((repo, i) => (lists[i]?.data?.items ?? []).map((s) => ({ repo, id: s.id, time: s.time }))).sort((a, b) => b.time.localeCompare(a.time));
+  const points = names.flatMap((repo, i) => (lists[i]?.data?.items ?? []).map((s) => ({ repo, id: s.id, time: s.time, kind: s.kind }))).sort((a, b) => b.time.localeCompare(a.time));
   const problems = [
     ...(repositories.isError ? [{ repo: '', error: repositories.error, retry: () => void repositories.refetch() }] : []),
     ...names.flatMap((repo, i) => {

@@ -2,7 +2,7 @@ import { fireEvent, screen } from '@testing-library/react';
 import { describe, expect, it, vi } from 'vitest';
 import { renderInConsole } from '../testing/render';
 import { RestoreSteps } from './RestoreSteps';
-import { backTo, currentStep, readWizard, stepSummaries, writeWizard } from './wizard';
+import { actionsFor, backTo, currentStep, offeredOnly, readWizard, stepSummaries, writeWizard } from './wizard';
 
 const q = (text: string) => new URLSearchParams(text);
 
@@ -25,6 +25,17 @@ describe('the restore wizard\'s state', () => {
     expect(backTo(full, 1)).toEqual({ vm: 'web1' });
     expect(backTo(full, 2)).toEqual({ vm: 'web1', repo: 'main', snapshot: 'abc' });
     expect(writeWizard(backTo(full, 1)).toString()).toBe('vm=web1');
+  });
+
+  it('offers a file snapshot its files only (it has no disks to serve, write out or clone), and forgets a disk action asked of it', () => {
+    expect(actionsFor('disk')).toEqual(['files', 'instant', 'disks', 'clone']);
+    expect(actionsFor(undefined)).toEqual(['files', 'instant', 'disks', 'clone']);
+    expect(actionsFor('files')).toEqual(['files']);
+    const instant = readWizard(q('vm=web1-files&repo=main&snapshot=abc&what=instant'));
+    expect(currentStep(offeredOnly(instant, 'files'))).toBe(2);
+    expect(offeredOnly(instant, 'disk')).toEqual(instant);
+    const files = readWizard(q('vm=web1-files&repo=main&snapshot=abc&what=files'));
+    expect(offeredOnly(files, 'files')).toEqual(files);
   });
 
   it('summarises each chosen step', () => {

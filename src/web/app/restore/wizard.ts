@@ -4,7 +4,8 @@
  * button or a link shared with a colleague land on the same step:
  *
  * 1. **VM** (`vm`), 2. **restore point** (`repo` and `snapshot`), 3. **what** (`what`):
- *    browse files, instant recovery, the disks to a path, or a clone as a new VM;
+ *    browse files, instant recovery, the disks to a path, or a clone as a new VM (a file
+ *    snapshot, which has no disks, offers its files only: {@link actionsFor});
  * 4. **do it**: the chosen action's panel.
  *
  * A later step opens only when every earlier one is chosen; choosing again on an earlier
@@ -15,11 +16,26 @@ export const RESTORE_ACTIONS = ['files', 'instant', 'disks', 'clone'] as const;
 export type RestoreAction = (typeof RESTORE_ACTIONS)[number];
 
 export const ACTION_LABELS: Record<RestoreAction, { title: string; description: string }> = {
-  files: { title: 'Browse and download files', description: 'Open the snapshot\'s volumes, preview files, download one file or a folder as tar or zip.' },
+  files: { title: 'Browse and download files', description: 'Open the snapshot\'s volumes (a file backup\'s files), preview files, download one file or a folder as tar or zip.' },
   instant: { title: 'Instant recovery', description: 'Serve the disks over NBD now, and start a VM from them with the QEMU command shown.' },
   disks: { title: 'Restore the disks to a path', description: 'Write every disk to a folder on the server, in the disk format you pick.' },
   clone: { title: 'Clone as a new VM', description: 'The disks and a VM definition with a new identity (UUID, MAC addresses), beside the original.' },
 };
+
+/** What a restore point holds, as the snapshot list says (`kind`): disks, or files (a host's `coffer backup --files`, a guest agent's backups). */
+export type SnapshotKind = 'disk' | 'files';
+
+/** The actions a restore point offers: a file snapshot has no disks to serve, write out or clone, only files to browse. */
+export function actionsFor(kind: SnapshotKind | undefined): readonly RestoreAction[] {
+  return kind === 'files' ? ['files'] : RESTORE_ACTIONS;
+}
+
+/** The state with an action its restore point does not offer (a link to instant recovery of a file snapshot) not chosen. */
+export function offeredOnly(state: WizardState, kind: SnapshotKind | undefined): WizardState {
+  if (state.what === undefined || actionsFor(kind).includes(state.what)) return state;
+  const { what: _what, ...chosen } = state;
+  return chosen;
+}
 
 export const STEP_LABELS = ['VM', 'Restore point', 'What to restore', 'Restore'] as const;
 
