@@ -90,7 +90,7 @@ export function renderReport(report: TestRestoreReport): string {
     for (const line of disk.filesUnknown ?? []) lines.push(`  ${line}`);
   }
   for (const v of report.volumes) {
-    const name = `${v.disk} ${v.name}`;
+    const name = v.disk === '' ? v.name : `${v.disk} ${v.name}`; // a file snapshot's tree lies on no disk
     if (v.notChecked !== undefined) {
       lines.push(`${name}: not checked: ${v.notChecked}`);
       continue;

@@ -2,6 +2,7 @@ import os from 'node:os';
 import { CofferError, isCofferError } from '../../errors/index.js';
 import type { Repository, Snapshot } from '../../repo/index.js';
 import { SnapshotFiles } from '../files/snapshot-files.js';
+import { FILE_TREE_VOLUME, openSnapshotFilesystems } from '../files/snapshot-filesystems.js';
 import { SnapshotDisk } from '../snapshot-disk.js';
 import { bootCheck, type BootCheckOptions } from './boot-check.js';
 import { checkerCommand, runFilesystemChecker } from './fs-checkers.js';
@@ -31,7 +32,9 @@ export interface TestRestoreOptions {
  * every partition table and LVM volume group is read, every filesystem Coffer reads is walked
  * from its root with every file, symlink and alternate stream read, and, where the system
  * has it, the filesystem's own checker runs read-only on a temporary copy of the volume;
- * optionally the VM is booted from the backup (see boot-check.ts).
+ * optionally the VM is booted from the backup (see boot-check.ts). A file snapshot (`backup
+ * --files`, an agent's) has no disk: its tree is walked and every file, symlink and special
+ * entry read back the same way, as the one volume `files` (no checker: nothing to run one on).
  * Damage is reported, never thrown: the report says whether the snapshot passed and why not.
  * Only an interruption or a failure of the repository itself (not of one chunk) throws.
  */
@@ -50,6 +53,13 @@ export async function testRestore(repo: Repository, snapshot: Snapshot, options:
     volumes: [],
     warnings: [],
   };
+  if (snapshot.files !== undefined) {
+    if (options.boot !== undefined) throw new CofferError('E_USAGE', `snapshot ${snapshot.id.slice(0, 8)} holds files, not a VM's disks: there is nothing to boot`, { subject: { snapshot: snapshot.id } });
+    await walkFileSnapshot(repo, snapshot, report, options);
+    report.passed = report.failures.length === 0;
+    report.durationMs = clock().getTime() - started.getTime();
+    return report;
+  }
   for (const record of snapshot.disks) {
     options.onPhase?.(`reading disk ${record.name}`);
     const disk = new SnapshotDisk(repo, snapshot.id, record);
@@ -120,4 +130,19 @@ export async function testRestore(repo: Repository, snapshot: Snapshot, options:
   report.passed = report.failures.length === 0;
   report.durationMs = clock().getTime() - started.getTime();
   return report;
+}
+
+/** A file snapshot's tree walked and read back whole, as the volume {@link FILE_TREE_VOLUME}. */
+async function walkFileSnapshot(repo: Repository, snapshot: Snapshot, report: TestRestoreReport, options: TestRestoreOptions): Promise<void> {
+  const tree = await openSnapshotFilesystems(repo, snapshot);
+  try {
+    const fs = await tree.filesystem(FILE_TREE_VOLUME);
+    const check: VolumeCheck = { disk: '', name: FILE_TREE_VOLUME, filesystem: fs.type, directories: 0, files: 0, symlinks: 0, bytesRead: 0, problems: [], problemCount: 0 };
+    report.volumes.push(check);
+    options.onPhase?.(`reading every file of the snapshot (${snapshot.files?.paths.join(', ') ?? ''})`);
+    Object.assign(check, await walkAndReadEverything(fs, options.signal));
+    if (check.problemCount > 0) report.failures.push(`${FILE_TREE_VOLUME}: ${check.problemCount} damaged file(s) or folder(s), the first: ${check.problems[0]}`);
+  } finally {
+    await tree.close();
+  }
 }
