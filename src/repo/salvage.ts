@@ -5,6 +5,7 @@ import type { DiskRecord } from './format/manifest.js';
 import { acquireBackupLease } from './leases.js';
 import type { Repository } from './repository.js';
 import { rescueDamagedPacks } from './salvage-packs.js';
+import { storedManifest } from './snapshot-tags.js';
 import { saveSnapshot, type Snapshot } from './snapshots.js';
 
 /** What a salvage zeroed, per disk, in bytes of the disk. */
@@ -68,9 +69,10 @@ export async function salvageSnapshot(
       if (ranges.length > 0) zeroed.push({ disk: disk.name, ranges });
     }
     await lease.confirm();
-    const { id: _id, ...manifest } = snapshot;
+    // The copy carries the tags the damaged snapshot has now (a `tags` note's, if one set them:
+    // a hold set with `coffer tag` holds the copy too), and `salvaged`.
     const salvaged = await saveSnapshot(repo, {
-      ...manifest,
+      ...storedManifest(snapshot),
       tags: [...new Set([...snapshot.tags, 'salvaged'])],
       parent: snapshot.id,
       disks,

@@ -5,6 +5,9 @@ import { decodeSnapshotNote, encodeSnapshotNote, NOTE_KIND, type SnapshotNote } 
 import { noteKey, NOTES_PREFIX } from './layout.js';
 import type { Repository } from './repository.js';
 
+/** `notes/<snapshot id>.<note id>`. */
+export const NOTE_KEY = /^notes\/([0-9a-f]{64})\.([0-9a-f]{64})$/;
+
 /** A stored note with its object id. */
 export interface StoredSnapshotNote extends SnapshotNote {
   id: string;
@@ -22,25 +25,24 @@ export async function addSnapshotNote(repo: Repository, snapshot: string, kind: 
 }
 
 /**
- * The notes of one snapshot (or of all, without `snapshot`), oldest first (by time, then
- * id), optionally of one kind. A damaged note is reported by `onDamaged` and skipped, or
- * throws `E_CORRUPT_OBJECT` without it.
+ * The notes of one snapshot (or of all, without `snapshot`; or of those in `snapshots`, the
+ * others' left unread), oldest first (by time, then id), optionally of one kind. A damaged
+ * note is reported by `onDamaged` and skipped, or throws `E_CORRUPT_OBJECT` without it.
  */
 export async function listSnapshotNotes(
   repo: Repository,
-  options: { snapshot?: string; kind?: string; onDamaged?: (key: string, error: CofferError) => void } = {},
+  options: { snapshot?: string; snapshots?: ReadonlySet<string>; kind?: string; onDamaged?: (key: string, error: CofferError) => void } = {},
 ): Promise<StoredSnapshotNote[]> {
-  const keys: { key: string; snapshot: string; id: string }[] = [];
+  const keys: string[] = [];
   for await (const entry of repo.backend.list(`${NOTES_PREFIX}${options.snapshot ?? ''}`)) {
-    const match = /^notes\/([0-9a-f]{64})\.([0-9a-f]{64})$/.exec(entry.key);
-    if (match !== null) keys.push({ key: entry.key, snapshot: match[1] as string, id: match[2] as string });
+    const match = NOTE_KEY.exec(entry.key);
+    if (match !== null && (options.snapshots === undefined || options.snapshots.has(match[1] as string))) keys.push(entry.key);
   }
   const notes: StoredSnapshotNote[] = [];
-  await forEachLimited(keys, 16, async ({ key, snapshot, id }) => {
+  await forEachLimited(keys, 16, async (key) => {
     try {
-      const note = decodeSnapshotNote(repo.codec.open(await repo.backend.get(key), ObjectKind.snapshotNote, key, Buffer.from(id, 'hex')), key);
-      if (note.snapshot !== snapshot) throw new CofferError('E_CORRUPT_OBJECT', `snapshot note ${key} names another snapshot`, { subject: { object: key } });
-      if (options.kind === undefined || note.kind === options.kind) notes.push({ id, ...note });
+      const note = await readSnapshotNote(repo, key);
+      if (options.kind === undefined || note.kind === options.kind) notes.push(note);
     } catch (error) {
       if (error instanceof CofferError && error.code === 'E_CORRUPT_OBJECT' && options.onDamaged) return options.onDamaged(key, error);
       if (error instanceof CofferError && error.code === 'E_MISSING_OBJECT') return; // deleted since it was listed
@@ -48,6 +50,16 @@ export async function listSnapshotNotes(
     }
   });
   return notes.sort((a, b) => a.time.localeCompare(b.time) || a.id.localeCompare(b.id));
+}
+
+/** The note stored under `key` (`notes/<snapshot id>.<note id>`). Throws `E_MISSING_OBJECT`, or `E_CORRUPT_OBJECT` when it does not open, is malformed or names another snapshot. */
+export async function readSnapshotNote(repo: Repository, key: string): Promise<StoredSnapshotNote> {
+  const match = NOTE_KEY.exec(key);
+  if (match === null) throw new CofferError('E_CORRUPT_OBJECT', `${key} is not the name of a snapshot note`, { subject: { object: key } });
+  const [, snapshot, id] = match as unknown as [string, string, string];
+  const note = decodeSnapshotNote(repo.codec.open(await repo.backend.get(key), ObjectKind.snapshotNote, key, Buffer.from(id, 'hex')), key);
+  if (note.snapshot !== snapshot) throw new CofferError('E_CORRUPT_OBJECT', `snapshot note ${key} names another snapshot`, { subject: { object: key } });
+  return { id, ...note };
 }
 
 /**

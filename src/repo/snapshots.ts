@@ -9,11 +9,19 @@ import { lockedBackendOf, type LockedBackend } from './lock/locked-backend.js';
 import { digestRecorderOf } from './digests/digest-recording-backend.js';
 import { protectionOf } from './protection.js';
 import type { Repository } from './repository.js';
-import { deleteSnapshotNotes } from './snapshot-notes.js';
+import { deleteSnapshotNotes, listSnapshotNotes, type StoredSnapshotNote } from './snapshot-notes.js';
+import { TAGS_NOTE, tagsNoteOf, tagsNotesBySnapshot, withTagsNotes } from './snapshot-tags.js';
 
-/** A manifest with its id (64 hex). */
+/**
+ * A manifest with its id (64 hex), and its effective tags: `tags` is what the newest `tags`
+ * note (`coffer tag`, snapshot-tags.ts) set, when there is one; the manifest's own tags are
+ * then in `retagged.manifestTags`. Write a manifest from a snapshot only through
+ * `storedManifest` (snapshot-tags.ts), which puts them back.
+ */
 export interface Snapshot extends SnapshotManifest {
   id: string;
+  /** Present when a `tags` note set `tags`: that note's time, and the tags the manifest holds. */
+  retagged?: { time: string; manifestTags: string[] };
 }
 
 /**
@@ -63,7 +71,12 @@ async function putLockedManifest(repo: Repository, lock: LockedBackend, id: stri
  */
 export async function listSnapshots(
   repo: Repository,
-  options: { vm?: string; onDamaged?: (id: string, error: CofferError) => void } = {},
+  options: {
+    vm?: string;
+    onDamaged?: (id: string, error: CofferError) => void;
+    /** The repository's notes, when the caller read them already (`coffer snapshots`): not read again. */
+    notes?: readonly StoredSnapshotNote[];
+  } = {},
 ): Promise<Snapshot[]> {
   const snapshots: Snapshot[] = [];
   const ids: string[] = [];
@@ -73,7 +86,7 @@ export async function listSnapshots(
   }
   await forEachLimited(ids, 16, async (id) => {
     try {
-      const snapshot = await loadSnapshot(repo, id);
+      const snapshot = await loadStoredSnapshot(repo, id);
       if (options.vm === undefined || snapshot.vm === options.vm) snapshots.push(snapshot);
     } catch (error) {
       if (error instanceof CofferError && (error.code === 'E_CORRUPT_OBJECT' || error.code === 'E_MISSING_OBJECT') && options.onDamaged) {
@@ -83,14 +96,33 @@ export async function listSnapshots(
       throw error;
     }
   });
-  return snapshots.sort((a, b) => a.time.localeCompare(b.time) || a.id.localeCompare(b.id));
+  // The tags notes of the snapshots listed (only theirs are read: those of one VM for a backup's parent).
+  const notes = options.notes ?? (await listSnapshotNotes(repo, { snapshots: new Set(snapshots.map((s) => s.id)), onDamaged: () => undefined }));
+  const tagsNotes = tagsNotesBySnapshot(notes);
+  return snapshots
+    .map((snapshot) => withTagsNotes(snapshot, tagsNotes.get(snapshot.id) ?? []))
+    .sort((a, b) => a.time.localeCompare(b.time) || a.id.localeCompare(b.id));
 }
 
 /** For {@link listSnapshots}: leave damaged manifests out without a word (verify and repair report them). */
 export function skipDamaged(): void {}
 
-/** One snapshot by full id. */
+/**
+ * One snapshot by full id, with its effective tags (its notes are found by its id: one small
+ * listing). A damaged `tags` note is passed over (`coffer snapshots` names it).
+ */
 export async function loadSnapshot(repo: Repository, id: string): Promise<Snapshot> {
+  const snapshot = await loadStoredSnapshot(repo, id);
+  const notes = await listSnapshotNotes(repo, { snapshot: id, kind: TAGS_NOTE, onDamaged: () => undefined });
+  return withTagsNotes(snapshot, notes.flatMap((note) => tagsNoteOf(note) ?? []));
+}
+
+/**
+ * One snapshot by full id, its manifest only: the tags it was written with, no note applied.
+ * For a reader that keeps its own account of the notes (the server's snapshot index) and
+ * applies them with `withTagsNotes`; every other reader wants {@link loadSnapshot}.
+ */
+export async function loadStoredSnapshot(repo: Repository, id: string): Promise<Snapshot> {
   return loadFromBlob(repo, id, await repo.backend.get(snapshotKey(id)));
 }
 

@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import { backupFiles, fileParentOf } from '../../backup/index.js';
 import { CofferError } from '../../errors/index.js';
 import { printableName, printableText, withNameBytes } from '../../names/index.js';
-import { acquireBackupLease, listSnapshots, resolveSnapshot, skipDamaged, type Snapshot } from '../../repo/index.js';
+import { acquireBackupLease, checkTags, listSnapshots, resolveSnapshot, skipDamaged, type Snapshot } from '../../repo/index.js';
 import { Excludes, ListingPrefetch, readAccountNames } from '../../source/index.js';
 import { withRepository, type CommandContext, type RepositoryOptions } from '../context.js';
 import { ExitCode } from '../exit-codes.js';
@@ -52,8 +52,7 @@ export async function backupFilesCommand(paths: string[], options: FileBackupCom
     if (options.stdinName !== undefined) throw new CofferError('E_USAGE', '--stdin-name goes with --stdin');
   }
   const tags = options.tag ?? [];
-  const badTag = tags.find((tag) => !NAME.test(tag));
-  if (badTag !== undefined) throw new CofferError('E_USAGE', `tag ${JSON.stringify(badTag)} is not 1 to 200 printable characters`);
+  checkTags(tags);
   const time = options.time === undefined ? undefined : parseIsoTime(options.time, '--time');
   const largerThan = options.excludeLargerThan === undefined ? undefined : parseSize(options.excludeLargerThan);
   if (largerThan !== undefined && !Number.isFinite(largerThan)) throw new CofferError('E_USAGE', `--exclude-larger-than ${options.excludeLargerThan}: give a size such as 500M or 2G`);

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { runVmBackup, type VmBackupRequest, type VmBackupResult, type VmBackupSource } from '../../backup/index.js';
 import { CofferError } from '../../errors/index.js';
-import { cacheDirectoryOf } from '../../repo/index.js';
+import { cacheDirectoryOf, checkTags } from '../../repo/index.js';
 import { openFromOptions, type CommandContext, type RepositoryOptions } from '../context.js';
 import { formatBytes, formatDuration, parseSize } from '../format.js';
 import { parseIsoTime } from '../iso-time.js';
@@ -56,8 +56,7 @@ export async function backupCommand(disks: string[], options: BackupCommandOptio
   if (options.qemu !== undefined && options.sourceFormat !== undefined) throw new CofferError('E_USAGE', '--source-format applies to image files, not to --qemu');
   if (options.qemu === undefined && options.libvirt === undefined && disks.length === 0) throw new CofferError('E_USAGE', 'name at least one disk image or block device to back up (or --qemu QMP_SOCKET for a running VM)');
   const tags = options.tag ?? [];
-  const badTag = tags.find((tag) => !NAME.test(tag));
-  if (badTag !== undefined) throw new CofferError('E_USAGE', `tag ${JSON.stringify(badTag)} is not 1 to 200 printable characters`);
+  checkTags(tags);
   let time: Date | undefined;
   if (options.time !== undefined) {
     time = parseIsoTime(options.time, '--time');

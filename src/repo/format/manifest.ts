@@ -154,6 +154,11 @@ export interface SnapshotManifest {
 const HEX_ID = /^[0-9a-f]{64}$/;
 const NAME = /^[^\u0000-\u001f\u007f]{1,200}$/;
 
+/** A tag as a manifest may hold it (and a `tags` note, §11): 1 to 200 characters, no control character. */
+export function isValidTag(tag: unknown): tag is string {
+  return typeof tag === 'string' && NAME.test(tag);
+}
+
 /** Serializes a manifest. */
 export function encodeManifest(manifest: SnapshotManifest): Buffer {
   return Buffer.from(JSON.stringify(manifest), 'utf8');
@@ -179,7 +184,7 @@ export function decodeManifest(bytes: Buffer, name: string): SnapshotManifest {
   if (typeof m.vm !== 'string' || !NAME.test(m.vm)) throw corrupt('bad VM name');
   if (typeof m.time !== 'string' || Number.isNaN(Date.parse(m.time))) throw corrupt('bad time');
   if (typeof m.hostname !== 'string') throw corrupt('bad hostname');
-  if (!Array.isArray(m.tags) || !m.tags.every((tag) => typeof tag === 'string' && NAME.test(tag))) throw corrupt('bad tags');
+  if (!Array.isArray(m.tags) || !m.tags.every(isValidTag)) throw corrupt('bad tags');
   if (m.parent !== null && (typeof m.parent !== 'string' || !HEX_ID.test(m.parent))) throw corrupt('bad parent');
   const definition = m.definition;
   if (definition !== null && (typeof definition !== 'object' || typeof definition?.format !== 'string' || typeof definition.data !== 'string')) {

@@ -6,6 +6,7 @@ import { encodeFileTree, type ContentPiece, type FileTree, type TreeEntry } from
 import type { SnapshotManifest } from '../format/manifest.js';
 import { treeKey } from '../layout.js';
 import type { Repository } from '../repository.js';
+import { storedManifest } from '../snapshot-tags.js';
 import type { Snapshot } from '../snapshots.js';
 import type { CopiedPair, CopyContext } from './copy-snapshot.js';
 import type { PackedDestination } from './packed-destination.js';
@@ -58,8 +59,9 @@ export async function copyFileSnapshotData(context: CopyContext, snapshot: Snaps
   // The manifest is copied as it is, its prune generation (`prunedThrough`) included, so that a
   // copy between repositories sharing keys keeps its id: in the destination a source's record
   // name is not listed and a backup on it asks each pack, as without a mark; `none` reads the
-  // destination's records from its first (pack-removals.ts).
-  const { id: _sourceId, ...manifest } = snapshot;
+  // destination's records from its first (pack-removals.ts). Its own tags too: a `tags` note
+  // (`coffer tag`) is carried as a note (sync-snapshots.ts), never written into the manifest.
+  const manifest = storedManifest(snapshot);
   return { ...manifest, parent, files: { ...files, tree } };
 }
 

@@ -5,6 +5,7 @@ import { decodeIndexPage, encodeIndexPage, isZeroEntry } from '../format/index-p
 import type { DiskRecord, SnapshotManifest } from '../format/manifest.js';
 import { indexKey } from '../layout.js';
 import type { Repository } from '../repository.js';
+import { storedManifest } from '../snapshot-tags.js';
 import type { Snapshot } from '../snapshots.js';
 import type { ChunkTransfer } from './chunk-transfer.js';
 import { adoptWholePacks } from './whole-packs.js';
@@ -55,8 +56,9 @@ export async function copySnapshotData(context: CopyContext, snapshot: Snapshot,
   // The manifest is copied as it is, its prune generation (`prunedThrough`) included, so that a
   // copy between repositories sharing keys keeps its id: in the destination a source's record
   // name is not listed and a backup on it asks each pack, as without a mark; `none` reads the
-  // destination's records from its first (pack-removals.ts).
-  const { id: _sourceId, ...manifest } = snapshot;
+  // destination's records from its first (pack-removals.ts). Its own tags too: a `tags` note
+  // (`coffer tag`) is carried as a note (sync-snapshots.ts), never written into the manifest.
+  const manifest = storedManifest(snapshot);
   return { ...manifest, parent, disks };
 }
 
