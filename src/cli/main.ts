@@ -295,6 +295,15 @@ function buildProgram(context: CommandContext, result: { code: number }, json: b
     .argument('<snapshot>', 'snapshot id or prefix, latest, or NAME:latest')
     .action((snapshot: string, _options, command: Command) => run(async () => (await import('./commands/protect.js')).unprotectCommand(snapshot, command.opts(), context))());
 
+  repoCommand('tag', 'change the tags of snapshots after the fact (a note: the newest one sets them whole; forget --keep-tag sees them)')
+    .usage('[options] SNAPSHOT... (--add TAG | --remove TAG | --set TAG[,TAG...] | --clear)')
+    .argument('<snapshot...>', 'snapshot ids or prefixes, latest, or NAME:latest')
+    .option('--add <tag>', 'add this tag (repeatable)', collect)
+    .option('--remove <tag>', 'remove this tag (repeatable)', collect)
+    .option('--set <tags>', 'replace the tags with these (comma-separated; --set \'\' leaves none)', collect)
+    .option('--clear', 'remove every tag (as --set \'\')')
+    .action((snapshots: string[], _options, command: Command) => run(async () => (await import('./commands/tag.js')).tagCommand(snapshots, command.opts(), context))());
+
   repoCommand('key', 'manage the passphrases that open the repository')
     .addArgument(new Command().createArgument('<action>', 'list, add, remove or passwd').choices(['list', 'add', 'remove', 'passwd']))
     .argument('[id]', 'the key to remove')

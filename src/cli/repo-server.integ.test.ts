@@ -1,8 +1,8 @@
 /**
  * A repository served by a real `coffer serve-repo` (HTTPS, self-signed certificate pinned
  * through COFFER_REPO_FINGERPRINT), used by the `coffer` binary with `-r https://…`: an agent
- * with an append-only token backs up, restores byte for byte and lists files; it cannot forget
- * or prune; a second agent sees none of its snapshots; the administrator's full token forgets
+ * with an append-only token backs up, restores byte for byte and lists files; it cannot forget,
+ * prune or retag (`coffer tag`); a second agent sees none of its snapshots; the administrator's full token forgets
  * and prunes. And the one-line refusals: no token, a wrong token, a wrong fingerprint.
  */
 import assert from 'node:assert/strict';
@@ -44,7 +44,7 @@ after(async () => {
 const env = () => ({ COFFER_PASSWORD: 'served', COFFER_REPO_FINGERPRINT: server.fingerprint, XDG_CACHE_HOME: join(work, 'cache') });
 const as = (name: string, args: string[], repo = url) => [...args, '-r', repo, '--repo-token-file', tokenFile(name)];
 
-test('an append-only agent backs up, restores and lists files; it cannot forget or prune; another agent sees nothing; the administrator forgets and prunes', async () => {
+test('an append-only agent backs up, restores and lists files; it cannot forget, prune or retag; another agent sees nothing; the administrator forgets and prunes', async () => {
   const backup = await cofferJson<BackupJson>(as('web01', ['backup', '--vm', 'web01', disk.path]), { env: env(), timeoutMs: 120_000 });
   const restored = join(work, 'restored.raw');
   assertExit(await coffer(as('web01', ['restore', 'web01:latest', '--to', restored]), { env: env(), timeoutMs: 120_000 }), 0);
@@ -62,6 +62,15 @@ test('an append-only agent backs up, restores and lists files; it cannot forget 
   assert.deepEqual(theirs, [], 'a second agent sees none of the first agent\'s snapshots');
   const notFound = await coffer(as('web02', ['restore', backup.id, '--to', join(work, 'nope.raw')]), { env: env() });
   assertExit(notFound, 2);
+
+  // Tags after the fact (coffer tag) need the full token: an agent could otherwise remove a
+  // tag the administrator set for retention (a note it cannot even see), and forget would remove the snapshot.
+  assertExit(await coffer(as('admin', ['tag', backup.id, '--add', 'legal-hold']), { env: env() }), 0);
+  const retag = await coffer(as('web01', ['tag', backup.id, '--set', 'routine']), { env: env() });
+  assertExit(retag, 21);
+  assert.match(assertOneLineError(retag), /append-only.*full-access token/);
+  const held = await cofferJson<{ id: string; tags: string[] }[]>(as('admin', ['snapshots']), { env: env() });
+  assert.deepEqual(held.find((s) => s.id === backup.id)?.tags, ['legal-hold']);
 
   const forget = await coffer(as('web01', ['forget', backup.id]), { env: env() });
   assertExit(forget, 21);

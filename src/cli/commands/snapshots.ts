@@ -8,7 +8,9 @@ export interface SnapshotsOptions extends RepositoryOptions {
 }
 
 /**
- * The JSON form of a snapshot in `coffer snapshots --json` (a stable interface). `protection`
+ * The JSON form of a snapshot in `coffer snapshots --json` (a stable interface). `tags` are
+ * the effective tags: a `coffer tag` note's when one set them, and then `tagsSetAt` says when
+ * and `originalTags` holds the manifest's own tags, if they differ. `protection`
  * is null when the snapshot is not protected (`coffer protect`); `testRestore` is the newest
  * `coffer test-restore` result, absent when there is none.
  */
@@ -20,6 +22,8 @@ export function snapshotJson(snapshot: Snapshot, protection: Protection | null =
     time: new Date(snapshot.time).toISOString(),
     hostname: snapshot.hostname,
     tags: snapshot.tags,
+    ...(snapshot.retagged === undefined ? {} : { tagsSetAt: snapshot.retagged.time }),
+    ...(snapshot.retagged === undefined || sameTags(snapshot.retagged.manifestTags, snapshot.tags) ? {} : { originalTags: snapshot.retagged.manifestTags }),
     parent: snapshot.parent,
     disks: snapshot.disks.map((disk) => ({
       name: disk.name,
@@ -88,10 +92,10 @@ function latestTestRestores(notes: StoredSnapshotNote[]): Map<string, TestRestor
 export async function snapshotsCommand(options: SnapshotsOptions, context: CommandContext): Promise<number> {
   return withRepository(options, context, async (repo) => {
     const damaged: string[] = [];
-    const snapshots = await listSnapshots(repo, { ...(options.vm ? { vm: options.vm } : {}), onDamaged: (id) => damaged.push(id) });
-    const protections = await listProtections(repo);
-    // One pass over the notes (each is fetched and decrypted), split by kind.
+    // One pass over the notes (each is fetched and decrypted), split by kind; the listing applies the `tags` notes.
     const notes = await listSnapshotNotes(repo, { onDamaged: (key) => damaged.push(key) });
+    const snapshots = await listSnapshots(repo, { ...(options.vm ? { vm: options.vm } : {}), onDamaged: (id) => damaged.push(id), notes });
+    const protections = await listProtections(repo);
     const ofKind = (kind: string) => notes.filter((n) => n.kind === kind);
     const tested = latestTestRestores(ofKind(TEST_RESTORE_NOTE));
     const verified = latestVerifications(ofKind(VERIFICATION_NOTE));
@@ -145,3 +149,5 @@ export function consistencyLabel(snapshot: Pick<Snapshot, 'consistency'>): strin
   if (c.level === 'application') return `application (${c.frozenFilesystems ?? '?'} fs frozen ${c.frozenMs ?? '?'} ms)`;
   return c.reason === undefined ? 'crash' : `crash (${c.reason})`;
 }
+
+const sameTags = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((tag, i) => tag === b[i]);
