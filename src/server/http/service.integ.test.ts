@@ -231,6 +231,13 @@ test('inventory, jobs and repositories read the config and the real repository',
   assert.equal(detail.status, 200, detail.text);
   assert.equal(detail.json.vm, 'web1');
   assert.equal(detail.json.disks[0].size, 2 * 1024 * 1024);
+  assert.deepEqual([detail.json.tags, detail.json.originalTags, detail.json.tagsSetAt], [[], undefined, undefined]);
+  // Tagged by the CLI behind the server's back: the detail reads the effective tags from the repository.
+  const tag = await runCoffer(['tag', '-r', repo, '--password-file', passFile, snapshotId, '--add', 'legal-hold']);
+  assert.equal(tag.code, 0, tag.stderr);
+  const tagged = await asAdmin('GET', `/repositories/main/snapshots/${snapshotId}`);
+  assert.deepEqual([tagged.json.tags, tagged.json.originalTags], [['legal-hold'], []]);
+  assert.match(tagged.json.tagsSetAt, /^\d{4}-\d\d-\d\dT/);
   const stats = await asAdmin('GET', '/repositories/main/stats');
   assert.equal(stats.json.snapshots, 1);
   assertProblem(await asAdmin('GET', '/repositories/main/snapshots/00000000'), 404, 'E_NOT_FOUND');

@@ -234,6 +234,7 @@ export interface StateSchema {
   snapshot_index: SnapshotIndexTable;
   snapshot_index_tags: SnapshotIndexTagTable;
   snapshot_index_repos: SnapshotIndexRepoTable;
+  snapshot_index_notes: SnapshotIndexNoteTable;
   upkeep_schedule_state: UpkeepScheduleStateTable;
 }
 
@@ -413,6 +414,19 @@ export interface SnapshotIndexTagTable {
   tag: string;
   time_ms: number;
   id: string;
+}
+
+/** A snapshot note the index has read (migration 34): its kind, and for a `tags` note its time and tags. */
+export interface SnapshotIndexNoteTable {
+  repository: string;
+  /** `notes/<snapshot>.<note id>`. */
+  key: string;
+  snapshot: string;
+  /** null: the note did not open. */
+  kind: string | null;
+  /** A well-formed `tags` note's time (ISO 8601) and tags (JSON array); null for every other note. */
+  time: string | null;
+  tags: string | null;
 }
 
 /** Per repository, where its indexed rows were read from and when (migration 15). */

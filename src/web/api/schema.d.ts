@@ -4236,11 +4236,18 @@ export interface operations {
                         }[];
                         hostname: string;
                         id: string;
+                        /** @description the tags the snapshot was backed up with, when `coffer tag` changed them (`tags` are the effective ones) */
+                        originalTags?: string[];
                         parent?: string | null;
                         stats: {
                             [key: string]: unknown;
                         };
                         tags: string[];
+                        /**
+                         * Format: date-time
+                         * @description when `coffer tag` last set the tags (a tags note); absent when they are the backup's
+                         */
+                        tagsSetAt?: string;
                         /** Format: date-time */
                         time: string;
                         vm: string;

@@ -77,6 +77,8 @@ const SnapshotDetailSchema = {
     stats: { type: 'object', additionalProperties: true },
     consistency: { type: 'object', additionalProperties: true },
     definition: { type: 'object', additionalProperties: true, description: 'the VM\'s stored definition (kind, and its XML or command line)' },
+    tagsSetAt: { type: 'string', format: 'date-time', description: 'when `coffer tag` last set the tags (a tags note); absent when they are the backup\'s' },
+    originalTags: { type: 'array', items: { type: 'string' }, description: 'the tags the snapshot was backed up with, when `coffer tag` changed them (`tags` are the effective ones)' },
   },
 } as const;
 
@@ -179,9 +181,12 @@ export function repositoryRoutes(app: FastifyInstance, context: ServiceContext):
       if (found === 'ambiguous') throw new ApiError('E_CONFLICT', `snapshot prefix ${snapshot} is ambiguous: give more characters`);
       // Not found and not visible answer alike, so ids cannot be probed.
       if (found === undefined || !canSee(request, 'inventory.read', snapshotPaths(repo, found))) throw new ApiError('E_NOT_FOUND', `no snapshot ${snapshot} in repository ${repo}`);
-      const { definition, disks, ...rest } = found;
+      const { definition, disks, retagged, ...rest } = found;
+      const changed = retagged !== undefined && (retagged.manifestTags.length !== rest.tags.length || retagged.manifestTags.some((tag, i) => tag !== rest.tags[i]));
       return {
         ...rest,
+        ...(retagged === undefined ? {} : { tagsSetAt: retagged.time }),
+        ...(changed ? { originalTags: retagged.manifestTags } : {}),
         disks: disks.map((d) => ({ name: d.name, size: d.size, sourceFormat: d.sourceFormat, source: d.source, blockSize: d.blockSize, ...(d.changeTracking === undefined ? {} : { changeTracking: { ...d.changeTracking } }) })),
         ...(definition === null ? {} : { definition }),
       };

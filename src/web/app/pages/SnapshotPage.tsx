@@ -1,5 +1,6 @@
 /**
- * One restore point: when and where it was taken, its disks (size, source format), its
+ * One restore point: when and where it was taken, its tags (and, when `coffer tag` changed
+ * them, when, and those it was backed up with), its disks (size, source format), its
  * figures (bytes read, new, stored…), its consistency (application or crash), and what
  * happened to it since: verification, test restore, tapes (snapshot/SnapshotRecords.tsx).
  */
@@ -34,6 +35,12 @@ export function SnapshotPage() {
                   {t}
                 </Badge>
               ))}
+              {s.tagsSetAt !== undefined && (
+                <Text size="sm" c="dimmed">
+                  tags set {formatTime(s.tagsSetAt)}
+                  {s.originalTags !== undefined && `, backed up with ${s.originalTags.length === 0 ? 'none' : s.originalTags.join(', ')}`}
+                </Text>
+              )}
             </Group>
             <Text size="sm">
               Id <Code>{s.id}</Code>
