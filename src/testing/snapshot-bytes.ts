@@ -8,12 +8,12 @@ import { openImageSource } from '../source/index.js';
 let written = 0;
 
 /** Backs up `bytes` as the one disk of VM `vm` at `time`, through a raw image written in `dir`. */
-export async function backupBytes(repo: Repository, vm: string, bytes: Buffer, time: string, dir: string): Promise<Snapshot> {
+export async function backupBytes(repo: Repository, vm: string, bytes: Buffer, time: string, dir: string, options: { tags?: string[] } = {}): Promise<Snapshot> {
   const path = join(dir, `disk-${process.pid}-${written++}.raw`);
   await writeFile(path, bytes);
   const source = await openImageSource(vm, [path]);
   try {
-    return await backupVm(repo, source, { time: new Date(time) });
+    return await backupVm(repo, source, { time: new Date(time), ...(options.tags === undefined ? {} : { tags: options.tags }) });
   } finally {
     await source.close();
   }

@@ -90,6 +90,7 @@ export function renderSync(r: SyncReport): string {
     else if (s.status === 'copied') lines.push(`copied  ${s.source.slice(0, 8)} → ${s.destination?.slice(0, 8)}  ${s.vm}  ${s.time}`);
     else if (s.status === 'failed') lines.push(`FAILED  ${s.source.slice(0, 8)}  ${s.vm}  ${s.time}: ${s.error?.message ?? ''}`);
     else if (s.status === 'skipped') lines.push(`SKIPPED ${s.source.slice(0, 8)}  ${s.vm}  ${s.time}: ${s.error?.message ?? ''}`);
+    if (s.tagsCarried !== undefined) lines.push(`tagged  ${s.source.slice(0, 8)} → ${s.destination?.slice(0, 8)}  ${s.vm}  ${s.time}: ${s.tagsCarried.length === 0 ? '(no tags)' : s.tagsCarried.join(',')}, as coffer tag set them on the source`);
   }
   return `${lines.join('\n')}\n`;
 }

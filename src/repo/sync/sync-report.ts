@@ -21,6 +21,8 @@ export interface SyncedSnapshot {
   chunksHealed?: number;
   /** `healed`, a file snapshot: the trees (directories) of the copy that were missing or damaged in the destination and were stored again (since 2026-11-30). */
   treesHealed?: number;
+  /** The tags (`coffer tag` on the source) this sync set on the copy with a `tags` note (carry-tags.ts). */
+  tagsCarried?: string[];
   error?: { code: ErrorCode; message: string };
 }
 

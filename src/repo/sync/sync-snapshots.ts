@@ -3,6 +3,7 @@ import { absoluteLocation, sameLocation } from '../absolute-location.js';
 import { acquireBackupLease, type LeaseInfo } from '../leases.js';
 import type { Repository } from '../repository.js';
 import { listSnapshots, saveSnapshot, type Snapshot } from '../snapshots.js';
+import { carryTags } from './carry-tags.js';
 import { ChunkTransfer, shareKeys } from './chunk-transfer.js';
 import { copyFileSnapshotData } from './copy-file-trees.js';
 import { copySnapshotData, type CopiedPair } from './copy-snapshot.js';
@@ -46,7 +47,8 @@ const SNAPSHOT_FAILURES: ErrorCode[] = ['E_CORRUPT_OBJECT', 'E_MISSING_OBJECT', 
  * rewritten with the destination's ids, copy-file-trees.ts) is stored in the destination and read back, then
  * the manifest is written (last, like a backup), then a `synced-from` note (synced-from.ts)
  * that tells later syncs it is there (and a sync back, that the source's snapshot is a copy of
- * one the destination holds: nothing is copied back). A sync that is interrupted leaves no snapshot half
+ * one the destination holds: nothing is copied back), and, when the source's tags were set
+ * with `coffer tag`, a `tags` note (carry-tags.ts; copies already there get theirs too). A sync that is interrupted leaves no snapshot half
  * copied; run again, it finds the chunks it sent present and sends them no more.
  *
  * Between repositories with different keys a chunk's destination id is known only from its
@@ -120,7 +122,8 @@ export async function syncSnapshots(src: Repository, dst: Repository, options: S
     for (const pair of present) {
       const { source: s, copy } = pair;
       const outcome = outcomes.get(pair) ?? { healed: 0, treesHealed: 0 };
-      const base = { source: s.id, vm: s.vm, time: s.time, destination: copy.id };
+      const carried = await carryTags(dst, s, copy);
+      const base = { source: s.id, vm: s.vm, time: s.time, destination: copy.id, ...(carried === null ? {} : { tagsCarried: carried }) };
       if ('error' in outcome) results.push({ ...base, status: 'failed', error: { code: outcome.error.code, message: outcome.error.message } });
       else if (outcome.treesHealed > 0) results.push({ ...base, status: 'healed', chunksHealed: outcome.healed, treesHealed: outcome.treesHealed });
       else if (outcome.healed > 0) results.push({ ...base, status: 'healed', chunksHealed: outcome.healed });
@@ -145,8 +148,9 @@ export async function syncSnapshots(src: Repository, dst: Repository, options: S
         const copy = await saveSnapshot(dst, manifest);
         const origins = originsOf(sourceNotes, snapshot.id);
         await recordSyncedFrom(dst, copy.id, { repository: src.config.id, snapshot: snapshot.id, location: absoluteLocation(src.location), ...(origins.length > 0 ? { origins } : {}) }, now());
+        const carried = await carryTags(dst, snapshot, copy);
         copies.set(snapshot.id, copy);
-        results.push({ source: snapshot.id, vm: snapshot.vm, time: snapshot.time, status: 'copied', destination: copy.id });
+        results.push({ source: snapshot.id, vm: snapshot.vm, time: snapshot.time, status: 'copied', destination: copy.id, ...(carried === null ? {} : { tagsCarried: carried }) });
       } catch (error) {
         if (!isCofferError(error) || !SNAPSHOT_FAILURES.includes(error.code)) throw error;
         results.push({ source: snapshot.id, vm: snapshot.vm, time: snapshot.time, status: 'failed', destination: null, error: { code: error.code, message: error.message } });
