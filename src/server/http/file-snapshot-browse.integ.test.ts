@@ -167,3 +167,32 @@ test('a token granted another VM is refused (403) on every browse route; downloa
   assert.ok(downloads.json.items.some((e: { target: string; details: { volume: string; path: string } }) => e.target === base() && e.details.volume === 'files' && e.details.path === `${src}/sub/data.bin`), downloads.text);
   assert.ok((await call('GET', '/audit?action=files.archive')).json.items.some((e: { details: { volume: string } }) => e.details.volume === 'files'));
 });
+
+test('a file snapshot restores through the API into a folder (its files, link and owner as recorded) and test-restores by reading every file; disk-only requests are refused (400)', async () => {
+  const to = join(data, 'restores', 'guest1');
+  const started = await call('POST', `${base()}/restore`, { body: { to } });
+  assert.equal(started.status, 202, started.text);
+  const task = (await call('GET', `/tasks/${started.json.id}?wait=true&timeout=60`)).json;
+  assert.equal(task.status, 'succeeded', JSON.stringify(task));
+  const restored = join(to, src);
+  assert.equal(await readFile(join(restored, 'hello.txt'), 'utf8'), HELLO);
+  assert.ok((await readFile(join(restored, 'sub', 'data.bin'))).equals(DATA));
+  assert.equal(await readlink(join(restored, 'sub', 'link')), '../hello.txt');
+  if (asRoot) assert.deepEqual([(await lstat(join(restored, 'owned.txt'))).uid, (await lstat(join(restored, 'owned.txt'))).gid], [1, 1]);
+
+  const proof = await call('POST', `${base()}/test-restore`, { body: {} });
+  assert.equal(proof.status, 202, proof.text);
+  const proved = (await call('GET', `/tasks/${proof.json.id}?wait=true&timeout=60`)).json;
+  assert.equal(proved.status, 'succeeded', JSON.stringify(proved));
+  assert.match(JSON.stringify(proved), /"files":3\b/, 'the three files were read back');
+
+  for (const [what, path, body] of [
+    ['a clone', `${base()}/restore`, { to: join(data, 'restores', 'clone'), asVm: 'clone' }],
+    ['a disk format', `${base()}/restore`, { to: join(data, 'restores', 'q'), format: 'qcow2' }],
+    ['instant recovery', `${base()}/instant-recovery`, {}],
+  ] as const) {
+    const refused = await call('POST', path, { body });
+    assert.equal(refused.status, 400, `${what}: ${refused.text}`);
+    assert.match(refused.text, /holds files, not disks/, what);
+  }
+});

@@ -81,8 +81,8 @@ export function taskActionRoutes(app: FastifyInstance, context: ServiceContext):
     method: 'POST',
     url: '/repositories/:repo/snapshots/:snapshot/restore',
     operationId: 'restoreSnapshot',
-    summary: 'Restore a snapshot\'s disks to a path on the server in any disk format, or as a clone VM (a task)',
-    description: '`to` is an absolute path on the server inside a folder `restore.allowed-targets` names (default DATA/restores; 403 E_RESTORE_TARGET_REFUSED otherwise, symlinks resolved): a file for one disk, a folder for several (each `<disk>.<ext>`), or with `asVm` the folder for the clone\'s disks and its definition (new UUID and MACs). Existing files are refused unless `overwrite`.',
+    summary: 'Restore a snapshot\'s disks to a path on the server in any disk format, or as a clone VM; a file snapshot\'s files into a folder (a task)',
+    description: '`to` is an absolute path on the server inside a folder `restore.allowed-targets` names (default DATA/restores; 403 E_RESTORE_TARGET_REFUSED otherwise, symlinks resolved): a file for one disk, a folder for several (each `<disk>.<ext>`), or with `asVm` the folder for the clone\'s disks and its definition (new UUID and MACs). Existing files are refused unless `overwrite`. A file snapshot (`backup --files`, an agent\'s) is restored into `to` as a folder, which must be empty or absent, with its files\' metadata (owners by name as root, as `coffer restore`); `asVm`, `disk`, a `format` other than raw and `overwrite` are refused for it (400).',
     tag: 'restore',
     access: { permission: 'restore.run', filtered: true },
     params: SnapshotParams,
@@ -103,6 +103,9 @@ export function taskActionRoutes(app: FastifyInstance, context: ServiceContext):
       const { repo, snapshot: ref } = request.params as { repo: string; snapshot: string };
       const snapshot = await permittedSnapshot(context, request, repo, ref, 'restore.run');
       const body = request.body as { to: string; format: TargetFormat; disk?: string; overwrite: boolean; asVm?: string };
+      if (snapshot.files !== undefined && (body.asVm !== undefined || body.disk !== undefined || body.format !== 'raw' || body.overwrite)) {
+        throw new ApiError('E_VALIDATION', `snapshot ${snapshot.id.slice(0, 8)} holds files, not disks: its files are restored into the empty folder \`to\` (asVm, disk, format and overwrite are for disks)`);
+      }
       const to = await confineRestoreTarget(body.to, context.restoreTargets());
       const task = await submit({
         kind: 'restore', owner: actor(request), repository: repo, vm: snapshot.vm,
@@ -151,6 +154,7 @@ export function taskActionRoutes(app: FastifyInstance, context: ServiceContext):
     async handler(request, reply) {
       const { repo, snapshot: ref } = request.params as { repo: string; snapshot: string };
       const snapshot = await permittedSnapshot(context, request, repo, ref, 'restore.run');
+      if (snapshot.files !== undefined) throw new ApiError('E_VALIDATION', `snapshot ${snapshot.id.slice(0, 8)} holds files, not disks: there is nothing to serve over NBD (browse its files, or restore them to a folder)`);
       const body = (request.body ?? {}) as { listen?: string; writable?: boolean };
       const match = /^(.+):(\d+)$/.exec(body.listen ?? '127.0.0.1:0') as RegExpExecArray;
       const port = Number(match[2]);

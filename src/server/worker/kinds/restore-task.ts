@@ -1,11 +1,13 @@
 /**
  * The `restore` kind: a snapshot's disks back as images of any format Coffer writes (a file
  * for one disk, a folder for several), or as a clone VM with a new identity (`restoreAsVm`:
- * disks plus a libvirt XML or QEMU script). The same library calls as `coffer restore`.
- * Read-only on the repository; a cancelled restore leaves a partial target, reported.
+ * disks plus a libvirt XML or QEMU script); a file snapshot's files into a folder
+ * (`restoreFileSnapshot`). The same library calls as `coffer restore`. Read-only on the
+ * repository; a cancelled restore leaves a partial target, reported.
  */
-import { resolveSnapshot } from '../../../repo/index.js';
-import { restoreAsVm, restoreSnapshot, type RestoreProgress } from '../../../restore/index.js';
+import { printableName } from '../../../names/index.js';
+import { resolveSnapshot, type Repository, type Snapshot } from '../../../repo/index.js';
+import { restoreAsVm, restoreFileSnapshot, restoreSnapshot, type RestoreProgress } from '../../../restore/index.js';
 import type { RestoreSpec } from './kind-specs.js';
 import { withTaskRepository } from './open-repository.js';
 import type { KindContext, TaskReport } from './task-report.js';
@@ -13,6 +15,7 @@ import type { KindContext, TaskReport } from './task-report.js';
 export async function runRestoreTask(spec: RestoreSpec, context: KindContext): Promise<TaskReport> {
   return withTaskRepository(spec.repository, async (repo): Promise<TaskReport> => {
     const snapshot = await resolveSnapshot(repo, spec.snapshot);
+    if (snapshot.files !== undefined) return restoreFiles(repo, snapshot, spec, context);
     const total = spec.disk === undefined ? snapshot.disks.reduce((n, d) => n + d.size, 0) : undefined;
     const done = new Map<string, number>();
     const onProgress = (p: RestoreProgress) => {
@@ -47,4 +50,28 @@ export async function runRestoreTask(spec: RestoreSpec, context: KindContext): P
       detail: { snapshot: snapshot.id, vm: snapshot.vm, format: spec.format, disks: results.map((r) => ({ disk: r.disk, path: r.path, bytes: r.progress.bytesTotal })) },
     };
   });
+}
+
+/** Warnings listed for a file restore's problems, at most (the summary counts them all). */
+const MAX_PROBLEM_WARNINGS = 50;
+
+/**
+ * A file snapshot's files into the folder `spec.to`. What could not be restored as recorded
+ * (an owner or attribute the host refuses, a damaged file) does not stop the rest, as in
+ * `coffer restore`: each is a warning (the task ends `warning`), the first ones listed.
+ */
+async function restoreFiles(repo: Repository, snapshot: Snapshot, spec: RestoreSpec, context: KindContext): Promise<TaskReport> {
+  const started = Date.now();
+  const total = snapshot.stats.bytesLogical;
+  context.log(`restoring the files of snapshot ${snapshot.id.slice(0, 8)} of ${snapshot.vm} (${snapshot.files?.paths.join(', ') ?? ''}) into ${spec.to}`);
+  const report = await restoreFileSnapshot(repo, snapshot, { to: spec.to, signal: context.signal, onProgress: (p) => context.progress(p.bytes, Math.max(total, p.bytes)) });
+  const problems = report.problems.map((p) => `${printableName(p.path)}: ${p.message}`);
+  const warnings = problems.slice(0, MAX_PROBLEM_WARNINGS);
+  if (problems.length > warnings.length) warnings.push(`and ${problems.length - warnings.length} more entries not restored as recorded`);
+  return {
+    summary: `restored ${report.files} files (${report.bytes} bytes), ${report.directories} folders of ${snapshot.vm} (snapshot ${snapshot.id.slice(0, 8)}) into ${spec.to}${problems.length > 0 ? `; ${problems.length} not as recorded` : ''}`,
+    warnings,
+    figures: { files: report.files, directories: report.directories, symlinks: report.symlinks, bytes: report.bytes, problems: problems.length, durationMs: Date.now() - started },
+    detail: { snapshot: snapshot.id, vm: snapshot.vm, to: spec.to, files: report.files, directories: report.directories, symlinks: report.symlinks, hardLinks: report.hardLinks, special: report.special, bytes: report.bytes },
+  };
 }
