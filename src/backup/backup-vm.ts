@@ -53,8 +53,18 @@ export interface BackupOptions {
 }
 
 /**
- * Backs up every disk of a VM into one snapshot. The parent (by default the latest snapshot
- * of the same VM) is the dedup fast path: a block whose hash equals the parent's entry costs
+ * The snapshot a backup of `vm`'s disks compares with by default: its newest snapshot of
+ * disks. A file snapshot recorded under the same name (`backup --files --host NAME`) has no
+ * disk to compare with: taken as the parent, it made the next disk backup read and hash every
+ * block again, and a live one start over without its checkpoints.
+ */
+export async function latestDiskSnapshot(repo: Repository, vm: string): Promise<Snapshot | null> {
+  return (await listSnapshots(repo, { vm, onDamaged: skipDamaged })).filter((snapshot) => snapshot.files === undefined).at(-1) ?? null;
+}
+
+/**
+ * Backs up every disk of a VM into one snapshot. The parent (by default the latest disk
+ * snapshot of the same VM, {@link latestDiskSnapshot}) is the dedup fast path: a block whose hash equals the parent's entry costs
  * no lookup; and when the parent read the files that now back the disk's image chain,
  * untouched since, only what the layers above them allocate is read (chain-tracking.ts). Chunks and index pages are stored first, the manifest last: if anything fails
  * (or the run is aborted or killed) there is no snapshot, and what was stored is reused by
@@ -79,7 +89,7 @@ export async function backupVm(repo: Repository, source: VmSource, options: Back
 }
 
 async function backupWithLease(repo: Repository, source: VmSource, options: BackupOptions, started: Date, lease: HeldLease): Promise<Snapshot> {
-  const parent = options.parent === undefined ? (await listSnapshots(repo, { vm: source.vm, onDamaged: skipDamaged })).at(-1) ?? null : options.parent;
+  const parent = options.parent === undefined ? await latestDiskSnapshot(repo, source.vm) : options.parent;
   const damaged = await listQuarantined(repo);
   const known = new KnownChunks();
   // Each disk's block size: a tracked disk's granularity in format 2 (tracked-block-size.ts).

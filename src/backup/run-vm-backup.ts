@@ -4,7 +4,7 @@
  * processes (server/worker/worker-entry.ts: a task's spec → this → IPC) both call. Given an
  * opener of the repository (the caller's: prompts, URL dispatch, limits), it wraps the
  * repository's backend in the meter (and the write throttle), finds the parent (the VM's
- * latest snapshot, or the request's base), takes the backup lease (before a live capture, so
+ * latest disk snapshot, or the request's base), takes the backup lease (before a live capture, so
  * no capture waits for a prune), opens the source (open-vm-source.ts: image files with
  * optional changed ranges, QEMU with guest freeze and capture hooks, libvirt), backs up
  * (backup-vm.ts: --verify-unchanged, chain tracking; on a repository with Object Lock the
@@ -17,9 +17,9 @@
  */
 import { readFile } from 'node:fs/promises';
 import { CofferError } from '../errors/index.js';
-import { acquireBackupLease, listSnapshots, lockedBackendOf, openRepositoryAt, resolveSnapshot, skipDamaged, type Repository, type Snapshot } from '../repo/index.js';
+import { acquireBackupLease, lockedBackendOf, openRepositoryAt, resolveSnapshot, type Repository, type Snapshot } from '../repo/index.js';
 import type { VmSource } from '../source/index.js';
-import { backupVm, type BackupProgress } from './backup-vm.js';
+import { backupVm, latestDiskSnapshot, type BackupProgress } from './backup-vm.js';
 import { BackupMeter, MeteredBackend, MeteredDevice, type ByteThrottle } from './backup-meter.js';
 import { vmBackupFigures } from './vm-backup-figures.js';
 import { openVmSource } from './open-vm-source.js';
@@ -138,10 +138,10 @@ export function repositoryOpenerAt(location: RepositoryLocation, how: { env: Nod
   });
 }
 
-/** The request's base, else the VM's latest snapshot, else none. */
+/** The request's base, else the VM's latest disk snapshot, else none. */
 async function parentOf(repo: Repository, request: VmBackupRequest): Promise<Snapshot | null> {
   if (request.base !== undefined) return resolveSnapshot(repo, request.base);
-  return (await listSnapshots(repo, { vm: request.vm, onDamaged: skipDamaged })).at(-1) ?? null;
+  return latestDiskSnapshot(repo, request.vm);
 }
 
 /** The source with each disk's reads timed and held to the read limit. */
