@@ -37,7 +37,7 @@ export const ExitCode = {
    * while it ran (the snapshot's warnings name them): like restic's 3.
    */
   filesIncomplete: 18,
-  /** The repository's format is one this command does not support yet (format 2: sync of a file snapshot into or out of it). */
+  /** The command does not support the repository's format: a format 2 repository with more index segments than this Coffer holds (`coffer repair --index` rewrites them). */
   formatUnsupported: 19,
   /** The service's state database cannot be opened, or is newer than this Coffer. */
   stateUnavailable: 20,
