@@ -65,7 +65,7 @@ export async function forgetByPolicy(
     context.stdout.write(`${JSON.stringify({
       dryRun: options.dryRun,
       policy: policyJson(policy),
-      vms: groups.map((group) => ({ vm: group.vm, snapshots: group.decisions.map(decisionJson) })),
+      vms: groups.map((group) => ({ vm: group.vm, ...(group.files === undefined ? {} : { files: group.files }), snapshots: group.decisions.map(decisionJson) })),
       kept,
       removed: removed.map((s) => ({ id: s.id, vm: s.vm, time: new Date(s.time).toISOString() })),
     })}\n`);
@@ -75,7 +75,7 @@ export async function forgetByPolicy(
   for (const group of groups) context.stdout.write(renderGroup(group, options.dryRun));
   const verb = options.dryRun ? 'would remove' : 'removed';
   context.stdout.write(
-    `\n${options.dryRun ? 'dry run: ' : ''}${verb} ${removed.length} snapshot(s), kept ${kept}, in ${groups.length} VM(s)` +
+    `\n${options.dryRun ? 'dry run: ' : ''}${verb} ${removed.length} snapshot(s), kept ${kept}, in ${new Set(groups.map((group) => group.vm)).size} VM(s)` +
       `${removed.length > 0 ? '; their data stays in the repository until a prune' : ''}\n`,
   );
   return 0;
@@ -95,5 +95,11 @@ function renderGroup(group: RetentionGroup<Candidate>, dryRun: boolean): string 
     rows.push([d.keep ? 'keep' : dryRun ? 'would remove' : 'remove', d.snapshot.id.slice(0, 8), time, d.snapshot.tags.join(','), d.reasons.join(', ')]);
   }
   const table = formatTable(rows).split('\n').map((line) => `  ${line.trimEnd()}`).join('\n');
-  return `\nvm ${group.vm}: ${group.decisions.length} snapshot(s), keep ${keep}, ${dryRun ? 'would remove' : 'remove'} ${remove}\n${table}\n`;
+  return `\nvm ${group.vm}${groupFiles(group)}: ${group.decisions.length} snapshot(s), keep ${keep}, ${dryRun ? 'would remove' : 'remove'} ${remove}\n${table}\n`;
+}
+
+/** `, files /etc /home` or `, files: stdin db.sql` for a group of file snapshots; nothing for disks. */
+function groupFiles(group: RetentionGroup<Candidate>): string {
+  if (group.files === undefined) return '';
+  return group.files.stdinName !== undefined ? `, files: stdin ${group.files.stdinName}` : `, files ${group.files.paths.join(' ')}`;
 }

@@ -12,7 +12,7 @@ interface Snap extends RetentionCandidate {}
 
 /** A snapshot whose id is its time (unless given), of VM `a` by default. */
 function snap(time: string, options: Partial<Snap> = {}): Snap {
-  return { id: options.id ?? time, vm: options.vm ?? 'a', time, tags: options.tags ?? [], protected: options.protected ?? false };
+  return { id: options.id ?? time, vm: options.vm ?? 'a', time, tags: options.tags ?? [], protected: options.protected ?? false, ...(options.files === undefined ? {} : { files: options.files }) };
 }
 
 /** The kept snapshots with their reasons (by id), and the removed ids, of one VM. */
@@ -216,4 +216,21 @@ test('a policy that keeps nothing is refused before anything is decided', () => 
   assert.throws(() => applyRetention(at(['2026-11-24T00:00:00Z']), { last: 0, weekly: 0 }), (e) => isCofferError(e, 'E_USAGE'));
   assert.throws(() => applyRetention([snap('yesterday')], { last: 1 }), (e) => isCofferError(e, 'E_USAGE'));
   assert.deepEqual(applyRetention([], { last: 1 }), []);
+});
+
+test('a VM\'s disk snapshots and each set of its file snapshots (same paths, or same stream) are kept apart', () => {
+  const etc = { paths: ['/home', '/etc'] };
+  const snapshots: Snap[] = [
+    snap('2026-11-28T01:00:00Z', { id: 'disk1' }),
+    snap('2026-11-28T02:00:00Z', { id: 'etc1', files: etc }),
+    snap('2026-11-29T01:00:00Z', { id: 'disk2' }),
+    snap('2026-11-29T02:00:00Z', { id: 'etc2', files: { paths: ['/etc', '/home'] } }),
+    snap('2026-11-29T03:00:00Z', { id: 'dump', files: { paths: [], stdinName: 'db.sql' } }),
+  ];
+  const groups = applyRetention(snapshots, { daily: 1 });
+  assert.deepEqual(groups.map((g) => [g.vm, g.files, g.decisions.map((d) => `${d.snapshot.id}:${d.keep ? 'keep' : 'remove'}`)]), [
+    ['a', undefined, ['disk1:remove', 'disk2:keep']],
+    ['a', { paths: ['/etc', '/home'] }, ['etc1:remove', 'etc2:keep']],
+    ['a', { paths: [], stdinName: 'db.sql' }, ['dump:keep']],
+  ]);
 });

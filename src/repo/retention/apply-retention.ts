@@ -11,6 +11,8 @@ export interface RetentionCandidate {
   tags: readonly string[];
   /** Protected snapshots are always kept and count for no rule (see {@link applyRetention}). */
   protected: boolean;
+  /** A file snapshot's paths (`backup --files`) or stream (`--stdin`); absent for disks. */
+  files?: { readonly paths: readonly string[]; readonly stdinName?: string | undefined } | undefined;
 }
 
 /** The fate of one snapshot: kept, with every reason that keeps it, or removed (no reasons). */
@@ -26,14 +28,24 @@ export interface RetentionDecision<S extends RetentionCandidate> {
   reasons: string[];
 }
 
-/** The decisions for one VM, oldest snapshot first. */
+/**
+ * The decisions for one VM's disk snapshots, or for one set of its file snapshots (the same
+ * paths, or the same stream), oldest snapshot first.
+ */
 export interface RetentionGroup<S extends RetentionCandidate> {
   vm: string;
+  /** The file snapshots' paths (sorted) or stream; absent for the VM's disk snapshots. */
+  files?: { paths: string[]; stdinName?: string };
   decisions: RetentionDecision<S>[];
 }
 
 /**
- * Applies a retention policy to snapshots, each VM on its own. Pure: no clock (durations
+ * Applies a retention policy to snapshots, each group on its own: a VM's disk snapshots, and
+ * apart from them each set of file snapshots recorded under its name with the same paths (or
+ * the same standard-input stream), as a file backup finds its parent. One group for all
+ * (before 2026-11-30) let file backups under a VM's name count for `last` and the periods
+ * and push out its disk snapshots: with a nightly file backup after the disk backup,
+ * `--keep-daily 7` kept no disk snapshot at all. Pure: no clock (durations
  * count back from each VM's newest snapshot, not from now), no I/O, UTC periods (periods.ts).
  *
  * Semantics (restic's `forget --keep-*`, docs/retention.md):
@@ -55,13 +67,19 @@ export interface RetentionGroup<S extends RetentionCandidate> {
  */
 export function applyRetention<S extends RetentionCandidate>(snapshots: readonly S[], policy: RetentionPolicy): RetentionGroup<S>[] {
   validatePolicy(policy);
-  const byVm = new Map<string, S[]>();
+  const groups = new Map<string, { vm: string; files?: { paths: string[]; stdinName?: string }; members: S[] }>();
   for (const snapshot of snapshots) {
-    const list = byVm.get(snapshot.vm) ?? [];
-    list.push(snapshot);
-    byVm.set(snapshot.vm, list);
+    const files = snapshot.files === undefined ? undefined : { paths: [...snapshot.files.paths].sort(), ...(snapshot.files.stdinName === undefined ? {} : { stdinName: snapshot.files.stdinName }) };
+    // Disk snapshots sort first among a VM's groups ('0' before '1').
+    const key = JSON.stringify([snapshot.vm, files === undefined ? 0 : 1, files?.paths ?? [], files?.stdinName ?? '']);
+    const group = groups.get(key) ?? { vm: snapshot.vm, ...(files === undefined ? {} : { files }), members: [] };
+    group.members.push(snapshot);
+    groups.set(key, group);
   }
-  return [...byVm.keys()].sort().map((vm) => ({ vm, decisions: decideGroup(byVm.get(vm) ?? [], policy) }));
+  const byName = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+  return [...groups.entries()]
+    .sort(([keyA, a], [keyB, b]) => byName(a.vm, b.vm) || byName(keyA, keyB))
+    .map(([, { members, ...group }]) => ({ ...group, decisions: decideGroup(members, policy) }));
 }
 
 function decideGroup<S extends RetentionCandidate>(group: readonly S[], policy: RetentionPolicy): RetentionDecision<S>[] {
