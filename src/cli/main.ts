@@ -74,7 +74,7 @@ function buildProgram(context: CommandContext, result: { code: number }, json: b
     .option('--vm <name>', 'the VM\'s name (snapshots of one VM share their parent chain)')
     .option('--tag <tag>', 'tag the snapshot (repeatable)', collect)
     .option('--time <iso8601>', 'record this capture time instead of now: 2026-11-29, 2026-11-29T08:30:00Z or with an offset (+01:00); a time of day needs its zone')
-    .option('--host <name>', 'record this hostname instead of this machine\'s (with --files or --stdin: the name file snapshots are grouped and listed under, shown as their VM)')
+    .option('--host <name>', 'record this hostname instead of this machine\'s; with --files or --stdin, the name the file snapshots are grouped and listed under instead (shown as their VM, NAME:latest; their host stays this machine)')
     .option('--image-snapshot <name>', 'read each image at this internal snapshot (qcow2 qemu-img snapshot -c)')
     .option('--source-format <format>', 'read each image as this format (raw, qcow2, vmdk, vpc, vhdx) instead of the one its content shows: raw for raw disks and volumes, whose guests could write an image header at their start')
     .option('--changed-ranges <file>', 'what changed since --base, per disk in order: a JSON file ([[offset, length], ...] or qemu-img map --output=json of a delta), or an NBD URI with bitmap=NAME for a qemu:dirty-bitmap context (repeatable)', collect)
