@@ -60,6 +60,11 @@ test('forget --prune gives the space back; what is kept still restores byte for 
   const text = await coffer(['prune', '-r', repo], opts);
   assertExit(text, 0);
   assert.match(text.stdout.toString('utf8'), /removed 0 chunk\(s\)/);
+  // In text, forget's closing line says the prune that follows removes the data (it said the data stayed until a prune).
+  const both = await coffer(['forget', '-r', repo, '--keep-last', '1', '--prune'], opts);
+  assertExit(both, 0);
+  assert.match(both.stdout.toString('utf8'), /^removed 1 snapshot\(s\), kept 1, in 1 VM\(s\); the prune below removes their data$/m);
+  assert.doesNotMatch(both.stdout.toString('utf8'), /until a prune/);
 });
 
 test('a prune started while a backup runs waits for it; the backup loses nothing', async () => {

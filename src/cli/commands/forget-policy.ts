@@ -23,7 +23,7 @@ type Candidate = Snapshot & { protected: boolean };
 export async function forgetByPolicy(
   repo: Repository,
   policy: RetentionPolicy,
-  options: { vm?: string | undefined; dryRun: boolean; json: boolean },
+  options: { vm?: string | undefined; dryRun: boolean; json: boolean; /** A prune runs right after (`--prune`): the closing line says so, not that the data waits for one. */ pruneFollows?: boolean },
   context: CommandContext,
 ): Promise<number> {
   const damaged: string[] = [];
@@ -76,7 +76,7 @@ export async function forgetByPolicy(
   const verb = options.dryRun ? 'would remove' : 'removed';
   context.stdout.write(
     `\n${options.dryRun ? 'dry run: ' : ''}${verb} ${removed.length} snapshot(s), kept ${kept}, in ${new Set(groups.map((group) => group.vm)).size} VM(s)` +
-      `${removed.length > 0 ? '; their data stays in the repository until a prune' : ''}\n`,
+      `${removed.length === 0 ? '' : options.pruneFollows === true ? '; the prune below removes their data' : '; their data stays in the repository until a prune'}\n`,
   );
   return 0;
 }

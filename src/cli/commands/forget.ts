@@ -71,7 +71,7 @@ async function resolveForForget(repo: Repository, reference: string): Promise<Na
 
 async function forgetOnly(repo: Repository, references: string[], policy: RetentionPolicy | null, options: ForgetOptions, dryRun: boolean, context: CommandContext): Promise<number> {
   {
-    if (policy !== null) return forgetByPolicy(repo, policy, { vm: options.vm, dryRun, json: options.json === true }, context);
+    if (policy !== null) return forgetByPolicy(repo, policy, { vm: options.vm, dryRun, json: options.json === true, pruneFollows: options.prune === true && !dryRun }, context);
     // Resolve and check all first: a typo or a protected snapshot in the third reference must not leave the first two forgotten.
     const snapshots = new Map<string, Named>();
     for (const reference of references) {
