@@ -38,7 +38,7 @@ export async function lookUpDamagedFiles(repo: Repository, affected: readonly Af
       out.push({ files: await affectedFilesOfSnapshot(repo, snapshot, { disk: hit.disk, ranges, ...(options.signal !== undefined ? { signal: options.signal } : {}) }) });
     } catch (error) {
       if (!(error instanceof CofferError) || error.code === 'E_INTERRUPTED') throw error;
-      out.push({ filesProblem: `the files cannot be named: ${error.message}` });
+      out.push({ filesProblem: `the files cannot be named: ${withoutVerifyAdvice(error.message)}` });
     }
   }
   return out;
@@ -51,7 +51,7 @@ export function renderDamagedFiles(found: DamagedFiles, rangeIndex?: number): st
   for (const v of found.files ?? []) {
     const where = v.filesystem === undefined ? v.volume : `${v.volume} ${v.filesystem}`;
     if (v.problem !== undefined) {
-      if (rangeIndex === undefined) lines.push(`  ${where}: files cannot be named: ${v.problem}`);
+      if (rangeIndex === undefined) lines.push(`  ${where}: files cannot be named: ${withoutVerifyAdvice(v.problem)}`);
       continue;
     }
     const files = rangeIndex === undefined ? v.files : v.files.filter((f) => f.hits.includes(rangeIndex));
@@ -68,4 +68,13 @@ export function renderDamagedFiles(found: DamagedFiles, rangeIndex?: number): st
     }
   }
   return lines;
+}
+
+/**
+ * A reader's error without the advice it gives a restore ("…; run 'coffer verify'"): here
+ * verify (or test-restore) is already the command running, and the damage it names is the
+ * reason the files cannot be named (the volume's own metadata lies in a damaged chunk).
+ */
+function withoutVerifyAdvice(message: string): string {
+  return message.replace(/; run 'coffer verify'$/, '');
 }
