@@ -189,3 +189,15 @@ test('a path named inside another named path that does not exist is a warning (e
   assert.match(result.stderr.toString(), new RegExp(`warning: ${missing.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: vanished`));
   assert.doesNotMatch(result.stderr.toString(), /keep\.txt/, 'a nested path that exists is backed up with its folder, unremarked');
 });
+
+test('a file backup none of whose paths exists is refused (exit 3) and saves no snapshot: an empty one would count as a backup for retention', async () => {
+  const gone = [join(work, 'not-mounted'), join(work, 'typo')];
+  const before = await cofferJson<unknown[]>(['snapshots', '-r', repo, '--json'], opts);
+  const result = await coffer(['backup', '-r', repo, '--files', ...gone, '--host', 'nothing-there'], opts);
+  assertExit(result, 3);
+  assert.match(assertOneLineError(result), /none of .*not-mounted, .*typo exists: nothing to back up, no snapshot saved/);
+  assert.equal((await cofferJson<unknown[]>(['snapshots', '-r', repo, '--json'], opts)).length, before.length, 'no snapshot saved');
+  // One path that exists among missing ones: backed up, the missing one a warning (above).
+  const one = await coffer(['backup', '-r', repo, '--files', join(work, 'typo'), join(src, 'keep.txt'), '--host', 'nothing-there'], opts);
+  assertExit(one, 18);
+});

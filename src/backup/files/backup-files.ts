@@ -19,7 +19,7 @@ import {
   type TreeEntry,
 } from '../../repo/index.js';
 import { ListingPrefetch, listDirectory, listingSeed, readAccountNames, readFileMetadata, readFileMetadataSync, readXattrs, subtreeDigest, type AccountNames, type DirectoryScan, type Excludes, type FileMetadata } from '../../source/index.js';
-import { hostPath } from '../../names/index.js';
+import { hostPath, printableName } from '../../names/index.js';
 import { KnownChunks } from '../known-chunks.js';
 import { ChunkStore, type FileBackupFigures } from './chunk-store.js';
 import type { ChunkSizes } from '../../repo/index.js';
@@ -117,12 +117,34 @@ export function fileParentOf(snapshots: readonly Snapshot[], host: string, paths
   return same.at(-1) ?? null;
 }
 
+/**
+ * Refuses a backup none of whose paths exists (E_SOURCE_UNREADABLE, exit 3, nothing saved), as
+ * restic does: an empty snapshot of a typo, or of a share that was not mounted that night,
+ * would count as a backup for retention (`--keep-last 7` after a week of them keeps none of
+ * the real ones). One path missing among others is a `vanished` warning of that snapshot.
+ */
+async function refuseWhenNoPathExists(paths: readonly string[]): Promise<void> {
+  const missing: string[] = [];
+  for (const path of paths) {
+    try {
+      await lstat(hostPath(path));
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') return; // unreadable, not absent: the walk reports it
+      missing.push(path);
+    }
+  }
+  const listed = missing.map((p) => printableName(p)).join(', ');
+  throw new CofferError('E_SOURCE_UNREADABLE', `${missing.length === 1 ? `${listed} does not exist` : `none of ${listed} exists`}: nothing to back up, no snapshot saved`, { subject: { path: missing[0] } });
+}
+
 async function backupWithLease(repo: Repository, options: FileBackupOptions, lease: HeldLease): Promise<Snapshot> {
   const clock = options.clock ?? (() => new Date());
   // Listings made ahead were the backup's first reads: it started with them.
   const started = options.listings?.startedAt ?? clock();
   const paths = [...new Set(options.paths.map((p) => resolve(p)))].sort();
   if ((paths.length === 0) === (options.stdin === undefined)) throw new CofferError('E_USAGE', 'give paths to back up, or a stream from standard input');
+  if (options.stdin === undefined) await refuseWhenNoPathExists(paths);
   const parent = options.parent === undefined ? null : options.parent;
   const figures: FileBackupFigures = { bytesRead: 0, bytesNew: 0, bytesStored: 0 };
   const threads = repo.pool.threads;
