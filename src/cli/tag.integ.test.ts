@@ -1,12 +1,13 @@
 /**
  * `coffer tag` through the `coffer` binary, on a format 2 and a format 1 repository: tags
- * added, removed, set and cleared on several snapshots after the fact; `snapshots --json`
+ * added, removed, set and cleared on several snapshots after the fact, as tag records under
+ * `tags/` (one per snapshot: superseded ones removed; no note); `snapshots --json`
  * shows the effective tags (and the manifest's as `originalTags`); `forget --keep-tag` keeps a
  * snapshot tagged after the fact and would remove it once the tag is gone; a bad tag, a bad
  * combination and an unknown snapshot are one-line usage errors that change nothing.
  */
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { seededBytes } from '../testing/index.js';
@@ -53,6 +54,10 @@ for (const format of [2, 1] as const) {
       [first, ['nightly', 'legal-hold', 'incident-4711'], ['nightly'], true, ['nightly']],
       [second, ['nightly', 'legal-hold', 'incident-4711'], ['nightly'], true, ['nightly']],
     ]);
+    // One tag record per snapshot tagged, under tags/, named by the snapshot; no note.
+    const stored = async (folder: string) => (await readdir(join(repo, folder)).catch(() => [] as string[])).filter((name) => !name.startsWith('.'));
+    assert.deepEqual((await stored('tags')).map((name) => name.slice(0, 64)).sort(), [first, second].sort());
+    assert.deepEqual(await stored('notes'), []);
     let now = await listed(repo);
     assert.deepEqual(now.get(first)?.tags, ['nightly', 'legal-hold', 'incident-4711']);
     assert.deepEqual(now.get(first)?.originalTags, ['nightly'], 'the manifest\'s own tags stay visible');
@@ -67,6 +72,7 @@ for (const format of [2, 1] as const) {
     assertExit(await coffer(['tag', '-r', repo, 'web:latest', '--add', 'nightly'], ENV), 0);
     now = await listed(repo);
     assert.deepEqual([now.get(first)?.tags, now.get(second)?.tags, now.get(third)?.tags], [['nightly', 'legal-hold'], ['before-upgrade', 'audit'], ['nightly']]);
+    assert.equal((await stored('tags')).length, 3, 'each snapshot\'s superseded records are gone');
     kept = await keepTag(repo);
     assert.deepEqual([first, second, third].map((id) => [kept.get(id)?.keep, kept.get(id)?.reasons]), [[true, ['tag legal-hold']], [false, []], [true, ['newest', 'last 1']]]);
 

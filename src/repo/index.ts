@@ -36,7 +36,7 @@ export { pageCount, type FilesRecord, type FileWarning, type DiskRecord, type Ch
 export { DEFAULT_KDF, kdfForNewKeys, TESTONLY_WEAKEN_KDF, WEAKEST_KDF, type KdfParams } from './keys/key-file.js';
 export { Repository, initRepository, openRepository, REPOSITORY_DEFAULTS, type InitOptions, type OpenOptions, type KeyInfo } from './repository.js';
 export { saveSnapshot, listSnapshots, loadSnapshot, loadStoredSnapshot, deleteSnapshot, refuseLocked, resolveSnapshot, resolveSnapshotId, skipDamaged, type Snapshot } from './snapshots.js';
-export { changedTags, checkTags, newestTagsNote, setSnapshotTags, storedManifest, TAGS_NOTE, tagsNoteOf, tagsNotesBySnapshot, withTagsNotes, type TagChange, type TagOutcome, type TagsNote } from './snapshot-tags.js';
+export { changedTags, checkTags, listTagRecords, newestTagRecord, readTagRecord, setSnapshotTags, storedManifest, TAG_RECORD_KEY, withTagRecords, writeTagRecord, type TagChange, type TagOutcome, type TagRecord } from './snapshot-tags.js';
 export { listProtections, protectionOf, protectSnapshot, unprotectSnapshot, type Protection } from './protection.js';
 export * from './retention/index.js';
 export { DiskIndexReader, DiskIndexWriter } from './disk-index.js';
@@ -58,10 +58,10 @@ export { entryXattrs, isSafeEntryName, compareNames, TREE_ENTRY_TYPES, type Tree
 export { listQuarantined, quarantineChunk } from './damage.js';
 export { PACKS_PREFIX, REMOVED_PACKS_PREFIX, SEGMENTS_PREFIX, packKey, segmentKey } from './layout.js';
 export { CHUNKS_PREFIX, INDEXES_PREFIX, SNAPSHOTS_PREFIX, PROTECTED_PREFIX, TREES_PREFIX, idFromKey } from './layout.js';
-export { CONFIG_KEY, DELETIONS_KEY, KEYS_PREFIX, QUARANTINE_PREFIX, NOTES_PREFIX, VERIFICATIONS_PREFIX, LEASES_PREFIX } from './layout.js';
+export { CONFIG_KEY, DELETIONS_KEY, KEYS_PREFIX, QUARANTINE_PREFIX, NOTES_PREFIX, TAGS_PREFIX, VERIFICATIONS_PREFIX, LEASES_PREFIX } from './layout.js';
 export { isUnwritableStorage, verifyRepository, type VerifyOptions, type VerifyReport, type VerifyProgress, type DamagedObject, type AffectedRange, type SnapshotVerification } from './verify.js';
 export { repositoryStats, type RepositoryStats } from './stats.js';
-export { addSnapshotNote, listSnapshotNotes, readSnapshotNote, deleteSnapshotNotes, deleteSnapshotNote, LASTING_NOTE_KINDS, NOTE_KEY, type StoredSnapshotNote } from './snapshot-notes.js';
+export { addSnapshotNote, listSnapshotNotes, deleteSnapshotNotes, deleteSnapshotNote, LASTING_NOTE_KINDS, type StoredSnapshotNote } from './snapshot-notes.js';
 export type { SnapshotNote } from './format/snapshot-note.js';
 export { readSnapshotRecords, testRestoreOf, verificationOf, TEST_RESTORE_NOTE, type SnapshotRecords, type TestRestoreRecord, type TestRestoreBootRecord, type SnapshotVerificationRecord, type TapeRecord } from './snapshot-records.js';
 export { addVerificationRecord, listVerificationRecords, lastVerifiedLookup, parseVerificationSubset, recordSnapshotVerifications, VERIFICATION_NOTE } from './verification-log.js';

@@ -11,6 +11,7 @@
  * | `quarantine/<64 hex>.<unix ms>` | a damaged chunk set aside by verify           |
  * | `protected/<64 hex>.<64 hex>` | a protection marker: snapshot id, marker id (kind 4) |
  * | `notes/<64 hex>.<64 hex>`     | a snapshot note: snapshot id, note id (kind 5)   |
+ * | `tags/<64 hex>.<64 hex>`      | a tag record (`coffer tag`): snapshot id, record id (kind 12, format/tag-record.ts) |
  * | `verifications/<64 hex>`      | the record of a verify run (kind 6)              |
  * | `leases/<64 hex>`             | a running backup's or prune's lease (kind 7)     |
  * | `trees/<2 hex>/<64 hex>`      | a directory of a file snapshot (kind 8)          |
@@ -35,6 +36,7 @@ export const SNAPSHOTS_PREFIX = 'snapshots/';
 export const QUARANTINE_PREFIX = 'quarantine/';
 export const PROTECTED_PREFIX = 'protected/';
 export const NOTES_PREFIX = 'notes/';
+export const TAGS_PREFIX = 'tags/';
 export const VERIFICATIONS_PREFIX = 'verifications/';
 export const LEASES_PREFIX = 'leases/';
 export const TREES_PREFIX = 'trees/';
@@ -53,6 +55,7 @@ export const treeKey = (hex: string): string => `${TREES_PREFIX}${hex.slice(0, 2
 export const snapshotKey = (hex: string): string => `${SNAPSHOTS_PREFIX}${hex}`;
 export const protectionKey = (snapshotHex: string, markerHex: string): string => `${PROTECTED_PREFIX}${snapshotHex}.${markerHex}`;
 export const noteKey = (snapshotHex: string, noteHex: string): string => `${NOTES_PREFIX}${snapshotHex}.${noteHex}`;
+export const tagRecordKey = (snapshotHex: string, recordHex: string): string => `${TAGS_PREFIX}${snapshotHex}.${recordHex}`;
 export const verificationKey = (hex: string): string => `${VERIFICATIONS_PREFIX}${hex}`;
 export const leaseKey = (hex: string): string => `${LEASES_PREFIX}${hex}`;
 export const keyFileKey = (id: string): string => `${KEYS_PREFIX}${id}`;

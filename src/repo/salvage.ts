@@ -69,7 +69,7 @@ export async function salvageSnapshot(
       if (ranges.length > 0) zeroed.push({ disk: disk.name, ranges });
     }
     await lease.confirm();
-    // The copy carries the tags the damaged snapshot has now (a `tags` note's, if one set them:
+    // The copy carries the tags the damaged snapshot has now (a tag record's, if one set them:
     // a hold set with `coffer tag` holds the copy too), and `salvaged`.
     const salvaged = await saveSnapshot(repo, {
       ...storedManifest(snapshot),

@@ -25,18 +25,19 @@ export async function addSnapshotNote(repo: Repository, snapshot: string, kind: 
 }
 
 /**
- * The notes of one snapshot (or of all, without `snapshot`; or of those in `snapshots`, the
- * others' left unread), oldest first (by time, then id), optionally of one kind. A damaged
- * note is reported by `onDamaged` and skipped, or throws `E_CORRUPT_OBJECT` without it.
+ * The notes of one snapshot (or of all, without `snapshot`), oldest first (by time, then
+ * id), optionally of one kind. A damaged note is reported by `onDamaged` and skipped, or
+ * throws `E_CORRUPT_OBJECT` without it. A note's kind is inside its encrypted body: every
+ * note listed is read (what a reader needs after every listing belongs under its own prefix,
+ * as tag records are, snapshot-tags.ts).
  */
 export async function listSnapshotNotes(
   repo: Repository,
-  options: { snapshot?: string; snapshots?: ReadonlySet<string>; kind?: string; onDamaged?: (key: string, error: CofferError) => void } = {},
+  options: { snapshot?: string; kind?: string; onDamaged?: (key: string, error: CofferError) => void } = {},
 ): Promise<StoredSnapshotNote[]> {
   const keys: string[] = [];
   for await (const entry of repo.backend.list(`${NOTES_PREFIX}${options.snapshot ?? ''}`)) {
-    const match = NOTE_KEY.exec(entry.key);
-    if (match !== null && (options.snapshots === undefined || options.snapshots.has(match[1] as string))) keys.push(entry.key);
+    if (NOTE_KEY.test(entry.key)) keys.push(entry.key);
   }
   const notes: StoredSnapshotNote[] = [];
   await forEachLimited(keys, 16, async (key) => {

@@ -9,18 +9,18 @@ import { lockedBackendOf, type LockedBackend } from './lock/locked-backend.js';
 import { digestRecorderOf } from './digests/digest-recording-backend.js';
 import { protectionOf } from './protection.js';
 import type { Repository } from './repository.js';
-import { deleteSnapshotNotes, listSnapshotNotes, type StoredSnapshotNote } from './snapshot-notes.js';
-import { TAGS_NOTE, tagsNoteOf, tagsNotesBySnapshot, withTagsNotes } from './snapshot-tags.js';
+import { deleteSnapshotNotes } from './snapshot-notes.js';
+import { deleteTagRecords, listTagRecords, withTagRecords } from './snapshot-tags.js';
 
 /**
- * A manifest with its id (64 hex), and its effective tags: `tags` is what the newest `tags`
- * note (`coffer tag`, snapshot-tags.ts) set, when there is one; the manifest's own tags are
+ * A manifest with its id (64 hex), and its effective tags: `tags` is what the newest tag
+ * record (`coffer tag`, snapshot-tags.ts) set, when there is one; the manifest's own tags are
  * then in `retagged.manifestTags`. Write a manifest from a snapshot only through
  * `storedManifest` (snapshot-tags.ts), which puts them back.
  */
 export interface Snapshot extends SnapshotManifest {
   id: string;
-  /** Present when a `tags` note set `tags`: that note's time, and the tags the manifest holds. */
+  /** Present when a tag record set `tags`: that record's time, and the tags the manifest holds. */
   retagged?: { time: string; manifestTags: string[] };
 }
 
@@ -68,14 +68,21 @@ async function putLockedManifest(repo: Repository, lock: LockedBackend, id: stri
  * reported by `onDamaged` and left out; without `onDamaged` it fails the listing. Callers that
  * only need the readable snapshots (a backup's parent, `latest`) pass {@link skipDamaged}:
  * one damaged manifest must not stop every backup of the repository (verify and repair report it).
+ * Each snapshot has its effective tags: the listing reads `tags/` once (snapshot-tags.ts) and
+ * only the records of the snapshots it returns; it never reads notes.
  */
 export async function listSnapshots(
   repo: Repository,
   options: {
     vm?: string;
     onDamaged?: (id: string, error: CofferError) => void;
-    /** The repository's notes, when the caller read them already (`coffer snapshots`): not read again. */
-    notes?: readonly StoredSnapshotNote[];
+    /** A tag record that does not open (skipped: an older one, or the manifest's tags, stand). */
+    onDamagedTags?: (key: string, error: CofferError) => void;
+    /**
+     * For what decides from the tags (retention): a store that refuses the listing of tag
+     * records is an error, never the manifests' tags (snapshot-tags.ts `listTagRecords`).
+     */
+    requireTags?: boolean;
   } = {},
 ): Promise<Snapshot[]> {
   const snapshots: Snapshot[] = [];
@@ -96,11 +103,14 @@ export async function listSnapshots(
       throw error;
     }
   });
-  // The tags notes of the snapshots listed (only theirs are read: those of one VM for a backup's parent).
-  const notes = options.notes ?? (await listSnapshotNotes(repo, { snapshots: new Set(snapshots.map((s) => s.id)), onDamaged: () => undefined }));
-  const tagsNotes = tagsNotesBySnapshot(notes);
+  // One listing of `tags/`; only the records of the snapshots listed are read (those of one VM for a backup's parent).
+  const records = await listTagRecords(repo, {
+    snapshots: new Set(snapshots.map((s) => s.id)),
+    ...(options.onDamagedTags === undefined ? {} : { onDamaged: options.onDamagedTags }),
+    ...(options.requireTags === true ? { required: true } : {}),
+  });
   return snapshots
-    .map((snapshot) => withTagsNotes(snapshot, tagsNotes.get(snapshot.id) ?? []))
+    .map((snapshot) => withTagRecords(snapshot, records.get(snapshot.id) ?? []))
     .sort((a, b) => a.time.localeCompare(b.time) || a.id.localeCompare(b.id));
 }
 
@@ -108,26 +118,26 @@ export async function listSnapshots(
 export function skipDamaged(): void {}
 
 /**
- * One snapshot by full id, with its effective tags (its notes are found by its id: one small
- * listing). A damaged `tags` note is passed over (`coffer snapshots` names it).
+ * One snapshot by full id, with its effective tags (its tag records are found by its id: one
+ * small listing). A damaged tag record is passed over (`coffer snapshots` names it).
  */
 export async function loadSnapshot(repo: Repository, id: string): Promise<Snapshot> {
   const snapshot = await loadStoredSnapshot(repo, id);
-  const notes = await listSnapshotNotes(repo, { snapshot: id, kind: TAGS_NOTE, onDamaged: () => undefined });
-  return withTagsNotes(snapshot, notes.flatMap((note) => tagsNoteOf(note) ?? []));
+  return withTagRecords(snapshot, (await listTagRecords(repo, { snapshot: id })).get(id) ?? []);
 }
 
 /**
- * One snapshot by full id, its manifest only: the tags it was written with, no note applied.
- * For a reader that keeps its own account of the notes (the server's snapshot index) and
- * applies them with `withTagsNotes`; every other reader wants {@link loadSnapshot}.
+ * One snapshot by full id, its manifest only: the tags it was written with, no tag record
+ * applied. For a reader that keeps its own account of the tag records (the server's snapshot
+ * index) and applies them with `withTagRecords`; every other reader wants {@link loadSnapshot}.
  */
 export async function loadStoredSnapshot(repo: Repository, id: string): Promise<Snapshot> {
   return loadFromBlob(repo, id, await repo.backend.get(snapshotKey(id)));
 }
 
 /**
- * Removes a snapshot's manifest (its chunks stay until prune). Refuses a protected snapshot
+ * Removes a snapshot's manifest (its chunks stay until prune), then its notes (except the
+ * lasting kinds) and its tag records. Refuses a protected snapshot
  * (`E_SNAPSHOT_PROTECTED`), checked right before the delete: `coffer unprotect` first; and,
  * in a repository with Object Lock, a snapshot whose manifest is still locked
  * (`E_SNAPSHOT_LOCKED`, with the date).
@@ -138,7 +148,9 @@ export async function deleteSnapshot(repo: Repository, id: string): Promise<void
   }
   await refuseLocked(repo, id);
   await repo.backend.delete(snapshotKey(id));
-  await deleteSnapshotNotes(repo, id); // after the manifest: a crash leaves orphan notes, which are ignored
+  // After the manifest: a crash leaves orphan notes and tag records, which are ignored (and prune removes).
+  await deleteSnapshotNotes(repo, id);
+  await deleteTagRecords(repo, id);
 }
 
 /**

@@ -27,7 +27,7 @@ export async function forgetByPolicy(
   context: CommandContext,
 ): Promise<number> {
   const damaged: string[] = [];
-  const snapshots = await listSnapshots(repo, { ...(options.vm !== undefined ? { vm: options.vm } : {}), onDamaged: (id) => damaged.push(id) });
+  const snapshots = await listSnapshots(repo, { ...(options.vm !== undefined ? { vm: options.vm } : {}), requireTags: true, onDamaged: (id) => damaged.push(id) });
   for (const id of damaged) context.stderr.write(`warning: snapshot ${id.slice(0, 8)} has a damaged manifest and is left alone; run 'coffer verify'\n`);
   if (options.vm !== undefined && snapshots.length === 0) {
     throw new CofferError('E_SNAPSHOT_NOT_FOUND', `no snapshot of VM ${options.vm} in ${repo.location}`, { subject: { repository: repo.location } });

@@ -9,7 +9,7 @@ export interface SnapshotsOptions extends RepositoryOptions {
 
 /**
  * The JSON form of a snapshot in `coffer snapshots --json` (a stable interface). `tags` are
- * the effective tags: a `coffer tag` note's when one set them, and then `tagsSetAt` says when
+ * the effective tags: a `coffer tag` record's when one set them, and then `tagsSetAt` says when
  * and `originalTags` holds the manifest's own tags, if they differ. `protection`
  * is null when the snapshot is not protected (`coffer protect`); `testRestore` is the newest
  * `coffer test-restore` result, absent when there is none.
@@ -92,9 +92,9 @@ function latestTestRestores(notes: StoredSnapshotNote[]): Map<string, TestRestor
 export async function snapshotsCommand(options: SnapshotsOptions, context: CommandContext): Promise<number> {
   return withRepository(options, context, async (repo) => {
     const damaged: string[] = [];
-    // One pass over the notes (each is fetched and decrypted), split by kind; the listing applies the `tags` notes.
+    // The listing applies the tag records (`coffer tag`); then one pass over the notes (each is fetched and decrypted), split by kind.
+    const snapshots = await listSnapshots(repo, { ...(options.vm ? { vm: options.vm } : {}), onDamaged: (id) => damaged.push(id), onDamagedTags: (key) => damaged.push(key) });
     const notes = await listSnapshotNotes(repo, { onDamaged: (key) => damaged.push(key) });
-    const snapshots = await listSnapshots(repo, { ...(options.vm ? { vm: options.vm } : {}), onDamaged: (id) => damaged.push(id), notes });
     const protections = await listProtections(repo);
     const ofKind = (kind: string) => notes.filter((n) => n.kind === kind);
     const tested = latestTestRestores(ofKind(TEST_RESTORE_NOTE));
@@ -117,6 +117,7 @@ export async function snapshotsCommand(options: SnapshotsOptions, context: Comma
     }
     for (const id of damaged) {
       if (id.startsWith('notes/')) context.stderr.write(`warning: the note ${id} is damaged and was skipped; run 'coffer verify'\n`);
+      else if (id.startsWith('tags/')) context.stderr.write(`warning: the tag record ${id} is damaged and was skipped (an older one, or the backup's tags, stand); run 'coffer verify'\n`);
       else context.stderr.write(`warning: snapshot ${id.slice(0, 8)} has a damaged manifest and is not listed; run 'coffer verify'\n`);
     }
     return 0;

@@ -91,6 +91,7 @@ export function renderSync(r: SyncReport): string {
     else if (s.status === 'failed') lines.push(`FAILED  ${s.source.slice(0, 8)}  ${s.vm}  ${s.time}: ${s.error?.message ?? ''}`);
     else if (s.status === 'skipped') lines.push(`SKIPPED ${s.source.slice(0, 8)}  ${s.vm}  ${s.time}: ${s.error?.message ?? ''}`);
     if (s.tagsCarried !== undefined) lines.push(`tagged  ${s.source.slice(0, 8)} → ${s.destination?.slice(0, 8)}  ${s.vm}  ${s.time}: ${s.tagsCarried.length === 0 ? '(no tags)' : s.tagsCarried.join(',')}, as coffer tag set them on the source`);
+    if (s.tagsRefused !== undefined) lines.push(`NOT TAGGED ${s.source.slice(0, 8)} → ${s.destination?.slice(0, 8)}  ${s.vm}  ${s.time}: the destination refused the tags coffer tag set on the source (${s.tagsRefused.length === 0 ? 'no tags' : s.tagsRefused.join(',')}): tag the copy with a full-access token`);
   }
   return `${lines.join('\n')}\n`;
 }

@@ -31,9 +31,9 @@ export function tagChangeOf(options: TagOptions): TagChange {
 
 /**
  * `coffer tag SNAPSHOT... --add T | --remove T | --set T,T | --clear`: changes the tags of
- * snapshots after the fact, as a `tags` note (the manifest is immutable; snapshot-tags.ts).
+ * snapshots after the fact, as a tag record (the manifest is immutable; snapshot-tags.ts).
  * Every snapshot is resolved before any is changed (a typo in the third leaves the first two
- * as they were). The newest note wins whole: of two admins tagging at once, one's list stands.
+ * as they were). The newest record wins whole: of two admins tagging at once, one's list stands.
  */
 export async function tagCommand(references: string[], options: TagOptions, context: CommandContext): Promise<number> {
   const change = tagChangeOf(options);
@@ -55,13 +55,13 @@ export async function tagCommand(references: string[], options: TagOptions, cont
         time: new Date(snapshot.time).toISOString(),
         tags: outcome.tags,
         previousTags: outcome.previous,
-        changed: outcome.note !== null,
+        changed: outcome.record !== null,
         ...(sameTags(outcome.tags, manifestTags) ? {} : { originalTags: manifestTags }),
       });
       if (!options.json) {
         const list = (tags: readonly string[]) => (tags.length === 0 ? '(none)' : tags.join(','));
         context.stdout.write(
-          outcome.note === null
+          outcome.record === null
             ? `snapshot ${snapshot.id.slice(0, 8)} (vm ${snapshot.vm}, ${snapshot.time}): tags unchanged: ${list(outcome.tags)}\n`
             : `tagged snapshot ${snapshot.id.slice(0, 8)} (vm ${snapshot.vm}, ${snapshot.time}): ${list(outcome.tags)} (were ${list(outcome.previous)})\n`,
         );

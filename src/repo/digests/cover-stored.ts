@@ -27,6 +27,7 @@ const ENVELOPES: { prefix: string; kind: ObjectKind; id: (key: string) => string
   { prefix: 'snapshots/', kind: ObjectKind.manifest, id: (key) => /^snapshots\/([0-9a-f]{64})$/.exec(key)?.[1] },
   { prefix: 'notes/', kind: ObjectKind.snapshotNote, id: (key) => /^notes\/[0-9a-f]{64}\.([0-9a-f]{64})$/.exec(key)?.[1] },
   { prefix: 'protected/', kind: ObjectKind.protectionMarker, id: (key) => /^protected\/[0-9a-f]{64}\.([0-9a-f]{64})$/.exec(key)?.[1] },
+  { prefix: 'tags/', kind: ObjectKind.tagRecord, id: (key) => /^tags\/[0-9a-f]{64}\.([0-9a-f]{64})$/.exec(key)?.[1] },
   { prefix: 'verifications/', kind: ObjectKind.verificationRecord, id: (key) => /^verifications\/([0-9a-f]{64})$/.exec(key)?.[1] },
   { prefix: 'segments/', kind: ObjectKind.indexSegment, id: (key) => /^segments\/([0-9a-f]{64})$/.exec(key)?.[1] },
 ];

@@ -11,7 +11,8 @@
  *               7 lease, 8 file tree (added later, compatible: see protection.ts,
  *               snapshot-note.ts, verification-record.ts, lease.ts and file-tree.ts);
  *               format 2 only: 9 pack frame, 10 pack trailer, 11 index segment
- *               (pack.ts, index-segment.ts)
+ *               (pack.ts, index-segment.ts); 12 tag record (tag-record.ts, both
+ *               formats, compatible)
  *      5     1  compression: 0 none, 1 zstd (one frame)
  *      6     1  encryption: 0 none, 1 AES-256-GCM
  *      7     1  reserved, 0
@@ -41,7 +42,7 @@ const OFFSET_RESERVED = 7;
 const OFFSET_PLAINTEXT_LENGTH = 8;
 
 /** What an object is; a reader asks for the kind it expects. */
-export const ObjectKind = { chunk: 1, indexPage: 2, manifest: 3, protectionMarker: 4, snapshotNote: 5, verificationRecord: 6, lease: 7, fileTree: 8, packFrame: 9, packTrailer: 10, indexSegment: 11 } as const;
+export const ObjectKind = { chunk: 1, indexPage: 2, manifest: 3, protectionMarker: 4, snapshotNote: 5, verificationRecord: 6, lease: 7, fileTree: 8, packFrame: 9, packTrailer: 10, indexSegment: 11, tagRecord: 12 } as const;
 export type ObjectKind = (typeof ObjectKind)[keyof typeof ObjectKind];
 
 export const Compression = { none: 0, zstd: 1 } as const;

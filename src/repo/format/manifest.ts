@@ -154,7 +154,7 @@ export interface SnapshotManifest {
 const HEX_ID = /^[0-9a-f]{64}$/;
 const NAME = /^[^\u0000-\u001f\u007f]{1,200}$/;
 
-/** A tag as a manifest may hold it (and a `tags` note, §11): 1 to 200 characters, no control character. */
+/** A tag as a manifest may hold it (and a tag record, §20): 1 to 200 characters, no control character. */
 export function isValidTag(tag: unknown): tag is string {
   return typeof tag === 'string' && NAME.test(tag);
 }

@@ -59,8 +59,8 @@ export async function copyFileSnapshotData(context: CopyContext, snapshot: Snaps
   // The manifest is copied as it is, its prune generation (`prunedThrough`) included, so that a
   // copy between repositories sharing keys keeps its id: in the destination a source's record
   // name is not listed and a backup on it asks each pack, as without a mark; `none` reads the
-  // destination's records from its first (pack-removals.ts). Its own tags too: a `tags` note
-  // (`coffer tag`) is carried as a note (sync-snapshots.ts), never written into the manifest.
+  // destination's records from its first (pack-removals.ts). Its own tags too: those
+  // set with `coffer tag` are carried as a tag record (carry-tags.ts), never written into the manifest.
   const manifest = storedManifest(snapshot);
   return { ...manifest, parent, files: { ...files, tree } };
 }

@@ -21,8 +21,14 @@ export interface SyncedSnapshot {
   chunksHealed?: number;
   /** `healed`, a file snapshot: the trees (directories) of the copy that were missing or damaged in the destination and were stored again (since 2026-11-30). */
   treesHealed?: number;
-  /** The tags (`coffer tag` on the source) this sync set on the copy with a `tags` note (carry-tags.ts). */
+  /** The tags (`coffer tag` on the source) this sync set on the copy with a tag record (carry-tags.ts). */
   tagsCarried?: string[];
+  /**
+   * The tags (`coffer tag` on the source) that should have followed to the copy but that the
+   * destination refused to record (a repository server's append-only token may not write tag
+   * records): the copy keeps its own tags.
+   */
+  tagsRefused?: string[];
   error?: { code: ErrorCode; message: string };
 }
 

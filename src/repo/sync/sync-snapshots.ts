@@ -3,7 +3,7 @@ import { absoluteLocation, sameLocation } from '../absolute-location.js';
 import { acquireBackupLease, type LeaseInfo } from '../leases.js';
 import type { Repository } from '../repository.js';
 import { listSnapshots, saveSnapshot, type Snapshot } from '../snapshots.js';
-import { carryTags } from './carry-tags.js';
+import { carryTags, type CarriedTags } from './carry-tags.js';
 import { ChunkTransfer, shareKeys } from './chunk-transfer.js';
 import { copyFileSnapshotData } from './copy-file-trees.js';
 import { copySnapshotData, type CopiedPair } from './copy-snapshot.js';
@@ -48,7 +48,7 @@ const SNAPSHOT_FAILURES: ErrorCode[] = ['E_CORRUPT_OBJECT', 'E_MISSING_OBJECT', 
  * the manifest is written (last, like a backup), then a `synced-from` note (synced-from.ts)
  * that tells later syncs it is there (and a sync back, that the source's snapshot is a copy of
  * one the destination holds: nothing is copied back), and, when the source's tags were set
- * with `coffer tag`, a `tags` note (carry-tags.ts; copies already there get theirs too). A sync that is interrupted leaves no snapshot half
+ * with `coffer tag`, a tag record (carry-tags.ts; copies already there get theirs too). A sync that is interrupted leaves no snapshot half
  * copied; run again, it finds the chunks it sent present and sends them no more.
  *
  * Between repositories with different keys a chunk's destination id is known only from its
@@ -123,7 +123,7 @@ export async function syncSnapshots(src: Repository, dst: Repository, options: S
       const { source: s, copy } = pair;
       const outcome = outcomes.get(pair) ?? { healed: 0, treesHealed: 0 };
       const carried = await carryTags(dst, s, copy);
-      const base = { source: s.id, vm: s.vm, time: s.time, destination: copy.id, ...(carried === null ? {} : { tagsCarried: carried }) };
+      const base = { source: s.id, vm: s.vm, time: s.time, destination: copy.id, ...tagsReport(carried) };
       if ('error' in outcome) results.push({ ...base, status: 'failed', error: { code: outcome.error.code, message: outcome.error.message } });
       else if (outcome.treesHealed > 0) results.push({ ...base, status: 'healed', chunksHealed: outcome.healed, treesHealed: outcome.treesHealed });
       else if (outcome.healed > 0) results.push({ ...base, status: 'healed', chunksHealed: outcome.healed });
@@ -150,7 +150,7 @@ export async function syncSnapshots(src: Repository, dst: Repository, options: S
         await recordSyncedFrom(dst, copy.id, { repository: src.config.id, snapshot: snapshot.id, location: absoluteLocation(src.location), ...(origins.length > 0 ? { origins } : {}) }, now());
         const carried = await carryTags(dst, snapshot, copy);
         copies.set(snapshot.id, copy);
-        results.push({ source: snapshot.id, vm: snapshot.vm, time: snapshot.time, status: 'copied', destination: copy.id, ...(carried === null ? {} : { tagsCarried: carried }) });
+        results.push({ source: snapshot.id, vm: snapshot.vm, time: snapshot.time, status: 'copied', destination: copy.id, ...tagsReport(carried) });
       } catch (error) {
         if (!isCofferError(error) || !SNAPSHOT_FAILURES.includes(error.code)) throw error;
         results.push({ source: snapshot.id, vm: snapshot.vm, time: snapshot.time, status: 'failed', destination: null, error: { code: error.code, message: error.message } });
@@ -186,4 +186,10 @@ function previousPair(snapshot: Snapshot, all: readonly Snapshot[], copies: Read
   if (parent !== null) return parent;
   const copied = all.filter((s) => s.vm === snapshot.vm && s.id !== snapshot.id && copies.has(s.id));
   return pair(copied.filter((s) => s.time <= snapshot.time).at(-1) ?? copied.at(-1));
+}
+
+/** What a snapshot's report says of the tags carried to its copy (carry-tags.ts). */
+function tagsReport(carried: CarriedTags): Pick<SyncedSnapshot, 'tagsCarried' | 'tagsRefused'> {
+  if (carried === null) return {};
+  return 'carried' in carried ? { tagsCarried: carried.carried } : { tagsRefused: carried.refused };
 }

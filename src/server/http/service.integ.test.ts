@@ -232,7 +232,7 @@ test('inventory, jobs and repositories read the config and the real repository',
   assert.equal(detail.json.vm, 'web1');
   assert.equal(detail.json.disks[0].size, 2 * 1024 * 1024);
   assert.deepEqual([detail.json.tags, detail.json.originalTags, detail.json.tagsSetAt], [[], undefined, undefined]);
-  // Tagged by the CLI behind the server's back: the detail reads the effective tags from the repository.
+  // Tagged by the CLI behind the server's back (a tag record under tags/): the detail reads the effective tags from the repository.
   const tag = await runCoffer(['tag', '-r', repo, '--password-file', passFile, snapshotId, '--add', 'legal-hold']);
   assert.equal(tag.code, 0, tag.stderr);
   const tagged = await asAdmin('GET', `/repositories/main/snapshots/${snapshotId}`);

@@ -3,7 +3,7 @@
  * manifest cloned under other VMs, times and tags) on SQLite and on a real PostgreSQL: built
  * from the repository it answers what the catalog answered when it read every manifest;
  * manifests the CLI adds or forgets behind its back appear and disappear after a refresh;
- * tags changed with `coffer tag` (a note) reach the rows and the tag filter after a refresh;
+ * tags changed with `coffer tag` (a tag record) reach the rows and the tag filter after a refresh;
  * keyset pages return every row exactly once while rows are added; an emptied table is
  * rebuilt; concurrent refreshes collapse.
  */
@@ -162,15 +162,15 @@ test('tags the CLI changes behind the index\'s back (coffer tag) reach its rows 
     assert.deepEqual([tagged.added, tagged.removed, tagged.retagged], [0, 0, 1], name);
     const found = await index.page('main', { limit: 5, tag: hold });
     assert.deepEqual(found.items.map((s) => [s.id, s.tags]), [[template.id, ['first', hold]]], `${name}: the tag filter and the row`);
-    assert.equal((await index.refresh('main', repoUrl, open)).retagged, 0, `${name}: a note is read once`);
+    assert.equal((await index.refresh('main', repoUrl, open)).retagged, 0, `${name}: a record is read once`);
     await coffer(['tag', '-r', repoUrl, '--password-file', passFile, template.id, '--remove', hold]);
     assert.equal((await index.refresh('main', repoUrl, open)).retagged, 1, name);
     assert.equal((await index.page('main', { limit: 5, tag: hold })).total, 0, `${name}: the tag removed`);
     assert.deepEqual((await index.latest('main', 'cli-vm'))?.tags, ['first'], name);
-    // A new index (an emptied database) reads the tags notes with the manifests.
+    // A new index (an emptied database) reads the tag records with the manifests.
     await coffer(['tag', '-r', repoUrl, '--password-file', passFile, template.id, '--set', `first,${hold}-again`]);
     await state.db.deleteFrom('snapshot_index').execute();
-    await state.db.deleteFrom('snapshot_index_notes').execute();
+    await state.db.deleteFrom('snapshot_index_tag_records').execute();
     assert.equal((await index.refresh('main', repoUrl, open)).rebuilt, true);
     assert.deepEqual((await index.latest('main', 'cli-vm'))?.tags, ['first', `${hold}-again`], `${name}: rebuilt`);
     await coffer(['tag', '-r', repoUrl, '--password-file', passFile, template.id, '--set', 'first']);

@@ -6,11 +6,11 @@
  * It is derived, never the truth. A refresh lists only the manifest names of the repository
  * (`snapshots/`), reads the manifests it has no row for, and removes the rows whose manifest is
  * gone (a forget, by the server or by the CLI behind its back). Tags changed after the fact
- * (`coffer tag`, a snapshot note of kind `tags` whose newest one sets them) are found the same
- * way: a refresh lists the note names (`notes/`) too, reads each note it never read (once: a
- * note is never rewritten; migration 34 keeps what it learned), and indexes again a snapshot
- * whose `tags` notes came or went, with the effective tags (repo's `withTagsNotes`). A verify
- * run that writes a note per snapshot costs the next refresh one small read per note. A repository whose rows were
+ * (`coffer tag`: tag records under `tags/`, whose newest one sets a snapshot's tags) are found
+ * the same way: a refresh lists `tags/` too (usually nearly empty), reads each record it never
+ * read (once: a record is never rewritten; migration 34 keeps what it learned), and indexes
+ * again a snapshot whose records came or went, with the effective tags (repo's
+ * `withTagRecords`). Notes are never read. A repository whose rows were
  * read from another location under the same name, or whose rows were lost (an emptied table),
  * is rebuilt the same way. Damaged manifests are left out (and not read again until they
  * change name, i.e. never: a damaged manifest stays damaged; verify reports it).
@@ -26,16 +26,14 @@ import {
   idFromKey,
   loadSnapshot,
   loadStoredSnapshot,
-  NOTE_KEY,
-  NOTES_PREFIX,
-  readSnapshotNote,
+  readTagRecord,
   SNAPSHOTS_PREFIX,
-  TAGS_NOTE,
-  tagsNoteOf,
-  withTagsNotes,
+  TAG_RECORD_KEY,
+  TAGS_PREFIX,
+  withTagRecords,
   type Repository,
   type Snapshot,
-  type TagsNote,
+  type TagRecord,
 } from '../../repo/index.js';
 import { decodeCursor, encodeCursor, type StateSchema } from '../state/index.js';
 
@@ -77,7 +75,7 @@ export interface RefreshReport {
   added: number;
   removed: number;
   damaged: number;
-  /** Snapshots indexed again because their `tags` notes changed (`coffer tag`). */
+  /** Snapshots indexed again because their tag records changed (`coffer tag`). */
   retagged: number;
   /** true: the repository's rows were thrown away first (another location, or lost rows). */
   rebuilt: boolean;
@@ -244,7 +242,7 @@ export class SnapshotIndex {
       await trx.deleteFrom('snapshot_index').where('repository', '=', name).execute();
       await trx.deleteFrom('snapshot_index_tags').where('repository', '=', name).execute();
       await trx.deleteFrom('snapshot_index_repos').where('repository', '=', name).execute();
-      await trx.deleteFrom('snapshot_index_notes').where('repository', '=', name).execute();
+      await trx.deleteFrom('snapshot_index_tag_records').where('repository', '=', name).execute();
     });
     this.damaged.delete(name);
     this.changed(name);
@@ -276,8 +274,8 @@ export class SnapshotIndex {
     for (const id of damaged) if (!listed.has(id)) damaged.delete(id);
     const gone = [...have].filter((id) => !listed.has(id));
     const fresh = [...listed].filter((id) => !have.has(id) && !damaged.has(id));
-    // The notes first: a fresh snapshot is indexed with its tags notes applied.
-    const retagged = [...(await this.readNotes(name, repo, listed))].filter((id) => have.has(id) && listed.has(id) && !damaged.has(id));
+    // The tag records first: a fresh snapshot is indexed with them applied.
+    const retagged = [...(await this.readTagRecords(name, repo, listed))].filter((id) => have.has(id) && listed.has(id) && !damaged.has(id));
     const toRead = [...fresh, ...retagged];
     let added = 0;
     for (let i = 0; i < toRead.length; i += BATCH) {
@@ -295,8 +293,8 @@ export class SnapshotIndex {
           throw error;
         }
       });
-      const tagsNotes = await this.tagsNotes(name, ids);
-      await this.insert(name, loaded.map((snapshot) => withTagsNotes(snapshot, tagsNotes.get(snapshot.id) ?? [])));
+      const records = await this.tagRecords(name, ids);
+      await this.insert(name, loaded.map((snapshot) => withTagRecords(snapshot, records.get(snapshot.id) ?? [])));
       added += loaded.filter((snapshot) => !have.has(snapshot.id)).length;
     }
     for (let i = 0; i < gone.length; i += BATCH) {
@@ -316,68 +314,64 @@ export class SnapshotIndex {
   }
 
   /**
-   * Brings the repository's note rows up to date with its `notes/` (the notes of snapshots in
-   * `listed`): reads each note it has no row for, drops the rows of notes gone. Returns the
-   * snapshots whose `tags` notes came or went.
+   * Brings the repository's tag record rows up to date with its `tags/` (the records of
+   * snapshots in `listed`): reads each record it has no row for, drops the rows of records
+   * gone. Returns the snapshots whose records came or went.
    */
-  private async readNotes(name: string, repo: Repository, listed: ReadonlySet<string>): Promise<Set<string>> {
+  private async readTagRecords(name: string, repo: Repository, listed: ReadonlySet<string>): Promise<Set<string>> {
     const present = new Map<string, string>(); // key → snapshot
-    for await (const entry of repo.backend.list(NOTES_PREFIX)) {
-      const snapshot = NOTE_KEY.exec(entry.key)?.[1];
+    for await (const entry of repo.backend.list(TAGS_PREFIX)) {
+      const snapshot = TAG_RECORD_KEY.exec(entry.key)?.[1];
       if (snapshot !== undefined && listed.has(snapshot)) present.set(entry.key, snapshot);
     }
-    const known = new Map((await this.db.selectFrom('snapshot_index_notes').select(['key', 'snapshot', 'kind']).where('repository', '=', name).execute()).map((r) => [r.key, r]));
+    const known = new Map((await this.db.selectFrom('snapshot_index_tag_records').select(['key', 'snapshot']).where('repository', '=', name).execute()).map((r) => [r.key, r]));
     const retagged = new Set<string>();
     const gone = [...known.values()].filter((row) => !present.has(row.key));
-    for (const row of gone) if (row.kind === TAGS_NOTE) retagged.add(row.snapshot);
+    for (const row of gone) retagged.add(row.snapshot);
     const fresh = [...present].filter(([key]) => !known.has(key));
     for (let i = 0; i < fresh.length; i += BATCH) {
-      const rows: StateSchema['snapshot_index_notes'][] = [];
+      const rows: StateSchema['snapshot_index_tag_records'][] = [];
       await forEachLimited(fresh.slice(i, i + BATCH), READ_CONCURRENCY, async ([key, snapshot]) => {
-        const row = { repository: name, key, snapshot, kind: null as string | null, time: null as string | null, tags: null as string | null };
+        const row = { repository: name, key, snapshot, time: null as string | null, tags: null as string | null };
         try {
-          const note = await readSnapshotNote(repo, key);
-          row.kind = note.kind;
-          const tags = tagsNoteOf(note);
-          if (tags !== undefined) {
-            row.time = tags.time;
-            row.tags = JSON.stringify(tags.tags);
-            retagged.add(snapshot);
-          }
+          const record = await readTagRecord(repo, key);
+          row.time = record.time;
+          row.tags = JSON.stringify(record.tags);
+          retagged.add(snapshot);
         } catch (error) {
-          if (error instanceof CofferError && error.code === 'E_MISSING_OBJECT') return; // deleted since the listing
+          if (error instanceof CofferError && error.code === 'E_MISSING_OBJECT') return; // superseded since the listing
           if (!(error instanceof CofferError && error.code === 'E_CORRUPT_OBJECT')) throw error;
-          // Damaged: kept with no kind, not read again (and, like a damaged manifest, left to verify).
+          // Damaged: kept with no tags, not read again (and, like a damaged manifest, left to verify).
         }
         rows.push(row);
       });
-      // 6 columns a row: 150 rows stay under SQLite's 999 bound variables.
+      // 5 columns a row: 150 rows stay under SQLite's 999 bound variables.
       for (let j = 0; j < rows.length; j += 150) {
         const batch = rows.slice(j, j + 150);
         await this.db.transaction().execute(async (trx) => {
-          await trx.deleteFrom('snapshot_index_notes').where('repository', '=', name).where('key', 'in', batch.map((r) => r.key)).execute();
-          await trx.insertInto('snapshot_index_notes').values(batch).execute();
+          await trx.deleteFrom('snapshot_index_tag_records').where('repository', '=', name).where('key', 'in', batch.map((r) => r.key)).execute();
+          await trx.insertInto('snapshot_index_tag_records').values(batch).execute();
         });
       }
     }
     for (let i = 0; i < gone.length; i += BATCH) {
-      await this.db.deleteFrom('snapshot_index_notes').where('repository', '=', name).where('key', 'in', gone.slice(i, i + BATCH).map((r) => r.key)).execute();
+      await this.db.deleteFrom('snapshot_index_tag_records').where('repository', '=', name).where('key', 'in', gone.slice(i, i + BATCH).map((r) => r.key)).execute();
     }
     return retagged;
   }
 
-  /** The well-formed `tags` notes the index has read, of the snapshots `ids`. */
-  private async tagsNotes(name: string, ids: readonly string[]): Promise<Map<string, TagsNote[]>> {
-    const notes = new Map<string, TagsNote[]>();
-    if (ids.length === 0) return notes;
-    const rows = await this.db.selectFrom('snapshot_index_notes').select(['key', 'snapshot', 'time', 'tags'])
+  /** The tag records the index has read (those that opened), of the snapshots `ids`. */
+  private async tagRecords(name: string, ids: readonly string[]): Promise<Map<string, TagRecord[]>> {
+    const records = new Map<string, TagRecord[]>();
+    if (ids.length === 0) return records;
+    const rows = await this.db.selectFrom('snapshot_index_tag_records').select(['key', 'snapshot', 'time', 'tags'])
       .where('repository', '=', name).where('snapshot', 'in', [...ids]).where('tags', 'is not', null).execute();
     for (const row of rows) {
-      const id = NOTE_KEY.exec(row.key)?.[2];
+      const id = TAG_RECORD_KEY.exec(row.key)?.[2];
       if (id === undefined || row.time === null || row.tags === null) continue;
-      notes.set(row.snapshot, [...(notes.get(row.snapshot) ?? []), { id, time: row.time, tags: JSON.parse(row.tags) as string[] }]);
+      records.set(row.snapshot, [...(records.get(row.snapshot) ?? []), { id, time: row.time, tags: JSON.parse(row.tags) as string[] }]);
     }
-    return notes;
+    return records;
   }
 
   private async insert(name: string, snapshots: readonly Snapshot[]): Promise<void> {

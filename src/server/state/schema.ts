@@ -234,7 +234,7 @@ export interface StateSchema {
   snapshot_index: SnapshotIndexTable;
   snapshot_index_tags: SnapshotIndexTagTable;
   snapshot_index_repos: SnapshotIndexRepoTable;
-  snapshot_index_notes: SnapshotIndexNoteTable;
+  snapshot_index_tag_records: SnapshotIndexTagRecordTable;
   upkeep_schedule_state: UpkeepScheduleStateTable;
 }
 
@@ -416,15 +416,13 @@ export interface SnapshotIndexTagTable {
   id: string;
 }
 
-/** A snapshot note the index has read (migration 34): its kind, and for a `tags` note its time and tags. */
-export interface SnapshotIndexNoteTable {
+/** A tag record (`coffer tag`) the index has read (migration 34): its time and tags. */
+export interface SnapshotIndexTagRecordTable {
   repository: string;
-  /** `notes/<snapshot>.<note id>`. */
+  /** `tags/<snapshot>.<record id>`. */
   key: string;
   snapshot: string;
-  /** null: the note did not open. */
-  kind: string | null;
-  /** A well-formed `tags` note's time (ISO 8601) and tags (JSON array); null for every other note. */
+  /** The record's time (ISO 8601) and tags (JSON array); both null when it did not open. */
   time: string | null;
   tags: string | null;
 }

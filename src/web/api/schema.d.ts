@@ -4245,7 +4245,7 @@ export interface operations {
                         tags: string[];
                         /**
                          * Format: date-time
-                         * @description when `coffer tag` last set the tags (a tags note); absent when they are the backup's
+                         * @description when `coffer tag` last set the tags (a tag record); absent when they are the backup's
                          */
                         tagsSetAt?: string;
                         /** Format: date-time */

@@ -77,7 +77,7 @@ const SnapshotDetailSchema = {
     stats: { type: 'object', additionalProperties: true },
     consistency: { type: 'object', additionalProperties: true },
     definition: { type: 'object', additionalProperties: true, description: 'the VM\'s stored definition (kind, and its XML or command line)' },
-    tagsSetAt: { type: 'string', format: 'date-time', description: 'when `coffer tag` last set the tags (a tags note); absent when they are the backup\'s' },
+    tagsSetAt: { type: 'string', format: 'date-time', description: 'when `coffer tag` last set the tags (a tag record); absent when they are the backup\'s' },
     originalTags: { type: 'array', items: { type: 'string' }, description: 'the tags the snapshot was backed up with, when `coffer tag` changed them (`tags` are the effective ones)' },
   },
 } as const;

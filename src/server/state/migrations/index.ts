@@ -20,7 +20,7 @@ import { cluster } from './0030-cluster.js';
 import { leaderLeases } from './0031-leader-leases.js';
 import { eventKeys } from './0032-event-keys.js';
 import { taskReadLatency } from './0033-task-read-latency.js';
-import { snapshotIndexNotes } from './0034-snapshot-index-notes.js';
+import { snapshotIndexTagRecords } from './0034-snapshot-index-tag-records.js';
 
 export const MIGRATIONS: readonly Migration[] = [
   foundation,
@@ -40,5 +40,5 @@ export const MIGRATIONS: readonly Migration[] = [
   leaderLeases,
   eventKeys,
   taskReadLatency,
-  snapshotIndexNotes,
+  snapshotIndexTagRecords,
 ];

@@ -15,7 +15,7 @@ import type { KindContext, TaskReport } from './task-report.js';
 export async function runForgetTask(spec: ForgetSpec, context: KindContext): Promise<TaskReport> {
   return withTaskRepository(spec.repository, async (repo) => {
     const warnings: string[] = [];
-    const snapshots = await listSnapshots(repo, { ...(spec.vm === undefined ? {} : { vm: spec.vm }), onDamaged: (id) => void warnings.push(`snapshot ${id.slice(0, 8)} has a damaged manifest and is left alone`) });
+    const snapshots = await listSnapshots(repo, { ...(spec.vm === undefined ? {} : { vm: spec.vm }), requireTags: true, onDamaged: (id) => void warnings.push(`snapshot ${id.slice(0, 8)} has a damaged manifest and is left alone`) });
     const protections = await listProtections(repo);
     const groups = applyRetention(snapshots.map((s) => ({ ...s, protected: protections.has(s.id) })), spec.policy);
     const removed: { id: string; vm: string; time: string }[] = [];
