@@ -21,8 +21,11 @@ import {
   LocalBackend,
   openRepository,
   pruneRepository,
+  setSnapshotTags,
   SPACE_RESERVE_BYTES,
+  TAGS_PREFIX,
   verifyRepository,
+  writeTagRecord,
   type FormatVersion,
   type Repository,
 } from './index.js';
@@ -62,13 +65,14 @@ async function count(repo: Repository, prefix: string): Promise<number> {
 
 // Format 1 on purpose: it counts chunk objects (`chunks/`). Format 2's prune (packs, repacking):
 // prune-packs.test.ts.
-test('format 1: prune removes exactly what no snapshot references, and the notes of forgotten snapshots', async () => {
+test('format 1: prune removes exactly what no snapshot references, and the notes and tag records of forgotten snapshots', async () => {
   const repo = await newRepo(1);
   try {
     const shared = seededBytes(1, 512 * KiB); // 8 chunks both snapshots use
     const a = await backup(repo, 'a', Buffer.concat([shared, seededBytes(2, 256 * KiB)]));
     const b = await backup(repo, 'b', Buffer.concat([shared, seededBytes(3, 384 * KiB)]));
     await addSnapshotNote(repo, a.id, 'test-restore', { passed: true });
+    await setSnapshotTags(repo, a, { add: ['legal-hold'] }, { now: new Date() });
     assert.equal(await count(repo, CHUNKS_PREFIX), 8 + 4 + 6);
     const dry = await pruneRepository(repo, { dryRun: true });
     assert.equal(dry.chunksRemoved, 0);
@@ -76,15 +80,20 @@ test('format 1: prune removes exactly what no snapshot references, and the notes
 
     await deleteSnapshot(repo, a.id);
     assert.equal((await listSnapshotNotes(repo)).length, 0, 'forget removes the notes of the snapshot');
-    await addSnapshotNote(repo, a.id, 'test-restore', { passed: true }); // an orphan, as a crash would leave
+    assert.equal(await count(repo, TAGS_PREFIX), 0, 'forget removes the tag records of the snapshot');
+    await addSnapshotNote(repo, a.id, 'test-restore', { passed: true }); // orphans, as a crash would leave
+    await writeTagRecord(repo, a.id, ['legal-hold'], new Date());
     const preview = await pruneRepository(repo, { dryRun: true });
-    assert.deepEqual([preview.chunksRemoved, preview.notesRemoved], [4, 1]);
+    assert.deepEqual([preview.chunksRemoved, preview.notesRemoved, preview.tagRecordsRemoved], [4, 1, 1]);
+    assert.equal(await count(repo, TAGS_PREFIX), 1, 'a dry run removes no tag record');
     assert.equal(await count(repo, CHUNKS_PREFIX), 18, 'a dry run removes nothing');
 
     const report = await pruneRepository(repo);
     assert.equal(report.chunksRemoved, 4);
     assert.ok(report.indexPagesRemoved >= 1, 'a\'s index page went too');
     assert.equal(report.notesRemoved, 1);
+    assert.equal(report.tagRecordsRemoved, 1);
+    assert.equal(await count(repo, TAGS_PREFIX), 0);
     assert.ok(report.bytesFreed > 4 * 64 * KiB * 0.9, `${report.bytesFreed} bytes freed`);
     assert.equal(report.chunksKept, 14);
     assert.equal(await count(repo, CHUNKS_PREFIX), 14);

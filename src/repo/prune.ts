@@ -3,7 +3,7 @@ import { CofferError, isCofferError } from '../errors/index.js';
 import { isZeroEntry } from './format/index-page.js';
 import { IdPrefixSet } from './id-prefix-set.js';
 import { recordChunkDeletions } from './chunk-cache.js';
-import { CHUNKS_PREFIX, idFromKey, INDEXES_PREFIX, noteKey, NOTES_PREFIX, TREES_PREFIX } from './layout.js';
+import { CHUNKS_PREFIX, idFromKey, INDEXES_PREFIX, noteKey, NOTES_PREFIX, TAGS_PREFIX, TREES_PREFIX } from './layout.js';
 import { lockedUntil } from './lock/locked-until.js';
 import { LASTING_NOTE_KINDS, listSnapshotNotes } from './snapshot-notes.js';
 import { acquirePruneLease, type LeaseInfo } from './leases.js';
@@ -41,6 +41,8 @@ export interface PruneReport {
   indexPagesRemoved: number;
   /** Notes about snapshots that no longer exist. */
   notesRemoved: number;
+  /** Tag records (`coffer tag`, snapshot-tags.ts) of snapshots that no longer exist. */
+  tagRecordsRemoved: number;
   bytesFreed: number;
   /** Chunks and index pages kept (still referenced). */
   chunksKept: number;
@@ -188,7 +190,7 @@ async function pruneOnce(repo: Repository, options: PruneOptions, lowSpace: bool
   try {
     const report: PruneReport = {
       dryRun, snapshots: 0, chunksReferenced: 0, indexPagesReferenced: 0, chunksRemoved: 0, indexPagesRemoved: 0,
-      notesRemoved: 0, bytesFreed: 0, chunksKept: 0, bytesKept: 0, expiredLeasesRemoved: held?.expiredRemoved ?? 0, quarantineRetired: 0, stillLocked: 0,
+      notesRemoved: 0, tagRecordsRemoved: 0, bytesFreed: 0, chunksKept: 0, bytesKept: 0, expiredLeasesRemoved: held?.expiredRemoved ?? 0, quarantineRetired: 0, stillLocked: 0,
     };
     // Mark.
     const damaged: string[] = [];
@@ -258,7 +260,7 @@ async function pruneOnce(repo: Repository, options: PruneOptions, lowSpace: bool
     }
 
     // Sweep: list, then delete what nothing references.
-    const garbage: { key: string; size: number; kind: 'chunk' | 'page' | 'note' }[] = [];
+    const garbage: { key: string; size: number; kind: 'chunk' | 'page' | 'note' | 'tags' }[] = [];
     for await (const entry of repo.backend.list(CHUNKS_PREFIX)) {
       const id = idFromKey(entry.key);
       if (id === null) continue;
@@ -288,6 +290,11 @@ async function pruneOnce(repo: Repository, options: PruneOptions, lowSpace: bool
       }
       for (const [key, size] of orphans) if (!lasting.has(key)) garbage.push({ key, size, kind: 'note' });
     }
+    // Tag records of snapshots that are gone (a forget that stopped between the manifest and them), unread.
+    for await (const entry of repo.backend.list(TAGS_PREFIX)) {
+      const snapshot = /^tags\/([0-9a-f]{64})\./.exec(entry.key)?.[1];
+      if (snapshot !== undefined && !alive.has(snapshot)) garbage.push({ key: entry.key, size: entry.size, kind: 'tags' });
+    }
     // Before the first delete: every chunk cache built until now is stale (chunk-cache.ts).
     if (!dryRun && garbage.some((object) => object.kind === 'chunk')) await recordChunkDeletions(repo.backend);
     let swept = 0;
@@ -309,7 +316,8 @@ async function pruneOnce(repo: Repository, options: PruneOptions, lowSpace: bool
         report.chunksRemoved++;
         removedChunks.add(idFromKey(object.key) as string);
       } else if (object.kind === 'page') report.indexPagesRemoved++;
-      else report.notesRemoved++;
+      else if (object.kind === 'note') report.notesRemoved++;
+      else report.tagRecordsRemoved++;
       report.bytesFreed += object.size;
     });
     // Format 2: the pack-removal records no kept snapshot's next incremental needs (§19.11).

@@ -4,7 +4,7 @@ import type { PruneReport } from '../../repo/index.js';
 import { renderPrune } from './prune.js';
 
 const report = (extra: Partial<PruneReport> = {}): PruneReport => ({
-  dryRun: false, snapshots: 2, chunksReferenced: 48, indexPagesReferenced: 2, chunksRemoved: 0, indexPagesRemoved: 0, notesRemoved: 0,
+  dryRun: false, snapshots: 2, chunksReferenced: 48, indexPagesReferenced: 2, chunksRemoved: 0, indexPagesRemoved: 0, notesRemoved: 0, tagRecordsRemoved: 0,
   bytesFreed: 0, chunksKept: 48, bytesKept: 0, expiredLeasesRemoved: 0, quarantineRetired: 0, stillLocked: 0, ...extra,
 });
 

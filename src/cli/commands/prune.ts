@@ -90,6 +90,7 @@ export function renderPrune(r: PruneReport): string {
     const m = r.segments;
     if (m !== undefined && m.segmentsMerged > 0) lines.push(`index segments: ${m.segmentsBefore} before; ${m.segmentsMerged} small one(s) ${r.dryRun ? 'would be merged' : `merged into ${m.segmentsWritten}`}`);
   }
+  if (r.tagRecordsRemoved > 0) lines.push(`${verb} ${r.tagRecordsRemoved} tag record(s) (coffer tag) of snapshots forgotten`);
   if (r.quarantineRetired > 0) lines.push(`${r.dryRun ? 'would retire' : 'retired'} the quarantine markers of ${r.quarantineRetired} chunk(s) verify found damaged: their damaged copies are gone, so backups deduplicate against them again instead of storing them once more`);
   if (r.temporaryFilesRemoved !== undefined) lines.push(`removed ${r.temporaryFilesRemoved.files} temporary file(s) of writes that never finished (a process killed while writing): ${formatBytes(r.temporaryFilesRemoved.bytes)}`);
   if (r.stillLocked > 0) lines.push(`${r.stillLocked} object(s) no snapshot uses are still locked (Object Lock): a later prune removes them`);

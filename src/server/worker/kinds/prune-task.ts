@@ -41,7 +41,7 @@ export async function pruneWithReport(repo: Repository, spec: Pick<PruneSpec, 'd
       ...(r.packs?.unreadable ?? []).map((u) => `kept ${u.pack} as it is: ${u.message} (run verify --read-data)`),
     ],
     figures: {
-      snapshots: r.snapshots, chunksRemoved: r.chunksRemoved, indexPagesRemoved: r.indexPagesRemoved, notesRemoved: r.notesRemoved,
+      snapshots: r.snapshots, chunksRemoved: r.chunksRemoved, indexPagesRemoved: r.indexPagesRemoved, notesRemoved: r.notesRemoved, tagRecordsRemoved: r.tagRecordsRemoved,
       bytesFreed: r.bytesFreed, chunksKept: r.chunksKept, bytesKept: r.bytesKept, expiredLeasesRemoved: r.expiredLeasesRemoved, quarantineRetired: r.quarantineRetired, durationMs: Date.now() - started,
       ...(r.packs === undefined ? {} : { packsDeleted: r.packs.packsDeleted, packsRepacked: r.packs.packsRepacked, packsKept: r.packs.packsKept, packsWritten: r.packs.packsWritten, bytesRewritten: r.packs.bytesRewritten, damagedCopiesDropped: r.packs.damagedCopiesDropped }),
     },
