@@ -2,17 +2,20 @@
  * A repository served by a real `coffer serve-repo` (HTTPS, self-signed certificate pinned
  * through COFFER_REPO_FINGERPRINT), used by the `coffer` binary with `-r https://…`: an agent
  * with an append-only token backs up, restores byte for byte and lists files; it cannot forget,
- * prune or retag (`coffer tag`); a second agent sees none of its snapshots; the administrator's full token forgets
- * and prunes. And the one-line refusals: no token, a wrong token, a wrong fingerprint.
+ * prune or retag (`coffer tag`, nor a raw put or delete under `tags/`: the server refuses it;
+ * a `tags` note it writes changes nothing), so `forget --keep-tag` keeps what the
+ * administrator tagged; it sees its own snapshots' effective tags, a second agent sees none of
+ * its snapshots; the administrator's full token forgets and prunes. And the one-line
+ * refusals: no token, a wrong token, a wrong fingerprint.
  */
 import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { isCofferError } from '../errors/index.js';
-import { HttpBackend, parseHttpLocation } from '../repo/index.js';
+import { addSnapshotNote, HttpBackend, openRepository, parseHttpLocation, writeTagRecord } from '../repo/index.js';
 import { buildExt4Disk, requireTools, startTestRepoServer, type PartitionedDisk, type TestRepoServer } from '../testing/index.js';
-import { assertExit, assertOneLineError, assertSameBytes, coffer, cofferJson, makeWorkDir, removeDir, type BackupJson } from './cli-harness.js';
+import { assertExit, assertOneLineError, assertSameBytes, coffer, cofferJson, makeWorkDir, removeDir, type BackupJson, type ForgetPolicyJson } from './cli-harness.js';
 
 const MiB = 1 << 20;
 let work: string;
@@ -44,7 +47,7 @@ after(async () => {
 const env = () => ({ COFFER_PASSWORD: 'served', COFFER_REPO_FINGERPRINT: server.fingerprint, XDG_CACHE_HOME: join(work, 'cache') });
 const as = (name: string, args: string[], repo = url) => [...args, '-r', repo, '--repo-token-file', tokenFile(name)];
 
-test('an append-only agent backs up, restores and lists files; it cannot forget, prune or retag; another agent sees nothing; the administrator forgets and prunes', async () => {
+test('an append-only agent backs up, restores and lists files; it cannot forget, prune or retag (the server refuses it tag records), so forget --keep-tag keeps the hold an administrator set; another agent sees nothing; the administrator forgets and prunes', async () => {
   const backup = await cofferJson<BackupJson>(as('web01', ['backup', '--vm', 'web01', disk.path]), { env: env(), timeoutMs: 120_000 });
   const restored = join(work, 'restored.raw');
   assertExit(await coffer(as('web01', ['restore', 'web01:latest', '--to', restored]), { env: env(), timeoutMs: 120_000 }), 0);
@@ -64,13 +67,52 @@ test('an append-only agent backs up, restores and lists files; it cannot forget,
   assertExit(notFound, 2);
 
   // Tags after the fact (coffer tag) need the full token: an agent could otherwise remove a
-  // tag the administrator set for retention (a note it cannot even see), and forget would remove the snapshot.
+  // tag the administrator set for retention, and forget would remove the snapshot.
   assertExit(await coffer(as('admin', ['tag', backup.id, '--add', 'legal-hold']), { env: env() }), 0);
   const retag = await coffer(as('web01', ['tag', backup.id, '--set', 'routine']), { env: env() });
   assertExit(retag, 21);
   assert.match(assertOneLineError(retag), /append-only.*full-access token/);
+  const seen = await cofferJson<{ id: string; tags: string[] }[]>(as('web01', ['snapshots']), { env: env() });
+  assert.deepEqual(seen.find((s) => s.id === backup.id)?.tags, ['legal-hold'], 'the agent sees the effective tags of its own snapshot');
+  // A compromised agent, which holds the key, bypasses the client: the server refuses its raw put
+  // and delete under tags/; a note of kind `tags` (what tags were before they had a prefix) is
+  // its to write, and changes nothing.
+  const client = (name: string) => new HttpBackend(parseHttpLocation(url), { token: server.tokens[name] as string, fingerprint: server.fingerprint, attempts: 1 });
+  const [adminClient, agentClient, otherClient] = [client('admin'), client('web01'), client('web02')];
+  try {
+    const records: string[] = [];
+    for await (const entry of adminClient.list('tags/')) records.push(entry.key);
+    assert.equal(records.length, 1);
+    const held = records[0] as string;
+    const listedByAgent: string[] = [];
+    for await (const entry of agentClient.list('tags/')) listedByAgent.push(entry.key);
+    assert.deepEqual(listedByAgent, [held], 'the agent lists the tag record of its own snapshot');
+    const listedByOther: string[] = [];
+    for await (const entry of otherClient.list('tags/')) listedByOther.push(entry.key);
+    assert.deepEqual(listedByOther, [], 'another agent does not');
+    await assert.rejects(otherClient.get(held), (e) => isCofferError(e, 'E_MISSING_OBJECT'));
+    const agentRepo = await openRepository(agentClient, { passphrase: 'served', threads: 1 });
+    try {
+      await assert.rejects(writeTagRecord(agentRepo, backup.id, ['routine'], new Date('2099-01-01T00:00:00Z')), (e) => isCofferError(e, 'E_ACCESS_DENIED'));
+      await assert.rejects(agentClient.delete(held), (e) => isCofferError(e, 'E_ACCESS_DENIED'));
+      await addSnapshotNote(agentRepo, backup.id, 'tags', { tags: ['routine'] }, new Date('2099-01-01T00:00:00Z'));
+    } finally {
+      await agentRepo.close();
+    }
+    const after: string[] = [];
+    for await (const entry of adminClient.list('tags/')) after.push(entry.key);
+    assert.deepEqual(after, [held], 'the administrator\'s record stands alone');
+  } finally {
+    adminClient.destroy();
+    agentClient.destroy();
+    otherClient.destroy();
+  }
   const held = await cofferJson<{ id: string; tags: string[] }[]>(as('admin', ['snapshots']), { env: env() });
   assert.deepEqual(held.find((s) => s.id === backup.id)?.tags, ['legal-hold']);
+  // The retention the hold is for: the older snapshot is kept by its tag, not removed.
+  const kept = await cofferJson<ForgetPolicyJson>(as('admin', ['forget', '--vm', 'web01', '--keep-last', '1', '--keep-tag', 'legal-hold']), { env: env() });
+  assert.deepEqual(kept.removed, []);
+  assert.deepEqual(kept.vms[0]?.snapshots.find((s) => s.id === backup.id)?.reasons, ['tag legal-hold']);
 
   const forget = await coffer(as('web01', ['forget', backup.id]), { env: env() });
   assertExit(forget, 21);

@@ -1,4 +1,4 @@
-import { CHUNKS_PREFIX, CONFIG_KEY, DELETIONS_KEY, DIGEST_KEY_KEY, DIGESTS_PREFIX, INDEXES_PREFIX, KEYS_PREFIX, LEASES_PREFIX, NOTES_PREFIX, PACKS_PREFIX, PROTECTED_PREFIX, QUARANTINE_PREFIX, REMOVED_PACKS_PREFIX, SEGMENTS_PREFIX, SNAPSHOTS_PREFIX, TREES_PREFIX, VERIFICATIONS_PREFIX } from '../../repo/index.js';
+import { CHUNKS_PREFIX, CONFIG_KEY, DELETIONS_KEY, DIGEST_KEY_KEY, DIGESTS_PREFIX, INDEXES_PREFIX, KEYS_PREFIX, LEASES_PREFIX, NOTES_PREFIX, PACKS_PREFIX, PROTECTED_PREFIX, QUARANTINE_PREFIX, REMOVED_PACKS_PREFIX, SEGMENTS_PREFIX, SNAPSHOTS_PREFIX, TAGS_PREFIX, TREES_PREFIX, VERIFICATIONS_PREFIX } from '../../repo/index.js';
 import type { Principal } from './token-store.js';
 
 /**
@@ -15,6 +15,7 @@ import type { Principal } from './token-store.js';
  * | `packs/` (format 2) ⁶                               | yes (by id, also a byte range) | **no** | yes, when its bytes hash to its id | kept as is | no |
  * | `segments/` (format 2) ⁶                            | yes (by id) | its own only  | yes     | kept as is                       | no     |
  * | `snapshots/`, `notes/`, `protected/`, `verifications/` | its own ² | its own only  | yes     | only the identical bytes         | no     |
+ * | `tags/` ⁸                                           | its own snapshots' | its own snapshots' only | **no** | **no**              | **no** |
  * | `leases/`                                           | yes       | yes ³           | yes     | its own (a refresh)              | its own |
  * | `quarantine/`                                       | no        | yes ⁴           | no      | no                               | no     |
  * | `removed-packs/` (format 2) ⁷                       | yes       | yes             | no      | no                               | no     |
@@ -45,11 +46,33 @@ import type { Principal } from './token-store.js';
  * ⁷ Pack-removal records (docs/repository-format.md §19.11): a backup lists them and reads
  *   those since its parent's, to learn which of its parent's packs a prune removed. Only prune
  *   (a full token) writes them; they name packs, never chunks.
+ * ⁸ Tag records (`coffer tag`, docs/repository-format.md §20): the newest one sets a snapshot's
+ *   tags whole, so a writer could remove a tag an administrator set for retention
+ *   (`forget --keep-tag legal-hold`) and let the next forget remove the snapshot. Only a full
+ *   token writes or deletes them, whoever wrote the snapshot. An agent reads and lists the
+ *   records of its own snapshots, so that `snapshots`, `restore`, `backup` show and use the
+ *   effective tags: the key names the snapshot (`tags/<snapshot id>.<record id>`), and the
+ *   owner that counts is the recorded writer of `snapshots/<snapshot id>`
+ *   ({@link ownershipKey}); other snapshots' records are answered 404 and left out of
+ *   listings, as ².
  */
 export type ListScope = 'all' | 'own' | 'denied';
 
 /** Prefixes whose objects are visible to an append-only token only when it wrote them. */
 export const OWNED_PREFIXES = [SNAPSHOTS_PREFIX, NOTES_PREFIX, PROTECTED_PREFIX, VERIFICATIONS_PREFIX] as const;
+
+const TAG_RECORD = /^tags\/([0-9a-f]{64})\.[0-9a-f]{64}$/;
+
+/**
+ * The key whose recorded writer decides who may see `key`: for a tag record
+ * (`tags/<snapshot id>.<record id>`) the snapshot's manifest, `snapshots/<snapshot id>` (a
+ * tag record is always a full token's, and belongs to the snapshot it tags); `key` itself for
+ * every other key.
+ */
+export function ownershipKey(key: string): string {
+  const snapshot = TAG_RECORD.exec(key)?.[1];
+  return snapshot === undefined ? key : `${SNAPSHOTS_PREFIX}${snapshot}`;
+}
 
 /** True for keys whose writer the server records (the owned prefixes and leases). */
 export function recordsOwner(key: string): boolean {
@@ -75,21 +98,24 @@ export function contentDigestOf(key: string): string | null {
 const isOwned = (key: string) => OWNED_PREFIXES.some((prefix) => key.startsWith(prefix));
 const isContentAddressed = (key: string) => CONTENT_ADDRESSED_PREFIXES.some((prefix) => key.startsWith(prefix));
 
-/** May this token read (get, has) `key`? `'hidden'`: answer as if absent. */
+/**
+ * May this token read (get, has) `key`? `'hidden'`: answer as if absent. `owner` is the
+ * recorded writer of {@link ownershipKey}(key).
+ */
 export function readAccess(who: Principal, key: string, owner: string | undefined): 'yes' | 'hidden' | 'denied' {
   if (!who.appendOnly) return 'yes';
   if (key === CONFIG_KEY || key === DELETIONS_KEY || key.startsWith(KEYS_PREFIX) || isContentAddressed(key) || key.startsWith(LEASES_PREFIX)) return 'yes';
   if (key.startsWith(REMOVED_PACKS_PREFIX)) return 'yes';
   if (key === DIGEST_KEY_KEY) return 'yes';
-  if (isOwned(key)) return owner === who.name ? 'yes' : 'hidden';
+  if (isOwned(key) || key.startsWith(TAGS_PREFIX)) return owner === who.name ? 'yes' : 'hidden';
   return 'denied';
 }
 
-/** Which keys under `prefix` this token may list. */
+/** Which keys under `prefix` this token may list (`own`: those whose {@link ownershipKey} it wrote). */
 export function listScope(who: Principal, prefix: string): ListScope {
   if (!who.appendOnly) return 'all';
   if (prefix.startsWith(KEYS_PREFIX) || prefix.startsWith(LEASES_PREFIX) || prefix.startsWith(QUARANTINE_PREFIX) || prefix.startsWith(REMOVED_PACKS_PREFIX)) return 'all';
-  if (isOwned(prefix) || prefix.startsWith(SEGMENTS_PREFIX)) return 'own';
+  if (isOwned(prefix) || prefix.startsWith(SEGMENTS_PREFIX) || prefix.startsWith(TAGS_PREFIX)) return 'own';
   return 'denied';
 }
 
@@ -100,7 +126,7 @@ export function listScope(who: Principal, prefix: string): ListScope {
  */
 export function putAccess(who: Principal, key: string, existing: { owner: string | undefined } | null): 'write' | 'keep' | 'same-bytes' | 'denied' {
   if (!who.appendOnly) return 'write';
-  if (key === CONFIG_KEY || key === DELETIONS_KEY || key.startsWith(KEYS_PREFIX) || key.startsWith(QUARANTINE_PREFIX)) return 'denied';
+  if (key === CONFIG_KEY || key === DELETIONS_KEY || key.startsWith(KEYS_PREFIX) || key.startsWith(QUARANTINE_PREFIX) || key.startsWith(TAGS_PREFIX)) return 'denied';
   if (key === DIGEST_KEY_KEY) return existing === null ? 'write' : 'same-bytes';
   if (key.startsWith(DIGESTS_PREFIX)) return /^digests\/[0-9a-f]{64}$/.test(key) ? (existing === null ? 'write' : 'keep') : 'denied';
   if (!isContentAddressed(key) && !isOwned(key) && !key.startsWith(LEASES_PREFIX)) return 'denied';

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { CofferError, isCofferError } from '../../errors/index.js';
 import { checkedKey, readRange, type Backend } from '../../repo/index.js';
-import { contentDigestOf, deleteAccess, listScope, putAccess, readAccess, recordsOwner } from './access-policy.js';
+import { contentDigestOf, deleteAccess, listScope, ownershipKey, putAccess, readAccess, recordsOwner } from './access-policy.js';
 import { AuthFailureLimiter } from './auth-limiter.js';
 import { ListSessions } from './list-sessions.js';
 import { OwnerIndex } from './owner-index.js';
@@ -176,7 +176,7 @@ export async function startRepoServer(options: RepoServerOptions): Promise<Runni
   app.get('/:repo/objects/*', async (request, reply) => {
     const t = target(request, reply, true);
     if (t === undefined) return reply;
-    const access = readAccess(t.who, t.key, t.repo.owners.ownerOf(t.key));
+    const access = readAccess(t.who, t.key, t.repo.owners.ownerOf(ownershipKey(t.key)));
     if (access === 'denied') return send(reply, problem('E_ACCESS_DENIED', `an append-only token may not read ${t.key}`));
     if (access === 'hidden') return send(reply, { status: 404, code: 'E_MISSING_OBJECT', title: 'no such object', detail: `no object ${t.key}` });
     const rangeHeader = request.headers.range;
@@ -204,7 +204,7 @@ export async function startRepoServer(options: RepoServerOptions): Promise<Runni
   app.head('/:repo/objects/*', async (request, reply) => {
     const t = target(request, reply, true);
     if (t === undefined) return reply;
-    const access = readAccess(t.who, t.key, t.repo.owners.ownerOf(t.key));
+    const access = readAccess(t.who, t.key, t.repo.owners.ownerOf(ownershipKey(t.key)));
     if (access === 'denied') return send(reply, problem('E_ACCESS_DENIED', `an append-only token may not read ${t.key}`));
     const present = access === 'yes' && (await t.repo.backend.has(t.key));
     if (!present) return send(reply, { status: 404, code: 'E_MISSING_OBJECT', title: 'no such object', detail: `no object ${t.key}` });
@@ -278,7 +278,7 @@ export async function startRepoServer(options: RepoServerOptions): Promise<Runni
       const owners = t.repo.owners;
       const name = t.who.name;
       const entries = t.repo.backend.list(prefix);
-      const filtered = scope === 'own' ? ownOnly(entries, (key) => owners.ownerOf(key) === name) : entries;
+      const filtered = scope === 'own' ? ownOnly(entries, (key) => owners.ownerOf(ownershipKey(key)) === name) : entries;
       page = await listings.start(`${t.name}:${name}`, filtered, limit);
     }
     return reply.code(200).header('content-type', 'application/json').send(JSON.stringify(page));
@@ -300,7 +300,7 @@ export async function startRepoServer(options: RepoServerOptions): Promise<Runni
       }
     }
     const present = await Promise.all(checked.map(async (key) => {
-      const access = readAccess(t.who, key, t.repo.owners.ownerOf(key));
+      const access = readAccess(t.who, key, t.repo.owners.ownerOf(ownershipKey(key)));
       if (access === 'denied') return null;
       return access === 'yes' && (await t.repo.backend.has(key));
     }));
