@@ -13,7 +13,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
-import { listSnapshots, LocalBackend, openRepository, saveSnapshot, type Repository, type Snapshot } from '../../repo/index.js';
+import { applyRetention, listSnapshots, LocalBackend, openRepository, saveSnapshot, type Repository, type Snapshot } from '../../repo/index.js';
 import { makeTempDir, startPostgres, type TestPostgres } from '../../testing/index.js';
 import { openStateDatabase, type StateDatabase } from '../state/index.js';
 import { makeRepository } from '../tasks/task-fixtures.js';
@@ -219,4 +219,22 @@ test('a cursor that this code did not make is refused with E_USAGE', async () =>
   const { state } = (await engines())[0] as { state: StateDatabase };
   const index = new SnapshotIndex(state.db);
   await assert.rejects(index.page('main', { limit: 5, cursor: 'bm90IGEgY3Vyc29y' }), { code: 'E_USAGE' });
+});
+
+test('a file snapshot\'s paths are in its row (migration 18), so the retention preview groups a VM\'s disk and file snapshots apart, as forget does (both engines)', async () => {
+  const tree = join(dir.path, 'etc-of-cli-vm');
+  await mkdir(tree, { recursive: true });
+  await writeFile(join(tree, 'motd'), 'one\n');
+  await coffer(['backup', '-r', repoUrl, '--password-file', passFile, '--files', tree, '--host', 'cli-vm']);
+  await writeFile(join(tree, 'motd'), 'two\n');
+  await coffer(['backup', '-r', repoUrl, '--password-file', passFile, '--files', tree, '--host', 'cli-vm']);
+  for (const { name, state } of await engines()) {
+    const index = new SnapshotIndex(state.db);
+    await index.refresh('main', repoUrl, async () => repo);
+    const rows = await index.all('main', { vm: 'cli-vm' });
+    assert.deepEqual(rows.map((s) => [s.kind, s.files]), [['disk', undefined], ['files', { paths: [tree] }], ['files', { paths: [tree] }]], name);
+    // What editor-preview-routes.ts hands applyRetention: keep-last 1 keeps the disk snapshot and the newer file snapshot.
+    const groups = applyRetention(rows.map((s) => ({ id: s.id, vm: s.vm, time: s.time, tags: s.tags, protected: false, ...(s.files === undefined ? {} : { files: s.files }) })), { last: 1 });
+    assert.deepEqual(groups.map((g) => g.decisions.filter((d) => d.keep).map((d) => d.snapshot.id)), [[rows[0]?.id], [rows[2]?.id]], name);
+  }
 });

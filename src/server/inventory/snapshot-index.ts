@@ -8,7 +8,7 @@
  * gone (a forget, by the server or by the CLI behind its back). Tags changed after the fact
  * (`coffer tag`: tag records under `tags/`, whose newest one sets a snapshot's tags) are found
  * the same way: a refresh lists `tags/` too (usually nearly empty), reads each record it never
- * read (once: a record is never rewritten; migration 34 keeps what it learned), and indexes
+ * read (once: a record is never rewritten; migration 17 keeps what it learned), and indexes
  * again a snapshot whose records came or went, with the effective tags (repo's
  * `withTagRecords`). Notes are never read. A repository whose rows were
  * read from another location under the same name, or whose rows were lost (an emptied table),
@@ -51,6 +51,8 @@ export interface IndexedSnapshot {
   bytesNew: number;
   bytesStored: number;
   consistency?: string;
+  /** A file snapshot's paths or stream (what retention groups it by); absent for disks. */
+  files?: { paths: string[]; stdinName?: string };
 }
 
 /** Filters and keyset position of {@link SnapshotIndex.page}. */
@@ -408,6 +410,7 @@ function toRow(repository: string, s: Snapshot): StateSchema['snapshot_index'] {
     bytes_stored: s.stats.bytesStored,
     parent: s.parent,
     consistency: s.consistency?.level ?? null,
+    files: s.files === undefined ? null : JSON.stringify({ paths: s.files.paths, ...(s.files.stdinName === undefined ? {} : { stdinName: s.files.stdinName }) }),
   };
 }
 
@@ -425,5 +428,6 @@ function fromRow(row: StateSchema['snapshot_index']): IndexedSnapshot {
     bytesNew: Number(row.bytes_new),
     bytesStored: Number(row.bytes_stored),
     ...(row.consistency === null ? {} : { consistency: row.consistency }),
+    ...(row.files === null || row.files === undefined ? {} : { files: JSON.parse(row.files) as { paths: string[]; stdinName?: string } }),
   };
 }

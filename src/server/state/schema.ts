@@ -406,6 +406,8 @@ export interface SnapshotIndexTable {
   parent: string | null;
   /** The consistency level (`application`, `crash`…), when the manifest records one. */
   consistency: string | null;
+  /** A file snapshot's paths or stream, JSON `{paths, stdinName?}` (migration 18); null for disks. */
+  files: string | null;
 }
 
 /** One tag of one indexed snapshot (migration 15): the tag filter's index. */
@@ -416,7 +418,7 @@ export interface SnapshotIndexTagTable {
   id: string;
 }
 
-/** A tag record (`coffer tag`) the index has read (migration 34): its time and tags. */
+/** A tag record (`coffer tag`) the index has read (migration 17): its time and tags. */
 export interface SnapshotIndexTagRecordTable {
   repository: string;
   /** `tags/<snapshot>.<record id>`. */

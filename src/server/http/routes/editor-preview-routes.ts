@@ -98,7 +98,7 @@ export function editorPreviewRoutes(app: FastifyInstance, context: ServiceContex
         return canSee(request, 'inventory.read', [`/repositories/${repo}`, `/vms/${vm}`, ...(host === undefined ? [] : [`/hosts/${host}`])]);
       };
       const [snapshots, protectedIds] = await Promise.all([context.catalog.snapshotSummaries(repo, body.vm === undefined ? {} : { vm: body.vm }), context.catalog.protectedIds(repo)]);
-      const candidates = snapshots.filter((s) => visible(s.vm)).map((s) => ({ id: s.id, vm: s.vm, time: s.time, tags: s.tags, protected: protectedIds.has(s.id) }));
+      const candidates = snapshots.filter((s) => visible(s.vm)).map((s) => ({ id: s.id, vm: s.vm, time: s.time, tags: s.tags, protected: protectedIds.has(s.id), ...(s.files === undefined ? {} : { files: s.files }) }));
       const groups = applyRetention(candidates, policy);
       return {
         vms: groups.map((g) => ({

@@ -11,6 +11,8 @@ import { approvals } from './0005-approvals.js';
 import { tasks } from './0010-tasks.js';
 import { listOrderIndexes } from './0011-list-order-indexes.js';
 import { snapshotIndex } from './0015-snapshot-index.js';
+import { snapshotIndexTagRecords } from './0017-snapshot-index-tag-records.js';
+import { snapshotIndexFilePaths } from './0018-snapshot-index-file-paths.js';
 import { upkeepSchedules } from './0016-upkeep-schedules.js';
 import { notifyEvents } from './0020-notify-events.js';
 import { notifyOutbox } from './0021-notify-outbox.js';
@@ -20,7 +22,6 @@ import { cluster } from './0030-cluster.js';
 import { leaderLeases } from './0031-leader-leases.js';
 import { eventKeys } from './0032-event-keys.js';
 import { taskReadLatency } from './0033-task-read-latency.js';
-import { snapshotIndexTagRecords } from './0034-snapshot-index-tag-records.js';
 
 export const MIGRATIONS: readonly Migration[] = [
   foundation,
@@ -32,6 +33,8 @@ export const MIGRATIONS: readonly Migration[] = [
   listOrderIndexes,
   snapshotIndex,
   upkeepSchedules,
+  snapshotIndexTagRecords,
+  snapshotIndexFilePaths,
   notifyEvents,
   notifyOutbox,
   notifyMetrics,
@@ -40,5 +43,4 @@ export const MIGRATIONS: readonly Migration[] = [
   leaderLeases,
   eventKeys,
   taskReadLatency,
-  snapshotIndexTagRecords,
 ];

@@ -1,5 +1,5 @@
 /**
- * Migration 34: the tag records the snapshot index has seen (server/inventory/snapshot-index.ts),
+ * Migration 17 (the snapshot index's area, 10–19): the tag records the snapshot index has seen (server/inventory/snapshot-index.ts),
  * so that tags changed after the fact (`coffer tag`: a tag record under `tags/`,
  * docs/repository-format.md §20) reach the index's rows, filter and console. A refresh lists
  * `tags/` beside `snapshots/`, reads only the records it has no row for (a record is never
@@ -12,7 +12,7 @@
 import type { Migration } from '../migration.js';
 
 export const snapshotIndexTagRecords: Migration = {
-  id: 34,
+  id: 17,
   name: 'snapshot-index-tag-records',
   async up(db) {
     await db.schema
