@@ -168,8 +168,12 @@ test('a token granted another VM is refused (403) on every browse route; downloa
   assert.ok((await call('GET', '/audit?action=files.archive')).json.items.some((e: { details: { volume: string } }) => e.details.volume === 'files'));
 });
 
-test('a file snapshot restores through the API into a folder (its files, link and owner as recorded) and test-restores by reading every file; disk-only requests are refused (400)', async () => {
-  const to = join(data, 'restores', 'guest1');
+test('a file snapshot restores through the API into a folder the server lists as allowed (its files, link and owner as recorded) and test-restores by reading every file; disk-only requests are refused (400)', async () => {
+  // Where it may go, as the console reads it to propose a folder: the default, DATA/restores (a help-desk token restoring elsewhere reads it too).
+  const targets = await call('GET', '/restore-targets');
+  assert.deepEqual(targets.json, { items: [join(data, 'restores')] }, targets.text);
+  assert.deepEqual((await call('GET', '/restore-targets', { token: otherToken })).json, targets.json);
+  const to = join(targets.json.items[0] as string, 'guest1');
   const started = await call('POST', `${base()}/restore`, { body: { to } });
   assert.equal(started.status, 202, started.text);
   const task = (await call('GET', `/tasks/${started.json.id}?wait=true&timeout=60`)).json;

@@ -17,6 +17,7 @@ import { inventoryRoutes } from './inventory-routes.js';
 import { jobRoutes } from './job-routes.js';
 import { repositoryRoutes } from './repository-routes.js';
 import { repositoryUpkeepRoutes } from './repository-upkeep-routes.js';
+import { restoreTargetRoutes } from './restore-target-routes.js';
 import { runRoutes } from './run-routes.js';
 import { schedulerRoutes } from './scheduler-routes.js';
 import { snapshotRecordRoutes } from './snapshot-record-routes.js';
@@ -47,6 +48,7 @@ export const ROUTE_GROUPS: readonly RouteGroup[] = [
   eventRoutes,
   schedulerRoutes,
   taskActionRoutes,
+  restoreTargetRoutes,
   fileRoutes,
   editorPreviewRoutes,
   workerRoutes,
