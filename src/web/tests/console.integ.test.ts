@@ -19,7 +19,10 @@
  * tape catalog on the health page after a real `coffer tape export` (and its empty state); the
  * storage forecast from the free space the server reads; a guest agent's VM added to the
  * configuration and its file snapshot (`coffer backup --files` under the VM's name) browsed:
- * browse files is all the wizard offers, a file previewed and downloaded equal.
+ * browsing its files or restoring them to a folder on the server is what the wizard offers, a
+ * file previewed and downloaded equal, the files restored into the folder the form proposes
+ * (after its refusals of a folder outside the allowed targets and of a relative path) and
+ * read back from the disk.
  * Screenshots: test-output/screenshots/{light,dark}/ (printed at the end).
  */
 import assert from 'node:assert/strict';
@@ -939,7 +942,7 @@ test('a lost session returns to the login page, and logging in returns to where 
   }
 });
 
-test('a guest agent\'s file snapshot in the wizard: browsing its files is what it offers, they open at once with their owners, and a file previews and downloads equal', async () => {
+test('a guest agent\'s file snapshot in the wizard: its files browsed (they open at once with their owners, a file previews and downloads equal) or restored to a folder on the server (proposed inside the allowed targets, refusals shown, the task\'s figures, the bytes on disk)', async () => {
   const page = adminPage;
   // The agent's VM, added as an administrator adds one, and its backup as the agent writes it: a file backup named after the VM.
   const src = join(dir, 'agent-files');
@@ -955,11 +958,13 @@ test('a guest agent\'s file snapshot in the wizard: browsing its files is what i
 
   await nav('Restore')(page);
   await settled(page, 'Restore');
+  // Searched by name, as a user finds one VM among many (and a list read in the last 15 s, before the VM was added, is not what is shown).
+  await page.getByLabel('Which VM?').fill('guest1');
   await page.getByRole('list', { name: 'VMs' }).getByRole('button', { name: /^guest1-files/ }).click();
   await page.getByRole('list', { name: /^Restore points on / }).getByRole('button').first().click();
   const actions = page.getByRole('list', { name: 'What to restore' });
   await actions.getByRole('button', { name: /^Browse and download files/ }).waitFor();
-  assert.equal(await actions.getByRole('listitem').count(), 1, 'no instant recovery, disks or clone for a snapshot without disks');
+  assert.deepEqual(await actions.getByRole('listitem').locator('p:first-child').allTextContents(), ['Browse and download files', 'Restore the files to a folder on the server'], 'no instant recovery, disks or clone for a snapshot without disks');
   await actions.getByRole('button', { name: /^Browse and download files/ }).click();
   // Its one volume, files, is open: the folders above the paths backed up lead to them.
   await page.getByRole('group', { name: 'Volumes' }).getByRole('button', { name: /^files · coffer-files/, pressed: true }).waitFor();
@@ -972,6 +977,31 @@ test('a guest agent\'s file snapshot in the wizard: browsing its files is what i
   assert.equal(await page.getByTestId('text-preview').textContent(), motd);
   assert.equal((await downloaded(page, () => page.getByRole('link', { name: 'Download motd' }).click())).toString('utf8'), motd);
   await checkPage(page, 'light', 'restore-files-agent');
+
+  // Back to "what", and its files written back into a folder on the server: the one proposed, inside the allowed targets.
+  await page.getByRole('button', { name: /^What to restore/ }).click();
+  await actions.getByRole('button', { name: /^Restore the files to a folder on the server/ }).click();
+  const form = page.getByRole('form', { name: 'Restore the files' });
+  const folder = form.getByLabel('Folder on the server');
+  const proposed = join(dataDir, 'restores', `guest1-files-${id.slice(0, 8)}`);
+  await page.waitForFunction((input) => (input as unknown as { value: string }).value !== '', await folder.elementHandle());
+  assert.equal(await folder.inputValue(), proposed);
+  // The server's refusals, as they come: outside the allowed targets (403), not an absolute path (400).
+  for (const [to, refusal] of [['/etc/coffer-e2e-files', /restores may only write inside/], ['restores/files', /^code E_VALIDATION$/]] as const) {
+    await folder.fill(to);
+    await form.getByRole('button', { name: 'Restore the files' }).click();
+    await form.getByRole('alert').getByText(refusal).waitFor();
+  }
+  await folder.fill(proposed);
+  await form.getByRole('button', { name: 'Restore the files' }).click();
+  assert.equal(await followTask(page), 'succeeded');
+  assert.match((await page.getByTestId('task-summary').textContent()) ?? '', new RegExp(`^restored 1 files \\(${motd.length} bytes\\), \\d+ folders of guest1-files .* into ${proposed}$`));
+  const figures = page.getByRole('table', { name: 'The restored files' });
+  assert.equal(await figures.getByRole('row', { name: /^Files/ }).getByRole('cell').textContent(), '1');
+  assert.equal(await figures.getByRole('row', { name: /^Restored into/ }).getByRole('cell').textContent(), proposed);
+  await checkPage(page, 'light', 'restore-files-to-folder-done');
+  // Its paths kept below the folder, its bytes as backed up.
+  assert.equal(await readFile(join(proposed, src, 'etc', 'motd'), 'utf8'), motd);
 });
 
 test('a RestoreOperator sees no admin page or control, and the API refuses the action anyway', async () => {

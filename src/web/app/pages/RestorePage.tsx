@@ -2,7 +2,8 @@
  * The restore wizard, the help-desk operator's path: pick the VM, a restore point on its
  * calendar (or find the night that still had a file by its name), what to restore, then do
  * it: browse and download files, instant recovery, the disks to a folder, or a clone (a file
- * snapshot offers its files only). The state is the page's address (restore/wizard.ts).
+ * snapshot offers its files only: browsed, or restored to a folder on the server). The state
+ * is the page's address (restore/wizard.ts).
  */
 import { Badge, Card, SimpleGrid, Stack, Text, TextInput, UnstyledButton } from '@mantine/core';
 import { useDebouncedValue } from '@mantine/hooks';
@@ -18,6 +19,7 @@ import { FileBrowser } from '../restore/FileBrowser';
 import { InstantRecoveryPanel } from '../restore/InstantRecoveryPanel';
 import { PointStep, useRestorePoints } from '../restore/PointStep';
 import { RestoreDisksPanel } from '../restore/RestoreDisksPanel';
+import { RestoreFilesPanel } from '../restore/RestoreFilesPanel';
 import { RestoreSteps } from '../restore/RestoreSteps';
 import { ACTION_LABELS, actionsFor, backTo, currentStep, offeredOnly, readWizard, writeWizard, type RestoreAction, type WizardState } from '../restore/wizard';
 
@@ -26,8 +28,10 @@ export function RestorePage() {
   const asked = readWizard(params);
   const { points } = useRestorePoints(asked.vm);
   const point = points.find((p) => p.repo === asked.repo && p.id === asked.snapshot);
-  // A file snapshot has no disks: an action on disks in the address is not offered (the "what" step shows what is).
-  const state = offeredOnly(asked, point?.kind);
+  // A file snapshot has no disks, a disk snapshot no file restore: an action in the address its
+  // restore point does not offer is not chosen (the "what" step shows what is). Until the
+  // point is read, the address is taken as it is (a reload stays on its step).
+  const state = point === undefined ? asked : offeredOnly(asked, point.kind);
   const go = (next: WizardState) => setParams(writeWizard(next));
   const time = point?.time;
   const step = currentStep(state);
@@ -43,6 +47,7 @@ export function RestorePage() {
           {state.what === 'files' && <FileBrowser target={{ repo: state.repo, snapshot: state.snapshot }} />}
           {state.what === 'instant' && <InstantRecoveryPanel target={{ repo: state.repo, snapshot: state.snapshot }} />}
           {(state.what === 'disks' || state.what === 'clone') && <RestoreDisksPanel key={state.what} target={{ repo: state.repo, snapshot: state.snapshot }} vm={state.vm} clone={state.what === 'clone'} />}
+          {state.what === 'files-to-folder' && <RestoreFilesPanel target={{ repo: state.repo, snapshot: state.snapshot }} vm={state.vm} />}
         </Card>
       )}
     </>

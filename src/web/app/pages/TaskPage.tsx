@@ -1,9 +1,9 @@
 /**
  * One task: what it works on, its state with live progress, its figures (bytes read, new and
- * stored, throughput, bottleneck, where the time went; another kind's summary and figures, a
- * clone's new identity), its error, and its log, which grows
- * live while it runs (the events stream's `log` events for this task, after the lines read
- * from `GET /tasks/ID/log`). Cancel while it is queued or running.
+ * stored, throughput, bottleneck, where the time went; another kind's report, a clone's new
+ * identity, a file restore's entries: tasks/ReportFigures.tsx), its error, and its log, which
+ * grows live while it runs (the events stream's `log` events for this task, after the lines
+ * read from `GET /tasks/ID/log`). Cancel while it is queued or running.
  */
 import { Alert, Anchor, Badge, Button, Card, Code, Group, ScrollArea, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
@@ -19,6 +19,7 @@ import { StatusBadge } from '../components/StatusBadge';
 import { TaskProgress } from '../components/TaskProgress';
 import { formatBytes, formatTime } from '../format';
 import { useEvents, type LogLine, type Task } from '../live/events';
+import { ReportFigures } from '../tasks/ReportFigures';
 
 /** How often a task that has not ended is read again besides its events. */
 const STILL_RUNNING_POLL_MS = 5_000;
@@ -210,33 +211,6 @@ export function TaskFigures({ task: t }: { task: Task }) {
         </Alert>
       )}
       {Object.keys(rest).length > 0 && <KeyValues label="More figures" values={rest as Record<string, unknown>} />}
-    </Stack>
-  );
-}
-
-/**
- * The report of a task other than a backup (restore, clone, verify, prune, sync…): its summary
- * in words (a clone's new name and definition file), its figures, its warnings.
- */
-function ReportFigures({ report }: { report: Record<string, unknown> }) {
-  const summary = typeof report.summary === 'string' ? report.summary : undefined;
-  const figures = typeof report.figures === 'object' && report.figures !== null ? (report.figures as Record<string, unknown>) : {};
-  const warnings = Array.isArray(report.warnings) ? report.warnings.filter((w): w is string => typeof w === 'string') : [];
-  const clone = (report.detail as { clone?: { name?: unknown; uuid?: unknown; definitionPath?: unknown } } | undefined)?.clone;
-  return (
-    <Stack gap="sm">
-      {summary !== undefined && (
-        <Text size="sm" data-testid="task-summary">
-          {summary}
-        </Text>
-      )}
-      {clone !== undefined && <KeyValues label="The clone" values={{ name: clone.name, uuid: clone.uuid, definition: clone.definitionPath }} />}
-      {Object.keys(figures).length > 0 && <KeyValues label="Task figures" values={figures} />}
-      {warnings.length > 0 && (
-        <Alert variant="default" title="Warnings">
-          {warnings.join('; ')}
-        </Alert>
-      )}
     </Stack>
   );
 }

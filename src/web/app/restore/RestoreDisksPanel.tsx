@@ -4,13 +4,13 @@
  * script with a new UUID and MAC addresses). The server refuses a path outside its allowed
  * restore targets; the page shows its answer as it is. The task is then followed on its page.
  */
-import { Button, Checkbox, Select, Stack, Text, TextInput } from '@mantine/core';
+import { Button, Checkbox, Select, Stack, TextInput } from '@mantine/core';
 import { useMutation } from '@tanstack/react-query';
 import { useState, type FormEvent } from 'react';
-import { Link } from 'react-router';
 import { call } from '../../api/client';
 import { ProblemAlert } from '../components/ProblemAlert';
 import type { SnapshotRef } from './FileBrowser';
+import { TaskStarted } from './TaskStarted';
 
 const FORMATS = [
   { value: 'qcow2', label: 'qcow2 (QEMU, KVM, Proxmox)' },
@@ -33,7 +33,6 @@ export function RestoreDisksPanel({ target, vm, clone }: { target: SnapshotRef; 
     event.preventDefault();
     restore.mutate();
   };
-  const started = restore.data !== undefined && 'id' in restore.data && typeof restore.data.id === 'string' ? restore.data.id : undefined;
   return (
     <form onSubmit={submit} aria-label={clone ? 'Clone as a new VM' : 'Restore the disks'}>
       <Stack gap="sm" maw={560}>
@@ -45,12 +44,7 @@ export function RestoreDisksPanel({ target, vm, clone }: { target: SnapshotRef; 
           {clone ? 'Clone as a new VM' : 'Restore the disks'}
         </Button>
         {restore.isError && <ProblemAlert error={restore.error} context={clone ? 'Starting the clone' : 'Starting the restore'} />}
-        {started !== undefined && (
-          <Text size="sm" data-testid="restore-started">
-            Started: follow it on <Link to={`/tasks/${started}`}>its task page</Link>.
-          </Text>
-        )}
-        {restore.data !== undefined && started === undefined && <Text size="sm">Waiting for a second administrator's approval.</Text>}
+        <TaskStarted answer={restore.data} />
       </Stack>
     </form>
   );

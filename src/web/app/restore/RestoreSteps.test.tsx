@@ -1,6 +1,7 @@
 import { fireEvent, screen } from '@testing-library/react';
 import { describe, expect, it, vi } from 'vitest';
 import { renderInConsole } from '../testing/render';
+import { proposedTarget } from './restore-target';
 import { RestoreSteps } from './RestoreSteps';
 import { actionsFor, backTo, currentStep, offeredOnly, readWizard, stepSummaries, writeWizard } from './wizard';
 
@@ -27,15 +28,32 @@ describe('the restore wizard\'s state', () => {
     expect(writeWizard(backTo(full, 1)).toString()).toBe('vm=web1');
   });
 
-  it('offers a file snapshot its files only (it has no disks to serve, write out or clone), and forgets a disk action asked of it', () => {
+  it('offers a file snapshot its files only, browsed or restored to a folder (it has no disks to serve, write out or clone), and forgets a disk action asked of it', () => {
     expect(actionsFor('disk')).toEqual(['files', 'instant', 'disks', 'clone']);
     expect(actionsFor(undefined)).toEqual(['files', 'instant', 'disks', 'clone']);
-    expect(actionsFor('files')).toEqual(['files']);
+    expect(actionsFor('files')).toEqual(['files', 'files-to-folder']);
     const instant = readWizard(q('vm=web1-files&repo=main&snapshot=abc&what=instant'));
     expect(currentStep(offeredOnly(instant, 'files'))).toBe(2);
     expect(offeredOnly(instant, 'disk')).toEqual(instant);
     const files = readWizard(q('vm=web1-files&repo=main&snapshot=abc&what=files'));
     expect(offeredOnly(files, 'files')).toEqual(files);
+  });
+
+  it('restores a file snapshot\'s files to a folder from its address; a disk snapshot does not offer it', () => {
+    const toFolder = readWizard(q('vm=web1-files&repo=main&snapshot=abc&what=files-to-folder'));
+    expect(toFolder.what).toBe('files-to-folder');
+    expect(currentStep(offeredOnly(toFolder, 'files'))).toBe(3);
+    expect(readWizard(writeWizard(toFolder))).toEqual(toFolder);
+    expect(currentStep(offeredOnly(toFolder, 'disk'))).toBe(2);
+    expect(currentStep(offeredOnly(toFolder, undefined))).toBe(2);
+    expect(stepSummaries(toFolder)[2]).toBe('Restore the files to a folder on the server');
+  });
+
+  it('proposes a restore folder inside the first folder the server allows, named for the VM and the snapshot', () => {
+    expect(proposedTarget(['/srv/coffer/restores', '/mnt/other'], 'guest1-files', '0123456789abcdef')).toBe('/srv/coffer/restores/guest1-files-01234567');
+    expect(proposedTarget(['/srv/restores/'], 'web1', 'abcdef0123')).toBe('/srv/restores/web1-abcdef01');
+    expect(proposedTarget(['/'], 'a b/c', 'abc')).toBe('/a_b_c-abc');
+    expect(proposedTarget([], 'web1', 'abc')).toBeUndefined();
   });
 
   it('summarises each chosen step', () => {

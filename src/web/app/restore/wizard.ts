@@ -4,15 +4,16 @@
  * button or a link shared with a colleague land on the same step:
  *
  * 1. **VM** (`vm`), 2. **restore point** (`repo` and `snapshot`), 3. **what** (`what`):
- *    browse files, instant recovery, the disks to a path, or a clone as a new VM (a file
- *    snapshot, which has no disks, offers its files only: {@link actionsFor});
+ *    browse files, instant recovery, the disks to a path, or a clone as a new VM; a file
+ *    snapshot, which has no disks, offers its files: browse them, or restore them to a folder
+ *    on the server ({@link actionsFor});
  * 4. **do it**: the chosen action's panel.
  *
  * A later step opens only when every earlier one is chosen; choosing again on an earlier
  * step forgets the later choices (another VM has other snapshots).
  */
 
-export const RESTORE_ACTIONS = ['files', 'instant', 'disks', 'clone'] as const;
+export const RESTORE_ACTIONS = ['files', 'instant', 'disks', 'clone', 'files-to-folder'] as const;
 export type RestoreAction = (typeof RESTORE_ACTIONS)[number];
 
 export const ACTION_LABELS: Record<RestoreAction, { title: string; description: string }> = {
@@ -20,17 +21,23 @@ export const ACTION_LABELS: Record<RestoreAction, { title: string; description: 
   instant: { title: 'Instant recovery', description: 'Serve the disks over NBD now, and start a VM from them with the QEMU command shown.' },
   disks: { title: 'Restore the disks to a path', description: 'Write every disk to a folder on the server, in the disk format you pick.' },
   clone: { title: 'Clone as a new VM', description: 'The disks and a VM definition with a new identity (UUID, MAC addresses), beside the original.' },
+  'files-to-folder': { title: 'Restore the files to a folder on the server', description: 'Write every file and folder back, with its owner, permissions and times, into an empty folder on the server.' },
 };
+
+/** A disk snapshot's actions: its files, its disks served, written out or cloned. */
+const DISK_ACTIONS: readonly RestoreAction[] = ['files', 'instant', 'disks', 'clone'];
+/** A file snapshot's actions: no disks to serve, write out or clone; its files browsed or written back. */
+const FILE_ACTIONS: readonly RestoreAction[] = ['files', 'files-to-folder'];
 
 /** What a restore point holds, as the snapshot list says (`kind`): disks, or files (a host's `coffer backup --files`, a guest agent's backups). */
 export type SnapshotKind = 'disk' | 'files';
 
-/** The actions a restore point offers: a file snapshot has no disks to serve, write out or clone, only files to browse. */
+/** The actions a restore point offers: a file snapshot has no disks to serve, write out or clone, only files to browse or restore to a folder. */
 export function actionsFor(kind: SnapshotKind | undefined): readonly RestoreAction[] {
-  return kind === 'files' ? ['files'] : RESTORE_ACTIONS;
+  return kind === 'files' ? FILE_ACTIONS : DISK_ACTIONS;
 }
 
-/** The state with an action its restore point does not offer (a link to instant recovery of a file snapshot) not chosen. */
+/** The state with an action its restore point does not offer (a link to instant recovery of a file snapshot, to a file snapshot's restore of a disk one) not chosen. */
 export function offeredOnly(state: WizardState, kind: SnapshotKind | undefined): WizardState {
   if (state.what === undefined || actionsFor(kind).includes(state.what)) return state;
   const { what: _what, ...chosen } = state;
