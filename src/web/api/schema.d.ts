@@ -4061,6 +4061,11 @@ export interface operations {
                 content: {
                     "application/json": {
                         vms: {
+                            /** @description present for a group of file snapshots (one per set of paths or stream, apart from the VM's disk snapshots, as forget groups them) */
+                            files?: {
+                                paths: string[];
+                                stdinName?: string;
+                            };
                             keep: number;
                             remove: number;
                             /** @description newest first */

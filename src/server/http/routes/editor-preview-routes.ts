@@ -80,7 +80,7 @@ export function editorPreviewRoutes(app: FastifyInstance, context: ServiceContex
       200: {
         type: 'object',
         required: ['vms'],
-        properties: { vms: { type: 'array', items: { type: 'object', required: ['vm', 'keep', 'remove', 'snapshots'], properties: { vm: { type: 'string' }, keep: { type: 'integer' }, remove: { type: 'integer' }, snapshots: { type: 'array', items: DecisionSchema, description: 'newest first' } } } } },
+        properties: { vms: { type: 'array', items: { type: 'object', required: ['vm', 'keep', 'remove', 'snapshots'], properties: { vm: { type: 'string' }, files: { type: 'object', required: ['paths'], properties: { paths: { type: 'array', items: { type: 'string' } }, stdinName: { type: 'string' } }, description: 'present for a group of file snapshots (one per set of paths or stream, apart from the VM\'s disk snapshots, as forget groups them)' }, keep: { type: 'integer' }, remove: { type: 'integer' }, snapshots: { type: 'array', items: DecisionSchema, description: 'newest first' } } } } },
       },
     },
     async handler(request) {
@@ -103,6 +103,7 @@ export function editorPreviewRoutes(app: FastifyInstance, context: ServiceContex
       return {
         vms: groups.map((g) => ({
           vm: g.vm,
+          ...(g.files === undefined ? {} : { files: g.files }),
           keep: g.decisions.filter((d) => d.keep).length,
           remove: g.decisions.filter((d) => !d.keep).length,
           snapshots: [...g.decisions].reverse().map((d) => ({ id: d.snapshot.id, time: d.snapshot.time, keep: d.keep, reasons: d.reasons })),

@@ -186,30 +186,34 @@ function RetentionPreview({ repository, form }: { repository: string; form: JobF
           <Text size="sm" c="dimmed" mt="xs">No snapshot in {repository} yet.</Text>
         ) : (
           <Stack gap="xs" mt="xs" data-testid="retention-preview">
-            {p.vms.map((vm) => (
-              <div key={vm.vm}>
-                <Text size="sm" fw={600}>
-                  {vm.vm}: keeps {vm.keep}, removes {vm.remove}
-                </Text>
-                <HorizontalScroll label={`Retention of ${vm.vm} (scrolls sideways)`}>
-                  <Table aria-label={`Retention of ${vm.vm}`} verticalSpacing={2}>
-                    <Table.Tbody>
-                      {vm.snapshots.map((s) => (
-                        <Table.Tr key={s.id}>
-                          <Table.Td>{formatTime(s.time)}</Table.Td>
-                          <Table.Td>
-                            <Badge color={s.keep ? 'teal.9' : 'red.9'} variant="filled">
-                              {s.keep ? 'keep' : 'remove'}
-                            </Badge>
-                          </Table.Td>
-                          <Table.Td>{s.reasons.join(', ')}</Table.Td>
-                        </Table.Tr>
-                      ))}
-                    </Table.Tbody>
-                  </Table>
-                </HorizontalScroll>
-              </div>
-            ))}
+            {p.vms.map((vm) => {
+              // A VM's file snapshots are retained apart from its disk snapshots, one group per set of paths (as forget does).
+              const group = vm.files === undefined ? vm.vm : `${vm.vm} (files ${vm.files.stdinName !== undefined ? `stdin ${vm.files.stdinName}` : vm.files.paths.join(', ')})`;
+              return (
+                <div key={group}>
+                  <Text size="sm" fw={600}>
+                    {group}: keeps {vm.keep}, removes {vm.remove}
+                  </Text>
+                  <HorizontalScroll label={`Retention of ${group} (scrolls sideways)`}>
+                    <Table aria-label={`Retention of ${group}`} verticalSpacing={2}>
+                      <Table.Tbody>
+                        {vm.snapshots.map((s) => (
+                          <Table.Tr key={s.id}>
+                            <Table.Td>{formatTime(s.time)}</Table.Td>
+                            <Table.Td>
+                              <Badge color={s.keep ? 'teal.9' : 'red.9'} variant="filled">
+                                {s.keep ? 'keep' : 'remove'}
+                              </Badge>
+                            </Table.Td>
+                            <Table.Td>{s.reasons.join(', ')}</Table.Td>
+                          </Table.Tr>
+                        ))}
+                      </Table.Tbody>
+                    </Table>
+                  </HorizontalScroll>
+                </div>
+              );
+            })}
           </Stack>
         )
       }
