@@ -7,7 +7,7 @@
  * combination and an unknown snapshot are one-line usage errors that change nothing.
  */
 import assert from 'node:assert/strict';
-import { readdir, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { seededBytes } from '../testing/index.js';
@@ -90,6 +90,24 @@ for (const format of [2, 1] as const) {
     assert.equal((await cofferJson<TagJson>(['tag', '-r', repo, second, '--remove', 'audit'], ENV)).snapshots[0]?.changed, false);
   });
 }
+
+test('a tag record that does not open keeps its snapshot under a tag rule (its hold may be in it), with a warning; without a tag rule it decides nothing', async () => {
+  const { repo, ids } = await history('damaged', 2);
+  const [first] = ids;
+  assertExit(await coffer(['tag', '-r', repo, first, '--add', 'legal-hold'], ENV), 0);
+  const [record] = (await readdir(join(repo, 'tags'))).filter((name) => name.startsWith(first));
+  assert.ok(record !== undefined);
+  const bytes = await readFile(join(repo, 'tags', record));
+  bytes[bytes.length - 1] = (bytes[bytes.length - 1] ?? 0) ^ 0xff; // its AEAD tag
+  await writeFile(join(repo, 'tags', record), bytes);
+  const forget = await coffer(['forget', '-r', repo, '--keep-last', '1', '--keep-tag', 'legal-hold', '--dry-run', '--json'], ENV);
+  assertExit(forget, 0);
+  const decided = new Map((JSON.parse(forget.stdout.toString('utf8')) as ForgetPolicyJson).vms.flatMap((g) => g.snapshots).map((s) => [s.id, s]));
+  assert.deepEqual([decided.get(first)?.keep, decided.get(first)?.reasons], [true, ['tags unreadable']], 'kept: the damaged record may hold its legal hold');
+  assert.match(forget.stderr.toString(), new RegExp(`warning: a tag record of snapshot ${first.slice(0, 8)} does not open: its tags are unknown, so a tag rule keeps it`));
+  const noTagRule = await cofferJson<ForgetPolicyJson>(['forget', '-r', repo, '--keep-last', '1', '--dry-run'], ENV);
+  assert.equal(noTagRule.vms.flatMap((g) => g.snapshots).find((s) => s.id === first)?.keep, false, 'no tag rule: its tags decide nothing');
+});
 
 test('a bad tag, a bad combination and an unknown snapshot are one-line usage errors (exit 2) that change nothing', async () => {
   const { repo, ids } = await history('errors', 2);

@@ -36,7 +36,7 @@ export { pageCount, type FilesRecord, type FileWarning, type DiskRecord, type Ch
 export { DEFAULT_KDF, kdfForNewKeys, TESTONLY_WEAKEN_KDF, WEAKEST_KDF, type KdfParams } from './keys/key-file.js';
 export { Repository, initRepository, openRepository, REPOSITORY_DEFAULTS, type InitOptions, type OpenOptions, type KeyInfo } from './repository.js';
 export { saveSnapshot, listSnapshots, loadSnapshot, loadStoredSnapshot, deleteSnapshot, refuseLocked, resolveSnapshot, resolveSnapshotId, skipDamaged, type Snapshot } from './snapshots.js';
-export { changedTags, checkTags, listTagRecords, newestTagRecord, readTagRecord, setSnapshotTags, storedManifest, TAG_RECORD_KEY, withTagRecords, writeTagRecord, type TagChange, type TagOutcome, type TagRecord } from './snapshot-tags.js';
+export { changedTags, checkTags, listTagRecords, newestTagRecord, readTagRecord, setSnapshotTags, snapshotOfTagRecord, storedManifest, TAG_RECORD_KEY, withTagRecords, writeTagRecord, type TagChange, type TagOutcome, type TagRecord } from './snapshot-tags.js';
 export { listProtections, protectionOf, protectSnapshot, unprotectSnapshot, type Protection } from './protection.js';
 export * from './retention/index.js';
 export { DiskIndexReader, DiskIndexWriter } from './disk-index.js';

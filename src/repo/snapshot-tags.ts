@@ -31,6 +31,13 @@ import type { Snapshot } from './snapshots.js';
 /** `tags/<snapshot id>.<record id>`. */
 export const TAG_RECORD_KEY = /^tags\/([0-9a-f]{64})\.([0-9a-f]{64})$/;
 
+/** The snapshot id a tag record's key names (`tags/<snapshot>.<record>`). */
+export function snapshotOfTagRecord(key: string): string {
+  const match = TAG_RECORD_KEY.exec(key);
+  if (match === null) throw new CofferError('E_USAGE', `${key} is not a tag record's key`);
+  return match[1] as string;
+}
+
 /** A tag record that reads: its id, time and the tags it sets. */
 export interface TagRecord {
   id: string;

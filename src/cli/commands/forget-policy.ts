@@ -4,6 +4,7 @@ import {
   deleteSnapshot,
   listProtections,
   listSnapshots,
+  snapshotOfTagRecord,
   type Repository,
   type RetentionGroup,
   type RetentionPolicy,
@@ -27,13 +28,20 @@ export async function forgetByPolicy(
   context: CommandContext,
 ): Promise<number> {
   const damaged: string[] = [];
-  const snapshots = await listSnapshots(repo, { ...(options.vm !== undefined ? { vm: options.vm } : {}), requireTags: true, onDamaged: (id) => damaged.push(id) });
+  const tagsUnreadable = new Set<string>();
+  const snapshots = await listSnapshots(repo, {
+    ...(options.vm !== undefined ? { vm: options.vm } : {}),
+    requireTags: true,
+    onDamaged: (id) => damaged.push(id),
+    onDamagedTags: (key) => void tagsUnreadable.add(snapshotOfTagRecord(key)),
+  });
   for (const id of damaged) context.stderr.write(`warning: snapshot ${id.slice(0, 8)} has a damaged manifest and is left alone; run 'coffer verify'\n`);
+  for (const id of tagsUnreadable) context.stderr.write(`warning: a tag record of snapshot ${id.slice(0, 8)} does not open: its tags are unknown, so a tag rule keeps it; run 'coffer verify'\n`);
   if (options.vm !== undefined && snapshots.length === 0) {
     throw new CofferError('E_SNAPSHOT_NOT_FOUND', `no snapshot of VM ${options.vm} in ${repo.location}`, { subject: { repository: repo.location } });
   }
   const protections = await listProtections(repo);
-  const candidates: Candidate[] = snapshots.map((s) => ({ ...s, protected: protections.has(s.id) }));
+  const candidates: Candidate[] = snapshots.map((s) => ({ ...s, protected: protections.has(s.id), ...(tagsUnreadable.has(s.id) ? { tagsUnreadable: true } : {}) }));
   const groups = applyRetention(candidates, policy);
 
   const removed: Candidate[] = [];

@@ -13,6 +13,12 @@ export interface RetentionCandidate {
   protected: boolean;
   /** A file snapshot's paths (`backup --files`) or stream (`--stdin`); absent for disks. */
   files?: { readonly paths: readonly string[]; readonly stdinName?: string | undefined } | undefined;
+  /**
+   * A tag record of it does not open (repo/snapshot-tags.ts): its tags may not be `tags`. A
+   * policy with tag rules keeps it (`tags unreadable`): the record may hold the tag that
+   * keeps it (a legal hold), and a hold must not vanish with a damaged object.
+   */
+  tagsUnreadable?: boolean;
 }
 
 /** The fate of one snapshot: kept, with every reason that keeps it, or removed (no reasons). */
@@ -23,7 +29,8 @@ export interface RetentionDecision<S extends RetentionCandidate> {
    * Why it is kept, in this order: `protected`, `newest`, `last N` (its rank among the newest),
    * `hourly 2026-11-24T13`, `daily 2026-11-24`, `weekly 2026-W48`, `monthly 2026-11`,
    * `yearly 2026` (a period label gets ` (oldest)` when the snapshot is kept only because it
-   * is the oldest and the rule still had periods to fill), `within 7d`, `tag a,b`.
+   * is the oldest and the rule still had periods to fill), `within 7d`, `tag a,b`, `tags
+   * unreadable` (a tag rule, and a tag record of it that does not open).
    */
   reasons: string[];
 }
@@ -123,6 +130,7 @@ function decideGroup<S extends RetentionCandidate>(group: readonly S[], policy: 
     for (const list of policy.tags ?? []) {
       if (list.every((tag) => snapshot.tags.includes(tag))) reasons.push(`tag ${list.join(',')}`);
     }
+    if (snapshot.tagsUnreadable === true && (policy.tags ?? []).length > 0) reasons.push('tags unreadable');
     decisions.set(snapshot, { snapshot, keep: reasons.length > 0, reasons });
   }
   return timed.map((t) => decisions.get(t.snapshot) as RetentionDecision<S>);
