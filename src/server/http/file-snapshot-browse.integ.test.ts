@@ -190,6 +190,11 @@ test('a file snapshot restores through the API into a folder the server lists as
   assert.equal(proved.status, 'succeeded', JSON.stringify(proved));
   assert.match(JSON.stringify(proved), /"files":3\b/, 'the three files were read back');
 
+  // Again into the same folder, now full: refused at once (409), not a task that fails.
+  const again = await call('POST', `${base()}/restore`, { body: { to } });
+  assert.equal(again.status, 409, again.text);
+  assert.match(again.text, /is not empty: a file snapshot restores into an empty or new folder/);
+
   for (const [what, path, body] of [
     ['a clone', `${base()}/restore`, { to: join(data, 'restores', 'clone'), asVm: 'clone' }],
     ['a disk format', `${base()}/restore`, { to: join(data, 'restores', 'q'), format: 'qcow2' }],

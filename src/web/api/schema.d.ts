@@ -672,7 +672,7 @@ export interface paths {
         put?: never;
         /**
          * Restore a snapshot's disks to a path on the server in any disk format, or as a clone VM; a file snapshot's files into a folder (a task)
-         * @description `to` is an absolute path on the server inside a folder `restore.allowed-targets` names (default DATA/restores; 403 E_RESTORE_TARGET_REFUSED otherwise, symlinks resolved): a file for one disk, a folder for several (each `<disk>.<ext>`), or with `asVm` the folder for the clone's disks and its definition (new UUID and MACs). Existing files are refused unless `overwrite`. A file snapshot (`backup --files`, an agent's) is restored into `to` as a folder, which must be empty or absent, with its files' metadata (owners by name as root, as `coffer restore`); `asVm`, `disk`, a `format` other than raw and `overwrite` are refused for it (400).
+         * @description `to` is an absolute path on the server inside a folder `restore.allowed-targets` names (default DATA/restores; 403 E_RESTORE_TARGET_REFUSED otherwise, symlinks resolved): a file for one disk, a folder for several (each `<disk>.<ext>`), or with `asVm` the folder for the clone's disks and its definition (new UUID and MACs). Existing files are refused unless `overwrite`. A file snapshot (`backup --files`, an agent's) is restored into `to` as a folder, which must be empty or absent (409 E_CONFLICT otherwise), with its files' metadata (owners by name as root, as `coffer restore`); `asVm`, `disk`, a `format` other than raw and `overwrite` are refused for it (400).
          */
         post: operations["restoreSnapshot"];
         delete?: never;

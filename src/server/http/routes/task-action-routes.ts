@@ -6,6 +6,7 @@
  * when `security.four-eyes` is on: 202 with an approval request instead, and the task starts
  * when it is approved. Every start is audit-logged with who, what and from where.
  */
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -82,7 +83,7 @@ export function taskActionRoutes(app: FastifyInstance, context: ServiceContext):
     url: '/repositories/:repo/snapshots/:snapshot/restore',
     operationId: 'restoreSnapshot',
     summary: 'Restore a snapshot\'s disks to a path on the server in any disk format, or as a clone VM; a file snapshot\'s files into a folder (a task)',
-    description: '`to` is an absolute path on the server inside a folder `restore.allowed-targets` names (default DATA/restores; 403 E_RESTORE_TARGET_REFUSED otherwise, symlinks resolved): a file for one disk, a folder for several (each `<disk>.<ext>`), or with `asVm` the folder for the clone\'s disks and its definition (new UUID and MACs). Existing files are refused unless `overwrite`. A file snapshot (`backup --files`, an agent\'s) is restored into `to` as a folder, which must be empty or absent, with its files\' metadata (owners by name as root, as `coffer restore`); `asVm`, `disk`, a `format` other than raw and `overwrite` are refused for it (400).',
+    description: '`to` is an absolute path on the server inside a folder `restore.allowed-targets` names (default DATA/restores; 403 E_RESTORE_TARGET_REFUSED otherwise, symlinks resolved): a file for one disk, a folder for several (each `<disk>.<ext>`), or with `asVm` the folder for the clone\'s disks and its definition (new UUID and MACs). Existing files are refused unless `overwrite`. A file snapshot (`backup --files`, an agent\'s) is restored into `to` as a folder, which must be empty or absent (409 E_CONFLICT otherwise), with its files\' metadata (owners by name as root, as `coffer restore`); `asVm`, `disk`, a `format` other than raw and `overwrite` are refused for it (400).',
     tag: 'restore',
     access: { permission: 'restore.run', filtered: true },
     params: SnapshotParams,
@@ -107,6 +108,8 @@ export function taskActionRoutes(app: FastifyInstance, context: ServiceContext):
         throw new ApiError('E_VALIDATION', `snapshot ${snapshot.id.slice(0, 8)} holds files, not disks: its files are restored into the empty folder \`to\` (asVm, disk, format and overwrite are for disks)`);
       }
       const to = await confineRestoreTarget(body.to, context.restoreTargets());
+      // A file snapshot goes into an empty or new folder: say so now, not as a failed task later.
+      if (snapshot.files !== undefined && (await readdir(to).catch(() => [])).length > 0) throw new ApiError('E_CONFLICT', `${to} is not empty: a file snapshot restores into an empty or new folder`);
       const task = await submit({
         kind: 'restore', owner: actor(request), repository: repo, vm: snapshot.vm,
         spec: { repository: repositoryRef(knownRepository(context, repo)), snapshot: snapshot.id, to, format: body.format, overwrite: body.overwrite, ...(body.disk === undefined ? {} : { disk: body.disk }), ...(body.asVm === undefined ? {} : { asVm: body.asVm }) },
