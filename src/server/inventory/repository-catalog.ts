@@ -7,13 +7,14 @@
  *
  * The index is refreshed: before the first list of a repository it was never built for
  * (waited for), after the server's own tasks that write or remove snapshots end
- * ({@link invalidate}), and every {@link REFRESH_INTERVAL_MS} or more (a listing of the
+ * ({@link invalidate}), at once for the one snapshot whose tags the server changed
+ * ({@link changeTags}), and every {@link REFRESH_INTERVAL_MS} or more (a listing of the
  * manifest names; only new manifests are read). Repositories stay open while the server runs.
  */
 import { readFile } from 'node:fs/promises';
 import type { Kysely } from 'kysely';
 import { CofferError } from '../../errors/index.js';
-import { listProtections, loadSnapshot, openRepositoryAt, repositoryStats, type Repository, type RepositoryStats, type Snapshot } from '../../repo/index.js';
+import { listProtections, loadSnapshot, openRepositoryAt, repositoryStats, setSnapshotTags, type Repository, type RepositoryStats, type Snapshot, type TagChange, type TagOutcome } from '../../repo/index.js';
 import type { RepositoryConfig } from '../config/index.js';
 import type { StateSchema } from '../state/index.js';
 import { SnapshotIndex, type IndexedSnapshot, type RefreshReport, type SnapshotQuery } from './snapshot-index.js';
@@ -138,6 +139,23 @@ export class RepositoryCatalog {
   /** The ids of a repository's protected snapshots (not cached: one small listing, read for a retention preview). */
   async protectedIds(name: string): Promise<Set<string>> {
     return new Set((await listProtections(await this.repository(name))).keys());
+  }
+
+  /**
+   * Changes the tags of `snapshot` (as {@link findSnapshot} read it) in repository `name`: a
+   * tag record written with the repository library (`setSnapshotTags`: `change` applied to the
+   * tags it reads again, last writer wins), then that snapshot indexed again before this
+   * resolves, so lists and the `tag` filter show the new tags at once. Throws what
+   * setSnapshotTags throws (`E_USAGE` for a bad tag, `E_SNAPSHOT_NOT_FOUND` when it was
+   * forgotten meanwhile).
+   */
+  async changeTags(name: string, snapshot: Snapshot, change: TagChange, now: Date): Promise<TagOutcome> {
+    const config = this.config(name);
+    if (config === undefined) throw new CofferError('E_REPO_NOT_FOUND', `no repository named ${name} in the configuration`);
+    const repo = await this.repository(name);
+    const outcome = await setSnapshotTags(repo, snapshot, change, { now });
+    if (outcome.record !== null && (await this.index.indexed(name, config.url))) await this.index.reindexSnapshot(name, repo, snapshot.id);
+    return outcome;
   }
 
   /** Sizes and savings of a repository (cached). */

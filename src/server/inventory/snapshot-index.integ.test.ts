@@ -4,8 +4,9 @@
  * from the repository it answers what the catalog answered when it read every manifest;
  * manifests the CLI adds or forgets behind its back appear and disappear after a refresh;
  * tags changed with `coffer tag` (a tag record) reach the rows and the tag filter after a refresh;
- * keyset pages return every row exactly once while rows are added; an emptied table is
- * rebuilt; concurrent refreshes collapse.
+ * a tag record the server writes itself is indexed at once (one snapshot again), also when a
+ * refresh is under way; keyset pages return every row exactly once while rows are added; an
+ * emptied table is rebuilt; concurrent refreshes collapse.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -13,7 +14,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
-import { applyRetention, listSnapshots, LocalBackend, openRepository, saveSnapshot, type Repository, type Snapshot } from '../../repo/index.js';
+import { applyRetention, listSnapshots, LocalBackend, openRepository, saveSnapshot, setSnapshotTags, TAGS_PREFIX, type Backend, type Repository, type Snapshot } from '../../repo/index.js';
 import { makeTempDir, startPostgres, type TestPostgres } from '../../testing/index.js';
 import { openStateDatabase, type StateDatabase } from '../state/index.js';
 import { makeRepository } from '../tasks/task-fixtures.js';
@@ -174,6 +175,49 @@ test('tags the CLI changes behind the index\'s back (coffer tag) reach its rows 
     assert.equal((await index.refresh('main', repoUrl, open)).rebuilt, true);
     assert.deepEqual((await index.latest('main', 'cli-vm'))?.tags, ['first', `${hold}-again`], `${name}: rebuilt`);
     await coffer(['tag', '-r', repoUrl, '--password-file', passFile, template.id, '--set', 'first']);
+  }
+});
+
+test('a tag record the server writes is indexed at once (one snapshot read again), also when written while a refresh is between its listing of tags/ and its rows (both engines)', async () => {
+  for (const { name, state } of await engines()) {
+    const index = new SnapshotIndex(state.db);
+    await index.refresh('main', repoUrl, async () => repo);
+    const hold = `legal-hold-${name}`;
+    const current = async () => (await listSnapshots(repo)).find((s) => s.id === template.id) as Snapshot;
+    await setSnapshotTags(repo, await current(), { add: [hold] }, { now: new Date() });
+    await index.reindexSnapshot('main', repo, template.id);
+    assert.deepEqual((await index.page('main', { limit: 5, tag: hold })).items.map((s) => [s.id, s.tags]), [[template.id, ['first', hold]]], `${name}: at once`);
+    assert.equal((await index.refresh('main', repoUrl, async () => repo)).retagged, 0, `${name}: the next refresh has nothing to read again`);
+
+    // A refresh lists tags/ (the record above), then waits; meanwhile the tags change again
+    // (that record superseded and deleted) and the snapshot is indexed again. The refresh must
+    // not then undo it with what it listed before.
+    let reached: () => void = () => {};
+    const atGate = new Promise<void>((resolve) => (reached = resolve));
+    let open: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const backend = Object.create(repo.backend, {
+      list: {
+        value: async function* (prefix: string) {
+          yield* repo.backend.list(prefix);
+          if (prefix === TAGS_PREFIX) {
+            reached();
+            await gate;
+          }
+        },
+      },
+    }) as Backend;
+    const slow = Object.create(repo, { backend: { value: backend } }) as Repository;
+    const refreshing = index.refresh('main', repoUrl, async () => slow);
+    await atGate;
+    await setSnapshotTags(repo, await current(), { remove: [hold], add: [`${hold}-2`] }, { now: new Date() });
+    const reindexed = index.reindexSnapshot('main', repo, template.id);
+    open();
+    await Promise.all([refreshing, reindexed]);
+    assert.deepEqual((await index.latest('main', 'cli-vm'))?.tags, ['first', `${hold}-2`], `${name}: the row has the newest record's tags`);
+    assert.deepEqual((await index.page('main', { limit: 5, tag: `${hold}-2` })).items.map((s) => s.id), [template.id], name);
+    assert.equal((await index.page('main', { limit: 5, tag: hold })).total, 0, name);
+    await setSnapshotTags(repo, await current(), { set: ['first'] }, { now: new Date() });
   }
 });
 

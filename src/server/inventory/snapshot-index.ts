@@ -10,7 +10,8 @@
  * the same way: a refresh lists `tags/` too (usually nearly empty), reads each record it never
  * read (once: a record is never rewritten; migration 17 keeps what it learned), and indexes
  * again a snapshot whose records came or went, with the effective tags (repo's
- * `withTagRecords`). Notes are never read. A repository whose rows were
+ * `withTagRecords`); a tag record the server writes itself is indexed at once
+({@link SnapshotIndex.reindexSnapshot}). Notes are never read. A repository whose rows were
  * read from another location under the same name, or whose rows were lost (an emptied table),
  * is rebuilt the same way. Damaged manifests are left out (and not read again until they
  * change name, i.e. never: a damaged manifest stays damaged; verify reports it).
@@ -99,6 +100,8 @@ export class SnapshotIndex {
   private readonly generations = new Map<string, number>();
   /** `repository + filters` → the total at a generation. */
   private readonly totals = new Map<string, { generation: number; total: number }>();
+  /** Per repository, the refresh or one-snapshot update under way: they never interleave. */
+  private readonly busy = new Map<string, Promise<unknown>>();
 
   constructor(
     private readonly db: Kysely<StateSchema>,
@@ -250,8 +253,62 @@ export class SnapshotIndex {
     this.changed(name);
   }
 
+  /**
+   * Indexes one snapshot again from its repository, now: its tag records (one listing of its
+   * own keys under `tags/`, each record read) and its manifest, with the effective tags. For
+   * what the server itself just changed (a tag record it wrote), so lists show it at once
+   * rather than at the next refresh; that refresh then finds nothing new. Runs after any
+   * refresh of the repository under way and before the next (never between a refresh's
+   * listing and its writes, which would undo it). A snapshot the index has no row for is left
+   * to the next refresh, as is one whose manifest does not read.
+   */
+  reindexSnapshot(name: string, repo: Repository, id: string): Promise<void> {
+    return this.exclusive(name, async () => {
+      const row = await this.db.selectFrom('snapshot_index').select('id').where('repository', '=', name).where('id', '=', id).executeTakeFirst();
+      if (row === undefined) return;
+      const rows: StateSchema['snapshot_index_tag_records'][] = [];
+      const keys: string[] = [];
+      for await (const entry of repo.backend.list(`${TAGS_PREFIX}${id}.`)) if (TAG_RECORD_KEY.test(entry.key)) keys.push(entry.key);
+      for (const key of keys) {
+        const record = { repository: name, key, snapshot: id, time: null as string | null, tags: null as string | null };
+        try {
+          const read = await readTagRecord(repo, key);
+          record.time = read.time;
+          record.tags = JSON.stringify(read.tags);
+        } catch (error) {
+          if (error instanceof CofferError && error.code === 'E_MISSING_OBJECT') continue; // superseded since the listing
+          if (!(error instanceof CofferError && error.code === 'E_CORRUPT_OBJECT')) throw error;
+        }
+        rows.push(record);
+      }
+      let snapshot: Snapshot;
+      try {
+        snapshot = await loadStoredSnapshot(repo, id);
+      } catch (error) {
+        if (error instanceof CofferError && (error.code === 'E_CORRUPT_OBJECT' || error.code === 'E_MISSING_OBJECT')) return;
+        throw error;
+      }
+      await this.db.transaction().execute(async (trx) => {
+        await trx.deleteFrom('snapshot_index_tag_records').where('repository', '=', name).where('snapshot', '=', id).execute();
+        for (let i = 0; i < rows.length; i += 150) await trx.insertInto('snapshot_index_tag_records').values(rows.slice(i, i + 150)).execute();
+      });
+      await this.insert(name, [withTagRecords(snapshot, (await this.tagRecords(name, [id])).get(id) ?? [])]);
+    });
+  }
+
+  /** Runs `work` after the repository's refresh or update under way, and before the next. */
+  private exclusive<T>(name: string, work: () => Promise<T>): Promise<T> {
+    const mine = (this.busy.get(name) ?? Promise.resolve()).then(work);
+    const settled = mine.then(() => undefined, () => undefined);
+    this.busy.set(name, settled);
+    void settled.then(() => {
+      if (this.busy.get(name) === settled) this.busy.delete(name);
+    });
+    return mine;
+  }
+
   private begin(name: string, location: string, open: () => Promise<Repository>): Promise<RefreshReport> {
-    const work = this.run(name, location, open).finally(() => this.running.delete(name));
+    const work = this.exclusive(name, () => this.run(name, location, open)).finally(() => this.running.delete(name));
     this.running.set(name, work);
     return work;
   }
