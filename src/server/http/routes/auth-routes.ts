@@ -21,6 +21,7 @@ const SessionSchema = {
     mustChangePassword: { type: 'boolean' },
     csrfToken: { type: 'string', description: 'send it in X-CSRF-Token on every POST, PUT, PATCH and DELETE of this session' },
     expiresAt: { type: 'string', format: 'date-time' },
+    fourEyes: { type: 'boolean', description: 'whether destructive operations wait for a second administrator\'s approval (`security.four-eyes`), so a client can say so before asking' },
   },
 } as const;
 
@@ -29,6 +30,7 @@ const DUMMY_HASH = 'scrypt$32768$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAA
 
 export function authRoutes(app: FastifyInstance, context: ServiceContext): void {
   const hours = () => context.config.config.security?.['session-hours'] ?? 12;
+  const fourEyes = () => context.config.config.security?.['four-eyes'] === true;
 
   defineRoute(app, {
     method: 'POST',
@@ -60,7 +62,7 @@ export function authRoutes(app: FastifyInstance, context: ServiceContext): void 
       if (account === undefined) throw new ApiError('E_UNAUTHENTICATED', 'wrong user name or password');
       reply.setCookie(SESSION_COOKIE, session.cookie, { path: '/', httpOnly: true, secure: context.secureCookies, sameSite: 'strict', expires: new Date(session.expiresAt) });
       await auditRequest(context, request, { actor: `user:${user}`, action: 'auth.login', target: `/users/${user}`, outcome: 'success' });
-      return { user: account.name, kind: 'session', grants: account.grants, mustChangePassword: account.mustChangePassword, csrfToken: session.csrfToken, expiresAt: isoTime(session.expiresAt) };
+      return { user: account.name, kind: 'session', grants: account.grants, mustChangePassword: account.mustChangePassword, csrfToken: session.csrfToken, expiresAt: isoTime(session.expiresAt), fourEyes: fourEyes() };
     },
   });
 
@@ -97,6 +99,7 @@ export function authRoutes(app: FastifyInstance, context: ServiceContext): void 
         kind: p.kind,
         grants: p.grants,
         mustChangePassword: p.mustChangePassword,
+        fourEyes: fourEyes(),
         ...(p.session === undefined ? {} : { csrfToken: p.session.csrfToken, expiresAt: isoTime(p.session.expiresAt) }),
       };
     },

@@ -21,6 +21,7 @@ import { restoreTargetRoutes } from './restore-target-routes.js';
 import { runRoutes } from './run-routes.js';
 import { schedulerRoutes } from './scheduler-routes.js';
 import { snapshotRecordRoutes } from './snapshot-record-routes.js';
+import { snapshotTagRoutes } from './snapshot-tag-routes.js';
 import { systemRoutes } from './system-routes.js';
 import { taskRoutes } from './task-routes.js';
 import { taskActionRoutes } from './task-action-routes.js';
@@ -43,6 +44,7 @@ export const ROUTE_GROUPS: readonly RouteGroup[] = [
   repositoryRoutes,
   repositoryUpkeepRoutes,
   snapshotRecordRoutes,
+  snapshotTagRoutes,
   runRoutes,
   taskRoutes,
   eventRoutes,
