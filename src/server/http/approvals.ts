@@ -3,8 +3,9 @@
  * when asked: it is stored as a request (the operation's name and arguments), answered with
  * 202 and the request's id, and runs only when a second administrator (not the requester)
  * approves it; either may reject it. Operations register themselves by name
- * ({@link ApprovalStore.register}); today: `user.delete`. Every step is audit-logged by the
- * routes.
+ * ({@link ApprovalStore.register}); today: `user.delete`, `repository.prune`,
+ * `repository.forget`, `snapshot.tags` (a tag change that removes a tag). Every step is
+ * audit-logged by the routes.
  */
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
