@@ -681,6 +681,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/repositories/{repo}/snapshots/{snapshot}/tags": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Replace a snapshot's tags (a tag record, as `coffer tag`; four-eyes: a change that removes a tag answers 202 with an approval request)
+         * @description `tags` is the whole new list. The server applies the difference from the tags it reads (dropped ones removed, new ones added), so a change someone made meanwhile to other tags stays. A tag is 1 to 200 characters, no control character (400 `E_USAGE`). With `security.four-eyes`, a change that removes any tag (one `forget --keep-tag` may keep) waits for a second administrator: 202 `{approval}`, and when approved the same additions and removals apply; a change that only adds applies at once. Lists and the `tag` filter show the new tags as soon as this answers.
+         */
+        put: operations["setSnapshotTags"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/repositories/{repo}/snapshots/{snapshot}/test-restore": {
         parameters: {
             query?: never;
@@ -1848,6 +1868,8 @@ export interface operations {
                         csrfToken?: string;
                         /** Format: date-time */
                         expiresAt?: string;
+                        /** @description whether destructive operations wait for a second administrator's approval (`security.four-eyes`), so a client can say so before asking */
+                        fourEyes?: boolean;
                         grants: {
                             /** @description /, /hosts/H, /vms/V, /repositories/R or /jobs/J */
                             path: string;
@@ -1981,6 +2003,8 @@ export interface operations {
                         csrfToken?: string;
                         /** Format: date-time */
                         expiresAt?: string;
+                        /** @description whether destructive operations wait for a second administrator's approval (`security.four-eyes`), so a client can say so before asking */
+                        fourEyes?: boolean;
                         grants: {
                             /** @description /, /hosts/H, /vms/V, /repositories/R or /jobs/J */
                             path: string;
@@ -4834,6 +4858,97 @@ export interface operations {
                         vm?: string | null;
                     } & {
                         [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    setSnapshotTags: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                repo: string;
+                snapshot: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    tags: string[];
+                };
+            };
+        };
+        responses: {
+            /** @description the request was refused: problem details (RFC 9457) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        code: string;
+                        detail: string;
+                        errors?: {
+                            [key: string]: unknown;
+                        }[];
+                        status: number;
+                        title: string;
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description the server failed: problem details (RFC 9457) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        code: string;
+                        detail: string;
+                        errors?: {
+                            [key: string]: unknown;
+                        }[];
+                        status: number;
+                        title: string;
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description false when the tags already were so (nothing written) */
+                        changed: boolean;
+                        id: string;
+                        /** @description its tags before this change */
+                        previousTags: string[];
+                        /** @description the snapshot's tags now */
+                        tags: string[];
+                        vm: string;
+                    };
+                };
+            };
+            /** @description success */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description the approval request a second administrator decides */
+                        approval: string;
+                        status: string;
                     };
                 };
             };

@@ -1,10 +1,11 @@
 /**
  * One restore point: when and where it was taken, its tags (and, when `coffer tag` changed
- * them, when, and those it was backed up with), its disks (size, source format), its
+ * them, when, and those it was backed up with; an administrator adds and removes them here:
+ * snapshot/SnapshotTags.tsx), its disks (size, source format), its
  * figures (bytes read, new, stored…), its consistency (application or crash), and what
  * happened to it since: verification, test restore, tapes (snapshot/SnapshotRecords.tsx).
  */
-import { Anchor, Badge, Card, Code, Grid, Group, Stack, Table, Text, Title } from '@mantine/core';
+import { Anchor, Card, Code, Grid, Group, Stack, Table, Text, Title } from '@mantine/core';
 import { useQuery } from '@tanstack/react-query';
 import { Link, useParams } from 'react-router';
 import { call } from '../../api/client';
@@ -13,6 +14,7 @@ import { PageTitle } from '../components/PageTitle';
 import { QueryView } from '../components/QueryView';
 import { formatBytes, formatTime } from '../format';
 import { SnapshotRecords } from '../snapshot/SnapshotRecords';
+import { SnapshotTags } from '../snapshot/SnapshotTags';
 
 export function SnapshotPage() {
   const { repo = '', snapshot = '' } = useParams();
@@ -30,18 +32,8 @@ export function SnapshotPage() {
               <Text>taken {formatTime(s.time)}</Text>
               <Text>on {s.hostname}</Text>
               <Text>in repository {repo}</Text>
-              {s.tags.map((t) => (
-                <Badge key={t} variant="light" tt="none">
-                  {t}
-                </Badge>
-              ))}
-              {s.tagsSetAt !== undefined && (
-                <Text size="sm" c="dimmed">
-                  tags set {formatTime(s.tagsSetAt)}
-                  {s.originalTags !== undefined && `, backed up with ${s.originalTags.length === 0 ? 'none' : s.originalTags.join(', ')}`}
-                </Text>
-              )}
             </Group>
+            <SnapshotTags repo={repo} snapshot={s} />
             <Text size="sm">
               Id <Code>{s.id}</Code>
               {s.parent != null && (
