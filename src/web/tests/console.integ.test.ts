@@ -5,7 +5,9 @@
  * password change, the dashboard's real figures, every page visited by its navigation in the
  * light and the dark theme (prefers-color-scheme) with axe-core and a screenshot each, a token
  * shown once, a lost session back to the login and then to where the user was, a
- * RestoreOperator who sees no admin control and whom the API refuses anyway, and a dead server.
+ * RestoreOperator who sees no admin control and whom the API refuses anyway, four eyes (a
+ * user's deletion and a legal-hold tag lifted on a snapshot's page, approved by a second
+ * admin), and a dead server.
  * Second slice: a backup run on demand watched to its end live (events stream), the backup
  * window timeline's bars (one host's never overlap), a real ext4 and NTFS disk browsed in the
  * restore wizard, a file and a folder (tar) downloaded and compared with debugfs's and
@@ -1056,11 +1058,27 @@ test('a RestoreOperator sees no admin page or control, and the API refuses the a
   }
 });
 
-test('four eyes: an admin\'s delete waits for a second admin, who approves it on the Approvals page; the audit log, filtered, shows both steps', async () => {
+test('four eyes: an admin\'s delete and a legal hold lifted on a snapshot\'s page wait for a second admin, who approves them on the Approvals page; the audit log, filtered, shows both steps', async () => {
   const page = adminPage;
   const current = await api(page, 'GET', '/api/v1/config');
   const put = await api(page, 'PUT', '/api/v1/config', { text: (current.json.text as string).replace('four-eyes: false', 'four-eyes: true'), comment: 'e2e: four eyes', expectedVersion: current.json.version });
   assert.equal(put.status, 200, JSON.stringify(put.json));
+
+  // A legal hold put on web1's snapshot from its page applies at once; lifting it waits for a second admin (below).
+  await page.goto(`/repositories/main/snapshots/${snapshotId}`);
+  await settled(page, `Snapshot ${snapshotId.slice(0, 12)}`);
+  const tags = page.getByTestId('snapshot-tags');
+  await page.getByText(/^Four eyes is on: removing a tag waits for a second administrator's approval/).waitFor();
+  await tags.getByLabel('New tag').fill('legal-hold');
+  await tags.getByRole('button', { name: 'Add tag' }).click();
+  const lift = tags.getByRole('button', { name: "Remove tag legal-hold (waits for a second administrator's approval)" });
+  await lift.waitFor();
+  assert.ok(((await api(page, 'GET', `/api/v1/repositories/main/snapshots/${snapshotId}`)).json.tags as string[]).includes('legal-hold'));
+  assert.deepEqual(((await api(page, 'GET', '/api/v1/repositories/main/snapshots?tag=legal-hold')).json.items as Array<{ id: string }>).map((s) => s.id), [snapshotId], 'listed at once');
+  await lift.click();
+  await page.getByText("Removing legal-hold waits for a second administrator's approval (Approvals).").waitFor();
+  assert.ok(((await api(page, 'GET', `/api/v1/repositories/main/snapshots/${snapshotId}`)).json.tags as string[]).includes('legal-hold'), 'kept until approved');
+  await checkPage(page, 'light', 'snapshot-tags-four-eyes');
 
   await nav('Users and grants')(page);
   await settled(page, 'Users and grants');
@@ -1114,6 +1132,11 @@ test('four eyes: an admin\'s delete waits for a second admin, who approves it on
     const row = waiting.getByRole('row').filter({ hasText: 'helpdesk' });
     assert.match((await row.textContent()) ?? '', /admin/);
     await checkPage(second, 'dark', 'approvals-waiting');
+    const hold = waiting.getByRole('row').filter({ hasText: 'removes legal-hold' });
+    await hold.getByRole('button', { name: 'Approve' }).click();
+    await hold.waitFor({ state: 'detached' });
+    assert.ok(!((await api(second, 'GET', `/api/v1/repositories/main/snapshots/${snapshotId}`)).json.tags as string[]).includes('legal-hold'), 'the hold lifted once approved');
+    assert.equal((await api(second, 'GET', '/api/v1/repositories/main/snapshots?tag=legal-hold')).json.items.length, 0);
     await row.getByRole('button', { name: 'Approve' }).click();
     await second.getByText('No request waits for a decision.').waitFor();
     assert.equal((await api(second, 'GET', '/api/v1/users/helpdesk')).status, 404, 'deleted once approved');
