@@ -41,9 +41,12 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   E_WINDOW_CLOSED: 409,
   E_REPO_BUSY: 409,
   E_KEY_REFUSED: 409,
+  E_SNAPSHOT_LOCKED: 409,
   E_NO_PASSPHRASE: 502,
   E_WRONG_PASSPHRASE: 502,
   E_BACKEND_IO: 502,
+  // The repository (a repository server, a bucket's policy) refused the server's own credentials: not the caller's rights.
+  E_ACCESS_DENIED: 502,
   E_CONNECTION_FAILED: 502,
   E_TIMEOUT: 504,
   E_NO_SPACE: 507,
