@@ -11,13 +11,12 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, readlink, rm, writeFile } from 'node:fs/promises';
-import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { BYTE_NAMES, buildByteNamesExtImage, requireTools } from '../../testing/index.js';
-import { firstAdminToken, runCoffer, startServer, type Response, type ServerProcess } from './server-harness.js';
+import { firstAdminToken, runCoffer, startServer, type Download, type Response, type ServerProcess } from './server-harness.js';
 
 const run = promisify(execFile);
 const dir = await mkdtemp(join(tmpdir(), 'coffer-byte-names-'));
@@ -66,18 +65,7 @@ function call(method: string, path: string): Promise<Response> {
 const at = (suffix: string, path: string, more: Record<string, string> = {}): string => `${files}${suffix}?${new URLSearchParams({ volume, path, ...more }).toString()}`;
 
 /** A GET whose body is bytes. */
-function download(path: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest(new URL(`/api/v1${path}`, server.url), { method: 'GET', ca: server.ca, headers: { authorization: `Bearer ${token}` }, timeout: 60_000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
+const download = (path: string): Promise<Download> => server.download(`/api/v1${path}`, { token });
 
 type Entry = { name: string; nameBytes?: string; type: string; target?: string; targetBytes?: string };
 

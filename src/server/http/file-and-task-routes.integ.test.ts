@@ -11,14 +11,13 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
-import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { buildExtImage, buildNtfsImage, requireTools } from '../../testing/index.js';
-import { firstAdminToken, runCoffer, startServer, type RequestOptions, type Response, type ServerProcess } from './server-harness.js';
+import { firstAdminToken, runCoffer, startServer, type Download, type RequestOptions, type Response, type ServerProcess } from './server-harness.js';
 
 const run = promisify(execFile);
 const dir = await mkdtemp(join(tmpdir(), 'coffer-kinds-'));
@@ -67,19 +66,8 @@ function call(method: string, path: string, options: RequestOptions = {}): Promi
   return server.request(method, `/api/v1${path}`, { token: adminToken, ...options });
 }
 
-/** A GET whose body is bytes (the harness decodes text). */
-function download(path: string, token: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest(new URL(`/api/v1${path}`, server.url), { method: 'GET', ca: server.ca, headers: { authorization: `Bearer ${token}`, ...headers }, timeout: 60_000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
+/** A GET whose body is bytes. */
+const download = (path: string, token: string, headers: Record<string, string> = {}): Promise<Download> => server.download(`/api/v1${path}`, { token, headers });
 
 /**
  * A task as the server's state database holds it (read-only; the tasks routes are another

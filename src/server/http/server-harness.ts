@@ -22,6 +22,8 @@ export interface ServerProcess {
   /** The certificate the server presents (PEM), trusted by {@link ServerProcess.request}. */
   ca: string;
   request(method: string, path: string, options?: RequestOptions): Promise<Response>;
+  /** A GET whose body is bytes (a download, an archive; {@link request} decodes text). */
+  download(path: string, options?: { token?: string; headers?: Record<string, string>; timeoutMs?: number }): Promise<Download>;
   /** SIGTERM and wait for the exit (SIGKILL after `timeoutMs`); idempotent. */
   stop(timeoutMs?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
@@ -34,6 +36,12 @@ export interface RequestOptions {
   token?: string;
   /** A cookie jar: sent, and updated from Set-Cookie. */
   jar?: Map<string, string>;
+}
+
+export interface Download {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
 }
 
 export interface Response {
@@ -94,7 +102,7 @@ export async function startServer(args: string[], timeoutMs = 30_000): Promise<S
   }
   const dataDir = args[args.indexOf('--data') + 1] as string;
   const ca = url.startsWith('https:') ? await readFile(join(dataDir, 'tls', 'cert.pem'), 'utf8') : '';
-  return { child, url, ca, stdout: () => out, stderr: () => err, request: (method, path, options) => send(url as string, ca, method, path, options ?? {}), stop };
+  return { child, url, ca, stdout: () => out, stderr: () => err, request: (method, path, options) => send(url as string, ca, method, path, options ?? {}), download: (path, options) => fetchBytes(url as string, ca, path, options ?? {}), stop };
 }
 
 function send(base: string, ca: string, method: string, path: string, options: RequestOptions): Promise<Response> {
@@ -130,6 +138,21 @@ function send(base: string, ca: string, method: string, path: string, options: R
     req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no answer within 15 s`)));
     req.on('error', reject);
     req.end(payload);
+  });
+}
+
+function fetchBytes(base: string, ca: string, path: string, options: { token?: string; headers?: Record<string, string>; timeoutMs?: number }): Promise<Download> {
+  const headers: Record<string, string> = { ...(options.token === undefined ? {} : { authorization: `Bearer ${options.token}` }), ...(options.headers ?? {}) };
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(new URL(path, base), { method: 'GET', ca, headers, timeout: options.timeoutMs ?? 60_000 }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${path}: no answer within ${options.timeoutMs ?? 60_000} ms`)));
+    req.on('error', reject);
+    req.end();
   });
 }
 
