@@ -11,7 +11,7 @@
  */
 export { diskChanges, type DiskChanges } from './disk-changes.js';
 export { diffSnapshotDisks, type DiskDiff, type DisksDiff, type DisksDiffOptions } from './disks-diff.js';
-export type { ChangeLetter, PathChange, ChangeCounts, DiffProblem } from './change-walk.js';
+export { emptyCounts, countsRow, type ChangeLetter, type PathChange, type ChangeCounts, type DiffProblem } from './change-walk.js';
 export { diffFileSnapshots, type FilesDiffSummary } from './file-snapshots-diff.js';
 export { diffSnapshotVolumes, type VolumeInfo, type VolumeFilesDiff, type VolumeDiffSink } from './volume-files-diff.js';
 export type { ContentChecks } from './filesystem-comparison.js';

@@ -573,6 +573,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/repositories/{repo}/snapshots/{snapshot}/diff": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What changed from snapshot `against` to this one: each disk's changed byte ranges (VM snapshots; with files=true each volume's files too), or the paths added, removed and changed (file snapshots)
+         * @description The document `coffer diff --json AGAINST SNAPSHOT` prints (docs/diff.md), paths printable as listings give them (`\xNN`, `pathBytes` beside), bounded: `limit` changed paths from `offset` (every change is counted, `total`, `next`), the first 1000 ranges per disk (`rangeCount`), 100 problems per walk (`problemCount`), and the walk of files stopped 15 s into the request (`timedOut`). Both snapshots of one kind (else 400 E_USAGE); both visible to the caller with files.browse.
+         */
+        get: operations["diffSnapshots"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/repositories/{repo}/snapshots/{snapshot}/files": {
         parameters: {
             query?: never;
@@ -4300,6 +4320,269 @@ export interface operations {
                         /** Format: date-time */
                         time: string;
                         vm: string;
+                    };
+                };
+            };
+        };
+    };
+    diffSnapshots: {
+        parameters: {
+            query: {
+                /** @description the snapshot to compare with (the older one, usually): an id or a unique prefix of 8+ characters, in the same repository */
+                against: string;
+                /** @description VM snapshots: only this disk (a name, or a number in this snapshot) */
+                disk?: string;
+                /** @description VM snapshots: compare each volume's files too (walks the filesystems where their bytes changed) */
+                files?: boolean;
+                limit?: number;
+                offset?: number;
+            };
+            header?: never;
+            path: {
+                repo: string;
+                snapshot: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the request was refused: problem details (RFC 9457) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        code: string;
+                        detail: string;
+                        errors?: {
+                            [key: string]: unknown;
+                        }[];
+                        status: number;
+                        title: string;
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description the server failed: problem details (RFC 9457) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        code: string;
+                        detail: string;
+                        errors?: {
+                            [key: string]: unknown;
+                        }[];
+                        status: number;
+                        title: string;
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description the older snapshot: `against` */
+                        a: {
+                            id: string;
+                            shortId: string;
+                            /** Format: date-time */
+                            time: string;
+                            vm: string;
+                        };
+                        /** @description the newer: the one in the path */
+                        b: {
+                            id: string;
+                            shortId: string;
+                            /** Format: date-time */
+                            time: string;
+                            vm: string;
+                        };
+                        /** @description file snapshots: content bytes added (absent after a time-out) */
+                        bytesAdded?: number;
+                        bytesRemoved?: number;
+                        /** @description file snapshots: the changes of the page */
+                        changes?: {
+                            /**
+                             * @description + added, - removed, M content modified, T type changed, U metadata only (docs/diff.md)
+                             * @enum {string}
+                             */
+                            change: "+" | "-" | "M" | "T" | "U";
+                            /** @description the absolute path, printable: a byte that is not UTF-8 or a control character as `\xNN`, a backslash as `\\`; what `path=` takes back */
+                            path: string;
+                            /** @description the path's exact bytes in hex, present when the printable form holds an escape (absent: it is the path as the filesystem holds it) */
+                            pathBytes?: string;
+                            size?: number;
+                            /** @description file, directory, symlink…: in the newer snapshot, in the older for - */
+                            type: string;
+                            /** @description T only: the type it had */
+                            was?: string;
+                        }[];
+                        /** @description changed paths per kind of entry and letter */
+                        counts?: {
+                            directories: {
+                                "-": number;
+                                "+": number;
+                                M: number;
+                                T: number;
+                                U: number;
+                            };
+                            files: {
+                                "-": number;
+                                "+": number;
+                                M: number;
+                                T: number;
+                                U: number;
+                            };
+                            others: {
+                                "-": number;
+                                "+": number;
+                                M: number;
+                                T: number;
+                                U: number;
+                            };
+                        };
+                        disks?: {
+                            blockSize?: number;
+                            /** @enum {string} */
+                            change: "added" | "removed" | "changed" | "unchanged";
+                            changedBlocks?: number;
+                            changedBytes?: number;
+                            name: string;
+                            pagesRead?: number;
+                            pagesSkipped?: number;
+                            /** @description how many ranges there are */
+                            rangeCount?: number;
+                            /** @description the changed byte ranges, adjacent blocks merged; the first 1000 */
+                            ranges?: {
+                                length: number;
+                                offset: number;
+                            }[];
+                            /** @description in the older snapshot (absent when added) */
+                            sizeA?: number;
+                            /** @description in the newer snapshot (absent when removed) */
+                            sizeB?: number;
+                            /** @description changed blocks that read as zeros now */
+                            zeroedBlocks?: number;
+                        }[];
+                        /**
+                         * @description disks: two VM snapshots (`disks`, `totals`, with files=true `volumes`); files: two file snapshots (`changes`, `counts`…)
+                         * @enum {string}
+                         */
+                        kind: "disks" | "files";
+                        limit: number;
+                        /** @description the offset of the next page of changed paths; null when none was found past this one */
+                        next: number | null;
+                        offset: number;
+                        problemCount?: number;
+                        /** @description folders and entries that could not be read or compared (what is below them is unknown); at most 100, `problemCount` says how many */
+                        problems?: {
+                            code: string;
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description the walk of files stopped 15 s into the request: counts and total count what it reached, later paths are not reachable here (coffer diff lists them) */
+                        timedOut: boolean;
+                        /** @description changed paths found, all volumes: the whole diff's unless timedOut */
+                        total: number;
+                        totals?: {
+                            changedBlocks: number;
+                            changedBytes: number;
+                            disksAdded: number;
+                            disksChanged: number;
+                            disksRemoved: number;
+                            disksResized: number;
+                            pagesRead: number;
+                            pagesSkipped: number;
+                            zeroedBlocks: number;
+                        };
+                        treesRead?: number;
+                        treesSkipped?: number;
+                        /** @description something was left out: changed paths past this page, ranges or problems past their cap, or the time-out */
+                        truncated: boolean;
+                        /** @description files=true: each volume of the two VM snapshots; after a time-out, those the walk reached */
+                        volumes?: {
+                            /** @description sizes of the files added */
+                            bytesAdded?: number;
+                            bytesRemoved?: number;
+                            /**
+                             * @description compared: both filesystems walked; unchanged: no byte of it changed (not read); added, removed: on one side only (not walked); not compared: see problem
+                             * @enum {string}
+                             */
+                            change: "added" | "removed" | "unchanged" | "compared" | "not compared";
+                            changedBytes: number;
+                            /** @description the changes of this volume that fall in the page */
+                            changes: {
+                                /**
+                                 * @description + added, - removed, M content modified, T type changed, U metadata only (docs/diff.md)
+                                 * @enum {string}
+                                 */
+                                change: "+" | "-" | "M" | "T" | "U";
+                                /** @description the absolute path, printable: a byte that is not UTF-8 or a control character as `\xNN`, a backslash as `\\`; what `path=` takes back */
+                                path: string;
+                                /** @description the path's exact bytes in hex, present when the printable form holds an escape (absent: it is the path as the filesystem holds it) */
+                                pathBytes?: string;
+                                size?: number;
+                                /** @description file, directory, symlink…: in the newer snapshot, in the older for - */
+                                type: string;
+                                /** @description T only: the type it had */
+                                was?: string;
+                            }[];
+                            checks?: {
+                                bytesRead?: number;
+                                filesRead?: number;
+                                unchecked?: number;
+                            };
+                            /** @description false for the volume the time limit stopped in (its counts count what was walked) */
+                            complete: boolean;
+                            /** @description changed paths per kind of entry and letter */
+                            counts?: {
+                                directories: {
+                                    "-": number;
+                                    "+": number;
+                                    M: number;
+                                    T: number;
+                                    U: number;
+                                };
+                                files: {
+                                    "-": number;
+                                    "+": number;
+                                    M: number;
+                                    T: number;
+                                    U: number;
+                                };
+                                others: {
+                                    "-": number;
+                                    "+": number;
+                                    M: number;
+                                    T: number;
+                                    U: number;
+                                };
+                            };
+                            disk: string;
+                            filesystem?: string;
+                            /** @description why its files were not compared */
+                            problem?: string;
+                            problemCount?: number;
+                            /** @description folders and entries that could not be read or compared (what is below them is unknown); at most 100, `problemCount` says how many */
+                            problems?: {
+                                code: string;
+                                message: string;
+                                path: string;
+                            }[];
+                            volume: string;
+                        }[];
                     };
                 };
             };

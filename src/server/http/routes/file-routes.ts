@@ -23,7 +23,7 @@ import { ApiError } from '../api-error.js';
 import { PageQueryProperties } from '../paging.js';
 import { defineRoute } from '../route.js';
 import { auditRequest, type ServiceContext } from '../service-context.js';
-import { NameParam } from './schemas.js';
+import { bytesOf, NameParam, printable } from './schemas.js';
 import { permittedSnapshot, SnapshotParams, vmPaths } from './snapshot-access.js';
 
 const VolumeQuery = { type: 'string', minLength: 1, maxLength: 300, description: 'a volume id from GET …/volumes: disk0:p1, disk1:disk, vg0/root; `files` in a file snapshot' } as const;
@@ -35,9 +35,6 @@ const PathQuery = {
   default: '/',
   description: 'an absolute path inside the volume, its names as listings give them: a byte that is not UTF-8 (or a control character) as `\\xNN`, a backslash as `\\\\` (`/d\\xe9j\\xe0/x\\xb5`); joined with `/`, which no name holds',
 } as const;
-/** A name, path or link target as answered, and its bytes beside it. */
-const printable = (what: string) => ({ type: 'string', description: `the ${what}, printable: a byte that is not UTF-8 or a control character as \`\\xNN\`, a backslash as \`\\\\\`; what \`path=\` takes back` }) as const;
-const bytesOf = (what: string) => ({ type: 'string', pattern: '^([0-9a-f]{2})+$', description: `the ${what}'s exact bytes in hex, present when the printable form holds an escape (absent: it is the ${what} as the filesystem holds it)` }) as const;
 
 const EntrySchema = {
   type: 'object',

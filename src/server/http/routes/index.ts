@@ -20,6 +20,7 @@ import { repositoryUpkeepRoutes } from './repository-upkeep-routes.js';
 import { restoreTargetRoutes } from './restore-target-routes.js';
 import { runRoutes } from './run-routes.js';
 import { schedulerRoutes } from './scheduler-routes.js';
+import { snapshotDiffRoutes } from './snapshot-diff-routes.js';
 import { snapshotRecordRoutes } from './snapshot-record-routes.js';
 import { snapshotTagRoutes } from './snapshot-tag-routes.js';
 import { systemRoutes } from './system-routes.js';
@@ -52,6 +53,7 @@ export const ROUTE_GROUPS: readonly RouteGroup[] = [
   taskActionRoutes,
   restoreTargetRoutes,
   fileRoutes,
+  snapshotDiffRoutes,
   editorPreviewRoutes,
   workerRoutes,
   agentRoutes,

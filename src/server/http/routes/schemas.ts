@@ -22,6 +22,10 @@ export const UserSchema = {
   },
 } as const;
 
+/** A name, path or link target as the browse routes answer it (browse/snapshot-browser.ts), and its bytes beside it. */
+export const printable = (what: string) => ({ type: 'string', description: `the ${what}, printable: a byte that is not UTF-8 or a control character as \`\\xNN\`, a backslash as \`\\\\\`; what \`path=\` takes back` }) as const;
+export const bytesOf = (what: string) => ({ type: 'string', pattern: '^([0-9a-f]{2})+$', description: `the ${what}'s exact bytes in hex, present when the printable form holds an escape (absent: it is the ${what} as the filesystem holds it)` }) as const;
+
 export const NameParam = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$' } as const;
 
 /** `{ <name>: NameParam }` as a params schema. */
