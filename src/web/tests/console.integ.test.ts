@@ -24,7 +24,8 @@
  * browsing its files or restoring them to a folder on the server is what the wizard offers, a
  * file previewed and downloaded equal, the files restored into the folder the form proposes
  * (after its refusals of a folder outside the allowed targets and of a relative path) and
- * read back from the disk.
+ * read back from the disk; and its next backup compared with it on the snapshot's page (the
+ * paths changed, in restic's letters).
  * Screenshots: test-output/screenshots/{light,dark}/ (printed at the end).
  */
 import assert from 'node:assert/strict';
@@ -1004,6 +1005,23 @@ test('a guest agent\'s file snapshot in the wizard: its files browsed (they open
   await checkPage(page, 'light', 'restore-files-to-folder-done');
   // Its paths kept below the folder, its bytes as backed up.
   assert.equal(await readFile(join(proposed, src, 'etc', 'motd'), 'utf8'), motd);
+});
+
+test('a snapshot\'s page compares it with the one before: the agent\'s next file backup shows exactly the paths changed, in restic\'s letters', async () => {
+  const page = adminPage;
+  const src = join(dir, 'agent-files');
+  await writeFile(join(src, 'etc', 'motd'), 'Changed since the last backup.\n');
+  await writeFile(join(src, 'etc', 'hostname'), 'guest1\n');
+  const id = (JSON.parse(await coffer(['backup', '-r', join(dir, 'repo'), '--password-file', join(dir, 'repo.pass'), '--files', src, '--host', 'guest1-files', '--json'])) as { id: string }).id;
+  await page.goto(`/repositories/main/snapshots/${id}`);
+  await settled(page, /^Snapshot [0-9a-f]{12}$/);
+  const card = page.getByRole('region', { name: 'Compare with another snapshot' });
+  assert.match((await card.getByLabel('What changed since').locator('option:checked').textContent()) ?? '', / \(its parent\)$/, 'the backup it was taken on, proposed');
+  await card.getByRole('button', { name: 'Compare' }).click();
+  await card.getByTestId('diff-pager').waitFor();
+  assert.deepEqual(await card.getByTestId('diff-change').allTextContents(), [`+${src}/etc/hostname7 B`, `M${src}/etc/motd31 B`]);
+  assert.match((await card.getByTestId('diff-counts').textContent()) ?? '', /^Files: 1 added, 0 removed, 1 modified, 0 type changed, 0 metadata only/);
+  await checkPage(page, 'light', 'snapshot-compare');
 });
 
 test('a RestoreOperator sees no admin page or control, and the API refuses the action anyway', async () => {

@@ -1,9 +1,10 @@
 /**
  * One restore point: when and where it was taken, its tags (and, when `coffer tag` changed
  * them, when, and those it was backed up with; an administrator adds and removes them here:
- * snapshot/SnapshotTags.tsx), its disks (size, source format), its
- * figures (bytes read, new, stored…), its consistency (application or crash), and what
- * happened to it since: verification, test restore, tapes (snapshot/SnapshotRecords.tsx).
+ * snapshot/SnapshotTags.tsx), its disks (size, source format), what changed since another
+ * snapshot of its VM (snapshot/SnapshotCompare.tsx), its figures (bytes read, new, stored…),
+ * its consistency (application or crash), and what happened to it since: verification, test
+ * restore, tapes (snapshot/SnapshotRecords.tsx).
  */
 import { Anchor, Card, Code, Grid, Group, Stack, Table, Text, Title } from '@mantine/core';
 import { useQuery } from '@tanstack/react-query';
@@ -13,6 +14,7 @@ import { KeyValues } from '../components/KeyValues';
 import { PageTitle } from '../components/PageTitle';
 import { QueryView } from '../components/QueryView';
 import { formatBytes, formatTime } from '../format';
+import { SnapshotCompare } from '../snapshot/SnapshotCompare';
 import { SnapshotRecords } from '../snapshot/SnapshotRecords';
 import { SnapshotTags } from '../snapshot/SnapshotTags';
 
@@ -69,6 +71,7 @@ export function SnapshotPage() {
                 </Table.Tbody>
               </Table>
             </Card>
+            <SnapshotCompare repo={repo} snapshot={s} />
             <Grid>
               <Grid.Col span={{ base: 12, md: 6 }}>
                 <Card withBorder component="section" aria-label="Figures">
