@@ -1202,7 +1202,7 @@ export interface paths {
         };
         /**
          * Which snapshots of a VM hold files named like GLOB ("which night still had this file?"), newest first, paged by snapshots
-         * @description Each page searches up to `limit` snapshots (default 10) in every volume with a filesystem (disk snapshots and file snapshots alike: a guest agent's backups are its VM's), at most 200 matches per snapshot and volume and 20 s per page; `truncated` says a bound was hit, `next` is the offset of the next page.
+         * @description Each page searches up to `limit` snapshots (default 10) in every volume with a filesystem (disk snapshots and file snapshots alike: a guest agent's backups are its VM's), at most 200 matches per snapshot and volume and 15 s per page; `truncated` says a bound was hit, `next` is the offset of the next page.
          */
         get: operations["searchVmFiles"];
         put?: never;
