@@ -38,6 +38,7 @@ export { Repository, initRepository, openRepository, REPOSITORY_DEFAULTS, type I
 export { saveSnapshot, listSnapshots, loadSnapshot, loadStoredSnapshot, deleteSnapshot, refuseLocked, resolveSnapshot, resolveSnapshotId, skipDamaged, type Snapshot } from './snapshots.js';
 export { changedTags, checkTags, listTagRecords, newestTagRecord, readTagRecord, setSnapshotTags, snapshotOfTagRecord, storedManifest, TAG_RECORD_KEY, withTagRecords, writeTagRecord, type TagChange, type TagOutcome, type TagRecord } from './snapshot-tags.js';
 export { listProtections, protectionOf, protectSnapshot, unprotectSnapshot, type Protection } from './protection.js';
+export { listRetentionCandidates, type SnapshotCandidate } from './retention-candidates.js';
 export * from './retention/index.js';
 export { DiskIndexReader, DiskIndexWriter } from './disk-index.js';
 export { chunksPerImageFrame, PackWriter, PACK_DEFAULTS } from './pack-writer.js';

@@ -2,19 +2,17 @@ import { CofferError, isCofferError } from '../../errors/index.js';
 import {
   applyRetention,
   deleteSnapshot,
-  listProtections,
-  listSnapshots,
-  snapshotOfTagRecord,
+  listRetentionCandidates,
   type Repository,
   type RetentionGroup,
   type RetentionPolicy,
-  type Snapshot,
+  type SnapshotCandidate,
 } from '../../repo/index.js';
 import type { CommandContext } from '../context.js';
 import { formatTable } from '../format.js';
 import { describePolicy, policyJson } from './retention-options.js';
 
-type Candidate = Snapshot & { protected: boolean };
+type Candidate = SnapshotCandidate;
 
 /**
  * `coffer forget --keep-…`: applies a retention policy to every VM (or one, `--vm`), prints
@@ -27,21 +25,14 @@ export async function forgetByPolicy(
   options: { vm?: string | undefined; dryRun: boolean; json: boolean; /** A prune runs right after (`--prune`): the closing line says so, not that the data waits for one. */ pruneFollows?: boolean },
   context: CommandContext,
 ): Promise<number> {
-  const damaged: string[] = [];
-  const tagsUnreadable = new Set<string>();
-  const snapshots = await listSnapshots(repo, {
-    ...(options.vm !== undefined ? { vm: options.vm } : {}),
-    requireTags: true,
-    onDamaged: (id) => damaged.push(id),
-    onDamagedTags: (key) => void tagsUnreadable.add(snapshotOfTagRecord(key)),
+  const candidates = await listRetentionCandidates(repo, {
+    vm: options.vm,
+    onDamaged: (id) => void context.stderr.write(`warning: snapshot ${id.slice(0, 8)} has a damaged manifest and is left alone; run 'coffer verify'\n`),
+    onTagsUnreadable: (id) => void context.stderr.write(`warning: a tag record of snapshot ${id.slice(0, 8)} does not open: its tags are unknown, so a tag rule keeps it; run 'coffer verify'\n`),
   });
-  for (const id of damaged) context.stderr.write(`warning: snapshot ${id.slice(0, 8)} has a damaged manifest and is left alone; run 'coffer verify'\n`);
-  for (const id of tagsUnreadable) context.stderr.write(`warning: a tag record of snapshot ${id.slice(0, 8)} does not open: its tags are unknown, so a tag rule keeps it; run 'coffer verify'\n`);
-  if (options.vm !== undefined && snapshots.length === 0) {
+  if (options.vm !== undefined && candidates.length === 0) {
     throw new CofferError('E_SNAPSHOT_NOT_FOUND', `no snapshot of VM ${options.vm} in ${repo.location}`, { subject: { repository: repo.location } });
   }
-  const protections = await listProtections(repo);
-  const candidates: Candidate[] = snapshots.map((s) => ({ ...s, protected: protections.has(s.id), ...(tagsUnreadable.has(s.id) ? { tagsUnreadable: true } : {}) }));
   const groups = applyRetention(candidates, policy);
 
   const removed: Candidate[] = [];

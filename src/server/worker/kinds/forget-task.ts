@@ -6,7 +6,7 @@
  * snapshot either whole or gone.
  */
 import { CofferError, isCofferError } from '../../../errors/index.js';
-import { applyRetention, deleteSnapshot, listProtections, listSnapshots, snapshotOfTagRecord } from '../../../repo/index.js';
+import { applyRetention, deleteSnapshot, listRetentionCandidates } from '../../../repo/index.js';
 import type { ForgetSpec } from './kind-specs.js';
 import { withTaskRepository } from './open-repository.js';
 import { pruneWithReport } from './prune-task.js';
@@ -15,16 +15,12 @@ import type { KindContext, TaskReport } from './task-report.js';
 export async function runForgetTask(spec: ForgetSpec, context: KindContext): Promise<TaskReport> {
   return withTaskRepository(spec.repository, async (repo) => {
     const warnings: string[] = [];
-    const tagsUnreadable = new Set<string>();
-    const snapshots = await listSnapshots(repo, {
-      ...(spec.vm === undefined ? {} : { vm: spec.vm }),
-      requireTags: true,
+    const snapshots = await listRetentionCandidates(repo, {
+      vm: spec.vm,
       onDamaged: (id) => void warnings.push(`snapshot ${id.slice(0, 8)} has a damaged manifest and is left alone`),
-      onDamagedTags: (key) => void tagsUnreadable.add(snapshotOfTagRecord(key)),
+      onTagsUnreadable: (id) => void warnings.push(`a tag record of snapshot ${id.slice(0, 8)} does not open: its tags are unknown, so a tag rule keeps it`),
     });
-    for (const id of tagsUnreadable) warnings.push(`a tag record of snapshot ${id.slice(0, 8)} does not open: its tags are unknown, so a tag rule keeps it`);
-    const protections = await listProtections(repo);
-    const groups = applyRetention(snapshots.map((s) => ({ ...s, protected: protections.has(s.id), ...(tagsUnreadable.has(s.id) ? { tagsUnreadable: true } : {}) })), spec.policy);
+    const groups = applyRetention(snapshots, spec.policy);
     const removed: { id: string; vm: string; time: string }[] = [];
     const total = groups.reduce((n, g) => n + g.decisions.filter((d) => !d.keep).length, 0);
     for (const group of groups) {
